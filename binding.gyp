@@ -1,0 +1,40 @@
+# The native addon: a C11 engine (native/core, no Node, no syscalls), I/O backends
+# (native/io), worker loops (native/worker) and node-addon-api glue (native/addon).
+# Optional backends are switched on by scripts/build-native.mjs after pkg-config.
+{
+  "variables": {
+    "have_afxdp%": 0,
+    "have_dpdk%": 0
+  },
+  "targets": [
+    {
+      "target_name": "vfplane_native",
+      "sources": [
+        "native/core/csum.c",
+        "native/core/flowhash.c",
+        "native/core/vxlan.c",
+        "native/core/fdb.c",
+        "native/io/memory.c",
+        "native/worker/bench.c",
+        "native/addon/addon.cc"
+      ],
+      "include_dirs": [
+        "<!(node -p \"require('node-addon-api').include_dir\")",
+        "native"
+      ],
+      "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS", "_GNU_SOURCE"],
+      "cflags": ["-O3", "-fno-strict-aliasing", "-Wall", "-Wextra", "-Wno-unused-parameter"],
+      "cflags_c": ["-std=c11"],
+      "cflags_cc": ["-std=c++17"],
+      "cflags_cc!": ["-std=gnu++17"],
+      "conditions": [
+        ["have_afxdp==1", {
+          "defines": ["VFP_HAVE_AFXDP=1"]
+        }],
+        ["have_dpdk==1", {
+          "defines": ["VFP_HAVE_DPDK=1"]
+        }]
+      ]
+    }
+  ]
+}

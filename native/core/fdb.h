@@ -1,0 +1,85 @@
+/* The FDB: (VNI, MAC) → remote VTEP, with static entries, learning, ageing and per-VNI
+ * flood lists (docs/vxlan-engine.md §5). A bucketized cuckoo hash: each bucket is one
+ * cache line of four 16-byte entries, each key has two candidate buckets, and bulk
+ * lookups prefetch so that a large table costs little more than a small one.
+ * Not thread-safe: one writer, and readers on the same thread (epochs come later). */
+#ifndef VFP_CORE_FDB_H
+#define VFP_CORE_FDB_H
+
+#include "vfp.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define VFP_FDB_MAX_VTEPS 65535u
+#define VFP_FDB_NO_VTEP 0xffffu
+
+typedef struct vfp_fdb vfp_fdb;
+
+enum vfp_fdb_flags { VFP_FDB_STATIC = 1, VFP_FDB_LEARNED = 2 };
+
+enum vfp_learn_result {
+    VFP_LEARN_NEW = 1,      /* a new entry */
+    VFP_LEARN_REFRESH = 2,  /* same VTEP, stamp updated */
+    VFP_LEARN_MOVED = 3,    /* learned entry moved to another VTEP */
+    VFP_LEARN_STATIC = 4,   /* a static entry exists: left alone */
+    VFP_LEARN_IGNORED = 5,  /* group (multicast/broadcast) source MAC */
+};
+
+typedef struct vfp_fdb_entry_info {
+    uint32_t vni;
+    uint8_t mac[6];
+    uint8_t flags;          /* enum vfp_fdb_flags */
+    uint32_t stamp;         /* learned: last seen, seconds */
+    vfp_addr vtep;
+} vfp_fdb_entry_info;
+
+/* capacity: the entries the table must hold (up to 16M). */
+int vfp_fdb__create(vfp_fdb **out, uint32_t capacity, const vfp_alloc *a);
+void vfp_fdb__destroy(vfp_fdb *f);
+
+uint32_t vfp_fdb__count(const vfp_fdb *f);
+uint32_t vfp_fdb__capacity(const vfp_fdb *f);
+size_t vfp_fdb__mem_bytes(const vfp_fdb *f);
+
+/* Adds or replaces a static entry. -ENOSPC when full (table or VTEPs), -EINVAL. */
+int vfp_fdb__add_static(vfp_fdb *f, uint32_t vni, const uint8_t mac[6], const vfp_addr *vtep);
+/* Removes an entry, static or learned. -ENOENT when absent. */
+int vfp_fdb__del(vfp_fdb *f, uint32_t vni, const uint8_t mac[6]);
+/* Learns mac → vtep: a vfp_learn_result, or -ENOSPC when the table is full. */
+int vfp_fdb__learn(vfp_fdb *f, uint32_t vni, const uint8_t mac[6], const vfp_addr *vtep,
+                   uint32_t now);
+
+/* Single lookup: 0 and *out filled, or -ENOENT. */
+int vfp_fdb__get(const vfp_fdb *f, uint32_t vni, const uint8_t mac[6], vfp_fdb_entry_info *out);
+
+/* Bulk lookup, the packet-path form: for i in [0, n), vtep_idx[i] is the VTEP index of
+ * (vnis[i], macs[i]) or VFP_FDB_NO_VTEP on a miss. n ≤ VFP_MAX_BURST. */
+void vfp_fdb__lookup_bulk(const vfp_fdb *f, const uint32_t *vnis, const uint8_t *const *macs,
+                          uint16_t n, uint16_t *vtep_idx);
+/* The address of a VTEP index returned by lookup_bulk. */
+const vfp_addr *vfp_fdb__vtep(const vfp_fdb *f, uint16_t idx);
+
+/* Ageing scan: visits up to `budget` buckets from *cursor, removes learned entries with
+ * now - stamp > max_age, advances *cursor (wrapping). Returns the number removed. */
+uint32_t vfp_fdb__age(vfp_fdb *f, uint32_t now, uint32_t max_age, uint32_t *cursor,
+                      uint32_t budget);
+
+/* Flood lists (head-end replication). set replaces the VNI's list (n = 0 clears it). */
+int vfp_fdb__flood_set(vfp_fdb *f, uint32_t vni, const vfp_addr *vteps, uint32_t n);
+/* The VTEP indexes of a VNI's flood list; *n = 0 when it has none. */
+void vfp_fdb__flood_get(const vfp_fdb *f, uint32_t vni, const uint16_t **idx, uint32_t *n);
+
+/* Where a frame for (vni, dst_mac) goes: returns 1 with *vtep_idx for a unicast hit,
+ * or 0 with the flood list for group MACs and misses. */
+int vfp_fdb__resolve(const vfp_fdb *f, uint32_t vni, const uint8_t dst_mac[6],
+                     uint16_t *vtep_idx, const uint16_t **flood, uint32_t *n_flood);
+
+/* Walks every entry (control path: listing, dumps). Stops when fn returns non-zero. */
+void vfp_fdb__walk(const vfp_fdb *f, int (*fn)(const vfp_fdb_entry_info *e, void *arg), void *arg);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

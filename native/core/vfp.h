@@ -1,0 +1,102 @@
+/* vfplane core: the types every part of the engine shares. The core is C11 with no
+ * Node, no syscalls and no allocation on the packet path; memory it needs on the
+ * control path comes from the caller through vfp_alloc. Functions return 0 or -errno. */
+#ifndef VFP_CORE_VFP_H
+#define VFP_CORE_VFP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define VFP_CACHE_LINE 64
+#define VFP_MAX_BURST 256
+
+#if defined(__GNUC__)
+#define VFP_LIKELY(x) __builtin_expect(!!(x), 1)
+#define VFP_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define VFP_ALIGNED(n) __attribute__((aligned(n)))
+#define VFP_PREFETCH(p) __builtin_prefetch((p), 0, 3)
+#define VFP_PREFETCHW(p) __builtin_prefetch((p), 1, 3)
+#else
+#define VFP_LIKELY(x) (x)
+#define VFP_UNLIKELY(x) (x)
+#define VFP_ALIGNED(n)
+#define VFP_PREFETCH(p) ((void)(p))
+#define VFP_PREFETCHW(p) ((void)(p))
+#endif
+
+/* Drop reasons: docs/vxlan-engine.md §6. The numbers are part of the contract with the
+ * TypeScript model (src/packet/reasons.ts). */
+enum vfp_reason {
+    VFP_OK = 0,
+    VFP_R_INNER_TRUNCATED,
+    VFP_R_NO_HEADROOM,
+    VFP_R_TOO_BIG,
+    VFP_R_MTU_EXCEEDED,
+    VFP_R_ETH_TRUNCATED,
+    VFP_R_NOT_IP,
+    VFP_R_IP_TRUNCATED,
+    VFP_R_IP_BAD_VERSION,
+    VFP_R_IP_BAD_IHL,
+    VFP_R_IP_BAD_CHECKSUM,
+    VFP_R_IP_BAD_LENGTH,
+    VFP_R_IP_FRAGMENT,
+    VFP_R_NOT_LOCAL,
+    VFP_R_NOT_UDP,
+    VFP_R_UDP_BAD_LENGTH,
+    VFP_R_NOT_VXLAN_PORT,
+    VFP_R_UDP_BAD_CHECKSUM,
+    VFP_R_VXLAN_TRUNCATED,
+    VFP_R_VXLAN_BAD_FLAGS,
+    VFP_R_VNI_UNKNOWN,
+    VFP_R_INNER_VLAN,
+    VFP_R__COUNT
+};
+
+/* The name of a reason ("ip_bad_checksum"), or NULL past the end. */
+const char *vfp_reason__name(unsigned reason);
+
+/* A packet as the engine sees it. I/O backends fill one per received frame; encap
+ * moves `data` back into the headroom, decap moves it forward to the inner frame. */
+typedef struct vfp_pkt {
+    uint8_t *data;      /* first byte of the frame */
+    uint32_t len;       /* frame length */
+    uint32_t headroom;  /* writable bytes before data */
+    uint32_t vni;       /* decap result */
+    uint8_t reason;     /* enum vfp_reason, set by every burst function */
+    uint8_t vtep_family;/* decap result: 4 or 6 */
+    uint16_t port;      /* I/O: the port the frame came from or goes to */
+    uint8_t vtep[16];   /* decap result: outer source address (IPv4 in the first 4) */
+    void *opaque;       /* the backend's own handle (mbuf, UMEM address, ring slot) */
+} vfp_pkt;
+
+/* An IPv4 or IPv6 address. IPv4 uses bytes[0..3]; the rest is zero. */
+typedef struct vfp_addr {
+    uint8_t family; /* 4 or 6 */
+    uint8_t bytes[16];
+} vfp_addr;
+
+/* Control-path memory, provided by the caller. alloc returns zeroed memory aligned to
+ * `align` (a power of two ≥ 8) or NULL. */
+typedef struct vfp_alloc {
+    void *(*alloc)(void *ctx, size_t size, size_t align);
+    void (*free)(void *ctx, void *p, size_t size);
+    void *ctx;
+} vfp_alloc;
+
+/* Counters of one worker (one core). Each worker owns one, so no atomics are needed on
+ * the packet path; readers sum them. Cache-line aligned so workers never share a line. */
+typedef struct vfp_stats {
+    uint64_t encap_pkts, encap_bytes;   /* packets encapsulated, outer bytes out */
+    uint64_t decap_pkts, decap_bytes;   /* packets decapsulated, inner bytes out */
+    uint64_t learn_new, learn_moved, learn_refresh, learn_full;
+    uint64_t drops[VFP_R__COUNT];
+} VFP_ALIGNED(VFP_CACHE_LINE) vfp_stats;
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,69 @@
+// Parsing and formatting of MAC and IP addresses into wire bytes. Validation happens
+// here, once, at the edge; everything past it works on bytes.
+import { isIPv4, isIPv6 } from 'node:net';
+
+export interface IpAddr {
+  family: 4 | 6;
+  bytes: Uint8Array; // 4 or 16 bytes
+}
+
+const MAC_RE = /^([0-9a-f]{2})([:-])([0-9a-f]{2})\2([0-9a-f]{2})\2([0-9a-f]{2})\2([0-9a-f]{2})\2([0-9a-f]{2})$/i;
+
+export function parseMac(s: string): Uint8Array | null {
+  const m = MAC_RE.exec(s.trim());
+  if (!m) return null;
+  return Uint8Array.from([m[1], m[3], m[4], m[5], m[6], m[7]].map((h) => parseInt(h!, 16)));
+}
+
+export function formatMac(b: Uint8Array, off = 0): string {
+  const out: string[] = [];
+  for (let i = 0; i < 6; i++) out.push(b[off + i]!.toString(16).padStart(2, '0'));
+  return out.join(':');
+}
+
+export function parseIp(s: string): IpAddr | null {
+  const t = s.trim();
+  if (isIPv4(t)) return { family: 4, bytes: Uint8Array.from(t.split('.').map(Number)) };
+  if (isIPv6(t)) return { family: 6, bytes: parseIpv6(t) };
+  return null;
+}
+
+function parseIpv6(s: string): Uint8Array {
+  // isIPv6 has validated the text; here we only lay it out. A trailing dotted quad
+  // (::ffff:192.0.2.1) stands for the last two groups.
+  let text = s.replace(/%.*$/, '');
+  const v4 = /(\d+\.\d+\.\d+\.\d+)$/.exec(text);
+  if (v4) {
+    const q = v4[1]!.split('.').map(Number);
+    text = text.slice(0, -v4[1]!.length) + `${((q[0]! << 8) | q[1]!).toString(16)}:${((q[2]! << 8) | q[3]!).toString(16)}`;
+  }
+  const [head, tail] = text.includes('::') ? text.split('::') : [text, undefined];
+  const h = head ? head.split(':') : [];
+  const t = tail ? tail.split(':') : [];
+  const groups = tail === undefined ? h : [...h, ...Array<string>(8 - h.length - t.length).fill('0'), ...t];
+  const out = new Uint8Array(16);
+  groups.forEach((g, i) => {
+    const v = parseInt(g, 16);
+    out[i * 2] = v >> 8;
+    out[i * 2 + 1] = v & 0xff;
+  });
+  return out;
+}
+
+export function formatIp(family: 4 | 6, b: Uint8Array, off = 0): string {
+  if (family === 4) return `${b[off]}.${b[off + 1]}.${b[off + 2]}.${b[off + 3]}`;
+  const groups: number[] = [];
+  for (let i = 0; i < 8; i++) groups.push((b[off + i * 2]! << 8) | b[off + i * 2 + 1]!);
+  // RFC 5952: compress the longest run (≥ 2) of zero groups, the first one on a tie.
+  let best = -1, bestLen = 1;
+  for (let i = 0; i < 8; ) {
+    if (groups[i] !== 0) { i++; continue; }
+    let j = i;
+    while (j < 8 && groups[j] === 0) j++;
+    if (j - i > bestLen) { best = i; bestLen = j - i; }
+    i = j;
+  }
+  const hex = groups.map((g) => g.toString(16));
+  if (best < 0) return hex.join(':');
+  return `${hex.slice(0, best).join(':')}::${hex.slice(best + bestLen).join(':')}`;
+}
