@@ -35,21 +35,36 @@ typedef struct vfp_fdb_entry_info {
     vfp_addr vtep;
 } vfp_fdb_entry_info;
 
-/* capacity: the entries the table must hold (up to 16M). */
+/* capacity: the entries the table must hold (1..16M). Buckets are sized so that this
+ * many entries sit at ≤ 90% of the slots, where a cuckoo insert practically never
+ * fails; more entries are accepted while an insert still finds a displacement path
+ * (up to vfp_fdb__slots), after which inserts fail with -ENOSPC. The VTEP table holds
+ * min(capacity + 1024, 65535) addresses. -EINVAL, -ENOMEM. */
 int vfp_fdb__create(vfp_fdb **out, uint32_t capacity, const vfp_alloc *a);
 void vfp_fdb__destroy(vfp_fdb *f);
 
 uint32_t vfp_fdb__count(const vfp_fdb *f);
-uint32_t vfp_fdb__capacity(const vfp_fdb *f);
+uint32_t vfp_fdb__capacity(const vfp_fdb *f);   /* as passed to create */
+uint32_t vfp_fdb__slots(const vfp_fdb *f);      /* buckets × 4: the hard limit */
+uint32_t vfp_fdb__vtep_count(const vfp_fdb *f); /* distinct VTEPs in use */
 size_t vfp_fdb__mem_bytes(const vfp_fdb *f);
+/* Entries that sit in their primary bucket (one cache line per lookup). O(slots). */
+uint32_t vfp_fdb__primary_count(const vfp_fdb *f);
 
-/* Adds or replaces a static entry. -ENOSPC when full (table or VTEPs), -EINVAL. */
+/* Adds or replaces a static entry. -ENOSPC when full (table or VTEPs), -EINVAL (also
+ * for a group MAC: group destinations always resolve to the flood list). */
 int vfp_fdb__add_static(vfp_fdb *f, uint32_t vni, const uint8_t mac[6], const vfp_addr *vtep);
 /* Removes an entry, static or learned. -ENOENT when absent. */
 int vfp_fdb__del(vfp_fdb *f, uint32_t vni, const uint8_t mac[6]);
 /* Learns mac → vtep: a vfp_learn_result, or -ENOSPC when the table is full. */
 int vfp_fdb__learn(vfp_fdb *f, uint32_t vni, const uint8_t mac[6], const vfp_addr *vtep,
                    uint32_t now);
+/* The packet-path form used by decap: learns (vnis[i], macs[i]) → (families[i],
+ * vteps[i], 16 bytes, IPv4 zero-padded) for i in [0, n), n ≤ VFP_MAX_BURST, hashing and
+ * prefetching every key first. Results are counted into st (learn_*) when not NULL. */
+void vfp_fdb__learn_bulk(vfp_fdb *f, const uint32_t *vnis, const uint8_t *const *macs,
+                         const uint8_t *families, const uint8_t *const *vteps, uint16_t n,
+                         uint32_t now, vfp_stats *st);
 
 /* Single lookup: 0 and *out filled, or -ENOENT. */
 int vfp_fdb__get(const vfp_fdb *f, uint32_t vni, const uint8_t mac[6], vfp_fdb_entry_info *out);
@@ -58,15 +73,18 @@ int vfp_fdb__get(const vfp_fdb *f, uint32_t vni, const uint8_t mac[6], vfp_fdb_e
  * (vnis[i], macs[i]) or VFP_FDB_NO_VTEP on a miss. n ≤ VFP_MAX_BURST. */
 void vfp_fdb__lookup_bulk(const vfp_fdb *f, const uint32_t *vnis, const uint8_t *const *macs,
                           uint16_t n, uint16_t *vtep_idx);
-/* The address of a VTEP index returned by lookup_bulk. */
+/* The address of a VTEP index returned by lookup_bulk; NULL for an unused index. */
 const vfp_addr *vfp_fdb__vtep(const vfp_fdb *f, uint16_t idx);
 
 /* Ageing scan: visits up to `budget` buckets from *cursor, removes learned entries with
- * now - stamp > max_age, advances *cursor (wrapping). Returns the number removed. */
+ * now > stamp and now - stamp > max_age, advances *cursor (wrapping). Returns the number
+ * removed. A VTEP whose last entry (or flood list) goes away is freed. */
 uint32_t vfp_fdb__age(vfp_fdb *f, uint32_t now, uint32_t max_age, uint32_t *cursor,
                       uint32_t budget);
 
-/* Flood lists (head-end replication). set replaces the VNI's list (n = 0 clears it). */
+/* Flood lists (head-end replication). set replaces the VNI's list (n = 0 clears it);
+ * a VTEP listed twice is kept once, in first-seen order. On -ENOSPC (VTEP table full)
+ * or -ENOMEM the old list stays. */
 int vfp_fdb__flood_set(vfp_fdb *f, uint32_t vni, const vfp_addr *vteps, uint32_t n);
 /* The VTEP indexes of a VNI's flood list; *n = 0 when it has none. */
 void vfp_fdb__flood_get(const vfp_fdb *f, uint32_t vni, const uint16_t **idx, uint32_t *n);

@@ -83,7 +83,8 @@ typedef struct vfp_decap_ctx {
 } vfp_decap_ctx;
 
 /* Decapsulates pkts[0..n) in place. Returns how many were decapsulated; those carry
- * vni, vtep_family and vtep. With learn_fdb, learns inner source MAC → outer source. */
+ * vni, vtep_family and vtep, which a dropped packet gets as zeros. With learn_fdb,
+ * learns inner source MAC → outer source. */
 uint16_t vfp_vxlan__decap_burst(const vfp_decap_ctx *c, vfp_pkt **pkts, uint16_t n,
                                 vfp_stats *st);
 

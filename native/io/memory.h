@@ -16,7 +16,9 @@ typedef struct vfp_mem_frame {
 } vfp_mem_frame;
 
 /* A generator that cycles through `frames` (copied in), each packet with `headroom`
- * bytes before it; `ring` packets exist at once (≥ the largest burst). */
+ * bytes before it; `ring` packets exist at once (≥ the largest burst), rounded up to a
+ * whole number of passes over `frames` so the sequence never breaks at the wrap. A
+ * packet stays valid until `ring` more have been received. -EINVAL, -ENOMEM. */
 int vfp_mem_port__create_gen(vfp_port **out, const vfp_mem_frame *frames, uint32_t n_frames,
                              uint32_t ring, uint32_t headroom, const vfp_alloc *a);
 /* A sink: counts packets and bytes and releases them. */

@@ -1,0 +1,166 @@
+// The shape of build/Release/vfplane_native.node, exactly as native/addon/addon.cc
+// exports it. Nothing here validates or converts: src/dataplane/native.ts does that and
+// is the only module that should import these types.
+import type { Burst } from '../packet/burst.js';
+
+/** An opaque tunnel or decap context (a type-tagged napi external). */
+export interface RawHandle {
+  readonly __vfplaneHandle: unique symbol;
+}
+
+/** An IP address as bytes: 4 bytes is IPv4, 16 bytes is IPv6. */
+export type RawAddr = Uint8Array;
+
+export interface RawTunnelCfg {
+  local: RawAddr;
+  remote: RawAddr;
+  srcMac: Uint8Array;
+  dstMac: Uint8Array;
+  /** -1: untagged; else 0–4094. */
+  vlan: number;
+  vlanPcp: number;
+  dstPort: number;
+  srcPortMin: number;
+  srcPortMax: number;
+  ttl: number;
+  /** 0–255, or 256 for inherit. */
+  tos: number;
+  /** 0 unset, 1 set, 2 inherit. */
+  df: number;
+  udpCsum: boolean;
+  mtu: number;
+  ipId: number;
+}
+
+export interface RawDecapCfg {
+  dstPort: number;
+  vnis: Uint32Array | null;
+  locals: RawAddr[] | null;
+  verifyUdpCsum: boolean;
+  dropInnerVlan: boolean;
+}
+
+export interface RawFdbEntry {
+  vni: number;
+  mac: Uint8Array;
+  /** 1 static, 2 learned. */
+  flags: number;
+  stamp: number;
+  vtep: RawAddr;
+}
+
+export interface RawFdbColumns {
+  count: number;
+  vni: Uint32Array;
+  /** 6 bytes per entry. */
+  mac: Uint8Array;
+  flags: Uint8Array;
+  stamp: Uint32Array;
+  family: Uint8Array;
+  /** 16 bytes per entry, IPv4 in the first 4. */
+  vtep: Uint8Array;
+}
+
+export interface RawFdb {
+  /** 0, or -errno (-28 ENOSPC; -22 EINVAL for a group MAC). */
+  addStatic(vni: number, mac: Uint8Array, vtep: RawAddr): number;
+  del(vni: number, mac: Uint8Array): boolean;
+  /** 1 new, 2 refresh, 3 moved, 4 static, 5 ignored, or -errno (-28 ENOSPC). */
+  learn(vni: number, mac: Uint8Array, vtep: RawAddr, now: number): number;
+  get(vni: number, mac: Uint8Array): RawFdbEntry | null;
+  /** Bulk lookup: 6 MAC bytes per VNI; out[i] is a VTEP index or 65535 (miss). */
+  lookup(vnis: Uint32Array, macs: Uint8Array, out: Uint16Array): void;
+  vtep(index: number): RawAddr | null;
+  resolve(vni: number, mac: Uint8Array): { vtep: RawAddr } | { flood: RawAddr[] };
+  /** Visits `budget` buckets from an internal cursor; returns entries removed. */
+  age(now: number, maxAge: number, budget: number): number;
+  /** 0, or -errno. */
+  floodSet(vni: number, vteps: RawAddr[]): number;
+  floodGet(vni: number): RawAddr[];
+  count(): number;
+  capacity(): number;
+  slots(): number;
+  vtepCount(): number;
+  memBytes(): number;
+  primaryCount(): number;
+  entries(): RawFdbColumns;
+  close(): void;
+}
+
+export interface RawBenchOpts {
+  burst: number;
+  packets: number;
+  warmup: number;
+  cpu: number;
+  headroom: number;
+  learn?: boolean;
+}
+
+export interface RawBenchResult {
+  packets: number;
+  ok: number;
+  ns: number;
+  bytesIn: number;
+  bytesOut: number;
+  cpu: number;
+  learnNew: number;
+  learnRefresh: number;
+  learnMoved: number;
+  learnFull: number;
+  drops: Record<string, number>;
+}
+
+export interface RawFdbBenchOpts {
+  entries: number;
+  vteps: number;
+  lookups: number;
+  burst: number;
+  seed: number;
+  cpu: number;
+}
+
+export interface RawFdbBenchResult {
+  lookups: number;
+  hits: number;
+  ns: number;
+  keygenNs: number;
+  insertNs: number;
+  verified: number;
+  wrong: number;
+  memBytes: number;
+  slots: number;
+  primary: number;
+  cpu: number;
+}
+
+export interface RawFlowHash {
+  hash: number;
+  tos: number;
+  df: boolean;
+  ip: boolean;
+}
+
+export interface RawAddon {
+  readonly maxBurst: number;
+  readonly noVtep: number;
+  reasonNames(): string[];
+  /** Names of the BigUint64Array slots stats() returns, in order. */
+  statsLayout(): string[];
+  cpuFeatures(): { sse42: boolean; avx2: boolean; crc32c: 'sse4.2' | 'table' };
+  crc32c(bytes: Uint8Array, impl?: 'auto' | 'hw' | 'sw'): number;
+  /** Switches the packet path's CRC implementation (tests); returns the one in use. */
+  crcSelect(impl: 'auto' | 'hw' | 'sw'): 'sse4.2' | 'table';
+  flowHash(frame: Uint8Array): RawFlowHash;
+  tunnelCreate(cfg: RawTunnelCfg): RawHandle;
+  tunnelIpId(tunnel: RawHandle): number;
+  encap(tunnel: RawHandle, vni: number, burst: Burst): number;
+  decapCreate(cfg: RawDecapCfg, fdb?: RawFdb | null): RawHandle;
+  decapSetNow(decap: RawHandle, now: number): void;
+  decap(decap: RawHandle, burst: Burst): number;
+  /** Live counters of a tunnel or decap handle (zero copy; the same array each call). */
+  stats(handle: RawHandle): BigUint64Array;
+  fdbCreate(capacity: number): RawFdb;
+  benchEncap(cfg: RawTunnelCfg, vni: number, frames: Uint8Array[], opts: RawBenchOpts): RawBenchResult;
+  benchDecap(cfg: RawTunnelCfg, vni: number, frames: Uint8Array[], opts: RawBenchOpts): RawBenchResult;
+  benchFdb(opts: RawFdbBenchOpts): RawFdbBenchResult;
+}

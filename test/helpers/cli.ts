@@ -1,0 +1,25 @@
+// Runs the built vfplane CLI exactly as a user would: a child process, argv, exit code.
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+export const BIN = fileURLToPath(new URL('../../bin/vfplane.js', import.meta.url));
+
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export function vfplane(args: string[], opts: { input?: string; env?: Record<string, string> } = {}): CliResult {
+  const r = spawnSync(process.execPath, [BIN, ...args], {
+    encoding: 'utf8', input: opts.input, env: { ...process.env, ...opts.env }, timeout: 120_000,
+  });
+  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+}
+
+export function vfplaneJson<T = any>(args: string[]): T {
+  const r = vfplane([...args, '--json']);
+  if (r.code !== 0) throw new Error(`vfplane ${args.join(' ')} exited ${r.code}: ${r.stderr}`);
+  return JSON.parse(r.stdout) as T;
+}
