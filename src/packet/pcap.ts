@@ -1,0 +1,342 @@
+// Classic libpcap files (not pcapng): a streaming reader with bounded memory for the
+// `pcap encap|decap` commands and tests, and a writer that only ever leaves a complete
+// file behind (temp file in the same directory, fsync, rename on commit).
+import { closeSync, fsyncSync, openSync, readSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+
+/** Largest snaplen and captured length accepted (tcpdump's and Wireshark's maximum). */
+export const PCAP_MAX_SNAPLEN = 262144;
+export const LINKTYPE_ETHERNET = 1;
+
+const HEADER_LEN = 24;
+const RECORD_HEADER_LEN = 16;
+/** Read chunk; comfortably holds the largest record with its header. */
+const CHUNK = 1 << 20;
+
+const MAGIC_US = 0xa1b2c3d4;
+const MAGIC_NS = 0xa1b23c4d;
+const MAGIC_US_SWAPPED = 0xd4c3b2a1;
+const MAGIC_NS_SWAPPED = 0x4d3cb2a1;
+const MAGIC_PCAPNG = 0x0a0d0d0a;
+
+/** A malformed or unsupported input file; `offset` is where in the file the fault is. */
+export class PcapFormatError extends Error {
+  constructor(
+    readonly file: string,
+    readonly offset: number,
+    what: string,
+  ) {
+    super(`pcap file ${file}, byte offset ${offset}: ${what}`);
+    this.name = 'PcapFormatError';
+  }
+}
+
+export interface PcapHeader {
+  littleEndian: boolean;
+  nanos: boolean;
+  versionMajor: number;
+  versionMinor: number;
+  /** 0 means unspecified. */
+  snaplen: number;
+  linktype: number;
+}
+
+export interface PcapRecord {
+  tsSec: number;
+  /** Microseconds or nanoseconds past tsSec, as the header says. */
+  tsFrac: number;
+  capLen: number;
+  origLen: number;
+  /** File offset of this record's 16-byte header. */
+  offset: number;
+  /** The captured bytes; a view into the reader's buffer, valid until the next next(). */
+  data: Uint8Array;
+}
+
+function hex32(v: number): string {
+  return `0x${(v >>> 0).toString(16).padStart(8, '0')}`;
+}
+
+export class PcapReader {
+  private fd: number | null;
+  private readonly buf = new Uint8Array(CHUNK);
+  private readonly view = new DataView(this.buf.buffer);
+  /** Unread bytes are buf[start, end); buf[0] is at file offset `base`. */
+  private start = 0;
+  private end = 0;
+  private base = 0;
+  private eof = false;
+  private readonly le: boolean;
+
+  private constructor(
+    readonly path: string,
+    fd: number,
+  ) {
+    this.fd = fd;
+    this.header = this.readHeader();
+    this.le = this.header.littleEndian;
+  }
+
+  readonly header: PcapHeader;
+
+  /** Opens and checks the file header; throws PcapFormatError or the fs error. */
+  static open(path: string): PcapReader {
+    const fd = openSync(path, 'r');
+    try {
+      return new PcapReader(path, fd);
+    } catch (err) {
+      closeSync(fd);
+      throw err;
+    }
+  }
+
+  /** The next record, or null at a clean end of file. */
+  next(): PcapRecord | null {
+    if (this.fd === null) throw new Error(`pcap reader for ${this.path} is closed`);
+    const at = this.base + this.start;
+    const got = this.fill(RECORD_HEADER_LEN);
+    if (got === 0) return null;
+    if (got < RECORD_HEADER_LEN) {
+      throw this.error(at, `record header cut short: ${got} of ${RECORD_HEADER_LEN} bytes before the end of the file (truncated file)`);
+    }
+    const s = this.start;
+    const v = this.view;
+    const le = this.le;
+    const tsSec = v.getUint32(s, le);
+    const tsFrac = v.getUint32(s + 4, le);
+    const capLen = v.getUint32(s + 8, le);
+    const origLen = v.getUint32(s + 12, le);
+    if (capLen > PCAP_MAX_SNAPLEN) {
+      throw this.error(at, `record captured length ${capLen} exceeds the maximum ${PCAP_MAX_SNAPLEN} (corrupt file?)`);
+    }
+    const snap = this.header.snaplen;
+    if (snap !== 0 && capLen > snap) {
+      throw this.error(at, `record captured length ${capLen} exceeds the file's snaplen ${snap} (corrupt file?)`);
+    }
+    if (capLen > origLen) {
+      throw this.error(at, `record captured length ${capLen} exceeds its original length ${origLen} (corrupt file?)`);
+    }
+    const have = this.fill(RECORD_HEADER_LEN + capLen);
+    if (have < RECORD_HEADER_LEN + capLen) {
+      throw this.error(at, `record data cut short: captured length ${capLen} but only ${have - RECORD_HEADER_LEN} bytes before the end of the file (truncated file)`);
+    }
+    const d = this.start + RECORD_HEADER_LEN;
+    this.start = d + capLen;
+    return { tsSec, tsFrac, capLen, origLen, offset: at, data: this.buf.subarray(d, d + capLen) };
+  }
+
+  close(): void {
+    if (this.fd !== null) {
+      const fd = this.fd;
+      this.fd = null;
+      closeSync(fd);
+    }
+  }
+
+  private readHeader(): PcapHeader {
+    const got = this.fill(HEADER_LEN);
+    if (got < HEADER_LEN) {
+      throw this.error(0, `the file is ${got} bytes long, shorter than the ${HEADER_LEN}-byte pcap file header`);
+    }
+    const v = this.view;
+    const raw = v.getUint32(0, true);
+    let littleEndian: boolean;
+    let nanos: boolean;
+    if (raw === MAGIC_US || raw === MAGIC_NS) {
+      littleEndian = true;
+      nanos = raw === MAGIC_NS;
+    } else if (raw === MAGIC_US_SWAPPED || raw === MAGIC_NS_SWAPPED) {
+      littleEndian = false;
+      nanos = raw === MAGIC_NS_SWAPPED;
+    } else if (raw === MAGIC_PCAPNG) {
+      throw this.error(0, 'this is a pcapng file (block type 0x0a0d0d0a); only classic pcap is read. ' +
+        'Convert it with: editcap -F pcap in.pcapng out.pcap');
+    } else {
+      throw this.error(0, `not a pcap file: magic ${hex32(v.getUint32(0, false))} is neither 0xa1b2c3d4 nor 0xa1b23c4d in either byte order`);
+    }
+    const versionMajor = v.getUint16(4, littleEndian);
+    const versionMinor = v.getUint16(6, littleEndian);
+    if (versionMajor !== 2) {
+      throw this.error(4, `pcap version ${versionMajor}.${versionMinor} is not supported; expected 2.x`);
+    }
+    const snaplen = v.getUint32(16, littleEndian);
+    if (snaplen > PCAP_MAX_SNAPLEN) {
+      throw this.error(16, `snaplen ${snaplen} is larger than the maximum ${PCAP_MAX_SNAPLEN} (corrupt header?)`);
+    }
+    const lt = v.getUint32(20, littleEndian);
+    if (lt !== LINKTYPE_ETHERNET) {
+      const extra = lt >>> 16 ? ` with FCS/reserved bits ${hex32(lt & 0xffff0000)}` : '';
+      throw this.error(20, `linktype ${lt & 0xffff}${extra} is not supported; only linktype 1 (Ethernet) is`);
+    }
+    this.start = HEADER_LEN;
+    return { littleEndian, nanos, versionMajor, versionMinor, snaplen, linktype: lt };
+  }
+
+  /**
+   * Makes up to `n` unread bytes available from buf[start]; returns how many are (fewer
+   * only at end of file). Moves the unread tail to the front before reading more.
+   */
+  private fill(n: number): number {
+    if (this.end - this.start >= n || this.eof) return Math.min(n, this.end - this.start);
+    if (this.start > 0) {
+      this.buf.copyWithin(0, this.start, this.end);
+      this.base += this.start;
+      this.end -= this.start;
+      this.start = 0;
+    }
+    while (this.end < n && !this.eof) {
+      const r = readSync(this.fd!, this.buf, this.end, this.buf.length - this.end, this.base + this.end);
+      if (r === 0) this.eof = true;
+      this.end += r;
+    }
+    return Math.min(n, this.end);
+  }
+
+  private error(offset: number, what: string): PcapFormatError {
+    return new PcapFormatError(this.path, offset, what);
+  }
+}
+
+export interface PcapWriterOptions {
+  /** Nanosecond timestamps (magic 0xa1b23c4d); else microseconds. */
+  nanos: boolean;
+  snaplen?: number;
+  linktype?: number;
+}
+
+type WriterState = 'open' | 'committed' | 'aborted';
+
+export class PcapWriter {
+  private readonly buf = new Uint8Array(CHUNK);
+  private readonly view = new DataView(this.buf.buffer);
+  private used = 0;
+  private fd: number | null;
+  private state: WriterState = 'open';
+  private count = 0;
+  private readonly fracLimit: number;
+
+  private constructor(
+    readonly path: string,
+    private readonly tmp: string,
+    fd: number,
+    readonly nanos: boolean,
+    readonly snaplen: number,
+    readonly linktype: number,
+  ) {
+    this.fd = fd;
+    this.fracLimit = nanos ? 1e9 : 1e6;
+    const v = this.view;
+    v.setUint32(0, nanos ? MAGIC_NS : MAGIC_US, true);
+    v.setUint16(4, 2, true);
+    v.setUint16(6, 4, true);
+    v.setInt32(8, 0, true); // thiszone: timestamps are UTC
+    v.setUint32(12, 0, true); // sigfigs
+    v.setUint32(16, snaplen, true);
+    v.setUint32(20, linktype, true);
+    this.used = HEADER_LEN;
+  }
+
+  /**
+   * Starts writing `path`. Output goes to `.<name>.<pid>.tmp` beside it and only
+   * replaces `path` on commit(), so an interrupted run never leaves a partial file.
+   */
+  static create(path: string, opts: PcapWriterOptions): PcapWriter {
+    const snaplen = opts.snaplen ?? PCAP_MAX_SNAPLEN;
+    if (!Number.isInteger(snaplen) || snaplen < 1 || snaplen > PCAP_MAX_SNAPLEN) {
+      throw new RangeError(`pcap snaplen ${snaplen} is outside 1–${PCAP_MAX_SNAPLEN}`);
+    }
+    const linktype = opts.linktype ?? LINKTYPE_ETHERNET;
+    if (!Number.isInteger(linktype) || linktype < 0 || linktype > 0xffffffff) {
+      throw new RangeError(`pcap linktype ${linktype} is not a 32-bit unsigned integer`);
+    }
+    const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.tmp`);
+    const fd = openSync(tmp, 'w', 0o644);
+    return new PcapWriter(path, tmp, fd, opts.nanos, snaplen, linktype);
+  }
+
+  /** Records written so far. */
+  get records(): number {
+    return this.count;
+  }
+
+  /**
+   * Appends a record. Data longer than the snaplen is cut to it, as a capture would,
+   * with `origLen` (default: data.length) keeping the full length.
+   */
+  write(tsSec: number, tsFrac: number, data: Uint8Array, origLen = data.length): void {
+    if (this.state !== 'open') throw new Error(`pcap writer for ${this.path} is already ${this.state}`);
+    if (!Number.isInteger(tsSec) || tsSec < 0 || tsSec > 0xffffffff) {
+      throw new RangeError(`pcap timestamp seconds ${tsSec} is outside 0–4294967295`);
+    }
+    if (!Number.isInteger(tsFrac) || tsFrac < 0 || tsFrac >= this.fracLimit) {
+      throw new RangeError(`pcap timestamp fraction ${tsFrac} is outside 0–${this.fracLimit - 1} ${this.nanos ? 'ns' : 'µs'}`);
+    }
+    if (!Number.isInteger(origLen) || origLen < data.length || origLen > 0xffffffff) {
+      throw new RangeError(`pcap original length ${origLen} is smaller than the data (${data.length} bytes) or not a 32-bit length`);
+    }
+    const capLen = Math.min(data.length, this.snaplen);
+    if (this.used + RECORD_HEADER_LEN + capLen > this.buf.length) this.flush();
+    const v = this.view;
+    const u = this.used;
+    v.setUint32(u, tsSec, true);
+    v.setUint32(u + 4, tsFrac, true);
+    v.setUint32(u + 8, capLen, true);
+    v.setUint32(u + 12, origLen, true);
+    this.buf.set(capLen === data.length ? data : data.subarray(0, capLen), u + RECORD_HEADER_LEN);
+    this.used = u + RECORD_HEADER_LEN + capLen;
+    this.count++;
+  }
+
+  /** Flushes, fsyncs and renames the file into place. On failure the temp file is removed. */
+  commit(): void {
+    if (this.state !== 'open') throw new Error(`pcap writer for ${this.path} is already ${this.state}`);
+    try {
+      this.flush();
+      fsyncSync(this.fd!);
+      closeSync(this.fd!);
+      this.fd = null;
+      renameSync(this.tmp, this.path);
+    } catch (err) {
+      this.abort();
+      throw err;
+    }
+    this.state = 'committed';
+    // The rename is durable only once the directory is; a failure here leaves a
+    // complete file in place, so it is not an error.
+    try {
+      const dfd = openSync(dirname(this.path), 'r');
+      try {
+        fsyncSync(dfd);
+      } finally {
+        closeSync(dfd);
+      }
+    } catch {
+      /* some filesystems refuse fsync on a directory */
+    }
+  }
+
+  /** Discards the output: closes and removes the temp file. Safe to call twice, or after commit (then it does nothing). */
+  abort(): void {
+    if (this.state !== 'open') return;
+    this.state = 'aborted';
+    if (this.fd !== null) {
+      try {
+        closeSync(this.fd);
+      } catch {
+        /* already unusable; removing the file is what matters */
+      }
+      this.fd = null;
+    }
+    try {
+      unlinkSync(this.tmp);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+  }
+
+  private flush(): void {
+    let done = 0;
+    while (done < this.used) done += writeSync(this.fd!, this.buf, done, this.used - done);
+    this.used = 0;
+  }
+}
