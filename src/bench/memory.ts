@@ -1,0 +1,195 @@
+// The memory-backend benchmark: encap and decap throughput of the native engine and
+// the TypeScript model, side by side in one run, plus FDB lookup cost by table size.
+// Native loops run entirely in C on a pinned thread; the TS model runs the same burst
+// shape on the main thread. Each cell is the median of several trials.
+import os from 'node:os';
+import { burstFromFrames, type Burst } from '../packet/burst.js';
+import { resolveDecap, type Tunnel } from '../packet/config.js';
+import type { EngineName } from '../packet/engine.js';
+import { averageSize, benchFrames, sizePattern, type SizeSpec } from './frames.js';
+
+export type Op = 'encap' | 'decap';
+
+export interface MemoryBenchOptions {
+  sizes: SizeSpec[];
+  burst: number;
+  engines: EngineName[];
+  ops: Op[];
+  /** Seconds per trial per cell. */
+  duration: number;
+  trials: number;
+  cpu?: number;
+  fdbSizes: number[];
+  tunnel: Tunnel;
+  vni: number;
+  /** Decap learns inner source MACs into an FDB (both engines); default true. */
+  learn?: boolean;
+  onProgress?: (msg: string) => void;
+}
+
+export interface Cell {
+  op: Op;
+  engine: EngineName;
+  size: SizeSpec;
+  avgInnerBytes: number;
+  mpps: number;
+  nsPerPacket: number;
+  /** Underlay (outer frame) Gb/s, without preamble, FCS and inter-frame gap. */
+  gbps: number;
+  trialsMpps: number[];
+}
+
+export interface FdbCell {
+  entries: number;
+  nsPerLookup: number;
+  trialsNs: number[];
+  memBytes: number;
+  insertNsPerEntry: number;
+}
+
+export const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+};
+
+function outerOverhead(t: Tunnel): number {
+  return 14 + (t.vlan === null ? 0 : 4) + (t.family === 4 ? 20 : 40) + 16;
+}
+
+/** Runs the TS model for about `seconds`; returns packets processed and elapsed ns. */
+async function tsTrial(op: Op, size: SizeSpec, o: MemoryBenchOptions, seconds: number): Promise<{ packets: number; ns: number }> {
+  const { tsEngine, createTsDecap } = await tsParts();
+  const frames = benchFrames(size, o.burst);
+  const b = burstFromFrames(frames, 128);
+  const t = tsEngine.createTunnel(o.tunnel);
+  let run: () => number;
+  if (op === 'encap') {
+    const saved = snapshot(b);
+    run = () => {
+      restore(b, saved);
+      return tsEngine.encap(t, o.vni, b);
+    };
+  } else {
+    tsEngine.encap(t, o.vni, b);
+    const saved = snapshot(b);
+    const decap = createTsDecap(o.vni, b, o.learn !== false);
+    run = () => {
+      restore(b, saved);
+      return decap();
+    };
+  }
+  const limit = BigInt(Math.round(seconds * 1e9));
+  let packets = 0;
+  const t0 = process.hrtime.bigint();
+  let elapsed = 0n;
+  do {
+    for (let k = 0; k < 16; k++) packets += run();
+    elapsed = process.hrtime.bigint() - t0;
+  } while (elapsed < limit);
+  return { packets, ns: Number(elapsed) };
+}
+
+interface Snapshot { off: Uint32Array; len: Uint32Array; room: Uint32Array }
+const snapshot = (b: Burst): Snapshot => ({ off: b.off.slice(), len: b.len.slice(), room: b.room.slice() });
+function restore(b: Burst, s: Snapshot): void {
+  b.off.set(s.off);
+  b.len.set(s.len);
+  b.room.set(s.room);
+}
+
+async function tsParts() {
+  const model = await import('../packet/model.js');
+  const { FdbModel } = await import('../packet/fdb-model.js');
+  return {
+    tsEngine: model.tsEngine,
+    createTsDecap(vni: number, b: Burst, learn: boolean) {
+      const decap = resolveDecap({ vnis: [vni] });
+      const d = learn ? model.tsEngine.createDecap(decap, { fdb: new FdbModel(), now: 1 }) : model.tsEngine.createDecap(decap);
+      return () => model.tsEngine.decap(d, b);
+    },
+  };
+}
+
+async function nativeTrial(op: Op, size: SizeSpec, o: MemoryBenchOptions, packets: number): Promise<{ packets: number; ns: number }> {
+  const native = await import('../dataplane/native.js');
+  const args = { frames: benchFrames(size, Math.max(o.burst, 64)), burst: o.burst, packets, tunnel: o.tunnel, vni: o.vni, ...(o.cpu !== undefined ? { cpu: o.cpu } : {}) };
+  const r = op === 'encap' ? native.benchEncap(args) : native.benchDecap({ ...args, learn: o.learn !== false });
+  return { packets: r.packets, ns: r.ns };
+}
+
+async function measureCell(op: Op, engine: EngineName, size: SizeSpec, o: MemoryBenchOptions): Promise<Cell> {
+  const trialsMpps: number[] = [];
+  if (engine === 'native') {
+    // Calibrate so a trial lasts about `duration` seconds.
+    const cal = await nativeTrial(op, size, o, 500_000);
+    const rate = cal.packets / (cal.ns / 1e9);
+    const packets = Math.max(100_000, Math.round(rate * o.duration));
+    for (let i = 0; i < o.trials; i++) {
+      const r = await nativeTrial(op, size, o, packets);
+      trialsMpps.push(r.packets / r.ns * 1e3);
+    }
+  } else {
+    await tsTrial(op, size, o, Math.min(0.1, o.duration)); // JIT warm-up
+    for (let i = 0; i < o.trials; i++) {
+      const r = await tsTrial(op, size, o, o.duration);
+      trialsMpps.push(r.packets / r.ns * 1e3);
+    }
+  }
+  const mpps = median(trialsMpps);
+  const avg = averageSize(size);
+  return {
+    op, engine, size, avgInnerBytes: avg, mpps, nsPerPacket: 1e3 / mpps,
+    gbps: (mpps * 1e6 * (avg + outerOverhead(o.tunnel)) * 8) / 1e9,
+    trialsMpps,
+  };
+}
+
+export interface MemoryBenchResult {
+  machine: { cpu: string; cores: number; node: string; kernel: string; date: string };
+  cells: Cell[];
+  fdb: FdbCell[];
+}
+
+export async function runMemoryBench(o: MemoryBenchOptions): Promise<MemoryBenchResult> {
+  const say = o.onProgress ?? (() => {});
+  const cells: Cell[] = [];
+  for (const op of o.ops) {
+    for (const size of o.sizes) {
+      for (const engine of o.engines) {
+        say(`  ${op} ${engine} ${size === 'imix' ? 'imix' : size + ' B'} …`);
+        cells.push(await measureCell(op, engine, size, o));
+      }
+    }
+  }
+  const fdb: FdbCell[] = [];
+  if (o.fdbSizes.length > 0) {
+    const native = await import('../dataplane/native.js');
+    for (const entries of o.fdbSizes) {
+      say(`  fdb lookup, ${entries} entries …`);
+      const lookups = 4_000_000;
+      const runs = Array.from({ length: o.trials }, (_, i) =>
+        native.benchFdb({ entries, lookups, burst: o.burst, seed: 1 + i, ...(o.cpu !== undefined ? { cpu: o.cpu } : {}) }));
+      for (const r of runs) {
+        if (r.hits !== r.lookups) throw new Error(`FDB bench: ${r.lookups - r.hits} of ${r.lookups} lookups missed at ${entries} entries`);
+      }
+      fdb.push({
+        entries,
+        nsPerLookup: median(runs.map((r) => r.nsPerLookup)),
+        trialsNs: runs.map((r) => r.nsPerLookup),
+        memBytes: runs[0]!.memBytes,
+        insertNsPerEntry: median(runs.map((r) => r.insertNsPerEntry)),
+      });
+    }
+  }
+  return {
+    machine: {
+      cpu: os.cpus()[0]?.model ?? 'unknown', cores: os.availableParallelism(), node: process.version,
+      kernel: os.release(), date: new Date().toISOString(),
+    },
+    cells,
+    fdb,
+  };
+}
+
+export { sizePattern };

@@ -1,0 +1,34 @@
+// `vfplane bench`: measure the data plane. Today the memory backend (engine only); the
+// I/O backends (afxdp, dpdk, afpacket) arrive with the data plane.
+import { Command, Option } from 'commander';
+import { choiceFlag, intFlag, intListFlag, vniFlag } from './flags.js';
+import { reportError } from './output.js';
+
+export const DEFAULT_SIZES = '64,128,256,512,1024,1500,imix';
+
+export function registerBench(program: Command): void {
+  program
+    .command('bench')
+    .description('benchmark VXLAN encap/decap (native engine and TS model side by side) and FDB lookups')
+    .addOption(new Option('--backend <name>', 'packet I/O backend').argParser(choiceFlag('--backend', ['memory', 'afxdp', 'dpdk', 'afpacket'] as const)).default('memory'))
+    .addOption(new Option('--sizes <list>', 'inner frame sizes in bytes, and/or imix').argParser(intListFlag('--sizes', 64, 9000, ['imix'])).default(DEFAULT_SIZES.split(',').map((s) => (s === 'imix' ? s : Number(s))), DEFAULT_SIZES))
+    .addOption(new Option('--burst <n>', 'packets per burst, 1–256').argParser(intFlag('--burst', 1, 256)).default(32))
+    .addOption(new Option('--engines <list>', 'engines to compare').argParser((v: string) => v.split(',').map(choiceFlag('--engines', ['native', 'ts'] as const))).default(['native', 'ts'], 'native,ts'))
+    .addOption(new Option('--ops <list>', 'operations').argParser((v: string) => v.split(',').map(choiceFlag('--ops', ['encap', 'decap'] as const))).default(['encap', 'decap'], 'encap,decap'))
+    .addOption(new Option('--duration <ms>', 'milliseconds per trial, 20–10000').argParser(intFlag('--duration', 20, 10000)).default(300))
+    .addOption(new Option('--trials <n>', 'trials per cell (the median is reported), 1–99').argParser(intFlag('--trials', 1, 99)).default(3))
+    .addOption(new Option('--cpu <n>', 'pin native loops to this CPU').argParser(intFlag('--cpu', 0, 4095)))
+    .addOption(new Option('--fdb-sizes <list>', 'FDB entry counts to measure lookups at').argParser(intListFlag('--fdb-sizes', 1, 16_000_000)).default([1000, 100_000, 1_000_000], '1000,100000,1000000'))
+    .option('--no-fdb', 'skip the FDB lookup measurement')
+    .option('--no-learn', 'decap without learning source MACs into the FDB (default: learn, as a VTEP does)')
+    .addOption(new Option('--ipv6', 'IPv6 underlay (default IPv4)').default(false))
+    .addOption(new Option('--vni <n>', 'VNI to encapsulate with').argParser(vniFlag()).default(100))
+    .option('--json', 'print the results as JSON on stdout', false)
+    .action(async (o) => {
+      try {
+        await (await import('../bench/run.js')).runBench(o);
+      } catch (err) {
+        process.exitCode = reportError(err, !!o.json);
+      }
+    });
+}

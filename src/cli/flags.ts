@@ -1,0 +1,102 @@
+// Parsers for CLI flag values. Each validates once, at the edge, and throws a
+// UsageError naming the flag, the value and the allowed range (exit 2).
+import { parseIp, parseMac } from '../util/addr.js';
+import { VNI_MAX } from '../packet/config.js';
+import { UsageError } from './errors.js';
+
+export function intFlag(flag: string, min: number, max: number) {
+  return (value: string): number => {
+    const n = /^\d+$/.test(value.trim()) ? Number(value) : NaN;
+    if (!Number.isSafeInteger(n) || n < min || n > max) {
+      throw new UsageError(`${flag} ${JSON.stringify(value)} is out of range: expected an integer in ${min}–${max}`);
+    }
+    return n;
+  };
+}
+
+export const vniFlag = (flag = '--vni') => intFlag(flag, 0, VNI_MAX);
+export const portFlag = (flag: string) => intFlag(flag, 1, 65535);
+
+/** Repeatable / comma-separated VNIs: --vni 100 --vni 200,300 */
+export function vniListFlag(flag = '--vni') {
+  const one = vniFlag(flag);
+  return (value: string, prev: number[] | undefined): number[] => [
+    ...(prev ?? []),
+    ...value.split(',').filter((s) => s !== '').map(one),
+  ];
+}
+
+export function ipFlag(flag: string) {
+  return (value: string): string => {
+    if (!parseIp(value)) throw new UsageError(`${flag} ${JSON.stringify(value)} is not an IPv4 or IPv6 address`);
+    return value.trim();
+  };
+}
+
+export function ipListFlag(flag: string) {
+  const one = ipFlag(flag);
+  return (value: string, prev: string[] | undefined): string[] => [
+    ...(prev ?? []),
+    ...value.split(',').filter((s) => s !== '').map(one),
+  ];
+}
+
+export function macFlag(flag: string) {
+  return (value: string): string => {
+    if (!parseMac(value)) {
+      throw new UsageError(`${flag} ${JSON.stringify(value)} is not a MAC address: expected six hex bytes like 02:00:00:00:00:01`);
+    }
+    return value.trim();
+  };
+}
+
+export function choiceFlag<T extends string>(flag: string, choices: readonly T[]) {
+  return (value: string): T => {
+    if (!(choices as readonly string[]).includes(value)) {
+      throw new UsageError(`${flag} ${JSON.stringify(value)} is not one of: ${choices.join(', ')}`);
+    }
+    return value as T;
+  };
+}
+
+export function tosFlag(flag = '--tos') {
+  const n = intFlag(flag, 0, 255);
+  return (value: string): number | 'inherit' => {
+    if (value === 'inherit') return 'inherit';
+    try {
+      return n(value);
+    } catch {
+      throw new UsageError(`${flag} ${JSON.stringify(value)} is out of range: expected an integer in 0–255 or "inherit"`);
+    }
+  };
+}
+
+/** "MIN-MAX" with 1 ≤ MIN ≤ MAX ≤ 65535 */
+export function portRangeFlag(flag: string) {
+  return (value: string): [number, number] => {
+    const m = /^(\d+)-(\d+)$/.exec(value.trim());
+    const lo = m ? Number(m[1]) : NaN;
+    const hi = m ? Number(m[2]) : NaN;
+    if (!(lo >= 1 && hi <= 65535 && lo <= hi)) {
+      throw new UsageError(`${flag} ${JSON.stringify(value)} is invalid: expected MIN-MAX with 1 ≤ MIN ≤ MAX ≤ 65535, e.g. 49152-65535`);
+    }
+    return [lo, hi];
+  };
+}
+
+/** Comma-separated list of integers in a range: "64,128,imix" allows the given words too. */
+export function intListFlag(flag: string, min: number, max: number, words: readonly string[] = []) {
+  return (value: string): (number | string)[] => {
+    const items = value.split(',').map((s) => s.trim()).filter((s) => s !== '');
+    if (items.length === 0) throw new UsageError(`${flag} is empty: expected a comma-separated list`);
+    return items.map((s) => {
+      if (words.includes(s)) return s;
+      const n = /^\d+$/.test(s) ? Number(s) : NaN;
+      if (!(n >= min && n <= max)) {
+        throw new UsageError(`${flag} item ${JSON.stringify(s)} is out of range: expected integers in ${min}–${max}` +
+          (words.length ? ` or ${words.join(', ')}` : ''));
+      }
+      return n;
+    });
+  };
+}

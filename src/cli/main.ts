@@ -1,0 +1,40 @@
+// The vfplane command line. Command groups register their flags here cheaply; their
+// work lives in modules loaded only when the command runs, so `vfplane --help` stays fast.
+import { Command, CommanderError } from 'commander';
+import { createRequire } from 'node:module';
+import { reportError } from './output.js';
+import { registerPcap } from './pcap.js';
+import { registerBench } from './bench.js';
+
+const pkg = createRequire(import.meta.url)('../../package.json') as { version: string };
+
+export function buildProgram(): Command {
+  const program = new Command('vfplane')
+    .description('SR-IOV VF orchestration and a native VXLAN data plane for Kubernetes nodes')
+    .version(pkg.version, '-V, --version')
+    .showHelpAfterError('(run with --help for usage)')
+    .exitOverride();
+  registerPcap(program);
+  registerBench(program);
+  // Subcommands inherit the same exit behaviour: usage errors exit 2.
+  for (const c of program.commands) {
+    c.exitOverride();
+    for (const s of c.commands) s.exitOverride();
+  }
+  return program;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv);
+    return typeof process.exitCode === 'number' ? process.exitCode : 0;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return 0;
+      // commander has already printed its message; usage errors exit 2.
+      return 2;
+    }
+    return reportError(err, argv.includes('--json'));
+  }
+}

@@ -1,0 +1,220 @@
+// The work behind `vfplane pcap encap|decap`: stream records from the input file into
+// bursts, run each burst through the chosen engine, and write the survivors. The output
+// appears only when the whole input was read and processed (PcapWriter.commit).
+import { existsSync, realpathSync, statSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { allocBurst, MAX_BURST, type Burst } from '../packet/burst.js';
+import { ConfigError, outerHeaderLength, resolveDecap, resolveTunnel, type TunnelSpec } from '../packet/config.js';
+import type { EngineName, VxlanEngine } from '../packet/engine.js';
+import { PcapFormatError, PcapReader, PcapWriter } from '../packet/pcap.js';
+import { reasonName } from '../packet/reasons.js';
+import { loadEngine } from '../dataplane/select.js';
+import { RuntimeError, UsageError } from './errors.js';
+import { printJson } from './output.js';
+
+/** Frames whose capture was cut short (caplen < len): not processed, counted here. */
+export const CAPTURE_TRUNCATED = 'capture_truncated';
+
+const ARENA_BYTES = 4 << 20;
+
+export interface PcapSummary {
+  command: 'encap' | 'decap';
+  engine: EngineName;
+  input: { file: string; packets: number; bytes: number };
+  output: { file: string; packets: number; bytes: number };
+  dropped: number;
+  drops: Record<string, number>;
+  seconds: number;
+}
+
+const FLAG_OF_FIELD: Record<string, string> = {
+  local: '--local', remote: '--remote', srcMac: '--src-mac', dstMac: '--dst-mac', dstPort: '--dst-port',
+  srcPortMin: '--src-port-range', srcPortMax: '--src-port-range', ttl: '--ttl', tos: '--tos', df: '--df',
+  vlan: '--vlan', vlanPcp: '--vlan-pcp', mtu: '--mtu', vnis: '--vni', locals: '--local',
+};
+
+function asUsage<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      throw new UsageError(`${FLAG_OF_FIELD[err.field] ?? err.field} ${JSON.stringify(err.value)} is invalid: expected ${err.expected}`);
+    }
+    throw err;
+  }
+}
+
+function checkFiles(input: string, output: string): void {
+  if (!existsSync(input)) throw new RuntimeError(`input file ${input} does not exist`);
+  if (!statSync(input).isFile()) throw new RuntimeError(`input ${input} is not a regular file`);
+  const same = existsSync(output) && realpathSync(output) === realpathSync(input);
+  if (same || resolve(output) === resolve(input)) {
+    throw new UsageError(`--out ${output} is the input file; write to another file`);
+  }
+}
+
+interface Job {
+  command: 'encap' | 'decap';
+  engineName: EngineName;
+  input: string;
+  output: string;
+  headroom: number;
+  process: (engine: VxlanEngine) => (b: Burst) => void;
+  json: boolean;
+}
+
+async function runJob(job: Job): Promise<PcapSummary> {
+  checkFiles(job.input, job.output);
+  const engine = await loadEngine(job.engineName);
+  const processBurst = job.process(engine);
+  const started = performance.now();
+  let reader: PcapReader | undefined;
+  let writer: PcapWriter | undefined;
+  const drops: Record<string, number> = {};
+  const summary: PcapSummary = {
+    command: job.command,
+    engine: job.engineName,
+    input: { file: job.input, packets: 0, bytes: 0 },
+    output: { file: job.output, packets: 0, bytes: 0 },
+    dropped: 0,
+    drops,
+    seconds: 0,
+  };
+  const burst = allocBurst(MAX_BURST, ARENA_BYTES);
+  const tsSec = new Float64Array(MAX_BURST);
+  const tsFrac = new Float64Array(MAX_BURST);
+  let pos = 0;
+
+  const flush = () => {
+    if (burst.count === 0) return;
+    processBurst(burst);
+    for (let i = 0; i < burst.count; i++) {
+      const r = burst.reason[i]!;
+      if (r !== 0) {
+        const name = reasonName(r);
+        drops[name] = (drops[name] ?? 0) + 1;
+        summary.dropped++;
+        continue;
+      }
+      const off = burst.off[i]!;
+      const len = burst.len[i]!;
+      writer!.write(tsSec[i]!, tsFrac[i]!, burst.buf.subarray(off, off + len));
+      summary.output.packets++;
+      summary.output.bytes += len;
+    }
+    burst.count = 0;
+    pos = 0;
+  };
+
+  try {
+    try {
+      reader = PcapReader.open(job.input);
+    } catch (err) {
+      throw asRuntime(err);
+    }
+    writer = PcapWriter.create(job.output, { nanos: reader.header.nanos });
+    for (;;) {
+      let rec;
+      try {
+        rec = reader.next();
+      } catch (err) {
+        throw asRuntime(err);
+      }
+      if (!rec) break;
+      summary.input.packets++;
+      summary.input.bytes += rec.capLen;
+      if (rec.capLen < rec.origLen) {
+        drops[CAPTURE_TRUNCATED] = (drops[CAPTURE_TRUNCATED] ?? 0) + 1;
+        summary.dropped++;
+        continue;
+      }
+      const need = (job.headroom + rec.capLen + 63) & ~63;
+      if (burst.count === MAX_BURST || pos + need > burst.buf.length) flush();
+      const i = burst.count++;
+      burst.off[i] = pos + job.headroom;
+      burst.len[i] = rec.capLen;
+      burst.room[i] = job.headroom;
+      burst.buf.set(rec.data.subarray(0, rec.capLen), pos + job.headroom);
+      tsSec[i] = rec.tsSec;
+      tsFrac[i] = rec.tsFrac;
+      pos += need;
+    }
+    flush();
+    writer.commit();
+  } catch (err) {
+    writer?.abort();
+    throw err;
+  } finally {
+    reader?.close();
+  }
+  summary.seconds = Number(((performance.now() - started) / 1000).toFixed(3));
+  return summary;
+}
+
+function asRuntime(err: unknown): unknown {
+  if (err instanceof PcapFormatError) return new RuntimeError(err.message, { file: err.file, offset: err.offset });
+  return err;
+}
+
+function print(summary: PcapSummary, json: boolean): void {
+  if (json) {
+    printJson(summary);
+    return;
+  }
+  const lines = [
+    `${summary.command} (${summary.engine} engine): ${summary.input.file} → ${summary.output.file}`,
+    `  packets in   ${summary.input.packets}`,
+    `  packets out  ${summary.output.packets}`,
+    `  dropped      ${summary.dropped}`,
+  ];
+  for (const [name, n] of Object.entries(summary.drops).sort((a, b) => b[1] - a[1])) {
+    lines.push(`    ${name.padEnd(18)} ${n}`);
+  }
+  process.stdout.write(lines.join('\n') + '\n');
+}
+
+interface EncapOpts {
+  in: string; out: string; vni: number; local: string; remote: string; srcMac: string; dstMac: string;
+  dstPort: number; srcPortRange: [number, number]; ttl: number; tos: number | 'inherit';
+  df: 'set' | 'unset' | 'inherit'; udpCsum: boolean; vlan?: number; vlanPcp: number; mtu?: number;
+  engine: EngineName; json: boolean;
+}
+
+export async function runEncap(o: EncapOpts): Promise<void> {
+  const spec: TunnelSpec = {
+    local: o.local, remote: o.remote, srcMac: o.srcMac, dstMac: o.dstMac, dstPort: o.dstPort,
+    srcPortMin: o.srcPortRange[0], srcPortMax: o.srcPortRange[1], ttl: o.ttl, tos: o.tos, df: o.df,
+    udpCsum: o.udpCsum, vlan: o.vlan ?? null, vlanPcp: o.vlanPcp, mtu: o.mtu ?? 0,
+  };
+  const tunnel = asUsage(() => resolveTunnel(spec));
+  const summary = await runJob({
+    command: 'encap', engineName: o.engine, input: o.in, output: o.out, json: o.json,
+    headroom: outerHeaderLength(tunnel),
+    process: (engine) => {
+      const t = engine.createTunnel(tunnel);
+      return (b) => engine.encap(t, o.vni, b);
+    },
+  });
+  print(summary, o.json);
+}
+
+interface DecapOpts {
+  in: string; out: string; vni?: number[]; local?: string[]; dstPort: number; verifyUdpCsum: boolean;
+  dropInnerVlan: boolean; engine: EngineName; json: boolean;
+}
+
+export async function runDecap(o: DecapOpts): Promise<void> {
+  const decap = asUsage(() => resolveDecap({
+    dstPort: o.dstPort, vnis: o.vni ?? null, locals: o.local ?? null,
+    verifyUdpCsum: o.verifyUdpCsum, dropInnerVlan: o.dropInnerVlan,
+  }));
+  const summary = await runJob({
+    command: 'decap', engineName: o.engine, input: o.in, output: o.out, json: o.json, headroom: 0,
+    process: (engine) => {
+      const d = engine.createDecap(decap);
+      return (b) => engine.decap(d, b);
+    },
+  });
+  print(summary, o.json);
+}

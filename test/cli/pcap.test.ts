@@ -1,0 +1,176 @@
+// `vfplane pcap` as a user runs it: a child process with files, exit codes, stdout.
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { vfplane } from '../helpers/cli.js';
+import { arpRequest, icmpEcho, readPcapFrames, udp4, writePcap } from '../helpers/frames.js';
+
+let dir: string;
+const frames = [
+  icmpEcho({ dstMac: '02:aa:00:00:00:02', srcMac: '02:aa:00:00:00:01', src: '10.9.0.1', dst: '10.9.0.2', id: 7, seq: 1 }),
+  udp4({ dstMac: '02:aa:00:00:00:02', srcMac: '02:aa:00:00:00:01', src: '10.9.0.1', dst: '10.9.0.2', sport: 1234, dport: 80, payload: new Uint8Array(300).fill(9), vlan: 12 }),
+  arpRequest({ srcMac: '02:aa:00:00:00:01', srcIp: '10.9.0.1', targetIp: '10.9.0.2' }),
+];
+const base = ['--vni', '4242', '--local', '192.0.2.1', '--remote', '192.0.2.2'];
+
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), 'vfplane-pcap-'));
+  writePcap(join(dir, 'in.pcap'), frames);
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const p = (name: string) => join(dir, name);
+
+describe('pcap encap/decap round trip', () => {
+  it('encapsulates, prints a JSON summary, and decap gives the original frames back', () => {
+    const enc = vfplane(['pcap', 'encap', '--in', p('in.pcap'), '--out', p('enc.pcap'), ...base, '--json']);
+    expect(enc.code, enc.stderr).toBe(0);
+    const s = JSON.parse(enc.stdout);
+    expect(s).toMatchObject({ command: 'encap', engine: 'native', input: { packets: 3 }, output: { packets: 3 }, dropped: 0 });
+    const out = readPcapFrames(readFileSync(p('enc.pcap')));
+    expect(out.map((f) => f.length)).toEqual(frames.map((f) => f.length + 50));
+
+    const dec = vfplane(['pcap', 'decap', '--in', p('enc.pcap'), '--out', p('dec.pcap'), '--vni', '4242', '--json']);
+    expect(dec.code, dec.stderr).toBe(0);
+    expect(JSON.parse(dec.stdout)).toMatchObject({ command: 'decap', output: { packets: 3 }, dropped: 0 });
+    expect(readPcapFrames(readFileSync(p('dec.pcap')))).toEqual(frames);
+  });
+
+  it('the native engine and the TS model write byte-identical files', () => {
+    const args = ['--vlan', '7', '--udp-csum', '--tos', 'inherit', '--df', 'inherit', '--ttl', '9'];
+    expect(vfplane(['pcap', 'encap', '--in', p('in.pcap'), '--out', p('n.pcap'), ...base, ...args]).code).toBe(0);
+    expect(vfplane(['pcap', 'encap', '--in', p('in.pcap'), '--out', p('t.pcap'), ...base, ...args, '--engine', 'ts']).code).toBe(0);
+    expect(readFileSync(p('n.pcap')).equals(readFileSync(p('t.pcap')))).toBe(true);
+  });
+
+  it('counts drops by reason: unknown VNI on decap', () => {
+    vfplane(['pcap', 'encap', '--in', p('in.pcap'), '--out', p('e2.pcap'), ...base]);
+    const r = vfplane(['pcap', 'decap', '--in', p('e2.pcap'), '--out', p('d2.pcap'), '--vni', '1,2', '--json']);
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ output: { packets: 0 }, dropped: 3, drops: { vni_unknown: 3 } });
+  });
+
+  it('prints a human summary without --json', () => {
+    const r = vfplane(['pcap', 'encap', '--in', p('in.pcap'), '--out', p('h.pcap'), ...base, '--mtu', '100']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/packets in\s+3/);
+    expect(r.stdout).toMatch(/mtu_exceeded\s+2/); // the ICMP and the 300 B UDP frame; ARP fits
+  });
+});
+
+describe('pcap bad input: clear error naming file and offset, exit 1, no output left', () => {
+  const header = (o: { magic?: number; snaplen?: number; linktype?: number; major?: number } = {}) => {
+    const h = Buffer.alloc(24);
+    h.writeUInt32LE(o.magic ?? 0xa1b2c3d4, 0);
+    h.writeUInt16LE(o.major ?? 2, 4);
+    h.writeUInt16LE(4, 6);
+    h.writeUInt32LE(o.snaplen ?? 65535, 16);
+    h.writeUInt32LE(o.linktype ?? 1, 20);
+    return h;
+  };
+  const record = (cap: number, orig: number, data: Buffer) => {
+    const r = Buffer.alloc(16);
+    r.writeUInt32LE(cap, 8);
+    r.writeUInt32LE(orig, 12);
+    return Buffer.concat([r, data]);
+  };
+  const good = Buffer.from(frames[0]!);
+  const cases: [string, Buffer, RegExp][] = [
+    ['empty file', Buffer.alloc(0), /offset 0/],
+    ['short global header', header().subarray(0, 10), /offset 0/],
+    ['wrong magic', Buffer.concat([header({ magic: 0xdeadbeef })]), /magic/i],
+    ['pcapng', Buffer.concat([Buffer.from([0x0a, 0x0d, 0x0d, 0x0a]), Buffer.alloc(28)]), /pcapng[\s\S]*editcap/i],
+    ['unsupported linktype', header({ linktype: 113 }), /linktype[\s\S]*113/i],
+    ['absurd snaplen', header({ snaplen: 0x7fffffff }), /snaplen/i],
+    ['truncated record header', Buffer.concat([header(), record(good.length, good.length, good), Buffer.alloc(7)]), new RegExp(`offset ${24 + 16 + good.length}`)],
+    ['truncated record data', Buffer.concat([header(), record(100, 100, Buffer.alloc(40))]), /offset 24/],
+    ['absurd record length', Buffer.concat([header(), record(0x10000000, 0x10000000, Buffer.alloc(8))]), /offset 24/],
+    ['record longer than snaplen', Buffer.concat([header({ snaplen: 64 }), record(80, 80, Buffer.alloc(80))]), /offset 24/],
+  ];
+  for (const [name, bytes, pattern] of cases) {
+    it(name, () => {
+      const input = p(`bad-${name.replace(/\W+/g, '-')}.pcap`);
+      const out = p(`bad-out-${name.replace(/\W+/g, '-')}.pcap`);
+      writeFileSync(input, bytes);
+      const before = readdirSync(dir).length;
+      for (const cmd of [['encap', ...base], ['decap']]) {
+        const r = vfplane(['pcap', cmd[0]!, '--in', input, '--out', out, ...cmd.slice(1)]);
+        expect(r.code, r.stderr).toBe(1);
+        expect(r.stderr).toContain(input);
+        expect(r.stderr).toMatch(pattern);
+        expect(existsSync(out)).toBe(false);
+        expect(readdirSync(dir).length).toBe(before); // no temp file left either
+      }
+    });
+  }
+
+  it('a failed run leaves an existing output file as it was', () => {
+    const input = p('trunc2.pcap');
+    writeFileSync(input, Buffer.concat([header(), record(good.length, good.length, good), record(100, 100, Buffer.alloc(3))]));
+    writeFileSync(p('keep.pcap'), 'keep');
+    const r = vfplane(['pcap', 'encap', '--in', input, '--out', p('keep.pcap'), ...base]);
+    expect(r.code).toBe(1);
+    expect(readFileSync(p('keep.pcap'), 'utf8')).toBe('keep');
+  });
+
+  it('a missing input file is a runtime error naming it', () => {
+    const r = vfplane(['pcap', 'encap', '--in', p('nope.pcap'), '--out', p('x.pcap'), ...base]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('nope.pcap');
+    expect(existsSync(p('x.pcap'))).toBe(false);
+  });
+});
+
+describe('pcap flags out of range: exit 2 naming the flag and the allowed range', () => {
+  const cases: [string, string[], RegExp][] = [
+    ['vni too big', ['--vni', '16777216', '--local', '192.0.2.1', '--remote', '192.0.2.2'], /--vni[\s\S]*0–16777215/],
+    ['vni negative', ['--vni', '-1', '--local', '192.0.2.1', '--remote', '192.0.2.2'], /--vni/],
+    ['vni not a number', ['--vni', '12abc', '--local', '192.0.2.1', '--remote', '192.0.2.2'], /--vni[\s\S]*0–16777215/],
+    ['bad local', [...base.slice(0, 2), '--local', '192.0.2', '--remote', '192.0.2.2'], /--local[\s\S]*IPv4 or IPv6/],
+    ['mixed families', [...base.slice(0, 4), '--remote', '2001:db8::1'], /--remote[\s\S]*IPv4/],
+    ['bad mac', [...base, '--src-mac', '02:00:00:00:00'], /--src-mac[\s\S]*MAC/],
+    ['port zero', [...base, '--dst-port', '0'], /--dst-port[\s\S]*1–65535/],
+    ['port too big', [...base, '--dst-port', '65536'], /--dst-port[\s\S]*1–65535/],
+    ['ttl zero', [...base, '--ttl', '0'], /--ttl[\s\S]*1–255/],
+    ['tos too big', [...base, '--tos', '256'], /--tos[\s\S]*0–255/],
+    ['df unknown', [...base, '--df', 'maybe'], /--df[\s\S]*set, unset, inherit/],
+    ['vlan 4095', [...base, '--vlan', '4095'], /--vlan[\s\S]*0–4094/],
+    ['src port range reversed', [...base, '--src-port-range', '60000-50000'], /--src-port-range/],
+    ['engine unknown', [...base, '--engine', 'fpga'], /--engine[\s\S]*native, ts/],
+    ['missing vni', ['--local', '192.0.2.1', '--remote', '192.0.2.2'], /--vni/],
+  ];
+  for (const [name, args, pattern] of cases) {
+    it(name, () => {
+      const out = p(`flag-${name.replace(/\W+/g, '-')}.pcap`);
+      const r = vfplane(['pcap', 'encap', '--in', p('in.pcap'), '--out', out, ...args]);
+      expect(r.code, r.stderr).toBe(2);
+      expect(r.stderr).toMatch(pattern);
+      expect(existsSync(out)).toBe(false);
+    });
+  }
+
+  it('decap: a VNI list item out of range', () => {
+    const r = vfplane(['pcap', 'decap', '--in', p('in.pcap'), '--out', p('dx.pcap'), '--vni', '5,99999999']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/--vni[\s\S]*99999999[\s\S]*0–16777215/);
+  });
+
+  it('--json errors are JSON on stdout too', () => {
+    const r = vfplane(['pcap', 'encap', '--in', p('in.pcap'), '--out', p('j.pcap'), ...base, '--ttl', '300', '--json']);
+    expect(r.code).toBe(2);
+    expect(JSON.parse(r.stdout).error.message).toMatch(/--ttl/);
+  });
+});
+
+describe('the CLI', () => {
+  it('--help lists the commands and exits 0', () => {
+    const r = vfplane(['--help']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/pcap/);
+    expect(r.stdout).toMatch(/bench/);
+  });
+  it('an unknown command is a usage error', () => {
+    expect(vfplane(['frobnicate']).code).toBe(2);
+  });
+});
