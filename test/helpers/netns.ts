@@ -1,0 +1,153 @@
+// Real network namespaces and veth links for integration tests. Every name carries the
+// prefix `vfpt` and this process's id, so tests never touch the host's links; everything
+// made is deleted after the suite, on process exit, and stale leftovers of dead test
+// processes are swept at start.
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+const PREFIX = 'vfpt';
+let counter = 0;
+const created = new Set<string>();
+
+function ip(args: string[]): string {
+  return execFileSync('ip', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Deletes namespaces left behind by test processes that no longer exist. */
+export function sweepStale(): void {
+  let names: string[] = [];
+  try {
+    names = ip(['netns', 'list']).split('\n').map((l) => l.split(' ')[0]!).filter(Boolean);
+  } catch {
+    return;
+  }
+  for (const n of names) {
+    const m = new RegExp(`^${PREFIX}(\\d+)-`).exec(n);
+    if (m && !pidAlive(Number(m[1])) ) spawnSync('ip', ['netns', 'del', n], { stdio: 'ignore' });
+  }
+}
+
+export function cleanupAll(): void {
+  for (const n of created) spawnSync('ip', ['netns', 'del', n], { stdio: 'ignore' });
+  created.clear();
+}
+
+process.on('exit', cleanupAll);
+for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(sig, () => {
+    cleanupAll();
+    process.exit(130);
+  });
+}
+
+export class Netns {
+  private constructor(readonly name: string) {}
+
+  static create(tag: string): Netns {
+    const name = `${PREFIX}${process.pid}-${tag}${counter++}`;
+    ip(['netns', 'add', name]);
+    created.add(name);
+    const ns = new Netns(name);
+    ns.ip(['link', 'set', 'lo', 'up']);
+    return ns;
+  }
+
+  ip(args: string[]): string {
+    return ip(['-n', this.name, ...args]);
+  }
+
+  /** Runs a program inside the namespace (argv, never a shell string). */
+  exec(cmd: string, args: string[], opts: { input?: string; timeout?: number } = {}): string {
+    return execFileSync('ip', ['netns', 'exec', this.name, cmd, ...args], {
+      encoding: 'utf8', input: opts.input, timeout: opts.timeout ?? 30_000, stdio: ['pipe', 'pipe', 'pipe'],
+    });
+  }
+
+  sysctl(key: string, value: string): void {
+    this.exec('sysctl', ['-qw', `${key}=${value}`]);
+  }
+
+  mac(dev: string): string {
+    const j = JSON.parse(this.ip(['-j', 'link', 'show', 'dev', dev])) as { address: string }[];
+    return j[0]!.address;
+  }
+
+  destroy(): void {
+    spawnSync('ip', ['netns', 'del', this.name], { stdio: 'ignore' });
+    created.delete(this.name);
+  }
+}
+
+/** A short unique interface name (≤ 15 chars). */
+export function ifname(tag: string): string {
+  return `vf${tag}${(process.pid % 10000).toString(36)}${(counter++).toString(36)}`.slice(0, 15);
+}
+
+/** A veth pair with one end in each namespace. */
+export function vethPair(a: Netns, aName: string, b: Netns, bName: string): void {
+  ip(['link', 'add', aName, 'netns', a.name, 'type', 'veth', 'peer', 'name', bName, 'netns', b.name]);
+}
+
+
+const RAWSOCK = fileURLToPath(new URL('./rawsock.py', import.meta.url));
+// Debian's python3 (stdlib only is needed; /usr/bin avoids a pyenv python on PATH).
+const PY = '/usr/bin/python3';
+
+export interface Capture {
+  /** Resolves when the socket is bound and drained: send after this. */
+  ready: Promise<void>;
+  /** Resolves with the captured frames when COUNT arrived or the timeout passed. */
+  done: Promise<Uint8Array[]>;
+}
+
+/** Captures frames arriving on `dev` in `ns` with an AF_PACKET socket. */
+export function capture(ns: Netns, dev: string, o: { count: number; timeoutS: number; incoming?: boolean; udpDport?: number }): Capture {
+  const args = ['netns', 'exec', ns.name, PY, RAWSOCK, 'capture', dev, String(o.count), String(o.timeoutS)];
+  if (o.incoming) args.push('--incoming');
+  if (o.udpDport !== undefined) args.push('--udp-dport', String(o.udpDport));
+  const child = spawn('ip', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  let buf = '';
+  let stderr = '';
+  const frames: Uint8Array[] = [];
+  let onReady!: () => void;
+  let onFail!: (e: Error) => void;
+  const ready = new Promise<void>((res, rej) => { onReady = res; onFail = rej; });
+  child.stderr.on('data', (d) => { stderr += d; });
+  child.stdout.on('data', (d) => {
+    buf += d;
+    let nl;
+    while ((nl = buf.indexOf('\n')) >= 0) {
+      const line = buf.slice(0, nl);
+      buf = buf.slice(nl + 1);
+      if (line === 'READY') onReady();
+      else if (line) frames.push(Uint8Array.from(Buffer.from((JSON.parse(line) as { hex: string }).hex, 'hex')));
+    }
+  });
+  const done = new Promise<Uint8Array[]>((res, rej) => {
+    child.on('close', (code) => {
+      if (code === 0) res(frames);
+      else {
+        const e = new Error(`capture on ${dev} in ${ns.name} exited ${code}: ${stderr}`);
+        onFail(e);
+        rej(e);
+      }
+    });
+  });
+  return { ready, done };
+}
+
+/** Sends raw frames out of `dev` in `ns` with an AF_PACKET socket. */
+export function inject(ns: Netns, dev: string, frames: Uint8Array[]): void {
+  const out = ns.exec(PY, [RAWSOCK, 'send', dev], { input: frames.map((f) => Buffer.from(f).toString('hex')).join('\n') + '\n' });
+  const sent = (JSON.parse(out) as { sent: number }).sent;
+  if (sent !== frames.length) throw new Error(`sent ${sent} of ${frames.length} frames on ${dev}`);
+}

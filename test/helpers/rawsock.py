@@ -1,0 +1,65 @@
+#!/usr/bin/python3
+# Raw frame injection and capture over AF_PACKET, for integration tests (stdlib only).
+#   rawsock.py send IFACE            < hex frames, one per line
+#   rawsock.py capture IFACE COUNT TIMEOUT_S [--incoming] [--udp-dport PORT]
+# capture prints READY once bound, then one JSON object per frame; it stops after COUNT
+# frames or TIMEOUT_S seconds.
+import json, select, socket, sys, time
+
+ETH_P_ALL = 0x0003
+PACKET_OUTGOING = 4
+
+def udp_dport(f):
+    # The UDP destination port of an Ethernet/[VLAN]/IPv4|IPv6/UDP frame, else None.
+    t, o = int.from_bytes(f[12:14], 'big'), 14
+    if t == 0x8100 and len(f) >= 18:
+        t, o = int.from_bytes(f[16:18], 'big'), 18
+    if t == 0x0800 and len(f) >= o + 20 and f[o + 9] == 17:
+        l4 = o + (f[o] & 0x0f) * 4
+    elif t == 0x86DD and len(f) >= o + 40 and f[o + 6] == 17:
+        l4 = o + 40
+    else:
+        return None
+    return int.from_bytes(f[l4 + 2:l4 + 4], 'big') if len(f) >= l4 + 4 else None
+
+def main():
+    mode, iface = sys.argv[1], sys.argv[2]
+    s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
+    s.bind((iface, 0))
+    if mode == 'send':
+        n = 0
+        for line in sys.stdin:
+            line = line.strip()
+            if line:
+                s.send(bytes.fromhex(line))
+                n += 1
+        print(json.dumps({'sent': n}), flush=True)
+        return
+    count, timeout = int(sys.argv[3]), float(sys.argv[4])
+    incoming = '--incoming' in sys.argv
+    dport = int(sys.argv[sys.argv.index('--udp-dport') + 1]) if '--udp-dport' in sys.argv else None
+    # Frames queued before READY belong to nobody's test: drain them.
+    s.setblocking(False)
+    try:
+        while True:
+            s.recv(65536)
+    except BlockingIOError:
+        pass
+    print('READY', flush=True)
+    got, deadline = 0, time.monotonic() + timeout
+    while got < count:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        r, _, _ = select.select([s], [], [], left)
+        if not r:
+            continue
+        data, addr = s.recvfrom(65536)
+        if incoming and addr[2] == PACKET_OUTGOING:
+            continue
+        if dport is not None and udp_dport(data) != dport:
+            continue
+        print(json.dumps({'pkttype': addr[2], 'hex': data.hex()}), flush=True)
+        got += 1
+
+main()
