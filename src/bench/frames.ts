@@ -1,7 +1,10 @@
-// Inner frames for benchmarks: Ethernet + IPv4 + UDP with payload up to the wanted
-// size, a few distinct flows so the source-port hash sees different inputs.
+// Inner frames for the benchmarks, the one generator both engines are measured with:
+// Ethernet + IPv4 + UDP up to the wanted size, over many distinct flows so the flow hash
+// and FDB learning see realistic variety.
 export const IMIX_PATTERN: readonly number[] = [64, 64, 576, 64, 64, 576, 64, 1500, 64, 576, 64, 576];
 export const IMIX_LABEL = 'imix (7×64, 4×576, 1×1500)';
+export const DEFAULT_FLOWS = 256;
+const MIN_FRAME = 14;
 
 export type SizeSpec = number | 'imix';
 
@@ -14,33 +17,46 @@ export function averageSize(s: SizeSpec): number {
   return p.reduce((a, b) => a + b, 0) / p.length;
 }
 
-/** An inner frame of `size` bytes (≥ 42), flow number `flow`. */
-export function innerFrame(size: number, flow: number): Uint8Array {
-  if (size < 42) throw new RangeError(`bench frame size ${size} is below 42 (Ethernet + IPv4 + UDP)`);
-  const f = new Uint8Array(size);
-  const dv = new DataView(f.buffer);
-  f.set([0x02, 0x00, 0x00, 0x00, 0x10, flow & 0xff], 0); // dst MAC
-  f.set([0x02, 0x00, 0x00, 0x00, 0x20, (flow >> 8) & 0xff], 6); // src MAC
-  dv.setUint16(12, 0x0800);
-  const ipLen = size - 14;
-  f[14] = 0x45;
-  dv.setUint16(16, ipLen);
-  f[22] = 64;
-  f[23] = 17;
-  f.set([10, 1, 0, 1, 10, 2, 0, 1 + (flow % 200)], 26);
-  let sum = 0;
-  for (let i = 14; i < 34; i += 2) sum += dv.getUint16(i);
-  while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
-  dv.setUint16(24, ~sum & 0xffff);
-  dv.setUint16(34, 10000 + flow);
-  dv.setUint16(36, 5201);
-  dv.setUint16(38, ipLen - 20);
-  for (let i = 42; i < size; i++) f[i] = i & 0xff;
-  return f;
+function checkInt(name: string, v: number, min: number, max: number): void {
+  if (!Number.isInteger(v) || v < min || v > max) throw new RangeError(`${name} ${v} is outside ${min}–${max}`);
 }
 
-/** The frames one burst cycles through: `count` frames following the size pattern. */
-export function benchFrames(s: SizeSpec, count: number): Uint8Array[] {
-  const p = sizePattern(s);
-  return Array.from({ length: count }, (_, i) => innerFrame(p[i % p.length]!, i % 16));
+/**
+ * Frames following the size pattern over `flows` flows (a whole number of patterns, at
+ * least `flows` frames). Sizes ≥ 42 are Ethernet + IPv4 + UDP with a valid IPv4
+ * checksum; smaller ones are Ethernet frames of type 0x88B5. Flow j has source MAC
+ * 02:00:00:00:jj:jj, source 10.1.j.j and UDP source port 1024 + j.
+ */
+export function benchFrames(frameSizes: readonly number[], flows = DEFAULT_FLOWS): Uint8Array[] {
+  if (!Array.isArray(frameSizes) || frameSizes.length === 0) throw new TypeError('frameSizes must be a non-empty array');
+  frameSizes.forEach((s, i) => checkInt(`frameSizes[${i}]`, s, MIN_FRAME, 65535 - 36));
+  checkInt('flows', flows, 1, 65536);
+  const n = Math.ceil(Math.max(flows, frameSizes.length) / frameSizes.length) * frameSizes.length;
+  const out: Uint8Array[] = [];
+  for (let j = 0; j < n; j++) {
+    const size = frameSizes[j % frameSizes.length]!;
+    const flow = j % flows;
+    const f = new Uint8Array(size);
+    const dv = new DataView(f.buffer);
+    f.set([0x02, 0, 0, 0, 0, 0xfe, 0x02, 0, 0, 0, flow >> 8, flow & 0xff]);
+    if (size < 42) {
+      dv.setUint16(12, 0x88b5);
+    } else {
+      dv.setUint16(12, 0x0800);
+      f[14] = 0x45;
+      dv.setUint16(16, size - 14);
+      f[22] = 64;
+      f[23] = 17;
+      f.set([10, 1, flow >> 8, flow & 0xff, 10, 2, 0, 1], 26);
+      let s = 0;
+      for (let k = 14; k < 34; k += 2) s += dv.getUint16(k);
+      while (s > 0xffff) s = (s & 0xffff) + (s >>> 16);
+      dv.setUint16(24, ~s & 0xffff);
+      dv.setUint16(34, 1024 + flow);
+      dv.setUint16(36, 5001);
+      dv.setUint16(38, size - 34);
+    }
+    out.push(f);
+  }
+  return out;
 }

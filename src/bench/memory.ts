@@ -60,31 +60,37 @@ function outerOverhead(t: Tunnel): number {
 /** Runs the TS model for about `seconds`; returns packets processed and elapsed ns. */
 async function tsTrial(op: Op, size: SizeSpec, o: MemoryBenchOptions, seconds: number): Promise<{ packets: number; ns: number }> {
   const { tsEngine, createTsDecap } = await tsParts();
-  const frames = benchFrames(size, o.burst);
-  const b = burstFromFrames(frames, 128);
+  // The same frames the native loop cycles through, cut into bursts that are run in turn.
+  const frames = benchFrames(sizePattern(size));
+  const bursts: Burst[] = [];
+  for (let i = 0; i < frames.length; i += o.burst) bursts.push(burstFromFrames(frames.slice(i, i + o.burst), 128));
   const t = tsEngine.createTunnel(o.tunnel);
-  let run: () => number;
+  let runs: (() => number)[];
   if (op === 'encap') {
-    const saved = snapshot(b);
-    run = () => {
-      restore(b, saved);
-      return tsEngine.encap(t, o.vni, b);
-    };
+    runs = bursts.map((b) => {
+      const saved = snapshot(b);
+      return () => {
+        restore(b, saved);
+        return tsEngine.encap(t, o.vni, b);
+      };
+    });
   } else {
-    tsEngine.encap(t, o.vni, b);
-    const saved = snapshot(b);
-    const decap = createTsDecap(o.vni, b, o.learn !== false);
-    run = () => {
-      restore(b, saved);
-      return decap();
-    };
+    const decap = createTsDecap(o.vni, o.learn !== false);
+    runs = bursts.map((b) => {
+      tsEngine.encap(t, o.vni, b);
+      const saved = snapshot(b);
+      return () => {
+        restore(b, saved);
+        return decap(b);
+      };
+    });
   }
   const limit = BigInt(Math.round(seconds * 1e9));
   let packets = 0;
   const t0 = process.hrtime.bigint();
   let elapsed = 0n;
   do {
-    for (let k = 0; k < 16; k++) packets += run();
+    for (const run of runs) packets += run();
     elapsed = process.hrtime.bigint() - t0;
   } while (elapsed < limit);
   return { packets, ns: Number(elapsed) };
@@ -103,17 +109,17 @@ async function tsParts() {
   const { FdbModel } = await import('../packet/fdb-model.js');
   return {
     tsEngine: model.tsEngine,
-    createTsDecap(vni: number, b: Burst, learn: boolean) {
+    createTsDecap(vni: number, learn: boolean) {
       const decap = resolveDecap({ vnis: [vni] });
       const d = learn ? model.tsEngine.createDecap(decap, { fdb: new FdbModel(), now: 1 }) : model.tsEngine.createDecap(decap);
-      return () => model.tsEngine.decap(d, b);
+      return (b: Burst) => model.tsEngine.decap(d, b);
     },
   };
 }
 
 async function nativeTrial(op: Op, size: SizeSpec, o: MemoryBenchOptions, packets: number): Promise<{ packets: number; ns: number }> {
   const native = await import('../dataplane/native.js');
-  const args = { frames: benchFrames(size, Math.max(o.burst, 64)), burst: o.burst, packets, tunnel: o.tunnel, vni: o.vni, ...(o.cpu !== undefined ? { cpu: o.cpu } : {}) };
+  const args = { frames: benchFrames(sizePattern(size)), burst: o.burst, packets, tunnel: o.tunnel, vni: o.vni, ...(o.cpu !== undefined ? { cpu: o.cpu } : {}) };
   const r = op === 'encap' ? native.benchEncap(args) : native.benchDecap({ ...args, learn: o.learn !== false });
   return { packets: r.packets, ns: r.ns };
 }
@@ -192,4 +198,3 @@ export async function runMemoryBench(o: MemoryBenchOptions): Promise<MemoryBench
   };
 }
 
-export { sizePattern };

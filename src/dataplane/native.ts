@@ -12,6 +12,7 @@ import { outerHeaderLength, type Decap, type Tunnel } from '../packet/config.js'
 import type { DecapHandle, TunnelHandle, VxlanEngine } from '../packet/engine.js';
 import { REASONS, type ReasonName } from '../packet/reasons.js';
 import { formatIp, formatMac, parseIp, parseMac, type IpAddr } from '../util/addr.js';
+import { benchFrames } from '../bench/frames.js';
 import type { RawAddon, RawAddr, RawDecapCfg, RawFdb, RawHandle, RawTunnelCfg } from './addon-types.js';
 
 // ------------------------------------------------------------------------- loading
@@ -544,47 +545,6 @@ export interface PacketBenchResult {
 
 export interface DecapBenchResult extends PacketBenchResult {
   learn: { new: number; refresh: number; moved: number; full: number };
-}
-
-const MIN_FRAME = 14;
-
-/**
- * Inner frames for the packet benchmarks: Ethernet + IPv4 + UDP (with a valid IPv4
- * checksum) for sizes ≥ 42, an Ethernet frame of type 0x88B5 below that. Flow j has
- * source MAC 02:00:00:00:jj:jj, source 10.1.j.j and UDP source port 1024 + j.
- */
-export function benchFrames(frameSizes: readonly number[], flows = 256): Uint8Array[] {
-  if (!Array.isArray(frameSizes) || frameSizes.length === 0) throw new TypeError('frameSizes must be a non-empty array');
-  frameSizes.forEach((s, i) => checkInt(`frameSizes[${i}]`, s, MIN_FRAME, 65535 - 36));
-  checkInt('flows', flows, 1, 65536);
-  const n = Math.ceil(Math.max(flows, frameSizes.length) / frameSizes.length) * frameSizes.length;
-  const out: Uint8Array[] = [];
-  for (let j = 0; j < n; j++) {
-    const size = frameSizes[j % frameSizes.length]!;
-    const flow = j % flows;
-    const f = new Uint8Array(size);
-    const dv = new DataView(f.buffer);
-    f.set([0x02, 0, 0, 0, 0, 0xfe, 0x02, 0, 0, 0, flow >> 8, flow & 0xff]);
-    if (size < 42) {
-      dv.setUint16(12, 0x88b5);
-    } else {
-      dv.setUint16(12, 0x0800);
-      f[14] = 0x45;
-      dv.setUint16(16, size - 14);
-      f[22] = 64;
-      f[23] = 17;
-      f.set([10, 1, flow >> 8, flow & 0xff, 10, 2, 0, 1], 26);
-      let s = 0;
-      for (let k = 14; k < 34; k += 2) s += dv.getUint16(k);
-      while (s > 0xffff) s = (s & 0xffff) + (s >>> 16);
-      dv.setUint16(24, ~s & 0xffff);
-      dv.setUint16(34, 1024 + flow);
-      dv.setUint16(36, 5001);
-      dv.setUint16(38, size - 34);
-    }
-    out.push(f);
-  }
-  return out;
 }
 
 function rawBenchArgs(o: PacketBenchOptions, learn?: boolean) {

@@ -4,7 +4,8 @@
 import { describe, expect, it } from 'vitest';
 import { burstFromFrames, cloneBurst, packetBytes } from '../../src/packet/burst.js';
 import { outerHeaderLength, resolveDecap, resolveTunnel } from '../../src/packet/config.js';
-import { NativeFdb, benchDecap, benchEncap, benchFdb, benchFrames, nativeEngine } from '../../src/dataplane/native.js';
+import { NativeFdb, benchDecap, benchEncap, benchFdb, nativeEngine } from '../../src/dataplane/native.js';
+import { benchFrames } from '../../src/bench/frames.js';
 import { Reason } from '../../src/packet/reasons.js';
 import { toHex } from './helpers.js';
 
