@@ -151,7 +151,29 @@ async function measureCell(op: Op, engine: EngineName, size: SizeSpec, o: Memory
   };
 }
 
+/**
+ * Host speed reference: a fixed chain of dependent integer operations, whose time per
+ * iteration moves only with the CPU's clock and with contention from outside the VM.
+ * Taken before and after the run, it says whether the figures came from a slow host
+ * period and whether the host changed speed during the run.
+ */
+export function hostReference(): number {
+  const iters = 20_000_000;
+  let best = Infinity;
+  for (let k = 0; k < 3; k++) {
+    let x = k;
+    const t0 = process.hrtime.bigint();
+    for (let i = 0; i < iters; i++) x = (Math.imul(x, 1103515245) + 12345) | 0;
+    const ns = Number(process.hrtime.bigint() - t0) / iters;
+    if (x === 42) best = -1; // keeps the loop observable
+    best = Math.min(best, ns);
+  }
+  return best;
+}
+
 export interface MemoryBenchResult {
+  /** ns per reference iteration before and after the run (lower = faster host). */
+  hostReference: { before: number; after: number };
   machine: { cpu: string; cores: number; node: string; kernel: string; date: string };
   cells: Cell[];
   fdb: FdbCell[];
@@ -159,6 +181,7 @@ export interface MemoryBenchResult {
 
 export async function runMemoryBench(o: MemoryBenchOptions): Promise<MemoryBenchResult> {
   const say = o.onProgress ?? (() => {});
+  const before = hostReference();
   const cells: Cell[] = [];
   for (const op of o.ops) {
     for (const size of o.sizes) {
@@ -189,6 +212,7 @@ export async function runMemoryBench(o: MemoryBenchOptions): Promise<MemoryBench
     }
   }
   return {
+    hostReference: { before, after: hostReference() },
     machine: {
       cpu: os.cpus()[0]?.model ?? 'unknown', cores: os.availableParallelism(), node: process.version,
       kernel: os.release(), date: new Date().toISOString(),

@@ -95,6 +95,10 @@ export function renderReport(rep: BenchReport): string {
   const m = rep.machine;
   out.push(`vfplane bench — memory backend (engine only: frames stay in cache, no I/O)`);
   out.push(`${m.cpu}, ${m.cores} cores, Node ${m.node}, kernel ${m.kernel}`);
+  const h = rep.hostReference;
+  const drift = Math.abs(h.after - h.before) / Math.min(h.before, h.after);
+  out.push(`host reference: ${h.before.toFixed(2)} ns/iteration before, ${h.after.toFixed(2)} after (lower is faster; ` +
+    `compare runs only at similar values)` + (drift > 0.15 ? ' — WARNING: the host changed speed during the run' : ''));
   out.push(`burst ${rep.settings.burst}, median of ${rep.settings.trials} trials × ${rep.settings.duration} s, ` +
     `native pinned to CPU ${rep.settings.cpu ?? 'any'}; ` +
     (rep.settings.learn === false ? 'decap without learning' : 'decap learns source MACs into the FDB'));
