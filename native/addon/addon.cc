@@ -227,6 +227,29 @@ struct DecapH {
   Napi::Reference<Napi::Value> view;
 };
 
+// One teardown per handle type, for the GC finalizer and every failed create alike.
+void DestroyTunnel(Napi::Env, TunnelH *h) {
+  StatsUnref(h->stats);
+  delete h;
+}
+
+void DestroyDecap(Napi::Env env, DecapH *h) {
+  StatsUnref(h->stats);
+  FdbCoreUnref(env, h->fdb);
+  free(h->vni_mem);
+  delete h;
+}
+
+// Wraps a handle in a type-tagged External that destroys it when collected.
+template <typename H>
+Napi::Value TaggedExternal(Napi::Env env, H *h, const napi_type_tag &tag, void (*destroy)(Napi::Env, H *)) {
+  auto ext = Napi::External<H>::New(env, h, destroy);
+  if (Pending(env)) return Napi::Value();
+  ext.TypeTag(&tag);
+  if (Pending(env)) return Napi::Value();
+  return ext;
+}
+
 template <typename H>
 bool ToHandle(Napi::Env env, Napi::Value v, const napi_type_tag &tag, const std::string &name,
               const char *what, H **out) {
@@ -411,18 +434,20 @@ Napi::Value TunnelCreate(const Napi::CallbackInfo &info) {
   h->stats = StatsNew();
   int rc = h->stats ? vfp_tunnel__init(&h->t, &cfg) : -ENOMEM;
   if (rc) {
-    StatsUnref(h->stats);
-    delete h;
+    DestroyTunnel(env, h);
     return ThrowErrno(env, "tunnelCreate", rc);
   }
-  auto ext = Napi::External<TunnelH>::New(env, h, [](Napi::Env, TunnelH *p) {
-    StatsUnref(p->stats);
-    delete p;
-  });
-  if (Pending(env)) return Napi::Value();
-  ext.TypeTag(&kTunnelTag);
-  if (Pending(env)) return Napi::Value();
-  return ext;
+  return TaggedExternal(env, h, kTunnelTag, DestroyTunnel);
+}
+
+// The end of encap/decap: the ok count, or a RangeError naming the packet that does not
+// fit the arena.
+Napi::Value BurstResult(Napi::Env env, const BurstView *b, int64_t ok) {
+  if (ok < 0) {
+    ThrowPacket(env, b, static_cast<uint32_t>(-1 - ok));
+    return Napi::Value();
+  }
+  return Napi::Number::New(env, static_cast<double>(ok));
 }
 
 Napi::Value Encap(const Napi::CallbackInfo &info) {
@@ -433,14 +458,9 @@ Napi::Value Encap(const Napi::CallbackInfo &info) {
   if (!ToHandle(env, info[0], kTunnelTag, "tunnel", "tunnel", &h)) return Napi::Value();
   if (!ToUint(env, info[1], "vni", 0, 0xffffff, &vni)) return Napi::Value();
   if (!ToBurst(env, info[2], false, &b)) return Napi::Value();
-  int64_t ok = RunBurst(&b, false, [&](vfp_pkt **pp, uint16_t n) {
+  return BurstResult(env, &b, RunBurst(&b, false, [&](vfp_pkt **pp, uint16_t n) {
     return vfp_vxlan__encap_burst(&h->t, vni, pp, n, &h->stats->st);
-  });
-  if (ok < 0) {
-    ThrowPacket(env, &b, static_cast<uint32_t>(-1 - ok));
-    return Napi::Value();
-  }
-  return Napi::Number::New(env, static_cast<double>(ok));
+  }));
 }
 
 // The next IPv4 identification the tunnel will use (§3.2), for tests and dumps.
@@ -820,9 +840,11 @@ Napi::Value DecapCreate(const Napi::CallbackInfo &info) {
 
   DecapH *h = new DecapH();
   memset(&h->c, 0, sizeof h->c);
+  h->vni_mem = nullptr;
+  h->fdb = nullptr;
   h->stats = StatsNew();
   if (!h->stats) {
-    delete h;
+    DestroyDecap(env, h);
     return ThrowErrno(env, "decapCreate", -ENOMEM);
   }
   h->c.dst_port = dst_port;
@@ -834,8 +856,7 @@ Napi::Value DecapCreate(const Napi::CallbackInfo &info) {
     h->vni_bytes = vfp_vni_set__mem_size(static_cast<uint32_t>(vnis.len));
     h->vni_mem = CoreAlloc(nullptr, h->vni_bytes, 64);
     if (!h->vni_mem) {
-      StatsUnref(h->stats);
-      delete h;
+      DestroyDecap(env, h);
       return ThrowErrno(env, "decapCreate", -ENOMEM);
     }
     vfp_vni_set__init(&h->vnis, h->vni_mem, static_cast<uint32_t>(vnis.len));
@@ -845,23 +866,12 @@ Napi::Value DecapCreate(const Napi::CallbackInfo &info) {
   if (fdb) {
     h->fdb = fdb->Share();
     if (!h->fdb) {
-      StatsUnref(h->stats);
-      free(h->vni_mem);
-      delete h;
+      DestroyDecap(env, h);
       return ThrowType(env, "fdb was closed");
     }
     h->c.learn_fdb = h->fdb->f;
   }
-  auto ext = Napi::External<DecapH>::New(env, h, [](Napi::Env env, DecapH *p) {
-    StatsUnref(p->stats);
-    FdbCoreUnref(env, p->fdb);
-    free(p->vni_mem);
-    delete p;
-  });
-  if (Pending(env)) return Napi::Value();
-  ext.TypeTag(&kDecapTag);
-  if (Pending(env)) return Napi::Value();
-  return ext;
+  return TaggedExternal(env, h, kDecapTag, DestroyDecap);
 }
 
 Napi::Value DecapSetNow(const Napi::CallbackInfo &info) {
@@ -881,14 +891,9 @@ Napi::Value Decap(const Napi::CallbackInfo &info) {
   BurstView b;
   if (!ToHandle(env, info[0], kDecapTag, "decap", "decap", &h)) return Napi::Value();
   if (!ToBurst(env, info[1], true, &b)) return Napi::Value();
-  int64_t ok = RunBurst(&b, true, [&](vfp_pkt **pp, uint16_t n) {
+  return BurstResult(env, &b, RunBurst(&b, true, [&](vfp_pkt **pp, uint16_t n) {
     return vfp_vxlan__decap_burst(&h->c, pp, n, &h->stats->st);
-  });
-  if (ok < 0) {
-    ThrowPacket(env, &b, static_cast<uint32_t>(-1 - ok));
-    return Napi::Value();
-  }
-  return Napi::Number::New(env, static_cast<double>(ok));
+  }));
 }
 
 Napi::Value Stats(const Napi::CallbackInfo &info) {

@@ -87,12 +87,3 @@ static uint64_t partial_scalar(const uint8_t *p, size_t len, uint64_t acc) {
     }
     return vfp_csum__add64(a0, a1);
 }
-
-uint16_t vfp_csum__ipv4_hdr(const uint8_t *hdr, unsigned hl) {
-    uint64_t s = hl == 20 ? vfp_csum__partial20(hdr, 0) : vfp_csum__partial(hdr, hl, 0);
-    /* Take the checksum field's own contribution back out so callers need not zero it. */
-    uint16_t field;
-    memcpy(&field, hdr + 10, 2);
-    s = vfp_csum__add64(s, (uint16_t)~field);
-    return (uint16_t)~vfp_csum__fold(s);
-}

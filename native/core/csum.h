@@ -1,5 +1,5 @@
 /* Internet checksum (RFC 1071) for the engine: partial sums over buffers, folding, the
- * IPv4 header checksum and RFC 1624 incremental updates. Everything is inline or
+ * IPv4 header check. Everything is inline or
  * branch-light because encap and decap call it for every packet. */
 #ifndef VFP_CORE_CSUM_H
 #define VFP_CORE_CSUM_H
@@ -60,31 +60,10 @@ static inline uint64_t vfp_csum__partial20(const uint8_t *p, uint64_t acc) {
     return vfp_csum__add64(acc, s);
 }
 
-/* The checksum field value (memory order) for an IPv4 header whose checksum field is
- * zero or is to be ignored: hl = 4 * IHL bytes. */
-uint16_t vfp_csum__ipv4_hdr(const uint8_t *hdr, unsigned hl);
-
 /* 1 when the IPv4 header of hl bytes (checksum field included) verifies. */
 static inline int vfp_csum__ipv4_ok(const uint8_t *hdr, unsigned hl) {
     uint64_t s = hl == 20 ? vfp_csum__partial20(hdr, 0) : vfp_csum__partial(hdr, hl, 0);
     return vfp_csum__fold(s) == 0xffff;
-}
-
-/* RFC 1624 eqn. 3: the checksum after a 16-bit word changes from old_w to new_w.
- * All three values are in memory order. */
-static inline uint16_t vfp_csum__replace16(uint16_t csum, uint16_t old_w, uint16_t new_w) {
-    uint64_t s = (uint16_t)~csum;
-    s += (uint16_t)~old_w;
-    s += new_w;
-    return (uint16_t)~vfp_csum__fold(s);
-}
-
-/* The same for a 32-bit field (an IPv4 address, say). */
-static inline uint16_t vfp_csum__replace32(uint16_t csum, uint32_t old_w, uint32_t new_w) {
-    uint64_t s = (uint16_t)~csum;
-    s += (uint32_t)~old_w;
-    s += new_w;
-    return (uint16_t)~vfp_csum__fold(s);
 }
 
 #ifdef __cplusplus

@@ -133,12 +133,6 @@ static inline void buckets_of(const vfp_fdb *f, uint64_t h, uint32_t *b1, uint32
     *b2 = y;
 }
 
-static inline int bucket_find(const fdb_bucket *b, uint64_t key, uint16_t tm) {
-    for (int w = 0; w < WAYS; w++)
-        if (b->e[w].key == key && (b->e[w].tag & TAG_MATCH) == tm) return w;
-    return -1;
-}
-
 static inline int bucket_free_slot(const fdb_bucket *b) {
     for (int w = 0; w < WAYS; w++)
         if (!(b->e[w].tag & TAG_PRESENT)) return w;
@@ -155,10 +149,28 @@ static inline uint32_t bucket_match(const fdb_bucket *b, uint64_t key, uint16_t 
     return m;
 }
 
+static inline int bucket_find(const fdb_bucket *b, uint64_t key, uint16_t tm) {
+    const uint32_t m = bucket_match(b, key, tm);
+    return m ? __builtin_ctz(m) : -1;
+}
+
 static inline uint16_t match_vtep(const fdb_bucket *b, uint32_t m) {
     /* m == 0 reads way 0 and then discards it: a select, not a branch. */
     uint16_t v = b->e[__builtin_ctz(m | 1u << WAYS) & (WAYS - 1)].vtep;
     return m ? v : VFP_FDB_NO_VTEP;
+}
+
+/* A key and where it may live: what every single-key operation starts from. */
+typedef struct fdb_loc {
+    uint64_t key;
+    uint16_t tm;
+    uint32_t b1, b2;
+} fdb_loc;
+
+static inline fdb_loc locate(const vfp_fdb *f, uint32_t vni, const uint8_t *mac) {
+    fdb_loc l = {make_key(vni, mac), make_tag(vni), 0, 0};
+    buckets_of(f, key_hash(f, l.key, l.tm), &l.b1, &l.b2);
+    return l;
 }
 
 static fdb_entry *fdb_find(const vfp_fdb *f, uint64_t key, uint16_t tm, uint32_t b1, uint32_t b2) {
@@ -178,6 +190,12 @@ static int norm_addr(vfp_addr *out, const vfp_addr *in) {
 
 static inline int addr_eq(const vfp_addr *a, const vfp_addr *b) {
     return a->family == b->family && memcmp(a->bytes, b->bytes, 16) == 0;
+}
+
+/* Backward-shift deletion in a linear-probing table: after emptying slot i, the entry at
+ * j (home k) may stay only if k lies cyclically in (i, j]; otherwise it moves to i. */
+static inline int probe_stays(uint32_t i, uint32_t j, uint32_t k) {
+    return i <= j ? (i < k && k <= j) : (i < k || k <= j);
 }
 
 /* ------------------------------------------------------------------ VTEP table */
@@ -218,9 +236,7 @@ static void vtep_release(vfp_fdb *f, uint16_t idx) {
     f->vtep_slots[i] = VFP_FDB_NO_VTEP;
     for (uint32_t j = (i + 1) & f->vtep_mask; f->vtep_slots[j] != VFP_FDB_NO_VTEP;
          j = (j + 1) & f->vtep_mask) {
-        uint32_t k = vtep_home(f, &f->vteps[f->vtep_slots[j]]);
-        int stays = i <= j ? (i < k && k <= j) : (i < k || k <= j);
-        if (!stays) {
+        if (!probe_stays(i, j, vtep_home(f, &f->vteps[f->vtep_slots[j]]))) {
             f->vtep_slots[i] = f->vtep_slots[j];
             f->vtep_slots[j] = VFP_FDB_NO_VTEP;
             i = j;
@@ -311,13 +327,14 @@ static inline int on_path(const bfs_node *q, uint32_t k, uint32_t bucket) {
  * free slot is known; -ENOSPC otherwise, with the table untouched. */
 static int fdb_insert(vfp_fdb *f, uint32_t b1, uint32_t b2, const fdb_entry *ne) {
     fdb_bucket *B = f->buckets;
-    int w = bucket_free_slot(&B[b1]);
-    if (w >= 0) goto place_b1;
-    w = bucket_free_slot(&B[b2]);
-    if (w >= 0) {
-        B[b2].e[w] = *ne;
-        f->count++;
-        return 0;
+    for (int k = 0; k < 2; k++) {
+        fdb_bucket *bk = &B[k ? b2 : b1];
+        const int w = bucket_free_slot(bk);
+        if (w >= 0) {
+            bk->e[w] = *ne;
+            f->count++;
+            return 0;
+        }
     }
 
     bfs_node *q = f->bfs;
@@ -360,11 +377,25 @@ static int fdb_insert(vfp_fdb *f, uint32_t b1, uint32_t b2, const fdb_entry *ne)
         }
     }
     return -ENOSPC;
+}
 
-place_b1:
-    B[b1].e[w] = *ne;
-    f->count++;
+/* Points e at VTEP a (normalised), taking the new reference before dropping the old. */
+static int entry_set_vtep(vfp_fdb *f, fdb_entry *e, const vfp_addr *a) {
+    if (addr_eq(&f->vteps[e->vtep], a)) return 0;
+    uint16_t idx = vtep_acquire(f, a);
+    if (idx == VFP_FDB_NO_VTEP) return -ENOSPC;
+    vtep_release(f, e->vtep);
+    e->vtep = idx;
     return 0;
+}
+
+/* The public view of an entry (get, walk). */
+static void entry_info(const vfp_fdb *f, const fdb_entry *e, vfp_fdb_entry_info *out) {
+    out->vni = entry_vni(e);
+    mac_out(e->key, out->mac);
+    out->flags = e->tag & TAG_STATIC ? VFP_FDB_STATIC : VFP_FDB_LEARNED;
+    out->stamp = e->stamp;
+    out->vtep = f->vteps[e->vtep];
 }
 
 static void entry_remove(vfp_fdb *f, fdb_entry *e) {
@@ -379,37 +410,26 @@ int vfp_fdb__add_static(vfp_fdb *f, uint32_t vni, const uint8_t mac[6], const vf
     vfp_addr a;
     if (!f || !mac || vni > VNI_MAX || norm_addr(&a, vtep)) return -EINVAL;
     if (mac[0] & 1) return -EINVAL; /* group destinations always flood (§5) */
-    const uint64_t key = make_key(vni, mac);
-    const uint16_t tm = make_tag(vni);
-    uint32_t b1, b2;
-    buckets_of(f, key_hash(f, key, tm), &b1, &b2);
-    fdb_entry *e = fdb_find(f, key, tm, b1, b2);
+    const fdb_loc l = locate(f, vni, mac);
+    fdb_entry *e = fdb_find(f, l.key, l.tm, l.b1, l.b2);
     if (e) {
-        if (!addr_eq(&f->vteps[e->vtep], &a)) {
-            uint16_t idx = vtep_acquire(f, &a);
-            if (idx == VFP_FDB_NO_VTEP) return -ENOSPC;
-            vtep_release(f, e->vtep);
-            e->vtep = idx;
-        }
-        e->tag = (uint16_t)(tm | TAG_STATIC);
+        if (entry_set_vtep(f, e, &a)) return -ENOSPC;
+        e->tag = (uint16_t)(l.tm | TAG_STATIC);
         e->stamp = 0;
         return 0;
     }
     uint16_t idx = vtep_acquire(f, &a);
     if (idx == VFP_FDB_NO_VTEP) return -ENOSPC;
-    fdb_entry ne = {key, (uint16_t)(tm | TAG_STATIC), idx, 0};
-    int r = fdb_insert(f, b1, b2, &ne);
+    fdb_entry ne = {l.key, (uint16_t)(l.tm | TAG_STATIC), idx, 0};
+    int r = fdb_insert(f, l.b1, l.b2, &ne);
     if (r < 0) vtep_release(f, idx);
     return r;
 }
 
 int vfp_fdb__del(vfp_fdb *f, uint32_t vni, const uint8_t mac[6]) {
     if (!f || !mac || vni > VNI_MAX) return -EINVAL;
-    const uint64_t key = make_key(vni, mac);
-    const uint16_t tm = make_tag(vni);
-    uint32_t b1, b2;
-    buckets_of(f, key_hash(f, key, tm), &b1, &b2);
-    fdb_entry *e = fdb_find(f, key, tm, b1, b2);
+    const fdb_loc l = locate(f, vni, mac);
+    fdb_entry *e = fdb_find(f, l.key, l.tm, l.b1, l.b2);
     if (!e) return -ENOENT;
     entry_remove(f, e);
     return 0;
@@ -425,10 +445,7 @@ __attribute__((noinline)) static int learn_one(vfp_fdb *f, uint64_t key, uint16_
             e->stamp = now;
             return VFP_LEARN_REFRESH;
         }
-        uint16_t idx = vtep_acquire(f, a);
-        if (idx == VFP_FDB_NO_VTEP) return -ENOSPC;
-        vtep_release(f, e->vtep);
-        e->vtep = idx;
+        if (entry_set_vtep(f, e, a)) return -ENOSPC;
         e->stamp = now;
         return VFP_LEARN_MOVED;
     }
@@ -448,11 +465,8 @@ int vfp_fdb__learn(vfp_fdb *f, uint32_t vni, const uint8_t mac[6], const vfp_add
     vfp_addr a;
     if (!f || !mac || vni > VNI_MAX || norm_addr(&a, vtep)) return -EINVAL;
     if (mac[0] & 1) return VFP_LEARN_IGNORED;
-    const uint64_t key = make_key(vni, mac);
-    const uint16_t tm = make_tag(vni);
-    uint32_t b1, b2;
-    buckets_of(f, key_hash(f, key, tm), &b1, &b2);
-    return learn_one(f, key, tm, b1, b2, &a, now);
+    const fdb_loc l = locate(f, vni, mac);
+    return learn_one(f, l.key, l.tm, l.b1, l.b2, &a, now);
 }
 
 static inline void count_learn(vfp_stats *st, int r) {
@@ -529,19 +543,10 @@ void vfp_fdb__learn_bulk(vfp_fdb *f, const uint32_t *vnis, const uint8_t *const 
 
 int vfp_fdb__get(const vfp_fdb *f, uint32_t vni, const uint8_t mac[6], vfp_fdb_entry_info *out) {
     if (!f || !mac || vni > VNI_MAX) return -EINVAL;
-    const uint64_t key = make_key(vni, mac);
-    const uint16_t tm = make_tag(vni);
-    uint32_t b1, b2;
-    buckets_of(f, key_hash(f, key, tm), &b1, &b2);
-    const fdb_entry *e = fdb_find(f, key, tm, b1, b2);
+    const fdb_loc l = locate(f, vni, mac);
+    const fdb_entry *e = fdb_find(f, l.key, l.tm, l.b1, l.b2);
     if (!e) return -ENOENT;
-    if (out) {
-        out->vni = vni;
-        memcpy(out->mac, mac, 6);
-        out->flags = e->tag & TAG_STATIC ? VFP_FDB_STATIC : VFP_FDB_LEARNED;
-        out->stamp = e->stamp;
-        out->vtep = f->vteps[e->vtep];
-    }
+    if (out) entry_info(f, e, out);
     return 0;
 }
 
@@ -647,9 +652,7 @@ static void flood_erase(vfp_fdb *f, fdb_flood *e) {
     uint32_t i = (uint32_t)(e - f->flood);
     f->flood[i] = (fdb_flood){0, 0, 0, NULL};
     for (uint32_t j = (i + 1) & f->flood_mask; f->flood[j].vni1; j = (j + 1) & f->flood_mask) {
-        uint32_t k = flood_home(f->flood[j].vni1 - 1, f->flood_mask);
-        int stays = i <= j ? (i < k && k <= j) : (i < k || k <= j);
-        if (!stays) {
+        if (!probe_stays(i, j, flood_home(f->flood[j].vni1 - 1, f->flood_mask))) {
             f->flood[i] = f->flood[j];
             f->flood[j] = (fdb_flood){0, 0, 0, NULL};
             i = j;
@@ -716,11 +719,8 @@ void vfp_fdb__flood_get(const vfp_fdb *f, uint32_t vni, const uint16_t **idx, ui
 int vfp_fdb__resolve(const vfp_fdb *f, uint32_t vni, const uint8_t dst_mac[6],
                      uint16_t *vtep_idx, const uint16_t **flood, uint32_t *n_flood) {
     if (!(dst_mac[0] & 1) && vni <= VNI_MAX) {
-        const uint64_t key = make_key(vni, dst_mac);
-        const uint16_t tm = make_tag(vni);
-        uint32_t b1, b2;
-        buckets_of(f, key_hash(f, key, tm), &b1, &b2);
-        const fdb_entry *e = fdb_find(f, key, tm, b1, b2);
+        const fdb_loc l = locate(f, vni, dst_mac);
+        const fdb_entry *e = fdb_find(f, l.key, l.tm, l.b1, l.b2);
         if (e) {
             *vtep_idx = e->vtep;
             *flood = NULL;
@@ -739,11 +739,7 @@ void vfp_fdb__walk(const vfp_fdb *f, int (*fn)(const vfp_fdb_entry_info *e, void
             const fdb_entry *e = &f->buckets[b].e[w];
             if (!(e->tag & TAG_PRESENT)) continue;
             vfp_fdb_entry_info info;
-            info.vni = entry_vni(e);
-            mac_out(e->key, info.mac);
-            info.flags = e->tag & TAG_STATIC ? VFP_FDB_STATIC : VFP_FDB_LEARNED;
-            info.stamp = e->stamp;
-            info.vtep = f->vteps[e->vtep];
+            entry_info(f, e, &info);
             if (fn(&info, arg)) return;
         }
     }

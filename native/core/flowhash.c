@@ -115,7 +115,6 @@ uint32_t vfp_crc32c__with(int impl, const void *buf, size_t len) {
     return ~sw_bytes(0xffffffffu, (const uint8_t *)buf, len);
 }
 
-uint32_t vfp_crc32c(const void *buf, size_t len) { return vfp_crc32c__with(selected, buf, len); }
 
 /* ---- the inner parse (§3.4) ---- */
 

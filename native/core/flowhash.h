@@ -12,9 +12,8 @@ extern "C" {
 
 enum vfp_crc_impl { VFP_CRC_AUTO = 0, VFP_CRC_HW = 1, VFP_CRC_SW = 2 };
 
-/* Standard CRC-32C (reflected, init and final XOR 0xFFFFFFFF) of len bytes. */
-uint32_t vfp_crc32c(const void *buf, size_t len);
-/* The same with a given implementation; VFP_CRC_HW needs vfp_crc32c__have_hw(). */
+/* Standard CRC-32C (reflected, init and final XOR 0xFFFFFFFF) of len bytes with the
+ * given implementation (VFP_CRC_HW falls back to the table without SSE4.2). */
 uint32_t vfp_crc32c__with(int impl, const void *buf, size_t len);
 /* 1 when the CPU has SSE4.2 (the crc32 instruction). */
 int vfp_crc32c__have_hw(void);

@@ -1,6 +1,8 @@
 // Inner frames for the benchmarks, the one generator both engines are measured with:
 // Ethernet + IPv4 + UDP up to the wanted size, over many distinct flows so the flow hash
 // and FDB learning see realistic variety.
+import { checkInt } from '../util/check.js';
+
 export const IMIX_PATTERN: readonly number[] = [64, 64, 576, 64, 64, 576, 64, 1500, 64, 576, 64, 576];
 export const IMIX_LABEL = 'imix (7×64, 4×576, 1×1500)';
 export const DEFAULT_FLOWS = 256;
@@ -15,10 +17,6 @@ export function sizePattern(s: SizeSpec): number[] {
 export function averageSize(s: SizeSpec): number {
   const p = sizePattern(s);
   return p.reduce((a, b) => a + b, 0) / p.length;
-}
-
-function checkInt(name: string, v: number, min: number, max: number): void {
-  if (!Number.isInteger(v) || v < min || v > max) throw new RangeError(`${name} ${v} is outside ${min}–${max}`);
 }
 
 /**

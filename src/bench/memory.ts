@@ -4,7 +4,7 @@
 // shape on the main thread. Each cell is the median of several trials.
 import os from 'node:os';
 import { burstFromFrames, type Burst } from '../packet/burst.js';
-import { resolveDecap, type Tunnel } from '../packet/config.js';
+import { outerHeaderLength, resolveDecap, type Tunnel } from '../packet/config.js';
 import type { EngineName } from '../packet/engine.js';
 import { averageSize, benchFrames, sizePattern, type SizeSpec } from './frames.js';
 
@@ -41,7 +41,11 @@ export interface Cell {
 
 export interface FdbCell {
   entries: number;
+  /** The lookup alone: the timed loop minus what generating its random keys costs. */
   nsPerLookup: number;
+  /** The timed loop per lookup, key generation included. */
+  loopNsPerLookup: number;
+  keygenNsPerLookup: number;
   trialsNs: number[];
   memBytes: number;
   insertNsPerEntry: number;
@@ -52,10 +56,6 @@ export const median = (xs: number[]): number => {
   const m = s.length >> 1;
   return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 };
-
-function outerOverhead(t: Tunnel): number {
-  return 14 + (t.vlan === null ? 0 : 4) + (t.family === 4 ? 20 : 40) + 16;
-}
 
 /** Runs the TS model for about `seconds`; returns packets processed and elapsed ns. */
 async function tsTrial(op: Op, size: SizeSpec, o: MemoryBenchOptions, seconds: number): Promise<{ packets: number; ns: number }> {
@@ -146,7 +146,7 @@ async function measureCell(op: Op, engine: EngineName, size: SizeSpec, o: Memory
   const avg = averageSize(size);
   return {
     op, engine, size, avgInnerBytes: avg, mpps, nsPerPacket: 1e3 / mpps,
-    gbps: (mpps * 1e6 * (avg + outerOverhead(o.tunnel)) * 8) / 1e9,
+    gbps: (mpps * 1e6 * (avg + outerHeaderLength(o.tunnel)) * 8) / 1e9,
     trialsMpps,
   };
 }
@@ -201,11 +201,15 @@ export async function runMemoryBench(o: MemoryBenchOptions): Promise<MemoryBench
         native.benchFdb({ entries, lookups, burst: o.burst, seed: 1 + i, ...(o.cpu !== undefined ? { cpu: o.cpu } : {}) }));
       for (const r of runs) {
         if (r.hits !== r.lookups) throw new Error(`FDB bench: ${r.lookups - r.hits} of ${r.lookups} lookups missed at ${entries} entries`);
+        if (r.wrong !== 0) throw new Error(`FDB bench: ${r.wrong} of ${r.verified} lookups returned the wrong VTEP at ${entries} entries`);
       }
+      const net = runs.map((r) => r.nsPerLookup - r.keygenNsPerLookup);
       fdb.push({
         entries,
-        nsPerLookup: median(runs.map((r) => r.nsPerLookup)),
-        trialsNs: runs.map((r) => r.nsPerLookup),
+        nsPerLookup: median(net),
+        loopNsPerLookup: median(runs.map((r) => r.nsPerLookup)),
+        keygenNsPerLookup: median(runs.map((r) => r.keygenNsPerLookup)),
+        trialsNs: net,
         memBytes: runs[0]!.memBytes,
         insertNsPerEntry: median(runs.map((r) => r.insertNsPerEntry)),
       });

@@ -1,27 +1,20 @@
 // Glue between `vfplane bench` flags and the benchmark runners.
 import os from 'node:os';
 import { resolveTunnel } from '../packet/config.js';
-import type { EngineName } from '../packet/engine.js';
 import { UsageError } from '../cli/errors.js';
 import { printJson } from '../cli/output.js';
-import type { SizeSpec } from './frames.js';
-import { runMemoryBench, type Op } from './memory.js';
+import { runMemoryBench, type MemoryBenchOptions } from './memory.js';
 import { buildReport, renderReport } from './report.js';
 
-export interface BenchFlags {
+/** The flags of `vfplane bench`: the runner's options as the CLI spells them. */
+export interface BenchFlags
+  extends Pick<MemoryBenchOptions, 'sizes' | 'burst' | 'engines' | 'ops' | 'trials' | 'cpu' | 'fdbSizes' | 'vni'> {
   backend: 'memory' | 'afxdp' | 'dpdk' | 'afpacket';
-  sizes: SizeSpec[];
-  burst: number;
-  engines: EngineName[];
-  ops: Op[];
+  /** Milliseconds per trial (the runner takes seconds). */
   duration: number;
-  trials: number;
-  cpu?: number;
-  fdbSizes: number[];
   fdb: boolean;
   learn: boolean;
   ipv6: boolean;
-  vni: number;
   json: boolean;
 }
 

@@ -12,7 +12,8 @@ import { outerHeaderLength, type Decap, type Tunnel } from '../packet/config.js'
 import type { DecapHandle, TunnelHandle, VxlanEngine } from '../packet/engine.js';
 import { REASONS, type ReasonName } from '../packet/reasons.js';
 import { formatIp, formatMac, parseIp, parseMac, type IpAddr } from '../util/addr.js';
-import { benchFrames } from '../bench/frames.js';
+import { benchFrames, DEFAULT_FLOWS } from '../bench/frames.js';
+import { checkInt } from '../util/check.js';
 import type { RawAddon, RawAddr, RawDecapCfg, RawFdb, RawHandle, RawTunnelCfg } from './addon-types.js';
 
 // ------------------------------------------------------------------------- loading
@@ -149,14 +150,6 @@ export function cpuFeatures(): { sse42: boolean; avx2: boolean; crc32c: 'sse4.2'
 }
 
 // ------------------------------------------------------------------------- arguments
-
-function checkInt(name: string, v: unknown, min: number, max: number): number {
-  if (typeof v !== 'number' || !Number.isInteger(v)) {
-    throw new TypeError(`${name} must be an integer (got ${typeof v === 'number' ? v : typeof v})`);
-  }
-  if (v < min || v > max) throw new RangeError(`${name} ${v} is outside ${min}–${max}`);
-  return v;
-}
 
 const VNI_MAX = 0xffffff;
 const U32_MAX = 0xffffffff;
@@ -549,7 +542,7 @@ export interface DecapBenchResult extends PacketBenchResult {
 
 function rawBenchArgs(o: PacketBenchOptions, learn?: boolean) {
   if (!o || typeof o !== 'object') throw new TypeError('options must be an object');
-  const frames = o.frames ? [...o.frames] : benchFrames(o.frameSizes ?? [64], o.flows ?? 256);
+  const frames = o.frames ? [...o.frames] : benchFrames(o.frameSizes ?? [64], o.flows ?? DEFAULT_FLOWS);
   const headroom = checkInt('headroom', o.headroom ?? DEFAULT_HEADROOM, 0, 4096);
   if (headroom < outerHeaderLength(o.tunnel)) {
     throw new RangeError(`headroom ${headroom} is smaller than the outer header (${outerHeaderLength(o.tunnel)} bytes)`);
