@@ -2,6 +2,7 @@
 // and progress on stderr. Errors go to stderr (and, with --json, as a JSON object on
 // stdout too) with exit 1 for runtime failures and 2 for usage errors.
 import { UsageError, RuntimeError } from './errors.js';
+import { VfpError } from '../util/errors.js';
 
 export interface OutputOpts {
   json?: boolean;
@@ -16,10 +17,12 @@ export function progress(opts: OutputOpts, msg: string): void {
 }
 
 export function reportError(err: unknown, json: boolean): number {
-  const exitCode = err instanceof UsageError ? 2 : 1;
+  // A malformed value is a usage error wherever it was caught; anything else is a failure.
+  const exitCode = err instanceof UsageError || (err instanceof VfpError && err.kind === 'invalid') ? 2 : 1;
   const message = err instanceof Error ? err.message : String(err);
-  const details = err instanceof RuntimeError ? err.details : undefined;
-  if (json) printJson({ error: { message, exitCode, ...(details ? { details } : {}) } });
+  const details = err instanceof RuntimeError || err instanceof VfpError ? err.details : undefined;
+  const kind = err instanceof VfpError ? err.kind : undefined;
+  if (json) printJson({ error: { message, exitCode, ...(kind ? { kind } : {}), ...(details ? { details } : {}) } });
   process.stderr.write(`vfplane: ${message}\n`);
   if (exitCode === 1 && process.env.VFPLANE_DEBUG && err instanceof Error && err.stack) {
     process.stderr.write(err.stack + '\n');

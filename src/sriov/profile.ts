@@ -1,0 +1,382 @@
+// hw-profiles: what each NIC family can do, one JSON file per family, each fact with the
+// source that states it. This module validates them (the only importer of zod, so the
+// CLI loads it lazily) and matches PCI vendor:device IDs to a family.
+import { readdirSync, readFileSync } from 'node:fs';
+import { basename, isAbsolute, join, relative, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { z } from 'zod';
+import { invalid, notFound } from '../util/errors.js';
+import type { HwProfile } from './types.js';
+
+/** The package's hw-profiles/. This file runs as dist/sriov/profile.js, or as src/sriov/profile.ts under vitest; both are two levels below the root. */
+export const DEFAULT_PROFILES_DIR = fileURLToPath(new URL('../../hw-profiles/', import.meta.url));
+
+const PCI_ID_RE = /^[0-9a-f]{4}:[0-9a-f]{4}$/;
+// A source is a URL, a kernel or DPDK tree path (linux:…, dpdk:…) or a path in this
+// repository, optionally followed by a note after whitespace.
+const SOURCE_RE = /^(https:\/\/\S+|(linux|dpdk):[^\s/]\S*|[A-Za-z0-9_][\w.#-]*\/[\w./#-]*)(\s+\S.*)?$/s;
+
+// Every check on a field carries the same message, so an error reads
+// "limits.maxVfsPerPf: expected a positive integer, got "64"" whatever failed.
+const e = (msg: string) => ({ error: msg });
+const POS_INT = 'expected a positive integer';
+const posInt = () => z.number(e(POS_INT)).int(e(POS_INT)).positive(e(POS_INT));
+const BOOL = 'expected true or false';
+const bool = () => z.boolean(e(BOOL));
+const ID = 'expected a PCI ID "vvvv:dddd" in lower-case hex, like "8086:1572"';
+const ids = () =>
+  z.array(z.string(e(ID)).regex(PCI_ID_RE, e(ID)), e('expected a non-empty array of PCI IDs like "8086:1572"'))
+    .min(1, e('expected a non-empty array of PCI IDs like "8086:1572"'));
+const DRIVER = 'expected a kernel driver name as in /sys/bus/pci/drivers, like "i40e"';
+const driver = () => z.string(e(DRIVER)).regex(/^[A-Za-z0-9_.-]+$/, e(DRIVER));
+const SOURCE = 'expected a URL (https://…), linux:PATH, dpdk:PATH or a repository path, optionally followed by a note';
+
+export const HwProfileSchema = z.strictObject({
+  name: z.string(e('expected the file stem')).regex(/^[a-z0-9][a-z0-9_-]*$/, e('expected lower-case letters, digits, "_" or "-" (the file stem)')),
+  description: z.string(e('expected a non-empty string')).trim().min(1, e('expected a non-empty string')),
+  pf: z.strictObject({ ids: ids(), driver: driver() }, e('expected an object {ids, driver}')),
+  vf: z.strictObject({ ids: ids(), driver: driver() }, e('expected an object {ids, driver}')),
+  dpdk: z.strictObject({
+    pmd: z.string(e('expected a DPDK driver name, like "net_iavf"')).regex(/^[a-z0-9_]+$/, e('expected a DPDK driver name, like "net_iavf"')),
+    vfNeedsVfio: bool(),
+    bifurcated: bool(),
+  }, e('expected an object {pmd, vfNeedsVfio, bifurcated}')),
+  limits: z.strictObject({
+    maxVfsPerPf: posInt(),
+    maxVfsPerDevice: posInt(),
+    queuesPerVfDefault: posInt(),
+    queuesPerVfMax: posInt(),
+  }, e('expected an object {maxVfsPerPf, maxVfsPerDevice, queuesPerVfDefault, queuesPerVfMax}')),
+  lineRateMbps: z.array(
+    z.number(e('expected a port speed in Mbit/s (a positive integer)')).int(e('expected a port speed in Mbit/s (a positive integer)'))
+      .positive(e('expected a port speed in Mbit/s (a positive integer)')),
+    e('expected a non-empty array of port speeds in Mbit/s'),
+  ).min(1, e('expected a non-empty array of port speeds in Mbit/s')),
+  offloads: z.strictObject({
+    outerCsum: bool(),
+    innerCsum: bool(),
+    tso: bool(),
+    innerRss: bool(),
+    vniSteering: bool(),
+    rteFlowEncapDecap: bool(),
+    tcFlowerEncapDecap: bool(),
+    switchdev: bool(),
+  }, e('expected an object of offload flags')),
+  afxdpZeroCopy: bool(),
+  tier: z.literal([1, 2, 3], e('expected tier 1, 2 or 3')),
+  sources: z.record(
+    z.string(),
+    z.string(e(SOURCE)).regex(SOURCE_RE, e(SOURCE)),
+    e('expected an object mapping field paths to sources'),
+  ),
+});
+
+// The schema must describe HwProfile exactly (file is set by the loader, never by the JSON).
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+const schemaIsHwProfile: Same<z.infer<typeof HwProfileSchema>, Omit<HwProfile, 'file'>> = true;
+void schemaIsHwProfile;
+
+/** Field paths that state a fact and so need an entry in `sources`: every field except name, description and sources. */
+export const FACT_PATHS: readonly string[] = Object.entries(HwProfileSchema.shape).flatMap(([key, schema]) => {
+  if (key === 'name' || key === 'description' || key === 'sources') return [];
+  return schema instanceof z.ZodObject ? Object.keys(schema.shape).map((sub) => `${key}.${sub}`) : [key];
+});
+
+export interface ProfileIssue {
+  file: string; // as shown: relative to the working directory when inside it
+  path: string; // field path, e.g. limits.maxVfsPerPf ('' for the whole file)
+  message: string;
+}
+
+type Raw = z.infer<typeof HwProfileSchema>;
+
+/** Checks one field cannot express alone. Run only once the shape is right. */
+function crossChecks(p: Raw): Omit<ProfileIssue, 'file'>[] {
+  const out: Omit<ProfileIssue, 'file'>[] = [];
+  const dup = (list: readonly (string | number)[]) => list.filter((v, i) => list.indexOf(v) !== i);
+  for (const side of ['pf', 'vf'] as const) {
+    for (const d of new Set(dup(p[side].ids))) out.push({ path: `${side}.ids`, message: `"${d}" is listed twice` });
+  }
+  for (const d of new Set(dup(p.lineRateMbps))) out.push({ path: 'lineRateMbps', message: `${d} is listed twice` });
+  if (p.limits.queuesPerVfDefault > p.limits.queuesPerVfMax) {
+    out.push({ path: 'limits.queuesPerVfDefault', message: `expected at most queuesPerVfMax (${p.limits.queuesPerVfMax}), got ${p.limits.queuesPerVfDefault}` });
+  }
+  if (p.limits.maxVfsPerPf > p.limits.maxVfsPerDevice) {
+    out.push({ path: 'limits.maxVfsPerPf', message: `expected at most maxVfsPerDevice (${p.limits.maxVfsPerDevice}), got ${p.limits.maxVfsPerPf}` });
+  }
+  for (const path of FACT_PATHS) {
+    if (!(path in p.sources)) {
+      out.push({ path: 'sources', message: `missing a source for "${path}": every fact needs the URL or path that states it` });
+    }
+  }
+  for (const key of Object.keys(p.sources)) {
+    if (!FACT_PATHS.includes(key)) {
+      out.push({ path: 'sources', message: `"${key}" is not a fact field; expected one of ${FACT_PATHS.join(', ')}` });
+    }
+  }
+  return out;
+}
+
+function fmtPath(path: readonly PropertyKey[]): string {
+  let s = '';
+  for (const k of path) {
+    if (typeof k === 'number') s += `[${k}]`;
+    else if (/^[A-Za-z_$][\w$]*$/.test(String(k))) s += (s ? '.' : '') + String(k);
+    else s += `[${JSON.stringify(String(k))}]`;
+  }
+  return s;
+}
+
+function valueAt(data: unknown, path: readonly PropertyKey[]): unknown {
+  let v = data;
+  for (const k of path) {
+    if (v === null || typeof v !== 'object') return undefined;
+    v = (v as Record<PropertyKey, unknown>)[k];
+  }
+  return v;
+}
+
+function describe(v: unknown): string {
+  if (v === undefined) return 'but the field is missing';
+  const s = JSON.stringify(v);
+  return `got ${s.length > 60 ? s.slice(0, 57) + '…' : s}`;
+}
+
+function schemaIssues(data: unknown, issues: readonly z.core.$ZodIssue[]): Omit<ProfileIssue, 'file'>[] {
+  return issues.flatMap((i) => {
+    if (i.code === 'unrecognized_keys') {
+      const parent = fmtPath(i.path);
+      return i.keys.map((k) => ({ path: parent ? `${parent}.${k}` : k, message: k === 'file' && !parent ? 'unknown field (the loader sets file; remove it)' : 'unknown field' }));
+    }
+    return [{ path: fmtPath(i.path), message: `${i.message}, ${describe(valueAt(data, i.path))}` }];
+  });
+}
+
+/**
+ * Offset of the first syntax error in text that JSON.parse rejected. V8 names a position
+ * for some errors and not for others ("Unexpected token '}', ..."), so find it ourselves.
+ */
+export function jsonErrorOffset(text: string): number {
+  let i = 0;
+  const ws = () => {
+    while (i < text.length && ' \t\n\r'.includes(text[i]!)) i++;
+  };
+  const fail = (): never => {
+    throw i;
+  };
+  const lit = (word: string) => {
+    for (const ch of word) {
+      if (text[i] !== ch) fail();
+      i++;
+    }
+  };
+  const str = () => {
+    i++; // the opening quote
+    while (i < text.length && text[i] !== '"') {
+      if (text.charCodeAt(i) < 0x20) fail();
+      if (text[i] === '\\') {
+        i++;
+        if (text[i] === 'u') {
+          i++;
+          if (!/^[0-9a-fA-F]{4}$/.test(text.slice(i, i + 4))) fail();
+          i += 3;
+        } else if (!'"\\/bfnrt'.includes(text[i] ?? 'x')) fail();
+      }
+      i++;
+    }
+    if (i >= text.length) fail();
+    i++;
+  };
+  const value = (): void => {
+    ws();
+    const c = text[i];
+    if (c === '{') {
+      i++;
+      ws();
+      if (text[i] === '}') return void i++;
+      for (;;) {
+        ws();
+        if (text[i] !== '"') fail();
+        str();
+        ws();
+        if (text[i] !== ':') fail();
+        i++;
+        value();
+        ws();
+        if (text[i] === ',') { i++; continue; }
+        if (text[i] === '}') return void i++;
+        fail();
+      }
+    } else if (c === '[') {
+      i++;
+      ws();
+      if (text[i] === ']') return void i++;
+      for (;;) {
+        value();
+        ws();
+        if (text[i] === ',') { i++; continue; }
+        if (text[i] === ']') return void i++;
+        fail();
+      }
+    } else if (c === '"') str();
+    else if (c === 't') lit('true');
+    else if (c === 'f') lit('false');
+    else if (c === 'n') lit('null');
+    else {
+      const m = /^-?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?/.exec(text.slice(i));
+      if (!m) fail();
+      i += m![0].length;
+    }
+  };
+  try {
+    value();
+    ws();
+    if (i < text.length) fail();
+  } catch (at) {
+    if (typeof at === 'number') return at;
+    throw at;
+  }
+  return text.length;
+}
+
+/** Line and column (1-based) of a character offset. */
+function lineCol(text: string, pos: number): { line: number; column: number } {
+  const before = text.slice(0, Math.max(0, Math.min(pos, text.length)));
+  const line = before.split('\n').length;
+  return { line, column: pos - (before.lastIndexOf('\n') + 1) + 1 };
+}
+
+function displayPath(file: string): string {
+  const rel = relative(process.cwd(), file);
+  return rel && !rel.startsWith('..') && !isAbsolute(rel) ? rel : file;
+}
+
+/** Validates one profile's text; returns the profile or the list of what is wrong. */
+export function parseProfile(text: string, file: string): { profile: HwProfile } | { issues: ProfileIssue[] } {
+  const shown = displayPath(file);
+  let data: unknown;
+  try {
+    data = JSON.parse(text);
+  } catch (err) {
+    const msg = (err instanceof Error ? err.message : String(err)).replace(/\s+/g, ' ');
+    const { line, column } = lineCol(text, jsonErrorOffset(text));
+    return { issues: [{ file: shown, path: '', message: `invalid JSON at line ${line} column ${column} (${msg})` }] };
+  }
+  const r = HwProfileSchema.safeParse(data);
+  if (!r.success) return { issues: schemaIssues(data, r.error.issues).map((i) => ({ file: shown, ...i })) };
+  const issues = crossChecks(r.data).map((i) => ({ file: shown, ...i }));
+  const stem = basename(file, '.json');
+  if (r.data.name !== stem) issues.unshift({ file: shown, path: 'name', message: `expected "${stem}" (the file stem), got ${JSON.stringify(r.data.name)}` });
+  if (issues.length) return { issues };
+  return { profile: { ...r.data, file } };
+}
+
+function issuesError(issues: ProfileIssue[], dir: string) {
+  const lines = issues.map((i) => `${i.file}: ${i.path ? i.path + ': ' : ''}${i.message}`);
+  return invalid(
+    `${issues.length === 1 ? 'a hw-profile is invalid' : `${issues.length} problems in the hw-profiles`} (fix the file, or point --profiles-dir elsewhere):\n  ` +
+      lines.join('\n  '),
+    { dir, issues },
+  );
+}
+
+const cache = new Map<string, HwProfile[]>();
+
+/** Forgets loaded profiles (tests, or after the files changed). */
+export function clearProfileCache(): void {
+  cache.clear();
+}
+
+/**
+ * Loads and validates every *.json in dir, sorted by name. Throws a VfpError naming each
+ * file, field and problem (kind 'invalid'), or 'not-found' when dir holds no profiles.
+ * Results are cached per directory.
+ */
+export function loadProfiles(dir: string = DEFAULT_PROFILES_DIR): HwProfile[] {
+  const abs = resolve(dir);
+  const hit = cache.get(abs);
+  if (hit) return hit;
+  let names: string[];
+  try {
+    names = readdirSync(abs).filter((n) => n.endsWith('.json')).sort();
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? String(err);
+    throw notFound(`cannot read the hw-profiles directory ${dir} (${code}); pass --profiles-dir DIR with the profile JSON files`, { dir });
+  }
+  if (names.length === 0) throw notFound(`no hw-profiles (*.json) in ${dir}; pass --profiles-dir DIR with the profile JSON files`, { dir });
+
+  const profiles: HwProfile[] = [];
+  const issues: ProfileIssue[] = [];
+  for (const n of names) {
+    const file = join(abs, n);
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (err) {
+      issues.push({ file: displayPath(file), path: '', message: `cannot read: ${(err as NodeJS.ErrnoException).code ?? err}` });
+      continue;
+    }
+    const r = parseProfile(text, file);
+    if ('issues' in r) issues.push(...r.issues);
+    else profiles.push(r.profile);
+  }
+  // A PF ID names one family; VF IDs may be shared (8086:1889 is x710's and e810's).
+  const pfOwner = new Map<string, HwProfile>();
+  for (const p of profiles) {
+    for (const id of p.pf.ids) {
+      const other = pfOwner.get(id);
+      if (other) {
+        issues.push({ file: displayPath(p.file!), path: 'pf.ids', message: `"${id}" is also a PF ID of ${other.name} (${displayPath(other.file!)}); a PF ID must name one family` });
+      } else pfOwner.set(id, p);
+    }
+  }
+  if (issues.length) throw issuesError(issues, dir);
+  cache.set(abs, profiles);
+  return profiles;
+}
+
+/** The profile called name, or a not-found error listing the known names. */
+export function getProfile(name: string, dir?: string): HwProfile {
+  const profiles = loadProfiles(dir);
+  const p = profiles.find((x) => x.name === name);
+  if (!p) {
+    throw notFound(`no hw-profile named ${JSON.stringify(name)}; known profiles: ${profiles.map((x) => x.name).join(', ')}`, {
+      name, known: profiles.map((x) => x.name),
+    });
+  }
+  return p;
+}
+
+/** "8086", "0x8086\n" (as sysfs has it) or "8086" upper-case → "8086"; anything else is an error. */
+function hex4(value: string, what: string): string {
+  const v = String(value).trim().toLowerCase().replace(/^0x/, '');
+  if (!/^[0-9a-f]{4}$/.test(v)) throw invalid(`PCI ${what} ID ${JSON.stringify(value)} is malformed: expected 4 hex digits like 8086`, { value });
+  return v;
+}
+
+/** The profile whose pf.ids contain vendor:device, or null. */
+export function matchPf(vendor: string, device: string, profiles: readonly HwProfile[]): HwProfile | null {
+  const id = `${hex4(vendor, 'vendor')}:${hex4(device, 'device')}`;
+  return profiles.find((p) => p.pf.ids.includes(id)) ?? null;
+}
+
+/** Every profile whose vf.ids contain vendor:device (more than one for shared VF IDs). */
+export function vfCandidates(vendor: string, device: string, profiles: readonly HwProfile[]): HwProfile[] {
+  const id = `${hex4(vendor, 'vendor')}:${hex4(device, 'device')}`;
+  return profiles.filter((p) => p.vf.ids.includes(id));
+}
+
+/**
+ * The profile of a VF. Some VF IDs are shared: 8086:1889 is both x710's and e810's, and
+ * 15b3:101e is a VF ID for several ConnectX generations. So the PF's profile decides when it lists the ID.
+ * Without it, a shared ID is ambiguous and null is returned; match the PF first
+ * (matchPf) and pass its name.
+ */
+export function matchVf(vendor: string, device: string, profiles: readonly HwProfile[], pfProfileName?: string): HwProfile | null {
+  const c = vfCandidates(vendor, device, profiles);
+  if (pfProfileName !== undefined) {
+    const viaPf = c.find((p) => p.name === pfProfileName);
+    if (viaPf) return viaPf;
+  }
+  return c.length === 1 ? c[0]! : null;
+}

@@ -1,0 +1,74 @@
+// The shapes discovery returns and the allocation store records. Plain data, JSON-safe,
+// so the CLI prints them as they are and the store keeps them as they are.
+
+/** Offload tiers of DESIGN.md: 1 full hardware encap/decap, 2 steering + csum/TSO, 3 software. */
+export type OffloadTier = 1 | 2 | 3;
+
+/** What a NIC family can do; one JSON file per family in hw-profiles/ (see src/sriov/profile.ts). */
+export interface HwProfile {
+  name: string; // file stem: x710, e810, cx5, cx6dx, virtio, sim
+  description: string;
+  pf: { ids: string[]; driver: string }; // ids as "8086:1572"
+  vf: { ids: string[]; driver: string };
+  dpdk: { pmd: string; vfNeedsVfio: boolean; bifurcated: boolean };
+  limits: { maxVfsPerPf: number; maxVfsPerDevice: number; queuesPerVfDefault: number; queuesPerVfMax: number };
+  lineRateMbps: number[]; // per port, every speed the family ships in
+  offloads: {
+    outerCsum: boolean;
+    innerCsum: boolean;
+    tso: boolean;
+    innerRss: boolean;
+    vniSteering: boolean;
+    rteFlowEncapDecap: boolean;
+    tcFlowerEncapDecap: boolean;
+    switchdev: boolean;
+  };
+  afxdpZeroCopy: boolean;
+  tier: OffloadTier; // the highest tier the family allows
+  sources: Record<string, string>; // field path → URL (or doc/header path) that states it
+  file?: string; // where it was loaded from
+}
+
+/** PF-side settings of one VF (what `ip link set PF vf N ...` changes). */
+export interface VfSettings {
+  mac: string; // administrative MAC, 00:00:00:00:00:00 when unset
+  vlan: number; // 0 = none
+  qos: number;
+  vlanProto: '802.1Q' | '802.1ad';
+  spoofchk: boolean;
+  trust: boolean;
+  linkState: 'auto' | 'enable' | 'disable';
+  minTxRate: number; // Mbit/s, 0 = unlimited
+  maxTxRate: number;
+}
+
+export interface PfInfo {
+  pci: string;
+  netdev: string | null;
+  driver: string | null;
+  vendor: string; // "8086"
+  device: string; // "1572"
+  numaNode: number; // -1 when the platform does not say
+  totalVfs: number;
+  numVfs: number;
+  linkSpeedMbps: number | null;
+  profile: string | null; // matching hw-profile name
+  tier: OffloadTier | null;
+}
+
+export interface VfInfo {
+  pci: string;
+  pf: string; // PF PCI address
+  pfNetdev: string | null;
+  index: number; // virtfnN
+  vendor: string;
+  device: string;
+  driver: string | null; // iavf, mlx5_core, vfio-pci, ... or null when unbound
+  netdev: string | null; // when a kernel driver is bound and the netdev is in the host namespace
+  mac: string | null; // the netdev's address when there is one
+  mtu: number | null;
+  iommuGroup: number | null;
+  vfioDevice: string | null; // /dev/vfio/N when bound to vfio-pci
+  numaNode: number;
+  settings: VfSettings | null; // PF-side settings, when the PF reports them
+}
