@@ -1,0 +1,92 @@
+// The one place that changes links, addresses and network namespaces. It runs iproute2
+// with argv arrays (never a shell string) and turns its failures into errors that carry
+// the command and the kernel's message.
+import { execFileSync } from 'node:child_process';
+import { systemError } from '../util/errors.js';
+
+export interface IpLink {
+  ifindex: number;
+  ifname: string;
+  address?: string;
+  mtu?: number;
+  operstate?: string;
+  flags?: string[];
+  link?: string | null; // a veth's peer name, when the peer is in the same namespace
+  link_netnsid?: number;
+  linkinfo?: { info_kind?: string };
+  vfinfo_list?: IpVfInfo[];
+}
+
+/** One entry of `ip -d -j link show` vfinfo_list (PF-side VF settings). */
+export interface IpVfInfo {
+  vf: number;
+  address?: string;
+  mac?: string;
+  vlan_list?: { vlan?: number; qos?: number; protocol?: string }[];
+  rate?: { max_tx?: number; min_tx?: number };
+  spoofchk?: boolean;
+  link_state?: string;
+  trust?: boolean;
+}
+
+export class IpError extends Error {}
+
+function run(args: string[], input?: string): string {
+  try {
+    return execFileSync('ip', args, { encoding: 'utf8', input, stdio: ['pipe', 'pipe', 'pipe'], timeout: 30_000 });
+  } catch (err) {
+    const e = err as { stderr?: string; code?: string; message: string };
+    if (e.code === 'ENOENT') {
+      throw systemError('the `ip` command (iproute2) is not installed; run ./scripts/setup or apt-get install iproute2');
+    }
+    const msg = (e.stderr ?? '').trim() || e.message;
+    throw systemError(`ip ${args.join(' ')}: ${msg}`, { args, stderr: msg });
+  }
+}
+
+const nsArgs = (netns?: string) => (netns ? ['-n', netns] : []);
+
+export function ip(args: string[], netns?: string): string {
+  return run([...nsArgs(netns), ...args]);
+}
+
+/** Runs many commands in one iproute2 process (`ip -batch -`); stops at the first failure. */
+export function ipBatch(lines: string[][], netns?: string): void {
+  if (lines.length === 0) return;
+  for (const l of lines) {
+    for (const w of l) {
+      // -batch splits on whitespace and treats # and quotes specially; our words never need them.
+      if (!/^[A-Za-z0-9_.:@/-]+$/.test(w)) throw systemError(`refusing to batch the ip argument ${JSON.stringify(w)}`);
+    }
+  }
+  run([...nsArgs(netns), '-batch', '-'], lines.map((l) => l.join(' ')).join('\n') + '\n');
+}
+
+export function links(netns?: string, details = false): IpLink[] {
+  return JSON.parse(run([...nsArgs(netns), ...(details ? ['-d'] : []), '-j', 'link', 'show'])) as IpLink[];
+}
+
+export function link(name: string, netns?: string, details = false): IpLink | undefined {
+  try {
+    const out = run([...nsArgs(netns), ...(details ? ['-d'] : []), '-j', 'link', 'show', 'dev', name]);
+    return (JSON.parse(out) as IpLink[])[0];
+  } catch (err) {
+    const stderr = String((err as { details?: { stderr?: string } }).details?.stderr ?? '');
+    if (/does not exist|Cannot find device/.test(stderr)) return undefined;
+    throw err;
+  }
+}
+
+export function netnsList(): string[] {
+  const out = run(['-j', 'netns', 'list']).trim();
+  if (!out) return [];
+  return (JSON.parse(out) as { name: string }[]).map((n) => n.name);
+}
+
+export function netnsAdd(name: string): void {
+  run(['netns', 'add', name]);
+}
+
+export function netnsDel(name: string): void {
+  run(['netns', 'del', name]);
+}

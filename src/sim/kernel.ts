@@ -1,0 +1,461 @@
+// The simulated kernel: what Linux does when someone writes to sriov_numvfs, a driver's
+// bind/unbind, driver_override or drivers_probe, done to a sysfs-shaped tree and to real
+// veth netdevs. It refuses what the kernel refuses, with the kernel's errno:
+//   sriov_numvfs  garbage → EINVAL, above sriov_totalvfs → ERANGE, no PF driver → ENOENT,
+//                 nonzero → other nonzero → EBUSY (drivers/pci/iov.c sriov_numvfs_store)
+//   bind          unknown device or a driver that does not match → ENODEV,
+//                 device already bound → EBUSY (drivers/base/bus.c, dd.c)
+//   unbind        device not bound to this driver → ENODEV
+// Writes are serialised by a lock in the simulator's state directory, as the kernel
+// serialises them with the device lock.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { ip, ipBatch, link } from '../net/ip.js';
+import { pciFromRid, pciRid } from '../sriov/pci.js';
+import { errnoError, registerSimKernel, Sysfs, type SysfsKernel } from '../sriov/sysfs.js';
+import type { VfSettings } from '../sriov/types.js';
+import { systemError } from '../util/errors.js';
+import { readManifest, vfMac, vfNetdev, vfRepresentor, type SimManifest, type SimPf } from './manifest.js';
+
+export const VFIO_DRIVER = 'vfio-pci';
+
+export const DEFAULT_VF_SETTINGS: VfSettings = {
+  mac: '00:00:00:00:00:00',
+  vlan: 0,
+  qos: 0,
+  vlanProto: '802.1Q',
+  spoofchk: true,
+  trust: false,
+  linkState: 'auto',
+  minTxRate: 0,
+  maxTxRate: 0,
+};
+
+const sleep = (ms: number) => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Identity of one simulated device. */
+interface Dev {
+  pci: string;
+  pf: SimPf;
+  vf: number | null; // VF index, or null for the PF itself
+}
+
+export class SimKernel implements SysfsKernel {
+  readonly kind = 'sim' as const;
+  readonly m: SimManifest;
+
+  constructor(readonly root: string) {
+    this.m = readManifest(root);
+  }
+
+  get devRoot(): string {
+    return this.m.devRoot;
+  }
+
+  // --- paths --------------------------------------------------------------------
+
+  devDir(pci: string): string {
+    return `devices/pci${this.m.pciBus}/${pci}`;
+  }
+
+  private abs(rel: string): string {
+    return path.join(this.root, rel);
+  }
+
+  private symlink(target: string, rel: string): void {
+    const p = this.abs(rel);
+    fs.rmSync(p, { force: true });
+    fs.symlinkSync(target, p);
+  }
+
+  /** A relative symlink target from the directory of FROM to TO (both root-relative). */
+  private rel(from: string, to: string): string {
+    return path.relative(path.dirname(this.abs(from)), this.abs(to));
+  }
+
+  private writeFile(rel: string, value: string): void {
+    fs.writeFileSync(this.abs(rel), value.endsWith('\n') ? value : value + '\n');
+  }
+
+  private readFile(rel: string): string | undefined {
+    try {
+      return fs.readFileSync(this.abs(rel), 'utf8').trim();
+    } catch {
+      return undefined;
+    }
+  }
+
+  vfPci(pf: SimPf, vf: number): string {
+    const { domain, rid } = pciRid(pf.pci);
+    return pciFromRid(domain, rid + pf.vfOffset + vf * pf.vfStride);
+  }
+
+  /** Finds a device of this simulator by PCI address (PFs, and VFs that exist). */
+  dev(pci: string): Dev | undefined {
+    for (const pf of this.m.pfs) {
+      if (pf.pci === pci) return { pci, pf, vf: null };
+      const { rid } = pciRid(pf.pci);
+      const off = pciRid(pci).rid - rid - pf.vfOffset;
+      if (off >= 0 && off % pf.vfStride === 0) {
+        const vf = off / pf.vfStride;
+        if (vf < this.numVfs(pf) && this.vfPci(pf, vf) === pci) return { pci, pf, vf };
+      }
+    }
+    return undefined;
+  }
+
+  numVfs(pf: SimPf): number {
+    return Number(this.readFile(`${this.devDir(pf.pci)}/sriov_numvfs`) ?? 0);
+  }
+
+  driverOf(pci: string): string | undefined {
+    try {
+      return path.basename(fs.readlinkSync(this.abs(`${this.devDir(pci)}/driver`)));
+    } catch {
+      return undefined;
+    }
+  }
+
+  netdevNames(d: Dev): { name: string; peer: string } {
+    return d.vf === null
+      ? { name: d.pf.netdev, peer: d.pf.uplinkPeer }
+      : { name: vfNetdev(this.m, d.pf.index, d.vf), peer: vfRepresentor(this.m, d.pf.index, d.vf) };
+  }
+
+  private iommuGroup(d: Dev): number {
+    return d.vf === null ? d.pf.iommuGroup : d.pf.vfIommuBase + d.vf;
+  }
+
+  private drivers(): string[] {
+    return [...new Set([this.m.pfDriver, this.m.vfDriver, VFIO_DRIVER])];
+  }
+
+  // --- the lock -------------------------------------------------------------------
+
+  /** Runs FN holding the simulator's lock (a directory; a dead holder's lock is taken over). */
+  locked<T>(fn: () => T): T {
+    const lock = path.join(this.m.stateDir, 'lock');
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      try {
+        fs.mkdirSync(lock);
+        fs.writeFileSync(path.join(lock, 'pid'), String(process.pid));
+        break;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+        const holder = Number(fs.readFileSync(path.join(lock, 'pid'), { encoding: 'utf8', flag: 'a+' }) || 0);
+        if (holder > 0 && !pidAlive(holder)) {
+          fs.rmSync(lock, { recursive: true, force: true });
+          continue;
+        }
+        if (Date.now() > deadline) throw systemError(`the simulator at ${this.root} is locked by pid ${holder || '?'} for over 30 s`);
+        sleep(2);
+      }
+    }
+    try {
+      return fn();
+    } finally {
+      fs.rmSync(lock, { recursive: true, force: true });
+    }
+  }
+
+  // --- writes ---------------------------------------------------------------------
+
+  write(sysfs: Sysfs, rel: string, value: string): boolean {
+    const abs = sysfs.abs(rel);
+    let dir: string;
+    try {
+      dir = path.relative(this.root, fs.realpathSync(path.dirname(abs)));
+    } catch {
+      return false; // let the plain write fail with ENOENT
+    }
+    const attr = path.basename(abs);
+    const v = value.replace(/\n$/, '');
+    const devM = /^devices\/pci[0-9a-f:]+\/([0-9a-f:.]+)$/.exec(dir);
+    if (devM) {
+      const pci = devM[1]!;
+      return this.locked(() => this.deviceAttr(pci, attr, v));
+    }
+    const drvM = /^bus\/pci\/drivers\/([^/]+)$/.exec(dir);
+    if (drvM) {
+      const drv = drvM[1]!;
+      return this.locked(() => {
+        if (attr === 'bind') this.bind(v, drv);
+        else if (attr === 'unbind') this.unbind(v, drv);
+        else if (attr === 'new_id' || attr === 'remove_id') throw errnoError('EINVAL', `the simulator does not model ${attr}; use driver_override`);
+        else throw errnoError('EACCES', 'Permission denied');
+        return true;
+      });
+    }
+    if (dir === 'bus/pci' && attr === 'drivers_probe') {
+      return this.locked(() => {
+        this.probe(v);
+        return true;
+      });
+    }
+    return false;
+  }
+
+  private deviceAttr(pci: string, attr: string, v: string): boolean {
+    const d = this.dev(pci);
+    if (!d) throw errnoError('ENODEV', 'No such device');
+    switch (attr) {
+      case 'sriov_numvfs':
+        if (d.vf !== null) throw errnoError('EACCES', 'Permission denied');
+        this.setNumVfs(d.pf, v);
+        return true;
+      case 'driver_override':
+        // An empty write (or a newline) clears the override, which reads back as "(null)".
+        this.writeFile(`${this.devDir(pci)}/driver_override`, v === '' ? '(null)' : v);
+        return true;
+      case 'sriov_drivers_autoprobe':
+        if (d.vf !== null) throw errnoError('EACCES', 'Permission denied');
+        if (v !== '0' && v !== '1') throw errnoError('EINVAL', 'Invalid argument');
+        this.writeFile(`${this.devDir(pci)}/sriov_drivers_autoprobe`, v);
+        return true;
+      default:
+        // Everything else the simulator builds is read-only, as on real sysfs.
+        throw errnoError('EACCES', 'Permission denied');
+    }
+  }
+
+  private setNumVfs(pf: SimPf, v: string): void {
+    // kstrtou16(buf, 0, ...): decimal, 0x hex or 0 octal, nothing else.
+    const n = /^(0x[0-9a-f]+|0[0-7]*|[1-9][0-9]*)$/i.test(v) ? Number(v.startsWith('0') && !/^0x/i.test(v) && v.length > 1 ? parseInt(v, 8) : v) : NaN;
+    if (!Number.isInteger(n) || n > 0xffff) throw errnoError('EINVAL', 'Invalid argument');
+    if (n > pf.totalVfs) throw errnoError('ERANGE', 'Numerical result out of range');
+    const cur = this.numVfs(pf);
+    if (n === cur) return;
+    if (!this.driverOf(pf.pci)) throw errnoError('ENOENT', 'No such file or directory');
+    if (n === 0) return this.destroyVfs(pf);
+    if (cur !== 0) throw errnoError('EBUSY', 'Device or resource busy');
+    this.createVfs(pf, n);
+  }
+
+  // --- VFs ------------------------------------------------------------------------
+
+  private createVfs(pf: SimPf, n: number): void {
+    const m = this.m;
+    const pfDir = this.devDir(pf.pci);
+    const autoprobe = this.readFile(`${pfDir}/sriov_drivers_autoprobe`) !== '0';
+    const lines: string[][] = [];
+    for (let j = 0; j < n; j++) {
+      const d: Dev = { pci: this.vfPci(pf, j), pf, vf: j };
+      const dir = this.devDir(d.pci);
+      fs.mkdirSync(this.abs(dir), { recursive: true });
+      this.writeFile(`${dir}/vendor`, `0x${m.vfVendor}`);
+      this.writeFile(`${dir}/device`, `0x${m.vfDevice}`);
+      this.writeFile(`${dir}/class`, '0x020000');
+      this.writeFile(`${dir}/numa_node`, String(m.numaNode));
+      this.writeFile(`${dir}/driver_override`, '(null)');
+      this.symlink(`../${pf.pci}`, `${dir}/physfn`);
+      this.symlink(`../${d.pci}`, `${pfDir}/virtfn${j}`);
+      this.symlink(this.rel(`bus/pci/devices/${d.pci}`, dir), `bus/pci/devices/${d.pci}`);
+      const g = `kernel/iommu_groups/${this.iommuGroup(d)}`;
+      fs.mkdirSync(this.abs(`${g}/devices`), { recursive: true });
+      this.symlink(this.rel(`${g}/devices/${d.pci}`, dir), `${g}/devices/${d.pci}`);
+      this.symlink(this.rel(`${dir}/iommu_group`, g), `${dir}/iommu_group`);
+      if (m.netdevs) {
+        const { name, peer } = this.netdevNames(d);
+        // The VF end starts out of sight (no driver yet); the representor stays on the host.
+        lines.push(['link', 'add', name, 'address', vfMac(m, pf.index, j), 'netns', m.parkNetns!, 'type', 'veth', 'peer', 'name', peer]);
+        lines.push(['link', 'set', peer, 'up']);
+      }
+    }
+    try {
+      ipBatch(lines);
+    } catch (err) {
+      this.removeVfTree(pf, n);
+      throw err;
+    }
+    this.writeFile(`${pfDir}/sriov_numvfs`, String(n));
+    if (autoprobe) for (let j = 0; j < n; j++) this.probe(this.vfPci(pf, j));
+  }
+
+  private destroyVfs(pf: SimPf): void {
+    const n = this.numVfs(pf);
+    if (this.m.netdevs) {
+      // Deleting the representor takes its peer with it, in whatever namespace it is.
+      const lines: string[][] = [];
+      for (let j = 0; j < n; j++) {
+        const peer = vfRepresentor(this.m, pf.index, j);
+        if (link(peer)) lines.push(['link', 'del', peer]);
+      }
+      ipBatch(lines);
+    }
+    this.removeVfTree(pf, n);
+    this.writeFile(`${this.devDir(pf.pci)}/sriov_numvfs`, '0');
+  }
+
+  private removeVfTree(pf: SimPf, n: number): void {
+    for (let j = 0; j < n; j++) {
+      const d: Dev = { pci: this.vfPci(pf, j), pf, vf: j };
+      const drv = this.driverOf(d.pci);
+      if (drv) fs.rmSync(this.abs(`bus/pci/drivers/${drv}/${d.pci}`), { force: true });
+      if (this.m.netdevs) fs.rmSync(this.abs(`class/net/${vfNetdev(this.m, pf.index, j)}`), { force: true });
+      fs.rmSync(this.abs(`${this.devDir(pf.pci)}/virtfn${j}`), { force: true });
+      fs.rmSync(this.abs(`bus/pci/devices/${d.pci}`), { force: true });
+      fs.rmSync(this.abs(`kernel/iommu_groups/${this.iommuGroup(d)}`), { recursive: true, force: true });
+      fs.rmSync(path.join(this.m.devRoot, 'vfio', String(this.iommuGroup(d))), { force: true });
+      fs.rmSync(path.join(this.m.stateDir, 'vf', `${d.pci}.json`), { force: true });
+      fs.rmSync(this.abs(this.devDir(d.pci)), { recursive: true, force: true });
+    }
+  }
+
+  // --- drivers --------------------------------------------------------------------
+
+  /** The driver the device would get on a probe: its override, else the one whose ID table has it. */
+  private matchDriver(d: Dev): string | undefined {
+    const override = this.readFile(`${this.devDir(d.pci)}/driver_override`);
+    if (override && override !== '(null)') return this.drivers().includes(override) ? override : undefined;
+    return d.vf === null ? this.m.pfDriver : this.m.vfDriver;
+  }
+
+  private bind(pci: string, drv: string): void {
+    const d = this.dev(pci);
+    if (!d || !this.drivers().includes(drv) || this.matchDriver(d) !== drv) throw errnoError('ENODEV', 'No such device');
+    if (this.driverOf(pci)) throw errnoError('EBUSY', 'Device or resource busy');
+    this.attach(d, drv);
+  }
+
+  private unbind(pci: string, drv: string): void {
+    const d = this.dev(pci);
+    if (!d || this.driverOf(pci) !== drv) throw errnoError('ENODEV', 'No such device');
+    this.detach(d, drv);
+  }
+
+  private probe(pci: string): void {
+    const d = this.dev(pci);
+    if (!d) throw errnoError('ENODEV', 'No such device');
+    if (this.driverOf(pci)) return; // already bound: nothing to do, as device_attach()
+    const drv = this.matchDriver(d);
+    if (drv) this.attach(d, drv);
+  }
+
+  private isNetDriver(d: Dev, drv: string): boolean {
+    return drv === (d.vf === null ? this.m.pfDriver : this.m.vfDriver);
+  }
+
+  private attach(d: Dev, drv: string): void {
+    const dir = this.devDir(d.pci);
+    this.symlink(this.rel(`${dir}/driver`, `bus/pci/drivers/${drv}`), `${dir}/driver`);
+    this.symlink(this.rel(`bus/pci/drivers/${drv}/${d.pci}`, dir), `bus/pci/drivers/${drv}/${d.pci}`);
+    if (drv === VFIO_DRIVER) {
+      fs.mkdirSync(path.join(this.m.devRoot, 'vfio'), { recursive: true });
+      fs.writeFileSync(path.join(this.m.devRoot, 'vfio', 'vfio'), '');
+      fs.writeFileSync(path.join(this.m.devRoot, 'vfio', String(this.iommuGroup(d))), '');
+    } else if (this.isNetDriver(d, drv) && this.m.netdevs) {
+      const { name } = this.netdevNames(d);
+      // The kernel driver brings the netdev back: out of the park, into the host namespace.
+      if (!link(name)) ip(['link', 'set', name, 'netns', String(process.pid)], this.m.parkNetns!);
+      fs.mkdirSync(this.abs(`${dir}/net/${name}`), { recursive: true });
+      if (d.vf === null) this.writeFile(`${dir}/net/${name}/speed`, String(this.m.linkSpeedMbps));
+      this.symlink(this.rel(`class/net/${name}`, `${dir}/net/${name}`), `class/net/${name}`);
+      if (d.vf !== null) this.applyEffects(d, this.readSettings(d));
+    }
+  }
+
+  private detach(d: Dev, drv: string): void {
+    const dir = this.devDir(d.pci);
+    if (drv === VFIO_DRIVER) {
+      fs.rmSync(path.join(this.m.devRoot, 'vfio', String(this.iommuGroup(d))), { force: true });
+    } else if (this.isNetDriver(d, drv)) {
+      if (d.vf === null) this.destroyVfs(d.pf); // a PF driver takes its VFs with it
+      if (this.m.netdevs) {
+        const { name, peer } = this.netdevNames(d);
+        if (link(name)) {
+          ip(['link', 'set', name, 'down']);
+          ip(['link', 'set', name, 'netns', this.m.parkNetns!]);
+        } else if (!link(name, this.m.parkNetns!)) {
+          // The netdev is in some other namespace (a pod's): the kernel would destroy it
+          // there, so do the same and start a fresh one, out of sight.
+          ip(['link', 'del', peer]);
+          const mac = d.vf === null ? undefined : vfMac(this.m, d.pf.index, d.vf);
+          ip(['link', 'add', name, ...(mac ? ['address', mac] : []), 'netns', this.m.parkNetns!, 'type', 'veth', 'peer', 'name', peer]);
+          ip(['link', 'set', peer, 'up']);
+        }
+        fs.rmSync(this.abs(`${dir}/net`), { recursive: true, force: true });
+        fs.rmSync(this.abs(`class/net/${name}`), { force: true });
+      }
+    }
+    fs.rmSync(this.abs(`${dir}/driver`), { force: true });
+    fs.rmSync(this.abs(`bus/pci/drivers/${drv}/${d.pci}`), { force: true });
+  }
+
+  // --- PF-side VF settings (what netlink IFLA_VF_* would carry) ----------------------
+
+  private settingsFile(d: Dev): string {
+    return path.join(this.m.stateDir, 'vf', `${d.pci}.json`);
+  }
+
+  private readSettings(d: Dev): VfSettings {
+    try {
+      return { ...DEFAULT_VF_SETTINGS, ...(JSON.parse(fs.readFileSync(this.settingsFile(d), 'utf8')) as Partial<VfSettings>) };
+    } catch {
+      return { ...DEFAULT_VF_SETTINGS };
+    }
+  }
+
+  vfSettings(pfPci: string, index: number): VfSettings {
+    const pf = this.m.pfs.find((p) => p.pci === pfPci);
+    if (!pf || index >= this.numVfs(pf)) throw errnoError('EINVAL', 'Invalid argument');
+    return this.readSettings({ pci: this.vfPci(pf, index), pf, vf: index });
+  }
+
+  /**
+   * Sets PF-side VF settings. Effects that veth can show for real are applied: the
+   * administrative MAC reaches the VF netdev when it is in sight, and link-state disable
+   * takes the carrier away (the representor goes down). The rest is recorded.
+   */
+  setVfSettings(pfPci: string, index: number, change: Partial<VfSettings>): VfSettings {
+    return this.locked(() => {
+      const pf = this.m.pfs.find((p) => p.pci === pfPci);
+      if (!pf || index >= this.numVfs(pf)) throw errnoError('EINVAL', 'Invalid argument');
+      const d: Dev = { pci: this.vfPci(pf, index), pf, vf: index };
+      const next = { ...this.readSettings(d), ...change };
+      fs.mkdirSync(path.dirname(this.settingsFile(d)), { recursive: true });
+      const tmp = `${this.settingsFile(d)}.${process.pid}`;
+      fs.writeFileSync(tmp, JSON.stringify(next));
+      fs.renameSync(tmp, this.settingsFile(d));
+      this.applyEffects(d, next, change);
+      return next;
+    });
+  }
+
+  private applyEffects(d: Dev, s: VfSettings, change: Partial<VfSettings> = s): void {
+    if (!this.m.netdevs || d.vf === null) return;
+    const { name, peer } = this.netdevNames(d);
+    if (change.mac !== undefined && s.mac !== '00:00:00:00:00:00') {
+      for (const ns of [undefined, this.m.parkNetns!]) {
+        if (link(name, ns)) {
+          ip(['link', 'set', name, 'address', s.mac], ns);
+          break;
+        }
+      }
+    }
+    if (change.linkState !== undefined) ip(['link', 'set', peer, s.linkState === 'disable' ? 'down' : 'up']);
+  }
+}
+
+const kernels = new Map<string, SimKernel>();
+
+export function simKernel(root: string): SimKernel {
+  const abs = path.resolve(root);
+  let k = kernels.get(abs);
+  if (!k) {
+    k = new SimKernel(abs);
+    kernels.set(abs, k);
+  }
+  return k;
+}
+
+registerSimKernel(simKernel);

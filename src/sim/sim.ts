@@ -1,0 +1,206 @@
+// The simulated SR-IOV NIC: a sysfs-shaped tree under a root directory plus real veth
+// netdevs (one pair per PF uplink, one per VF: the VF netdev and its representor).
+// Discovery, driver binding, VF settings and moving VF netdevs into pod namespaces then
+// run against it exactly as against /sys, because this kernel has no SR-IOV of its own.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { ipBatch, link, links, netnsAdd, netnsDel, netnsList } from '../net/ip.js';
+import { getProfile } from '../sriov/profile.js';
+import { pciFromRid, pciRid } from '../sriov/pci.js';
+import { Sysfs } from '../sriov/sysfs.js';
+import { conflict, invalid } from '../util/errors.js';
+import { manifestPath, readManifest, vfRepresentor, type SimManifest, type SimPf } from './manifest.js';
+import { simKernel, VFIO_DRIVER } from './kernel.js';
+
+export const DEFAULT_SIM_ROOT = '/run/vfplane/sim';
+export const DEFAULT_SIM_PREFIX = 'vfsim';
+const PCI_BUS = '0000:5e';
+const PREFIX_RE = /^[a-z][a-z0-9]{0,7}$/;
+
+/**
+ * The line rate of the part the simulator impersonates (a profile's first PCI ID is the
+ * family's typical part; a profile lists every speed the family ships in).
+ */
+const TYPICAL_SPEED_MBPS: Record<string, number> = { x710: 10_000, e810: 25_000, cx5: 25_000, cx6dx: 100_000 };
+
+export interface SimOptions {
+  profile: string;
+  pfs: number;
+  vfs: number;
+  root?: string;
+  prefix?: string;
+  /** false: build only the tree (no veths, no root needed); used by unprivileged tests and the alloc bench. */
+  netdevs?: boolean;
+  numaNode?: number;
+}
+
+function hex4(id: string): [string, string] {
+  const [v, d] = id.split(':') as [string, string];
+  return [v, d];
+}
+
+export function createSim(o: SimOptions): SimManifest {
+  const profile = getProfile(o.profile);
+  const root = path.resolve(o.root ?? DEFAULT_SIM_ROOT);
+  const prefix = o.prefix ?? DEFAULT_SIM_PREFIX;
+  const netdevs = o.netdevs ?? true;
+  if (!PREFIX_RE.test(prefix)) {
+    throw invalid(`--prefix ${JSON.stringify(prefix)} is not usable: 1–8 characters, a lower-case letter then letters or digits (netdev names are <prefix>f<pf>v<vf>, at most 15 characters)`);
+  }
+  if (!Number.isInteger(o.pfs) || o.pfs < 1 || o.pfs > 8) {
+    throw invalid(`--pfs ${o.pfs} is out of range: a simulated card has 1–8 PFs (PCI functions 0–7)`);
+  }
+  const totalVfs = Math.min(profile.limits.maxVfsPerPf, Math.floor(profile.limits.maxVfsPerDevice / o.pfs));
+  if (!Number.isInteger(o.vfs) || o.vfs < 0 || o.vfs > totalVfs) {
+    throw invalid(`--vfs ${o.vfs} is out of range for profile ${profile.name} with ${o.pfs} PF(s): 0–${totalVfs} VFs per PF`);
+  }
+  if (fs.existsSync(manifestPath(root))) {
+    throw conflict(`a simulated NIC already exists at ${root}; run \`vfplane sim destroy --root ${root}\` first or pick another --root`);
+  }
+  if (fs.existsSync(root) && fs.readdirSync(root).length > 0) {
+    throw conflict(`--root ${root} is not empty; the simulator builds its tree in an empty or new directory`);
+  }
+  const park = netdevs ? `${prefix}-park` : null;
+  if (netdevs) {
+    const clash = links().find((l) => new RegExp(`^${prefix}f\\d`).test(l.ifname));
+    if (clash) throw conflict(`netdev ${clash.ifname} already uses the prefix ${prefix}; pick another --prefix or destroy the simulator that owns it`);
+    if (netnsList().includes(park!)) throw conflict(`network namespace ${park} already exists; pick another --prefix or destroy the simulator that owns it`);
+  }
+
+  const typical = TYPICAL_SPEED_MBPS[profile.name];
+  const speed = typical !== undefined && profile.lineRateMbps.includes(typical) ? typical : Math.max(...profile.lineRateMbps);
+  const [pfVendor, pfDevice] = hex4(profile.pf.ids[0]!);
+  const [vfVendor, vfDevice] = hex4(profile.vf.ids[0]!);
+  const pfs: SimPf[] = [];
+  const { domain, rid } = pciRid(`${PCI_BUS}:00.0`);
+  for (let i = 0; i < o.pfs; i++) {
+    pfs.push({
+      index: i,
+      pci: pciFromRid(domain, rid + i),
+      netdev: `${prefix}f${i}`,
+      uplinkPeer: `${prefix}f${i}u`,
+      totalVfs,
+      // VFs of PF i start after those of PF i-1, 16 functions past the card (routing IDs).
+      vfOffset: 16 + i * totalVfs - i,
+      vfStride: 1,
+      iommuGroup: 10 + i,
+      vfIommuBase: 100 + i * 300,
+    });
+  }
+  const m: SimManifest = {
+    version: 1,
+    root,
+    devRoot: path.join(root, 'vfplane-dev'),
+    stateDir: path.join(root, 'vfplane-sim-state'),
+    profile: profile.name,
+    prefix,
+    netdevs,
+    parkNetns: park,
+    pciBus: PCI_BUS,
+    pfVendor,
+    pfDevice,
+    vfVendor,
+    vfDevice,
+    pfDriver: profile.pf.driver,
+    vfDriver: profile.vf.driver,
+    linkSpeedMbps: speed,
+    numaNode: o.numaNode ?? 0,
+    pfs,
+    createdAt: new Date().toISOString(),
+  };
+
+  try {
+    buildTree(m);
+    if (netdevs) {
+      netnsAdd(park!);
+      ipBatch(pfs.flatMap((pf) => [
+        ['link', 'add', pf.netdev, 'type', 'veth', 'peer', 'name', pf.uplinkPeer],
+        ['link', 'set', pf.netdev, 'up'],
+        ['link', 'set', pf.uplinkPeer, 'up'],
+      ]));
+    }
+    // The manifest is the marker: from here on the tree answers as a kernel would.
+    fs.writeFileSync(manifestPath(root), JSON.stringify(m, null, 2) + '\n');
+    const sysfs = new Sysfs(root, simKernel(root));
+    for (const pf of pfs) {
+      // Attach the PF driver (which gives the PF its netdev), then create the VFs through
+      // sriov_numvfs, the same write an operator would make.
+      sysfs.write('bus/pci/drivers_probe', pf.pci);
+      if (o.vfs > 0) sysfs.write(`bus/pci/devices/${pf.pci}/sriov_numvfs`, String(o.vfs));
+    }
+  } catch (err) {
+    try {
+      destroyParts(m);
+    } catch {
+      // the original error says more than a failed cleanup
+    }
+    throw err;
+  }
+  return m;
+}
+
+function buildTree(m: SimManifest): void {
+  const mk = (rel: string) => fs.mkdirSync(path.join(m.root, rel), { recursive: true });
+  const put = (rel: string, v: string) => fs.writeFileSync(path.join(m.root, rel), v + '\n');
+  const sym = (target: string, rel: string) => fs.symlinkSync(target, path.join(m.root, rel));
+  mk('');
+  for (const d of ['bus/pci/devices', 'class/net', 'kernel/iommu_groups', `devices/pci${m.pciBus}`]) mk(d);
+  for (const drv of new Set([m.pfDriver, m.vfDriver, VFIO_DRIVER])) {
+    mk(`bus/pci/drivers/${drv}`);
+    for (const f of ['bind', 'unbind', 'new_id', 'remove_id']) put(`bus/pci/drivers/${drv}/${f}`, '');
+  }
+  put('bus/pci/drivers_probe', '');
+  put('bus/pci/drivers_autoprobe', '1');
+  fs.mkdirSync(m.devRoot, { recursive: true });
+  fs.mkdirSync(path.join(m.stateDir, 'vf'), { recursive: true });
+  for (const pf of m.pfs) {
+    const dir = `devices/pci${m.pciBus}/${pf.pci}`;
+    mk(dir);
+    put(`${dir}/vendor`, `0x${m.pfVendor}`);
+    put(`${dir}/device`, `0x${m.pfDevice}`);
+    put(`${dir}/class`, '0x020000');
+    put(`${dir}/numa_node`, String(m.numaNode));
+    put(`${dir}/driver_override`, '(null)');
+    put(`${dir}/sriov_totalvfs`, String(pf.totalVfs));
+    put(`${dir}/sriov_numvfs`, '0');
+    put(`${dir}/sriov_offset`, String(pf.vfOffset));
+    put(`${dir}/sriov_stride`, String(pf.vfStride));
+    put(`${dir}/sriov_vf_device`, m.vfDevice);
+    put(`${dir}/sriov_drivers_autoprobe`, '1');
+    sym(`../../../devices/pci${m.pciBus}/${pf.pci}`, `bus/pci/devices/${pf.pci}`);
+    const g = `kernel/iommu_groups/${pf.iommuGroup}`;
+    mk(`${g}/devices`);
+    sym(`../../../../devices/pci${m.pciBus}/${pf.pci}`, `${g}/devices/${pf.pci}`);
+    sym(`../../../kernel/iommu_groups/${pf.iommuGroup}`, `${dir}/iommu_group`);
+  }
+}
+
+/** Removes what the manifest lists: VF and PF veth pairs, the park namespace, the tree. */
+function destroyParts(m: SimManifest): void {
+  if (m.netdevs) {
+    const lines: string[][] = [];
+    for (const pf of m.pfs) {
+      for (let j = 0; j < pf.totalVfs; j++) {
+        const rep = vfRepresentor(m, pf.index, j);
+        if (link(rep)) lines.push(['link', 'del', rep]);
+      }
+      if (link(pf.netdev)) lines.push(['link', 'del', pf.netdev]);
+      else if (link(pf.uplinkPeer)) lines.push(['link', 'del', pf.uplinkPeer]);
+    }
+    ipBatch(lines);
+    if (m.parkNetns && netnsList().includes(m.parkNetns)) {
+      // A PF netdev parked by an unbound PF driver goes with its namespace.
+      netnsDel(m.parkNetns);
+    }
+  }
+  fs.rmSync(m.root, { recursive: true, force: true });
+}
+
+export function destroySim(root: string = DEFAULT_SIM_ROOT): SimManifest {
+  const m = readManifest(root);
+  destroyParts(m);
+  return m;
+}
+
+export { readManifest } from './manifest.js';
+export type { SimManifest } from './manifest.js';

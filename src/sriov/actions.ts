@@ -1,0 +1,174 @@
+// What an operator (or the CNI plugin) changes on a NIC: the number of VFs, which driver
+// a VF is bound to, and its PF-side settings. Every action checks its input and the
+// current state first, so a refused request changes nothing, and turns the kernel's
+// errno into a sentence that says what to do.
+import { ip, link } from '../net/ip.js';
+import { conflict, invalid, notFound, systemError, VfpError } from '../util/errors.js';
+import { listVfs, resolvePf, resolveVf } from './discover.js';
+import { getProfile, loadProfiles, matchVf } from './profile.js';
+import type { Sysfs } from './sysfs.js';
+import type { PfInfo, VfInfo, VfSettings } from './types.js';
+import { applyVfSettings, checkSettings } from './vf-settings.js';
+
+export const VFIO = 'vfio-pci';
+
+/** Who holds a VF, as the allocation store reports it (kept abstract to avoid a cycle). */
+export type HolderLookup = (pci: string) => string | undefined;
+
+function errnoOf(err: unknown): string | undefined {
+  return err instanceof VfpError ? (err.details?.errno as string | undefined) : undefined;
+}
+
+export interface NumVfsResult {
+  pf: string;
+  before: number;
+  after: number;
+  changed: boolean;
+}
+
+/**
+ * Sets sriov_numvfs. The kernel changes a nonzero count only through 0, which destroys
+ * every VF; that happens only with `force`, and never while a VF is allocated.
+ */
+export function setNumVfs(sysfs: Sysfs, pfRef: string, n: number, o: { force?: boolean; holder?: HolderLookup } = {}): NumVfsResult {
+  const pf = resolvePf(sysfs, pfRef);
+  if (!Number.isInteger(n) || n < 0) throw invalid(`number of VFs ${JSON.stringify(n)} must be a whole number ≥ 0`);
+  if (n > pf.totalVfs) {
+    throw invalid(`PF ${pfRef} supports at most ${pf.totalVfs} VFs (sriov_totalvfs); ${n} is above it`);
+  }
+  if (n === pf.numVfs) return { pf: pf.pci, before: n, after: n, changed: false };
+  if (!pf.driver) throw conflict(`PF ${pfRef} has no driver bound; bind its driver (${pf.profile ? getProfile(pf.profile).pf.driver : 'the NIC driver'}) before creating VFs`);
+  if (n < pf.numVfs || pf.numVfs > 0) {
+    const held = listVfs(sysfs, { pf: pf.pci }).map((v) => [v.pci, o.holder?.(v.pci)] as const).filter(([, h]) => h);
+    if (held.length > 0) {
+      throw conflict(
+        `PF ${pfRef} has allocated VFs (${held.map(([p, h]) => `${p} → ${h}`).join(', ')}); ` +
+          'changing the VF count destroys every VF: release them first',
+      );
+    }
+  }
+  if (pf.numVfs > 0 && n > 0 && !o.force) {
+    throw conflict(
+      `PF ${pfRef} already has ${pf.numVfs} VFs; the kernel changes a nonzero count only through 0, which destroys them all. ` +
+        `Run \`vfplane pf set-numvfs ${pfRef} 0\` first, or pass --force to do both`,
+    );
+  }
+  const attr = `bus/pci/devices/${pf.pci}/sriov_numvfs`;
+  try {
+    if (pf.numVfs > 0 && n > 0) sysfs.write(attr, '0');
+    sysfs.write(attr, String(n));
+  } catch (err) {
+    const errno = errnoOf(err);
+    const why: Record<string, string> = {
+      ERANGE: `${n} is above sriov_totalvfs (${pf.totalVfs})`,
+      EBUSY: 'VFs already exist; set 0 first',
+      ENOENT: 'the PF has no driver, or its driver cannot create VFs through sysfs',
+      ENOMEM: 'the kernel could not allocate resources for the VFs (check the BIOS SR-IOV setting and the PCI bus numbers)',
+    };
+    throw systemError(`setting ${pf.pci} sriov_numvfs to ${n} failed: ${why[errno ?? ''] ?? (err as Error).message}`, { errno });
+  }
+  const after = sysfs.readInt(attr) ?? n;
+  return { pf: pf.pci, before: pf.numVfs, after, changed: true };
+}
+
+/** The kernel driver a VF of this PF normally uses (from its hw-profile, or what it had). */
+export function kernelVfDriver(sysfs: Sysfs, vf: VfInfo, pf: PfInfo): string {
+  if (sysfs.kernel) return (sysfs.kernel as unknown as { m: { vfDriver: string } }).m.vfDriver;
+  const p = matchVf(vf.vendor, vf.device, loadProfiles(), pf.profile ?? undefined);
+  if (p) return p.vf.driver;
+  throw notFound(`no hw-profile knows VF ${vf.pci} (${vf.vendor}:${vf.device}), so its kernel driver is unknown; bind it by name with --driver NAME`);
+}
+
+export interface BindResult {
+  pci: string;
+  before: string | null;
+  after: string | null;
+  changed: boolean;
+  netdev: string | null;
+  vfioDevice: string | null;
+}
+
+/**
+ * Binds a VF to vfio-pci (for DPDK) or back to its kernel driver, the way the kernel
+ * wants it: driver_override, unbind from the current driver, drivers_probe.
+ * An allocated VF, or one whose netdev has left the host namespace, is not touched
+ * without `force`: unbinding destroys its netdev wherever it is.
+ */
+export function bindVf(sysfs: Sysfs, ref: string, target: 'vfio-pci' | 'kernel' | string, o: { force?: boolean; holder?: HolderLookup } = {}): BindResult {
+  const vf = resolveVf(sysfs, ref);
+  const pf = resolvePf(sysfs, vf.pf);
+  const driver = target === 'kernel' ? kernelVfDriver(sysfs, vf, pf) : target;
+  if (!/^[A-Za-z0-9_-]{1,64}$/.test(driver)) throw invalid(`driver ${JSON.stringify(target)} is not a driver name`);
+  const result = (after: VfInfo, changed: boolean): BindResult => ({
+    pci: vf.pci, before: vf.driver, after: after.driver, changed, netdev: after.netdev, vfioDevice: after.vfioDevice,
+  });
+  if (vf.driver === driver) return result(vf, false);
+  if (!sysfs.exists(`bus/pci/drivers/${driver}`)) {
+    throw notFound(
+      `driver ${driver} is not loaded under ${sysfs.root}/bus/pci/drivers` + (driver === VFIO ? '; load it with `modprobe vfio-pci` (and enable the IOMMU: intel_iommu=on or amd_iommu=on)' : ''),
+    );
+  }
+  const holder = o.holder?.(vf.pci);
+  if (holder && !o.force) throw conflict(`VF ${vf.pci} is allocated to ${holder}; release it first, or pass --force to rebind it under its owner`);
+  // A kernel-bound VF always has a netdev; when the host cannot see it, it is in another
+  // namespace. (A tree-only simulator has no netdevs at all: its net/ dirs are empty.)
+  const netdevElsewhere = vf.netdev === null && (!sysfs.isSim || sysfs.list(`bus/pci/devices/${vf.pci}/net`).length > 0);
+  if (vf.driver && vf.driver !== VFIO && netdevElsewhere && !o.force) {
+    throw conflict(
+      `VF ${vf.pci} is bound to ${vf.driver} but its netdev is not in the host namespace (moved into a pod?); ` +
+        'unbinding would destroy it there. Pass --force if that is what you want',
+    );
+  }
+  const dev = `bus/pci/devices/${vf.pci}`;
+  try {
+    sysfs.write(`${dev}/driver_override`, driver);
+    if (vf.driver) sysfs.write(`bus/pci/drivers/${vf.driver}/unbind`, vf.pci);
+    sysfs.write('bus/pci/drivers_probe', vf.pci);
+    // A kernel driver matches by ID; clearing the override keeps future probes ordinary.
+    if (driver !== VFIO) sysfs.write(`${dev}/driver_override`, '\n');
+  } catch (err) {
+    throw systemError(`binding VF ${vf.pci} to ${driver} failed: ${(err as Error).message}`, { errno: errnoOf(err) });
+  }
+  const after = resolveVf(sysfs, vf.pci);
+  if (after.driver !== driver) {
+    throw systemError(`VF ${vf.pci} did not bind to ${driver} (it is ${after.driver ? `bound to ${after.driver}` : 'unbound'}); see dmesg`);
+  }
+  return result(after, true);
+}
+
+export interface VfConfig extends Partial<VfSettings> {
+  mtu?: number;
+}
+
+export interface ConfigResult {
+  pci: string;
+  changed: (keyof VfConfig)[];
+  settings: VfSettings | null;
+  mtu: number | null;
+}
+
+/** Changes PF-side settings and the VF netdev's MTU; checks everything before changing anything. */
+export function configVf(sysfs: Sysfs, ref: string, c: VfConfig): ConfigResult {
+  const vf = resolveVf(sysfs, ref);
+  const { mtu, ...settingsChange } = c;
+  const current = vf.settings;
+  if (Object.keys(settingsChange).length > 0 && !current) {
+    throw notFound(`PF ${vf.pf} does not report VF settings (no PF netdev in this namespace?); cannot change ${Object.keys(settingsChange).join(', ')}`);
+  }
+  const checked = current ? checkSettings(settingsChange, current) : {};
+  if (mtu !== undefined) {
+    if (!Number.isInteger(mtu) || mtu < 68 || mtu > 9702) throw invalid(`mtu ${mtu} is out of range: 68–9702`);
+    if (!vf.netdev) {
+      throw conflict(`VF ${vf.pci} has no netdev in the host namespace (${vf.driver ? `driver ${vf.driver}` : 'no driver'}); its MTU is set where its netdev is`);
+    }
+  }
+  if (current) applyVfSettings(sysfs, vf.pf, vf.pfNetdev, vf.index, checked, current);
+  if (mtu !== undefined && vf.netdev) ip(['link', 'set', 'dev', vf.netdev, 'mtu', String(mtu)]);
+  const after = resolveVf(sysfs, vf.pci);
+  return {
+    pci: vf.pci,
+    changed: [...(Object.keys(checked) as (keyof VfConfig)[]), ...(mtu !== undefined ? (['mtu'] as const) : [])],
+    settings: after.settings,
+    mtu: after.netdev ? link(after.netdev)?.mtu ?? null : null,
+  };
+}

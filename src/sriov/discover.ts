@@ -1,0 +1,168 @@
+// Discovery of SR-IOV PFs and their VFs through sysfs (any root: /sys or a simulator's
+// tree). sysfs gives the topology (virtfnN/physfn, drivers, IOMMU groups); netlink gives
+// what only it knows (a netdev's live MAC and MTU, PF-side VF settings).
+import { links, type IpLink } from '../net/ip.js';
+import { invalid, notFound } from '../util/errors.js';
+import { isPci, parseIfname, parsePci } from './pci.js';
+import { loadProfiles, matchPf } from './profile.js';
+import type { Sysfs } from './sysfs.js';
+import type { HwProfile, PfInfo, VfInfo } from './types.js';
+import { readPfVfSettings } from './vf-settings.js';
+
+const hexId = (s: string | undefined) => (s ?? '').replace(/^0x/, '').toLowerCase().padStart(4, '0');
+
+/** Host-namespace links, fetched once per discovery and only when a netdev is named. */
+class LinkCache {
+  private byName?: Map<string, IpLink>;
+  get(name: string): IpLink | undefined {
+    if (!this.byName) this.byName = new Map(links().map((l) => [l.ifname, l]));
+    return this.byName.get(name);
+  }
+}
+
+function devPath(pci: string): string {
+  return `bus/pci/devices/${pci}`;
+}
+
+/** The netdev of a PCI device, when it has one in this network namespace. */
+function netdevOf(sysfs: Sysfs, pci: string, cache: LinkCache): IpLink | undefined {
+  for (const name of sysfs.list(`${devPath(pci)}/net`)) {
+    const l = cache.get(name);
+    if (l) return l;
+  }
+  return undefined;
+}
+
+export interface Discovery {
+  pfs: PfInfo[];
+  vfs: VfInfo[];
+}
+
+function pfInfo(sysfs: Sysfs, pci: string, profiles: HwProfile[], cache: LinkCache): PfInfo {
+  const d = devPath(pci);
+  const vendor = hexId(sysfs.tryRead(`${d}/vendor`));
+  const device = hexId(sysfs.tryRead(`${d}/device`));
+  const nd = netdevOf(sysfs, pci, cache);
+  const speed = nd ? sysfs.readInt(`${d}/net/${nd.ifname}/speed`) : undefined;
+  const profile = matchPf(vendor, device, profiles) ?? null;
+  return {
+    pci,
+    netdev: nd?.ifname ?? null,
+    driver: sysfs.linkName(`${d}/driver`) ?? null,
+    vendor,
+    device,
+    numaNode: sysfs.readInt(`${d}/numa_node`) ?? -1,
+    totalVfs: sysfs.readInt(`${d}/sriov_totalvfs`) ?? 0,
+    numVfs: sysfs.readInt(`${d}/sriov_numvfs`) ?? 0,
+    linkSpeedMbps: speed !== undefined && speed > 0 ? speed : null,
+    profile: profile?.name ?? null,
+    tier: profile?.tier ?? null,
+  };
+}
+
+function vfInfos(sysfs: Sysfs, pf: PfInfo, cache: LinkCache): VfInfo[] {
+  const d = devPath(pf.pci);
+  const settings = readPfVfSettings(sysfs, pf.pci, pf.netdev, pf.numVfs);
+  const out: VfInfo[] = [];
+  for (const entry of sysfs.list(d)) {
+    const m = /^virtfn(\d+)$/.exec(entry);
+    if (!m) continue;
+    const index = Number(m[1]);
+    const pci = sysfs.linkName(`${d}/${entry}`);
+    if (!pci || !isPci(pci)) continue;
+    const vd = devPath(pci);
+    const vendor = hexId(sysfs.tryRead(`${vd}/vendor`));
+    const device = hexId(sysfs.tryRead(`${vd}/device`));
+    const driver = sysfs.linkName(`${vd}/driver`) ?? null;
+    const nd = netdevOf(sysfs, pci, cache);
+    const group = sysfs.linkName(`${vd}/iommu_group`);
+    const iommuGroup = group !== undefined && /^\d+$/.test(group) ? Number(group) : null;
+    out.push({
+      pci,
+      pf: pf.pci,
+      pfNetdev: pf.netdev,
+      index,
+      vendor,
+      device,
+      driver,
+      netdev: nd?.ifname ?? null,
+      mac: nd?.address ?? null,
+      mtu: nd?.mtu ?? null,
+      iommuGroup,
+      vfioDevice: driver === 'vfio-pci' && iommuGroup !== null ? `${sysfs.devRoot}/vfio/${iommuGroup}` : null,
+      numaNode: sysfs.readInt(`${vd}/numa_node`) ?? pf.numaNode,
+      settings: settings.get(index) ?? null,
+    });
+  }
+  return out.sort((a, b) => a.index - b.index);
+}
+
+/** Every SR-IOV capable PF (a PCI device with sriov_totalvfs) under the root. */
+export function listPfs(sysfs: Sysfs, cache = new LinkCache()): PfInfo[] {
+  const profiles = loadProfiles();
+  return sysfs
+    .list('bus/pci/devices')
+    .filter((pci) => isPci(pci) && sysfs.exists(`${devPath(pci)}/sriov_totalvfs`))
+    .map((pci) => pfInfo(sysfs, pci, profiles, cache));
+}
+
+export function listVfs(sysfs: Sysfs, opts: { pf?: string } = {}): VfInfo[] {
+  const cache = new LinkCache();
+  const pfs = opts.pf ? [resolvePf(sysfs, opts.pf, cache)] : listPfs(sysfs, cache);
+  return pfs.flatMap((pf) => vfInfos(sysfs, pf, cache));
+}
+
+export function discover(sysfs: Sysfs): Discovery {
+  const cache = new LinkCache();
+  const pfs = listPfs(sysfs, cache);
+  return { pfs, vfs: pfs.flatMap((pf) => vfInfos(sysfs, pf, cache)) };
+}
+
+/** A PF named by PCI address or by netdev name. */
+export function resolvePf(sysfs: Sysfs, ref: string, cache = new LinkCache()): PfInfo {
+  const all = listPfs(sysfs, cache);
+  let pf: PfInfo | undefined;
+  if (/^[0-9a-fA-F]{4}:/.test(ref)) {
+    const pci = parsePci(ref, 'PF address');
+    pf = all.find((p) => p.pci === pci);
+  } else {
+    const name = parseIfname(ref, 'PF name');
+    pf = all.find((p) => p.netdev === name);
+  }
+  if (!pf) {
+    const known = all.map((p) => (p.netdev ? `${p.netdev} (${p.pci})` : p.pci)).join(', ') || 'none';
+    throw notFound(`no SR-IOV PF ${JSON.stringify(ref)} under ${sysfs.root}; PFs here: ${known}`);
+  }
+  return pf;
+}
+
+/**
+ * A VF named by PCI address (0000:5e:02.1) or as PF#INDEX (ens1f0#3, 0000:5e:00.0#3).
+ * Errors say which form was expected and what exists.
+ */
+export function resolveVf(sysfs: Sysfs, ref: string): VfInfo {
+  const hash = ref.lastIndexOf('#');
+  if (hash > 0) {
+    const pfRef = ref.slice(0, hash);
+    const idx = ref.slice(hash + 1);
+    const pf = resolvePf(sysfs, pfRef);
+    if (!/^\d+$/.test(idx) || Number(idx) >= pf.numVfs) {
+      throw invalid(
+        `VF index ${JSON.stringify(idx)} is out of range for PF ${pfRef}: it has ${pf.numVfs} VF(s)` +
+          (pf.numVfs > 0 ? `, indexes 0–${pf.numVfs - 1}` : `; create some with \`vfplane pf set-numvfs ${pfRef} N\``),
+      );
+    }
+    const vf = listVfs(sysfs, { pf: pf.pci }).find((v) => v.index === Number(idx));
+    if (!vf) throw notFound(`PF ${pfRef} has no virtfn${idx} link under ${sysfs.root}`);
+    return vf;
+  }
+  const pci = parsePci(ref, 'VF address');
+  if (!sysfs.exists(devPath(pci))) {
+    throw notFound(`no PCI device ${pci} under ${sysfs.root}; run \`vfplane vf list\` to see the VFs on this node`);
+  }
+  const physfn = sysfs.linkName(`${devPath(pci)}/physfn`);
+  if (!physfn) throw invalid(`${pci} is not a VF (it has no physfn link); VF commands take a VF's address`);
+  const vf = listVfs(sysfs, { pf: physfn }).find((v) => v.pci === pci);
+  if (!vf) throw notFound(`VF ${pci} is not listed by its PF ${physfn}`);
+  return vf;
+}

@@ -1,0 +1,154 @@
+// sysfs, read and written through one configurable root (default /sys) so that the
+// simulated NIC can stand in for the kernel. Paths are relative to the root and are
+// checked before use: no absolute paths, no `..`, nothing that leaves the root.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { invalid, notFound, systemError, VfpError } from '../util/errors.js';
+
+/** The simulator's hook: it receives the writes a kernel would act on. */
+export interface SysfsKernel {
+  readonly kind: 'sim';
+  /** Returns true when it handled the write (it throws an errno-coded Error when the kernel would fail). */
+  write(sysfs: Sysfs, rel: string, value: string): boolean;
+  /** The simulator's devfs root (vfio group nodes); /dev on a real host. */
+  readonly devRoot: string;
+}
+
+/** Marker the simulator leaves at the top of a tree it built (see src/sim). */
+export const SIM_MARKER = 'vfplane-sim.json';
+
+export const DEFAULT_SYSFS_ROOT = '/sys';
+
+export function defaultSysfsRoot(): string {
+  return process.env.VFPLANE_SYSFS_ROOT || DEFAULT_SYSFS_ROOT;
+}
+
+/** An errno-coded error, as fs calls on real sysfs throw them. */
+export function errnoError(code: string, message: string): NodeJS.ErrnoException {
+  const e = new Error(message) as NodeJS.ErrnoException;
+  e.code = code;
+  return e;
+}
+
+export class Sysfs {
+  readonly root: string;
+
+  constructor(
+    root: string,
+    readonly kernel: SysfsKernel | null = null,
+  ) {
+    this.root = path.resolve(root);
+  }
+
+  get isSim(): boolean {
+    return this.kernel !== null;
+  }
+
+  get devRoot(): string {
+    return this.kernel?.devRoot ?? '/dev';
+  }
+
+  /** Absolute path of REL under the root; refuses anything that could leave it. */
+  abs(rel: string): string {
+    if (path.isAbsolute(rel) || rel.split('/').some((s) => s === '..' || s === '.')) {
+      throw invalid(`refusing sysfs path ${JSON.stringify(rel)}: it must be relative to the sysfs root, without . or ..`);
+    }
+    const p = path.join(this.root, rel);
+    if (p !== this.root && !p.startsWith(this.root + path.sep)) {
+      throw invalid(`refusing sysfs path ${JSON.stringify(rel)}: it leaves ${this.root}`);
+    }
+    return p;
+  }
+
+  exists(rel: string): boolean {
+    return fs.existsSync(this.abs(rel));
+  }
+
+  read(rel: string): string {
+    const p = this.abs(rel);
+    try {
+      return fs.readFileSync(p, 'utf8').trim();
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT') throw notFound(`${p} does not exist`);
+      throw systemError(`cannot read ${p}: ${(err as Error).message}`);
+    }
+  }
+
+  tryRead(rel: string): string | undefined {
+    try {
+      return fs.readFileSync(this.abs(rel), 'utf8').trim();
+    } catch {
+      return undefined;
+    }
+  }
+
+  readInt(rel: string): number | undefined {
+    const s = this.tryRead(rel);
+    if (s === undefined) return undefined;
+    const n = Number.parseInt(s, s.startsWith('0x') ? 16 : 10);
+    return Number.isFinite(n) ? n : undefined;
+  }
+
+  /** Entries of a directory, sorted; [] when it does not exist. */
+  list(rel: string): string[] {
+    try {
+      return fs.readdirSync(this.abs(rel)).sort();
+    } catch {
+      return [];
+    }
+  }
+
+  /** The last component of a symlink's target (a driver name, a PCI address, a group). */
+  linkName(rel: string): string | undefined {
+    try {
+      return path.basename(fs.readlinkSync(this.abs(rel)));
+    } catch {
+      return undefined;
+    }
+  }
+
+  /**
+   * Writes an attribute. On real sysfs the kernel acts on it and may refuse with an
+   * errno; the simulator does the same through its hook. Errors keep the errno in
+   * `details.errno` so callers can explain them.
+   */
+  write(rel: string, value: string): void {
+    const p = this.abs(rel);
+    try {
+      if (this.kernel?.write(this, rel, value)) return;
+      fs.writeFileSync(p, value);
+    } catch (err) {
+      if (err instanceof VfpError) throw err;
+      const e = err as NodeJS.ErrnoException;
+      throw systemError(`writing ${JSON.stringify(value)} to ${p} failed: ${e.code ?? ''} ${e.message}`.replace(/\s+/g, ' '), {
+        errno: e.code,
+        path: p,
+        value,
+      });
+    }
+  }
+}
+
+let simLoader: ((root: string) => SysfsKernel) | undefined;
+
+/** The simulator registers itself here (src/sim/kernel.ts) to avoid an import cycle. */
+export function registerSimKernel(load: (root: string) => SysfsKernel): void {
+  simLoader = load;
+}
+
+/**
+ * Opens the sysfs tree at ROOT. A tree built by `vfplane sim create` carries a marker
+ * file; its kernel behaviour (sriov_numvfs, driver binding) then comes from the simulator.
+ */
+export async function openSysfs(root: string = defaultSysfsRoot()): Promise<Sysfs> {
+  const abs = path.resolve(root);
+  if (!fs.existsSync(abs)) {
+    throw notFound(`sysfs root ${abs} does not exist; pass --sysfs-root (or set VFPLANE_SYSFS_ROOT) to /sys or to a tree made by \`vfplane sim create\``);
+  }
+  if (fs.existsSync(path.join(abs, SIM_MARKER))) {
+    if (!simLoader) await import('../sim/kernel.js');
+    return new Sysfs(abs, simLoader!(abs));
+  }
+  return new Sysfs(abs);
+}

@@ -1,0 +1,94 @@
+// PF-side VF settings (MAC, VLAN, QoS, protocol, spoofchk, trust, link state, rates):
+// read and changed through netlink on the PF netdev, as `ip link set PF vf N ...` does,
+// or through the simulator, which has no netlink VF support to lean on.
+import { ip, link, type IpVfInfo } from '../net/ip.js';
+import { invalid, notFound } from '../util/errors.js';
+import { parseMac, formatMac } from '../util/addr.js';
+import type { Sysfs } from './sysfs.js';
+import type { VfSettings } from './types.js';
+import type { SimKernel } from '../sim/kernel.js';
+
+export function settingsFromNetlink(v: IpVfInfo): VfSettings {
+  const vl = v.vlan_list?.[0];
+  return {
+    mac: (v.address ?? v.mac ?? '00:00:00:00:00:00').toLowerCase(),
+    vlan: vl?.vlan ?? 0,
+    qos: vl?.qos ?? 0,
+    vlanProto: vl?.protocol === '802.1ad' ? '802.1ad' : '802.1Q',
+    spoofchk: v.spoofchk ?? false,
+    trust: v.trust ?? false,
+    linkState: v.link_state === 'enable' ? 'enable' : v.link_state === 'disable' ? 'disable' : 'auto',
+    minTxRate: v.rate?.min_tx ?? 0,
+    maxTxRate: v.rate?.max_tx ?? 0,
+  };
+}
+
+/** Settings of every VF of a PF, by VF index; empty when the PF reports none. */
+export function readPfVfSettings(sysfs: Sysfs, pfPci: string, pfNetdev: string | null, numVfs: number): Map<number, VfSettings> {
+  const out = new Map<number, VfSettings>();
+  if (sysfs.kernel) {
+    const k = sysfs.kernel as SimKernel;
+    for (let i = 0; i < numVfs; i++) out.set(i, k.vfSettings(pfPci, i));
+    return out;
+  }
+  if (!pfNetdev) return out;
+  const l = link(pfNetdev, undefined, true);
+  for (const v of l?.vfinfo_list ?? []) out.set(v.vf, settingsFromNetlink(v));
+  return out;
+}
+
+/** Checks a requested change the way the kernel and the drivers do, before anything is touched. */
+export function checkSettings(c: Partial<VfSettings>, current: VfSettings): Partial<VfSettings> {
+  const out: Partial<VfSettings> = { ...c };
+  if (c.mac !== undefined) {
+    const b = parseMac(c.mac);
+    if (!b) throw invalid(`mac ${JSON.stringify(c.mac)} is not a MAC address: expected six hex bytes like 02:00:00:00:00:01`);
+    if (b[0]! & 1) throw invalid(`mac ${c.mac} is a multicast address; a VF needs a unicast MAC (first byte even)`);
+    out.mac = formatMac(b);
+  }
+  const vlan = c.vlan ?? current.vlan;
+  if (c.vlan !== undefined && (!Number.isInteger(c.vlan) || c.vlan < 0 || c.vlan > 4094)) {
+    throw invalid(`vlan ${c.vlan} is out of range: 0 (none) to 4094`);
+  }
+  if (c.qos !== undefined && (!Number.isInteger(c.qos) || c.qos < 0 || c.qos > 7)) throw invalid(`qos ${c.qos} is out of range: 0–7`);
+  if ((c.qos ?? 0) > 0 && vlan === 0) throw invalid(`qos ${c.qos} needs a VLAN: pass --vlan as well`);
+  for (const k of ['minTxRate', 'maxTxRate'] as const) {
+    const v = c[k];
+    if (v !== undefined && (!Number.isInteger(v) || v < 0 || v > 400_000)) throw invalid(`${k === 'minTxRate' ? 'min-tx-rate' : 'max-tx-rate'} ${v} is out of range: 0 (unlimited) to 400000 Mbit/s`);
+  }
+  const min = c.minTxRate ?? current.minTxRate;
+  const max = c.maxTxRate ?? current.maxTxRate;
+  if (max !== 0 && min > max) throw invalid(`min-tx-rate ${min} is above max-tx-rate ${max}; the kernel refuses that (EINVAL)`);
+  return out;
+}
+
+/** Applies a (checked) change to VF INDEX of the PF. */
+export function applyVfSettings(sysfs: Sysfs, pfPci: string, pfNetdev: string | null, index: number, c: Partial<VfSettings>, current: VfSettings): void {
+  if (Object.keys(c).length === 0) return;
+  if (sysfs.kernel) {
+    (sysfs.kernel as SimKernel).setVfSettings(pfPci, index, c);
+    return;
+  }
+  if (!pfNetdev) throw notFound(`PF ${pfPci} has no netdev in this namespace; VF settings are made through the PF's netdev`);
+  const args = ['link', 'set', 'dev', pfNetdev, 'vf', String(index)];
+  if (c.mac !== undefined) args.push('mac', c.mac);
+  if (c.vlan !== undefined || c.qos !== undefined || c.vlanProto !== undefined) {
+    args.push('vlan', String(c.vlan ?? current.vlan), 'qos', String(c.qos ?? current.qos));
+    if ((c.vlan ?? current.vlan) !== 0) args.push('proto', c.vlanProto ?? current.vlanProto);
+  }
+  if (c.spoofchk !== undefined) args.push('spoofchk', c.spoofchk ? 'on' : 'off');
+  if (c.trust !== undefined) args.push('trust', c.trust ? 'on' : 'off');
+  if (c.linkState !== undefined) args.push('state', c.linkState);
+  if (c.minTxRate !== undefined) args.push('min_tx_rate', String(c.minTxRate));
+  if (c.maxTxRate !== undefined) args.push('max_tx_rate', String(c.maxTxRate));
+  ip(args);
+}
+
+/** The fields of B that differ from A (to restore exactly what was changed). */
+export function settingsDiff(from: VfSettings, to: VfSettings): Partial<VfSettings> {
+  const out: Partial<VfSettings> = {};
+  for (const k of Object.keys(to) as (keyof VfSettings)[]) {
+    if (from[k] !== to[k]) (out as Record<string, unknown>)[k] = to[k];
+  }
+  return out;
+}

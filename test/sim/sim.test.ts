@@ -1,0 +1,167 @@
+// The simulated SR-IOV NIC against the kernel it stands in for: real veth netdevs, a
+// sysfs-shaped tree whose writes succeed and fail as Linux's do, and a destroy that
+// removes exactly what was made.
+import { execFileSync } from 'node:child_process';
+import { existsSync, readlinkSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { describePrivileged } from '../helpers/privileged.js';
+import { dropAllSims, dropSim, makeSim, simPrefix, simRoot, sweepStaleSims } from '../helpers/sim.js';
+import { Netns } from '../helpers/netns.js';
+import { createSim, destroySim } from '../../src/sim/sim.js';
+import { openSysfs, type Sysfs } from '../../src/sriov/sysfs.js';
+import { listPfs, listVfs, resolveVf } from '../../src/sriov/discover.js';
+import { bindVf, configVf, setNumVfs } from '../../src/sriov/actions.js';
+import type { SimManifest } from '../../src/sim/manifest.js';
+import { VfpError } from '../../src/util/errors.js';
+
+const ipj = (args: string[]) => JSON.parse(execFileSync('ip', ['-j', ...args], { encoding: 'utf8' })) as any[];
+const linkNames = () => ipj(['link', 'show']).map((l) => l.ifname as string);
+const hasLink = (n: string) => linkNames().includes(n);
+
+/** Runs FN and returns the errno the (simulated) kernel answered with. */
+function errnoOf(fn: () => void): string | undefined {
+  try {
+    fn();
+  } catch (err) {
+    return (err as VfpError).details?.errno as string | undefined;
+  }
+  return undefined;
+}
+
+describePrivileged('simulated SR-IOV NIC', { netns: true }, () => {
+  let m: SimManifest;
+  let sysfs: Sysfs;
+
+  beforeAll(async () => {
+    sweepStaleSims();
+    m = makeSim({ profile: 'x710', pfs: 2, vfs: 4 });
+    sysfs = await openSysfs(m.root);
+  });
+  afterAll(() => dropAllSims());
+
+  it('builds a sysfs-shaped tree that discovery reads like /sys', () => {
+    const pfs = listPfs(sysfs);
+    expect(pfs.map((p) => p.pci)).toEqual(['0000:5e:00.0', '0000:5e:00.1']);
+    expect(pfs[0]).toMatchObject({ driver: 'i40e', vendor: '8086', profile: 'x710', numVfs: 4, netdev: `${m.prefix}f0`, tier: 2 });
+    expect(pfs[0]!.totalVfs).toBe(m.pfs[0]!.totalVfs);
+    // virtfn/physfn links point at each other, as in drivers/pci/iov.c
+    const vf0 = readlinkSync(join(m.root, 'bus/pci/devices/0000:5e:00.0/virtfn0'));
+    expect(vf0).toBe('../0000:5e:02.0');
+    expect(readlinkSync(join(m.root, 'bus/pci/devices/0000:5e:02.0/physfn'))).toBe('../0000:5e:00.0');
+    const vfs = listVfs(sysfs);
+    expect(vfs).toHaveLength(8);
+    // PF 1's VFs follow PF 0's: offset and stride as the tree reports them
+    const off1 = Number(readFileSync(join(m.root, 'bus/pci/devices/0000:5e:00.1/sriov_offset'), 'utf8'));
+    expect(vfs[4]!.pf).toBe('0000:5e:00.1');
+    expect(parseInt(vfs[4]!.pci.slice(8, 10), 16) * 8 + Number(vfs[4]!.pci.slice(-1))).toBe(1 + off1);
+    expect(vfs[0]).toMatchObject({ driver: 'iavf', device: '154c', netdev: `${m.prefix}f0v0`, index: 0, vfioDevice: null });
+    expect(new Set(vfs.map((v) => v.iommuGroup)).size).toBe(8);
+  });
+
+  it('gives every VF a real veth netdev whose representor is its peer', () => {
+    const vf = ipj(['link', 'show', 'dev', `${m.prefix}f0v1`])[0];
+    const rep = ipj(['link', 'show', 'dev', `${m.prefix}f0r1`])[0];
+    // in one namespace, iproute2 names a veth's peer in `link`
+    expect(vf.link).toBe(`${m.prefix}f0r1`);
+    expect(rep.link).toBe(`${m.prefix}f0v1`);
+    expect(rep.flags).toContain('UP');
+    expect(listVfs(sysfs)[1]!.mac).toBe(vf.address);
+  });
+
+  it('refuses sriov_numvfs writes the way the kernel does', () => {
+    const attr = 'bus/pci/devices/0000:5e:00.0/sriov_numvfs';
+    expect(errnoOf(() => sysfs.write(attr, String(m.pfs[0]!.totalVfs + 1)))).toBe('ERANGE');
+    expect(errnoOf(() => sysfs.write(attr, '2'))).toBe('EBUSY'); // 4 → 2 must go through 0
+    expect(errnoOf(() => sysfs.write(attr, 'lots'))).toBe('EINVAL');
+    expect(errnoOf(() => sysfs.write('bus/pci/devices/0000:5e:00.0/sriov_totalvfs', '1'))).toBe('EACCES');
+    expect(sysfs.read(attr)).toBe('4');
+    expect(listVfs(sysfs, { pf: '0000:5e:00.0' })).toHaveLength(4);
+  });
+
+  it('changes the VF count through 0 and makes or removes the netdevs', () => {
+    expect(() => setNumVfs(sysfs, `${m.prefix}f1`, 2)).toThrow(/only through 0.*--force/);
+    setNumVfs(sysfs, `${m.prefix}f1`, 2, { force: true });
+    expect(listVfs(sysfs, { pf: `${m.prefix}f1` }).map((v) => v.netdev)).toEqual([`${m.prefix}f1v0`, `${m.prefix}f1v1`]);
+    expect(hasLink(`${m.prefix}f1r3`)).toBe(false);
+    setNumVfs(sysfs, `${m.prefix}f1`, 0);
+    expect(linkNames().filter((n) => n.startsWith(`${m.prefix}f1`)).sort()).toEqual([`${m.prefix}f1`, `${m.prefix}f1u`]);
+    expect(existsSync(join(m.root, 'bus/pci/devices/0000:5e:00.1/virtfn0'))).toBe(false);
+    setNumVfs(sysfs, `${m.prefix}f1`, 4);
+    expect(listVfs(sysfs, { pf: `${m.prefix}f1` })).toHaveLength(4);
+  });
+
+  it('binds a VF to vfio-pci and back: the netdev leaves the host and returns with its MAC', () => {
+    const before = resolveVf(sysfs, `${m.prefix}f0#2`);
+    const r = bindVf(sysfs, before.pci, 'vfio-pci');
+    expect(r).toMatchObject({ before: 'iavf', after: 'vfio-pci', changed: true, netdev: null });
+    expect(r.vfioDevice).toBe(join(m.devRoot, 'vfio', String(before.iommuGroup)));
+    expect(existsSync(r.vfioDevice!)).toBe(true);
+    expect(hasLink(before.netdev!)).toBe(false);
+    // the kernel's own errors on a bound device: bind again → EBUSY, wrong driver → ENODEV
+    expect(errnoOf(() => sysfs.write('bus/pci/drivers/vfio-pci/bind', before.pci))).toBe('EBUSY');
+    expect(errnoOf(() => sysfs.write('bus/pci/drivers/iavf/unbind', before.pci))).toBe('ENODEV');
+    const back = bindVf(sysfs, before.pci, 'kernel');
+    expect(back).toMatchObject({ before: 'vfio-pci', after: 'iavf', netdev: before.netdev });
+    expect(existsSync(r.vfioDevice!)).toBe(false);
+    expect(resolveVf(sysfs, before.pci).mac).toBe(before.mac);
+    expect(sysfs.read(`bus/pci/devices/${before.pci}/driver_override`)).toBe('(null)');
+  });
+
+  it('applies VF settings; link-state disable takes the carrier away for real', () => {
+    const ref = `${m.prefix}f0#3`;
+    const r = configVf(sysfs, ref, { mac: '02:11:22:33:44:55', vlan: 100, qos: 3, trust: true, spoofchk: false, linkState: 'disable', maxTxRate: 1000, mtu: 9000 });
+    expect(r.settings).toMatchObject({ mac: '02:11:22:33:44:55', vlan: 100, qos: 3, trust: true, spoofchk: false, linkState: 'disable', maxTxRate: 1000 });
+    const vf = ipj(['link', 'show', 'dev', `${m.prefix}f0v3`])[0];
+    expect(vf.address).toBe('02:11:22:33:44:55');
+    expect(vf.mtu).toBe(9000);
+    execFileSync('ip', ['link', 'set', `${m.prefix}f0v3`, 'up']);
+    expect(ipj(['link', 'show', 'dev', `${m.prefix}f0v3`])[0].flags).toContain('NO-CARRIER');
+    configVf(sysfs, ref, { linkState: 'auto' });
+    expect(ipj(['link', 'show', 'dev', `${m.prefix}f0v3`])[0].flags).not.toContain('NO-CARRIER');
+    // refused before anything changes
+    expect(() => configVf(sysfs, ref, { qos: 2, vlan: 0 })).toThrow(/qos 2 needs a VLAN/);
+    expect(() => configVf(sysfs, ref, { minTxRate: 2000 })).toThrow(/min-tx-rate 2000 is above max-tx-rate 1000/);
+    expect(resolveVf(sysfs, ref).settings).toMatchObject({ vlan: 100, qos: 3, minTxRate: 0 });
+  });
+
+  it('a VF netdev moved into a pod namespace is out of the host view, and is not unbound without force', () => {
+    const pod = Netns.create('pod');
+    try {
+      const vf = resolveVf(sysfs, `${m.prefix}f1#0`);
+      execFileSync('ip', ['link', 'set', vf.netdev!, 'netns', pod.name]);
+      pod.ip(['link', 'set', vf.netdev!, 'name', 'net1']);
+      expect(resolveVf(sysfs, vf.pci).netdev).toBeNull();
+      expect(() => bindVf(sysfs, vf.pci, 'vfio-pci')).toThrow(/not in the host namespace/);
+      // with force, as the kernel would: the pod loses the netdev
+      bindVf(sysfs, vf.pci, 'vfio-pci', { force: true });
+      expect(pod.ip(['-j', 'link', 'show'])).not.toContain('net1');
+      bindVf(sysfs, vf.pci, 'kernel');
+      expect(resolveVf(sysfs, vf.pci).netdev).toBe(vf.netdev);
+    } finally {
+      pod.destroy();
+    }
+  });
+
+  it('refuses a second simulator on the same prefix or root, changing nothing', () => {
+    expect(() => createSim({ profile: 'x710', pfs: 1, vfs: 1, root: simRoot(), prefix: m.prefix })).toThrow(/already uses the prefix/);
+    expect(() => createSim({ profile: 'x710', pfs: 1, vfs: 1, root: m.root, prefix: simPrefix() })).toThrow(/already exists/);
+    expect(() => createSim({ profile: 'x710', pfs: 1, vfs: 999, root: simRoot(), prefix: simPrefix() })).toThrow(/--vfs 999 is out of range/);
+  });
+
+  it('destroy removes everything it made and nothing else', () => {
+    const other = makeSim({ pfs: 1, vfs: 2 });
+    const bystander = `${other.prefix}g0`; // shares the prefix but is not the simulator's
+    execFileSync('ip', ['link', 'add', bystander, 'type', 'veth', 'peer', 'name', `${other.prefix}g1`]);
+    destroySim(other.root);
+    const left = linkNames().filter((n) => n.startsWith(other.prefix));
+    expect(left.sort()).toEqual([bystander, `${other.prefix}g1`]);
+    expect(execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' })).not.toContain(`${other.prefix}-park`);
+    expect(existsSync(other.root)).toBe(false);
+    execFileSync('ip', ['link', 'del', bystander]);
+    dropSim(other.root);
+    // the first simulator is untouched
+    expect(listVfs(sysfs)).toHaveLength(8);
+    expect(hasLink(`${m.prefix}f0v0`)).toBe(true);
+  });
+});

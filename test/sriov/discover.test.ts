@@ -1,0 +1,73 @@
+// Discovery and address checks on a tree-only simulated NIC (no netdevs, no root
+// needed): topology, profiles, the forms a VF can be named in, and the refusals.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { dropSim, makeSim } from '../helpers/sim.js';
+import { openSysfs, Sysfs } from '../../src/sriov/sysfs.js';
+import { listPfs, listVfs, resolvePf, resolveVf } from '../../src/sriov/discover.js';
+import { bindVf, setNumVfs } from '../../src/sriov/actions.js';
+import { isPci, parsePci, pciFromRid, pciRid } from '../../src/sriov/pci.js';
+import type { SimManifest } from '../../src/sim/manifest.js';
+
+describe('PCI addresses', () => {
+  it('accepts DDDD:BB:DD.F only, and canonicalises case', () => {
+    expect(parsePci('0000:3B:02.1')).toBe('0000:3b:02.1');
+    for (const bad of ['0000:3b:02', '3b:02.1', '0000:3b:02.8', '0000:3b:20.0', '0000:3b:02.1 ', '../0000:3b:02.1', '0000:3b:02.1/..', '', 'x'.repeat(300)]) {
+      expect(isPci(bad), bad).toBe(false);
+      expect(() => parsePci(bad), bad).toThrow(/malformed/);
+    }
+  });
+  it('routing IDs round-trip (VF address arithmetic)', () => {
+    const { domain, rid } = pciRid('0000:5e:00.1');
+    expect(pciFromRid(domain, rid + 79)).toBe('0000:5e:0a.0');
+    expect(pciFromRid(domain, 0x5eff + 1)).toBe('0000:5f:00.0');
+  });
+});
+
+describe('discovery on a tree-only simulated NIC', () => {
+  let m: SimManifest;
+  let sysfs: Sysfs;
+  beforeAll(async () => {
+    m = makeSim({ profile: 'cx6dx', pfs: 2, vfs: 3, netdevs: false });
+    sysfs = await openSysfs(m.root);
+  });
+  afterAll(() => dropSim(m.root));
+
+  it('finds the PFs with their profile, tier and VF counts, and no netdevs', () => {
+    const pfs = listPfs(sysfs);
+    expect(pfs).toHaveLength(2);
+    expect(pfs[0]).toMatchObject({ vendor: '15b3', device: '101d', driver: 'mlx5_core', profile: 'cx6dx', tier: 1, numVfs: 3, netdev: null });
+    const vfs = listVfs(sysfs);
+    expect(vfs.map((v) => v.index)).toEqual([0, 1, 2, 0, 1, 2]);
+    expect(vfs[0]).toMatchObject({ device: '101e', driver: 'mlx5_core', netdev: null, settings: { spoofchk: true, vlan: 0 } });
+  });
+
+  it('names a VF by address or as PF#INDEX, and says what exists when it is wrong', () => {
+    const vf = listVfs(sysfs)[4]!;
+    expect(resolveVf(sysfs, `${m.pfs[1]!.pci}#1`).pci).toBe(vf.pci);
+    expect(resolveVf(sysfs, vf.pci.toUpperCase()).index).toBe(1);
+    expect(() => resolveVf(sysfs, `${m.pfs[1]!.pci}#3`)).toThrow(/out of range .* 3 VF\(s\), indexes 0–2/);
+    expect(() => resolveVf(sysfs, m.pfs[0]!.pci)).toThrow(/not a VF/);
+    expect(() => resolvePf(sysfs, 'ens9f9')).toThrow(/no SR-IOV PF "ens9f9".*PFs here: 0000:5e:00\.0, 0000:5e:00\.1/);
+  });
+
+  it('keeps every path inside the root', () => {
+    for (const rel of ['../etc/passwd', '/etc/passwd', 'bus/../../x', './bus']) {
+      expect(() => sysfs.read(rel), rel).toThrow(/refusing sysfs path/);
+      expect(() => sysfs.write(rel, '1'), rel).toThrow(/refusing sysfs path/);
+    }
+  });
+
+  it('binds and renumbers VFs without netdevs (a DPDK-only node)', () => {
+    const vf = listVfs(sysfs)[0]!;
+    expect(bindVf(sysfs, vf.pci, 'vfio-pci')).toMatchObject({ after: 'vfio-pci', vfioDevice: `${m.devRoot}/vfio/${vf.iommuGroup}` });
+    setNumVfs(sysfs, m.pfs[1]!.pci, 0);
+    setNumVfs(sysfs, m.pfs[1]!.pci, 5);
+    expect(listVfs(sysfs, { pf: m.pfs[1]!.pci })).toHaveLength(5);
+    expect(listVfs(sysfs)[0]!.driver).toBe('vfio-pci');
+  });
+
+  it('reads an empty or missing tree as no PFs, and a missing root as a clear error', async () => {
+    expect(listPfs(new Sysfs('/nonexistent-vfplane'))).toEqual([]);
+    await expect(openSysfs('/nonexistent-vfplane')).rejects.toThrow(/sysfs root \/nonexistent-vfplane does not exist/);
+  });
+});
