@@ -1,0 +1,161 @@
+// Who holds a VF: the pod interface an allocation belongs to, how to check it, how to
+// name it in a message, and whether it still exists (for garbage collection). Owners
+// come from the CNI runtime or the operator and are validated here, once.
+import * as fs from 'node:fs';
+import { parseIfname } from '../sriov/pci.js';
+import { invalid } from '../util/errors.js';
+
+export interface Owner {
+  namespace?: string; // pod namespace (K8S_POD_NAMESPACE)
+  name?: string; // pod name (K8S_POD_NAME)
+  uid?: string; // pod UID (K8S_POD_UID)
+  containerId?: string; // CNI_CONTAINERID
+  ifname?: string; // CNI_IFNAME, the interface name inside the pod
+  netns?: string; // CNI_NETNS, a path; gone once the sandbox is torn down
+  pid?: number; // a process whose life bounds the allocation (operator tools, benchmarks)
+  pidStart?: string; // that process's start time (field 22 of /proc/PID/stat), against PID reuse
+}
+
+export const OWNER_FIELDS = ['namespace', 'name', 'uid', 'containerId', 'ifname', 'netns', 'pid', 'pidStart'] as const;
+export type OwnerField = (typeof OWNER_FIELDS)[number];
+
+/** What identifies an owner on its own; ifname, netns and pidStart only narrow one down. */
+export const IDENTIFYING = 'namespace+name, uid, containerId or pid';
+
+// Kubernetes names and UIDs, CNI container IDs (the spec allows alphanumerics, _ . -).
+const NAME_RE = /^[A-Za-z0-9]([A-Za-z0-9._-]{0,251}[A-Za-z0-9])?$/;
+const UID_RE = /^[A-Za-z0-9][A-Za-z0-9-]{0,127}$/;
+const CONTAINER_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,255}$/;
+
+function str(where: string, field: string, v: unknown, re: RegExp, hint: string): string {
+  if (typeof v !== 'string' || !re.test(v)) {
+    throw invalid(`${where}: ${field} ${JSON.stringify(v)} is not valid: ${hint}`, { field, value: v });
+  }
+  return v;
+}
+
+/**
+ * Checks each given field and returns a clean copy (unknown fields are refused). With
+ * `partial`, an owner pattern for matching; otherwise it must identify someone.
+ */
+export function parseOwner(value: unknown, where = 'owner', partial = false): Owner {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw invalid(`${where} must be an object with some of the fields ${OWNER_FIELDS.join(', ')}`);
+  }
+  const o: Owner = {};
+  for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
+    if (v === undefined) continue;
+    switch (k) {
+      case 'namespace':
+      case 'name':
+        o[k] = str(where, k, v, NAME_RE, 'a Kubernetes name (letters, digits, . _ -, at most 253)');
+        break;
+      case 'uid':
+        o.uid = str(where, k, v, UID_RE, 'a Kubernetes UID such as 3f2a9c1e-8d1b-4b0e-9f65-0c7e2a1d4b11');
+        break;
+      case 'containerId':
+        o.containerId = str(where, k, v, CONTAINER_RE, 'letters, digits, _ . - (the CNI container ID)');
+        break;
+      case 'ifname':
+        o.ifname = parseIfname(v, `${where}: ifname`);
+        break;
+      case 'netns':
+        if (typeof v !== 'string' || !v.startsWith('/') || v.includes('\0') || v.length > 4096) {
+          throw invalid(`${where}: netns ${JSON.stringify(v)} is not valid: an absolute path such as /var/run/netns/cni-1234`, { field: k, value: v });
+        }
+        o.netns = v;
+        break;
+      case 'pid':
+        if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > 4194304) {
+          throw invalid(`${where}: pid ${JSON.stringify(v)} is not valid: a process ID, 1–4194304`, { field: k, value: v });
+        }
+        o.pid = v;
+        break;
+      case 'pidStart':
+        o.pidStart = str(where, k, v, /^[0-9]{1,20}$/, 'clock ticks since boot, as in field 22 of /proc/PID/stat');
+        break;
+      default:
+        throw invalid(`${where}: unknown field ${JSON.stringify(k)}; an owner has ${OWNER_FIELDS.join(', ')}`, { field: k });
+    }
+  }
+  if (!partial && !isIdentifying(o)) {
+    throw invalid(`${where} does not identify anyone: give ${IDENTIFYING} (ifname, netns and pidStart may be added)`, { owner: o });
+  }
+  return o;
+}
+
+export function isIdentifying(o: Partial<Owner>): boolean {
+  return (o.namespace !== undefined && o.name !== undefined) || o.uid !== undefined || o.containerId !== undefined || o.pid !== undefined;
+}
+
+/** True when every field given in `pattern` equals the recorded one. */
+export function ownerMatches(recorded: Owner, pattern: Partial<Owner>): boolean {
+  for (const f of OWNER_FIELDS) {
+    const want = pattern[f];
+    if (want !== undefined && recorded[f] !== want) return false;
+  }
+  return true;
+}
+
+/** `pod default/web-0 (container 4f2a1b3c9d0e…, net1)` — what an operator recognises. */
+export function describeOwner(o: Partial<Owner>): string {
+  const head: string[] = [];
+  if (o.namespace !== undefined || o.name !== undefined) head.push(`pod ${o.namespace ?? '?'}/${o.name ?? '?'}`);
+  else if (o.uid !== undefined) head.push(`pod ${o.uid}`);
+  else if (o.pid !== undefined) head.push(`process ${o.pid}`);
+  const extra: string[] = [];
+  if (o.containerId !== undefined) extra.push(`container ${o.containerId.length > 12 ? o.containerId.slice(0, 12) + '…' : o.containerId}`);
+  if (o.ifname !== undefined) extra.push(o.ifname);
+  if (o.pid !== undefined && head[0] !== `process ${o.pid}`) extra.push(`pid ${o.pid}`);
+  if (head.length === 0 && extra.length === 0) return 'nobody';
+  if (head.length === 0) return extra.join(', ');
+  return extra.length ? `${head[0]} (${extra.join(', ')})` : head[0]!;
+}
+
+/** Start time of PID in clock ticks since boot (field 22 of /proc/PID/stat), or undefined if it is gone. */
+export function pidStart(pid: number): string | undefined {
+  const f = statFields(pid);
+  return f?.[19];
+}
+
+/** Fields 3… of /proc/PID/stat; comm (field 2) may hold spaces and ')' so split after its last ')'. */
+function statFields(pid: number): string[] | undefined {
+  let text: string;
+  try {
+    text = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return undefined;
+  }
+  const close = text.lastIndexOf(')');
+  if (close < 0) return undefined;
+  return text.slice(close + 2).trim().split(' ');
+}
+
+/**
+ * Whether the owner still exists: gone when its recorded netns path has vanished, or its
+ * recorded process has exited (zombies included) or been replaced by another with the
+ * same PID; unknown when neither a netns nor a pid was recorded, or they cannot be checked.
+ */
+export function ownerAlive(o: Owner): 'alive' | 'gone' | 'unknown' {
+  const verdicts: ('alive' | 'gone' | 'unknown')[] = [];
+  if (o.netns !== undefined) {
+    try {
+      fs.statSync(o.netns);
+      verdicts.push('alive');
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      // EACCES and the like say nothing about the sandbox; only absence is evidence.
+      verdicts.push(code === 'ENOENT' || code === 'ENOTDIR' ? 'gone' : 'unknown');
+    }
+  }
+  if (o.pid !== undefined) {
+    const f = statFields(o.pid);
+    if (!f) verdicts.push('gone');
+    else if (f[0] === 'Z' || f[0] === 'X') verdicts.push('gone');
+    else if (o.pidStart !== undefined && f[19] !== o.pidStart) verdicts.push('gone');
+    else verdicts.push('alive');
+  }
+  if (verdicts.includes('gone')) return 'gone';
+  if (verdicts.includes('alive')) return 'alive';
+  return 'unknown';
+}

@@ -1,0 +1,349 @@
+// Pools: named selectors over the node's VFs, in the spirit of the SR-IOV network device
+// plugin's resource selectors (and read from its config file as well as from ours).
+// Every given field must match; within a field any listed value may match.
+import * as fs from 'node:fs';
+import { z } from 'zod';
+import { parsePci, parseIfname } from '../sriov/pci.js';
+import type { VfInfo } from '../sriov/types.js';
+import { invalid, notFound, systemError } from '../util/errors.js';
+
+export interface PoolSelector {
+  vendors?: string[]; // PCI vendor IDs, "8086"
+  devices?: string[]; // PCI device IDs of the VF, "154c"
+  drivers?: string[]; // bound driver, "iavf", "vfio-pci"
+  pfNames?: string[]; // "ens1f0", "ens1f0#0-3", "ens1f0#0,2,5-7"
+  rootDevices?: string[]; // PF PCI addresses
+  pciAddresses?: string[]; // VF PCI addresses (as the device plugin allows)
+  numaNodes?: number[];
+  /**
+   * Alternatives, any of which may match (besides the fields above, which still apply).
+   * The device plugin's newer config gives `selectors` as an array: each element
+   * selects devices and the resource is their union, so that becomes anyOf.
+   */
+  anyOf?: PoolSelector[];
+}
+
+export interface Pool {
+  name: string;
+  selector: PoolSelector;
+}
+
+export const SELECTOR_FIELDS = ['vendors', 'devices', 'drivers', 'pfNames', 'rootDevices', 'pciAddresses', 'numaNodes'] as const;
+
+// ---------------------------------------------------------------------------------------
+// pfNames entries
+
+export interface PfNameSpec {
+  pf: string;
+  /** Inclusive VF index ranges; null when every VF of the PF is meant. */
+  ranges: [number, number][] | null;
+}
+
+const MAX_VF_INDEX = 4095;
+
+/** Parses `ens1f0`, `ens1f0#3`, `ens1f0#0-3`, `ens1f0#0,2,5-7`; the error text is what follows the value. */
+function pfNameSpec(s: string): PfNameSpec | string {
+  const hash = s.indexOf('#');
+  const pf = hash < 0 ? s : s.slice(0, hash);
+  try {
+    parseIfname(pf);
+  } catch {
+    return `PF name ${JSON.stringify(pf)} is not a Linux interface name`;
+  }
+  if (hash < 0) return { pf, ranges: null };
+  const rest = s.slice(hash + 1);
+  if (rest === '') return 'nothing after #: expected VF indices like 0-3 or 0,2,5-7';
+  const ranges: [number, number][] = [];
+  for (const part of rest.split(',')) {
+    const m = /^(\d{1,5})(?:-(\d{1,5}))?$/.exec(part);
+    if (!m) return `${JSON.stringify(part)} is not a VF index or range (like 3 or 0-7)`;
+    const a = Number(m[1]);
+    const b = m[2] === undefined ? a : Number(m[2]);
+    if (b < a) return 'range end before start';
+    if (b > MAX_VF_INDEX) return `VF index ${b} is beyond ${MAX_VF_INDEX}`;
+    ranges.push([a, b]);
+  }
+  return { pf, ranges };
+}
+
+const specCache = new Map<string, PfNameSpec>();
+
+/** The parsed form of one pfNames entry (entries are validated by parsePoolSelector). */
+export function parsePfName(s: string): PfNameSpec {
+  let spec = specCache.get(s);
+  if (!spec) {
+    const r = pfNameSpec(s);
+    if (typeof r === 'string') throw invalid(`pfNames entry ${JSON.stringify(s)}: ${r}`, { value: s });
+    spec = r;
+    if (specCache.size < 10_000) specCache.set(s, spec);
+  }
+  return spec;
+}
+
+// ---------------------------------------------------------------------------------------
+// Parsing
+
+const hexId = (what: string) =>
+  z.string({ error: `expected a string of 4 hex digits (${what})` })
+    .regex(/^(0x)?[0-9a-fA-F]{4}$/, `expected 4 hex digits (${what})`)
+    .transform((s) => s.replace(/^0x/, '').toLowerCase());
+
+const list = <T extends z.ZodType>(item: T) => z.array(item, { error: 'expected a list' });
+
+const baseFields = {
+  vendors: list(hexId('a PCI vendor ID, like 8086')).optional(),
+  devices: list(hexId('a PCI device ID, like 154c')).optional(),
+  drivers: list(z.string({ error: 'expected a driver name' }).regex(/^[A-Za-z0-9_.-]{1,64}$/, 'expected a driver name, like iavf or vfio-pci')).optional(),
+  pfNames: list(
+    z.string({ error: 'expected a PF name, like ens1f0 or ens1f0#0-3' }).superRefine((s, ctx) => {
+      const r = pfNameSpec(s);
+      if (typeof r === 'string') ctx.addIssue({ code: 'custom', message: r });
+    }),
+  ).optional(),
+  rootDevices: list(z.string({ error: 'expected a PF PCI address' }).superRefine(pciRefine('PF PCI address')).transform((s) => s.toLowerCase())).optional(),
+  pciAddresses: list(z.string({ error: 'expected a VF PCI address' }).superRefine(pciRefine('VF PCI address')).transform((s) => s.toLowerCase())).optional(),
+  // The device plugin spells numbers as strings in places; take both.
+  numaNodes: list(
+    z.union([z.number(), z.string().regex(/^\d+$/).transform(Number)], { error: 'expected a NUMA node number, like 0' })
+      .pipe(z.number().int('expected a whole NUMA node number').min(0, 'expected a NUMA node number ≥ 0').max(1023, 'expected a NUMA node number ≤ 1023')),
+  ).optional(),
+};
+
+function pciRefine(what: string) {
+  return (s: string, ctx: z.RefinementCtx) => {
+    try {
+      parsePci(s);
+    } catch {
+      ctx.addIssue({ code: 'custom', message: `not a ${what}: expected DDDD:BB:DD.F, like 0000:3b:00.0` });
+    }
+  };
+}
+
+const plainSelector = z.strictObject(baseFields);
+const selectorSchema = z.strictObject({ ...baseFields, anyOf: list(plainSelector).min(1, 'expected at least one alternative').optional() });
+
+const poolsFileSchema = z.strictObject({
+  pools: list(
+    z.strictObject({
+      name: z.string({ error: 'expected a pool name' }).regex(/^[A-Za-z0-9][A-Za-z0-9_.\/-]{0,127}$/, 'expected a pool name: letters, digits, _ . / -'),
+      selector: selectorSchema,
+    }),
+  ),
+});
+
+// The device plugin's selector fields that vfplane cannot evaluate. Ignoring one would
+// quietly widen the pool, so they are refused unless they select nothing (false, []).
+const DP_UNSUPPORTED = ['linkTypes', 'ddpProfiles', 'isRdma', 'needVhostNet', 'vdpaType', 'pKeys', 'acpiIndexes', 'auxTypes'];
+
+const dpSelector = z
+  .looseObject(baseFields)
+  .superRefine((obj, ctx) => {
+    for (const [k, v] of Object.entries(obj)) {
+      if (k in baseFields) continue;
+      if (!DP_UNSUPPORTED.includes(k)) {
+        ctx.addIssue({ code: 'custom', path: [k], message: `unknown selector field (known: ${SELECTOR_FIELDS.join(', ')})`, input: v });
+        continue;
+      }
+      if (v === false || v === '' || (Array.isArray(v) && v.length === 0)) continue;
+      // Every VF vfplane handles is Ethernet, so linkTypes naming ether selects them all.
+      if (k === 'linkTypes' && Array.isArray(v) && v.some((t) => typeof t === 'string' && t.toLowerCase() === 'ether')) continue;
+      ctx.addIssue({
+        code: 'custom', path: [k], input: v,
+        message: `vfplane does not support this device plugin selector (it supports ${SELECTOR_FIELDS.join(', ')}); remove it or write a vfplane pools file`,
+      });
+    }
+  })
+  .transform((obj) => {
+    const out: Record<string, unknown> = {};
+    for (const k of SELECTOR_FIELDS) if (obj[k] !== undefined) out[k] = obj[k];
+    return out as PoolSelector;
+  });
+
+const dpFileSchema = z.looseObject({
+  resourceList: list(
+    // Item-level fields (resourcePrefix, excludeTopology, additionalInfo, ...) do not
+    // change which VFs are chosen, so unknown ones are let through.
+    z.looseObject({
+      resourceName: z.string({ error: 'expected a resource name' }).regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/, 'expected a resource name: letters, digits, _ . -'),
+      deviceType: z.literal('netDevice', { error: 'vfplane allocates netDevice resources only (not accelerator or auxNetDevice)' }).optional(),
+      // Checked afterwards with the schema its shape calls for (a union would hide why
+      // the object failed behind "matches neither").
+      selectors: z.union([z.looseObject({}), z.array(z.unknown())], { error: 'expected a selector object or a list of them' }),
+    }),
+  ),
+});
+
+function formatPath(path: readonly PropertyKey[]): string {
+  let out = '';
+  for (const p of path) out += typeof p === 'number' ? `[${p}]` : out === '' ? String(p) : `.${String(p)}`;
+  return out;
+}
+
+/** One line per problem: `where: path: "value": message`, or `where: path: unknown field "x" (…)`. */
+function zodMessage(where: string, err: z.ZodError, known: readonly string[], prefix: readonly PropertyKey[]): string {
+  const lines = err.issues.map((i) => {
+    const path = formatPath([...prefix, ...i.path]);
+    const at = path ? `${where}: ${path}` : where;
+    if (i.code === 'unrecognized_keys') {
+      return `${at}: unknown field${i.keys.length > 1 ? 's' : ''} ${i.keys.map((k) => JSON.stringify(k)).join(', ')} (known: ${known.join(', ')})`;
+    }
+    if (i.input === undefined) return `${at}: missing: ${i.message}`;
+    const shown = JSON.stringify(i.input);
+    return `${at}: ${shown !== undefined && shown.length <= 80 ? shown : typeof i.input}: ${i.message}`;
+  });
+  return lines.join('; ');
+}
+
+function parseWith<T>(schema: z.ZodType<T>, value: unknown, where: string, known: readonly string[], prefix: readonly PropertyKey[] = []): T {
+  const r = schema.safeParse(value, { reportInput: true });
+  if (!r.success) {
+    throw invalid(zodMessage(where, r.error, known, prefix), {
+      issues: r.error.issues.map((i) => ({ path: formatPath([...prefix, ...i.path]), message: i.message })),
+    });
+  }
+  return r.data;
+}
+
+/** Drops empty lists (the device plugin reads an empty list as "any") and undefined fields. */
+function normalize(sel: PoolSelector): PoolSelector {
+  const out: PoolSelector = {};
+  for (const k of SELECTOR_FIELDS) {
+    const v = sel[k];
+    if (v !== undefined && v.length > 0) (out as Record<string, unknown>)[k] = [...new Set(v as unknown[])];
+  }
+  if (sel.anyOf) out.anyOf = sel.anyOf.map(normalize);
+  return out;
+}
+
+export function parsePoolSelector(value: unknown, where: string): PoolSelector {
+  return normalize(parseWith(selectorSchema, value, where, [...SELECTOR_FIELDS, 'anyOf']) as PoolSelector);
+}
+
+/** Pools from a JSON file in vfplane's format or the SR-IOV network device plugin's. */
+export function loadPools(file: string): Pool[] {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') throw notFound(`pool file ${file} does not exist; write one ({"pools":[{"name":"fast","selector":{"drivers":["iavf"]}}]}) or pass another path`, { file });
+    throw systemError(`cannot read pool file ${file}: ${(e as Error).message}`, { file });
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (e) {
+    throw invalid(`${file}: not valid JSON: ${(e as Error).message}`, { file });
+  }
+  return parsePools(json, file);
+}
+
+/** The body of loadPools, for configs that arrive some other way than a file (CNI config, tests). */
+export function parsePools(json: unknown, where: string): Pool[] {
+  let pools: Pool[];
+  if (typeof json === 'object' && json !== null && 'pools' in json) {
+    const f = parseWith(poolsFileSchema, json, where, ['pools']);
+    pools = f.pools.map((p) => ({ name: p.name, selector: normalize(p.selector as PoolSelector) }));
+  } else if (typeof json === 'object' && json !== null && 'resourceList' in json) {
+    const f = parseWith(dpFileSchema, json, where, [...SELECTOR_FIELDS, ...DP_UNSUPPORTED]);
+    const known = [...SELECTOR_FIELDS, ...DP_UNSUPPORTED];
+    pools = f.resourceList.map((r, i) => {
+      const at = ['resourceList', i, 'selectors'];
+      const sels = Array.isArray(r.selectors)
+        ? parseWith(list(dpSelector).min(1, 'expected at least one selector object'), r.selectors, where, known, at)
+        : [parseWith(dpSelector, r.selectors, where, known, at)];
+      const selector: PoolSelector = sels.length === 1 ? sels[0]! : { anyOf: sels };
+      return { name: r.resourceName, selector: normalize(selector) };
+    });
+  } else {
+    throw invalid(
+      `${where}: expected vfplane's pools file {"pools":[{"name":…,"selector":{…}}]} or the SR-IOV network device plugin's config {"resourceList":[…]}`,
+    );
+  }
+  const seen = new Map<string, number>();
+  pools.forEach((p, i) => {
+    const prev = seen.get(p.name);
+    if (prev !== undefined) throw invalid(`${where}: pool name ${JSON.stringify(p.name)} appears twice (entries ${prev} and ${i}); pool names must be unique`);
+    seen.set(p.name, i);
+  });
+  return pools;
+}
+
+export function findPool(pools: Pool[], name: string, where = 'the pool file'): Pool {
+  const p = pools.find((x) => x.name === name);
+  if (!p) throw notFound(`no pool named ${JSON.stringify(name)} in ${where}; it has ${pools.map((x) => JSON.stringify(x.name)).join(', ') || 'no pools'}`);
+  return p;
+}
+
+// ---------------------------------------------------------------------------------------
+// Matching
+
+function inRanges(i: number, ranges: [number, number][]): boolean {
+  for (const [a, b] of ranges) if (i >= a && i <= b) return true;
+  return false;
+}
+
+function matchFields(vf: VfInfo, sel: PoolSelector): boolean {
+  if (sel.vendors && !sel.vendors.includes(vf.vendor.toLowerCase())) return false;
+  if (sel.devices && !sel.devices.includes(vf.device.toLowerCase())) return false;
+  if (sel.drivers && (vf.driver === null || !sel.drivers.includes(vf.driver))) return false;
+  if (sel.rootDevices && !sel.rootDevices.includes(vf.pf.toLowerCase())) return false;
+  if (sel.pciAddresses && !sel.pciAddresses.includes(vf.pci.toLowerCase())) return false;
+  if (sel.numaNodes && !sel.numaNodes.includes(vf.numaNode)) return false;
+  if (sel.pfNames) {
+    if (vf.pfNetdev === null) return false;
+    const ok = sel.pfNames.some((s) => {
+      const spec = parsePfName(s);
+      return spec.pf === vf.pfNetdev && (spec.ranges === null || inRanges(vf.index, spec.ranges));
+    });
+    if (!ok) return false;
+  }
+  return true;
+}
+
+export function matchVf(vf: VfInfo, sel: PoolSelector): boolean {
+  if (!matchFields(vf, sel)) return false;
+  return sel.anyOf === undefined || sel.anyOf.some((alt) => matchVf(vf, alt));
+}
+
+/** VFs in a pool, in discovery order (the order allocation tries them). */
+export function poolVfs(vfs: readonly VfInfo[], sel: PoolSelector): VfInfo[] {
+  return vfs.filter((vf) => matchVf(vf, sel));
+}
+
+type VfCount = number | readonly Pick<VfInfo, 'index'>[];
+
+/**
+ * Refuses pfNames ranges that reach past the PF's VFs (a typo that would otherwise just
+ * shrink the pool). `vfsByPf` maps PF netdev names to their VF count or their VFs; PFs
+ * not on this node are not checked, since one config may serve nodes with other NICs.
+ */
+export function checkSelectorAgainst(sel: PoolSelector, vfsByPf: ReadonlyMap<string, VfCount> | Readonly<Record<string, VfCount>>, where = 'pool selector'): void {
+  const lookup = (pf: string): VfCount | undefined =>
+    vfsByPf instanceof Map ? vfsByPf.get(pf) : Object.hasOwn(vfsByPf, pf) ? (vfsByPf as Record<string, VfCount>)[pf] : undefined;
+  const check = (s: PoolSelector, at: string) => {
+    (s.pfNames ?? []).forEach((entry, i) => {
+      const spec = parsePfName(entry);
+      if (!spec.ranges) return;
+      const c = lookup(spec.pf);
+      if (c === undefined) return;
+      const count = typeof c === 'number' ? c : c.reduce((m, v) => Math.max(m, v.index + 1), 0);
+      const maxAsked = Math.max(...spec.ranges.map((r) => r[1]));
+      if (maxAsked >= count) {
+        const has = count === 0 ? 'has no VFs' : `has ${count} VF${count === 1 ? '' : 's'} (indices 0–${count - 1})`;
+        throw invalid(`${where}: ${at}pfNames[${i}]: ${JSON.stringify(entry)}: VF index out of range: ${spec.pf} ${has}; fix the range or create more VFs`, {
+          entry, pf: spec.pf, vfCount: count,
+        });
+      }
+    });
+    s.anyOf?.forEach((alt, j) => check(alt, `${at}anyOf[${j}].`));
+  };
+  check(sel, '');
+}
+
+/** PF netdev name → VF count, from a VF list, for checkSelectorAgainst. */
+export function vfCountsByPf(vfs: readonly VfInfo[]): Map<string, number> {
+  const m = new Map<string, number>();
+  for (const vf of vfs) if (vf.pfNetdev !== null) m.set(vf.pfNetdev, Math.max(m.get(vf.pfNetdev) ?? 0, vf.index + 1));
+  return m;
+}

@@ -1,0 +1,551 @@
+// The VF allocation store: which VF belongs to which pod interface, since when, and what
+// the VF looked like before (so it can be restored). One SQLite file shared by every
+// vfplane process on the node (CNI plugin invocations, the CLI, the daemon).
+//
+// Safety rests on SQLite, not on our logic: every change runs in an IMMEDIATE
+// transaction (the write lock is taken before the first read, so two allocators cannot
+// both see a VF as free), the VF's PCI address is the primary key (a second row for it
+// cannot exist even if the selection were wrong), and a process killed mid-transaction
+// leaves only an uncommitted WAL tail that the next opener discards.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import Database from 'better-sqlite3';
+import { parsePci } from '../sriov/pci.js';
+import type { VfInfo } from '../sriov/types.js';
+import { conflict, invalid, notFound, systemError, unavailable, VfpError } from '../util/errors.js';
+import { describeOwner, IDENTIFYING, isIdentifying, OWNER_FIELDS, ownerMatches, parseOwner, pidStart, type Owner } from './owner.js';
+
+export type { Owner } from './owner.js';
+
+export interface Allocation {
+  id: number; // never reused, so a stale id cannot release a later allocation of the same VF
+  pci: string;
+  pf: string;
+  vfIndex: number;
+  pool: string | null;
+  owner: Owner;
+  createdAt: string; // ISO 8601
+  original: VfInfo; // the VF as the caller saw it before taking it, for restore
+}
+
+export interface HistoryEntry {
+  seq: number;
+  at: string;
+  op: 'alloc' | 'release';
+  pci: string;
+  allocId: number | null;
+  pool: string | null;
+  owner: Owner;
+  reason?: string;
+}
+
+export interface ReleaseWho {
+  /** Every field given must equal the recorded owner's. */
+  owner?: Partial<Owner>;
+  /** The allocation id, as allocate returned it. */
+  id?: number;
+  /** Release whoever holds it. */
+  force?: boolean;
+  /** Recorded in the history (default: "forced" with force, else none). */
+  reason?: string;
+}
+
+export interface OpenOptions {
+  /** How long to wait for another process's transaction before giving up as 'unavailable'. */
+  busyTimeoutMs?: number;
+  /** History rows kept (older ones are pruned on every write). */
+  historyKeep?: number;
+}
+
+export const DEFAULT_STATE_DIR = '/var/lib/vfplane';
+export const DB_FILE = 'alloc.db';
+export const SCHEMA_VERSION = 1;
+export const DEFAULT_BUSY_TIMEOUT_MS = 10_000;
+export const DEFAULT_HISTORY_KEEP = 10_000;
+/** Test hook: a file path; allocate() blocks inside its transaction until that file exists. */
+export const PAUSE_ENV = 'VFPLANE_TEST_PAUSE_IN_TXN';
+
+export function defaultStateDir(): string {
+  return process.env.VFPLANE_STATE_DIR || DEFAULT_STATE_DIR;
+}
+
+const SCHEMA_V1 = `
+CREATE TABLE allocations (
+  pci          TEXT PRIMARY KEY NOT NULL,
+  id           INTEGER NOT NULL UNIQUE,
+  pf           TEXT NOT NULL,
+  vf_index     INTEGER NOT NULL,
+  pool         TEXT,
+  ns           TEXT,
+  pod          TEXT,
+  uid          TEXT,
+  container_id TEXT,
+  ifname       TEXT,
+  netns        TEXT,
+  pid          INTEGER,
+  pid_start    TEXT,
+  created_at   TEXT NOT NULL,
+  original     TEXT NOT NULL
+);
+-- One VF per pod interface: a retried CNI ADD finds its VF instead of taking a second.
+CREATE UNIQUE INDEX allocations_container_if ON allocations(container_id, ifname)
+  WHERE container_id IS NOT NULL AND ifname IS NOT NULL;
+CREATE INDEX allocations_pod ON allocations(ns, pod);
+CREATE INDEX allocations_uid ON allocations(uid);
+-- Append-only log. AUTOINCREMENT so seq never repeats after pruning: it doubles as the
+-- allocation id of 'alloc' rows (whose alloc_id stays NULL); 'release' rows name theirs.
+CREATE TABLE history (
+  seq      INTEGER PRIMARY KEY AUTOINCREMENT,
+  at       TEXT NOT NULL,
+  op       TEXT NOT NULL CHECK (op IN ('alloc', 'release')),
+  pci      TEXT NOT NULL,
+  alloc_id INTEGER,
+  pool     TEXT,
+  owner    TEXT NOT NULL,
+  reason   TEXT
+);
+`;
+
+interface Row {
+  pci: string;
+  id: number;
+  pf: string;
+  vf_index: number;
+  pool: string | null;
+  ns: string | null;
+  pod: string | null;
+  uid: string | null;
+  container_id: string | null;
+  ifname: string | null;
+  netns: string | null;
+  pid: number | null;
+  pid_start: string | null;
+  created_at: string;
+  original: string;
+}
+
+interface HistoryRow {
+  seq: number;
+  at: string;
+  op: 'alloc' | 'release';
+  pci: string;
+  alloc_id: number | null;
+  pool: string | null;
+  owner: string;
+  reason: string | null;
+}
+
+const COLUMN: Record<(typeof OWNER_FIELDS)[number], string> = {
+  namespace: 'ns', name: 'pod', uid: 'uid', containerId: 'container_id', ifname: 'ifname', netns: 'netns', pid: 'pid', pidStart: 'pid_start',
+};
+
+function ownerOf(r: Row): Owner {
+  const o: Owner = {};
+  if (r.ns !== null) o.namespace = r.ns;
+  if (r.pod !== null) o.name = r.pod;
+  if (r.uid !== null) o.uid = r.uid;
+  if (r.container_id !== null) o.containerId = r.container_id;
+  if (r.ifname !== null) o.ifname = r.ifname;
+  if (r.netns !== null) o.netns = r.netns;
+  if (r.pid !== null) o.pid = r.pid;
+  if (r.pid_start !== null) o.pidStart = r.pid_start;
+  return o;
+}
+
+function checkVf(vf: VfInfo, where: string): VfInfo {
+  if (typeof vf !== 'object' || vf === null) throw invalid(`${where} must be a VF description (as \`vfplane vf list --json\` prints)`);
+  const pci = parsePci(vf.pci, `${where}: VF PCI address`);
+  const pf = parsePci(vf.pf, `${where}: PF PCI address`);
+  if (!Number.isInteger(vf.index) || vf.index < 0) throw invalid(`${where}: VF index ${JSON.stringify(vf.index)} of ${pci} is not a whole number ≥ 0`);
+  return { ...vf, pci, pf };
+}
+
+function checkPool(pool: unknown): string | null {
+  if (pool === undefined || pool === null) return null;
+  if (typeof pool !== 'string' || pool.length === 0 || pool.length > 256) throw invalid(`pool name ${JSON.stringify(pool)} is not valid: a non-empty string`);
+  return pool;
+}
+
+const sameInterface = (a: Owner, b: Owner) =>
+  a.containerId !== undefined && a.ifname !== undefined && a.containerId === b.containerId && a.ifname === b.ifname;
+
+/** Blocks the calling thread until `file` exists (at most a minute); announces itself in `file`.in-txn. */
+function pauseForTest(file: string): void {
+  fs.writeFileSync(`${file}.in-txn`, String(process.pid));
+  const cell = new Int32Array(new SharedArrayBuffer(4));
+  const until = Date.now() + 60_000;
+  while (!fs.existsSync(file) && Date.now() < until) Atomics.wait(cell, 0, 0, 5);
+}
+
+function prepare(db: Database.Database) {
+  return {
+    get: db.prepare<[string], Row>('SELECT * FROM allocations WHERE pci = ?'),
+    byInterface: db.prepare<[string, string], Row>('SELECT * FROM allocations WHERE container_id = ? AND ifname = ?'),
+    heldPcis: db.prepare<[], string>('SELECT pci FROM allocations').pluck(),
+    list: db.prepare<[], Row>('SELECT * FROM allocations ORDER BY pf, vf_index, pci'),
+    insert: db.prepare(
+      `INSERT INTO allocations (pci, id, pf, vf_index, pool, ns, pod, uid, container_id, ifname, netns, pid, pid_start, created_at, original)
+       VALUES (@pci, @id, @pf, @vf_index, @pool, @ns, @pod, @uid, @container_id, @ifname, @netns, @pid, @pid_start, @created_at, @original)`,
+    ),
+    delete: db.prepare<[string]>('DELETE FROM allocations WHERE pci = ?'),
+    log: db.prepare<[string, string, string, number | null, string | null, string, string | null]>(
+      'INSERT INTO history (at, op, pci, alloc_id, pool, owner, reason) VALUES (?, ?, ?, ?, ?, ?, ?)',
+    ),
+    prune: db.prepare<[number]>('DELETE FROM history WHERE seq <= ?'),
+    // An 'alloc' row's own seq is its allocation id (see insert()).
+    history: db.prepare<[number], HistoryRow>(
+      `SELECT seq, at, op, pci, CASE op WHEN 'alloc' THEN seq ELSE alloc_id END AS alloc_id, pool, owner, reason
+       FROM history ORDER BY seq DESC LIMIT ?`,
+    ),
+  };
+}
+
+export class AllocStore {
+  private readonly stmt: ReturnType<typeof prepare>;
+  private readonly ownerQueries = new Map<string, Database.Statement<unknown[], Row>>();
+  private closed = false;
+
+  private constructor(
+    private readonly db: Database.Database,
+    readonly dir: string,
+    readonly file: string,
+    private readonly busyTimeoutMs: number,
+    private readonly historyKeep: number,
+    private readonly pauseFile: string | undefined,
+  ) {
+    this.stmt = prepare(db);
+  }
+
+  /** Opens (creating if needed) `alloc.db` under stateDir (default $VFPLANE_STATE_DIR or /var/lib/vfplane). */
+  static open(stateDir?: string, opts: OpenOptions = {}): AllocStore {
+    const dir = path.resolve(stateDir ?? defaultStateDir());
+    const file = path.join(dir, DB_FILE);
+    const busyTimeoutMs = opts.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS;
+    const hint = 'pass --state-dir DIR (or set VFPLANE_STATE_DIR) to keep vfplane state elsewhere';
+    try {
+      // Only the owner may read who holds what and rewrite it.
+      fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    } catch (e) {
+      throw systemError(`cannot create the state directory ${dir}: ${(e as Error).message}; ${hint}`, { dir });
+    }
+    let db: Database.Database;
+    try {
+      db = new Database(file);
+    } catch (e) {
+      throw systemError(`cannot open the allocation store ${file}: ${(e as Error).message}; check that the directory is writable by this user, or ${hint}`, { file });
+    }
+    try {
+      db.pragma(`busy_timeout = ${Math.max(0, Math.floor(busyTimeoutMs))}`);
+      const mode = db.pragma('journal_mode = WAL', { simple: true });
+      if (String(mode).toLowerCase() !== 'wal') {
+        throw systemError(`the allocation store ${file} cannot use write-ahead logging (journal mode stays "${mode}"); its filesystem probably lacks shared memory support (NFS?): ${hint}`, { file });
+      }
+      // With WAL, NORMAL syncs at checkpoints, not at every commit. A crashed process
+      // loses nothing (committed frames are in the WAL in the OS page cache) and the
+      // file is never corrupted; only a power loss can drop the last commits, and after
+      // one every pod on the node is restarted and its VFs re-allocated anyway.
+      db.pragma('synchronous = NORMAL');
+      AllocStore.migrate(db, file);
+    } catch (e) {
+      db.close();
+      throw AllocStore.translate(e, file, busyTimeoutMs, 'opening');
+    }
+    const pause = process.env[PAUSE_ENV] || undefined;
+    return new AllocStore(db, dir, file, busyTimeoutMs, opts.historyKeep ?? DEFAULT_HISTORY_KEEP, pause);
+  }
+
+  private static migrate(db: Database.Database, file: string): void {
+    const check = (v: number) => {
+      if (v > SCHEMA_VERSION) {
+        throw systemError(
+          `the allocation store ${file} has schema version ${v}, newer than this vfplane knows (${SCHEMA_VERSION}); ` +
+            'a newer vfplane wrote it: upgrade vfplane on this node, or point --state-dir elsewhere',
+          { file, version: v, known: SCHEMA_VERSION },
+        );
+      }
+    };
+    // A plain read first: opening an up-to-date store must not wait for the write lock.
+    const seen = db.pragma('user_version', { simple: true }) as number;
+    check(seen);
+    if (seen === SCHEMA_VERSION) return;
+    db.transaction(() => {
+      // Again under the lock: another process may have migrated meanwhile.
+      const v = db.pragma('user_version', { simple: true }) as number;
+      check(v);
+      if (v === 0) {
+        db.exec(SCHEMA_V1);
+        db.pragma(`user_version = ${SCHEMA_VERSION}`);
+      }
+      // Later versions add their steps here: if (v < 2) { ... }
+    }).immediate();
+  }
+
+  /** Turns SQLite's errors into VfpErrors that say what to do. */
+  private static translate(e: unknown, file: string, busyTimeoutMs: number, what: string): unknown {
+    if (e instanceof VfpError) return e;
+    const code = (e as { code?: unknown }).code;
+    const msg = e instanceof Error ? e.message : String(e);
+    if (typeof code !== 'string' || !code.startsWith('SQLITE_')) return e;
+    if (code.startsWith('SQLITE_BUSY')) {
+      return unavailable(
+        `the allocation store ${file} is busy: another process has held its lock for more than ${busyTimeoutMs / 1000} s, so ${what} gave up; retry`,
+        { reason: 'busy', file },
+      );
+    }
+    if (code.startsWith('SQLITE_READONLY') || code.startsWith('SQLITE_PERM') || code.startsWith('SQLITE_CANTOPEN')) {
+      return systemError(`the allocation store ${file} cannot be written (${msg}); run as a user that owns it, or pass --state-dir`, { file, code });
+    }
+    if (code === 'SQLITE_FULL') return systemError(`the allocation store ${file} cannot grow: the disk is full`, { file, code });
+    if (code.startsWith('SQLITE_CORRUPT') || code === 'SQLITE_NOTADB') {
+      return systemError(`the allocation store ${file} is damaged (${msg}); move it aside and retry (the allocations it recorded are forgotten: check the VFs with \`vfplane vf list\`)`, { file, code });
+    }
+    if (code.startsWith('SQLITE_CONSTRAINT')) {
+      return conflict(`the allocation store ${file} refused the change: ${msg} (another process took the VF or interface first); retry`, { file, code });
+    }
+    return systemError(`the allocation store ${file} failed while ${what}: ${msg}`, { file, code });
+  }
+
+  private checkOpen(): void {
+    if (this.closed) throw systemError(`the allocation store ${this.file} is closed`);
+  }
+
+  /**
+   * Runs fn in an IMMEDIATE transaction: the write lock first, then reads that cannot go
+   * stale. (A deferred transaction that reads and then writes can be refused with BUSY
+   * at once, without waiting, when another writer got in between.) SQLite's busy handler
+   * waits for the lock; a JS retry loop with shorter sleeps was tried and measured no
+   * better on 8 processes / 2 cores: waking waiters steal CPU from the lock holder.
+   */
+  private write<T>(what: string, fn: () => T): T {
+    this.checkOpen();
+    try {
+      return this.db.transaction(fn).immediate();
+    } catch (e) {
+      throw AllocStore.translate(e, this.file, this.busyTimeoutMs, what);
+    }
+  }
+
+  private read<T>(what: string, fn: () => T): T {
+    this.checkOpen();
+    try {
+      return fn();
+    } catch (e) {
+      throw AllocStore.translate(e, this.file, this.busyTimeoutMs, what);
+    }
+  }
+
+  private toAllocation(r: Row): Allocation {
+    let original: VfInfo;
+    try {
+      original = JSON.parse(r.original) as VfInfo;
+    } catch {
+      throw systemError(`the allocation store ${this.file} holds an unreadable original state for VF ${r.pci}; release it with --force and check the VF by hand`, { pci: r.pci });
+    }
+    return { id: r.id, pci: r.pci, pf: r.pf, vfIndex: r.vf_index, pool: r.pool, owner: ownerOf(r), createdAt: r.created_at, original };
+  }
+
+  private log(op: 'alloc' | 'release', pci: string, allocId: number | null, pool: string | null, owner: Owner, reason: string | null): number {
+    const at = new Date().toISOString();
+    // Fields in one fixed order, so equal owners are equal strings in the log.
+    const o = JSON.stringify(owner, [...OWNER_FIELDS]);
+    const seq = Number(this.stmt.log.run(at, op, pci, allocId, pool, o, reason).lastInsertRowid);
+    if (seq > this.historyKeep) this.stmt.prune.run(seq - this.historyKeep);
+    return seq;
+  }
+
+  private insert(vf: VfInfo, owner: Owner, pool: string | null): Allocation {
+    const createdAt = new Date().toISOString();
+    // The 'alloc' history row's seq is the allocation id: monotonic, never reused.
+    const id = this.log('alloc', vf.pci, null, pool, owner, null);
+    this.stmt.insert.run({
+      pci: vf.pci, id, pf: vf.pf, vf_index: vf.index, pool,
+      ns: owner.namespace ?? null, pod: owner.name ?? null, uid: owner.uid ?? null, container_id: owner.containerId ?? null,
+      ifname: owner.ifname ?? null, netns: owner.netns ?? null, pid: owner.pid ?? null, pid_start: owner.pidStart ?? null,
+      created_at: createdAt, original: JSON.stringify(vf),
+    });
+    if (this.pauseFile) pauseForTest(this.pauseFile);
+    return { id, pci: vf.pci, pf: vf.pf, vfIndex: vf.index, pool, owner, createdAt, original: vf };
+  }
+
+  private static prepareOwner(o: Owner): Owner {
+    const owner = parseOwner(o, 'owner');
+    // Record the start time with the pid so a recycled PID does not look like the owner.
+    if (owner.pid !== undefined && owner.pidStart === undefined) {
+      const s = pidStart(owner.pid);
+      if (s !== undefined) owner.pidStart = s;
+    }
+    return owner;
+  }
+
+  /**
+   * Takes the first free VF among `candidates`, in their order. The same pod interface
+   * (containerId and ifname) asking again gets its existing allocation back.
+   */
+  allocate(req: { candidates: VfInfo[]; owner: Owner; pool?: string }): Allocation {
+    const owner = AllocStore.prepareOwner(req.owner);
+    const pool = checkPool(req.pool);
+    if (!Array.isArray(req.candidates)) throw invalid('allocate: candidates must be a list of VFs');
+    const seen = new Set<string>();
+    const candidates: VfInfo[] = [];
+    req.candidates.forEach((vf, i) => {
+      const c = checkVf(vf, `candidates[${i}]`);
+      if (!seen.has(c.pci)) {
+        seen.add(c.pci);
+        candidates.push(c);
+      }
+    });
+    const inPool = pool === null ? '' : ` in pool ${JSON.stringify(pool)}`;
+    return this.write('allocating a VF', () => {
+      if (owner.containerId !== undefined && owner.ifname !== undefined) {
+        const mine = this.stmt.byInterface.get(owner.containerId, owner.ifname);
+        if (mine) {
+          if (seen.has(mine.pci)) return this.toAllocation(mine);
+          throw conflict(
+            `${describeOwner(owner)} already holds VF ${mine.pci}${mine.pool ? ` (pool ${JSON.stringify(mine.pool)})` : ''}, which is not among the VFs${inPool}; ` +
+              `release it first (vfplane vf release ${mine.pci})`,
+            { pci: mine.pci, holder: ownerOf(mine) },
+          );
+        }
+      }
+      const held = new Set(this.stmt.heldPcis.all());
+      const free = candidates.find((c) => !held.has(c.pci));
+      if (free) return this.insert(free, owner, pool);
+      if (candidates.length === 0) {
+        throw unavailable(
+          pool === null ? 'no VF to allocate: the candidate list is empty' : `no VF matches pool ${JSON.stringify(pool)} on this node; compare its selector with \`vfplane vf list\``,
+          { reason: 'empty', pool },
+        );
+      }
+      const shown = candidates.slice(0, 3).map((c) => {
+        const r = this.stmt.get.get(c.pci);
+        return `${c.pci} to ${r ? describeOwner(ownerOf(r)) : '?'}`;
+      });
+      if (candidates.length > 3) shown.push(`${candidates.length - 3} more`);
+      const n = candidates.length;
+      throw unavailable(
+        `no free VF${inPool}: ${n} VF${n === 1 ? '' : 's'} match, all allocated (${shown.join(', ')}); ` +
+          'retry when one is released, release a stale one (vfplane vf list --allocated; vfplane gc), or create more VFs',
+        { reason: 'exhausted', pool, candidates: n },
+      );
+    });
+  }
+
+  /** Takes one VF by its PCI address; if someone else holds it, a 'conflict' naming them. */
+  allocatePci(req: { vf: VfInfo; owner: Owner; pool?: string }): Allocation {
+    const owner = AllocStore.prepareOwner(req.owner);
+    const pool = checkPool(req.pool);
+    const vf = checkVf(req.vf, 'vf');
+    return this.write('allocating a VF', () => {
+      const cur = this.stmt.get.get(vf.pci);
+      if (cur) {
+        const holder = ownerOf(cur);
+        if (sameInterface(owner, holder)) return this.toAllocation(cur);
+        throw conflict(
+          `VF ${vf.pci} is allocated to ${describeOwner(holder)} since ${cur.created_at}; release it first or pass --force`,
+          { pci: vf.pci, holder, id: cur.id },
+        );
+      }
+      if (owner.containerId !== undefined && owner.ifname !== undefined) {
+        const mine = this.stmt.byInterface.get(owner.containerId, owner.ifname);
+        if (mine) {
+          throw conflict(`${describeOwner(owner)} already holds VF ${mine.pci}; release it before taking ${vf.pci}`, { pci: mine.pci });
+        }
+      }
+      return this.insert(vf, owner, pool);
+    });
+  }
+
+  /**
+   * Releases one VF. The caller proves it is the holder with owner fields and/or the
+   * allocation id, or passes force.
+   */
+  release(pci: string, who: ReleaseWho): Allocation {
+    const addr = parsePci(pci, 'VF PCI address');
+    const pattern = who.owner ? parseOwner(who.owner, 'owner', true) : {};
+    const hasOwner = Object.keys(pattern).length > 0;
+    if (who.id !== undefined && (!Number.isInteger(who.id) || who.id < 1)) throw invalid(`allocation id ${JSON.stringify(who.id)} is not valid: a whole number ≥ 1`);
+    if (!who.force && !hasOwner && who.id === undefined) {
+      throw invalid(`releasing VF ${addr} needs its owner (some of ${OWNER_FIELDS.join(', ')}) or its allocation id, or --force`);
+    }
+    return this.write('releasing a VF', () => {
+      const cur = this.stmt.get.get(addr);
+      if (!cur) throw notFound(`VF ${addr} is not allocated; \`vfplane vf list --allocated\` shows what is`, { pci: addr });
+      const a = this.toAllocation(cur);
+      if (!who.force) {
+        if (hasOwner && !ownerMatches(a.owner, pattern)) {
+          throw conflict(`VF ${addr} is allocated to ${describeOwner(a.owner)}, not to ${describeOwner(pattern)}; pass --force to release it anyway`, {
+            pci: addr, holder: a.owner, id: a.id,
+          });
+        }
+        if (who.id !== undefined && who.id !== a.id) {
+          throw conflict(`VF ${addr} is allocation ${a.id} (${describeOwner(a.owner)}), not allocation ${who.id}; pass --force to release it anyway`, {
+            pci: addr, holder: a.owner, id: a.id,
+          });
+        }
+      }
+      this.stmt.delete.run(addr);
+      this.log('release', addr, a.id, a.pool, a.owner, who.reason ?? (who.force ? 'forced' : null));
+      return a;
+    });
+  }
+
+  /** Releases every VF whose owner matches all the given fields (none held: an empty list). */
+  releaseOwner(owner: Partial<Owner>, reason?: string): Allocation[] {
+    const pattern = parseOwner(owner, 'owner', true);
+    if (!isIdentifying(pattern)) {
+      throw invalid(`releasing by owner needs ${IDENTIFYING} (got ${Object.keys(pattern).join(', ') || 'nothing'}), so that no one else's VF matches`);
+    }
+    const fields = OWNER_FIELDS.filter((f) => pattern[f] !== undefined);
+    const key = fields.join(',');
+    let q = this.ownerQueries.get(key);
+    if (!q) {
+      q = this.db.prepare<unknown[], Row>(`SELECT * FROM allocations WHERE ${fields.map((f) => `${COLUMN[f]} = ?`).join(' AND ')} ORDER BY pci`);
+      this.ownerQueries.set(key, q);
+    }
+    const query = q;
+    return this.write('releasing VFs', () => {
+      const rows = query.all(...fields.map((f) => pattern[f]));
+      return rows.map((r) => {
+        const a = this.toAllocation(r);
+        this.stmt.delete.run(a.pci);
+        this.log('release', a.pci, a.id, a.pool, a.owner, reason ?? null);
+        return a;
+      });
+    });
+  }
+
+  get(pci: string): Allocation | undefined {
+    const addr = parsePci(pci, 'VF PCI address');
+    return this.read('reading an allocation', () => {
+      const r = this.stmt.get.get(addr);
+      return r ? this.toAllocation(r) : undefined;
+    });
+  }
+
+  list(): Allocation[] {
+    return this.read('listing allocations', () => this.stmt.list.all().map((r) => this.toAllocation(r)));
+  }
+
+  /** The last `limit` history entries, oldest first. */
+  history(limit = 100): HistoryEntry[] {
+    if (!Number.isInteger(limit) || limit < 1) throw invalid(`history limit ${JSON.stringify(limit)} is not valid: a whole number ≥ 1`);
+    return this.read('reading the history', () =>
+      this.stmt.history.all(limit).reverse().map((h) => {
+        const e: HistoryEntry = { seq: h.seq, at: h.at, op: h.op, pci: h.pci, allocId: h.alloc_id, pool: h.pool, owner: JSON.parse(h.owner) as Owner };
+        if (h.reason !== null) e.reason = h.reason;
+        return e;
+      }),
+    );
+  }
+
+  /** SQLite's own consistency check: ['ok'] when the file is sound. */
+  integrityCheck(): string[] {
+    return this.read('checking integrity', () => this.db.pragma('integrity_check', { simple: false }) as { integrity_check: string }[]).map((r) => r.integrity_check);
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.db.close();
+  }
+}

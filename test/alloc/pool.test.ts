@@ -1,0 +1,150 @@
+// Pool selectors: parsing (vfplane's format and the SR-IOV device plugin's), the error
+// messages (file, field path, value, reason), matching, and VF ranges against a NIC.
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { checkSelectorAgainst, loadPools, matchVf, parsePfName, parsePoolSelector, poolVfs, vfCountsByPf } from '../../src/alloc/pool.js';
+import { syntheticVfs } from '../../src/bench/alloc.js';
+import type { VfInfo } from '../../src/sriov/types.js';
+import { VfpError } from '../../src/util/errors.js';
+
+let dir: string;
+beforeAll(() => { dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vfplane-pool-')); });
+afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+function write(name: string, value: unknown): string {
+  const f = path.join(dir, name);
+  fs.writeFileSync(f, typeof value === 'string' ? value : JSON.stringify(value));
+  return f;
+}
+
+function err(fn: () => unknown): VfpError {
+  try {
+    fn();
+  } catch (e) {
+    if (e instanceof VfpError) return e;
+    throw e;
+  }
+  throw new Error('expected a VfpError');
+}
+
+// 8 VFs: vfpbf0 (PF 0000:5e:00.0) VFs 0–3, vfpbf1 (PF 0000:5e:00.1) VFs 0–3.
+const vfs: VfInfo[] = syntheticVfs(8);
+const vf = (pf: number, i: number) => vfs[pf * 4 + i]!;
+const names = (sel: Parameters<typeof matchVf>[1]) => poolVfs(vfs, sel).map((v) => `${v.pfNetdev}#${v.index}`);
+
+describe('parsePoolSelector', () => {
+  it('accepts every field and normalises IDs and addresses', () => {
+    expect(parsePoolSelector({
+      vendors: ['8086', '0x15B3'], devices: ['154C'], drivers: ['iavf', 'vfio-pci'],
+      pfNames: ['ens1f0', 'ens1f1#0-3', 'ens2f0#0,2,5-7'], rootDevices: ['0000:3B:00.0'], numaNodes: [0, '1'],
+      pciAddresses: ['0000:3b:02.1'],
+    }, 'x')).toEqual({
+      vendors: ['8086', '15b3'], devices: ['154c'], drivers: ['iavf', 'vfio-pci'],
+      pfNames: ['ens1f0', 'ens1f1#0-3', 'ens2f0#0,2,5-7'], rootDevices: ['0000:3b:00.0'], numaNodes: [0, 1],
+      pciAddresses: ['0000:3b:02.1'],
+    });
+    expect(parsePoolSelector({ vendors: [], drivers: ['iavf'] }, 'x')).toEqual({ drivers: ['iavf'] });
+  });
+
+  it('names the place, the field, the value and the problem', () => {
+    const cases: [unknown, string][] = [
+      [{ pfNames: ['ens1f0#9-3'] }, 'sel: pfNames[0]: "ens1f0#9-3": range end before start'],
+      [{ pfNames: ['ens1f0#'] }, 'sel: pfNames[0]: "ens1f0#": nothing after #'],
+      [{ pfNames: ['ens1f0#1,x'] }, 'sel: pfNames[0]: "ens1f0#1,x": "x" is not a VF index or range'],
+      [{ pfNames: ['bad name#1'] }, 'sel: pfNames[0]: "bad name#1": PF name "bad name" is not a Linux interface name'],
+      [{ vendors: ['8086', 'intel'] }, 'sel: vendors[1]: "intel": expected 4 hex digits'],
+      [{ rootDevices: ['3b:00.0'] }, 'sel: rootDevices[0]: "3b:00.0": not a PF PCI address'],
+      [{ numaNodes: [-1] }, 'sel: numaNodes[0]: -1: expected a NUMA node number ≥ 0'],
+      [{ drivers: 'iavf' }, 'sel: drivers: "iavf": expected a list'],
+      [{ pfName: ['ens1f0'] }, 'sel: unknown field "pfName" (known: vendors, devices, drivers, pfNames, rootDevices, pciAddresses, numaNodes, anyOf)'],
+    ];
+    for (const [value, msg] of cases) {
+      const e = err(() => parsePoolSelector(value, 'sel'));
+      expect(e.kind).toBe('invalid');
+      expect(e.message).toContain(msg);
+    }
+  });
+});
+
+describe('loadPools', () => {
+  it('reads vfplane pools files', () => {
+    const f = write('pools.json', { pools: [
+      { name: 'fast', selector: { pfNames: ['vfpbf0#0-1'] } },
+      { name: 'rest', selector: { drivers: ['iavf'], anyOf: [{ pfNames: ['vfpbf0#2-3'] }, { rootDevices: ['0000:5e:00.1'] }] } },
+    ] });
+    const pools = loadPools(f);
+    expect(pools.map((p) => p.name)).toEqual(['fast', 'rest']);
+    expect(names(pools[0]!.selector)).toEqual(['vfpbf0#0', 'vfpbf0#1']);
+    expect(names(pools[1]!.selector)).toEqual(['vfpbf0#2', 'vfpbf0#3', 'vfpbf1#0', 'vfpbf1#1', 'vfpbf1#2', 'vfpbf1#3']);
+  });
+
+  it('says which file, pool and field is wrong', () => {
+    const f = write('pools-bad.json', { pools: [{ name: 'a', selector: {} }, { name: 'b', selector: { pfNames: ['ens1f0#9-3'] } }] });
+    expect(err(() => loadPools(f)).message).toBe(`${f}: pools[1].selector.pfNames[0]: "ens1f0#9-3": range end before start`);
+    const dup = write('pools-dup.json', { pools: [{ name: 'a', selector: {} }, { name: 'a', selector: {} }] });
+    expect(err(() => loadPools(dup)).message).toContain('pool name "a" appears twice');
+    const missing = write('pools-noname.json', { pools: [{ selector: {} }] });
+    expect(err(() => loadPools(missing)).message).toBe(`${missing}: pools[0].name: missing: expected a pool name`);
+    expect(err(() => loadPools(write('broken.json', '{"pools": ['))).message).toContain('broken.json: not valid JSON');
+    expect(err(() => loadPools(write('other.json', { foo: 1 }))).message).toContain('or the SR-IOV network device plugin\'s config');
+    const absent = err(() => loadPools(path.join(dir, 'absent.json')));
+    expect(absent.kind).toBe('not-found');
+    expect(absent.message).toContain('absent.json does not exist');
+  });
+
+  it('reads the SR-IOV network device plugin config, with one selector object or a list of them', () => {
+    const f = write('sriovdp.json', { resourceList: [
+      { resourceName: 'intel_sriov_netdevice', resourcePrefix: 'intel.com', selectors: { vendors: ['8086'], devices: ['154c'], drivers: ['iavf'], pfNames: ['vfpbf1#2-3'], linkTypes: ['ether'], isRdma: false } },
+      { resourceName: 'union', deviceType: 'netDevice', selectors: [{ pfNames: ['vfpbf0#0'] }, { pciAddresses: [vf(1, 0).pci] }] },
+    ] });
+    const pools = loadPools(f);
+    expect(pools[0]).toEqual({ name: 'intel_sriov_netdevice', selector: { vendors: ['8086'], devices: ['154c'], drivers: ['iavf'], pfNames: ['vfpbf1#2-3'] } });
+    expect(names(pools[0]!.selector)).toEqual(['vfpbf1#2', 'vfpbf1#3']);
+    // A list of selectors is their union.
+    expect(pools[1]!.selector.anyOf).toHaveLength(2);
+    expect(names(pools[1]!.selector)).toEqual(['vfpbf0#0', 'vfpbf1#0']);
+  });
+
+  it('refuses device plugin selectors it cannot evaluate rather than widening the pool', () => {
+    const f = write('sriovdp-rdma.json', { resourceList: [{ resourceName: 'rdma', selectors: { vendors: ['15b3'], isRdma: true } }] });
+    expect(err(() => loadPools(f)).message).toBe(
+      `${f}: resourceList[0].selectors.isRdma: true: vfplane does not support this device plugin selector (it supports vendors, devices, drivers, pfNames, rootDevices, pciAddresses, numaNodes); remove it or write a vfplane pools file`,
+    );
+    const g = write('sriovdp-accel.json', { resourceList: [{ resourceName: 'fpga', deviceType: 'accelerator', selectors: {} }] });
+    expect(err(() => loadPools(g)).message).toContain('resourceList[0].deviceType: "accelerator": vfplane allocates netDevice resources only');
+    const h = write('sriovdp-range.json', { resourceList: [{ resourceName: 'r', selectors: [{ pfNames: ['p0#4-2'] }] }] });
+    expect(err(() => loadPools(h)).message).toBe(`${h}: resourceList[0].selectors[0].pfNames[0]: "p0#4-2": range end before start`);
+  });
+});
+
+describe('matchVf', () => {
+  it('ANDs the given fields and ORs within each', () => {
+    expect(names({})).toHaveLength(8);
+    expect(names({ vendors: ['8086'], devices: ['154c', '1889'] })).toHaveLength(8);
+    expect(names({ vendors: ['15b3'] })).toEqual([]);
+    expect(names({ drivers: ['vfio-pci'] })).toEqual([]);
+    expect(names({ pfNames: ['vfpbf0#0,3', 'vfpbf1#1'] })).toEqual(['vfpbf0#0', 'vfpbf0#3', 'vfpbf1#1']);
+    expect(names({ pfNames: ['vfpbf0'], rootDevices: ['0000:5e:00.1'] })).toEqual([]);
+    expect(names({ rootDevices: ['0000:5e:00.1'], numaNodes: [0] })).toHaveLength(4);
+    expect(names({ numaNodes: [1] })).toEqual([]);
+    expect(matchVf({ ...vf(0, 0), driver: null }, { drivers: ['iavf'] })).toBe(false);
+    expect(matchVf({ ...vf(0, 0), pfNetdev: null }, { pfNames: ['vfpbf0'] })).toBe(false);
+    expect(parsePfName('ens1f0#0,2,5-7')).toEqual({ pf: 'ens1f0', ranges: [[0, 0], [2, 2], [5, 7]] });
+  });
+});
+
+describe('checkSelectorAgainst', () => {
+  it('refuses VF ranges beyond the PF, naming the entry and the PF\'s VF count', () => {
+    const counts = vfCountsByPf(vfs);
+    expect(counts.get('vfpbf0')).toBe(4);
+    checkSelectorAgainst({ pfNames: ['vfpbf0#0-3', 'vfpbf1', 'elsewhere#0-99'] }, counts);
+    const e = err(() => checkSelectorAgainst({ pfNames: ['vfpbf0#1', 'vfpbf1#2-5'] }, counts, 'pools.json: pool "fast"'));
+    expect(e.kind).toBe('invalid');
+    expect(e.message).toBe('pools.json: pool "fast": pfNames[1]: "vfpbf1#2-5": VF index out of range: vfpbf1 has 4 VFs (indices 0–3); fix the range or create more VFs');
+    expect(err(() => checkSelectorAgainst({ anyOf: [{ pfNames: ['p#1'] }] }, { p: 0 })).message).toContain('anyOf[0].pfNames[0]: "p#1": VF index out of range: p has no VFs');
+    // VF lists work as well as counts.
+    expect(() => checkSelectorAgainst({ pfNames: ['vfpbf0#4'] }, new Map([['vfpbf0', vfs.slice(0, 4)]]))).toThrow(/VF index out of range/);
+  });
+});

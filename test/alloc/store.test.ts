@@ -1,0 +1,267 @@
+// The allocation store in one process: allocate, release, ownership checks, history,
+// state directory and schema handling. Real SQLite files in temp directories.
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import Database from 'better-sqlite3';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { AllocStore, DB_FILE, SCHEMA_VERSION, type Owner } from '../../src/alloc/store.js';
+import { syntheticVfs } from '../../src/bench/alloc.js';
+import type { VfInfo } from '../../src/sriov/types.js';
+import { VfpError } from '../../src/util/errors.js';
+
+let dir: string;
+let store: AllocStore;
+const vfs: VfInfo[] = syntheticVfs(4); // 0000:5e:02.0, 02.1 on PF 00.0; 02.2, 02.3 on PF 00.1
+const web0: Owner = { namespace: 'default', name: 'web-0', uid: 'a1b2c3d4-0000-4000-8000-000000000001', containerId: '4f2a9c1e77d0b3aa', ifname: 'net1' };
+const web1: Owner = { namespace: 'default', name: 'web-1', containerId: '9b0c11aa22d3', ifname: 'net1' };
+
+function err(fn: () => unknown): VfpError {
+  try {
+    fn();
+  } catch (e) {
+    if (e instanceof VfpError) return e;
+    throw e;
+  }
+  throw new Error('expected a VfpError');
+}
+
+beforeEach(() => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vfplane-alloc-'));
+  store = AllocStore.open(path.join(dir, 'state'));
+});
+afterEach(() => {
+  store.close();
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+describe('AllocStore', () => {
+  it('creates the state directory 0700 with a WAL-mode, versioned database', () => {
+    const st = fs.statSync(path.join(dir, 'state'));
+    expect(st.mode & 0o777).toBe(0o700);
+    const db = new Database(path.join(dir, 'state', DB_FILE), { readonly: true });
+    expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
+    expect(db.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION);
+    db.close();
+  });
+
+  it('allocates the first free candidate in order and records owner, time, pool and original state', () => {
+    const before = Date.now();
+    const a = store.allocate({ candidates: vfs, owner: web0, pool: 'fast' });
+    expect(a.pci).toBe(vfs[0]!.pci);
+    expect(a.pf).toBe(vfs[0]!.pf);
+    expect(a.vfIndex).toBe(0);
+    expect(a.pool).toBe('fast');
+    expect(a.owner).toEqual(web0);
+    expect(Date.parse(a.createdAt)).toBeGreaterThanOrEqual(before - 1);
+    expect(a.original).toEqual(vfs[0]);
+    const b = store.allocate({ candidates: vfs, owner: web1, pool: 'fast' });
+    expect(b.pci).toBe(vfs[1]!.pci);
+    expect(b.id).toBeGreaterThan(a.id);
+    expect(store.get(a.pci)).toEqual(a);
+    expect(store.list().map((x) => x.pci)).toEqual([vfs[0]!.pci, vfs[1]!.pci]);
+    // Candidate order decides, not address order.
+    const c = store.allocate({ candidates: [...vfs].reverse(), owner: { containerId: 'c3', ifname: 'net1' } });
+    expect(c.pci).toBe(vfs[3]!.pci);
+  });
+
+  it('gives a retried ADD (same containerId and ifname) its existing allocation back', () => {
+    const a = store.allocate({ candidates: vfs, owner: web0 });
+    const again = store.allocate({ candidates: vfs, owner: web0 });
+    expect(again).toEqual(a);
+    expect(store.list()).toHaveLength(1);
+    // Another interface of the same container is another allocation.
+    const net2 = store.allocate({ candidates: vfs, owner: { ...web0, ifname: 'net2' } });
+    expect(net2.pci).not.toBe(a.pci);
+    // The same interface asking from a pool that does not contain its VF: a conflict.
+    const e = err(() => store.allocate({ candidates: vfs.slice(2), owner: web0, pool: 'slow' }));
+    expect(e.kind).toBe('conflict');
+    expect(e.message).toContain(`already holds VF ${a.pci}`);
+    expect(e.message).toContain('pool "slow"');
+  });
+
+  it('says which pool is exhausted, how many VFs match and who holds them', () => {
+    const two = vfs.slice(0, 2);
+    store.allocate({ candidates: two, owner: web0, pool: 'fast' });
+    store.allocate({ candidates: two, owner: web1, pool: 'fast' });
+    const e = err(() => store.allocate({ candidates: two, owner: { containerId: 'x', ifname: 'net1' }, pool: 'fast' }));
+    expect(e.kind).toBe('unavailable');
+    expect(e.message).toMatch(/^no free VF in pool "fast": 2 VFs match, all allocated \(/);
+    expect(e.message).toContain(`${two[0]!.pci} to pod default/web-0 (container 4f2a9c1e77d0…, net1)`);
+    expect(e.details?.reason).toBe('exhausted');
+    const empty = err(() => store.allocate({ candidates: [], owner: { containerId: 'y', ifname: 'net1' }, pool: 'none' }));
+    expect(empty.kind).toBe('unavailable');
+    expect(empty.message).toContain('no VF matches pool "none"');
+  });
+
+  it('allocates by PCI address, and names the holder when it is taken', () => {
+    const a = store.allocatePci({ vf: vfs[2]!, owner: web0 });
+    expect(a.pci).toBe(vfs[2]!.pci);
+    expect(store.allocatePci({ vf: vfs[2]!, owner: web0 })).toEqual(a); // retry
+    const e = err(() => store.allocatePci({ vf: vfs[2]!, owner: web1 }));
+    expect(e.kind).toBe('conflict');
+    expect(e.message).toContain(`VF ${vfs[2]!.pci} is allocated to pod default/web-0 (container 4f2a9c1e77d0…, net1) since `);
+    expect(e.message).toContain('release it first or pass --force');
+    // The first-free search skips it.
+    expect(store.allocate({ candidates: vfs.slice(2), owner: web1 }).pci).toBe(vfs[3]!.pci);
+  });
+
+  it('refuses a release by someone else, unless forced', () => {
+    const a = store.allocate({ candidates: vfs, owner: web0 });
+    const e = err(() => store.release(a.pci, { owner: { namespace: 'default', name: 'web-1' } }));
+    expect(e.kind).toBe('conflict');
+    expect(e.message).toBe(
+      `VF ${a.pci} is allocated to pod default/web-0 (container 4f2a9c1e77d0…, net1), not to pod default/web-1; pass --force to release it anyway`,
+    );
+    const byId = err(() => store.release(a.pci, { id: a.id + 100 }));
+    expect(byId.kind).toBe('conflict');
+    expect(byId.message).toContain(`is allocation ${a.id}`);
+    const nobody = err(() => store.release(a.pci, {}));
+    expect(nobody.kind).toBe('invalid');
+    expect(nobody.message).toContain('needs its owner');
+    expect(store.get(a.pci)).toBeDefined();
+
+    const forced = store.release(a.pci, { force: true, owner: { containerId: 'someone-else' } });
+    expect(forced).toEqual(a);
+    expect(store.get(a.pci)).toBeUndefined();
+    expect(store.history(1)[0]).toMatchObject({ op: 'release', pci: a.pci, reason: 'forced', allocId: a.id });
+  });
+
+  it('releases by owner fields or id; a second release is not-found', () => {
+    const a = store.allocate({ candidates: vfs, owner: web0 });
+    expect(store.release(a.pci, { owner: { containerId: web0.containerId!, ifname: 'net1' } }).id).toBe(a.id);
+    const e = err(() => store.release(a.pci, { id: a.id }));
+    expect(e.kind).toBe('not-found');
+    expect(e.message).toContain(`VF ${a.pci} is not allocated`);
+    const b = store.allocate({ candidates: vfs, owner: web0 });
+    expect(b.id).toBeGreaterThan(a.id); // ids are never reused
+    expect(store.release(b.pci.toUpperCase(), { id: b.id }).pci).toBe(b.pci);
+    expect(err(() => store.release('0000:5e:2.0', { force: true })).kind).toBe('invalid');
+  });
+
+  it('releases everything an owner holds, matching only the given fields', () => {
+    store.allocate({ candidates: vfs, owner: web0 });
+    store.allocate({ candidates: vfs, owner: { ...web0, ifname: 'net2' } });
+    store.allocate({ candidates: vfs, owner: web1 });
+    const released = store.releaseOwner({ containerId: web0.containerId! }, 'pod deleted');
+    expect(released.map((a) => a.owner.ifname).sort()).toEqual(['net1', 'net2']);
+    expect(store.list().map((a) => a.owner.name)).toEqual(['web-1']);
+    expect(store.releaseOwner({ containerId: web0.containerId! })).toEqual([]); // idempotent
+    expect(store.releaseOwner({ namespace: 'default', name: 'web-1' })).toHaveLength(1);
+    const e = err(() => store.releaseOwner({ ifname: 'net1' }));
+    expect(e.kind).toBe('invalid');
+    expect(e.message).toContain('namespace+name, uid, containerId or pid');
+    expect(store.history(2).map((h) => h.reason)).toEqual(['pod deleted', undefined]);
+  });
+
+  it('validates owners and says which fields identify one', () => {
+    const e = err(() => store.allocate({ candidates: vfs, owner: { ifname: 'net1' } }));
+    expect(e.kind).toBe('invalid');
+    expect(e.message).toContain('does not identify anyone: give namespace+name, uid, containerId or pid');
+    expect(err(() => store.allocate({ candidates: vfs, owner: { containerId: 'a b' } })).message).toContain('containerId "a b" is not valid');
+    expect(err(() => store.allocate({ candidates: vfs, owner: { containerId: 'c', ifname: 'way-too-long-name0' } })).message).toContain('not a valid Linux interface name');
+    expect(err(() => store.allocate({ candidates: vfs, owner: { pod: 'x' } as unknown as Owner })).message).toContain('unknown field "pod"');
+    expect(err(() => store.allocate({ candidates: [{ ...vfs[0]!, pci: 'nope' }], owner: web0 })).message).toContain('candidates[0]: VF PCI address "nope" is malformed');
+  });
+
+  it('records the pid start time with a pid, against PID reuse', () => {
+    const a = store.allocate({ candidates: vfs, owner: { pid: process.pid } });
+    expect(a.owner.pidStart).toMatch(/^\d+$/);
+  });
+
+  it('keeps an append-only history, pruned to the last N rows', () => {
+    store.close();
+    store = AllocStore.open(path.join(dir, 'state'), { historyKeep: 5 });
+    for (let i = 0; i < 4; i++) {
+      const a = store.allocate({ candidates: vfs, owner: { containerId: `c${i}`, ifname: 'net1' } });
+      store.release(a.pci, { id: a.id });
+    }
+    const h = store.history(100);
+    expect(h).toHaveLength(5);
+    expect(h.map((x) => x.op)).toEqual(['release', 'alloc', 'release', 'alloc', 'release']);
+    expect(h.at(-1)).toMatchObject({ op: 'release', owner: { containerId: 'c3', ifname: 'net1' } });
+    expect(h[1]!.allocId).toBe(h[2]!.allocId);
+    expect(h[1]!.seq).toBe(h[1]!.allocId);
+    expect(store.history(2)).toEqual(h.slice(3));
+  });
+
+  it('survives reopening', () => {
+    const a = store.allocate({ candidates: vfs, owner: web0 });
+    store.close();
+    store = AllocStore.open(path.join(dir, 'state'));
+    expect(store.get(a.pci)).toEqual(a);
+  });
+
+  it('refuses a store written by a newer vfplane', () => {
+    store.close();
+    const db = new Database(path.join(dir, 'state', DB_FILE));
+    db.pragma(`user_version = ${SCHEMA_VERSION + 1}`);
+    db.close();
+    const e = err(() => AllocStore.open(path.join(dir, 'state')));
+    expect(e.kind).toBe('system');
+    expect(e.message).toContain(`schema version ${SCHEMA_VERSION + 1}, newer than this vfplane knows (${SCHEMA_VERSION})`);
+    store = AllocStore.open(path.join(dir, 'other'));
+  });
+
+  it('says when the database file is not a database', () => {
+    const bad = path.join(dir, 'bad');
+    fs.mkdirSync(bad);
+    fs.writeFileSync(path.join(bad, DB_FILE), 'this is not sqlite, just some text that is long enough to have a header'.repeat(20));
+    const e = err(() => AllocStore.open(bad));
+    expect(e.kind).toBe('system');
+    expect(e.message).toContain(`the allocation store ${path.join(bad, DB_FILE)} is damaged`);
+    expect(e.message).toContain('move it aside');
+  });
+
+  it('says which state directory cannot be created and what to pass instead', () => {
+    const file = path.join(dir, 'a-file');
+    fs.writeFileSync(file, '');
+    const e = err(() => AllocStore.open(path.join(file, 'sub')));
+    expect(e.kind).toBe('system');
+    expect(e.message).toContain(`cannot create the state directory ${path.join(file, 'sub')}`);
+    expect(e.message).toContain('--state-dir');
+  });
+
+  it('takes VFPLANE_STATE_DIR as the default directory', () => {
+    const old = process.env.VFPLANE_STATE_DIR;
+    process.env.VFPLANE_STATE_DIR = path.join(dir, 'env');
+    try {
+      const s = AllocStore.open();
+      expect(s.file).toBe(path.join(dir, 'env', DB_FILE));
+      s.close();
+    } finally {
+      if (old === undefined) delete process.env.VFPLANE_STATE_DIR;
+      else process.env.VFPLANE_STATE_DIR = old;
+    }
+  });
+
+  it('turns a lock held past the busy timeout into "unavailable: busy, retry"', () => {
+    const other = new Database(path.join(dir, 'state', DB_FILE));
+    other.pragma('busy_timeout = 0');
+    other.exec('BEGIN IMMEDIATE');
+    const impatient = AllocStore.open(path.join(dir, 'state'), { busyTimeoutMs: 50 });
+    try {
+      const e = err(() => impatient.allocate({ candidates: vfs, owner: web0 }));
+      expect(e.kind).toBe('unavailable');
+      expect(e.message).toMatch(/allocation store .*alloc\.db is busy: .*; retry$/);
+      expect(e.details?.reason).toBe('busy');
+      // Readers are not blocked by a writer in WAL mode.
+      expect(impatient.list()).toEqual([]);
+    } finally {
+      other.exec('ROLLBACK');
+      other.close();
+      impatient.close();
+    }
+    expect(store.allocate({ candidates: vfs, owner: web0 }).pci).toBe(vfs[0]!.pci);
+  });
+
+  it('refuses a second row for the same VF at the database level', () => {
+    store.allocate({ candidates: vfs, owner: web0 });
+    const db = new Database(path.join(dir, 'state', DB_FILE));
+    expect(() =>
+      db.prepare(`INSERT INTO allocations (pci, id, pf, vf_index, created_at, original) VALUES (?, 999, 'x', 0, 'now', '{}')`).run(vfs[0]!.pci),
+    ).toThrow(/UNIQUE constraint failed: allocations.pci/);
+    db.close();
+    expect(store.integrityCheck()).toEqual(['ok']);
+  });
+});
