@@ -7,7 +7,7 @@ import { reportError } from './output.js';
 export const DEFAULT_SIZES = '64,128,256,512,1024,1500,imix';
 
 export function registerBench(program: Command): void {
-  program
+  const bench = program
     .command('bench')
     .description('benchmark VXLAN encap/decap (native engine and TS model side by side) and FDB lookups')
     .addOption(new Option('--backend <name>', 'packet I/O backend').argParser(choiceFlag('--backend', ['memory', 'afxdp', 'dpdk', 'afpacket'] as const)).default('memory'))
@@ -27,6 +27,25 @@ export function registerBench(program: Command): void {
     .action(async (o) => {
       try {
         await (await import('../bench/run.js')).runBench(o);
+      } catch (err) {
+        process.exitCode = reportError(err, !!o.json);
+      }
+    });
+
+  // Subcommands are matched before the default action; with positional options (here
+  // and on the program) `bench alloc --json` gives --json to alloc, not to bench.
+  bench.enablePositionalOptions();
+  bench
+    .command('alloc')
+    .description('the VF allocation store under contention: N processes × M alloc/release cycles against one store')
+    .addOption(new Option('--procs <n>', 'concurrent processes, 1–256').argParser(intFlag('--procs', 1, 256)).default(8))
+    .addOption(new Option('--cycles <n>', 'alloc/release cycles per process, 1–100000').argParser(intFlag('--cycles', 1, 100_000)).default(250))
+    .addOption(new Option('--vfs <n>', 'VFs in the (tree-only) simulated NIC, 1–1024').argParser(intFlag('--vfs', 1, 1024)).default(16))
+    .option('--state-dir <dir>', 'parent of the bench\'s own throw-away store (never a real alloc.db); default: the temp dir')
+    .option('--json', 'print the results as JSON on stdout', false)
+    .action(async (o) => {
+      try {
+        await (await import('../bench/alloc.js')).runAllocBench(o);
       } catch (err) {
         process.exitCode = reportError(err, !!o.json);
       }

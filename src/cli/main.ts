@@ -5,6 +5,8 @@ import { createRequire } from 'node:module';
 import { reportError } from './output.js';
 import { registerPcap } from './pcap.js';
 import { registerBench } from './bench.js';
+import { registerProfile } from './profile.js';
+import { registerSriov } from './sriov.js';
 
 const pkg = createRequire(import.meta.url)('../../package.json') as { version: string };
 
@@ -13,9 +15,13 @@ export function buildProgram(): Command {
     .description('SR-IOV VF orchestration and a native VXLAN data plane for Kubernetes nodes')
     .version(pkg.version, '-V, --version')
     .showHelpAfterError('(run with --help for usage)')
+    // Options belong to the command they follow: `bench alloc --json` is alloc's --json.
+    .enablePositionalOptions()
     .exitOverride();
   registerPcap(program);
   registerBench(program);
+  registerSriov(program);
+  registerProfile(program);
   // Subcommands inherit the same exit behaviour: usage errors exit 2.
   for (const c of program.commands) {
     c.exitOverride();

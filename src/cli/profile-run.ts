@@ -1,0 +1,75 @@
+// The work behind `vfplane profile list|show`: load and validate the hw-profiles, then
+// print them as tables (humans) or as the profiles themselves (--json).
+import Table from 'cli-table3';
+import { FACT_PATHS, getProfile, loadProfiles } from '../sriov/profile.js';
+import type { HwProfile } from '../sriov/types.js';
+import { printJson } from './output.js';
+
+export interface ProfileOpts {
+  json?: boolean;
+  profilesDir?: string;
+}
+
+const plain = { style: { head: [], border: [] } };
+const yesNo = (b: boolean) => (b ? 'yes' : 'no');
+
+function fmtRate(mbps: number): string {
+  return mbps % 1000 === 0 ? `${mbps / 1000}G` : `${mbps}M`;
+}
+
+function fmtQueues(p: HwProfile): string {
+  return `${p.limits.queuesPerVfDefault} (max ${p.limits.queuesPerVfMax})`;
+}
+
+export async function runList(o: ProfileOpts): Promise<void> {
+  const profiles = loadProfiles(o.profilesDir);
+  if (o.json) {
+    printJson(profiles);
+    return;
+  }
+  const t = new Table({
+    head: ['name', 'description', 'PF driver', 'VF driver', 'max VFs/PF', 'queues/VF', 'line rates', 'tier', 'AF_XDP ZC'],
+    colWidths: [null, 48, null, null, null, null, null, null, null],
+    wordWrap: true,
+    ...plain,
+  });
+  for (const p of profiles) {
+    t.push([
+      p.name, firstSentence(p.description), p.pf.driver, p.vf.driver, String(p.limits.maxVfsPerPf), fmtQueues(p),
+      p.lineRateMbps.map(fmtRate).join(' '), String(p.tier), yesNo(p.afxdpZeroCopy),
+    ]);
+  }
+  process.stdout.write(t.toString() + '\n');
+}
+
+/** The description up to its first full stop, for the list; `show` prints it whole. */
+function firstSentence(s: string): string {
+  const m = /^(.+?\.)(\s|$)/s.exec(s);
+  return m ? m[1]! : s;
+}
+
+function valueAt(p: HwProfile, path: string): unknown {
+  return path.split('.').reduce<unknown>((v, k) => (v as Record<string, unknown>)[k], p);
+}
+
+function fmtValue(path: string, v: unknown): string {
+  if (typeof v === 'boolean') return yesNo(v);
+  if (Array.isArray(v)) return path === 'lineRateMbps' ? v.map((x) => fmtRate(x as number)).join(' ') : v.join(' ');
+  return String(v);
+}
+
+export async function runShow(name: string, o: ProfileOpts): Promise<void> {
+  const p = getProfile(name, o.profilesDir);
+  if (o.json) {
+    printJson(p);
+    return;
+  }
+  // Not a table: sources are long URLs, and a table cell would break them where they can no longer be copied.
+  const width = Math.max(...FACT_PATHS.map((f) => f.length)) + 2;
+  const out: string[] = [`${p.name}: ${p.description}`, `file: ${p.file}`, ''];
+  for (const path of FACT_PATHS) {
+    out.push(path.padEnd(width) + fmtValue(path, valueAt(p, path)));
+    out.push(' '.repeat(width) + `source: ${p.sources[path] ?? '–'}`);
+  }
+  process.stdout.write(out.join('\n') + '\n');
+}

@@ -1,0 +1,35 @@
+// `vfplane profile list|show`: the hw-profiles, what each NIC family can do and where
+// that is documented. Flags live here; the work (and zod) in profile-run.ts, loaded on use.
+import { Command } from 'commander';
+import { reportError } from './output.js';
+
+async function run(json: boolean | undefined, fn: () => Promise<void>): Promise<void> {
+  try {
+    await fn();
+  } catch (err) {
+    process.exitCode = reportError(err, !!json);
+  }
+}
+
+const DIR_HELP = 'read the profiles from DIR instead of the package\'s hw-profiles/';
+
+export function registerProfile(program: Command): void {
+  const profile = program
+    .command('profile')
+    .description('hw-profiles: what each NIC family can do (IDs, VF limits, offloads, DPDK driver, offload tier), with sources');
+
+  profile
+    .command('list')
+    .description('list every hw-profile with its drivers, limits, line rates and tier')
+    .option('--profiles-dir <dir>', DIR_HELP)
+    .option('--json', 'print the profiles as JSON on stdout', false)
+    .action(async (o) => run(o.json, async () => (await import('./profile-run.js')).runList(o)));
+
+  profile
+    .command('show')
+    .description('print every fact of one hw-profile with the source that states it')
+    .argument('<name>', 'profile name, e.g. x710 (see `vfplane profile list`)')
+    .option('--profiles-dir <dir>', DIR_HELP)
+    .option('--json', 'print the profile as JSON on stdout', false)
+    .action(async (name: string, o) => run(o.json, async () => (await import('./profile-run.js')).runShow(name, o)));
+}

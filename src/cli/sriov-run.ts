@@ -1,0 +1,319 @@
+// The work behind `vfplane pf|vf|gc`: discovery, actions and the allocation store,
+// printed as tables for people or as JSON for programs.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import Table from 'cli-table3';
+import { AllocStore, DB_FILE, defaultStateDir, type Allocation } from '../alloc/store.js';
+import { describeOwner, ownerAlive, parseOwner, pidStart, type Owner } from '../alloc/owner.js';
+import { checkSelectorAgainst, findPool, loadPools, poolVfs, vfCountsByPf } from '../alloc/pool.js';
+import { bindVf, configVf, setNumVfs, type VfConfig } from '../sriov/actions.js';
+import { listPfs, listVfs, resolveVf } from '../sriov/discover.js';
+import { openSysfs, type Sysfs } from '../sriov/sysfs.js';
+import type { VfInfo } from '../sriov/types.js';
+import { applyVfSettings, settingsDiff } from '../sriov/vf-settings.js';
+import { ip } from '../net/ip.js';
+import { conflict, invalid, notFound } from '../util/errors.js';
+import { printJson, progress } from './output.js';
+
+interface Common {
+  sysfsRoot?: string;
+  stateDir?: string;
+  json?: boolean;
+}
+
+const sysfsOf = (o: Common) => openSysfs(o.sysfsRoot);
+const stateDirOf = (o: Common) => path.resolve(o.stateDir ?? defaultStateDir());
+
+/** The store, opened (and created) for commands that change it. */
+function storeRw(o: Common): AllocStore {
+  return AllocStore.open(stateDirOf(o));
+}
+
+/** The store for commands that only read: no store yet means nothing is allocated. */
+function storeRo(o: Common): AllocStore | undefined {
+  return fs.existsSync(path.join(stateDirOf(o), DB_FILE)) ? AllocStore.open(stateDirOf(o)) : undefined;
+}
+
+function holderOf(store: AllocStore | undefined) {
+  return (pci: string): string | undefined => {
+    const a = store?.get(pci);
+    return a ? describeOwner(a.owner) : undefined;
+  };
+}
+
+const yn = (b: boolean | undefined) => (b === undefined ? '' : b ? 'on' : 'off');
+const dash = (v: unknown) => (v === null || v === undefined || v === '' ? '-' : String(v));
+
+function table(head: string[], rows: (string | number)[][]): string {
+  const t = new Table({ head, style: { head: [], border: [] } });
+  for (const r of rows) t.push(r.map(String));
+  return t.toString();
+}
+
+// --- pf ----------------------------------------------------------------------------
+
+export async function pfList(o: Common): Promise<void> {
+  const pfs = listPfs(await sysfsOf(o));
+  if (o.json) return printJson(pfs);
+  if (pfs.length === 0) {
+    console.log(`no SR-IOV capable PFs under ${(await sysfsOf(o)).root} (a simulated NIC: vfplane sim create, then --sysfs-root)`);
+    return;
+  }
+  console.log(table(
+    ['PF', 'netdev', 'driver', 'id', 'profile', 'tier', 'VFs', 'speed', 'NUMA'],
+    pfs.map((p) => [p.pci, dash(p.netdev), dash(p.driver), `${p.vendor}:${p.device}`, dash(p.profile), dash(p.tier), `${p.numVfs}/${p.totalVfs}`,
+      p.linkSpeedMbps ? `${p.linkSpeedMbps / 1000}G` : '-', p.numaNode]),
+  ));
+}
+
+export async function pfSetNumVfs(o: Common & { force?: boolean }, pfRef: string, n: number): Promise<void> {
+  const sysfs = await sysfsOf(o);
+  const store = storeRo(o);
+  const r = setNumVfs(sysfs, pfRef, n, { force: o.force, holder: holderOf(store) });
+  store?.close();
+  if (o.json) return printJson(r);
+  console.log(r.changed ? `${pfRef} (${r.pf}): ${r.before} → ${r.after} VFs` : `${pfRef} (${r.pf}) already has ${r.after} VFs; nothing changed`);
+}
+
+// --- vf ----------------------------------------------------------------------------
+
+interface VfRow extends VfInfo {
+  allocation: Allocation | null;
+}
+
+export async function vfList(o: Common & { pf?: string; free?: boolean; allocated?: boolean }): Promise<void> {
+  if (o.free && o.allocated) throw invalid('--free and --allocated exclude each other; pass one');
+  const sysfs = await sysfsOf(o);
+  const store = storeRo(o);
+  let rows: VfRow[] = listVfs(sysfs, { pf: o.pf }).map((v) => ({ ...v, allocation: store?.get(v.pci) ?? null }));
+  store?.close();
+  if (o.free) rows = rows.filter((r) => !r.allocation);
+  if (o.allocated) rows = rows.filter((r) => r.allocation);
+  if (o.json) return printJson(rows);
+  if (rows.length === 0) {
+    console.log('no VFs match');
+    return;
+  }
+  console.log(table(
+    ['VF', 'PF', '#', 'driver', 'netdev', 'MAC', 'VLAN', 'spoofchk', 'trust', 'link', 'holder'],
+    rows.map((r) => [r.pci, dash(r.pfNetdev ?? r.pf), r.index, dash(r.driver), dash(r.netdev ?? r.vfioDevice), dash(r.mac),
+      r.settings?.vlan ? `${r.settings.vlan}${r.settings.qos ? `/${r.settings.qos}` : ''}` : '-',
+      yn(r.settings?.spoofchk), yn(r.settings?.trust), dash(r.settings?.linkState),
+      r.allocation ? describeOwner(r.allocation.owner) : 'free']),
+  ));
+}
+
+export async function vfShow(o: Common, ref: string): Promise<void> {
+  const sysfs = await sysfsOf(o);
+  const vf = resolveVf(sysfs, ref);
+  const store = storeRo(o);
+  const allocation = store?.get(vf.pci) ?? null;
+  const history = store ? store.history(1000).filter((h) => h.pci === vf.pci).slice(-10) : [];
+  store?.close();
+  if (o.json) return printJson({ ...vf, allocation, history });
+  const s = vf.settings;
+  const kv: [string, string][] = [
+    ['VF', `${vf.pci} (virtfn${vf.index} of ${vf.pfNetdev ?? '-'} ${vf.pf})`],
+    ['id', `${vf.vendor}:${vf.device}`],
+    ['driver', dash(vf.driver)],
+    ['netdev', vf.netdev ? `${vf.netdev} ${dash(vf.mac)} mtu ${dash(vf.mtu)}` : '- (none in the host namespace)'],
+    ['IOMMU group', dash(vf.iommuGroup)],
+    ['vfio device', dash(vf.vfioDevice)],
+    ['NUMA node', String(vf.numaNode)],
+  ];
+  if (s) {
+    kv.push(['admin MAC', s.mac], ['VLAN', s.vlan ? `${s.vlan} qos ${s.qos} ${s.vlanProto}` : 'none'], ['spoofchk', yn(s.spoofchk)],
+      ['trust', yn(s.trust)], ['link state', s.linkState], ['tx rate', `min ${s.minTxRate || '-'} max ${s.maxTxRate || '-'} Mbit/s`]);
+  }
+  kv.push(['holder', allocation ? `${describeOwner(allocation.owner)} since ${allocation.createdAt} (allocation ${allocation.id}${allocation.pool ? `, pool ${allocation.pool}` : ''})` : 'free']);
+  const t = new Table({ style: { head: [], border: [] } });
+  for (const [k, v] of kv) t.push({ [k]: v });
+  console.log(t.toString());
+  if (history.length) {
+    console.log('recent history:');
+    for (const h of history) console.log(`  ${h.at} ${h.op} ${describeOwner(h.owner)}${h.reason ? ` (${h.reason})` : ''}`);
+  }
+}
+
+interface OwnerFlags {
+  owner?: string;
+  podUid?: string;
+  containerId?: string;
+  ifname?: string;
+  netns?: string;
+  pid?: number;
+}
+
+function ownerFrom(o: OwnerFlags, partial: boolean): Owner | undefined {
+  const raw: Record<string, unknown> = {};
+  if (o.owner !== undefined) {
+    const m = /^([^/]+)\/([^/]+)$/.exec(o.owner);
+    if (!m) throw invalid(`--owner ${JSON.stringify(o.owner)} is not namespace/name (like default/web-0)`);
+    raw.namespace = m[1];
+    raw.name = m[2];
+  }
+  if (o.podUid !== undefined) raw.uid = o.podUid;
+  if (o.containerId !== undefined) raw.containerId = o.containerId;
+  if (o.ifname !== undefined) raw.ifname = o.ifname;
+  if (o.netns !== undefined) raw.netns = o.netns;
+  if (o.pid !== undefined) {
+    raw.pid = o.pid;
+    if (!partial) {
+      const start = pidStart(o.pid);
+      if (!start) throw invalid(`--pid ${o.pid}: no such process`);
+      raw.pidStart = start;
+    }
+  }
+  if (Object.keys(raw).length === 0) return undefined;
+  return parseOwner(raw, 'owner', partial);
+}
+
+export async function vfAlloc(o: Common & OwnerFlags & { pool?: string; pci?: string; pools?: string }): Promise<void> {
+  if (!!o.pool === !!o.pci) throw invalid('pass exactly one of --pool NAME or --pci VF');
+  const owner = ownerFrom(o, false);
+  if (!owner) throw invalid('vf alloc needs an owner: --owner NS/NAME, --pod-uid, --container-id or --pid (plus --ifname, --netns)');
+  const sysfs = await sysfsOf(o);
+  let a: Allocation;
+  if (o.pci) {
+    const vf = resolveVf(sysfs, o.pci);
+    const store = storeRw(o);
+    try {
+      a = store.allocatePci({ vf, owner });
+    } finally {
+      store.close();
+    }
+  } else {
+    const file = path.resolve(o.pools ?? path.join(stateDirOf(o), 'pools.json'));
+    if (!fs.existsSync(file)) throw notFound(`no pool definitions at ${file}; write one (see README, "Pools") or pass --pools FILE`);
+    const pool = findPool(loadPools(file), o.pool!, file);
+    const vfs = listVfs(sysfs);
+    checkSelectorAgainst(pool.selector, vfCountsByPf(vfs), `${file}: pool ${pool.name}`);
+    const store = storeRw(o);
+    try {
+      a = store.allocate({ candidates: poolVfs(vfs, pool.selector), owner, pool: pool.name });
+    } finally {
+      store.close();
+    }
+  }
+  if (o.json) return printJson(a);
+  console.log(`allocated ${a.pci} (virtfn${a.vfIndex} of ${a.original.pfNetdev ?? a.pf}) to ${describeOwner(a.owner)}; allocation ${a.id}`);
+}
+
+/** Puts back what changed since the allocation: PF-side settings and the driver. */
+function restore(sysfs: Sysfs, a: Allocation): string[] {
+  const notes: string[] = [];
+  let now: VfInfo;
+  try {
+    now = resolveVf(sysfs, a.pci);
+  } catch {
+    return [`VF ${a.pci} no longer exists; nothing to restore`];
+  }
+  const was = a.original;
+  if (was.driver && now.driver !== was.driver) {
+    try {
+      bindVf(sysfs, a.pci, was.driver, { force: true });
+      notes.push(`rebound to ${was.driver}`);
+      now = resolveVf(sysfs, a.pci);
+    } catch (err) {
+      notes.push(`could not rebind to ${was.driver}: ${(err as Error).message}`);
+    }
+  }
+  if (was.settings && now.settings) {
+    const diff = settingsDiff(now.settings, was.settings);
+    if (Object.keys(diff).length) {
+      applyVfSettings(sysfs, now.pf, now.pfNetdev, now.index, diff, now.settings);
+      notes.push(`restored ${Object.keys(diff).join(', ')}`);
+    }
+  }
+  if (was.mtu !== null && now.netdev && now.mtu !== was.mtu) {
+    ip(['link', 'set', 'dev', now.netdev, 'mtu', String(was.mtu)]);
+    notes.push(`restored mtu ${was.mtu}`);
+  }
+  return notes;
+}
+
+export async function vfRelease(o: Common & OwnerFlags & { force?: boolean; restore?: boolean }, ref?: string): Promise<void> {
+  const pattern = ownerFrom(o, true);
+  const sysfs = await sysfsOf(o);
+  const store = storeRw(o);
+  let released: Allocation[];
+  try {
+    if (ref) {
+      let pci: string;
+      try {
+        pci = resolveVf(sysfs, ref).pci;
+      } catch (err) {
+        // A VF that has vanished (numvfs lowered) can still be released by address.
+        if (!/^[0-9a-fA-F]{4}:/.test(ref) || !store.get(ref.toLowerCase())) throw err;
+        pci = ref.toLowerCase();
+      }
+      if (!pattern && !o.force) {
+        const a = store.get(pci);
+        if (a) throw conflict(`VF ${pci} is held by ${describeOwner(a.owner)}; say who you are (--owner, --container-id, ...) or pass --force`);
+      }
+      released = [store.release(pci, { owner: pattern, force: o.force, reason: 'cli' })];
+    } else {
+      if (!pattern) throw invalid('vf release needs a VF, or an owner to release by (--owner NS/NAME, --container-id, --pod-uid, --pid)');
+      released = store.releaseOwner(pattern, 'cli');
+      if (released.length === 0) throw notFound(`no VF is allocated to ${describeOwner(pattern)}`);
+    }
+  } finally {
+    store.close();
+  }
+  const out = released.map((a) => ({ pci: a.pci, owner: a.owner, id: a.id, restored: o.restore === false ? [] : restore(sysfs, a) }));
+  if (o.json) return printJson(out);
+  for (const r of out) console.log(`released ${r.pci} from ${describeOwner(r.owner)}${r.restored.length ? `; ${r.restored.join('; ')}` : ''}`);
+}
+
+export async function vfConfig(o: Common & VfConfig & { vlanProto?: '802.1Q' | '802.1ad' }, ref: string): Promise<void> {
+  const change: VfConfig = {};
+  for (const k of ['mac', 'vlan', 'qos', 'vlanProto', 'trust', 'spoofchk', 'linkState', 'minTxRate', 'maxTxRate', 'mtu'] as const) {
+    if (o[k] !== undefined) (change as Record<string, unknown>)[k] = o[k];
+  }
+  if (Object.keys(change).length === 0) throw invalid('nothing to change: pass at least one of --mac --vlan --qos --vlan-proto --trust --spoofchk --link-state --min-tx-rate --max-tx-rate --mtu');
+  const r = configVf(await sysfsOf(o), ref, change);
+  if (o.json) return printJson(r);
+  console.log(`${r.pci}: set ${r.changed.join(', ')}`);
+}
+
+export async function vfBind(o: Common & { driver: string; force?: boolean }, ref: string): Promise<void> {
+  const sysfs = await sysfsOf(o);
+  const store = storeRo(o);
+  const r = bindVf(sysfs, ref, o.driver, { force: o.force, holder: holderOf(store) });
+  store?.close();
+  if (o.json) return printJson(r);
+  console.log(r.changed ? `${r.pci}: ${dash(r.before)} → ${r.after}${r.vfioDevice ? ` (${r.vfioDevice})` : r.netdev ? ` (netdev ${r.netdev})` : ''}` : `${r.pci} is already bound to ${r.after}`);
+}
+
+// --- gc ----------------------------------------------------------------------------
+
+export async function gc(o: Common & { dryRun?: boolean }): Promise<void> {
+  const sysfs = await sysfsOf(o);
+  const store = storeRo(o);
+  const out: { pci: string; owner: Owner; state: string; released: boolean; restored: string[] }[] = [];
+  if (store) {
+    try {
+      for (const a of store.list()) {
+        const state = ownerAlive(a.owner);
+        if (state !== 'gone') {
+          out.push({ pci: a.pci, owner: a.owner, state, released: false, restored: [] });
+          continue;
+        }
+        if (o.dryRun) {
+          out.push({ pci: a.pci, owner: a.owner, state, released: false, restored: [] });
+          continue;
+        }
+        store.release(a.pci, { id: a.id, reason: 'gc: owner gone' });
+        out.push({ pci: a.pci, owner: a.owner, state, released: true, restored: restore(sysfs, a) });
+      }
+    } finally {
+      store.close();
+    }
+  }
+  if (o.json) return printJson(out);
+  const gone = out.filter((r) => r.state === 'gone');
+  if (gone.length === 0) progress(o, `gc: ${out.length} allocation(s), every owner alive or unknown; nothing to release`);
+  for (const r of out) {
+    if (r.state === 'gone') console.log(`${o.dryRun ? 'would release' : 'released'} ${r.pci} from ${describeOwner(r.owner)} (owner gone)${r.restored.length ? `; ${r.restored.join('; ')}` : ''}`);
+  }
+}

@@ -1,0 +1,117 @@
+// `vfplane pf|vf|gc|sim`: the operator's view of SR-IOV NICs, VFs and who holds them.
+// Flags are declared and checked here; the work is in sriov-run.ts and sim-run.ts,
+// loaded only when a command runs.
+import { Command, Option } from 'commander';
+import { choiceFlag, intFlag, macFlag } from './flags.js';
+import { reportError } from './output.js';
+import { UsageError } from './errors.js';
+
+const onOff = (flag: string) => (v: string): boolean => {
+  if (v === 'on') return true;
+  if (v === 'off') return false;
+  throw new UsageError(`${flag} ${JSON.stringify(v)} is not one of: on, off`);
+};
+
+/** --json, --sysfs-root and --state-dir, on every command of these groups. */
+function common(c: Command): Command {
+  return c
+    .option('--sysfs-root <dir>', 'sysfs to read and write: /sys, or a tree made by `vfplane sim create` (env VFPLANE_SYSFS_ROOT)')
+    .option('--state-dir <dir>', 'where the allocation store lives (env VFPLANE_STATE_DIR; default /var/lib/vfplane)')
+    .option('--json', 'print JSON on stdout instead of tables', false);
+}
+
+function act(fn: (o: any, ...args: any[]) => Promise<void>) {
+  return async (...args: any[]) => {
+    const cmd = args[args.length - 1] as Command;
+    const o = cmd.opts();
+    try {
+      await fn(o, ...args.slice(0, -2));
+    } catch (err) {
+      process.exitCode = reportError(err, !!o.json);
+    }
+  };
+}
+
+const run = () => import('./sriov-run.js');
+
+function ownerOptions(c: Command): Command {
+  return c
+    .option('--owner <ns/name>', 'the pod: namespace/name')
+    .option('--pod-uid <uid>', 'the pod UID')
+    .option('--container-id <id>', 'the container (sandbox) ID')
+    .option('--ifname <name>', 'the interface name in the pod')
+    .option('--netns <path>', 'the pod network namespace path (gc releases the VF when it is gone)')
+    .addOption(new Option('--pid <n>', 'a process that holds the VF (gc releases it when the process is gone)').argParser(intFlag('--pid', 1, 2 ** 22)));
+}
+
+export function registerSriov(program: Command): void {
+  const pf = program.command('pf').description('SR-IOV physical functions: list them, set their number of VFs');
+  common(pf.command('list').description('list SR-IOV capable PFs with their driver, hw-profile, offload tier and VF counts'))
+    .action(act(async (o) => (await run()).pfList(o)));
+  common(pf.command('set-numvfs').description('create or destroy VFs on a PF (sriov_numvfs)')
+    .argument('<pf>', 'PF netdev name or PCI address')
+    .argument('<n>', 'number of VFs (0 destroys them all)', intFlag('N', 0, 65535))
+    .option('--force', 'change a nonzero count by going through 0 (destroys every VF of the PF)', false))
+    .action(act(async (o, pfRef: string, n: number) => (await run()).pfSetNumVfs(o, pfRef, n)));
+
+  const vf = program.command('vf').description('virtual functions: list, show, allocate, release, configure, bind');
+  common(vf.command('list').description('list VFs with their driver, netdev, settings and holder')
+    .option('--pf <pf>', 'only VFs of this PF (netdev name or PCI address)')
+    .option('--free', 'only VFs nobody holds', false)
+    .option('--allocated', 'only VFs somebody holds', false))
+    .action(act(async (o) => (await run()).vfList(o)));
+  common(vf.command('show').description('everything about one VF: topology, driver, settings, allocation')
+    .argument('<vf>', 'VF PCI address (0000:5e:02.0) or PF#INDEX (ens1f0#3)'))
+    .action(act(async (o, ref: string) => (await run()).vfShow(o, ref)));
+  ownerOptions(common(vf.command('alloc').description('allocate a VF from a pool or by address, recording its owner and original state')
+    .option('--pool <name>', 'pool to allocate from (defined in --pools)')
+    .option('--pci <vf>', 'allocate this VF (PCI address or PF#INDEX)')
+    .option('--pools <file>', 'pool definitions (JSON; default STATE_DIR/pools.json)')))
+    .action(act(async (o) => (await run()).vfAlloc(o)));
+  ownerOptions(common(vf.command('release').description('release a VF (by address, or every VF of an owner) and restore its original settings')
+    .argument('[vf]', 'VF PCI address or PF#INDEX; omit to release by owner')
+    .option('--force', 'release even if the owner given does not match', false)
+    .option('--no-restore', 'keep the VF settings as they are')))
+    .action(act(async (o, ref?: string) => (await run()).vfRelease(o, ref)));
+  common(vf.command('config').description('change PF-side VF settings and the VF MTU')
+    .argument('<vf>', 'VF PCI address or PF#INDEX')
+    .addOption(new Option('--mac <mac>', 'administrative MAC').argParser(macFlag('--mac')))
+    .addOption(new Option('--vlan <id>', 'VLAN 0 (none)–4094').argParser(intFlag('--vlan', 0, 4094)))
+    .addOption(new Option('--qos <n>', 'VLAN priority 0–7').argParser(intFlag('--qos', 0, 7)))
+    .addOption(new Option('--vlan-proto <p>', 'VLAN protocol').argParser(choiceFlag('--vlan-proto', ['802.1Q', '802.1ad'] as const)))
+    .addOption(new Option('--trust <on|off>', 'trusted VF (promiscuous, MAC changes)').argParser(onOff('--trust')))
+    .addOption(new Option('--spoofchk <on|off>', 'source MAC anti-spoofing').argParser(onOff('--spoofchk')))
+    .addOption(new Option('--link-state <s>', 'VF link').argParser(choiceFlag('--link-state', ['auto', 'enable', 'disable'] as const)))
+    .addOption(new Option('--min-tx-rate <mbps>', 'guaranteed rate, Mbit/s (0 = none)').argParser(intFlag('--min-tx-rate', 0, 400_000)))
+    .addOption(new Option('--max-tx-rate <mbps>', 'rate limit, Mbit/s (0 = none)').argParser(intFlag('--max-tx-rate', 0, 400_000)))
+    .addOption(new Option('--mtu <n>', 'VF netdev MTU, 68–9702').argParser(intFlag('--mtu', 68, 9702))))
+    .action(act(async (o, ref: string) => (await run()).vfConfig(o, ref)));
+  common(vf.command('bind').description('bind a VF to vfio-pci (for DPDK) or back to its kernel driver')
+    .argument('<vf>', 'VF PCI address or PF#INDEX')
+    .requiredOption('--driver <d>', 'vfio-pci, or kernel (the VF driver of its hw-profile)')
+    .option('--force', 'rebind even if the VF is allocated or its netdev is in a pod', false))
+    .action(act(async (o, ref: string) => (await run()).vfBind(o, ref)));
+
+  common(program.command('gc').description('release allocations whose owner is gone (netns removed or process exited)')
+    .option('--dry-run', 'say what would be released, change nothing', false))
+    .action(act(async (o) => (await run()).gc(o)));
+
+  const sim = program.command('sim').description('the simulated SR-IOV NIC: a sysfs-shaped tree plus real veth netdevs');
+  sim.command('create').description('build a simulated NIC (needs root for its netdevs)')
+    .option('--profile <name>', 'hw-profile to impersonate (vfplane profile list)', 'sim')
+    .addOption(new Option('--pfs <n>', 'PFs, 1–8').argParser(intFlag('--pfs', 1, 8)).default(1))
+    .addOption(new Option('--vfs <n>', 'VFs created on each PF').argParser(intFlag('--vfs', 0, 65535)).default(4))
+    .option('--root <dir>', 'where to build the tree (pass it to other commands as --sysfs-root)', '/run/vfplane/sim')
+    .option('--prefix <p>', 'netdev name prefix: <prefix>f<pf>, <prefix>f<pf>v<vf>, <prefix>f<pf>r<vf>', 'vfsim')
+    .option('--no-netdevs', 'build only the tree (no veths; no root needed)')
+    .option('--json', 'print the manifest as JSON', false)
+    .action(act(async (o) => (await import('./sim-run.js')).simCreate(o)));
+  sim.command('destroy').description('remove everything a simulated NIC made, and nothing else')
+    .option('--root <dir>', 'the simulator\'s root', '/run/vfplane/sim')
+    .option('--json', 'print what was removed as JSON', false)
+    .action(act(async (o) => (await import('./sim-run.js')).simDestroy(o)));
+  sim.command('show').description('print a simulated NIC\'s manifest')
+    .option('--root <dir>', 'the simulator\'s root', '/run/vfplane/sim')
+    .option('--json', 'print JSON', false)
+    .action(act(async (o) => (await import('./sim-run.js')).simShow(o)));
+}

@@ -1,0 +1,117 @@
+// `vfplane profile list|show` as a user runs it: a child process, exit codes, stdout and stderr.
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ROOT, vfplane } from '../helpers/cli.js';
+
+let dir: string;
+const x710 = () => JSON.parse(readFileSync(join(ROOT, 'hw-profiles', 'x710.json'), 'utf8'));
+
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), 'vfplane-cli-profiles-'));
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+function brokenDir(name: string, content: string, file = 'x710.json'): string {
+  const d = mkdtempSync(join(dir, `${name}-`));
+  writeFileSync(join(d, file), content);
+  return d;
+}
+
+describe('vfplane profile list', () => {
+  it('prints a table of every shipped profile', () => {
+    const r = vfplane(['profile', 'list']);
+    expect(r.code, r.stderr).toBe(0);
+    for (const h of ['name', 'PF driver', 'VF driver', 'max VFs/PF', 'queues/VF', 'line rates', 'tier', 'AF_XDP ZC']) expect(r.stdout).toContain(h);
+    expect(r.stdout).toMatch(/│ x710 +│.*│ i40e +│ iavf +│ 64 +│ 4 \(max 16\) +│ 1G 5G 10G 20G 25G 40G │ 2 +│ no +│/);
+    expect(r.stdout).toMatch(/│ cx6dx +│.*│ mlx5_core +│ mlx5_core +│ 127 +│/);
+    expect(r.stderr).toBe('');
+  });
+
+  it('prints only JSON with --json', () => {
+    const r = vfplane(['profile', 'list', '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    const ps = JSON.parse(r.stdout);
+    expect(ps.map((p: { name: string }) => p.name)).toEqual(['cx5', 'cx6dx', 'e810', 'sim', 'virtio', 'x710']);
+    expect(ps.find((p: { name: string }) => p.name === 'e810')).toMatchObject({ vf: { ids: ['8086:1889'], driver: 'iavf' }, tier: 1 });
+  });
+});
+
+describe('vfplane profile show', () => {
+  it('prints every fact with its source', () => {
+    const r = vfplane(['profile', 'show', 'x710']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^x710: Intel Ethernet 700 Series/);
+    expect(r.stdout).toMatch(/^vf\.ids +8086:154c 8086:1889$/m);
+    expect(r.stdout).toMatch(/^ +source: https:\/\/github\.com\/torvalds\/linux\/blob\/master\/drivers\/net\/ethernet\/intel\/iavf\/iavf_devids\.h/m);
+    expect(r.stdout).toMatch(/^offloads\.rteFlowEncapDecap +no$/m);
+    expect(r.stdout).toMatch(/^tier +2$/m);
+    expect(r.stdout.match(/^ +source: /gm)?.length).toBe(22);
+  });
+
+  it('prints the profile as JSON with --json', () => {
+    const r = vfplane(['profile', 'show', 'cx6dx', '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ name: 'cx6dx', pf: { ids: ['15b3:101d'] }, vf: { ids: ['15b3:101e'] }, sources: { 'vf.ids': expect.any(String) } });
+  });
+
+  it('an unknown name exits 1 and lists the known ones', () => {
+    const r = vfplane(['profile', 'show', 'x999']);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toMatch(/vfplane: no hw-profile named "x999"; known profiles: cx5, cx6dx, e810, sim, virtio, x710/);
+  });
+
+  it('a missing name is a usage error', () => {
+    expect(vfplane(['profile', 'show']).code).toBe(2);
+  });
+});
+
+describe('broken profiles through --profiles-dir', () => {
+  it('a wrong type exits 2 naming file and field on stderr', () => {
+    const p = x710();
+    p.limits.maxVfsPerPf = '64';
+    const d = brokenDir('type', JSON.stringify(p));
+    const r = vfplane(['profile', 'list', '--profiles-dir', d]);
+    expect(r.code).toBe(2);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toContain(`${join(d, 'x710.json')}: limits.maxVfsPerPf: expected a positive integer, got "64"`);
+  });
+
+  it('with --json the error is a JSON object on stdout', () => {
+    const p = x710();
+    delete p.sources['dpdk.pmd'];
+    p.extra = 1;
+    const d = brokenDir('json', JSON.stringify(p));
+    const r = vfplane(['profile', 'show', 'x710', '--profiles-dir', d, '--json']);
+    expect(r.code).toBe(2);
+    const { error } = JSON.parse(r.stdout);
+    expect(error).toMatchObject({ exitCode: 2, kind: 'invalid' });
+    expect(error.message).toMatch(/x710\.json: extra: unknown field/);
+    expect(error.details.issues).toEqual([{ file: join(d, 'x710.json'), path: 'extra', message: 'unknown field' }]);
+    expect(r.stderr).toMatch(/^vfplane: a hw-profile is invalid/);
+  });
+
+  it('a missing source, a name that is not the file stem and invalid JSON each exit 2', () => {
+    const p = x710();
+    delete p.sources['vf.ids'];
+    let r = vfplane(['profile', 'list', '--profiles-dir', brokenDir('src', JSON.stringify(p))]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/x710\.json: sources: missing a source for "vf\.ids"/);
+
+    r = vfplane(['profile', 'list', '--profiles-dir', brokenDir('stem', JSON.stringify(x710()), 'intel.json')]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/intel\.json: name: expected "intel" \(the file stem\), got "x710"/);
+
+    r = vfplane(['profile', 'list', '--profiles-dir', brokenDir('syntax', '{"name": "x710",\n "tier": }')]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/x710\.json: invalid JSON at line 2 column 10/);
+  });
+
+  it('a directory without profiles exits 1', () => {
+    const r = vfplane(['profile', 'list', '--profiles-dir', join(dir, 'does-not-exist')]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/cannot read the hw-profiles directory .*ENOENT/);
+  });
+});

@@ -1,0 +1,164 @@
+// The operator CLI (pf, vf, gc, sim) run as a user runs it, against a simulated NIC with
+// real netdevs and a real allocation store; bad input is refused and changes nothing.
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { vfplane } from '../helpers/cli.js';
+import { describePrivileged } from '../helpers/privileged.js';
+import { Netns } from '../helpers/netns.js';
+import { simPrefix, simRoot, sweepStaleSims } from '../helpers/sim.js';
+
+describePrivileged('operator CLI on a simulated NIC', { netns: true }, () => {
+  let root: string;
+  let state: string;
+  let prefix: string;
+  let g: string[]; // the global flags every command gets here
+
+  const run = (args: string[]) => vfplane([...args, ...g]);
+  const json = (args: string[]) => {
+    const r = run([...args, '--json']);
+    if (r.code !== 0) throw new Error(`vfplane ${args.join(' ')} exited ${r.code}: ${r.stderr}`);
+    return JSON.parse(r.stdout);
+  };
+  /** What an operator would see: the VF table and the host's links. */
+  const snapshot = () => ({
+    vfs: json(['vf', 'list']),
+    links: execFileSync('ip', ['-br', 'link', 'show'], { encoding: 'utf8' }).split('\n').filter((l) => l.startsWith(prefix)).sort(),
+  });
+
+  beforeAll(() => {
+    sweepStaleSims();
+    root = simRoot();
+    prefix = simPrefix();
+    state = mkdtempSync(join(tmpdir(), 'vfplane-state-'));
+    g = ['--sysfs-root', root, '--state-dir', state];
+    const c = vfplane(['sim', 'create', '--profile', 'x710', '--pfs', '2', '--vfs', '4', '--root', root, '--prefix', prefix]);
+    expect(c.code, c.stderr).toBe(0);
+    expect(c.stdout).toContain(`--sysfs-root ${root}`);
+    writeFileSync(join(state, 'pools.json'), JSON.stringify({
+      pools: [
+        { name: 'pf0', selector: { pfNames: [`${prefix}f0#0-3`] } },
+        { name: 'intel', selector: { vendors: ['8086'], drivers: ['iavf'] } },
+        { name: 'wide', selector: { pfNames: [`${prefix}f0#0-9`] } },
+      ],
+    }));
+  });
+  afterAll(() => {
+    const d = vfplane(['sim', 'destroy', '--root', root]);
+    rmSync(state, { recursive: true, force: true });
+    rmSync(root, { recursive: true, force: true });
+    expect(d.code, d.stderr).toBe(0);
+  });
+
+  it('pf list shows both PFs, their profile and tier, as a table and as JSON', () => {
+    const t = run(['pf', 'list']);
+    expect(t.code, t.stderr).toBe(0);
+    expect(t.stdout).toMatch(/0000:5e:00\.0.*i40e.*8086:1572.*x710.*2.*4\/64.*10G/);
+    const j = json(['pf', 'list']);
+    expect(j.map((p: any) => p.netdev)).toEqual([`${prefix}f0`, `${prefix}f1`]);
+  });
+
+  it('vf alloc from a pool, by address, release by owner; a second owner gets another VF', () => {
+    const a = json(['vf', 'alloc', '--pool', 'pf0', '--owner', 'default/web-0', '--container-id', 'c0ffee01', '--ifname', 'net1']);
+    expect(a).toMatchObject({ pci: '0000:5e:02.0', pool: 'pf0', owner: { namespace: 'default', name: 'web-0', containerId: 'c0ffee01' } });
+    const b = json(['vf', 'alloc', '--pool', 'pf0', '--owner', 'default/web-1']);
+    expect(b.pci).toBe('0000:5e:02.1');
+    const c = run(['vf', 'alloc', '--pci', '0000:5e:02.0', '--owner', 'default/web-2']);
+    expect(c.code).toBe(1);
+    expect(c.stderr).toMatch(/0000:5e:02\.0.*web-0/);
+    expect(json(['vf', 'list', '--allocated']).map((v: any) => v.pci)).toEqual(['0000:5e:02.0', '0000:5e:02.1']);
+    expect(json(['vf', 'list', '--free', '--pf', `${prefix}f0`]).map((v: any) => v.index)).toEqual([2, 3]);
+    const show = run(['vf', 'show', `${prefix}f0#0`]);
+    expect(show.stdout).toMatch(/default\/web-0/);
+    // someone else may not release it; its owner may
+    const wrong = run(['vf', 'release', '0000:5e:02.0', '--owner', 'default/web-1']);
+    expect(wrong.code).toBe(1);
+    expect(wrong.stderr).toMatch(/web-0/);
+    expect(json(['vf', 'release', '--container-id', 'c0ffee01'])).toMatchObject([{ pci: '0000:5e:02.0' }]);
+    expect(json(['vf', 'release', '0000:5e:02.1', '--owner', 'default/web-1'])).toHaveLength(1);
+    expect(json(['vf', 'list', '--allocated'])).toEqual([]);
+  });
+
+  it('release restores the settings the holder changed', () => {
+    const before = json(['vf', 'show', `${prefix}f1#1`]);
+    json(['vf', 'alloc', '--pci', `${prefix}f1#1`, '--pod-uid', '1b7c2d9e-0000-4000-8000-000000000001']);
+    const cfg = json(['vf', 'config', `${prefix}f1#1`, '--mac', '02:00:00:aa:bb:01', '--vlan', '42', '--trust', 'on', '--mtu', '9000']);
+    expect(cfg.changed.sort()).toEqual(['mac', 'mtu', 'trust', 'vlan']);
+    const rel = json(['vf', 'release', `${prefix}f1#1`, '--pod-uid', '1b7c2d9e-0000-4000-8000-000000000001']);
+    expect(rel[0].restored.join(' ')).toMatch(/restored .*mac.*vlan.*trust.*mtu 1500/);
+    const after = json(['vf', 'show', `${prefix}f1#1`]);
+    expect(after.settings).toEqual(before.settings);
+    expect(after.mtu).toBe(before.mtu);
+  });
+
+  it('gc releases the VFs of owners that are gone and keeps the rest', () => {
+    const pod = Netns.create('gc');
+    const netns = `/run/netns/${pod.name}`;
+    json(['vf', 'alloc', '--pool', 'intel', '--owner', 'ns1/gone', '--netns', netns]);
+    json(['vf', 'alloc', '--pool', 'intel', '--owner', 'ns1/alive', '--pid', String(process.pid)]);
+    expect(json(['gc', '--dry-run']).filter((r: any) => r.state === 'gone')).toEqual([]);
+    pod.destroy();
+    const dry = json(['gc', '--dry-run']);
+    expect(dry.find((r: any) => r.state === 'gone')).toMatchObject({ owner: { name: 'gone' }, released: false });
+    const res = json(['gc']);
+    expect(res.filter((r: any) => r.released).map((r: any) => r.owner.name)).toEqual(['gone']);
+    expect(json(['vf', 'list', '--allocated']).map((v: any) => v.allocation.owner.name)).toEqual(['alive']);
+    json(['vf', 'release', '--owner', 'ns1/alive']);
+  });
+
+  it('bind to vfio-pci and back through the CLI', () => {
+    const r = json(['vf', 'bind', `${prefix}f0#3`, '--driver', 'vfio-pci']);
+    expect(r).toMatchObject({ after: 'vfio-pci', netdev: null });
+    expect(run(['vf', 'list']).stdout).toContain(r.vfioDevice);
+    expect(json(['vf', 'bind', `${prefix}f0#3`, '--driver', 'kernel'])).toMatchObject({ after: 'iavf', netdev: `${prefix}f0v3` });
+  });
+
+  it('refuses bad input with a clear error and the right exit code, and changes nothing', () => {
+    json(['vf', 'alloc', '--pci', '0000:5e:02.2', '--owner', 'default/holder']);
+    const before = snapshot();
+    const cases: [string[], number, RegExp][] = [
+      [['vf', 'show', '0000:5e:02'], 2, /malformed: expected DDDD:BB:DD\.F/],
+      [['vf', 'show', '0000:5E:02.0x'], 2, /malformed/],
+      [['vf', 'show', '../../../etc/passwd'], 2, /malformed/],
+      [['vf', 'show', '/sys/bus/pci/devices/0000:5e:02.0'], 2, /malformed/],
+      [['vf', 'config', '0000:5e:02.0/../../x', '--vlan', '1'], 2, /malformed/],
+      [['pf', 'set-numvfs', '../etc', '1'], 2, /not a valid Linux interface name/],
+      [['vf', 'show', '0000:99:00.0'], 1, /no PCI device 0000:99:00\.0/],
+      [['vf', 'show', '0000:5e:00.0'], 2, /is not a VF/],
+      [['vf', 'show', `${prefix}f0#99`], 2, /VF index "99" is out of range for PF .*4 VF\(s\), indexes 0–3/],
+      [['vf', 'alloc', '--pool', 'wide', '--owner', 'a/b'], 2, /VF index out of range/],
+      [['vf', 'alloc', '--pool', 'nope', '--owner', 'a/b'], 1, /nope/],
+      [['pf', 'set-numvfs', `${prefix}f0`, '65'], 2, /supports at most 64 VFs.*65 is above it/],
+      [['pf', 'set-numvfs', `${prefix}f0`, '0'], 1, /allocated VFs.*default\/holder/],
+      [['pf', 'set-numvfs', `${prefix}f1`, '2'], 1, /only through 0/],
+      [['vf', 'release', '0000:5e:02.2', '--owner', 'default/other'], 1, /default\/holder/],
+      [['vf', 'release', '0000:5e:02.2'], 1, /held by pod default\/holder.*--force/],
+      [['vf', 'release', '0000:5e:02.3', '--owner', 'default/holder'], 1, /not allocated|is free|no allocation/],
+      [['vf', 'bind', '0000:5e:02.2', '--driver', 'vfio-pci'], 1, /allocated to pod default\/holder/],
+      [['vf', 'config', '0000:5e:02.1', '--vlan', '4095'], 2, /--vlan "4095" is out of range/],
+      [['vf', 'config', '0000:5e:02.1', '--mac', '01:00:5e:00:00:01'], 2, /multicast/],
+      [['vf', 'config', '0000:5e:02.1'], 2, /nothing to change/],
+      [['vf', 'alloc', '--pool', 'pf0'], 2, /needs an owner/],
+      [['vf', 'alloc', '--pool', 'pf0', '--owner', 'noslash'], 2, /namespace\/name/],
+    ];
+    for (const [args, code, msg] of cases) {
+      const r = run(args);
+      expect({ args, code: r.code }).toEqual({ args, code });
+      expect(r.stderr, args.join(' ')).toMatch(msg);
+      const j = run([...args, '--json']);
+      expect(j.code).toBe(code);
+      expect(JSON.parse(j.stdout).error.message).toMatch(msg);
+    }
+    expect(snapshot()).toEqual(before);
+    expect(readdirSync(state).sort()).toEqual(expect.arrayContaining(['alloc.db', 'pools.json']));
+    json(['vf', 'release', '0000:5e:02.2', '--owner', 'default/holder']);
+  });
+
+  it('sim destroy on a root that is not a simulator says so and exits 1', () => {
+    const r = vfplane(['sim', 'destroy', '--root', state]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/no simulated NIC/);
+  });
+});
