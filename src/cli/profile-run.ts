@@ -8,6 +8,23 @@ import { printJson } from './output.js';
 export interface ProfileOpts {
   json?: boolean;
   profilesDir?: string;
+  sysfsRoot?: string;
+}
+
+/** PCI addresses of this node's PFs that match each profile (under --sysfs-root). */
+async function pfsHere(o: ProfileOpts): Promise<Map<string, string[]>> {
+  const { openSysfs } = await import('../sriov/sysfs.js');
+  const { listPfs } = await import('../sriov/discover.js');
+  const out = new Map<string, string[]>();
+  let pfs: { pci: string; profile: string | null }[] = [];
+  try {
+    pfs = listPfs(await openSysfs(o.sysfsRoot));
+  } catch (err) {
+    // Only an explicitly named root that is missing is an error; /sys without PFs is fine.
+    if (o.sysfsRoot) throw err;
+  }
+  for (const pf of pfs) if (pf.profile) out.set(pf.profile, [...(out.get(pf.profile) ?? []), pf.pci]);
+  return out;
 }
 
 const plain = { style: { head: [], border: [] } };
@@ -23,20 +40,21 @@ function fmtQueues(p: HwProfile): string {
 
 export async function runList(o: ProfileOpts): Promise<void> {
   const profiles = loadProfiles(o.profilesDir);
+  const here = await pfsHere(o);
   if (o.json) {
-    printJson(profiles);
+    printJson(profiles.map((p) => ({ ...p, pfsHere: here.get(p.name) ?? [] })));
     return;
   }
   const t = new Table({
-    head: ['name', 'description', 'PF driver', 'VF driver', 'max VFs/PF', 'queues/VF', 'line rates', 'tier', 'AF_XDP ZC'],
-    colWidths: [null, 48, null, null, null, null, null, null, null],
+    head: ['name', 'description', 'PF driver', 'VF driver', 'max VFs/PF', 'queues/VF', 'line rates', 'tier', 'AF_XDP ZC', 'PFs here'],
+    colWidths: [null, 48, null, null, null, null, null, null, null, null],
     wordWrap: true,
     ...plain,
   });
   for (const p of profiles) {
     t.push([
       p.name, firstSentence(p.description), p.pf.driver, p.vf.driver, String(p.limits.maxVfsPerPf), fmtQueues(p),
-      p.lineRateMbps.map(fmtRate).join(' '), String(p.tier), yesNo(p.afxdpZeroCopy),
+      p.lineRateMbps.map(fmtRate).join(' '), String(p.tier), yesNo(p.afxdpZeroCopy), String(here.get(p.name)?.length ?? 0),
     ]);
   }
   process.stdout.write(t.toString() + '\n');
@@ -60,13 +78,14 @@ function fmtValue(path: string, v: unknown): string {
 
 export async function runShow(name: string, o: ProfileOpts): Promise<void> {
   const p = getProfile(name, o.profilesDir);
+  const here = (await pfsHere(o)).get(p.name) ?? [];
   if (o.json) {
-    printJson(p);
+    printJson({ ...p, pfsHere: here });
     return;
   }
   // Not a table: sources are long URLs, and a table cell would break them where they can no longer be copied.
   const width = Math.max(...FACT_PATHS.map((f) => f.length)) + 2;
-  const out: string[] = [`${p.name}: ${p.description}`, `file: ${p.file}`, ''];
+  const out: string[] = [`${p.name}: ${p.description}`, `file: ${p.file}`, `PFs on this node: ${here.join(', ') || 'none'}`, ''];
   for (const path of FACT_PATHS) {
     out.push(path.padEnd(width) + fmtValue(path, valueAt(p, path)));
     out.push(' '.repeat(width) + `source: ${p.sources[path] ?? '–'}`);

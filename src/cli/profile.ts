@@ -22,6 +22,8 @@ export function registerProfile(program: Command): void {
     .command('list')
     .description('list every hw-profile with its drivers, limits, line rates and tier')
     .option('--profiles-dir <dir>', DIR_HELP)
+    .option('--sysfs-root <dir>', 'count this node\'s PFs of each profile under this sysfs root (env VFPLANE_SYSFS_ROOT)')
+    .option('--state-dir <dir>', 'accepted for symmetry with the other commands; profiles keep no state')
     .option('--json', 'print the profiles as JSON on stdout', false)
     .action(async (o) => run(o.json, async () => (await import('./profile-run.js')).runList(o)));
 
@@ -30,6 +32,8 @@ export function registerProfile(program: Command): void {
     .description('print every fact of one hw-profile with the source that states it')
     .argument('<name>', 'profile name, e.g. x710 (see `vfplane profile list`)')
     .option('--profiles-dir <dir>', DIR_HELP)
+    .option('--sysfs-root <dir>', 'list this node\'s PFs of the profile under this sysfs root (env VFPLANE_SYSFS_ROOT)')
+    .option('--state-dir <dir>', 'accepted for symmetry with the other commands; profiles keep no state')
     .option('--json', 'print the profile as JSON on stdout', false)
     .action(async (name: string, o) => run(o.json, async () => (await import('./profile-run.js')).runShow(name, o)));
 }

@@ -15,20 +15,20 @@ function describe(m: SimManifest): string {
   return lines.join('\n');
 }
 
-export async function simCreate(o: { profile: string; pfs: number; vfs: number; root: string; prefix: string; netdevs: boolean; json?: boolean }): Promise<void> {
-  const m = createSim({ profile: o.profile, pfs: o.pfs, vfs: o.vfs, root: o.root, prefix: o.prefix, netdevs: o.netdevs });
+export async function simCreate(o: { profile: string; pfs: number; vfs: number; root: string; sysfsRoot?: string; prefix: string; netdevs: boolean; json?: boolean }): Promise<void> {
+  const m = createSim({ profile: o.profile, pfs: o.pfs, vfs: o.vfs, root: o.sysfsRoot ?? o.root, prefix: o.prefix, netdevs: o.netdevs });
   if (o.json) return printJson(m);
   console.log(describe(m));
 }
 
-export async function simDestroy(o: { root: string; json?: boolean }): Promise<void> {
-  const m = destroySim(o.root);
+export async function simDestroy(o: { root: string; sysfsRoot?: string; json?: boolean }): Promise<void> {
+  const m = destroySim(o.sysfsRoot ?? o.root);
   if (o.json) return printJson({ destroyed: m.root, prefix: m.prefix, pfs: m.pfs.map((p) => p.pci) });
   console.log(`removed the simulated NIC at ${m.root} (netdevs ${m.prefix}f*, netns ${m.parkNetns ?? '-'})`);
 }
 
-export async function simShow(o: { root: string; json?: boolean }): Promise<void> {
-  const m = readManifest(o.root);
+export async function simShow(o: { root: string; sysfsRoot?: string; json?: boolean }): Promise<void> {
+  const m = readManifest(o.sysfsRoot ?? o.root);
   if (o.json) return printJson(m);
   console.log(describe(m));
 }

@@ -58,6 +58,11 @@ describePrivileged('operator CLI on a simulated NIC', { netns: true }, () => {
     expect(t.stdout).toMatch(/0000:5e:00\.0.*i40e.*8086:1572.*x710.*2.*4\/64.*10G/);
     const j = json(['pf', 'list']);
     expect(j.map((p: any) => p.netdev)).toEqual([`${prefix}f0`, `${prefix}f1`]);
+    // the profile commands say which of this node's PFs they describe
+    const prof = json(['profile', 'show', 'x710']);
+    expect(prof.pfsHere).toEqual(['0000:5e:00.0', '0000:5e:00.1']);
+    expect(json(['profile', 'list']).find((p: any) => p.name === 'e810').pfsHere).toEqual([]);
+    expect(JSON.parse(vfplane(['sim', 'show', '--sysfs-root', root, '--json']).stdout).prefix).toBe(prefix);
   });
 
   it('vf alloc from a pool, by address, release by owner; a second owner gets another VF', () => {
