@@ -14,9 +14,10 @@ export interface Owner {
   netns?: string; // CNI_NETNS, a path; gone once the sandbox is torn down
   pid?: number; // a process whose life bounds the allocation (operator tools, benchmarks)
   pidStart?: string; // that process's start time (field 22 of /proc/PID/stat), against PID reuse
+  network?: string; // the CNI network (config name) the attachment belongs to; scopes CNI GC
 }
 
-export const OWNER_FIELDS = ['namespace', 'name', 'uid', 'containerId', 'ifname', 'netns', 'pid', 'pidStart'] as const;
+export const OWNER_FIELDS = ['namespace', 'name', 'uid', 'containerId', 'ifname', 'netns', 'pid', 'pidStart', 'network'] as const;
 export type OwnerField = (typeof OWNER_FIELDS)[number];
 
 /** What identifies an owner on its own; ifname, netns and pidStart only narrow one down. */
@@ -73,6 +74,12 @@ export function parseOwner(value: unknown, where = 'owner', partial = false): Ow
         break;
       case 'pidStart':
         o.pidStart = str(where, k, v, /^[0-9]{1,20}$/, 'clock ticks since boot, as in field 22 of /proc/PID/stat');
+        break;
+      case 'network':
+        if (typeof v !== 'string' || v.length === 0 || v.length > 253 || /[\0\n]/.test(v)) {
+          throw invalid(`${where}: network ${JSON.stringify(v)} is not valid: the CNI network name, 1–253 characters`, { field: k, value: v });
+        }
+        o.network = v;
         break;
       default:
         throw invalid(`${where}: unknown field ${JSON.stringify(k)}; an owner has ${OWNER_FIELDS.join(', ')}`, { field: k });

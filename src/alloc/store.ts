@@ -26,6 +26,8 @@ export interface Allocation {
   owner: Owner;
   createdAt: string; // ISO 8601
   original: VfInfo; // the VF as the caller saw it before taking it, for restore
+  /** What the holder did with it (the CNI plugin: mode, interface, VXLAN); null until set. */
+  attachment: Record<string, unknown> | null;
 }
 
 export interface HistoryEntry {
@@ -84,8 +86,10 @@ CREATE TABLE allocations (
   netns        TEXT,
   pid          INTEGER,
   pid_start    TEXT,
+  network      TEXT,
   created_at   TEXT NOT NULL,
-  original     TEXT NOT NULL
+  original     TEXT NOT NULL,
+  attachment   TEXT
 );
 -- One VF per pod interface: a retried CNI ADD finds its VF instead of taking a second.
 CREATE UNIQUE INDEX allocations_container_if ON allocations(container_id, ifname)
@@ -120,8 +124,10 @@ interface Row {
   netns: string | null;
   pid: number | null;
   pid_start: string | null;
+  network: string | null;
   created_at: string;
   original: string;
+  attachment: string | null;
 }
 
 interface HistoryRow {
@@ -136,7 +142,7 @@ interface HistoryRow {
 }
 
 const COLUMN: Record<(typeof OWNER_FIELDS)[number], string> = {
-  namespace: 'ns', name: 'pod', uid: 'uid', containerId: 'container_id', ifname: 'ifname', netns: 'netns', pid: 'pid', pidStart: 'pid_start',
+  namespace: 'ns', name: 'pod', uid: 'uid', containerId: 'container_id', ifname: 'ifname', netns: 'netns', pid: 'pid', pidStart: 'pid_start', network: 'network',
 };
 
 function ownerOf(r: Row): Owner {
@@ -149,6 +155,7 @@ function ownerOf(r: Row): Owner {
   if (r.netns !== null) o.netns = r.netns;
   if (r.pid !== null) o.pid = r.pid;
   if (r.pid_start !== null) o.pidStart = r.pid_start;
+  if (r.network !== null) o.network = r.network;
   return o;
 }
 
@@ -184,9 +191,10 @@ function prepare(db: Database.Database) {
     heldPcis: db.prepare<[], string>('SELECT pci FROM allocations').pluck(),
     list: db.prepare<[], Row>('SELECT * FROM allocations ORDER BY pf, vf_index, pci'),
     insert: db.prepare(
-      `INSERT INTO allocations (pci, id, pf, vf_index, pool, ns, pod, uid, container_id, ifname, netns, pid, pid_start, created_at, original)
-       VALUES (@pci, @id, @pf, @vf_index, @pool, @ns, @pod, @uid, @container_id, @ifname, @netns, @pid, @pid_start, @created_at, @original)`,
+      `INSERT INTO allocations (pci, id, pf, vf_index, pool, ns, pod, uid, container_id, ifname, netns, pid, pid_start, network, created_at, original)
+       VALUES (@pci, @id, @pf, @vf_index, @pool, @ns, @pod, @uid, @container_id, @ifname, @netns, @pid, @pid_start, @network, @created_at, @original)`,
     ),
+    setAttachment: db.prepare<[string | null, number]>('UPDATE allocations SET attachment = ? WHERE id = ?'),
     delete: db.prepare<[string]>('DELETE FROM allocations WHERE pci = ?'),
     log: db.prepare<[string, string, string, number | null, string | null, string, string | null]>(
       'INSERT INTO history (at, op, pci, alloc_id, pool, owner, reason) VALUES (?, ?, ?, ?, ?, ?, ?)',
@@ -341,7 +349,15 @@ export class AllocStore {
     } catch {
       throw systemError(`the allocation store ${this.file} holds an unreadable original state for VF ${r.pci}; release it with --force and check the VF by hand`, { pci: r.pci });
     }
-    return { id: r.id, pci: r.pci, pf: r.pf, vfIndex: r.vf_index, pool: r.pool, owner: ownerOf(r), createdAt: r.created_at, original };
+    let attachment: Record<string, unknown> | null = null;
+    if (r.attachment !== null) {
+      try {
+        attachment = JSON.parse(r.attachment) as Record<string, unknown>;
+      } catch {
+        throw systemError(`the allocation store ${this.file} holds an unreadable attachment record for VF ${r.pci}; release it with --force and check the VF by hand`, { pci: r.pci });
+      }
+    }
+    return { id: r.id, pci: r.pci, pf: r.pf, vfIndex: r.vf_index, pool: r.pool, owner: ownerOf(r), createdAt: r.created_at, original, attachment };
   }
 
   private log(op: 'alloc' | 'release', pci: string, allocId: number | null, pool: string | null, owner: Owner, reason: string | null): number {
@@ -361,10 +377,10 @@ export class AllocStore {
       pci: vf.pci, id, pf: vf.pf, vf_index: vf.index, pool,
       ns: owner.namespace ?? null, pod: owner.name ?? null, uid: owner.uid ?? null, container_id: owner.containerId ?? null,
       ifname: owner.ifname ?? null, netns: owner.netns ?? null, pid: owner.pid ?? null, pid_start: owner.pidStart ?? null,
-      created_at: createdAt, original: JSON.stringify(vf),
+      network: owner.network ?? null, created_at: createdAt, original: JSON.stringify(vf),
     });
     if (this.pauseFile) pauseForTest(this.pauseFile);
-    return { id, pci: vf.pci, pf: vf.pf, vfIndex: vf.index, pool, owner, createdAt, original: vf };
+    return { id, pci: vf.pci, pf: vf.pf, vfIndex: vf.index, pool, owner, createdAt, original: vf, attachment: null };
   }
 
   private static prepareOwner(o: Owner): Owner {
@@ -519,6 +535,25 @@ export class AllocStore {
     return this.read('reading an allocation', () => {
       const r = this.stmt.get.get(addr);
       return r ? this.toAllocation(r) : undefined;
+    });
+  }
+
+  /** The allocation of one pod interface (CNI container ID + interface name), if any. */
+  findInterface(containerId: string, ifname: string): Allocation | undefined {
+    return this.read('reading an allocation', () => {
+      const r = this.stmt.byInterface.get(containerId, ifname);
+      return r ? this.toAllocation(r) : undefined;
+    });
+  }
+
+  /**
+   * Records what the holder did with its VF (JSON). Only allocation ID may be changed: a
+   * holder whose allocation was released and given away cannot write over the new one.
+   */
+  setAttachment(id: number, attachment: Record<string, unknown> | null): void {
+    this.write('recording an attachment', () => {
+      const n = this.stmt.setAttachment.run(attachment === null ? null : JSON.stringify(attachment), id).changes;
+      if (n !== 1) throw notFound(`allocation ${id} no longer exists; it was released`, { id });
     });
   }
 

@@ -50,4 +50,17 @@ export function registerBench(program: Command): void {
         process.exitCode = reportError(err, !!o.json);
       }
     });
+
+  bench
+    .command('cni')
+    .description('CNI ADD and DEL latency (exec to exit) of vfplane-cni and the reference macvlan plugin, same IPAM, same run (root)')
+    .addOption(new Option('--runs <n>', 'ADD+DEL runs per plugin, 1–100000').argParser(intFlag('--runs', 1, 100_000)).default(200))
+    .option('--json', 'print the results as JSON on stdout', false)
+    .action(async (o) => {
+      try {
+        await (await import('../bench/cni.js')).runCniBench(o);
+      } catch (err) {
+        process.exitCode = reportError(err, !!o.json);
+      }
+    });
 }

@@ -7,6 +7,7 @@ import { registerPcap } from './pcap.js';
 import { registerBench } from './bench.js';
 import { registerProfile } from './profile.js';
 import { registerSriov } from './sriov.js';
+import { registerCni } from './cni.js';
 
 const pkg = createRequire(import.meta.url)('../../package.json') as { version: string };
 
@@ -22,6 +23,7 @@ export function buildProgram(): Command {
   registerBench(program);
   registerSriov(program);
   registerProfile(program);
+  registerCni(program);
   // Subcommands inherit the same exit behaviour: usage errors exit 2.
   for (const c of program.commands) {
     c.exitOverride();

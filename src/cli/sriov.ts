@@ -102,16 +102,22 @@ export function registerSriov(program: Command): void {
     .addOption(new Option('--pfs <n>', 'PFs, 1–8').argParser(intFlag('--pfs', 1, 8)).default(1))
     .addOption(new Option('--vfs <n>', 'VFs created on each PF').argParser(intFlag('--vfs', 0, 65535)).default(4))
     .option('--root <dir>', 'where to build the tree (pass it to other commands as --sysfs-root)', '/run/vfplane/sim')
+    .option('--sysfs-root <dir>', 'the same as --root')
+    .option('--state-dir <dir>', 'accepted for symmetry; the simulator keeps its state inside its root')
     .option('--prefix <p>', 'netdev name prefix: <prefix>f<pf>, <prefix>f<pf>v<vf>, <prefix>f<pf>r<vf>', 'vfsim')
     .option('--no-netdevs', 'build only the tree (no veths; no root needed)')
     .option('--json', 'print the manifest as JSON', false)
     .action(act(async (o) => (await import('./sim-run.js')).simCreate(o)));
   sim.command('destroy').description('remove everything a simulated NIC made, and nothing else')
     .option('--root <dir>', 'the simulator\'s root', '/run/vfplane/sim')
+    .option('--sysfs-root <dir>', 'the same as --root')
+    .option('--state-dir <dir>', 'accepted for symmetry; the simulator keeps its state inside its root')
     .option('--json', 'print what was removed as JSON', false)
     .action(act(async (o) => (await import('./sim-run.js')).simDestroy(o)));
   sim.command('show').description('print a simulated NIC\'s manifest')
     .option('--root <dir>', 'the simulator\'s root', '/run/vfplane/sim')
+    .option('--sysfs-root <dir>', 'the same as --root')
+    .option('--state-dir <dir>', 'accepted for symmetry; the simulator keeps its state inside its root')
     .option('--json', 'print JSON', false)
     .action(act(async (o) => (await import('./sim-run.js')).simShow(o)));
 }

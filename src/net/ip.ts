@@ -90,3 +90,55 @@ export function netnsAdd(name: string): void {
 export function netnsDel(name: string): void {
   run(['netns', 'del', name]);
 }
+
+// --- network namespaces named by path (CNI_NETNS) ----------------------------------
+// `ip -n` only takes names under /run/netns; a CNI runtime passes any path
+// (/var/run/netns/cni-…, /proc/PID/ns/net), so commands inside run through nsenter.
+
+function nsenter(netnsPath: string, cmd: string[]): string {
+  try {
+    return execFileSync('nsenter', [`--net=${netnsPath}`, ...cmd], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 30_000 });
+  } catch (err) {
+    const e = err as { stderr?: string; message: string };
+    const msg = (e.stderr ?? '').trim() || e.message;
+    throw systemError(`in ${netnsPath}: ${cmd.join(' ')}: ${msg}`, { netns: netnsPath, args: cmd, stderr: msg });
+  }
+}
+
+/** Runs `ip ARGS` inside the network namespace at NETNS_PATH. */
+export function ipIn(netnsPath: string, args: string[]): string {
+  return nsenter(netnsPath, ['ip', ...args]);
+}
+
+export function linkIn(netnsPath: string, name: string): IpLink | undefined {
+  try {
+    return (JSON.parse(ipIn(netnsPath, ['-j', 'link', 'show', 'dev', name])) as IpLink[])[0];
+  } catch (err) {
+    const stderr = String((err as { details?: { stderr?: string } }).details?.stderr ?? '');
+    if (/does not exist|Cannot find device/.test(stderr)) return undefined;
+    throw err;
+  }
+}
+
+export interface IpAddrInfo {
+  family: 'inet' | 'inet6';
+  local: string;
+  prefixlen: number;
+  scope?: string;
+}
+
+export function addrsIn(netnsPath: string, dev: string): IpAddrInfo[] {
+  const j = JSON.parse(ipIn(netnsPath, ['-j', 'addr', 'show', 'dev', dev])) as { addr_info?: IpAddrInfo[] }[];
+  return j[0]?.addr_info ?? [];
+}
+
+/** Sets a per-namespace sysctl (net.*) inside NETNS_PATH. */
+export function sysctlIn(netnsPath: string, key: string, value: string): void {
+  if (!/^net\.[A-Za-z0-9_.\-/]+$/.test(key) || !/^[0-9A-Za-z_-]+$/.test(value)) throw systemError(`refusing sysctl ${key}=${value}`);
+  nsenter(netnsPath, ['sysctl', '-qw', `${key}=${value}`]);
+}
+
+/** The path of this process's own network namespace, to move a netdev back to it. */
+export function hostNetnsPath(): string {
+  return `/proc/${process.pid}/ns/net`;
+}

@@ -10,7 +10,7 @@
 // serialises them with the device lock.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { ip, ipBatch, link } from '../net/ip.js';
+import { ip, ipBatch, link, links } from '../net/ip.js';
 import { pciFromRid, pciRid } from '../sriov/pci.js';
 import { errnoError, registerSimKernel, Sysfs, type SysfsKernel } from '../sriov/sysfs.js';
 import type { VfSettings } from '../sriov/types.js';
@@ -391,6 +391,41 @@ export class SimKernel implements SysfsKernel {
     fs.rmSync(this.abs(`bus/pci/drivers/${drv}/${d.pci}`), { force: true });
   }
 
+  // --- netns teardown ---------------------------------------------------------------
+
+  /**
+   * When a network namespace is deleted, Linux hands its physical netdevs back to the
+   * host namespace, but deletes virtual ones: a simulated VF's veth dies with the pod's
+   * namespace, and its representor with it. This puts such VFs back as the kernel would
+   * (in the host namespace under the VF's own name when a kernel driver is bound, parked
+   * otherwise). Run on every open of the tree.
+   */
+  reconcile(): void {
+    if (!this.m.netdevs) return;
+    const present = new Set(links().map((l) => l.ifname));
+    const missing: Dev[] = [];
+    for (const pf of this.m.pfs) {
+      for (let j = 0; j < this.numVfs(pf); j++) {
+        if (!present.has(vfRepresentor(this.m, pf.index, j))) missing.push({ pci: this.vfPci(pf, j), pf, vf: j });
+      }
+    }
+    if (missing.length === 0) return;
+    this.locked(() => {
+      for (const d of missing) {
+        const { name, peer } = this.netdevNames(d);
+        if (link(peer)) continue; // another process got here first
+        const drv = this.driverOf(d.pci);
+        const inHost = drv !== undefined && this.isNetDriver(d, drv);
+        const where = inHost ? [] : ['netns', this.m.parkNetns!];
+        ipBatch([
+          ['link', 'add', name, 'address', vfMac(this.m, d.pf.index, d.vf!), ...where, 'type', 'veth', 'peer', 'name', peer],
+          ['link', 'set', peer, 'up'],
+        ]);
+        this.applyEffects(d, this.readSettings(d));
+      }
+    });
+  }
+
   // --- PF-side VF settings (what netlink IFLA_VF_* would carry) ----------------------
 
   private settingsFile(d: Dev): string {
@@ -453,6 +488,7 @@ export function simKernel(root: string): SimKernel {
   let k = kernels.get(abs);
   if (!k) {
     k = new SimKernel(abs);
+    k.reconcile();
     kernels.set(abs, k);
   }
   return k;

@@ -109,12 +109,12 @@ export interface Capture {
   done: Promise<Uint8Array[]>;
 }
 
-/** Captures frames arriving on `dev` in `ns` with an AF_PACKET socket. */
-export function capture(ns: Netns, dev: string, o: { count: number; timeoutS: number; incoming?: boolean; udpDport?: number }): Capture {
-  const args = ['netns', 'exec', ns.name, PY, RAWSOCK, 'capture', dev, String(o.count), String(o.timeoutS)];
+/** Captures frames arriving on `dev` in `ns` (null: the host namespace) with an AF_PACKET socket. */
+export function capture(ns: Netns | null, dev: string, o: { count: number; timeoutS: number; incoming?: boolean; udpDport?: number }): Capture {
+  const args = [RAWSOCK, 'capture', dev, String(o.count), String(o.timeoutS)];
   if (o.incoming) args.push('--incoming');
   if (o.udpDport !== undefined) args.push('--udp-dport', String(o.udpDport));
-  const child = spawn('ip', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = ns ? spawn('ip', ['netns', 'exec', ns.name, PY, ...args], { stdio: ['ignore', 'pipe', 'pipe'] }) : spawn(PY, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let buf = '';
   let stderr = '';
   const frames: Uint8Array[] = [];
@@ -136,7 +136,7 @@ export function capture(ns: Netns, dev: string, o: { count: number; timeoutS: nu
     child.on('close', (code) => {
       if (code === 0) res(frames);
       else {
-        const e = new Error(`capture on ${dev} in ${ns.name} exited ${code}: ${stderr}`);
+        const e = new Error(`capture on ${dev} in ${ns?.name ?? 'the host namespace'} exited ${code}: ${stderr}`);
         onFail(e);
         rej(e);
       }

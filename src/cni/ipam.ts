@@ -1,0 +1,234 @@
+// Delegation to an IPAM plugin (SPEC.md section 4): find the binary named by ipam.type in
+// CNI_PATH, run it with our environment (CNI_COMMAND replaced) and the complete network
+// config on stdin — not just the ipam section, as pkg/invoke DelegateAdd does — and turn
+// its output into a result or its error into ours. argv and env only: no shell.
+import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { Logger } from './log.js';
+import { parseIpamResult, type CniResult } from './result.js';
+import { CniError, ERR, NEWEST_VERSION, SUPPORTED_VERSIONS, versionAtLeast, type CniEnv } from './spec.js';
+
+export type IpamCommand = 'ADD' | 'DEL' | 'CHECK' | 'GC' | 'STATUS';
+
+export interface IpamOptions {
+  /** Kill the plugin after this long (default 30 s); the failure is code 11. */
+  timeoutMs?: number;
+  log?: Logger;
+  /** Where the plugin's stderr goes (default: ours, as the spec asks). */
+  stderr?: (chunk: Buffer) => void;
+}
+
+export const DEFAULT_IPAM_TIMEOUT_MS = 30_000;
+const MAX_STDOUT = 4 << 20;
+const MAX_STDERR = 64 << 10;
+// pkg/invoke retries "text file busy" (the binary being replaced) 5 times, a second apart.
+const TXTBSY_RETRIES = 5;
+const TXTBSY_WAIT_MS = 1000;
+
+/** SPEC.md: ipam.type "must not contain characters disallowed in file paths (e.g. / or \)". */
+export function checkPluginName(type: unknown, what = 'ipam.type'): string {
+  if (typeof type !== 'string' || type === '' || type === '.' || type === '..' || /[/\\\0]/.test(type) || type.length > 255) {
+    throw new CniError(ERR.INVALID_CONFIG, `${what} ${JSON.stringify(type)} is not a plugin name: expected a plain file name like host-local, without "/"`);
+  }
+  return type;
+}
+
+/** The first CNI_PATH entry holding an executable regular file of that name. */
+export function findPlugin(type: string, dirs: readonly string[]): string {
+  checkPluginName(type);
+  if (dirs.length === 0) {
+    throw new CniError(ERR.INVALID_ENV, `CNI_PATH is not set; it is needed to find the IPAM plugin ${type}`, 'the runtime passes the directories holding CNI plugins in CNI_PATH, separated by ":"');
+  }
+  for (const dir of dirs) {
+    const file = path.join(dir, type);
+    try {
+      if (!fs.statSync(file).isFile()) continue;
+      fs.accessSync(file, fs.constants.X_OK);
+      return file;
+    } catch {
+      // absent or not executable here: try the next directory
+    }
+  }
+  throw new CniError(
+    ERR.INVALID_CONFIG,
+    `failed to find IPAM plugin ${JSON.stringify(type)} in CNI_PATH ${dirs.join(':')}`,
+    `install the ${type} binary in one of those directories, or fix ipam.type`,
+  );
+}
+
+interface Run {
+  status: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+  timedOut: boolean;
+}
+
+function runOnce(file: string, stdin: string, env: Record<string, string>, timeoutMs: number, onStderr: (c: Buffer) => void): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    // Its own process group, so a timeout kills whatever it started too (a shell wrapper's
+    // children would otherwise hold the pipes open, and 'close' would never come).
+    const child = spawn(file, [], { env, stdio: ['pipe', 'pipe', 'pipe'], detached: true });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    let outLen = 0;
+    let errLen = 0;
+    let timedOut = false;
+    const finish = (status: number | null, signal: NodeJS.Signals | null) => {
+      clearTimeout(timer);
+      resolve({ status, signal, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8'), timedOut });
+    };
+    const timer = setTimeout(() => {
+      timedOut = true;
+      try {
+        process.kill(-child.pid!, 'SIGKILL');
+      } catch {
+        child.kill('SIGKILL');
+      }
+    }, timeoutMs);
+    child.stdout.on('data', (c: Buffer) => {
+      if (outLen < MAX_STDOUT) out.push(c);
+      outLen += c.length;
+    });
+    child.stderr.on('data', (c: Buffer) => {
+      if (errLen < MAX_STDERR) err.push(c);
+      errLen += c.length;
+      onStderr(c);
+    });
+    child.on('error', (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+    child.on('close', finish);
+    child.on('exit', (status, signal) => {
+      // After a kill, do not wait for pipes some orphan may still hold.
+      if (timedOut) {
+        child.stdout.destroy();
+        child.stderr.destroy();
+        finish(status, signal);
+      }
+    });
+    // A plugin that exits without reading stdin closes the pipe: EPIPE is not our failure.
+    child.stdin.on('error', () => undefined);
+    child.stdin.end(stdin);
+  });
+}
+
+/** The plugin's error object, or a description of why there is none. */
+function pluginError(type: string, command: string, r: Run): CniError {
+  const tail = r.stderr.trim().slice(-500);
+  const text = r.stdout.trim();
+  if (text) {
+    try {
+      const e = JSON.parse(text) as { code?: unknown; msg?: unknown; details?: unknown };
+      if (typeof e === 'object' && e !== null && (typeof e.msg === 'string' || typeof e.code === 'number')) {
+        const code = typeof e.code === 'number' && Number.isInteger(e.code) ? e.code : ERR.INTERNAL;
+        const msg = typeof e.msg === 'string' ? e.msg : '(no message)';
+        return new CniError(code, `IPAM ${type}: ${msg}`, typeof e.details === 'string' ? e.details : undefined);
+      }
+    } catch {
+      // not JSON: reported below
+    }
+    return new CniError(ERR.INTERNAL, `IPAM ${type} failed ${command} (exit ${r.status}) and its output is not a CNI error: ${text.slice(0, 300)}`, tail || undefined);
+  }
+  const how = r.signal ? `was killed by ${r.signal}` : `exited with status ${r.status}`;
+  return new CniError(ERR.INTERNAL, `IPAM ${type} ${how} during ${command} with no error message${tail ? `: ${tail}` : ''}`);
+}
+
+/**
+ * Runs the IPAM plugin. `conf` is the network configuration exactly as this plugin got it
+ * (the stdin text, or its decoded object). ADD returns the plugin's result (in the internal
+ * shape); the other commands return nothing. Failures are CniErrors carrying the plugin's
+ * own code, with the message prefixed "IPAM <type>: ".
+ */
+export async function execIpam(command: 'ADD', conf: string | Record<string, unknown>, env: CniEnv, ipamType: string, opts?: IpamOptions): Promise<CniResult>;
+export async function execIpam(command: Exclude<IpamCommand, 'ADD'>, conf: string | Record<string, unknown>, env: CniEnv, ipamType: string, opts?: IpamOptions): Promise<void>;
+export async function execIpam(command: IpamCommand, conf: string | Record<string, unknown>, env: CniEnv, ipamType: string, opts: IpamOptions = {}): Promise<CniResult | void> {
+  const file = findPlugin(ipamType, env.path);
+  const stdin = typeof conf === 'string' ? conf : JSON.stringify(conf);
+  try {
+    return await execPlugin(file, command, stdin, env, ipamType, opts);
+  } catch (err) {
+    if (!(err instanceof CniError)) throw err;
+    // GC and STATUS are 1.1.0 commands: a plugin that predates them answers with a
+    // version error or by missing CNI_CONTAINERID. It has nothing to collect or report.
+    if ((command === 'GC' || command === 'STATUS') && ([ERR.INCOMPATIBLE_VERSION, ERR.UNKNOWN_CONTAINER, ERR.INVALID_ENV] as number[]).includes(err.code)) {
+      opts.log?.debug(`IPAM ${ipamType} does not support ${command}; skipped`, { code: err.code });
+      return;
+    }
+    if (err.code !== ERR.INCOMPATIBLE_VERSION) throw err;
+    // An older IPAM plugin under a newer network config (Debian 12's plugins speak up to
+    // 1.0.0): ask what it speaks and talk to it in the newest version both know. IPAM
+    // results did not change between 0.4.0 and 1.1.0 beyond the ip "version" field.
+    const want = configVersion(conf);
+    const theirs = await pluginVersions(file, want, env, opts);
+    const common = SUPPORTED_VERSIONS.filter((v) => theirs.includes(v) && versionAtLeast(want, v) && v !== want).at(-1);
+    if (!common) throw err;
+    opts.log?.info(`IPAM ${ipamType} does not speak ${want}; delegating in ${common}`);
+    const obj = typeof conf === 'string' ? (JSON.parse(conf) as Record<string, unknown>) : { ...conf };
+    obj.cniVersion = common;
+    const r = await execPlugin(file, command, JSON.stringify(obj), env, ipamType, opts);
+    return r;
+  }
+}
+
+/** The versions a plugin says it supports (its VERSION command). */
+async function pluginVersions(file: string, asking: string, env: CniEnv, opts: IpamOptions): Promise<string[]> {
+  const childEnv: Record<string, string> = {};
+  for (const [k, v] of Object.entries(env.raw)) if (v !== undefined) childEnv[k] = v;
+  childEnv.CNI_COMMAND = 'VERSION';
+  const r = await runOnce(file, JSON.stringify({ cniVersion: asking }), childEnv, opts.timeoutMs ?? DEFAULT_IPAM_TIMEOUT_MS, () => undefined);
+  try {
+    const v = (JSON.parse(r.stdout) as { supportedVersions?: unknown }).supportedVersions;
+    return Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : [];
+  } catch {
+    return [];
+  }
+}
+
+async function execPlugin(file: string, command: IpamCommand, stdin: string, env: CniEnv, ipamType: string, opts: IpamOptions): Promise<CniResult | void> {
+  const childEnv: Record<string, string> = {};
+  for (const [k, v] of Object.entries(env.raw)) if (v !== undefined) childEnv[k] = v;
+  childEnv.CNI_COMMAND = command;
+  const timeoutMs = opts.timeoutMs ?? DEFAULT_IPAM_TIMEOUT_MS;
+  const onStderr = opts.stderr ?? ((c: Buffer) => void process.stderr.write(c));
+
+  opts.log?.debug(`IPAM ${ipamType} ${command}`, { plugin: file });
+  let r: Run | undefined;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      r = await runOnce(file, stdin, childEnv, timeoutMs, onStderr);
+      break;
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ETXTBSY' && attempt < TXTBSY_RETRIES) {
+        await new Promise((res) => setTimeout(res, TXTBSY_WAIT_MS));
+        continue;
+      }
+      throw new CniError(ERR.IO, `cannot run IPAM plugin ${file}: ${(err as Error).message}`, code === 'EACCES' ? 'make it executable' : undefined);
+    }
+  }
+  if (r.timedOut) {
+    throw new CniError(ERR.TRY_AGAIN, `IPAM ${ipamType} did not finish ${command} within ${timeoutMs >= 1000 ? `${Math.round(timeoutMs / 1000)} s` : `${timeoutMs} ms`} and was killed`, r.stderr.trim().slice(-500) || undefined);
+  }
+  if (r.status !== 0) {
+    const e = pluginError(ipamType, command, r);
+    opts.log?.debug(`IPAM ${ipamType} ${command} failed`, { code: e.code, msg: e.message });
+    throw e;
+  }
+  if (command !== 'ADD') return;
+  return parseIpamResult(r.stdout, configVersion(stdin), `IPAM ${ipamType}`);
+}
+
+function configVersion(conf: string | Record<string, unknown>): string {
+  let v: unknown;
+  if (typeof conf === 'string') {
+    try {
+      v = (JSON.parse(conf) as Record<string, unknown>).cniVersion;
+    } catch {
+      v = undefined;
+    }
+  } else v = conf.cniVersion;
+  return typeof v === 'string' && v !== '' ? v : NEWEST_VERSION;
+}

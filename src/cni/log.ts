@@ -1,0 +1,95 @@
+// The plugin's log: JSON lines appended to logFile, or to stderr — never stdout, which
+// carries the CNI result. Synchronous appends, so nothing is lost when the process exits
+// right after the result is printed. Levels follow sriov-cni (cni-log): panic < error <
+// warning < info < debug < verbose. pino was weighed and left out: ~65 ms to import on the
+// project machine, for a process that logs a handful of lines per pod.
+import * as fs from 'node:fs';
+
+export const LOG_LEVELS = ['panic', 'error', 'warning', 'info', 'debug', 'verbose'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+type Fields = Record<string, unknown>;
+
+export interface Logger {
+  readonly level: LogLevel;
+  error(msg: string, fields?: Fields): void;
+  warning(msg: string, fields?: Fields): void;
+  info(msg: string, fields?: Fields): void;
+  debug(msg: string, fields?: Fields): void;
+  verbose(msg: string, fields?: Fields): void;
+  /** A logger that adds `fields` to every line. */
+  child(fields: Fields): Logger;
+}
+
+export interface LoggerOptions {
+  /** Default: "info" with a logFile, "error" (to stderr) without. */
+  level?: LogLevel;
+  /** Absolute path; lines are appended. Without one, lines go to stderr. */
+  file?: string;
+  /** Added to every line: containerId, ifname, command, netns… */
+  fields?: Fields;
+  /** Where lines go without a file (tests). */
+  stderr?: (line: string) => void;
+}
+
+const RANK: Record<LogLevel, number> = { panic: 0, error: 1, warning: 2, info: 3, debug: 4, verbose: 5 };
+
+export function createLogger(opts: LoggerOptions = {}): Logger {
+  const level = opts.level ?? (opts.file ? 'info' : 'error');
+  let fd: number | null | undefined; // undefined: not opened yet; null: could not open
+  const toStderr = opts.stderr ?? ((line: string) => process.stderr.write(line));
+
+  const write = (line: string) => {
+    if (opts.file) {
+      if (fd === undefined) {
+        try {
+          fd = fs.openSync(opts.file, 'a', 0o640);
+        } catch (err) {
+          fd = null;
+          // A log that cannot be written must not fail the pod; say so once, on stderr.
+          toStderr(JSON.stringify({ time: new Date().toISOString(), level: 'error', msg: `cannot open logFile ${opts.file}: ${(err as Error).message}; logging to stderr` }) + '\n');
+        }
+      }
+      if (fd !== null && fd !== undefined) {
+        try {
+          // One write(2) per line on an O_APPEND fd: concurrent plugin runs do not interleave.
+          fs.writeSync(fd, line);
+          return;
+        } catch {
+          // fall through to stderr
+        }
+      }
+    }
+    toStderr(line);
+  };
+
+  const make = (fields: Fields): Logger => {
+    const log = (lvl: LogLevel) => (msg: string, extra?: Fields) => {
+      if (RANK[lvl] > RANK[level]) return;
+      write(JSON.stringify({ time: new Date().toISOString(), level: lvl, msg, ...fields, ...extra }) + '\n');
+    };
+    return {
+      level,
+      error: log('error'),
+      warning: log('warning'),
+      info: log('info'),
+      debug: log('debug'),
+      verbose: log('verbose'),
+      child: (more) => make({ ...fields, ...more }),
+    };
+  };
+  return make({ plugin: 'vfplane-cni', ...opts.fields });
+}
+
+/** A logger that drops everything (tests, and callers with no context yet). */
+export const nullLogger: Logger = {
+  level: 'panic',
+  error() {},
+  warning() {},
+  info() {},
+  debug() {},
+  verbose() {},
+  child() {
+    return nullLogger;
+  },
+};

@@ -1,0 +1,172 @@
+// vfplane-cni's entry: read stdin, check the CNI_* environment, answer VERSION at once,
+// otherwise validate the config and run the command from plugin.ts. stdout carries only
+// the result or the error object; exit 0 on success, 1 on failure. Start-up is measured
+// against the reference plugins, so zod (conf.js) and the store (plugin.js) load only
+// after VERSION has been answered.
+import type { NetConf } from './conf.js';
+import type { Logger } from './log.js';
+import type { CniResult } from './result.js';
+import {
+  CniError,
+  ERR,
+  NEWEST_VERSION,
+  SUPPORTED_VERSIONS,
+  errorObject,
+  parseEnv,
+  toCniError,
+  versionAtLeast,
+  type CniEnv,
+} from './spec.js';
+
+/** What every command function in plugin.ts receives. */
+export interface CniContext {
+  env: CniEnv;
+  conf: NetConf;
+  /** The decoded stdin object, unchanged: what IPAM delegation passes on. */
+  raw: Record<string, unknown>;
+  /** The stdin text as received. */
+  stdin: string;
+  log: Logger;
+}
+
+export interface PluginModule {
+  cmdAdd(ctx: CniContext): Promise<CniResult>;
+  cmdDel(ctx: CniContext): Promise<void>;
+  cmdCheck(ctx: CniContext): Promise<void>;
+  cmdGc(ctx: CniContext): Promise<void>;
+  cmdStatus(ctx: CniContext): Promise<void>;
+}
+
+export interface MainIo {
+  readStdin(maxWaitMs?: number): Promise<string>;
+  stdout(text: string): void;
+  stderr(text: string): void;
+}
+
+const ABOUT = `vfplane-cni: gives pods SR-IOV VFs (kernel netdev or DPDK), a CNI plugin run by the container runtime with CNI_COMMAND set.
+CNI protocol versions supported: ${SUPPORTED_VERSIONS.join(', ')}
+`;
+
+/** Reads stdin to the end; with maxWaitMs, gives up waiting then and returns what came. */
+function readProcessStdin(maxWaitMs?: number): Promise<string> {
+  const stdin = process.stdin;
+  if (stdin.isTTY) return Promise.resolve('');
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let timer: NodeJS.Timeout | undefined;
+    const done = () => {
+      if (timer) clearTimeout(timer);
+      stdin.removeAllListeners('data');
+      stdin.pause();
+      resolve(Buffer.concat(chunks).toString('utf8'));
+    };
+    if (maxWaitMs !== undefined) {
+      timer = setTimeout(done, maxWaitMs);
+      timer.unref();
+    }
+    stdin.on('data', (c: Buffer) => chunks.push(c));
+    stdin.once('end', done);
+    stdin.once('error', (err) => {
+      if (timer) clearTimeout(timer);
+      reject(err);
+    });
+  });
+}
+
+const processIo: MainIo = {
+  readStdin: readProcessStdin,
+  stdout: (t) => void process.stdout.write(t),
+  stderr: (t) => void process.stderr.write(t),
+};
+
+/** The config's cniVersion if it has one, for error objects written before it is validated. */
+function sniffVersion(text: string): string | undefined {
+  try {
+    const v = (JSON.parse(text) as Record<string, unknown>).cniVersion;
+    return typeof v === 'string' && /^\d+\.\d+\.\d+$/.test(v) ? v : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+// GC and STATUS came with spec 1.1.0; pkg/skel refuses them for older configs (code 1).
+const MIN_VERSION: Partial<Record<string, string>> = { GC: '1.1.0', STATUS: '1.1.0', CHECK: '0.4.0' };
+
+export async function main(env: NodeJS.ProcessEnv = process.env, io: MainIo = processIo): Promise<number> {
+  const command = env.CNI_COMMAND;
+  let cniVersion: string = NEWEST_VERSION;
+  let log: Logger | undefined;
+  try {
+    let text: string;
+    try {
+      // VERSION's stdin is a courtesy ({"cniVersion": …}); do not hang on a runtime that never closes it.
+      text = await io.readStdin(command === 'VERSION' ? 2000 : undefined);
+    } catch (err) {
+      throw new CniError(ERR.IO, `cannot read the network configuration from stdin: ${(err as Error).message}`);
+    }
+    const sniffed = sniffVersion(text);
+    if (sniffed) cniVersion = sniffed;
+
+    if (command === 'VERSION') {
+      io.stdout(JSON.stringify({ cniVersion, supportedVersions: SUPPORTED_VERSIONS }) + '\n');
+      return 0;
+    }
+    if (!command) io.stderr(ABOUT);
+    const cniEnv = parseEnv(env);
+
+    const { decodeConf, loadConf } = await import('./conf.js');
+    const raw = await decodeConf(text);
+    const conf = loadConf(raw, cniEnv.args);
+    cniVersion = conf.cniVersion;
+    const min = MIN_VERSION[cniEnv.command];
+    if (min && !versionAtLeast(conf.cniVersion, min)) {
+      throw new CniError(ERR.INCOMPATIBLE_VERSION, `cniVersion ${conf.cniVersion} does not have ${cniEnv.command}; it came with ${min}`, `set "cniVersion": "${min}" to use ${cniEnv.command}`);
+    }
+
+    const { createLogger } = await import('./log.js');
+    log = createLogger({
+      ...(conf.logLevel ? { level: conf.logLevel } : {}),
+      ...(conf.logFile ? { file: conf.logFile } : {}),
+      stderr: io.stderr,
+      fields: {
+        command: cniEnv.command,
+        network: conf.name,
+        ...(cniEnv.containerId ? { containerId: cniEnv.containerId } : {}),
+        ...(cniEnv.ifname ? { ifname: cniEnv.ifname } : {}),
+        ...(cniEnv.netns ? { netns: cniEnv.netns } : {}),
+      },
+    });
+    const ctx: CniContext = { env: cniEnv, conf, raw, stdin: text, log };
+    log.debug('called', { args: cniEnv.args, deviceID: conf.effective.deviceID });
+
+    const plugin = (await import('./plugin.js')) as PluginModule;
+    switch (cniEnv.command) {
+      case 'ADD': {
+        const result = await plugin.cmdAdd(ctx);
+        if (!result || typeof result !== 'object') throw new CniError(ERR.INTERNAL, 'internal error: ADD produced no result');
+        const { formatResult } = await import('./result.js');
+        io.stdout(JSON.stringify(formatResult(result, conf.cniVersion), null, 4) + '\n');
+        break;
+      }
+      case 'DEL':
+        await plugin.cmdDel(ctx);
+        break;
+      case 'CHECK':
+        await plugin.cmdCheck(ctx);
+        break;
+      case 'GC':
+        await plugin.cmdGc(ctx);
+        break;
+      case 'STATUS':
+        await plugin.cmdStatus(ctx);
+        break;
+    }
+    log.debug('done');
+    return 0;
+  } catch (err) {
+    const e = toCniError(err, command);
+    log?.error(e.message, { code: e.code, ...(e.details ? { details: e.details } : {}) });
+    io.stdout(JSON.stringify(errorObject(e, cniVersion), null, 4) + '\n');
+    return 1;
+  }
+}

@@ -1,0 +1,408 @@
+// The CNI commands of vfplane-cni, one function each: ADD gives a pod a VF (its netdev
+// moved into the pod for a kernel-driver VF; a device-info file for a DPDK VF), DEL
+// gives it back exactly as it was, CHECK verifies, GC releases what the runtime no longer
+// knows, STATUS says whether an ADD could succeed. Every ADD step has an undo, run in
+// reverse when a later step fails. The allocation store is the per-VF lock: only the
+// holder of a VF's allocation touches it, so a stale DEL can never reset a VF that has
+// since gone to another pod.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { AllocStore, defaultStateDir, type Allocation } from '../alloc/store.js';
+import { describeOwner, parseOwner, type Owner } from '../alloc/owner.js';
+import { findPool, loadPools, poolVfs } from '../alloc/pool.js';
+import { addrsIn, hostNetnsPath, ip, ipIn, linkIn, sysctlIn } from '../net/ip.js';
+import { listVfs, resolveVf } from '../sriov/discover.js';
+import { openSysfs, type Sysfs } from '../sriov/sysfs.js';
+import type { VfInfo, VfSettings } from '../sriov/types.js';
+import { applyVfSettings, checkSettings, settingsDiff } from '../sriov/vf-settings.js';
+import { conflict, invalid, notFound, VfpError } from '../util/errors.js';
+import { CniError, ERR } from './spec.js';
+import type { CniContext } from './main.js';
+import type { CniResult } from './result.js';
+import { execIpam } from './ipam.js';
+import { deviceInfoPath, removeDeviceInfo, writeDeviceInfo } from './devinfo.js';
+
+/** Drivers that leave a VF without a netdev, for userspace (DPDK) I/O. */
+const USERSPACE_DRIVERS = new Set(['vfio-pci', 'uio_pci_generic', 'igb_uio']);
+
+type Mode = 'kernel' | 'dpdk';
+
+/** What ADD did, kept with the allocation so DEL, CHECK and GC know what to undo. */
+interface Attachment {
+  mode: Mode;
+  network: string;
+  ifname: string;
+  netns: string | null;
+  mac: string | null;
+  mtu: number | null;
+  deviceInfoFile: string | null;
+  vxlan: Record<string, unknown> | null;
+  settings: Partial<VfSettings>;
+}
+
+function modeOf(vf: VfInfo): Mode | null {
+  if (vf.driver && USERSPACE_DRIVERS.has(vf.driver)) return 'dpdk';
+  if (vf.driver && vf.netdev) return 'kernel';
+  return null;
+}
+
+async function openAll(ctx: CniContext): Promise<{ sysfs: Sysfs; store: AllocStore }> {
+  const sysfs = await openSysfs(ctx.conf.sysfsRoot);
+  const store = AllocStore.open(ctx.conf.stateDir ?? defaultStateDir());
+  return { sysfs, store };
+}
+
+function ownerOf(ctx: CniContext): Owner {
+  const a = ctx.env.args;
+  return parseOwner({
+    namespace: a.K8S_POD_NAMESPACE,
+    name: a.K8S_POD_NAME,
+    uid: a.K8S_POD_UID,
+    containerId: ctx.env.containerId,
+    ifname: ctx.env.ifname,
+    netns: ctx.env.netns,
+    network: ctx.conf.name,
+  }, 'CNI_ARGS/CNI_CONTAINERID');
+}
+
+/** The PF-side settings the config asks for. */
+function requestedSettings(ctx: CniContext): Partial<VfSettings> {
+  const c = ctx.conf;
+  const s: Partial<VfSettings> = {};
+  if (c.vlan !== undefined) s.vlan = c.vlan;
+  if (c.vlanQoS !== undefined) s.qos = c.vlanQoS;
+  if (c.vlanProto !== undefined) s.vlanProto = c.vlanProto;
+  if (ctx.conf.effective.mac !== undefined) s.mac = ctx.conf.effective.mac;
+  if (c.spoofchk !== undefined) s.spoofchk = c.spoofchk === 'on';
+  if (c.trust !== undefined) s.trust = c.trust === 'on';
+  if (c.link_state !== undefined) s.linkState = c.link_state;
+  if (c.min_tx_rate !== undefined) s.minTxRate = c.min_tx_rate;
+  if (c.max_tx_rate !== undefined) s.maxTxRate = c.max_tx_rate;
+  return s;
+}
+
+function withCode(err: VfpError, code: number): VfpError {
+  return new VfpError(err.kind, err.message, { ...err.details, cniCode: code });
+}
+
+/** Finds the VF for this ADD: the deviceID the device plugin chose, or one from the pool. */
+function takeVf(ctx: CniContext, sysfs: Sysfs, store: AllocStore, owner: Owner): Allocation {
+  const deviceID = ctx.conf.effective.deviceID;
+  if (deviceID) {
+    let vf: VfInfo;
+    try {
+      vf = resolveVf(sysfs, deviceID);
+    } catch (err) {
+      if (err instanceof VfpError) throw withCode(new VfpError(err.kind, `deviceID ${deviceID}: ${err.message}`, err.details), ERR.INVALID_CONFIG);
+      throw err;
+    }
+    if (!modeOf(vf)) {
+      throw withCode(conflict(`deviceID ${deviceID}: VF ${vf.pci} is ${vf.driver ? `bound to ${vf.driver} but has no netdev in the host namespace (in use elsewhere?)` : 'bound to no driver'}; bind it with \`vfplane vf bind ${vf.pci} --driver kernel|vfio-pci\``), ERR.INVALID_CONFIG);
+    }
+    return store.allocatePci({ vf, owner });
+  }
+  if (!ctx.conf.pool) {
+    throw withCode(invalid('no deviceID (top level or runtimeConfig.deviceID, as Multus passes it) and no pool to allocate from: set one of them'), ERR.INVALID_CONFIG);
+  }
+  const stateDir = ctx.conf.stateDir ?? defaultStateDir();
+  const file = path.resolve(ctx.conf.poolsFile ?? path.join(stateDir, 'pools.json'));
+  if (!fs.existsSync(file)) throw withCode(notFound(`pool ${JSON.stringify(ctx.conf.pool)}: no pool definitions at ${file}; write them or set poolsFile`), ERR.INVALID_CONFIG);
+  const pool = findPool(loadPools(file), ctx.conf.pool, file);
+  // Only VFs that can be handed over: a kernel VF's netdev must be in the host namespace.
+  const candidates = poolVfs(listVfs(sysfs), pool.selector).filter((v) => modeOf(v) !== null);
+  try {
+    return store.allocate({ candidates, owner, pool: pool.name });
+  } catch (err) {
+    if (err instanceof VfpError && err.kind === 'unavailable') throw withCode(err, ERR.TRY_AGAIN);
+    throw err;
+  }
+}
+
+/** Puts a VF netdev back in the host namespace under its own name, MAC and MTU. */
+function returnNetdev(netns: string, ifname: string, original: VfInfo): boolean {
+  if (!original.netdev || !fs.existsSync(netns) || !linkIn(netns, ifname)) return false;
+  ipIn(netns, ['link', 'set', 'dev', ifname, 'down']);
+  ipIn(netns, ['link', 'set', 'dev', ifname, 'name', original.netdev]);
+  if (original.mac) ipIn(netns, ['link', 'set', 'dev', original.netdev, 'address', original.mac]);
+  if (original.mtu) ipIn(netns, ['link', 'set', 'dev', original.netdev, 'mtu', String(original.mtu)]);
+  ipIn(netns, ['link', 'set', 'dev', original.netdev, 'netns', hostNetnsPath()]);
+  return true;
+}
+
+/**
+ * A VF netdev that came back to the host by itself (its pod's namespace was deleted:
+ * Linux returns physical netdevs to the host namespace under the name they had) gets
+ * its own name, MAC and MTU back.
+ */
+function tidyReturnedNetdev(sysfs: Sysfs, a: Allocation): void {
+  const now = resolveVf(sysfs, a.pci);
+  const was = a.original;
+  if (!now.netdev || !was.netdev) return;
+  if (now.netdev !== was.netdev) {
+    ip(['link', 'set', 'dev', now.netdev, 'down']);
+    ip(['link', 'set', 'dev', now.netdev, 'name', was.netdev]);
+  }
+  if (was.mac && now.mac !== was.mac) ip(['link', 'set', 'dev', was.netdev, 'address', was.mac]);
+  if (was.mtu && now.mtu !== was.mtu) ip(['link', 'set', 'dev', was.netdev, 'mtu', String(was.mtu)]);
+}
+
+function restoreSettings(sysfs: Sysfs, a: Allocation): void {
+  const was = a.original.settings;
+  if (!was) return;
+  const now = resolveVf(sysfs, a.pci);
+  if (!now.settings) return;
+  const diff = settingsDiff(now.settings, was);
+  if (Object.keys(diff).length > 0) applyVfSettings(sysfs, now.pf, now.pfNetdev, now.index, diff, now.settings);
+}
+
+/** Undoes an attachment: netdev home, settings back, device-info gone. Idempotent. */
+function detach(sysfs: Sysfs, a: Allocation, netns: string | undefined): void {
+  const att = a.attachment as Attachment | null;
+  const ifname = att?.ifname ?? a.owner.ifname;
+  if ((att?.mode ?? 'kernel') === 'kernel' && a.original.netdev) {
+    const ns = netns ?? att?.netns ?? undefined;
+    const moved = ns && ifname ? returnNetdev(ns, ifname, a.original) : false;
+    if (!moved) tidyReturnedNetdev(sysfs, a);
+  }
+  restoreSettings(sysfs, a);
+  if (att?.deviceInfoFile) removeDeviceInfo(att.deviceInfoFile);
+}
+
+function cidr(address: string): { ip: string; prefix: number; v6: boolean } {
+  const [ipPart, len] = address.split('/');
+  return { ip: ipPart!, prefix: Number(len), v6: ipPart!.includes(':') };
+}
+
+/** Addresses, then link up (the kernel then announces them: arp_notify/ndisc_notify), then routes. */
+function configureInterface(netns: string, ifname: string, r: CniResult): void {
+  for (const a of r.ips ?? []) {
+    const { v6 } = cidr(a.address);
+    // nodad: the address is ours by IPAM, and usable (and announced) at once.
+    ipIn(netns, ['addr', 'add', a.address, 'dev', ifname, ...(v6 ? ['nodad'] : [])]);
+  }
+  sysctlIn(netns, `net.ipv4.conf.${ifname}.arp_notify`, '1');
+  try {
+    sysctlIn(netns, `net.ipv6.conf.${ifname}.ndisc_notify`, '1');
+  } catch {
+    // IPv6 disabled in the pod: nothing to announce there.
+  }
+  ipIn(netns, ['link', 'set', 'dev', ifname, 'up']);
+  for (const rt of r.routes ?? []) {
+    const gw = rt.gw ?? (r.ips ?? []).find((a) => a.gateway && cidr(a.address).v6 === rt.dst.includes(':'))?.gateway;
+    ipIn(netns, ['route', 'add', rt.dst, ...(gw ? ['via', gw] : []), 'dev', ifname, ...(rt.mtu ? ['mtu', String(rt.mtu)] : [])]);
+  }
+}
+
+export async function cmdAdd(ctx: CniContext): Promise<CniResult> {
+  const { env, conf } = ctx;
+  const netns = env.netns!;
+  const ifname = env.ifname!;
+  if (!fs.existsSync(netns)) {
+    throw new CniError(ERR.UNKNOWN_CONTAINER, `CNI_NETNS ${netns} does not exist`, 'the runtime must create the pod network namespace before ADD');
+  }
+  if (linkIn(netns, ifname)) {
+    throw new CniError(ERR.INVALID_ENV, `CNI_IFNAME ${ifname} is already taken in ${netns}`, 'pick another interface name for this attachment');
+  }
+  const { sysfs, store } = await openAll(ctx);
+  const owner = ownerOf(ctx);
+  const wanted = requestedSettings(ctx);
+  const undo: (() => void | Promise<void>)[] = [];
+  let a: Allocation | undefined;
+  try {
+    a = takeVf(ctx, sysfs, store, owner);
+    const allocation = a;
+    undo.push(() => {
+      store.release(allocation.pci, { id: allocation.id, reason: 'ADD failed' });
+    });
+    ctx.log.info(`allocated VF ${a.pci} to ${describeOwner(owner)}`);
+    const vf = resolveVf(sysfs, a.pci);
+    const mode = modeOf(vf);
+    if (!mode) throw conflict(`VF ${vf.pci} changed under us: it is ${vf.driver ?? 'unbound'} with no netdev in the host namespace`);
+
+    // PF-side settings, checked against the VF's current ones before any is applied.
+    if (Object.keys(wanted).length > 0) {
+      if (!vf.settings) throw withCode(notFound(`PF ${vf.pf} does not report VF settings, so ${Object.keys(wanted).join(', ')} cannot be set`), ERR.INVALID_CONFIG);
+      const checked = checkSettings(wanted, vf.settings);
+      applyVfSettings(sysfs, vf.pf, vf.pfNetdev, vf.index, checked, vf.settings);
+      undo.push(() => restoreSettings(sysfs, allocation));
+    }
+
+    let mac: string | null = null;
+    let mtu: number | null = null;
+    let deviceInfoFile: string | null = null;
+    if (mode === 'kernel') {
+      const dev = vf.netdev!;
+      ip(['link', 'set', 'dev', dev, 'down']);
+      ip(['link', 'set', 'dev', dev, 'netns', netns]);
+      undo.push(() => {
+        if (!returnNetdev(netns, ifname, allocation.original) && linkIn(netns, dev)) {
+          ipIn(netns, ['link', 'set', 'dev', dev, 'netns', hostNetnsPath()]);
+        }
+      });
+      ipIn(netns, ['link', 'set', 'dev', dev, 'name', ifname]);
+      if (conf.effective.mac) ipIn(netns, ['link', 'set', 'dev', ifname, 'address', conf.effective.mac]);
+      if (conf.mtu) ipIn(netns, ['link', 'set', 'dev', ifname, 'mtu', String(conf.mtu)]);
+      const l = linkIn(netns, ifname)!;
+      mac = l.address ?? null;
+      mtu = l.mtu ?? null;
+    } else {
+      mac = conf.effective.mac ?? (vf.settings && vf.settings.mac !== '00:00:00:00:00:00' ? vf.settings.mac : null);
+      deviceInfoFile = deviceInfoPath(conf, env);
+      writeDeviceInfo(deviceInfoFile, { pci: vf.pci, pfPci: vf.pf, representor: representorOf(sysfs, vf) });
+      const f = deviceInfoFile;
+      undo.push(() => removeDeviceInfo(f));
+    }
+
+    let ipam: CniResult = {};
+    if (conf.ipam) {
+      ipam = await execIpam('ADD', ctx.raw, env, conf.ipam.type);
+      undo.push(() => execIpam('DEL', ctx.raw, env, conf.ipam!.type));
+    }
+    const result: CniResult = {
+      interfaces: [{ name: ifname, ...(mac ? { mac } : {}), ...(mtu ? { mtu } : {}), sandbox: netns, pciID: vf.pci }],
+      ips: (ipam.ips ?? []).map((i) => ({ ...i, interface: 0 })),
+      routes: ipam.routes ?? [],
+      ...(ipam.dns ? { dns: ipam.dns } : {}),
+    };
+    if (mode === 'kernel') configureInterface(netns, ifname, result);
+
+    const att: Attachment = {
+      mode, network: conf.name, ifname, netns, mac, mtu, deviceInfoFile,
+      vxlan: (conf.vxlan as Record<string, unknown> | undefined) ?? null, settings: wanted,
+    };
+    store.setAttachment(a.id, att as unknown as Record<string, unknown>);
+    ctx.log.info(`ADD done: VF ${vf.pci} as ${ifname} (${mode}) in ${netns}`);
+    return result;
+  } catch (err) {
+    ctx.log.error(`ADD failed, undoing ${undo.length} step(s): ${(err as Error).message}`);
+    for (const step of undo.reverse()) {
+      try {
+        await step();
+      } catch (e) {
+        ctx.log.error(`undo step failed: ${(e as Error).message}`);
+      }
+    }
+    throw err;
+  } finally {
+    store.close();
+  }
+}
+
+function representorOf(sysfs: Sysfs, vf: VfInfo): string | undefined {
+  if (!sysfs.isSim) return undefined; // a switchdev PF names its representors through phys_port_name; not read yet
+  const m = /^(.*)f(\d+)v(\d+)$/.exec(vf.netdev ?? '');
+  if (m) return `${m[1]}f${m[2]}r${m[3]}`;
+  const k = sysfs.kernel as unknown as { m: { prefix: string; pfs: { pci: string; index: number }[] } };
+  const pf = k.m.pfs.find((p) => p.pci === vf.pf);
+  return pf ? `${k.m.prefix}f${pf.index}r${vf.index}` : undefined;
+}
+
+export async function cmdDel(ctx: CniContext): Promise<void> {
+  const { env, conf } = ctx;
+  const { sysfs, store } = await openAll(ctx);
+  try {
+    const a = store.findInterface(env.containerId!, env.ifname!);
+    if (a) {
+      detach(sysfs, a, env.netns && fs.existsSync(env.netns) ? env.netns : undefined);
+    } else {
+      ctx.log.info(`DEL: no VF held by container ${env.containerId} ${env.ifname}; nothing to give back`);
+      // A DPDK ADD may have written its device-info file before failing half-way.
+      if (conf.effective.deviceID) removeDeviceInfo(deviceInfoPath(conf, env));
+    }
+    // IPAM before the release: if it fails, the runtime retries DEL with the VF still ours.
+    if (conf.ipam) await execIpam('DEL', ctx.raw, env, conf.ipam.type);
+    if (a) {
+      try {
+        store.release(a.pci, { id: a.id, reason: 'CNI DEL' });
+      } catch (err) {
+        // Released meanwhile by another DEL of the same attachment: that is the goal.
+        if (!(err instanceof VfpError && (err.kind === 'not-found' || err.kind === 'conflict'))) throw err;
+      }
+      ctx.log.info(`DEL done: VF ${a.pci} released from ${describeOwner(a.owner)}`);
+    }
+  } finally {
+    store.close();
+  }
+}
+
+export async function cmdCheck(ctx: CniContext): Promise<void> {
+  const { env, conf } = ctx;
+  const { sysfs, store } = await openAll(ctx);
+  try {
+    const a = store.findInterface(env.containerId!, env.ifname!);
+    if (!a) throw new CniError(ERR.UNKNOWN_CONTAINER, `no VF is attached to container ${env.containerId} as ${env.ifname}`, 'run ADD first');
+    const att = a.attachment as Attachment | null;
+    const prev = conf.prevResult;
+    const want = prev?.interfaces?.find((i) => i.name === env.ifname && i.sandbox);
+    if (!att || att.mode === 'kernel') {
+      const l = linkIn(env.netns!, env.ifname!);
+      if (!l) throw new CniError(ERR.IO, `interface ${env.ifname} is missing from ${env.netns}`, `VF ${a.pci} was attached there`);
+      if (want?.mac && l.address?.toLowerCase() !== want.mac.toLowerCase()) {
+        throw new CniError(ERR.IO, `interface ${env.ifname} has MAC ${l.address}, not ${want.mac} as ADD reported`, '');
+      }
+      if (want?.mtu && l.mtu !== want.mtu) throw new CniError(ERR.IO, `interface ${env.ifname} has MTU ${l.mtu}, not ${want.mtu}`, '');
+      const have = new Set(addrsIn(env.netns!, env.ifname!).map((x) => `${x.local}/${x.prefixlen}`));
+      for (const ipc of prev?.ips ?? []) {
+        if (!have.has(ipc.address)) throw new CniError(ERR.IO, `interface ${env.ifname} lacks address ${ipc.address}`, `it has ${[...have].join(', ') || 'none'}`);
+      }
+    } else {
+      const vf = resolveVf(sysfs, a.pci);
+      if (!vf.driver || !USERSPACE_DRIVERS.has(vf.driver)) throw new CniError(ERR.IO, `VF ${a.pci} is no longer bound to a userspace driver (it is ${vf.driver ?? 'unbound'})`, '');
+      if (att.deviceInfoFile && !fs.existsSync(att.deviceInfoFile)) throw new CniError(ERR.IO, `device-info file ${att.deviceInfoFile} is missing`, '');
+    }
+    // A DPDK VF's addresses live in the application, not on an interface the IPAM plugin
+    // could inspect (static's CHECK looks for them on CNI_IFNAME), so only kernel mode asks.
+    if (conf.ipam && (!att || att.mode === 'kernel')) await execIpam('CHECK', ctx.raw, env, conf.ipam.type);
+  } finally {
+    store.close();
+  }
+}
+
+export async function cmdGc(ctx: CniContext): Promise<void> {
+  const { conf } = ctx;
+  const valid = new Set((conf['cni.dev/valid-attachments'] ?? []).map((v) => `${v.containerID}\u0000${v.ifname}`));
+  const { sysfs, store } = await openAll(ctx);
+  try {
+    for (const a of store.list()) {
+      if (a.owner.network !== conf.name || a.owner.containerId === undefined || a.owner.ifname === undefined) continue;
+      if (valid.has(`${a.owner.containerId}\u0000${a.owner.ifname}`)) continue;
+      ctx.log.info(`GC: releasing VF ${a.pci} of ${describeOwner(a.owner)} (not a valid attachment)`);
+      try {
+        detach(sysfs, a, a.owner.netns && fs.existsSync(a.owner.netns) ? a.owner.netns : undefined);
+      } catch (err) {
+        ctx.log.error(`GC: could not restore VF ${a.pci}: ${(err as Error).message}; releasing it anyway`);
+      }
+      store.release(a.pci, { id: a.id, reason: 'CNI GC' });
+    }
+    if (conf.ipam) await execIpam('GC', ctx.raw, ctx.env, conf.ipam.type).catch((err) => ctx.log.error(`IPAM GC: ${(err as Error).message}`));
+  } finally {
+    store.close();
+  }
+}
+
+export async function cmdStatus(ctx: CniContext): Promise<void> {
+  const { conf } = ctx;
+  let sysfs: Sysfs;
+  let store: AllocStore;
+  try {
+    ({ sysfs, store } = await openAll(ctx));
+  } catch (err) {
+    throw new CniError(ERR.NOT_AVAILABLE, `vfplane-cni cannot serve ADD: ${(err as Error).message}`, '');
+  }
+  try {
+    const vfs = listVfs(sysfs);
+    if (vfs.length === 0) throw new CniError(ERR.NOT_AVAILABLE, `no VFs under ${sysfs.root}`, 'create VFs with `vfplane pf set-numvfs`');
+    if (conf.pool) {
+      const file = path.resolve(conf.poolsFile ?? path.join(conf.stateDir ?? defaultStateDir(), 'pools.json'));
+      const pool = findPool(loadPools(file), conf.pool, file);
+      const held = new Set(store.list().map((x) => x.pci));
+      const free = poolVfs(vfs, pool.selector).filter((v) => modeOf(v) !== null && !held.has(v.pci));
+      if (free.length === 0) throw new CniError(ERR.NOT_AVAILABLE, `no free VF in pool ${JSON.stringify(conf.pool)}`, 'wait for a release, or create more VFs');
+    }
+    // The spec sends STATUS on to the IPAM plugin; one that predates STATUS is skipped.
+    if (conf.ipam) await execIpam('STATUS', ctx.raw, ctx.env, conf.ipam.type, { log: ctx.log });
+  } finally {
+    store.close();
+  }
+}
+

@@ -1,0 +1,31 @@
+// The deploy/ examples stay valid: every manifest parses, and every
+// NetworkAttachmentDefinition's config is one vfplane-cni accepts.
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { parseAllDocuments } from 'yaml';
+import { ROOT } from '../helpers/cli.js';
+import { parseConf } from '../../src/cni/conf.js';
+
+const dir = join(ROOT, 'deploy');
+const docs = readdirSync(dir).filter((f) => f.endsWith('.yaml')).flatMap((f) =>
+  parseAllDocuments(readFileSync(join(dir, f), 'utf8')).map((d) => ({ file: f, doc: d.toJS() as any })).filter((d) => d.doc));
+
+describe('deploy/ manifests', () => {
+  it('has a DaemonSet that installs vfplane-cni into /opt/cni/bin', () => {
+    const ds = docs.find((d) => d.doc.kind === 'DaemonSet')!.doc;
+    expect(JSON.stringify(ds)).toContain('/opt/cni/bin');
+  });
+
+  it('has a NetworkAttachmentDefinition for each mode, each config accepted by vfplane-cni', async () => {
+    const nads = docs.filter((d) => d.doc.kind === 'NetworkAttachmentDefinition');
+    expect(nads.map((n) => n.file).sort()).toEqual(['nad-dpdk.yaml', 'nad-kernel.yaml', 'nad-vxlan.yaml']);
+    for (const n of nads) {
+      expect(n.doc.metadata.annotations['k8s.v1.cni.cncf.io/resourceName'], n.file).toBeTruthy();
+      const conf = await parseConf(n.doc.spec.config);
+      expect(conf.type).toBe('vfplane-cni');
+    }
+    const vx = nads.find((n) => n.file === 'nad-vxlan.yaml')!;
+    expect((await parseConf(vx.doc.spec.config)).vxlan?.vni).toBe(100);
+  });
+});

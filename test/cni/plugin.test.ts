@@ -1,0 +1,326 @@
+// vfplane-cni run exactly as a runtime runs it (environment + stdin, JSON on stdout),
+// against a simulated NIC with real network namespaces and the reference IPAM plugins
+// (host-local, static) and tuning from Debian's containernetworking-plugins.
+import { spawn, spawnSync, execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { describePrivileged } from '../helpers/privileged.js';
+import { capture, Netns } from '../helpers/netns.js';
+import { dropAllSims, makeSim, sweepStaleSims } from '../helpers/sim.js';
+import { ROOT } from '../helpers/cli.js';
+import { vfplane } from '../helpers/cli.js';
+import type { SimManifest } from '../../src/sim/manifest.js';
+
+const PLUGIN = join(ROOT, 'bin', 'vfplane-cni.js');
+const REF = '/usr/lib/cni';
+
+interface Call {
+  code: number;
+  out: any;
+  stderr: string;
+}
+
+interface Env {
+  containerId?: string;
+  netns?: string;
+  ifname?: string;
+  args?: string;
+}
+
+function envOf(command: string, e: Env, cniPath: string): Record<string, string> {
+  const env: Record<string, string> = { ...process.env as Record<string, string>, CNI_COMMAND: command, CNI_PATH: cniPath };
+  for (const k of ['CNI_CONTAINERID', 'CNI_NETNS', 'CNI_IFNAME', 'CNI_ARGS']) delete env[k];
+  if (e.containerId) env.CNI_CONTAINERID = e.containerId;
+  if (e.netns) env.CNI_NETNS = e.netns;
+  if (e.ifname) env.CNI_IFNAME = e.ifname;
+  if (e.args) env.CNI_ARGS = e.args;
+  return env;
+}
+
+function parse(stdout: string): any {
+  try {
+    return stdout.trim() ? JSON.parse(stdout) : null;
+  } catch {
+    return stdout;
+  }
+}
+
+describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['nsenter', `${REF}/host-local`, `${REF}/static`, `${REF}/tuning`] }, () => {
+  let m: SimManifest;
+  let state: string;
+  let ipamDir: string;
+  let cniPath: string;
+  const pods: Netns[] = [];
+
+  /** Runs the plugin (or a reference plugin) synchronously. */
+  const call = (command: string, conf: unknown, e: Env = {}, bin = PLUGIN): Call => {
+    const input = typeof conf === 'string' ? conf : JSON.stringify(conf);
+    const r = bin.endsWith('.js')
+      ? spawnSync(process.execPath, [bin], { input, env: envOf(command, e, cniPath), encoding: 'utf8', timeout: 60_000 })
+      : spawnSync(bin, [], { input, env: envOf(command, e, cniPath), encoding: 'utf8', timeout: 60_000 });
+    return { code: r.status ?? -1, out: parse(r.stdout), stderr: r.stderr };
+  };
+  const callAsync = (command: string, conf: unknown, e: Env): Promise<Call> =>
+    new Promise((resolve) => {
+      const child = spawn(process.execPath, [PLUGIN], { env: envOf(command, e, cniPath), stdio: ['pipe', 'pipe', 'pipe'] });
+      let out = '';
+      let err = '';
+      child.stdout.on('data', (d) => (out += d));
+      child.stderr.on('data', (d) => (err += d));
+      child.on('close', (code) => resolve({ code: code ?? -1, out: parse(out), stderr: err }));
+      child.stdin.end(JSON.stringify(conf));
+    });
+
+  const pod = (tag: string) => {
+    const p = Netns.create(tag);
+    pods.push(p);
+    return p;
+  };
+  const nsPath = (p: Netns) => `/run/netns/${p.name}`;
+  const vfpJson = (args: string[]) => {
+    const r = vfplane([...args, '--sysfs-root', m.root, '--state-dir', state, '--json']);
+    if (r.code !== 0) throw new Error(`vfplane ${args.join(' ')}: ${r.stderr}`);
+    return JSON.parse(r.stdout);
+  };
+  const hostLinks = () => (JSON.parse(execFileSync('ip', ['-j', 'link', 'show'], { encoding: 'utf8' })) as any[])
+    .filter((l) => l.ifname.startsWith(m.prefix)).map((l) => `${l.ifname} ${l.address} ${l.mtu}`).sort();
+  const leasedIps = (dir = ipamDir) => (existsSync(join(dir, 'vfnet')) ? readdirSync(join(dir, 'vfnet')).filter((f) => /^\d/.test(f)).sort() : []);
+  /** What must not change when a request is refused. */
+  const hostState = () => ({ links: hostLinks(), vfs: vfpJson(['vf', 'list']), ips: leasedIps() });
+
+  const base = (over: Record<string, unknown> = {}) => ({
+    cniVersion: '1.0.0',
+    name: 'vfnet',
+    type: 'vfplane-cni',
+    sysfsRoot: m.root,
+    stateDir: state,
+    ipam: { type: 'host-local', subnet: '10.56.0.0/24', dataDir: ipamDir, routes: [{ dst: '10.60.0.0/16' }], gateway: '10.56.0.1' },
+    ...over,
+  });
+  const podArgs = (name: string, cid: string) => `IgnoreUnknown=true;K8S_POD_NAMESPACE=default;K8S_POD_NAME=${name};K8S_POD_INFRA_CONTAINER_ID=${cid};K8S_POD_UID=0b5e1d2c-0000-4000-8000-${cid.padStart(12, '0').slice(-12)}`;
+
+  beforeAll(() => {
+    sweepStaleSims();
+    m = makeSim({ profile: 'x710', pfs: 2, vfs: 8 });
+    state = mkdtempSync(join(tmpdir(), 'vfplane-cni-state-'));
+    ipamDir = mkdtempSync(join(tmpdir(), 'vfplane-cni-ipam-'));
+    // The runtime's CNI_PATH: where vfplane-cni and the reference plugins live.
+    cniPath = mkdtempSync(join(tmpdir(), 'vfplane-cni-bin-'));
+    const inst = vfplane(['cni', 'install', '--dir', cniPath]);
+    expect(inst.code, inst.stderr).toBe(0);
+    writeFileSync(join(state, 'pools.json'), JSON.stringify({ pools: [{ name: 'all', selector: { drivers: ['iavf'] } }] }));
+    cniPath = `${cniPath}:${REF}`;
+  });
+  afterAll(() => {
+    for (const p of pods) p.destroy();
+    dropAllSims();
+    for (const d of [state, ipamDir, cniPath.split(':')[0]!]) rmSync(d, { recursive: true, force: true });
+  });
+
+  it('VERSION lists 0.4.0, 1.0.0 and 1.1.0, also through the wrapper `vfplane cni install` wrote', () => {
+    const r = call('VERSION', { cniVersion: '1.1.0' });
+    expect(r.code).toBe(0);
+    expect(r.out.supportedVersions).toEqual(expect.arrayContaining(['0.4.0', '1.0.0', '1.1.0']));
+    const w = call('VERSION', { cniVersion: '1.1.0' }, {}, join(cniPath.split(':')[0]!, 'vfplane-cni'));
+    expect(w.out).toEqual(r.out);
+  });
+
+  it('ADD as Multus calls it: the VF netdev moves into the pod, configured, announced; CHECK passes; DEL puts everything back', async () => {
+    const p = pod('web');
+    const before = vfpJson(['vf', 'show', '0000:5e:02.0']);
+    const rep = `${m.prefix}f0r0`;
+    const arp = capture(null, rep, { count: 20, timeoutS: 4 });
+    await arp.ready;
+    const conf = base({ cniVersion: '1.1.0', deviceID: '0000:5e:02.0', vlan: 100, vlanQoS: 2, spoofchk: 'off', trust: 'on', mtu: 9000, mac: '02:00:00:00:aa:01' });
+    const add = call('ADD', conf, { containerId: 'c0ffee01', netns: nsPath(p), ifname: 'net1', args: podArgs('web-0', 'c0ffee01') });
+    expect(add.code, JSON.stringify(add.out) + add.stderr).toBe(0);
+    expect(add.out.cniVersion).toBe('1.1.0');
+    expect(add.out.interfaces).toEqual([{ name: 'net1', mac: '02:00:00:00:aa:01', mtu: 9000, sandbox: nsPath(p), pciID: '0000:5e:02.0' }]);
+    expect(add.out.ips).toEqual([{ address: '10.56.0.2/24', gateway: '10.56.0.1', interface: 0 }]);
+    // in the pod, for real
+    const l = JSON.parse(p.ip(['-j', 'addr', 'show', 'dev', 'net1']))[0];
+    expect(l).toMatchObject({ address: '02:00:00:00:aa:01', mtu: 9000 });
+    expect(l.flags).toContain('UP');
+    expect(l.addr_info.map((a: any) => `${a.local}/${a.prefixlen}`)).toContain('10.56.0.2/24');
+    expect(p.ip(['route', 'show'])).toMatch(/10\.60\.0\.0\/16 via 10\.56\.0\.1 dev net1/);
+    // gone from the host; PF-side settings applied
+    expect(hostLinks().some((x) => x.startsWith(`${m.prefix}f0v0 `))).toBe(false);
+    const during = vfpJson(['vf', 'show', '0000:5e:02.0']);
+    expect(during.settings).toMatchObject({ vlan: 100, qos: 2, spoofchk: false, trust: true, mac: '02:00:00:00:aa:01' });
+    expect(during.allocation.owner).toMatchObject({ namespace: 'default', name: 'web-0', containerId: 'c0ffee01', ifname: 'net1', network: 'vfnet' });
+    // the gratuitous ARP for 10.56.0.2 reached the representor
+    const frames = await arp.done;
+    const garp = frames.filter((f) => f[12] === 0x08 && f[13] === 0x06 && f.slice(28, 32).join('.') === '10.56.0.2' && f.slice(38, 42).join('.') === '10.56.0.2');
+    expect(garp.length).toBeGreaterThan(0);
+
+    const chk = call('CHECK', { ...conf, prevResult: add.out }, { containerId: 'c0ffee01', netns: nsPath(p), ifname: 'net1', args: podArgs('web-0', 'c0ffee01') });
+    expect(chk.code, JSON.stringify(chk.out)).toBe(0);
+    // CHECK notices a change behind its back
+    p.ip(['link', 'set', 'dev', 'net1', 'mtu', '1500']);
+    const bad = call('CHECK', { ...conf, prevResult: add.out }, { containerId: 'c0ffee01', netns: nsPath(p), ifname: 'net1' });
+    expect(bad.code).not.toBe(0);
+    expect(bad.out.msg).toMatch(/MTU 1500, not 9000/);
+
+    const del = call('DEL', conf, { containerId: 'c0ffee01', netns: nsPath(p), ifname: 'net1', args: podArgs('web-0', 'c0ffee01') });
+    expect(del.code, JSON.stringify(del.out)).toBe(0);
+    const after = vfpJson(['vf', 'show', '0000:5e:02.0']);
+    expect(after.allocation).toBeNull();
+    expect(after.settings).toEqual(before.settings);
+    expect({ netdev: after.netdev, mac: after.mac, mtu: after.mtu }).toEqual({ netdev: before.netdev, mac: before.mac, mtu: before.mtu });
+    expect(p.ip(['-br', 'link'])).not.toContain('net1');
+    expect(leasedIps()).toEqual([]);
+    // DEL again: nothing left to do, still success
+    expect(call('DEL', conf, { containerId: 'c0ffee01', netns: nsPath(p), ifname: 'net1' }).code).toBe(0);
+  });
+
+  it('DEL succeeds when the netns is already gone, and still releases the VF and its IP', () => {
+    const p = pod('gone');
+    const conf = base({ deviceID: '0000:5e:02.1', vlan: 7 });
+    const e = { containerId: 'dead0001', netns: nsPath(p), ifname: 'net1' };
+    expect(call('ADD', conf, e).code).toBe(0);
+    p.destroy();
+    const del = call('DEL', conf, e);
+    expect(del.code, JSON.stringify(del.out)).toBe(0);
+    const vf = vfpJson(['vf', 'show', '0000:5e:02.1']);
+    expect(vf.allocation).toBeNull();
+    expect(vf.settings.vlan).toBe(0);
+    expect(vf.netdev).toBe(`${m.prefix}f0v1`);
+    expect(leasedIps()).toEqual([]);
+  });
+
+  it('a stale DEL never resets a VF that has since gone to another pod', () => {
+    const a = pod('a');
+    const b = pod('b');
+    const conf = base({ deviceID: '0000:5e:02.2' });
+    expect(call('ADD', conf, { containerId: 'aaaa0001', netns: nsPath(a), ifname: 'net1' }).code).toBe(0);
+    expect(call('DEL', conf, { containerId: 'aaaa0001', netns: nsPath(a), ifname: 'net1' }).code).toBe(0);
+    const confB = base({ deviceID: '0000:5e:02.2', vlan: 200 });
+    expect(call('ADD', confB, { containerId: 'bbbb0001', netns: nsPath(b), ifname: 'net1' }).code).toBe(0);
+    // pod A's DEL again (a retry, or a late one): it must not touch B's VF
+    expect(call('DEL', conf, { containerId: 'aaaa0001', netns: nsPath(a), ifname: 'net1' }).code).toBe(0);
+    expect(b.ip(['-br', 'link'])).toContain('net1');
+    const vf = vfpJson(['vf', 'show', '0000:5e:02.2']);
+    expect(vf.settings.vlan).toBe(200);
+    expect(vf.allocation.owner.containerId).toBe('bbbb0001');
+    expect(call('DEL', confB, { containerId: 'bbbb0001', netns: nsPath(b), ifname: 'net1' }).code).toBe(0);
+  });
+
+  it('a DPDK VF (vfio-pci): PF-side settings, IPAM, and a device-info file where Multus reads it, removed on DEL', () => {
+    vfpJson(['vf', 'bind', '0000:5e:02.3', '--driver', 'vfio-pci']);
+    const p = pod('dpdk');
+    const devinfo = join(state, 'devinfo', 'dpdk-net1.json');
+    const conf = base({
+      cniVersion: '1.1.0',
+      deviceID: '0000:5e:02.3', vlan: 300, mac: '02:00:00:00:dd:01',
+      ipam: { type: 'static', addresses: [{ address: '10.70.0.5/24' }] },
+      runtimeConfig: { CNIDeviceInfoFile: devinfo },
+    });
+    const e = { containerId: 'dpdk0001', netns: nsPath(p), ifname: 'net1' };
+    const add = call('ADD', conf, e);
+    expect(add.code, JSON.stringify(add.out) + add.stderr).toBe(0);
+    expect(add.out.interfaces[0]).toMatchObject({ name: 'net1', pciID: '0000:5e:02.3', sandbox: nsPath(p), mac: '02:00:00:00:dd:01' });
+    expect(add.out.ips[0].address).toBe('10.70.0.5/24');
+    const info = JSON.parse(readFileSync(devinfo, 'utf8'));
+    expect(info).toMatchObject({ type: 'pci', version: '1.1.0', pci: { 'pci-address': '0000:5e:02.3', 'pf-pci-address': '0000:5e:00.0', 'representor-device': `${m.prefix}f0r3` } });
+    expect(vfpJson(['vf', 'show', '0000:5e:02.3']).settings.vlan).toBe(300);
+    expect(p.ip(['-br', 'link']).trim().split('\n')).toHaveLength(1); // lo only: no netdev moved
+    expect(call('CHECK', { ...conf, prevResult: add.out }, e).code).toBe(0);
+    expect(call('DEL', conf, e).code).toBe(0);
+    expect(existsSync(devinfo)).toBe(false);
+    const vf = vfpJson(['vf', 'show', '0000:5e:02.3']);
+    expect(vf.allocation).toBeNull();
+    expect(vf.settings.vlan).toBe(0);
+    vfpJson(['vf', 'bind', '0000:5e:02.3', '--driver', 'kernel']);
+  });
+
+  it('a failing IPAM leaves the host as it was: VF home, settings restored, nothing allocated', () => {
+    const p = pod('ipamfail');
+    const before = hostState();
+    const conf = base({ deviceID: '0000:5e:02.4', vlan: 9, trust: 'on', ipam: { type: 'static', addresses: [{ address: 'not-an-ip' }] } });
+    const r = call('ADD', conf, { containerId: 'fail0001', netns: nsPath(p), ifname: 'net1' });
+    expect(r.code).not.toBe(0);
+    expect(r.out).toMatchObject({ code: expect.any(Number), msg: expect.stringMatching(/static/) });
+    expect(hostState()).toEqual(before);
+    expect(p.ip(['-br', 'link']).trim().split('\n')).toHaveLength(1);
+  });
+
+  it('refuses bad input with a spec error code and a clear message, changing nothing', () => {
+    const p = pod('bad');
+    const taken = pod('taken');
+    taken.ip(['link', 'add', 'net1', 'type', 'veth', 'peer', 'name', 'net1p']);
+    const before = hostState();
+    const e = { containerId: 'bad00001', netns: nsPath(p), ifname: 'net1' };
+    const cases: [unknown, Env, number, RegExp][] = [
+      ['{"cniVersion": "1.0.0", "name": ', e, 6, /JSON/i],
+      [base({ deviceID: '0000:5e:02.5', vlan: '12' }), e, 7, /vlan/],
+      [base({ deviceID: '0000:5e:02.5', cniVersion: '0.3.1' }), e, 1, /0\.3\.1/],
+      [base({ deviceID: '0000:5e:00.0' }), e, 7, /not a VF/],
+      [base({ deviceID: '0000:99:00.0' }), e, 7, /0000:99:00\.0/],
+      [base({ deviceID: '../../../0000:5e:02.5' }), e, 7, /deviceID/],
+      [base({ deviceID: '/sys/bus/pci/devices/0000:5e:02.5' }), e, 7, /deviceID/],
+      [base({ deviceID: '0000:5e:02.5' }), { containerId: 'bad00001', ifname: 'net1' }, 4, /CNI_NETNS/],
+      [base({ deviceID: '0000:5e:02.5' }), { ...e, netns: nsPath(taken) }, 4, /net1 is already taken/],
+    ];
+    for (const [conf, env, code, msg] of cases) {
+      const r = call('ADD', conf, env);
+      expect({ conf, code: r.code === 0 ? 0 : r.out?.code }).toEqual({ conf, code });
+      expect(r.out.msg + ' ' + (r.out.details ?? ''), JSON.stringify(conf)).toMatch(msg);
+      expect(r.code).not.toBe(0);
+    }
+    expect(hostState()).toEqual(before);
+  });
+
+  it('20 simultaneous ADDs on 16 free VFs: 16 get distinct VFs, 4 get "try again" (11); DEL leaves nothing', async () => {
+    const conf = base({ cniVersion: '1.1.0', pool: 'all', ipam: { type: 'host-local', subnet: '10.57.0.0/24', dataDir: ipamDir } });
+    const ps = Array.from({ length: 20 }, (_, i) => pod(`c${i}`));
+    const envs = ps.map((p, i) => ({ containerId: `conc${String(i).padStart(4, '0')}`, netns: nsPath(p), ifname: 'net1', args: podArgs(`p${i}`, `conc${i}`) }));
+    const results = await Promise.all(envs.map((e) => callAsync('ADD', conf, e)));
+    const ok = results.filter((r) => r.code === 0);
+    const failed = results.filter((r) => r.code !== 0);
+    expect(ok).toHaveLength(16);
+    expect(new Set(ok.map((r) => r.out.interfaces[0].pciID)).size).toBe(16);
+    expect(failed.map((r) => r.out.code)).toEqual([11, 11, 11, 11]);
+    for (const f of failed) expect(f.out.msg).toMatch(/no free VF/);
+    expect(new Set(ok.map((r) => r.out.ips[0].address)).size).toBe(16);
+    const dels = await Promise.all(envs.map((e) => callAsync('DEL', conf, e)));
+    expect(dels.map((d) => d.code)).toEqual(Array(20).fill(0));
+    expect(vfpJson(['vf', 'list', '--allocated'])).toEqual([]);
+    expect(leasedIps()).toEqual([]);
+    expect(vfpJson(['vf', 'list']).filter((v: any) => v.netdev === null)).toEqual([]);
+  });
+
+  it('cniVersion 0.4.0 results carry ip versions; 1.1.0 STATUS and GC work', () => {
+    const p = pod('old');
+    const conf = base({ cniVersion: '0.4.0', deviceID: '0000:5e:02.6' });
+    const e = { containerId: 'old00001', netns: nsPath(p), ifname: 'net1' };
+    const add = call('ADD', conf, e);
+    expect(add.code, JSON.stringify(add.out)).toBe(0);
+    expect(add.out.cniVersion).toBe('0.4.0');
+    expect(add.out.ips[0]).toMatchObject({ version: '4', address: expect.stringMatching(/^10\.56\.0\./) });
+    // GC with an empty valid list releases it; STATUS says the pool still has VFs
+    const gcConf = base({ cniVersion: '1.1.0', 'cni.dev/valid-attachments': [] });
+    expect(call('GC', gcConf).code).toBe(0);
+    expect(vfpJson(['vf', 'show', '0000:5e:02.6']).allocation).toBeNull();
+    expect(call('STATUS', base({ cniVersion: '1.1.0', pool: 'all' })).code).toBe(0);
+  });
+
+  it('chains with the reference tuning plugin in a conflist', () => {
+    const p = pod('chain');
+    const e = { containerId: 'chain001', netns: nsPath(p), ifname: 'net1' };
+    const list = { cniVersion: '1.0.0', name: 'vfnet', plugins: [base({ deviceID: '0000:5e:02.7' }), { type: 'tuning', promisc: true, sysctl: { 'net.ipv4.conf.net1.accept_redirects': '0' } }] };
+    // what a runtime does with a conflist: each plugin gets name/cniVersion and the previous result
+    const first = call('ADD', { ...list.plugins[0], name: list.name, cniVersion: list.cniVersion }, e);
+    expect(first.code, JSON.stringify(first.out)).toBe(0);
+    const tuning = call('ADD', { ...list.plugins[1], name: list.name, cniVersion: list.cniVersion, prevResult: first.out }, e, `${REF}/tuning`);
+    expect(tuning.code, JSON.stringify(tuning.out) + tuning.stderr).toBe(0);
+    expect(tuning.out.interfaces[0].pciID ?? tuning.out.interfaces[0].name).toBeDefined();
+    expect(JSON.parse(p.ip(['-j', 'link', 'show', 'dev', 'net1']))[0].flags).toContain('PROMISC');
+    expect(call('CHECK', { ...list.plugins[0], name: list.name, cniVersion: list.cniVersion, prevResult: tuning.out }, e).code).toBe(0);
+    // DEL runs in reverse order
+    expect(call('DEL', { ...list.plugins[1], name: list.name, cniVersion: list.cniVersion, prevResult: tuning.out }, e, `${REF}/tuning`).code).toBe(0);
+    expect(call('DEL', { ...list.plugins[0], name: list.name, cniVersion: list.cniVersion }, e).code).toBe(0);
+    expect(vfpJson(['vf', 'show', '0000:5e:02.7']).netdev).toBe(`${m.prefix}f0v7`);
+  });
+});

@@ -1,0 +1,388 @@
+// The CNI spec layer: environment per command, CNI_ARGS, the network config (decode,
+// version, validation, effective values), results in every supported version, the error
+// mapping, and the executable's exact stdout and exit code for VERSION and bad input.
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ROOT } from '../helpers/cli.js';
+import { decodeConf, loadConf, parseConf } from '../../src/cni/conf.js';
+import { formatResult, parseIpamResult, parsePrevResult, type CniResult } from '../../src/cni/result.js';
+import { CniError, ERR, parseCniArgs, parseEnv, SUPPORTED_VERSIONS, toCniError } from '../../src/cni/spec.js';
+import { conflict, invalid, notFound, systemError, unavailable } from '../../src/util/errors.js';
+
+const PLUGIN = join(ROOT, 'bin', 'vfplane-cni.js');
+
+/** The CniError a call throws (fails the test if it does not throw one). */
+function cniErr(fn: () => unknown): CniError {
+  try {
+    fn();
+  } catch (err) {
+    expect(err).toBeInstanceOf(CniError);
+    return err as CniError;
+  }
+  throw new Error('expected a CniError');
+}
+
+async function cniErrAsync(p: Promise<unknown>): Promise<CniError> {
+  try {
+    await p;
+  } catch (err) {
+    expect(err).toBeInstanceOf(CniError);
+    return err as CniError;
+  }
+  throw new Error('expected a CniError');
+}
+
+const base = { cniVersion: '1.0.0', name: 'vfnet', type: 'vfplane-cni' };
+const attach = { CNI_CONTAINERID: 'c0ffee01', CNI_NETNS: '/var/run/netns/cni-1', CNI_IFNAME: 'net1', CNI_PATH: '/opt/cni/bin:/usr/lib/cni' };
+const MULTUS_ARGS = 'IgnoreUnknown=true;K8S_POD_NAMESPACE=default;K8S_POD_NAME=web-0;K8S_POD_INFRA_CONTAINER_ID=4f2a9c1e8d1b;K8S_POD_UID=3f2a9c1e-8d1b-4b0e-9f65-0c7e2a1d4b11';
+
+describe('parseEnv', () => {
+  it('takes a full ADD environment', () => {
+    const e = parseEnv({ CNI_COMMAND: 'ADD', ...attach, CNI_ARGS: MULTUS_ARGS });
+    expect(e.command).toBe('ADD');
+    expect(e.containerId).toBe('c0ffee01');
+    expect(e.netns).toBe('/var/run/netns/cni-1');
+    expect(e.ifname).toBe('net1');
+    expect(e.path).toEqual(['/opt/cni/bin', '/usr/lib/cni']);
+    expect(e.args).toEqual({
+      IgnoreUnknown: 'true', K8S_POD_NAMESPACE: 'default', K8S_POD_NAME: 'web-0',
+      K8S_POD_INFRA_CONTAINER_ID: '4f2a9c1e8d1b', K8S_POD_UID: '3f2a9c1e-8d1b-4b0e-9f65-0c7e2a1d4b11',
+    });
+    expect(e.raw.CNI_COMMAND).toBe('ADD');
+  });
+
+  it('requires CNI_NETNS on ADD and CHECK, but not on DEL', () => {
+    for (const cmd of ['ADD', 'CHECK']) {
+      const e = cniErr(() => parseEnv({ CNI_COMMAND: cmd, ...attach, CNI_NETNS: undefined }));
+      expect(e.code).toBe(4);
+      expect(e.message).toContain('CNI_NETNS');
+    }
+    const del = parseEnv({ CNI_COMMAND: 'DEL', ...attach, CNI_NETNS: undefined });
+    expect(del.netns).toBeUndefined();
+    expect(del.containerId).toBe('c0ffee01');
+  });
+
+  it('names every missing variable', () => {
+    const e = cniErr(() => parseEnv({ CNI_COMMAND: 'ADD' }));
+    expect(e.code).toBe(4);
+    expect(e.message).toContain('CNI_CONTAINERID, CNI_NETNS, CNI_IFNAME');
+    expect(cniErr(() => parseEnv({ CNI_COMMAND: 'DEL', CNI_IFNAME: 'net1' })).message).toContain('CNI_CONTAINERID');
+  });
+
+  it('requires CNI_PATH for GC only; STATUS needs nothing', () => {
+    expect(cniErr(() => parseEnv({ CNI_COMMAND: 'GC' })).message).toContain('CNI_PATH');
+    expect(parseEnv({ CNI_COMMAND: 'GC', CNI_PATH: '/opt/cni/bin' }).path).toEqual(['/opt/cni/bin']);
+    expect(parseEnv({ CNI_COMMAND: 'STATUS' }).command).toBe('STATUS');
+    expect(parseEnv({ CNI_COMMAND: 'VERSION' }).command).toBe('VERSION');
+  });
+
+  it('refuses a missing or unknown CNI_COMMAND', () => {
+    expect(cniErr(() => parseEnv({})).message).toContain('CNI_COMMAND');
+    const e = cniErr(() => parseEnv({ CNI_COMMAND: 'add' }));
+    expect(e.code).toBe(4);
+    expect(e.message).toContain('"add"');
+  });
+
+  it('validates the container ID, the interface name and the netns path', () => {
+    for (const [k, v] of [['CNI_CONTAINERID', '-abc'], ['CNI_CONTAINERID', 'a/b'], ['CNI_IFNAME', 'a/b'], ['CNI_IFNAME', 'waytoolonginterfacename'], ['CNI_IFNAME', '..'], ['CNI_NETNS', 'relative/ns']] as const) {
+      const e = cniErr(() => parseEnv({ CNI_COMMAND: 'ADD', ...attach, [k]: v }));
+      expect(e.code, `${k}=${v}`).toBe(4);
+      expect(e.message).toContain(k);
+    }
+  });
+});
+
+describe('parseCniArgs', () => {
+  it('parses K=V pairs, keeping "=" inside values', () => {
+    expect(parseCniArgs('IgnoreUnknown=1;FOO=a=b')).toEqual({ IgnoreUnknown: '1', FOO: 'a=b' });
+    expect(parseCniArgs('')).toEqual({});
+    expect(parseCniArgs(undefined)).toEqual({});
+  });
+
+  it('refuses unknown keys unless IgnoreUnknown is set, as libcni does', () => {
+    const e = cniErr(() => parseCniArgs('FOO=bar;K8S_POD_NAME=x'));
+    expect(e.code).toBe(4);
+    expect(e.message).toContain('FOO');
+    expect(parseCniArgs('IgnoreUnknown=true;FOO=bar').FOO).toBe('bar');
+  });
+
+  it('refuses malformed pairs and values', () => {
+    expect(cniErr(() => parseCniArgs('justakey')).message).toContain('KEY=VALUE');
+    expect(cniErr(() => parseCniArgs('K8S_POD_NAME=bad/name')).message).toContain('K8S_POD_NAME');
+    expect(cniErr(() => parseCniArgs('MAC=zz:00:00:00:00:01')).message).toContain('MAC');
+    expect(cniErr(() => parseCniArgs('MAC=01:00:5e:00:00:01')).message).toContain('unicast');
+    expect(cniErr(() => parseCniArgs('IgnoreUnknown=maybe')).message).toContain('IgnoreUnknown');
+  });
+
+  it('canonicalises MAC and drops empty values', () => {
+    expect(parseCniArgs('MAC=02-AA-BB-CC-DD-EE;K8S_POD_UID=')).toEqual({ MAC: '02:aa:bb:cc:dd:ee' });
+  });
+});
+
+describe('network config', () => {
+  it('decodes JSON, or says where it broke (code 6)', async () => {
+    const e = await cniErrAsync(decodeConf('{\n  "cniVersion": "1.0.0",\n  "name": }'));
+    expect(e.code).toBe(6);
+    expect(e.message).toContain('line 3 column 11');
+    expect((await cniErrAsync(decodeConf(''))).code).toBe(6);
+    expect((await cniErrAsync(decodeConf('[1,2]'))).message).toContain('a list');
+  });
+
+  it('refuses cniVersion 0.3.1 and a missing one with code 1, listing the supported versions', () => {
+    const e = cniErr(() => loadConf({ ...base, cniVersion: '0.3.1' }));
+    expect(e.code).toBe(1);
+    expect(e.message).toContain('"0.3.1"');
+    expect(e.message).toContain('0.4.0, 1.0.0, 1.1.0');
+    expect(cniErr(() => loadConf({ name: 'n', type: 'x' })).code).toBe(1);
+  });
+
+  it('names the field and the value of a wrong type (code 7)', () => {
+    const e = cniErr(() => loadConf({ ...base, vlan: '12' }));
+    expect(e.code).toBe(7);
+    expect(e.message).toBe('vlan: expected an integer 0–4094, got "12"');
+    const cases: [Record<string, unknown>, string][] = [
+      [{ vlan: 4095 }, 'vlan: expected an integer 0–4094, got 4095'],
+      [{ vlanQoS: 8, vlan: 1 }, 'vlanQoS: expected an integer 0–7, got 8'],
+      [{ vlanProto: '802.1x', vlan: 1 }, 'vlanProto: expected "802.1Q" or "802.1ad", got "802.1x"'],
+      [{ spoofchk: true }, 'spoofchk: expected "on" or "off", got true'],
+      [{ link_state: 'up' }, 'link_state: expected "auto", "enable" or "disable", got "up"'],
+      [{ mtu: 9703 }, 'mtu: expected an integer 68–9702, got 9703'],
+      [{ max_tx_rate: -1 }, 'max_tx_rate:'],
+      [{ mac: '01:00:5e:00:00:01' }, 'mac: expected a unicast MAC'],
+      [{ logLevel: 'loud' }, 'logLevel: expected one of "panic"'],
+      [{ logFile: 'rel/log' }, 'logFile: expected an absolute path'],
+      [{ stateDir: '/var/lib/../etc' }, 'stateDir: expected an absolute path without ".."'],
+      [{ ipam: { subnet: '10.0.0.0/24' } }, 'ipam.type: missing'],
+      [{ ipam: { type: '../../bin/sh' } }, 'ipam.type: expected a plain file name'],
+      [{ vxlan: { vni: 16777216 } }, 'vxlan.vni: expected an integer 0–16777215'],
+      [{ vxlan: {} }, 'vxlan.vni: missing'],
+      [{ vxlan: { vni: 5, colour: 'red' } }, 'vxlan: unknown field "colour" (known: vni, group'],
+      [{ vxlan: { vni: 5, group: '10.0.0.1' } }, 'vxlan.group: expected a multicast address'],
+      [{ vxlan: { vni: 5, group: '239.1.1.1', remote: '10.0.0.2' } }, 'either group'],
+      [{ 'cni.dev/valid-attachments': [{ containerID: 'a' }] }, 'cni.dev/valid-attachments[0].ifname: missing'],
+      [{ name: 'bad name' }, 'name: expected a network name'],
+    ];
+    for (const [over, text] of cases) {
+      const err = cniErr(() => loadConf({ ...base, ...over }));
+      expect(err.code, JSON.stringify(over)).toBe(7);
+      expect(err.message, JSON.stringify(over)).toContain(text);
+    }
+  });
+
+  it('applies sriov-cni\'s cross-field rules', () => {
+    expect(cniErr(() => loadConf({ ...base, vlanQoS: 3 })).message).toContain('needs vlan');
+    expect(cniErr(() => loadConf({ ...base, vlanProto: '802.1ad' })).message).toContain('needs vlan');
+    expect(cniErr(() => loadConf({ ...base, vlan: 0, vlanQoS: 3 })).message).toContain('non-zero vlan');
+    expect(cniErr(() => loadConf({ ...base, vlan: 0, vlanProto: '802.1ad' })).message).toContain('non-zero vlan');
+    expect(cniErr(() => loadConf({ ...base, min_tx_rate: 200, max_tx_rate: 100 })).message).toContain('min_tx_rate');
+    expect(loadConf({ ...base, min_tx_rate: 200, max_tx_rate: 0 }).min_tx_rate).toBe(200);
+  });
+
+  it('refuses a deviceID that is a path, not a PCI address', () => {
+    for (const bad of ['../../0000:5e:02.0', '/sys/bus/pci/devices/0000:5e:02.0', '0000:5e:02.0/../..', '0000:5e:2.0']) {
+      for (const conf of [{ ...base, deviceID: bad }, { ...base, runtimeConfig: { deviceID: bad } }]) {
+        const e = cniErr(() => loadConf(conf));
+        expect(e.code, bad).toBe(7);
+        expect(e.message).toContain('deviceID: expected a PCI address');
+        expect(e.message).toContain(JSON.stringify(bad));
+      }
+    }
+  });
+
+  it('reads a Multus-shaped config: top-level deviceID, pciBusID, CNI_ARGS with IgnoreUnknown', async () => {
+    const env = parseEnv({ CNI_COMMAND: 'ADD', ...attach, CNI_ARGS: MULTUS_ARGS });
+    const text = JSON.stringify({
+      cniVersion: '1.0.0', name: 'sriov-kernel', type: 'vfplane-cni', deviceID: '0000:5E:02.1', pciBusID: '0000:5E:02.1',
+      vlan: 100, spoofchk: 'on', trust: 'off', ipam: { type: 'host-local', subnet: '10.56.0.0/24' },
+      runtimeConfig: { deviceID: '0000:5e:02.1', CNIDeviceInfoFile: '/var/run/k8s.cni.cncf.io/devinfo/cni/default-sriov-kernel-c0ffee01_net1', portMappings: [] },
+    });
+    const conf = await parseConf(text, env.args);
+    expect(conf.effective.deviceID).toBe('0000:5e:02.1');
+    expect(conf.deviceID).toBe('0000:5e:02.1');
+    expect(conf.vlan).toBe(100);
+    expect(conf.ipam).toEqual({ type: 'host-local', subnet: '10.56.0.0/24' });
+    expect(conf.runtimeConfig.CNIDeviceInfoFile).toBe('/var/run/k8s.cni.cncf.io/devinfo/cni/default-sriov-kernel-c0ffee01_net1');
+    expect(conf.runtimeConfig.portMappings).toEqual([]);
+    expect((conf as unknown as Record<string, unknown>).pciBusID).toBe('0000:5E:02.1');
+  });
+
+  it('takes deviceID from runtimeConfig when there is no top-level one, and "" as unset', () => {
+    expect(loadConf({ ...base, runtimeConfig: { deviceID: '0000:3b:02.1' } }).effective.deviceID).toBe('0000:3b:02.1');
+    expect(loadConf({ ...base, deviceID: '0000:3b:02.2', runtimeConfig: { deviceID: '0000:3b:02.1' } }).effective.deviceID).toBe('0000:3b:02.2');
+    const c = loadConf({ ...base, deviceID: '', mac: '', spoofchk: '' });
+    expect(c.effective).toEqual({});
+  });
+
+  it('picks the MAC as sriov-cni does: runtimeConfig.mac > CNI_ARGS MAC > mac', () => {
+    const args = parseCniArgs('IgnoreUnknown=1;MAC=02:00:00:00:00:02');
+    const all = { ...base, mac: '02:00:00:00:00:03', runtimeConfig: { mac: '02:00:00:00:00:01' } };
+    expect(loadConf(all, args).effective.mac).toBe('02:00:00:00:00:01');
+    expect(loadConf({ ...base, mac: '02:00:00:00:00:03' }, args).effective.mac).toBe('02:00:00:00:00:02');
+    expect(loadConf({ ...base, mac: '02:00:00:00:00:03' }).effective.mac).toBe('02:00:00:00:00:03');
+    expect(loadConf({ ...base, mac: '02:AA:BB:CC:DD:EE' }).effective.mac).toBe('02:aa:bb:cc:dd:ee');
+  });
+
+  it('normalises vlanProto and keeps unknown top-level fields', () => {
+    const c = loadConf({ ...base, vlan: 5, vlanProto: '802.1q', somethingElse: { x: 1 } });
+    expect(c.vlanProto).toBe('802.1Q');
+    expect((c as unknown as Record<string, unknown>).somethingElse).toEqual({ x: 1 });
+  });
+
+  it('parses prevResult and GC\'s valid attachments', () => {
+    const c = loadConf({
+      ...base,
+      prevResult: { cniVersion: '1.0.0', interfaces: [{ name: 'net1', sandbox: '/var/run/netns/x' }], ips: [{ address: '10.1.0.5/24', interface: 0 }] },
+      'cni.dev/valid-attachments': [{ containerID: 'c1', ifname: 'net1' }],
+    });
+    expect(c.prevResult).toEqual({ interfaces: [{ name: 'net1', sandbox: '/var/run/netns/x' }], ips: [{ address: '10.1.0.5/24', interface: 0 }] });
+    expect(c['cni.dev/valid-attachments']).toEqual([{ containerID: 'c1', ifname: 'net1' }]);
+    const e = cniErr(() => loadConf({ ...base, prevResult: { ips: [{ address: '10.1.0.5' }] } }));
+    expect(e.code).toBe(7);
+    expect(e.message).toContain('prevResult: ips[0].address: expected an address in CIDR notation');
+  });
+
+  it('says a configuration list is not a plugin configuration', () => {
+    expect(cniErr(() => loadConf({ cniVersion: '1.0.0', name: 'n', plugins: [{ type: 'vfplane-cni' }] })).message).toContain('configuration list');
+  });
+});
+
+describe('results', () => {
+  const full: CniResult = {
+    interfaces: [{ name: 'net1', mac: '02:00:00:00:00:01', mtu: 9000, sandbox: '/var/run/netns/p', pciID: '0000:3b:02.1', socketPath: '/run/x.sock' }],
+    ips: [{ address: '10.1.0.5/24', gateway: '10.1.0.1', interface: 0 }, { address: 'fd00::5/64', interface: 0 }],
+    routes: [{ dst: '0.0.0.0/0', gw: '10.1.0.1', mtu: 1400, advmss: 1360, priority: 10, table: 100, scope: 0 }],
+    dns: { nameservers: ['10.1.0.1'], search: ['svc.local'] },
+  };
+
+  it('writes 1.1.0 with every field', () => {
+    expect(formatResult(full, '1.1.0')).toEqual({
+      cniVersion: '1.1.0',
+      interfaces: [{ name: 'net1', mac: '02:00:00:00:00:01', mtu: 9000, sandbox: '/var/run/netns/p', socketPath: '/run/x.sock', pciID: '0000:3b:02.1' }],
+      ips: [{ interface: 0, address: '10.1.0.5/24', gateway: '10.1.0.1' }, { interface: 0, address: 'fd00::5/64' }],
+      routes: [{ dst: '0.0.0.0/0', gw: '10.1.0.1', mtu: 1400, advmss: 1360, priority: 10, table: 100, scope: 0 }],
+      dns: { nameservers: ['10.1.0.1'], search: ['svc.local'] },
+    });
+  });
+
+  it('writes 1.0.0 without the fields 1.1.0 added', () => {
+    expect(JSON.stringify(formatResult(full, '1.0.0'))).toBe(JSON.stringify({
+      cniVersion: '1.0.0',
+      interfaces: [{ name: 'net1', mac: '02:00:00:00:00:01', sandbox: '/var/run/netns/p' }],
+      ips: [{ interface: 0, address: '10.1.0.5/24', gateway: '10.1.0.1' }, { interface: 0, address: 'fd00::5/64' }],
+      routes: [{ dst: '0.0.0.0/0', gw: '10.1.0.1' }],
+      dns: { nameservers: ['10.1.0.1'], search: ['svc.local'] },
+    }));
+  });
+
+  it('writes 0.4.0 with "version" on each IP', () => {
+    const r = formatResult(full, '0.4.0') as { ips: unknown[] };
+    expect(r.ips).toEqual([
+      { version: '4', interface: 0, address: '10.1.0.5/24', gateway: '10.1.0.1' },
+      { version: '6', interface: 0, address: 'fd00::5/64' },
+    ]);
+    expect(Object.keys(r.ips[0] as object)).toEqual(['version', 'interface', 'address', 'gateway']);
+  });
+
+  it('always writes dns, as the Go types do', () => {
+    expect(formatResult({}, '1.0.0')).toEqual({ cniVersion: '1.0.0', dns: {} });
+  });
+
+  it('round-trips each version', () => {
+    for (const v of SUPPORTED_VERSIONS) {
+      const out = formatResult(full, v);
+      const back = parsePrevResult(out, v);
+      expect(formatResult(back, v), v).toEqual(out);
+    }
+    // 1.1.0 keeps everything.
+    expect(parsePrevResult(formatResult(full, '1.1.0'), '1.1.0')).toEqual(full);
+  });
+
+  it('reads host-local\'s 0.4.0 and 1.0.0 output', () => {
+    const v04 = '{"cniVersion":"0.4.0","ips":[{"version":"4","address":"10.9.0.3/24","gateway":"10.9.0.1"}],"routes":[{"dst":"0.0.0.0/0"}],"dns":{}}';
+    expect(parseIpamResult(v04, '0.4.0')).toEqual({ ips: [{ address: '10.9.0.3/24', gateway: '10.9.0.1' }], routes: [{ dst: '0.0.0.0/0' }] });
+    const v10 = '{"cniVersion":"1.0.0","ips":[{"address":"10.9.0.2/24","gateway":"10.9.0.1"}],"dns":{}}';
+    expect(parseIpamResult(v10, '1.0.0')).toEqual({ ips: [{ address: '10.9.0.2/24', gateway: '10.9.0.1' }] });
+    // No cniVersion: the config's, as libcni assumes.
+    expect(parseIpamResult('{"ips":[{"address":"10.9.0.2/24"}]}', '1.0.0').ips).toHaveLength(1);
+  });
+
+  it('refuses results it cannot read', () => {
+    expect(cniErr(() => parseIpamResult('not json', '1.0.0')).code).toBe(6);
+    expect(cniErr(() => parseIpamResult('{"cniVersion":"0.2.0","ip4":{}}', '1.0.0')).code).toBe(1);
+    expect(cniErr(() => parseIpamResult('{"ips":[{"address":"10.0.0.1/24","version":"6"}]}', '0.4.0')).message).toContain('version');
+    expect(cniErr(() => parsePrevResult({ interfaces: [], ips: [{ address: '10.0.0.1/24', interface: 2 }] }, '1.0.0')).message).toContain('index 2');
+    expect(cniErr(() => formatResult({}, '0.3.1')).code).toBe(1);
+  });
+});
+
+describe('toCniError', () => {
+  it('maps VfpError kinds to spec codes, and cniCode overrides', () => {
+    expect(toCniError(invalid('x')).code).toBe(7);
+    expect(toCniError(notFound('x')).code).toBe(7);
+    expect(toCniError(conflict('x')).code).toBe(11);
+    expect(toCniError(unavailable('x')).code).toBe(11);
+    expect(toCniError(systemError('x')).code).toBe(5);
+    expect(toCniError(unavailable('x'), 'STATUS').code).toBe(50);
+    expect(toCniError(systemError('x'), 'STATUS').code).toBe(50);
+    const e = toCniError(notFound('netns gone', { cniCode: 3, cniDetails: 'no cleanup needed' }));
+    expect([e.code, e.message, e.details]).toEqual([3, 'netns gone', 'no cleanup needed']);
+  });
+
+  it('passes CniErrors through and calls anything else internal (999)', () => {
+    const c = new CniError(4, 'x');
+    expect(toCniError(c)).toBe(c);
+    const e = toCniError(new TypeError('boom'));
+    expect(e.code).toBe(999);
+    expect(e.message).toContain('boom');
+    expect(ERR.TRY_AGAIN).toBe(11);
+  });
+});
+
+describe('the vfplane-cni executable', () => {
+  const run = (env: Record<string, string | undefined>, input?: string) => {
+    const e: Record<string, string> = {};
+    for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !k.startsWith('CNI_')) e[k] = v;
+    for (const [k, v] of Object.entries(env)) if (v !== undefined) e[k] = v;
+    const r = spawnSync(process.execPath, [PLUGIN], { env: e, input: input ?? '', encoding: 'utf8', timeout: 30_000 });
+    return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+  };
+
+  it('answers VERSION with the input cniVersion and the supported list', () => {
+    const r = run({ CNI_COMMAND: 'VERSION' }, '{"cniVersion":"1.0.0"}');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toBe('{"cniVersion":"1.0.0","supportedVersions":["0.4.0","1.0.0","1.1.0"]}\n');
+    const none = run({ CNI_COMMAND: 'VERSION' });
+    expect(JSON.parse(none.stdout)).toEqual({ cniVersion: '1.1.0', supportedVersions: ['0.4.0', '1.0.0', '1.1.0'] });
+  });
+
+  it('prints the error object and exits 1 on bad input', () => {
+    const cases: [Record<string, string>, string, object][] = [
+      [{ CNI_COMMAND: 'ADD', ...attach, CNI_NETNS: '' }, JSON.stringify(base),
+        { cniVersion: '1.0.0', code: 4, msg: 'required environment variable CNI_NETNS missing for ADD' }],
+      [{ CNI_COMMAND: 'ADD', ...attach }, JSON.stringify({ ...base, vlan: '12' }),
+        { cniVersion: '1.0.0', code: 7, msg: 'vlan: expected an integer 0–4094, got "12"' }],
+      [{ CNI_COMMAND: 'ADD', ...attach }, JSON.stringify({ ...base, cniVersion: '0.3.1' }),
+        { cniVersion: '0.3.1', code: 1, msg: 'cniVersion "0.3.1" is not supported; vfplane-cni supports 0.4.0, 1.0.0, 1.1.0', details: 'set "cniVersion": "1.0.0" (or another supported version) in the network configuration' }],
+      [{ CNI_COMMAND: 'GC', CNI_PATH: '/usr/lib/cni' }, JSON.stringify(base),
+        { cniVersion: '1.0.0', code: 1, msg: 'cniVersion 1.0.0 does not have GC; it came with 1.1.0', details: 'set "cniVersion": "1.1.0" to use GC' }],
+      [{ CNI_COMMAND: 'ADD', ...attach }, '{"cniVersion": "1.0.0", "name": ',
+        { cniVersion: '1.1.0', code: 6 }],
+      [{ CNI_COMMAND: 'ADD', ...attach }, JSON.stringify({ ...base, deviceID: '../../0000:5e:02.0' }),
+        { cniVersion: '1.0.0', code: 7, msg: 'deviceID: expected a PCI address DDDD:BB:DD.F like 0000:3b:02.1 (the VF the device plugin allocated), got "../../0000:5e:02.0"' }],
+    ];
+    for (const [env, input, want] of cases) {
+      const r = run(env, input);
+      expect(r.code, input).toBe(1);
+      expect(JSON.parse(r.stdout), input).toMatchObject(want);
+      if ('msg' in want) expect(JSON.parse(r.stdout)).toEqual(want);
+    }
+  });
+
+  it('without CNI_COMMAND says what it is on stderr and errors with code 4', () => {
+    const r = run({});
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('CNI protocol versions supported: 0.4.0, 1.0.0, 1.1.0');
+    expect(JSON.parse(r.stdout)).toMatchObject({ code: 4, msg: 'CNI_COMMAND is not set' });
+  });
+});
