@@ -35,6 +35,15 @@
           "defines": ["VFP_HAVE_DPDK=1"]
         }]
       ]
+    },
+    {
+      # vfplane-cni's front door: forwards a CNI call to `vfplane cni serve`, or execs
+      # the Node plugin when no server runs (native/cni-shim/shim.c). Plain C, no Node.
+      "target_name": "vfplane-cni-shim",
+      "type": "executable",
+      "sources": ["native/cni-shim/shim.c"],
+      "cflags": ["-O2", "-Wall", "-Wextra"],
+      "cflags_c": ["-std=c11"]
     }
   ]
 }

@@ -1,8 +1,10 @@
 // `vfplane bench cni`: ADD and DEL latency of vfplane-cni as a runtime sees it (exec to
 // exit), side by side in the same run with the reference macvlan plugin, both with the
 // same host-local IPAM, on a simulated NIC (macvlan's master is the simulated PF's
-// uplink). Runs alternate between the two plugins so host noise falls on both.
-import { spawn } from 'node:child_process';
+// uplink). vfplane-cni is measured as installed by `vfplane cni install`: served (the C
+// shim forwarding to `vfplane cni serve`) and standalone (the shim finds no server and
+// runs the Node plugin). Runs alternate between the plugins so host noise falls on all.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -13,11 +15,11 @@ import { netnsAdd, netnsDel } from '../net/ip.js';
 import { systemError } from '../util/errors.js';
 import { checkInt } from '../util/check.js';
 
-const PLUGIN = fileURLToPath(new URL('../../bin/vfplane-cni.js', import.meta.url));
 const REF_DIR = '/usr/lib/cni';
 
 export interface CniBenchOptions {
   runs: number;
+  standaloneRuns: number;
   json?: boolean;
   refDir?: string;
 }
@@ -51,8 +53,9 @@ function exec(bin: string, args: string[], env: Record<string, string>, input: s
 export interface CniBenchResult {
   runs: number;
   vfplane: { add: Stats; del: Stats };
+  standalone: { add: Stats; del: Stats } | null;
   macvlan: { add: Stats; del: Stats };
-  ratio: { addP50: number; delP50: number };
+  ratio: { addP50: number; delP50: number; standaloneAddP50: number | null };
   target: { addP50Ratio: number; met: boolean };
 }
 
@@ -70,7 +73,21 @@ export async function runCniBench(o: CniBenchOptions): Promise<CniBenchResult> {
   const m = createSim({ profile: 'x710', pfs: 1, vfs: 2, root, prefix });
   netnsAdd(ns);
   const netnsPath = `/run/netns/${ns}`;
+  const bin = path.join(work, 'bin');
+  const socket = path.join(work, 'cni.sock');
+  const vfplaneJs = fileURLToPath(new URL('../../bin/vfplane.js', import.meta.url));
+  let server: ChildProcess | undefined;
   try {
+    // Installed as a runtime would find it, then the server it forwards to.
+    const inst = spawnSync(process.execPath, [vfplaneJs, 'cni', 'install', '--dir', bin, '--socket', socket], { encoding: 'utf8' });
+    if (inst.status !== 0) throw systemError(`vfplane cni install failed: ${inst.stderr}`);
+    const wrapper = path.join(bin, 'vfplane-cni');
+    server = spawn(process.execPath, [vfplaneJs, 'cni', 'serve', '--socket', socket], { stdio: ['ignore', 'ignore', 'pipe'] });
+    await new Promise<void>((res, rej) => {
+      const t = setTimeout(() => rej(systemError('vfplane cni serve did not start within 20 s')), 20_000);
+      server!.stderr!.on('data', (d) => { if (String(d).includes('listening')) { clearTimeout(t); res(); } });
+      server!.once('exit', (c) => rej(systemError(`vfplane cni serve exited ${c}`)));
+    });
     const env = (command: string, cid: string): Record<string, string> => ({
       PATH: process.env.PATH ?? '/usr/bin:/bin', CNI_COMMAND: command, CNI_CONTAINERID: cid, CNI_NETNS: netnsPath, CNI_IFNAME: 'net1', CNI_PATH: ref,
       CNI_ARGS: 'IgnoreUnknown=true;K8S_POD_NAMESPACE=bench;K8S_POD_NAME=pod',
@@ -81,37 +98,50 @@ export async function runCniBench(o: CniBenchOptions): Promise<CniBenchResult> {
     });
     const mvInput = JSON.stringify({ cniVersion: '1.0.0', name: 'bench-mv', type: 'macvlan', master: m.pfs[0]!.netdev, mode: 'bridge', ipam: ipam('ipam-mv') });
     const vf = { add: [] as number[], del: [] as number[] };
+    const sa = { add: [] as number[], del: [] as number[] };
     const mv = { add: [] as number[], del: [] as number[] };
-    say(`vfplane bench cni: ${o.runs} ADD+DEL runs each of vfplane-cni (kernel VF, simulated x710) and macvlan, host-local IPAM`);
-    for (let i = 0; i < o.runs; i++) {
-      const cid = `bench${i}`;
-      for (const [name, bin, args, input, into] of [
-        ['vfplane-cni', process.execPath, [PLUGIN], vfInput, vf],
-        ['macvlan', path.join(ref, 'macvlan'), [], mvInput, mv],
-      ] as const) {
-        const a = await exec(bin, [...args], env('ADD', cid), input);
-        if (a.code !== 0) throw systemError(`${name} ADD failed in run ${i}: ${a.out.trim()}`);
-        const d = await exec(bin, [...args], env('DEL', cid), input);
-        if (d.code !== 0) throw systemError(`${name} DEL failed in run ${i}: ${d.out.trim()}`);
+    say(`vfplane bench cni: ${o.runs} ADD+DEL runs each of vfplane-cni served (shim + vfplane cni serve) and macvlan, ` +
+      `${o.standaloneRuns} of vfplane-cni standalone; kernel VF on a simulated x710, host-local IPAM`);
+    const runOne = async (name: string, file: string, args: string[], input: string, into: typeof vf, cid: string) => {
+      {
+        const a = await exec(file, args, env('ADD', cid), input);
+        if (a.code !== 0) throw systemError(`${name} ADD failed (${cid}): ${a.out.trim()}`);
+        const d = await exec(file, args, env('DEL', cid), input);
+        if (d.code !== 0) throw systemError(`${name} DEL failed (${cid}): ${d.out.trim()}`);
         into.add.push(a.ms);
         into.del.push(d.ms);
       }
+    };
+    for (let i = 0; i < o.runs; i++) {
+      await runOne('vfplane-cni', wrapper, [], vfInput, vf, `bench${i}`);
+      await runOne('macvlan', path.join(ref, 'macvlan'), [], mvInput, mv, `bench${i}`);
       if (!o.json && (i + 1) % 50 === 0) say(`  ${i + 1}/${o.runs}`);
+    }
+    // Standalone: the same wrapper with no server behind the socket.
+    server.kill('SIGTERM');
+    await new Promise((res) => server!.once('exit', res));
+    server = undefined;
+    for (let i = 0; i < o.standaloneRuns; i++) {
+      await runOne('vfplane-cni (standalone)', wrapper, [], vfInput, sa, `solo${i}`);
+      await runOne('macvlan', path.join(ref, 'macvlan'), [], mvInput, mv, `solo${i}`);
     }
     const res: CniBenchResult = {
       runs: o.runs,
       vfplane: { add: stats(vf.add), del: stats(vf.del) },
+      standalone: sa.add.length ? { add: stats(sa.add), del: stats(sa.del) } : null,
       macvlan: { add: stats(mv.add), del: stats(mv.del) },
-      ratio: { addP50: 0, delP50: 0 },
+      ratio: { addP50: 0, delP50: 0, standaloneAddP50: null },
       target: { addP50Ratio: 1.5, met: false },
     };
     res.ratio.addP50 = res.vfplane.add.p50Ms / res.macvlan.add.p50Ms;
     res.ratio.delP50 = res.vfplane.del.p50Ms / res.macvlan.del.p50Ms;
+    if (res.standalone) res.ratio.standaloneAddP50 = res.standalone.add.p50Ms / res.macvlan.add.p50Ms;
     res.target.met = res.ratio.addP50 <= res.target.addP50Ratio;
     if (o.json) process.stdout.write(JSON.stringify(res, null, 2) + '\n');
     else process.stdout.write(render(res) + '\n');
     return res;
   } finally {
+    server?.kill('SIGTERM');
     try {
       netnsDel(ns);
     } catch {
@@ -125,12 +155,14 @@ export async function runCniBench(o: CniBenchOptions): Promise<CniBenchResult> {
 function render(r: CniBenchResult): string {
   const t = new Table({ head: ['plugin', 'op', 'runs', 'p50', 'p99', 'max', 'mean'], style: { head: [], border: [] } });
   const f = (x: number) => `${x.toFixed(1)} ms`;
-  for (const [name, s] of [['vfplane-cni', r.vfplane], ['macvlan', r.macvlan]] as const) {
+  const rows: [string, { add: Stats; del: Stats }][] = [['vfplane-cni (served)', r.vfplane], ...(r.standalone ? [['vfplane-cni (standalone)', r.standalone] as [string, { add: Stats; del: Stats }]] : []), ['macvlan', r.macvlan]];
+  for (const [name, s] of rows) {
     for (const op of ['add', 'del'] as const) t.push([name, op.toUpperCase(), String(s[op].count), f(s[op].p50Ms), f(s[op].p99Ms), f(s[op].maxMs), f(s[op].meanMs)]);
   }
   return [
     t.toString(),
-    `ADD p50 ratio vfplane-cni / macvlan: ${r.ratio.addP50.toFixed(2)}× (target ≤ ${r.target.addP50Ratio}×: ${r.target.met ? 'PASS' : 'MISS'})`,
-    `DEL p50 ratio: ${r.ratio.delP50.toFixed(2)}×`,
+    `ADD p50 ratio vfplane-cni (served) / macvlan: ${r.ratio.addP50.toFixed(2)}× (target ≤ ${r.target.addP50Ratio}×: ${r.target.met ? 'PASS' : 'MISS'})`,
+    `DEL p50 ratio (served): ${r.ratio.delP50.toFixed(2)}×`,
+    ...(r.ratio.standaloneAddP50 !== null ? [`ADD p50 ratio standalone (no server, Node started per call): ${r.ratio.standaloneAddP50.toFixed(2)}×`] : []),
   ].join('\n');
 }

@@ -306,6 +306,40 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
     expect(call('STATUS', base({ cniVersion: '1.1.0', pool: 'all' })).code).toBe(0);
   });
 
+  it('through the installed shim: served by `vfplane cni serve`, and standalone when no server runs', async () => {
+    const dir = cniPath.split(':')[0]!;
+    const wrapper = join(dir, 'vfplane-cni');
+    const socket = join(dir, 'cni.sock');
+    expect(vfplane(['cni', 'install', '--dir', dir, '--socket', socket]).code).toBe(0);
+    const server = spawn(process.execPath, [join(ROOT, 'bin', 'vfplane.js'), 'cni', 'serve', '--socket', socket], { stdio: ['ignore', 'ignore', 'pipe'] });
+    try {
+      await new Promise<void>((res, rej) => {
+        server.stderr.on('data', (d) => { if (String(d).includes('listening')) res(); });
+        server.once('exit', (c) => rej(new Error(`server exited ${c}`)));
+      });
+      const p = pod('served');
+      const conf = base({ cniVersion: '1.1.0', deviceID: '0000:5e:02.5' });
+      const e = { containerId: 'srv00001', netns: nsPath(p), ifname: 'net1' };
+      const add = call('ADD', conf, e, wrapper);
+      expect(add.code, JSON.stringify(add.out)).toBe(0);
+      expect(add.out.interfaces[0]).toMatchObject({ name: 'net1', pciID: '0000:5e:02.5', sandbox: nsPath(p) });
+      expect(p.ip(['-br', 'link'])).toContain('net1');
+      // errors come back as the spec says, exit status included
+      const bad = call('ADD', base({ deviceID: 'nope' }), e, wrapper);
+      expect(bad.code).toBe(1);
+      expect(bad.out.code).toBe(7);
+      expect(call('DEL', conf, e, wrapper).code).toBe(0);
+      expect(vfpJson(['vf', 'show', '0000:5e:02.5']).allocation).toBeNull();
+    } finally {
+      server.kill('SIGTERM');
+      await new Promise((res) => server.once('exit', res));
+    }
+    expect(existsSync(socket)).toBe(false);
+    // no server: the shim runs the plugin itself
+    const v = call('VERSION', { cniVersion: '1.1.0' }, {}, wrapper);
+    expect(v.out.supportedVersions).toContain('1.1.0');
+  });
+
   it('chains with the reference tuning plugin in a conflist', () => {
     const p = pod('chain');
     const e = { containerId: 'chain001', netns: nsPath(p), ifname: 'net1' };

@@ -386,3 +386,13 @@ describe('the vfplane-cni executable', () => {
     expect(JSON.parse(r.stdout)).toMatchObject({ code: 4, msg: 'CNI_COMMAND is not set' });
   });
 });
+
+describe('the shim protocol', () => {
+  it('splits a request into CNI_* variables and stdin, ignoring anything else', async () => {
+    const { parseRequest } = await import('../../src/cni/server.js');
+    const req = Buffer.concat([Buffer.from('VFPCNI1\n'), Buffer.from('CNI_COMMAND=ADD\0CNI_ARGS=A=1;B=2\0PATH=/evil\0\0'), Buffer.from('{"x":1}')]);
+    expect(parseRequest(req)).toEqual({ env: { CNI_COMMAND: 'ADD', CNI_ARGS: 'A=1;B=2' }, stdin: '{"x":1}' });
+    expect(() => parseRequest(Buffer.from('GET / HTTP/1.1\r\n'))).toThrow(/not a vfplane-cni shim request/);
+    expect(() => parseRequest(Buffer.from('VFPCNI1\nCNI_COMMAND=ADD'))).toThrow(/truncated/);
+  });
+});

@@ -1,0 +1,132 @@
+/*
+ * vfplane-cni's front door. A container runtime execs a CNI plugin for every pod
+ * interface; starting Node for each exec costs more than the work itself. This small
+ * program forwards the call (the CNI_* environment and stdin) over a Unix socket to
+ * `vfplane cni serve`, a long-running process that has everything loaded, and relays its
+ * answer (stdout and exit status). When no server listens, it execs the Node plugin
+ * instead, with stdin untouched, so the plugin works either way.
+ *
+ *   vfplane-cni-shim SOCKET NODE PLUGIN_JS      (argv is ours: runtimes pass none)
+ *
+ * Wire format, both directions on one stream socket:
+ *   request:  "VFPCNI1\n", then NAME=VALUE\0 for each CNI_* variable, then \0, then
+ *             stdin's bytes; the shim then shuts down its write side.
+ *   reply:    the exit status as decimal digits, "\n", then stdout's bytes until EOF.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+extern char **environ;
+
+static int write_all(int fd, const void *buf, size_t len)
+{
+	const char *p = buf;
+	while (len > 0) {
+		ssize_t n = write(fd, p, len);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* A CNI error on stdout, as the spec wants failures reported. */
+static int fail(const char *msg, const char *detail)
+{
+	printf("{\"cniVersion\":\"1.0.0\",\"code\":999,\"msg\":\"vfplane-cni shim: %s\",\"details\":\"%s\"}\n",
+	       msg, detail ? detail : "");
+	return 1;
+}
+
+static void run_fallback(char **argv)
+{
+	char *args[] = { argv[2], argv[3], NULL };
+	execve(argv[2], args, environ);
+	/* Only reached when exec failed. */
+	exit(fail("no server and the Node plugin cannot be started", strerror(errno)));
+}
+
+int main(int argc, char **argv)
+{
+	if (argc != 4)
+		return fail("usage: vfplane-cni-shim SOCKET NODE PLUGIN_JS", "run `vfplane cni install` to write the wrapper");
+
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	if (strlen(argv[1]) >= sizeof(sa.sun_path))
+		return fail("socket path too long", argv[1]);
+	strcpy(sa.sun_path, argv[1]);
+
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		/* No server (not started, or gone): the plugin runs standalone. */
+		if (fd >= 0)
+			close(fd);
+		run_fallback(argv);
+	}
+
+	if (write_all(fd, "VFPCNI1\n", 8) < 0)
+		return fail("cannot write to the server", strerror(errno));
+	for (char **e = environ; *e; e++) {
+		if (strncmp(*e, "CNI_", 4) != 0)
+			continue;
+		if (write_all(fd, *e, strlen(*e) + 1) < 0)
+			return fail("cannot write to the server", strerror(errno));
+	}
+	if (write_all(fd, "", 1) < 0)
+		return fail("cannot write to the server", strerror(errno));
+
+	char buf[65536];
+	for (;;) {
+		ssize_t n = read(STDIN_FILENO, buf, sizeof(buf));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return fail("cannot read stdin", strerror(errno));
+		if (n == 0)
+			break;
+		if (write_all(fd, buf, (size_t)n) < 0)
+			return fail("cannot write to the server", strerror(errno));
+	}
+	shutdown(fd, SHUT_WR);
+
+	/* The status line, then stdout verbatim. */
+	int status = -1;
+	size_t have = 0;
+	char head[16];
+	while (have < sizeof(head)) {
+		ssize_t n = read(fd, head + have, 1);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return fail("the server closed the connection without an answer", "see the server's log");
+		if (head[have] == '\n') {
+			head[have] = 0;
+			status = atoi(head);
+			break;
+		}
+		have++;
+	}
+	if (status < 0)
+		return fail("the server's answer is malformed", "");
+	for (;;) {
+		ssize_t n = read(fd, buf, sizeof(buf));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		if (write_all(STDOUT_FILENO, buf, (size_t)n) < 0)
+			return 1;
+	}
+	close(fd);
+	return status;
+}

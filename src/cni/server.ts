@@ -1,0 +1,111 @@
+// `vfplane cni serve`: vfplane-cni kept warm. The runtime still execs a plugin per pod
+// interface, but what it execs is a small C shim (native/cni-shim) that forwards the call
+// here over a Unix socket; this process already has Node, the config schema, the store
+// and the discovery code loaded, and runs the very same main() the standalone plugin
+// runs. Without a server the shim execs the Node plugin, so nothing depends on it.
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as path from 'node:path';
+import { main } from './main.js';
+
+export const DEFAULT_CNI_SOCKET = '/run/vfplane/cni.sock';
+const MAGIC = 'VFPCNI1\n';
+const MAX_REQUEST = 4 << 20; // a network config with a large prevResult is still far below
+
+/** Splits a request: the magic line, NAME=VALUE\0 pairs up to an empty one, then stdin. */
+export function parseRequest(buf: Buffer): { env: Record<string, string>; stdin: string } {
+  if (buf.subarray(0, MAGIC.length).toString('latin1') !== MAGIC) throw new Error('not a vfplane-cni shim request');
+  const env: Record<string, string> = {};
+  let i = MAGIC.length;
+  for (;;) {
+    const z = buf.indexOf(0, i);
+    if (z < 0) throw new Error('truncated environment');
+    if (z === i) {
+      i++;
+      break;
+    }
+    const kv = buf.subarray(i, z).toString('utf8');
+    const eq = kv.indexOf('=');
+    if (eq > 0 && kv.startsWith('CNI_')) env[kv.slice(0, eq)] = kv.slice(eq + 1);
+    i = z + 1;
+  }
+  return { env, stdin: buf.subarray(i).toString('utf8') };
+}
+
+/** The server's own environment without any CNI_* (each call brings its own). */
+function baseEnv(): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !k.startsWith('CNI_')) out[k] = v;
+  return out;
+}
+
+function readRequest(sock: net.Socket): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    sock.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size > MAX_REQUEST) {
+        reject(new Error(`request larger than ${MAX_REQUEST} bytes`));
+        sock.destroy();
+        return;
+      }
+      chunks.push(c);
+    });
+    sock.once('end', () => resolve(Buffer.concat(chunks)));
+    sock.once('error', reject);
+  });
+}
+
+async function handle(sock: net.Socket, log: (m: string) => void): Promise<void> {
+  const { env, stdin } = parseRequest(await readRequest(sock));
+  let out = '';
+  const code = await main({ ...baseEnv(), ...env }, {
+    readStdin: async () => stdin,
+    stdout: (t) => (out += t),
+    stderr: (t) => log(t.trimEnd()),
+  });
+  sock.end(`${code}\n${out}`);
+}
+
+export interface CniServer {
+  socket: string;
+  close(): Promise<void>;
+}
+
+/** Listens on SOCKET (mode 0600); a stale socket file nobody answers on is replaced. */
+export async function serveCni(socket: string = DEFAULT_CNI_SOCKET, log: (m: string) => void = (m) => process.stderr.write(m + '\n')): Promise<CniServer> {
+  fs.mkdirSync(path.dirname(socket), { recursive: true, mode: 0o755 });
+  if (fs.existsSync(socket)) {
+    const alive = await new Promise<boolean>((res) => {
+      const c = net.connect(socket);
+      c.once('connect', () => { c.destroy(); res(true); });
+      c.once('error', () => res(false));
+    });
+    if (alive) throw new Error(`another vfplane cni server already listens on ${socket}; stop it or pass --socket`);
+    fs.unlinkSync(socket);
+  }
+  // allowHalfOpen: the shim shuts its write side to say "that was all"; the answer follows.
+  const server = net.createServer({ allowHalfOpen: true }, (sock) => {
+    handle(sock, log).catch((err) => {
+      log(`vfplane cni serve: ${(err as Error).message}`);
+      sock.destroy();
+    });
+  });
+  await new Promise<void>((res, rej) => {
+    server.once('error', rej);
+    // Only root (the runtime) may ask: the socket changes the host's network.
+    const old = process.umask(0o177);
+    server.listen(socket, () => {
+      process.umask(old);
+      res();
+    });
+  });
+  return {
+    socket,
+    close: () => new Promise<void>((res) => server.close(() => {
+      fs.rmSync(socket, { force: true });
+      res();
+    })),
+  };
+}
