@@ -16,6 +16,7 @@
         "native/core/fdb.c",
         "native/io/memory.c",
         "native/worker/bench.c",
+        "native/net/netops.c",
         "native/addon/addon.cc"
       ],
       "include_dirs": [

@@ -18,6 +18,10 @@
 #include "core/vxlan.h"
 #include "io/memory.h"
 #include "worker/bench.h"
+#include "net/netops.h"
+
+#include <arpa/inet.h>
+#include <vector>
 
 namespace {
 
@@ -1145,6 +1149,140 @@ Napi::Value BenchFdb(const Napi::CallbackInfo &info) {
   return out;
 }
 
+// ---------------------------------------------------------------- netops
+
+// netopsRun(netnsPath | null, ops[]) runs a batch of link/address/route/sysctl changes
+// inside a network namespace on a thread of its own (native/net/netops.c). Returns one
+// entry per op: the link for linkGet (or null when absent), else null. A failure throws
+// an Error with code (EEXIST, ENODEV…) and index (the op that failed); ops after it did
+// not run, ops before it did.
+bool OpStr(Napi::Env env, Napi::Object o, const char *key, char *dst, size_t cap, bool required, int i) {
+  Napi::Value v;
+  if (!GetProp(env, o, key, &v)) return false;
+  if (v.IsUndefined() || v.IsNull()) {
+    if (required) ThrowType(env, "ops[" + std::to_string(i) + "]." + key + " is required");
+    return !required;
+  }
+  if (!v.IsString()) {
+    ThrowType(env, "ops[" + std::to_string(i) + "]." + key + " must be a string");
+    return false;
+  }
+  std::string s = v.As<Napi::String>().Utf8Value();
+  if (s.size() >= cap || s.find('\0') != std::string::npos) {
+    ThrowRange(env, "ops[" + std::to_string(i) + "]." + key + " is too long");
+    return false;
+  }
+  memcpy(dst, s.c_str(), s.size() + 1);
+  return true;
+}
+
+bool OpInt(Napi::Env env, Napi::Object o, const char *key, int *dst, int def, int min, int max, int i) {
+  Napi::Value v;
+  if (!GetProp(env, o, key, &v)) return false;
+  if (v.IsUndefined() || v.IsNull()) {
+    *dst = def;
+    return true;
+  }
+  if (v.IsBoolean()) {
+    *dst = v.As<Napi::Boolean>().Value() ? 1 : 0;
+    return true;
+  }
+  double d;
+  if (!ToInt(env, v, "ops[" + std::to_string(i) + "]." + key, min, max, &d)) return false;
+  *dst = static_cast<int>(d);
+  return true;
+}
+
+bool OpIp(Napi::Env env, Napi::Object o, const char *key, vfp_netop *op, uint8_t *dst, int *has, int i) {
+  char buf[64] = {0};
+  if (!OpStr(env, o, key, buf, sizeof(buf), false, i)) return false;
+  if (!buf[0]) {
+    if (has) *has = 0;
+    return true;
+  }
+  int fam = strchr(buf, ':') ? AF_INET6 : AF_INET;
+  if (inet_pton(fam, buf, dst) != 1 || (op->family && op->family != fam)) {
+    ThrowRange(env, "ops[" + std::to_string(i) + "]." + key + " " + buf + " is not an address of the op's family");
+    return false;
+  }
+  op->family = fam;
+  if (has) *has = 1;
+  return true;
+}
+
+Napi::Value NetopsRun(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  std::string ns;
+  if (info.Length() < 2 || !info[1].IsArray()) return ThrowType(env, "netopsRun(netnsPath, ops[])");
+  if (info[0].IsString()) ns = info[0].As<Napi::String>().Utf8Value();
+  else if (!info[0].IsNull() && !info[0].IsUndefined()) return ThrowType(env, "netnsPath must be a string or null");
+  Napi::Array arr = info[1].As<Napi::Array>();
+  std::vector<vfp_netop> ops(arr.Length());
+  for (uint32_t i = 0; i < arr.Length(); i++) {
+    Napi::Value v;
+    if (!arr.Get(i).UnwrapTo(&v)) return Napi::Value();
+    if (!v.IsObject()) return ThrowType(env, "ops[" + std::to_string(i) + "] must be an object");
+    Napi::Object o = v.As<Napi::Object>();
+    vfp_netop &op = ops[i];
+    memset(&op, 0, sizeof(op));
+    int ii = static_cast<int>(i);
+    char mac[32] = {0};
+    if (!OpInt(env, o, "kind", &op.kind, -1, 0, VFP_NETOP_SYSCTL, ii) ||
+        !OpStr(env, o, "name", op.name, sizeof(op.name), false, ii) ||
+        !OpStr(env, o, "newName", op.new_name, sizeof(op.new_name), false, ii) ||
+        !OpStr(env, o, "mac", mac, sizeof(mac), false, ii) ||
+        !OpInt(env, o, "mtu", &op.mtu, 0, 0, 65535, ii) ||
+        !OpInt(env, o, "up", &op.up, -1, -1, 1, ii) ||
+        !OpStr(env, o, "netnsPath", op.netns_path, sizeof(op.netns_path), false, ii) ||
+        !OpIp(env, o, "addr", &op, op.addr, nullptr, ii) ||
+        !OpInt(env, o, "prefix", &op.prefix, 0, 0, 128, ii) ||
+        !OpInt(env, o, "nodad", &op.nodad, 0, 0, 1, ii) ||
+        !OpIp(env, o, "gw", &op, op.gw, &op.has_gw, ii) ||
+        !OpStr(env, o, "path", op.path, sizeof(op.path), false, ii) ||
+        !OpStr(env, o, "value", op.value, sizeof(op.value), false, ii) ||
+        !OpInt(env, o, "optional", &op.optional, 0, 0, 1, ii))
+      return Napi::Value();
+    if (op.kind < 0) return ThrowType(env, "ops[" + std::to_string(i) + "].kind is required");
+    if (mac[0]) {
+      unsigned b[6];
+      if (sscanf(mac, "%2x:%2x:%2x:%2x:%2x:%2x", &b[0], &b[1], &b[2], &b[3], &b[4], &b[5]) != 6)
+        return ThrowRange(env, "ops[" + std::to_string(i) + "].mac " + mac + " is not a MAC address");
+      for (int k = 0; k < 6; k++) op.mac[k] = static_cast<uint8_t>(b[k]);
+      op.has_mac = 1;
+    }
+  }
+  int failed = -1;
+  int err = vfp_netops_run(ns.c_str(), ops.data(), static_cast<int>(ops.size()), &failed);
+  if (err) {
+    const char *name = strerrorname_np(-err);
+    std::string what = failed >= 0 ? "op " + std::to_string(failed) : (ns.empty() ? std::string("netops") : "entering " + ns);
+    Napi::Error e = Napi::Error::New(env, what + ": " + strerror(-err));
+    e.Set("code", Napi::String::New(env, name ? name : "EIO"));
+    e.Set("errno", Napi::Number::New(env, err));
+    e.Set("index", Napi::Number::New(env, failed));
+    e.ThrowAsJavaScriptException();
+    return Napi::Value();
+  }
+  Napi::Array out = Napi::Array::New(env, ops.size());
+  for (uint32_t i = 0; i < ops.size(); i++) {
+    const vfp_netop &op = ops[i];
+    Napi::Value r = env.Null();
+    if (op.kind == VFP_NETOP_LINK_GET && op.found) {
+      Napi::Object l = Napi::Object::New(env);
+      char mac[18];
+      snprintf(mac, sizeof(mac), "%02x:%02x:%02x:%02x:%02x:%02x", op.out_mac[0], op.out_mac[1], op.out_mac[2],
+               op.out_mac[3], op.out_mac[4], op.out_mac[5]);
+      l.Set("ifindex", Napi::Number::New(env, op.ifindex));
+      l.Set("mac", Napi::String::New(env, mac));
+      l.Set("mtu", Napi::Number::New(env, op.out_mtu));
+      l.Set("up", Napi::Boolean::New(env, op.out_up != 0));
+      r = l;
+    }
+    if (!out.Set(i, r).UnwrapOr(false)) return Napi::Value();
+  }
+  return out;
+}
+
 // ---------------------------------------------------------------- module
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
@@ -1167,7 +1305,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
       {"tunnelCreate", TunnelCreate}, {"tunnelIpId", TunnelIpId}, {"encap", Encap},
       {"decapCreate", DecapCreate}, {"decapSetNow", DecapSetNow}, {"decap", Decap},
       {"stats", Stats},             {"fdbCreate", FdbCreate},     {"benchEncap", BenchEncap},
-      {"benchDecap", BenchDecap},   {"benchFdb", BenchFdb},
+      {"benchDecap", BenchDecap},   {"benchFdb", BenchFdb},       {"netopsRun", NetopsRun},
   };
   for (const Fn &f : fns) {
     Napi::Function fn = Napi::Function::New(env, f.fn, f.name);

@@ -11,7 +11,7 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Table from 'cli-table3';
 import { createSim, destroySim } from '../sim/sim.js';
-import { netnsAdd, netnsDel } from '../net/ip.js';
+import { hostNetnsPath, ipBatch, netnsAdd, netnsDel } from '../net/ip.js';
 import { systemError } from '../util/errors.js';
 import { checkInt } from '../util/check.js';
 
@@ -56,6 +56,9 @@ export interface CniBenchResult {
   standalone: { add: Stats; del: Stats } | null;
   macvlan: { add: Stats; del: Stats };
   ratio: { addP50: number; delP50: number; standaloneAddP50: number | null };
+  /** Moving one netdev into a namespace, alone: a floor under any plugin that moves a VF's
+   *  netdev (vfplane-cni, sriov-cni); macvlan creates its link inside the pod instead. */
+  netnsMove: Stats;
   target: { addP50Ratio: number; met: boolean };
 }
 
@@ -117,6 +120,21 @@ export async function runCniBench(o: CniBenchOptions): Promise<CniBenchResult> {
       await runOne('macvlan', path.join(ref, 'macvlan'), [], mvInput, mv, `bench${i}`);
       if (!o.json && (i + 1) % 50 === 0) say(`  ${i + 1}/${o.runs}`);
     }
+    // The kernel's part: a netdev moved into the pod namespace and back, timed alone.
+    const moves: number[] = [];
+    const { netRun } = await import('../net/netops.js');
+    const probe = `${prefix}mv`;
+    ipBatch([['link', 'add', probe, 'type', 'veth', 'peer', 'name', `${prefix}mw`]]);
+    try {
+      for (let i = 0; i < Math.max(20, Math.min(o.runs, 200)); i++) {
+        const t0 = process.hrtime.bigint();
+        await netRun(null, [{ op: 'set', name: probe, netns: netnsPath }]);
+        moves.push(Number(process.hrtime.bigint() - t0) / 1e6);
+        await netRun(netnsPath, [{ op: 'set', name: probe, netns: hostNetnsPath() }]);
+      }
+    } finally {
+      ipBatch([['link', 'del', `${prefix}mw`]]);
+    }
     // Standalone: the same wrapper with no server behind the socket.
     server.kill('SIGTERM');
     await new Promise((res) => server!.once('exit', res));
@@ -131,6 +149,7 @@ export async function runCniBench(o: CniBenchOptions): Promise<CniBenchResult> {
       standalone: sa.add.length ? { add: stats(sa.add), del: stats(sa.del) } : null,
       macvlan: { add: stats(mv.add), del: stats(mv.del) },
       ratio: { addP50: 0, delP50: 0, standaloneAddP50: null },
+      netnsMove: stats(moves),
       target: { addP50Ratio: 1.5, met: false },
     };
     res.ratio.addP50 = res.vfplane.add.p50Ms / res.macvlan.add.p50Ms;
@@ -164,5 +183,7 @@ function render(r: CniBenchResult): string {
     `ADD p50 ratio vfplane-cni (served) / macvlan: ${r.ratio.addP50.toFixed(2)}× (target ≤ ${r.target.addP50Ratio}×: ${r.target.met ? 'PASS' : 'MISS'})`,
     `DEL p50 ratio (served): ${r.ratio.delP50.toFixed(2)}×`,
     ...(r.ratio.standaloneAddP50 !== null ? [`ADD p50 ratio standalone (no server, Node started per call): ${r.ratio.standaloneAddP50.toFixed(2)}×`] : []),
+    `kernel floor: moving a netdev into the pod namespace alone takes p50 ${r.netnsMove.p50Ms.toFixed(1)} ms (p99 ${r.netnsMove.p99Ms.toFixed(1)} ms); ` +
+      'ADD and DEL each move one, macvlan creates its link in the pod instead',
   ].join('\n');
 }

@@ -10,7 +10,8 @@ import * as path from 'node:path';
 import { AllocStore, defaultStateDir, type Allocation } from '../alloc/store.js';
 import { describeOwner, parseOwner, type Owner } from '../alloc/owner.js';
 import { findPool, loadPools, poolVfs } from '../alloc/pool.js';
-import { addrsIn, hostNetnsPath, ip, ipIn, linkIn, sysctlIn } from '../net/ip.js';
+import { addrsIn, hostNetnsPath, ipIn, linkIn } from '../net/ip.js';
+import { netRun, type NetOp } from '../net/netops.js';
 import { listVfs, resolveVf } from '../sriov/discover.js';
 import { openSysfs, type Sysfs } from '../sriov/sysfs.js';
 import type { VfInfo, VfSettings } from '../sriov/types.js';
@@ -119,13 +120,14 @@ function takeVf(ctx: CniContext, sysfs: Sysfs, store: AllocStore, owner: Owner):
 }
 
 /** Puts a VF netdev back in the host namespace under its own name, MAC and MTU. */
-function returnNetdev(netns: string, ifname: string, original: VfInfo): boolean {
-  if (!original.netdev || !fs.existsSync(netns) || !linkIn(netns, ifname)) return false;
-  ipIn(netns, ['link', 'set', 'dev', ifname, 'down']);
-  ipIn(netns, ['link', 'set', 'dev', ifname, 'name', original.netdev]);
-  if (original.mac) ipIn(netns, ['link', 'set', 'dev', original.netdev, 'address', original.mac]);
-  if (original.mtu) ipIn(netns, ['link', 'set', 'dev', original.netdev, 'mtu', String(original.mtu)]);
-  ipIn(netns, ['link', 'set', 'dev', original.netdev, 'netns', hostNetnsPath()]);
+async function returnNetdev(netns: string, ifname: string, original: VfInfo): Promise<boolean> {
+  if (!original.netdev || !fs.existsSync(netns)) return false;
+  const [l] = await netRun(netns, [{ op: 'get', name: ifname }]);
+  if (!l) return false;
+  await netRun(netns, [{
+    op: 'set', name: ifname, up: false, newName: original.netdev,
+    ...(original.mac ? { mac: original.mac } : {}), ...(original.mtu ? { mtu: original.mtu } : {}), netns: hostNetnsPath(),
+  }]);
   return true;
 }
 
@@ -134,16 +136,15 @@ function returnNetdev(netns: string, ifname: string, original: VfInfo): boolean 
  * Linux returns physical netdevs to the host namespace under the name they had) gets
  * its own name, MAC and MTU back.
  */
-function tidyReturnedNetdev(sysfs: Sysfs, a: Allocation): void {
+async function tidyReturnedNetdev(sysfs: Sysfs, a: Allocation): Promise<void> {
   const now = resolveVf(sysfs, a.pci);
   const was = a.original;
   if (!now.netdev || !was.netdev) return;
-  if (now.netdev !== was.netdev) {
-    ip(['link', 'set', 'dev', now.netdev, 'down']);
-    ip(['link', 'set', 'dev', now.netdev, 'name', was.netdev]);
-  }
-  if (was.mac && now.mac !== was.mac) ip(['link', 'set', 'dev', was.netdev, 'address', was.mac]);
-  if (was.mtu && now.mtu !== was.mtu) ip(['link', 'set', 'dev', was.netdev, 'mtu', String(was.mtu)]);
+  const renamed = now.netdev !== was.netdev;
+  const mac = was.mac && now.mac !== was.mac ? was.mac : undefined;
+  const mtu = was.mtu && now.mtu !== was.mtu ? was.mtu : undefined;
+  if (!renamed && !mac && !mtu) return;
+  await netRun(null, [{ op: 'set', name: now.netdev, ...(renamed ? { up: false, newName: was.netdev } : {}), ...(mac ? { mac } : {}), ...(mtu ? { mtu } : {}) }]);
 }
 
 function restoreSettings(sysfs: Sysfs, a: Allocation): void {
@@ -156,13 +157,13 @@ function restoreSettings(sysfs: Sysfs, a: Allocation): void {
 }
 
 /** Undoes an attachment: netdev home, settings back, device-info gone. Idempotent. */
-function detach(sysfs: Sysfs, a: Allocation, netns: string | undefined): void {
+async function detach(sysfs: Sysfs, a: Allocation, netns: string | undefined): Promise<void> {
   const att = a.attachment as Attachment | null;
   const ifname = att?.ifname ?? a.owner.ifname;
   if ((att?.mode ?? 'kernel') === 'kernel' && a.original.netdev) {
     const ns = netns ?? att?.netns ?? undefined;
-    const moved = ns && ifname ? returnNetdev(ns, ifname, a.original) : false;
-    if (!moved) tidyReturnedNetdev(sysfs, a);
+    const moved = ns && ifname ? await returnNetdev(ns, ifname, a.original) : false;
+    if (!moved) await tidyReturnedNetdev(sysfs, a);
   }
   restoreSettings(sysfs, a);
   if (att?.deviceInfoFile) removeDeviceInfo(att.deviceInfoFile);
@@ -173,24 +174,27 @@ function cidr(address: string): { ip: string; prefix: number; v6: boolean } {
   return { ip: ipPart!, prefix: Number(len), v6: ipPart!.includes(':') };
 }
 
-/** Addresses, then link up (the kernel then announces them: arp_notify/ndisc_notify), then routes. */
-function configureInterface(netns: string, ifname: string, r: CniResult): void {
-  for (const a of r.ips ?? []) {
-    const { v6 } = cidr(a.address);
-    // nodad: the address is ours by IPAM, and usable (and announced) at once.
-    ipIn(netns, ['addr', 'add', a.address, 'dev', ifname, ...(v6 ? ['nodad'] : [])]);
-  }
-  sysctlIn(netns, `net.ipv4.conf.${ifname}.arp_notify`, '1');
-  try {
-    sysctlIn(netns, `net.ipv6.conf.${ifname}.ndisc_notify`, '1');
-  } catch {
-    // IPv6 disabled in the pod: nothing to announce there.
-  }
-  ipIn(netns, ['link', 'set', 'dev', ifname, 'up']);
+/**
+ * Addresses, then link up (the kernel then announces them: arp_notify sends a gratuitous
+ * ARP, ndisc_notify an unsolicited NA), then routes: one batch inside the pod.
+ */
+async function configureInterface(netns: string, ifname: string, r: CniResult): Promise<void> {
+  const v6 = (a: string) => a.includes(':');
+  const ops: NetOp[] = [];
+  // nodad: the address is ours by IPAM, and usable (and announced) at once.
+  for (const a of r.ips ?? []) ops.push({ op: 'addr', name: ifname, address: a.address, nodad: v6(a.address) });
+  ops.push({ op: 'sysctl', path: `net/ipv4/conf/${ifname}/arp_notify`, value: '1' });
+  ops.push({ op: 'sysctl', path: `net/ipv6/conf/${ifname}/ndisc_notify`, value: '1', optional: true }); // IPv6 may be off in the pod
+  ops.push({ op: 'set', name: ifname, up: true });
+  const withMtu: typeof r.routes = [];
   for (const rt of r.routes ?? []) {
-    const gw = rt.gw ?? (r.ips ?? []).find((a) => a.gateway && cidr(a.address).v6 === rt.dst.includes(':'))?.gateway;
-    ipIn(netns, ['route', 'add', rt.dst, ...(gw ? ['via', gw] : []), 'dev', ifname, ...(rt.mtu ? ['mtu', String(rt.mtu)] : [])]);
+    const gw = rt.gw ?? (r.ips ?? []).find((a) => a.gateway && v6(a.address) === v6(rt.dst))?.gateway;
+    if (rt.mtu) withMtu.push({ ...rt, ...(gw ? { gw } : {}) });
+    else ops.push({ op: 'route', name: ifname, dst: rt.dst, ...(gw ? { gw } : {}) });
   }
+  await netRun(netns, ops);
+  // Route MTUs (CNI 1.1.0) go through iproute2: the netlink batch does not carry metrics.
+  for (const rt of withMtu ?? []) ipIn(netns, ['route', 'add', rt.dst, ...(rt.gw ? ['via', rt.gw] : []), 'dev', ifname, 'mtu', String(rt.mtu)]);
 }
 
 export async function cmdAdd(ctx: CniContext): Promise<CniResult> {
@@ -200,7 +204,7 @@ export async function cmdAdd(ctx: CniContext): Promise<CniResult> {
   if (!fs.existsSync(netns)) {
     throw new CniError(ERR.UNKNOWN_CONTAINER, `CNI_NETNS ${netns} does not exist`, 'the runtime must create the pod network namespace before ADD');
   }
-  if (linkIn(netns, ifname)) {
+  if ((await netRun(netns, [{ op: 'get', name: ifname }]))[0]) {
     throw new CniError(ERR.INVALID_ENV, `CNI_IFNAME ${ifname} is already taken in ${netns}`, 'pick another interface name for this attachment');
   }
   const { sysfs, store } = await openAll(ctx);
@@ -215,7 +219,8 @@ export async function cmdAdd(ctx: CniContext): Promise<CniResult> {
       store.release(allocation.pci, { id: allocation.id, reason: 'ADD failed' });
     });
     ctx.log.info(`allocated VF ${a.pci} to ${describeOwner(owner)}`);
-    const vf = resolveVf(sysfs, a.pci);
+    // Discovered a moment ago, inside the allocation: no need to read it all again.
+    const vf = a.original;
     const mode = modeOf(vf);
     if (!mode) throw conflict(`VF ${vf.pci} changed under us: it is ${vf.driver ?? 'unbound'} with no netdev in the host namespace`);
 
@@ -227,24 +232,40 @@ export async function cmdAdd(ctx: CniContext): Promise<CniResult> {
       undo.push(() => restoreSettings(sysfs, allocation));
     }
 
+    // IPAM runs while the netdev moves: the plugin is another process, and moving a netdev
+    // between namespaces is the slowest step of all (the kernel waits for RCU grace periods).
+    let ipamP: Promise<CniResult> = Promise.resolve({});
+    if (conf.ipam) {
+      const type = conf.ipam.type;
+      ipamP = execIpam('ADD', ctx.raw, env, type);
+      ipamP.catch(() => undefined); // awaited below; this only keeps it from counting as unhandled
+      undo.push(async () => {
+        try {
+          await ipamP;
+        } catch {
+          return; // nothing was allocated
+        }
+        await execIpam('DEL', ctx.raw, env, type);
+      });
+    }
     let mac: string | null = null;
     let mtu: number | null = null;
     let deviceInfoFile: string | null = null;
     if (mode === 'kernel') {
       const dev = vf.netdev!;
-      ip(['link', 'set', 'dev', dev, 'down']);
-      ip(['link', 'set', 'dev', dev, 'netns', netns]);
-      undo.push(() => {
-        if (!returnNetdev(netns, ifname, allocation.original) && linkIn(netns, dev)) {
-          ipIn(netns, ['link', 'set', 'dev', dev, 'netns', hostNetnsPath()]);
+      // No separate "down": moving closes the device, and each close waits for an RCU grace period.
+      await netRun(null, [{ op: 'set', name: dev, netns }]);
+      undo.push(async () => {
+        if (!(await returnNetdev(netns, ifname, allocation.original)) && (await netRun(netns, [{ op: 'get', name: dev }]))[0]) {
+          await netRun(netns, [{ op: 'set', name: dev, netns: hostNetnsPath() }]);
         }
       });
-      ipIn(netns, ['link', 'set', 'dev', dev, 'name', ifname]);
-      if (conf.effective.mac) ipIn(netns, ['link', 'set', 'dev', ifname, 'address', conf.effective.mac]);
-      if (conf.mtu) ipIn(netns, ['link', 'set', 'dev', ifname, 'mtu', String(conf.mtu)]);
-      const l = linkIn(netns, ifname)!;
-      mac = l.address ?? null;
-      mtu = l.mtu ?? null;
+      const [, l] = await netRun(netns, [
+        { op: 'set', name: dev, newName: ifname, ...(conf.effective.mac ? { mac: conf.effective.mac } : {}), ...(conf.mtu ? { mtu: conf.mtu } : {}) },
+        { op: 'get', name: ifname },
+      ]);
+      mac = l?.mac ?? null;
+      mtu = l?.mtu ?? null;
     } else {
       mac = conf.effective.mac ?? (vf.settings && vf.settings.mac !== '00:00:00:00:00:00' ? vf.settings.mac : null);
       deviceInfoFile = deviceInfoPath(conf, env);
@@ -253,18 +274,14 @@ export async function cmdAdd(ctx: CniContext): Promise<CniResult> {
       undo.push(() => removeDeviceInfo(f));
     }
 
-    let ipam: CniResult = {};
-    if (conf.ipam) {
-      ipam = await execIpam('ADD', ctx.raw, env, conf.ipam.type);
-      undo.push(() => execIpam('DEL', ctx.raw, env, conf.ipam!.type));
-    }
+    const ipam = await ipamP;
     const result: CniResult = {
       interfaces: [{ name: ifname, ...(mac ? { mac } : {}), ...(mtu ? { mtu } : {}), sandbox: netns, pciID: vf.pci }],
       ips: (ipam.ips ?? []).map((i) => ({ ...i, interface: 0 })),
       routes: ipam.routes ?? [],
       ...(ipam.dns ? { dns: ipam.dns } : {}),
     };
-    if (mode === 'kernel') configureInterface(netns, ifname, result);
+    if (mode === 'kernel') await configureInterface(netns, ifname, result);
 
     const att: Attachment = {
       mode, network: conf.name, ifname, netns, mac, mtu, deviceInfoFile,
@@ -303,7 +320,7 @@ export async function cmdDel(ctx: CniContext): Promise<void> {
   try {
     const a = store.findInterface(env.containerId!, env.ifname!);
     if (a) {
-      detach(sysfs, a, env.netns && fs.existsSync(env.netns) ? env.netns : undefined);
+      await detach(sysfs, a, env.netns && fs.existsSync(env.netns) ? env.netns : undefined);
     } else {
       ctx.log.info(`DEL: no VF held by container ${env.containerId} ${env.ifname}; nothing to give back`);
       // A DPDK ADD may have written its device-info file before failing half-way.
@@ -368,7 +385,7 @@ export async function cmdGc(ctx: CniContext): Promise<void> {
       if (valid.has(`${a.owner.containerId}\u0000${a.owner.ifname}`)) continue;
       ctx.log.info(`GC: releasing VF ${a.pci} of ${describeOwner(a.owner)} (not a valid attachment)`);
       try {
-        detach(sysfs, a, a.owner.netns && fs.existsSync(a.owner.netns) ? a.owner.netns : undefined);
+        await detach(sysfs, a, a.owner.netns && fs.existsSync(a.owner.netns) ? a.owner.netns : undefined);
       } catch (err) {
         ctx.log.error(`GC: could not restore VF ${a.pci}: ${(err as Error).message}; releasing it anyway`);
       }

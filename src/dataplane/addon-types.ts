@@ -163,4 +163,31 @@ export interface RawAddon {
   benchEncap(cfg: RawTunnelCfg, vni: number, frames: Uint8Array[], opts: RawBenchOpts): RawBenchResult;
   benchDecap(cfg: RawTunnelCfg, vni: number, frames: Uint8Array[], opts: RawBenchOpts): RawBenchResult;
   benchFdb(opts: RawFdbBenchOpts): RawFdbBenchResult;
+  /** A batch of link/address/route/sysctl changes inside a netns (native/net/netops.c). */
+  netopsRun(netnsPath: string | null, ops: RawNetOp[]): (RawLinkInfo | null)[];
+}
+
+/** kind: 0 link get, 1 link set, 2 address add, 3 route add, 4 sysctl write. */
+export interface RawNetOp {
+  kind: 0 | 1 | 2 | 3 | 4;
+  name?: string;
+  newName?: string;
+  mac?: string;
+  mtu?: number;
+  up?: -1 | 0 | 1;
+  netnsPath?: string;
+  addr?: string;
+  prefix?: number;
+  nodad?: boolean;
+  gw?: string;
+  path?: string;
+  value?: string;
+  optional?: boolean;
+}
+
+export interface RawLinkInfo {
+  ifindex: number;
+  mac: string;
+  mtu: number;
+  up: boolean;
 }

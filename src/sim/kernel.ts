@@ -10,7 +10,7 @@
 // serialises them with the device lock.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { ip, ipBatch, link, links } from '../net/ip.js';
+import { ip, ipBatch, link } from '../net/ip.js';
 import { pciFromRid, pciRid } from '../sriov/pci.js';
 import { errnoError, registerSimKernel, Sysfs, type SysfsKernel } from '../sriov/sysfs.js';
 import type { VfSettings } from '../sriov/types.js';
@@ -402,11 +402,12 @@ export class SimKernel implements SysfsKernel {
    */
   reconcile(): void {
     if (!this.m.netdevs) return;
-    const present = new Set(links().map((l) => l.ifname));
+    // Representors never leave the host namespace, so the host's /sys/class/net says
+    // which are gone without asking netlink (this runs on every open).
     const missing: Dev[] = [];
     for (const pf of this.m.pfs) {
       for (let j = 0; j < this.numVfs(pf); j++) {
-        if (!present.has(vfRepresentor(this.m, pf.index, j))) missing.push({ pci: this.vfPci(pf, j), pf, vf: j });
+        if (!fs.existsSync(`/sys/class/net/${vfRepresentor(this.m, pf.index, j)}`)) missing.push({ pci: this.vfPci(pf, j), pf, vf: j });
       }
     }
     if (missing.length === 0) return;
@@ -488,9 +489,11 @@ export function simKernel(root: string): SimKernel {
   let k = kernels.get(abs);
   if (!k) {
     k = new SimKernel(abs);
-    k.reconcile();
     kernels.set(abs, k);
   }
+  // Every open: a long-running process (vfplane cni serve) must see pod namespaces that
+  // were deleted since its last call.
+  k.reconcile();
   return k;
 }
 

@@ -1,7 +1,8 @@
 // Discovery of SR-IOV PFs and their VFs through sysfs (any root: /sys or a simulator's
 // tree). sysfs gives the topology (virtfnN/physfn, drivers, IOMMU groups); netlink gives
 // what only it knows (a netdev's live MAC and MTU, PF-side VF settings).
-import { links, type IpLink } from '../net/ip.js';
+import * as fs from 'node:fs';
+import type { IpLink } from '../net/ip.js';
 import { invalid, notFound } from '../util/errors.js';
 import { isPci, parseIfname, parsePci } from './pci.js';
 import { loadProfiles, matchPf } from './profile.js';
@@ -11,12 +12,27 @@ import { readPfVfSettings } from './vf-settings.js';
 
 const hexId = (s: string | undefined) => (s ?? '').replace(/^0x/, '').toLowerCase().padStart(4, '0');
 
-/** Host-namespace links, fetched once per discovery and only when a netdev is named. */
+/**
+ * Live attributes of host-namespace netdevs, read from this host's own /sys/class/net
+ * (whatever the sysfs root: simulated VFs are real veths). A netdev that is not there
+ * is in another namespace, as on real sysfs, where the device's net/ dir would be empty.
+ */
 class LinkCache {
-  private byName?: Map<string, IpLink>;
+  private readonly seen = new Map<string, IpLink | undefined>();
   get(name: string): IpLink | undefined {
-    if (!this.byName) this.byName = new Map(links().map((l) => [l.ifname, l]));
-    return this.byName.get(name);
+    if (this.seen.has(name)) return this.seen.get(name);
+    let l: IpLink | undefined;
+    if (/^[A-Za-z0-9_.@-]{1,15}$/.test(name) && name !== '.' && name !== '..') {
+      try {
+        const dir = `/sys/class/net/${name}`;
+        const ifindex = Number(fs.readFileSync(`${dir}/ifindex`, 'utf8'));
+        l = { ifindex, ifname: name, address: fs.readFileSync(`${dir}/address`, 'utf8').trim(), mtu: Number(fs.readFileSync(`${dir}/mtu`, 'utf8')) };
+      } catch {
+        l = undefined;
+      }
+    }
+    this.seen.set(name, l);
+    return l;
   }
 }
 

@@ -27,10 +27,11 @@ interface Env {
   netns?: string;
   ifname?: string;
   args?: string;
+  extra?: Record<string, string>;
 }
 
 function envOf(command: string, e: Env, cniPath: string): Record<string, string> {
-  const env: Record<string, string> = { ...process.env as Record<string, string>, CNI_COMMAND: command, CNI_PATH: cniPath };
+  const env: Record<string, string> = { ...process.env as Record<string, string>, ...(e.extra ?? {}), CNI_COMMAND: command, CNI_PATH: cniPath };
   for (const k of ['CNI_CONTAINERID', 'CNI_NETNS', 'CNI_IFNAME', 'CNI_ARGS']) delete env[k];
   if (e.containerId) env.CNI_CONTAINERID = e.containerId;
   if (e.netns) env.CNI_NETNS = e.netns;
@@ -173,6 +174,19 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
     expect(leasedIps()).toEqual([]);
     // DEL again: nothing left to do, still success
     expect(call('DEL', conf, { containerId: 'c0ffee01', netns: nsPath(p), ifname: 'net1' }).code).toBe(0);
+  });
+
+  it('does the same through iproute2 when the native netlink path is off (VFPLANE_NETOPS=iproute2)', () => {
+    const p = pod('iproute');
+    const conf = base({ cniVersion: '1.1.0', deviceID: '0000:5e:02.1', mtu: 9000, mac: '02:00:00:00:bb:01' });
+    const e = { containerId: 'ipr00001', netns: nsPath(p), ifname: 'net1', extra: { VFPLANE_NETOPS: 'iproute2' } };
+    const add = call('ADD', conf, e);
+    expect(add.code, JSON.stringify(add.out)).toBe(0);
+    expect(add.out.interfaces[0]).toMatchObject({ mac: '02:00:00:00:bb:01', mtu: 9000 });
+    expect(p.ip(['-j', 'addr', 'show', 'dev', 'net1'])).toContain('10.56.0.');
+    expect(p.exec('sysctl', ['-n', 'net.ipv4.conf.net1.arp_notify']).trim()).toBe('1');
+    expect(call('DEL', conf, e).code).toBe(0);
+    expect(vfpJson(['vf', 'show', '0000:5e:02.1'])).toMatchObject({ netdev: `${m.prefix}f0v1`, allocation: null });
   });
 
   it('DEL succeeds when the netns is already gone, and still releases the VF and its IP', () => {

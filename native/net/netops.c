@@ -1,0 +1,312 @@
+/*
+ * rtnetlink batches in a network namespace (see netops.h). Each request carries
+ * NLM_F_ACK and is answered before the next is sent, so a failure is reported with the
+ * operation that caused it and nothing after it runs.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include "netops.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/if.h>
+#include <linux/if_addr.h>
+#include <linux/if_link.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
+#include <net/if_arp.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+/* Big enough for any single request built here. */
+#define NL_BUF 1024
+
+struct nl_req {
+	struct nlmsghdr h;
+	char body[NL_BUF];
+};
+
+static void *nl_tail(struct nlmsghdr *h)
+{
+	return (char *)h + NLMSG_ALIGN(h->nlmsg_len);
+}
+
+static void nl_attr(struct nlmsghdr *h, unsigned short type, const void *data, size_t len)
+{
+	struct rtattr *a = nl_tail(h);
+	a->rta_type = type;
+	a->rta_len = (unsigned short)RTA_LENGTH(len);
+	if (len)
+		memcpy(RTA_DATA(a), data, len);
+	h->nlmsg_len = NLMSG_ALIGN(h->nlmsg_len) + RTA_ALIGN(a->rta_len);
+}
+
+/* Sends one request and waits for its acknowledgement: 0 or -errno. */
+static int nl_talk(int fd, struct nlmsghdr *h, uint32_t seq)
+{
+	h->nlmsg_flags |= NLM_F_REQUEST | NLM_F_ACK;
+	h->nlmsg_seq = seq;
+	struct sockaddr_nl kernel = { .nl_family = AF_NETLINK };
+	if (sendto(fd, h, h->nlmsg_len, 0, (struct sockaddr *)&kernel, sizeof(kernel)) < 0)
+		return -errno;
+	char buf[8192];
+	for (;;) {
+		ssize_t n = recv(fd, buf, sizeof(buf), 0);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		for (struct nlmsghdr *r = (struct nlmsghdr *)buf; NLMSG_OK(r, (unsigned)n); r = NLMSG_NEXT(r, n)) {
+			if (r->nlmsg_seq != seq)
+				continue;
+			if (r->nlmsg_type == NLMSG_ERROR) {
+				struct nlmsgerr *e = NLMSG_DATA(r);
+				return e->error; /* 0 is the ACK itself */
+			}
+		}
+	}
+}
+
+static int link_index(int sock, const char *name)
+{
+	struct ifreq ifr = { 0 };
+	if (strlen(name) >= IFNAMSIZ)
+		return -EINVAL;
+	strcpy(ifr.ifr_name, name);
+	if (ioctl(sock, SIOCGIFINDEX, &ifr) < 0)
+		return -errno;
+	return ifr.ifr_ifindex;
+}
+
+static int link_get(int sock, struct vfp_netop *op)
+{
+	struct ifreq ifr = { 0 };
+	strcpy(ifr.ifr_name, op->name);
+	if (ioctl(sock, SIOCGIFINDEX, &ifr) < 0) {
+		if (errno == ENODEV) {
+			op->found = 0;
+			return 0;
+		}
+		return -errno;
+	}
+	op->found = 1;
+	op->ifindex = ifr.ifr_ifindex;
+	if (ioctl(sock, SIOCGIFHWADDR, &ifr) < 0)
+		return -errno;
+	memcpy(op->out_mac, ifr.ifr_hwaddr.sa_data, 6);
+	if (ioctl(sock, SIOCGIFMTU, &ifr) < 0)
+		return -errno;
+	op->out_mtu = ifr.ifr_mtu;
+	if (ioctl(sock, SIOCGIFFLAGS, &ifr) < 0)
+		return -errno;
+	op->out_up = (ifr.ifr_flags & IFF_UP) != 0;
+	return 0;
+}
+
+static void link_msg(struct nl_req *r, int ifindex)
+{
+	memset(r, 0, sizeof(*r));
+	r->h.nlmsg_len = NLMSG_LENGTH(sizeof(struct ifinfomsg));
+	r->h.nlmsg_type = RTM_NEWLINK;
+	struct ifinfomsg *ifi = NLMSG_DATA(&r->h);
+	ifi->ifi_family = AF_UNSPEC;
+	ifi->ifi_index = ifindex;
+}
+
+/* Down/up first (a rename needs the link down), then name, MAC, MTU, and the move last. */
+static int link_set(int fd, int sock, struct vfp_netop *op, uint32_t *seq)
+{
+	int idx = link_index(sock, op->name);
+	if (idx < 0)
+		return idx;
+	struct nl_req r;
+	int err;
+	if (op->up == 0) {
+		link_msg(&r, idx);
+		struct ifinfomsg *ifi = NLMSG_DATA(&r.h);
+		ifi->ifi_change = IFF_UP;
+		ifi->ifi_flags = 0;
+		if ((err = nl_talk(fd, &r.h, ++*seq)))
+			return err;
+	}
+	if (op->new_name[0]) {
+		link_msg(&r, idx);
+		nl_attr(&r.h, IFLA_IFNAME, op->new_name, strlen(op->new_name) + 1);
+		if ((err = nl_talk(fd, &r.h, ++*seq)))
+			return err;
+	}
+	if (op->has_mac) {
+		link_msg(&r, idx);
+		nl_attr(&r.h, IFLA_ADDRESS, op->mac, 6);
+		if ((err = nl_talk(fd, &r.h, ++*seq)))
+			return err;
+	}
+	if (op->mtu > 0) {
+		link_msg(&r, idx);
+		uint32_t mtu = (uint32_t)op->mtu;
+		nl_attr(&r.h, IFLA_MTU, &mtu, sizeof(mtu));
+		if ((err = nl_talk(fd, &r.h, ++*seq)))
+			return err;
+	}
+	if (op->up == 1) {
+		link_msg(&r, idx);
+		struct ifinfomsg *ifi = NLMSG_DATA(&r.h);
+		ifi->ifi_change = IFF_UP;
+		ifi->ifi_flags = IFF_UP;
+		if ((err = nl_talk(fd, &r.h, ++*seq)))
+			return err;
+	}
+	if (op->netns_path[0]) {
+		int nsfd = open(op->netns_path, O_RDONLY | O_CLOEXEC);
+		if (nsfd < 0)
+			return -errno;
+		link_msg(&r, idx);
+		uint32_t v = (uint32_t)nsfd;
+		nl_attr(&r.h, IFLA_NET_NS_FD, &v, sizeof(v));
+		err = nl_talk(fd, &r.h, ++*seq);
+		close(nsfd);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+static int addr_add(int fd, int sock, struct vfp_netop *op, uint32_t *seq)
+{
+	int idx = link_index(sock, op->name);
+	if (idx < 0)
+		return idx;
+	struct nl_req r;
+	memset(&r, 0, sizeof(r));
+	r.h.nlmsg_len = NLMSG_LENGTH(sizeof(struct ifaddrmsg));
+	r.h.nlmsg_type = RTM_NEWADDR;
+	r.h.nlmsg_flags = NLM_F_CREATE | NLM_F_EXCL;
+	struct ifaddrmsg *ifa = NLMSG_DATA(&r.h);
+	ifa->ifa_family = (unsigned char)op->family;
+	ifa->ifa_prefixlen = (unsigned char)op->prefix;
+	ifa->ifa_index = (unsigned)idx;
+	ifa->ifa_scope = RT_SCOPE_UNIVERSE;
+	if (op->nodad)
+		ifa->ifa_flags = IFA_F_NODAD;
+	size_t len = op->family == AF_INET ? 4 : 16;
+	nl_attr(&r.h, IFA_LOCAL, op->addr, len);
+	nl_attr(&r.h, IFA_ADDRESS, op->addr, len);
+	return nl_talk(fd, &r.h, ++*seq);
+}
+
+static int route_add(int fd, int sock, struct vfp_netop *op, uint32_t *seq)
+{
+	int idx = link_index(sock, op->name);
+	if (idx < 0)
+		return idx;
+	struct nl_req r;
+	memset(&r, 0, sizeof(r));
+	r.h.nlmsg_len = NLMSG_LENGTH(sizeof(struct rtmsg));
+	r.h.nlmsg_type = RTM_NEWROUTE;
+	r.h.nlmsg_flags = NLM_F_CREATE | NLM_F_EXCL;
+	struct rtmsg *rt = NLMSG_DATA(&r.h);
+	rt->rtm_family = (unsigned char)op->family;
+	rt->rtm_dst_len = (unsigned char)op->prefix;
+	rt->rtm_table = RT_TABLE_MAIN;
+	rt->rtm_protocol = RTPROT_BOOT;
+	rt->rtm_scope = op->has_gw ? RT_SCOPE_UNIVERSE : RT_SCOPE_LINK;
+	rt->rtm_type = RTN_UNICAST;
+	size_t len = op->family == AF_INET ? 4 : 16;
+	if (op->prefix > 0)
+		nl_attr(&r.h, RTA_DST, op->addr, len);
+	if (op->has_gw)
+		nl_attr(&r.h, RTA_GATEWAY, op->gw, len);
+	uint32_t oif = (uint32_t)idx;
+	nl_attr(&r.h, RTA_OIF, &oif, sizeof(oif));
+	return nl_talk(fd, &r.h, ++*seq);
+}
+
+/* /proc/sys/net resolves against the calling thread's namespace, so this is the pod's. */
+static int sysctl_write(struct vfp_netop *op)
+{
+	if (strstr(op->path, ".."))
+		return -EINVAL;
+	char p[160];
+	snprintf(p, sizeof(p), "/proc/sys/%s", op->path);
+	int f = open(p, O_WRONLY | O_CLOEXEC);
+	if (f < 0)
+		return (errno == ENOENT && op->optional) ? 0 : -errno;
+	ssize_t n = write(f, op->value, strlen(op->value));
+	int err = n < 0 ? -errno : 0;
+	close(f);
+	return err;
+}
+
+struct batch {
+	const char *netns_path;
+	struct vfp_netop *ops;
+	int n;
+	int failed_at;
+	int err;
+};
+
+static void *run_batch(void *arg)
+{
+	struct batch *b = arg;
+	b->failed_at = -1;
+	if (b->netns_path && b->netns_path[0]) {
+		int nsfd = open(b->netns_path, O_RDONLY | O_CLOEXEC);
+		if (nsfd < 0 || setns(nsfd, CLONE_NEWNET) < 0) {
+			b->err = -errno;
+			if (nsfd >= 0)
+				close(nsfd);
+			return NULL;
+		}
+		close(nsfd);
+	}
+	/* Both sockets are made after setns, so they belong to the target namespace. */
+	int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+	int sock = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || sock < 0) {
+		b->err = -errno;
+		goto out;
+	}
+	uint32_t seq = 0;
+	for (int i = 0; i < b->n; i++) {
+		struct vfp_netop *op = &b->ops[i];
+		int err;
+		switch (op->kind) {
+		case VFP_NETOP_LINK_GET: err = link_get(sock, op); break;
+		case VFP_NETOP_LINK_SET: err = link_set(fd, sock, op, &seq); break;
+		case VFP_NETOP_ADDR_ADD: err = addr_add(fd, sock, op, &seq); break;
+		case VFP_NETOP_ROUTE_ADD: err = route_add(fd, sock, op, &seq); break;
+		case VFP_NETOP_SYSCTL: err = sysctl_write(op); break;
+		default: err = -EINVAL;
+		}
+		if (err) {
+			b->err = err;
+			b->failed_at = i;
+			break;
+		}
+	}
+out:
+	if (fd >= 0)
+		close(fd);
+	if (sock >= 0)
+		close(sock);
+	return NULL;
+}
+
+int vfp_netops_run(const char *netns_path, struct vfp_netop *ops, int n, int *failed_at)
+{
+	struct batch b = { .netns_path = netns_path, .ops = ops, .n = n };
+	pthread_t t;
+	int e = pthread_create(&t, NULL, run_batch, &b);
+	if (e)
+		return -e;
+	pthread_join(t, NULL);
+	*failed_at = b.failed_at;
+	return b.err;
+}

@@ -1,0 +1,60 @@
+/*
+ * Link, address, route and sysctl changes inside a network namespace, done in-process
+ * with rtnetlink instead of a chain of `nsenter ip …` processes. A batch runs on its own
+ * thread, which alone enters the namespace (setns affects the calling thread only), so
+ * the caller's namespace never changes. Used by vfplane-cni on the ADD/DEL path.
+ */
+#ifndef VFP_NETOPS_H
+#define VFP_NETOPS_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+enum vfp_netop_kind {
+	VFP_NETOP_LINK_GET,  /* in: name; out: found, ifindex, mac, mtu, up */
+	VFP_NETOP_LINK_SET,  /* in: name, then in this order: down/up, new_name, mac, mtu, netns */
+	VFP_NETOP_ADDR_ADD,  /* in: name, addr/prefix, nodad */
+	VFP_NETOP_ROUTE_ADD, /* in: name, addr/prefix (destination), gw */
+	VFP_NETOP_SYSCTL,    /* in: path under /proc/sys, value, optional */
+};
+
+struct vfp_netop {
+	int kind;
+	char name[16];
+	char new_name[16];     /* LINK_SET: "" keeps the name */
+	uint8_t mac[6];
+	int has_mac;
+	int mtu;               /* LINK_SET: 0 keeps it */
+	int up;                /* LINK_SET: -1 keep, 0 down, 1 up */
+	char netns_path[256];  /* LINK_SET: "" stays, else move into the namespace at this path */
+	int family;            /* ADDR_ADD, ROUTE_ADD: AF_INET or AF_INET6 */
+	uint8_t addr[16];
+	int prefix;
+	int nodad;
+	uint8_t gw[16];
+	int has_gw;
+	char path[128];        /* SYSCTL: e.g. net/ipv4/conf/net1/arp_notify */
+	char value[32];
+	int optional;          /* SYSCTL: a missing file is not an error */
+	/* LINK_GET results */
+	int found;
+	int ifindex;
+	uint8_t out_mac[6];
+	int out_mtu;
+	int out_up;
+};
+
+/*
+ * Runs OPS[0..n) in order inside the namespace at NETNS_PATH (NULL or "": the caller's).
+ * Returns 0, or -errno of the first failure with its index in *failed_at.
+ */
+int vfp_netops_run(const char *netns_path, struct vfp_netop *ops, int n, int *failed_at);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

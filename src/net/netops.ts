@@ -1,0 +1,135 @@
+// Batches of link, address, route and sysctl changes inside a network namespace. The
+// native addon does them in-process over rtnetlink on a thread that alone enters the
+// namespace (one call instead of a chain of `nsenter ip …` processes, which is most of
+// a CNI ADD's cost); iproute2 is the fallback when the addon is not built.
+import { writeFileSync } from 'node:fs';
+import { systemError } from '../util/errors.js';
+import type { RawNetOp } from '../dataplane/addon-types.js';
+import { ip, ipIn, linkIn, link, sysctlIn } from './ip.js';
+
+export type NetOp =
+  | { op: 'get'; name: string }
+  /** Applied in this order: down (up: false), rename, MAC, MTU, up (up: true), move to `netns`. */
+  | { op: 'set'; name: string; up?: boolean; newName?: string; mac?: string; mtu?: number; netns?: string }
+  | { op: 'addr'; name: string; address: string; nodad?: boolean } // address in CIDR form
+  | { op: 'route'; name: string; dst: string; gw?: string } // dst in CIDR form
+  | { op: 'sysctl'; path: string; value: string; optional?: boolean }; // path under /proc/sys
+
+export interface LinkInfo {
+  ifindex: number;
+  mac: string;
+  mtu: number;
+  up: boolean;
+}
+
+type Runner = (netns: string | null, ops: RawNetOp[]) => (LinkInfo | null)[];
+let native: Runner | null | undefined;
+
+async function nativeRunner(): Promise<Runner | null> {
+  if (native !== undefined) return native;
+  if (process.env.VFPLANE_NETOPS === 'iproute2') return (native = null);
+  try {
+    const { loadAddon } = await import('../dataplane/native.js');
+    const a = loadAddon();
+    native = typeof a.netopsRun === 'function' ? (ns, ops) => a.netopsRun(ns, ops) : null;
+  } catch {
+    native = null;
+  }
+  return native;
+}
+
+function cidr(s: string): { addr: string; prefix: number } {
+  const i = s.indexOf('/');
+  if (i < 0) return { addr: s, prefix: s.includes(':') ? 128 : 32 };
+  return { addr: s.slice(0, i), prefix: Number(s.slice(i + 1)) };
+}
+
+function toRaw(o: NetOp): RawNetOp {
+  switch (o.op) {
+    case 'get':
+      return { kind: 0, name: o.name };
+    case 'set':
+      return {
+        kind: 1, name: o.name, up: o.up === undefined ? -1 : o.up ? 1 : 0,
+        ...(o.newName ? { newName: o.newName } : {}), ...(o.mac ? { mac: o.mac } : {}),
+        ...(o.mtu ? { mtu: o.mtu } : {}), ...(o.netns ? { netnsPath: o.netns } : {}),
+      };
+    case 'addr': {
+      const c = cidr(o.address);
+      return { kind: 2, name: o.name, addr: c.addr, prefix: c.prefix, nodad: !!o.nodad };
+    }
+    case 'route': {
+      const c = cidr(o.dst);
+      return { kind: 3, name: o.name, addr: c.addr, prefix: c.prefix, ...(o.gw ? { gw: o.gw } : {}) };
+    }
+    case 'sysctl':
+      return { kind: 4, path: o.path, value: o.value, optional: !!o.optional };
+  }
+}
+
+/** The same batch through iproute2 (and sysctl), one process per change. */
+function viaIproute2(netns: string | null, ops: NetOp[]): (LinkInfo | null)[] {
+  const run = (args: string[]) => (netns ? ipIn(netns, args) : ip(args));
+  return ops.map((o) => {
+    switch (o.op) {
+      case 'get': {
+        const l = netns ? linkIn(netns, o.name) : link(o.name);
+        return l ? { ifindex: l.ifindex, mac: l.address ?? '', mtu: l.mtu ?? 0, up: (l.flags ?? []).includes('UP') } : null;
+      }
+      case 'set': {
+        let name = o.name;
+        if (o.up === false) run(['link', 'set', 'dev', name, 'down']);
+        if (o.newName) {
+          run(['link', 'set', 'dev', name, 'name', o.newName]);
+          name = o.newName;
+        }
+        if (o.mac) run(['link', 'set', 'dev', name, 'address', o.mac]);
+        if (o.mtu) run(['link', 'set', 'dev', name, 'mtu', String(o.mtu)]);
+        if (o.up === true) run(['link', 'set', 'dev', name, 'up']);
+        if (o.netns) run(['link', 'set', 'dev', name, 'netns', o.netns]);
+        return null;
+      }
+      case 'addr':
+        run(['addr', 'add', o.address, 'dev', o.name, ...(o.nodad ? ['nodad'] : [])]);
+        return null;
+      case 'route':
+        run(['route', 'add', o.dst, ...(o.gw ? ['via', o.gw] : []), 'dev', o.name]);
+        return null;
+      case 'sysctl': {
+        try {
+          if (netns) sysctlIn(netns, o.path.replaceAll('/', '.'), o.value);
+          else writeFileSync(`/proc/sys/${o.path}`, o.value);
+        } catch (err) {
+          if (!o.optional) throw err;
+        }
+        return null;
+      }
+    }
+  });
+}
+
+/**
+ * Runs OPS in order inside the namespace at NETNS (null: this process's). Stops at the
+ * first failure, throwing a system error that names the op; earlier ops stay done.
+ */
+export async function netRun(netns: string | null, ops: NetOp[]): Promise<(LinkInfo | null)[]> {
+  const run = await nativeRunner();
+  if (!run) return viaIproute2(netns, ops);
+  try {
+    return run(netns, ops.map(toRaw));
+  } catch (err) {
+    const e = err as Error & { code?: string; index?: number };
+    const op = e.index !== undefined && e.index >= 0 ? ops[e.index] : undefined;
+    throw systemError(`${op ? `${describe(op)}` : 'netlink'}${netns ? ` in ${netns}` : ''}: ${e.message.replace(/^op \d+: /, '')}`, { errno: e.code, op });
+  }
+}
+
+function describe(o: NetOp): string {
+  switch (o.op) {
+    case 'get': return `reading link ${o.name}`;
+    case 'set': return `changing link ${o.name}`;
+    case 'addr': return `adding ${o.address} to ${o.name}`;
+    case 'route': return `adding route ${o.dst}${o.gw ? ` via ${o.gw}` : ''} on ${o.name}`;
+    case 'sysctl': return `writing ${o.path}`;
+  }
+}

@@ -1,0 +1,65 @@
+// The in-process rtnetlink batches (native/net/netops.c) against the kernel: a veth
+// moved into a namespace, renamed, addressed, routed and announced from a thread that
+// alone entered it; failures name the op and leave the ops after it undone.
+import { execFileSync } from 'node:child_process';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { describePrivileged } from '../helpers/privileged.js';
+import { Netns, ifname } from '../helpers/netns.js';
+import { netRun } from '../../src/net/netops.js';
+import { hostNetnsPath } from '../../src/net/ip.js';
+
+describePrivileged('netops: link, address, route and sysctl batches in a namespace', { netns: true }, () => {
+  let pod: Netns;
+  const a = ifname('no');
+  const b = ifname('no');
+  const path = () => `/run/netns/${pod.name}`;
+  beforeAll(() => {
+    pod = Netns.create('netops');
+    execFileSync('ip', ['link', 'add', a, 'type', 'veth', 'peer', 'name', b]);
+  });
+  afterAll(() => {
+    pod.destroy();
+    execFileSync('ip', ['link', 'del', b]);
+  });
+
+  it('moves, renames, sets MAC and MTU, adds addresses and routes, writes per-namespace sysctls', async () => {
+    await netRun(null, [{ op: 'set', name: a, netns: path() }]);
+    const [, l] = await netRun(path(), [
+      { op: 'set', name: a, newName: 'net1', mac: '02:00:00:00:00:42', mtu: 9000 },
+      { op: 'get', name: 'net1' },
+      { op: 'addr', name: 'net1', address: '10.9.0.2/24' },
+      { op: 'addr', name: 'net1', address: 'fd00::2/64', nodad: true },
+      { op: 'sysctl', path: 'net/ipv4/conf/net1/arp_notify', value: '1' },
+      { op: 'sysctl', path: 'net/ipv6/conf/nosuch/ndisc_notify', value: '1', optional: true },
+      { op: 'set', name: 'net1', up: true },
+      { op: 'route', name: 'net1', dst: '10.60.0.0/16', gw: '10.9.0.1' },
+    ]);
+    expect(l).toMatchObject({ mac: '02:00:00:00:00:42', mtu: 9000, up: false });
+    const j = JSON.parse(pod.ip(['-j', 'addr', 'show', 'dev', 'net1']))[0];
+    expect(j.address).toBe('02:00:00:00:00:42');
+    expect(j.flags).toContain('UP');
+    expect(j.addr_info.map((x: any) => `${x.local}/${x.prefixlen}`)).toEqual(expect.arrayContaining(['10.9.0.2/24', 'fd00::2/64']));
+    expect(pod.ip(['route', 'show'])).toMatch(/10\.60\.0\.0\/16 via 10\.9\.0\.1 dev net1/);
+    // the sysctl landed in the pod's namespace, not the host's
+    expect(pod.exec('sysctl', ['-n', 'net.ipv4.conf.net1.arp_notify']).trim()).toBe('1');
+    expect(execFileSync('sysctl', ['-n', 'net.ipv4.conf.all.arp_notify'], { encoding: 'utf8' }).trim()).toBe('0');
+  });
+
+  it('stops at the first failure and says which op it was', async () => {
+    await expect(netRun(path(), [
+      { op: 'addr', name: 'net1', address: '10.9.0.3/24' },
+      { op: 'addr', name: 'net1', address: '10.9.0.2/24' },
+      { op: 'addr', name: 'net1', address: '10.9.0.4/24' },
+    ])).rejects.toThrow(/adding 10\.9\.0\.2\/24 to net1 in .*: File exists/);
+    const have = JSON.parse(pod.ip(['-j', 'addr', 'show', 'dev', 'net1']))[0].addr_info.map((x: any) => x.local);
+    expect(have).toContain('10.9.0.3');
+    expect(have).not.toContain('10.9.0.4');
+    await expect(netRun('/run/netns/vfplane-no-such-ns', [{ op: 'get', name: 'x' }])).rejects.toThrow(/No such file or directory/);
+    expect((await netRun(path(), [{ op: 'get', name: 'nosuch0' }]))[0]).toBeNull();
+  });
+
+  it('moves the netdev back to the host namespace under its own name', async () => {
+    await netRun(path(), [{ op: 'set', name: 'net1', up: false, newName: a, netns: hostNetnsPath() }]);
+    expect(execFileSync('ip', ['-br', 'link', 'show', 'dev', a], { encoding: 'utf8' })).toContain(a);
+  });
+});
