@@ -134,7 +134,10 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
     const rep = `${m.prefix}f0r0`;
     const arp = capture(null, rep, { count: 20, timeoutS: 4 });
     await arp.ready;
-    const conf = base({ cniVersion: '1.1.0', deviceID: '0000:5e:02.0', vlan: 100, vlanQoS: 2, spoofchk: 'off', trust: 'on', mtu: 9000, mac: '02:00:00:00:aa:01' });
+    const conf = base({
+      cniVersion: '1.1.0', deviceID: '0000:5e:02.0', vlan: 100, vlanQoS: 2, vlanProto: '802.1ad', spoofchk: 'off', trust: 'on', mtu: 9000,
+      mac: '02:00:00:00:aa:01', link_state: 'enable', min_tx_rate: 100, max_tx_rate: 1000,
+    });
     const add = call('ADD', conf, { containerId: 'c0ffee01', netns: nsPath(p), ifname: 'net1', args: podArgs('web-0', 'c0ffee01') });
     expect(add.code, JSON.stringify(add.out) + add.stderr).toBe(0);
     expect(add.out.cniVersion).toBe('1.1.0');
@@ -149,7 +152,7 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
     // gone from the host; PF-side settings applied
     expect(hostLinks().some((x) => x.startsWith(`${m.prefix}f0v0 `))).toBe(false);
     const during = vfpJson(['vf', 'show', '0000:5e:02.0']);
-    expect(during.settings).toMatchObject({ vlan: 100, qos: 2, spoofchk: false, trust: true, mac: '02:00:00:00:aa:01' });
+    expect(during.settings).toEqual({ vlan: 100, qos: 2, vlanProto: '802.1ad', spoofchk: false, trust: true, mac: '02:00:00:00:aa:01', linkState: 'enable', minTxRate: 100, maxTxRate: 1000 });
     expect(during.allocation.owner).toMatchObject({ namespace: 'default', name: 'web-0', containerId: 'c0ffee01', ifname: 'net1', network: 'vfnet' });
     // the gratuitous ARP for 10.56.0.2 reached the representor
     const frames = await arp.done;
@@ -305,7 +308,7 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
     expect(vfpJson(['vf', 'list']).filter((v: any) => v.netdev === null)).toEqual([]);
   });
 
-  it('cniVersion 0.4.0 results carry ip versions; 1.1.0 STATUS and GC work', () => {
+  it('cniVersion 0.4.0 results carry ip versions; GC keeps valid attachments and releases the rest; STATUS', () => {
     const p = pod('old');
     const conf = base({ cniVersion: '0.4.0', deviceID: '0000:5e:02.6' });
     const e = { containerId: 'old00001', netns: nsPath(p), ifname: 'net1' };
@@ -313,11 +316,32 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
     expect(add.code, JSON.stringify(add.out)).toBe(0);
     expect(add.out.cniVersion).toBe('0.4.0');
     expect(add.out.ips[0]).toMatchObject({ version: '4', address: expect.stringMatching(/^10\.56\.0\./) });
-    // GC with an empty valid list releases it; STATUS says the pool still has VFs
-    const gcConf = base({ cniVersion: '1.1.0', 'cni.dev/valid-attachments': [] });
-    expect(call('GC', gcConf).code).toBe(0);
+    // GC keeps what the runtime still knows, releases the rest (netdev home, settings back)
+    const p2 = pod('old2');
+    const e2 = { containerId: 'old00002', netns: nsPath(p2), ifname: 'net1' };
+    expect(call('ADD', base({ deviceID: '0000:5e:02.7', vlan: 5 }), e2).code).toBe(0);
+    const keep = base({ cniVersion: '1.1.0', 'cni.dev/valid-attachments': [{ containerID: 'old00002', ifname: 'net1' }] });
+    expect(call('GC', keep).code).toBe(0);
     expect(vfpJson(['vf', 'show', '0000:5e:02.6']).allocation).toBeNull();
-    expect(call('STATUS', base({ cniVersion: '1.1.0', pool: 'all' })).code).toBe(0);
+    expect(vfpJson(['vf', 'show', '0000:5e:02.6']).netdev).toBe(`${m.prefix}f0v6`);
+    expect(vfpJson(['vf', 'show', '0000:5e:02.7']).allocation.owner.containerId).toBe('old00002');
+    expect(p2.ip(['-br', 'link'])).toContain('net1');
+    // a network's GC leaves other networks' attachments alone
+    expect(call('GC', { ...keep, name: 'othernet', 'cni.dev/valid-attachments': [] }).code).toBe(0);
+    expect(vfpJson(['vf', 'show', '0000:5e:02.7']).allocation).not.toBeNull();
+    expect(call('DEL', base({ deviceID: '0000:5e:02.7', vlan: 5 }), e2).code).toBe(0);
+    // STATUS: ready while the pool has a free VF, 50 once every VF is taken
+    const one = join(state, 'pools-one.json');
+    writeFileSync(one, JSON.stringify({ pools: [{ name: 'one', selector: { pciAddresses: ['0000:5e:02.6'] } }] }));
+    const status = base({ cniVersion: '1.1.0', pool: 'one', poolsFile: one });
+    expect(call('STATUS', status).code).toBe(0);
+    const p3 = pod('old3');
+    const e3 = { containerId: 'old00003', netns: nsPath(p3), ifname: 'net1' };
+    expect(call('ADD', { ...status, cniVersion: '1.0.0' }, e3).code).toBe(0);
+    const busy = call('STATUS', status);
+    expect(busy.code).toBe(1);
+    expect(busy.out).toMatchObject({ code: 50, msg: expect.stringMatching(/no free VF in pool "one"/) });
+    expect(call('DEL', { ...status, cniVersion: '1.0.0' }, e3).code).toBe(0);
   });
 
   it('through the installed shim: served by `vfplane cni serve`, and standalone when no server runs', async () => {
