@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <string>
 
@@ -1283,6 +1285,19 @@ Napi::Value NetopsRun(const Napi::CallbackInfo &info) {
   return out;
 }
 
+// probeSocket(family, type): 0 when this kernel lets us open such a socket, else -errno.
+// `vfplane doctor` asks it about AF_XDP (44) and AF_PACKET (17) before any backend runs.
+Napi::Value ProbeSocket(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  double fam, type;
+  if (info.Length() < 2 || !ToInt(env, info[0], "family", 0, 64, &fam) || !ToInt(env, info[1], "type", 0, 16, &type))
+    return Napi::Value();
+  int fd = socket(static_cast<int>(fam), static_cast<int>(type) | SOCK_CLOEXEC, 0);
+  int r = fd < 0 ? -errno : 0;
+  if (fd >= 0) close(fd);
+  return Napi::Number::New(env, r);
+}
+
 // ---------------------------------------------------------------- module
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
@@ -1305,7 +1320,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
       {"tunnelCreate", TunnelCreate}, {"tunnelIpId", TunnelIpId}, {"encap", Encap},
       {"decapCreate", DecapCreate}, {"decapSetNow", DecapSetNow}, {"decap", Decap},
       {"stats", Stats},             {"fdbCreate", FdbCreate},     {"benchEncap", BenchEncap},
-      {"benchDecap", BenchDecap},   {"benchFdb", BenchFdb},       {"netopsRun", NetopsRun},
+      {"benchDecap", BenchDecap},   {"benchFdb", BenchFdb},       {"netopsRun", NetopsRun},       {"probeSocket", ProbeSocket},
   };
   for (const Fn &f : fns) {
     Napi::Function fn = Napi::Function::New(env, f.fn, f.name);

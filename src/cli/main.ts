@@ -8,6 +8,7 @@ import { registerBench } from './bench.js';
 import { registerProfile } from './profile.js';
 import { registerSriov } from './sriov.js';
 import { registerCni } from './cni.js';
+import { registerDoctor } from './doctor.js';
 
 const pkg = createRequire(import.meta.url)('../../package.json') as { version: string };
 
@@ -24,6 +25,7 @@ export function buildProgram(): Command {
   registerSriov(program);
   registerProfile(program);
   registerCni(program);
+  registerDoctor(program);
   // Subcommands inherit the same exit behaviour: usage errors exit 2.
   for (const c of program.commands) {
     c.exitOverride();

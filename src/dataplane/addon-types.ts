@@ -165,6 +165,8 @@ export interface RawAddon {
   benchFdb(opts: RawFdbBenchOpts): RawFdbBenchResult;
   /** A batch of link/address/route/sysctl changes inside a netns (native/net/netops.c). */
   netopsRun(netnsPath: string | null, ops: RawNetOp[]): (RawLinkInfo | null)[];
+  /** 0 when socket(family, type) succeeds here, else -errno. */
+  probeSocket(family: number, type: number): number;
 }
 
 /** kind: 0 link get, 1 link set, 2 address add, 3 route add, 4 sysctl write. */

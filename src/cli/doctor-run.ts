@@ -1,0 +1,131 @@
+// `vfplane doctor`: what this build has and what this host supports, each check with
+// what to do when it is missing: I/O backends, the addon, the CNI shim and server,
+// hugepages, vfio and the IOMMU, AF_XDP and AF_PACKET, and the SR-IOV NICs with the
+// offload tier their hw-profile allows.
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import Table from 'cli-table3';
+import { printJson } from './output.js';
+
+type Status = 'ok' | 'warn' | 'missing';
+
+interface Check {
+  area: string;
+  name: string;
+  status: Status;
+  detail: string;
+  fix?: string;
+}
+
+function read(p: string): string | undefined {
+  try {
+    return fs.readFileSync(p, 'utf8');
+  } catch {
+    return undefined;
+  }
+}
+
+function meminfo(key: string): number | undefined {
+  const m = new RegExp(`^${key}:\\s+(\\d+)`, 'm').exec(read('/proc/meminfo') ?? '');
+  return m ? Number(m[1]) : undefined;
+}
+
+async function buildChecks(out: Check[]): Promise<void> {
+  const { nativeFeatures, loadAddon } = await import('../dataplane/native.js');
+  let features: Record<string, { built: boolean; reason?: string; fix?: string; versions?: Record<string, string> }> = {};
+  try {
+    features = nativeFeatures();
+  } catch (err) {
+    out.push({ area: 'build', name: 'native addon', status: 'missing', detail: (err as Error).message, fix: 'run ./scripts/setup (or npm run build)' });
+    return;
+  }
+  for (const [name, f] of Object.entries(features)) {
+    const v = f.versions ? Object.entries(f.versions).map(([k, x]) => `${k} ${x}`).join(', ') : '';
+    out.push(f.built
+      ? { area: 'build', name: `${name} backend`, status: 'ok', detail: v ? `built (${v})` : 'built' }
+      : { area: 'build', name: `${name} backend`, status: 'missing', detail: f.reason ?? 'left out of the build', ...(f.fix ? { fix: f.fix } : {}) });
+  }
+  try {
+    const a = loadAddon();
+    out.push({ area: 'build', name: 'native addon', status: 'ok', detail: 'loads' });
+    const probe = (fam: number, name: string, fix: string) => {
+      const r = a.probeSocket(fam, 3 /* SOCK_RAW */);
+      out.push(r === 0
+        ? { area: 'host', name, status: 'ok', detail: 'the kernel opens the socket' }
+        : { area: 'host', name, status: 'missing', detail: `socket() fails: errno ${-r}`, fix });
+    };
+    probe(44, 'AF_XDP sockets', 'a kernel with CONFIG_XDP_SOCKETS; run as root (CAP_NET_RAW)');
+    probe(17, 'AF_PACKET sockets', 'run as root (CAP_NET_RAW)');
+  } catch (err) {
+    out.push({ area: 'build', name: 'native addon', status: 'missing', detail: (err as Error).message.split('\n')[0]!, fix: 'run ./scripts/setup' });
+  }
+  const shim = new URL('../../build/Release/vfplane-cni-shim', import.meta.url);
+  out.push(fs.existsSync(shim)
+    ? { area: 'build', name: 'vfplane-cni shim', status: 'ok', detail: 'built' }
+    : { area: 'build', name: 'vfplane-cni shim', status: 'warn', detail: 'not built: vfplane-cni starts Node on every call', fix: 'run npm run build' });
+}
+
+function hostChecks(out: Check[], socket: string): void {
+  out.push({ area: 'host', name: 'kernel', status: 'ok', detail: `${os.release()} (${os.arch()}, ${os.cpus().length} CPUs)` });
+  const total = meminfo('HugePages_Total') ?? 0;
+  const free = meminfo('HugePages_Free') ?? 0;
+  const size = meminfo('Hugepagesize') ?? 0;
+  const mounted = (read('/proc/mounts') ?? '').split('\n').filter((l) => l.split(' ')[2] === 'hugetlbfs').map((l) => l.split(' ')[1]);
+  out.push(total > 0
+    ? { area: 'host', name: 'hugepages', status: mounted.length ? 'ok' : 'warn', detail: `${free}/${total} free of ${size} kB${mounted.length ? `, hugetlbfs at ${mounted.join(', ')}` : ', hugetlbfs not mounted'}`, ...(mounted.length ? {} : { fix: 'mkdir -p /dev/hugepages && mount -t hugetlbfs nodev /dev/hugepages' }) }
+    : { area: 'host', name: 'hugepages', status: 'warn', detail: 'none reserved (DPDK needs them; AF_XDP and AF_PACKET do not)', fix: 'echo 1024 > /proc/sys/vm/nr_hugepages (2 MiB pages), then mount hugetlbfs' });
+  const groups = fs.existsSync('/sys/kernel/iommu_groups') ? fs.readdirSync('/sys/kernel/iommu_groups').length : 0;
+  out.push(groups > 0
+    ? { area: 'host', name: 'IOMMU', status: 'ok', detail: `${groups} IOMMU groups` }
+    : { area: 'host', name: 'IOMMU', status: 'warn', detail: 'no IOMMU groups: vfio-pci cannot give VFs to DPDK safely', fix: 'enable VT-d/AMD-Vi in the firmware and boot with intel_iommu=on (or amd_iommu=on) iommu=pt' });
+  const vfio = fs.existsSync('/sys/bus/pci/drivers/vfio-pci');
+  out.push(vfio
+    ? { area: 'host', name: 'vfio-pci', status: 'ok', detail: `driver loaded${fs.existsSync('/dev/vfio/vfio') ? ', /dev/vfio/vfio present' : ''}` }
+    : { area: 'host', name: 'vfio-pci', status: 'warn', detail: 'driver not loaded (DPDK mode needs it)', fix: 'modprobe vfio-pci' });
+  const bpffs = (read('/proc/mounts') ?? '').split('\n').some((l) => l.split(' ')[2] === 'bpf');
+  out.push(bpffs
+    ? { area: 'host', name: 'bpffs', status: 'ok', detail: 'mounted' }
+    : { area: 'host', name: 'bpffs', status: 'warn', detail: 'not mounted (libxdp pins its dispatcher there)', fix: 'mount -t bpf bpf /sys/fs/bpf' });
+  out.push(fs.existsSync(socket)
+    ? { area: 'cni', name: 'vfplane cni serve', status: 'ok', detail: `listening on ${socket}` }
+    : { area: 'cni', name: 'vfplane cni serve', status: 'warn', detail: `no server on ${socket}: each CNI call starts Node (~10× slower)`, fix: 'run `vfplane cni serve` (the DaemonSet does)' });
+  const installed = ['/opt/cni/bin/vfplane-cni'].find((p) => fs.existsSync(p));
+  out.push(installed
+    ? { area: 'cni', name: 'plugin installed', status: 'ok', detail: installed }
+    : { area: 'cni', name: 'plugin installed', status: 'warn', detail: 'no /opt/cni/bin/vfplane-cni', fix: 'vfplane cni install --dir /opt/cni/bin' });
+}
+
+async function nicChecks(out: Check[], sysfsRoot: string | undefined): Promise<void> {
+  const { openSysfs } = await import('../sriov/sysfs.js');
+  const { listPfs } = await import('../sriov/discover.js');
+  const sysfs = await openSysfs(sysfsRoot);
+  const pfs = listPfs(sysfs);
+  if (pfs.length === 0) {
+    out.push({
+      area: 'nic', name: 'SR-IOV PFs', status: 'warn', detail: `none under ${sysfs.root}`,
+      fix: 'on a machine without SR-IOV NICs: vfplane sim create, then --sysfs-root (or VFPLANE_SYSFS_ROOT)',
+    });
+    return;
+  }
+  for (const pf of pfs) {
+    const tier = pf.tier === 1 ? 'tier 1: full hardware encap/decap' : pf.tier === 2 ? 'tier 2: VNI steering and checksum offload, software encap' : 'tier 3: software';
+    out.push({
+      area: 'nic', name: `PF ${pf.pci}${pf.netdev ? ` (${pf.netdev})` : ''}`, status: pf.profile ? 'ok' : 'warn',
+      detail: `${pf.vendor}:${pf.device} ${pf.driver ?? 'no driver'}, ${pf.numVfs}/${pf.totalVfs} VFs, ${pf.profile ? `profile ${pf.profile}, ${tier}${sysfs.isSim ? ' (simulated)' : ''}` : 'no hw-profile matches (treated as tier 3)'}`,
+      ...(pf.profile ? {} : { fix: 'add a hw-profile for this NIC (hw-profiles/README.md)' }),
+    });
+  }
+}
+
+export async function runDoctor(o: { sysfsRoot?: string; json?: boolean; socket: string }): Promise<void> {
+  const checks: Check[] = [];
+  await buildChecks(checks);
+  hostChecks(checks, o.socket);
+  await nicChecks(checks, o.sysfsRoot);
+  if (o.json) return printJson({ checks });
+  const t = new Table({ head: ['area', 'check', 'status', 'detail'], style: { head: [], border: [] }, wordWrap: true, colWidths: [null, 24, null, 70] });
+  for (const c of checks) t.push([c.area, c.name, c.status, c.fix ? `${c.detail}\nfix: ${c.fix}` : c.detail]);
+  console.log(t.toString());
+  const bad = checks.filter((c) => c.status !== 'ok').length;
+  console.log(bad ? `${bad} check(s) need attention; vfplane still runs on what is there (the software path and the simulator need none of them)` : 'everything vfplane can use is here');
+}

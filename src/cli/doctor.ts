@@ -1,0 +1,20 @@
+// `vfplane doctor`: what this build and this host can do (the work is in doctor-run.ts).
+import { Command } from 'commander';
+import { reportError } from './output.js';
+
+export function registerDoctor(program: Command): void {
+  program
+    .command('doctor')
+    .description('what this build has and this host supports: backends, hugepages, vfio/IOMMU, AF_XDP, the CNI server, NICs and their offload tier')
+    .option('--sysfs-root <dir>', 'sysfs to look for NICs in (env VFPLANE_SYSFS_ROOT)')
+    .option('--state-dir <dir>', 'accepted for symmetry with the other commands')
+    .option('--socket <path>', 'where `vfplane cni serve` listens', '/run/vfplane/cni.sock')
+    .option('--json', 'print the checks as JSON', false)
+    .action(async (o) => {
+      try {
+        await (await import('./doctor-run.js')).runDoctor(o);
+      } catch (err) {
+        process.exitCode = reportError(err, !!o.json);
+      }
+    });
+}
