@@ -16,7 +16,7 @@ import { listVfs, resolveVf } from '../sriov/discover.js';
 import { openSysfs, type Sysfs } from '../sriov/sysfs.js';
 import type { VfInfo, VfSettings } from '../sriov/types.js';
 import { applyVfSettings, checkSettings, settingsDiff } from '../sriov/vf-settings.js';
-import { conflict, invalid, notFound, VfpError } from '../util/errors.js';
+import { conflict, invalid, notFound, unavailable, VfpError } from '../util/errors.js';
 import { CniError, ERR } from './spec.js';
 import type { CniContext } from './main.js';
 import type { CniResult } from './result.js';
@@ -110,7 +110,15 @@ function takeVf(ctx: CniContext, sysfs: Sysfs, store: AllocStore, owner: Owner):
   if (!fs.existsSync(file)) throw withCode(notFound(`pool ${JSON.stringify(ctx.conf.pool)}: no pool definitions at ${file}; write them or set poolsFile`), ERR.INVALID_CONFIG);
   const pool = findPool(loadPools(file), ctx.conf.pool, file);
   // Only VFs that can be handed over: a kernel VF's netdev must be in the host namespace.
-  const candidates = poolVfs(listVfs(sysfs), pool.selector).filter((v) => modeOf(v) !== null);
+  // (A VF another ADD has just moved into its pod is in the pool but not a candidate.)
+  const inPool = poolVfs(listVfs(sysfs), pool.selector);
+  const candidates = inPool.filter((v) => modeOf(v) !== null);
+  if (inPool.length > 0 && candidates.length === 0) {
+    throw withCode(unavailable(
+      `no free VF in pool ${JSON.stringify(pool.name)}: its ${inPool.length} VF(s) are all in use (allocated, or their netdevs are in other namespaces); retry when one is released`,
+      { reason: 'exhausted', pool: pool.name },
+    ), ERR.TRY_AGAIN);
+  }
   try {
     return store.allocate({ candidates, owner, pool: pool.name });
   } catch (err) {

@@ -294,15 +294,19 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
     const ps = Array.from({ length: 20 }, (_, i) => pod(`c${i}`));
     const envs = ps.map((p, i) => ({ containerId: `conc${String(i).padStart(4, '0')}`, netns: nsPath(p), ifname: 'net1', args: podArgs(`p${i}`, `conc${i}`) }));
     const results = await Promise.all(envs.map((e) => callAsync('ADD', conf, e)));
-    const ok = results.filter((r) => r.code === 0);
-    const failed = results.filter((r) => r.code !== 0);
-    expect(ok).toHaveLength(16);
-    expect(new Set(ok.map((r) => r.out.interfaces[0].pciID)).size).toBe(16);
-    expect(failed.map((r) => r.out.code)).toEqual([11, 11, 11, 11]);
-    for (const f of failed) expect(f.out.msg).toMatch(/no free VF/);
-    expect(new Set(ok.map((r) => r.out.ips[0].address)).size).toBe(16);
-    const dels = await Promise.all(envs.map((e) => callAsync('DEL', conf, e)));
-    expect(dels.map((d) => d.code)).toEqual(Array(20).fill(0));
+    try {
+      const ok = results.filter((r) => r.code === 0);
+      const failed = results.filter((r) => r.code !== 0);
+      expect(ok).toHaveLength(16);
+      expect(new Set(ok.map((r) => r.out.interfaces[0].pciID)).size).toBe(16);
+      expect(failed.map((r) => r.out.code)).toEqual([11, 11, 11, 11]);
+      for (const f of failed) expect(f.out.msg).toMatch(/no free VF/);
+      expect(new Set(ok.map((r) => r.out.ips[0].address)).size).toBe(16);
+    } finally {
+      // DEL everything even when an assertion failed, so later tests start clean.
+      const dels = await Promise.all(envs.map((e) => callAsync('DEL', conf, e)));
+      expect(dels.map((d) => d.code)).toEqual(Array(20).fill(0));
+    }
     expect(vfpJson(['vf', 'list', '--allocated'])).toEqual([]);
     expect(leasedIps()).toEqual([]);
     expect(vfpJson(['vf', 'list']).filter((v: any) => v.netdev === null)).toEqual([]);
