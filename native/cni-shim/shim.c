@@ -15,6 +15,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,11 +41,28 @@ static int write_all(int fd, const void *buf, size_t len)
 	return 0;
 }
 
+/* A JSON string body: quotes, backslashes and control characters escaped. */
+static void json_str(const char *s)
+{
+	for (; s && *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c == '"' || c == '\\')
+			printf("\\%c", c);
+		else if (c < 0x20)
+			printf("\\u%04x", c);
+		else
+			putchar(c);
+	}
+}
+
 /* A CNI error on stdout, as the spec wants failures reported. */
 static int fail(const char *msg, const char *detail)
 {
-	printf("{\"cniVersion\":\"1.0.0\",\"code\":999,\"msg\":\"vfplane-cni shim: %s\",\"details\":\"%s\"}\n",
-	       msg, detail ? detail : "");
+	printf("{\"cniVersion\":\"1.0.0\",\"code\":999,\"msg\":\"vfplane-cni shim: ");
+	json_str(msg);
+	printf("\",\"details\":\"");
+	json_str(detail);
+	printf("\"}\n");
 	return 1;
 }
 
@@ -58,6 +76,8 @@ static void run_fallback(char **argv)
 
 int main(int argc, char **argv)
 {
+	/* A server that goes away mid-request must give us EPIPE to report, not kill us. */
+	signal(SIGPIPE, SIG_IGN);
 	if (argc != 4)
 		return fail("usage: vfplane-cni-shim SOCKET NODE PLUGIN_JS", "run `vfplane cni install` to write the wrapper");
 
@@ -111,7 +131,10 @@ int main(int argc, char **argv)
 			return fail("the server closed the connection without an answer", "see the server's log");
 		if (head[have] == '\n') {
 			head[have] = 0;
-			status = atoi(head);
+			char *end;
+			long v = strtol(head, &end, 10);
+			if (have > 0 && *end == 0 && v >= 0 && v <= 255)
+				status = (int)v;
 			break;
 		}
 		have++;

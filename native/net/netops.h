@@ -29,7 +29,7 @@ struct vfp_netop {
 	int has_mac;
 	int mtu;               /* LINK_SET: 0 keeps it */
 	int up;                /* LINK_SET: -1 keep, 0 down, 1 up */
-	char netns_path[256];  /* LINK_SET: "" stays, else move into the namespace at this path */
+	char netns_path[4096]; /* LINK_SET: "" stays, else move into the namespace at this path */
 	int family;            /* ADDR_ADD, ROUTE_ADD: AF_INET or AF_INET6 */
 	uint8_t addr[16];
 	int prefix;

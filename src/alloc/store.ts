@@ -195,6 +195,7 @@ function prepare(db: Database.Database) {
        VALUES (@pci, @id, @pf, @vf_index, @pool, @ns, @pod, @uid, @container_id, @ifname, @netns, @pid, @pid_start, @network, @created_at, @original)`,
     ),
     setAttachment: db.prepare<[string | null, number]>('UPDATE allocations SET attachment = ? WHERE id = ?'),
+    setOriginal: db.prepare<[string, number]>('UPDATE allocations SET original = ? WHERE id = ?'),
     delete: db.prepare<[string]>('DELETE FROM allocations WHERE pci = ?'),
     log: db.prepare<[string, string, string, number | null, string | null, string, string | null]>(
       'INSERT INTO history (at, op, pci, alloc_id, pool, owner, reason) VALUES (?, ?, ?, ?, ?, ?, ?)',
@@ -553,6 +554,18 @@ export class AllocStore {
   setAttachment(id: number, attachment: Record<string, unknown> | null): void {
     this.write('recording an attachment', () => {
       const n = this.stmt.setAttachment.run(attachment === null ? null : JSON.stringify(attachment), id).changes;
+      if (n !== 1) throw notFound(`allocation ${id} no longer exists; it was released`, { id });
+    });
+  }
+
+  /**
+   * Replaces the recorded original state of allocation ID: a holder that read the VF
+   * before taking it (when the previous holder may still have been restoring it) records
+   * what it finds once the VF is its own.
+   */
+  setOriginal(id: number, vf: VfInfo): void {
+    this.write('recording the original state', () => {
+      const n = this.stmt.setOriginal.run(JSON.stringify(vf), id).changes;
       if (n !== 1) throw notFound(`allocation ${id} no longer exists; it was released`, { id });
     });
   }

@@ -31,6 +31,7 @@ type Mode = 'kernel' | 'dpdk';
 /** What ADD did, kept with the allocation so DEL, CHECK and GC know what to undo. */
 interface Attachment {
   mode: Mode;
+  phase?: 'adding'; // set while ADD is under way; absent once it finished
   network: string;
   ifname: string;
   netns: string | null;
@@ -97,6 +98,10 @@ function takeVf(ctx: CniContext, sysfs: Sysfs, store: AllocStore, owner: Owner):
       if (err instanceof VfpError) throw withCode(new VfpError(err.kind, `deviceID ${deviceID}: ${err.message}`, err.details), ERR.INVALID_CONFIG);
       throw err;
     }
+    const holder = store.get(vf.pci);
+    if (holder && !(holder.owner.containerId === owner.containerId && holder.owner.ifname === owner.ifname)) {
+      throw withCode(unavailable(`deviceID ${deviceID}: VF ${vf.pci} is still held by ${describeOwner(holder.owner)}; retry once its DEL has run`, { holder: holder.owner }), ERR.TRY_AGAIN);
+    }
     if (!modeOf(vf)) {
       throw withCode(conflict(`deviceID ${deviceID}: VF ${vf.pci} is ${vf.driver ? `bound to ${vf.driver} but has no netdev in the host namespace (in use elsewhere?)` : 'bound to no driver'}; bind it with \`vfplane vf bind ${vf.pci} --driver kernel|vfio-pci\``), ERR.INVALID_CONFIG);
     }
@@ -130,10 +135,12 @@ function takeVf(ctx: CniContext, sysfs: Sysfs, store: AllocStore, owner: Owner):
 /** Puts a VF netdev back in the host namespace under its own name, MAC and MTU. */
 async function returnNetdev(netns: string, ifname: string, original: VfInfo): Promise<boolean> {
   if (!original.netdev || !fs.existsSync(netns)) return false;
-  const [l] = await netRun(netns, [{ op: 'get', name: ifname }]);
-  if (!l) return false;
+  // Under the pod's name, or still under its own if an ADD stopped between move and rename.
+  const [asPod, asHost] = await netRun(netns, [{ op: 'get', name: ifname }, { op: 'get', name: original.netdev }]);
+  const name = asPod ? ifname : asHost ? original.netdev : null;
+  if (!name) return false;
   await netRun(netns, [{
-    op: 'set', name: ifname, up: false, newName: original.netdev,
+    op: 'set', name, up: false, ...(name !== original.netdev ? { newName: original.netdev } : {}),
     ...(original.mac ? { mac: original.mac } : {}), ...(original.mtu ? { mtu: original.mtu } : {}), netns: hostNetnsPath(),
   }]);
   return true;
@@ -218,26 +225,44 @@ export async function cmdAdd(ctx: CniContext): Promise<CniResult> {
   const { sysfs, store } = await openAll(ctx);
   const owner = ownerOf(ctx);
   const wanted = requestedSettings(ctx);
+  const earlier = store.findInterface(env.containerId!, ifname);
+  if (earlier) {
+    store.close();
+    throw new CniError(ERR.INVALID_CONFIG, `container ${env.containerId} already has VF ${earlier.pci} as ${ifname} (an earlier ADD)`, 'run DEL for this attachment first');
+  }
   const undo: (() => void | Promise<void>)[] = [];
+  // An undo that could not put the netdev back leaves the VF held: releasing it would
+  // hand the next pod a VF whose netdev is stranded. DEL (or gc) finishes the job.
+  let stranded = false;
   let a: Allocation | undefined;
   try {
     a = takeVf(ctx, sysfs, store, owner);
     const allocation = a;
     undo.push(() => {
+      if (stranded) {
+        ctx.log.error(`VF ${allocation.pci} stays allocated to ${describeOwner(owner)}: its netdev could not be brought back; DEL will retry`);
+        return;
+      }
       store.release(allocation.pci, { id: allocation.id, reason: 'ADD failed' });
     });
     ctx.log.info(`allocated VF ${a.pci} to ${describeOwner(owner)}`);
-    // Discovered a moment ago, inside the allocation: no need to read it all again.
-    const vf = a.original;
+    // Read the VF again now that it is ours: the snapshot taken before the allocation may
+    // predate the previous holder's DEL finishing its restore.
+    const vf = resolveVf(sysfs, a.pci);
+    store.setOriginal(a.id, vf);
+    a.original = vf;
     const mode = modeOf(vf);
     if (!mode) throw conflict(`VF ${vf.pci} changed under us: it is ${vf.driver ?? 'unbound'} with no netdev in the host namespace`);
+    // Recorded before anything moves, so a DEL after a crash knows where to look.
+    store.setAttachment(a.id, { mode, network: conf.name, ifname, netns, phase: 'adding' });
 
-    // PF-side settings, checked against the VF's current ones before any is applied.
+    // PF-side settings, checked against the VF's current ones before any is applied; the
+    // undo goes first, since one netlink request may fail half-way through its attributes.
     if (Object.keys(wanted).length > 0) {
       if (!vf.settings) throw withCode(notFound(`PF ${vf.pf} does not report VF settings, so ${Object.keys(wanted).join(', ')} cannot be set`), ERR.INVALID_CONFIG);
       const checked = checkSettings(wanted, vf.settings);
-      applyVfSettings(sysfs, vf.pf, vf.pfNetdev, vf.index, checked, vf.settings);
       undo.push(() => restoreSettings(sysfs, allocation));
+      applyVfSettings(sysfs, vf.pf, vf.pfNetdev, vf.index, checked, vf.settings);
     }
 
     // IPAM runs while the netdev moves: the plugin is another process, and moving a netdev
@@ -248,11 +273,9 @@ export async function cmdAdd(ctx: CniContext): Promise<CniResult> {
       ipamP = execIpam('ADD', ctx.raw, env, type);
       ipamP.catch(() => undefined); // awaited below; this only keeps it from counting as unhandled
       undo.push(async () => {
-        try {
-          await ipamP;
-        } catch {
-          return; // nothing was allocated
-        }
+        // DEL even when ADD failed: a plugin killed on timeout may have reserved already,
+        // and IPAM DEL is idempotent.
+        await ipamP.catch(() => undefined);
         await execIpam('DEL', ctx.raw, env, type);
       });
     }
@@ -264,8 +287,11 @@ export async function cmdAdd(ctx: CniContext): Promise<CniResult> {
       // No separate "down": moving closes the device, and each close waits for an RCU grace period.
       await netRun(null, [{ op: 'set', name: dev, netns }]);
       undo.push(async () => {
-        if (!(await returnNetdev(netns, ifname, allocation.original)) && (await netRun(netns, [{ op: 'get', name: dev }]))[0]) {
-          await netRun(netns, [{ op: 'set', name: dev, netns: hostNetnsPath() }]);
+        try {
+          await returnNetdev(netns, ifname, allocation.original);
+        } catch (err) {
+          stranded = fs.existsSync(netns);
+          throw err;
         }
       });
       const [, l] = await netRun(netns, [
@@ -388,16 +414,23 @@ export async function cmdGc(ctx: CniContext): Promise<void> {
   const valid = new Set((conf['cni.dev/valid-attachments'] ?? []).map((v) => `${v.containerID}\u0000${v.ifname}`));
   const { sysfs, store } = await openAll(ctx);
   try {
-    for (const a of store.list()) {
-      if (a.owner.network !== conf.name || a.owner.containerId === undefined || a.owner.ifname === undefined) continue;
-      if (valid.has(`${a.owner.containerId}\u0000${a.owner.ifname}`)) continue;
+    for (const listed of store.list()) {
+      if (listed.owner.network !== conf.name || listed.owner.containerId === undefined || listed.owner.ifname === undefined) continue;
+      if (valid.has(`${listed.owner.containerId}\u0000${listed.owner.ifname}`)) continue;
+      // Read it again: a DEL and a new ADD may have run since the list was taken.
+      const a = store.get(listed.pci);
+      if (!a || a.id !== listed.id) continue;
       ctx.log.info(`GC: releasing VF ${a.pci} of ${describeOwner(a.owner)} (not a valid attachment)`);
       try {
         await detach(sysfs, a, a.owner.netns && fs.existsSync(a.owner.netns) ? a.owner.netns : undefined);
       } catch (err) {
         ctx.log.error(`GC: could not restore VF ${a.pci}: ${(err as Error).message}; releasing it anyway`);
       }
-      store.release(a.pci, { id: a.id, reason: 'CNI GC' });
+      try {
+        store.release(a.pci, { id: a.id, reason: 'CNI GC' });
+      } catch (err) {
+        if (!(err instanceof VfpError && (err.kind === 'not-found' || err.kind === 'conflict'))) throw err;
+      }
     }
     if (conf.ipam) await execIpam('GC', ctx.raw, ctx.env, conf.ipam.type).catch((err) => ctx.log.error(`IPAM GC: ${(err as Error).message}`));
   } finally {

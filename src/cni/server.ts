@@ -57,15 +57,34 @@ function readRequest(sock: net.Socket): Promise<Buffer> {
   });
 }
 
+// Calls for one attachment (container ID + interface) run one after another, as the
+// spec promises plugins: a runtime that gave up on an ADD (killing the shim) and sent DEL
+// must not have the DEL run while this process is still finishing that ADD.
+const inFlight = new Map<string, Promise<unknown>>();
+
+async function serialised<T>(key: string | undefined, fn: () => Promise<T>): Promise<T> {
+  if (!key) return fn();
+  const prev = inFlight.get(key) ?? Promise.resolve();
+  const run = prev.catch(() => undefined).then(fn);
+  const tail = run.catch(() => undefined);
+  inFlight.set(key, tail);
+  try {
+    return await run;
+  } finally {
+    if (inFlight.get(key) === tail) inFlight.delete(key);
+  }
+}
+
 async function handle(sock: net.Socket, log: (m: string) => void): Promise<void> {
   const { env, stdin } = parseRequest(await readRequest(sock));
+  const key = env.CNI_CONTAINERID && env.CNI_IFNAME ? `${env.CNI_CONTAINERID}\u0000${env.CNI_IFNAME}` : undefined;
   let out = '';
-  const code = await main({ ...baseEnv(), ...env }, {
+  const code = await serialised(key, () => main({ ...baseEnv(), ...env }, {
     readStdin: async () => stdin,
     stdout: (t) => (out += t),
     stderr: (t) => log(t.trimEnd()),
-  });
-  sock.end(`${code}\n${out}`);
+  }));
+  if (!sock.destroyed) sock.end(`${code}\n${out}`);
 }
 
 export interface CniServer {

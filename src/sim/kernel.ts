@@ -414,7 +414,9 @@ export class SimKernel implements SysfsKernel {
     this.locked(() => {
       for (const d of missing) {
         const { name, peer } = this.netdevNames(d);
-        if (link(peer)) continue; // another process got here first
+        // Under the lock, look again: another process may have put it back, or removed
+        // the VF altogether (sriov_numvfs=0) since the list was made.
+        if (!this.dev(d.pci) || link(peer)) continue;
         const drv = this.driverOf(d.pci);
         const inHost = drv !== undefined && this.isNetDriver(d, drv);
         const where = inHost ? [] : ['netns', this.m.parkNetns!];

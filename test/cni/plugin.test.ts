@@ -221,6 +221,15 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
     const vf = vfpJson(['vf', 'show', '0000:5e:02.2']);
     expect(vf.settings.vlan).toBe(200);
     expect(vf.allocation.owner.containerId).toBe('bbbb0001');
+    // a third pod handed the same deviceID while B holds it: try again later, naming B
+    const c = pod('c');
+    const third = call('ADD', confB, { containerId: 'cccc0001', netns: nsPath(c), ifname: 'net1' });
+    expect(third.out).toMatchObject({ code: 11, msg: expect.stringMatching(/0000:5e:02\.2 is still held by .*bbbb0001/) });
+    // B's ADD repeated without a DEL: refused, B's attachment untouched
+    const again = call('ADD', confB, { containerId: 'bbbb0001', netns: nsPath(b), ifname: 'net1' });
+    expect(again.out).toMatchObject({ code: 4, msg: expect.stringMatching(/net1 is already taken/) });
+    expect(b.ip(['-br', 'link'])).toContain('net1');
+    expect(vfpJson(['vf', 'show', '0000:5e:02.2']).allocation.owner.containerId).toBe('bbbb0001');
     expect(call('DEL', confB, { containerId: 'bbbb0001', netns: nsPath(b), ifname: 'net1' }).code).toBe(0);
   });
 
