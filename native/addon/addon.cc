@@ -1212,18 +1212,28 @@ bool OpIp(Napi::Env env, Napi::Object o, const char *key, vfp_netop *op, uint8_t
   return true;
 }
 
-Napi::Value NetopsRun(const Napi::CallbackInfo &info) {
+// Converts netopsRun's arguments; false (with a JS exception pending) when they are bad.
+bool ToNetops(const Napi::CallbackInfo &info, std::string *nsOut, std::vector<vfp_netop> *opsOut) {
   Napi::Env env = info.Env();
   std::string ns;
-  if (info.Length() < 2 || !info[1].IsArray()) return ThrowType(env, "netopsRun(netnsPath, ops[])");
+  if (info.Length() < 2 || !info[1].IsArray()) {
+    ThrowType(env, "netopsRun(netnsPath, ops[])");
+    return false;
+  }
   if (info[0].IsString()) ns = info[0].As<Napi::String>().Utf8Value();
-  else if (!info[0].IsNull() && !info[0].IsUndefined()) return ThrowType(env, "netnsPath must be a string or null");
+  else if (!info[0].IsNull() && !info[0].IsUndefined()) {
+    ThrowType(env, "netnsPath must be a string or null");
+    return false;
+  }
   Napi::Array arr = info[1].As<Napi::Array>();
   std::vector<vfp_netop> ops(arr.Length());
   for (uint32_t i = 0; i < arr.Length(); i++) {
     Napi::Value v;
-    if (!arr.Get(i).UnwrapTo(&v)) return Napi::Value();
-    if (!v.IsObject()) return ThrowType(env, "ops[" + std::to_string(i) + "] must be an object");
+    if (!arr.Get(i).UnwrapTo(&v)) return false;
+    if (!v.IsObject()) {
+      ThrowType(env, "ops[" + std::to_string(i) + "] must be an object");
+      return false;
+    }
     Napi::Object o = v.As<Napi::Object>();
     vfp_netop &op = ops[i];
     memset(&op, 0, sizeof(op));
@@ -1243,28 +1253,37 @@ Napi::Value NetopsRun(const Napi::CallbackInfo &info) {
         !OpStr(env, o, "path", op.path, sizeof(op.path), false, ii) ||
         !OpStr(env, o, "value", op.value, sizeof(op.value), false, ii) ||
         !OpInt(env, o, "optional", &op.optional, 0, 0, 1, ii))
-      return Napi::Value();
-    if (op.kind < 0) return ThrowType(env, "ops[" + std::to_string(i) + "].kind is required");
+      return false;
+    if (op.kind < 0) {
+      ThrowType(env, "ops[" + std::to_string(i) + "].kind is required");
+      return false;
+    }
     if (mac[0]) {
       unsigned b[6];
-      if (sscanf(mac, "%2x:%2x:%2x:%2x:%2x:%2x", &b[0], &b[1], &b[2], &b[3], &b[4], &b[5]) != 6)
-        return ThrowRange(env, "ops[" + std::to_string(i) + "].mac " + mac + " is not a MAC address");
+      if (sscanf(mac, "%2x:%2x:%2x:%2x:%2x:%2x", &b[0], &b[1], &b[2], &b[3], &b[4], &b[5]) != 6) {
+        ThrowRange(env, "ops[" + std::to_string(i) + "].mac " + std::string(mac) + " is not a MAC address");
+        return false;
+      }
       for (int k = 0; k < 6; k++) op.mac[k] = static_cast<uint8_t>(b[k]);
       op.has_mac = 1;
     }
   }
-  int failed = -1;
-  int err = vfp_netops_run(ns.c_str(), ops.data(), static_cast<int>(ops.size()), &failed);
-  if (err) {
-    const char *name = strerrorname_np(-err);
-    std::string what = failed >= 0 ? "op " + std::to_string(failed) : (ns.empty() ? std::string("netops") : "entering " + ns);
-    Napi::Error e = Napi::Error::New(env, what + ": " + strerror(-err));
-    e.Set("code", Napi::String::New(env, name ? name : "EIO"));
-    e.Set("errno", Napi::Number::New(env, err));
-    e.Set("index", Napi::Number::New(env, failed));
-    e.ThrowAsJavaScriptException();
-    return Napi::Value();
-  }
+  *nsOut = ns;
+  *opsOut = std::move(ops);
+  return true;
+}
+
+Napi::Error NetopsError(Napi::Env env, const std::string &ns, int err, int failed) {
+  const char *name = strerrorname_np(-err);
+  std::string what = failed >= 0 ? "op " + std::to_string(failed) : (ns.empty() ? std::string("netops") : "entering " + ns);
+  Napi::Error e = Napi::Error::New(env, what + ": " + strerror(-err));
+  e.Set("code", Napi::String::New(env, name ? name : "EIO"));
+  e.Set("errno", Napi::Number::New(env, err));
+  e.Set("index", Napi::Number::New(env, failed));
+  return e;
+}
+
+Napi::Value NetopsResults(Napi::Env env, const std::vector<vfp_netop> &ops) {
   Napi::Array out = Napi::Array::New(env, ops.size());
   for (uint32_t i = 0; i < ops.size(); i++) {
     const vfp_netop &op = ops[i];
@@ -1283,6 +1302,62 @@ Napi::Value NetopsRun(const Napi::CallbackInfo &info) {
     if (!out.Set(i, r).UnwrapOr(false)) return Napi::Value();
   }
   return out;
+}
+
+Napi::Value NetopsRun(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  std::string ns;
+  std::vector<vfp_netop> ops;
+  if (!ToNetops(info, &ns, &ops)) return Napi::Value();
+  int failed = -1;
+  int err = vfp_netops_run(ns.c_str(), ops.data(), static_cast<int>(ops.size()), &failed);
+  if (err) {
+    NetopsError(env, ns, err, failed).ThrowAsJavaScriptException();
+    return Napi::Value();
+  }
+  return NetopsResults(env, ops);
+}
+
+// The same batch off the JS thread: a moving netdev waits for RCU grace periods, and a
+// long-running server must keep answering meanwhile. The libuv pool thread only waits;
+// the namespace is entered by netops' own thread, so pool threads never change netns.
+class NetopsWorker : public Napi::AsyncWorker {
+ public:
+  NetopsWorker(Napi::Env env, std::string ns, std::vector<vfp_netop> ops)
+      : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), ns_(std::move(ns)), ops_(std::move(ops)) {}
+  Napi::Promise Promise() { return deferred_.Promise(); }
+  void Execute() override { err_ = vfp_netops_run(ns_.c_str(), ops_.data(), static_cast<int>(ops_.size()), &failed_); }
+  void OnOK() override {
+    Napi::Env env = Env();
+    if (err_) {
+      deferred_.Reject(NetopsError(env, ns_, err_, failed_).Value());
+      return;
+    }
+    Napi::Value r = NetopsResults(env, ops_);
+    if (env.IsExceptionPending()) {
+      deferred_.Reject(env.GetAndClearPendingException().Value());
+      return;
+    }
+    deferred_.Resolve(r);
+  }
+  void OnError(const Napi::Error &e) override { deferred_.Reject(e.Value()); }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  std::string ns_;
+  std::vector<vfp_netop> ops_;
+  int err_ = 0;
+  int failed_ = -1;
+};
+
+Napi::Value NetopsRunAsync(const Napi::CallbackInfo &info) {
+  std::string ns;
+  std::vector<vfp_netop> ops;
+  if (!ToNetops(info, &ns, &ops)) return Napi::Value();
+  NetopsWorker *w = new NetopsWorker(info.Env(), std::move(ns), std::move(ops));
+  Napi::Promise p = w->Promise();
+  w->Queue();  // deleted by node-addon-api after OnOK/OnError
+  return p;
 }
 
 // probeSocket(family, type): 0 when this kernel lets us open such a socket, else -errno.
@@ -1320,7 +1395,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
       {"tunnelCreate", TunnelCreate}, {"tunnelIpId", TunnelIpId}, {"encap", Encap},
       {"decapCreate", DecapCreate}, {"decapSetNow", DecapSetNow}, {"decap", Decap},
       {"stats", Stats},             {"fdbCreate", FdbCreate},     {"benchEncap", BenchEncap},
-      {"benchDecap", BenchDecap},   {"benchFdb", BenchFdb},       {"netopsRun", NetopsRun},       {"probeSocket", ProbeSocket},
+      {"benchDecap", BenchDecap},   {"benchFdb", BenchFdb},       {"netopsRun", NetopsRun},       {"netopsRunAsync", NetopsRunAsync},
+      {"probeSocket", ProbeSocket},
   };
   for (const Fn &f : fns) {
     Napi::Function fn = Napi::Function::New(env, f.fn, f.name);

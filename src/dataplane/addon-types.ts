@@ -165,6 +165,8 @@ export interface RawAddon {
   benchFdb(opts: RawFdbBenchOpts): RawFdbBenchResult;
   /** A batch of link/address/route/sysctl changes inside a netns (native/net/netops.c). */
   netopsRun(netnsPath: string | null, ops: RawNetOp[]): (RawLinkInfo | null)[];
+  /** The same off the JS thread (a netns move waits for RCU grace periods). */
+  netopsRunAsync(netnsPath: string | null, ops: RawNetOp[]): Promise<(RawLinkInfo | null)[]>;
   /** 0 when socket(family, type) succeeds here, else -errno. */
   probeSocket(family: number, type: number): number;
 }

@@ -22,7 +22,7 @@ export interface LinkInfo {
   up: boolean;
 }
 
-type Runner = (netns: string | null, ops: RawNetOp[]) => (LinkInfo | null)[];
+type Runner = (netns: string | null, ops: RawNetOp[]) => Promise<(LinkInfo | null)[]>;
 let native: Runner | null | undefined;
 
 async function nativeRunner(): Promise<Runner | null> {
@@ -31,7 +31,8 @@ async function nativeRunner(): Promise<Runner | null> {
   try {
     const { loadAddon } = await import('../dataplane/native.js');
     const a = loadAddon();
-    native = typeof a.netopsRun === 'function' ? (ns, ops) => a.netopsRun(ns, ops) : null;
+    // Off the JS thread, so a server keeps answering other calls while a netdev moves.
+    native = typeof a.netopsRunAsync === 'function' ? (ns, ops) => a.netopsRunAsync(ns, ops) : null;
   } catch {
     native = null;
   }
@@ -116,7 +117,7 @@ export async function netRun(netns: string | null, ops: NetOp[]): Promise<(LinkI
   const run = await nativeRunner();
   if (!run) return viaIproute2(netns, ops);
   try {
-    return run(netns, ops.map(toRaw));
+    return await run(netns, ops.map(toRaw));
   } catch (err) {
     const e = err as Error & { code?: string; index?: number };
     const op = e.index !== undefined && e.index >= 0 ? ops[e.index] : undefined;
