@@ -272,6 +272,22 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
     expect(p.ip(['-br', 'link']).trim().split('\n')).toHaveLength(1);
   });
 
+  it('a step failing after IPAM succeeded gives the address back and the VF home', () => {
+    const p = pod('routefail');
+    const before = hostState();
+    // host-local hands out an address and a route whose gateway is not on the pod's subnet:
+    // the route cannot be added, after the netdev moved and the address was reserved
+    const conf = base({
+      deviceID: '0000:5e:02.4', vlan: 11, trust: 'on',
+      ipam: { type: 'host-local', subnet: '10.56.0.0/24', dataDir: ipamDir, routes: [{ dst: '10.61.0.0/16', gw: '192.168.250.1' }] },
+    });
+    const r = call('ADD', conf, { containerId: 'rfail001', netns: nsPath(p), ifname: 'net1' });
+    expect(r.code).not.toBe(0);
+    expect(r.out.msg).toMatch(/route 10\.61\.0\.0\/16 via 192\.168\.250\.1/);
+    expect(hostState()).toEqual(before);
+    expect(p.ip(['-br', 'link']).trim().split('\n')).toHaveLength(1);
+  });
+
   it('refuses bad input with a spec error code and a clear message, changing nothing', () => {
     const p = pod('bad');
     const taken = pod('taken');
