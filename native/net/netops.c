@@ -110,12 +110,19 @@ static int link_get(int sock, struct vfp_netop *op)
 	return 0;
 }
 
-static void link_msg(struct nl_req *r, int ifindex)
+/* An empty request of TYPE whose fixed part (ifinfomsg, ifaddrmsg, rtmsg) is PAYLOAD bytes. */
+static void *req_init(struct nl_req *r, uint16_t type, uint16_t flags, size_t payload)
 {
 	memset(r, 0, sizeof(*r));
-	r->h.nlmsg_len = NLMSG_LENGTH(sizeof(struct ifinfomsg));
-	r->h.nlmsg_type = RTM_NEWLINK;
-	struct ifinfomsg *ifi = NLMSG_DATA(&r->h);
+	r->h.nlmsg_len = NLMSG_LENGTH(payload);
+	r->h.nlmsg_type = type;
+	r->h.nlmsg_flags = flags;
+	return NLMSG_DATA(&r->h);
+}
+
+static void link_msg(struct nl_req *r, int ifindex)
+{
+	struct ifinfomsg *ifi = req_init(r, RTM_NEWLINK, 0, sizeof(struct ifinfomsg));
 	ifi->ifi_family = AF_UNSPEC;
 	ifi->ifi_index = ifindex;
 }
@@ -184,11 +191,7 @@ static int addr_add(int fd, int sock, struct vfp_netop *op, uint32_t *seq)
 	if (idx < 0)
 		return idx;
 	struct nl_req r;
-	memset(&r, 0, sizeof(r));
-	r.h.nlmsg_len = NLMSG_LENGTH(sizeof(struct ifaddrmsg));
-	r.h.nlmsg_type = RTM_NEWADDR;
-	r.h.nlmsg_flags = NLM_F_CREATE | NLM_F_EXCL;
-	struct ifaddrmsg *ifa = NLMSG_DATA(&r.h);
+	struct ifaddrmsg *ifa = req_init(&r, RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL, sizeof(struct ifaddrmsg));
 	ifa->ifa_family = (unsigned char)op->family;
 	ifa->ifa_prefixlen = (unsigned char)op->prefix;
 	ifa->ifa_index = (unsigned)idx;
@@ -207,11 +210,7 @@ static int route_add(int fd, int sock, struct vfp_netop *op, uint32_t *seq)
 	if (idx < 0)
 		return idx;
 	struct nl_req r;
-	memset(&r, 0, sizeof(r));
-	r.h.nlmsg_len = NLMSG_LENGTH(sizeof(struct rtmsg));
-	r.h.nlmsg_type = RTM_NEWROUTE;
-	r.h.nlmsg_flags = NLM_F_CREATE | NLM_F_EXCL;
-	struct rtmsg *rt = NLMSG_DATA(&r.h);
+	struct rtmsg *rt = req_init(&r, RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL, sizeof(struct rtmsg));
 	rt->rtm_family = (unsigned char)op->family;
 	rt->rtm_dst_len = (unsigned char)op->prefix;
 	rt->rtm_table = RT_TABLE_MAIN;

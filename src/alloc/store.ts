@@ -13,6 +13,7 @@ import Database from 'better-sqlite3';
 import { parsePci } from '../sriov/pci.js';
 import type { VfInfo } from '../sriov/types.js';
 import { conflict, invalid, notFound, systemError, unavailable, VfpError } from '../util/errors.js';
+import { sleepSync } from '../util/proc.js';
 import { describeOwner, IDENTIFYING, isIdentifying, OWNER_FIELDS, ownerMatches, parseOwner, pidStart, type Owner } from './owner.js';
 
 export type { Owner } from './owner.js';
@@ -179,9 +180,8 @@ const sameInterface = (a: Owner, b: Owner) =>
 /** Blocks the calling thread until `file` exists (at most a minute); announces itself in `file`.in-txn. */
 function pauseForTest(file: string): void {
   fs.writeFileSync(`${file}.in-txn`, String(process.pid));
-  const cell = new Int32Array(new SharedArrayBuffer(4));
   const until = Date.now() + 60_000;
-  while (!fs.existsSync(file) && Date.now() < until) Atomics.wait(cell, 0, 0, 5);
+  while (!fs.existsSync(file) && Date.now() < until) sleepSync(5);
 }
 
 function prepare(db: Database.Database) {

@@ -8,10 +8,9 @@ import { matchVf } from '../alloc/pool.js';
 import { AllocStore } from '../alloc/store.js';
 import type { VfInfo } from '../sriov/types.js';
 import { VfpError } from '../util/errors.js';
+import { sleepSync } from '../util/proc.js';
 import { syntheticVfs, type WorkerConfig, type WorkerResult } from './alloc.js';
 
-const cell = new Int32Array(new SharedArrayBuffer(4));
-const sleepMs = (ms: number) => Atomics.wait(cell, 0, 0, ms);
 
 /** Resolves once written: the result can be megabytes and stdout is a pipe. */
 function send(msg: unknown): Promise<void> {
@@ -48,7 +47,7 @@ function withRetry<T>(fn: () => T, counts: { retries: number; busy: number }): {
       if (!(e instanceof VfpError && e.kind === 'unavailable')) throw e;
       if (e.details?.reason === 'busy') counts.busy++;
       else counts.retries++;
-      sleepMs(1);
+      sleepSync(1);
     }
   }
 }

@@ -11,6 +11,7 @@ import Table from 'cli-table3';
 import { AllocStore } from '../alloc/store.js';
 import type { PoolSelector } from '../alloc/pool.js';
 import type { VfInfo } from '../sriov/types.js';
+import { summarize } from './stats.js';
 import { invalid, systemError } from '../util/errors.js';
 
 export interface AllocBenchOptions {
@@ -124,23 +125,9 @@ function defaultWorkerPath(): string {
   return fileURLToPath(new URL('../../dist/bench/alloc-worker.js', import.meta.url));
 }
 
-/** Nearest-rank percentile of sorted values. */
-function pct(sorted: number[], p: number): number {
-  if (sorted.length === 0) return 0;
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
-}
-
 export function opStats(ns: number[]): OpStats {
-  const s = Float64Array.from(ns).sort();
-  const arr = Array.from(s);
-  const sum = arr.reduce((a, b) => a + b, 0);
-  return {
-    count: arr.length,
-    p50Us: pct(arr, 50) / 1e3,
-    p99Us: pct(arr, 99) / 1e3,
-    maxUs: (arr.at(-1) ?? 0) / 1e3,
-    meanUs: arr.length ? sum / arr.length / 1e3 : 0,
-  };
+  const { count, p50, p99, max, mean } = summarize(ns);
+  return { count, p50Us: p50 / 1e3, p99Us: p99 / 1e3, maxUs: max / 1e3, meanUs: mean / 1e3 };
 }
 
 function checkInt(flag: string, v: number, min: number, max: number): void {

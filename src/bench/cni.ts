@@ -14,6 +14,7 @@ import { createSim, destroySim } from '../sim/sim.js';
 import { hostNetnsPath, ipBatch, netnsAdd, netnsDel } from '../net/ip.js';
 import { systemError } from '../util/errors.js';
 import { checkInt } from '../util/check.js';
+import { summarize } from './stats.js';
 
 const REF_DIR = '/usr/lib/cni';
 
@@ -33,9 +34,8 @@ interface Stats {
 }
 
 function stats(ms: number[]): Stats {
-  const s = [...ms].sort((a, b) => a - b);
-  const q = (p: number) => s[Math.min(s.length - 1, Math.floor(p * s.length))]!;
-  return { count: s.length, p50Ms: q(0.5), p99Ms: q(0.99), maxMs: s[s.length - 1]!, meanMs: s.reduce((a, b) => a + b, 0) / s.length };
+  const { count, p50, p99, max, mean } = summarize(ms);
+  return { count, p50Ms: p50, p99Ms: p99, maxMs: max, meanMs: mean };
 }
 
 function exec(bin: string, args: string[], env: Record<string, string>, input: string): Promise<{ ms: number; code: number; out: string }> {

@@ -2,7 +2,6 @@
 // I/O backends (afxdp, dpdk, afpacket) arrive with the data plane.
 import { Command, Option } from 'commander';
 import { choiceFlag, intFlag, intListFlag, vniFlag } from './flags.js';
-import { reportError } from './output.js';
 
 export const DEFAULT_SIZES = '64,128,256,512,1024,1500,imix';
 
@@ -24,13 +23,7 @@ export function registerBench(program: Command): void {
     .addOption(new Option('--ipv6', 'IPv6 underlay (default IPv4)').default(false))
     .addOption(new Option('--vni <n>', 'VNI to encapsulate with').argParser(vniFlag()).default(100))
     .option('--json', 'print the results as JSON on stdout', false)
-    .action(async (o) => {
-      try {
-        await (await import('../bench/run.js')).runBench(o);
-      } catch (err) {
-        process.exitCode = reportError(err, !!o.json);
-      }
-    });
+    .action(async (o) => (await import('../bench/run.js')).runBench(o));
 
   // Subcommands are matched before the default action; with positional options (here
   // and on the program) `bench alloc --json` gives --json to alloc, not to bench.
@@ -44,11 +37,7 @@ export function registerBench(program: Command): void {
     .option('--state-dir <dir>', 'parent of the bench\'s own throw-away store (never a real alloc.db); default: the temp dir')
     .option('--json', 'print the results as JSON on stdout', false)
     .action(async (o) => {
-      try {
-        await (await import('../bench/alloc.js')).runAllocBench(o);
-      } catch (err) {
-        process.exitCode = reportError(err, !!o.json);
-      }
+      await (await import('../bench/alloc.js')).runAllocBench(o);
     });
 
   bench
@@ -58,10 +47,6 @@ export function registerBench(program: Command): void {
     .addOption(new Option('--standalone-runs <n>', 'runs of vfplane-cni without the server (Node started per call), 0–100000').argParser(intFlag('--standalone-runs', 0, 100_000)).default(50))
     .option('--json', 'print the results as JSON on stdout', false)
     .action(async (o) => {
-      try {
-        await (await import('../bench/cni.js')).runCniBench(o);
-      } catch (err) {
-        process.exitCode = reportError(err, !!o.json);
-      }
+      await (await import('../bench/cni.js')).runCniBench(o);
     });
 }

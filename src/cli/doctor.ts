@@ -1,6 +1,5 @@
 // `vfplane doctor`: what this build and this host can do (the work is in doctor-run.ts).
 import { Command } from 'commander';
-import { reportError } from './output.js';
 
 export function registerDoctor(program: Command): void {
   program
@@ -10,11 +9,5 @@ export function registerDoctor(program: Command): void {
     .option('--state-dir <dir>', 'accepted for symmetry with the other commands')
     .option('--socket <path>', 'where `vfplane cni serve` listens', '/run/vfplane/cni.sock')
     .option('--json', 'print the checks as JSON', false)
-    .action(async (o) => {
-      try {
-        await (await import('./doctor-run.js')).runDoctor(o);
-      } catch (err) {
-        process.exitCode = reportError(err, !!o.json);
-      }
-    });
+    .action(async (o) => (await import('./doctor-run.js')).runDoctor(o));
 }

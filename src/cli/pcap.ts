@@ -4,20 +4,11 @@ import { Command, Option } from 'commander';
 import {
   choiceFlag, intFlag, ipFlag, ipListFlag, macFlag, portFlag, portRangeFlag, tosFlag, vniFlag, vniListFlag,
 } from './flags.js';
-import { reportError } from './output.js';
 
 const engineOpt = () =>
   new Option('--engine <name>', 'native (the C engine) or ts (the TypeScript reference model)')
     .argParser(choiceFlag('--engine', ['native', 'ts'] as const))
     .default('native');
-
-async function run(json: boolean | undefined, fn: () => Promise<void>): Promise<void> {
-  try {
-    await fn();
-  } catch (err) {
-    process.exitCode = reportError(err, !!json);
-  }
-}
 
 export function registerPcap(program: Command): void {
   const pcap = program.command('pcap').description('encapsulate or decapsulate the frames of a pcap file (Ethernet linktype)');
@@ -43,7 +34,7 @@ export function registerPcap(program: Command): void {
     .addOption(new Option('--mtu <n>', 'drop frames whose outer IP packet exceeds this underlay MTU, 68–65535').argParser(intFlag('--mtu', 68, 65535)))
     .addOption(engineOpt())
     .option('--json', 'print the summary as JSON on stdout', false)
-    .action(async (o) => run(o.json, async () => (await import('./pcap-run.js')).runEncap(o)));
+    .action(async (o) => (await import('./pcap-run.js')).runEncap(o));
 
   pcap
     .command('decap')
@@ -57,5 +48,5 @@ export function registerPcap(program: Command): void {
     .option('--drop-inner-vlan', 'drop inner frames that carry a VLAN tag (RFC 7348 §6.1)', false)
     .addOption(engineOpt())
     .option('--json', 'print the summary as JSON on stdout', false)
-    .action(async (o) => run(o.json, async () => (await import('./pcap-run.js')).runDecap(o)));
+    .action(async (o) => (await import('./pcap-run.js')).runDecap(o));
 }

@@ -1,15 +1,6 @@
 // `vfplane profile list|show`: the hw-profiles, what each NIC family can do and where
 // that is documented. Flags live here; the work (and zod) in profile-run.ts, loaded on use.
 import { Command } from 'commander';
-import { reportError } from './output.js';
-
-async function run(json: boolean | undefined, fn: () => Promise<void>): Promise<void> {
-  try {
-    await fn();
-  } catch (err) {
-    process.exitCode = reportError(err, !!json);
-  }
-}
 
 const DIR_HELP = 'read the profiles from DIR instead of the package\'s hw-profiles/';
 
@@ -25,7 +16,7 @@ export function registerProfile(program: Command): void {
     .option('--sysfs-root <dir>', 'count this node\'s PFs of each profile under this sysfs root (env VFPLANE_SYSFS_ROOT)')
     .option('--state-dir <dir>', 'accepted for symmetry with the other commands; profiles keep no state')
     .option('--json', 'print the profiles as JSON on stdout', false)
-    .action(async (o) => run(o.json, async () => (await import('./profile-run.js')).runList(o)));
+    .action(async (o) => (await import('./profile-run.js')).runList(o));
 
   profile
     .command('show')
@@ -35,5 +26,5 @@ export function registerProfile(program: Command): void {
     .option('--sysfs-root <dir>', 'list this node\'s PFs of the profile under this sysfs root (env VFPLANE_SYSFS_ROOT)')
     .option('--state-dir <dir>', 'accepted for symmetry with the other commands; profiles keep no state')
     .option('--json', 'print the profile as JSON on stdout', false)
-    .action(async (name: string, o) => run(o.json, async () => (await import('./profile-run.js')).runShow(name, o)));
+    .action(async (name: string, o) => (await import('./profile-run.js')).runShow(name, o));
 }

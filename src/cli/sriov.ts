@@ -3,7 +3,6 @@
 // loaded only when a command runs.
 import { Command, Option } from 'commander';
 import { choiceFlag, intFlag, macFlag } from './flags.js';
-import { reportError } from './output.js';
 import { UsageError } from './errors.js';
 
 const onOff = (flag: string) => (v: string): boolean => {
@@ -20,16 +19,10 @@ function common(c: Command): Command {
     .option('--json', 'print JSON on stdout instead of tables', false);
 }
 
+/** commander calls an action with (args…, options, command); ours take (options, args…).
+ *  Errors propagate to main(), which reports them once for every command. */
 function act(fn: (o: any, ...args: any[]) => Promise<void>) {
-  return async (...args: any[]) => {
-    const cmd = args[args.length - 1] as Command;
-    const o = cmd.opts();
-    try {
-      await fn(o, ...args.slice(0, -2));
-    } catch (err) {
-      process.exitCode = reportError(err, !!o.json);
-    }
-  };
+  return (...args: any[]) => fn((args[args.length - 1] as Command).opts(), ...args.slice(0, -2));
 }
 
 const run = () => import('./sriov-run.js');

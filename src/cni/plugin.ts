@@ -20,6 +20,7 @@ import { conflict, invalid, notFound, unavailable, VfpError } from '../util/erro
 import { CniError, ERR } from './spec.js';
 import type { CniContext } from './main.js';
 import type { CniResult } from './result.js';
+import type { VxlanConf } from './conf.js';
 import { execIpam } from './ipam.js';
 import { deviceInfoPath, removeDeviceInfo, writeDeviceInfo } from './devinfo.js';
 
@@ -29,18 +30,14 @@ const USERSPACE_DRIVERS = new Set(['vfio-pci', 'uio_pci_generic', 'igb_uio']);
 type Mode = 'kernel' | 'dpdk';
 
 /** What ADD did, kept with the allocation so DEL, CHECK and GC know what to undo. */
-interface Attachment {
+/** What ADD did, beyond the owner (container, interface, netns and network are there). */
+type Attachment = {
   mode: Mode;
   phase?: 'adding'; // set while ADD is under way; absent once it finished
-  network: string;
-  ifname: string;
-  netns: string | null;
-  mac: string | null;
-  mtu: number | null;
+  mac: string | null; // the pod interface's MAC, for the data plane's FDB
   deviceInfoFile: string | null;
-  vxlan: Record<string, unknown> | null;
-  settings: Partial<VfSettings>;
-}
+  vxlan: VxlanConf | null;
+};
 
 function modeOf(vf: VfInfo): Mode | null {
   if (vf.driver && USERSPACE_DRIVERS.has(vf.driver)) return 'dpdk';
@@ -114,16 +111,11 @@ function takeVf(ctx: CniContext, sysfs: Sysfs, store: AllocStore, owner: Owner):
   const file = path.resolve(ctx.conf.poolsFile ?? path.join(stateDir, 'pools.json'));
   if (!fs.existsSync(file)) throw withCode(notFound(`pool ${JSON.stringify(ctx.conf.pool)}: no pool definitions at ${file}; write them or set poolsFile`), ERR.INVALID_CONFIG);
   const pool = findPool(loadPools(file), ctx.conf.pool, file);
-  // Only VFs that can be handed over: a kernel VF's netdev must be in the host namespace.
-  // (A VF another ADD has just moved into its pod is in the pool but not a candidate.)
-  const inPool = poolVfs(listVfs(sysfs), pool.selector);
-  const candidates = inPool.filter((v) => modeOf(v) !== null);
-  if (inPool.length > 0 && candidates.length === 0) {
-    throw withCode(unavailable(
-      `no free VF in pool ${JSON.stringify(pool.name)}: its ${inPool.length} VF(s) are all in use (allocated, or their netdevs are in other namespaces); retry when one is released`,
-      { reason: 'exhausted', pool: pool.name },
-    ), ERR.TRY_AGAIN);
-  }
+  // Candidates: VFs that can be handed over (a kernel VF's netdev must be in the host
+  // namespace), and the held ones, whose netdevs are in their pods: the store skips those
+  // and, when nothing is left, says who holds what.
+  const held = new Set(store.list().map((x) => x.pci));
+  const candidates = poolVfs(listVfs(sysfs), pool.selector).filter((v) => modeOf(v) !== null || held.has(v.pci));
   try {
     return store.allocate({ candidates, owner, pool: pool.name });
   } catch (err) {
@@ -174,19 +166,14 @@ function restoreSettings(sysfs: Sysfs, a: Allocation): void {
 /** Undoes an attachment: netdev home, settings back, device-info gone. Idempotent. */
 async function detach(sysfs: Sysfs, a: Allocation, netns: string | undefined): Promise<void> {
   const att = a.attachment as Attachment | null;
-  const ifname = att?.ifname ?? a.owner.ifname;
+  const ifname = a.owner.ifname;
   if ((att?.mode ?? 'kernel') === 'kernel' && a.original.netdev) {
-    const ns = netns ?? att?.netns ?? undefined;
+    const ns = netns ?? a.owner.netns;
     const moved = ns && ifname ? await returnNetdev(ns, ifname, a.original) : false;
     if (!moved) await tidyReturnedNetdev(sysfs, a);
   }
   restoreSettings(sysfs, a);
   if (att?.deviceInfoFile) removeDeviceInfo(att.deviceInfoFile);
-}
-
-function cidr(address: string): { ip: string; prefix: number; v6: boolean } {
-  const [ipPart, len] = address.split('/');
-  return { ip: ipPart!, prefix: Number(len), v6: ipPart!.includes(':') };
 }
 
 /**
@@ -254,7 +241,7 @@ export async function cmdAdd(ctx: CniContext): Promise<CniResult> {
     const mode = modeOf(vf);
     if (!mode) throw conflict(`VF ${vf.pci} changed under us: it is ${vf.driver ?? 'unbound'} with no netdev in the host namespace`);
     // Recorded before anything moves, so a DEL after a crash knows where to look.
-    store.setAttachment(a.id, { mode, network: conf.name, ifname, netns, phase: 'adding' });
+    store.setAttachment(a.id, { mode, phase: 'adding' });
 
     // PF-side settings, checked against the VF's current ones before any is applied; the
     // undo goes first, since one netlink request may fail half-way through its attributes.
@@ -317,11 +304,8 @@ export async function cmdAdd(ctx: CniContext): Promise<CniResult> {
     };
     if (mode === 'kernel') await configureInterface(netns, ifname, result);
 
-    const att: Attachment = {
-      mode, network: conf.name, ifname, netns, mac, mtu, deviceInfoFile,
-      vxlan: (conf.vxlan as Record<string, unknown> | undefined) ?? null, settings: wanted,
-    };
-    store.setAttachment(a.id, att as unknown as Record<string, unknown>);
+    const att: Attachment = { mode, mac, deviceInfoFile, vxlan: conf.vxlan ?? null };
+    store.setAttachment(a.id, att);
     ctx.log.info(`ADD done: VF ${vf.pci} as ${ifname} (${mode}) in ${netns}`);
     return result;
   } catch (err) {
@@ -339,13 +323,9 @@ export async function cmdAdd(ctx: CniContext): Promise<CniResult> {
   }
 }
 
+/** A switchdev PF names its representors through phys_port_name, which is not read yet. */
 function representorOf(sysfs: Sysfs, vf: VfInfo): string | undefined {
-  if (!sysfs.isSim) return undefined; // a switchdev PF names its representors through phys_port_name; not read yet
-  const m = /^(.*)f(\d+)v(\d+)$/.exec(vf.netdev ?? '');
-  if (m) return `${m[1]}f${m[2]}r${m[3]}`;
-  const k = sysfs.kernel as unknown as { m: { prefix: string; pfs: { pci: string; index: number }[] } };
-  const pf = k.m.pfs.find((p) => p.pci === vf.pf);
-  return pf ? `${k.m.prefix}f${pf.index}r${vf.index}` : undefined;
+  return sysfs.kernel?.representor(vf.pf, vf.index);
 }
 
 export async function cmdDel(ctx: CniContext): Promise<void> {

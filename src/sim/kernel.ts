@@ -15,6 +15,7 @@ import { pciFromRid, pciRid } from '../sriov/pci.js';
 import { errnoError, registerSimKernel, Sysfs, type SysfsKernel } from '../sriov/sysfs.js';
 import type { VfSettings } from '../sriov/types.js';
 import { systemError } from '../util/errors.js';
+import { pidAlive, sleepSync } from '../util/proc.js';
 import { readManifest, vfMac, vfNetdev, vfRepresentor, type SimManifest, type SimPf } from './manifest.js';
 
 export const VFIO_DRIVER = 'vfio-pci';
@@ -31,16 +32,6 @@ export const DEFAULT_VF_SETTINGS: VfSettings = {
   maxTxRate: 0,
 };
 
-const sleep = (ms: number) => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 /** Identity of one simulated device. */
 interface Dev {
@@ -158,7 +149,7 @@ export class SimKernel implements SysfsKernel {
           continue;
         }
         if (Date.now() > deadline) throw systemError(`the simulator at ${this.root} is locked by pid ${holder || '?'} for over 30 s`);
-        sleep(2);
+        sleepSync(2);
       }
     }
     try {
@@ -441,6 +432,11 @@ export class SimKernel implements SysfsKernel {
     } catch {
       return { ...DEFAULT_VF_SETTINGS };
     }
+  }
+
+  representor(pfPci: string, index: number): string | undefined {
+    const pf = this.m.pfs.find((p) => p.pci === pfPci);
+    return pf && this.m.netdevs ? vfRepresentor(this.m, pf.index, index) : undefined;
   }
 
   vfSettings(pfPci: string, index: number): VfSettings {

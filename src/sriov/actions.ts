@@ -72,8 +72,8 @@ export function setNumVfs(sysfs: Sysfs, pfRef: string, n: number, o: { force?: b
 }
 
 /** The kernel driver a VF of this PF normally uses (from its hw-profile, or what it had). */
-export function kernelVfDriver(sysfs: Sysfs, vf: VfInfo, pf: PfInfo): string {
-  if (sysfs.kernel) return (sysfs.kernel as unknown as { m: { vfDriver: string } }).m.vfDriver;
+export function kernelVfDriver(vf: VfInfo, pf: PfInfo): string {
+  // The simulator takes its IDs and drivers from a profile, so this holds there too.
   const p = matchVf(vf.vendor, vf.device, loadProfiles(), pf.profile ?? undefined);
   if (p) return p.vf.driver;
   throw notFound(`no hw-profile knows VF ${vf.pci} (${vf.vendor}:${vf.device}), so its kernel driver is unknown; bind it by name with --driver NAME`);
@@ -97,7 +97,7 @@ export interface BindResult {
 export function bindVf(sysfs: Sysfs, ref: string, target: 'vfio-pci' | 'kernel' | string, o: { force?: boolean; holder?: HolderLookup } = {}): BindResult {
   const vf = resolveVf(sysfs, ref);
   const pf = resolvePf(sysfs, vf.pf);
-  const driver = target === 'kernel' ? kernelVfDriver(sysfs, vf, pf) : target;
+  const driver = target === 'kernel' ? kernelVfDriver(vf, pf) : target;
   if (!/^[A-Za-z0-9_-]{1,64}$/.test(driver)) throw invalid(`driver ${JSON.stringify(target)} is not a driver name`);
   const result = (after: VfInfo, changed: boolean): BindResult => ({
     pci: vf.pci, before: vf.driver, after: after.driver, changed, netdev: after.netdev, vfioDevice: after.vfioDevice,

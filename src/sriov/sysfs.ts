@@ -4,14 +4,24 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { invalid, notFound, systemError, VfpError } from '../util/errors.js';
+import type { VfSettings } from './types.js';
 
-/** The simulator's hook: it receives the writes a kernel would act on. */
+/**
+ * The simulator's hook: what a real kernel does behind sysfs and netlink for SR-IOV,
+ * which this kernel (without SR-IOV) cannot.
+ */
 export interface SysfsKernel {
   readonly kind: 'sim';
   /** Returns true when it handled the write (it throws an errno-coded Error when the kernel would fail). */
   write(sysfs: Sysfs, rel: string, value: string): boolean;
   /** The simulator's devfs root (vfio group nodes); /dev on a real host. */
   readonly devRoot: string;
+  /** PF-side settings of VF INDEX, as netlink's IFLA_VF_INFO would report them. */
+  vfSettings(pfPci: string, index: number): VfSettings;
+  /** Changes PF-side settings of VF INDEX, as `ip link set PF vf N …` would. */
+  setVfSettings(pfPci: string, index: number, change: Partial<VfSettings>): VfSettings;
+  /** The host-side netdev that sees VF INDEX's traffic. */
+  representor(pfPci: string, index: number): string | undefined;
 }
 
 /** Marker the simulator leaves at the top of a tree it built (see src/sim). */

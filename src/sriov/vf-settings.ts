@@ -6,7 +6,6 @@ import { invalid, notFound } from '../util/errors.js';
 import { parseMac, formatMac } from '../util/addr.js';
 import type { Sysfs } from './sysfs.js';
 import type { VfSettings } from './types.js';
-import type { SimKernel } from '../sim/kernel.js';
 
 export function settingsFromNetlink(v: IpVfInfo): VfSettings {
   const vl = v.vlan_list?.[0];
@@ -27,8 +26,7 @@ export function settingsFromNetlink(v: IpVfInfo): VfSettings {
 export function readPfVfSettings(sysfs: Sysfs, pfPci: string, pfNetdev: string | null, numVfs: number): Map<number, VfSettings> {
   const out = new Map<number, VfSettings>();
   if (sysfs.kernel) {
-    const k = sysfs.kernel as SimKernel;
-    for (let i = 0; i < numVfs; i++) out.set(i, k.vfSettings(pfPci, i));
+    for (let i = 0; i < numVfs; i++) out.set(i, sysfs.kernel.vfSettings(pfPci, i));
     return out;
   }
   if (!pfNetdev) return out;
@@ -66,7 +64,7 @@ export function checkSettings(c: Partial<VfSettings>, current: VfSettings): Part
 export function applyVfSettings(sysfs: Sysfs, pfPci: string, pfNetdev: string | null, index: number, c: Partial<VfSettings>, current: VfSettings): void {
   if (Object.keys(c).length === 0) return;
   if (sysfs.kernel) {
-    (sysfs.kernel as SimKernel).setVfSettings(pfPci, index, c);
+    sysfs.kernel.setVfSettings(pfPci, index, c);
     return;
   }
   if (!pfNetdev) throw notFound(`PF ${pfPci} has no netdev in this namespace; VF settings are made through the PF's netdev`);

@@ -4,6 +4,7 @@
 // processes are swept at start.
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { pidAlive } from '../../src/util/proc.js';
 
 const PREFIX = 'vfpt';
 let counter = 0;
@@ -11,15 +12,6 @@ const created = new Set<string>();
 
 function ip(args: string[]): string {
   return execFileSync('ip', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** Deletes namespaces left behind by test processes that no longer exist. */

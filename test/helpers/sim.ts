@@ -6,19 +6,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createSim, destroySim, type SimOptions } from '../../src/sim/sim.js';
 import type { SimManifest } from '../../src/sim/manifest.js';
+import { pidAlive } from '../../src/util/proc.js';
 
 const TAG = 'vfpsim-';
 let counter = 0;
 const live = new Set<string>();
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** A netdev prefix unique to this process and call: 't' + pid in base 36 + a counter. */
 export function simPrefix(): string {
