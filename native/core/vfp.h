@@ -71,6 +71,7 @@ typedef struct vfp_pkt {
     uint16_t port;      /* I/O: the port the frame came from or goes to */
     uint8_t vtep[16];   /* decap result: outer source address (IPv4 in the first 4) */
     void *opaque;       /* the backend's own handle (mbuf, UMEM address, ring slot) */
+    struct vfp_port *owner; /* the port (or pool) the buffer returns to; set by rx */
 } vfp_pkt;
 
 /* An IPv4 or IPv6 address. IPv4 uses bytes[0..3]; the rest is zero. */

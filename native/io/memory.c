@@ -35,6 +35,7 @@ static uint16_t gen_rx(vfp_port *p, uint16_t q, vfp_pkt **pkts, uint16_t n) {
         d->data = g->datas[i];
         d->len = g->lens[i];
         d->headroom = g->headroom;
+        d->owner = p;
         pkts[k] = d;
         bytes += d->len;
         i = i + 1 == g->ring ? 0 : i + 1;
@@ -86,6 +87,7 @@ int vfp_mem_port__create_gen(vfp_port **out, const vfp_mem_frame *frames, uint32
     if (!g) return -ENOMEM;
     memset(g, 0, sizeof *g);
     g->port.ops = &gen_ops;
+    g->port.n_queues = 1;
     g->a = *a;
     g->ring = (uint32_t)r;
     g->headroom = headroom;
@@ -144,6 +146,7 @@ int vfp_mem_port__create_sink(vfp_port **out, const vfp_alloc *a) {
     if (!s) return -ENOMEM;
     memset(s, 0, sizeof *s);
     s->port.ops = &sink_ops;
+    s->port.n_queues = 1;
     s->a = *a;
     *out = &s->port;
     return 0;

@@ -1,6 +1,14 @@
 /* The one port interface every I/O backend implements (memory, afpacket, afxdp, dpdk).
- * A port hands out bursts of vfp_pkt it owns and takes bursts back; a packet received
- * from a port goes back to it either transmitted (tx_burst) or released (free_burst).
+ * A port hands out bursts of vfp_pkt it owns (pkt->owner = the port) and takes bursts
+ * back. Ownership rules, which every backend keeps:
+ *  - rx_burst sets owner, data, len, headroom (≥ the headroom asked for at create) and
+ *    port on each packet; the packet stays valid until released.
+ *  - tx_burst takes packets from ANY owner. A backend that cannot send a foreign buffer
+ *    as is (afpacket, afxdp across UMEMs, dpdk for non-mbufs) copies the bytes into its
+ *    own buffer and releases the original to its owner before returning. Packets it
+ *    takes it releases (now or at tx completion); the caller still owns the rest and
+ *    must release them with vfp_pkt__free_burst.
+ *  - free_burst releases the port's own packets (never a foreign one).
  * Calls on one queue come from one thread; backends need no locks on their fast path. */
 #ifndef VFP_IO_PORT_H
 #define VFP_IO_PORT_H
@@ -17,16 +25,23 @@ struct vfp_port_ops {
     const char *name;
     /* Receives up to n packets of queue q into pkts; returns how many. */
     uint16_t (*rx_burst)(vfp_port *p, uint16_t q, vfp_pkt **pkts, uint16_t n);
-    /* Sends pkts[0..n) on queue q; returns how many the port took. The caller still
-     * owns (and must free_burst) the ones not taken. */
+    /* Sends pkts[0..n) on queue q; returns how many the port took (a prefix). */
     uint16_t (*tx_burst)(vfp_port *p, uint16_t q, vfp_pkt **pkts, uint16_t n);
-    /* Gives packets back without sending them (drops). */
+    /* Gives the port's own packets back without sending them (drops). */
     void (*free_burst)(vfp_port *p, vfp_pkt **pkts, uint16_t n);
     void (*close)(vfp_port *p);
+    /* Optional: a file descriptor that becomes readable (POLLIN) when queue q has
+     * packets, so an idle worker can sleep in poll(); -1 (or NULL op) when there is
+     * none (dpdk, memory): the worker then keeps polling. */
+    int (*rx_fd)(vfp_port *p, uint16_t q);
+    /* Optional: pushes out whatever tx_burst queued but did not yet hand to the
+     * device (kicks, completion reaping). Called by idle workers and on stop. */
+    void (*flush)(vfp_port *p, uint16_t q);
 };
 
 struct vfp_port {
     const struct vfp_port_ops *ops;
+    uint16_t n_queues;     /* rx/tx queue pairs, ≥ 1 */
     uint64_t rx_pkts, rx_bytes, tx_pkts, tx_bytes, tx_full, rx_nombuf;
 };
 
@@ -40,6 +55,24 @@ static inline void vfp_port__free_burst(vfp_port *p, vfp_pkt **pkts, uint16_t n)
     if (n) p->ops->free_burst(p, pkts, n);
 }
 static inline void vfp_port__close(vfp_port *p) { p->ops->close(p); }
+static inline int vfp_port__rx_fd(vfp_port *p, uint16_t q) {
+    return p->ops->rx_fd ? p->ops->rx_fd(p, q) : -1;
+}
+static inline void vfp_port__flush(vfp_port *p, uint16_t q) {
+    if (p->ops->flush) p->ops->flush(p, q);
+}
+
+/* Releases packets of any owners, batching runs that share one. */
+static inline void vfp_pkt__free_burst(vfp_pkt **pkts, uint16_t n) {
+    uint16_t i = 0;
+    while (i < n) {
+        vfp_port *o = pkts[i]->owner;
+        uint16_t j = (uint16_t)(i + 1);
+        while (j < n && pkts[j]->owner == o) j++;
+        if (o) o->ops->free_burst(o, pkts + i, (uint16_t)(j - i));
+        i = j;
+    }
+}
 
 #ifdef __cplusplus
 }
