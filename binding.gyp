@@ -45,6 +45,18 @@
       "sources": ["native/cni-shim/shim.c"],
       "cflags": ["-O2", "-Wall", "-Wextra"],
       "cflags_c": ["-std=c11"]
+    },
+    {
+      # vfp-io-fwd: a two-port L2 forwarder over any backend, for tests (native/test).
+      # Each backend adds its sources and adapter here under its have_* condition.
+      "target_name": "vfp-io-fwd",
+      "type": "executable",
+      "sources": ["native/test/io_fwd.c", "native/io/memory.c"],
+      "include_dirs": ["native"],
+      "defines": ["_GNU_SOURCE"],
+      "cflags": ["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"],
+      "cflags_c": ["-std=c11"],
+      "conditions": []
     }
   ]
 }
