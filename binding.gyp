@@ -17,7 +17,9 @@
         "native/io/memory.c",
         "native/worker/bench.c",
         "native/net/netops.c",
-        "native/addon/addon.cc"
+        "native/worker/dp.c",
+        "native/addon/addon.cc",
+        "native/addon/dp.cc"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",

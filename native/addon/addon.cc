@@ -25,7 +25,10 @@
 #include <arpa/inet.h>
 #include <vector>
 
-namespace {
+#include "addon/glue.h"
+
+// Shared with the other glue files through addon/glue.h.
+namespace vfpglue {
 
 // ---------------------------------------------------------------- allocator
 
@@ -106,14 +109,6 @@ bool ToInt(Napi::Env env, Napi::Value v, const std::string &name, double min, do
   return true;
 }
 
-template <typename T>
-bool ToUint(Napi::Env env, Napi::Value v, const std::string &name, double min, double max, T *out) {
-  double d;
-  if (!ToInt(env, v, name, min, max, &d)) return false;
-  *out = static_cast<T>(d);
-  return true;
-}
-
 bool ToBool(Napi::Env env, Napi::Value v, const std::string &name, bool *out) {
   if (!v.IsBoolean()) {
     ThrowType(env, name + " must be a boolean");
@@ -121,25 +116,6 @@ bool ToBool(Napi::Env env, Napi::Value v, const std::string &name, bool *out) {
   }
   *out = v.As<Napi::Boolean>().Value();
   return true;
-}
-
-template <typename T>
-struct Span {
-  T *data = nullptr;
-  size_t len = 0;
-};
-
-template <typename T>
-bool ToTyped(Napi::Env env, Napi::Value v, const std::string &name, napi_typedarray_type type,
-             const char *tname, Span<T> *out) {
-  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != type) {
-    ThrowType(env, name + " must be a " + tname);
-    return false;
-  }
-  Napi::TypedArrayOf<T> a = v.As<Napi::TypedArrayOf<T>>();
-  out->data = a.Data();
-  out->len = a.ElementLength();
-  return !Pending(env);
 }
 
 bool ToBytes(Napi::Env env, Napi::Value v, const std::string &name, Span<uint8_t> *out) {
@@ -431,6 +407,12 @@ bool ToTunnelCfg(Napi::Env env, Napi::Value v, vfp_tunnel_cfg *c) {
 #undef PROP
   return true;
 }
+
+}  // namespace vfpglue
+
+namespace {
+
+using namespace vfpglue;
 
 Napi::Value TunnelCreate(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
@@ -1402,6 +1384,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
     Napi::Function fn = Napi::Function::New(env, f.fn, f.name);
     if (Pending(env) || !exports.Set(f.name, fn).UnwrapOr(false)) return exports;
   }
+  RegisterDataplane(env, exports);
+  if (Pending(env)) return exports;
   if (!exports.Set("maxBurst", Napi::Number::New(env, VFP_MAX_BURST)).UnwrapOr(false)) return exports;
   if (!exports.Set("noVtep", Napi::Number::New(env, VFP_FDB_NO_VTEP)).UnwrapOr(false)) return exports;
   return exports;

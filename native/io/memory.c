@@ -123,6 +123,7 @@ static uint16_t sink_tx(vfp_port *p, uint16_t q, vfp_pkt **pkts, uint16_t n) {
     for (uint16_t i = 0; i < n; i++) bytes += pkts[i]->len;
     p->tx_pkts += n;
     p->tx_bytes += bytes;
+    vfp_pkt__free_burst(pkts, n); /* taken packets go back to their owners */
     return n;
 }
 

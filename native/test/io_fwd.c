@@ -102,6 +102,7 @@ int main(int argc, char **argv) {
         i++;
     }
     if (!a.backend || !a.a || !a.b || a.burst < 1 || a.burst > VFP_MAX_BURST) { usage(); return 2; }
+    (void)heap;
     signal(SIGINT, on_sig);
     signal(SIGTERM, on_sig);
     char err[512] = "";

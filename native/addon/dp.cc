@@ -1,0 +1,620 @@
+// node-addon-api glue for the data plane (native/worker/dp.h) and the I/O backends:
+// argument conversion, handle lifetimes and the zero-copy counters view. The daemon
+// (src/dataplane) owns the policy; nothing here decides anything.
+#include "addon/glue.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include <string>
+#include <vector>
+
+#include "io/memory.h"
+#include "worker/dp.h"
+// A backend is glued in when the build enabled it and its header exists.
+#if defined(VFP_HAVE_AFPACKET) && __has_include("io/afpacket.h")
+#include "io/afpacket.h"
+#define DP_AFPACKET 1
+#endif
+#if defined(VFP_HAVE_AFXDP) && __has_include("io/afxdp.h")
+#include "io/afxdp.h"
+#define DP_AFXDP 1
+#endif
+#if defined(VFP_HAVE_DPDK) && __has_include("io/dpdk.h")
+#include "io/dpdk.h"
+#define DP_DPDK 1
+#endif
+
+namespace vfpglue {
+namespace {
+
+const napi_type_tag kDpTag = {0x7666706c616e6504ull, 0x6470000000000001ull};
+
+// The data plane and the ArrayBuffer over its counters: whichever the GC finalizes last
+// frees it; dpStop() stops threads and closes ports at once. Finalizers run on the JS
+// thread, so a plain int will do.
+struct DpH {
+  vfp_dp *dp;
+  int refs;
+  Napi::Reference<Napi::Value> view;
+};
+
+void DpUnref(DpH *h) {
+  if (--h->refs) return;
+  vfp_dp__destroy(h->dp, 0);
+  h->dp = nullptr;
+}
+
+void DpFinalize(Napi::Env, DpH *h) {
+  h->view.Reset();
+  DpUnref(h);
+  if (!h->refs) delete h;
+}
+
+void DpViewFinalize(napi_env, void *, void *hint) {
+  DpH *h = static_cast<DpH *>(hint);
+  DpUnref(h);
+  if (!h->refs) delete h;
+}
+
+bool ToDp(Napi::Env env, Napi::Value v, DpH **out) {
+  if (!v.IsExternal() || !v.As<Napi::External<DpH>>().CheckTypeTag(&kDpTag)) {
+    if (!Pending(env)) ThrowType(env, "dp must be a data plane handle");
+    return false;
+  }
+  *out = v.As<Napi::External<DpH>>().Data();
+  if (!(*out)->dp) {
+    Napi::Error::New(env, "the data plane has been destroyed").ThrowAsJavaScriptException();
+    return false;
+  }
+  return true;
+}
+
+Napi::Value ThrowMsg(Napi::Env env, const char *err, const std::string &what, int neg) {
+  if (err && err[0]) {
+    Napi::Error e = Napi::Error::New(env, err);
+    e.Set("errno", Napi::Number::New(env, neg));
+    e.ThrowAsJavaScriptException();
+    return Napi::Value();
+  }
+  return ThrowErrno(env, what, neg);
+}
+
+// Optional property: absent or undefined leaves *out alone.
+bool Opt(Napi::Env env, Napi::Value obj, const char *key, Napi::Value *out) {
+  Napi::Value v;
+  if (!GetProp(env, obj, key, &v)) return false;
+  *out = v;
+  return true;
+}
+bool Has(const Napi::Value &v) { return !v.IsUndefined() && !v.IsNull(); }
+
+template <typename T>
+bool OptUint(Napi::Env env, Napi::Value obj, const char *key, double min, double max, T *out) {
+  Napi::Value v;
+  if (!Opt(env, obj, key, &v)) return false;
+  if (!Has(v)) return true;
+  return ToUint(env, v, std::string("opts.") + key, min, max, out);
+}
+
+bool OptString(Napi::Env env, Napi::Value obj, const char *key, std::string *out, bool *present) {
+  Napi::Value v;
+  if (!Opt(env, obj, key, &v)) return false;
+  *present = Has(v);
+  if (!*present) return true;
+  if (!v.IsString()) {
+    ThrowType(env, std::string("opts.") + key + " must be a string");
+    return false;
+  }
+  *out = v.As<Napi::String>().Utf8Value();
+  return true;
+}
+
+// dpCreate({workers, cpus?, burst?, idleSpins?, idleSleepUs?, learnCapacity?, scratchBufs?, headroom?})
+Napi::Value DpCreate(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  Napi::Value o = info[0];
+  if (!o.IsObject()) return ThrowType(env, "opts must be an object");
+  vfp_dp_opts opts;
+  memset(&opts, 0, sizeof opts);
+  opts.n_workers = 1;
+  opts.idle_spins = 64;
+  if (!OptUint(env, o, "workers", 1, VFP_DP_MAX_WORKERS, &opts.n_workers) ||
+      !OptUint(env, o, "burst", 1, VFP_MAX_BURST, &opts.burst) ||
+      !OptUint(env, o, "idleSpins", 0, 1e9, &opts.idle_spins) ||
+      !OptUint(env, o, "idleSleepUs", 0, 1e7, &opts.idle_sleep_us) ||
+      !OptUint(env, o, "learnCapacity", 16, 1 << 24, &opts.learn_capacity) ||
+      !OptUint(env, o, "scratchBufs", 16, 1 << 20, &opts.scratch_bufs) ||
+      !OptUint(env, o, "headroom", 64, 1024, &opts.headroom))
+    return Napi::Value();
+  std::vector<int> cpus(opts.n_workers, -1);
+  Napi::Value cv;
+  if (!Opt(env, o, "cpus", &cv)) return Napi::Value();
+  if (Has(cv)) {
+    if (!cv.IsArray() || cv.As<Napi::Array>().Length() != opts.n_workers)
+      return ThrowType(env, "opts.cpus must be an array with one CPU (or -1) per worker");
+    for (uint32_t i = 0; i < opts.n_workers; i++) {
+      Napi::Value e;
+      double d;
+      if (!cv.As<Napi::Array>().Get(i).UnwrapTo(&e) || !ToInt(env, e, "opts.cpus[" + std::to_string(i) + "]", -1, 4095, &d))
+        return Napi::Value();
+      cpus[i] = static_cast<int>(d);
+    }
+  }
+  opts.cpus = cpus.data();
+#ifdef DP_DPDK
+  if (vfp_dpdk__initialized()) opts.thread_init = vfp_dpdk__thread_register;
+#endif
+  char err[512] = "";
+  DpH *h = new DpH();
+  h->refs = 1;
+  int rc = vfp_dp__create(&h->dp, &opts, &kAlloc, err, sizeof err);
+  if (rc) {
+    delete h;
+    return ThrowMsg(env, err, "dpCreate", rc);
+  }
+  auto ext = Napi::External<DpH>::New(env, h, DpFinalize);
+  if (Pending(env)) return Napi::Value();
+  ext.TypeTag(&kDpTag);
+  return ext;
+}
+
+Napi::Value DpStop(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  DpH *h;
+  uint32_t drain = 0;
+  if (!ToDp(env, info[0], &h)) return Napi::Value();
+  if (info.Length() > 1 && !ToUint(env, info[1], "drainMs", 0, 60000, &drain)) return Napi::Value();
+  vfp_dp__stop(h->dp, drain);
+  return env.Undefined();
+}
+
+// ---- ports
+
+Napi::Value PortResult(Napi::Env env, uint16_t slot, Napi::Object extra) {
+  extra.Set("slot", Napi::Number::New(env, slot));
+  return extra;
+}
+
+int AddPort(Napi::Env env, DpH *h, vfp_port *p, const std::string &name, uint16_t *slot) {
+  char err[512] = "";
+  int rc = vfp_dp__port_add(h->dp, p, name.c_str(), slot, err, sizeof err);
+  if (rc) {
+    vfp_port__close(p);
+    ThrowMsg(env, err, "dpPortAdd", rc);
+  }
+  return rc;
+}
+
+// dpPortOpen(dp, backend, opts, name) → {slot, ...backend facts}
+Napi::Value DpPortOpen(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  DpH *h;
+  if (!ToDp(env, info[0], &h)) return Napi::Value();
+  if (!info[1].IsString()) return ThrowType(env, "backend must be a string");
+  std::string backend = info[1].As<Napi::String>().Utf8Value();
+  Napi::Value o = info[2];
+  if (!o.IsObject()) return ThrowType(env, "opts must be an object");
+  std::string name = info[3].IsString() ? info[3].As<Napi::String>().Utf8Value() : backend;
+  Napi::Object extra = Napi::Object::New(env);
+  extra.Set("backend", Napi::String::New(env, backend));
+  char err[512] = "";
+  vfp_port *p = nullptr;
+  int rc = -ENOTSUP;
+  std::string ifname, netns;
+  bool has_if = false, has_ns = false;
+  if (backend == "memory-gen") {
+    Napi::Value fv;
+    if (!GetProp(env, o, "frames", &fv)) return Napi::Value();
+    if (!fv.IsArray() || fv.As<Napi::Array>().Length() == 0)
+      return ThrowType(env, "opts.frames must be a non-empty array of Uint8Array");
+    Napi::Array fa = fv.As<Napi::Array>();
+    std::vector<vfp_mem_frame> frames(fa.Length());
+    for (uint32_t i = 0; i < fa.Length(); i++) {
+      Napi::Value e;
+      Span<uint8_t> b;
+      if (!fa.Get(i).UnwrapTo(&e) || !ToBytes(env, e, "opts.frames[" + std::to_string(i) + "]", &b)) return Napi::Value();
+      frames[i] = {b.data, static_cast<uint32_t>(b.len)};
+    }
+    uint32_t ring = 4096, headroom = 256;
+    if (!OptUint(env, o, "ring", 1, 1 << 20, &ring) || !OptUint(env, o, "headroom", 0, 4096, &headroom)) return Napi::Value();
+    rc = vfp_mem_port__create_gen(&p, frames.data(), static_cast<uint32_t>(frames.size()), ring, headroom, &kAlloc);
+  } else if (backend == "memory-sink") {
+    rc = vfp_mem_port__create_sink(&p, &kAlloc);
+  } else if (backend == "afpacket" || backend == "afxdp") {
+    if (!OptString(env, o, "ifname", &ifname, &has_if) || !OptString(env, o, "netns", &netns, &has_ns)) return Napi::Value();
+    if (!has_if) return ThrowType(env, "opts.ifname is required for the " + backend + " backend");
+#ifdef DP_AFPACKET
+    if (backend == "afpacket") {
+      vfp_afpacket_opts ao;
+      vfp_afpacket_opts__defaults(&ao);
+      ao.ifname = ifname.c_str();
+      ao.netns = has_ns ? netns.c_str() : nullptr;
+      uint32_t qb = ao.qdisc_bypass ? 1 : 0;
+      if (!OptUint(env, o, "headroom", 64, 4096, &ao.headroom) || !OptUint(env, o, "frameSize", 0, 65536, &ao.frame_size) ||
+          !OptUint(env, o, "blockSize", 0, 1 << 26, &ao.rx_block_size) || !OptUint(env, o, "blocks", 0, 4096, &ao.rx_blocks) ||
+          !OptUint(env, o, "txFrames", 0, 1 << 20, &ao.tx_frames) || !OptUint(env, o, "qdiscBypass", 0, 1, &qb))
+        return Napi::Value();
+      ao.qdisc_bypass = static_cast<int>(qb);
+      rc = vfp_afpacket_port__create(&p, &ao, &kAlloc, err, sizeof err);
+    }
+#endif
+#ifdef DP_AFXDP
+    if (backend == "afxdp") {
+      vfp_afxdp_opts xo;
+      vfp_afxdp_opts__defaults(&xo);
+      xo.ifname = ifname.c_str();
+      xo.netns = has_ns ? netns.c_str() : nullptr;
+      std::string mode, copy;
+      bool hm = false, hc = false;
+      uint32_t nw = xo.need_wakeup ? 1 : 0;
+      if (!OptUint(env, o, "queueId", 0, 1024, &xo.queue_id) || !OptUint(env, o, "queues", 1, 64, &xo.n_queues) ||
+          !OptUint(env, o, "frameSize", 2048, 4096, &xo.frame_size) || !OptUint(env, o, "frames", 64, 1 << 20, &xo.n_frames) ||
+          !OptUint(env, o, "ringSize", 64, 1 << 16, &xo.ring_size) || !OptUint(env, o, "headroom", 0, 1024, &xo.headroom) ||
+          !OptUint(env, o, "needWakeup", 0, 1, &nw) || !OptString(env, o, "mode", &mode, &hm) ||
+          !OptString(env, o, "copy", &copy, &hc))
+        return Napi::Value();
+      xo.need_wakeup = static_cast<int>(nw);
+      if (hm) {
+        if (mode == "auto") xo.mode = VFP_XDP_MODE_AUTO;
+        else if (mode == "native") xo.mode = VFP_XDP_MODE_NATIVE;
+        else if (mode == "skb") xo.mode = VFP_XDP_MODE_SKB;
+        else return ThrowRange(env, "opts.mode " + mode + " is not one of auto, native, skb");
+      }
+      if (hc) {
+        if (copy == "auto") xo.copy = VFP_XDP_COPY_AUTO;
+        else if (copy == "copy") xo.copy = VFP_XDP_COPY;
+        else if (copy == "zerocopy") xo.copy = VFP_XDP_ZEROCOPY;
+        else return ThrowRange(env, "opts.copy " + copy + " is not one of auto, copy, zerocopy");
+      }
+      rc = vfp_afxdp_port__create(&p, &xo, &kAlloc, err, sizeof err);
+      if (!rc) {
+        vfp_afxdp_info xi;
+        vfp_afxdp_port__info(p, &xi);
+        extra.Set("mode", Napi::String::New(env, xi.mode == VFP_XDP_MODE_NATIVE ? "native" : "skb"));
+        extra.Set("zerocopy", Napi::Boolean::New(env, xi.zerocopy != 0));
+        extra.Set("needWakeup", Napi::Boolean::New(env, xi.need_wakeup != 0));
+      }
+    }
+#endif
+  } else if (backend == "dpdk") {
+#ifdef DP_DPDK
+    std::string dev;
+    bool hd = false;
+    if (!OptString(env, o, "dev", &dev, &hd)) return Napi::Value();
+    if (!hd) return ThrowType(env, "opts.dev (a PCI address or vdev devargs) is required for the dpdk backend");
+    vfp_dpdk_opts dopt;
+    vfp_dpdk_opts__defaults(&dopt);
+    dopt.dev = dev.c_str();
+    double txo = 0;
+    Napi::Value tv;
+    if (!OptUint(env, o, "queues", 1, 64, &dopt.n_queues) || !OptUint(env, o, "mbufs", 0, 1 << 24, &dopt.n_mbufs) ||
+        !OptUint(env, o, "mbufCache", 0, 512, &dopt.mbuf_cache) ||
+        !OptUint(env, o, "mbufDataSize", 0, 65535, &dopt.mbuf_data_size) ||
+        !OptUint(env, o, "rxDesc", 0, 32768, &dopt.rx_desc) || !OptUint(env, o, "txDesc", 0, 32768, &dopt.tx_desc) ||
+        !Opt(env, o, "txOffloads", &tv))
+      return Napi::Value();
+    if (Has(tv)) {
+      if (!ToInt(env, tv, "opts.txOffloads", 0, 9007199254740991.0, &txo)) return Napi::Value();
+      dopt.want_tx_offloads = static_cast<uint64_t>(txo);
+    }
+    rc = vfp_dpdk_port__create(&p, &dopt, err, sizeof err);
+    if (!rc) {
+      vfp_dpdk_info di;
+      vfp_dpdk_port__info(p, &di);
+      extra.Set("portId", Napi::Number::New(env, di.port_id));
+      extra.Set("driver", Napi::String::New(env, di.driver));
+      extra.Set("txOffloads", Napi::Number::New(env, static_cast<double>(di.tx_offloads)));
+      extra.Set("mbufs", Napi::Number::New(env, di.n_mbufs));
+      Napi::Uint8Array mac = Napi::Uint8Array::New(env, 6);
+      memcpy(mac.Data(), di.mac, 6);
+      extra.Set("mac", mac);
+    }
+#endif
+  } else {
+    return ThrowRange(env, "backend " + backend + " is not one of afpacket, afxdp, dpdk, memory-gen, memory-sink");
+  }
+  if (rc == -ENOTSUP && !err[0]) {
+    snprintf(err, sizeof err, "the %s backend is not built into this addon; `vfplane doctor` says why and how to "
+             "build it", backend.c_str());
+  }
+  if (rc) return ThrowMsg(env, err, "dpPortOpen " + backend, rc);
+  uint16_t slot;
+  if (AddPort(env, h, p, name, &slot)) return Napi::Value();
+  extra.Set("queues", Napi::Number::New(env, p->n_queues));
+  return PortResult(env, slot, extra);
+}
+
+Napi::Value DpPortRemove(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  DpH *h;
+  uint16_t slot;
+  if (!ToDp(env, info[0], &h) || !ToUint(env, info[1], "slot", 0, VFP_DP_MAX_PORTS - 1, &slot)) return Napi::Value();
+  int rc = vfp_dp__port_remove(h->dp, slot);
+  if (rc) return ThrowErrno(env, "dpPortRemove: port slot " + std::to_string(slot), rc);
+  return env.Undefined();
+}
+
+// The backend's own counters of a port (ring overruns and the like), racy by design.
+Napi::Value DpPortCounters(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  DpH *h;
+  uint16_t slot;
+  if (!ToDp(env, info[0], &h) || !ToUint(env, info[1], "slot", 0, VFP_DP_MAX_PORTS - 1, &slot)) return Napi::Value();
+  vfp_port *p = vfp_dp__port(h->dp, slot);
+  if (!p) return env.Null();
+  Napi::Object r = Napi::Object::New(env);
+  r.Set("rxPkts", Napi::Number::New(env, static_cast<double>(p->rx_pkts)));
+  r.Set("txPkts", Napi::Number::New(env, static_cast<double>(p->tx_pkts)));
+  r.Set("txFull", Napi::Number::New(env, static_cast<double>(p->tx_full)));
+  r.Set("rxNombuf", Napi::Number::New(env, static_cast<double>(p->rx_nombuf)));
+  r.Set("kind", Napi::String::New(env, p->ops->name));
+  return r;
+}
+
+// ---- configuration
+
+bool ToArray(Napi::Env env, Napi::Value obj, const char *key, Napi::Array *out) {
+  Napi::Value v;
+  if (!Opt(env, obj, key, &v)) return false;
+  if (!Has(v)) {
+    *out = Napi::Array::New(env, 0);
+    return true;
+  }
+  if (!v.IsArray()) {
+    ThrowType(env, std::string("spec.") + key + " must be an array");
+    return false;
+  }
+  *out = v.As<Napi::Array>();
+  return true;
+}
+
+// dpCommit(dp, spec, timeoutMs) → epoch
+Napi::Value DpCommit(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  DpH *h;
+  if (!ToDp(env, info[0], &h)) return Napi::Value();
+  Napi::Value sv = info[1];
+  if (!sv.IsObject()) return ThrowType(env, "spec must be an object");
+  uint32_t timeout = 2000;
+  if (info.Length() > 2 && !ToUint(env, info[2], "timeoutMs", 1, 600000, &timeout)) return Napi::Value();
+  vfp_dp_spec s;
+  memset(&s, 0, sizeof s);
+  Napi::Value v;
+  double d;
+  if (!GetProp(env, sv, "uplink", &v) || !ToInt(env, v, "spec.uplink", -1, VFP_DP_MAX_PORTS - 1, &d)) return Napi::Value();
+  s.uplink = d < 0 ? VFP_DP_NO_PORT : static_cast<uint16_t>(d);
+  const uint8_t *mac;
+  if (!GetProp(env, sv, "uplinkMac", &v) || !ToMac(env, v, "spec.uplinkMac", &mac)) return Napi::Value();
+  memcpy(s.uplink_mac, mac, 6);
+  if (!GetProp(env, sv, "tunnel", &v) || !ToTunnelCfg(env, v, &s.tunnel)) return Napi::Value();
+  bool b;
+  if (!GetProp(env, sv, "learn", &v) || !ToBool(env, v, "spec.learn", &b)) return Napi::Value();
+  s.learn = b;
+  if (!GetProp(env, sv, "antiSpoof", &v) || !ToBool(env, v, "spec.antiSpoof", &b)) return Napi::Value();
+  s.anti_spoof = b;
+  if (!OptUint(env, sv, "ageSeconds", 1, 1e7, &s.age_seconds)) return Napi::Value();
+
+  Napi::Array arr;
+  std::vector<vfp_dp_peer_spec> peers;
+  if (!ToArray(env, sv, "peers", &arr)) return Napi::Value();
+  for (uint32_t i = 0; i < arr.Length(); i++) {
+    Napi::Value e, f;
+    std::string n = "spec.peers[" + std::to_string(i) + "]";
+    vfp_dp_peer_spec p;
+    memset(&p, 0, sizeof p);
+    if (!arr.Get(i).UnwrapTo(&e) || !GetProp(env, e, "vtep", &f) || !ToAddr(env, f, n + ".vtep", &p.vtep)) return Napi::Value();
+    if (!GetProp(env, e, "mac", &f)) return Napi::Value();
+    if (Has(f)) {
+      if (!ToMac(env, f, n + ".mac", &mac)) return Napi::Value();
+      memcpy(p.mac, mac, 6);
+      p.mac_known = 1;
+    }
+    peers.push_back(p);
+  }
+  std::vector<vfp_dp_att_spec> atts;
+  if (!ToArray(env, sv, "atts", &arr)) return Napi::Value();
+  for (uint32_t i = 0; i < arr.Length(); i++) {
+    Napi::Value e, f;
+    std::string n = "spec.atts[" + std::to_string(i) + "]";
+    vfp_dp_att_spec a;
+    memset(&a, 0, sizeof a);
+    if (!arr.Get(i).UnwrapTo(&e) || !GetProp(env, e, "port", &f) || !ToUint(env, f, n + ".port", 0, VFP_DP_MAX_PORTS - 1, &a.port) ||
+        !GetProp(env, e, "vni", &f) || !ToUint(env, f, n + ".vni", 0, 0xffffff, &a.vni) ||
+        !GetProp(env, e, "mac", &f) || !ToMac(env, f, n + ".mac", &mac))
+      return Napi::Value();
+    memcpy(a.mac, mac, 6);
+    atts.push_back(a);
+  }
+  std::vector<vfp_dp_fdb_spec> fdb;
+  if (!ToArray(env, sv, "fdb", &arr)) return Napi::Value();
+  for (uint32_t i = 0; i < arr.Length(); i++) {
+    Napi::Value e, f;
+    std::string n = "spec.fdb[" + std::to_string(i) + "]";
+    vfp_dp_fdb_spec a;
+    memset(&a, 0, sizeof a);
+    if (!arr.Get(i).UnwrapTo(&e) || !GetProp(env, e, "vni", &f) || !ToUint(env, f, n + ".vni", 0, 0xffffff, &a.vni) ||
+        !GetProp(env, e, "mac", &f) || !ToMac(env, f, n + ".mac", &mac) || !GetProp(env, e, "vtep", &f) ||
+        !ToAddr(env, f, n + ".vtep", &a.vtep))
+      return Napi::Value();
+    memcpy(a.mac, mac, 6);
+    fdb.push_back(a);
+  }
+  std::vector<vfp_dp_flood_spec> floods;
+  std::vector<std::vector<vfp_addr>> flood_addrs;
+  if (!ToArray(env, sv, "floods", &arr)) return Napi::Value();
+  flood_addrs.resize(arr.Length());
+  for (uint32_t i = 0; i < arr.Length(); i++) {
+    Napi::Value e, f;
+    std::string n = "spec.floods[" + std::to_string(i) + "]";
+    vfp_dp_flood_spec fl;
+    memset(&fl, 0, sizeof fl);
+    if (!arr.Get(i).UnwrapTo(&e) || !GetProp(env, e, "vni", &f) || !ToUint(env, f, n + ".vni", 0, 0xffffff, &fl.vni) ||
+        !GetProp(env, e, "vteps", &f))
+      return Napi::Value();
+    if (!f.IsArray()) return ThrowType(env, n + ".vteps must be an array");
+    Napi::Array va = f.As<Napi::Array>();
+    for (uint32_t k = 0; k < va.Length(); k++) {
+      Napi::Value x;
+      vfp_addr a;
+      if (!va.Get(k).UnwrapTo(&x) || !ToAddr(env, x, n + ".vteps[" + std::to_string(k) + "]", &a)) return Napi::Value();
+      flood_addrs[i].push_back(a);
+    }
+    floods.push_back(fl);
+  }
+  for (size_t i = 0; i < floods.size(); i++) {
+    floods[i].vteps = flood_addrs[i].data();
+    floods[i].n = static_cast<uint32_t>(flood_addrs[i].size());
+  }
+  std::vector<uint32_t> extra;
+  if (!ToArray(env, sv, "extraVnis", &arr)) return Napi::Value();
+  for (uint32_t i = 0; i < arr.Length(); i++) {
+    Napi::Value e;
+    uint32_t x;
+    if (!arr.Get(i).UnwrapTo(&e) || !ToUint(env, e, "spec.extraVnis[" + std::to_string(i) + "]", 0, 0xffffff, &x)) return Napi::Value();
+    extra.push_back(x);
+  }
+  s.peers = peers.data();
+  s.n_peers = static_cast<uint32_t>(peers.size());
+  s.atts = atts.data();
+  s.n_atts = static_cast<uint32_t>(atts.size());
+  s.fdb = fdb.data();
+  s.n_fdb = static_cast<uint32_t>(fdb.size());
+  s.floods = floods.data();
+  s.n_floods = static_cast<uint32_t>(floods.size());
+  s.extra_vnis = extra.data();
+  s.n_extra_vnis = static_cast<uint32_t>(extra.size());
+  char err[512] = "";
+  int64_t rc = vfp_dp__commit(h->dp, &s, timeout, err, sizeof err);
+  if (rc < 0) return ThrowMsg(env, err, "dpCommit", static_cast<int>(rc));
+  Napi::Object r = Napi::Object::New(env);
+  r.Set("epoch", Napi::Number::New(env, static_cast<double>(rc)));
+  if (err[0]) r.Set("warning", Napi::String::New(env, err));
+  return r;
+}
+
+// ---- counters
+
+// dpStats(dp) → {buffer: ArrayBuffer over every worker's counters, workers}
+Napi::Value DpStats(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  DpH *h;
+  if (!ToDp(env, info[0], &h)) return Napi::Value();
+  if (!h->view.IsEmpty()) return h->view.Value();
+  uint16_t n;
+  vfp_dp_worker_stats *st = vfp_dp__stats(h->dp, &n);
+  napi_value ab;
+  if (napi_create_external_arraybuffer(env, st, sizeof(vfp_dp_worker_stats) * n, DpViewFinalize, h, &ab) != napi_ok)
+    return ThrowType(env, "dpStats: cannot create an external ArrayBuffer");
+  h->refs++;  // the ArrayBuffer's finalizer gives it back
+  Napi::Object r = Napi::Object::New(env);
+  r.Set("buffer", Napi::Value(env, ab));
+  r.Set("workers", Napi::Number::New(env, n));
+  h->view = Napi::Persistent(Napi::Value(r));
+  return r;
+}
+
+Napi::Value Names(Napi::Env env, std::initializer_list<const char *> names) {
+  Napi::Array a = Napi::Array::New(env, names.size());
+  uint32_t i = 0;
+  for (const char *n : names) a.Set(i++, Napi::String::New(env, n));
+  return a;
+}
+
+// Where each counter sits, in 64-bit words, so TypeScript can read them in place.
+Napi::Value DpStatsLayout(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  Napi::Object r = Napi::Object::New(env);
+  auto W = [&](size_t bytes) { return Napi::Number::New(env, static_cast<double>(bytes / 8)); };
+  r.Set("workerWords", W(sizeof(vfp_dp_worker_stats)));
+  r.Set("engine", W(offsetof(vfp_dp_worker_stats, engine)));
+  r.Set("engineDrops", W(offsetof(vfp_dp_worker_stats, engine) + offsetof(vfp_stats, drops)));
+  r.Set("drops", W(offsetof(vfp_dp_worker_stats, drops)));
+  Napi::Array dn = Napi::Array::New(env, VFP_DP_D__COUNT);
+  for (unsigned i = 0; i < VFP_DP_D__COUNT; i++) dn.Set(i, Napi::String::New(env, vfp_dp_drop__name(i)));
+  r.Set("dropNames", dn);
+  Napi::Object misc = Napi::Object::New(env);
+#define F(k, f) misc.Set(k, W(offsetof(vfp_dp_worker_stats, f)))
+  F("loops", loops); F("busyLoops", busy_loops); F("idleSleeps", idle_sleeps); F("epoch", epoch);
+  F("arpReplies", arp_replies); F("arpRequests", arp_requests); F("neighLearned", neigh_learned);
+  F("aged", aged); F("cpu", cpu);
+#undef F
+  r.Set("fields", misc);
+  r.Set("ports", W(offsetof(vfp_dp_worker_stats, ports)));
+  r.Set("portWords", W(sizeof(vfp_dp_port_stats)));
+  r.Set("portFields", Names(env, {"rxPkts", "rxBytes", "txPkts", "txBytes", "drops"}));
+  r.Set("vnis", W(offsetof(vfp_dp_worker_stats, vnis)));
+  r.Set("vniWords", W(sizeof(vfp_dp_vni_stats)));
+  r.Set("vniFields", Names(env, {"vni", "encapPkts", "encapBytes", "decapPkts", "decapBytes", "floodPkts", "localPkts", "drops"}));
+  r.Set("maxPorts", Napi::Number::New(env, VFP_DP_MAX_PORTS));
+  r.Set("maxVnis", Napi::Number::New(env, VFP_DP_MAX_VNIS));
+  return r;
+}
+
+// dpLearned(dp, cap, timeoutMs) → [{vni, mac, vtep, stamp}]
+Napi::Value DpLearned(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  DpH *h;
+  uint32_t cap, timeout = 1000;
+  if (!ToDp(env, info[0], &h) || !ToUint(env, info[1], "cap", 1, 1 << 24, &cap)) return Napi::Value();
+  if (info.Length() > 2 && !ToUint(env, info[2], "timeoutMs", 1, 60000, &timeout)) return Napi::Value();
+  std::vector<vfp_fdb_entry_info> out(cap);
+  int n = vfp_dp__learned(h->dp, out.data(), cap, timeout);
+  if (n < 0) return ThrowErrno(env, "dpLearned: a worker did not answer", n);
+  Napi::Array a = Napi::Array::New(env, n);
+  for (int i = 0; i < n; i++) {
+    Napi::Object e = Napi::Object::New(env);
+    e.Set("vni", Napi::Number::New(env, out[i].vni));
+    Napi::Uint8Array mac = Napi::Uint8Array::New(env, 6);
+    memcpy(mac.Data(), out[i].mac, 6);
+    e.Set("mac", mac);
+    e.Set("vtep", AddrValue(env, out[i].vtep));
+    e.Set("stamp", Napi::Number::New(env, out[i].stamp));
+    a.Set(i, e);
+  }
+  return a;
+}
+
+#ifdef DP_DPDK
+// dpdkInit(args: string[]) — the EAL, once per process.
+Napi::Value DpdkInit(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsArray()) return ThrowType(env, "args must be an array of strings");
+  Napi::Array a = info[0].As<Napi::Array>();
+  std::vector<std::string> keep;
+  for (uint32_t i = 0; i < a.Length(); i++) {
+    Napi::Value e;
+    if (!a.Get(i).UnwrapTo(&e) || !e.IsString()) return ThrowType(env, "args[" + std::to_string(i) + "] must be a string");
+    keep.push_back(e.As<Napi::String>().Utf8Value());
+  }
+  std::vector<const char *> argv;
+  for (auto &s : keep) argv.push_back(s.c_str());
+  char err[512] = "";
+  int rc = vfp_dpdk__init(static_cast<int>(argv.size()), argv.data(), err, sizeof err);
+  if (rc) return ThrowMsg(env, err, "dpdkInit", rc);
+  return env.Undefined();
+}
+#endif
+
+}  // namespace
+
+void RegisterDataplane(Napi::Env env, Napi::Object exports) {
+  struct Fn {
+    const char *name;
+    Napi::Value (*fn)(const Napi::CallbackInfo &);
+  };
+  static const Fn fns[] = {
+      {"dpCreate", DpCreate},       {"dpStop", DpStop},           {"dpPortOpen", DpPortOpen},
+      {"dpPortRemove", DpPortRemove}, {"dpPortCounters", DpPortCounters}, {"dpCommit", DpCommit},
+      {"dpStats", DpStats},         {"dpStatsLayout", DpStatsLayout}, {"dpLearned", DpLearned},
+#ifdef DP_DPDK
+      {"dpdkInit", DpdkInit},
+#endif
+  };
+  for (const Fn &f : fns) {
+    Napi::Function fn = Napi::Function::New(env, f.fn, f.name);
+    if (Pending(env) || !exports.Set(f.name, fn).UnwrapOr(false)) return;
+  }
+}
+
+}  // namespace vfpglue

@@ -1,0 +1,1263 @@
+/* The data plane's workers and configuration epochs (see dp.h). Not core code: threads,
+ * clocks, poll() and eventfds live here; the packet work itself is the core's encap,
+ * decap and FDB. Each worker owns its learned FDB, its underlay neighbour table, its
+ * scratch buffers and its counters, so the packet path takes no lock. */
+#include "worker/dp.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+static const char *const drop_names[VFP_DP_D__COUNT] = {
+    "no_attachment", "no_peer", "neigh_unresolved", "no_local_port", "hairpin",
+    "tx_full", "no_buffer", "arp_other", "spoofed",
+};
+
+const char *vfp_dp_drop__name(unsigned d) { return d < VFP_DP_D__COUNT ? drop_names[d] : NULL; }
+
+static uint64_t now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static int addr_eq(const vfp_addr *a, const vfp_addr *b) {
+    return a->family == b->family && !memcmp(a->bytes, b->bytes, a->family == 4 ? 4 : 16);
+}
+
+static uint32_t addr_hash(const vfp_addr *a) {
+    uint32_t h = 2166136261u ^ a->family;
+    for (int i = 0; i < (a->family == 4 ? 4 : 16); i++) h = (h ^ a->bytes[i]) * 16777619u;
+    return h ^ (h >> 15);
+}
+
+static uint32_t vmac_hash(uint32_t vni, const uint8_t *mac) {
+    uint64_t k = ((uint64_t)mac[0] << 40) | ((uint64_t)mac[1] << 32) | ((uint64_t)mac[2] << 24) |
+                 ((uint64_t)mac[3] << 16) | ((uint64_t)mac[4] << 8) | mac[5];
+    k ^= (uint64_t)vni * 0x9e3779b97f4a7c15ull;
+    k ^= k >> 29;
+    k *= 0xbf58476d1ce4e5b9ull;
+    return (uint32_t)(k ^ (k >> 32));
+}
+
+static uint32_t pow2_at_least(uint32_t n) {
+    uint32_t p = 16;
+    while (p < n) p <<= 1;
+    return p;
+}
+
+#define NONE16 0xffffu
+
+/* ------------------------------------------------------------ configuration */
+
+typedef struct cfg_peer {
+    vfp_addr addr;
+    vfp_tunnel tun;       /* dst MAC filled when mac_known; workers patch their copy */
+    uint8_t mac_known;
+} cfg_peer;
+
+typedef struct cfg_vni {
+    uint32_t vni;
+    uint16_t slot;        /* counters slot */
+    uint16_t n_local, n_flood;
+    uint32_t local_off, flood_off; /* into cfg.local_ports / cfg.flood_peers */
+} cfg_vni;
+
+typedef struct cfg_mac {  /* (vni, mac) → local port */
+    uint32_t vni;         /* vni + 1; 0 = empty */
+    uint8_t mac[6];
+    uint16_t port;
+} cfg_mac;
+
+typedef struct cfg_att {
+    uint8_t active;
+    uint8_t mac[6];
+    uint32_t vni;
+    uint16_t vni_idx;     /* into cfg.vnis */
+} cfg_att;
+
+typedef struct rxq { uint16_t port, queue; } rxq;
+
+typedef struct dp_cfg {
+    uint64_t epoch;
+    size_t bytes;          /* the whole allocation: cfg and every table after it */
+    uint16_t uplink;
+    uint8_t uplink_mac[6];
+    vfp_addr local;
+    uint8_t learn, anti_spoof;
+    uint32_t age_seconds;
+    int16_t vlan;          /* underlay VLAN for ARP, -1 untagged */
+    vfp_decap_ctx decap;   /* learn_fdb/now are set per worker on a copy */
+    vfp_vni_set vni_set;
+    uint32_t n_peers;
+    cfg_peer *peers;
+    uint32_t peer_mask;
+    uint16_t *peer_hash;   /* addr → peer index, open addressing */
+    uint32_t n_vnis;
+    cfg_vni *vnis;
+    uint32_t vni_mask;
+    uint16_t *vni_hash;    /* vni → index into vnis */
+    uint16_t *local_ports;
+    uint16_t *flood_peers;
+    uint32_t mac_mask;
+    cfg_mac *macs;
+    cfg_att att[VFP_DP_MAX_PORTS];
+    vfp_fdb *fdb;          /* static entries; owned by the cfg */
+    uint16_t *fdb_peer;    /* static FDB VTEP index → peer index */
+    uint32_t fdb_vteps;
+    uint16_t n_rxq[VFP_DP_MAX_WORKERS];
+    rxq *rxqs[VFP_DP_MAX_WORKERS];
+    vfp_port *ports[VFP_DP_MAX_PORTS]; /* polled/sent-to ports of this epoch */
+} dp_cfg;
+
+static int peer_find(const dp_cfg *c, const vfp_addr *a) {
+    if (!c->n_peers) return -1;
+    for (uint32_t i = addr_hash(a) & c->peer_mask;; i = (i + 1) & c->peer_mask) {
+        uint16_t p = c->peer_hash[i];
+        if (p == NONE16) return -1;
+        if (addr_eq(&c->peers[p].addr, a)) return p;
+    }
+}
+
+static const cfg_vni *vni_find(const dp_cfg *c, uint32_t vni) {
+    if (!c->n_vnis) return NULL;
+    for (uint32_t i = (vni * 0x9e3779b1u >> 7) & c->vni_mask;; i = (i + 1) & c->vni_mask) {
+        uint16_t v = c->vni_hash[i];
+        if (v == NONE16) return NULL;
+        if (c->vnis[v].vni == vni) return &c->vnis[v];
+    }
+}
+
+static uint16_t mac_find(const dp_cfg *c, uint32_t vni, const uint8_t *mac) {
+    if (!c->macs) return NONE16;
+    for (uint32_t i = vmac_hash(vni, mac) & c->mac_mask;; i = (i + 1) & c->mac_mask) {
+        const cfg_mac *m = &c->macs[i];
+        if (!m->vni) return NONE16;
+        if (m->vni == vni + 1 && !memcmp(m->mac, mac, 6)) return m->port;
+    }
+}
+
+/* ------------------------------------------------------------ scratch pool */
+
+typedef struct pool {
+    vfp_port port;        /* owner of its packets: free_burst returns them here */
+    vfp_pkt *descs;
+    uint8_t *bufs;
+    uint32_t *stack;
+    uint32_t n_free, n, buf_size, headroom;
+} pool;
+
+static void pool_free_burst(vfp_port *p, vfp_pkt **pkts, uint16_t n) {
+    pool *pl = (pool *)p;
+    for (uint16_t i = 0; i < n; i++) pl->stack[pl->n_free++] = (uint32_t)(pkts[i] - pl->descs);
+}
+static uint16_t pool_rx(vfp_port *p, uint16_t q, vfp_pkt **k, uint16_t n) { (void)p, (void)q, (void)k, (void)n; return 0; }
+static void pool_close(vfp_port *p) { (void)p; }
+static const struct vfp_port_ops pool_ops = { .name = "scratch", .rx_burst = pool_rx, .tx_burst = pool_rx,
+                                              .free_burst = pool_free_burst, .close = pool_close };
+
+static vfp_pkt *pool_get(pool *pl) {
+    if (!pl->n_free) return NULL;
+    uint32_t i = pl->stack[--pl->n_free];
+    vfp_pkt *d = &pl->descs[i];
+    d->data = pl->bufs + (size_t)i * pl->buf_size + pl->headroom;
+    d->headroom = pl->headroom;
+    d->len = 0;
+    d->owner = &pl->port;
+    return d;
+}
+
+static vfp_pkt *pool_clone(pool *pl, const vfp_pkt *src) {
+    if (src->len > pl->buf_size - pl->headroom) return NULL;
+    vfp_pkt *d = pool_get(pl);
+    if (!d) return NULL;
+    memcpy(d->data, src->data, src->len);
+    d->len = src->len;
+    d->port = src->port;
+    return d;
+}
+
+/* ------------------------------------------------------------ workers */
+
+#define TXQ_MAX 64
+
+typedef struct txq {
+    uint16_t n;
+    vfp_pkt *pk[TXQ_MAX];
+} txq;
+
+typedef struct neigh {
+    vfp_addr addr;
+    uint8_t mac[6];
+    uint8_t valid;
+    uint64_t last_req_ns;
+} neigh;
+
+struct vfp_dp;
+
+typedef struct worker {
+    struct vfp_dp *dp;
+    uint16_t idx;
+    int cpu;
+    pthread_t th;
+    int started;
+    int wake_fd;
+    _Atomic uint64_t seen_epoch;
+    _Atomic int exited;
+    const dp_cfg *cfg;
+    vfp_dp_worker_stats *st;
+    vfp_fdb *learned;
+    uint32_t age_cursor;
+    uint64_t next_age_ns;
+    pool pool;
+    /* per-epoch working copies */
+    vfp_tunnel tun[VFP_DP_MAX_PEERS];
+    uint8_t resolved[VFP_DP_MAX_PEERS];
+    neigh nb[2 * VFP_DP_MAX_PEERS];
+    txq tx[VFP_DP_MAX_PORTS];
+    uint16_t tx_dirty[VFP_DP_MAX_PORTS];
+    uint16_t n_dirty;
+    /* learned-FDB dump requests (control → worker) */
+    _Atomic(vfp_fdb_entry_info *) dump_buf;
+    uint32_t dump_cap;
+    _Atomic int32_t dump_n; /* -1 while pending */
+} worker;
+
+struct vfp_dp {
+    vfp_alloc a;
+    vfp_dp_opts o;
+    uint16_t n_workers;
+    worker *w;
+    vfp_dp_worker_stats *stats;
+    _Atomic(dp_cfg *) cur;
+    _Atomic int stop;
+    int stopped;
+    uint64_t epoch;
+    /* control-thread state */
+    vfp_port *ports[VFP_DP_MAX_PORTS];
+    char names[VFP_DP_MAX_PORTS][32];
+    uint8_t removing[VFP_DP_MAX_PORTS];
+    uint32_t vni_slot_of[VFP_DP_MAX_VNIS]; /* slot → vni + 1 (0 free) */
+    pthread_mutex_t ctl;                   /* serialises control calls */
+};
+
+static void wake(worker *w) {
+    uint64_t one = 1;
+    if (w->wake_fd >= 0) (void)!write(w->wake_fd, &one, sizeof one);
+}
+
+static void count_port_drop(worker *w, uint16_t port, unsigned reason, uint64_t n) {
+    w->st->drops[reason] += n;
+    if (port < VFP_DP_MAX_PORTS) w->st->ports[port].drops += n;
+}
+
+static void tx_push(worker *w, uint16_t port, vfp_pkt *p);
+
+static void tx_flush_port(worker *w, uint16_t port) {
+    txq *q = &w->tx[port];
+    if (!q->n) return;
+    vfp_port *dst = w->cfg->ports[port];
+    uint16_t sent = 0;
+    uint64_t bytes = 0;
+    for (uint16_t i = 0; i < q->n; i++) bytes += q->pk[i]->len;
+    if (dst) sent = vfp_port__tx_burst(dst, w->idx < dst->n_queues ? w->idx : 0, q->pk, q->n);
+    if (sent < q->n) {
+        uint64_t unsent = 0;
+        for (uint16_t i = sent; i < q->n; i++) unsent += q->pk[i]->len;
+        bytes -= unsent;
+        count_port_drop(w, port, VFP_DP_D_TX_FULL, (uint64_t)(q->n - sent));
+        vfp_pkt__free_burst(q->pk + sent, (uint16_t)(q->n - sent));
+    }
+    w->st->ports[port].tx_pkts += sent;
+    w->st->ports[port].tx_bytes += bytes;
+    q->n = 0;
+}
+
+static void tx_flush_all(worker *w) {
+    for (uint16_t i = 0; i < w->n_dirty; i++) tx_flush_port(w, w->tx_dirty[i]);
+    w->n_dirty = 0;
+}
+
+static void tx_push(worker *w, uint16_t port, vfp_pkt *p) {
+    txq *q = &w->tx[port];
+    if (q->n == TXQ_MAX) tx_flush_port(w, port);
+    else if (!q->n) w->tx_dirty[w->n_dirty++] = port;
+    q->pk[q->n++] = p;
+}
+
+/* ---- underlay neighbours (ARP, IPv4) */
+
+static neigh *neigh_slot(worker *w, const vfp_addr *a, int create) {
+    uint32_t mask = 2 * VFP_DP_MAX_PEERS - 1;
+    for (uint32_t i = addr_hash(a) & mask, k = 0; k <= mask; i = (i + 1) & mask, k++) {
+        neigh *n = &w->nb[i];
+        if (n->addr.family && addr_eq(&n->addr, a)) return n;
+        if (!n->addr.family) {
+            if (!create) return NULL;
+            n->addr = *a;
+            return n;
+        }
+    }
+    return NULL;
+}
+
+static size_t eth_hdr(uint8_t *d, const uint8_t *dst, const uint8_t *src, int vlan, uint16_t type) {
+    memcpy(d, dst, 6);
+    memcpy(d + 6, src, 6);
+    size_t o = 12;
+    if (vlan >= 0) {
+        d[o] = 0x81, d[o + 1] = 0x00, d[o + 2] = (uint8_t)(vlan >> 8), d[o + 3] = (uint8_t)vlan;
+        o += 4;
+    }
+    d[o] = (uint8_t)(type >> 8), d[o + 1] = (uint8_t)type;
+    return o + 2;
+}
+
+static void arp_request(worker *w, int peer, uint64_t now) {
+    const dp_cfg *c = w->cfg;
+    const vfp_addr *a = &c->peers[peer].addr;
+    if (a->family != 4 || c->local.family != 4 || c->uplink == VFP_DP_NO_PORT) return;
+    neigh *n = neigh_slot(w, a, 1);
+    if (!n || (n->last_req_ns && now - n->last_req_ns < 1000000000ull)) return;
+    vfp_pkt *p = pool_get(&w->pool);
+    if (!p) {
+        w->st->drops[VFP_DP_D_NO_BUFFER]++;
+        return;
+    }
+    n->last_req_ns = now;
+    static const uint8_t bcast[6] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff };
+    uint8_t *d = p->data;
+    size_t o = eth_hdr(d, bcast, c->uplink_mac, c->vlan, 0x0806);
+    static const uint8_t hdr[8] = { 0, 1, 8, 0, 6, 4, 0, 1 };
+    memcpy(d + o, hdr, 8);
+    memcpy(d + o + 8, c->uplink_mac, 6);
+    memcpy(d + o + 14, c->local.bytes, 4);
+    memset(d + o + 18, 0, 6);
+    memcpy(d + o + 24, a->bytes, 4);
+    p->len = (uint32_t)(o + 28);
+    if (p->len < 60) {
+        memset(d + p->len, 0, 60 - p->len);
+        p->len = 60;
+    }
+    w->st->arp_requests++;
+    tx_push(w, c->uplink, p);
+}
+
+static void neigh_learn(worker *w, const uint8_t *ip4, const uint8_t *mac) {
+    const dp_cfg *c = w->cfg;
+    vfp_addr a = { .family = 4 };
+    memcpy(a.bytes, ip4, 4);
+    int peer = peer_find(c, &a);
+    if (peer < 0) return; /* only peers: the table is bounded by the configuration */
+    neigh *n = neigh_slot(w, &a, 1);
+    if (!n) return;
+    if (!n->valid || memcmp(n->mac, mac, 6)) {
+        memcpy(n->mac, mac, 6);
+        n->valid = 1;
+        w->st->neigh_learned++;
+    }
+    if (!c->peers[peer].mac_known) {
+        memcpy(w->tun[peer].tmpl, mac, 6); /* the template starts with the outer dst MAC */
+        w->resolved[peer] = 1;
+    }
+}
+
+/* Handles an ARP frame on the uplink: answers requests for our VTEP, learns peers'
+ * MACs from requests and replies. Consumes p. */
+static void uplink_arp(worker *w, vfp_pkt *p, size_t l3) {
+    const dp_cfg *c = w->cfg;
+    uint8_t *d = p->data, *arp = d + l3;
+    if (p->len < l3 + 28 || arp[0] != 0 || arp[1] != 1 || arp[2] != 8 || arp[3] != 0 || arp[4] != 6 ||
+        arp[5] != 4 || c->local.family != 4) {
+        w->st->drops[VFP_DP_D_ARP_OTHER]++;
+        vfp_pkt__free_burst(&p, 1);
+        return;
+    }
+    uint16_t op = (uint16_t)(arp[6] << 8 | arp[7]);
+    neigh_learn(w, arp + 14, arp + 8);
+    if (op == 1 && !memcmp(arp + 24, c->local.bytes, 4)) {
+        /* Turn the request into the reply in place: to the asker, from us. */
+        uint8_t sha[6], spa[4];
+        memcpy(sha, arp + 8, 6);
+        memcpy(spa, arp + 14, 4);
+        memcpy(d, sha, 6);
+        memcpy(d + 6, c->uplink_mac, 6);
+        arp[7] = 2;
+        memcpy(arp + 8, c->uplink_mac, 6);
+        memcpy(arp + 14, c->local.bytes, 4);
+        memcpy(arp + 18, sha, 6);
+        memcpy(arp + 24, spa, 4);
+        w->st->arp_replies++;
+        tx_push(w, c->uplink, p);
+        return;
+    }
+    if (op != 2) w->st->drops[VFP_DP_D_ARP_OTHER]++;
+    vfp_pkt__free_burst(&p, 1);
+}
+
+/* ---- epoch adoption */
+
+static void adopt(worker *w, const dp_cfg *c) {
+    tx_flush_all(w); /* queued packets were routed by the old epoch's ports */
+    w->cfg = c;
+    uint64_t now = now_ns();
+    for (uint32_t i = 0; i < c->n_peers; i++) {
+        w->tun[i] = c->peers[i].tun;
+        w->resolved[i] = c->peers[i].mac_known;
+        if (!w->resolved[i]) {
+            neigh *n = neigh_slot(w, &c->peers[i].addr, 0);
+            if (n && n->valid) {
+                memcpy(w->tun[i].tmpl, n->mac, 6);
+                w->resolved[i] = 1;
+            } else {
+                arp_request(w, (int)i, now);
+            }
+        }
+    }
+    w->st->epoch = c->epoch;
+    /* Release: once the control thread sees this epoch it may free the previous cfg, so
+     * every read of the old one (above, in the previous loop pass) happens before. */
+    atomic_store_explicit(&w->seen_epoch, c->epoch, memory_order_release);
+}
+
+/* ---- forwarding */
+
+static int is_group(const uint8_t *mac) { return mac[0] & 1; }
+
+/* Where a unicast (vni, dst) goes on the overlay: a peer index, or -1 to flood. */
+static int overlay_dest(worker *w, const dp_cfg *c, uint32_t vni, const uint8_t *dst, int *no_peer) {
+    uint16_t idx;
+    uint32_t nf;
+    const uint16_t *fl;
+    if (c->fdb && vfp_fdb__resolve(c->fdb, vni, dst, &idx, &fl, &nf) == 1)
+        return idx < c->fdb_vteps ? (c->fdb_peer[idx] == NONE16 ? (*no_peer = 1, -1) : c->fdb_peer[idx]) : -1;
+    if (w->learned && vfp_fdb__resolve(w->learned, vni, dst, &idx, &fl, &nf) == 1) {
+        const vfp_addr *a = vfp_fdb__vtep(w->learned, idx);
+        int p = a ? peer_find(c, a) : -1;
+        if (p < 0) *no_peer = 1;
+        return p;
+    }
+    return -1;
+}
+
+/* Encapsulates pkts (all of one VNI) for their peers and queues them on the uplink. */
+static void encap_to_peers(worker *w, const cfg_vni *v, vfp_pkt **pk, const int16_t *peer, uint16_t n,
+                           uint64_t now) {
+    const dp_cfg *c = w->cfg;
+    vfp_pkt *grp[VFP_MAX_BURST];
+    uint8_t done[VFP_MAX_BURST * 2];
+    memset(done, 0, n);
+    vfp_dp_vni_stats *vs = &w->st->vnis[v->slot];
+    for (uint16_t i = 0; i < n; i++) {
+        if (done[i]) continue;
+        int pr = peer[i];
+        uint16_t g = 0;
+        for (uint16_t j = i; j < n; j++)
+            if (!done[j] && peer[j] == pr) grp[g++] = pk[j], done[j] = 1;
+        if (!w->resolved[pr]) {
+            arp_request(w, pr, now);
+            w->st->drops[VFP_DP_D_NEIGH_UNRESOLVED] += g;
+            vs->drops += g;
+            vfp_pkt__free_burst(grp, g);
+            continue;
+        }
+        vfp_vxlan__encap_burst(&w->tun[pr], v->vni, grp, g, &w->st->engine);
+        for (uint16_t k = 0; k < g; k++) {
+            if (grp[k]->reason == VFP_OK) {
+                vs->encap_pkts++;
+                vs->encap_bytes += grp[k]->len;
+                tx_push(w, c->uplink, grp[k]);
+            } else {
+                vs->drops++;
+                vfp_pkt__free_burst(&grp[k], 1);
+            }
+        }
+    }
+}
+
+/* Frames from a pod (a representor port): local switching, or encap to peers. */
+static void from_pod(worker *w, uint16_t port, vfp_pkt **pk, uint16_t n, uint64_t now) {
+    const dp_cfg *c = w->cfg;
+    const cfg_att *at = &c->att[port];
+    const cfg_vni *v = &c->vnis[at->vni_idx];
+    vfp_dp_vni_stats *vs = &w->st->vnis[v->slot];
+    vfp_pkt *enc[VFP_MAX_BURST * 2];
+    int16_t encp[VFP_MAX_BURST * 2];
+    uint16_t ne = 0;
+    for (uint16_t i = 0; i < n; i++) {
+        vfp_pkt *p = pk[i];
+        if (p->len < 14) {
+            w->st->engine.drops[VFP_R_INNER_TRUNCATED]++;
+            vs->drops++;
+            vfp_pkt__free_burst(&p, 1);
+            continue;
+        }
+        const uint8_t *dst = p->data, *src = p->data + 6;
+        if (c->anti_spoof && memcmp(src, at->mac, 6)) {
+            count_port_drop(w, port, VFP_DP_D_SPOOFED, 1);
+            vs->drops++;
+            vfp_pkt__free_burst(&p, 1);
+            continue;
+        }
+        if (!is_group(dst)) {
+            uint16_t lp = mac_find(c, at->vni, dst);
+            if (lp == port) {
+                count_port_drop(w, port, VFP_DP_D_HAIRPIN, 1);
+                vs->drops++;
+                vfp_pkt__free_burst(&p, 1);
+                continue;
+            }
+            if (lp != NONE16) {
+                vs->local_pkts++;
+                tx_push(w, lp, p);
+                continue;
+            }
+            int no_peer = 0;
+            int pr = c->uplink != VFP_DP_NO_PORT ? overlay_dest(w, c, at->vni, dst, &no_peer) : -1;
+            if (pr >= 0) {
+                enc[ne] = p, encp[ne++] = (int16_t)pr;
+                if (ne >= VFP_MAX_BURST) encap_to_peers(w, v, enc, encp, ne, now), ne = 0;
+                continue;
+            }
+            if (no_peer) {
+                w->st->drops[VFP_DP_D_NO_PEER]++;
+                vs->drops++;
+                vfp_pkt__free_burst(&p, 1);
+                continue;
+            }
+        }
+        /* Broadcast, multicast, unknown unicast: every other local port of the VNI and
+         * every flood peer (head-end replication). The original goes to the last. */
+        uint16_t targets = (uint16_t)(v->n_local - 1 + (c->uplink != VFP_DP_NO_PORT ? v->n_flood : 0));
+        if (!targets) {
+            vfp_pkt__free_burst(&p, 1);
+            continue;
+        }
+        uint16_t made = 0;
+        for (uint16_t k = 0; k < v->n_local; k++) {
+            uint16_t lp = c->local_ports[v->local_off + k];
+            if (lp == port) continue;
+            vfp_pkt *q = ++made == targets ? p : pool_clone(&w->pool, p);
+            if (!q) {
+                w->st->drops[VFP_DP_D_NO_BUFFER]++;
+                continue;
+            }
+            vs->flood_pkts++;
+            tx_push(w, lp, q);
+        }
+        if (c->uplink != VFP_DP_NO_PORT)
+            for (uint16_t k = 0; k < v->n_flood; k++) {
+                vfp_pkt *q = ++made == targets ? p : pool_clone(&w->pool, p);
+                if (!q) {
+                    w->st->drops[VFP_DP_D_NO_BUFFER]++;
+                    continue;
+                }
+                vs->flood_pkts++;
+                enc[ne] = q, encp[ne++] = (int16_t)c->flood_peers[v->flood_off + k];
+                if (ne >= VFP_MAX_BURST) encap_to_peers(w, v, enc, encp, ne, now), ne = 0;
+            }
+    }
+    if (ne) encap_to_peers(w, v, enc, encp, ne, now);
+}
+
+/* Frames from the underlay: ARP for our VTEP, else decap and switch to local ports. */
+static void from_uplink(worker *w, vfp_pkt **pk, uint16_t n, uint32_t now_s) {
+    const dp_cfg *c = w->cfg;
+    vfp_pkt *vx[VFP_MAX_BURST];
+    uint16_t nv = 0;
+    for (uint16_t i = 0; i < n; i++) {
+        vfp_pkt *p = pk[i];
+        const uint8_t *d = p->data;
+        size_t l3 = 14;
+        uint16_t et = p->len >= 14 ? (uint16_t)(d[12] << 8 | d[13]) : 0;
+        if (et == 0x8100 && p->len >= 18) et = (uint16_t)(d[16] << 8 | d[17]), l3 = 18;
+        if (et == 0x0806) uplink_arp(w, p, l3);
+        else vx[nv++] = p;
+    }
+    if (!nv) return;
+    vfp_decap_ctx dc = c->decap;
+    dc.learn_fdb = c->learn ? w->learned : NULL;
+    dc.now = now_s;
+    vfp_vxlan__decap_burst(&dc, vx, nv, &w->st->engine);
+    for (uint16_t i = 0; i < nv; i++) {
+        vfp_pkt *p = vx[i];
+        if (p->reason != VFP_OK) {
+            vfp_pkt__free_burst(&p, 1);
+            continue;
+        }
+        const cfg_vni *v = vni_find(c, p->vni);
+        if (!v || !v->n_local) {
+            w->st->drops[VFP_DP_D_NO_LOCAL_PORT]++;
+            if (v) w->st->vnis[v->slot].drops++;
+            vfp_pkt__free_burst(&p, 1);
+            continue;
+        }
+        vfp_dp_vni_stats *vs = &w->st->vnis[v->slot];
+        vs->decap_pkts++;
+        vs->decap_bytes += p->len;
+        const uint8_t *dst = p->data;
+        uint16_t lp = is_group(dst) ? NONE16 : mac_find(c, p->vni, dst);
+        if (lp != NONE16) {
+            tx_push(w, lp, p);
+            continue;
+        }
+        for (uint16_t k = 0; k < v->n_local; k++) {
+            vfp_pkt *q = k + 1 == v->n_local ? p : pool_clone(&w->pool, p);
+            if (!q) {
+                w->st->drops[VFP_DP_D_NO_BUFFER]++;
+                continue;
+            }
+            if (v->n_local > 1) vs->flood_pkts++;
+            tx_push(w, c->local_ports[v->local_off + k], q);
+        }
+    }
+}
+
+typedef struct dump_ctx { vfp_fdb_entry_info *out; uint32_t n, cap; } dump_ctx;
+
+static int dump_one(const vfp_fdb_entry_info *e, void *a) {
+    dump_ctx *dc = a;
+    if (dc->n >= dc->cap) return 1;
+    dc->out[dc->n++] = *e;
+    return 0;
+}
+
+static void *worker_main(void *arg) {
+    worker *w = (worker *)arg;
+    vfp_dp *dp = w->dp;
+    if (dp->o.thread_init) dp->o.thread_init();
+    w->st->cpu = sched_getcpu();
+    vfp_pkt *pk[VFP_MAX_BURST];
+    uint32_t idle = 0;
+    uint64_t drain_until = 0;
+    for (;;) {
+        int stopping = atomic_load_explicit(&dp->stop, memory_order_acquire);
+        uint64_t now = now_ns();
+        if (stopping && !drain_until) drain_until = now + (uint64_t)stopping * 1000000ull;
+        /* Acquire pairs with the control thread's release store of a fully built cfg. */
+        const dp_cfg *c = atomic_load_explicit(&dp->cur, memory_order_acquire);
+        if (c != w->cfg && c) adopt(w, c);
+        vfp_fdb_entry_info *dump = atomic_load_explicit(&w->dump_buf, memory_order_acquire);
+        /* Claim the request first, so a control thread that gave up (and withdrew it)
+         * never has its buffer written after it returned. */
+        if (dump && atomic_compare_exchange_strong(&w->dump_buf, &dump, NULL)) {
+            dump_ctx dc = { dump, 0, w->dump_cap };
+            if (w->learned) vfp_fdb__walk(w->learned, dump_one, &dc);
+            atomic_store_explicit(&w->dump_n, (int32_t)dc.n, memory_order_release);
+        }
+        uint32_t got = 0;
+        if (c) {
+            w->st->loops++;
+            uint32_t now_s = (uint32_t)(now / 1000000000ull);
+            for (uint16_t i = 0; i < c->n_rxq[w->idx]; i++) {
+                rxq r = c->rxqs[w->idx][i];
+                vfp_port *port = c->ports[r.port];
+                uint16_t n = vfp_port__rx_burst(port, r.queue, pk, dp->o.burst);
+                if (!n) continue;
+                got += n;
+                vfp_dp_port_stats *ps = &w->st->ports[r.port];
+                ps->rx_pkts += n;
+                for (uint16_t k = 0; k < n; k++) ps->rx_bytes += pk[k]->len, pk[k]->port = r.port;
+                if (r.port == c->uplink) from_uplink(w, pk, n, now_s);
+                else if (c->att[r.port].active) from_pod(w, r.port, pk, n, now);
+                else {
+                    count_port_drop(w, r.port, VFP_DP_D_NO_ATTACHMENT, n);
+                    vfp_pkt__free_burst(pk, n);
+                }
+            }
+            tx_flush_all(w);
+            if (w->learned && c->learn && now >= w->next_age_ns) {
+                w->st->aged += vfp_fdb__age(w->learned, now_s, c->age_seconds, &w->age_cursor, 4096);
+                w->next_age_ns = now + 100000000ull;
+            }
+        }
+        /* Draining ends at the deadline even if packets keep coming (a generator never
+         * runs dry), or earlier once the ports are quiet. */
+        if (stopping && (now >= drain_until || !got)) break;
+        if (got) {
+            w->st->busy_loops++;
+            idle = 0;
+            continue;
+        }
+        if (c)
+            for (uint16_t i = 0; i < c->n_rxq[w->idx]; i++)
+                vfp_port__flush(c->ports[c->rxqs[w->idx][i].port], 0);
+        if (dp->o.idle_spins && ++idle >= dp->o.idle_spins && !stopping) {
+            struct pollfd fds[VFP_DP_MAX_PORTS + 1];
+            nfds_t nf = 0;
+            fds[nf++] = (struct pollfd){ w->wake_fd, POLLIN, 0 };
+            int all_fds = 1;
+            if (c)
+                for (uint16_t i = 0; i < c->n_rxq[w->idx] && nf < VFP_DP_MAX_PORTS + 1; i++) {
+                    rxq r = c->rxqs[w->idx][i];
+                    int fd = vfp_port__rx_fd(c->ports[r.port], r.queue);
+                    if (fd < 0) all_fds = 0;
+                    else fds[nf++] = (struct pollfd){ fd, POLLIN, 0 };
+                }
+            /* A port without an fd (DPDK) must be polled: sleep briefly instead. */
+            int timeout = all_fds ? (int)(dp->o.idle_sleep_us / 1000 ? dp->o.idle_sleep_us / 1000 : 1) : 0;
+            if (all_fds) poll(fds, nf, timeout);
+            else {
+                struct timespec ts = { 0, 50000 };
+                nanosleep(&ts, NULL);
+            }
+            if (fds[0].revents & POLLIN) {
+                uint64_t v;
+                (void)!read(w->wake_fd, &v, sizeof v);
+            }
+            w->st->idle_sleeps++;
+        }
+    }
+    /* Anything still queued goes out before the ports close. */
+    tx_flush_all(w);
+    atomic_store_explicit(&w->exited, 1, memory_order_release);
+    return NULL;
+}
+
+
+/* ------------------------------------------------------------ control */
+
+static void *xalloc(vfp_dp *dp, size_t size) { return dp->a.alloc(dp->a.ctx, size, VFP_CACHE_LINE); }
+static void xfree(vfp_dp *dp, void *p, size_t size) { if (p) dp->a.free(dp->a.ctx, p, size); }
+
+static void cfg_free(vfp_dp *dp, dp_cfg *c) {
+    if (!c) return;
+    if (c->fdb) vfp_fdb__destroy(c->fdb);
+    xfree(dp, c, c->bytes);
+}
+
+static void *fdb_alloc_fn(void *ctx, size_t size, size_t align) {
+    vfp_dp *dp = ctx;
+    return dp->a.alloc(dp->a.ctx, size, align);
+}
+static void fdb_free_fn(void *ctx, void *p, size_t size) {
+    vfp_dp *dp = ctx;
+    dp->a.free(dp->a.ctx, p, size);
+}
+
+int vfp_dp__create(vfp_dp **out, const vfp_dp_opts *o, const vfp_alloc *a, char *err, size_t errlen) {
+    if (!out || !o || !a) return -EINVAL;
+    if (o->n_workers < 1 || o->n_workers > VFP_DP_MAX_WORKERS) {
+        snprintf(err, errlen, "workers %u is out of range: use 1..%u", o->n_workers, VFP_DP_MAX_WORKERS);
+        return -EINVAL;
+    }
+    vfp_dp *dp = a->alloc(a->ctx, sizeof *dp, VFP_CACHE_LINE);
+    if (!dp) return -ENOMEM;
+    memset(dp, 0, sizeof *dp);
+    dp->a = *a;
+    dp->o = *o;
+    if (!dp->o.burst || dp->o.burst > VFP_MAX_BURST) dp->o.burst = 32;
+    if (!dp->o.idle_sleep_us) dp->o.idle_sleep_us = 1000;
+    if (!dp->o.learn_capacity) dp->o.learn_capacity = 65536;
+    if (!dp->o.scratch_bufs) dp->o.scratch_bufs = 1024;
+    if (!dp->o.headroom) dp->o.headroom = 256;
+    if (!dp->o.scratch_buf_size) dp->o.scratch_buf_size = 9216 + dp->o.headroom;
+    dp->o.cpus = NULL;
+    dp->n_workers = o->n_workers;
+    pthread_mutex_init(&dp->ctl, NULL);
+    dp->stats = xalloc(dp, sizeof(vfp_dp_worker_stats) * dp->n_workers);
+    dp->w = xalloc(dp, sizeof(worker) * dp->n_workers);
+    int rc = 0;
+    if (!dp->stats || !dp->w) rc = -ENOMEM;
+    vfp_alloc fa = { fdb_alloc_fn, fdb_free_fn, dp };
+    for (uint16_t i = 0; !rc && i < dp->n_workers; i++) {
+        worker *w = &dp->w[i];
+        w->dp = dp;
+        w->idx = i;
+        w->cpu = o->cpus ? o->cpus[i] : -1;
+        w->st = &dp->stats[i];
+        w->st->cpu = -1;
+        w->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        if (w->wake_fd < 0) rc = -errno;
+        if (!rc) rc = vfp_fdb__create(&w->learned, dp->o.learn_capacity, &fa);
+        pool *pl = &w->pool;
+        pl->port.ops = &pool_ops;
+        pl->port.n_queues = 1;
+        pl->n = dp->o.scratch_bufs;
+        pl->buf_size = (dp->o.scratch_buf_size + 63) & ~63u;
+        pl->headroom = dp->o.headroom;
+        pl->descs = xalloc(dp, sizeof(vfp_pkt) * pl->n);
+        pl->bufs = xalloc(dp, (size_t)pl->buf_size * pl->n);
+        pl->stack = xalloc(dp, sizeof(uint32_t) * pl->n);
+        if (!rc && (!pl->descs || !pl->bufs || !pl->stack)) rc = -ENOMEM;
+        if (!rc)
+            for (uint32_t k = 0; k < pl->n; k++) pl->stack[k] = pl->n - 1 - k;
+        pl->n_free = rc ? 0 : pl->n;
+    }
+    for (uint16_t i = 0; !rc && i < dp->n_workers; i++) {
+        worker *w = &dp->w[i];
+        pthread_attr_t attr;
+        pthread_attr_init(&attr);
+        if (w->cpu >= 0) {
+            cpu_set_t set;
+            CPU_ZERO(&set);
+            CPU_SET(w->cpu, &set);
+            pthread_attr_setaffinity_np(&attr, sizeof set, &set);
+        }
+        int e = pthread_create(&w->th, &attr, worker_main, w);
+        pthread_attr_destroy(&attr);
+        if (e) {
+            snprintf(err, errlen, "cannot start worker %u on CPU %d: %s (is that CPU online?)", i, w->cpu,
+                     strerror(e));
+            rc = -e;
+            break;
+        }
+        w->started = 1;
+    }
+    if (rc) {
+        if (err && !err[0]) snprintf(err, errlen, "cannot create the data plane: %s", strerror(-rc));
+        vfp_dp__destroy(dp, 0);
+        return rc;
+    }
+    *out = dp;
+    return 0;
+}
+
+void vfp_dp__stop(vfp_dp *dp, uint32_t drain_ms) {
+    if (!dp || dp->stopped) return;
+    dp->stopped = 1;
+    atomic_store_explicit(&dp->stop, (int)(drain_ms ? drain_ms : 1), memory_order_release);
+    for (uint16_t i = 0; dp->w && i < dp->n_workers; i++) {
+        worker *w = &dp->w[i];
+        if (w->started) {
+            wake(w);
+            pthread_join(w->th, NULL);
+            w->started = 0;
+        }
+    }
+    for (int i = 0; i < VFP_DP_MAX_PORTS; i++)
+        if (dp->ports[i]) {
+            vfp_port__close(dp->ports[i]);
+            dp->ports[i] = NULL;
+        }
+}
+
+void vfp_dp__destroy(vfp_dp *dp, uint32_t drain_ms) {
+    if (!dp) return;
+    vfp_dp__stop(dp, drain_ms);
+    for (uint16_t i = 0; dp->w && i < dp->n_workers; i++) {
+        worker *w = &dp->w[i];
+        if (w->wake_fd > 0) close(w->wake_fd);
+        if (w->learned) vfp_fdb__destroy(w->learned);
+        xfree(dp, w->pool.descs, sizeof(vfp_pkt) * w->pool.n);
+        xfree(dp, w->pool.bufs, (size_t)w->pool.buf_size * w->pool.n);
+        xfree(dp, w->pool.stack, sizeof(uint32_t) * w->pool.n);
+    }
+    dp_cfg *c = atomic_load(&dp->cur);
+    if (c && c->fdb_peer) xfree(dp, c->fdb_peer, sizeof(uint16_t) * (c->fdb_vteps + 1));
+    cfg_free(dp, c);
+    xfree(dp, dp->w, sizeof(worker) * dp->n_workers);
+    xfree(dp, dp->stats, sizeof(vfp_dp_worker_stats) * dp->n_workers);
+    pthread_mutex_destroy(&dp->ctl);
+    vfp_alloc a = dp->a;
+    a.free(a.ctx, dp, sizeof *dp);
+}
+
+int vfp_dp__port_add(vfp_dp *dp, vfp_port *p, const char *name, uint16_t *slot, char *err, size_t errlen) {
+    if (!dp || !p || !slot) return -EINVAL;
+    if (p->n_queues < 1) p->n_queues = 1;
+    if (dp->stopped) {
+        snprintf(err, errlen, "the data plane is stopped");
+        return -ESHUTDOWN;
+    }
+    if (dp->n_workers > 1 && p->n_queues < dp->n_workers) {
+        snprintf(err, errlen, "port %s has %u queue(s) but the data plane has %u workers: each worker "
+                 "needs its own tx queue; open it with --queues %u or run one worker",
+                 name ? name : "?", p->n_queues, dp->n_workers, dp->n_workers);
+        return -EINVAL;
+    }
+    pthread_mutex_lock(&dp->ctl);
+    int rc = -ENOSPC;
+    for (uint16_t i = 0; i < VFP_DP_MAX_PORTS; i++)
+        if (!dp->ports[i]) {
+            dp->ports[i] = p;
+            dp->removing[i] = 0;
+            snprintf(dp->names[i], sizeof dp->names[i], "%s", name ? name : "");
+            for (uint16_t k = 0; k < dp->n_workers; k++)
+                memset(&dp->stats[k].ports[i], 0, sizeof dp->stats[k].ports[i]);
+            *slot = i;
+            rc = 0;
+            break;
+        }
+    pthread_mutex_unlock(&dp->ctl);
+    if (rc) snprintf(err, errlen, "the data plane has no free port slot (%u in use)", VFP_DP_MAX_PORTS);
+    return rc;
+}
+
+int vfp_dp__port_remove(vfp_dp *dp, uint16_t slot) {
+    if (!dp || slot >= VFP_DP_MAX_PORTS) return -EINVAL;
+    pthread_mutex_lock(&dp->ctl);
+    int rc = dp->ports[slot] && !dp->removing[slot] ? 0 : -ENOENT;
+    if (!rc) dp->removing[slot] = 1;
+    pthread_mutex_unlock(&dp->ctl);
+    return rc;
+}
+
+vfp_port *vfp_dp__port(vfp_dp *dp, uint16_t slot) {
+    return dp && slot < VFP_DP_MAX_PORTS && !dp->removing[slot] ? dp->ports[slot] : NULL;
+}
+
+vfp_dp_worker_stats *vfp_dp__stats(vfp_dp *dp, uint16_t *n_workers) {
+    if (n_workers) *n_workers = dp->n_workers;
+    return dp->stats;
+}
+
+/* A VNI's counter slot: stable for the data plane's life, so counters survive epochs. */
+static int vni_slot_get(vfp_dp *dp, uint32_t vni) {
+    int free_slot = -1;
+    for (int i = 1; i < VFP_DP_MAX_VNIS; i++) { /* slot 0 stays unused: vni 0 reads as empty */
+        if (dp->vni_slot_of[i] == vni + 1) return i;
+        if (!dp->vni_slot_of[i] && free_slot < 0) free_slot = i;
+    }
+    if (free_slot < 0) return -ENOSPC;
+    dp->vni_slot_of[free_slot] = vni + 1;
+    for (uint16_t k = 0; k < dp->n_workers; k++) {
+        memset(&dp->stats[k].vnis[free_slot], 0, sizeof dp->stats[k].vnis[free_slot]);
+        dp->stats[k].vnis[free_slot].vni = vni;
+    }
+    return free_slot;
+}
+
+#define ALIGN8(x) (((x) + 7) & ~(size_t)7)
+
+static int64_t build(vfp_dp *dp, const vfp_dp_spec *s, dp_cfg **out, char *err, size_t errlen) {
+    /* Validate first: nothing is allocated for a bad spec. */
+    if (s->uplink != VFP_DP_NO_PORT && (s->uplink >= VFP_DP_MAX_PORTS || !vfp_dp__port(dp, s->uplink))) {
+        snprintf(err, errlen, "uplink port slot %u is not a port of this data plane", s->uplink);
+        return -EINVAL;
+    }
+    if (s->n_peers > VFP_DP_MAX_PEERS) {
+        snprintf(err, errlen, "%u peers is more than the %u a data plane supports", s->n_peers, VFP_DP_MAX_PEERS);
+        return -EINVAL;
+    }
+    for (uint32_t i = 0; i < s->n_atts; i++) {
+        const vfp_dp_att_spec *t = &s->atts[i];
+        if (t->port >= VFP_DP_MAX_PORTS || !vfp_dp__port(dp, t->port) || t->port == s->uplink) {
+            snprintf(err, errlen, "attachment %u names port slot %u, which is not a pod port", i, t->port);
+            return -EINVAL;
+        }
+        if (t->vni > 0xffffff) {
+            snprintf(err, errlen, "VNI %u is out of range: use 0..16777215", t->vni);
+            return -EINVAL;
+        }
+        for (uint32_t j = 0; j < i; j++) {
+            if (s->atts[j].port == t->port) {
+                snprintf(err, errlen, "port %s is attached twice", dp->names[t->port]);
+                return -EEXIST;
+            }
+            if (s->atts[j].vni == t->vni && !memcmp(s->atts[j].mac, t->mac, 6)) {
+                snprintf(err, errlen, "MAC %02x:%02x:%02x:%02x:%02x:%02x is attached twice on VNI %u",
+                         t->mac[0], t->mac[1], t->mac[2], t->mac[3], t->mac[4], t->mac[5], t->vni);
+                return -EEXIST;
+            }
+        }
+    }
+    for (uint32_t i = 0; i < s->n_peers; i++)
+        for (uint32_t j = 0; j < i; j++)
+            if (addr_eq(&s->peers[i].vtep, &s->peers[j].vtep)) {
+                snprintf(err, errlen, "peer %u is listed twice", i);
+                return -EEXIST;
+            }
+    /* VNIs: every attached one, every flood-listed one and the extras. */
+    uint32_t vlist[VFP_DP_MAX_VNIS];
+    uint32_t nv = 0;
+    uint32_t cand_n = s->n_atts + s->n_floods + s->n_extra_vnis;
+    for (uint32_t i = 0; i < cand_n; i++) {
+        uint32_t v = i < s->n_atts ? s->atts[i].vni
+                   : i < s->n_atts + s->n_floods ? s->floods[i - s->n_atts].vni
+                   : s->extra_vnis[i - s->n_atts - s->n_floods];
+        if (v > 0xffffff) {
+            snprintf(err, errlen, "VNI %u is out of range: use 0..16777215", v);
+            return -EINVAL;
+        }
+        uint32_t k = 0;
+        while (k < nv && vlist[k] != v) k++;
+        if (k == nv) {
+            if (nv == VFP_DP_MAX_VNIS - 1) {
+                snprintf(err, errlen, "more than %u VNIs", VFP_DP_MAX_VNIS - 1);
+                return -ENOSPC;
+            }
+            vlist[nv++] = v;
+        }
+    }
+    /* Flood peer lists: explicit, else every peer. */
+    uint32_t n_flood_total = 0;
+    for (uint32_t k = 0; k < nv; k++) {
+        uint32_t f = s->n_peers;
+        for (uint32_t j = 0; j < s->n_floods; j++)
+            if (s->floods[j].vni == vlist[k]) f = s->floods[j].n;
+        n_flood_total += f;
+    }
+    uint32_t peer_slots = pow2_at_least(2 * s->n_peers);
+    uint32_t vni_slots = pow2_at_least(2 * nv);
+    uint32_t mac_slots = pow2_at_least(2 * s->n_atts);
+    size_t off = ALIGN8(sizeof(dp_cfg));
+    size_t o_peers = off; off = ALIGN8(off + sizeof(cfg_peer) * s->n_peers);
+    size_t o_ph = off; off = ALIGN8(off + sizeof(uint16_t) * peer_slots);
+    size_t o_vn = off; off = ALIGN8(off + sizeof(cfg_vni) * nv);
+    size_t o_vh = off; off = ALIGN8(off + sizeof(uint16_t) * vni_slots);
+    size_t o_lp = off; off = ALIGN8(off + sizeof(uint16_t) * (s->n_atts + 1));
+    size_t o_fp = off; off = ALIGN8(off + sizeof(uint16_t) * (n_flood_total + 1));
+    size_t o_mac = off; off = ALIGN8(off + sizeof(cfg_mac) * mac_slots);
+    size_t o_vs = off; off = ALIGN8(off + vfp_vni_set__mem_size(nv + 1));
+    size_t o_rx = off; off = ALIGN8(off + sizeof(rxq) * VFP_DP_MAX_PORTS * 4);
+    size_t bytes = off;
+    dp_cfg *c = xalloc(dp, bytes);
+    if (!c) return -ENOMEM;
+    memset(c, 0, bytes);
+    uint8_t *base = (uint8_t *)c;
+    c->bytes = bytes;
+    c->uplink = s->uplink;
+    memcpy(c->uplink_mac, s->uplink_mac, 6);
+    c->local = s->tunnel.local;
+    c->learn = s->learn;
+    c->anti_spoof = s->anti_spoof;
+    c->age_seconds = s->age_seconds ? s->age_seconds : 300;
+    c->vlan = (int16_t)s->tunnel.vlan;
+    c->peers = (cfg_peer *)(base + o_peers);
+    c->peer_hash = (uint16_t *)(base + o_ph);
+    c->vnis = (cfg_vni *)(base + o_vn);
+    c->vni_hash = (uint16_t *)(base + o_vh);
+    c->local_ports = (uint16_t *)(base + o_lp);
+    c->flood_peers = (uint16_t *)(base + o_fp);
+    c->macs = s->n_atts ? (cfg_mac *)(base + o_mac) : NULL;
+    c->peer_mask = peer_slots - 1;
+    c->vni_mask = vni_slots - 1;
+    c->mac_mask = mac_slots - 1;
+    memset(c->peer_hash, 0xff, sizeof(uint16_t) * peer_slots);
+    memset(c->vni_hash, 0xff, sizeof(uint16_t) * vni_slots);
+    int64_t rc = 0;
+    /* Peers and their tunnels. */
+    c->n_peers = s->n_peers;
+    for (uint32_t i = 0; i < s->n_peers && !rc; i++) {
+        cfg_peer *p = &c->peers[i];
+        p->addr = s->peers[i].vtep;
+        p->mac_known = s->peers[i].mac_known;
+        vfp_tunnel_cfg tc = s->tunnel;
+        tc.remote = p->addr;
+        memcpy(tc.src_mac, s->uplink_mac, 6);
+        if (p->mac_known) memcpy(tc.dst_mac, s->peers[i].mac, 6);
+        else memset(tc.dst_mac, 0, 6);
+        if (vfp_tunnel__init(&p->tun, &tc)) {
+            snprintf(err, errlen, "the tunnel to peer %u is inconsistent (address family of local and remote "
+                     "VTEP, VLAN, ports, TTL)", i);
+            rc = -EINVAL;
+        }
+        uint32_t h = addr_hash(&p->addr) & c->peer_mask;
+        while (c->peer_hash[h] != NONE16) h = (h + 1) & c->peer_mask;
+        c->peer_hash[h] = (uint16_t)i;
+    }
+    /* VNIs, their counter slots, local ports and flood peers. */
+    vfp_vni_set__init(&c->vni_set, base + o_vs, nv + 1);
+    uint32_t lp_off = 0, fp_off = 0;
+    for (uint32_t k = 0; k < nv && !rc; k++) {
+        cfg_vni *v = &c->vnis[k];
+        v->vni = vlist[k];
+        int slot = vni_slot_get(dp, v->vni);
+        if (slot < 0) {
+            snprintf(err, errlen, "no free VNI counter slot for VNI %u", v->vni);
+            rc = slot;
+            break;
+        }
+        v->slot = (uint16_t)slot;
+        vfp_vni_set__add(&c->vni_set, v->vni);
+        v->local_off = lp_off;
+        for (uint32_t i = 0; i < s->n_atts; i++)
+            if (s->atts[i].vni == v->vni) c->local_ports[lp_off++] = s->atts[i].port, v->n_local++;
+        v->flood_off = fp_off;
+        int explicit_list = 0;
+        for (uint32_t j = 0; j < s->n_floods && !rc; j++) {
+            if (s->floods[j].vni != v->vni) continue;
+            explicit_list = 1;
+            for (uint32_t q = 0; q < s->floods[j].n; q++) {
+                int p = peer_find(c, &s->floods[j].vteps[q]);
+                if (p < 0) {
+                    snprintf(err, errlen, "the flood list of VNI %u names a VTEP that is not a peer; add it to "
+                             "peers first", v->vni);
+                    rc = -EINVAL;
+                    break;
+                }
+                c->flood_peers[fp_off++] = (uint16_t)p, v->n_flood++;
+            }
+        }
+        if (!explicit_list)
+            for (uint32_t p = 0; p < s->n_peers; p++) c->flood_peers[fp_off++] = (uint16_t)p, v->n_flood++;
+        uint32_t h = (v->vni * 0x9e3779b1u >> 7) & c->vni_mask;
+        while (c->vni_hash[h] != NONE16) h = (h + 1) & c->vni_mask;
+        c->vni_hash[h] = (uint16_t)k;
+    }
+    c->n_vnis = nv;
+    /* Attachments and the local MAC table. */
+    for (uint32_t i = 0; i < s->n_atts && !rc; i++) {
+        const vfp_dp_att_spec *t = &s->atts[i];
+        cfg_att *at = &c->att[t->port];
+        at->active = 1;
+        at->vni = t->vni;
+        memcpy(at->mac, t->mac, 6);
+        at->vni_idx = (uint16_t)(vni_find(c, t->vni) - c->vnis);
+        uint32_t h = vmac_hash(t->vni, t->mac) & c->mac_mask;
+        while (c->macs[h].vni) h = (h + 1) & c->mac_mask;
+        c->macs[h].vni = t->vni + 1;
+        memcpy(c->macs[h].mac, t->mac, 6);
+        c->macs[h].port = t->port;
+    }
+    /* Static FDB. */
+    if (!rc && s->n_fdb) {
+        vfp_alloc fa = { fdb_alloc_fn, fdb_free_fn, dp };
+        int e = vfp_fdb__create(&c->fdb, s->n_fdb + 16, &fa);
+        if (e) rc = e, snprintf(err, errlen, "cannot build the static FDB: %s", strerror(-e));
+        for (uint32_t i = 0; i < s->n_fdb && !rc; i++) {
+            const vfp_dp_fdb_spec *f = &s->fdb[i];
+            if (peer_find(c, &f->vtep) < 0) {
+                snprintf(err, errlen, "static FDB entry %u (VNI %u) points at a VTEP that is not a peer; add "
+                         "it to peers first", i, f->vni);
+                rc = -EINVAL;
+                break;
+            }
+            e = vfp_fdb__add_static(c->fdb, f->vni, f->mac, &f->vtep);
+            if (e) {
+                snprintf(err, errlen, "static FDB entry %u (VNI %u) rejected: %s (a group MAC cannot be "
+                         "static; VNI must be ≤ 16777215)", i, f->vni, strerror(-e));
+                rc = e;
+            }
+        }
+        if (!rc) {
+            /* VTEP indexes are dense from 0; map each to its peer once, here. */
+            uint32_t max = 0;
+            while (max < 65535 && vfp_fdb__vtep(c->fdb, (uint16_t)max)) max++;
+            c->fdb_vteps = max;
+            c->fdb_peer = xalloc(dp, sizeof(uint16_t) * (max + 1));
+            if (!c->fdb_peer) rc = -ENOMEM;
+            for (uint32_t i = 0; i < max && !rc; i++) {
+                int p = peer_find(c, vfp_fdb__vtep(c->fdb, (uint16_t)i));
+                c->fdb_peer[i] = p < 0 ? NONE16 : (uint16_t)p;
+            }
+        }
+    }
+    /* Decap context: our VTEP, the VNIs served, the port. */
+    c->decap.dst_port = s->tunnel.dst_port;
+    c->decap.vnis = &c->vni_set;
+    c->decap.n_locals = 1;
+    c->decap.locals[0] = s->tunnel.local;
+    /* Ports of this epoch, and their queues spread over the workers. */
+    rxq *rx = (rxq *)(base + o_rx);
+    uint32_t nrx = 0;
+    uint16_t wk = 0;
+    for (uint16_t i = 0; i < VFP_DP_MAX_PORTS; i++) {
+        vfp_port *p = vfp_dp__port(dp, i);
+        if (!p) continue;
+        c->ports[i] = p;
+        for (uint16_t q = 0; q < p->n_queues && nrx < VFP_DP_MAX_PORTS * 4; q++) rx[nrx++] = (rxq){ i, q };
+    }
+    /* Queue k of the list goes to worker k % n; each worker's share is contiguous. */
+    rxq all[VFP_DP_MAX_PORTS * 4];
+    memcpy(all, rx, sizeof(rxq) * nrx);
+    uint32_t pos = 0;
+    for (wk = 0; wk < dp->n_workers; wk++) {
+        c->rxqs[wk] = rx + pos;
+        for (uint32_t k = wk; k < nrx; k += dp->n_workers) rx[pos++] = all[k];
+        c->n_rxq[wk] = (uint16_t)(rx + pos - c->rxqs[wk]);
+    }
+    if (rc) {
+        if (c->fdb_peer) xfree(dp, c->fdb_peer, sizeof(uint16_t) * (c->fdb_vteps + 1));
+        cfg_free(dp, c);
+        return rc;
+    }
+    *out = c;
+    return 0;
+}
+
+int64_t vfp_dp__commit(vfp_dp *dp, const vfp_dp_spec *s, uint32_t timeout_ms, char *err, size_t errlen) {
+    if (!dp || !s) return -EINVAL;
+    if (dp->stopped) {
+        snprintf(err, errlen, "the data plane is stopped");
+        return -ESHUTDOWN;
+    }
+    pthread_mutex_lock(&dp->ctl);
+    dp_cfg *c = NULL;
+    int64_t rc = build(dp, s, &c, err, errlen);
+    if (rc) {
+        pthread_mutex_unlock(&dp->ctl);
+        return rc;
+    }
+    c->epoch = ++dp->epoch;
+    /* Release: the workers' acquire load sees the fully built cfg. */
+    dp_cfg *old = atomic_exchange_explicit(&dp->cur, c, memory_order_acq_rel);
+    for (uint16_t i = 0; i < dp->n_workers; i++) wake(&dp->w[i]);
+    uint64_t deadline = now_ns() + (uint64_t)(timeout_ms ? timeout_ms : 2000) * 1000000ull;
+    int late = 0;
+    for (uint16_t i = 0; i < dp->n_workers; i++) {
+        worker *w = &dp->w[i];
+        while (atomic_load_explicit(&w->seen_epoch, memory_order_acquire) < c->epoch &&
+               !atomic_load_explicit(&w->exited, memory_order_acquire)) {
+            if (now_ns() > deadline) {
+                late = 1;
+                break;
+            }
+            struct timespec ts = { 0, 50000 };
+            nanosleep(&ts, NULL);
+        }
+    }
+    if (late) {
+        /* A worker still may read the old cfg: leak it rather than free it under the
+         * worker, and say so. Ports marked for removal stay open for the same reason. */
+        snprintf(err, errlen, "epoch %llu published, but a worker did not switch within %u ms; the old "
+                 "configuration is kept alive", (unsigned long long)c->epoch, timeout_ms);
+        pthread_mutex_unlock(&dp->ctl);
+        return (int64_t)c->epoch;
+    }
+    if (old) {
+        if (old->fdb_peer) xfree(dp, old->fdb_peer, sizeof(uint16_t) * (old->fdb_vteps + 1));
+        cfg_free(dp, old);
+    }
+    for (int i = 0; i < VFP_DP_MAX_PORTS; i++)
+        if (dp->removing[i] && dp->ports[i]) {
+            vfp_port__close(dp->ports[i]);
+            dp->ports[i] = NULL;
+            dp->removing[i] = 0;
+            dp->names[i][0] = 0;
+        }
+    pthread_mutex_unlock(&dp->ctl);
+    return (int64_t)c->epoch;
+}
+
+int vfp_dp__learned(vfp_dp *dp, vfp_fdb_entry_info *out, uint32_t cap, uint32_t timeout_ms) {
+    pthread_mutex_lock(&dp->ctl);
+    uint32_t total = 0;
+    int rc = 0;
+    for (uint16_t i = 0; i < dp->n_workers && total < cap; i++) {
+        worker *w = &dp->w[i];
+        if (atomic_load(&w->exited)) continue;
+        w->dump_cap = cap - total;
+        atomic_store_explicit(&w->dump_n, -1, memory_order_relaxed);
+        /* Release: dump_cap is visible before the worker sees the buffer. */
+        atomic_store_explicit(&w->dump_buf, out + total, memory_order_release);
+        wake(w);
+        uint64_t deadline = now_ns() + (uint64_t)timeout_ms * 1000000ull;
+        int32_t n;
+        while ((n = atomic_load_explicit(&w->dump_n, memory_order_acquire)) < 0) {
+            if (now_ns() > deadline) {
+                /* Withdraw the request; if the worker took it meanwhile, wait it out. */
+                vfp_fdb_entry_info *exp = out + total;
+                if (atomic_compare_exchange_strong(&w->dump_buf, &exp, NULL)) {
+                    rc = -ETIMEDOUT;
+                    break;
+                }
+                /* The worker claimed it: it answers within one loop pass. */
+            }
+            struct timespec ts = { 0, 50000 };
+            nanosleep(&ts, NULL);
+        }
+        if (rc) break;
+        total += (uint32_t)n;
+    }
+    pthread_mutex_unlock(&dp->ctl);
+    return rc ? rc : (int)total;
+}

@@ -1,0 +1,158 @@
+/* The data plane: ports, worker threads that poll them, and the configuration the
+ * workers forward by (docs/dataplane.md). Pods' frames arrive on representor ports and
+ * leave VXLAN-encapsulated on the uplink; the uplink's VXLAN frames are decapsulated and
+ * switched to the representors of their VNI. The control thread builds an immutable
+ * configuration and publishes it (an epoch); workers switch at a burst boundary and the
+ * control thread frees the old one once every worker has moved on. Workers never block
+ * on the control thread. Counters live in one block per worker that TypeScript maps. */
+#ifndef VFP_WORKER_DP_H
+#define VFP_WORKER_DP_H
+
+#include "core/fdb.h"
+#include "core/vxlan.h"
+#include "io/port.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define VFP_DP_MAX_PORTS 256
+#define VFP_DP_MAX_VNIS 1024     /* VNIs with counters; also the most VNIs one node serves */
+#define VFP_DP_MAX_PEERS 256     /* remote VTEPs */
+#define VFP_DP_MAX_WORKERS 16
+#define VFP_DP_NO_PORT 0xffffu
+
+/* Drop reasons of the data plane, on top of the engine's (enum vfp_reason). */
+enum vfp_dp_drop {
+    VFP_DP_D_NO_ATTACHMENT = 0, /* a frame on a port that is neither the uplink nor attached */
+    VFP_DP_D_NO_PEER,           /* the FDB names a VTEP that is not a configured peer */
+    VFP_DP_D_NEIGH_UNRESOLVED,  /* the peer's MAC on the underlay is not known yet (ARP sent) */
+    VFP_DP_D_NO_LOCAL_PORT,     /* a decapsulated frame for a VNI with no local port */
+    VFP_DP_D_HAIRPIN,           /* a frame addressed to the port it came from */
+    VFP_DP_D_TX_FULL,           /* the output port took no more */
+    VFP_DP_D_NO_BUFFER,         /* no scratch buffer for a flood copy or an ARP frame */
+    VFP_DP_D_ARP_OTHER,         /* ARP on the uplink not for our VTEP */
+    VFP_DP_D_SPOOFED,           /* a pod frame whose source MAC is not its attachment's */
+    VFP_DP_D__COUNT
+};
+const char *vfp_dp_drop__name(unsigned d);
+
+typedef struct vfp_dp_port_stats {
+    uint64_t rx_pkts, rx_bytes, tx_pkts, tx_bytes, drops;
+    uint64_t pad[3];
+} vfp_dp_port_stats;
+
+typedef struct vfp_dp_vni_stats {
+    uint64_t vni;               /* the VNI this slot counts (0: unused) */
+    uint64_t encap_pkts, encap_bytes, decap_pkts, decap_bytes;
+    uint64_t flood_pkts;        /* copies made by flooding (local and head-end) */
+    uint64_t local_pkts;        /* switched between two local ports */
+    uint64_t drops;
+} vfp_dp_vni_stats;
+
+/* One worker's counters. Written only by that worker; readers sum across workers and
+ * tolerate a torn read of a counter that is being incremented (64-bit aligned stores
+ * are atomic on every target we build for). */
+typedef struct vfp_dp_worker_stats {
+    vfp_stats engine;
+    uint64_t drops[VFP_DP_D__COUNT];
+    uint64_t loops, busy_loops, idle_sleeps, epoch;
+    uint64_t arp_replies, arp_requests, neigh_learned, aged;
+    int64_t cpu;                /* the CPU the worker runs on */
+    uint64_t pad[7];
+    vfp_dp_port_stats ports[VFP_DP_MAX_PORTS];
+    vfp_dp_vni_stats vnis[VFP_DP_MAX_VNIS];
+} VFP_ALIGNED(VFP_CACHE_LINE) vfp_dp_worker_stats;
+
+typedef struct vfp_dp vfp_dp;
+
+typedef struct vfp_dp_opts {
+    uint16_t n_workers;          /* 1..VFP_DP_MAX_WORKERS */
+    const int *cpus;             /* per worker, -1 = not pinned; NULL = none pinned */
+    uint16_t burst;              /* 1..VFP_MAX_BURST, default 32 */
+    uint32_t idle_spins;         /* empty polls before sleeping in poll(); 0 = never sleep */
+    uint32_t idle_sleep_us;      /* poll() timeout when idle, default 1000 */
+    uint32_t learn_capacity;     /* learned FDB entries per worker, default 65536 */
+    uint32_t scratch_bufs;       /* flood-copy buffers per worker, default 1024 */
+    uint32_t scratch_buf_size;   /* bytes each, default 9216 + headroom */
+    uint32_t headroom;           /* headroom of scratch buffers, default 256 */
+    void (*thread_init)(void);   /* called first on every worker thread (DPDK registration) */
+} vfp_dp_opts;
+
+/* The configuration, as the control thread describes it. */
+typedef struct vfp_dp_peer_spec {
+    vfp_addr vtep;
+    uint8_t mac[6];              /* next-hop MAC on the underlay when mac_known */
+    uint8_t mac_known;           /* else the worker resolves it by ARP (IPv4 only) */
+} vfp_dp_peer_spec;
+
+typedef struct vfp_dp_att_spec {
+    uint16_t port;               /* a port slot */
+    uint32_t vni;
+    uint8_t mac[6];              /* the pod interface's MAC */
+} vfp_dp_att_spec;
+
+typedef struct vfp_dp_fdb_spec {
+    uint32_t vni;
+    uint8_t mac[6];
+    vfp_addr vtep;               /* must be a peer */
+} vfp_dp_fdb_spec;
+
+typedef struct vfp_dp_flood_spec {
+    uint32_t vni;
+    uint32_t n;                  /* 0: flood to no peer */
+    const vfp_addr *vteps;       /* each must be a peer */
+} vfp_dp_flood_spec;
+
+typedef struct vfp_dp_spec {
+    uint16_t uplink;             /* port slot, or VFP_DP_NO_PORT (no overlay: local switching only) */
+    uint8_t uplink_mac[6];
+    vfp_tunnel_cfg tunnel;       /* template for every peer: local = our VTEP; remote, macs ignored */
+    const vfp_dp_peer_spec *peers;
+    uint32_t n_peers;
+    const vfp_dp_att_spec *atts;
+    uint32_t n_atts;
+    const vfp_dp_fdb_spec *fdb;
+    uint32_t n_fdb;
+    const vfp_dp_flood_spec *floods; /* VNIs not listed flood to every peer */
+    uint32_t n_floods;
+    const uint32_t *extra_vnis;  /* VNIs accepted on decap without a local port (counted) */
+    uint32_t n_extra_vnis;
+    uint8_t learn;               /* learn inner source MAC → outer source VTEP on decap */
+    uint8_t anti_spoof;          /* drop pod frames whose source MAC is not the attachment's */
+    uint32_t age_seconds;        /* learned entries age out after this (default 300) */
+} vfp_dp_spec;
+
+/* Creates the data plane and starts its workers (idle until the first commit). */
+int vfp_dp__create(vfp_dp **out, const vfp_dp_opts *o, const vfp_alloc *a, char *err, size_t errlen);
+/* Stops the workers after draining (they keep polling for up to drain_ms while packets
+ * still arrive and flush what they queued), then closes every port. The counters stay
+ * readable until destroy. Idempotent. */
+void vfp_dp__stop(vfp_dp *dp, uint32_t drain_ms);
+/* Stops (if not yet) and frees everything, counters included. */
+void vfp_dp__destroy(vfp_dp *dp, uint32_t drain_ms);
+
+/* Hands a port to the data plane; it is polled from the next commit on. The name is
+ * for messages. -ENOSPC, -EINVAL (a port with fewer queues than workers). */
+int vfp_dp__port_add(vfp_dp *dp, vfp_port *p, const char *name, uint16_t *slot, char *err, size_t errlen);
+/* Takes a port out: the next commit stops polling it and then closes it. -ENOENT. */
+int vfp_dp__port_remove(vfp_dp *dp, uint16_t slot);
+vfp_port *vfp_dp__port(vfp_dp *dp, uint16_t slot);
+
+/* Builds a configuration from s, publishes it and waits (up to timeout_ms) until every
+ * worker runs on it; ports removed before it are closed then. Returns the new epoch
+ * (> 0) or -errno with err filled; on error nothing changes. */
+int64_t vfp_dp__commit(vfp_dp *dp, const vfp_dp_spec *s, uint32_t timeout_ms, char *err, size_t errlen);
+
+/* The counters block: n_workers × vfp_dp_worker_stats, valid until destroy. */
+vfp_dp_worker_stats *vfp_dp__stats(vfp_dp *dp, uint16_t *n_workers);
+/* The VNI a counter slot belongs to is stats.vnis[slot].vni. */
+
+/* Copies up to cap learned FDB entries (from every worker) into out; returns how many,
+ * or -ETIMEDOUT when a worker did not answer within timeout_ms. */
+int vfp_dp__learned(vfp_dp *dp, vfp_fdb_entry_info *out, uint32_t cap, uint32_t timeout_ms);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,267 @@
+// The typed façade over the native data plane (native/worker/dp.h): ports, a committed
+// configuration (an epoch the workers switch to at a burst boundary) and counters read
+// in place from the workers' memory. The daemon (daemon.ts) decides what to commit.
+import { loadAddon } from './native.js';
+import { rawTunnelCfg } from './native.js';
+import type { Tunnel } from '../packet/config.js';
+import { formatIp, formatMac } from '../util/addr.js';
+import { VfpError } from '../util/errors.js';
+
+export type Backend = 'afpacket' | 'afxdp' | 'dpdk' | 'memory-gen' | 'memory-sink';
+
+export interface DpOptions {
+  workers?: number;
+  cpus?: number[];
+  burst?: number;
+  /** Empty polls before a worker sleeps in poll(); 0 = always spin (DPDK style). */
+  idleSpins?: number;
+  idleSleepUs?: number;
+  learnCapacity?: number;
+  scratchBufs?: number;
+  headroom?: number;
+}
+
+export interface PortInfo {
+  slot: number;
+  backend: Backend;
+  queues: number;
+  mode?: 'native' | 'skb';
+  zerocopy?: boolean;
+  needWakeup?: boolean;
+  driver?: string;
+  portId?: number;
+  mac?: Uint8Array;
+}
+
+export interface PeerSpec {
+  vtep: Uint8Array;
+  /** The peer's MAC on the underlay; without it the workers resolve it by ARP. */
+  mac?: Uint8Array | null;
+}
+
+export interface DpSpec {
+  uplink: number;
+  uplinkMac: Uint8Array;
+  tunnel: Tunnel;
+  peers: PeerSpec[];
+  atts: { port: number; vni: number; mac: Uint8Array }[];
+  fdb: { vni: number; mac: Uint8Array; vtep: Uint8Array }[];
+  floods: { vni: number; vteps: Uint8Array[] }[];
+  extraVnis: number[];
+  learn: boolean;
+  antiSpoof: boolean;
+  ageSeconds?: number;
+}
+
+interface RawLayout {
+  workerWords: number;
+  engine: number;
+  engineDrops: number;
+  drops: number;
+  dropNames: string[];
+  fields: Record<string, number>;
+  ports: number;
+  portWords: number;
+  portFields: string[];
+  vnis: number;
+  vniWords: number;
+  vniFields: string[];
+  maxPorts: number;
+  maxVnis: number;
+}
+
+interface RawDp {
+  dpCreate(o: DpOptions): unknown;
+  dpStop(h: unknown, drainMs?: number): void;
+  dpPortOpen(h: unknown, backend: string, opts: Record<string, unknown>, name: string): PortInfo;
+  dpPortRemove(h: unknown, slot: number): void;
+  dpPortCounters(h: unknown, slot: number): { rxPkts: number; txPkts: number; txFull: number; rxNombuf: number; kind: string } | null;
+  dpCommit(h: unknown, spec: unknown, timeoutMs?: number): { epoch: number; warning?: string };
+  dpStats(h: unknown): { buffer: ArrayBuffer; workers: number };
+  dpStatsLayout(): RawLayout;
+  dpLearned(h: unknown, cap: number, timeoutMs?: number): { vni: number; mac: Uint8Array; vtep: Uint8Array; stamp: number }[];
+  dpdkInit?(args: string[]): void;
+  statsLayout(): string[];
+}
+
+function raw(): RawDp {
+  return loadAddon() as unknown as RawDp;
+}
+
+export interface PortCounters {
+  rxPkts: bigint;
+  rxBytes: bigint;
+  txPkts: bigint;
+  txBytes: bigint;
+  drops: bigint;
+}
+
+export interface VniCounters {
+  vni: number;
+  encapPkts: bigint;
+  encapBytes: bigint;
+  decapPkts: bigint;
+  decapBytes: bigint;
+  floodPkts: bigint;
+  localPkts: bigint;
+  drops: bigint;
+}
+
+export interface DpCounters {
+  /** Engine counters (encap/decap/learn) summed over workers. */
+  engine: Record<string, bigint>;
+  /** Every drop reason with a non-zero count: engine reasons and data-plane reasons. */
+  drops: Record<string, bigint>;
+  misc: Record<string, bigint>;
+  ports: Map<number, PortCounters>;
+  vnis: Map<number, VniCounters>;
+  perWorker: { cpu: number; loops: bigint; busyLoops: bigint; epoch: bigint }[];
+}
+
+/** A native data plane. Methods throw VfpError with the native message on failure. */
+export class DataPlane {
+  private readonly h: unknown;
+  private readonly r = raw();
+  private view: BigUint64Array | null = null;
+  private readonly layout: RawLayout;
+  private readonly engineNames: string[];
+  private stopped = false;
+
+  constructor(o: DpOptions = {}) {
+    this.layout = this.r.dpStatsLayout();
+    this.engineNames = this.r.statsLayout();
+    try {
+      this.h = this.r.dpCreate(o);
+    } catch (e) {
+      throw new VfpError('system', `cannot start the data plane: ${(e as Error).message}`);
+    }
+  }
+
+  static dpdkInit(args: string[]): void {
+    const r = raw();
+    if (!r.dpdkInit) throw new VfpError('unavailable', 'the dpdk backend is not built into this addon; run `vfplane doctor`');
+    r.dpdkInit(args);
+  }
+
+  openPort(backend: Backend, opts: Record<string, unknown>, name: string): PortInfo {
+    try {
+      return this.r.dpPortOpen(this.h, backend, opts, name);
+    } catch (e) {
+      throw new VfpError('unavailable', (e as Error).message);
+    }
+  }
+
+  removePort(slot: number): void {
+    this.r.dpPortRemove(this.h, slot);
+  }
+
+  backendCounters(slot: number) {
+    return this.r.dpPortCounters(this.h, slot);
+  }
+
+  /** Publishes a configuration; returns its epoch once every worker runs on it. */
+  commit(spec: DpSpec, timeoutMs = 2000): number {
+    const rawSpec = {
+      ...spec,
+      tunnel: rawTunnelCfg(spec.tunnel),
+      peers: spec.peers.map((p) => ({ vtep: p.vtep, mac: p.mac ?? null })),
+    };
+    try {
+      return this.r.dpCommit(this.h, rawSpec, timeoutMs).epoch;
+    } catch (e) {
+      const m = (e as Error).message;
+      throw new VfpError(/twice|attached/.test(m) ? 'conflict' : 'invalid', m);
+    }
+  }
+
+  learned(cap = 65536): { vni: number; mac: string; vtep: string; stamp: number }[] {
+    return this.r.dpLearned(this.h, cap, 1000).map((e) => ({
+      vni: e.vni,
+      mac: formatMac(e.mac),
+      vtep: formatIp(e.vtep.length === 4 ? 4 : 6, e.vtep),
+      stamp: e.stamp,
+    }));
+  }
+
+  private words(): { v: BigUint64Array; workers: number } {
+    if (!this.view) {
+      const s = this.r.dpStats(this.h);
+      this.view = new BigUint64Array(s.buffer);
+    }
+    return { v: this.view, workers: this.view.length / this.layout.workerWords };
+  }
+
+  /** Sums every worker's counters, read in place (no copy of the block). */
+  counters(): DpCounters {
+    const L = this.layout;
+    const { v, workers } = this.words();
+    const engine: Record<string, bigint> = {};
+    const drops: Record<string, bigint> = {};
+    const misc: Record<string, bigint> = {};
+    const ports = new Map<number, PortCounters>();
+    const vnis = new Map<number, VniCounters>();
+    const perWorker: DpCounters['perWorker'] = [];
+    const engineHead = this.engineNames.filter((n) => !n.startsWith('drop.'));
+    for (let w = 0; w < workers; w++) {
+      const b = w * L.workerWords;
+      engineHead.forEach((n, i) => (engine[n] = (engine[n] ?? 0n) + v[b + L.engine + i]!));
+      this.engineNames.slice(engineHead.length).forEach((n, i) => {
+        const c = v[b + L.engineDrops + i]!;
+        if (c) drops[n.slice(5)] = (drops[n.slice(5)] ?? 0n) + c;
+      });
+      L.dropNames.forEach((n, i) => {
+        const c = v[b + L.drops + i]!;
+        if (c) drops[n] = (drops[n] ?? 0n) + c;
+      });
+      for (const [k, off] of Object.entries(L.fields)) if (k !== 'cpu') misc[k] = (misc[k] ?? 0n) + v[b + off]!;
+      perWorker.push({
+        cpu: Number(BigInt.asIntN(64, v[b + L.fields.cpu!]!)),
+        loops: v[b + L.fields.loops!]!,
+        busyLoops: v[b + L.fields.busyLoops!]!,
+        epoch: v[b + L.fields.epoch!]!,
+      });
+      for (let p = 0; p < L.maxPorts; p++) {
+        const o = b + L.ports + p * L.portWords;
+        if (!v[o] && !v[o + 2] && !v[o + 4]) continue;
+        const cur = ports.get(p) ?? { rxPkts: 0n, rxBytes: 0n, txPkts: 0n, txBytes: 0n, drops: 0n };
+        cur.rxPkts += v[o]!;
+        cur.rxBytes += v[o + 1]!;
+        cur.txPkts += v[o + 2]!;
+        cur.txBytes += v[o + 3]!;
+        cur.drops += v[o + 4]!;
+        ports.set(p, cur);
+      }
+      for (let s = 1; s < L.maxVnis; s++) {
+        const o = b + L.vnis + s * L.vniWords;
+        let any = false;
+        for (let k = 1; k < L.vniWords; k++) if (v[o + k]) any = true;
+        if (!any) continue;
+        const vni = Number(v[o]);
+        const cur = vnis.get(vni) ?? { vni, encapPkts: 0n, encapBytes: 0n, decapPkts: 0n, decapBytes: 0n, floodPkts: 0n, localPkts: 0n, drops: 0n };
+        cur.encapPkts += v[o + 1]!;
+        cur.encapBytes += v[o + 2]!;
+        cur.decapPkts += v[o + 3]!;
+        cur.decapBytes += v[o + 4]!;
+        cur.floodPkts += v[o + 5]!;
+        cur.localPkts += v[o + 6]!;
+        cur.drops += v[o + 7]!;
+        vnis.set(vni, cur);
+      }
+    }
+    return { engine, drops, misc, ports, vnis, perWorker };
+  }
+
+  /** Drains (workers keep forwarding for up to drainMs while packets arrive), stops the
+   *  workers and closes every port. Counters stay readable. */
+  stop(drainMs = 100): void {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.r.dpStop(this.h, drainMs);
+  }
+
+  get isStopped(): boolean {
+    return this.stopped;
+  }
+}
+
+export { formatIp };

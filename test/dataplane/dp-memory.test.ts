@@ -1,0 +1,119 @@
+// The data plane's forwarding decisions and epochs, on memory ports (no kernel needed):
+// a generator stands in for a pod's representor, a sink for the uplink.
+import { describe, expect, it } from 'vitest';
+import { DataPlane } from '../../src/dataplane/dp.js';
+import { resolveTunnel } from '../../src/packet/config.js';
+import { parseIp, parseMac } from '../../src/util/addr.js';
+
+const mac = (s: string) => parseMac(s)!;
+const ip = (s: string) => parseIp(s)!.bytes;
+
+function frame(dst: string, src: string, len = 64): Uint8Array {
+  const f = new Uint8Array(len);
+  f.set(mac(dst), 0);
+  f.set(mac(src), 6);
+  f.set([0x08, 0x00], 12);
+  return f;
+}
+
+function spin(ms: number) {
+  const t = Date.now();
+  while (Date.now() - t < ms) {
+    /* the workers run on their own threads; this thread only waits */
+  }
+}
+
+describe('data plane on memory ports', () => {
+  const tunnel = resolveTunnel({ local: '192.0.2.1', remote: '192.0.2.2' });
+  const base = {
+    uplinkMac: mac('02:aa:00:00:00:01'),
+    tunnel,
+    peers: [
+      { vtep: ip('192.0.2.2'), mac: mac('02:bb:00:00:00:02') },
+      { vtep: ip('192.0.2.3'), mac: mac('02:bb:00:00:00:03') },
+    ],
+    floods: [],
+    extraVnis: [],
+    learn: true,
+    antiSpoof: true,
+  };
+
+  it('floods broadcast to every peer, sends a known MAC to its VTEP, drops spoofed sources', () => {
+    const dp = new DataPlane({ workers: 1 });
+    try {
+      const gen = dp.openPort('memory-gen', {
+        frames: [frame('ff:ff:ff:ff:ff:ff', '02:00:00:00:00:01'), frame('02:00:00:00:00:09', '02:00:00:00:00:01'),
+          frame('02:00:00:00:00:09', '02:00:00:00:00:66')],
+        ring: 3 * 64,
+      }, 'pod0');
+      const up = dp.openPort('memory-sink', {}, 'uplink');
+      const epoch = dp.commit({
+        ...base, uplink: up.slot,
+        atts: [{ port: gen.slot, vni: 100, mac: mac('02:00:00:00:00:01') }],
+        fdb: [{ vni: 100, mac: mac('02:00:00:00:00:09'), vtep: ip('192.0.2.3') }],
+      });
+      expect(epoch).toBe(1);
+      spin(200);
+      dp.stop();
+      const c = dp.counters();
+      const v = c.vnis.get(100)!;
+      const rx = c.ports.get(gen.slot)!.rxPkts;
+      expect(rx).toBeGreaterThan(1000n);
+      // a third of the frames each: broadcast → 2 peers, unicast → 1, spoofed → dropped
+      const third = Number(rx) / 3;
+      expect(Number(v.encapPkts)).toBeGreaterThan(third * 3 - 3);
+      expect(Number(v.encapPkts)).toBeLessThan(third * 3 + 4);
+      expect(Number(c.drops.spoofed)).toBeGreaterThan(third - 2);
+      expect(c.ports.get(up.slot)!.txPkts).toBe(v.encapPkts);
+      expect(v.floodPkts).toBeGreaterThan(0n);
+    } finally {
+      dp.stop();
+    }
+  });
+
+  it('switches configurations by epoch under traffic without stopping it', () => {
+    const dp = new DataPlane({ workers: 1 });
+    try {
+      const gen = dp.openPort('memory-gen', { frames: [frame('ff:ff:ff:ff:ff:ff', '02:00:00:00:00:01')] }, 'pod0');
+      const up = dp.openPort('memory-sink', {}, 'uplink');
+      let last = 0;
+      for (let i = 0; i < 40; i++) {
+        last = dp.commit({ ...base, uplink: up.slot, fdb: [],
+          atts: [{ port: gen.slot, vni: 100 + (i % 2), mac: mac('02:00:00:00:00:01') }] });
+      }
+      expect(last).toBe(40);
+      const before = dp.counters().engine.encapPkts!;
+      spin(100);
+      const c = dp.counters();
+      expect(c.engine.encapPkts!).toBeGreaterThan(before);
+      expect(c.perWorker[0]!.epoch).toBe(40n);
+      expect(c.vnis.get(100)!.encapPkts).toBeGreaterThan(0n);
+      expect(c.vnis.get(101)!.encapPkts).toBeGreaterThan(0n);
+    } finally {
+      dp.stop();
+    }
+  });
+
+  it('rejects a bad configuration and keeps running the old one', () => {
+    const dp = new DataPlane({ workers: 1 });
+    try {
+      const gen = dp.openPort('memory-gen', { frames: [frame('ff:ff:ff:ff:ff:ff', '02:00:00:00:00:01')] }, 'pod0');
+      const up = dp.openPort('memory-sink', {}, 'uplink');
+      const atts = [{ port: gen.slot, vni: 100, mac: mac('02:00:00:00:00:01') }];
+      dp.commit({ ...base, uplink: up.slot, fdb: [], atts });
+      expect(() => dp.commit({ ...base, uplink: up.slot, fdb: [], atts: [...atts, { ...atts[0]! }] })).toThrow(/attached twice/);
+      expect(() => dp.commit({ ...base, uplink: up.slot, atts, fdb: [{ vni: 100, mac: mac('02:00:00:00:00:09'), vtep: ip('198.51.100.9') }] }))
+        .toThrow(/not a peer/);
+      expect(() => dp.commit({ ...base, uplink: up.slot, fdb: [], atts: [{ port: up.slot, vni: 100, mac: mac('02:00:00:00:00:01') }] }))
+        .toThrow(/not a pod port/);
+      expect(() => dp.commit({ ...base, uplink: up.slot, fdb: [], atts: [{ port: gen.slot, vni: 1 << 24, mac: mac('02:00:00:00:00:01') }] }))
+        .toThrow(/vni/i);
+      const a = dp.counters().engine.encapPkts!;
+      spin(50);
+      expect(dp.counters().engine.encapPkts!).toBeGreaterThan(a);
+      expect(dp.counters().perWorker[0]!.epoch).toBe(1n);
+    } finally {
+      dp.stop();
+    }
+  });
+});
