@@ -32,7 +32,9 @@
       "cflags_cc!": ["-std=gnu++17"],
       "conditions": [
         ["have_afxdp==1", {
-          "defines": ["VFP_HAVE_AFXDP=1"]
+          "defines": ["VFP_HAVE_AFXDP=1"],
+          "sources": ["native/io/afxdp.c"],
+          "libraries": ["<!@(pkg-config --libs libxdp libbpf)"]
         }],
         ["have_dpdk==1", {
           "defines": ["VFP_HAVE_DPDK=1"]
@@ -58,7 +60,13 @@
       "defines": ["_GNU_SOURCE"],
       "cflags": ["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"],
       "cflags_c": ["-std=c11"],
-      "conditions": []
+      "conditions": [
+        ["have_afxdp==1", {
+          "defines": ["VFP_HAVE_AFXDP=1"],
+          "sources": ["native/io/afxdp.c", "native/test/io_fwd_afxdp.c"],
+          "libraries": ["<!@(pkg-config --libs libxdp libbpf)", "-lpthread"]
+        }]
+      ]
     }
   ]
 }

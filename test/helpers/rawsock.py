@@ -1,13 +1,29 @@
 #!/usr/bin/python3
 # Raw frame injection and capture over AF_PACKET, for integration tests (stdlib only).
 #   rawsock.py send IFACE            < hex frames, one per line
-#   rawsock.py capture IFACE COUNT TIMEOUT_S [--incoming] [--udp-dport PORT]
+#   rawsock.py capture IFACE COUNT TIMEOUT_S [--incoming] [--udp-dport PORT] [--vlan]
 # capture prints READY once bound, then one JSON object per frame; it stops after COUNT
-# frames or TIMEOUT_S seconds.
+# frames or TIMEOUT_S seconds. The kernel strips a VLAN tag before packet sockets see the
+# frame; --vlan puts it back from PACKET_AUXDATA, so a capture shows the frame as sent.
 import json, select, socket, sys, time
 
 ETH_P_ALL = 0x0003
 PACKET_OUTGOING = 4
+SOL_PACKET, PACKET_AUXDATA = 263, 8
+TP_STATUS_VLAN_VALID, TP_STATUS_VLAN_TPID_VALID = 1 << 4, 1 << 6
+
+def with_vlan(data, anc):
+    # struct tpacket_auxdata: status, len, snaplen (u32), mac, net, vlan_tci, vlan_tpid (u16)
+    for level, kind, aux in anc:
+        if level == SOL_PACKET and kind == PACKET_AUXDATA and len(aux) >= 20:
+            status = int.from_bytes(aux[0:4], sys.byteorder)
+            tci = int.from_bytes(aux[16:18], sys.byteorder)
+            tpid = int.from_bytes(aux[18:20], sys.byteorder)
+            if status & TP_STATUS_VLAN_VALID:
+                if not status & TP_STATUS_VLAN_TPID_VALID:
+                    tpid = 0x8100
+                return data[:12] + tpid.to_bytes(2, 'big') + tci.to_bytes(2, 'big') + data[12:]
+    return data
 
 def udp_dport(f):
     # The UDP destination port of an Ethernet/[VLAN]/IPv4|IPv6/UDP frame, else None.
@@ -38,6 +54,9 @@ def main():
     count, timeout = int(sys.argv[3]), float(sys.argv[4])
     incoming = '--incoming' in sys.argv
     dport = int(sys.argv[sys.argv.index('--udp-dport') + 1]) if '--udp-dport' in sys.argv else None
+    vlan = '--vlan' in sys.argv
+    if vlan:
+        s.setsockopt(SOL_PACKET, PACKET_AUXDATA, 1)
     # Frames queued before READY belong to nobody's test: drain them.
     s.setblocking(False)
     try:
@@ -54,7 +73,11 @@ def main():
         r, _, _ = select.select([s], [], [], left)
         if not r:
             continue
-        data, addr = s.recvfrom(65536)
+        if vlan:
+            data, anc, _, addr = s.recvmsg(65536, socket.CMSG_SPACE(32))
+            data = with_vlan(data, anc)
+        else:
+            data, addr = s.recvfrom(65536)
         if incoming and addr[2] == PACKET_OUTGOING:
             continue
         if dport is not None and udp_dport(data) != dport:
