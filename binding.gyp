@@ -15,6 +15,7 @@
         "native/core/vxlan.c",
         "native/core/fdb.c",
         "native/io/memory.c",
+        "native/io/afpacket.c",
         "native/worker/bench.c",
         "native/net/netops.c",
         "native/worker/dp.c",
@@ -25,7 +26,8 @@
         "<!(node -p \"require('node-addon-api').include_dir\")",
         "native"
       ],
-      "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS", "_GNU_SOURCE"],
+      "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS", "_GNU_SOURCE", "VFP_HAVE_AFPACKET=1"],
+      "libraries": ["-lpthread"],
       "cflags": ["-O3", "-fno-strict-aliasing", "-Wall", "-Wextra", "-Wno-unused-parameter"],
       "cflags_c": ["-std=c11"],
       "cflags_cc": ["-std=c++17"],
@@ -55,9 +57,11 @@
       # Each backend adds its sources and adapter here under its have_* condition.
       "target_name": "vfp-io-fwd",
       "type": "executable",
-      "sources": ["native/test/io_fwd.c", "native/io/memory.c"],
+      "sources": ["native/test/io_fwd.c", "native/io/memory.c",
+                  "native/io/afpacket.c", "native/test/io_fwd_afpacket.c"],
       "include_dirs": ["native"],
-      "defines": ["_GNU_SOURCE"],
+      "defines": ["_GNU_SOURCE", "VFP_HAVE_AFPACKET=1"],
+      "libraries": ["-lpthread"],
       "cflags": ["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"],
       "cflags_c": ["-std=c11"],
       "conditions": [

@@ -1,0 +1,470 @@
+/* The AF_PACKET backend. RX: a TPACKET_V3 ring whose frames are handed out in place
+ * (zero copy), a block going back to the kernel once every packet from it is released.
+ * TX: a TPACKET_V2 ring on a second socket; every packet is copied in, one send() per burst. */
+#include "io/afpacket.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/if_ether.h>
+#include <linux/if_packet.h>
+#include <net/if.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define AFP_VLAN_HLEN 4
+
+typedef struct afp_port {
+    vfp_port port;
+    vfp_alloc a;
+    int rx_fd, tx_fd;
+    char ifname[IF_NAMESIZE];
+
+    /* rx */
+    uint8_t *rx_map;
+    size_t rx_map_len;
+    uint32_t rx_block_size, rx_blocks;
+    uint32_t *blk_ref;          /* per block: packets handed out + 1 while rx walks it */
+    uint32_t cur_blk;           /* the block rx reads next / is walking */
+    int walking;                /* cur_blk is USER-owned and partly walked */
+    uint8_t *next_pkt;          /* walking: next tpacket3_hdr */
+    uint32_t left_in_blk;       /* walking: packets not yet read */
+    vfp_pkt *descs;
+    uint16_t *free_idx;         /* stack of free descriptor indices */
+    uint32_t n_descs, n_free;
+
+    /* tx */
+    uint8_t *tx_map;
+    size_t tx_map_len;
+    uint8_t **tx_slot;          /* each slot's tpacket2_hdr, so tx needs no division */
+    uint32_t tx_frames, tx_head;
+    uint32_t tx_data_off;       /* where the kernel reads a V2 tx frame's bytes */
+    uint32_t tx_max;            /* largest frame we copy in; larger are dropped */
+    uint32_t mtu;
+    int tx_pending;             /* frames queued whose kick has not succeeded */
+
+    vfp_afpacket_stats st;
+} afp_port;
+
+void vfp_afpacket_opts__defaults(vfp_afpacket_opts *o) {
+    memset(o, 0, sizeof *o);
+    o->headroom = 256;
+    /* Many small blocks rather than a few big ones: when traffic trickles, the retire
+     * timer hands over a nearly empty block every block_timeout_ms, so the ring rides
+     * out a descheduled worker for about rx_blocks × block_timeout_ms (64 ms here)
+     * before the kernel drops; 16 × 1 MiB lost frames under load on 2 cores. */
+    o->rx_block_size = 256u << 10;
+    o->rx_blocks = 64;
+    o->block_timeout_ms = 1;
+    o->tx_frames = 2048;
+    o->rx_descs = 1024;
+    o->qdisc_bypass = 1;
+}
+
+/* ---- rx ---- */
+
+static inline struct tpacket_block_desc *blk_at(afp_port *p, uint32_t b) {
+    return (struct tpacket_block_desc *)(p->rx_map + (size_t)b * p->rx_block_size);
+}
+
+static inline void blk_unref(afp_port *p, uint32_t b) {
+    if (--p->blk_ref[b] == 0) {
+        /* Release store: our reads of the block's frames (and the engine's writes into
+         * their headroom) must be complete before the kernel sees KERNEL and refills it. */
+        __atomic_store_n(&blk_at(p, b)->hdr.bh1.block_status, TP_STATUS_KERNEL, __ATOMIC_RELEASE);
+    }
+}
+
+static uint16_t afp_rx(vfp_port *vp, uint16_t q, vfp_pkt **pkts, uint16_t n) {
+    afp_port *p = (afp_port *)vp;
+    uint16_t got = 0;
+    uint64_t bytes = 0;
+    (void)q;
+    while (got < n) {
+        if (!p->walking) {
+            struct tpacket_block_desc *bd = blk_at(p, p->cur_blk);
+            /* Acquire load: the kernel writes the frames, then (smp_wmb) the status; we
+             * must not read frame bytes from before the status said USER. */
+            if (!(__atomic_load_n(&bd->hdr.bh1.block_status, __ATOMIC_ACQUIRE) & TP_STATUS_USER)) break;
+            p->walking = 1;
+            p->blk_ref[p->cur_blk] = 1; /* the walk's own reference */
+            p->left_in_blk = bd->hdr.bh1.num_pkts;
+            p->next_pkt = (uint8_t *)bd + bd->hdr.bh1.offset_to_first_pkt;
+        }
+        if (p->left_in_blk == 0) {
+            uint32_t b = p->cur_blk;
+            p->walking = 0;
+            p->cur_blk = b + 1 == p->rx_blocks ? 0 : b + 1;
+            blk_unref(p, b);
+            continue;
+        }
+        if (VFP_UNLIKELY(p->n_free == 0)) {
+            p->port.rx_nombuf++; /* a burst cut short: the caller holds every descriptor */
+            break;
+        }
+        struct tpacket3_hdr *h = (struct tpacket3_hdr *)p->next_pkt;
+        p->next_pkt += h->tp_next_offset;
+        p->left_in_blk--;
+        if (VFP_UNLIKELY(h->tp_snaplen < h->tp_len)) {
+            p->st.rx_truncated++;
+            continue;
+        }
+        vfp_pkt *d = &p->descs[p->free_idx[--p->n_free]];
+        uint8_t *data = (uint8_t *)h + h->tp_mac;
+        uint32_t len = h->tp_snaplen;
+        uint32_t headroom = (uint32_t)h->tp_mac - (uint32_t)TPACKET3_HDRLEN;
+        if (h->tp_status & TP_STATUS_VLAN_VALID) {
+            /* The kernel took the 802.1Q tag out into the header (rx-vlan offload); put
+             * it back so the engine sees the frame as it was on the wire. PACKET_RESERVE
+             * has 4 bytes more than asked, so the headroom promise still holds. */
+            uint16_t tpid = (h->tp_status & TP_STATUS_VLAN_TPID_VALID) && h->hv1.tp_vlan_tpid
+                                ? h->hv1.tp_vlan_tpid : ETH_P_8021Q;
+            uint16_t tci = (uint16_t)h->hv1.tp_vlan_tci;
+            memmove(data - AFP_VLAN_HLEN, data, 12);
+            data -= AFP_VLAN_HLEN;
+            data[12] = (uint8_t)(tpid >> 8), data[13] = (uint8_t)tpid;
+            data[14] = (uint8_t)(tci >> 8), data[15] = (uint8_t)tci;
+            len += AFP_VLAN_HLEN;
+            headroom -= AFP_VLAN_HLEN;
+        }
+        d->data = data;
+        d->len = len;
+        d->headroom = headroom;
+        d->reason = 0;
+        d->owner = vp;
+        d->opaque = (void *)(uintptr_t)p->cur_blk;
+        p->blk_ref[p->cur_blk]++;
+        pkts[got++] = d;
+        bytes += len;
+    }
+    vp->rx_pkts += got;
+    vp->rx_bytes += bytes;
+    return got;
+}
+
+static void afp_free(vfp_port *vp, vfp_pkt **pkts, uint16_t n) {
+    afp_port *p = (afp_port *)vp;
+    for (uint16_t i = 0; i < n; i++) {
+        vfp_pkt *d = pkts[i];
+        p->free_idx[p->n_free++] = (uint16_t)(d - p->descs);
+        blk_unref(p, (uint32_t)(uintptr_t)d->opaque);
+    }
+}
+
+/* ---- tx ---- */
+
+static void afp_kick(afp_port *p) {
+    if (send(p->tx_fd, NULL, 0, MSG_DONTWAIT) >= 0) { p->tx_pending = 0; return; }
+    /* EAGAIN/ENOBUFS: the device queue is busy; the frames stay SEND_REQUEST and the
+     * next kick (next burst or flush) sends them. */
+    if (errno != EAGAIN && errno != EWOULDBLOCK && errno != ENOBUFS) {
+        p->st.tx_kick_errors++;
+        p->tx_pending = 0; /* e.g. ENETDOWN: retrying every idle loop would not help */
+    }
+}
+
+static uint16_t afp_tx(vfp_port *vp, uint16_t q, vfp_pkt **pkts, uint16_t n) {
+    afp_port *p = (afp_port *)vp;
+    uint16_t taken = 0;
+    uint64_t bytes = 0, sent = 0;
+    (void)q;
+    for (; taken < n; taken++) {
+        vfp_pkt *pk = pkts[taken];
+        uint32_t len = pk->len;
+        /* Too big for the ring slot, or for the device (the kernel allows MTU + 14, +4
+         * only when the frame carries a VLAN tag): taken and dropped, so a caller that
+         * retries the untaken rest never loops on it; counted in tx_oversize. */
+        if (VFP_UNLIKELY(len > p->tx_max || len < 14 ||
+                         (len > p->mtu + 14 &&
+                          !(len >= 18 && ((pk->data[12] == 0x81 && pk->data[13] == 0x00) ||
+                                          (pk->data[12] == 0x88 && pk->data[13] == 0xa8)))))) {
+            p->st.tx_oversize++;
+            continue;
+        }
+        struct tpacket2_hdr *h = (struct tpacket2_hdr *)p->tx_slot[p->tx_head];
+        /* Acquire: the kernel is done reading the slot before we overwrite it. With
+         * PACKET_LOSS a bad frame comes back AVAILABLE, never WRONG_FORMAT. */
+        if (__atomic_load_n(&h->tp_status, __ATOMIC_ACQUIRE) != TP_STATUS_AVAILABLE) {
+            vp->tx_full++;
+            break;
+        }
+        memcpy((uint8_t *)h + p->tx_data_off, pk->data, len);
+        h->tp_len = len;
+        /* Release: the bytes and length are visible before the kernel sees the request. */
+        __atomic_store_n(&h->tp_status, TP_STATUS_SEND_REQUEST, __ATOMIC_RELEASE);
+        p->tx_head = p->tx_head + 1 == p->tx_frames ? 0 : p->tx_head + 1;
+        bytes += len;
+        sent++;
+    }
+    if (sent) p->tx_pending = 1;
+    vp->tx_pkts += sent;
+    vp->tx_bytes += bytes;
+    vfp_pkt__free_burst(pkts, taken); /* copies made: originals go home */
+    if (p->tx_pending) afp_kick(p);
+    return taken;
+}
+
+static void afp_flush(vfp_port *vp, uint16_t q) {
+    afp_port *p = (afp_port *)vp;
+    (void)q;
+    if (p->tx_pending) afp_kick(p);
+}
+
+static int afp_rx_fd(vfp_port *vp, uint16_t q) {
+    (void)q;
+    return ((afp_port *)vp)->rx_fd;
+}
+
+static void afp_destroy(afp_port *p) {
+    vfp_alloc a = p->a;
+    if (p->rx_map) munmap(p->rx_map, p->rx_map_len);
+    if (p->tx_map) munmap(p->tx_map, p->tx_map_len);
+    if (p->rx_fd >= 0) close(p->rx_fd);
+    if (p->tx_fd >= 0) close(p->tx_fd);
+    if (p->blk_ref) a.free(a.ctx, p->blk_ref, (size_t)p->rx_blocks * sizeof(uint32_t));
+    if (p->descs) a.free(a.ctx, p->descs, (size_t)p->n_descs * sizeof(vfp_pkt));
+    if (p->free_idx) a.free(a.ctx, p->free_idx, (size_t)p->n_descs * sizeof(uint16_t));
+    if (p->tx_slot) a.free(a.ctx, p->tx_slot, (size_t)p->tx_frames * sizeof(uint8_t *));
+    a.free(a.ctx, p, sizeof *p);
+}
+
+static void afp_close(vfp_port *vp) {
+    afp_port *p = (afp_port *)vp;
+    if (p->tx_pending) afp_kick(p);
+    afp_destroy(p);
+}
+
+static const struct vfp_port_ops afp_ops = {
+    .name = "afpacket",
+    .rx_burst = afp_rx,
+    .tx_burst = afp_tx,
+    .free_burst = afp_free,
+    .close = afp_close,
+    .rx_fd = afp_rx_fd,
+    .flush = afp_flush,
+};
+
+void vfp_afpacket_port__stats(vfp_port *vp, vfp_afpacket_stats *st) {
+    afp_port *p = (afp_port *)vp;
+    struct tpacket_stats_v3 ks;
+    socklen_t sl = sizeof ks;
+    if (getsockopt(p->rx_fd, SOL_PACKET, PACKET_STATISTICS, &ks, &sl) == 0) p->st.rx_kernel_drops += ks.tp_drops;
+    *st = p->st;
+}
+
+/* ---- setup ---- */
+
+static uint32_t align_up(uint32_t v, uint32_t a) { return (v + a - 1) / a * a; }
+
+static int fail(char *err, size_t errlen, int rc, const char *fmt, const char *a1, const char *a2) {
+    snprintf(err, errlen, fmt, a1, a2);
+    return rc;
+}
+
+static int sock_err(afp_port *p, const char *what, int e, char *err, size_t errlen) {
+    if (e == EPERM || e == EACCES)
+        snprintf(err, errlen, "afpacket %s: %s: %s; AF_PACKET needs CAP_NET_RAW (run as root)",
+                 p->ifname, what, strerror(e));
+    else
+        snprintf(err, errlen, "afpacket %s: %s: %s", p->ifname, what, strerror(e));
+    return -e;
+}
+
+#define SETOPT(fd, opt, val, what)                                                   \
+    do {                                                                             \
+        int v_ = (val);                                                              \
+        if (setsockopt((fd), SOL_PACKET, (opt), &v_, sizeof v_) < 0)                 \
+            return sock_err(p, what, errno, err, errlen);                            \
+    } while (0)
+
+/* Everything that depends on the netns: runs in the target netns. */
+static int setup(afp_port *p, const vfp_afpacket_opts *o, const char *ns_name, char *err, size_t errlen) {
+    unsigned ifindex = if_nametoindex(o->ifname);
+    if (!ifindex) {
+        int e = errno;
+        snprintf(err, errlen, "afpacket: interface %s not found in netns %s: %s (check the name with "
+                 "`ip link` in that netns)", o->ifname, ns_name, strerror(e));
+        return -ENODEV;
+    }
+    /* Protocol 0: the socket receives nothing until bind() below, so no frame arrives
+     * before the ring and PACKET_IGNORE_OUTGOING are in place. */
+    p->rx_fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
+    if (p->rx_fd < 0) return sock_err(p, "socket(AF_PACKET) for rx", errno, err, errlen);
+    p->tx_fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
+    if (p->tx_fd < 0) return sock_err(p, "socket(AF_PACKET) for tx", errno, err, errlen);
+
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof ifr);
+    snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "%s", o->ifname);
+    if (ioctl(p->rx_fd, SIOCGIFMTU, &ifr) < 0) return sock_err(p, "SIOCGIFMTU", errno, err, errlen);
+    p->mtu = (uint32_t)ifr.ifr_mtu;
+    uint32_t dev_max = p->mtu + 14 + AFP_VLAN_HLEN;
+    p->tx_max = o->frame_size && o->frame_size < dev_max ? o->frame_size : dev_max;
+
+    /* rx: V3 ring, headroom via PACKET_RESERVE (+4 for a re-inserted VLAN tag). */
+    uint32_t reserve = o->headroom + AFP_VLAN_HLEN;
+    SETOPT(p->rx_fd, PACKET_VERSION, TPACKET_V3, "PACKET_VERSION TPACKET_V3");
+    SETOPT(p->rx_fd, PACKET_RESERVE, (int)reserve, "PACKET_RESERVE");
+    SETOPT(p->rx_fd, PACKET_IGNORE_OUTGOING, 1, "PACKET_IGNORE_OUTGOING");
+    long page = sysconf(_SC_PAGESIZE);
+    /* A block must hold the largest frame: header, reserve, the frame (+ VLAN tag). */
+    uint32_t need = align_up((uint32_t)TPACKET3_HDRLEN + 16 + reserve + p->tx_max + 64, 16) + 64;
+    p->rx_block_size = align_up(o->rx_block_size > need ? o->rx_block_size : need, (uint32_t)page);
+    p->rx_blocks = o->rx_blocks;
+    uint32_t rx_frame = align_up((uint32_t)TPACKET3_HDRLEN + reserve + 64, 16);
+    if (rx_frame < 2048) rx_frame = 2048;
+    if (rx_frame > p->rx_block_size) rx_frame = p->rx_block_size;
+    struct tpacket_req3 r3 = {
+        .tp_block_size = p->rx_block_size,
+        .tp_block_nr = p->rx_blocks,
+        .tp_frame_size = rx_frame,
+        .tp_frame_nr = (p->rx_block_size / rx_frame) * p->rx_blocks,
+        .tp_retire_blk_tov = o->block_timeout_ms,
+    };
+    if (setsockopt(p->rx_fd, SOL_PACKET, PACKET_RX_RING, &r3, sizeof r3) < 0)
+        return sock_err(p, "PACKET_RX_RING (lower rx_blocks/rx_block_size?)", errno, err, errlen);
+    p->rx_map_len = (size_t)p->rx_block_size * p->rx_blocks;
+    void *m = mmap(NULL, p->rx_map_len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, p->rx_fd, 0);
+    if (m == MAP_FAILED) return sock_err(p, "mmap of the rx ring", errno, err, errlen);
+    p->rx_map = m;
+
+    /* tx: V2 ring. PACKET_LOSS makes the kernel skip a frame it rejects (status back to
+     * AVAILABLE) instead of stopping the ring at it with WRONG_FORMAT. */
+    SETOPT(p->tx_fd, PACKET_VERSION, TPACKET_V2, "PACKET_VERSION TPACKET_V2");
+    SETOPT(p->tx_fd, PACKET_LOSS, 1, "PACKET_LOSS");
+    if (o->qdisc_bypass) SETOPT(p->tx_fd, PACKET_QDISC_BYPASS, 1, "PACKET_QDISC_BYPASS");
+    p->tx_data_off = (uint32_t)(TPACKET2_HDRLEN - sizeof(struct sockaddr_ll));
+    uint32_t tx_frame = align_up(p->tx_data_off + p->tx_max, TPACKET_ALIGNMENT);
+    uint32_t tx_block = align_up(tx_frame > (64u << 10) ? tx_frame : (64u << 10), (uint32_t)page);
+    uint32_t per_blk = tx_block / tx_frame;
+    uint32_t tx_blocks = (o->tx_frames + per_blk - 1) / per_blk;
+    struct tpacket_req tr = {
+        .tp_block_size = tx_block,
+        .tp_block_nr = tx_blocks,
+        .tp_frame_size = tx_frame,
+        .tp_frame_nr = per_blk * tx_blocks,
+    };
+    if (setsockopt(p->tx_fd, SOL_PACKET, PACKET_TX_RING, &tr, sizeof tr) < 0)
+        return sock_err(p, "PACKET_TX_RING (lower tx_frames?)", errno, err, errlen);
+    p->tx_map_len = (size_t)tx_block * tx_blocks;
+    m = mmap(NULL, p->tx_map_len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, p->tx_fd, 0);
+    if (m == MAP_FAILED) return sock_err(p, "mmap of the tx ring", errno, err, errlen);
+    p->tx_map = m;
+    p->tx_frames = tr.tp_frame_nr;
+    p->tx_slot = p->a.alloc(p->a.ctx, (size_t)p->tx_frames * sizeof(uint8_t *), 8);
+    if (!p->tx_slot) return fail(err, errlen, -ENOMEM, "afpacket %s: out of memory%s", p->ifname, "");
+    for (uint32_t i = 0; i < p->tx_frames; i++)
+        p->tx_slot[i] = p->tx_map + (size_t)(i / per_blk) * tx_block + (size_t)(i % per_blk) * tx_frame;
+
+    /* Bind last. The tx socket binds with protocol 0: it can send but never receives. */
+    struct sockaddr_ll sll = { .sll_family = AF_PACKET, .sll_protocol = htons(ETH_P_ALL), .sll_ifindex = (int)ifindex };
+    if (bind(p->rx_fd, (struct sockaddr *)&sll, sizeof sll) < 0) return sock_err(p, "bind rx", errno, err, errlen);
+    sll.sll_protocol = 0;
+    if (bind(p->tx_fd, (struct sockaddr *)&sll, sizeof sll) < 0) return sock_err(p, "bind tx", errno, err, errlen);
+    return 0;
+}
+
+typedef struct ns_job {
+    afp_port *p;
+    const vfp_afpacket_opts *o;
+    char *err;
+    size_t errlen;
+    int rc;
+} ns_job;
+
+/* Runs in a thread of its own: setns() changes only this thread's netns, and the
+ * sockets made here stay in that netns after the thread ends. */
+static void *ns_thread(void *arg) {
+    ns_job *j = arg;
+    int fd = open(j->o->netns, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        int e = errno;
+        snprintf(j->err, j->errlen, "afpacket: cannot open netns %s: %s", j->o->netns, strerror(e));
+        j->rc = -e;
+        return NULL;
+    }
+    if (setns(fd, CLONE_NEWNET) < 0) {
+        int e = errno;
+        snprintf(j->err, j->errlen, "afpacket: setns(%s): %s%s", j->o->netns, strerror(e),
+                 e == EPERM ? " (needs CAP_SYS_ADMIN: run as root)" : e == EINVAL ? " (not a netns file?)" : "");
+        close(fd);
+        j->rc = -e;
+        return NULL;
+    }
+    close(fd);
+    j->rc = setup(j->p, j->o, j->o->netns, j->err, j->errlen);
+    return NULL;
+}
+
+int vfp_afpacket_port__create(vfp_port **out, const vfp_afpacket_opts *o, const vfp_alloc *a,
+                              char *err, size_t errlen) {
+    char dummy[1];
+    if (!err || !errlen) err = dummy, errlen = sizeof dummy;
+    err[0] = 0;
+    if (!out || !o || !a) return fail(err, errlen, -EINVAL, "afpacket: %s%s", "out, opts and alloc are required", "");
+    *out = NULL;
+    if (!o->ifname || !o->ifname[0] || strlen(o->ifname) >= IF_NAMESIZE)
+        return fail(err, errlen, -EINVAL, "afpacket: bad interface name '%s'%s", o->ifname ? o->ifname : "", "");
+    char buf[160];
+    if (o->headroom < 128 || o->headroom > 4096) {
+        snprintf(buf, sizeof buf, "%u (give 128..4096)", o->headroom);
+        return fail(err, errlen, -EINVAL, "afpacket %s: headroom %s", o->ifname, buf);
+    }
+    if (o->rx_blocks < 2 || o->rx_blocks > 4096 || o->rx_block_size < 4096 || o->rx_block_size > (64u << 20) ||
+        o->tx_frames < 64 || o->tx_frames > (1u << 20) || o->rx_descs < VFP_MAX_BURST || o->rx_descs > 65535 ||
+        (o->frame_size && o->frame_size < 64)) {
+        snprintf(buf, sizeof buf, "rx_blocks=%u (2..4096) rx_block_size=%u (4K..64M) tx_frames=%u (64..1M) "
+                 "rx_descs=%u (%u..65535) frame_size=%u (0 or >=64)", o->rx_blocks, o->rx_block_size,
+                 o->tx_frames, o->rx_descs, VFP_MAX_BURST, o->frame_size);
+        return fail(err, errlen, -EINVAL, "afpacket %s: option out of range: %s", o->ifname, buf);
+    }
+    afp_port *p = a->alloc(a->ctx, sizeof *p, VFP_CACHE_LINE);
+    if (!p) return fail(err, errlen, -ENOMEM, "afpacket %s: out of memory%s", o->ifname, "");
+    p->a = *a;
+    p->rx_fd = p->tx_fd = -1;
+    snprintf(p->ifname, sizeof p->ifname, "%s", o->ifname);
+    p->port.ops = &afp_ops;
+    p->port.n_queues = 1;
+    p->rx_blocks = o->rx_blocks; /* afp_destroy needs it for blk_ref even if setup fails early */
+
+    int rc;
+    if (o->netns) {
+        ns_job j = { p, o, err, errlen, 0 };
+        pthread_t t;
+        rc = pthread_create(&t, NULL, ns_thread, &j);
+        if (rc) {
+            snprintf(err, errlen, "afpacket %s: pthread_create for setns: %s", o->ifname, strerror(rc));
+            rc = -rc;
+        } else {
+            pthread_join(t, NULL);
+            rc = j.rc;
+        }
+    } else {
+        rc = setup(p, o, "(current)", err, errlen);
+    }
+    if (!rc) {
+        p->n_descs = o->rx_descs;
+        p->blk_ref = a->alloc(a->ctx, (size_t)p->rx_blocks * sizeof(uint32_t), 8);
+        p->descs = a->alloc(a->ctx, (size_t)p->n_descs * sizeof(vfp_pkt), VFP_CACHE_LINE);
+        p->free_idx = a->alloc(a->ctx, (size_t)p->n_descs * sizeof(uint16_t), 8);
+        if (!p->blk_ref || !p->descs || !p->free_idx) {
+            rc = fail(err, errlen, -ENOMEM, "afpacket %s: out of memory%s", o->ifname, "");
+        } else {
+            /* Popped from the top: descriptor 0 first, so a burst walks memory upwards. */
+            for (uint32_t i = 0; i < p->n_descs; i++) p->free_idx[i] = (uint16_t)(p->n_descs - 1 - i);
+            p->n_free = p->n_descs;
+        }
+    }
+    if (rc) {
+        afp_destroy(p);
+        return rc;
+    }
+    *out = &p->port;
+    return 0;
+}
