@@ -1,0 +1,132 @@
+// The data-plane daemon's configuration file (YAML or JSON) and the values the control
+// socket takes, validated once at the edge with zod: every error names the field, the
+// value and what is expected.
+import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { invalid, notFound } from '../util/errors.js';
+import { parseMac } from '../util/addr.js';
+
+export const IFNAME_RE = /^[A-Za-z0-9_.@-]{1,15}$/;
+const ifname = (what: string) =>
+  z.string({ error: `expected an interface name (${what})` }).regex(IFNAME_RE, `expected a Linux interface name (${what}): 1–15 of A–Z a–z 0–9 _ . - @`);
+export const ipString = (what: string) =>
+  z.string({ error: `expected an IP address (${what})` }).refine((s) => isIP(s) !== 0, `expected an IPv4 or IPv6 address (${what})`);
+export const macString = (what: string) =>
+  z.string({ error: `expected a MAC address (${what})` }).refine((s) => parseMac(s) !== null, `expected a MAC address like 02:00:00:00:00:01 (${what})`);
+export const vniNumber = z.number({ error: 'expected a VNI (0–16777215)' }).int('expected a whole VNI').min(0, 'a VNI is 0–16777215').max(16_777_215, 'a VNI is 0–16777215 (24 bits)');
+const absPath = (what: string) => z.string({ error: `expected a path (${what})` }).refine((s) => s.startsWith('/') && !s.split('/').includes('..'), `expected an absolute path without .. (${what})`);
+
+export const peerSchema = z.strictObject({
+  vtep: ipString('the peer VTEP'),
+  mac: macString("the peer's MAC on the underlay; resolved by ARP when left out").optional(),
+});
+
+export const fdbSchema = z.strictObject({
+  vni: vniNumber,
+  mac: macString('the inner (pod) MAC'),
+  vtep: ipString('the VTEP behind that MAC'),
+});
+
+export const attachSchema = z.strictObject({
+  representor: ifname('the representor netdev of the VF'),
+  vni: vniNumber,
+  mac: macString("the pod interface's MAC"),
+  pci: z.string().regex(/^[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$/, 'expected a PCI address DDDD:BB:DD.F').optional(),
+  netns: absPath('the netns of the representor; the daemon\'s own when left out').optional(),
+  remote: ipString('a unicast VTEP to flood this VNI to').optional(),
+  port: z.number().int().min(1).max(65535).optional(),
+  owner: z.record(z.string(), z.string()).optional(),
+});
+
+export const configSchema = z.strictObject({
+  node: z.string().min(1).max(63).default('node'),
+  backend: z.enum(['afpacket', 'afxdp', 'dpdk'], { error: 'expected afpacket, afxdp or dpdk' }).default('afpacket'),
+  uplink: z.strictObject({
+    ifname: ifname('the uplink netdev').optional(),
+    dev: z.string().min(1).max(256).optional(),
+    netns: absPath('the netns of the uplink').optional(),
+    vtep: ipString('our VTEP address on the underlay'),
+    mac: macString('the uplink MAC; read from the netdev when left out').optional(),
+    vlan: z.number().int().min(0).max(4094).optional(),
+  }).refine((u) => u.ifname || u.dev, { message: 'give uplink.ifname (a netdev) or uplink.dev (a DPDK PCI address or vdev)' }),
+  dstPort: z.number().int().min(1).max(65535).default(4789),
+  peers: z.array(peerSchema).default([]),
+  vnis: z.array(z.strictObject({ vni: vniNumber, flood: z.array(ipString('a flood VTEP')) })).default([]),
+  fdb: z.array(fdbSchema).default([]),
+  attachments: z.array(attachSchema).default([]),
+  learn: z.boolean().default(true),
+  ageSeconds: z.number().int().min(1).max(86400).default(300),
+  antiSpoof: z.boolean().default(true),
+  workers: z.number().int().min(1).max(16).default(1),
+  cpus: z.array(z.number().int().min(-1).max(4095)).optional(),
+  burst: z.number().int().min(1).max(256).default(32),
+  /** Empty polls before a worker sleeps in poll(); 0 spins (lowest latency, a whole core). */
+  idleSpins: z.number().int().min(0).default(64),
+  tunnel: z.strictObject({
+    ttl: z.number().int().min(1).max(255).default(64),
+    tos: z.union([z.number().int().min(0).max(255), z.literal('inherit')]).default('inherit'),
+    df: z.enum(['set', 'unset', 'inherit']).default('unset'),
+    udpCsum: z.boolean().default(false),
+    srcPortMin: z.number().int().min(1).max(65535).default(49152),
+    srcPortMax: z.number().int().min(1).max(65535).default(65535),
+    mtu: z.number().int().min(0).max(65535).default(0),
+  }).prefault({}),
+  afxdp: z.strictObject({
+    mode: z.enum(['auto', 'native', 'skb']).default('auto'),
+    copy: z.enum(['auto', 'copy', 'zerocopy']).default('auto'),
+  }).prefault({}),
+  dpdk: z.strictObject({
+    eal: z.array(z.string()).default([]),
+    hugepages: z.number().int().min(0).default(256),
+  }).prefault({}),
+  stateDir: absPath('where the daemon keeps its state').default('/var/lib/vfplane'),
+  socket: absPath('the control socket').optional(),
+  metrics: z.string().regex(/^(\[[0-9a-fA-F:]+\]|[0-9.]+|localhost):\d{1,5}$/, 'expected HOST:PORT, e.g. 127.0.0.1:9465').optional(),
+});
+
+export type DaemonConfig = z.infer<typeof configSchema>;
+export type AttachRequest = z.infer<typeof attachSchema>;
+
+/** The first problem of a zod failure, as "field: message (got value)". */
+export function zodMessage(err: z.ZodError, input: unknown): string {
+  const i = err.issues[0]!;
+  const path = i.path.join('.');
+  let got: unknown = input;
+  for (const k of i.path) got = got && typeof got === 'object' ? (got as Record<PropertyKey, unknown>)[k as PropertyKey] : undefined;
+  const shown = got === undefined ? '' : ` (got ${JSON.stringify(got)?.slice(0, 80)})`;
+  return `${path || 'config'}: ${i.message}${shown}`;
+}
+
+export function parseConfig(input: unknown, source = 'config'): DaemonConfig {
+  const r = configSchema.safeParse(input);
+  if (!r.success) throw invalid(`${source}: ${zodMessage(r.error, input)}`);
+  const c = r.data;
+  if (c.tunnel.srcPortMin > c.tunnel.srcPortMax) throw invalid(`${source}: tunnel.srcPortMax ${c.tunnel.srcPortMax} is below srcPortMin ${c.tunnel.srcPortMin}`);
+  if (c.backend === 'dpdk' && !c.uplink.dev) throw invalid(`${source}: the dpdk backend takes uplink.dev (a PCI address bound to vfio-pci, or a vdev such as net_af_packet0,iface=X)`);
+  if (c.backend !== 'dpdk' && !c.uplink.ifname) throw invalid(`${source}: the ${c.backend} backend takes uplink.ifname`);
+  const fam = isIP(c.uplink.vtep);
+  for (const p of c.peers) if (isIP(p.vtep) !== fam) throw invalid(`${source}: peer ${p.vtep} is not IPv${fam} like uplink.vtep ${c.uplink.vtep}`);
+  return c;
+}
+
+export function loadConfig(path: string): DaemonConfig {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    throw notFound(`cannot read the data-plane config ${path}: ${(e as Error).message}`);
+  }
+  let data: unknown;
+  try {
+    data = parseYaml(text); // YAML is a superset of JSON
+  } catch (e) {
+    throw invalid(`${path} is not valid YAML or JSON: ${(e as Error).message}`);
+  }
+  return parseConfig(data, path);
+}
+
+export function socketPath(c: Pick<DaemonConfig, 'socket' | 'stateDir'>): string {
+  return c.socket ?? `${c.stateDir}/dataplane.sock`;
+}

@@ -1,0 +1,139 @@
+// The data-plane control socket: a Unix stream socket (mode 0600) carrying one JSON
+// object per line each way. A request is {op, ...args, id?}; a reply is {id, ok: true,
+// ...} or {id, ok: false, error: {kind, message}}. A malformed line gets an error reply
+// and the connection stays open: one bad client never stops the daemon.
+import { chmodSync, existsSync, mkdirSync, unlinkSync } from 'node:fs';
+import { createConnection, createServer, type Server, type Socket } from 'node:net';
+import { dirname } from 'node:path';
+import { VfpError, type ErrorKind, systemError, unavailable } from '../util/errors.js';
+
+export type Handler = (req: Record<string, unknown>) => Promise<Record<string, unknown>> | Record<string, unknown>;
+
+const MAX_LINE = 1 << 20;
+
+export class ControlServer {
+  private server: Server | null = null;
+  private readonly conns = new Set<Socket>();
+
+  constructor(readonly path: string, private readonly handler: Handler) {}
+
+  async listen(): Promise<void> {
+    mkdirSync(dirname(this.path), { recursive: true, mode: 0o700 });
+    if (existsSync(this.path)) {
+      // A live daemon answers; a stale socket file from a crash does not.
+      if (await probe(this.path)) throw new VfpError('conflict', `a data plane already listens on ${this.path}; stop it first or give another --socket`);
+      unlinkSync(this.path);
+    }
+    const server = createServer((s) => this.serve(s));
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      // umask-independent: the socket is created, then narrowed before anyone is told of it.
+      server.listen(this.path, () => resolve());
+    });
+    chmodSync(this.path, 0o600);
+    this.server = server;
+  }
+
+  private serve(s: Socket): void {
+    this.conns.add(s);
+    s.on('close', () => this.conns.delete(s));
+    s.on('error', () => s.destroy());
+    let buf = '';
+    let chain = Promise.resolve();
+    s.setEncoding('utf8');
+    s.on('data', (chunk: string) => {
+      buf += chunk;
+      if (buf.length > MAX_LINE && !buf.includes('\n')) {
+        s.end(JSON.stringify({ ok: false, error: { kind: 'invalid', message: `request longer than ${MAX_LINE} bytes` } }) + '\n');
+        return;
+      }
+      let nl: number;
+      while ((nl = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, nl).trim();
+        buf = buf.slice(nl + 1);
+        if (!line) continue;
+        // One request at a time per connection, in order.
+        chain = chain.then(() => this.answer(s, line));
+      }
+    });
+  }
+
+  private async answer(s: Socket, line: string): Promise<void> {
+    let id: unknown;
+    let reply: Record<string, unknown>;
+    try {
+      let req: unknown;
+      try {
+        req = JSON.parse(line);
+      } catch (e) {
+        throw new VfpError('invalid', `the request is not JSON: ${(e as Error).message}`);
+      }
+      if (!req || typeof req !== 'object' || Array.isArray(req)) throw new VfpError('invalid', 'a request is a JSON object like {"op":"status"}');
+      id = (req as { id?: unknown }).id;
+      if (typeof (req as { op?: unknown }).op !== 'string') throw new VfpError('invalid', 'the request has no "op" string; try {"op":"status"}');
+      reply = { ...(await this.handler(req as Record<string, unknown>)), ok: true };
+    } catch (e) {
+      const kind: ErrorKind = e instanceof VfpError ? e.kind : 'system';
+      reply = { ok: false, error: { kind, message: (e as Error).message } };
+    }
+    if (id !== undefined) reply.id = id;
+    if (!s.destroyed) s.write(JSON.stringify(reply, (_k, v) => (typeof v === 'bigint' ? Number(v) : v)) + '\n');
+  }
+
+  async close(): Promise<void> {
+    for (const c of this.conns) c.destroy();
+    if (this.server) await new Promise<void>((r) => this.server!.close(() => r()));
+    this.server = null;
+    try {
+      unlinkSync(this.path);
+    } catch {
+      // already gone
+    }
+  }
+}
+
+/** True when something answers on the socket. */
+export function probe(path: string, timeoutMs = 500): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = createConnection(path);
+    const t = setTimeout(() => (s.destroy(), resolve(false)), timeoutMs);
+    s.once('connect', () => (clearTimeout(t), s.destroy(), resolve(true)));
+    s.once('error', () => (clearTimeout(t), resolve(false)));
+  });
+}
+
+/** One request, one reply. Throws VfpError with the daemon's kind and message. */
+export function request(path: string, req: Record<string, unknown>, timeoutMs = 10_000): Promise<Record<string, unknown>> {
+  return new Promise((resolve, reject) => {
+    const s = createConnection(path);
+    let buf = '';
+    const t = setTimeout(() => {
+      s.destroy();
+      reject(systemError(`the data plane at ${path} did not answer ${String(req.op)} within ${timeoutMs} ms`));
+    }, timeoutMs);
+    s.setEncoding('utf8');
+    s.once('connect', () => s.write(JSON.stringify(req) + '\n'));
+    s.on('data', (c: string) => {
+      buf += c;
+      const nl = buf.indexOf('\n');
+      if (nl < 0) return;
+      clearTimeout(t);
+      s.destroy();
+      let r: { ok?: boolean; error?: { kind: ErrorKind; message: string } };
+      try {
+        r = JSON.parse(buf.slice(0, nl));
+      } catch {
+        reject(systemError(`the data plane at ${path} sent a malformed reply`));
+        return;
+      }
+      if (r.ok) resolve(r as Record<string, unknown>);
+      else reject(new VfpError(r.error?.kind ?? 'system', r.error?.message ?? 'the data plane refused the request'));
+    });
+    s.once('error', (e: NodeJS.ErrnoException) => {
+      clearTimeout(t);
+      if (e.code === 'ENOENT' || e.code === 'ECONNREFUSED') {
+        reject(unavailable(`no data plane listens on ${path} (${e.code}); start it with \`vfplane dataplane run --config FILE\``, { code: e.code }));
+      } else reject(systemError(`cannot reach the data plane at ${path}: ${e.message}`));
+    });
+  });
+}

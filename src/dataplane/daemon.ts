@@ -1,0 +1,522 @@
+// The data-plane daemon: owns one native DataPlane, its uplink and one port per attached
+// VF representor. Everything it forwards by (peers, FDB, flood lists, attachments) is a
+// model here; every change rebuilds the spec and commits it as a new epoch, so workers
+// never stop. Changes made over the control socket persist in the state directory and
+// come back on restart. Bad requests get an error reply and change nothing.
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import { isIP } from 'node:net';
+import { join } from 'node:path';
+import { z } from 'zod';
+import { DataPlane, type Backend, type DpCounters, type DpSpec, type PortInfo } from './dp.js';
+import { ControlServer } from './control.js';
+import { attachSchema, fdbSchema, peerSchema, socketPath, vniNumber, ipString, zodMessage, type AttachRequest, type DaemonConfig } from './config.js';
+import { resolveTunnel } from '../packet/config.js';
+import { parseIp, parseMac } from '../util/addr.js';
+import { conflict, invalid, notFound, VfpError } from '../util/errors.js';
+import { link, linkIn, ip, ipIn, sysctlIn } from '../net/ip.js';
+
+export interface Logger {
+  info(msg: string): void;
+  warn(msg: string): void;
+  error(msg: string): void;
+}
+
+export const stderrLogger = (node: string): Logger => {
+  const line = (lvl: string, msg: string) => process.stderr.write(`${new Date().toISOString()} ${lvl} dataplane[${node}] ${msg}\n`);
+  return { info: (m) => line('info', m), warn: (m) => line('warn', m), error: (m) => line('error', m) };
+};
+
+interface Attached extends AttachRequest {
+  slot: number;
+  portInfo: PortInfo;
+  claimed: Claim | null;
+}
+
+interface PersistedState {
+  version: 1;
+  attachments: AttachRequest[];
+  peers: z.infer<typeof peerSchema>[];
+  fdb: z.infer<typeof fdbSchema>[];
+  floods: { vni: number; flood: string[] }[];
+}
+
+/** What the daemon changed on a kernel netdev it took over, to give it back. */
+interface Claim {
+  ifname: string;
+  netns?: string;
+  forwarding: string | null;
+  disableIpv6: string | null;
+}
+
+const mac = (s: string) => parseMac(s)!;
+const ipBytes = (s: string) => parseIp(s)!.bytes;
+
+function readSysctl(c: { ifname: string; netns?: string }, key: string): string | null {
+  if (c.netns) return null; // other namespaces: set, not restored (the namespace owns them)
+  try {
+    return readFileSync(`/proc/sys/${key.replaceAll('.', '/').replace(`/${c.ifname.replaceAll('.', '/')}/`, `/${c.ifname}/`)}`, 'utf8').trim();
+  } catch {
+    return null;
+  }
+}
+
+function writeSysctl(c: { ifname: string; netns?: string }, key: string, value: string): void {
+  if (c.netns) {
+    sysctlIn(c.netns, key, value);
+    return;
+  }
+  const path = `/proc/sys/${key.split('.').slice(0, 3).join('/')}/${c.ifname}/${key.split('.').slice(4).join('/')}`;
+  writeFileSync(path, value);
+}
+
+/** A netdev the data plane forwards for must not be forwarded by the kernel too: no IPv4
+ *  forwarding off it (so the kernel never routes a pod's frame elsewhere) and no IPv6 (no
+ *  link-local chatter into the pod). It is brought up. */
+function claimNetdev(ifname: string, netns?: string): Claim {
+  const c = { ifname, netns };
+  const claim: Claim = {
+    ifname,
+    netns,
+    forwarding: readSysctl(c, `net.ipv4.conf.${ifname}.forwarding`),
+    disableIpv6: readSysctl(c, `net.ipv6.conf.${ifname}.disable_ipv6`),
+  };
+  writeSysctl(c, `net.ipv4.conf.${ifname}.forwarding`, '0');
+  try {
+    writeSysctl(c, `net.ipv6.conf.${ifname}.disable_ipv6`, '1');
+  } catch {
+    // IPv6 may be off in this kernel: nothing to disable
+  }
+  if (netns) ipIn(netns, ['link', 'set', ifname, 'up']);
+  else ip(['link', 'set', ifname, 'up']);
+  return claim;
+}
+
+function releaseNetdev(c: Claim | null): void {
+  if (!c) return;
+  try {
+    if (c.forwarding !== null) writeSysctl(c, `net.ipv4.conf.${c.ifname}.forwarding`, c.forwarding);
+    if (c.disableIpv6 !== null) writeSysctl(c, `net.ipv6.conf.${c.ifname}.disable_ipv6`, c.disableIpv6);
+  } catch {
+    // the netdev went away with its VF or namespace: nothing to give back
+  }
+}
+
+export class Daemon {
+  readonly log: Logger;
+  private dp: DataPlane | null = null;
+  private uplink: PortInfo | null = null;
+  private uplinkMac: Uint8Array = new Uint8Array(6);
+  private uplinkClaim: Claim | null = null;
+  private control: ControlServer | null = null;
+  private metricsServer: Server | null = null;
+  private readonly atts = new Map<string, Attached>(); // by representor
+  private peers: z.infer<typeof peerSchema>[] = [];
+  private fdb: z.infer<typeof fdbSchema>[] = [];
+  private floods = new Map<number, string[]>();
+  private epoch = 0;
+  private readonly started = Date.now();
+  private queue: Promise<unknown> = Promise.resolve();
+  readonly socket: string;
+  private readonly statePath: string;
+
+  constructor(readonly cfg: DaemonConfig, log?: Logger) {
+    this.log = log ?? stderrLogger(cfg.node);
+    this.socket = socketPath(cfg);
+    this.statePath = join(cfg.stateDir, `dataplane-${cfg.node}.json`);
+  }
+
+  get podBackend(): Backend {
+    // Representors are kernel netdevs (also in the simulator): DPDK reaches the uplink
+    // (a VF or vdev), the pods' representors go through AF_PACKET.
+    return this.cfg.backend === 'dpdk' ? 'afpacket' : this.cfg.backend;
+  }
+
+  private portOpts(ifname: string, netns?: string): Record<string, unknown> {
+    const o: Record<string, unknown> = { ifname, ...(netns ? { netns } : {}) };
+    if (this.podBackend === 'afxdp') Object.assign(o, { mode: this.cfg.afxdp.mode, copy: this.cfg.afxdp.copy });
+    return o;
+  }
+
+  async start(): Promise<void> {
+    const c = this.cfg;
+    mkdirSync(c.stateDir, { recursive: true });
+    this.dp = new DataPlane({ workers: c.workers, cpus: c.cpus, burst: c.burst, idleSpins: c.idleSpins });
+    try {
+      // The uplink.
+      if (c.backend === 'dpdk') {
+        this.uplink = this.dp.openPort('dpdk', { dev: c.uplink.dev }, 'uplink');
+        if (this.uplink.mac) this.uplinkMac = this.uplink.mac;
+      } else {
+        const ifn = c.uplink.ifname!;
+        const l = c.uplink.netns ? linkIn(c.uplink.netns, ifn) : link(ifn);
+        if (!l) throw notFound(`the uplink ${ifn} does not exist${c.uplink.netns ? ` in ${c.uplink.netns}` : ''}; check uplink.ifname in the config`);
+        this.uplinkClaim = claimNetdev(ifn, c.uplink.netns);
+        this.uplinkMac = mac(c.uplink.mac ?? l.address ?? '00:00:00:00:00:00');
+        this.uplink = this.dp.openPort(c.backend, this.portOpts(ifn, c.uplink.netns), `uplink ${ifn}`);
+      }
+      if (c.uplink.mac) this.uplinkMac = mac(c.uplink.mac);
+      this.peers = [...c.peers];
+      this.fdb = [...c.fdb];
+      for (const v of c.vnis) this.floods.set(v.vni, v.flood);
+      this.commit();
+      this.log.info(`uplink ${c.uplink.ifname ?? c.uplink.dev} (${this.uplink.backend}${this.uplink.mode ? `, ${this.uplink.mode} mode` : ''}${this.uplink.zerocopy === false ? ', copy' : ''}), VTEP ${c.uplink.vtep}, ${this.peers.length} peer(s)`);
+      // Attachments: the config's, then the ones made over the socket before a restart.
+      const restored = this.loadState();
+      for (const a of [...c.attachments, ...(restored?.attachments ?? [])]) {
+        try {
+          this.attachNow(a);
+        } catch (e) {
+          this.log.warn(`attachment ${a.representor} (VNI ${a.vni}) not restored: ${(e as Error).message}`);
+        }
+      }
+      if (restored) this.log.info(`restored ${restored.attachments.length} attachment(s), ${restored.peers.length} peer(s), ${restored.fdb.length} FDB entr(ies) from ${this.statePath}`);
+      this.control = new ControlServer(this.socket, (req) => this.serialized(() => this.handle(req)));
+      await this.control.listen();
+      if (c.metrics) await this.startMetrics(c.metrics);
+      this.log.info(`control socket ${this.socket}${c.metrics ? `, metrics on http://${c.metrics}/metrics` : ''}`);
+    } catch (e) {
+      await this.stop(0);
+      throw e;
+    }
+  }
+
+  /** Control requests run one at a time: each builds on the model the last one left. */
+  private serialized<T>(fn: () => T | Promise<T>): Promise<T> {
+    const p = this.queue.then(fn, fn);
+    this.queue = p.catch(() => undefined);
+    return p;
+  }
+
+  private spec(atts: Iterable<Attached> = this.atts.values()): DpSpec {
+    const c = this.cfg;
+    const peers = this.peers.map((p) => ({ vtep: ipBytes(p.vtep), mac: p.mac ? mac(p.mac) : null }));
+    const tunnel = resolveTunnel({
+      local: c.uplink.vtep,
+      remote: c.uplink.vtep, // per peer in the native build
+      vlan: c.uplink.vlan ?? null,
+      dstPort: c.dstPort,
+      ttl: c.tunnel.ttl,
+      tos: c.tunnel.tos,
+      df: c.tunnel.df,
+      udpCsum: c.tunnel.udpCsum,
+      srcPortMin: c.tunnel.srcPortMin,
+      srcPortMax: c.tunnel.srcPortMax,
+      mtu: c.tunnel.mtu,
+    });
+    const floods = new Map(this.floods);
+    const list = [...atts];
+    for (const a of list) {
+      if (a.remote) {
+        const f = floods.get(a.vni) ?? this.peers.map((p) => p.vtep);
+        if (!f.includes(a.remote)) floods.set(a.vni, [...f, a.remote]);
+      }
+    }
+    return {
+      uplink: this.uplink!.slot,
+      uplinkMac: this.uplinkMac,
+      tunnel,
+      peers,
+      atts: list.map((a) => ({ port: a.slot, vni: a.vni, mac: mac(a.mac) })),
+      fdb: this.fdb.map((f) => ({ vni: f.vni, mac: mac(f.mac), vtep: ipBytes(f.vtep) })),
+      floods: [...floods].map(([vni, v]) => ({ vni, vteps: v.map(ipBytes) })),
+      extraVnis: [],
+      learn: c.learn,
+      antiSpoof: c.antiSpoof,
+      ageSeconds: c.ageSeconds,
+    };
+  }
+
+  private commit(): void {
+    this.epoch = this.dp!.commit(this.spec());
+  }
+
+  /** Runs a model change: commits it, or puts the model back and rethrows. */
+  private change(apply: () => void, revert: () => void): void {
+    apply();
+    try {
+      this.commit();
+    } catch (e) {
+      revert();
+      throw e;
+    }
+    this.saveState();
+  }
+
+  private attachNow(raw: AttachRequest): Attached {
+    const a = attachSchema.parse(raw);
+    if (a.port && a.port !== this.cfg.dstPort) {
+      throw invalid(`the attachment asks for VXLAN port ${a.port}, but this data plane uses ${this.cfg.dstPort}; drop vxlan.port or set dstPort in the data-plane config`);
+    }
+    if (a.remote && isIP(a.remote) !== isIP(this.cfg.uplink.vtep)) throw invalid(`vxlan.remote ${a.remote} is not the same IP family as this node's VTEP ${this.cfg.uplink.vtep}`);
+    const same = this.atts.get(a.representor);
+    if (same) throw conflict(`representor ${a.representor} is already attached (VNI ${same.vni}, MAC ${same.mac}${same.pci ? `, VF ${same.pci}` : ''}); detach it first`);
+    for (const o of this.atts.values()) {
+      if (o.vni === a.vni && o.mac.toLowerCase() === a.mac.toLowerCase()) {
+        throw conflict(`MAC ${a.mac} is already attached on VNI ${a.vni} through ${o.representor}; each pod interface needs its own MAC`);
+      }
+      if (a.pci && o.pci === a.pci) throw conflict(`VF ${a.pci} is already attached through ${o.representor}`);
+    }
+    const l = a.netns ? linkIn(a.netns, a.representor) : link(a.representor);
+    if (!l) throw notFound(`representor ${a.representor}${a.pci ? ` of VF ${a.pci}` : ''} does not exist${a.netns ? ` in ${a.netns}` : ''}; is the VF (still) there?`);
+    if (a.remote && !this.peers.some((p) => p.vtep === a.remote)) {
+      this.peers.push({ vtep: a.remote });
+    }
+    const claimed = claimNetdev(a.representor, a.netns);
+    let port: PortInfo;
+    try {
+      port = this.dp!.openPort(this.podBackend, this.portOpts(a.representor, a.netns), a.representor);
+    } catch (e) {
+      releaseNetdev(claimed);
+      throw e;
+    }
+    const att: Attached = { ...a, slot: port.slot, portInfo: port, claimed };
+    this.atts.set(a.representor, att);
+    try {
+      this.commit();
+    } catch (e) {
+      this.atts.delete(a.representor);
+      this.dp!.removePort(port.slot);
+      try {
+        this.commit(); // closes the port
+      } catch {
+        // the old configuration is still the running one
+      }
+      releaseNetdev(claimed);
+      throw e;
+    }
+    this.log.info(`attached ${a.representor}${a.pci ? ` (VF ${a.pci})` : ''} on VNI ${a.vni}, MAC ${a.mac}, epoch ${this.epoch}`);
+    return att;
+  }
+
+  private detachNow(key: { representor?: string; pci?: string }): Attached | null {
+    let att: Attached | undefined;
+    if (key.representor) att = this.atts.get(key.representor);
+    else if (key.pci) att = [...this.atts.values()].find((a) => a.pci === key.pci);
+    if (!att) return null;
+    this.atts.delete(att.representor);
+    this.dp!.removePort(att.slot);
+    this.commit();
+    releaseNetdev(att.claimed);
+    this.log.info(`detached ${att.representor} (VNI ${att.vni}), epoch ${this.epoch}`);
+    return att;
+  }
+
+  private parse<T>(schema: z.ZodType<T>, req: Record<string, unknown>): T {
+    const { op: _op, id: _id, ...rest } = req;
+    const r = schema.safeParse(rest);
+    if (!r.success) throw invalid(`${String(req.op)}: ${zodMessage(r.error, rest)}`);
+    return r.data;
+  }
+
+  async handle(req: Record<string, unknown>): Promise<Record<string, unknown>> {
+    switch (req.op) {
+      case 'status':
+        return this.status();
+      case 'stats':
+        return { counters: countersJson(this.dp!.counters(), this.portNames()) };
+      case 'attach': {
+        const a = this.parse(attachSchema, req);
+        const att = this.attachNow(a);
+        this.saveState();
+        return { attached: { representor: att.representor, vni: att.vni, mac: att.mac, slot: att.slot }, epoch: this.epoch };
+      }
+      case 'detach': {
+        const k = this.parse(z.strictObject({ representor: z.string().optional(), pci: z.string().optional() })
+          .refine((x) => x.representor || x.pci, 'give representor or pci'), req);
+        const att = this.detachNow(k);
+        this.saveState();
+        return { removed: !!att, epoch: this.epoch };
+      }
+      case 'peer-add': {
+        const p = this.parse(peerSchema, req);
+        if (isIP(p.vtep) !== isIP(this.cfg.uplink.vtep)) throw invalid(`peer ${p.vtep} is not the same IP family as this node's VTEP ${this.cfg.uplink.vtep}`);
+        const i = this.peers.findIndex((x) => x.vtep === p.vtep);
+        const prev = this.peers.slice();
+        this.change(() => (i >= 0 ? (this.peers[i] = p) : this.peers.push(p)), () => (this.peers = prev));
+        return { epoch: this.epoch };
+      }
+      case 'peer-del': {
+        const p = this.parse(z.strictObject({ vtep: ipString('the peer VTEP') }), req);
+        if (!this.peers.some((x) => x.vtep === p.vtep)) throw notFound(`${p.vtep} is not a peer`);
+        if (this.fdb.some((f) => f.vtep === p.vtep)) throw conflict(`static FDB entries point at ${p.vtep}; delete them first`);
+        const prev = this.peers.slice();
+        const prevF = new Map(this.floods);
+        this.change(() => {
+          this.peers = this.peers.filter((x) => x.vtep !== p.vtep);
+          for (const [v, l] of this.floods) this.floods.set(v, l.filter((x) => x !== p.vtep));
+        }, () => ((this.peers = prev), (this.floods = prevF)));
+        return { epoch: this.epoch };
+      }
+      case 'fdb-add': {
+        const f = this.parse(fdbSchema, req);
+        if (!this.peers.some((p) => p.vtep === f.vtep)) throw notFound(`VTEP ${f.vtep} is not a peer; add it first (peer-add)`);
+        const prev = this.fdb.slice();
+        this.change(() => {
+          this.fdb = this.fdb.filter((x) => !(x.vni === f.vni && x.mac.toLowerCase() === f.mac.toLowerCase()));
+          this.fdb.push(f);
+        }, () => (this.fdb = prev));
+        return { epoch: this.epoch };
+      }
+      case 'fdb-del': {
+        const f = this.parse(z.strictObject({ vni: vniNumber, mac: z.string() }), req);
+        const prev = this.fdb.slice();
+        const next = this.fdb.filter((x) => !(x.vni === f.vni && x.mac.toLowerCase() === f.mac.toLowerCase()));
+        if (next.length === prev.length) throw notFound(`no static FDB entry for ${f.mac} on VNI ${f.vni}`);
+        this.change(() => (this.fdb = next), () => (this.fdb = prev));
+        return { epoch: this.epoch };
+      }
+      case 'flood-set': {
+        const f = this.parse(z.strictObject({ vni: vniNumber, vteps: z.array(ipString('a flood VTEP')) }), req);
+        const prev = new Map(this.floods);
+        this.change(() => this.floods.set(f.vni, f.vteps), () => (this.floods = prev));
+        return { epoch: this.epoch };
+      }
+      case 'fdb-list':
+        return {
+          static: this.fdb,
+          learned: this.dp!.learned(),
+          local: [...this.atts.values()].map((a) => ({ vni: a.vni, mac: a.mac, representor: a.representor })),
+        };
+      default:
+        throw invalid(`unknown op ${JSON.stringify(req.op)}; use status, stats, attach, detach, peer-add, peer-del, fdb-add, fdb-del, fdb-list or flood-set`);
+    }
+  }
+
+  private portNames(): Map<number, string> {
+    const m = new Map<number, string>();
+    if (this.uplink) m.set(this.uplink.slot, 'uplink');
+    for (const a of this.atts.values()) m.set(a.slot, a.representor);
+    return m;
+  }
+
+  status(): Record<string, unknown> {
+    const c = this.cfg;
+    return {
+      node: c.node,
+      backend: c.backend,
+      podBackend: this.podBackend,
+      epoch: this.epoch,
+      uptimeSeconds: Math.round((Date.now() - this.started) / 1000),
+      uplink: { name: c.uplink.ifname ?? c.uplink.dev, vtep: c.uplink.vtep, mode: this.uplink?.mode, zerocopy: this.uplink?.zerocopy },
+      dstPort: c.dstPort,
+      peers: this.peers,
+      attachments: [...this.atts.values()].map((a) => ({ representor: a.representor, pci: a.pci, vni: a.vni, mac: a.mac, owner: a.owner })),
+      workers: this.dp!.counters().perWorker.map((w) => ({ cpu: w.cpu, epoch: Number(w.epoch) })),
+    };
+  }
+
+  counters(): DpCounters {
+    return this.dp!.counters();
+  }
+
+  private loadState(): PersistedState | null {
+    if (!existsSync(this.statePath)) return null;
+    try {
+      const s = JSON.parse(readFileSync(this.statePath, 'utf8')) as PersistedState;
+      for (const p of s.peers ?? []) if (!this.peers.some((x) => x.vtep === p.vtep)) this.peers.push(p);
+      for (const f of s.fdb ?? []) if (!this.fdb.some((x) => x.vni === f.vni && x.mac === f.mac)) this.fdb.push(f);
+      for (const f of s.floods ?? []) this.floods.set(f.vni, f.flood);
+      this.commit();
+      return { version: 1, attachments: s.attachments ?? [], peers: s.peers ?? [], fdb: s.fdb ?? [], floods: s.floods ?? [] };
+    } catch (e) {
+      this.log.warn(`ignoring unreadable state ${this.statePath}: ${(e as Error).message}`);
+      return null;
+    }
+  }
+
+  private saveState(): void {
+    const fromConfig = new Set(this.cfg.attachments.map((a) => a.representor));
+    const s: PersistedState = {
+      version: 1,
+      attachments: [...this.atts.values()].filter((a) => !fromConfig.has(a.representor)).map(({ slot: _s, portInfo: _p, claimed: _c, ...a }) => a),
+      peers: this.peers.filter((p) => !this.cfg.peers.some((x) => x.vtep === p.vtep)),
+      fdb: this.fdb.filter((f) => !this.cfg.fdb.some((x) => x.vni === f.vni && x.mac === f.mac)),
+      floods: [...this.floods].filter(([v]) => !this.cfg.vnis.some((x) => x.vni === v)).map(([vni, flood]) => ({ vni, flood })),
+    };
+    const tmp = `${this.statePath}.tmp`;
+    writeFileSync(tmp, JSON.stringify(s, null, 2) + '\n', { mode: 0o600 });
+    renameSync(tmp, this.statePath); // atomic: a crash leaves the old state or the new, never half
+  }
+
+  private async startMetrics(addr: string): Promise<void> {
+    const i = addr.lastIndexOf(':');
+    const host = addr.slice(0, i).replace(/^\[|\]$/g, '');
+    const port = Number(addr.slice(i + 1));
+    const server = createServer((req, res) => {
+      if (req.url !== '/metrics') {
+        res.writeHead(404).end('see /metrics\n');
+        return;
+      }
+      res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' });
+      res.end(prometheus(this.cfg.node, this.dp!.counters(), this.portNames(), this.epoch));
+    });
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', (e) => reject(new VfpError('system', `cannot serve metrics on ${addr}: ${e.message}`)));
+      server.listen(port, host, () => resolve());
+    });
+    this.metricsServer = server;
+  }
+
+  get metricsPort(): number | null {
+    const a = this.metricsServer?.address();
+    return a && typeof a === 'object' ? a.port : null;
+  }
+
+  /** Graceful stop: no new requests, workers drain the queues, ports close, netdevs are
+   *  given back. Attachments stay in the state file for the next start. */
+  async stop(drainMs = 200): Promise<void> {
+    await this.control?.close();
+    this.control = null;
+    if (this.metricsServer) await new Promise<void>((r) => this.metricsServer!.close(() => r()));
+    this.metricsServer = null;
+    this.dp?.stop(drainMs);
+    for (const a of this.atts.values()) releaseNetdev(a.claimed);
+    releaseNetdev(this.uplinkClaim);
+    this.uplinkClaim = null;
+  }
+}
+
+/** Counters as plain JSON: bigints become numbers (exact below 2^53). */
+export function countersJson(c: DpCounters, names: Map<number, string>): Record<string, unknown> {
+  const n = (x: bigint) => Number(x);
+  const obj = (r: Record<string, bigint>) => Object.fromEntries(Object.entries(r).map(([k, v]) => [k, n(v)]));
+  return {
+    engine: obj(c.engine),
+    drops: obj(c.drops),
+    misc: obj(c.misc),
+    ports: [...c.ports].map(([slot, p]) => ({ slot, name: names.get(slot) ?? `slot${slot}`, rxPkts: n(p.rxPkts), rxBytes: n(p.rxBytes), txPkts: n(p.txPkts), txBytes: n(p.txBytes), drops: n(p.drops) })),
+    vnis: [...c.vnis.values()].map((v) => ({ vni: v.vni, encapPkts: n(v.encapPkts), encapBytes: n(v.encapBytes), decapPkts: n(v.decapPkts), decapBytes: n(v.decapBytes), floodPkts: n(v.floodPkts), localPkts: n(v.localPkts), drops: n(v.drops) })),
+    workers: c.perWorker.map((w) => ({ cpu: w.cpu, loops: n(w.loops), busyLoops: n(w.busyLoops), epoch: n(w.epoch) })),
+  };
+}
+
+/** The Prometheus text exposition of the counters. */
+export function prometheus(node: string, c: DpCounters, names: Map<number, string>, epoch: number): string {
+  const out: string[] = [];
+  const esc = (s: string) => s.replace(/\\/g, '\\\\').replace(/"/g, '\\"');
+  const metric = (name: string, help: string, type: 'counter' | 'gauge', rows: [Record<string, string>, bigint | number][]) => {
+    out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
+    for (const [labels, v] of rows) {
+      const l = Object.entries({ node, ...labels }).map(([k, x]) => `${k}="${esc(x)}"`).join(',');
+      out.push(`${name}{${l}} ${v}`);
+    }
+  };
+  const ports = [...c.ports];
+  metric('vfplane_port_rx_packets_total', 'Frames received on a data-plane port.', 'counter', ports.map(([s, p]) => [{ port: names.get(s) ?? `slot${s}` }, p.rxPkts]));
+  metric('vfplane_port_tx_packets_total', 'Frames sent on a data-plane port.', 'counter', ports.map(([s, p]) => [{ port: names.get(s) ?? `slot${s}` }, p.txPkts]));
+  metric('vfplane_port_rx_bytes_total', 'Bytes received on a data-plane port.', 'counter', ports.map(([s, p]) => [{ port: names.get(s) ?? `slot${s}` }, p.rxBytes]));
+  metric('vfplane_port_tx_bytes_total', 'Bytes sent on a data-plane port.', 'counter', ports.map(([s, p]) => [{ port: names.get(s) ?? `slot${s}` }, p.txBytes]));
+  const vnis = [...c.vnis.values()];
+  metric('vfplane_vni_encap_packets_total', 'Frames encapsulated, per VNI.', 'counter', vnis.map((v) => [{ vni: String(v.vni) }, v.encapPkts]));
+  metric('vfplane_vni_decap_packets_total', 'Frames decapsulated, per VNI.', 'counter', vnis.map((v) => [{ vni: String(v.vni) }, v.decapPkts]));
+  metric('vfplane_vni_flood_packets_total', 'Copies made by flooding, per VNI.', 'counter', vnis.map((v) => [{ vni: String(v.vni) }, v.floodPkts]));
+  metric('vfplane_vni_local_packets_total', 'Frames switched between two local pods, per VNI.', 'counter', vnis.map((v) => [{ vni: String(v.vni) }, v.localPkts]));
+  metric('vfplane_drops_total', 'Frames dropped, by reason.', 'counter', Object.entries(c.drops).map(([r, v]) => [{ reason: r }, v]));
+  metric('vfplane_fdb_learn_total', 'FDB learning events, by result.', 'counter',
+    (['learnNew', 'learnMoved', 'learnRefresh', 'learnFull'] as const).map((k) => [{ result: k.slice(5).toLowerCase() }, c.engine[k] ?? 0n]));
+  metric('vfplane_worker_busy_loops_total', 'Poll passes that moved packets, per worker.', 'counter', c.perWorker.map((w, i) => [{ worker: String(i), cpu: String(w.cpu) }, w.busyLoops]));
+  metric('vfplane_worker_loops_total', 'Poll passes, per worker.', 'counter', c.perWorker.map((w, i) => [{ worker: String(i), cpu: String(w.cpu) }, w.loops]));
+  metric('vfplane_config_epoch', 'The configuration epoch the workers run.', 'gauge', [[{}, epoch]]);
+  return out.join('\n') + '\n';
+}
