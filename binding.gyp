@@ -33,7 +33,12 @@
           "defines": ["VFP_HAVE_AFXDP=1"]
         }],
         ["have_dpdk==1", {
-          "defines": ["VFP_HAVE_DPDK=1"]
+          # Include paths only: DPDK's -march=corei7 is set inside dpdk.c by a pragma,
+          # so the rest of the addon keeps its own baseline.
+          "sources": ["native/io/dpdk.c"],
+          "defines": ["VFP_HAVE_DPDK=1"],
+          "cflags": ["<!@(pkg-config --cflags-only-I libdpdk)"],
+          "libraries": ["<!@(pkg-config --libs libdpdk)"]
         }]
       ]
     },
@@ -56,7 +61,14 @@
       "defines": ["_GNU_SOURCE"],
       "cflags": ["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"],
       "cflags_c": ["-std=c11"],
-      "conditions": []
+      "conditions": [
+        ["have_dpdk==1", {
+          "sources": ["native/io/dpdk.c", "native/test/io_fwd_dpdk.c"],
+          "defines": ["VFP_HAVE_DPDK=1"],
+          "cflags": ["<!@(pkg-config --cflags-only-I libdpdk)"],
+          "libraries": ["<!@(pkg-config --libs libdpdk)"]
+        }]
+      ]
     }
   ]
 }
