@@ -138,7 +138,8 @@ int main(int argc, char **argv) {
     printf("{\"seconds\":%.3f,\"mpps\":%.3f,\"a_to_b\":%llu,\"b_to_a\":%llu,\"dropped\":%llu,"
            "\"a\":{\"rx\":%llu,\"tx\":%llu,\"tx_full\":%llu,\"rx_nombuf\":%llu},"
            "\"b\":{\"rx\":%llu,\"tx\":%llu,\"tx_full\":%llu,\"rx_nombuf\":%llu}}\n",
-           secs, secs > 0 ? (double)(ab + ba) / secs / 1e6 : 0.0, (unsigned long long)ab, (unsigned long long)ba, (unsigned long long)drop,
+           secs, secs > 0 ? (double)(ab + ba) / secs / 1e6 : 0.0, /* both directions */
+           (unsigned long long)ab, (unsigned long long)ba, (unsigned long long)drop,
            (unsigned long long)pa->rx_pkts, (unsigned long long)pa->tx_pkts,
            (unsigned long long)pa->tx_full, (unsigned long long)pa->rx_nombuf,
            (unsigned long long)pb->rx_pkts, (unsigned long long)pb->tx_pkts,

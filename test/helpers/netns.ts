@@ -102,9 +102,11 @@ export interface Capture {
 }
 
 /** Captures frames arriving on `dev` in `ns` (null: the host namespace) with an AF_PACKET socket. */
-export function capture(ns: Netns | null, dev: string, o: { count: number; timeoutS: number; incoming?: boolean; udpDport?: number }): Capture {
+export function capture(ns: Netns | null, dev: string, o: { count: number; timeoutS: number; incoming?: boolean; udpDport?: number; vlan?: boolean }): Capture {
   const args = [RAWSOCK, 'capture', dev, String(o.count), String(o.timeoutS)];
   if (o.incoming) args.push('--incoming');
+  // The kernel strips a received outer VLAN tag into metadata; vlan puts it back.
+  if (o.vlan) args.push('--vlan');
   if (o.udpDport !== undefined) args.push('--udp-dport', String(o.udpDport));
   const child = ns ? spawn('ip', ['netns', 'exec', ns.name, PY, ...args], { stdio: ['ignore', 'pipe', 'pipe'] }) : spawn(PY, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let buf = '';

@@ -1,13 +1,25 @@
 #!/usr/bin/python3
 # Raw frame injection and capture over AF_PACKET, for integration tests (stdlib only).
 #   rawsock.py send IFACE            < hex frames, one per line
-#   rawsock.py capture IFACE COUNT TIMEOUT_S [--incoming] [--udp-dport PORT]
+#   rawsock.py capture IFACE COUNT TIMEOUT_S [--incoming] [--udp-dport PORT] [--vlan]
 # capture prints READY once bound, then one JSON object per frame; it stops after COUNT
-# frames or TIMEOUT_S seconds.
-import json, select, socket, sys, time
+# frames or TIMEOUT_S seconds. The kernel strips a received frame's outer VLAN tag into
+# metadata; --vlan puts it back from PACKET_AUXDATA so the frame is seen as on the wire.
+import json, select, socket, struct, sys, time
 
 ETH_P_ALL = 0x0003
 PACKET_OUTGOING = 4
+SOL_PACKET, PACKET_AUXDATA = 263, 8
+TP_STATUS_VLAN_VALID, TP_STATUS_VLAN_TPID_VALID = 0x10, 0x40
+
+def with_vlan(data, ancdata):
+    for level, kind, cdata in ancdata:
+        if level == SOL_PACKET and kind == PACKET_AUXDATA and len(cdata) >= 20:
+            status, _, _, _, _, tci, tpid = struct.unpack_from('IIIHHHH', cdata)
+            if status & TP_STATUS_VLAN_VALID:
+                tpid = tpid if status & TP_STATUS_VLAN_TPID_VALID else 0x8100
+                return data[:12] + struct.pack('!HH', tpid, tci) + data[12:]
+    return data
 
 def udp_dport(f):
     # The UDP destination port of an Ethernet/[VLAN]/IPv4|IPv6/UDP frame, else None.
@@ -38,6 +50,9 @@ def main():
     count, timeout = int(sys.argv[3]), float(sys.argv[4])
     incoming = '--incoming' in sys.argv
     dport = int(sys.argv[sys.argv.index('--udp-dport') + 1]) if '--udp-dport' in sys.argv else None
+    vlan = '--vlan' in sys.argv
+    if vlan:
+        s.setsockopt(SOL_PACKET, PACKET_AUXDATA, 1)
     # Frames queued before READY belong to nobody's test: drain them.
     s.setblocking(False)
     try:
@@ -54,7 +69,11 @@ def main():
         r, _, _ = select.select([s], [], [], left)
         if not r:
             continue
-        data, addr = s.recvfrom(65536)
+        if vlan:
+            data, anc, _, addr = s.recvmsg(65536, socket.CMSG_SPACE(32))
+            data = with_vlan(data, anc)
+        else:
+            data, addr = s.recvfrom(65536)
         if incoming and addr[2] == PACKET_OUTGOING:
             continue
         if dport is not None and udp_dport(data) != dport:
