@@ -39,7 +39,12 @@
           "libraries": ["<!@(pkg-config --libs libxdp libbpf)"]
         }],
         ["have_dpdk==1", {
-          "defines": ["VFP_HAVE_DPDK=1"]
+          # Include paths only: DPDK's -march=corei7 is set inside dpdk.c by a pragma,
+          # so the rest of the addon keeps its own baseline.
+          "sources": ["native/io/dpdk.c"],
+          "defines": ["VFP_HAVE_DPDK=1"],
+          "cflags": ["<!@(pkg-config --cflags-only-I libdpdk)"],
+          "libraries": ["<!@(pkg-config --libs libdpdk)"]
         }]
       ]
     },
@@ -69,6 +74,12 @@
           "defines": ["VFP_HAVE_AFXDP=1"],
           "sources": ["native/io/afxdp.c", "native/test/io_fwd_afxdp.c"],
           "libraries": ["<!@(pkg-config --libs libxdp libbpf)", "-lpthread"]
+        }],
+        ["have_dpdk==1", {
+          "sources": ["native/io/dpdk.c", "native/test/io_fwd_dpdk.c"],
+          "defines": ["VFP_HAVE_DPDK=1"],
+          "cflags": ["<!@(pkg-config --cflags-only-I libdpdk)"],
+          "libraries": ["<!@(pkg-config --libs libdpdk)"]
         }]
       ]
     }

@@ -28,6 +28,13 @@
 namespace vfpglue {
 namespace {
 
+#ifdef DP_DPDK
+// Workers are plain pthreads: registered, DPDK gives them mempool caches (without, every
+// mbuf alloc/free goes to the shared ring). A failed registration only costs speed.
+void DpdkThreadInit() { (void)vfp_dpdk__thread_register(); }
+void DpdkThreadFini() { vfp_dpdk__thread_unregister(); }
+#endif
+
 const napi_type_tag kDpTag = {0x7666706c616e6504ull, 0x6470000000000001ull};
 
 // The data plane and the ArrayBuffer over its counters: whichever the GC finalizes last
@@ -143,7 +150,10 @@ Napi::Value DpCreate(const Napi::CallbackInfo &info) {
   }
   opts.cpus = cpus.data();
 #ifdef DP_DPDK
-  if (vfp_dpdk__initialized()) opts.thread_init = vfp_dpdk__thread_register;
+  if (vfp_dpdk__initialized()) {
+    opts.thread_init = DpdkThreadInit;
+    opts.thread_fini = DpdkThreadFini;
+  }
 #endif
   char err[512] = "";
   DpH *h = new DpH();

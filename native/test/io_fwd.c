@@ -49,7 +49,10 @@ static void usage(void) {
     fprintf(stderr,
             "usage: vfp-io-fwd --backend afpacket|afxdp|dpdk --a PORT --b PORT [--netns PATH]\n"
             "                  [--seconds S] [--burst N] [--opts KEY=VAL,...]\n"
-            "PORT is an interface name (afpacket, afxdp) or a DPDK devargs string (dpdk).\n");
+            "PORT is an interface name (afpacket, afxdp) or a DPDK devargs string (dpdk).\n"
+            "dpdk --opts: queues=N,mbufs=N,cache=N,rxd=N,txd=N,room=N,offloads=0xBITS,promisc=0|1,eal=ARGS\n"
+            "  eal= comes last and takes the rest of the string: space-separated EAL arguments\n"
+            "  (else $VFP_DPDK_EAL), e.g. eal=-l 1 -n 1 --no-pci --huge-dir /x --file-prefix y\n");
 }
 
 /* Opens one port; a backend reads backend-specific settings from a->opts. */
@@ -133,10 +136,11 @@ int main(int argc, char **argv) {
         }
     }
     double secs = (double)(now_ns() - t0) / 1e9;
-    printf("{\"seconds\":%.3f,\"a_to_b\":%llu,\"b_to_a\":%llu,\"dropped\":%llu,"
+    printf("{\"seconds\":%.3f,\"mpps\":%.3f,\"a_to_b\":%llu,\"b_to_a\":%llu,\"dropped\":%llu,"
            "\"a\":{\"rx\":%llu,\"tx\":%llu,\"tx_full\":%llu,\"rx_nombuf\":%llu},"
            "\"b\":{\"rx\":%llu,\"tx\":%llu,\"tx_full\":%llu,\"rx_nombuf\":%llu}}\n",
-           secs, (unsigned long long)ab, (unsigned long long)ba, (unsigned long long)drop,
+           secs, secs > 0 ? (double)(ab + ba) / secs / 1e6 : 0.0, /* both directions */
+           (unsigned long long)ab, (unsigned long long)ba, (unsigned long long)drop,
            (unsigned long long)pa->rx_pkts, (unsigned long long)pa->tx_pkts,
            (unsigned long long)pa->tx_full, (unsigned long long)pa->rx_nombuf,
            (unsigned long long)pb->rx_pkts, (unsigned long long)pb->tx_pkts,

@@ -717,6 +717,7 @@ static void *worker_main(void *arg) {
     }
     /* Anything still queued goes out before the ports close. */
     tx_flush_all(w);
+    if (dp->o.thread_fini) dp->o.thread_fini();
     atomic_store_explicit(&w->exited, 1, memory_order_release);
     return NULL;
 }

@@ -77,6 +77,7 @@ typedef struct vfp_dp_opts {
     uint32_t scratch_buf_size;   /* bytes each, default 9216 + headroom */
     uint32_t headroom;           /* headroom of scratch buffers, default 256 */
     void (*thread_init)(void);   /* called first on every worker thread (DPDK registration) */
+    void (*thread_fini)(void);   /* called last on every worker thread */
 } vfp_dp_opts;
 
 /* The configuration, as the control thread describes it. */

@@ -105,8 +105,9 @@ export interface Capture {
 export function capture(ns: Netns | null, dev: string, o: { count: number; timeoutS: number; incoming?: boolean; udpDport?: number; vlan?: boolean }): Capture {
   const args = [RAWSOCK, 'capture', dev, String(o.count), String(o.timeoutS)];
   if (o.incoming) args.push('--incoming');
-  if (o.udpDport !== undefined) args.push('--udp-dport', String(o.udpDport));
+  // The kernel strips a received outer VLAN tag into metadata; vlan puts it back.
   if (o.vlan) args.push('--vlan');
+  if (o.udpDport !== undefined) args.push('--udp-dport', String(o.udpDport));
   const child = ns ? spawn('ip', ['netns', 'exec', ns.name, PY, ...args], { stdio: ['ignore', 'pipe', 'pipe'] }) : spawn(PY, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let buf = '';
   let stderr = '';

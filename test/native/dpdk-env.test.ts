@@ -1,0 +1,96 @@
+// dpdk-env: the pure planning and argument building, and (as root) that preparing
+// really reserves hugepages and mounts a hugetlbfs and that cleanup undoes both.
+import { mkdtempSync, readFileSync, rmSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import {
+  buildEalArgs, ealRuntimeDir, parseHugepagesFree, parseHugetlbMounts, planHugepages, prepareDpdkEnv, NR_HUGEPAGES,
+} from '../../src/dataplane/dpdk-env.js';
+import { describePrivileged } from '../helpers/privileged.js';
+
+describe('dpdk-env (pure)', () => {
+  const MOUNTS = [
+    'proc /proc proc rw,nosuid 0 0',
+    'hugetlbfs /dev/hugepages hugetlbfs rw,relatime,pagesize=2M 0 0',
+    'nodev /mnt/huge\\0401g hugetlbfs rw,relatime,pagesize=1024M 0 0',
+    'nodev /srv/h hugetlbfs rw,relatime 0 0',
+  ].join('\n');
+
+  it('parses hugetlbfs mounts with their page size, unescaping paths', () => {
+    expect(parseHugetlbMounts(MOUNTS)).toEqual([
+      { dir: '/dev/hugepages', pagesizeKb: 2048 },
+      { dir: '/mnt/huge 1g', pagesizeKb: 1024 * 1024 },
+      { dir: '/srv/h', pagesizeKb: 2048 },
+    ]);
+    expect(parseHugepagesFree('HugePages_Total:     256\nHugePages_Free:      200\n')).toBe(200);
+  });
+
+  it('uses an existing 2 MiB mount and raises nr_hugepages only when lower', () => {
+    const mounts = parseHugetlbMounts(MOUNTS);
+    expect(planHugepages({ want: 256, nrHugepages: 0, isRoot: true, mounts, stateDir: '/s' }))
+      .toEqual({ raiseTo: 256, hugeDir: '/dev/hugepages' });
+    expect(planHugepages({ want: 256, nrHugepages: 512, isRoot: true, mounts, stateDir: '/s' }))
+      .toEqual({ raiseTo: undefined, hugeDir: '/dev/hugepages' });
+  });
+
+  it('mounts its own under the state dir when only other page sizes are mounted', () => {
+    const mounts = [{ dir: '/mnt/g', pagesizeKb: 1048576 }];
+    expect(planHugepages({ want: 64, nrHugepages: 64, isRoot: true, mounts, stateDir: '/var/lib/vfplane' }))
+      .toEqual({ raiseTo: undefined, mountAt: '/var/lib/vfplane/hugepages', hugeDir: '/var/lib/vfplane/hugepages' });
+  });
+
+  it('falls back to --no-huge when not root and something is missing, or 0 pages are asked', () => {
+    expect(planHugepages({ want: 64, nrHugepages: 0, isRoot: false, mounts: [{ dir: '/h', pagesizeKb: 2048 }], stateDir: '/s' }))
+      .toMatchObject({ hugeDir: null, fallback: expect.stringContaining('not root') });
+    expect(planHugepages({ want: 64, nrHugepages: 64, isRoot: false, mounts: [], stateDir: '/s' }))
+      .toMatchObject({ hugeDir: null, fallback: expect.stringContaining('no hugetlbfs') });
+    expect(planHugepages({ want: 64, nrHugepages: 64, isRoot: false, mounts: [{ dir: '/h', pagesizeKb: 2048 }], stateDir: '/s' }))
+      .toEqual({ raiseTo: undefined, hugeDir: '/h' });
+    expect(planHugepages({ want: 0, nrHugepages: 64, isRoot: true, mounts: [], stateDir: '/s' }).hugeDir).toBeNull();
+  });
+
+  it('builds EAL arguments for hugepages, PCI and vdevs, and the --no-huge fallback', () => {
+    expect(buildEalArgs({ cores: '1', filePrefix: 'vfplane-7', hugeDir: '/h', pci: ['0000:3b:02.1'], vdevs: ['net_null0'], pmdDir: '/p' }))
+      .toEqual(['-l', '1', '-n', '1', '--file-prefix', 'vfplane-7', '--proc-type', 'primary', '--huge-dir', '/h', '--huge-unlink',
+        '-a', '0000:3b:02.1', '--vdev', 'net_null0', '-d', '/p']);
+    expect(buildEalArgs({ cores: '0-1', filePrefix: 'p', hugeDir: null }))
+      .toEqual(['-l', '0-1', '-n', '1', '--file-prefix', 'p', '--proc-type', 'primary', '--no-huge', '-m', '512', '--no-pci']);
+    expect(() => buildEalArgs({ cores: 'all', filePrefix: 'p', hugeDir: null })).toThrow(/core list/);
+    expect(() => buildEalArgs({ cores: '1', filePrefix: 'a/b', hugeDir: null })).toThrow(/file prefix/);
+    expect(() => buildEalArgs({ cores: '1', filePrefix: 'p', hugeDir: '/a b' })).toThrow(/whitespace/);
+  });
+
+  it('names the EAL runtime dir by prefix', () => {
+    expect(ealRuntimeDir('vfplane-9', true)).toBe('/var/run/dpdk/vfplane-9');
+  });
+});
+
+describePrivileged('dpdk-env (hugepages, root)', { root: true, commands: ['mount', 'umount'] }, () => {
+  const state = mkdtempSync(join(tmpdir(), `vfpx${process.pid}-env-`));
+  afterAll(() => rmSync(state, { recursive: true, force: true }));
+
+  it('reserves pages, mounts a hugetlbfs when none is mounted, and cleanup undoes both', () => {
+    const before = Number(readFileSync(NR_HUGEPAGES, 'utf8'));
+    const hadMount = parseHugetlbMounts(readFileSync('/proc/mounts', 'utf8')).some((m) => m.pagesizeKb === 2048);
+    const warnings: string[] = [];
+    const env = prepareDpdkEnv({ cores: '1', stateDir: state, hugepages: Math.max(before, 32), warn: (m) => warnings.push(m) });
+    try {
+      expect(warnings).toEqual([]);
+      expect(Number(readFileSync(NR_HUGEPAGES, 'utf8'))).toBeGreaterThanOrEqual(32);
+      const mounts = parseHugetlbMounts(readFileSync('/proc/mounts', 'utf8'));
+      if (!hadMount) expect(env.hugeDir).toBe(join(state, 'hugepages'));
+      expect(mounts.map((m) => m.dir)).toContain(env.hugeDir);
+      expect(env.args).toEqual(expect.arrayContaining(['--huge-dir', env.hugeDir!, '--file-prefix', `vfplane-${process.pid}`]));
+    } finally {
+      env.cleanup();
+    }
+    const after = parseHugetlbMounts(readFileSync('/proc/mounts', 'utf8')).map((m) => m.dir);
+    if (!hadMount) {
+      expect(after).not.toContain(join(state, 'hugepages'));
+      expect(existsSync(join(state, 'hugepages'))).toBe(false);
+    }
+    expect(Number(readFileSync(NR_HUGEPAGES, 'utf8'))).toBe(before);
+    env.cleanup(); // idempotent
+  });
+});
