@@ -9,6 +9,7 @@ import { registerProfile } from './profile.js';
 import { registerSriov } from './sriov.js';
 import { registerCni } from './cni.js';
 import { registerDoctor } from './doctor.js';
+import { registerDataplane } from './dataplane.js';
 
 const pkg = createRequire(import.meta.url)('../../package.json') as { version: string };
 
@@ -26,10 +27,14 @@ export function buildProgram(): Command {
   registerProfile(program);
   registerCni(program);
   registerDoctor(program);
+  registerDataplane(program);
   // Subcommands inherit the same exit behaviour: usage errors exit 2.
   for (const c of program.commands) {
     c.exitOverride();
-    for (const s of c.commands) s.exitOverride();
+    for (const s of c.commands) {
+      s.exitOverride();
+      for (const t of s.commands) t.exitOverride();
+    }
   }
   return program;
 }

@@ -20,6 +20,7 @@ export interface VxlanConf {
   dev?: string; // underlay interface
   ttl?: number;
   learning?: boolean;
+  socket?: string; // the data plane's control socket; <stateDir>/dataplane.sock by default
 }
 
 export interface ValidAttachment {
@@ -126,7 +127,7 @@ const macField = () =>
 const ipAddr = (what: string) => z.string({ error: `expected an IP address (${what})` }).refine((s) => isIP(s) !== 0, `expected an IP address (${what})`);
 const strList = (what: string) => z.array(z.string({ error: `expected a string (${what})` }), { error: `expected a list of strings (${what})` });
 
-const VXLAN_FIELDS = ['vni', 'group', 'remote', 'local', 'port', 'dev', 'ttl', 'learning'] as const;
+const VXLAN_FIELDS = ['vni', 'group', 'remote', 'local', 'port', 'dev', 'ttl', 'learning', 'socket'] as const;
 const vxlanSchema = z.strictObject({
   vni: int(0, 16_777_215, ' (the 24-bit VXLAN network identifier)'),
   group: ipAddr('a multicast group').refine(isMulticast, 'expected a multicast address (224.0.0.0/4 or ff00::/8)').optional(),
@@ -136,6 +137,7 @@ const vxlanSchema = z.strictObject({
   dev: z.string({ error: 'expected an interface name' }).regex(/^[A-Za-z0-9_.@-]{1,15}$/, 'expected a Linux interface name (1–15 of A–Z a–z 0–9 _ . - @)').optional(),
   ttl: int(1, 255).optional(),
   learning: z.boolean({ error: 'expected true or false' }).optional(),
+  socket: absPath("the data plane's control socket").optional(),
 }).refine((v) => !(v.group && v.remote), { message: 'give either group (multicast) or remote (unicast), not both', path: ['group'] });
 
 // SPEC.md: the network name starts with an alphanumeric character, then alphanumerics,

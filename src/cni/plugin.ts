@@ -23,6 +23,7 @@ import type { CniResult } from './result.js';
 import type { VxlanConf } from './conf.js';
 import { execIpam } from './ipam.js';
 import { deviceInfoPath, removeDeviceInfo, writeDeviceInfo } from './devinfo.js';
+import { request as dataplaneRequest } from '../dataplane/control.js';
 
 /** Drivers that leave a VF without a netdev, for userspace (DPDK) I/O. */
 const USERSPACE_DRIVERS = new Set(['vfio-pci', 'uio_pci_generic', 'igb_uio']);
@@ -37,6 +38,8 @@ type Attachment = {
   mac: string | null; // the pod interface's MAC, for the data plane's FDB
   deviceInfoFile: string | null;
   vxlan: VxlanConf | null;
+  representor?: string; // the port the data plane forwards for, when vxlan is set
+  dataplane?: string; // the data plane's control socket the attachment was made on
 };
 
 function modeOf(vf: VfInfo): Mode | null {
@@ -164,9 +167,22 @@ function restoreSettings(sysfs: Sysfs, a: Allocation): void {
 }
 
 /** Undoes an attachment: netdev home, settings back, device-info gone. Idempotent. */
-async function detach(sysfs: Sysfs, a: Allocation, netns: string | undefined): Promise<void> {
+/** Takes the VF off the overlay. A data plane that is not running is no error: when it
+ *  starts again it drops attachments whose VF was released meanwhile. */
+async function overlayDetach(att: Attachment | null, a: Allocation, log?: (m: string) => void): Promise<void> {
+  if (!att?.vxlan || !att.dataplane) return;
+  try {
+    await dataplaneRequest(att.dataplane, { op: 'detach', ...(att.representor ? { representor: att.representor } : { pci: a.pci }) });
+  } catch (err) {
+    if (err instanceof VfpError && err.kind === 'unavailable') log?.(`data plane not running (${err.message}); it forgets VF ${a.pci} when it starts`);
+    else throw err;
+  }
+}
+
+async function detach(sysfs: Sysfs, a: Allocation, netns: string | undefined, log?: (m: string) => void): Promise<void> {
   const att = a.attachment as Attachment | null;
   const ifname = a.owner.ifname;
+  await overlayDetach(att, a, log);
   if ((att?.mode ?? 'kernel') === 'kernel' && a.original.netdev) {
     const ns = netns ?? a.owner.netns;
     const moved = ns && ifname ? await returnNetdev(ns, ifname, a.original) : false;
@@ -304,7 +320,33 @@ export async function cmdAdd(ctx: CniContext): Promise<CniResult> {
     };
     if (mode === 'kernel') await configureInterface(netns, ifname, result);
 
-    const att: Attachment = { mode, mac, deviceInfoFile, vxlan: conf.vxlan ?? null };
+    // The overlay last: the data plane forwards for the VF only once it is fully set up.
+    let representor: string | undefined;
+    let dataplane: string | undefined;
+    if (conf.vxlan) {
+      const x = conf.vxlan;
+      representor = representorOf(sysfs, vf);
+      if (!representor) {
+        throw new CniError(ERR.INVALID_CONFIG, `VF ${vf.pci} has no representor netdev, so it cannot join VXLAN ${x.vni}`, 'vxlan needs a NIC in switchdev mode (or the simulated NIC)');
+      }
+      if (!mac) throw new CniError(ERR.INVALID_CONFIG, `VF ${vf.pci} has no MAC to register on VXLAN ${x.vni}`, 'give mac in the config (or runtimeConfig.mac)');
+      if (x.group) throw new CniError(ERR.INVALID_CONFIG, `vxlan.group ${x.group}: vfplane's data plane replicates broadcast to its peers itself and does not join multicast groups`, 'remove group; list the peers in the data-plane config (or give vxlan.remote)');
+      dataplane = x.socket ?? path.join(conf.stateDir ?? defaultStateDir(), 'dataplane.sock');
+      const sock = dataplane;
+      const rep = representor;
+      await dataplaneRequest(sock, {
+        op: 'attach', representor: rep, pci: vf.pci, vni: x.vni, mac,
+        ...(x.remote ? { remote: x.remote } : {}), ...(x.port ? { port: x.port } : {}),
+        ...(x.local ? { local: x.local } : {}), ...(x.ttl ? { ttl: x.ttl } : {}),
+        ...(x.learning !== undefined ? { learning: x.learning } : {}), ...(x.dev ? { dev: x.dev } : {}),
+        owner: { containerId: env.containerId!, ifname, netns, network: conf.name },
+      });
+      undo.push(async () => {
+        await dataplaneRequest(sock, { op: 'detach', representor: rep });
+      });
+    }
+
+    const att: Attachment = { mode, mac, deviceInfoFile, vxlan: conf.vxlan ?? null, ...(representor ? { representor, dataplane } : {}) };
     store.setAttachment(a.id, att);
     ctx.log.info(`ADD done: VF ${vf.pci} as ${ifname} (${mode}) in ${netns}`);
     return result;
@@ -334,7 +376,7 @@ export async function cmdDel(ctx: CniContext): Promise<void> {
   try {
     const a = store.findInterface(env.containerId!, env.ifname!);
     if (a) {
-      await detach(sysfs, a, env.netns && fs.existsSync(env.netns) ? env.netns : undefined);
+      await detach(sysfs, a, env.netns && fs.existsSync(env.netns) ? env.netns : undefined, (m) => ctx.log.info(`DEL: ${m}`));
     } else {
       ctx.log.info(`DEL: no VF held by container ${env.containerId} ${env.ifname}; nothing to give back`);
       // A DPDK ADD may have written its device-info file before failing half-way.

@@ -37,6 +37,11 @@ export const attachSchema = z.strictObject({
   netns: absPath('the netns of the representor; the daemon\'s own when left out').optional(),
   remote: ipString('a unicast VTEP to flood this VNI to').optional(),
   port: z.number().int().min(1).max(65535).optional(),
+  // What a CNI config's vxlan block may also say; each must agree with this data plane.
+  local: ipString('the local VTEP').optional(),
+  ttl: z.number().int().min(1).max(255).optional(),
+  learning: z.boolean().optional(),
+  dev: z.string().optional(),
   owner: z.record(z.string(), z.string()).optional(),
 });
 

@@ -15,6 +15,7 @@ import { resolveTunnel } from '../packet/config.js';
 import { parseIp, parseMac } from '../util/addr.js';
 import { conflict, invalid, notFound, VfpError } from '../util/errors.js';
 import { link, linkIn, ip, ipIn, sysctlIn } from '../net/ip.js';
+import { AllocStore } from '../alloc/store.js';
 
 export interface Logger {
   info(msg: string): void;
@@ -107,6 +108,7 @@ export class Daemon {
   private dp: DataPlane | null = null;
   private uplink: PortInfo | null = null;
   private uplinkMac: Uint8Array = new Uint8Array(6);
+  private uplinkMtu = 0; // 0: unknown (DPDK) — no MTU check on encap
   private uplinkClaim: Claim | null = null;
   private control: ControlServer | null = null;
   private metricsServer: Server | null = null;
@@ -153,6 +155,7 @@ export class Daemon {
         if (!l) throw notFound(`the uplink ${ifn} does not exist${c.uplink.netns ? ` in ${c.uplink.netns}` : ''}; check uplink.ifname in the config`);
         this.uplinkClaim = claimNetdev(ifn, c.uplink.netns);
         this.uplinkMac = mac(c.uplink.mac ?? l.address ?? '00:00:00:00:00:00');
+        this.uplinkMtu = l.mtu ?? 0;
         this.uplink = this.dp.openPort(c.backend, this.portOpts(ifn, c.uplink.netns), `uplink ${ifn}`);
       }
       if (c.uplink.mac) this.uplinkMac = mac(c.uplink.mac);
@@ -163,7 +166,12 @@ export class Daemon {
       this.log.info(`uplink ${c.uplink.ifname ?? c.uplink.dev} (${this.uplink.backend}${this.uplink.mode ? `, ${this.uplink.mode} mode` : ''}${this.uplink.zerocopy === false ? ', copy' : ''}), VTEP ${c.uplink.vtep}, ${this.peers.length} peer(s)`);
       // Attachments: the config's, then the ones made over the socket before a restart.
       const restored = this.loadState();
+      const stale = staleAttachments(c.stateDir, restored?.attachments ?? []);
       for (const a of [...c.attachments, ...(restored?.attachments ?? [])]) {
+        if (stale.has(a)) {
+          this.log.info(`dropping attachment ${a.representor} (VF ${a.pci}, VNI ${a.vni}): the VF was released while the data plane was down`);
+          continue;
+        }
         try {
           this.attachNow(a);
         } catch (e) {
@@ -202,7 +210,9 @@ export class Daemon {
       udpCsum: c.tunnel.udpCsum,
       srcPortMin: c.tunnel.srcPortMin,
       srcPortMax: c.tunnel.srcPortMax,
-      mtu: c.tunnel.mtu,
+      // Outer packets longer than the uplink's MTU would be dropped by the device (or the
+      // kernel) without a word; the engine drops them itself and counts mtu_exceeded.
+      mtu: c.tunnel.mtu || this.uplinkMtu,
     });
     const floods = new Map(this.floods);
     const list = [...atts];
@@ -248,6 +258,14 @@ export class Daemon {
     if (a.port && a.port !== this.cfg.dstPort) {
       throw invalid(`the attachment asks for VXLAN port ${a.port}, but this data plane uses ${this.cfg.dstPort}; drop vxlan.port or set dstPort in the data-plane config`);
     }
+    const c = this.cfg;
+    const disagree = (field: string, asked: unknown, have: unknown, fix: string) => {
+      throw invalid(`vxlan.${field} ${JSON.stringify(asked)} disagrees with this data plane (${JSON.stringify(have)}); ${fix}`);
+    };
+    if (a.local && a.local !== c.uplink.vtep) disagree('local', a.local, c.uplink.vtep, 'drop vxlan.local or fix uplink.vtep');
+    if (a.ttl && a.ttl !== c.tunnel.ttl) disagree('ttl', a.ttl, c.tunnel.ttl, 'drop vxlan.ttl or set tunnel.ttl in the data-plane config');
+    if (a.learning !== undefined && a.learning !== c.learn) disagree('learning', a.learning, c.learn, 'drop vxlan.learning or set learn in the data-plane config');
+    if (a.dev && a.dev !== (c.uplink.ifname ?? c.uplink.dev)) disagree('dev', a.dev, c.uplink.ifname ?? c.uplink.dev, 'drop vxlan.dev or fix uplink.ifname');
     if (a.remote && isIP(a.remote) !== isIP(this.cfg.uplink.vtep)) throw invalid(`vxlan.remote ${a.remote} is not the same IP family as this node's VTEP ${this.cfg.uplink.vtep}`);
     const same = this.atts.get(a.representor);
     if (same) throw conflict(`representor ${a.representor} is already attached (VNI ${same.vni}, MAC ${same.mac}${same.pci ? `, VF ${same.pci}` : ''}); detach it first`);
@@ -261,6 +279,11 @@ export class Daemon {
     if (!l) throw notFound(`representor ${a.representor}${a.pci ? ` of VF ${a.pci}` : ''} does not exist${a.netns ? ` in ${a.netns}` : ''}; is the VF (still) there?`);
     if (a.remote && !this.peers.some((p) => p.vtep === a.remote)) {
       this.peers.push({ vtep: a.remote });
+    }
+    const overhead = (isIP(c.uplink.vtep) === 6 ? 70 : 50) + (c.uplink.vlan !== undefined ? 4 : 0);
+    const mtu = c.tunnel.mtu || this.uplinkMtu;
+    if (mtu && l.mtu && l.mtu + overhead - 14 > mtu) {
+      this.log.warn(`${a.representor} has MTU ${l.mtu}, which needs an underlay MTU of ${l.mtu + overhead - 14}; the uplink has ${mtu}, so larger frames are dropped (mtu_exceeded). Give the pod an MTU ≤ ${mtu - overhead + 14} (CNI "mtu") or raise the underlay MTU`);
     }
     const claimed = claimNetdev(a.representor, a.netns);
     let port: PortInfo;
@@ -475,6 +498,28 @@ export class Daemon {
     releaseNetdev(this.uplinkClaim);
     this.uplinkClaim = null;
   }
+}
+
+/** Restored attachments whose VF no longer carries that VXLAN attachment in the
+ *  allocation store (a CNI DEL ran while the daemon was down). Without a store, none. */
+function staleAttachments(stateDir: string, list: AttachRequest[]): Set<AttachRequest> {
+  const out = new Set<AttachRequest>();
+  const withPci = list.filter((a) => a.pci);
+  if (!withPci.length || !existsSync(join(stateDir, 'alloc.db'))) return out;
+  let store: AllocStore | null = null;
+  try {
+    store = AllocStore.open(stateDir);
+    for (const a of withPci) {
+      const cur = store.get(a.pci!);
+      const att = cur?.attachment as { vxlan?: { vni?: number } | null; representor?: string } | null | undefined;
+      if (!cur || att?.vxlan?.vni !== a.vni || (att.representor && att.representor !== a.representor)) out.add(a);
+    }
+  } catch {
+    // an unreadable store says nothing: keep them all
+  } finally {
+    store?.close();
+  }
+  return out;
 }
 
 /** Counters as plain JSON: bigints become numbers (exact below 2^53). */

@@ -8,6 +8,7 @@
 //   unbind        device not bound to this driver → ENODEV
 // Writes are serialised by a lock in the simulator's state directory, as the kernel
 // serialises them with the device lock.
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ip, ipBatch, link } from '../net/ip.js';
@@ -268,6 +269,7 @@ export class SimKernel implements SysfsKernel {
       this.removeVfTree(pf, n);
       throw err;
     }
+    if (m.netdevs) vfOffloadsOff(Array.from({ length: n }, (_, j) => vfNetdev(m, pf.index, j)), m.parkNetns!);
     this.writeFile(`${pfDir}/sriov_numvfs`, String(n));
     if (autoprobe) for (let j = 0; j < n; j++) this.probe(this.vfPci(pf, j));
   }
@@ -373,6 +375,7 @@ export class SimKernel implements SysfsKernel {
           const mac = d.vf === null ? undefined : vfMac(this.m, d.pf.index, d.vf);
           ip(['link', 'add', name, ...(mac ? ['address', mac] : []), 'netns', this.m.parkNetns!, 'type', 'veth', 'peer', 'name', peer]);
           ip(['link', 'set', peer, 'up']);
+          vfOffloadsOff([name], this.m.parkNetns!);
         }
         fs.rmSync(this.abs(`${dir}/net`), { recursive: true, force: true });
         fs.rmSync(this.abs(`class/net/${name}`), { force: true });
@@ -415,6 +418,7 @@ export class SimKernel implements SysfsKernel {
           ['link', 'add', name, 'address', vfMac(this.m, d.pf.index, d.vf!), ...where, 'type', 'veth', 'peer', 'name', peer],
           ['link', 'set', peer, 'up'],
         ]);
+        vfOffloadsOff([name], inHost ? null : this.m.parkNetns!);
         this.applyEffects(d, this.readSettings(d));
       }
     });
@@ -496,3 +500,21 @@ export function simKernel(root: string): SimKernel {
 }
 
 registerSimKernel(simKernel);
+
+/**
+ * A real VF checksums and segments in hardware, so its representor and the wire see
+ * finished, MTU-sized frames. A veth passes the sender's unfinished work along instead
+ * (partial checksums, 64 KiB TSO frames), which a data plane reading the representor
+ * with AF_PACKET or AF_XDP would forward broken. Switching tx offload off on the VF end
+ * makes the kernel finish both in software before the frame leaves, as hardware would.
+ * Without ethtool the simulator still works, minus TCP through the data plane.
+ */
+function vfOffloadsOff(names: string[], netns: string | null): void {
+  if (names.length === 0) return;
+  const script = 'for d; do ethtool -K "$d" tx off >/dev/null 2>&1 || echo "$d"; done';
+  const cmd = netns ? ['ip', 'netns', 'exec', netns, 'sh', '-c', script, 'sh', ...names] : ['sh', '-c', script, 'sh', ...names];
+  const r = spawnSync(cmd[0]!, cmd.slice(1), { encoding: 'utf8', timeout: 30_000 });
+  if (r.error || r.status !== 0 || r.stdout.trim()) {
+    process.stderr.write(`vfplane sim: could not switch tx offload off on ${r.stdout.trim() || names.join(' ')} (is ethtool installed?); TCP through a data plane on this simulated NIC will fail\n`);
+  }
+}

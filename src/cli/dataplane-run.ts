@@ -1,0 +1,123 @@
+// The work behind `vfplane dataplane …`: the daemon in the foreground, and the client
+// side of its control socket with human tables or --json.
+import Table from 'cli-table3';
+import { loadConfig, socketPath } from '../dataplane/config.js';
+import { request } from '../dataplane/control.js';
+import { printJson } from './output.js';
+
+interface ClientOpts {
+  socket?: string;
+  stateDir?: string;
+  json?: boolean;
+}
+
+function sock(o: ClientOpts): string {
+  return o.socket ?? process.env.VFPLANE_DATAPLANE_SOCKET ?? socketPath({ stateDir: o.stateDir ?? process.env.VFPLANE_STATE_DIR ?? '/var/lib/vfplane' });
+}
+
+export async function dpRun(o: { config: string; metrics?: string; socket?: string; stateDir?: string; json?: boolean }): Promise<void> {
+  const cfg = loadConfig(o.config);
+  if (o.metrics) cfg.metrics = o.metrics;
+  if (o.socket) cfg.socket = o.socket;
+  if (o.stateDir) cfg.stateDir = o.stateDir;
+  const { Daemon } = await import('../dataplane/daemon.js');
+  const d = new Daemon(cfg);
+  await d.start();
+  if (o.json) process.stdout.write(JSON.stringify({ ready: true, socket: d.socket, metricsPort: d.metricsPort, pid: process.pid }) + '\n');
+  await new Promise<void>((resolve) => {
+    const stop = (sig: string) => {
+      d.log.info(`${sig}: draining and stopping`);
+      resolve();
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  });
+  await d.stop(200);
+  const c = d.counters();
+  if (o.json) process.stdout.write(JSON.stringify({ stopped: true, encapPkts: Number(c.engine.encapPkts ?? 0n), decapPkts: Number(c.engine.decapPkts ?? 0n) }) + '\n');
+  d.log.info(`stopped: ${c.engine.encapPkts ?? 0n} encapsulated, ${c.engine.decapPkts ?? 0n} decapsulated`);
+}
+
+export async function dpStatus(o: ClientOpts): Promise<void> {
+  const r = await request(sock(o), { op: 'status' });
+  if (o.json) return printJson(strip(r));
+  const s = r as unknown as {
+    node: string; backend: string; epoch: number; uplink: { name: string; vtep: string; mode?: string };
+    peers: { vtep: string; mac?: string }[]; attachments: { representor: string; pci?: string; vni: number; mac: string }[];
+    workers: { cpu: number; epoch: number }[];
+  };
+  console.log(`node ${s.node}: ${s.backend} backend, uplink ${s.uplink.name}${s.uplink.mode ? ` (${s.uplink.mode})` : ''}, VTEP ${s.uplink.vtep}, epoch ${s.epoch}, ${s.workers.length} worker(s) on CPU ${s.workers.map((w) => w.cpu).join(',')}`);
+  console.log(`peers: ${s.peers.map((p) => p.vtep + (p.mac ? ` (${p.mac})` : '')).join(', ') || 'none'}`);
+  const t = new Table({ head: ['representor', 'VF', 'VNI', 'MAC'], style: { head: [], border: [] } });
+  for (const a of s.attachments) t.push([a.representor, a.pci ?? '-', a.vni, a.mac]);
+  console.log(s.attachments.length ? t.toString() : 'no attachments');
+}
+
+type Counters = {
+  drops: Record<string, number>;
+  ports: { name: string; rxPkts: number; txPkts: number; rxBytes: number; txBytes: number; drops: number }[];
+  vnis: { vni: number; encapPkts: number; decapPkts: number; floodPkts: number; localPkts: number; drops: number }[];
+  engine: Record<string, number>;
+};
+
+export async function dpStats(o: ClientOpts & { interval?: number }): Promise<void> {
+  const first = (await request(sock(o), { op: 'stats' })).counters as Counters;
+  let rates: Map<string, number> | null = null;
+  if (o.interval) {
+    await new Promise((r) => setTimeout(r, o.interval));
+    const second = (await request(sock(o), { op: 'stats' })).counters as Counters;
+    rates = new Map();
+    for (const p of second.ports) {
+      const a = first.ports.find((x) => x.name === p.name);
+      rates.set(p.name, ((p.rxPkts - (a?.rxPkts ?? 0)) * 1000) / o.interval);
+    }
+    if (o.json) return printJson({ counters: second, rxPps: Object.fromEntries(rates) });
+    Object.assign(first, second);
+  }
+  if (o.json) return printJson({ counters: first });
+  const t = new Table({ head: ['port', 'rx pkts', 'tx pkts', 'rx bytes', 'tx bytes', 'drops', ...(rates ? ['rx pps'] : [])], style: { head: [], border: [] } });
+  for (const p of first.ports) t.push([p.name, p.rxPkts, p.txPkts, p.rxBytes, p.txBytes, p.drops, ...(rates ? [Math.round(rates.get(p.name) ?? 0)] : [])]);
+  console.log(t.toString());
+  const v = new Table({ head: ['VNI', 'encap', 'decap', 'flooded', 'local', 'drops'], style: { head: [], border: [] } });
+  for (const x of first.vnis) v.push([x.vni, x.encapPkts, x.decapPkts, x.floodPkts, x.localPkts, x.drops]);
+  console.log(v.toString());
+  const d = Object.entries(first.drops);
+  console.log(d.length ? `drops: ${d.map(([k, n]) => `${k} ${n}`).join(', ')}` : 'drops: none');
+}
+
+export async function dpAttach(o: ClientOpts & { representor: string; vni: number; mac: string; pci?: string }): Promise<void> {
+  const r = await request(sock(o), { op: 'attach', representor: o.representor, vni: o.vni, mac: o.mac, ...(o.pci ? { pci: o.pci } : {}) });
+  if (o.json) return printJson(strip(r));
+  console.log(`attached ${o.representor} to VNI ${o.vni} (epoch ${r.epoch})`);
+}
+
+export async function dpDetach(o: ClientOpts & { representor?: string; pci?: string }): Promise<void> {
+  if (!o.representor && !o.pci) {
+    const { UsageError } = await import('./errors.js');
+    throw new UsageError('give --representor IFNAME or --pci ADDR');
+  }
+  const r = await request(sock(o), { op: 'detach', ...(o.representor ? { representor: o.representor } : {}), ...(o.pci ? { pci: o.pci } : {}) });
+  if (o.json) return printJson(strip(r));
+  console.log(r.removed ? `detached (epoch ${r.epoch})` : 'nothing was attached there');
+}
+
+export async function dpOp(op: string, args: Record<string, unknown>, o: ClientOpts): Promise<void> {
+  const r = await request(sock(o), { op, ...args });
+  if (o.json) return printJson(strip(r));
+  console.log(`${op}: done (epoch ${r.epoch})`);
+}
+
+export async function dpFdbList(o: ClientOpts): Promise<void> {
+  const r = await request(sock(o), { op: 'fdb-list' });
+  if (o.json) return printJson(strip(r));
+  const t = new Table({ head: ['VNI', 'MAC', 'where', 'kind'], style: { head: [], border: [] } });
+  for (const e of r.local as { vni: number; mac: string; representor: string }[]) t.push([e.vni, e.mac, e.representor, 'local']);
+  for (const e of r.static as { vni: number; mac: string; vtep: string }[]) t.push([e.vni, e.mac, e.vtep, 'static']);
+  for (const e of r.learned as { vni: number; mac: string; vtep: string }[]) t.push([e.vni, e.mac, e.vtep, 'learned']);
+  console.log(t.toString());
+}
+
+function strip(r: Record<string, unknown>): Record<string, unknown> {
+  const { ok: _ok, id: _id, ...rest } = r;
+  return rest;
+}

@@ -1,0 +1,61 @@
+// `vfplane dataplane`: run the data-plane daemon, and talk to a running one over its
+// control socket (status, stats, attachments, peers, FDB). Work lives in dataplane-run.ts.
+import { Command, Option } from 'commander';
+import { intFlag, ipFlag, macFlag, vniFlag } from './flags.js';
+
+const common = (c: Command) =>
+  c
+    .option('--socket <path>', 'the control socket (env VFPLANE_DATAPLANE_SOCKET; default <state-dir>/dataplane.sock)')
+    .option('--state-dir <dir>', 'the state directory (env VFPLANE_STATE_DIR; default /var/lib/vfplane)')
+    .option('--json', 'print JSON on stdout', false);
+
+const run = async () => import('./dataplane-run.js');
+
+export function registerDataplane(program: Command): void {
+  const dp = program.command('dataplane').description('the native VXLAN data plane: run the daemon, inspect and change a running one');
+  dp.enablePositionalOptions();
+
+  dp.command('run')
+    .description('run the data-plane daemon in the foreground until SIGTERM/SIGINT (then drain and stop)')
+    .requiredOption('--config <file>', 'the data-plane config (YAML or JSON; see docs/dataplane.md)')
+    .option('--metrics <addr>', 'serve Prometheus metrics on HOST:PORT (overrides the config)')
+    .option('--socket <path>', 'the control socket (overrides the config)')
+    .option('--state-dir <dir>', 'the state directory (overrides the config)')
+    .option('--json', 'print one JSON line when ready, and one when stopped', false)
+    .action(async (o) => (await run()).dpRun(o));
+
+  common(dp.command('status').description('what the daemon runs: uplink, VTEP, peers, attachments, epoch')).action(async (o) => (await run()).dpStatus(o));
+  common(dp.command('stats').description('counters: per port, per VNI, drops by reason, per worker'))
+    .addOption(new Option('--interval <ms>', 'sample twice this far apart and print rates').argParser(intFlag('--interval', 100, 60000)))
+    .action(async (o) => (await run()).dpStats(o));
+
+  common(dp.command('attach').description('attach a VF representor to a VNI (what vfplane-cni does on ADD with vxlan)'))
+    .requiredOption('--representor <ifname>', 'the representor netdev of the VF')
+    .requiredOption('--vni <n>', 'the VNI', vniFlag())
+    .requiredOption('--mac <mac>', "the pod interface's MAC", macFlag('--mac'))
+    .option('--pci <addr>', 'the VF, for messages and detach --pci')
+    .action(async (o) => (await run()).dpAttach(o));
+  common(dp.command('detach').description('detach a representor (or the representor of a VF)'))
+    .option('--representor <ifname>', 'the representor netdev')
+    .option('--pci <addr>', 'the VF')
+    .action(async (o) => (await run()).dpDetach(o));
+
+  const peer = dp.command('peer').description('remote VTEPs');
+  common(peer.command('add').description('add (or update) a peer VTEP').argument('<vtep>', 'its address', ipFlag('VTEP')))
+    .option('--mac <mac>', "its MAC on the underlay (default: resolved by ARP)", macFlag('--mac'))
+    .action(async (vtep, o) => (await run()).dpOp('peer-add', { vtep, ...(o.mac ? { mac: o.mac } : {}) }, o));
+  common(peer.command('del').description('remove a peer VTEP').argument('<vtep>', 'its address', ipFlag('VTEP')))
+    .action(async (vtep, o) => (await run()).dpOp('peer-del', { vtep }, o));
+
+  const fdb = dp.command('fdb').description('the forwarding database: (VNI, MAC) → VTEP');
+  common(fdb.command('list').description('static, learned and local entries')).action(async (o) => (await run()).dpFdbList(o));
+  common(fdb.command('add').description('add a static entry'))
+    .requiredOption('--vni <n>', 'the VNI', vniFlag())
+    .requiredOption('--mac <mac>', 'the inner MAC', macFlag('--mac'))
+    .requiredOption('--vtep <ip>', 'the VTEP (must be a peer)', ipFlag('--vtep'))
+    .action(async (o) => (await run()).dpOp('fdb-add', { vni: o.vni, mac: o.mac, vtep: o.vtep }, o));
+  common(fdb.command('del').description('remove a static entry'))
+    .requiredOption('--vni <n>', 'the VNI', vniFlag())
+    .requiredOption('--mac <mac>', 'the inner MAC', macFlag('--mac'))
+    .action(async (o) => (await run()).dpOp('fdb-del', { vni: o.vni, mac: o.mac }, o));
+}

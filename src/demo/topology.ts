@@ -1,0 +1,308 @@
+// Two simulated Kubernetes nodes joined by an underlay, each with its own vfplane data
+// plane, and pods that get VFs through vfplane-cni exactly as under Multus. Optionally a
+// third node that runs the kernel's vxlan device instead of vfplane. Used by
+// `vfplane demo` and the overlay end-to-end tests; everything it makes carries the
+// prefix and is removed by down(), also after a failure half-way through up().
+//
+//   pod netns ─VF veth─ representor ─┐                       ┌─ representor ─VF veth─ pod netns
+//                           node A data plane ─ uplink ─┐ ┌─ uplink ─ node B data plane
+//                                                  underlay netns: bridge ── kernel node (vxlan)
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { createSim, destroySim } from '../sim/sim.js';
+import type { SimManifest } from '../sim/manifest.js';
+import { openSysfs } from '../sriov/sysfs.js';
+import { listVfs } from '../sriov/discover.js';
+import { request } from '../dataplane/control.js';
+import { packageRoot } from '../dataplane/native.js';
+import { systemError } from '../util/errors.js';
+
+export interface NodeSpec {
+  name: string; // one letter or word; part of netdev names
+  vtep: string;
+}
+
+export interface PodSpec {
+  name: string;
+  node: string;
+  vni: number;
+  ip: string; // with prefix length, e.g. 10.100.0.1/24
+}
+
+export interface TopologyOptions {
+  prefix: string; // ≤ 6 characters: netdev names are prefix + node + "f0r12"
+  workDir: string;
+  backend?: 'afpacket' | 'afxdp';
+  nodes?: NodeSpec[];
+  kernelNode?: { vtep: string; vni: number; ip: string } | null;
+  vfsPerNode?: number;
+  log?: (msg: string) => void;
+  /** Extra settings for every node's data-plane config. */
+  dataplane?: Record<string, unknown>;
+}
+
+export interface Node {
+  spec: NodeSpec;
+  sim: SimManifest;
+  root: string;
+  stateDir: string;
+  socket: string;
+  config: string;
+  proc: ChildProcess | null;
+  stderr: string[];
+}
+
+export interface Pod {
+  spec: PodSpec;
+  netns: string; // name under /run/netns
+  ifname: string;
+  pci: string;
+  mac: string;
+  containerId: string;
+}
+
+function run(cmd: string, args: string[], input?: string): string {
+  const r = spawnSync(cmd, args, { encoding: 'utf8', input, timeout: 60_000 });
+  if (r.status !== 0) throw systemError(`${cmd} ${args.join(' ')}: ${(r.stderr || r.error?.message || '').trim()}`);
+  return r.stdout;
+}
+const ipc = (...a: string[]) => run('ip', a);
+const quiet = (cmd: string, args: string[]) => spawnSync(cmd, args, { stdio: 'ignore', timeout: 30_000 });
+
+export class Topology {
+  readonly nodes = new Map<string, Node>();
+  readonly pods = new Map<string, Pod>();
+  readonly underlay: string;
+  readonly kernelNs: string;
+  private readonly o: Required<Omit<TopologyOptions, 'kernelNode' | 'dataplane'>> & Pick<TopologyOptions, 'kernelNode' | 'dataplane'>;
+  private readonly made = { netns: new Set<string>(), sims: new Set<string>() };
+
+  constructor(o: TopologyOptions) {
+    this.o = {
+      backend: 'afpacket',
+      nodes: [{ name: 'a', vtep: '192.0.2.1' }, { name: 'b', vtep: '192.0.2.2' }],
+      vfsPerNode: 4,
+      log: () => undefined,
+      ...o,
+    };
+    this.underlay = `${o.prefix}-ul`;
+    this.kernelNs = `${o.prefix}-k`;
+  }
+
+  private netnsAdd(name: string): void {
+    ipc('netns', 'add', name);
+    this.made.netns.add(name);
+    ipc('-n', name, 'link', 'set', 'lo', 'up');
+  }
+
+  /** Builds the underlay, the nodes' simulated NICs, their data planes and the kernel node. */
+  async up(): Promise<void> {
+    const { prefix, workDir, log } = this.o;
+    mkdirSync(workDir, { recursive: true });
+    this.netnsAdd(this.underlay);
+    ipc('-n', this.underlay, 'link', 'add', 'br0', 'type', 'bridge');
+    ipc('-n', this.underlay, 'link', 'set', 'br0', 'up');
+    const peers = this.o.nodes.map((n) => n.vtep);
+    if (this.o.kernelNode) peers.push(this.o.kernelNode.vtep);
+    for (const spec of this.o.nodes) {
+      const root = join(workDir, `node-${spec.name}`);
+      const stateDir = join(root, 'state');
+      mkdirSync(stateDir, { recursive: true });
+      const sim = createSim({ profile: 'sim', pfs: 1, vfs: this.o.vfsPerNode, root: join(root, 'sys'), prefix: `${prefix}${spec.name}` });
+      this.made.sims.add(sim.root);
+      const pf = sim.pfs[0]!;
+      // The PF's underlay end joins the underlay bridge; the PF netdev itself is the uplink.
+      // A jumbo underlay, as VXLAN deployments use: pods keep MTU 1500 and the 50 bytes of
+      // outer headers still fit.
+      ipc('link', 'set', pf.netdev, 'mtu', '9000');
+      ipc('link', 'set', pf.uplinkPeer, 'netns', this.underlay);
+      ipc('-n', this.underlay, 'link', 'set', pf.uplinkPeer, 'mtu', '9000', 'master', 'br0', 'up');
+      const socket = join(stateDir, 'dataplane.sock');
+      const config = join(root, 'dataplane.json');
+      writeFileSync(config, JSON.stringify({
+        node: spec.name,
+        backend: this.o.backend,
+        uplink: { ifname: pf.netdev, vtep: spec.vtep },
+        peers: peers.filter((p) => p !== spec.vtep).map((vtep) => ({ vtep })),
+        stateDir,
+        socket,
+        ...(this.o.dataplane ?? {}),
+      }, null, 2));
+      const node: Node = { spec, sim, root, stateDir, socket, config, proc: null, stderr: [] };
+      this.nodes.set(spec.name, node);
+      log(`node ${spec.name}: simulated ${sim.profile} NIC ${pf.pci} (${this.o.vfsPerNode} VFs), uplink ${pf.netdev}, VTEP ${spec.vtep}`);
+    }
+    if (this.o.kernelNode) this.kernelUp(this.o.kernelNode);
+    for (const n of this.nodes.values()) await this.startDaemon(n);
+  }
+
+  private kernelUp(k: { vtep: string; vni: number; ip: string }): void {
+    const ns = this.kernelNs;
+    this.netnsAdd(ns);
+    const a = `${this.o.prefix}k0`;
+    const b = `${this.o.prefix}k1`;
+    ipc('link', 'add', a, 'netns', ns, 'type', 'veth', 'peer', 'name', b, 'netns', this.underlay);
+    ipc('-n', this.underlay, 'link', 'set', b, 'mtu', '9000', 'master', 'br0', 'up');
+    ipc('-n', ns, 'addr', 'add', `${k.vtep}/24`, 'dev', a);
+    ipc('-n', ns, 'link', 'set', a, 'mtu', '9000', 'up');
+    // Like a NIC, the kernel node's port finishes checksums and segments itself, so its
+    // frames on the (veth) underlay are what a wire would carry.
+    quiet('ip', ['netns', 'exec', ns, 'ethtool', '-K', a, 'tx', 'off']);
+    ipc('-n', ns, 'link', 'add', 'vx0', 'mtu', '1500', 'type', 'vxlan', 'id', String(k.vni), 'dstport', '4789', 'local', k.vtep, 'dev', a);
+    // Head-end replication to every vfplane node: the all-zeros FDB entry, once per VTEP.
+    for (const n of this.o.nodes) run('bridge', ['-n', ns, 'fdb', 'append', '00:00:00:00:00:00', 'dev', 'vx0', 'dst', n.vtep]);
+    ipc('-n', ns, 'addr', 'add', k.ip, 'dev', 'vx0');
+    ipc('-n', ns, 'link', 'set', 'vx0', 'up');
+    this.o.log(`kernel node: vxlan device vx0 (VNI ${k.vni}) in netns ${ns}, VTEP ${k.vtep}, ${k.ip}`);
+  }
+
+  async startDaemon(n: Node): Promise<void> {
+    const bin = join(packageRoot(), 'bin', 'vfplane.js');
+    const p = spawn(process.execPath, [bin, 'dataplane', 'run', '--config', n.config, '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    n.proc = p;
+    n.stderr = [];
+    p.stderr!.setEncoding('utf8');
+    p.stderr!.on('data', (d: string) => n.stderr.push(...d.split('\n').filter(Boolean)));
+    const ready = await new Promise<boolean>((resolve) => {
+      let out = '';
+      p.stdout!.setEncoding('utf8');
+      p.stdout!.on('data', (d: string) => {
+        out += d;
+        if (out.includes('"ready":true')) resolve(true);
+      });
+      p.once('exit', () => resolve(false));
+      setTimeout(() => resolve(false), 20_000);
+    });
+    if (!ready) {
+      p.kill('SIGKILL');
+      throw systemError(`the data plane of node ${n.spec.name} did not start:\n${n.stderr.join('\n')}`);
+    }
+    this.o.log(`node ${n.spec.name}: data plane running (pid ${p.pid}), control socket ${n.socket}`);
+  }
+
+  async stopDaemon(n: Node, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+    const p = n.proc;
+    if (!p || p.exitCode !== null) return;
+    const done = new Promise<void>((r) => p.once('exit', () => r()));
+    p.kill(signal);
+    const t = setTimeout(() => p.kill('SIGKILL'), 10_000);
+    await done;
+    clearTimeout(t);
+    n.proc = null;
+  }
+
+  /** A pod on a node: its own netns, a VF through vfplane-cni ADD with vxlan. */
+  async addPod(spec: PodSpec): Promise<Pod> {
+    const n = this.nodes.get(spec.node);
+    if (!n) throw systemError(`no node ${spec.node}`);
+    const netns = `${this.o.prefix}-${spec.name}`;
+    this.netnsAdd(netns);
+    const used = new Set([...this.pods.values()].filter((p) => p.spec.node === spec.node).map((p) => p.pci));
+    const sysfs = await openSysfs(n.sim.root);
+    const vf = listVfs(sysfs).find((v) => !used.has(v.pci));
+    if (!vf) throw systemError(`node ${spec.node} has no free VF for pod ${spec.name}`);
+    const containerId = `${this.o.prefix}-${spec.name}-ctr`;
+    const r = this.cni('ADD', n, spec, netns, containerId, vf.pci);
+    const iface = (r.interfaces as { name: string; mac: string }[])[0]!;
+    const pod: Pod = { spec, netns, ifname: 'eth0', pci: vf.pci, mac: iface.mac, containerId };
+    this.pods.set(spec.name, pod);
+    this.o.log(`pod ${spec.name} on node ${spec.node}: VF ${vf.pci} as eth0 ${iface.mac}, ${spec.ip}, VNI ${spec.vni}`);
+    return pod;
+  }
+
+  async delPod(name: string): Promise<void> {
+    const p = this.pods.get(name);
+    if (!p) return;
+    const n = this.nodes.get(p.spec.node)!;
+    this.cni('DEL', n, p.spec, p.netns, p.containerId, p.pci);
+    this.pods.delete(name);
+    quiet('ip', ['netns', 'del', p.netns]);
+    this.made.netns.delete(p.netns);
+  }
+
+  private cni(cmd: 'ADD' | 'DEL', n: Node, spec: PodSpec, netns: string, containerId: string, pci: string): Record<string, unknown> {
+    const conf = {
+      cniVersion: '1.0.0',
+      name: `overlay-${spec.vni}`,
+      type: 'vfplane-cni',
+      deviceID: pci,
+      sysfsRoot: n.sim.root,
+      stateDir: n.stateDir,
+      vxlan: { vni: spec.vni },
+      ipam: { type: 'static', addresses: [{ address: spec.ip }] },
+    };
+    const bin = join(packageRoot(), 'bin', 'vfplane-cni.js');
+    const r = spawnSync(process.execPath, [bin], {
+      input: JSON.stringify(conf),
+      encoding: 'utf8',
+      timeout: 60_000,
+      env: {
+        ...process.env,
+        CNI_COMMAND: cmd,
+        CNI_CONTAINERID: containerId,
+        CNI_NETNS: `/run/netns/${netns}`,
+        CNI_IFNAME: 'eth0',
+        CNI_PATH: '/usr/lib/cni',
+        CNI_ARGS: `IgnoreUnknown=true;K8S_POD_NAMESPACE=default;K8S_POD_NAME=${spec.name}`,
+      },
+    });
+    if (r.status !== 0) throw systemError(`vfplane-cni ${cmd} for pod ${spec.name} failed: ${r.stdout || r.stderr}`);
+    return r.stdout.trim() ? (JSON.parse(r.stdout) as Record<string, unknown>) : {};
+  }
+
+  /** Runs a command inside a pod's netns. */
+  exec(pod: string, cmd: string[], timeoutMs = 30_000): { code: number; stdout: string; stderr: string } {
+    const p = this.pods.get(pod);
+    const ns = p ? p.netns : pod;
+    const r = spawnSync('ip', ['netns', 'exec', ns, ...cmd], { encoding: 'utf8', timeout: timeoutMs });
+    return { code: r.status ?? -1, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
+  }
+
+  ping(from: string, to: string, count = 3): { ok: boolean; received: number; rtts: number[] } {
+    const r = this.exec(from, ['ping', '-c', String(count), '-i', '0.2', '-W', '2', to]);
+    const m = /(\d+) received/.exec(r.stdout);
+    const rtts = [...r.stdout.matchAll(/time=([\d.]+) ms/g)].map((x) => Number(x[1]));
+    return { ok: r.code === 0, received: m ? Number(m[1]) : 0, rtts };
+  }
+
+  async control(node: string, req: Record<string, unknown>): Promise<Record<string, unknown>> {
+    return request(this.nodes.get(node)!.socket, req);
+  }
+
+  /** Removes everything, in an order that never strands a netdev: pods (CNI DEL while
+   *  the data planes run), data planes, simulators, namespaces. Never throws. */
+  async down(): Promise<string[]> {
+    const problems: string[] = [];
+    for (const name of [...this.pods.keys()]) {
+      try {
+        await this.delPod(name);
+      } catch (e) {
+        problems.push((e as Error).message);
+      }
+    }
+    for (const n of this.nodes.values()) {
+      try {
+        await this.stopDaemon(n);
+      } catch (e) {
+        problems.push((e as Error).message);
+      }
+    }
+    for (const root of this.made.sims) {
+      try {
+        if (existsSync(join(root, 'vfplane-sim.json'))) destroySim(root);
+      } catch (e) {
+        problems.push((e as Error).message);
+      }
+    }
+    for (const ns of this.made.netns) quiet('ip', ['netns', 'del', ns]);
+    this.made.netns.clear();
+    this.made.sims.clear();
+    try {
+      rmSync(this.o.workDir, { recursive: true, force: true });
+    } catch {
+      // leftovers in a temp dir are harmless
+    }
+    return problems;
+  }
+}
