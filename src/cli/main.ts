@@ -10,6 +10,7 @@ import { registerSriov } from './sriov.js';
 import { registerCni } from './cni.js';
 import { registerDoctor } from './doctor.js';
 import { registerDataplane } from './dataplane.js';
+import { registerDemo } from './demo.js';
 
 const pkg = createRequire(import.meta.url)('../../package.json') as { version: string };
 
@@ -28,6 +29,7 @@ export function buildProgram(): Command {
   registerCni(program);
   registerDoctor(program);
   registerDataplane(program);
+  registerDemo(program);
   // Subcommands inherit the same exit behaviour: usage errors exit 2.
   for (const c of program.commands) {
     c.exitOverride();

@@ -1,0 +1,17 @@
+// `vfplane demo`: the whole product on one machine — two simulated nodes with their own
+// data planes, pods given VFs by vfplane-cni, traffic across the VXLAN overlay, a node
+// on the kernel's vxlan device — then a report, and everything torn down.
+import { Command, Option } from 'commander';
+import { choiceFlag, intFlag } from './flags.js';
+
+export function registerDemo(program: Command): void {
+  program
+    .command('demo')
+    .description('bring up two simulated nodes with vfplane data planes and pods on a VXLAN overlay, run traffic, report, tear down (root)')
+    .addOption(new Option('--backend <name>', 'the data planes\' I/O backend').argParser(choiceFlag('--backend', ['afpacket', 'afxdp'] as const)).default('afpacket'))
+    .addOption(new Option('--seconds <n>', 'seconds of TCP and of small-packet traffic').argParser(intFlag('--seconds', 1, 600)).default(3))
+    .option('--no-kernel-node', 'leave out the third node that uses the kernel vxlan device')
+    .option('--keep', 'leave the topology up after the report (tear down with Ctrl-C)', false)
+    .option('--json', 'print the report as JSON on stdout', false)
+    .action(async (o) => (await import('../demo/demo.js')).runDemo(o));
+}

@@ -1,0 +1,186 @@
+// The work behind `vfplane demo` (see src/cli/demo.ts): topology up, traffic, a report
+// of what happened (VFs, attachments, counters, Mpps), topology down — also on Ctrl-C,
+// SIGTERM or a failure half-way.
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Table from 'cli-table3';
+import { Topology } from './topology.js';
+import { destroySim } from '../sim/sim.js';
+import { pidAlive } from '../util/proc.js';
+import { unavailable } from '../util/errors.js';
+import { printJson } from '../cli/output.js';
+
+interface DemoOpts {
+  backend: 'afpacket' | 'afxdp';
+  seconds: number;
+  kernelNode: boolean;
+  keep: boolean;
+  json: boolean;
+}
+
+const WORK_TAG = 'vfplane-demo-';
+
+/** Removes what a killed demo left: its simulators and namespaces. */
+function sweep(): void {
+  for (const d of readdirSync(tmpdir())) {
+    const m = new RegExp(`^${WORK_TAG}(\\d+)$`).exec(d);
+    if (!m || pidAlive(Number(m[1]))) continue;
+    const dir = join(tmpdir(), d);
+    for (const n of existsSync(dir) ? readdirSync(dir) : []) {
+      try {
+        if (existsSync(join(dir, n, 'sys', 'vfplane-sim.json'))) destroySim(join(dir, n, 'sys'));
+      } catch {
+        // best effort
+      }
+    }
+    const prefix = demoPrefix(Number(m[1]));
+    const ns = spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).stdout ?? '';
+    for (const l of ns.split('\n')) {
+      const name = l.split(' ')[0];
+      if (name?.startsWith(`${prefix}-`)) spawnSync('ip', ['netns', 'del', name], { stdio: 'ignore' });
+    }
+    spawnSync('rm', ['-rf', dir]);
+  }
+}
+
+const demoPrefix = (pid: number) => `d${(pid % 1_679_616).toString(36)}`;
+
+function need(cmds: string[]): void {
+  if (process.getuid?.() !== 0) throw unavailable('vfplane demo builds network namespaces and veths: run it as root');
+  for (const c of cmds) {
+    if (spawnSync('sh', ['-c', 'command -v "$1"', 'sh', c]).status !== 0) {
+      throw unavailable(`vfplane demo needs ${c}; run ./scripts/setup (or apt-get install ${c === 'ping' ? 'iputils-ping' : c})`);
+    }
+  }
+}
+
+export async function runDemo(o: DemoOpts): Promise<void> {
+  need(['ip', 'iperf3', 'ping', 'ethtool']);
+  sweep();
+  const say = (m: string) => {
+    if (!o.json) process.stderr.write(`${m}\n`);
+  };
+  const workDir = join(tmpdir(), `${WORK_TAG}${process.pid}`);
+  mkdirSync(workDir, { recursive: true });
+  const topo = new Topology({
+    prefix: demoPrefix(process.pid),
+    workDir,
+    backend: o.backend,
+    kernelNode: o.kernelNode ? { vtep: '192.0.2.9', vni: 100, ip: '10.100.0.9/24' } : null,
+    log: (m) => say(`  ${m}`),
+  });
+  let tearing: Promise<string[]> | null = null;
+  const teardown = () => (tearing ??= topo.down());
+  const onSignal = (sig: NodeJS.Signals) => {
+    say(`\n${sig}: tearing the demo down`);
+    void teardown().then(() => process.exit(130));
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  try {
+    say(`vfplane demo: two simulated nodes, ${o.backend} data planes, VXLAN between them${o.kernelNode ? ', and a node on the kernel vxlan device' : ''}`);
+    say('1. topology');
+    await topo.up();
+    say('2. pods get VFs through vfplane-cni (vxlan: {vni})');
+    await topo.addPod({ name: 'a1', node: 'a', vni: 100, ip: '10.100.0.1/24' });
+    await topo.addPod({ name: 'b1', node: 'b', vni: 100, ip: '10.100.0.2/24' });
+    await topo.addPod({ name: 'a2', node: 'a', vni: 200, ip: '10.100.0.4/24' });
+    await topo.addPod({ name: 'b2', node: 'b', vni: 200, ip: '10.100.0.3/24' });
+
+    say('3. traffic');
+    const checks: { what: string; expect: 'reach' | 'isolated'; received: number; sent: number; ok: boolean; rttMs?: number }[] = [];
+    const check = (what: string, from: string, to: string, expect: 'reach' | 'isolated') => {
+      const r = topo.ping(from, to, 4);
+      const ok = expect === 'reach' ? r.received >= 3 : r.received === 0;
+      const rtt = r.rtts.length ? r.rtts.slice(1).concat(r.rtts[0]!).sort((x, y) => x - y)[Math.floor(r.rtts.length / 2)] : undefined;
+      checks.push({ what, expect, received: r.received, sent: 4, ok, ...(rtt !== undefined ? { rttMs: rtt } : {}) });
+      say(`  ${ok ? 'ok  ' : 'FAIL'} ${what}: ${r.received}/4 replies${expect === 'isolated' ? ' (must be 0)' : ''}`);
+    };
+    check('a1 → b1, VNI 100 across nodes', 'a1', '10.100.0.2', 'reach');
+    check('a2 → b2, VNI 200 across nodes', 'a2', '10.100.0.3', 'reach');
+    check('b2 (VNI 200) → a1 (VNI 100)', 'b2', '10.100.0.1', 'isolated');
+    check('a1 (VNI 100) → a2 (VNI 200), same node', 'a1', '10.100.0.4', 'isolated');
+    if (o.kernelNode) check('a1 → kernel node vx0 (VNI 100)', 'a1', '10.100.0.9', 'reach');
+
+    // TCP: one iperf3 stream a1 → b1.
+    const server = spawn('ip', ['netns', 'exec', topo.pods.get('b1')!.netns, 'iperf3', '-s', '-p', '5201'], { stdio: 'ignore' });
+    await new Promise((r) => setTimeout(r, 400));
+    const tcp = topo.exec('a1', ['iperf3', '-c', '10.100.0.2', '-p', '5201', '-t', String(o.seconds), '-J'], (o.seconds + 20) * 1000);
+    let tcpGbps: number | null = null;
+    try {
+      tcpGbps = (JSON.parse(tcp.stdout) as { end: { sum_received: { bits_per_second: number } } }).end.sum_received.bits_per_second / 1e9;
+    } catch {
+      say(`  iperf3 TCP failed: ${(tcp.stdout + tcp.stderr).trim().slice(0, 300)}`);
+    }
+    if (tcpGbps !== null) say(`  TCP a1 → b1: ${tcpGbps.toFixed(2)} Gbit/s (iperf3, one stream)`);
+    // Small packets: UDP 64-byte payloads, unlimited rate; the data planes' own counters
+    // say how many they encapsulated and decapsulated per second.
+    const before = await nodeCounters(topo);
+    const t0 = process.hrtime.bigint();
+    topo.exec('a1', ['iperf3', '-c', '10.100.0.2', '-p', '5201', '-u', '-l', '64', '-b', '0', '-t', String(o.seconds)], (o.seconds + 20) * 1000);
+    const secs = Number(process.hrtime.bigint() - t0) / 1e9;
+    const after = await nodeCounters(topo);
+    server.kill();
+    const encapMpps = (after.a.encap - before.a.encap) / secs / 1e6;
+    const decapMpps = (after.b.decap - before.b.decap) / secs / 1e6;
+    say(`  UDP 64 B a1 → b1: node a encapsulated ${encapMpps.toFixed(3)} Mpps, node b decapsulated ${decapMpps.toFixed(3)} Mpps (offered by one iperf3 on a shared CPU)`);
+
+    say('4. what the data planes did');
+    const report: Record<string, unknown> = { backend: o.backend, checks, tcpGbps, udp64: { seconds: secs, encapMpps, decapMpps }, nodes: {} };
+    for (const name of topo.nodes.keys()) {
+      const status = await topo.control(name, { op: 'status' });
+      const stats = (await topo.control(name, { op: 'stats' })).counters as Record<string, unknown>;
+      const fdb = await topo.control(name, { op: 'fdb-list' });
+      (report.nodes as Record<string, unknown>)[name] = { status, counters: stats, fdb };
+      if (!o.json) printNode(name, status, stats, fdb);
+    }
+    const failed = checks.filter((c) => !c.ok);
+    if (o.json) printJson(report);
+    else say(failed.length ? `\n${failed.length} check(s) failed` : '\nall checks passed');
+    if (o.keep) {
+      say('the topology stays up (--keep); press Ctrl-C to tear it down');
+      await new Promise(() => undefined);
+    }
+    if (failed.length) process.exitCode = 1;
+  } catch (e) {
+    const logs = [...topo.nodes.values()].flatMap((n) => n.stderr.slice(-20).map((l) => `  [${n.spec.name}] ${l}`));
+    if (logs.length) process.stderr.write(`data-plane logs:\n${logs.join('\n')}\n`);
+    throw e;
+  } finally {
+    say('5. tearing down');
+    const problems = await teardown();
+    for (const p of problems) process.stderr.write(`teardown: ${p}\n`);
+    process.removeListener('SIGINT', onSignal);
+    process.removeListener('SIGTERM', onSignal);
+  }
+}
+
+async function nodeCounters(topo: Topology): Promise<Record<string, { encap: number; decap: number }>> {
+  const out: Record<string, { encap: number; decap: number }> = {};
+  for (const n of topo.nodes.keys()) {
+    const c = (await topo.control(n, { op: 'stats' })).counters as { engine: Record<string, number> };
+    out[n] = { encap: c.engine.encapPkts ?? 0, decap: c.engine.decapPkts ?? 0 };
+  }
+  return out;
+}
+
+function printNode(name: string, status: Record<string, unknown>, c: Record<string, unknown>, fdb: Record<string, unknown>): void {
+  const s = status as { backend: string; uplink: { name: string; vtep: string; mode?: string }; epoch: number; attachments: { representor: string; pci?: string; vni: number; mac: string; owner?: Record<string, string> }[] };
+  console.log(`\nnode ${name}: ${s.backend} data plane on uplink ${s.uplink.name}${s.uplink.mode ? ` (${s.uplink.mode} XDP)` : ''}, VTEP ${s.uplink.vtep}, config epoch ${s.epoch}`);
+  const att = new Table({ head: ['VF', 'representor', 'pod', 'VNI', 'MAC'], style: { head: [], border: [] } });
+  for (const a of s.attachments) att.push([a.pci ?? '-', a.representor, a.owner?.containerId?.replace(/-ctr$/, '').replace(/^[^-]+-/, '') ?? '-', a.vni, a.mac]);
+  console.log(att.toString());
+  const cc = c as { ports: { name: string; rxPkts: number; txPkts: number; drops: number }[]; vnis: { vni: number; encapPkts: number; decapPkts: number; floodPkts: number; localPkts: number; drops: number }[]; drops: Record<string, number> };
+  const ports = new Table({ head: ['port', 'rx pkts', 'tx pkts', 'drops'], style: { head: [], border: [] } });
+  for (const p of cc.ports) ports.push([p.name, p.rxPkts, p.txPkts, p.drops]);
+  const vnis = new Table({ head: ['VNI', 'encap', 'decap', 'flooded', 'local', 'drops'], style: { head: [], border: [] } });
+  for (const v of cc.vnis) vnis.push([v.vni, v.encapPkts, v.decapPkts, v.floodPkts, v.localPkts, v.drops]);
+  console.log(ports.toString());
+  console.log(vnis.toString());
+  const drops = Object.entries(cc.drops);
+  console.log(`drops by reason: ${drops.length ? drops.map(([k, v]) => `${k} ${v}`).join(', ') : 'none'}`);
+  const learned = (fdb as { learned: { vni: number; mac: string; vtep: string }[] }).learned;
+  console.log(`learned FDB: ${learned.length ? learned.map((e) => `${e.mac}@VNI${e.vni}→${e.vtep}`).join(', ') : 'empty'}`);
+}
