@@ -151,7 +151,7 @@ export function parsePing(out: string, warm = 5): number[] {
 /** testpmd's periodic port statistics: the Tx-pps of port `port` in each report. */
 export function parseTestpmdTxPps(out: string, port: number): number[] {
   const res: number[] = [];
-  const re = /Port statistics.*?port\s+(\d+)\s+#+([\s\S]*?)#{20,}/g;
+  const re = /statistics for port\s+(\d+)\s+#+([\s\S]*?)#{20,}/g;
   for (const m of out.matchAll(re)) {
     if (Number(m[1]) !== port) continue;
     const tx = /Tx-pps:\s+(\d+)/.exec(m[2]!);
