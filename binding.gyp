@@ -82,6 +82,25 @@
           "libraries": ["<!@(pkg-config --libs libdpdk)"]
         }]
       ]
+    },
+    {
+      # vfp-pktgen: the I/O benchmark's generator (AF_PACKET/AF_XDP tx of a fixed frame
+      # set) and sink (an XDP program that counts and drops), native/tools/vfp_pktgen.c.
+      "target_name": "vfp-pktgen",
+      "type": "executable",
+      "sources": ["native/tools/vfp_pktgen.c", "native/io/memory.c", "native/io/afpacket.c"],
+      "include_dirs": ["native"],
+      "defines": ["_GNU_SOURCE", "VFP_HAVE_AFPACKET=1"],
+      "libraries": ["-lpthread"],
+      "cflags": ["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"],
+      "cflags_c": ["-std=c11"],
+      "conditions": [
+        ["have_afxdp==1", {
+          "defines": ["VFP_HAVE_AFXDP=1"],
+          "sources": ["native/io/afxdp.c"],
+          "libraries": ["<!@(pkg-config --libs libxdp libbpf)", "-lpthread"]
+        }]
+      ]
     }
   ]
 }

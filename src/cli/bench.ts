@@ -1,5 +1,5 @@
-// `vfplane bench`: measure the data plane. Today the memory backend (engine only); the
-// I/O backends (afxdp, dpdk, afpacket) arrive with the data plane.
+// `vfplane bench`: measure the data plane: the memory backend (engine only), or an I/O
+// backend (afxdp, dpdk, afpacket) against the kernel's vxlan device on a veth topology.
 import { Command, Option } from 'commander';
 import { choiceFlag, intFlag, intListFlag, vniFlag } from './flags.js';
 
@@ -23,6 +23,13 @@ export function registerBench(program: Command): void {
     .addOption(new Option('--ipv6', 'IPv6 underlay (default IPv4)').default(false))
     .addOption(new Option('--vni <n>', 'VNI to encapsulate with').argParser(vniFlag()).default(100))
     .option('--json', 'print the results as JSON on stdout', false)
+    .option('--chart <file>', 'I/O backends: write an SVG chart of Mpps against size here (default ./vfplane-bench-<backend>.svg)')
+    .option('--no-kernel', 'I/O backends: skip the kernel vxlan DUT')
+    .option('--no-null', 'dpdk: skip the net_null comparison with dpdk-testpmd')
+    .addOption(new Option('--gen <backend>', 'I/O backends: the generator\'s tx path').argParser(choiceFlag('--gen', ['afxdp', 'afpacket'] as const)).default('afxdp'))
+    .addOption(new Option('--pings <n>', 'I/O backends: pings for the latency (0: none)').argParser(intFlag('--pings', 0, 100000)).default(1000))
+    .option('--pci <addr>', 'dpdk on a real NIC: a vfio-pci VF as the uplink, a net_null pod port as the source')
+    .option('--iface <name>', 'afxdp on a real NIC: that netdev as the uplink, a memory generator as the pod')
     .action(async (o) => (await import('../bench/run.js')).runBench(o));
 
   // Subcommands are matched before the default action; with positional options (here

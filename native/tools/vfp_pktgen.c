@@ -1,0 +1,309 @@
+/* vfp-pktgen: the traffic generator and sink of `vfplane bench --backend afxdp|dpdk|afpacket`.
+ * `gen` blasts a fixed frame set out of one interface (AF_XDP or AF_PACKET tx, through the
+ * project's own ports) as fast as it can; `sink` counts and drops every frame arriving on
+ * an interface with a tiny XDP program. Both answer "mark" lines on stdin with a JSON
+ * snapshot of their counters, so the caller times the measurement window itself. */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <net/if.h>
+
+#include "io/afpacket.h"
+#include "io/memory.h"
+#include "io/port.h"
+#ifdef VFP_HAVE_AFXDP
+#include "io/afxdp.h"
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <linux/bpf.h>
+#include <linux/if_link.h>
+#endif
+
+static void *heap_alloc(void *ctx, size_t size, size_t align) {
+    (void)ctx;
+    void *p = NULL;
+    if (posix_memalign(&p, align < sizeof(void *) ? sizeof(void *) : align, size)) return NULL;
+    memset(p, 0, size);
+    return p;
+}
+static void heap_free(void *ctx, void *p, size_t size) { (void)ctx, (void)size; free(p); }
+static const vfp_alloc heap = { heap_alloc, heap_free, NULL };
+
+static uint64_t now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void usage(void) {
+    fprintf(stderr,
+            "usage: vfp-pktgen gen  --iface NAME --frames FILE [--backend afxdp|afpacket] [--burst N]\n"
+            "       vfp-pktgen sink --iface NAME [--mode native|skb]\n"
+            "FILE holds frames as [u16 big-endian length][bytes]...; the generator cycles through them.\n"
+            "Both print {\"ready\":true}, then answer each \"mark\" line on stdin with a JSON snapshot\n"
+            "and exit on \"quit\" or end of input. Run them in the interface's netns (ip netns exec).\n");
+}
+
+/* ------------------------------------------------------------ generator */
+
+typedef struct gen {
+    vfp_port *src, *dst;
+    unsigned burst;
+    atomic_int stop;
+    _Atomic uint64_t sent, bytes, full;
+} gen;
+
+static void *gen_main(void *arg) {
+    gen *g = arg;
+    vfp_pkt *pk[VFP_MAX_BURST];
+    uint64_t sent = 0, bytes = 0, full = 0;
+    while (!atomic_load_explicit(&g->stop, memory_order_relaxed)) {
+        uint16_t n = vfp_port__rx_burst(g->src, 0, pk, (uint16_t)g->burst);
+        uint16_t s = vfp_port__tx_burst(g->dst, 0, pk, n);
+        for (uint16_t i = 0; i < s; i++) bytes += pk[i]->len;
+        sent += s;
+        if (s < n) {
+            /* The ring is full: the memory generator's packets need no release; push the
+             * queued ones out so the ring drains. */
+            full += (uint64_t)(n - s);
+            vfp_pkt__free_burst(pk + s, (uint16_t)(n - s));
+            vfp_port__flush(g->dst, 0);
+        }
+        atomic_store_explicit(&g->sent, sent, memory_order_relaxed);
+        atomic_store_explicit(&g->bytes, bytes, memory_order_relaxed);
+        atomic_store_explicit(&g->full, full, memory_order_relaxed);
+    }
+    vfp_port__flush(g->dst, 0);
+    return NULL;
+}
+
+static int load_frames(const char *path, vfp_mem_frame **out, uint32_t *n_out, uint8_t **blob) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return -errno;
+    fseek(f, 0, SEEK_END);
+    long sz = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    uint8_t *b = malloc(sz > 0 ? (size_t)sz : 1);
+    if (!b || fread(b, 1, (size_t)sz, f) != (size_t)sz) {
+        fclose(f);
+        free(b);
+        return -EIO;
+    }
+    fclose(f);
+    uint32_t n = 0;
+    for (long o = 0; o + 2 <= sz;) {
+        uint32_t len = (uint32_t)(b[o] << 8 | b[o + 1]);
+        if (o + 2 + (long)len > sz || len < 14) { free(b); return -EINVAL; }
+        o += 2 + len, n++;
+    }
+    vfp_mem_frame *fr = calloc(n ? n : 1, sizeof *fr);
+    if (!fr) { free(b); return -ENOMEM; }
+    uint32_t k = 0;
+    for (long o = 0; o + 2 <= sz; k++) {
+        uint32_t len = (uint32_t)(b[o] << 8 | b[o + 1]);
+        fr[k] = (vfp_mem_frame){ b + o + 2, len };
+        o += 2 + len;
+    }
+    *out = fr, *n_out = n, *blob = b;
+    return n ? 0 : -EINVAL;
+}
+
+static int run_gen(const char *iface, const char *backend, const char *frames_path, unsigned burst) {
+    char err[512] = "";
+    vfp_mem_frame *frames = NULL;
+    uint8_t *blob = NULL;
+    uint32_t nf = 0;
+    int rc = load_frames(frames_path, &frames, &nf, &blob);
+    if (rc) {
+        fprintf(stderr, "vfp-pktgen: cannot read frames from %s: %s (expected [u16 len][bytes]...)\n", frames_path,
+                strerror(-rc));
+        return 1;
+    }
+    gen g = { .burst = burst };
+    rc = vfp_mem_port__create_gen(&g.src, frames, nf, nf * ((4096 + nf - 1) / nf), 256, &heap);
+    if (rc) {
+        fprintf(stderr, "vfp-pktgen: memory generator: %s\n", strerror(-rc));
+        return 1;
+    }
+    if (!strcmp(backend, "afpacket")) {
+        vfp_afpacket_opts o;
+        vfp_afpacket_opts__defaults(&o);
+        o.ifname = iface;
+        o.tx_frames = 4096;
+        o.rx_blocks = 4; /* the generator receives nothing it cares about */
+        rc = vfp_afpacket_port__create(&g.dst, &o, &heap, err, sizeof err);
+    }
+#ifdef VFP_HAVE_AFXDP
+    else if (!strcmp(backend, "afxdp")) {
+        vfp_afxdp_opts o;
+        vfp_afxdp_opts__defaults(&o);
+        o.ifname = iface;
+        o.copy = VFP_XDP_COPY_AUTO;
+        rc = vfp_afxdp_port__create(&g.dst, &o, &heap, err, sizeof err);
+        if (!rc && err[0]) fprintf(stderr, "vfp-pktgen: %s\n", err);
+    }
+#endif
+    else {
+        fprintf(stderr, "vfp-pktgen: backend %s is not built in (afpacket%s)\n", backend,
+#ifdef VFP_HAVE_AFXDP
+                ", afxdp"
+#else
+                ""
+#endif
+        );
+        return 2;
+    }
+    if (rc) {
+        fprintf(stderr, "vfp-pktgen: %s\n", err[0] ? err : strerror(-rc));
+        return 1;
+    }
+    pthread_t th;
+    if (pthread_create(&th, NULL, gen_main, &g)) {
+        fprintf(stderr, "vfp-pktgen: pthread_create failed\n");
+        return 1;
+    }
+    printf("{\"ready\":true,\"frames\":%u}\n", nf);
+    fflush(stdout);
+    char line[64];
+    while (fgets(line, sizeof line, stdin)) {
+        if (!strncmp(line, "quit", 4)) break;
+        if (!strncmp(line, "mark", 4)) {
+            printf("{\"t_ns\":%llu,\"pkts\":%llu,\"bytes\":%llu,\"full\":%llu}\n", (unsigned long long)now_ns(),
+                   (unsigned long long)atomic_load(&g.sent), (unsigned long long)atomic_load(&g.bytes),
+                   (unsigned long long)atomic_load(&g.full));
+            fflush(stdout);
+        }
+    }
+    atomic_store(&g.stop, 1);
+    pthread_join(th, NULL);
+    vfp_port__close(g.dst);
+    vfp_port__close(g.src);
+    free(frames);
+    free(blob);
+    return 0;
+}
+
+/* ------------------------------------------------------------ sink */
+
+#ifdef VFP_HAVE_AFXDP
+#define I(c_, d_, s_, o_, i_) ((struct bpf_insn){ .code = (c_), .dst_reg = (d_), .src_reg = (s_), .off = (o_), .imm = (i_) })
+
+/* Counts packets and bytes (bpf_xdp_get_buff_len) in a per-CPU array slot, then drops:
+ * the cheapest sink there is, so it costs the DUT's CPU as little as possible. Written as
+ * raw instructions so the build needs no BPF compiler. */
+static int sink_prog(int map_fd) {
+    struct bpf_insn p[] = {
+        I(BPF_ALU64 | BPF_MOV | BPF_X, 6, 1, 0, 0),          /* r6 = ctx */
+        I(BPF_JMP | BPF_CALL, 0, 0, 0, BPF_FUNC_xdp_get_buff_len),
+        I(BPF_ALU64 | BPF_MOV | BPF_X, 7, 0, 0, 0),          /* r7 = len */
+        I(BPF_ST | BPF_MEM | BPF_W, 10, 0, -4, 0),           /* key = 0 */
+        I(BPF_ALU64 | BPF_MOV | BPF_X, 2, 10, 0, 0),
+        I(BPF_ALU64 | BPF_ADD | BPF_K, 2, 0, 0, -4),
+        I(BPF_LD | BPF_DW | BPF_IMM, 1, BPF_PSEUDO_MAP_FD, 0, map_fd),
+        I(0, 0, 0, 0, 0),
+        I(BPF_JMP | BPF_CALL, 0, 0, 0, BPF_FUNC_map_lookup_elem),
+        I(BPF_JMP | BPF_JEQ | BPF_K, 0, 0, 6, 0),            /* no slot: just drop */
+        I(BPF_LDX | BPF_MEM | BPF_DW, 1, 0, 0, 0),
+        I(BPF_ALU64 | BPF_ADD | BPF_K, 1, 0, 0, 1),
+        I(BPF_STX | BPF_MEM | BPF_DW, 0, 1, 0, 0),
+        I(BPF_LDX | BPF_MEM | BPF_DW, 1, 0, 8, 0),
+        I(BPF_ALU64 | BPF_ADD | BPF_X, 1, 7, 0, 0),
+        I(BPF_STX | BPF_MEM | BPF_DW, 0, 1, 8, 0),
+        I(BPF_ALU64 | BPF_MOV | BPF_K, 0, 0, 0, XDP_DROP),
+        I(BPF_JMP | BPF_EXIT, 0, 0, 0, 0),
+    };
+    static char log[8192];
+    LIBBPF_OPTS(bpf_prog_load_opts, lo, .log_buf = log, .log_size = sizeof log, .log_level = 0);
+    int fd = bpf_prog_load(BPF_PROG_TYPE_XDP, "vfp_sink", "GPL", p, sizeof p / sizeof p[0], &lo);
+    if (fd < 0) {
+        lo.log_level = 1;
+        fd = bpf_prog_load(BPF_PROG_TYPE_XDP, "vfp_sink", "GPL", p, sizeof p / sizeof p[0], &lo);
+        fprintf(stderr, "vfp-pktgen: the sink's XDP program was rejected: %s\n%s\n", strerror(errno), log);
+        return -1;
+    }
+    return fd;
+}
+
+static void sink_read(int map_fd, int ncpu, uint64_t *pkts, uint64_t *bytes) {
+    uint64_t v[2 * 512];
+    uint32_t key = 0;
+    *pkts = *bytes = 0;
+    if (ncpu > 512 || bpf_map_lookup_elem(map_fd, &key, v)) return;
+    for (int c = 0; c < ncpu; c++) *pkts += v[2 * c], *bytes += v[2 * c + 1];
+}
+
+static int run_sink(const char *iface, const char *mode) {
+    unsigned ifindex = if_nametoindex(iface);
+    if (!ifindex) {
+        fprintf(stderr, "vfp-pktgen: interface %s not found in this netns (check `ip link`)\n", iface);
+        return 1;
+    }
+    int ncpu = libbpf_num_possible_cpus();
+    int map = bpf_map_create(BPF_MAP_TYPE_PERCPU_ARRAY, "vfp_sink", 4, 16, 1, NULL);
+    if (map < 0 || ncpu <= 0) {
+        fprintf(stderr, "vfp-pktgen: cannot create the sink's BPF map: %s (needs root / CAP_BPF)\n", strerror(errno));
+        return 1;
+    }
+    int prog = sink_prog(map);
+    if (prog < 0) return 1;
+    uint32_t flags = !strcmp(mode, "skb") ? XDP_FLAGS_SKB_MODE : XDP_FLAGS_DRV_MODE;
+    /* Replace whatever an earlier, killed run left there: the interface is ours. */
+    int rc = bpf_xdp_attach((int)ifindex, prog, flags, NULL);
+    if (rc) {
+        fprintf(stderr, "vfp-pktgen: cannot attach the sink's XDP program to %s in %s mode: %s\n", iface, mode,
+                strerror(-rc));
+        return 1;
+    }
+    printf("{\"ready\":true,\"mode\":\"%s\"}\n", mode);
+    fflush(stdout);
+    char line[64];
+    while (fgets(line, sizeof line, stdin)) {
+        if (!strncmp(line, "quit", 4)) break;
+        if (!strncmp(line, "mark", 4)) {
+            uint64_t p, b;
+            sink_read(map, ncpu, &p, &b);
+            printf("{\"t_ns\":%llu,\"pkts\":%llu,\"bytes\":%llu}\n", (unsigned long long)now_ns(),
+                   (unsigned long long)p, (unsigned long long)b);
+            fflush(stdout);
+        }
+    }
+    bpf_xdp_detach((int)ifindex, flags, NULL);
+    return 0;
+}
+#endif
+
+int main(int argc, char **argv) {
+    if (argc < 2) { usage(); return 2; }
+    const char *cmd = argv[1], *iface = NULL, *backend = "afpacket", *frames = NULL, *mode = "native";
+    unsigned burst = 32;
+    for (int i = 2; i < argc; i++) {
+        const char *k = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!v) { usage(); return 2; }
+        if (!strcmp(k, "--iface")) iface = v;
+        else if (!strcmp(k, "--backend")) backend = v;
+        else if (!strcmp(k, "--frames")) frames = v;
+        else if (!strcmp(k, "--mode")) mode = v;
+        else if (!strcmp(k, "--burst")) burst = (unsigned)atoi(v);
+        else { usage(); return 2; }
+        i++;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    if (!iface || burst < 1 || burst > VFP_MAX_BURST) { usage(); return 2; }
+    if (!strcmp(cmd, "gen") && frames) return run_gen(iface, backend, frames, burst);
+#ifdef VFP_HAVE_AFXDP
+    if (!strcmp(cmd, "sink")) return run_sink(iface, mode);
+#else
+    if (!strcmp(cmd, "sink")) {
+        fprintf(stderr, "vfp-pktgen: the sink needs libbpf (apt-get install libxdp-dev libbpf-dev, then rebuild)\n");
+        return 1;
+    }
+#endif
+    usage();
+    return 2;
+}

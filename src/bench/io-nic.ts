@@ -1,0 +1,100 @@
+// `vfplane bench --pci ADDR` (DPDK on a vfio-pci VF) and `--iface NAME` (AF_XDP on a
+// netdev): encap throughput onto a real NIC. The uplink is the NIC; the pod side is a
+// generator in memory (memory-gen for AF_XDP, net_null for DPDK), so the figure is what
+// our worker puts on the wire: the uplink's tx packets per second. Frames go to a
+// static peer MAC (02:00:00:00:02:01, VTEP 192.0.2.2): on a shared segment, use a VF on
+// an isolated VLAN or a cable to a port that drops them.
+import { existsSync, readlinkSync } from 'node:fs';
+import { basename } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { resolveTunnel } from '../packet/config.js';
+import { parseIp, parseMac } from '../util/addr.js';
+import { RuntimeError } from '../cli/errors.js';
+import { benchFrames, sizePattern, type SizeSpec } from './frames.js';
+import { ADDR } from './io-topo.js';
+import { LineChild, sleep } from './io-proc.js';
+import { median } from './memory.js';
+
+export interface NicBenchOptions {
+  backend: 'dpdk' | 'afxdp';
+  pci?: string;
+  iface?: string;
+  sizes: SizeSpec[];
+  vni: number;
+  cpu: number;
+  durationMs: number;
+  trials: number;
+  onProgress?: (m: string) => void;
+}
+
+/** Checks the device before anything starts; the error names the value and the fix. */
+export function checkNic(o: { pci?: string; iface?: string }, sys = '/sys'): void {
+  if (o.pci) {
+    const dev = `${sys}/bus/pci/devices/${o.pci}`;
+    if (!/^[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$/i.test(o.pci)) {
+      throw new RuntimeError(`--pci ${o.pci} is not a PCI address like 0000:3b:02.1 (see lspci -D)`);
+    }
+    if (!existsSync(dev)) throw new RuntimeError(`--pci ${o.pci}: no such PCI device on this machine (${dev} is missing); list VFs with lspci -D | grep -i 'virtual function'`);
+    const drv = existsSync(`${dev}/driver`) ? basename(readlinkSync(`${dev}/driver`)) : 'none';
+    if (drv !== 'vfio-pci') throw new RuntimeError(`--pci ${o.pci} is bound to ${drv}, not vfio-pci; fix: modprobe vfio-pci && dpdk-devbind.py -b vfio-pci ${o.pci}`);
+  }
+  if (o.iface && !existsSync(`${sys}/class/net/${o.iface}`)) {
+    throw new RuntimeError(`--iface ${o.iface}: no such network interface in this netns (${sys}/class/net/${o.iface} is missing); give the netdev of a VF (ip link)`);
+  }
+}
+
+export async function runNicBench(o: NicBenchOptions) {
+  checkNic(o);
+  const say = o.onProgress ?? (() => {});
+  const cells: { size: SizeSpec; mpps: number; trialsMpps: number[] }[] = [];
+  const vtep = parseIp(ADDR.vtepS)!.bytes;
+  for (const size of o.sizes) {
+    say(`  ${o.pci ?? o.iface} encap ${size} …`);
+    const trials: number[] = [];
+    if (o.backend === 'afxdp') {
+      const { DataPlane } = await import('../dataplane/dp.js');
+      const dp = new DataPlane({ workers: 1, cpus: [o.cpu], idleSpins: 0 });
+      try {
+        const pod = dp.openPort('memory-gen', { frames: benchFrames(sizePattern(size), 200) }, 'gen');
+        const up = dp.openPort('afxdp', { ifname: o.iface! }, 'uplink');
+        dp.commit({
+          uplink: up.slot, uplinkMac: parseMac(ADDR.dsMac)!, tunnel: resolveTunnel({ local: ADDR.vtepD, remote: ADDR.vtepS }),
+          peers: [{ vtep, mac: parseMac(ADDR.sMac)! }], atts: [{ port: pod.slot, vni: o.vni, mac: parseMac(ADDR.gMac)! }],
+          fdb: [{ vni: o.vni, mac: parseMac(ADDR.remoteMac)!, vtep }], floods: [], extraVnis: [], learn: false, antiSpoof: false,
+        });
+        const tx = () => ({ t: Number(process.hrtime.bigint()), n: Number(dp.counters().ports.get(up.slot)?.txPkts ?? 0n) });
+        await sleep(300);
+        let a = tx();
+        for (let t = 0; t < o.trials; t++) {
+          await sleep(o.durationMs);
+          const b = tx();
+          trials.push(((b.n - a.n) / (b.t - a.t)) * 1e3);
+          a = b;
+        }
+      } finally {
+        dp.stop();
+      }
+    } else {
+      const js = fileURLToPath(new URL('./io-dpdk-child.js', import.meta.url));
+      const c = new LineChild('the DPDK DUT', process.execPath, [js, JSON.stringify({
+        cpu: o.cpu, vni: o.vni, vtepLocal: ADDR.vtepD, peer: { vtep: ADDR.vtepS, mac: ADDR.sMac }, podMac: ADDR.gMac,
+        fdbMac: '00:00:00:00:00:00', pci: [o.pci], pod: `net_null0,size=${size === 'imix' ? 64 : size}`, uplink: o.pci,
+      })]);
+      try {
+        await c.next(60000);
+        await sleep(300);
+        let a = await c.mark<{ t_ns: number; upTx: number }>();
+        for (let t = 0; t < o.trials; t++) {
+          await sleep(o.durationMs);
+          const b = await c.mark<{ t_ns: number; upTx: number }>();
+          trials.push(((b.upTx - a.upTx) / (b.t_ns - a.t_ns)) * 1e3);
+          a = b;
+        }
+      } finally {
+        await c.close();
+      }
+    }
+    cells.push({ size, mpps: median(trials), trialsMpps: trials });
+  }
+  return { backend: o.backend, device: o.pci ?? o.iface, op: 'encap', measured: 'uplink tx packets per second', cells };
+}

@@ -1,0 +1,75 @@
+// The I/O benchmark's pure parts: topology naming, frame files, rate windows, ping and
+// testpmd parsing, ratios/targets and the SVG chart.
+import { describe, expect, it } from 'vitest';
+import { frameFile, ioFrames, parsePing, parseTestpmdTxPps, windowRates, type IoBenchResult, type IoCell } from '../../src/bench/io.js';
+import { ioChartSvg, ioRatios, ioTargets } from '../../src/bench/io-report.js';
+import { topoNames, topoOwner, topoPrefix } from '../../src/bench/io-topo.js';
+import { checkNic } from '../../src/bench/io-nic.js';
+
+const cell = (dut: string, op: 'encap' | 'decap', size: number | 'imix', mpps: number): IoCell => ({
+  dut, op, size, avgInnerBytes: size === 'imix' ? 353 : size, sinkFrameBytes: 100, offeredMpps: mpps * 1.1, mpps, gbps: 1, trialsMpps: [mpps],
+});
+
+describe('io bench pure parts', () => {
+  it('names the topology under a per-process prefix that fits IFNAMSIZ and maps back to the pid', () => {
+    const p = topoPrefix(4194304);
+    expect(p).toBe('vb2hwcg'); // pid_max is 4194304 at most: 5 base-36 digits
+    const n = topoNames(p);
+    for (const l of [n.g, n.dg, n.ds, n.s]) expect(l.length).toBeLessThanOrEqual(15);
+    expect(topoOwner(n.nsD)).toBe(4194304);
+    expect(topoOwner('vfpt123-x')).toBeNull();
+  });
+
+  it('writes frames as [u16 length][bytes] and builds VXLAN frames for decap', () => {
+    const f = frameFile([new Uint8Array([1, 2, 3]), new Uint8Array(300)]);
+    expect([...f.subarray(0, 5)]).toEqual([0, 3, 1, 2, 3]);
+    expect(f.readUInt16BE(5)).toBe(300);
+    const enc = ioFrames('encap', 64, 100);
+    const dec = ioFrames('decap', 64, 100);
+    expect(enc[0]!.length).toBe(64);
+    expect(dec[0]!.length).toBe(64 + 50);
+    expect(dec[0]![12]).toBe(0x08);
+    expect((dec[0]![36]! << 8) | dec[0]![37]!).toBe(4789); // UDP destination port
+    expect((dec[0]![46]! << 16) | (dec[0]![47]! << 8) | dec[0]![48]!).toBe(100); // VNI
+  });
+
+  it('computes per-window rates and parses ping and testpmd output', () => {
+    expect(windowRates([{ t_ns: 0, pkts: 0 }, { t_ns: 1e9, pkts: 2e6 }, { t_ns: 2e9, pkts: 3e6 }])).toEqual([2, 1]);
+    const ping = Array.from({ length: 8 }, (_, i) => `64 bytes from 10.99.0.2: icmp_seq=${i} ttl=64 time=0.0${i + 1}0 ms`).join('\n');
+    expect(parsePing(ping, 5)).toEqual([60, 70, 80]);
+    const tp = `  ######################## NIC statistics for port 1  ########################
+  RX-packets: 0
+  Throughput (since last show)
+  Rx-pps:            0          Rx-bps:            0
+  Tx-pps:     31234567          Tx-bps: 1
+  ############################################################################`;
+    expect(parseTestpmdTxPps(tp, 1)).toEqual([31234567]);
+  });
+
+  it('pairs our cells with the kernel\'s and judges the targets', () => {
+    const cells = [cell('kernel-vxlan', 'encap', 64, 0.3), cell('vfplane-afxdp', 'encap', 64, 0.9), cell('kernel-vxlan', 'encap', 1500, 0.3), cell('vfplane-afxdp', 'encap', 1500, 0.45)];
+    const r = ioRatios(cells);
+    expect(r.map((x) => +x.ratio.toFixed(2))).toEqual([3, 1.5]);
+    const res = { backend: 'afxdp', cells, nullCompare: { oursMpps: 21, testpmdMpps: 30, ratio: 0.7 } } as unknown as IoBenchResult;
+    const t = ioTargets(res, r);
+    expect(t[0]!.pass).toBe(false);
+    expect(t[0]!.measured).toBe('1.50×');
+    expect(t.at(-1)!.pass).toBe(true);
+  });
+
+  it('draws one line per DUT and op, imix at its own tick', () => {
+    const cells = [64, 512, 1500, 'imix' as const].flatMap((s) => [cell('kernel-vxlan', 'encap', s, 0.3), cell('vfplane-dpdk', 'encap', s, 0.6)]);
+    const svg = ioChartSvg(cells, 'a <title>');
+    expect(svg.startsWith('<svg')).toBe(true);
+    expect(svg.match(/<polyline/g)).toHaveLength(2);
+    expect(svg).toContain('&lt;title&gt;');
+    expect(svg).toContain('>imix<');
+    expect(svg).toContain('kernel-vxlan encap');
+  });
+
+  it('refuses an absent NIC, naming the value and the fix', () => {
+    expect(() => checkNic({ pci: '0000:99:00.7' })).toThrow(/--pci 0000:99:00.7: no such PCI device.*lspci/);
+    expect(() => checkNic({ pci: 'eth0' })).toThrow(/not a PCI address/);
+    expect(() => checkNic({ iface: 'vfpnope0' })).toThrow(/--iface vfpnope0: no such network interface/);
+  });
+});

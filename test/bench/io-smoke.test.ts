@@ -1,0 +1,34 @@
+// The I/O benchmark end to end on real namespaces: a short afpacket run must measure
+// both DUTs (kernel vxlan and ours) with traffic arriving, give ping latencies, write
+// its chart and leave no namespace behind. No timing assertions beyond "> 0".
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, expect, it } from 'vitest';
+import { describePrivileged } from '../helpers/privileged.js';
+import { vfplane } from '../helpers/cli.js';
+
+describePrivileged('vfplane bench --backend afpacket (veth topology)', { netns: true, commands: ['ping', 'bridge', 'taskset'] }, () => {
+  const dir = mkdtempSync(join(tmpdir(), 'vfpbench-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('measures the kernel vxlan DUT and ours side by side and cleans up', () => {
+    const chart = join(dir, 'c.svg');
+    const r = vfplane(['bench', '--backend', 'afpacket', '--sizes', '64', '--duration', '200', '--trials', '1', '--pings', '20', '--gen', 'afpacket', '--chart', chart, '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    const rep = JSON.parse(r.stdout);
+    expect(rep.duts).toEqual(['kernel-vxlan', 'vfplane-afpacket']);
+    for (const d of rep.duts) for (const op of ['encap', 'decap']) {
+      const c = rep.cells.find((x: any) => x.dut === d && x.op === op);
+      expect(c.offeredMpps, `${d} ${op}`).toBeGreaterThan(0);
+      expect(c.mpps, `${d} ${op}`).toBeGreaterThan(0);
+      expect(c.sinkFrameBytes).toBe(op === 'encap' ? 114 : 64);
+    }
+    for (const l of rep.latency) expect(l.received).toBeGreaterThan(0);
+    expect(rep.ratios).toHaveLength(2);
+    expect(existsSync(chart) && readFileSync(chart, 'utf8').startsWith('<svg')).toBe(true);
+    const ns = execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' });
+    expect(ns).not.toMatch(/^vb[0-9a-z]+[gds]\b/m);
+  }, 60000);
+});
