@@ -123,8 +123,8 @@ export async function runDemo(o: DemoOpts): Promise<void> {
     const secs = Number(process.hrtime.bigint() - t0) / 1e9;
     const after = await nodeCounters(topo);
     server.kill();
-    const encapMpps = (after.a.encap - before.a.encap) / secs / 1e6;
-    const decapMpps = (after.b.decap - before.b.decap) / secs / 1e6;
+    const encapMpps = (after.a!.encap - before.a!.encap) / secs / 1e6;
+    const decapMpps = (after.b!.decap - before.b!.decap) / secs / 1e6;
     say(`  UDP 64 B a1 → b1: node a encapsulated ${encapMpps.toFixed(3)} Mpps, node b decapsulated ${decapMpps.toFixed(3)} Mpps (offered by one iperf3 on a shared CPU)`);
 
     say('4. what the data planes did');
