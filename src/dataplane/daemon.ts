@@ -16,6 +16,8 @@ import { parseIp, parseMac } from '../util/addr.js';
 import { conflict, invalid, notFound, VfpError } from '../util/errors.js';
 import { link, linkIn, ip, ipIn, sysctlIn } from '../net/ip.js';
 import { AllocStore } from '../alloc/store.js';
+import { afxdpChoice, dpdkChoice, type UplinkChoice } from './uplink-profile.js';
+import { prepareDpdkEnv, type DpdkEnv } from './dpdk-env.js';
 
 export interface Logger {
   info(msg: string): void;
@@ -110,6 +112,8 @@ export class Daemon {
   private uplinkMac: Uint8Array = new Uint8Array(6);
   private uplinkMtu = 0; // 0: unknown (DPDK) — no MTU check on encap
   private uplinkClaim: Claim | null = null;
+  private choice: UplinkChoice | null = null;
+  private dpdkEnv: DpdkEnv | null = null;
   private control: ControlServer | null = null;
   private metricsServer: Server | null = null;
   private readonly atts = new Map<string, Attached>(); // by representor
@@ -143,12 +147,24 @@ export class Daemon {
   async start(): Promise<void> {
     const c = this.cfg;
     mkdirSync(c.stateDir, { recursive: true });
-    this.dp = new DataPlane({ workers: c.workers, cpus: c.cpus, burst: c.burst, idleSpins: c.idleSpins });
     try {
+      if (c.backend === 'dpdk') {
+        // The EAL first: workers created after it register with it (mempool caches).
+        const dev = c.uplink.dev!;
+        const isPci = /^([0-9a-f]{4}:)?[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$/.test(dev);
+        this.dpdkEnv = prepareDpdkEnv({
+          cores: String(c.cpus?.[0] ?? 0), stateDir: c.stateDir, hugepages: c.dpdk.hugepages,
+          ...(isPci ? { pci: [dev] } : {}), filePrefix: `vfplane-${c.node}-${process.pid}`, warn: (m) => this.log.warn(m),
+        });
+        DataPlane.dpdkInit([...this.dpdkEnv.args, ...c.dpdk.eal]);
+      }
+      this.dp = new DataPlane({ workers: c.workers, cpus: c.cpus, burst: c.burst, idleSpins: c.idleSpins });
       // The uplink.
       if (c.backend === 'dpdk') {
-        this.uplink = this.dp.openPort('dpdk', { dev: c.uplink.dev }, 'uplink');
-        if (this.uplink.mac) this.uplinkMac = this.uplink.mac;
+        this.choice = dpdkChoice(c.uplink.dev!);
+        this.uplink = this.dp.openPort('dpdk', { dev: c.uplink.dev, txOffloads: this.choice.dpdkTxOffloads!.bits }, 'uplink');
+        if (this.uplink.mac && !c.uplink.mac) this.uplinkMac = this.uplink.mac;
+        this.log.info(`uplink offloads: ${this.choice.dpdkTxOffloads!.why}; enabled on the device: 0x${(this.uplink.txOffloads ?? 0).toString(16)}`);
       } else {
         const ifn = c.uplink.ifname!;
         const l = c.uplink.netns ? linkIn(c.uplink.netns, ifn) : link(ifn);
@@ -156,7 +172,14 @@ export class Daemon {
         this.uplinkClaim = claimNetdev(ifn, c.uplink.netns);
         this.uplinkMac = mac(c.uplink.mac ?? l.address ?? '00:00:00:00:00:00');
         this.uplinkMtu = l.mtu ?? 0;
-        this.uplink = this.dp.openPort(c.backend, this.portOpts(ifn, c.uplink.netns), `uplink ${ifn}`);
+        const opts = this.portOpts(ifn, c.uplink.netns);
+        if (c.backend === 'afxdp') {
+          this.choice = c.uplink.netns ? { profile: null, driver: null, afxdp: { ...c.afxdp, why: 'uplink in another namespace: the config\'s mode and copy' } } : afxdpChoice(ifn, c.afxdp);
+          Object.assign(opts, { mode: this.choice.afxdp!.mode, copy: this.choice.afxdp!.copy });
+          this.log.info(`uplink AF_XDP: ${this.choice.afxdp!.why}`);
+        }
+        this.uplink = this.dp.openPort(c.backend, opts, `uplink ${ifn}`);
+        if ((this.uplink as { notice?: string }).notice) this.log.info(`uplink: ${(this.uplink as { notice?: string }).notice}`);
       }
       if (c.uplink.mac) this.uplinkMac = mac(c.uplink.mac);
       this.peers = [...c.peers];
@@ -421,11 +444,12 @@ export class Daemon {
       podBackend: this.podBackend,
       epoch: this.epoch,
       uptimeSeconds: Math.round((Date.now() - this.started) / 1000),
-      uplink: { name: c.uplink.ifname ?? c.uplink.dev, vtep: c.uplink.vtep, mode: this.uplink?.mode, zerocopy: this.uplink?.zerocopy },
+      uplink: { name: c.uplink.ifname ?? c.uplink.dev, vtep: c.uplink.vtep, mode: this.uplink?.mode, zerocopy: this.uplink?.zerocopy, profile: this.choice?.profile ?? null, why: this.choice?.afxdp?.why ?? this.choice?.dpdkTxOffloads?.why, txOffloads: this.uplink?.txOffloads },
       dstPort: c.dstPort,
       peers: this.peers,
       attachments: [...this.atts.values()].map((a) => ({ representor: a.representor, pci: a.pci, vni: a.vni, mac: a.mac, owner: a.owner })),
       workers: this.dp!.counters().perWorker.map((w) => ({ cpu: w.cpu, epoch: Number(w.epoch) })),
+      ports: [...this.portNames()].map(([slot, name]) => ({ slot, name, ...(this.dp!.backendCounters(slot) ?? {}) })),
     };
   }
 
@@ -497,6 +521,8 @@ export class Daemon {
     for (const a of this.atts.values()) releaseNetdev(a.claimed);
     releaseNetdev(this.uplinkClaim);
     this.uplinkClaim = null;
+    this.dpdkEnv?.cleanup();
+    this.dpdkEnv = null;
   }
 }
 

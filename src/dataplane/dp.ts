@@ -31,6 +31,9 @@ export interface PortInfo {
   driver?: string;
   portId?: number;
   mac?: Uint8Array;
+  txOffloads?: number;
+  headroom?: number;
+  notice?: string;
 }
 
 export interface PeerSpec {

@@ -33,7 +33,7 @@ export interface PodSpec {
 export interface TopologyOptions {
   prefix: string; // ≤ 6 characters: netdev names are prefix + node + "f0r12"
   workDir: string;
-  backend?: 'afpacket' | 'afxdp';
+  backend?: 'afpacket' | 'afxdp' | 'dpdk';
   nodes?: NodeSpec[];
   kernelNode?: { vtep: string; vni: number; ip: string } | null;
   vfsPerNode?: number;
@@ -68,6 +68,7 @@ function run(cmd: string, args: string[], input?: string): string {
   return r.stdout;
 }
 const ipc = (...a: string[]) => run('ip', a);
+const readMac = (ifname: string) => JSON.parse(run('ip', ['-j', 'link', 'show', 'dev', ifname]))[0].address as string;
 const quiet = (cmd: string, args: string[]) => spawnSync(cmd, args, { stdio: 'ignore', timeout: 30_000 });
 
 export class Topology {
@@ -123,7 +124,11 @@ export class Topology {
       writeFileSync(config, JSON.stringify({
         node: spec.name,
         backend: this.o.backend,
-        uplink: { ifname: pf.netdev, vtep: spec.vtep },
+        // DPDK reaches the simulated PF through its AF_PACKET PMD (a vdev on the netdev);
+        // without hugepages (--no-huge) so a test leaves the host's pages alone.
+        ...(this.o.backend === 'dpdk'
+          ? { uplink: { dev: `net_af_packet${spec.name.charCodeAt(0)},iface=${pf.netdev}`, vtep: spec.vtep, mac: readMac(pf.netdev) }, dpdk: { hugepages: 0 }, cpus: [0] }
+          : { uplink: { ifname: pf.netdev, vtep: spec.vtep } }),
         peers: peers.filter((p) => p !== spec.vtep).map((vtep) => ({ vtep })),
         stateDir,
         socket,

@@ -1,0 +1,78 @@
+// Which hw-profile an uplink belongs to, and what the data plane asks of the backend
+// because of it: AF_XDP zero-copy or copy mode, DPDK tx offloads. Every choice carries
+// its reason, which the daemon logs and reports in `dataplane status`.
+import { existsSync, readFileSync, readlinkSync } from 'node:fs';
+import { basename } from 'node:path';
+import { loadProfiles, matchPf, matchVf } from '../sriov/profile.js';
+import type { HwProfile } from '../sriov/types.js';
+
+export interface UplinkChoice {
+  profile: string | null;
+  driver: string | null;
+  afxdp?: { mode: 'auto' | 'native' | 'skb'; copy: 'auto' | 'copy' | 'zerocopy'; why: string };
+  dpdkTxOffloads?: { bits: number; names: string[]; why: string };
+}
+
+// enum vfp_dpdk_offload (native/io/dpdk.h)
+export const DPDK_TX = {
+  ipv4Cksum: 1 << 0,
+  udpCksum: 1 << 1,
+  outerIpv4Cksum: 1 << 2,
+  outerUdpCksum: 1 << 3,
+  vxlanTnlTso: 1 << 4,
+} as const;
+
+function read(p: string): string | null {
+  try {
+    return readFileSync(p, 'utf8').trim();
+  } catch {
+    return null;
+  }
+}
+
+/** The profile of a PCI function (PF or VF) by its IDs, and its bound driver. */
+export function profileOfPci(devDir: string, profiles: readonly HwProfile[] = loadProfiles()): { profile: HwProfile | null; driver: string | null } {
+  const vendor = read(`${devDir}/vendor`)?.replace(/^0x/, '');
+  const device = read(`${devDir}/device`)?.replace(/^0x/, '');
+  let driver: string | null = null;
+  try {
+    driver = basename(readlinkSync(`${devDir}/driver`));
+  } catch {
+    // unbound
+  }
+  if (!vendor || !device) return { profile: null, driver };
+  const isVf = existsSync(`${devDir}/physfn`);
+  return { profile: isVf ? matchVf(vendor, device, profiles) : matchPf(vendor, device, profiles), driver };
+}
+
+/** AF_XDP settings for a netdev uplink in the daemon's own namespace. */
+export function afxdpChoice(ifname: string, want: { mode: 'auto' | 'native' | 'skb'; copy: 'auto' | 'copy' | 'zerocopy' }, sysRoot = '/sys'): UplinkChoice {
+  const dev = `${sysRoot}/class/net/${ifname}/device`;
+  const { profile, driver } = existsSync(dev) ? profileOfPci(dev) : { profile: null, driver: null };
+  const name = profile?.name ?? null;
+  if (want.copy !== 'auto') return { profile: name, driver, afxdp: { ...want, why: `copy=${want.copy} set in the config` } };
+  if (profile && !profile.afxdpZeroCopy) {
+    return { profile: name, driver, afxdp: { mode: want.mode, copy: 'copy', why: `the ${profile.name} profile has no AF_XDP zero-copy (${driver ?? 'its driver'} lacks it), so copy mode` } };
+  }
+  if (profile?.afxdpZeroCopy) {
+    return { profile: name, driver, afxdp: { mode: want.mode === 'auto' ? 'native' : want.mode, copy: 'auto', why: `the ${profile.name} profile has AF_XDP zero-copy: native mode, zero-copy first, copy if the driver refuses` } };
+  }
+  return { profile: name, driver, afxdp: { mode: want.mode, copy: 'auto', why: 'no hw-profile matches this netdev (veth, virtual or unknown NIC): try native XDP and zero-copy, fall back to SKB mode and copy' } };
+}
+
+/** DPDK tx offloads the uplink's profile says its NIC has; the port enables only those
+ *  the device also reports. */
+export function dpdkChoice(dev: string, sysRoot = '/sys'): UplinkChoice {
+  const pci = /^([0-9a-f]{4}:)?[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$/.test(dev) ? (dev.includes(':') && dev.split(':').length === 3 ? dev : `0000:${dev}`) : null;
+  if (!pci) return { profile: null, driver: null, dpdkTxOffloads: { bits: 0, names: [], why: `${dev.split(',')[0]} is a virtual device: no tx offloads` } };
+  const { profile, driver } = profileOfPci(`${sysRoot}/bus/pci/devices/${pci}`);
+  if (!profile) return { profile: null, driver, dpdkTxOffloads: { bits: 0, names: [], why: `no hw-profile matches ${pci}: checksums stay in software` } };
+  const o = profile.offloads;
+  const names: string[] = [];
+  let bits = 0;
+  const add = (k: keyof typeof DPDK_TX) => ((bits |= DPDK_TX[k]), names.push(k));
+  if (o.innerCsum) add('ipv4Cksum'), add('udpCksum');
+  if (o.outerCsum) add('outerIpv4Cksum'), add('outerUdpCksum');
+  if (o.tso) add('vxlanTnlTso');
+  return { profile: profile.name, driver, dpdkTxOffloads: { bits, names, why: `the ${profile.name} profile lists ${names.join(', ') || 'no tx offloads'}` } };
+}
