@@ -51,6 +51,7 @@ export interface Node {
   config: string;
   proc: ChildProcess | null;
   stderr: string[];
+  metricsPort: number | null;
 }
 
 export interface Pod {
@@ -134,7 +135,7 @@ export class Topology {
         socket,
         ...(this.o.dataplane ?? {}),
       }, null, 2));
-      const node: Node = { spec, sim, root, stateDir, socket, config, proc: null, stderr: [] };
+      const node: Node = { spec, sim, root, stateDir, socket, config, proc: null, stderr: [], metricsPort: null };
       this.nodes.set(spec.name, node);
       log(`node ${spec.name}: simulated ${sim.profile} NIC ${pf.pci} (${this.o.vfsPerNode} VFs), uplink ${pf.netdev}, VTEP ${spec.vtep}`);
     }
@@ -174,7 +175,11 @@ export class Topology {
       p.stdout!.setEncoding('utf8');
       p.stdout!.on('data', (d: string) => {
         out += d;
-        if (out.includes('"ready":true')) resolve(true);
+        const line = out.split('\n').find((l) => l.includes('"ready":true'));
+        if (line) {
+          n.metricsPort = (JSON.parse(line) as { metricsPort: number | null }).metricsPort;
+          resolve(true);
+        }
       });
       p.once('exit', () => resolve(false));
       setTimeout(() => resolve(false), 20_000);
