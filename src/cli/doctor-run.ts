@@ -65,7 +65,7 @@ async function buildChecks(out: Check[]): Promise<void> {
     : { area: 'build', name: 'vfplane-cni shim', status: 'warn', detail: 'not built: vfplane-cni starts Node on every call', fix: 'run npm run build' });
 }
 
-function hostChecks(out: Check[], socket: string): void {
+async function hostChecks(out: Check[], socket: string): Promise<void> {
   out.push({ area: 'host', name: 'kernel', status: 'ok', detail: `${os.release()} (${os.arch()}, ${os.cpus().length} CPUs)` });
   const total = meminfo('HugePages_Total') ?? 0;
   const free = meminfo('HugePages_Free') ?? 0;
@@ -89,6 +89,12 @@ function hostChecks(out: Check[], socket: string): void {
   out.push(fs.existsSync(socket)
     ? { area: 'cni', name: 'vfplane cni serve', status: 'ok', detail: `listening on ${socket}` }
     : { area: 'cni', name: 'vfplane cni serve', status: 'warn', detail: `no server on ${socket}: each CNI call starts Node (~10× slower)`, fix: 'run `vfplane cni serve` (the DaemonSet does)' });
+  // The data plane: its socket under the state directory (or $VFPLANE_DATAPLANE_SOCKET).
+  const dpSock = process.env.VFPLANE_DATAPLANE_SOCKET ?? `${process.env.VFPLANE_STATE_DIR ?? '/var/lib/vfplane'}/dataplane.sock`;
+  const { probe } = await import('../dataplane/control.js');
+  out.push(fs.existsSync(dpSock) && (await probe(dpSock))
+    ? { area: 'dataplane', name: 'data plane', status: 'ok', detail: `answering on ${dpSock} (vfplane dataplane status)` }
+    : { area: 'dataplane', name: 'data plane', status: 'warn', detail: `nothing answers on ${dpSock}: VFs with vxlan cannot be attached`, fix: 'run `vfplane dataplane run --config FILE` (docs/dataplane.md)' });
   const installed = ['/opt/cni/bin/vfplane-cni'].find((p) => fs.existsSync(p));
   out.push(installed
     ? { area: 'cni', name: 'plugin installed', status: 'ok', detail: installed }
@@ -120,7 +126,7 @@ async function nicChecks(out: Check[], sysfsRoot: string | undefined): Promise<v
 export async function runDoctor(o: { sysfsRoot?: string; json?: boolean; socket: string }): Promise<void> {
   const checks: Check[] = [];
   await buildChecks(checks);
-  hostChecks(checks, o.socket);
+  await hostChecks(checks, o.socket);
   await nicChecks(checks, o.sysfsRoot);
   if (o.json) return printJson({ checks });
   const t = new Table({ head: ['area', 'check', 'status', 'detail'], style: { head: [], border: [] }, wordWrap: true, colWidths: [null, 24, null, 70] });
