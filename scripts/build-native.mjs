@@ -50,7 +50,17 @@ function newestMtime(dir) {
   return newest;
 }
 
-if (ifChanged && existsSync(addon)) {
+// A backend library installed (or removed) since the last build changes what is built.
+function sameBackends() {
+  try {
+    const prev = JSON.parse(readFileSync(join(outDir, 'features.json'), 'utf8'));
+    return Object.keys(features).every((k) => prev[k]?.built === features[k].built);
+  } catch {
+    return false;
+  }
+}
+
+if (ifChanged && existsSync(addon) && sameBackends()) {
   const srcTime = Math.max(newestMtime(join(root, 'native')), statSync(join(root, 'binding.gyp')).mtimeMs,
     statSync(fileURLToPath(import.meta.url)).mtimeMs);
   if (statSync(addon).mtimeMs >= srcTime) process.exit(0);
