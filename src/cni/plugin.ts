@@ -423,6 +423,14 @@ export async function cmdCheck(ctx: CniContext): Promise<void> {
       if (!vf.driver || !USERSPACE_DRIVERS.has(vf.driver)) throw new CniError(ERR.IO, `VF ${a.pci} is no longer bound to a userspace driver (it is ${vf.driver ?? 'unbound'})`, '');
       if (att.deviceInfoFile && !fs.existsSync(att.deviceInfoFile)) throw new CniError(ERR.IO, `device-info file ${att.deviceInfoFile} is missing`, '');
     }
+    // The overlay: the node's data plane must still forward for this VF on its VNI.
+    if (att?.vxlan && att.dataplane) {
+      const st = (await dataplaneRequest(att.dataplane, { op: 'status' })) as { attachments?: { representor: string; vni: number }[] };
+      const mine = st.attachments?.find((x) => x.representor === att.representor);
+      if (!mine || mine.vni !== att.vxlan.vni) {
+        throw new CniError(ERR.IO, `the data plane at ${att.dataplane} does not forward for VF ${a.pci} on VXLAN ${att.vxlan.vni}`, mine ? `it has the VF on VNI ${mine.vni}` : 'run DEL and ADD again');
+      }
+    }
     // A DPDK VF's addresses live in the application, not on an interface the IPAM plugin
     // could inspect (static's CHECK looks for them on CNI_IFNAME), so only kernel mode asks.
     if (conf.ipam && (!att || att.mode === 'kernel')) await execIpam('CHECK', ctx.raw, env, conf.ipam.type);

@@ -61,6 +61,7 @@ export interface Pod {
   pci: string;
   mac: string;
   containerId: string;
+  result: Record<string, unknown>;
 }
 
 function run(cmd: string, args: string[], input?: string): string {
@@ -215,7 +216,7 @@ export class Topology {
     const containerId = `${this.o.prefix}-${spec.name}-ctr`;
     const r = this.cni('ADD', n, spec, netns, containerId, vf.pci);
     const iface = (r.interfaces as { name: string; mac: string }[])[0]!;
-    const pod: Pod = { spec, netns, ifname: 'eth0', pci: vf.pci, mac: iface.mac, containerId };
+    const pod: Pod = { spec, netns, ifname: 'eth0', pci: vf.pci, mac: iface.mac, containerId, result: r };
     this.pods.set(spec.name, pod);
     this.o.log(`pod ${spec.name} on node ${spec.node}: VF ${vf.pci} as eth0 ${iface.mac}, ${spec.ip}, VNI ${spec.vni}`);
     return pod;
@@ -231,7 +232,18 @@ export class Topology {
     this.made.netns.delete(p.netns);
   }
 
-  private cni(cmd: 'ADD' | 'DEL', n: Node, spec: PodSpec, netns: string, containerId: string, pci: string): Record<string, unknown> {
+  /** CNI CHECK of a pod's attachment, as a runtime runs it (with the ADD result). */
+  check(name: string): { ok: boolean; output: string } {
+    const p = this.pods.get(name)!;
+    try {
+      this.cni('CHECK', this.nodes.get(p.spec.node)!, p.spec, p.netns, p.containerId, p.pci, p.result);
+      return { ok: true, output: '' };
+    } catch (e) {
+      return { ok: false, output: (e as Error).message };
+    }
+  }
+
+  private cni(cmd: 'ADD' | 'DEL' | 'CHECK', n: Node, spec: PodSpec, netns: string, containerId: string, pci: string, prevResult?: Record<string, unknown>): Record<string, unknown> {
     const conf = {
       cniVersion: '1.0.0',
       name: `overlay-${spec.vni}`,
@@ -241,6 +253,7 @@ export class Topology {
       stateDir: n.stateDir,
       vxlan: { vni: spec.vni },
       ipam: { type: 'static', addresses: [{ address: spec.ip }] },
+      ...(prevResult ? { prevResult } : {}),
     };
     const bin = join(packageRoot(), 'bin', 'vfplane-cni.js');
     const r = spawnSync(process.execPath, [bin], {

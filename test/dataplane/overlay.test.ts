@@ -145,6 +145,18 @@ describePrivileged('VXLAN overlay between two simulated nodes', { netns: true, c
     expect(a.stderr.join('\n')).toMatch(/dropping attachment .* released while the data plane was down/);
   }, 60_000);
 
+  it('CNI CHECK fails when the data plane no longer forwards for the VF', async () => {
+    expect(topo.check('b1')).toEqual({ ok: true, output: '' });
+    const st = (await topo.control('b', { op: 'status' })) as { attachments: { representor: string; vni: number; mac: string; pci: string }[] };
+    const att = st.attachments.find((x) => x.mac === topo.pods.get('b1')!.mac)!;
+    await topo.control('b', { op: 'detach', representor: att.representor });
+    const c = topo.check('b1');
+    expect(c.ok).toBe(false);
+    expect(c.output).toMatch(/does not forward for VF .* on VXLAN 100/);
+    await topo.control('b', { op: 'attach', representor: att.representor, vni: att.vni, mac: att.mac, pci: att.pci });
+    expect(topo.check('b1').ok).toBe(true);
+  }, 60_000);
+
   it('CNI DEL takes the VF off the overlay', async () => {
     await topo.delPod('b1');
     const st = (await topo.control('b', { op: 'status' })) as { attachments: unknown[] };
