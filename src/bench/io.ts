@@ -38,6 +38,8 @@ export interface IoBenchOptions {
   kernel: boolean;
   /** dpdk only: the net_null comparison with dpdk-testpmd. */
   nullCompare: boolean;
+  /** dpdk only: run just the net_null comparison (no veth topology, no DUT cells). */
+  onlyNull?: boolean;
   onProgress?: (msg: string) => void;
 }
 
@@ -338,17 +340,11 @@ async function testpmdTrial(o: IoBenchOptions, mbufs: number, ms: number): Promi
   }
 }
 
-export async function runIoBench(o: IoBenchOptions): Promise<IoBenchResult> {
+/** The veth topology's cells: every DUT × op × size, and the latency through each DUT. */
+async function vethCells(o: IoBenchOptions, cells: IoCell[], lat: LatencyCell[], duts: Dut[]): Promise<void> {
   const say = o.onProgress ?? (() => {});
-  const notes: string[] = [];
-  const gone = sweepStaleTopologies();
-  if (gone.length) say(`  removed stale namespaces of dead bench runs: ${gone.join(', ')}`);
   const dir = mkdtempSync(join(os.tmpdir(), 'vfplane-bench-'));
   const topo = new Topology();
-  const cells: IoCell[] = [];
-  const lat: LatencyCell[] = [];
-  const duts: Dut[] = [];
-  let nc: NullCompare | null = null;
   try {
     topo.create(o.dutCpu);
     if (o.kernel) duts.push(kernelDut(topo, o.vni));
@@ -380,6 +376,18 @@ export async function runIoBench(o: IoBenchOptions): Promise<IoBenchResult> {
     topo.destroy();
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+export async function runIoBench(o: IoBenchOptions): Promise<IoBenchResult> {
+  const say = o.onProgress ?? (() => {});
+  const notes: string[] = [];
+  const gone = sweepStaleTopologies();
+  if (gone.length) say(`  removed stale namespaces of dead bench runs: ${gone.join(', ')}`);
+  const cells: IoCell[] = [];
+  const lat: LatencyCell[] = [];
+  const duts: Dut[] = [];
+  let nc: NullCompare | null = null;
+  if (!o.onlyNull) await vethCells(o, cells, lat, duts);
   if (o.backend === 'dpdk' && o.nullCompare) nc = await nullCompare(o);
   notes.push(
     `generator: vfp-pktgen ${o.genBackend} tx on CPU ${o.genCpu}; sink: an XDP program (native mode) that counts and drops`,
