@@ -133,21 +133,20 @@ static inline void copy_hdr(uint8_t *o, const uint8_t *tmpl, unsigned hl) {
 
 #define ENCAP_PREFETCH 4
 
-static uint16_t encap_chunk(vfp_tunnel *t, const uint8_t *tmpl, uint64_t pseudo, vfp_pkt **pkts,
-                            uint16_t n, vfp_stats *st) {
+/* The per-packet loop; the tunnel's options come in as arguments so that the common
+ * case (IPv4, fixed TOS and DF, no UDP checksum) is compiled with them as constants. */
+static inline __attribute__((always_inline)) uint16_t
+encap_loop(vfp_tunnel *t, const uint8_t *tmpl, uint64_t pseudo, vfp_pkt **pkts, uint16_t n, vfp_stats *st,
+           const int v4, const int tos_inherit, const int df_inherit, const int udp_csum) {
     uint32_t hash[VFP_MAX_BURST];
     uint16_t meta[VFP_MAX_BURST];
     const unsigned hl = t->hdr_len, l3 = t->l3_off;
-    const int v4 = t->family == 4;
     const unsigned l4 = l3 + (v4 ? 20 : 40);
     /* Inner-length limits for checks 3 and 4, from the outer IP lengths of §3.1. */
     const uint32_t ip_over = v4 ? 36 : 16;          /* outer IP length field - inner */
     const uint32_t max_inner = 65535 - ip_over;
     const uint32_t mtu_over = v4 ? 36 : 56;         /* outer IP packet - inner */
     const uint32_t mtu_inner = t->mtu ? (t->mtu > mtu_over ? t->mtu - mtu_over : 0) : UINT32_MAX;
-    const int tos_inherit = t->tos == VFP_TOS_INHERIT;
-    const int df_inherit = t->df == VFP_DF_INHERIT;
-    const int udp_csum = t->udp_csum;
     uint16_t id = t->ip_id;
     uint16_t ok = 0;
     uint64_t bytes = 0;
@@ -227,6 +226,16 @@ static uint16_t encap_chunk(vfp_tunnel *t, const uint8_t *tmpl, uint64_t pseudo,
         st->encap_bytes += bytes;
     }
     return ok;
+}
+
+static uint16_t encap_chunk(vfp_tunnel *t, const uint8_t *tmpl, uint64_t pseudo, vfp_pkt **pkts,
+                            uint16_t n, vfp_stats *st) {
+    const int v4 = t->family == 4;
+    const int tos_inherit = t->tos == VFP_TOS_INHERIT;
+    const int df_inherit = t->df == VFP_DF_INHERIT;
+    const int udp_csum = t->udp_csum;
+    if (v4 && !tos_inherit && !df_inherit && !udp_csum) return encap_loop(t, tmpl, pseudo, pkts, n, st, 1, 0, 0, 0);
+    return encap_loop(t, tmpl, pseudo, pkts, n, st, v4, tos_inherit, df_inherit, udp_csum);
 }
 
 uint16_t vfp_vxlan__encap_burst(vfp_tunnel *t, uint32_t vni, vfp_pkt **pkts, uint16_t n,
