@@ -164,8 +164,8 @@ encap_loop(vfp_tunnel *t, const uint8_t *tmpl, uint64_t pseudo, vfp_pkt **pkts, 
 
     for (uint16_t i = 0; i < n; i++) {
         if (i + ENCAP_PREFETCH < n) {
-            vfp_pkt *q = pkts[i + ENCAP_PREFETCH];
-            if (q->headroom >= hl) VFP_PREFETCHW(q->data - hl);
+            /* A prefetch never faults: no need to check the headroom first. */
+            VFP_PREFETCHW((const void *)((uintptr_t)pkts[i + ENCAP_PREFETCH]->data - hl));
         }
         vfp_pkt *p = pkts[i];
         const uint32_t len = p->len;
