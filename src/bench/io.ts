@@ -208,10 +208,12 @@ function oursInProcess(topo: Topology, o: IoBenchOptions): Dut {
   };
 }
 
-function nodeChild(what: string, ns: string | null, cfg: object): LineChild {
+/** The DPDK DUT child; `pin`: the CPU its threads start on (the worker moves itself to
+ *  its own CPU), so Node's threads keep off the worker's CPU as testpmd's main lcore does. */
+function nodeChild(what: string, ns: string | null, cfg: object, pin?: number): LineChild {
   const js = here('./io-dpdk-child.js');
   if (!existsSync(js)) throw new Error(`${js} is missing: the DPDK DUT runs from the compiled CLI (npm run build)`);
-  const argv = [process.execPath, js, JSON.stringify(cfg)];
+  const argv = [...(pin === undefined ? [] : ['taskset', '-c', String(pin)]), process.execPath, js, JSON.stringify(cfg)];
   return ns ? new LineChild(what, 'ip', ['netns', 'exec', ns, ...argv]) : new LineChild(what, argv[0]!, argv.slice(1));
 }
 
@@ -293,7 +295,7 @@ async function nullCompare(o: IoBenchOptions): Promise<NullCompare> {
     const c = nodeChild('the DPDK net_null DUT', null, {
       cpu: o.dutCpu, ...peerSpec(o.vni), fdbMac: '00:00:00:00:00:00', mbufs,
       pod: `net_null${t}0,size=64`, uplink: `net_null${t}1,no-rx=1`,
-    });
+    }, o.genCpu);
     try {
       await c.next(60000);
       await sleep(300);
