@@ -41,8 +41,10 @@ const char *vfp_reason__name(unsigned reason) {
 
 static inline uint16_t rd16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
 static inline void wr16(uint8_t *p, uint16_t v) {
-    p[0] = (uint8_t)(v >> 8);
-    p[1] = (uint8_t)v;
+    /* One swapped 16-bit store (vfp_csum__be16 is the wire order), not two byte stores
+     * the compiler reassembles with shifts. */
+    const uint16_t w = (uint16_t)vfp_csum__be16(v);
+    memcpy(p, &w, 2);
 }
 /* Stores a memory-order checksum word as is (see csum.h). */
 static inline void wr_csum(uint8_t *p, uint16_t c) { memcpy(p, &c, 2); }
@@ -133,24 +135,28 @@ static inline void copy_hdr(uint8_t *o, const uint8_t *tmpl, unsigned hl) {
 
 #define ENCAP_PREFETCH 4
 
-static uint16_t encap_chunk(vfp_tunnel *t, const uint8_t *tmpl, uint64_t pseudo, vfp_pkt **pkts,
-                            uint16_t n, vfp_stats *st) {
+/* The per-packet loop; the tunnel's options come in as arguments so that the common
+ * case (IPv4, fixed TOS and DF, no UDP checksum) is compiled with them as constants. */
+static inline __attribute__((always_inline)) uint16_t
+encap_loop(vfp_tunnel *t, const uint8_t *tmpl, uint64_t pseudo, vfp_pkt **pkts, uint16_t n, vfp_stats *st,
+           const int v4, const int tos_inherit, const int df_inherit, const int udp_csum) {
     uint32_t hash[VFP_MAX_BURST];
     uint16_t meta[VFP_MAX_BURST];
     const unsigned hl = t->hdr_len, l3 = t->l3_off;
-    const int v4 = t->family == 4;
     const unsigned l4 = l3 + (v4 ? 20 : 40);
     /* Inner-length limits for checks 3 and 4, from the outer IP lengths of §3.1. */
     const uint32_t ip_over = v4 ? 36 : 16;          /* outer IP length field - inner */
     const uint32_t max_inner = 65535 - ip_over;
     const uint32_t mtu_over = v4 ? 36 : 56;         /* outer IP packet - inner */
     const uint32_t mtu_inner = t->mtu ? (t->mtu > mtu_over ? t->mtu - mtu_over : 0) : UINT32_MAX;
-    const int tos_inherit = t->tos == VFP_TOS_INHERIT;
-    const int df_inherit = t->df == VFP_DF_INHERIT;
-    const int udp_csum = t->udp_csum;
     uint16_t id = t->ip_id;
     uint16_t ok = 0;
     uint64_t bytes = 0;
+    /* Locals, not t->…: the header stores below go through uint8_t pointers, which may
+     * alias t, so the compiler would reload every field per packet. */
+    const uint16_t sp_min = t->src_port_min;
+    const uint32_t sp_span = t->src_port_span;
+    const uint32_t csum_base = t->csum_base;
 
     /* One pass to parse and hash every inner frame, so the CRC implementation is picked
      * once per burst and the inner headers are in L1 for the pass that writes. */
@@ -158,8 +164,8 @@ static uint16_t encap_chunk(vfp_tunnel *t, const uint8_t *tmpl, uint64_t pseudo,
 
     for (uint16_t i = 0; i < n; i++) {
         if (i + ENCAP_PREFETCH < n) {
-            vfp_pkt *q = pkts[i + ENCAP_PREFETCH];
-            if (q->headroom >= hl) VFP_PREFETCHW(q->data - hl);
+            /* A prefetch never faults: no need to check the headroom first. */
+            VFP_PREFETCHW((const void *)((uintptr_t)pkts[i + ENCAP_PREFETCH]->data - hl));
         }
         vfp_pkt *p = pkts[i];
         const uint32_t len = p->len;
@@ -179,11 +185,11 @@ static uint16_t encap_chunk(vfp_tunnel *t, const uint8_t *tmpl, uint64_t pseudo,
         copy_hdr(o, tmpl, hl);
         const uint16_t m = meta[i];
         const uint16_t ulen = (uint16_t)(16 + len);
-        const uint16_t sport = vfp_flowhash__port(hash[i], t->src_port_min, t->src_port_span);
+        const uint16_t sport = vfp_flowhash__port(hash[i], sp_min, sp_span);
         if (v4) {
             uint8_t *ip = o + l3;
             const uint16_t tot = (uint16_t)(36 + len);
-            uint64_t s = t->csum_base;
+            uint32_t s = csum_base; /* < 2^16 + four 16-bit terms: never carries out */
             s += vfp_csum__be16(tot) + vfp_csum__be16(id);
             if (tos_inherit) {
                 ip[1] = (uint8_t)m;
@@ -229,6 +235,16 @@ static uint16_t encap_chunk(vfp_tunnel *t, const uint8_t *tmpl, uint64_t pseudo,
     return ok;
 }
 
+static uint16_t encap_chunk(vfp_tunnel *t, const uint8_t *tmpl, uint64_t pseudo, vfp_pkt **pkts,
+                            uint16_t n, vfp_stats *st) {
+    const int v4 = t->family == 4;
+    const int tos_inherit = t->tos == VFP_TOS_INHERIT;
+    const int df_inherit = t->df == VFP_DF_INHERIT;
+    const int udp_csum = t->udp_csum;
+    if (v4 && !tos_inherit && !df_inherit && !udp_csum) return encap_loop(t, tmpl, pseudo, pkts, n, st, 1, 0, 0, 0);
+    return encap_loop(t, tmpl, pseudo, pkts, n, st, v4, tos_inherit, df_inherit, udp_csum);
+}
+
 uint16_t vfp_vxlan__encap_burst(vfp_tunnel *t, uint32_t vni, vfp_pkt **pkts, uint16_t n,
                                 vfp_stats *st) {
     /* The VNI is per call, so it goes into a stack copy of the template once per burst
@@ -240,8 +256,9 @@ uint16_t vfp_vxlan__encap_burst(vfp_tunnel *t, uint32_t vni, vfp_pkt **pkts, uin
     vx[4] = (uint8_t)(vni >> 16);
     vx[5] = (uint8_t)(vni >> 8);
     vx[6] = (uint8_t)vni;
-    /* Folded, so the per-packet additions below cannot carry out of 64 bits. */
-    const uint64_t pseudo = vfp_csum__fold(vfp_csum__partial(vx + 4, 4, t->pseudo_base));
+    /* Folded, so the per-packet additions below cannot carry out of 64 bits. Without a
+     * UDP checksum nothing reads it. */
+    const uint64_t pseudo = t->udp_csum ? vfp_csum__fold(vfp_csum__partial(vx + 4, 4, t->pseudo_base)) : 0;
     uint16_t ok = 0;
     for (uint16_t done = 0; done < n;) {
         uint16_t k = (uint16_t)(n - done > VFP_MAX_BURST ? VFP_MAX_BURST : n - done);

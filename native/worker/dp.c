@@ -447,39 +447,84 @@ static int overlay_dest(worker *w, const dp_cfg *c, uint32_t vni, const uint8_t 
     return -1;
 }
 
+/* Encapsulates one peer's packets (grp may be the caller's array: encap works in place)
+ * and queues them on the uplink; the VNI counters are summed per group, not per packet. */
+static void encap_group(worker *w, const cfg_vni *v, int pr, vfp_pkt **grp, uint16_t g, uint64_t now) {
+    vfp_dp_vni_stats *vs = &w->st->vnis[v->slot];
+    if (VFP_UNLIKELY(!w->resolved[pr])) {
+        arp_request(w, pr, now);
+        w->st->drops[VFP_DP_D_NEIGH_UNRESOLVED] += g;
+        vs->drops += g;
+        vfp_pkt__free_burst(grp, g);
+        return;
+    }
+    const uint16_t up = w->cfg->uplink;
+    uint16_t ok = vfp_vxlan__encap_burst(&w->tun[pr], v->vni, grp, g, &w->st->engine);
+    uint64_t bytes = 0;
+    if (VFP_LIKELY(ok == g)) {
+        /* All encapsulated: append the group to the uplink's queue in runs. */
+        txq *q = &w->tx[up];
+        for (uint16_t k = 0; k < g;) {
+            /* As tx_push: a flushed queue stays on the dirty list, an empty one joins it. */
+            if (q->n == TXQ_MAX) tx_flush_port(w, up);
+            else if (!q->n) w->tx_dirty[w->n_dirty++] = up;
+            uint16_t run = (uint16_t)(g - k < TXQ_MAX - q->n ? g - k : TXQ_MAX - q->n);
+            for (uint16_t j = 0; j < run; j++) {
+                vfp_pkt *p = grp[k + j];
+                bytes += p->len;
+                q->pk[q->n + j] = p;
+            }
+            q->n = (uint16_t)(q->n + run);
+            k = (uint16_t)(k + run);
+        }
+    } else {
+        for (uint16_t k = 0; k < g; k++) {
+            if (grp[k]->reason == VFP_OK) {
+                bytes += grp[k]->len;
+                tx_push(w, up, grp[k]);
+            } else {
+                vfp_pkt__free_burst(&grp[k], 1);
+            }
+        }
+    }
+    vs->encap_pkts += ok;
+    vs->encap_bytes += bytes;
+    vs->drops += (uint64_t)(g - ok);
+}
+
 /* Encapsulates pkts (all of one VNI) for their peers and queues them on the uplink. */
 static void encap_to_peers(worker *w, const cfg_vni *v, vfp_pkt **pk, const int16_t *peer, uint16_t n,
                            uint64_t now) {
-    const dp_cfg *c = w->cfg;
+    /* The common case (every packet to one peer: one remote pod, or a gateway) needs no
+     * grouping at all. */
+    uint16_t same = 1;
+    while (same < n && peer[same] == peer[0]) same++;
+    if (same == n) {
+        encap_group(w, v, peer[0], pk, n, now);
+        return;
+    }
     vfp_pkt *grp[VFP_MAX_BURST];
     uint8_t done[VFP_MAX_BURST * 2];
     memset(done, 0, n);
-    vfp_dp_vni_stats *vs = &w->st->vnis[v->slot];
     for (uint16_t i = 0; i < n; i++) {
         if (done[i]) continue;
         int pr = peer[i];
         uint16_t g = 0;
         for (uint16_t j = i; j < n; j++)
             if (!done[j] && peer[j] == pr) grp[g++] = pk[j], done[j] = 1;
-        if (!w->resolved[pr]) {
-            arp_request(w, pr, now);
-            w->st->drops[VFP_DP_D_NEIGH_UNRESOLVED] += g;
-            vs->drops += g;
-            vfp_pkt__free_burst(grp, g);
-            continue;
-        }
-        vfp_vxlan__encap_burst(&w->tun[pr], v->vni, grp, g, &w->st->engine);
-        for (uint16_t k = 0; k < g; k++) {
-            if (grp[k]->reason == VFP_OK) {
-                vs->encap_pkts++;
-                vs->encap_bytes += grp[k]->len;
-                tx_push(w, c->uplink, grp[k]);
-            } else {
-                vs->drops++;
-                vfp_pkt__free_burst(&grp[k], 1);
-            }
-        }
+        encap_group(w, v, pr, grp, g, now);
     }
+}
+
+/* Where a unicast destination of a pod's frame goes. */
+enum { UC_LOCAL, UC_HAIRPIN, UC_PEER, UC_NO_PEER, UC_FLOOD };
+
+static inline uint64_t mac_key(const uint8_t *m) {
+    uint32_t lo;
+    uint16_t hi;
+    memcpy(&lo, m, 4);
+    memcpy(&hi, m + 4, 2);
+    return lo | (uint64_t)hi << 32;
 }
 
 /* Frames from a pod (a representor port): local switching, or encap to peers. */
@@ -491,44 +536,64 @@ static void from_pod(worker *w, uint16_t port, vfp_pkt **pk, uint16_t n, uint64_
     vfp_pkt *enc[VFP_MAX_BURST * 2];
     int16_t encp[VFP_MAX_BURST * 2];
     uint16_t ne = 0;
+    /* Counters are summed over the burst and stored once at the end. */
+    uint64_t n_drops = 0, n_local = 0, n_flood = 0, n_trunc = 0, n_spoof = 0, n_hairpin = 0, n_nopeer = 0,
+             n_nobuf = 0;
+    /* The last unicast destination's verdict. Bursts from a pod mostly go to one or a few
+     * MACs (a peer pod, the gateway); consecutive repeats reuse the lookups. Valid only
+     * within this call: the epoch's tables are immutable and the worker's learned FDB
+     * changes only in from_uplink and aging, never while a pod burst is handled. */
+    uint64_t memo_key = ~0ull; /* not a 48-bit key: matches nothing */
+    int memo_kind = UC_FLOOD, memo_pr = -1;
+    uint16_t memo_lp = NONE16;
     for (uint16_t i = 0; i < n; i++) {
         vfp_pkt *p = pk[i];
-        if (p->len < 14) {
-            w->st->engine.drops[VFP_R_INNER_TRUNCATED]++;
-            vs->drops++;
+        if (VFP_UNLIKELY(p->len < 14)) {
+            n_trunc++;
+            n_drops++;
             vfp_pkt__free_burst(&p, 1);
             continue;
         }
         const uint8_t *dst = p->data, *src = p->data + 6;
         if (c->anti_spoof && memcmp(src, at->mac, 6)) {
-            count_port_drop(w, port, VFP_DP_D_SPOOFED, 1);
-            vs->drops++;
+            n_spoof++;
+            n_drops++;
             vfp_pkt__free_burst(&p, 1);
             continue;
         }
         if (!is_group(dst)) {
-            uint16_t lp = mac_find(c, at->vni, dst);
-            if (lp == port) {
-                count_port_drop(w, port, VFP_DP_D_HAIRPIN, 1);
-                vs->drops++;
-                vfp_pkt__free_burst(&p, 1);
-                continue;
+            const uint64_t key = mac_key(dst);
+            if (key != memo_key) {
+                memo_key = key;
+                memo_pr = -1;
+                memo_lp = mac_find(c, at->vni, dst);
+                if (memo_lp == port) memo_kind = UC_HAIRPIN;
+                else if (memo_lp != NONE16) memo_kind = UC_LOCAL;
+                else {
+                    int no_peer = 0;
+                    memo_pr = c->uplink != VFP_DP_NO_PORT ? overlay_dest(w, c, at->vni, dst, &no_peer) : -1;
+                    memo_kind = memo_pr >= 0 ? UC_PEER : no_peer ? UC_NO_PEER : UC_FLOOD;
+                }
             }
-            if (lp != NONE16) {
-                vs->local_pkts++;
-                tx_push(w, lp, p);
-                continue;
-            }
-            int no_peer = 0;
-            int pr = c->uplink != VFP_DP_NO_PORT ? overlay_dest(w, c, at->vni, dst, &no_peer) : -1;
-            if (pr >= 0) {
-                enc[ne] = p, encp[ne++] = (int16_t)pr;
+            if (VFP_LIKELY(memo_kind == UC_PEER)) {
+                enc[ne] = p, encp[ne++] = (int16_t)memo_pr;
                 if (ne >= VFP_MAX_BURST) encap_to_peers(w, v, enc, encp, ne, now), ne = 0;
                 continue;
             }
-            if (no_peer) {
-                w->st->drops[VFP_DP_D_NO_PEER]++;
-                vs->drops++;
+            if (memo_kind == UC_LOCAL) {
+                n_local++;
+                tx_push(w, memo_lp, p);
+                continue;
+            }
+            if (memo_kind == UC_HAIRPIN) {
+                n_hairpin++;
+                n_drops++;
+                vfp_pkt__free_burst(&p, 1);
+                continue;
+            }
+            if (memo_kind == UC_NO_PEER) {
+                n_nopeer++;
+                n_drops++;
                 vfp_pkt__free_burst(&p, 1);
                 continue;
             }
@@ -546,25 +611,35 @@ static void from_pod(worker *w, uint16_t port, vfp_pkt **pk, uint16_t n, uint64_
             if (lp == port) continue;
             vfp_pkt *q = ++made == targets ? p : pool_clone(&w->pool, p);
             if (!q) {
-                w->st->drops[VFP_DP_D_NO_BUFFER]++;
+                n_nobuf++;
                 continue;
             }
-            vs->flood_pkts++;
+            n_flood++;
             tx_push(w, lp, q);
         }
         if (c->uplink != VFP_DP_NO_PORT)
             for (uint16_t k = 0; k < v->n_flood; k++) {
                 vfp_pkt *q = ++made == targets ? p : pool_clone(&w->pool, p);
                 if (!q) {
-                    w->st->drops[VFP_DP_D_NO_BUFFER]++;
+                    n_nobuf++;
                     continue;
                 }
-                vs->flood_pkts++;
+                n_flood++;
                 enc[ne] = q, encp[ne++] = (int16_t)c->flood_peers[v->flood_off + k];
                 if (ne >= VFP_MAX_BURST) encap_to_peers(w, v, enc, encp, ne, now), ne = 0;
             }
     }
     if (ne) encap_to_peers(w, v, enc, encp, ne, now);
+    vs->drops += n_drops;
+    vs->local_pkts += n_local;
+    vs->flood_pkts += n_flood;
+    if (VFP_UNLIKELY(n_trunc | n_spoof | n_hairpin | n_nopeer | n_nobuf)) {
+        w->st->engine.drops[VFP_R_INNER_TRUNCATED] += n_trunc;
+        if (n_spoof) count_port_drop(w, port, VFP_DP_D_SPOOFED, n_spoof);
+        if (n_hairpin) count_port_drop(w, port, VFP_DP_D_HAIRPIN, n_hairpin);
+        w->st->drops[VFP_DP_D_NO_PEER] += n_nopeer;
+        w->st->drops[VFP_DP_D_NO_BUFFER] += n_nobuf;
+    }
 }
 
 /* Frames from the underlay: ARP for our VTEP, else decap and switch to local ports. */
@@ -636,10 +711,14 @@ static void *worker_main(void *arg) {
     w->st->cpu = sched_getcpu();
     vfp_pkt *pk[VFP_MAX_BURST];
     uint32_t idle = 0;
-    uint64_t drain_until = 0;
+    uint64_t drain_until = 0, now = 0;
+    uint32_t since_clock = 0, busy = 0;
     for (;;) {
         int stopping = atomic_load_explicit(&dp->stop, memory_order_acquire);
-        uint64_t now = now_ns();
+        /* The clock read is a large part of a busy pass; while bursts keep coming, every
+         * 16th pass reads it (a pass takes microseconds, so `now` lags by well under a
+         * millisecond: learned stamps are in seconds, aging and ARP retries in 100 ms+). */
+        if (!busy || stopping || ++since_clock >= 16) now = now_ns(), since_clock = 0;
         if (stopping && !drain_until) drain_until = now + (uint64_t)stopping * 1000000ull;
         /* Acquire pairs with the control thread's release store of a fully built cfg. */
         const dp_cfg *c = atomic_load_explicit(&dp->cur, memory_order_acquire);
@@ -663,8 +742,10 @@ static void *worker_main(void *arg) {
                 if (!n) continue;
                 got += n;
                 vfp_dp_port_stats *ps = &w->st->ports[r.port];
+                uint64_t bytes = 0;
+                for (uint16_t k = 0; k < n; k++) bytes += pk[k]->len, pk[k]->port = r.port;
                 ps->rx_pkts += n;
-                for (uint16_t k = 0; k < n; k++) ps->rx_bytes += pk[k]->len, pk[k]->port = r.port;
+                ps->rx_bytes += bytes;
                 if (r.port == c->uplink) from_uplink(w, pk, n, now_s);
                 else if (c->att[r.port].active) from_pod(w, r.port, pk, n, now);
                 else {
@@ -681,6 +762,7 @@ static void *worker_main(void *arg) {
         /* Draining ends at the deadline even if packets keep coming (a generator never
          * runs dry), or earlier once the ports are quiet. */
         if (stopping && (now >= drain_until || !got)) break;
+        busy = got != 0;
         if (got) {
             w->st->busy_loops++;
             idle = 0;

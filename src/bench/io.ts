@@ -38,6 +38,8 @@ export interface IoBenchOptions {
   kernel: boolean;
   /** dpdk only: the net_null comparison with dpdk-testpmd. */
   nullCompare: boolean;
+  /** dpdk only: run just the net_null comparison (no veth topology, no DUT cells). */
+  onlyNull?: boolean;
   onProgress?: (msg: string) => void;
 }
 
@@ -206,10 +208,12 @@ function oursInProcess(topo: Topology, o: IoBenchOptions): Dut {
   };
 }
 
-function nodeChild(what: string, ns: string | null, cfg: object): LineChild {
+/** The DPDK DUT child; `pin`: the CPU its threads start on (the worker moves itself to
+ *  its own CPU), so Node's threads keep off the worker's CPU as testpmd's main lcore does. */
+function nodeChild(what: string, ns: string | null, cfg: object, pin?: number): LineChild {
   const js = here('./io-dpdk-child.js');
   if (!existsSync(js)) throw new Error(`${js} is missing: the DPDK DUT runs from the compiled CLI (npm run build)`);
-  const argv = [process.execPath, js, JSON.stringify(cfg)];
+  const argv = [...(pin === undefined ? [] : ['taskset', '-c', String(pin)]), process.execPath, js, JSON.stringify(cfg)];
   return ns ? new LineChild(what, 'ip', ['netns', 'exec', ns, ...argv]) : new LineChild(what, argv[0]!, argv.slice(1));
 }
 
@@ -291,7 +295,7 @@ async function nullCompare(o: IoBenchOptions): Promise<NullCompare> {
     const c = nodeChild('the DPDK net_null DUT', null, {
       cpu: o.dutCpu, ...peerSpec(o.vni), fdbMac: '00:00:00:00:00:00', mbufs,
       pod: `net_null${t}0,size=64`, uplink: `net_null${t}1,no-rx=1`,
-    });
+    }, o.genCpu);
     try {
       await c.next(60000);
       await sleep(300);
@@ -338,17 +342,11 @@ async function testpmdTrial(o: IoBenchOptions, mbufs: number, ms: number): Promi
   }
 }
 
-export async function runIoBench(o: IoBenchOptions): Promise<IoBenchResult> {
+/** The veth topology's cells: every DUT × op × size, and the latency through each DUT. */
+async function vethCells(o: IoBenchOptions, cells: IoCell[], lat: LatencyCell[], duts: Dut[]): Promise<void> {
   const say = o.onProgress ?? (() => {});
-  const notes: string[] = [];
-  const gone = sweepStaleTopologies();
-  if (gone.length) say(`  removed stale namespaces of dead bench runs: ${gone.join(', ')}`);
   const dir = mkdtempSync(join(os.tmpdir(), 'vfplane-bench-'));
   const topo = new Topology();
-  const cells: IoCell[] = [];
-  const lat: LatencyCell[] = [];
-  const duts: Dut[] = [];
-  let nc: NullCompare | null = null;
   try {
     topo.create(o.dutCpu);
     if (o.kernel) duts.push(kernelDut(topo, o.vni));
@@ -380,6 +378,18 @@ export async function runIoBench(o: IoBenchOptions): Promise<IoBenchResult> {
     topo.destroy();
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+export async function runIoBench(o: IoBenchOptions): Promise<IoBenchResult> {
+  const say = o.onProgress ?? (() => {});
+  const notes: string[] = [];
+  const gone = sweepStaleTopologies();
+  if (gone.length) say(`  removed stale namespaces of dead bench runs: ${gone.join(', ')}`);
+  const cells: IoCell[] = [];
+  const lat: LatencyCell[] = [];
+  const duts: Dut[] = [];
+  let nc: NullCompare | null = null;
+  if (!o.onlyNull) await vethCells(o, cells, lat, duts);
   if (o.backend === 'dpdk' && o.nullCompare) nc = await nullCompare(o);
   notes.push(
     `generator: vfp-pktgen ${o.genBackend} tx on CPU ${o.genCpu}; sink: an XDP program (native mode) that counts and drops`,

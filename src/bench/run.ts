@@ -21,6 +21,7 @@ export interface BenchFlags
   chart?: string;
   kernel: boolean;
   null: boolean;
+  onlyNull: boolean;
   gen: 'afxdp' | 'afpacket';
   pings: number;
   pci?: string;
@@ -34,6 +35,7 @@ export async function runBench(f: BenchFlags): Promise<void> {
   }
   if (f.pci && f.backend !== 'dpdk') throw new UsageError(`--pci ${f.pci} needs --backend dpdk (a VF bound to vfio-pci is a DPDK port)`);
   if (f.iface && f.backend !== 'afxdp') throw new UsageError(`--iface ${f.iface} needs --backend afxdp`);
+  if (f.onlyNull && (f.backend !== 'dpdk' || !f.null)) throw new UsageError('--only-null needs --backend dpdk (and not --no-null)');
   if (f.backend !== 'memory') return runIo(f, cores);
   const cpu = f.cpu ?? cores - 1;
   const tunnel = resolveTunnel(f.ipv6
@@ -73,11 +75,11 @@ async function runIo(f: BenchFlags, cores: number): Promise<void> {
   const r = await runIoBench({
     backend: f.backend as 'afpacket' | 'afxdp' | 'dpdk', sizes: f.sizes, ops: [...new Set(f.ops)], durationMs: f.duration,
     trials: f.trials, vni: f.vni, dutCpu, genCpu, genBackend: f.gen, pings: f.pings, kernel: f.kernel,
-    nullCompare: f.null, onProgress: f.json ? undefined : say,
+    nullCompare: f.null, onlyNull: f.onlyNull, onProgress: f.json ? undefined : say,
   });
   const chart = resolve(f.chart ?? `vfplane-bench-${f.backend}.svg`);
-  writeFileSync(chart, ioChartSvg(r.cells, `${f.backend}: Mpps vs inner frame size (${r.machine.cores} cores, ${r.machine.date.slice(0, 10)})`));
-  const rep = buildIoReport(r, command, chart);
+  if (r.cells.length) writeFileSync(chart, ioChartSvg(r.cells, `${f.backend}: Mpps vs inner frame size (${r.machine.cores} cores, ${r.machine.date.slice(0, 10)})`));
+  const rep = buildIoReport(r, command, r.cells.length ? chart : null);
   if (f.json) printJson(rep);
   else process.stdout.write(renderIoReport(rep));
 }
