@@ -23,7 +23,11 @@ describePrivileged('vfplane bench --backend afpacket (veth topology)', { netns: 
       const c = rep.cells.find((x: any) => x.dut === d && x.op === op);
       expect(c.offeredMpps, `${d} ${op}`).toBeGreaterThan(0);
       expect(c.mpps, `${d} ${op}`).toBeGreaterThan(0);
-      expect(c.sinkFrameBytes).toBe(op === 'encap' ? 114 : 64);
+      const want = op === 'encap' ? 114 : 64;
+      // Ours must be exact. The kernel DUT now and then lets one of its own frames (ARP,
+      // neighbour discovery) reach the sink, which moves its mean by a hair.
+      if (d === 'kernel-vxlan') expect(Math.abs(c.sinkFrameBytes - want), `${d} ${op}`).toBeLessThan(0.5);
+      else expect(c.sinkFrameBytes, `${d} ${op}`).toBe(want);
     }
     for (const l of rep.latency) expect(l.received).toBeGreaterThan(0);
     expect(rep.ratios).toHaveLength(2);
