@@ -85,6 +85,11 @@ export const configSchema = z.strictObject({
   dpdk: z.strictObject({
     eal: z.array(z.string()).default([]),
     hugepages: z.number().int().min(0).default(256),
+    /** mbufs in the uplink's pool; 0 sizes it from the queues and descriptors. */
+    mbufs: z.number().int().min(0).max(1 << 24).default(0),
+    mbufDataSize: z.number().int().min(0).max(65535).default(0),
+    rxDesc: z.number().int().min(0).max(32768).default(0),
+    txDesc: z.number().int().min(0).max(32768).default(0),
   }).prefault({}),
   stateDir: absPath('where the daemon keeps its state').default('/var/lib/vfplane'),
   socket: absPath('the control socket').optional(),

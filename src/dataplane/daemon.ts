@@ -162,7 +162,13 @@ export class Daemon {
       // The uplink.
       if (c.backend === 'dpdk') {
         this.choice = dpdkChoice(c.uplink.dev!);
-        this.uplink = this.dp.openPort('dpdk', { dev: c.uplink.dev, txOffloads: this.choice.dpdkTxOffloads!.bits }, 'uplink');
+        const d = c.dpdk;
+        this.uplink = this.dp.openPort('dpdk', {
+          dev: c.uplink.dev, txOffloads: this.choice.dpdkTxOffloads!.bits, queues: c.workers,
+          ...(d.mbufs ? { mbufs: d.mbufs } : {}), ...(d.mbufDataSize ? { mbufDataSize: d.mbufDataSize } : {}),
+          ...(d.rxDesc ? { rxDesc: d.rxDesc } : {}), ...(d.txDesc ? { txDesc: d.txDesc } : {}),
+        }, 'uplink');
+        this.log.info(`uplink ${this.uplink.driver ?? 'dpdk'} port ${this.uplink.portId}: ${this.uplink.mbufs} mbufs, ${this.uplink.queues} queue(s)`);
         if (this.uplink.mac && !c.uplink.mac) this.uplinkMac = this.uplink.mac;
         this.log.info(`uplink offloads: ${this.choice.dpdkTxOffloads!.why}; enabled on the device: 0x${(this.uplink.txOffloads ?? 0).toString(16)}`);
       } else {

@@ -34,6 +34,7 @@ export interface PortInfo {
   txOffloads?: number;
   headroom?: number;
   notice?: string;
+  mbufs?: number;
 }
 
 export interface PeerSpec {

@@ -1,0 +1,61 @@
+// The data-plane config file at the edge: every error names the field and the value, and
+// the defaults are what docs/dataplane.md says.
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { loadConfig, parseConfig, socketPath } from '../../src/dataplane/config.js';
+import { dpdkChoice } from '../../src/dataplane/uplink-profile.js';
+import { dropSim, makeSim } from '../helpers/sim.js';
+
+const ok = { uplink: { ifname: 'ens1f0', vtep: '192.0.2.1' } };
+
+describe('data-plane config', () => {
+  it('fills the documented defaults', () => {
+    const c = parseConfig(ok);
+    expect(c).toMatchObject({ backend: 'afpacket', dstPort: 4789, learn: true, antiSpoof: true, ageSeconds: 300, workers: 1, idleSpins: 64, stateDir: '/var/lib/vfplane' });
+    expect(c.tunnel).toEqual({ ttl: 64, tos: 'inherit', df: 'unset', udpCsum: false, srcPortMin: 49152, srcPortMax: 65535, mtu: 0 });
+    expect(socketPath(c)).toBe('/var/lib/vfplane/dataplane.sock');
+  });
+
+  it('names the field and the value it refuses', () => {
+    expect(() => parseConfig({ uplink: { ifname: 'ens1f0', vtep: '300.1.1.1' } })).toThrow(/uplink\.vtep: .*IPv4 or IPv6.*"300\.1\.1\.1"/);
+    expect(() => parseConfig({ ...ok, peers: [{ vtep: '192.0.2.2', mac: 'nope' }] })).toThrow(/peers\.0\.mac: .*MAC.*"nope"/);
+    expect(() => parseConfig({ ...ok, fdb: [{ vni: 1 << 24, mac: '02:00:00:00:00:01', vtep: '192.0.2.2' }] })).toThrow(/fdb\.0\.vni: .*24 bits/);
+    expect(() => parseConfig({ ...ok, frobnicate: 1 })).toThrow(/frobnicate/);
+    expect(() => parseConfig({ ...ok, uplink: { ifname: 'a-name-that-is-too-long', vtep: '192.0.2.1' } })).toThrow(/uplink\.ifname/);
+    expect(() => parseConfig({ ...ok, peers: [{ vtep: '2001:db8::2' }] })).toThrow(/not IPv4 like uplink\.vtep/);
+    expect(() => parseConfig({ ...ok, backend: 'dpdk' })).toThrow(/uplink\.dev/);
+    expect(() => parseConfig({ ...ok, tunnel: { srcPortMin: 60000, srcPortMax: 50000 } })).toThrow(/srcPortMax 50000 is below srcPortMin 60000/);
+    expect(() => parseConfig({ ...ok, metrics: 'everywhere' })).toThrow(/metrics: .*HOST:PORT/);
+  });
+
+  it('reads YAML and JSON files, and says which file is wrong', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'vfplane-dpcfg-'));
+    writeFileSync(join(dir, 'a.yaml'), 'uplink:\n  ifname: ens1f0\n  vtep: 192.0.2.1\npeers:\n  - vtep: 192.0.2.2\n');
+    expect(loadConfig(join(dir, 'a.yaml')).peers).toEqual([{ vtep: '192.0.2.2' }]);
+    writeFileSync(join(dir, 'b.json'), JSON.stringify({ ...ok, workers: 0 }));
+    expect(() => loadConfig(join(dir, 'b.json'))).toThrow(new RegExp(`${dir}/b\\.json: workers`));
+    writeFileSync(join(dir, 'c.yaml'), 'uplink: [unclosed');
+    expect(() => loadConfig(join(dir, 'c.yaml'))).toThrow(/c\.yaml is not valid YAML or JSON/);
+    expect(() => loadConfig(join(dir, 'missing.yaml'))).toThrow(/cannot read the data-plane config/);
+  });
+
+  it('asks a virtual DPDK device for no tx offloads, and says why', () => {
+    expect(dpdkChoice('net_null0')).toMatchObject({ profile: null, dpdkTxOffloads: { bits: 0, why: expect.stringMatching(/virtual device/) } });
+    expect(dpdkChoice('0000:ff:1f.7').dpdkTxOffloads!.why).toMatch(/no hw-profile matches 0000:ff:1f\.7/);
+  });
+
+  it('asks an X710 VF for the tx offloads its hw-profile lists', () => {
+    const m = makeSim({ profile: 'x710', netdevs: false });
+    try {
+      const vf = '0000:5e:02.0';
+      const c = dpdkChoice(vf, m.root);
+      expect(c.profile).toBe('x710');
+      expect(c.dpdkTxOffloads!.names).toEqual(expect.arrayContaining(['outerIpv4Cksum', 'outerUdpCksum']));
+      expect(c.dpdkTxOffloads!.bits).toBeGreaterThan(0);
+    } finally {
+      dropSim(m.root);
+    }
+  });
+});
