@@ -57,6 +57,16 @@ describe('io bench pure parts', () => {
     expect(t.at(-1)!.pass).toBe(true);
   });
 
+  it('marks a ratio generator-bound when both DUTs forwarded what was offered', () => {
+    const kept = (dut: string, mpps: number): IoCell => ({ ...cell(dut, 'encap', 64, mpps), offeredMpps: mpps });
+    const [bound] = ioRatios([kept('kernel-vxlan', 0.2), kept('vfplane-afxdp', 0.3)]);
+    expect(bound!.generatorBound).toBe(true);
+    const [real] = ioRatios([cell('kernel-vxlan', 'encap', 64, 0.2), kept('vfplane-afxdp', 0.3)]); // the kernel dropped 10%
+    expect(real!.generatorBound).toBe(false);
+    const t = ioTargets({ backend: 'afxdp' } as unknown as IoBenchResult, [bound!]);
+    expect(t[0]!.name).toMatch(/1 of 1 sizes generator-bound .*inconclusive/);
+  });
+
   it('draws one line per DUT and op, imix at its own tick', () => {
     const cells = [64, 512, 1500, 'imix' as const].flatMap((s) => [cell('kernel-vxlan', 'encap', s, 0.3), cell('vfplane-dpdk', 'encap', s, 0.6)]);
     const svg = ioChartSvg(cells, 'a <title>');
