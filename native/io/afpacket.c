@@ -35,6 +35,9 @@ typedef struct afp_port {
     int walking;                /* cur_blk is USER-owned and partly walked */
     uint8_t *next_pkt;          /* walking: next tpacket3_hdr */
     uint32_t left_in_blk;       /* walking: packets not yet read */
+    int v2;                     /* TPACKET_V2 rx: per-frame status, no blocks */
+    uint8_t **rx_slot;          /* v2: each frame's tpacket2_hdr */
+    uint32_t rx_frames, rx_head;/* v2: ring size, the frame rx reads next */
     vfp_pkt *descs;
     uint16_t *free_idx;         /* stack of free descriptor indices */
     uint32_t n_descs, n_free;
@@ -65,6 +68,7 @@ void vfp_afpacket_opts__defaults(vfp_afpacket_opts *o) {
     o->tx_frames = 2048;
     o->rx_descs = 1024;
     o->qdisc_bypass = 1;
+    o->rx_ring_version = 3;
 }
 
 /* ---- rx ---- */
@@ -148,12 +152,76 @@ static uint16_t afp_rx(vfp_port *vp, uint16_t q, vfp_pkt **pkts, uint16_t n) {
     return got;
 }
 
+/* Puts the 802.1Q tag the kernel took out (rx-vlan offload) back in front of the
+ * payload, in the headroom: PACKET_RESERVE has 4 bytes more than asked. */
+static inline void vlan_back(uint8_t **data, uint32_t *len, uint32_t *headroom, uint16_t tpid, uint16_t tci) {
+    uint8_t *d = *data - AFP_VLAN_HLEN;
+    memmove(d, *data, 12);
+    d[12] = (uint8_t)(tpid >> 8), d[13] = (uint8_t)tpid;
+    d[14] = (uint8_t)(tci >> 8), d[15] = (uint8_t)tci;
+    *data = d;
+    *len += AFP_VLAN_HLEN;
+    *headroom -= AFP_VLAN_HLEN;
+}
+
+/* TPACKET_V2: frames in ring order, each ours once its status says USER. A frame held
+ * by the caller (not yet released) makes the kernel drop what it would write there. */
+static uint16_t afp_rx_v2(vfp_port *vp, uint16_t q, vfp_pkt **pkts, uint16_t n) {
+    afp_port *p = (afp_port *)vp;
+    uint16_t got = 0;
+    uint64_t bytes = 0;
+    (void)q;
+    while (got < n) {
+        struct tpacket2_hdr *h = (struct tpacket2_hdr *)p->rx_slot[p->rx_head];
+        /* Acquire: the kernel writes the frame, then (smp_wmb) its status. */
+        uint32_t st = __atomic_load_n(&h->tp_status, __ATOMIC_ACQUIRE);
+        if (!(st & TP_STATUS_USER)) break;
+        if (VFP_UNLIKELY(p->n_free == 0)) {
+            p->port.rx_nombuf++;
+            break;
+        }
+        uint32_t idx = p->rx_head;
+        p->rx_head = idx + 1 == p->rx_frames ? 0 : idx + 1;
+        if (VFP_UNLIKELY(h->tp_snaplen < h->tp_len)) {
+            p->st.rx_truncated++;
+            __atomic_store_n(&h->tp_status, TP_STATUS_KERNEL, __ATOMIC_RELEASE);
+            continue;
+        }
+        vfp_pkt *d = &p->descs[p->free_idx[--p->n_free]];
+        uint8_t *data = (uint8_t *)h + h->tp_mac;
+        uint32_t len = h->tp_snaplen;
+        uint32_t headroom = (uint32_t)h->tp_mac - (uint32_t)TPACKET2_HDRLEN;
+        if (st & TP_STATUS_VLAN_VALID)
+            vlan_back(&data, &len, &headroom,
+                      (st & TP_STATUS_VLAN_TPID_VALID) && h->tp_vlan_tpid ? h->tp_vlan_tpid : ETH_P_8021Q,
+                      (uint16_t)h->tp_vlan_tci);
+        d->data = data;
+        d->len = len;
+        d->headroom = headroom;
+        d->reason = 0;
+        d->owner = vp;
+        d->opaque = (void *)(uintptr_t)idx;
+        pkts[got++] = d;
+        bytes += len;
+    }
+    vp->rx_pkts += got;
+    vp->rx_bytes += bytes;
+    return got;
+}
+
 static void afp_free(vfp_port *vp, vfp_pkt **pkts, uint16_t n) {
     afp_port *p = (afp_port *)vp;
     for (uint16_t i = 0; i < n; i++) {
         vfp_pkt *d = pkts[i];
         p->free_idx[p->n_free++] = (uint16_t)(d - p->descs);
-        blk_unref(p, (uint32_t)(uintptr_t)d->opaque);
+        if (p->v2) {
+            /* Release: the engine's writes into the frame's headroom are done before the
+             * kernel may refill it. */
+            struct tpacket2_hdr *h = (struct tpacket2_hdr *)p->rx_slot[(uint32_t)(uintptr_t)d->opaque];
+            __atomic_store_n(&h->tp_status, TP_STATUS_KERNEL, __ATOMIC_RELEASE);
+        } else {
+            blk_unref(p, (uint32_t)(uintptr_t)d->opaque);
+        }
     }
 }
 
@@ -231,6 +299,7 @@ static void afp_destroy(afp_port *p) {
     if (p->descs) a.free(a.ctx, p->descs, (size_t)p->n_descs * sizeof(vfp_pkt));
     if (p->free_idx) a.free(a.ctx, p->free_idx, (size_t)p->n_descs * sizeof(uint16_t));
     if (p->tx_slot) a.free(a.ctx, p->tx_slot, (size_t)p->tx_frames * sizeof(uint8_t *));
+    if (p->rx_slot) a.free(a.ctx, p->rx_slot, (size_t)p->rx_frames * sizeof(uint8_t *));
     a.free(a.ctx, p, sizeof *p);
 }
 
@@ -243,6 +312,16 @@ static void afp_close(vfp_port *vp) {
 static const struct vfp_port_ops afp_ops = {
     .name = "afpacket",
     .rx_burst = afp_rx,
+    .tx_burst = afp_tx,
+    .free_burst = afp_free,
+    .close = afp_close,
+    .rx_fd = afp_rx_fd,
+    .flush = afp_flush,
+};
+
+static const struct vfp_port_ops afp_ops_v2 = {
+    .name = "afpacket",
+    .rx_burst = afp_rx_v2,
     .tx_burst = afp_tx,
     .free_burst = afp_free,
     .close = afp_close,
@@ -307,12 +386,38 @@ static int setup(afp_port *p, const vfp_afpacket_opts *o, const char *ns_name, c
     uint32_t dev_max = p->mtu + 14 + AFP_VLAN_HLEN;
     p->tx_max = o->frame_size && o->frame_size < dev_max ? o->frame_size : dev_max;
 
-    /* rx: V3 ring, headroom via PACKET_RESERVE (+4 for a re-inserted VLAN tag). */
+    /* rx: V3 (or V2) ring, headroom via PACKET_RESERVE (+4 for a re-inserted VLAN tag). */
     uint32_t reserve = o->headroom + AFP_VLAN_HLEN;
+    long page = sysconf(_SC_PAGESIZE);
+    p->v2 = o->rx_ring_version == 2;
+    if (p->v2) {
+        SETOPT(p->rx_fd, PACKET_VERSION, TPACKET_V2, "PACKET_VERSION TPACKET_V2");
+        SETOPT(p->rx_fd, PACKET_RESERVE, (int)reserve, "PACKET_RESERVE");
+        SETOPT(p->rx_fd, PACKET_IGNORE_OUTGOING, 1, "PACKET_IGNORE_OUTGOING");
+        /* One slot per frame: header, reserve, the largest frame (+ VLAN tag). */
+        uint32_t frame = align_up((uint32_t)TPACKET2_HDRLEN + 16 + reserve + p->tx_max + 64, TPACKET_ALIGNMENT);
+        uint32_t block = align_up(frame > o->rx_block_size ? frame : o->rx_block_size, (uint32_t)page);
+        uint32_t per = block / frame;
+        struct tpacket_req r2 = { .tp_block_size = block, .tp_block_nr = o->rx_blocks, .tp_frame_size = frame,
+                                  .tp_frame_nr = per * o->rx_blocks };
+        if (setsockopt(p->rx_fd, SOL_PACKET, PACKET_RX_RING, &r2, sizeof r2) < 0)
+            return sock_err(p, "PACKET_RX_RING (V2; lower rx_blocks/rx_block_size?)", errno, err, errlen);
+        p->rx_block_size = block;
+        p->rx_blocks = o->rx_blocks;
+        p->rx_frames = r2.tp_frame_nr;
+        p->rx_map_len = (size_t)block * o->rx_blocks;
+        void *m = mmap(NULL, p->rx_map_len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, p->rx_fd, 0);
+        if (m == MAP_FAILED) return sock_err(p, "mmap of the rx ring", errno, err, errlen);
+        p->rx_map = m;
+        p->rx_slot = p->a.alloc(p->a.ctx, (size_t)p->rx_frames * sizeof(uint8_t *), 8);
+        if (!p->rx_slot) return fail(err, errlen, -ENOMEM, "afpacket: no memory for %s%s", "the rx slots", "");
+        /* Frames never straddle blocks: slot i is frame i % per of block i / per. */
+        for (uint32_t i = 0; i < p->rx_frames; i++)
+            p->rx_slot[i] = p->rx_map + (size_t)(i / per) * block + (size_t)(i % per) * frame;
+    } else {
     SETOPT(p->rx_fd, PACKET_VERSION, TPACKET_V3, "PACKET_VERSION TPACKET_V3");
     SETOPT(p->rx_fd, PACKET_RESERVE, (int)reserve, "PACKET_RESERVE");
     SETOPT(p->rx_fd, PACKET_IGNORE_OUTGOING, 1, "PACKET_IGNORE_OUTGOING");
-    long page = sysconf(_SC_PAGESIZE);
     /* A block must hold the largest frame: header, reserve, the frame (+ VLAN tag). */
     uint32_t need = align_up((uint32_t)TPACKET3_HDRLEN + 16 + reserve + p->tx_max + 64, 16) + 64;
     p->rx_block_size = align_up(o->rx_block_size > need ? o->rx_block_size : need, (uint32_t)page);
@@ -333,6 +438,7 @@ static int setup(afp_port *p, const vfp_afpacket_opts *o, const char *ns_name, c
     void *m = mmap(NULL, p->rx_map_len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, p->rx_fd, 0);
     if (m == MAP_FAILED) return sock_err(p, "mmap of the rx ring", errno, err, errlen);
     p->rx_map = m;
+    }
 
     /* tx: V2 ring. PACKET_LOSS makes the kernel skip a frame it rejects (status back to
      * AVAILABLE) instead of stopping the ring at it with WRONG_FORMAT. */
@@ -353,7 +459,7 @@ static int setup(afp_port *p, const vfp_afpacket_opts *o, const char *ns_name, c
     if (setsockopt(p->tx_fd, SOL_PACKET, PACKET_TX_RING, &tr, sizeof tr) < 0)
         return sock_err(p, "PACKET_TX_RING (lower tx_frames?)", errno, err, errlen);
     p->tx_map_len = (size_t)tx_block * tx_blocks;
-    m = mmap(NULL, p->tx_map_len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, p->tx_fd, 0);
+    void *m = mmap(NULL, p->tx_map_len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, p->tx_fd, 0);
     if (m == MAP_FAILED) return sock_err(p, "mmap of the tx ring", errno, err, errlen);
     p->tx_map = m;
     p->tx_frames = tr.tp_frame_nr;
@@ -411,17 +517,17 @@ int vfp_afpacket_port__create(vfp_port **out, const vfp_afpacket_opts *o, const 
     *out = NULL;
     if (!o->ifname || !o->ifname[0] || strlen(o->ifname) >= IF_NAMESIZE)
         return fail(err, errlen, -EINVAL, "afpacket: bad interface name '%s'%s", o->ifname ? o->ifname : "", "");
-    char buf[160];
+    char buf[224];
     if (o->headroom < 128 || o->headroom > 4096) {
         snprintf(buf, sizeof buf, "%u (give 128..4096)", o->headroom);
         return fail(err, errlen, -EINVAL, "afpacket %s: headroom %s", o->ifname, buf);
     }
     if (o->rx_blocks < 2 || o->rx_blocks > 4096 || o->rx_block_size < 4096 || o->rx_block_size > (64u << 20) ||
         o->tx_frames < 64 || o->tx_frames > (1u << 20) || o->rx_descs < VFP_MAX_BURST || o->rx_descs > 65535 ||
-        (o->frame_size && o->frame_size < 64)) {
+        (o->frame_size && o->frame_size < 64) || (o->rx_ring_version != 2 && o->rx_ring_version != 3)) {
         snprintf(buf, sizeof buf, "rx_blocks=%u (2..4096) rx_block_size=%u (4K..64M) tx_frames=%u (64..1M) "
-                 "rx_descs=%u (%u..65535) frame_size=%u (0 or >=64)", o->rx_blocks, o->rx_block_size,
-                 o->tx_frames, o->rx_descs, VFP_MAX_BURST, o->frame_size);
+                 "rx_descs=%u (%u..65535) frame_size=%u (0 or >=64) rx_ring_version=%d (2 or 3)", o->rx_blocks,
+                 o->rx_block_size, o->tx_frames, o->rx_descs, VFP_MAX_BURST, o->frame_size, o->rx_ring_version);
         return fail(err, errlen, -EINVAL, "afpacket %s: option out of range: %s", o->ifname, buf);
     }
     afp_port *p = a->alloc(a->ctx, sizeof *p, VFP_CACHE_LINE);
@@ -449,6 +555,7 @@ int vfp_afpacket_port__create(vfp_port **out, const vfp_afpacket_opts *o, const 
         rc = setup(p, o, "(current)", err, errlen);
     }
     if (!rc) {
+        if (p->v2) p->port.ops = &afp_ops_v2;
         p->n_descs = o->rx_descs;
         p->blk_ref = a->alloc(a->ctx, (size_t)p->rx_blocks * sizeof(uint32_t), 8);
         p->descs = a->alloc(a->ctx, (size_t)p->n_descs * sizeof(vfp_pkt), VFP_CACHE_LINE);

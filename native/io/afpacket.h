@@ -1,5 +1,5 @@
 /* The AF_PACKET backend: the port that works on any Linux interface with nothing but the
- * kernel (veth, any NIC, a VF's netdev). Zero-copy TPACKET_V3 receive ring, copying
+ * kernel (veth, any NIC, a VF's netdev). Zero-copy TPACKET_V3 (or V2) receive ring, copying
  * TPACKET_V2 transmit ring; one queue. The slowest backend and the fallback of all. */
 #ifndef VFP_IO_AFPACKET_H
 #define VFP_IO_AFPACKET_H
@@ -26,6 +26,11 @@ typedef struct vfp_afpacket_opts {
     uint32_t tx_frames;        /* tx ring slots; default 2048 */
     uint32_t rx_descs;         /* rx packets that may be held at once (in flight); default 1024, ≥ VFP_MAX_BURST */
     int qdisc_bypass;          /* PACKET_QDISC_BYPASS; default 1 */
+    /* 3: TPACKET_V3 blocks (fewest wakeups; a lone frame waits up to block_timeout_ms
+     * for its block to retire). 2: TPACKET_V2 frames, each visible as soon as the kernel
+     * wrote it (latency in µs, one slot per frame). The ring holds rx_blocks ×
+     * rx_block_size bytes either way. Default 3. */
+    int rx_ring_version;
 } vfp_afpacket_opts;
 
 /* Counters beyond those in vfp_port. */

@@ -1,5 +1,5 @@
 /* vfp-io-fwd's afpacket adapter: parses "key=val,..." options into vfp_afpacket_opts and
- * opens one port. Keys: headroom, frame_size, block_size, blocks, timeout_ms, tx_frames,
+ * opens one port. Keys: headroom, frame_size, block_size, blocks, timeout_ms, ring (2|3), tx_frames,
  * rx_descs, qdisc_bypass (0/1). */
 #include <errno.h>
 #include <stdio.h>
@@ -43,12 +43,13 @@ int vfp_io_fwd__open_afpacket(const char *netns, const char *name, const char *o
         else if (!strcmp(kv, "block_size")) o.rx_block_size = (uint32_t)v;
         else if (!strcmp(kv, "blocks")) o.rx_blocks = (uint32_t)v;
         else if (!strcmp(kv, "timeout_ms")) o.block_timeout_ms = (uint32_t)v;
+        else if (!strcmp(kv, "ring")) o.rx_ring_version = (int)v;
         else if (!strcmp(kv, "tx_frames")) o.tx_frames = (uint32_t)v;
         else if (!strcmp(kv, "rx_descs")) o.rx_descs = (uint32_t)v;
         else if (!strcmp(kv, "qdisc_bypass")) o.qdisc_bypass = v != 0;
         else {
             snprintf(err, errlen, "afpacket option '%s' unknown (headroom, frame_size, block_size, blocks, "
-                     "timeout_ms, tx_frames, rx_descs, qdisc_bypass)", kv);
+                     "timeout_ms, ring, tx_frames, rx_descs, qdisc_bypass)", kv);
             return -EINVAL;
         }
     }

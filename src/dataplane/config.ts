@@ -78,6 +78,11 @@ export const configSchema = z.strictObject({
     srcPortMax: z.number().int().min(1).max(65535).default(65535),
     mtu: z.number().int().min(0).max(65535).default(0),
   }).prefault({}),
+  afpacket: z.strictObject({
+    /** 2: TPACKET_V2 rx, a frame is seen as soon as it lands (µs latency). 3: TPACKET_V3
+     *  blocks, fewer wakeups, but a lone frame waits for its block's 1 ms retire timer. */
+    ring: z.union([z.literal(2), z.literal(3)]).default(2),
+  }).prefault({}),
   afxdp: z.strictObject({
     mode: z.enum(['auto', 'native', 'skb']).default('auto'),
     copy: z.enum(['auto', 'copy', 'zerocopy']).default('auto'),

@@ -141,6 +141,7 @@ export class Daemon {
   private portOpts(ifname: string, netns?: string): Record<string, unknown> {
     const o: Record<string, unknown> = { ifname, ...(netns ? { netns } : {}) };
     if (this.podBackend === 'afxdp') Object.assign(o, { mode: this.cfg.afxdp.mode, copy: this.cfg.afxdp.copy });
+    else Object.assign(o, { ring: this.cfg.afpacket.ring });
     return o;
   }
 
