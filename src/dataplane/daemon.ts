@@ -503,7 +503,9 @@ export class Daemon {
         return;
       }
       res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' });
-      res.end(prometheus(this.cfg.node, this.dp!.counters(), this.portNames(), this.epoch));
+      const names = this.portNames();
+      const backend = new Map([...names.keys()].map((slot) => [slot, this.dp!.backendCounters(slot)] as const));
+      res.end(prometheus(this.cfg.node, this.dp!.counters(), names, this.epoch, backend));
     });
     await new Promise<void>((resolve, reject) => {
       server.once('error', (e) => reject(new VfpError('system', `cannot serve metrics on ${addr}: ${e.message}`)));
@@ -570,7 +572,8 @@ export function countersJson(c: DpCounters, names: Map<number, string>): Record<
 }
 
 /** The Prometheus text exposition of the counters. */
-export function prometheus(node: string, c: DpCounters, names: Map<number, string>, epoch: number): string {
+export function prometheus(node: string, c: DpCounters, names: Map<number, string>, epoch: number,
+  backend: Map<number, { txFull: number; rxNombuf: number } | null> = new Map()): string {
   const out: string[] = [];
   const esc = (s: string) => s.replace(/\\/g, '\\\\').replace(/"/g, '\\"');
   const metric = (name: string, help: string, type: 'counter' | 'gauge', rows: [Record<string, string>, bigint | number][]) => {
@@ -585,6 +588,10 @@ export function prometheus(node: string, c: DpCounters, names: Map<number, strin
   metric('vfplane_port_tx_packets_total', 'Frames sent on a data-plane port.', 'counter', ports.map(([s, p]) => [{ port: names.get(s) ?? `slot${s}` }, p.txPkts]));
   metric('vfplane_port_rx_bytes_total', 'Bytes received on a data-plane port.', 'counter', ports.map(([s, p]) => [{ port: names.get(s) ?? `slot${s}` }, p.rxBytes]));
   metric('vfplane_port_tx_bytes_total', 'Bytes sent on a data-plane port.', 'counter', ports.map(([s, p]) => [{ port: names.get(s) ?? `slot${s}` }, p.txBytes]));
+  // The backends' own signals of pressure: a full tx ring, no free rx buffer.
+  const be = [...backend].filter((e): e is [number, { txFull: number; rxNombuf: number }] => e[1] !== null);
+  metric('vfplane_port_tx_full_total', 'Bursts a port\'s tx ring could not take whole.', 'counter', be.map(([s, b]) => [{ port: names.get(s) ?? `slot${s}` }, b.txFull]));
+  metric('vfplane_port_rx_nombuf_total', 'Receive passes cut short for want of a free buffer.', 'counter', be.map(([s, b]) => [{ port: names.get(s) ?? `slot${s}` }, b.rxNombuf]));
   const vnis = [...c.vnis.values()];
   metric('vfplane_vni_encap_packets_total', 'Frames encapsulated, per VNI.', 'counter', vnis.map((v) => [{ vni: String(v.vni) }, v.encapPkts]));
   metric('vfplane_vni_decap_packets_total', 'Frames decapsulated, per VNI.', 'counter', vnis.map((v) => [{ vni: String(v.vni) }, v.decapPkts]));

@@ -101,6 +101,7 @@ describePrivileged('VXLAN overlay between two simulated nodes', { netns: true, c
     expect(Number(m?.[1])).toBeGreaterThan(0);
     expect(text).toMatch(/^vfplane_port_rx_packets_total\{node="a",port="uplink"\} \d+$/m);
     expect(text).toMatch(/^vfplane_config_epoch\{node="a"\} \d+$/m);
+    expect(text).toMatch(/^vfplane_port_tx_full_total\{node="a",port="uplink"\} \d+$/m);
   });
 
   it('answers bad control requests with errors and keeps forwarding meanwhile', async () => {
