@@ -6,6 +6,8 @@ import { describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
 import { ROOT } from '../helpers/cli.js';
 import { parseConf } from '../../src/cni/conf.js';
+import { parseConfig } from '../../src/dataplane/config.js';
+import { parse as parseYaml } from 'yaml';
 
 const dir = join(ROOT, 'deploy');
 const docs = readdirSync(dir).filter((f) => f.endsWith('.yaml')).flatMap((f) =>
@@ -15,6 +17,16 @@ describe('deploy/ manifests', () => {
   it('has a DaemonSet that installs vfplane-cni into /opt/cni/bin', () => {
     const ds = docs.find((d) => d.doc.kind === 'DaemonSet')!.doc;
     expect(JSON.stringify(ds)).toContain('/opt/cni/bin');
+  });
+
+  it('runs the data plane with a config it accepts, next to the CNI server', () => {
+    const ds = docs.find((d) => d.doc.kind === 'DaemonSet')!.doc;
+    const c = ds.spec.template.spec.containers.find((x: any) => x.name === 'dataplane');
+    expect(c.args[0]).toContain('vfplane dataplane run --config');
+    const cm = docs.find((d) => d.doc.kind === 'ConfigMap' && d.doc.metadata.name === 'vfplane-dataplane')!.doc;
+    const text = (cm.data['dataplane.yaml'] as string).replace('${NODE_IP}', '10.0.0.5').replace('${NODE_NAME}', 'worker-1');
+    const cfg = parseConfig(parseYaml(text), 'deploy/daemonset.yaml');
+    expect(cfg).toMatchObject({ node: 'worker-1', backend: 'afxdp', uplink: { vtep: '10.0.0.5' }, stateDir: '/var/lib/vfplane' });
   });
 
   it('has a NetworkAttachmentDefinition for each mode, each config accepted by vfplane-cni', async () => {
