@@ -5,6 +5,7 @@
 import { createInterface } from 'node:readline';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { rmSync } from 'node:fs';
 import { DataPlane } from '../dataplane/dp.js';
 import { prepareDpdkEnv } from '../dataplane/dpdk-env.js';
 import { resolveTunnel } from '../packet/config.js';
@@ -26,13 +27,14 @@ export interface DpdkChildConfig {
 
 async function main(): Promise<void> {
   const c = JSON.parse(process.argv[2]!) as DpdkChildConfig;
+  const stateDir = join(tmpdir(), `vfplane-bench-${process.pid}`);
   const env = prepareDpdkEnv({
-    cores: String(c.cpu), stateDir: join(tmpdir(), `vfplane-bench-${process.pid}`), hugepages: 256,
+    cores: String(c.cpu), stateDir, hugepages: 256,
     filePrefix: `vfpbench${process.pid}`, pci: c.pci, warn: (m) => process.stderr.write(`warning: ${m}\n`),
   });
   let dp: DataPlane | null = null;
   const finish = (code: number) => {
-    try { dp?.stop(); } finally { env.cleanup(); }
+    try { dp?.stop(); } finally { env.cleanup(); rmSync(stateDir, { recursive: true, force: true }); }
     process.exit(code);
   };
   process.on('SIGTERM', () => finish(143));

@@ -318,8 +318,9 @@ async function testpmdTrial(o: IoBenchOptions, mbufs: number, ms: number): Promi
   const { prepareDpdkEnv } = await import('../dataplane/dpdk-env.js');
   const { spawn } = await import('node:child_process');
   const prefix = `vfpbtp${process.pid}`;
+  const stateDir = join(os.tmpdir(), `vfplane-bench-${process.pid}`);
   const env = prepareDpdkEnv({
-    cores: `${o.genCpu},${o.dutCpu}`, stateDir: join(os.tmpdir(), `vfplane-bench-${process.pid}`), hugepages: 256,
+    cores: `${o.genCpu},${o.dutCpu}`, stateDir, hugepages: 256,
     filePrefix: prefix, vdevs: ['net_null0,size=64', 'net_null1,no-rx=1'], warn: () => {},
   });
   try {
@@ -340,6 +341,7 @@ async function testpmdTrial(o: IoBenchOptions, mbufs: number, ms: number): Promi
     return median(pps) / 1e6;
   } finally {
     env.cleanup();
+    rmSync(stateDir, { recursive: true, force: true }); // our own temp dir: the mount point's parent
   }
 }
 
