@@ -85,8 +85,23 @@ static inline void blk_unref(afp_port *p, uint32_t b) {
     }
 }
 
+/* Puts the 802.1Q tag the kernel took out (rx-vlan offload) back in front of the
+ * payload, in the headroom: PACKET_RESERVE has 4 bytes more than asked. */
+static inline void vlan_back(uint8_t **data, uint32_t *len, uint32_t *headroom, uint16_t tpid, uint16_t tci) {
+    uint8_t *d = *data - AFP_VLAN_HLEN;
+    memmove(d, *data, 12);
+    d[12] = (uint8_t)(tpid >> 8), d[13] = (uint8_t)tpid;
+    d[14] = (uint8_t)(tci >> 8), d[15] = (uint8_t)tci;
+    *data = d;
+    *len += AFP_VLAN_HLEN;
+    *headroom -= AFP_VLAN_HLEN;
+}
+
+static uint16_t afp_rx_v2(vfp_port *vp, uint16_t q, vfp_pkt **pkts, uint16_t n);
+
 static uint16_t afp_rx(vfp_port *vp, uint16_t q, vfp_pkt **pkts, uint16_t n) {
     afp_port *p = (afp_port *)vp;
+    if (p->v2) return afp_rx_v2(vp, q, pkts, n); /* once per burst, always the same way */
     uint16_t got = 0;
     uint64_t bytes = 0;
     (void)q;
@@ -123,20 +138,11 @@ static uint16_t afp_rx(vfp_port *vp, uint16_t q, vfp_pkt **pkts, uint16_t n) {
         uint8_t *data = (uint8_t *)h + h->tp_mac;
         uint32_t len = h->tp_snaplen;
         uint32_t headroom = (uint32_t)h->tp_mac - (uint32_t)TPACKET3_HDRLEN;
-        if (h->tp_status & TP_STATUS_VLAN_VALID) {
-            /* The kernel took the 802.1Q tag out into the header (rx-vlan offload); put
-             * it back so the engine sees the frame as it was on the wire. PACKET_RESERVE
-             * has 4 bytes more than asked, so the headroom promise still holds. */
-            uint16_t tpid = (h->tp_status & TP_STATUS_VLAN_TPID_VALID) && h->hv1.tp_vlan_tpid
-                                ? h->hv1.tp_vlan_tpid : ETH_P_8021Q;
-            uint16_t tci = (uint16_t)h->hv1.tp_vlan_tci;
-            memmove(data - AFP_VLAN_HLEN, data, 12);
-            data -= AFP_VLAN_HLEN;
-            data[12] = (uint8_t)(tpid >> 8), data[13] = (uint8_t)tpid;
-            data[14] = (uint8_t)(tci >> 8), data[15] = (uint8_t)tci;
-            len += AFP_VLAN_HLEN;
-            headroom -= AFP_VLAN_HLEN;
-        }
+        if (h->tp_status & TP_STATUS_VLAN_VALID)
+            vlan_back(&data, &len, &headroom,
+                      (h->tp_status & TP_STATUS_VLAN_TPID_VALID) && h->hv1.tp_vlan_tpid ? h->hv1.tp_vlan_tpid
+                                                                                    : ETH_P_8021Q,
+                      (uint16_t)h->hv1.tp_vlan_tci);
         d->data = data;
         d->len = len;
         d->headroom = headroom;
@@ -150,18 +156,6 @@ static uint16_t afp_rx(vfp_port *vp, uint16_t q, vfp_pkt **pkts, uint16_t n) {
     vp->rx_pkts += got;
     vp->rx_bytes += bytes;
     return got;
-}
-
-/* Puts the 802.1Q tag the kernel took out (rx-vlan offload) back in front of the
- * payload, in the headroom: PACKET_RESERVE has 4 bytes more than asked. */
-static inline void vlan_back(uint8_t **data, uint32_t *len, uint32_t *headroom, uint16_t tpid, uint16_t tci) {
-    uint8_t *d = *data - AFP_VLAN_HLEN;
-    memmove(d, *data, 12);
-    d[12] = (uint8_t)(tpid >> 8), d[13] = (uint8_t)tpid;
-    d[14] = (uint8_t)(tci >> 8), d[15] = (uint8_t)tci;
-    *data = d;
-    *len += AFP_VLAN_HLEN;
-    *headroom -= AFP_VLAN_HLEN;
 }
 
 /* TPACKET_V2: frames in ring order, each ours once its status says USER. A frame held
@@ -312,16 +306,6 @@ static void afp_close(vfp_port *vp) {
 static const struct vfp_port_ops afp_ops = {
     .name = "afpacket",
     .rx_burst = afp_rx,
-    .tx_burst = afp_tx,
-    .free_burst = afp_free,
-    .close = afp_close,
-    .rx_fd = afp_rx_fd,
-    .flush = afp_flush,
-};
-
-static const struct vfp_port_ops afp_ops_v2 = {
-    .name = "afpacket",
-    .rx_burst = afp_rx_v2,
     .tx_burst = afp_tx,
     .free_burst = afp_free,
     .close = afp_close,
@@ -555,7 +539,6 @@ int vfp_afpacket_port__create(vfp_port **out, const vfp_afpacket_opts *o, const 
         rc = setup(p, o, "(current)", err, errlen);
     }
     if (!rc) {
-        if (p->v2) p->port.ops = &afp_ops_v2;
         p->n_descs = o->rx_descs;
         p->blk_ref = a->alloc(a->ctx, (size_t)p->rx_blocks * sizeof(uint32_t), 8);
         p->descs = a->alloc(a->ctx, (size_t)p->n_descs * sizeof(vfp_pkt), VFP_CACHE_LINE);

@@ -29,15 +29,6 @@ open_fn vfp_io_fwd__open_dpdk;
 static volatile sig_atomic_t stop;
 static void on_sig(int s) { (void)s; stop = 1; }
 
-static void *heap_alloc(void *ctx, size_t size, size_t align) {
-    (void)ctx;
-    void *p = NULL;
-    if (posix_memalign(&p, align < sizeof(void *) ? sizeof(void *) : align, size)) return NULL;
-    memset(p, 0, size);
-    return p;
-}
-static void heap_free(void *ctx, void *p, size_t size) { (void)ctx, (void)size; free(p); }
-static const vfp_alloc heap = { heap_alloc, heap_free, NULL };
 
 typedef struct args {
     const char *backend, *a, *b, *netns, *opts;
@@ -105,7 +96,6 @@ int main(int argc, char **argv) {
         i++;
     }
     if (!a.backend || !a.a || !a.b || a.burst < 1 || a.burst > VFP_MAX_BURST) { usage(); return 2; }
-    (void)heap;
     signal(SIGINT, on_sig);
     signal(SIGTERM, on_sig);
     char err[512] = "";

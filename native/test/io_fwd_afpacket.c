@@ -7,19 +7,12 @@
 #include <string.h>
 
 #include "io/afpacket.h"
+#include "test/heap.h"
 
 int vfp_io_fwd__open_afpacket(const char *netns, const char *name, const char *opts, vfp_port **out,
                               char *err, size_t errlen);
 
-static void *heap_alloc(void *ctx, size_t size, size_t align) {
-    (void)ctx;
-    void *p = NULL;
-    if (posix_memalign(&p, align < sizeof(void *) ? sizeof(void *) : align, size)) return NULL;
-    memset(p, 0, size);
-    return p;
-}
-static void heap_free(void *ctx, void *p, size_t size) { (void)ctx, (void)size; free(p); }
-static const vfp_alloc heap = { heap_alloc, heap_free, NULL };
+static const vfp_alloc heap = VFP_HEAP_ALLOC;
 
 int vfp_io_fwd__open_afpacket(const char *netns, const char *name, const char *opts, vfp_port **out,
                               char *err, size_t errlen) {

@@ -7,16 +7,9 @@
 #include <string.h>
 
 #include "io/afxdp.h"
+#include "test/heap.h"
 
-static void *heap_alloc(void *ctx, size_t size, size_t align) {
-    (void)ctx;
-    void *p = NULL;
-    if (posix_memalign(&p, align < sizeof(void *) ? sizeof(void *) : align, size)) return NULL;
-    memset(p, 0, size);
-    return p;
-}
-static void heap_free(void *ctx, void *p, size_t size) { (void)ctx, (void)size; free(p); }
-static const vfp_alloc heap = { heap_alloc, heap_free, NULL };
+static const vfp_alloc heap = VFP_HEAP_ALLOC;
 
 static int parse_u32(const char *v, uint32_t *out) {
     char *end;

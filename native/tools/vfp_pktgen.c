@@ -15,6 +15,7 @@
 #include <net/if.h>
 
 #include "io/afpacket.h"
+#include "test/heap.h"
 #include "io/memory.h"
 #include "io/port.h"
 #ifdef VFP_HAVE_AFXDP
@@ -25,15 +26,7 @@
 #include <linux/if_link.h>
 #endif
 
-static void *heap_alloc(void *ctx, size_t size, size_t align) {
-    (void)ctx;
-    void *p = NULL;
-    if (posix_memalign(&p, align < sizeof(void *) ? sizeof(void *) : align, size)) return NULL;
-    memset(p, 0, size);
-    return p;
-}
-static void heap_free(void *ctx, void *p, size_t size) { (void)ctx, (void)size; free(p); }
-static const vfp_alloc heap = { heap_alloc, heap_free, NULL };
+static const vfp_alloc heap = VFP_HEAP_ALLOC;
 
 static uint64_t now_ns(void) {
     struct timespec ts;

@@ -8,6 +8,7 @@ import { checkSelectorAgainst, loadPools, matchVf, parsePfName, parsePoolSelecto
 import { syntheticVfs } from '../../src/bench/alloc.js';
 import type { VfInfo } from '../../src/sriov/types.js';
 import { VfpError } from '../../src/util/errors.js';
+import { thrown } from '../helpers/thrown.js';
 
 let dir: string;
 beforeAll(() => { dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vfplane-pool-')); });
@@ -19,15 +20,7 @@ function write(name: string, value: unknown): string {
   return f;
 }
 
-function err(fn: () => unknown): VfpError {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof VfpError) return e;
-    throw e;
-  }
-  throw new Error('expected a VfpError');
-}
+const err = (fn: () => unknown) => thrown(VfpError, fn);
 
 // 8 VFs: vfpbf0 (PF 0000:5e:00.0) VFs 0–3, vfpbf1 (PF 0000:5e:00.1) VFs 0–3.
 const vfs: VfInfo[] = syntheticVfs(8);

@@ -9,6 +9,7 @@ import { AllocStore, DB_FILE, SCHEMA_VERSION, type Owner } from '../../src/alloc
 import { syntheticVfs } from '../../src/bench/alloc.js';
 import type { VfInfo } from '../../src/sriov/types.js';
 import { VfpError } from '../../src/util/errors.js';
+import { thrown } from '../helpers/thrown.js';
 
 let dir: string;
 let store: AllocStore;
@@ -16,15 +17,7 @@ const vfs: VfInfo[] = syntheticVfs(4); // 0000:5e:02.0, 02.1 on PF 00.0; 02.2, 0
 const web0: Owner = { namespace: 'default', name: 'web-0', uid: 'a1b2c3d4-0000-4000-8000-000000000001', containerId: '4f2a9c1e77d0b3aa', ifname: 'net1' };
 const web1: Owner = { namespace: 'default', name: 'web-1', containerId: '9b0c11aa22d3', ifname: 'net1' };
 
-function err(fn: () => unknown): VfpError {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof VfpError) return e;
-    throw e;
-  }
-  throw new Error('expected a VfpError');
-}
+const err = (fn: () => unknown) => thrown(VfpError, fn);
 
 beforeEach(() => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vfplane-alloc-'));

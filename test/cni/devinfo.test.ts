@@ -13,16 +13,9 @@ import {
   writeDeviceInfo,
 } from '../../src/cni/devinfo.js';
 import { CniError } from '../../src/cni/spec.js';
+import { thrown } from '../helpers/thrown.js';
 
-function cniErr(fn: () => unknown): CniError {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(CniError);
-    return err as CniError;
-  }
-  throw new Error('expected a CniError');
-}
+const cniErr = (fn: () => unknown) => thrown(CniError, fn);
 
 describe('device-info files', () => {
   let root: string;

@@ -7,19 +7,12 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execIpam, findPlugin } from '../../src/cni/ipam.js';
 import { CniError, parseEnv, type CniEnv } from '../../src/cni/spec.js';
+import { rejected } from '../helpers/thrown.js';
 
 const REF = '/usr/lib/cni';
 const haveRef = existsSync(join(REF, 'host-local')) && existsSync(join(REF, 'static'));
 
-async function cniErr(p: Promise<unknown>): Promise<CniError> {
-  try {
-    await p;
-  } catch (err) {
-    expect(err).toBeInstanceOf(CniError);
-    return err as CniError;
-  }
-  throw new Error('expected a CniError');
-}
+const cniErr = (p: Promise<unknown>) => rejected(CniError, p);
 
 describe.skipIf(!haveRef)('execIpam with the reference plugins', () => {
   let dir: string; // holds stand-in plugins, first in CNI_PATH

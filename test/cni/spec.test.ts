@@ -9,29 +9,13 @@ import { decodeConf, loadConf, parseConf } from '../../src/cni/conf.js';
 import { formatResult, parseIpamResult, parsePrevResult, type CniResult } from '../../src/cni/result.js';
 import { CniError, ERR, parseCniArgs, parseEnv, SUPPORTED_VERSIONS, toCniError } from '../../src/cni/spec.js';
 import { conflict, invalid, notFound, systemError, unavailable } from '../../src/util/errors.js';
+import { rejected, thrown } from '../helpers/thrown.js';
 
 const PLUGIN = join(ROOT, 'bin', 'vfplane-cni.js');
 
-/** The CniError a call throws (fails the test if it does not throw one). */
-function cniErr(fn: () => unknown): CniError {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(CniError);
-    return err as CniError;
-  }
-  throw new Error('expected a CniError');
-}
+const cniErr = (fn: () => unknown) => thrown(CniError, fn);
 
-async function cniErrAsync(p: Promise<unknown>): Promise<CniError> {
-  try {
-    await p;
-  } catch (err) {
-    expect(err).toBeInstanceOf(CniError);
-    return err as CniError;
-  }
-  throw new Error('expected a CniError');
-}
+const cniErrAsync = (p: Promise<unknown>) => rejected(CniError, p);
 
 const base = { cniVersion: '1.0.0', name: 'vfnet', type: 'vfplane-cni' };
 const attach = { CNI_CONTAINERID: 'c0ffee01', CNI_NETNS: '/var/run/netns/cni-1', CNI_IFNAME: 'net1', CNI_PATH: '/opt/cni/bin:/usr/lib/cni' };

@@ -83,7 +83,7 @@ describePrivileged('VXLAN overlay between two simulated nodes', { netns: true, c
     const v100 = st.vnis.find((v) => v.vni === 100)!;
     // ARP requests from a1 went to both peers (node b and the kernel node) and to a2.
     expect(v100.floodPkts).toBeGreaterThanOrEqual(3);
-    expect(st.misc.arpReplies + st.misc.neighLearned).toBeGreaterThan(0);
+    expect(st.misc.arpReplies! + st.misc.neighLearned!).toBeGreaterThan(0);
   });
 
   it('interoperates with a node that uses the kernel vxlan device', () => {

@@ -25,6 +25,15 @@ def with_vlan(data, anc):
                 return data[:12] + tpid.to_bytes(2, 'big') + tci.to_bytes(2, 'big') + data[12:]
     return data
 
+def drain(s):
+    # Frames queued before READY belong to nobody's test. Leaves s non-blocking.
+    s.setblocking(False)
+    try:
+        while True:
+            s.recv(65536)
+    except BlockingIOError:
+        pass
+
 def udp_dport(f):
     # The UDP destination port of an Ethernet/[VLAN]/IPv4|IPv6/UDP frame, else None.
     t, o = int.from_bytes(f[12:14], 'big'), 14
@@ -57,13 +66,7 @@ def main():
     vlan = '--vlan' in sys.argv
     if vlan:
         s.setsockopt(SOL_PACKET, PACKET_AUXDATA, 1)
-    # Frames queued before READY belong to nobody's test: drain them.
-    s.setblocking(False)
-    try:
-        while True:
-            s.recv(65536)
-    except BlockingIOError:
-        pass
+    drain(s)
     print('READY', flush=True)
     got, deadline = 0, time.monotonic() + timeout
     while got < count:
@@ -85,4 +88,5 @@ def main():
         print(json.dumps({'pkttype': addr[2], 'hex': data.hex()}), flush=True)
         got += 1
 
-main()
+if __name__ == '__main__':
+    main()

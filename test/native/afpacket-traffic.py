@@ -7,14 +7,15 @@
 # (after the first) or TIMEOUT_S passed: every frame's hex, or with --summary only the
 # counts and sequence checks of the numbered frames. It restores the 802.1Q tag the
 # kernel moved into the packet's aux data, so a tagged frame is seen as on the wire.
-import json, select, socket, struct, sys, time
+import json, os, select, socket, struct, sys, time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'helpers'))
+from rawsock import drain, with_vlan  # noqa: E402  (the shared capture helpers)
 
 ETH_P_ALL = 0x0003
 SOL_PACKET = 263
 PACKET_AUXDATA = 8
 PACKET_OUTGOING = 4
-TP_STATUS_VLAN_VALID = 1 << 4
-TP_STATUS_VLAN_TPID_VALID = 1 << 6
 MAGIC = b'VFPAFPKT'
 DST, SRC = '02:00:00:00:00:02', '02:00:00:00:00:01'
 
@@ -52,12 +53,7 @@ def send_all(s, frames):
 def capture(iface, idle, timeout, summary):
     s = sock(iface)
     s.setsockopt(SOL_PACKET, PACKET_AUXDATA, 1)
-    s.setblocking(False)
-    try:
-        while True:
-            s.recv(65536)
-    except BlockingIOError:
-        pass
+    drain(s)
     print('READY', flush=True)
     frames, total, seqs = [], 0, []
     start = time.monotonic()
@@ -76,12 +72,7 @@ def capture(iface, idle, timeout, summary):
                 break
             if addr[2] == PACKET_OUTGOING:
                 continue
-            for lvl, typ, val in anc:
-                if lvl == SOL_PACKET and typ == PACKET_AUXDATA:
-                    st, _, _, _, _, tci, tpid = struct.unpack('IIIHHHH', val[:20])
-                    if st & TP_STATUS_VLAN_VALID:
-                        tpid = tpid if (st & TP_STATUS_VLAN_TPID_VALID) and tpid else 0x8100
-                        data = data[:12] + struct.pack('!HH', tpid, tci) + data[12:]
+            data = with_vlan(data, anc)
             total += 1
             last = time.monotonic()
             if summary:
