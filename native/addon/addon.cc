@@ -408,6 +408,14 @@ bool ToTunnelCfg(Napi::Env env, Napi::Value v, vfp_tunnel_cfg *c) {
   return true;
 }
 
+bool ExportAll(Napi::Env env, Napi::Object exports, const ExportFn *fns, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    Napi::Function fn = Napi::Function::New(env, fns[i].fn, fns[i].name);
+    if (Pending(env) || !exports.Set(fns[i].name, fn).UnwrapOr(false)) return false;
+  }
+  return true;
+}
+
 }  // namespace vfpglue
 
 namespace {
@@ -1367,11 +1375,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   d->fdb_ctor = Napi::Persistent(ctor);
   env.SetInstanceData<AddonData>(d);  // deleted by node-addon-api at env teardown
 
-  struct Fn {
-    const char *name;
-    Napi::Value (*fn)(const Napi::CallbackInfo &);
-  };
-  static const Fn fns[] = {
+  static const ExportFn fns[] = {
       {"reasonNames", ReasonNames}, {"statsLayout", StatsLayout}, {"cpuFeatures", CpuFeatures},
       {"crc32c", Crc32c},           {"crcSelect", CrcSelect},     {"flowHash", FlowHash},
       {"tunnelCreate", TunnelCreate}, {"tunnelIpId", TunnelIpId}, {"encap", Encap},
@@ -1380,10 +1384,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
       {"benchDecap", BenchDecap},   {"benchFdb", BenchFdb},       {"netopsRun", NetopsRun},       {"netopsRunAsync", NetopsRunAsync},
       {"probeSocket", ProbeSocket},
   };
-  for (const Fn &f : fns) {
-    Napi::Function fn = Napi::Function::New(env, f.fn, f.name);
-    if (Pending(env) || !exports.Set(f.name, fn).UnwrapOr(false)) return exports;
-  }
+  if (!ExportAll(env, exports, fns, sizeof fns / sizeof fns[0])) return exports;
   RegisterDataplane(env, exports);
   if (Pending(env)) return exports;
   if (!exports.Set("maxBurst", Napi::Number::New(env, VFP_MAX_BURST)).UnwrapOr(false)) return exports;

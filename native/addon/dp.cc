@@ -613,11 +613,7 @@ Napi::Value DpdkInit(const Napi::CallbackInfo &info) {
 }  // namespace
 
 void RegisterDataplane(Napi::Env env, Napi::Object exports) {
-  struct Fn {
-    const char *name;
-    Napi::Value (*fn)(const Napi::CallbackInfo &);
-  };
-  static const Fn fns[] = {
+  static const ExportFn fns[] = {
       {"dpCreate", DpCreate},       {"dpStop", DpStop},           {"dpPortOpen", DpPortOpen},
       {"dpPortRemove", DpPortRemove}, {"dpPortCounters", DpPortCounters}, {"dpCommit", DpCommit},
       {"dpStats", DpStats},         {"dpStatsLayout", DpStatsLayout}, {"dpLearned", DpLearned},
@@ -625,10 +621,7 @@ void RegisterDataplane(Napi::Env env, Napi::Object exports) {
       {"dpdkInit", DpdkInit},
 #endif
   };
-  for (const Fn &f : fns) {
-    Napi::Function fn = Napi::Function::New(env, f.fn, f.name);
-    if (Pending(env) || !exports.Set(f.name, fn).UnwrapOr(false)) return;
-  }
+  ExportAll(env, exports, fns, sizeof fns / sizeof fns[0]);
 }
 
 }  // namespace vfpglue

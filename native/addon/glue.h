@@ -58,6 +58,14 @@ bool ToAddr(Napi::Env env, Napi::Value v, const std::string &name, vfp_addr *a);
 Napi::Value AddrValue(Napi::Env env, const vfp_addr &a);
 bool ToTunnelCfg(Napi::Env env, Napi::Value v, vfp_tunnel_cfg *c);
 
+// One exported function: its JS name and its implementation.
+struct ExportFn {
+  const char *name;
+  Napi::Value (*fn)(const Napi::CallbackInfo &);
+};
+// Sets each function on exports; false (with a pending exception) on the first failure.
+bool ExportAll(Napi::Env env, Napi::Object exports, const ExportFn *fns, size_t n);
+
 // The data-plane functions (addon/dp.cc), registered by Init.
 void RegisterDataplane(Napi::Env env, Napi::Object exports);
 

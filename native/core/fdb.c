@@ -2,6 +2,7 @@
  * per-VNI flood lists, learning and budgeted ageing. Inserts search for a displacement
  * path before moving anything, so a failed insert leaves the table exactly as it was. */
 #include "core/fdb.h"
+#include "core/hashkey.h"
 
 #include <errno.h>
 #include <string.h>
@@ -84,24 +85,6 @@ static void fdb_free(vfp_fdb *f, void *p, size_t size) {
     f->mem -= size;
 }
 
-/* murmur3's 64-bit finaliser: full avalanche, so the two 32-bit halves are close to
- * independent, which cuckoo hashing needs from its two bucket choices. */
-static inline uint64_t mix64(uint64_t x) {
-    x ^= x >> 33;
-    x *= 0xff51afd7ed558ccdull;
-    x ^= x >> 33;
-    x *= 0xc4ceb9fe1a85ec53ull;
-    x ^= x >> 33;
-    return x;
-}
-
-static inline uint64_t mac48(const uint8_t *m) {
-    uint32_t lo;
-    uint16_t hi;
-    memcpy(&lo, m, 4);
-    memcpy(&hi, m + 4, 2);
-    return lo | (uint64_t)hi << 32;
-}
 
 static inline void mac_out(uint64_t key, uint8_t *m) {
     uint32_t lo = (uint32_t)key;
@@ -111,7 +94,7 @@ static inline void mac_out(uint64_t key, uint8_t *m) {
 }
 
 static inline uint64_t make_key(uint32_t vni, const uint8_t *mac) {
-    return mac48(mac) | (uint64_t)(vni & 0xffff) << 48;
+    return vfp_mac48(mac) | (uint64_t)(vni & 0xffff) << 48;
 }
 static inline uint16_t make_tag(uint32_t vni) { return (uint16_t)((vni >> 16) | TAG_PRESENT); }
 static inline uint32_t entry_vni(const fdb_entry *e) {
@@ -119,7 +102,7 @@ static inline uint32_t entry_vni(const fdb_entry *e) {
 }
 
 static inline uint64_t key_hash(const vfp_fdb *f, uint64_t key, uint16_t tag) {
-    return mix64(key ^ f->seed ^ (uint64_t)(tag & TAG_VNI_HI) * 0x9e3779b97f4a7c15ull);
+    return vfp_mix64(key ^ f->seed ^ (uint64_t)(tag & TAG_VNI_HI) * 0x9e3779b97f4a7c15ull);
 }
 
 /* Lemire's multiply-shift range reduction: any bucket count, no division. */
@@ -204,7 +187,7 @@ static inline uint32_t vtep_home(const vfp_fdb *f, const vfp_addr *a) {
     uint64_t x, y;
     memcpy(&x, a->bytes, 8);
     memcpy(&y, a->bytes + 8, 8);
-    return (uint32_t)mix64(x ^ mix64(y ^ a->family)) & f->vtep_mask;
+    return (uint32_t)vfp_mix64(x ^ vfp_mix64(y ^ a->family)) & f->vtep_mask;
 }
 
 /* Takes a reference on the VTEP for a (normalised), adding it when new. NO_VTEP when
@@ -282,7 +265,7 @@ int vfp_fdb__create(vfp_fdb **out, uint32_t capacity, const vfp_alloc *a) {
     memset(f->vtep_slots, 0xff, (size_t)vslots * sizeof(uint16_t));
     /* A per-table seed from where the table landed (ASLR): the core may not make
      * syscalls, and this is enough that learned MACs cannot be chosen to collide. */
-    f->seed = mix64((uint64_t)(uintptr_t)f ^ mix64((uint64_t)(uintptr_t)f->buckets));
+    f->seed = vfp_mix64((uint64_t)(uintptr_t)f ^ vfp_mix64((uint64_t)(uintptr_t)f->buckets));
     *out = f;
     return 0;
 }
@@ -614,7 +597,7 @@ uint32_t vfp_fdb__age(vfp_fdb *f, uint32_t now, uint32_t max_age, uint32_t *curs
 /* ------------------------------------------------------------------ flood lists */
 
 static inline uint32_t flood_home(uint32_t vni, uint32_t mask) {
-    return (uint32_t)mix64(vni) & mask;
+    return (uint32_t)vfp_mix64(vni) & mask;
 }
 
 static fdb_flood *flood_find(const vfp_fdb *f, uint32_t vni) {

@@ -4,6 +4,8 @@
  * scratch buffers and its counters, so the packet path takes no lock. */
 #include "worker/dp.h"
 
+#include "core/hashkey.h"
+
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
@@ -39,13 +41,10 @@ static uint32_t addr_hash(const vfp_addr *a) {
 }
 
 static uint32_t vmac_hash(uint32_t vni, const uint8_t *mac) {
-    uint64_t k = ((uint64_t)mac[0] << 40) | ((uint64_t)mac[1] << 32) | ((uint64_t)mac[2] << 24) |
-                 ((uint64_t)mac[3] << 16) | ((uint64_t)mac[4] << 8) | mac[5];
-    k ^= (uint64_t)vni * 0x9e3779b97f4a7c15ull;
-    k ^= k >> 29;
-    k *= 0xbf58476d1ce4e5b9ull;
-    return (uint32_t)(k ^ (k >> 32));
+    return (uint32_t)vfp_mix64(vfp_mac48(mac) ^ (uint64_t)vni << 48);
 }
+
+static inline uint32_t vni_hash(uint32_t vni) { return vni * 0x9e3779b1u >> 7; }
 
 static uint32_t pow2_at_least(uint32_t n) {
     uint32_t p = 16;
@@ -128,7 +127,7 @@ static int peer_find(const dp_cfg *c, const vfp_addr *a) {
 
 static const cfg_vni *vni_find(const dp_cfg *c, uint32_t vni) {
     if (!c->n_vnis) return NULL;
-    for (uint32_t i = (vni * 0x9e3779b1u >> 7) & c->vni_mask;; i = (i + 1) & c->vni_mask) {
+    for (uint32_t i = vni_hash(vni) & c->vni_mask;; i = (i + 1) & c->vni_mask) {
         uint16_t v = c->vni_hash[i];
         if (v == NONE16) return NULL;
         if (c->vnis[v].vni == vni) return &c->vnis[v];
@@ -519,14 +518,6 @@ static void encap_to_peers(worker *w, const cfg_vni *v, vfp_pkt **pk, const int1
 /* Where a unicast destination of a pod's frame goes. */
 enum { UC_LOCAL, UC_HAIRPIN, UC_PEER, UC_NO_PEER, UC_FLOOD };
 
-static inline uint64_t mac_key(const uint8_t *m) {
-    uint32_t lo;
-    uint16_t hi;
-    memcpy(&lo, m, 4);
-    memcpy(&hi, m + 4, 2);
-    return lo | (uint64_t)hi << 32;
-}
-
 /* Frames from a pod (a representor port): local switching, or encap to peers. */
 static void from_pod(worker *w, uint16_t port, vfp_pkt **pk, uint16_t n, uint64_t now) {
     const dp_cfg *c = w->cfg;
@@ -562,7 +553,7 @@ static void from_pod(worker *w, uint16_t port, vfp_pkt **pk, uint16_t n, uint64_
             continue;
         }
         if (!is_group(dst)) {
-            const uint64_t key = mac_key(dst);
+            const uint64_t key = vfp_mac48(dst);
             if (key != memo_key) {
                 memo_key = key;
                 memo_pr = -1;
@@ -1172,7 +1163,7 @@ static int64_t build(vfp_dp *dp, const vfp_dp_spec *s, dp_cfg **out, char *err, 
         }
         if (!explicit_list)
             for (uint32_t p = 0; p < s->n_peers; p++) c->flood_peers[fp_off++] = (uint16_t)p, v->n_flood++;
-        uint32_t h = (v->vni * 0x9e3779b1u >> 7) & c->vni_mask;
+        uint32_t h = vni_hash(v->vni) & c->vni_mask;
         while (c->vni_hash[h] != NONE16) h = (h + 1) & c->vni_mask;
         c->vni_hash[h] = (uint16_t)k;
     }

@@ -14,7 +14,8 @@ import { attachSchema, fdbSchema, peerSchema, socketPath, vniNumber, ipString, z
 import { resolveTunnel } from '../packet/config.js';
 import { parseIp, parseMac } from '../util/addr.js';
 import { conflict, invalid, notFound, VfpError } from '../util/errors.js';
-import { link, linkIn, ip, ipIn, sysctlIn } from '../net/ip.js';
+import { link, linkIn, readSysctl } from '../net/ip.js';
+import { netRun, type NetOp } from '../net/netops.js';
 import { AllocStore } from '../alloc/store.js';
 import { afxdpChoice, dpdkChoice, type UplinkChoice } from './uplink-profile.js';
 import { prepareDpdkEnv, type DpdkEnv } from './dpdk-env.js';
@@ -55,51 +56,32 @@ interface Claim {
 const mac = (s: string) => parseMac(s)!;
 const ipBytes = (s: string) => parseIp(s)!.bytes;
 
-function readSysctl(c: { ifname: string; netns?: string }, key: string): string | null {
-  if (c.netns) return null; // other namespaces: set, not restored (the namespace owns them)
-  try {
-    return readFileSync(`/proc/sys/${key.replaceAll('.', '/').replace(`/${c.ifname.replaceAll('.', '/')}/`, `/${c.ifname}/`)}`, 'utf8').trim();
-  } catch {
-    return null;
-  }
-}
-
-function writeSysctl(c: { ifname: string; netns?: string }, key: string, value: string): void {
-  if (c.netns) {
-    sysctlIn(c.netns, key, value);
-    return;
-  }
-  const path = `/proc/sys/${key.split('.').slice(0, 3).join('/')}/${c.ifname}/${key.split('.').slice(4).join('/')}`;
-  writeFileSync(path, value);
-}
-
 /** A netdev the data plane forwards for must not be forwarded by the kernel too: no IPv4
  *  forwarding off it (so the kernel never routes a pod's frame elsewhere) and no IPv6 (no
- *  link-local chatter into the pod). It is brought up. */
-function claimNetdev(ifname: string, netns?: string): Claim {
-  const c = { ifname, netns };
+ *  link-local chatter into the pod). It is brought up. What it was is kept to give back. */
+async function claimNetdev(ifname: string, netns?: string): Promise<Claim> {
+  const ns = netns ?? null;
   const claim: Claim = {
     ifname,
     netns,
-    forwarding: readSysctl(c, `net.ipv4.conf.${ifname}.forwarding`),
-    disableIpv6: readSysctl(c, `net.ipv6.conf.${ifname}.disable_ipv6`),
+    forwarding: readSysctl(ns, `net/ipv4/conf/${ifname}/forwarding`),
+    disableIpv6: readSysctl(ns, `net/ipv6/conf/${ifname}/disable_ipv6`),
   };
-  writeSysctl(c, `net.ipv4.conf.${ifname}.forwarding`, '0');
-  try {
-    writeSysctl(c, `net.ipv6.conf.${ifname}.disable_ipv6`, '1');
-  } catch {
-    // IPv6 may be off in this kernel: nothing to disable
-  }
-  if (netns) ipIn(netns, ['link', 'set', ifname, 'up']);
-  else ip(['link', 'set', ifname, 'up']);
+  await netRun(ns, [
+    { op: 'sysctl', path: `net/ipv4/conf/${ifname}/forwarding`, value: '0' },
+    { op: 'sysctl', path: `net/ipv6/conf/${ifname}/disable_ipv6`, value: '1', optional: true }, // IPv6 may be off
+    { op: 'set', name: ifname, up: true },
+  ]);
   return claim;
 }
 
-function releaseNetdev(c: Claim | null): void {
+async function releaseNetdev(c: Claim | null): Promise<void> {
   if (!c) return;
+  const ops: NetOp[] = [];
+  if (c.forwarding !== null) ops.push({ op: 'sysctl', path: `net/ipv4/conf/${c.ifname}/forwarding`, value: c.forwarding, optional: true });
+  if (c.disableIpv6 !== null) ops.push({ op: 'sysctl', path: `net/ipv6/conf/${c.ifname}/disable_ipv6`, value: c.disableIpv6, optional: true });
   try {
-    if (c.forwarding !== null) writeSysctl(c, `net.ipv4.conf.${c.ifname}.forwarding`, c.forwarding);
-    if (c.disableIpv6 !== null) writeSysctl(c, `net.ipv6.conf.${c.ifname}.disable_ipv6`, c.disableIpv6);
+    await netRun(c.netns ?? null, ops);
   } catch {
     // the netdev went away with its VF or namespace: nothing to give back
   }
@@ -176,7 +158,7 @@ export class Daemon {
         const ifn = c.uplink.ifname!;
         const l = c.uplink.netns ? linkIn(c.uplink.netns, ifn) : link(ifn);
         if (!l) throw notFound(`the uplink ${ifn} does not exist${c.uplink.netns ? ` in ${c.uplink.netns}` : ''}; check uplink.ifname in the config`);
-        this.uplinkClaim = claimNetdev(ifn, c.uplink.netns);
+        this.uplinkClaim = await claimNetdev(ifn, c.uplink.netns);
         this.uplinkMac = mac(c.uplink.mac ?? l.address ?? '00:00:00:00:00:00');
         this.uplinkMtu = l.mtu ?? 0;
         const opts = this.portOpts(ifn, c.uplink.netns);
@@ -203,7 +185,7 @@ export class Daemon {
           continue;
         }
         try {
-          this.attachNow(a);
+          await this.attachNow(a);
         } catch (e) {
           this.log.warn(`attachment ${a.representor} (VNI ${a.vni}) not restored: ${(e as Error).message}`);
         }
@@ -226,7 +208,7 @@ export class Daemon {
     return p;
   }
 
-  private spec(atts: Iterable<Attached> = this.atts.values()): DpSpec {
+  private spec(): DpSpec {
     const c = this.cfg;
     const peers = this.peers.map((p) => ({ vtep: ipBytes(p.vtep), mac: p.mac ? mac(p.mac) : null }));
     const tunnel = resolveTunnel({
@@ -245,7 +227,7 @@ export class Daemon {
       mtu: c.tunnel.mtu || this.uplinkMtu,
     });
     const floods = new Map(this.floods);
-    const list = [...atts];
+    const list = [...this.atts.values()];
     for (const a of list) {
       if (a.remote) {
         const f = floods.get(a.vni) ?? this.peers.map((p) => p.vtep);
@@ -283,7 +265,7 @@ export class Daemon {
     this.saveState();
   }
 
-  private attachNow(raw: AttachRequest): Attached {
+  private async attachNow(raw: AttachRequest): Promise<Attached> {
     const a = attachSchema.parse(raw);
     if (a.port && a.port !== this.cfg.dstPort) {
       throw invalid(`the attachment asks for VXLAN port ${a.port}, but this data plane uses ${this.cfg.dstPort}; drop vxlan.port or set dstPort in the data-plane config`);
@@ -315,12 +297,12 @@ export class Daemon {
     if (mtu && l.mtu && l.mtu + overhead - 14 > mtu) {
       this.log.warn(`${a.representor} has MTU ${l.mtu}, which needs an underlay MTU of ${l.mtu + overhead - 14}; the uplink has ${mtu}, so larger frames are dropped (mtu_exceeded). Give the pod an MTU ≤ ${mtu - overhead + 14} (CNI "mtu") or raise the underlay MTU`);
     }
-    const claimed = claimNetdev(a.representor, a.netns);
+    const claimed = await claimNetdev(a.representor, a.netns);
     let port: PortInfo;
     try {
       port = this.dp!.openPort(this.podBackend, this.portOpts(a.representor, a.netns), a.representor);
     } catch (e) {
-      releaseNetdev(claimed);
+      await releaseNetdev(claimed);
       throw e;
     }
     const att: Attached = { ...a, slot: port.slot, portInfo: port, claimed };
@@ -335,14 +317,14 @@ export class Daemon {
       } catch {
         // the old configuration is still the running one
       }
-      releaseNetdev(claimed);
+      await releaseNetdev(claimed);
       throw e;
     }
     this.log.info(`attached ${a.representor}${a.pci ? ` (VF ${a.pci})` : ''} on VNI ${a.vni}, MAC ${a.mac}, epoch ${this.epoch}`);
     return att;
   }
 
-  private detachNow(key: { representor?: string; pci?: string }): Attached | null {
+  private async detachNow(key: { representor?: string; pci?: string }): Promise<Attached | null> {
     let att: Attached | undefined;
     if (key.representor) att = this.atts.get(key.representor);
     else if (key.pci) att = [...this.atts.values()].find((a) => a.pci === key.pci);
@@ -350,7 +332,7 @@ export class Daemon {
     this.atts.delete(att.representor);
     this.dp!.removePort(att.slot);
     this.commit();
-    releaseNetdev(att.claimed);
+    await releaseNetdev(att.claimed);
     this.log.info(`detached ${att.representor} (VNI ${att.vni}), epoch ${this.epoch}`);
     return att;
   }
@@ -370,14 +352,14 @@ export class Daemon {
         return { counters: countersJson(this.dp!.counters(), this.portNames()) };
       case 'attach': {
         const a = this.parse(attachSchema, req);
-        const att = this.attachNow(a);
+        const att = await this.attachNow(a);
         this.saveState();
         return { attached: { representor: att.representor, vni: att.vni, mac: att.mac, slot: att.slot }, epoch: this.epoch };
       }
       case 'detach': {
         const k = this.parse(z.strictObject({ representor: z.string().optional(), pci: z.string().optional() })
           .refine((x) => x.representor || x.pci, 'give representor or pci'), req);
-        const att = this.detachNow(k);
+        const att = await this.detachNow(k);
         this.saveState();
         return { removed: !!att, epoch: this.epoch };
       }
@@ -527,8 +509,8 @@ export class Daemon {
     if (this.metricsServer) await new Promise<void>((r) => this.metricsServer!.close(() => r()));
     this.metricsServer = null;
     this.dp?.stop(drainMs);
-    for (const a of this.atts.values()) releaseNetdev(a.claimed);
-    releaseNetdev(this.uplinkClaim);
+    for (const a of this.atts.values()) await releaseNetdev(a.claimed);
+    await releaseNetdev(this.uplinkClaim);
     this.uplinkClaim = null;
     this.dpdkEnv?.cleanup();
     this.dpdkEnv = null;

@@ -1,8 +1,7 @@
 // The typed façade over the native data plane (native/worker/dp.h): ports, a committed
 // configuration (an epoch the workers switch to at a burst boundary) and counters read
 // in place from the workers' memory. The daemon (daemon.ts) decides what to commit.
-import { loadAddon } from './native.js';
-import { rawTunnelCfg } from './native.js';
+import { loadAddon, rawTunnelCfg } from './native.js';
 import type { Tunnel } from '../packet/config.js';
 import { formatIp, formatMac } from '../util/addr.js';
 import { VfpError } from '../util/errors.js';
@@ -268,4 +267,3 @@ export class DataPlane {
   }
 }
 
-export { formatIp };

@@ -2,13 +2,14 @@
 // of what happened (VFs, attachments, counters, Mpps), topology down — also on Ctrl-C,
 // SIGTERM or a failure half-way.
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Table from 'cli-table3';
 import { Topology } from './topology.js';
 import { destroySim } from '../sim/sim.js';
 import { pidAlive } from '../util/proc.js';
+import { netnsDel, netnsList } from '../net/ip.js';
 import { unavailable } from '../util/errors.js';
 import { printJson } from '../cli/output.js';
 
@@ -36,12 +37,15 @@ function sweep(): void {
       }
     }
     const prefix = demoPrefix(Number(m[1]));
-    const ns = spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).stdout ?? '';
-    for (const l of ns.split('\n')) {
-      const name = l.split(' ')[0];
-      if (name?.startsWith(`${prefix}-`)) spawnSync('ip', ['netns', 'del', name], { stdio: 'ignore' });
+    for (const name of netnsList()) {
+      if (!name.startsWith(`${prefix}-`)) continue;
+      try {
+        netnsDel(name);
+      } catch {
+        // gone meanwhile
+      }
     }
-    spawnSync('rm', ['-rf', dir]);
+    rmSync(dir, { recursive: true, force: true });
   }
 }
 

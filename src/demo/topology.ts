@@ -17,6 +17,7 @@ import { listVfs } from '../sriov/discover.js';
 import { request } from '../dataplane/control.js';
 import { packageRoot } from '../dataplane/native.js';
 import { systemError } from '../util/errors.js';
+import { ip, link, netnsAdd, netnsDel } from '../net/ip.js';
 
 export interface NodeSpec {
   name: string; // one letter or word; part of netdev names
@@ -69,8 +70,14 @@ function run(cmd: string, args: string[], input?: string): string {
   if (r.status !== 0) throw systemError(`${cmd} ${args.join(' ')}: ${(r.stderr || r.error?.message || '').trim()}`);
   return r.stdout;
 }
-const ipc = (...a: string[]) => run('ip', a);
-const readMac = (ifname: string) => JSON.parse(run('ip', ['-j', 'link', 'show', 'dev', ifname]))[0].address as string;
+const readMac = (ifname: string) => link(ifname)?.address ?? '';
+const dropNetns = (name: string) => {
+  try {
+    netnsDel(name);
+  } catch {
+    // already gone
+  }
+};
 const quiet = (cmd: string, args: string[]) => spawnSync(cmd, args, { stdio: 'ignore', timeout: 30_000 });
 
 export class Topology {
@@ -94,9 +101,9 @@ export class Topology {
   }
 
   private netnsAdd(name: string): void {
-    ipc('netns', 'add', name);
+    netnsAdd(name);
     this.made.netns.add(name);
-    ipc('-n', name, 'link', 'set', 'lo', 'up');
+    ip(['link', 'set', 'lo', 'up'], name);
   }
 
   /** Builds the underlay, the nodes' simulated NICs, their data planes and the kernel node. */
@@ -104,8 +111,8 @@ export class Topology {
     const { prefix, workDir, log } = this.o;
     mkdirSync(workDir, { recursive: true });
     this.netnsAdd(this.underlay);
-    ipc('-n', this.underlay, 'link', 'add', 'br0', 'type', 'bridge');
-    ipc('-n', this.underlay, 'link', 'set', 'br0', 'up');
+    ip(['link', 'add', 'br0', 'type', 'bridge'], this.underlay);
+    ip(['link', 'set', 'br0', 'up'], this.underlay);
     const peers = this.o.nodes.map((n) => n.vtep);
     if (this.o.kernelNode) peers.push(this.o.kernelNode.vtep);
     for (const spec of this.o.nodes) {
@@ -118,9 +125,9 @@ export class Topology {
       // The PF's underlay end joins the underlay bridge; the PF netdev itself is the uplink.
       // A jumbo underlay, as VXLAN deployments use: pods keep MTU 1500 and the 50 bytes of
       // outer headers still fit.
-      ipc('link', 'set', pf.netdev, 'mtu', '9000');
-      ipc('link', 'set', pf.uplinkPeer, 'netns', this.underlay);
-      ipc('-n', this.underlay, 'link', 'set', pf.uplinkPeer, 'mtu', '9000', 'master', 'br0', 'up');
+      ip(['link', 'set', pf.netdev, 'mtu', '9000']);
+      ip(['link', 'set', pf.uplinkPeer, 'netns', this.underlay]);
+      ip(['link', 'set', pf.uplinkPeer, 'mtu', '9000', 'master', 'br0', 'up'], this.underlay);
       const socket = join(stateDir, 'dataplane.sock');
       const config = join(root, 'dataplane.json');
       writeFileSync(config, JSON.stringify({
@@ -149,18 +156,18 @@ export class Topology {
     this.netnsAdd(ns);
     const a = `${this.o.prefix}k0`;
     const b = `${this.o.prefix}k1`;
-    ipc('link', 'add', a, 'netns', ns, 'type', 'veth', 'peer', 'name', b, 'netns', this.underlay);
-    ipc('-n', this.underlay, 'link', 'set', b, 'mtu', '9000', 'master', 'br0', 'up');
-    ipc('-n', ns, 'addr', 'add', `${k.vtep}/24`, 'dev', a);
-    ipc('-n', ns, 'link', 'set', a, 'mtu', '9000', 'up');
+    ip(['link', 'add', a, 'netns', ns, 'type', 'veth', 'peer', 'name', b, 'netns', this.underlay]);
+    ip(['link', 'set', b, 'mtu', '9000', 'master', 'br0', 'up'], this.underlay);
+    ip(['addr', 'add', `${k.vtep}/24`, 'dev', a], ns);
+    ip(['link', 'set', a, 'mtu', '9000', 'up'], ns);
     // Like a NIC, the kernel node's port finishes checksums and segments itself, so its
     // frames on the (veth) underlay are what a wire would carry.
     quiet('ip', ['netns', 'exec', ns, 'ethtool', '-K', a, 'tx', 'off']);
-    ipc('-n', ns, 'link', 'add', 'vx0', 'mtu', '1500', 'type', 'vxlan', 'id', String(k.vni), 'dstport', '4789', 'local', k.vtep, 'dev', a);
+    ip(['link', 'add', 'vx0', 'mtu', '1500', 'type', 'vxlan', 'id', String(k.vni), 'dstport', '4789', 'local', k.vtep, 'dev', a], ns);
     // Head-end replication to every vfplane node: the all-zeros FDB entry, once per VTEP.
     for (const n of this.o.nodes) run('bridge', ['-n', ns, 'fdb', 'append', '00:00:00:00:00:00', 'dev', 'vx0', 'dst', n.vtep]);
-    ipc('-n', ns, 'addr', 'add', k.ip, 'dev', 'vx0');
-    ipc('-n', ns, 'link', 'set', 'vx0', 'up');
+    ip(['addr', 'add', k.ip, 'dev', 'vx0'], ns);
+    ip(['link', 'set', 'vx0', 'up'], ns);
     this.o.log(`kernel node: vxlan device vx0 (VNI ${k.vni}) in netns ${ns}, VTEP ${k.vtep}, ${k.ip}`);
   }
 
@@ -228,7 +235,7 @@ export class Topology {
     const n = this.nodes.get(p.spec.node)!;
     this.cni('DEL', n, p.spec, p.netns, p.containerId, p.pci);
     this.pods.delete(name);
-    quiet('ip', ['netns', 'del', p.netns]);
+    dropNetns(p.netns);
     this.made.netns.delete(p.netns);
   }
 
@@ -318,7 +325,7 @@ export class Topology {
         problems.push((e as Error).message);
       }
     }
-    for (const ns of this.made.netns) quiet('ip', ['netns', 'del', ns]);
+    for (const ns of this.made.netns) dropNetns(ns);
     this.made.netns.clear();
     this.made.sims.clear();
     try {

@@ -2,6 +2,7 @@
 // with argv arrays (never a shell string) and turns its failures into errors that carry
 // the command and the kernel's message.
 import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { systemError } from '../util/errors.js';
 
 export interface IpLink {
@@ -136,6 +137,17 @@ export function addrsIn(netnsPath: string, dev: string): IpAddrInfo[] {
 export function sysctlIn(netnsPath: string, key: string, value: string): void {
   if (!/^net\.[A-Za-z0-9_.\-/]+$/.test(key) || !/^[0-9A-Za-z_-]+$/.test(value)) throw systemError(`refusing sysctl ${key}=${value}`);
   nsenter(netnsPath, ['sysctl', '-qw', `${key}=${value}`]);
+}
+
+/** A sysctl under /proc/sys (PATH like net/ipv4/conf/eth0/forwarding) in NETNS_PATH
+ *  (null: this process's), or null when it does not exist there. */
+export function readSysctl(netnsPath: string | null, path: string): string | null {
+  if (!/^net\/[A-Za-z0-9_.\-/]+$/.test(path) || path.split('/').includes('..')) throw systemError(`refusing to read sysctl ${path}`);
+  try {
+    return (netnsPath ? nsenter(netnsPath, ['cat', `/proc/sys/${path}`]) : readFileSync(`/proc/sys/${path}`, 'utf8')).trim();
+  } catch {
+    return null;
+  }
 }
 
 /** The path of this process's own network namespace, to move a netdev back to it. */
