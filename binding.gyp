@@ -20,7 +20,8 @@
         "native/net/netops.c",
         "native/worker/dp.c",
         "native/addon/addon.cc",
-        "native/addon/dp.cc"
+        "native/addon/dp.cc",
+        "native/addon/proc.cc"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",

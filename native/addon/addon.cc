@@ -1387,6 +1387,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   if (!ExportAll(env, exports, fns, sizeof fns / sizeof fns[0])) return exports;
   RegisterDataplane(env, exports);
   if (Pending(env)) return exports;
+  RegisterProc(env, exports);
+  if (Pending(env)) return exports;
   if (!exports.Set("maxBurst", Napi::Number::New(env, VFP_MAX_BURST)).UnwrapOr(false)) return exports;
   if (!exports.Set("noVtep", Napi::Number::New(env, VFP_FDB_NO_VTEP)).UnwrapOr(false)) return exports;
   return exports;

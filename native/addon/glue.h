@@ -68,6 +68,8 @@ bool ExportAll(Napi::Env env, Napi::Object exports, const ExportFn *fns, size_t 
 
 // The data-plane functions (addon/dp.cc), registered by Init.
 void RegisterDataplane(Napi::Env env, Napi::Object exports);
+// Child processes without fork (addon/proc.cc), registered by Init.
+void RegisterProc(Napi::Env env, Napi::Object exports);
 
 }  // namespace vfpglue
 

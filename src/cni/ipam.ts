@@ -2,9 +2,9 @@
 // CNI_PATH, run it with our environment (CNI_COMMAND replaced) and the complete network
 // config on stdin — not just the ipam section, as pkg/invoke DelegateAdd does — and turn
 // its output into a result or its error into ours. argv and env only: no shell.
-import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { runProgram, type RunResult } from '../util/spawn.js';
 import type { Logger } from './log.js';
 import { parseIpamResult, type CniResult } from './result.js';
 import { CniError, ERR, NEWEST_VERSION, SUPPORTED_VERSIONS, versionAtLeast, type CniEnv } from './spec.js';
@@ -57,62 +57,12 @@ export function findPlugin(type: string, dirs: readonly string[]): string {
   );
 }
 
-interface Run {
-  status: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-  timedOut: boolean;
-}
+type Run = RunResult;
 
 function runOnce(file: string, stdin: string, env: Record<string, string>, timeoutMs: number, onStderr: (c: Buffer) => void): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    // Its own process group, so a timeout kills whatever it started too (a shell wrapper's
-    // children would otherwise hold the pipes open, and 'close' would never come).
-    const child = spawn(file, [], { env, stdio: ['pipe', 'pipe', 'pipe'], detached: true });
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    let outLen = 0;
-    let errLen = 0;
-    let timedOut = false;
-    const finish = (status: number | null, signal: NodeJS.Signals | null) => {
-      clearTimeout(timer);
-      resolve({ status, signal, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8'), timedOut });
-    };
-    const timer = setTimeout(() => {
-      timedOut = true;
-      try {
-        process.kill(-child.pid!, 'SIGKILL');
-      } catch {
-        child.kill('SIGKILL');
-      }
-    }, timeoutMs);
-    child.stdout.on('data', (c: Buffer) => {
-      if (outLen < MAX_STDOUT) out.push(c);
-      outLen += c.length;
-    });
-    child.stderr.on('data', (c: Buffer) => {
-      if (errLen < MAX_STDERR) err.push(c);
-      errLen += c.length;
-      onStderr(c);
-    });
-    child.on('error', (e) => {
-      clearTimeout(timer);
-      reject(e);
-    });
-    child.on('close', finish);
-    child.on('exit', (status, signal) => {
-      // After a kill, do not wait for pipes some orphan may still hold.
-      if (timedOut) {
-        child.stdout.destroy();
-        child.stderr.destroy();
-        finish(status, signal);
-      }
-    });
-    // A plugin that exits without reading stdin closes the pipe: EPIPE is not our failure.
-    child.stdin.on('error', () => undefined);
-    child.stdin.end(stdin);
-  });
+  // posix_spawn, not a fork of this (possibly large, long-running) Node process: the
+  // plugin starts while the VF's netdev moves, without holding up the JS thread.
+  return runProgram(file, { env, stdin, timeoutMs, maxStdout: MAX_STDOUT, maxStderr: MAX_STDERR, onStderr });
 }
 
 /** The plugin's error object, or a description of why there is none. */

@@ -169,6 +169,14 @@ export interface RawAddon {
   netopsRunAsync(netnsPath: string | null, ops: RawNetOp[]): Promise<(RawLinkInfo | null)[]>;
   /** 0 when socket(family, type) succeeds here, else -errno. */
   probeSocket(family: number, type: number): number;
+  /** posix_spawn with three pipes (our ends returned); see native/addon/proc.cc. */
+  procSpawn(file: string, argv: string[], env: string[], setsid: boolean): { pid: number; stdin: number; stdout: number; stderr: number };
+  /** waitpid(WNOHANG): null while running. */
+  procReap(pid: number): { status: number | null; signal: number | null } | null;
+  /** A whole run, blocking, with this process's environment (file searched in PATH). */
+  procRunSync(file: string, argv: string[], input: string, timeoutMs: number): {
+    status: number | null; signal: number | null; stdout: string; stderr: string; timedOut: boolean;
+  };
 }
 
 /** kind: 0 link get, 1 link set, 2 address add, 3 route add, 4 sysctl write. */

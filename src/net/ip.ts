@@ -1,9 +1,9 @@
 // The one place that changes links, addresses and network namespaces. It runs iproute2
 // with argv arrays (never a shell string) and turns its failures into errors that carry
 // the command and the kernel's message.
-import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { systemError } from '../util/errors.js';
+import { runSync, syncFailure } from '../util/spawn.js';
 
 export interface IpLink {
   ifindex: number;
@@ -32,17 +32,17 @@ export interface IpVfInfo {
 
 export class IpError extends Error {}
 
+const NO_IP = 'the `ip` command (iproute2) is not installed; run ./scripts/setup or apt-get install iproute2';
+
+// iproute2 starts through runSync: posix_spawn when the addon is built, since Node's
+// execFileSync forks this process first (7–25 ms of page-table copying for a large,
+// long-running one: the CNI server, the data-plane daemon) on every call.
 function run(args: string[], input?: string): string {
-  try {
-    return execFileSync('ip', args, { encoding: 'utf8', input, stdio: ['pipe', 'pipe', 'pipe'], timeout: 30_000 });
-  } catch (err) {
-    const e = err as { stderr?: string; code?: string; message: string };
-    if (e.code === 'ENOENT') {
-      throw systemError('the `ip` command (iproute2) is not installed; run ./scripts/setup or apt-get install iproute2');
-    }
-    const msg = (e.stderr ?? '').trim() || e.message;
-    throw systemError(`ip ${args.join(' ')}: ${msg}`, { args, stderr: msg });
-  }
+  const r = runSync('ip', args, input ?? '');
+  if (r.error?.code === 'ENOENT') throw systemError(NO_IP);
+  const why = syncFailure(r);
+  if (why) throw systemError(`ip ${args.join(' ')}: ${why}`, { args, stderr: why });
+  return r.stdout;
 }
 
 const nsArgs = (netns?: string) => (netns ? ['-n', netns] : []);
@@ -97,13 +97,10 @@ export function netnsDel(name: string): void {
 // (/var/run/netns/cni-…, /proc/PID/ns/net), so commands inside run through nsenter.
 
 function nsenter(netnsPath: string, cmd: string[]): string {
-  try {
-    return execFileSync('nsenter', [`--net=${netnsPath}`, ...cmd], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 30_000 });
-  } catch (err) {
-    const e = err as { stderr?: string; message: string };
-    const msg = (e.stderr ?? '').trim() || e.message;
-    throw systemError(`in ${netnsPath}: ${cmd.join(' ')}: ${msg}`, { netns: netnsPath, args: cmd, stderr: msg });
-  }
+  const r = runSync('nsenter', [`--net=${netnsPath}`, ...cmd]);
+  const why = syncFailure(r);
+  if (why) throw systemError(`in ${netnsPath}: ${cmd.join(' ')}: ${why}`, { netns: netnsPath, args: cmd, stderr: why });
+  return r.stdout;
 }
 
 /** Runs `ip ARGS` inside the network namespace at NETNS_PATH. */
