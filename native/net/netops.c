@@ -32,19 +32,16 @@ struct nl_req {
 	char body[NL_BUF];
 };
 
-static void *nl_tail(struct nlmsghdr *h)
+/* Appends an attribute. Addressed from the whole request, so the compiler sees the
+ * buffer the attribute lands in (not just the header). */
+static void nl_attr(struct nl_req *r, unsigned short type, const void *data, size_t len)
 {
-	return (char *)h + NLMSG_ALIGN(h->nlmsg_len);
-}
-
-static void nl_attr(struct nlmsghdr *h, unsigned short type, const void *data, size_t len)
-{
-	struct rtattr *a = nl_tail(h);
+	struct rtattr *a = (struct rtattr *)((char *)r + NLMSG_ALIGN(r->h.nlmsg_len));
 	a->rta_type = type;
 	a->rta_len = (unsigned short)RTA_LENGTH(len);
 	if (len)
 		memcpy(RTA_DATA(a), data, len);
-	h->nlmsg_len = NLMSG_ALIGN(h->nlmsg_len) + RTA_ALIGN(a->rta_len);
+	r->h.nlmsg_len = NLMSG_ALIGN(r->h.nlmsg_len) + RTA_ALIGN(a->rta_len);
 }
 
 /* Sends one request and waits for its acknowledgement: 0 or -errno. */
@@ -127,7 +124,15 @@ static void link_msg(struct nl_req *r, int ifindex)
 	ifi->ifi_index = ifindex;
 }
 
-/* Down/up first (a rename needs the link down), then name, MAC, MTU, and the move last. */
+/*
+ * Without a move: down first (a rename needs the link down), then name, MAC, MTU, up,
+ * one request each. With a move (netns_path): down first, then ONE request that moves
+ * the link and, in the target namespace, gives it the new name, MAC, MTU and up. The
+ * kernel moves it under its own name (or under the new one, when its own is taken
+ * there) and renames it after: a new name taken in the target fails the request with
+ * the link already moved, under its own name. A name that exists only in the source
+ * namespace (a host's "eth0") is no obstacle, as it would be to a rename before the move.
+ */
 static int link_set(int fd, int sock, struct vfp_netop *op, uint32_t *seq)
 {
 	int idx = link_index(sock, op->name);
@@ -135,6 +140,7 @@ static int link_set(int fd, int sock, struct vfp_netop *op, uint32_t *seq)
 		return idx;
 	struct nl_req r;
 	int err;
+	int move = op->netns_path[0] != 0;
 	if (op->up == 0) {
 		link_msg(&r, idx);
 		struct ifinfomsg *ifi = NLMSG_DATA(&r.h);
@@ -143,40 +149,47 @@ static int link_set(int fd, int sock, struct vfp_netop *op, uint32_t *seq)
 		if ((err = nl_talk(fd, &r.h, ++*seq)))
 			return err;
 	}
-	if (op->new_name[0]) {
-		link_msg(&r, idx);
-		nl_attr(&r.h, IFLA_IFNAME, op->new_name, strlen(op->new_name) + 1);
-		if ((err = nl_talk(fd, &r.h, ++*seq)))
-			return err;
-	}
-	if (op->has_mac) {
-		link_msg(&r, idx);
-		nl_attr(&r.h, IFLA_ADDRESS, op->mac, 6);
-		if ((err = nl_talk(fd, &r.h, ++*seq)))
-			return err;
-	}
-	if (op->mtu > 0) {
-		link_msg(&r, idx);
-		uint32_t mtu = (uint32_t)op->mtu;
-		nl_attr(&r.h, IFLA_MTU, &mtu, sizeof(mtu));
-		if ((err = nl_talk(fd, &r.h, ++*seq)))
-			return err;
-	}
-	if (op->up == 1) {
-		link_msg(&r, idx);
-		struct ifinfomsg *ifi = NLMSG_DATA(&r.h);
-		ifi->ifi_change = IFF_UP;
-		ifi->ifi_flags = IFF_UP;
-		if ((err = nl_talk(fd, &r.h, ++*seq)))
-			return err;
-	}
-	if (op->netns_path[0]) {
-		int nsfd = open(op->netns_path, O_RDONLY | O_CLOEXEC);
+	int nsfd = -1;
+	if (move) {
+		nsfd = open(op->netns_path, O_RDONLY | O_CLOEXEC);
 		if (nsfd < 0)
 			return -errno;
 		link_msg(&r, idx);
 		uint32_t v = (uint32_t)nsfd;
-		nl_attr(&r.h, IFLA_NET_NS_FD, &v, sizeof(v));
+		nl_attr(&r, IFLA_NET_NS_FD, &v, sizeof(v));
+	}
+	if (op->new_name[0]) {
+		if (!move)
+			link_msg(&r, idx);
+		nl_attr(&r, IFLA_IFNAME, op->new_name, strlen(op->new_name) + 1);
+		if (!move && (err = nl_talk(fd, &r.h, ++*seq)))
+			return err;
+	}
+	if (op->has_mac) {
+		if (!move)
+			link_msg(&r, idx);
+		nl_attr(&r, IFLA_ADDRESS, op->mac, 6);
+		if (!move && (err = nl_talk(fd, &r.h, ++*seq)))
+			return err;
+	}
+	if (op->mtu > 0) {
+		if (!move)
+			link_msg(&r, idx);
+		uint32_t mtu = (uint32_t)op->mtu;
+		nl_attr(&r, IFLA_MTU, &mtu, sizeof(mtu));
+		if (!move && (err = nl_talk(fd, &r.h, ++*seq)))
+			return err;
+	}
+	if (op->up == 1) {
+		if (!move)
+			link_msg(&r, idx);
+		struct ifinfomsg *ifi = NLMSG_DATA(&r.h);
+		ifi->ifi_change = IFF_UP;
+		ifi->ifi_flags = IFF_UP;
+		if (!move && (err = nl_talk(fd, &r.h, ++*seq)))
+			return err;
+	}
+	if (move) {
 		err = nl_talk(fd, &r.h, ++*seq);
 		close(nsfd);
 		if (err)
@@ -199,8 +212,8 @@ static int addr_add(int fd, int sock, struct vfp_netop *op, uint32_t *seq)
 	if (op->nodad)
 		ifa->ifa_flags = IFA_F_NODAD;
 	size_t len = op->family == AF_INET ? 4 : 16;
-	nl_attr(&r.h, IFA_LOCAL, op->addr, len);
-	nl_attr(&r.h, IFA_ADDRESS, op->addr, len);
+	nl_attr(&r, IFA_LOCAL, op->addr, len);
+	nl_attr(&r, IFA_ADDRESS, op->addr, len);
 	return nl_talk(fd, &r.h, ++*seq);
 }
 
@@ -219,11 +232,11 @@ static int route_add(int fd, int sock, struct vfp_netop *op, uint32_t *seq)
 	rt->rtm_type = RTN_UNICAST;
 	size_t len = op->family == AF_INET ? 4 : 16;
 	if (op->prefix > 0)
-		nl_attr(&r.h, RTA_DST, op->addr, len);
+		nl_attr(&r, RTA_DST, op->addr, len);
 	if (op->has_gw)
-		nl_attr(&r.h, RTA_GATEWAY, op->gw, len);
+		nl_attr(&r, RTA_GATEWAY, op->gw, len);
 	uint32_t oif = (uint32_t)idx;
-	nl_attr(&r.h, RTA_OIF, &oif, sizeof(oif));
+	nl_attr(&r, RTA_OIF, &oif, sizeof(oif));
 	return nl_talk(fd, &r.h, ++*seq);
 }
 

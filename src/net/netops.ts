@@ -9,7 +9,10 @@ import { ip, ipIn, linkIn, link, sysctlIn } from './ip.js';
 
 export type NetOp =
   | { op: 'get'; name: string }
-  /** Applied in this order: down (up: false), rename, MAC, MTU, up (up: true), move to `netns`. */
+  /** Down (up: false) first. Without `netns`: rename, MAC, MTU, up (up: true), in that
+   *  order. With `netns`: one request moves the link and gives it the new name, MAC, MTU
+   *  and up state there (the new name needs to be free there only; when it is not, the
+   *  request fails with the link moved under its own name). */
   | { op: 'set'; name: string; up?: boolean; newName?: string; mac?: string; mtu?: number; netns?: string }
   | { op: 'addr'; name: string; address: string; nodad?: boolean } // address in CIDR form
   | { op: 'route'; name: string; dst: string; gw?: string } // dst in CIDR form
@@ -80,6 +83,12 @@ function viaIproute2(netns: string | null, ops: NetOp[]): (LinkInfo | null)[] {
       case 'set': {
         let name = o.name;
         if (o.up === false) run(['link', 'set', 'dev', name, 'down']);
+        if (o.netns) {
+          // iproute2 sends these as one request too.
+          run(['link', 'set', 'dev', name, 'netns', o.netns, ...(o.newName ? ['name', o.newName] : []), ...(o.mac ? ['address', o.mac] : []),
+            ...(o.mtu ? ['mtu', String(o.mtu)] : []), ...(o.up === true ? ['up'] : [])]);
+          return null;
+        }
         if (o.newName) {
           run(['link', 'set', 'dev', name, 'name', o.newName]);
           name = o.newName;
@@ -87,7 +96,6 @@ function viaIproute2(netns: string | null, ops: NetOp[]): (LinkInfo | null)[] {
         if (o.mac) run(['link', 'set', 'dev', name, 'address', o.mac]);
         if (o.mtu) run(['link', 'set', 'dev', name, 'mtu', String(o.mtu)]);
         if (o.up === true) run(['link', 'set', 'dev', name, 'up']);
-        if (o.netns) run(['link', 'set', 'dev', name, 'netns', o.netns]);
         return null;
       }
       case 'addr':

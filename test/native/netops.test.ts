@@ -12,14 +12,18 @@ describePrivileged('netops: link, address, route and sysctl batches in a namespa
   let pod: Netns;
   const a = ifname('no');
   const b = ifname('no');
+  const c = ifname('no');
+  const d = ifname('no');
   const path = () => `/run/netns/${pod.name}`;
   beforeAll(() => {
     pod = Netns.create('netops');
     execFileSync('ip', ['link', 'add', a, 'type', 'veth', 'peer', 'name', b]);
+    execFileSync('ip', ['link', 'add', c, 'type', 'veth', 'peer', 'name', d]);
   });
   afterAll(() => {
     pod.destroy();
     execFileSync('ip', ['link', 'del', b]);
+    execFileSync('ip', ['link', 'del', d]);
   });
 
   it('moves, renames, sets MAC and MTU, adds addresses and routes, writes per-namespace sysctls', async () => {
@@ -60,6 +64,22 @@ describePrivileged('netops: link, address, route and sysctl batches in a namespa
 
   it('moves the netdev back to the host namespace under its own name', async () => {
     await netRun(path(), [{ op: 'set', name: 'net1', up: false, newName: a, netns: hostNetnsPath() }]);
+    expect(execFileSync('ip', ['-br', 'link', 'show', 'dev', a], { encoding: 'utf8' })).toContain(a);
+  });
+
+  it('moves and renames in one request: the new name is checked in the target namespace only', async () => {
+    // The new name is the host's own veth peer (b): taken here, free in the pod.
+    await netRun(null, [{ op: 'set', name: a, newName: b, mac: '02:00:00:00:00:43', mtu: 8000, up: true, netns: path() }]);
+    const j = JSON.parse(pod.ip(['-j', 'link', 'show', 'dev', b]))[0];
+    expect(j).toMatchObject({ address: '02:00:00:00:00:43', mtu: 8000 });
+    expect(j.flags).toContain('UP');
+    expect(execFileSync('ip', ['-br', 'link', 'show', 'dev', b], { encoding: 'utf8' })).toContain(b); // the host's b is untouched
+    // A new name taken in the pod fails the request, after the move: the link is in the
+    // pod under its own name (where a CNI ADD's undo looks for it).
+    await expect(netRun(null, [{ op: 'set', name: c, newName: b, netns: path() }])).rejects.toThrow(/File exists/);
+    expect(pod.ip(['-br', 'link', 'show', 'dev', c])).toContain(c);
+    await netRun(path(), [{ op: 'set', name: c, netns: hostNetnsPath() }]);
+    await netRun(path(), [{ op: 'set', name: b, newName: a, netns: hostNetnsPath() }]);
     expect(execFileSync('ip', ['-br', 'link', 'show', 'dev', a], { encoding: 'utf8' })).toContain(a);
   });
 });
