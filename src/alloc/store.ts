@@ -201,6 +201,7 @@ function prepare(db: Database.Database) {
       'INSERT INTO history (at, op, pci, alloc_id, pool, owner, reason) VALUES (?, ?, ?, ?, ?, ?, ?)',
     ),
     prune: db.prepare<[number]>('DELETE FROM history WHERE seq <= ?'),
+    lastSeq: db.prepare<[], { seq: number }>("SELECT seq FROM sqlite_sequence WHERE name = 'history'"),
     // An 'alloc' row's own seq is its allocation id (see insert()).
     history: db.prepare<[number], HistoryRow>(
       `SELECT seq, at, op, pci, CASE op WHEN 'alloc' THEN seq ELSE alloc_id END AS alloc_id, pool, owner, reason
@@ -529,6 +530,16 @@ export class AllocStore {
         return a;
       });
     });
+  }
+
+  /**
+   * The newest history sequence number (0 on a new store). Every allocation and release
+   * takes the next one, and an allocation's id is its own: an allocation whose id is
+   * lastSeq() + 1, read before, proves that no VF was allocated or released in between
+   * (so a VF snapshot taken in between saw no holder at work).
+   */
+  lastSeq(): number {
+    return this.read('reading the history sequence', () => this.stmt.lastSeq.get()?.seq ?? 0);
   }
 
   get(pci: string): Allocation | undefined {

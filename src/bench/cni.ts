@@ -5,6 +5,7 @@
 // shim forwarding to `vfplane cni serve`) and standalone (the shim finds no server and
 // runs the Node plugin). Runs alternate between the plugins so host noise falls on all.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { runProgram } from '../util/spawn.js';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -38,16 +39,13 @@ function stats(ms: number[]): Stats {
   return { count, p50Ms: p50, p99Ms: p99, maxMs: max, meanMs: mean };
 }
 
-function exec(bin: string, args: string[], env: Record<string, string>, input: string): Promise<{ ms: number; code: number; out: string }> {
-  return new Promise((resolve) => {
-    const t0 = process.hrtime.bigint();
-    const child = spawn(bin, args, { env, stdio: ['pipe', 'pipe', 'pipe'] });
-    let out = '';
-    child.stdout.on('data', (d) => (out += d));
-    child.stderr.resume();
-    child.on('close', (code) => resolve({ ms: Number(process.hrtime.bigint() - t0) / 1e6, code: code ?? -1, out }));
-    child.stdin.end(input);
-  });
+// Started with posix_spawn, as a runtime's Go os/exec starts plugins (clone with
+// CLONE_VFORK): Node's own spawn forks this process, which would add 10+ ms of page-table
+// copying to every call of both plugins and hide their difference.
+async function exec(bin: string, args: string[], env: Record<string, string>, input: string): Promise<{ ms: number; code: number; out: string }> {
+  const t0 = process.hrtime.bigint();
+  const r = await runProgram(bin, { argv: [bin, ...args], env, stdin: input, timeoutMs: 60_000 });
+  return { ms: Number(process.hrtime.bigint() - t0) / 1e6, code: r.status ?? -1, out: r.stdout };
 }
 
 export interface CniBenchResult {
@@ -59,6 +57,8 @@ export interface CniBenchResult {
   /** Moving one netdev into a namespace, alone: a floor under any plugin that moves a VF's
    *  netdev (vfplane-cni, sriov-cni); macvlan creates its link inside the pod instead. */
   netnsMove: Stats;
+  /** Served runs: the p50 of each phase the plugin logged (ms), per command. */
+  phases: { add: Record<string, number>; del: Record<string, number> };
   target: { addP50Ratio: number; met: boolean };
 }
 
@@ -96,8 +96,12 @@ export async function runCniBench(o: CniBenchOptions): Promise<CniBenchResult> {
       CNI_ARGS: 'IgnoreUnknown=true;K8S_POD_NAMESPACE=bench;K8S_POD_NAME=pod',
     });
     const ipam = (dir: string) => ({ type: 'host-local', subnet: '10.99.0.0/24', dataDir: path.join(work, dir) });
+    // At debug level each call logs where its time went (one line at the end); the phases
+    // of the served runs are summed up below.
+    const logFile = path.join(work, 'vfplane-cni.log');
     const vfInput = JSON.stringify({
       cniVersion: '1.0.0', name: 'bench-vf', type: 'vfplane-cni', deviceID: '0000:5e:02.0', sysfsRoot: root, stateDir: path.join(work, 'state'), ipam: ipam('ipam-vf'),
+      logLevel: 'debug', logFile,
     });
     const mvInput = JSON.stringify({ cniVersion: '1.0.0', name: 'bench-mv', type: 'macvlan', master: m.pfs[0]!.netdev, mode: 'bridge', ipam: ipam('ipam-mv') });
     const vf = { add: [] as number[], del: [] as number[] };
@@ -135,6 +139,7 @@ export async function runCniBench(o: CniBenchOptions): Promise<CniBenchResult> {
     } finally {
       ipBatch([['link', 'del', `${prefix}mw`]]);
     }
+    const phases = readPhases(logFile);
     // Standalone: the same wrapper with no server behind the socket.
     server.kill('SIGTERM');
     await new Promise((res) => server!.once('exit', res));
@@ -150,6 +155,7 @@ export async function runCniBench(o: CniBenchOptions): Promise<CniBenchResult> {
       macvlan: { add: stats(mv.add), del: stats(mv.del) },
       ratio: { addP50: 0, delP50: 0, standaloneAddP50: null },
       netnsMove: stats(moves),
+      phases,
       target: { addP50Ratio: 1.5, met: false },
     };
     res.ratio.addP50 = res.vfplane.add.p50Ms / res.macvlan.add.p50Ms;
@@ -171,6 +177,21 @@ export async function runCniBench(o: CniBenchOptions): Promise<CniBenchResult> {
   }
 }
 
+/** The p50 of each phase over the 'done' lines the plugin logged, per command. */
+function readPhases(file: string): { add: Record<string, number>; del: Record<string, number> } {
+  const by: Record<string, Record<string, number[]>> = { ADD: {}, DEL: {} };
+  const text = fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : '';
+  for (const line of text.split('\n')) {
+    if (!line.includes('"phasesMs"')) continue;
+    const j = JSON.parse(line) as { msg: string; command: string; phasesMs: Record<string, number> };
+    const into = by[j.command];
+    if (j.msg !== 'done' || !into) continue;
+    for (const [k, v] of Object.entries(j.phasesMs)) (into[k] ??= []).push(v);
+  }
+  const p50 = (m: Record<string, number[]>) => Object.fromEntries(Object.entries(m).map(([k, v]) => [k, summarize(v).p50]));
+  return { add: p50(by.ADD!), del: p50(by.DEL!) };
+}
+
 function render(r: CniBenchResult): string {
   const t = new Table({ head: ['plugin', 'op', 'runs', 'p50', 'p99', 'max', 'mean'], style: { head: [], border: [] } });
   const f = (x: number) => `${x.toFixed(1)} ms`;
@@ -183,6 +204,8 @@ function render(r: CniBenchResult): string {
     `ADD p50 ratio vfplane-cni (served) / macvlan: ${r.ratio.addP50.toFixed(2)}× (target ≤ ${r.target.addP50Ratio}×: ${r.target.met ? 'PASS' : 'MISS'})`,
     `DEL p50 ratio (served): ${r.ratio.delP50.toFixed(2)}×`,
     ...(r.ratio.standaloneAddP50 !== null ? [`ADD p50 ratio standalone (no server, Node started per call): ${r.ratio.standaloneAddP50.toFixed(2)}×`] : []),
+    ...(['add', 'del'] as const).filter((op) => Object.keys(r.phases[op]).length).map((op) =>
+      `inside the server, ${op.toUpperCase()} p50 per phase: ${Object.entries(r.phases[op]).map(([k, v]) => `${k} ${v.toFixed(1)}`).join(', ')} ms`),
     `kernel floor: moving a netdev into the pod namespace alone takes p50 ${r.netnsMove.p50Ms.toFixed(1)} ms (p99 ${r.netnsMove.p99Ms.toFixed(1)} ms); ` +
       'ADD and DEL each move one, macvlan creates its link in the pod instead',
   ].join('\n');

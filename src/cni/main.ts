@@ -3,6 +3,7 @@
 // the result or the error object; exit 0 on success, 1 on failure. Start-up is measured
 // against the reference plugins, so zod (conf.js) and the store (plugin.js) load only
 // after VERSION has been answered.
+import { Phases } from '../util/phases.js';
 import type { NetConf } from './conf.js';
 import type { Logger } from './log.js';
 import type { CniResult } from './result.js';
@@ -27,6 +28,8 @@ export interface CniContext {
   /** The stdin text as received. */
   stdin: string;
   log: Logger;
+  /** Where the time of this call went; logged at debug when the call ends. */
+  phases: Phases;
 }
 
 export interface PluginModule {
@@ -94,6 +97,7 @@ const MIN_VERSION: Partial<Record<string, string>> = { GC: '1.1.0', STATUS: '1.1
 
 export async function main(env: NodeJS.ProcessEnv = process.env, io: MainIo = processIo): Promise<number> {
   const command = env.CNI_COMMAND;
+  const phases = new Phases();
   let cniVersion: string = NEWEST_VERSION;
   let log: Logger | undefined;
   try {
@@ -136,7 +140,8 @@ export async function main(env: NodeJS.ProcessEnv = process.env, io: MainIo = pr
         ...(cniEnv.netns ? { netns: cniEnv.netns } : {}),
       },
     });
-    const ctx: CniContext = { env: cniEnv, conf, raw, stdin: text, log };
+    phases.mark('config');
+    const ctx: CniContext = { env: cniEnv, conf, raw, stdin: text, log, phases };
     log.debug('called', { args: cniEnv.args, deviceID: conf.effective.deviceID });
 
     const plugin = (await import('./plugin.js')) as PluginModule;
@@ -161,11 +166,11 @@ export async function main(env: NodeJS.ProcessEnv = process.env, io: MainIo = pr
         await plugin.cmdStatus(ctx);
         break;
     }
-    log.debug('done');
+    log.debug('done', { phasesMs: phases.summary() });
     return 0;
   } catch (err) {
     const e = toCniError(err, command);
-    log?.error(e.message, { code: e.code, ...(e.details ? { details: e.details } : {}) });
+    log?.error(e.message, { code: e.code, ...(e.details ? { details: e.details } : {}), phasesMs: phases.summary() });
     io.stdout(JSON.stringify(errorObject(e, cniVersion), null, 4) + '\n');
     return 1;
   }

@@ -7,13 +7,13 @@
 // since gone to another pod.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { AllocStore, defaultStateDir, type Allocation } from '../alloc/store.js';
+import { AllocStore, DB_FILE, defaultStateDir, type Allocation } from '../alloc/store.js';
 import { describeOwner, parseOwner, type Owner } from '../alloc/owner.js';
 import { findPool, loadPools, poolVfs } from '../alloc/pool.js';
 import { addrsIn, hostNetnsPath, ipIn, linkIn } from '../net/ip.js';
 import { netRun, type NetOp } from '../net/netops.js';
 import { listVfs, resolveVf } from '../sriov/discover.js';
-import { openSysfs, type Sysfs } from '../sriov/sysfs.js';
+import { defaultSysfsRoot, openSysfs, SIM_MARKER, type Sysfs } from '../sriov/sysfs.js';
 import type { VfInfo, VfSettings } from '../sriov/types.js';
 import { applyVfSettings, checkSettings, settingsDiff } from '../sriov/vf-settings.js';
 import { conflict, invalid, notFound, unavailable, VfpError } from '../util/errors.js';
@@ -48,10 +48,51 @@ function modeOf(vf: VfInfo): Mode | null {
   return null;
 }
 
+/**
+ * Handles kept between calls by `vfplane cni serve` (see keepHandles): opening the store
+ * (SQLite, WAL, schema check) and a simulator's sysfs costs milliseconds per call. Each
+ * is keyed by the identity of its file, so a state directory or simulator made anew at
+ * the same path gets fresh handles.
+ */
+let kept: Map<string, { id: string; sysfs?: Sysfs; store?: AllocStore }> | null = null;
+
+/** Keeps store and sysfs handles open between calls (on), or closes them all (off). */
+export function keepHandles(on: boolean): void {
+  for (const k of kept?.values() ?? []) k.store?.close();
+  kept = on ? new Map() : null;
+}
+
+function fileId(file: string): string {
+  try {
+    const st = fs.statSync(file);
+    return `${st.dev}:${st.ino}:${st.birthtimeMs}`;
+  } catch {
+    return '';
+  }
+}
+
 async function openAll(ctx: CniContext): Promise<{ sysfs: Sysfs; store: AllocStore }> {
-  const sysfs = await openSysfs(ctx.conf.sysfsRoot);
-  const store = AllocStore.open(ctx.conf.stateDir ?? defaultStateDir());
-  return { sysfs, store };
+  const root = path.resolve(ctx.conf.sysfsRoot ?? defaultSysfsRoot());
+  const stateDir = path.resolve(ctx.conf.stateDir ?? defaultStateDir());
+  if (!kept) return { sysfs: await openSysfs(root), store: AllocStore.open(stateDir) };
+  const sysKey = `sysfs\0${root}`;
+  const sysId = fileId(path.join(root, SIM_MARKER));
+  let s = kept.get(sysKey);
+  if (!s?.sysfs || s.id !== sysId) kept.set(sysKey, (s = { id: sysId, sysfs: await openSysfs(root) }));
+  const storeKey = `store\0${stateDir}`;
+  let t = kept.get(storeKey);
+  if (!t?.store || !t.id || t.id !== fileId(path.join(stateDir, DB_FILE))) {
+    // The old handle is not closed here: a call in flight may still use it. It goes with
+    // its last reference (better-sqlite3 closes a collected connection).
+    const store = AllocStore.open(stateDir);
+    kept.set(storeKey, (t = { id: fileId(path.join(stateDir, DB_FILE)), store }));
+  }
+  return { sysfs: s.sysfs!, store: t.store! };
+}
+
+/** Closes a store from openAll, unless the server keeps it. */
+function done(store: AllocStore): void {
+  if (![...(kept?.values() ?? [])].some((k) => k.store === store)) store.close();
 }
 
 function ownerOf(ctx: CniContext): Owner {
@@ -87,8 +128,12 @@ function withCode(err: VfpError, code: number): VfpError {
   return new VfpError(err.kind, err.message, { ...err.details, cniCode: code });
 }
 
-/** Finds the VF for this ADD: the deviceID the device plugin chose, or one from the pool. */
-function takeVf(ctx: CniContext, sysfs: Sysfs, store: AllocStore, owner: Owner): Allocation {
+/**
+ * Finds the VF for this ADD (the deviceID the device plugin chose, or one from the pool)
+ * and, once READY resolves, allocates it; returns the allocation and the VF as read
+ * before it.
+ */
+async function takeVf(ctx: CniContext, sysfs: Sysfs, store: AllocStore, owner: Owner, ready: Promise<unknown>): Promise<{ allocation: Allocation; vf: VfInfo }> {
   const deviceID = ctx.conf.effective.deviceID;
   if (deviceID) {
     let vf: VfInfo;
@@ -105,7 +150,8 @@ function takeVf(ctx: CniContext, sysfs: Sysfs, store: AllocStore, owner: Owner):
     if (!modeOf(vf)) {
       throw withCode(conflict(`deviceID ${deviceID}: VF ${vf.pci} is ${vf.driver ? `bound to ${vf.driver} but has no netdev in the host namespace (in use elsewhere?)` : 'bound to no driver'}; bind it with \`vfplane vf bind ${vf.pci} --driver kernel|vfio-pci\``), ERR.INVALID_CONFIG);
     }
-    return store.allocatePci({ vf, owner });
+    await ready;
+    return { allocation: store.allocatePci({ vf, owner }), vf };
   }
   if (!ctx.conf.pool) {
     throw withCode(invalid('no deviceID (top level or runtimeConfig.deviceID, as Multus passes it) and no pool to allocate from: set one of them'), ERR.INVALID_CONFIG);
@@ -119,8 +165,10 @@ function takeVf(ctx: CniContext, sysfs: Sysfs, store: AllocStore, owner: Owner):
   // and, when nothing is left, says who holds what.
   const held = new Set(store.list().map((x) => x.pci));
   const candidates = poolVfs(listVfs(sysfs), pool.selector).filter((v) => modeOf(v) !== null || held.has(v.pci));
+  await ready;
   try {
-    return store.allocate({ candidates, owner, pool: pool.name });
+    const allocation = store.allocate({ candidates, owner, pool: pool.name });
+    return { allocation, vf: candidates.find((v) => v.pci === allocation.pci)! };
   } catch (err) {
     if (err instanceof VfpError && err.kind === 'unavailable') throw withCode(err, ERR.TRY_AGAIN);
     throw err;
@@ -222,15 +270,28 @@ export async function cmdAdd(ctx: CniContext): Promise<CniResult> {
   if (!fs.existsSync(netns)) {
     throw new CniError(ERR.UNKNOWN_CONTAINER, `CNI_NETNS ${netns} does not exist`, 'the runtime must create the pod network namespace before ADD');
   }
-  if ((await netRun(netns, [{ op: 'get', name: ifname }]))[0]) {
-    throw new CniError(ERR.INVALID_ENV, `CNI_IFNAME ${ifname} is already taken in ${netns}`, 'pick another interface name for this attachment');
+  // The name check runs on the netlink thread while this one opens the store and reads
+  // the VF; it is awaited before anything is allocated.
+  const nameFree = netRun(netns, [{ op: 'get', name: ifname }]).then(([l]) => {
+    if (l) throw new CniError(ERR.INVALID_ENV, `CNI_IFNAME ${ifname} is already taken in ${netns}`, 'pick another interface name for this attachment');
+  });
+  nameFree.catch(() => undefined); // awaited below; this only keeps it from counting as unhandled
+  const ph = ctx.phases;
+  let sysfs: Sysfs;
+  let store: AllocStore;
+  try {
+    ({ sysfs, store } = await openAll(ctx));
+  } catch (err) {
+    await nameFree; // its error first, as if it had run first
+    throw err;
   }
-  const { sysfs, store } = await openAll(ctx);
+  ph.mark('open');
   const owner = ownerOf(ctx);
   const wanted = requestedSettings(ctx);
   const earlier = store.findInterface(env.containerId!, ifname);
   if (earlier) {
-    store.close();
+    done(store);
+    await nameFree;
     throw new CniError(ERR.INVALID_CONFIG, `container ${env.containerId} already has VF ${earlier.pci} as ${ifname} (an earlier ADD)`, 'run DEL for this attachment first');
   }
   const undo: (() => void | Promise<void>)[] = [];
@@ -239,7 +300,14 @@ export async function cmdAdd(ctx: CniContext): Promise<CniResult> {
   let stranded = false;
   let a: Allocation | undefined;
   try {
-    a = takeVf(ctx, sysfs, store, owner);
+    // The sequence before the VF is read: if our allocation directly follows it, nobody
+    // held the VF between that read and ours (see lastSeq).
+    const seq = store.lastSeq();
+    const taken = await takeVf(ctx, sysfs, store, owner, nameFree).catch(async (err: unknown) => {
+      await nameFree; // a taken name is reported first, as if it had been checked first
+      throw err;
+    });
+    a = taken.allocation;
     const allocation = a;
     undo.push(() => {
       if (stranded) {
@@ -249,15 +317,20 @@ export async function cmdAdd(ctx: CniContext): Promise<CniResult> {
       store.release(allocation.pci, { id: allocation.id, reason: 'ADD failed' });
     });
     ctx.log.info(`allocated VF ${a.pci} to ${describeOwner(owner)}`);
-    // Read the VF again now that it is ours: the snapshot taken before the allocation may
-    // predate the previous holder's DEL finishing its restore.
-    const vf = resolveVf(sysfs, a.pci);
-    store.setOriginal(a.id, vf);
-    a.original = vf;
+    // The snapshot must show the VF as no holder left it half-way: read it again now that
+    // it is ours, unless the store proves no allocation or release came in between (a
+    // previous holder's DEL restores before it releases).
+    let vf = taken.vf;
+    if (a.id !== seq + 1) {
+      vf = resolveVf(sysfs, a.pci);
+      store.setOriginal(a.id, vf);
+      a.original = vf;
+    }
     const mode = modeOf(vf);
     if (!mode) throw conflict(`VF ${vf.pci} changed under us: it is ${vf.driver ?? 'unbound'} with no netdev in the host namespace`);
     // Recorded before anything moves, so a DEL after a crash knows where to look.
     store.setAttachment(a.id, { mode, phase: 'adding' });
+    ph.mark('allocate');
 
     // PF-side settings, checked against the VF's current ones before any is applied; the
     // undo goes first, since one netlink request may fail half-way through its attributes.
@@ -267,29 +340,22 @@ export async function cmdAdd(ctx: CniContext): Promise<CniResult> {
       undo.push(() => restoreSettings(sysfs, allocation));
       applyVfSettings(sysfs, vf.pf, vf.pfNetdev, vf.index, checked, vf.settings);
     }
+    ph.mark('vfSettings');
 
-    // IPAM runs while the netdev moves: the plugin is another process, and moving a netdev
-    // between namespaces is the slowest step of all (the kernel waits for RCU grace periods).
-    let ipamP: Promise<CniResult> = Promise.resolve({});
-    if (conf.ipam) {
-      const type = conf.ipam.type;
-      ipamP = execIpam('ADD', ctx.raw, env, type);
-      ipamP.catch(() => undefined); // awaited below; this only keeps it from counting as unhandled
-      undo.push(async () => {
-        // DEL even when ADD failed: a plugin killed on timeout may have reserved already,
-        // and IPAM DEL is idempotent.
-        await ipamP.catch(() => undefined);
-        await execIpam('DEL', ctx.raw, env, type);
-      });
-    }
+    // The netdev moves while IPAM runs: moving a netdev between namespaces is the slowest
+    // step of all (the kernel waits for RCU grace periods), and the IPAM plugin is another
+    // process. One request moves it and, in the pod, renames it and sets MAC and MTU.
     let mac: string | null = null;
     let mtu: number | null = null;
     let deviceInfoFile: string | null = null;
+    let moved: Promise<unknown> = Promise.resolve();
     if (mode === 'kernel') {
       const dev = vf.netdev!;
       // No separate "down": moving closes the device, and each close waits for an RCU grace period.
-      await netRun(null, [{ op: 'set', name: dev, netns }]);
+      moved = netRun(null, [{ op: 'set', name: dev, newName: ifname, ...(conf.effective.mac ? { mac: conf.effective.mac } : {}), ...(conf.mtu ? { mtu: conf.mtu } : {}), netns }]);
+      moved.catch(() => undefined); // awaited below; this only keeps it from counting as unhandled
       undo.push(async () => {
+        await moved.catch(() => undefined);
         try {
           await returnNetdev(netns, ifname, allocation.original);
         } catch (err) {
@@ -297,12 +363,9 @@ export async function cmdAdd(ctx: CniContext): Promise<CniResult> {
           throw err;
         }
       });
-      const [, l] = await netRun(netns, [
-        { op: 'set', name: dev, newName: ifname, ...(conf.effective.mac ? { mac: conf.effective.mac } : {}), ...(conf.mtu ? { mtu: conf.mtu } : {}) },
-        { op: 'get', name: ifname },
-      ]);
-      mac = l?.mac ?? null;
-      mtu = l?.mtu ?? null;
+      // What the request set, or what the netdev had: a move keeps both.
+      mac = conf.effective.mac ?? vf.mac;
+      mtu = conf.mtu ?? vf.mtu;
     } else {
       mac = conf.effective.mac ?? (vf.settings && vf.settings.mac !== '00:00:00:00:00:00' ? vf.settings.mac : null);
       deviceInfoFile = deviceInfoPath(conf, env);
@@ -310,8 +373,23 @@ export async function cmdAdd(ctx: CniContext): Promise<CniResult> {
       const f = deviceInfoFile;
       undo.push(() => removeDeviceInfo(f));
     }
-
+    let ipamP: Promise<CniResult> = Promise.resolve({});
+    if (conf.ipam) {
+      const type = conf.ipam.type;
+      ipamP = execIpam('ADD', ctx.raw, env, type);
+      ipamP.catch(() => undefined);
+      undo.push(async () => {
+        // DEL even when ADD failed: a plugin killed on timeout may have reserved already,
+        // and IPAM DEL is idempotent.
+        await ipamP.catch(() => undefined);
+        await execIpam('DEL', ctx.raw, env, type);
+      });
+    }
+    ph.mark('start');
+    await moved;
+    ph.mark('move');
     const ipam = await ipamP;
+    ph.mark('ipamWait');
     const result: CniResult = {
       interfaces: [{ name: ifname, ...(mac ? { mac } : {}), ...(mtu ? { mtu } : {}), sandbox: netns, pciID: vf.pci }],
       ips: (ipam.ips ?? []).map((i) => ({ ...i, interface: 0 })),
@@ -319,6 +397,7 @@ export async function cmdAdd(ctx: CniContext): Promise<CniResult> {
       ...(ipam.dns ? { dns: ipam.dns } : {}),
     };
     if (mode === 'kernel') await configureInterface(netns, ifname, result);
+    ph.mark('addresses');
 
     // The overlay last: the data plane forwards for the VF only once it is fully set up.
     let representor: string | undefined;
@@ -347,7 +426,9 @@ export async function cmdAdd(ctx: CniContext): Promise<CniResult> {
     }
 
     const att: Attachment = { mode, mac, deviceInfoFile, vxlan: conf.vxlan ?? null, ...(representor ? { representor, dataplane } : {}) };
+    ph.mark('overlay');
     store.setAttachment(a.id, att);
+    ph.mark('record');
     ctx.log.info(`ADD done: VF ${vf.pci} as ${ifname} (${mode}) in ${netns}`);
     return result;
   } catch (err) {
@@ -361,7 +442,7 @@ export async function cmdAdd(ctx: CniContext): Promise<CniResult> {
     }
     throw err;
   } finally {
-    store.close();
+    done(store);
   }
 }
 
@@ -372,18 +453,26 @@ function representorOf(sysfs: Sysfs, vf: VfInfo): string | undefined {
 
 export async function cmdDel(ctx: CniContext): Promise<void> {
   const { env, conf } = ctx;
+  const ph = ctx.phases;
   const { sysfs, store } = await openAll(ctx);
+  ph.mark('open');
   try {
     const a = store.findInterface(env.containerId!, env.ifname!);
-    if (a) {
-      await detach(sysfs, a, env.netns && fs.existsSync(env.netns) ? env.netns : undefined, (m) => ctx.log.info(`DEL: ${m}`));
-    } else {
+    // The netdev moves home while IPAM releases the address (another process); both finish
+    // before the VF is released, so a failure of either leaves the VF ours for the retry.
+    const detached = a
+      ? detach(sysfs, a, env.netns && fs.existsSync(env.netns) ? env.netns : undefined, (m) => ctx.log.info(`DEL: ${m}`))
+      : Promise.resolve();
+    if (!a) {
       ctx.log.info(`DEL: no VF held by container ${env.containerId} ${env.ifname}; nothing to give back`);
       // A DPDK ADD may have written its device-info file before failing half-way.
       if (conf.effective.deviceID) removeDeviceInfo(deviceInfoPath(conf, env));
     }
-    // IPAM before the release: if it fails, the runtime retries DEL with the VF still ours.
-    if (conf.ipam) await execIpam('DEL', ctx.raw, env, conf.ipam.type);
+    const ipamDone = conf.ipam ? execIpam('DEL', ctx.raw, env, conf.ipam.type) : Promise.resolve();
+    const [d, i] = await Promise.allSettled([detached, ipamDone]);
+    if (d.status === 'rejected') throw d.reason;
+    if (i.status === 'rejected') throw i.reason;
+    ph.mark('detachAndIpam');
     if (a) {
       try {
         store.release(a.pci, { id: a.id, reason: 'CNI DEL' });
@@ -391,10 +480,11 @@ export async function cmdDel(ctx: CniContext): Promise<void> {
         // Released meanwhile by another DEL of the same attachment: that is the goal.
         if (!(err instanceof VfpError && (err.kind === 'not-found' || err.kind === 'conflict'))) throw err;
       }
+      ph.mark('release');
       ctx.log.info(`DEL done: VF ${a.pci} released from ${describeOwner(a.owner)}`);
     }
   } finally {
-    store.close();
+    done(store);
   }
 }
 
@@ -435,7 +525,7 @@ export async function cmdCheck(ctx: CniContext): Promise<void> {
     // could inspect (static's CHECK looks for them on CNI_IFNAME), so only kernel mode asks.
     if (conf.ipam && (!att || att.mode === 'kernel')) await execIpam('CHECK', ctx.raw, env, conf.ipam.type);
   } finally {
-    store.close();
+    done(store);
   }
 }
 
@@ -464,7 +554,7 @@ export async function cmdGc(ctx: CniContext): Promise<void> {
     }
     if (conf.ipam) await execIpam('GC', ctx.raw, ctx.env, conf.ipam.type).catch((err) => ctx.log.error(`IPAM GC: ${(err as Error).message}`));
   } finally {
-    store.close();
+    done(store);
   }
 }
 
@@ -490,7 +580,7 @@ export async function cmdStatus(ctx: CniContext): Promise<void> {
     // The spec sends STATUS on to the IPAM plugin; one that predates STATUS is skipped.
     if (conf.ipam) await execIpam('STATUS', ctx.raw, ctx.env, conf.ipam.type, { log: ctx.log });
   } finally {
-    store.close();
+    done(store);
   }
 }
 

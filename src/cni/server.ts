@@ -7,6 +7,7 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { main } from './main.js';
+import { keepHandles } from './plugin.js';
 
 export const DEFAULT_CNI_SOCKET = '/run/vfplane/cni.sock';
 const MAGIC = 'VFPCNI1\n';
@@ -104,6 +105,8 @@ export async function serveCni(socket: string = DEFAULT_CNI_SOCKET, log: (m: str
     if (alive) throw new Error(`another vfplane cni server already listens on ${socket}; stop it or pass --socket`);
     fs.unlinkSync(socket);
   }
+  // Store and sysfs handles stay open between calls (checked against their files each time).
+  keepHandles(true);
   // allowHalfOpen: the shim shuts its write side to say "that was all"; the answer follows.
   const server = net.createServer({ allowHalfOpen: true }, (sock) => {
     handle(sock, log).catch((err) => {
@@ -123,6 +126,7 @@ export async function serveCni(socket: string = DEFAULT_CNI_SOCKET, log: (m: str
   return {
     socket,
     close: () => new Promise<void>((res) => server.close(() => {
+      keepHandles(false);
       fs.rmSync(socket, { force: true });
       res();
     })),

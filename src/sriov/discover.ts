@@ -8,7 +8,7 @@ import { isPci, parseIfname, parsePci } from './pci.js';
 import { loadProfiles, matchPf } from './profile.js';
 import type { Sysfs } from './sysfs.js';
 import type { HwProfile, PfInfo, VfInfo } from './types.js';
-import { readPfVfSettings } from './vf-settings.js';
+import { readPfVfSetting, readPfVfSettings } from './vf-settings.js';
 
 const hexId = (s: string | undefined) => (s ?? '').replace(/^0x/, '').toLowerCase().padStart(4, '0');
 
@@ -76,41 +76,53 @@ function pfInfo(sysfs: Sysfs, pci: string, profiles: HwProfile[], cache: LinkCac
   };
 }
 
+/** The VF at virtfnINDEX of PF, or undefined when that link is missing or odd. */
+function vfInfo(sysfs: Sysfs, pf: PfInfo, index: number, cache: LinkCache, settings: (index: number) => VfInfo['settings']): VfInfo | undefined {
+  const pci = sysfs.linkName(`${devPath(pf.pci)}/virtfn${index}`);
+  if (!pci || !isPci(pci)) return undefined;
+  const vd = devPath(pci);
+  const vendor = hexId(sysfs.tryRead(`${vd}/vendor`));
+  const device = hexId(sysfs.tryRead(`${vd}/device`));
+  const driver = sysfs.linkName(`${vd}/driver`) ?? null;
+  const nd = netdevOf(sysfs, pci, cache);
+  const group = sysfs.linkName(`${vd}/iommu_group`);
+  const iommuGroup = group !== undefined && /^\d+$/.test(group) ? Number(group) : null;
+  return {
+    pci,
+    pf: pf.pci,
+    pfNetdev: pf.netdev,
+    index,
+    vendor,
+    device,
+    driver,
+    netdev: nd?.ifname ?? null,
+    mac: nd?.address ?? null,
+    mtu: nd?.mtu ?? null,
+    iommuGroup,
+    vfioDevice: driver === 'vfio-pci' && iommuGroup !== null ? `${sysfs.devRoot}/vfio/${iommuGroup}` : null,
+    numaNode: sysfs.readInt(`${vd}/numa_node`) ?? pf.numaNode,
+    settings: settings(index),
+  };
+}
+
+/** The virtfnN indexes of a PF, ascending. */
+function vfIndexes(sysfs: Sysfs, pf: PfInfo): number[] {
+  const out: number[] = [];
+  for (const entry of sysfs.list(devPath(pf.pci))) {
+    const m = /^virtfn(\d+)$/.exec(entry);
+    if (m) out.push(Number(m[1]));
+  }
+  return out.sort((a, b) => a - b);
+}
+
 function vfInfos(sysfs: Sysfs, pf: PfInfo, cache: LinkCache): VfInfo[] {
-  const d = devPath(pf.pci);
   const settings = readPfVfSettings(sysfs, pf.pci, pf.netdev, pf.numVfs);
   const out: VfInfo[] = [];
-  for (const entry of sysfs.list(d)) {
-    const m = /^virtfn(\d+)$/.exec(entry);
-    if (!m) continue;
-    const index = Number(m[1]);
-    const pci = sysfs.linkName(`${d}/${entry}`);
-    if (!pci || !isPci(pci)) continue;
-    const vd = devPath(pci);
-    const vendor = hexId(sysfs.tryRead(`${vd}/vendor`));
-    const device = hexId(sysfs.tryRead(`${vd}/device`));
-    const driver = sysfs.linkName(`${vd}/driver`) ?? null;
-    const nd = netdevOf(sysfs, pci, cache);
-    const group = sysfs.linkName(`${vd}/iommu_group`);
-    const iommuGroup = group !== undefined && /^\d+$/.test(group) ? Number(group) : null;
-    out.push({
-      pci,
-      pf: pf.pci,
-      pfNetdev: pf.netdev,
-      index,
-      vendor,
-      device,
-      driver,
-      netdev: nd?.ifname ?? null,
-      mac: nd?.address ?? null,
-      mtu: nd?.mtu ?? null,
-      iommuGroup,
-      vfioDevice: driver === 'vfio-pci' && iommuGroup !== null ? `${sysfs.devRoot}/vfio/${iommuGroup}` : null,
-      numaNode: sysfs.readInt(`${vd}/numa_node`) ?? pf.numaNode,
-      settings: settings.get(index) ?? null,
-    });
+  for (const index of vfIndexes(sysfs, pf)) {
+    const vf = vfInfo(sysfs, pf, index, cache, (i) => settings.get(i) ?? null);
+    if (vf) out.push(vf);
   }
-  return out.sort((a, b) => a.index - b.index);
+  return out;
 }
 
 /** Every SR-IOV capable PF (a PCI device with sriov_totalvfs) under the root. */
@@ -178,7 +190,13 @@ export function resolveVf(sysfs: Sysfs, ref: string): VfInfo {
   }
   const physfn = sysfs.linkName(`${devPath(pci)}/physfn`);
   if (!physfn) throw invalid(`${pci} is not a VF (it has no physfn link); VF commands take a VF's address`);
-  const vf = listVfs(sysfs, { pf: physfn }).find((v) => v.pci === pci);
+  // Only this PF and this VF are read: a CNI ADD resolves its deviceID this way, on
+  // nodes with hundreds of VFs.
+  if (!isPci(physfn) || !sysfs.exists(`${devPath(physfn)}/sriov_totalvfs`)) throw notFound(`VF ${pci}: its physfn ${physfn} is not an SR-IOV PF under ${sysfs.root}`);
+  const cache = new LinkCache();
+  const pf = pfInfo(sysfs, physfn, loadProfiles(), cache);
+  const index = vfIndexes(sysfs, pf).find((i) => sysfs.linkName(`${devPath(pf.pci)}/virtfn${i}`) === pci);
+  const vf = index === undefined ? undefined : vfInfo(sysfs, pf, index, cache, (i) => readPfVfSetting(sysfs, pf.pci, pf.netdev, i));
   if (!vf) throw notFound(`VF ${pci} is not listed by its PF ${physfn}`);
   return vf;
 }

@@ -35,6 +35,12 @@ export function readPfVfSettings(sysfs: Sysfs, pfPci: string, pfNetdev: string |
   return out;
 }
 
+/** Settings of VF INDEX of a PF, or null when the PF reports none. */
+export function readPfVfSetting(sysfs: Sysfs, pfPci: string, pfNetdev: string | null, index: number): VfSettings | null {
+  if (sysfs.kernel) return sysfs.kernel.vfSettings(pfPci, index);
+  return readPfVfSettings(sysfs, pfPci, pfNetdev, index + 1).get(index) ?? null;
+}
+
 /** Checks a requested change the way the kernel and the drivers do, before anything is touched. */
 export function checkSettings(c: Partial<VfSettings>, current: VfSettings): Partial<VfSettings> {
   const out: Partial<VfSettings> = { ...c };

@@ -178,6 +178,27 @@ describe('AllocStore', () => {
     expect(store.history(2)).toEqual(h.slice(3));
   });
 
+  it('lastSeq: an allocation that directly follows it proves nothing was allocated or released in between', () => {
+    expect(store.lastSeq()).toBe(0);
+    let seq = store.lastSeq();
+    const a = store.allocatePci({ vf: vfs[0]!, owner: web0 });
+    expect(a.id).toBe(seq + 1);
+    // Another connection (another plugin process) allocates and releases meanwhile.
+    seq = store.lastSeq();
+    const other = AllocStore.open(path.join(dir, 'state'));
+    const o = other.allocatePci({ vf: vfs[1]!, owner: web1 });
+    other.release(o.pci, { id: o.id });
+    other.close();
+    const b = store.allocatePci({ vf: vfs[1]!, owner: { containerId: 'c9', ifname: 'net1' } });
+    expect(b.id).toBe(seq + 3);
+    expect(store.lastSeq()).toBe(b.id);
+    // Pruning keeps the sequence going: ids never repeat.
+    store.close();
+    store = AllocStore.open(path.join(dir, 'state'), { historyKeep: 1 });
+    store.release(b.pci, { id: b.id });
+    expect(store.lastSeq()).toBe(b.id + 1);
+  });
+
   it('survives reopening', () => {
     const a = store.allocate({ candidates: vfs, owner: web0 });
     store.close();
