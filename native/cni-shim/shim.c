@@ -6,7 +6,13 @@
  * answer (stdout and exit status). When no server listens, it execs the Node plugin
  * instead, with stdin untouched, so the plugin works either way.
  *
- *   vfplane-cni-shim SOCKET NODE PLUGIN_JS      (argv is ours: runtimes pass none)
+ *   vfplane-cni-shim SOCKET NODE PLUGIN_JS
+ *   vfplane-cni                                  (as a runtime runs it: no arguments)
+ *
+ * Run with no arguments, as a runtime runs a plugin, it reads the three paths from a
+ * file beside its own executable, named after it plus ".shim" (`vfplane cni install`
+ * copies the shim to /opt/cni/bin/vfplane-cni and writes /opt/cni/bin/vfplane-cni.shim):
+ * "socket=", "node=" and "plugin=" lines. No shell runs in between.
  *
  * Wire format, both directions on one stream socket:
  *   request:  "VFPCNI1\n", then NAME=VALUE\0 for each CNI_* variable, then \0, then
@@ -66,6 +72,33 @@ static int fail(const char *msg, const char *detail)
 	return 1;
 }
 
+/* The paths from <own executable>.shim; 0 on success. */
+static int read_paths(char *socket_path, char *node, char *plugin, size_t cap)
+{
+	char self[4096];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 6);
+	if (n <= 0)
+		return -1;
+	strcpy(self + n, ".shim");
+	FILE *f = fopen(self, "re");
+	if (!f)
+		return -1;
+	char line[4200];
+	socket_path[0] = node[0] = plugin[0] = 0;
+	while (fgets(line, sizeof(line), f)) {
+		line[strcspn(line, "\n")] = 0;
+		char *eq = strchr(line, '=');
+		if (!eq || strlen(eq + 1) >= cap)
+			continue;
+		*eq = 0;
+		char *dst = !strcmp(line, "socket") ? socket_path : !strcmp(line, "node") ? node : !strcmp(line, "plugin") ? plugin : NULL;
+		if (dst)
+			strcpy(dst, eq + 1);
+	}
+	fclose(f);
+	return socket_path[0] && node[0] && plugin[0] ? 0 : -1;
+}
+
 static void run_fallback(char **argv)
 {
 	char *args[] = { argv[2], argv[3], NULL };
@@ -78,6 +111,19 @@ int main(int argc, char **argv)
 {
 	/* A server that goes away mid-request must give us EPIPE to report, not kill us. */
 	signal(SIGPIPE, SIG_IGN);
+	static char sock_path[4096], node[4096], plugin[4096];
+	char *args[5];
+	if (argc == 1) {
+		if (read_paths(sock_path, node, plugin, sizeof(sock_path)) < 0)
+			return fail("cannot read the socket, node and plugin paths from the .shim file beside this executable", "run `vfplane cni install` again");
+		args[0] = argv[0];
+		args[1] = sock_path;
+		args[2] = node;
+		args[3] = plugin;
+		args[4] = NULL;
+		argv = args;
+		argc = 4;
+	}
 	if (argc != 4)
 		return fail("usage: vfplane-cni-shim SOCKET NODE PLUGIN_JS", "run `vfplane cni install` to write the wrapper");
 

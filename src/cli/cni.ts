@@ -1,12 +1,13 @@
 // `vfplane cni install`: put vfplane-cni where a runtime looks for plugins (CNI_PATH,
-// usually /opt/cni/bin) as a small wrapper that runs this installation with this Node.
+// usually /opt/cni/bin): the C shim, with a file naming the server socket, this Node and
+// this installation's plugin (or, without a built shim, a shell wrapper).
 import { Command } from 'commander';
 
 export function registerCni(program: Command): void {
   const cni = program.command('cni').description('the vfplane-cni plugin: install it where the container runtime finds plugins');
   cni
     .command('install')
-    .description('write DIR/vfplane-cni, a wrapper that runs this installation\'s bin/vfplane-cni.js with this Node')
+    .description('write DIR/vfplane-cni (the C shim, plus DIR/vfplane-cni.shim naming the server socket, this Node and this installation\'s plugin)')
     .option('--dir <dir>', 'the runtime\'s CNI binary directory', '/opt/cni/bin')
     .option('--socket <path>', 'where `vfplane cni serve` listens (the shim falls back to running the plugin itself)', '/run/vfplane/cni.sock')
     .option('--json', 'print what was written as JSON', false)
@@ -20,17 +21,33 @@ export function registerCni(program: Command): void {
       const dir = path.resolve(o.dir);
       fs.mkdirSync(dir, { recursive: true, mode: 0o755 });
       const file = path.join(dir, 'vfplane-cni');
-      const quote = (s: string) => `'${s.replaceAll("'", "'\\''")}'`;
-      // With the shim: forward to `vfplane cni serve` when it runs, else run the plugin.
+      // With the shim: a copy of it, which reads its paths from vfplane-cni.shim beside it
+      // and forwards to `vfplane cni serve` when it runs, else runs the plugin. A runtime
+      // execs it directly (no shell in between: ~1.5 ms less per call). Without the shim
+      // (not built): a shell wrapper that runs the Node plugin.
       const viaShim = fs.existsSync(shim);
-      const run = viaShim
-        ? `exec ${quote(shim)} ${quote(path.resolve(o.socket))} ${quote(process.execPath)} ${quote(plugin)}`
-        : `exec ${quote(process.execPath)} ${quote(plugin)} "$@"`;
-      const body = `#!/bin/sh\n# Written by \`vfplane cni install\`: runs vfplane-cni from ${path.dirname(path.dirname(plugin))}.\n${run}\n`;
-      // Write beside and rename: a runtime exec'ing the plugin never sees half a file.
-      const tmp = `${file}.${process.pid}.tmp`;
-      fs.writeFileSync(tmp, body, { mode: 0o755 });
-      fs.renameSync(tmp, file);
+      // Each file is written beside and renamed: a runtime exec'ing the plugin never sees
+      // half a file. The paths go first, so the new binary never finds old ones missing.
+      const put = (dest: string, write: (tmp: string) => void) => {
+        const tmp = `${dest}.${process.pid}.tmp`;
+        write(tmp);
+        fs.renameSync(tmp, dest);
+      };
+      if (viaShim) {
+        const paths = [['socket', path.resolve(o.socket)], ['node', process.execPath], ['plugin', plugin]];
+        const { invalid } = await import('../util/errors.js');
+        for (const [k, v] of paths) if (v!.includes('\n')) throw invalid(`the ${k} path ${JSON.stringify(v)} contains a newline; the .shim file holds one path per line: use a path without one`);
+        put(`${file}.shim`, (tmp) => fs.writeFileSync(tmp, paths.map(([k, v]) => `${k}=${v}\n`).join(''), { mode: 0o644 }));
+        put(file, (tmp) => {
+          fs.copyFileSync(shim, tmp);
+          fs.chmodSync(tmp, 0o755);
+        });
+      } else {
+        const quote = (s: string) => `'${s.replaceAll("'", "'\\''")}'`;
+        const body = `#!/bin/sh\n# Written by \`vfplane cni install\`: runs vfplane-cni from ${path.dirname(path.dirname(plugin))}.\nexec ${quote(process.execPath)} ${quote(plugin)} "$@"\n`;
+        put(file, (tmp) => fs.writeFileSync(tmp, body, { mode: 0o755 }));
+        fs.rmSync(`${file}.shim`, { force: true });
+      }
       const via = viaShim ? { shim, socket: path.resolve(o.socket) } : {};
       if (o.json) printJson({ installed: file, runs: plugin, node: process.execPath, ...via });
       else console.log(`installed ${file} (runs ${plugin} with ${process.execPath}${'shim' in via ? `, through ${via.socket} when \`vfplane cni serve\` runs` : ''})`);

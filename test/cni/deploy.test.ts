@@ -1,5 +1,6 @@
 // The deploy/ examples stay valid: every manifest parses, and every
 // NetworkAttachmentDefinition's config is one vfplane-cni accepts.
+import { spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -17,6 +18,12 @@ describe('deploy/ manifests', () => {
   it('has a DaemonSet that installs vfplane-cni into /opt/cni/bin', () => {
     const ds = docs.find((d) => d.doc.kind === 'DaemonSet')!.doc;
     expect(JSON.stringify(ds)).toContain('/opt/cni/bin');
+    // The install script parses, and writes the .shim file the shim reads beside itself.
+    const init = ds.spec.template.spec.initContainers.find((x: any) => x.name === 'install-cni');
+    const script = init.args[0] as string;
+    expect(spawnSync('sh', ['-n', '-c', script]).status).toBe(0);
+    expect(script).toContain('/host/opt/cni/bin/vfplane-cni.shim');
+    expect(script).toMatch(/socket=.*node=.*plugin=/);
   });
 
   it('runs the data plane with a config it accepts, next to the CNI server', () => {
