@@ -56,6 +56,9 @@
       "type": "executable",
       "sources": ["native/cni-shim/shim.c"],
       "cflags": ["-O2", "-Wall", "-Wextra"],
+      # Static: a runtime execs it for every pod interface, and a static binary starts
+      # without the dynamic loader (~0.5 ms less here).
+      "ldflags": ["-static"],
       "cflags_c": ["-std=c11"]
     },
     {
