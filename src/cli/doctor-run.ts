@@ -9,7 +9,7 @@ import { printJson } from './output.js';
 
 type Status = 'ok' | 'warn' | 'missing';
 
-interface Check {
+export interface Check {
   area: string;
   name: string;
   status: Status;
@@ -95,10 +95,27 @@ async function hostChecks(out: Check[], socket: string): Promise<void> {
   out.push(fs.existsSync(dpSock) && (await probe(dpSock))
     ? { area: 'dataplane', name: 'data plane', status: 'ok', detail: `answering on ${dpSock} (vfplane dataplane status)` }
     : { area: 'dataplane', name: 'data plane', status: 'warn', detail: `nothing answers on ${dpSock}: VFs with vxlan cannot be attached`, fix: 'run `vfplane dataplane run --config FILE` (docs/dataplane.md)' });
-  const installed = ['/opt/cni/bin/vfplane-cni'].find((p) => fs.existsSync(p));
-  out.push(installed
-    ? { area: 'cni', name: 'plugin installed', status: 'ok', detail: installed }
-    : { area: 'cni', name: 'plugin installed', status: 'warn', detail: 'no /opt/cni/bin/vfplane-cni', fix: 'vfplane cni install --dir /opt/cni/bin' });
+  out.push(installedPlugin('/opt/cni/bin/vfplane-cni'));
+}
+
+/** The installed plugin: present, and (the shim) naming a node and plugin that exist. */
+export function installedPlugin(file: string): Check {
+  const name = 'plugin installed';
+  const fix = `vfplane cni install --dir ${file.slice(0, file.lastIndexOf('/')) || '/'}`;
+  if (!fs.existsSync(file)) return { area: 'cni', name, status: 'warn', detail: `no ${file}`, fix };
+  let paths: string;
+  try {
+    paths = fs.readFileSync(`${file}.shim`, 'utf8');
+  } catch {
+    // A shell wrapper (an install by an older vfplane, or without the shim built).
+    return { area: 'cni', name, status: 'ok', detail: `${file} (a shell wrapper: reinstall to have the runtime exec the shim directly)` };
+  }
+  const kv = new Map(paths.split('\n').filter((l) => l.includes('=')).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
+  const missing = ['node', 'plugin'].filter((k) => !kv.get(k) || !fs.existsSync(kv.get(k)!)).map((k) => `${k} ${kv.get(k) ?? '(not named)'}`);
+  if (!kv.get('socket')) missing.push('socket (not named)');
+  return missing.length
+    ? { area: 'cni', name, status: 'missing', detail: `${file}.shim names what is not there: ${missing.join(', ')}; every CNI call would fail`, fix }
+    : { area: 'cni', name, status: 'ok', detail: `${file} (shim; server socket ${kv.get('socket')})` };
 }
 
 async function nicChecks(out: Check[], sysfsRoot: string | undefined): Promise<void> {

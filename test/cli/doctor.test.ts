@@ -1,7 +1,9 @@
 // `vfplane doctor` reports the build and the host as they are: the backends the build
 // recorded, sockets the kernel really opens, and the NICs under a sysfs root.
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { installedPlugin } from '../../src/cli/doctor-run.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ROOT, vfplane } from '../helpers/cli.js';
 import { dropSim, makeSim } from '../helpers/sim.js';
@@ -34,5 +36,23 @@ describe('vfplane doctor', () => {
     const r = vfplane(['doctor', '--json', '--sysfs-root', join(m.root, 'bus')]);
     const nic = JSON.parse(r.stdout).checks.find((c: any) => c.area === 'nic');
     expect(nic).toMatchObject({ status: 'warn', fix: expect.stringContaining('vfplane sim create') });
+  });
+
+  it('checks the installed plugin: present, and the paths its .shim file names exist', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'vfplane-doctor-'));
+    try {
+      const file = join(dir, 'vfplane-cni');
+      expect(installedPlugin(file)).toMatchObject({ status: 'warn', fix: `vfplane cni install --dir ${dir}` });
+      expect(vfplane(['cni', 'install', '--dir', dir, '--socket', join(dir, 'cni.sock')]).code).toBe(0);
+      expect(installedPlugin(file)).toMatchObject({ status: 'ok', detail: expect.stringContaining(`server socket ${join(dir, 'cni.sock')}`) });
+      // An install whose Node has gone (an upgrade moved it): every pod would fail.
+      const shim = readFileSync(`${file}.shim`, 'utf8').replace(/^node=.*$/m, 'node=/opt/vfplane/gone/node');
+      writeFileSync(`${file}.shim`, shim);
+      const c = installedPlugin(file);
+      expect(c).toMatchObject({ status: 'missing', fix: `vfplane cni install --dir ${dir}` });
+      expect(c.detail).toContain('node /opt/vfplane/gone/node');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
