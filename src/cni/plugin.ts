@@ -164,8 +164,19 @@ async function takeVf(ctx: CniContext, sysfs: Sysfs, store: AllocStore, owner: O
   // namespace), and the held ones, whose netdevs are in their pods: the store skips those
   // and, when nothing is left, says who holds what.
   const held = new Set(store.list().map((x) => x.pci));
-  const candidates = poolVfs(listVfs(sysfs), pool.selector).filter((v) => modeOf(v) !== null || held.has(v.pci));
+  const matched = poolVfs(listVfs(sysfs), pool.selector);
+  const candidates = matched.filter((v) => modeOf(v) !== null || held.has(v.pci));
   await ready;
+  if (candidates.length === 0 && matched.length > 0) {
+    // VFs match the selector but none can be handed over: say why, VF by VF.
+    const why = matched.slice(0, 3).map((v) => `${v.pci} ${v.driver ? `is bound to ${v.driver} with no netdev in the host namespace` : 'is bound to no driver'}`);
+    if (matched.length > 3) why.push(`${matched.length - 3} more`);
+    throw withCode(unavailable(
+      `pool ${JSON.stringify(pool.name)}: ${matched.length} VF${matched.length === 1 ? '' : 's'} match${matched.length === 1 ? 'es' : ''}, none usable: ${why.join('; ')}; ` +
+        'bind them with `vfplane vf bind PCI --driver kernel|vfio-pci`, or find who has their netdevs',
+      { reason: 'unusable', pool: pool.name, matched: matched.length },
+    ), ERR.TRY_AGAIN);
+  }
   try {
     const allocation = store.allocate({ candidates, owner, pool: pool.name });
     return { allocation, vf: candidates.find((v) => v.pci === allocation.pci)! };
@@ -574,8 +585,13 @@ export async function cmdStatus(ctx: CniContext): Promise<void> {
       const file = path.resolve(conf.poolsFile ?? path.join(conf.stateDir ?? defaultStateDir(), 'pools.json'));
       const pool = findPool(loadPools(file), conf.pool, file);
       const held = new Set(store.list().map((x) => x.pci));
-      const free = poolVfs(vfs, pool.selector).filter((v) => modeOf(v) !== null && !held.has(v.pci));
-      if (free.length === 0) throw new CniError(ERR.NOT_AVAILABLE, `no free VF in pool ${JSON.stringify(conf.pool)}`, 'wait for a release, or create more VFs');
+      const matched = poolVfs(vfs, pool.selector);
+      const taken = matched.filter((v) => held.has(v.pci)).length;
+      const unusable = matched.filter((v) => !held.has(v.pci) && modeOf(v) === null).length;
+      if (matched.length - taken - unusable === 0) {
+        throw new CniError(ERR.NOT_AVAILABLE, `no free VF in pool ${JSON.stringify(conf.pool)}: ${matched.length} match, ${taken} allocated, ${unusable} unusable (no driver, or the netdev is outside the host namespace)`,
+          unusable ? 'bind unusable VFs with `vfplane vf bind PCI --driver kernel|vfio-pci`, wait for a release, or create more VFs' : 'wait for a release, or create more VFs');
+      }
     }
     // The spec sends STATUS on to the IPAM plugin; one that predates STATUS is skipped.
     if (conf.ipam) await execIpam('STATUS', ctx.raw, ctx.env, conf.ipam.type, { log: ctx.log });

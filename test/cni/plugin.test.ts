@@ -424,4 +424,26 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
     expect(call('DEL', { ...list.plugins[0], name: list.name, cniVersion: list.cniVersion }, e).code).toBe(0);
     expect(vfpJson(['vf', 'show', '0000:5e:02.7']).netdev).toBe(`${m.prefix}f0v7`);
   });
+
+  it('a pool whose VFs match but none can be handed over says why, VF by VF (code 11), and allocates nothing', () => {
+    const vf = vfpJson(['vf', 'show', '0000:5e:02.4']);
+    const other = pod('elsewhere');
+    // Someone else's namespace has this VF's netdev, without any allocation in the store.
+    execFileSync('ip', ['link', 'set', 'dev', vf.netdev, 'netns', other.name]);
+    try {
+      const f = join(state, 'pools-gone.json');
+      writeFileSync(f, JSON.stringify({ pools: [{ name: 'gone', selector: { pciAddresses: ['0000:5e:02.4'] } }] }));
+      const before = leasedIps();
+      const r = call('ADD', base({ pool: 'gone', poolsFile: f }), { containerId: 'gone0001', netns: nsPath(pod('gone')), ifname: 'net1' });
+      expect(r.code).toBe(1);
+      expect(r.out).toMatchObject({ code: 11, msg: expect.stringContaining('pool "gone": 1 VF matches, none usable: 0000:5e:02.4 is bound to iavf with no netdev in the host namespace') });
+      expect(r.out.msg).toContain('vfplane vf bind PCI');
+      expect(vfpJson(['vf', 'show', '0000:5e:02.4']).allocation).toBeNull();
+      expect(leasedIps()).toEqual(before);
+      const st = call('STATUS', base({ cniVersion: '1.1.0', pool: 'gone', poolsFile: f }), {});
+      expect(st.out).toMatchObject({ code: 50, msg: 'no free VF in pool "gone": 1 match, 0 allocated, 1 unusable (no driver, or the netdev is outside the host namespace)' });
+    } finally {
+      other.ip(['link', 'set', 'dev', vf.netdev, 'netns', '1']);
+    }
+  });
 });
