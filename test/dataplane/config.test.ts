@@ -1,6 +1,6 @@
 // The data-plane config file at the edge: every error names the field and the value, and
 // the defaults are what docs/dataplane.md says.
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -32,13 +32,17 @@ describe('data-plane config', () => {
 
   it('reads YAML and JSON files, and says which file is wrong', () => {
     const dir = mkdtempSync(join(tmpdir(), 'vfplane-dpcfg-'));
-    writeFileSync(join(dir, 'a.yaml'), 'uplink:\n  ifname: ens1f0\n  vtep: 192.0.2.1\npeers:\n  - vtep: 192.0.2.2\n');
-    expect(loadConfig(join(dir, 'a.yaml')).peers).toEqual([{ vtep: '192.0.2.2' }]);
-    writeFileSync(join(dir, 'b.json'), JSON.stringify({ ...ok, workers: 0 }));
-    expect(() => loadConfig(join(dir, 'b.json'))).toThrow(new RegExp(`${dir}/b\\.json: workers`));
-    writeFileSync(join(dir, 'c.yaml'), 'uplink: [unclosed');
-    expect(() => loadConfig(join(dir, 'c.yaml'))).toThrow(/c\.yaml is not valid YAML or JSON/);
-    expect(() => loadConfig(join(dir, 'missing.yaml'))).toThrow(/cannot read the data-plane config/);
+    try {
+      writeFileSync(join(dir, 'a.yaml'), 'uplink:\n  ifname: ens1f0\n  vtep: 192.0.2.1\npeers:\n  - vtep: 192.0.2.2\n');
+      expect(loadConfig(join(dir, 'a.yaml')).peers).toEqual([{ vtep: '192.0.2.2' }]);
+      writeFileSync(join(dir, 'b.json'), JSON.stringify({ ...ok, workers: 0 }));
+      expect(() => loadConfig(join(dir, 'b.json'))).toThrow(new RegExp(`${dir}/b\\.json: workers`));
+      writeFileSync(join(dir, 'c.yaml'), 'uplink: [unclosed');
+      expect(() => loadConfig(join(dir, 'c.yaml'))).toThrow(/c\.yaml is not valid YAML or JSON/);
+      expect(() => loadConfig(join(dir, 'missing.yaml'))).toThrow(/cannot read the data-plane config/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('asks a virtual DPDK device for no tx offloads, and says why', () => {
