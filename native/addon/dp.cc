@@ -621,7 +621,19 @@ void RegisterDataplane(Napi::Env env, Napi::Object exports) {
       {"dpdkInit", DpdkInit},
 #endif
   };
-  ExportAll(env, exports, fns, sizeof fns / sizeof fns[0]);
+  if (!ExportAll(env, exports, fns, sizeof fns / sizeof fns[0])) return;
+#ifdef DP_DPDK
+  // enum vfp_dpdk_offload, for src/dataplane/uplink-profile.ts to be checked against.
+  Napi::Object bits = Napi::Object::New(env);
+  static const struct { const char *name; uint32_t bit; } kBits[] = {
+      {"ipv4Cksum", VFP_DPDK_TX_IPV4_CKSUM},           {"udpCksum", VFP_DPDK_TX_UDP_CKSUM},
+      {"outerIpv4Cksum", VFP_DPDK_TX_OUTER_IPV4_CKSUM}, {"outerUdpCksum", VFP_DPDK_TX_OUTER_UDP_CKSUM},
+      {"vxlanTnlTso", VFP_DPDK_TX_VXLAN_TNL_TSO},      {"mbufFastFree", VFP_DPDK_TX_MBUF_FAST_FREE},
+  };
+  for (const auto &b : kBits)
+    if (!bits.Set(b.name, Napi::Number::New(env, b.bit)).UnwrapOr(false)) return;
+  exports.Set("dpdkTxOffloadBits", bits);
+#endif
 }
 
 }  // namespace vfpglue

@@ -169,6 +169,8 @@ export interface RawAddon {
   netopsRunAsync(netnsPath: string | null, ops: RawNetOp[]): Promise<(RawLinkInfo | null)[]>;
   /** 0 when socket(family, type) succeeds here, else -errno. */
   probeSocket(family: number, type: number): number;
+  /** enum vfp_dpdk_offload by name (DPDK builds only). */
+  dpdkTxOffloadBits?: Record<string, number>;
   /** posix_spawn with three pipes (our ends returned); see native/addon/proc.cc. */
   procSpawn(file: string, argv: string[], env: string[], setsid: boolean): { pid: number; stdin: number; stdout: number; stderr: number };
   /** waitpid(WNOHANG): null while running. */

@@ -13,7 +13,8 @@ export interface UplinkChoice {
   dpdkTxOffloads?: { bits: number; names: string[]; why: string };
 }
 
-// enum vfp_dpdk_offload (native/io/dpdk.h)
+// enum vfp_dpdk_offload (native/io/dpdk.h); the addon exports it (dpdkTxOffloadBits) and a
+// test keeps the two equal.
 export const DPDK_TX = {
   ipv4Cksum: 1 << 0,
   udpCksum: 1 << 1,

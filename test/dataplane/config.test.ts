@@ -5,7 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadConfig, parseConfig, socketPath } from '../../src/dataplane/config.js';
-import { dpdkChoice } from '../../src/dataplane/uplink-profile.js';
+import { DPDK_TX, dpdkChoice } from '../../src/dataplane/uplink-profile.js';
+import { loadAddon, nativeFeatures } from '../../src/dataplane/native.js';
 import { dropSim, makeSim } from '../helpers/sim.js';
 
 const ok = { uplink: { ifname: 'ens1f0', vtep: '192.0.2.1' } };
@@ -48,6 +49,16 @@ describe('data-plane config', () => {
   it('asks a virtual DPDK device for no tx offloads, and says why', () => {
     expect(dpdkChoice('net_null0')).toMatchObject({ profile: null, dpdkTxOffloads: { bits: 0, why: expect.stringMatching(/virtual device/) } });
     expect(dpdkChoice('0000:ff:1f.7').dpdkTxOffloads!.why).toMatch(/no hw-profile matches 0000:ff:1f\.7/);
+  });
+
+  it('names the DPDK tx offload bits as native/io/dpdk.h does', () => {
+    if (!nativeFeatures().dpdk?.built) {
+      // Without DPDK in the build there is nothing to drift from; CI always builds it.
+      expect(process.env.CI, 'CI builds DPDK: the bits must be compared there').toBeFalsy();
+      return;
+    }
+    const bits = loadAddon().dpdkTxOffloadBits!;
+    for (const [name, bit] of Object.entries(DPDK_TX)) expect(bits[name], name).toBe(bit);
   });
 
   it('asks an X710 VF for the tx offloads its hw-profile lists', () => {
