@@ -363,6 +363,37 @@ Napi::Value DpPortCounters(const Napi::CallbackInfo &info) {
   r.Set("txFull", Napi::Number::New(env, static_cast<double>(p->tx_full)));
   r.Set("rxNombuf", Napi::Number::New(env, static_cast<double>(p->rx_nombuf)));
   r.Set("kind", Napi::String::New(env, p->ops->name));
+  // Frames the backend itself dropped, by its own reason (snake_case, as in Prometheus).
+  Napi::Object drops = Napi::Object::New(env);
+  auto put = [&](const char *k, uint64_t v) { drops.Set(k, Napi::Number::New(env, static_cast<double>(v))); };
+  (void)put;
+#ifdef DP_AFPACKET
+  if (!strcmp(p->ops->name, "afpacket")) {
+    vfp_afpacket_stats st;
+    vfp_afpacket_port__stats(p, &st);
+    put("rx_truncated", st.rx_truncated);
+    put("rx_kernel_drops", st.rx_kernel_drops);
+    put("tx_oversize", st.tx_oversize);
+    put("tx_kick_errors", st.tx_kick_errors);
+  }
+#endif
+#ifdef DP_AFXDP
+  if (!strcmp(p->ops->name, "afxdp")) {
+    vfp_afxdp_info xi;
+    vfp_afxdp_port__info(p, &xi);
+    put("tx_oversize", xi.tx_oversize);
+  }
+#endif
+#ifdef DP_DPDK
+  if (vfp_dpdk_port__is(p)) {
+    vfp_dpdk_info di;
+    vfp_dpdk_port__info(p, &di);
+    put("rx_multiseg", di.rx_multiseg);
+    put("tx_too_big", di.tx_too_big);
+    put("tx_nombuf", di.tx_nombuf);
+  }
+#endif
+  r.Set("drops", drops);
   return r;
 }
 

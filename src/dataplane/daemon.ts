@@ -8,7 +8,7 @@ import { createServer, type Server } from 'node:http';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { DataPlane, type Backend, type DpCounters, type DpSpec, type PortInfo } from './dp.js';
+import { DataPlane, type Backend, type BackendCounters, type DpCounters, type DpSpec, type PortInfo } from './dp.js';
 import { ControlServer } from './control.js';
 import { attachSchema, fdbSchema, peerSchema, socketPath, vniNumber, ipString, zodMessage, type AttachRequest, type DaemonConfig } from './config.js';
 import { resolveTunnel } from '../packet/config.js';
@@ -555,7 +555,7 @@ export function countersJson(c: DpCounters, names: Map<number, string>): Record<
 
 /** The Prometheus text exposition of the counters. */
 export function prometheus(node: string, c: DpCounters, names: Map<number, string>, epoch: number,
-  backend: Map<number, { txFull: number; rxNombuf: number } | null> = new Map()): string {
+  backend: Map<number, Pick<BackendCounters, 'txFull' | 'rxNombuf' | 'drops'> | null> = new Map()): string {
   const out: string[] = [];
   const esc = (s: string) => s.replace(/\\/g, '\\\\').replace(/"/g, '\\"');
   const metric = (name: string, help: string, type: 'counter' | 'gauge', rows: [Record<string, string>, bigint | number][]) => {
@@ -571,9 +571,11 @@ export function prometheus(node: string, c: DpCounters, names: Map<number, strin
   metric('vfplane_port_rx_bytes_total', 'Bytes received on a data-plane port.', 'counter', ports.map(([s, p]) => [{ port: names.get(s) ?? `slot${s}` }, p.rxBytes]));
   metric('vfplane_port_tx_bytes_total', 'Bytes sent on a data-plane port.', 'counter', ports.map(([s, p]) => [{ port: names.get(s) ?? `slot${s}` }, p.txBytes]));
   // The backends' own signals of pressure: a full tx ring, no free rx buffer.
-  const be = [...backend].filter((e): e is [number, { txFull: number; rxNombuf: number }] => e[1] !== null);
+  const be = [...backend].filter((e): e is [number, Pick<BackendCounters, 'txFull' | 'rxNombuf' | 'drops'>] => e[1] !== null);
   metric('vfplane_port_tx_full_total', 'Bursts a port\'s tx ring could not take whole.', 'counter', be.map(([s, b]) => [{ port: names.get(s) ?? `slot${s}` }, b.txFull]));
   metric('vfplane_port_rx_nombuf_total', 'Receive passes cut short for want of a free buffer.', 'counter', be.map(([s, b]) => [{ port: names.get(s) ?? `slot${s}` }, b.rxNombuf]));
+  metric('vfplane_port_backend_drops_total', 'Frames a port\'s I/O backend dropped itself, by its reason (truncated, oversize, chained mbufs…).', 'counter',
+    be.flatMap(([s, b]) => Object.entries(b.drops ?? {}).map(([reason, v]) => [{ port: names.get(s) ?? `slot${s}`, reason }, v] as [Record<string, string>, number])));
   const vnis = [...c.vnis.values()];
   metric('vfplane_vni_encap_packets_total', 'Frames encapsulated, per VNI.', 'counter', vnis.map((v) => [{ vni: String(v.vni) }, v.encapPkts]));
   metric('vfplane_vni_decap_packets_total', 'Frames decapsulated, per VNI.', 'counter', vnis.map((v) => [{ vni: String(v.vni) }, v.decapPkts]));

@@ -73,12 +73,23 @@ interface RawLayout {
   maxVnis: number;
 }
 
+/** A port's backend counters (dpPortCounters): the port's own totals, and the frames the
+ *  backend itself dropped by its reason (rx_truncated, tx_oversize, rx_multiseg…). */
+export interface BackendCounters {
+  rxPkts: number;
+  txPkts: number;
+  txFull: number;
+  rxNombuf: number;
+  kind: string;
+  drops: Record<string, number>;
+}
+
 interface RawDp {
   dpCreate(o: DpOptions): unknown;
   dpStop(h: unknown, drainMs?: number): void;
   dpPortOpen(h: unknown, backend: string, opts: Record<string, unknown>, name: string): PortInfo;
   dpPortRemove(h: unknown, slot: number): void;
-  dpPortCounters(h: unknown, slot: number): { rxPkts: number; txPkts: number; txFull: number; rxNombuf: number; kind: string } | null;
+  dpPortCounters(h: unknown, slot: number): BackendCounters | null;
   dpCommit(h: unknown, spec: unknown, timeoutMs?: number): { epoch: number; warning?: string };
   dpStats(h: unknown): { buffer: ArrayBuffer; workers: number };
   dpStatsLayout(): RawLayout;

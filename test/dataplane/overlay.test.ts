@@ -102,6 +102,10 @@ describePrivileged('VXLAN overlay between two simulated nodes', { netns: true, c
     expect(text).toMatch(/^vfplane_port_rx_packets_total\{node="a",port="uplink"\} \d+$/m);
     expect(text).toMatch(/^vfplane_config_epoch\{node="a"\} \d+$/m);
     expect(text).toMatch(/^vfplane_port_tx_full_total\{node="a",port="uplink"\} \d+$/m);
+    // The AF_PACKET uplink's own drops, by reason, including the kernel ring's.
+    for (const reason of ['rx_truncated', 'rx_kernel_drops', 'tx_oversize', 'tx_kick_errors']) {
+      expect(text).toMatch(new RegExp(`^vfplane_port_backend_drops_total\\{node="a",port="uplink",reason="${reason}"\\} \\d+$`, 'm'));
+    }
   });
 
   it('answers bad control requests with errors and keeps forwarding meanwhile', async () => {
