@@ -8,6 +8,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { describePrivileged } from '../helpers/privileged.js';
 import { Topology } from '../../src/demo/topology.js';
 import { request } from '../../src/dataplane/control.js';
+import { vfplane } from '../helpers/cli.js';
 
 const prefix = `o${(process.pid % 46656).toString(36)}`;
 
@@ -106,6 +107,15 @@ describePrivileged('VXLAN overlay between two simulated nodes', { netns: true, c
     for (const reason of ['rx_truncated', 'rx_kernel_drops', 'tx_oversize', 'tx_kick_errors']) {
       expect(text).toMatch(new RegExp(`^vfplane_port_backend_drops_total\\{node="a",port="uplink",reason="${reason}"\\} \\d+$`, 'm'));
     }
+  });
+
+  it('vfplane dataplane status shows the uplink, the attachments and each port\'s backend', () => {
+    const r = vfplane(['dataplane', 'status', '--socket', topo.nodes.get('a')!.socket]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^node a: afpacket backend, uplink \S+ .*VTEP 192\.0\.2\.1/m);
+    expect(r.stdout).toMatch(/│ 10?0\s+│ 02:/); // an attachment row: VNI, MAC
+    const row = r.stdout.split('\n').find((l) => /│ uplink\s+│/.test(l));
+    expect(row, r.stdout).toMatch(/│ uplink\s+│ afpacket\s+│ \d+\s+│ \d+\s+│ (none|[a-z_]+ \d+)/);
   });
 
   it('answers bad control requests with errors and keeps forwarding meanwhile', async () => {
