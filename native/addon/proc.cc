@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <sys/file.h>
 #include <signal.h>
 #include <time.h>
 #include <spawn.h>
@@ -18,7 +19,11 @@
 extern char **environ;
 #include <unistd.h>
 
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "addon/glue.h"
@@ -263,10 +268,75 @@ Napi::Value ProcReap(const Napi::CallbackInfo &info) {
   return o;
 }
 
+// lockOpen(path) -> fd: the lock file (created 0600), close-on-exec.
+Napi::Value LockOpen(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsString()) return ThrowType(env, "lockOpen(path): path must be a string");
+  std::string path = info[0].As<Napi::String>().Utf8Value();
+  int fd = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) return ThrowSys(env, "open " + path, errno);
+  return Napi::Number::New(env, fd);
+}
+
+// The blocking flock of lockTake, on a thread of its own so that the caller can give up
+// after a timeout; a lock that arrives after that is let go at once.
+struct LockWait {
+  std::mutex mu;
+  std::condition_variable cv;
+  bool done = false, abandoned = false;
+  int err = 0;
+};
+
+// lockTake(fd, timeoutMs) -> 0, or -errno (-ETIMEDOUT when another holder kept it that
+// long). An exclusive flock: waiters queue in the kernel and wake when the holder lets
+// go (or dies: the kernel drops a dead process's locks), with no sleeping and polling.
+Napi::Value LockTake(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  double fdd, timeout;
+  if (info.Length() < 2 || !ToInt(env, info[0], "fd", 0, 1 << 30, &fdd) || !ToInt(env, info[1], "timeoutMs", 0, 86400000, &timeout))
+    return Napi::Value();
+  int fd = static_cast<int>(fdd);
+  if (flock(fd, LOCK_EX | LOCK_NB) == 0) return Napi::Number::New(env, 0);
+  if (errno != EWOULDBLOCK) return Napi::Number::New(env, -errno);
+  // The thread works on its own descriptor of the same open file (the lock belongs to
+  // that, not to a descriptor number), so a caller that gave up and closed fd meanwhile
+  // cannot have the number reused under it.
+  int mine = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  if (mine < 0) return Napi::Number::New(env, -errno);
+  auto w = std::make_shared<LockWait>();
+  std::thread([w, mine] {
+    int r;
+    do r = flock(mine, LOCK_EX);
+    while (r < 0 && errno == EINTR);
+    std::lock_guard<std::mutex> g(w->mu);
+    w->err = r < 0 ? errno : 0;
+    if (w->abandoned && r == 0) flock(mine, LOCK_UN);
+    close(mine);
+    w->done = true;
+    w->cv.notify_one();
+  }).detach();
+  std::unique_lock<std::mutex> g(w->mu);
+  if (!w->cv.wait_for(g, std::chrono::milliseconds(static_cast<int64_t>(timeout)), [&] { return w->done; })) {
+    w->abandoned = true;
+    return Napi::Number::New(env, -ETIMEDOUT);
+  }
+  return Napi::Number::New(env, -w->err);
+}
+
+// lockGive(fd): lets the lock go.
+Napi::Value LockGive(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  double fdd;
+  if (info.Length() < 1 || !ToInt(env, info[0], "fd", 0, 1 << 30, &fdd)) return Napi::Value();
+  flock(static_cast<int>(fdd), LOCK_UN);
+  return env.Undefined();
+}
+
 }  // namespace
 
 void RegisterProc(Napi::Env env, Napi::Object exports) {
-  static const ExportFn fns[] = {{"procSpawn", ProcSpawn}, {"procReap", ProcReap}, {"procRunSync", ProcRunSync}};
+  static const ExportFn fns[] = {{"procSpawn", ProcSpawn}, {"procReap", ProcReap}, {"procRunSync", ProcRunSync},
+                                 {"lockOpen", LockOpen},   {"lockTake", LockTake}, {"lockGive", LockGive}};
   ExportAll(env, exports, fns, sizeof fns / sizeof fns[0]);
 }
 

@@ -8,12 +8,15 @@
 // cannot exist even if the selection were wrong), and a process killed mid-transaction
 // leaves only an uncommitted WAL tail that the next opener discards.
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import Database from 'better-sqlite3';
 import { parsePci } from '../sriov/pci.js';
 import type { VfInfo } from '../sriov/types.js';
 import { conflict, invalid, notFound, systemError, unavailable, VfpError } from '../util/errors.js';
 import { sleepSync } from '../util/proc.js';
+import { loadAddon } from '../dataplane/addon.js';
+import type { RawAddon } from '../dataplane/addon-types.js';
 import { describeOwner, IDENTIFYING, isIdentifying, OWNER_FIELDS, ownerMatches, parseOwner, pidStart, type Owner } from './owner.js';
 
 export type { Owner } from './owner.js';
@@ -58,6 +61,24 @@ export interface OpenOptions {
   busyTimeoutMs?: number;
   /** History rows kept (older ones are pruned on every write). */
   historyKeep?: number;
+  /** Queue writers on an flock of `alloc.lock` (default on when the addon is built). */
+  writerQueue?: boolean;
+}
+
+export const LOCK_FILE = 'alloc.lock';
+const ETIMEDOUT = os.constants.errno.ETIMEDOUT;
+
+/** The addon's flock calls, or null when it is not built (SQLite's busy handler alone). */
+function writerLock(dir: string): { fd: number; take(ms: number): number; give(): void; close(): void } | null {
+  let a: RawAddon;
+  try {
+    a = loadAddon();
+  } catch {
+    return null;
+  }
+  if (typeof a.lockOpen !== 'function') return null;
+  const fd = a.lockOpen(path.join(dir, LOCK_FILE));
+  return { fd, take: (ms) => a.lockTake(fd, ms), give: () => a.lockGive(fd), close: () => fs.closeSync(fd) };
 }
 
 export const DEFAULT_STATE_DIR = '/var/lib/vfplane';
@@ -222,6 +243,7 @@ export class AllocStore {
     private readonly busyTimeoutMs: number,
     private readonly historyKeep: number,
     private readonly pauseFile: string | undefined,
+    private readonly lock: ReturnType<typeof writerLock>,
   ) {
     this.stmt = prepare(db);
   }
@@ -261,7 +283,15 @@ export class AllocStore {
       throw AllocStore.translate(e, file, busyTimeoutMs, 'opening');
     }
     const pause = process.env[PAUSE_ENV] || undefined;
-    return new AllocStore(db, dir, file, busyTimeoutMs, opts.historyKeep ?? DEFAULT_HISTORY_KEEP, pause);
+    let lock: ReturnType<typeof writerLock> = null;
+    if (opts.writerQueue !== false) {
+      try {
+        lock = writerLock(dir);
+      } catch {
+        lock = null; // a lock file that cannot be opened: SQLite's own locking still holds
+      }
+    }
+    return new AllocStore(db, dir, file, busyTimeoutMs, opts.historyKeep ?? DEFAULT_HISTORY_KEEP, pause, lock);
   }
 
   private static migrate(db: Database.Database, file: string): void {
@@ -328,10 +358,20 @@ export class AllocStore {
    */
   private write<T>(what: string, fn: () => T): T {
     this.checkOpen();
+    // Writers queue on an flock first (the kernel wakes the next one when the holder lets
+    // go, or dies), so that SQLite's busy handler, which sleeps in growing steps, rarely
+    // has to wait. The flock only orders writers; SQLite's lock is what keeps them apart.
+    const took = this.lock ? this.lock.take(this.busyTimeoutMs) : -1;
+    if (took === -ETIMEDOUT) {
+      throw unavailable(`the allocation store ${this.file} is busy: another process has held its lock for more than ${this.busyTimeoutMs / 1000} s, so ${what} gave up; retry`,
+        { reason: 'busy', file: this.file });
+    }
     try {
       return this.db.transaction(fn).immediate();
     } catch (e) {
       throw AllocStore.translate(e, this.file, this.busyTimeoutMs, what);
+    } finally {
+      if (took === 0) this.lock!.give();
     }
   }
 
@@ -606,5 +646,6 @@ export class AllocStore {
     if (this.closed) return;
     this.closed = true;
     this.db.close();
+    this.lock?.close();
   }
 }

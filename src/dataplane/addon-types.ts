@@ -175,6 +175,11 @@ export interface RawAddon {
   procSpawn(file: string, argv: string[], env: string[], setsid: boolean): { pid: number; stdin: number; stdout: number; stderr: number };
   /** waitpid(WNOHANG): null while running. */
   procReap(pid: number): { status: number | null; signal: number | null } | null;
+  /** The allocation store's writer queue: an exclusive flock on a lock file. */
+  lockOpen(path: string): number;
+  /** 0, or -errno (-110 ETIMEDOUT after timeoutMs). */
+  lockTake(fd: number, timeoutMs: number): number;
+  lockGive(fd: number): void;
   /** A whole run, blocking, with this process's environment (file searched in PATH). */
   procRunSync(file: string, argv: string[], input: string, timeoutMs: number): {
     status: number | null; signal: number | null; stdout: string; stderr: string; timedOut: boolean;

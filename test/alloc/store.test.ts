@@ -3,9 +3,10 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { spawn, spawnSync } from 'node:child_process';
 import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { AllocStore, DB_FILE, SCHEMA_VERSION, type Owner } from '../../src/alloc/store.js';
+import { AllocStore, DB_FILE, LOCK_FILE, SCHEMA_VERSION, type Owner } from '../../src/alloc/store.js';
 import { syntheticVfs } from '../../src/bench/alloc.js';
 import type { VfInfo } from '../../src/sriov/types.js';
 import { VfpError } from '../../src/util/errors.js';
@@ -267,6 +268,34 @@ describe('AllocStore', () => {
       impatient.close();
     }
     expect(store.allocate({ candidates: vfs, owner: web0 }).pci).toBe(vfs[0]!.pci);
+  });
+
+  it('queues writers on alloc.lock: a holder past the busy timeout gives "busy, retry"; a dead holder frees it', async () => {
+    const lockFile = path.join(dir, 'state', LOCK_FILE);
+    expect(fs.existsSync(lockFile)).toBe(true);
+    // Another process holds the writer queue (util-linux flock, the same flock(2) lock).
+    const holder = spawn('flock', ['--exclusive', '--close', lockFile, 'sleep', '30'], { stdio: 'ignore', detached: true });
+    try {
+      for (let i = 0; i < 100 && spawnSync('flock', ['--nonblock', lockFile, 'true']).status === 0; i++) await new Promise((r) => setTimeout(r, 20));
+      const impatient = AllocStore.open(path.join(dir, 'state'), { busyTimeoutMs: 200 });
+      try {
+        const t0 = Date.now();
+        const e = err(() => impatient.allocate({ candidates: vfs, owner: web0 }));
+        expect(Date.now() - t0).toBeGreaterThanOrEqual(190);
+        expect(e.kind).toBe('unavailable');
+        expect(e.message).toMatch(/alloc\.db is busy: .*; retry$/);
+        expect(impatient.list()).toEqual([]); // nothing was written
+      } finally {
+        impatient.close();
+      }
+    } finally {
+      process.kill(-holder.pid!, 'SIGKILL'); // flock and its sleep
+      await new Promise((r) => holder.once('exit', r));
+    }
+    // The kernel dropped the dead holder's lock: the next writer goes straight in.
+    const t0 = Date.now();
+    expect(store.allocate({ candidates: vfs, owner: web0 }).pci).toBe(vfs[0]!.pci);
+    expect(Date.now() - t0).toBeLessThan(1000);
   });
 
   it('refuses a second row for the same VF at the database level', () => {
