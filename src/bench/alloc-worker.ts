@@ -54,7 +54,7 @@ function withRetry<T>(fn: () => T, counts: { retries: number; busy: number }): {
 
 async function main(): Promise<void> {
   const cfg = JSON.parse(process.argv[2] ?? '') as WorkerConfig;
-  const store = AllocStore.open(cfg.storeDir);
+  const store = AllocStore.open(cfg.storeDir, { writerQueue: cfg.writerQueue });
   const candidates = await candidatesFor(cfg);
   if (candidates.length === 0) throw new Error(`no VF matches the bench pool ${JSON.stringify(cfg.selector)}`);
   await send({ ready: true });

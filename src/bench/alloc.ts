@@ -29,6 +29,8 @@ export interface AllocBenchOptions {
   quiet?: boolean;
   /** The worker script (default: dist/bench/alloc-worker.js). */
   workerPath?: string;
+  /** Writers queue on the store's flock (default true); false: SQLite's busy handler alone. */
+  writerQueue?: boolean;
 }
 
 /** What each worker is told (argv[2], JSON). */
@@ -43,6 +45,7 @@ export interface WorkerConfig {
   simRoot: string | null;
   /** ... or generate this many. */
   synthetic: number | null;
+  writerQueue: boolean;
 }
 
 /** What each worker reports (last line on stdout, JSON). */
@@ -221,11 +224,13 @@ export async function runAllocBench(opts: AllocBenchOptions): Promise<AllocBench
     // Create the schema before the workers race to.
     AllocStore.open(storeDir).close();
 
-    say(`vfplane bench alloc: ${opts.procs} processes × ${opts.cycles} cycles over ${candidates.length} VFs (${source})`);
+    say(`vfplane bench alloc: ${opts.procs} processes × ${opts.cycles} cycles over ${candidates.length} VFs (${source}), ` +
+      `writers ${opts.writerQueue !== false ? 'queued on the store\'s flock' : 'waiting in SQLite\'s busy handler only'}`);
     for (let i = 0; i < opts.procs; i++) {
       workers.push(startWorker(script, {
         worker: i, cycles: opts.cycles, storeDir, holdersDir, pool: BENCH_POOL, selector,
         simRoot: source === 'sim' ? simRoot : null, synthetic: source === 'sim' ? null : opts.vfs,
+        writerQueue: opts.writerQueue !== false,
       }));
     }
     await Promise.all(workers.map((w) => w.ready));

@@ -43,6 +43,7 @@ export function registerBench(program: Command): void {
     .addOption(new Option('--cycles <n>', 'alloc/release cycles per process, 1–100000').argParser(intFlag('--cycles', 1, 100_000)).default(250))
     .addOption(new Option('--vfs <n>', 'VFs in the (tree-only) simulated NIC, 1–1024').argParser(intFlag('--vfs', 1, 1024)).default(16))
     .option('--state-dir <dir>', 'parent of the bench\'s own throw-away store (never a real alloc.db); default: the temp dir')
+    .option('--no-writer-queue', 'writers wait in SQLite\'s busy handler only, not queued on the store\'s flock (for comparison)')
     .option('--json', 'print the results as JSON on stdout', false)
     .action(async (o) => {
       await (await import('../bench/alloc.js')).runAllocBench(o);
