@@ -314,27 +314,59 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
     expect(hostState()).toEqual(before);
   });
 
-  it('20 simultaneous ADDs on 16 free VFs: 16 get distinct VFs, 4 get "try again" (11); DEL leaves nothing', async () => {
+  const concurrentAdds = async (run: (command: string, conf: unknown, e: Env) => Promise<Call>, tag: string) => {
     const conf = base({ cniVersion: '1.1.0', pool: 'all', ipam: { type: 'host-local', subnet: '10.57.0.0/24', dataDir: ipamDir } });
-    const ps = Array.from({ length: 20 }, (_, i) => pod(`c${i}`));
-    const envs = ps.map((p, i) => ({ containerId: `conc${String(i).padStart(4, '0')}`, netns: nsPath(p), ifname: 'net1', args: podArgs(`p${i}`, `conc${i}`) }));
-    const results = await Promise.all(envs.map((e) => callAsync('ADD', conf, e)));
+    const ps = Array.from({ length: 20 }, (_, i) => pod(`${tag}${i}`));
+    const envs = ps.map((p, i) => ({ containerId: `${tag}${String(i).padStart(4, '0')}`, netns: nsPath(p), ifname: 'net1', args: podArgs(`p${i}`, `${tag}${i}`) }));
+    const results = await Promise.all(envs.map((e) => run('ADD', conf, e)));
     try {
       const ok = results.filter((r) => r.code === 0);
       const failed = results.filter((r) => r.code !== 0);
-      expect(ok).toHaveLength(16);
+      expect(ok, JSON.stringify(failed.map((f) => f.out))).toHaveLength(16);
       expect(new Set(ok.map((r) => r.out.interfaces[0].pciID)).size).toBe(16);
       expect(failed.map((r) => r.out.code)).toEqual([11, 11, 11, 11]);
       for (const f of failed) expect(f.out.msg).toMatch(/no free VF/);
       expect(new Set(ok.map((r) => r.out.ips[0].address)).size).toBe(16);
     } finally {
       // DEL everything even when an assertion failed, so later tests start clean.
-      const dels = await Promise.all(envs.map((e) => callAsync('DEL', conf, e)));
+      const dels = await Promise.all(envs.map((e) => run('DEL', conf, e)));
       expect(dels.map((d) => d.code)).toEqual(Array(20).fill(0));
     }
     expect(vfpJson(['vf', 'list', '--allocated'])).toEqual([]);
     expect(leasedIps()).toEqual([]);
     expect(vfpJson(['vf', 'list']).filter((v: any) => v.netdev === null)).toEqual([]);
+  };
+
+  it('20 simultaneous ADDs on 16 free VFs: 16 get distinct VFs, 4 get "try again" (11); DEL leaves nothing', async () => {
+    await concurrentAdds(callAsync, 'conc');
+  });
+
+  it('the same through the shim and one `vfplane cni serve`, whose calls interleave in one process', async () => {
+    const dir = cniPath.split(':')[0]!;
+    const socket = join(dir, 'conc.sock');
+    const wrapper = join(dir, 'conc', 'vfplane-cni');
+    expect(vfplane(['cni', 'install', '--dir', join(dir, 'conc'), '--socket', socket]).code).toBe(0);
+    const server = spawn(process.execPath, [join(ROOT, 'bin', 'vfplane.js'), 'cni', 'serve', '--socket', socket], { stdio: ['ignore', 'ignore', 'pipe'] });
+    try {
+      await new Promise<void>((res, rej) => {
+        server.stderr.on('data', (d) => { if (String(d).includes('listening')) res(); });
+        server.once('exit', (c) => rej(new Error(`server exited ${c}`)));
+      });
+      const viaShim = (command: string, conf: unknown, e: Env): Promise<Call> =>
+        new Promise((resolve) => {
+          const child = spawn(wrapper, [], { env: envOf(command, e, cniPath), stdio: ['pipe', 'pipe', 'pipe'] });
+          let out = '';
+          let err = '';
+          child.stdout.on('data', (d) => (out += d));
+          child.stderr.on('data', (d) => (err += d));
+          child.on('close', (code) => resolve({ code: code ?? -1, out: parse(out), stderr: err }));
+          child.stdin.end(JSON.stringify(conf));
+        });
+      await concurrentAdds(viaShim, 'srvc');
+    } finally {
+      server.kill('SIGTERM');
+      await new Promise((res) => server.once('exit', res));
+    }
   });
 
   it('cniVersion 0.4.0 results carry ip versions; GC keeps valid attachments and releases the rest; STATUS', () => {
