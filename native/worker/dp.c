@@ -257,7 +257,7 @@ static void count_port_drop(worker *w, uint16_t port, unsigned reason, uint64_t 
     if (port < VFP_DP_MAX_PORTS) w->st->ports[port].drops += n;
 }
 
-static void tx_push(worker *w, uint16_t port, vfp_pkt *p);
+static inline void tx_push(worker *w, uint16_t port, vfp_pkt *p);
 
 static void tx_flush_port(worker *w, uint16_t port) {
     txq *q = &w->tx[port];
@@ -284,12 +284,26 @@ static void tx_flush_all(worker *w) {
     w->n_dirty = 0;
 }
 
-static void tx_push(worker *w, uint16_t port, vfp_pkt *p) {
+/* Queues pkts on port, in runs that fill the queue (a full one is sent first); returns
+ * their bytes. A flushed queue stays on the dirty list, an empty one joins it. */
+static inline uint64_t tx_push_burst(worker *w, uint16_t port, vfp_pkt **pkts, uint16_t n) {
     txq *q = &w->tx[port];
-    if (q->n == TXQ_MAX) tx_flush_port(w, port);
-    else if (!q->n) w->tx_dirty[w->n_dirty++] = port;
-    q->pk[q->n++] = p;
+    uint64_t bytes = 0;
+    for (uint16_t k = 0; k < n;) {
+        if (q->n == TXQ_MAX) tx_flush_port(w, port);
+        else if (!q->n) w->tx_dirty[w->n_dirty++] = port;
+        uint16_t run = (uint16_t)(n - k < TXQ_MAX - q->n ? n - k : TXQ_MAX - q->n);
+        for (uint16_t j = 0; j < run; j++) {
+            bytes += pkts[k + j]->len;
+            q->pk[q->n + j] = pkts[k + j];
+        }
+        q->n = (uint16_t)(q->n + run);
+        k = (uint16_t)(k + run);
+    }
+    return bytes;
 }
+
+static inline void tx_push(worker *w, uint16_t port, vfp_pkt *p) { (void)tx_push_burst(w, port, &p, 1); }
 
 /* ---- underlay neighbours (ARP, IPv4) */
 
@@ -461,21 +475,7 @@ static void encap_group(worker *w, const cfg_vni *v, int pr, vfp_pkt **grp, uint
     uint16_t ok = vfp_vxlan__encap_burst(&w->tun[pr], v->vni, grp, g, &w->st->engine);
     uint64_t bytes = 0;
     if (VFP_LIKELY(ok == g)) {
-        /* All encapsulated: append the group to the uplink's queue in runs. */
-        txq *q = &w->tx[up];
-        for (uint16_t k = 0; k < g;) {
-            /* As tx_push: a flushed queue stays on the dirty list, an empty one joins it. */
-            if (q->n == TXQ_MAX) tx_flush_port(w, up);
-            else if (!q->n) w->tx_dirty[w->n_dirty++] = up;
-            uint16_t run = (uint16_t)(g - k < TXQ_MAX - q->n ? g - k : TXQ_MAX - q->n);
-            for (uint16_t j = 0; j < run; j++) {
-                vfp_pkt *p = grp[k + j];
-                bytes += p->len;
-                q->pk[q->n + j] = p;
-            }
-            q->n = (uint16_t)(q->n + run);
-            k = (uint16_t)(k + run);
-        }
+        bytes = tx_push_burst(w, up, grp, g); /* all encapsulated: the group in one go */
     } else {
         for (uint16_t k = 0; k < g; k++) {
             if (grp[k]->reason == VFP_OK) {

@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { AllocStore, DB_FILE, defaultStateDir, type Allocation } from '../alloc/store.js';
 import { describeOwner, parseOwner, type Owner } from '../alloc/owner.js';
-import { findPool, loadPools, poolVfs } from '../alloc/pool.js';
+import { findPool, loadPools, poolVfs, type PoolSelector } from '../alloc/pool.js';
 import { addrsIn, hostNetnsPath, ipIn, linkIn } from '../net/ip.js';
 import { netRun, type NetOp } from '../net/netops.js';
 import { listVfs, resolveVf } from '../sriov/discover.js';
@@ -52,14 +52,20 @@ function modeOf(vf: VfInfo): Mode | null {
  * Handles kept between calls by `vfplane cni serve` (see keepHandles): opening the store
  * (SQLite, WAL, schema check) and a simulator's sysfs costs milliseconds per call. Each
  * is keyed by the identity of its file, so a state directory or simulator made anew at
- * the same path gets fresh handles.
+ * the same path gets fresh handles; a replaced store closes when its last call is done.
  */
-let kept: Map<string, { id: string; sysfs?: Sysfs; store?: AllocStore }> | null = null;
+let serving = false;
+const keptSysfs = new Map<string, { id: string; sysfs: Sysfs }>();
+interface KeptStore { dir: string; id: string; store: AllocStore; users: number }
+const keptStores = new Map<string, KeptStore>(); // by state directory: the current handle
+const storeUsers = new Map<AllocStore, KeptStore>(); // every kept handle a call still uses
 
-/** Keeps store and sysfs handles open between calls (on), or closes them all (off). */
+/** Keeps store and sysfs handles open between calls (on), or lets them all go (off). */
 export function keepHandles(on: boolean): void {
-  for (const k of kept?.values() ?? []) k.store?.close();
-  kept = on ? new Map() : null;
+  for (const k of keptStores.values()) if (!k.users) k.store.close();
+  keptStores.clear();
+  keptSysfs.clear();
+  serving = on;
 }
 
 function fileId(file: string): string {
@@ -73,26 +79,29 @@ function fileId(file: string): string {
 
 async function openAll(ctx: CniContext): Promise<{ sysfs: Sysfs; store: AllocStore }> {
   const root = path.resolve(ctx.conf.sysfsRoot ?? defaultSysfsRoot());
-  const stateDir = path.resolve(ctx.conf.stateDir ?? defaultStateDir());
-  if (!kept) return { sysfs: await openSysfs(root), store: AllocStore.open(stateDir) };
-  const sysKey = `sysfs\0${root}`;
+  const dir = path.resolve(ctx.conf.stateDir ?? defaultStateDir());
+  if (!serving) return { sysfs: await openSysfs(root), store: AllocStore.open(dir) };
   const sysId = fileId(path.join(root, SIM_MARKER));
-  let s = kept.get(sysKey);
-  if (!s?.sysfs || s.id !== sysId) kept.set(sysKey, (s = { id: sysId, sysfs: await openSysfs(root) }));
-  const storeKey = `store\0${stateDir}`;
-  let t = kept.get(storeKey);
-  if (!t?.store || !t.id || t.id !== fileId(path.join(stateDir, DB_FILE))) {
-    // The old handle is not closed here: a call in flight may still use it. It goes with
-    // its last reference (better-sqlite3 closes a collected connection).
-    const store = AllocStore.open(stateDir);
-    kept.set(storeKey, (t = { id: fileId(path.join(stateDir, DB_FILE)), store }));
+  let s = keptSysfs.get(root);
+  if (!s || s.id !== sysId) keptSysfs.set(root, (s = { id: sysId, sysfs: await openSysfs(root) }));
+  let t = keptStores.get(dir);
+  if (!t || !t.id || t.id !== fileId(path.join(dir, DB_FILE))) {
+    if (t && !t.users) t.store.close();
+    const store = AllocStore.open(dir);
+    keptStores.set(dir, (t = { dir, id: fileId(path.join(dir, DB_FILE)), store, users: 0 }));
   }
-  return { sysfs: s.sysfs!, store: t.store! };
+  t.users++;
+  storeUsers.set(t.store, t);
+  return { sysfs: s.sysfs, store: t.store };
 }
 
-/** Closes a store from openAll, unless the server keeps it. */
+/** Done with a store from openAll: closed unless the server keeps it as the current one. */
 function done(store: AllocStore): void {
-  if (![...(kept?.values() ?? [])].some((k) => k.store === store)) store.close();
+  const t = storeUsers.get(store);
+  if (!t) return store.close();
+  if (--t.users > 0) return;
+  storeUsers.delete(store);
+  if (keptStores.get(t.dir) !== t) store.close();
 }
 
 function ownerOf(ctx: CniContext): Owner {
@@ -122,6 +131,18 @@ function requestedSettings(ctx: CniContext): Partial<VfSettings> {
   if (c.min_tx_rate !== undefined) s.minTxRate = c.min_tx_rate;
   if (c.max_tx_rate !== undefined) s.maxTxRate = c.max_tx_rate;
   return s;
+}
+
+/**
+ * A pool's VFs on this node: those its selector matches, and of them the ones held by an
+ * allocation and the ones nobody can be given (no driver, or the netdev is not in the
+ * host namespace and no allocation explains it).
+ */
+function poolView(vfs: VfInfo[], selector: PoolSelector, store: AllocStore): { matched: VfInfo[]; unusable: VfInfo[]; free: number } {
+  const held = new Set(store.list().map((x) => x.pci));
+  const matched = poolVfs(vfs, selector);
+  const unusable = matched.filter((v) => !held.has(v.pci) && modeOf(v) === null);
+  return { matched, unusable, free: matched.filter((v) => !held.has(v.pci)).length - unusable.length };
 }
 
 function withCode(err: VfpError, code: number): VfpError {
@@ -163,9 +184,8 @@ async function takeVf(ctx: CniContext, sysfs: Sysfs, store: AllocStore, owner: O
   // Candidates: VFs that can be handed over (a kernel VF's netdev must be in the host
   // namespace), and the held ones, whose netdevs are in their pods: the store skips those
   // and, when nothing is left, says who holds what.
-  const held = new Set(store.list().map((x) => x.pci));
-  const matched = poolVfs(listVfs(sysfs), pool.selector);
-  const candidates = matched.filter((v) => modeOf(v) !== null || held.has(v.pci));
+  const { matched, unusable } = poolView(listVfs(sysfs), pool.selector, store);
+  const candidates = matched.filter((v) => !unusable.includes(v));
   await ready;
   if (candidates.length === 0 && matched.length > 0) {
     // VFs match the selector but none can be handed over: say why, VF by VF.
@@ -584,13 +604,11 @@ export async function cmdStatus(ctx: CniContext): Promise<void> {
     if (conf.pool) {
       const file = path.resolve(conf.poolsFile ?? path.join(conf.stateDir ?? defaultStateDir(), 'pools.json'));
       const pool = findPool(loadPools(file), conf.pool, file);
-      const held = new Set(store.list().map((x) => x.pci));
-      const matched = poolVfs(vfs, pool.selector);
-      const taken = matched.filter((v) => held.has(v.pci)).length;
-      const unusable = matched.filter((v) => !held.has(v.pci) && modeOf(v) === null).length;
-      if (matched.length - taken - unusable === 0) {
-        throw new CniError(ERR.NOT_AVAILABLE, `no free VF in pool ${JSON.stringify(conf.pool)}: ${matched.length} match, ${taken} allocated, ${unusable} unusable (no driver, or the netdev is outside the host namespace)`,
-          unusable ? 'bind unusable VFs with `vfplane vf bind PCI --driver kernel|vfio-pci`, wait for a release, or create more VFs' : 'wait for a release, or create more VFs');
+      const { matched, unusable, free } = poolView(vfs, pool.selector, store);
+      if (free === 0) {
+        const taken = matched.length - unusable.length;
+        throw new CniError(ERR.NOT_AVAILABLE, `no free VF in pool ${JSON.stringify(conf.pool)}: ${matched.length} match, ${taken} allocated, ${unusable.length} unusable (no driver, or the netdev is outside the host namespace)`,
+          unusable.length ? 'bind unusable VFs with `vfplane vf bind PCI --driver kernel|vfio-pci`, wait for a release, or create more VFs' : 'wait for a release, or create more VFs');
       }
     }
     // The spec sends STATUS on to the IPAM plugin; one that predates STATUS is skipped.

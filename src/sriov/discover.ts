@@ -173,14 +173,15 @@ export function resolveVf(sysfs: Sysfs, ref: string): VfInfo {
   if (hash > 0) {
     const pfRef = ref.slice(0, hash);
     const idx = ref.slice(hash + 1);
-    const pf = resolvePf(sysfs, pfRef);
+    const cache = new LinkCache();
+    const pf = resolvePf(sysfs, pfRef, cache);
     if (!/^\d+$/.test(idx) || Number(idx) >= pf.numVfs) {
       throw invalid(
         `VF index ${JSON.stringify(idx)} is out of range for PF ${pfRef}: it has ${pf.numVfs} VF(s)` +
           (pf.numVfs > 0 ? `, indexes 0–${pf.numVfs - 1}` : `; create some with \`vfplane pf set-numvfs ${pfRef} N\``),
       );
     }
-    const vf = listVfs(sysfs, { pf: pf.pci }).find((v) => v.index === Number(idx));
+    const vf = vfInfo(sysfs, pf, Number(idx), cache, (i) => readPfVfSetting(sysfs, pf.pci, pf.netdev, i));
     if (!vf) throw notFound(`PF ${pfRef} has no virtfn${idx} link under ${sysfs.root}`);
     return vf;
   }
@@ -190,8 +191,8 @@ export function resolveVf(sysfs: Sysfs, ref: string): VfInfo {
   }
   const physfn = sysfs.linkName(`${devPath(pci)}/physfn`);
   if (!physfn) throw invalid(`${pci} is not a VF (it has no physfn link); VF commands take a VF's address`);
-  // Only this PF and this VF are read: a CNI ADD resolves its deviceID this way, on
-  // nodes with hundreds of VFs.
+  // Only this PF and this VF are read (in both forms): a CNI ADD resolves its deviceID
+  // this way, on nodes with hundreds of VFs.
   if (!isPci(physfn) || !sysfs.exists(`${devPath(physfn)}/sriov_totalvfs`)) throw notFound(`VF ${pci}: its physfn ${physfn} is not an SR-IOV PF under ${sysfs.root}`);
   const cache = new LinkCache();
   const pf = pfInfo(sysfs, physfn, loadProfiles(), cache);

@@ -49,12 +49,6 @@ export function runProgram(file: string, o: RunOptions): Promise<RunResult> {
     return Promise.reject(err);
   }
   return new Promise((resolve) => {
-    const maxOut = o.maxStdout ?? 4 << 20;
-    const maxErr = o.maxStderr ?? 64 << 10;
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    let outLen = 0;
-    let errLen = 0;
     let truncated = false;
     let timedOut = false;
     let open = 2;
@@ -64,27 +58,26 @@ export function runProgram(file: string, o: RunOptions): Promise<RunResult> {
     const stdin = new net.Socket({ fd: child.stdin, readable: false, writable: true });
     stdin.on('error', () => undefined); // a child that exits without reading: EPIPE, not our failure
     stdin.end(o.stdin ?? '');
-    const reader = (fd: number, onData: (c: Buffer) => void) => {
+    /** Reads fd to its end, keeping the first `max` bytes. */
+    const reader = (fd: number, max: number, onData?: (c: Buffer) => void) => {
+      const kept: Buffer[] = [];
+      let len = 0;
       const s = new net.Socket({ fd, readable: true, writable: false });
-      s.on('data', onData);
+      s.on('data', (c: Buffer) => {
+        if (len + c.length > max) truncated = true;
+        if (len < max) kept.push(c.subarray(0, max - len));
+        len += c.length;
+        onData?.(c);
+      });
       s.on('error', () => undefined);
       s.on('close', () => {
         open--;
         if (open === 0) poll();
       });
-      return s;
+      return { s, text: () => Buffer.concat(kept).toString('utf8') };
     };
-    const outS = reader(child.stdout, (c) => {
-      if (outLen + c.length > maxOut) truncated = true;
-      if (outLen < maxOut) out.push(c.subarray(0, maxOut - outLen));
-      outLen += c.length;
-    });
-    const errS = reader(child.stderr, (c) => {
-      if (errLen + c.length > maxErr) truncated = true;
-      if (errLen < maxErr) err.push(c.subarray(0, maxErr - errLen));
-      errLen += c.length;
-      o.onStderr?.(c);
-    });
+    const outR = reader(child.stdout, o.maxStdout ?? 4 << 20);
+    const errR = reader(child.stderr, o.maxStderr ?? 64 << 10, o.onStderr);
 
     const finish = () => {
       clearTimeout(killTimer);
@@ -93,8 +86,8 @@ export function runProgram(file: string, o: RunOptions): Promise<RunResult> {
       resolve({
         status: r.status,
         signal: r.signal === null ? null : SIGNAL_NAMES.get(r.signal) ?? null,
-        stdout: Buffer.concat(out).toString('utf8'),
-        stderr: Buffer.concat(err).toString('utf8'),
+        stdout: outR.text(),
+        stderr: errR.text(),
         timedOut,
         truncated,
       });
@@ -125,8 +118,8 @@ export function runProgram(file: string, o: RunOptions): Promise<RunResult> {
         // already gone
       }
       // A grandchild outside the group may hold the pipes: stop reading and just reap.
-      outS.destroy();
-      errS.destroy();
+      outR.s.destroy();
+      errR.s.destroy();
       poll();
     }, o.timeoutMs ?? 30_000);
   });

@@ -63,9 +63,11 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
       : spawnSync(bin, [], { input, env: envOf(command, e, cniPath), encoding: 'utf8', timeout: 60_000 });
     return { code: r.status ?? -1, out: parse(r.stdout), stderr: r.stderr };
   };
-  const callAsync = (command: string, conf: unknown, e: Env): Promise<Call> =>
+  /** As call, without blocking: the plugin JS (under Node) or BIN (the installed shim). */
+  const callAsync = (command: string, conf: unknown, e: Env, bin = PLUGIN): Promise<Call> =>
     new Promise((resolve) => {
-      const child = spawn(process.execPath, [PLUGIN], { env: envOf(command, e, cniPath), stdio: ['pipe', 'pipe', 'pipe'] });
+      const [file, args] = bin.endsWith('.js') ? [process.execPath, [bin]] : [bin, []];
+      const child = spawn(file, args, { env: envOf(command, e, cniPath), stdio: ['pipe', 'pipe', 'pipe'] });
       let out = '';
       let err = '';
       child.stdout.on('data', (d) => (out += d));
@@ -314,6 +316,21 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
     expect(hostState()).toEqual(before);
   });
 
+  /** `vfplane cni serve` on SOCKET, once it listens. */
+  const startServer = async (socket: string) => {
+    const server = spawn(process.execPath, [join(ROOT, 'bin', 'vfplane.js'), 'cni', 'serve', '--socket', socket], { stdio: ['ignore', 'ignore', 'pipe'] });
+    await new Promise<void>((res, rej) => {
+      server.stderr.on('data', (d) => { if (String(d).includes('listening')) res(); });
+      server.once('exit', (c) => rej(new Error(`server exited ${c}`)));
+    });
+    return {
+      stop: async () => {
+        server.kill('SIGTERM');
+        await new Promise((res) => server.once('exit', res));
+      },
+    };
+  };
+
   const concurrentAdds = async (run: (command: string, conf: unknown, e: Env) => Promise<Call>, tag: string) => {
     const conf = base({ cniVersion: '1.1.0', pool: 'all', ipam: { type: 'host-local', subnet: '10.57.0.0/24', dataDir: ipamDir } });
     const ps = Array.from({ length: 20 }, (_, i) => pod(`${tag}${i}`));
@@ -346,26 +363,11 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
     const socket = join(dir, 'conc.sock');
     const wrapper = join(dir, 'conc', 'vfplane-cni');
     expect(vfplane(['cni', 'install', '--dir', join(dir, 'conc'), '--socket', socket]).code).toBe(0);
-    const server = spawn(process.execPath, [join(ROOT, 'bin', 'vfplane.js'), 'cni', 'serve', '--socket', socket], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const server = await startServer(socket);
     try {
-      await new Promise<void>((res, rej) => {
-        server.stderr.on('data', (d) => { if (String(d).includes('listening')) res(); });
-        server.once('exit', (c) => rej(new Error(`server exited ${c}`)));
-      });
-      const viaShim = (command: string, conf: unknown, e: Env): Promise<Call> =>
-        new Promise((resolve) => {
-          const child = spawn(wrapper, [], { env: envOf(command, e, cniPath), stdio: ['pipe', 'pipe', 'pipe'] });
-          let out = '';
-          let err = '';
-          child.stdout.on('data', (d) => (out += d));
-          child.stderr.on('data', (d) => (err += d));
-          child.on('close', (code) => resolve({ code: code ?? -1, out: parse(out), stderr: err }));
-          child.stdin.end(JSON.stringify(conf));
-        });
-      await concurrentAdds(viaShim, 'srvc');
+      await concurrentAdds((command, conf, e) => callAsync(command, conf, e, wrapper), 'srvc');
     } finally {
-      server.kill('SIGTERM');
-      await new Promise((res) => server.once('exit', res));
+      await server.stop();
     }
   });
 
@@ -410,12 +412,8 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
     const wrapper = join(dir, 'vfplane-cni');
     const socket = join(dir, 'cni.sock');
     expect(vfplane(['cni', 'install', '--dir', dir, '--socket', socket]).code).toBe(0);
-    const server = spawn(process.execPath, [join(ROOT, 'bin', 'vfplane.js'), 'cni', 'serve', '--socket', socket], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const server = await startServer(socket);
     try {
-      await new Promise<void>((res, rej) => {
-        server.stderr.on('data', (d) => { if (String(d).includes('listening')) res(); });
-        server.once('exit', (c) => rej(new Error(`server exited ${c}`)));
-      });
       const p = pod('served');
       const conf = base({ cniVersion: '1.1.0', deviceID: '0000:5e:02.5' });
       const e = { containerId: 'srv00001', netns: nsPath(p), ifname: 'net1' };
@@ -430,8 +428,7 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
       expect(call('DEL', conf, e, wrapper).code).toBe(0);
       expect(vfpJson(['vf', 'show', '0000:5e:02.5']).allocation).toBeNull();
     } finally {
-      server.kill('SIGTERM');
-      await new Promise((res) => server.once('exit', res));
+      await server.stop();
     }
     expect(existsSync(socket)).toBe(false);
     // no server: the shim runs the plugin itself
