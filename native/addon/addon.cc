@@ -1229,7 +1229,7 @@ bool ToNetops(const Napi::CallbackInfo &info, std::string *nsOut, std::vector<vf
     memset(&op, 0, sizeof(op));
     int ii = static_cast<int>(i);
     char mac[32] = {0};
-    if (!OpInt(env, o, "kind", &op.kind, -1, 0, VFP_NETOP_SYSCTL, ii) ||
+    if (!OpInt(env, o, "kind", &op.kind, -1, 0, VFP_NETOP_MADDR, ii) ||
         !OpStr(env, o, "name", op.name, sizeof(op.name), false, ii) ||
         !OpStr(env, o, "newName", op.new_name, sizeof(op.new_name), false, ii) ||
         !OpStr(env, o, "mac", mac, sizeof(mac), false, ii) ||

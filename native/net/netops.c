@@ -256,6 +256,22 @@ static int sysctl_write(struct vfp_netop *op)
 	return err;
 }
 
+/* A link-layer multicast address on the link's receive filter (what `ip maddr add`
+ * does): SIOCADDMULTI counts joins, so each join is matched by one leave. */
+static int maddr(int sock, struct vfp_netop *op)
+{
+	if (!op->has_mac || !(op->mac[0] & 1))
+		return -EINVAL;
+	struct ifreq ifr;
+	memset(&ifr, 0, sizeof(ifr));
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", op->name);
+	ifr.ifr_hwaddr.sa_family = AF_UNSPEC;
+	memcpy(ifr.ifr_hwaddr.sa_data, op->mac, 6);
+	if (ioctl(sock, op->up == 1 ? SIOCADDMULTI : SIOCDELMULTI, &ifr) < 0)
+		return (op->up != 1 && errno == ENOENT) ? 0 : -errno;
+	return 0;
+}
+
 struct batch {
 	const char *netns_path;
 	struct vfp_netop *ops;
@@ -295,6 +311,7 @@ static void *run_batch(void *arg)
 		case VFP_NETOP_ADDR_ADD: err = addr_add(fd, sock, op, &seq); break;
 		case VFP_NETOP_ROUTE_ADD: err = route_add(fd, sock, op, &seq); break;
 		case VFP_NETOP_SYSCTL: err = sysctl_write(op); break;
+		case VFP_NETOP_MADDR: err = maddr(sock, op); break;
 		default: err = -EINVAL;
 		}
 		if (err) {

@@ -19,6 +19,7 @@ enum vfp_netop_kind {
 	VFP_NETOP_ADDR_ADD,  /* in: name, addr/prefix, nodad */
 	VFP_NETOP_ROUTE_ADD, /* in: name, addr/prefix (destination), gw */
 	VFP_NETOP_SYSCTL,    /* in: path under /proc/sys, value, optional */
+	VFP_NETOP_MADDR,     /* in: name, mac (a multicast MAC), up: 1 join, 0 leave (a missing one is no error) */
 };
 
 struct vfp_netop {
@@ -28,7 +29,7 @@ struct vfp_netop {
 	uint8_t mac[6];
 	int has_mac;
 	int mtu;               /* LINK_SET: 0 keeps it */
-	int up;                /* LINK_SET: -1 keep, 0 down, 1 up */
+	int up;                /* LINK_SET: -1 keep, 0 down, 1 up; MADDR: 1 join, 0 leave */
 	char netns_path[4096]; /* LINK_SET: "" stays, else move into the namespace at this path */
 	int family;            /* ADDR_ADD, ROUTE_ADD: AF_INET or AF_INET6 */
 	uint8_t addr[16];

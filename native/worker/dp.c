@@ -4,6 +4,7 @@
  * scratch buffers and its counters, so the packet path takes no lock. */
 #include "worker/dp.h"
 
+#include "core/csum.h"
 #include "core/hashkey.h"
 
 #include <errno.h>
@@ -19,7 +20,7 @@
 
 static const char *const drop_names[VFP_DP_D__COUNT] = {
     "no_attachment", "no_peer", "neigh_unresolved", "no_local_port", "hairpin",
-    "tx_full", "no_buffer", "arp_other", "spoofed",
+    "tx_full", "no_buffer", "arp_other", "spoofed", "nd_other",
 };
 
 const char *vfp_dp_drop__name(unsigned d) { return d < VFP_DP_D__COUNT ? drop_names[d] : NULL; }
@@ -305,7 +306,7 @@ static inline uint64_t tx_push_burst(worker *w, uint16_t port, vfp_pkt **pkts, u
 
 static inline void tx_push(worker *w, uint16_t port, vfp_pkt *p) { (void)tx_push_burst(w, port, &p, 1); }
 
-/* ---- underlay neighbours (ARP, IPv4) */
+/* ---- underlay neighbours (ARP for IPv4, neighbour discovery for IPv6) */
 
 static neigh *neigh_slot(worker *w, const vfp_addr *a, int create) {
     uint32_t mask = 2 * VFP_DP_MAX_PEERS - 1;
@@ -333,43 +334,102 @@ static size_t eth_hdr(uint8_t *d, const uint8_t *dst, const uint8_t *src, int vl
     return o + 2;
 }
 
-static void arp_request(worker *w, int peer, uint64_t now) {
-    const dp_cfg *c = w->cfg;
-    const vfp_addr *a = &c->peers[peer].addr;
-    if (a->family != 4 || c->local.family != 4 || c->uplink == VFP_DP_NO_PORT) return;
+/* A scratch frame for a neighbour request, with the rate limit of one a second per
+ * peer; NULL when none is due or there is no buffer. */
+static vfp_pkt *neigh_frame(worker *w, const vfp_addr *a, uint64_t now) {
     neigh *n = neigh_slot(w, a, 1);
-    if (!n || (n->last_req_ns && now - n->last_req_ns < 1000000000ull)) return;
+    if (!n || (n->last_req_ns && now - n->last_req_ns < 1000000000ull)) return NULL;
     vfp_pkt *p = pool_get(&w->pool);
     if (!p) {
         w->st->drops[VFP_DP_D_NO_BUFFER]++;
-        return;
+        return NULL;
     }
     n->last_req_ns = now;
-    static const uint8_t bcast[6] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff };
-    uint8_t *d = p->data;
-    size_t o = eth_hdr(d, bcast, c->uplink_mac, c->vlan, 0x0806);
-    static const uint8_t hdr[8] = { 0, 1, 8, 0, 6, 4, 0, 1 };
-    memcpy(d + o, hdr, 8);
-    memcpy(d + o + 8, c->uplink_mac, 6);
-    memcpy(d + o + 14, c->local.bytes, 4);
-    memset(d + o + 18, 0, 6);
-    memcpy(d + o + 24, a->bytes, 4);
-    p->len = (uint32_t)(o + 28);
+    return p;
+}
+
+static void pad_min(vfp_pkt *p) {
     if (p->len < 60) {
-        memset(d + p->len, 0, 60 - p->len);
+        memset(p->data + p->len, 0, 60 - p->len);
         p->len = 60;
     }
-    w->st->arp_requests++;
+}
+
+/* The ICMPv6 checksum of the message at icmp (len bytes) between src and dst (RFC 4443
+ * §2.3: the pseudo-header of RFC 8200 §8.1), as stored: memory order, complemented. */
+static uint16_t icmp6_csum(const uint8_t *src, const uint8_t *dst, const uint8_t *icmp, uint32_t len) {
+    uint64_t s = vfp_csum__partial(src, 16, 0);
+    s = vfp_csum__partial(dst, 16, s);
+    s = vfp_csum__add64(s, vfp_csum__be16((uint16_t)(len >> 16)) + vfp_csum__be16((uint16_t)len) + vfp_csum__be16(58));
+    s = vfp_csum__partial(icmp, len, s);
+    return (uint16_t)~vfp_csum__fold(s);
+}
+
+/* An IPv6 header for an ND message (hop limit 255, RFC 4861 §7.1) and the ICMPv6
+ * message after it: type, the 4 flag/reserved bytes, the target and one link-layer
+ * address option (type opt, our MAC). Returns the frame length. */
+static size_t nd_message(const dp_cfg *c, uint8_t *d, size_t l3, const uint8_t *dst_ip, uint8_t type,
+                         uint8_t flags, const uint8_t *target, uint8_t opt) {
+    uint8_t *ip = d + l3, *m = ip + 40;
+    const uint32_t len = 32; /* 24-byte NS/NA + 8-byte option */
+    memset(ip, 0, 40);
+    ip[0] = 0x60;
+    ip[5] = (uint8_t)len;
+    ip[6] = 58;
+    ip[7] = 255;
+    memcpy(ip + 8, c->local.bytes, 16);
+    memcpy(ip + 24, dst_ip, 16);
+    memset(m, 0, len);
+    m[0] = type;
+    m[4] = flags;
+    memcpy(m + 8, target, 16);
+    m[24] = opt;
+    m[25] = 1; /* in units of 8 bytes */
+    memcpy(m + 26, c->uplink_mac, 6);
+    const uint16_t cs = icmp6_csum(ip + 8, ip + 24, m, len);
+    memcpy(m + 2, &cs, 2);
+    return l3 + 40 + len;
+}
+
+/* Asks the underlay for a peer's MAC: an ARP request (IPv4) or a neighbour solicitation
+ * to the target's solicited-node multicast group (IPv6, RFC 4861 §7.2.2). */
+static void neigh_request(worker *w, int peer, uint64_t now) {
+    const dp_cfg *c = w->cfg;
+    const vfp_addr *a = &c->peers[peer].addr;
+    if (a->family != c->local.family || c->uplink == VFP_DP_NO_PORT) return;
+    vfp_pkt *p = neigh_frame(w, a, now);
+    if (!p) return;
+    uint8_t *d = p->data;
+    if (a->family == 4) {
+        static const uint8_t bcast[6] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff };
+        size_t o = eth_hdr(d, bcast, c->uplink_mac, c->vlan, 0x0806);
+        static const uint8_t hdr[8] = { 0, 1, 8, 0, 6, 4, 0, 1 };
+        memcpy(d + o, hdr, 8);
+        memcpy(d + o + 8, c->uplink_mac, 6);
+        memcpy(d + o + 14, c->local.bytes, 4);
+        memset(d + o + 18, 0, 6);
+        memcpy(d + o + 24, a->bytes, 4);
+        p->len = (uint32_t)(o + 28);
+        w->st->arp_requests++;
+    } else {
+        /* ff02::1:ffXX:XXXX, and its MAC 33:33:ff:XX:XX:XX (RFC 4291 §2.7.1, RFC 2464 §7). */
+        uint8_t sn[16] = { 0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0xff, a->bytes[13], a->bytes[14], a->bytes[15] };
+        const uint8_t mac[6] = { 0x33, 0x33, 0xff, a->bytes[13], a->bytes[14], a->bytes[15] };
+        size_t l3 = eth_hdr(d, mac, c->uplink_mac, c->vlan, 0x86dd);
+        p->len = (uint32_t)nd_message(c, d, l3, sn, 135, 0, a->bytes, 1);
+        w->st->nd_solicits++;
+    }
+    pad_min(p);
     tx_push(w, c->uplink, p);
 }
 
-static void neigh_learn(worker *w, const uint8_t *ip4, const uint8_t *mac) {
+/* A peer's underlay MAC, from an ARP or ND message: kept in the neighbour table, and
+ * patched into the peer's tunnel template unless the configuration names the MAC. */
+static void neigh_learn(worker *w, const vfp_addr *a, const uint8_t *mac) {
     const dp_cfg *c = w->cfg;
-    vfp_addr a = { .family = 4 };
-    memcpy(a.bytes, ip4, 4);
-    int peer = peer_find(c, &a);
+    int peer = peer_find(c, a);
     if (peer < 0) return; /* only peers: the table is bounded by the configuration */
-    neigh *n = neigh_slot(w, &a, 1);
+    neigh *n = neigh_slot(w, a, 1);
     if (!n) return;
     if (!n->valid || memcmp(n->mac, mac, 6)) {
         memcpy(n->mac, mac, 6);
@@ -394,7 +454,9 @@ static void uplink_arp(worker *w, vfp_pkt *p, size_t l3) {
         return;
     }
     uint16_t op = (uint16_t)(arp[6] << 8 | arp[7]);
-    neigh_learn(w, arp + 14, arp + 8);
+    vfp_addr spa4 = { .family = 4 };
+    memcpy(spa4.bytes, arp + 14, 4);
+    neigh_learn(w, &spa4, arp + 8);
     if (op == 1 && !memcmp(arp + 24, c->local.bytes, 4)) {
         /* Turn the request into the reply in place: to the asker, from us. */
         uint8_t sha[6], spa[4];
@@ -415,6 +477,73 @@ static void uplink_arp(worker *w, vfp_pkt *p, size_t l3) {
     vfp_pkt__free_burst(&p, 1);
 }
 
+/* The link-layer address option of type `type` among an ND message's options, or NULL
+ * (RFC 4861 §4.6.1); options with a zero length make the whole message invalid. */
+static const uint8_t *nd_lladdr(const uint8_t *o, uint32_t len, uint8_t type, int *bad) {
+    const uint8_t *found = NULL;
+    while (len >= 2) {
+        uint32_t ol = (uint32_t)o[1] * 8;
+        if (!ol || ol > len) {
+            *bad = 1;
+            return NULL;
+        }
+        if (o[0] == type && ol >= 8 && !found) found = o + 2;
+        o += ol;
+        len -= ol;
+    }
+    return found;
+}
+
+/* Handles an ICMPv6 frame on the uplink (IPv6 header at l3, no extension header):
+ * answers a neighbour solicitation for our VTEP, learns peers' MACs from solicitations
+ * and advertisements (RFC 4861 §7.1 validity checks first). Consumes p. */
+static void uplink_nd(worker *w, vfp_pkt *p, size_t l3) {
+    const dp_cfg *c = w->cfg;
+    const uint8_t *d = p->data, *ip = d + l3, *m = ip + 40;
+    const uint32_t plen = p->len >= l3 + 40 ? (uint32_t)(ip[4] << 8 | ip[5]) : 0;
+    int bad = c->local.family != 6 || !plen || p->len < l3 + 40 + plen || plen < 24 || ip[7] != 255 ||
+              m[1] != 0 || (m[0] != 135 && m[0] != 136) || icmp6_csum(ip + 8, ip + 24, m, plen) != 0 ||
+              m[8] == 0xff; /* the target is never multicast */
+    if (!bad) {
+        static const uint8_t unspec[16];
+        const uint8_t *target = m + 8;
+        const int from_unspec = !memcmp(ip + 8, unspec, 16);
+        vfp_addr t = { .family = 6 }, s = { .family = 6 };
+        memcpy(t.bytes, target, 16);
+        memcpy(s.bytes, ip + 8, 16);
+        const uint8_t *ll = nd_lladdr(m + 24, plen - 24, m[0] == 135 ? 1 : 2, &bad);
+        if (!bad && m[0] == 135 && from_unspec && ll) bad = 1; /* DAD carries no source address option */
+        if (!bad && m[0] == 135) {
+            if (ll && !from_unspec) neigh_learn(w, &s, ll);
+            if (!memcmp(target, c->local.bytes, 16)) {
+                vfp_pkt *r = pool_get(&w->pool);
+                if (!r) {
+                    w->st->drops[VFP_DP_D_NO_BUFFER]++;
+                } else {
+                    /* Solicited: to the asker, S and O set. Duplicate address detection
+                     * (unspecified source): to all nodes, S clear (§7.2.4). */
+                    static const uint8_t all_nodes[16] = { 0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1 };
+                    static const uint8_t all_nodes_mac[6] = { 0x33, 0x33, 0, 0, 0, 1 };
+                    size_t rl3 = eth_hdr(r->data, from_unspec ? all_nodes_mac : d + 6, c->uplink_mac, c->vlan, 0x86dd);
+                    r->len = (uint32_t)nd_message(c, r->data, rl3, from_unspec ? all_nodes : ip + 8, 136,
+                                                  from_unspec ? 0x20 : 0x60, c->local.bytes, 2);
+                    pad_min(r);
+                    w->st->nd_adverts++;
+                    tx_push(w, c->uplink, r);
+                }
+            }
+        } else if (!bad) {
+            if (ll) neigh_learn(w, &t, ll);
+        }
+        if (!bad) {
+            vfp_pkt__free_burst(&p, 1);
+            return;
+        }
+    }
+    w->st->drops[VFP_DP_D_ND_OTHER]++;
+    vfp_pkt__free_burst(&p, 1);
+}
+
 /* ---- epoch adoption */
 
 static void adopt(worker *w, const dp_cfg *c) {
@@ -430,7 +559,7 @@ static void adopt(worker *w, const dp_cfg *c) {
                 memcpy(w->tun[i].tmpl, n->mac, 6);
                 w->resolved[i] = 1;
             } else {
-                arp_request(w, (int)i, now);
+                neigh_request(w, (int)i, now);
             }
         }
     }
@@ -465,7 +594,7 @@ static int overlay_dest(worker *w, const dp_cfg *c, uint32_t vni, const uint8_t 
 static void encap_group(worker *w, const cfg_vni *v, int pr, vfp_pkt **grp, uint16_t g, uint64_t now) {
     vfp_dp_vni_stats *vs = &w->st->vnis[v->slot];
     if (VFP_UNLIKELY(!w->resolved[pr])) {
-        arp_request(w, pr, now);
+        neigh_request(w, pr, now);
         w->st->drops[VFP_DP_D_NEIGH_UNRESOLVED] += g;
         vs->drops += g;
         vfp_pkt__free_burst(grp, g);
@@ -645,6 +774,7 @@ static void from_uplink(worker *w, vfp_pkt **pk, uint16_t n, uint32_t now_s) {
         uint16_t et = p->len >= 14 ? (uint16_t)(d[12] << 8 | d[13]) : 0;
         if (et == 0x8100 && p->len >= 18) et = (uint16_t)(d[16] << 8 | d[17]), l3 = 18;
         if (et == 0x0806) uplink_arp(w, p, l3);
+        else if (et == 0x86dd && p->len >= l3 + 40 && d[l3 + 6] == 58) uplink_nd(w, p, l3);
         else vx[nv++] = p;
     }
     if (!nv) return;

@@ -26,13 +26,14 @@ extern "C" {
 enum vfp_dp_drop {
     VFP_DP_D_NO_ATTACHMENT = 0, /* a frame on a port that is neither the uplink nor attached */
     VFP_DP_D_NO_PEER,           /* the FDB names a VTEP that is not a configured peer */
-    VFP_DP_D_NEIGH_UNRESOLVED,  /* the peer's MAC on the underlay is not known yet (ARP sent) */
+    VFP_DP_D_NEIGH_UNRESOLVED,  /* the peer's MAC on the underlay is not known yet (ARP/NS sent) */
     VFP_DP_D_NO_LOCAL_PORT,     /* a decapsulated frame for a VNI with no local port */
     VFP_DP_D_HAIRPIN,           /* a frame addressed to the port it came from */
     VFP_DP_D_TX_FULL,           /* the output port took no more */
-    VFP_DP_D_NO_BUFFER,         /* no scratch buffer for a flood copy or an ARP frame */
+    VFP_DP_D_NO_BUFFER,         /* no scratch buffer for a flood copy or an ARP/ND frame */
     VFP_DP_D_ARP_OTHER,         /* ARP on the uplink not for our VTEP */
     VFP_DP_D_SPOOFED,           /* a pod frame whose source MAC is not its attachment's */
+    VFP_DP_D_ND_OTHER,          /* ICMPv6 on the uplink that is not valid neighbour discovery */
     VFP_DP_D__COUNT
 };
 const char *vfp_dp_drop__name(unsigned d);
@@ -59,7 +60,9 @@ typedef struct vfp_dp_worker_stats {
     uint64_t loops, busy_loops, idle_sleeps, epoch;
     uint64_t arp_replies, arp_requests, neigh_learned, aged;
     int64_t cpu;                /* the CPU the worker runs on */
-    uint64_t pad[7];
+    uint64_t nd_solicits;       /* neighbour solicitations sent (IPv6 peers) */
+    uint64_t nd_adverts;        /* neighbour advertisements sent (for our VTEP) */
+    uint64_t pad[5];
     vfp_dp_port_stats ports[VFP_DP_MAX_PORTS];
     vfp_dp_vni_stats vnis[VFP_DP_MAX_VNIS];
 } VFP_ALIGNED(VFP_CACHE_LINE) vfp_dp_worker_stats;
@@ -84,7 +87,7 @@ typedef struct vfp_dp_opts {
 typedef struct vfp_dp_peer_spec {
     vfp_addr vtep;
     uint8_t mac[6];              /* next-hop MAC on the underlay when mac_known */
-    uint8_t mac_known;           /* else the worker resolves it by ARP (IPv4 only) */
+    uint8_t mac_known;           /* else the worker resolves it: ARP (IPv4), neighbour discovery (IPv6) */
 } vfp_dp_peer_spec;
 
 typedef struct vfp_dp_att_spec {

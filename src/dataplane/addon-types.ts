@@ -188,7 +188,7 @@ export interface RawAddon {
 
 /** kind: 0 link get, 1 link set, 2 address add, 3 route add, 4 sysctl write. */
 export interface RawNetOp {
-  kind: 0 | 1 | 2 | 3 | 4;
+  kind: 0 | 1 | 2 | 3 | 4 | 5;
   name?: string;
   newName?: string;
   mac?: string;

@@ -20,7 +20,7 @@ const absPath = (what: string) => z.string({ error: `expected a path (${what})` 
 
 export const peerSchema = z.strictObject({
   vtep: ipString('the peer VTEP'),
-  mac: macString("the peer's MAC on the underlay; resolved by ARP when left out").optional(),
+  mac: macString("the peer's MAC on the underlay; resolved by ARP (IPv4) or neighbour discovery (IPv6) when left out").optional(),
 });
 
 export const fdbSchema = z.strictObject({

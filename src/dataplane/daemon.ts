@@ -51,6 +51,14 @@ interface Claim {
   netns?: string;
   forwarding: string | null;
   disableIpv6: string | null;
+  multicast: string | null; // a group joined on the link for the data plane
+}
+
+/** The MAC of an IPv6 address's solicited-node multicast group (RFC 4291 §2.7.1, RFC
+ *  2464 §7): where neighbour solicitations for it are sent. */
+export function solicitedNodeMac(addr: string): string {
+  const b = ipBytes(addr);
+  return ['33', '33', 'ff', ...[...b.slice(13, 16)].map((x) => x.toString(16).padStart(2, '0'))].join(':');
 }
 
 const mac = (s: string) => parseMac(s)!;
@@ -58,18 +66,23 @@ const ipBytes = (s: string) => parseIp(s)!.bytes;
 
 /** A netdev the data plane forwards for must not be forwarded by the kernel too: no IPv4
  *  forwarding off it (so the kernel never routes a pod's frame elsewhere) and no IPv6 (no
- *  link-local chatter into the pod). It is brought up. What it was is kept to give back. */
-async function claimNetdev(ifname: string, netns?: string): Promise<Claim> {
+ *  link-local chatter into the pod). It is brought up. What it was is kept to give back.
+ *  With `multicast`, the link also receives that group: an IPv6 uplink's solicited-node
+ *  group, which the kernel no longer joins for it (its IPv6 is off, and the data plane,
+ *  not the kernel, answers for the VTEP). */
+async function claimNetdev(ifname: string, netns?: string, multicast?: string): Promise<Claim> {
   const ns = netns ?? null;
   const claim: Claim = {
     ifname,
     netns,
     forwarding: readSysctl(ns, `net/ipv4/conf/${ifname}/forwarding`),
     disableIpv6: readSysctl(ns, `net/ipv6/conf/${ifname}/disable_ipv6`),
+    multicast: multicast ?? null,
   };
   await netRun(ns, [
     { op: 'sysctl', path: `net/ipv4/conf/${ifname}/forwarding`, value: '0' },
     { op: 'sysctl', path: `net/ipv6/conf/${ifname}/disable_ipv6`, value: '1', optional: true }, // IPv6 may be off
+    ...(multicast ? [{ op: 'maddr' as const, name: ifname, mac: multicast, join: true }] : []),
     { op: 'set', name: ifname, up: true },
   ]);
   return claim;
@@ -80,6 +93,7 @@ async function releaseNetdev(c: Claim | null): Promise<void> {
   const ops: NetOp[] = [];
   if (c.forwarding !== null) ops.push({ op: 'sysctl', path: `net/ipv4/conf/${c.ifname}/forwarding`, value: c.forwarding, optional: true });
   if (c.disableIpv6 !== null) ops.push({ op: 'sysctl', path: `net/ipv6/conf/${c.ifname}/disable_ipv6`, value: c.disableIpv6, optional: true });
+  if (c.multicast) ops.push({ op: 'maddr', name: c.ifname, mac: c.multicast, join: false });
   try {
     await netRun(c.netns ?? null, ops);
   } catch {
@@ -158,7 +172,7 @@ export class Daemon {
         const ifn = c.uplink.ifname!;
         const l = c.uplink.netns ? linkIn(c.uplink.netns, ifn) : link(ifn);
         if (!l) throw notFound(`the uplink ${ifn} does not exist${c.uplink.netns ? ` in ${c.uplink.netns}` : ''}; check uplink.ifname in the config`);
-        this.uplinkClaim = await claimNetdev(ifn, c.uplink.netns);
+        this.uplinkClaim = await claimNetdev(ifn, c.uplink.netns, isIP(c.uplink.vtep) === 6 ? solicitedNodeMac(c.uplink.vtep) : undefined);
         this.uplinkMac = mac(c.uplink.mac ?? l.address ?? '00:00:00:00:00:00');
         this.uplinkMtu = l.mtu ?? 0;
         const opts = this.portOpts(ifn, c.uplink.netns);

@@ -17,6 +17,7 @@ interface DemoOpts {
   backend: 'afpacket' | 'afxdp';
   seconds: number;
   kernelNode: boolean;
+  underlay?: 'ipv4' | 'ipv6';
   keep: boolean;
   json: boolean;
 }
@@ -72,7 +73,9 @@ export async function runDemo(o: DemoOpts): Promise<void> {
     prefix: demoPrefix(process.pid),
     workDir,
     backend: o.backend,
-    kernelNode: o.kernelNode ? { vtep: '192.0.2.9', vni: 100, ip: '10.100.0.9/24' } : null,
+    // Documentation prefixes (RFC 5737, RFC 3849) for the underlay.
+    nodes: ['a', 'b'].map((name, i) => ({ name, vtep: o.underlay === 'ipv6' ? `2001:db8::${i + 1}` : `192.0.2.${i + 1}` })),
+    kernelNode: o.kernelNode ? { vtep: o.underlay === 'ipv6' ? '2001:db8::9' : '192.0.2.9', vni: 100, ip: '10.100.0.9/24' } : null,
     log: (m) => say(`  ${m}`),
   });
   let tearing: Promise<string[]> | null = null;
@@ -84,7 +87,7 @@ export async function runDemo(o: DemoOpts): Promise<void> {
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
   try {
-    say(`vfplane demo: two simulated nodes, ${o.backend} data planes, VXLAN between them${o.kernelNode ? ', and a node on the kernel vxlan device' : ''}`);
+    say(`vfplane demo: two simulated nodes, ${o.backend} data planes, VXLAN between them over an ${o.underlay === 'ipv6' ? 'IPv6' : 'IPv4'} underlay${o.kernelNode ? ', and a node on the kernel vxlan device' : ''}`);
     say('1. topology');
     await topo.up();
     say('2. pods get VFs through vfplane-cni (vxlan: {vni})');

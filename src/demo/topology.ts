@@ -10,6 +10,7 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { isIP } from 'node:net';
 import { createSim, destroySim } from '../sim/sim.js';
 import type { SimManifest } from '../sim/manifest.js';
 import { openSysfs } from '../sriov/sysfs.js';
@@ -158,7 +159,8 @@ export class Topology {
     const b = `${this.o.prefix}k1`;
     ip(['link', 'add', a, 'netns', ns, 'type', 'veth', 'peer', 'name', b, 'netns', this.underlay]);
     ip(['link', 'set', b, 'mtu', '9000', 'master', 'br0', 'up'], this.underlay);
-    ip(['addr', 'add', `${k.vtep}/24`, 'dev', a], ns);
+    // An IPv6 VTEP skips duplicate address detection, which would hold it back a second.
+    ip(['addr', 'add', isIP(k.vtep) === 6 ? `${k.vtep}/64` : `${k.vtep}/24`, 'dev', a, ...(isIP(k.vtep) === 6 ? ['nodad'] : [])], ns);
     ip(['link', 'set', a, 'mtu', '9000', 'up'], ns);
     // Like a NIC, the kernel node's port finishes checksums and segments itself, so its
     // frames on the (veth) underlay are what a wire would carry.

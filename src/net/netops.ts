@@ -16,7 +16,10 @@ export type NetOp =
   | { op: 'set'; name: string; up?: boolean; newName?: string; mac?: string; mtu?: number; netns?: string }
   | { op: 'addr'; name: string; address: string; nodad?: boolean } // address in CIDR form
   | { op: 'route'; name: string; dst: string; gw?: string } // dst in CIDR form
-  | { op: 'sysctl'; path: string; value: string; optional?: boolean }; // path under /proc/sys
+  | { op: 'sysctl'; path: string; value: string; optional?: boolean } // path under /proc/sys
+  /** A multicast MAC on the link's receive filter (`ip maddr`); leaving one that is not
+   *  there is not an error. */
+  | { op: 'maddr'; name: string; mac: string; join: boolean };
 
 export interface LinkInfo {
   ifindex: number;
@@ -68,6 +71,8 @@ function toRaw(o: NetOp): RawNetOp {
     }
     case 'sysctl':
       return { kind: 4, path: o.path, value: o.value, optional: !!o.optional };
+    case 'maddr':
+      return { kind: 5, name: o.name, mac: o.mac, up: o.join ? 1 : 0 };
   }
 }
 
@@ -113,6 +118,16 @@ function viaIproute2(netns: string | null, ops: NetOp[]): (LinkInfo | null)[] {
         }
         return null;
       }
+      case 'maddr': {
+        // The kernel takes any address here; a unicast one is refused as natively.
+        if (!(parseInt(o.mac.slice(0, 2), 16) & 1)) throw systemError(`${describe(o)}${netns ? ` in ${netns}` : ''}: Invalid argument (not a multicast MAC)`, { errno: 'EINVAL', op: o });
+        try {
+          run(['maddr', o.join ? 'add' : 'del', o.mac, 'dev', o.name]);
+        } catch (err) {
+          if (o.join) throw err;
+        }
+        return null;
+      }
     }
   });
 }
@@ -140,5 +155,6 @@ function describe(o: NetOp): string {
     case 'addr': return `adding ${o.address} to ${o.name}`;
     case 'route': return `adding route ${o.dst}${o.gw ? ` via ${o.gw}` : ''} on ${o.name}`;
     case 'sysctl': return `writing ${o.path}`;
+    case 'maddr': return `${o.join ? 'joining' : 'leaving'} multicast ${o.mac} on ${o.name}`;
   }
 }

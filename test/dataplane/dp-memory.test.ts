@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { DataPlane } from '../../src/dataplane/dp.js';
 import { resolveTunnel } from '../../src/packet/config.js';
 import { parseIp, parseMac } from '../../src/util/addr.js';
+import { fold, pseudoSum6, sum16 } from '../../src/packet/csum.js';
 
 const mac = (s: string) => parseMac(s)!;
 const ip = (s: string) => parseIp(s)!.bytes;
@@ -112,6 +113,56 @@ describe('data plane on memory ports', () => {
       spin(50);
       expect(dp.counters().engine.encapPkts!).toBeGreaterThan(a);
       expect(dp.counters().perWorker[0]!.epoch).toBe(1n);
+    } finally {
+      dp.stop();
+    }
+  });
+
+  // Neighbour discovery on an IPv6 underlay (RFC 4861). The frames are built here from the
+  // RFC; that the kernel accepts the worker's own solicitations and advertisements is
+  // test/dataplane/overlay-ipv6.test.ts. A memory generator as uplink does not transmit:
+  // what the worker sends to it counts as tx_full.
+  it('answers a valid solicitation for its IPv6 VTEP and drops invalid ND as nd_other', () => {
+    const ns = (o: { hopLimit?: number; badSum?: boolean; type?: number } = {}) => {
+      const f = new Uint8Array(14 + 40 + 32);
+      f.set([0x33, 0x33, 0xff, 0, 0, 1], 0);
+      f.set(mac('02:bb:00:00:00:02'), 6);
+      f.set([0x86, 0xdd], 12);
+      const ip6 = 14, m = 54;
+      f.set([0x60, 0, 0, 0, 0, 32, 58, o.hopLimit ?? 255], ip6);
+      f.set(ip('2001:db8::2'), ip6 + 8);
+      f.set([0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0xff, 0, 0, 1], ip6 + 24);
+      f[m] = o.type ?? 135;
+      f.set(ip('2001:db8::1'), m + 8);
+      f.set([1, 1, ...mac('02:bb:00:00:00:02')], m + 24); // source link-layer address
+      // The ICMPv6 checksum covers the RFC 8200 §8.1 pseudo-header and the message.
+      const c = (~fold(pseudoSum6(f, ip6 + 8, ip6 + 24, 58, 32) + sum16(f, m, 32)) & 0xffff) ^ (o.badSum ? 0x0101 : 0);
+      f.set([c >> 8, c & 0xff], m + 2);
+      return f;
+    };
+    const tunnel6 = resolveTunnel({ local: '2001:db8::1', remote: '2001:db8::2' });
+    const dp = new DataPlane({ workers: 1 });
+    try {
+      const up = dp.openPort('memory-gen', { frames: [ns(), ns({ hopLimit: 64 }), ns({ badSum: true }), ns({ type: 128 })], ring: 4 * 64 }, 'uplink');
+      const pod = dp.openPort('memory-sink', {}, 'pod0');
+      dp.commit({
+        ...base, tunnel: tunnel6, uplink: up.slot, fdb: [],
+        peers: [{ vtep: ip('2001:db8::2') }], // no MAC: the worker solicits it, and learns it from the peer's NS
+        atts: [{ port: pod.slot, vni: 100, mac: mac('02:00:00:00:00:01') }],
+      });
+      spin(200);
+      dp.stop();
+      const c = dp.counters();
+      const rx = Number(c.ports.get(up.slot)!.rxPkts);
+      expect(rx).toBeGreaterThan(1000);
+      const quarter = rx / 4;
+      expect(Number(c.misc.ndAdverts)).toBeGreaterThan(quarter - 2);
+      expect(Number(c.misc.ndAdverts)).toBeLessThan(quarter + 2);
+      expect(Number(c.drops.nd_other)).toBeGreaterThan(3 * quarter - 4);
+      expect(Number(c.drops.nd_other)).toBeLessThan(3 * quarter + 4);
+      expect(c.misc.ndSolicits).toBe(1n); // the first epoch's, before the peer's NS arrived
+      expect(c.misc.neighLearned).toBe(1n);
+      expect(c.drops.tx_full).toBe(c.misc.ndAdverts! + c.misc.ndSolicits!);
     } finally {
       dp.stop();
     }

@@ -82,4 +82,17 @@ describePrivileged('netops: link, address, route and sysctl batches in a namespa
     await netRun(path(), [{ op: 'set', name: b, newName: a, netns: hostNetnsPath() }]);
     expect(execFileSync('ip', ['-br', 'link', 'show', 'dev', a], { encoding: 'utf8' })).toContain(a);
   });
+
+  it('joins and leaves a multicast group on a link in a namespace; a unicast MAC is refused', async () => {
+    await netRun(null, [{ op: 'set', name: c, netns: path() }]);
+    const groups = () => pod.ip(['maddr', 'show', 'dev', c]);
+    await netRun(path(), [{ op: 'maddr', name: c, mac: '33:33:ff:00:00:07', join: true }]);
+    expect(groups()).toContain('link  33:33:ff:00:00:07');
+    await netRun(path(), [{ op: 'maddr', name: c, mac: '33:33:ff:00:00:07', join: false }]);
+    expect(groups()).not.toContain('33:33:ff:00:00:07');
+    await netRun(path(), [{ op: 'maddr', name: c, mac: '33:33:ff:00:00:07', join: false }]); // leaving twice is fine
+    await expect(netRun(path(), [{ op: 'maddr', name: c, mac: '02:00:00:00:00:07', join: true }])).rejects.toThrow(/joining multicast 02:00:00:00:00:07 on .*Invalid argument/);
+    await netRun(path(), [{ op: 'set', name: c, netns: hostNetnsPath() }]);
+  });
 });
+
