@@ -1114,11 +1114,36 @@ vfp_dp_worker_stats *vfp_dp__stats(vfp_dp *dp, uint16_t *n_workers) {
 }
 
 /* A VNI's counter slot: stable for the data plane's life, so counters survive epochs. */
-static int vni_slot_get(vfp_dp *dp, uint32_t vni) {
+/* Whether every running worker forwards by the published configuration (none is still on
+ * an older one, as after a commit that timed out). */
+static int workers_current(vfp_dp *dp) {
+    for (uint16_t k = 0; k < dp->n_workers; k++)
+        if (atomic_load_explicit(&dp->w[k].seen_epoch, memory_order_acquire) != dp->epoch &&
+            !atomic_load_explicit(&dp->w[k].exited, memory_order_acquire))
+            return 0;
+    return 1;
+}
+
+/* The counter slot of a VNI: its own if it has one (a VNI keeps its counters while the
+ * daemon runs, across detach and re-attach), else a free one. When none is free, a slot
+ * whose VNI neither the published configuration nor the one being built (keep[0..n_keep))
+ * serves is taken over and zeroed: no worker writes it, since every worker is on the
+ * published configuration. Its VNI's counters end there, as a removed VNI's series
+ * does; without this, a node that saw 1023 distinct VNIs could not attach another. */
+static int vni_slot_get(vfp_dp *dp, uint32_t vni, const uint32_t *keep, uint32_t n_keep) {
     int free_slot = -1;
     for (int i = 1; i < VFP_DP_MAX_VNIS; i++) { /* slot 0 stays unused: vni 0 reads as empty */
         if (dp->vni_slot_of[i] == vni + 1) return i;
         if (!dp->vni_slot_of[i] && free_slot < 0) free_slot = i;
+    }
+    if (free_slot < 0 && workers_current(dp)) {
+        const dp_cfg *cur = atomic_load_explicit(&dp->cur, memory_order_acquire);
+        for (int i = 1; i < VFP_DP_MAX_VNIS && free_slot < 0; i++) {
+            uint32_t v = dp->vni_slot_of[i] - 1, k = 0;
+            if (cur && vni_find(cur, v)) continue;
+            while (k < n_keep && keep[k] != v) k++;
+            if (k == n_keep) free_slot = i;
+        }
     }
     if (free_slot < 0) return -ENOSPC;
     dp->vni_slot_of[free_slot] = vni + 1;
@@ -1264,7 +1289,7 @@ static int64_t build(vfp_dp *dp, const vfp_dp_spec *s, dp_cfg **out, char *err, 
     for (uint32_t k = 0; k < nv && !rc; k++) {
         cfg_vni *v = &c->vnis[k];
         v->vni = vlist[k];
-        int slot = vni_slot_get(dp, v->vni);
+        int slot = vni_slot_get(dp, v->vni, vlist, nv);
         if (slot < 0) {
             snprintf(err, errlen, "no free VNI counter slot for VNI %u", v->vni);
             rc = slot;

@@ -167,4 +167,34 @@ describe('data plane on memory ports', () => {
       dp.stop();
     }
   });
+
+  it('serves more distinct VNIs over its life than it has counter slots, keeping a served VNI\'s counters', () => {
+    const dp = new DataPlane({ workers: 1 });
+    try {
+      const gen = dp.openPort('memory-gen', { frames: [frame('ff:ff:ff:ff:ff:ff', '02:00:00:00:00:01')] }, 'pod0');
+      const other = dp.openPort('memory-gen', { frames: [frame('ff:ff:ff:ff:ff:ff', '02:00:00:00:00:02')] }, 'pod1');
+      const up = dp.openPort('memory-sink', {}, 'uplink');
+      let last = 0n;
+      // pod0 stays on VNI 100; pod1 moves to a new VNI per commit: 1100 distinct VNIs, more
+      // than the 1023 counter slots. Both send all the time.
+      for (let i = 0; i < 1100; i++) {
+        dp.commit({ ...base, uplink: up.slot, fdb: [], atts: [
+          { port: gen.slot, vni: 100, mac: mac('02:00:00:00:00:01') },
+          { port: other.slot, vni: 5000 + i, mac: mac('02:00:00:00:00:02') },
+        ] });
+        if (i % 100 === 99) {
+          const v100 = dp.counters().vnis.get(100)!.encapPkts;
+          expect(v100).toBeGreaterThanOrEqual(last); // never zeroed under it
+          last = v100;
+        }
+      }
+      spin(20);
+      const c = dp.counters();
+      expect(c.vnis.get(5000 + 1099)!.encapPkts).toBeGreaterThan(0n);
+      expect(c.vnis.get(5000)).toBeUndefined(); // an old, unserved VNI's slot went to a newer one
+      expect(dp.counters().vnis.get(100)!.encapPkts).toBeGreaterThan(last);
+    } finally {
+      dp.stop();
+    }
+  });
 });
