@@ -216,6 +216,8 @@ typedef struct worker {
     vfp_fdb *learned;
     uint32_t age_cursor;
     uint64_t next_age_ns;
+    uint64_t next_mld_ns;  /* when worker 0 next reports its solicited-node group (0: now) */
+    uint64_t last_mld_ns;
     pool pool;
     /* per-epoch working copies */
     vfp_tunnel tun[VFP_DP_MAX_PEERS];
@@ -544,6 +546,86 @@ static void uplink_nd(worker *w, vfp_pkt *p, size_t l3) {
     vfp_pkt__free_burst(&p, 1);
 }
 
+/* ---- MLD (IPv6 underlay): the solicited-node group of our VTEP */
+
+/* The uplink's link-local address, from its MAC (modified EUI-64, RFC 4291 §2.5.1 and
+ * appendix A): the source MLD messages need (RFC 3810 §5.2.13). */
+static void link_local(const uint8_t *mac, uint8_t *out) {
+    static const uint8_t pfx[8] = { 0xfe, 0x80, 0, 0, 0, 0, 0, 0 };
+    memcpy(out, pfx, 8);
+    out[8] = mac[0] ^ 0x02, out[9] = mac[1], out[10] = mac[2], out[11] = 0xff;
+    out[12] = 0xfe, out[13] = mac[3], out[14] = mac[4], out[15] = mac[5];
+}
+
+/* An MLDv2 report (RFC 3810 §5.2) with one record: the VTEP's solicited-node group in
+ * EXCLUDE mode with no sources, i.e. "I listen". Record type 4 (change to exclude) when
+ * unsolicited, 2 (is exclude) in answer to a query. Snooping switches learn from it that
+ * solicitations for our VTEP must reach this port. Worker 0 sends it for the node. */
+static void mld_report(worker *w, uint8_t record_type, uint64_t now) {
+    const dp_cfg *c = w->cfg;
+    if (w->idx != 0 || c->local.family != 6 || c->uplink == VFP_DP_NO_PORT) return;
+    vfp_pkt *p = pool_get(&w->pool);
+    if (!p) {
+        w->st->drops[VFP_DP_D_NO_BUFFER]++;
+        return;
+    }
+    w->last_mld_ns = now;
+    static const uint8_t all_mld_routers[16] = { 0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x16 };
+    static const uint8_t mac[6] = { 0x33, 0x33, 0, 0, 0, 0x16 };
+    uint8_t *d = p->data;
+    size_t l3 = eth_hdr(d, mac, c->uplink_mac, c->vlan, 0x86dd);
+    uint8_t *ip = d + l3, *hbh = ip + 40, *m = hbh + 8;
+    const uint32_t len = 8 + 20; /* header + one record without sources */
+    memset(ip, 0, 40 + 8 + len);
+    ip[0] = 0x60;
+    ip[5] = (uint8_t)(8 + len);
+    ip[6] = 0;   /* hop-by-hop options */
+    ip[7] = 1;   /* link-local scope */
+    link_local(c->uplink_mac, ip + 8);
+    memcpy(ip + 24, all_mld_routers, 16);
+    hbh[0] = 58; /* then ICMPv6 */
+    hbh[1] = 0;  /* 8 bytes */
+    hbh[2] = 5, hbh[3] = 2, hbh[4] = 0, hbh[5] = 0; /* router alert: MLD (RFC 2711) */
+    hbh[6] = 1, hbh[7] = 0;                         /* PadN */
+    m[0] = 143;
+    m[7] = 1;    /* one record */
+    m[8] = record_type;
+    const uint8_t *v = c->local.bytes;
+    const uint8_t group[16] = { 0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0xff, v[13], v[14], v[15] };
+    memcpy(m + 12, group, 16);
+    const uint16_t cs = icmp6_csum(ip + 8, ip + 24, m, len);
+    memcpy(m + 2, &cs, 2);
+    p->len = (uint32_t)(l3 + 40 + 8 + len);
+    pad_min(p);
+    w->st->mld_reports++;
+    tx_push(w, c->uplink, p);
+}
+
+/* An IPv6 frame with a hop-by-hop header on the uplink: an MLD query (general, or for
+ * our group) is answered with a report, at most one a second; anything else is not for
+ * the data plane (other hosts' reports, say) and dropped as nd_other. Consumes p. */
+static void uplink_hbh(worker *w, vfp_pkt *p, size_t l3, uint64_t now) {
+    const dp_cfg *c = w->cfg;
+    const uint8_t *ip = p->data + l3, *hbh = ip + 40;
+    const uint32_t plen = (uint32_t)(ip[4] << 8 | ip[5]);
+    const uint32_t hl = p->len >= l3 + 48 ? ((uint32_t)hbh[1] + 1) * 8 : 0;
+    const uint8_t *m = hbh + hl;
+    int query = c->local.family == 6 && hl && hbh[0] == 58 && p->len >= l3 + 40 + plen && plen >= hl + 24 &&
+                m[0] == 130 && ip[7] == 1 && icmp6_csum(ip + 8, ip + 24, m, plen - hl) == 0;
+    if (query) {
+        static const uint8_t any[16];
+        const uint8_t *v = c->local.bytes;
+        const uint8_t group[16] = { 0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0xff, v[13], v[14], v[15] };
+        if (!memcmp(m + 8, any, 16) || !memcmp(m + 8, group, 16)) {
+            if (!w->last_mld_ns || now - w->last_mld_ns >= 1000000000ull) mld_report(w, 2, now);
+        }
+        vfp_pkt__free_burst(&p, 1);
+        return;
+    }
+    w->st->drops[VFP_DP_D_ND_OTHER]++;
+    vfp_pkt__free_burst(&p, 1);
+}
+
 /* ---- epoch adoption */
 
 static void adopt(worker *w, const dp_cfg *c) {
@@ -763,7 +845,7 @@ static void from_pod(worker *w, uint16_t port, vfp_pkt **pk, uint16_t n, uint64_
 }
 
 /* Frames from the underlay: ARP for our VTEP, else decap and switch to local ports. */
-static void from_uplink(worker *w, vfp_pkt **pk, uint16_t n, uint32_t now_s) {
+static void from_uplink(worker *w, vfp_pkt **pk, uint16_t n, uint64_t now, uint32_t now_s) {
     const dp_cfg *c = w->cfg;
     vfp_pkt *vx[VFP_MAX_BURST];
     uint16_t nv = 0;
@@ -775,6 +857,7 @@ static void from_uplink(worker *w, vfp_pkt **pk, uint16_t n, uint32_t now_s) {
         if (et == 0x8100 && p->len >= 18) et = (uint16_t)(d[16] << 8 | d[17]), l3 = 18;
         if (et == 0x0806) uplink_arp(w, p, l3);
         else if (et == 0x86dd && p->len >= l3 + 40 && d[l3 + 6] == 58) uplink_nd(w, p, l3);
+        else if (et == 0x86dd && p->len >= l3 + 40 && d[l3 + 6] == 0) uplink_hbh(w, p, l3, now);
         else vx[nv++] = p;
     }
     if (!nv) return;
@@ -867,7 +950,7 @@ static void *worker_main(void *arg) {
                 for (uint16_t k = 0; k < n; k++) bytes += pk[k]->len, pk[k]->port = r.port;
                 ps->rx_pkts += n;
                 ps->rx_bytes += bytes;
-                if (r.port == c->uplink) from_uplink(w, pk, n, now_s);
+                if (r.port == c->uplink) from_uplink(w, pk, n, now, now_s);
                 else if (c->att[r.port].active) from_pod(w, r.port, pk, n, now);
                 else {
                     count_port_drop(w, r.port, VFP_DP_D_NO_ATTACHMENT, n);
@@ -878,6 +961,14 @@ static void *worker_main(void *arg) {
             if (w->learned && c->learn && now >= w->next_age_ns) {
                 w->st->aged += vfp_fdb__age(w->learned, now_s, c->age_seconds, &w->age_cursor, 4096);
                 w->next_age_ns = now + 100000000ull;
+            }
+            /* Unsolicited MLD reports: twice a second apart (RFC 3810's robustness), then
+             * every minute, well inside a snooping switch's listener timeout (260 s by
+             * default), also where no querier asks. */
+            if (c->local.family == 6 && w->idx == 0 && c->uplink != VFP_DP_NO_PORT && now >= w->next_mld_ns) {
+                uint64_t sent = w->st->mld_reports;
+                mld_report(w, sent ? 2 : 4, now);
+                w->next_mld_ns = now + (sent < 1 ? 1000000000ull : 60000000000ull);
             }
         }
         /* Draining ends at the deadline even if packets keep coming (a generator never

@@ -33,7 +33,7 @@ enum vfp_dp_drop {
     VFP_DP_D_NO_BUFFER,         /* no scratch buffer for a flood copy or an ARP/ND frame */
     VFP_DP_D_ARP_OTHER,         /* ARP on the uplink not for our VTEP */
     VFP_DP_D_SPOOFED,           /* a pod frame whose source MAC is not its attachment's */
-    VFP_DP_D_ND_OTHER,          /* ICMPv6 on the uplink that is not valid neighbour discovery */
+    VFP_DP_D_ND_OTHER,          /* ICMPv6 on the uplink that is neither valid ND nor an MLD query */
     VFP_DP_D__COUNT
 };
 const char *vfp_dp_drop__name(unsigned d);
@@ -62,7 +62,8 @@ typedef struct vfp_dp_worker_stats {
     int64_t cpu;                /* the CPU the worker runs on */
     uint64_t nd_solicits;       /* neighbour solicitations sent (IPv6 peers) */
     uint64_t nd_adverts;        /* neighbour advertisements sent (for our VTEP) */
-    uint64_t pad[5];
+    uint64_t mld_reports;       /* MLDv2 reports sent for our VTEP's solicited-node group */
+    uint64_t pad[4];
     vfp_dp_port_stats ports[VFP_DP_MAX_PORTS];
     vfp_dp_vni_stats vnis[VFP_DP_MAX_VNIS];
 } VFP_ALIGNED(VFP_CACHE_LINE) vfp_dp_worker_stats;

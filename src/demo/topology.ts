@@ -42,6 +42,10 @@ export interface TopologyOptions {
   log?: (msg: string) => void;
   /** Extra settings for every node's data-plane config. */
   dataplane?: Record<string, unknown>;
+  /** The underlay bridge snoops MLD with its own querier and sends multicast to a node's
+   *  port only for groups that node reported, as a switch that drops unregistered
+   *  multicast does: an IPv6 VTEP is reachable only if its data plane speaks MLD. */
+  snooping?: boolean;
 }
 
 export interface Node {
@@ -86,7 +90,7 @@ export class Topology {
   readonly pods = new Map<string, Pod>();
   readonly underlay: string;
   readonly kernelNs: string;
-  private readonly o: Required<Omit<TopologyOptions, 'kernelNode' | 'dataplane'>> & Pick<TopologyOptions, 'kernelNode' | 'dataplane'>;
+  private readonly o: Required<Omit<TopologyOptions, 'kernelNode' | 'dataplane' | 'snooping'>> & Pick<TopologyOptions, 'kernelNode' | 'dataplane' | 'snooping'>;
   private readonly made = { netns: new Set<string>(), sims: new Set<string>() };
 
   constructor(o: TopologyOptions) {
@@ -112,7 +116,17 @@ export class Topology {
     const { prefix, workDir, log } = this.o;
     mkdirSync(workDir, { recursive: true });
     this.netnsAdd(this.underlay);
-    ip(['link', 'add', 'br0', 'type', 'bridge'], this.underlay);
+    ip(['link', 'add', 'br0', 'type', 'bridge', ...(this.o.snooping ? ['mcast_snooping', '1'] : [])], this.underlay);
+    // The bridge forwards multicast by its table only once a querier is active, and its
+    // own querier waits one query response interval when switched on (10 s by default),
+    // so that listeners can report first: 1 s here. The interval must be set before the
+    // querier is switched on, hence two commands.
+    if (this.o.snooping) {
+      ip(['link', 'set', 'br0', 'type', 'bridge', 'mcast_query_response_interval', '100'], this.underlay);
+      ip(['link', 'set', 'br0', 'type', 'bridge', 'mcast_querier', '1'], this.underlay);
+    }
+    // The querier needs the bridge's link-local address at once, not after DAD.
+    if (this.o.snooping) run('ip', ['netns', 'exec', this.underlay, 'sysctl', '-qw', 'net.ipv6.conf.br0.accept_dad=0']);
     ip(['link', 'set', 'br0', 'up'], this.underlay);
     const peers = this.o.nodes.map((n) => n.vtep);
     if (this.o.kernelNode) peers.push(this.o.kernelNode.vtep);
@@ -129,6 +143,7 @@ export class Topology {
       ip(['link', 'set', pf.netdev, 'mtu', '9000']);
       ip(['link', 'set', pf.uplinkPeer, 'netns', this.underlay]);
       ip(['link', 'set', pf.uplinkPeer, 'mtu', '9000', 'master', 'br0', 'up'], this.underlay);
+      if (this.o.snooping) run('bridge', ['-n', this.underlay, 'link', 'set', 'dev', pf.uplinkPeer, 'mcast_flood', 'off']);
       const socket = join(stateDir, 'dataplane.sock');
       const config = join(root, 'dataplane.json');
       writeFileSync(config, JSON.stringify({

@@ -3,7 +3,10 @@
 // each other and the kernel node by neighbour discovery (they solicit, and answer the
 // kernel's solicitations for their VTEPs): the kernel is the peer that proves the ND
 // frames right, since it ignores a solicitation or advertisement that fails RFC 4861's
-// checks (hop limit, checksum, options).
+// checks (hop limit, checksum, options). The underlay bridge snoops MLD with a querier
+// and floods no unregistered multicast to the vfplane nodes' ports, so a solicitation
+// for a vfplane VTEP reaches it only after its data plane reported the group: the Linux
+// bridge's snooping is the peer that proves the MLD reports right.
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -24,6 +27,7 @@ describePrivileged('VXLAN overlay over an IPv6 underlay', { netns: true, command
       workDir: mkdtempSync(join(tmpdir(), 'vfplane-overlay6-')),
       nodes: [{ name: 'a', vtep: '2001:db8::1' }, { name: 'b', vtep: '2001:db8::2' }],
       kernelNode: { vtep: '2001:db8::9', vni: 100, ip: '10.100.0.9/24' },
+      snooping: true,
     });
     try {
       await topo.up();
@@ -85,5 +89,14 @@ describePrivileged('VXLAN overlay over an IPv6 underlay', { netns: true, command
     expect(show()).not.toContain('33:33:ff:00:00:01');
     await topo.startDaemon(topo.nodes.get('a')!);
     expect(show()).toContain('link  33:33:ff:00:00:01');
+  });
+
+  it('reports its solicited-node group by MLD, which the snooping bridge learns on its port', async () => {
+    const mdb = () => execFileSync('bridge', ['-n', topo.underlay, 'mdb', 'show'], { encoding: 'utf8' });
+    for (const [node, group] of [['a', 'ff02::1:ff00:1'], ['b', 'ff02::1:ff00:2']] as const) {
+      const port = topo.nodes.get(node)!.sim.pfs[0]!.uplinkPeer;
+      expect(mdb()).toMatch(new RegExp(`port ${port} grp ${group} `));
+      expect((await misc(node)).mldReports).toBeGreaterThan(0);
+    }
   });
 });
