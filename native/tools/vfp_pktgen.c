@@ -36,9 +36,11 @@ static uint64_t now_ns(void) {
 
 static void usage(void) {
     fprintf(stderr,
-            "usage: vfp-pktgen gen  --iface NAME --frames FILE [--backend afxdp|afpacket] [--burst N]\n"
+            "usage: vfp-pktgen gen  --iface NAME --frames FILE [--backend afxdp|afpacket|xdp-live] [--burst N]\n"
             "       vfp-pktgen sink --iface NAME [--mode native|skb]\n"
             "FILE holds frames as [u16 big-endian length][bytes]...; the generator cycles through them.\n"
+            "xdp-live has the kernel transmit the frames itself (BPF_PROG_RUN with live frames, as\n"
+            "xdp-trafficgen does); on a veth the peer needs NAPI (an XDP program, or GRO on).\n"
             "Both print {\"ready\":true}, then answer each \"mark\" line on stdin with a JSON snapshot\n"
             "and exit on \"quit\" or end of input. Run them in the interface's netns (ip netns exec).\n");
 }
@@ -107,6 +109,10 @@ static int load_frames(const char *path, vfp_mem_frame **out, uint32_t *n_out, u
     return n ? 0 : -EINVAL;
 }
 
+#ifdef VFP_HAVE_AFXDP
+static int run_live(const char *iface, const vfp_mem_frame *frames, uint32_t nf);
+#endif
+
 static int run_gen(const char *iface, const char *backend, const char *frames_path, unsigned burst) {
     char err[512] = "";
     vfp_mem_frame *frames = NULL;
@@ -117,6 +123,17 @@ static int run_gen(const char *iface, const char *backend, const char *frames_pa
         fprintf(stderr, "vfp-pktgen: cannot read frames from %s: %s (expected [u16 len][bytes]...)\n", frames_path,
                 strerror(-rc));
         return 1;
+    }
+    if (!strcmp(backend, "xdp-live")) {
+#ifdef VFP_HAVE_AFXDP
+        rc = run_live(iface, frames, nf);
+#else
+        fprintf(stderr, "vfp-pktgen: xdp-live needs libbpf (apt-get install libxdp-dev libbpf-dev, then rebuild)\n");
+        rc = 1;
+#endif
+        free(frames);
+        free(blob);
+        return rc;
     }
     gen g = { .burst = burst };
     rc = vfp_mem_port__create_gen(&g.src, frames, nf, nf * ((4096 + nf - 1) / nf), 256, &heap);
@@ -268,6 +285,115 @@ static int run_sink(const char *iface, const char *mode) {
     }
     bpf_xdp_detach((int)ifindex, flags, NULL);
     return 0;
+}
+#endif
+
+/* ------------------------------------------------------------ live-frames generator */
+
+#ifdef VFP_HAVE_AFXDP
+/* The kernel transmits the frames itself: BPF_PROG_RUN of an XDP program that returns
+ * XDP_TX, in live-frames mode (BPF_F_TEST_XDP_LIVE_FRAMES, Linux 5.18), sends each
+ * repetition out of ingress_ifindex through the driver's ndo_xdp_xmit, with no socket,
+ * no ring and no copy per packet. One call sends one frame `repeat` times; the loop
+ * cycles through the frame set call by call (the flows change every `repeat` frames).
+ * What it counts is what it handed to the driver: a veth whose peer has no NAPI (no XDP
+ * program, GRO off) or a full peer ring drops frames after that point. Each call also
+ * sleeps ~25 ms setting up and tearing down (an RCU grace period), so two threads take
+ * turns: one transmits while the other waits. The count moves a call (2^18 frames) at a
+ * time. */
+typedef struct live {
+    int prog, ifindex;
+    const vfp_mem_frame *frames;
+    uint32_t n_frames, repeat;
+    atomic_int stop, err;
+    atomic_uint next;
+    _Atomic uint64_t sent, bytes;
+} live;
+
+static int live_prog(void) {
+    struct bpf_insn p[] = {
+        I(BPF_ALU64 | BPF_MOV | BPF_K, 0, 0, 0, XDP_TX),
+        I(BPF_JMP | BPF_EXIT, 0, 0, 0, 0),
+    };
+    LIBBPF_OPTS(bpf_prog_load_opts, lo);
+    return bpf_prog_load(BPF_PROG_TYPE_XDP, "vfp_live_tx", "GPL", p, 2, &lo);
+}
+
+static void *live_main(void *arg) {
+    live *l = arg;
+    uint32_t k = (uint32_t)atomic_fetch_add(&l->next, 1) % l->n_frames;
+    for (; !atomic_load_explicit(&l->stop, memory_order_relaxed); k = (uint32_t)atomic_fetch_add(&l->next, 1) % l->n_frames) {
+        struct xdp_md ctx = { .data_end = l->frames[k].len, .ingress_ifindex = (uint32_t)l->ifindex };
+        LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = l->frames[k].bytes, .data_size_in = l->frames[k].len,
+                    .ctx_in = &ctx, .ctx_size_in = sizeof ctx, .repeat = l->repeat,
+                    .flags = BPF_F_TEST_XDP_LIVE_FRAMES, .batch_size = 64);
+        if (bpf_prog_test_run_opts(l->prog, &o)) {
+            atomic_store(&l->err, errno);
+            break;
+        }
+        atomic_fetch_add_explicit(&l->sent, l->repeat, memory_order_relaxed);
+        atomic_fetch_add_explicit(&l->bytes, (uint64_t)l->repeat * l->frames[k].len, memory_order_relaxed);
+    }
+    return NULL;
+}
+
+static int run_live(const char *iface, const vfp_mem_frame *frames, uint32_t nf) {
+    int ifindex = (int)if_nametoindex(iface);
+    if (!ifindex) {
+        fprintf(stderr, "vfp-pktgen: interface %s not found in this netns (check `ip link`)\n", iface);
+        return 1;
+    }
+    live l = { .ifindex = ifindex, .frames = frames, .n_frames = nf, .repeat = 1u << 18 };
+    l.prog = live_prog();
+    if (l.prog < 0) {
+        fprintf(stderr, "vfp-pktgen: cannot load the live-frames XDP program: %s (needs root / CAP_BPF)\n",
+                strerror(errno));
+        return 1;
+    }
+    /* One short call first, so that a kernel without live frames (before 5.18) fails
+     * here with its reason. A driver without ndo_xdp_xmit (lo, say) or a veth whose peer
+     * has no NAPI drops the frames without an error: only the sink can tell. */
+    struct xdp_md ctx = { .data_end = frames[0].len, .ingress_ifindex = (uint32_t)ifindex };
+    LIBBPF_OPTS(bpf_test_run_opts, probe, .data_in = frames[0].bytes, .data_size_in = frames[0].len, .ctx_in = &ctx,
+                .ctx_size_in = sizeof ctx, .repeat = 1, .flags = BPF_F_TEST_XDP_LIVE_FRAMES);
+    if (bpf_prog_test_run_opts(l.prog, &probe)) {
+        fprintf(stderr,
+                "vfp-pktgen: the kernel refused to transmit live frames on %s: %s (needs Linux >= 5.18 and "
+                "CAP_BPF; use --backend afxdp or afpacket otherwise)\n",
+                iface, strerror(errno));
+        return 1;
+    }
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++)
+        if (pthread_create(&th[i], NULL, live_main, &l)) {
+            fprintf(stderr, "vfp-pktgen: pthread_create failed\n");
+            atomic_store(&l.stop, 1);
+            if (i) pthread_join(th[0], NULL);
+            return 1;
+        }
+    printf("{\"ready\":true,\"frames\":%u}\n", nf);
+    fflush(stdout);
+    char line[64];
+    int rc = 0;
+    while (fgets(line, sizeof line, stdin)) {
+        if (!strncmp(line, "quit", 4)) break;
+        if (!strncmp(line, "mark", 4)) {
+            int e = atomic_load(&l.err);
+            if (e) {
+                fprintf(stderr, "vfp-pktgen: live-frames transmit on %s failed: %s\n", iface, strerror(e));
+                rc = 1;
+                break;
+            }
+            printf("{\"t_ns\":%llu,\"pkts\":%llu,\"bytes\":%llu,\"full\":0}\n", (unsigned long long)now_ns(),
+                   (unsigned long long)atomic_load(&l.sent), (unsigned long long)atomic_load(&l.bytes));
+            fflush(stdout);
+        }
+    }
+    atomic_store(&l.stop, 1);
+    pthread_join(th[0], NULL);
+    pthread_join(th[1], NULL);
+    close(l.prog);
+    return rc;
 }
 #endif
 

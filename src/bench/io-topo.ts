@@ -105,8 +105,11 @@ export class Topology {
   }
 
   /** Builds the three namespaces and two veth pairs. dutCpu: RPS steers D's kernel
-   *  receive processing to that CPU (both DUTs alike). */
-  create(dutCpu: number): void {
+   *  receive processing to that CPU (both DUTs alike). napi: D's veths receive through
+   *  NAPI (GRO on), as a NIC driver does; a live-frames generator needs it, since veth
+   *  drops frames sent by ndo_xdp_xmit to a peer without NAPI (with an XDP program, as
+   *  our AF_XDP DUT has, the veth runs NAPI anyway). */
+  create(dutCpu: number, napi = false): void {
     hook();
     live.add(this);
     const n = this.n;
@@ -125,6 +128,7 @@ export class Topology {
     }
     const mask = (1n << BigInt(dutCpu)).toString(16);
     for (const l of [n.dg, n.ds]) this.sh(n.nsD, 'sh', ['-c', `echo ${mask} > /sys/class/net/${l}/queues/rx-0/rps_cpus`]);
+    if (napi) for (const l of [n.dg, n.ds]) this.sh(n.nsD, 'ethtool', ['-K', l, 'gro', 'on']);
   }
 
   /** The kernel DUT: in D a bridge enslaving the pod-side veth and a vxlan device

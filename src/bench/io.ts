@@ -33,7 +33,7 @@ export interface IoBenchOptions {
   dutCpu: number;
   genCpu: number;
   /** The generator's transmit path (same for both DUTs). */
-  genBackend: 'afxdp' | 'afpacket';
+  genBackend: 'xdp-live' | 'afxdp' | 'afpacket';
   pings: number;
   kernel: boolean;
   /** dpdk only: the net_null comparison with dpdk-testpmd. */
@@ -260,7 +260,9 @@ async function measure(topo: Topology, dut: string, op: IoOp, size: SizeSpec, o:
       sm.push(await sink.mark<{ t_ns: number; pkts: number; bytes: number }>());
     }
     const trials = windowRates(sm);
-    const offered = median(windowRates(gm));
+    // Over the whole span, not per window: the live-frames generator's count moves a call
+    // (2^18 frames) at a time.
+    const offered = gm.length > 1 ? ((gm.at(-1)!.pkts - gm[0]!.pkts) / (gm.at(-1)!.t_ns - gm[0]!.t_ns)) * 1e3 : 0;
     const pk = sm.at(-1)!.pkts - sm[0]!.pkts;
     const bytes = sm.at(-1)!.bytes - sm[0]!.bytes;
     const frameBytes = pk > 0 ? bytes / pk : 0;
@@ -351,7 +353,7 @@ async function vethCells(o: IoBenchOptions, cells: IoCell[], lat: LatencyCell[],
   const dir = mkdtempSync(join(os.tmpdir(), 'vfplane-bench-'));
   const topo = new Topology();
   try {
-    topo.create(o.dutCpu);
+    topo.create(o.dutCpu, o.genBackend === 'xdp-live');
     if (o.kernel) duts.push(kernelDut(topo, o.vni));
     duts.push(o.backend === 'dpdk' ? oursDpdkVeth(topo, o) : oursInProcess(topo, o));
     for (const d of duts) {
@@ -395,7 +397,9 @@ export async function runIoBench(o: IoBenchOptions): Promise<IoBenchResult> {
   if (!o.onlyNull) await vethCells(o, cells, lat, duts);
   if (o.backend === 'dpdk' && o.nullCompare) nc = await nullCompare(o);
   notes.push(
-    `generator: vfp-pktgen ${o.genBackend} tx on CPU ${o.genCpu}; sink: an XDP program (native mode) that counts and drops`,
+    o.genBackend === 'xdp-live'
+      ? `generator: vfp-pktgen xdp-live on CPU ${o.genCpu} (the kernel transmits the frames itself: BPF_PROG_RUN live frames, XDP_TX into G's veth; D's veths run NAPI, GRO on, for both DUTs; "offered" is what it handed to the veth); sink: an XDP program (native mode) that counts and drops`
+      : `generator: vfp-pktgen ${o.genBackend} tx on CPU ${o.genCpu}; sink: an XDP program (native mode) that counts and drops`,
     `DUT CPU ${o.dutCpu}: our worker is pinned there; D's veths steer kernel receive work there (RPS) for both DUTs`,
     'with AF_XDP (and net_af_xdp) the XDP redirect into the socket runs in the veth NAPI of the sending CPU: RPS cannot move it',
     'the sink\'s XDP program runs in the softirq of the CPU that transmits into its veth (the DUT CPU for both DUTs)',

@@ -22,7 +22,7 @@ export interface BenchFlags
   kernel: boolean;
   null: boolean;
   onlyNull: boolean;
-  gen: 'afxdp' | 'afpacket';
+  gen: 'xdp-live' | 'afxdp' | 'afpacket';
   pings: number;
   pci?: string;
   iface?: string;

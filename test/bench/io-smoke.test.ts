@@ -35,4 +35,18 @@ describePrivileged('vfplane bench --backend afpacket (veth topology)', { netns: 
     const ns = execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' });
     expect(ns).not.toMatch(/^vb[0-9a-z]+[gds]\b/m);
   }, 60000);
+
+  // The default generator: the kernel sends the frames itself (live frames), into D's
+  // veths with NAPI on. Both DUTs must receive from it; ours is AF_XDP here.
+  it('with the live-frames generator (the default) both DUTs receive traffic', () => {
+    const r = vfplane(['bench', '--backend', 'afxdp', '--sizes', '64', '--duration', '200', '--trials', '1', '--pings', '0', '--chart', join(dir, 'x.svg'), '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    const rep = JSON.parse(r.stdout);
+    expect(rep.settings.generator).toBe('xdp-live');
+    expect(rep.duts).toEqual(['kernel-vxlan', 'vfplane-afxdp']);
+    for (const c of rep.cells) {
+      expect(c.offeredMpps, `${c.dut} ${c.op}`).toBeGreaterThan(0);
+      expect(c.mpps, `${c.dut} ${c.op}`).toBeGreaterThan(0);
+    }
+  }, 60000);
 });
