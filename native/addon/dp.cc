@@ -240,13 +240,14 @@ Napi::Value DpPortOpen(const Napi::CallbackInfo &info) {
       vfp_afpacket_opts__defaults(&ao);
       ao.ifname = ifname.c_str();
       ao.netns = has_ns ? netns.c_str() : nullptr;
-      uint32_t qb = ao.qdisc_bypass ? 1 : 0;
+      uint32_t qb = ao.qdisc_bypass ? 1 : 0, sd = 0;
       if (!OptUint(env, o, "headroom", 64, 4096, &ao.headroom) || !OptUint(env, o, "frameSize", 0, 65536, &ao.frame_size) ||
           !OptUint(env, o, "blockSize", 0, 1 << 26, &ao.rx_block_size) || !OptUint(env, o, "blocks", 0, 4096, &ao.rx_blocks) ||
           !OptUint(env, o, "txFrames", 0, 1 << 20, &ao.tx_frames) || !OptUint(env, o, "qdiscBypass", 0, 1, &qb) ||
-          !OptUint(env, o, "ring", 2, 3, &ao.rx_ring_version))
+          !OptUint(env, o, "ring", 2, 3, &ao.rx_ring_version) || !OptUint(env, o, "stackDrop", 0, 1, &sd))
         return Napi::Value();
       ao.qdisc_bypass = static_cast<int>(qb);
+      ao.stack_drop = static_cast<int>(sd);
       rc = vfp_afpacket_port__create(&p, &ao, &kAlloc, err, sizeof err);
     }
 #endif
@@ -375,6 +376,10 @@ Napi::Value DpPortCounters(const Napi::CallbackInfo &info) {
     put("rx_kernel_drops", st.rx_kernel_drops);
     put("tx_oversize", st.tx_oversize);
     put("tx_kick_errors", st.tx_kick_errors);
+    // Whether the host stack's copy of received frames is dropped (opts.stackDrop), and
+    // if it was asked for and is not, why.
+    r.Set("stackDrop", Napi::Boolean::New(env, st.stack_drop != 0));
+    if (st.stack_drop_note && st.stack_drop_note[0]) r.Set("stackDropNote", Napi::String::New(env, st.stack_drop_note));
   }
 #endif
 #ifdef DP_AFXDP

@@ -17,6 +17,10 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#ifdef VFP_HAVE_AFXDP /* libbpf is there */
+#include <bpf/bpf.h>
+#include <linux/bpf.h>
+#endif
 
 #define AFP_VLAN_HLEN 4
 
@@ -53,6 +57,8 @@ typedef struct afp_port {
     int tx_pending;             /* frames queued whose kick has not succeeded */
 
     vfp_afpacket_stats st;
+    int stack_link;             /* the tcx link of opts.stack_drop, -1 when none */
+    char stack_note[160];
 } afp_port;
 
 void vfp_afpacket_opts__defaults(vfp_afpacket_opts *o) {
@@ -289,6 +295,7 @@ static void afp_destroy(afp_port *p) {
     if (p->tx_map) munmap(p->tx_map, p->tx_map_len);
     if (p->rx_fd >= 0) close(p->rx_fd);
     if (p->tx_fd >= 0) close(p->tx_fd);
+    if (p->stack_link >= 0) close(p->stack_link); /* detaches the drop */
     if (p->blk_ref) a.free(a.ctx, p->blk_ref, (size_t)p->rx_blocks * sizeof(uint32_t));
     if (p->descs) a.free(a.ctx, p->descs, (size_t)p->n_descs * sizeof(vfp_pkt));
     if (p->free_idx) a.free(a.ctx, p->free_idx, (size_t)p->n_descs * sizeof(uint16_t));
@@ -319,6 +326,8 @@ void vfp_afpacket_port__stats(vfp_port *vp, vfp_afpacket_stats *st) {
     socklen_t sl = sizeof ks;
     if (getsockopt(p->rx_fd, SOL_PACKET, PACKET_STATISTICS, &ks, &sl) == 0) p->st.rx_kernel_drops += ks.tp_drops;
     *st = p->st;
+    st->stack_drop = p->stack_link >= 0;
+    st->stack_drop_note = p->stack_note;
 }
 
 /* ---- setup ---- */
@@ -345,6 +354,39 @@ static int sock_err(afp_port *p, const char *what, int e, char *err, size_t errl
         if (setsockopt((fd), SOL_PACKET, (opt), &v_, sizeof v_) < 0)                 \
             return sock_err(p, what, errno, err, errlen);                            \
     } while (0)
+
+/* opts.stack_drop: a two-instruction program (return TC_ACT_SHOT) on the interface's
+ * tcx ingress, attached through a BPF link (bpf(BPF_LINK_CREATE), attach type
+ * BPF_TCX_INGRESS = 46, Linux 6.6; named by number, as libbpf 1.1's headers predate it).
+ * AF_PACKET taps run before tcx, so the port still gets every frame. The link is not
+ * pinned: closing its fd (the port closing, or the process dying) detaches it. A
+ * failure leaves the port usable and says why in stack_note. Runs in the netns. */
+static void stack_drop(afp_port *p, int ifindex) {
+#ifdef VFP_HAVE_AFXDP
+    struct bpf_insn prog[] = {
+        { .code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = 0, .imm = 2 /* TC_ACT_SHOT */ },
+        { .code = BPF_JMP | BPF_EXIT },
+    };
+    int fd = bpf_prog_load(BPF_PROG_TYPE_SCHED_CLS, "vfp_stack_drop", "GPL", prog, 2, NULL);
+    if (fd < 0) {
+        snprintf(p->stack_note, sizeof p->stack_note, "cannot load the drop program: %s (needs CAP_BPF: run as root)",
+                 strerror(errno));
+        return;
+    }
+    int link = bpf_link_create(fd, ifindex, (enum bpf_attach_type)46, NULL);
+    int e = errno;
+    close(fd);
+    if (link < 0) {
+        snprintf(p->stack_note, sizeof p->stack_note, "cannot attach to tcx ingress of %s: %s%s", p->ifname, strerror(e),
+                 e == EINVAL ? " (needs Linux >= 6.6)" : "");
+        return;
+    }
+    p->stack_link = link;
+#else
+    (void)ifindex;
+    snprintf(p->stack_note, sizeof p->stack_note, "built without libbpf (apt-get install libbpf-dev, then rebuild)");
+#endif
+}
 
 /* Everything that depends on the netns: runs in the target netns. */
 static int setup(afp_port *p, const vfp_afpacket_opts *o, const char *ns_name, char *err, size_t errlen) {
@@ -457,6 +499,7 @@ static int setup(afp_port *p, const vfp_afpacket_opts *o, const char *ns_name, c
     if (bind(p->rx_fd, (struct sockaddr *)&sll, sizeof sll) < 0) return sock_err(p, "bind rx", errno, err, errlen);
     sll.sll_protocol = 0;
     if (bind(p->tx_fd, (struct sockaddr *)&sll, sizeof sll) < 0) return sock_err(p, "bind tx", errno, err, errlen);
+    if (o->stack_drop) stack_drop(p, (int)ifindex);
     return 0;
 }
 
@@ -518,6 +561,8 @@ int vfp_afpacket_port__create(vfp_port **out, const vfp_afpacket_opts *o, const 
     if (!p) return fail(err, errlen, -ENOMEM, "afpacket %s: out of memory%s", o->ifname, "");
     p->a = *a;
     p->rx_fd = p->tx_fd = -1;
+    p->stack_link = -1;
+    p->stack_note[0] = 0;
     snprintf(p->ifname, sizeof p->ifname, "%s", o->ifname);
     p->port.ops = &afp_ops;
     p->port.n_queues = 1;

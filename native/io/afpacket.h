@@ -31,6 +31,14 @@ typedef struct vfp_afpacket_opts {
      * wrote it (latency in µs, one slot per frame). The ring holds rx_blocks ×
      * rx_block_size bytes either way. Default 3. */
     int rx_ring_version;
+    /* 1: the host stack gets none of the frames arriving on the interface (the port
+     * still does): a BPF program on the tcx ingress hook drops them right after the
+     * AF_PACKET taps, held by a link that goes away with the port (also when the process
+     * dies). For a netdev the data plane owns (uplink, representors): else the kernel
+     * routes, and answers, every frame a second time, on the worker's own CPU. Needs
+     * Linux >= 6.6 and libbpf at build time; where either is missing the port opens
+     * anyway and stack_drop_note says why the stack keeps its copy. Default 0. */
+    int stack_drop;
 } vfp_afpacket_opts;
 
 /* Counters beyond those in vfp_port. */
@@ -39,6 +47,8 @@ typedef struct vfp_afpacket_stats {
     uint64_t rx_kernel_drops;  /* frames the kernel dropped for want of a free block (PACKET_STATISTICS) */
     uint64_t tx_oversize;      /* frames larger than the port can send: taken, counted, dropped */
     uint64_t tx_kick_errors;   /* send() kicks that failed (other than EAGAIN/ENOBUFS) */
+    int stack_drop;            /* 1 while the host stack's copy is dropped (opts.stack_drop) */
+    const char *stack_drop_note; /* why it is not, when asked for; "" otherwise */
 } vfp_afpacket_stats;
 
 void vfp_afpacket_opts__defaults(vfp_afpacket_opts *o);

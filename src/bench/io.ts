@@ -188,7 +188,7 @@ function oursInProcess(topo: Topology, o: IoBenchOptions): Dut {
       dp = new DataPlane({ workers: 1, cpus: [o.dutCpu], idleSpins: 0 });
       const netns = topo.netnsPath(topo.n.nsD);
       // The daemon's defaults: native XDP; AF_PACKET with TPACKET_V2 rx (no block timer).
-      const extra = o.backend === 'afxdp' ? { mode: 'native', copy: 'auto' } : { ring: 2 };
+      const extra = o.backend === 'afxdp' ? { mode: 'native', copy: 'auto' } : { ring: 2, stackDrop: 1 };
       const pod = dp.openPort(o.backend as 'afpacket' | 'afxdp', { ifname: topo.n.dg, netns, ...extra }, 'pod');
       const up = dp.openPort(o.backend as 'afpacket' | 'afxdp', { ifname: topo.n.ds, netns, ...extra }, 'uplink');
       const s = peerSpec(o.vni);

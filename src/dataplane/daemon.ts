@@ -137,8 +137,15 @@ export class Daemon {
   private portOpts(ifname: string, netns?: string): Record<string, unknown> {
     const o: Record<string, unknown> = { ifname, ...(netns ? { netns } : {}) };
     if (this.podBackend === 'afxdp') Object.assign(o, { mode: this.cfg.afxdp.mode, copy: this.cfg.afxdp.copy });
-    else Object.assign(o, { ring: this.cfg.afpacket.ring });
+    // The netdev is the data plane's: the host stack gets no copy of what arrives on it.
+    else Object.assign(o, { ring: this.cfg.afpacket.ring, stackDrop: 1 });
     return o;
+  }
+
+  /** Says once per port when the host stack keeps its copy of an AF_PACKET port's frames. */
+  private noteStackDrop(slot: number, name: string): void {
+    const n = this.dp!.backendCounters(slot)?.stackDropNote;
+    if (n) this.log.warn(`${name}: the host stack still receives every frame (${n}); it routes and answers them on the worker's CPU too`);
   }
 
   async start(): Promise<void> {
@@ -182,6 +189,7 @@ export class Daemon {
           this.log.info(`uplink AF_XDP: ${this.choice.afxdp!.why}`);
         }
         this.uplink = this.dp.openPort(c.backend, opts, `uplink ${ifn}`);
+        this.noteStackDrop(this.uplink.slot, `uplink ${ifn}`);
         if ((this.uplink as { notice?: string }).notice) this.log.info(`uplink: ${(this.uplink as { notice?: string }).notice}`);
       }
       if (c.uplink.mac) this.uplinkMac = mac(c.uplink.mac);
@@ -319,6 +327,7 @@ export class Daemon {
       await releaseNetdev(claimed);
       throw e;
     }
+    this.noteStackDrop(port.slot, a.representor);
     const att: Attached = { ...a, slot: port.slot, portInfo: port, claimed };
     this.atts.set(a.representor, att);
     try {

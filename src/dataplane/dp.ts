@@ -82,6 +82,10 @@ export interface BackendCounters {
   rxNombuf: number;
   kind: string;
   drops: Record<string, number>;
+  /** afpacket: whether the host stack's copy of received frames is dropped (stackDrop). */
+  stackDrop?: boolean;
+  /** afpacket: why not, when stackDrop was asked for. */
+  stackDropNote?: string;
 }
 
 interface RawDp {

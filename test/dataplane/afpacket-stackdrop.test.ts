@@ -1,0 +1,102 @@
+// An AF_PACKET port with stackDrop (what the daemon and the bench open for the netdevs
+// the data plane owns): the worker still receives every frame, the host stack on that
+// interface gets none (the kernel answers no ping there), and the drop goes away with
+// the port. The kernel's own ICMP stack is the witness on both sides.
+import { spawn, spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { DataPlane } from '../../src/dataplane/dp.js';
+import { resolveTunnel } from '../../src/packet/config.js';
+import { parseIp, parseMac } from '../../src/util/addr.js';
+import { ROOT } from '../helpers/cli.js';
+import { ifname, Netns, vethPair } from '../helpers/netns.js';
+import { describePrivileged } from '../helpers/privileged.js';
+
+const NET = `10.${150 + (process.pid % 50)}.7`;
+
+describePrivileged('afpacket port: the host stack gets no copy with stackDrop', { netns: true, commands: ['ping'] }, () => {
+  let n: Netns, m: Netns;
+  const p = ifname('sp'), q = ifname('sq');
+
+  beforeAll(() => {
+    n = Netns.create('sdn');
+    m = Netns.create('sdm');
+    vethPair(n, p, m, q);
+    n.ip(['addr', 'add', `${NET}.1/24`, 'dev', p]);
+    m.ip(['addr', 'add', `${NET}.2/24`, 'dev', q]);
+    n.ip(['link', 'set', p, 'up']);
+    m.ip(['link', 'set', q, 'up']);
+  });
+
+  afterAll(() => {
+    n?.destroy();
+    m?.destroy();
+  });
+
+  /** Pings N's address from M; returns the replies. */
+  const ping = (count = 4): number => {
+    const r = spawnSync('ip', ['netns', 'exec', m.name, 'ping', '-n', '-c', String(count), '-i', '0.1', '-W', '1', `${NET}.1`], { encoding: 'utf8' });
+    return Number(/(\d+) received/.exec(r.stdout)?.[1] ?? 0);
+  };
+
+  function withPort(stackDrop: 0 | 1, fn: (dp: DataPlane, slot: number) => void): void {
+    const dp = new DataPlane({ workers: 1 });
+    try {
+      const up = dp.openPort('afpacket', { ifname: p, netns: `/run/netns/${n.name}`, ring: 2, stackDrop }, 'uplink');
+      const pod = dp.openPort('memory-sink', {}, 'pod0');
+      dp.commit({
+        uplink: up.slot, uplinkMac: parseMac('02:aa:00:00:00:01')!,
+        tunnel: resolveTunnel({ local: '192.0.2.1', remote: '192.0.2.2' }),
+        peers: [{ vtep: parseIp('192.0.2.2')!.bytes, mac: parseMac('02:bb:00:00:00:02')! }],
+        atts: [{ port: pod.slot, vni: 100, mac: parseMac('02:00:00:00:00:01')! }],
+        fdb: [], floods: [], extraVnis: [], learn: false, antiSpoof: true,
+      });
+      fn(dp, up.slot);
+    } finally {
+      dp.stop();
+    }
+  }
+
+  it('the kernel answers pings on the interface before, and with a port without stackDrop', () => {
+    expect(ping()).toBeGreaterThanOrEqual(3);
+    withPort(0, (dp, slot) => {
+      expect(ping()).toBeGreaterThanOrEqual(3);
+      expect(dp.backendCounters(slot)?.stackDrop).toBe(false);
+    });
+  });
+
+  it('with stackDrop the port receives every ping and the kernel answers none; closing the port undoes it', () => {
+    // The kernel's neighbour entry stays, so M keeps sending the echo requests to N's MAC.
+    withPort(1, (dp, slot) => {
+      const c = dp.backendCounters(slot)!;
+      expect(c.stackDrop, c.stackDropNote).toBe(true);
+      const before = c.rxPkts;
+      expect(ping(5)).toBe(0);
+      // The worker got them (and dropped them: not VXLAN for this node).
+      expect(dp.backendCounters(slot)!.rxPkts - before).toBeGreaterThanOrEqual(5);
+    });
+    expect(ping()).toBeGreaterThanOrEqual(3);
+  });
+
+  it('a process killed while holding the port leaves no drop behind', async () => {
+    const script = `
+      const { DataPlane } = await import(${JSON.stringify(join(ROOT, 'dist/dataplane/dp.js'))});
+      const dp = new DataPlane({ workers: 1 });
+      const up = dp.openPort('afpacket', { ifname: ${JSON.stringify(p)}, netns: ${JSON.stringify(`/run/netns/${n.name}`)}, stackDrop: 1 }, 'uplink');
+      console.log(JSON.stringify(dp.backendCounters(up.slot)));
+      setInterval(() => {}, 1000);`;
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '', err = '';
+    child.stderr.on('data', (d) => { err += d; });
+    await new Promise<void>((res, rej) => {
+      child.stdout.on('data', (d) => { out += d; if (out.includes('\n')) res(); });
+      child.on('close', (code) => rej(new Error(`child exited ${code}: ${err}`)));
+    });
+    expect(JSON.parse(out).stackDrop).toBe(true);
+    expect(ping(3)).toBe(0);
+    const closed = new Promise((res) => child.on('close', res));
+    child.kill('SIGKILL');
+    await closed;
+    expect(ping()).toBeGreaterThanOrEqual(3);
+  });
+});
