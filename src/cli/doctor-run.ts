@@ -65,8 +65,23 @@ async function buildChecks(out: Check[]): Promise<void> {
     : { area: 'build', name: 'vfplane-cni shim', status: 'warn', detail: 'not built: vfplane-cni starts Node on every call', fix: 'run npm run build' });
 }
 
+/** AF_PACKET ports keep the host stack off the netdevs they own with a tcx ingress
+ *  program (docs/dataplane.md, The underlay): Linux 6.6 brought tcx. */
+export function tcxCheck(release: string): Check {
+  const m = /^(\d+)\.(\d+)/.exec(release);
+  const ok = !!m && (Number(m[1]) > 6 || (Number(m[1]) === 6 && Number(m[2]) >= 6));
+  return ok
+    ? { area: 'host', name: 'tcx (AF_PACKET stack drop)', status: 'ok', detail: 'the host stack gets no copy of what AF_PACKET ports receive' }
+    : {
+      area: 'host', name: 'tcx (AF_PACKET stack drop)', status: 'warn',
+      detail: `kernel ${release} has no tcx: on AF_PACKET ports the host stack also receives, routes and answers every frame, on the workers' CPUs`,
+      fix: 'Linux >= 6.6, or the afxdp backend (its XDP program keeps frames from the stack)',
+    };
+}
+
 async function hostChecks(out: Check[], socket: string): Promise<void> {
   out.push({ area: 'host', name: 'kernel', status: 'ok', detail: `${os.release()} (${os.arch()}, ${os.cpus().length} CPUs)` });
+  out.push(tcxCheck(os.release()));
   const total = meminfo('HugePages_Total') ?? 0;
   const free = meminfo('HugePages_Free') ?? 0;
   const size = meminfo('Hugepagesize') ?? 0;

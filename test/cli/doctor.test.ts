@@ -3,7 +3,8 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { installedPlugin } from '../../src/cli/doctor-run.js';
+import { release } from 'node:os';
+import { installedPlugin, tcxCheck } from '../../src/cli/doctor-run.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ROOT, vfplane } from '../helpers/cli.js';
 import { dropSim, makeSim } from '../helpers/sim.js';
@@ -30,6 +31,18 @@ describe('vfplane doctor', () => {
     const pf = checks.find((c) => c.area === 'nic');
     expect(pf).toMatchObject({ status: 'ok', name: expect.stringContaining('0000:5e:00.0') });
     expect(pf!.detail).toMatch(/8086:159b ice, 2\/256 VFs, profile e810, tier 1.*\(simulated\)/);
+  });
+
+  it('says whether AF_PACKET ports can keep the host stack off their netdevs (tcx, Linux 6.6)', () => {
+    expect(tcxCheck('6.18.0-1-amd64').status).toBe('ok');
+    expect(tcxCheck('6.6.0').status).toBe('ok');
+    const old = tcxCheck('6.1.0-28-amd64');
+    expect(old.status).toBe('warn');
+    expect(old.detail).toContain('6.1.0-28-amd64');
+    expect(old.fix).toMatch(/6\.6.*afxdp/);
+    const r = vfplane(['doctor', '--json', '--sysfs-root', m.root]);
+    const c = (JSON.parse(r.stdout).checks as { name: string; status: string }[]).find((x) => x.name === 'tcx (AF_PACKET stack drop)');
+    expect(c?.status).toBe(tcxCheck(release()).status);
   });
 
   it('on a root without SR-IOV NICs, says how to get a simulated one', () => {
