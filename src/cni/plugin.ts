@@ -283,15 +283,22 @@ async function configureInterface(netns: string, ifname: string, r: CniResult): 
   ops.push({ op: 'sysctl', path: `net/ipv4/conf/${ifname}/arp_notify`, value: '1' });
   ops.push({ op: 'sysctl', path: `net/ipv6/conf/${ifname}/ndisc_notify`, value: '1', optional: true }); // IPv6 may be off in the pod
   ops.push({ op: 'set', name: ifname, up: true });
-  const withMtu: typeof r.routes = [];
+  const extended: typeof r.routes = [];
   for (const rt of r.routes ?? []) {
     const gw = rt.gw ?? (r.ips ?? []).find((a) => a.gateway && v6(a.address) === v6(rt.dst))?.gateway;
-    if (rt.mtu) withMtu.push({ ...rt, ...(gw ? { gw } : {}) });
+    if (rt.mtu || rt.advmss || rt.priority || rt.table !== undefined || rt.scope !== undefined) extended.push({ ...rt, ...(gw ? { gw } : {}) });
     else ops.push({ op: 'route', name: ifname, dst: rt.dst, ...(gw ? { gw } : {}) });
   }
   await netRun(netns, ops);
-  // Route MTUs (CNI 1.1.0) go through iproute2: the netlink batch does not carry metrics.
-  for (const rt of withMtu ?? []) ipIn(netns, ['route', 'add', rt.dst, ...(rt.gw ? ['via', rt.gw] : []), 'dev', ifname, 'mtu', String(rt.mtu)]);
+  // The CNI 1.1.0 route fields (mtu, advmss, priority, table, scope), as the reference
+  // plugins' ipam.ConfigureIface applies them, go through iproute2: the netlink batch
+  // carries none of them.
+  for (const rt of extended) {
+    ipIn(netns, ['route', 'add', rt.dst, ...(rt.gw ? ['via', rt.gw] : []), 'dev', ifname,
+      ...(rt.mtu ? ['mtu', String(rt.mtu)] : []), ...(rt.advmss ? ['advmss', String(rt.advmss)] : []),
+      ...(rt.priority ? ['metric', String(rt.priority)] : []), ...(rt.table !== undefined ? ['table', String(rt.table)] : []),
+      ...(rt.scope !== undefined ? ['scope', String(rt.scope)] : [])]);
+  }
 }
 
 export async function cmdAdd(ctx: CniContext): Promise<CniResult> {

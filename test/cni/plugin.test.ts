@@ -194,6 +194,37 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
     expect(vfpJson(['vf', 'show', '0000:5e:02.1'])).toMatchObject({ netdev: `${m.prefix}f0v1`, allocation: null });
   });
 
+  // The CNI 1.1.0 route fields. Debian's reference IPAM plugins (1.1.1) predate them, so a
+  // stand-in IPAM returns them; the kernel's routing tables in the pod are the witness.
+  it('installs CNI 1.1.0 routes with their table, metric, MTU, advmss and scope', () => {
+    const p = pod('rt11');
+    const dir = cniPath.split(':')[0]!;
+    const result = {
+      cniVersion: '1.1.0',
+      // No gateway on the address: a route without gw would get it (as the reference
+      // plugins do), and a scope-link route cannot have one.
+      ips: [{ address: '10.57.0.5/24' }],
+      routes: [
+        { dst: '10.70.0.0/16', gw: '10.57.0.1', table: 100, priority: 50, mtu: 1400, advmss: 1360 },
+        { dst: '10.71.0.0/16', scope: 253 },
+      ],
+    };
+    const script = join(dir, 'routes11-ipam');
+    writeFileSync(script, `#!/bin/sh\ncat >/dev/null\ncase "$CNI_COMMAND" in\n  ADD) echo '${JSON.stringify(result)}' ;;\n  VERSION) echo '{"cniVersion":"1.1.0","supportedVersions":["1.0.0","1.1.0"]}' ;;\nesac\nexit 0\n`, { mode: 0o755 });
+    const conf = base({ cniVersion: '1.1.0', deviceID: '0000:5e:02.2', ipam: { type: 'routes11-ipam' } });
+    const e = { containerId: 'rt110001', netns: nsPath(p), ifname: 'net1' };
+    const add = call('ADD', conf, e);
+    expect(add.code, JSON.stringify(add.out) + add.stderr).toBe(0);
+    expect(add.out.routes).toEqual(result.routes);
+    const t100 = p.ip(['route', 'show', 'table', '100']);
+    expect(t100).toMatch(/10\.70\.0\.0\/16 via 10\.57\.0\.1 dev net1 metric 50 mtu 1400 advmss 1360/);
+    const main = p.ip(['route', 'show']);
+    expect(main).not.toContain('10.70.0.0/16');
+    expect(main).toMatch(/10\.71\.0\.0\/16 dev net1 scope link/);
+    expect(call('DEL', conf, e).code).toBe(0);
+    expect(vfpJson(['vf', 'show', '0000:5e:02.2'])).toMatchObject({ allocation: null });
+  });
+
   it('DEL succeeds when the netns is already gone, and still releases the VF and its IP', () => {
     const p = pod('gone');
     const conf = base({ deviceID: '0000:5e:02.1', vlan: 7 });
