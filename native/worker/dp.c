@@ -1164,7 +1164,7 @@ int vfp_dp__port_add(vfp_dp *dp, vfp_port *p, const char *name, uint16_t *slot, 
     }
     if (dp->n_workers > 1 && p->n_queues < dp->n_workers) {
         snprintf(err, errlen, "port %s has %u queue(s) but the data plane has %u workers: each worker "
-                 "needs its own tx queue; open it with --queues %u or run one worker",
+                 "needs its own tx queue; open it with %u queues or run one worker",
                  name ? name : "?", p->n_queues, dp->n_workers, dp->n_workers);
         return -EINVAL;
     }
@@ -1476,13 +1476,17 @@ static int64_t build(vfp_dp *dp, const vfp_dp_spec *s, dp_cfg **out, char *err, 
         c->ports[i] = p;
         for (uint16_t q = 0; q < p->n_queues && nrx < VFP_DP_MAX_PORTS * 4; q++) rx[nrx++] = (rxq){ i, q };
     }
-    /* Queue k of the list goes to worker k % n; each worker's share is contiguous. */
+    /* Queue q of every port goes to worker q % n, the worker that also sends on it
+     * (tx_push_burst uses queue w->idx): one thread per queue, whatever the ports' queue
+     * counts (a port with more queues than workers has its extra ones polled by the
+     * worker of the same index). Each worker's share is contiguous. */
     rxq all[VFP_DP_MAX_PORTS * 4];
     memcpy(all, rx, sizeof(rxq) * nrx);
     uint32_t pos = 0;
     for (wk = 0; wk < dp->n_workers; wk++) {
         c->rxqs[wk] = rx + pos;
-        for (uint32_t k = wk; k < nrx; k += dp->n_workers) rx[pos++] = all[k];
+        for (uint32_t k = 0; k < nrx; k++)
+            if (all[k].queue % dp->n_workers == wk) rx[pos++] = all[k];
         c->n_rxq[wk] = (uint16_t)(rx + pos - c->rxqs[wk]);
     }
     if (rc) {

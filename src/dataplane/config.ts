@@ -123,6 +123,12 @@ export function parseConfig(input: unknown, source = 'config'): DaemonConfig {
   if (c.backend !== 'dpdk' && !c.uplink.ifname) throw invalid(`${source}: the ${c.backend} backend takes uplink.ifname`);
   const fam = isIP(c.uplink.vtep);
   for (const p of c.peers) if (isIP(p.vtep) !== fam) throw invalid(`${source}: peer ${p.vtep} is not IPv${fam} like uplink.vtep ${c.uplink.vtep}`);
+  // Each worker sends on its own queue of every port, so every port needs `workers`
+  // queues. AF_PACKET ports have one: the afpacket backend, and the representors under
+  // dpdk, run one worker. (afxdp opens `workers` queues on each netdev.)
+  if (c.workers > 1 && c.backend !== 'afxdp') {
+    throw invalid(`${source}: workers ${c.workers} needs ${c.workers} queues on every port, and AF_PACKET ports have one (${c.backend === 'dpdk' ? 'the representors under the dpdk backend are AF_PACKET ports' : 'the afpacket backend'}): use workers: 1, or the afxdp backend on netdevs with ${c.workers} queues`);
+  }
   return c;
 }
 

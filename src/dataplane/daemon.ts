@@ -136,7 +136,9 @@ export class Daemon {
 
   private portOpts(ifname: string, netns?: string): Record<string, unknown> {
     const o: Record<string, unknown> = { ifname, ...(netns ? { netns } : {}) };
-    if (this.podBackend === 'afxdp') Object.assign(o, { mode: this.cfg.afxdp.mode, copy: this.cfg.afxdp.copy });
+    // One queue per worker: each worker polls and sends on its own (config.ts checks that
+    // only afxdp has several workers).
+    if (this.podBackend === 'afxdp') Object.assign(o, { mode: this.cfg.afxdp.mode, copy: this.cfg.afxdp.copy, queues: this.cfg.workers });
     // The netdev is the data plane's: the host stack gets no copy of what arrives on it.
     else Object.assign(o, { ring: this.cfg.afpacket.ring, stackDrop: 1 });
     return o;

@@ -1,0 +1,84 @@
+// Two workers on two-queue AF_XDP ports (veths with two queues each): worker w polls and
+// sends on queue w of every port, so no queue is ever touched by two threads. Frames
+// sent into the pod veth from both CPUs land on both rx queues (AF_PACKET picks the tx
+// queue by CPU, veth delivers to the peer's queue of that index); every one must come
+// out of the uplink encapsulated, once, intact, and both workers must have carried some.
+import { execFileSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { DataPlane } from '../../src/dataplane/dp.js';
+import { nativeFeatures } from '../../src/dataplane/native.js';
+import { resolveTunnel } from '../../src/packet/config.js';
+import { parseIp, parseMac } from '../../src/util/addr.js';
+import { udp4 } from '../helpers/frames.js';
+import { capture, ifname, Netns } from '../helpers/netns.js';
+import { describePrivileged } from '../helpers/privileged.js';
+
+const RAWSOCK = fileURLToPath(new URL('../helpers/rawsock.py', import.meta.url));
+const hasAfxdp = nativeFeatures().afxdp?.built === true;
+
+describePrivileged('two workers on two-queue AF_XDP ports', { netns: true, commands: ['taskset'] }, () => {
+  let g: Netns, d: Netns, s: Netns;
+  const gi = ifname('mg'), dg = ifname('md'), ds = ifname('me'), si = ifname('ms');
+
+  beforeAll(() => {
+    if (!hasAfxdp) throw new Error('the afxdp backend is not built: apt-get install libxdp-dev libbpf-dev, then npm run build:native');
+    g = Netns.create('mwg');
+    d = Netns.create('mwd');
+    s = Netns.create('mws');
+    const two = ['numtxqueues', '2', 'numrxqueues', '2'];
+    execFileSync('ip', ['link', 'add', gi, 'netns', g.name, ...two, 'type', 'veth', 'peer', 'name', dg, 'netns', d.name, ...two]);
+    execFileSync('ip', ['link', 'add', ds, 'netns', d.name, ...two, 'type', 'veth', 'peer', 'name', si, 'netns', s.name, ...two]);
+    for (const [ns, l] of [[g, gi], [d, dg], [d, ds], [s, si]] as const) {
+      ns.sysctl(`net.ipv6.conf.${l}.disable_ipv6`, '1');
+      ns.ip(['link', 'set', l, 'up']);
+    }
+  });
+
+  afterAll(() => {
+    for (const ns of [g, d, s]) ns?.destroy();
+  });
+
+  it('every frame is encapsulated once and intact, and both workers carry some', async () => {
+    const podMac = g.mac(gi);
+    const peerMac = s.mac(si);
+    const dp = new DataPlane({ workers: 2, cpus: [0, 1] });
+    try {
+      const netns = `/run/netns/${d.name}`;
+      const xo = { netns, queues: 2, mode: 'native', copy: 'copy' };
+      const pod = dp.openPort('afxdp', { ifname: dg, ...xo }, 'pod');
+      const up = dp.openPort('afxdp', { ifname: ds, ...xo }, 'uplink');
+      expect(pod.queues).toBe(2);
+      dp.commit({
+        uplink: up.slot, uplinkMac: parseMac(d.mac(ds))!,
+        tunnel: resolveTunnel({ local: '192.0.2.1', remote: '192.0.2.2' }),
+        peers: [{ vtep: parseIp('192.0.2.2')!.bytes, mac: parseMac(peerMac)! }],
+        atts: [{ port: pod.slot, vni: 100, mac: parseMac(podMac)! }],
+        fdb: [], floods: [], extraVnis: [], learn: false, antiSpoof: true,
+      });
+      // 2 × 40 frames, each with its own UDP source port so that every one is told apart.
+      const frames = (cpu: number) => Array.from({ length: 40 }, (_, i) => udp4({
+        dstMac: '02:00:00:00:99:99', srcMac: podMac, src: '10.9.0.1', dst: '10.9.0.2',
+        sport: 20000 + cpu * 100 + i, dport: 7000, payload: new TextEncoder().encode(`cpu ${cpu} frame ${i}`),
+      }));
+      const cap = capture(s, si, { count: 80, timeoutS: 8, incoming: true, udpDport: 4789 });
+      await cap.ready;
+      const sent = [0, 1].map((cpu) => frames(cpu));
+      for (const cpu of [0, 1]) {
+        execFileSync('ip', ['netns', 'exec', g.name, 'taskset', '-c', String(cpu), '/usr/bin/python3', RAWSOCK, 'send', gi],
+          { input: sent[cpu]!.map((f) => Buffer.from(f).toString('hex')).join('\n') + '\n' });
+      }
+      const got = await cap.done;
+      // The inner frame follows 14 + 20 + 8 + 8 bytes of outer headers.
+      const inner = got.map((f) => Buffer.from(f.subarray(50)).toString('hex')).sort();
+      const want = sent.flat().map((f) => Buffer.from(f).toString('hex')).sort();
+      expect(inner).toEqual(want);
+      for (const f of got) expect((f[46]! << 16) | (f[47]! << 8) | f[48]!).toBe(100);
+      const c = dp.counters();
+      expect(c.perWorker.length).toBe(2);
+      for (const w of c.perWorker) expect(w.busyLoops, `worker on CPU ${w.cpu}`).toBeGreaterThan(0n);
+    } finally {
+      dp.stop();
+    }
+  });
+});
