@@ -76,6 +76,9 @@ export async function runDemo(o: DemoOpts): Promise<void> {
     // Documentation prefixes (RFC 5737, RFC 3849) for the underlay.
     nodes: ['a', 'b'].map((name, i) => ({ name, vtep: o.underlay === 'ipv6' ? `2001:db8::${i + 1}` : `192.0.2.${i + 1}` })),
     kernelNode: o.kernelNode ? { vtep: o.underlay === 'ipv6' ? '2001:db8::9' : '192.0.2.9', vni: 100, ip: '10.100.0.9/24' } : null,
+    // An IPv6 underlay switch that snoops MLD, as many do: the nodes are reachable only
+    // because their data planes report their VTEPs' solicited-node groups.
+    snooping: o.underlay === 'ipv6',
     log: (m) => say(`  ${m}`),
   });
   let tearing: Promise<string[]> | null = null;
@@ -87,7 +90,7 @@ export async function runDemo(o: DemoOpts): Promise<void> {
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
   try {
-    say(`vfplane demo: two simulated nodes, ${o.backend} data planes, VXLAN between them over an ${o.underlay === 'ipv6' ? 'IPv6' : 'IPv4'} underlay${o.kernelNode ? ', and a node on the kernel vxlan device' : ''}`);
+    say(`vfplane demo: two simulated nodes, ${o.backend} data planes, VXLAN between them over an ${o.underlay === 'ipv6' ? 'IPv6' : 'IPv4'} underlay${o.underlay === 'ipv6' ? ' (a bridge that snoops MLD)' : ''}${o.kernelNode ? ', and a node on the kernel vxlan device' : ''}`);
     say('1. topology');
     await topo.up();
     say('2. pods get VFs through vfplane-cni (vxlan: {vni})');
