@@ -10,6 +10,7 @@
 #include <linux/if_packet.h>
 #include <net/if.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <sched.h>
 #include <stdio.h>
 #include <string.h>
@@ -289,13 +290,26 @@ static int afp_rx_fd(vfp_port *vp, uint16_t q) {
     return ((afp_port *)vp)->rx_fd;
 }
 
+static void *close_thread(void *v) {
+    close((int)(intptr_t)v);
+    return NULL;
+}
+
 static void afp_destroy(afp_port *p) {
     vfp_alloc a = p->a;
     if (p->rx_map) munmap(p->rx_map, p->rx_map_len);
     if (p->tx_map) munmap(p->tx_map, p->tx_map_len);
-    if (p->rx_fd >= 0) close(p->rx_fd);
-    if (p->tx_fd >= 0) close(p->tx_fd);
-    if (p->stack_link >= 0) close(p->stack_link); /* detaches the drop */
+    /* Releasing a packet socket waits for a grace period (synchronize_net), and so does
+     * detaching the drop: the three closes run at once, so the waits overlap. */
+    int fds[3] = { p->rx_fd, p->tx_fd, p->stack_link };
+    pthread_t th[3];
+    int started[3] = { 0, 0, 0 };
+    for (int i = 1; i < 3; i++)
+        if (fds[i] >= 0) started[i] = !pthread_create(&th[i], NULL, close_thread, (void *)(intptr_t)fds[i]);
+    for (int i = 0; i < 3; i++)
+        if (fds[i] >= 0 && !started[i]) close(fds[i]);
+    for (int i = 1; i < 3; i++)
+        if (started[i]) pthread_join(th[i], NULL);
     if (p->blk_ref) a.free(a.ctx, p->blk_ref, (size_t)p->rx_blocks * sizeof(uint32_t));
     if (p->descs) a.free(a.ctx, p->descs, (size_t)p->n_descs * sizeof(vfp_pkt));
     if (p->free_idx) a.free(a.ctx, p->free_idx, (size_t)p->n_descs * sizeof(uint16_t));
@@ -388,6 +402,62 @@ static void stack_drop(afp_port *p, int ifindex) {
 #endif
 }
 
+/* The tx socket's ring: V2. Runs on a thread of its own, alongside the rx ring's setup,
+ * so that the grace period each PACKET_*_RING waits for (synchronize_net) overlaps. */
+static int tx_setup(afp_port *p, const vfp_afpacket_opts *o, char *err, size_t errlen) {
+    long page = sysconf(_SC_PAGESIZE);
+    /* tx: V2 ring. PACKET_LOSS makes the kernel skip a frame it rejects (status back to
+     * AVAILABLE) instead of stopping the ring at it with WRONG_FORMAT. */
+    SETOPT(p->tx_fd, PACKET_VERSION, TPACKET_V2, "PACKET_VERSION TPACKET_V2");
+    SETOPT(p->tx_fd, PACKET_LOSS, 1, "PACKET_LOSS");
+    if (o->qdisc_bypass) SETOPT(p->tx_fd, PACKET_QDISC_BYPASS, 1, "PACKET_QDISC_BYPASS");
+    p->tx_data_off = (uint32_t)(TPACKET2_HDRLEN - sizeof(struct sockaddr_ll));
+    uint32_t tx_frame = align_up(p->tx_data_off + p->tx_max, TPACKET_ALIGNMENT);
+    uint32_t tx_block = align_up(tx_frame > (64u << 10) ? tx_frame : (64u << 10), (uint32_t)page);
+    uint32_t per_blk = tx_block / tx_frame;
+    uint32_t tx_blocks = (o->tx_frames + per_blk - 1) / per_blk;
+    struct tpacket_req tr = {
+        .tp_block_size = tx_block,
+        .tp_block_nr = tx_blocks,
+        .tp_frame_size = tx_frame,
+        .tp_frame_nr = per_blk * tx_blocks,
+    };
+    if (setsockopt(p->tx_fd, SOL_PACKET, PACKET_TX_RING, &tr, sizeof tr) < 0)
+        return sock_err(p, "PACKET_TX_RING (lower tx_frames?)", errno, err, errlen);
+    p->tx_map_len = (size_t)tx_block * tx_blocks;
+    void *m = mmap(NULL, p->tx_map_len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, p->tx_fd, 0);
+    if (m == MAP_FAILED) return sock_err(p, "mmap of the tx ring", errno, err, errlen);
+    p->tx_map = m;
+    p->tx_frames = tr.tp_frame_nr;
+    p->tx_slot = p->a.alloc(p->a.ctx, (size_t)p->tx_frames * sizeof(uint8_t *), 8);
+    if (!p->tx_slot) return fail(err, errlen, -ENOMEM, "afpacket %s: out of memory%s", p->ifname, "");
+    for (uint32_t i = 0; i < p->tx_frames; i++)
+        p->tx_slot[i] = p->tx_map + (size_t)(i / per_blk) * tx_block + (size_t)(i % per_blk) * tx_frame;
+    return 0;
+}
+
+typedef struct par_job {
+    afp_port *p;
+    const vfp_afpacket_opts *o;
+    int ifindex, rc;
+    char err[256];
+} par_job;
+
+static void *tx_thread(void *v) {
+    par_job *j = v;
+    j->rc = tx_setup(j->p, j->o, j->err, sizeof j->err);
+    return NULL;
+}
+
+static void *stack_drop_thread(void *v) {
+    par_job *j = v;
+    stack_drop(j->p, j->ifindex);
+    return NULL;
+}
+
+
+static int rx_setup(afp_port *p, const vfp_afpacket_opts *o, char *err, size_t errlen);
+
 /* Everything that depends on the netns: runs in the target netns. */
 static int setup(afp_port *p, const vfp_afpacket_opts *o, const char *ns_name, char *err, size_t errlen) {
     unsigned ifindex = if_nametoindex(o->ifname);
@@ -412,7 +482,36 @@ static int setup(afp_port *p, const vfp_afpacket_opts *o, const char *ns_name, c
     uint32_t dev_max = p->mtu + 14 + AFP_VLAN_HLEN;
     p->tx_max = o->frame_size && o->frame_size < dev_max ? o->frame_size : dev_max;
 
-    /* rx: V3 (or V2) ring, headroom via PACKET_RESERVE (+4 for a re-inserted VLAN tag). */
+    /* Each PACKET_*_RING waits for an RCU grace period (synchronize_net), and so does
+     * attaching the stack drop: ~10-20 ms each on a quiet host. The tx ring and the drop
+     * are set up on threads of their own (which inherit this thread's netns) while this
+     * one sets up the rx ring, so the waits overlap instead of adding up. */
+    par_job tj = { p, o, (int)ifindex, 0, "" }, sj = tj;
+    pthread_t tx_th, sd_th;
+    int tx_par = !pthread_create(&tx_th, NULL, tx_thread, &tj);
+    int sd_par = o->stack_drop && !pthread_create(&sd_th, NULL, stack_drop_thread, &sj);
+    int rc = rx_setup(p, o, err, errlen);
+    if (tx_par) pthread_join(tx_th, NULL);
+    else tj.rc = tx_setup(p, o, tj.err, sizeof tj.err);
+    if (sd_par) pthread_join(sd_th, NULL);
+    else if (o->stack_drop) stack_drop(p, (int)ifindex);
+    if (rc) return rc;
+    if (tj.rc) {
+        snprintf(err, errlen, "%s", tj.err);
+        return tj.rc;
+    }
+
+    /* Bind last. The tx socket binds with protocol 0: it can send but never receives. */
+    struct sockaddr_ll sll = { .sll_family = AF_PACKET, .sll_protocol = htons(ETH_P_ALL), .sll_ifindex = (int)ifindex };
+    if (bind(p->rx_fd, (struct sockaddr *)&sll, sizeof sll) < 0) return sock_err(p, "bind rx", errno, err, errlen);
+    sll.sll_protocol = 0;
+    if (bind(p->tx_fd, (struct sockaddr *)&sll, sizeof sll) < 0) return sock_err(p, "bind tx", errno, err, errlen);
+    return 0;
+}
+
+/* The rx socket's ring: V3 (or V2), headroom via PACKET_RESERVE (+4 for a re-inserted
+ * VLAN tag). */
+static int rx_setup(afp_port *p, const vfp_afpacket_opts *o, char *err, size_t errlen) {
     uint32_t reserve = o->headroom + AFP_VLAN_HLEN;
     long page = sysconf(_SC_PAGESIZE);
     p->v2 = o->rx_ring_version == 2;
@@ -466,40 +565,6 @@ static int setup(afp_port *p, const vfp_afpacket_opts *o, const char *ns_name, c
     p->rx_map = m;
     }
 
-    /* tx: V2 ring. PACKET_LOSS makes the kernel skip a frame it rejects (status back to
-     * AVAILABLE) instead of stopping the ring at it with WRONG_FORMAT. */
-    SETOPT(p->tx_fd, PACKET_VERSION, TPACKET_V2, "PACKET_VERSION TPACKET_V2");
-    SETOPT(p->tx_fd, PACKET_LOSS, 1, "PACKET_LOSS");
-    if (o->qdisc_bypass) SETOPT(p->tx_fd, PACKET_QDISC_BYPASS, 1, "PACKET_QDISC_BYPASS");
-    p->tx_data_off = (uint32_t)(TPACKET2_HDRLEN - sizeof(struct sockaddr_ll));
-    uint32_t tx_frame = align_up(p->tx_data_off + p->tx_max, TPACKET_ALIGNMENT);
-    uint32_t tx_block = align_up(tx_frame > (64u << 10) ? tx_frame : (64u << 10), (uint32_t)page);
-    uint32_t per_blk = tx_block / tx_frame;
-    uint32_t tx_blocks = (o->tx_frames + per_blk - 1) / per_blk;
-    struct tpacket_req tr = {
-        .tp_block_size = tx_block,
-        .tp_block_nr = tx_blocks,
-        .tp_frame_size = tx_frame,
-        .tp_frame_nr = per_blk * tx_blocks,
-    };
-    if (setsockopt(p->tx_fd, SOL_PACKET, PACKET_TX_RING, &tr, sizeof tr) < 0)
-        return sock_err(p, "PACKET_TX_RING (lower tx_frames?)", errno, err, errlen);
-    p->tx_map_len = (size_t)tx_block * tx_blocks;
-    void *m = mmap(NULL, p->tx_map_len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, p->tx_fd, 0);
-    if (m == MAP_FAILED) return sock_err(p, "mmap of the tx ring", errno, err, errlen);
-    p->tx_map = m;
-    p->tx_frames = tr.tp_frame_nr;
-    p->tx_slot = p->a.alloc(p->a.ctx, (size_t)p->tx_frames * sizeof(uint8_t *), 8);
-    if (!p->tx_slot) return fail(err, errlen, -ENOMEM, "afpacket %s: out of memory%s", p->ifname, "");
-    for (uint32_t i = 0; i < p->tx_frames; i++)
-        p->tx_slot[i] = p->tx_map + (size_t)(i / per_blk) * tx_block + (size_t)(i % per_blk) * tx_frame;
-
-    /* Bind last. The tx socket binds with protocol 0: it can send but never receives. */
-    struct sockaddr_ll sll = { .sll_family = AF_PACKET, .sll_protocol = htons(ETH_P_ALL), .sll_ifindex = (int)ifindex };
-    if (bind(p->rx_fd, (struct sockaddr *)&sll, sizeof sll) < 0) return sock_err(p, "bind rx", errno, err, errlen);
-    sll.sll_protocol = 0;
-    if (bind(p->tx_fd, (struct sockaddr *)&sll, sizeof sll) < 0) return sock_err(p, "bind tx", errno, err, errlen);
-    if (o->stack_drop) stack_drop(p, (int)ifindex);
     return 0;
 }
 
