@@ -4,6 +4,8 @@
 // uplink). vfplane-cni is measured as installed by `vfplane cni install`: served (the C
 // shim forwarding to `vfplane cni serve`) and standalone (the shim finds no server and
 // runs the Node plugin). Runs alternate between the plugins so host noise falls on all.
+// With --vxlan, a third series: vfplane-cni with `vxlan: {vni}` against a running data
+// plane (AF_PACKET, on the simulated PF), whose ADD also attaches the VF's representor.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { runProgram } from '../util/spawn.js';
 import * as fs from 'node:fs';
@@ -24,6 +26,8 @@ export interface CniBenchOptions {
   standaloneRuns: number;
   json?: boolean;
   refDir?: string;
+  /** Also measure ADD/DEL with `vxlan: {vni}` against a running data plane. */
+  vxlan?: boolean;
 }
 
 interface Stats {
@@ -53,12 +57,16 @@ export interface CniBenchResult {
   vfplane: { add: Stats; del: Stats };
   standalone: { add: Stats; del: Stats } | null;
   macvlan: { add: Stats; del: Stats };
-  ratio: { addP50: number; delP50: number; standaloneAddP50: number | null };
+  /** Served runs with `vxlan: {vni}` (attach to the data plane), when asked for. */
+  vxlan: { add: Stats; del: Stats } | null;
+  ratio: { addP50: number; delP50: number; standaloneAddP50: number | null; vxlanAddP50: number | null };
   /** Moving one netdev into a namespace, alone: a floor under any plugin that moves a VF's
    *  netdev (vfplane-cni, sriov-cni); macvlan creates its link inside the pod instead. */
   netnsMove: Stats;
   /** Served runs: the p50 of each phase the plugin logged (ms), per command. */
   phases: { add: Record<string, number>; del: Record<string, number> };
+  /** The same for the vxlan runs. */
+  vxlanPhases?: { add: Record<string, number>; del: Record<string, number> };
   target: { addP50Ratio: number; met: boolean };
 }
 
@@ -80,6 +88,7 @@ export async function runCniBench(o: CniBenchOptions): Promise<CniBenchResult> {
   const socket = path.join(work, 'cni.sock');
   const vfplaneJs = fileURLToPath(new URL('../../bin/vfplane.js', import.meta.url));
   let server: ChildProcess | undefined;
+  let dataplane: ChildProcess | undefined;
   try {
     // Installed as a runtime would find it, then the server it forwards to.
     const inst = spawnSync(process.execPath, [vfplaneJs, 'cni', 'install', '--dir', bin, '--socket', socket], { encoding: 'utf8' });
@@ -103,12 +112,18 @@ export async function runCniBench(o: CniBenchOptions): Promise<CniBenchResult> {
       cniVersion: '1.0.0', name: 'bench-vf', type: 'vfplane-cni', deviceID: '0000:5e:02.0', sysfsRoot: root, stateDir: path.join(work, 'state'), ipam: ipam('ipam-vf'),
       logLevel: 'debug', logFile,
     });
+    const vxInput = JSON.stringify({
+      cniVersion: '1.0.0', name: 'bench-vx', type: 'vfplane-cni', deviceID: '0000:5e:02.1', sysfsRoot: root, stateDir: path.join(work, 'state'), ipam: ipam('ipam-vx'),
+      vxlan: { vni: 100 }, logLevel: 'debug', logFile: path.join(work, 'vfplane-cni-vxlan.log'),
+    });
+    if (o.vxlan) dataplane = await startDataplane(vfplaneJs, work, m.pfs[0]!.netdev, path.join(work, 'state'));
     const mvInput = JSON.stringify({ cniVersion: '1.0.0', name: 'bench-mv', type: 'macvlan', master: m.pfs[0]!.netdev, mode: 'bridge', ipam: ipam('ipam-mv') });
     const vf = { add: [] as number[], del: [] as number[] };
     const sa = { add: [] as number[], del: [] as number[] };
     const mv = { add: [] as number[], del: [] as number[] };
+    const vx = { add: [] as number[], del: [] as number[] };
     say(`vfplane bench cni: ${o.runs} ADD+DEL runs each of vfplane-cni served (shim + vfplane cni serve) and macvlan, ` +
-      `${o.standaloneRuns} of vfplane-cni standalone; kernel VF on a simulated x710, host-local IPAM`);
+      `${o.standaloneRuns} of vfplane-cni standalone${o.vxlan ? ', and vfplane-cni with vxlan (attached to a running data plane)' : ''}; kernel VF on a simulated x710, host-local IPAM`);
     const runOne = async (name: string, file: string, args: string[], input: string, into: typeof vf, cid: string) => {
       {
         const a = await exec(file, args, env('ADD', cid), input);
@@ -122,6 +137,7 @@ export async function runCniBench(o: CniBenchOptions): Promise<CniBenchResult> {
     for (let i = 0; i < o.runs; i++) {
       await runOne('vfplane-cni', wrapper, [], vfInput, vf, `bench${i}`);
       await runOne('macvlan', path.join(ref, 'macvlan'), [], mvInput, mv, `bench${i}`);
+      if (o.vxlan) await runOne('vfplane-cni (vxlan)', wrapper, [], vxInput, vx, `benchx${i}`);
       if (!o.json && (i + 1) % 50 === 0) say(`  ${i + 1}/${o.runs}`);
     }
     // The kernel's part: a netdev moved into the pod namespace and back, timed alone.
@@ -140,6 +156,7 @@ export async function runCniBench(o: CniBenchOptions): Promise<CniBenchResult> {
       ipBatch([['link', 'del', `${prefix}mw`]]);
     }
     const phases = readPhases(logFile);
+    const vxPhases = o.vxlan ? readPhases(path.join(work, 'vfplane-cni-vxlan.log')) : null;
     // Standalone: the same wrapper with no server behind the socket.
     server.kill('SIGTERM');
     await new Promise((res) => server!.once('exit', res));
@@ -152,21 +169,28 @@ export async function runCniBench(o: CniBenchOptions): Promise<CniBenchResult> {
       runs: o.runs,
       vfplane: { add: stats(vf.add), del: stats(vf.del) },
       standalone: sa.add.length ? { add: stats(sa.add), del: stats(sa.del) } : null,
+      vxlan: vx.add.length ? { add: stats(vx.add), del: stats(vx.del) } : null,
       macvlan: { add: stats(mv.add), del: stats(mv.del) },
-      ratio: { addP50: 0, delP50: 0, standaloneAddP50: null },
+      ratio: { addP50: 0, delP50: 0, standaloneAddP50: null, vxlanAddP50: null },
       netnsMove: stats(moves),
       phases,
+      ...(vxPhases ? { vxlanPhases: vxPhases } : {}),
       target: { addP50Ratio: 1.5, met: false },
     };
     res.ratio.addP50 = res.vfplane.add.p50Ms / res.macvlan.add.p50Ms;
     res.ratio.delP50 = res.vfplane.del.p50Ms / res.macvlan.del.p50Ms;
     if (res.standalone) res.ratio.standaloneAddP50 = res.standalone.add.p50Ms / res.macvlan.add.p50Ms;
+    if (res.vxlan) res.ratio.vxlanAddP50 = res.vxlan.add.p50Ms / res.macvlan.add.p50Ms;
     res.target.met = res.ratio.addP50 <= res.target.addP50Ratio;
     if (o.json) process.stdout.write(JSON.stringify(res, null, 2) + '\n');
     else process.stdout.write(render(res) + '\n');
     return res;
   } finally {
     server?.kill('SIGTERM');
+    if (dataplane) {
+      dataplane.kill('SIGTERM');
+      if (dataplane.exitCode === null) await new Promise((res) => dataplane!.once('exit', res));
+    }
     try {
       netnsDel(ns);
     } catch {
@@ -175,6 +199,23 @@ export async function runCniBench(o: CniBenchOptions): Promise<CniBenchResult> {
     destroySim(root);
     fs.rmSync(work, { recursive: true, force: true });
   }
+}
+
+/** A data plane on the simulated PF's netdev (AF_PACKET), its control socket in the CNI
+ *  state dir, where vfplane-cni looks for it; resolves once it is ready. */
+async function startDataplane(vfplaneJs: string, work: string, uplink: string, stateDir: string): Promise<ChildProcess> {
+  const config = path.join(work, 'dataplane.json');
+  fs.writeFileSync(config, JSON.stringify({ node: 'bench', backend: 'afpacket', uplink: { ifname: uplink, vtep: '192.0.2.1' }, stateDir }));
+  const p = spawn(process.execPath, [vfplaneJs, 'dataplane', 'run', '--config', config, '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let err = '';
+  p.stderr!.on('data', (d) => { err += d; });
+  await new Promise<void>((res, rej) => {
+    let out = '';
+    const t = setTimeout(() => rej(systemError(`the data plane did not start within 20 s: ${err}`)), 20_000);
+    p.stdout!.on('data', (d) => { out += d; if (out.includes('"ready":true')) { clearTimeout(t); res(); } });
+    p.once('exit', (c) => { clearTimeout(t); rej(systemError(`the data plane exited ${c}: ${err}`)); });
+  });
+  return p;
 }
 
 /** The p50 of each phase over the 'done' lines the plugin logged, per command. */
@@ -195,7 +236,7 @@ function readPhases(file: string): { add: Record<string, number>; del: Record<st
 function render(r: CniBenchResult): string {
   const t = new Table({ head: ['plugin', 'op', 'runs', 'p50', 'p99', 'max', 'mean'], style: { head: [], border: [] } });
   const f = (x: number) => `${x.toFixed(1)} ms`;
-  const rows: [string, { add: Stats; del: Stats }][] = [['vfplane-cni (served)', r.vfplane], ...(r.standalone ? [['vfplane-cni (standalone)', r.standalone] as [string, { add: Stats; del: Stats }]] : []), ['macvlan', r.macvlan]];
+  const rows: [string, { add: Stats; del: Stats }][] = [['vfplane-cni (served)', r.vfplane], ...(r.vxlan ? [['vfplane-cni (served, vxlan)', r.vxlan] as [string, { add: Stats; del: Stats }]] : []), ...(r.standalone ? [['vfplane-cni (standalone)', r.standalone] as [string, { add: Stats; del: Stats }]] : []), ['macvlan', r.macvlan]];
   for (const [name, s] of rows) {
     for (const op of ['add', 'del'] as const) t.push([name, op.toUpperCase(), String(s[op].count), f(s[op].p50Ms), f(s[op].p99Ms), f(s[op].maxMs), f(s[op].meanMs)]);
   }
@@ -203,9 +244,12 @@ function render(r: CniBenchResult): string {
     t.toString(),
     `ADD p50 ratio vfplane-cni (served) / macvlan: ${r.ratio.addP50.toFixed(2)}× (target ≤ ${r.target.addP50Ratio}×: ${r.target.met ? 'PASS' : 'MISS'})`,
     `DEL p50 ratio (served): ${r.ratio.delP50.toFixed(2)}×`,
+    ...(r.ratio.vxlanAddP50 !== null && r.vxlan ? [`ADD p50 with vxlan (attach to the data plane): ${r.ratio.vxlanAddP50.toFixed(2)}× macvlan, +${(r.vxlan.add.p50Ms - r.vfplane.add.p50Ms).toFixed(1)} ms over a plain ADD`] : []),
     ...(r.ratio.standaloneAddP50 !== null ? [`ADD p50 ratio standalone (no server, Node started per call): ${r.ratio.standaloneAddP50.toFixed(2)}×`] : []),
     ...(['add', 'del'] as const).filter((op) => Object.keys(r.phases[op]).length).map((op) =>
       `inside the server, ${op.toUpperCase()} p50 per phase: ${Object.entries(r.phases[op]).map(([k, v]) => `${k} ${v.toFixed(1)}`).join(', ')} ms`),
+    ...(r.vxlanPhases ? (['add', 'del'] as const).filter((op) => Object.keys(r.vxlanPhases![op]).length).map((op) =>
+      `inside the server, with vxlan, ${op.toUpperCase()} p50 per phase: ${Object.entries(r.vxlanPhases![op]).map(([k, v]) => `${k} ${v.toFixed(1)}`).join(', ')} ms`) : []),
     `kernel floor: moving a netdev into the pod namespace alone takes p50 ${r.netnsMove.p50Ms.toFixed(1)} ms (p99 ${r.netnsMove.p99Ms.toFixed(1)} ms); ` +
       'ADD and DEL each move one, macvlan creates its link in the pod instead',
   ].join('\n');

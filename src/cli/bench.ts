@@ -54,6 +54,7 @@ export function registerBench(program: Command): void {
     .description('CNI ADD and DEL latency (exec to exit) of vfplane-cni and the reference macvlan plugin, same IPAM, same run (root)')
     .addOption(new Option('--runs <n>', 'ADD+DEL runs per plugin, 1–100000').argParser(intFlag('--runs', 1, 100_000)).default(200))
     .addOption(new Option('--standalone-runs <n>', 'runs of vfplane-cni without the server (Node started per call), 0–100000').argParser(intFlag('--standalone-runs', 0, 100_000)).default(50))
+    .option('--vxlan', 'also measure vfplane-cni with vxlan: {vni} against a running data plane', false)
     .option('--json', 'print the results as JSON on stdout', false)
     .action(async (o) => {
       await (await import('../bench/cni.js')).runCniBench(o);

@@ -261,12 +261,20 @@ async function overlayDetach(att: Attachment | null, a: Allocation, log?: (m: st
 async function detach(sysfs: Sysfs, a: Allocation, netns: string | undefined, log?: (m: string) => void): Promise<void> {
   const att = a.attachment as Attachment | null;
   const ifname = a.owner.ifname;
-  await overlayDetach(att, a, log);
-  if ((att?.mode ?? 'kernel') === 'kernel' && a.original.netdev) {
-    const ns = netns ?? a.owner.netns;
-    const moved = ns && ifname ? await returnNetdev(ns, ifname, a.original) : false;
-    if (!moved) await tidyReturnedNetdev(sysfs, a);
-  }
+  // The overlay detach (the data plane closes the representor's port) and the move home
+  // each wait for the kernel's grace periods; they touch different netdevs, so they run
+  // at once.
+  const offOverlay = overlayDetach(att, a, log);
+  const home = (async () => {
+    if ((att?.mode ?? 'kernel') === 'kernel' && a.original.netdev) {
+      const ns = netns ?? a.owner.netns;
+      const moved = ns && ifname ? await returnNetdev(ns, ifname, a.original) : false;
+      if (!moved) await tidyReturnedNetdev(sysfs, a);
+    }
+  })();
+  const [o, h] = await Promise.allSettled([offOverlay, home]);
+  if (o.status === 'rejected') throw o.reason;
+  if (h.status === 'rejected') throw h.reason;
   restoreSettings(sysfs, a);
   if (att?.deviceInfoFile) removeDeviceInfo(att.deviceInfoFile);
 }
@@ -423,6 +431,37 @@ export async function cmdAdd(ctx: CniContext): Promise<CniResult> {
         await execIpam('DEL', ctx.raw, env, type);
       });
     }
+    // The overlay attach runs alongside the move too: the data plane opens a port on the
+    // VF's representor (its socket rings and its stack drop each wait for an RCU grace
+    // period), which needs nothing from the pod side. Frames it forwards before the
+    // pod's addresses are set are dropped by the pod's kernel, as on any link coming up.
+    let representor: string | undefined;
+    let dataplane: string | undefined;
+    let attached: Promise<unknown> = Promise.resolve();
+    if (conf.vxlan) {
+      const x = conf.vxlan;
+      representor = representorOf(sysfs, vf);
+      if (!representor) {
+        throw new CniError(ERR.INVALID_CONFIG, `VF ${vf.pci} has no representor netdev, so it cannot join VXLAN ${x.vni}`, 'vxlan needs a NIC in switchdev mode (or the simulated NIC)');
+      }
+      if (!mac) throw new CniError(ERR.INVALID_CONFIG, `VF ${vf.pci} has no MAC to register on VXLAN ${x.vni}`, 'give mac in the config (or runtimeConfig.mac)');
+      if (x.group) throw new CniError(ERR.INVALID_CONFIG, `vxlan.group ${x.group}: vfplane's data plane replicates broadcast to its peers itself and does not join multicast groups`, 'remove group; list the peers in the data-plane config (or give vxlan.remote)');
+      dataplane = x.socket ?? path.join(conf.stateDir ?? defaultStateDir(), 'dataplane.sock');
+      const sock = dataplane;
+      const rep = representor;
+      attached = dataplaneRequest(sock, {
+        op: 'attach', representor: rep, pci: vf.pci, vni: x.vni, mac,
+        ...(x.remote ? { remote: x.remote } : {}), ...(x.port ? { port: x.port } : {}),
+        ...(x.local ? { local: x.local } : {}), ...(x.ttl ? { ttl: x.ttl } : {}),
+        ...(x.learning !== undefined ? { learning: x.learning } : {}), ...(x.dev ? { dev: x.dev } : {}),
+        owner: { containerId: env.containerId!, ifname, netns, network: conf.name },
+      });
+      attached.catch(() => undefined); // awaited below
+      undo.push(async () => {
+        // Only what was attached is detached: a refused attach left nothing behind.
+        if (await attached.then(() => true, () => false)) await dataplaneRequest(sock, { op: 'detach', representor: rep });
+      });
+    }
     ph.mark('start');
     await moved;
     ph.mark('move');
@@ -436,32 +475,7 @@ export async function cmdAdd(ctx: CniContext): Promise<CniResult> {
     };
     if (mode === 'kernel') await configureInterface(netns, ifname, result);
     ph.mark('addresses');
-
-    // The overlay last: the data plane forwards for the VF only once it is fully set up.
-    let representor: string | undefined;
-    let dataplane: string | undefined;
-    if (conf.vxlan) {
-      const x = conf.vxlan;
-      representor = representorOf(sysfs, vf);
-      if (!representor) {
-        throw new CniError(ERR.INVALID_CONFIG, `VF ${vf.pci} has no representor netdev, so it cannot join VXLAN ${x.vni}`, 'vxlan needs a NIC in switchdev mode (or the simulated NIC)');
-      }
-      if (!mac) throw new CniError(ERR.INVALID_CONFIG, `VF ${vf.pci} has no MAC to register on VXLAN ${x.vni}`, 'give mac in the config (or runtimeConfig.mac)');
-      if (x.group) throw new CniError(ERR.INVALID_CONFIG, `vxlan.group ${x.group}: vfplane's data plane replicates broadcast to its peers itself and does not join multicast groups`, 'remove group; list the peers in the data-plane config (or give vxlan.remote)');
-      dataplane = x.socket ?? path.join(conf.stateDir ?? defaultStateDir(), 'dataplane.sock');
-      const sock = dataplane;
-      const rep = representor;
-      await dataplaneRequest(sock, {
-        op: 'attach', representor: rep, pci: vf.pci, vni: x.vni, mac,
-        ...(x.remote ? { remote: x.remote } : {}), ...(x.port ? { port: x.port } : {}),
-        ...(x.local ? { local: x.local } : {}), ...(x.ttl ? { ttl: x.ttl } : {}),
-        ...(x.learning !== undefined ? { learning: x.learning } : {}), ...(x.dev ? { dev: x.dev } : {}),
-        owner: { containerId: env.containerId!, ifname, netns, network: conf.name },
-      });
-      undo.push(async () => {
-        await dataplaneRequest(sock, { op: 'detach', representor: rep });
-      });
-    }
+    await attached;
 
     const att: Attachment = { mode, mac, deviceInfoFile, vxlan: conf.vxlan ?? null, ...(representor ? { representor, dataplane } : {}) };
     ph.mark('overlay');
