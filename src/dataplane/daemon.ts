@@ -14,7 +14,7 @@ import { attachSchema, fdbSchema, peerSchema, socketPath, vniNumber, ipString, z
 import { resolveTunnel } from '../packet/config.js';
 import { parseIp, parseMac } from '../util/addr.js';
 import { conflict, invalid, notFound, VfpError } from '../util/errors.js';
-import { link, linkIn, readSysctl } from '../net/ip.js';
+import { addrsIn, hostNetnsPath, link, linkIn, readSysctl } from '../net/ip.js';
 import { netRun, type NetOp } from '../net/netops.js';
 import { AllocStore } from '../alloc/store.js';
 import { afxdpChoice, dpdkChoice, type UplinkChoice } from './uplink-profile.js';
@@ -70,7 +70,14 @@ const ipBytes = (s: string) => parseIp(s)!.bytes;
  *  With `multicast`, the link also receives that group: an IPv6 uplink's solicited-node
  *  group, which the kernel no longer joins for it (its IPv6 is off, and the data plane,
  *  not the kernel, answers for the VTEP). */
-async function claimNetdev(ifname: string, netns?: string, multicast?: string): Promise<Claim> {
+async function claimNetdev(ifname: string, netns?: string, multicast?: string, what = ifname): Promise<Claim> {
+  // The data plane takes the whole netdev: its XDP program (afxdp) or stack drop
+  // (afpacket) leaves the host stack none of its frames. A netdev with addresses of its
+  // own is the host's (its management interface, say): refuse it rather than cut it off.
+  const held = addrsIn(netns ?? hostNetnsPath(), ifname).filter((a) => a.scope !== 'link' && a.scope !== 'host');
+  if (held.length) {
+    throw invalid(`${what} carries ${held.map((a) => `${a.local}/${a.prefixlen}`).join(', ')}: the data plane takes the whole netdev and the host would lose those addresses' traffic; give the data plane a netdev of its own (a VF, or another port) or remove the addresses`);
+  }
   const ns = netns ?? null;
   const claim: Claim = {
     ifname,
@@ -181,7 +188,7 @@ export class Daemon {
         const ifn = c.uplink.ifname!;
         const l = c.uplink.netns ? linkIn(c.uplink.netns, ifn) : link(ifn);
         if (!l) throw notFound(`the uplink ${ifn} does not exist${c.uplink.netns ? ` in ${c.uplink.netns}` : ''}; check uplink.ifname in the config`);
-        this.uplinkClaim = await claimNetdev(ifn, c.uplink.netns, isIP(c.uplink.vtep) === 6 ? solicitedNodeMac(c.uplink.vtep) : undefined);
+        this.uplinkClaim = await claimNetdev(ifn, c.uplink.netns, isIP(c.uplink.vtep) === 6 ? solicitedNodeMac(c.uplink.vtep) : undefined, `uplink ${ifn}`);
         this.uplinkMac = mac(c.uplink.mac ?? l.address ?? '00:00:00:00:00:00');
         this.uplinkMtu = l.mtu ?? 0;
         const opts = this.portOpts(ifn, c.uplink.netns);
@@ -321,7 +328,7 @@ export class Daemon {
     if (mtu && l.mtu && l.mtu + overhead - 14 > mtu) {
       this.log.warn(`${a.representor} has MTU ${l.mtu}, which needs an underlay MTU of ${l.mtu + overhead - 14}; the uplink has ${mtu}, so larger frames are dropped (mtu_exceeded). Give the pod an MTU ≤ ${mtu - overhead + 14} (CNI "mtu") or raise the underlay MTU`);
     }
-    const claimed = await claimNetdev(a.representor, a.netns);
+    const claimed = await claimNetdev(a.representor, a.netns, undefined, `representor ${a.representor}`);
     let port: PortInfo;
     try {
       port = this.dp!.openPort(this.podBackend, this.portOpts(a.representor, a.netns), a.representor);

@@ -7,7 +7,7 @@
 // and floods no unregistered multicast to the vfplane nodes' ports, so a solicitation
 // for a vfplane VTEP reaches it only after its data plane reported the group: the Linux
 // bridge's snooping is the peer that proves the MLD reports right.
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -68,7 +68,8 @@ describePrivileged('VXLAN overlay over an IPv6 underlay', { netns: true, command
 
   it('the kernel vxlan node resolves our VTEP by ND and talks to the pods', async () => {
     const before = await misc('a');
-    const k = execFileSync('ip', ['netns', 'exec', topo.kernelNs, 'ping', '-c', '4', '-i', '0.2', '-W', '2', '10.100.0.1'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    // Up to 6 s: on a loaded host the kernel may need its ND retry (1 s apart).
+    const k = spawnSync('ip', ['netns', 'exec', topo.kernelNs, 'ping', '-c', '4', '-i', '0.2', '-w', '6', '10.100.0.1'], { encoding: 'utf8' }).stdout;
     expect(k).toMatch(/[1-4] received/);
     // The kernel's neighbour entry for node a's VTEP holds the MAC our advertisement gave.
     const neigh = execFileSync('ip', ['-n', topo.kernelNs, '-6', 'neigh', 'show', '2001:db8::1'], { encoding: 'utf8' });
