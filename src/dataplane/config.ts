@@ -7,6 +7,7 @@ import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { invalid, notFound } from '../util/errors.js';
 import { parseMac } from '../util/addr.js';
+import { nativeFeatures } from './native.js';
 
 export const IFNAME_RE = /^[A-Za-z0-9_.@-]{1,15}$/;
 const ifname = (what: string) =>
@@ -65,6 +66,9 @@ export const configSchema = z.strictObject({
   ageSeconds: z.number().int().min(1).max(86400).default(300),
   antiSpoof: z.boolean().default(true),
   workers: z.number().int().min(1).max(16).default(1),
+  /** How the dpdk backend reaches the pods' representors (kernel netdevs): afxdp when the
+   *  build has it (auto), else afpacket. The other backends use their own. */
+  representors: z.enum(['auto', 'afxdp', 'afpacket']).default('auto'),
   cpus: z.array(z.number().int().min(-1).max(4095)).optional(),
   burst: z.number().int().min(1).max(256).default(32),
   /** Empty polls before a worker sleeps in poll(); 0 spins (lowest latency, a whole core). */
@@ -126,10 +130,21 @@ export function parseConfig(input: unknown, source = 'config'): DaemonConfig {
   // Each worker sends on its own queue of every port, so every port needs `workers`
   // queues. AF_PACKET ports have one: the afpacket backend, and the representors under
   // dpdk, run one worker. (afxdp opens `workers` queues on each netdev.)
-  if (c.workers > 1 && c.backend !== 'afxdp') {
-    throw invalid(`${source}: workers ${c.workers} needs ${c.workers} queues on every port, and AF_PACKET ports have one (${c.backend === 'dpdk' ? 'the representors under the dpdk backend are AF_PACKET ports' : 'the afpacket backend'}): use workers: 1, or the afxdp backend on netdevs with ${c.workers} queues`);
+  if (c.backend !== 'dpdk' && c.representors !== 'auto' && c.representors !== c.backend) {
+    throw invalid(`${source}: representors: ${c.representors} is for the dpdk backend; the ${c.backend} backend reaches representors itself (drop representors)`);
+  }
+  if (c.workers > 1 && podBackendOf(c) === 'afpacket') {
+    throw invalid(`${source}: workers ${c.workers} needs ${c.workers} queues on every port, and AF_PACKET ports have one (${c.backend === 'dpdk' ? 'the representors under the dpdk backend are AF_PACKET ports here' : 'the afpacket backend'}): use workers: 1, or AF_XDP (backend afxdp, or representors: afxdp under dpdk) on netdevs with ${c.workers} queues`);
   }
   return c;
+}
+
+/** The backend of the pods' representor ports: the uplink's, except under dpdk, where
+ *  representors are kernel netdevs reached through AF_XDP when the build has it. */
+export function podBackendOf(c: Pick<DaemonConfig, 'backend' | 'representors'>): 'afpacket' | 'afxdp' {
+  if (c.backend !== 'dpdk') return c.backend;
+  if (c.representors !== 'auto') return c.representors;
+  return nativeFeatures().afxdp?.built ? 'afxdp' : 'afpacket';
 }
 
 export function loadConfig(path: string): DaemonConfig {

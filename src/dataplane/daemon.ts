@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import { DataPlane, type Backend, type BackendCounters, type DpCounters, type DpSpec, type PortInfo } from './dp.js';
 import { ControlServer } from './control.js';
-import { attachSchema, fdbSchema, peerSchema, socketPath, vniNumber, ipString, zodMessage, type AttachRequest, type DaemonConfig } from './config.js';
+import { attachSchema, fdbSchema, peerSchema, podBackendOf, socketPath, vniNumber, ipString, zodMessage, type AttachRequest, type DaemonConfig } from './config.js';
 import { resolveTunnel } from '../packet/config.js';
 import { parseIp, parseMac } from '../util/addr.js';
 import { conflict, invalid, notFound, VfpError } from '../util/errors.js';
@@ -137,8 +137,8 @@ export class Daemon {
 
   get podBackend(): Backend {
     // Representors are kernel netdevs (also in the simulator): DPDK reaches the uplink
-    // (a VF or vdev), the pods' representors go through AF_PACKET.
-    return this.cfg.backend === 'dpdk' ? 'afpacket' : this.cfg.backend;
+    // (a VF or vdev), the pods' representors go through AF_XDP (or AF_PACKET).
+    return podBackendOf(this.cfg);
   }
 
   private portOpts(ifname: string, netns?: string): Record<string, unknown> {

@@ -28,7 +28,9 @@ describe('data-plane config', () => {
     expect(() => parseConfig({ ...ok, peers: [{ vtep: '2001:db8::2' }] })).toThrow(/not IPv4 like uplink\.vtep/);
     expect(() => parseConfig({ ...ok, backend: 'dpdk' })).toThrow(/uplink\.dev/);
     expect(() => parseConfig({ ...ok, workers: 2 })).toThrow(/workers 2 needs 2 queues on every port, and AF_PACKET ports have one \(the afpacket backend\): use workers: 1/);
-    expect(() => parseConfig({ ...ok, backend: 'dpdk', uplink: { dev: 'net_null0', vtep: '192.0.2.1' }, workers: 4 })).toThrow(/representors under the dpdk backend/);
+    expect(() => parseConfig({ ...ok, backend: 'dpdk', uplink: { dev: 'net_null0', vtep: '192.0.2.1' }, representors: 'afpacket', workers: 4 })).toThrow(/representors under the dpdk backend/);
+    expect(parseConfig({ ...ok, backend: 'dpdk', uplink: { dev: 'net_null0', vtep: '192.0.2.1' }, representors: 'afxdp', workers: 4 }).workers).toBe(4);
+    expect(() => parseConfig({ ...ok, representors: 'afxdp' })).toThrow(/representors: afxdp is for the dpdk backend/);
     expect(parseConfig({ ...ok, backend: 'afxdp', workers: 2 }).workers).toBe(2);
     expect(() => parseConfig({ ...ok, tunnel: { srcPortMin: 60000, srcPortMax: 50000 } })).toThrow(/srcPortMax 50000 is below srcPortMin 60000/);
     expect(() => parseConfig({ ...ok, metrics: 'everywhere' })).toThrow(/metrics: .*HOST:PORT/);

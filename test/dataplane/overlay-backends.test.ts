@@ -1,5 +1,5 @@
 // The overlay on each I/O backend the build has: the same two simulated nodes, the
-// uplinks on AF_XDP or DPDK (representors stay on AF_PACKET under DPDK), ping and TCP.
+// uplinks on AF_XDP or DPDK (representors on AF_XDP under DPDK too), ping and TCP.
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -40,6 +40,9 @@ for (const backend of ['afxdp', 'dpdk'] as const) {
         expect(up.kind).toBe(backend);
         expect(Object.keys(up.drops).sort()).toEqual(backend === 'afxdp' ? ['tx_oversize'] : ['rx_multiseg', 'tx_nombuf', 'tx_too_big']);
         for (const v of Object.values(up.drops)) expect(Number.isInteger(v) && v >= 0).toBe(true);
+        // The pod's representor: AF_XDP on both (DPDK reaches kernel netdevs through it).
+        const rep = st.ports.find((x) => x.name !== 'uplink')!;
+        expect(rep.kind).toBe('afxdp');
         expect(up.drops.tx_oversize ?? up.drops.tx_too_big).toBe(0); // no frame here is larger than a buffer
         if (backend === 'afxdp') {
           expect(st.uplink.mode).toMatch(/native|skb/);
