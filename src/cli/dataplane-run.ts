@@ -45,7 +45,7 @@ export async function dpStatus(o: ClientOpts): Promise<void> {
     node: string; backend: string; epoch: number; uplink: { name: string; vtep: string; mode?: string };
     peers: { vtep: string; mac?: string }[]; attachments: { representor: string; pci?: string; vni: number; mac: string }[];
     workers: { cpu: number; epoch: number }[];
-    ports?: { name: string; kind?: string; txFull?: number; rxNombuf?: number; drops?: Record<string, number> }[];
+    ports?: { name: string; kind?: string; txFull?: number; rxNombuf?: number; drops?: Record<string, number>; stackDrop?: boolean; stackDropNote?: string }[];
   };
   console.log(`node ${s.node}: ${s.backend} backend, uplink ${s.uplink.name}${s.uplink.mode ? ` (${s.uplink.mode})` : ''}, VTEP ${s.uplink.vtep}, epoch ${s.epoch}, ${s.workers.length} worker(s) on CPU ${s.workers.map((w) => w.cpu).join(',')}`);
   console.log(`peers: ${s.peers.map((p) => p.vtep + (p.mac ? ` (${p.mac})` : '')).join(', ') || 'none'}`);
@@ -53,10 +53,13 @@ export async function dpStatus(o: ClientOpts): Promise<void> {
   for (const a of s.attachments) t.push([a.representor, a.pci ?? '-', a.vni, a.mac]);
   console.log(s.attachments.length ? t.toString() : 'no attachments');
   // What each port's backend reports of its own pressure and drops.
-  const pt = new Table({ head: ['port', 'backend', 'tx ring full', 'rx no buffer', 'backend drops'], style: { head: [], border: [] } });
+  // "host stack": whether the kernel also gets what the port receives (AF_PACKET; AF_XDP
+  // and DPDK take the frames away from it anyway).
+  const pt = new Table({ head: ['port', 'backend', 'tx ring full', 'rx no buffer', 'backend drops', 'host stack'], style: { head: [], border: [] } });
   for (const p of s.ports ?? []) {
     const d = Object.entries(p.drops ?? {}).filter(([, v]) => v > 0).map(([k, v]) => `${k} ${v}`).join(', ');
-    pt.push([p.name, p.kind ?? '-', p.txFull ?? '-', p.rxNombuf ?? '-', d || 'none']);
+    const stack = p.stackDrop === undefined ? '-' : p.stackDrop ? 'gets nothing' : `gets a copy (${p.stackDropNote ?? 'not asked'})`;
+    pt.push([p.name, p.kind ?? '-', p.txFull ?? '-', p.rxNombuf ?? '-', d || 'none', stack]);
   }
   if (s.ports?.length) console.log(pt.toString());
 }

@@ -115,7 +115,7 @@ describePrivileged('VXLAN overlay between two simulated nodes', { netns: true, c
     expect(r.stdout).toMatch(/^node a: afpacket backend, uplink \S+ .*VTEP 192\.0\.2\.1/m);
     expect(r.stdout).toMatch(/│ 10?0\s+│ 02:/); // an attachment row: VNI, MAC
     const row = r.stdout.split('\n').find((l) => /│ uplink\s+│/.test(l));
-    expect(row, r.stdout).toMatch(/│ uplink\s+│ afpacket\s+│ \d+\s+│ \d+\s+│ (none|[a-z_]+ \d+)/);
+    expect(row, r.stdout).toMatch(/│ uplink\s+│ afpacket\s+│ \d+\s+│ \d+\s+│ (none|[a-z_]+ \d+)\s+│ gets nothing\s+│/);
   });
 
   it('answers bad control requests with errors and keeps forwarding meanwhile', async () => {
