@@ -137,6 +137,10 @@ export class Topology {
     const n = this.n, D = n.nsD;
     this.ip(D, ['addr', 'add', `${ADDR.vtepD}/24`, 'dev', n.ds]);
     this.ip(D, ['neigh', 'replace', ADDR.vtepS, 'lladdr', ADDR.sMac, 'dev', n.ds, 'nud', 'permanent']);
+    // The kernel at its best: bridged frames skip the iptables hooks. With br_netfilter in
+    // the kernel (built in here, loaded on most Kubernetes nodes) every bridged frame
+    // otherwise runs the netfilter hooks even with empty tables: ~15% of the DUT's CPU.
+    for (const k of ['iptables', 'ip6tables', 'arptables']) spawnSync('ip', ['netns', 'exec', D, 'sysctl', '-qw', `net.bridge.bridge-nf-call-${k}=0`], { stdio: 'ignore' });
     this.ip(D, ['link', 'add', 'br0', 'type', 'bridge']);
     this.ip(D, ['link', 'add', 'vx0', 'mtu', '1500', 'type', 'vxlan', 'id', String(vni), 'local', ADDR.vtepD,
       'remote', ADDR.vtepS, 'dstport', '4789', 'nolearning', 'dev', n.ds]);
