@@ -2,6 +2,7 @@
 // drop, leave the host stack nothing). A netdev with addresses of its own is the host's:
 // `vfplane dataplane run` must refuse it with the address and the fix, and change nothing
 // on it (its sysctls stay, no program is attached, the kernel still answers on it).
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -47,4 +48,22 @@ describePrivileged('vfplane dataplane run on a netdev the host uses', { netns: t
       expect(ping).toMatch(/2 received/);
     });
   }
+
+  // In the daemon's own namespace, on a link without carrier (whose addresses getifaddrs,
+  // as Node reads it, would leave out).
+  it('refuses a netdev with an address in its own namespace too, carrier or not', () => {
+    const h = ifname('ch'), peer = ifname('cp');
+    spawnSync('ip', ['link', 'add', h, 'type', 'veth', 'peer', 'name', peer, 'netns', m.name]);
+    try {
+      spawnSync('ip', ['addr', 'add', '10.89.0.1/24', 'dev', h]);
+      spawnSync('ip', ['link', 'set', h, 'up']);
+      const config = join(dir, 'host.json');
+      writeFileSync(config, JSON.stringify({ node: 'claimh', backend: 'afpacket', uplink: { ifname: h, vtep: '192.0.2.1' }, stateDir: join(dir, 'host') }));
+      const r = vfplane(['dataplane', 'run', '--config', config], { timeoutMs: 20_000 });
+      expect(r.code, r.stderr).toBe(2);
+      expect(r.stderr).toContain(`uplink ${h} carries 10.89.0.1/24`);
+    } finally {
+      spawnSync('ip', ['link', 'del', h]);
+    }
+  });
 });

@@ -67,6 +67,9 @@ describePrivileged('VXLAN overlay over an IPv6 underlay', { netns: true, command
   });
 
   it('the kernel vxlan node resolves our VTEP by ND and talks to the pods', async () => {
+    // The kernel may already know node a's MAC from one of a's own solicitations (their
+    // source link-layer option): forget it, so that it must solicit, and a must advertise.
+    spawnSync('ip', ['-n', topo.kernelNs, '-6', 'neigh', 'flush', 'to', '2001:db8::1']);
     const before = await misc('a');
     // Up to 6 s: on a loaded host the kernel may need its ND retry (1 s apart).
     const k = spawnSync('ip', ['netns', 'exec', topo.kernelNs, 'ping', '-c', '4', '-i', '0.2', '-w', '6', '10.100.0.1'], { encoding: 'utf8' }).stdout;
@@ -76,8 +79,7 @@ describePrivileged('VXLAN overlay over an IPv6 underlay', { netns: true, command
     const uplinkMac = execFileSync('cat', [`/sys/class/net/${topo.nodes.get('a')!.sim.pfs[0]!.netdev}/address`], { encoding: 'utf8' }).trim();
     expect(neigh).toContain(`lladdr ${uplinkMac}`);
     const after = await misc('a');
-    expect(after.ndAdverts! - before.ndAdverts!).toBeGreaterThanOrEqual(0);
-    expect(after.ndAdverts).toBeGreaterThan(0);
+    expect(after.ndAdverts! - before.ndAdverts!).toBeGreaterThan(0);
     expect(topo.ping('b1', '10.100.0.9', 3).ok).toBe(true);
   });
 

@@ -11,9 +11,9 @@ export interface CliResult {
   stderr: string;
 }
 
-export function vfplane(args: string[], opts: { input?: string; env?: Record<string, string> } = {}): CliResult {
+export function vfplane(args: string[], opts: { input?: string; env?: Record<string, string>; timeoutMs?: number } = {}): CliResult {
   const r = spawnSync(process.execPath, [BIN, ...args], {
-    encoding: 'utf8', input: opts.input, env: { ...process.env, ...opts.env }, timeout: 120_000,
+    encoding: 'utf8', input: opts.input, env: { ...process.env, ...opts.env }, timeout: opts.timeoutMs ?? 120_000,
   });
   return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
 }
