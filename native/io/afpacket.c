@@ -290,6 +290,23 @@ static int afp_rx_fd(vfp_port *vp, uint16_t q) {
     return ((afp_port *)vp)->rx_fd;
 }
 
+/* Work that waits in the kernel (for an RCU grace period, mostly) run on a thread of its
+ * own so that several such waits overlap; inline when no thread can be had. */
+typedef struct side {
+    pthread_t t;
+    int started;
+} side;
+
+static void side_start(side *s, void *(*fn)(void *), void *arg) {
+    s->started = !pthread_create(&s->t, NULL, fn, arg);
+    if (!s->started) fn(arg);
+}
+
+static void side_join(side *s) {
+    if (s->started) pthread_join(s->t, NULL);
+    s->started = 0;
+}
+
 static void *close_thread(void *v) {
     close((int)(intptr_t)v);
     return NULL;
@@ -302,14 +319,11 @@ static void afp_destroy(afp_port *p) {
     /* Releasing a packet socket waits for a grace period (synchronize_net), and so does
      * detaching the drop: the three closes run at once, so the waits overlap. */
     int fds[3] = { p->rx_fd, p->tx_fd, p->stack_link };
-    pthread_t th[3];
-    int started[3] = { 0, 0, 0 };
+    side closing[3] = { { 0 } };
     for (int i = 1; i < 3; i++)
-        if (fds[i] >= 0) started[i] = !pthread_create(&th[i], NULL, close_thread, (void *)(intptr_t)fds[i]);
-    for (int i = 0; i < 3; i++)
-        if (fds[i] >= 0 && !started[i]) close(fds[i]);
-    for (int i = 1; i < 3; i++)
-        if (started[i]) pthread_join(th[i], NULL);
+        if (fds[i] >= 0) side_start(&closing[i], close_thread, (void *)(intptr_t)fds[i]);
+    if (fds[0] >= 0) close(fds[0]);
+    for (int i = 1; i < 3; i++) side_join(&closing[i]);
     if (p->blk_ref) a.free(a.ctx, p->blk_ref, (size_t)p->rx_blocks * sizeof(uint32_t));
     if (p->descs) a.free(a.ctx, p->descs, (size_t)p->n_descs * sizeof(vfp_pkt));
     if (p->free_idx) a.free(a.ctx, p->free_idx, (size_t)p->n_descs * sizeof(uint16_t));
@@ -455,7 +469,6 @@ static void *stack_drop_thread(void *v) {
     return NULL;
 }
 
-
 static int rx_setup(afp_port *p, const vfp_afpacket_opts *o, char *err, size_t errlen);
 
 /* Everything that depends on the netns: runs in the target netns. */
@@ -486,15 +499,13 @@ static int setup(afp_port *p, const vfp_afpacket_opts *o, const char *ns_name, c
      * attaching the stack drop: ~10-20 ms each on a quiet host. The tx ring and the drop
      * are set up on threads of their own (which inherit this thread's netns) while this
      * one sets up the rx ring, so the waits overlap instead of adding up. */
-    par_job tj = { p, o, (int)ifindex, 0, "" }, sj = tj;
-    pthread_t tx_th, sd_th;
-    int tx_par = !pthread_create(&tx_th, NULL, tx_thread, &tj);
-    int sd_par = o->stack_drop && !pthread_create(&sd_th, NULL, stack_drop_thread, &sj);
+    par_job tj = { p, o, (int)ifindex, 0, "" };
+    side tx = { 0 }, sd = { 0 };
+    side_start(&tx, tx_thread, &tj);
+    if (o->stack_drop) side_start(&sd, stack_drop_thread, &tj);
     int rc = rx_setup(p, o, err, errlen);
-    if (tx_par) pthread_join(tx_th, NULL);
-    else tj.rc = tx_setup(p, o, tj.err, sizeof tj.err);
-    if (sd_par) pthread_join(sd_th, NULL);
-    else if (o->stack_drop) stack_drop(p, (int)ifindex);
+    side_join(&tx);
+    side_join(&sd);
     if (rc) return rc;
     if (tj.rc) {
         snprintf(err, errlen, "%s", tj.err);

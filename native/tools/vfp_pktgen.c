@@ -34,6 +34,21 @@ static uint64_t now_ns(void) {
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+/* Answers each "mark" line on stdin with mark(ctx), which prints one JSON snapshot, until
+ * "quit" or the end of input; returns the first nonzero result of mark. */
+static int serve_marks(int (*mark)(void *ctx), void *ctx) {
+    char line[64];
+    while (fgets(line, sizeof line, stdin)) {
+        if (!strncmp(line, "quit", 4)) break;
+        if (!strncmp(line, "mark", 4)) {
+            int rc = mark(ctx);
+            if (rc) return rc;
+            fflush(stdout);
+        }
+    }
+    return 0;
+}
+
 static void usage(void) {
     fprintf(stderr,
             "usage: vfp-pktgen gen  --iface NAME --frames FILE [--backend afxdp|afpacket|xdp-live] [--burst N]\n"
@@ -76,6 +91,14 @@ static void *gen_main(void *arg) {
     }
     vfp_port__flush(g->dst, 0);
     return NULL;
+}
+
+static int gen_mark(void *ctx) {
+    gen *g = ctx;
+    printf("{\"t_ns\":%llu,\"pkts\":%llu,\"bytes\":%llu,\"full\":%llu}\n", (unsigned long long)now_ns(),
+           (unsigned long long)atomic_load(&g->sent), (unsigned long long)atomic_load(&g->bytes),
+           (unsigned long long)atomic_load(&g->full));
+    return 0;
 }
 
 static int load_frames(const char *path, vfp_mem_frame **out, uint32_t *n_out, uint8_t **blob) {
@@ -180,16 +203,7 @@ static int run_gen(const char *iface, const char *backend, const char *frames_pa
     }
     printf("{\"ready\":true,\"frames\":%u}\n", nf);
     fflush(stdout);
-    char line[64];
-    while (fgets(line, sizeof line, stdin)) {
-        if (!strncmp(line, "quit", 4)) break;
-        if (!strncmp(line, "mark", 4)) {
-            printf("{\"t_ns\":%llu,\"pkts\":%llu,\"bytes\":%llu,\"full\":%llu}\n", (unsigned long long)now_ns(),
-                   (unsigned long long)atomic_load(&g.sent), (unsigned long long)atomic_load(&g.bytes),
-                   (unsigned long long)atomic_load(&g.full));
-            fflush(stdout);
-        }
-    }
+    serve_marks(gen_mark, &g);
     atomic_store(&g.stop, 1);
     pthread_join(th, NULL);
     vfp_port__close(g.dst);
@@ -203,6 +217,21 @@ static int run_gen(const char *iface, const char *backend, const char *frames_pa
 
 #ifdef VFP_HAVE_AFXDP
 #define I(c_, d_, s_, o_, i_) ((struct bpf_insn){ .code = (c_), .dst_reg = (d_), .src_reg = (s_), .off = (o_), .imm = (i_) })
+
+/* Loads raw XDP instructions; on refusal says why, with the verifier's log, and returns -1. */
+static int load_xdp(const char *name, const struct bpf_insn *p, size_t n, const char *what) {
+    static char log[8192];
+    LIBBPF_OPTS(bpf_prog_load_opts, lo, .log_buf = log, .log_size = sizeof log, .log_level = 0);
+    int fd = bpf_prog_load(BPF_PROG_TYPE_XDP, name, "GPL", p, n, &lo);
+    if (fd < 0) {
+        lo.log_level = 1;
+        fd = bpf_prog_load(BPF_PROG_TYPE_XDP, name, "GPL", p, n, &lo);
+        fprintf(stderr, "vfp-pktgen: %s was rejected: %s (needs root / CAP_BPF)\n%s\n", what, strerror(errno), log);
+        if (fd >= 0) close(fd);
+        return -1;
+    }
+    return fd;
+}
 
 /* Counts packets and bytes (bpf_xdp_get_buff_len) in a per-CPU array slot, then drops:
  * the cheapest sink there is, so it costs the DUT's CPU as little as possible. Written as
@@ -228,16 +257,7 @@ static int sink_prog(int map_fd) {
         I(BPF_ALU64 | BPF_MOV | BPF_K, 0, 0, 0, XDP_DROP),
         I(BPF_JMP | BPF_EXIT, 0, 0, 0, 0),
     };
-    static char log[8192];
-    LIBBPF_OPTS(bpf_prog_load_opts, lo, .log_buf = log, .log_size = sizeof log, .log_level = 0);
-    int fd = bpf_prog_load(BPF_PROG_TYPE_XDP, "vfp_sink", "GPL", p, sizeof p / sizeof p[0], &lo);
-    if (fd < 0) {
-        lo.log_level = 1;
-        fd = bpf_prog_load(BPF_PROG_TYPE_XDP, "vfp_sink", "GPL", p, sizeof p / sizeof p[0], &lo);
-        fprintf(stderr, "vfp-pktgen: the sink's XDP program was rejected: %s\n%s\n", strerror(errno), log);
-        return -1;
-    }
-    return fd;
+    return load_xdp("vfp_sink", p, sizeof p / sizeof p[0], "the sink's XDP program");
 }
 
 static void sink_read(int map_fd, int ncpu, uint64_t *pkts, uint64_t *bytes) {
@@ -246,6 +266,19 @@ static void sink_read(int map_fd, int ncpu, uint64_t *pkts, uint64_t *bytes) {
     *pkts = *bytes = 0;
     if (ncpu > 512 || bpf_map_lookup_elem(map_fd, &key, v)) return;
     for (int c = 0; c < ncpu; c++) *pkts += v[2 * c], *bytes += v[2 * c + 1];
+}
+
+typedef struct sink_ctx {
+    int map, ncpu;
+} sink_ctx;
+
+static int sink_mark(void *ctx) {
+    const sink_ctx *s = ctx;
+    uint64_t p, b;
+    sink_read(s->map, s->ncpu, &p, &b);
+    printf("{\"t_ns\":%llu,\"pkts\":%llu,\"bytes\":%llu}\n", (unsigned long long)now_ns(), (unsigned long long)p,
+           (unsigned long long)b);
+    return 0;
 }
 
 static int run_sink(const char *iface, const char *mode) {
@@ -272,17 +305,8 @@ static int run_sink(const char *iface, const char *mode) {
     }
     printf("{\"ready\":true,\"mode\":\"%s\"}\n", mode);
     fflush(stdout);
-    char line[64];
-    while (fgets(line, sizeof line, stdin)) {
-        if (!strncmp(line, "quit", 4)) break;
-        if (!strncmp(line, "mark", 4)) {
-            uint64_t p, b;
-            sink_read(map, ncpu, &p, &b);
-            printf("{\"t_ns\":%llu,\"pkts\":%llu,\"bytes\":%llu}\n", (unsigned long long)now_ns(),
-                   (unsigned long long)p, (unsigned long long)b);
-            fflush(stdout);
-        }
-    }
+    sink_ctx sc = { map, ncpu };
+    serve_marks(sink_mark, &sc);
     bpf_xdp_detach((int)ifindex, flags, NULL);
     return 0;
 }
@@ -315,19 +339,22 @@ static int live_prog(void) {
         I(BPF_ALU64 | BPF_MOV | BPF_K, 0, 0, 0, XDP_TX),
         I(BPF_JMP | BPF_EXIT, 0, 0, 0, 0),
     };
-    LIBBPF_OPTS(bpf_prog_load_opts, lo);
-    return bpf_prog_load(BPF_PROG_TYPE_XDP, "vfp_live_tx", "GPL", p, 2, &lo);
+    return load_xdp("vfp_live_tx", p, 2, "the live-frames XDP program");
+}
+
+/* Sends frame k `repeat` times (batch_size 0: the kernel's default, 64). */
+static int live_send(const live *l, uint32_t k, uint32_t repeat) {
+    struct xdp_md ctx = { .data_end = l->frames[k].len, .ingress_ifindex = (uint32_t)l->ifindex };
+    LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = l->frames[k].bytes, .data_size_in = l->frames[k].len, .ctx_in = &ctx,
+                .ctx_size_in = sizeof ctx, .repeat = repeat, .flags = BPF_F_TEST_XDP_LIVE_FRAMES);
+    return bpf_prog_test_run_opts(l->prog, &o);
 }
 
 static void *live_main(void *arg) {
     live *l = arg;
     uint32_t k = (uint32_t)atomic_fetch_add(&l->next, 1) % l->n_frames;
     for (; !atomic_load_explicit(&l->stop, memory_order_relaxed); k = (uint32_t)atomic_fetch_add(&l->next, 1) % l->n_frames) {
-        struct xdp_md ctx = { .data_end = l->frames[k].len, .ingress_ifindex = (uint32_t)l->ifindex };
-        LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = l->frames[k].bytes, .data_size_in = l->frames[k].len,
-                    .ctx_in = &ctx, .ctx_size_in = sizeof ctx, .repeat = l->repeat,
-                    .flags = BPF_F_TEST_XDP_LIVE_FRAMES, .batch_size = 64);
-        if (bpf_prog_test_run_opts(l->prog, &o)) {
+        if (live_send(l, k, l->repeat)) {
             atomic_store(&l->err, errno);
             break;
         }
@@ -335,6 +362,16 @@ static void *live_main(void *arg) {
         atomic_fetch_add_explicit(&l->bytes, (uint64_t)l->repeat * l->frames[k].len, memory_order_relaxed);
     }
     return NULL;
+}
+
+/* A snapshot for "mark", or the errno the transmit threads stopped on. */
+static int live_mark(void *ctx) {
+    live *l = ctx;
+    int e = atomic_load(&l->err);
+    if (e) return e;
+    printf("{\"t_ns\":%llu,\"pkts\":%llu,\"bytes\":%llu,\"full\":0}\n", (unsigned long long)now_ns(),
+           (unsigned long long)atomic_load(&l->sent), (unsigned long long)atomic_load(&l->bytes));
+    return 0;
 }
 
 static int run_live(const char *iface, const vfp_mem_frame *frames, uint32_t nf) {
@@ -345,18 +382,11 @@ static int run_live(const char *iface, const vfp_mem_frame *frames, uint32_t nf)
     }
     live l = { .ifindex = ifindex, .frames = frames, .n_frames = nf, .repeat = 1u << 18 };
     l.prog = live_prog();
-    if (l.prog < 0) {
-        fprintf(stderr, "vfp-pktgen: cannot load the live-frames XDP program: %s (needs root / CAP_BPF)\n",
-                strerror(errno));
-        return 1;
-    }
+    if (l.prog < 0) return 1;
     /* One short call first, so that a kernel without live frames (before 5.18) fails
      * here with its reason. A driver without ndo_xdp_xmit (lo, say) or a veth whose peer
      * has no NAPI drops the frames without an error: only the sink can tell. */
-    struct xdp_md ctx = { .data_end = frames[0].len, .ingress_ifindex = (uint32_t)ifindex };
-    LIBBPF_OPTS(bpf_test_run_opts, probe, .data_in = frames[0].bytes, .data_size_in = frames[0].len, .ctx_in = &ctx,
-                .ctx_size_in = sizeof ctx, .repeat = 1, .flags = BPF_F_TEST_XDP_LIVE_FRAMES);
-    if (bpf_prog_test_run_opts(l.prog, &probe)) {
+    if (live_send(&l, 0, 1)) {
         fprintf(stderr,
                 "vfp-pktgen: the kernel refused to transmit live frames on %s: %s (needs Linux >= 5.18 and "
                 "CAP_BPF; use --backend afxdp or afpacket otherwise)\n",
@@ -373,22 +403,9 @@ static int run_live(const char *iface, const vfp_mem_frame *frames, uint32_t nf)
         }
     printf("{\"ready\":true,\"frames\":%u}\n", nf);
     fflush(stdout);
-    char line[64];
-    int rc = 0;
-    while (fgets(line, sizeof line, stdin)) {
-        if (!strncmp(line, "quit", 4)) break;
-        if (!strncmp(line, "mark", 4)) {
-            int e = atomic_load(&l.err);
-            if (e) {
-                fprintf(stderr, "vfp-pktgen: live-frames transmit on %s failed: %s\n", iface, strerror(e));
-                rc = 1;
-                break;
-            }
-            printf("{\"t_ns\":%llu,\"pkts\":%llu,\"bytes\":%llu,\"full\":0}\n", (unsigned long long)now_ns(),
-                   (unsigned long long)atomic_load(&l.sent), (unsigned long long)atomic_load(&l.bytes));
-            fflush(stdout);
-        }
-    }
+    int e = serve_marks(live_mark, &l);
+    if (e) fprintf(stderr, "vfp-pktgen: live-frames transmit on %s failed: %s\n", iface, strerror(e));
+    int rc = e ? 1 : 0;
     atomic_store(&l.stop, 1);
     pthread_join(th[0], NULL);
     pthread_join(th[1], NULL);

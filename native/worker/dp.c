@@ -393,6 +393,14 @@ static size_t nd_message(const dp_cfg *c, uint8_t *d, size_t l3, const uint8_t *
     return l3 + 40 + len;
 }
 
+/* The solicited-node multicast group of an IPv6 address, ff02::1:ffXX:XXXX (RFC 4291
+ * §2.7.1): where neighbour solicitations for it go, and what MLD reports for our VTEP. */
+static void solicited_node(const uint8_t *a, uint8_t out[16]) {
+    static const uint8_t pfx[13] = { 0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0xff };
+    memcpy(out, pfx, 13);
+    memcpy(out + 13, a + 13, 3);
+}
+
 /* Asks the underlay for a peer's MAC: an ARP request (IPv4) or a neighbour solicitation
  * to the target's solicited-node multicast group (IPv6, RFC 4861 §7.2.2). */
 static void neigh_request(worker *w, int peer, uint64_t now) {
@@ -414,8 +422,9 @@ static void neigh_request(worker *w, int peer, uint64_t now) {
         p->len = (uint32_t)(o + 28);
         w->st->arp_requests++;
     } else {
-        /* ff02::1:ffXX:XXXX, and its MAC 33:33:ff:XX:XX:XX (RFC 4291 §2.7.1, RFC 2464 §7). */
-        uint8_t sn[16] = { 0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0xff, a->bytes[13], a->bytes[14], a->bytes[15] };
+        /* The solicited-node group, and its MAC 33:33:ff:XX:XX:XX (RFC 2464 §7). */
+        uint8_t sn[16];
+        solicited_node(a->bytes, sn);
         const uint8_t mac[6] = { 0x33, 0x33, 0xff, a->bytes[13], a->bytes[14], a->bytes[15] };
         size_t l3 = eth_hdr(d, mac, c->uplink_mac, c->vlan, 0x86dd);
         p->len = (uint32_t)nd_message(c, d, l3, sn, 135, 0, a->bytes, 1);
@@ -557,13 +566,18 @@ static void link_local(const uint8_t *mac, uint8_t *out) {
     out[12] = 0xfe, out[13] = mac[3], out[14] = mac[4], out[15] = mac[5];
 }
 
+/* Whether this worker reports for the node: worker 0, on an IPv6 underlay with an uplink. */
+static inline int mld_speaker(const worker *w) {
+    return w->idx == 0 && w->cfg->local.family == 6 && w->cfg->uplink != VFP_DP_NO_PORT;
+}
+
 /* An MLDv2 report (RFC 3810 §5.2) with one record: the VTEP's solicited-node group in
  * EXCLUDE mode with no sources, i.e. "I listen". Record type 4 (change to exclude) when
  * unsolicited, 2 (is exclude) in answer to a query. Snooping switches learn from it that
  * solicitations for our VTEP must reach this port. Worker 0 sends it for the node. */
 static void mld_report(worker *w, uint8_t record_type, uint64_t now) {
     const dp_cfg *c = w->cfg;
-    if (w->idx != 0 || c->local.family != 6 || c->uplink == VFP_DP_NO_PORT) return;
+    if (!mld_speaker(w)) return;
     vfp_pkt *p = pool_get(&w->pool);
     if (!p) {
         w->st->drops[VFP_DP_D_NO_BUFFER]++;
@@ -590,9 +604,7 @@ static void mld_report(worker *w, uint8_t record_type, uint64_t now) {
     m[0] = 143;
     m[7] = 1;    /* one record */
     m[8] = record_type;
-    const uint8_t *v = c->local.bytes;
-    const uint8_t group[16] = { 0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0xff, v[13], v[14], v[15] };
-    memcpy(m + 12, group, 16);
+    solicited_node(c->local.bytes, m + 12);
     const uint16_t cs = icmp6_csum(ip + 8, ip + 24, m, len);
     memcpy(m + 2, &cs, 2);
     p->len = (uint32_t)(l3 + 40 + 8 + len);
@@ -614,8 +626,8 @@ static void uplink_hbh(worker *w, vfp_pkt *p, size_t l3, uint64_t now) {
                 m[0] == 130 && ip[7] == 1 && icmp6_csum(ip + 8, ip + 24, m, plen - hl) == 0;
     if (query) {
         static const uint8_t any[16];
-        const uint8_t *v = c->local.bytes;
-        const uint8_t group[16] = { 0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0xff, v[13], v[14], v[15] };
+        uint8_t group[16];
+        solicited_node(c->local.bytes, group);
         if (!memcmp(m + 8, any, 16) || !memcmp(m + 8, group, 16)) {
             if (!w->last_mld_ns || now - w->last_mld_ns >= 1000000000ull) mld_report(w, 2, now);
         }
@@ -965,7 +977,7 @@ static void *worker_main(void *arg) {
             /* Unsolicited MLD reports: twice a second apart (RFC 3810's robustness), then
              * every minute, well inside a snooping switch's listener timeout (260 s by
              * default), also where no querier asks. */
-            if (c->local.family == 6 && w->idx == 0 && c->uplink != VFP_DP_NO_PORT && now >= w->next_mld_ns) {
+            if (mld_speaker(w) && now >= w->next_mld_ns) {
                 uint64_t sent = w->st->mld_reports;
                 mld_report(w, sent ? 2 : 4, now);
                 w->next_mld_ns = now + (sent < 1 ? 1000000000ull : 60000000000ull);

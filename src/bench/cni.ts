@@ -18,6 +18,7 @@ import { hostNetnsPath, ipBatch, netnsAdd, netnsDel } from '../net/ip.js';
 import { systemError } from '../util/errors.js';
 import { checkInt } from '../util/check.js';
 import { summarize } from './stats.js';
+import { spawnDataplane } from '../dataplane/spawn.js';
 
 const REF_DIR = '/usr/lib/cni';
 
@@ -108,15 +109,14 @@ export async function runCniBench(o: CniBenchOptions): Promise<CniBenchResult> {
     // At debug level each call logs where its time went (one line at the end); the phases
     // of the served runs are summed up below.
     const logFile = path.join(work, 'vfplane-cni.log');
-    const vfInput = JSON.stringify({
-      cniVersion: '1.0.0', name: 'bench-vf', type: 'vfplane-cni', deviceID: '0000:5e:02.0', sysfsRoot: root, stateDir: path.join(work, 'state'), ipam: ipam('ipam-vf'),
-      logLevel: 'debug', logFile,
+    const vfplaneConf = (tag: string, deviceID: string, log: string, extra: Record<string, unknown> = {}) => JSON.stringify({
+      cniVersion: '1.0.0', name: `bench-${tag}`, type: 'vfplane-cni', deviceID, sysfsRoot: root, stateDir: path.join(work, 'state'),
+      ipam: ipam(`ipam-${tag}`), logLevel: 'debug', logFile: log, ...extra,
     });
-    const vxInput = JSON.stringify({
-      cniVersion: '1.0.0', name: 'bench-vx', type: 'vfplane-cni', deviceID: '0000:5e:02.1', sysfsRoot: root, stateDir: path.join(work, 'state'), ipam: ipam('ipam-vx'),
-      vxlan: { vni: 100 }, logLevel: 'debug', logFile: path.join(work, 'vfplane-cni-vxlan.log'),
-    });
-    if (o.vxlan) dataplane = await startDataplane(vfplaneJs, work, m.pfs[0]!.netdev, path.join(work, 'state'));
+    const vfInput = vfplaneConf('vf', '0000:5e:02.0', logFile);
+    const vxLog = path.join(work, 'vfplane-cni-vxlan.log');
+    const vxInput = vfplaneConf('vx', '0000:5e:02.1', vxLog, { vxlan: { vni: 100 } });
+    if (o.vxlan) dataplane = await startDataplane(work, m.pfs[0]!.netdev, path.join(work, 'state'));
     const mvInput = JSON.stringify({ cniVersion: '1.0.0', name: 'bench-mv', type: 'macvlan', master: m.pfs[0]!.netdev, mode: 'bridge', ipam: ipam('ipam-mv') });
     const vf = { add: [] as number[], del: [] as number[] };
     const sa = { add: [] as number[], del: [] as number[] };
@@ -156,7 +156,7 @@ export async function runCniBench(o: CniBenchOptions): Promise<CniBenchResult> {
       ipBatch([['link', 'del', `${prefix}mw`]]);
     }
     const phases = readPhases(logFile);
-    const vxPhases = o.vxlan ? readPhases(path.join(work, 'vfplane-cni-vxlan.log')) : null;
+    const vxPhases = o.vxlan ? readPhases(vxLog) : null;
     // Standalone: the same wrapper with no server behind the socket.
     server.kill('SIGTERM');
     await new Promise((res) => server!.once('exit', res));
@@ -203,19 +203,10 @@ export async function runCniBench(o: CniBenchOptions): Promise<CniBenchResult> {
 
 /** A data plane on the simulated PF's netdev (AF_PACKET), its control socket in the CNI
  *  state dir, where vfplane-cni looks for it; resolves once it is ready. */
-async function startDataplane(vfplaneJs: string, work: string, uplink: string, stateDir: string): Promise<ChildProcess> {
+async function startDataplane(work: string, uplink: string, stateDir: string): Promise<ChildProcess> {
   const config = path.join(work, 'dataplane.json');
   fs.writeFileSync(config, JSON.stringify({ node: 'bench', backend: 'afpacket', uplink: { ifname: uplink, vtep: '192.0.2.1' }, stateDir }));
-  const p = spawn(process.execPath, [vfplaneJs, 'dataplane', 'run', '--config', config, '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let err = '';
-  p.stderr!.on('data', (d) => { err += d; });
-  await new Promise<void>((res, rej) => {
-    let out = '';
-    const t = setTimeout(() => rej(systemError(`the data plane did not start within 20 s: ${err}`)), 20_000);
-    p.stdout!.on('data', (d) => { out += d; if (out.includes('"ready":true')) { clearTimeout(t); res(); } });
-    p.once('exit', (c) => { clearTimeout(t); rej(systemError(`the data plane exited ${c}: ${err}`)); });
-  });
-  return p;
+  return (await spawnDataplane(config, 'the bench\'s data plane')).proc;
 }
 
 /** The p50 of each phase over the 'done' lines the plugin logged, per command. */
@@ -233,6 +224,12 @@ function readPhases(file: string): { add: Record<string, number>; del: Record<st
   return { add: p50(by.ADD!), del: p50(by.DEL!) };
 }
 
+/** "LABEL, ADD p50 per phase: …" for each command that logged phases. */
+function phaseLines(label: string, phases: CniBenchResult['phases']): string[] {
+  return (['add', 'del'] as const).filter((op) => Object.keys(phases[op]).length).map((op) =>
+    `${label}, ${op.toUpperCase()} p50 per phase: ${Object.entries(phases[op]).map(([k, v]) => `${k} ${v.toFixed(1)}`).join(', ')} ms`);
+}
+
 function render(r: CniBenchResult): string {
   const t = new Table({ head: ['plugin', 'op', 'runs', 'p50', 'p99', 'max', 'mean'], style: { head: [], border: [] } });
   const f = (x: number) => `${x.toFixed(1)} ms`;
@@ -246,10 +243,8 @@ function render(r: CniBenchResult): string {
     `DEL p50 ratio (served): ${r.ratio.delP50.toFixed(2)}×`,
     ...(r.ratio.vxlanAddP50 !== null && r.vxlan ? [`ADD p50 with vxlan (attach to the data plane): ${r.ratio.vxlanAddP50.toFixed(2)}× macvlan, +${(r.vxlan.add.p50Ms - r.vfplane.add.p50Ms).toFixed(1)} ms over a plain ADD`] : []),
     ...(r.ratio.standaloneAddP50 !== null ? [`ADD p50 ratio standalone (no server, Node started per call): ${r.ratio.standaloneAddP50.toFixed(2)}×`] : []),
-    ...(['add', 'del'] as const).filter((op) => Object.keys(r.phases[op]).length).map((op) =>
-      `inside the server, ${op.toUpperCase()} p50 per phase: ${Object.entries(r.phases[op]).map(([k, v]) => `${k} ${v.toFixed(1)}`).join(', ')} ms`),
-    ...(r.vxlanPhases ? (['add', 'del'] as const).filter((op) => Object.keys(r.vxlanPhases![op]).length).map((op) =>
-      `inside the server, with vxlan, ${op.toUpperCase()} p50 per phase: ${Object.entries(r.vxlanPhases![op]).map(([k, v]) => `${k} ${v.toFixed(1)}`).join(', ')} ms`) : []),
+    ...phaseLines('inside the server', r.phases),
+    ...(r.vxlanPhases ? phaseLines('inside the server, with vxlan', r.vxlanPhases) : []),
     `kernel floor: moving a netdev into the pod namespace alone takes p50 ${r.netnsMove.p50Ms.toFixed(1)} ms (p99 ${r.netnsMove.p99Ms.toFixed(1)} ms); ` +
       'ADD and DEL each move one, macvlan creates its link in the pod instead',
   ].join('\n');

@@ -262,7 +262,7 @@ async function measure(topo: Topology, dut: string, op: IoOp, size: SizeSpec, o:
     const trials = windowRates(sm);
     // Over the whole span, not per window: the live-frames generator's count moves a call
     // (2^18 frames) at a time.
-    const offered = gm.length > 1 ? ((gm.at(-1)!.pkts - gm[0]!.pkts) / (gm.at(-1)!.t_ns - gm[0]!.t_ns)) * 1e3 : 0;
+    const offered = windowRates([gm[0]!, gm.at(-1)!])[0] ?? 0;
     const pk = sm.at(-1)!.pkts - sm[0]!.pkts;
     const bytes = sm.at(-1)!.bytes - sm[0]!.bytes;
     const frameBytes = pk > 0 ? bytes / pk : 0;

@@ -64,12 +64,6 @@ export function solicitedNodeMac(addr: string): string {
 const mac = (s: string) => parseMac(s)!;
 const ipBytes = (s: string) => parseIp(s)!.bytes;
 
-/** A netdev the data plane forwards for must not be forwarded by the kernel too: no IPv4
- *  forwarding off it (so the kernel never routes a pod's frame elsewhere) and no IPv6 (no
- *  link-local chatter into the pod). It is brought up. What it was is kept to give back.
- *  With `multicast`, the link also receives that group: an IPv6 uplink's solicited-node
- *  group, which the kernel no longer joins for it (its IPv6 is off, and the data plane,
- *  not the kernel, answers for the VTEP). */
 /** The data plane takes the whole netdev: its XDP program (afxdp) or stack drop
  *  (afpacket) leaves the host stack none of its frames. A netdev with addresses of its
  *  own is the host's (its management interface, say): refuse it rather than cut it off. */
@@ -82,6 +76,12 @@ function refuseHostNetdev(ifname: string, netns: string | undefined, what: strin
   }
 }
 
+/** A netdev the data plane forwards for must not be forwarded by the kernel too: no IPv4
+ *  forwarding off it (so the kernel never routes a pod's frame elsewhere) and no IPv6 (no
+ *  link-local chatter into the pod). It is brought up. What it was is kept to give back.
+ *  With `multicast`, the link also receives that group: an IPv6 uplink's solicited-node
+ *  group, which the kernel no longer joins for it (its IPv6 is off, and the data plane,
+ *  not the kernel, answers for the VTEP). */
 async function claimNetdev(ifname: string, netns?: string, multicast?: string, what = ifname): Promise<Claim> {
   refuseHostNetdev(ifname, netns, what);
   const ns = netns ?? null;

@@ -7,7 +7,7 @@
 //   pod netns ─VF veth─ representor ─┐                       ┌─ representor ─VF veth─ pod netns
 //                           node A data plane ─ uplink ─┐ ┌─ uplink ─ node B data plane
 //                                                  underlay netns: bridge ── kernel node (vxlan)
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { isIP } from 'node:net';
@@ -17,6 +17,7 @@ import { openSysfs } from '../sriov/sysfs.js';
 import { listVfs } from '../sriov/discover.js';
 import { request } from '../dataplane/control.js';
 import { packageRoot } from '../dataplane/native.js';
+import { spawnDataplane } from '../dataplane/spawn.js';
 import { systemError } from '../util/errors.js';
 import { ip, link, netnsAdd, netnsDel } from '../net/ip.js';
 
@@ -121,12 +122,12 @@ export class Topology {
     // own querier waits one query response interval when switched on (10 s by default),
     // so that listeners can report first: 1 s here. The interval must be set before the
     // querier is switched on, hence two commands.
+    // The querier needs the bridge's link-local address at once, not after DAD.
     if (this.o.snooping) {
       ip(['link', 'set', 'br0', 'type', 'bridge', 'mcast_query_response_interval', '100'], this.underlay);
       ip(['link', 'set', 'br0', 'type', 'bridge', 'mcast_querier', '1'], this.underlay);
+      run('ip', ['netns', 'exec', this.underlay, 'sysctl', '-qw', 'net.ipv6.conf.br0.accept_dad=0']);
     }
-    // The querier needs the bridge's link-local address at once, not after DAD.
-    if (this.o.snooping) run('ip', ['netns', 'exec', this.underlay, 'sysctl', '-qw', 'net.ipv6.conf.br0.accept_dad=0']);
     ip(['link', 'set', 'br0', 'up'], this.underlay);
     const peers = this.o.nodes.map((n) => n.vtep);
     if (this.o.kernelNode) peers.push(this.o.kernelNode.vtep);
@@ -189,31 +190,11 @@ export class Topology {
   }
 
   async startDaemon(n: Node): Promise<void> {
-    const bin = join(packageRoot(), 'bin', 'vfplane.js');
-    const p = spawn(process.execPath, [bin, 'dataplane', 'run', '--config', n.config, '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
-    n.proc = p;
     n.stderr = [];
-    p.stderr!.setEncoding('utf8');
-    p.stderr!.on('data', (d: string) => n.stderr.push(...d.split('\n').filter(Boolean)));
-    const ready = await new Promise<boolean>((resolve) => {
-      let out = '';
-      p.stdout!.setEncoding('utf8');
-      p.stdout!.on('data', (d: string) => {
-        out += d;
-        const line = out.split('\n').find((l) => l.includes('"ready":true'));
-        if (line) {
-          n.metricsPort = (JSON.parse(line) as { metricsPort: number | null }).metricsPort;
-          resolve(true);
-        }
-      });
-      p.once('exit', () => resolve(false));
-      setTimeout(() => resolve(false), 20_000);
-    });
-    if (!ready) {
-      p.kill('SIGKILL');
-      throw systemError(`the data plane of node ${n.spec.name} did not start:\n${n.stderr.join('\n')}`);
-    }
-    this.o.log(`node ${n.spec.name}: data plane running (pid ${p.pid}), control socket ${n.socket}`);
+    const { proc, ready } = await spawnDataplane(n.config, `the data plane of node ${n.spec.name}`, n.stderr);
+    n.proc = proc;
+    n.metricsPort = ready.metricsPort;
+    this.o.log(`node ${n.spec.name}: data plane running (pid ${proc.pid}), control socket ${n.socket}`);
   }
 
   async stopDaemon(n: Node, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
