@@ -233,10 +233,12 @@ static int load_xdp(const char *name, const struct bpf_insn *p, size_t n, const 
     return fd;
 }
 
-/* Counts packets and bytes (bpf_xdp_get_buff_len) in a per-CPU array slot, then drops:
- * the cheapest sink there is, so it costs the DUT's CPU as little as possible. Written as
- * raw instructions so the build needs no BPF compiler. */
-static int sink_prog(int map_fd) {
+/* Counts packets and bytes (bpf_xdp_get_buff_len) in a per-CPU array slot, then returns
+ * `action`: XDP_DROP for the sink (the cheapest sink there is, so it costs the DUT's CPU
+ * as little as possible), XDP_TX for the live-frames generator (which then counts each
+ * frame as its program runs, not a call at a time). Written as raw instructions so the
+ * build needs no BPF compiler. */
+static int count_prog(int map_fd, int action, const char *name, const char *what) {
     struct bpf_insn p[] = {
         I(BPF_ALU64 | BPF_MOV | BPF_X, 6, 1, 0, 0),          /* r6 = ctx */
         I(BPF_JMP | BPF_CALL, 0, 0, 0, BPF_FUNC_xdp_get_buff_len),
@@ -247,20 +249,32 @@ static int sink_prog(int map_fd) {
         I(BPF_LD | BPF_DW | BPF_IMM, 1, BPF_PSEUDO_MAP_FD, 0, map_fd),
         I(0, 0, 0, 0, 0),
         I(BPF_JMP | BPF_CALL, 0, 0, 0, BPF_FUNC_map_lookup_elem),
-        I(BPF_JMP | BPF_JEQ | BPF_K, 0, 0, 6, 0),            /* no slot: just drop */
+        I(BPF_JMP | BPF_JEQ | BPF_K, 0, 0, 6, 0),            /* no slot: skip the count */
         I(BPF_LDX | BPF_MEM | BPF_DW, 1, 0, 0, 0),
         I(BPF_ALU64 | BPF_ADD | BPF_K, 1, 0, 0, 1),
         I(BPF_STX | BPF_MEM | BPF_DW, 0, 1, 0, 0),
         I(BPF_LDX | BPF_MEM | BPF_DW, 1, 0, 8, 0),
         I(BPF_ALU64 | BPF_ADD | BPF_X, 1, 7, 0, 0),
         I(BPF_STX | BPF_MEM | BPF_DW, 0, 1, 8, 0),
-        I(BPF_ALU64 | BPF_MOV | BPF_K, 0, 0, 0, XDP_DROP),
+        I(BPF_ALU64 | BPF_MOV | BPF_K, 0, 0, 0, action),
         I(BPF_JMP | BPF_EXIT, 0, 0, 0, 0),
     };
-    return load_xdp("vfp_sink", p, sizeof p / sizeof p[0], "the sink's XDP program");
+    return load_xdp(name, p, sizeof p / sizeof p[0], what);
 }
 
-static void sink_read(int map_fd, int ncpu, uint64_t *pkts, uint64_t *bytes) {
+/* The per-CPU packet/byte counters count_prog adds to; -1 with the reason printed. */
+static int count_map(const char *name, int *ncpu) {
+    *ncpu = libbpf_num_possible_cpus();
+    int map = bpf_map_create(BPF_MAP_TYPE_PERCPU_ARRAY, name, 4, 16, 1, NULL);
+    if (map < 0 || *ncpu <= 0) {
+        fprintf(stderr, "vfp-pktgen: cannot create the BPF map %s: %s (needs root / CAP_BPF)\n", name, strerror(errno));
+        if (map >= 0) close(map);
+        return -1;
+    }
+    return map;
+}
+
+static void count_read(int map_fd, int ncpu, uint64_t *pkts, uint64_t *bytes) {
     uint64_t v[2 * 512];
     uint32_t key = 0;
     *pkts = *bytes = 0;
@@ -275,7 +289,7 @@ typedef struct sink_ctx {
 static int sink_mark(void *ctx) {
     const sink_ctx *s = ctx;
     uint64_t p, b;
-    sink_read(s->map, s->ncpu, &p, &b);
+    count_read(s->map, s->ncpu, &p, &b);
     printf("{\"t_ns\":%llu,\"pkts\":%llu,\"bytes\":%llu}\n", (unsigned long long)now_ns(), (unsigned long long)p,
            (unsigned long long)b);
     return 0;
@@ -287,13 +301,10 @@ static int run_sink(const char *iface, const char *mode) {
         fprintf(stderr, "vfp-pktgen: interface %s not found in this netns (check `ip link`)\n", iface);
         return 1;
     }
-    int ncpu = libbpf_num_possible_cpus();
-    int map = bpf_map_create(BPF_MAP_TYPE_PERCPU_ARRAY, "vfp_sink", 4, 16, 1, NULL);
-    if (map < 0 || ncpu <= 0) {
-        fprintf(stderr, "vfp-pktgen: cannot create the sink's BPF map: %s (needs root / CAP_BPF)\n", strerror(errno));
-        return 1;
-    }
-    int prog = sink_prog(map);
+    int ncpu;
+    int map = count_map("vfp_sink", &ncpu);
+    if (map < 0) return 1;
+    int prog = count_prog(map, XDP_DROP, "vfp_sink", "the sink's XDP program");
     if (prog < 0) return 1;
     uint32_t flags = !strcmp(mode, "skb") ? XDP_FLAGS_SKB_MODE : XDP_FLAGS_DRV_MODE;
     /* Replace whatever an earlier, killed run left there: the interface is ours. */
@@ -320,27 +331,19 @@ static int run_sink(const char *iface, const char *mode) {
  * repetition out of ingress_ifindex through the driver's ndo_xdp_xmit, with no socket,
  * no ring and no copy per packet. One call sends one frame `repeat` times; the loop
  * cycles through the frame set call by call (the flows change every `repeat` frames).
- * What it counts is what it handed to the driver: a veth whose peer has no NAPI (no XDP
- * program, GRO off) or a full peer ring drops frames after that point. Each call also
- * sleeps ~25 ms setting up and tearing down (an RCU grace period), so two threads take
- * turns: one transmits while the other waits. The count moves a call (2^18 frames) at a
- * time. */
+ * The program counts each frame as it runs (a per-CPU map, as the sink does), so a mark
+ * is exact at any moment, not a call (2^18 frames) at a time: a slow DUT makes a call
+ * outlast a short window. What it counts is what it handed to the driver: a veth whose
+ * peer has no NAPI (no XDP program, GRO off) or a full peer ring drops frames after that
+ * point. Each call also sleeps ~25 ms setting up and tearing down (an RCU grace period),
+ * so two threads take turns: one transmits while the other waits. */
 typedef struct live {
-    int prog, ifindex;
+    int prog, ifindex, map, ncpu;
     const vfp_mem_frame *frames;
     uint32_t n_frames, repeat;
     atomic_int stop, err;
     atomic_uint next;
-    _Atomic uint64_t sent, bytes;
 } live;
-
-static int live_prog(void) {
-    struct bpf_insn p[] = {
-        I(BPF_ALU64 | BPF_MOV | BPF_K, 0, 0, 0, XDP_TX),
-        I(BPF_JMP | BPF_EXIT, 0, 0, 0, 0),
-    };
-    return load_xdp("vfp_live_tx", p, 2, "the live-frames XDP program");
-}
 
 /* Sends frame k `repeat` times (batch_size 0: the kernel's default, 64). */
 static int live_send(const live *l, uint32_t k, uint32_t repeat) {
@@ -358,8 +361,6 @@ static void *live_main(void *arg) {
             atomic_store(&l->err, errno);
             break;
         }
-        atomic_fetch_add_explicit(&l->sent, l->repeat, memory_order_relaxed);
-        atomic_fetch_add_explicit(&l->bytes, (uint64_t)l->repeat * l->frames[k].len, memory_order_relaxed);
     }
     return NULL;
 }
@@ -369,8 +370,10 @@ static int live_mark(void *ctx) {
     live *l = ctx;
     int e = atomic_load(&l->err);
     if (e) return e;
+    uint64_t p, b;
+    count_read(l->map, l->ncpu, &p, &b);
     printf("{\"t_ns\":%llu,\"pkts\":%llu,\"bytes\":%llu,\"full\":0}\n", (unsigned long long)now_ns(),
-           (unsigned long long)atomic_load(&l->sent), (unsigned long long)atomic_load(&l->bytes));
+           (unsigned long long)p, (unsigned long long)b);
     return 0;
 }
 
@@ -381,7 +384,9 @@ static int run_live(const char *iface, const vfp_mem_frame *frames, uint32_t nf)
         return 1;
     }
     live l = { .ifindex = ifindex, .frames = frames, .n_frames = nf, .repeat = 1u << 18 };
-    l.prog = live_prog();
+    l.map = count_map("vfp_live_tx", &l.ncpu);
+    if (l.map < 0) return 1;
+    l.prog = count_prog(l.map, XDP_TX, "vfp_live_tx", "the live-frames XDP program");
     if (l.prog < 0) return 1;
     /* One short call first, so that a kernel without live frames (before 5.18) fails
      * here with its reason. A driver without ndo_xdp_xmit (lo, say) or a veth whose peer
@@ -410,6 +415,7 @@ static int run_live(const char *iface, const vfp_mem_frame *frames, uint32_t nf)
     pthread_join(th[0], NULL);
     pthread_join(th[1], NULL);
     close(l.prog);
+    close(l.map);
     return rc;
 }
 #endif

@@ -260,8 +260,7 @@ async function measure(topo: Topology, dut: string, op: IoOp, size: SizeSpec, o:
       sm.push(await sink.mark<{ t_ns: number; pkts: number; bytes: number }>());
     }
     const trials = windowRates(sm);
-    // Over the whole span, not per window: the live-frames generator's count moves a call
-    // (2^18 frames) at a time.
+    // Over the whole span: what the generator handed over while the sink counted.
     const offered = windowRates([gm[0]!, gm.at(-1)!])[0] ?? 0;
     const pk = sm.at(-1)!.pkts - sm[0]!.pkts;
     const bytes = sm.at(-1)!.bytes - sm[0]!.bytes;
