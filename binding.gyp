@@ -66,7 +66,7 @@
       # Each backend adds its sources and adapter here under its have_* condition.
       "target_name": "vfp-io-fwd",
       "type": "executable",
-      "sources": ["native/test/io_fwd.c", "native/io/memory.c",
+      "sources": ["native/test/io_fwd.c", "native/io/memory.c", "native/core/csum.c",
                   "native/io/afpacket.c", "native/test/io_fwd_afpacket.c"],
       "include_dirs": ["native"],
       "defines": ["_GNU_SOURCE", "VFP_HAVE_AFPACKET=1"],
@@ -92,7 +92,7 @@
       # set) and sink (an XDP program that counts and drops), native/tools/vfp_pktgen.c.
       "target_name": "vfp-pktgen",
       "type": "executable",
-      "sources": ["native/tools/vfp_pktgen.c", "native/io/memory.c", "native/io/afpacket.c"],
+      "sources": ["native/tools/vfp_pktgen.c", "native/core/csum.c", "native/io/memory.c", "native/io/afpacket.c"],
       "include_dirs": ["native"],
       "defines": ["_GNU_SOURCE", "VFP_HAVE_AFPACKET=1"],
       "libraries": ["-lpthread"],

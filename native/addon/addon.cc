@@ -404,6 +404,9 @@ bool ToTunnelCfg(Napi::Env env, Napi::Value v, vfp_tunnel_cfg *c) {
     return false;
   }
   if (!PROP("ipId") || !ToUint(env, f, "cfg.ipId", 0, 65535, &c->ip_id)) return false;
+  // Optional: the checksums left for a device (the data plane sets it from its uplink).
+  if (!PROP("txOffload")) return false;
+  if (!f.IsUndefined() && !ToUint(env, f, "cfg.txOffload", 0, VFP_TXO__ALL, &c->tx_offload)) return false;
 #undef PROP
   return true;
 }
@@ -457,6 +460,30 @@ Napi::Value Encap(const Napi::CallbackInfo &info) {
   return BurstResult(env, &b, RunBurst(&b, false, [&](vfp_pkt **pp, uint16_t n) {
     return vfp_vxlan__encap_burst(&h->t, vni, pp, n, &h->stats->st);
   }));
+}
+
+// txFinish(frame, ol, l2Len, l3Len): completes in software, in place, the outer checksums
+// `ol` says encap left for a device, as a port without the offload does before sending.
+Napi::Value TxFinish(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  Span<uint8_t> s;
+  uint8_t ol, l2, l3;
+  if (!ToBytes(env, info[0], "frame", &s) || !ToUint(env, info[1], "ol", 0, 0xff, &ol) ||
+      !ToUint(env, info[2], "l2Len", 14, 18, &l2) || !ToUint(env, info[3], "l3Len", 20, 40, &l3))
+    return Napi::Value();
+  if ((l3 != 20 && l3 != 40) || s.len < static_cast<size_t>(l2) + l3 + 8) {
+    ThrowRange(env, "txFinish: a frame of " + std::to_string(s.len) + " bytes has no outer IP (l3Len " +
+                        std::to_string(l3) + ", 20 or 40) and UDP header after " + std::to_string(l2) + " bytes");
+    return Napi::Value();
+  }
+  vfp_pkt p{};
+  p.data = s.data;
+  p.len = static_cast<uint32_t>(s.len);
+  p.tx_ol = ol;
+  p.l2_len = l2;
+  p.l3_len = l3;
+  vfp_pkt__tx_finish(&p, VFP_TXO__ALL);
+  return env.Undefined();
 }
 
 // The next IPv4 identification the tunnel will use (§3.2), for tests and dumps.
@@ -1378,7 +1405,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   static const ExportFn fns[] = {
       {"reasonNames", ReasonNames}, {"statsLayout", StatsLayout}, {"cpuFeatures", CpuFeatures},
       {"crc32c", Crc32c},           {"crcSelect", CrcSelect},     {"flowHash", FlowHash},
-      {"tunnelCreate", TunnelCreate}, {"tunnelIpId", TunnelIpId}, {"encap", Encap},
+      {"tunnelCreate", TunnelCreate}, {"tunnelIpId", TunnelIpId}, {"encap", Encap}, {"txFinish", TxFinish},
       {"decapCreate", DecapCreate}, {"decapSetNow", DecapSetNow}, {"decap", Decap},
       {"stats", Stats},             {"fdbCreate", FdbCreate},     {"benchEncap", BenchEncap},
       {"benchDecap", BenchDecap},   {"benchFdb", BenchFdb},       {"netopsRun", NetopsRun},       {"netopsRunAsync", NetopsRunAsync},

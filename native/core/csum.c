@@ -3,6 +3,10 @@
  * else eight bytes at a time into two accumulators with end-around carry. */
 #include "core/csum.h"
 
+#include <string.h>
+
+#include "core/vfp.h"
+
 #if defined(__x86_64__)
 #include <immintrin.h>
 #define VFP_CSUM_AVX2 1
@@ -86,4 +90,29 @@ static uint64_t partial_scalar(const uint8_t *p, size_t len, uint64_t acc) {
         a0 = vfp_csum__add64(a0, w);
     }
     return vfp_csum__add64(a0, a1);
+}
+
+/* ------------------------------------------------ checksums left for a device */
+
+/* Stores a memory-order checksum word as is. */
+static inline void store_csum(uint8_t *p, uint16_t c) { memcpy(p, &c, 2); }
+
+void vfp_pkt__tx_finish(vfp_pkt *p, uint8_t which) {
+    const uint8_t todo = (uint8_t)(p->tx_ol & which & VFP_TXO__ALL);
+    if (!todo) return;
+    uint8_t *l3 = p->data + p->l2_len;
+    if (todo & VFP_TXO_IP_CSUM) {
+        l3[10] = l3[11] = 0;
+        store_csum(l3 + 10, (uint16_t)~vfp_csum__fold(vfp_csum__partial20(l3, 0)));
+    }
+    if (todo & VFP_TXO_UDP_CSUM) {
+        /* The field holds the pseudo-header sum, so the sum of the UDP header and payload
+         * as they stand is the whole checksum sum. */
+        uint8_t *udp = l3 + p->l3_len;
+        const uint32_t ulen = p->len - p->l2_len - p->l3_len;
+        const uint16_t c = (uint16_t)~vfp_csum__fold(vfp_csum__partial(udp, ulen, 0));
+        store_csum(udp + 6, c ? c : 0xffff);
+    }
+    p->tx_ol = (uint8_t)(p->tx_ol & ~todo);
+    if (!(p->tx_ol & VFP_TXO__ALL)) p->tx_ol = 0;
 }

@@ -72,7 +72,25 @@ typedef struct vfp_pkt {
     uint8_t vtep[16];   /* decap result: outer source address (IPv4 in the first 4) */
     void *opaque;       /* the backend's own handle (mbuf, UMEM address, ring slot) */
     struct vfp_port *owner; /* the port (or pool) the buffer returns to; set by rx */
+    uint8_t tx_ol;      /* enum vfp_tx_offload: checksums left for the port; rx sets 0 */
+    uint8_t l2_len;     /* with tx_ol: bytes before the outer IP header */
+    uint8_t l3_len;     /* with tx_ol: outer IP header bytes (20 or 40) */
 } vfp_pkt;
+
+/* Outer checksums encap may leave for the device (DPDK tx offload). A packet carrying
+ * one is finished by the port if the port offloads it, or in software on the way out
+ * (vfp_pkt__tx_finish, called by vfp_port__tx_burst) otherwise: no port ever sends one
+ * unfinished. */
+enum vfp_tx_offload {
+    VFP_TXO_IP_CSUM = 1u << 0,  /* IPv4 header checksum: written as 0 */
+    VFP_TXO_UDP_CSUM = 1u << 1, /* UDP checksum: the field holds the pseudo-header sum */
+    VFP_TXO_IPV6 = 1u << 2,     /* the outer header is IPv6 (what a device needs to know) */
+    VFP_TXO__ALL = VFP_TXO_IP_CSUM | VFP_TXO_UDP_CSUM
+};
+
+/* Completes the outer checksums p->tx_ol names and `which` selects, in software, and
+ * clears their bits: what a port without the offload does before sending (vxlan.c). */
+void vfp_pkt__tx_finish(vfp_pkt *p, uint8_t which);
 
 /* An IPv4 or IPv6 address. IPv4 uses bytes[0..3]; the rest is zero. */
 typedef struct vfp_addr {

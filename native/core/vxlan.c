@@ -60,6 +60,7 @@ int vfp_tunnel__init(vfp_tunnel *t, const vfp_tunnel_cfg *cfg) {
     if (!cfg->ttl || (cfg->tos > 255 && cfg->tos != VFP_TOS_INHERIT) || cfg->df > VFP_DF_INHERIT)
         return -EINVAL;
     if (cfg->mtu != 0 && cfg->mtu < 68) return -EINVAL;
+    if (cfg->tx_offload & ~VFP_TXO__ALL) return -EINVAL;
 
     memset(t, 0, sizeof *t);
     uint8_t *h = t->tmpl;
@@ -118,6 +119,12 @@ int vfp_tunnel__init(vfp_tunnel *t, const vfp_tunnel_cfg *cfg) {
     uint64_t ps = vfp_csum__partial(cfg->local.bytes, alen, 0);
     ps = vfp_csum__partial(cfg->remote.bytes, alen, ps);
     ps = vfp_csum__add64(ps, vfp_csum__be16(17));
+    t->phdr_base = vfp_csum__fold(ps);
+    /* What the device finishes: the IPv4 header checksum (IPv6 has none) and the UDP
+     * checksum when there is one to compute. */
+    t->tx_ol = (uint8_t)((cfg->tx_offload & (fam == 4 ? VFP_TXO_IP_CSUM : 0)) |
+                         (t->udp_csum ? cfg->tx_offload & VFP_TXO_UDP_CSUM : 0));
+    if (t->tx_ol && fam == 6) t->tx_ol |= VFP_TXO_IPV6;
     ps = vfp_csum__partial(h + l4, 16, ps);
     t->pseudo_base = vfp_csum__fold(ps);
     return 0;
@@ -136,10 +143,11 @@ static inline void copy_hdr(uint8_t *o, const uint8_t *tmpl, unsigned hl) {
 #define ENCAP_PREFETCH 4
 
 /* The per-packet loop; the tunnel's options come in as arguments so that the common
- * case (IPv4, fixed TOS and DF, no UDP checksum) is compiled with them as constants. */
+ * case (IPv4, fixed TOS and DF, no UDP checksum, no offload) is compiled with them as
+ * constants. `ol`: the tunnel's tx_ol, the checksums left for the device. */
 static inline __attribute__((always_inline)) uint16_t
 encap_loop(vfp_tunnel *t, const uint8_t *tmpl, uint64_t pseudo, vfp_pkt **pkts, uint16_t n, vfp_stats *st,
-           const int v4, const int tos_inherit, const int df_inherit, const int udp_csum) {
+           const int v4, const int tos_inherit, const int df_inherit, const int udp_csum, const int ol) {
     uint32_t hash[VFP_MAX_BURST];
     uint16_t meta[VFP_MAX_BURST];
     const unsigned hl = t->hdr_len, l3 = t->l3_off;
@@ -157,6 +165,8 @@ encap_loop(vfp_tunnel *t, const uint8_t *tmpl, uint64_t pseudo, vfp_pkt **pkts, 
     const uint16_t sp_min = t->src_port_min;
     const uint32_t sp_span = t->src_port_span;
     const uint32_t csum_base = t->csum_base;
+    const uint32_t phdr_base = t->phdr_base;
+    const uint8_t l3_len = v4 ? 20 : 40;
 
     /* One pass to parse and hash every inner frame, so the CRC implementation is picked
      * once per burst and the inner headers are in L1 for the pass that writes. */
@@ -202,7 +212,8 @@ encap_loop(vfp_tunnel *t, const uint8_t *tmpl, uint64_t pseudo, vfp_pkt **pkts, 
             wr16(ip + 2, tot);
             wr16(ip + 4, id);
             id++; /* uint16_t: wraps at 65536 as §3.2 asks */
-            wr_csum(ip + 10, (uint16_t)~vfp_csum__fold(s));
+            /* Offloaded: the template's 0 stays, for the device to fill. */
+            if (!(ol & VFP_TXO_IP_CSUM)) wr_csum(ip + 10, (uint16_t)~vfp_csum__fold(s));
         } else {
             uint8_t *ip = o + l3;
             if (tos_inherit) {
@@ -214,7 +225,11 @@ encap_loop(vfp_tunnel *t, const uint8_t *tmpl, uint64_t pseudo, vfp_pkt **pkts, 
         uint8_t *udp = o + l4;
         wr16(udp, sport);
         wr16(udp + 4, ulen);
-        if (udp_csum) {
+        if (udp_csum && (ol & VFP_TXO_UDP_CSUM)) {
+            /* The device sums the UDP header and payload onto the field: seed it with the
+             * pseudo-header (addresses, protocol, length), folded, not complemented. */
+            wr_csum(udp + 6, vfp_csum__fold((uint64_t)phdr_base + vfp_csum__be16(ulen)));
+        } else if (udp_csum) {
             uint64_t s = pseudo;
             s += 2 * (uint64_t)vfp_csum__be16(ulen) + vfp_csum__be16(sport);
             s = vfp_csum__partial(p->data, len, s);
@@ -224,6 +239,9 @@ encap_loop(vfp_tunnel *t, const uint8_t *tmpl, uint64_t pseudo, vfp_pkt **pkts, 
         p->data = o;
         p->len = len + hl;
         p->headroom -= hl;
+        p->tx_ol = (uint8_t)ol;
+        p->l2_len = (uint8_t)l3;
+        p->l3_len = l3_len;
         bytes += len + hl;
         ok++;
     }
@@ -241,8 +259,9 @@ static uint16_t encap_chunk(vfp_tunnel *t, const uint8_t *tmpl, uint64_t pseudo,
     const int tos_inherit = t->tos == VFP_TOS_INHERIT;
     const int df_inherit = t->df == VFP_DF_INHERIT;
     const int udp_csum = t->udp_csum;
-    if (v4 && !tos_inherit && !df_inherit && !udp_csum) return encap_loop(t, tmpl, pseudo, pkts, n, st, 1, 0, 0, 0);
-    return encap_loop(t, tmpl, pseudo, pkts, n, st, v4, tos_inherit, df_inherit, udp_csum);
+    if (v4 && !tos_inherit && !df_inherit && !udp_csum && !t->tx_ol)
+        return encap_loop(t, tmpl, pseudo, pkts, n, st, 1, 0, 0, 0, 0);
+    return encap_loop(t, tmpl, pseudo, pkts, n, st, v4, tos_inherit, df_inherit, udp_csum, t->tx_ol);
 }
 
 uint16_t vfp_vxlan__encap_burst(vfp_tunnel *t, uint32_t vni, vfp_pkt **pkts, uint16_t n,

@@ -27,6 +27,7 @@ typedef struct vfp_tunnel_cfg {
     uint8_t udp_csum;      /* IPv4: compute the UDP checksum (IPv6 always does) */
     uint16_t mtu;          /* 0: no limit */
     uint16_t ip_id;        /* first IPv4 identification */
+    uint8_t tx_offload;    /* VFP_TXO_IP_CSUM | VFP_TXO_UDP_CSUM the uplink finishes; 0: none */
 } vfp_tunnel_cfg;
 
 /* A tunnel: the outer header template, built once, patched per packet. */
@@ -44,6 +45,9 @@ typedef struct vfp_tunnel {
     uint32_t src_port_span;/* max - min + 1 */
     uint32_t csum_base;    /* precomputed partial sums, implementation-defined */
     uint32_t pseudo_base;
+    uint32_t phdr_base;    /* pseudo-header addresses and protocol only (offload seed) */
+    uint8_t tx_ol;         /* what encap leaves for the device: VFP_TXO_* of tx_offload
+                              that apply (no IP checksum on IPv6, no UDP one when off) */
 } vfp_tunnel;
 
 /* Builds the template. -EINVAL when the configuration is inconsistent. */

@@ -154,6 +154,7 @@ static uint16_t afp_rx(vfp_port *vp, uint16_t q, vfp_pkt **pkts, uint16_t n) {
         d->len = len;
         d->headroom = headroom;
         d->reason = 0;
+        d->tx_ol = 0;
         d->owner = vp;
         d->opaque = (void *)(uintptr_t)p->cur_blk;
         p->blk_ref[p->cur_blk]++;
@@ -200,6 +201,7 @@ static uint16_t afp_rx_v2(vfp_port *vp, uint16_t q, vfp_pkt **pkts, uint16_t n) 
         d->len = len;
         d->headroom = headroom;
         d->reason = 0;
+        d->tx_ol = 0;
         d->owner = vp;
         d->opaque = (void *)(uintptr_t)idx;
         pkts[got++] = d;

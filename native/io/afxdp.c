@@ -149,6 +149,7 @@ static uint16_t afxdp_rx(vfp_port *p, uint16_t qi, vfp_pkt **pkts, uint16_t n) {
          * both copy and zero-copy mode, read from the descriptor rather than assumed. */
         k->headroom = (uint32_t)(d->addr - base);
         k->port = x->port_id;
+        k->tx_ol = 0;
         pkts[i] = k;
         bytes += d->len;
     }

@@ -285,6 +285,10 @@ int vfp_dpdk_port__create(vfp_port **out, const vfp_dpdk_opts *o, char *err, siz
         }
     }
     d->fast_free = !!(d->offloads & VFP_DPDK_TX_MBUF_FAST_FREE);
+    /* What encap may leave to this device: the outer packet described as plain IP/UDP
+     * (l2_len, l3_len), so the non-tunnel checksum offloads are the ones that apply. */
+    d->port.tx_ol = (uint8_t)(((d->offloads & VFP_DPDK_TX_IPV4_CKSUM) ? VFP_TXO_IP_CSUM : 0) |
+                              ((d->offloads & VFP_DPDK_TX_UDP_CKSUM) ? VFP_TXO_UDP_CSUM : 0));
     if (nq > 1 && (di.flow_type_rss_offloads & RTE_ETH_RSS_IP)) {
         conf.rxmode.mq_mode = RTE_ETH_MQ_RX_RSS;
         conf.rx_adv_conf.rss_conf.rss_hf = di.flow_type_rss_offloads & (RTE_ETH_RSS_IP | RTE_ETH_RSS_UDP);
@@ -402,6 +406,7 @@ static uint16_t dpdk_rx(vfp_port *p, uint16_t q, vfp_pkt **pkts, uint16_t n) {
         v->data = rte_pktmbuf_mtod(m, uint8_t *);
         v->len = m->data_len;
         v->headroom = rte_pktmbuf_headroom(m);
+        v->tx_ol = 0;
         bytes += m->data_len;
         pkts[k++] = v;
     }
@@ -416,15 +421,31 @@ static inline int zero_copy(const dpdk_port *d, const vfp_pkt *pkt) {
     return !d->fast_free || ((struct rte_mbuf *)pkt->opaque)->pool == d->pool;
 }
 
+/* The checksums encap left for the device (pk->tx_ol), as the mbuf API asks for them:
+ * the outer header described as a plain IPv4/IPv6 + UDP packet, the UDP field already
+ * seeded with the pseudo-header sum (what rte_eth_tx_prepare would write for i40e/ice;
+ * mlx5 ignores it). Only bits this port enabled reach here: vfp_port__tx_burst finished
+ * the others in software. */
+static inline void tx_offload(struct rte_mbuf *m, const vfp_pkt *pk) {
+    uint64_t f = (pk->tx_ol & VFP_TXO_IPV6) ? RTE_MBUF_F_TX_IPV6 : RTE_MBUF_F_TX_IPV4;
+    if (pk->tx_ol & VFP_TXO_IP_CSUM) f |= RTE_MBUF_F_TX_IP_CKSUM;
+    if (pk->tx_ol & VFP_TXO_UDP_CSUM) f |= RTE_MBUF_F_TX_UDP_CKSUM;
+    m->ol_flags |= f;
+    m->l2_len = pk->l2_len;
+    m->l3_len = pk->l3_len;
+    m->l4_len = 8;
+}
+
 /* The engine moved data within the buffer (encap into headroom, decap past headers):
- * carry that back into the mbuf. No tx offload is requested per packet yet (the engine
- * does checksums in software), and rx flags must not be read as tx requests. */
+ * carry that back into the mbuf, with the tx offloads encap asked for. Rx flags must not
+ * be read as tx requests. */
 static inline struct rte_mbuf *sync_mbuf(const vfp_pkt *pk) {
     struct rte_mbuf *m = (struct rte_mbuf *)pk->opaque;
     m->data_off = (uint16_t)(pk->data - (uint8_t *)m->buf_addr);
     m->data_len = (uint16_t)pk->len;
     m->pkt_len = pk->len;
     m->ol_flags &= CTRL_FLAGS;
+    if (VFP_UNLIKELY(pk->tx_ol)) tx_offload(m, pk);
     return m;
 }
 
@@ -478,6 +499,7 @@ static uint16_t tx_mixed(dpdk_port *d, uint16_t q, vfp_pkt **pkts, uint16_t n, s
             memcpy(rte_pktmbuf_mtod(m, uint8_t *), pk->data, pk->len);
             m->data_len = (uint16_t)pk->len;
             m->pkt_len = pk->len;
+            if (VFP_UNLIKELY(pk->tx_ol)) tx_offload(m, pk);
             tx[i] = m;
         }
     }

@@ -36,6 +36,7 @@ static uint16_t gen_rx(vfp_port *p, uint16_t q, vfp_pkt **pkts, uint16_t n) {
         d->len = g->lens[i];
         d->headroom = g->headroom;
         d->owner = p;
+        d->tx_ol = 0;
         pkts[k] = d;
         bytes += d->len;
         i = i + 1 == g->ring ? 0 : i + 1;

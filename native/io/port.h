@@ -42,13 +42,19 @@ struct vfp_port_ops {
 struct vfp_port {
     const struct vfp_port_ops *ops;
     uint16_t n_queues;     /* rx/tx queue pairs, ≥ 1 */
+    uint8_t tx_ol;         /* enum vfp_tx_offload: the checksums this port's device fills */
     uint64_t rx_pkts, rx_bytes, tx_pkts, tx_bytes, tx_full, rx_nombuf;
 };
 
 static inline uint16_t vfp_port__rx_burst(vfp_port *p, uint16_t q, vfp_pkt **pkts, uint16_t n) {
     return p->ops->rx_burst(p, q, pkts, n);
 }
+/* Packets whose outer checksums were left for a device (pkt->tx_ol) are finished in
+ * software first when this port's device does not fill them. */
 static inline uint16_t vfp_port__tx_burst(vfp_port *p, uint16_t q, vfp_pkt **pkts, uint16_t n) {
+    const uint8_t soft = (uint8_t)(VFP_TXO__ALL & ~p->tx_ol);
+    for (uint16_t i = 0; i < n; i++)
+        if (VFP_UNLIKELY(pkts[i]->tx_ol & soft)) vfp_pkt__tx_finish(pkts[i], soft);
     return p->ops->tx_burst(p, q, pkts, n);
 }
 static inline void vfp_port__free_burst(vfp_port *p, vfp_pkt **pkts, uint16_t n) {

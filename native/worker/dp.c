@@ -171,6 +171,7 @@ static vfp_pkt *pool_get(pool *pl) {
     d->headroom = pl->headroom;
     d->len = 0;
     d->owner = &pl->port;
+    d->tx_ol = 0;
     return d;
 }
 
@@ -181,6 +182,9 @@ static vfp_pkt *pool_clone(pool *pl, const vfp_pkt *src) {
     memcpy(d->data, src->data, src->len);
     d->len = src->len;
     d->port = src->port;
+    d->tx_ol = src->tx_ol;
+    d->l2_len = src->l2_len;
+    d->l3_len = src->l3_len;
     return d;
 }
 
@@ -1374,6 +1378,8 @@ static int64_t build(vfp_dp *dp, const vfp_dp_spec *s, dp_cfg **out, char *err, 
         p->mac_known = s->peers[i].mac_known;
         vfp_tunnel_cfg tc = s->tunnel;
         tc.remote = p->addr;
+        /* The checksums the uplink's device fills are left to it (DPDK tx offloads). */
+        tc.tx_offload = s->uplink != VFP_DP_NO_PORT ? (uint8_t)(vfp_dp__port(dp, s->uplink)->tx_ol & VFP_TXO__ALL) : 0;
         memcpy(tc.src_mac, s->uplink_mac, 6);
         if (p->mac_known) memcpy(tc.dst_mac, s->peers[i].mac, 6);
         else memset(tc.dst_mac, 0, 6);

@@ -23,6 +23,8 @@ export interface DpdkChildConfig {
   peer: { vtep: string; mac: string };
   podMac: string;       // the attachment's MAC
   fdbMac: string;       // inner destination sent to the peer
+  txOffloads?: number;  // DPDK_TX bits asked of the uplink (default none)
+  udpCsum?: boolean;    // outer UDP checksum on IPv4 (IPv6 always has one)
 }
 
 async function main(): Promise<void> {
@@ -44,20 +46,20 @@ async function main(): Promise<void> {
     dp = new DataPlane({ workers: 1, cpus: [c.cpu], idleSpins: 0 });
     const mb = c.mbufs ? { mbufs: c.mbufs } : {};
     const pod = dp.openPort('dpdk', { dev: c.pod, ...mb }, 'pod');
-    const up = dp.openPort('dpdk', { dev: c.uplink, ...mb }, 'uplink');
+    const up = dp.openPort('dpdk', { dev: c.uplink, ...mb, ...(c.txOffloads ? { txOffloads: c.txOffloads } : {}) }, 'uplink');
     const ip = (s: string) => parseIp(s)!.bytes;
     const mac = (s: string) => parseMac(s)!;
     const vtep = ip(c.peer.vtep);
     dp.commit({
       uplink: up.slot,
       uplinkMac: c.uplinkMac ? mac(c.uplinkMac) : up.mac!,
-      tunnel: resolveTunnel({ local: c.vtepLocal, remote: c.peer.vtep }),
+      tunnel: resolveTunnel({ local: c.vtepLocal, remote: c.peer.vtep, udpCsum: c.udpCsum ?? false }),
       peers: [{ vtep, mac: mac(c.peer.mac) }],
       atts: [{ port: pod.slot, vni: c.vni, mac: mac(c.podMac) }],
       fdb: [{ vni: c.vni, mac: mac(c.fdbMac), vtep }],
       floods: [], extraVnis: [], learn: false, antiSpoof: false,
     });
-    process.stdout.write(JSON.stringify({ ready: true, pod: { driver: pod.driver, slot: pod.slot }, uplink: { driver: up.driver, slot: up.slot } }) + '\n');
+    process.stdout.write(JSON.stringify({ ready: true, pod: { driver: pod.driver, slot: pod.slot }, uplink: { driver: up.driver, slot: up.slot, txOffloads: up.txOffloads ?? 0 } }) + '\n');
     const rl = createInterface({ input: process.stdin });
     for await (const line of rl) {
       if (line.startsWith('quit')) break;

@@ -30,6 +30,8 @@ export interface RawTunnelCfg {
   udpCsum: boolean;
   mtu: number;
   ipId: number;
+  /** VFP_TXO_IP_CSUM (1) | VFP_TXO_UDP_CSUM (2): checksums left for the device. */
+  txOffload?: number;
 }
 
 export interface RawDecapCfg {
@@ -154,6 +156,8 @@ export interface RawAddon {
   tunnelCreate(cfg: RawTunnelCfg): RawHandle;
   tunnelIpId(tunnel: RawHandle): number;
   encap(tunnel: RawHandle, vni: number, burst: Burst): number;
+  /** Completes in place the outer checksums `ol` (VFP_TXO_*) left for a device. */
+  txFinish(frame: Uint8Array, ol: number, l2Len: number, l3Len: number): void;
   decapCreate(cfg: RawDecapCfg, fdb?: RawFdb | null): RawHandle;
   decapSetNow(decap: RawHandle, now: number): void;
   decap(decap: RawHandle, burst: Burst): number;

@@ -376,3 +376,66 @@ describe('encap bursts and counters', () => {
     expect(addon.encap(addon.tunnelCreate(tunnel()), 1, b)).toBe(0);
   });
 });
+
+// Checksums left for a device (DPDK tx offload): the IPv4 header checksum stays 0 and the
+// UDP field holds the pseudo-header sum (addresses, protocol 17, UDP length; folded, not
+// complemented), as the mbuf API asks. txFinish, what a port without the offload runs
+// before sending, must then give exactly the frame encap computes in software.
+describe('outer checksums left for the device (txOffload)', () => {
+  const IP = 1, UDP = 2, V6 = 4;
+  //   IPv4 pseudo sum: c000+0201+c633+6402+0011+0047 = 0x1ec8e → 0xec8f
+  it('vector A: IPv4 header checksum 0, UDP field the pseudo-header sum; finished, vector A exactly', () => {
+    const out = encapOne({ ...cfgA(), txOffload: IP | UDP }, 0x123456, innerA);
+    const want = Uint8Array.from(hdrA);
+    want.set([0, 0], 18 + 10);
+    want.set([0xec, 0x8f], 18 + 20 + 6);
+    expect(toHex(out.slice(0, 54))).toBe(toHex(want));
+    expect(toHex(out.slice(54))).toBe(toHex(innerA));
+    addon.txFinish(out, IP | UDP, 18, 20);
+    expect(toHex(out.slice(0, 54))).toBe(toHex(hdrA));
+  });
+
+  //   IPv6 pseudo sum: 2001+0db8+0001 + 2001+0db8+0002 + 0011 + 005a = 0x5be0
+  it('vector B: IPv6 has no header checksum to leave; the UDP field is seeded, and finishing gives vector B', () => {
+    const out = encapOne({ ...cfgB(), txOffload: IP | UDP }, 7, innerB);
+    const want = Uint8Array.from(hdrB);
+    want.set([0x5b, 0xe0], 14 + 40 + 6);
+    expect(toHex(out.slice(0, 70))).toBe(toHex(want));
+    addon.txFinish(out, UDP | V6, 14, 40);
+    expect(toHex(out.slice(0, 70))).toBe(toHex(hdrB));
+  });
+
+  it('leaves the UDP checksum 0 on IPv4 without udpCsum, offload or not', () => {
+    const inner = innerUdp4(3);
+    const off = encapOne({ ...tunnel(), txOffload: IP | UDP }, 9, inner);
+    const sw = encapOne(tunnel(), 9, inner);
+    expect(be16(off, 14 + 20 + 6)).toBe(0);
+    expect(be16(off, 14 + 10)).toBe(0);
+    addon.txFinish(off, IP, 14, 20);
+    expect(toHex(off)).toBe(toHex(sw));
+  });
+
+  it('random frames, both families, tagged or not, UDP checksum on or off: offload + finish = software, byte for byte', () => {
+    let seed = 0x5eed;
+    const rnd = (n: number) => ((seed = (seed * 1103515245 + 12345) >>> 0) >>> 8) % n;
+    for (let k = 0; k < 200; k++) {
+      const v6fam = rnd(2) === 1, vlan = rnd(2) ? rnd(4095) : undefined, udpCsum = rnd(2) === 1;
+      const spec = {
+        ...(v6fam ? { local: '2001:db8::1', remote: '2001:db8::2' } : {}), ...(vlan !== undefined ? { vlan } : {}), udpCsum,
+      };
+      const payload = Uint8Array.from({ length: rnd(1500) }, () => rnd(256));
+      const inner = rnd(2) ? innerUdp4(rnd(65536), 64 + rnd(1400)) : ether({ payload });
+      const vni = rnd(1 << 24);
+      const sw = encapOne(tunnel(spec), vni, inner);
+      const off = encapOne({ ...tunnel(spec), txOffload: IP | UDP }, vni, inner);
+      const ol = v6fam ? UDP | V6 : IP | (udpCsum ? UDP : 0);
+      addon.txFinish(off, ol, vlan !== undefined ? 18 : 14, v6fam ? 40 : 20);
+      expect(toHex(off), `frame ${k}: v6 ${v6fam} vlan ${vlan} udpCsum ${udpCsum} len ${inner.length}`).toBe(toHex(sw));
+    }
+  });
+
+  it('refuses an offload bit it does not know, naming the field', () => {
+    expect(() => addon.tunnelCreate({ ...tunnel(), txOffload: 4 })).toThrow(/cfg\.txOffload/);
+    expect(() => addon.txFinish(new Uint8Array(20), IP, 14, 20)).toThrow(/no outer IP/);
+  });
+});
