@@ -42,12 +42,15 @@ export async function dpStatus(o: ClientOpts): Promise<void> {
   const r = await request(sock(o), { op: 'status' });
   if (o.json) return printJson(strip(r));
   const s = r as unknown as {
-    node: string; backend: string; epoch: number; uplink: { name: string; vtep: string; mode?: string };
+    node: string; backend: string; epoch: number;
+    uplink: { name: string; vtep: string; mode?: string; why?: string; outerChecksums?: { ipv4: string; udp: string } };
     peers: { vtep: string; mac?: string }[]; attachments: { representor: string; pci?: string; vni: number; mac: string }[];
     workers: { cpu: number; epoch: number }[];
     ports?: { name: string; kind?: string; txFull?: number; rxNombuf?: number; drops?: Record<string, number>; stackDrop?: boolean; stackDropNote?: string }[];
   };
   console.log(`node ${s.node}: ${s.backend} backend, uplink ${s.uplink.name}${s.uplink.mode ? ` (${s.uplink.mode})` : ''}, VTEP ${s.uplink.vtep}, epoch ${s.epoch}, ${s.workers.length} worker(s) on CPU ${s.workers.map((w) => w.cpu).join(',')}`);
+  const oc = s.uplink.outerChecksums;
+  if (oc) console.log(`outer checksums: IPv4 header by the ${oc.ipv4 === 'device' ? 'NIC' : 'CPU'}, UDP (when on) by the ${oc.udp === 'device' ? 'NIC' : 'CPU'}${s.uplink.why ? ` (${s.uplink.why})` : ''}`);
   console.log(`peers: ${s.peers.map((p) => p.vtep + (p.mac ? ` (${p.mac})` : '')).join(', ') || 'none'}`);
   const t = new Table({ head: ['representor', 'VF', 'VNI', 'MAC'], style: { head: [], border: [] } });
   for (const a of s.attachments) t.push([a.representor, a.pci ?? '-', a.vni, a.mac]);

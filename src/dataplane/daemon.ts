@@ -17,7 +17,7 @@ import { conflict, invalid, notFound, VfpError } from '../util/errors.js';
 import { addrsIn, hostNetnsPath, link, linkIn, readSysctl } from '../net/ip.js';
 import { netRun, type NetOp } from '../net/netops.js';
 import { AllocStore } from '../alloc/store.js';
-import { afxdpChoice, dpdkChoice, type UplinkChoice } from './uplink-profile.js';
+import { afxdpChoice, dpdkChoice, outerChecksums, type UplinkChoice } from './uplink-profile.js';
 import { prepareDpdkEnv, type DpdkEnv } from './dpdk-env.js';
 
 export interface Logger {
@@ -471,7 +471,7 @@ export class Daemon {
       podBackend: this.podBackend,
       epoch: this.epoch,
       uptimeSeconds: Math.round((Date.now() - this.started) / 1000),
-      uplink: { name: c.uplink.ifname ?? c.uplink.dev, vtep: c.uplink.vtep, mode: this.uplink?.mode, zerocopy: this.uplink?.zerocopy, profile: this.choice?.profile ?? null, why: this.choice?.afxdp?.why ?? this.choice?.dpdkTxOffloads?.why, txOffloads: this.uplink?.txOffloads },
+      uplink: { name: c.uplink.ifname ?? c.uplink.dev, vtep: c.uplink.vtep, mode: this.uplink?.mode, zerocopy: this.uplink?.zerocopy, profile: this.choice?.profile ?? null, why: this.choice?.afxdp?.why ?? this.choice?.dpdkTxOffloads?.why, txOffloads: this.uplink?.txOffloads, outerChecksums: outerChecksums(this.uplink?.txOffloads ?? 0) },
       dstPort: c.dstPort,
       peers: this.peers,
       attachments: [...this.atts.values()].map((a) => ({ representor: a.representor, pci: a.pci, vni: a.vni, mac: a.mac, owner: a.owner })),

@@ -23,6 +23,16 @@ export const DPDK_TX = {
   vxlanTnlTso: 1 << 4,
 } as const;
 
+/** Who fills the outer IPv4 header and UDP checksums of what encap sends, from the tx
+ *  offloads the uplink's device enabled (the data plane leaves to the device exactly
+ *  these two, described as a plain IP/UDP packet; `dataplane status` shows it). */
+export function outerChecksums(enabled: number): { ipv4: 'device' | 'software'; udp: 'device' | 'software' } {
+  return {
+    ipv4: enabled & DPDK_TX.ipv4Cksum ? 'device' : 'software',
+    udp: enabled & DPDK_TX.udpCksum ? 'device' : 'software',
+  };
+}
+
 function read(p: string): string | null {
   try {
     return readFileSync(p, 'utf8').trim();

@@ -31,7 +31,7 @@ for (const backend of ['afxdp', 'dpdk'] as const) {
         expect(r.code, r.stdout + r.stderr).toBe(0);
         expect((JSON.parse(r.stdout) as { end: { sum_received: { bytes: number } } }).end.sum_received.bytes).toBeGreaterThan(500_000);
         const st = (await topo.control('a', { op: 'status' })) as {
-          backend: string; uplink: { mode?: string; why?: string }; ports: { name: string; kind: string; drops: Record<string, number> }[];
+          backend: string; uplink: { mode?: string; why?: string; outerChecksums: { ipv4: string; udp: string } }; ports: { name: string; kind: string; drops: Record<string, number> }[];
         };
         expect(st.backend).toBe(backend);
         // The uplink's backend reports its own drops by reason (a busy moment may leave the
@@ -50,6 +50,8 @@ for (const backend of ['afxdp', 'dpdk'] as const) {
         } else {
           expect(st.uplink.why).toMatch(/virtual device/);
         }
+        // No device fills checksums here: net_af_xdp has no tx offload, AF_XDP none at all.
+        expect(st.uplink.outerChecksums).toEqual({ ipv4: 'software', udp: 'software' });
       } catch (e) {
         const logs = [...topo.nodes.values()].map((n) => n.stderr.join('\n')).join('\n');
         throw new Error(`${(e as Error).message}\n${logs}`);
