@@ -260,7 +260,7 @@ Napi::Value DpPortOpen(const Napi::CallbackInfo &info) {
       std::string mode, copy;
       bool hm = false, hc = false;
       uint32_t nw = xo.need_wakeup ? 1 : 0;
-      if (!OptUint(env, o, "queueId", 0, 1024, &xo.queue_id) || !OptUint(env, o, "queues", 1, 64, &xo.n_queues) ||
+      if (!OptUint(env, o, "queueId", 0, 1024, &xo.queue_id) || !OptUint(env, o, "queues", 0, 64, &xo.n_queues) ||
           !OptUint(env, o, "frameSize", 2048, 4096, &xo.frame_size) || !OptUint(env, o, "frames", 64, 1 << 20, &xo.n_frames) ||
           !OptUint(env, o, "ringSize", 64, 1 << 16, &xo.ring_size) || !OptUint(env, o, "headroom", 0, 1024, &xo.headroom) ||
           !OptUint(env, o, "needWakeup", 0, 1, &nw) || !OptString(env, o, "mode", &mode, &hm) ||

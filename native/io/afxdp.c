@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -20,7 +21,9 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <linux/bpf.h>
+#include <linux/ethtool.h>
 #include <linux/if_link.h>
+#include <linux/sockios.h>
 #include <linux/if_xdp.h>
 #include <xdp/libxdp.h>
 #include <xdp/xsk.h>
@@ -323,6 +326,51 @@ static int in_netns(afxdp_port *x, ns_fn *fn, char *err, size_t errlen) {
 }
 
 static const char *ns_label(const afxdp_port *x) { return x->netns ? x->netns : "the caller's netns"; }
+
+#define AFXDP_MAX_QUEUES 64
+
+/* n_queues 0: as many queues as the netdev receives on (rx + combined channels), from
+ * queue_id on. Only a queue with a socket reaches us: the XDP program passes the others'
+ * frames to the host stack, so a port bound to fewer queues than the NIC spreads flows
+ * over (RSS, or a veth peer sending from several CPUs) loses their traffic silently. A
+ * device without ETHTOOL_GCHANNELS has one queue. Runs in the port's netns. */
+static int count_queues(afxdp_port *x, char *err, size_t errlen) {
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        snprintf(err, errlen, "AF_XDP on %s: socket for ETHTOOL_GCHANNELS: %s", x->ifname, strerror(errno));
+        return -errno;
+    }
+    struct ethtool_channels ch = { .cmd = ETHTOOL_GCHANNELS };
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof ifr);
+    snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "%s", x->ifname);
+    ifr.ifr_data = (char *)&ch;
+    uint32_t n = 1;
+    if (ioctl(fd, SIOCETHTOOL, &ifr) == 0) {
+        if (ch.rx_count + ch.combined_count) n = ch.rx_count + ch.combined_count;
+    } else if (errno == ENODEV) {
+        int e = errno;
+        close(fd);
+        snprintf(err, errlen, "AF_XDP: interface %s not found in %s (check `ip link`)", x->ifname, ns_label(x));
+        return -e;
+    }
+    close(fd);
+    if (n <= x->o.queue_id) {
+        snprintf(err, errlen, "AF_XDP on %s: first queue %u, but the netdev has %u rx queue(s)", x->ifname,
+                 x->o.queue_id, n);
+        return -EINVAL;
+    }
+    n -= x->o.queue_id;
+    if (n > AFXDP_MAX_QUEUES) {
+        snprintf(err, errlen, "AF_XDP on %s: %u rx queues, and a port binds at most %d; reduce them "
+                 "(ethtool -L %s combined %d) so that no queue's traffic bypasses the data plane",
+                 x->ifname, n, AFXDP_MAX_QUEUES, x->ifname, AFXDP_MAX_QUEUES);
+        return -E2BIG;
+    }
+    x->o.n_queues = (uint16_t)n;
+    x->port.n_queues = (uint16_t)n;
+    return 0;
+}
 
 static uint32_t mode_flag(enum xdp_attach_mode m) {
     return m == XDP_MODE_SKB ? XDP_FLAGS_SKB_MODE : m == XDP_MODE_NATIVE ? XDP_FLAGS_DRV_MODE : 0;
@@ -678,8 +726,8 @@ int vfp_afxdp_port__create(vfp_port **out, const vfp_afxdp_opts *o, const vfp_al
         snprintf(err, errlen, "AF_XDP on %s: %u frames per queue is outside 64..1048576", o->ifname, o->n_frames);
         return -EINVAL;
     }
-    if (!o->n_queues) {
-        snprintf(err, errlen, "AF_XDP on %s: n_queues is 0", o->ifname);
+    if (o->n_queues > AFXDP_MAX_QUEUES) {
+        snprintf(err, errlen, "AF_XDP on %s: %u queues, at most %d", o->ifname, o->n_queues, AFXDP_MAX_QUEUES);
         return -EINVAL;
     }
     if (o->headroom + XDP_PACKET_HEADROOM + 1024 > o->frame_size) {
@@ -717,13 +765,18 @@ int vfp_afxdp_port__create(vfp_port **out, const vfp_afxdp_opts *o, const vfp_al
     x->area_bytes = (size_t)o->n_frames * o->frame_size;
     /* Frames the fill ring may not take: tx copies from foreign ports need them. */
     x->fill_reserve = o->n_frames / 4 < 256 ? o->n_frames / 4 : 256;
+    if (!o->n_queues) {
+        int rc = in_netns(x, count_queues, err, errlen);
+        if (rc) { free_port(x); return rc; }
+    }
+    const uint16_t nq = x->o.n_queues;
     x->info.need_wakeup = o->need_wakeup ? 1 : 0;
     x->info.headroom = x->rx_headroom;
     x->info.max_frame = x->max_frame;
-    x->q = (xq *)a->alloc(a->ctx, (size_t)o->n_queues * sizeof(xq), VFP_CACHE_LINE);
+    x->q = (xq *)a->alloc(a->ctx, (size_t)nq * sizeof(xq), VFP_CACHE_LINE);
     if (!x->q) { free_port(x); return -ENOMEM; }
-    memset(x->q, 0, (size_t)o->n_queues * sizeof(xq));
-    for (uint16_t i = 0; i < o->n_queues; i++) {
+    memset(x->q, 0, (size_t)nq * sizeof(xq));
+    for (uint16_t i = 0; i < nq; i++) {
         xq *q = &x->q[i];
         q->x = x;
         q->fd = -1;

@@ -21,7 +21,9 @@ typedef struct vfp_afxdp_opts {
                                   threads never change netns. */
     uint32_t queue_id;         /* first queue; n_queues consecutive queues, one XSK and one
                                   UMEM each (so a queue's thread needs no lock) */
-    uint16_t n_queues;         /* default 1 */
+    uint16_t n_queues;         /* default 1; 0: every rx queue the netdev has from queue_id
+                                  on (ETHTOOL_GCHANNELS), so no queue's traffic bypasses
+                                  the data plane */
     uint32_t frame_size;       /* 2048 or 4096 (default) */
     uint32_t n_frames;         /* UMEM frames per queue, default 4096 */
     uint32_t ring_size;        /* rx/tx/fill/completion ring sizes (power of two), default 2048 */

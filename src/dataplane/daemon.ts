@@ -149,9 +149,12 @@ export class Daemon {
 
   private portOpts(ifname: string, netns?: string): Record<string, unknown> {
     const o: Record<string, unknown> = { ifname, ...(netns ? { netns } : {}) };
-    // One queue per worker: each worker polls and sends on its own (config.ts checks that
-    // only afxdp has several workers).
-    if (this.podBackend === 'afxdp') Object.assign(o, { mode: this.cfg.afxdp.mode, copy: this.cfg.afxdp.copy, queues: this.cfg.workers });
+    // AF_XDP binds every rx queue the netdev has (queues 0): a queue without a socket
+    // passes its frames to the host stack, so flows the NIC or a veth peer spread over
+    // more queues than workers would bypass the data plane. Queue q goes to worker
+    // q % workers; a netdev with fewer queues than workers is refused when added
+    // (config.ts checks that only afxdp has several workers).
+    if (this.podBackend === 'afxdp') Object.assign(o, { mode: this.cfg.afxdp.mode, copy: this.cfg.afxdp.copy, queues: 0 });
     // The netdev is the data plane's: the host stack gets no copy of what arrives on it.
     else Object.assign(o, { ring: this.cfg.afpacket.ring, stackDrop: 1 });
     return o;
