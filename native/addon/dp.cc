@@ -364,6 +364,7 @@ Napi::Value DpPortCounters(const Napi::CallbackInfo &info) {
   r.Set("txFull", Napi::Number::New(env, static_cast<double>(p->tx_full)));
   r.Set("rxNombuf", Napi::Number::New(env, static_cast<double>(p->rx_nombuf)));
   r.Set("kind", Napi::String::New(env, p->ops->name));
+  r.Set("queues", Napi::Number::New(env, p->n_queues));
   // Frames the backend itself dropped, by its own reason (snake_case, as in Prometheus).
   Napi::Object drops = Napi::Object::New(env);
   auto put = [&](const char *k, uint64_t v) { drops.Set(k, Napi::Number::New(env, static_cast<double>(v))); };

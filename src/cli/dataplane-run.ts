@@ -46,7 +46,7 @@ export async function dpStatus(o: ClientOpts): Promise<void> {
     uplink: { name: string; vtep: string; mode?: string; why?: string; outerChecksums?: { ipv4: string; udp: string } };
     peers: { vtep: string; mac?: string }[]; attachments: { representor: string; pci?: string; vni: number; mac: string }[];
     workers: { cpu: number; epoch: number }[];
-    ports?: { name: string; kind?: string; txFull?: number; rxNombuf?: number; drops?: Record<string, number>; stackDrop?: boolean; stackDropNote?: string }[];
+    ports?: { name: string; kind?: string; queues?: number; txFull?: number; rxNombuf?: number; drops?: Record<string, number>; stackDrop?: boolean; stackDropNote?: string }[];
   };
   console.log(`node ${s.node}: ${s.backend} backend, uplink ${s.uplink.name}${s.uplink.mode ? ` (${s.uplink.mode})` : ''}, VTEP ${s.uplink.vtep}, epoch ${s.epoch}, ${s.workers.length} worker(s) on CPU ${s.workers.map((w) => w.cpu).join(',')}`);
   const oc = s.uplink.outerChecksums;
@@ -58,11 +58,11 @@ export async function dpStatus(o: ClientOpts): Promise<void> {
   // What each port's backend reports of its own pressure and drops.
   // "host stack": whether the kernel also gets what the port receives (AF_PACKET; AF_XDP
   // and DPDK take the frames away from it anyway).
-  const pt = new Table({ head: ['port', 'backend', 'tx ring full', 'rx no buffer', 'backend drops', 'host stack'], style: { head: [], border: [] } });
+  const pt = new Table({ head: ['port', 'backend', 'queues', 'tx ring full', 'rx no buffer', 'backend drops', 'host stack'], style: { head: [], border: [] } });
   for (const p of s.ports ?? []) {
     const d = Object.entries(p.drops ?? {}).filter(([, v]) => v > 0).map(([k, v]) => `${k} ${v}`).join(', ');
     const stack = p.stackDrop === undefined ? '-' : p.stackDrop ? 'gets nothing' : `gets a copy (${p.stackDropNote ?? 'not asked'})`;
-    pt.push([p.name, p.kind ?? '-', p.txFull ?? '-', p.rxNombuf ?? '-', d || 'none', stack]);
+    pt.push([p.name, p.kind ?? '-', p.queues ?? '-', p.txFull ?? '-', p.rxNombuf ?? '-', d || 'none', stack]);
   }
   if (s.ports?.length) console.log(pt.toString());
 }

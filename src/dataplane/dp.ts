@@ -81,6 +81,8 @@ export interface BackendCounters {
   txFull: number;
   rxNombuf: number;
   kind: string;
+  /** rx/tx queue pairs the port polls and sends on (AF_XDP: every rx queue of the netdev). */
+  queues: number;
   drops: Record<string, number>;
   /** afpacket: whether the host stack's copy of received frames is dropped (stackDrop). */
   stackDrop?: boolean;

@@ -31,13 +31,14 @@ for (const backend of ['afxdp', 'dpdk'] as const) {
         expect(r.code, r.stdout + r.stderr).toBe(0);
         expect((JSON.parse(r.stdout) as { end: { sum_received: { bytes: number } } }).end.sum_received.bytes).toBeGreaterThan(500_000);
         const st = (await topo.control('a', { op: 'status' })) as {
-          backend: string; uplink: { mode?: string; why?: string; outerChecksums: { ipv4: string; udp: string } }; ports: { name: string; kind: string; drops: Record<string, number> }[];
+          backend: string; uplink: { mode?: string; why?: string; outerChecksums: { ipv4: string; udp: string } }; ports: { name: string; kind: string; queues: number; drops: Record<string, number> }[];
         };
         expect(st.backend).toBe(backend);
         // The uplink's backend reports its own drops by reason (a busy moment may leave the
         // DPDK pool dry for a copy: tx_nombuf counts those, so values are not pinned to 0).
         const up = st.ports.find((x) => x.name === 'uplink')!;
         expect(up.kind).toBe(backend);
+        expect(up.queues).toBe(1); // the simulator's veths have one queue each
         expect(Object.keys(up.drops).sort()).toEqual(backend === 'afxdp' ? ['tx_oversize'] : ['rx_multiseg', 'tx_nombuf', 'tx_too_big']);
         for (const v of Object.values(up.drops)) expect(Number.isInteger(v) && v >= 0).toBe(true);
         // The pod's representor: AF_XDP on both (DPDK reaches kernel netdevs through it).

@@ -114,8 +114,9 @@ describePrivileged('VXLAN overlay between two simulated nodes', { netns: true, c
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/^node a: afpacket backend, uplink \S+ .*VTEP 192\.0\.2\.1/m);
     expect(r.stdout).toMatch(/│ 10?0\s+│ 02:/); // an attachment row: VNI, MAC
+    expect(r.stdout).toMatch(/^outer checksums: IPv4 header by the CPU, UDP \(when on\) by the CPU/m);
     const row = r.stdout.split('\n').find((l) => /│ uplink\s+│/.test(l));
-    expect(row, r.stdout).toMatch(/│ uplink\s+│ afpacket\s+│ \d+\s+│ \d+\s+│ (none|[a-z_]+ \d+)\s+│ gets nothing\s+│/);
+    expect(row, r.stdout).toMatch(/│ uplink\s+│ afpacket\s+│ 1\s+│ \d+\s+│ \d+\s+│ (none|[a-z_]+ \d+)\s+│ gets nothing\s+│/);
   });
 
   it('answers bad control requests with errors and keeps forwarding meanwhile', async () => {
