@@ -589,6 +589,7 @@ Napi::Value DpStatsLayout(const Napi::CallbackInfo &info) {
   F("loops", loops); F("busyLoops", busy_loops); F("idleSleeps", idle_sleeps); F("epoch", epoch);
   F("arpReplies", arp_replies); F("arpRequests", arp_requests); F("neighLearned", neigh_learned);
   F("aged", aged); F("cpu", cpu); F("ndSolicits", nd_solicits); F("ndAdverts", nd_adverts); F("mldReports", mld_reports);
+  F("learnShared", learn_shared); F("learnShareLost", learn_share_lost); F("learnSynced", learn_synced);
 #undef F
   r.Set("fields", misc);
   r.Set("ports", W(offsetof(vfp_dp_worker_stats, ports)));

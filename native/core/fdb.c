@@ -69,6 +69,9 @@ struct vfp_fdb {
     bfs_node *bfs;
     vfp_alloc a;
     size_t mem;
+
+    vfp_learn_hook hook; /* see vfp_fdb__set_learn_hook */
+    void *hook_arg;
 };
 
 /* ------------------------------------------------------------------ helpers */
@@ -452,6 +455,19 @@ int vfp_fdb__learn(vfp_fdb *f, uint32_t vni, const uint8_t mac[6], const vfp_add
     return learn_one(f, l.key, l.tm, l.b1, l.b2, &a, now);
 }
 
+void vfp_fdb__set_learn_hook(vfp_fdb *f, vfp_learn_hook fn, void *arg) {
+    if (!f) return;
+    f->hook = fn;
+    f->hook_arg = arg;
+}
+
+static void fire_hook(const vfp_fdb *f, uint32_t vni, const uint8_t *mac, uint8_t family, const uint8_t *vtep, int r) {
+    vfp_addr a;
+    a.family = family;
+    memcpy(a.bytes, vtep, 16);
+    f->hook(f->hook_arg, vni, mac, &a, r);
+}
+
 static inline void count_learn(vfp_stats *st, int r) {
     if (!st) return;
     switch (r) {
@@ -502,7 +518,11 @@ void vfp_fdb__learn_bulk(vfp_fdb *f, const uint32_t *vnis, const uint8_t *const 
                            memcmp(cur->bytes, vteps[i], 16) == 0)) {
                 /* Skip the store when unchanged: a line that is only read can stay
                  * shared once several workers learn into one table. */
-                if (e->stamp != now) e->stamp = now;
+                if (e->stamp != now) {
+                    e->stamp = now;
+                    if (VFP_UNLIKELY(f->hook != NULL))
+                        fire_hook(f, vnis[i], macs[i], families[i], vteps[i], VFP_LEARN_REFRESH);
+                }
                 refreshed++;
                 last = i;
                 last_r = VFP_LEARN_REFRESH;
@@ -514,6 +534,8 @@ void vfp_fdb__learn_bulk(vfp_fdb *f, const uint32_t *vnis, const uint8_t *const 
         memcpy(a.bytes, vteps[i], 16);
         int r = learn_one(f, keys[i], tm, b1[i], b2[i], &a, now);
         count_learn(st, r);
+        if (VFP_UNLIKELY(f->hook != NULL) && (r == VFP_LEARN_NEW || r == VFP_LEARN_MOVED))
+            f->hook(f->hook_arg, vnis[i], macs[i], &a, r);
         if (r > 0) {
             last = i;
             last_r = r;

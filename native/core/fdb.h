@@ -66,6 +66,14 @@ void vfp_fdb__learn_bulk(vfp_fdb *f, const uint32_t *vnis, const uint8_t *const 
                          const uint8_t *families, const uint8_t *const *vteps, uint16_t n,
                          uint32_t now, vfp_stats *st);
 
+/* Called by vfp_fdb__learn_bulk (the packet path only, never vfp_fdb__learn) when it
+ * learns a new entry (VFP_LEARN_NEW), moves one to another VTEP (VFP_LEARN_MOVED), or
+ * refreshes one whose stamp then advances (VFP_LEARN_REFRESH, at most once a second per
+ * entry): what a worker shares with the others, whose copies would otherwise miss it or
+ * age it out. NULL: none. */
+typedef void (*vfp_learn_hook)(void *arg, uint32_t vni, const uint8_t mac[6], const vfp_addr *vtep, int result);
+void vfp_fdb__set_learn_hook(vfp_fdb *f, vfp_learn_hook fn, void *arg);
+
 /* Single lookup: 0 and *out filled, or -ENOENT. */
 int vfp_fdb__get(const vfp_fdb *f, uint32_t vni, const uint8_t mac[6], vfp_fdb_entry_info *out);
 

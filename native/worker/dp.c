@@ -205,6 +205,7 @@ typedef struct neigh {
 } neigh;
 
 struct vfp_dp;
+struct lring;
 
 typedef struct worker {
     struct vfp_dp *dp;
@@ -252,6 +253,7 @@ struct vfp_dp {
     uint8_t removing[VFP_DP_MAX_PORTS];
     uint32_t vni_slot_of[VFP_DP_MAX_VNIS]; /* slot → vni + 1 (0 free) */
     pthread_mutex_t ctl;                   /* serialises control calls */
+    struct lring *lrings;                  /* n_workers² learn rings (from × to), NULL for one worker */
 };
 
 static void wake(worker *w) {
@@ -915,6 +917,81 @@ static void from_uplink(worker *w, vfp_pkt **pk, uint16_t n, uint64_t now, uint3
     }
 }
 
+/* ------------------------------------------------ learning shared between workers */
+
+/* Each worker learns into an FDB of its own: no lock on the packet path. What one
+ * learns (a new entry, a move, and once a second an active entry's refresh) goes to
+ * every other worker through a single-producer, single-consumer ring per (from, to)
+ * pair, applied at the top of the receiver's next loop. Without it a flow whose decap
+ * lands on one worker's queue and whose replies leave through another's is unknown to
+ * the second (flooded, or dropped where the VNI has no flood list), and a copy there
+ * would age out. A full ring drops the event, counted; the next refresh repeats it. */
+#define LRING_SIZE 1024u
+
+typedef struct learn_ev {
+    uint32_t vni;
+    uint8_t mac[6];
+    uint8_t family;
+    uint8_t vtep[16];
+} learn_ev;
+
+typedef struct lring {
+    _Atomic uint32_t head; /* the producer's */
+    uint8_t pad0[VFP_CACHE_LINE - sizeof(uint32_t)];
+    _Atomic uint32_t tail; /* the consumer's */
+    uint8_t pad1[VFP_CACHE_LINE - sizeof(uint32_t)];
+    learn_ev ev[LRING_SIZE];
+} VFP_ALIGNED(VFP_CACHE_LINE) lring;
+
+static inline lring *lring_of(struct vfp_dp *dp, uint16_t from, uint16_t to);
+
+/* The learned FDB's hook (vfp_fdb__set_learn_hook): runs on the learning worker. */
+static void share_learn(void *arg, uint32_t vni, const uint8_t mac[6], const vfp_addr *vtep, int result) {
+    worker *w = (worker *)arg;
+    (void)result;
+    for (uint16_t to = 0; to < w->dp->n_workers; to++) {
+        if (to == w->idx) continue;
+        lring *r = lring_of(w->dp, w->idx, to);
+        const uint32_t h = atomic_load_explicit(&r->head, memory_order_relaxed);
+        if (h - atomic_load_explicit(&r->tail, memory_order_acquire) >= LRING_SIZE) {
+            w->st->learn_share_lost++;
+            continue;
+        }
+        learn_ev *e = &r->ev[h & (LRING_SIZE - 1)];
+        e->vni = vni;
+        memcpy(e->mac, mac, 6);
+        e->family = vtep->family;
+        memcpy(e->vtep, vtep->bytes, 16);
+        /* Release: the event's bytes are visible before the consumer sees head move. */
+        atomic_store_explicit(&r->head, h + 1, memory_order_release);
+        w->st->learn_shared++;
+    }
+}
+
+/* Applies what the other workers learned to this worker's FDB (vfp_fdb__learn, which
+ * fires no hook: nothing is sent back). */
+static void apply_shared(worker *w, uint32_t now_s) {
+    uint64_t n = 0;
+    for (uint16_t from = 0; from < w->dp->n_workers; from++) {
+        if (from == w->idx) continue;
+        lring *r = lring_of(w->dp, from, w->idx);
+        uint32_t t = atomic_load_explicit(&r->tail, memory_order_relaxed);
+        const uint32_t h = atomic_load_explicit(&r->head, memory_order_acquire);
+        if (t == h) continue;
+        for (; t != h; t++) {
+            const learn_ev *e = &r->ev[t & (LRING_SIZE - 1)];
+            vfp_addr a;
+            a.family = e->family;
+            memcpy(a.bytes, e->vtep, 16);
+            (void)vfp_fdb__learn(w->learned, e->vni, e->mac, &a, now_s);
+            n++;
+        }
+        /* Release: the slots are read before the producer may reuse them. */
+        atomic_store_explicit(&r->tail, t, memory_order_release);
+    }
+    w->st->learn_synced += n;
+}
+
 typedef struct dump_ctx { vfp_fdb_entry_info *out; uint32_t n, cap; } dump_ctx;
 
 static int dump_one(const vfp_fdb_entry_info *e, void *a) {
@@ -955,6 +1032,7 @@ static void *worker_main(void *arg) {
         if (c) {
             w->st->loops++;
             uint32_t now_s = (uint32_t)(now / 1000000000ull);
+            if (dp->lrings && w->learned) apply_shared(w, now_s);
             for (uint16_t i = 0; i < c->n_rxq[w->idx]; i++) {
                 rxq r = c->rxqs[w->idx][i];
                 vfp_port *port = c->ports[r.port];
@@ -1036,6 +1114,8 @@ static void *worker_main(void *arg) {
 /* ------------------------------------------------------------ control */
 
 static void *xalloc(vfp_dp *dp, size_t size) { return dp->a.alloc(dp->a.ctx, size, VFP_CACHE_LINE); }
+
+static inline lring *lring_of(vfp_dp *dp, uint16_t from, uint16_t to) { return &dp->lrings[from * dp->n_workers + to]; }
 static void xfree(vfp_dp *dp, void *p, size_t size) { if (p) dp->a.free(dp->a.ctx, p, size); }
 
 static void cfg_free(vfp_dp *dp, dp_cfg *c) {
@@ -1075,8 +1155,9 @@ int vfp_dp__create(vfp_dp **out, const vfp_dp_opts *o, const vfp_alloc *a, char 
     pthread_mutex_init(&dp->ctl, NULL);
     dp->stats = xalloc(dp, sizeof(vfp_dp_worker_stats) * dp->n_workers);
     dp->w = xalloc(dp, sizeof(worker) * dp->n_workers);
+    if (dp->n_workers > 1) dp->lrings = xalloc(dp, sizeof(lring) * dp->n_workers * dp->n_workers);
     int rc = 0;
-    if (!dp->stats || !dp->w) rc = -ENOMEM;
+    if (!dp->stats || !dp->w || (dp->n_workers > 1 && !dp->lrings)) rc = -ENOMEM;
     vfp_alloc fa = { fdb_alloc_fn, fdb_free_fn, dp };
     for (uint16_t i = 0; !rc && i < dp->n_workers; i++) {
         worker *w = &dp->w[i];
@@ -1088,6 +1169,7 @@ int vfp_dp__create(vfp_dp **out, const vfp_dp_opts *o, const vfp_alloc *a, char 
         w->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
         if (w->wake_fd < 0) rc = -errno;
         if (!rc) rc = vfp_fdb__create(&w->learned, dp->o.learn_capacity, &fa);
+        if (!rc && dp->lrings) vfp_fdb__set_learn_hook(w->learned, share_learn, w);
         pool *pl = &w->pool;
         pl->port.ops = &pool_ops;
         pl->port.n_queues = 1;
@@ -1165,6 +1247,7 @@ void vfp_dp__destroy(vfp_dp *dp, uint32_t drain_ms) {
     if (c && c->fdb_peer) xfree(dp, c->fdb_peer, sizeof(uint16_t) * (c->fdb_vteps + 1));
     cfg_free(dp, c);
     xfree(dp, dp->w, sizeof(worker) * dp->n_workers);
+    xfree(dp, dp->lrings, sizeof(lring) * dp->n_workers * dp->n_workers);
     xfree(dp, dp->stats, sizeof(vfp_dp_worker_stats) * dp->n_workers);
     pthread_mutex_destroy(&dp->ctl);
     vfp_alloc a = dp->a;

@@ -194,13 +194,17 @@ export class DataPlane {
     }
   }
 
+  /** Every worker's learned entries. Workers share what they learn, so an entry is in
+   *  each worker's table: listed once, with the latest stamp (and its VTEP). */
   learned(cap = 65536): { vni: number; mac: string; vtep: string; stamp: number }[] {
-    return this.r.dpLearned(this.h, cap, 1000).map((e) => ({
-      vni: e.vni,
-      mac: formatMac(e.mac),
-      vtep: formatIp(e.vtep.length === 4 ? 4 : 6, e.vtep),
-      stamp: e.stamp,
-    }));
+    const by = new Map<string, { vni: number; mac: string; vtep: string; stamp: number }>();
+    for (const e of this.r.dpLearned(this.h, cap, 1000)) {
+      const x = { vni: e.vni, mac: formatMac(e.mac), vtep: formatIp(e.vtep.length === 4 ? 4 : 6, e.vtep), stamp: e.stamp };
+      const k = `${x.vni}/${x.mac}`;
+      const had = by.get(k);
+      if (!had || x.stamp > had.stamp) by.set(k, x);
+    }
+    return [...by.values()];
   }
 
   private words(): { v: BigUint64Array; workers: number } {

@@ -106,4 +106,58 @@ describePrivileged('two workers on two-queue AF_XDP ports', { netns: true, comma
     expect(r.podQueues).toBe(1);
     expect(r.inner.length).toBeLessThan(r.want.length);
   });
+
+  // Learning with two workers: the underlay's frames from a remote pod land on uplink
+  // queue 1 (sent from CPU 1), so worker 1 decapsulates them and learns the remote MAC.
+  // The local pod's replies leave from CPU 0, onto pod queue 0: worker 0 encapsulates
+  // them, and must know the MAC too. There is no static entry and no flood list, so
+  // without the learned entry shared between workers every reply would be dropped.
+  it('what one worker learns, the other encapsulates with: replies on another queue go unicast', async () => {
+    const podMac = g.mac(gi), peerMac = s.mac(si), upMac = d.mac(ds);
+    const remoteMac = '02:00:00:00:77:01';
+    const dp = new DataPlane({ workers: 2, cpus: [0, 1] });
+    try {
+      const xo = { netns: `/run/netns/${d.name}`, queues: 0, mode: 'native', copy: 'copy' };
+      const pod = dp.openPort('afxdp', { ifname: dg, ...xo }, 'pod');
+      const up = dp.openPort('afxdp', { ifname: ds, ...xo }, 'uplink');
+      dp.commit({
+        uplink: up.slot, uplinkMac: parseMac(upMac)!,
+        tunnel: resolveTunnel({ local: '192.0.2.1', remote: '192.0.2.2' }),
+        peers: [{ vtep: parseIp('192.0.2.2')!.bytes, mac: parseMac(peerMac)! }],
+        atts: [{ port: pod.slot, vni: 100, mac: parseMac(podMac)! }],
+        fdb: [], floods: [], extraVnis: [], learn: true, antiSpoof: true,
+      });
+      const vxlan = Uint8Array.of(0x08, 0, 0, 0, 0, 0, 100, 0);
+      const fromRemote = Array.from({ length: 8 }, (_, i) => {
+        const inner = udp4({ dstMac: podMac, srcMac: remoteMac, src: '10.9.0.2', dst: '10.9.0.1', sport: 7000, dport: 30000 + i, payload: new TextEncoder().encode(`from remote ${i}`) });
+        const payload = new Uint8Array(vxlan.length + inner.length);
+        payload.set(vxlan);
+        payload.set(inner, vxlan.length);
+        return udp4({ dstMac: upMac, srcMac: peerMac, src: '192.0.2.2', dst: '192.0.2.1', sport: 50000 + i, dport: 4789, payload });
+      });
+      const atPod = capture(g, gi, { count: 8, timeoutS: 5, incoming: true });
+      await atPod.ready;
+      execFileSync('ip', ['netns', 'exec', s.name, 'taskset', '-c', '1', '/usr/bin/python3', RAWSOCK, 'send', si],
+        { input: fromRemote.map((f) => Buffer.from(f).toString('hex')).join('\n') + '\n' });
+      expect((await atPod.done).length, 'decapsulated to the pod').toBe(8);
+      const replies = Array.from({ length: 40 }, (_, i) => udp4({
+        dstMac: remoteMac, srcMac: podMac, src: '10.9.0.1', dst: '10.9.0.2', sport: 30000 + i, dport: 7000, payload: new TextEncoder().encode(`reply ${i}`),
+      }));
+      const atPeer = capture(s, si, { count: 40, timeoutS: 5, incoming: true, udpDport: 4789 });
+      await atPeer.ready;
+      execFileSync('ip', ['netns', 'exec', g.name, 'taskset', '-c', '0', '/usr/bin/python3', RAWSOCK, 'send', gi],
+        { input: replies.map((f) => Buffer.from(f).toString('hex')).join('\n') + '\n' });
+      const got = await atPeer.done;
+      expect(got.map((f) => Buffer.from(f.subarray(50)).toString('hex')).sort()).toEqual(replies.map((f) => Buffer.from(f).toString('hex')).sort());
+      const c = dp.counters();
+      // Which worker did what, from its own counters: worker 1 learned and shared, worker 0 applied.
+      expect(c.misc.learnShared, 'entries shared').toBeGreaterThanOrEqual(1n);
+      expect(c.misc.learnSynced, 'entries applied by the other worker').toBeGreaterThanOrEqual(1n);
+      expect(c.misc.learnShareLost).toBe(0n);
+      // The learned table lists the remote MAC once, not once per worker.
+      expect(dp.learned().filter((e) => e.mac === remoteMac)).toEqual([expect.objectContaining({ vni: 100, vtep: '192.0.2.2' })]);
+    } finally {
+      dp.stop();
+    }
+  });
 });
