@@ -625,6 +625,8 @@ export function prometheus(node: string, c: DpCounters, names: Map<number, strin
   metric('vfplane_drops_total', 'Frames dropped, by reason.', 'counter', Object.entries(c.drops).map(([r, v]) => [{ reason: r }, v]));
   metric('vfplane_fdb_learn_total', 'FDB learning events, by result.', 'counter',
     (['learnNew', 'learnMoved', 'learnRefresh', 'learnFull'] as const).map((k) => [{ result: k.slice(5).toLowerCase() }, c.engine[k] ?? 0n]));
+  metric('vfplane_fdb_learn_shared_total', 'Learned entries passed between workers: sent, lost on a full ring (repeated by the next refresh), applied.', 'counter',
+    ([['learnShared', 'sent'], ['learnShareLost', 'lost'], ['learnSynced', 'applied']] as const).map(([k, what]) => [{ what }, c.misc[k] ?? 0n]));
   metric('vfplane_worker_busy_loops_total', 'Poll passes that moved packets, per worker.', 'counter', c.perWorker.map((w, i) => [{ worker: String(i), cpu: String(w.cpu) }, w.busyLoops]));
   metric('vfplane_worker_loops_total', 'Poll passes, per worker.', 'counter', c.perWorker.map((w, i) => [{ worker: String(i), cpu: String(w.cpu) }, w.loops]));
   metric('vfplane_config_epoch', 'The configuration epoch the workers run.', 'gauge', [[{}, epoch]]);

@@ -103,6 +103,9 @@ describePrivileged('VXLAN overlay between two simulated nodes', { netns: true, c
     expect(text).toMatch(/^vfplane_port_rx_packets_total\{node="a",port="uplink"\} \d+$/m);
     expect(text).toMatch(/^vfplane_config_epoch\{node="a"\} \d+$/m);
     expect(text).toMatch(/^vfplane_port_tx_full_total\{node="a",port="uplink"\} \d+$/m);
+    // One worker here: nothing to share between workers, and nothing lost.
+    expect(text).toMatch(/^vfplane_fdb_learn_shared_total\{node="a",what="sent"\} 0$/m);
+    expect(text).toMatch(/^vfplane_fdb_learn_shared_total\{node="a",what="lost"\} 0$/m);
     // The AF_PACKET uplink's own drops, by reason, including the kernel ring's.
     for (const reason of ['rx_truncated', 'rx_kernel_drops', 'tx_oversize', 'tx_kick_errors']) {
       expect(text).toMatch(new RegExp(`^vfplane_port_backend_drops_total\\{node="a",port="uplink",reason="${reason}"\\} \\d+$`, 'm'));
