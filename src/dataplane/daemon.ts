@@ -209,6 +209,10 @@ export class Daemon {
         this.uplink = this.dp.openPort(c.backend, opts, `uplink ${ifn}`);
         this.noteStackDrop(this.uplink.slot, `uplink ${ifn}`);
         if ((this.uplink as { notice?: string }).notice) this.log.info(`uplink: ${(this.uplink as { notice?: string }).notice}`);
+        if (this.uplink.backend === 'afxdp' && this.uplink.queues > c.workers) {
+          // Every rx queue is bound (none may bypass the data plane), each with its own UMEM.
+          this.log.info(`uplink ${ifn}: ${this.uplink.queues} rx queues bound for ${c.workers} worker(s), each with a UMEM of its own; to match the workers, \`ethtool -L ${ifn} combined ${c.workers}\` (\`rx ${c.workers}\` on a veth) before starting`);
+        }
       }
       if (c.uplink.mac) this.uplinkMac = mac(c.uplink.mac);
       this.peers = [...c.peers];

@@ -3,11 +3,11 @@
 // `vfplane dataplane run` must refuse it with the address and the fix, and change nothing
 // on it (its sysctls stay, no program is attached, the kernel still answers on it).
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { vfplane } from '../helpers/cli.js';
+import { BIN, vfplane } from '../helpers/cli.js';
 import { ifname, Netns, vethPair } from '../helpers/netns.js';
 import { describePrivileged } from '../helpers/privileged.js';
 
@@ -64,6 +64,42 @@ describePrivileged('vfplane dataplane run on a netdev the host uses', { netns: t
       expect(r.stderr).toContain(`uplink ${h} carries 10.89.0.1/24`);
     } finally {
       spawnSync('ip', ['link', 'del', h]);
+    }
+  });
+
+  // A netdev with more rx queues than workers: AF_XDP binds them all (a queue without a
+  // socket would pass its frames to the host stack), and the daemon says so and how to
+  // match them to the workers. status shows the count.
+  it('afxdp: binds every rx queue of a two-queue uplink, says so, and status shows it', async () => {
+    const q = Netns.create('clq'), qp = Netns.create('clp');
+    const u = ifname('cq'), up = ifname('cr');
+    try {
+      spawnSync('ip', ['link', 'add', u, 'netns', q.name, 'numtxqueues', '2', 'numrxqueues', '2', 'type', 'veth', 'peer', 'name', up, 'netns', qp.name]);
+      q.ip(['link', 'set', u, 'up']);
+      qp.ip(['link', 'set', up, 'up']);
+      const config = join(dir, 'queues.json');
+      const socket = join(dir, 'queues.sock');
+      writeFileSync(config, JSON.stringify({ node: 'queues', backend: 'afxdp', uplink: { ifname: u, netns: `/run/netns/${q.name}`, vtep: '192.0.2.1' }, stateDir: join(dir, 'queues'), socket }));
+      const { spawn } = await import('node:child_process');
+      const d = spawn(process.execPath, [BIN, 'dataplane', 'run', '--config', config], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let err = '';
+      d.stderr.on('data', (x) => { err += x; });
+      d.stdout.on('data', (x) => { err += x; });
+      try {
+        for (let i = 0; i < 200 && !existsSync(socket); i++) await new Promise((r) => setTimeout(r, 50));
+        expect(existsSync(socket), err).toBe(true);
+        expect(err).toContain(`uplink ${u}: 2 rx queues bound for 1 worker(s)`);
+        expect(err).toContain(`ethtool -L ${u} combined 1`);
+        const st = JSON.parse(vfplane(['dataplane', 'status', '--socket', socket, '--json']).stdout) as { ports: { name: string; queues: number }[] };
+        expect(st.ports.find((p) => p.name === 'uplink')?.queues).toBe(2);
+      } finally {
+        const closed = new Promise((r) => d.on('close', r));
+        d.kill('SIGTERM');
+        await closed;
+      }
+    } finally {
+      q.destroy();
+      qp.destroy();
     }
   });
 });
