@@ -348,6 +348,8 @@ static const struct vfp_port_ops afp_ops = {
     .close = afp_close,
     .rx_fd = afp_rx_fd,
     .flush = afp_flush,
+    /* Its sockets and drop link are its own: a new port on the netdev makes new ones. */
+    .close_async = 1,
 };
 
 void vfp_afpacket_port__stats(vfp_port *vp, vfp_afpacket_stats *st) {

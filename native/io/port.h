@@ -37,6 +37,11 @@ struct vfp_port_ops {
     /* Optional: pushes out whatever tx_burst queued but did not yet hand to the
      * device (kicks, completion reaping). Called by idle workers and on stop. */
     void (*flush)(vfp_port *p, uint16_t q);
+    /* 1: close may run on a thread of its own after the port left the data plane, while
+     * a new port opens on the same netdev (closing waits for grace periods, and no one
+     * need wait for it). 0: close before anything else opens there (an AF_XDP queue
+     * takes one socket, a DPDK port id one user). */
+    uint8_t close_async;
 };
 
 struct vfp_port {

@@ -254,6 +254,12 @@ struct vfp_dp {
     uint32_t vni_slot_of[VFP_DP_MAX_VNIS]; /* slot → vni + 1 (0 free) */
     pthread_mutex_t ctl;                   /* serialises control calls */
     struct lring *lrings;                  /* n_workers² learn rings (from × to), NULL for one worker */
+    /* Ports closing on threads of their own (ops->close_async), joined when done or on stop. */
+    pthread_mutex_t closers_mu;
+    pthread_t closer[VFP_DP_MAX_PORTS];
+    struct closer_arg { struct vfp_dp *dp; vfp_port *p; int slot; } closer_arg[VFP_DP_MAX_PORTS];
+    uint8_t closer_used[VFP_DP_MAX_PORTS];
+    _Atomic uint8_t closer_done[VFP_DP_MAX_PORTS];
 };
 
 static void wake(worker *w) {
@@ -1153,6 +1159,7 @@ int vfp_dp__create(vfp_dp **out, const vfp_dp_opts *o, const vfp_alloc *a, char 
     dp->o.cpus = NULL;
     dp->n_workers = o->n_workers;
     pthread_mutex_init(&dp->ctl, NULL);
+    pthread_mutex_init(&dp->closers_mu, NULL);
     dp->stats = xalloc(dp, sizeof(vfp_dp_worker_stats) * dp->n_workers);
     dp->w = xalloc(dp, sizeof(worker) * dp->n_workers);
     if (dp->n_workers > 1) dp->lrings = xalloc(dp, sizeof(lring) * dp->n_workers * dp->n_workers);
@@ -1213,6 +1220,50 @@ int vfp_dp__create(vfp_dp **out, const vfp_dp_opts *o, const vfp_alloc *a, char 
     return 0;
 }
 
+/* ------------------------------------------------ closing ports in the background */
+
+static void *closer_main(void *v) {
+    const struct closer_arg a = *(const struct closer_arg *)v;
+    vfp_port__close(a.p);
+    atomic_store_explicit(&a.dp->closer_done[a.slot], 1, memory_order_release);
+    return NULL;
+}
+
+/* Joins the closers that finished (all of them with `all`). */
+static void reap_closers(vfp_dp *dp, int all) {
+    pthread_mutex_lock(&dp->closers_mu);
+    for (int i = 0; i < VFP_DP_MAX_PORTS; i++)
+        if (dp->closer_used[i] && (all || atomic_load_explicit(&dp->closer_done[i], memory_order_acquire))) {
+            pthread_join(dp->closer[i], NULL);
+            dp->closer_used[i] = 0;
+        }
+    pthread_mutex_unlock(&dp->closers_mu);
+}
+
+/* Closes a port that left the data plane: on a thread of its own when its backend
+ * allows (the caller, a CNI DEL say, then waits for none of its grace periods), else
+ * here. */
+static void close_removed(vfp_dp *dp, vfp_port *p) {
+    if (p->ops->close_async) {
+        reap_closers(dp, 0);
+        pthread_mutex_lock(&dp->closers_mu);
+        int slot = -1;
+        for (int i = 0; i < VFP_DP_MAX_PORTS && slot < 0; i++)
+            if (!dp->closer_used[i]) slot = i;
+        if (slot >= 0) {
+            dp->closer_arg[slot] = (struct closer_arg){ dp, p, slot };
+            atomic_store_explicit(&dp->closer_done[slot], 0, memory_order_relaxed);
+            if (!pthread_create(&dp->closer[slot], NULL, closer_main, &dp->closer_arg[slot])) {
+                dp->closer_used[slot] = 1;
+                pthread_mutex_unlock(&dp->closers_mu);
+                return;
+            }
+        }
+        pthread_mutex_unlock(&dp->closers_mu);
+    }
+    vfp_port__close(p);
+}
+
 void vfp_dp__stop(vfp_dp *dp, uint32_t drain_ms) {
     if (!dp || dp->stopped) return;
     dp->stopped = 1;
@@ -1225,6 +1276,7 @@ void vfp_dp__stop(vfp_dp *dp, uint32_t drain_ms) {
             w->started = 0;
         }
     }
+    reap_closers(dp, 1);
     for (int i = 0; i < VFP_DP_MAX_PORTS; i++)
         if (dp->ports[i]) {
             vfp_port__close(dp->ports[i]);
@@ -1250,6 +1302,7 @@ void vfp_dp__destroy(vfp_dp *dp, uint32_t drain_ms) {
     xfree(dp, dp->lrings, sizeof(lring) * dp->n_workers * dp->n_workers);
     xfree(dp, dp->stats, sizeof(vfp_dp_worker_stats) * dp->n_workers);
     pthread_mutex_destroy(&dp->ctl);
+    pthread_mutex_destroy(&dp->closers_mu);
     vfp_alloc a = dp->a;
     a.free(a.ctx, dp, sizeof *dp);
 }
@@ -1644,7 +1697,7 @@ int64_t vfp_dp__commit(vfp_dp *dp, const vfp_dp_spec *s, uint32_t timeout_ms, ch
     }
     for (int i = 0; i < VFP_DP_MAX_PORTS; i++)
         if (dp->removing[i] && dp->ports[i]) {
-            vfp_port__close(dp->ports[i]);
+            close_removed(dp, dp->ports[i]);
             dp->ports[i] = NULL;
             dp->removing[i] = 0;
             dp->names[i][0] = 0;

@@ -99,4 +99,43 @@ describePrivileged('afpacket port: the host stack gets no copy with stackDrop', 
     await closed;
     expect(ping()).toBeGreaterThanOrEqual(3);
   });
+
+  // A port removed while the data plane runs (a CNI DEL's detach) closes on a thread of
+  // its own, so the DEL waits for none of its grace periods. The netdev can take a new
+  // port at once (a pod's VF given to the next pod), and the old drop goes soon after.
+  it('a port removed at runtime: a new one opens on the netdev at once, and the old drop goes by itself', async () => {
+    const dp = new DataPlane({ workers: 1 });
+    try {
+      const open = () => dp.openPort('afpacket', { ifname: p, netns: `/run/netns/${n.name}`, ring: 2, stackDrop: 1 }, 'rep');
+      const pod = dp.openPort('memory-sink', {}, 'pod0');
+      const spec = (slot: number) => ({
+        uplink: slot, uplinkMac: parseMac('02:aa:00:00:00:01')!,
+        tunnel: resolveTunnel({ local: '192.0.2.1', remote: '192.0.2.2' }),
+        peers: [{ vtep: parseIp('192.0.2.2')!.bytes, mac: parseMac('02:bb:00:00:00:02')! }],
+        atts: [{ port: pod.slot, vni: 100, mac: parseMac('02:00:00:00:00:01')! }],
+        fdb: [], floods: [], extraVnis: [], learn: false, antiSpoof: true,
+      });
+      const first = open();
+      dp.commit(spec(first.slot));
+      dp.removePort(first.slot);
+      const second = open(); // while the first may still be closing
+      dp.commit(spec(second.slot));
+      const c = dp.backendCounters(second.slot)!;
+      expect(c.stackDrop, c.stackDropNote).toBe(true);
+      const before = c.rxPkts;
+      expect(ping(3)).toBe(0);
+      expect(dp.backendCounters(second.slot)!.rxPkts - before).toBeGreaterThanOrEqual(3);
+      dp.removePort(second.slot);
+      dp.commit({ ...spec(second.slot), uplink: -1 }); // no uplink
+      // No port on the netdev now: once the background close is done the kernel answers.
+      let got = 0;
+      for (let i = 0; i < 20 && got < 3; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        got = ping();
+      }
+      expect(got).toBeGreaterThanOrEqual(3);
+    } finally {
+      dp.stop();
+    }
+  });
 });
