@@ -23,6 +23,7 @@
 #include "net/netops.h"
 
 #include <arpa/inet.h>
+#include <linux/rtnetlink.h>
 #include <vector>
 
 #include "addon/glue.h"
@@ -1256,7 +1257,7 @@ bool ToNetops(const Napi::CallbackInfo &info, std::string *nsOut, std::vector<vf
     memset(&op, 0, sizeof(op));
     int ii = static_cast<int>(i);
     char mac[32] = {0};
-    if (!OpInt(env, o, "kind", &op.kind, -1, 0, VFP_NETOP_MADDR, ii) ||
+    if (!OpInt(env, o, "kind", &op.kind, -1, 0, VFP_NETOP_ADDR_LIST, ii) ||
         !OpStr(env, o, "name", op.name, sizeof(op.name), false, ii) ||
         !OpStr(env, o, "newName", op.new_name, sizeof(op.new_name), false, ii) ||
         !OpStr(env, o, "mac", mac, sizeof(mac), false, ii) ||
@@ -1305,7 +1306,7 @@ Napi::Value NetopsResults(Napi::Env env, const std::vector<vfp_netop> &ops) {
   for (uint32_t i = 0; i < ops.size(); i++) {
     const vfp_netop &op = ops[i];
     Napi::Value r = env.Null();
-    if (op.kind == VFP_NETOP_LINK_GET && op.found) {
+    if ((op.kind == VFP_NETOP_LINK_GET || op.kind == VFP_NETOP_ADDR_LIST) && op.found) {
       Napi::Object l = Napi::Object::New(env);
       char mac[18];
       snprintf(mac, sizeof(mac), "%02x:%02x:%02x:%02x:%02x:%02x", op.out_mac[0], op.out_mac[1], op.out_mac[2],
@@ -1314,6 +1315,25 @@ Napi::Value NetopsResults(Napi::Env env, const std::vector<vfp_netop> &ops) {
       l.Set("mac", Napi::String::New(env, mac));
       l.Set("mtu", Napi::Number::New(env, op.out_mtu));
       l.Set("up", Napi::Boolean::New(env, op.out_up != 0));
+      r = l;
+    }
+    if (op.kind == VFP_NETOP_ADDR_LIST && op.found) {
+      Napi::Object l = r.As<Napi::Object>();
+      int n = op.out_naddrs < VFP_NETOP_MAX_ADDRS ? op.out_naddrs : VFP_NETOP_MAX_ADDRS;
+      Napi::Array addrs = Napi::Array::New(env, n);
+      for (int k = 0; k < n; k++) {
+        const vfp_netop_addr &a = op.out_addrs[k];
+        char txt[INET6_ADDRSTRLEN] = {0};
+        inet_ntop(a.family == AF_INET ? AF_INET : AF_INET6, a.addr, txt, sizeof(txt));
+        Napi::Object x = Napi::Object::New(env);
+        x.Set("family", Napi::String::New(env, a.family == AF_INET ? "inet" : "inet6"));
+        x.Set("local", Napi::String::New(env, txt));
+        x.Set("prefixlen", Napi::Number::New(env, a.prefix));
+        x.Set("scope", Napi::String::New(env, a.scope == RT_SCOPE_LINK ? "link" : a.scope == RT_SCOPE_HOST ? "host" : a.scope == RT_SCOPE_UNIVERSE ? "global" : std::to_string(a.scope)));
+        addrs.Set(k, x);
+      }
+      l.Set("addrs", addrs);
+      l.Set("more", Napi::Number::New(env, op.out_naddrs - n));
       r = l;
     }
     if (!out.Set(i, r).UnwrapOr(false)) return Napi::Value();

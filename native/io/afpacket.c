@@ -17,6 +17,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #ifdef VFP_HAVE_AFXDP /* libbpf is there */
 #include <bpf/bpf.h>
@@ -58,7 +59,10 @@ typedef struct afp_port {
     int tx_pending;             /* frames queued whose kick has not succeeded */
 
     vfp_afpacket_stats st;
-    int stack_link;             /* the tcx link of opts.stack_drop, -1 when none */
+    int stack_on;               /* opts.stack_drop took effect: this port is a user of its netdev's drop */
+    dev_t stack_ns_dev;         /* which drop: netns and ifindex */
+    ino_t stack_ns_ino;
+    int stack_ifindex;
     char stack_note[160];
 } afp_port;
 
@@ -314,18 +318,19 @@ static void *close_thread(void *v) {
     return NULL;
 }
 
+static void stack_release(afp_port *p);
+
 static void afp_destroy(afp_port *p) {
     vfp_alloc a = p->a;
     if (p->rx_map) munmap(p->rx_map, p->rx_map_len);
     if (p->tx_map) munmap(p->tx_map, p->tx_map_len);
-    /* Releasing a packet socket waits for a grace period (synchronize_net), and so does
-     * detaching the drop: the three closes run at once, so the waits overlap. */
-    int fds[3] = { p->rx_fd, p->tx_fd, p->stack_link };
-    side closing[3] = { { 0 } };
-    for (int i = 1; i < 3; i++)
-        if (fds[i] >= 0) side_start(&closing[i], close_thread, (void *)(intptr_t)fds[i]);
-    if (fds[0] >= 0) close(fds[0]);
-    for (int i = 1; i < 3; i++) side_join(&closing[i]);
+    stack_release(p);
+    /* Releasing a packet socket waits for a grace period (synchronize_net): the two
+     * closes run at once, so the waits overlap. */
+    side closing = { 0 };
+    if (p->tx_fd >= 0) side_start(&closing, close_thread, (void *)(intptr_t)p->tx_fd);
+    if (p->rx_fd >= 0) close(p->rx_fd);
+    side_join(&closing);
     if (p->blk_ref) a.free(a.ctx, p->blk_ref, (size_t)p->rx_blocks * sizeof(uint32_t));
     if (p->descs) a.free(a.ctx, p->descs, (size_t)p->n_descs * sizeof(vfp_pkt));
     if (p->free_idx) a.free(a.ctx, p->free_idx, (size_t)p->n_descs * sizeof(uint16_t));
@@ -358,7 +363,7 @@ void vfp_afpacket_port__stats(vfp_port *vp, vfp_afpacket_stats *st) {
     socklen_t sl = sizeof ks;
     if (getsockopt(p->rx_fd, SOL_PACKET, PACKET_STATISTICS, &ks, &sl) == 0) p->st.rx_kernel_drops += ks.tp_drops;
     *st = p->st;
-    st->stack_drop = p->stack_link >= 0;
+    st->stack_drop = p->stack_on;
     st->stack_drop_note = p->stack_note;
 }
 
@@ -387,36 +392,177 @@ static int sock_err(afp_port *p, const char *what, int e, char *err, size_t errl
             return sock_err(p, what, errno, err, errlen);                            \
     } while (0)
 
-/* opts.stack_drop: a two-instruction program (return TC_ACT_SHOT) on the interface's
- * tcx ingress, attached through a BPF link (bpf(BPF_LINK_CREATE), attach type
- * BPF_TCX_INGRESS = 46, Linux 6.6; named by number, as libbpf 1.1's headers predate it).
- * AF_PACKET taps run before tcx, so the port still gets every frame. The link is not
- * pinned: closing its fd (the port closing, or the process dying) detaches it. A
- * failure leaves the port usable and says why in stack_note. Runs in the netns. */
-static void stack_drop(afp_port *p, int ifindex) {
+/* opts.stack_drop: a program on the interface's tcx ingress, attached through a BPF link
+ * (bpf(BPF_LINK_CREATE), attach type BPF_TCX_INGRESS = 46, Linux 6.6; named by number,
+ * as libbpf 1.1's headers predate it), that drops every frame while its one-slot array
+ * map says 1. AF_PACKET taps run before tcx, so the port still gets every frame.
+ *
+ * Attaching and detaching a tcx program each wait for an RCU grace period under the
+ * RTNL lock (so behind any netdev moving between namespaces: a CNI ADD's VF move holds
+ * RTNL for ~20 ms). So the link stays, once made, for as long as this process runs and
+ * the netdev exists: a port switches the drop on and off by writing the map, which waits
+ * for nothing, and the next port on the netdev (the next pod on that VF's representor)
+ * finds it there. Links are not pinned: the process dying detaches them all. A netdev
+ * that goes away detaches its link; the entry is then found stale and replaced or
+ * reaped. Ports sharing a netdev (one still closing in the background) count as users;
+ * the drop goes off with the last. */
 #ifdef VFP_HAVE_AFXDP
+#define DROPS_MAX 1024
+
+typedef struct drop_ent {
+    dev_t ns_dev;
+    ino_t ns_ino;
+    int ifindex;
+    int link, map;
+    int users;
+} drop_ent;
+
+static pthread_mutex_t g_drop_mu = PTHREAD_MUTEX_INITIALIZER;
+static drop_ent g_drops[DROPS_MAX];
+static int g_ndrops;
+
+static int drop_set(const drop_ent *d, uint32_t on) {
+    uint32_t key = 0;
+    return bpf_map_update_elem(d->map, &key, &on, BPF_ANY);
+}
+
+/* The link still sits on the netdev it was made for (a netdev that went away leaves it
+ * detached: its tcx ifindex reads 0). */
+static int drop_alive(const drop_ent *d) {
+    /* struct bpf_link_info: type, id, prog_id, then a union that 64-bit members align
+     * to 8 bytes, whose tcx member is ifindex, attach_type: read by offset, as libbpf
+     * 1.1's headers predate tcx. */
+    uint32_t info[32];
+    uint32_t len = sizeof info;
+    memset(info, 0, sizeof info);
+    if (bpf_obj_get_info_by_fd(d->link, info, &len)) return 0;
+    return info[4] == (uint32_t)d->ifindex;
+}
+
+static void drop_forget(int i) {
+    close(g_drops[i].link);
+    close(g_drops[i].map);
+    g_drops[i] = g_drops[--g_ndrops];
+}
+
+/* A new drop for ifindex: map, program, link. 0, or -errno with p->stack_note set. */
+static int drop_make(afp_port *p, drop_ent *d, int ifindex) {
+    d->map = bpf_map_create(BPF_MAP_TYPE_ARRAY, "vfp_stack_on", 4, 4, 1, NULL);
+    if (d->map < 0) {
+        int e = errno;
+        snprintf(p->stack_note, sizeof p->stack_note, "cannot create the drop's map: %s (needs CAP_BPF: run as root)",
+                 strerror(e));
+        return -e;
+    }
     struct bpf_insn prog[] = {
+        { .code = BPF_LD | BPF_DW | BPF_IMM, .dst_reg = 1, .src_reg = BPF_PSEUDO_MAP_FD, .imm = d->map },
+        { 0 },
+        { .code = BPF_ST | BPF_MEM | BPF_W, .dst_reg = 10, .off = -4, .imm = 0 },       /* key = 0 */
+        { .code = BPF_ALU64 | BPF_MOV | BPF_X, .dst_reg = 2, .src_reg = 10 },
+        { .code = BPF_ALU64 | BPF_ADD | BPF_K, .dst_reg = 2, .imm = -4 },
+        { .code = BPF_JMP | BPF_CALL, .imm = BPF_FUNC_map_lookup_elem },
+        { .code = BPF_JMP | BPF_JEQ | BPF_K, .dst_reg = 0, .off = 4, .imm = 0 },        /* no slot: pass */
+        { .code = BPF_LDX | BPF_MEM | BPF_W, .dst_reg = 1, .src_reg = 0 },
+        { .code = BPF_JMP | BPF_JEQ | BPF_K, .dst_reg = 1, .off = 2, .imm = 0 },        /* off: pass */
         { .code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = 0, .imm = 2 /* TC_ACT_SHOT */ },
         { .code = BPF_JMP | BPF_EXIT },
+        { .code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = 0, .imm = -1 /* TCX_NEXT */ },
+        { .code = BPF_JMP | BPF_EXIT },
     };
-    int fd = bpf_prog_load(BPF_PROG_TYPE_SCHED_CLS, "vfp_stack_drop", "GPL", prog, 2, NULL);
+    int fd = bpf_prog_load(BPF_PROG_TYPE_SCHED_CLS, "vfp_stack_drop", "GPL", prog, sizeof prog / sizeof prog[0], NULL);
     if (fd < 0) {
+        int e = errno;
         snprintf(p->stack_note, sizeof p->stack_note, "cannot load the drop program: %s (needs CAP_BPF: run as root)",
-                 strerror(errno));
-        return;
+                 strerror(e));
+        close(d->map);
+        return -e;
     }
-    int link = bpf_link_create(fd, ifindex, (enum bpf_attach_type)46, NULL);
+    d->link = bpf_link_create(fd, ifindex, (enum bpf_attach_type)46, NULL);
     int e = errno;
     close(fd);
-    if (link < 0) {
+    if (d->link < 0) {
         snprintf(p->stack_note, sizeof p->stack_note, "cannot attach to tcx ingress of %s: %s%s", p->ifname, strerror(e),
                  e == EINVAL ? " (needs Linux >= 6.6)" : "");
+        close(d->map);
+        return -e;
+    }
+    d->ifindex = ifindex;
+    d->users = 0;
+    return 0;
+}
+#endif
+
+/* Switches the drop on for the port's netdev, making it the first time. A failure
+ * leaves the port usable and says why in stack_note. Runs in the port's netns. */
+static void stack_drop(afp_port *p, int ifindex) {
+#ifdef VFP_HAVE_AFXDP
+    struct stat ns;
+    if (stat("/proc/thread-self/ns/net", &ns)) {
+        snprintf(p->stack_note, sizeof p->stack_note, "cannot tell this thread's netns: %s", strerror(errno));
         return;
     }
-    p->stack_link = link;
+    pthread_mutex_lock(&g_drop_mu);
+    int found = -1;
+    for (int i = 0; i < g_ndrops;) {
+        drop_ent *d = &g_drops[i];
+        if (d->users == 0 && !drop_alive(d)) { /* its netdev is gone: reap it */
+            drop_forget(i);
+            continue;
+        }
+        if (d->ns_dev == ns.st_dev && d->ns_ino == ns.st_ino && d->ifindex == ifindex) found = i;
+        i++;
+    }
+    if (found >= 0 && g_drops[found].users == 0 && !drop_alive(&g_drops[found])) {
+        drop_forget(found);
+        found = -1;
+    }
+    if (found < 0) {
+        if (g_ndrops == DROPS_MAX) {
+            snprintf(p->stack_note, sizeof p->stack_note, "%d netdevs already carry a drop", DROPS_MAX);
+            pthread_mutex_unlock(&g_drop_mu);
+            return;
+        }
+        drop_ent d = { .ns_dev = ns.st_dev, .ns_ino = ns.st_ino };
+        if (drop_make(p, &d, ifindex)) {
+            pthread_mutex_unlock(&g_drop_mu);
+            return;
+        }
+        found = g_ndrops;
+        g_drops[g_ndrops++] = d;
+    }
+    drop_ent *d = &g_drops[found];
+    if (drop_set(d, 1)) {
+        snprintf(p->stack_note, sizeof p->stack_note, "cannot switch the drop on: %s", strerror(errno));
+    } else {
+        d->users++;
+        p->stack_on = 1;
+        p->stack_ns_dev = ns.st_dev;
+        p->stack_ns_ino = ns.st_ino;
+        p->stack_ifindex = ifindex;
+    }
+    pthread_mutex_unlock(&g_drop_mu);
 #else
     (void)ifindex;
     snprintf(p->stack_note, sizeof p->stack_note, "built without libbpf (apt-get install libbpf-dev, then rebuild)");
+#endif
+}
+
+/* The port lets go of its netdev's drop: off with the last user. No grace period. */
+static void stack_release(afp_port *p) {
+#ifdef VFP_HAVE_AFXDP
+    if (!p->stack_on) return;
+    pthread_mutex_lock(&g_drop_mu);
+    for (int i = 0; i < g_ndrops; i++) {
+        drop_ent *d = &g_drops[i];
+        if (d->ns_dev == p->stack_ns_dev && d->ns_ino == p->stack_ns_ino && d->ifindex == p->stack_ifindex) {
+            if (--d->users == 0) (void)drop_set(d, 0);
+            break;
+        }
+    }
+    pthread_mutex_unlock(&g_drop_mu);
+    p->stack_on = 0;
+#else
+    (void)p;
 #endif
 }
 
@@ -641,7 +787,7 @@ int vfp_afpacket_port__create(vfp_port **out, const vfp_afpacket_opts *o, const 
     if (!p) return fail(err, errlen, -ENOMEM, "afpacket %s: out of memory%s", o->ifname, "");
     p->a = *a;
     p->rx_fd = p->tx_fd = -1;
-    p->stack_link = -1;
+    p->stack_on = 0;
     p->stack_note[0] = 0;
     snprintf(p->ifname, sizeof p->ifname, "%s", o->ifname);
     p->port.ops = &afp_ops;

@@ -272,6 +272,90 @@ static int maddr(int sock, struct vfp_netop *op)
 	return 0;
 }
 
+/* One RTM_GETADDR dump of FAMILY (AF_INET or AF_INET6; an AF_UNSPEC dump goes through
+ * rtnetlink's dump-all, which takes RTNL), keeping op's link's addresses. */
+static int addr_dump(int fd, int family, struct vfp_netop *op, uint32_t *seq)
+{
+	struct {
+		struct nlmsghdr h;
+		struct ifaddrmsg ifa;
+	} req;
+	memset(&req, 0, sizeof(req));
+	req.h.nlmsg_len = NLMSG_LENGTH(sizeof(struct ifaddrmsg));
+	req.h.nlmsg_type = RTM_GETADDR;
+	req.h.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+	req.h.nlmsg_seq = ++*seq;
+	req.ifa.ifa_family = (unsigned char)family;
+	struct sockaddr_nl kernel = { .nl_family = AF_NETLINK };
+	if (sendto(fd, &req, req.h.nlmsg_len, 0, (struct sockaddr *)&kernel, sizeof(kernel)) < 0)
+		return -errno;
+	char buf[32768];
+	for (;;) {
+		ssize_t n = recv(fd, buf, sizeof(buf), 0);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		for (struct nlmsghdr *h = (struct nlmsghdr *)buf; NLMSG_OK(h, (size_t)n); h = NLMSG_NEXT(h, n)) {
+			if (h->nlmsg_seq != req.h.nlmsg_seq)
+				continue;
+			if (h->nlmsg_type == NLMSG_DONE)
+				return 0;
+			if (h->nlmsg_type == NLMSG_ERROR) {
+				const struct nlmsgerr *e = NLMSG_DATA(h);
+				/* A kernel without IPv6 has no AF_INET6 dump: no addresses of it. */
+				if (family == AF_INET6 && e->error == -EAFNOSUPPORT)
+					return 0;
+				return e->error ? e->error : -EIO;
+			}
+			if (h->nlmsg_type != RTM_NEWADDR)
+				continue;
+			const struct ifaddrmsg *ifa = NLMSG_DATA(h);
+			if ((int)ifa->ifa_index != op->ifindex)
+				continue;
+			const void *local = NULL, *address = NULL;
+			int alen = (int)IFA_PAYLOAD(h);
+			for (const struct rtattr *a = IFA_RTA(ifa); RTA_OK(a, alen); a = RTA_NEXT(a, alen)) {
+				if (a->rta_type == IFA_LOCAL)
+					local = RTA_DATA(a);
+				else if (a->rta_type == IFA_ADDRESS)
+					address = RTA_DATA(a);
+			}
+			const void *src = local ? local : address;
+			if (!src)
+				continue;
+			if (op->out_naddrs < VFP_NETOP_MAX_ADDRS) {
+				struct vfp_netop_addr *o = &op->out_addrs[op->out_naddrs];
+				memset(o, 0, sizeof(*o));
+				o->family = ifa->ifa_family;
+				o->prefix = ifa->ifa_prefixlen;
+				o->scope = ifa->ifa_scope;
+				memcpy(o->addr, src, ifa->ifa_family == AF_INET ? 4 : 16);
+			}
+			op->out_naddrs++;
+		}
+	}
+}
+
+/* The link (as LINK_GET) and its addresses of both families. */
+static int addr_list(int sock, struct vfp_netop *op, uint32_t *seq)
+{
+	int e = link_get(sock, op);
+	if (e || !op->found)
+		return e;
+	op->out_naddrs = 0;
+	/* A socket of its own: a dump answers in several messages. */
+	int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+	if (fd < 0)
+		return -errno;
+	e = addr_dump(fd, AF_INET, op, seq);
+	if (!e)
+		e = addr_dump(fd, AF_INET6, op, seq);
+	close(fd);
+	return e;
+}
+
 struct batch {
 	const char *netns_path;
 	struct vfp_netop *ops;
@@ -312,6 +396,7 @@ static void *run_batch(void *arg)
 		case VFP_NETOP_ROUTE_ADD: err = route_add(fd, sock, op, &seq); break;
 		case VFP_NETOP_SYSCTL: err = sysctl_write(op); break;
 		case VFP_NETOP_MADDR: err = maddr(sock, op); break;
+		case VFP_NETOP_ADDR_LIST: err = addr_list(sock, op, &seq); break;
 		default: err = -EINVAL;
 		}
 		if (err) {

@@ -20,6 +20,19 @@ enum vfp_netop_kind {
 	VFP_NETOP_ROUTE_ADD, /* in: name, addr/prefix (destination), gw */
 	VFP_NETOP_SYSCTL,    /* in: path under /proc/sys, value, optional */
 	VFP_NETOP_MADDR,     /* in: name, mac (a multicast MAC), up: 1 join, 0 leave (a missing one is no error) */
+	VFP_NETOP_ADDR_LIST, /* in: name; out: LINK_GET's, and out_addrs (the first VFP_NETOP_MAX_ADDRS), out_naddrs (all).
+	                        An RTM_GETADDR dump: unlike iproute2's `ip addr show dev`, which asks for the link
+	                        first, it never waits for the RTNL lock (a netdev moving between namespaces holds it
+	                        for tens of milliseconds). */
+};
+
+#define VFP_NETOP_MAX_ADDRS 16
+
+struct vfp_netop_addr {
+	uint8_t family;        /* AF_INET or AF_INET6 */
+	uint8_t prefix;
+	uint8_t scope;         /* RT_SCOPE_UNIVERSE 0, LINK 253, HOST 254 */
+	uint8_t addr[16];
 };
 
 struct vfp_netop {
@@ -46,6 +59,9 @@ struct vfp_netop {
 	uint8_t out_mac[6];
 	int out_mtu;
 	int out_up;
+	/* ADDR_LIST results */
+	struct vfp_netop_addr out_addrs[VFP_NETOP_MAX_ADDRS];
+	int out_naddrs;
 };
 
 /*

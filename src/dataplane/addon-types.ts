@@ -192,7 +192,8 @@ export interface RawAddon {
 
 /** kind: 0 link get, 1 link set, 2 address add, 3 route add, 4 sysctl write. */
 export interface RawNetOp {
-  kind: 0 | 1 | 2 | 3 | 4 | 5;
+  /** 0 get, 1 set, 2 addr, 3 route, 4 sysctl, 5 maddr, 6 the link and its addresses */
+  kind: 0 | 1 | 2 | 3 | 4 | 5 | 6;
   name?: string;
   newName?: string;
   mac?: string;

@@ -14,8 +14,8 @@ import { attachSchema, fdbSchema, peerSchema, podBackendOf, socketPath, vniNumbe
 import { resolveTunnel } from '../packet/config.js';
 import { parseIp, parseMac } from '../util/addr.js';
 import { conflict, invalid, notFound, VfpError } from '../util/errors.js';
-import { addrsIn, hostNetnsPath, link, linkIn, readSysctl } from '../net/ip.js';
-import { netRun, type NetOp } from '../net/netops.js';
+import { link, linkIn, readSysctl } from '../net/ip.js';
+import { linkAddrs, netRun, type LinkAddrs, type NetOp } from '../net/netops.js';
 import { AllocStore } from '../alloc/store.js';
 import { afxdpChoice, dpdkChoice, outerChecksums, type UplinkChoice } from './uplink-profile.js';
 import { prepareDpdkEnv, type DpdkEnv } from './dpdk-env.js';
@@ -67,10 +67,10 @@ const ipBytes = (s: string) => parseIp(s)!.bytes;
 /** The data plane takes the whole netdev: its XDP program (afxdp) or stack drop
  *  (afpacket) leaves the host stack none of its frames. A netdev with addresses of its
  *  own is the host's (its management interface, say): refuse it rather than cut it off. */
-function refuseHostNetdev(ifname: string, netns: string | undefined, what: string): void {
-  // iproute2, not getifaddrs (os.networkInterfaces): libuv leaves out links without
-  // carrier, whose addresses are the host's all the same. ~3-5 ms a call.
-  const held = addrsIn(netns ?? hostNetnsPath(), ifname).filter((a) => a.scope !== 'link' && a.scope !== 'host').map((a) => `${a.local}/${a.prefixlen}`);
+function refuseHostNetdev(l: LinkAddrs, what: string): void {
+  // Read by linkAddrs (an RTM_GETADDR dump), not getifaddrs (os.networkInterfaces):
+  // libuv leaves out links without carrier, whose addresses are the host's all the same.
+  const held = l.addrs.filter((a) => a.scope !== 'link' && a.scope !== 'host').map((a) => `${a.local}/${a.prefixlen}`);
   if (held.length) {
     throw invalid(`${what} carries ${held.join(', ')}: the data plane takes the whole netdev and the host would lose those addresses' traffic; give the data plane a netdev of its own (a VF, or another port) or remove the addresses`);
   }
@@ -82,9 +82,13 @@ function refuseHostNetdev(ifname: string, netns: string | undefined, what: strin
  *  With `multicast`, the link also receives that group: an IPv6 uplink's solicited-node
  *  group, which the kernel no longer joins for it (its IPv6 is off, and the data plane,
  *  not the kernel, answers for the VTEP). */
-async function claimNetdev(ifname: string, netns?: string, multicast?: string, what = ifname): Promise<Claim> {
-  refuseHostNetdev(ifname, netns, what);
+async function claimNetdev(ifname: string, netns?: string, multicast?: string, what = ifname, checked = false): Promise<Claim> {
   const ns = netns ?? null;
+  if (!checked) {
+    const l = await linkAddrs(ns, ifname);
+    if (!l) throw notFound(`${what} does not exist${netns ? ` in ${netns}` : ''}`);
+    refuseHostNetdev(l, what);
+  }
   const claim: Claim = {
     ifname,
     netns,
@@ -331,7 +335,9 @@ export class Daemon {
       }
       if (a.pci && o.pci === a.pci) throw conflict(`VF ${a.pci} is already attached through ${o.representor}`);
     }
-    const l = a.netns ? linkIn(a.netns, a.representor) : link(a.representor);
+    // The link, its MTU and addresses without waiting for the RTNL lock, which the VF's
+    // move into the pod (running alongside this attach) holds through its rcu_barrier().
+    const l = await linkAddrs(a.netns ?? null, a.representor);
     if (!l) throw notFound(`representor ${a.representor}${a.pci ? ` of VF ${a.pci}` : ''} does not exist${a.netns ? ` in ${a.netns}` : ''}; is the VF (still) there?`);
     if (a.remote && !this.peers.some((p) => p.vtep === a.remote)) {
       this.peers.push({ vtep: a.remote });
@@ -341,12 +347,23 @@ export class Daemon {
     if (mtu && l.mtu && l.mtu + overhead - 14 > mtu) {
       this.log.warn(`${a.representor} has MTU ${l.mtu}, which needs an underlay MTU of ${l.mtu + overhead - 14}; the uplink has ${mtu}, so larger frames are dropped (mtu_exceeded). Give the pod an MTU ≤ ${mtu - overhead + 14} (CNI "mtu") or raise the underlay MTU`);
     }
-    const claimed = await claimNetdev(a.representor, a.netns, undefined, `representor ${a.representor}`);
+    refuseHostNetdev(l, `representor ${a.representor}`);
+    // The claim's changes (forwarding, IPv6, up) wait for RTNL while the move holds it;
+    // the port's setup waits for grace periods. They run at once: the claim on netops'
+    // thread, the port here.
+    const claiming = claimNetdev(a.representor, a.netns, undefined, `representor ${a.representor}`, true);
     let port: PortInfo;
     try {
       port = this.dp!.openPort(this.podBackend, this.portOpts(a.representor, a.netns), a.representor);
     } catch (e) {
-      await releaseNetdev(claimed);
+      await claiming.then(releaseNetdev, () => {});
+      throw e;
+    }
+    let claimed: Claim;
+    try {
+      claimed = await claiming;
+    } catch (e) {
+      this.dp!.removePort(port.slot); // closed by the next commit
       throw e;
     }
     this.noteStackDrop(port.slot, a.representor);

@@ -5,7 +5,7 @@
 import { writeFileSync } from 'node:fs';
 import { systemError } from '../util/errors.js';
 import type { RawNetOp } from '../dataplane/addon-types.js';
-import { ip, ipIn, linkIn, link, sysctlIn } from './ip.js';
+import { addrsIn, hostNetnsPath, ip, ipIn, linkIn, link, sysctlIn, type IpAddrInfo } from './ip.js';
 
 export type NetOp =
   | { op: 'get'; name: string }
@@ -146,6 +146,39 @@ export async function netRun(netns: string | null, ops: NetOp[]): Promise<(LinkI
     const op = e.index !== undefined && e.index >= 0 ? ops[e.index] : undefined;
     throw systemError(`${op ? `${describe(op)}` : 'netlink'}${netns ? ` in ${netns}` : ''}: ${e.message.replace(/^op \d+: /, '')}`, { errno: e.code, op });
   }
+}
+
+export interface LinkAddrs extends LinkInfo {
+  addrs: IpAddrInfo[];
+  /** Addresses past the first 16, not listed. */
+  more: number;
+}
+
+/**
+ * A link and its addresses (both families) in the namespace at NETNS (null: this
+ * process's), or null when there is no such link. Natively from ioctls and one
+ * RTM_GETADDR dump per family, none of which waits for the RTNL lock: iproute2's
+ * `ip link show` and `ip addr show dev` do (they ask for the link by request, and an
+ * AF_UNSPEC dump goes through rtnetlink's locked dump-all), so while another netdev
+ * moves between namespaces (tens of milliseconds under RTNL) they wait for it.
+ */
+export async function linkAddrs(netns: string | null, name: string): Promise<LinkAddrs | null> {
+  const run = await nativeRunner();
+  if (run) {
+    try {
+      const [r] = (await run(netns, [{ kind: 6, name }])) as unknown as (LinkAddrs | null)[];
+      return r ?? null;
+    } catch (err) {
+      const e = err as Error & { code?: string };
+      throw systemError(`reading link ${name} and its addresses${netns ? ` in ${netns}` : ''}: ${e.message.replace(/^op \d+: /, '')}`, { errno: e.code });
+    }
+  }
+  const l = netns ? linkIn(netns, name) : link(name);
+  if (!l) return null;
+  return {
+    ifindex: l.ifindex, mac: l.address ?? '', mtu: l.mtu ?? 0, up: (l.flags ?? []).includes('UP'),
+    addrs: addrsIn(netns ?? hostNetnsPath(), name), more: 0,
+  };
 }
 
 function describe(o: NetOp): string {

@@ -1,7 +1,8 @@
 // An AF_PACKET port with stackDrop (what the daemon and the bench open for the netdevs
 // the data plane owns): the worker still receives every frame, the host stack on that
 // interface gets none (the kernel answers no ping there), and the drop goes away with
-// the port. The kernel's own ICMP stack is the witness on both sides.
+// the port (its tcx link stays on the netdev for the next port, switched off). The
+// kernel's own ICMP stack is the witness on both sides.
 import { spawn, spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -137,5 +138,25 @@ describePrivileged('afpacket port: the host stack gets no copy with stackDrop', 
     } finally {
       dp.stop();
     }
+  });
+
+  // The drop's tcx link stays on the netdev between ports (attaching and detaching one
+  // waits for a grace period under RTNL); a port switches it on and off. A netdev that is
+  // deleted and made again under the same name is another netdev: its drop is new.
+  it('a netdev made again under the same name gets a drop of its own', () => {
+    withPort(1, () => expect(ping(2)).toBe(0));
+    expect(ping()).toBeGreaterThanOrEqual(3);
+    n.ip(['link', 'del', p]);
+    vethPair(n, p, m, q);
+    n.ip(['addr', 'add', `${NET}.1/24`, 'dev', p]);
+    m.ip(['addr', 'add', `${NET}.2/24`, 'dev', q]);
+    n.ip(['link', 'set', p, 'up']);
+    m.ip(['link', 'set', q, 'up']);
+    expect(ping()).toBeGreaterThanOrEqual(3);
+    withPort(1, (dp, slot) => {
+      expect(dp.backendCounters(slot)?.stackDrop).toBe(true);
+      expect(ping(3)).toBe(0);
+    });
+    expect(ping()).toBeGreaterThanOrEqual(3);
   });
 });

@@ -5,7 +5,7 @@ import { execFileSync } from 'node:child_process';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { describePrivileged } from '../helpers/privileged.js';
 import { Netns, ifname } from '../helpers/netns.js';
-import { netRun } from '../../src/net/netops.js';
+import { linkAddrs, netRun } from '../../src/net/netops.js';
 import { hostNetnsPath } from '../../src/net/ip.js';
 
 describePrivileged('netops: link, address, route and sysctl batches in a namespace', { netns: true }, () => {
@@ -81,6 +81,33 @@ describePrivileged('netops: link, address, route and sysctl batches in a namespa
     await netRun(path(), [{ op: 'set', name: c, netns: hostNetnsPath() }]);
     await netRun(path(), [{ op: 'set', name: b, newName: a, netns: hostNetnsPath() }]);
     expect(execFileSync('ip', ['-br', 'link', 'show', 'dev', a], { encoding: 'utf8' })).toContain(a);
+  });
+
+  // linkAddrs reads a link and its addresses without the RTNL lock (one RTM_GETADDR dump
+  // per family); iproute2 is the peer that says what is there.
+  it('lists a link and its addresses of both families as iproute2 does, and a missing link as null', async () => {
+    const ns = Netns.create('addrs');
+    try {
+      const x = ifname('la'), y = ifname('lb');
+      ns.ip(['link', 'add', x, 'type', 'veth', 'peer', 'name', y]);
+      ns.ip(['addr', 'add', '10.41.0.1/24', 'dev', x]);
+      ns.ip(['addr', 'add', '10.41.1.1/16', 'dev', x]);
+      ns.ip(['addr', 'add', 'fd00:41::1/64', 'dev', x, 'nodad']);
+      ns.ip(['addr', 'add', '10.42.0.1/24', 'dev', y]); // another link's: not listed
+      ns.ip(['link', 'set', x, 'up']);
+      const got = await linkAddrs(`/run/netns/${ns.name}`, x);
+      const ipj = JSON.parse(ns.ip(['-j', 'addr', 'show', 'dev', x])) as { ifindex: number; address: string; mtu: number; addr_info: { local: string; prefixlen: number; scope: string }[] }[];
+      expect(got).not.toBeNull();
+      expect(got!.ifindex).toBe(ipj[0]!.ifindex);
+      expect(got!.mac).toBe(ipj[0]!.address);
+      expect(got!.mtu).toBe(ipj[0]!.mtu);
+      const norm = (l: { local: string; prefixlen: number; scope?: string }[]) => l.map((z) => `${z.local}/${z.prefixlen} ${z.scope}`).sort();
+      expect(norm(got!.addrs)).toEqual(norm(ipj[0]!.addr_info));
+      expect(norm(got!.addrs)).toEqual(expect.arrayContaining(['10.41.0.1/24 global', '10.41.1.1/16 global', 'fd00:41::1/64 global']));
+      expect(await linkAddrs(`/run/netns/${ns.name}`, 'vfpnosuch0')).toBeNull();
+    } finally {
+      ns.destroy();
+    }
   });
 
   it('joins and leaves a multicast group on a link in a namespace; a unicast MAC is refused', async () => {
