@@ -206,6 +206,7 @@ typedef struct neigh {
 
 struct vfp_dp;
 struct lring;
+struct hring;
 
 typedef struct worker {
     struct vfp_dp *dp;
@@ -235,6 +236,7 @@ typedef struct worker {
     _Atomic(vfp_fdb_entry_info *) dump_buf;
     uint32_t dump_cap;
     _Atomic int32_t dump_n; /* -1 while pending */
+    _Atomic int sleeping;   /* in poll(): producers of handoffs wake it */
 } worker;
 
 struct vfp_dp {
@@ -254,6 +256,8 @@ struct vfp_dp {
     uint32_t vni_slot_of[VFP_DP_MAX_VNIS]; /* slot → vni + 1 (0 free) */
     pthread_mutex_t ctl;                   /* serialises control calls */
     struct lring *lrings;                  /* n_workers² learn rings (from × to), NULL for one worker */
+    /* handoffs from × to, made by port_add (release) before a port needs them */
+    _Atomic(struct hring *) hrings[VFP_DP_MAX_WORKERS][VFP_DP_MAX_WORKERS];
     /* Ports closing on threads of their own (ops->close_async), joined when done or on stop. */
     pthread_mutex_t closers_mu;
     pthread_t closer[VFP_DP_MAX_PORTS];
@@ -273,15 +277,27 @@ static void count_port_drop(worker *w, uint16_t port, unsigned reason, uint64_t 
 }
 
 static inline void tx_push(worker *w, uint16_t port, vfp_pkt *p);
+static uint16_t handoff(worker *w, uint16_t port, uint16_t to, vfp_pkt **pk, uint16_t n);
 
 static void tx_flush_port(worker *w, uint16_t port) {
     txq *q = &w->tx[port];
     if (!q->n) return;
     vfp_port *dst = w->cfg->ports[port];
+    if (dst && VFP_UNLIKELY(w->idx >= dst->n_queues)) {
+        /* The port has fewer queues than there are workers, and none is this worker's:
+         * the worker that owns queue idx % n_queues sends a copy of each frame (and
+         * counts them as the port's); the originals are ours to free. */
+        uint16_t taken = handoff(w, port, (uint16_t)(w->idx % dst->n_queues), q->pk, q->n);
+        w->st->handed_off += taken;
+        if (taken < q->n) count_port_drop(w, port, VFP_DP_D_TX_FULL, (uint64_t)(q->n - taken));
+        vfp_pkt__free_burst(q->pk, q->n);
+        q->n = 0;
+        return;
+    }
     uint16_t sent = 0;
     uint64_t bytes = 0;
     for (uint16_t i = 0; i < q->n; i++) bytes += q->pk[i]->len;
-    if (dst) sent = vfp_port__tx_burst(dst, w->idx < dst->n_queues ? w->idx : 0, q->pk, q->n);
+    if (dst) sent = vfp_port__tx_burst(dst, w->idx, q->pk, q->n);
     if (sent < q->n) {
         uint64_t unsent = 0;
         for (uint16_t i = sent; i < q->n; i++) unsent += q->pk[i]->len;
@@ -998,6 +1014,118 @@ static void apply_shared(worker *w, uint32_t now_s) {
     w->st->learn_synced += n;
 }
 
+/* ------------------------------------------------ frames for another worker's queue */
+
+/* Worker w sends on queue w of each port. A port with fewer queues than workers (a
+ * switchdev representor often has one) has no queue for workers ≥ n_queues: their frames
+ * for it go to the worker that owns queue w % n_queues, through a single-producer,
+ * single-consumer ring of frame-sized slots per (from, to) pair, made when such a port
+ * is added. The producer copies each frame into a slot (and frees its own original);
+ * the owner sends it from there on its own queue, and a slot is released when the
+ * owner's port is done with it (in any order; the ring's tail follows the released
+ * run). A frame published in one configuration epoch and taken in another is dropped:
+ * its port slot may name another port by then. */
+#define HO_SLOTS 128u
+#define HO_HEADROOM 256u
+
+typedef struct ho_hdr {
+    uint64_t epoch;
+    uint16_t port;
+    uint8_t tx_ol, l2_len, l3_len;
+    uint32_t len;
+} ho_hdr;
+
+typedef struct hring {
+    _Atomic uint32_t head; /* the producer's */
+    uint8_t pad0[VFP_CACHE_LINE - sizeof(uint32_t)];
+    _Atomic uint32_t tail; /* the consumer's: slots before it are free again */
+    uint8_t pad1[VFP_CACHE_LINE - sizeof(uint32_t)];
+    vfp_port port;         /* owns the consumer's descriptors: free_burst releases slots */
+    uint32_t cons;         /* consumer: next slot to take */
+    uint32_t slot_size;
+    uint8_t *slots;        /* HO_SLOTS × slot_size: header, headroom, frame */
+    uint8_t released[HO_SLOTS];
+    vfp_pkt descs[HO_SLOTS];
+} hring;
+
+static inline ho_hdr *ho_slot(hring *r, uint32_t i) { return (ho_hdr *)(r->slots + (size_t)(i % HO_SLOTS) * r->slot_size); }
+
+static void ho_free_burst(vfp_port *p, vfp_pkt **pkts, uint16_t n) {
+    hring *r = (hring *)((uint8_t *)p - offsetof(hring, port));
+    for (uint16_t i = 0; i < n; i++) r->released[pkts[i] - r->descs] = 1;
+    uint32_t t = atomic_load_explicit(&r->tail, memory_order_relaxed);
+    while (t != r->cons && r->released[t % HO_SLOTS]) r->released[t++ % HO_SLOTS] = 0;
+    /* Release: the slots' bytes are read before the producer may write them again. */
+    atomic_store_explicit(&r->tail, t, memory_order_release);
+}
+static uint16_t ho_none(vfp_port *p, uint16_t q, vfp_pkt **k, uint16_t n) { (void)p, (void)q, (void)k, (void)n; return 0; }
+static void ho_close(vfp_port *p) { (void)p; }
+static const struct vfp_port_ops ho_ops = { .name = "handoff", .rx_burst = ho_none, .tx_burst = ho_none,
+                                            .free_burst = ho_free_burst, .close = ho_close };
+
+/* Copies pk[0..n) for `port` into the ring to worker `to`; returns how many it took (a
+ * prefix: a full ring, or a frame too big for a slot, ends the run). Wakes `to` if it
+ * sleeps. */
+static uint16_t handoff(worker *w, uint16_t port, uint16_t to, vfp_pkt **pk, uint16_t n) {
+    hring *r = atomic_load_explicit(&w->dp->hrings[w->idx][to], memory_order_acquire);
+    if (!r) return 0;
+    uint32_t h = atomic_load_explicit(&r->head, memory_order_relaxed);
+    const uint32_t t = atomic_load_explicit(&r->tail, memory_order_acquire);
+    const uint32_t room = r->slot_size - (uint32_t)sizeof(ho_hdr) - HO_HEADROOM;
+    uint16_t k = 0;
+    for (; k < n && h - t < HO_SLOTS && pk[k]->len <= room; k++, h++) {
+        ho_hdr *s = ho_slot(r, h);
+        s->epoch = w->cfg->epoch;
+        s->port = port;
+        s->tx_ol = pk[k]->tx_ol;
+        s->l2_len = pk[k]->l2_len;
+        s->l3_len = pk[k]->l3_len;
+        s->len = pk[k]->len;
+        memcpy((uint8_t *)(s + 1) + HO_HEADROOM, pk[k]->data, pk[k]->len);
+    }
+    if (k) {
+        /* seq_cst pairs with the owner's sleeping flag: either it sees the new head
+         * before it sleeps, or this sees it asleep and wakes it. */
+        atomic_store_explicit(&r->head, h, memory_order_seq_cst);
+        worker *o = &w->dp->w[to];
+        if (atomic_load_explicit(&o->sleeping, memory_order_seq_cst)) wake(o);
+    }
+    return k;
+}
+
+/* The owner's side: queues what other workers handed over on this worker's tx queues
+ * (sent with the next flush). Returns how many frames it took. */
+static uint32_t take_handoffs(worker *w) {
+    uint32_t got = 0;
+    for (uint16_t from = 0; from < w->dp->n_workers; from++) {
+        hring *r = atomic_load_explicit(&w->dp->hrings[from][w->idx], memory_order_acquire);
+        if (!r) continue;
+        const uint32_t h = atomic_load_explicit(&r->head, memory_order_acquire);
+        while (r->cons != h) {
+            const uint32_t i = r->cons++;
+            ho_hdr *s = ho_slot(r, i);
+            vfp_pkt *d = &r->descs[i % HO_SLOTS];
+            d->data = (uint8_t *)(s + 1) + HO_HEADROOM;
+            d->len = s->len;
+            d->headroom = HO_HEADROOM;
+            d->reason = 0;
+            d->port = s->port;
+            d->tx_ol = s->tx_ol;
+            d->l2_len = s->l2_len;
+            d->l3_len = s->l3_len;
+            /* The port may have changed since (another epoch): drop rather than guess. */
+            if (s->epoch != w->cfg->epoch || !w->cfg->ports[s->port]) {
+                count_port_drop(w, s->port, VFP_DP_D_TX_FULL, 1);
+                ho_free_burst(&r->port, &d, 1);
+                continue;
+            }
+            tx_push(w, s->port, d);
+            got++;
+        }
+    }
+    return got;
+}
+
 typedef struct dump_ctx { vfp_fdb_entry_info *out; uint32_t n, cap; } dump_ctx;
 
 static int dump_one(const vfp_fdb_entry_info *e, void *a) {
@@ -1039,6 +1167,7 @@ static void *worker_main(void *arg) {
             w->st->loops++;
             uint32_t now_s = (uint32_t)(now / 1000000000ull);
             if (dp->lrings && w->learned) apply_shared(w, now_s);
+            if (dp->n_workers > 1) got += take_handoffs(w);
             for (uint16_t i = 0; i < c->n_rxq[w->idx]; i++) {
                 rxq r = c->rxqs[w->idx][i];
                 vfp_port *port = c->ports[r.port];
@@ -1095,13 +1224,24 @@ static void *worker_main(void *arg) {
                     if (fd < 0) all_fds = 0;
                     else fds[nf++] = (struct pollfd){ fd, POLLIN, 0 };
                 }
-            /* A port without an fd (DPDK) must be polled: sleep briefly instead. */
+            /* A port without an fd (DPDK) must be polled: sleep briefly instead. Frames
+             * other workers hand over wake it (seq_cst: see handoff()). */
             int timeout = all_fds ? (int)(dp->o.idle_sleep_us / 1000 ? dp->o.idle_sleep_us / 1000 : 1) : 0;
-            if (all_fds) poll(fds, nf, timeout);
-            else {
+            atomic_store_explicit(&w->sleeping, 1, memory_order_seq_cst);
+            int pending = 0;
+            for (uint16_t f = 0; f < dp->n_workers && !pending; f++) {
+                hring *r = atomic_load_explicit(&dp->hrings[f][w->idx], memory_order_acquire);
+                pending = r && atomic_load_explicit(&r->head, memory_order_seq_cst) != r->cons;
+            }
+            if (pending) {
+                /* go round again */
+            } else if (all_fds) {
+                poll(fds, nf, timeout);
+            } else {
                 struct timespec ts = { 0, 50000 };
                 nanosleep(&ts, NULL);
             }
+            atomic_store_explicit(&w->sleeping, 0, memory_order_relaxed);
             if (fds[0].revents & POLLIN) {
                 uint64_t v;
                 (void)!read(w->wake_fd, &v, sizeof v);
@@ -1300,6 +1440,13 @@ void vfp_dp__destroy(vfp_dp *dp, uint32_t drain_ms) {
     cfg_free(dp, c);
     xfree(dp, dp->w, sizeof(worker) * dp->n_workers);
     xfree(dp, dp->lrings, sizeof(lring) * dp->n_workers * dp->n_workers);
+    for (uint16_t i = 0; i < VFP_DP_MAX_WORKERS; i++)
+        for (uint16_t j = 0; j < VFP_DP_MAX_WORKERS; j++) {
+            hring *r = atomic_load_explicit(&dp->hrings[i][j], memory_order_relaxed);
+            if (!r) continue;
+            xfree(dp, r->slots, (size_t)r->slot_size * HO_SLOTS);
+            xfree(dp, r, sizeof *r);
+        }
     xfree(dp, dp->stats, sizeof(vfp_dp_worker_stats) * dp->n_workers);
     pthread_mutex_destroy(&dp->ctl);
     pthread_mutex_destroy(&dp->closers_mu);
@@ -1314,13 +1461,29 @@ int vfp_dp__port_add(vfp_dp *dp, vfp_port *p, const char *name, uint16_t *slot, 
         snprintf(err, errlen, "the data plane is stopped");
         return -ESHUTDOWN;
     }
-    if (dp->n_workers > 1 && p->n_queues < dp->n_workers) {
-        snprintf(err, errlen, "port %s has %u queue(s) but the data plane has %u workers: each worker "
-                 "needs its own tx queue; open it with %u queues or run one worker",
-                 name ? name : "?", p->n_queues, dp->n_workers, dp->n_workers);
-        return -EINVAL;
-    }
     pthread_mutex_lock(&dp->ctl);
+    /* Fewer queues than workers: the workers without a queue of their own hand their
+     * frames to one that has (handoff()); the rings are made before the port can appear
+     * in a configuration, which publishes them to the workers. */
+    for (uint16_t from = p->n_queues; from < dp->n_workers; from++) {
+        const uint16_t to = (uint16_t)(from % p->n_queues);
+        if (atomic_load_explicit(&dp->hrings[from][to], memory_order_relaxed)) continue;
+        hring *r = xalloc(dp, sizeof *r);
+        const uint32_t ss = (uint32_t)((sizeof(ho_hdr) + HO_HEADROOM + dp->o.scratch_buf_size + 63) & ~(size_t)63);
+        uint8_t *slots = r ? xalloc(dp, (size_t)ss * HO_SLOTS) : NULL;
+        if (!r || !slots) {
+            xfree(dp, r, sizeof *r);
+            pthread_mutex_unlock(&dp->ctl);
+            snprintf(err, errlen, "out of memory for the handoff rings of port %s", name ? name : "?");
+            return -ENOMEM;
+        }
+        r->slot_size = ss;
+        r->slots = slots;
+        r->port.ops = &ho_ops;
+        r->port.n_queues = 1;
+        for (uint32_t i = 0; i < HO_SLOTS; i++) r->descs[i].owner = &r->port;
+        atomic_store_explicit(&dp->hrings[from][to], r, memory_order_release);
+    }
     int rc = -ENOSPC;
     for (uint16_t i = 0; i < VFP_DP_MAX_PORTS; i++)
         if (!dp->ports[i]) {

@@ -66,7 +66,7 @@ typedef struct vfp_dp_worker_stats {
     uint64_t learn_shared;      /* learned entries (new, moved, refreshed) sent to the other workers */
     uint64_t learn_share_lost;  /* of those, dropped on a full ring (the next refresh repeats them) */
     uint64_t learn_synced;      /* entries the other workers learned, applied to this one's FDB */
-    uint64_t pad[1];
+    uint64_t handed_off;        /* frames for a port queue another worker owns, passed to it */
     vfp_dp_port_stats ports[VFP_DP_MAX_PORTS];
     vfp_dp_vni_stats vnis[VFP_DP_MAX_VNIS];
 } VFP_ALIGNED(VFP_CACHE_LINE) vfp_dp_worker_stats;

@@ -127,14 +127,15 @@ export function parseConfig(input: unknown, source = 'config'): DaemonConfig {
   if (c.backend !== 'dpdk' && !c.uplink.ifname) throw invalid(`${source}: the ${c.backend} backend takes uplink.ifname`);
   const fam = isIP(c.uplink.vtep);
   for (const p of c.peers) if (isIP(p.vtep) !== fam) throw invalid(`${source}: peer ${p.vtep} is not IPv${fam} like uplink.vtep ${c.uplink.vtep}`);
-  // Each worker sends on its own queue of every port, so every port needs `workers`
-  // queues. AF_PACKET ports have one: the afpacket backend, and the representors under
-  // dpdk, run one worker. (afxdp opens `workers` queues on each netdev.)
+  // Queue q of a port is received by worker q % workers. An AF_PACKET uplink has one
+  // queue, so under the afpacket backend only one worker would ever receive from the
+  // underlay. Pod ports with fewer queues than workers are fine: the workers without a
+  // queue there hand their frames to one that has (native/worker/dp.c, handoff).
   if (c.backend !== 'dpdk' && c.representors !== 'auto' && c.representors !== c.backend) {
     throw invalid(`${source}: representors: ${c.representors} is for the dpdk backend; the ${c.backend} backend reaches representors itself (drop representors)`);
   }
-  if (c.workers > 1 && podBackendOf(c) === 'afpacket') {
-    throw invalid(`${source}: workers ${c.workers} needs ${c.workers} queues on every port, and AF_PACKET ports have one (${c.backend === 'dpdk' ? 'the representors under the dpdk backend are AF_PACKET ports here' : 'the afpacket backend'}): use workers: 1, or AF_XDP (backend afxdp, or representors: afxdp under dpdk) on netdevs with ${c.workers} queues`);
+  if (c.workers > 1 && c.backend === 'afpacket') {
+    throw invalid(`${source}: workers ${c.workers}: the afpacket backend's uplink has one queue, so one worker would receive everything from the underlay and the others nothing: use workers: 1, or the afxdp or dpdk backend on an uplink with ${c.workers} queues`);
   }
   return c;
 }

@@ -160,4 +160,61 @@ describePrivileged('two workers on two-queue AF_XDP ports', { netns: true, comma
       dp.stop();
     }
   });
+
+  // A pod port with one queue under two workers (a switchdev representor often has one):
+  // worker 1 has no queue of its own there, so what it decapsulates for the pod goes to
+  // worker 0, which owns queue 0, and leaves from there. Frames arrive on both uplink
+  // queues (sent from both CPUs); every one must reach the pod, once and intact.
+  it('a one-queue pod port under two workers: the worker without a queue there hands its frames over', async () => {
+    const h = Netns.create('mwh');
+    const hi = ifname('mh'), dh = ifname('mi');
+    try {
+      execFileSync('ip', ['link', 'add', hi, 'netns', h.name, 'type', 'veth', 'peer', 'name', dh, 'netns', d.name]);
+      for (const [ns, l] of [[h, hi], [d, dh]] as const) {
+        ns.sysctl(`net.ipv6.conf.${l}.disable_ipv6`, '1');
+        ns.ip(['link', 'set', l, 'up']);
+      }
+      const podMac = h.mac(hi), peerMac = s.mac(si), upMac = d.mac(ds);
+      const dp = new DataPlane({ workers: 2, cpus: [0, 1] });
+      try {
+        const netns = `/run/netns/${d.name}`;
+        const pod = dp.openPort('afxdp', { ifname: dh, netns, queues: 0, mode: 'native', copy: 'copy' }, 'pod');
+        const up = dp.openPort('afxdp', { ifname: ds, netns, queues: 0, mode: 'native', copy: 'copy' }, 'uplink');
+        expect([pod.queues, up.queues]).toEqual([1, 2]);
+        dp.commit({
+          uplink: up.slot, uplinkMac: parseMac(upMac)!,
+          tunnel: resolveTunnel({ local: '192.0.2.1', remote: '192.0.2.2' }),
+          peers: [{ vtep: parseIp('192.0.2.2')!.bytes, mac: parseMac(peerMac)! }],
+          atts: [{ port: pod.slot, vni: 100, mac: parseMac(podMac)! }],
+          fdb: [], floods: [], extraVnis: [], learn: false, antiSpoof: true,
+        });
+        const vxlan = Uint8Array.of(0x08, 0, 0, 0, 0, 0, 100, 0);
+        const frames = (cpu: number) => Array.from({ length: 40 }, (_, i) => {
+          const inner = udp4({ dstMac: podMac, srcMac: '02:00:00:00:77:02', src: '10.9.0.2', dst: '10.9.0.1', sport: 7000 + cpu, dport: 30000 + i, payload: new TextEncoder().encode(`cpu ${cpu} frame ${i}`) });
+          const payload = new Uint8Array(vxlan.length + inner.length);
+          payload.set(vxlan);
+          payload.set(inner, vxlan.length);
+          return { inner, outer: udp4({ dstMac: upMac, srcMac: peerMac, src: '192.0.2.2', dst: '192.0.2.1', sport: 50000 + cpu * 100 + i, dport: 4789, payload }) };
+        });
+        const sent = [0, 1].map((cpu) => frames(cpu));
+        const atPod = capture(h, hi, { count: 80, timeoutS: 8, incoming: true });
+        await atPod.ready;
+        for (const cpu of [0, 1]) {
+          execFileSync('ip', ['netns', 'exec', s.name, 'taskset', '-c', String(cpu), '/usr/bin/python3', RAWSOCK, 'send', si],
+            { input: sent[cpu]!.map((f) => Buffer.from(f.outer).toString('hex')).join('\n') + '\n' });
+        }
+        const got = await atPod.done;
+        expect(got.map((f) => Buffer.from(f).toString('hex')).sort()).toEqual(sent.flat().map((f) => Buffer.from(f.inner).toString('hex')).sort());
+        const c = dp.counters();
+        // Worker 1 decapsulated the frames that came in on uplink queue 1 and handed them over.
+        expect(c.misc.handedOff, 'frames handed to the queue owner').toBeGreaterThan(0n);
+        expect(c.perWorker.every((w) => w.busyLoops > 0n)).toBe(true);
+        expect(c.ports.get(pod.slot)?.txPkts).toBe(80n);
+      } finally {
+        dp.stop();
+      }
+    } finally {
+      h.destroy();
+    }
+  });
 });
