@@ -15,8 +15,8 @@ function describe(m: SimManifest): string {
   return lines.join('\n');
 }
 
-export async function simCreate(o: { profile: string; pfs: number; vfs: number; root: string; sysfsRoot?: string; prefix: string; netdevs: boolean; json?: boolean }): Promise<void> {
-  const m = createSim({ profile: o.profile, pfs: o.pfs, vfs: o.vfs, root: o.sysfsRoot ?? o.root, prefix: o.prefix, netdevs: o.netdevs });
+export async function simCreate(o: { profile: string; pfs: number; vfs: number; uplinkQueues?: number; root: string; sysfsRoot?: string; prefix: string; netdevs: boolean; json?: boolean }): Promise<void> {
+  const m = createSim({ profile: o.profile, pfs: o.pfs, vfs: o.vfs, root: o.sysfsRoot ?? o.root, prefix: o.prefix, netdevs: o.netdevs, ...(o.uplinkQueues ? { uplinkQueues: o.uplinkQueues } : {}) });
   if (o.json) return printJson(m);
   console.log(describe(m));
 }

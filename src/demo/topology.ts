@@ -40,6 +40,8 @@ export interface TopologyOptions {
   nodes?: NodeSpec[];
   kernelNode?: { vtep: string; vni: number; ip: string } | null;
   vfsPerNode?: number;
+  /** Queues of each node's uplink (the simulated PF's veth); default 1. */
+  uplinkQueues?: number;
   log?: (msg: string) => void;
   /** Extra settings for every node's data-plane config. */
   dataplane?: Record<string, unknown>;
@@ -91,7 +93,7 @@ export class Topology {
   readonly pods = new Map<string, Pod>();
   readonly underlay: string;
   readonly kernelNs: string;
-  private readonly o: Required<Omit<TopologyOptions, 'kernelNode' | 'dataplane' | 'snooping'>> & Pick<TopologyOptions, 'kernelNode' | 'dataplane' | 'snooping'>;
+  private readonly o: Required<Omit<TopologyOptions, 'kernelNode' | 'dataplane' | 'snooping' | 'uplinkQueues'>> & Pick<TopologyOptions, 'kernelNode' | 'dataplane' | 'snooping' | 'uplinkQueues'>;
   private readonly made = { netns: new Set<string>(), sims: new Set<string>() };
 
   constructor(o: TopologyOptions) {
@@ -135,7 +137,7 @@ export class Topology {
       const root = join(workDir, `node-${spec.name}`);
       const stateDir = join(root, 'state');
       mkdirSync(stateDir, { recursive: true });
-      const sim = createSim({ profile: 'sim', pfs: 1, vfs: this.o.vfsPerNode, root: join(root, 'sys'), prefix: `${prefix}${spec.name}` });
+      const sim = createSim({ profile: 'sim', pfs: 1, vfs: this.o.vfsPerNode, root: join(root, 'sys'), prefix: `${prefix}${spec.name}`, ...(this.o.uplinkQueues ? { uplinkQueues: this.o.uplinkQueues } : {}) });
       this.made.sims.add(sim.root);
       const pf = sim.pfs[0]!;
       // The PF's underlay end joins the underlay bridge; the PF netdev itself is the uplink.

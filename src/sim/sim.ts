@@ -32,6 +32,9 @@ export interface SimOptions {
   /** false: build only the tree (no veths, no root needed); used by unprivileged tests and the alloc bench. */
   netdevs?: boolean;
   numaNode?: number;
+  /** Queues of each PF's uplink veth (both ends), 1–16, default 1: a real PF spreads
+   *  received flows over many (RSS); two let several data-plane workers receive. */
+  uplinkQueues?: number;
 }
 
 function hex4(id: string): [string, string] {
@@ -54,6 +57,8 @@ export function createSim(o: SimOptions): SimManifest {
   if (!Number.isInteger(o.vfs) || o.vfs < 0 || o.vfs > totalVfs) {
     throw invalid(`--vfs ${o.vfs} is out of range for profile ${profile.name} with ${o.pfs} PF(s): 0–${totalVfs} VFs per PF`);
   }
+  const nq = o.uplinkQueues ?? 1;
+  if (!Number.isInteger(nq) || nq < 1 || nq > 16) throw invalid(`--uplink-queues ${nq} is out of range: 1–16 queues per PF uplink`);
   if (fs.existsSync(manifestPath(root))) {
     throw conflict(`a simulated NIC already exists at ${root}; run \`vfplane sim destroy --root ${root}\` first or pick another --root`);
   }
@@ -112,9 +117,10 @@ export function createSim(o: SimOptions): SimManifest {
   try {
     buildTree(m);
     if (netdevs) {
+      const queues = nq > 1 ? ['numtxqueues', String(nq), 'numrxqueues', String(nq)] : [];
       netnsAdd(park!);
       ipBatch(pfs.flatMap((pf) => [
-        ['link', 'add', pf.netdev, 'type', 'veth', 'peer', 'name', pf.uplinkPeer],
+        ['link', 'add', pf.netdev, ...queues, 'type', 'veth', 'peer', 'name', pf.uplinkPeer, ...queues],
         ['link', 'set', pf.netdev, 'up'],
         ['link', 'set', pf.uplinkPeer, 'up'],
       ]));

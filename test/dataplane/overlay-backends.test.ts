@@ -62,3 +62,40 @@ for (const backend of ['afxdp', 'dpdk'] as const) {
     }, 120_000);
   });
 }
+
+// Two workers per node through the daemon and the CNI plugin: each node's uplink (the
+// simulated PF) has two queues, so both workers receive from the underlay; the pods'
+// representors have one, so a worker without a queue there hands its frames over, and
+// what one learns the other knows. Four TCP streams spread over both queues.
+describePrivileged('overlay with two workers per node (afxdp, two-queue uplinks, one-queue representors)', { netns: true, commands: ['iperf3', 'ping', '/usr/lib/cni/static'] }, () => {
+  it('carries ping and four TCP streams between pods on two nodes', async () => {
+    const topo = new Topology({
+      prefix: `w${(process.pid % 46656).toString(36)}`, workDir: mkdtempSync(join(tmpdir(), 'vfplane-workers-')), backend: 'afxdp',
+      uplinkQueues: 2, dataplane: { workers: 2, cpus: [0, 1] },
+    });
+    try {
+      await topo.up();
+      await topo.addPod({ name: 'a1', node: 'a', vni: 100, ip: '10.100.0.1/24' });
+      await topo.addPod({ name: 'b1', node: 'b', vni: 100, ip: '10.100.0.2/24' });
+      const p = topo.ping('a1', '10.100.0.2', 5);
+      expect(p.received, JSON.stringify(p)).toBeGreaterThanOrEqual(4);
+      const srv = topo.exec('b1', ['iperf3', '-s', '-1', '-D', '-p', '5203']);
+      expect(srv.code).toBe(0);
+      await new Promise((r) => setTimeout(r, 300));
+      const r = topo.exec('a1', ['iperf3', '-c', '10.100.0.2', '-p', '5203', '-t', '2', '-P', '4', '-J'], 30_000);
+      expect(r.code, r.stdout + r.stderr).toBe(0);
+      expect((JSON.parse(r.stdout) as { end: { sum_received: { bytes: number } } }).end.sum_received.bytes).toBeGreaterThan(1_000_000);
+      for (const node of ['a', 'b']) {
+        const st = (await topo.control(node, { op: 'status' })) as { workers: { cpu: number }[]; ports: { name: string; queues: number }[] };
+        expect(st.workers, node).toHaveLength(2);
+        expect(st.ports.find((x) => x.name === 'uplink')?.queues, node).toBe(2);
+        expect(st.ports.filter((x) => x.name !== 'uplink').every((x) => x.queues === 1), node).toBe(true);
+      }
+    } catch (e) {
+      const logs = [...topo.nodes.values()].map((n) => n.stderr.join('\n')).join('\n');
+      throw new Error(`${(e as Error).message}\n${logs}`);
+    } finally {
+      expect(await topo.down()).toEqual([]);
+    }
+  }, 120_000);
+});

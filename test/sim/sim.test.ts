@@ -149,6 +149,26 @@ describePrivileged('simulated SR-IOV NIC', { netns: true }, () => {
     expect(() => createSim({ profile: 'x710', pfs: 1, vfs: 999, root: simRoot(), prefix: simPrefix() })).toThrow(/--vfs 999 is out of range/);
   });
 
+  // A PF uplink with several queues (as a real PF has, for RSS): both veth ends get them,
+  // as the kernel lists them in /sys/class/net/<dev>/queues.
+  it('gives PF uplinks the queues asked for, and refuses a count out of range', () => {
+    const q = makeSim({ pfs: 1, vfs: 1, uplinkQueues: 4 });
+    try {
+      const pf = q.pfs[0]!;
+      for (const dev of [pf.netdev, pf.uplinkPeer]) {
+        const rx = execFileSync('ls', [`/sys/class/net/${dev}/queues`], { encoding: 'utf8' }).split('\n').filter((x) => x.startsWith('rx-'));
+        expect(rx.sort(), dev).toEqual(['rx-0', 'rx-1', 'rx-2', 'rx-3']);
+      }
+      // The VFs keep one (a representor often has one).
+      const vf = execFileSync('ls', [`/sys/class/net/${q.prefix}f0v0/queues`], { encoding: 'utf8' }).split('\n').filter((x) => x.startsWith('rx-'));
+      expect(vf).toEqual(['rx-0']);
+    } finally {
+      dropSim(q.root);
+    }
+    expect(() => createSim({ profile: 'x710', pfs: 1, vfs: 1, root: simRoot(), prefix: simPrefix(), uplinkQueues: 17 })).toThrow(/--uplink-queues 17 is out of range: 1–16/);
+    expect(linkNames().filter((n) => n.startsWith(m.prefix)).length).toBeGreaterThan(0); // the first simulator is untouched
+  });
+
   it('destroy removes everything it made and nothing else', () => {
     const other = makeSim({ pfs: 1, vfs: 2 });
     const bystander = `${other.prefix}g0`; // shares the prefix but is not the simulator's
