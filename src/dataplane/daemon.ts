@@ -17,7 +17,7 @@ import { conflict, invalid, notFound, VfpError } from '../util/errors.js';
 import { link, linkIn, readSysctl } from '../net/ip.js';
 import { linkAddrs, netRun, type LinkAddrs, type NetOp } from '../net/netops.js';
 import { AllocStore } from '../alloc/store.js';
-import { afxdpChoice, dpdkChoice, outerChecksums, type UplinkChoice } from './uplink-profile.js';
+import { afXdpVdevWarning, afxdpChoice, dpdkChoice, outerChecksums, type UplinkChoice } from './uplink-profile.js';
 import { prepareDpdkEnv, type DpdkEnv } from './dpdk-env.js';
 
 export interface Logger {
@@ -188,6 +188,8 @@ export class Daemon {
       // The uplink.
       if (c.backend === 'dpdk') {
         this.choice = dpdkChoice(c.uplink.dev!);
+        const partial = afXdpVdevWarning(c.uplink.dev!);
+        if (partial) this.log.warn(`uplink: ${partial}`);
         const d = c.dpdk;
         this.uplink = this.dp.openPort('dpdk', {
           dev: c.uplink.dev, txOffloads: this.choice.dpdkTxOffloads!.bits, queues: c.workers,

@@ -1,7 +1,7 @@
 // Which hw-profile an uplink belongs to, and what the data plane asks of the backend
 // because of it: AF_XDP zero-copy or copy mode, DPDK tx offloads. Every choice carries
 // its reason, which the daemon logs and reports in `dataplane status`.
-import { existsSync, readFileSync, readlinkSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { basename } from 'node:path';
 import { loadProfiles, matchPf, matchVf } from '../sriov/profile.js';
 import type { HwProfile } from '../sriov/types.js';
@@ -69,6 +69,27 @@ export function afxdpChoice(ifname: string, want: { mode: 'auto' | 'native' | 's
     return { profile: name, driver, afxdp: { mode: want.mode === 'auto' ? 'native' : want.mode, copy: 'auto', why: `the ${profile.name} profile has AF_XDP zero-copy: native mode, zero-copy first, copy if the driver refuses` } };
   }
   return { profile: name, driver, afxdp: { mode: want.mode, copy: 'auto', why: 'no hw-profile matches this netdev (veth, virtual or unknown NIC): try native XDP and zero-copy, fall back to SKB mode and copy' } };
+}
+
+/** A net_af_xdp vdev (`net_af_xdp0,iface=X[,start_queue=S][,queue_count=N]`) binds queues
+ *  S..S+N-1 of X only (N = 1 by default); frames X receives on its other queues go to the
+ *  host stack, past the data plane. The warning to give, or null when it binds them all
+ *  (or the netdev cannot be read here). `sysRoot` reads /sys/class/net. */
+export function afXdpVdevWarning(dev: string, sysRoot = '/sys'): string | null {
+  const [name, ...args] = dev.split(',');
+  if (!name || !/^net_af_xdp/.test(name)) return null;
+  const kv = new Map(args.map((a) => a.split('=') as [string, string]));
+  const iface = kv.get('iface');
+  if (!iface || !/^[A-Za-z0-9_.:@-]{1,15}$/.test(iface)) return null;
+  let rx: number;
+  try {
+    rx = readdirSync(`${sysRoot}/class/net/${iface}/queues`).filter((q) => q.startsWith('rx-')).length;
+  } catch {
+    return null;
+  }
+  const start = Number(kv.get('start_queue') ?? 0), count = Number(kv.get('queue_count') ?? 1);
+  if (!(rx > 0) || (start === 0 && count >= rx)) return null;
+  return `${iface} receives on ${rx} queues, and ${name} binds ${count === 1 ? `queue ${start}` : `queues ${start}–${start + count - 1}`} only: frames on the others go to the host stack, past the data plane. Give the vdev start_queue=0,queue_count=${rx} (and workers or queues to match), or reduce the netdev's queues (ethtool -L ${iface} combined ${count}, or rx ${count} on a veth)`;
 }
 
 /** DPDK tx offloads the uplink's profile says its NIC has; the port enables only those

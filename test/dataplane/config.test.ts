@@ -1,13 +1,16 @@
 // The data-plane config file at the edge: every error names the field and the value, and
 // the defaults are what docs/dataplane.md says.
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadConfig, parseConfig, socketPath } from '../../src/dataplane/config.js';
-import { DPDK_TX, dpdkChoice, outerChecksums } from '../../src/dataplane/uplink-profile.js';
+import { DPDK_TX, afXdpVdevWarning, dpdkChoice, outerChecksums } from '../../src/dataplane/uplink-profile.js';
 import { loadAddon, nativeFeatures } from '../../src/dataplane/native.js';
 import { dropSim, makeSim } from '../helpers/sim.js';
+import { ifname } from '../helpers/netns.js';
+import { describePrivileged } from '../helpers/privileged.js';
 
 const ok = { uplink: { ifname: 'ens1f0', vtep: '192.0.2.1' } };
 
@@ -79,6 +82,25 @@ describe('data-plane config', () => {
       expect(outerChecksums(c.dpdkTxOffloads!.bits & ~DPDK_TX.udpCksum)).toEqual({ ipv4: 'device', udp: 'software' });
     } finally {
       dropSim(m.root);
+    }
+  });
+});
+
+// A net_af_xdp vdev binds queue_count queues (1 by default) of its netdev: on a netdev
+// with more, the daemon warns that the others' frames go past the data plane. Read from
+// a real two-queue veth's /sys/class/net entry.
+describePrivileged('the net_af_xdp vdev queue check', { netns: true }, () => {
+  it('warns for a vdev that binds fewer queues than its netdev has, and only then', () => {
+    const a = ifname('qa'), b = ifname('qb');
+    execFileSync('ip', ['link', 'add', a, 'numtxqueues', '2', 'numrxqueues', '2', 'type', 'veth', 'peer', 'name', b]);
+    try {
+      expect(afXdpVdevWarning(`net_af_xdp0,iface=${a}`)).toMatch(new RegExp(`${a} receives on 2 queues, and net_af_xdp0 binds queue 0 only.*queue_count=2`));
+      expect(afXdpVdevWarning(`net_af_xdp0,iface=${a},start_queue=1`)).toMatch(/binds queue 1 only/);
+      expect(afXdpVdevWarning(`net_af_xdp0,iface=${a},queue_count=2`)).toBeNull();
+      expect(afXdpVdevWarning(`net_af_packet0,iface=${a}`)).toBeNull();
+      expect(afXdpVdevWarning('net_af_xdp0,iface=vfpnosuch0')).toBeNull();
+    } finally {
+      execFileSync('ip', ['link', 'del', a]);
     }
   });
 });
