@@ -287,6 +287,7 @@ Napi::Value DpPortOpen(const Napi::CallbackInfo &info) {
         extra.Set("zerocopy", Napi::Boolean::New(env, xi.zerocopy != 0));
         extra.Set("needWakeup", Napi::Boolean::New(env, xi.need_wakeup != 0));
         extra.Set("headroom", Napi::Number::New(env, xi.headroom));
+        extra.Set("frames", Napi::Number::New(env, xi.frames));
         if (err[0]) extra.Set("notice", Napi::String::New(env, err));  // a fallback taken, a stale program removed
         err[0] = 0;
       }

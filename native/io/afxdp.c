@@ -762,17 +762,27 @@ int vfp_afxdp_port__create(vfp_port **out, const vfp_afxdp_opts *o, const vfp_al
     x->base_mask = ~(uint64_t)(o->frame_size - 1);
     x->rx_headroom = o->headroom + XDP_PACKET_HEADROOM;
     x->max_frame = o->frame_size - x->rx_headroom;
-    x->area_bytes = (size_t)o->n_frames * o->frame_size;
-    /* Frames the fill ring may not take: tx copies from foreign ports need them. */
-    x->fill_reserve = o->n_frames / 4 < 256 ? o->n_frames / 4 : 256;
     if (!o->n_queues) {
         int rc = in_netns(x, count_queues, err, errlen);
         if (rc) { free_port(x); return rc; }
+        /* Every queue of a many-queue NIC: the port's n_frames are shared out over them
+         * (at least 1024 a queue), not given to each: with the defaults a 32-channel NIC
+         * would otherwise pin 512 MiB of UMEM for one port. */
+        if (x->o.n_queues > 1) {
+            uint32_t per = o->n_frames / x->o.n_queues;
+            if (per < 1024) per = 1024;
+            if (per < x->o.n_frames) x->o.n_frames = per;
+        }
     }
     const uint16_t nq = x->o.n_queues;
+    const uint32_t nf = x->o.n_frames;
+    x->area_bytes = (size_t)nf * o->frame_size;
+    /* Frames the fill ring may not take: tx copies from foreign ports need them. */
+    x->fill_reserve = nf / 4 < 256 ? nf / 4 : 256;
     x->info.need_wakeup = o->need_wakeup ? 1 : 0;
     x->info.headroom = x->rx_headroom;
     x->info.max_frame = x->max_frame;
+    x->info.frames = nf;
     x->q = (xq *)a->alloc(a->ctx, (size_t)nq * sizeof(xq), VFP_CACHE_LINE);
     if (!x->q) { free_port(x); return -ENOMEM; }
     memset(x->q, 0, (size_t)nq * sizeof(xq));
@@ -789,10 +799,10 @@ int vfp_afxdp_port__create(vfp_port **out, const vfp_afxdp_opts *o, const vfp_al
             free_port(x);
             return -ENOMEM;
         }
-        q->free_stack = (uint64_t *)a->alloc(a->ctx, (size_t)o->n_frames * sizeof(uint64_t), 8);
-        q->pkts = (vfp_pkt *)a->alloc(a->ctx, (size_t)o->n_frames * sizeof(vfp_pkt), VFP_CACHE_LINE);
+        q->free_stack = (uint64_t *)a->alloc(a->ctx, (size_t)nf * sizeof(uint64_t), 8);
+        q->pkts = (vfp_pkt *)a->alloc(a->ctx, (size_t)nf * sizeof(vfp_pkt), VFP_CACHE_LINE);
         if (!q->free_stack || !q->pkts) { free_port(x); return -ENOMEM; }
-        for (uint32_t f = 0; f < o->n_frames; f++) {
+        for (uint32_t f = 0; f < nf; f++) {
             q->pkts[f].owner = &x->port;
             q->pkts[f].opaque = q;
         }

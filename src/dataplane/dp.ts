@@ -32,6 +32,8 @@ export interface PortInfo {
   mac?: Uint8Array;
   txOffloads?: number;
   headroom?: number;
+  /** afxdp: UMEM frames of each queue. */
+  frames?: number;
   notice?: string;
   mbufs?: number;
 }

@@ -77,7 +77,7 @@ describePrivileged('two workers on two-queue AF_XDP ports', { netns: true, comma
       return {
         inner: got.map((f) => Buffer.from(f.subarray(50)).toString('hex')).sort(),
         want: sent.flat().map((f) => Buffer.from(f).toString('hex')).sort(),
-        podQueues: pod.queues, upQueues: up.queues, counters: dp.counters(),
+        podQueues: pod.queues, upQueues: up.queues, podFrames: pod.frames, counters: dp.counters(),
       };
     } finally {
       dp.stop();
@@ -98,12 +98,15 @@ describePrivileged('two workers on two-queue AF_XDP ports', { netns: true, comma
   it('one worker binds every rx queue of the netdev, and no frame bypasses it', async () => {
     const r = await run(1, 0, 8);
     expect([r.podQueues, r.upQueues]).toEqual([2, 2]);
+    // The port's 4096 frames shared out over its queues (at least 1024 a queue), not 4096 each.
+    expect(r.podFrames).toBe(2048);
     expect(r.inner).toEqual(r.want);
   });
 
   it('(why) one worker bound to queue 0 alone misses what lands on queue 1', async () => {
     const r = await run(1, 1, 3);
     expect(r.podQueues).toBe(1);
+    expect(r.podFrames).toBe(4096);
     expect(r.inner.length).toBeLessThan(r.want.length);
   });
 
