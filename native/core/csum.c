@@ -97,6 +97,8 @@ static uint64_t partial_scalar(const uint8_t *p, size_t len, uint64_t acc) {
 /* Stores a memory-order checksum word as is. */
 static inline void store_csum(uint8_t *p, uint16_t c) { memcpy(p, &c, 2); }
 
+int vfp_txo_seen; /* see vfp.h; set by vfp_tunnel__init */
+
 void vfp_pkt__tx_finish(vfp_pkt *p, uint8_t which) {
     const uint8_t todo = (uint8_t)(p->tx_ol & which & VFP_TXO__ALL);
     if (!todo) return;

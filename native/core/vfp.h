@@ -89,8 +89,13 @@ enum vfp_tx_offload {
 };
 
 /* Completes the outer checksums p->tx_ol names and `which` selects, in software, and
- * clears their bits: what a port without the offload does before sending (vxlan.c). */
+ * clears their bits: what a port without the offload does before sending (csum.c). */
 void vfp_pkt__tx_finish(vfp_pkt *p, uint8_t which);
+
+/* Set (once, never cleared) when a tunnel that leaves checksums to a device is made:
+ * until then no packet carries tx_ol and the tx path skips looking (vxlan.c). Read with
+ * __atomic_load_n(..., __ATOMIC_RELAXED). Defined in csum.c, beside the finish. */
+extern int vfp_txo_seen;
 
 /* An IPv4 or IPv6 address. IPv4 uses bytes[0..3]; the rest is zero. */
 typedef struct vfp_addr {

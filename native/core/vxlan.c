@@ -125,6 +125,7 @@ int vfp_tunnel__init(vfp_tunnel *t, const vfp_tunnel_cfg *cfg) {
     t->tx_ol = (uint8_t)((cfg->tx_offload & (fam == 4 ? VFP_TXO_IP_CSUM : 0)) |
                          (t->udp_csum ? cfg->tx_offload & VFP_TXO_UDP_CSUM : 0));
     if (t->tx_ol && fam == 6) t->tx_ol |= VFP_TXO_IPV6;
+    if (t->tx_ol) __atomic_store_n(&vfp_txo_seen, 1, __ATOMIC_RELAXED);
     ps = vfp_csum__partial(h + l4, 16, ps);
     t->pseudo_base = vfp_csum__fold(ps);
     return 0;

@@ -58,8 +58,11 @@ static inline uint16_t vfp_port__rx_burst(vfp_port *p, uint16_t q, vfp_pkt **pkt
  * software first when this port's device does not fill them. */
 static inline uint16_t vfp_port__tx_burst(vfp_port *p, uint16_t q, vfp_pkt **pkts, uint16_t n) {
     const uint8_t soft = (uint8_t)(VFP_TXO__ALL & ~p->tx_ol);
-    for (uint16_t i = 0; i < n; i++)
-        if (VFP_UNLIKELY(pkts[i]->tx_ol & soft)) vfp_pkt__tx_finish(pkts[i], soft);
+    /* Only once some tunnel left checksums to a device can a packet carry them: until
+     * then (no DPDK offload in use) this costs one load per burst, not one per packet. */
+    if (VFP_UNLIKELY(soft && __atomic_load_n(&vfp_txo_seen, __ATOMIC_RELAXED)))
+        for (uint16_t i = 0; i < n; i++)
+            if (pkts[i]->tx_ol & soft) vfp_pkt__tx_finish(pkts[i], soft);
     return p->ops->tx_burst(p, q, pkts, n);
 }
 static inline void vfp_port__free_burst(vfp_port *p, vfp_pkt **pkts, uint16_t n) {
