@@ -20,8 +20,9 @@
 
 static const char *const drop_names[VFP_DP_D__COUNT] = {
     "no_attachment", "no_peer", "neigh_unresolved", "no_local_port", "hairpin",
-    "tx_full", "no_buffer", "arp_other", "spoofed", "nd_other",
+    "tx_full", "no_buffer", "arp_other", "spoofed", "nd_other", "handoff_full", "handoff_stale",
 };
+_Static_assert(sizeof drop_names / sizeof drop_names[0] == VFP_DP_D__COUNT, "a name for every drop reason");
 
 const char *vfp_dp_drop__name(unsigned d) { return d < VFP_DP_D__COUNT ? drop_names[d] : NULL; }
 
@@ -289,7 +290,7 @@ static void tx_flush_port(worker *w, uint16_t port) {
          * counts them as the port's); the originals are ours to free. */
         uint16_t taken = handoff(w, port, (uint16_t)(w->idx % dst->n_queues), q->pk, q->n);
         w->st->handed_off += taken;
-        if (taken < q->n) count_port_drop(w, port, VFP_DP_D_TX_FULL, (uint64_t)(q->n - taken));
+        if (taken < q->n) count_port_drop(w, port, VFP_DP_D_HANDOFF_FULL, (uint64_t)(q->n - taken));
         vfp_pkt__free_burst(q->pk, q->n);
         q->n = 0;
         return;
@@ -1115,7 +1116,7 @@ static uint32_t take_handoffs(worker *w) {
             d->l3_len = s->l3_len;
             /* The port may have changed since (another epoch): drop rather than guess. */
             if (s->epoch != w->cfg->epoch || !w->cfg->ports[s->port]) {
-                count_port_drop(w, s->port, VFP_DP_D_TX_FULL, 1);
+                count_port_drop(w, s->port, VFP_DP_D_HANDOFF_STALE, 1);
                 ho_free_burst(&r->port, &d, 1);
                 continue;
             }

@@ -34,6 +34,8 @@ enum vfp_dp_drop {
     VFP_DP_D_ARP_OTHER,         /* ARP on the uplink not for our VTEP */
     VFP_DP_D_SPOOFED,           /* a pod frame whose source MAC is not its attachment's */
     VFP_DP_D_ND_OTHER,          /* ICMPv6 on the uplink that is neither valid ND nor an MLD query */
+    VFP_DP_D_HANDOFF_FULL,      /* for a queue another worker owns: its ring was full, or the frame too big for a slot */
+    VFP_DP_D_HANDOFF_STALE,     /* handed over in one configuration epoch, taken in another */
     VFP_DP_D__COUNT
 };
 const char *vfp_dp_drop__name(unsigned d);
