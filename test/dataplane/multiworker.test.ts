@@ -211,6 +211,8 @@ describePrivileged('two workers on two-queue AF_XDP ports', { netns: true, comma
         const c = dp.counters();
         // Worker 1 decapsulated the frames that came in on uplink queue 1 and handed them over.
         expect(c.misc.handedOff, 'frames handed to the queue owner').toBeGreaterThan(0n);
+        expect(c.drops.handoff_full ?? 0n).toBe(0n);
+        expect(c.drops.handoff_stale ?? 0n).toBe(0n);
         expect(c.perWorker.every((w) => w.busyLoops > 0n)).toBe(true);
         expect(c.ports.get(pod.slot)?.txPkts).toBe(80n);
       } finally {
