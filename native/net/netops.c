@@ -44,15 +44,19 @@ static void nl_attr(struct nl_req *r, unsigned short type, const void *data, siz
 	r->h.nlmsg_len = NLMSG_ALIGN(r->h.nlmsg_len) + RTA_ALIGN(a->rta_len);
 }
 
-/* Sends one request and waits for its acknowledgement: 0 or -errno. */
-static int nl_talk(int fd, struct nlmsghdr *h, uint32_t seq)
+/* Sends one request and reads what answers it (messages of its sequence number) until
+ * the acknowledgement of a request or the NLMSG_DONE of a dump, handing every other
+ * message to ON_MSG when given (which stops the exchange by returning < 0). 0 or
+ * -errno. 32 KiB: a dump's datagrams are larger than a request's answer. */
+static int nl_exchange(int fd, struct nlmsghdr *h, uint32_t seq, int (*on_msg)(const struct nlmsghdr *m, void *arg),
+		       void *arg)
 {
-	h->nlmsg_flags |= NLM_F_REQUEST | NLM_F_ACK;
+	h->nlmsg_flags |= NLM_F_REQUEST;
 	h->nlmsg_seq = seq;
 	struct sockaddr_nl kernel = { .nl_family = AF_NETLINK };
 	if (sendto(fd, h, h->nlmsg_len, 0, (struct sockaddr *)&kernel, sizeof(kernel)) < 0)
 		return -errno;
-	char buf[8192];
+	char buf[32768];
 	for (;;) {
 		ssize_t n = recv(fd, buf, sizeof(buf), 0);
 		if (n < 0) {
@@ -63,12 +67,26 @@ static int nl_talk(int fd, struct nlmsghdr *h, uint32_t seq)
 		for (struct nlmsghdr *r = (struct nlmsghdr *)buf; NLMSG_OK(r, (unsigned)n); r = NLMSG_NEXT(r, n)) {
 			if (r->nlmsg_seq != seq)
 				continue;
+			if (r->nlmsg_type == NLMSG_DONE)
+				return 0;
 			if (r->nlmsg_type == NLMSG_ERROR) {
 				struct nlmsgerr *e = NLMSG_DATA(r);
 				return e->error; /* 0 is the ACK itself */
 			}
+			if (on_msg) {
+				int rc = on_msg(r, arg);
+				if (rc < 0)
+					return rc;
+			}
 		}
 	}
+}
+
+/* Sends one request and waits for its acknowledgement: 0 or -errno. */
+static int nl_talk(int fd, struct nlmsghdr *h, uint32_t seq)
+{
+	h->nlmsg_flags |= NLM_F_ACK;
+	return nl_exchange(fd, h, seq, NULL, NULL);
 }
 
 static int link_index(int sock, const char *name)
@@ -272,88 +290,59 @@ static int maddr(int sock, struct vfp_netop *op)
 	return 0;
 }
 
+/* One address of an RTM_GETADDR dump: kept when it is op's link's. */
+static int addr_one(const struct nlmsghdr *h, void *arg)
+{
+	struct vfp_netop *op = arg;
+	if (h->nlmsg_type != RTM_NEWADDR)
+		return 0;
+	const struct ifaddrmsg *ifa = NLMSG_DATA(h);
+	if ((int)ifa->ifa_index != op->ifindex)
+		return 0;
+	const void *local = NULL, *address = NULL;
+	int alen = (int)IFA_PAYLOAD(h);
+	for (const struct rtattr *a = IFA_RTA(ifa); RTA_OK(a, alen); a = RTA_NEXT(a, alen)) {
+		if (a->rta_type == IFA_LOCAL)
+			local = RTA_DATA(a);
+		else if (a->rta_type == IFA_ADDRESS)
+			address = RTA_DATA(a);
+	}
+	const void *src = local ? local : address;
+	if (!src)
+		return 0;
+	if (op->out_naddrs < VFP_NETOP_MAX_ADDRS) {
+		struct vfp_netop_addr *o = &op->out_addrs[op->out_naddrs];
+		memset(o, 0, sizeof(*o));
+		o->family = ifa->ifa_family;
+		o->prefix = ifa->ifa_prefixlen;
+		o->scope = ifa->ifa_scope;
+		memcpy(o->addr, src, ifa->ifa_family == AF_INET ? 4 : 16);
+	}
+	op->out_naddrs++;
+	return 0;
+}
+
 /* One RTM_GETADDR dump of FAMILY (AF_INET or AF_INET6; an AF_UNSPEC dump goes through
  * rtnetlink's dump-all, which takes RTNL), keeping op's link's addresses. */
 static int addr_dump(int fd, int family, struct vfp_netop *op, uint32_t *seq)
 {
-	struct {
-		struct nlmsghdr h;
-		struct ifaddrmsg ifa;
-	} req;
-	memset(&req, 0, sizeof(req));
-	req.h.nlmsg_len = NLMSG_LENGTH(sizeof(struct ifaddrmsg));
-	req.h.nlmsg_type = RTM_GETADDR;
-	req.h.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
-	req.h.nlmsg_seq = ++*seq;
-	req.ifa.ifa_family = (unsigned char)family;
-	struct sockaddr_nl kernel = { .nl_family = AF_NETLINK };
-	if (sendto(fd, &req, req.h.nlmsg_len, 0, (struct sockaddr *)&kernel, sizeof(kernel)) < 0)
-		return -errno;
-	char buf[32768];
-	for (;;) {
-		ssize_t n = recv(fd, buf, sizeof(buf), 0);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		for (struct nlmsghdr *h = (struct nlmsghdr *)buf; NLMSG_OK(h, (size_t)n); h = NLMSG_NEXT(h, n)) {
-			if (h->nlmsg_seq != req.h.nlmsg_seq)
-				continue;
-			if (h->nlmsg_type == NLMSG_DONE)
-				return 0;
-			if (h->nlmsg_type == NLMSG_ERROR) {
-				const struct nlmsgerr *e = NLMSG_DATA(h);
-				/* A kernel without IPv6 has no AF_INET6 dump: no addresses of it. */
-				if (family == AF_INET6 && e->error == -EAFNOSUPPORT)
-					return 0;
-				return e->error ? e->error : -EIO;
-			}
-			if (h->nlmsg_type != RTM_NEWADDR)
-				continue;
-			const struct ifaddrmsg *ifa = NLMSG_DATA(h);
-			if ((int)ifa->ifa_index != op->ifindex)
-				continue;
-			const void *local = NULL, *address = NULL;
-			int alen = (int)IFA_PAYLOAD(h);
-			for (const struct rtattr *a = IFA_RTA(ifa); RTA_OK(a, alen); a = RTA_NEXT(a, alen)) {
-				if (a->rta_type == IFA_LOCAL)
-					local = RTA_DATA(a);
-				else if (a->rta_type == IFA_ADDRESS)
-					address = RTA_DATA(a);
-			}
-			const void *src = local ? local : address;
-			if (!src)
-				continue;
-			if (op->out_naddrs < VFP_NETOP_MAX_ADDRS) {
-				struct vfp_netop_addr *o = &op->out_addrs[op->out_naddrs];
-				memset(o, 0, sizeof(*o));
-				o->family = ifa->ifa_family;
-				o->prefix = ifa->ifa_prefixlen;
-				o->scope = ifa->ifa_scope;
-				memcpy(o->addr, src, ifa->ifa_family == AF_INET ? 4 : 16);
-			}
-			op->out_naddrs++;
-		}
-	}
+	struct nl_req r;
+	struct ifaddrmsg *ifa = req_init(&r, RTM_GETADDR, NLM_F_DUMP, sizeof(struct ifaddrmsg));
+	ifa->ifa_family = (unsigned char)family;
+	int rc = nl_exchange(fd, &r.h, ++*seq, addr_one, op);
+	/* A kernel without IPv6 has no AF_INET6 dump: no addresses of it. */
+	return family == AF_INET6 && rc == -EAFNOSUPPORT ? 0 : rc;
 }
 
 /* The link (as LINK_GET) and its addresses of both families. */
-static int addr_list(int sock, struct vfp_netop *op, uint32_t *seq)
+static int addr_list(int fd, int sock, struct vfp_netop *op, uint32_t *seq)
 {
 	int e = link_get(sock, op);
 	if (e || !op->found)
 		return e;
 	op->out_naddrs = 0;
-	/* A socket of its own: a dump answers in several messages. */
-	int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
-	if (fd < 0)
-		return -errno;
 	e = addr_dump(fd, AF_INET, op, seq);
-	if (!e)
-		e = addr_dump(fd, AF_INET6, op, seq);
-	close(fd);
-	return e;
+	return e ? e : addr_dump(fd, AF_INET6, op, seq);
 }
 
 struct batch {
@@ -396,7 +385,7 @@ static void *run_batch(void *arg)
 		case VFP_NETOP_ROUTE_ADD: err = route_add(fd, sock, op, &seq); break;
 		case VFP_NETOP_SYSCTL: err = sysctl_write(op); break;
 		case VFP_NETOP_MADDR: err = maddr(sock, op); break;
-		case VFP_NETOP_ADDR_LIST: err = addr_list(sock, op, &seq); break;
+		case VFP_NETOP_ADDR_LIST: err = addr_list(fd, sock, op, &seq); break;
 		default: err = -EINVAL;
 		}
 		if (err) {
