@@ -10,6 +10,33 @@ import { ROOT } from '../helpers/cli.js';
 
 const features = JSON.parse(readFileSync(join(ROOT, 'build', 'Release', 'features.json'), 'utf8')) as Record<string, { built: boolean }>;
 
+/** Brings TOPO up with pods a1 (node a) and b1 (node b) on VNI 100, checks that a ping
+ *  and an iperf3 run (STREAMS TCP streams for SECONDS, at least MINBYTES received) cross
+ *  between them, then runs MORE; the nodes' logs join any failure, and the teardown must
+ *  leave nothing behind. */
+async function podsTalk(topo: Topology, iperf: { port: number; seconds: number; streams: number; minBytes: number }, more: () => Promise<void>): Promise<void> {
+  try {
+    await topo.up();
+    await topo.addPod({ name: 'a1', node: 'a', vni: 100, ip: '10.100.0.1/24' });
+    await topo.addPod({ name: 'b1', node: 'b', vni: 100, ip: '10.100.0.2/24' });
+    const p = topo.ping('a1', '10.100.0.2', 5);
+    expect(p.received, JSON.stringify(p)).toBeGreaterThanOrEqual(4);
+    const srv = topo.exec('b1', ['iperf3', '-s', '-1', '-D', '-p', String(iperf.port)]);
+    expect(srv.code).toBe(0);
+    await new Promise((r) => setTimeout(r, 300));
+    const r = topo.exec('a1', ['iperf3', '-c', '10.100.0.2', '-p', String(iperf.port), '-t', String(iperf.seconds),
+      ...(iperf.streams > 1 ? ['-P', String(iperf.streams)] : []), '-J'], 30_000);
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    expect((JSON.parse(r.stdout) as { end: { sum_received: { bytes: number } } }).end.sum_received.bytes).toBeGreaterThan(iperf.minBytes);
+    await more();
+  } catch (e) {
+    const logs = [...topo.nodes.values()].map((n) => n.stderr.join('\n')).join('\n');
+    throw new Error(`${(e as Error).message}\n${logs}`);
+  } finally {
+    expect(await topo.down()).toEqual([]);
+  }
+}
+
 for (const backend of ['afxdp', 'dpdk'] as const) {
   // A backend the build left out is skipped locally; CI installs every library (scripts/setup).
   const built = features[backend]?.built || process.env.CI;
@@ -18,18 +45,7 @@ for (const backend of ['afxdp', 'dpdk'] as const) {
   suite(`overlay with ${backend} uplinks`, () => {
     it('carries ping and TCP between pods on two nodes, and says how the uplink runs', async () => {
       const topo = new Topology({ prefix: `${backend[1]}${(process.pid % 46656).toString(36)}`, workDir: mkdtempSync(join(tmpdir(), `vfplane-${backend}-`)), backend });
-      try {
-        await topo.up();
-        await topo.addPod({ name: 'a1', node: 'a', vni: 100, ip: '10.100.0.1/24' });
-        await topo.addPod({ name: 'b1', node: 'b', vni: 100, ip: '10.100.0.2/24' });
-        const p = topo.ping('a1', '10.100.0.2', 5);
-        expect(p.received, JSON.stringify(p)).toBeGreaterThanOrEqual(4);
-        const srv = topo.exec('b1', ['iperf3', '-s', '-1', '-D', '-p', '5202']);
-        expect(srv.code).toBe(0);
-        await new Promise((r) => setTimeout(r, 300));
-        const r = topo.exec('a1', ['iperf3', '-c', '10.100.0.2', '-p', '5202', '-t', '1', '-J'], 30_000);
-        expect(r.code, r.stdout + r.stderr).toBe(0);
-        expect((JSON.parse(r.stdout) as { end: { sum_received: { bytes: number } } }).end.sum_received.bytes).toBeGreaterThan(500_000);
+      await podsTalk(topo, { port: 5202, seconds: 1, streams: 1, minBytes: 500_000 }, async () => {
         const st = (await topo.control('a', { op: 'status' })) as {
           backend: string; uplink: { mode?: string; why?: string; outerChecksums: { ipv4: string; udp: string } }; ports: { name: string; kind: string; queues: number; drops: Record<string, number> }[];
         };
@@ -53,12 +69,7 @@ for (const backend of ['afxdp', 'dpdk'] as const) {
         }
         // No device fills checksums here: net_af_xdp has no tx offload, AF_XDP none at all.
         expect(st.uplink.outerChecksums).toEqual({ ipv4: 'software', udp: 'software' });
-      } catch (e) {
-        const logs = [...topo.nodes.values()].map((n) => n.stderr.join('\n')).join('\n');
-        throw new Error(`${(e as Error).message}\n${logs}`);
-      } finally {
-        expect(await topo.down()).toEqual([]);
-      }
+      });
     }, 120_000);
   });
 }
@@ -73,29 +84,13 @@ describePrivileged('overlay with two workers per node (afxdp, two-queue uplinks,
       prefix: `w${(process.pid % 46656).toString(36)}`, workDir: mkdtempSync(join(tmpdir(), 'vfplane-workers-')), backend: 'afxdp',
       uplinkQueues: 2, dataplane: { workers: 2, cpus: [0, 1] },
     });
-    try {
-      await topo.up();
-      await topo.addPod({ name: 'a1', node: 'a', vni: 100, ip: '10.100.0.1/24' });
-      await topo.addPod({ name: 'b1', node: 'b', vni: 100, ip: '10.100.0.2/24' });
-      const p = topo.ping('a1', '10.100.0.2', 5);
-      expect(p.received, JSON.stringify(p)).toBeGreaterThanOrEqual(4);
-      const srv = topo.exec('b1', ['iperf3', '-s', '-1', '-D', '-p', '5203']);
-      expect(srv.code).toBe(0);
-      await new Promise((r) => setTimeout(r, 300));
-      const r = topo.exec('a1', ['iperf3', '-c', '10.100.0.2', '-p', '5203', '-t', '2', '-P', '4', '-J'], 30_000);
-      expect(r.code, r.stdout + r.stderr).toBe(0);
-      expect((JSON.parse(r.stdout) as { end: { sum_received: { bytes: number } } }).end.sum_received.bytes).toBeGreaterThan(1_000_000);
+    await podsTalk(topo, { port: 5203, seconds: 2, streams: 4, minBytes: 1_000_000 }, async () => {
       for (const node of ['a', 'b']) {
         const st = (await topo.control(node, { op: 'status' })) as { workers: { cpu: number }[]; ports: { name: string; queues: number }[] };
         expect(st.workers, node).toHaveLength(2);
         expect(st.ports.find((x) => x.name === 'uplink')?.queues, node).toBe(2);
         expect(st.ports.filter((x) => x.name !== 'uplink').every((x) => x.queues === 1), node).toBe(true);
       }
-    } catch (e) {
-      const logs = [...topo.nodes.values()].map((n) => n.stderr.join('\n')).join('\n');
-      throw new Error(`${(e as Error).message}\n${logs}`);
-    } finally {
-      expect(await topo.down()).toEqual([]);
-    }
+    });
   }, 120_000);
 });
