@@ -17,6 +17,26 @@ import { describePrivileged } from '../helpers/privileged.js';
 const RAWSOCK = fileURLToPath(new URL('../helpers/rawsock.py', import.meta.url));
 const hasAfxdp = nativeFeatures().afxdp?.built === true;
 
+/** The configuration every case here commits: the pod port attached on VNI 100, the
+ *  uplink toward one peer VTEP (192.0.2.2, at peerMac); no static FDB, no flood list. */
+function commitOverlay(dp: DataPlane, o: { pod: number; up: number; podMac: string; upMac: string; peerMac: string; learn: boolean }): void {
+  dp.commit({
+    uplink: o.up, uplinkMac: parseMac(o.upMac)!,
+    tunnel: resolveTunnel({ local: '192.0.2.1', remote: '192.0.2.2' }),
+    peers: [{ vtep: parseIp('192.0.2.2')!.bytes, mac: parseMac(o.peerMac)! }],
+    atts: [{ port: o.pod, vni: 100, mac: parseMac(o.podMac)! }],
+    fdb: [], floods: [], extraVnis: [], learn: o.learn, antiSpoof: true,
+  });
+}
+
+/** INNER as the peer VTEP sends it on VNI 100: VXLAN in UDP from 192.0.2.2:SPORT. */
+function fromPeer(inner: Uint8Array, o: { upMac: string; peerMac: string; sport: number }): Uint8Array {
+  const payload = new Uint8Array(8 + inner.length);
+  payload.set([0x08, 0, 0, 0, 0, 0, 100, 0]);
+  payload.set(inner, 8);
+  return udp4({ dstMac: o.upMac, srcMac: o.peerMac, src: '192.0.2.2', dst: '192.0.2.1', sport: o.sport, dport: 4789, payload });
+}
+
 describePrivileged('two workers on two-queue AF_XDP ports', { netns: true, commands: ['taskset'] }, () => {
   let g: Netns, d: Netns, s: Netns;
   const gi = ifname('mg'), dg = ifname('md'), ds = ifname('me'), si = ifname('ms');
@@ -52,13 +72,7 @@ describePrivileged('two workers on two-queue AF_XDP ports', { netns: true, comma
       const xo = { netns, queues, mode: 'native', copy: 'copy' };
       const pod = dp.openPort('afxdp', { ifname: dg, ...xo }, 'pod');
       const up = dp.openPort('afxdp', { ifname: ds, ...xo }, 'uplink');
-      dp.commit({
-        uplink: up.slot, uplinkMac: parseMac(d.mac(ds))!,
-        tunnel: resolveTunnel({ local: '192.0.2.1', remote: '192.0.2.2' }),
-        peers: [{ vtep: parseIp('192.0.2.2')!.bytes, mac: parseMac(peerMac)! }],
-        atts: [{ port: pod.slot, vni: 100, mac: parseMac(podMac)! }],
-        fdb: [], floods: [], extraVnis: [], learn: false, antiSpoof: true,
-      });
+      commitOverlay(dp, { pod: pod.slot, up: up.slot, podMac, upMac: d.mac(ds), peerMac, learn: false });
       // 2 × 40 frames, each with its own UDP source port so that every one is told apart.
       const frames = (cpu: number) => Array.from({ length: 40 }, (_, i) => udp4({
         dstMac: '02:00:00:00:99:99', srcMac: podMac, src: '10.9.0.1', dst: '10.9.0.2',
@@ -123,21 +137,10 @@ describePrivileged('two workers on two-queue AF_XDP ports', { netns: true, comma
       const xo = { netns: `/run/netns/${d.name}`, queues: 0, mode: 'native', copy: 'copy' };
       const pod = dp.openPort('afxdp', { ifname: dg, ...xo }, 'pod');
       const up = dp.openPort('afxdp', { ifname: ds, ...xo }, 'uplink');
-      dp.commit({
-        uplink: up.slot, uplinkMac: parseMac(upMac)!,
-        tunnel: resolveTunnel({ local: '192.0.2.1', remote: '192.0.2.2' }),
-        peers: [{ vtep: parseIp('192.0.2.2')!.bytes, mac: parseMac(peerMac)! }],
-        atts: [{ port: pod.slot, vni: 100, mac: parseMac(podMac)! }],
-        fdb: [], floods: [], extraVnis: [], learn: true, antiSpoof: true,
-      });
-      const vxlan = Uint8Array.of(0x08, 0, 0, 0, 0, 0, 100, 0);
-      const fromRemote = Array.from({ length: 8 }, (_, i) => {
-        const inner = udp4({ dstMac: podMac, srcMac: remoteMac, src: '10.9.0.2', dst: '10.9.0.1', sport: 7000, dport: 30000 + i, payload: new TextEncoder().encode(`from remote ${i}`) });
-        const payload = new Uint8Array(vxlan.length + inner.length);
-        payload.set(vxlan);
-        payload.set(inner, vxlan.length);
-        return udp4({ dstMac: upMac, srcMac: peerMac, src: '192.0.2.2', dst: '192.0.2.1', sport: 50000 + i, dport: 4789, payload });
-      });
+      commitOverlay(dp, { pod: pod.slot, up: up.slot, podMac, upMac, peerMac, learn: true });
+      const fromRemote = Array.from({ length: 8 }, (_, i) => fromPeer(
+        udp4({ dstMac: podMac, srcMac: remoteMac, src: '10.9.0.2', dst: '10.9.0.1', sport: 7000, dport: 30000 + i, payload: new TextEncoder().encode(`from remote ${i}`) }),
+        { upMac, peerMac, sport: 50000 + i }));
       const atPod = capture(g, gi, { count: 8, timeoutS: 5, incoming: true });
       await atPod.ready;
       execFileSync('ip', ['netns', 'exec', s.name, 'taskset', '-c', '1', '/usr/bin/python3', RAWSOCK, 'send', si],
@@ -184,20 +187,10 @@ describePrivileged('two workers on two-queue AF_XDP ports', { netns: true, comma
         const pod = dp.openPort('afxdp', { ifname: dh, netns, queues: 0, mode: 'native', copy: 'copy' }, 'pod');
         const up = dp.openPort('afxdp', { ifname: ds, netns, queues: 0, mode: 'native', copy: 'copy' }, 'uplink');
         expect([pod.queues, up.queues]).toEqual([1, 2]);
-        dp.commit({
-          uplink: up.slot, uplinkMac: parseMac(upMac)!,
-          tunnel: resolveTunnel({ local: '192.0.2.1', remote: '192.0.2.2' }),
-          peers: [{ vtep: parseIp('192.0.2.2')!.bytes, mac: parseMac(peerMac)! }],
-          atts: [{ port: pod.slot, vni: 100, mac: parseMac(podMac)! }],
-          fdb: [], floods: [], extraVnis: [], learn: false, antiSpoof: true,
-        });
-        const vxlan = Uint8Array.of(0x08, 0, 0, 0, 0, 0, 100, 0);
+        commitOverlay(dp, { pod: pod.slot, up: up.slot, podMac, upMac, peerMac, learn: false });
         const frames = (cpu: number) => Array.from({ length: 40 }, (_, i) => {
           const inner = udp4({ dstMac: podMac, srcMac: '02:00:00:00:77:02', src: '10.9.0.2', dst: '10.9.0.1', sport: 7000 + cpu, dport: 30000 + i, payload: new TextEncoder().encode(`cpu ${cpu} frame ${i}`) });
-          const payload = new Uint8Array(vxlan.length + inner.length);
-          payload.set(vxlan);
-          payload.set(inner, vxlan.length);
-          return { inner, outer: udp4({ dstMac: upMac, srcMac: peerMac, src: '192.0.2.2', dst: '192.0.2.1', sport: 50000 + cpu * 100 + i, dport: 4789, payload }) };
+          return { inner, outer: fromPeer(inner, { upMac, peerMac, sport: 50000 + cpu * 100 + i }) };
         });
         const sent = [0, 1].map((cpu) => frames(cpu));
         const atPod = capture(h, hi, { count: 80, timeoutS: 8, incoming: true });
