@@ -11,20 +11,14 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { nativeFeatures } from '../../src/dataplane/native.js';
 import { DPDK_TX } from '../../src/dataplane/uplink-profile.js';
 import { ROOT } from '../helpers/cli.js';
 import { Netns, ifname, sweepStale, vethPair } from '../helpers/netns.js';
+import { backendBuilt } from '../helpers/features.js';
 import { describePrivileged } from '../helpers/privileged.js';
 
 const CHILD = join(ROOT, 'dist', 'bench', 'io-dpdk-child.js');
-const built = (() => {
-  try {
-    return nativeFeatures().dpdk?.built === true;
-  } catch {
-    return false;
-  }
-})();
+const built = backendBuilt('dpdk');
 
 const MAC = { pod: '02:00:00:00:0b:01', uplink: '02:00:00:00:0b:02', tap: '02:00:00:00:0b:03', kvx: '02:00:00:00:0b:04' };
 

@@ -7,15 +7,15 @@ import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { DataPlane } from '../../src/dataplane/dp.js';
-import { nativeFeatures } from '../../src/dataplane/native.js';
 import { resolveTunnel } from '../../src/packet/config.js';
 import { parseIp, parseMac } from '../../src/util/addr.js';
 import { udp4 } from '../helpers/frames.js';
 import { capture, ifname, Netns } from '../helpers/netns.js';
+import { backendBuilt } from '../helpers/features.js';
 import { describePrivileged } from '../helpers/privileged.js';
 
 const RAWSOCK = fileURLToPath(new URL('../helpers/rawsock.py', import.meta.url));
-const hasAfxdp = nativeFeatures().afxdp?.built === true;
+const hasAfxdp = backendBuilt('afxdp');
 
 /** The configuration every case here commits: the pod port attached on VNI 100, the
  *  uplink toward one peer VTEP (192.0.2.2, at peerMac); no static FDB, no flood list. */

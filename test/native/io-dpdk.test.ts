@@ -8,20 +8,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { prepareDpdkEnv, ealRuntimeDir, type DpdkEnv } from '../../src/dataplane/dpdk-env.js';
-import { nativeFeatures } from '../../src/dataplane/native.js';
 import { ROOT } from '../helpers/cli.js';
 import { Netns, capture, ifname, inject, sweepStale, vethPair } from '../helpers/netns.js';
+import { backendBuilt } from '../helpers/features.js';
 import { describePrivileged } from '../helpers/privileged.js';
 import { SYSTEM_PYTHON, hex } from '../helpers/scapy.js';
 
 const FWD = join(ROOT, 'build', 'Release', 'vfp-io-fwd');
-const built = (() => {
-  try {
-    return nativeFeatures().dpdk?.built === true;
-  } catch {
-    return false;
-  }
-})();
+const built = backendBuilt('dpdk');
 
 interface FwdResult {
   mpps: number;
