@@ -14,7 +14,7 @@ import { attachSchema, fdbSchema, peerSchema, podBackendOf, socketPath, vniNumbe
 import { resolveTunnel } from '../packet/config.js';
 import { parseIp, parseMac } from '../util/addr.js';
 import { conflict, invalid, notFound, VfpError } from '../util/errors.js';
-import { link, linkIn, readSysctl } from '../net/ip.js';
+import { readSysctl } from '../net/ip.js';
 import { linkAddrs, netRun, type LinkAddrs, type NetOp } from '../net/netops.js';
 import { AllocStore } from '../alloc/store.js';
 import { afXdpVdevWarning, afxdpChoice, dpdkChoice, outerChecksums, type UplinkChoice } from './uplink-profile.js';
@@ -76,19 +76,15 @@ function refuseHostNetdev(l: LinkAddrs, what: string): void {
   }
 }
 
-/** A netdev the data plane forwards for must not be forwarded by the kernel too: no IPv4
+/** (Callers first read the link with linkAddrs and pass it through refuseHostNetdev.)
+ *  A netdev the data plane forwards for must not be forwarded by the kernel too: no IPv4
  *  forwarding off it (so the kernel never routes a pod's frame elsewhere) and no IPv6 (no
  *  link-local chatter into the pod). It is brought up. What it was is kept to give back.
  *  With `multicast`, the link also receives that group: an IPv6 uplink's solicited-node
  *  group, which the kernel no longer joins for it (its IPv6 is off, and the data plane,
  *  not the kernel, answers for the VTEP). */
-async function claimNetdev(ifname: string, netns?: string, multicast?: string, what = ifname, checked = false): Promise<Claim> {
+async function claimNetdev(ifname: string, netns?: string, multicast?: string): Promise<Claim> {
   const ns = netns ?? null;
-  if (!checked) {
-    const l = await linkAddrs(ns, ifname);
-    if (!l) throw notFound(`${what} does not exist${netns ? ` in ${netns}` : ''}`);
-    refuseHostNetdev(l, what);
-  }
   const claim: Claim = {
     ifname,
     netns,
@@ -201,11 +197,12 @@ export class Daemon {
         this.log.info(`uplink offloads: ${this.choice.dpdkTxOffloads!.why}; enabled on the device: 0x${(this.uplink.txOffloads ?? 0).toString(16)}`);
       } else {
         const ifn = c.uplink.ifname!;
-        const l = c.uplink.netns ? linkIn(c.uplink.netns, ifn) : link(ifn);
+        const l = await linkAddrs(c.uplink.netns ?? null, ifn);
         if (!l) throw notFound(`the uplink ${ifn} does not exist${c.uplink.netns ? ` in ${c.uplink.netns}` : ''}; check uplink.ifname in the config`);
-        this.uplinkClaim = await claimNetdev(ifn, c.uplink.netns, isIP(c.uplink.vtep) === 6 ? solicitedNodeMac(c.uplink.vtep) : undefined, `uplink ${ifn}`);
-        this.uplinkMac = mac(c.uplink.mac ?? l.address ?? '00:00:00:00:00:00');
-        this.uplinkMtu = l.mtu ?? 0;
+        refuseHostNetdev(l, `uplink ${ifn}`);
+        this.uplinkClaim = await claimNetdev(ifn, c.uplink.netns, isIP(c.uplink.vtep) === 6 ? solicitedNodeMac(c.uplink.vtep) : undefined);
+        this.uplinkMac = mac(c.uplink.mac ?? l.mac);
+        this.uplinkMtu = l.mtu;
         const opts = this.portOpts(ifn, c.uplink.netns);
         if (c.backend === 'afxdp') {
           this.choice = c.uplink.netns ? { profile: null, driver: null, afxdp: { ...c.afxdp, why: 'uplink in another namespace: the config\'s mode and copy' } } : afxdpChoice(ifn, c.afxdp);
@@ -353,7 +350,7 @@ export class Daemon {
     // The claim's changes (forwarding, IPv6, up) wait for RTNL while the move holds it;
     // the port's setup waits for grace periods. They run at once: the claim on netops'
     // thread, the port here.
-    const claiming = claimNetdev(a.representor, a.netns, undefined, `representor ${a.representor}`, true);
+    const claiming = claimNetdev(a.representor, a.netns);
     let port: PortInfo;
     try {
       port = this.dp!.openPort(this.podBackend, this.portOpts(a.representor, a.netns), a.representor);
