@@ -43,12 +43,14 @@ export async function dpStatus(o: ClientOpts): Promise<void> {
   if (o.json) return printJson(strip(r));
   const s = r as unknown as {
     node: string; backend: string; epoch: number;
-    uplink: { name: string; vtep: string; mode?: string; why?: string; outerChecksums?: { ipv4: string; udp: string } };
+    uplink: { name: string; vtep: string; mode?: string; why?: string; outerChecksums?: { ipv4: string; udp: string }; offload?: { tier: number; allowed: number | null; why: string } };
     peers: { vtep: string; mac?: string }[]; attachments: { representor: string; pci?: string; vni: number; mac: string }[];
     workers: { cpu: number; epoch: number }[];
     ports?: { name: string; kind?: string; queues?: number; txFull?: number; rxNombuf?: number; drops?: Record<string, number>; stackDrop?: boolean; stackDropNote?: string }[];
   };
   console.log(`node ${s.node}: ${s.backend} backend, uplink ${s.uplink.name}${s.uplink.mode ? ` (${s.uplink.mode})` : ''}, VTEP ${s.uplink.vtep}, epoch ${s.epoch}, ${s.workers.length} worker(s) on CPU ${s.workers.map((w) => w.cpu).join(',')}`);
+  const ot = s.uplink.offload;
+  if (ot) console.log(`offload tier ${ot.tier}${ot.allowed !== null ? ` (the hw-profile allows ${ot.allowed})` : ''}: ${ot.why}`);
   const oc = s.uplink.outerChecksums;
   if (oc) console.log(`outer checksums: IPv4 header by the ${oc.ipv4 === 'device' ? 'NIC' : 'CPU'}, UDP (when on) by the ${oc.udp === 'device' ? 'NIC' : 'CPU'}${s.uplink.why ? ` (${s.uplink.why})` : ''}`);
   console.log(`peers: ${s.peers.map((p) => p.vtep + (p.mac ? ` (${p.mac})` : '')).join(', ') || 'none'}`);

@@ -17,7 +17,7 @@ import { conflict, invalid, notFound, VfpError } from '../util/errors.js';
 import { readSysctl } from '../net/ip.js';
 import { linkAddrs, netRun, type LinkAddrs, type NetOp } from '../net/netops.js';
 import { AllocStore } from '../alloc/store.js';
-import { afXdpVdevWarning, afxdpChoice, dpdkChoice, outerChecksums, type UplinkChoice } from './uplink-profile.js';
+import { afXdpVdevWarning, afxdpChoice, dpdkChoice, netdevProfile, offloadTier, outerChecksums, type UplinkChoice } from './uplink-profile.js';
 import { prepareDpdkEnv, type DpdkEnv } from './dpdk-env.js';
 
 export interface Logger {
@@ -208,6 +208,9 @@ export class Daemon {
           this.choice = c.uplink.netns ? { profile: null, driver: null, afxdp: { ...c.afxdp, why: 'uplink in another namespace: the config\'s mode and copy' } } : afxdpChoice(ifn, c.afxdp);
           Object.assign(opts, { mode: this.choice.afxdp!.mode, copy: this.choice.afxdp!.copy });
           this.log.info(`uplink AF_XDP: ${this.choice.afxdp!.why}`);
+        } else if (!c.uplink.netns) {
+          const { hw: _, ...base } = netdevProfile(ifn);
+          this.choice = base;
         }
         this.uplink = this.dp.openPort(c.backend, opts, `uplink ${ifn}`);
         this.noteStackDrop(this.uplink.slot, `uplink ${ifn}`);
@@ -222,6 +225,8 @@ export class Daemon {
       this.fdb = [...c.fdb];
       for (const v of c.vnis) this.floods.set(v.vni, v.flood);
       this.commit();
+      const t = this.tier();
+      this.log.info(`offload tier ${t.tier}${t.allowed !== null ? ` (the hw-profile allows ${t.allowed})` : ''}: ${t.why}`);
       this.log.info(`uplink ${c.uplink.ifname ?? c.uplink.dev} (${this.uplink.backend}${this.uplink.mode ? `, ${this.uplink.mode} mode` : ''}${this.uplink.zerocopy === false ? ', copy' : ''}), VTEP ${c.uplink.vtep}, ${this.peers.length} peer(s)`);
       // Attachments: the config's, then the ones made over the socket before a restart.
       const restored = this.loadState();
@@ -486,6 +491,11 @@ export class Daemon {
     return m;
   }
 
+  /** The offload tier the data plane runs at, from what the uplink's device enabled. */
+  private tier() {
+    return offloadTier(this.cfg.backend, this.choice, this.uplink?.txOffloads ?? 0);
+  }
+
   status(): Record<string, unknown> {
     const c = this.cfg;
     return {
@@ -494,7 +504,7 @@ export class Daemon {
       podBackend: this.podBackend,
       epoch: this.epoch,
       uptimeSeconds: Math.round((Date.now() - this.started) / 1000),
-      uplink: { name: c.uplink.ifname ?? c.uplink.dev, vtep: c.uplink.vtep, mode: this.uplink?.mode, zerocopy: this.uplink?.zerocopy, profile: this.choice?.profile ?? null, why: this.choice?.afxdp?.why ?? this.choice?.dpdkTxOffloads?.why, txOffloads: this.uplink?.txOffloads, outerChecksums: outerChecksums(this.uplink?.txOffloads ?? 0) },
+      uplink: { name: c.uplink.ifname ?? c.uplink.dev, vtep: c.uplink.vtep, mode: this.uplink?.mode, zerocopy: this.uplink?.zerocopy, profile: this.choice?.profile ?? null, why: this.choice?.afxdp?.why ?? this.choice?.dpdkTxOffloads?.why, txOffloads: this.uplink?.txOffloads, outerChecksums: outerChecksums(this.uplink?.txOffloads ?? 0), offload: this.tier() },
       dstPort: c.dstPort,
       peers: this.peers,
       attachments: [...this.atts.values()].map((a) => ({ representor: a.representor, pci: a.pci, vni: a.vni, mac: a.mac, owner: a.owner })),

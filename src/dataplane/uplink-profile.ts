@@ -4,11 +4,12 @@
 import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { basename } from 'node:path';
 import { loadProfiles, matchPf, matchVf } from '../sriov/profile.js';
-import type { HwProfile } from '../sriov/types.js';
+import type { HwProfile, OffloadTier } from '../sriov/types.js';
 
 export interface UplinkChoice {
   profile: string | null;
   driver: string | null;
+  allowedTier?: OffloadTier; // the highest tier the profile allows (absent: no profile)
   afxdp?: { mode: 'auto' | 'native' | 'skb'; copy: 'auto' | 'copy' | 'zerocopy'; why: string };
   dpdkTxOffloads?: { bits: number; names: string[]; why: string };
 }
@@ -56,19 +57,25 @@ export function profileOfPci(devDir: string, profiles: readonly HwProfile[] = lo
   return { profile: isVf ? matchVf(vendor, device, profiles) : matchPf(vendor, device, profiles), driver };
 }
 
-/** AF_XDP settings for a netdev uplink in the daemon's own namespace. */
-export function afxdpChoice(ifname: string, want: { mode: 'auto' | 'native' | 'skb'; copy: 'auto' | 'copy' | 'zerocopy' }, sysRoot = '/sys'): UplinkChoice {
+/** The hw-profile and driver of a netdev uplink in the daemon's own namespace (none for
+ *  veths and other virtual netdevs: they have no PCI device). */
+export function netdevProfile(ifname: string, sysRoot = '/sys'): UplinkChoice & { hw: HwProfile | null } {
   const dev = `${sysRoot}/class/net/${ifname}/device`;
   const { profile, driver } = existsSync(dev) ? profileOfPci(dev) : { profile: null, driver: null };
-  const name = profile?.name ?? null;
-  if (want.copy !== 'auto') return { profile: name, driver, afxdp: { ...want, why: `copy=${want.copy} set in the config` } };
+  return { profile: profile?.name ?? null, driver, hw: profile, ...(profile ? { allowedTier: profile.tier } : {}) };
+}
+
+/** AF_XDP settings for a netdev uplink in the daemon's own namespace. */
+export function afxdpChoice(ifname: string, want: { mode: 'auto' | 'native' | 'skb'; copy: 'auto' | 'copy' | 'zerocopy' }, sysRoot = '/sys'): UplinkChoice {
+  const { hw: profile, ...base } = netdevProfile(ifname, sysRoot);
+  if (want.copy !== 'auto') return { ...base, afxdp: { ...want, why: `copy=${want.copy} set in the config` } };
   if (profile && !profile.afxdpZeroCopy) {
-    return { profile: name, driver, afxdp: { mode: want.mode, copy: 'copy', why: `the ${profile.name} profile has no AF_XDP zero-copy (${driver ?? 'its driver'} lacks it), so copy mode` } };
+    return { ...base, afxdp: { mode: want.mode, copy: 'copy', why: `the ${profile.name} profile has no AF_XDP zero-copy (${base.driver ?? 'its driver'} lacks it), so copy mode` } };
   }
   if (profile?.afxdpZeroCopy) {
-    return { profile: name, driver, afxdp: { mode: want.mode === 'auto' ? 'native' : want.mode, copy: 'auto', why: `the ${profile.name} profile has AF_XDP zero-copy: native mode, zero-copy first, copy if the driver refuses` } };
+    return { ...base, afxdp: { mode: want.mode === 'auto' ? 'native' : want.mode, copy: 'auto', why: `the ${profile.name} profile has AF_XDP zero-copy: native mode, zero-copy first, copy if the driver refuses` } };
   }
-  return { profile: name, driver, afxdp: { mode: want.mode, copy: 'auto', why: 'no hw-profile matches this netdev (veth, virtual or unknown NIC): try native XDP and zero-copy, fall back to SKB mode and copy' } };
+  return { ...base, afxdp: { mode: want.mode, copy: 'auto', why: 'no hw-profile matches this netdev (veth, virtual or unknown NIC): try native XDP and zero-copy, fall back to SKB mode and copy' } };
 }
 
 /** A net_af_xdp vdev (`net_af_xdp0,iface=X[,start_queue=S][,queue_count=N]`) binds queues
@@ -106,5 +113,37 @@ export function dpdkChoice(dev: string, sysRoot = '/sys'): UplinkChoice {
   if (o.innerCsum) add('ipv4Cksum'), add('udpCksum');
   if (o.outerCsum) add('outerIpv4Cksum'), add('outerUdpCksum');
   if (o.tso) add('vxlanTnlTso');
-  return { profile: profile.name, driver, dpdkTxOffloads: { bits, names, why: `the ${profile.name} profile lists ${names.join(', ') || 'no tx offloads'}` } };
+  return { profile: profile.name, driver, allowedTier: profile.tier, dpdkTxOffloads: { bits, names, why: `the ${profile.name} profile lists ${names.join(', ') || 'no tx offloads'}` } };
+}
+
+export interface TierChoice {
+  tier: OffloadTier;            // the tier the data plane runs at
+  allowed: OffloadTier | null;  // the highest the uplink's hw-profile allows (null: no profile)
+  why: string;
+}
+
+/** The offload tier of DESIGN.md the data plane runs at, from what the uplink's device
+ *  actually enabled (not what was asked: a device that refuses an offload drops the data
+ *  plane to the tier below, and software does the work), with the reason. vfplane
+ *  programs no hardware encap (rte_flow VXLAN_ENCAP/DECAP, tc flower) and no VNI steering
+ *  rules yet, so tier 1 is never chosen, and tier 2 means checksum offload only. */
+export function offloadTier(backend: string, choice: UplinkChoice | null, enabledTxOffloads: number): TierChoice {
+  const allowed = choice?.allowedTier ?? null;
+  const p = choice?.profile;
+  const csum = enabledTxOffloads & (DPDK_TX.ipv4Cksum | DPDK_TX.udpCksum);
+  const parts: string[] = [];
+  if (allowed === null) parts.push('no hw-profile matches the uplink (virtual or unknown NIC), so software only');
+  else if (allowed === 1) parts.push(`the ${p} profile allows tier 1 (hardware encap/decap through rte_flow or tc flower in switchdev mode), which vfplane does not program yet`);
+  let tier: OffloadTier = 3;
+  if (csum) {
+    tier = 2;
+    parts.push('the NIC fills the outer IPv4 header and UDP checksums; encap and decap stay in software (no VNI steering rules yet)');
+  } else if (allowed === 1 || allowed === 2) {
+    parts.push(backend === 'dpdk'
+      ? `the device enabled none of the checksum offloads the ${p} profile lists, so checksums are computed in software`
+      : `the ${backend} backend sends through the kernel driver and asks it for no offloads, so checksums are computed in software (the dpdk backend uses the NIC's)`);
+  } else if (allowed === 3) {
+    parts.push(`the ${p} profile allows software only`);
+  }
+  return { tier, allowed, why: parts.join('; ') };
 }

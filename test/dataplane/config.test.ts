@@ -1,12 +1,12 @@
 // The data-plane config file at the edge: every error names the field and the value, and
 // the defaults are what docs/dataplane.md says.
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadConfig, parseConfig, socketPath } from '../../src/dataplane/config.js';
-import { DPDK_TX, afXdpVdevWarning, dpdkChoice, outerChecksums } from '../../src/dataplane/uplink-profile.js';
+import { DPDK_TX, afXdpVdevWarning, dpdkChoice, netdevProfile, offloadTier, outerChecksums } from '../../src/dataplane/uplink-profile.js';
 import { loadAddon, nativeFeatures } from '../../src/dataplane/native.js';
 import { dropSim, makeSim } from '../helpers/sim.js';
 import { ifname } from '../helpers/netns.js';
@@ -83,6 +83,55 @@ describe('data-plane config', () => {
     } finally {
       dropSim(m.root);
     }
+  });
+});
+
+// DESIGN.md: the orchestrator picks the highest offload tier the profile and the device
+// allow and says which and why. The tier follows what the device enabled, not what was
+// asked, so a device that refuses an offload drops the data plane a tier.
+describe('the offload tier the data plane runs at', () => {
+  it('is tier 2 on an X710 whose device enabled the checksum offloads, tier 3 when it refused them', () => {
+    const m = makeSim({ profile: 'x710', netdevs: false });
+    try {
+      const c = dpdkChoice('0000:5e:02.0', m.root);
+      expect(c.allowedTier).toBe(2);
+      const on = offloadTier('dpdk', c, c.dpdkTxOffloads!.bits);
+      expect(on).toMatchObject({ tier: 2, allowed: 2 });
+      expect(on.why).toMatch(/NIC fills the outer IPv4 header and UDP checksums/);
+      const refused = offloadTier('dpdk', c, 0);
+      expect(refused).toMatchObject({ tier: 3, allowed: 2 });
+      expect(refused.why).toMatch(/device enabled none of the checksum offloads the x710 profile lists/);
+      // One of the two is enough for the NIC to do checksum work.
+      expect(offloadTier('dpdk', c, DPDK_TX.ipv4Cksum).tier).toBe(2);
+      expect(offloadTier('dpdk', c, DPDK_TX.outerIpv4Cksum | DPDK_TX.vxlanTnlTso).tier).toBe(3);
+    } finally {
+      dropSim(m.root);
+    }
+  });
+
+  it('says tier 1 is not programmed on a ConnectX-6 Dx, and why a netdev backend is tier 3', () => {
+    const m = makeSim({ profile: 'cx6dx', netdevs: false });
+    try {
+      const pf = m.pfs[0]!.pci;
+      // A netdev uplink on that PF, as /sys/class/net shows one.
+      mkdirSync(join(m.root, 'class/net/vfpup0'), { recursive: true });
+      symlinkSync(join(m.root, 'bus/pci/devices', pf), join(m.root, 'class/net/vfpup0/device'));
+      const c = netdevProfile('vfpup0', m.root);
+      expect(c).toMatchObject({ profile: 'cx6dx', allowedTier: 1 });
+      const t = offloadTier('afpacket', c, 0);
+      expect(t).toMatchObject({ tier: 3, allowed: 1 });
+      expect(t.why).toMatch(/allows tier 1 .*which vfplane does not program yet/);
+      expect(t.why).toMatch(/afpacket backend sends through the kernel driver .*checksums are computed in software/);
+      expect(offloadTier('dpdk', dpdkChoice(pf, m.root), DPDK_TX.ipv4Cksum | DPDK_TX.udpCksum)).toMatchObject({ tier: 2, allowed: 1 });
+    } finally {
+      dropSim(m.root);
+    }
+  });
+
+  it('is tier 3 with no profile for virtual devices and veths', () => {
+    expect(offloadTier('dpdk', dpdkChoice('net_null0'), 0)).toEqual({ tier: 3, allowed: null, why: expect.stringMatching(/no hw-profile matches the uplink/) });
+    expect(netdevProfile('lo')).toMatchObject({ profile: null, hw: null });
+    expect(offloadTier('afxdp', null, 0)).toMatchObject({ tier: 3, allowed: null });
   });
 });
 

@@ -47,7 +47,7 @@ for (const backend of ['afxdp', 'dpdk'] as const) {
       const topo = new Topology({ prefix: `${backend[1]}${(process.pid % 46656).toString(36)}`, workDir: mkdtempSync(join(tmpdir(), `vfplane-${backend}-`)), backend });
       await podsTalk(topo, { port: 5202, seconds: 1, streams: 1, minBytes: 500_000 }, async () => {
         const st = (await topo.control('a', { op: 'status' })) as {
-          backend: string; uplink: { mode?: string; why?: string; outerChecksums: { ipv4: string; udp: string } }; ports: { name: string; kind: string; queues: number; drops: Record<string, number> }[];
+          backend: string; uplink: { mode?: string; why?: string; outerChecksums: { ipv4: string; udp: string }; offload: { tier: number; allowed: number | null; why: string } }; ports: { name: string; kind: string; queues: number; drops: Record<string, number> }[];
         };
         expect(st.backend).toBe(backend);
         // The uplink's backend reports its own drops by reason (a busy moment may leave the
@@ -69,6 +69,7 @@ for (const backend of ['afxdp', 'dpdk'] as const) {
         }
         // No device fills checksums here: net_af_xdp has no tx offload, AF_XDP none at all.
         expect(st.uplink.outerChecksums).toEqual({ ipv4: 'software', udp: 'software' });
+        expect(st.uplink.offload).toEqual({ tier: 3, allowed: null, why: expect.stringMatching(/no hw-profile matches the uplink/) });
       });
     }, 120_000);
   });

@@ -118,6 +118,8 @@ describePrivileged('VXLAN overlay between two simulated nodes', { netns: true, c
     expect(r.stdout).toMatch(/^node a: afpacket backend, uplink \S+ .*VTEP 192\.0\.2\.1/m);
     expect(r.stdout).toMatch(/│ 10?0\s+│ 02:/); // an attachment row: VNI, MAC
     expect(r.stdout).toMatch(/^outer checksums: IPv4 header by the CPU, UDP \(when on\) by the CPU/m);
+    // The simulator's uplink is a veth: no hw-profile, so software only (DESIGN.md's tier 3).
+    expect(r.stdout).toMatch(/^offload tier 3: no hw-profile matches the uplink/m);
     const row = r.stdout.split('\n').find((l) => /│ uplink\s+│/.test(l));
     expect(row, r.stdout).toMatch(/│ uplink\s+│ afpacket\s+│ 1\s+│ \d+\s+│ \d+\s+│ (none|[a-z_]+ \d+)\s+│ gets nothing\s+│/);
   });
