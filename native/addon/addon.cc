@@ -1257,7 +1257,7 @@ bool ToNetops(const Napi::CallbackInfo &info, std::string *nsOut, std::vector<vf
     memset(&op, 0, sizeof(op));
     int ii = static_cast<int>(i);
     char mac[32] = {0};
-    if (!OpInt(env, o, "kind", &op.kind, -1, 0, VFP_NETOP_ADDR_LIST, ii) ||
+    if (!OpInt(env, o, "kind", &op.kind, -1, 0, VFP_NETOP_RX_AGG, ii) ||
         !OpStr(env, o, "name", op.name, sizeof(op.name), false, ii) ||
         !OpStr(env, o, "newName", op.new_name, sizeof(op.new_name), false, ii) ||
         !OpStr(env, o, "mac", mac, sizeof(mac), false, ii) ||
@@ -1270,7 +1270,9 @@ bool ToNetops(const Napi::CallbackInfo &info, std::string *nsOut, std::vector<vf
         !OpIp(env, o, "gw", &op, op.gw, &op.has_gw, ii) ||
         !OpStr(env, o, "path", op.path, sizeof(op.path), false, ii) ||
         !OpStr(env, o, "value", op.value, sizeof(op.value), false, ii) ||
-        !OpInt(env, o, "optional", &op.optional, 0, 0, 1, ii))
+        !OpInt(env, o, "optional", &op.optional, 0, 0, 1, ii) ||
+        !OpInt(env, o, "aggClear", &op.agg_clear, 0, 0, VFP_RX_AGG__ALL, ii) ||
+        !OpInt(env, o, "aggSet", &op.agg_set, 0, 0, VFP_RX_AGG__ALL, ii))
       return false;
     if (op.kind < 0) {
       ThrowType(env, "ops[" + std::to_string(i) + "].kind is required");
@@ -1335,6 +1337,12 @@ Napi::Value NetopsResults(Napi::Env env, const std::vector<vfp_netop> &ops) {
       l.Set("addrs", addrs);
       l.Set("more", Napi::Number::New(env, op.out_naddrs - n));
       r = l;
+    }
+    if (op.kind == VFP_NETOP_RX_AGG) {
+      Napi::Object x = Napi::Object::New(env);
+      x.Set("agg", Napi::Number::New(env, op.out_agg));
+      x.Set("aggFixed", Napi::Number::New(env, op.out_agg_fixed));
+      r = x;
     }
     if (!out.Set(i, r).UnwrapOr(false)) return Napi::Value();
   }

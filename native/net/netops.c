@@ -12,12 +12,15 @@
 #include <fcntl.h>
 #include <linux/if.h>
 #include <linux/if_addr.h>
+#include <linux/ethtool.h>
 #include <linux/if_link.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
+#include <linux/sockios.h>
 #include <net/if_arp.h>
 #include <pthread.h>
 #include <sched.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -345,6 +348,88 @@ static int addr_list(int fd, int sock, struct vfp_netop *op, uint32_t *seq)
 	return e ? e : addr_dump(fd, AF_INET6, op, seq);
 }
 
+/* The kernel's names of the features behind VFP_RX_AGG_* (net/ethtool/common.c
+ * netdev_features_strings), in bit order. Looked up by name: feature bit numbers are
+ * the kernel's own and move between versions. */
+static const char *const rx_agg_names[] = { "rx-gro", "rx-lro", "rx-gro-hw", "rx-gro-list", "rx-udp-gro-forwarding" };
+
+static int ethtool_ioctl(int sock, const char *name, void *cmd)
+{
+	struct ifreq ifr;
+	memset(&ifr, 0, sizeof(ifr));
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", name);
+	ifr.ifr_data = cmd;
+	return ioctl(sock, SIOCETHTOOL, &ifr) < 0 ? -errno : 0;
+}
+
+/* Reads (and with agg_clear/agg_set, changes) the receive aggregation features, as
+ * `ethtool -k/-K` does: the feature names, to find each one's bit, then the feature
+ * blocks, then one ETHTOOL_SFEATURES for the changeable ones. Under RTNL (dev_ethtool). */
+static int rx_agg(int sock, struct vfp_netop *op)
+{
+	struct { struct ethtool_sset_info h; uint32_t count; } info = { .h = { .cmd = ETHTOOL_GSSET_INFO, .sset_mask = 1ull << ETH_SS_FEATURES } };
+	int err = ethtool_ioctl(sock, op->name, &info);
+	if (err)
+		return err;
+	uint32_t count = info.h.sset_mask ? info.count : 0;
+	if (!count || count > 4096)
+		return -EOPNOTSUPP;
+	uint32_t blocks = (count + 31) / 32;
+	struct ethtool_gstrings *names = calloc(1, sizeof(*names) + (size_t)count * ETH_GSTRING_LEN);
+	struct ethtool_gfeatures *get = calloc(1, sizeof(*get) + blocks * sizeof(get->features[0]));
+	struct ethtool_sfeatures *set = calloc(1, sizeof(*set) + blocks * sizeof(set->features[0]));
+	if (!names || !get || !set) {
+		err = -ENOMEM;
+		goto out;
+	}
+	names->cmd = ETHTOOL_GSTRINGS;
+	names->string_set = ETH_SS_FEATURES;
+	names->len = count;
+	get->cmd = ETHTOOL_GFEATURES;
+	get->size = blocks;
+	if ((err = ethtool_ioctl(sock, op->name, names)) || (err = ethtool_ioctl(sock, op->name, get)))
+		goto out;
+	set->cmd = ETHTOOL_SFEATURES;
+	set->size = blocks;
+	int change = 0;
+	op->out_agg = op->out_agg_fixed = 0;
+	for (unsigned k = 0; k < sizeof(rx_agg_names) / sizeof(rx_agg_names[0]); k++) {
+		uint32_t i = 0;
+		while (i < count && strncmp((const char *)names->data + (size_t)i * ETH_GSTRING_LEN, rx_agg_names[k], ETH_GSTRING_LEN))
+			i++;
+		if (i == count) {
+			op->out_agg_fixed |= 1 << k; /* this kernel does not have it: nothing to change */
+			continue;
+		}
+		uint32_t b = i / 32, bit = 1u << (i % 32);
+		const struct ethtool_get_features_block *g = &get->features[b];
+		if (g->requested & bit)
+			op->out_agg |= 1 << k;
+		/* Changeable: in hw_features ("available") and not NETIF_F_NEVER_CHANGE. */
+		if (!(g->available & bit) || (g->never_changed & bit)) {
+			op->out_agg_fixed |= 1 << k;
+			continue;
+		}
+		int want = op->agg_set & (1 << k) ? 1 : op->agg_clear & (1 << k) ? 0 : -1;
+		if (want < 0 || want == !!(g->requested & bit))
+			continue;
+		set->features[b].valid |= bit;
+		if (want)
+			set->features[b].requested |= bit;
+		change = 1;
+	}
+	/* A positive return (ETHTOOL_F_WISH…) says the device keeps a feature on that was
+	 * asked off, or the reverse, because another feature depends on it: not an error
+	 * here; the caller reads back what it got if it needs to know. */
+	if (change)
+		err = ethtool_ioctl(sock, op->name, set);
+out:
+	free(names);
+	free(get);
+	free(set);
+	return err;
+}
+
 struct batch {
 	const char *netns_path;
 	struct vfp_netop *ops;
@@ -386,6 +471,7 @@ static void *run_batch(void *arg)
 		case VFP_NETOP_SYSCTL: err = sysctl_write(op); break;
 		case VFP_NETOP_MADDR: err = maddr(sock, op); break;
 		case VFP_NETOP_ADDR_LIST: err = addr_list(fd, sock, op, &seq); break;
+		case VFP_NETOP_RX_AGG: err = rx_agg(sock, op); break;
 		default: err = -EINVAL;
 		}
 		if (err) {

@@ -24,6 +24,22 @@ enum vfp_netop_kind {
 	                        An RTM_GETADDR dump: unlike iproute2's `ip addr show dev`, which asks for the link
 	                        first, it never waits for the RTNL lock (a netdev moving between namespaces holds it
 	                        for tens of milliseconds). */
+	VFP_NETOP_RX_AGG,    /* in: name, agg_clear, agg_set (VFP_RX_AGG_* bits); out: out_agg, out_agg_fixed.
+	                        Receive aggregation features through SIOCETHTOOL (what `ethtool -K` changes):
+	                        out_agg is what was requested before the change (to give back), out_agg_fixed
+	                        the bits the device cannot change (skipped). Both 0 and nothing changed: read. */
+};
+
+/* Receive aggregation: every way a netdev merges received frames into one larger than
+ * its MTU. A data plane reading frames off the netdev (AF_PACKET, AF_XDP in SKB mode)
+ * gets such a frame whole and cannot fit it in a ring slot. */
+enum vfp_rx_agg {
+	VFP_RX_AGG_GRO = 1 << 0,      /* rx-gro (generic-receive-offload) */
+	VFP_RX_AGG_LRO = 1 << 1,      /* rx-lro */
+	VFP_RX_AGG_GRO_HW = 1 << 2,   /* rx-gro-hw */
+	VFP_RX_AGG_GRO_LIST = 1 << 3, /* rx-gro-list */
+	VFP_RX_AGG_UDP_FWD = 1 << 4,  /* rx-udp-gro-forwarding */
+	VFP_RX_AGG__ALL = (1 << 5) - 1
 };
 
 #define VFP_NETOP_MAX_ADDRS 16
@@ -53,6 +69,10 @@ struct vfp_netop {
 	char path[128];        /* SYSCTL: e.g. net/ipv4/conf/net1/arp_notify */
 	char value[32];
 	int optional;          /* SYSCTL: a missing file is not an error */
+	int agg_clear;         /* RX_AGG: VFP_RX_AGG_* bits to switch off */
+	int agg_set;           /* RX_AGG: bits to switch on (after agg_clear) */
+	int out_agg;           /* RX_AGG: the bits requested before */
+	int out_agg_fixed;     /* RX_AGG: the bits the device cannot change */
 	/* LINK_GET results */
 	int found;
 	int ifindex;

@@ -15,7 +15,7 @@ import { resolveTunnel } from '../packet/config.js';
 import { parseIp, parseMac } from '../util/addr.js';
 import { conflict, invalid, notFound, VfpError } from '../util/errors.js';
 import { readSysctl } from '../net/ip.js';
-import { linkAddrs, netRun, type LinkAddrs, type NetOp } from '../net/netops.js';
+import { RX_AGG_ALL, linkAddrs, netRun, rxAggNames, rxAggregation, type LinkAddrs, type NetOp } from '../net/netops.js';
 import { AllocStore } from '../alloc/store.js';
 import { afXdpVdevWarning, afxdpChoice, dpdkChoice, netdevProfile, offloadTier, outerChecksums, type UplinkChoice } from './uplink-profile.js';
 import { prepareDpdkEnv, type DpdkEnv } from './dpdk-env.js';
@@ -52,6 +52,8 @@ interface Claim {
   forwarding: string | null;
   disableIpv6: string | null;
   multicast: string | null; // a group joined on the link for the data plane
+  rxAgg: number; // receive aggregation features (RX_AGG bits) switched off, to switch back on
+  note?: string; // what the claim changed or could not, for the log
 }
 
 /** The MAC of an IPv6 address's solicited-node multicast group (RFC 4291 §2.7.1, RFC
@@ -91,13 +93,27 @@ async function claimNetdev(ifname: string, netns?: string, multicast?: string): 
     forwarding: readSysctl(ns, `net/ipv4/conf/${ifname}/forwarding`),
     disableIpv6: readSysctl(ns, `net/ipv6/conf/${ifname}/disable_ipv6`),
     multicast: multicast ?? null,
+    rxAgg: 0,
   };
-  await netRun(ns, [
+  // Receive aggregation off: the data plane forwards frames as they arrive, and a frame
+  // GRO (or the NIC's LRO / hardware GRO) merged is up to 64 KiB, which no AF_PACKET
+  // ring slot (MTU-sized) holds: the port would drop every merged TCP burst as
+  // truncated. Real NICs and switchdev representors have GRO on by default.
+  const agg = rxAggregation(ns, ifname, { clear: RX_AGG_ALL }).then(
+    (r) => {
+      claim.rxAgg = r.agg & ~r.fixed;
+      if (claim.rxAgg) claim.note = `switched ${rxAggNames(claim.rxAgg).join(', ')} off (merged frames would not fit the data plane's buffers); back on when released`;
+    },
+    (e: Error) => {
+      claim.note = `receive aggregation left as it is: ${e.message}`;
+    },
+  );
+  await Promise.all([agg, netRun(ns, [
     { op: 'sysctl', path: `net/ipv4/conf/${ifname}/forwarding`, value: '0' },
     { op: 'sysctl', path: `net/ipv6/conf/${ifname}/disable_ipv6`, value: '1', optional: true }, // IPv6 may be off
     ...(multicast ? [{ op: 'maddr' as const, name: ifname, mac: multicast, join: true }] : []),
     { op: 'set', name: ifname, up: true },
-  ]);
+  ])]);
   return claim;
 }
 
@@ -108,7 +124,7 @@ async function releaseNetdev(c: Claim | null): Promise<void> {
   if (c.disableIpv6 !== null) ops.push({ op: 'sysctl', path: `net/ipv6/conf/${c.ifname}/disable_ipv6`, value: c.disableIpv6, optional: true });
   if (c.multicast) ops.push({ op: 'maddr', name: c.ifname, mac: c.multicast, join: false });
   try {
-    await netRun(c.netns ?? null, ops);
+    await Promise.all([netRun(c.netns ?? null, ops), c.rxAgg ? rxAggregation(c.netns ?? null, c.ifname, { set: c.rxAgg }) : null]);
   } catch {
     // the netdev went away with its VF or namespace: nothing to give back
   }
@@ -201,6 +217,7 @@ export class Daemon {
         if (!l) throw notFound(`the uplink ${ifn} does not exist${c.uplink.netns ? ` in ${c.uplink.netns}` : ''}; check uplink.ifname in the config`);
         refuseHostNetdev(l, `uplink ${ifn}`);
         this.uplinkClaim = await claimNetdev(ifn, c.uplink.netns, isIP(c.uplink.vtep) === 6 ? solicitedNodeMac(c.uplink.vtep) : undefined);
+        if (this.uplinkClaim.note) this.log.info(`uplink ${ifn}: ${this.uplinkClaim.note}`);
         this.uplinkMac = mac(c.uplink.mac ?? l.mac);
         this.uplinkMtu = l.mtu;
         const opts = this.portOpts(ifn, c.uplink.netns);
@@ -371,6 +388,7 @@ export class Daemon {
       throw e;
     }
     this.noteStackDrop(port.slot, a.representor);
+    if (claimed.note) this.log.info(`${a.representor}: ${claimed.note}`);
     const att: Attached = { ...a, slot: port.slot, portInfo: port, claimed };
     this.atts.set(a.representor, att);
     try {

@@ -23,6 +23,7 @@ interface DemoOpts {
 }
 
 const WORK_TAG = 'vfplane-demo-';
+const TCP_FLOOR_GBPS = 0.05; // 50 Mbit/s
 
 /** Removes what a killed demo left: its simulators and namespaces. */
 function sweep(): void {
@@ -124,7 +125,11 @@ export async function runDemo(o: DemoOpts): Promise<void> {
     } catch {
       say(`  iperf3 TCP failed: ${(tcp.stdout + tcp.stderr).trim().slice(0, 300)}`);
     }
-    if (tcpGbps !== null) say(`  TCP a1 → b1: ${tcpGbps.toFixed(2)} Gbit/s (iperf3, one stream)`);
+    // A floor far below what a healthy overlay carries here (0.5–2 Gbit/s), far above
+    // what a broken one does (a data plane dropping merged or oversized frames leaves TCP
+    // to its retransmission timer: kilobits).
+    const tcpOk = tcpGbps !== null && tcpGbps >= TCP_FLOOR_GBPS;
+    if (tcpGbps !== null) say(`  ${tcpOk ? 'ok  ' : 'FAIL'} TCP a1 → b1: ${tcpGbps.toFixed(2)} Gbit/s (iperf3, one stream; must be ≥ ${TCP_FLOOR_GBPS})`);
     // Small packets: UDP 64-byte payloads, unlimited rate; the data planes' own counters
     // say how many they encapsulated and decapsulated per second.
     const before = await nodeCounters(topo);
@@ -138,7 +143,7 @@ export async function runDemo(o: DemoOpts): Promise<void> {
     say(`  UDP 64 B a1 → b1: node a encapsulated ${encapMpps.toFixed(3)} Mpps, node b decapsulated ${decapMpps.toFixed(3)} Mpps (offered by one iperf3 on a shared CPU)`);
 
     say('4. what the data planes did');
-    const report: Record<string, unknown> = { backend: o.backend, checks, tcpGbps, udp64: { seconds: secs, encapMpps, decapMpps }, nodes: {} };
+    const report: Record<string, unknown> = { backend: o.backend, checks, tcpGbps, tcpOk, udp64: { seconds: secs, encapMpps, decapMpps }, nodes: {} };
     for (const name of topo.nodes.keys()) {
       const status = await topo.control(name, { op: 'status' });
       const stats = (await topo.control(name, { op: 'stats' })).counters as Record<string, unknown>;
@@ -146,7 +151,8 @@ export async function runDemo(o: DemoOpts): Promise<void> {
       (report.nodes as Record<string, unknown>)[name] = { status, counters: stats, fdb };
       if (!o.json) printNode(name, status, stats, fdb);
     }
-    const failed = checks.filter((c) => !c.ok);
+    const failed: unknown[] = checks.filter((c) => !c.ok);
+    if (!tcpOk) failed.push('tcp');
     if (o.json) printJson(report);
     else say(failed.length ? `\n${failed.length} check(s) failed` : '\nall checks passed');
     if (o.keep) {

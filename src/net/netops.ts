@@ -4,6 +4,7 @@
 // a CNI ADD's cost); iproute2 is the fallback when the addon is not built.
 import { writeFileSync } from 'node:fs';
 import { systemError } from '../util/errors.js';
+import { runSync, syncFailure } from '../util/spawn.js';
 import type { RawNetOp } from '../dataplane/addon-types.js';
 import { addrsIn, hostNetnsPath, ip, ipIn, linkIn, link, sysctlIn, type IpAddrInfo } from './ip.js';
 
@@ -179,6 +180,71 @@ export async function linkAddrs(netns: string | null, name: string): Promise<Lin
     ifindex: l.ifindex, mac: l.address ?? '', mtu: l.mtu ?? 0, up: (l.flags ?? []).includes('UP'),
     addrs: addrsIn(netns ?? hostNetnsPath(), name), more: 0,
   };
+}
+
+/** Receive aggregation features (enum vfp_rx_agg, native/net/netops.h), by the names
+ *  the kernel and `ethtool -k` give them. */
+export const RX_AGG = {
+  'rx-gro': 1 << 0,
+  'rx-lro': 1 << 1,
+  'rx-gro-hw': 1 << 2,
+  'rx-gro-list': 1 << 3,
+  'rx-udp-gro-forwarding': 1 << 4,
+} as const;
+export const RX_AGG_ALL = 0x1f;
+
+/** The RX_AGG names of a bit set, for messages. */
+export function rxAggNames(bits: number): string[] {
+  return Object.entries(RX_AGG).filter(([, b]) => bits & b).map(([n]) => n);
+}
+
+/**
+ * Reads, and with `clear`/`set` changes, the receive aggregation features of link NAME
+ * in the namespace at NETNS (null: this process's), as `ethtool -K` does. Returns what
+ * was requested before the change (`agg`, to give back later) and the features the
+ * device cannot change (`fixed`, left as they are). A data plane reading frames off a
+ * netdev must not have them merged: GRO hands AF_PACKET a 64 KiB frame for a TCP burst.
+ */
+export async function rxAggregation(netns: string | null, name: string, change: { clear?: number; set?: number } = {}): Promise<{ agg: number; fixed: number }> {
+  const run = await nativeRunner();
+  if (run) {
+    try {
+      const [r] = (await run(netns, [{ kind: 7, name, aggClear: change.clear ?? 0, aggSet: change.set ?? 0 }])) as unknown as { agg: number; aggFixed: number }[];
+      return { agg: r!.agg, fixed: r!.aggFixed };
+    } catch (err) {
+      const e = err as Error & { code?: string };
+      throw systemError(`${change.clear || change.set ? 'changing' : 'reading'} the receive aggregation (GRO, LRO) of ${name}${netns ? ` in ${netns}` : ''}: ${e.message.replace(/^op \d+: /, '')}`, { errno: e.code });
+    }
+  }
+  // Without the addon: ethtool, in the namespace.
+  const eth = (args: string[]) => {
+    const r = runSync(netns ? 'nsenter' : 'ethtool', netns ? [`--net=${netns}`, 'ethtool', ...args] : args);
+    const why = syncFailure(r);
+    if (why) throw systemError(`ethtool ${args.join(' ')}${netns ? ` in ${netns}` : ''}: ${why}`, { errno: r.error?.code });
+    return r.stdout;
+  };
+  const feats = new Map<string, { on: boolean; fixed: boolean }>();
+  for (const line of eth(['-k', name]).split('\n')) {
+    const m = /^\s*([a-z0-9-]+): (on|off)( \[fixed\])?/.exec(line);
+    if (m) feats.set(m[1]!, { on: m[2] === 'on', fixed: !!m[3] });
+  }
+  // ethtool -k prints two of them under their long names.
+  const alias: Record<string, string> = { 'rx-gro': 'generic-receive-offload', 'rx-lro': 'large-receive-offload' };
+  let agg = 0, fixed = 0;
+  const args: string[] = [];
+  for (const [n, bit] of Object.entries(RX_AGG)) {
+    const f = feats.get(alias[n] ?? n);
+    if (!f || f.fixed) {
+      fixed |= bit;
+      if (f?.on) agg |= bit;
+      continue;
+    }
+    if (f.on) agg |= bit;
+    const want = (change.set ?? 0) & bit ? true : (change.clear ?? 0) & bit ? false : null;
+    if (want !== null && want !== f.on) args.push(n, want ? 'on' : 'off');
+  }
+  if (args.length) eth(['-K', name, ...args]);
+  return { agg, fixed };
 }
 
 function describe(o: NetOp): string {

@@ -269,7 +269,10 @@ export class SimKernel implements SysfsKernel {
       this.removeVfTree(pf, n);
       throw err;
     }
-    if (m.netdevs) vfOffloadsOff(Array.from({ length: n }, (_, j) => vfNetdev(m, pf.index, j)), m.parkNetns!);
+    if (m.netdevs) {
+      vfOffloadsOff(Array.from({ length: n }, (_, j) => vfNetdev(m, pf.index, j)), m.parkNetns!);
+      hostNetdevsLikeNic(Array.from({ length: n }, (_, j) => vfRepresentor(m, pf.index, j)));
+    }
     this.writeFile(`${pfDir}/sriov_numvfs`, String(n));
     if (autoprobe) for (let j = 0; j < n; j++) this.probe(this.vfPci(pf, j));
   }
@@ -376,6 +379,7 @@ export class SimKernel implements SysfsKernel {
           ip(['link', 'add', name, ...(mac ? ['address', mac] : []), 'netns', this.m.parkNetns!, 'type', 'veth', 'peer', 'name', peer]);
           ip(['link', 'set', peer, 'up']);
           vfOffloadsOff([name], this.m.parkNetns!);
+          hostNetdevsLikeNic([peer]);
         }
         fs.rmSync(this.abs(`${dir}/net`), { recursive: true, force: true });
         fs.rmSync(this.abs(`class/net/${name}`), { force: true });
@@ -419,6 +423,7 @@ export class SimKernel implements SysfsKernel {
           ['link', 'set', peer, 'up'],
         ]);
         vfOffloadsOff([name], inHost ? null : this.m.parkNetns!);
+        hostNetdevsLikeNic([peer]);
         this.applyEffects(d, this.readSettings(d));
       }
     });
@@ -510,11 +515,25 @@ registerSimKernel(simKernel);
  * Without ethtool the simulator still works, minus TCP through the data plane.
  */
 function vfOffloadsOff(names: string[], netns: string | null): void {
+  ethtoolK(names, netns, ['tx', 'off', 'tso', 'off'], 'TCP through a data plane on this simulated NIC will fail');
+}
+
+/**
+ * A real NIC's netdevs, its switchdev representors included, come up with GRO on (the
+ * kernel's default for every netdev); a veth alone starts with it off. The simulator's
+ * representors and PF netdevs get it on, so that the simulated NIC hands a data plane
+ * what a real one does: merged frames, unless the data plane switches GRO off.
+ */
+export function hostNetdevsLikeNic(names: string[]): void {
+  ethtoolK(names, null, ['gro', 'on'], 'its representors and PF netdevs keep the veth default, GRO off');
+}
+
+function ethtoolK(names: string[], netns: string | null, change: string[], consequence: string): void {
   if (names.length === 0) return;
-  const script = 'for d; do ethtool -K "$d" tx off >/dev/null 2>&1 || echo "$d"; done';
+  const script = `for d; do ethtool -K "$d" ${change.join(' ')} >/dev/null 2>&1 || echo "$d"; done`;
   const cmd = netns ? ['ip', 'netns', 'exec', netns, 'sh', '-c', script, 'sh', ...names] : ['sh', '-c', script, 'sh', ...names];
   const r = spawnSync(cmd[0]!, cmd.slice(1), { encoding: 'utf8', timeout: 30_000 });
   if (r.error || r.status !== 0 || r.stdout.trim()) {
-    process.stderr.write(`vfplane sim: could not switch tx offload off on ${r.stdout.trim() || names.join(' ')} (is ethtool installed?); TCP through a data plane on this simulated NIC will fail\n`);
+    process.stderr.write(`vfplane sim: could not run ethtool -K ${change.join(' ')} on ${r.stdout.trim() || names.join(' ')} (is ethtool installed?); ${consequence}\n`);
   }
 }

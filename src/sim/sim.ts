@@ -10,7 +10,7 @@ import { pciFromRid, pciRid } from '../sriov/pci.js';
 import { Sysfs } from '../sriov/sysfs.js';
 import { conflict, invalid } from '../util/errors.js';
 import { manifestPath, readManifest, vfRepresentor, type SimManifest, type SimPf } from './manifest.js';
-import { simKernel, VFIO_DRIVER } from './kernel.js';
+import { hostNetdevsLikeNic, simKernel, VFIO_DRIVER } from './kernel.js';
 
 export const DEFAULT_SIM_ROOT = '/run/vfplane/sim';
 export const DEFAULT_SIM_PREFIX = 'vfsim';
@@ -124,6 +124,7 @@ export function createSim(o: SimOptions): SimManifest {
         ['link', 'set', pf.netdev, 'up'],
         ['link', 'set', pf.uplinkPeer, 'up'],
       ]));
+      hostNetdevsLikeNic(pfs.map((pf) => pf.netdev));
     }
     // The manifest is the marker: from here on the tree answers as a kernel would.
     fs.writeFileSync(manifestPath(root), JSON.stringify(m, null, 2) + '\n');

@@ -2,10 +2,10 @@
 // moved into a namespace, renamed, addressed, routed and announced from a thread that
 // alone entered it; failures name the op and leave the ops after it undone.
 import { execFileSync } from 'node:child_process';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it, vi } from 'vitest';
 import { describePrivileged } from '../helpers/privileged.js';
 import { Netns, ifname } from '../helpers/netns.js';
-import { linkAddrs, netRun } from '../../src/net/netops.js';
+import { RX_AGG, linkAddrs, netRun, rxAggregation } from '../../src/net/netops.js';
 import { hostNetnsPath } from '../../src/net/ip.js';
 
 describePrivileged('netops: link, address, route and sysctl batches in a namespace', { netns: true }, () => {
@@ -120,6 +120,43 @@ describePrivileged('netops: link, address, route and sysctl batches in a namespa
     await netRun(path(), [{ op: 'maddr', name: c, mac: '33:33:ff:00:00:07', join: false }]); // leaving twice is fine
     await expect(netRun(path(), [{ op: 'maddr', name: c, mac: '02:00:00:00:00:07', join: true }])).rejects.toThrow(/joining multicast 02:00:00:00:00:07 on .*Invalid argument/);
     await netRun(path(), [{ op: 'set', name: c, netns: hostNetnsPath() }]);
+  });
+
+  // ethtool is the peer: what it reads after each change is what the kernel holds.
+  it('switches receive aggregation (GRO…) on and off in a namespace as ethtool -K does, natively and through ethtool', async () => {
+    await netRun(null, [{ op: 'set', name: c, netns: path() }]);
+    const gro = () => /^generic-receive-offload: (on|off)/m.exec(pod.exec('ethtool', ['-k', c]))![1];
+    const gl = () => /^rx-gro-list: (on|off)/m.exec(pod.exec('ethtool', ['-k', c]))![1];
+    try {
+      expect(gro()).toBe('off'); // a veth's default
+      // veth: LRO and hardware GRO are fixed off; GRO, GRO list and UDP forwarding change.
+      const r0 = await rxAggregation(path(), c);
+      expect(r0.agg & RX_AGG['rx-gro']).toBe(0);
+      expect(r0.fixed).toBe(RX_AGG['rx-lro'] | RX_AGG['rx-gro-hw']);
+      expect((await rxAggregation(path(), c, { set: RX_AGG['rx-gro'] | RX_AGG['rx-gro-list'] })).agg & RX_AGG['rx-gro']).toBe(0);
+      expect([gro(), gl()]).toEqual(['on', 'on']);
+      // What was on before a clear comes back, to be given back later.
+      const before = await rxAggregation(path(), c, { clear: 0x1f });
+      expect(before.agg & (RX_AGG['rx-gro'] | RX_AGG['rx-gro-list'])).toBe(RX_AGG['rx-gro'] | RX_AGG['rx-gro-list']);
+      expect([gro(), gl()]).toEqual(['off', 'off']);
+      await expect(rxAggregation(path(), 'vfpnosuch0', { clear: 1 })).rejects.toThrow(/changing the receive aggregation \(GRO, LRO\) of vfpnosuch0 in .*: No such device/);
+      // The fallback without the addon's netlink path: ethtool in the namespace.
+      vi.resetModules();
+      process.env.VFPLANE_NETOPS = 'iproute2';
+      try {
+        const viaEthtool = await import('../../src/net/netops.js');
+        await viaEthtool.rxAggregation(path(), c, { set: RX_AGG['rx-gro'] });
+        expect(gro()).toBe('on');
+        const r = await viaEthtool.rxAggregation(path(), c, { clear: 0x1f });
+        expect(r).toEqual({ agg: RX_AGG['rx-gro'], fixed: RX_AGG['rx-lro'] | RX_AGG['rx-gro-hw'] });
+        expect(gro()).toBe('off');
+      } finally {
+        delete process.env.VFPLANE_NETOPS;
+        vi.resetModules();
+      }
+    } finally {
+      await netRun(path(), [{ op: 'set', name: c, netns: hostNetnsPath() }]);
+    }
   });
 });
 
