@@ -17,7 +17,7 @@ import { conflict, invalid, notFound, VfpError } from '../util/errors.js';
 import { readSysctl } from '../net/ip.js';
 import { RX_AGG_ALL, linkAddrs, netRun, rxAggNames, rxAggregation, type LinkAddrs, type NetOp } from '../net/netops.js';
 import { AllocStore } from '../alloc/store.js';
-import { afXdpVdevWarning, afxdpChoice, dpdkChoice, netdevProfile, offloadTier, outerChecksums, type UplinkChoice } from './uplink-profile.js';
+import { afXdpVdevWarning, afxdpChoice, dpdkChoice, netdevProfile, offloadTier, outerChecksums, vdevNetdev, type UplinkChoice } from './uplink-profile.js';
 import { prepareDpdkEnv, type DpdkEnv } from './dpdk-env.js';
 
 export interface Logger {
@@ -202,6 +202,16 @@ export class Daemon {
         this.choice = dpdkChoice(c.uplink.dev!);
         const partial = afXdpVdevWarning(c.uplink.dev!);
         if (partial) this.log.warn(`uplink: ${partial}`);
+        // A vdev on a kernel netdev takes that netdev as an AF_XDP or AF_PACKET uplink
+        // would: the host's own interface is refused, and the netdev is claimed.
+        const under = vdevNetdev(c.uplink.dev!);
+        if (under) {
+          const l = await linkAddrs(null, under);
+          if (!l) throw notFound(`the uplink ${c.uplink.dev!.split(',')[0]} sits on ${under}, which does not exist; check iface= in uplink.dev`);
+          refuseHostNetdev(l, `uplink ${under} (under ${c.uplink.dev!.split(',')[0]})`);
+          this.uplinkClaim = await claimNetdev(under, undefined, isIP(c.uplink.vtep) === 6 ? solicitedNodeMac(c.uplink.vtep) : undefined);
+          if (this.uplinkClaim.note) this.log.info(`uplink ${under}: ${this.uplinkClaim.note}`);
+        }
         const d = c.dpdk;
         this.uplink = this.dp.openPort('dpdk', {
           dev: c.uplink.dev, txOffloads: this.choice.dpdkTxOffloads!.bits, queues: c.workers,

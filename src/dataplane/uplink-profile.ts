@@ -78,6 +78,16 @@ export function afxdpChoice(ifname: string, want: { mode: 'auto' | 'native' | 's
   return { ...base, afxdp: { mode: want.mode, copy: 'auto', why: 'no hw-profile matches this netdev (veth, virtual or unknown NIC): try native XDP and zero-copy, fall back to SKB mode and copy' } };
 }
 
+/** The kernel netdev a DPDK vdev sits on (`net_af_xdp…,iface=X`, `net_af_packet…,iface=X`),
+ *  or null: PCI devices and vdevs of no netdev (net_null, net_ring, net_tap, which makes
+ *  its own). Such a netdev is the data plane's as much as an AF_XDP uplink is. */
+export function vdevNetdev(dev: string): string | null {
+  const [name, ...args] = dev.split(',');
+  if (!name || !/^net_af_(xdp|packet)/.test(name)) return null;
+  const iface = args.map((a) => a.split('=')).find(([k]) => k === 'iface')?.[1];
+  return iface && /^[A-Za-z0-9_.:@-]{1,15}$/.test(iface) ? iface : null;
+}
+
 /** A net_af_xdp vdev (`net_af_xdp0,iface=X[,start_queue=S][,queue_count=N]`) binds queues
  *  S..S+N-1 of X only (N = 1 by default); frames X receives on its other queues go to the
  *  host stack, past the data plane. The warning to give, or null when it binds them all

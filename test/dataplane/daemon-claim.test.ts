@@ -3,13 +3,14 @@
 // `vfplane dataplane run` must refuse it with the address and the fix, and change nothing
 // on it (its sysctls stay, no program is attached, the kernel still answers on it).
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { BIN, vfplane } from '../helpers/cli.js';
 import { ifname, Netns, vethPair } from '../helpers/netns.js';
 import { describePrivileged } from '../helpers/privileged.js';
+import { backendBuilt } from '../helpers/features.js';
 
 describePrivileged('vfplane dataplane run on a netdev the host uses', { netns: true, commands: ['ping'] }, () => {
   let n: Netns, m: Netns;
@@ -62,6 +63,30 @@ describePrivileged('vfplane dataplane run on a netdev the host uses', { netns: t
       const r = vfplane(['dataplane', 'run', '--config', config], { timeoutMs: 20_000 });
       expect(r.code, r.stderr).toBe(2);
       expect(r.stderr).toContain(`uplink ${h} carries 10.89.0.1/24`);
+    } finally {
+      spawnSync('ip', ['link', 'del', h]);
+    }
+  });
+
+  // A DPDK vdev on a kernel netdev (net_af_packet, net_af_xdp) takes that netdev too.
+  it('dpdk: refuses a net_af_packet uplink on a netdev with an address, naming both', () => {
+    if (!backendBuilt('dpdk')) {
+      expect(process.env.CI, 'CI builds DPDK: this must run there').toBeFalsy();
+      return;
+    }
+    const h = ifname('cd'), peer = ifname('ce');
+    spawnSync('ip', ['link', 'add', h, 'type', 'veth', 'peer', 'name', peer, 'netns', m.name]);
+    try {
+      spawnSync('ip', ['addr', 'add', '10.90.0.1/24', 'dev', h]);
+      spawnSync('ip', ['link', 'set', h, 'up']);
+      const config = join(dir, 'dpdk.json');
+      writeFileSync(config, JSON.stringify({
+        node: 'claimd', backend: 'dpdk', uplink: { dev: `net_af_packet9,iface=${h}`, vtep: '192.0.2.1' }, dpdk: { hugepages: 0 }, stateDir: join(dir, 'dpdk'),
+      }));
+      const r = vfplane(['dataplane', 'run', '--config', config], { timeoutMs: 30_000 });
+      expect(r.code, r.stderr).toBe(2);
+      expect(r.stderr).toContain(`uplink ${h} (under net_af_packet9) carries 10.90.0.1/24`);
+      expect(readFileSync(`/proc/sys/net/ipv6/conf/${h}/disable_ipv6`, 'utf8').trim()).toBe('0');
     } finally {
       spawnSync('ip', ['link', 'del', h]);
     }

@@ -1,5 +1,6 @@
 // The overlay on each I/O backend the build has: the same two simulated nodes, the
 // uplinks on AF_XDP or DPDK (representors on AF_XDP under DPDK too), ping and TCP.
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -70,6 +71,11 @@ for (const backend of ['afxdp', 'dpdk'] as const) {
         // No device fills checksums here: net_af_xdp has no tx offload, AF_XDP none at all.
         expect(st.uplink.outerChecksums).toEqual({ ipv4: 'software', udp: 'software' });
         expect(st.uplink.offload).toEqual({ tier: 3, allowed: null, why: expect.stringMatching(/no hw-profile matches the uplink/) });
+        // The uplink netdev (under the DPDK vdev too) is claimed: the simulator gives it GRO
+        // on, as a NIC has; the data plane switches it off while it runs.
+        const pfDev = topo.nodes.get('a')!.sim.pfs[0]!.netdev;
+        expect(/^generic-receive-offload: (on|off)/m.exec(execFileSync('ethtool', ['-k', pfDev], { encoding: 'utf8' }))![1]).toBe('off');
+        expect(readFileSync(`/proc/sys/net/ipv4/conf/${pfDev}/forwarding`, 'utf8').trim()).toBe('0');
       });
     }, 120_000);
   });
