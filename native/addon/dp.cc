@@ -244,7 +244,8 @@ Napi::Value DpPortOpen(const Napi::CallbackInfo &info) {
       if (!OptUint(env, o, "headroom", 64, 4096, &ao.headroom) || !OptUint(env, o, "frameSize", 0, 65536, &ao.frame_size) ||
           !OptUint(env, o, "blockSize", 0, 1 << 26, &ao.rx_block_size) || !OptUint(env, o, "blocks", 0, 4096, &ao.rx_blocks) ||
           !OptUint(env, o, "txFrames", 0, 1 << 20, &ao.tx_frames) || !OptUint(env, o, "qdiscBypass", 0, 1, &qb) ||
-          !OptUint(env, o, "ring", 2, 3, &ao.rx_ring_version) || !OptUint(env, o, "stackDrop", 0, 1, &sd))
+          !OptUint(env, o, "ring", 2, 3, &ao.rx_ring_version) || !OptUint(env, o, "stackDrop", 0, 1, &sd) ||
+          !OptUint(env, o, "queues", 1, VFP_AFPACKET_MAX_QUEUES, &ao.queues))
         return Napi::Value();
       ao.qdisc_bypass = static_cast<int>(qb);
       ao.stack_drop = static_cast<int>(sd);

@@ -1,12 +1,15 @@
-/* The AF_PACKET backend. RX: a TPACKET_V3 ring whose frames are handed out in place
- * (zero copy), a block going back to the kernel once every packet from it is released.
- * TX: a TPACKET_V2 ring on a second socket; every packet is copied in, one send() per burst. */
+/* The AF_PACKET backend. RX: a TPACKET_V3 (or V2) ring whose frames are handed out in
+ * place (zero copy), a block (or frame) going back to the kernel once every packet from it
+ * is released. TX: a TPACKET_V2 ring on a second socket; every packet is copied in, one
+ * send() per burst. With several queues, each queue is such a pair of sockets, the rx ones
+ * joined in a PACKET_FANOUT group that spreads flows over them by their hash. */
 #include "io/afpacket.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/if_ether.h>
+#include <linux/filter.h>
 #include <linux/if_packet.h>
 #include <net/if.h>
 #include <pthread.h>
@@ -26,37 +29,49 @@
 
 #define AFP_VLAN_HLEN 4
 
-typedef struct afp_port {
-    vfp_port port;
-    vfp_alloc a;
+/* One queue: an rx socket and ring, a tx socket and ring, and the rx descriptors. Used by
+ * one worker only (dp.c gives queue q to worker q % workers, and the packets it hands out
+ * come back to it), so nothing here is shared between threads. */
+typedef struct afp_q {
     int rx_fd, tx_fd;
-    char ifname[IF_NAMESIZE];
 
     /* rx */
     uint8_t *rx_map;
     size_t rx_map_len;
-    uint32_t rx_block_size, rx_blocks;
     uint32_t *blk_ref;          /* per block: packets handed out + 1 while rx walks it */
     uint32_t cur_blk;           /* the block rx reads next / is walking */
     int walking;                /* cur_blk is USER-owned and partly walked */
     uint8_t *next_pkt;          /* walking: next tpacket3_hdr */
     uint32_t left_in_blk;       /* walking: packets not yet read */
-    int v2;                     /* TPACKET_V2 rx: per-frame status, no blocks */
     uint8_t **rx_slot;          /* v2: each frame's tpacket2_hdr */
     uint32_t rx_frames, rx_head;/* v2: ring size, the frame rx reads next */
     vfp_pkt *descs;
     uint16_t *free_idx;         /* stack of free descriptor indices */
-    uint32_t n_descs, n_free;
+    uint32_t n_free;
 
     /* tx */
     uint8_t *tx_map;
     size_t tx_map_len;
     uint8_t **tx_slot;          /* each slot's tpacket2_hdr, so tx needs no division */
     uint32_t tx_frames, tx_head;
+    int tx_pending;             /* frames queued whose kick has not succeeded */
+
+    uint64_t rx_truncated, rx_kernel_drops, tx_oversize, tx_kick_errors;
+} __attribute__((aligned(64))) afp_q;
+
+typedef struct afp_port {
+    vfp_port port;
+    vfp_alloc a;
+    char ifname[IF_NAMESIZE];
+    afp_q *qs;
+    uint16_t nq;
+    int v2;                     /* TPACKET_V2 rx: per-frame status, no blocks */
+    uint32_t rx_block_size, rx_blocks;
+    uint32_t n_descs;           /* per queue */
     uint32_t tx_data_off;       /* where the kernel reads a V2 tx frame's bytes */
     uint32_t tx_max;            /* largest frame we copy in; larger are dropped */
     uint32_t mtu;
-    int tx_pending;             /* frames queued whose kick has not succeeded */
+    uint32_t fanout_id;         /* nq > 1: the PACKET_FANOUT group the rx sockets share */
 
     vfp_afpacket_stats st;
     int stack_on;               /* opts.stack_drop took effect: this port is a user of its netdev's drop */
@@ -80,19 +95,26 @@ void vfp_afpacket_opts__defaults(vfp_afpacket_opts *o) {
     o->rx_descs = 1024;
     o->qdisc_bypass = 1;
     o->rx_ring_version = 3;
+    o->queues = 1;
 }
 
 /* ---- rx ---- */
 
-static inline struct tpacket_block_desc *blk_at(afp_port *p, uint32_t b) {
-    return (struct tpacket_block_desc *)(p->rx_map + (size_t)b * p->rx_block_size);
+/* A descriptor's opaque: its queue in the high half, its block (V3) or slot (V2) in the
+ * low half, so a release finds both without a search. */
+#define AFP_OPAQUE(q, i) ((void *)(((uintptr_t)(q) << 32) | (uintptr_t)(i)))
+#define AFP_OPQ_Q(o) ((uint32_t)((uintptr_t)(o) >> 32))
+#define AFP_OPQ_I(o) ((uint32_t)((uintptr_t)(o) & 0xffffffffu))
+
+static inline struct tpacket_block_desc *blk_at(const afp_port *p, const afp_q *x, uint32_t b) {
+    return (struct tpacket_block_desc *)(x->rx_map + (size_t)b * p->rx_block_size);
 }
 
-static inline void blk_unref(afp_port *p, uint32_t b) {
-    if (--p->blk_ref[b] == 0) {
+static inline void blk_unref(const afp_port *p, afp_q *x, uint32_t b) {
+    if (--x->blk_ref[b] == 0) {
         /* Release store: our reads of the block's frames (and the engine's writes into
          * their headroom) must be complete before the kernel sees KERNEL and refills it. */
-        __atomic_store_n(&blk_at(p, b)->hdr.bh1.block_status, TP_STATUS_KERNEL, __ATOMIC_RELEASE);
+        __atomic_store_n(&blk_at(p, x, b)->hdr.bh1.block_status, TP_STATUS_KERNEL, __ATOMIC_RELEASE);
     }
 }
 
@@ -112,40 +134,41 @@ static uint16_t afp_rx_v2(vfp_port *vp, uint16_t q, vfp_pkt **pkts, uint16_t n);
 
 static uint16_t afp_rx(vfp_port *vp, uint16_t q, vfp_pkt **pkts, uint16_t n) {
     afp_port *p = (afp_port *)vp;
+    if (VFP_UNLIKELY(q >= p->nq)) return 0;
     if (p->v2) return afp_rx_v2(vp, q, pkts, n); /* once per burst, always the same way */
+    afp_q *x = &p->qs[q];
     uint16_t got = 0;
     uint64_t bytes = 0;
-    (void)q;
     while (got < n) {
-        if (!p->walking) {
-            struct tpacket_block_desc *bd = blk_at(p, p->cur_blk);
+        if (!x->walking) {
+            struct tpacket_block_desc *bd = blk_at(p, x, x->cur_blk);
             /* Acquire load: the kernel writes the frames, then (smp_wmb) the status; we
              * must not read frame bytes from before the status said USER. */
             if (!(__atomic_load_n(&bd->hdr.bh1.block_status, __ATOMIC_ACQUIRE) & TP_STATUS_USER)) break;
-            p->walking = 1;
-            p->blk_ref[p->cur_blk] = 1; /* the walk's own reference */
-            p->left_in_blk = bd->hdr.bh1.num_pkts;
-            p->next_pkt = (uint8_t *)bd + bd->hdr.bh1.offset_to_first_pkt;
+            x->walking = 1;
+            x->blk_ref[x->cur_blk] = 1; /* the walk's own reference */
+            x->left_in_blk = bd->hdr.bh1.num_pkts;
+            x->next_pkt = (uint8_t *)bd + bd->hdr.bh1.offset_to_first_pkt;
         }
-        if (p->left_in_blk == 0) {
-            uint32_t b = p->cur_blk;
-            p->walking = 0;
-            p->cur_blk = b + 1 == p->rx_blocks ? 0 : b + 1;
-            blk_unref(p, b);
+        if (x->left_in_blk == 0) {
+            uint32_t b = x->cur_blk;
+            x->walking = 0;
+            x->cur_blk = b + 1 == p->rx_blocks ? 0 : b + 1;
+            blk_unref(p, x, b);
             continue;
         }
-        if (VFP_UNLIKELY(p->n_free == 0)) {
+        if (VFP_UNLIKELY(x->n_free == 0)) {
             p->port.rx_nombuf++; /* a burst cut short: the caller holds every descriptor */
             break;
         }
-        struct tpacket3_hdr *h = (struct tpacket3_hdr *)p->next_pkt;
-        p->next_pkt += h->tp_next_offset;
-        p->left_in_blk--;
+        struct tpacket3_hdr *h = (struct tpacket3_hdr *)x->next_pkt;
+        x->next_pkt += h->tp_next_offset;
+        x->left_in_blk--;
         if (VFP_UNLIKELY(h->tp_snaplen < h->tp_len)) {
-            p->st.rx_truncated++;
+            x->rx_truncated++;
             continue;
         }
-        vfp_pkt *d = &p->descs[p->free_idx[--p->n_free]];
+        vfp_pkt *d = &x->descs[x->free_idx[--x->n_free]];
         uint8_t *data = (uint8_t *)h + h->tp_mac;
         uint32_t len = h->tp_snaplen;
         uint32_t headroom = (uint32_t)h->tp_mac - (uint32_t)TPACKET3_HDRLEN;
@@ -160,13 +183,16 @@ static uint16_t afp_rx(vfp_port *vp, uint16_t q, vfp_pkt **pkts, uint16_t n) {
         d->reason = 0;
         d->tx_ol = 0;
         d->owner = vp;
-        d->opaque = (void *)(uintptr_t)p->cur_blk;
-        p->blk_ref[p->cur_blk]++;
+        d->opaque = AFP_OPAQUE(q, x->cur_blk);
+        x->blk_ref[x->cur_blk]++;
         pkts[got++] = d;
         bytes += len;
     }
-    vp->rx_pkts += got;
-    vp->rx_bytes += bytes;
+    /* Several workers count into the port's totals: the port block's counters are
+     * read for status only, and a lost increment there is cosmetic, so no atomics on
+     * the hot path when nq is 1; with several queues, relaxed atomic adds. */
+    if (p->nq == 1) vp->rx_pkts += got, vp->rx_bytes += bytes;
+    else if (got) __atomic_fetch_add(&vp->rx_pkts, got, __ATOMIC_RELAXED), __atomic_fetch_add(&vp->rx_bytes, bytes, __ATOMIC_RELAXED);
     return got;
 }
 
@@ -174,26 +200,26 @@ static uint16_t afp_rx(vfp_port *vp, uint16_t q, vfp_pkt **pkts, uint16_t n) {
  * by the caller (not yet released) makes the kernel drop what it would write there. */
 static uint16_t afp_rx_v2(vfp_port *vp, uint16_t q, vfp_pkt **pkts, uint16_t n) {
     afp_port *p = (afp_port *)vp;
+    afp_q *x = &p->qs[q];
     uint16_t got = 0;
     uint64_t bytes = 0;
-    (void)q;
     while (got < n) {
-        struct tpacket2_hdr *h = (struct tpacket2_hdr *)p->rx_slot[p->rx_head];
+        struct tpacket2_hdr *h = (struct tpacket2_hdr *)x->rx_slot[x->rx_head];
         /* Acquire: the kernel writes the frame, then (smp_wmb) its status. */
         uint32_t st = __atomic_load_n(&h->tp_status, __ATOMIC_ACQUIRE);
         if (!(st & TP_STATUS_USER)) break;
-        if (VFP_UNLIKELY(p->n_free == 0)) {
+        if (VFP_UNLIKELY(x->n_free == 0)) {
             p->port.rx_nombuf++;
             break;
         }
-        uint32_t idx = p->rx_head;
-        p->rx_head = idx + 1 == p->rx_frames ? 0 : idx + 1;
+        uint32_t idx = x->rx_head;
+        x->rx_head = idx + 1 == x->rx_frames ? 0 : idx + 1;
         if (VFP_UNLIKELY(h->tp_snaplen < h->tp_len)) {
-            p->st.rx_truncated++;
+            x->rx_truncated++;
             __atomic_store_n(&h->tp_status, TP_STATUS_KERNEL, __ATOMIC_RELEASE);
             continue;
         }
-        vfp_pkt *d = &p->descs[p->free_idx[--p->n_free]];
+        vfp_pkt *d = &x->descs[x->free_idx[--x->n_free]];
         uint8_t *data = (uint8_t *)h + h->tp_mac;
         uint32_t len = h->tp_snaplen;
         uint32_t headroom = (uint32_t)h->tp_mac - (uint32_t)TPACKET2_HDRLEN;
@@ -207,12 +233,12 @@ static uint16_t afp_rx_v2(vfp_port *vp, uint16_t q, vfp_pkt **pkts, uint16_t n) 
         d->reason = 0;
         d->tx_ol = 0;
         d->owner = vp;
-        d->opaque = (void *)(uintptr_t)idx;
+        d->opaque = AFP_OPAQUE(q, idx);
         pkts[got++] = d;
         bytes += len;
     }
-    vp->rx_pkts += got;
-    vp->rx_bytes += bytes;
+    if (p->nq == 1) vp->rx_pkts += got, vp->rx_bytes += bytes;
+    else if (got) __atomic_fetch_add(&vp->rx_pkts, got, __ATOMIC_RELAXED), __atomic_fetch_add(&vp->rx_bytes, bytes, __ATOMIC_RELAXED);
     return got;
 }
 
@@ -220,35 +246,36 @@ static void afp_free(vfp_port *vp, vfp_pkt **pkts, uint16_t n) {
     afp_port *p = (afp_port *)vp;
     for (uint16_t i = 0; i < n; i++) {
         vfp_pkt *d = pkts[i];
-        p->free_idx[p->n_free++] = (uint16_t)(d - p->descs);
+        afp_q *x = &p->qs[AFP_OPQ_Q(d->opaque)];
+        x->free_idx[x->n_free++] = (uint16_t)(d - x->descs);
         if (p->v2) {
             /* Release: the engine's writes into the frame's headroom are done before the
              * kernel may refill it. */
-            struct tpacket2_hdr *h = (struct tpacket2_hdr *)p->rx_slot[(uint32_t)(uintptr_t)d->opaque];
+            struct tpacket2_hdr *h = (struct tpacket2_hdr *)x->rx_slot[AFP_OPQ_I(d->opaque)];
             __atomic_store_n(&h->tp_status, TP_STATUS_KERNEL, __ATOMIC_RELEASE);
         } else {
-            blk_unref(p, (uint32_t)(uintptr_t)d->opaque);
+            blk_unref(p, x, AFP_OPQ_I(d->opaque));
         }
     }
 }
 
 /* ---- tx ---- */
 
-static void afp_kick(afp_port *p) {
-    if (send(p->tx_fd, NULL, 0, MSG_DONTWAIT) >= 0) { p->tx_pending = 0; return; }
+static void afp_kick(afp_q *x) {
+    if (send(x->tx_fd, NULL, 0, MSG_DONTWAIT) >= 0) { x->tx_pending = 0; return; }
     /* EAGAIN/ENOBUFS: the device queue is busy; the frames stay SEND_REQUEST and the
      * next kick (next burst or flush) sends them. */
     if (errno != EAGAIN && errno != EWOULDBLOCK && errno != ENOBUFS) {
-        p->st.tx_kick_errors++;
-        p->tx_pending = 0; /* e.g. ENETDOWN: retrying every idle loop would not help */
+        x->tx_kick_errors++;
+        x->tx_pending = 0; /* e.g. ENETDOWN: retrying every idle loop would not help */
     }
 }
 
 static uint16_t afp_tx(vfp_port *vp, uint16_t q, vfp_pkt **pkts, uint16_t n) {
     afp_port *p = (afp_port *)vp;
+    afp_q *x = &p->qs[q < p->nq ? q : 0];
     uint16_t taken = 0;
     uint64_t bytes = 0, sent = 0;
-    (void)q;
     for (; taken < n; taken++) {
         vfp_pkt *pk = pkts[taken];
         uint32_t len = pk->len;
@@ -259,41 +286,41 @@ static uint16_t afp_tx(vfp_port *vp, uint16_t q, vfp_pkt **pkts, uint16_t n) {
                          (len > p->mtu + 14 &&
                           !(len >= 18 && ((pk->data[12] == 0x81 && pk->data[13] == 0x00) ||
                                           (pk->data[12] == 0x88 && pk->data[13] == 0xa8)))))) {
-            p->st.tx_oversize++;
+            x->tx_oversize++;
             continue;
         }
-        struct tpacket2_hdr *h = (struct tpacket2_hdr *)p->tx_slot[p->tx_head];
+        struct tpacket2_hdr *h = (struct tpacket2_hdr *)x->tx_slot[x->tx_head];
         /* Acquire: the kernel is done reading the slot before we overwrite it. With
          * PACKET_LOSS a bad frame comes back AVAILABLE, never WRONG_FORMAT. */
         if (__atomic_load_n(&h->tp_status, __ATOMIC_ACQUIRE) != TP_STATUS_AVAILABLE) {
-            vp->tx_full++;
+            if (p->nq == 1) vp->tx_full++;
+            else __atomic_fetch_add(&vp->tx_full, 1, __ATOMIC_RELAXED);
             break;
         }
         memcpy((uint8_t *)h + p->tx_data_off, pk->data, len);
         h->tp_len = len;
         /* Release: the bytes and length are visible before the kernel sees the request. */
         __atomic_store_n(&h->tp_status, TP_STATUS_SEND_REQUEST, __ATOMIC_RELEASE);
-        p->tx_head = p->tx_head + 1 == p->tx_frames ? 0 : p->tx_head + 1;
+        x->tx_head = x->tx_head + 1 == x->tx_frames ? 0 : x->tx_head + 1;
         bytes += len;
         sent++;
     }
-    if (sent) p->tx_pending = 1;
-    vp->tx_pkts += sent;
-    vp->tx_bytes += bytes;
+    if (sent) x->tx_pending = 1;
+    if (p->nq == 1) vp->tx_pkts += sent, vp->tx_bytes += bytes;
+    else if (sent) __atomic_fetch_add(&vp->tx_pkts, sent, __ATOMIC_RELAXED), __atomic_fetch_add(&vp->tx_bytes, bytes, __ATOMIC_RELAXED);
     vfp_pkt__free_burst(pkts, taken); /* copies made: originals go home */
-    if (p->tx_pending) afp_kick(p);
+    if (x->tx_pending) afp_kick(x);
     return taken;
 }
 
 static void afp_flush(vfp_port *vp, uint16_t q) {
     afp_port *p = (afp_port *)vp;
-    (void)q;
-    if (p->tx_pending) afp_kick(p);
+    if (q < p->nq && p->qs[q].tx_pending) afp_kick(&p->qs[q]);
 }
 
 static int afp_rx_fd(vfp_port *vp, uint16_t q) {
-    (void)q;
-    return ((afp_port *)vp)->rx_fd;
+    afp_port *p = (afp_port *)vp;
+    return q < p->nq ? p->qs[q].rx_fd : -1;
 }
 
 /* Work that waits in the kernel (for an RCU grace period, mostly) run on a thread of its
@@ -322,26 +349,37 @@ static void stack_release(afp_port *p);
 
 static void afp_destroy(afp_port *p) {
     vfp_alloc a = p->a;
-    if (p->rx_map) munmap(p->rx_map, p->rx_map_len);
-    if (p->tx_map) munmap(p->tx_map, p->tx_map_len);
     stack_release(p);
-    /* Releasing a packet socket waits for a grace period (synchronize_net): the two
-     * closes run at once, so the waits overlap. */
-    side closing = { 0 };
-    if (p->tx_fd >= 0) side_start(&closing, close_thread, (void *)(intptr_t)p->tx_fd);
-    if (p->rx_fd >= 0) close(p->rx_fd);
-    side_join(&closing);
-    if (p->blk_ref) a.free(a.ctx, p->blk_ref, (size_t)p->rx_blocks * sizeof(uint32_t));
-    if (p->descs) a.free(a.ctx, p->descs, (size_t)p->n_descs * sizeof(vfp_pkt));
-    if (p->free_idx) a.free(a.ctx, p->free_idx, (size_t)p->n_descs * sizeof(uint16_t));
-    if (p->tx_slot) a.free(a.ctx, p->tx_slot, (size_t)p->tx_frames * sizeof(uint8_t *));
-    if (p->rx_slot) a.free(a.ctx, p->rx_slot, (size_t)p->rx_frames * sizeof(uint8_t *));
+    if (p->qs) {
+        /* Releasing a packet socket waits for a grace period (synchronize_net): every
+         * close runs on a thread of its own, so the waits overlap. */
+        side closing[2 * VFP_AFPACKET_MAX_QUEUES] = { 0 };
+        uint32_t nc = 0;
+        for (uint16_t q = 0; q < p->nq; q++) {
+            afp_q *x = &p->qs[q];
+            if (x->rx_map) munmap(x->rx_map, x->rx_map_len);
+            if (x->tx_map) munmap(x->tx_map, x->tx_map_len);
+            if (x->tx_fd >= 0) side_start(&closing[nc++], close_thread, (void *)(intptr_t)x->tx_fd);
+            if (x->rx_fd >= 0) side_start(&closing[nc++], close_thread, (void *)(intptr_t)x->rx_fd);
+        }
+        for (uint32_t i = 0; i < nc; i++) side_join(&closing[i]);
+        for (uint16_t q = 0; q < p->nq; q++) {
+            afp_q *x = &p->qs[q];
+            if (x->blk_ref) a.free(a.ctx, x->blk_ref, (size_t)p->rx_blocks * sizeof(uint32_t));
+            if (x->descs) a.free(a.ctx, x->descs, (size_t)p->n_descs * sizeof(vfp_pkt));
+            if (x->free_idx) a.free(a.ctx, x->free_idx, (size_t)p->n_descs * sizeof(uint16_t));
+            if (x->tx_slot) a.free(a.ctx, x->tx_slot, (size_t)x->tx_frames * sizeof(uint8_t *));
+            if (x->rx_slot) a.free(a.ctx, x->rx_slot, (size_t)x->rx_frames * sizeof(uint8_t *));
+        }
+        a.free(a.ctx, p->qs, (size_t)p->nq * sizeof(afp_q));
+    }
     a.free(a.ctx, p, sizeof *p);
 }
 
 static void afp_close(vfp_port *vp) {
     afp_port *p = (afp_port *)vp;
-    if (p->tx_pending) afp_kick(p);
+    for (uint16_t q = 0; q < p->nq; q++)
+        if (p->qs[q].tx_pending) afp_kick(&p->qs[q]);
     afp_destroy(p);
 }
 
@@ -359,10 +397,18 @@ static const struct vfp_port_ops afp_ops = {
 
 void vfp_afpacket_port__stats(vfp_port *vp, vfp_afpacket_stats *st) {
     afp_port *p = (afp_port *)vp;
-    struct tpacket_stats_v3 ks;
-    socklen_t sl = sizeof ks;
-    if (getsockopt(p->rx_fd, SOL_PACKET, PACKET_STATISTICS, &ks, &sl) == 0) p->st.rx_kernel_drops += ks.tp_drops;
     *st = p->st;
+    /* A control-path read of counters the workers write: a value may lag by a burst. */
+    for (uint16_t q = 0; q < p->nq; q++) {
+        afp_q *x = &p->qs[q];
+        struct tpacket_stats_v3 ks;
+        socklen_t sl = sizeof ks;
+        if (getsockopt(x->rx_fd, SOL_PACKET, PACKET_STATISTICS, &ks, &sl) == 0) x->rx_kernel_drops += ks.tp_drops;
+        st->rx_truncated += __atomic_load_n(&x->rx_truncated, __ATOMIC_RELAXED);
+        st->rx_kernel_drops += x->rx_kernel_drops;
+        st->tx_oversize += __atomic_load_n(&x->tx_oversize, __ATOMIC_RELAXED);
+        st->tx_kick_errors += __atomic_load_n(&x->tx_kick_errors, __ATOMIC_RELAXED);
+    }
     st->stack_drop = p->stack_on;
     st->stack_drop_note = p->stack_note;
 }
@@ -566,16 +612,15 @@ static void stack_release(afp_port *p) {
 #endif
 }
 
-/* The tx socket's ring: V2. Runs on a thread of its own, alongside the rx ring's setup,
- * so that the grace period each PACKET_*_RING waits for (synchronize_net) overlaps. */
-static int tx_setup(afp_port *p, const vfp_afpacket_opts *o, char *err, size_t errlen) {
+/* A queue's tx socket's ring: V2. Runs on a thread of its own, alongside the rx rings'
+ * setup, so that the grace period each PACKET_*_RING waits for (synchronize_net) overlaps. */
+static int tx_setup(afp_port *p, afp_q *x, const vfp_afpacket_opts *o, char *err, size_t errlen) {
     long page = sysconf(_SC_PAGESIZE);
     /* tx: V2 ring. PACKET_LOSS makes the kernel skip a frame it rejects (status back to
      * AVAILABLE) instead of stopping the ring at it with WRONG_FORMAT. */
-    SETOPT(p->tx_fd, PACKET_VERSION, TPACKET_V2, "PACKET_VERSION TPACKET_V2");
-    SETOPT(p->tx_fd, PACKET_LOSS, 1, "PACKET_LOSS");
-    if (o->qdisc_bypass) SETOPT(p->tx_fd, PACKET_QDISC_BYPASS, 1, "PACKET_QDISC_BYPASS");
-    p->tx_data_off = (uint32_t)(TPACKET2_HDRLEN - sizeof(struct sockaddr_ll));
+    SETOPT(x->tx_fd, PACKET_VERSION, TPACKET_V2, "PACKET_VERSION TPACKET_V2");
+    SETOPT(x->tx_fd, PACKET_LOSS, 1, "PACKET_LOSS");
+    if (o->qdisc_bypass) SETOPT(x->tx_fd, PACKET_QDISC_BYPASS, 1, "PACKET_QDISC_BYPASS");
     uint32_t tx_frame = align_up(p->tx_data_off + p->tx_max, TPACKET_ALIGNMENT);
     uint32_t tx_block = align_up(tx_frame > (64u << 10) ? tx_frame : (64u << 10), (uint32_t)page);
     uint32_t per_blk = tx_block / tx_frame;
@@ -586,22 +631,23 @@ static int tx_setup(afp_port *p, const vfp_afpacket_opts *o, char *err, size_t e
         .tp_frame_size = tx_frame,
         .tp_frame_nr = per_blk * tx_blocks,
     };
-    if (setsockopt(p->tx_fd, SOL_PACKET, PACKET_TX_RING, &tr, sizeof tr) < 0)
+    if (setsockopt(x->tx_fd, SOL_PACKET, PACKET_TX_RING, &tr, sizeof tr) < 0)
         return sock_err(p, "PACKET_TX_RING (lower tx_frames?)", errno, err, errlen);
-    p->tx_map_len = (size_t)tx_block * tx_blocks;
-    void *m = mmap(NULL, p->tx_map_len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, p->tx_fd, 0);
+    x->tx_map_len = (size_t)tx_block * tx_blocks;
+    void *m = mmap(NULL, x->tx_map_len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, x->tx_fd, 0);
     if (m == MAP_FAILED) return sock_err(p, "mmap of the tx ring", errno, err, errlen);
-    p->tx_map = m;
-    p->tx_frames = tr.tp_frame_nr;
-    p->tx_slot = p->a.alloc(p->a.ctx, (size_t)p->tx_frames * sizeof(uint8_t *), 8);
-    if (!p->tx_slot) return fail(err, errlen, -ENOMEM, "afpacket %s: out of memory%s", p->ifname, "");
-    for (uint32_t i = 0; i < p->tx_frames; i++)
-        p->tx_slot[i] = p->tx_map + (size_t)(i / per_blk) * tx_block + (size_t)(i % per_blk) * tx_frame;
+    x->tx_map = m;
+    x->tx_frames = tr.tp_frame_nr;
+    x->tx_slot = p->a.alloc(p->a.ctx, (size_t)x->tx_frames * sizeof(uint8_t *), 8);
+    if (!x->tx_slot) return fail(err, errlen, -ENOMEM, "afpacket %s: out of memory%s", p->ifname, "");
+    for (uint32_t i = 0; i < x->tx_frames; i++)
+        x->tx_slot[i] = x->tx_map + (size_t)(i / per_blk) * tx_block + (size_t)(i % per_blk) * tx_frame;
     return 0;
 }
 
 typedef struct par_job {
     afp_port *p;
+    afp_q *x;
     const vfp_afpacket_opts *o;
     int ifindex, rc;
     char err[256];
@@ -609,7 +655,7 @@ typedef struct par_job {
 
 static void *tx_thread(void *v) {
     par_job *j = v;
-    j->rc = tx_setup(j->p, j->o, j->err, sizeof j->err);
+    j->rc = tx_setup(j->p, j->x, j->o, j->err, sizeof j->err);
     return NULL;
 }
 
@@ -619,7 +665,7 @@ static void *stack_drop_thread(void *v) {
     return NULL;
 }
 
-static int rx_setup(afp_port *p, const vfp_afpacket_opts *o, char *err, size_t errlen);
+static int rx_setup(afp_port *p, afp_q *x, const vfp_afpacket_opts *o, char *err, size_t errlen);
 
 /* Everything that depends on the netns: runs in the target netns. */
 static int setup(afp_port *p, const vfp_afpacket_opts *o, const char *ns_name, char *err, size_t errlen) {
@@ -630,84 +676,124 @@ static int setup(afp_port *p, const vfp_afpacket_opts *o, const char *ns_name, c
                  "`ip link` in that netns)", o->ifname, ns_name, strerror(e));
         return -ENODEV;
     }
-    /* Protocol 0: the socket receives nothing until bind() below, so no frame arrives
+    /* Protocol 0: a socket receives nothing until bind() below, so no frame arrives
      * before the ring and PACKET_IGNORE_OUTGOING are in place. */
-    p->rx_fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
-    if (p->rx_fd < 0) return sock_err(p, "socket(AF_PACKET) for rx", errno, err, errlen);
-    p->tx_fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
-    if (p->tx_fd < 0) return sock_err(p, "socket(AF_PACKET) for tx", errno, err, errlen);
+    for (uint16_t q = 0; q < p->nq; q++) {
+        afp_q *x = &p->qs[q];
+        x->rx_fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
+        if (x->rx_fd < 0) return sock_err(p, "socket(AF_PACKET) for rx", errno, err, errlen);
+        x->tx_fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
+        if (x->tx_fd < 0) return sock_err(p, "socket(AF_PACKET) for tx", errno, err, errlen);
+    }
 
     struct ifreq ifr;
     memset(&ifr, 0, sizeof ifr);
     snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "%s", o->ifname);
-    if (ioctl(p->rx_fd, SIOCGIFMTU, &ifr) < 0) return sock_err(p, "SIOCGIFMTU", errno, err, errlen);
+    if (ioctl(p->qs[0].rx_fd, SIOCGIFMTU, &ifr) < 0) return sock_err(p, "SIOCGIFMTU", errno, err, errlen);
     p->mtu = (uint32_t)ifr.ifr_mtu;
     uint32_t dev_max = p->mtu + 14 + AFP_VLAN_HLEN;
     p->tx_max = o->frame_size && o->frame_size < dev_max ? o->frame_size : dev_max;
+    p->tx_data_off = (uint32_t)(TPACKET2_HDRLEN - sizeof(struct sockaddr_ll));
 
     /* Each PACKET_*_RING waits for an RCU grace period (synchronize_net), and so does
-     * attaching the stack drop: ~10-20 ms each on a quiet host. The tx ring and the drop
+     * attaching the stack drop: ~10-20 ms each on a quiet host. The tx rings and the drop
      * are set up on threads of their own (which inherit this thread's netns) while this
-     * one sets up the rx ring, so the waits overlap instead of adding up. */
-    par_job tj = { p, o, (int)ifindex, 0, "" };
-    side tx = { 0 }, sd = { 0 };
-    side_start(&tx, tx_thread, &tj);
-    if (o->stack_drop) side_start(&sd, stack_drop_thread, &tj);
-    int rc = rx_setup(p, o, err, errlen);
-    side_join(&tx);
+     * one sets up the rx rings, so the waits overlap instead of adding up. */
+    par_job tj[VFP_AFPACKET_MAX_QUEUES];
+    side tx[VFP_AFPACKET_MAX_QUEUES] = { 0 }, sd = { 0 };
+    for (uint16_t q = 0; q < p->nq; q++) {
+        tj[q] = (par_job){ p, &p->qs[q], o, (int)ifindex, 0, "" };
+        side_start(&tx[q], tx_thread, &tj[q]);
+    }
+    if (o->stack_drop) side_start(&sd, stack_drop_thread, &tj[0]);
+    int rc = 0;
+    for (uint16_t q = 0; q < p->nq && !rc; q++) rc = rx_setup(p, &p->qs[q], o, err, errlen);
+    for (uint16_t q = 0; q < p->nq; q++) side_join(&tx[q]);
     side_join(&sd);
     if (rc) return rc;
-    if (tj.rc) {
-        snprintf(err, errlen, "%s", tj.err);
-        return tj.rc;
-    }
+    for (uint16_t q = 0; q < p->nq; q++)
+        if (tj[q].rc) {
+            snprintf(err, errlen, "%s", tj[q].err);
+            return tj[q].rc;
+        }
 
-    /* Bind last. The tx socket binds with protocol 0: it can send but never receives. */
+    /* Bind last. The tx sockets bind with protocol 0: they can send but never receive. */
     struct sockaddr_ll sll = { .sll_family = AF_PACKET, .sll_protocol = htons(ETH_P_ALL), .sll_ifindex = (int)ifindex };
-    if (bind(p->rx_fd, (struct sockaddr *)&sll, sizeof sll) < 0) return sock_err(p, "bind rx", errno, err, errlen);
-    sll.sll_protocol = 0;
-    if (bind(p->tx_fd, (struct sockaddr *)&sll, sizeof sll) < 0) return sock_err(p, "bind tx", errno, err, errlen);
+    /* A drop-everything filter on the later rx sockets until they are in the group: a
+     * socket is in a fanout group only once bound, and bound alone it would receive a
+     * copy of every frame the group also gets. A frame the group sends it in the moment
+     * between its joining and the filter's removal is dropped instead (loss, not a
+     * duplicate, at setup only). */
+    struct sock_filter drop_all = { BPF_RET | BPF_K, 0, 0, 0 };
+    struct sock_fprog drop_prog = { 1, &drop_all };
+    for (uint16_t q = 0; q < p->nq; q++) {
+        afp_q *x = &p->qs[q];
+        sll.sll_protocol = htons(ETH_P_ALL);
+        if (q > 0 && setsockopt(x->rx_fd, SOL_SOCKET, SO_ATTACH_FILTER, &drop_prog, sizeof drop_prog) < 0)
+            return sock_err(p, "SO_ATTACH_FILTER", errno, err, errlen);
+        if (bind(x->rx_fd, (struct sockaddr *)&sll, sizeof sll) < 0) return sock_err(p, "bind rx", errno, err, errlen);
+        /* Several queues: the rx sockets share a fanout group, so each frame goes to one
+         * of them, chosen by its flow hash (a flow stays on one queue: no reordering).
+         * The kernel picks a group id no other group in this netns has (UNIQUEID, Linux
+         * 4.x) for the first socket; the others join that id. A socket is in the group
+         * only once bound, so frames that arrive before all have joined go to those
+         * that have, and none is lost or duplicated. */
+        if (p->nq > 1) {
+            int v = q == 0 ? (int)((PACKET_FANOUT_HASH | PACKET_FANOUT_FLAG_UNIQUEID) << 16)
+                           : (int)(p->fanout_id | (PACKET_FANOUT_HASH << 16));
+            if (setsockopt(x->rx_fd, SOL_PACKET, PACKET_FANOUT, &v, sizeof v) < 0)
+                return sock_err(p, "PACKET_FANOUT (several queues need Linux >= 4.4)", errno, err, errlen);
+            if (q == 0) {
+                socklen_t l = sizeof v;
+                if (getsockopt(x->rx_fd, SOL_PACKET, PACKET_FANOUT, &v, &l) < 0)
+                    return sock_err(p, "reading the PACKET_FANOUT group", errno, err, errlen);
+                p->fanout_id = (uint32_t)v & 0xffffu;
+            } else if (setsockopt(x->rx_fd, SOL_SOCKET, SO_DETACH_FILTER, &(int){ 0 }, sizeof(int)) < 0) {
+                return sock_err(p, "SO_DETACH_FILTER", errno, err, errlen);
+            }
+        }
+        sll.sll_protocol = 0;
+        if (bind(x->tx_fd, (struct sockaddr *)&sll, sizeof sll) < 0) return sock_err(p, "bind tx", errno, err, errlen);
+    }
     return 0;
 }
 
-/* The rx socket's ring: V3 (or V2), headroom via PACKET_RESERVE (+4 for a re-inserted
- * VLAN tag). */
-static int rx_setup(afp_port *p, const vfp_afpacket_opts *o, char *err, size_t errlen) {
+/* A queue's rx socket's ring: V3 (or V2), headroom via PACKET_RESERVE (+4 for a
+ * re-inserted VLAN tag). */
+static int rx_setup(afp_port *p, afp_q *x, const vfp_afpacket_opts *o, char *err, size_t errlen) {
     uint32_t reserve = o->headroom + AFP_VLAN_HLEN;
     long page = sysconf(_SC_PAGESIZE);
-    p->v2 = o->rx_ring_version == 2;
     if (p->v2) {
-        SETOPT(p->rx_fd, PACKET_VERSION, TPACKET_V2, "PACKET_VERSION TPACKET_V2");
-        SETOPT(p->rx_fd, PACKET_RESERVE, (int)reserve, "PACKET_RESERVE");
-        SETOPT(p->rx_fd, PACKET_IGNORE_OUTGOING, 1, "PACKET_IGNORE_OUTGOING");
+        SETOPT(x->rx_fd, PACKET_VERSION, TPACKET_V2, "PACKET_VERSION TPACKET_V2");
+        SETOPT(x->rx_fd, PACKET_RESERVE, (int)reserve, "PACKET_RESERVE");
+        SETOPT(x->rx_fd, PACKET_IGNORE_OUTGOING, 1, "PACKET_IGNORE_OUTGOING");
         /* One slot per frame: header, reserve, the largest frame (+ VLAN tag). */
         uint32_t frame = align_up((uint32_t)TPACKET2_HDRLEN + 16 + reserve + p->tx_max + 64, TPACKET_ALIGNMENT);
         uint32_t block = align_up(frame > o->rx_block_size ? frame : o->rx_block_size, (uint32_t)page);
         uint32_t per = block / frame;
         struct tpacket_req r2 = { .tp_block_size = block, .tp_block_nr = o->rx_blocks, .tp_frame_size = frame,
                                   .tp_frame_nr = per * o->rx_blocks };
-        if (setsockopt(p->rx_fd, SOL_PACKET, PACKET_RX_RING, &r2, sizeof r2) < 0)
+        if (setsockopt(x->rx_fd, SOL_PACKET, PACKET_RX_RING, &r2, sizeof r2) < 0)
             return sock_err(p, "PACKET_RX_RING (V2; lower rx_blocks/rx_block_size?)", errno, err, errlen);
         p->rx_block_size = block;
-        p->rx_blocks = o->rx_blocks;
-        p->rx_frames = r2.tp_frame_nr;
-        p->rx_map_len = (size_t)block * o->rx_blocks;
-        void *m = mmap(NULL, p->rx_map_len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, p->rx_fd, 0);
+        x->rx_frames = r2.tp_frame_nr;
+        x->rx_map_len = (size_t)block * o->rx_blocks;
+        void *m = mmap(NULL, x->rx_map_len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, x->rx_fd, 0);
         if (m == MAP_FAILED) return sock_err(p, "mmap of the rx ring", errno, err, errlen);
-        p->rx_map = m;
-        p->rx_slot = p->a.alloc(p->a.ctx, (size_t)p->rx_frames * sizeof(uint8_t *), 8);
-        if (!p->rx_slot) return fail(err, errlen, -ENOMEM, "afpacket: no memory for %s%s", "the rx slots", "");
+        x->rx_map = m;
+        x->rx_slot = p->a.alloc(p->a.ctx, (size_t)x->rx_frames * sizeof(uint8_t *), 8);
+        if (!x->rx_slot) return fail(err, errlen, -ENOMEM, "afpacket: no memory for %s%s", "the rx slots", "");
         /* Frames never straddle blocks: slot i is frame i % per of block i / per. */
-        for (uint32_t i = 0; i < p->rx_frames; i++)
-            p->rx_slot[i] = p->rx_map + (size_t)(i / per) * block + (size_t)(i % per) * frame;
-    } else {
-    SETOPT(p->rx_fd, PACKET_VERSION, TPACKET_V3, "PACKET_VERSION TPACKET_V3");
-    SETOPT(p->rx_fd, PACKET_RESERVE, (int)reserve, "PACKET_RESERVE");
-    SETOPT(p->rx_fd, PACKET_IGNORE_OUTGOING, 1, "PACKET_IGNORE_OUTGOING");
+        for (uint32_t i = 0; i < x->rx_frames; i++)
+            x->rx_slot[i] = x->rx_map + (size_t)(i / per) * block + (size_t)(i % per) * frame;
+        return 0;
+    }
+    SETOPT(x->rx_fd, PACKET_VERSION, TPACKET_V3, "PACKET_VERSION TPACKET_V3");
+    SETOPT(x->rx_fd, PACKET_RESERVE, (int)reserve, "PACKET_RESERVE");
+    SETOPT(x->rx_fd, PACKET_IGNORE_OUTGOING, 1, "PACKET_IGNORE_OUTGOING");
     /* A block must hold the largest frame: header, reserve, the frame (+ VLAN tag). */
     uint32_t need = align_up((uint32_t)TPACKET3_HDRLEN + 16 + reserve + p->tx_max + 64, 16) + 64;
     p->rx_block_size = align_up(o->rx_block_size > need ? o->rx_block_size : need, (uint32_t)page);
-    p->rx_blocks = o->rx_blocks;
     uint32_t rx_frame = align_up((uint32_t)TPACKET3_HDRLEN + reserve + 64, 16);
     if (rx_frame < 2048) rx_frame = 2048;
     if (rx_frame > p->rx_block_size) rx_frame = p->rx_block_size;
@@ -718,14 +804,12 @@ static int rx_setup(afp_port *p, const vfp_afpacket_opts *o, char *err, size_t e
         .tp_frame_nr = (p->rx_block_size / rx_frame) * p->rx_blocks,
         .tp_retire_blk_tov = o->block_timeout_ms,
     };
-    if (setsockopt(p->rx_fd, SOL_PACKET, PACKET_RX_RING, &r3, sizeof r3) < 0)
+    if (setsockopt(x->rx_fd, SOL_PACKET, PACKET_RX_RING, &r3, sizeof r3) < 0)
         return sock_err(p, "PACKET_RX_RING (lower rx_blocks/rx_block_size?)", errno, err, errlen);
-    p->rx_map_len = (size_t)p->rx_block_size * p->rx_blocks;
-    void *m = mmap(NULL, p->rx_map_len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, p->rx_fd, 0);
+    x->rx_map_len = (size_t)p->rx_block_size * p->rx_blocks;
+    void *m = mmap(NULL, x->rx_map_len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, x->rx_fd, 0);
     if (m == MAP_FAILED) return sock_err(p, "mmap of the rx ring", errno, err, errlen);
-    p->rx_map = m;
-    }
-
+    x->rx_map = m;
     return 0;
 }
 
@@ -770,29 +854,39 @@ int vfp_afpacket_port__create(vfp_port **out, const vfp_afpacket_opts *o, const 
     *out = NULL;
     if (!o->ifname || !o->ifname[0] || strlen(o->ifname) >= IF_NAMESIZE)
         return fail(err, errlen, -EINVAL, "afpacket: bad interface name '%s'%s", o->ifname ? o->ifname : "", "");
-    char buf[224];
+    char buf[256];
     if (o->headroom < 128 || o->headroom > 4096) {
         snprintf(buf, sizeof buf, "%u (give 128..4096)", o->headroom);
         return fail(err, errlen, -EINVAL, "afpacket %s: headroom %s", o->ifname, buf);
     }
     if (o->rx_blocks < 2 || o->rx_blocks > 4096 || o->rx_block_size < 4096 || o->rx_block_size > (64u << 20) ||
         o->tx_frames < 64 || o->tx_frames > (1u << 20) || o->rx_descs < VFP_MAX_BURST || o->rx_descs > 65535 ||
-        (o->frame_size && o->frame_size < 64) || (o->rx_ring_version != 2 && o->rx_ring_version != 3)) {
+        (o->frame_size && o->frame_size < 64) || (o->rx_ring_version != 2 && o->rx_ring_version != 3) ||
+        o->queues < 1 || o->queues > VFP_AFPACKET_MAX_QUEUES) {
         snprintf(buf, sizeof buf, "rx_blocks=%u (2..4096) rx_block_size=%u (4K..64M) tx_frames=%u (64..1M) "
-                 "rx_descs=%u (%u..65535) frame_size=%u (0 or >=64) rx_ring_version=%d (2 or 3)", o->rx_blocks,
-                 o->rx_block_size, o->tx_frames, o->rx_descs, VFP_MAX_BURST, o->frame_size, o->rx_ring_version);
+                 "rx_descs=%u (%u..65535) frame_size=%u (0 or >=64) rx_ring_version=%d (2 or 3) queues=%u (1..%d)",
+                 o->rx_blocks, o->rx_block_size, o->tx_frames, o->rx_descs, VFP_MAX_BURST, o->frame_size,
+                 o->rx_ring_version, o->queues, VFP_AFPACKET_MAX_QUEUES);
         return fail(err, errlen, -EINVAL, "afpacket %s: option out of range: %s", o->ifname, buf);
     }
     afp_port *p = a->alloc(a->ctx, sizeof *p, VFP_CACHE_LINE);
     if (!p) return fail(err, errlen, -ENOMEM, "afpacket %s: out of memory%s", o->ifname, "");
     p->a = *a;
-    p->rx_fd = p->tx_fd = -1;
     p->stack_on = 0;
     p->stack_note[0] = 0;
     snprintf(p->ifname, sizeof p->ifname, "%s", o->ifname);
     p->port.ops = &afp_ops;
-    p->port.n_queues = 1;
+    p->v2 = o->rx_ring_version == 2;
     p->rx_blocks = o->rx_blocks; /* afp_destroy needs it for blk_ref even if setup fails early */
+    p->n_descs = o->rx_descs;
+    p->qs = a->alloc(a->ctx, (size_t)o->queues * sizeof(afp_q), VFP_CACHE_LINE);
+    if (!p->qs) {
+        a->free(a->ctx, p, sizeof *p);
+        return fail(err, errlen, -ENOMEM, "afpacket %s: out of memory%s", o->ifname, "");
+    }
+    p->nq = (uint16_t)o->queues;
+    p->port.n_queues = p->nq;
+    for (uint16_t q = 0; q < p->nq; q++) p->qs[q].rx_fd = p->qs[q].tx_fd = -1;
 
     int rc;
     if (o->netns) {
@@ -809,17 +903,17 @@ int vfp_afpacket_port__create(vfp_port **out, const vfp_afpacket_opts *o, const 
     } else {
         rc = setup(p, o, "(current)", err, errlen);
     }
-    if (!rc) {
-        p->n_descs = o->rx_descs;
-        p->blk_ref = a->alloc(a->ctx, (size_t)p->rx_blocks * sizeof(uint32_t), 8);
-        p->descs = a->alloc(a->ctx, (size_t)p->n_descs * sizeof(vfp_pkt), VFP_CACHE_LINE);
-        p->free_idx = a->alloc(a->ctx, (size_t)p->n_descs * sizeof(uint16_t), 8);
-        if (!p->blk_ref || !p->descs || !p->free_idx) {
+    for (uint16_t q = 0; q < p->nq && !rc; q++) {
+        afp_q *x = &p->qs[q];
+        x->blk_ref = a->alloc(a->ctx, (size_t)p->rx_blocks * sizeof(uint32_t), 8);
+        x->descs = a->alloc(a->ctx, (size_t)p->n_descs * sizeof(vfp_pkt), VFP_CACHE_LINE);
+        x->free_idx = a->alloc(a->ctx, (size_t)p->n_descs * sizeof(uint16_t), 8);
+        if (!x->blk_ref || !x->descs || !x->free_idx) {
             rc = fail(err, errlen, -ENOMEM, "afpacket %s: out of memory%s", o->ifname, "");
         } else {
             /* Popped from the top: descriptor 0 first, so a burst walks memory upwards. */
-            for (uint32_t i = 0; i < p->n_descs; i++) p->free_idx[i] = (uint16_t)(p->n_descs - 1 - i);
-            p->n_free = p->n_descs;
+            for (uint32_t i = 0; i < p->n_descs; i++) x->free_idx[i] = (uint16_t)(p->n_descs - 1 - i);
+            x->n_free = p->n_descs;
         }
     }
     if (rc) {

@@ -1,6 +1,6 @@
 /* The AF_PACKET backend: the port that works on any Linux interface with nothing but the
  * kernel (veth, any NIC, a VF's netdev). Zero-copy TPACKET_V3 (or V2) receive ring, copying
- * TPACKET_V2 transmit ring; one queue. The slowest backend and the fallback of all. */
+ * TPACKET_V2 transmit ring; one queue, or several joined by PACKET_FANOUT. The slowest backend and the fallback of all. */
 #ifndef VFP_IO_AFPACKET_H
 #define VFP_IO_AFPACKET_H
 
@@ -39,7 +39,14 @@ typedef struct vfp_afpacket_opts {
      * Linux >= 6.6 and libbpf at build time; where either is missing the port opens
      * anyway and stack_drop_note says why the stack keeps its copy. Default 0. */
     int stack_drop;
+    /* Queues: 1 (default) .. VFP_AFPACKET_MAX_QUEUES. Each is an rx and a tx socket with
+     * rings of their own (rx_blocks × rx_block_size of ring each); several rx sockets
+     * share a PACKET_FANOUT group that spreads frames over them by flow hash, so several
+     * workers can each receive from the netdev. */
+    uint32_t queues;
 } vfp_afpacket_opts;
+
+#define VFP_AFPACKET_MAX_QUEUES 64
 
 /* Counters beyond those in vfp_port. */
 typedef struct vfp_afpacket_stats {

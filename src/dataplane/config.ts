@@ -127,15 +127,12 @@ export function parseConfig(input: unknown, source = 'config'): DaemonConfig {
   if (c.backend !== 'dpdk' && !c.uplink.ifname) throw invalid(`${source}: the ${c.backend} backend takes uplink.ifname`);
   const fam = isIP(c.uplink.vtep);
   for (const p of c.peers) if (isIP(p.vtep) !== fam) throw invalid(`${source}: peer ${p.vtep} is not IPv${fam} like uplink.vtep ${c.uplink.vtep}`);
-  // Queue q of a port is received by worker q % workers. An AF_PACKET uplink has one
-  // queue, so under the afpacket backend only one worker would ever receive from the
-  // underlay. Pod ports with fewer queues than workers are fine: the workers without a
-  // queue there hand their frames to one that has (native/worker/dp.c, handoff).
+  // Queue q of a port is received by worker q % workers. An AF_PACKET uplink opens a
+  // queue per worker (sockets in a fanout group). Pod ports with fewer queues than
+  // workers are fine: the workers without a queue there hand their frames to one that
+  // has (native/worker/dp.c, handoff).
   if (c.backend !== 'dpdk' && c.representors !== 'auto' && c.representors !== c.backend) {
     throw invalid(`${source}: representors: ${c.representors} is for the dpdk backend; the ${c.backend} backend reaches representors itself (drop representors)`);
-  }
-  if (c.workers > 1 && c.backend === 'afpacket') {
-    throw invalid(`${source}: workers ${c.workers}: the afpacket backend's uplink has one queue, so one worker would receive everything from the underlay and the others nothing: use workers: 1, or the afxdp or dpdk backend on an uplink with ${c.workers} queues`);
   }
   return c;
 }

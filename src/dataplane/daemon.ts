@@ -239,6 +239,10 @@ export class Daemon {
           const { hw: _, ...base } = netdevProfile(ifn);
           this.choice = base;
         }
+        // An AF_PACKET uplink gets a queue (a socket in one fanout group) per worker, so
+        // every worker receives from the underlay; representors keep one queue each, and
+        // workers without it hand their frames to its owner.
+        if (c.backend === 'afpacket') Object.assign(opts, { queues: c.workers });
         this.uplink = this.dp.openPort(c.backend, opts, `uplink ${ifn}`);
         this.noteStackDrop(this.uplink.slot, `uplink ${ifn}`);
         if ((this.uplink as { notice?: string }).notice) this.log.info(`uplink: ${(this.uplink as { notice?: string }).notice}`);
