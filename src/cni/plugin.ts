@@ -454,7 +454,7 @@ export async function cmdAdd(ctx: CniContext): Promise<CniResult> {
         ...(x.remote ? { remote: x.remote } : {}), ...(x.port ? { port: x.port } : {}),
         ...(x.local ? { local: x.local } : {}), ...(x.ttl ? { ttl: x.ttl } : {}),
         ...(x.learning !== undefined ? { learning: x.learning } : {}), ...(x.dev ? { dev: x.dev } : {}),
-        owner: { containerId: env.containerId!, ifname, netns, network: conf.name },
+        owner: { containerId: env.containerId!, ifname, netns, network: conf.name, ...(env.args.K8S_POD_NAMESPACE ? { podNamespace: env.args.K8S_POD_NAMESPACE } : {}) },
       });
       attached.catch(() => undefined); // awaited below
       undo.push(async () => {

@@ -30,6 +30,24 @@ export const fdbSchema = z.strictObject({
   vtep: ipString('the VTEP behind that MAC'),
 });
 
+/** "100-199,250": VNIs and inclusive ranges, parsed to [lo, hi] pairs. */
+const vniRanges = z.string({ error: 'expected VNIs and ranges, e.g. "100-199,250"' }).transform((s, ctx) => {
+  const out: [number, number][] = [];
+  for (const part of s.split(',').map((x) => x.trim())) {
+    const m = /^(\d{1,8})(?:-(\d{1,8}))?$/.exec(part);
+    const lo = m ? Number(m[1]) : NaN, hi = m ? Number(m[2] ?? m[1]) : NaN;
+    if (!m || lo > hi || hi > 16_777_215) {
+      ctx.addIssue({ code: 'custom', message: `"${part}" is not a VNI or a range of VNIs (0–16777215, low-high), in "${s}"` });
+      return z.NEVER;
+    }
+    out.push([lo, hi]);
+  }
+  return out;
+});
+
+/** A Kubernetes namespace name (RFC 1123 label). */
+const k8sNamespace = z.string().regex(/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/, 'expected a Kubernetes namespace name (RFC 1123 label)');
+
 export const attachSchema = z.strictObject({
   representor: ifname('the representor netdev of the VF'),
   vni: vniNumber,
@@ -60,6 +78,12 @@ export const configSchema = z.strictObject({
   dstPort: z.number().int().min(1).max(65535).default(4789),
   peers: z.array(peerSchema).default([]),
   vnis: z.array(z.strictObject({ vni: vniNumber, flood: z.array(ipString('a flood VTEP')) })).default([]),
+  /** Which Kubernetes namespaces may put pods on which VNIs. Empty (the default): any
+   *  pod may join any VNI. Otherwise an attachment made by vfplane-cni is admitted only
+   *  when its pod's namespace (K8S_POD_NAMESPACE, set by the runtime, not by the
+   *  network's config) appears in an entry whose vnis include the VNI; the operator's
+   *  own attachments (the config's, `vfplane dataplane attach`) are not checked. */
+  tenants: z.array(z.strictObject({ namespaces: z.array(k8sNamespace).min(1), vnis: vniRanges })).default([]),
   fdb: z.array(fdbSchema).default([]),
   attachments: z.array(attachSchema).default([]),
   learn: z.boolean().default(true),
@@ -135,6 +159,20 @@ export function parseConfig(input: unknown, source = 'config'): DaemonConfig {
     throw invalid(`${source}: representors: ${c.representors} is for the dpdk backend; the ${c.backend} backend reaches representors itself (drop representors)`);
   }
   return c;
+}
+
+/** Why a pod in Kubernetes namespace NS may not join VNI, or null when it may (always,
+ *  with no tenants configured). NS undefined: the request named no namespace. */
+export function tenancyRefusal(c: Pick<DaemonConfig, 'tenants'>, ns: string | undefined, vni: number): string | null {
+  if (c.tenants.length === 0) return null;
+  const fmt = (r: [number, number][]) => r.map(([lo, hi]) => (lo === hi ? `${lo}` : `${lo}-${hi}`)).join(',');
+  if (ns === undefined) {
+    return `VNI ${vni}: this data plane admits pods by Kubernetes namespace (tenants in its config), and the request names none (K8S_POD_NAMESPACE missing from CNI_ARGS); run the pod through a runtime that sets it, or attach as the operator with vfplane dataplane attach`;
+  }
+  const mine = c.tenants.filter((t) => t.namespaces.includes(ns));
+  if (mine.some((t) => t.vnis.some(([lo, hi]) => vni >= lo && vni <= hi))) return null;
+  const open = mine.map((t) => fmt(t.vnis)).join(',');
+  return `VNI ${vni} is not open to pods of Kubernetes namespace ${ns} (${open ? `it may use ${open}` : 'no tenants entry lists it'}); give the network a VNI of the namespace's, or add ${vni} to its entry under tenants in the data-plane config`;
 }
 
 /** The backend of the pods' representor ports: the uplink's, except under dpdk, where

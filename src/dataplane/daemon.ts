@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import { DataPlane, type Backend, type BackendCounters, type DpCounters, type DpSpec, type PortInfo } from './dp.js';
 import { ControlServer } from './control.js';
-import { attachSchema, fdbSchema, peerSchema, podBackendOf, socketPath, vniNumber, ipString, zodMessage, type AttachRequest, type DaemonConfig } from './config.js';
+import { attachSchema, fdbSchema, peerSchema, podBackendOf, socketPath, tenancyRefusal, vniNumber, ipString, zodMessage, type AttachRequest, type DaemonConfig } from './config.js';
 import { resolveTunnel } from '../packet/config.js';
 import { parseIp, parseMac } from '../util/addr.js';
 import { conflict, invalid, notFound, VfpError } from '../util/errors.js';
@@ -362,6 +362,12 @@ export class Daemon {
     if (a.learning !== undefined && a.learning !== c.learn) disagree('learning', a.learning, c.learn, 'drop vxlan.learning or set learn in the data-plane config');
     if (a.dev && a.dev !== (c.uplink.ifname ?? c.uplink.dev)) disagree('dev', a.dev, c.uplink.ifname ?? c.uplink.dev, 'drop vxlan.dev or fix uplink.ifname');
     if (a.remote && isIP(a.remote) !== isIP(this.cfg.uplink.vtep)) throw invalid(`vxlan.remote ${a.remote} is not the same IP family as this node's VTEP ${this.cfg.uplink.vtep}`);
+    // Tenancy first, before anything is touched. The owner is what vfplane-cni sends;
+    // the operator's attachments carry none.
+    if (a.owner) {
+      const why = tenancyRefusal(c, a.owner.podNamespace, a.vni);
+      if (why) throw invalid(why);
+    }
     const same = this.atts.get(a.representor);
     if (same) throw conflict(`representor ${a.representor} is already attached (VNI ${same.vni}, MAC ${same.mac}${same.pci ? `, VF ${same.pci}` : ''}); detach it first`);
     for (const o of this.atts.values()) {

@@ -31,6 +31,7 @@ export interface PodSpec {
   node: string;
   vni: number;
   ip: string; // with prefix length, e.g. 10.100.0.1/24
+  namespace?: string; // the pod's Kubernetes namespace (K8S_POD_NAMESPACE); default "default"
 }
 
 export interface TopologyOptions {
@@ -274,7 +275,7 @@ export class Topology {
         CNI_NETNS: `/run/netns/${netns}`,
         CNI_IFNAME: 'eth0',
         CNI_PATH: '/usr/lib/cni',
-        CNI_ARGS: `IgnoreUnknown=true;K8S_POD_NAMESPACE=default;K8S_POD_NAME=${spec.name}`,
+        CNI_ARGS: `IgnoreUnknown=true;K8S_POD_NAMESPACE=${spec.namespace ?? 'default'};K8S_POD_NAME=${spec.name}`,
       },
     });
     if (r.status !== 0) throw systemError(`vfplane-cni ${cmd} for pod ${spec.name} failed: ${r.stdout || r.stderr}`);

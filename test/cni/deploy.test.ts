@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
 import { ROOT } from '../helpers/cli.js';
 import { parseConf } from '../../src/cni/conf.js';
-import { parseConfig } from '../../src/dataplane/config.js';
+import { parseConfig, tenancyRefusal } from '../../src/dataplane/config.js';
 import { parse as parseYaml } from 'yaml';
 
 const dir = join(ROOT, 'deploy');
@@ -34,6 +34,11 @@ describe('deploy/ manifests', () => {
     const text = (cm.data['dataplane.yaml'] as string).replace('${NODE_IP}', '10.0.0.5').replace('${NODE_NAME}', 'worker-1');
     const cfg = parseConfig(parseYaml(text), 'deploy/daemonset.yaml');
     expect(cfg).toMatchObject({ node: 'worker-1', backend: 'afxdp', uplink: { vtep: '10.0.0.5' }, stateDir: '/var/lib/vfplane' });
+    // Its tenants admit the VXLAN example (namespace default, VNI 100), and nothing else there.
+    const nad = docs.find((d) => d.file === 'nad-vxlan.yaml')!.doc;
+    const vni = (JSON.parse(nad.spec.config as string) as { vxlan: { vni: number } }).vxlan.vni;
+    expect(tenancyRefusal(cfg, nad.metadata.namespace as string, vni)).toBeNull();
+    expect(tenancyRefusal(cfg, nad.metadata.namespace as string, vni + 1)).toMatch(/not open/);
   });
 
   it('has a NetworkAttachmentDefinition for each mode, each config accepted by vfplane-cni', async () => {

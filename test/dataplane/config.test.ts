@@ -5,7 +5,7 @@ import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { loadConfig, parseConfig, socketPath } from '../../src/dataplane/config.js';
+import { loadConfig, parseConfig, socketPath, tenancyRefusal } from '../../src/dataplane/config.js';
 import { DPDK_TX, afXdpVdevWarning, dpdkChoice, netdevProfile, offloadTier, outerChecksums } from '../../src/dataplane/uplink-profile.js';
 import { loadAddon, nativeFeatures } from '../../src/dataplane/native.js';
 import { dropSim, makeSim } from '../helpers/sim.js';
@@ -55,6 +55,24 @@ describe('data-plane config', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  it('admits pods to VNIs by Kubernetes namespace when tenants are configured, and says why not', () => {
+    const open = parseConfig(ok);
+    expect(open.tenants).toEqual([]);
+    expect(tenancyRefusal(open, undefined, 100)).toBeNull(); // no tenants: anyone, anywhere
+    const c = parseConfig({ ...ok, tenants: [{ namespaces: ['team-a'], vnis: '100-199, 250' }, { namespaces: ['team-b', 'team-a'], vnis: '300' }] });
+    expect(c.tenants[0]!.vnis).toEqual([[100, 199], [250, 250]]);
+    for (const v of [100, 150, 199, 250, 300]) expect(tenancyRefusal(c, 'team-a', v), String(v)).toBeNull();
+    expect(tenancyRefusal(c, 'team-b', 300)).toBeNull();
+    expect(tenancyRefusal(c, 'team-a', 200)).toMatch(/^VNI 200 is not open to pods of Kubernetes namespace team-a \(it may use 100-199,250,300\); .*add 200 to its entry under tenants/);
+    expect(tenancyRefusal(c, 'team-b', 100)).toMatch(/namespace team-b \(it may use 300\)/);
+    expect(tenancyRefusal(c, 'other', 100)).toMatch(/namespace other \(no tenants entry lists it\)/);
+    expect(tenancyRefusal(c, undefined, 100)).toMatch(/names none \(K8S_POD_NAMESPACE missing/);
+    expect(() => parseConfig({ ...ok, tenants: [{ namespaces: ['team-a'], vnis: '199-100' }] })).toThrow(/tenants\.0\.vnis: "199-100" is not a VNI or a range/);
+    expect(() => parseConfig({ ...ok, tenants: [{ namespaces: ['team-a'], vnis: '16777216' }] })).toThrow(/"16777216" is not a VNI/);
+    expect(() => parseConfig({ ...ok, tenants: [{ namespaces: ['Team_A'], vnis: '1' }] })).toThrow(/tenants\.0\.namespaces\.0: expected a Kubernetes namespace name/);
+    expect(() => parseConfig({ ...ok, tenants: [{ namespaces: [], vnis: '1' }] })).toThrow(/tenants\.0\.namespaces/);
   });
 
   it('asks a virtual DPDK device for no tx offloads, and says why', () => {

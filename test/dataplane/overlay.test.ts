@@ -23,7 +23,8 @@ describePrivileged('VXLAN overlay between two simulated nodes', { netns: true, c
       workDir: mkdtempSync(join(tmpdir(), 'vfplane-overlay-')),
       kernelNode: { vtep: '192.0.2.9', vni: 100, ip: '10.100.0.9/24' },
       log: (m) => logs.push(m),
-      dataplane: { metrics: '127.0.0.1:0' },
+      // Pods of namespace "default" (what Topology's CNI_ARGS say) may use VNIs 100 and 200.
+      dataplane: { metrics: '127.0.0.1:0', tenants: [{ namespaces: ['default'], vnis: '100,200' }] },
     });
     try {
       await topo.up();
@@ -154,6 +155,19 @@ describePrivileged('VXLAN overlay between two simulated nodes', { netns: true, c
     await pingDone;
     expect(pingOut).toMatch(/60 packets transmitted, 60 received/);
     expect((await request(sock, { op: 'status' })).epoch).toBeGreaterThan(0);
+  }, 60_000);
+
+  it('refuses a pod of a namespace the tenants do not open the VNI to, and takes nothing', async () => {
+    const b = topo.nodes.get('b')!;
+    const allocated = () => (JSON.parse(vfplane(['vf', 'list', '--allocated', '--json', '--sysfs-root', b.sim.root, '--state-dir', b.stateDir]).stdout) as unknown[]).length;
+    const st0 = (await topo.control('b', { op: 'status' })) as { attachments: unknown[] };
+    const held = allocated();
+    await expect(topo.addPod({ name: 'x1', node: 'b', vni: 100, ip: '10.100.0.7/24', namespace: 'team-x' }))
+      .rejects.toThrow(/VNI 100 is not open to pods of Kubernetes namespace team-x \(no tenants entry lists it\); .*under tenants/);
+    const st1 = (await topo.control('b', { op: 'status' })) as { attachments: unknown[] };
+    expect(st1.attachments).toHaveLength(st0.attachments.length);
+    expect(allocated()).toBe(held); // the VF went back to the pool
+    expect(topo.ping('a1', '10.100.0.2', 2).received).toBeGreaterThanOrEqual(1); // the others carry on
   }, 60_000);
 
   it('restores its attachments after a restart, and forgets a VF deleted meanwhile', async () => {
