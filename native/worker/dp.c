@@ -430,6 +430,19 @@ static void solicited_node(const uint8_t *a, uint8_t out[16]) {
     memcpy(out + 13, a + 13, 3);
 }
 
+/* Records in the peer's stats slot which MAC encap uses for it and where it came from
+ * (state 1 learned, 2 configured, 0 unknown): one 8-byte store, so a reader never sees
+ * half a MAC. */
+static void peer_mac_note(vfp_dp_peer_stats *ps, const uint8_t *mac, uint8_t state, uint64_t at_ns) {
+    uint8_t b[8] = { 0 };
+    if (mac) memcpy(b, mac, 6);
+    b[6] = state;
+    uint64_t v;
+    memcpy(&v, b, 8);
+    ps->mac = v;
+    ps->resolved_ns = at_ns;
+}
+
 /* Asks the underlay for a peer's MAC: an ARP request (IPv4) or a neighbour solicitation
  * to the target's solicited-node multicast group (IPv6, RFC 4861 §7.2.2). */
 static void neigh_request(worker *w, int peer, uint64_t now) {
@@ -438,6 +451,7 @@ static void neigh_request(worker *w, int peer, uint64_t now) {
     if (a->family != c->local.family || c->uplink == VFP_DP_NO_PORT) return;
     vfp_pkt *p = neigh_frame(w, a, now);
     if (!p) return;
+    w->st->peers[peer].requests++;
     uint8_t *d = p->data;
     if (a->family == 4) {
         static const uint8_t bcast[6] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff };
@@ -477,6 +491,9 @@ static void neigh_learn(worker *w, const vfp_addr *a, const uint8_t *mac) {
         w->st->neigh_learned++;
     }
     if (!c->peers[peer].mac_known) {
+        vfp_dp_peer_stats *ps = &w->st->peers[peer];
+        if (!w->resolved[peer] || memcmp(w->tun[peer].tmpl, mac, 6) || !ps->resolved_ns)
+            peer_mac_note(ps, mac, 1, now_ns());
         memcpy(w->tun[peer].tmpl, mac, 6); /* the template starts with the outer dst MAC */
         w->resolved[peer] = 1;
     }
@@ -674,18 +691,32 @@ static void adopt(worker *w, const dp_cfg *c) {
     w->cfg = c;
     uint64_t now = now_ns();
     for (uint32_t i = 0; i < c->n_peers; i++) {
+        vfp_dp_peer_stats *ps = &w->st->peers[i];
+        const vfp_addr *a = &c->peers[i].addr;
+        if (ps->family != a->family || memcmp(ps->addr, a->bytes, 16)) {
+            /* Another peer at this index now: its counters start from zero. */
+            memset(ps, 0, sizeof *ps);
+            memcpy(ps->addr, a->bytes, 16);
+            ps->family = a->family;
+        }
         w->tun[i] = c->peers[i].tun;
         w->resolved[i] = c->peers[i].mac_known;
-        if (!w->resolved[i]) {
-            neigh *n = neigh_slot(w, &c->peers[i].addr, 0);
+        if (w->resolved[i]) {
+            peer_mac_note(ps, w->tun[i].tmpl, 2, 0);
+        } else {
+            neigh *n = neigh_slot(w, a, 0);
             if (n && n->valid) {
                 memcpy(w->tun[i].tmpl, n->mac, 6);
                 w->resolved[i] = 1;
+                peer_mac_note(ps, n->mac, 1, ps->resolved_ns ? ps->resolved_ns : now);
             } else {
+                peer_mac_note(ps, NULL, 0, 0);
                 neigh_request(w, (int)i, now);
             }
         }
     }
+    for (uint32_t i = c->n_peers; i < VFP_DP_MAX_PEERS && w->st->peers[i].family; i++)
+        memset(&w->st->peers[i], 0, sizeof w->st->peers[i]);
     w->st->epoch = c->epoch;
     /* Release: once the control thread sees this epoch it may free the previous cfg, so
      * every read of the old one (above, in the previous loop pass) happens before. */
@@ -741,6 +772,8 @@ static void encap_group(worker *w, const cfg_vni *v, int pr, vfp_pkt **grp, uint
     vs->encap_pkts += ok;
     vs->encap_bytes += bytes;
     vs->drops += (uint64_t)(g - ok);
+    w->st->peers[pr].encap_pkts += ok;
+    w->st->peers[pr].encap_bytes += bytes;
 }
 
 /* Encapsulates pkts (all of one VNI) for their peers and queues them on the uplink. */

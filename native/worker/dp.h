@@ -53,6 +53,20 @@ typedef struct vfp_dp_vni_stats {
     uint64_t drops;
 } vfp_dp_vni_stats;
 
+/* What one worker knows of one peer VTEP, by the peer's index in the current epoch.
+ * The slot names its peer (family and address), so a reader can tell which peer a
+ * slot counts for; a slot that gets another peer after a configuration change starts
+ * from zero. */
+typedef struct vfp_dp_peer_stats {
+    uint64_t family;            /* 4 or 6; 0: no peer at this index */
+    uint8_t addr[16];           /* the peer's VTEP (IPv4 in the first 4 bytes) */
+    uint64_t encap_pkts, encap_bytes;
+    uint64_t requests;          /* ARP requests / neighbour solicitations sent for its MAC */
+    uint64_t mac;               /* its underlay MAC in bytes 0–5 (memory order), byte 6: 1 resolved
+                                 * (learned from ARP/ND), 2 configured, 0 not known yet */
+    uint64_t resolved_ns;       /* CLOCK_MONOTONIC when the MAC was learned (0: never) */
+} vfp_dp_peer_stats;
+
 /* One worker's counters. Written only by that worker; readers sum across workers and
  * tolerate a torn read of a counter that is being incremented (64-bit aligned stores
  * are atomic on every target we build for). */
@@ -71,6 +85,7 @@ typedef struct vfp_dp_worker_stats {
     uint64_t handed_off;        /* frames for a port queue another worker owns, passed to it */
     vfp_dp_port_stats ports[VFP_DP_MAX_PORTS];
     vfp_dp_vni_stats vnis[VFP_DP_MAX_VNIS];
+    vfp_dp_peer_stats peers[VFP_DP_MAX_PEERS];
 } VFP_ALIGNED(VFP_CACHE_LINE) vfp_dp_worker_stats;
 
 typedef struct vfp_dp vfp_dp;

@@ -44,7 +44,7 @@ export async function dpStatus(o: ClientOpts): Promise<void> {
   const s = r as unknown as {
     node: string; backend: string; epoch: number;
     uplink: { name: string; vtep: string; mode?: string; why?: string; outerChecksums?: { ipv4: string; udp: string }; offload?: { tier: number; allowed: number | null; why: string } };
-    peers: { vtep: string; mac?: string }[]; attachments: { representor: string; pci?: string; vni: number; mac: string }[];
+    peers: { vtep: string; mac?: string; state?: string; underlayMac?: string | null; resolvedSecondsAgo?: number; requests?: number; encapPkts?: number }[]; attachments: { representor: string; pci?: string; vni: number; mac: string }[];
     workers: { cpu: number; epoch: number }[];
     ports?: { name: string; kind?: string; queues?: number; txFull?: number; rxNombuf?: number; drops?: Record<string, number>; stackDrop?: boolean; stackDropNote?: string }[];
   };
@@ -53,7 +53,19 @@ export async function dpStatus(o: ClientOpts): Promise<void> {
   if (ot) console.log(`offload tier ${ot.tier}${ot.allowed !== null ? ` (the hw-profile allows ${ot.allowed})` : ''}: ${ot.why}`);
   const oc = s.uplink.outerChecksums;
   if (oc) console.log(`outer checksums: IPv4 header by the ${oc.ipv4 === 'device' ? 'NIC' : 'CPU'}, UDP (when on) by the ${oc.udp === 'device' ? 'NIC' : 'CPU'}${s.uplink.why ? ` (${s.uplink.why})` : ''}`);
-  console.log(`peers: ${s.peers.map((p) => p.vtep + (p.mac ? ` (${p.mac})` : '')).join(', ') || 'none'}`);
+  if (!s.peers.length) console.log('peers: none');
+  else {
+    // Why a remote node is unreachable is most often here: a peer whose MAC nobody answered for.
+    const pe = new Table({ head: ['peer VTEP', 'underlay MAC', 'state', 'ARP/ND requests', 'encap pkts'], style: { head: [], border: [] } });
+    for (const p of s.peers) {
+      pe.push([
+        p.vtep, p.underlayMac ?? '-',
+        p.state === 'resolved' ? `resolved${p.resolvedSecondsAgo !== undefined ? ` ${p.resolvedSecondsAgo} s ago` : ''}` : p.state === 'unresolved' ? 'UNRESOLVED (no ARP/ND answer: is the peer up on the underlay?)' : p.state ?? '-',
+        p.requests ?? 0, p.encapPkts ?? 0,
+      ]);
+    }
+    console.log(pe.toString());
+  }
   const t = new Table({ head: ['representor', 'VF', 'VNI', 'MAC'], style: { head: [], border: [] } });
   for (const a of s.attachments) t.push([a.representor, a.pci ?? '-', a.vni, a.mac]);
   console.log(s.attachments.length ? t.toString() : 'no attachments');

@@ -529,6 +529,26 @@ export class Daemon {
     return m;
   }
 
+  /** The configured peers with what the workers know of them: the MAC encap sends to
+   *  (configured, or learned by ARP/ND and when), the requests sent for it, and what
+   *  went to each. */
+  private peerStatus(): Record<string, unknown>[] {
+    const known = this.dp!.counters().peers;
+    const now = process.hrtime.bigint(); // CLOCK_MONOTONIC, as the workers' stamps
+    return this.peers.map((p) => {
+      const k = known.get(p.vtep);
+      return {
+        ...p,
+        state: k?.state ?? 'unresolved',
+        underlayMac: k?.mac ?? null,
+        ...(k?.state === 'resolved' && k.resolvedNs ? { resolvedSecondsAgo: Math.max(0, Math.round(Number(now - k.resolvedNs) / 1e9)) } : {}),
+        requests: Number(k?.requests ?? 0n),
+        encapPkts: Number(k?.encapPkts ?? 0n),
+        encapBytes: Number(k?.encapBytes ?? 0n),
+      };
+    });
+  }
+
   /** The offload tier the data plane runs at, from what the uplink's device enabled. */
   private tier() {
     return offloadTier(this.cfg.backend, this.choice, this.uplink?.txOffloads ?? 0);
@@ -544,7 +564,7 @@ export class Daemon {
       uptimeSeconds: Math.round((Date.now() - this.started) / 1000),
       uplink: { name: c.uplink.ifname ?? c.uplink.dev, vtep: c.uplink.vtep, mode: this.uplink?.mode, zerocopy: this.uplink?.zerocopy, profile: this.choice?.profile ?? null, why: this.choice?.afxdp?.why ?? this.choice?.dpdkTxOffloads?.why, txOffloads: this.uplink?.txOffloads, outerChecksums: outerChecksums(this.uplink?.txOffloads ?? 0), offload: this.tier() },
       dstPort: c.dstPort,
-      peers: this.peers,
+      peers: this.peerStatus(),
       attachments: [...this.atts.values()].map((a) => ({ representor: a.representor, pci: a.pci, vni: a.vni, mac: a.mac, owner: a.owner })),
       workers: this.dp!.counters().perWorker.map((w) => ({ cpu: w.cpu, epoch: Number(w.epoch) })),
       ports: [...this.portNames()].map(([slot, name]) => ({ slot, name, ...(this.dp!.backendCounters(slot) ?? {}) })),
@@ -659,6 +679,7 @@ export function countersJson(c: DpCounters, names: Map<number, string>): Record<
     ports: [...c.ports].map(([slot, p]) => ({ slot, name: names.get(slot) ?? `slot${slot}`, rxPkts: n(p.rxPkts), rxBytes: n(p.rxBytes), txPkts: n(p.txPkts), txBytes: n(p.txBytes), drops: n(p.drops) })),
     vnis: [...c.vnis.values()].map((v) => ({ vni: v.vni, encapPkts: n(v.encapPkts), encapBytes: n(v.encapBytes), decapPkts: n(v.decapPkts), decapBytes: n(v.decapBytes), floodPkts: n(v.floodPkts), localPkts: n(v.localPkts), drops: n(v.drops) })),
     workers: c.perWorker.map((w) => ({ cpu: w.cpu, loops: n(w.loops), busyLoops: n(w.busyLoops), epoch: n(w.epoch) })),
+    peers: [...c.peers.values()].map((p) => ({ vtep: p.vtep, state: p.state, mac: p.mac, requests: n(p.requests), encapPkts: n(p.encapPkts), encapBytes: n(p.encapBytes) })),
   };
 }
 
@@ -690,6 +711,11 @@ export function prometheus(node: string, c: DpCounters, names: Map<number, strin
   metric('vfplane_vni_decap_packets_total', 'Frames decapsulated, per VNI.', 'counter', vnis.map((v) => [{ vni: String(v.vni) }, v.decapPkts]));
   metric('vfplane_vni_flood_packets_total', 'Copies made by flooding, per VNI.', 'counter', vnis.map((v) => [{ vni: String(v.vni) }, v.floodPkts]));
   metric('vfplane_vni_local_packets_total', 'Frames switched between two local pods, per VNI.', 'counter', vnis.map((v) => [{ vni: String(v.vni) }, v.localPkts]));
+  const peers = [...c.peers.values()];
+  metric('vfplane_peer_encap_packets_total', 'Frames encapsulated to each peer VTEP.', 'counter', peers.map((p) => [{ peer: p.vtep }, p.encapPkts]));
+  metric('vfplane_peer_encap_bytes_total', 'Bytes encapsulated to each peer VTEP (outer frames).', 'counter', peers.map((p) => [{ peer: p.vtep }, p.encapBytes]));
+  metric('vfplane_peer_neighbour_requests_total', 'ARP requests / neighbour solicitations sent for each peer\'s MAC.', 'counter', peers.map((p) => [{ peer: p.vtep }, p.requests]));
+  metric('vfplane_peer_resolved', 'Whether each peer\'s underlay MAC is known (1: configured or learned, 0: unresolved, its frames dropped as neigh_unresolved).', 'gauge', peers.map((p) => [{ peer: p.vtep }, p.state === 'unresolved' ? 0 : 1]));
   metric('vfplane_drops_total', 'Frames dropped, by reason.', 'counter', Object.entries(c.drops).map(([r, v]) => [{ reason: r }, v]));
   metric('vfplane_fdb_learn_total', 'FDB learning events, by result.', 'counter',
     (['learnNew', 'learnMoved', 'learnRefresh', 'learnFull'] as const).map((k) => [{ result: k.slice(5).toLowerCase() }, c.engine[k] ?? 0n]));

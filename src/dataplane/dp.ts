@@ -71,6 +71,9 @@ interface RawLayout {
   vnis: number;
   vniWords: number;
   vniFields: string[];
+  peers: number;
+  peerWords: number;
+  maxPeers: number;
   maxPorts: number;
   maxVnis: number;
 }
@@ -129,6 +132,22 @@ export interface VniCounters {
   drops: bigint;
 }
 
+/** What the workers know of a peer VTEP: what they encapsulated to it, how often they
+ *  asked for its MAC, and the MAC they use. */
+export interface PeerCounters {
+  vtep: string;
+  encapPkts: bigint;
+  encapBytes: bigint;
+  /** ARP requests / neighbour solicitations sent for its MAC. */
+  requests: bigint;
+  /** The underlay MAC encap sends to; null until known. */
+  mac: string | null;
+  /** configured: in the config; resolved: learned by ARP/ND; unresolved: asked, no answer yet. */
+  state: 'configured' | 'resolved' | 'unresolved';
+  /** When it was learned, in the clock of process.hrtime.bigint() (0n: never). */
+  resolvedNs: bigint;
+}
+
 export interface DpCounters {
   /** Engine counters (encap/decap/learn) summed over workers. */
   engine: Record<string, bigint>;
@@ -138,6 +157,8 @@ export interface DpCounters {
   ports: Map<number, PortCounters>;
   vnis: Map<number, VniCounters>;
   perWorker: { cpu: number; loops: bigint; busyLoops: bigint; epoch: bigint }[];
+  /** By VTEP address, the peers of the current configuration. */
+  peers: Map<string, PeerCounters>;
 }
 
 /** A native data plane. Methods throw VfpError with the native message on failure. */
@@ -274,7 +295,37 @@ export class DataPlane {
         vnis.set(vni, cur);
       }
     }
-    return { engine, drops, misc, ports, vnis, perWorker };
+    return { engine, drops, misc, ports, vnis, perWorker, peers: this.peerCounters(v, workers) };
+  }
+
+  /** The peer slots of every worker, merged by address: counts summed; the MAC of the
+   *  worker that knows it (configured over learned, the latest learned). */
+  private peerCounters(v: BigUint64Array, workers: number): Map<string, PeerCounters> {
+    const L = this.layout;
+    const out = new Map<string, PeerCounters>();
+    const bytes = new Uint8Array(v.buffer, v.byteOffset, v.byteLength);
+    for (let w = 0; w < workers; w++) {
+      for (let i = 0; i < L.maxPeers; i++) {
+        const o = w * L.workerWords + L.peers + i * L.peerWords;
+        const fam = Number(v[o]);
+        if (fam !== 4 && fam !== 6) break; // slots are filled from index 0
+        const vtep = formatIp(fam, bytes, (o + 1) * 8);
+        const macWord = v[o + 6]!;
+        const st = Number((macWord >> 48n) & 0xffn);
+        const cur = out.get(vtep) ?? { vtep, encapPkts: 0n, encapBytes: 0n, requests: 0n, mac: null, state: 'unresolved' as const, resolvedNs: 0n };
+        cur.encapPkts += v[o + 3]!;
+        cur.encapBytes += v[o + 4]!;
+        cur.requests += v[o + 5]!;
+        const resolvedNs = v[o + 7]!;
+        if (st === 2 || (st === 1 && cur.state !== 'configured' && resolvedNs >= cur.resolvedNs)) {
+          cur.state = st === 2 ? 'configured' : 'resolved';
+          cur.mac = formatMac(bytes, (o + 6) * 8);
+          cur.resolvedNs = st === 1 ? resolvedNs : 0n;
+        }
+        out.set(vtep, cur);
+      }
+    }
+    return out;
   }
 
   /** Drains (workers keep forwarding for up to drainMs while packets arrive), stops the

@@ -2,7 +2,7 @@
 // daemon (a real process), pods given VFs by vfplane-cni with vxlan, and a third node that
 // uses the kernel's vxlan device. Real namespaces, real frames, real ping and iperf3.
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -94,6 +94,38 @@ describePrivileged('VXLAN overlay between two simulated nodes', { netns: true, c
     expect(r.received, JSON.stringify(r)).toBeGreaterThanOrEqual(3);
     const k = topo.exec(topo.kernelNs, ['ping', '-c', '3', '-i', '0.2', '-W', '2', '10.100.0.2']);
     expect(k.code, k.stdout).toBe(0);
+  });
+
+  // The first thing to look at when a remote node is unreachable: whether its VTEP's MAC
+  // is known. Node b's is (its data plane answers ARP for 192.0.2.2); a peer that nobody
+  // answers for is shown unresolved, with the requests sent for it.
+  it('status and metrics say which peers are resolved, by what MAC, and what went to each', async () => {
+    const sock = topo.nodes.get('a')!.socket;
+    const bUplinkMac = readFileSync(`/sys/class/net/${topo.nodes.get('b')!.sim.pfs[0]!.netdev}/address`, 'utf8').trim();
+    type Peer = { vtep: string; state: string; underlayMac: string | null; requests: number; encapPkts: number };
+    const peers = async () => ((await request(sock, { op: 'status' })) as { peers: Peer[] }).peers;
+    const b = (await peers()).find((p) => p.vtep === '192.0.2.2')!;
+    expect(b).toMatchObject({ state: 'resolved', underlayMac: bUplinkMac });
+    expect(b.encapPkts).toBeGreaterThan(0);
+    expect(b.requests).toBeGreaterThanOrEqual(1);
+    await request(sock, { op: 'peer-add', vtep: '192.0.2.77' });
+    try {
+      // Each new epoch asks for every unresolved peer's MAC.
+      await new Promise((r) => setTimeout(r, 300));
+      const ghost = (await peers()).find((p) => p.vtep === '192.0.2.77')!;
+      expect(ghost).toMatchObject({ state: 'unresolved', underlayMac: null, encapPkts: 0 });
+      expect(ghost.requests).toBeGreaterThanOrEqual(1);
+      const r = vfplane(['dataplane', 'status', '--socket', sock]);
+      expect(r.stdout).toMatch(/│ 192\.0\.2\.77\s+│ -\s+│ UNRESOLVED \(no ARP\/ND answer/);
+      expect(r.stdout).toMatch(new RegExp(`│ 192\\.0\\.2\\.2\\s+│ ${bUplinkMac}\\s+│ resolved \\d+ s ago`));
+      const text = await (await fetch(`http://127.0.0.1:${topo.nodes.get('a')!.metricsPort!}/metrics`)).text();
+      expect(text).toMatch(/^vfplane_peer_resolved\{node="a",peer="192\.0\.2\.77"\} 0$/m);
+      expect(text).toMatch(/^vfplane_peer_resolved\{node="a",peer="192\.0\.2\.2"\} 1$/m);
+      expect(Number(/^vfplane_peer_encap_packets_total\{node="a",peer="192\.0\.2\.2"\} (\d+)$/m.exec(text)?.[1])).toBeGreaterThan(0);
+    } finally {
+      await request(sock, { op: 'peer-del', vtep: '192.0.2.77' });
+    }
+    expect((await peers()).map((p) => p.vtep)).not.toContain('192.0.2.77');
   });
 
   it('serves Prometheus metrics', async () => {
