@@ -12,7 +12,7 @@ import { DataPlane, type Backend, type BackendCounters, type DpCounters, type Dp
 import { ControlServer } from './control.js';
 import { attachSchema, fdbSchema, peerSchema, podBackendOf, socketPath, tenancyRefusal, vniNumber, ipString, zodMessage, type AttachRequest, type DaemonConfig } from './config.js';
 import { resolveTunnel } from '../packet/config.js';
-import { parseIp, parseMac } from '../util/addr.js';
+import { formatIp, parseIp, parseMac } from '../util/addr.js';
 import { conflict, invalid, notFound, VfpError } from '../util/errors.js';
 import { readSysctl } from '../net/ip.js';
 import { RX_AGG_ALL, linkAddrs, netRun, rxAggNames, rxAggregation, type LinkAddrs, type NetOp } from '../net/netops.js';
@@ -536,7 +536,8 @@ export class Daemon {
     const known = this.dp!.counters().peers;
     const now = process.hrtime.bigint(); // CLOCK_MONOTONIC, as the workers' stamps
     return this.peers.map((p) => {
-      const k = known.get(p.vtep);
+      const a = parseIp(p.vtep)!; // the workers name peers in canonical form (RFC 5952)
+      const k = known.get(formatIp(a.family, a.bytes));
       return {
         ...p,
         state: k?.state ?? 'unresolved',

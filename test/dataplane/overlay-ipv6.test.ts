@@ -64,6 +64,13 @@ describePrivileged('VXLAN overlay over an IPv6 underlay', { netns: true, command
       expect(m.ndSolicits, node).toBeGreaterThan(0);
       expect(m.neighLearned, node).toBeGreaterThan(0);
     }
+    // Status names the MAC ND gave for the other node's VTEP (IPv6 addresses compared in
+    // canonical form), and what went to it.
+    const other = topo.nodes.get('b')!;
+    const bMac = readFileSync(`/sys/class/net/${other.sim.pfs[0]!.netdev}/address`, 'utf8').trim();
+    const peers = ((await topo.control('a', { op: 'status' })) as { peers: { vtep: string; state: string; underlayMac: string | null; encapPkts: number }[] }).peers;
+    expect(peers.find((p) => p.vtep === '2001:db8::2')).toMatchObject({ state: 'resolved', underlayMac: bMac });
+    expect(peers.find((p) => p.vtep === '2001:db8::2')!.encapPkts).toBeGreaterThan(0);
   });
 
   it('the kernel vxlan node resolves our VTEP by ND and talks to the pods', async () => {
