@@ -3,7 +3,7 @@
 // namespace (one call instead of a chain of `nsenter ip …` processes, which is most of
 // a CNI ADD's cost); iproute2 is the fallback when the addon is not built.
 import { writeFileSync } from 'node:fs';
-import { systemError } from '../util/errors.js';
+import { systemError, type VfpError } from '../util/errors.js';
 import { runSync, syncFailure } from '../util/spawn.js';
 import type { RawNetOp } from '../dataplane/addon-types.js';
 import { addrsIn, hostNetnsPath, ip, ipIn, linkIn, link, sysctlIn, type IpAddrInfo } from './ip.js';
@@ -79,58 +79,70 @@ function toRaw(o: NetOp): RawNetOp {
 
 /** The same batch through iproute2 (and sysctl), one process per change. */
 function viaIproute2(netns: string | null, ops: NetOp[]): (LinkInfo | null)[] {
-  const run = (args: string[]) => (netns ? ipIn(netns, args) : ip(args));
-  return ops.map((o) => {
-    switch (o.op) {
-      case 'get': {
-        const l = netns ? linkIn(netns, o.name) : link(o.name);
-        return l ? { ifindex: l.ifindex, mac: l.address ?? '', mtu: l.mtu ?? 0, up: (l.flags ?? []).includes('UP') } : null;
-      }
-      case 'set': {
-        let name = o.name;
-        if (o.up === false) run(['link', 'set', 'dev', name, 'down']);
-        if (o.netns) {
-          // iproute2 sends these as one request too.
-          run(['link', 'set', 'dev', name, 'netns', o.netns, ...(o.newName ? ['name', o.newName] : []), ...(o.mac ? ['address', o.mac] : []),
-            ...(o.mtu ? ['mtu', String(o.mtu)] : []), ...(o.up === true ? ['up'] : [])]);
-          return null;
-        }
-        if (o.newName) {
-          run(['link', 'set', 'dev', name, 'name', o.newName]);
-          name = o.newName;
-        }
-        if (o.mac) run(['link', 'set', 'dev', name, 'address', o.mac]);
-        if (o.mtu) run(['link', 'set', 'dev', name, 'mtu', String(o.mtu)]);
-        if (o.up === true) run(['link', 'set', 'dev', name, 'up']);
-        return null;
-      }
-      case 'addr':
-        run(['addr', 'add', o.address, 'dev', o.name, ...(o.nodad ? ['nodad'] : [])]);
-        return null;
-      case 'route':
-        run(['route', 'add', o.dst, ...(o.gw ? ['via', o.gw] : []), 'dev', o.name]);
-        return null;
-      case 'sysctl': {
-        try {
-          if (netns) sysctlIn(netns, o.path.replaceAll('/', '.'), o.value);
-          else writeFileSync(`/proc/sys/${o.path}`, o.value);
-        } catch (err) {
-          if (!o.optional) throw err;
-        }
-        return null;
-      }
-      case 'maddr': {
-        // The kernel takes any address here; a unicast one is refused as natively.
-        if (!(parseInt(o.mac.slice(0, 2), 16) & 1)) throw systemError(`${describe(o)}${netns ? ` in ${netns}` : ''}: Invalid argument (not a multicast MAC)`, { errno: 'EINVAL', op: o });
-        try {
-          run(['maddr', o.join ? 'add' : 'del', o.mac, 'dev', o.name]);
-        } catch (err) {
-          if (o.join) throw err;
-        }
-        return null;
-      }
+  const out: (LinkInfo | null)[] = [];
+  for (const o of ops) {
+    try {
+      out.push(oneViaIproute2(netns, o));
+    } catch (e) {
+      // Named as the native path names a failure: the op, then the tool's own reason.
+      const why = ((e as VfpError).details?.stderr as string | undefined) ?? (e as Error).message;
+      throw systemError(`${describe(o)}${netns ? ` in ${netns}` : ''}: ${why}`, { op: o, ...((e as VfpError).details ?? {}) });
     }
-  });
+  }
+  return out;
+}
+
+function oneViaIproute2(netns: string | null, o: NetOp): LinkInfo | null {
+  const run = (args: string[]) => (netns ? ipIn(netns, args) : ip(args));
+  switch (o.op) {
+    case 'get': {
+      const l = netns ? linkIn(netns, o.name) : link(o.name);
+      return l ? { ifindex: l.ifindex, mac: l.address ?? '', mtu: l.mtu ?? 0, up: (l.flags ?? []).includes('UP') } : null;
+    }
+    case 'set': {
+      let name = o.name;
+      if (o.up === false) run(['link', 'set', 'dev', name, 'down']);
+      if (o.netns) {
+        // iproute2 sends these as one request too.
+        run(['link', 'set', 'dev', name, 'netns', o.netns, ...(o.newName ? ['name', o.newName] : []), ...(o.mac ? ['address', o.mac] : []),
+          ...(o.mtu ? ['mtu', String(o.mtu)] : []), ...(o.up === true ? ['up'] : [])]);
+        return null;
+      }
+      if (o.newName) {
+        run(['link', 'set', 'dev', name, 'name', o.newName]);
+        name = o.newName;
+      }
+      if (o.mac) run(['link', 'set', 'dev', name, 'address', o.mac]);
+      if (o.mtu) run(['link', 'set', 'dev', name, 'mtu', String(o.mtu)]);
+      if (o.up === true) run(['link', 'set', 'dev', name, 'up']);
+      return null;
+    }
+    case 'addr':
+      run(['addr', 'add', o.address, 'dev', o.name, ...(o.nodad ? ['nodad'] : [])]);
+      return null;
+    case 'route':
+      run(['route', 'add', o.dst, ...(o.gw ? ['via', o.gw] : []), 'dev', o.name]);
+      return null;
+    case 'sysctl': {
+      try {
+        if (netns) sysctlIn(netns, o.path.replaceAll('/', '.'), o.value);
+        else writeFileSync(`/proc/sys/${o.path}`, o.value);
+      } catch (err) {
+        if (!o.optional) throw err;
+      }
+      return null;
+    }
+    case 'maddr': {
+      // The kernel takes any address here; a unicast one is refused as natively.
+      if (!(parseInt(o.mac.slice(0, 2), 16) & 1)) throw systemError('Invalid argument (not a multicast MAC)', { errno: 'EINVAL' });
+      try {
+        run(['maddr', o.join ? 'add' : 'del', o.mac, 'dev', o.name]);
+      } catch (err) {
+        if (o.join) throw err;
+      }
+      return null;
+    }
+  }
 }
 
 /**
@@ -220,7 +232,9 @@ export async function rxAggregation(netns: string | null, name: string, change: 
   const eth = (args: string[]) => {
     const r = runSync(netns ? 'nsenter' : 'ethtool', netns ? [`--net=${netns}`, 'ethtool', ...args] : args);
     const why = syncFailure(r);
-    if (why) throw systemError(`ethtool ${args.join(' ')}${netns ? ` in ${netns}` : ''}: ${why}`, { errno: r.error?.code });
+    if (why) {
+      throw systemError(`${change.clear || change.set ? 'changing' : 'reading'} the receive aggregation (GRO, LRO) of ${name}${netns ? ` in ${netns}` : ''}: ethtool ${args.join(' ')}: ${why.replace(/\s*\n\s*/g, '; ')}`, { errno: r.error?.code });
+    }
     return r.stdout;
   };
   const feats = new Map<string, { on: boolean; fixed: boolean }>();

@@ -54,12 +54,28 @@ describePrivileged('netops: link, address, route and sysctl batches in a namespa
       { op: 'addr', name: 'net1', address: '10.9.0.3/24' },
       { op: 'addr', name: 'net1', address: '10.9.0.2/24' },
       { op: 'addr', name: 'net1', address: '10.9.0.4/24' },
-    ])).rejects.toThrow(/adding 10\.9\.0\.2\/24 to net1 in .*: File exists/);
+    ])).rejects.toThrow(/adding 10\.9\.0\.2\/24 to net1 in .*: (File exists|Error: ipv4: Address already assigned)/); // native, iproute2
     const have = JSON.parse(pod.ip(['-j', 'addr', 'show', 'dev', 'net1']))[0].addr_info.map((x: any) => x.local);
     expect(have).toContain('10.9.0.3');
     expect(have).not.toContain('10.9.0.4');
     await expect(netRun('/run/netns/vfplane-no-such-ns', [{ op: 'get', name: 'x' }])).rejects.toThrow(/No such file or directory/);
     expect((await netRun(path(), [{ op: 'get', name: 'nosuch0' }]))[0]).toBeNull();
+    // The iproute2 fallback (no addon) names the failing op the same way, with ip's reason.
+    vi.resetModules();
+    process.env.VFPLANE_NETOPS = 'iproute2';
+    try {
+      const viaIp = await import('../../src/net/netops.js');
+      await expect(viaIp.netRun(path(), [
+        { op: 'addr', name: 'net1', address: '10.9.0.2/24' },
+        { op: 'addr', name: 'net1', address: '10.9.0.5/24' },
+      ])).rejects.toThrow(/adding 10\.9\.0\.2\/24 to net1 in .*: Error: ipv4: Address already assigned/);
+      expect(JSON.parse(pod.ip(['-j', 'addr', 'show', 'dev', 'net1']))[0].addr_info.map((x: any) => x.local)).not.toContain('10.9.0.5');
+      await expect(viaIp.netRun(path(), [{ op: 'maddr', name: 'net1', mac: '02:00:00:00:00:07', join: true }]))
+        .rejects.toThrow(/^joining multicast 02:00:00:00:00:07 on net1 in \S+: Invalid argument \(not a multicast MAC\)$/);
+    } finally {
+      delete process.env.VFPLANE_NETOPS;
+      vi.resetModules();
+    }
   });
 
   it('moves the netdev back to the host namespace under its own name', async () => {
