@@ -135,6 +135,24 @@ export async function dpOp(op: string, args: Record<string, unknown>, o: ClientO
   console.log(`${op}: done (epoch ${r.epoch})`);
 }
 
+export async function dpExplain(o: ClientOpts & { vni: number; mac: string; from?: string; src?: string }): Promise<void> {
+  const r = await request(sock(o), { op: 'explain', vni: o.vni, mac: o.mac, ...(o.from ? { from: o.from } : {}), ...(o.src ? { src: o.src } : {}) });
+  if (o.json) return printJson(strip(r));
+  const e = r as unknown as {
+    verdict: string; reason?: string; representor?: string; vtep?: string; source?: string; steps: string[];
+    peer?: { note: string }; localPorts?: string[]; peers?: { note: string }[];
+  };
+  const head = e.verdict === 'local' ? `switched locally to ${e.representor}`
+    : e.verdict === 'encap' ? `encapsulated to ${e.vtep} (${e.source} FDB entry)`
+    : e.verdict === 'flood' ? `flooded: ${e.localPorts?.length ?? 0} local pod(s), ${e.peers?.length ?? 0} remote VTEP(s)`
+    : `dropped (${e.reason})`;
+  console.log(`VNI ${o.vni}, to ${o.mac}${o.from ? `, from ${o.from}` : ''}: ${head}`);
+  for (const s of e.steps) console.log(`  - ${s}`);
+  if (e.peer) console.log(`  - ${e.peer.note}`);
+  if (e.localPorts?.length) console.log(`  - local copies: ${e.localPorts.join(', ')}`);
+  for (const p of e.peers ?? []) console.log(`  - copy to ${p.note}`);
+}
+
 export async function dpFdbList(o: ClientOpts): Promise<void> {
   const r = await request(sock(o), { op: 'fdb-list' });
   if (o.json) return printJson(strip(r));

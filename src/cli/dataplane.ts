@@ -47,6 +47,13 @@ export function registerDataplane(program: Command): void {
   common(peer.command('del').description('remove a peer VTEP').argument('<vtep>', 'its address', ipFlag('VTEP')))
     .action(async (vtep, o) => (await run()).dpOp('peer-del', { vtep }, o));
 
+  common(dp.command('explain').description('where a frame a pod sends on VNI to MAC goes, and why: local pod, FDB entry (static or learned) and peer, or flood'))
+    .requiredOption('--vni <n>', 'the VNI', vniFlag())
+    .requiredOption('--mac <mac>', 'the destination MAC', macFlag('--mac'))
+    .option('--from <representor>', 'the sending pod\'s representor (hairpin and anti-spoofing checks)')
+    .option('--src <mac>', 'the source MAC (with --from: the anti-spoofing check)', macFlag('--src'))
+    .action(async (o) => (await run()).dpExplain(o));
+
   const fdb = dp.command('fdb').description('the forwarding database: (VNI, MAC) → VTEP');
   common(fdb.command('list').description('static, learned and local entries')).action(async (o) => (await run()).dpFdbList(o));
   common(fdb.command('add').description('add a static entry'))

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import { DataPlane, type Backend, type BackendCounters, type DpCounters, type DpSpec, type PortInfo } from './dp.js';
 import { ControlServer } from './control.js';
-import { attachSchema, fdbSchema, peerSchema, podBackendOf, socketPath, tenancyRefusal, vniNumber, ipString, zodMessage, type AttachRequest, type DaemonConfig } from './config.js';
+import { attachSchema, fdbSchema, macString, peerSchema, podBackendOf, socketPath, tenancyRefusal, vniNumber, ipString, zodMessage, type AttachRequest, type DaemonConfig } from './config.js';
 import { resolveTunnel } from '../packet/config.js';
 import { formatIp, parseIp, parseMac } from '../util/addr.js';
 import { conflict, invalid, notFound, VfpError } from '../util/errors.js';
@@ -511,6 +511,10 @@ export class Daemon {
         this.change(() => this.floods.set(f.vni, f.vteps), () => (this.floods = prev));
         return { epoch: this.epoch };
       }
+      case 'explain':
+        return this.explain(this.parse(z.strictObject({
+          vni: vniNumber, mac: macString('the destination MAC'), from: z.string().min(1).max(15).optional(), src: macString('the source MAC').optional(),
+        }), req));
       case 'fdb-list':
         return {
           static: this.fdb,
@@ -518,7 +522,7 @@ export class Daemon {
           local: [...this.atts.values()].map((a) => ({ vni: a.vni, mac: a.mac, representor: a.representor })),
         };
       default:
-        throw invalid(`unknown op ${JSON.stringify(req.op)}; use status, stats, attach, detach, peer-add, peer-del, fdb-add, fdb-del, fdb-list or flood-set`);
+        throw invalid(`unknown op ${JSON.stringify(req.op)}; use status, stats, attach, detach, peer-add, peer-del, fdb-add, fdb-del, fdb-list, flood-set or explain`);
     }
   }
 
@@ -527,6 +531,73 @@ export class Daemon {
     if (this.uplink) m.set(this.uplink.slot, 'uplink');
     for (const a of this.atts.values()) m.set(a.slot, a.representor);
     return m;
+  }
+
+  /**
+   * Where a frame a pod sends on VNI to MAC goes, and why, in the order the workers
+   * decide it (native/worker/dp.c, from_pod): the sender's own checks, local pods,
+   * static then learned FDB entries, else head-end replication; and for each remote
+   * VTEP whether its MAC is known. From the configuration and the workers' own tables
+   * (learned entries, peer state) as they are now.
+   */
+  private explain(q: { vni: number; mac: string; from?: string; src?: string }): Record<string, unknown> {
+    const c = this.cfg;
+    const dst = q.mac.toLowerCase();
+    const steps: string[] = [];
+    const peerState = new Map((this.peerStatus() as { vtep: string; state: string; underlayMac: string | null }[]).map((p) => [p.vtep, p]));
+    const canon = (v: string) => { const a = parseIp(v)!; return formatIp(a.family, a.bytes); };
+    const peerLine = (vtep: string) => {
+      const p = peerState.get(canon(vtep)) ?? [...peerState.values()].find((x) => canon(x.vtep) === canon(vtep));
+      if (!p) return { vtep, peer: false, note: `${vtep} is not a peer: frames for it are dropped (no_peer); add it with vfplane dataplane peer add` };
+      return p.state === 'unresolved'
+        ? { vtep, peer: true, state: p.state, note: `${vtep}: its MAC is not known yet, so frames for it are dropped (neigh_unresolved) until it answers ARP/ND` }
+        : { vtep, peer: true, state: p.state, underlayMac: p.underlayMac, note: `${vtep} via ${p.underlayMac} (${p.state})` };
+    };
+    const local = [...this.atts.values()].filter((a) => a.vni === q.vni);
+    const sender = q.from ? this.atts.get(q.from) : undefined;
+    if (q.from && !sender) throw notFound(`no attachment on representor ${q.from}; see vfplane dataplane status`);
+    if (sender && sender.vni !== q.vni) throw invalid(`representor ${q.from} is on VNI ${sender.vni}, not ${q.vni}: its frames go on VNI ${sender.vni}`);
+    if (!local.length) steps.push(`no pod on this node is attached to VNI ${q.vni}: no pod here sends on it, and frames arriving for it from the underlay are dropped (vni_unknown)`);
+    const result = (verdict: string, extra: Record<string, unknown>) => ({ vni: q.vni, mac: dst, ...(q.from ? { from: q.from } : {}), verdict, ...extra, steps });
+    if (sender && c.antiSpoof && q.src && q.src.toLowerCase() !== sender.mac.toLowerCase()) {
+      steps.push(`anti-spoofing is on and ${q.from} may only send from ${sender.mac}, not ${q.src}`);
+      return result('drop', { reason: 'spoofed' });
+    }
+    const flood = (why: string) => {
+      const list = this.floods.get(q.vni);
+      const remotes = list ?? this.peers.map((p) => p.vtep);
+      for (const a of local) if (a.remote && !remotes.includes(a.remote)) remotes.push(a.remote);
+      steps.push(why);
+      steps.push(list ? `VNI ${q.vni} has a flood list: ${list.join(', ') || 'empty'}` : `VNI ${q.vni} has no flood list of its own: every peer gets a copy`);
+      const ports = local.filter((a) => a.representor !== q.from).map((a) => a.representor);
+      return result('flood', { localPorts: ports, peers: remotes.map(peerLine) });
+    };
+    if (parseInt(dst.slice(0, 2), 16) & 1) return flood(`${dst} is a ${dst === 'ff:ff:ff:ff:ff:ff' ? 'broadcast' : 'multicast'} address: every other local pod on the VNI and the VNI's remote VTEPs get a copy (head-end replication)`);
+    const here = local.find((a) => a.mac.toLowerCase() === dst);
+    if (here) {
+      if (here.representor === q.from) {
+        steps.push(`${dst} is the sender's own MAC`);
+        return result('drop', { reason: 'hairpin' });
+      }
+      steps.push(`${dst} is a pod on this node (representor ${here.representor}${here.pci ? `, VF ${here.pci}` : ''}): switched locally, never encapsulated`);
+      return result('local', { representor: here.representor, ...(here.owner ? { owner: here.owner } : {}) });
+    }
+    const st = this.fdb.find((f) => f.vni === q.vni && f.mac.toLowerCase() === dst);
+    if (st) {
+      steps.push(`a static FDB entry sends ${dst} on VNI ${q.vni} to ${st.vtep}`);
+      const pl = peerLine(st.vtep);
+      return result(pl.peer && pl.state !== 'unresolved' ? 'encap' : 'drop', { vtep: st.vtep, source: 'static', peer: pl, ...(pl.peer ? pl.state === 'unresolved' ? { reason: 'neigh_unresolved' } : {} : { reason: 'no_peer' }) });
+    }
+    if (c.learn) {
+      const l = this.dp!.learned().find((e) => e.vni === q.vni && e.mac === dst);
+      if (l) {
+        const age = Math.max(0, Math.round(Number(process.hrtime.bigint() / 1_000_000_000n) - l.stamp));
+        steps.push(`${dst} was learned on VNI ${q.vni} from frames VTEP ${l.vtep} sent, ${age} s ago (entries age out after ${c.ageSeconds} s)`);
+        const pl = peerLine(l.vtep);
+        return result(pl.peer && pl.state !== 'unresolved' ? 'encap' : 'drop', { vtep: l.vtep, source: 'learned', ageSeconds: age, peer: pl, ...(pl.peer ? pl.state === 'unresolved' ? { reason: 'neigh_unresolved' } : {} : { reason: 'no_peer' }) });
+      }
+    }
+    return flood(`${dst} is not a local pod, and no ${c.learn ? 'static or learned ' : 'static '}FDB entry names it on VNI ${q.vni}: unknown unicast is flooded`);
   }
 
   /** The configured peers with what the workers know of them: the MAC encap sends to

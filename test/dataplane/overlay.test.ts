@@ -89,6 +89,36 @@ describePrivileged('VXLAN overlay between two simulated nodes', { netns: true, c
     expect(st.misc.arpReplies! + st.misc.neighLearned!).toBeGreaterThan(0);
   });
 
+  // `explain` answers from the same tables the workers use; its verdicts are checked
+  // against what the overlay does (b1 is reached by ping, learned; a1 is local).
+  it('explains where a frame goes: learned peer, local pod, flood, hairpin, spoofed', async () => {
+    const a1 = topo.pods.get('a1')!, b1 = topo.pods.get('b1')!;
+    expect(topo.ping('a1', '10.100.0.2', 2).received).toBeGreaterThanOrEqual(1);
+    const sock = topo.nodes.get('a')!.socket;
+    const st = (await request(sock, { op: 'status' })) as { attachments: { representor: string; mac: string; vni: number }[] };
+    const rep = st.attachments.find((x) => x.mac === a1.mac)!.representor;
+    const ex = (q: Record<string, unknown>) => request(sock, { op: 'explain', ...q }) as Promise<Record<string, any>>;
+    const toB1 = await ex({ vni: 100, mac: b1.mac });
+    expect(toB1).toMatchObject({ verdict: 'encap', source: 'learned', vtep: '192.0.2.2', peer: { peer: true, state: 'resolved' } });
+    expect(toB1.steps.join('\n')).toMatch(new RegExp(`${b1.mac} was learned on VNI 100 from frames VTEP 192\\.0\\.2\\.2 sent, \\d+ s ago`));
+    expect(await ex({ vni: 100, mac: a1.mac })).toMatchObject({ verdict: 'local', representor: rep });
+    expect(await ex({ vni: 100, mac: a1.mac, from: rep })).toMatchObject({ verdict: 'drop', reason: 'hairpin' });
+    expect(await ex({ vni: 100, mac: b1.mac, from: rep, src: '02:00:00:00:66:66' })).toMatchObject({ verdict: 'drop', reason: 'spoofed' });
+    const bc = await ex({ vni: 100, mac: 'ff:ff:ff:ff:ff:ff', from: rep });
+    // Every other pod of node a on VNI 100 gets a copy, the sender none.
+    expect(bc).toMatchObject({ verdict: 'flood', localPorts: st.attachments.filter((x) => x.vni === 100 && x.representor !== rep).map((x) => x.representor) });
+    expect(bc.peers.map((p: { vtep: string }) => p.vtep).sort()).toEqual(['192.0.2.2', '192.0.2.9']);
+    expect((await ex({ vni: 100, mac: '02:00:00:00:99:99' })).verdict).toBe('flood');
+    expect((await ex({ vni: 4321, mac: b1.mac })).steps[0]).toMatch(/no pod on this node is attached to VNI 4321/);
+    await expect(ex({ vni: 100, mac: b1.mac, from: 'vfpnosuch0' })).rejects.toThrow(/no attachment on representor vfpnosuch0/);
+    const r = vfplane(['dataplane', 'explain', '--socket', sock, '--vni', '100', '--mac', b1.mac]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(new RegExp(`^VNI 100, to ${b1.mac}: encapsulated to 192\\.0\\.2\\.2 \\(learned FDB entry\\)$`, 'm'));
+    expect(r.stdout).toMatch(/^ {2}- 192\.0\.2\.2 via ([0-9a-f]{2}:){5}[0-9a-f]{2} \(resolved\)$/m);
+    const bad = vfplane(['dataplane', 'explain', '--socket', sock, '--vni', '100', '--mac', 'zz']);
+    expect(bad.code).toBe(2);
+  });
+
   it('interoperates with a node that uses the kernel vxlan device', () => {
     const r = topo.ping('a1', '10.100.0.9', 4);
     expect(r.received, JSON.stringify(r)).toBeGreaterThanOrEqual(3);
