@@ -199,4 +199,8 @@ function printNode(name: string, status: Record<string, unknown>, c: Record<stri
   console.log(`drops by reason: ${drops.length ? drops.map(([k, v]) => `${k} ${v}`).join(', ') : 'none'}`);
   const learned = (fdb as { learned: { vni: number; mac: string; vtep: string }[] }).learned;
   console.log(`learned FDB: ${learned.length ? learned.map((e) => `${e.mac}@VNI${e.vni}→${e.vtep}`).join(', ') : 'empty'}`);
+  const peers = (status as { peers?: { vtep: string; state: string; underlayMac: string | null; encapPkts: number }[] }).peers ?? [];
+  console.log(`peers: ${peers.length ? peers.map((p) => `${p.vtep} ${p.state}${p.underlayMac ? ` (${p.underlayMac})` : ''}, ${p.encapPkts} frames encapsulated to it`).join('; ') : 'none'}`);
+  const tier = (status as { uplink: { offload?: { tier: number; why: string } } }).uplink.offload;
+  if (tier) console.log(`offload tier ${tier.tier}: ${tier.why}`);
 }
