@@ -9,7 +9,9 @@ import type { HwProfile, OffloadTier } from '../sriov/types.js';
 export interface UplinkChoice {
   profile: string | null;
   driver: string | null;
-  allowedTier?: OffloadTier; // the highest tier the profile allows (absent: no profile)
+  allowedTier?: OffloadTier; // the highest tier the profile (and the eswitch mode) allows (absent: no profile)
+  /** Why allowedTier is below the profile's own tier, when it is. */
+  tierNote?: string;
   afxdp?: { mode: 'auto' | 'native' | 'skb'; copy: 'auto' | 'copy' | 'zerocopy'; why: string };
   dpdkTxOffloads?: { bits: number; names: string[]; why: string };
 }
@@ -62,7 +64,18 @@ export function profileOfPci(devDir: string, profiles: readonly HwProfile[] = lo
 export function netdevProfile(ifname: string, sysRoot = '/sys'): UplinkChoice & { hw: HwProfile | null } {
   const dev = `${sysRoot}/class/net/${ifname}/device`;
   const { profile, driver } = existsSync(dev) ? profileOfPci(dev) : { profile: null, driver: null };
-  return { profile: profile?.name ?? null, driver, hw: profile, ...(profile ? { allowedTier: profile.tier } : {}) };
+  if (!profile) return { profile: null, driver, hw: null };
+  // Tier 1 through tc flower (E810) needs the eswitch in switchdev mode, where the PF's
+  // netdev has a switch id; in legacy mode reading phys_switch_id fails (EOPNOTSUPP).
+  // rte_flow encap (mlx5) does not depend on it.
+  const o = profile.offloads;
+  if (profile.tier === 1 && !o.rteFlowEncapDecap && o.tcFlowerEncapDecap && !read(`${sysRoot}/class/net/${ifname}/phys_switch_id`)) {
+    return {
+      profile: profile.name, driver, hw: profile, allowedTier: 2,
+      tierNote: `its hardware encap/decap (tier 1) works through tc flower in switchdev mode only, and ${ifname} is in legacy mode (devlink dev eswitch set pci/<PF> mode switchdev)`,
+    };
+  }
+  return { profile: profile.name, driver, hw: profile, allowedTier: profile.tier };
 }
 
 /** AF_XDP settings for a netdev uplink in the daemon's own namespace. */
@@ -143,6 +156,7 @@ export function offloadTier(backend: string, choice: UplinkChoice | null, enable
   const csum = enabledTxOffloads & (DPDK_TX.ipv4Cksum | DPDK_TX.udpCksum);
   const parts: string[] = [];
   if (allowed === null) parts.push('no hw-profile matches the uplink (virtual or unknown NIC), so software only');
+  else if (choice?.tierNote) parts.push(`the ${p} profile allows tier ${allowed}: ${choice.tierNote}`);
   else if (allowed === 1) parts.push(`the ${p} profile allows tier 1 (hardware encap/decap through rte_flow or tc flower in switchdev mode), which vfplane does not program yet`);
   let tier: OffloadTier = 3;
   if (csum) {

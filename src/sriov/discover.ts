@@ -72,8 +72,18 @@ function pfInfo(sysfs: Sysfs, pci: string, profiles: HwProfile[], cache: LinkCac
     numVfs: sysfs.readInt(`${d}/sriov_numvfs`) ?? 0,
     linkSpeedMbps: speed !== undefined && speed > 0 ? speed : null,
     profile: profile?.name ?? null,
-    tier: profile?.tier ?? null,
+    tier: pfTier(sysfs, profile, nd ? `${d}/net/${nd.ifname}` : null),
   };
+}
+
+/** The highest tier the PF allows as it runs: its family's, except that hardware encap
+ *  through tc flower alone (E810) needs the eswitch in switchdev mode, where the PF's
+ *  netdev has a switch id (in legacy mode phys_switch_id cannot be read). */
+function pfTier(sysfs: Sysfs, profile: HwProfile | null, netdevDir: string | null): PfInfo['tier'] {
+  if (!profile) return null;
+  const o = profile.offloads;
+  if (profile.tier !== 1 || o.rteFlowEncapDecap || !o.tcFlowerEncapDecap) return profile.tier;
+  return netdevDir && sysfs.tryRead(`${netdevDir}/phys_switch_id`) ? 1 : 2;
 }
 
 /** The VF at virtfnINDEX of PF, or undefined when that link is missing or odd. */

@@ -148,6 +148,23 @@ describe('the offload tier the data plane runs at', () => {
     }
   });
 
+  it('allows an E810 tier 1 only in switchdev mode (its PF netdev has a switch id), tier 2 in legacy mode', () => {
+    const m = makeSim({ profile: 'e810', netdevs: false });
+    try {
+      mkdirSync(join(m.root, 'class/net/vfpe0'), { recursive: true });
+      symlinkSync(join(m.root, 'bus/pci/devices', m.pfs[0]!.pci), join(m.root, 'class/net/vfpe0/device'));
+      const legacy = netdevProfile('vfpe0', m.root);
+      expect(legacy).toMatchObject({ profile: 'e810', allowedTier: 2 });
+      const t = offloadTier('afxdp', legacy, 0);
+      expect(t).toMatchObject({ tier: 3, allowed: 2 });
+      expect(t.why).toMatch(/the e810 profile allows tier 2: .*tc flower in switchdev mode only, and vfpe0 is in legacy mode \(devlink dev eswitch set/);
+      writeFileSync(join(m.root, 'class/net/vfpe0/phys_switch_id'), '0123456789abcdef\n');
+      expect(netdevProfile('vfpe0', m.root)).toMatchObject({ profile: 'e810', allowedTier: 1 });
+    } finally {
+      dropSim(m.root);
+    }
+  });
+
   it('is tier 3 with no profile for virtual devices and veths', () => {
     expect(offloadTier('dpdk', dpdkChoice('net_null0'), 0)).toEqual({ tier: 3, allowed: null, why: expect.stringMatching(/no hw-profile matches the uplink/) });
     expect(netdevProfile('lo')).toMatchObject({ profile: null, hw: null });

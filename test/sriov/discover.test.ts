@@ -1,6 +1,9 @@
 // Discovery and address checks on a tree-only simulated NIC (no netdevs, no root
 // needed): topology, profiles, the forms a VF can be named in, and the refusals.
+import { realpathSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describePrivileged } from '../helpers/privileged.js';
 import { dropSim, makeSim } from '../helpers/sim.js';
 import { openSysfs, Sysfs } from '../../src/sriov/sysfs.js';
 import { listPfs, listVfs, resolvePf, resolveVf } from '../../src/sriov/discover.js';
@@ -69,5 +72,23 @@ describe('discovery on a tree-only simulated NIC', () => {
   it('reads an empty or missing tree as no PFs, and a missing root as a clear error', async () => {
     expect(listPfs(new Sysfs('/nonexistent-vfplane'))).toEqual([]);
     await expect(openSysfs('/nonexistent-vfplane')).rejects.toThrow(/sysfs root \/nonexistent-vfplane does not exist/);
+  });
+});
+
+// E810 does hardware VXLAN encap/decap (tier 1) only through tc flower with its eswitch
+// in switchdev mode, where the PF's netdev has a switch id; in legacy mode it is tier 2.
+describePrivileged('discovery: the tier a PF allows as it runs', { netns: true }, () => {
+  it('reports an E810 PF as tier 2 in legacy mode and tier 1 once its netdev has a switch id', async () => {
+    const m = makeSim({ profile: 'e810', pfs: 1, vfs: 0 });
+    try {
+      const sysfs = await openSysfs(m.root);
+      const pf = listPfs(sysfs)[0]!;
+      expect(pf).toMatchObject({ profile: 'e810', netdev: m.pfs[0]!.netdev, tier: 2 });
+      const devDir = realpathSync(join(m.root, 'bus/pci/devices', pf.pci));
+      writeFileSync(join(devDir, 'net', pf.netdev!, 'phys_switch_id'), '00112233\n');
+      expect(listPfs(await openSysfs(m.root))[0]).toMatchObject({ tier: 1 });
+    } finally {
+      dropSim(m.root);
+    }
   });
 });
