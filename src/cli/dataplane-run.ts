@@ -16,13 +16,20 @@ function sock(o: ClientOpts): string {
 }
 
 export async function dpRun(o: { config: string; metrics?: string; socket?: string; stateDir?: string; json?: boolean }): Promise<void> {
-  const cfg = loadConfig(o.config);
-  if (o.metrics) cfg.metrics = o.metrics;
-  if (o.socket) cfg.socket = o.socket;
-  if (o.stateDir) cfg.stateDir = o.stateDir;
+  const read = () => {
+    const cfg = loadConfig(o.config);
+    if (o.metrics) cfg.metrics = o.metrics;
+    if (o.socket) cfg.socket = o.socket;
+    if (o.stateDir) cfg.stateDir = o.stateDir;
+    return cfg;
+  };
   const { Daemon } = await import('../dataplane/daemon.js');
-  const d = new Daemon(cfg);
+  const d = new Daemon(read(), undefined, { reread: read });
   await d.start();
+  // SIGHUP reloads the config file, as `vfplane dataplane reload` does over the socket.
+  process.on('SIGHUP', () => {
+    d.reload().catch((e: Error) => d.log.warn(`SIGHUP: config not reloaded: ${e.message}`));
+  });
   if (o.json) process.stdout.write(JSON.stringify({ ready: true, socket: d.socket, metricsPort: d.metricsPort, pid: process.pid }) + '\n');
   await new Promise<void>((resolve) => {
     const stop = (sig: string) => {
@@ -133,6 +140,13 @@ export async function dpOp(op: string, args: Record<string, unknown>, o: ClientO
   const r = await request(sock(o), { op, ...args });
   if (o.json) return printJson(strip(r));
   console.log(`${op}: done (epoch ${r.epoch})`);
+}
+
+export async function dpReload(o: ClientOpts): Promise<void> {
+  const r = await request(sock(o), { op: 'reload' });
+  if (o.json) return printJson(strip(r));
+  const changed = r.changed as string[];
+  console.log(`reloaded: ${changed.length ? `${changed.join(', ')} changed` : 'nothing changed'} (epoch ${r.epoch as number})`);
 }
 
 export async function dpExplain(o: ClientOpts & { vni: number; mac: string; from?: string; src?: string }): Promise<void> {

@@ -151,7 +151,12 @@ export class Daemon {
   readonly socket: string;
   private readonly statePath: string;
 
-  constructor(readonly cfg: DaemonConfig, log?: Logger) {
+  /** `reload` reads the config file again through this (with the command line's
+   *  overrides applied); absent, the daemon has no file to reload. */
+  private readonly reread?: () => DaemonConfig;
+
+  constructor(public cfg: DaemonConfig, log?: Logger, opts: { reread?: () => DaemonConfig } = {}) {
+    this.reread = opts.reread;
     this.log = log ?? stderrLogger(cfg.node);
     this.socket = socketPath(cfg);
     this.statePath = join(cfg.stateDir, `dataplane-${cfg.node}.json`);
@@ -452,6 +457,8 @@ export class Daemon {
     switch (req.op) {
       case 'status':
         return this.status();
+      case 'reload':
+        return this.reload();
       case 'stats':
         return { counters: countersJson(this.dp!.counters(), this.portNames()) };
       case 'attach': {
@@ -531,6 +538,49 @@ export class Daemon {
     if (this.uplink) m.set(this.uplink.slot, 'uplink');
     for (const a of this.atts.values()) m.set(a.slot, a.representor);
     return m;
+  }
+
+  /**
+   * Applies the config file as it is now, without stopping traffic: peers, per-VNI
+   * flood lists, static FDB entries, learn, ageSeconds, antiSpoof and tenants change in
+   * one new epoch. What the control socket added at runtime (peers, entries, flood
+   * lists not in the old file) stays. Anything else changed (the uplink, backend,
+   * workers, tunnel…) takes a restart: the reload is refused, naming it, and nothing
+   * changes; so it is when the new tenants would no longer admit an attached pod, or the
+   * new peers leave a flood list or FDB entry without its VTEP.
+   */
+  async reload(): Promise<Record<string, unknown>> {
+    if (!this.reread) throw invalid('this data plane was started without a config file to reload');
+    const next = this.reread();
+    const old = this.cfg;
+    const live = new Set(['peers', 'vnis', 'fdb', 'learn', 'ageSeconds', 'antiSpoof', 'tenants']);
+    const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
+    const keys = [...new Set([...Object.keys(old), ...Object.keys(next)])] as (keyof DaemonConfig)[];
+    const fixed = keys.filter((k) => !live.has(k) && !same(old[k], next[k]));
+    if (fixed.length) {
+      throw invalid(`the config changes ${fixed.join(', ')}, which take a restart of the data plane (${fixed.includes('attachments') ? 'attachments change live through vfplane dataplane attach/detach; ' : ''}peers, vnis, fdb, learn, ageSeconds, antiSpoof and tenants reload live); nothing was changed`);
+    }
+    const refused = [...this.atts.values()].filter((a) => a.owner && tenancyRefusal(next, a.owner.podNamespace, a.vni));
+    if (refused.length) {
+      throw invalid(`the new tenants would not admit ${refused.map((a) => `${a.representor} (VNI ${a.vni}, namespace ${a.owner!.podNamespace ?? 'none'})`).join(', ')}; detach those pods first or keep their VNIs in tenants; nothing was changed`);
+    }
+    // Runtime additions: what is here but was not in the old file.
+    const keepPeers = this.peers.filter((p) => !old.peers.some((x) => x.vtep === p.vtep) && !next.peers.some((x) => x.vtep === p.vtep));
+    const keepFdb = this.fdb.filter((f) => !old.fdb.some((x) => x.vni === f.vni && x.mac === f.mac) && !next.fdb.some((x) => x.vni === f.vni && x.mac === f.mac));
+    const keepFloods = [...this.floods].filter(([v]) => !old.vnis.some((x) => x.vni === v) && !next.vnis.some((x) => x.vni === v));
+    const prev = { peers: this.peers, fdb: this.fdb, floods: this.floods, cfg: this.cfg };
+    this.change(() => {
+      this.peers = [...next.peers, ...keepPeers];
+      this.fdb = [...next.fdb, ...keepFdb];
+      this.floods = new Map([...next.vnis.map((v) => [v.vni, v.flood] as [number, string[]]), ...keepFloods]);
+      this.cfg = next;
+    }, () => {
+      ({ peers: this.peers, fdb: this.fdb, floods: this.floods, cfg: this.cfg } = prev);
+    });
+    this.saveState();
+    const changed = [...live].filter((k) => !same(old[k as keyof DaemonConfig], next[k as keyof DaemonConfig]));
+    this.log.info(`reloaded the config: ${changed.length ? `${changed.join(', ')} changed` : 'nothing changed'}, epoch ${this.epoch}`);
+    return { changed, epoch: this.epoch };
   }
 
   /**

@@ -2,7 +2,7 @@
 // daemon (a real process), pods given VFs by vfplane-cni with vxlan, and a third node that
 // uses the kernel's vxlan device. Real namespaces, real frames, real ping and iperf3.
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -231,6 +231,42 @@ describePrivileged('VXLAN overlay between two simulated nodes', { netns: true, c
     expect(allocated()).toBe(held); // the VF went back to the pool
     expect(topo.ping('a1', '10.100.0.2', 2).received).toBeGreaterThanOrEqual(1); // the others carry on
   }, 60_000);
+
+  it('reloads its config file live (reload, SIGHUP), and refuses what needs a restart or breaks tenancy', async () => {
+    const a = topo.nodes.get('a')!;
+    const original = readFileSync(a.config, 'utf8');
+    const cfg = JSON.parse(original) as Record<string, any>;
+    const peers = async () => ((await request(a.socket, { op: 'status' })) as { peers: { vtep: string }[]; epoch: number });
+    const before = await peers();
+    try {
+      writeFileSync(a.config, JSON.stringify({ ...cfg, peers: [...cfg.peers, { vtep: '192.0.2.66' }], ageSeconds: 120 }));
+      const r = vfplane(['dataplane', 'reload', '--socket', a.socket]);
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stdout).toMatch(/^reloaded: peers, ageSeconds changed \(epoch \d+\)$/m);
+      const after = await peers();
+      expect(after.peers.map((p) => p.vtep)).toEqual([...before.peers.map((p) => p.vtep), '192.0.2.66']);
+      expect(after.epoch).toBeGreaterThan(before.epoch);
+      expect(topo.ping('a1', '10.100.0.2', 2).received).toBeGreaterThanOrEqual(1); // traffic never stopped
+      // What takes a restart is named, and nothing changes.
+      writeFileSync(a.config, JSON.stringify({ ...cfg, uplink: { ...cfg.uplink, vtep: '192.0.2.50' } }));
+      const bad = vfplane(['dataplane', 'reload', '--socket', a.socket]);
+      expect(bad.code).toBe(2);
+      expect(bad.stderr).toMatch(/the config changes uplink, which take a restart .*nothing was changed/);
+      expect((await peers()).peers.map((p) => p.vtep)).toContain('192.0.2.66');
+      // Tenants that would shut out attached pods (a1 on VNI 100) are refused.
+      writeFileSync(a.config, JSON.stringify({ ...cfg, tenants: [{ namespaces: ['default'], vnis: '200' }] }));
+      const ten = vfplane(['dataplane', 'reload', '--socket', a.socket]);
+      expect(ten.code).toBe(2);
+      expect(ten.stderr).toMatch(/the new tenants would not admit \S+ \(VNI 100, namespace default\)/);
+    } finally {
+      writeFileSync(a.config, original);
+    }
+    // SIGHUP: the original file again, so the added peer goes.
+    a.proc!.kill('SIGHUP');
+    for (let i = 0; i < 40 && (await peers()).peers.some((p) => p.vtep === '192.0.2.66'); i++) await new Promise((r) => setTimeout(r, 50));
+    expect((await peers()).peers.map((p) => p.vtep)).toEqual(before.peers.map((p) => p.vtep));
+    expect(a.stderr.join('\n')).toMatch(/reloaded the config: peers, ageSeconds changed/);
+  });
 
   it('restores its attachments after a restart, and forgets a VF deleted meanwhile', async () => {
     const a = topo.nodes.get('a')!;
