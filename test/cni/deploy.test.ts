@@ -1,11 +1,15 @@
 // The deploy/ examples stay valid: every manifest parses, and every
 // NetworkAttachmentDefinition's config is one vfplane-cni accepts.
-import { spawnSync } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { parseAllDocuments } from 'yaml';
-import { ROOT } from '../helpers/cli.js';
+import { parseAllDocuments, stringify as stringifyYaml } from 'yaml';
+import { BIN, ROOT } from '../helpers/cli.js';
+import { ifname, Netns } from '../helpers/netns.js';
+import { describePrivileged } from '../helpers/privileged.js';
+import { request } from '../../src/dataplane/control.js';
 import { parseConf } from '../../src/cni/conf.js';
 import { parseConfig, tenancyRefusal } from '../../src/dataplane/config.js';
 import { parse as parseYaml } from 'yaml';
@@ -52,4 +56,58 @@ describe('deploy/ manifests', () => {
     const vx = nads.find((n) => n.file === 'nad-vxlan.yaml')!;
     expect((await parseConf(vx.doc.spec.config)).vxlan?.vni).toBe(100);
   });
+});
+
+// The DaemonSet's data-plane container script, run as the container would (its paths
+// moved into a temporary directory, `vfplane` the built CLI), on an AF_PACKET uplink in
+// a namespace of its own: it renders the ConfigMap's file, starts the data plane, and
+// when the mounted ConfigMap changes renders it again and SIGHUPs the data plane, which
+// applies the new peers live; SIGTERM to the script stops the data plane.
+describePrivileged('the DaemonSet data-plane container script', { netns: true }, () => {
+  it('renders the config, runs the data plane, and reloads it when the ConfigMap changes', async () => {
+    const ds = docs.find((d) => d.doc.kind === 'DaemonSet')!.doc;
+    const c = ds.spec.template.spec.containers.find((x: any) => x.name === 'dataplane');
+    const cm = docs.find((d) => d.doc.kind === 'ConfigMap' && d.doc.metadata.name === 'vfplane-dataplane')!.doc;
+    const tmp = mkdtempSync(join(tmpdir(), 'vfplane-ds-'));
+    const ns = Netns.create('dsd');
+    const up = ifname('du');
+    try {
+      ns.ip(['link', 'add', up, 'type', 'veth', 'peer', 'name', `${up}p`]);
+      ns.ip(['link', 'set', up, 'up']);
+      mkdirSync(join(tmp, 'config-dp'));
+      mkdirSync(join(tmp, 'run'));
+      // The shipped ConfigMap, pointed at this test's uplink, state and socket.
+      const base = parseYaml(cm.data['dataplane.yaml'] as string) as Record<string, any>;
+      const cfg = (peers: string[]) => stringifyYaml({
+        ...base, backend: 'afpacket', uplink: { ...base.uplink, ifname: up, netns: `/run/netns/${ns.name}` },
+        peers: peers.map((vtep) => ({ vtep })), cpus: [0], stateDir: join(tmp, 'state'), socket: join(tmp, 'dp.sock'), metrics: undefined,
+      });
+      writeFileSync(join(tmp, 'config-dp', 'dataplane.yaml'), cfg([]));
+      const script = (c.args[0] as string).replaceAll('/config-dp/', `${tmp}/config-dp/`).replaceAll('/run/vfplane/', `${tmp}/run/`)
+        .replaceAll('vfplane dataplane run', `${process.execPath} ${BIN} dataplane run`);
+      const sh = spawn('/bin/sh', ['-ec', script], { env: { ...process.env, NODE_IP: '192.0.2.31', NODE_NAME: 'ds-node', RELOAD_CHECK_SECONDS: '0.2' }, stdio: ['ignore', 'pipe', 'pipe'] });
+      let err = '';
+      sh.stderr.on('data', (d) => (err += d));
+      const exited = new Promise<number | null>((r) => sh.on('exit', (code) => r(code)));
+      try {
+        const sock = join(tmp, 'dp.sock');
+        for (let i = 0; i < 200 && !existsSync(sock); i++) await new Promise((r) => setTimeout(r, 50));
+        expect(existsSync(sock), err).toBe(true);
+        const status = async () => (await request(sock, { op: 'status' })) as { node: string; uplink: { vtep: string }; peers: { vtep: string }[] };
+        expect(await status()).toMatchObject({ node: 'ds-node', uplink: { vtep: '192.0.2.31' }, peers: [] }); // rendered
+        writeFileSync(join(tmp, 'config-dp', 'dataplane.yaml'), cfg(['192.0.2.32']));
+        let st = await status();
+        for (let i = 0; i < 100 && st.peers.length === 0; i++) st = (await new Promise((r) => setTimeout(r, 50)), await status());
+        expect(st.peers.map((p) => p.vtep), err).toEqual(['192.0.2.32']);
+        expect(err).toMatch(/reloaded the config: peers changed/);
+      } finally {
+        sh.kill('SIGTERM');
+        expect(await exited).toBe(0);
+      }
+      expect(err).toMatch(/SIGTERM: draining and stopping/);
+    } finally {
+      ns.destroy();
+      rmSync(tmp, { recursive: true, force: true });
+    }
+  }, 60_000);
 });
