@@ -51,7 +51,7 @@ export async function dpStatus(o: ClientOpts): Promise<void> {
   const s = r as unknown as {
     node: string; backend: string; epoch: number;
     uplink: { name: string; vtep: string; mode?: string; why?: string; outerChecksums?: { ipv4: string; udp: string }; offload?: { tier: number; allowed: number | null; why: string } };
-    peers: { vtep: string; mac?: string; state?: string; underlayMac?: string | null; resolvedSecondsAgo?: number; requests?: number; encapPkts?: number }[]; attachments: { representor: string; pci?: string; vni: number; mac: string }[];
+    peers: { vtep: string; mac?: string; state?: string; underlayMac?: string | null; resolvedSecondsAgo?: number; requests?: number; encapPkts?: number }[]; attachments: { representor: string; pci?: string; vni: number; mac: string; representorState?: string }[];
     workers: { cpu: number; epoch: number }[];
     ports?: { name: string; kind?: string; queues?: number; txFull?: number; rxNombuf?: number; drops?: Record<string, number>; stackDrop?: boolean; stackDropNote?: string }[];
   };
@@ -73,9 +73,12 @@ export async function dpStatus(o: ClientOpts): Promise<void> {
     }
     console.log(pe.toString());
   }
-  const t = new Table({ head: ['representor', 'VF', 'VNI', 'MAC'], style: { head: [], border: [] } });
-  for (const a of s.attachments) t.push([a.representor, a.pci ?? '-', a.vni, a.mac]);
+  const t = new Table({ head: ['representor', 'VF', 'VNI', 'MAC', 'netdev'], style: { head: [], border: [] } });
+  for (const a of s.attachments) t.push([a.representor, a.pci ?? '-', a.vni, a.mac, a.representorState ?? '-']);
   console.log(s.attachments.length ? t.toString() : 'no attachments');
+  for (const a of s.attachments.filter((x) => x.representorState === 'gone' || x.representorState === 'replaced')) {
+    console.log(`warning: representor ${a.representor}${a.pci ? ` (VF ${a.pci})` : ''} is ${a.representorState === 'gone' ? 'gone' : 'a new netdev now'}: its pod no longer reaches the overlay; CNI DEL (or GC, vfplane gc) detaches it`);
+  }
   // What each port's backend reports of its own pressure and drops.
   // "host stack": whether the kernel also gets what the port receives (AF_PACKET; AF_XDP
   // and DPDK take the frames away from it anyway).

@@ -35,6 +35,7 @@ interface Attached extends AttachRequest {
   slot: number;
   portInfo: PortInfo;
   claimed: Claim | null;
+  ifindex: number; // the representor's when attached: its port's sockets are bound to it
 }
 
 interface PersistedState {
@@ -54,6 +55,22 @@ interface Claim {
   multicast: string | null; // a group joined on the link for the data plane
   rxAgg: number; // receive aggregation features (RX_AGG bits) switched off, to switch back on
   note?: string; // what the claim changed or could not, for the log
+}
+
+/** Whether an attachment's representor is still the netdev its port was opened on:
+ *  `gone` (deleted: the VF went away, or its pod's namespace did without a CNI DEL),
+ *  `replaced` (a netdev of that name with another ifindex, which the port's sockets do
+ *  not see), `ok`, or `unknown` (in another namespace than the daemon's). Either of the
+ *  first two means the pod no longer reaches the overlay until DEL/GC detaches it. */
+function representorState(a: { representor: string; netns?: string; ifindex: number }): 'ok' | 'gone' | 'replaced' | 'unknown' {
+  if (a.netns) return 'unknown';
+  let now: number;
+  try {
+    now = Number(readFileSync(`/sys/class/net/${a.representor}/ifindex`, 'utf8'));
+  } catch {
+    return 'gone';
+  }
+  return now === a.ifindex ? 'ok' : 'replaced';
 }
 
 /** The MAC of an IPv6 address's solicited-node multicast group (RFC 4291 §2.7.1, RFC
@@ -414,7 +431,7 @@ export class Daemon {
     }
     this.noteStackDrop(port.slot, a.representor);
     if (claimed.note) this.log.info(`${a.representor}: ${claimed.note}`);
-    const att: Attached = { ...a, slot: port.slot, portInfo: port, claimed };
+    const att: Attached = { ...a, slot: port.slot, portInfo: port, claimed, ifindex: l.ifindex };
     this.atts.set(a.representor, att);
     try {
       this.commit();
@@ -687,7 +704,7 @@ export class Daemon {
       uplink: { name: c.uplink.ifname ?? c.uplink.dev, vtep: c.uplink.vtep, mode: this.uplink?.mode, zerocopy: this.uplink?.zerocopy, profile: this.choice?.profile ?? null, why: this.choice?.afxdp?.why ?? this.choice?.dpdkTxOffloads?.why, txOffloads: this.uplink?.txOffloads, outerChecksums: outerChecksums(this.uplink?.txOffloads ?? 0), offload: this.tier() },
       dstPort: c.dstPort,
       peers: this.peerStatus(),
-      attachments: [...this.atts.values()].map((a) => ({ representor: a.representor, pci: a.pci, vni: a.vni, mac: a.mac, owner: a.owner })),
+      attachments: [...this.atts.values()].map((a) => ({ representor: a.representor, pci: a.pci, vni: a.vni, mac: a.mac, owner: a.owner, representorState: representorState(a) })),
       workers: this.dp!.counters().perWorker.map((w) => ({ cpu: w.cpu, epoch: Number(w.epoch) })),
       ports: [...this.portNames()].map(([slot, name]) => ({ slot, name, ...(this.dp!.backendCounters(slot) ?? {}) })),
     };
@@ -716,7 +733,7 @@ export class Daemon {
     const fromConfig = new Set(this.cfg.attachments.map((a) => a.representor));
     const s: PersistedState = {
       version: 1,
-      attachments: [...this.atts.values()].filter((a) => !fromConfig.has(a.representor)).map(({ slot: _s, portInfo: _p, claimed: _c, ...a }) => a),
+      attachments: [...this.atts.values()].filter((a) => !fromConfig.has(a.representor)).map(({ slot: _s, portInfo: _p, claimed: _c, ifindex: _i, ...a }) => a),
       peers: this.peers.filter((p) => !this.cfg.peers.some((x) => x.vtep === p.vtep)),
       fdb: this.fdb.filter((f) => !this.cfg.fdb.some((x) => x.vni === f.vni && x.mac === f.mac)),
       floods: [...this.floods].filter(([v]) => !this.cfg.vnis.some((x) => x.vni === v)).map(([vni, flood]) => ({ vni, flood })),

@@ -30,7 +30,8 @@ describe('vfplane doctor', () => {
     // the simulated E810: its profile and the tier it allows
     const pf = checks.find((c) => c.area === 'nic');
     expect(pf).toMatchObject({ status: 'ok', name: expect.stringContaining('0000:5e:00.0') });
-    expect(pf!.detail).toMatch(/8086:159b ice, 2\/256 VFs, profile e810, tier 1.*\(simulated\)/);
+    // (the simulated PF is not in switchdev mode, so tier 2, and doctor says why)
+    expect(pf!.detail).toMatch(/8086:159b ice, 2\/256 VFs, profile e810, tier 2: .*\(the e810 family's tier 1 needs its eswitch in switchdev mode: devlink dev eswitch set pci\/0000:5e:00\.0 mode switchdev\) \(simulated\)/);
   });
 
   it('says whether AF_PACKET ports can keep the host stack off their netdevs (tcx, Linux 6.6)', () => {

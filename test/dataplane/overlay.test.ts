@@ -291,6 +291,29 @@ describePrivileged('VXLAN overlay between two simulated nodes', { netns: true, c
     expect(topo.check('b1').ok).toBe(true);
   }, 60_000);
 
+  // A representor can vanish under an attachment (its VF deleted, or its pod's netns
+  // removed without a DEL, which takes the VF's veth pair with it here): the port's
+  // sockets then see nothing. Status and CNI CHECK say so; DEL still cleans up.
+  it('status flags an attachment whose representor is gone or replaced; DEL still detaches it', async () => {
+    await topo.addPod({ name: 'x2', node: 'b', vni: 100, ip: '10.100.0.8/24' });
+    const b = topo.nodes.get('b')!;
+    const st = async () => ((await topo.control('b', { op: 'status' })) as { attachments: { representor: string; mac: string; representorState: string }[] }).attachments;
+    const mine = (await st()).find((x) => x.mac === topo.pods.get('x2')!.mac)!;
+    expect(mine.representorState).toBe('ok');
+    execFileSync('ip', ['link', 'del', mine.representor]);
+    expect((await st()).find((x) => x.representor === mine.representor)!.representorState).toBe('gone');
+    const text = vfplane(['dataplane', 'status', '--socket', b.socket]).stdout;
+    expect(text).toMatch(new RegExp(`^warning: representor ${mine.representor} \\(VF \\S+\\) is gone: its pod no longer reaches the overlay`, 'm'));
+    // Opening the simulated tree puts the VF back (as the kernel returns a VF's netdev),
+    // with a new representor of the same name: not the netdev the port is bound to.
+    vfplane(['vf', 'list', '--sysfs-root', b.sim.root, '--state-dir', b.stateDir]);
+    expect((await st()).find((x) => x.representor === mine.representor)!.representorState).toBe('replaced');
+    // CHECK fails too (first on the pod's interface, which went with the pair).
+    expect(topo.check('x2')).toMatchObject({ ok: false, output: expect.stringMatching(/interface eth0 is missing/) });
+    await topo.delPod('x2');
+    expect((await st()).map((x) => x.representor)).not.toContain(mine.representor);
+  }, 60_000);
+
   it('CNI DEL takes the VF off the overlay, and gives the representor its GRO back', async () => {
     // The simulator's representors start with GRO on, as a real NIC's do; the data plane
     // switches it off while it owns one (merged frames would not fit its AF_PACKET ring:
