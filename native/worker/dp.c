@@ -62,6 +62,7 @@ typedef struct cfg_peer {
     vfp_addr addr;
     vfp_tunnel tun;       /* dst MAC filled when mac_known; workers patch their copy */
     uint8_t mac_known;
+    uint16_t slot;        /* its counters in the workers' stats (kept across epochs) */
 } cfg_peer;
 
 typedef struct cfg_vni {
@@ -87,6 +88,7 @@ typedef struct cfg_att {
 typedef struct rxq { uint16_t port, queue; } rxq;
 
 typedef struct dp_cfg {
+    uint8_t peer_slot_live[VFP_DP_MAX_PEERS]; /* stats slots a peer of this epoch counts in */
     uint64_t epoch;
     size_t bytes;          /* the whole allocation: cfg and every table after it */
     uint16_t uplink;
@@ -255,6 +257,7 @@ struct vfp_dp {
     char names[VFP_DP_MAX_PORTS][32];
     uint8_t removing[VFP_DP_MAX_PORTS];
     uint32_t vni_slot_of[VFP_DP_MAX_VNIS]; /* slot → vni + 1 (0 free) */
+    vfp_addr peer_slot_addr[VFP_DP_MAX_PEERS]; /* stats slot → the peer it counts for (family 0: free) */
     pthread_mutex_t ctl;                   /* serialises control calls */
     struct lring *lrings;                  /* n_workers² learn rings (from × to), NULL for one worker */
     /* handoffs from × to, made by port_add (release) before a port needs them */
@@ -451,7 +454,7 @@ static void neigh_request(worker *w, int peer, uint64_t now) {
     if (a->family != c->local.family || c->uplink == VFP_DP_NO_PORT) return;
     vfp_pkt *p = neigh_frame(w, a, now);
     if (!p) return;
-    w->st->peers[peer].requests++;
+    w->st->peers[c->peers[peer].slot].requests++;
     uint8_t *d = p->data;
     if (a->family == 4) {
         static const uint8_t bcast[6] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff };
@@ -491,7 +494,7 @@ static void neigh_learn(worker *w, const vfp_addr *a, const uint8_t *mac) {
         w->st->neigh_learned++;
     }
     if (!c->peers[peer].mac_known) {
-        vfp_dp_peer_stats *ps = &w->st->peers[peer];
+        vfp_dp_peer_stats *ps = &w->st->peers[c->peers[peer].slot];
         if (!w->resolved[peer] || memcmp(w->tun[peer].tmpl, mac, 6) || !ps->resolved_ns)
             peer_mac_note(ps, mac, 1, now_ns());
         memcpy(w->tun[peer].tmpl, mac, 6); /* the template starts with the outer dst MAC */
@@ -690,11 +693,15 @@ static void adopt(worker *w, const dp_cfg *c) {
     tx_flush_all(w); /* queued packets were routed by the old epoch's ports */
     w->cfg = c;
     uint64_t now = now_ns();
+    /* Slots no peer of this epoch counts in are cleared, so readers see only live peers. */
+    for (uint32_t s = 0; s < VFP_DP_MAX_PEERS; s++)
+        if (!c->peer_slot_live[s] && w->st->peers[s].family) memset(&w->st->peers[s], 0, sizeof w->st->peers[s]);
     for (uint32_t i = 0; i < c->n_peers; i++) {
-        vfp_dp_peer_stats *ps = &w->st->peers[i];
+        vfp_dp_peer_stats *ps = &w->st->peers[c->peers[i].slot];
         const vfp_addr *a = &c->peers[i].addr;
         if (ps->family != a->family || memcmp(ps->addr, a->bytes, 16)) {
-            /* Another peer at this index now: its counters start from zero. */
+            /* A slot newly given to this peer: its counters start from zero. A peer
+             * keeps its slot while it stays configured, whatever its index. */
             memset(ps, 0, sizeof *ps);
             memcpy(ps->addr, a->bytes, 16);
             ps->family = a->family;
@@ -715,8 +722,6 @@ static void adopt(worker *w, const dp_cfg *c) {
             }
         }
     }
-    for (uint32_t i = c->n_peers; i < VFP_DP_MAX_PEERS && w->st->peers[i].family; i++)
-        memset(&w->st->peers[i], 0, sizeof w->st->peers[i]);
     w->st->epoch = c->epoch;
     /* Release: once the control thread sees this epoch it may free the previous cfg, so
      * every read of the old one (above, in the previous loop pass) happens before. */
@@ -772,8 +777,9 @@ static void encap_group(worker *w, const cfg_vni *v, int pr, vfp_pkt **grp, uint
     vs->encap_pkts += ok;
     vs->encap_bytes += bytes;
     vs->drops += (uint64_t)(g - ok);
-    w->st->peers[pr].encap_pkts += ok;
-    w->st->peers[pr].encap_bytes += bytes;
+    vfp_dp_peer_stats *ps = &w->st->peers[w->cfg->peers[pr].slot];
+    ps->encap_pkts += ok;
+    ps->encap_bytes += bytes;
 }
 
 /* Encapsulates pkts (all of one VNI) for their peers and queues them on the uplink. */
@@ -1703,12 +1709,30 @@ static int64_t build(vfp_dp *dp, const vfp_dp_spec *s, dp_cfg **out, char *err, 
     memset(c->peer_hash, 0xff, sizeof(uint16_t) * peer_slots);
     memset(c->vni_hash, 0xff, sizeof(uint16_t) * vni_slots);
     int64_t rc = 0;
-    /* Peers and their tunnels. */
+    /* Peers and their tunnels. Each keeps the stats slot it had (by address); new ones
+     * take slots no peer of this spec keeps. */
     c->n_peers = s->n_peers;
+    uint8_t kept[VFP_DP_MAX_PEERS] = { 0 };
+    int16_t slot_of[VFP_DP_MAX_PEERS];
+    for (uint32_t i = 0; i < s->n_peers; i++) {
+        slot_of[i] = -1;
+        for (uint32_t k = 0; k < VFP_DP_MAX_PEERS; k++)
+            if (!kept[k] && dp->peer_slot_addr[k].family && addr_eq(&dp->peer_slot_addr[k], &s->peers[i].vtep)) {
+                slot_of[i] = (int16_t)k, kept[k] = 1;
+                break;
+            }
+    }
+    for (uint32_t i = 0, k = 0; i < s->n_peers; i++) {
+        if (slot_of[i] >= 0) continue;
+        while (kept[k]) k++; /* n_peers ≤ VFP_DP_MAX_PEERS: a free slot exists */
+        slot_of[i] = (int16_t)k, kept[k] = 1;
+    }
     for (uint32_t i = 0; i < s->n_peers && !rc; i++) {
         cfg_peer *p = &c->peers[i];
         p->addr = s->peers[i].vtep;
         p->mac_known = s->peers[i].mac_known;
+        p->slot = (uint16_t)slot_of[i];
+        c->peer_slot_live[p->slot] = 1;
         vfp_tunnel_cfg tc = s->tunnel;
         tc.remote = p->addr;
         /* The checksums the uplink's device fills are left to it (DPDK tx offloads). */
@@ -1863,6 +1887,9 @@ int64_t vfp_dp__commit(vfp_dp *dp, const vfp_dp_spec *s, uint32_t timeout_ms, ch
         return rc;
     }
     c->epoch = ++dp->epoch;
+    /* The stats slots now belong to this epoch's peers (build chose them from these). */
+    memset(dp->peer_slot_addr, 0, sizeof dp->peer_slot_addr);
+    for (uint32_t i = 0; i < c->n_peers; i++) dp->peer_slot_addr[c->peers[i].slot] = c->peers[i].addr;
     /* Release: the workers' acquire load sees the fully built cfg. */
     dp_cfg *old = atomic_exchange_explicit(&dp->cur, c, memory_order_acq_rel);
     for (uint16_t i = 0; i < dp->n_workers; i++) wake(&dp->w[i]);

@@ -308,7 +308,7 @@ export class DataPlane {
       for (let i = 0; i < L.maxPeers; i++) {
         const o = w * L.workerWords + L.peers + i * L.peerWords;
         const fam = Number(v[o]);
-        if (fam !== 4 && fam !== 6) break; // slots are filled from index 0
+        if (fam !== 4 && fam !== 6) continue; // a free slot (a peer keeps its slot, wherever it is)
         const vtep = formatIp(fam, bytes, (o + 1) * 8);
         const macWord = v[o + 6]!;
         const st = Number((macWord >> 48n) & 0xffn);

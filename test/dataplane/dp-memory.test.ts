@@ -72,6 +72,37 @@ describe('data plane on memory ports', () => {
     }
   });
 
+  // Per-peer counters follow the peer, not its index: removing the peer listed before it
+  // moves 192.0.2.3 from index 1 to 0, and its count goes on.
+  it('keeps a peer\'s counters across epochs that move it to another index', () => {
+    const dp = new DataPlane({ workers: 1 });
+    try {
+      const gen = dp.openPort('memory-gen', { frames: [frame('02:00:00:00:00:09', '02:00:00:00:00:01')], ring: 64 }, 'pod0');
+      const up = dp.openPort('memory-sink', {}, 'uplink');
+      const spec = {
+        ...base, uplink: up.slot,
+        atts: [{ port: gen.slot, vni: 100, mac: mac('02:00:00:00:00:01') }],
+        fdb: [{ vni: 100, mac: mac('02:00:00:00:00:09'), vtep: ip('192.0.2.3') }],
+      };
+      dp.commit(spec);
+      spin(100);
+      const first = dp.counters().peers;
+      expect(first.get('192.0.2.3')).toMatchObject({ state: 'configured', mac: '02:bb:00:00:00:03' });
+      expect(first.get('192.0.2.3')!.encapPkts).toBeGreaterThan(0n);
+      expect(first.get('192.0.2.2')!.encapPkts).toBe(0n);
+      dp.commit({ ...spec, peers: [base.peers[1]!] });
+      spin(100);
+      dp.stop();
+      const c = dp.counters();
+      expect([...c.peers.keys()]).toEqual(['192.0.2.3']); // the removed peer's slot is cleared
+      // Every frame went to .3, in both epochs: its count is the VNI's, not the second epoch's alone.
+      expect(c.peers.get('192.0.2.3')!.encapPkts).toBe(c.vnis.get(100)!.encapPkts);
+      expect(c.peers.get('192.0.2.3')!.encapPkts).toBeGreaterThan(first.get('192.0.2.3')!.encapPkts);
+    } finally {
+      dp.stop();
+    }
+  });
+
   it('switches configurations by epoch under traffic without stopping it', () => {
     const dp = new DataPlane({ workers: 1 });
     try {
