@@ -60,6 +60,8 @@ export async function dpStatus(o: ClientOpts): Promise<void> {
   if (ot) console.log(`offload tier ${ot.tier}${ot.allowed !== null ? ` (the hw-profile allows ${ot.allowed})` : ''}: ${ot.why}`);
   const oc = s.uplink.outerChecksums;
   if (oc) console.log(`outer checksums: IPv4 header by the ${oc.ipv4 === 'device' ? 'NIC' : 'CPU'}, UDP (when on) by the ${oc.udp === 'device' ? 'NIC' : 'CPU'}${s.uplink.why ? ` (${s.uplink.why})` : ''}`);
+  const tenants = (r as { tenants?: { namespaces: string[]; vnis: string }[] }).tenants ?? [];
+  console.log(`tenants: ${tenants.length ? tenants.map((t) => `${t.namespaces.join(', ')} → VNI ${t.vnis}`).join('; ') : 'none (any namespace may use any VNI)'}`);
   if (!s.peers.length) console.log('peers: none');
   else {
     // Why a remote node is unreachable is most often here: a peer whose MAC nobody answered for.

@@ -703,6 +703,7 @@ export class Daemon {
       uptimeSeconds: Math.round((Date.now() - this.started) / 1000),
       uplink: { name: c.uplink.ifname ?? c.uplink.dev, vtep: c.uplink.vtep, mode: this.uplink?.mode, zerocopy: this.uplink?.zerocopy, profile: this.choice?.profile ?? null, why: this.choice?.afxdp?.why ?? this.choice?.dpdkTxOffloads?.why, txOffloads: this.uplink?.txOffloads, outerChecksums: outerChecksums(this.uplink?.txOffloads ?? 0), offload: this.tier() },
       dstPort: c.dstPort,
+      tenants: c.tenants.map((t) => ({ namespaces: t.namespaces, vnis: t.vnis.map(([lo, hi]) => (lo === hi ? `${lo}` : `${lo}-${hi}`)).join(',') })),
       peers: this.peerStatus(),
       attachments: [...this.atts.values()].map((a) => ({ representor: a.representor, pci: a.pci, vni: a.vni, mac: a.mac, owner: a.owner, representorState: representorState(a) })),
       workers: this.dp!.counters().perWorker.map((w) => ({ cpu: w.cpu, epoch: Number(w.epoch) })),
@@ -755,7 +756,8 @@ export class Daemon {
       res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' });
       const names = this.portNames();
       const backend = new Map([...names.keys()].map((slot) => [slot, this.dp!.backendCounters(slot)] as const));
-      res.end(prometheus(this.cfg.node, this.dp!.counters(), names, this.epoch, backend));
+      const atts = [...this.atts.values()].map((a) => ({ representor: a.representor, vni: a.vni, state: representorState(a) }));
+      res.end(prometheus(this.cfg.node, this.dp!.counters(), names, this.epoch, backend, atts));
     });
     await new Promise<void>((resolve, reject) => {
       server.once('error', (e) => reject(new VfpError('system', `cannot serve metrics on ${addr}: ${e.message}`)));
@@ -824,7 +826,8 @@ export function countersJson(c: DpCounters, names: Map<number, string>): Record<
 
 /** The Prometheus text exposition of the counters. */
 export function prometheus(node: string, c: DpCounters, names: Map<number, string>, epoch: number,
-  backend: Map<number, Pick<BackendCounters, 'txFull' | 'rxNombuf' | 'drops'> | null> = new Map()): string {
+  backend: Map<number, Pick<BackendCounters, 'txFull' | 'rxNombuf' | 'drops'> | null> = new Map(),
+  atts: { representor: string; vni: number; state: string }[] = []): string {
   const out: string[] = [];
   const esc = (s: string) => s.replace(/\\/g, '\\\\').replace(/"/g, '\\"');
   const metric = (name: string, help: string, type: 'counter' | 'gauge', rows: [Record<string, string>, bigint | number][]) => {
@@ -863,5 +866,7 @@ export function prometheus(node: string, c: DpCounters, names: Map<number, strin
   metric('vfplane_worker_busy_loops_total', 'Poll passes that moved packets, per worker.', 'counter', c.perWorker.map((w, i) => [{ worker: String(i), cpu: String(w.cpu) }, w.busyLoops]));
   metric('vfplane_worker_loops_total', 'Poll passes, per worker.', 'counter', c.perWorker.map((w, i) => [{ worker: String(i), cpu: String(w.cpu) }, w.loops]));
   metric('vfplane_config_epoch', 'The configuration epoch the workers run.', 'gauge', [[{}, epoch]]);
+  metric('vfplane_attachment_representor_ok', 'Whether each attachment\'s representor is still the netdev its port was opened on (0: gone or replaced, the pod is cut off the overlay until DEL/GC; unknown in another namespace counts as 1).', 'gauge',
+    atts.map((a) => [{ representor: a.representor, vni: String(a.vni) }, a.state === 'gone' || a.state === 'replaced' ? 0 : 1]));
   return out.join('\n') + '\n';
 }

@@ -184,6 +184,7 @@ describePrivileged('VXLAN overlay between two simulated nodes', { netns: true, c
     expect(r.stdout).toMatch(/^outer checksums: IPv4 header by the CPU, UDP \(when on\) by the CPU/m);
     // The simulator's uplink is a veth: no hw-profile, so software only (DESIGN.md's tier 3).
     expect(r.stdout).toMatch(/^offload tier 3: no hw-profile matches the uplink/m);
+    expect(r.stdout).toMatch(/^tenants: default → VNI 100,200$/m);
     const row = r.stdout.split('\n').find((l) => /│ uplink\s+│/.test(l));
     expect(row, r.stdout).toMatch(/│ uplink\s+│ afpacket\s+│ 1\s+│ \d+\s+│ \d+\s+│ (none|[a-z_]+ \d+)\s+│ gets nothing\s+│/);
   });
@@ -303,6 +304,9 @@ describePrivileged('VXLAN overlay between two simulated nodes', { netns: true, c
     expect(mine.representorState).toBe('ok');
     execFileSync('ip', ['link', 'del', mine.representor]);
     expect((await st()).find((x) => x.representor === mine.representor)!.representorState).toBe('gone');
+    const metrics = await (await fetch(`http://127.0.0.1:${b.metricsPort!}/metrics`)).text();
+    expect(metrics).toMatch(new RegExp(`^vfplane_attachment_representor_ok\\{node="b",representor="${mine.representor}",vni="100"\\} 0$`, 'm'));
+    expect(metrics).toMatch(/^vfplane_attachment_representor_ok\{node="b",representor="\S+",vni="200"\} 1$/m);
     const text = vfplane(['dataplane', 'status', '--socket', b.socket]).stdout;
     expect(text).toMatch(new RegExp(`^warning: representor ${mine.representor} \\(VF \\S+\\) is gone: its pod no longer reaches the overlay`, 'm'));
     // Opening the simulated tree puts the VF back (as the kernel returns a VF's netdev),
