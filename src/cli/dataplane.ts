@@ -52,7 +52,7 @@ export function registerDataplane(program: Command): void {
   common(dp.command('explain').description('where a frame a pod sends on VNI to MAC goes, and why: local pod, FDB entry (static or learned) and peer, or flood'))
     .requiredOption('--vni <n>', 'the VNI', vniFlag())
     .requiredOption('--mac <mac>', 'the destination MAC', macFlag('--mac'))
-    .option('--from <representor>', 'the sending pod\'s representor (hairpin and anti-spoofing checks)')
+    .option('--from <representor>', 'the sending pod\'s representor (hairpin and anti-spoofing checks), or "uplink" for a frame a peer encapsulated')
     .option('--src <mac>', 'the source MAC (with --from: the anti-spoofing check)', macFlag('--src'))
     .action(async (o) => (await run()).dpExplain(o));
 

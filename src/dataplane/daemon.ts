@@ -538,6 +538,7 @@ export class Daemon {
       case 'explain':
         return this.explain(this.parse(z.strictObject({
           vni: vniNumber, mac: macString('the destination MAC'), from: z.string().min(1).max(15).optional(), src: macString('the source MAC').optional(),
+          // from: a representor (a pod's frame), or "uplink" (a frame a peer encapsulated)
         }), req));
       case 'fdb-list':
         return {
@@ -621,6 +622,7 @@ export class Daemon {
         : { vtep, peer: true, state: p.state, underlayMac: p.underlayMac, note: `${vtep} via ${p.underlayMac} (${p.state})` };
     };
     const local = [...this.atts.values()].filter((a) => a.vni === q.vni);
+    if (q.from === 'uplink') return this.explainFromUnderlay(q.vni, dst, local, steps);
     const sender = q.from ? this.atts.get(q.from) : undefined;
     if (q.from && !sender) throw notFound(`no attachment on representor ${q.from}; see vfplane dataplane status`);
     if (sender && sender.vni !== q.vni) throw invalid(`representor ${q.from} is on VNI ${sender.vni}, not ${q.vni}: its frames go on VNI ${sender.vni}`);
@@ -665,6 +667,30 @@ export class Daemon {
       }
     }
     return flood(`${dst} is not a local pod, and no ${c.learn ? 'static or learned ' : 'static '}FDB entry names it on VNI ${q.vni}: unknown unicast is flooded`);
+  }
+
+  /** The other direction (native/worker/dp.c, from_uplink): a VXLAN frame from a peer
+   *  on VNI, decapsulated, for MAC. */
+  private explainFromUnderlay(vni: number, dst: string, local: Attached[], steps: string[]): Record<string, unknown> {
+    const result = (verdict: string, extra: Record<string, unknown>) => ({ vni, mac: dst, from: 'uplink', verdict, ...extra, steps });
+    if (!local.length && !this.floods.has(vni)) {
+      steps.push(`VNI ${vni} is not served here (no pod attached to it, no flood list): the decap drops the frame (vni_unknown)`);
+      return result('drop', { reason: 'vni_unknown' });
+    }
+    if (!local.length) {
+      steps.push(`VNI ${vni} has a flood list here but no local pod: the frame is decapsulated and dropped (no_local_port)`);
+      return result('drop', { reason: 'no_local_port' });
+    }
+    if (this.cfg.learn) steps.push(`the inner source MAC is learned against the outer source VTEP (learn is on; entries age out after ${this.cfg.ageSeconds} s)`);
+    const here = parseInt(dst.slice(0, 2), 16) & 1 ? undefined : local.find((a) => a.mac.toLowerCase() === dst);
+    if (here) {
+      steps.push(`${dst} is a pod on this node (representor ${here.representor}${here.pci ? `, VF ${here.pci}` : ''})`);
+      return result('local', { representor: here.representor, ...(here.owner ? { owner: here.owner } : {}) });
+    }
+    steps.push(parseInt(dst.slice(0, 2), 16) & 1
+      ? `${dst} is a group address: every local pod on VNI ${vni} gets a copy`
+      : `${dst} is no pod on this node: unknown unicast from the underlay goes to every local pod on VNI ${vni}`);
+    return result('flood', { localPorts: local.map((a) => a.representor), peers: [] });
   }
 
   /** The configured peers with what the workers know of them: the MAC encap sends to

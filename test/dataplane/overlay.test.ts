@@ -109,6 +109,10 @@ describePrivileged('VXLAN overlay between two simulated nodes', { netns: true, c
     expect(bc).toMatchObject({ verdict: 'flood', localPorts: st.attachments.filter((x) => x.vni === 100 && x.representor !== rep).map((x) => x.representor) });
     expect(bc.peers.map((p: { vtep: string }) => p.vtep).sort()).toEqual(['192.0.2.2', '192.0.2.9']);
     expect((await ex({ vni: 100, mac: '02:00:00:00:99:99' })).verdict).toBe('flood');
+    // The other way: what a peer sends on VNI 100 for a1 reaches a1; on VNI 4321 nothing.
+    expect(await ex({ vni: 100, mac: a1.mac, from: 'uplink' })).toMatchObject({ verdict: 'local', representor: rep });
+    expect(await ex({ vni: 4321, mac: a1.mac, from: 'uplink' })).toMatchObject({ verdict: 'drop', reason: 'vni_unknown' });
+    expect((await ex({ vni: 100, mac: 'ff:ff:ff:ff:ff:ff', from: 'uplink' })).localPorts).toContain(rep);
     expect((await ex({ vni: 4321, mac: b1.mac })).steps[0]).toMatch(/no pod on this node is attached to VNI 4321/);
     await expect(ex({ vni: 100, mac: b1.mac, from: 'vfpnosuch0' })).rejects.toThrow(/no attachment on representor vfpnosuch0/);
     const r = vfplane(['dataplane', 'explain', '--socket', sock, '--vni', '100', '--mac', b1.mac]);
