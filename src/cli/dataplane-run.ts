@@ -25,11 +25,16 @@ export async function dpRun(o: { config: string; metrics?: string; socket?: stri
   };
   const { Daemon } = await import('../dataplane/daemon.js');
   const d = new Daemon(read(), undefined, { reread: read });
-  await d.start();
   // SIGHUP reloads the config file, as `vfplane dataplane reload` does over the socket.
+  // Handled from the start, so one that arrives while the daemon starts does not kill
+  // it (SIGHUP's default action): it is ignored then, and said so.
+  let started = false;
   process.on('SIGHUP', () => {
+    if (!started) return d.log.warn('SIGHUP while starting: ignored; send it again once the data plane runs');
     d.reload().catch((e: Error) => d.log.warn(`SIGHUP: config not reloaded: ${e.message}`));
   });
+  await d.start();
+  started = true;
   if (o.json) process.stdout.write(JSON.stringify({ ready: true, socket: d.socket, metricsPort: d.metricsPort, pid: process.pid }) + '\n');
   await new Promise<void>((resolve) => {
     const stop = (sig: string) => {
