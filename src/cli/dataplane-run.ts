@@ -103,11 +103,13 @@ type Counters = {
   ports: { name: string; rxPkts: number; txPkts: number; rxBytes: number; txBytes: number; drops: number }[];
   vnis: { vni: number; encapPkts: number; decapPkts: number; floodPkts: number; localPkts: number; drops: number }[];
   engine: Record<string, number>;
+  peers?: { vtep: string; state: string; encapPkts: number; encapBytes: number }[];
 };
 
 export async function dpStats(o: ClientOpts & { interval?: number }): Promise<void> {
   const first = (await request(sock(o), { op: 'stats' })).counters as Counters;
   let rates: Map<string, number> | null = null;
+  let peerRates: Map<string, { pps: number; mbps: number }> | null = null;
   if (o.interval) {
     await new Promise((r) => setTimeout(r, o.interval));
     const second = (await request(sock(o), { op: 'stats' })).counters as Counters;
@@ -116,7 +118,15 @@ export async function dpStats(o: ClientOpts & { interval?: number }): Promise<vo
       const a = first.ports.find((x) => x.name === p.name);
       rates.set(p.name, ((p.rxPkts - (a?.rxPkts ?? 0)) * 1000) / o.interval);
     }
-    if (o.json) return printJson({ counters: second, rxPps: Object.fromEntries(rates) });
+    peerRates = new Map();
+    for (const p of second.peers ?? []) {
+      const a = first.peers?.find((x) => x.vtep === p.vtep);
+      peerRates.set(p.vtep, {
+        pps: ((p.encapPkts - (a?.encapPkts ?? 0)) * 1000) / o.interval,
+        mbps: ((p.encapBytes - (a?.encapBytes ?? 0)) * 8) / 1000 / o.interval,
+      });
+    }
+    if (o.json) return printJson({ counters: second, rxPps: Object.fromEntries(rates), peerEncap: Object.fromEntries(peerRates) });
     Object.assign(first, second);
   }
   if (o.json) return printJson({ counters: first });
@@ -126,6 +136,15 @@ export async function dpStats(o: ClientOpts & { interval?: number }): Promise<vo
   const v = new Table({ head: ['VNI', 'encap', 'decap', 'flooded', 'local', 'drops'], style: { head: [], border: [] } });
   for (const x of first.vnis) v.push([x.vni, x.encapPkts, x.decapPkts, x.floodPkts, x.localPkts, x.drops]);
   console.log(v.toString());
+  if (first.peers?.length) {
+    // What went to each remote node: the overlay's traffic matrix from this side.
+    const pt = new Table({ head: ['peer VTEP', 'MAC state', 'encap pkts', 'encap bytes', ...(peerRates ? ['encap pps', 'encap Mbit/s'] : [])], style: { head: [], border: [] } });
+    for (const p of first.peers) {
+      const r = peerRates?.get(p.vtep);
+      pt.push([p.vtep, p.state, p.encapPkts, p.encapBytes, ...(peerRates ? [Math.round(r?.pps ?? 0), (r?.mbps ?? 0).toFixed(1)] : [])]);
+    }
+    console.log(pt.toString());
+  }
   const d = Object.entries(first.drops);
   console.log(d.length ? `drops: ${d.map(([k, n]) => `${k} ${n}`).join(', ')}` : 'drops: none');
 }

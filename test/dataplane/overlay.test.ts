@@ -152,6 +152,12 @@ describePrivileged('VXLAN overlay between two simulated nodes', { netns: true, c
       const r = vfplane(['dataplane', 'status', '--socket', sock]);
       expect(r.stdout).toMatch(/│ 192\.0\.2\.77\s+│ -\s+│ UNRESOLVED \(no ARP\/ND answer/);
       expect(r.stdout).toMatch(new RegExp(`│ 192\\.0\\.2\\.2\\s+│ ${bUplinkMac}\\s+│ resolved \\d+ s ago`));
+      // stats: what went to each peer, and with --interval at what rate.
+      const sr = vfplane(['dataplane', 'stats', '--socket', sock, '--interval', '300']);
+      expect(sr.code, sr.stderr).toBe(0);
+      expect(sr.stdout).toMatch(/│ peer VTEP\s+│ MAC state\s+│ encap pkts\s+│ encap bytes\s+│ encap pps\s+│ encap Mbit\/s\s+│/);
+      expect(sr.stdout).toMatch(/│ 192\.0\.2\.2\s+│ resolved\s+│ [1-9]\d*\s+│ [1-9]\d*\s+│ \d+\s+│ [\d.]+\s+│/);
+      expect(sr.stdout).toMatch(/│ 192\.0\.2\.77\s+│ unresolved\s+│ 0\s+│ 0\s+│ 0\s+│ 0\.0\s+│/);
       const text = await (await fetch(`http://127.0.0.1:${topo.nodes.get('a')!.metricsPort!}/metrics`)).text();
       expect(text).toMatch(/^vfplane_peer_resolved\{node="a",peer="192\.0\.2\.77"\} 0$/m);
       expect(text).toMatch(/^vfplane_peer_resolved\{node="a",peer="192\.0\.2\.2"\} 1$/m);
