@@ -88,7 +88,6 @@ typedef struct cfg_att {
 typedef struct rxq { uint16_t port, queue; } rxq;
 
 typedef struct dp_cfg {
-    uint8_t peer_slot_live[VFP_DP_MAX_PEERS]; /* stats slots a peer of this epoch counts in */
     uint64_t epoch;
     size_t bytes;          /* the whole allocation: cfg and every table after it */
     uint16_t uplink;
@@ -257,7 +256,6 @@ struct vfp_dp {
     char names[VFP_DP_MAX_PORTS][32];
     uint8_t removing[VFP_DP_MAX_PORTS];
     uint32_t vni_slot_of[VFP_DP_MAX_VNIS]; /* slot → vni + 1 (0 free) */
-    vfp_addr peer_slot_addr[VFP_DP_MAX_PEERS]; /* stats slot → the peer it counts for (family 0: free) */
     pthread_mutex_t ctl;                   /* serialises control calls */
     struct lring *lrings;                  /* n_workers² learn rings (from × to), NULL for one worker */
     /* handoffs from × to, made by port_add (release) before a port needs them */
@@ -694,8 +692,10 @@ static void adopt(worker *w, const dp_cfg *c) {
     w->cfg = c;
     uint64_t now = now_ns();
     /* Slots no peer of this epoch counts in are cleared, so readers see only live peers. */
+    uint8_t live[VFP_DP_MAX_PEERS] = { 0 };
+    for (uint32_t i = 0; i < c->n_peers; i++) live[c->peers[i].slot] = 1;
     for (uint32_t s = 0; s < VFP_DP_MAX_PEERS; s++)
-        if (!c->peer_slot_live[s] && w->st->peers[s].family) memset(&w->st->peers[s], 0, sizeof w->st->peers[s]);
+        if (!live[s] && w->st->peers[s].family) memset(&w->st->peers[s], 0, sizeof w->st->peers[s]);
     for (uint32_t i = 0; i < c->n_peers; i++) {
         vfp_dp_peer_stats *ps = &w->st->peers[c->peers[i].slot];
         const vfp_addr *a = &c->peers[i].addr;
@@ -1709,18 +1709,16 @@ static int64_t build(vfp_dp *dp, const vfp_dp_spec *s, dp_cfg **out, char *err, 
     memset(c->peer_hash, 0xff, sizeof(uint16_t) * peer_slots);
     memset(c->vni_hash, 0xff, sizeof(uint16_t) * vni_slots);
     int64_t rc = 0;
-    /* Peers and their tunnels. Each keeps the stats slot it had (by address); new ones
-     * take slots no peer of this spec keeps. */
+    /* Peers and their tunnels. Each keeps the stats slot it has in the running epoch (by
+     * address); new ones take slots no peer of this spec keeps. */
     c->n_peers = s->n_peers;
+    const dp_cfg *cur = atomic_load_explicit(&dp->cur, memory_order_acquire);
     uint8_t kept[VFP_DP_MAX_PEERS] = { 0 };
     int16_t slot_of[VFP_DP_MAX_PEERS];
     for (uint32_t i = 0; i < s->n_peers; i++) {
-        slot_of[i] = -1;
-        for (uint32_t k = 0; k < VFP_DP_MAX_PEERS; k++)
-            if (!kept[k] && dp->peer_slot_addr[k].family && addr_eq(&dp->peer_slot_addr[k], &s->peers[i].vtep)) {
-                slot_of[i] = (int16_t)k, kept[k] = 1;
-                break;
-            }
+        const int had = cur ? peer_find(cur, &s->peers[i].vtep) : -1;
+        slot_of[i] = had >= 0 && !kept[cur->peers[had].slot] ? (int16_t)cur->peers[had].slot : -1;
+        if (slot_of[i] >= 0) kept[slot_of[i]] = 1;
     }
     for (uint32_t i = 0, k = 0; i < s->n_peers; i++) {
         if (slot_of[i] >= 0) continue;
@@ -1732,7 +1730,6 @@ static int64_t build(vfp_dp *dp, const vfp_dp_spec *s, dp_cfg **out, char *err, 
         p->addr = s->peers[i].vtep;
         p->mac_known = s->peers[i].mac_known;
         p->slot = (uint16_t)slot_of[i];
-        c->peer_slot_live[p->slot] = 1;
         vfp_tunnel_cfg tc = s->tunnel;
         tc.remote = p->addr;
         /* The checksums the uplink's device fills are left to it (DPDK tx offloads). */
@@ -1887,9 +1884,6 @@ int64_t vfp_dp__commit(vfp_dp *dp, const vfp_dp_spec *s, uint32_t timeout_ms, ch
         return rc;
     }
     c->epoch = ++dp->epoch;
-    /* The stats slots now belong to this epoch's peers (build chose them from these). */
-    memset(dp->peer_slot_addr, 0, sizeof dp->peer_slot_addr);
-    for (uint32_t i = 0; i < c->n_peers; i++) dp->peer_slot_addr[c->peers[i].slot] = c->peers[i].addr;
     /* Release: the workers' acquire load sees the fully built cfg. */
     dp_cfg *old = atomic_exchange_explicit(&dp->cur, c, memory_order_acq_rel);
     for (uint16_t i = 0; i < dp->n_workers; i++) wake(&dp->w[i]);
