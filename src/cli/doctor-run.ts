@@ -145,13 +145,9 @@ async function nicChecks(out: Check[], sysfsRoot: string | undefined): Promise<v
     });
     return;
   }
-  const { getProfile } = await import('../sriov/profile.js');
   for (const pf of pfs) {
-    // Below the family's own tier: E810's hardware encap needs switchdev mode (pfTier).
-    const family = pf.profile ? getProfile(pf.profile).tier : null;
-    const why = family !== null && pf.tier !== null && pf.tier > family
-      ? ` (the ${pf.profile} family's tier ${family} needs its eswitch in switchdev mode: devlink dev eswitch set pci/${pf.pci} mode switchdev)` : '';
-    const tier = (pf.tier === 1 ? 'tier 1: full hardware encap/decap' : pf.tier === 2 ? 'tier 2: VNI steering and checksum offload, software encap' : 'tier 3: software') + why;
+    const tier = (pf.tier === 1 ? 'tier 1: full hardware encap/decap' : pf.tier === 2 ? 'tier 2: VNI steering and checksum offload, software encap' : 'tier 3: software') +
+      (pf.tierNote ? ` (${pf.tierNote})` : '');
     out.push({
       area: 'nic', name: `PF ${pf.pci}${pf.netdev ? ` (${pf.netdev})` : ''}`, status: pf.profile ? 'ok' : 'warn',
       detail: `${pf.vendor}:${pf.device} ${pf.driver ?? 'no driver'}, ${pf.numVfs}/${pf.totalVfs} VFs, ${pf.profile ? `profile ${pf.profile}, ${tier}${sysfs.isSim ? ' (simulated)' : ''}` : 'no hw-profile matches (treated as tier 3)'}`,

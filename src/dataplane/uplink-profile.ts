@@ -3,7 +3,7 @@
 // its reason, which the daemon logs and reports in `dataplane status`.
 import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { basename } from 'node:path';
-import { loadProfiles, matchPf, matchVf } from '../sriov/profile.js';
+import { loadProfiles, matchPf, matchVf, runningTier } from '../sriov/profile.js';
 import type { HwProfile, OffloadTier } from '../sriov/types.js';
 
 export interface UplinkChoice {
@@ -65,17 +65,9 @@ export function netdevProfile(ifname: string, sysRoot = '/sys'): UplinkChoice & 
   const dev = `${sysRoot}/class/net/${ifname}/device`;
   const { profile, driver } = existsSync(dev) ? profileOfPci(dev) : { profile: null, driver: null };
   if (!profile) return { profile: null, driver, hw: null };
-  // Tier 1 through tc flower (E810) needs the eswitch in switchdev mode, where the PF's
-  // netdev has a switch id; in legacy mode reading phys_switch_id fails (EOPNOTSUPP).
-  // rte_flow encap (mlx5) does not depend on it.
-  const o = profile.offloads;
-  if (profile.tier === 1 && !o.rteFlowEncapDecap && o.tcFlowerEncapDecap && !read(`${sysRoot}/class/net/${ifname}/phys_switch_id`)) {
-    return {
-      profile: profile.name, driver, hw: profile, allowedTier: 2,
-      tierNote: `its hardware encap/decap (tier 1) works through tc flower in switchdev mode only, and ${ifname} is in legacy mode (devlink dev eswitch set pci/<PF> mode switchdev)`,
-    };
-  }
-  return { profile: profile.name, driver, hw: profile, allowedTier: profile.tier };
+  const t = runningTier(profile, !!read(`${sysRoot}/class/net/${ifname}/phys_switch_id`));
+  const note = `its hardware encap/decap (tier 1) works through tc flower in switchdev mode only, and ${ifname} is in legacy mode (devlink dev eswitch set pci/<PF> mode switchdev)`;
+  return { profile: profile.name, driver, hw: profile, allowedTier: t.tier, ...(t.legacy ? { tierNote: note } : {}) };
 }
 
 /** AF_XDP settings for a netdev uplink in the daemon's own namespace. */
@@ -95,10 +87,18 @@ export function afxdpChoice(ifname: string, want: { mode: 'auto' | 'native' | 's
  *  or null: PCI devices and vdevs of no netdev (net_null, net_ring, net_tap, which makes
  *  its own). Such a netdev is the data plane's as much as an AF_XDP uplink is. */
 export function vdevNetdev(dev: string): string | null {
-  const [name, ...args] = dev.split(',');
-  if (!name || !/^net_af_(xdp|packet)/.test(name)) return null;
-  const iface = args.map((a) => a.split('=')).find(([k]) => k === 'iface')?.[1];
-  return iface && /^[A-Za-z0-9_.:@-]{1,15}$/.test(iface) ? iface : null;
+  const v = parseVdev(dev);
+  return v && /^net_af_(xdp|packet)/.test(v.name) ? v.iface : null;
+}
+
+/** A vdev's devargs (`name,k=v,…`): its name, its key-values, and its `iface` when that
+ *  is a valid interface name. */
+function parseVdev(dev: string): { name: string; args: Map<string, string>; iface: string | null } | null {
+  const [name, ...rest] = dev.split(',');
+  if (!name) return null;
+  const args = new Map(rest.map((a) => a.split('=') as [string, string]));
+  const iface = args.get('iface');
+  return { name, args, iface: iface && /^[A-Za-z0-9_.:@-]{1,15}$/.test(iface) ? iface : null };
 }
 
 /** A net_af_xdp vdev (`net_af_xdp0,iface=X[,start_queue=S][,queue_count=N]`) binds queues
@@ -106,11 +106,9 @@ export function vdevNetdev(dev: string): string | null {
  *  host stack, past the data plane. The warning to give, or null when it binds them all
  *  (or the netdev cannot be read here). `sysRoot` reads /sys/class/net. */
 export function afXdpVdevWarning(dev: string, sysRoot = '/sys'): string | null {
-  const [name, ...args] = dev.split(',');
-  if (!name || !/^net_af_xdp/.test(name)) return null;
-  const kv = new Map(args.map((a) => a.split('=') as [string, string]));
-  const iface = kv.get('iface');
-  if (!iface || !/^[A-Za-z0-9_.:@-]{1,15}$/.test(iface)) return null;
+  const v = parseVdev(dev);
+  if (!v || !/^net_af_xdp/.test(v.name) || !v.iface) return null;
+  const { name, args: kv, iface } = v;
   let rx: number;
   try {
     rx = readdirSync(`${sysRoot}/class/net/${iface}/queues`).filter((q) => q.startsWith('rx-')).length;
@@ -153,7 +151,8 @@ export interface TierChoice {
 export function offloadTier(backend: string, choice: UplinkChoice | null, enabledTxOffloads: number): TierChoice {
   const allowed = choice?.allowedTier ?? null;
   const p = choice?.profile;
-  const csum = enabledTxOffloads & (DPDK_TX.ipv4Cksum | DPDK_TX.udpCksum);
+  const oc = outerChecksums(enabledTxOffloads);
+  const csum = oc.ipv4 === 'device' || oc.udp === 'device';
   const parts: string[] = [];
   if (allowed === null) parts.push('no hw-profile matches the uplink (virtual or unknown NIC), so software only');
   else if (choice?.tierNote) parts.push(`the ${p} profile allows tier ${allowed}: ${choice.tierNote}`);

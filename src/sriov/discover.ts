@@ -5,7 +5,7 @@ import * as fs from 'node:fs';
 import type { IpLink } from '../net/ip.js';
 import { invalid, notFound } from '../util/errors.js';
 import { isPci, parseIfname, parsePci } from './pci.js';
-import { loadProfiles, matchPf } from './profile.js';
+import { loadProfiles, matchPf, runningTier } from './profile.js';
 import type { Sysfs } from './sysfs.js';
 import type { HwProfile, PfInfo, VfInfo } from './types.js';
 import { readPfVfSetting, readPfVfSettings } from './vf-settings.js';
@@ -72,18 +72,16 @@ function pfInfo(sysfs: Sysfs, pci: string, profiles: HwProfile[], cache: LinkCac
     numVfs: sysfs.readInt(`${d}/sriov_numvfs`) ?? 0,
     linkSpeedMbps: speed !== undefined && speed > 0 ? speed : null,
     profile: profile?.name ?? null,
-    tier: pfTier(sysfs, profile, nd ? `${d}/net/${nd.ifname}` : null),
+    ...pfTier(sysfs, profile, pci, nd ? `${d}/net/${nd.ifname}` : null),
   };
 }
 
-/** The highest tier the PF allows as it runs: its family's, except that hardware encap
- *  through tc flower alone (E810) needs the eswitch in switchdev mode, where the PF's
- *  netdev has a switch id (in legacy mode phys_switch_id cannot be read). */
-function pfTier(sysfs: Sysfs, profile: HwProfile | null, netdevDir: string | null): PfInfo['tier'] {
-  if (!profile) return null;
-  const o = profile.offloads;
-  if (profile.tier !== 1 || o.rteFlowEncapDecap || !o.tcFlowerEncapDecap) return profile.tier;
-  return netdevDir && sysfs.tryRead(`${netdevDir}/phys_switch_id`) ? 1 : 2;
+/** The tier the PF allows as it runs (runningTier: its eswitch mode from the netdev's
+ *  switch id). */
+function pfTier(sysfs: Sysfs, profile: HwProfile | null, pci: string, netdevDir: string | null): Pick<PfInfo, 'tier' | 'tierNote'> {
+  if (!profile) return { tier: null };
+  const t = runningTier(profile, !!(netdevDir && sysfs.tryRead(`${netdevDir}/phys_switch_id`)));
+  return { tier: t.tier, ...(t.legacy ? { tierNote: `the ${profile.name} family's tier 1 needs its eswitch in switchdev mode: devlink dev eswitch set pci/${pci} mode switchdev` } : {}) };
 }
 
 /** The VF at virtfnINDEX of PF, or undefined when that link is missing or odd. */

@@ -6,7 +6,7 @@ import { basename, isAbsolute, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { invalid, notFound } from '../util/errors.js';
-import type { HwProfile } from './types.js';
+import type { HwProfile, OffloadTier } from './types.js';
 
 /** The package's hw-profiles/. This file runs as dist/sriov/profile.js, or as src/sriov/profile.ts under vitest; both are two levels below the root. */
 export const DEFAULT_PROFILES_DIR = fileURLToPath(new URL('../../hw-profiles/', import.meta.url));
@@ -379,4 +379,16 @@ export function matchVf(vendor: string, device: string, profiles: readonly HwPro
     if (viaPf) return viaPf;
   }
   return c.length === 1 ? c[0]! : null;
+}
+
+/**
+ * The highest offload tier a NIC of this family allows as it runs. Hardware encap that
+ * works through tc flower only (E810) needs the eswitch in switchdev mode, where the PF's
+ * netdev has a switch id (reading phys_switch_id fails in legacy mode); rte_flow encap
+ * (mlx5) does not depend on it. `switchdev`: whether the PF netdev has a switch id (no
+ * netdev to read counts as legacy). `legacy`: the tier is below the family's for that.
+ */
+export function runningTier(p: HwProfile, switchdev: boolean): { tier: OffloadTier; legacy: boolean } {
+  const legacy = p.tier === 1 && !p.offloads.rteFlowEncapDecap && p.offloads.tcFlowerEncapDecap && !switchdev;
+  return { tier: legacy ? 2 : p.tier, legacy };
 }

@@ -54,6 +54,7 @@ export interface PfInfo {
   linkSpeedMbps: number | null;
   profile: string | null; // matching hw-profile name
   tier: OffloadTier | null;
+  tierNote?: string; // why tier is below the family's (runningTier)
 }
 
 export interface VfInfo {
