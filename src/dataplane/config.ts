@@ -161,17 +161,21 @@ export function parseConfig(input: unknown, source = 'config'): DaemonConfig {
   return c;
 }
 
+/** [lo, hi] pairs back in the config's form: "100-199,250". */
+export function formatVniRanges(r: [number, number][]): string {
+  return r.map(([lo, hi]) => (lo === hi ? `${lo}` : `${lo}-${hi}`)).join(',');
+}
+
 /** Why a pod in Kubernetes namespace NS may not join VNI, or null when it may (always,
  *  with no tenants configured). NS undefined: the request named no namespace. */
 export function tenancyRefusal(c: Pick<DaemonConfig, 'tenants'>, ns: string | undefined, vni: number): string | null {
   if (c.tenants.length === 0) return null;
-  const fmt = (r: [number, number][]) => r.map(([lo, hi]) => (lo === hi ? `${lo}` : `${lo}-${hi}`)).join(',');
   if (ns === undefined) {
     return `VNI ${vni}: this data plane admits pods by Kubernetes namespace (tenants in its config), and the request names none (K8S_POD_NAMESPACE missing from CNI_ARGS); run the pod through a runtime that sets it, or attach as the operator with vfplane dataplane attach`;
   }
   const mine = c.tenants.filter((t) => t.namespaces.includes(ns));
   if (mine.some((t) => t.vnis.some(([lo, hi]) => vni >= lo && vni <= hi))) return null;
-  const open = mine.map((t) => fmt(t.vnis)).join(',');
+  const open = mine.map((t) => formatVniRanges(t.vnis)).join(',');
   return `VNI ${vni} is not open to pods of Kubernetes namespace ${ns} (${open ? `it may use ${open}` : 'no tenants entry lists it'}); give the network a VNI of the namespace's, or add ${vni} to its entry under tenants in the data-plane config`;
 }
 

@@ -10,9 +10,9 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import { DataPlane, type Backend, type BackendCounters, type DpCounters, type DpSpec, type PortInfo } from './dp.js';
 import { ControlServer } from './control.js';
-import { attachSchema, fdbSchema, macString, peerSchema, podBackendOf, socketPath, tenancyRefusal, vniNumber, ipString, zodMessage, type AttachRequest, type DaemonConfig } from './config.js';
+import { attachSchema, fdbSchema, formatVniRanges, macString, peerSchema, podBackendOf, socketPath, tenancyRefusal, vniNumber, ipString, zodMessage, type AttachRequest, type DaemonConfig } from './config.js';
 import { resolveTunnel } from '../packet/config.js';
-import { formatIp, parseIp, parseMac } from '../util/addr.js';
+import { formatIp, isGroupMac, parseIp, parseMac } from '../util/addr.js';
 import { conflict, invalid, notFound, VfpError } from '../util/errors.js';
 import { readSysctl } from '../net/ip.js';
 import { RX_AGG_ALL, linkAddrs, netRun, rxAggNames, rxAggregation, type LinkAddrs, type NetOp } from '../net/netops.js';
@@ -82,6 +82,8 @@ export function solicitedNodeMac(addr: string): string {
 
 const mac = (s: string) => parseMac(s)!;
 const ipBytes = (s: string) => parseIp(s)!.bytes;
+/** An address as the workers name it (RFC 5952 for IPv6), whatever form the config used. */
+const canonIp = (s: string) => { const a = parseIp(s)!; return formatIp(a.family, a.bytes); };
 
 /** The data plane takes the whole netdev: its XDP program (afxdp) or stack drop
  *  (afpacket) leaves the host stack none of its frames. A netdev with addresses of its
@@ -190,12 +192,26 @@ export class Daemon {
     // AF_XDP binds every rx queue the netdev has (queues 0): a queue without a socket
     // passes its frames to the host stack, so flows the NIC or a veth peer spread over
     // more queues than workers would bypass the data plane. Queue q goes to worker
-    // q % workers; a netdev with fewer queues than workers is refused when added
-    // (config.ts checks that only afxdp has several workers).
+    // q % workers; workers without a queue on the netdev hand their frames to one that
+    // has (native/worker/dp.c, handoff).
     if (this.podBackend === 'afxdp') Object.assign(o, { mode: this.cfg.afxdp.mode, copy: this.cfg.afxdp.copy, queues: 0 });
     // The netdev is the data plane's: the host stack gets no copy of what arrives on it.
     else Object.assign(o, { ring: this.cfg.afpacket.ring, stackDrop: 1 });
     return o;
+  }
+
+  /** The uplink's kernel netdev (a netdev uplink, or the one a DPDK vdev sits on): read,
+   *  refused if it carries the host's addresses, claimed (an IPv6 VTEP's solicited-node
+   *  group joined on it). `what` names it in the refusal; `missing` is the error when it
+   *  does not exist. */
+  private async takeUplinkNetdev(ifname: string, netns: string | undefined, what: string, missing: string): Promise<LinkAddrs> {
+    const l = await linkAddrs(netns ?? null, ifname);
+    if (!l) throw notFound(missing);
+    refuseHostNetdev(l, what);
+    const vtep = this.cfg.uplink.vtep;
+    this.uplinkClaim = await claimNetdev(ifname, netns, isIP(vtep) === 6 ? solicitedNodeMac(vtep) : undefined);
+    if (this.uplinkClaim.note) this.log.info(`uplink ${ifname}: ${this.uplinkClaim.note}`);
+    return l;
   }
 
   /** Says once per port when the host stack keeps its copy of an AF_PACKET port's frames. */
@@ -227,13 +243,8 @@ export class Daemon {
         // A vdev on a kernel netdev takes that netdev as an AF_XDP or AF_PACKET uplink
         // would: the host's own interface is refused, and the netdev is claimed.
         const under = vdevNetdev(c.uplink.dev!);
-        if (under) {
-          const l = await linkAddrs(null, under);
-          if (!l) throw notFound(`the uplink ${c.uplink.dev!.split(',')[0]} sits on ${under}, which does not exist; check iface= in uplink.dev`);
-          refuseHostNetdev(l, `uplink ${under} (under ${c.uplink.dev!.split(',')[0]})`);
-          this.uplinkClaim = await claimNetdev(under, undefined, isIP(c.uplink.vtep) === 6 ? solicitedNodeMac(c.uplink.vtep) : undefined);
-          if (this.uplinkClaim.note) this.log.info(`uplink ${under}: ${this.uplinkClaim.note}`);
-        }
+        const vdev = c.uplink.dev!.split(',')[0];
+        if (under) await this.takeUplinkNetdev(under, undefined, `uplink ${under} (under ${vdev})`, `the uplink ${vdev} sits on ${under}, which does not exist; check iface= in uplink.dev`);
         const d = c.dpdk;
         this.uplink = this.dp.openPort('dpdk', {
           dev: c.uplink.dev, txOffloads: this.choice.dpdkTxOffloads!.bits, queues: c.workers,
@@ -245,11 +256,7 @@ export class Daemon {
         this.log.info(`uplink offloads: ${this.choice.dpdkTxOffloads!.why}; enabled on the device: 0x${(this.uplink.txOffloads ?? 0).toString(16)}`);
       } else {
         const ifn = c.uplink.ifname!;
-        const l = await linkAddrs(c.uplink.netns ?? null, ifn);
-        if (!l) throw notFound(`the uplink ${ifn} does not exist${c.uplink.netns ? ` in ${c.uplink.netns}` : ''}; check uplink.ifname in the config`);
-        refuseHostNetdev(l, `uplink ${ifn}`);
-        this.uplinkClaim = await claimNetdev(ifn, c.uplink.netns, isIP(c.uplink.vtep) === 6 ? solicitedNodeMac(c.uplink.vtep) : undefined);
-        if (this.uplinkClaim.note) this.log.info(`uplink ${ifn}: ${this.uplinkClaim.note}`);
+        const l = await this.takeUplinkNetdev(ifn, c.uplink.netns, `uplink ${ifn}`, `the uplink ${ifn} does not exist${c.uplink.netns ? ` in ${c.uplink.netns}` : ''}; check uplink.ifname in the config`);
         this.uplinkMac = mac(c.uplink.mac ?? l.mac);
         this.uplinkMtu = l.mtu;
         const opts = this.portOpts(ifn, c.uplink.netns);
@@ -547,7 +554,7 @@ export class Daemon {
           local: [...this.atts.values()].map((a) => ({ vni: a.vni, mac: a.mac, representor: a.representor })),
         };
       default:
-        throw invalid(`unknown op ${JSON.stringify(req.op)}; use status, stats, attach, detach, peer-add, peer-del, fdb-add, fdb-del, fdb-list, flood-set or explain`);
+        throw invalid(`unknown op ${JSON.stringify(req.op)}; use status, stats, attach, detach, peer-add, peer-del, fdb-add, fdb-del, fdb-list, flood-set, explain or reload`);
     }
   }
 
@@ -612,10 +619,9 @@ export class Daemon {
     const c = this.cfg;
     const dst = q.mac.toLowerCase();
     const steps: string[] = [];
-    const peerState = new Map((this.peerStatus() as { vtep: string; state: string; underlayMac: string | null }[]).map((p) => [p.vtep, p]));
-    const canon = (v: string) => { const a = parseIp(v)!; return formatIp(a.family, a.bytes); };
+    const peerState = new Map((this.peerStatus() as { vtep: string; state: string; underlayMac: string | null }[]).map((p) => [canonIp(p.vtep), p]));
     const peerLine = (vtep: string) => {
-      const p = peerState.get(canon(vtep)) ?? [...peerState.values()].find((x) => canon(x.vtep) === canon(vtep));
+      const p = peerState.get(canonIp(vtep));
       if (!p) return { vtep, peer: false, note: `${vtep} is not a peer: frames for it are dropped (no_peer); add it with vfplane dataplane peer add` };
       return p.state === 'unresolved'
         ? { vtep, peer: true, state: p.state, note: `${vtep}: its MAC is not known yet, so frames for it are dropped (neigh_unresolved) until it answers ARP/ND` }
@@ -641,7 +647,7 @@ export class Daemon {
       const ports = local.filter((a) => a.representor !== q.from).map((a) => a.representor);
       return result('flood', { localPorts: ports, peers: remotes.map(peerLine) });
     };
-    if (parseInt(dst.slice(0, 2), 16) & 1) return flood(`${dst} is a ${dst === 'ff:ff:ff:ff:ff:ff' ? 'broadcast' : 'multicast'} address: every other local pod on the VNI and the VNI's remote VTEPs get a copy (head-end replication)`);
+    if (isGroupMac(dst)) return flood(`${dst} is a ${dst === 'ff:ff:ff:ff:ff:ff' ? 'broadcast' : 'multicast'} address: every other local pod on the VNI and the VNI's remote VTEPs get a copy (head-end replication)`);
     const here = local.find((a) => a.mac.toLowerCase() === dst);
     if (here) {
       if (here.representor === q.from) {
@@ -651,19 +657,24 @@ export class Daemon {
       steps.push(`${dst} is a pod on this node (representor ${here.representor}${here.pci ? `, VF ${here.pci}` : ''}): switched locally, never encapsulated`);
       return result('local', { representor: here.representor, ...(here.owner ? { owner: here.owner } : {}) });
     }
+    // An FDB entry's VTEP: encapsulated if it is a peer whose MAC is known, else dropped
+    // under the reason the workers count.
+    const toVtep = (vtep: string, extra: Record<string, unknown>) => {
+      const pl = peerLine(vtep);
+      const reason = !pl.peer ? 'no_peer' : pl.state === 'unresolved' ? 'neigh_unresolved' : null;
+      return result(reason ? 'drop' : 'encap', { vtep, ...extra, peer: pl, ...(reason ? { reason } : {}) });
+    };
     const st = this.fdb.find((f) => f.vni === q.vni && f.mac.toLowerCase() === dst);
     if (st) {
       steps.push(`a static FDB entry sends ${dst} on VNI ${q.vni} to ${st.vtep}`);
-      const pl = peerLine(st.vtep);
-      return result(pl.peer && pl.state !== 'unresolved' ? 'encap' : 'drop', { vtep: st.vtep, source: 'static', peer: pl, ...(pl.peer ? pl.state === 'unresolved' ? { reason: 'neigh_unresolved' } : {} : { reason: 'no_peer' }) });
+      return toVtep(st.vtep, { source: 'static' });
     }
     if (c.learn) {
       const l = this.dp!.learned().find((e) => e.vni === q.vni && e.mac === dst);
       if (l) {
         const age = Math.max(0, Math.round(Number(process.hrtime.bigint() / 1_000_000_000n) - l.stamp));
         steps.push(`${dst} was learned on VNI ${q.vni} from frames VTEP ${l.vtep} sent, ${age} s ago (entries age out after ${c.ageSeconds} s)`);
-        const pl = peerLine(l.vtep);
-        return result(pl.peer && pl.state !== 'unresolved' ? 'encap' : 'drop', { vtep: l.vtep, source: 'learned', ageSeconds: age, peer: pl, ...(pl.peer ? pl.state === 'unresolved' ? { reason: 'neigh_unresolved' } : {} : { reason: 'no_peer' }) });
+        return toVtep(l.vtep, { source: 'learned', ageSeconds: age });
       }
     }
     return flood(`${dst} is not a local pod, and no ${c.learn ? 'static or learned ' : 'static '}FDB entry names it on VNI ${q.vni}: unknown unicast is flooded`);
@@ -682,12 +693,12 @@ export class Daemon {
       return result('drop', { reason: 'no_local_port' });
     }
     if (this.cfg.learn) steps.push(`the inner source MAC is learned against the outer source VTEP (learn is on; entries age out after ${this.cfg.ageSeconds} s)`);
-    const here = parseInt(dst.slice(0, 2), 16) & 1 ? undefined : local.find((a) => a.mac.toLowerCase() === dst);
+    const here = isGroupMac(dst) ? undefined : local.find((a) => a.mac.toLowerCase() === dst);
     if (here) {
       steps.push(`${dst} is a pod on this node (representor ${here.representor}${here.pci ? `, VF ${here.pci}` : ''})`);
       return result('local', { representor: here.representor, ...(here.owner ? { owner: here.owner } : {}) });
     }
-    steps.push(parseInt(dst.slice(0, 2), 16) & 1
+    steps.push(isGroupMac(dst)
       ? `${dst} is a group address: every local pod on VNI ${vni} gets a copy`
       : `${dst} is no pod on this node: unknown unicast from the underlay goes to every local pod on VNI ${vni}`);
     return result('flood', { localPorts: local.map((a) => a.representor), peers: [] });
@@ -700,8 +711,7 @@ export class Daemon {
     const known = this.dp!.counters().peers;
     const now = process.hrtime.bigint(); // CLOCK_MONOTONIC, as the workers' stamps
     return this.peers.map((p) => {
-      const a = parseIp(p.vtep)!; // the workers name peers in canonical form (RFC 5952)
-      const k = known.get(formatIp(a.family, a.bytes));
+      const k = known.get(canonIp(p.vtep));
       return {
         ...p,
         state: k?.state ?? 'unresolved',
@@ -729,7 +739,7 @@ export class Daemon {
       uptimeSeconds: Math.round((Date.now() - this.started) / 1000),
       uplink: { name: c.uplink.ifname ?? c.uplink.dev, vtep: c.uplink.vtep, mode: this.uplink?.mode, zerocopy: this.uplink?.zerocopy, profile: this.choice?.profile ?? null, why: this.choice?.afxdp?.why ?? this.choice?.dpdkTxOffloads?.why, txOffloads: this.uplink?.txOffloads, outerChecksums: outerChecksums(this.uplink?.txOffloads ?? 0), offload: this.tier() },
       dstPort: c.dstPort,
-      tenants: c.tenants.map((t) => ({ namespaces: t.namespaces, vnis: t.vnis.map(([lo, hi]) => (lo === hi ? `${lo}` : `${lo}-${hi}`)).join(',') })),
+      tenants: c.tenants.map((t) => ({ namespaces: t.namespaces, vnis: formatVniRanges(t.vnis) })),
       peers: this.peerStatus(),
       attachments: [...this.atts.values()].map((a) => ({ representor: a.representor, pci: a.pci, vni: a.vni, mac: a.mac, owner: a.owner, representorState: representorState(a) })),
       workers: this.dp!.counters().perWorker.map((w) => ({ cpu: w.cpu, epoch: Number(w.epoch) })),

@@ -5,6 +5,7 @@
 import { writeFileSync } from 'node:fs';
 import { systemError, type VfpError } from '../util/errors.js';
 import { runSync, syncFailure } from '../util/spawn.js';
+import { isGroupMac } from '../util/addr.js';
 import type { RawNetOp } from '../dataplane/addon-types.js';
 import { addrsIn, hostNetnsPath, ip, ipIn, linkIn, link, sysctlIn, type IpAddrInfo } from './ip.js';
 
@@ -134,7 +135,7 @@ function oneViaIproute2(netns: string | null, o: NetOp): LinkInfo | null {
     }
     case 'maddr': {
       // The kernel takes any address here; a unicast one is refused as natively.
-      if (!(parseInt(o.mac.slice(0, 2), 16) & 1)) throw systemError('Invalid argument (not a multicast MAC)', { errno: 'EINVAL' });
+      if (!isGroupMac(o.mac)) throw systemError('Invalid argument (not a multicast MAC)', { errno: 'EINVAL' });
       try {
         run(['maddr', o.join ? 'add' : 'del', o.mac, 'dev', o.name]);
       } catch (err) {

@@ -15,6 +15,12 @@ export function parseMac(s: string): Uint8Array | null {
   return Uint8Array.from([m[1], m[3], m[4], m[5], m[6], m[7]].map((h) => parseInt(h!, 16)));
 }
 
+/** Whether a MAC in text form is a group (multicast or broadcast) address: the first
+ *  octet's low bit. */
+export function isGroupMac(s: string): boolean {
+  return (parseInt(s.slice(0, 2), 16) & 1) === 1;
+}
+
 export function formatMac(b: Uint8Array, off = 0): string {
   const out: string[] = [];
   for (let i = 0; i < 6; i++) out.push(b[off + i]!.toString(16).padStart(2, '0'));

@@ -50,22 +50,30 @@ describePrivileged('vfplane dataplane run on a netdev the host uses', { netns: t
     });
   }
 
-  // In the daemon's own namespace, on a link without carrier (whose addresses getifaddrs,
-  // as Node reads it, would leave out).
-  it('refuses a netdev with an address in its own namespace too, carrier or not', () => {
-    const h = ifname('ch'), peer = ifname('cp');
+  /** A veth in the daemon's own namespace carrying CIDR (its peer in m), up: runs
+   *  `vfplane dataplane run` with config(h) and hands what it did to `t`; the veth goes
+   *  afterwards. */
+  function runOnHostLink(tag: string, cidr: string, config: (h: string) => Record<string, unknown>, t: (h: string, r: ReturnType<typeof vfplane>) => void, timeoutMs: number): void {
+    const h = ifname(`${tag}h`), peer = ifname(`${tag}p`);
     spawnSync('ip', ['link', 'add', h, 'type', 'veth', 'peer', 'name', peer, 'netns', m.name]);
     try {
-      spawnSync('ip', ['addr', 'add', '10.89.0.1/24', 'dev', h]);
+      spawnSync('ip', ['addr', 'add', cidr, 'dev', h]);
       spawnSync('ip', ['link', 'set', h, 'up']);
-      const config = join(dir, 'host.json');
-      writeFileSync(config, JSON.stringify({ node: 'claimh', backend: 'afpacket', uplink: { ifname: h, vtep: '192.0.2.1' }, stateDir: join(dir, 'host') }));
-      const r = vfplane(['dataplane', 'run', '--config', config], { timeoutMs: 20_000 });
-      expect(r.code, r.stderr).toBe(2);
-      expect(r.stderr).toContain(`uplink ${h} carries 10.89.0.1/24`);
+      const file = join(dir, `${tag}.json`);
+      writeFileSync(file, JSON.stringify(config(h)));
+      t(h, vfplane(['dataplane', 'run', '--config', file], { timeoutMs }));
     } finally {
       spawnSync('ip', ['link', 'del', h]);
     }
+  }
+
+  // In the daemon's own namespace, on a link without carrier (whose addresses getifaddrs,
+  // as Node reads it, would leave out).
+  it('refuses a netdev with an address in its own namespace too, carrier or not', () => {
+    runOnHostLink('c', '10.89.0.1/24', (h) => ({ node: 'claimh', backend: 'afpacket', uplink: { ifname: h, vtep: '192.0.2.1' }, stateDir: join(dir, 'host') }), (h, r) => {
+      expect(r.code, r.stderr).toBe(2);
+      expect(r.stderr).toContain(`uplink ${h} carries 10.89.0.1/24`);
+    }, 20_000);
   });
 
   // A DPDK vdev on a kernel netdev (net_af_packet, net_af_xdp) takes that netdev too.
@@ -74,22 +82,13 @@ describePrivileged('vfplane dataplane run on a netdev the host uses', { netns: t
       expect(process.env.CI, 'CI builds DPDK: this must run there').toBeFalsy();
       return;
     }
-    const h = ifname('cd'), peer = ifname('ce');
-    spawnSync('ip', ['link', 'add', h, 'type', 'veth', 'peer', 'name', peer, 'netns', m.name]);
-    try {
-      spawnSync('ip', ['addr', 'add', '10.90.0.1/24', 'dev', h]);
-      spawnSync('ip', ['link', 'set', h, 'up']);
-      const config = join(dir, 'dpdk.json');
-      writeFileSync(config, JSON.stringify({
-        node: 'claimd', backend: 'dpdk', uplink: { dev: `net_af_packet9,iface=${h}`, vtep: '192.0.2.1' }, dpdk: { hugepages: 0 }, stateDir: join(dir, 'dpdk'),
-      }));
-      const r = vfplane(['dataplane', 'run', '--config', config], { timeoutMs: 30_000 });
+    runOnHostLink('d', '10.90.0.1/24', (h) => ({
+      node: 'claimd', backend: 'dpdk', uplink: { dev: `net_af_packet9,iface=${h}`, vtep: '192.0.2.1' }, dpdk: { hugepages: 0 }, stateDir: join(dir, 'dpdk'),
+    }), (h, r) => {
       expect(r.code, r.stderr).toBe(2);
       expect(r.stderr).toContain(`uplink ${h} (under net_af_packet9) carries 10.90.0.1/24`);
       expect(readFileSync(`/proc/sys/net/ipv6/conf/${h}/disable_ipv6`, 'utf8').trim()).toBe('0');
-    } finally {
-      spawnSync('ip', ['link', 'del', h]);
-    }
+    }, 30_000);
   });
 
   // A netdev with more rx queues than workers: AF_XDP binds them all (a queue without a
