@@ -14,8 +14,8 @@ import { attachSchema, fdbSchema, formatVniRanges, macString, peerSchema, podBac
 import { resolveTunnel } from '../packet/config.js';
 import { formatIp, isGroupMac, parseIp, parseMac } from '../util/addr.js';
 import { conflict, invalid, notFound, VfpError } from '../util/errors.js';
-import { readSysctl } from '../net/ip.js';
-import { RX_AGG_ALL, linkAddrs, netRun, rxAggNames, rxAggregation, type LinkAddrs, type NetOp } from '../net/netops.js';
+import { linkAddrs, type LinkAddrs } from '../net/netops.js';
+import { ClaimJournal, claimNetdev, releaseLeftovers, releaseNetdev, type Claim } from './claims.js';
 import { AllocStore } from '../alloc/store.js';
 import { afXdpVdevWarning, afxdpChoice, dpdkChoice, netdevProfile, offloadTier, outerChecksums, vdevNetdev, type UplinkChoice } from './uplink-profile.js';
 import { prepareDpdkEnv, type DpdkEnv } from './dpdk-env.js';
@@ -44,17 +44,6 @@ interface PersistedState {
   peers: z.infer<typeof peerSchema>[];
   fdb: z.infer<typeof fdbSchema>[];
   floods: { vni: number; flood: string[] }[];
-}
-
-/** What the daemon changed on a kernel netdev it took over, to give it back. */
-interface Claim {
-  ifname: string;
-  netns?: string;
-  forwarding: string | null;
-  disableIpv6: string | null;
-  multicast: string | null; // a group joined on the link for the data plane
-  rxAgg: number; // receive aggregation features (RX_AGG bits) switched off, to switch back on
-  note?: string; // what the claim changed or could not, for the log
 }
 
 /** Whether an attachment's representor is still the netdev its port was opened on:
@@ -97,58 +86,6 @@ function refuseHostNetdev(l: LinkAddrs, what: string): void {
   }
 }
 
-/** (Callers first read the link with linkAddrs and pass it through refuseHostNetdev.)
- *  A netdev the data plane forwards for must not be forwarded by the kernel too: no IPv4
- *  forwarding off it (so the kernel never routes a pod's frame elsewhere) and no IPv6 (no
- *  link-local chatter into the pod). It is brought up. What it was is kept to give back.
- *  With `multicast`, the link also receives that group: an IPv6 uplink's solicited-node
- *  group, which the kernel no longer joins for it (its IPv6 is off, and the data plane,
- *  not the kernel, answers for the VTEP). */
-async function claimNetdev(ifname: string, netns?: string, multicast?: string): Promise<Claim> {
-  const ns = netns ?? null;
-  const claim: Claim = {
-    ifname,
-    netns,
-    forwarding: readSysctl(ns, `net/ipv4/conf/${ifname}/forwarding`),
-    disableIpv6: readSysctl(ns, `net/ipv6/conf/${ifname}/disable_ipv6`),
-    multicast: multicast ?? null,
-    rxAgg: 0,
-  };
-  // Receive aggregation off: the data plane forwards frames as they arrive, and a frame
-  // GRO (or the NIC's LRO / hardware GRO) merged is up to 64 KiB, which no AF_PACKET
-  // ring slot (MTU-sized) holds: the port would drop every merged TCP burst as
-  // truncated. Real NICs and switchdev representors have GRO on by default.
-  const agg = rxAggregation(ns, ifname, { clear: RX_AGG_ALL }).then(
-    (r) => {
-      claim.rxAgg = r.agg & ~r.fixed;
-      if (claim.rxAgg) claim.note = `switched ${rxAggNames(claim.rxAgg).join(', ')} off (merged frames would not fit the data plane's buffers); back on when released`;
-    },
-    (e: Error) => {
-      claim.note = `receive aggregation left as it is: ${e.message}`;
-    },
-  );
-  await Promise.all([agg, netRun(ns, [
-    { op: 'sysctl', path: `net/ipv4/conf/${ifname}/forwarding`, value: '0' },
-    { op: 'sysctl', path: `net/ipv6/conf/${ifname}/disable_ipv6`, value: '1', optional: true }, // IPv6 may be off
-    ...(multicast ? [{ op: 'maddr' as const, name: ifname, mac: multicast, join: true }] : []),
-    { op: 'set', name: ifname, up: true },
-  ])]);
-  return claim;
-}
-
-async function releaseNetdev(c: Claim | null): Promise<void> {
-  if (!c) return;
-  const ops: NetOp[] = [];
-  if (c.forwarding !== null) ops.push({ op: 'sysctl', path: `net/ipv4/conf/${c.ifname}/forwarding`, value: c.forwarding, optional: true });
-  if (c.disableIpv6 !== null) ops.push({ op: 'sysctl', path: `net/ipv6/conf/${c.ifname}/disable_ipv6`, value: c.disableIpv6, optional: true });
-  if (c.multicast) ops.push({ op: 'maddr', name: c.ifname, mac: c.multicast, join: false });
-  try {
-    await Promise.all([netRun(c.netns ?? null, ops), c.rxAgg ? rxAggregation(c.netns ?? null, c.ifname, { set: c.rxAgg }) : null]);
-  } catch {
-    // the netdev went away with its VF or namespace: nothing to give back
-  }
-}
-
 export class Daemon {
   readonly log: Logger;
   private dp: DataPlane | null = null;
@@ -169,6 +106,8 @@ export class Daemon {
   private queue: Promise<unknown> = Promise.resolve();
   readonly socket: string;
   private readonly statePath: string;
+  /** The netdevs this daemon (or a run of it killed before it gave them back) holds. */
+  private readonly claims: ClaimJournal;
 
   /** `reload` reads the config file again through this (with the command line's
    *  overrides applied); absent, the daemon has no file to reload. */
@@ -179,6 +118,7 @@ export class Daemon {
     this.log = log ?? stderrLogger(cfg.node);
     this.socket = socketPath(cfg);
     this.statePath = join(cfg.stateDir, `dataplane-${cfg.node}.json`);
+    this.claims = new ClaimJournal(cfg.stateDir, cfg.node);
   }
 
   get podBackend(): Backend {
@@ -209,7 +149,7 @@ export class Daemon {
     if (!l) throw notFound(missing);
     refuseHostNetdev(l, what);
     const vtep = this.cfg.uplink.vtep;
-    this.uplinkClaim = await claimNetdev(ifname, netns, isIP(vtep) === 6 ? solicitedNodeMac(vtep) : undefined);
+    this.uplinkClaim = await claimNetdev(this.claims, ifname, l.ifindex, netns, isIP(vtep) === 6 ? solicitedNodeMac(vtep) : undefined);
     if (this.uplinkClaim.note) this.log.info(`uplink ${ifname}: ${this.uplinkClaim.note}`);
     return l;
   }
@@ -223,6 +163,7 @@ export class Daemon {
   async start(): Promise<void> {
     const c = this.cfg;
     mkdirSync(c.stateDir, { recursive: true });
+    if (this.claims.unreadable) this.log.warn(`ignoring the unreadable claims journal ${this.claims.unreadable}: netdevs a killed run held keep what it set`);
     try {
       if (c.backend === 'dpdk') {
         // The EAL first: workers created after it register with it (mempool caches).
@@ -302,6 +243,8 @@ export class Daemon {
           this.log.warn(`attachment ${a.representor} (VNI ${a.vni}) not restored: ${(e as Error).message}`);
         }
       }
+      // Netdevs a run killed before it gave them back, which this one does not use.
+      for (const m of await releaseLeftovers(this.claims, [this.uplinkClaim, ...[...this.atts.values()].map((a) => a.claimed)])) this.log.info(m);
       if (restored) this.log.info(`restored ${restored.attachments.length} attachment(s), ${restored.peers.length} peer(s), ${restored.fdb.length} FDB entr(ies) from ${this.statePath}`);
       this.control = new ControlServer(this.socket, (req) => this.serialized(() => this.handle(req)));
       await this.control.listen();
@@ -421,12 +364,12 @@ export class Daemon {
     // The claim's changes (forwarding, IPv6, up) wait for RTNL while the move holds it;
     // the port's setup waits for grace periods. They run at once: the claim on netops'
     // thread, the port here.
-    const claiming = claimNetdev(a.representor, a.netns);
+    const claiming = claimNetdev(this.claims, a.representor, l.ifindex, a.netns);
     let port: PortInfo;
     try {
       port = this.dp!.openPort(this.podBackend, this.portOpts(a.representor, a.netns), a.representor);
     } catch (e) {
-      await claiming.then(releaseNetdev, () => {});
+      await claiming.then((c) => releaseNetdev(this.claims, c), () => {});
       throw e;
     }
     let claimed: Claim;
@@ -450,7 +393,7 @@ export class Daemon {
       } catch {
         // the old configuration is still the running one
       }
-      await releaseNetdev(claimed);
+      await releaseNetdev(this.claims, claimed);
       throw e;
     }
     this.log.info(`attached ${a.representor}${a.pci ? ` (VF ${a.pci})` : ''} on VNI ${a.vni}, MAC ${a.mac}, epoch ${this.epoch}`);
@@ -465,7 +408,7 @@ export class Daemon {
     this.atts.delete(att.representor);
     this.dp!.removePort(att.slot);
     this.commit();
-    await releaseNetdev(att.claimed);
+    await releaseNetdev(this.claims, att.claimed);
     this.log.info(`detached ${att.representor} (VNI ${att.vni}), epoch ${this.epoch}`);
     return att;
   }
@@ -815,8 +758,8 @@ export class Daemon {
     if (this.metricsServer) await new Promise<void>((r) => this.metricsServer!.close(() => r()));
     this.metricsServer = null;
     this.dp?.stop(drainMs);
-    for (const a of this.atts.values()) await releaseNetdev(a.claimed);
-    await releaseNetdev(this.uplinkClaim);
+    for (const a of this.atts.values()) await releaseNetdev(this.claims, a.claimed);
+    await releaseNetdev(this.claims, this.uplinkClaim);
     this.uplinkClaim = null;
     this.dpdkEnv?.cleanup();
     this.dpdkEnv = null;

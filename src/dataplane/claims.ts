@@ -1,0 +1,170 @@
+// The kernel netdevs the data plane takes over (its uplink, the VFs' representors): what
+// it changes on them, and what it gives back. The original values go to a journal in the
+// state directory *before* anything changes, and leave it when they are given back. A
+// daemon killed while it holds netdevs (SIGKILL, the OOM killer, a crash) therefore does
+// not lose them: its next start claims them again with the values recorded by the first
+// claim (not the ones it finds, which are its own changes), and gives back the netdevs it
+// no longer uses (an uplink changed in the config, an attachment dropped meanwhile).
+import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { z } from 'zod';
+import { readSysctl } from '../net/ip.js';
+import { RX_AGG_ALL, linkAddrs, netRun, rxAggNames, rxAggregation, type NetOp } from '../net/netops.js';
+
+const recordSchema = z.object({
+  ifname: z.string(),
+  netns: z.string().optional(),
+  ifindex: z.number().int(), // the netdev's at the claim: a netdev of that name made since is another one
+  forwarding: z.string().nullable(),
+  disableIpv6: z.string().nullable(),
+  multicast: z.string().nullable(), // a group joined on the link for the data plane
+  rxAgg: z.number().int(), // receive aggregation features (RX_AGG bits) that were on, to switch back on
+  since: z.string(), // when it was first claimed (ISO time), for the log
+});
+export type ClaimRecord = z.infer<typeof recordSchema>;
+
+/** What the daemon changed on a netdev it took over, to give it back. */
+export interface Claim extends ClaimRecord {
+  note?: string; // what the claim changed or could not, for the log
+}
+
+const key = (ifname: string, netns?: string) => `${netns ?? ''}\n${ifname}`;
+
+/** The claims journal of one daemon (one node name) in its state directory. Written with
+ *  a rename, so a kill leaves the old list or the new one; not fsynced: a machine that
+ *  loses power also loses the netdev settings the journal would restore. */
+export class ClaimJournal {
+  private readonly path: string;
+  private readonly recs = new Map<string, ClaimRecord>();
+  /** A journal that could not be read (the reason), or null. It is then started afresh. */
+  readonly unreadable: string | null = null;
+
+  constructor(stateDir: string, node: string) {
+    this.path = join(stateDir, `claims-${node}.json`);
+    if (!existsSync(this.path)) return;
+    try {
+      const list = z.array(recordSchema).parse(JSON.parse(readFileSync(this.path, 'utf8')));
+      for (const r of list) this.recs.set(key(r.ifname, r.netns), r);
+    } catch (e) {
+      this.unreadable = `${this.path}: ${(e as Error).message.split('\n')[0]}`;
+    }
+  }
+
+  find(ifname: string, netns?: string): ClaimRecord | undefined {
+    return this.recs.get(key(ifname, netns));
+  }
+
+  list(): ClaimRecord[] {
+    return [...this.recs.values()];
+  }
+
+  put(r: ClaimRecord): void {
+    const { ifname, netns, ifindex, forwarding, disableIpv6, multicast, rxAgg, since } = r;
+    this.recs.set(key(ifname, netns), { ifname, ...(netns ? { netns } : {}), ifindex, forwarding, disableIpv6, multicast, rxAgg, since });
+    this.save();
+  }
+
+  drop(r: { ifname: string; netns?: string }): void {
+    if (this.recs.delete(key(r.ifname, r.netns))) this.save();
+  }
+
+  private save(): void {
+    const tmp = `${this.path}.tmp`;
+    writeFileSync(tmp, JSON.stringify(this.list(), null, 2) + '\n', { mode: 0o600 });
+    renameSync(tmp, this.path);
+  }
+}
+
+/** (Callers first read the link with linkAddrs and refuse a netdev the host uses.)
+ *  A netdev the data plane forwards for must not be forwarded by the kernel too: no IPv4
+ *  forwarding off it (so the kernel never routes a pod's frame elsewhere) and no IPv6 (no
+ *  link-local chatter into the pod), and no receive aggregation. It is brought up. What
+ *  it was goes to the journal first, unless the journal already holds this very netdev
+ *  (same ifindex) from a run that did not give it back: then that record stands.
+ *  With `multicast`, the link also receives that group: an IPv6 uplink's solicited-node
+ *  group, which the kernel no longer joins for it (its IPv6 is off, and the data plane,
+ *  not the kernel, answers for the VTEP). */
+export async function claimNetdev(journal: ClaimJournal, ifname: string, ifindex: number, netns?: string, multicast?: string): Promise<Claim> {
+  const ns = netns ?? null;
+  const notes: string[] = [];
+  const prev = journal.find(ifname, netns);
+  let claim: Claim;
+  if (prev && prev.ifindex === ifindex) {
+    claim = { ...prev, multicast: multicast ?? null };
+    notes.push(`held since ${prev.since} by a run that did not give it back: the settings recorded then are the ones given back`);
+    if (prev.multicast !== claim.multicast) journal.put(claim);
+  } else {
+    let rxAgg = 0;
+    try {
+      const r = await rxAggregation(ns, ifname);
+      rxAgg = r.agg & ~r.fixed;
+    } catch (e) {
+      notes.push(`receive aggregation left as it is: ${(e as Error).message}`);
+    }
+    claim = {
+      ifname, ...(netns ? { netns } : {}), ifindex,
+      forwarding: readSysctl(ns, `net/ipv4/conf/${ifname}/forwarding`),
+      disableIpv6: readSysctl(ns, `net/ipv6/conf/${ifname}/disable_ipv6`),
+      multicast: multicast ?? null,
+      rxAgg,
+      since: new Date().toISOString(),
+    };
+    journal.put(claim);
+  }
+  // Receive aggregation off: the data plane forwards frames as they arrive, and a frame
+  // GRO (or the NIC's LRO / hardware GRO) merged is up to 64 KiB, which no AF_PACKET
+  // ring slot (MTU-sized) holds: the port would drop every merged TCP burst as
+  // truncated. Real NICs and switchdev representors have GRO on by default.
+  const agg = claim.rxAgg
+    ? rxAggregation(ns, ifname, { clear: RX_AGG_ALL }).then(
+      () => { notes.push(`switched ${rxAggNames(claim.rxAgg).join(', ')} off (merged frames would not fit the data plane's buffers); back on when released`); },
+      (e: Error) => { notes.push(`receive aggregation left on: ${e.message}`); },
+    )
+    : null;
+  await Promise.all([agg, netRun(ns, [
+    { op: 'sysctl', path: `net/ipv4/conf/${ifname}/forwarding`, value: '0' },
+    { op: 'sysctl', path: `net/ipv6/conf/${ifname}/disable_ipv6`, value: '1', optional: true }, // IPv6 may be off
+    ...(multicast ? [{ op: 'maddr' as const, name: ifname, mac: multicast, join: true }] : []),
+    { op: 'set', name: ifname, up: true },
+  ])]);
+  if (notes.length) claim.note = notes.join('; ');
+  return claim;
+}
+
+/** Gives a netdev back what its claim changed, and takes it off the journal (also when
+ *  the netdev went away with its VF or namespace, and there is nothing to give back). */
+export async function releaseNetdev(journal: ClaimJournal, c: ClaimRecord | null): Promise<void> {
+  if (!c) return;
+  const ops: NetOp[] = [];
+  if (c.forwarding !== null) ops.push({ op: 'sysctl', path: `net/ipv4/conf/${c.ifname}/forwarding`, value: c.forwarding, optional: true });
+  if (c.disableIpv6 !== null) ops.push({ op: 'sysctl', path: `net/ipv6/conf/${c.ifname}/disable_ipv6`, value: c.disableIpv6, optional: true });
+  if (c.multicast) ops.push({ op: 'maddr', name: c.ifname, mac: c.multicast, join: false });
+  try {
+    await Promise.all([netRun(c.netns ?? null, ops), c.rxAgg ? rxAggregation(c.netns ?? null, c.ifname, { set: c.rxAgg }) : null]);
+  } catch {
+    // the netdev went away with its VF or namespace: nothing to give back
+  }
+  journal.drop(c);
+}
+
+/** At start, once the uplink and the attachments are claimed: the journal's other
+ *  netdevs were held by a run that did not stop cleanly and are not this run's. Each is
+ *  given back if it is still the netdev that was claimed (same name and ifindex), and
+ *  dropped from the journal either way. Returns what was done, for the log. */
+export async function releaseLeftovers(journal: ClaimJournal, held: (ClaimRecord | null)[]): Promise<string[]> {
+  const mine = new Set(held.filter((c): c is ClaimRecord => !!c).map((c) => key(c.ifname, c.netns)));
+  const out: string[] = [];
+  for (const r of journal.list()) {
+    if (mine.has(key(r.ifname, r.netns))) continue;
+    const where = `${r.ifname}${r.netns ? ` in ${r.netns}` : ''}`;
+    const l = await linkAddrs(r.netns ?? null, r.ifname).catch(() => null);
+    if (l && l.ifindex === r.ifindex) {
+      await releaseNetdev(journal, r);
+      out.push(`gave ${where} back the settings it had before ${r.since} (claimed by a run that did not stop cleanly, and not used by this one)`);
+    } else {
+      journal.drop(r);
+      out.push(`forgot ${where}, claimed by a run that did not stop cleanly: ${l ? 'a different netdev has its name now' : 'it no longer exists'}`);
+    }
+  }
+  return out;
+}

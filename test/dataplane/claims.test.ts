@@ -1,0 +1,120 @@
+// A daemon killed while it holds netdevs (SIGKILL, the OOM killer) cannot give them back.
+// Its next start must: it claims them again with the settings recorded at the first
+// claim (not the ones it finds, which are the killed run's own changes), gives them back
+// at a clean stop, and gives back at once the netdevs it no longer uses (an uplink
+// changed in the config). Real daemons, real veths, settings read back with sysctl and
+// ethtool.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { BIN } from '../helpers/cli.js';
+import { ifname, Netns, vethPair } from '../helpers/netns.js';
+import { describePrivileged } from '../helpers/privileged.js';
+
+describePrivileged('netdevs held by a daemon that was killed', { netns: true, commands: ['ethtool', 'sysctl'] }, () => {
+  let n: Netns, m: Netns;
+  const u1 = ifname('ku'), p1 = ifname('kp'), u2 = ifname('kv'), p2 = ifname('kq');
+  const dir = mkdtempSync(join(tmpdir(), 'vfplane-claims-'));
+  const socket = join(dir, 'dp.sock');
+  const stateDir = join(dir, 'state');
+  const journal = join(stateDir, 'claims-kill.json');
+  const running: ChildProcess[] = [];
+
+  /** What the data plane changes on a netdev it claims, as the kernel reports it now. */
+  const settings = (dev: string) => ({
+    gro: /^generic-receive-offload: (on|off)/m.exec(n.exec('ethtool', ['-k', dev]))![1],
+    forwarding: n.exec('sysctl', ['-n', `net.ipv4.conf.${dev}.forwarding`]).trim(),
+    disableIpv6: n.exec('sysctl', ['-n', `net.ipv6.conf.${dev}.disable_ipv6`]).trim(),
+  });
+  const host = { gro: 'on', forwarding: '1', disableIpv6: '0' }; // what the test set
+  const claimed = { gro: 'off', forwarding: '0', disableIpv6: '1' }; // what a claim sets
+
+  beforeAll(() => {
+    n = Netns.create('kln');
+    m = Netns.create('klm');
+    for (const [u, p] of [[u1, p1], [u2, p2]] as const) {
+      vethPair(n, u, m, p);
+      n.exec('ethtool', ['-K', u, 'gro', 'on']); // as on a real NIC; a veth starts with it off
+      n.sysctl(`net.ipv4.conf.${u}.forwarding`, '1');
+      n.sysctl(`net.ipv6.conf.${u}.disable_ipv6`, '0');
+      m.ip(['link', 'set', p, 'up']);
+    }
+  });
+
+  afterAll(() => {
+    for (const d of running) d.kill('SIGKILL');
+    n?.destroy();
+    m?.destroy();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** Starts `vfplane dataplane run` on uplink `u` and waits for its control socket. */
+  async function start(u: string): Promise<{ d: ChildProcess; log: () => string }> {
+    const config = join(dir, `${u}.json`);
+    writeFileSync(config, JSON.stringify({ node: 'kill', backend: 'afpacket', uplink: { ifname: u, netns: `/run/netns/${n.name}`, vtep: '192.0.2.1' }, stateDir, socket }));
+    rmSync(socket, { force: true }); // a killed daemon leaves its socket file behind
+    const d = spawn(process.execPath, [BIN, 'dataplane', 'run', '--config', config], { stdio: ['ignore', 'pipe', 'pipe'] });
+    running.push(d);
+    let log = '';
+    d.stderr!.on('data', (x) => { log += x; });
+    d.stdout!.on('data', (x) => { log += x; });
+    for (let i = 0; i < 200 && !existsSync(socket) && d.exitCode === null; i++) await new Promise((r) => setTimeout(r, 50));
+    expect(existsSync(socket), log).toBe(true);
+    return { d, log: () => log };
+  }
+  async function end(d: ChildProcess, signal: NodeJS.Signals): Promise<void> {
+    const closed = new Promise((r) => d.on('close', r));
+    d.kill(signal);
+    await closed;
+  }
+  const journaled = () => (JSON.parse(readFileSync(journal, 'utf8')) as { ifname: string; forwarding: string; rxAgg: number }[]);
+
+  it('a restart gives back what the netdev had before the killed run, not what that run set', async () => {
+    expect(settings(u1)).toEqual(host);
+    const a = await start(u1);
+    expect(settings(u1)).toEqual(claimed);
+    // The originals are on disk before the netdev changes.
+    expect(journaled()).toEqual([expect.objectContaining({ ifname: u1, forwarding: '1' })]);
+    expect(journaled()[0]!.rxAgg).not.toBe(0);
+    await end(a.d, 'SIGKILL');
+    expect(settings(u1)).toEqual(claimed); // nobody gave it back
+
+    const b = await start(u1);
+    expect(b.log()).toMatch(new RegExp(`uplink ${u1}: held since \\S+ by a run that did not give it back`));
+    expect(settings(u1)).toEqual(claimed);
+    await end(b.d, 'SIGTERM');
+    expect(settings(u1)).toEqual(host);
+    expect(journaled()).toEqual([]);
+  });
+
+  it('a restart on another uplink gives the killed run\'s uplink back at once', async () => {
+    const a = await start(u1);
+    await end(a.d, 'SIGKILL');
+    expect(settings(u1)).toEqual(claimed);
+
+    const b = await start(u2);
+    expect(settings(u1)).toEqual(host);
+    expect(b.log()).toContain(`gave ${u1} in /run/netns/${n.name} back the settings it had before`);
+    expect(settings(u2)).toEqual(claimed);
+    expect(journaled().map((r) => r.ifname)).toEqual([u2]);
+    await end(b.d, 'SIGTERM');
+    expect(settings(u2)).toEqual(host);
+  });
+
+  it('forgets a killed run\'s netdev that was deleted and made again (another netdev, fresh settings)', async () => {
+    const a = await start(u1);
+    await end(a.d, 'SIGKILL');
+    n.ip(['link', 'del', u1]);
+    vethPair(n, u1, m, p1);
+    n.sysctl(`net.ipv4.conf.${u1}.forwarding`, '1');
+    // The new u1 has GRO off (a veth's default): a restart must record that, not the old
+    // netdev's "on".
+    const b = await start(u1);
+    expect(b.log()).not.toContain('held since');
+    await end(b.d, 'SIGTERM');
+    expect(settings(u1)).toEqual({ gro: 'off', forwarding: '1', disableIpv6: '0' });
+    expect(journaled()).toEqual([]);
+  });
+});
