@@ -288,7 +288,7 @@ struct LockWait {
 };
 
 // lockTake(fd, timeoutMs) -> 0, or -errno (-ETIMEDOUT when another holder kept it that
-// long). An exclusive flock: waiters queue in the kernel and wake when the holder lets
+// long; -EWOULDBLOCK at once when timeoutMs is 0 and another holds it). An exclusive flock: waiters queue in the kernel and wake when the holder lets
 // go (or dies: the kernel drops a dead process's locks), with no sleeping and polling.
 Napi::Value LockTake(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
@@ -297,7 +297,7 @@ Napi::Value LockTake(const Napi::CallbackInfo &info) {
     return Napi::Value();
   int fd = static_cast<int>(fdd);
   if (flock(fd, LOCK_EX | LOCK_NB) == 0) return Napi::Number::New(env, 0);
-  if (errno != EWOULDBLOCK) return Napi::Number::New(env, -errno);
+  if (errno != EWOULDBLOCK || timeout == 0) return Napi::Number::New(env, -errno);
   // The thread works on its own descriptor of the same open file (the lock belongs to
   // that, not to a descriptor number), so a caller that gave up and closed fd meanwhile
   // cannot have the number reused under it.

@@ -178,6 +178,35 @@ export async function dpReload(o: ClientOpts): Promise<void> {
   console.log(`reloaded: ${changed.length ? `${changed.join(', ')} changed` : 'nothing changed'} (epoch ${r.epoch as number})`);
 }
 
+/** Gives back what killed data planes left claimed (their claims journals), refusing
+ *  all of it if one of them runs. */
+export async function dpUnclaim(o: { node?: string; stateDir?: string; json?: boolean }): Promise<void> {
+  const { ClaimJournal, journalNodes, releaseLeftovers, tryNodeLock } = await import('../dataplane/claims.js');
+  const { conflict, invalid } = await import('../util/errors.js');
+  const dir = o.stateDir ?? process.env.VFPLANE_STATE_DIR ?? '/var/lib/vfplane';
+  const nodes = o.node ? journalNodes(dir).filter((n) => n === o.node) : journalNodes(dir);
+  // Every lock first: a running data plane's netdevs are its own, and nothing changes.
+  const locks: { release(): void }[] = [];
+  const out: { node: string; released: string[] }[] = [];
+  try {
+    for (const node of nodes) {
+      const l = tryNodeLock(dir, node);
+      if ('heldBy' in l) throw conflict(`the data plane for node ${node} runs${l.heldBy ? ` (pid ${l.heldBy})` : ''}: its netdevs are in use, and it gives them back when it stops (SIGTERM)`);
+      locks.push(l);
+    }
+    const journals = nodes.map((node) => ({ node, j: new ClaimJournal(dir, node) }));
+    const bad = journals.find((x) => x.j.unreadable);
+    if (bad) throw invalid(`cannot read the claims journal ${bad.j.unreadable}; what it held keeps what the killed run set (remove the file to go on without it)`);
+    for (const { node, j } of journals) out.push({ node, released: await releaseLeftovers(j, []) });
+  } finally {
+    for (const l of locks) l.release();
+  }
+  if (o.json) return printJson({ stateDir: dir, nodes: out });
+  const what = o.node ? `node ${o.node}` : 'any node';
+  if (!out.some((x) => x.released.length)) return console.log(`nothing held by a stopped data plane of ${what} in ${dir}`);
+  for (const x of out) for (const m of x.released) console.log(`node ${x.node}: ${m}`);
+}
+
 export async function dpExplain(o: ClientOpts & { vni: number; mac: string; from?: string; src?: string }): Promise<void> {
   const r = await request(sock(o), { op: 'explain', vni: o.vni, mac: o.mac, ...(o.from ? { from: o.from } : {}), ...(o.src ? { src: o.src } : {}) });
   if (o.json) return printJson(strip(r));

@@ -1,7 +1,7 @@
 // `vfplane dataplane`: run the data-plane daemon, and talk to a running one over its
 // control socket (status, stats, attachments, peers, FDB). Work lives in dataplane-run.ts.
 import { Command, Option } from 'commander';
-import { intFlag, ipFlag, macFlag, vniFlag } from './flags.js';
+import { intFlag, ipFlag, macFlag, nodeFlag, vniFlag } from './flags.js';
 
 const common = (c: Command) =>
   c
@@ -55,6 +55,13 @@ export function registerDataplane(program: Command): void {
     .option('--from <representor>', 'the sending pod\'s representor (hairpin and anti-spoofing checks), or "uplink" for a frame a peer encapsulated')
     .option('--src <mac>', 'the source MAC (with --from: the anti-spoofing check)', macFlag('--src'))
     .action(async (o) => (await run()).dpExplain(o));
+
+  dp.command('unclaim')
+    .description('give back the netdevs a data plane that was killed still holds (forwarding, IPv6, GRO it switched off), when it is not to be started again (a restart gives them back too)')
+    .option('--node <name>', 'only this node\'s data plane (default: every one with a claims journal in the state directory)', nodeFlag('--node'))
+    .option('--state-dir <dir>', 'the state directory (env VFPLANE_STATE_DIR; default /var/lib/vfplane)')
+    .option('--json', 'print JSON on stdout', false)
+    .action(async (o) => (await run()).dpUnclaim(o));
 
   const fdb = dp.command('fdb').description('the forwarding database: (VNI, MAC) → VTEP');
   common(fdb.command('list').description('static, learned and local entries')).action(async (o) => (await run()).dpFdbList(o));

@@ -79,7 +79,7 @@ export function tcxCheck(release: string): Check {
     };
 }
 
-async function hostChecks(out: Check[], socket: string): Promise<void> {
+async function hostChecks(out: Check[], socket: string, stateDir: string): Promise<void> {
   out.push({ area: 'host', name: 'kernel', status: 'ok', detail: `${os.release()} (${os.arch()}, ${os.cpus().length} CPUs)` });
   out.push(tcxCheck(os.release()));
   const total = meminfo('HugePages_Total') ?? 0;
@@ -105,12 +105,42 @@ async function hostChecks(out: Check[], socket: string): Promise<void> {
     ? { area: 'cni', name: 'vfplane cni serve', status: 'ok', detail: `listening on ${socket}` }
     : { area: 'cni', name: 'vfplane cni serve', status: 'warn', detail: `no server on ${socket}: each CNI call starts Node (~10× slower)`, fix: 'run `vfplane cni serve` (the DaemonSet does)' });
   // The data plane: its socket under the state directory (or $VFPLANE_DATAPLANE_SOCKET).
-  const dpSock = process.env.VFPLANE_DATAPLANE_SOCKET ?? `${process.env.VFPLANE_STATE_DIR ?? '/var/lib/vfplane'}/dataplane.sock`;
+  const dpSock = process.env.VFPLANE_DATAPLANE_SOCKET ?? `${stateDir}/dataplane.sock`;
   const { probe } = await import('../dataplane/control.js');
   out.push(fs.existsSync(dpSock) && (await probe(dpSock))
     ? { area: 'dataplane', name: 'data plane', status: 'ok', detail: `answering on ${dpSock} (vfplane dataplane status)` }
     : { area: 'dataplane', name: 'data plane', status: 'warn', detail: `nothing answers on ${dpSock}: VFs with vxlan cannot be attached`, fix: 'run `vfplane dataplane run --config FILE` (docs/dataplane.md)' });
+  out.push(...(await heldByStopped(stateDir)));
   out.push(installedPlugin('/opt/cni/bin/vfplane-cni'));
+}
+
+/** Netdevs a data plane that is not running (killed) still holds: what it switched off
+ *  on them (forwarding, IPv6, GRO) stays off until it starts again or is unclaimed. */
+async function heldByStopped(stateDir: string): Promise<Check[]> {
+  const out: Check[] = [];
+  let claims: typeof import('../dataplane/claims.js');
+  try {
+    claims = await import('../dataplane/claims.js');
+  } catch {
+    return out;
+  }
+  for (const node of claims.journalNodes(stateDir)) {
+    const j = new claims.ClaimJournal(stateDir, node);
+    const held = j.list().map((r) => `${r.ifname}${r.netns ? ` (in ${r.netns})` : ''}`);
+    if (!held.length && !j.unreadable) continue;
+    let lock: ReturnType<typeof claims.tryNodeLock>;
+    try {
+      lock = claims.tryNodeLock(stateDir, node);
+    } catch {
+      continue; // no addon, or not root: the data plane checks above say so
+    }
+    if ('heldBy' in lock) continue; // running: they are its own
+    lock.release();
+    out.push(j.unreadable
+      ? { area: 'dataplane', name: `netdevs of ${node}`, status: 'warn', detail: `unreadable claims journal ${j.unreadable}`, fix: 'remove it: what it held keeps what the killed run set' }
+      : { area: 'dataplane', name: `netdevs of ${node}`, status: 'warn', detail: `the data plane of node ${node} is not running and still holds ${held.join(', ')}: forwarding, IPv6 and GRO stay as it set them`, fix: `start it again, or \`vfplane dataplane unclaim --node ${node}\`` });
+  }
+  return out;
 }
 
 /** The installed plugin: present, and (the shim) naming a node and plugin that exist. */
@@ -156,10 +186,10 @@ async function nicChecks(out: Check[], sysfsRoot: string | undefined): Promise<v
   }
 }
 
-export async function runDoctor(o: { sysfsRoot?: string; json?: boolean; socket: string }): Promise<void> {
+export async function runDoctor(o: { sysfsRoot?: string; stateDir?: string; json?: boolean; socket: string }): Promise<void> {
   const checks: Check[] = [];
   await buildChecks(checks);
-  await hostChecks(checks, o.socket);
+  await hostChecks(checks, o.socket, o.stateDir ?? process.env.VFPLANE_STATE_DIR ?? '/var/lib/vfplane');
   await nicChecks(checks, o.sysfsRoot);
   if (o.json) return printJson({ checks });
   const t = new Table({ head: ['area', 'check', 'status', 'detail'], style: { head: [], border: [] }, wordWrap: true, colWidths: [null, 24, null, 70] });

@@ -3,6 +3,7 @@
 import { parseIp, parseMac } from '../util/addr.js';
 import { VNI_MAX } from '../packet/config.js';
 import { UsageError } from './errors.js';
+import { NODE_NAME } from '../util/names.js';
 
 export function intFlag(flag: string, min: number, max: number) {
   return (value: string): number => {
@@ -11,6 +12,14 @@ export function intFlag(flag: string, min: number, max: number) {
       throw new UsageError(`${flag} ${JSON.stringify(value)} is out of range: expected an integer in ${min}–${max}`);
     }
     return n;
+  };
+}
+
+/** A data-plane node name (the config's `node`). */
+export function nodeFlag(flag: string) {
+  return (value: string): string => {
+    if (!NODE_NAME.test(value)) throw new UsageError(`${flag} ${JSON.stringify(value)} is not a node name: expected 1–63 letters, digits, ".", "_" or "-", starting with a letter or digit`);
+    return value;
   };
 }
 

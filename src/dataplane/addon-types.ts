@@ -181,7 +181,7 @@ export interface RawAddon {
   procReap(pid: number): { status: number | null; signal: number | null } | null;
   /** The allocation store's writer queue: an exclusive flock on a lock file. */
   lockOpen(path: string): number;
-  /** 0, or -errno (-110 ETIMEDOUT after timeoutMs). */
+  /** 0, or -errno (-110 ETIMEDOUT after timeoutMs; -11 EWOULDBLOCK at once with timeoutMs 0). */
   lockTake(fd: number, timeoutMs: number): number;
   lockGive(fd: number): void;
   /** A whole run, blocking, with this process's environment (file searched in PATH). */

@@ -5,9 +5,12 @@
 // not lose them: its next start claims them again with the values recorded by the first
 // claim (not the ones it finds, which are its own changes), and gives back the netdevs it
 // no longer uses (an uplink changed in the config, an attachment dropped meanwhile).
-import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, ftruncateSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { constants } from 'node:os';
 import { join } from 'node:path';
 import { z } from 'zod';
+import { conflict } from '../util/errors.js';
+import { loadAddon } from './addon.js';
 import { readSysctl } from '../net/ip.js';
 import { RX_AGG_ALL, linkAddrs, netRun, rxAggNames, rxAggregation, type NetOp } from '../net/netops.js';
 
@@ -29,6 +32,53 @@ export interface Claim extends ClaimRecord {
 }
 
 const key = (ifname: string, netns?: string) => `${netns ?? ''}\n${ifname}`;
+
+/** The lock a running data plane holds on its node's state (`dataplane-<node>.lock` in
+ *  the state directory), from before it changes anything until it has given everything
+ *  back: a second daemon for the same node and state directory is refused before it
+ *  touches a netdev (it would otherwise claim the first one's netdevs, fail at the
+ *  control socket, and give them back under the first one's feet), and `vfplane
+ *  dataplane unclaim` knows whether the journal's owner still runs. The kernel drops a
+ *  dead process's lock. When another process holds it: its pid (read from the file,
+ *  when known). */
+export function tryNodeLock(stateDir: string, node: string): { release(): void } | { heldBy: number | null } {
+  const a = loadAddon();
+  const path = join(stateDir, `dataplane-${node}.lock`);
+  const fd = a.lockOpen(path);
+  const rc = a.lockTake(fd, 0);
+  if (rc === -constants.errno.EWOULDBLOCK) {
+    closeSync(fd);
+    const pid = Number.parseInt(readFileSync(path, 'utf8'), 10);
+    return { heldBy: Number.isInteger(pid) && pid > 0 ? pid : null };
+  }
+  if (rc !== 0) {
+    closeSync(fd);
+    throw new Error(`cannot lock ${path}: errno ${-rc}`);
+  }
+  ftruncateSync(fd, 0);
+  writeSync(fd, `${process.pid}\n`, 0);
+  return { release: () => closeSync(fd) }; // closing the only descriptor lets the lock go
+}
+
+/** tryNodeLock, or the refusal a second daemon gets. */
+export function nodeLock(stateDir: string, node: string): { release(): void } {
+  const l = tryNodeLock(stateDir, node);
+  if ('heldBy' in l) {
+    throw conflict(`a data plane for node ${node} already runs with the state directory ${stateDir}${l.heldBy ? ` (pid ${l.heldBy})` : ''}; stop it first, or give this one another node name or stateDir`);
+  }
+  return l;
+}
+
+/** The node names with a claims journal in the state directory. */
+export function journalNodes(stateDir: string): string[] {
+  let names: string[];
+  try {
+    names = readdirSync(stateDir);
+  } catch {
+    return [];
+  }
+  return names.map((f) => /^claims-(.+)\.json$/.exec(f)?.[1]).filter((n): n is string => !!n).sort();
+}
 
 /** The claims journal of one daemon (one node name) in its state directory. Written with
  *  a rename, so a kill leaves the old list or the new one; not fsynced: a machine that
@@ -69,6 +119,7 @@ export class ClaimJournal {
   }
 
   private save(): void {
+    if (!this.recs.size) return rmSync(this.path, { force: true }); // nothing held: no journal
     const tmp = `${this.path}.tmp`;
     writeFileSync(tmp, JSON.stringify(this.list(), null, 2) + '\n', { mode: 0o600 });
     renameSync(tmp, this.path);

@@ -7,6 +7,7 @@ import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { invalid, notFound } from '../util/errors.js';
 import { parseMac } from '../util/addr.js';
+import { NODE_NAME } from '../util/names.js';
 import { nativeFeatures } from './native.js';
 
 export const IFNAME_RE = /^[A-Za-z0-9_.@-]{1,15}$/;
@@ -65,7 +66,7 @@ export const attachSchema = z.strictObject({
 });
 
 export const configSchema = z.strictObject({
-  node: z.string().min(1).max(63).default('node'),
+  node: z.string().regex(NODE_NAME, { error: 'expected a node name: 1–63 letters, digits, ".", "_" or "-", starting with a letter or digit (it names files in stateDir)' }).default('node'),
   backend: z.enum(['afpacket', 'afxdp', 'dpdk'], { error: 'expected afpacket, afxdp or dpdk' }).default('afpacket'),
   uplink: z.strictObject({
     ifname: ifname('the uplink netdev').optional(),

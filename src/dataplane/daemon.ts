@@ -9,13 +9,13 @@ import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { DataPlane, type Backend, type BackendCounters, type DpCounters, type DpSpec, type PortInfo } from './dp.js';
-import { ControlServer } from './control.js';
+import { ControlServer, probe } from './control.js';
 import { attachSchema, fdbSchema, formatVniRanges, macString, peerSchema, podBackendOf, socketPath, tenancyRefusal, vniNumber, ipString, zodMessage, type AttachRequest, type DaemonConfig } from './config.js';
 import { resolveTunnel } from '../packet/config.js';
 import { formatIp, isGroupMac, parseIp, parseMac } from '../util/addr.js';
 import { conflict, invalid, notFound, VfpError } from '../util/errors.js';
 import { linkAddrs, type LinkAddrs } from '../net/netops.js';
-import { ClaimJournal, claimNetdev, releaseLeftovers, releaseNetdev, type Claim } from './claims.js';
+import { ClaimJournal, claimNetdev, nodeLock, releaseLeftovers, releaseNetdev, type Claim } from './claims.js';
 import { AllocStore } from '../alloc/store.js';
 import { afXdpVdevWarning, afxdpChoice, dpdkChoice, netdevProfile, offloadTier, outerChecksums, vdevNetdev, type UplinkChoice } from './uplink-profile.js';
 import { prepareDpdkEnv, type DpdkEnv } from './dpdk-env.js';
@@ -108,6 +108,7 @@ export class Daemon {
   private readonly statePath: string;
   /** The netdevs this daemon (or a run of it killed before it gave them back) holds. */
   private readonly claims: ClaimJournal;
+  private lock: { release(): void } | null = null;
 
   /** `reload` reads the config file again through this (with the command line's
    *  overrides applied); absent, the daemon has no file to reload. */
@@ -163,6 +164,14 @@ export class Daemon {
   async start(): Promise<void> {
     const c = this.cfg;
     mkdirSync(c.stateDir, { recursive: true });
+    // Before anything changes: one daemon per node and state directory, and none on a
+    // socket another one answers on (ControlServer.listen checks again, at the end).
+    this.lock = nodeLock(c.stateDir, c.node);
+    if (existsSync(this.socket) && (await probe(this.socket))) {
+      this.lock.release();
+      this.lock = null;
+      throw conflict(`a data plane already listens on ${this.socket}; stop it first or give another socket`);
+    }
     if (this.claims.unreadable) this.log.warn(`ignoring the unreadable claims journal ${this.claims.unreadable}: netdevs a killed run held keep what it set`);
     try {
       if (c.backend === 'dpdk') {
@@ -763,6 +772,8 @@ export class Daemon {
     this.uplinkClaim = null;
     this.dpdkEnv?.cleanup();
     this.dpdkEnv = null;
+    this.lock?.release();
+    this.lock = null;
   }
 }
 

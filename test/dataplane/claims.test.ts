@@ -9,7 +9,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { BIN } from '../helpers/cli.js';
+import { BIN, vfplane } from '../helpers/cli.js';
 import { ifname, Netns, vethPair } from '../helpers/netns.js';
 import { describePrivileged } from '../helpers/privileged.js';
 
@@ -69,7 +69,8 @@ describePrivileged('netdevs held by a daemon that was killed', { netns: true, co
     d.kill(signal);
     await closed;
   }
-  const journaled = () => (JSON.parse(readFileSync(journal, 'utf8')) as { ifname: string; forwarding: string; rxAgg: number }[]);
+  // The journal goes when nothing is held.
+  const journaled = () => (existsSync(journal) ? JSON.parse(readFileSync(journal, 'utf8')) : []) as { ifname: string; forwarding: string; rxAgg: number }[];
 
   it('a restart gives back what the netdev had before the killed run, not what that run set', async () => {
     expect(settings(u1)).toEqual(host);
@@ -116,5 +117,48 @@ describePrivileged('netdevs held by a daemon that was killed', { netns: true, co
     await end(b.d, 'SIGTERM');
     expect(settings(u1)).toEqual({ gro: 'off', forwarding: '1', disableIpv6: '0' });
     expect(journaled()).toEqual([]);
+    n.exec('ethtool', ['-K', u1, 'gro', 'on']); // as the tests below expect it
+  });
+
+  it('refuses a second daemon for the same node before it touches a netdev', async () => {
+    const a = await start(u1);
+    try {
+      const config = join(dir, 'second.json');
+      writeFileSync(config, JSON.stringify({ node: 'kill', backend: 'afpacket', uplink: { ifname: u2, netns: `/run/netns/${n.name}`, vtep: '192.0.2.1' }, stateDir, socket: join(dir, 'second.sock') }));
+      const r = vfplane(['dataplane', 'run', '--config', config], { timeoutMs: 20_000 });
+      expect(r.code, r.stderr).toBe(1);
+      expect(r.stderr).toContain(`a data plane for node kill already runs with the state directory ${stateDir} (pid ${a.d.pid})`);
+      expect(settings(u2)).toEqual(host);
+      expect(settings(u1)).toEqual(claimed); // the first one's, not given back under it
+      expect(journaled().map((x) => x.ifname)).toEqual([u1]);
+    } finally {
+      await end(a.d, 'SIGTERM');
+    }
+    expect(settings(u1)).toEqual(host);
+  });
+
+  it('unclaim gives a killed run\'s netdevs back, refuses while it runs, and doctor points to it', async () => {
+    const a = await start(u1);
+    let r = vfplane(['dataplane', 'unclaim', '--state-dir', stateDir]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(`the data plane for node kill runs (pid ${a.d.pid})`);
+    expect(settings(u1)).toEqual(claimed);
+    await end(a.d, 'SIGKILL');
+
+    const doctor = JSON.parse(vfplane(['doctor', '--json', '--state-dir', stateDir]).stdout) as { checks: { name: string; status: string; detail: string; fix?: string }[] };
+    const held = doctor.checks.find((c) => c.name === 'netdevs of kill');
+    expect(held?.status).toBe('warn');
+    expect(held?.detail).toContain(`still holds ${u1} (in /run/netns/${n.name})`);
+    expect(held?.fix).toContain('vfplane dataplane unclaim --node kill');
+
+    expect(vfplane(['dataplane', 'unclaim', '--node', '../kill', '--state-dir', stateDir]).code).toBe(2);
+    r = vfplane(['dataplane', 'unclaim', '--node', 'kill', '--state-dir', stateDir]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain(`node kill: gave ${u1} in /run/netns/${n.name} back the settings it had before`);
+    expect(settings(u1)).toEqual(host);
+    expect(existsSync(journal)).toBe(false);
+    r = vfplane(['dataplane', 'unclaim', '--state-dir', stateDir]);
+    expect(r.stdout).toContain('nothing held by a stopped data plane');
+    expect(JSON.parse(vfplane(['doctor', '--json', '--state-dir', stateDir]).stdout).checks.some((c: { name: string }) => c.name === 'netdevs of kill')).toBe(false);
   });
 });

@@ -40,6 +40,7 @@ describe('data-plane config', () => {
     expect(parseConfig({ ...ok, backend: 'afxdp', workers: 2 }).workers).toBe(2);
     expect(() => parseConfig({ ...ok, tunnel: { srcPortMin: 60000, srcPortMax: 50000 } })).toThrow(/srcPortMax 50000 is below srcPortMin 60000/);
     expect(() => parseConfig({ ...ok, metrics: 'everywhere' })).toThrow(/metrics: .*HOST:PORT/);
+    expect(() => parseConfig({ ...ok, node: "../etc/x" })).toThrow(/node: expected a node name.*names files in stateDir/);
   });
 
   it('reads YAML and JSON files, and says which file is wrong', () => {
