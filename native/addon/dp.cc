@@ -634,6 +634,23 @@ Napi::Value DpLearned(const Napi::CallbackInfo &info) {
   return a;
 }
 
+#ifdef DP_AFXDP
+// afxdpClearStale(ifname, netns | null) -> { rc, message }: see vfp_afxdp__clear_stale.
+Napi::Value AfxdpClearStale(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsString()) return ThrowType(env, "ifname must be a string");
+  if (!info[1].IsString() && !info[1].IsNull() && !info[1].IsUndefined()) return ThrowType(env, "netns must be a string or null");
+  std::string ifname = info[0].As<Napi::String>().Utf8Value();
+  std::string netns = info[1].IsString() ? info[1].As<Napi::String>().Utf8Value() : "";
+  char msg[1024] = "";
+  int rc = vfp_afxdp__clear_stale(ifname.c_str(), netns.c_str(), msg, sizeof msg);
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("rc", Napi::Number::New(env, rc));
+  o.Set("message", Napi::String::New(env, msg));
+  return o;
+}
+#endif
+
 #ifdef DP_DPDK
 // dpdkInit(args: string[]) — the EAL, once per process.
 Napi::Value DpdkInit(const Napi::CallbackInfo &info) {
@@ -664,6 +681,9 @@ void RegisterDataplane(Napi::Env env, Napi::Object exports) {
       {"dpStats", DpStats},         {"dpStatsLayout", DpStatsLayout}, {"dpLearned", DpLearned},
 #ifdef DP_DPDK
       {"dpdkInit", DpdkInit},
+#endif
+#ifdef DP_AFXDP
+      {"afxdpClearStale", AfxdpClearStale},
 #endif
   };
   if (!ExportAll(env, exports, fns, sizeof fns / sizeof fns[0])) return;

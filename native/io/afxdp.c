@@ -473,6 +473,37 @@ static int detach_stale(afxdp_port *x, char *err, size_t errlen, char *note, siz
     return 0;
 }
 
+static int clear_stale_fn(afxdp_port *x, char *err, size_t errlen) {
+    x->ifindex = (int)if_nametoindex(x->ifname);
+    if (!x->ifindex) return 0; /* gone, and its program with it */
+    LIBBPF_OPTS(bpf_xdp_query_opts, qo);
+    int rc = bpf_xdp_query(x->ifindex, 0, &qo);
+    if (rc) {
+        snprintf(err, errlen, "cannot query the XDP program on %s: %s", x->ifname, strerror(-rc));
+        return rc;
+    }
+    if (qo.attach_mode == XDP_ATTACHED_NONE) return 0;
+    char note[400] = "";
+    rc = detach_stale(x, err, errlen, note, sizeof note);
+    if (rc) return rc;
+    snprintf(err, errlen, "%s", note);
+    return 1;
+}
+
+int vfp_afxdp__clear_stale(const char *ifname, const char *netns, char *msg, size_t msglen) {
+    if (msglen) msg[0] = 0;
+    if (!ifname || !ifname[0] || strlen(ifname) >= IF_NAMESIZE) {
+        snprintf(msg, msglen, "interface name \"%s\" is empty or longer than %d bytes", ifname ? ifname : "", IF_NAMESIZE - 1);
+        return -EINVAL;
+    }
+    set_printers();
+    afxdp_port x;
+    memset(&x, 0, sizeof x);
+    memcpy(x.ifname, ifname, strlen(ifname) + 1);
+    x.netns = netns && netns[0] ? (char *)netns : NULL; /* read only */
+    return in_netns(&x, clear_stale_fn, msg, msglen);
+}
+
 static void detach_prog(afxdp_port *x) {
     if (!x->prog) return;
     if (x->attached != XDP_MODE_UNSPEC) {

@@ -57,6 +57,14 @@ void vfp_afxdp_opts__defaults(vfp_afxdp_opts *o);
 int vfp_afxdp_port__create(vfp_port **out, const vfp_afxdp_opts *o, const vfp_alloc *a,
                            char *err, size_t errlen);
 
+/* For a netdev a killed run of the data plane held and this run does not open: detaches
+ * libxdp's XSK program when no live process holds it (a crashed run's; the same check
+ * create makes). ifname in netns (a netns file; NULL or "": the caller's). Returns 1 with
+ * msg saying what was detached, 0 when nothing is attached (or the netdev is gone), or
+ * -errno with msg saying why the program stays (another program, or one a running
+ * process holds) and the command that removes it. */
+int vfp_afxdp__clear_stale(const char *ifname, const char *netns, char *msg, size_t msglen);
+
 /* What create actually chose. */
 void vfp_afxdp_port__info(const vfp_port *p, vfp_afxdp_info *out);
 

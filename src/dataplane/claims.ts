@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import { conflict } from '../util/errors.js';
 import { loadAddon } from './addon.js';
+import { DataPlane } from './dp.js';
 import { readSysctl } from '../net/ip.js';
 import { RX_AGG_ALL, linkAddrs, netRun, rxAggNames, rxAggregation, type NetOp } from '../net/netops.js';
 
@@ -212,6 +213,9 @@ export async function releaseLeftovers(journal: ClaimJournal, held: (ClaimRecord
     if (l && l.ifindex === r.ifindex) {
       await releaseNetdev(journal, r);
       out.push(`gave ${where} back the settings it had before ${r.since} (claimed by a run that did not stop cleanly, and not used by this one)`);
+      // An AF_XDP port's program outlives its process (libxdp attaches it by netlink).
+      const xdp = DataPlane.clearStaleXdp(r.ifname, r.netns ?? null);
+      if (xdp) out.push(`${where}: ${xdp}`);
     } else {
       journal.drop(r);
       out.push(`forgot ${where}, claimed by a run that did not stop cleanly: ${l ? 'a different netdev has its name now' : 'it no longer exists'}`);

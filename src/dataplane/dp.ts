@@ -106,6 +106,7 @@ interface RawDp {
   dpStatsLayout(): RawLayout;
   dpLearned(h: unknown, cap: number, timeoutMs?: number): { vni: number; mac: Uint8Array; vtep: Uint8Array; stamp: number }[];
   dpdkInit?(args: string[]): void;
+  afxdpClearStale?(ifname: string, netns: string | null): { rc: number; message: string };
   statsLayout(): string[];
 }
 
@@ -184,6 +185,16 @@ export class DataPlane {
     const r = raw();
     if (!r.dpdkInit) throw new VfpError('unavailable', 'the dpdk backend is not built into this addon; run `vfplane doctor`');
     r.dpdkInit(args);
+  }
+
+  /** Detaches the XSK program a crashed run left on a netdev no port of this run opens
+   *  (native/io/afxdp.h, vfp_afxdp__clear_stale): what was done or why the program
+   *  stays, or null when nothing was attached or AF_XDP is not built. */
+  static clearStaleXdp(ifname: string, netns: string | null): string | null {
+    const r = raw();
+    if (!r.afxdpClearStale) return null;
+    const { rc, message } = r.afxdpClearStale(ifname, netns);
+    return rc === 0 ? null : rc > 0 ? message : `XDP program left in place: ${message}`;
   }
 
   openPort(backend: Backend, opts: Record<string, unknown>, name: string): PortInfo {

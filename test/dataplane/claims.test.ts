@@ -51,9 +51,9 @@ describePrivileged('netdevs held by a daemon that was killed', { netns: true, co
   });
 
   /** Starts `vfplane dataplane run` on uplink `u` and waits for its control socket. */
-  async function start(u: string): Promise<{ d: ChildProcess; log: () => string }> {
+  async function start(u: string, backend = 'afpacket'): Promise<{ d: ChildProcess; log: () => string }> {
     const config = join(dir, `${u}.json`);
-    writeFileSync(config, JSON.stringify({ node: 'kill', backend: 'afpacket', uplink: { ifname: u, netns: `/run/netns/${n.name}`, vtep: '192.0.2.1' }, stateDir, socket }));
+    writeFileSync(config, JSON.stringify({ node: 'kill', backend, uplink: { ifname: u, netns: `/run/netns/${n.name}`, vtep: '192.0.2.1' }, stateDir, socket }));
     rmSync(socket, { force: true }); // a killed daemon leaves its socket file behind
     const d = spawn(process.execPath, [BIN, 'dataplane', 'run', '--config', config], { stdio: ['ignore', 'pipe', 'pipe'] });
     running.push(d);
@@ -160,5 +160,18 @@ describePrivileged('netdevs held by a daemon that was killed', { netns: true, co
     r = vfplane(['dataplane', 'unclaim', '--state-dir', stateDir]);
     expect(r.stdout).toContain('nothing held by a stopped data plane');
     expect(JSON.parse(vfplane(['doctor', '--json', '--state-dir', stateDir]).stdout).checks.some((c: { name: string }) => c.name === 'netdevs of kill')).toBe(false);
+  });
+
+  it('unclaim also detaches the XDP program a killed AF_XDP run left on its uplink', async () => {
+    const xdp = (dev: string) => /prog\/xdp/.test(n.ip(['-d', 'link', 'show', dev]));
+    const a = await start(u1, 'afxdp');
+    expect(xdp(u1)).toBe(true);
+    await end(a.d, 'SIGKILL');
+    expect(xdp(u1)).toBe(true); // attached by netlink: it outlives the process
+    const r = vfplane(['dataplane', 'unclaim', '--state-dir', stateDir]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(new RegExp(`${u1} in /run/netns/${n.name}: detached a stale \\S+ \\(id \\d+, native mode\\)`));
+    expect(xdp(u1)).toBe(false);
+    expect(settings(u1)).toEqual(host);
   });
 });
