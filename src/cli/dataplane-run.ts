@@ -96,6 +96,10 @@ export async function dpStatus(o: ClientOpts): Promise<void> {
     pt.push([p.name, p.kind ?? '-', p.queues ?? '-', p.txFull ?? '-', p.rxNombuf ?? '-', d || 'none', stack]);
   }
   if (s.ports?.length) console.log(pt.toString());
+  const held = (r as { held?: { netdev: string; netns?: string; givesBack: string[] }[] }).held ?? [];
+  for (const h of held) {
+    console.log(`holds ${h.netdev}${h.netns ? ` (in ${h.netns})` : ''}: ${h.givesBack.length ? `gives back ${h.givesBack.join(', ')} when released` : 'changed nothing that needs giving back'}`);
+  }
 }
 
 type Counters = {

@@ -183,6 +183,16 @@ export async function claimNetdev(journal: ClaimJournal, ifname: string, ifindex
   return claim;
 }
 
+/** What giving a netdev back will restore, for status: only what the claim changed. */
+export function givesBack(r: ClaimRecord): string[] {
+  const out: string[] = [];
+  if (r.forwarding !== null && r.forwarding !== '0') out.push(`IPv4 forwarding ${r.forwarding}`);
+  if (r.disableIpv6 === '0') out.push('IPv6 on');
+  if (r.rxAgg) out.push(`${rxAggNames(r.rxAgg).join(', ')} on`);
+  if (r.multicast) out.push(`leaves group ${r.multicast}`);
+  return out;
+}
+
 /** Gives a netdev back what its claim changed, and takes it off the journal (also when
  *  the netdev went away with its VF or namespace, and there is nothing to give back). */
 export async function releaseNetdev(journal: ClaimJournal, c: ClaimRecord | null): Promise<void> {

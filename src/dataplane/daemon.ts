@@ -15,7 +15,7 @@ import { resolveTunnel } from '../packet/config.js';
 import { formatIp, isGroupMac, parseIp, parseMac } from '../util/addr.js';
 import { conflict, invalid, notFound, VfpError } from '../util/errors.js';
 import { linkAddrs, type LinkAddrs } from '../net/netops.js';
-import { ClaimJournal, claimNetdev, nodeLock, releaseLeftovers, releaseNetdev, type Claim } from './claims.js';
+import { ClaimJournal, claimNetdev, givesBack, nodeLock, releaseLeftovers, releaseNetdev, type Claim } from './claims.js';
 import { AllocStore } from '../alloc/store.js';
 import { afXdpVdevWarning, afxdpChoice, dpdkChoice, netdevProfile, offloadTier, outerChecksums, vdevNetdev, type UplinkChoice } from './uplink-profile.js';
 import { prepareDpdkEnv, type DpdkEnv } from './dpdk-env.js';
@@ -696,6 +696,8 @@ export class Daemon {
       attachments: [...this.atts.values()].map((a) => ({ representor: a.representor, pci: a.pci, vni: a.vni, mac: a.mac, owner: a.owner, representorState: representorState(a) })),
       workers: this.dp!.counters().perWorker.map((w) => ({ cpu: w.cpu, epoch: Number(w.epoch) })),
       ports: [...this.portNames()].map(([slot, name]) => ({ slot, name, ...(this.dp!.backendCounters(slot) ?? {}) })),
+      // The host's netdevs the data plane changed, and what they get back when released.
+      held: this.claims.list().map((r) => ({ netdev: r.ifname, ...(r.netns ? { netns: r.netns } : {}), since: r.since, givesBack: givesBack(r) })),
     };
   }
 

@@ -85,6 +85,10 @@ describePrivileged('netdevs held by a daemon that was killed', { netns: true, co
     const b = await start(u1);
     expect(b.log()).toMatch(new RegExp(`uplink ${u1}: held since \\S+ by a run that did not give it back`));
     expect(settings(u1)).toEqual(claimed);
+    // status says what the data plane holds and what it will give back: the first run's.
+    const st = JSON.parse(vfplane(['dataplane', 'status', '--socket', socket, '--json']).stdout) as { held: { netdev: string; givesBack: string[] }[] };
+    expect(st.held).toEqual([expect.objectContaining({ netdev: u1, givesBack: ['IPv4 forwarding 1', 'IPv6 on', 'rx-gro on'] })]);
+    expect(vfplane(['dataplane', 'status', '--socket', socket]).stdout).toContain(`holds ${u1} (in /run/netns/${n.name}): gives back IPv4 forwarding 1, IPv6 on, rx-gro on when released`);
     await end(b.d, 'SIGTERM');
     expect(settings(u1)).toEqual(host);
     expect(journaled()).toEqual([]);
