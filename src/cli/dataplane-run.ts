@@ -26,24 +26,35 @@ export async function dpRun(o: { config: string; metrics?: string; socket?: stri
   const { Daemon } = await import('../dataplane/daemon.js');
   const d = new Daemon(read(), undefined, { reread: read });
   // SIGHUP reloads the config file, as `vfplane dataplane reload` does over the socket.
-  // Handled from the start, so one that arrives while the daemon starts does not kill
-  // it (SIGHUP's default action): it is ignored then, and said so.
+  // Every signal is handled from the start: one that arrives while the daemon starts
+  // must not kill it with its default action, which would leave the netdevs it has
+  // claimed so far claimed. SIGHUP is ignored then (and said so); SIGTERM/SIGINT stop it
+  // as soon as it has started. A second SIGTERM/SIGINT forces the exit.
   let started = false;
   process.on('SIGHUP', () => {
     if (!started) return d.log.warn('SIGHUP while starting: ignored; send it again once the data plane runs');
     d.reload().catch((e: Error) => d.log.warn(`SIGHUP: config not reloaded: ${e.message}`));
   });
+  let stopping: string | null = null;
+  let wake: (() => void) | null = null;
+  const onStop = (sig: NodeJS.Signals) => {
+    if (stopping) {
+      d.log.warn(`${sig} again: exiting at once; what the data plane holds stays claimed until its next start or \`vfplane dataplane unclaim\``);
+      process.exit(sig === 'SIGINT' ? 130 : 143);
+    }
+    stopping = sig;
+    if (started) d.log.info(`${sig}: draining and stopping`);
+    else d.log.info(`${sig} while starting: stopping once started`);
+    wake?.();
+  };
+  process.on('SIGTERM', onStop);
+  process.on('SIGINT', onStop);
   await d.start();
   started = true;
-  if (o.json) process.stdout.write(JSON.stringify({ ready: true, socket: d.socket, metricsPort: d.metricsPort, pid: process.pid }) + '\n');
-  await new Promise<void>((resolve) => {
-    const stop = (sig: string) => {
-      d.log.info(`${sig}: draining and stopping`);
-      resolve();
-    };
-    process.once('SIGTERM', () => stop('SIGTERM'));
-    process.once('SIGINT', () => stop('SIGINT'));
-  });
+  if (!stopping) {
+    if (o.json) process.stdout.write(JSON.stringify({ ready: true, socket: d.socket, metricsPort: d.metricsPort, pid: process.pid }) + '\n');
+    await new Promise<void>((resolve) => { wake = resolve; });
+  }
   await d.stop(200);
   const c = d.counters();
   if (o.json) process.stdout.write(JSON.stringify({ stopped: true, encapPkts: Number(c.engine.encapPkts ?? 0n), decapPkts: Number(c.engine.decapPkts ?? 0n) }) + '\n');

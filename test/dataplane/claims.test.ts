@@ -60,8 +60,10 @@ describePrivileged('netdevs held by a daemon that was killed', { netns: true, co
     let log = '';
     d.stderr!.on('data', (x) => { log += x; });
     d.stdout!.on('data', (x) => { log += x; });
-    for (let i = 0; i < 200 && !existsSync(socket) && d.exitCode === null; i++) await new Promise((r) => setTimeout(r, 50));
-    expect(existsSync(socket), log).toBe(true);
+    // Started: the last line start() logs (after the socket listens) has arrived, and
+    // with it every line before it.
+    for (let i = 0; i < 400 && !log.includes(`control socket ${socket}`) && d.exitCode === null; i++) await new Promise((r) => setTimeout(r, 25));
+    expect(log).toContain(`control socket ${socket}`);
     return { d, log: () => log };
   }
   async function end(d: ChildProcess, signal: NodeJS.Signals): Promise<void> {
@@ -177,5 +179,22 @@ describePrivileged('netdevs held by a daemon that was killed', { netns: true, co
     expect(r.stdout).toMatch(new RegExp(`${u1} in /run/netns/${n.name}: detached a stale \\S+ \\(id \\d+, native mode\\)`));
     expect(xdp(u1)).toBe(false);
     expect(settings(u1)).toEqual(host);
+  });
+
+  it('a SIGTERM while the daemon starts stops it once started, giving everything back', async () => {
+    const config = join(dir, 'early.json');
+    writeFileSync(config, JSON.stringify({ node: 'kill', backend: 'afpacket', uplink: { ifname: u1, netns: `/run/netns/${n.name}`, vtep: '192.0.2.1' }, stateDir, socket }));
+    const d = spawn(process.execPath, [BIN, 'dataplane', 'run', '--config', config], { stdio: ['ignore', 'pipe', 'pipe'] });
+    running.push(d);
+    let log = '';
+    d.stderr!.on('data', (x) => { log += x; });
+    const exited = new Promise<number | null>((r) => d.on('close', (code) => r(code)));
+    // The uplink is claimed (its GRO switched off) before the control socket exists.
+    for (let i = 0; i < 400 && !log.includes(`uplink ${u1}: switched`) && d.exitCode === null; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(log).toContain(`uplink ${u1}: switched`);
+    d.kill('SIGTERM');
+    expect(await exited, log).toBe(0);
+    expect(settings(u1)).toEqual(host);
+    expect(journaled()).toEqual([]);
   });
 });
