@@ -6,7 +6,7 @@
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { isIP } from 'node:net';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { z } from 'zod';
 import { DataPlane, type Backend, type BackendCounters, type DpCounters, type DpSpec, type PortInfo } from './dp.js';
 import { ControlServer, probe } from './control.js';
@@ -240,18 +240,22 @@ export class Daemon {
       this.log.info(`uplink ${c.uplink.ifname ?? c.uplink.dev} (${this.uplink.backend}${this.uplink.mode ? `, ${this.uplink.mode} mode` : ''}${this.uplink.zerocopy === false ? ', copy' : ''}), VTEP ${c.uplink.vtep}, ${this.peers.length} peer(s)`);
       // Attachments: the config's, then the ones made over the socket before a restart.
       const restored = this.loadState();
-      const stale = staleAttachments(c.stateDir, restored?.attachments ?? []);
-      for (const a of [...c.attachments, ...(restored?.attachments ?? [])]) {
+      const restoredAtts = restored?.attachments ?? [];
+      const { stale, missing } = reconcileWithStore(c.stateDir, this.socket, [...c.attachments, ...restoredAtts]);
+      for (const a of [...c.attachments, ...restoredAtts, ...missing]) {
         if (stale.has(a)) {
           this.log.info(`dropping attachment ${a.representor} (VF ${a.pci}, VNI ${a.vni}): the VF was released while the data plane was down`);
           continue;
         }
+        const fromStore = missing.includes(a);
         try {
           await this.attachNow(a);
+          if (fromStore) this.log.warn(`re-attached ${a.representor} (VF ${a.pci}, VNI ${a.vni}) from the allocation store: ${restored ? 'the state file did not have it' : `no readable state file ${this.statePath}`}`);
         } catch (e) {
-          this.log.warn(`attachment ${a.representor} (VNI ${a.vni}) not restored: ${(e as Error).message}`);
+          this.log.warn(`attachment ${a.representor} (VNI ${a.vni}) not restored${fromStore ? ' (from the allocation store)' : ''}: ${(e as Error).message}`);
         }
       }
+      if (missing.length) this.saveState();
       // Netdevs a run killed before it gave them back, which this one does not use.
       for (const m of await releaseLeftovers(this.claims, [this.uplinkClaim, ...[...this.atts.values()].map((a) => a.claimed)])) this.log.info(m);
       if (restored) this.log.info(`restored ${restored.attachments.length} attachment(s), ${restored.peers.length} peer(s), ${restored.fdb.length} FDB entr(ies) from ${this.statePath}`);
@@ -779,22 +783,41 @@ export class Daemon {
   }
 }
 
-/** Restored attachments whose VF no longer carries that VXLAN attachment in the
- *  allocation store (a CNI DEL ran while the daemon was down). Without a store, none. */
-function staleAttachments(stateDir: string, list: AttachRequest[]): Set<AttachRequest> {
-  const out = new Set<AttachRequest>();
-  const withPci = list.filter((a) => a.pci);
-  if (!withPci.length || !existsSync(join(stateDir, 'alloc.db'))) return out;
+/** The allocation store (in the state directory, where vfplane-cni keeps it) against the
+ *  attachments this start restores: `stale` are restored ones whose VF no longer carries
+ *  that VXLAN attachment (a CNI DEL ran while the daemon was down); `missing` are VFs
+ *  the store shows attached through this daemon's socket that nothing restores (the
+ *  state file was lost or unreadable), rebuilt from what vfplane-cni recorded. Without a
+ *  store, or with an unreadable one, neither: the state file is then all there is. */
+function reconcileWithStore(stateDir: string, socket: string, list: AttachRequest[]): { stale: Set<AttachRequest>; missing: AttachRequest[] } {
+  const out = { stale: new Set<AttachRequest>(), missing: [] as AttachRequest[] };
+  if (!existsSync(join(stateDir, 'alloc.db'))) return out;
   let store: AllocStore | null = null;
   try {
     store = AllocStore.open(stateDir);
-    for (const a of withPci) {
+    for (const a of list.filter((x) => x.pci)) {
       const cur = store.get(a.pci!);
       const att = cur?.attachment as { vxlan?: { vni?: number } | null; representor?: string } | null | undefined;
-      if (!cur || att?.vxlan?.vni !== a.vni || (att.representor && att.representor !== a.representor)) out.add(a);
+      if (!cur || att?.vxlan?.vni !== a.vni || (att.representor && att.representor !== a.representor)) out.stale.add(a);
+    }
+    const have = new Set(list.flatMap((a) => [a.representor, ...(a.pci ? [a.pci] : [])]));
+    for (const al of store.list()) {
+      const att = al.attachment as { mac?: string; representor?: string; dataplane?: string; vxlan?: Record<string, unknown> | null } | null;
+      const x = att?.vxlan;
+      if (!att || !x || typeof x.vni !== 'number' || !att.representor || !att.mac || !att.dataplane) continue;
+      if (resolve(att.dataplane) !== resolve(socket) || have.has(att.representor) || have.has(al.pci)) continue;
+      const o = al.owner;
+      const owner = Object.fromEntries(Object.entries({ containerId: o.containerId, ifname: o.ifname, netns: o.netns, network: o.network, podNamespace: o.namespace }).filter(([, v]) => typeof v === 'string')) as Record<string, string>;
+      const opt = <K extends string>(k: K) => (x[k] !== undefined ? { [k]: x[k] } : {});
+      out.missing.push({
+        representor: att.representor, vni: x.vni, mac: att.mac, pci: al.pci,
+        ...opt('remote'), ...opt('port'), ...opt('local'), ...opt('ttl'), ...opt('learning'), ...opt('dev'), owner,
+      } as AttachRequest);
     }
   } catch {
-    // an unreadable store says nothing: keep them all
+    // an unreadable store says nothing: keep what the state file has, add nothing
+    out.stale.clear();
+    out.missing = [];
   } finally {
     store?.close();
   }

@@ -2,7 +2,7 @@
 // daemon (a real process), pods given VFs by vfplane-cni with vxlan, and a third node that
 // uses the kernel's vxlan device. Real namespaces, real frames, real ping and iperf3.
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -289,6 +289,23 @@ describePrivileged('VXLAN overlay between two simulated nodes', { netns: true, c
     expect(st.attachments.map((x) => x.mac)).toEqual([topo.pods.get('a1')!.mac]);
     expect(topo.ping('a1', '10.100.0.2', 4).received).toBeGreaterThanOrEqual(3);
     expect(a.stderr.join('\n')).toMatch(/dropping attachment .* released while the data plane was down/);
+  }, 60_000);
+
+  // vfplane-cni records each overlay attachment in the allocation store; a daemon whose
+  // state file is lost rebuilds them from there, rather than leaving the pods cut off.
+  it('rebuilds its attachments from the allocation store when its state file is lost', async () => {
+    const a = topo.nodes.get('a')!;
+    await topo.stopDaemon(a);
+    const files = readdirSync(a.stateDir).filter((f) => /^dataplane-.*\.json$/.test(f));
+    expect(files.length).toBe(1);
+    rmSync(join(a.stateDir, files[0]!));
+    await topo.startDaemon(a);
+    const st = (await topo.control('a', { op: 'status' })) as { attachments: { mac: string; owner?: Record<string, string> }[] };
+    expect(st.attachments.map((x) => x.mac)).toEqual([topo.pods.get('a1')!.mac]);
+    expect(st.attachments[0]!.owner?.containerId).toBeTruthy();
+    expect(topo.ping('a1', '10.100.0.2', 4).received).toBeGreaterThanOrEqual(3);
+    expect(a.stderr.join('\n')).toMatch(/re-attached \S+ \(VF \S+, VNI 100\) from the allocation store: no readable state file/);
+    expect(existsSync(join(a.stateDir, files[0]!))).toBe(true); // written again
   }, 60_000);
 
   it('CNI CHECK fails when the data plane no longer forwards for the VF', async () => {
