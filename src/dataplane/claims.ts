@@ -9,7 +9,7 @@ import { closeSync, existsSync, ftruncateSync, readdirSync, readFileSync, rename
 import { constants } from 'node:os';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { conflict } from '../util/errors.js';
+import { conflict, systemError } from '../util/errors.js';
 import { loadAddon } from './addon.js';
 import { DataPlane } from './dp.js';
 import { readSysctl } from '../net/ip.js';
@@ -54,7 +54,8 @@ export function tryNodeLock(stateDir: string, node: string): { release(): void }
   }
   if (rc !== 0) {
     closeSync(fd);
-    throw new Error(`cannot lock ${path}: errno ${-rc}`);
+    const name = Object.entries(constants.errno).find(([, v]) => v === -rc)?.[0] ?? `errno ${-rc}`;
+    throw systemError(`cannot lock ${path}: ${name}; is the state directory writable by this user?`);
   }
   ftruncateSync(fd, 0);
   writeSync(fd, `${process.pid}\n`, 0);
