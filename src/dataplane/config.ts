@@ -111,10 +111,18 @@ export const configSchema = z.strictObject({
     /** 2: TPACKET_V2 rx, a frame is seen as soon as it lands (µs latency). 3: TPACKET_V3
      *  blocks, fewer wakeups, but a lone frame waits for its block's 1 ms retire timer. */
     ring: z.union([z.literal(2), z.literal(3)]).default(2),
+    /** Receive ring per uplink queue, and per representor (one pod's traffic), in MiB.
+     *  Each attached VF costs its representor's ring plus about 1 MiB of tx ring. */
+    rxRingMiB: z.number().int().min(1).max(1024).default(16),
+    representorRxRingMiB: z.number().int().min(1).max(1024).default(4),
   }).prefault({}),
   afxdp: z.strictObject({
     mode: z.enum(['auto', 'native', 'skb']).default('auto'),
     copy: z.enum(['auto', 'copy', 'zerocopy']).default('auto'),
+    /** UMEM frames (4 KiB each) of the uplink, shared out over its queues (at least 1024
+     *  a queue), and of each representor: 1024 frames is 4 MiB a pod. */
+    frames: z.number().int().min(256).max(1 << 20).default(4096),
+    representorFrames: z.number().int().min(256).max(1 << 20).default(1024),
   }).prefault({}),
   dpdk: z.strictObject({
     eal: z.array(z.string()).default([]),

@@ -128,16 +128,21 @@ export class Daemon {
     return podBackendOf(this.cfg);
   }
 
-  private portOpts(ifname: string, netns?: string): Record<string, unknown> {
+  private portOpts(ifname: string, netns: string | undefined, role: 'uplink' | 'representor'): Record<string, unknown> {
     const o: Record<string, unknown> = { ifname, ...(netns ? { netns } : {}) };
+    const rep = role === 'representor';
     // AF_XDP binds every rx queue the netdev has (queues 0): a queue without a socket
     // passes its frames to the host stack, so flows the NIC or a veth peer spread over
     // more queues than workers would bypass the data plane. Queue q goes to worker
     // q % workers; workers without a queue on the netdev hand their frames to one that
-    // has (native/worker/dp.c, handoff).
-    if (this.podBackend === 'afxdp') Object.assign(o, { mode: this.cfg.afxdp.mode, copy: this.cfg.afxdp.copy, queues: 0 });
+    // has (native/worker/dp.c, handoff). A representor carries one pod's traffic: its
+    // rings and UMEM are smaller than the uplink's, since every attached VF pays them
+    // (docs/dataplane.md, Memory).
+    const x = this.cfg.afxdp, p = this.cfg.afpacket;
+    if (this.podBackend === 'afxdp') Object.assign(o, { mode: x.mode, copy: x.copy, queues: 0, frames: rep ? x.representorFrames : x.frames });
     // The netdev is the data plane's: the host stack gets no copy of what arrives on it.
-    else Object.assign(o, { ring: this.cfg.afpacket.ring, stackDrop: 1 });
+    // Ring blocks are 256 KiB.
+    else Object.assign(o, { ring: p.ring, stackDrop: 1, blocks: 4 * (rep ? p.representorRxRingMiB : p.rxRingMiB), ...(rep ? { txFrames: 512 } : {}) });
     return o;
   }
 
@@ -209,7 +214,7 @@ export class Daemon {
         const l = await this.takeUplinkNetdev(ifn, c.uplink.netns, `uplink ${ifn}`, `the uplink ${ifn} does not exist${c.uplink.netns ? ` in ${c.uplink.netns}` : ''}; check uplink.ifname in the config`);
         this.uplinkMac = mac(c.uplink.mac ?? l.mac);
         this.uplinkMtu = l.mtu;
-        const opts = this.portOpts(ifn, c.uplink.netns);
+        const opts = this.portOpts(ifn, c.uplink.netns, 'uplink');
         if (c.backend === 'afxdp') {
           this.choice = c.uplink.netns ? { profile: null, driver: null, afxdp: { ...c.afxdp, why: 'uplink in another namespace: the config\'s mode and copy' } } : afxdpChoice(ifn, c.afxdp);
           Object.assign(opts, { mode: this.choice.afxdp!.mode, copy: this.choice.afxdp!.copy });
@@ -380,7 +385,7 @@ export class Daemon {
     const claiming = claimNetdev(this.claims, a.representor, l.ifindex, a.netns);
     let port: PortInfo;
     try {
-      port = this.dp!.openPort(this.podBackend, this.portOpts(a.representor, a.netns), a.representor);
+      port = this.dp!.openPort(this.podBackend, this.portOpts(a.representor, a.netns, 'representor'), a.representor);
     } catch (e) {
       await claiming.then((c) => releaseNetdev(this.claims, c), () => {});
       throw e;

@@ -20,6 +20,10 @@ describe('data-plane config', () => {
     expect(c).toMatchObject({ backend: 'afpacket', dstPort: 4789, learn: true, antiSpoof: true, ageSeconds: 300, workers: 1, idleSpins: 64, stateDir: '/var/lib/vfplane' });
     expect(c.tunnel).toEqual({ ttl: 64, tos: 'inherit', df: 'unset', udpCsum: false, srcPortMin: 49152, srcPortMax: 65535, mtu: 0 });
     expect(socketPath(c)).toBe('/var/lib/vfplane/dataplane.sock');
+    // A representor carries one pod: its rings are a quarter of the uplink's.
+    expect(c.afpacket).toEqual({ ring: 2, rxRingMiB: 16, representorRxRingMiB: 4 });
+    expect(c.afxdp).toEqual({ mode: 'auto', copy: 'auto', frames: 4096, representorFrames: 1024 });
+    expect(() => parseConfig({ ...ok, afxdp: { representorFrames: 64 } })).toThrow(/afxdp\.representorFrames/);
   });
 
   it('names the field and the value it refuses', () => {
