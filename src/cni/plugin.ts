@@ -632,6 +632,15 @@ export async function cmdStatus(ctx: CniContext): Promise<void> {
           unusable.length ? 'bind unusable VFs with `vfplane vf bind PCI --driver kernel|vfio-pci`, wait for a release, or create more VFs' : 'wait for a release, or create more VFs');
       }
     }
+    // An overlay network's ADD attaches the VF through the data plane: without one
+    // answering, every ADD would fail, so the network is not ready.
+    if (conf.vxlan) {
+      const sock = conf.vxlan.socket ?? path.join(conf.stateDir ?? defaultStateDir(), 'dataplane.sock');
+      const { probe } = await import('../dataplane/control.js');
+      if (!fs.existsSync(sock) || !(await probe(sock))) {
+        throw new CniError(ERR.NOT_AVAILABLE, `no data plane answers on ${sock}: pods on VXLAN ${conf.vxlan.vni} cannot be attached`, 'start it: `vfplane dataplane run --config FILE` (the DaemonSet\'s dataplane container)');
+      }
+    }
     // The spec sends STATUS on to the IPAM plugin; one that predates STATUS is skipped.
     if (conf.ipam) await execIpam('STATUS', ctx.raw, ctx.env, conf.ipam.type, { log: ctx.log });
   } finally {

@@ -1,7 +1,7 @@
 // The overlay end to end on the simulated NIC: two nodes, each with its own data-plane
 // daemon (a real process), pods given VFs by vfplane-cni with vxlan, and a third node that
 // uses the kernel's vxlan device. Real namespaces, real frames, real ping and iperf3.
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,7 +9,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { describePrivileged } from '../helpers/privileged.js';
 import { Topology } from '../../src/demo/topology.js';
 import { request } from '../../src/dataplane/control.js';
-import { vfplane } from '../helpers/cli.js';
+import { ROOT, vfplane } from '../helpers/cli.js';
 
 const prefix = `o${(process.pid % 46656).toString(36)}`;
 
@@ -280,11 +280,27 @@ describePrivileged('VXLAN overlay between two simulated nodes', { netns: true, c
     expect(a.stderr.join('\n')).toMatch(/reloaded the config: peers, ageSeconds changed/);
   });
 
+  /** CNI STATUS of an overlay network on node `n`, as a runtime calls it. */
+  const cniStatus = (node: string) => {
+    const n = topo.nodes.get(node)!;
+    const r = spawnSync(process.execPath, [join(ROOT, 'bin', 'vfplane-cni.js')], {
+      input: JSON.stringify({ cniVersion: '1.1.0', name: 'overlay-100', type: 'vfplane-cni', sysfsRoot: n.sim.root, stateDir: n.stateDir, vxlan: { vni: 100 } }),
+      env: { ...process.env, CNI_COMMAND: 'STATUS', CNI_PATH: '/usr/lib/cni' }, encoding: 'utf8',
+    });
+    return { code: r.status, out: r.stdout ? (JSON.parse(r.stdout) as { code: number; msg: string; details: string }) : null };
+  };
+
   it('restores its attachments after a restart, and forgets a VF deleted meanwhile', async () => {
     const a = topo.nodes.get('a')!;
+    expect(cniStatus('a')).toEqual({ code: 0, out: null });
     await topo.stopDaemon(a);
+    // Without its data plane an overlay network is not ready: STATUS says so (code 50).
+    const down = cniStatus('a');
+    expect(down.code).toBe(1);
+    expect(down.out).toMatchObject({ code: 50, msg: expect.stringMatching(/no data plane answers on .*dataplane\.sock: pods on VXLAN 100 cannot be attached/), details: expect.stringContaining('vfplane dataplane run') });
     await topo.delPod('a2'); // CNI DEL while the data plane is down: still succeeds
     await topo.startDaemon(a);
+    expect(cniStatus('a').code).toBe(0);
     const st = (await topo.control('a', { op: 'status' })) as { attachments: { mac: string }[] };
     expect(st.attachments.map((x) => x.mac)).toEqual([topo.pods.get('a1')!.mac]);
     expect(topo.ping('a1', '10.100.0.2', 4).received).toBeGreaterThanOrEqual(3);
