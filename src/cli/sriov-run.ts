@@ -303,8 +303,16 @@ export async function gc(o: Common & { dryRun?: boolean }): Promise<void> {
           out.push({ pci: a.pci, owner: a.owner, state, released: false, restored: [] });
           continue;
         }
+        // Off the overlay first: a data plane still forwarding for a released VF would
+        // refuse the VF's next pod (its representor is still attached).
+        const notes: string[] = [];
+        const { detachFromOverlay } = await import('../dataplane/control.js');
+        await detachFromOverlay(a.attachment, a.pci, (m) => notes.push(m)).then(
+          () => { if (!notes.length && (a.attachment as { vxlan?: unknown } | null)?.vxlan) notes.push('taken off the overlay'); },
+          (e: Error) => notes.push(`not taken off the overlay (${e.message}); the data plane drops it at its next start`),
+        );
         store.release(a.pci, { id: a.id, reason: 'gc: owner gone' });
-        out.push({ pci: a.pci, owner: a.owner, state, released: true, restored: restore(sysfs, a) });
+        out.push({ pci: a.pci, owner: a.owner, state, released: true, restored: [...notes, ...restore(sysfs, a)] });
       }
     } finally {
       store.close();

@@ -23,7 +23,7 @@ import type { CniResult } from './result.js';
 import type { VxlanConf } from './conf.js';
 import { execIpam } from './ipam.js';
 import { deviceInfoPath, removeDeviceInfo, writeDeviceInfo } from './devinfo.js';
-import { request as dataplaneRequest } from '../dataplane/control.js';
+import { detachFromOverlay, request as dataplaneRequest } from '../dataplane/control.js';
 
 /** Drivers that leave a VF without a netdev, for userspace (DPDK) I/O. */
 const USERSPACE_DRIVERS = new Set(['vfio-pci', 'uio_pci_generic', 'igb_uio']);
@@ -245,26 +245,15 @@ function restoreSettings(sysfs: Sysfs, a: Allocation): void {
   if (Object.keys(diff).length > 0) applyVfSettings(sysfs, now.pf, now.pfNetdev, now.index, diff, now.settings);
 }
 
-/** Undoes an attachment: netdev home, settings back, device-info gone. Idempotent. */
-/** Takes the VF off the overlay. A data plane that is not running is no error: when it
- *  starts again it drops attachments whose VF was released meanwhile. */
-async function overlayDetach(att: Attachment | null, a: Allocation, log?: (m: string) => void): Promise<void> {
-  if (!att?.vxlan || !att.dataplane) return;
-  try {
-    await dataplaneRequest(att.dataplane, { op: 'detach', ...(att.representor ? { representor: att.representor } : { pci: a.pci }) });
-  } catch (err) {
-    if (err instanceof VfpError && err.kind === 'unavailable') log?.(`data plane not running (${err.message}); it forgets VF ${a.pci} when it starts`);
-    else throw err;
-  }
-}
-
+/** Undoes an attachment: netdev home, settings back, device-info gone, off the overlay.
+ *  Idempotent. */
 async function detach(sysfs: Sysfs, a: Allocation, netns: string | undefined, log?: (m: string) => void): Promise<void> {
   const att = a.attachment as Attachment | null;
   const ifname = a.owner.ifname;
   // The overlay detach (the data plane closes the representor's port) and the move home
   // each wait for the kernel's grace periods; they touch different netdevs, so they run
   // at once.
-  const offOverlay = overlayDetach(att, a, log);
+  const offOverlay = detachFromOverlay(att, a.pci, log);
   const home = (async () => {
     if ((att?.mode ?? 'kernel') === 'kernel' && a.original.netdev) {
       const ns = netns ?? a.owner.netns;

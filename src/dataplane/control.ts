@@ -137,3 +137,18 @@ export function request(path: string, req: Record<string, unknown>, timeoutMs = 
     });
   });
 }
+
+/** Takes a VF off the overlay of the data plane vfplane-cni attached it through (the
+ *  allocation's attachment record: `dataplane` socket, `representor`, `vxlan`); nothing
+ *  when it has no overlay attachment. A data plane that is not running is no error: when
+ *  it starts again it drops attachments whose VF was released meanwhile. Used by CNI
+ *  DEL and GC and by `vfplane gc`. */
+export async function detachFromOverlay(att: { vxlan?: unknown; dataplane?: string; representor?: string } | null, pci: string, log?: (m: string) => void): Promise<void> {
+  if (!att?.vxlan || !att.dataplane) return;
+  try {
+    await request(att.dataplane, { op: 'detach', ...(att.representor ? { representor: att.representor } : { pci }) });
+  } catch (err) {
+    if (err instanceof VfpError && err.kind === 'unavailable') log?.(`data plane not running (${err.message}); it forgets VF ${pci} when it starts`);
+    else throw err;
+  }
+}

@@ -339,6 +339,27 @@ describePrivileged('VXLAN overlay between two simulated nodes', { netns: true, c
   // A representor can vanish under an attachment (its VF deleted, or its pod's netns
   // removed without a DEL, which takes the VF's veth pair with it here): the port's
   // sockets then see nothing. Status and CNI CHECK say so; DEL still cleans up.
+  // A pod's namespace removed without a CNI DEL: `vfplane gc` releases its VF, and must
+  // take it off the overlay too, or the VF's next pod is refused (its representor still
+  // attached) until the data plane restarts.
+  it('vfplane gc takes a VF whose pod vanished off the overlay, and its next pod attaches', async () => {
+    const pod = await topo.addPod({ name: 'g1', node: 'b', vni: 100, ip: '10.100.0.9/24' });
+    const b = topo.nodes.get('b')!;
+    const st = async () => ((await topo.control('b', { op: 'status' })) as { attachments: { pci: string; mac: string }[] }).attachments;
+    expect((await st()).map((x) => x.pci)).toContain(pod.pci);
+    execFileSync('ip', ['netns', 'del', pod.netns]);
+    topo.pods.delete('g1');
+    const r = vfplane(['gc', '--sysfs-root', b.sim.root, '--state-dir', b.stateDir]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(new RegExp(`released ${pod.pci.replace(/\./g, '\\.')} from .*\\(owner gone\\); taken off the overlay`));
+    expect((await st()).map((x) => x.pci)).not.toContain(pod.pci);
+    // The next pod on that VF joins the overlay (another VNI, as a VF's next owner may).
+    const next = await topo.addPod({ name: 'g2', node: 'b', vni: 200, ip: '10.200.0.9/24' }); // the lowest free VF: g1's
+    expect(next.pci).toBe(pod.pci);
+    expect((await st()).find((x) => x.pci === pod.pci)?.mac).toBe(next.mac);
+    await topo.delPod('g2');
+  }, 60_000);
+
   it('status flags an attachment whose representor is gone or replaced; DEL still detaches it', async () => {
     await topo.addPod({ name: 'x2', node: 'b', vni: 100, ip: '10.100.0.8/24' });
     const b = topo.nodes.get('b')!;
