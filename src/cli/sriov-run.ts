@@ -260,7 +260,8 @@ export async function vfRelease(o: Common & OwnerFlags & { force?: boolean; rest
   } finally {
     store.close();
   }
-  const out = released.map((a) => ({ pci: a.pci, owner: a.owner, id: a.id, restored: o.restore === false ? [] : restore(sysfs, a) }));
+  const out = [];
+  for (const a of released) out.push({ pci: a.pci, owner: a.owner, id: a.id, restored: [...(await offOverlay(a)), ...(o.restore === false ? [] : restore(sysfs, a))] });
   if (o.json) return printJson(out);
   for (const r of out) console.log(`released ${r.pci} from ${describeOwner(r.owner)}${r.restored.length ? `; ${r.restored.join('; ')}` : ''}`);
 }
@@ -287,6 +288,20 @@ export async function vfBind(o: Common & { driver: string; force?: boolean }, re
 
 // --- gc ----------------------------------------------------------------------------
 
+/** Takes a released (or to-be-released) VF off the data plane's overlay, as CNI DEL does:
+ *  a data plane still forwarding for it would refuse the VF's next pod (its representor
+ *  still attached). What happened, for the output. */
+async function offOverlay(a: Allocation): Promise<string[]> {
+  if (!(a.attachment as { vxlan?: unknown } | null)?.vxlan) return [];
+  const notes: string[] = [];
+  const { detachFromOverlay } = await import('../dataplane/control.js');
+  await detachFromOverlay(a.attachment, a.pci, (m) => notes.push(m)).then(
+    () => { if (!notes.length) notes.push('taken off the overlay'); },
+    (e: Error) => notes.push(`not taken off the overlay (${e.message}); the data plane drops it at its next start`),
+  );
+  return notes;
+}
+
 export async function gc(o: Common & { dryRun?: boolean }): Promise<void> {
   const sysfs = await sysfsOf(o);
   const store = storeRo(o);
@@ -303,14 +318,7 @@ export async function gc(o: Common & { dryRun?: boolean }): Promise<void> {
           out.push({ pci: a.pci, owner: a.owner, state, released: false, restored: [] });
           continue;
         }
-        // Off the overlay first: a data plane still forwarding for a released VF would
-        // refuse the VF's next pod (its representor is still attached).
-        const notes: string[] = [];
-        const { detachFromOverlay } = await import('../dataplane/control.js');
-        await detachFromOverlay(a.attachment, a.pci, (m) => notes.push(m)).then(
-          () => { if (!notes.length && (a.attachment as { vxlan?: unknown } | null)?.vxlan) notes.push('taken off the overlay'); },
-          (e: Error) => notes.push(`not taken off the overlay (${e.message}); the data plane drops it at its next start`),
-        );
+        const notes = await offOverlay(a);
         store.release(a.pci, { id: a.id, reason: 'gc: owner gone' });
         out.push({ pci: a.pci, owner: a.owner, state, released: true, restored: [...notes, ...restore(sysfs, a)] });
       }

@@ -342,7 +342,7 @@ describePrivileged('VXLAN overlay between two simulated nodes', { netns: true, c
   // A pod's namespace removed without a CNI DEL: `vfplane gc` releases its VF, and must
   // take it off the overlay too, or the VF's next pod is refused (its representor still
   // attached) until the data plane restarts.
-  it('vfplane gc takes a VF whose pod vanished off the overlay, and its next pod attaches', async () => {
+  it('vfplane gc (and vf release) take a VF off the overlay, and its next pod attaches', async () => {
     const pod = await topo.addPod({ name: 'g1', node: 'b', vni: 100, ip: '10.100.0.9/24' });
     const b = topo.nodes.get('b')!;
     const st = async () => ((await topo.control('b', { op: 'status' })) as { attachments: { pci: string; mac: string }[] }).attachments;
@@ -357,7 +357,13 @@ describePrivileged('VXLAN overlay between two simulated nodes', { netns: true, c
     const next = await topo.addPod({ name: 'g2', node: 'b', vni: 200, ip: '10.200.0.9/24' }); // the lowest free VF: g1's
     expect(next.pci).toBe(pod.pci);
     expect((await st()).find((x) => x.pci === pod.pci)?.mac).toBe(next.mac);
-    await topo.delPod('g2');
+    // An operator's `vf release --force` takes it off the overlay too.
+    const rel = vfplane(['vf', 'release', pod.pci, '--force', '--sysfs-root', b.sim.root, '--state-dir', b.stateDir]);
+    expect(rel.code, rel.stderr).toBe(0);
+    expect(rel.stdout).toContain(`released ${pod.pci} from pod default/g2`);
+    expect(rel.stdout).toContain('taken off the overlay');
+    expect((await st()).map((x) => x.pci)).not.toContain(pod.pci);
+    await topo.delPod('g2'); // DEL after the release: nothing left to do, and no error
   }, 60_000);
 
   it('status flags an attachment whose representor is gone or replaced; DEL still detaches it', async () => {
