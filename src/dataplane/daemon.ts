@@ -358,6 +358,16 @@ export class Daemon {
       const why = tenancyRefusal(c, a.owner.podNamespace, a.vni);
       if (why) throw invalid(why);
     }
+    // An attachment of this VF (or representor) whose pod no longer holds the VF is stale:
+    // its release missed us (the data plane was busy failing, or something released the
+    // VF without detaching). The allocation store says who holds the VF now; when that is
+    // the pod asking, the old attachment goes rather than refusing the new pod.
+    for (const old of [...this.atts.values()].filter((o) => o.representor === a.representor || (a.pci && o.pci === a.pci))) {
+      if (this.staleFor(old, a)) {
+        this.log.warn(`replacing the attachment of ${old.representor} (VF ${old.pci}, VNI ${old.vni}, container ${old.owner?.containerId ?? '?'}): the allocation store gives the VF to container ${a.owner!.containerId} now`);
+        await this.detachNow({ representor: old.representor });
+      }
+    }
     const same = this.atts.get(a.representor);
     if (same) throw conflict(`representor ${a.representor} is already attached (VNI ${same.vni}, MAC ${same.mac}${same.pci ? `, VF ${same.pci}` : ''}); detach it first`);
     for (const o of this.atts.values()) {
@@ -416,6 +426,22 @@ export class Daemon {
     }
     this.log.info(`attached ${a.representor}${a.pci ? ` (VF ${a.pci})` : ''} on VNI ${a.vni}, MAC ${a.mac}, epoch ${this.epoch}`);
     return att;
+  }
+
+  /** Whether `old` is an attachment for a VF the allocation store now gives to the pod
+   *  making request `a` (another container): a DEL that never reached this daemon. */
+  private staleFor(old: Attached, a: AttachRequest): boolean {
+    const want = a.owner?.containerId;
+    if (!want || !a.pci || old.pci !== a.pci || old.owner?.containerId === want || !existsSync(join(this.cfg.stateDir, 'alloc.db'))) return false;
+    let store: AllocStore | null = null;
+    try {
+      store = AllocStore.open(this.cfg.stateDir);
+      return store.get(a.pci)?.owner.containerId === want;
+    } catch {
+      return false; // an unreadable store proves nothing: the conflict stands
+    } finally {
+      store?.close();
+    }
   }
 
   private async detachNow(key: { representor?: string; pci?: string }): Promise<Attached | null> {

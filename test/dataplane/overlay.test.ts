@@ -2,7 +2,7 @@
 // daemon (a real process), pods given VFs by vfplane-cni with vxlan, and a third node that
 // uses the kernel's vxlan device. Real namespaces, real frames, real ping and iperf3.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -364,6 +364,31 @@ describePrivileged('VXLAN overlay between two simulated nodes', { netns: true, c
     expect(rel.stdout).toContain('taken off the overlay');
     expect((await st()).map((x) => x.pci)).not.toContain(pod.pci);
     await topo.delPod('g2'); // DEL after the release: nothing left to do, and no error
+  }, 60_000);
+
+  // A release that never reached the data plane (its socket unreachable then) leaves an
+  // attachment for a VF that another pod holds next: that pod's attach replaces it, on
+  // the allocation store's word, instead of being refused.
+  it('a VF whose release missed the data plane joins the overlay with its next pod', async () => {
+    const pod = await topo.addPod({ name: 'h1', node: 'b', vni: 100, ip: '10.100.0.10/24' });
+    const b = topo.nodes.get('b')!;
+    const st = async () => ((await topo.control('b', { op: 'status' })) as { attachments: { pci: string; mac: string; vni: number }[] }).attachments;
+    renameSync(b.socket, `${b.socket}.away`);
+    try {
+      const rel = vfplane(['vf', 'release', pod.pci, '--force', '--sysfs-root', b.sim.root, '--state-dir', b.stateDir]);
+      expect(rel.code, rel.stderr).toBe(0);
+      expect(rel.stdout).toContain('data plane not running');
+    } finally {
+      renameSync(`${b.socket}.away`, b.socket);
+    }
+    expect((await st()).map((x) => x.pci)).toContain(pod.pci); // the stale attachment
+    execFileSync('ip', ['netns', 'del', pod.netns]);
+    topo.pods.delete('h1');
+    const next = await topo.addPod({ name: 'h2', node: 'b', vni: 200, ip: '10.200.0.10/24' }); // the lowest free VF: h1's
+    expect(next.pci).toBe(pod.pci);
+    expect((await st()).filter((x) => x.pci === pod.pci)).toEqual([expect.objectContaining({ mac: next.mac, vni: 200 })]);
+    expect(b.stderr.join('\n')).toMatch(/replacing the attachment of \S+ \(VF \S+, VNI 100, container \S+\): the allocation store gives the VF to container \S+ now/);
+    await topo.delPod('h2');
   }, 60_000);
 
   it('status flags an attachment whose representor is gone or replaced; DEL still detaches it', async () => {
