@@ -15,7 +15,7 @@ describePrivileged('vfplane demo', { netns: true, commands: ['iperf3', 'ping', '
       checks: { what: string; ok: boolean }[];
       tcpGbps: number | null;
       tcpOk: boolean;
-      udp64: { encapMpps: number; decapMpps: number };
+      udp64: { encapMpps: number; decapMpps: number; sentPkts: number | null; ringDropsNodeA: number };
       nodes: Record<string, { status: { attachments: { vni: number }[] }; counters: { vnis: { vni: number; encapPkts: number; decapPkts: number }[] } }>;
     };
     expect(rep.backend).toBe('afpacket');
@@ -23,6 +23,9 @@ describePrivileged('vfplane demo', { netns: true, commands: ['iperf3', 'ping', '
     for (const c of rep.checks) expect(c.ok, c.what).toBe(true);
     expect(rep.tcpOk, `TCP ${rep.tcpGbps} Gbit/s`).toBe(true);
     expect(rep.udp64.encapMpps).toBeGreaterThan(0);
+    // Where the small packets went: what iperf3 sent, and what node a's rings lost.
+    expect(rep.udp64.sentPkts).toBeGreaterThan(0);
+    expect(rep.udp64.ringDropsNodeA).toBeGreaterThanOrEqual(0);
     expect(Object.keys(rep.nodes).sort()).toEqual(['a', 'b']);
     for (const n of Object.values(rep.nodes)) {
       expect(n.status.attachments.map((a) => a.vni).sort()).toEqual([100, 200]);
