@@ -122,12 +122,16 @@ type Counters = {
 };
 
 export async function dpStats(o: ClientOpts & { interval?: number }): Promise<void> {
-  const first = (await request(sock(o), { op: 'stats' })).counters as Counters;
+  const r1 = await request(sock(o), { op: 'stats' });
+  const first = r1.counters as Counters;
+  let portDrops = (r1.portDrops ?? {}) as Record<string, Record<string, number>>;
   let rates: Map<string, number> | null = null;
   let peerRates: Map<string, { pps: number; mbps: number }> | null = null;
   if (o.interval) {
     await new Promise((r) => setTimeout(r, o.interval));
-    const second = (await request(sock(o), { op: 'stats' })).counters as Counters;
+    const r2 = await request(sock(o), { op: 'stats' });
+    const second = r2.counters as Counters;
+    portDrops = (r2.portDrops ?? {}) as Record<string, Record<string, number>>;
     rates = new Map();
     for (const p of second.ports) {
       const a = first.ports.find((x) => x.name === p.name);
@@ -141,12 +145,14 @@ export async function dpStats(o: ClientOpts & { interval?: number }): Promise<vo
         mbps: ((p.encapBytes - (a?.encapBytes ?? 0)) * 8) / 1000 / o.interval,
       });
     }
-    if (o.json) return printJson({ counters: second, rxPps: Object.fromEntries(rates), peerEncap: Object.fromEntries(peerRates) });
+    if (o.json) return printJson({ counters: second, portDrops, rxPps: Object.fromEntries(rates), peerEncap: Object.fromEntries(peerRates) });
     Object.assign(first, second);
   }
-  if (o.json) return printJson({ counters: first });
-  const t = new Table({ head: ['port', 'rx pkts', 'tx pkts', 'rx bytes', 'tx bytes', 'drops', ...(rates ? ['rx pps'] : [])], style: { head: [], border: [] } });
-  for (const p of first.ports) t.push([p.name, p.rxPkts, p.txPkts, p.rxBytes, p.txBytes, p.drops, ...(rates ? [Math.round(rates.get(p.name) ?? 0)] : [])]);
+  if (o.json) return printJson({ counters: first, portDrops });
+  // "port drops": lost by the port's backend before the workers saw them (a full ring…).
+  const own = (name: string) => Object.entries(portDrops[name] ?? {}).filter(([, v]) => v > 0).map(([k, v]) => `${k} ${v}`).join(', ') || 0;
+  const t = new Table({ head: ['port', 'rx pkts', 'tx pkts', 'rx bytes', 'tx bytes', 'drops', 'port drops', ...(rates ? ['rx pps'] : [])], style: { head: [], border: [] } });
+  for (const p of first.ports) t.push([p.name, p.rxPkts, p.txPkts, p.rxBytes, p.txBytes, p.drops, own(p.name), ...(rates ? [Math.round(rates.get(p.name) ?? 0)] : [])]);
   console.log(t.toString());
   const v = new Table({ head: ['VNI', 'encap', 'decap', 'flooded', 'local', 'drops'], style: { head: [], border: [] } });
   for (const x of first.vnis) v.push([x.vni, x.encapPkts, x.decapPkts, x.floodPkts, x.localPkts, x.drops]);

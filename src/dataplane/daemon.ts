@@ -470,8 +470,13 @@ export class Daemon {
         return this.status();
       case 'reload':
         return this.reload();
-      case 'stats':
-        return { counters: countersJson(this.dp!.counters(), this.portNames()) };
+      case 'stats': {
+        // Each port's own drops (what its backend lost before the workers saw it: a full
+        // kernel ring, a truncated frame…), beside the workers' counters.
+        const names = this.portNames();
+        const portDrops = Object.fromEntries([...names].map(([slot, name]) => [name, this.dp!.backendCounters(slot)?.drops ?? {}]));
+        return { counters: countersJson(this.dp!.counters(), names), portDrops };
+      }
       case 'attach': {
         const a = this.parse(attachSchema, req);
         const att = await this.attachNow(a);

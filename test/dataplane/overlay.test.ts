@@ -158,6 +158,11 @@ describePrivileged('VXLAN overlay between two simulated nodes', { netns: true, c
       expect(sr.stdout).toMatch(/│ peer VTEP\s+│ MAC state\s+│ encap pkts\s+│ encap bytes\s+│ encap pps\s+│ encap Mbit\/s\s+│/);
       expect(sr.stdout).toMatch(/│ 192\.0\.2\.2\s+│ resolved\s+│ [1-9]\d*\s+│ [1-9]\d*\s+│ \d+\s+│ [\d.]+\s+│/);
       expect(sr.stdout).toMatch(/│ 192\.0\.2\.77\s+│ unresolved\s+│ 0\s+│ 0\s+│ 0\s+│ 0\.0\s+│/);
+      // Each port's own drops (its backend's: a full ring…) beside the workers' counters.
+      expect(sr.stdout).toMatch(/│ port\s+│ rx pkts\s+│ tx pkts\s+│ rx bytes\s+│ tx bytes\s+│ drops\s+│ port drops\s+│ rx pps\s+│/);
+      const sj = JSON.parse(vfplane(['dataplane', 'stats', '--socket', sock, '--json']).stdout) as { counters: { ports: { name: string }[] }; portDrops: Record<string, Record<string, number>> };
+      expect(Object.keys(sj.portDrops).sort()).toEqual(sj.counters.ports.map((p) => p.name).sort());
+      expect(sj.portDrops.uplink).toHaveProperty('rx_kernel_drops');
       const text = await (await fetch(`http://127.0.0.1:${topo.nodes.get('a')!.metricsPort!}/metrics`)).text();
       expect(text).toMatch(/^vfplane_peer_resolved\{node="a",peer="192\.0\.2\.77"\} 0$/m);
       expect(text).toMatch(/^vfplane_peer_resolved\{node="a",peer="192\.0\.2\.2"\} 1$/m);
