@@ -246,7 +246,9 @@ export class Daemon {
       // Attachments: the config's, then the ones made over the socket before a restart.
       const restored = this.loadState();
       const restoredAtts = restored?.attachments ?? [];
-      const { stale, missing } = reconcileWithStore(c.stateDir, this.socket, [...c.attachments, ...restoredAtts]);
+      // The config's attachments are the operator's: the store is asked about the restored
+      // ones only (and about what nothing restores).
+      const { stale, missing } = reconcileWithStore(c.stateDir, this.socket, restoredAtts, c.attachments);
       for (const a of [...c.attachments, ...restoredAtts, ...missing]) {
         if (stale.has(a)) {
           this.log.info(`dropping attachment ${a.representor} (VF ${a.pci}, VNI ${a.vni}): the VF was released while the data plane was down`);
@@ -820,12 +822,13 @@ export class Daemon {
 }
 
 /** The allocation store (in the state directory, where vfplane-cni keeps it) against the
- *  attachments this start restores: `stale` are restored ones whose VF no longer carries
+ *  attachments this start restores from its state file (`list`; the config's are the
+ *  operator's and only count as present): `stale` are restored ones whose VF no longer carries
  *  that VXLAN attachment (a CNI DEL ran while the daemon was down); `missing` are VFs
  *  the store shows attached through this daemon's socket that nothing restores (the
  *  state file was lost or unreadable), rebuilt from what vfplane-cni recorded. Without a
  *  store, or with an unreadable one, neither: the state file is then all there is. */
-function reconcileWithStore(stateDir: string, socket: string, list: AttachRequest[]): { stale: Set<AttachRequest>; missing: AttachRequest[] } {
+function reconcileWithStore(stateDir: string, socket: string, list: AttachRequest[], fromConfig: AttachRequest[]): { stale: Set<AttachRequest>; missing: AttachRequest[] } {
   const out = { stale: new Set<AttachRequest>(), missing: [] as AttachRequest[] };
   if (!existsSync(join(stateDir, 'alloc.db'))) return out;
   let store: AllocStore | null = null;
@@ -836,7 +839,7 @@ function reconcileWithStore(stateDir: string, socket: string, list: AttachReques
       const att = cur?.attachment as { vxlan?: { vni?: number } | null; representor?: string } | null | undefined;
       if (!cur || att?.vxlan?.vni !== a.vni || (att.representor && att.representor !== a.representor)) out.stale.add(a);
     }
-    const have = new Set(list.flatMap((a) => [a.representor, ...(a.pci ? [a.pci] : [])]));
+    const have = new Set([...list, ...fromConfig].flatMap((a) => [a.representor, ...(a.pci ? [a.pci] : [])]));
     for (const al of store.list()) {
       const att = al.attachment as { mac?: string; representor?: string; dataplane?: string; vxlan?: Record<string, unknown> | null } | null;
       const x = att?.vxlan;
