@@ -174,12 +174,19 @@ export async function claimNetdev(journal: ClaimJournal, ifname: string, ifindex
       (e: Error) => { notes.push(`receive aggregation left on: ${e.message}`); },
     )
     : null;
-  await Promise.all([agg, netRun(ns, [
-    { op: 'sysctl', path: `net/ipv4/conf/${ifname}/forwarding`, value: '0' },
-    { op: 'sysctl', path: `net/ipv6/conf/${ifname}/disable_ipv6`, value: '1', optional: true }, // IPv6 may be off
-    ...(multicast ? [{ op: 'maddr' as const, name: ifname, mac: multicast, join: true }] : []),
-    { op: 'set', name: ifname, up: true },
-  ])]);
+  try {
+    await Promise.all([agg, netRun(ns, [
+      { op: 'sysctl', path: `net/ipv4/conf/${ifname}/forwarding`, value: '0' },
+      { op: 'sysctl', path: `net/ipv6/conf/${ifname}/disable_ipv6`, value: '1', optional: true }, // IPv6 may be off
+      ...(multicast ? [{ op: 'maddr' as const, name: ifname, mac: multicast, join: true }] : []),
+      { op: 'set', name: ifname, up: true },
+    ])]);
+  } catch (e) {
+    // All or nothing: what did change goes back, and the journal forgets the netdev.
+    await agg; // settled either way (its failure is a note)
+    await releaseNetdev(journal, claim);
+    throw e;
+  }
   if (notes.length) claim.note = notes.join('; ');
   return claim;
 }

@@ -197,4 +197,17 @@ describePrivileged('netdevs held by a daemon that was killed', { netns: true, co
     expect(settings(u1)).toEqual(host);
     expect(journaled()).toEqual([]);
   });
+
+  it('a claim that fails half-way gives back what it changed and leaves nothing in the journal', async () => {
+    const { ClaimJournal, claimNetdev } = await import('../../src/dataplane/claims.js');
+    const dir2 = join(dir, 'half');
+    const j = new ClaimJournal(dir2, 'half');
+    const { mkdirSync } = await import('node:fs');
+    mkdirSync(dir2, { recursive: true });
+    // A name the kernel does not know: the sysctl write fails after the journal has the
+    // record (the originals are always written first).
+    await expect(claimNetdev(j, 'vfnosuchdev0', 999_999, `/run/netns/${n.name}`)).rejects.toThrow(/vfnosuchdev0/);
+    expect(j.list()).toEqual([]);
+    expect(existsSync(join(dir2, 'claims-half.json'))).toBe(false);
+  });
 });
