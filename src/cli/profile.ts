@@ -2,7 +2,7 @@
 // that is documented. Flags live here; the work (and zod) in profile-run.ts, loaded on use.
 import { Command } from 'commander';
 
-const DIR_HELP = 'read the profiles from DIR instead of the package\'s hw-profiles/';
+const DIR_HELP = 'read the profiles from DIR alone (default: the package\'s hw-profiles/ plus $VFPLANE_PROFILES_DIR)';
 
 export function registerProfile(program: Command): void {
   const profile = program

@@ -287,39 +287,50 @@ export function clearProfileCache(): void {
   cache.clear();
 }
 
-/**
- * Loads and validates every *.json in dir, sorted by name. Throws a VfpError naming each
- * file, field and problem (kind 'invalid'), or 'not-found' when dir holds no profiles.
- * Results are cached per directory.
- */
-export function loadProfiles(dir: string = DEFAULT_PROFILES_DIR): HwProfile[] {
-  const abs = resolve(dir);
-  const hit = cache.get(abs);
-  if (hit) return hit;
-  let names: string[];
-  try {
-    names = readdirSync(abs).filter((n) => n.endsWith('.json')).sort();
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code ?? String(err);
-    throw notFound(`cannot read the hw-profiles directory ${dir} (${code}); pass --profiles-dir DIR with the profile JSON files`, { dir });
-  }
-  if (names.length === 0) throw notFound(`no hw-profiles (*.json) in ${dir}; pass --profiles-dir DIR with the profile JSON files`, { dir });
+/** The operator's own hw-profiles directory (env VFPLANE_PROFILES_DIR), or null. */
+export const extraProfilesDir = (): string | null => process.env.VFPLANE_PROFILES_DIR || null;
 
-  const profiles: HwProfile[] = [];
+/**
+ * Loads and validates every *.json in dir, sorted by name. Without dir: the shipped
+ * profiles, plus those in $VFPLANE_PROFILES_DIR, where a profile of a shipped one's name
+ * replaces it and any other adds a NIC family (an 82599, say). Throws a VfpError naming
+ * each file, field and problem (kind 'invalid'), or 'not-found' when a directory cannot
+ * be read or (dir given) holds no profiles. Results are cached per directory list.
+ */
+export function loadProfiles(dir?: string): HwProfile[] {
+  const extra = dir === undefined ? extraProfilesDir() : null;
+  const dirs = dir !== undefined ? [dir] : [DEFAULT_PROFILES_DIR, ...(extra ? [extra] : [])];
+  const key = dirs.map((d) => resolve(d)).join('\n');
+  const hit = cache.get(key);
+  if (hit) return hit;
+  const byName = new Map<string, HwProfile>();
   const issues: ProfileIssue[] = [];
-  for (const n of names) {
-    const file = join(abs, n);
-    let text: string;
+  for (const d of dirs) {
+    const abs = resolve(d);
+    const fix = d === extra ? 'check VFPLANE_PROFILES_DIR' : 'pass --profiles-dir DIR with the profile JSON files';
+    let names: string[];
     try {
-      text = readFileSync(file, 'utf8');
+      names = readdirSync(abs).filter((n) => n.endsWith('.json')).sort();
     } catch (err) {
-      issues.push({ file: displayPath(file), path: '', message: `cannot read: ${(err as NodeJS.ErrnoException).code ?? err}` });
-      continue;
+      const code = (err as NodeJS.ErrnoException).code ?? String(err);
+      throw notFound(`cannot read the hw-profiles directory ${d} (${code}); ${fix}`, { dir: d });
     }
-    const r = parseProfile(text, file);
-    if ('issues' in r) issues.push(...r.issues);
-    else profiles.push(r.profile);
+    if (names.length === 0 && d !== extra) throw notFound(`no hw-profiles (*.json) in ${d}; ${fix}`, { dir: d });
+    for (const n of names) {
+      const file = join(abs, n);
+      let text: string;
+      try {
+        text = readFileSync(file, 'utf8');
+      } catch (err) {
+        issues.push({ file: displayPath(file), path: '', message: `cannot read: ${(err as NodeJS.ErrnoException).code ?? err}` });
+        continue;
+      }
+      const r = parseProfile(text, file);
+      if ('issues' in r) issues.push(...r.issues);
+      else byName.set(r.profile.name, r.profile); // a later directory's profile of the same name replaces it
+    }
   }
+  const profiles = [...byName.values()].sort((a, b) => a.name.localeCompare(b.name));
   // A PF ID names one family; VF IDs may be shared (8086:1889 is x710's and e810's).
   const pfOwner = new Map<string, HwProfile>();
   for (const p of profiles) {
@@ -330,8 +341,8 @@ export function loadProfiles(dir: string = DEFAULT_PROFILES_DIR): HwProfile[] {
       } else pfOwner.set(id, p);
     }
   }
-  if (issues.length) throw issuesError(issues, dir);
-  cache.set(abs, profiles);
+  if (issues.length) throw issuesError(issues, dirs.join(' and '));
+  cache.set(key, profiles);
   return profiles;
 }
 

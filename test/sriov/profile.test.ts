@@ -244,3 +244,61 @@ describe('broken hw-profiles', () => {
     expect(loadError(join(root, 'nope'))).toMatchObject({ kind: 'not-found', message: expect.stringMatching(/cannot read the hw-profiles directory .*ENOENT/) });
   });
 });
+
+// An operator's NIC family that vfplane does not ship (an 82599, say), or a shipped
+// family with facts of their own: VFPLANE_PROFILES_DIR adds to the shipped profiles, and
+// a profile there of a shipped one's name replaces it. Validated the same way.
+describe('VFPLANE_PROFILES_DIR', () => {
+  let dir: string;
+  const before = process.env.VFPLANE_PROFILES_DIR;
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'vfplane-extra-profiles-'));
+  });
+  afterAll(() => {
+    if (before === undefined) delete process.env.VFPLANE_PROFILES_DIR;
+    else process.env.VFPLANE_PROFILES_DIR = before;
+    clearProfileCache();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const put = (file: string, edit: (p: Record<string, any>) => void) => {
+    const p = rawProfile('x710');
+    edit(p);
+    writeFileSync(join(dir, file), JSON.stringify(p, null, 2));
+  };
+
+  it('adds a family and replaces a shipped one of the same name', () => {
+    put('ixgbe.json', (p) => { p.name = 'ixgbe'; p.pf.ids = ['8086:10fb']; p.pf.driver = 'ixgbe'; p.vf.ids = ['8086:10ed']; });
+    put('x710.json', (p) => { p.description = 'ours: firmware-limited'; });
+    process.env.VFPLANE_PROFILES_DIR = dir;
+    clearProfileCache();
+    const ps = loadProfiles();
+    expect(ps.map((p) => p.name)).toEqual([...SHIPPED, 'ixgbe'].sort());
+    expect(matchPf('0x8086', '0x10fb', ps)?.name).toBe('ixgbe');
+    expect(ps.find((p) => p.name === 'x710')).toMatchObject({ description: 'ours: firmware-limited', file: join(dir, 'x710.json') });
+    // An explicit directory is that directory only.
+    expect(loadProfiles(DEFAULT_PROFILES_DIR).find((p) => p.name === 'x710')!.file).toBe(join(DEFAULT_PROFILES_DIR, 'x710.json'));
+  });
+
+  it('refuses a PF ID that a shipped family already names, naming both files', () => {
+    put('copycat.json', (p) => { p.name = 'copycat'; p.pf.ids = ['8086:1889', '8086:159b']; p.vf.ids = ['8086:1889']; });
+    process.env.VFPLANE_PROFILES_DIR = dir;
+    clearProfileCache();
+    let err: unknown;
+    try {
+      loadProfiles();
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(VfpError);
+    expect((err as Error).message).toMatch(/(copycat|e810)\.json: pf\.ids: "8086:159b" is also a PF ID of (e810|copycat) \(.*\.json\)/);
+    expect((err as Error).message).toContain('copycat');
+    rmSync(join(dir, 'copycat.json'));
+  });
+
+  it('an unreadable directory is named with the variable to fix', () => {
+    process.env.VFPLANE_PROFILES_DIR = join(dir, 'nope');
+    clearProfileCache();
+    expect(() => loadProfiles()).toThrow(/cannot read the hw-profiles directory .*nope \(ENOENT\); check VFPLANE_PROFILES_DIR/);
+  });
+});
+
