@@ -42,12 +42,12 @@ const key = (ifname: string, netns?: string) => `${netns ?? ''}\n${ifname}`;
  *  dataplane unclaim` knows whether the journal's owner still runs. The kernel drops a
  *  dead process's lock. When another process holds it: its pid (read from the file,
  *  when known). */
-export function tryNodeLock(stateDir: string, node: string): { release(): void } | { heldBy: number | null } {
+export function tryNodeLock(stateDir: string, node: string, waitMs = 0): { release(): void } | { heldBy: number | null } {
   const a = loadAddon();
   const path = join(stateDir, `dataplane-${node}.lock`);
   const fd = a.lockOpen(path);
-  const rc = a.lockTake(fd, 0);
-  if (rc === -constants.errno.EWOULDBLOCK) {
+  const rc = a.lockTake(fd, waitMs);
+  if (rc === -constants.errno.EWOULDBLOCK || rc === -constants.errno.ETIMEDOUT) {
     closeSync(fd);
     const pid = Number.parseInt(readFileSync(path, 'utf8'), 10);
     return { heldBy: Number.isInteger(pid) && pid > 0 ? pid : null };
@@ -59,12 +59,15 @@ export function tryNodeLock(stateDir: string, node: string): { release(): void }
   }
   ftruncateSync(fd, 0);
   writeSync(fd, `${process.pid}\n`, 0);
-  return { release: () => closeSync(fd) }; // closing the only descriptor lets the lock go
+  let open = true;
+  return { release: () => { if (open) closeSync(fd); open = false; } }; // closing the only descriptor lets the lock go
 }
 
-/** tryNodeLock, or the refusal a second daemon gets. */
+/** tryNodeLock, or the refusal a second daemon gets. It waits a moment first: `vfplane
+ *  doctor` and `dataplane unclaim` take the lock briefly to see whether a data plane
+ *  runs, and a daemon starting just then must not take them for one. */
 export function nodeLock(stateDir: string, node: string): { release(): void } {
-  const l = tryNodeLock(stateDir, node);
+  const l = tryNodeLock(stateDir, node, 2000);
   if ('heldBy' in l) {
     throw conflict(`a data plane for node ${node} already runs with the state directory ${stateDir}${l.heldBy ? ` (pid ${l.heldBy})` : ''}; stop it first, or give this one another node name or stateDir`);
   }

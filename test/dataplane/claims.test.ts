@@ -210,4 +210,22 @@ describePrivileged('netdevs held by a daemon that was killed', { netns: true, co
     expect(j.list()).toEqual([]);
     expect(existsSync(join(dir2, 'claims-half.json'))).toBe(false);
   });
+
+  it('a daemon starting while doctor or unclaim looks (holding the lock a moment) waits for it', async () => {
+    const { tryNodeLock } = await import('../../src/dataplane/claims.js');
+    const { mkdirSync } = await import('node:fs');
+    mkdirSync(stateDir, { recursive: true });
+    const held = tryNodeLock(stateDir, 'kill');
+    if ('heldBy' in held) throw new Error('the lock is taken');
+    const t = setTimeout(() => held.release(), 500);
+    try {
+      const a = await start(u1);
+      expect(a.log()).not.toContain('already runs');
+      await end(a.d, 'SIGTERM');
+    } finally {
+      clearTimeout(t);
+      held.release();
+    }
+    expect(settings(u1)).toEqual(host);
+  });
 });
