@@ -58,12 +58,15 @@ export function registerCni(program: Command): void {
     .description('keep vfplane-cni warm: answer the shim\'s calls on a Unix socket (mode 0600) until SIGTERM')
     .option('--socket <path>', 'where to listen', '/run/vfplane/cni.sock')
     .action(async (o: { socket: string }) => {
+      // Signals are handled before the server starts: one that arrives meanwhile closes
+      // it once it listens, rather than killing the process with its socket file left.
+      const stopped = new Promise<void>((res) => {
+        for (const sig of ['SIGTERM', 'SIGINT'] as const) process.once(sig, () => res());
+      });
       const { serveCni } = await import('../cni/server.js');
       const srv = await serveCni(o.socket);
       process.stderr.write(`vfplane cni serve: listening on ${srv.socket}\n`);
-      await new Promise<void>((res) => {
-        for (const sig of ['SIGTERM', 'SIGINT'] as const) process.once(sig, () => res());
-      });
+      await stopped;
       await srv.close();
     });
 }
