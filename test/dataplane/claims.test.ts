@@ -228,4 +228,22 @@ describePrivileged('netdevs held by a daemon that was killed', { netns: true, co
     }
     expect(settings(u1)).toEqual(host);
   });
+
+  it('an unreadable journal is named: the daemon warns and starts afresh, unclaim refuses and changes nothing', async () => {
+    const { mkdirSync } = await import('node:fs');
+    mkdirSync(stateDir, { recursive: true });
+    writeFileSync(journal, '{ not json');
+    let r = vfplane(['dataplane', 'unclaim', '--state-dir', stateDir, '--json']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(`cannot read the claims journal ${journal}`);
+    expect(readFileSync(journal, 'utf8')).toBe('{ not json');
+    const a = await start(u1);
+    expect(a.log()).toContain(`ignoring the unreadable claims journal ${journal}`);
+    expect(journaled().map((x) => x.ifname)).toEqual([u1]); // written afresh
+    await end(a.d, 'SIGTERM');
+    expect(settings(u1)).toEqual(host);
+    expect(existsSync(journal)).toBe(false);
+    r = vfplane(['dataplane', 'unclaim', '--state-dir', stateDir, '--json']);
+    expect(JSON.parse(r.stdout)).toEqual({ stateDir, nodes: [] });
+  });
 });
