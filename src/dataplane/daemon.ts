@@ -243,7 +243,8 @@ export class Daemon {
       const t = this.tier();
       this.log.info(`offload tier ${t.tier}${t.allowed !== null ? ` (the hw-profile allows ${t.allowed})` : ''}: ${t.why}`);
       this.log.info(`uplink ${c.uplink.ifname ?? c.uplink.dev} (${this.uplink.backend}${this.uplink.mode ? `, ${this.uplink.mode} mode` : ''}${this.uplink.zerocopy === false ? ', copy' : ''}), VTEP ${c.uplink.vtep}, ${this.peers.length} peer(s)`);
-      // Attachments: the config's, then the ones made over the socket before a restart.
+      // Attachments: the config's, then the ones made over the socket before a restart,
+      // then the allocation store's that neither has (a lost state file).
       const restored = this.loadState();
       const restoredAtts = restored?.attachments ?? [];
       // The config's attachments are the operator's: the store is asked about the restored
