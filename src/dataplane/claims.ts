@@ -113,21 +113,43 @@ export class ClaimJournal {
     return [...this.recs.values()];
   }
 
+  /** Records a claim; throws (and records nothing) when the file cannot be written, so
+   *  the caller changes nothing either. */
   put(r: ClaimRecord): void {
     const { ifname, netns, ifindex, forwarding, disableIpv6, multicast, rxAgg, since } = r;
-    this.recs.set(key(ifname, netns), { ifname, ...(netns ? { netns } : {}), ifindex, forwarding, disableIpv6, multicast, rxAgg, since });
-    this.save();
+    const k = key(ifname, netns);
+    const before = this.recs.get(k);
+    this.recs.set(k, { ifname, ...(netns ? { netns } : {}), ifindex, forwarding, disableIpv6, multicast, rxAgg, since });
+    try {
+      this.save();
+    } catch (e) {
+      if (before) this.recs.set(k, before);
+      else this.recs.delete(k);
+      throw e;
+    }
   }
 
+  /** Forgets a netdev given back. A file that cannot be written keeps it: the next start
+   *  gives it back once more (the same values), which is harmless. */
   drop(r: { ifname: string; netns?: string }): void {
-    if (this.recs.delete(key(r.ifname, r.netns))) this.save();
+    if (!this.recs.delete(key(r.ifname, r.netns))) return;
+    try {
+      this.save();
+    } catch {
+      // see above
+    }
   }
 
   private save(): void {
-    if (!this.recs.size) return rmSync(this.path, { force: true }); // nothing held: no journal
-    const tmp = `${this.path}.tmp`;
-    writeFileSync(tmp, JSON.stringify(this.list(), null, 2) + '\n', { mode: 0o600 });
-    renameSync(tmp, this.path);
+    try {
+      if (!this.recs.size) return rmSync(this.path, { force: true }); // nothing held: no journal
+      const tmp = `${this.path}.tmp`;
+      writeFileSync(tmp, JSON.stringify(this.list(), null, 2) + '\n', { mode: 0o600 });
+      renameSync(tmp, this.path);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code ?? (e as Error).message;
+      throw systemError(`cannot write the claims journal ${this.path} (${code}): the data plane records there what it changes on a netdev before changing it; make the state directory writable (and not full)`);
+    }
   }
 }
 

@@ -246,4 +246,20 @@ describePrivileged('netdevs held by a daemon that was killed', { netns: true, co
     r = vfplane(['dataplane', 'unclaim', '--state-dir', stateDir, '--json']);
     expect(JSON.parse(r.stdout)).toEqual({ stateDir, nodes: [] });
   });
+
+  it('a journal it cannot write stops the claim before any change, naming the file', async () => {
+    const { mkdirSync } = await import('node:fs');
+    mkdirSync(`${journal}.tmp`, { recursive: true }); // the rename's source cannot be written
+    try {
+      const config = join(dir, 'nowrite.json');
+      writeFileSync(config, JSON.stringify({ node: 'kill', backend: 'afpacket', uplink: { ifname: u1, netns: `/run/netns/${n.name}`, vtep: '192.0.2.1' }, stateDir, socket }));
+      const r = vfplane(['dataplane', 'run', '--config', config], { timeoutMs: 20_000 });
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain(`cannot write the claims journal ${journal} (EISDIR)`);
+      expect(r.stderr).toContain('make the state directory writable');
+      expect(settings(u1)).toEqual(host);
+    } finally {
+      rmSync(`${journal}.tmp`, { recursive: true, force: true });
+    }
+  });
 });
