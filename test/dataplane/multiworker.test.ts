@@ -37,22 +37,30 @@ function fromPeer(inner: Uint8Array, o: { upMac: string; peerMac: string; sport:
   return udp4({ dstMac: o.upMac, srcMac: o.peerMac, src: '192.0.2.2', dst: '192.0.2.1', sport: o.sport, dport: 4789, payload });
 }
 
+/** Generator G —veth— DUT D —veth— sink S, each veth with `queues` queues (1: the
+ *  kernel's default), IPv6 off and up; `tag` prefixes the names. */
+function gds(tag: string, queues: number) {
+  const t = {
+    g: Netns.create(`${tag}g`), d: Netns.create(`${tag}d`), s: Netns.create(`${tag}s`),
+    gi: ifname(`${tag}g`), dg: ifname(`${tag}d`), ds: ifname(`${tag}e`), si: ifname(`${tag}s`),
+  };
+  const q = queues > 1 ? ['numtxqueues', String(queues), 'numrxqueues', String(queues)] : [];
+  execFileSync('ip', ['link', 'add', t.gi, 'netns', t.g.name, ...q, 'type', 'veth', 'peer', 'name', t.dg, 'netns', t.d.name, ...q]);
+  execFileSync('ip', ['link', 'add', t.ds, 'netns', t.d.name, ...q, 'type', 'veth', 'peer', 'name', t.si, 'netns', t.s.name, ...q]);
+  for (const [ns, l] of [[t.g, t.gi], [t.d, t.dg], [t.d, t.ds], [t.s, t.si]] as const) {
+    ns.sysctl(`net.ipv6.conf.${l}.disable_ipv6`, '1');
+    ns.ip(['link', 'set', l, 'up']);
+  }
+  return t;
+}
+
 describePrivileged('two workers on two-queue AF_XDP ports', { netns: true, commands: ['taskset'] }, () => {
   let g: Netns, d: Netns, s: Netns;
-  const gi = ifname('mg'), dg = ifname('md'), ds = ifname('me'), si = ifname('ms');
+  let gi: string, dg: string, ds: string, si: string;
 
   beforeAll(() => {
     if (!hasAfxdp) throw new Error('the afxdp backend is not built: apt-get install libxdp-dev libbpf-dev, then npm run build:native');
-    g = Netns.create('mwg');
-    d = Netns.create('mwd');
-    s = Netns.create('mws');
-    const two = ['numtxqueues', '2', 'numrxqueues', '2'];
-    execFileSync('ip', ['link', 'add', gi, 'netns', g.name, ...two, 'type', 'veth', 'peer', 'name', dg, 'netns', d.name, ...two]);
-    execFileSync('ip', ['link', 'add', ds, 'netns', d.name, ...two, 'type', 'veth', 'peer', 'name', si, 'netns', s.name, ...two]);
-    for (const [ns, l] of [[g, gi], [d, dg], [d, ds], [s, si]] as const) {
-      ns.sysctl(`net.ipv6.conf.${l}.disable_ipv6`, '1');
-      ns.ip(['link', 'set', l, 'up']);
-    }
+    ({ g, d, s, gi, dg, ds, si } = gds('mw', 2));
   });
 
   afterAll(() => {
@@ -223,18 +231,11 @@ describePrivileged('two workers on two-queue AF_XDP ports', { netns: true, comma
 // through once (no copy from a socket outside the group, none lost), both ways.
 describePrivileged('two workers on two-queue AF_PACKET ports (PACKET_FANOUT)', { netns: true }, () => {
   let g: Netns, d: Netns, s: Netns;
-  const gi = ifname('fg'), dg = ifname('fd'), ds = ifname('fe'), si = ifname('fs');
+  let gi: string, dg: string, ds: string, si: string;
 
+  // One-queue veths: an AF_PACKET port's queues are its fanout sockets, not the netdev's.
   beforeAll(() => {
-    g = Netns.create('afg');
-    d = Netns.create('afd');
-    s = Netns.create('afs');
-    execFileSync('ip', ['link', 'add', gi, 'netns', g.name, 'type', 'veth', 'peer', 'name', dg, 'netns', d.name]);
-    execFileSync('ip', ['link', 'add', ds, 'netns', d.name, 'type', 'veth', 'peer', 'name', si, 'netns', s.name]);
-    for (const [ns, l] of [[g, gi], [d, dg], [d, ds], [s, si]] as const) {
-      ns.sysctl(`net.ipv6.conf.${l}.disable_ipv6`, '1');
-      ns.ip(['link', 'set', l, 'up']);
-    }
+    ({ g, d, s, gi, dg, ds, si } = gds('af', 1));
   });
 
   afterAll(() => {
