@@ -170,8 +170,8 @@ export async function dpStats(o: ClientOpts & { interval?: number }): Promise<vo
   console.log(d.length ? `drops: ${d.map(([k, n]) => `${k} ${n}`).join(', ')}` : 'drops: none');
 }
 
-export async function dpAttach(o: ClientOpts & { representor: string; vni: number; mac: string; pci?: string }): Promise<void> {
-  const r = await request(sock(o), { op: 'attach', representor: o.representor, vni: o.vni, mac: o.mac, ...(o.pci ? { pci: o.pci } : {}) });
+export async function dpAttach(o: ClientOpts & { representor: string; vni: number; mac: string; pci?: string; netns?: string }): Promise<void> {
+  const r = await request(sock(o), { op: 'attach', representor: o.representor, vni: o.vni, mac: o.mac, ...(o.pci ? { pci: o.pci } : {}), ...(o.netns ? { netns: o.netns } : {}) });
   if (o.json) return printJson(strip(r));
   console.log(`attached ${o.representor} to VNI ${o.vni} (epoch ${r.epoch})`);
 }

@@ -34,6 +34,7 @@ export function registerDataplane(program: Command): void {
     .requiredOption('--vni <n>', 'the VNI', vniFlag())
     .requiredOption('--mac <mac>', "the pod interface's MAC", macFlag('--mac'))
     .option('--pci <addr>', 'the VF, for messages and detach --pci')
+    .option('--netns <path>', 'the network namespace the representor is in (a file such as /run/netns/NAME); default: the data plane\'s own')
     .action(async (o) => (await run()).dpAttach(o));
   common(dp.command('detach').description('detach a representor (or the representor of a VF)'))
     .option('--representor <ifname>', 'the representor netdev')

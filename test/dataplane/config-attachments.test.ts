@@ -7,7 +7,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { BIN } from '../helpers/cli.js';
+import { BIN, vfplane } from '../helpers/cli.js';
 import { ifname, Netns, vethPair } from '../helpers/netns.js';
 import { describePrivileged } from '../helpers/privileged.js';
 import { request } from '../../src/dataplane/control.js';
@@ -15,7 +15,7 @@ import { AllocStore } from '../../src/alloc/store.js';
 
 describePrivileged('attachments from the data-plane config', { netns: true }, () => {
   let n: Netns, m: Netns;
-  const up = ifname('cu'), rep = ifname('cr');
+  const up = ifname('cu'), rep = ifname('cr'), rep2 = ifname('cs');
   const dir = mkdtempSync(join(tmpdir(), 'vfplane-cfgatt-'));
 
   beforeAll(() => {
@@ -23,6 +23,7 @@ describePrivileged('attachments from the data-plane config', { netns: true }, ()
     m = Netns.create('cam');
     vethPair(n, up, m, ifname('cp'));
     vethPair(n, rep, m, ifname('cq'));
+    vethPair(n, rep2, m, ifname('ct'));
   });
 
   afterAll(() => {
@@ -50,6 +51,14 @@ describePrivileged('attachments from the data-plane config', { netns: true }, ()
       const st = (await request(socket, { op: 'status' })) as { attachments: { representor: string; pci?: string }[] };
       expect(st.attachments).toEqual([expect.objectContaining({ representor: rep, pci: '0000:5e:02.3' })]);
       expect(log).not.toContain('dropping attachment');
+      // The operator's CLI attaches a representor in another namespace too (--netns).
+      const bad = vfplane(['dataplane', 'attach', '--socket', socket, '--representor', rep2, '--vni', '100', '--mac', '02:00:00:00:0c:02', '--netns', 'run/netns/x']);
+      expect(bad.code).toBe(2);
+      expect(bad.stderr).toMatch(/netns/);
+      const ok = vfplane(['dataplane', 'attach', '--socket', socket, '--representor', rep2, '--vni', '100', '--mac', '02:00:00:00:0c:02', '--netns', `/run/netns/${n.name}`]);
+      expect(ok.code, ok.stderr).toBe(0);
+      const st2 = (await request(socket, { op: 'status' })) as { attachments: { representor: string }[] };
+      expect(st2.attachments.map((a) => a.representor).sort()).toEqual([rep, rep2].sort());
     } finally {
       const closed = new Promise((r) => d.on('close', r));
       d.kill('SIGTERM');
