@@ -95,11 +95,11 @@ export async function vfList(o: Common & { pf?: string; free?: boolean; allocate
     return;
   }
   console.log(table(
-    ['VF', 'PF', '#', 'driver', 'netdev', 'MAC', 'VLAN', 'spoofchk', 'trust', 'link', 'holder'],
+    ['VF', 'PF', '#', 'driver', 'netdev', 'MAC', 'VLAN', 'spoofchk', 'trust', 'link', 'holder', 'VXLAN'],
     rows.map((r) => [r.pci, dash(r.pfNetdev ?? r.pf), r.index, dash(r.driver), dash(r.netdev ?? r.vfioDevice), dash(r.mac),
       r.settings?.vlan ? `${r.settings.vlan}${r.settings.qos ? `/${r.settings.qos}` : ''}` : '-',
       yn(r.settings?.spoofchk), yn(r.settings?.trust), dash(r.settings?.linkState),
-      r.allocation ? describeOwner(r.allocation.owner) : 'free']),
+      r.allocation ? describeOwner(r.allocation.owner) : 'free', overlayOf(r.allocation?.attachment) ?? '-']),
   ));
 }
 
@@ -126,6 +126,11 @@ export async function vfShow(o: Common, ref: string): Promise<void> {
       ['trust', yn(s.trust)], ['link state', s.linkState], ['tx rate', `min ${s.minTxRate || '-'} max ${s.maxTxRate || '-'} Mbit/s`]);
   }
   kv.push(['holder', allocation ? `${describeOwner(allocation.owner)} since ${allocation.createdAt} (allocation ${allocation.id}${allocation.pool ? `, pool ${allocation.pool}` : ''})` : 'free']);
+  const ov = overlayOf(allocation?.attachment);
+  if (ov) {
+    const att = allocation!.attachment as { representor?: string; dataplane?: string };
+    kv.push(['VXLAN', `${ov}${att.representor ? ` through representor ${att.representor}` : ''}${att.dataplane ? ` (data plane ${att.dataplane})` : ''}`]);
+  }
   const t = new Table({ style: { head: [], border: [] } });
   for (const [k, v] of kv) t.push({ [k]: v });
   console.log(t.toString());
@@ -284,6 +289,12 @@ export async function vfBind(o: Common & { driver: string; force?: boolean }, re
   store?.close();
   if (o.json) return printJson(r);
   console.log(r.changed ? `${r.pci}: ${dash(r.before)} → ${r.after}${r.vfioDevice ? ` (${r.vfioDevice})` : r.netdev ? ` (netdev ${r.netdev})` : ''}` : `${r.pci} is already bound to ${r.after}`);
+}
+
+/** "VNI N" when vfplane-cni put the VF on the overlay, else null. */
+function overlayOf(att: Record<string, unknown> | null | undefined): string | null {
+  const vni = (att?.vxlan as { vni?: number } | null | undefined)?.vni;
+  return typeof vni === 'number' ? `VNI ${vni}` : null;
 }
 
 // --- gc ----------------------------------------------------------------------------

@@ -352,6 +352,10 @@ describePrivileged('VXLAN overlay between two simulated nodes', { netns: true, c
     const b = topo.nodes.get('b')!;
     const st = async () => ((await topo.control('b', { op: 'status' })) as { attachments: { pci: string; mac: string }[] }).attachments;
     expect((await st()).map((x) => x.pci)).toContain(pod.pci);
+    // The operator's VF list says which VF is on which VNI.
+    const list = vfplane(['vf', 'list', '--sysfs-root', b.sim.root, '--state-dir', b.stateDir]).stdout;
+    expect(list.split('\n').find((l) => l.includes(pod.pci))).toMatch(/pod default\/g1 .*│ VNI 100\s+│/);
+    expect(vfplane(['vf', 'show', pod.pci, '--sysfs-root', b.sim.root, '--state-dir', b.stateDir]).stdout).toMatch(/VXLAN\s+│ VNI 100 through representor \S+ \(data plane .*dataplane\.sock\)/);
     execFileSync('ip', ['netns', 'del', pod.netns]);
     topo.pods.delete('g1');
     const r = vfplane(['gc', '--sysfs-root', b.sim.root, '--state-dir', b.stateDir]);
