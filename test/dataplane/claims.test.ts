@@ -9,7 +9,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { BIN, vfplane } from '../helpers/cli.js';
+import { BIN, startDataplane, vfplane } from '../helpers/cli.js';
 import { ifname, Netns, vethPair } from '../helpers/netns.js';
 import { describePrivileged } from '../helpers/privileged.js';
 
@@ -50,21 +50,15 @@ describePrivileged('netdevs held by a daemon that was killed', { netns: true, co
     rmSync(dir, { recursive: true, force: true });
   });
 
-  /** Starts `vfplane dataplane run` on uplink `u` and waits for its control socket. */
+  /** Starts `vfplane dataplane run` on uplink `u`; returns it once started. */
   async function start(u: string, backend = 'afpacket'): Promise<{ d: ChildProcess; log: () => string }> {
     const config = join(dir, `${u}.json`);
     writeFileSync(config, JSON.stringify({ node: 'kill', backend, uplink: { ifname: u, netns: `/run/netns/${n.name}`, vtep: '192.0.2.1' }, stateDir, socket }));
     rmSync(socket, { force: true }); // a killed daemon leaves its socket file behind
-    const d = spawn(process.execPath, [BIN, 'dataplane', 'run', '--config', config], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const { proc: d, log } = await startDataplane(config, `the data plane on ${u}`);
     running.push(d);
-    let log = '';
-    d.stderr!.on('data', (x) => { log += x; });
-    d.stdout!.on('data', (x) => { log += x; });
-    // Started: the last line start() logs (after the socket listens) has arrived, and
-    // with it every line before it.
-    for (let i = 0; i < 400 && !log.includes(`control socket ${socket}`) && d.exitCode === null; i++) await new Promise((r) => setTimeout(r, 25));
-    expect(log).toContain(`control socket ${socket}`);
-    return { d, log: () => log };
+    expect(log()).toContain(`control socket ${socket}`);
+    return { d, log };
   }
   async function end(d: ChildProcess, signal: NodeJS.Signals): Promise<void> {
     const closed = new Promise((r) => d.on('close', r));

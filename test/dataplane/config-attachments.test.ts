@@ -2,12 +2,11 @@
 // every start whatever the allocation store says (the store speaks for what vfplane-cni
 // attached), and the store's overlay attachments that nothing else restores are rebuilt
 // beside them. A real daemon, a real store, representor veths in a namespace.
-import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { BIN, vfplane } from '../helpers/cli.js';
+import { startDataplane, vfplane } from '../helpers/cli.js';
 import { ifname, Netns, vethPair } from '../helpers/netns.js';
 import { describePrivileged } from '../helpers/privileged.js';
 import { request } from '../../src/dataplane/control.js';
@@ -42,15 +41,13 @@ describePrivileged('attachments from the data-plane config', { netns: true }, ()
       node: 'cfgatt', backend: 'afpacket', uplink: { ifname: up, netns: `/run/netns/${n.name}`, vtep: '192.0.2.1' }, stateDir, socket,
       attachments: [{ representor: rep, netns: `/run/netns/${n.name}`, vni: 100, mac: '02:00:00:00:0c:01', pci: '0000:5e:02.3' }],
     }));
-    const d = spawn(process.execPath, [BIN, 'dataplane', 'run', '--config', config], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let log = '';
-    d.stderr.on('data', (x) => { log += x; });
+    const dp = await startDataplane(config, 'the data plane');
+    const log = dp.log;
     try {
-      for (let i = 0; i < 400 && !log.includes(`control socket ${socket}`) && d.exitCode === null; i++) await new Promise((r) => setTimeout(r, 25));
-      expect(log).toContain(`control socket ${socket}`);
+      expect(log()).toContain(`control socket ${socket}`);
       const st = (await request(socket, { op: 'status' })) as { attachments: { representor: string; pci?: string }[] };
       expect(st.attachments).toEqual([expect.objectContaining({ representor: rep, pci: '0000:5e:02.3' })]);
-      expect(log).not.toContain('dropping attachment');
+      expect(log()).not.toContain('dropping attachment');
       // The operator's CLI attaches a representor in another namespace too (--netns).
       const bad = vfplane(['dataplane', 'attach', '--socket', socket, '--representor', rep2, '--vni', '100', '--mac', '02:00:00:00:0c:02', '--netns', 'run/netns/x']);
       expect(bad.code).toBe(2);
@@ -60,9 +57,7 @@ describePrivileged('attachments from the data-plane config', { netns: true }, ()
       const st2 = (await request(socket, { op: 'status' })) as { attachments: { representor: string }[] };
       expect(st2.attachments.map((a) => a.representor).sort()).toEqual([rep, rep2].sort());
     } finally {
-      const closed = new Promise((r) => d.on('close', r));
-      d.kill('SIGTERM');
-      await closed;
+      await dp.stop();
     }
   });
 });

@@ -23,3 +23,22 @@ export function vfplaneJson<T = any>(args: string[]): T {
   if (r.code !== 0) throw new Error(`vfplane ${args.join(' ')} exited ${r.code}: ${r.stderr}`);
   return JSON.parse(r.stdout) as T;
 }
+
+/** `vfplane dataplane run --config CONFIG` as a child, through the project's own
+ *  spawnDataplane (ready on its JSON line), then until start's last log line (`control
+ *  socket …`) has arrived on stderr too, so every line logged while starting is in
+ *  `log()`. `stop(signal)` ends it and waits for it to close. */
+export async function startDataplane(config: string, what = 'the data plane') {
+  const { spawnDataplane } = await import('../../src/dataplane/spawn.js');
+  const lines: string[] = [];
+  const { proc } = await spawnDataplane(config, what, lines);
+  const log = () => lines.join('\n');
+  for (let i = 0; i < 200 && !log().includes('control socket '); i++) await new Promise((r) => setTimeout(r, 10));
+  const stop = async (signal: NodeJS.Signals = 'SIGTERM') => {
+    if (proc.exitCode !== null || proc.signalCode !== null) return;
+    const closed = new Promise((r) => proc.once('close', r));
+    proc.kill(signal);
+    await closed;
+  };
+  return { proc, log, stop };
+}

@@ -16,8 +16,9 @@ function rawProfile(name: string): Record<string, any> {
   return JSON.parse(readFileSync(join(DEFAULT_PROFILES_DIR, `${name}.json`), 'utf8'));
 }
 
-/** Loads dir and returns the error it throws (the test fails if it does not throw). */
-function loadError(dir: string): VfpError {
+/** Loads dir (none: the shipped profiles and $VFPLANE_PROFILES_DIR) and returns the
+ *  error it throws (the test fails if it does not throw). */
+function loadError(dir?: string): VfpError {
   clearProfileCache();
   try {
     loadProfiles(dir);
@@ -25,7 +26,7 @@ function loadError(dir: string): VfpError {
     expect(err).toBeInstanceOf(VfpError);
     return err as VfpError;
   }
-  throw new Error(`loading ${dir} did not fail`);
+  throw new Error(`loading ${dir ?? 'the profiles'} did not fail`);
 }
 
 describe('shipped hw-profiles', () => {
@@ -282,13 +283,7 @@ describe('VFPLANE_PROFILES_DIR', () => {
   it('refuses a PF ID that a shipped family already names, naming both files', () => {
     put('copycat.json', (p) => { p.name = 'copycat'; p.pf.ids = ['8086:1889', '8086:159b']; p.vf.ids = ['8086:1889']; });
     process.env.VFPLANE_PROFILES_DIR = dir;
-    clearProfileCache();
-    let err: unknown;
-    try {
-      loadProfiles();
-    } catch (e) {
-      err = e;
-    }
+    const err = loadError();
     expect(err).toBeInstanceOf(VfpError);
     expect((err as Error).message).toMatch(/(copycat|e810)\.json: pf\.ids: "8086:159b" is also a PF ID of (e810|copycat) \(.*\.json\)/);
     expect((err as Error).message).toContain('copycat');
