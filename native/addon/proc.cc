@@ -288,8 +288,9 @@ struct LockWait {
 };
 
 // lockTake(fd, timeoutMs) -> 0, or -errno (-ETIMEDOUT when another holder kept it that
-// long; -EWOULDBLOCK at once when timeoutMs is 0 and another holds it). An exclusive flock: waiters queue in the kernel and wake when the holder lets
-// go (or dies: the kernel drops a dead process's locks), with no sleeping and polling.
+// long; -EWOULDBLOCK at once when timeoutMs is 0 and another holds it). An exclusive
+// flock: waiters queue in the kernel and wake when the holder lets go (or dies: the
+// kernel drops a dead process's locks), with no sleeping and polling.
 Napi::Value LockTake(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   double fdd, timeout;

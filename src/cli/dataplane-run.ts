@@ -3,7 +3,7 @@
 import Table from 'cli-table3';
 import { loadConfig, socketPath } from '../dataplane/config.js';
 import { request } from '../dataplane/control.js';
-import { printJson } from './output.js';
+import { countsText, printJson } from './output.js';
 
 interface ClientOpts {
   socket?: string;
@@ -102,7 +102,7 @@ export async function dpStatus(o: ClientOpts): Promise<void> {
   // and DPDK take the frames away from it anyway).
   const pt = new Table({ head: ['port', 'backend', 'queues', 'tx ring full', 'rx no buffer', 'backend drops', 'host stack'], style: { head: [], border: [] } });
   for (const p of s.ports ?? []) {
-    const d = Object.entries(p.drops ?? {}).filter(([, v]) => v > 0).map(([k, v]) => `${k} ${v}`).join(', ');
+    const d = countsText(p.drops);
     const stack = p.stackDrop === undefined ? '-' : p.stackDrop ? 'gets nothing' : `gets a copy (${p.stackDropNote ?? 'not asked'})`;
     pt.push([p.name, p.kind ?? '-', p.queues ?? '-', p.txFull ?? '-', p.rxNombuf ?? '-', d || 'none', stack]);
   }
@@ -150,7 +150,7 @@ export async function dpStats(o: ClientOpts & { interval?: number }): Promise<vo
   }
   if (o.json) return printJson({ counters: first, portDrops });
   // "port drops": lost by the port's backend before the workers saw them (a full ring…).
-  const own = (name: string) => Object.entries(portDrops[name] ?? {}).filter(([, v]) => v > 0).map(([k, v]) => `${k} ${v}`).join(', ') || 0;
+  const own = (name: string) => countsText(portDrops[name]) || 0;
   const t = new Table({ head: ['port', 'rx pkts', 'tx pkts', 'rx bytes', 'tx bytes', 'drops', 'port drops', ...(rates ? ['rx pps'] : [])], style: { head: [], border: [] } });
   for (const p of first.ports) t.push([p.name, p.rxPkts, p.txPkts, p.rxBytes, p.txBytes, p.drops, own(p.name), ...(rates ? [Math.round(rates.get(p.name) ?? 0)] : [])]);
   console.log(t.toString());
@@ -166,8 +166,7 @@ export async function dpStats(o: ClientOpts & { interval?: number }): Promise<vo
     }
     console.log(pt.toString());
   }
-  const d = Object.entries(first.drops);
-  console.log(d.length ? `drops: ${d.map(([k, n]) => `${k} ${n}`).join(', ')}` : 'drops: none');
+  console.log(`drops: ${countsText(first.drops) || 'none'}`);
 }
 
 export async function dpAttach(o: ClientOpts & { representor: string; vni: number; mac: string; pci?: string; netns?: string }): Promise<void> {
@@ -202,25 +201,21 @@ export async function dpReload(o: ClientOpts): Promise<void> {
 /** Gives back what killed data planes left claimed (their claims journals), refusing
  *  all of it if one of them runs. */
 export async function dpUnclaim(o: { node?: string; stateDir?: string; json?: boolean }): Promise<void> {
-  const { ClaimJournal, journalNodes, releaseLeftovers, tryNodeLock } = await import('../dataplane/claims.js');
+  const { releaseLeftovers, stateJournals } = await import('../dataplane/claims.js');
   const { conflict, invalid } = await import('../util/errors.js');
   const dir = o.stateDir ?? process.env.VFPLANE_STATE_DIR ?? '/var/lib/vfplane';
-  const nodes = o.node ? journalNodes(dir).filter((n) => n === o.node) : journalNodes(dir);
-  // Every lock first: a running data plane's netdevs are its own, and nothing changes.
-  const locks: { release(): void }[] = [];
+  // Every journal's lock first: a running data plane's netdevs are its own, and then
+  // nothing changes.
+  const journals = stateJournals(dir, o.node);
   const out: { node: string; released: string[] }[] = [];
   try {
-    for (const node of nodes) {
-      const l = tryNodeLock(dir, node);
-      if ('heldBy' in l) throw conflict(`the data plane for node ${node} runs${l.heldBy ? ` (pid ${l.heldBy})` : ''}: its netdevs are in use, and it gives them back when it stops (SIGTERM)`);
-      locks.push(l);
-    }
-    const journals = nodes.map((node) => ({ node, j: new ClaimJournal(dir, node) }));
-    const bad = journals.find((x) => x.j.unreadable);
-    if (bad) throw invalid(`cannot read the claims journal ${bad.j.unreadable}; what it held keeps what the killed run set (remove the file to go on without it)`);
-    for (const { node, j } of journals) out.push({ node, released: await releaseLeftovers(j, []) });
+    const live = journals.find((x) => x.running);
+    if (live) throw conflict(`the data plane for node ${live.node} runs${live.heldBy ? ` (pid ${live.heldBy})` : ''}: its netdevs are in use, and it gives them back when it stops (SIGTERM)`);
+    const bad = journals.find((x) => x.journal.unreadable);
+    if (bad) throw invalid(`cannot read the claims journal ${bad.journal.unreadable}; what it held keeps what the killed run set (remove the file to go on without it)`);
+    for (const { node, journal } of journals) out.push({ node, released: await releaseLeftovers(journal, []) });
   } finally {
-    for (const l of locks) l.release();
+    for (const x of journals) x.lock?.release();
   }
   if (o.json) return printJson({ stateDir: dir, nodes: out });
   const what = o.node ? `node ${o.node}` : 'any node';

@@ -124,18 +124,16 @@ async function heldByStopped(stateDir: string): Promise<Check[]> {
   } catch {
     return out;
   }
-  for (const node of claims.journalNodes(stateDir)) {
-    const j = new claims.ClaimJournal(stateDir, node);
+  let journals: ReturnType<typeof claims.stateJournals>;
+  try {
+    journals = claims.stateJournals(stateDir);
+  } catch {
+    return out; // no addon, or not root: the data plane checks above say so
+  }
+  for (const { node, journal: j, running, lock } of journals) {
+    lock?.release();
     const held = j.list().map((r) => `${r.ifname}${r.netns ? ` (in ${r.netns})` : ''}`);
-    if (!held.length && !j.unreadable) continue;
-    let lock: ReturnType<typeof claims.tryNodeLock>;
-    try {
-      lock = claims.tryNodeLock(stateDir, node);
-    } catch {
-      continue; // no addon, or not root: the data plane checks above say so
-    }
-    if ('heldBy' in lock) continue; // running: they are its own
-    lock.release();
+    if (running || (!held.length && !j.unreadable)) continue; // a running one's are its own
     out.push(j.unreadable
       ? { area: 'dataplane', name: `netdevs of ${node}`, status: 'warn', detail: `unreadable claims journal ${j.unreadable}`, fix: 'remove it: what it held keeps what the killed run set' }
       : { area: 'dataplane', name: `netdevs of ${node}`, status: 'warn', detail: `the data plane of node ${node} is not running and still holds ${held.join(', ')}: forwarding, IPv6 and GRO stay as it set them`, fix: `start it again, or \`vfplane dataplane unclaim --node ${node}\`` });

@@ -12,6 +12,12 @@ export function printJson(value: unknown): void {
   process.stdout.write(JSON.stringify(value, null, 2) + '\n');
 }
 
+/** Named counts as people read them, "rx_kernel_drops 3, truncated 1", zeros left out;
+ *  "" when none. */
+export function countsText(counts: Record<string, number> | undefined): string {
+  return Object.entries(counts ?? {}).filter(([, v]) => v > 0).map(([k, v]) => `${k} ${v}`).join(', ');
+}
+
 export function progress(opts: OutputOpts, msg: string): void {
   if (process.stderr.isTTY || !opts.json) process.stderr.write(msg + '\n');
 }

@@ -74,15 +74,30 @@ export function nodeLock(stateDir: string, node: string): { release(): void } {
   return l;
 }
 
-/** The node names with a claims journal in the state directory. */
-export function journalNodes(stateDir: string): string[] {
+/** The claims journals in a state directory (or node's alone), each with whether its
+ *  data plane runs: `heldBy` (its pid, or null when unknown) when it does, else `lock`,
+ *  the node lock taken for the caller (who releases it; while held, no data plane of
+ *  that node can start). What `vfplane dataplane unclaim` and `vfplane doctor` read. */
+export function stateJournals(stateDir: string, node?: string): { node: string; journal: ClaimJournal; running: boolean; heldBy: number | null; lock: { release(): void } | null }[] {
   let names: string[];
   try {
     names = readdirSync(stateDir);
   } catch {
     return [];
   }
-  return names.map((f) => /^claims-(.+)\.json$/.exec(f)?.[1]).filter((n): n is string => !!n).sort();
+  const nodes = names.map((f) => /^claims-(.+)\.json$/.exec(f)?.[1]).filter((n): n is string => !!n && (node === undefined || n === node)).sort();
+  const out: ReturnType<typeof stateJournals> = [];
+  try {
+    for (const n of nodes) {
+      const l = tryNodeLock(stateDir, n);
+      const running = 'heldBy' in l;
+      out.push({ node: n, journal: new ClaimJournal(stateDir, n), running, heldBy: running ? l.heldBy : null, lock: running ? null : l });
+    }
+  } catch (e) {
+    for (const x of out) x.lock?.release();
+    throw e;
+  }
+  return out;
 }
 
 /** The claims journal of one daemon (one node name) in its state directory. Written with

@@ -11,7 +11,7 @@ import { destroySim } from '../sim/sim.js';
 import { pidAlive } from '../util/proc.js';
 import { netnsDel, netnsList } from '../net/ip.js';
 import { unavailable } from '../util/errors.js';
-import { printJson } from '../cli/output.js';
+import { countsText, printJson } from '../cli/output.js';
 
 interface DemoOpts {
   backend: 'afpacket' | 'afxdp';
@@ -209,16 +209,12 @@ function printNode(name: string, status: Record<string, unknown>, c: Record<stri
   // port's backend lost before the data plane saw it (a full kernel ring, …).
   const own = new Map(((status as { ports?: { name: string; drops?: Record<string, number> }[] }).ports ?? []).map((p) => [p.name, p.drops ?? {}]));
   const ports = new Table({ head: ['port', 'rx pkts', 'tx pkts', 'drops', 'port drops'], style: { head: [], border: [] } });
-  for (const p of cc.ports) {
-    const d = Object.entries(own.get(p.name) ?? {}).filter(([, v]) => v > 0);
-    ports.push([p.name, p.rxPkts, p.txPkts, p.drops, d.length ? d.map(([k, v]) => `${k} ${v}`).join(', ') : 0]);
-  }
+  for (const p of cc.ports) ports.push([p.name, p.rxPkts, p.txPkts, p.drops, countsText(own.get(p.name)) || 0]);
   const vnis = new Table({ head: ['VNI', 'encap', 'decap', 'flooded', 'local', 'drops'], style: { head: [], border: [] } });
   for (const v of cc.vnis) vnis.push([v.vni, v.encapPkts, v.decapPkts, v.floodPkts, v.localPkts, v.drops]);
   console.log(ports.toString());
   console.log(vnis.toString());
-  const drops = Object.entries(cc.drops);
-  console.log(`drops by reason: ${drops.length ? drops.map(([k, v]) => `${k} ${v}`).join(', ') : 'none'}`);
+  console.log(`drops by reason: ${countsText(cc.drops) || 'none'}`);
   const learned = (fdb as { learned: { vni: number; mac: string; vtep: string }[] }).learned;
   console.log(`learned FDB: ${learned.length ? learned.map((e) => `${e.mac}@VNI${e.vni}→${e.vtep}`).join(', ') : 'empty'}`);
   const peers = (status as { peers?: { vtep: string; state: string; underlayMac: string | null; encapPkts: number }[] }).peers ?? [];

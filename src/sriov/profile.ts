@@ -288,7 +288,7 @@ export function clearProfileCache(): void {
 }
 
 /** The operator's own hw-profiles directory (env VFPLANE_PROFILES_DIR), or null. */
-export const extraProfilesDir = (): string | null => process.env.VFPLANE_PROFILES_DIR || null;
+const extraProfilesDir = (): string | null => process.env.VFPLANE_PROFILES_DIR || null;
 
 /**
  * Loads and validates every *.json in dir, sorted by name. Without dir: the shipped
