@@ -105,8 +105,8 @@ async function hostChecks(out: Check[], socket: string, stateDir: string): Promi
     ? { area: 'cni', name: 'vfplane cni serve', status: 'ok', detail: `listening on ${socket}` }
     : { area: 'cni', name: 'vfplane cni serve', status: 'warn', detail: `no server on ${socket}: each CNI call starts Node (~10× slower)`, fix: 'run `vfplane cni serve` (the DaemonSet does)' });
   // The data plane: its socket under the state directory (or $VFPLANE_DATAPLANE_SOCKET).
-  const dpSock = process.env.VFPLANE_DATAPLANE_SOCKET ?? `${stateDir}/dataplane.sock`;
-  const { probe } = await import('../dataplane/control.js');
+  const { probe, socketPath } = await import('../dataplane/control.js');
+  const dpSock = socketPath({ socket: process.env.VFPLANE_DATAPLANE_SOCKET, stateDir });
   out.push(fs.existsSync(dpSock) && (await probe(dpSock))
     ? { area: 'dataplane', name: 'data plane', status: 'ok', detail: `answering on ${dpSock} (vfplane dataplane status)` }
     : { area: 'dataplane', name: 'data plane', status: 'warn', detail: `nothing answers on ${dpSock}: VFs with vxlan cannot be attached`, fix: 'run `vfplane dataplane run --config FILE` (docs/dataplane.md)' });

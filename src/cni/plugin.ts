@@ -23,7 +23,7 @@ import type { CniResult } from './result.js';
 import type { VxlanConf } from './conf.js';
 import { execIpam } from './ipam.js';
 import { deviceInfoPath, removeDeviceInfo, writeDeviceInfo } from './devinfo.js';
-import { detachFromOverlay, request as dataplaneRequest } from '../dataplane/control.js';
+import { detachFromOverlay, request as dataplaneRequest, socketPath } from '../dataplane/control.js';
 
 /** Drivers that leave a VF without a netdev, for userspace (DPDK) I/O. */
 const USERSPACE_DRIVERS = new Set(['vfio-pci', 'uio_pci_generic', 'igb_uio']);
@@ -435,7 +435,7 @@ export async function cmdAdd(ctx: CniContext): Promise<CniResult> {
       }
       if (!mac) throw new CniError(ERR.INVALID_CONFIG, `VF ${vf.pci} has no MAC to register on VXLAN ${x.vni}`, 'give mac in the config (or runtimeConfig.mac)');
       if (x.group) throw new CniError(ERR.INVALID_CONFIG, `vxlan.group ${x.group}: vfplane's data plane replicates broadcast to its peers itself and does not join multicast groups`, 'remove group; list the peers in the data-plane config (or give vxlan.remote)');
-      dataplane = x.socket ?? path.join(conf.stateDir ?? defaultStateDir(), 'dataplane.sock');
+      dataplane = socketPath({ socket: x.socket, stateDir: conf.stateDir ?? defaultStateDir() });
       const sock = dataplane;
       const rep = representor;
       attached = dataplaneRequest(sock, {
@@ -624,7 +624,7 @@ export async function cmdStatus(ctx: CniContext): Promise<void> {
     // An overlay network's ADD attaches the VF through the data plane: without one
     // answering, every ADD would fail, so the network is not ready.
     if (conf.vxlan) {
-      const sock = conf.vxlan.socket ?? path.join(conf.stateDir ?? defaultStateDir(), 'dataplane.sock');
+      const sock = socketPath({ socket: conf.vxlan.socket, stateDir: conf.stateDir ?? defaultStateDir() });
       const { probe } = await import('../dataplane/control.js');
       if (!fs.existsSync(sock) || !(await probe(sock))) {
         throw new CniError(ERR.NOT_AVAILABLE, `no data plane answers on ${sock}: pods on VXLAN ${conf.vxlan.vni} cannot be attached`, 'start it: `vfplane dataplane run --config FILE` (the DaemonSet\'s dataplane container)');

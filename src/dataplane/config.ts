@@ -212,6 +212,4 @@ export function loadConfig(path: string): DaemonConfig {
   return parseConfig(data, path);
 }
 
-export function socketPath(c: Pick<DaemonConfig, 'socket' | 'stateDir'>): string {
-  return c.socket ?? `${c.stateDir}/dataplane.sock`;
-}
+export { socketPath } from './control.js';

@@ -152,3 +152,9 @@ export async function detachFromOverlay(att: { vxlan?: unknown; dataplane?: stri
     else throw err;
   }
 }
+
+/** Where a data plane listens: its `socket`, or dataplane.sock in its state directory.
+ *  What the daemon binds and what vfplane-cni and the CLI connect to. */
+export function socketPath(c: { socket?: string | undefined; stateDir: string }): string {
+  return c.socket ?? `${c.stateDir}/dataplane.sock`;
+}
