@@ -23,7 +23,7 @@ import type { CniResult } from './result.js';
 import type { VxlanConf } from './conf.js';
 import { execIpam } from './ipam.js';
 import { deviceInfoPath, removeDeviceInfo, writeDeviceInfo } from './devinfo.js';
-import { detachFromOverlay, request as dataplaneRequest, socketPath } from '../dataplane/control.js';
+import { detachFromOverlay, overlayAttachRequest, request as dataplaneRequest, socketPath } from '../dataplane/control.js';
 
 /** Drivers that leave a VF without a netdev, for userspace (DPDK) I/O. */
 const USERSPACE_DRIVERS = new Set(['vfio-pci', 'uio_pci_generic', 'igb_uio']);
@@ -438,13 +438,10 @@ export async function cmdAdd(ctx: CniContext): Promise<CniResult> {
       dataplane = socketPath({ socket: x.socket, stateDir: conf.stateDir ?? defaultStateDir() });
       const sock = dataplane;
       const rep = representor;
-      attached = dataplaneRequest(sock, {
-        op: 'attach', representor: rep, pci: vf.pci, vni: x.vni, mac,
-        ...(x.remote ? { remote: x.remote } : {}), ...(x.port ? { port: x.port } : {}),
-        ...(x.local ? { local: x.local } : {}), ...(x.ttl ? { ttl: x.ttl } : {}),
-        ...(x.learning !== undefined ? { learning: x.learning } : {}), ...(x.dev ? { dev: x.dev } : {}),
-        owner: { containerId: env.containerId!, ifname, netns, network: conf.name, ...(env.args.K8S_POD_NAMESPACE ? { podNamespace: env.args.K8S_POD_NAMESPACE } : {}) },
-      });
+      attached = dataplaneRequest(sock, overlayAttachRequest({
+        representor: rep, pci: vf.pci, mac, vxlan: x,
+        owner: { containerId: env.containerId!, ifname, netns, network: conf.name, podNamespace: env.args.K8S_POD_NAMESPACE },
+      }));
       attached.catch(() => undefined); // awaited below
       undo.push(async () => {
         // Only what was attached is detached: a refused attach left nothing behind.

@@ -158,3 +158,29 @@ export async function detachFromOverlay(att: { vxlan?: unknown; dataplane?: stri
 export function socketPath(c: { socket?: string | undefined; stateDir: string }): string {
   return c.socket ?? `${c.stateDir}/dataplane.sock`;
 }
+
+/** A CNI config's `vxlan` block, as far as the data plane reads it. */
+export interface OverlayConf {
+  vni: number;
+  remote?: string;
+  port?: number;
+  local?: string;
+  ttl?: number;
+  learning?: boolean;
+  dev?: string;
+}
+
+/** The `attach` request that puts a VF's representor on the overlay, from what
+ *  vfplane-cni knows: its config's vxlan block and the pod. ADD sends it; a data plane
+ *  rebuilds it from the allocation store's record when its state file is lost. */
+export function overlayAttachRequest(v: {
+  representor: string; pci: string; mac: string; vxlan: OverlayConf;
+  owner: { containerId?: string; ifname?: string; netns?: string; network?: string; podNamespace?: string };
+}): Record<string, unknown> {
+  const defined = (o: Record<string, unknown>) => Object.fromEntries(Object.entries(o).filter(([, x]) => x !== undefined));
+  const { vni, remote, port, local, ttl, learning, dev } = v.vxlan;
+  return {
+    op: 'attach', representor: v.representor, pci: v.pci, vni, mac: v.mac,
+    ...defined({ remote, port, local, ttl, learning, dev }), owner: defined(v.owner),
+  };
+}

@@ -9,14 +9,14 @@ import { isIP } from 'node:net';
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
 import { DataPlane, type Backend, type BackendCounters, type DpCounters, type DpSpec, type PortInfo } from './dp.js';
-import { ControlServer, probe } from './control.js';
+import { ControlServer, overlayAttachRequest, probe, type OverlayConf } from './control.js';
 import { attachSchema, fdbSchema, formatVniRanges, macString, peerSchema, podBackendOf, socketPath, tenancyRefusal, vniNumber, ipString, zodMessage, type AttachRequest, type DaemonConfig } from './config.js';
 import { resolveTunnel } from '../packet/config.js';
 import { formatIp, isGroupMac, parseIp, parseMac } from '../util/addr.js';
 import { conflict, invalid, notFound, VfpError } from '../util/errors.js';
 import { linkAddrs, type LinkAddrs } from '../net/netops.js';
 import { ClaimJournal, claimNetdev, givesBack, nodeLock, releaseLeftovers, releaseNetdev, type Claim } from './claims.js';
-import { AllocStore } from '../alloc/store.js';
+import { AllocStore, DB_FILE } from '../alloc/store.js';
 import { afXdpVdevWarning, afxdpChoice, dpdkChoice, netdevProfile, offloadTier, outerChecksums, vdevNetdev, type UplinkChoice } from './uplink-profile.js';
 import { prepareDpdkEnv, type DpdkEnv } from './dpdk-env.js';
 
@@ -435,16 +435,9 @@ export class Daemon {
    *  making request `a` (another container): a DEL that never reached this daemon. */
   private staleFor(old: Attached, a: AttachRequest): boolean {
     const want = a.owner?.containerId;
-    if (!want || !a.pci || old.pci !== a.pci || old.owner?.containerId === want || !existsSync(join(this.cfg.stateDir, 'alloc.db'))) return false;
-    let store: AllocStore | null = null;
-    try {
-      store = AllocStore.open(this.cfg.stateDir);
-      return store.get(a.pci)?.owner.containerId === want;
-    } catch {
-      return false; // an unreadable store proves nothing: the conflict stands
-    } finally {
-      store?.close();
-    }
+    if (!want || !a.pci || old.pci !== a.pci || old.owner?.containerId === want) return false;
+    // An unreadable store proves nothing: the conflict stands.
+    return readStore(this.cfg.stateDir, false, (store) => store.get(a.pci!)?.owner.containerId === want);
   }
 
   private async detachNow(key: { representor?: string; pci?: string }): Promise<Attached | null> {
@@ -830,11 +823,9 @@ export class Daemon {
  *  state file was lost or unreadable), rebuilt from what vfplane-cni recorded. Without a
  *  store, or with an unreadable one, neither: the state file is then all there is. */
 function reconcileWithStore(stateDir: string, socket: string, list: AttachRequest[], fromConfig: AttachRequest[]): { stale: Set<AttachRequest>; missing: AttachRequest[] } {
-  const out = { stale: new Set<AttachRequest>(), missing: [] as AttachRequest[] };
-  if (!existsSync(join(stateDir, 'alloc.db'))) return out;
-  let store: AllocStore | null = null;
-  try {
-    store = AllocStore.open(stateDir);
+  // An unreadable store says nothing: keep what the state file has, add nothing.
+  return readStore(stateDir, { stale: new Set<AttachRequest>(), missing: [] as AttachRequest[] }, (store) => {
+    const out = { stale: new Set<AttachRequest>(), missing: [] as AttachRequest[] };
     for (const a of list.filter((x) => x.pci)) {
       const cur = store.get(a.pci!);
       const att = cur?.attachment as { vxlan?: { vni?: number } | null; representor?: string } | null | undefined;
@@ -847,21 +838,29 @@ function reconcileWithStore(stateDir: string, socket: string, list: AttachReques
       if (!att || !x || typeof x.vni !== 'number' || !att.representor || !att.mac || !att.dataplane) continue;
       if (resolve(att.dataplane) !== resolve(socket) || have.has(att.representor) || have.has(al.pci)) continue;
       const o = al.owner;
-      const owner = Object.fromEntries(Object.entries({ containerId: o.containerId, ifname: o.ifname, netns: o.netns, network: o.network, podNamespace: o.namespace }).filter(([, v]) => typeof v === 'string')) as Record<string, string>;
-      const opt = <K extends string>(k: K) => (x[k] !== undefined ? { [k]: x[k] } : {});
-      out.missing.push({
-        representor: att.representor, vni: x.vni, mac: att.mac, pci: al.pci,
-        ...opt('remote'), ...opt('port'), ...opt('local'), ...opt('ttl'), ...opt('learning'), ...opt('dev'), owner,
-      } as AttachRequest);
+      const { op: _op, ...req } = overlayAttachRequest({
+        representor: att.representor, pci: al.pci, mac: att.mac, vxlan: x as unknown as OverlayConf,
+        owner: { containerId: o.containerId, ifname: o.ifname, netns: o.netns, network: o.network, podNamespace: o.namespace },
+      });
+      out.missing.push(req as AttachRequest);
     }
+    return out;
+  });
+}
+
+/** fn on the allocation store in stateDir (vfplane-cni's); `fallback` when there is no
+ *  store or it cannot be read. */
+function readStore<T>(stateDir: string, fallback: T, fn: (store: AllocStore) => T): T {
+  if (!existsSync(join(stateDir, DB_FILE))) return fallback;
+  let store: AllocStore | null = null;
+  try {
+    store = AllocStore.open(stateDir);
+    return fn(store);
   } catch {
-    // an unreadable store says nothing: keep what the state file has, add nothing
-    out.stale.clear();
-    out.missing = [];
+    return fallback;
   } finally {
     store?.close();
   }
-  return out;
 }
 
 /** Counters as plain JSON: bigints become numbers (exact below 2^53). */
