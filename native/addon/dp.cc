@@ -379,6 +379,7 @@ Napi::Value DpPortCounters(const Napi::CallbackInfo &info) {
     put("rx_kernel_drops", st.rx_kernel_drops);
     put("tx_oversize", st.tx_oversize);
     put("tx_kick_errors", st.tx_kick_errors);
+    r.Set("ringBytes", Napi::Number::New(env, static_cast<double>(st.ring_bytes)));
     // Whether the host stack's copy of received frames is dropped (opts.stackDrop), and
     // if it was asked for and is not, why.
     r.Set("stackDrop", Napi::Boolean::New(env, st.stack_drop != 0));
@@ -390,6 +391,7 @@ Napi::Value DpPortCounters(const Napi::CallbackInfo &info) {
     vfp_afxdp_info xi;
     vfp_afxdp_port__info(p, &xi);
     put("tx_oversize", xi.tx_oversize);
+    r.Set("ringBytes", Napi::Number::New(env, static_cast<double>(xi.umem_bytes)));
   }
 #endif
 #ifdef DP_DPDK
@@ -399,6 +401,7 @@ Napi::Value DpPortCounters(const Napi::CallbackInfo &info) {
     put("rx_multiseg", di.rx_multiseg);
     put("tx_too_big", di.tx_too_big);
     put("tx_nombuf", di.tx_nombuf);
+    r.Set("ringBytes", Napi::Number::New(env, static_cast<double>(di.pool_bytes)));
   }
 #endif
   r.Set("drops", drops);

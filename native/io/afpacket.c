@@ -408,6 +408,7 @@ void vfp_afpacket_port__stats(vfp_port *vp, vfp_afpacket_stats *st) {
         st->rx_kernel_drops += x->rx_kernel_drops;
         st->tx_oversize += __atomic_load_n(&x->tx_oversize, __ATOMIC_RELAXED);
         st->tx_kick_errors += __atomic_load_n(&x->tx_kick_errors, __ATOMIC_RELAXED);
+        st->ring_bytes += x->rx_map_len + x->tx_map_len;
     }
     st->stack_drop = p->stack_on;
     st->stack_drop_note = p->stack_note;

@@ -814,6 +814,7 @@ int vfp_afxdp_port__create(vfp_port **out, const vfp_afxdp_opts *o, const vfp_al
     x->info.headroom = x->rx_headroom;
     x->info.max_frame = x->max_frame;
     x->info.frames = nf;
+    x->info.umem_bytes = (uint64_t)x->area_bytes * nq;
     x->q = (xq *)a->alloc(a->ctx, (size_t)nq * sizeof(xq), VFP_CACHE_LINE);
     if (!x->q) { free_port(x); return -ENOMEM; }
     memset(x->q, 0, (size_t)nq * sizeof(xq));

@@ -44,6 +44,7 @@ typedef struct vfp_afxdp_info {
     uint32_t headroom;         /* writable bytes before data of a received frame */
     uint32_t max_frame;        /* largest frame rx can hold / tx can copy */
     uint32_t frames;           /* UMEM frames of each queue (n_frames, shared out when n_queues was 0) */
+    uint64_t umem_bytes;       /* UMEM mapped, over all queues (what the port costs) */
     uint64_t tx_oversize;      /* foreign packets dropped at tx: larger than max_frame */
 } vfp_afxdp_info;
 

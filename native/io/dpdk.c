@@ -373,6 +373,9 @@ void vfp_dpdk_port__info(const vfp_port *p, vfp_dpdk_info *out) {
         snprintf(out->driver, sizeof out->driver, "%s", di.driver_name);
     out->tx_offloads = d->offloads;
     out->n_mbufs = d->n_mbufs;
+    if (d->pool)
+        out->pool_bytes = (uint64_t)d->pool->populated_size *
+                          (d->pool->header_size + d->pool->elt_size + d->pool->trailer_size);
     rte_eth_dev_get_mtu(d->port_id, &out->mtu);
     struct rte_ether_addr mac;
     if (rte_eth_macaddr_get(d->port_id, &mac) == 0) memcpy(out->mac, mac.addr_bytes, 6);

@@ -65,6 +65,7 @@ typedef struct vfp_dpdk_info {
     char driver[64];
     uint64_t tx_offloads;     /* enum vfp_dpdk_offload bits actually enabled */
     uint32_t n_mbufs;
+    uint64_t pool_bytes;      /* the port's mbuf pool in hugepages (what the port costs) */
     uint16_t mtu;
     uint8_t mac[6];
     uint64_t rx_multiseg;     /* chained mbufs received and dropped (no scatter support) */

@@ -69,7 +69,7 @@ export async function dpStatus(o: ClientOpts): Promise<void> {
     uplink: { name: string; vtep: string; mode?: string; why?: string; outerChecksums?: { ipv4: string; udp: string }; offload?: { tier: number; allowed: number | null; why: string } };
     peers: { vtep: string; mac?: string; state?: string; underlayMac?: string | null; resolvedSecondsAgo?: number; requests?: number; encapPkts?: number }[]; attachments: { representor: string; pci?: string; vni: number; mac: string; representorState?: string }[];
     workers: { cpu: number; epoch: number }[];
-    ports?: { name: string; kind?: string; queues?: number; txFull?: number; rxNombuf?: number; drops?: Record<string, number>; stackDrop?: boolean; stackDropNote?: string }[];
+    ports?: { name: string; kind?: string; queues?: number; ringBytes?: number; txFull?: number; rxNombuf?: number; drops?: Record<string, number>; stackDrop?: boolean; stackDropNote?: string }[];
   };
   console.log(`node ${s.node}: ${s.backend} backend, uplink ${s.uplink.name}${s.uplink.mode ? ` (${s.uplink.mode})` : ''}, VTEP ${s.uplink.vtep}, epoch ${s.epoch}, ${s.workers.length} worker(s) on CPU ${s.workers.map((w) => w.cpu).join(',')}`);
   const ot = s.uplink.offload;
@@ -99,14 +99,18 @@ export async function dpStatus(o: ClientOpts): Promise<void> {
   }
   // What each port's backend reports of its own pressure and drops.
   // "host stack": whether the kernel also gets what the port receives (AF_PACKET; AF_XDP
-  // and DPDK take the frames away from it anyway).
-  const pt = new Table({ head: ['port', 'backend', 'queues', 'tx ring full', 'rx no buffer', 'backend drops', 'host stack'], style: { head: [], border: [] } });
+  // and DPDK take the frames away from it anyway). "buffers": the rings, UMEM or mbuf
+  // pool the port holds, so an operator sees what each attached VF costs.
+  const pt = new Table({ head: ['port', 'backend', 'queues', 'buffers', 'tx ring full', 'rx no buffer', 'backend drops', 'host stack'], style: { head: [], border: [] } });
+  let total = 0;
   for (const p of s.ports ?? []) {
     const d = countsText(p.drops);
     const stack = p.stackDrop === undefined ? '-' : p.stackDrop ? 'gets nothing' : `gets a copy (${p.stackDropNote ?? 'not asked'})`;
-    pt.push([p.name, p.kind ?? '-', p.queues ?? '-', p.txFull ?? '-', p.rxNombuf ?? '-', d || 'none', stack]);
+    total += p.ringBytes ?? 0;
+    pt.push([p.name, p.kind ?? '-', p.queues ?? '-', p.ringBytes === undefined ? '-' : mib(p.ringBytes), p.txFull ?? '-', p.rxNombuf ?? '-', d || 'none', stack]);
   }
   if (s.ports?.length) console.log(pt.toString());
+  if (total) console.log(`port buffers: ${mib(total)} in all`);
   const held = (r as { held?: { netdev: string; netns?: string; givesBack: string[] }[] }).held ?? [];
   for (const h of held) {
     console.log(`holds ${h.netdev}${h.netns ? ` (in ${h.netns})` : ''}: ${h.givesBack.length ? `gives back ${h.givesBack.join(', ')} when released` : 'changed nothing that needs giving back'}`);
@@ -254,4 +258,9 @@ export async function dpFdbList(o: ClientOpts): Promise<void> {
 function strip(r: Record<string, unknown>): Record<string, unknown> {
   const { ok: _ok, id: _id, ...rest } = r;
   return rest;
+}
+
+/** Bytes as MiB with one decimal ("4.0 MiB"). */
+function mib(b: number): string {
+  return `${(b / 1048576).toFixed(1)} MiB`;
 }

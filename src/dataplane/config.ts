@@ -115,6 +115,11 @@ export const configSchema = z.strictObject({
      *  Each attached VF costs its representor's ring plus about 1 MiB of tx ring. */
     rxRingMiB: z.number().int().min(1).max(1024).default(16),
     representorRxRingMiB: z.number().int().min(1).max(1024).default(4),
+    /** Transmit ring slots (one frame each, up to the MTU) per uplink queue, and per
+     *  representor: 512 slots of a 1500-byte MTU are about 1 MiB. Frames that find no
+     *  free slot are dropped and counted (tx_full). */
+    txFrames: z.number().int().min(64).max(65536).default(2048),
+    representorTxFrames: z.number().int().min(64).max(65536).default(512),
   }).prefault({}),
   afxdp: z.strictObject({
     mode: z.enum(['auto', 'native', 'skb']).default('auto'),

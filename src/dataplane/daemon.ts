@@ -142,7 +142,7 @@ export class Daemon {
     if (this.podBackend === 'afxdp') Object.assign(o, { mode: x.mode, copy: x.copy, queues: 0, frames: rep ? x.representorFrames : x.frames });
     // The netdev is the data plane's: the host stack gets no copy of what arrives on it.
     // Ring blocks are 256 KiB.
-    else Object.assign(o, { ring: p.ring, stackDrop: 1, blocks: 4 * (rep ? p.representorRxRingMiB : p.rxRingMiB), ...(rep ? { txFrames: 512 } : {}) });
+    else Object.assign(o, { ring: p.ring, stackDrop: 1, blocks: 4 * (rep ? p.representorRxRingMiB : p.rxRingMiB), txFrames: rep ? p.representorTxFrames : p.txFrames });
     return o;
   }
 

@@ -89,6 +89,9 @@ export interface BackendCounters {
   /** rx/tx queue pairs the port polls and sends on (AF_XDP: every rx queue of the netdev). */
   queues: number;
   drops: Record<string, number>;
+  /** Buffer memory the port holds: AF_PACKET rx and tx rings, AF_XDP UMEM, DPDK mbuf
+   *  pool; every queue's. Absent for the memory backend. */
+  ringBytes?: number;
   /** afpacket: whether the host stack's copy of received frames is dropped (stackDrop). */
   stackDrop?: boolean;
   /** afpacket: why not, when stackDrop was asked for. */

@@ -21,7 +21,7 @@ describe('data-plane config', () => {
     expect(c.tunnel).toEqual({ ttl: 64, tos: 'inherit', df: 'unset', udpCsum: false, srcPortMin: 49152, srcPortMax: 65535, mtu: 0 });
     expect(socketPath(c)).toBe('/var/lib/vfplane/dataplane.sock');
     // A representor carries one pod: its rings are a quarter of the uplink's.
-    expect(c.afpacket).toEqual({ ring: 2, rxRingMiB: 16, representorRxRingMiB: 4 });
+    expect(c.afpacket).toEqual({ ring: 2, rxRingMiB: 16, representorRxRingMiB: 4, txFrames: 2048, representorTxFrames: 512 });
     expect(c.afxdp).toEqual({ mode: 'auto', copy: 'auto', frames: 4096, representorFrames: 1024 });
     expect(() => parseConfig({ ...ok, afxdp: { representorFrames: 64 } })).toThrow(/afxdp\.representorFrames/);
   });

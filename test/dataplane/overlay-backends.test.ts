@@ -48,7 +48,7 @@ for (const backend of ['afxdp', 'dpdk'] as const) {
       const topo = new Topology({ prefix: `${backend[1]}${(process.pid % 46656).toString(36)}`, workDir: mkdtempSync(join(tmpdir(), `vfplane-${backend}-`)), backend });
       await podsTalk(topo, { port: 5202, seconds: 1, streams: 1, minBytes: 500_000 }, async () => {
         const st = (await topo.control('a', { op: 'status' })) as {
-          backend: string; uplink: { mode?: string; why?: string; outerChecksums: { ipv4: string; udp: string }; offload: { tier: number; allowed: number | null; why: string } }; ports: { name: string; kind: string; queues: number; drops: Record<string, number> }[];
+          backend: string; uplink: { mode?: string; why?: string; outerChecksums: { ipv4: string; udp: string }; offload: { tier: number; allowed: number | null; why: string } }; ports: { name: string; kind: string; queues: number; ringBytes: number; drops: Record<string, number> }[];
         };
         expect(st.backend).toBe(backend);
         // The uplink's backend reports its own drops by reason (a busy moment may leave the
@@ -62,6 +62,10 @@ for (const backend of ['afxdp', 'dpdk'] as const) {
         const rep = st.ports.find((x) => x.name !== 'uplink')!;
         expect(rep.kind).toBe('afxdp');
         expect(up.drops.tx_oversize ?? up.drops.tx_too_big).toBe(0); // no frame here is larger than a buffer
+        // What each port holds in buffers: the representor its 1024 UMEM frames of 4 KiB,
+        // the uplink its 4096 (AF_XDP) or its mbuf pool (DPDK: thousands of ~2.3 KiB mbufs).
+        expect(rep.ringBytes).toBe(1024 * 4096);
+        expect(up.ringBytes).toBeGreaterThan(backend === 'afxdp' ? 4096 * 4096 - 1 : 4 << 20);
         if (backend === 'afxdp') {
           expect(st.uplink.mode).toMatch(/native|skb/);
           expect(st.uplink.why).toMatch(/no hw-profile matches/);
