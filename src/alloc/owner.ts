@@ -114,7 +114,11 @@ export function describeOwner(o: Partial<Owner>): string {
   if (o.containerId !== undefined) extra.push(`container ${o.containerId.length > 12 ? o.containerId.slice(0, 12) + '…' : o.containerId}`);
   if (o.ifname !== undefined) extra.push(o.ifname);
   if (o.pid !== undefined && head[0] !== `process ${o.pid}`) extra.push(`pid ${o.pid}`);
-  if (head.length === 0 && extra.length === 0) return 'nobody';
+  if (head.length === 0 && extra.length === 0) {
+    // A pattern of the fields that only narrow an owner down still names something.
+    const rest = [o.netns !== undefined ? `netns ${o.netns}` : '', o.network !== undefined ? `network ${o.network}` : ''].filter(Boolean);
+    return rest.length ? rest.join(', ') : 'nobody';
+  }
   if (head.length === 0) return extra.join(', ');
   return extra.length ? `${head[0]} (${extra.join(', ')})` : head[0]!;
 }

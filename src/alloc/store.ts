@@ -530,6 +530,11 @@ export class AllocStore {
       if (!cur) throw notFound(`VF ${addr} is not allocated; \`vfplane vf list --allocated\` shows what is`, { pci: addr });
       const a = this.toAllocation(cur);
       if (!who.force) {
+        // ifname or netns match many pods' VFs; as for releaseOwner, someone must be named.
+        if (hasOwner && !isIdentifying(pattern)) {
+          throw conflict(`VF ${addr} is allocated to ${describeOwner(a.owner)}; the owner fields given (${Object.keys(pattern).join(', ')}) do not say whose VF this is: ` +
+            `add ${IDENTIFYING}, or pass --force to release it anyway`, { pci: addr, holder: a.owner, id: a.id });
+        }
         if (hasOwner && !ownerMatches(a.owner, pattern)) {
           throw conflict(`VF ${addr} is allocated to ${describeOwner(a.owner)}, not to ${describeOwner(pattern)}; pass --force to release it anyway`, {
             pci: addr, holder: a.owner, id: a.id,

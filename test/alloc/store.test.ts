@@ -8,6 +8,7 @@ import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { AllocStore, DB_FILE, LOCK_FILE, SCHEMA_VERSION, type Owner } from '../../src/alloc/store.js';
 import { syntheticVfs } from '../../src/bench/alloc.js';
+import { describeOwner } from '../../src/alloc/owner.js';
 import type { VfInfo } from '../../src/sriov/types.js';
 import { VfpError } from '../../src/util/errors.js';
 import { thrown } from '../helpers/thrown.js';
@@ -119,6 +120,26 @@ describe('AllocStore', () => {
     expect(forced).toEqual(a);
     expect(store.get(a.pci)).toBeUndefined();
     expect(store.history(1)[0]).toMatchObject({ op: 'release', pci: a.pci, reason: 'forced', allocId: a.id });
+  });
+
+  it('refuses a release by address whose owner fields name no one (ifname, netns), even if they match', () => {
+    const a = store.allocate({ candidates: vfs, owner: { ...web0, netns: '/var/run/netns/cni-web0' } });
+    for (const weak of [{ ifname: 'net1' }, { netns: '/var/run/netns/cni-web0' }, { ifname: 'net1', netns: '/x' }] as Partial<Owner>[]) {
+      const e = err(() => store.release(a.pci, { owner: weak }));
+      expect(e.kind).toBe('conflict');
+      expect(e.message).toContain(`VF ${a.pci} is allocated to pod default/web-0 (container 4f2a9c1e77d0…, net1); the owner fields given (${Object.keys(weak).join(', ')}) do not say whose VF this is`);
+      expect(e.message).toContain('namespace+name, uid, containerId or pid');
+      expect(e.message).not.toContain('nobody');
+    }
+    expect(store.get(a.pci)).toEqual(a);
+    // with someone named, the narrowing fields still count
+    expect(err(() => store.release(a.pci, { owner: { containerId: web0.containerId!, ifname: 'net2' } })).message).toContain('not to container 4f2a9c1e77d0…, net2');
+    expect(store.release(a.pci, { owner: { uid: web0.uid!, ifname: 'net1' } }).id).toBe(a.id);
+  });
+
+  it('names an owner pattern of netns alone by its netns, not as nobody', () => {
+    expect(describeOwner({ netns: '/x' })).toBe('netns /x');
+    expect(describeOwner({})).toBe('nobody');
   });
 
   it('releases by owner fields or id; a second release is not-found', () => {

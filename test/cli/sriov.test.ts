@@ -121,7 +121,7 @@ describePrivileged('operator CLI on a simulated NIC', { netns: true }, () => {
   });
 
   it('refuses bad input with a clear error and the right exit code, and changes nothing', () => {
-    json(['vf', 'alloc', '--pci', '0000:5e:02.2', '--owner', 'default/holder']);
+    json(['vf', 'alloc', '--pci', '0000:5e:02.2', '--owner', 'default/holder', '--ifname', 'net1']);
     const before = snapshot();
     const cases: [string[], number, RegExp][] = [
       [['vf', 'show', '0000:5e:02'], 2, /malformed: expected DDDD:BB:DD\.F/],
@@ -140,6 +140,8 @@ describePrivileged('operator CLI on a simulated NIC', { netns: true }, () => {
       [['pf', 'set-numvfs', `${prefix}f1`, '2'], 1, /only through 0/],
       [['vf', 'release', '0000:5e:02.2', '--owner', 'default/other'], 1, /default\/holder/],
       [['vf', 'release', '0000:5e:02.2'], 1, /held by pod default\/holder.*--force/],
+      [['vf', 'release', '0000:5e:02.2', '--ifname', 'net1'], 1, /allocated to pod default\/holder \(net1\); the owner fields given \(ifname\) do not say whose VF.*--force/],
+      [['vf', 'release', '0000:5e:02.2', '--netns', '/x'], 1, /allocated to pod default\/holder \(net1\); the owner fields given \(netns\) do not say whose VF/],
       [['vf', 'release', '0000:5e:02.3', '--owner', 'default/holder'], 1, /not allocated|is free|no allocation/],
       [['vf', 'bind', '0000:5e:02.2', '--driver', 'vfio-pci'], 1, /allocated to pod default\/holder/],
       [['vf', 'config', '0000:5e:02.1', '--vlan', '4095'], 2, /--vlan "4095" is out of range/],
