@@ -57,8 +57,13 @@ export interface NetConf {
   args?: Record<string, unknown>;
   /** The runtime's prevResult (CHECK, DEL, chained ADD), parsed. */
   prevResult?: CniResult;
-  /** GC: the attachments the runtime still knows. */
+  /** GC: the attachments the runtime still knows. Spec 1.1.0's text names the key
+   *  cni.dev/attachments; the spec's master and libcni (which sends both) name it
+   *  cni.dev/valid-attachments. Both are read: an attachment listed in either is kept. */
   'cni.dev/valid-attachments'?: ValidAttachment[];
+  'cni.dev/attachments'?: ValidAttachment[];
+  /** Why a prevResult given to DEL was set aside: DEL is best-effort and needs none. */
+  prevResultIgnored?: string;
   capabilities?: Record<string, boolean>;
   /**
    * What to act on. deviceID: top-level deviceID, else runtimeConfig.deviceID (Multus sets
@@ -195,15 +200,20 @@ const schema = z.looseObject({
   poolsFile: absPath('the pool definitions').optional(),
   args: z.looseObject({}, { error: 'expected an object' }).optional(),
   prevResult: z.looseObject({}, { error: 'expected a result object' }).optional(),
-  'cni.dev/valid-attachments': z.array(
+  'cni.dev/valid-attachments': attachmentList().optional(),
+  'cni.dev/attachments': attachmentList().optional(),
+  capabilities: z.record(z.string(), z.boolean({ error: 'expected true or false' }), { error: 'expected an object of booleans' }).optional(),
+});
+
+function attachmentList() {
+  return z.array(
     z.looseObject({
       containerID: z.string({ error: 'expected the container ID' }).min(1, 'expected the container ID'),
       ifname: z.string({ error: 'expected the interface name' }).min(1, 'expected the interface name'),
     }, { error: 'expected {containerID, ifname}' }),
     { error: 'expected a list of {containerID, ifname}' },
-  ).optional(),
-  capabilities: z.record(z.string(), z.boolean({ error: 'expected true or false' }), { error: 'expected an object of booleans' }).optional(),
-});
+  );
+}
 
 // Generated configs spell "unset" as "" (Go's omitempty in reverse); take it so.
 const EMPTY_IS_UNSET = ['deviceID', 'mac', 'pool', 'vlanProto', 'spoofchk', 'trust', 'link_state', 'logLevel', 'logFile', 'sysfsRoot', 'stateDir', 'poolsFile'];
@@ -253,7 +263,7 @@ function invalidConf(msg: string, details?: string): CniError {
  * Validates a decoded config. `args` are the parsed CNI_ARGS (for MAC precedence).
  * Codes: 1 for an unsupported or missing cniVersion, 7 for everything else.
  */
-export function loadConf(raw: Record<string, unknown>, args: CniArgs = {}): NetConf {
+export function loadConf(raw: Record<string, unknown>, args: CniArgs = {}, command?: string): NetConf {
   const v = raw.cniVersion;
   if (v === undefined || v === '') {
     throw new CniError(ERR.INCOMPATIBLE_VERSION, `network configuration has no cniVersion (which means 0.1.0); vfplane-cni supports ${SUPPORTED_VERSIONS.join(', ')}`);
@@ -293,12 +303,23 @@ export function loadConf(raw: Record<string, unknown>, args: CniArgs = {}): NetC
   }
 
   let prevResult: CniResult | undefined;
-  if (d.prevResult !== undefined) prevResult = parsePrevResult(d.prevResult, v);
+  let prevResultIgnored: string | undefined;
+  if (d.prevResult !== undefined) {
+    try {
+      prevResult = parsePrevResult(d.prevResult, v);
+    } catch (err) {
+      // DEL must finish whatever the cached result looks like: it finds the VF by
+      // container and interface, not through prevResult.
+      if (command !== 'DEL') throw err;
+      prevResultIgnored = (err as Error).message;
+    }
+  }
 
   const rc = (d.runtimeConfig ?? {}) as NetConf['runtimeConfig'];
   const conf = { ...d, cniVersion: v, runtimeConfig: rc } as unknown as NetConf;
   if (prevResult) conf.prevResult = prevResult;
   else delete conf.prevResult;
+  if (prevResultIgnored) conf.prevResultIgnored = prevResultIgnored;
   conf.effective = {};
   const deviceID = d.deviceID ?? rc.deviceID;
   if (deviceID !== undefined) conf.effective.deviceID = deviceID;

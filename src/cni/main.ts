@@ -30,6 +30,9 @@ export interface CniContext {
   log: Logger;
   /** Where the time of this call went; logged at debug when the call ends. */
   phases: Phases;
+  /** Where delegated plugins' stderr goes: this call's stderr (the runtime's, also when
+   *  `vfplane cni serve` runs the call on the shim's behalf). */
+  stderr: (chunk: Buffer) => void;
 }
 
 export interface PluginModule {
@@ -120,7 +123,7 @@ export async function main(env: NodeJS.ProcessEnv = process.env, io: MainIo = pr
 
     const { decodeConf, loadConf } = await import('./conf.js');
     const raw = await decodeConf(text);
-    const conf = loadConf(raw, cniEnv.args);
+    const conf = loadConf(raw, cniEnv.args, cniEnv.command);
     cniVersion = conf.cniVersion;
     const min = MIN_VERSION[cniEnv.command];
     if (min && !versionAtLeast(conf.cniVersion, min)) {
@@ -141,8 +144,9 @@ export async function main(env: NodeJS.ProcessEnv = process.env, io: MainIo = pr
       },
     });
     phases.mark('config');
-    const ctx: CniContext = { env: cniEnv, conf, raw, stdin: text, log, phases };
+    const ctx: CniContext = { env: cniEnv, conf, raw, stdin: text, log, phases, stderr: (c) => io.stderr(c.toString('utf8')) };
     log.debug('called', { args: cniEnv.args, deviceID: conf.effective.deviceID });
+    if (conf.prevResultIgnored) log.warning(`prevResult set aside (DEL needs none): ${conf.prevResultIgnored}`);
 
     const plugin = (await import('./plugin.js')) as PluginModule;
     switch (cniEnv.command) {

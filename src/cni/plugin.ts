@@ -10,18 +10,19 @@ import * as path from 'node:path';
 import { AllocStore, DB_FILE, defaultStateDir, type Allocation } from '../alloc/store.js';
 import { describeOwner, parseOwner, type Owner } from '../alloc/owner.js';
 import { findPool, loadPools, poolVfs, type PoolSelector } from '../alloc/pool.js';
-import { addrsIn, hostNetnsPath, ipIn, linkIn } from '../net/ip.js';
+import { addrsIn, hostNetnsPath, ipIn, linkIn, routesIn } from '../net/ip.js';
 import { netRun, type NetOp } from '../net/netops.js';
 import { listVfs, resolveVf } from '../sriov/discover.js';
 import { defaultSysfsRoot, openSysfs, SIM_MARKER, type Sysfs } from '../sriov/sysfs.js';
 import type { VfInfo, VfSettings } from '../sriov/types.js';
 import { applyVfSettings, checkSettings, settingsDiff } from '../sriov/vf-settings.js';
+import { canonCidr, formatIp, parseIp } from '../util/addr.js';
 import { conflict, invalid, notFound, unavailable, VfpError } from '../util/errors.js';
 import { CniError, ERR } from './spec.js';
 import type { CniContext } from './main.js';
-import type { CniResult } from './result.js';
+import type { CniDns, CniResult } from './result.js';
 import type { VxlanConf } from './conf.js';
-import { execIpam } from './ipam.js';
+import { execIpam, type IpamCommand } from './ipam.js';
 import { deviceInfoPath, removeDeviceInfo, writeDeviceInfo } from './devinfo.js';
 import { detachFromOverlay, overlayAttachRequest, request as dataplaneRequest, socketPath } from '../dataplane/control.js';
 
@@ -410,14 +411,13 @@ export async function cmdAdd(ctx: CniContext): Promise<CniResult> {
     }
     let ipamP: Promise<CniResult> = Promise.resolve({});
     if (conf.ipam) {
-      const type = conf.ipam.type;
-      ipamP = execIpam('ADD', ctx.raw, env, type);
+      ipamP = ipam(ctx, 'ADD');
       ipamP.catch(() => undefined);
       undo.push(async () => {
         // DEL even when ADD failed: a plugin killed on timeout may have reserved already,
         // and IPAM DEL is idempotent.
         await ipamP.catch(() => undefined);
-        await execIpam('DEL', ctx.raw, env, type);
+        await ipam(ctx, 'DEL');
       });
     }
     // The overlay attach runs alongside the move too: the data plane opens a port on the
@@ -451,16 +451,26 @@ export async function cmdAdd(ctx: CniContext): Promise<CniResult> {
     ph.mark('start');
     await moved;
     ph.mark('move');
-    const ipam = await ipamP;
+    const got = await ipamP;
     ph.mark('ipamWait');
-    const result: CniResult = {
+    // Chained after another plugin, this one adds its interface to the result it was
+    // given (spec: pass prevResult through, or modify it); its addresses point at it.
+    const prev = conf.prevResult;
+    const index = prev?.interfaces?.length ?? 0;
+    const mine: CniResult = {
       interfaces: [{ name: ifname, ...(mac ? { mac } : {}), ...(mtu ? { mtu } : {}), sandbox: netns, pciID: vf.pci }],
-      ips: (ipam.ips ?? []).map((i) => ({ ...i, interface: 0 })),
-      routes: ipam.routes ?? [],
-      ...(ipam.dns ? { dns: ipam.dns } : {}),
+      ips: (got.ips ?? []).map((i) => ({ ...i, interface: index })),
+      routes: got.routes ?? [],
     };
-    if (mode === 'kernel') await configureInterface(netns, ifname, result);
+    if (mode === 'kernel') await configureInterface(netns, ifname, mine);
     ph.mark('addresses');
+    const dns = mergeDns(prev?.dns, conf.dns, got.dns);
+    const result: CniResult = {
+      interfaces: [...(prev?.interfaces ?? []), ...mine.interfaces!],
+      ips: [...(prev?.ips ?? []), ...mine.ips!],
+      routes: [...(prev?.routes ?? []), ...mine.routes!],
+      ...(dns ? { dns } : {}),
+    };
     await attached;
 
     const att: Attachment = { mode, mac, deviceInfoFile, vxlan: conf.vxlan ?? null, ...(representor ? { representor, dataplane } : {}) };
@@ -482,6 +492,52 @@ export async function cmdAdd(ctx: CniContext): Promise<CniResult> {
   } finally {
     done(store);
   }
+}
+
+/** Runs the network's IPAM plugin for this call: its stderr goes to the call's stderr
+ *  (the runtime's, also through `vfplane cni serve`), as the spec asks of delegation. */
+function ipam(ctx: CniContext, command: 'ADD'): Promise<CniResult>;
+function ipam(ctx: CniContext, command: Exclude<IpamCommand, 'ADD'>): Promise<void>;
+function ipam(ctx: CniContext, command: IpamCommand): Promise<CniResult | void> {
+  const opts = { log: ctx.log, stderr: ctx.stderr };
+  const type = ctx.conf.ipam!.type;
+  return command === 'ADD' ? execIpam('ADD', ctx.raw, ctx.env, type, opts) : execIpam(command, ctx.raw, ctx.env, type, opts);
+}
+
+/** Whether two paths name the same network namespace (a runtime may write
+ *  /var/run/netns/x where /run/netns/x was passed, or a /proc/PID/ns/net path). */
+function sameNetns(a: string, b: string): boolean {
+  if (a === b) return true;
+  try {
+    const x = fs.statSync(a), y = fs.statSync(b);
+    return x.dev === y.dev && x.ino === y.ino;
+  } catch {
+    return false;
+  }
+}
+
+/** An interface address as canonical text, keeping the host part ("10.99.0.7/24"). */
+function canonAddr(s: string): string {
+  const [addr, len] = s.split('/');
+  const ip = parseIp(addr ?? '');
+  return ip ? `${formatIp(ip.family, ip.bytes)}/${len ?? (ip.family === 4 ? 32 : 128)}` : s;
+}
+
+/** DNS settings from several sources, in order: lists are joined without repeats, the
+ *  first domain wins. Undefined when none says anything. */
+function mergeDns(...all: (CniDns | undefined)[]): CniDns | undefined {
+  const out: CniDns = {};
+  const join = (k: 'nameservers' | 'search' | 'options', v?: string[]) => {
+    if (v?.length) out[k] = [...new Set([...(out[k] ?? []), ...v])];
+  };
+  for (const d of all) {
+    if (!d) continue;
+    join('nameservers', d.nameservers);
+    join('search', d.search);
+    join('options', d.options);
+    if (d.domain && !out.domain) out.domain = d.domain;
+  }
+  return Object.keys(out).length ? out : undefined;
 }
 
 /** A switchdev PF names its representors through phys_port_name, which is not read yet. */
@@ -506,7 +562,7 @@ export async function cmdDel(ctx: CniContext): Promise<void> {
       // A DPDK ADD may have written its device-info file before failing half-way.
       if (conf.effective.deviceID) removeDeviceInfo(deviceInfoPath(conf, env));
     }
-    const ipamDone = conf.ipam ? execIpam('DEL', ctx.raw, env, conf.ipam.type) : Promise.resolve();
+    const ipamDone = conf.ipam ? ipam(ctx, 'DEL') : Promise.resolve();
     const [d, i] = await Promise.allSettled([detached, ipamDone]);
     if (d.status === 'rejected') throw d.reason;
     if (i.status === 'rejected') throw i.reason;
@@ -533,18 +589,40 @@ export async function cmdCheck(ctx: CniContext): Promise<void> {
     const a = store.findInterface(env.containerId!, env.ifname!);
     if (!a) throw new CniError(ERR.UNKNOWN_CONTAINER, `no VF is attached to container ${env.containerId} as ${env.ifname}`, 'run ADD first');
     const att = a.attachment as Attachment | null;
+    // What to expect comes from prevResult (spec: CHECK "must consult the prevResult"):
+    // this plugin's interface in it, the addresses that point at it, and the routes.
     const prev = conf.prevResult;
-    const want = prev?.interfaces?.find((i) => i.name === env.ifname && i.sandbox);
+    if (!prev) {
+      throw new CniError(ERR.INVALID_CONFIG, 'CHECK needs prevResult: the result ADD returned for this attachment', 'the runtime passes it; by hand, add "prevResult": <the ADD output> to the configuration');
+    }
+    const index = (prev.interfaces ?? []).findIndex((i) => i.name === env.ifname && i.sandbox !== undefined && sameNetns(i.sandbox, env.netns!));
+    if (index < 0) {
+      const listed = (prev.interfaces ?? []).map((i) => `${i.name}${i.sandbox ? ` in ${i.sandbox}` : ''}`).join(', ') || 'none';
+      throw new CniError(ERR.INVALID_CONFIG, `prevResult has no interface ${env.ifname} in ${env.netns}`, `it lists ${listed}; pass the result of this attachment's ADD`);
+    }
+    const want = prev.interfaces![index]!;
     if (!att || att.mode === 'kernel') {
       const l = linkIn(env.netns!, env.ifname!);
       if (!l) throw new CniError(ERR.IO, `interface ${env.ifname} is missing from ${env.netns}`, `VF ${a.pci} was attached there`);
-      if (want?.mac && l.address?.toLowerCase() !== want.mac.toLowerCase()) {
+      if (want.mac && l.address?.toLowerCase() !== want.mac.toLowerCase()) {
         throw new CniError(ERR.IO, `interface ${env.ifname} has MAC ${l.address}, not ${want.mac} as ADD reported`, '');
       }
-      if (want?.mtu && l.mtu !== want.mtu) throw new CniError(ERR.IO, `interface ${env.ifname} has MTU ${l.mtu}, not ${want.mtu}`, '');
-      const have = new Set(addrsIn(env.netns!, env.ifname!).map((x) => `${x.local}/${x.prefixlen}`));
-      for (const ipc of prev?.ips ?? []) {
-        if (!have.has(ipc.address)) throw new CniError(ERR.IO, `interface ${env.ifname} lacks address ${ipc.address}`, `it has ${[...have].join(', ') || 'none'}`);
+      if (want.mtu && l.mtu !== want.mtu) throw new CniError(ERR.IO, `interface ${env.ifname} has MTU ${l.mtu}, not ${want.mtu}`, '');
+      const have = new Set(addrsIn(env.netns!, env.ifname!).map((x) => canonAddr(`${x.local}/${x.prefixlen}`)));
+      for (const ipc of prev.ips ?? []) {
+        if (ipc.interface !== index) continue;
+        if (!have.has(canonAddr(ipc.address))) throw new CniError(ERR.IO, `interface ${env.ifname} lacks address ${ipc.address}`, `it has ${[...have].join(', ') || 'none'}`);
+      }
+      // Routes of the result are in the pod's namespace, whichever interface they use.
+      // A route without a gateway may have got the address's (as ADD configures it).
+      const routes = routesIn(env.netns!);
+      for (const rt of prev.routes ?? []) {
+        const fam = rt.dst.includes(':') ? 6 : 4;
+        const dst = canonCidr(rt.dst);
+        const table = rt.table !== undefined ? String(rt.table) : undefined;
+        const found = routes.some((r) => r.family === fam && canonCidr(r.dst, fam) === dst && (!rt.gw || r.gateway === rt.gw) &&
+          (table === undefined ? r.table === undefined || r.table === 'main' : r.table === table || (table === '254' && r.table === 'main')));
+        if (!found) throw new CniError(ERR.IO, `route to ${rt.dst}${rt.gw ? ` via ${rt.gw}` : ''} is missing from ${env.netns}`, 'ADD configured it; run DEL and ADD again');
       }
     } else {
       const vf = resolveVf(sysfs, a.pci);
@@ -559,9 +637,10 @@ export async function cmdCheck(ctx: CniContext): Promise<void> {
         throw new CniError(ERR.IO, `the data plane at ${att.dataplane} does not forward for VF ${a.pci} on VXLAN ${att.vxlan.vni}`, mine ? `it has the VF on VNI ${mine.vni}` : 'run DEL and ADD again');
       }
     }
-    // A DPDK VF's addresses live in the application, not on an interface the IPAM plugin
-    // could inspect (static's CHECK looks for them on CNI_IFNAME), so only kernel mode asks.
-    if (conf.ipam && (!att || att.mode === 'kernel')) await execIpam('CHECK', ctx.raw, env, conf.ipam.type);
+    // The IPAM plugin checks its own state (host-local: the lease is still held). A DPDK
+    // VF's addresses live in the application, not on an interface, so static (whose CHECK
+    // looks for them on CNI_IFNAME) cannot check one: that plugin alone is left out.
+    if (conf.ipam && (!att || att.mode === 'kernel' || conf.ipam.type !== 'static')) await ipam(ctx, 'CHECK');
   } finally {
     done(store);
   }
@@ -569,7 +648,11 @@ export async function cmdCheck(ctx: CniContext): Promise<void> {
 
 export async function cmdGc(ctx: CniContext): Promise<void> {
   const { conf } = ctx;
-  const valid = new Set((conf['cni.dev/valid-attachments'] ?? []).map((v) => `${v.containerID}\u0000${v.ifname}`));
+  // Both spellings of the key (see NetConf): an attachment either lists is kept.
+  const listedValid = [...(conf['cni.dev/valid-attachments'] ?? []), ...(conf['cni.dev/attachments'] ?? [])];
+  const valid = new Set(listedValid.map((v) => `${v.containerID}\u0000${v.ifname}`));
+  // GC goes on past a failure, releasing what it can, and reports the failures at the end.
+  const failures: string[] = [];
   const { sysfs, store } = await openAll(ctx);
   try {
     for (const listed of store.list()) {
@@ -583,6 +666,7 @@ export async function cmdGc(ctx: CniContext): Promise<void> {
         await detach(sysfs, a, a.owner.netns && fs.existsSync(a.owner.netns) ? a.owner.netns : undefined);
       } catch (err) {
         ctx.log.error(`GC: could not restore VF ${a.pci}: ${(err as Error).message}; releasing it anyway`);
+        failures.push(`VF ${a.pci} (${describeOwner(a.owner)}) was released but not fully restored: ${(err as Error).message}`);
       }
       try {
         store.release(a.pci, { id: a.id, reason: 'CNI GC' });
@@ -590,7 +674,19 @@ export async function cmdGc(ctx: CniContext): Promise<void> {
         if (!(err instanceof VfpError && (err.kind === 'not-found' || err.kind === 'conflict'))) throw err;
       }
     }
-    if (conf.ipam) await execIpam('GC', ctx.raw, ctx.env, conf.ipam.type).catch((err) => ctx.log.error(`IPAM GC: ${(err as Error).message}`));
+    let ipamErr: CniError | undefined;
+    if (conf.ipam) {
+      await ipam(ctx, 'GC').catch((err: unknown) => {
+        ctx.log.error(`IPAM GC: ${(err as Error).message}`);
+        if (err instanceof CniError) ipamErr = err;
+        else failures.push(`IPAM GC: ${(err as Error).message}`);
+      });
+    }
+    // The IPAM plugin's own error keeps its code (spec: a delegate's error is returned).
+    if (ipamErr) {
+      throw failures.length ? new CniError(ipamErr.code, ipamErr.message, [ipamErr.details, ...failures].filter(Boolean).join('; ')) : ipamErr;
+    }
+    if (failures.length) throw new CniError(ERR.IO, `GC finished with ${failures.length} failure(s): ${failures[0]}`, failures.slice(1).join('; ') || undefined);
   } finally {
     done(store);
   }
@@ -628,7 +724,7 @@ export async function cmdStatus(ctx: CniContext): Promise<void> {
       }
     }
     // The spec sends STATUS on to the IPAM plugin; one that predates STATUS is skipped.
-    if (conf.ipam) await execIpam('STATUS', ctx.raw, ctx.env, conf.ipam.type, { log: ctx.log });
+    if (conf.ipam) await ipam(ctx, 'STATUS');
   } finally {
     done(store);
   }

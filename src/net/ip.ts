@@ -130,6 +130,24 @@ export function addrsIn(netnsPath: string, dev: string): IpAddrInfo[] {
   return j[0]?.addr_info ?? [];
 }
 
+export interface IpRouteInfo {
+  dst: string; // as ip prints it: "default", "10.98.0.0/16", "10.99.0.7"
+  gateway?: string;
+  dev?: string;
+  table?: string;
+  family: 4 | 6;
+}
+
+/** Every IPv4 and IPv6 route of every table in NETNS_PATH. */
+export function routesIn(netnsPath: string): IpRouteInfo[] {
+  const out: IpRouteInfo[] = [];
+  for (const family of [4, 6] as const) {
+    const j = JSON.parse(ipIn(netnsPath, [`-${family}`, '-j', 'route', 'show', 'table', 'all']) || '[]') as Omit<IpRouteInfo, 'family'>[];
+    for (const r of j) out.push({ ...r, family });
+  }
+  return out;
+}
+
 /** Sets a per-namespace sysctl (net.*) inside NETNS_PATH. */
 export function sysctlIn(netnsPath: string, key: string, value: string): void {
   if (!/^net\.[A-Za-z0-9_.\-/]+$/.test(key) || !/^[0-9A-Za-z_-]+$/.test(value)) throw systemError(`refusing sysctl ${key}=${value}`);

@@ -73,3 +73,23 @@ export function formatIp(family: 4 | 6, b: Uint8Array, off = 0): string {
   if (best < 0) return hex.join(':');
   return `${hex.slice(0, best).join(':')}::${hex.slice(best + bestLen).join(':')}`;
 }
+
+/** A CIDR as its network in canonical text ("10.98.0.7/16" → "10.98.0.0/16"); a bare
+ *  address is a host route (/32, /128); "default" is 0.0.0.0/0 or ::/0 by `family`.
+ *  null when malformed. */
+export function canonCidr(s: string, family?: 4 | 6): string | null {
+  if (s === 'default') return family === 6 ? '::/0' : family === 4 ? '0.0.0.0/0' : null;
+  const [addr, len, extra] = s.split('/');
+  if (extra !== undefined) return null;
+  const ip = parseIp(addr ?? '');
+  if (!ip) return null;
+  const max = ip.family === 4 ? 32 : 128;
+  const bits = len === undefined ? max : /^\d{1,3}$/.test(len) ? Number(len) : NaN;
+  if (!(bits >= 0 && bits <= max)) return null;
+  const b = Uint8Array.from(ip.bytes);
+  for (let i = 0; i < b.length; i++) {
+    const keep = Math.max(0, Math.min(8, bits - i * 8));
+    b[i] = b[i]! & (0xff00 >> keep) & 0xff;
+  }
+  return `${formatIp(ip.family, b)}/${bits}`;
+}

@@ -485,6 +485,99 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
     expect(vfpJson(['vf', 'show', '0000:5e:02.7']).netdev).toBe(`${m.prefix}f0v7`);
   });
 
+  // What an audit against SPEC.md (1.0.0, 1.1.0) and the reference plugins found.
+  it('chained after another plugin, ADD keeps its prevResult and adds to it; the config\'s dns is in the result', () => {
+    const p = pod('prev');
+    const e = { containerId: 'prev0001', netns: nsPath(p), ifname: 'net1' };
+    const prevResult = { cniVersion: '1.0.0', interfaces: [{ name: 'eth0', mac: '02:00:00:00:99:01', sandbox: nsPath(p) }], ips: [{ address: '192.168.77.5/24', interface: 0 }], routes: [{ dst: '192.168.78.0/24' }], dns: { nameservers: ['192.168.77.53'] } };
+    const conf = base({ deviceID: '0000:5e:0a.0', prevResult, dns: { nameservers: ['10.97.0.53'], search: ['svc.local'] } });
+    const add = call('ADD', conf, e);
+    expect(add.code, JSON.stringify(add.out) + add.stderr).toBe(0);
+    expect(add.out.interfaces.map((i: any) => i.name)).toEqual(['eth0', 'net1']);
+    expect(add.out.ips).toEqual([{ address: '192.168.77.5/24', interface: 0 }, expect.objectContaining({ address: expect.stringMatching(/^10\.56\.0\.\d+\/24$/), interface: 1 })]);
+    expect(add.out.routes).toEqual([{ dst: '192.168.78.0/24' }, { dst: '10.60.0.0/16' }]);
+    expect(add.out.dns).toEqual({ nameservers: ['192.168.77.53', '10.97.0.53'], search: ['svc.local'] });
+    // Only this plugin's address went onto its interface.
+    expect(p.ip(['-br', 'addr', 'show', 'dev', 'net1'])).not.toContain('192.168.77.5');
+    expect(call('DEL', base({ deviceID: '0000:5e:0a.0' }), e).code).toBe(0);
+    // Without a prevResult the config's dns alone (host-local gives none).
+    const p2 = pod('dns');
+    const e2 = { containerId: 'dns00001', netns: nsPath(p2), ifname: 'net1' };
+    const add2 = call('ADD', base({ deviceID: '0000:5e:0a.0', dns: { nameservers: ['10.97.0.53'] } }), e2);
+    expect(add2.out.dns).toEqual({ nameservers: ['10.97.0.53'] });
+    expect(call('DEL', base({ deviceID: '0000:5e:0a.0' }), e2).code).toBe(0);
+  });
+
+  it('CHECK consults prevResult: it must name this interface, and its addresses and routes must be there', () => {
+    const p = pod('chk');
+    const e = { containerId: 'chk00001', netns: nsPath(p), ifname: 'net1' };
+    const conf = base({ deviceID: '0000:5e:0a.1' });
+    const add = call('ADD', conf, e);
+    expect(add.code, add.stderr).toBe(0);
+    expect(call('CHECK', { ...conf, prevResult: add.out }, e).code).toBe(0);
+    // the same namespace under another path is the same sandbox
+    expect(call('CHECK', { ...conf, prevResult: { ...add.out, interfaces: [{ ...add.out.interfaces[0], sandbox: `/var/run/netns/${p.name}` }] } }, e).code).toBe(0);
+    const none = call('CHECK', conf, e);
+    expect(none.out).toMatchObject({ code: 7, msg: expect.stringContaining('CHECK needs prevResult') });
+    const other = call('CHECK', { ...conf, prevResult: { ...add.out, interfaces: [{ name: 'other0', sandbox: '/run/netns/elsewhere' }] } }, e);
+    expect(other.out).toMatchObject({ code: 7, msg: `prevResult has no interface net1 in ${nsPath(p)}` });
+    p.ip(['route', 'del', '10.60.0.0/16']);
+    const noRoute = call('CHECK', { ...conf, prevResult: add.out }, e);
+    expect(noRoute.code).toBe(1);
+    expect(noRoute.out.msg).toBe(`route to 10.60.0.0/16 is missing from ${nsPath(p)}`);
+    p.ip(['addr', 'flush', 'dev', 'net1']);
+    expect(call('CHECK', { ...conf, prevResult: add.out }, e).out.msg).toMatch(/^interface net1 lacks address 10\.56\.0\.\d+\/24$/);
+    // DEL is best-effort: a prevResult it cannot read (an address without its prefix) is set aside
+    const odd = { ...add.out, ips: [{ address: '10.56.0.50', interface: 0 }] };
+    const del = call('DEL', { ...conf, prevResult: odd, logLevel: 'warning' }, e);
+    expect(del.code, JSON.stringify(del.out)).toBe(0);
+    expect(del.stderr).toContain('prevResult set aside');
+    expect(vfpJson(['vf', 'show', '0000:5e:0a.1']).allocation).toBeNull();
+  });
+
+  it('CHECK of a DPDK VF asks the IPAM plugin (host-local: the lease must still be held)', () => {
+    vfpJson(['vf', 'bind', '0000:5e:0a.2', '--driver', 'vfio-pci']);
+    try {
+      const p = pod('dchk');
+      const e = { containerId: 'dchk0001', netns: nsPath(p), ifname: 'net1' };
+      const dir = mkdtempSync(join(tmpdir(), 'vfplane-cni-ipam-d-'));
+      const conf = base({ cniVersion: '1.1.0', deviceID: '0000:5e:0a.2', ipam: { type: 'host-local', subnet: '10.58.0.0/24', dataDir: dir }, runtimeConfig: { CNIDeviceInfoFile: join(dir, 'devinfo.json') } });
+      const add = call('ADD', conf, e);
+      expect(add.code, add.stderr).toBe(0);
+      expect(call('CHECK', { ...conf, prevResult: add.out }, e).code).toBe(0);
+      const lease = join(dir, 'vfnet', add.out.ips[0].address.split('/')[0]);
+      rmSync(lease);
+      const chk = call('CHECK', { ...conf, prevResult: add.out }, e);
+      expect(chk.code).toBe(1);
+      expect(chk.out.msg).toMatch(/^IPAM host-local: /);
+      expect(call('DEL', conf, e).code).toBe(0);
+      rmSync(dir, { recursive: true, force: true });
+    } finally {
+      vfpJson(['vf', 'bind', '0000:5e:0a.2', '--driver', 'kernel']);
+    }
+  });
+
+  it('GC keeps attachments listed under either key (cni.dev/attachments, cni.dev/valid-attachments) and returns the IPAM plugin\'s GC error', () => {
+    const p = pod('gck');
+    const e = { containerId: 'gck00001', netns: nsPath(p), ifname: 'net1' };
+    expect(call('ADD', base({ deviceID: '0000:5e:0a.3' }), e).code).toBe(0);
+    // spec-v1.1.0's own text names the key cni.dev/attachments
+    expect(call('GC', base({ cniVersion: '1.1.0', 'cni.dev/attachments': [{ containerID: 'gck00001', ifname: 'net1' }] })).code).toBe(0);
+    expect(vfpJson(['vf', 'show', '0000:5e:0a.3']).allocation?.owner.containerId).toBe('gck00001');
+    expect(p.ip(['-br', 'link'])).toContain('net1');
+    // an IPAM plugin whose GC fails: its error (code 5) comes back, after the release
+    const fake = mkdtempSync(join(tmpdir(), 'vfplane-cni-fake-'));
+    writeFileSync(join(fake, 'gcfail'), '#!/bin/sh\ncat >/dev/null\nif [ "$CNI_COMMAND" = GC ]; then echo \'{"cniVersion":"1.1.0","code":5,"msg":"cannot release"}\'; exit 1; fi\nexit 0\n', { mode: 0o755 });
+    try {
+      const r = spawnSync(process.execPath, [PLUGIN], { input: JSON.stringify(base({ cniVersion: '1.1.0', ipam: { type: 'gcfail' }, 'cni.dev/valid-attachments': [] })), env: { ...envOf('GC', {}, `${fake}:${REF}`) }, encoding: 'utf8' });
+      expect(r.status).toBe(1);
+      expect(JSON.parse(r.stdout)).toMatchObject({ code: 5, msg: 'IPAM gcfail: cannot release' });
+      expect(vfpJson(['vf', 'show', '0000:5e:0a.3']).allocation).toBeNull(); // released all the same
+    } finally {
+      rmSync(fake, { recursive: true, force: true });
+    }
+  });
+
   it('a pool whose VFs match but none can be handed over says why, VF by VF (code 11), and allocates nothing', () => {
     const vf = vfpJson(['vf', 'show', '0000:5e:02.4']);
     const other = pod('elsewhere');
