@@ -1,7 +1,7 @@
 // `vfplane bench`: measure the data plane: the memory backend (engine only), or an I/O
 // backend (afxdp, dpdk, afpacket) against the kernel's vxlan device on a veth topology.
 import { Command, Option } from 'commander';
-import { choiceFlag, intFlag, intListFlag, vniFlag } from './flags.js';
+import { choiceFlag, intFlag, intListFlag, pathFlag, vniFlag } from './flags.js';
 
 export const DEFAULT_SIZES = '64,128,256,512,1024,1500,imix';
 
@@ -23,7 +23,7 @@ export function registerBench(program: Command): void {
     .addOption(new Option('--ipv6', 'IPv6 underlay (default IPv4)').default(false))
     .addOption(new Option('--vni <n>', 'VNI to encapsulate with').argParser(vniFlag()).default(100))
     .option('--json', 'print the results as JSON on stdout', false)
-    .option('--chart <file>', 'I/O backends: write an SVG chart of Mpps against size here (default ./vfplane-bench-<backend>.svg)')
+    .option('--chart <file>', 'I/O backends: write an SVG chart of Mpps against size here (default ./vfplane-bench-<backend>.svg)', pathFlag('--chart'))
     .option('--no-kernel', 'I/O backends: skip the kernel vxlan DUT')
     .option('--no-null', 'dpdk: skip the net_null comparison with dpdk-testpmd')
     .option('--only-null', 'dpdk: run only the net_null comparison with dpdk-testpmd (no veth topology)', false)
@@ -42,7 +42,7 @@ export function registerBench(program: Command): void {
     .addOption(new Option('--procs <n>', 'concurrent processes, 1–256').argParser(intFlag('--procs', 1, 256)).default(8))
     .addOption(new Option('--cycles <n>', 'alloc/release cycles per process, 1–100000').argParser(intFlag('--cycles', 1, 100_000)).default(250))
     .addOption(new Option('--vfs <n>', 'VFs in the (tree-only) simulated NIC, 1–1024').argParser(intFlag('--vfs', 1, 1024)).default(16))
-    .option('--state-dir <dir>', 'parent of the bench\'s own throw-away store (never a real alloc.db); default: the temp dir')
+    .option('--state-dir <dir>', 'parent of the bench\'s own throw-away store (never a real alloc.db); default: the temp dir', pathFlag('--state-dir'))
     .option('--no-writer-queue', 'writers wait in SQLite\'s busy handler only, not queued on the store\'s flock (for comparison)')
     .option('--json', 'print the results as JSON on stdout', false)
     .action(async (o) => {

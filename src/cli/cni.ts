@@ -1,6 +1,7 @@
 // `vfplane cni install`: put vfplane-cni where a runtime looks for plugins (CNI_PATH,
 // usually /opt/cni/bin): the C shim, with a file naming the server socket, this Node and
 // this installation's plugin (or, without a built shim, a shell wrapper).
+import { pathFlag } from './flags.js';
 import { Command } from 'commander';
 
 export function registerCni(program: Command): void {
@@ -8,8 +9,8 @@ export function registerCni(program: Command): void {
   cni
     .command('install')
     .description('write DIR/vfplane-cni (the C shim, plus DIR/vfplane-cni.shim naming the server socket, this Node and this installation\'s plugin)')
-    .option('--dir <dir>', 'the runtime\'s CNI binary directory', '/opt/cni/bin')
-    .option('--socket <path>', 'where `vfplane cni serve` listens (the shim falls back to running the plugin itself)', '/run/vfplane/cni.sock')
+    .option('--dir <dir>', 'the runtime\'s CNI binary directory', pathFlag('--dir'), '/opt/cni/bin')
+    .option('--socket <path>', 'where `vfplane cni serve` listens (the shim falls back to running the plugin itself)', pathFlag('--socket'), '/run/vfplane/cni.sock')
     .option('--json', 'print what was written as JSON', false)
     .action(async (o: { dir: string; socket: string; json?: boolean }) => {
       const fs = await import('node:fs');
@@ -56,7 +57,7 @@ export function registerCni(program: Command): void {
   cni
     .command('serve')
     .description('keep vfplane-cni warm: answer the shim\'s calls on a Unix socket (mode 0600) until SIGTERM')
-    .option('--socket <path>', 'where to listen', '/run/vfplane/cni.sock')
+    .option('--socket <path>', 'where to listen', pathFlag('--socket'), '/run/vfplane/cni.sock')
     .action(async (o: { socket: string }) => {
       // Signals are handled before the server starts: one that arrives meanwhile closes
       // it once it listens, rather than killing the process with its socket file left.

@@ -1,12 +1,12 @@
 // `vfplane dataplane`: run the data-plane daemon, and talk to a running one over its
 // control socket (status, stats, attachments, peers, FDB). Work lives in dataplane-run.ts.
 import { Command, Option } from 'commander';
-import { intFlag, ipFlag, macFlag, nodeFlag, vniFlag } from './flags.js';
+import { intFlag, ipFlag, macFlag, nodeFlag, pathFlag, vniFlag } from './flags.js';
 
 const common = (c: Command) =>
   c
-    .option('--socket <path>', 'the control socket (env VFPLANE_DATAPLANE_SOCKET; default <state-dir>/dataplane.sock)')
-    .option('--state-dir <dir>', 'the state directory (env VFPLANE_STATE_DIR; default /var/lib/vfplane)')
+    .option('--socket <path>', 'the control socket (env VFPLANE_DATAPLANE_SOCKET; default <state-dir>/dataplane.sock)', pathFlag('--socket'))
+    .option('--state-dir <dir>', 'the state directory (env VFPLANE_STATE_DIR; default /var/lib/vfplane)', pathFlag('--state-dir'))
     .option('--json', 'print JSON on stdout', false);
 
 const run = async () => import('./dataplane-run.js');
@@ -17,10 +17,10 @@ export function registerDataplane(program: Command): void {
 
   dp.command('run')
     .description('run the data-plane daemon in the foreground until SIGTERM/SIGINT (then drain and stop)')
-    .requiredOption('--config <file>', 'the data-plane config (YAML or JSON; see docs/dataplane.md)')
+    .requiredOption('--config <file>', 'the data-plane config (YAML or JSON; see docs/dataplane.md)', pathFlag('--config'))
     .option('--metrics <addr>', 'serve Prometheus metrics on HOST:PORT (overrides the config)')
-    .option('--socket <path>', 'the control socket (overrides the config)')
-    .option('--state-dir <dir>', 'the state directory (overrides the config)')
+    .option('--socket <path>', 'the control socket (overrides the config)', pathFlag('--socket'))
+    .option('--state-dir <dir>', 'the state directory (overrides the config)', pathFlag('--state-dir'))
     .option('--json', 'print one JSON line when ready, and one when stopped', false)
     .action(async (o) => (await run()).dpRun(o));
 
@@ -60,7 +60,7 @@ export function registerDataplane(program: Command): void {
   dp.command('unclaim')
     .description('give back the netdevs a data plane that was killed still holds (forwarding, IPv6, GRO it switched off), when it is not to be started again (a restart gives them back too)')
     .option('--node <name>', 'only this node\'s data plane (default: every one with a claims journal in the state directory)', nodeFlag('--node'))
-    .option('--state-dir <dir>', 'the state directory (env VFPLANE_STATE_DIR; default /var/lib/vfplane)')
+    .option('--state-dir <dir>', 'the state directory (env VFPLANE_STATE_DIR; default /var/lib/vfplane)', pathFlag('--state-dir'))
     .option('--json', 'print JSON on stdout', false)
     .action(async (o) => (await run()).dpUnclaim(o));
 

@@ -1,13 +1,14 @@
 // `vfplane doctor`: what this build and this host can do (the work is in doctor-run.ts).
+import { pathFlag } from './flags.js';
 import { Command } from 'commander';
 
 export function registerDoctor(program: Command): void {
   program
     .command('doctor')
     .description('what this build has and this host supports: backends, hugepages, vfio/IOMMU, AF_XDP, the CNI server, NICs and their offload tier')
-    .option('--sysfs-root <dir>', 'sysfs to look for NICs in (env VFPLANE_SYSFS_ROOT)')
-    .option('--state-dir <dir>', 'the state directory: the data plane\'s socket and what stopped data planes still hold (env VFPLANE_STATE_DIR; default /var/lib/vfplane)')
-    .option('--socket <path>', 'where `vfplane cni serve` listens', '/run/vfplane/cni.sock')
+    .option('--sysfs-root <dir>', 'sysfs to look for NICs in (env VFPLANE_SYSFS_ROOT)', pathFlag('--sysfs-root'))
+    .option('--state-dir <dir>', 'the state directory: the data plane\'s socket and what stopped data planes still hold (env VFPLANE_STATE_DIR; default /var/lib/vfplane)', pathFlag('--state-dir'))
+    .option('--socket <path>', 'where `vfplane cni serve` listens', pathFlag('--socket'), '/run/vfplane/cni.sock')
     .option('--json', 'print the checks as JSON', false)
     .action(async (o) => (await import('./doctor-run.js')).runDoctor(o));
 }

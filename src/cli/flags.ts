@@ -15,6 +15,16 @@ export function intFlag(flag: string, min: number, max: number) {
   };
 }
 
+/** A file or directory path. An empty one would silently mean the current directory
+ *  (path.resolve('') is the cwd), so it is refused; leaving the flag out gives its default. */
+export function pathFlag(flag: string) {
+  return (value: string): string => {
+    if (value.trim() === '') throw new UsageError(`${flag} ${JSON.stringify(value)} is empty: give a file or directory path (an empty one would mean the current directory)`);
+    if (value.includes('\0')) throw new UsageError(`${flag} ${JSON.stringify(value)} contains a NUL byte, which no path can hold`);
+    return value;
+  };
+}
+
 /** A data-plane node name (the config's `node`). */
 export function nodeFlag(flag: string) {
   return (value: string): string => {

@@ -2,7 +2,7 @@
 // declared and validated here; the work is in pcap-run.ts, loaded when a command runs.
 import { Command, Option } from 'commander';
 import {
-  choiceFlag, intFlag, ipFlag, ipListFlag, macFlag, portFlag, portRangeFlag, tosFlag, vniFlag, vniListFlag,
+  choiceFlag, intFlag, ipFlag, ipListFlag, macFlag, pathFlag, portFlag, portRangeFlag, tosFlag, vniFlag, vniListFlag,
 } from './flags.js';
 
 const engineOpt = () =>
@@ -16,8 +16,8 @@ export function registerPcap(program: Command): void {
   pcap
     .command('encap')
     .description('wrap every frame of IN in VXLAN and write the result to OUT')
-    .requiredOption('--in <file>', 'input pcap file')
-    .requiredOption('--out <file>', 'output pcap file (written whole or not at all)')
+    .requiredOption('--in <file>', 'input pcap file', pathFlag('--in'))
+    .requiredOption('--out <file>', 'output pcap file (written whole or not at all)', pathFlag('--out'))
     .addOption(new Option('--vni <n>', 'VXLAN network identifier, 0–16777215').argParser(vniFlag()).makeOptionMandatory())
     .addOption(new Option('--local <ip>', 'outer source address (IPv4 or IPv6)').argParser(ipFlag('--local')).makeOptionMandatory())
     .addOption(new Option('--remote <ip>', 'outer destination address, same family').argParser(ipFlag('--remote')).makeOptionMandatory())
@@ -39,8 +39,8 @@ export function registerPcap(program: Command): void {
   pcap
     .command('decap')
     .description('strip VXLAN from every frame of IN and write the inner frames to OUT')
-    .requiredOption('--in <file>', 'input pcap file')
-    .requiredOption('--out <file>', 'output pcap file (written whole or not at all)')
+    .requiredOption('--in <file>', 'input pcap file', pathFlag('--in'))
+    .requiredOption('--out <file>', 'output pcap file (written whole or not at all)', pathFlag('--out'))
     .addOption(new Option('--vni <n...>', 'accept only these VNIs (repeat or comma-separate); default: every VNI').argParser(vniListFlag()))
     .addOption(new Option('--local <ip...>', 'accept only these outer destination addresses (repeat or comma-separate)').argParser(ipListFlag('--local')))
     .addOption(new Option('--dst-port <port>', 'UDP destination port of the tunnel').argParser(portFlag('--dst-port')).default(4789))

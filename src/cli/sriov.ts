@@ -2,7 +2,7 @@
 // Flags are declared and checked here; the work is in sriov-run.ts and sim-run.ts,
 // loaded only when a command runs.
 import { Command, Option } from 'commander';
-import { choiceFlag, intFlag, macFlag } from './flags.js';
+import { choiceFlag, intFlag, macFlag, pathFlag } from './flags.js';
 import { UsageError } from './errors.js';
 
 const onOff = (flag: string) => (v: string): boolean => {
@@ -14,8 +14,8 @@ const onOff = (flag: string) => (v: string): boolean => {
 /** --json, --sysfs-root and --state-dir, on every command of these groups. */
 function common(c: Command): Command {
   return c
-    .option('--sysfs-root <dir>', 'sysfs to read and write: /sys, or a tree made by `vfplane sim create` (env VFPLANE_SYSFS_ROOT)')
-    .option('--state-dir <dir>', 'where the allocation store lives (env VFPLANE_STATE_DIR; default /var/lib/vfplane)')
+    .option('--sysfs-root <dir>', 'sysfs to read and write: /sys, or a tree made by `vfplane sim create` (env VFPLANE_SYSFS_ROOT)', pathFlag('--sysfs-root'))
+    .option('--state-dir <dir>', 'where the allocation store lives (env VFPLANE_STATE_DIR; default /var/lib/vfplane)', pathFlag('--state-dir'))
     .option('--json', 'print JSON on stdout instead of tables', false);
 }
 
@@ -59,7 +59,7 @@ export function registerSriov(program: Command): void {
   ownerOptions(common(vf.command('alloc').description('allocate a VF from a pool or by address, recording its owner and original state')
     .option('--pool <name>', 'pool to allocate from (defined in --pools)')
     .option('--pci <vf>', 'allocate this VF (PCI address or PF#INDEX)')
-    .option('--pools <file>', 'pool definitions (JSON; default STATE_DIR/pools.json)')))
+    .option('--pools <file>', 'pool definitions (JSON; default STATE_DIR/pools.json)', pathFlag('--pools'))))
     .action(act(async (o) => (await run()).vfAlloc(o)));
   ownerOptions(common(vf.command('release').description('release a VF (by address, or every VF of an owner) and restore its original settings')
     .argument('[vf]', 'VF PCI address or PF#INDEX; omit to release by owner')
@@ -95,23 +95,23 @@ export function registerSriov(program: Command): void {
     .addOption(new Option('--pfs <n>', 'PFs, 1–8').argParser(intFlag('--pfs', 1, 8)).default(1))
     .addOption(new Option('--vfs <n>', 'VFs created on each PF').argParser(intFlag('--vfs', 0, 65535)).default(4))
     .addOption(new Option('--uplink-queues <n>', 'queues of each PF uplink veth, 1–16 (several let several data-plane workers receive)').argParser(intFlag('--uplink-queues', 1, 16)).default(1))
-    .option('--root <dir>', 'where to build the tree (pass it to other commands as --sysfs-root)', '/run/vfplane/sim')
-    .option('--sysfs-root <dir>', 'the same as --root')
-    .option('--state-dir <dir>', 'accepted for symmetry; the simulator keeps its state inside its root')
+    .option('--root <dir>', 'where to build the tree (pass it to other commands as --sysfs-root)', pathFlag('--root'), '/run/vfplane/sim')
+    .option('--sysfs-root <dir>', 'the same as --root', pathFlag('--sysfs-root'))
+    .option('--state-dir <dir>', 'accepted for symmetry; the simulator keeps its state inside its root', pathFlag('--state-dir'))
     .option('--prefix <p>', 'netdev name prefix: <prefix>f<pf>, <prefix>f<pf>v<vf>, <prefix>f<pf>r<vf>', 'vfsim')
     .option('--no-netdevs', 'build only the tree (no veths; no root needed)')
     .option('--json', 'print the manifest as JSON', false)
     .action(act(async (o) => (await import('./sim-run.js')).simCreate(o)));
   sim.command('destroy').description('remove everything a simulated NIC made, and nothing else')
-    .option('--root <dir>', 'the simulator\'s root', '/run/vfplane/sim')
-    .option('--sysfs-root <dir>', 'the same as --root')
-    .option('--state-dir <dir>', 'accepted for symmetry; the simulator keeps its state inside its root')
+    .option('--root <dir>', 'the simulator\'s root', pathFlag('--root'), '/run/vfplane/sim')
+    .option('--sysfs-root <dir>', 'the same as --root', pathFlag('--sysfs-root'))
+    .option('--state-dir <dir>', 'accepted for symmetry; the simulator keeps its state inside its root', pathFlag('--state-dir'))
     .option('--json', 'print what was removed as JSON', false)
     .action(act(async (o) => (await import('./sim-run.js')).simDestroy(o)));
   sim.command('show').description('print a simulated NIC\'s manifest')
-    .option('--root <dir>', 'the simulator\'s root', '/run/vfplane/sim')
-    .option('--sysfs-root <dir>', 'the same as --root')
-    .option('--state-dir <dir>', 'accepted for symmetry; the simulator keeps its state inside its root')
+    .option('--root <dir>', 'the simulator\'s root', pathFlag('--root'), '/run/vfplane/sim')
+    .option('--sysfs-root <dir>', 'the same as --root', pathFlag('--sysfs-root'))
+    .option('--state-dir <dir>', 'accepted for symmetry; the simulator keeps its state inside its root', pathFlag('--state-dir'))
     .option('--json', 'print JSON', false)
     .action(act(async (o) => (await import('./sim-run.js')).simShow(o)));
 }

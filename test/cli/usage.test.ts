@@ -1,0 +1,55 @@
+// Usage errors of the operator CLI, as a user meets them: a child process run in a
+// scratch working directory, exit 2, a message naming the flag (as JSON too with
+// --json), and nothing made or changed. No root needed: the input is refused first.
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { BIN } from '../helpers/cli.js';
+
+const cwd = mkdtempSync(join(tmpdir(), 'vfplane-usage-'));
+afterAll(() => rmSync(cwd, { recursive: true, force: true }));
+
+function run(args: string[]) {
+  const r = spawnSync(process.execPath, [BIN, ...args], { cwd, encoding: 'utf8', timeout: 60_000 });
+  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** Runs ARGS plain and with --json: exit 2 both times, MSG in stderr and in the JSON error. */
+function refused(args: string[], msg: RegExp): void {
+  const r = run(args);
+  expect({ args, code: r.code, stderr: r.stderr }).toMatchObject({ args, code: 2, stderr: expect.stringMatching(msg) });
+  const j = run([...args, '--json']);
+  expect({ args, code: j.code }).toEqual({ args, code: 2 });
+  const out = JSON.parse(j.stdout);
+  expect(out.error.exitCode).toBe(2);
+  expect(out.error.message).toMatch(msg);
+}
+
+describe('empty path values', () => {
+  const cases: [string[], string][] = [
+    [['vf', 'alloc', '--pci', '0000:5e:02.0', '--owner', 'a/b', '--state-dir', ''], '--state-dir'],
+    [['vf', 'list', '--sysfs-root', ''], '--sysfs-root'],
+    [['vf', 'alloc', '--pool', 'p', '--owner', 'a/b', '--pools', ''], '--pools'],
+    [['gc', '--state-dir', ''], '--state-dir'],
+    [['pf', 'list', '--sysfs-root', ' '], '--sysfs-root'],
+    [['cni', 'install', '--dir', ''], '--dir'],
+    [['cni', 'install', '--dir', join(cwd, 'bin'), '--socket', ''], '--socket'],
+    [['dataplane', 'status', '--socket', ''], '--socket'],
+    [['dataplane', 'unclaim', '--state-dir', ''], '--state-dir'],
+    [['dataplane', 'run', '--config', ''], '--config'],
+    [['sim', 'show', '--root', ''], '--root'],
+    [['sim', 'destroy', '--sysfs-root', ''], '--sysfs-root'],
+    [['profile', 'list', '--profiles-dir', ''], '--profiles-dir'],
+    [['doctor', '--socket', ''], '--socket'],
+    [['pcap', 'decap', '--in', '', '--out', 'x.pcap'], '--in'],
+    [['pcap', 'encap', '--in', 'x.pcap', '--out', '', '--vni', '1', '--local', '10.0.0.1', '--remote', '10.0.0.2'], '--out'],
+  ];
+  for (const [args, flag] of cases) {
+    it(`vfplane ${args.join(' ')}: ${flag} is a usage error that names the flag`, () => {
+      refused(args, new RegExp(`${flag} "\\s*" is empty: give a file or directory path`));
+      expect(readdirSync(cwd)).toEqual([]);
+    });
+  }
+});
