@@ -36,13 +36,18 @@ export function nodeFlag(flag: string) {
 export const vniFlag = (flag = '--vni') => intFlag(flag, 0, VNI_MAX);
 export const portFlag = (flag: string) => intFlag(flag, 1, 65535);
 
+/** The items of one comma-separated value; none at all (",", "") is a usage error: these
+ *  lists are filters, and an empty filter would silently accept everything. */
+function listItems(flag: string, value: string, what: string): string[] {
+  const items = value.split(',').map((s) => s.trim()).filter((s) => s !== '');
+  if (items.length === 0) throw new UsageError(`${flag} ${JSON.stringify(value)} is empty: expected one or more ${what}, comma-separated or repeated`);
+  return items;
+}
+
 /** Repeatable / comma-separated VNIs: --vni 100 --vni 200,300 */
 export function vniListFlag(flag = '--vni') {
   const one = vniFlag(flag);
-  return (value: string, prev: number[] | undefined): number[] => [
-    ...(prev ?? []),
-    ...value.split(',').filter((s) => s !== '').map(one),
-  ];
+  return (value: string, prev: number[] | undefined): number[] => [...(prev ?? []), ...listItems(flag, value, 'VNIs').map(one)];
 }
 
 export function ipFlag(flag: string) {
@@ -54,10 +59,7 @@ export function ipFlag(flag: string) {
 
 export function ipListFlag(flag: string) {
   const one = ipFlag(flag);
-  return (value: string, prev: string[] | undefined): string[] => [
-    ...(prev ?? []),
-    ...value.split(',').filter((s) => s !== '').map(one),
-  ];
+  return (value: string, prev: string[] | undefined): string[] => [...(prev ?? []), ...listItems(flag, value, 'addresses').map(one)];
 }
 
 export function macFlag(flag: string) {

@@ -53,3 +53,20 @@ describe('empty path values', () => {
     });
   }
 });
+
+describe('empty filter lists', () => {
+  // An empty list would be no filter at all: every VNI, every address accepted.
+  const cases: [string[], RegExp][] = [
+    [['pcap', 'decap', '--in', 'in.pcap', '--out', 'out.pcap', '--vni', ','], /--vni "," is empty: expected one or more VNIs/],
+    [['pcap', 'decap', '--in', 'in.pcap', '--out', 'out.pcap', '--vni', ''], /--vni "" is empty/],
+    [['pcap', 'decap', '--in', 'in.pcap', '--out', 'out.pcap', '--vni', '100', '--vni', ', '], /--vni ", " is empty/],
+    [['pcap', 'decap', '--in', 'in.pcap', '--out', 'out.pcap', '--local', ','], /--local "," is empty: expected one or more addresses/],
+    [['pcap', 'decap', '--in', 'in.pcap', '--out', 'out.pcap', '--local', ''], /--local "" is empty/],
+  ];
+  for (const [args, msg] of cases) {
+    it(`vfplane ${args.join(' ')} is a usage error`, () => {
+      refused(args, msg);
+      expect(readdirSync(cwd)).toEqual([]);
+    });
+  }
+});
