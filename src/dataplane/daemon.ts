@@ -3,7 +3,7 @@
 // model here; every change rebuilds the spec and commits it as a new epoch, so workers
 // never stop. Changes made over the control socket persist in the state directory and
 // come back on restart. Bad requests get an error reply and change nothing.
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { isIP } from 'node:net';
 import { join, resolve } from 'node:path';
@@ -86,6 +86,16 @@ function refuseHostNetdev(l: LinkAddrs, what: string): void {
   }
 }
 
+/** A network namespace's identity (its nsfs inode): two paths may name one namespace,
+ *  and no path (the daemon's own) names the one this process runs in. */
+function netnsId(netns: string | undefined): string {
+  const st = statSync(netns ?? '/proc/self/ns/net');
+  return `${st.dev}:${st.ino}`;
+}
+
+/** Loopback is ifindex 1 in every namespace (LOOPBACK_IFINDEX), whatever it is called. */
+const LOOPBACK_IFINDEX = 1;
+
 export class Daemon {
   readonly log: Logger;
   private dp: DataPlane | null = null;
@@ -93,6 +103,8 @@ export class Daemon {
   private uplinkMac: Uint8Array = new Uint8Array(6);
   private uplinkMtu = 0; // 0: unknown (DPDK) — no MTU check on encap
   private uplinkClaim: Claim | null = null;
+  /** The uplink's kernel netdev (none for a DPDK PCI uplink): never a representor too. */
+  private uplinkNetdev: { ifindex: number; netns: string } | null = null;
   private choice: UplinkChoice | null = null;
   private dpdkEnv: DpdkEnv | null = null;
   private control: ControlServer | null = null;
@@ -154,6 +166,7 @@ export class Daemon {
     const l = await linkAddrs(netns ?? null, ifname);
     if (!l) throw notFound(missing);
     refuseHostNetdev(l, what);
+    this.uplinkNetdev = { ifindex: l.ifindex, netns: netnsId(netns) };
     const vtep = this.cfg.uplink.vtep;
     this.uplinkClaim = await claimNetdev(this.claims, ifname, l.ifindex, netns, isIP(vtep) === 6 ? solicitedNodeMac(vtep) : undefined);
     if (this.uplinkClaim.note) this.log.info(`uplink ${ifname}: ${this.uplinkClaim.note}`);
@@ -383,6 +396,8 @@ export class Daemon {
     // move into the pod (running alongside this attach) holds through its rcu_barrier().
     const l = await linkAddrs(a.netns ?? null, a.representor);
     if (!l) throw notFound(`representor ${a.representor}${a.pci ? ` of VF ${a.pci}` : ''} does not exist${a.netns ? ` in ${a.netns}` : ''}; is the VF (still) there?`);
+    this.refuseNotRepresentor(a, l.ifindex);
+    refuseHostNetdev(l, `representor ${a.representor}`);
     if (a.remote && !this.peers.some((p) => p.vtep === a.remote)) {
       this.peers.push({ vtep: a.remote });
     }
@@ -391,7 +406,6 @@ export class Daemon {
     if (mtu && l.mtu && l.mtu + overhead - 14 > mtu) {
       this.log.warn(`${a.representor} has MTU ${l.mtu}, which needs an underlay MTU of ${l.mtu + overhead - 14}; the uplink has ${mtu}, so larger frames are dropped (mtu_exceeded). Give the pod an MTU ≤ ${mtu - overhead + 14} (CNI "mtu") or raise the underlay MTU`);
     }
-    refuseHostNetdev(l, `representor ${a.representor}`);
     // The claim's changes (forwarding, IPv6, up) wait for RTNL while the move holds it;
     // the port's setup waits for grace periods. They run at once: the claim on netops'
     // thread, the port here.
@@ -429,6 +443,21 @@ export class Daemon {
     }
     this.log.info(`attached ${a.representor}${a.pci ? ` (VF ${a.pci})` : ''} on VNI ${a.vni}, MAC ${a.mac}, epoch ${this.epoch}`);
     return att;
+  }
+
+  /** Netdevs that are no VF's representor, refused before anything changes: loopback
+   *  (claimed, its IPv6 would go off and its frames past the stack: the namespace would
+   *  lose 127.0.0.1 and ::1), and the uplink itself (one netdev, one claim: its detach
+   *  would give back the running uplink's settings and drop it from the journal). */
+  private refuseNotRepresentor(a: AttachRequest, ifindex: number): void {
+    const where = a.netns ? ` in ${a.netns}` : '';
+    if (ifindex === LOOPBACK_IFINDEX || a.representor === 'lo') {
+      throw invalid(`representor ${a.representor}${where} is a loopback device, not a VF's representor: the data plane would take it over and cut the namespace off from itself; give the VF's representor netdev`);
+    }
+    const u = this.uplinkNetdev;
+    if (u && u.ifindex === ifindex && u.netns === netnsId(a.netns)) {
+      throw invalid(`representor ${a.representor}${where} is this data plane's uplink (ifindex ${ifindex}); give the VF's representor netdev`);
+    }
   }
 
   /** Whether `old` is an attachment for a VF the allocation store now gives to the pod
@@ -871,7 +900,7 @@ export function countersJson(c: DpCounters, names: Map<number, string>): Record<
     engine: obj(c.engine),
     drops: obj(c.drops),
     misc: obj(c.misc),
-    ports: [...c.ports].map(([slot, p]) => ({ slot, name: names.get(slot) ?? `slot${slot}`, rxPkts: n(p.rxPkts), rxBytes: n(p.rxBytes), txPkts: n(p.txPkts), txBytes: n(p.txBytes), drops: n(p.drops) })),
+    ports: [...c.ports].map(([slot, p]) => ({ slot, name: names.get(slot) ?? `slot${slot}`, rxPkts: n(p.rxPkts), rxBytes: n(p.rxBytes), txPkts: n(p.txPkts), txBytes: n(p.txBytes), drops: n(p.drops), errors: n(p.errors) })),
     vnis: [...c.vnis.values()].map((v) => ({ vni: v.vni, encapPkts: n(v.encapPkts), encapBytes: n(v.encapBytes), decapPkts: n(v.decapPkts), decapBytes: n(v.decapBytes), floodPkts: n(v.floodPkts), localPkts: n(v.localPkts), drops: n(v.drops) })),
     workers: c.perWorker.map((w) => ({ cpu: w.cpu, loops: n(w.loops), busyLoops: n(w.busyLoops), epoch: n(w.epoch) })),
     peers: [...c.peers.values()].map((p) => ({ vtep: p.vtep, state: p.state, mac: p.mac, requests: n(p.requests), encapPkts: n(p.encapPkts), encapBytes: n(p.encapBytes) })),
