@@ -2,7 +2,8 @@
 // work lives in modules loaded only when the command runs, so `vfplane --help` stays fast.
 import { Command, CommanderError } from 'commander';
 import { createRequire } from 'node:module';
-import { reportError } from './output.js';
+import { printJson, reportError } from './output.js';
+import { UsageError } from './errors.js';
 import { registerPcap } from './pcap.js';
 import { registerBench } from './bench.js';
 import { registerProfile } from './profile.js';
@@ -41,6 +42,23 @@ export function buildProgram(): Command {
   return program;
 }
 
+/** The deepest command ARGS name (options skipped), from PROGRAM down. */
+function reached(program: Command, args: string[]): Command {
+  let c = program;
+  for (const a of args) {
+    if (a.startsWith('-')) continue;
+    const sub = c.commands.find((x) => x.name() === a || x.aliases().includes(a));
+    if (!sub) break;
+    c = sub;
+  }
+  return c;
+}
+
+function* ancestry(c: Command): Generator<Command> {
+  if (c.parent) yield* ancestry(c.parent);
+  yield c;
+}
+
 export async function main(argv: string[]): Promise<number> {
   const program = buildProgram();
   try {
@@ -48,11 +66,21 @@ export async function main(argv: string[]): Promise<number> {
     return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (err) {
     // Actions throw; this is the one place errors are reported (JSON too with --json).
+    const json = argv.includes('--json');
     if (err instanceof CommanderError) {
-      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return 0;
-      // commander has already printed its message; usage errors exit 2.
+      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version') return 0;
+      if (err.code === 'commander.help') {
+        // Usage shown because a command group got no command (`vfplane pf`, bare `vfplane`):
+        // a usage error, said once more in a line (and as JSON with --json).
+        if (err.exitCode === 0) return 0;
+        const c = reached(program, argv.slice(2));
+        const path = [...ancestry(c)].map((x) => x.name()).join(' ');
+        return reportError(new UsageError(`${path} needs a command: one of ${c.commands.map((x) => x.name()).join(', ')} (run \`${path} --help\`)`), json);
+      }
+      // commander has already printed its message to stderr; usage errors exit 2.
+      if (json) printJson({ error: { message: err.message.replace(/^error: /, ''), exitCode: 2 } });
       return 2;
     }
-    return reportError(err, argv.includes('--json'));
+    return reportError(err, json);
   }
 }

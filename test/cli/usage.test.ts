@@ -35,7 +35,7 @@ describe('empty path values', () => {
     [['gc', '--state-dir', ''], '--state-dir'],
     [['pf', 'list', '--sysfs-root', ' '], '--sysfs-root'],
     [['cni', 'install', '--dir', ''], '--dir'],
-    [['cni', 'install', '--dir', join(cwd, 'bin'), '--socket', ''], '--socket'],
+    [['cni', 'install', '--dir', 'bin', '--socket', ''], '--socket'],
     [['dataplane', 'status', '--socket', ''], '--socket'],
     [['dataplane', 'unclaim', '--state-dir', ''], '--state-dir'],
     [['dataplane', 'run', '--config', ''], '--config'],
@@ -69,4 +69,41 @@ describe('empty filter lists', () => {
       expect(readdirSync(cwd)).toEqual([]);
     });
   }
+});
+
+describe('usage errors commander catches', () => {
+  const cases: [string[], RegExp][] = [
+    [['vf', 'list', '--bogus'], /unknown option '--bogus'/],
+    [['vf', 'show'], /missing required argument 'vf'/],
+    [['pcap', 'encap', '--in', 'in.pcap'], /required option '--out <file>' not specified/],
+    [['dataplane', 'explain', '--mac', '02:00:00:00:00:01'], /required option '--vni <n>' not specified/],
+    [['frobnicate'], /unknown command 'frobnicate'/],
+  ];
+  for (const [args, msg] of cases) {
+    it(`vfplane ${args.join(' ')}: exit 2, and with --json the JSON error object`, () => {
+      const r = run(args);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toMatch(msg);
+      const j = run([...args, '--json']);
+      expect(j.code).toBe(2);
+      expect(JSON.parse(j.stdout)).toEqual({ error: { message: expect.stringMatching(msg), exitCode: 2 } });
+    });
+  }
+
+  it('a command group without its command shows usage and exits 2; --help exits 0', () => {
+    for (const [args, msg] of [
+      [[], /vfplane needs a command: one of pcap, bench, pf, vf/],
+      [['pf'], /vfplane pf needs a command: one of list, set-numvfs \(run `vfplane pf --help`\)/],
+      [['dataplane', 'peer'], /vfplane dataplane peer needs a command: one of add, del/],
+    ] as [string[], RegExp][]) {
+      const r = run(args);
+      expect({ args, code: r.code }).toEqual({ args, code: 2 });
+      expect(r.stderr).toMatch(/Usage: vfplane/);
+      expect(r.stderr).toMatch(msg);
+      expect(r.stdout).toBe('');
+      const h = run([...args, '--help']);
+      expect({ args, code: h.code }).toEqual({ args, code: 0 });
+      expect(h.stdout).toMatch(/Usage: vfplane/);
+    }
+  });
 });
