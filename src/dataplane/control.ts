@@ -2,10 +2,10 @@
 // object per line each way. A request is {op, ...args, id?}; a reply is {id, ok: true,
 // ...} or {id, ok: false, error: {kind, message}}. A malformed line gets an error reply
 // and the connection stays open: one bad client never stops the daemon.
-import { chmodSync, existsSync, mkdirSync, unlinkSync } from 'node:fs';
+import { chmodSync, lstatSync, mkdirSync, unlinkSync } from 'node:fs';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { dirname } from 'node:path';
-import { VfpError, type ErrorKind, systemError, unavailable } from '../util/errors.js';
+import { VfpError, type ErrorKind, invalid, systemError, unavailable } from '../util/errors.js';
 
 export type Handler = (req: Record<string, unknown>) => Promise<Record<string, unknown>> | Record<string, unknown>;
 
@@ -19,7 +19,7 @@ export class ControlServer {
 
   async listen(): Promise<void> {
     mkdirSync(dirname(this.path), { recursive: true, mode: 0o700 });
-    if (existsSync(this.path)) {
+    if (refuseNonSocket(this.path)) {
       // A live daemon answers; a stale socket file from a crash does not.
       if (await probe(this.path)) throw new VfpError('conflict', `a data plane already listens on ${this.path}; stop it first or give another --socket`);
       unlinkSync(this.path);
@@ -82,7 +82,10 @@ export class ControlServer {
 
   async close(): Promise<void> {
     for (const c of this.conns) c.destroy();
-    if (this.server) await new Promise<void>((r) => this.server!.close(() => r()));
+    // Only the socket this server bound goes: a listen() that failed or refused (the path
+    // names someone else's file, or another daemon's socket) leaves the path alone.
+    if (!this.server) return;
+    await new Promise<void>((r) => this.server!.close(() => r()));
     this.server = null;
     try {
       unlinkSync(this.path);
@@ -90,6 +93,23 @@ export class ControlServer {
       // already gone
     }
   }
+}
+
+/** Whether a socket file is at `path` (a stale one may be replaced); throws when
+ *  something else is there. A socket path that names a regular file (a typo like
+ *  `socket: /var/lib/vfplane/alloc.db`) must not cost that file: only a socket is ever
+ *  unlinked to listen (not a symbolic link either, wherever it points). */
+export function refuseNonSocket(path: string): boolean {
+  let st;
+  try {
+    st = lstatSync(path);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    throw systemError(`cannot check the control socket path ${path}: ${(e as Error).message}; is its directory readable by this user?`);
+  }
+  if (st.isSocket()) return true;
+  const what = st.isDirectory() ? 'a directory' : st.isSymbolicLink() ? 'a symbolic link' : st.isFile() ? `a regular file (${st.size} bytes)` : 'not a socket';
+  throw invalid(`the control socket path ${path} is ${what}, which the data plane will not replace; fix \`socket\` in the config (or --socket): it must name a path of its own (or nothing, for <stateDir>/dataplane.sock), not an existing file`);
 }
 
 /** True when something answers on the socket. */
