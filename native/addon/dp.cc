@@ -600,7 +600,7 @@ Napi::Value DpStatsLayout(const Napi::CallbackInfo &info) {
   r.Set("fields", misc);
   r.Set("ports", W(offsetof(vfp_dp_worker_stats, ports)));
   r.Set("portWords", W(sizeof(vfp_dp_port_stats)));
-  r.Set("portFields", Names(env, {"rxPkts", "rxBytes", "txPkts", "txBytes", "drops"}));
+  r.Set("portFields", Names(env, {"rxPkts", "rxBytes", "txPkts", "txBytes", "drops", "errors"}));
   r.Set("vnis", W(offsetof(vfp_dp_worker_stats, vnis)));
   r.Set("vniWords", W(sizeof(vfp_dp_vni_stats)));
   r.Set("vniFields", Names(env, {"vni", "encapPkts", "encapBytes", "decapPkts", "decapBytes", "floodPkts", "localPkts", "drops"}));

@@ -14,6 +14,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
@@ -1254,6 +1255,7 @@ static void *worker_main(void *arg) {
                 vfp_port__flush(c->ports[c->rxqs[w->idx][i].port], 0);
         if (dp->o.idle_spins && ++idle >= dp->o.idle_spins && !stopping) {
             struct pollfd fds[VFP_DP_MAX_PORTS + 1];
+            uint16_t fport[VFP_DP_MAX_PORTS + 1];
             nfds_t nf = 0;
             fds[nf++] = (struct pollfd){ w->wake_fd, POLLIN, 0 };
             int all_fds = 1;
@@ -1262,7 +1264,7 @@ static void *worker_main(void *arg) {
                     rxq r = c->rxqs[w->idx][i];
                     int fd = vfp_port__rx_fd(c->ports[r.port], r.queue);
                     if (fd < 0) all_fds = 0;
-                    else fds[nf++] = (struct pollfd){ fd, POLLIN, 0 };
+                    else fport[nf] = r.port, fds[nf++] = (struct pollfd){ fd, POLLIN, 0 };
                 }
             /* A port without an fd (DPDK) must be polled: sleep briefly instead. Frames
              * other workers hand over wake it (seq_cst: see handoff()). */
@@ -1285,6 +1287,16 @@ static void *worker_main(void *arg) {
             if (fds[0].revents & POLLIN) {
                 uint64_t v;
                 (void)!read(w->wake_fd, &v, sizeof v);
+            }
+            /* A socket error (a netdev going down, or deleted, sets ENETDOWN on the
+             * sockets bound to it) stays pending until read, and poll returns at once
+             * while it does: read it, count it, sleep properly next time. */
+            for (nfds_t k = 1; all_fds && !pending && k < nf; k++) {
+                if (!(fds[k].revents & POLLERR)) continue;
+                int e = 0;
+                socklen_t el = sizeof e;
+                (void)getsockopt(fds[k].fd, SOL_SOCKET, SO_ERROR, &e, &el);
+                w->st->ports[fport[k]].errors++;
             }
             w->st->idle_sleeps++;
         }

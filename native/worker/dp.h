@@ -42,7 +42,8 @@ const char *vfp_dp_drop__name(unsigned d);
 
 typedef struct vfp_dp_port_stats {
     uint64_t rx_pkts, rx_bytes, tx_pkts, tx_bytes, drops;
-    uint64_t pad[3];
+    uint64_t errors;            /* errors its receive fds reported (ENETDOWN: the netdev went down or away) */
+    uint64_t pad[2];
 } vfp_dp_port_stats;
 
 typedef struct vfp_dp_vni_stats {

@@ -119,7 +119,7 @@ export async function dpStatus(o: ClientOpts): Promise<void> {
 
 type Counters = {
   drops: Record<string, number>;
-  ports: { name: string; rxPkts: number; txPkts: number; rxBytes: number; txBytes: number; drops: number }[];
+  ports: { name: string; rxPkts: number; txPkts: number; rxBytes: number; txBytes: number; drops: number; errors?: number }[];
   vnis: { vni: number; encapPkts: number; decapPkts: number; floodPkts: number; localPkts: number; drops: number }[];
   engine: Record<string, number>;
   peers?: { vtep: string; state: string; encapPkts: number; encapBytes: number }[];
@@ -158,6 +158,9 @@ export async function dpStats(o: ClientOpts & { interval?: number }): Promise<vo
   const t = new Table({ head: ['port', 'rx pkts', 'tx pkts', 'rx bytes', 'tx bytes', 'drops', 'port drops', ...(rates ? ['rx pps'] : [])], style: { head: [], border: [] } });
   for (const p of first.ports) t.push([p.name, p.rxPkts, p.txPkts, p.rxBytes, p.txBytes, p.drops, own(p.name), ...(rates ? [Math.round(rates.get(p.name) ?? 0)] : [])]);
   console.log(t.toString());
+  for (const p of first.ports.filter((x) => x.errors)) {
+    console.log(`note: ${p.name} reported ${p.errors} socket error(s): its netdev went down (or was deleted) while the data plane read it; \`vfplane dataplane status\` says whether it is still there`);
+  }
   const v = new Table({ head: ['VNI', 'encap', 'decap', 'flooded', 'local', 'drops'], style: { head: [], border: [] } });
   for (const x of first.vnis) v.push([x.vni, x.encapPkts, x.decapPkts, x.floodPkts, x.localPkts, x.drops]);
   console.log(v.toString());

@@ -123,6 +123,9 @@ export interface PortCounters {
   txPkts: bigint;
   txBytes: bigint;
   drops: bigint;
+  /** Errors the port's receive sockets reported (ENETDOWN when its netdev went down or
+   *  was deleted); the worker reads and counts them. */
+  errors: bigint;
 }
 
 export interface VniCounters {
@@ -283,13 +286,14 @@ export class DataPlane {
       });
       for (let p = 0; p < L.maxPorts; p++) {
         const o = b + L.ports + p * L.portWords;
-        if (!v[o] && !v[o + 2] && !v[o + 4]) continue;
-        const cur = ports.get(p) ?? { rxPkts: 0n, rxBytes: 0n, txPkts: 0n, txBytes: 0n, drops: 0n };
+        if (!v[o] && !v[o + 2] && !v[o + 4] && !v[o + 5]) continue;
+        const cur = ports.get(p) ?? { rxPkts: 0n, rxBytes: 0n, txPkts: 0n, txBytes: 0n, drops: 0n, errors: 0n };
         cur.rxPkts += v[o]!;
         cur.rxBytes += v[o + 1]!;
         cur.txPkts += v[o + 2]!;
         cur.txBytes += v[o + 3]!;
         cur.drops += v[o + 4]!;
+        cur.errors += v[o + 5]!;
         ports.set(p, cur);
       }
       for (let s = 1; s < L.maxVnis; s++) {

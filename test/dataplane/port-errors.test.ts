@@ -1,0 +1,84 @@
+// A netdev going down under a port (a VF's link state toggled, a representor deleted)
+// sets ENETDOWN on the sockets bound to it. poll() then returns at once for as long as
+// that error is pending, so a worker that never read it spun a whole core from then on
+// while every counter looked healthy. A real daemon, real veths, the kernel's CPU time.
+import { spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { startDataplane } from '../helpers/cli.js';
+import { ifname, Netns, vethPair } from '../helpers/netns.js';
+import { describePrivileged } from '../helpers/privileged.js';
+import { request } from '../../src/dataplane/control.js';
+
+describePrivileged('a port whose netdev goes down', { netns: true }, () => {
+  let n: Netns, m: Netns;
+  const up = ifname('eu'), upPeer = ifname('ep');
+  const reps = [ifname('er0'), ifname('er1')];
+  const dir = mkdtempSync(join(tmpdir(), 'vfplane-porterr-'));
+  let d: ChildProcess | null = null;
+
+  beforeAll(() => {
+    n = Netns.create('pen');
+    m = Netns.create('pem');
+    vethPair(n, up, m, upPeer);
+    for (const r of reps) spawnSync('ip', ['link', 'add', r, 'type', 'veth', 'peer', 'name', `${r}p`, 'netns', m.name]);
+  });
+  afterAll(() => {
+    d?.kill('SIGKILL');
+    for (const r of reps) spawnSync('ip', ['link', 'del', r]);
+    n?.destroy();
+    m?.destroy();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** CPU seconds each thread other than the main (JS) one used: utime + stime, ticks of 10 ms. */
+  const threadCpu = (pid: number) => new Map(readdirSync(`/proc/${pid}/task`).filter((t) => t !== String(pid)).map((t) => {
+    try {
+      const f = readFileSync(`/proc/${pid}/task/${t}/stat`, 'utf8').split(') ')[1]!.split(' ');
+      return [t, (Number(f[11]) + Number(f[12])) / 100] as const;
+    } catch {
+      return [t, 0] as const; // a thread that just ended
+    }
+  }));
+  /** The busiest such thread's share of a CPU over `ms`: a spinning worker is ~1 (less
+   *  when the machine is loaded), a sleeping one a few hundredths. */
+  const busiest = async (pid: number, ms: number) => {
+    const a = threadCpu(pid);
+    await new Promise((r) => setTimeout(r, ms));
+    let max = 0;
+    for (const [t, c] of threadCpu(pid)) max = Math.max(max, (c - (a.get(t) ?? c)) / (ms / 1000));
+    return max;
+  };
+
+  it('the worker reads the error, counts it on the port and goes back to sleeping (down/up, and deleted)', async () => {
+    const socket = join(dir, 'dp.sock');
+    const config = join(dir, 'dp.json');
+    writeFileSync(config, JSON.stringify({ node: 'porterr', backend: 'afpacket', uplink: { ifname: up, netns: `/run/netns/${n.name}`, vtep: '192.0.2.1' }, stateDir: join(dir, 'state'), socket }));
+    const dp = await startDataplane(config);
+    d = dp.proc;
+    try {
+      for (const [i, r] of reps.entries()) await request(socket, { op: 'attach', representor: r, vni: 100, mac: `02:00:00:00:0b:0${i + 1}` });
+      const idle = await busiest(d.pid!, 1000);
+      spawnSync('ip', ['link', 'set', reps[0]!, 'down']);
+      spawnSync('ip', ['link', 'set', reps[0]!, 'up']);
+      spawnSync('ip', ['link', 'del', reps[1]!]);
+      await new Promise((r) => setTimeout(r, 300));
+      const after = await busiest(d.pid!, 1500);
+      expect(after, `busiest worker thread after the netdevs went down: ${after.toFixed(2)} of a CPU (before: ${idle.toFixed(2)})`).toBeLessThan(0.2);
+      const st = (await request(socket, { op: 'stats' }) as { counters: { ports: { name: string; errors: number; rxPkts: number }[] } }).counters;
+      for (const r of reps) expect(st.ports.find((p) => p.name === r)?.errors, r).toBeGreaterThanOrEqual(1);
+      // The port that came back up still carries frames: the kernel re-binds it on UP.
+      const before = st.ports.find((p) => p.name === reps[0])!;
+      spawnSync('ip', ['netns', 'exec', m.name, 'ip', 'link', 'set', `${reps[0]}p`, 'up']);
+      spawnSync('ip', ['link', 'set', reps[0]!, 'up']);
+      spawnSync('ip', ['netns', 'exec', m.name, 'ping', '-c', '3', '-i', '0.2', '-W', '1', '-I', `${reps[0]}p`, '-b', '255.255.255.255'], { stdio: 'ignore' });
+      const st2 = (await request(socket, { op: 'stats' }) as { counters: { ports: { name: string; rxPkts: number }[] } }).counters;
+      expect(st2.ports.find((p) => p.name === reps[0])!.rxPkts).toBeGreaterThan(before.rxPkts);
+    } finally {
+      await dp.stop();
+      d = null;
+    }
+  }, 60000);
+});
