@@ -46,6 +46,16 @@ interface PersistedState {
   floods: { vni: number; flood: string[] }[];
 }
 
+/** The state file as the socket's schemas read it: an entry the socket would refuse
+ *  is refused here too (and with it the whole file). */
+const stateSchema = z.object({
+  version: z.literal(1, { error: 'expected version 1' }),
+  attachments: z.array(attachSchema).default([]),
+  peers: z.array(peerSchema).default([]),
+  fdb: z.array(fdbSchema).default([]),
+  floods: z.array(z.strictObject({ vni: vniNumber, flood: z.array(ipString('a flood VTEP')) })).default([]),
+});
+
 /** Whether an attachment's representor is still the netdev its port was opened on:
  *  `gone` (deleted: the VF went away, or its pod's namespace did without a CNI DEL),
  *  `replaced` (a netdev of that name with another ifindex, which the port's sockets do
@@ -770,19 +780,53 @@ export class Daemon {
     return this.dp!.counters();
   }
 
+  /** What the state file adds to the config's model, committed; or, when any of it is
+   *  unusable (not JSON, an entry the socket's schemas refuse, a VTEP that is not a
+   *  peer, a commit the workers refuse), nothing: the model stays as the config made it
+   *  and the log says which entry and why. */
   private loadState(): PersistedState | null {
     if (!existsSync(this.statePath)) return null;
-    try {
-      const s = JSON.parse(readFileSync(this.statePath, 'utf8')) as PersistedState;
-      for (const p of s.peers ?? []) if (!this.peers.some((x) => x.vtep === p.vtep)) this.peers.push(p);
-      for (const f of s.fdb ?? []) if (!this.fdb.some((x) => x.vni === f.vni && x.mac === f.mac)) this.fdb.push(f);
-      for (const f of s.floods ?? []) this.floods.set(f.vni, f.flood);
-      this.commit();
-      return { version: 1, attachments: s.attachments ?? [], peers: s.peers ?? [], fdb: s.fdb ?? [], floods: s.floods ?? [] };
-    } catch (e) {
-      this.log.warn(`ignoring unreadable state ${this.statePath}: ${(e as Error).message}`);
+    const ignore = (why: string) => {
+      this.log.warn(`ignoring unreadable state ${this.statePath}: ${why}; none of it is restored (the config's peers, FDB and attachments stand, and vfplane-cni's attachments come back from the allocation store); the file is overwritten at the next change over the socket, so keep a copy to recover anything from it`);
       return null;
+    };
+    let raw: unknown;
+    try {
+      raw = JSON.parse(readFileSync(this.statePath, 'utf8'));
+    } catch (e) {
+      return ignore((e as Error).message);
     }
+    const r = stateSchema.safeParse(raw);
+    if (!r.success) return ignore(zodMessage(r.error, raw));
+    const s = r.data;
+    const fam = isIP(this.cfg.uplink.vtep);
+    const other = s.peers.findIndex((p) => isIP(p.vtep) !== fam);
+    if (other >= 0) return ignore(`peers.${other}.vtep: ${s.peers[other]!.vtep} is not IPv${fam} like uplink.vtep ${this.cfg.uplink.vtep}`);
+    const peers = [...this.peers];
+    for (const p of s.peers) if (!peers.some((x) => canonIp(x.vtep) === canonIp(p.vtep))) peers.push(p);
+    const fdb = [...this.fdb];
+    for (const f of s.fdb) if (!fdb.some((x) => x.vni === f.vni && x.mac === f.mac)) fdb.push(f);
+    const isPeer = new Set(peers.map((p) => canonIp(p.vtep)));
+    const stray = s.fdb.findIndex((f) => !isPeer.has(canonIp(f.vtep)));
+    if (stray >= 0) {
+      const f = s.fdb[stray]!;
+      return ignore(`fdb.${stray}: VNI ${f.vni} MAC ${f.mac} points at VTEP ${f.vtep}, which is not a peer`);
+    }
+    for (const [i, f] of s.floods.entries()) {
+      const v = f.flood.find((x) => !isPeer.has(canonIp(x)));
+      if (v) return ignore(`floods.${i}: the flood list of VNI ${f.vni} names VTEP ${v}, which is not a peer`);
+    }
+    const prev = { peers: this.peers, fdb: this.fdb, floods: this.floods };
+    this.peers = peers;
+    this.fdb = fdb;
+    this.floods = new Map([...this.floods, ...s.floods.map((f) => [f.vni, f.flood] as [number, string[]])]);
+    try {
+      this.commit();
+    } catch (e) {
+      ({ peers: this.peers, fdb: this.fdb, floods: this.floods } = prev);
+      return ignore((e as Error).message);
+    }
+    return { version: 1, attachments: s.attachments, peers: s.peers, fdb: s.fdb, floods: s.floods };
   }
 
   private saveState(): void {
