@@ -1,7 +1,18 @@
 // `vfplane dataplane`: run the data-plane daemon, and talk to a running one over its
 // control socket (status, stats, attachments, peers, FDB). Work lives in dataplane-run.ts.
 import { Command, Option } from 'commander';
-import { intFlag, ipFlag, macFlag, nodeFlag, pathFlag, vniFlag } from './flags.js';
+import { UsageError } from './errors.js';
+import { ifnameFlag, intFlag, ipFlag, macFlag, netnsFlag, nodeFlag, pathFlag, pciFlag, vniFlag } from './flags.js';
+
+/** explain --from: a representor, or "uplink". */
+const fromFlag = (value: string): string => {
+  if (value === 'uplink') return value;
+  try {
+    return ifnameFlag('--from')(value);
+  } catch (err) {
+    throw new UsageError(`${(err as Error).message}, or "uplink"`);
+  }
+};
 
 const common = (c: Command) =>
   c
@@ -30,15 +41,15 @@ export function registerDataplane(program: Command): void {
     .action(async (o) => (await run()).dpStats(o));
 
   common(dp.command('attach').description('attach a VF representor to a VNI (what vfplane-cni does on ADD with vxlan)'))
-    .requiredOption('--representor <ifname>', 'the representor netdev of the VF')
+    .requiredOption('--representor <ifname>', 'the representor netdev of the VF', ifnameFlag('--representor'))
     .requiredOption('--vni <n>', 'the VNI', vniFlag())
     .requiredOption('--mac <mac>', "the pod interface's MAC", macFlag('--mac'))
-    .option('--pci <addr>', 'the VF, for messages and detach --pci')
-    .option('--netns <path>', 'the network namespace the representor is in (a file such as /run/netns/NAME); default: the data plane\'s own')
+    .option('--pci <addr>', 'the VF, for messages and detach --pci', pciFlag('--pci'))
+    .option('--netns <path>', 'the network namespace the representor is in (a file such as /run/netns/NAME); default: the data plane\'s own', netnsFlag('--netns'))
     .action(async (o) => (await run()).dpAttach(o));
   common(dp.command('detach').description('detach a representor (or the representor of a VF)'))
-    .option('--representor <ifname>', 'the representor netdev')
-    .option('--pci <addr>', 'the VF')
+    .option('--representor <ifname>', 'the representor netdev', ifnameFlag('--representor'))
+    .option('--pci <addr>', 'the VF', pciFlag('--pci'))
     .action(async (o) => (await run()).dpDetach(o));
 
   const peer = dp.command('peer').description('remote VTEPs');
@@ -53,7 +64,7 @@ export function registerDataplane(program: Command): void {
   common(dp.command('explain').description('where a frame a pod sends on VNI to MAC goes, and why: local pod, FDB entry (static or learned) and peer, or flood'))
     .requiredOption('--vni <n>', 'the VNI', vniFlag())
     .requiredOption('--mac <mac>', 'the destination MAC', macFlag('--mac'))
-    .option('--from <representor>', 'the sending pod\'s representor (hairpin and anti-spoofing checks), or "uplink" for a frame a peer encapsulated')
+    .option('--from <representor>', 'the sending pod\'s representor (hairpin and anti-spoofing checks), or "uplink" for a frame a peer encapsulated', fromFlag)
     .option('--src <mac>', 'the source MAC (with --from: the anti-spoofing check)', macFlag('--src'))
     .action(async (o) => (await run()).dpExplain(o));
 

@@ -4,6 +4,34 @@ import { parseIp, parseMac } from '../util/addr.js';
 import { VNI_MAX } from '../packet/config.js';
 import { UsageError } from './errors.js';
 import { NODE_NAME } from '../util/names.js';
+import { parseIfname, parsePci } from '../sriov/pci.js';
+import { VfpError } from '../util/errors.js';
+
+/** The domain parsers (sriov/pci.ts) throw VfpError 'invalid'; at the CLI that is a UsageError. */
+function usage<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (err) {
+    if (err instanceof VfpError && err.kind === 'invalid') throw new UsageError(err.message);
+    throw err;
+  }
+}
+
+/** A Linux interface name, checked as the pf/vf commands check one. */
+export const ifnameFlag = (flag: string) => (value: string): string => usage(() => parseIfname(value, flag));
+
+/** A PCI address DDDD:BB:DD.F, returned lower-case. */
+export const pciFlag = (flag: string) => (value: string): string => usage(() => parsePci(value, flag));
+
+/** A network namespace file, such as /run/netns/NAME: absolute, no ".." steps. */
+export function netnsFlag(flag: string) {
+  return (value: string): string => {
+    if (!value.startsWith('/') || value.split('/').includes('..') || value.includes('\0') || value.length > 4096) {
+      throw new UsageError(`${flag} ${JSON.stringify(value)} is not a network namespace file: expected an absolute path without "..", such as /run/netns/NAME`);
+    }
+    return value;
+  };
+}
 
 export function intFlag(flag: string, min: number, max: number) {
   return (value: string): number => {

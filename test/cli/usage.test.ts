@@ -107,3 +107,32 @@ describe('usage errors commander catches', () => {
     }
   });
 });
+
+describe('dataplane attach|detach|explain check their flags before connecting', () => {
+  // No data plane listens on this socket: a flag that got past the edge would be exit 1.
+  const sock = ['--socket', 'no-dataplane.sock'];
+  const att = ['dataplane', 'attach', '--vni', '100', '--mac', '02:00:00:00:00:01', ...sock];
+  const cases: [string[], RegExp][] = [
+    [[...att, '--representor', 'abcdefghijklmnop'], /--representor "abcdefghijklmnop" is not a valid Linux interface name/],
+    [[...att, '--representor', 'a/b'], /--representor "a\/b" is not a valid Linux interface name/],
+    [[...att, '--representor', 'a b'], /--representor "a b" is not a valid Linux interface name/],
+    [[...att, '--representor', '..'], /--representor "\.\." is not a valid Linux interface name/],
+    [[...att, '--representor', 'r0', '--pci', '0000:5e:02'], /--pci "0000:5e:02" is malformed: expected DDDD:BB:DD\.F/],
+    [[...att, '--representor', 'r0', '--netns', '../../x'], /--netns "\.\.\/\.\.\/x" is not a network namespace file/],
+    [[...att, '--representor', 'r0', '--netns', '/run/netns/../../etc/x'], /--netns .* is not a network namespace file/],
+    [['dataplane', 'detach', '--representor', 'x/y', ...sock], /--representor "x\/y" is not a valid Linux interface name/],
+    [['dataplane', 'detach', '--pci', '5e:02.0', ...sock], /--pci "5e:02\.0" is malformed/],
+    [['dataplane', 'explain', '--vni', '1', '--mac', '02:00:00:00:00:01', '--from', 'x y', ...sock], /--from "x y" is not a valid Linux interface name.*or "uplink"/],
+  ];
+  for (const [args, msg] of cases) {
+    it(`vfplane ${args.join(' ')} is a usage error`, () => refused(args, msg));
+  }
+
+  it('well-formed flags get as far as the socket', () => {
+    const r = run([...att, '--representor', 'r0', '--pci', '0000:5E:02.0', '--netns', '/run/netns/pod']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/no data plane listens on/);
+    const e = run(['dataplane', 'explain', '--vni', '1', '--mac', '02:00:00:00:00:01', '--from', 'uplink', ...sock]);
+    expect(e.code).toBe(1);
+  });
+});
