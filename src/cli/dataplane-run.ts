@@ -15,6 +15,9 @@ function sock(o: ClientOpts): string {
   return o.socket ?? process.env.VFPLANE_DATAPLANE_SOCKET ?? socketPath({ stateDir: o.stateDir ?? process.env.VFPLANE_STATE_DIR ?? '/var/lib/vfplane' });
 }
 
+/** How often the running data plane checks that its uplink is still there. */
+const UPLINK_CHECK_MS = 2000;
+
 export async function dpRun(o: { config: string; metrics?: string; socket?: string; stateDir?: string; json?: boolean }): Promise<void> {
   const read = () => {
     const cfg = loadConfig(o.config);
@@ -51,10 +54,24 @@ export async function dpRun(o: { config: string; metrics?: string; socket?: stri
   process.on('SIGINT', onStop);
   await d.start();
   started = true;
+  // An uplink deleted (or made again) under the data plane leaves it bound to nothing,
+  // every frame lost without a word. It stops then and exits 1, so that its supervisor
+  // (the DaemonSet) starts it again on the uplink that is there.
+  const watch = setInterval(() => {
+    void d.uplinkLost().then((why) => {
+      if (!why || stopping) return;
+      d.log.error(`uplink ${why}: nothing reaches the overlay through it; stopping (exit 1) so that the data plane is started again on the uplink that is there`);
+      process.exitCode = 1;
+      stopping = 'uplink lost';
+      wake?.();
+    });
+  }, UPLINK_CHECK_MS);
+  watch.unref();
   if (!stopping) {
     if (o.json) process.stdout.write(JSON.stringify({ ready: true, socket: d.socket, metricsPort: d.metricsPort, pid: process.pid }) + '\n');
     await new Promise<void>((resolve) => { wake = resolve; });
   }
+  clearInterval(watch);
   await d.stop(200);
   const c = d.counters();
   if (o.json) process.stdout.write(JSON.stringify({ stopped: true, encapPkts: Number(c.engine.encapPkts ?? 0n), decapPkts: Number(c.engine.decapPkts ?? 0n) }) + '\n');

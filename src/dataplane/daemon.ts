@@ -115,6 +115,7 @@ export class Daemon {
   private uplinkClaim: Claim | null = null;
   /** The uplink's kernel netdev (none for a DPDK PCI uplink): never a representor too. */
   private uplinkNetdev: { ifindex: number; netns: string } | null = null;
+  private uplinkWatch: { ifname: string; netns?: string; ifindex: number } | null = null;
   private choice: UplinkChoice | null = null;
   private dpdkEnv: DpdkEnv | null = null;
   private control: ControlServer | null = null;
@@ -177,10 +178,29 @@ export class Daemon {
     if (!l) throw notFound(missing);
     refuseHostNetdev(l, what);
     this.uplinkNetdev = { ifindex: l.ifindex, netns: netnsId(netns) };
+    this.uplinkWatch = { ifname, ...(netns ? { netns } : {}), ifindex: l.ifindex };
     const vtep = this.cfg.uplink.vtep;
     this.uplinkClaim = await claimNetdev(this.claims, ifname, l.ifindex, netns, isIP(vtep) === 6 ? solicitedNodeMac(vtep) : undefined);
     if (this.uplinkClaim.note) this.log.info(`uplink ${ifname}: ${this.uplinkClaim.note}`);
     return l;
+  }
+
+  /** Null while the uplink's netdev is the one the data plane opened; else why not
+   *  (deleted, its namespace gone, or a new netdev of that name: the sockets and XDP
+   *  program stay on the old one, so nothing reaches the overlay any more). */
+  async uplinkLost(): Promise<string | null> {
+    const u = this.uplinkWatch;
+    if (!u) return null;
+    const where = u.netns ? ` in ${u.netns}` : '';
+    let l: LinkAddrs | null;
+    try {
+      l = await linkAddrs(u.netns ?? null, u.ifname);
+    } catch (e) {
+      return `${u.ifname}${where} cannot be read: ${(e as Error).message}`;
+    }
+    if (!l) return `${u.ifname}${where} was deleted`;
+    if (l.ifindex !== u.ifindex) return `${u.ifname}${where} is another netdev now (ifindex ${l.ifindex}, was ${u.ifindex})`;
+    return null;
   }
 
   /** Says once per port when the host stack keeps its copy of an AF_PACKET port's frames. */

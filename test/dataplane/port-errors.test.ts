@@ -81,4 +81,21 @@ describePrivileged('a port whose netdev goes down', { netns: true }, () => {
       d = null;
     }
   }, 60000);
+
+  it('an uplink deleted under the data plane stops it with exit 1 and says why, so that its supervisor restarts it', async () => {
+    const u = ifname('gu'), uPeer = ifname('gp');
+    vethPair(n, u, m, uPeer);
+    const config = join(dir, 'gone.json');
+    writeFileSync(config, JSON.stringify({ node: 'uplinkgone', backend: 'afpacket', uplink: { ifname: u, netns: `/run/netns/${n.name}`, vtep: '192.0.2.5' }, stateDir: join(dir, 'gone'), socket: join(dir, 'gone.sock') }));
+    const dp = await startDataplane(config);
+    d = dp.proc;
+    const exited = new Promise<number | null>((r) => dp.proc.once('exit', (code) => r(code)));
+    await new Promise((r) => setTimeout(r, 500));
+    expect(dp.proc.exitCode).toBeNull(); // it runs while the uplink is there
+    n.ip(['link', 'del', u]);
+    const code = await Promise.race([exited, new Promise((r) => setTimeout(() => r('still running'), 10000))]);
+    expect(code, dp.log()).toBe(1);
+    expect(dp.log()).toMatch(new RegExp(`uplink ${u} in /run/netns/${n.name} was deleted: nothing reaches the overlay through it; stopping \\(exit 1\\)`));
+    d = null;
+  }, 30000);
 });
