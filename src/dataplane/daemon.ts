@@ -13,7 +13,7 @@ import { ControlServer, overlayAttachRequest, probe, type OverlayConf } from './
 import { attachSchema, fdbSchema, formatVniRanges, macString, peerSchema, podBackendOf, socketPath, tenancyRefusal, vniNumber, ipString, zodMessage, type AttachRequest, type DaemonConfig } from './config.js';
 import { resolveTunnel } from '../packet/config.js';
 import { formatIp, isGroupMac, parseIp, parseMac } from '../util/addr.js';
-import { conflict, invalid, notFound, VfpError } from '../util/errors.js';
+import { conflict, invalid, notFound, systemError, VfpError } from '../util/errors.js';
 import { linkAddrs, type LinkAddrs } from '../net/netops.js';
 import { ClaimJournal, claimNetdev, givesBack, nodeLock, releaseLeftovers, releaseNetdev, type Claim } from './claims.js';
 import { AllocStore, DB_FILE } from '../alloc/store.js';
@@ -372,7 +372,8 @@ export class Daemon {
     this.epoch = this.dp!.commit(this.spec());
   }
 
-  /** Runs a model change: commits it, or puts the model back and rethrows. */
+  /** Runs a model change: commits it and writes the state file, or puts the model back
+   *  (committed again, when the new one already ran) and throws. */
   private change(apply: () => void, revert: () => void): void {
     apply();
     try {
@@ -381,7 +382,29 @@ export class Daemon {
       revert();
       throw e;
     }
-    this.saveState();
+    try {
+      this.saveState();
+    } catch (e) {
+      revert();
+      this.recommit();
+      throw this.unsaved(e);
+    }
+  }
+
+  /** Commits the model put back after a change the state file could not keep. */
+  private recommit(): void {
+    try {
+      this.commit();
+    } catch (e) {
+      this.log.error(`could not go back to the previous configuration: ${(e as Error).message}`);
+    }
+  }
+
+  /** A change not made because the state file could not keep it: it would have run until
+   *  the next restart, then vanished, while the command said it failed. */
+  private unsaved(e: unknown): VfpError {
+    const why = (e as NodeJS.ErrnoException).code ?? (e as Error).message;
+    return systemError(`nothing was changed: the state file ${this.statePath} cannot be written (${why}), and a change it does not keep would be lost at the next restart; make the state directory writable (and not full)`);
   }
 
   private async attachNow(raw: AttachRequest): Promise<Attached> {
@@ -535,14 +558,27 @@ export class Daemon {
       case 'attach': {
         const a = this.parse(attachSchema, req);
         const att = await this.attachNow(a);
-        this.saveState();
+        try {
+          this.saveState();
+        } catch (e) {
+          await this.detachNow({ representor: att.representor });
+          throw this.unsaved(e);
+        }
         return { attached: { representor: att.representor, vni: att.vni, mac: att.mac, slot: att.slot }, epoch: this.epoch };
       }
       case 'detach': {
         const k = this.parse(z.strictObject({ representor: z.string().optional(), pci: z.string().optional() })
           .refine((x) => x.representor || x.pci, 'give representor or pci'), req);
+        const had = k.representor ? this.atts.get(k.representor) : [...this.atts.values()].find((a) => a.pci === k.pci);
+        if (!had) return { removed: false, epoch: this.epoch };
+        // The state without it first: a detach the file cannot keep is not made (undoing it
+        // would take a new claim, which the same state directory may refuse too).
+        try {
+          this.saveState(had.representor);
+        } catch (e) {
+          throw this.unsaved(e);
+        }
         const att = await this.detachNow(k);
-        this.saveState();
         return { removed: !!att, epoch: this.epoch };
       }
       case 'peer-add': {
@@ -649,7 +685,6 @@ export class Daemon {
     }, () => {
       ({ peers: this.peers, fdb: this.fdb, floods: this.floods, cfg: this.cfg } = prev);
     });
-    this.saveState();
     const changed = [...live].filter((k) => !same(old[k as keyof DaemonConfig], next[k as keyof DaemonConfig]));
     this.log.info(`reloaded the config: ${changed.length ? `${changed.join(', ')} changed` : 'nothing changed'}, epoch ${this.epoch}`);
     return { changed, epoch: this.epoch };
@@ -849,11 +884,13 @@ export class Daemon {
     return { version: 1, attachments: s.attachments, peers: s.peers, fdb: s.fdb, floods: s.floods };
   }
 
-  private saveState(): void {
+  /** Writes the model to the state file (`without` that representor's attachment, for a
+   *  detach about to be made). */
+  private saveState(without?: string): void {
     const fromConfig = new Set(this.cfg.attachments.map((a) => a.representor));
     const s: PersistedState = {
       version: 1,
-      attachments: [...this.atts.values()].filter((a) => !fromConfig.has(a.representor)).map(({ slot: _s, portInfo: _p, claimed: _c, ifindex: _i, ...a }) => a),
+      attachments: [...this.atts.values()].filter((a) => !fromConfig.has(a.representor) && a.representor !== without).map(({ slot: _s, portInfo: _p, claimed: _c, ifindex: _i, ...a }) => a),
       peers: this.peers.filter((p) => !this.cfg.peers.some((x) => x.vtep === p.vtep)),
       fdb: this.fdb.filter((f) => !this.cfg.fdb.some((x) => x.vni === f.vni && x.mac === f.mac)),
       floods: [...this.floods].filter(([v]) => !this.cfg.vnis.some((x) => x.vni === v)).map(([vni, flood]) => ({ vni, flood })),
