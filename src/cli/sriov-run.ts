@@ -271,13 +271,20 @@ export async function vfRelease(o: Common & OwnerFlags & { force?: boolean; rest
   for (const r of out) console.log(`released ${r.pci} from ${describeOwner(r.owner)}${r.restored.length ? `; ${r.restored.join('; ')}` : ''}`);
 }
 
-export async function vfConfig(o: Common & VfConfig & { vlanProto?: '802.1Q' | '802.1ad' }, ref: string): Promise<void> {
+export async function vfConfig(o: Common & VfConfig & { vlanProto?: '802.1Q' | '802.1ad'; force?: boolean }, ref: string): Promise<void> {
   const change: VfConfig = {};
   for (const k of ['mac', 'vlan', 'qos', 'vlanProto', 'trust', 'spoofchk', 'linkState', 'minTxRate', 'maxTxRate', 'mtu'] as const) {
     if (o[k] !== undefined) (change as Record<string, unknown>)[k] = o[k];
   }
   if (Object.keys(change).length === 0) throw invalid('nothing to change: pass at least one of --mac --vlan --qos --vlan-proto --trust --spoofchk --link-state --min-tx-rate --max-tx-rate --mtu');
-  const r = configVf(await sysfsOf(o), ref, change);
+  const sysfs = await sysfsOf(o);
+  const store = storeRo(o);
+  let r;
+  try {
+    r = configVf(sysfs, ref, change, { force: o.force, holder: holderOf(store) });
+  } finally {
+    store?.close();
+  }
   if (o.json) return printJson(r);
   console.log(`${r.pci}: set ${r.changed.join(', ')}`);
 }

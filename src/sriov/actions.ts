@@ -148,7 +148,7 @@ export interface ConfigResult {
 }
 
 /** Changes PF-side settings and the VF netdev's MTU; checks everything before changing anything. */
-export function configVf(sysfs: Sysfs, ref: string, c: VfConfig): ConfigResult {
+export function configVf(sysfs: Sysfs, ref: string, c: VfConfig, o: { force?: boolean; holder?: HolderLookup } = {}): ConfigResult {
   const vf = resolveVf(sysfs, ref);
   const { mtu, ...settingsChange } = c;
   const current = vf.settings;
@@ -162,6 +162,9 @@ export function configVf(sysfs: Sysfs, ref: string, c: VfConfig): ConfigResult {
       throw conflict(`VF ${vf.pci} has no netdev in the host namespace (${vf.driver ? `driver ${vf.driver}` : 'no driver'}); its MTU is set where its netdev is`);
     }
   }
+  // A pod's VF is the pod's: a changed MAC, VLAN or link state breaks it under its owner.
+  const holder = o.holder?.(vf.pci);
+  if (holder && !o.force) throw conflict(`VF ${vf.pci} is allocated to ${holder}; release it first, or pass --force to change it under its owner`);
   if (current) applyVfSettings(sysfs, vf.pf, vf.pfNetdev, vf.index, checked, current);
   if (mtu !== undefined && vf.netdev) ip(['link', 'set', 'dev', vf.netdev, 'mtu', String(mtu)]);
   const after = resolveVf(sysfs, vf.pci);

@@ -89,7 +89,12 @@ describePrivileged('operator CLI on a simulated NIC', { netns: true }, () => {
   it('release restores the settings the holder changed', () => {
     const before = json(['vf', 'show', `${prefix}f1#1`]);
     json(['vf', 'alloc', '--pci', `${prefix}f1#1`, '--pod-uid', '1b7c2d9e-0000-4000-8000-000000000001']);
-    const cfg = json(['vf', 'config', `${prefix}f1#1`, '--mac', '02:00:00:aa:bb:01', '--vlan', '42', '--trust', 'on', '--mtu', '9000']);
+    // the VF is the pod's now: changing it needs --force
+    const refused = run(['vf', 'config', `${prefix}f1#1`, '--mac', '02:00:00:aa:bb:01']);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/allocated to pod 1b7c2d9e-0000-4000-8000-000000000001; release it first, or pass --force/);
+    expect(json(['vf', 'show', `${prefix}f1#1`]).settings).toEqual(before.settings);
+    const cfg = json(['vf', 'config', `${prefix}f1#1`, '--mac', '02:00:00:aa:bb:01', '--vlan', '42', '--trust', 'on', '--mtu', '9000', '--force']);
     expect(cfg.changed.sort()).toEqual(['mac', 'mtu', 'trust', 'vlan']);
     const rel = json(['vf', 'release', `${prefix}f1#1`, '--pod-uid', '1b7c2d9e-0000-4000-8000-000000000001']);
     expect(rel[0].restored.join(' ')).toMatch(/restored .*mac.*vlan.*trust.*mtu 1500/);
@@ -144,6 +149,8 @@ describePrivileged('operator CLI on a simulated NIC', { netns: true }, () => {
       [['vf', 'release', '0000:5e:02.2', '--netns', '/x'], 1, /allocated to pod default\/holder \(net1\); the owner fields given \(netns\) do not say whose VF/],
       [['vf', 'release', '0000:5e:02.3', '--owner', 'default/holder'], 1, /not allocated|is free|no allocation/],
       [['vf', 'bind', '0000:5e:02.2', '--driver', 'vfio-pci'], 1, /allocated to pod default\/holder/],
+      [['vf', 'config', '0000:5e:02.2', '--link-state', 'disable'], 1, /VF 0000:5e:02\.2 is allocated to pod default\/holder \(net1\); release it first, or pass --force/],
+      [['vf', 'config', '0000:5e:02.2', '--mtu', '9000'], 1, /allocated to pod default\/holder/],
       [['vf', 'config', '0000:5e:02.1', '--vlan', '4095'], 2, /--vlan "4095" is out of range/],
       [['vf', 'config', '0000:5e:02.1', '--mac', '01:00:5e:00:00:01'], 2, /multicast/],
       [['vf', 'config', '0000:5e:02.1'], 2, /nothing to change/],
