@@ -6,17 +6,21 @@ import { isIP } from 'node:net';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { invalid, notFound } from '../util/errors.js';
-import { parseMac } from '../util/addr.js';
+import { formatIp, formatMac, parseIp, parseMac } from '../util/addr.js';
 import { NODE_NAME } from '../util/names.js';
 import { nativeFeatures } from './native.js';
 
 export const IFNAME_RE = /^[A-Za-z0-9_.@-]{1,15}$/;
 const ifname = (what: string) =>
   z.string({ error: `expected an interface name (${what})` }).regex(IFNAME_RE, `expected a Linux interface name (${what}): 1–15 of A–Z a–z 0–9 _ . - @`);
+// Addresses leave the edge in one canonical text (IPv6 as RFC 5952, MACs lower-case with
+// colons), so everything past it compares texts: 2001:DB8:0::12 is the peer 2001:db8::12.
 export const ipString = (what: string) =>
-  z.string({ error: `expected an IP address (${what})` }).refine((s) => isIP(s) !== 0, `expected an IPv4 or IPv6 address (${what})`);
+  z.string({ error: `expected an IP address (${what})` }).refine((s) => isIP(s) !== 0, `expected an IPv4 or IPv6 address (${what})`)
+    .transform((s) => { const a = parseIp(s)!; return formatIp(a.family, a.bytes); });
 export const macString = (what: string) =>
-  z.string({ error: `expected a MAC address (${what})` }).refine((s) => parseMac(s) !== null, `expected a MAC address like 02:00:00:00:00:01 (${what})`);
+  z.string({ error: `expected a MAC address (${what})` }).refine((s) => parseMac(s) !== null, `expected a MAC address like 02:00:00:00:00:01 (${what})`)
+    .transform((s) => formatMac(parseMac(s)!));
 export const vniNumber = z.number({ error: 'expected a VNI (0–16777215)' }).int('expected a whole VNI').min(0, 'a VNI is 0–16777215').max(16_777_215, 'a VNI is 0–16777215 (24 bits)');
 const absPath = (what: string) => z.string({ error: `expected a path (${what})` }).refine((s) => s.startsWith('/') && !s.split('/').includes('..'), `expected an absolute path without .. (${what})`);
 

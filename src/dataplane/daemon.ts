@@ -612,7 +612,7 @@ export class Daemon {
         return { epoch: this.epoch };
       }
       case 'fdb-del': {
-        const f = this.parse(z.strictObject({ vni: vniNumber, mac: z.string() }), req);
+        const f = this.parse(z.strictObject({ vni: vniNumber, mac: macString('the inner (pod) MAC') }), req);
         const prev = this.fdb.slice();
         const next = this.fdb.filter((x) => !(x.vni === f.vni && x.mac.toLowerCase() === f.mac.toLowerCase()));
         if (next.length === prev.length) throw notFound(`no static FDB entry for ${f.mac} on VNI ${f.vni}`);

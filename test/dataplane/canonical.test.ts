@@ -1,0 +1,74 @@
+// MACs and IP addresses are canonicalised where they enter (the config file, the control
+// socket): lower-case colon MACs, RFC 5952 IPv6. Every comparison after that is between
+// canonical texts, so "02-00-00-00-01-02" is the pod's MAC 02:00:00:00:01:02, and
+// 2001:DB8:0::12 is the peer 2001:db8::12.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { vfplane } from '../helpers/cli.js';
+import { describePrivileged } from '../helpers/privileged.js';
+import { request } from '../../src/dataplane/control.js';
+import { parseConfig } from '../../src/dataplane/config.js';
+import { fxdDataplane, fxdDir, fxdIfname, fxdNetns, fxdVeth, type FxdNetns } from './fxd-netns.js';
+
+describe('the data-plane config canonicalises addresses', () => {
+  it('MACs to lower-case with colons, IPs to their canonical text', () => {
+    const c = parseConfig({
+      uplink: { ifname: 'ens1f0', vtep: '2001:DB8:0:0::1', mac: '02-AB-00-00-00-01' },
+      peers: [{ vtep: '2001:db8:0::2', mac: '02:AB:00:00:00:02' }],
+      vnis: [{ vni: 5, flood: ['2001:DB8::2'] }],
+      fdb: [{ vni: 5, mac: 'AA-BB-CC-00-00-01', vtep: '2001:0db8::2' }],
+      attachments: [{ representor: 'r0', vni: 5, mac: '02-00-00-00-01-02', remote: '2001:DB8::2' }],
+    });
+    expect(c.uplink).toMatchObject({ vtep: '2001:db8::1', mac: '02:ab:00:00:00:01' });
+    expect(c.peers).toEqual([{ vtep: '2001:db8::2', mac: '02:ab:00:00:00:02' }]);
+    expect(c.vnis).toEqual([{ vni: 5, flood: ['2001:db8::2'] }]);
+    expect(c.fdb).toEqual([{ vni: 5, mac: 'aa:bb:cc:00:00:01', vtep: '2001:db8::2' }]);
+    expect(c.attachments[0]).toMatchObject({ mac: '02:00:00:00:01:02', remote: '2001:db8::2' });
+  });
+});
+
+describePrivileged('the control socket compares canonical addresses', { root: true }, () => {
+  let n: FxdNetns;
+  const up = fxdIfname('u'), upp = fxdIfname('v'), rep = fxdIfname('r'), repp = fxdIfname('s');
+  const d = fxdDir('canon');
+
+  beforeAll(() => {
+    n = fxdNetns('canon');
+    fxdVeth(n, up, upp);
+    fxdVeth(n, rep, repp);
+  });
+  afterAll(() => {
+    n?.destroy();
+    d.remove();
+  });
+
+  it('stores a dashed MAC canonically, and finds IPv6 peers whatever their spelling', async () => {
+    const dp = await fxdDataplane(n, up, d.dir, { uplink: { ifname: up, netns: n.path, vtep: '2001:db8::1' } });
+    const cli = (...args: string[]) => {
+      const r = vfplane(['dataplane', ...args, '--socket', dp.socket]);
+      expect(r.code, `${args.join(' ')}: ${r.stderr}`).toBe(0);
+      return r.stdout;
+    };
+    try {
+      cli('attach', '--representor', rep, '--vni', '100', '--mac', '02-00-00-00-01-02', '--netns', n.path);
+      let st = (await request(dp.socket, { op: 'status' })) as { attachments: { mac: string }[]; peers: { vtep: string; mac?: string }[] };
+      expect(st.attachments.map((a) => a.mac)).toEqual(['02:00:00:00:01:02']);
+      // explain and anti-spoofing agree with the stored MAC.
+      const toPod = JSON.parse(cli('explain', '--vni', '100', '--mac', '02:00:00:00:01:02', '--json')) as { verdict: string; representor?: string };
+      expect(toPod).toMatchObject({ verdict: 'local', representor: rep });
+      const fromPod = JSON.parse(cli('explain', '--vni', '100', '--mac', 'ff:ff:ff:ff:ff:ff', '--from', rep, '--src', '02:00:00:00:01:02', '--json')) as { verdict: string };
+      expect(fromPod.verdict).toBe('flood');
+
+      cli('peer', 'add', '2001:db8::12');
+      cli('peer', 'add', '2001:DB8:0::12', '--mac', '02:00:00:00:00:12'); // an update, not a second peer
+      st = (await request(dp.socket, { op: 'status' })) as typeof st;
+      expect(st.peers).toEqual([expect.objectContaining({ vtep: '2001:db8::12', mac: '02:00:00:00:00:12' })]);
+      cli('fdb', 'add', '--vni', '100', '--mac', '02:00:00:00:09:09', '--vtep', '2001:DB8::12');
+      cli('fdb', 'del', '--vni', '100', '--mac', '02-00-00-00-09-09');
+      cli('peer', 'del', '2001:db8:0::12');
+      st = (await request(dp.socket, { op: 'status' })) as typeof st;
+      expect(st.peers).toEqual([]);
+    } finally {
+      await dp.stop();
+    }
+  });
+});
