@@ -1,10 +1,12 @@
 /*
  * vfplane-cni's front door. A container runtime execs a CNI plugin for every pod
  * interface; starting Node for each exec costs more than the work itself. This small
- * program forwards the call (the CNI_* environment and stdin) over a Unix socket to
+ * program forwards the call (its whole environment and stdin) over a Unix socket to
  * `vfplane cni serve`, a long-running process that has everything loaded, and relays its
- * answer (stdout and exit status). When no server listens, it execs the Node plugin
- * instead, with stdin untouched, so the plugin works either way.
+ * answer (stdout, stderr and exit status). When no server listens, it execs the Node
+ * plugin instead, with stdin untouched, so the plugin works either way. The whole
+ * environment goes over, not only CNI_*: the plugin hands it to the IPAM plugins it
+ * delegates to, as the spec asks, and their stderr comes back here with the plugin's.
  *
  *   vfplane-cni-shim SOCKET NODE PLUGIN_JS
  *   vfplane-cni                                  (as a runtime runs it: no arguments)
@@ -15,9 +17,10 @@
  * "socket=", "node=" and "plugin=" lines. No shell runs in between.
  *
  * Wire format, both directions on one stream socket:
- *   request:  "VFPCNI1\n", then NAME=VALUE\0 for each CNI_* variable, then \0, then
- *             stdin's bytes; the shim then shuts down its write side.
- *   reply:    the exit status as decimal digits, "\n", then stdout's bytes until EOF.
+ *   request:  "VFPCNI2\n", then NAME=VALUE\0 for each environment variable, then \0,
+ *             then stdin's bytes; the shim then shuts down its write side.
+ *   reply:    the exit status and stderr's length as decimal digits, a space between,
+ *             "\n", stderr's bytes, then stdout's bytes until EOF.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -167,11 +170,9 @@ int main(int argc, char **argv)
 	/* The whole request goes in one write: a write per variable would wake the server
 	 * for each (a dozen round trips between the two processes, ~1.5 ms here). */
 	struct req q = { 0 };
-	if (req_add(&q, "VFPCNI1\n", 8) < 0)
+	if (req_add(&q, "VFPCNI2\n", 8) < 0)
 		return fail("out of memory", "");
 	for (char **e = environ; *e; e++) {
-		if (strncmp(*e, "CNI_", 4) != 0)
-			continue;
 		if (req_add(&q, *e, strlen(*e) + 1) < 0)
 			return fail("out of memory", "");
 	}
@@ -194,10 +195,11 @@ int main(int argc, char **argv)
 	free(q.p);
 	shutdown(fd, SHUT_WR);
 
-	/* The status line, then stdout verbatim. */
+	/* The status line ("STATUS ERRLEN"), stderr's ERRLEN bytes, then stdout verbatim. */
 	int status = -1;
+	long errlen = -1;
 	size_t have = 0;
-	char head[16];
+	char head[32];
 	while (have < sizeof(head)) {
 		ssize_t n = read(fd, head + have, 1);
 		if (n < 0 && errno == EINTR)
@@ -206,16 +208,28 @@ int main(int argc, char **argv)
 			return fail("the server closed the connection without an answer", "see the server's log");
 		if (head[have] == '\n') {
 			head[have] = 0;
-			char *end;
+			char *end, *end2;
 			long v = strtol(head, &end, 10);
-			if (have > 0 && *end == 0 && v >= 0 && v <= 255)
+			long e = *end == ' ' ? strtol(end + 1, &end2, 10) : -1;
+			if (have > 0 && end != head && v >= 0 && v <= 255 && e >= 0 && *end2 == 0) {
 				status = (int)v;
+				errlen = e;
+			}
 			break;
 		}
 		have++;
 	}
 	if (status < 0)
-		return fail("the server's answer is malformed", "");
+		return fail("the server's answer is malformed", "run `vfplane cni install` again: the shim and the server must come from one vfplane");
+	while (errlen > 0) {
+		ssize_t n = read(fd, buf, (size_t)(errlen < (long)sizeof(buf) ? errlen : (long)sizeof(buf)));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return fail("the server closed the connection in the middle of its answer", "see the server's log");
+		(void)!write_all(STDERR_FILENO, buf, (size_t)n);
+		errlen -= n;
+	}
 	for (;;) {
 		ssize_t n = read(fd, buf, sizeof(buf));
 		if (n < 0 && errno == EINTR)

@@ -2,7 +2,8 @@
 // interface, but what it execs is a small C shim (native/cni-shim) that forwards the call
 // here over a Unix socket; this process already has Node, the config schema, the store
 // and the discovery code loaded, and runs the very same main() the standalone plugin
-// runs. Without a server the shim execs the Node plugin, so nothing depends on it.
+// runs, with the runtime's environment, and sends its stdout and stderr back. Without a
+// server the shim execs the Node plugin, so nothing depends on it.
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
@@ -10,12 +11,19 @@ import { main } from './main.js';
 import { keepHandles } from './plugin.js';
 
 export const DEFAULT_CNI_SOCKET = '/run/vfplane/cni.sock';
-const MAGIC = 'VFPCNI1\n';
+// Version 1 (a shim from before) sent only CNI_* and took back stdout alone; version 2
+// sends the whole environment and takes back stderr too.
+const MAGIC_V1 = 'VFPCNI1\n';
+const MAGIC = 'VFPCNI2\n';
 const MAX_REQUEST = 4 << 20; // a network config with a large prevResult is still far below
+const MAX_STDERR = 256 << 10;
 
-/** Splits a request: the magic line, NAME=VALUE\0 pairs up to an empty one, then stdin. */
-export function parseRequest(buf: Buffer): { env: Record<string, string>; stdin: string } {
-  if (buf.subarray(0, MAGIC.length).toString('latin1') !== MAGIC) throw new Error('not a vfplane-cni shim request');
+/** Splits a request: the magic line, NAME=VALUE\0 pairs up to an empty one, then stdin.
+ *  Version 1 requests keep only CNI_* (all they carried by design). */
+export function parseRequest(buf: Buffer): { env: Record<string, string>; stdin: string; version: 1 | 2 } {
+  const magic = buf.subarray(0, MAGIC.length).toString('latin1');
+  if (magic !== MAGIC && magic !== MAGIC_V1) throw new Error('not a vfplane-cni shim request');
+  const version = magic === MAGIC ? 2 : 1;
   const env: Record<string, string> = {};
   let i = MAGIC.length;
   for (;;) {
@@ -27,13 +35,14 @@ export function parseRequest(buf: Buffer): { env: Record<string, string>; stdin:
     }
     const kv = buf.subarray(i, z).toString('utf8');
     const eq = kv.indexOf('=');
-    if (eq > 0 && kv.startsWith('CNI_')) env[kv.slice(0, eq)] = kv.slice(eq + 1);
+    if (eq > 0 && (version === 2 || kv.startsWith('CNI_'))) env[kv.slice(0, eq)] = kv.slice(eq + 1);
     i = z + 1;
   }
-  return { env, stdin: buf.subarray(i).toString('utf8') };
+  return { env, stdin: buf.subarray(i).toString('utf8'), version };
 }
 
-/** The server's own environment without any CNI_* (each call brings its own). */
+/** The server's own environment without any CNI_* (what a version 1 call runs with,
+ *  its own CNI_* on top). */
 function baseEnv(): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !k.startsWith('CNI_')) out[k] = v;
@@ -77,15 +86,26 @@ async function serialised<T>(key: string | undefined, fn: () => Promise<T>): Pro
 }
 
 async function handle(sock: net.Socket, log: (m: string) => void): Promise<void> {
-  const { env, stdin } = parseRequest(await readRequest(sock));
+  const { env, stdin, version } = parseRequest(await readRequest(sock));
   const key = env.CNI_CONTAINERID && env.CNI_IFNAME ? `${env.CNI_CONTAINERID}\u0000${env.CNI_IFNAME}` : undefined;
   let out = '';
-  const code = await serialised(key, () => main({ ...baseEnv(), ...env }, {
+  const err: Buffer[] = [];
+  let errBytes = 0;
+  const code = await serialised(key, () => main(version === 2 ? env : { ...baseEnv(), ...env }, {
     readStdin: async () => stdin,
     stdout: (t) => (out += t),
-    stderr: (t) => log(t.trimEnd()),
+    stderr: (t) => {
+      // The call's stderr goes back to the runtime (capped: a delegate may be chatty) and
+      // into this server's log.
+      log(t.trimEnd());
+      const b = Buffer.from(t, 'utf8');
+      if (errBytes + b.length <= MAX_STDERR) err.push(b), errBytes += b.length;
+    },
   }));
-  if (!sock.destroyed) sock.end(`${code}\n${out}`);
+  if (sock.destroyed) return;
+  if (version === 1) return void sock.end(`${code}\n${out}`);
+  const e = Buffer.concat(err);
+  sock.end(Buffer.concat([Buffer.from(`${code} ${e.length}\n`, 'latin1'), e, Buffer.from(out, 'utf8')]));
 }
 
 export interface CniServer {

@@ -467,6 +467,30 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
     expect(v.out.supportedVersions).toContain('1.1.0');
   });
 
+  it('through `vfplane cni serve`, delegates get the runtime\'s environment and their stderr reaches the runtime', async () => {
+    const dir = cniPath.split(':')[0]!;
+    const wrapper = join(dir, 'vfplane-cni');
+    const socket = join(dir, 'cni-env.sock');
+    expect(vfplane(['cni', 'install', '--dir', dir, '--socket', socket]).code).toBe(0);
+    // An IPAM plugin that says on stderr what it was given, then fails with code 7.
+    const fake = mkdtempSync(join(tmpdir(), 'vfplane-cni-fake-'));
+    writeFileSync(join(fake, 'saysenv'), '#!/bin/sh\ncat >/dev/null\necho "saysenv: RUNTIME_VAR=$RUNTIME_VAR" >&2\necho \'{"cniVersion":"1.0.0","code":7,"msg":"saysenv refuses"}\'\nexit 1\n', { mode: 0o755 });
+    const server = await startServer(socket);
+    try {
+      const p = pod('envd');
+      const e = { containerId: 'envd0001', netns: nsPath(p), ifname: 'net1', extra: { RUNTIME_VAR: 'from-the-runtime' } };
+      const conf = base({ deviceID: '0000:5e:0a.4', ipam: { type: 'saysenv' } });
+      const r = spawnSync(wrapper, [], { input: JSON.stringify(conf), env: envOf('ADD', e, `${fake}:${cniPath}`), encoding: 'utf8', timeout: 60_000 });
+      expect(r.status).toBe(1);
+      expect(JSON.parse(r.stdout)).toMatchObject({ code: 7, msg: 'IPAM saysenv: saysenv refuses' });
+      expect(r.stderr).toContain('saysenv: RUNTIME_VAR=from-the-runtime');
+      expect(vfpJson(['vf', 'show', '0000:5e:0a.4']).allocation).toBeNull();
+    } finally {
+      await server.stop();
+      rmSync(fake, { recursive: true, force: true });
+    }
+  });
+
   it('chains with the reference tuning plugin in a conflist', () => {
     const p = pod('chain');
     const e = { containerId: 'chain001', netns: nsPath(p), ifname: 'net1' };

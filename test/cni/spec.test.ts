@@ -372,10 +372,12 @@ describe('the vfplane-cni executable', () => {
 });
 
 describe('the shim protocol', () => {
-  it('splits a request into CNI_* variables and stdin, ignoring anything else', async () => {
+  it('splits a request into the environment and stdin (version 1, from an older shim: CNI_* only)', async () => {
     const { parseRequest } = await import('../../src/cni/server.js');
-    const req = Buffer.concat([Buffer.from('VFPCNI1\n'), Buffer.from('CNI_COMMAND=ADD\0CNI_ARGS=A=1;B=2\0PATH=/evil\0\0'), Buffer.from('{"x":1}')]);
-    expect(parseRequest(req)).toEqual({ env: { CNI_COMMAND: 'ADD', CNI_ARGS: 'A=1;B=2' }, stdin: '{"x":1}' });
+    const req = Buffer.concat([Buffer.from('VFPCNI1\n'), Buffer.from('CNI_COMMAND=ADD\0CNI_ARGS=A=1;B=2\0PATH=/other\0\0'), Buffer.from('{"x":1}')]);
+    expect(parseRequest(req)).toEqual({ env: { CNI_COMMAND: 'ADD', CNI_ARGS: 'A=1;B=2' }, stdin: '{"x":1}', version: 1 });
+    const v2 = Buffer.concat([Buffer.from('VFPCNI2\n'), Buffer.from('CNI_COMMAND=ADD\0CNI_ARGS=A=1;B=2\0PATH=/other\0\0'), Buffer.from('{"x":1}')]);
+    expect(parseRequest(v2)).toEqual({ env: { CNI_COMMAND: 'ADD', CNI_ARGS: 'A=1;B=2', PATH: '/other' }, stdin: '{"x":1}', version: 2 });
     expect(() => parseRequest(Buffer.from('GET / HTTP/1.1\r\n'))).toThrow(/not a vfplane-cni shim request/);
     expect(() => parseRequest(Buffer.from('VFPCNI1\nCNI_COMMAND=ADD'))).toThrow(/truncated/);
   });
