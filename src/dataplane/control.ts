@@ -10,6 +10,9 @@ import { VfpError, type ErrorKind, invalid, systemError, unavailable } from '../
 export type Handler = (req: Record<string, unknown>) => Promise<Record<string, unknown>> | Record<string, unknown>;
 
 const MAX_LINE = 1 << 20;
+/** Requests read from one connection and not yet answered. A client that pipelines more
+ *  waits: the daemon reads no further until it has answered some. */
+const MAX_QUEUED = 64;
 
 export class ControlServer {
   private server: Server | null = null;
@@ -38,8 +41,30 @@ export class ControlServer {
     this.conns.add(s);
     s.on('close', () => this.conns.delete(s));
     s.on('error', () => s.destroy());
+    // Back-pressure: a client that sends faster than it reads its replies must not grow
+    // the daemon (every reply it does not read would wait in memory). The connection is
+    // not read while MAX_QUEUED requests wait for their answer or while a reply is not
+    // yet handed to the kernel; the client's own writes then block.
     let buf = '';
+    let queued = 0;
     let chain = Promise.resolve();
+    const pump = () => {
+      let nl: number;
+      while (queued < MAX_QUEUED && (nl = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, nl).trim();
+        buf = buf.slice(nl + 1);
+        if (!line) continue;
+        queued++;
+        // One request at a time per connection, in order.
+        chain = chain.then(() => this.answer(s, line)).then(() => {
+          queued--;
+          pump();
+        });
+      }
+      if (s.destroyed) return;
+      if (queued < MAX_QUEUED && !s.writableNeedDrain) s.resume();
+      else s.pause();
+    };
     s.setEncoding('utf8');
     s.on('data', (chunk: string) => {
       buf += chunk;
@@ -47,14 +72,7 @@ export class ControlServer {
         s.end(JSON.stringify({ ok: false, error: { kind: 'invalid', message: `request longer than ${MAX_LINE} bytes` } }) + '\n');
         return;
       }
-      let nl: number;
-      while ((nl = buf.indexOf('\n')) >= 0) {
-        const line = buf.slice(0, nl).trim();
-        buf = buf.slice(nl + 1);
-        if (!line) continue;
-        // One request at a time per connection, in order.
-        chain = chain.then(() => this.answer(s, line));
-      }
+      pump();
     });
   }
 
@@ -77,7 +95,16 @@ export class ControlServer {
       reply = { ok: false, error: { kind, message: (e as Error).message } };
     }
     if (id !== undefined) reply.id = id;
-    if (!s.destroyed) s.write(JSON.stringify(reply, (_k, v) => (typeof v === 'bigint' ? Number(v) : v)) + '\n');
+    if (s.destroyed) return;
+    // The next request of this connection waits until this reply is with the kernel.
+    if (!s.write(JSON.stringify(reply, (_k, v) => (typeof v === 'bigint' ? Number(v) : v)) + '\n')) {
+      s.pause();
+      await new Promise<void>((r) => {
+        const done = () => (s.off('drain', done), s.off('close', done), r());
+        s.on('drain', done);
+        s.on('close', done);
+      });
+    }
   }
 
   async close(): Promise<void> {

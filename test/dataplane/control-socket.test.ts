@@ -2,11 +2,15 @@
 // name, and what a client that misbehaves (pipelines without reading, holds connections
 // idle, opens too many) may cost the daemon and the other clients.
 import { execFileSync } from 'node:child_process';
+import { once } from 'node:events';
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import { createConnection } from 'node:net';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDataplane, vfplane } from '../helpers/cli.js';
 import { describePrivileged } from '../helpers/privileged.js';
+import { request } from '../../src/dataplane/control.js';
 import { fxcDir, fxcIfname, fxcNetns, fxcVeth, type FxcNetns } from './fxc-netns.js';
 
 describePrivileged('the data plane control socket', { netns: true, commands: ['python3'] }, () => {
@@ -29,6 +33,55 @@ describePrivileged('the data plane control socket', { netns: true, commands: ['p
     writeFileSync(file, JSON.stringify({ node: name, backend: 'afpacket', uplink: { ifname: up, netns: ns.path, vtep: '192.0.2.1' }, stateDir: join(dir, 'state'), ...o }));
     return file;
   };
+
+  /** The daemon's resident memory now, in bytes. */
+  const rss = (pid: number) => Number(/^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) * 1024;
+  const MiB = 1 << 20;
+
+  describe('clients', () => {
+    // Before: the daemon read every request at once and queued every reply in memory
+    // (111 MB → 1 GB of RSS with 300k stats requests on one connection, against the
+    // DaemonSet's 1 GiB limit).
+    it('a client that pipelines requests and never reads its replies costs the daemon little memory, and others are still answered', async () => {
+      const socket = join(dir, 'pipe.sock');
+      const d = await startDataplane(config('pipe', { socket }));
+      const c = createConnection(socket);
+      try {
+        await once(c, 'connect');
+        c.pause(); // never reads
+        const pid = d.proc.pid!;
+        const before = rss(pid);
+        const chunk = '{"op":"stats"}\n'.repeat(1000);
+        let sent = 0;
+        let peak = before;
+        const sample = setInterval(() => { peak = Math.max(peak, rss(pid)); }, 50);
+        // As fast as the daemon takes them, for 20 s (or until it has grown too much). An
+        // unbounded daemon answers some 10k stats a second, with 1.3 KiB of reply each
+        // kept: +100 MiB in about 10 s.
+        const deadline = Date.now() + 20_000;
+        while (sent < 300_000 && peak - before < 120 * MiB && Date.now() < deadline) {
+          const more = c.write(chunk);
+          sent += 1000;
+          if (!more && !(await Promise.race([once(c, 'drain').then(() => true), sleep(deadline - Date.now()).then(() => false)]))) break;
+        }
+        await sleep(1000);
+        clearInterval(sample);
+        const st = await request(socket, { op: 'status' }, 5000);
+        expect(st.uplink).toBeTruthy();
+        expect((peak - before) / MiB, `${sent} requests sent; RSS ${(before / MiB).toFixed(0)} → ${(peak / MiB).toFixed(0)} MiB`).toBeLessThan(100);
+        expect(sent).toBeLessThan(50_000); // it stopped reading
+        // The client is only slowed down: what it reads now are its replies, in order.
+        c.setEncoding('utf8');
+        c.resume();
+        let got = '';
+        while (!got.includes('\n')) got += (await once(c, 'data'))[0] as string;
+        expect(JSON.parse(got.slice(0, got.indexOf('\n')))).toMatchObject({ ok: true, counters: expect.anything() });
+      } finally {
+        c.destroy();
+        await d.stop();
+      }
+    });
+  });
 
   describe('its path', () => {
     it('refuses a socket path that names a regular file, naming it and the fix, and leaves the file and the uplink as they were', () => {
