@@ -465,6 +465,8 @@ export class SimKernel implements SysfsKernel {
       if (!pf || index >= this.numVfs(pf)) throw errnoError('EINVAL', 'Invalid argument');
       const d: Dev = { pci: this.vfPci(pf, index), pf, vf: index };
       const next = { ...this.readSettings(d), ...change };
+      // IFLA_VF_VLAN sets VLAN and QoS together: a VF without a VLAN has no priority.
+      if (next.vlan === 0) next.qos = 0;
       fs.mkdirSync(path.dirname(this.settingsFile(d)), { recursive: true });
       const tmp = `${this.settingsFile(d)}.${process.pid}`;
       fs.writeFileSync(tmp, JSON.stringify(next));

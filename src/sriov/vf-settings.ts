@@ -56,6 +56,9 @@ export function checkSettings(c: Partial<VfSettings>, current: VfSettings): Part
   }
   if (c.qos !== undefined && (!Number.isInteger(c.qos) || c.qos < 0 || c.qos > 7)) throw invalid(`qos ${c.qos} is out of range: 0–7`);
   if ((c.qos ?? 0) > 0 && vlan === 0) throw invalid(`qos ${c.qos} needs a VLAN: pass --vlan as well`);
+  // No VLAN, no priority: `ip link set PF vf N vlan 0` clears QoS too, so an old QoS must
+  // not wait as hidden state to come back with the next VLAN.
+  if (c.vlan === 0 && current.qos !== 0) out.qos = 0;
   for (const k of ['minTxRate', 'maxTxRate'] as const) {
     const v = c[k];
     if (v !== undefined && (!Number.isInteger(v) || v < 0 || v > 400_000)) throw invalid(`${k === 'minTxRate' ? 'min-tx-rate' : 'max-tx-rate'} ${v} is out of range: 0 (unlimited) to 400000 Mbit/s`);

@@ -103,6 +103,16 @@ describePrivileged('operator CLI on a simulated NIC', { netns: true }, () => {
     expect(after.mtu).toBe(before.mtu);
   });
 
+  it('vf config --vlan 0 clears the QoS too, so it does not come back with the next VLAN', () => {
+    const vf = `${prefix}f1#2`;
+    expect(json(['vf', 'config', vf, '--vlan', '42', '--qos', '5']).settings).toMatchObject({ vlan: 42, qos: 5 });
+    const off = json(['vf', 'config', vf, '--vlan', '0']);
+    expect(off.settings).toMatchObject({ vlan: 0, qos: 0 });
+    expect(off.changed.sort()).toEqual(['qos', 'vlan']);
+    expect(json(['vf', 'config', vf, '--vlan', '7']).settings).toMatchObject({ vlan: 7, qos: 0 });
+    expect(json(['vf', 'config', vf, '--vlan', '0']).settings).toMatchObject({ vlan: 0, qos: 0 });
+  });
+
   it('gc releases the VFs of owners that are gone and keeps the rest', () => {
     const pod = Netns.create('gc');
     const netns = `/run/netns/${pod.name}`;

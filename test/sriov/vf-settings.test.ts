@@ -24,6 +24,14 @@ describe('VF settings', () => {
     expect(checkSettings({ mac: '02:AA:00:00:00:01', vlan: 5, qos: 3 }, cur)).toEqual({ mac: '02:aa:00:00:00:01', vlan: 5, qos: 3 });
   });
 
+  it('clears QoS with the VLAN, as `ip link set PF vf N vlan 0` does', () => {
+    const tagged = { ...DEFAULT_VF_SETTINGS, vlan: 100, qos: 3 };
+    expect(checkSettings({ vlan: 0 }, tagged)).toEqual({ vlan: 0, qos: 0 });
+    expect(checkSettings({ vlan: 200 }, tagged)).toEqual({ vlan: 200 });
+    expect(checkSettings({ vlan: 0 }, DEFAULT_VF_SETTINGS)).toEqual({ vlan: 0 });
+    expect(() => checkSettings({ vlan: 0, qos: 3 }, tagged)).toThrow(/qos 3 needs a VLAN/);
+  });
+
   it('diffs settings so a restore touches only what changed', () => {
     const now = { ...DEFAULT_VF_SETTINGS, vlan: 7, trust: true };
     expect(settingsDiff(now, DEFAULT_VF_SETTINGS)).toEqual({ vlan: 0, trust: false });
