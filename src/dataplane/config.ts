@@ -21,6 +21,22 @@ export const ipString = (what: string) =>
 export const macString = (what: string) =>
   z.string({ error: `expected a MAC address (${what})` }).refine((s) => parseMac(s) !== null, `expected a MAC address like 02:00:00:00:00:01 (${what})`)
     .transform((s) => formatMac(parseMac(s)!));
+/** Whether an address (canonical text) can be a VTEP: not multicast, the IPv4 limited
+ *  broadcast, nor unspecified. */
+function isUnicast(s: string): boolean {
+  const a = parseIp(s);
+  if (!a) return false;
+  const b = a.bytes;
+  if (b.every((x) => x === 0)) return false;
+  if (a.family === 4) return !(b[0]! >= 224 && b[0]! <= 239) && s !== '255.255.255.255';
+  return b[0] !== 0xff;
+}
+
+/** HOST:PORT for the Prometheus endpoint; port 0 takes any free one. */
+export const metricsAddr = z.string()
+  .regex(/^(\[[0-9a-fA-F:]+\]|[0-9.]+|localhost):\d{1,5}$/, 'expected HOST:PORT, e.g. 127.0.0.1:9465')
+  .refine((s) => Number(s.slice(s.lastIndexOf(':') + 1)) <= 65535, 'the port is 0–65535 (0: any free one), e.g. 127.0.0.1:9465');
+
 export const vniNumber = z.number({ error: 'expected a VNI (0–16777215)' }).int('expected a whole VNI').min(0, 'a VNI is 0–16777215').max(16_777_215, 'a VNI is 0–16777215 (24 bits)');
 const absPath = (what: string) => z.string({ error: `expected a path (${what})` }).refine((s) => s.startsWith('/') && !s.split('/').includes('..'), `expected an absolute path without .. (${what})`);
 
@@ -76,7 +92,7 @@ export const configSchema = z.strictObject({
     ifname: ifname('the uplink netdev').optional(),
     dev: z.string().min(1).max(256).optional(),
     netns: absPath('the netns of the uplink').optional(),
-    vtep: ipString('our VTEP address on the underlay'),
+    vtep: ipString('our VTEP address on the underlay').refine(isUnicast, 'expected a unicast address as our VTEP on the underlay, not a multicast, broadcast or unspecified one'),
     mac: macString('the uplink MAC; read from the netdev when left out').optional(),
     vlan: z.number().int().min(0).max(4094).optional(),
   }).refine((u) => u.ifname || u.dev, { message: 'give uplink.ifname (a netdev) or uplink.dev (a DPDK PCI address or vdev)' }),
@@ -144,7 +160,22 @@ export const configSchema = z.strictObject({
   }).prefault({}),
   stateDir: absPath('where the daemon keeps its state').default('/var/lib/vfplane'),
   socket: absPath('the control socket').optional(),
-  metrics: z.string().regex(/^(\[[0-9a-fA-F:]+\]|[0-9.]+|localhost):\d{1,5}$/, 'expected HOST:PORT, e.g. 127.0.0.1:9465').optional(),
+  metrics: metricsAddr.optional(),
+}).superRefine((c, ctx) => {
+  // The native side takes exactly one CPU (or -1) per worker.
+  if (c.cpus && c.cpus.length !== c.workers) {
+    ctx.addIssue({ code: 'custom', path: ['cpus'], message: `cpus needs one entry per worker (workers is ${c.workers}, cpus lists ${c.cpus.length}); list ${c.workers} CPUs (-1: not pinned) or change workers` });
+  }
+  // The workers send a static entry's frames, and a flood list's copies, through the
+  // peer's tunnel: a VTEP that is not a peer has none (the commit would fail after the
+  // uplink was claimed).
+  const peers = new Set(c.peers.map((p) => p.vtep));
+  c.fdb.forEach((f, i) => {
+    if (!peers.has(f.vtep)) ctx.addIssue({ code: 'custom', path: ['fdb', i, 'vtep'], message: `the static entry for ${f.mac} on VNI ${f.vni} points at VTEP ${f.vtep}, which is not among peers; add it to peers or fix the entry` });
+  });
+  c.vnis.forEach((v, i) => v.flood.forEach((vtep, j) => {
+    if (!peers.has(vtep)) ctx.addIssue({ code: 'custom', path: ['vnis', i, 'flood', j], message: `the flood list of VNI ${v.vni} names VTEP ${vtep}, which is not among peers; add it to peers or drop it from the list` });
+  }));
 });
 
 export type DaemonConfig = z.infer<typeof configSchema>;

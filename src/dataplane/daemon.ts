@@ -10,7 +10,7 @@ import { join, resolve } from 'node:path';
 import { z } from 'zod';
 import { DataPlane, type Backend, type BackendCounters, type DpCounters, type DpSpec, type PortInfo } from './dp.js';
 import { ControlServer, overlayAttachRequest, probe, type OverlayConf } from './control.js';
-import { attachSchema, fdbSchema, formatVniRanges, macString, peerSchema, podBackendOf, socketPath, tenancyRefusal, vniNumber, ipString, zodMessage, type AttachRequest, type DaemonConfig } from './config.js';
+import { attachSchema, fdbSchema, formatVniRanges, macString, metricsAddr, peerSchema, podBackendOf, socketPath, tenancyRefusal, vniNumber, ipString, zodMessage, type AttachRequest, type DaemonConfig } from './config.js';
 import { resolveTunnel } from '../packet/config.js';
 import { formatIp, isGroupMac, parseIp, parseMac } from '../util/addr.js';
 import { conflict, invalid, notFound, systemError, VfpError } from '../util/errors.js';
@@ -211,6 +211,10 @@ export class Daemon {
 
   async start(): Promise<void> {
     const c = this.cfg;
+    // --metrics overrides the config after it was checked: checked here, before anything
+    // is claimed, rather than failing to listen once everything is.
+    const m = c.metrics === undefined ? null : metricsAddr.safeParse(c.metrics);
+    if (m && !m.success) throw invalid(`metrics: ${m.error.issues[0]!.message} (got ${JSON.stringify(c.metrics)})`);
     mkdirSync(c.stateDir, { recursive: true });
     // Before anything changes: one daemon per node and state directory, and none on a
     // socket another one answers on (ControlServer.listen checks again, at the end).

@@ -1,0 +1,56 @@
+// What the config file says that cannot work is refused when the file is read, naming
+// the field, the value and the fix, before the data plane claims a netdev: a metrics
+// port out of range, CPUs that do not match the workers, a VTEP that is not a unicast
+// address, a static FDB entry or flood list naming a VTEP that is not a peer.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { vfplane } from '../helpers/cli.js';
+import { parseConfig } from '../../src/dataplane/config.js';
+
+const ok = { uplink: { ifname: 'ens1f0', vtep: '192.0.2.1' } };
+
+describe('data-plane config checks', () => {
+  it('range-checks the metrics port', () => {
+    expect(() => parseConfig({ ...ok, metrics: '127.0.0.1:99999' }, 'dp.yaml')).toThrow(/^dp\.yaml: metrics: the port is 0–65535 \(0: any free one\).*"127\.0\.0\.1:99999"/);
+    expect(parseConfig({ ...ok, metrics: '127.0.0.1:0' }).metrics).toBe('127.0.0.1:0');
+    expect(parseConfig({ ...ok, metrics: '[::1]:9465' }).metrics).toBe('[::1]:9465');
+  });
+
+  it('refuses --metrics with a port out of range before touching anything', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'fxd-metrics-'));
+    try {
+      const config = join(dir, 'dp.json');
+      writeFileSync(config, JSON.stringify({ node: 'fxdm', uplink: { ifname: 'fxdnone0', vtep: '192.0.2.1' }, stateDir: join(dir, 'state'), socket: join(dir, 'dp.sock') }));
+      const r = vfplane(['dataplane', 'run', '--config', config, '--metrics', '127.0.0.1:99999']);
+      expect(r.code, r.stderr).toBe(2);
+      expect(r.stderr).toMatch(/metrics: the port is 0–65535.*"127\.0\.0\.1:99999"/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('wants one CPU per worker, naming both fields', () => {
+    expect(() => parseConfig({ ...ok, workers: 2, cpus: [1] })).toThrow(/cpus: cpus needs one entry per worker \(workers is 2, cpus lists 1\); list 2 CPUs \(-1: not pinned\) or change workers \(got \[1\]\)/);
+    expect(parseConfig({ ...ok, workers: 2, cpus: [1, 2] }).cpus).toEqual([1, 2]);
+    expect(parseConfig({ ...ok, cpus: [3] }).cpus).toEqual([3]);
+  });
+
+  it('takes only a unicast address as our VTEP', () => {
+    for (const vtep of ['224.0.0.1', '239.1.2.3', '255.255.255.255', '0.0.0.0', 'ff02::1', '::']) {
+      expect(() => parseConfig({ uplink: { ifname: 'ens1f0', vtep } }), vtep).toThrow(/uplink\.vtep: expected a unicast address.*not a multicast, broadcast or unspecified one/);
+    }
+    expect(parseConfig({ uplink: { ifname: 'ens1f0', vtep: '2001:db8::1' } }).uplink.vtep).toBe('2001:db8::1');
+  });
+
+  it('refuses a static FDB entry or flood list naming a VTEP that is not a peer, naming the entry and the VTEP', () => {
+    const peers = [{ vtep: '192.0.2.2' }];
+    expect(() => parseConfig({ ...ok, peers, fdb: [{ vni: 5, mac: '02:00:00:00:00:05', vtep: '192.0.2.9' }] }, 'dp.yaml'))
+      .toThrow(/^dp\.yaml: fdb\.0\.vtep: the static entry for 02:00:00:00:00:05 on VNI 5 points at VTEP 192\.0\.2\.9, which is not among peers; add it to peers or fix the entry/);
+    expect(() => parseConfig({ ...ok, peers, vnis: [{ vni: 7, flood: ['192.0.2.2', '192.0.2.8'] }] }))
+      .toThrow(/vnis\.0\.flood\.1: the flood list of VNI 7 names VTEP 192\.0\.2\.8, which is not among peers; add it to peers or drop it from the list/);
+    // Spelled differently, still the peer.
+    expect(parseConfig({ uplink: { ifname: 'ens1f0', vtep: '2001:db8::1' }, peers: [{ vtep: '2001:db8::2' }], fdb: [{ vni: 5, mac: '02:00:00:00:00:05', vtep: '2001:DB8:0::2' }], vnis: [{ vni: 5, flood: ['2001:db8:0:0::2'] }] }).fdb).toHaveLength(1);
+  });
+});
