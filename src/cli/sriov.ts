@@ -82,7 +82,7 @@ export function registerSriov(program: Command): void {
     .action(act(async (o, ref: string) => (await run()).vfConfig(o, ref)));
   common(vf.command('bind').description('bind a VF to vfio-pci (for DPDK) or back to its kernel driver')
     .argument('<vf>', 'VF PCI address or PF#INDEX')
-    .requiredOption('--driver <d>', 'vfio-pci, or kernel (the VF driver of its hw-profile)')
+    .addOption(new Option('--driver <d>', 'vfio-pci, or kernel (the VF driver of its hw-profile)').argParser(choiceFlag('--driver', ['vfio-pci', 'kernel'] as const)).makeOptionMandatory())
     .option('--force', 'rebind even if the VF is allocated or its netdev is in a pod', false))
     .action(act(async (o, ref: string) => (await run()).vfBind(o, ref)));
 

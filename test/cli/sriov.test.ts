@@ -159,6 +159,8 @@ describePrivileged('operator CLI on a simulated NIC', { netns: true }, () => {
       [['vf', 'release', '0000:5e:02.2', '--netns', '/x'], 1, /allocated to pod default\/holder \(net1\); the owner fields given \(netns\) do not say whose VF/],
       [['vf', 'release', '0000:5e:02.3', '--owner', 'default/holder'], 1, /not allocated|is free|no allocation/],
       [['vf', 'bind', '0000:5e:02.2', '--driver', 'vfio-pci'], 1, /allocated to pod default\/holder/],
+      [['vf', 'bind', '0000:5e:02.1', '--driver', 'i40e'], 2, /--driver "i40e" is not one of: vfio-pci, kernel/],
+      [['vf', 'bind', '0000:5e:02.1', '--driver', 'iavf'], 2, /--driver "iavf" is not one of: vfio-pci, kernel/],
       [['vf', 'config', '0000:5e:02.2', '--link-state', 'disable'], 1, /VF 0000:5e:02\.2 is allocated to pod default\/holder \(net1\); release it first, or pass --force/],
       [['vf', 'config', '0000:5e:02.2', '--mtu', '9000'], 1, /allocated to pod default\/holder/],
       [['vf', 'config', '0000:5e:02.1', '--vlan', '4095'], 2, /--vlan "4095" is out of range/],
