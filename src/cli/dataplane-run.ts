@@ -197,6 +197,7 @@ export async function dpAttach(o: ClientOpts & { representor: string; vni: numbe
   const r = await request(sock(o), { op: 'attach', representor: o.representor, vni: o.vni, mac: o.mac, ...(o.pci ? { pci: o.pci } : {}), ...(o.netns ? { netns: o.netns } : {}) });
   if (o.json) return printJson(strip(r));
   console.log(`attached ${o.representor} to VNI ${o.vni} (epoch ${r.epoch})`);
+  lasts(r);
 }
 
 export async function dpDetach(o: ClientOpts & { representor?: string; pci?: string }): Promise<void> {
@@ -207,12 +208,20 @@ export async function dpDetach(o: ClientOpts & { representor?: string; pci?: str
   const r = await request(sock(o), { op: 'detach', ...(o.representor ? { representor: o.representor } : {}), ...(o.pci ? { pci: o.pci } : {}) });
   if (o.json) return printJson(strip(r));
   console.log(r.removed ? `detached (epoch ${r.epoch})` : 'nothing was attached there');
+  lasts(r);
 }
 
 export async function dpOp(op: string, args: Record<string, unknown>, o: ClientOpts): Promise<void> {
   const r = await request(sock(o), { op, ...args });
   if (o.json) return printJson(strip(r));
   console.log(`${op}: done (epoch ${r.epoch})`);
+  lasts(r);
+}
+
+/** A change to what the config file declares is undone by the next restart or reload:
+ *  the daemon's note says so, and so does the CLI (on stderr, beside the result). */
+function lasts(r: Record<string, unknown>): void {
+  if (typeof r.note === 'string') console.error(`warning: ${r.note}`);
 }
 
 export async function dpReload(o: ClientOpts): Promise<void> {

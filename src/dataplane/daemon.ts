@@ -539,6 +539,17 @@ export class Daemon {
     return att;
   }
 
+  /** The reply's note when a socket change touches what the config file declares (by
+   *  `what`, e.g. "peer 192.0.2.2"): the state file keeps only what the file does not
+   *  declare, and a restart or reload applies the file again, so the change is undone
+   *  then. Logged too. {} when the file declares nothing of it. */
+  private declared(what: string | null): { note?: string } {
+    if (!what) return {};
+    const note = `the data-plane config declares ${what}: this change lasts until the data plane restarts or reloads its config (which apply the file again); change the config file to keep it`;
+    this.log.warn(note);
+    return { note };
+  }
+
   private parse<T>(schema: z.ZodType<T>, req: Record<string, unknown>): T {
     const { op: _op, id: _id, ...rest } = req;
     const r = schema.safeParse(rest);
@@ -568,7 +579,8 @@ export class Daemon {
           await this.detachNow({ representor: att.representor });
           throw this.unsaved(e);
         }
-        return { attached: { representor: att.representor, vni: att.vni, mac: att.mac, slot: att.slot }, epoch: this.epoch };
+        const mine = this.cfg.attachments.some((x) => x.representor === att.representor);
+        return { attached: { representor: att.representor, vni: att.vni, mac: att.mac, slot: att.slot }, epoch: this.epoch, ...this.declared(mine ? `the attachment of ${att.representor}` : null) };
       }
       case 'detach': {
         const k = this.parse(z.strictObject({ representor: z.string().optional(), pci: z.string().optional() })
@@ -583,7 +595,8 @@ export class Daemon {
           throw this.unsaved(e);
         }
         const att = await this.detachNow(k);
-        return { removed: !!att, epoch: this.epoch };
+        const mine = this.cfg.attachments.some((x) => x.representor === had.representor);
+        return { removed: !!att, epoch: this.epoch, ...this.declared(mine ? `the attachment of ${had.representor}` : null) };
       }
       case 'peer-add': {
         const p = this.parse(peerSchema, req);
@@ -591,7 +604,7 @@ export class Daemon {
         const i = this.peers.findIndex((x) => x.vtep === p.vtep);
         const prev = this.peers.slice();
         this.change(() => (i >= 0 ? (this.peers[i] = p) : this.peers.push(p)), () => (this.peers = prev));
-        return { epoch: this.epoch };
+        return { epoch: this.epoch, ...this.declared(this.cfg.peers.some((x) => x.vtep === p.vtep) ? `peer ${p.vtep}` : null) };
       }
       case 'peer-del': {
         const p = this.parse(z.strictObject({ vtep: ipString('the peer VTEP') }), req);
@@ -603,7 +616,7 @@ export class Daemon {
           this.peers = this.peers.filter((x) => x.vtep !== p.vtep);
           for (const [v, l] of this.floods) this.floods.set(v, l.filter((x) => x !== p.vtep));
         }, () => ((this.peers = prev), (this.floods = prevF)));
-        return { epoch: this.epoch };
+        return { epoch: this.epoch, ...this.declared(this.cfg.peers.some((x) => x.vtep === p.vtep) ? `peer ${p.vtep}` : null) };
       }
       case 'fdb-add': {
         const f = this.parse(fdbSchema, req);
@@ -613,7 +626,7 @@ export class Daemon {
           this.fdb = this.fdb.filter((x) => !(x.vni === f.vni && x.mac.toLowerCase() === f.mac.toLowerCase()));
           this.fdb.push(f);
         }, () => (this.fdb = prev));
-        return { epoch: this.epoch };
+        return { epoch: this.epoch, ...this.declared(this.cfg.fdb.some((x) => x.vni === f.vni && x.mac === f.mac) ? `the static entry for ${f.mac} on VNI ${f.vni}` : null) };
       }
       case 'fdb-del': {
         const f = this.parse(z.strictObject({ vni: vniNumber, mac: macString('the inner (pod) MAC') }), req);
@@ -621,13 +634,13 @@ export class Daemon {
         const next = this.fdb.filter((x) => !(x.vni === f.vni && x.mac.toLowerCase() === f.mac.toLowerCase()));
         if (next.length === prev.length) throw notFound(`no static FDB entry for ${f.mac} on VNI ${f.vni}`);
         this.change(() => (this.fdb = next), () => (this.fdb = prev));
-        return { epoch: this.epoch };
+        return { epoch: this.epoch, ...this.declared(this.cfg.fdb.some((x) => x.vni === f.vni && x.mac === f.mac) ? `the static entry for ${f.mac} on VNI ${f.vni}` : null) };
       }
       case 'flood-set': {
         const f = this.parse(z.strictObject({ vni: vniNumber, vteps: z.array(ipString('a flood VTEP')) }), req);
         const prev = new Map(this.floods);
         this.change(() => this.floods.set(f.vni, f.vteps), () => (this.floods = prev));
-        return { epoch: this.epoch };
+        return { epoch: this.epoch, ...this.declared(this.cfg.vnis.some((x) => x.vni === f.vni) ? `the flood list of VNI ${f.vni}` : null) };
       }
       case 'explain':
         return this.explain(this.parse(z.strictObject({

@@ -1,0 +1,50 @@
+// A socket change to what the config file declares (a peer, a static entry, a VNI's
+// flood list, an attachment) lasts until the next restart or reload, which apply the
+// file again: the reply and the CLI say so, naming what the file declares.
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { vfplane } from '../helpers/cli.js';
+import { describePrivileged } from '../helpers/privileged.js';
+import { request } from '../../src/dataplane/control.js';
+import { fxdDataplane, fxdDir, fxdIfname, fxdNetns, fxdVeth, type FxdNetns } from './fxd-netns.js';
+
+describePrivileged('socket changes to what the config file declares', { root: true }, () => {
+  let n: FxdNetns;
+  const up = fxdIfname('u'), upp = fxdIfname('v');
+  const d = fxdDir('decl');
+
+  beforeAll(() => {
+    n = fxdNetns('decl');
+    fxdVeth(n, up, upp);
+  });
+  afterAll(() => {
+    n?.destroy();
+    d.remove();
+  });
+
+  it('say they last until the next restart or reload', async () => {
+    const dp = await fxdDataplane(n, up, d.dir, {
+      peers: [{ vtep: '192.0.2.2' }],
+      vnis: [{ vni: 100, flood: ['192.0.2.2'] }],
+      fdb: [{ vni: 100, mac: '02:00:00:00:0d:01', vtep: '192.0.2.2' }],
+    });
+    try {
+      const add = vfplane(['dataplane', 'peer', 'add', '192.0.2.2', '--mac', '02:00:00:00:00:22', '--socket', dp.socket]);
+      expect(add.code, add.stderr).toBe(0);
+      expect(add.stderr).toMatch(/warning: the data-plane config declares peer 192\.0\.2\.2: this change lasts until the data plane restarts or reloads its config .*; change the config file to keep it/);
+      const json = JSON.parse(vfplane(['dataplane', 'peer', 'add', '192.0.2.2', '--socket', dp.socket, '--json']).stdout) as { note?: string };
+      expect(json.note).toMatch(/declares peer 192\.0\.2\.2/);
+      const fdb = vfplane(['dataplane', 'fdb', 'del', '--vni', '100', '--mac', '02:00:00:00:0d:01', '--socket', dp.socket]);
+      expect(fdb.code, fdb.stderr).toBe(0);
+      expect(fdb.stderr).toMatch(/declares the static entry for 02:00:00:00:0d:01 on VNI 100/);
+      const flood = await request(dp.socket, { op: 'flood-set', vni: 100, vteps: [] });
+      expect(flood.note).toMatch(/declares the flood list of VNI 100/);
+      // What the file does not declare is kept in the state file: no note.
+      const other = vfplane(['dataplane', 'peer', 'add', '192.0.2.3', '--socket', dp.socket]);
+      expect(other.code, other.stderr).toBe(0);
+      expect(other.stderr).not.toMatch(/warning/);
+      expect((await request(dp.socket, { op: 'flood-set', vni: 200, vteps: ['192.0.2.3'] })).note).toBeUndefined();
+    } finally {
+      await dp.stop();
+    }
+  });
+});
