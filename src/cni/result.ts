@@ -3,7 +3,7 @@
 // version the config asked for. Field sets per version follow SPEC.md at spec-v0.4.0,
 // spec-v1.0.0 and spec-v1.1.0; key order follows the Go library's types, which runtimes use.
 import { isIP } from 'node:net';
-import { CniError, ERR, isSupportedVersion, SUPPORTED_VERSIONS } from './spec.js';
+import { CniError, ERR, isSupportedVersion, SUPPORTED_VERSIONS, versionAtLeast } from './spec.js';
 
 export interface CniInterface {
   name: string;
@@ -44,8 +44,7 @@ export interface CniResult {
   dns?: CniDns;
 }
 
-// Results older than 0.4.0 are not accepted: the config versions we support never produce
-// them (0.3.x has the 0.4.0 shape, but a 0.3.x result under a ≥ 0.4.0 config is a runtime bug).
+// Results in the supported versions only; 0.3.x has the 0.4.0 shape.
 const READABLE = SUPPORTED_VERSIONS as readonly string[];
 
 class Reader {
@@ -168,8 +167,8 @@ function parseAny(value: unknown, fallbackVersion: string, where: string, code: 
         if (out.interfaces && idx >= out.interfaces.length) r.fail(`${p}.interface`, `index ${idx} is past the ${out.interfaces.length} interface(s) listed`);
         ipc.interface = idx;
       }
-      // 0.4.0 spells the family; it must agree with the address (1.x dropped it).
-      if (version === '0.4.0' && io.version !== undefined) {
+      // 0.3.x/0.4.0 spell the family; it must agree with the address (1.x dropped it).
+      if (!versionAtLeast(version, '1.0.0') && io.version !== undefined) {
         const fam = String(isIP(ipc.address.split('/')[0]!));
         if (io.version !== fam) r.fail(`${p}.version`, `says ${shown(io.version)} but ${ipc.address} is IPv${fam}`);
       }
@@ -230,7 +229,7 @@ export function formatResult(r: CniResult, cniVersion: string): Record<string, u
     throw new CniError(ERR.INCOMPATIBLE_VERSION, `cannot write a result for cniVersion ${shown(cniVersion)}; vfplane-cni writes ${SUPPORTED_VERSIONS.join(', ')}`);
   }
   const v11 = cniVersion === '1.1.0';
-  const v04 = cniVersion === '0.4.0';
+  const v04 = !versionAtLeast(cniVersion, '1.0.0'); // 0.3.x and 0.4.0
   const out: Record<string, unknown> = { cniVersion };
   if (r.interfaces?.length) {
     out.interfaces = r.interfaces.map((i) => {

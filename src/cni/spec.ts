@@ -8,7 +8,9 @@ import { parseIfname } from '../sriov/pci.js';
 import { parseMac } from '../util/addr.js';
 
 /** Spec versions this plugin accepts in cniVersion, oldest first (VERSION lists them). */
-export const SUPPORTED_VERSIONS = ['0.4.0', '1.0.0', '1.1.0'] as const;
+// 0.3.x: what many SR-IOV NetworkAttachmentDefinitions still say (sriov-cni's examples);
+// its results have the 0.4.0 shape, and it has no CHECK.
+export const SUPPORTED_VERSIONS = ['0.3.0', '0.3.1', '0.4.0', '1.0.0', '1.1.0'] as const;
 export type CniVersion = (typeof SUPPORTED_VERSIONS)[number];
 export const NEWEST_VERSION: CniVersion = '1.1.0';
 

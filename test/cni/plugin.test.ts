@@ -330,7 +330,7 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
     const cases: [unknown, Env, number, RegExp][] = [
       ['{"cniVersion": "1.0.0", "name": ', e, 6, /JSON/i],
       [base({ deviceID: '0000:5e:02.5', vlan: '12' }), e, 7, /vlan/],
-      [base({ deviceID: '0000:5e:02.5', cniVersion: '0.3.1' }), e, 1, /0\.3\.1/],
+      [base({ deviceID: '0000:5e:02.5', cniVersion: '0.2.0' }), e, 1, /0\.2\.0/],
       [base({ deviceID: '0000:5e:00.0' }), e, 7, /not a VF/],
       [base({ deviceID: '0000:99:00.0' }), e, 7, /0000:99:00\.0/],
       [base({ deviceID: '../../../0000:5e:02.5' }), e, 7, /deviceID/],
@@ -410,6 +410,11 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
     expect(add.code, JSON.stringify(add.out)).toBe(0);
     expect(add.out.cniVersion).toBe('0.4.0');
     expect(add.out.ips[0]).toMatchObject({ version: '4', address: expect.stringMatching(/^10\.56\.0\./) });
+    expect(call('DEL', conf, e).code).toBe(0);
+    // 0.3.1, as many SR-IOV NetworkAttachmentDefinitions still say: the same result shape
+    const add031 = call('ADD', { ...conf, cniVersion: '0.3.1' }, e);
+    expect(add031.code, JSON.stringify(add031.out)).toBe(0);
+    expect(add031.out).toMatchObject({ cniVersion: '0.3.1', interfaces: [{ name: 'net1', sandbox: nsPath(p) }], ips: [{ version: '4', interface: 0 }] });
     // GC keeps what the runtime still knows, releases the rest (netdev home, settings back)
     const p2 = pod('old2');
     const e2 = { containerId: 'old00002', netns: nsPath(p2), ifname: 'net1' };

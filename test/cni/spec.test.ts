@@ -113,11 +113,13 @@ describe('network config', () => {
     expect((await cniErrAsync(decodeConf('[1,2]'))).message).toContain('a list');
   });
 
-  it('refuses cniVersion 0.3.1 and a missing one with code 1, listing the supported versions', () => {
-    const e = cniErr(() => loadConf({ ...base, cniVersion: '0.3.1' }));
+  it('refuses cniVersion 0.2.0 and a missing one with code 1, listing the supported versions', () => {
+    const e = cniErr(() => loadConf({ ...base, cniVersion: '0.2.0' }));
     expect(e.code).toBe(1);
-    expect(e.message).toContain('"0.3.1"');
-    expect(e.message).toContain('0.4.0, 1.0.0, 1.1.0');
+    expect(e.message).toContain('"0.2.0"');
+    expect(e.message).toContain('0.3.0, 0.3.1, 0.4.0, 1.0.0, 1.1.0');
+    // 0.3.1, what many SR-IOV NetworkAttachmentDefinitions say, is taken
+    expect(loadConf({ ...base, cniVersion: '0.3.1' }).cniVersion).toBe('0.3.1');
     expect(cniErr(() => loadConf({ name: 'n', type: 'x' })).code).toBe(1);
   });
 
@@ -296,7 +298,9 @@ describe('results', () => {
     expect(cniErr(() => parseIpamResult('{"cniVersion":"0.2.0","ip4":{}}', '1.0.0')).code).toBe(1);
     expect(cniErr(() => parseIpamResult('{"ips":[{"address":"10.0.0.1/24","version":"6"}]}', '0.4.0')).message).toContain('version');
     expect(cniErr(() => parsePrevResult({ interfaces: [], ips: [{ address: '10.0.0.1/24', interface: 2 }] }, '1.0.0')).message).toContain('index 2');
-    expect(cniErr(() => formatResult({}, '0.3.1')).code).toBe(1);
+    expect(cniErr(() => formatResult({}, '0.2.0')).code).toBe(1);
+    // 0.3.x results have the 0.4.0 shape: ips spell their version
+    expect(formatResult({ ips: [{ address: '10.0.0.1/24', interface: 0 }], interfaces: [{ name: 'net1' }] }, '0.3.1')).toMatchObject({ cniVersion: '0.3.1', ips: [{ version: '4', interface: 0, address: '10.0.0.1/24' }] });
   });
 });
 
@@ -335,9 +339,9 @@ describe('the vfplane-cni executable', () => {
   it('answers VERSION with the input cniVersion and the supported list', () => {
     const r = run({ CNI_COMMAND: 'VERSION' }, '{"cniVersion":"1.0.0"}');
     expect(r.code).toBe(0);
-    expect(r.stdout).toBe('{"cniVersion":"1.0.0","supportedVersions":["0.4.0","1.0.0","1.1.0"]}\n');
+    expect(r.stdout).toBe('{"cniVersion":"1.0.0","supportedVersions":["0.3.0","0.3.1","0.4.0","1.0.0","1.1.0"]}\n');
     const none = run({ CNI_COMMAND: 'VERSION' });
-    expect(JSON.parse(none.stdout)).toEqual({ cniVersion: '1.1.0', supportedVersions: ['0.4.0', '1.0.0', '1.1.0'] });
+    expect(JSON.parse(none.stdout)).toEqual({ cniVersion: '1.1.0', supportedVersions: ["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"] });
   });
 
   it('prints the error object and exits 1 on bad input', () => {
@@ -346,8 +350,10 @@ describe('the vfplane-cni executable', () => {
         { cniVersion: '1.0.0', code: 4, msg: 'required environment variable CNI_NETNS missing for ADD' }],
       [{ CNI_COMMAND: 'ADD', ...attach }, JSON.stringify({ ...base, vlan: '12' }),
         { cniVersion: '1.0.0', code: 7, msg: 'vlan: expected an integer 0–4094, got "12"' }],
-      [{ CNI_COMMAND: 'ADD', ...attach }, JSON.stringify({ ...base, cniVersion: '0.3.1' }),
-        { cniVersion: '0.3.1', code: 1, msg: 'cniVersion "0.3.1" is not supported; vfplane-cni supports 0.4.0, 1.0.0, 1.1.0', details: 'set "cniVersion": "1.0.0" (or another supported version) in the network configuration' }],
+      [{ CNI_COMMAND: 'ADD', ...attach }, JSON.stringify({ ...base, cniVersion: '0.2.0' }),
+        { cniVersion: '0.2.0', code: 1, msg: 'cniVersion "0.2.0" is not supported; vfplane-cni supports 0.3.0, 0.3.1, 0.4.0, 1.0.0, 1.1.0', details: 'set "cniVersion": "1.0.0" (or another supported version) in the network configuration' }],
+      [{ CNI_COMMAND: 'CHECK', ...attach }, JSON.stringify({ ...base, cniVersion: '0.3.1' }),
+        { cniVersion: '0.3.1', code: 1, msg: 'cniVersion 0.3.1 does not have CHECK; it came with 0.4.0', details: 'set "cniVersion": "0.4.0" to use CHECK' }],
       [{ CNI_COMMAND: 'GC', CNI_PATH: '/usr/lib/cni' }, JSON.stringify(base),
         { cniVersion: '1.0.0', code: 1, msg: 'cniVersion 1.0.0 does not have GC; it came with 1.1.0', details: 'set "cniVersion": "1.1.0" to use GC' }],
       [{ CNI_COMMAND: 'ADD', ...attach }, '{"cniVersion": "1.0.0", "name": ',
@@ -366,7 +372,7 @@ describe('the vfplane-cni executable', () => {
   it('without CNI_COMMAND says what it is on stderr and errors with code 4', () => {
     const r = run({});
     expect(r.code).toBe(1);
-    expect(r.stderr).toContain('CNI protocol versions supported: 0.4.0, 1.0.0, 1.1.0');
+    expect(r.stderr).toContain('CNI protocol versions supported: 0.3.0, 0.3.1, 0.4.0, 1.0.0, 1.1.0');
     expect(JSON.parse(r.stdout)).toMatchObject({ code: 4, msg: 'CNI_COMMAND is not set' });
   });
 });
