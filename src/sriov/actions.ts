@@ -34,7 +34,8 @@ export function setNumVfs(sysfs: Sysfs, pfRef: string, n: number, o: { force?: b
   const pf = resolvePf(sysfs, pfRef);
   if (!Number.isInteger(n) || n < 0) throw invalid(`number of VFs ${JSON.stringify(n)} must be a whole number ≥ 0`);
   if (n > pf.totalVfs) {
-    throw invalid(`PF ${pfRef} supports at most ${pf.totalVfs} VFs (sriov_totalvfs); ${n} is above it`);
+    // The count is well-formed; this PF cannot have that many (exit 1, not a usage error).
+    throw conflict(`PF ${pfRef} supports at most ${pf.totalVfs} VFs (sriov_totalvfs); ${n} is above it`);
   }
   if (n === pf.numVfs) return { pf: pf.pci, before: n, after: n, changed: false };
   if (!pf.driver) throw conflict(`PF ${pfRef} has no driver bound; bind its driver (${pf.profile ? getProfile(pf.profile).pf.driver : 'the NIC driver'}) before creating VFs`);

@@ -183,8 +183,10 @@ export function resolveVf(sysfs: Sysfs, ref: string): VfInfo {
     const idx = ref.slice(hash + 1);
     const cache = new LinkCache();
     const pf = resolvePf(sysfs, pfRef, cache);
-    if (!/^\d+$/.test(idx) || Number(idx) >= pf.numVfs) {
-      throw invalid(
+    if (!/^\d+$/.test(idx)) throw invalid(`VF index ${JSON.stringify(idx)} of ${JSON.stringify(ref)} is malformed: expected PF#N with N a whole number, like ${pfRef}#0`);
+    // A well-formed index this PF lacks is a fact of this host (exit 1), not a usage error.
+    if (Number(idx) >= pf.numVfs) {
+      throw notFound(
         `VF index ${JSON.stringify(idx)} is out of range for PF ${pfRef}: it has ${pf.numVfs} VF(s)` +
           (pf.numVfs > 0 ? `, indexes 0–${pf.numVfs - 1}` : `; create some with \`vfplane pf set-numvfs ${pfRef} N\``),
       );

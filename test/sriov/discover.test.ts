@@ -3,6 +3,8 @@
 import { realpathSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { thrown } from '../helpers/thrown.js';
+import { VfpError } from '../../src/util/errors.js';
 import { describePrivileged } from '../helpers/privileged.js';
 import { dropSim, makeSim } from '../helpers/sim.js';
 import { openSysfs, Sysfs } from '../../src/sriov/sysfs.js';
@@ -49,6 +51,9 @@ describe('discovery on a tree-only simulated NIC', () => {
     expect(resolveVf(sysfs, `${m.pfs[1]!.pci}#1`).pci).toBe(vf.pci);
     expect(resolveVf(sysfs, vf.pci.toUpperCase()).index).toBe(1);
     expect(() => resolveVf(sysfs, `${m.pfs[1]!.pci}#3`)).toThrow(/out of range .* 3 VF\(s\), indexes 0–2/);
+    // an index this PF lacks is a fact of the host (exit 1); one that is no number, a usage error
+    expect(thrown(VfpError, () => resolveVf(sysfs, `${m.pfs[1]!.pci}#3`)).kind).toBe('not-found');
+    expect(thrown(VfpError, () => resolveVf(sysfs, `${m.pfs[1]!.pci}#x`))).toMatchObject({ kind: 'invalid', message: expect.stringMatching(/VF index "x" .* is malformed/) });
     expect(() => resolveVf(sysfs, m.pfs[0]!.pci)).toThrow(/not a VF/);
     expect(() => resolvePf(sysfs, 'ens9f9')).toThrow(/no SR-IOV PF "ens9f9".*PFs here: 0000:5e:00\.0, 0000:5e:00\.1/);
   });
