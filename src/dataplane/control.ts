@@ -13,12 +13,36 @@ const MAX_LINE = 1 << 20;
 /** Requests read from one connection and not yet answered. A client that pipelines more
  *  waits: the daemon reads no further until it has answered some. */
 const MAX_QUEUED = 64;
+/** Connections open at once. Each holds a descriptor: clients that connect and never
+ *  close (20000 of them ran the daemon out of descriptors, and then every CLI call failed
+ *  with a bare EPIPE) are turned away past this, with an error line, instead. */
+export const MAX_CONNECTIONS = 256;
+/** A connection that sends nothing, or holds an unfinished line, for this long is
+ *  closed; so is one whose client has not read a reply for this long. */
+export const IDLE_MS = 30_000;
+/** How long a refused connection stays open to let its client send its request and
+ *  read the refusal (rather than fail to write with EPIPE). */
+const REFUSED_GRACE_MS = 250;
+
+const errorLine = (kind: ErrorKind, message: string) => JSON.stringify({ ok: false, error: { kind, message } }) + '\n';
+
+export interface ControlOpts {
+  /** IDLE_MS unless given; VFPLANE_CONTROL_IDLE_MS (milliseconds) sets it for tests. */
+  idleMs?: number;
+  maxConnections?: number;
+}
 
 export class ControlServer {
   private server: Server | null = null;
   private readonly conns = new Set<Socket>();
+  private readonly idleMs: number;
+  private readonly maxConnections: number;
 
-  constructor(readonly path: string, private readonly handler: Handler) {}
+  constructor(readonly path: string, private readonly handler: Handler, opts: ControlOpts = {}) {
+    const envIdle = Number(process.env.VFPLANE_CONTROL_IDLE_MS);
+    this.idleMs = opts.idleMs ?? (Number.isInteger(envIdle) && envIdle > 0 ? envIdle : IDLE_MS);
+    this.maxConnections = opts.maxConnections ?? MAX_CONNECTIONS;
+  }
 
   async listen(): Promise<void> {
     mkdirSync(dirname(this.path), { recursive: true, mode: 0o700 });
@@ -33,21 +57,49 @@ export class ControlServer {
       // umask-independent: the socket is created, then narrowed before anyone is told of it.
       server.listen(this.path, () => resolve());
     });
+    // Once listening, the only errors are failed accepts (EMFILE when the process is out
+    // of descriptors): the connection is lost, the daemon must not be.
+    server.on('error', () => {});
     chmodSync(this.path, 0o600);
     this.server = server;
   }
 
+  /** Turns a connection away with an error line. It is read (and what comes ignored) for
+   *  a moment, so that its client's request is written and the refusal read. */
+  private refuse(s: Socket, message: string): void {
+    s.on('error', () => s.destroy());
+    s.on('data', () => {});
+    s.end(errorLine('system', message)); // not 'unavailable', which callers take for "not running"
+    setTimeout(() => s.destroy(), REFUSED_GRACE_MS).unref();
+  }
+
   private serve(s: Socket): void {
+    if (this.conns.size >= this.maxConnections) {
+      return this.refuse(s, `the data plane at ${this.path} has ${this.conns.size} control connections open, its limit; try again (connections idle for ${this.idleMs / 1000} s are closed), and find the client that holds them open (\`ss -xp src ${this.path}\`)`);
+    }
     this.conns.add(s);
     s.on('close', () => this.conns.delete(s));
     s.on('error', () => s.destroy());
+    let buf = '';
+    let queued = 0;
+    let chain = Promise.resolve();
+    // Idle: nothing (or half a line) received for idleMs, or a reply the client has not
+    // read for that long. A connection whose request the daemon is still working on is
+    // not idle (the reply re-arms the timer).
+    s.setTimeout(this.idleMs);
+    s.on('timeout', () => {
+      if (s.writableNeedDrain) return void s.destroy(); // it does not read: no line would reach it
+      if (queued > 0) return;
+      const secs = this.idleMs / 1000;
+      s.end(errorLine('invalid', buf.trim()
+        ? `an unfinished request (${buf.length} bytes without a newline) for ${secs} s; the connection is closed: end each request with "\\n"`
+        : `no request for ${secs} s; the idle connection is closed`));
+      setTimeout(() => s.destroy(), REFUSED_GRACE_MS).unref();
+    });
     // Back-pressure: a client that sends faster than it reads its replies must not grow
     // the daemon (every reply it does not read would wait in memory). The connection is
     // not read while MAX_QUEUED requests wait for their answer or while a reply is not
     // yet handed to the kernel; the client's own writes then block.
-    let buf = '';
-    let queued = 0;
-    let chain = Promise.resolve();
     const pump = () => {
       let nl: number;
       while (queued < MAX_QUEUED && (nl = buf.indexOf('\n')) >= 0) {
@@ -69,7 +121,7 @@ export class ControlServer {
     s.on('data', (chunk: string) => {
       buf += chunk;
       if (buf.length > MAX_LINE && !buf.includes('\n')) {
-        s.end(JSON.stringify({ ok: false, error: { kind: 'invalid', message: `request longer than ${MAX_LINE} bytes` } }) + '\n');
+        s.end(errorLine('invalid', `request longer than ${MAX_LINE} bytes`));
         return;
       }
       pump();
@@ -154,33 +206,49 @@ export function request(path: string, req: Record<string, unknown>, timeoutMs = 
   return new Promise((resolve, reject) => {
     const s = createConnection(path);
     let buf = '';
-    const t = setTimeout(() => {
-      s.destroy();
-      reject(systemError(`the data plane at ${path} did not answer ${String(req.op)} within ${timeoutMs} ms`));
-    }, timeoutMs);
-    s.setEncoding('utf8');
-    s.once('connect', () => s.write(JSON.stringify(req) + '\n'));
-    s.on('data', (c: string) => {
-      buf += c;
-      const nl = buf.indexOf('\n');
-      if (nl < 0) return;
+    let settled = false;
+    const settle = (f: () => void) => {
+      if (settled) return;
+      settled = true;
       clearTimeout(t);
       s.destroy();
+      f();
+    };
+    const t = setTimeout(() => settle(() => reject(systemError(`the data plane at ${path} did not answer ${String(req.op)} within ${timeoutMs} ms`))), timeoutMs);
+    /** The reply, when a whole line arrived; false otherwise. */
+    const replied = (): boolean => {
+      const nl = buf.indexOf('\n');
+      if (nl < 0) return false;
       let r: { ok?: boolean; error?: { kind: ErrorKind; message: string } };
       try {
         r = JSON.parse(buf.slice(0, nl));
       } catch {
-        reject(systemError(`the data plane at ${path} sent a malformed reply`));
-        return;
+        settle(() => reject(systemError(`the data plane at ${path} sent a malformed reply`)));
+        return true;
       }
-      if (r.ok) resolve(r as Record<string, unknown>);
-      else reject(new VfpError(r.error?.kind ?? 'system', r.error?.message ?? 'the data plane refused the request'));
+      if (r.ok) settle(() => resolve(r as Record<string, unknown>));
+      else settle(() => reject(new VfpError(r.error?.kind ?? 'system', r.error?.message ?? 'the data plane refused the request')));
+      return true;
+    };
+    // The daemon closed the connection before its reply (it is stopping, or turned the
+    // connection away): said as such rather than as the write's EPIPE or ECONNRESET. Not
+    // 'unavailable', which detachFromOverlay takes for a data plane that does not run.
+    const closedEarly = (code: string) => settle(() => reject(systemError(
+      `the data plane at ${path} closed the connection without answering ${String(req.op)} (${code}): it is stopping, or it turned the connection away (too many open); see its log, and try again`,
+      { code })));
+    s.setEncoding('utf8');
+    s.once('connect', () => s.write(JSON.stringify(req) + '\n'));
+    s.on('data', (c: string) => {
+      buf += c;
+      replied();
     });
+    s.once('end', () => replied() || closedEarly('EOF'));
     s.once('error', (e: NodeJS.ErrnoException) => {
-      clearTimeout(t);
+      if (replied()) return; // a refusal already read is the better message
       if (e.code === 'ENOENT' || e.code === 'ECONNREFUSED') {
-        reject(unavailable(`no data plane listens on ${path} (${e.code}); start it with \`vfplane dataplane run --config FILE\``, { code: e.code }));
-      } else reject(systemError(`cannot reach the data plane at ${path}: ${e.message}`));
+        settle(() => reject(unavailable(`no data plane listens on ${path} (${e.code}); start it with \`vfplane dataplane run --config FILE\``, { code: e.code })));
+      } else if (e.code === 'EPIPE' || e.code === 'ECONNRESET') closedEarly(e.code);
+      else settle(() => reject(systemError(`cannot reach the data plane at ${path}: ${e.message}`)));
     });
   });
 }

@@ -83,6 +83,90 @@ describePrivileged('the data plane control socket', { netns: true, commands: ['p
     });
   });
 
+  describe('connections', () => {
+    const IDLE_MS = 3000; // 30 s in a daemon that is not told otherwise
+    let socket: string;
+    let d: Awaited<ReturnType<typeof startDataplane>>;
+    beforeAll(async () => {
+      socket = join(dir, 'conns.sock');
+      process.env.VFPLANE_CONTROL_IDLE_MS = String(IDLE_MS); // read by the daemon at start
+      try {
+        d = await startDataplane(config('conns', { socket }));
+      } finally {
+        delete process.env.VFPLANE_CONTROL_IDLE_MS;
+      }
+    });
+    afterAll(async () => {
+      await d?.stop();
+    });
+
+    /** A connection that sends `send` and then nothing; `line` is the first line it
+     *  receives, `closed` when the daemon closes it (with what it received). */
+    async function idleClient(send = '') {
+      const c = createConnection(socket);
+      c.setEncoding('utf8');
+      let got = '';
+      c.on('data', (x: string) => { got += x; });
+      c.on('error', () => {});
+      const closed = new Promise<string>((r) => c.on('close', () => r(got)));
+      await once(c, 'connect');
+      if (send) c.write(send);
+      return { c, closed, got: () => got };
+    }
+
+    it('closes a connection that sends nothing, or half a line, for the idle time, saying why', async () => {
+      const t0 = Date.now();
+      const quiet = await idleClient();
+      const half = await idleClient('{"op":"sta');
+      const [q, h] = await Promise.all([quiet.closed, half.closed]);
+      expect(Date.now() - t0).toBeGreaterThanOrEqual(IDLE_MS - 100);
+      expect(Date.now() - t0).toBeLessThan(IDLE_MS + 2000);
+      expect(JSON.parse(q)).toEqual({ ok: false, error: { kind: 'invalid', message: 'no request for 3 s; the idle connection is closed' } });
+      expect(JSON.parse(h).error.message).toBe('an unfinished request (10 bytes without a newline) for 3 s; the connection is closed: end each request with "\\n"');
+      // A client that keeps asking is not idle.
+      const busy = await idleClient();
+      for (let i = 0; i < 5; i++) {
+        busy.c.write('{"op":"status"}\n');
+        await sleep(IDLE_MS / 2);
+      }
+      expect(busy.c.destroyed).toBe(false);
+      expect(busy.got().trim().split('\n')).toHaveLength(5);
+      busy.c.destroy();
+    }, 30_000);
+
+    it('turns connections past 256 away with an error line, the CLI says why, and answers again once the idle ones are closed', async () => {
+      // 1000 clients that connect and never send: the first 256 are held (until idle).
+      const clients = await Promise.all(Array.from({ length: 1000 }, () => idleClient()));
+      const t0 = Date.now();
+      const refused = await Promise.all(clients.slice(256).map((x) => x.closed));
+      expect(Date.now() - t0).toBeLessThan(IDLE_MS - 500); // at once, not for being idle
+      expect(JSON.parse(refused[0]!).error.message).toContain(`the data plane at ${socket} has 256 control connections open, its limit; try again`);
+      expect(clients.slice(0, 256).every((x) => !x.c.destroyed)).toBe(true);
+      const r = vfplane(['dataplane', 'status', '--socket', socket]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain('has 256 control connections open, its limit');
+      expect(r.stderr).not.toContain('EPIPE');
+      await Promise.all(clients.slice(0, 256).map((x) => x.closed));
+      const st = vfplane(['dataplane', 'status', '--socket', socket, '--json']);
+      expect(st.code, st.stderr).toBe(0);
+    }, 30_000);
+  });
+
+  it('a client whose daemon closes the connection before answering says so, not "write EPIPE"', async () => {
+    const { createServer } = await import('node:net');
+    const socket = join(dir, 'rude.sock');
+    const server = createServer((s) => s.destroy());
+    await new Promise<void>((r) => server.listen(socket, r));
+    try {
+      for (let i = 0; i < 5; i++) {
+        const e = await request(socket, { op: 'status' }, 5000).then(() => null, (x: Error) => x);
+        expect(e?.message).toMatch(new RegExp(`^the data plane at ${socket} closed the connection without answering status \\((EOF|EPIPE|ECONNRESET)\\): it is stopping, or it turned the connection away`));
+      }
+    } finally {
+      server.close();
+    }
+  });
+
   describe('its path', () => {
     it('refuses a socket path that names a regular file, naming it and the fix, and leaves the file and the uplink as they were', () => {
       const victim = join(dir, 'alloc.db');
