@@ -201,7 +201,7 @@ describePrivileged('VXLAN overlay between two simulated nodes', { netns: true, c
     expect(r.stdout).toMatch(/^offload tier 3: no hw-profile matches the uplink/m);
     expect(r.stdout).toMatch(/^tenants: default → VNI 100,200$/m);
     const row = r.stdout.split('\n').find((l) => /│ uplink\s+│/.test(l));
-    expect(row, r.stdout).toMatch(/│ uplink\s+│ afpacket\s+│ 1\s+│ \d+\s+│ \d+\s+│ (none|[a-z_]+ \d+)\s+│ gets nothing\s+│/);
+    expect(row, r.stdout).toMatch(/│ uplink\s+│ afpacket\s+│ 1\s+│ \d+\.\d MiB\s+│ \d+\s+│ \d+\s+│ (none|[a-z_]+ \d+)\s+│ gets nothing\s+│/);
   });
 
   it('answers bad control requests with errors and keeps forwarding meanwhile', async () => {
