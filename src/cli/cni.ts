@@ -20,7 +20,17 @@ export function registerCni(program: Command): void {
       const plugin = fileURLToPath(new URL('../../bin/vfplane-cni.js', import.meta.url));
       const shim = fileURLToPath(new URL('../../build/Release/vfplane-cni-shim', import.meta.url));
       const dir = path.resolve(o.dir);
-      fs.mkdirSync(dir, { recursive: true, mode: 0o755 });
+      const { RuntimeError } = await import('./errors.js');
+      let at = dir; // DIR, or the nearest path above it that exists: it must be a directory
+      while (!fs.existsSync(at) && path.dirname(at) !== at) at = path.dirname(at);
+      if (!fs.statSync(at).isDirectory()) {
+        throw new RuntimeError(`--dir ${o.dir}${at === dir ? '' : `: ${at}`} is not a directory; give the runtime's CNI binary directory (usually /opt/cni/bin)`);
+      }
+      try {
+        fs.mkdirSync(dir, { recursive: true, mode: 0o755 });
+      } catch (err) {
+        throw new RuntimeError(`--dir ${o.dir}: cannot create the directory (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); check the path above it, or give another --dir`);
+      }
       const file = path.join(dir, 'vfplane-cni');
       // With the shim: a copy of it, which reads its paths from vfplane-cni.shim beside it
       // and forwards to `vfplane cni serve` when it runs, else runs the plugin. A runtime

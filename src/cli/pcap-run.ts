@@ -1,8 +1,8 @@
 // The work behind `vfplane pcap encap|decap`: stream records from the input file into
 // bursts, run each burst through the chosen engine, and write the survivors. The output
 // appears only when the whole input was read and processed (PcapWriter.commit).
-import { existsSync, realpathSync, statSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { accessSync, constants, existsSync, realpathSync, statSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { allocBurst, MAX_BURST, type Burst } from '../packet/burst.js';
 import { ConfigError, outerHeaderLength, resolveDecap, resolveTunnel, type TunnelSpec } from '../packet/config.js';
@@ -45,12 +45,25 @@ function asUsage<T>(fn: () => T): T {
   }
 }
 
+/** Checks both files before any work: an output that cannot be written would otherwise
+ *  fail only after the whole input was read, with a raw errno on a temp file's name. */
 function checkFiles(input: string, output: string): void {
-  if (!existsSync(input)) throw new RuntimeError(`input file ${input} does not exist`);
-  if (!statSync(input).isFile()) throw new RuntimeError(`input ${input} is not a regular file`);
+  if (!existsSync(input)) throw new RuntimeError(`--in ${input}: no such file; give an existing pcap file`);
+  if (!statSync(input).isFile()) throw new RuntimeError(`--in ${input} is not a regular file; give a pcap file`);
   const same = existsSync(output) && realpathSync(output) === realpathSync(input);
   if (same || resolve(output) === resolve(input)) {
     throw new UsageError(`--out ${output} is the input file; write to another file`);
+  }
+  if (existsSync(output) && statSync(output).isDirectory()) {
+    throw new RuntimeError(`--out ${output} is a directory; name a file, such as ${join(output, 'out.pcap')}`);
+  }
+  const dir = dirname(resolve(output));
+  if (!existsSync(dir)) throw new RuntimeError(`--out ${output}: directory ${dir} does not exist; create it first or write elsewhere`);
+  if (!statSync(dir).isDirectory()) throw new RuntimeError(`--out ${output}: ${dir} is not a directory; write elsewhere`);
+  try {
+    accessSync(dir, constants.W_OK);
+  } catch {
+    throw new RuntimeError(`--out ${output}: directory ${dir} is not writable; write elsewhere or fix its permissions`);
   }
 }
 

@@ -59,6 +59,13 @@ export function createSim(o: SimOptions): SimManifest {
   }
   const nq = o.uplinkQueues ?? 1;
   if (!Number.isInteger(nq) || nq < 1 || nq > 16) throw invalid(`--uplink-queues ${nq} is out of range: 1–16 queues per PF uplink`);
+  // The tree goes in ROOT or a new directory: ROOT, or the nearest path above it that
+  // exists, must be a directory (else mkdir/readdir fail with a bare ENOTDIR).
+  let at = root;
+  while (!fs.existsSync(at) && path.dirname(at) !== at) at = path.dirname(at);
+  if (!fs.statSync(at).isDirectory()) {
+    throw conflict(`--root ${root}: ${at === root ? 'it' : at} is not a directory; the simulator builds its tree in an empty or new directory`);
+  }
   if (fs.existsSync(manifestPath(root))) {
     throw conflict(`a simulated NIC already exists at ${root}; run \`vfplane sim destroy --root ${root}\` first or pick another --root`);
   }
