@@ -106,6 +106,11 @@ export class PcapReader {
     const tsFrac = v.getUint32(s + 4, le);
     const capLen = v.getUint32(s + 8, le);
     const origLen = v.getUint32(s + 12, le);
+    // Checked here, where the file and offset are known, rather than in a writer later.
+    const fracLimit = this.header.nanos ? 1e9 : 1e6;
+    if (tsFrac >= fracLimit) {
+      throw this.error(at, `record timestamp fraction ${tsFrac} is not below ${fracLimit} ${this.header.nanos ? 'ns' : 'µs'} (one second; corrupt file?)`);
+    }
     if (capLen > PCAP_MAX_SNAPLEN) {
       throw this.error(at, `record captured length ${capLen} exceeds the maximum ${PCAP_MAX_SNAPLEN} (corrupt file?)`);
     }

@@ -87,6 +87,11 @@ describe('pcap bad input: clear error naming file and offset, exit 1, no output 
     ['truncated record data', Buffer.concat([header(), record(100, 100, Buffer.alloc(40))]), /offset 24/],
     ['absurd record length', Buffer.concat([header(), record(0x10000000, 0x10000000, Buffer.alloc(8))]), /offset 24/],
     ['record longer than snaplen', Buffer.concat([header({ snaplen: 64 }), record(80, 80, Buffer.alloc(80))]), /offset 24/],
+    ['timestamp fraction of a second or more', Buffer.concat([header(), record(good.length, good.length, good), (() => {
+      const r = record(good.length, good.length, good);
+      r.writeUInt32LE(2_000_000, 4); // ts_usec
+      return r;
+    })()]), new RegExp(`offset ${24 + 16 + good.length}: record timestamp fraction 2000000 is not below 1000000 µs`)],
   ];
   for (const [name, bytes, pattern] of cases) {
     it(name, () => {
