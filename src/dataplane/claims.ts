@@ -5,7 +5,7 @@
 // not lose them: its next start claims them again with the values recorded by the first
 // claim (not the ones it finds, which are its own changes), and gives back the netdevs it
 // no longer uses (an uplink changed in the config, an attachment dropped meanwhile).
-import { closeSync, existsSync, ftruncateSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, ftruncateSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { constants } from 'node:os';
 import { join } from 'node:path';
 import { z } from 'zod';
@@ -43,25 +43,75 @@ const key = (ifname: string, netns?: string) => `${netns ?? ''}\n${ifname}`;
  *  dead process's lock. When another process holds it: its pid (read from the file,
  *  when known). */
 export function tryNodeLock(stateDir: string, node: string, waitMs = 0): { release(): void } | { heldBy: number | null } {
+  const l = tryLock(join(stateDir, `dataplane-${node}.lock`), waitMs, 'the state directory');
+  return 'heldBy' in l ? { heldBy: l.heldBy } : l;
+}
+
+/** An flock on `path` (created), with this process's pid and `about` written to it once
+ *  taken; or, when another process holds it, its pid and what it wrote (when known).
+ *  `dir` names the directory in the error when the file cannot be made. */
+function tryLock(path: string, waitMs: number, dir: string, about = ''): { release(): void } | { heldBy: number | null; about: string } {
   const a = loadAddon();
-  const path = join(stateDir, `dataplane-${node}.lock`);
-  const fd = a.lockOpen(path);
+  let fd: number;
+  try {
+    fd = a.lockOpen(path);
+  } catch (e) {
+    throw systemError(`cannot open the lock file ${path}: ${(e as Error).message}; is ${dir} writable by this user?`);
+  }
   const rc = a.lockTake(fd, waitMs);
   if (rc === -constants.errno.EWOULDBLOCK || rc === -constants.errno.ETIMEDOUT) {
     closeSync(fd);
-    const pid = Number.parseInt(readFileSync(path, 'utf8'), 10);
-    return { heldBy: Number.isInteger(pid) && pid > 0 ? pid : null };
+    const [first = '', ...rest] = readFileSync(path, 'utf8').split('\n');
+    const pid = Number.parseInt(first, 10);
+    return { heldBy: Number.isInteger(pid) && pid > 0 ? pid : null, about: rest.join(' ').trim() };
   }
   if (rc !== 0) {
     closeSync(fd);
     const name = Object.entries(constants.errno).find(([, v]) => v === -rc)?.[0] ?? `errno ${-rc}`;
-    throw systemError(`cannot lock ${path}: ${name}; is the state directory writable by this user?`);
+    throw systemError(`cannot lock ${path}: ${name}; is ${dir} writable by this user?`);
   }
   ftruncateSync(fd, 0);
-  writeSync(fd, `${process.pid}\n`, 0);
+  writeSync(fd, `${process.pid}\n${about ? `${about}\n` : ''}`, 0);
   let open = true;
   return { release: () => { if (open) closeSync(fd); open = false; } }; // closing the only descriptor lets the lock go
 }
+
+/** Where the netdev locks are: one directory for the host, not a state directory, so
+ *  that data planes of different nodes or state directories see each other's.
+ *  VFPLANE_RUN_DIR moves it (tests). */
+export const runDir = (): string => process.env.VFPLANE_RUN_DIR || '/run/vfplane';
+
+/** The lock a data plane holds on each netdev it claims, for as long as it holds it:
+ *  `<runDir>/netdev-<netns inode>-<ifindex>.lock` (the netdev itself, whatever its name
+ *  and whichever path names its namespace). The node lock covers one node and state
+ *  directory only; two data planes on one netdev would both answer ARP for their VTEPs
+ *  and each take the other's changes (disable_ipv6=1…) for the settings to give back. */
+function tryNetdevLock(ifname: string, ifindex: number, netns: string | undefined, about: string): { release(): void } | { heldBy: number | null; about: string } {
+  let ino: number;
+  try {
+    ino = statSync(netns ?? '/proc/self/ns/net').ino;
+  } catch (e) {
+    throw systemError(`cannot read the network namespace ${netns ?? 'of this process'} of ${ifname}: ${(e as Error).message}; does it (still) exist?`);
+  }
+  const dir = runDir();
+  try {
+    mkdirSync(dir, { recursive: true, mode: 0o755 });
+  } catch (e) {
+    throw systemError(`cannot make ${dir}, where data planes lock the netdevs they take (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); run as root, or set VFPLANE_RUN_DIR to a directory every data plane of this host uses`);
+  }
+  return tryLock(join(dir, `netdev-${ino}-${ifindex}.lock`), 0, dir, about);
+}
+
+/** The refusal of a netdev another data plane (or this one) holds. */
+function heldElsewhere(ifname: string, netns: string | undefined, h: { heldBy: number | null; about: string }): Error {
+  const where = `netdev ${ifname}${netns ? ` in ${netns}` : ''}`;
+  if (h.heldBy === process.pid) return conflict(`${where} is already taken by this data plane (as its uplink or an attached representor); one netdev serves once`);
+  const who = [h.heldBy ? `pid ${h.heldBy}` : null, h.about || null].filter(Boolean).join(', ');
+  return conflict(`${where} is taken by another data plane${who ? ` (${who})` : ''}: two on one netdev would both answer for it and each take the other's changes for its settings; stop that one first, or give this one another netdev`);
+}
+
+/** Netdev locks of the claims this process holds (not in the record: not journaled). */
+const netdevLocks = new WeakMap<ClaimRecord, { release(): void }>();
 
 /** tryNodeLock, or the refusal a second daemon gets. It waits a moment first: `vfplane
  *  doctor` and `dataplane unclaim` take the lock briefly to see whether a data plane
@@ -105,12 +155,15 @@ export function stateJournals(stateDir: string, node?: string): { node: string; 
  *  loses power also loses the netdev settings the journal would restore. */
 export class ClaimJournal {
   private readonly path: string;
+  /** Who holds this journal's netdevs, as their locks say it. */
+  readonly about: string;
   private readonly recs = new Map<string, ClaimRecord>();
   /** A journal that could not be read (the reason), or null. It is then started afresh. */
   readonly unreadable: string | null = null;
 
   constructor(stateDir: string, node: string) {
     this.path = join(stateDir, `claims-${node}.json`);
+    this.about = `node ${node}, state directory ${stateDir}`;
     if (!existsSync(this.path)) return;
     try {
       const list = z.array(recordSchema).parse(JSON.parse(readFileSync(this.path, 'utf8')));
@@ -180,6 +233,18 @@ export class ClaimJournal {
 export async function claimNetdev(journal: ClaimJournal, ifname: string, ifindex: number, netns?: string, multicast?: string): Promise<Claim> {
   const ns = netns ?? null;
   const notes: string[] = [];
+  // First of all: no other data plane holds it (whatever its node and state directory).
+  const lock = tryNetdevLock(ifname, ifindex, netns, journal.about);
+  if ('heldBy' in lock) throw heldElsewhere(ifname, netns, lock);
+  try {
+    return await claimLocked(journal, ifname, ifindex, netns, multicast, ns, notes, lock);
+  } catch (e) {
+    lock.release();
+    throw e;
+  }
+}
+
+async function claimLocked(journal: ClaimJournal, ifname: string, ifindex: number, netns: string | undefined, multicast: string | undefined, ns: string | null, notes: string[], lock: { release(): void }): Promise<Claim> {
   const prev = journal.find(ifname, netns);
   let claim: Claim;
   if (prev && prev.ifindex === ifindex) {
@@ -228,6 +293,7 @@ export async function claimNetdev(journal: ClaimJournal, ifname: string, ifindex
     throw e;
   }
   if (notes.length) claim.note = notes.join('; ');
+  netdevLocks.set(claim, lock);
   return claim;
 }
 
@@ -255,6 +321,8 @@ export async function releaseNetdev(journal: ClaimJournal, c: ClaimRecord | null
     // the netdev went away with its VF or namespace: nothing to give back
   }
   journal.drop(c);
+  netdevLocks.get(c)?.release(); // last: another data plane may take it now
+  netdevLocks.delete(c);
 }
 
 /** At start, once the uplink and the attachments are claimed: the journal's other
@@ -268,7 +336,14 @@ export async function releaseLeftovers(journal: ClaimJournal, held: (ClaimRecord
     if (mine.has(key(r.ifname, r.netns))) continue;
     const where = `${r.ifname}${r.netns ? ` in ${r.netns}` : ''}`;
     const l = await linkAddrs(r.netns ?? null, r.ifname).catch(() => null);
-    if (l && l.ifindex === r.ifindex) {
+    // Another data plane may have taken the netdev since the run that journaled it died:
+    // it is that one's now, and what this journal recorded is no longer to give back.
+    const lock = l && l.ifindex === r.ifindex ? tryNetdevLock(r.ifname, r.ifindex, r.netns, journal.about) : null;
+    if (lock && 'heldBy' in lock) {
+      journal.drop(r);
+      out.push(`forgot ${where}, claimed by a run that did not stop cleanly: another data plane holds it now (${[lock.heldBy ? `pid ${lock.heldBy}` : null, lock.about || null].filter(Boolean).join(', ') || 'unknown'}): it is that one's to give back`);
+    } else if (lock && l) {
+      netdevLocks.set(r, lock);
       await releaseNetdev(journal, r);
       out.push(`gave ${where} back the settings it had before ${r.since} (claimed by a run that did not stop cleanly, and not used by this one)`);
       // An AF_XDP port's program outlives its process (libxdp attaches it by netlink).
