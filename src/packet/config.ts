@@ -101,8 +101,30 @@ export function validateVni(v: unknown, field = 'vni'): number {
   return int(field, v, 0, VNI_MAX);
 }
 
+/** Why an address cannot be a packet's source (group or unspecified), or null if it can. */
+function notUnicastIp(a: IpAddr): string | null {
+  const b = a.bytes;
+  if (b.every((x) => x === 0)) return 'the unspecified address';
+  if (a.family === 4) {
+    if (b[0]! >= 224 && b[0]! <= 239) return 'a multicast address';
+    if (b.every((x) => x === 255)) return 'the broadcast address';
+    return null;
+  }
+  return b[0] === 0xff ? 'a multicast address' : null;
+}
+
+function sourceMac(field: string, v: unknown): Uint8Array {
+  const m = mac(field, v);
+  if (m[0]! & 1) throw new ConfigError(field, v, 'a unicast MAC (first octet even): a group MAC cannot send');
+  if (m.every((x) => x === 0)) throw new ConfigError(field, v, 'a unicast MAC, not 00:00:00:00:00:00');
+  return m;
+}
+
 export function resolveTunnel(s: TunnelSpec): Tunnel {
   const local = ip('local', s.local);
+  // The outer source: a group or unspecified address there is refused by every receiver.
+  const why = notUnicastIp(local);
+  if (why) throw new ConfigError('local', s.local, `a unicast address to send from (this is ${why})`);
   const remote = ip('remote', s.remote);
   if (local.family !== remote.family) {
     throw new ConfigError('remote', s.remote, `an IPv${local.family} address, the same family as local ${s.local}`);
@@ -128,7 +150,7 @@ export function resolveTunnel(s: TunnelSpec): Tunnel {
     family: local.family,
     local: local.bytes,
     remote: remote.bytes,
-    srcMac: mac('srcMac', s.srcMac ?? DEFAULT_SRC_MAC),
+    srcMac: sourceMac('srcMac', s.srcMac ?? DEFAULT_SRC_MAC),
     dstMac: mac('dstMac', s.dstMac ?? DEFAULT_DST_MAC),
     vlan: s.vlan === undefined || s.vlan === null ? null : int('vlan', s.vlan, 0, 4094),
     vlanPcp: int('vlanPcp', s.vlanPcp ?? 0, 0, 7),
