@@ -9,7 +9,7 @@ import { isIP } from 'node:net';
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
 import { DataPlane, type Backend, type BackendCounters, type DpCounters, type DpSpec, type PortInfo } from './dp.js';
-import { ControlServer, overlayAttachRequest, probe, type OverlayConf } from './control.js';
+import { ControlServer, overlayAttachRequest, probe, refuseNonSocket, type OverlayConf } from './control.js';
 import { attachSchema, fdbSchema, formatVniRanges, macString, metricsAddr, peerSchema, podBackendOf, socketPath, tenancyRefusal, vniNumber, ipString, zodMessage, type AttachRequest, type DaemonConfig } from './config.js';
 import { resolveTunnel } from '../packet/config.js';
 import { formatIp, isGroupMac, parseIp, parseMac } from '../util/addr.js';
@@ -218,6 +218,7 @@ export class Daemon {
     mkdirSync(c.stateDir, { recursive: true });
     // Before anything changes: one daemon per node and state directory, and none on a
     // socket another one answers on (ControlServer.listen checks again, at the end).
+    refuseNonSocket(this.socket); // a path that names a file is refused, not unlinked at the end
     this.lock = nodeLock(c.stateDir, c.node);
     if (existsSync(this.socket) && (await probe(this.socket))) {
       this.lock.release();

@@ -176,6 +176,8 @@ describePrivileged('the data plane control socket', { netns: true, commands: ['p
         expect(r.code, r.stderr).toBe(2);
         expect(r.stderr).toContain(`the control socket path ${victim} is a regular file (21 bytes), which the data plane will not replace`);
         expect(r.stderr).toContain('socket` in the config (or --socket)');
+        // Refused before the uplink was claimed and its port opened, not once both were.
+        expect(r.stderr).not.toContain('offload tier');
         expect(readFileSync(victim, 'utf8')).toBe('the allocation store\n');
         expect(ns.sysctl(`net.ipv6.conf.${up}.disable_ipv6`)).toBe('0');
       }
