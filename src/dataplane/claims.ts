@@ -5,7 +5,7 @@
 // not lose them: its next start claims them again with the values recorded by the first
 // claim (not the ones it finds, which are its own changes), and gives back the netdevs it
 // no longer uses (an uplink changed in the config, an attachment dropped meanwhile).
-import { closeSync, existsSync, ftruncateSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, ftruncateSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { constants } from 'node:os';
 import { join } from 'node:path';
 import { z } from 'zod';
@@ -49,31 +49,55 @@ export function tryNodeLock(stateDir: string, node: string, waitMs = 0): { relea
 
 /** An flock on `path` (created), with this process's pid and `about` written to it once
  *  taken; or, when another process holds it, its pid and what it wrote (when known).
- *  `dir` names the directory in the error when the file cannot be made. */
-function tryLock(path: string, waitMs: number, dir: string, about = ''): { release(): void } | { heldBy: number | null; about: string } {
+ *  `dir` names the directory in the error when the file cannot be made. With `remove`,
+ *  the holder deletes the file as it lets go (the netdev locks, one per netdev ever
+ *  claimed, would otherwise pile up): a lock taken on a file deleted meanwhile is then
+ *  no lock, so the file must still be the one at `path` once locked, else it is tried
+ *  again. */
+function tryLock(path: string, waitMs: number, dir: string, about = '', remove = false): { release(): void } | { heldBy: number | null; about: string } {
   const a = loadAddon();
-  let fd: number;
-  try {
-    fd = a.lockOpen(path);
-  } catch (e) {
-    throw systemError(`cannot open the lock file ${path}: ${(e as Error).message}; is ${dir} writable by this user?`);
+  for (;;) {
+    let fd: number;
+    try {
+      fd = a.lockOpen(path);
+    } catch (e) {
+      throw systemError(`cannot open the lock file ${path}: ${(e as Error).message}; is ${dir} writable by this user?`);
+    }
+    const rc = a.lockTake(fd, waitMs);
+    if (rc === -constants.errno.EWOULDBLOCK || rc === -constants.errno.ETIMEDOUT) {
+      closeSync(fd);
+      let text = '';
+      try {
+        text = readFileSync(path, 'utf8');
+      } catch {
+        // let go (and removed) just now: who held it is unknown
+      }
+      const [first = '', ...rest] = text.split('\n');
+      const pid = Number.parseInt(first, 10);
+      return { heldBy: Number.isInteger(pid) && pid > 0 ? pid : null, about: rest.join(' ').trim() };
+    }
+    if (rc !== 0) {
+      closeSync(fd);
+      const name = Object.entries(constants.errno).find(([, v]) => v === -rc)?.[0] ?? `errno ${-rc}`;
+      throw systemError(`cannot lock ${path}: ${name}; is ${dir} writable by this user?`);
+    }
+    if (remove && fstatSync(fd).ino !== (() => { try { return statSync(path).ino; } catch { return -1; } })()) {
+      closeSync(fd); // its holder removed it while we waited for it
+      continue;
+    }
+    ftruncateSync(fd, 0);
+    writeSync(fd, `${process.pid}\n${about ? `${about}\n` : ''}`, 0);
+    let open = true;
+    // Closing the only descriptor lets the lock go; the file goes first, still locked.
+    return {
+      release: () => {
+        if (!open) return;
+        open = false;
+        if (remove) rmSync(path, { force: true });
+        closeSync(fd);
+      },
+    };
   }
-  const rc = a.lockTake(fd, waitMs);
-  if (rc === -constants.errno.EWOULDBLOCK || rc === -constants.errno.ETIMEDOUT) {
-    closeSync(fd);
-    const [first = '', ...rest] = readFileSync(path, 'utf8').split('\n');
-    const pid = Number.parseInt(first, 10);
-    return { heldBy: Number.isInteger(pid) && pid > 0 ? pid : null, about: rest.join(' ').trim() };
-  }
-  if (rc !== 0) {
-    closeSync(fd);
-    const name = Object.entries(constants.errno).find(([, v]) => v === -rc)?.[0] ?? `errno ${-rc}`;
-    throw systemError(`cannot lock ${path}: ${name}; is ${dir} writable by this user?`);
-  }
-  ftruncateSync(fd, 0);
-  writeSync(fd, `${process.pid}\n${about ? `${about}\n` : ''}`, 0);
-  let open = true;
-  return { release: () => { if (open) closeSync(fd); open = false; } }; // closing the only descriptor lets the lock go
 }
 
 /** Where the netdev locks are: one directory for the host, not a state directory, so
@@ -99,7 +123,7 @@ function tryNetdevLock(ifname: string, ifindex: number, netns: string | undefine
   } catch (e) {
     throw systemError(`cannot make ${dir}, where data planes lock the netdevs they take (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); run as root, or set VFPLANE_RUN_DIR to a directory every data plane of this host uses`);
   }
-  return tryLock(join(dir, `netdev-${ino}-${ifindex}.lock`), 0, dir, about);
+  return tryLock(join(dir, `netdev-${ino}-${ifindex}.lock`), 0, dir, about, true);
 }
 
 /** The refusal of a netdev another data plane (or this one) holds. */

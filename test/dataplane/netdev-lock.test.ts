@@ -3,7 +3,7 @@
 // The node lock covers one node name and state directory; a lock per netdev, in one run
 // directory for the host, refuses the second whatever its node and state directory,
 // while a restart of the same daemon still reclaims its own netdevs from its journal.
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { request } from '../../src/dataplane/control.js';
@@ -32,6 +32,7 @@ describePrivileged('a netdev two data planes claim', { netns: true, commands: ['
     tmp.remove();
   });
 
+  const locks = () => readdirSync(runDir).filter((f) => f.startsWith('netdev-'));
   const disableIpv6 = (dev: string) => ns.sysctl(`net.ipv6.conf.${dev}.disable_ipv6`);
   const config = (node: string, uplink: string) => {
     const file = join(dir, `${node}.json`);
@@ -60,8 +61,10 @@ describePrivileged('a netdev two data planes claim', { netns: true, commands: ['
     // Once the first has let go, the second may take it.
     const b = await startDataplane(two.file, 'data plane two');
     expect(disableIpv6(u1)).toBe('1');
+    expect(locks()).toHaveLength(1);
     await b.stop();
     expect(disableIpv6(u1)).toBe('0');
+    expect(locks()).toEqual([]); // a lock let go is removed: they do not pile up
   });
 
   it('refuses to attach a representor another data plane holds, and the holder keeps it', async () => {
@@ -92,5 +95,6 @@ describePrivileged('a netdev two data planes claim', { netns: true, commands: ['
     expect(again.log()).toMatch(new RegExp(`uplink ${u1}: held since \\S+ by a run that did not give it back`));
     await again.stop();
     expect(disableIpv6(u1)).toBe('0');
+    expect(locks()).toEqual([]); // the killed run's too
   });
 });
