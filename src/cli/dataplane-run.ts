@@ -12,7 +12,7 @@ interface ClientOpts {
 }
 
 function sock(o: ClientOpts): string {
-  return o.socket ?? process.env.VFPLANE_DATAPLANE_SOCKET ?? socketPath({ stateDir: o.stateDir ?? process.env.VFPLANE_STATE_DIR ?? '/var/lib/vfplane' });
+  return o.socket ?? (process.env.VFPLANE_DATAPLANE_SOCKET || undefined) ?? socketPath({ stateDir: o.stateDir ?? (process.env.VFPLANE_STATE_DIR || '/var/lib/vfplane') });
 }
 
 /** How often the running data plane checks that its uplink is still there. */
@@ -236,7 +236,7 @@ export async function dpReload(o: ClientOpts): Promise<void> {
 export async function dpUnclaim(o: { node?: string; stateDir?: string; json?: boolean }): Promise<void> {
   const { releaseLeftovers, stateJournals } = await import('../dataplane/claims.js');
   const { conflict, invalid } = await import('../util/errors.js');
-  const dir = o.stateDir ?? process.env.VFPLANE_STATE_DIR ?? '/var/lib/vfplane';
+  const dir = o.stateDir ?? (process.env.VFPLANE_STATE_DIR || '/var/lib/vfplane');
   // Every journal's lock first: a running data plane's netdevs are its own, and then
   // nothing changes.
   const journals = stateJournals(dir, o.node);

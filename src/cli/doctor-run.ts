@@ -106,7 +106,7 @@ async function hostChecks(out: Check[], socket: string, stateDir: string): Promi
     : { area: 'cni', name: 'vfplane cni serve', status: 'warn', detail: `no server on ${socket}: each CNI call starts Node (~10× slower)`, fix: 'run `vfplane cni serve` (the DaemonSet does)' });
   // The data plane: its socket under the state directory (or $VFPLANE_DATAPLANE_SOCKET).
   const { probe, socketPath } = await import('../dataplane/control.js');
-  const dpSock = socketPath({ socket: process.env.VFPLANE_DATAPLANE_SOCKET, stateDir });
+  const dpSock = socketPath({ socket: process.env.VFPLANE_DATAPLANE_SOCKET || undefined, stateDir });
   out.push(fs.existsSync(dpSock) && (await probe(dpSock))
     ? { area: 'dataplane', name: 'data plane', status: 'ok', detail: `answering on ${dpSock} (vfplane dataplane status)` }
     : { area: 'dataplane', name: 'data plane', status: 'warn', detail: `nothing answers on ${dpSock}: VFs with vxlan cannot be attached`, fix: 'run `vfplane dataplane run --config FILE` (docs/dataplane.md)' });
@@ -187,7 +187,7 @@ async function nicChecks(out: Check[], sysfsRoot: string | undefined): Promise<v
 export async function runDoctor(o: { sysfsRoot?: string; stateDir?: string; json?: boolean; socket: string }): Promise<void> {
   const checks: Check[] = [];
   await buildChecks(checks);
-  await hostChecks(checks, o.socket, o.stateDir ?? process.env.VFPLANE_STATE_DIR ?? '/var/lib/vfplane');
+  await hostChecks(checks, o.socket, o.stateDir ?? (process.env.VFPLANE_STATE_DIR || '/var/lib/vfplane'));
   await nicChecks(checks, o.sysfsRoot);
   if (o.json) return printJson({ checks });
   const t = new Table({ head: ['area', 'check', 'status', 'detail'], style: { head: [], border: [] }, wordWrap: true, colWidths: [null, 24, null, 70] });

@@ -54,6 +54,19 @@ describe('empty path values', () => {
   }
 });
 
+describe('empty path variables', () => {
+  // An environment variable set to "" is unset (as ${VAR:-default} reads it), not the
+  // current directory: a script's empty $STATE must not point the CLI at its cwd.
+  it('VFPLANE_STATE_DIR="" and VFPLANE_DATAPLANE_SOCKET="" mean the defaults', () => {
+    const env = { ...process.env, VFPLANE_STATE_DIR: '', VFPLANE_DATAPLANE_SOCKET: '' };
+    const st = spawnSync(process.execPath, [BIN, 'dataplane', 'status'], { cwd, env, encoding: 'utf8', timeout: 60_000 });
+    expect(st.stderr).toContain('/var/lib/vfplane/dataplane.sock');
+    const un = spawnSync(process.execPath, [BIN, 'dataplane', 'unclaim', '--node', 'nosuchnode'], { cwd, env, encoding: 'utf8', timeout: 60_000 });
+    expect(un.stdout + un.stderr).toContain('in /var/lib/vfplane');
+    expect(readdirSync(cwd)).toEqual([]);
+  });
+});
+
 describe('empty filter lists', () => {
   // An empty list would be no filter at all: every VNI, every address accepted.
   const cases: [string[], RegExp][] = [
