@@ -335,6 +335,15 @@ export function givesBack(r: ClaimRecord): string[] {
  *  the netdev went away with its VF or namespace, and there is nothing to give back). */
 export async function releaseNetdev(journal: ClaimJournal, c: ClaimRecord | null): Promise<void> {
   if (!c) return;
+  // Only to the netdev that was claimed: one made again under its name (an uplink
+  // deleted and recreated while the data plane ran) has settings of its own.
+  const now = await linkAddrs(c.netns ?? null, c.ifname).catch(() => null);
+  if (!now || now.ifindex !== c.ifindex) {
+    journal.drop(c);
+    netdevLocks.get(c)?.release();
+    netdevLocks.delete(c);
+    return;
+  }
   const ops: NetOp[] = [];
   if (c.forwarding !== null) ops.push({ op: 'sysctl', path: `net/ipv4/conf/${c.ifname}/forwarding`, value: c.forwarding, optional: true });
   if (c.disableIpv6 !== null) ops.push({ op: 'sysctl', path: `net/ipv6/conf/${c.ifname}/disable_ipv6`, value: c.disableIpv6, optional: true });

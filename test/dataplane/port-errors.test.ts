@@ -87,15 +87,23 @@ describePrivileged('a port whose netdev goes down', { netns: true }, () => {
     vethPair(n, u, m, uPeer);
     const config = join(dir, 'gone.json');
     writeFileSync(config, JSON.stringify({ node: 'uplinkgone', backend: 'afpacket', uplink: { ifname: u, netns: `/run/netns/${n.name}`, vtep: '192.0.2.5' }, stateDir: join(dir, 'gone'), socket: join(dir, 'gone.sock') }));
+    // What the claim will give back at the end: forwarding was on.
+    n.sysctl(`net.ipv4.conf.${u}.forwarding`, '1');
     const dp = await startDataplane(config);
     d = dp.proc;
     const exited = new Promise<number | null>((r) => dp.proc.once('exit', (code) => r(code)));
     await new Promise((r) => setTimeout(r, 500));
     expect(dp.proc.exitCode).toBeNull(); // it runs while the uplink is there
+    // Deleted and made again at once under its name: another netdev, whose settings the
+    // stopping data plane must leave alone.
     n.ip(['link', 'del', u]);
+    vethPair(n, u, m, uPeer);
+    const fwd = () => n.exec('cat', [`/proc/sys/net/ipv4/conf/${u}/forwarding`]).trim();
+    expect(fwd()).toBe('0');
     const code = await Promise.race([exited, new Promise((r) => setTimeout(() => r('still running'), 10000))]);
     expect(code, dp.log()).toBe(1);
-    expect(dp.log()).toMatch(new RegExp(`uplink ${u} in /run/netns/${n.name} was deleted: nothing reaches the overlay through it; stopping \\(exit 1\\)`));
+    expect(dp.log()).toMatch(new RegExp(`uplink ${u} in /run/netns/${n.name} is another netdev now \\(ifindex \\d+, was \\d+\\): nothing reaches the overlay through it; stopping \\(exit 1\\)`));
+    expect(fwd()).toBe('0');
     d = null;
   }, 30000);
 });
