@@ -204,7 +204,7 @@ export function probe(path: string, timeoutMs = 500): Promise<boolean> {
 /** One request, one reply. Throws VfpError with the daemon's kind and message. */
 export function request(path: string, req: Record<string, unknown>, timeoutMs = 10_000): Promise<Record<string, unknown>> {
   return new Promise((resolve, reject) => {
-    const s = createConnection(path);
+    let s = createConnection(path);
     let buf = '';
     let settled = false;
     const settle = (f: () => void) => {
@@ -236,20 +236,35 @@ export function request(path: string, req: Record<string, unknown>, timeoutMs = 
     const closedEarly = (code: string) => settle(() => reject(systemError(
       `the data plane at ${path} closed the connection without answering ${String(req.op)} (${code}): it is stopping, or it turned the connection away (too many open); see its log, and try again`,
       { code })));
-    s.setEncoding('utf8');
-    s.once('connect', () => s.write(JSON.stringify(req) + '\n'));
-    s.on('data', (c: string) => {
-      buf += c;
-      replied();
-    });
-    s.once('end', () => replied() || closedEarly('EOF'));
-    s.once('error', (e: NodeJS.ErrnoException) => {
+    const wire = () => {
+      s.setEncoding('utf8');
+      s.once('connect', () => s.write(JSON.stringify(req) + '\n'));
+      s.on('data', (c: string) => {
+        buf += c;
+        replied();
+      });
+      s.once('end', () => replied() || closedEarly('EOF'));
+      s.once('error', failed);
+    };
+    const failed = (e: NodeJS.ErrnoException) => {
       if (replied()) return; // a refusal already read is the better message
+      if (e.code === 'EAGAIN' && !settled) {
+        // The daemon's accept queue is full (a burst of clients, a busy moment): the
+        // connection was never made; try again shortly, within the timeout.
+        s.destroy();
+        setTimeout(() => {
+          if (settled) return;
+          s = createConnection(path);
+          wire();
+        }, 20);
+        return;
+      }
       if (e.code === 'ENOENT' || e.code === 'ECONNREFUSED') {
         settle(() => reject(unavailable(`no data plane listens on ${path} (${e.code}); start it with \`vfplane dataplane run --config FILE\``, { code: e.code })));
       } else if (e.code === 'EPIPE' || e.code === 'ECONNRESET') closedEarly(e.code);
       else settle(() => reject(systemError(`cannot reach the data plane at ${path}: ${e.message}`)));
-    });
+    };
+    wire();
   });
 }
 

@@ -102,14 +102,21 @@ describePrivileged('the data plane control socket', { netns: true, commands: ['p
 
     /** A connection that sends `send` and then nothing; `line` is the first line it
      *  receives, `closed` when the daemon closes it (with what it received). */
-    async function idleClient(send = '') {
+    async function idleClient(send = ''): Promise<{ c: ReturnType<typeof createConnection>; closed: Promise<string>; got: () => string }> {
       const c = createConnection(socket);
       c.setEncoding('utf8');
       let got = '';
       c.on('data', (x: string) => { got += x; });
-      c.on('error', () => {});
       const closed = new Promise<string>((r) => c.on('close', () => r(got)));
-      await once(c, 'connect');
+      try {
+        await once(c, 'connect');
+      } catch (e) {
+        // A full accept queue (the daemon busy under a loaded machine): never connected.
+        if ((e as NodeJS.ErrnoException).code !== 'EAGAIN') throw e;
+        await new Promise((r) => setTimeout(r, 20));
+        return idleClient(send);
+      }
+      c.on('error', () => {});
       if (send) c.write(send);
       return { c, closed, got: () => got };
     }
@@ -150,6 +157,33 @@ describePrivileged('the data plane control socket', { netns: true, commands: ['p
       const st = vfplane(['dataplane', 'status', '--socket', socket, '--json']);
       expect(st.code, st.stderr).toBe(0);
     }, 30_000);
+  });
+
+  it('a client that finds the accept queue full (EAGAIN) tries again within its timeout', async () => {
+    const { spawn } = await import('node:child_process');
+    const { createConnection } = await import('node:net');
+    const socket = join(dir, 'busy.sock');
+    // A server with a backlog of 1 whose event loop is blocked for 800 ms after listening:
+    // the kernel queues two connections, and refuses the next ones with EAGAIN.
+    const src = `const net = require('net');
+      const s = net.createServer((c) => c.on('data', () => c.end('{"ok":true,"busy":1}\\n')));
+      s.listen({ path: ${JSON.stringify(socket)}, backlog: 1 }, () => {
+        process.stdout.write('ready\\n');
+        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 800);
+      });`;
+    const child = spawn(process.execPath, ['-e', src], { stdio: ['ignore', 'pipe', 'inherit'] });
+    try {
+      await new Promise<void>((r) => child.stdout.once('data', () => r()));
+      const fillers = Array.from({ length: 4 }, () => createConnection(socket).on('error', () => {}));
+      await new Promise((r) => setTimeout(r, 50));
+      const t0 = Date.now();
+      const reply = await request(socket, { op: 'status' }, 5000);
+      expect(reply).toMatchObject({ ok: true, busy: 1 });
+      expect(Date.now() - t0).toBeGreaterThan(300); // it waited for the queue, not failed at once
+      for (const f of fillers) f.destroy();
+    } finally {
+      child.kill('SIGKILL');
+    }
   });
 
   it('a client whose daemon closes the connection before answering says so, not "write EPIPE"', async () => {
