@@ -36,7 +36,7 @@ export async function dpRun(o: { config: string; metrics?: string; socket?: stri
   let started = false;
   process.on('SIGHUP', () => {
     if (!started) return d.log.warn('SIGHUP while starting: ignored; send it again once the data plane runs');
-    d.reload().catch((e: Error) => d.log.warn(`SIGHUP: config not reloaded: ${e.message}`));
+    d.reloadInTurn().catch((e: Error) => d.log.warn(`SIGHUP: config not reloaded: ${e.message}`));
   });
   let stopping: string | null = null;
   let wake: (() => void) | null = null;

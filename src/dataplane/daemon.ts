@@ -675,6 +675,12 @@ export class Daemon {
    * changes; so it is when the new tenants would no longer admit an attached pod, or the
    * new peers leave a flood list or FDB entry without its VTEP.
    */
+  /** reload() in turn with the control socket's requests (SIGHUP): an attach half-way
+   *  through its awaits must not see the tenants or peers change under it. */
+  reloadInTurn(): Promise<Record<string, unknown>> {
+    return this.serialized(() => this.reload());
+  }
+
   async reload(): Promise<Record<string, unknown>> {
     if (!this.reread) throw invalid('this data plane was started without a config file to reload');
     const next = this.reread();
