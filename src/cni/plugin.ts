@@ -12,7 +12,7 @@ import { describeOwner, parseOwner, type Owner } from '../alloc/owner.js';
 import { findPool, loadPools, poolVfs, type PoolSelector } from '../alloc/pool.js';
 import { addrsIn, hostNetnsPath, ipIn, linkIn, routesIn } from '../net/ip.js';
 import { netRun, type NetOp } from '../net/netops.js';
-import { listVfs, resolveVf } from '../sriov/discover.js';
+import { listVfs, resolveVf, vfSettingLimits } from '../sriov/discover.js';
 import { defaultSysfsRoot, openSysfs, SIM_MARKER, type Sysfs } from '../sriov/sysfs.js';
 import type { VfInfo, VfSettings } from '../sriov/types.js';
 import { applyVfSettings, checkSettings, settingsDiff } from '../sriov/vf-settings.js';
@@ -372,7 +372,7 @@ export async function cmdAdd(ctx: CniContext): Promise<CniResult> {
     // undo goes first, since one netlink request may fail half-way through its attributes.
     if (Object.keys(wanted).length > 0) {
       if (!vf.settings) throw withCode(notFound(`PF ${vf.pf} does not report VF settings, so ${Object.keys(wanted).join(', ')} cannot be set`), ERR.INVALID_CONFIG);
-      const checked = checkSettings(wanted, vf.settings);
+      const checked = checkSettings(wanted, vf.settings, vfSettingLimits(sysfs, vf.pf));
       undo.push(() => restoreSettings(sysfs, allocation));
       applyVfSettings(sysfs, vf.pf, vf.pfNetdev, vf.index, checked, vf.settings);
     }

@@ -14,7 +14,8 @@ import * as path from 'node:path';
 import { ip, ipBatch, link } from '../net/ip.js';
 import { pciFromRid, pciRid } from '../sriov/pci.js';
 import { errnoError, registerSimKernel, Sysfs, type SysfsKernel } from '../sriov/sysfs.js';
-import type { VfSettings } from '../sriov/types.js';
+import { getProfile } from '../sriov/profile.js';
+import type { HwProfile, VfSettings } from '../sriov/types.js';
 import { systemError } from '../util/errors.js';
 import { pidAlive, sleepSync } from '../util/proc.js';
 import { readManifest, vfMac, vfNetdev, vfRepresentor, type SimManifest, type SimPf } from './manifest.js';
@@ -465,6 +466,15 @@ export class SimKernel implements SysfsKernel {
       if (!pf || index >= this.numVfs(pf)) throw errnoError('EINVAL', 'Invalid argument');
       const d: Dev = { pci: this.vfPci(pf, index), pf, vf: index };
       const next = { ...this.readSettings(d), ...change };
+      // What the simulated family's PF driver refuses, with its errno (its hw-profile's
+      // vfSettings: i40e takes no minimum rate and no 802.1ad, nor a max rate above the
+      // link), so that everything above the simulator meets the driver's answers.
+      const caps = this.vfCaps();
+      if (caps) {
+        if ((change.minTxRate ?? 0) > 0 && !caps.minTxRate) throw errnoError('EINVAL', 'Invalid argument');
+        if (change.vlanProto === '802.1ad' && next.vlan !== 0 && !caps.vlanProto8021ad) throw errnoError('EPROTONOSUPPORT', 'Protocol not supported');
+        if (caps.maxTxRateUpToLinkSpeed && (change.maxTxRate ?? 0) > this.m.linkSpeedMbps) throw errnoError('EINVAL', 'Invalid argument');
+      }
       // IFLA_VF_VLAN sets VLAN and QoS together: a VF without a VLAN has no priority.
       if (next.vlan === 0) next.qos = 0;
       fs.mkdirSync(path.dirname(this.settingsFile(d)), { recursive: true });
@@ -474,6 +484,14 @@ export class SimKernel implements SysfsKernel {
       this.applyEffects(d, next, change);
       return next;
     });
+  }
+
+  private vfCaps(): HwProfile['vfSettings'] | null {
+    try {
+      return getProfile(this.m.profile).vfSettings ?? null;
+    } catch {
+      return null; // the simulated family's profile is gone: take everything, as before
+    }
   }
 
   private applyEffects(d: Dev, s: VfSettings, change: Partial<VfSettings> = s): void {

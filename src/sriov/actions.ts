@@ -4,7 +4,7 @@
 // errno into a sentence that says what to do.
 import { ip, link } from '../net/ip.js';
 import { conflict, invalid, notFound, systemError, VfpError } from '../util/errors.js';
-import { listVfs, resolvePf, resolveVf } from './discover.js';
+import { listVfs, resolvePf, resolveVf, vfSettingLimits } from './discover.js';
 import { getProfile, loadProfiles, matchVf } from './profile.js';
 import type { Sysfs } from './sysfs.js';
 import type { PfInfo, VfInfo, VfSettings } from './types.js';
@@ -156,7 +156,7 @@ export function configVf(sysfs: Sysfs, ref: string, c: VfConfig, o: { force?: bo
   if (Object.keys(settingsChange).length > 0 && !current) {
     throw notFound(`PF ${vf.pf} does not report VF settings (no PF netdev in this namespace?); cannot change ${Object.keys(settingsChange).join(', ')}`);
   }
-  const checked = current ? checkSettings(settingsChange, current) : {};
+  const checked = current ? checkSettings(settingsChange, current, Object.keys(settingsChange).length ? vfSettingLimits(sysfs, vf.pf) : null) : {};
   if (mtu !== undefined) {
     if (!Number.isInteger(mtu) || mtu < 68 || mtu > 9702) throw invalid(`mtu ${mtu} is out of range: 68–9702`);
     if (!vf.netdev) {

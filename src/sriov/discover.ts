@@ -5,10 +5,10 @@ import * as fs from 'node:fs';
 import type { IpLink } from '../net/ip.js';
 import { invalid, notFound } from '../util/errors.js';
 import { isPci, parseIfname, parsePci } from './pci.js';
-import { loadProfiles, matchPf, runningTier } from './profile.js';
+import { getProfile, loadProfiles, matchPf, runningTier } from './profile.js';
 import type { Sysfs } from './sysfs.js';
 import type { HwProfile, PfInfo, VfInfo } from './types.js';
-import { readPfVfSetting, readPfVfSettings } from './vf-settings.js';
+import { readPfVfSetting, readPfVfSettings, type VfSettingLimits } from './vf-settings.js';
 
 const hexId = (s: string | undefined) => (s ?? '').replace(/^0x/, '').toLowerCase().padStart(4, '0');
 
@@ -170,6 +170,21 @@ export function resolvePf(sysfs: Sysfs, ref: string, cache = new LinkCache()): P
     throw notFound(`no SR-IOV PF ${JSON.stringify(ref)} under ${sysfs.root}; PFs here: ${known}`);
   }
   return pf;
+}
+
+/** What VF settings the PF's driver takes (checkSettings' limits): from the PF's
+ *  hw-profile and link speed. */
+export function vfSettingLimits(sysfs: Sysfs, pfPci: string): VfSettingLimits {
+  const pf = resolvePf(sysfs, pfPci);
+  let caps: VfSettingLimits['caps'] = null;
+  if (pf.profile) {
+    try {
+      caps = getProfile(pf.profile).vfSettings ?? null;
+    } catch {
+      caps = null; // a profile that matched a moment ago and no longer loads: the kernel decides
+    }
+  }
+  return { family: pf.profile, driver: pf.driver, linkSpeedMbps: pf.linkSpeedMbps, caps };
 }
 
 /**

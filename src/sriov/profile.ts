@@ -63,6 +63,11 @@ export const HwProfileSchema = z.strictObject({
     switchdev: bool(),
   }, e('expected an object of offload flags')),
   afxdpZeroCopy: bool(),
+  vfSettings: z.strictObject({
+    minTxRate: bool(),
+    vlanProto8021ad: bool(),
+    maxTxRateUpToLinkSpeed: bool(),
+  }, e('expected an object {minTxRate, vlanProto8021ad, maxTxRateUpToLinkSpeed}')).optional(),
   tier: z.literal([1, 2, 3], e('expected tier 1, 2 or 3')),
   sources: z.record(
     z.string(),
@@ -79,8 +84,12 @@ void schemaIsHwProfile;
 /** Field paths that state a fact and so need an entry in `sources`: every field except name, description and sources. */
 export const FACT_PATHS: readonly string[] = Object.entries(HwProfileSchema.shape).flatMap(([key, schema]) => {
   if (key === 'name' || key === 'description' || key === 'sources') return [];
-  return schema instanceof z.ZodObject ? Object.keys(schema.shape).map((sub) => `${key}.${sub}`) : [key];
+  const inner = schema instanceof z.ZodOptional ? schema.unwrap() : schema;
+  return inner instanceof z.ZodObject ? Object.keys(inner.shape).map((sub) => `${key}.${sub}`) : [key];
 });
+
+/** Fact sections a profile may leave out (then their facts need no source). */
+const OPTIONAL_SECTIONS = new Set(Object.entries(HwProfileSchema.shape).filter(([, s]) => s instanceof z.ZodOptional).map(([k]) => k));
 
 export interface ProfileIssue {
   file: string; // as shown: relative to the working directory when inside it
@@ -105,6 +114,8 @@ function crossChecks(p: Raw): Omit<ProfileIssue, 'file'>[] {
     out.push({ path: 'limits.maxVfsPerPf', message: `expected at most maxVfsPerDevice (${p.limits.maxVfsPerDevice}), got ${p.limits.maxVfsPerPf}` });
   }
   for (const path of FACT_PATHS) {
+    const section = path.split('.')[0]!;
+    if (OPTIONAL_SECTIONS.has(section) && (p as Record<string, unknown>)[section] === undefined) continue;
     if (!(path in p.sources)) {
       out.push({ path: 'sources', message: `missing a source for "${path}": every fact needs the URL or path that states it` });
     }

@@ -24,6 +24,13 @@ export interface HwProfile {
     switchdev: boolean;
   };
   afxdpZeroCopy: boolean;
+  /** What the PF driver's VF settings (ndo_set_vf_*) take beyond the common ones; absent
+   *  in an operator's own profile: then nothing is checked ahead of the kernel. */
+  vfSettings?: {
+    minTxRate: boolean; // a minimum rate (min_tx_rate > 0)
+    vlanProto8021ad: boolean; // a VF VLAN with protocol 802.1ad
+    maxTxRateUpToLinkSpeed: boolean; // max_tx_rate above the link speed is refused
+  };
   tier: OffloadTier; // the highest tier the family allows
   sources: Record<string, string>; // field path → URL (or doc/header path) that states it
   file?: string; // where it was loaded from

@@ -2,10 +2,19 @@
 // read and changed through netlink on the PF netdev, as `ip link set PF vf N ...` does,
 // or through the simulator, which has no netlink VF support to lean on.
 import { ip, link, type IpVfInfo } from '../net/ip.js';
-import { invalid, notFound } from '../util/errors.js';
+import { conflict, invalid, notFound } from '../util/errors.js';
 import { parseMac, formatMac } from '../util/addr.js';
 import type { Sysfs } from './sysfs.js';
-import type { VfSettings } from './types.js';
+import type { HwProfile, VfSettings } from './types.js';
+
+/** What a VF's PF takes beyond the common ranges: its family's `vfSettings` facts (none
+ *  for a PF no profile matches, or a profile without them) and its link speed. */
+export interface VfSettingLimits {
+  family: string | null;
+  driver: string | null;
+  linkSpeedMbps: number | null;
+  caps: NonNullable<HwProfile['vfSettings']> | null;
+}
 
 export function settingsFromNetlink(v: IpVfInfo): VfSettings {
   const vl = v.vlan_list?.[0];
@@ -41,8 +50,11 @@ export function readPfVfSetting(sysfs: Sysfs, pfPci: string, pfNetdev: string | 
   return readPfVfSettings(sysfs, pfPci, pfNetdev, index + 1).get(index) ?? null;
 }
 
-/** Checks a requested change the way the kernel and the drivers do, before anything is touched. */
-export function checkSettings(c: Partial<VfSettings>, current: VfSettings): Partial<VfSettings> {
+/** Checks a requested change the way the kernel and the drivers do, before anything is
+ *  touched: common ranges always, and with `limits` what the PF's driver refuses (its
+ *  hw-profile's vfSettings, its link speed). A driver's refusal is a fact of this host,
+ *  not a malformed request: exit 1 at the CLI, code 7 under CNI. */
+export function checkSettings(c: Partial<VfSettings>, current: VfSettings, limits?: VfSettingLimits | null): Partial<VfSettings> {
   const out: Partial<VfSettings> = { ...c };
   if (c.mac !== undefined) {
     const b = parseMac(c.mac);
@@ -66,6 +78,21 @@ export function checkSettings(c: Partial<VfSettings>, current: VfSettings): Part
   const min = c.minTxRate ?? current.minTxRate;
   const max = c.maxTxRate ?? current.maxTxRate;
   if (max !== 0 && min > max) throw invalid(`min-tx-rate ${min} is above max-tx-rate ${max}; the kernel refuses that (EINVAL)`);
+  const caps = limits?.caps;
+  if (caps) {
+    const who = `the ${limits!.family} family's PF driver${limits!.driver ? ` (${limits!.driver})` : ''}`;
+    const refuse = (m: string) => conflict(m, { cniCode: 7 });
+    if ((c.minTxRate ?? 0) > 0 && !caps.minTxRate) {
+      throw refuse(`min-tx-rate ${c.minTxRate}: ${who} has no minimum rate for VFs and refuses any but 0 (EINVAL); leave it 0, or cap the VF with max-tx-rate`);
+    }
+    if (c.vlanProto === '802.1ad' && !caps.vlanProto8021ad) {
+      throw refuse(`vlan-proto 802.1ad: ${who} takes only 802.1Q for a VF's VLAN (EPROTONOSUPPORT); use 802.1Q`);
+    }
+    const speed = limits!.linkSpeedMbps;
+    if (caps.maxTxRateUpToLinkSpeed && speed && (c.maxTxRate ?? 0) > speed) {
+      throw refuse(`max-tx-rate ${c.maxTxRate} is above the PF's link speed, ${speed} Mbit/s; ${who} refuses that (EINVAL); give at most ${speed}`);
+    }
+  }
   return out;
 }
 

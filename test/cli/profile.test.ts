@@ -47,7 +47,8 @@ describe('vfplane profile show', () => {
     expect(r.stdout).toMatch(/^ +source: https:\/\/github\.com\/torvalds\/linux\/blob\/master\/drivers\/net\/ethernet\/intel\/iavf\/iavf_devids\.h/m);
     expect(r.stdout).toMatch(/^offloads\.rteFlowEncapDecap +no$/m);
     expect(r.stdout).toMatch(/^tier +2$/m);
-    expect(r.stdout.match(/^ +source: /gm)?.length).toBe(22);
+    expect(r.stdout).toMatch(/^vfSettings\.minTxRate +no$/m);
+    expect(r.stdout.match(/^ +source: /gm)?.length).toBe(25);
   });
 
   it('prints the profile as JSON with --json', () => {

@@ -167,6 +167,10 @@ describePrivileged('operator CLI on a simulated NIC', { netns: true }, () => {
       [['vf', 'config', '0000:5e:02.1', '--vlan', '4095'], 2, /--vlan "4095" is out of range/],
       [['vf', 'config', '0000:5e:02.1', '--mac', '01:00:5e:00:00:01'], 2, /multicast/],
       [['vf', 'config', '0000:5e:02.1'], 2, /nothing to change/],
+      // what this X710's driver (i40e) refuses: a fact of the NIC, so exit 1, before any change
+      [['vf', 'config', '0000:5e:02.1', '--min-tx-rate', '100'], 1, /min-tx-rate 100: the x710 family's PF driver \(i40e\) has no minimum rate for VFs/],
+      [['vf', 'config', '0000:5e:02.1', '--vlan', '5', '--vlan-proto', '802.1ad'], 1, /vlan-proto 802\.1ad: the x710 family's PF driver \(i40e\) takes only 802\.1Q/],
+      [['vf', 'config', '0000:5e:02.1', '--max-tx-rate', '40000'], 1, /max-tx-rate 40000 is above the PF's link speed, 10000 Mbit\/s/],
       [['vf', 'alloc', '--pool', 'pf0'], 2, /needs an owner/],
       [['vf', 'alloc', '--pool', 'pf0', '--owner', 'noslash'], 2, /namespace\/name/],
     ];

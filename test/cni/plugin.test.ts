@@ -137,8 +137,9 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
     const arp = capture(null, rep, { count: 20, timeoutS: 4 });
     await arp.ready;
     const conf = base({
-      cniVersion: '1.1.0', deviceID: '0000:5e:02.0', vlan: 100, vlanQoS: 2, vlanProto: '802.1ad', spoofchk: 'off', trust: 'on', mtu: 9000,
-      mac: '02:00:00:00:aa:01', link_state: 'enable', min_tx_rate: 100, max_tx_rate: 1000,
+      // Everything an X710's i40e takes (no minimum rate, no 802.1ad: refused below).
+      cniVersion: '1.1.0', deviceID: '0000:5e:02.0', vlan: 100, vlanQoS: 2, vlanProto: '802.1Q', spoofchk: 'off', trust: 'on', mtu: 9000,
+      mac: '02:00:00:00:aa:01', link_state: 'enable', max_tx_rate: 1000,
     });
     const add = call('ADD', conf, { containerId: 'c0ffee01', netns: nsPath(p), ifname: 'net1', args: podArgs('web-0', 'c0ffee01') });
     expect(add.code, JSON.stringify(add.out) + add.stderr).toBe(0);
@@ -154,7 +155,7 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
     // gone from the host; PF-side settings applied
     expect(hostLinks().some((x) => x.startsWith(`${m.prefix}f0v0 `))).toBe(false);
     const during = vfpJson(['vf', 'show', '0000:5e:02.0']);
-    expect(during.settings).toEqual({ vlan: 100, qos: 2, vlanProto: '802.1ad', spoofchk: false, trust: true, mac: '02:00:00:00:aa:01', linkState: 'enable', minTxRate: 100, maxTxRate: 1000 });
+    expect(during.settings).toEqual({ vlan: 100, qos: 2, vlanProto: '802.1Q', spoofchk: false, trust: true, mac: '02:00:00:00:aa:01', linkState: 'enable', minTxRate: 0, maxTxRate: 1000 });
     expect(during.allocation.owner).toMatchObject({ namespace: 'default', name: 'web-0', containerId: 'c0ffee01', ifname: 'net1', network: 'vfnet' });
     // the gratuitous ARP for 10.56.0.2 reached the representor
     const frames = await arp.done;
@@ -337,6 +338,10 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
       [base({ deviceID: '/sys/bus/pci/devices/0000:5e:02.5' }), e, 7, /deviceID/],
       [base({ deviceID: '0000:5e:02.5' }), { containerId: 'bad00001', ifname: 'net1' }, 4, /CNI_NETNS/],
       [base({ deviceID: '0000:5e:02.5' }), { ...e, netns: nsPath(taken) }, 4, /net1 is already taken/],
+      // what the simulated X710's driver (i40e) refuses, said before anything changes
+      [base({ deviceID: '0000:5e:02.5', min_tx_rate: 100 }), e, 7, /min-tx-rate 100: the x710 family's PF driver \(i40e\) has no minimum rate for VFs/],
+      [base({ deviceID: '0000:5e:02.5', vlan: 5, vlanProto: '802.1ad' }), e, 7, /vlan-proto 802\.1ad: the x710 family's PF driver \(i40e\) takes only 802\.1Q/],
+      [base({ deviceID: '0000:5e:02.5', max_tx_rate: 400000 }), e, 7, /max-tx-rate 400000 is above the PF's link speed, 10000 Mbit\/s/],
     ];
     for (const [conf, env, code, msg] of cases) {
       const r = call('ADD', conf, env);

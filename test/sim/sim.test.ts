@@ -125,6 +125,23 @@ describePrivileged('simulated SR-IOV NIC', { netns: true }, () => {
     expect(resolveVf(sysfs, ref).settings).toMatchObject({ vlan: 100, qos: 3, minTxRate: 0 });
   });
 
+  it('answers VF settings its family\'s driver refuses with that driver\'s errno (an X710: i40e)', () => {
+    // Below every check above it, as the kernel would: no minimum rate, no 802.1ad, no
+    // max rate above the link (10000 Mbit/s for the simulated X710).
+    const k = sysfs.kernel!;
+    const pf = m.pfs[0]!.pci;
+    const before = k.vfSettings(pf, 1);
+    const errno = (f: () => unknown) => { try { f(); return 'no error'; } catch (e) { return (e as NodeJS.ErrnoException).code; } };
+    expect(errno(() => k.setVfSettings(pf, 1, { minTxRate: 100 }))).toBe('EINVAL');
+    expect(errno(() => k.setVfSettings(pf, 1, { vlan: 5, vlanProto: '802.1ad' }))).toBe('EPROTONOSUPPORT');
+    expect(errno(() => k.setVfSettings(pf, 1, { maxTxRate: 10001 }))).toBe('EINVAL');
+    expect(k.vfSettings(pf, 1)).toEqual(before);
+    expect(errno(() => k.setVfSettings(pf, 1, { maxTxRate: 10000 }))).toBe('no error');
+    k.setVfSettings(pf, 1, { maxTxRate: before.maxTxRate });
+    // The operator's check says the same first, naming the driver (exit 1: this NIC's limit).
+    expect(() => configVf(sysfs, `${m.prefix}f0#1`, { minTxRate: 100 })).toThrow(/min-tx-rate 100: the x710 family's PF driver \(i40e\) has no minimum rate for VFs/);
+  });
+
   it('a VF netdev moved into a pod namespace is out of the host view, and is not unbound without force', () => {
     const pod = Netns.create('pod');
     try {
