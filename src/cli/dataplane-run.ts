@@ -57,7 +57,9 @@ export async function dpRun(o: { config: string; metrics?: string; socket?: stri
   // An uplink deleted (or made again) under the data plane leaves it bound to nothing,
   // every frame lost without a word. It stops then and exits 1, so that its supervisor
   // (the DaemonSet) starts it again on the uplink that is there.
+  // The control socket's file is checked on the same beat: removed, it is made again.
   const watch = setInterval(() => {
+    d.keepSocket().catch((e: Error) => d.log.warn(`control socket ${d.socket} was removed and could not be made again: ${e.message}`));
     void d.uplinkLost().then((why) => {
       if (!why || stopping) return;
       d.log.error(`uplink ${why}: nothing reaches the overlay through it; stopping (exit 1) so that the data plane is started again on the uplink that is there`);

@@ -2,7 +2,7 @@
 // object per line each way. A request is {op, ...args, id?}; a reply is {id, ok: true,
 // ...} or {id, ok: false, error: {kind, message}}. A malformed line gets an error reply
 // and the connection stays open: one bad client never stops the daemon.
-import { chmodSync, lstatSync, mkdirSync, unlinkSync } from 'node:fs';
+import { chmodSync, existsSync, lstatSync, mkdirSync, unlinkSync } from 'node:fs';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { dirname } from 'node:path';
 import { VfpError, type ErrorKind, invalid, systemError, unavailable } from '../util/errors.js';
@@ -62,6 +62,18 @@ export class ControlServer {
     server.on('error', () => {});
     chmodSync(this.path, 0o600);
     this.server = server;
+  }
+
+  /** The socket file removed under a running daemon (an operator's cleanup, a wiped
+   *  directory): no client could reach it again. Listens anew on the path, keeping the
+   *  connections already open; true when it did. */
+  async relistenIfGone(): Promise<boolean> {
+    if (!this.server || existsSync(this.path)) return false;
+    const old = this.server;
+    this.server = null;
+    old.close(); // the listening socket only (Node unlinks the path now, before the new one exists)
+    await this.listen();
+    return true;
   }
 
   /** Turns a connection away with an error line. It is read (and what comes ignored) for

@@ -185,6 +185,12 @@ export class Daemon {
     return l;
   }
 
+  /** Listens again on the control socket when its file was removed under the daemon
+   *  (CNI ADD/DEL and the CLI would otherwise never reach it again), and says so. */
+  async keepSocket(): Promise<void> {
+    if (await this.control?.relistenIfGone()) this.log.warn(`control socket ${this.socket} was removed while the data plane ran; listening on it again`);
+  }
+
   /** Null while the uplink's netdev is the one the data plane opened; else why not
    *  (deleted, its namespace gone, or a new netdev of that name: the sockets and XDP
    *  program stay on the old one, so nothing reaches the overlay any more). */

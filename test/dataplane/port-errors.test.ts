@@ -3,11 +3,12 @@
 // that error is pending, so a worker that never read it spun a whole core from then on
 // while every counter looked healthy. A real daemon, real veths, the kernel's CPU time.
 import { spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { startDataplane } from '../helpers/cli.js';
+import { startDataplane, vfplane } from '../helpers/cli.js';
 import { ifname, Netns, vethPair } from '../helpers/netns.js';
 import { describePrivileged } from '../helpers/privileged.js';
 import { request } from '../../src/dataplane/control.js';
@@ -81,6 +82,35 @@ describePrivileged('a port whose netdev goes down', { netns: true }, () => {
       d = null;
     }
   }, 60000);
+
+  it('a control socket file removed under the data plane is made again, and CLI calls reach it', async () => {
+    const socket = join(dir, 'rm.sock');
+    const config = join(dir, 'rm.json');
+    writeFileSync(config, JSON.stringify({ node: 'sockrm', backend: 'afpacket', uplink: { ifname: up, netns: `/run/netns/${n.name}`, vtep: '192.0.2.1' }, stateDir: join(dir, 'rm'), socket }));
+    const dp = await startDataplane(config);
+    d = dp.proc;
+    try {
+      const held = createConnection(socket); // a client connected before: it keeps its connection
+      await new Promise((r) => held.once('connect', r));
+      rmSync(socket);
+      expect(vfplane(['dataplane', 'status', '--socket', socket]).code).toBe(1); // gone: nobody can connect
+      let code = 1;
+      for (let i = 0; i < 40 && code !== 0; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        code = existsSync(socket) ? vfplane(['dataplane', 'status', '--socket', socket]).code : 1;
+      }
+      expect(code, dp.log()).toBe(0);
+      expect(dp.log()).toContain(`control socket ${socket} was removed while the data plane ran; listening on it again`);
+      expect(statSync(socket).mode & 0o777).toBe(0o600);
+      held.write('{"op":"status"}\n');
+      const line = await new Promise<string>((r) => held.once('data', (b) => r(String(b))));
+      expect(JSON.parse(line).ok).toBe(true);
+      held.destroy();
+    } finally {
+      await dp.stop();
+      d = null;
+    }
+  }, 30000);
 
   it('an uplink deleted under the data plane stops it with exit 1 and says why, so that its supervisor restarts it', async () => {
     const u = ifname('gu'), uPeer = ifname('gp');
