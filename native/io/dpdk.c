@@ -31,6 +31,7 @@ typedef struct dpdk_port {
     uint16_t port_id;
     uint8_t hotplugged;    /* this port probed the device, so close detaches it */
     uint8_t fast_free;     /* MBUF_FAST_FREE on: only own-pool mbufs go out zero-copy */
+    uint8_t promisc_set;   /* this port switched promiscuous mode on: it switches it off */
     struct rte_mempool *pool;
     uint32_t copy_room;    /* bytes a copy into one of our mbufs can hold */
     uint32_t n_mbufs;
@@ -167,6 +168,9 @@ static void reap_pools(void) {
 }
 
 static void port_teardown(dpdk_port *d, int started, int configured) {
+    /* A vdev on a kernel netdev (net_af_packet) sets IFF_PROMISC on it, which outlives the
+     * port: give the netdev back as it was. */
+    if (d->promisc_set) rte_eth_promiscuous_disable(d->port_id);
     if (started) rte_eth_dev_stop(d->port_id);
     if (configured || started) rte_eth_dev_close(d->port_id);
     if (d->hotplugged) rte_eal_hotplug_remove(d->bus, d->name);
@@ -272,8 +276,9 @@ int vfp_dpdk_port__create(vfp_port **out, const vfp_dpdk_opts *o, char *err, siz
     }
     if (nq > di.max_rx_queues || nq > di.max_tx_queues) {
         rc = -EINVAL;
-        snprintf(err, errlen, "DPDK port %s: %u queue pairs asked, driver %s has at most %u rx / %u tx; "
-                 "lower n_queues", o->dev, nq, di.driver_name, di.max_rx_queues, di.max_tx_queues);
+        snprintf(err, errlen, "DPDK port %s: %u queue pairs asked (one per worker), driver %s has at most %u rx / %u tx; "
+                 "run fewer workers, or give the device more queues (net_af_packet: qpairs=N, net_af_xdp: queue_count=N)",
+                 o->dev, nq, di.driver_name, di.max_rx_queues, di.max_tx_queues);
         goto fail;
     }
     struct rte_eth_conf conf;
@@ -347,7 +352,7 @@ int vfp_dpdk_port__create(vfp_port **out, const vfp_dpdk_opts *o, char *err, siz
     }
     started = 1;
     /* Some vdevs have no promiscuous mode (net_null says -ENOTSUP): not an error. */
-    if (o->promiscuous) rte_eth_promiscuous_enable(pid);
+    if (o->promiscuous && rte_eth_promiscuous_get(pid) == 0 && rte_eth_promiscuous_enable(pid) == 0) d->promisc_set = 1;
     g_used[pid] = 1;
     g_open++;
     pthread_mutex_unlock(&g_lock);

@@ -176,7 +176,24 @@ export const configSchema = z.strictObject({
   c.vnis.forEach((v, i) => v.flood.forEach((vtep, j) => {
     if (!peers.has(vtep)) ctx.addIssue({ code: 'custom', path: ['vnis', i, 'flood', j], message: `the flood list of VNI ${v.vni} names VTEP ${vtep}, which is not among peers; add it to peers or drop it from the list` });
   }));
+  // EAL options vfplane sets itself, from fields of this file: given again in dpdk.eal
+  // they clash (the EAL refuses a second -l) or silently win (a --file-prefix whose
+  // runtime files the data plane then never removes).
+  c.dpdk.eal.forEach((a, i) => {
+    const opt = a.split('=')[0]!;
+    const from = EAL_SET_BY_VFPLANE[opt];
+    if (from) ctx.addIssue({ code: 'custom', path: ['dpdk', 'eal', i], message: `${opt} is set by vfplane (${from}); remove it from dpdk.eal` });
+  });
 });
+
+/** EAL options the data plane sets, and the config field each comes from. */
+const EAL_SET_BY_VFPLANE: Partial<Record<string, string>> = {
+  '-l': 'from cpus', '--lcores': 'from cpus', '-c': 'from cpus', '--main-lcore': 'from cpus',
+  '--file-prefix': 'one per node and process, removed at stop', '--proc-type': 'primary',
+  '--huge-dir': 'from dpdk.hugepages: a hugetlbfs it finds or mounts', '--no-huge': 'when no hugepages can be had; set dpdk.hugepages: 0 to ask for it',
+  '-a': 'from uplink.dev', '--allow': 'from uplink.dev', '-b': 'from uplink.dev', '--block': 'from uplink.dev', '--no-pci': 'from uplink.dev',
+  '--vdev': 'from uplink.dev', '-n': '1',
+};
 
 export type DaemonConfig = z.infer<typeof configSchema>;
 export type AttachRequest = z.infer<typeof attachSchema>;

@@ -72,6 +72,23 @@ function representorState(a: { representor: string; netns?: string; ifindex: num
   return now === a.ifindex ? 'ok' : 'replaced';
 }
 
+/** The online CPUs (/sys/devices/system/cpu/online, "0-3,6"), or null if unreadable. */
+function onlineCpus(): Set<number> | null {
+  let text: string;
+  try {
+    text = readFileSync('/sys/devices/system/cpu/online', 'utf8').trim();
+  } catch {
+    return null;
+  }
+  const out = new Set<number>();
+  for (const part of text.split(',')) {
+    const [a, b] = part.split('-').map(Number);
+    if (a === undefined || Number.isNaN(a)) continue;
+    for (let i = a; i <= (b ?? a); i++) out.add(i);
+  }
+  return out;
+}
+
 /** The MAC of an IPv6 address's solicited-node multicast group (RFC 4291 §2.7.1, RFC
  *  2464 §7): where neighbour solicitations for it are sent. */
 export function solicitedNodeMac(addr: string): string {
@@ -221,6 +238,14 @@ export class Daemon {
     // is claimed, rather than failing to listen once everything is.
     const m = c.metrics === undefined ? null : metricsAddr.safeParse(c.metrics);
     if (m && !m.success) throw invalid(`metrics: ${m.error.issues[0]!.message} (got ${JSON.stringify(c.metrics)})`);
+    // A CPU this host does not have (or has offline) would fail the workers' pinning, or
+    // the EAL's -l, half-way through the start.
+    const online = onlineCpus();
+    const absent = (c.cpus ?? []).filter((x) => x >= 0 && online && !online.has(x));
+    if (absent.length) throw invalid(`cpus: CPU ${absent.join(', ')} is not online on this host (online: ${[...online!].join(',')}); pin the workers to online CPUs, or -1 for not pinned`);
+    // A DPDK vdev's netdev is known (and one vfplane cannot claim refused) before the
+    // EAL reserves hugepages for it.
+    const under = c.backend === 'dpdk' ? vdevNetdev(c.uplink.dev!) : null;
     mkdirSync(c.stateDir, { recursive: true });
     // Before anything changes: one daemon per node and state directory, and none on a
     // socket another one answers on (ControlServer.listen checks again, at the end).
@@ -238,7 +263,8 @@ export class Daemon {
         const dev = c.uplink.dev!;
         const isPci = /^([0-9a-f]{4}:)?[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$/.test(dev);
         this.dpdkEnv = prepareDpdkEnv({
-          cores: String(c.cpus?.[0] ?? 0), stateDir: c.stateDir, hugepages: c.dpdk.hugepages,
+          // The EAL's main lcore: the first worker's CPU, or 0 when it is not pinned (-1).
+          cores: String(Math.max(c.cpus?.[0] ?? 0, 0)), stateDir: c.stateDir, hugepages: c.dpdk.hugepages,
           ...(isPci ? { pci: [dev] } : {}), filePrefix: `vfplane-${c.node}-${process.pid}`, warn: (m) => this.log.warn(m),
         });
         DataPlane.dpdkInit([...this.dpdkEnv.args, ...c.dpdk.eal]);
@@ -251,7 +277,6 @@ export class Daemon {
         if (partial) this.log.warn(`uplink: ${partial}`);
         // A vdev on a kernel netdev takes that netdev as an AF_XDP or AF_PACKET uplink
         // would: the host's own interface is refused, and the netdev is claimed.
-        const under = vdevNetdev(c.uplink.dev!);
         const vdev = c.uplink.dev!.split(',')[0];
         if (under) await this.takeUplinkNetdev(under, undefined, `uplink ${under} (under ${vdev})`, `the uplink ${vdev} sits on ${under}, which does not exist; check iface= in uplink.dev`);
         const d = c.dpdk;

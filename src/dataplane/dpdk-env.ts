@@ -158,6 +158,8 @@ export function prepareDpdkEnv(o: DpdkEnvOptions): DpdkEnv {
   });
   let hugeDir = plan.hugeDir;
   let fallback = plan.fallback;
+  // The arguments are checked before the host changes (pages reserved, a mount made).
+  buildEalArgs({ cores: o.cores, filePrefix, hugeDir, pci: o.pci, vdevs: o.vdevs, pmdDir: o.pmdDir, noHugeMemMb: o.noHugeMemMb });
   try {
     if (hugeDir && plan.raiseTo !== undefined) {
       writeFileSync(NR_HUGEPAGES, String(plan.raiseTo));

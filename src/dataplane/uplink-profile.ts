@@ -5,6 +5,7 @@ import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { basename } from 'node:path';
 import { loadProfiles, matchPf, matchVf, runningTier } from '../sriov/profile.js';
 import type { HwProfile, OffloadTier } from '../sriov/types.js';
+import { invalid } from '../util/errors.js';
 
 export interface UplinkChoice {
   profile: string | null;
@@ -88,7 +89,24 @@ export function afxdpChoice(ifname: string, want: { mode: 'auto' | 'native' | 's
  *  its own). Such a netdev is the data plane's as much as an AF_XDP uplink is. */
 export function vdevNetdev(dev: string): string | null {
   const v = parseVdev(dev);
-  return v && /^net_af_(xdp|packet)/.test(v.name) ? v.iface : null;
+  if (!v) return null;
+  // DPDK registers each of these under an eth_ alias too (RTE_PMD_REGISTER_ALIAS).
+  if (/^(net|eth)_af_(xdp|packet)/.test(v.name)) return v.iface;
+  if (/^(net|eth)_pcap/.test(v.name)) {
+    const rx = v.args.get('iface') ?? v.args.get('rx_iface') ?? v.args.get('rx_iface_in');
+    const tx = v.args.get('iface') ?? v.args.get('tx_iface');
+    if (rx && tx && rx !== tx) throw invalid(`uplink.dev ${dev}: a pcap vdev that receives on ${rx} and sends on ${tx} is not an uplink vfplane can claim; give iface=${rx}`);
+    const name = rx ?? tx;
+    return name && /^[A-Za-z0-9_.:@-]{1,15}$/.test(name) ? name : null;
+  }
+  // Any other vdev naming an existing netdev would take it past every check above.
+  for (const k of ['iface', 'rx_iface', 'tx_iface', 'rx_iface_in']) {
+    const n = v.args.get(k);
+    if (n && /^[A-Za-z0-9_.:@-]{1,15}$/.test(n) && existsSync(`/sys/class/net/${n}`) && !/^(net|eth)_tap/.test(v.name)) {
+      throw invalid(`uplink.dev ${dev}: ${v.name} with ${k}=${n} would take the netdev ${n} without the checks and claim vfplane makes (its addresses, its settings, one data plane per netdev); use net_af_xdp or net_af_packet over it`);
+    }
+  }
+  return null;
 }
 
 /** A vdev's devargs (`name,k=v,…`): its name, its key-values, and its `iface` when that
