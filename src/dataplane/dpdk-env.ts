@@ -161,6 +161,15 @@ export function prepareDpdkEnv(o: DpdkEnvOptions): DpdkEnv {
   // The arguments are checked before the host changes (pages reserved, a mount made).
   buildEalArgs({ cores: o.cores, filePrefix, hugeDir, pci: o.pci, vdevs: o.vdevs, pmdDir: o.pmdDir, noHugeMemMb: o.noHugeMemMb });
   try {
+    if (hugeDir && plan.raiseTo === undefined) {
+      // Enough reserved, but others may hold them (another DPDK process, files in a
+      // hugetlbfs): the EAL would fail with a bare "Permission denied".
+      const free = parseHugepagesFree(readFileSync('/proc/meminfo', 'utf8'));
+      if (free < want) {
+        fallback = `${nr} 2 MiB hugepages are reserved but only ${free} are free (${want} wanted): other processes or hugetlbfs files hold the rest`;
+        hugeDir = null;
+      }
+    }
     if (hugeDir && plan.raiseTo !== undefined) {
       writeFileSync(NR_HUGEPAGES, String(plan.raiseTo));
       // Giving back what we reserved: the kernel keeps pages still in use.

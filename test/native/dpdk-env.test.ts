@@ -1,6 +1,7 @@
 // dpdk-env: the pure planning and argument building, and (as root) that preparing
 // really reserves hugepages and mounts a hugetlbfs and that cleanup undoes both.
-import { mkdtempSync, readFileSync, rmSync, existsSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, existsSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -92,5 +93,33 @@ describePrivileged('dpdk-env (hugepages, root)', { root: true, commands: ['mount
     }
     expect(Number(readFileSync(NR_HUGEPAGES, 'utf8'))).toBe(before);
     env.cleanup(); // idempotent
+  });
+
+  it('pages reserved but held by others (none free): runs without hugepages and says why, instead of the EAL\'s "Permission denied"', () => {
+    const before = readFileSync(NR_HUGEPAGES, 'utf8').trim();
+    const mnt = mkdtempSync(join(tmpdir(), 'vfplane-hog-'));
+    const reserved = Math.max(Number(before), 8);
+    writeFileSync(NR_HUGEPAGES, String(reserved));
+    execFileSync('mount', ['-t', 'hugetlbfs', '-o', 'pagesize=2M', 'nodev', mnt]);
+    try {
+      // Another holder takes every free page.
+      const free = parseHugepagesFree(readFileSync('/proc/meminfo', 'utf8'));
+      execFileSync('fallocate', ['-l', `${free * 2}M`, join(mnt, 'hog')]);
+      expect(parseHugepagesFree(readFileSync('/proc/meminfo', 'utf8'))).toBe(0);
+      const warnings: string[] = [];
+      const env = prepareDpdkEnv({ cores: '1', stateDir: state, hugepages: reserved, warn: (m) => warnings.push(m) });
+      try {
+        expect(env.hugeDir).toBeNull();
+        expect(env.args).toContain('--no-huge');
+        expect(warnings.join('\n')).toContain(`${reserved} 2 MiB hugepages are reserved but only 0 are free (${reserved} wanted): other processes or hugetlbfs files hold the rest`);
+      } finally {
+        env.cleanup();
+      }
+      expect(readFileSync(NR_HUGEPAGES, 'utf8').trim()).toBe(String(reserved));
+    } finally {
+      execFileSync('umount', [mnt]);
+      rmSync(mnt, { recursive: true, force: true });
+      writeFileSync(NR_HUGEPAGES, before);
+    }
   });
 });
