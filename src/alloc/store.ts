@@ -54,6 +54,9 @@ export interface ReleaseWho {
   force?: boolean;
   /** Recorded in the history (default: "forced" with force, else none). */
   reason?: string;
+  /** Only check that this release would be allowed, and return the allocation: the VF is
+   *  put back first, then released by id (a VF marked free must be as it was). */
+  check?: boolean;
 }
 
 export interface OpenOptions {
@@ -546,6 +549,7 @@ export class AllocStore {
           });
         }
       }
+      if (who.check) return a;
       this.stmt.delete.run(addr);
       this.log('release', addr, a.id, a.pool, a.owner, who.reason ?? (who.force ? 'forced' : null));
       return a;
@@ -553,7 +557,12 @@ export class AllocStore {
   }
 
   /** Releases every VF whose owner matches all the given fields (none held: an empty list). */
-  releaseOwner(owner: Partial<Owner>, reason?: string): Allocation[] {
+  /** The allocations releaseOwner would release, without releasing them. */
+  findOwner(owner: Partial<Owner>): Allocation[] {
+    return this.releaseOwner(owner, undefined, true);
+  }
+
+  releaseOwner(owner: Partial<Owner>, reason?: string, check = false): Allocation[] {
     const pattern = parseOwner(owner, 'owner', true);
     if (!isIdentifying(pattern)) {
       throw invalid(`releasing by owner needs ${IDENTIFYING} (got ${Object.keys(pattern).join(', ') || 'nothing'}), so that no one else's VF matches`);
@@ -570,6 +579,7 @@ export class AllocStore {
       const rows = query.all(...fields.map((f) => pattern[f]));
       return rows.map((r) => {
         const a = this.toAllocation(r);
+        if (check) return a;
         this.stmt.delete.run(a.pci);
         this.log('release', a.pci, a.id, a.pool, a.owner, reason ?? null);
         return a;

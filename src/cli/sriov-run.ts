@@ -12,7 +12,7 @@ import { openSysfs, type Sysfs } from '../sriov/sysfs.js';
 import type { VfInfo } from '../sriov/types.js';
 import { applyVfSettings, settingsDiff } from '../sriov/vf-settings.js';
 import { ip } from '../net/ip.js';
-import { conflict, invalid, notFound } from '../util/errors.js';
+import { conflict, invalid, notFound, systemError } from '../util/errors.js';
 import { printJson, progress } from './output.js';
 
 interface Common {
@@ -29,9 +29,21 @@ function storeRw(o: Common): AllocStore {
   return AllocStore.open(stateDirOf(o));
 }
 
-/** The store for commands that only read: no store yet means nothing is allocated. */
+/** The store for commands that only read: no store yet means nothing is allocated. One
+ *  that cannot be reached (the state directory is a file, or not readable by this user)
+ *  is an error: read as "nothing allocated", vf config would skip its holder check. */
 function storeRo(o: Common): AllocStore | undefined {
-  return fs.existsSync(path.join(stateDirOf(o), DB_FILE)) ? AllocStore.open(stateDirOf(o)) : undefined;
+  const dir = stateDirOf(o);
+  const db = path.join(dir, DB_FILE);
+  try {
+    fs.statSync(db);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return undefined;
+    const why = code === 'ENOTDIR' ? `${dir} is not a directory` : code === 'EACCES' ? `this user may not read ${dir}` : `${code ?? (e as Error).message}`;
+    throw systemError(`cannot read the allocation store ${db}: ${why}; give the state directory (--state-dir, $VFPLANE_STATE_DIR) ${code === 'EACCES' ? 'and run as a user that may read it (root)' : 'that holds the store'}`);
+  }
+  return AllocStore.open(dir);
 }
 
 function holderOf(store: AllocStore | undefined) {
@@ -241,7 +253,12 @@ export async function vfRelease(o: Common & OwnerFlags & { force?: boolean; rest
   const pattern = ownerFrom(o, true);
   const sysfs = await sysfsOf(o);
   const store = storeRw(o);
-  let released: Allocation[];
+  // What may be released, checked first; each VF is then put back as it was (overlay,
+  // driver, settings, MTU) and only then released, by its allocation id: a VF marked
+  // free must be clean, and one whose restore fails stays allocated for the next try.
+  let toRelease: Allocation[];
+  const out: { pci: string; owner: Owner; id: number; restored: string[] }[] = [];
+  const failed: string[] = [];
   try {
     if (ref) {
       let pci: string;
@@ -256,19 +273,29 @@ export async function vfRelease(o: Common & OwnerFlags & { force?: boolean; rest
         const a = store.get(pci);
         if (a) throw conflict(`VF ${pci} is held by ${describeOwner(a.owner)}; say who you are (--owner, --container-id, ...) or pass --force`);
       }
-      released = [store.release(pci, { owner: pattern, force: o.force, reason: 'cli' })];
+      toRelease = [store.release(pci, { owner: pattern, force: o.force, reason: 'cli', check: true })];
     } else {
       if (!pattern) throw invalid('vf release needs a VF, or an owner to release by (--owner NS/NAME, --container-id, --pod-uid, --pid)');
-      released = store.releaseOwner(pattern, 'cli');
-      if (released.length === 0) throw notFound(`no VF is allocated to ${describeOwner(pattern)}`);
+      toRelease = store.findOwner(pattern);
+      if (toRelease.length === 0) throw notFound(`no VF is allocated to ${describeOwner(pattern)}`);
+    }
+    for (const a of toRelease) {
+      let restored: string[];
+      try {
+        restored = [...(await offOverlay(a)), ...(o.restore === false ? [] : restore(sysfs, a))];
+      } catch (err) {
+        failed.push(`VF ${a.pci} (${describeOwner(a.owner)}) stays allocated: putting it back failed (${(err as Error).message}); fix that and release it again`);
+        continue;
+      }
+      store.release(a.pci, { id: a.id, force: o.force, reason: 'cli' });
+      out.push({ pci: a.pci, owner: a.owner, id: a.id, restored });
     }
   } finally {
     store.close();
   }
-  const out = [];
-  for (const a of released) out.push({ pci: a.pci, owner: a.owner, id: a.id, restored: [...(await offOverlay(a)), ...(o.restore === false ? [] : restore(sysfs, a))] });
-  if (o.json) return printJson(out);
+  if (o.json && !failed.length) return printJson(out);
   for (const r of out) console.log(`released ${r.pci} from ${describeOwner(r.owner)}${r.restored.length ? `; ${r.restored.join('; ')}` : ''}`);
+  if (failed.length) throw systemError(failed.join('; '), { released: out });
 }
 
 export async function vfConfig(o: Common & VfConfig & { vlanProto?: '802.1Q' | '802.1ad'; force?: boolean }, ref: string): Promise<void> {
@@ -323,6 +350,7 @@ async function offOverlay(a: Allocation): Promise<string[]> {
 export async function gc(o: Common & { dryRun?: boolean }): Promise<void> {
   const sysfs = await sysfsOf(o);
   const store = storeRo(o);
+  const failed: string[] = [];
   const out: { pci: string; owner: Owner; state: string; released: boolean; restored: string[] }[] = [];
   if (store) {
     try {
@@ -336,18 +364,28 @@ export async function gc(o: Common & { dryRun?: boolean }): Promise<void> {
           out.push({ pci: a.pci, owner: a.owner, state, released: false, restored: [] });
           continue;
         }
-        const notes = await offOverlay(a);
+        // Put back first, then release: a VF marked free must be clean. One that cannot
+        // be put back stays allocated (the next gc tries again); gc goes on with the rest.
+        let restored: string[];
+        try {
+          restored = [...(await offOverlay(a)), ...restore(sysfs, a)];
+        } catch (err) {
+          failed.push(`VF ${a.pci} (${describeOwner(a.owner)}) stays allocated: putting it back failed (${(err as Error).message})`);
+          out.push({ pci: a.pci, owner: a.owner, state, released: false, restored: [] });
+          continue;
+        }
         store.release(a.pci, { id: a.id, reason: 'gc: owner gone' });
-        out.push({ pci: a.pci, owner: a.owner, state, released: true, restored: [...notes, ...restore(sysfs, a)] });
+        out.push({ pci: a.pci, owner: a.owner, state, released: true, restored });
       }
     } finally {
       store.close();
     }
   }
-  if (o.json) return printJson(out);
+  if (o.json && !failed.length) return printJson(out);
   const gone = out.filter((r) => r.state === 'gone');
   if (gone.length === 0) progress(o, `gc: ${out.length} allocation(s), every owner alive or unknown; nothing to release`);
   for (const r of out) {
-    if (r.state === 'gone') console.log(`${o.dryRun ? 'would release' : 'released'} ${r.pci} from ${describeOwner(r.owner)} (owner gone)${r.restored.length ? `; ${r.restored.join('; ')}` : ''}`);
+    if (r.state === 'gone' && (o.dryRun || r.released)) console.log(`${o.dryRun ? 'would release' : 'released'} ${r.pci} from ${describeOwner(r.owner)} (owner gone)${r.restored.length ? `; ${r.restored.join('; ')}` : ''}`);
   }
+  if (failed.length) throw systemError(`gc: ${failed.join('; ')}`, { results: out });
 }

@@ -1,6 +1,6 @@
 // The operator CLI (pf, vf, gc, sim) run as a user runs it, against a simulated NIC with
 // real netdevs and a real allocation store; bad input is refused and changes nothing.
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -126,6 +126,48 @@ describePrivileged('operator CLI on a simulated NIC', { netns: true }, () => {
     expect(res.filter((r: any) => r.released).map((r: any) => r.owner.name)).toEqual(['gone']);
     expect(json(['vf', 'list', '--allocated']).map((v: any) => v.allocation.owner.name)).toEqual(['alive']);
     json(['vf', 'release', '--owner', 'ns1/alive']);
+  });
+
+  it('release and gc put a VF back before they mark it free: one whose restore fails stays allocated, and the next try finishes', async () => {
+    // The simulator keeps VF settings under its state directory: made immutable, every
+    // settings write (the restore's) fails with EPERM, as a refusing driver would.
+    const vfDir = join(root, 'vfplane-sim-state', 'vf');
+    const held = (pci: string) => json(['vf', 'show', pci]);
+    json(['vf', 'alloc', '--pci', '0000:5e:02.3', '--owner', 'ns1/stuck']);
+    json(['vf', 'config', '0000:5e:02.3', '--vlan', '33', '--force']);
+    const sleeper = spawn('sleep', ['60']);
+    json(['vf', 'alloc', '--pci', '0000:5e:02.2', '--owner', 'ns1/dead', '--pid', String(sleeper.pid)]);
+    sleeper.kill('SIGKILL');
+    await new Promise((r) => sleeper.once('exit', r)); // its owner is gone now
+    json(['vf', 'config', '0000:5e:02.2', '--vlan', '34', '--force']);
+    execFileSync('chattr', ['+i', vfDir]);
+    try {
+      const r = run(['vf', 'release', '0000:5e:02.3', '--owner', 'ns1/stuck']);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(/VF 0000:5e:02\.3 \(pod ns1\/stuck\) stays allocated: putting it back failed .*; fix that and release it again/);
+      expect(held('0000:5e:02.3')).toMatchObject({ allocation: { owner: { name: 'stuck' } }, settings: { vlan: 33 } });
+      const g1 = run(['gc']);
+      expect(g1.code).toBe(1);
+      expect(g1.stderr).toMatch(/gc: VF 0000:5e:02\.2 \(pod ns1\/dead.*\) stays allocated: putting it back failed/);
+      expect(held('0000:5e:02.2')).toMatchObject({ allocation: { owner: { name: 'dead' } }, settings: { vlan: 34 } });
+    } finally {
+      execFileSync('chattr', ['-i', vfDir]);
+    }
+    json(['vf', 'release', '0000:5e:02.3', '--owner', 'ns1/stuck']);
+    expect(held('0000:5e:02.3')).toMatchObject({ allocation: null, settings: { vlan: 0 } });
+    expect(json(['gc']).filter((x: any) => x.released).map((x: any) => x.pci)).toEqual(['0000:5e:02.2']);
+    expect(held('0000:5e:02.2')).toMatchObject({ allocation: null, settings: { vlan: 0 } });
+  });
+
+  it('a state directory that cannot be read is an error, not "nothing allocated" (vf config would skip its holder check)', () => {
+    const file = join(state, 'not-a-dir');
+    writeFileSync(file, 'x\n');
+    for (const args of [['vf', 'list', '--allocated'], ['vf', 'config', '0000:5e:02.1', '--vlan', '3'], ['gc']]) {
+      const r = vfplane([...args, '--sysfs-root', root, '--state-dir', file]);
+      expect({ args, code: r.code }).toEqual({ args, code: 1 });
+      expect(r.stderr).toContain(`cannot read the allocation store ${file}/alloc.db: ${file} is not a directory`);
+    }
+    expect(json(['vf', 'show', '0000:5e:02.1']).settings.vlan).toBe(0);
   });
 
   it('bind to vfio-pci and back through the CLI', () => {
