@@ -6,6 +6,7 @@
 // runs the Node plugin). Runs alternate between the plugins so host noise falls on all.
 // With --vxlan, a third series: vfplane-cni with `vxlan: {vni}` against a running data
 // plane (AF_PACKET, on the simulated PF), whose ADD also attaches the VF's representor.
+import { onInterrupt, stopChildSync } from '../util/interrupt.js';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { runProgram } from '../util/spawn.js';
 import * as fs from 'node:fs';
@@ -90,6 +91,19 @@ export async function runCniBench(o: CniBenchOptions): Promise<CniBenchResult> {
   const vfplaneJs = fileURLToPath(new URL('../../bin/vfplane.js', import.meta.url));
   let server: ChildProcess | undefined;
   let dataplane: ChildProcess | undefined;
+  // Interrupted: the same teardown as the finally below, which a signal never reaches
+  // (the data plane gives its netdevs back before the simulator goes).
+  const off = onInterrupt(() => {
+    stopChildSync(server?.pid);
+    stopChildSync(dataplane?.pid);
+    try {
+      netnsDel(ns);
+    } catch {
+      // already gone
+    }
+    destroySim(root);
+    fs.rmSync(work, { recursive: true, force: true });
+  });
   try {
     // Installed as a runtime would find it, then the server it forwards to.
     const inst = spawnSync(process.execPath, [vfplaneJs, 'cni', 'install', '--dir', bin, '--socket', socket], { encoding: 'utf8' });
@@ -186,6 +200,7 @@ export async function runCniBench(o: CniBenchOptions): Promise<CniBenchResult> {
     else process.stdout.write(render(res) + '\n');
     return res;
   } finally {
+    off();
     server?.kill('SIGTERM');
     if (dataplane) {
       dataplane.kill('SIGTERM');

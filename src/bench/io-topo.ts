@@ -3,6 +3,7 @@
 // two DUT configurations of D (the kernel's bridge + vxlan device, or nothing: our data
 // plane opens D's veths itself). Everything made here is deleted on teardown, on exit
 // and on SIGINT/SIGTERM; leftovers of dead bench processes are swept at start.
+import { onInterrupt } from '../util/interrupt.js';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { pidAlive } from '../util/proc.js';
 
@@ -55,12 +56,7 @@ function hook(): void {
   if (hooked) return;
   hooked = true;
   process.on('exit', () => { for (const t of live) t.destroy(); });
-  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-    process.once(sig, () => {
-      for (const t of live) t.destroy();
-      process.exit(130);
-    });
-  }
+  onInterrupt(() => { for (const t of live) t.destroy(); });
 }
 
 function run(cmd: string, args: string[]): string {

@@ -5,6 +5,7 @@
 // sends VXLAN frames, G counts the inner frames. Latency: ping from G to a kernel vxlan
 // VTEP in S, through the DUT's encap and decap. With dpdk also: our encap between two
 // net_null ports against dpdk-testpmd io forwarding on the same core.
+import { onInterrupt, stopChildSync } from '../util/interrupt.js';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
@@ -324,10 +325,19 @@ async function testpmdTrial(o: IoBenchOptions, mbufs: number, ms: number): Promi
     cores: `${o.genCpu},${o.dutCpu}`, stateDir, hugepages: 256,
     filePrefix: prefix, vdevs: ['net_null0,size=64', 'net_null1,no-rx=1'], warn: () => {},
   });
+  // Interrupted, the pages reserved and the hugetlbfs mounted for testpmd are given back
+  // too (512 MiB stayed pinned otherwise): testpmd first, then its environment.
+  let testpmd: number | undefined;
+  const off = onInterrupt(() => {
+    stopChildSync(testpmd);
+    env.cleanup();
+    rmSync(stateDir, { recursive: true, force: true });
+  });
   try {
     const periods = Math.max(3, Math.round(ms / 1000) + 2);
     const p = spawn('dpdk-testpmd', [...env.args, '--', `--total-num-mbufs=${mbufs}`, '--forward-mode=io', '--auto-start',
       '--stats-period', '1', '--nb-cores=1', '--burst=32'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    testpmd = p.pid;
     let out = '';
     p.stdout.on('data', (d: Buffer) => { out += d.toString(); });
     p.stderr.on('data', (d: Buffer) => { out += d.toString(); });
@@ -341,6 +351,7 @@ async function testpmdTrial(o: IoBenchOptions, mbufs: number, ms: number): Promi
     if (!pps.length) throw new Error(`dpdk-testpmd printed no port statistics: ${out.slice(-800)}`);
     return median(pps) / 1e6;
   } finally {
+    off();
     env.cleanup();
     rmSync(stateDir, { recursive: true, force: true }); // our own temp dir: the mount point's parent
   }

@@ -83,10 +83,16 @@ export async function runDemo(o: DemoOpts): Promise<void> {
     log: (m) => say(`  ${m}`),
   });
   let tearing: Promise<string[]> | null = null;
-  const teardown = () => (tearing ??= topo.down());
+  // The iperf3 server in b1: started by `ip netns exec`, it would outlive the demo (and
+  // keep b1's namespace alive) if only the topology were torn down.
+  let iperfServer: ReturnType<typeof spawn> | null = null;
+  const teardown = () => {
+    iperfServer?.kill('SIGKILL');
+    return (tearing ??= topo.down());
+  };
   const onSignal = (sig: NodeJS.Signals) => {
     say(`\n${sig}: tearing the demo down`);
-    void teardown().then(() => process.exit(130));
+    void teardown().then(() => process.exit(sig === 'SIGINT' ? 130 : 143));
   };
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
@@ -117,6 +123,7 @@ export async function runDemo(o: DemoOpts): Promise<void> {
 
     // TCP: one iperf3 stream a1 → b1.
     const server = spawn('ip', ['netns', 'exec', topo.pods.get('b1')!.netns, 'iperf3', '-s', '-p', '5201'], { stdio: 'ignore' });
+    iperfServer = server;
     await new Promise((r) => setTimeout(r, 400));
     const tcp = topo.exec('a1', ['iperf3', '-c', '10.100.0.2', '-p', '5201', '-t', String(o.seconds), '-J'], (o.seconds + 20) * 1000);
     let tcpGbps: number | null = null;

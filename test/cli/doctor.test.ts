@@ -34,6 +34,19 @@ describe('vfplane doctor', () => {
     expect(pf!.detail).toMatch(/8086:159b ice, 2\/256 VFs, profile e810, tier 2: .*\(the e810 family's tier 1 needs its eswitch in switchdev mode: devlink dev eswitch set pci\/0000:5e:00\.0 mode switchdev\) \(simulated\)/);
   });
 
+  it('a CNI server socket that nothing answers on (a file left behind) is not reported as listening', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'vfplane-doctor-'));
+    try {
+      const stale = join(dir, 'cni.sock');
+      writeFileSync(stale, '');
+      const r = vfplane(['doctor', '--json', '--sysfs-root', m.root, '--socket', stale]);
+      const c = (JSON.parse(r.stdout).checks as { name: string; status: string; detail: string }[]).find((x) => x.name === 'vfplane cni serve');
+      expect(c).toMatchObject({ status: 'warn', detail: expect.stringContaining(`no server answers on ${stale} (a file left by one that stopped?)`) });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('says whether AF_PACKET ports can keep the host stack off their netdevs (tcx, Linux 6.6)', () => {
     expect(tcxCheck('6.18.0-1-amd64').status).toBe('ok');
     expect(tcxCheck('6.6.0').status).toBe('ok');
