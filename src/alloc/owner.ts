@@ -147,12 +147,16 @@ function statFields(pid: number): string[] | undefined {
  * recorded process has exited (zombies included) or been replaced by another with the
  * same PID; unknown when neither a netns nor a pid was recorded, or they cannot be checked.
  */
+const NSFS_MAGIC = 0x6e736673; // linux/magic.h
+
 export function ownerAlive(o: Owner): 'alive' | 'gone' | 'unknown' {
   const verdicts: ('alive' | 'gone' | 'unknown')[] = [];
   if (o.netns !== undefined) {
     try {
-      fs.statSync(o.netns);
-      verdicts.push('alive');
+      // A network namespace is a file on nsfs (a bind mount, or /proc/PID/ns/net): the
+      // path left behind once it is unmounted (ip netns del half-done, a runtime's
+      // cleanup) is a plain file, and the sandbox is gone.
+      verdicts.push(fs.statfsSync(o.netns).type === NSFS_MAGIC ? 'alive' : 'gone');
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
       // EACCES and the like say nothing about the sandbox; only absence is evidence.

@@ -29,15 +29,20 @@ describe('ownerAlive', () => {
   });
 
   it('follows a netns path, and either sign of death is enough', () => {
+    // A namespace is a file on nsfs: /proc/self/ns/net is one, no root needed.
+    const ns = '/proc/self/ns/net';
+    expect(ownerAlive({ netns: ns })).toBe('alive');
+    expect(ownerAlive({ netns: ns, pid: process.pid, pidStart: pidStart(process.pid) })).toBe('alive');
+    expect(ownerAlive({ netns: ns, pid: 2 ** 22 + 1 })).toBe('gone');
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vfplane-owner-'));
-    const ns = path.join(dir, 'cni-1234');
-    fs.writeFileSync(ns, '');
     try {
-      expect(ownerAlive({ netns: ns })).toBe('alive');
-      expect(ownerAlive({ netns: ns, pid: process.pid, pidStart: pidStart(process.pid) })).toBe('alive');
-      fs.unlinkSync(ns);
-      expect(ownerAlive({ netns: ns })).toBe('gone');
-      expect(ownerAlive({ netns: ns, pid: process.pid })).toBe('gone');
+      // What `ip netns del` (or a runtime) leaves when it unmounts but does not remove:
+      // a plain file where the namespace was bind-mounted. The sandbox is gone.
+      const stub = path.join(dir, 'cni-1234');
+      fs.writeFileSync(stub, '');
+      expect(ownerAlive({ netns: stub })).toBe('gone');
+      fs.unlinkSync(stub);
+      expect(ownerAlive({ netns: stub })).toBe('gone');
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
