@@ -1,6 +1,7 @@
 // `vfplane bench alloc`: many processes allocating and releasing VFs against one store
 // at once. Measures per-operation latency and throughput, and checks, independently of
 // the store, that no VF was ever held by two processes at the same moment.
+import { onInterrupt } from '../util/interrupt.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -210,6 +211,15 @@ export async function runAllocBench(opts: AllocBenchOptions): Promise<AllocBench
   fs.mkdirSync(holdersDir);
 
   const workers: Worker[] = [];
+  // Interrupted (the finally below never runs then): the workers go, and the bench's
+  // simulated NIC and directory with them.
+  const sim = opts.synthetic ? null : await import('../sim/sim.js');
+  const off = onInterrupt(() => {
+    for (const w of workers) if (w.child.exitCode === null) w.child.kill('SIGKILL');
+    if (opts.keep) return;
+    if (sim && fs.existsSync(path.join(simRoot, 'vfplane-sim.json'))) sim.destroySim(simRoot);
+    fs.rmSync(benchDir, { recursive: true, force: true });
+  });
   try {
     let candidates: VfInfo[];
     let source: 'sim' | 'synthetic' = 'synthetic';
@@ -275,6 +285,7 @@ export async function runAllocBench(opts: AllocBenchOptions): Promise<AllocBench
     if (!res.ok) process.exitCode = 1;
     return res;
   } finally {
+    off();
     for (const w of workers) if (w.child.exitCode === null && w.child.signalCode === null) w.child.kill('SIGKILL');
     await Promise.allSettled(workers.map((w) => w.done));
     if (!opts.keep) {

@@ -96,7 +96,9 @@ async function hostChecks(out: Check[], socket: string, stateDir: string): Promi
   const vfio = fs.existsSync('/sys/bus/pci/drivers/vfio-pci');
   out.push(vfio
     ? { area: 'host', name: 'vfio-pci', status: 'ok', detail: `driver loaded${fs.existsSync('/dev/vfio/vfio') ? ', /dev/vfio/vfio present' : ''}` }
-    : { area: 'host', name: 'vfio-pci', status: 'warn', detail: 'driver not loaded (DPDK mode needs it)', fix: 'modprobe vfio-pci' });
+    : { area: 'host', name: 'vfio-pci', status: 'warn', detail: 'driver not loaded (DPDK mode needs it)',
+      // A kernel without loadable modules has no /proc/modules: modprobe cannot help there.
+      fix: fs.existsSync('/proc/modules') ? 'modprobe vfio-pci' : 'this kernel loads no modules (no /proc/modules): use one built with CONFIG_VFIO_PCI=y, or run DPDK on vdevs (net_af_xdp, net_af_packet) instead of a VF' });
   const bpffs = (read('/proc/mounts') ?? '').split('\n').some((l) => l.split(' ')[2] === 'bpf');
   out.push(bpffs
     ? { area: 'host', name: 'bpffs', status: 'ok', detail: 'mounted' }

@@ -3,7 +3,9 @@
 // and the exit status says it was a signal (143). A `finally` is not enough: the signal's
 // default action ends the process before it runs.
 import { spawn, spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { BIN } from '../helpers/cli.js';
 import { describePrivileged } from '../helpers/privileged.js';
@@ -49,6 +51,19 @@ describe.sequential('interrupted long commands clean up', () => {
       expect(pgrep('vfplane-bench-cni-.*/dataplane\\.json')).toBe('');
     }, 150000);
   });
+
+  it('bench alloc: SIGTERM mid-run stops its worker processes and removes its directory', async () => {
+    const parent = mkdtempSync(join(tmpdir(), 'vfplane-intr-'));
+    try {
+      const r = await interrupt(['bench', 'alloc', '--procs', '3', '--cycles', '100000', '--state-dir', parent], (e) => e.includes('vfplane bench alloc:') && pgrep(`alloc-worker\\.js .*${parent}`) !== '');
+      expect(r.code, r.stderr).toBe(143);
+      await new Promise((res) => setTimeout(res, 300));
+      expect(pgrep(`alloc-worker\\.js .*${parent}`)).toBe('');
+      expect(readdirSync(parent)).toEqual([]);
+    } finally {
+      rmSync(parent, { recursive: true, force: true });
+    }
+  }, 60000);
 
   describePrivileged('demo', { netns: true, commands: ['iperf3', 'pgrep'] }, () => {
     it('SIGTERM during its traffic leaves no iperf3 server behind, and exits 143', async () => {

@@ -1,6 +1,6 @@
 // `vfplane doctor` reports the build and the host as they are: the backends the build
 // recorded, sockets the kernel really opens, and the NICs under a sysfs root.
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { release } from 'node:os';
@@ -32,6 +32,14 @@ describe('vfplane doctor', () => {
     expect(pf).toMatchObject({ status: 'ok', name: expect.stringContaining('0000:5e:00.0') });
     // (the simulated PF is not in switchdev mode, so tier 2, and doctor says why)
     expect(pf!.detail).toMatch(/8086:159b ice, 2\/256 VFs, profile e810, tier 2: .*\(the e810 family's tier 1 needs its eswitch in switchdev mode: devlink dev eswitch set pci\/0000:5e:00\.0 mode switchdev\) \(simulated\)/);
+  });
+
+  it('its vfio-pci fix fits the kernel: modprobe where modules load, a built-in driver where none do', () => {
+    const r = vfplane(['doctor', '--json', '--sysfs-root', m.root]);
+    const c = (JSON.parse(r.stdout).checks as { name: string; status: string; fix?: string }[]).find((x) => x.name === 'vfio-pci')!;
+    if (c.status === 'ok') return; // loaded here: no fix to give
+    if (existsSync('/proc/modules')) expect(c.fix).toBe('modprobe vfio-pci');
+    else expect(c.fix).toMatch(/^this kernel loads no modules \(no \/proc\/modules\): use one built with CONFIG_VFIO_PCI=y/);
   });
 
   it('a CNI server socket that nothing answers on (a file left behind) is not reported as listening', () => {
