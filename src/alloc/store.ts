@@ -45,6 +45,16 @@ export interface HistoryEntry {
   reason?: string;
 }
 
+/** Bytes an unprivileged writer may still use on DIR's filesystem, or null if unknown. */
+function freeBytes(dir: string): number | null {
+  try {
+    const s = fs.statfsSync(dir);
+    return s.bavail * s.bsize;
+  } catch {
+    return null;
+  }
+}
+
 export interface ReleaseWho {
   /** Every field given must equal the recorded owner's. */
   owner?: Partial<Owner>;
@@ -336,9 +346,18 @@ export class AllocStore {
       );
     }
     if (code.startsWith('SQLITE_READONLY') || code.startsWith('SQLITE_PERM') || code.startsWith('SQLITE_CANTOPEN')) {
-      return systemError(`the allocation store ${file} cannot be written (${msg}); run as a user that owns it, or pass --state-dir`, { file, code });
+      // Root is refused only by the file or its filesystem: a read-only mount, chattr +i.
+      const fix = process.getuid?.() === 0
+        ? `the file or its directory is read-only to root too (a read-only mount, or \`chattr +i\`: lsattr ${path.dirname(file)}); make it writable, or pass --state-dir`
+        : 'run as a user that owns it (root), or pass --state-dir';
+      return systemError(`the allocation store ${file} cannot be written (${msg}); ${fix}`, { file, code });
     }
-    if (code === 'SQLITE_FULL') return systemError(`the allocation store ${file} cannot grow: the disk is full`, { file, code });
+    // A full filesystem shows as SQLITE_FULL, or as an I/O error on the WAL's shared
+    // memory file (SQLITE_IOERR_SHMSIZE) before that.
+    const free = freeBytes(path.dirname(file));
+    if (code === 'SQLITE_FULL' || (code.startsWith('SQLITE_IOERR') && free !== null && free < 1 << 20)) {
+      return systemError(`the allocation store ${file} cannot grow: the filesystem holding ${path.dirname(file)} is full (${free === null ? 'no' : Math.floor(free / 1024)} KiB free); free some space and retry`, { file, code });
+    }
     if (code.startsWith('SQLITE_CORRUPT') || code === 'SQLITE_NOTADB') {
       return systemError(`the allocation store ${file} is damaged (${msg}); move it aside and retry (the allocations it recorded are forgotten: check the VFs with \`vfplane vf list\`)`, { file, code });
     }

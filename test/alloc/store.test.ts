@@ -12,6 +12,7 @@ import { describeOwner } from '../../src/alloc/owner.js';
 import type { VfInfo } from '../../src/sriov/types.js';
 import { VfpError } from '../../src/util/errors.js';
 import { thrown } from '../helpers/thrown.js';
+import { describePrivileged } from '../helpers/privileged.js';
 
 let dir: string;
 let store: AllocStore;
@@ -327,5 +328,36 @@ describe('AllocStore', () => {
     ).toThrow(/UNIQUE constraint failed: allocations.pci/);
     db.close();
     expect(store.integrityCheck()).toEqual(['ok']);
+  });
+});
+
+describePrivileged('AllocStore on a filesystem that is full or read-only', { commands: ['mount', 'chattr'] }, () => {
+  let mnt: string;
+  beforeEach(() => {
+    mnt = fs.mkdtempSync(path.join(os.tmpdir(), 'vfplane-full-'));
+    spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=256k', 'tmpfs', mnt]);
+  });
+  afterEach(() => {
+    spawnSync('chattr', ['-R', '-i', mnt]);
+    spawnSync('umount', [mnt]);
+    fs.rmSync(mnt, { recursive: true, force: true });
+  });
+
+  it('a full filesystem is named as such, with how much is free, not as a disk I/O error', () => {
+    const dir = path.join(mnt, 'state');
+    const s = AllocStore.open(dir);
+    s.close();
+    // Fill what is left (tmpfs: ENOSPC at the end).
+    spawnSync('dd', ['if=/dev/zero', `of=${path.join(mnt, 'fill')}`, 'bs=4k'], { stdio: 'ignore' });
+    for (const f of fs.readdirSync(dir)) if (f !== DB_FILE) fs.rmSync(path.join(dir, f), { force: true }); // the WAL's -shm must be made again
+    const e = thrown(VfpError, () => {
+      const t = AllocStore.open(dir);
+      try {
+        t.allocate({ candidates: syntheticVfs(1), owner: { namespace: 'ns', name: 'p' } });
+      } finally {
+        t.close();
+      }
+    });
+    expect(e.message).toMatch(new RegExp(`the filesystem holding ${dir} is full \\(\\d+ KiB free\\); free some space and retry`));
   });
 });
