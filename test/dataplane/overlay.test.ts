@@ -382,7 +382,10 @@ describePrivileged('VXLAN overlay between two simulated nodes', { netns: true, c
     const pod = await topo.addPod({ name: 'h1', node: 'b', vni: 100, ip: '10.100.0.10/24' });
     const b = topo.nodes.get('b')!;
     const st = async () => ((await topo.control('b', { op: 'status' })) as { attachments: { pci: string; mac: string; vni: number }[] }).attachments;
+    // The socket out of reach for the release: a plain file in its place (a missing one
+    // the data plane would make again within 2 s).
     renameSync(b.socket, `${b.socket}.away`);
+    writeFileSync(b.socket, '');
     try {
       const rel = vfplane(['vf', 'release', pod.pci, '--force', '--sysfs-root', b.sim.root, '--state-dir', b.stateDir]);
       expect(rel.code, rel.stderr).toBe(0);
