@@ -5,19 +5,19 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { vfplane } from '../helpers/cli.js';
+import { dataplaneOn, vfplane } from '../helpers/cli.js';
 import { describePrivileged } from '../helpers/privileged.js';
 import { request } from '../../src/dataplane/control.js';
-import { fxdDataplane, fxdDir, fxdIfname, fxdNetns, fxdVeth, type FxdNetns } from './fxd-netns.js';
+import { Netns, ifname, vethIn, scratchDir } from '../helpers/netns.js';
 
 describePrivileged('dataplane attach refuses loopback and the uplink', { root: true, commands: ['ping'] }, () => {
-  let n: FxdNetns;
-  const up = fxdIfname('u'), upp = fxdIfname('v');
-  const d = fxdDir('att');
+  let n: Netns;
+  const up = ifname('u'), upp = ifname('v');
+  const d = scratchDir('att');
 
   beforeAll(() => {
-    n = fxdNetns('att');
-    fxdVeth(n, up, upp);
+    n = Netns.create('att');
+    vethIn(n, up, upp);
   });
   afterAll(() => {
     n?.destroy();
@@ -25,16 +25,16 @@ describePrivileged('dataplane attach refuses loopback and the uplink', { root: t
   });
 
   it('refuses lo and the uplink netdev, changing nothing on either', async () => {
-    const dp = await fxdDataplane(n, up, d.dir);
+    const dp = await dataplaneOn(n, up, d.dir);
     try {
-      const journal = () => readFileSync(join(dp.stateDir, 'claims-fxd.json'), 'utf8');
+      const journal = () => readFileSync(join(dp.stateDir, 'claims-edge.json'), 'utf8');
       const before = journal();
-      expect(n.sysctl(`net.ipv6.conf.${up}.disable_ipv6`)).toBe('1'); // the uplink's claim
+      expect(n.readSysctl(`net.ipv6.conf.${up}.disable_ipv6`)).toBe('1'); // the uplink's claim
 
       const lo = vfplane(['dataplane', 'attach', '--socket', dp.socket, '--representor', 'lo', '--vni', '100', '--mac', '02:00:00:00:0a:01', '--netns', n.path]);
       expect(lo.code, lo.stderr).toBe(2);
       expect(lo.stderr).toMatch(/representor lo .*is a loopback device.*give the VF's representor/);
-      expect(n.sysctl('net.ipv6.conf.lo.disable_ipv6')).toBe('0');
+      expect(n.readSysctl('net.ipv6.conf.lo.disable_ipv6')).toBe('0');
       expect(n.exec('ping', ['-c', '1', '-W', '2', '127.0.0.1'])).toMatch(/1 received/);
 
       const self = vfplane(['dataplane', 'attach', '--socket', dp.socket, '--representor', up, '--vni', '100', '--mac', '02:00:00:00:0a:02', '--netns', n.path]);
@@ -44,7 +44,7 @@ describePrivileged('dataplane attach refuses loopback and the uplink', { root: t
       expect(det.code, det.stderr).toBe(0);
       expect(det.stdout).toMatch(/nothing was attached/);
       // The uplink keeps its claim: IPv6 off, and the journal still lists it.
-      expect(n.sysctl(`net.ipv6.conf.${up}.disable_ipv6`)).toBe('1');
+      expect(n.readSysctl(`net.ipv6.conf.${up}.disable_ipv6`)).toBe('1');
       expect(journal()).toBe(before);
       const st = (await request(dp.socket, { op: 'status' })) as { attachments: unknown[]; held: { netdev: string }[] };
       expect(st.attachments).toEqual([]);

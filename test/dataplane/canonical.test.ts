@@ -3,11 +3,11 @@
 // canonical texts, so "02-00-00-00-01-02" is the pod's MAC 02:00:00:00:01:02, and
 // 2001:DB8:0::12 is the peer 2001:db8::12.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { vfplane } from '../helpers/cli.js';
+import { dataplaneOn, vfplane } from '../helpers/cli.js';
 import { describePrivileged } from '../helpers/privileged.js';
 import { request } from '../../src/dataplane/control.js';
 import { parseConfig } from '../../src/dataplane/config.js';
-import { fxdDataplane, fxdDir, fxdIfname, fxdNetns, fxdVeth, type FxdNetns } from './fxd-netns.js';
+import { Netns, ifname, vethIn, scratchDir } from '../helpers/netns.js';
 
 describe('the data-plane config canonicalises addresses', () => {
   it('MACs to lower-case with colons, IPs to their canonical text', () => {
@@ -27,14 +27,14 @@ describe('the data-plane config canonicalises addresses', () => {
 });
 
 describePrivileged('the control socket compares canonical addresses', { root: true }, () => {
-  let n: FxdNetns;
-  const up = fxdIfname('u'), upp = fxdIfname('v'), rep = fxdIfname('r'), repp = fxdIfname('s');
-  const d = fxdDir('canon');
+  let n: Netns;
+  const up = ifname('u'), upp = ifname('v'), rep = ifname('r'), repp = ifname('s');
+  const d = scratchDir('canon');
 
   beforeAll(() => {
-    n = fxdNetns('canon');
-    fxdVeth(n, up, upp);
-    fxdVeth(n, rep, repp);
+    n = Netns.create('canon');
+    vethIn(n, up, upp);
+    vethIn(n, rep, repp);
   });
   afterAll(() => {
     n?.destroy();
@@ -42,7 +42,7 @@ describePrivileged('the control socket compares canonical addresses', { root: tr
   });
 
   it('stores a dashed MAC canonically, and finds IPv6 peers whatever their spelling', async () => {
-    const dp = await fxdDataplane(n, up, d.dir, { uplink: { ifname: up, netns: n.path, vtep: '2001:db8::1' } });
+    const dp = await dataplaneOn(n, up, d.dir, { uplink: { ifname: up, netns: n.path, vtep: '2001:db8::1' } });
     const cli = (...args: string[]) => {
       const r = vfplane(['dataplane', ...args, '--socket', dp.socket]);
       expect(r.code, `${args.join(' ')}: ${r.stderr}`).toBe(0);

@@ -11,17 +11,17 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDataplane, vfplane } from '../helpers/cli.js';
 import { describePrivileged } from '../helpers/privileged.js';
 import { request } from '../../src/dataplane/control.js';
-import { fxcDir, fxcIfname, fxcNetns, fxcVeth, type FxcNetns } from './fxc-netns.js';
+import { Netns, ifname, vethIn, scratchDir } from '../helpers/netns.js';
 
 describePrivileged('the data plane control socket', { netns: true, commands: ['python3'] }, () => {
-  let ns: FxcNetns;
-  const up = fxcIfname('u'), peer = fxcIfname('p');
-  const tmp = fxcDir('ctl');
+  let ns: Netns;
+  const up = ifname('u'), peer = ifname('p');
+  const tmp = scratchDir('ctl');
   const dir = tmp.dir;
 
   beforeAll(() => {
-    ns = fxcNetns('ctl');
-    fxcVeth(ns, up, peer);
+    ns = Netns.create('ctl');
+    vethIn(ns, up, peer);
   });
   afterAll(() => {
     ns?.destroy();
@@ -213,7 +213,7 @@ describePrivileged('the data plane control socket', { netns: true, commands: ['p
         // Refused before the uplink was claimed and its port opened, not once both were.
         expect(r.stderr).not.toContain('offload tier');
         expect(readFileSync(victim, 'utf8')).toBe('the allocation store\n');
-        expect(ns.sysctl(`net.ipv6.conf.${up}.disable_ipv6`)).toBe('0');
+        expect(ns.readSysctl(`net.ipv6.conf.${up}.disable_ipv6`)).toBe('0');
       }
     });
 

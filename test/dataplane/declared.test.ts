@@ -2,19 +2,19 @@
 // flood list, an attachment) lasts until the next restart or reload, which apply the
 // file again: the reply and the CLI say so, naming what the file declares.
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { vfplane } from '../helpers/cli.js';
+import { dataplaneOn, vfplane } from '../helpers/cli.js';
 import { describePrivileged } from '../helpers/privileged.js';
 import { request } from '../../src/dataplane/control.js';
-import { fxdDataplane, fxdDir, fxdIfname, fxdNetns, fxdVeth, type FxdNetns } from './fxd-netns.js';
+import { Netns, ifname, vethIn, scratchDir } from '../helpers/netns.js';
 
 describePrivileged('socket changes to what the config file declares', { root: true }, () => {
-  let n: FxdNetns;
-  const up = fxdIfname('u'), upp = fxdIfname('v');
-  const d = fxdDir('decl');
+  let n: Netns;
+  const up = ifname('u'), upp = ifname('v');
+  const d = scratchDir('decl');
 
   beforeAll(() => {
-    n = fxdNetns('decl');
-    fxdVeth(n, up, upp);
+    n = Netns.create('decl');
+    vethIn(n, up, upp);
   });
   afterAll(() => {
     n?.destroy();
@@ -22,7 +22,7 @@ describePrivileged('socket changes to what the config file declares', { root: tr
   });
 
   it('say they last until the next restart or reload', async () => {
-    const dp = await fxdDataplane(n, up, d.dir, {
+    const dp = await dataplaneOn(n, up, d.dir, {
       peers: [{ vtep: '192.0.2.2' }],
       vnis: [{ vni: 100, flood: ['192.0.2.2'] }],
       fdb: [{ vni: 100, mac: '02:00:00:00:0d:01', vtep: '192.0.2.2' }],

@@ -9,19 +9,19 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { request } from '../../src/dataplane/control.js';
 import { startDataplane, vfplane } from '../helpers/cli.js';
 import { describePrivileged } from '../helpers/privileged.js';
-import { fxcDir, fxcIfname, fxcNetns, fxcVeth, type FxcNetns } from './fxc-netns.js';
+import { Netns, ifname, vethIn, scratchDir } from '../helpers/netns.js';
 
 describePrivileged('a netdev two data planes claim', { netns: true, commands: ['sysctl'] }, () => {
-  let ns: FxcNetns;
-  const u1 = fxcIfname('u'), p1 = fxcIfname('p'), u2 = fxcIfname('v'), p2 = fxcIfname('q'), rep = fxcIfname('r'), vf = fxcIfname('f');
-  const tmp = fxcDir('lock');
+  let ns: Netns;
+  const u1 = ifname('u'), p1 = ifname('p'), u2 = ifname('v'), p2 = ifname('q'), rep = ifname('r'), vf = ifname('f');
+  const tmp = scratchDir('lock');
   const dir = tmp.dir;
   const runDir = join(dir, 'run');
   const saved = process.env.VFPLANE_RUN_DIR;
 
   beforeAll(() => {
-    ns = fxcNetns('lock');
-    for (const [a, b] of [[u1, p1], [u2, p2], [rep, vf]] as const) fxcVeth(ns, a, b);
+    ns = Netns.create('lock');
+    for (const [a, b] of [[u1, p1], [u2, p2], [rep, vf]] as const) vethIn(ns, a, b);
     // The daemons inherit it: their locks go to a directory of this test's own.
     process.env.VFPLANE_RUN_DIR = runDir;
   });
@@ -33,7 +33,7 @@ describePrivileged('a netdev two data planes claim', { netns: true, commands: ['
   });
 
   const locks = () => readdirSync(runDir).filter((f) => f.startsWith('netdev-'));
-  const disableIpv6 = (dev: string) => ns.sysctl(`net.ipv6.conf.${dev}.disable_ipv6`);
+  const disableIpv6 = (dev: string) => ns.readSysctl(`net.ipv6.conf.${dev}.disable_ipv6`);
   const config = (node: string, uplink: string) => {
     const file = join(dir, `${node}.json`);
     const stateDir = join(dir, `state-${node}`);

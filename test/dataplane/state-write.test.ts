@@ -5,22 +5,22 @@
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { vfplane } from '../helpers/cli.js';
+import { dataplaneOn, vfplane } from '../helpers/cli.js';
 import { describePrivileged } from '../helpers/privileged.js';
 import { request } from '../../src/dataplane/control.js';
-import { fxdDataplane, fxdDir, fxdIfname, fxdNetns, fxdVeth, type FxdNetns } from './fxd-netns.js';
+import { Netns, ifname, vethIn, scratchDir } from '../helpers/netns.js';
 
 type Status = { peers: { vtep: string }[]; attachments: { representor: string }[] };
 
 describePrivileged('a state file that cannot be written', { root: true, commands: ['chattr'] }, () => {
-  let n: FxdNetns;
-  const up = fxdIfname('u'), upp = fxdIfname('v'), rep = fxdIfname('r'), repp = fxdIfname('s');
-  const d = fxdDir('sw');
+  let n: Netns;
+  const up = ifname('u'), upp = ifname('v'), rep = ifname('r'), repp = ifname('s');
+  const d = scratchDir('sw');
 
   beforeAll(() => {
-    n = fxdNetns('sw');
-    fxdVeth(n, up, upp);
-    fxdVeth(n, rep, repp);
+    n = Netns.create('sw');
+    vethIn(n, up, upp);
+    vethIn(n, rep, repp);
   });
   afterAll(() => {
     spawnSync('chattr', ['-i', join(d.dir, 'state')]);
@@ -29,8 +29,8 @@ describePrivileged('a state file that cannot be written', { root: true, commands
   });
 
   it('undoes peer add and refuses detach, naming the file and the fix', async () => {
-    let dp = await fxdDataplane(n, up, d.dir);
-    const stateFile = join(dp.stateDir, 'dataplane-fxd.json');
+    let dp = await dataplaneOn(n, up, d.dir);
+    const stateFile = join(dp.stateDir, 'dataplane-edge.json');
     try {
       const att = vfplane(['dataplane', 'attach', '--socket', dp.socket, '--representor', rep, '--vni', '100', '--mac', '02:00:00:00:0b:01', '--netns', n.path]);
       expect(att.code, att.stderr).toBe(0);
@@ -46,7 +46,7 @@ describePrivileged('a state file that cannot be written', { root: true, commands
         const st = (await request(dp.socket, { op: 'status' })) as Status;
         expect(st.peers).toEqual([]);
         expect(st.attachments.map((a) => a.representor)).toEqual([rep]);
-        expect(n.sysctl(`net.ipv6.conf.${rep}.disable_ipv6`)).toBe('1'); // still the data plane's
+        expect(n.readSysctl(`net.ipv6.conf.${rep}.disable_ipv6`)).toBe('1'); // still the data plane's
         // Once writable, the same changes go through.
       } finally {
         spawnSync('chattr', ['-i', dp.stateDir]);
@@ -56,7 +56,7 @@ describePrivileged('a state file that cannot be written', { root: true, commands
       await dp.stop();
     }
     // A restart agrees with what status said.
-    dp = await fxdDataplane(n, up, d.dir);
+    dp = await dataplaneOn(n, up, d.dir);
     try {
       const st = (await request(dp.socket, { op: 'status' })) as Status;
       expect(st.peers.map((p) => p.vtep)).toEqual(['192.0.2.3']);

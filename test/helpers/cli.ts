@@ -42,3 +42,16 @@ export async function startDataplane(config: string, what = 'the data plane') {
   };
   return { proc, log, stop };
 }
+
+/** A data plane (AF_PACKET) on an uplink veth in `ns`: writes its config in `dir` (node
+ *  "edge"; `extra` fields merged in) and starts it. */
+export async function dataplaneOn(ns: { path: string }, uplink: string, dir: string, extra: Record<string, unknown> = {}) {
+  const { writeFileSync } = await import('node:fs');
+  const { join } = await import('node:path');
+  const config = join(dir, 'dp.json');
+  const socket = join(dir, 'dp.sock');
+  const stateDir = join(dir, 'state');
+  writeFileSync(config, JSON.stringify({ node: 'edge', backend: 'afpacket', uplink: { ifname: uplink, netns: ns.path, vtep: '192.0.2.1' }, stateDir, socket, ...extra }));
+  const dp = await startDataplane(config, 'the data plane');
+  return { ...dp, config, socket, stateDir };
+}

@@ -3,6 +3,9 @@
 // made is deleted after the suite, on process exit, and stale leftovers of dead test
 // processes are swept at start.
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { pidAlive } from '../../src/util/proc.js';
 
@@ -44,6 +47,11 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) {
 export class Netns {
   private constructor(readonly name: string) {}
 
+  /** Its path, as a CNI runtime or a data-plane config names it. */
+  get path(): string {
+    return `/run/netns/${this.name}`;
+  }
+
   static create(tag: string): Netns {
     const name = `${PREFIX}${process.pid}-${tag}${counter++}`;
     ip(['netns', 'add', name]);
@@ -68,6 +76,10 @@ export class Netns {
     this.exec('sysctl', ['-qw', `${key}=${value}`]);
   }
 
+  readSysctl(key: string): string {
+    return this.exec('sysctl', ['-n', key]).trim();
+  }
+
   mac(dev: string): string {
     const j = JSON.parse(this.ip(['-j', 'link', 'show', 'dev', dev])) as { address: string }[];
     return j[0]!.address;
@@ -87,6 +99,18 @@ export function ifname(tag: string): string {
 /** A veth pair with one end in each namespace. */
 export function vethPair(a: Netns, aName: string, b: Netns, bName: string): void {
   ip(['link', 'add', aName, 'netns', a.name, 'type', 'veth', 'peer', 'name', bName, 'netns', b.name]);
+}
+
+/** A veth pair with both ends in `ns`, the second up (the first is for a data plane). */
+export function vethIn(ns: Netns, a: string, b: string): void {
+  vethPair(ns, a, ns, b);
+  ns.ip(['link', 'set', b, 'up']);
+}
+
+/** A scratch directory for one suite or test (configs, state, sockets). */
+export function scratchDir(tag: string): { dir: string; remove(): void } {
+  const dir = mkdtempSync(join(tmpdir(), `vfplane-${tag}-`));
+  return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
 
