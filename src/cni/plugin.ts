@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import { AllocStore, DB_FILE, defaultStateDir, type Allocation } from '../alloc/store.js';
 import { describeOwner, parseOwner, type Owner } from '../alloc/owner.js';
 import { findPool, loadPools, poolVfs, type PoolSelector } from '../alloc/pool.js';
-import { addrsIn, hostNetnsPath, ipIn, linkIn, routesIn } from '../net/ip.js';
+import { addrsIn, hostNetnsPath, ipIn, linkIn, netnsId, routesIn } from '../net/ip.js';
 import { netRun, type NetOp } from '../net/netops.js';
 import { listVfs, resolveVf, vfSettingLimits } from '../sriov/discover.js';
 import { defaultSysfsRoot, openSysfs, SIM_MARKER, type Sysfs } from '../sriov/sysfs.js';
@@ -509,8 +509,7 @@ function ipam(ctx: CniContext, command: IpamCommand): Promise<CniResult | void> 
 function sameNetns(a: string, b: string): boolean {
   if (a === b) return true;
   try {
-    const x = fs.statSync(a), y = fs.statSync(b);
-    return x.dev === y.dev && x.ino === y.ino;
+    return netnsId(a) === netnsId(b);
   } catch {
     return false;
   }

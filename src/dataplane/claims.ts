@@ -5,6 +5,7 @@
 // not lose them: its next start claims them again with the values recorded by the first
 // claim (not the ones it finds, which are its own changes), and gives back the netdevs it
 // no longer uses (an uplink changed in the config, an attachment dropped meanwhile).
+import { netnsId } from '../net/ip.js';
 import { closeSync, existsSync, fstatSync, ftruncateSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { constants } from 'node:os';
 import { join } from 'node:path';
@@ -111,9 +112,9 @@ export const runDir = (): string => process.env.VFPLANE_RUN_DIR || '/run/vfplane
  *  directory only; two data planes on one netdev would both answer ARP for their VTEPs
  *  and each take the other's changes (disable_ipv6=1…) for the settings to give back. */
 function tryNetdevLock(ifname: string, ifindex: number, netns: string | undefined, about: string): { release(): void } | { heldBy: number | null; about: string } {
-  let ino: number;
+  let ino: string;
   try {
-    ino = statSync(netns ?? '/proc/self/ns/net').ino;
+    ino = netnsId(netns).split(':')[1]!;
   } catch (e) {
     throw systemError(`cannot read the network namespace ${netns ?? 'of this process'} of ${ifname}: ${(e as Error).message}; does it (still) exist?`);
   }

@@ -3,7 +3,7 @@
 // model here; every change rebuilds the spec and commits it as a new epoch, so workers
 // never stop. Changes made over the control socket persist in the state directory and
 // come back on restart. Bad requests get an error reply and change nothing.
-import { existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { isIP } from 'node:net';
 import { join, resolve } from 'node:path';
@@ -14,6 +14,7 @@ import { attachSchema, fdbSchema, formatVniRanges, macString, metricsAddr, peerS
 import { resolveTunnel } from '../packet/config.js';
 import { formatIp, isGroupMac, parseIp, parseMac } from '../util/addr.js';
 import { conflict, invalid, notFound, systemError, VfpError } from '../util/errors.js';
+import { netnsId } from '../net/ip.js';
 import { linkAddrs, type LinkAddrs } from '../net/netops.js';
 import { ClaimJournal, claimNetdev, givesBack, nodeLock, releaseLeftovers, releaseNetdev, type Claim } from './claims.js';
 import { AllocStore, DB_FILE } from '../alloc/store.js';
@@ -111,13 +112,6 @@ function refuseHostNetdev(l: LinkAddrs, what: string): void {
   if (held.length) {
     throw invalid(`${what} carries ${held.join(', ')}: the data plane takes the whole netdev and the host would lose those addresses' traffic; give the data plane a netdev of its own (a VF, or another port) or remove the addresses`);
   }
-}
-
-/** A network namespace's identity (its nsfs inode): two paths may name one namespace,
- *  and no path (the daemon's own) names the one this process runs in. */
-function netnsId(netns: string | undefined): string {
-  const st = statSync(netns ?? '/proc/self/ns/net');
-  return `${st.dev}:${st.ino}`;
 }
 
 /** Loopback is ifindex 1 in every namespace (LOOPBACK_IFINDEX), whatever it is called. */

@@ -1,7 +1,7 @@
 // The one place that changes links, addresses and network namespaces. It runs iproute2
 // with argv arrays (never a shell string) and turns its failures into errors that carry
 // the command and the kernel's message.
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { systemError } from '../util/errors.js';
 import { runSync, syncFailure } from '../util/spawn.js';
 
@@ -101,6 +101,14 @@ function nsenter(netnsPath: string, cmd: string[]): string {
   const why = syncFailure(r);
   if (why) throw systemError(`in ${netnsPath}: ${cmd.join(' ')}: ${why}`, { netns: netnsPath, args: cmd, stderr: why });
   return r.stdout;
+}
+
+/** A network namespace's identity, "dev:inode" of its nsfs file: two paths may name one
+ *  namespace (/run/netns/x, /var/run/netns/x, /proc/PID/ns/net), and no path means the
+ *  one this process runs in. Throws when the path does not exist. */
+export function netnsId(netnsPath?: string): string {
+  const st = statSync(netnsPath ?? '/proc/self/ns/net');
+  return `${st.dev}:${st.ino}`;
 }
 
 /** Runs `ip ARGS` inside the network namespace at NETNS_PATH. */
