@@ -237,6 +237,7 @@ export async function dpReload(o: ClientOpts): Promise<void> {
  *  all of it if one of them runs. */
 export async function dpUnclaim(o: { node?: string; stateDir?: string; json?: boolean }): Promise<void> {
   const { releaseLeftovers, stateJournals } = await import('../dataplane/claims.js');
+  const { recoverDpdkEnv } = await import('../dataplane/dpdk-env.js');
   const { conflict, invalid } = await import('../util/errors.js');
   const dir = o.stateDir ?? (process.env.VFPLANE_STATE_DIR || '/var/lib/vfplane');
   // Every journal's lock first: a running data plane's netdevs are its own, and then
@@ -248,7 +249,7 @@ export async function dpUnclaim(o: { node?: string; stateDir?: string; json?: bo
     if (live) throw conflict(`the data plane for node ${live.node} runs${live.heldBy ? ` (pid ${live.heldBy})` : ''}: its netdevs are in use, and it gives them back when it stops (SIGTERM)`);
     const bad = journals.find((x) => x.journal.unreadable);
     if (bad) throw invalid(`cannot read the claims journal ${bad.journal.unreadable}; what it held keeps what the killed run set (remove the file to go on without it)`);
-    for (const { node, journal } of journals) out.push({ node, released: await releaseLeftovers(journal, []) });
+    for (const { node, journal, dpdkEnv } of journals) out.push({ node, released: [...await releaseLeftovers(journal, []), ...recoverDpdkEnv(dpdkEnv)] });
   } finally {
     for (const x of journals) x.lock?.release();
   }

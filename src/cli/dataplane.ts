@@ -69,8 +69,8 @@ export function registerDataplane(program: Command): void {
     .action(async (o) => (await run()).dpExplain(o));
 
   dp.command('unclaim')
-    .description('give back the netdevs a data plane that was killed still holds (forwarding, IPv6, GRO it switched off), when it is not to be started again (a restart gives them back too)')
-    .option('--node <name>', 'only this node\'s data plane (default: every one with a claims journal in the state directory)', nodeFlag('--node'))
+    .description('give back what a data plane that was killed still holds (its netdevs\' forwarding, IPv6, GRO and promiscuous mode; a DPDK run\'s hugepages, hugetlbfs mount and EAL runtime dir), when it is not to be started again (a restart gives them back too)')
+    .option('--node <name>', 'only this node\'s data plane (default: every one with a journal in the state directory)', nodeFlag('--node'))
     .option('--state-dir <dir>', 'the state directory (env VFPLANE_STATE_DIR; default /var/lib/vfplane)', pathFlag('--state-dir'))
     .option('--json', 'print JSON on stdout', false)
     .action(async (o) => (await run()).dpUnclaim(o));

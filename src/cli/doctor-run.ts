@@ -134,10 +134,16 @@ async function heldByStopped(stateDir: string): Promise<Check[]> {
   } catch {
     return out; // no addon, or not root: the data plane checks above say so
   }
-  for (const { node, journal: j, running, lock } of journals) {
+  const { dpdkLeftovers, readDpdkEnvJournal } = await import('../dataplane/dpdk-env.js');
+  for (const { node, journal: j, dpdkEnv, running, lock } of journals) {
     lock?.release();
+    if (running) continue; // a running one's are its own
+    const env = readDpdkEnvJournal(dpdkEnv);
+    const left = env && !('unreadable' in env) ? dpdkLeftovers(env) : [];
+    if (env && 'unreadable' in env) out.push({ area: 'dataplane', name: `DPDK host changes of ${node}`, status: 'warn', detail: `unreadable journal ${env.unreadable}`, fix: 'remove it: hugepages or a mount a killed run left stay as they are' });
+    if (left.length) out.push({ area: 'dataplane', name: `DPDK host changes of ${node}`, status: 'warn', detail: `the DPDK data plane of node ${node} was killed and left ${left.join(', ')}`, fix: `start it again, or \`vfplane dataplane unclaim --node ${node}\`` });
     const held = j.list().map((r) => `${r.ifname}${r.netns ? ` (in ${r.netns})` : ''}`);
-    if (running || (!held.length && !j.unreadable)) continue; // a running one's are its own
+    if (!held.length && !j.unreadable) continue;
     out.push(j.unreadable
       ? { area: 'dataplane', name: `netdevs of ${node}`, status: 'warn', detail: `unreadable claims journal ${j.unreadable}`, fix: 'remove it: what it held keeps what the killed run set' }
       : { area: 'dataplane', name: `netdevs of ${node}`, status: 'warn', detail: `the data plane of node ${node} is not running and still holds ${held.join(', ')}: forwarding, IPv6 and GRO stay as it set them`, fix: `start it again, or \`vfplane dataplane unclaim --node ${node}\`` });

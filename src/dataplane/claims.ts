@@ -13,7 +13,9 @@ import { z } from 'zod';
 import { conflict, systemError } from '../util/errors.js';
 import { loadAddon } from './addon.js';
 import { DataPlane } from './dp.js';
+import { dpdkEnvJournal } from './dpdk-env.js';
 import { readSysctl } from '../net/ip.js';
+import { runSync } from '../util/spawn.js';
 import { RX_AGG_ALL, linkAddrs, netRun, rxAggNames, rxAggregation, type NetOp } from '../net/netops.js';
 
 const recordSchema = z.object({
@@ -24,6 +26,9 @@ const recordSchema = z.object({
   disableIpv6: z.string().nullable(),
   multicast: z.string().nullable(), // a group joined on the link for the data plane
   rxAgg: z.number().int(), // receive aggregation features (RX_AGG bits) that were on, to switch back on
+  // A DPDK vdev's netdev only (its PMD sets promiscuous mode by SIOCSIFFLAGS, which
+  // outlives a killed process): whether it was promiscuous before the claim.
+  promisc: z.boolean().optional(),
   since: z.string(), // when it was first claimed (ISO time), for the log
 });
 export type ClaimRecord = z.infer<typeof recordSchema>;
@@ -153,20 +158,21 @@ export function nodeLock(stateDir: string, node: string): { release(): void } {
  *  data plane runs: `heldBy` (its pid, or null when unknown) when it does, else `lock`,
  *  the node lock taken for the caller (who releases it; while held, no data plane of
  *  that node can start). What `vfplane dataplane unclaim` and `vfplane doctor` read. */
-export function stateJournals(stateDir: string, node?: string): { node: string; journal: ClaimJournal; running: boolean; heldBy: number | null; lock: { release(): void } | null }[] {
+export function stateJournals(stateDir: string, node?: string): { node: string; journal: ClaimJournal; dpdkEnv: string; running: boolean; heldBy: number | null; lock: { release(): void } | null }[] {
   let names: string[];
   try {
     names = readdirSync(stateDir);
   } catch {
     return [];
   }
-  const nodes = names.map((f) => /^claims-(.+)\.json$/.exec(f)?.[1]).filter((n): n is string => !!n && (node === undefined || n === node)).sort();
+  // A node's netdevs (claims-) and, for a DPDK run, its hugepages and mount (dpdk-env-).
+  const nodes = [...new Set(names.map((f) => /^(?:claims|dpdk-env)-(.+)\.json$/.exec(f)?.[1]))].filter((n): n is string => !!n && (node === undefined || n === node)).sort();
   const out: ReturnType<typeof stateJournals> = [];
   try {
     for (const n of nodes) {
       const l = tryNodeLock(stateDir, n);
       const running = 'heldBy' in l;
-      out.push({ node: n, journal: new ClaimJournal(stateDir, n), running, heldBy: running ? l.heldBy : null, lock: running ? null : l });
+      out.push({ node: n, journal: new ClaimJournal(stateDir, n), dpdkEnv: dpdkEnvJournal(stateDir, n), running, heldBy: running ? l.heldBy : null, lock: running ? null : l });
     }
   } catch (e) {
     for (const x of out) x.lock?.release();
@@ -209,10 +215,10 @@ export class ClaimJournal {
   /** Records a claim; throws (and records nothing) when the file cannot be written, so
    *  the caller changes nothing either. */
   put(r: ClaimRecord): void {
-    const { ifname, netns, ifindex, forwarding, disableIpv6, multicast, rxAgg, since } = r;
+    const { ifname, netns, ifindex, forwarding, disableIpv6, multicast, rxAgg, promisc, since } = r;
     const k = key(ifname, netns);
     const before = this.recs.get(k);
-    this.recs.set(k, { ifname, ...(netns ? { netns } : {}), ifindex, forwarding, disableIpv6, multicast, rxAgg, since });
+    this.recs.set(k, { ifname, ...(netns ? { netns } : {}), ifindex, forwarding, disableIpv6, multicast, rxAgg, ...(promisc !== undefined ? { promisc } : {}), since });
     try {
       this.save();
     } catch (e) {
@@ -255,21 +261,31 @@ export class ClaimJournal {
  *  With `multicast`, the link also receives that group: an IPv6 uplink's solicited-node
  *  group, which the kernel no longer joins for it (its IPv6 is off, and the data plane,
  *  not the kernel, answers for the VTEP). */
-export async function claimNetdev(journal: ClaimJournal, ifname: string, ifindex: number, netns?: string, multicast?: string): Promise<Claim> {
+export async function claimNetdev(journal: ClaimJournal, ifname: string, ifindex: number, netns?: string, multicast?: string, opts: { promisc?: boolean } = {}): Promise<Claim> {
   const ns = netns ?? null;
   const notes: string[] = [];
   // First of all: no other data plane holds it (whatever its node and state directory).
   const lock = tryNetdevLock(ifname, ifindex, netns, journal.about);
   if ('heldBy' in lock) throw heldElsewhere(ifname, netns, lock);
   try {
-    return await claimLocked(journal, ifname, ifindex, netns, multicast, ns, notes, lock);
+    return await claimLocked(journal, ifname, ifindex, netns, multicast, ns, notes, lock, opts);
   } catch (e) {
     lock.release();
     throw e;
   }
 }
 
-async function claimLocked(journal: ClaimJournal, ifname: string, ifindex: number, netns: string | undefined, multicast: string | undefined, ns: string | null, notes: string[], lock: { release(): void }): Promise<Claim> {
+/** IFF_PROMISC of a netdev in this process's namespace (a user's setting or another
+ *  holder's count: the flags do not tell them apart), or undefined when unreadable. */
+function promiscuous(ifname: string): boolean | undefined {
+  try {
+    return (Number.parseInt(readFileSync(`/sys/class/net/${ifname}/flags`, 'utf8'), 16) & 0x100) !== 0;
+  } catch {
+    return undefined;
+  }
+}
+
+async function claimLocked(journal: ClaimJournal, ifname: string, ifindex: number, netns: string | undefined, multicast: string | undefined, ns: string | null, notes: string[], lock: { release(): void }, opts: { promisc?: boolean }): Promise<Claim> {
   const prev = journal.find(ifname, netns);
   let claim: Claim;
   if (prev && prev.ifindex === ifindex) {
@@ -290,8 +306,10 @@ async function claimLocked(journal: ClaimJournal, ifname: string, ifindex: numbe
       disableIpv6: readSysctl(ns, `net/ipv6/conf/${ifname}/disable_ipv6`),
       multicast: multicast ?? null,
       rxAgg,
+      ...(opts.promisc && !netns ? { promisc: promiscuous(ifname) } : {}),
       since: new Date().toISOString(),
     };
+    if (claim.promisc === undefined) delete claim.promisc;
     journal.put(claim);
   }
   // Receive aggregation off: the data plane forwards frames as they arrive, and a frame
@@ -329,6 +347,7 @@ export function givesBack(r: ClaimRecord): string[] {
   if (r.disableIpv6 === '0') out.push('IPv6 on');
   if (r.rxAgg) out.push(`${rxAggNames(r.rxAgg).join(', ')} on`);
   if (r.multicast) out.push(`leaves group ${r.multicast}`);
+  if (r.promisc === false) out.push('promiscuous mode off');
   return out;
 }
 
@@ -351,6 +370,9 @@ export async function releaseNetdev(journal: ClaimJournal, c: ClaimRecord | null
   if (c.multicast) ops.push({ op: 'maddr', name: c.ifname, mac: c.multicast, join: false });
   try {
     await Promise.all([netRun(c.netns ?? null, ops), c.rxAgg ? rxAggregation(c.netns ?? null, c.ifname, { set: c.rxAgg }) : null]);
+    // A DPDK PMD switches it off when its port closes; one killed first did not. `promisc
+    // off` drops only a user's setting (SIOCSIFFLAGS), not other holders' counts.
+    if (c.promisc === false && !c.netns && promiscuous(c.ifname)) runSync('ip', ['link', 'set', 'dev', c.ifname, 'promisc', 'off']);
   } catch {
     // the netdev went away with its VF or namespace: nothing to give back
   }

@@ -19,7 +19,7 @@ import { linkAddrs, type LinkAddrs } from '../net/netops.js';
 import { ClaimJournal, claimNetdev, givesBack, nodeLock, releaseLeftovers, releaseNetdev, type Claim } from './claims.js';
 import { AllocStore, DB_FILE } from '../alloc/store.js';
 import { afXdpVdevWarning, afxdpChoice, dpdkChoice, netdevProfile, offloadTier, outerChecksums, vdevNetdev, type UplinkChoice } from './uplink-profile.js';
-import { prepareDpdkEnv, type DpdkEnv } from './dpdk-env.js';
+import { dpdkEnvJournal, prepareDpdkEnv, recoverDpdkEnv, type DpdkEnv } from './dpdk-env.js';
 
 export interface Logger {
   info(msg: string): void;
@@ -184,14 +184,14 @@ export class Daemon {
    *  refused if it carries the host's addresses, claimed (an IPv6 VTEP's solicited-node
    *  group joined on it). `what` names it in the refusal; `missing` is the error when it
    *  does not exist. */
-  private async takeUplinkNetdev(ifname: string, netns: string | undefined, what: string, missing: string): Promise<LinkAddrs> {
+  private async takeUplinkNetdev(ifname: string, netns: string | undefined, what: string, missing: string, promisc = false): Promise<LinkAddrs> {
     const l = await linkAddrs(netns ?? null, ifname);
     if (!l) throw notFound(missing);
     refuseHostNetdev(l, what);
     this.uplinkNetdev = { ifindex: l.ifindex, netns: netnsId(netns) };
     this.uplinkWatch = { ifname, ...(netns ? { netns } : {}), ifindex: l.ifindex };
     const vtep = this.cfg.uplink.vtep;
-    this.uplinkClaim = await claimNetdev(this.claims, ifname, l.ifindex, netns, isIP(vtep) === 6 ? solicitedNodeMac(vtep) : undefined);
+    this.uplinkClaim = await claimNetdev(this.claims, ifname, l.ifindex, netns, isIP(vtep) === 6 ? solicitedNodeMac(vtep) : undefined, { promisc });
     if (this.uplinkClaim.note) this.log.info(`uplink ${ifname}: ${this.uplinkClaim.note}`);
     return l;
   }
@@ -252,6 +252,10 @@ export class Daemon {
     }
     if (this.claims.unreadable) this.log.warn(`ignoring the unreadable claims journal ${this.claims.unreadable}: netdevs a killed run held keep what it set`);
     try {
+      // What a DPDK run of this node that was killed left (hugepages, its mount, the
+      // EAL's runtime dir) is given back first, whatever this run's backend: else it
+      // would be taken for the host's own and kept.
+      for (const m of recoverDpdkEnv(dpdkEnvJournal(c.stateDir, c.node))) this.log.info(m);
       if (c.backend === 'dpdk') {
         // The EAL first: workers created after it register with it (mempool caches).
         const dev = c.uplink.dev!;
@@ -260,6 +264,7 @@ export class Daemon {
           // The EAL's main lcore: the first worker's CPU, or 0 when it is not pinned (-1).
           cores: String(Math.max(c.cpus?.[0] ?? 0, 0)), stateDir: c.stateDir, hugepages: c.dpdk.hugepages,
           ...(isPci ? { pci: [dev] } : {}), filePrefix: `vfplane-${c.node}-${process.pid}`, warn: (m) => this.log.warn(m),
+          journal: dpdkEnvJournal(c.stateDir, c.node),
         });
         DataPlane.dpdkInit([...this.dpdkEnv.args, ...c.dpdk.eal]);
       }
@@ -272,7 +277,7 @@ export class Daemon {
         // A vdev on a kernel netdev takes that netdev as an AF_XDP or AF_PACKET uplink
         // would: the host's own interface is refused, and the netdev is claimed.
         const vdev = c.uplink.dev!.split(',')[0];
-        if (under) await this.takeUplinkNetdev(under, undefined, `uplink ${under} (under ${vdev})`, `the uplink ${vdev} sits on ${under}, which does not exist; check iface= in uplink.dev`);
+        if (under) await this.takeUplinkNetdev(under, undefined, `uplink ${under} (under ${vdev})`, `the uplink ${vdev} sits on ${under}, which does not exist; check iface= in uplink.dev`, true);
         const d = c.dpdk;
         this.uplink = this.dp.openPort('dpdk', {
           dev: c.uplink.dev, txOffloads: this.choice.dpdkTxOffloads!.bits, queues: c.workers,

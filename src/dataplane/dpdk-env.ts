@@ -2,9 +2,13 @@
 // hugetlbfs mounted (our own under the state dir when the host has none), and the EAL
 // argument list. Without hugepages it falls back to --no-huge with a warning. The
 // returned cleanup() undoes exactly what was done here and removes the EAL runtime dir.
+// With a journal file, what is about to change is written there first, so a process
+// killed before its cleanup (SIGKILL, the OOM killer) is undone by recoverDpdkEnv at the
+// next start or by `vfplane dataplane unclaim`, instead of being taken for the host's.
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, rmdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { z } from 'zod';
 import { invalid, systemError } from '../util/errors.js';
 
 export const NR_HUGEPAGES = '/proc/sys/vm/nr_hugepages';
@@ -30,6 +34,9 @@ export interface DpdkEnvOptions {
   noHugeMemMb?: number;
   /** Where warnings go (default: stderr). */
   warn?: (msg: string) => void;
+  /** A file to record what changes before it changes (see recoverDpdkEnv); removed by
+   *  cleanup. The caller holds a lock that makes it the file's only writer. */
+  journal?: string;
 }
 
 export interface DpdkEnv {
@@ -160,6 +167,16 @@ export function prepareDpdkEnv(o: DpdkEnvOptions): DpdkEnv {
   let fallback = plan.fallback;
   // The arguments are checked before the host changes (pages reserved, a mount made).
   buildEalArgs({ cores: o.cores, filePrefix, hugeDir, pci: o.pci, vdevs: o.vdevs, pmdDir: o.pmdDir, noHugeMemMb: o.noHugeMemMb });
+  // What may change, before it does: pages raised, a mount made, the EAL's runtime dir
+  // (made even without hugepages). A failed write stops here, with nothing changed.
+  if (o.journal) {
+    writeEnvJournal(o.journal, {
+      pid: process.pid, filePrefix, runtimeDir: ealRuntimeDir(filePrefix, isRoot), hugeDir,
+      nrHugepages: nr, raisedTo: hugeDir && plan.raiseTo !== undefined ? plan.raiseTo : null,
+      mount: hugeDir && plan.mountAt ? { dir: plan.mountAt, made: !existsSync(plan.mountAt) } : null,
+      since: new Date().toISOString(),
+    });
+  }
   try {
     if (hugeDir && plan.raiseTo === undefined) {
       // Enough reserved, but others may hold them (another DPDK process, files in a
@@ -202,6 +219,7 @@ export function prepareDpdkEnv(o: DpdkEnvOptions): DpdkEnv {
     }
   } catch (e) {
     for (const u of undo.reverse()) try { u(); } catch { /* best effort */ }
+    if (o.journal) rmSync(o.journal, { force: true });
     throw e;
   }
   if (!hugeDir) {
@@ -225,6 +243,120 @@ export function prepareDpdkEnv(o: DpdkEnvOptions): DpdkEnv {
     }
     rmSync(runtime, { recursive: true, force: true });
     for (const u of undo.reverse()) try { u(); } catch { /* best effort: keep undoing the rest */ }
+    // Last: a cleanup cut short leaves the record for recoverDpdkEnv.
+    if (o.journal) rmSync(o.journal, { force: true });
   };
   return { args, hugeDir, filePrefix, warnings, cleanup };
+}
+
+const envRecord = z.object({
+  pid: z.number().int(),
+  filePrefix: z.string().regex(/^[A-Za-z0-9_.-]+$/),
+  runtimeDir: z.string().startsWith('/'),
+  /** The hugetlbfs the EAL was given (the host's or ours), for files of its prefix. */
+  hugeDir: z.string().startsWith('/').nullable(),
+  /** nr_hugepages before, and what it was raised to (null: not raised). */
+  nrHugepages: z.number().int().nonnegative(),
+  raisedTo: z.number().int().positive().nullable(),
+  /** Our hugetlbfs mount, and whether its directory was made for it. */
+  mount: z.object({ dir: z.string().startsWith('/'), made: z.boolean() }).nullable(),
+  since: z.string(),
+});
+export type DpdkEnvRecord = z.infer<typeof envRecord>;
+
+/** The journal file of a data plane's DPDK host changes, in its state directory. */
+export const dpdkEnvJournal = (stateDir: string, node: string): string => join(stateDir, `dpdk-env-${node}.json`);
+
+function writeEnvJournal(path: string, r: DpdkEnvRecord): void {
+  try {
+    const tmp = `${path}.tmp`;
+    writeFileSync(tmp, JSON.stringify(r, null, 2) + '\n', { mode: 0o600 });
+    renameSync(tmp, path);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code ?? (e as Error).message;
+    throw systemError(`cannot write ${path} (${code}): the data plane records there the hugepages and mount it is about to change, to give them back should it be killed; make the state directory writable (and not full)`);
+  }
+}
+
+/** The record a process killed before its cleanup left in `journal`: null when none;
+ *  `{ unreadable }` when the file cannot be used. */
+export function readDpdkEnvJournal(journal: string): DpdkEnvRecord | { unreadable: string } | null {
+  if (!existsSync(journal)) return null;
+  try {
+    return envRecord.parse(JSON.parse(readFileSync(journal, 'utf8')));
+  } catch (e) {
+    return { unreadable: `${journal}: ${(e as Error).message.split('\n')[0]}` };
+  }
+}
+
+/** What a left record still holds on this host, in words (for doctor), or [] when
+ *  nothing of it is left. */
+export function dpdkLeftovers(r: DpdkEnvRecord): string[] {
+  const out: string[] = [];
+  const nr = Number(readFileSync(NR_HUGEPAGES, 'utf8').trim());
+  if (r.raisedTo !== null && nr === r.raisedTo && nr !== r.nrHugepages) out.push(`${r.raisedTo - r.nrHugepages} hugepages reserved (nr_hugepages ${r.nrHugepages} → ${r.raisedTo})`);
+  if (r.mount && isHugetlbMounted(r.mount.dir)) out.push(`a hugetlbfs mounted at ${r.mount.dir}`);
+  if (existsSync(r.runtimeDir)) out.push(`the EAL runtime directory ${r.runtimeDir}`);
+  return out;
+}
+
+const isHugetlbMounted = (dir: string): boolean => parseHugetlbMounts(readFileSync('/proc/mounts', 'utf8')).some((m) => m.dir === dir);
+
+/** Undoes what a DPDK process recorded in `journal` and did not undo itself (it was
+ *  killed): files of its prefix, its EAL runtime dir, our hugetlbfs mount, and the
+ *  hugepages it reserved (only while nr_hugepages is still what it set: a value changed
+ *  since is someone else's). Removes the journal. The caller holds the lock that
+ *  process held (so it is dead). Returns what was done, for the log. */
+export function recoverDpdkEnv(journal: string): string[] {
+  const r = readDpdkEnvJournal(journal);
+  if (!r) return [];
+  if ('unreadable' in r) {
+    rmSync(journal, { force: true });
+    return [`removed the unreadable DPDK journal ${r.unreadable}: hugepages or a mount a killed run left stay as they are`];
+  }
+  const out: string[] = [];
+  const who = `a DPDK run (pid ${r.pid}, since ${r.since}) that did not stop cleanly`;
+  if (r.hugeDir && existsSync(r.hugeDir)) {
+    try {
+      for (const f of readdirSync(r.hugeDir)) if (f.startsWith(`${r.filePrefix}map_`)) rmSync(join(r.hugeDir, f), { force: true });
+    } catch { /* not ours to list */ }
+  }
+  if (existsSync(r.runtimeDir)) {
+    try {
+      rmSync(r.runtimeDir, { recursive: true, force: true });
+      out.push(`removed the EAL runtime directory ${r.runtimeDir} of ${who}`);
+    } catch (e) {
+      out.push(`could not remove the EAL runtime directory ${r.runtimeDir} of ${who} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+    }
+  }
+  // Failures here are said, not thrown: the record goes either way (what it names stays
+  // as it is, as without a journal), and the start goes on.
+  if (r.mount && isHugetlbMounted(r.mount.dir)) {
+    try {
+      try {
+        execFileSync('umount', [r.mount.dir], { stdio: 'ignore' });
+      } catch {
+        execFileSync('umount', ['-l', r.mount.dir], { stdio: 'ignore' }); // still mapped by someone: detach
+      }
+      if (r.mount.made) rmSync(r.mount.dir, { recursive: true, force: true });
+      out.push(`unmounted the hugetlbfs at ${r.mount.dir} that ${who} mounted`);
+    } catch (e) {
+      out.push(`could not unmount the hugetlbfs at ${r.mount.dir} that ${who} mounted (${(e as Error).message.split('\n')[0]}); as root: umount ${r.mount.dir}`);
+    }
+  }
+  if (r.raisedTo !== null) {
+    const nr = Number(readFileSync(NR_HUGEPAGES, 'utf8').trim());
+    if (nr === r.raisedTo && nr !== r.nrHugepages) {
+      try {
+        writeFileSync(NR_HUGEPAGES, String(r.nrHugepages));
+        out.push(`gave back the hugepages ${who} reserved (nr_hugepages ${r.raisedTo} → ${r.nrHugepages})`);
+      } catch (e) {
+        out.push(`could not give back the hugepages ${who} reserved (${(e as NodeJS.ErrnoException).code ?? (e as Error).message}); as root: echo ${r.nrHugepages} > ${NR_HUGEPAGES}`);
+      }
+    } else if (nr !== r.nrHugepages) {
+      out.push(`left nr_hugepages at ${nr}: ${who} raised it from ${r.nrHugepages} to ${r.raisedTo}, and it has changed since`);
+    }
+  }
+  rmSync(journal, { force: true });
+  return out;
 }

@@ -1,9 +1,10 @@
 // The dpdk backend's data plane when its config or the host is not as it should be: what
 // vfplane sets in the EAL itself, the CPUs it pins, a vdev under another driver name on
-// a netdev the host uses, and what a DPDK vdev changes on its netdev (promiscuous mode).
+// a netdev the host uses, and what a DPDK vdev changes on its netdev (promiscuous mode)
+// and on the host (hugepages, a hugetlbfs, the EAL's runtime dir), also when it is killed.
 // Real daemons, real veths, the host's hugepage count and mounts checked after.
 import { spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -43,6 +44,8 @@ const built = features.dpdk?.built || process.env.CI;
   });
   afterAll(() => {
     d?.kill('SIGKILL');
+    // A failed kill test leaves what it reserved and mounted.
+    vfplane(['dataplane', 'unclaim', '--state-dir', join(dir, 'killed')], { timeoutMs: 30000 });
     spawnSync('ip', ['link', 'del', up]);
     peer?.destroy();
     rmSync(dir, { recursive: true, force: true });
@@ -62,6 +65,60 @@ const built = features.dpdk?.built || process.env.CI;
     expect(dp.proc.exitCode, dp.log()).toBe(0);
     expect(promiscuity()).toBe(0);
   }, 60000);
+
+  it('killed: its hugepages, hugetlbfs, EAL runtime dir and promiscuous mode are given back by `dataplane unclaim` or by its next start', async () => {
+    const before = host();
+    const want = Number(before.pages) + 64; // more than the host has: this run reserves them
+    const state = join(dir, 'killed');
+    const changed = { pages: String(want), huge: [expect.stringContaining(`${join(state, 'hugepages')} hugetlbfs`)] };
+    const kill = async () => {
+      const dp = await startDataplane(config('killed', { dpdk: { hugepages: want } }));
+      d = dp.proc;
+      expect(dp.log()).toContain('control socket');
+      await dp.stop('SIGKILL');
+      d = null;
+      const runtime = `/var/run/dpdk/vfplane-dckilled-${dp.proc.pid}`;
+      // What a kill leaves: nothing ran its cleanup.
+      expect(host()).toEqual(changed);
+      expect(existsSync(runtime)).toBe(true);
+      expect(promiscuity()).toBe(1);
+      return runtime;
+    };
+
+    const first = await kill();
+    const doctor = vfplane(['doctor', '--json', '--state-dir', state], { timeoutMs: 60000 });
+    const warned = (JSON.parse(doctor.stdout) as { checks: { name: string; detail: string; fix?: string }[] }).checks.find((c) => c.name === 'DPDK host changes of dckilled');
+    expect(warned?.detail).toBe(`the DPDK data plane of node dckilled was killed and left ${want - Number(before.pages)} hugepages reserved (nr_hugepages ${before.pages} → ${want}), a hugetlbfs mounted at ${join(state, 'hugepages')}, the EAL runtime directory ${first}`);
+    expect(warned?.fix).toBe('start it again, or `vfplane dataplane unclaim --node dckilled`');
+    const un = vfplane(['dataplane', 'unclaim', '--node', 'dckilled', '--state-dir', state], { timeoutMs: 30000 });
+    expect(un.code, un.stderr).toBe(0);
+    expect(un.stdout).toContain(`removed the EAL runtime directory ${first}`);
+    expect(un.stdout).toContain(`unmounted the hugetlbfs at ${join(state, 'hugepages')}`);
+    expect(un.stdout).toContain(`(nr_hugepages ${want} → ${before.pages})`);
+    expect(un.stdout).toMatch(/gave .* back the settings it had before/);
+    expect(host()).toEqual(before);
+    expect(existsSync(first)).toBe(false);
+    expect(promiscuity()).toBe(0);
+
+    // Killed again, then started without hugepages: the start gives back what the
+    // killed run reserved (not taking it for the host's), and its own stop the rest.
+    const second = await kill();
+    const dp = await startDataplane(config('killed', { dpdk: { hugepages: 0 } }));
+    d = dp.proc;
+    try {
+      expect(dp.log()).toContain(`gave back the hugepages a DPDK run (pid ${second.split('-').pop()}`);
+      expect(dp.log()).toContain(`unmounted the hugetlbfs at ${join(state, 'hugepages')}`);
+      expect(host()).toEqual(before);
+      expect(existsSync(second)).toBe(false);
+    } finally {
+      await dp.stop();
+      d = null;
+    }
+    expect(dp.proc.exitCode, dp.log()).toBe(0);
+    expect(host()).toEqual(before);
+    expect(promiscuity()).toBe(0);
+    expect(existsSync(join(state, 'dpdk-env-dckilled.json'))).toBe(false);
+  }, 120000);
 
   it('refuses before anything changes: a CPU that is not online, a vdev alias on a netdev the host uses', () => {
     const before = host();
