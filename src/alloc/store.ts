@@ -397,6 +397,15 @@ export class AllocStore {
     }
   }
 
+  /** Runs fn while no other process can allocate or release (the store's write lock,
+   *  in an IMMEDIATE transaction): for a change to VFs that checks who holds them first,
+   *  which an allocation between the check and the change would escape (its VF changed
+   *  under it, and the change recorded as its original state). fn may read the store
+   *  (get, list) but must be quick: writers wait for it, up to their busy timeout. */
+  exclusive<T>(what: string, fn: () => T): T {
+    return this.write(what, fn);
+  }
+
   private read<T>(what: string, fn: () => T): T {
     this.checkOpen();
     try {

@@ -33,17 +33,35 @@ function storeRw(o: Common): AllocStore {
  *  that cannot be reached (the state directory is a file, or not readable by this user)
  *  is an error: read as "nothing allocated", vf config would skip its holder check. */
 function storeRo(o: Common): AllocStore | undefined {
+  return storeExists(o) ? AllocStore.open(stateDirOf(o)) : undefined;
+}
+
+/** Whether the store exists; an error when that cannot be told. */
+function storeExists(o: Common): boolean {
   const dir = stateDirOf(o);
   const db = path.join(dir, DB_FILE);
   try {
     fs.statSync(db);
+    return true;
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') return undefined;
+    if (code === 'ENOENT') return false;
     const why = code === 'ENOTDIR' ? `${dir} is not a directory` : code === 'EACCES' ? `this user may not read ${dir}` : `${code ?? (e as Error).message}`;
     throw systemError(`cannot read the allocation store ${db}: ${why}; give the state directory (--state-dir, $VFPLANE_STATE_DIR) ${code === 'EACCES' ? 'and run as a user that may read it (root)' : 'that holds the store'}`);
   }
-  return AllocStore.open(dir);
+}
+
+/** Runs `fn`, a change to VFs that checks their holders, while no allocation or release
+ *  can happen: a `vf alloc` or CNI ADD between the check and the change would get a VF
+ *  changed under it. The store is made if there is none (an allocator may be making it). */
+function withHolders<T>(o: Common, what: string, fn: (holder: (pci: string) => string | undefined) => T): T {
+  storeExists(o); // a state directory that cannot be read is an error, not "nobody holds it"
+  const store = storeRw(o);
+  try {
+    return store.exclusive(what, () => fn(holderOf(store)));
+  } finally {
+    store.close();
+  }
 }
 
 function holderOf(store: AllocStore | undefined) {
@@ -80,9 +98,7 @@ export async function pfList(o: Common): Promise<void> {
 
 export async function pfSetNumVfs(o: Common & { force?: boolean }, pfRef: string, n: number): Promise<void> {
   const sysfs = await sysfsOf(o);
-  const store = storeRo(o);
-  const r = setNumVfs(sysfs, pfRef, n, { force: o.force, holder: holderOf(store) });
-  store?.close();
+  const r = withHolders(o, `set-numvfs ${pfRef}`, (holder) => setNumVfs(sysfs, pfRef, n, { force: o.force, holder }));
   if (o.json) return printJson(r);
   console.log(r.changed ? `${pfRef} (${r.pf}): ${r.before} → ${r.after} VFs` : `${pfRef} (${r.pf}) already has ${r.after} VFs; nothing changed`);
 }
@@ -305,22 +321,14 @@ export async function vfConfig(o: Common & VfConfig & { vlanProto?: '802.1Q' | '
   }
   if (Object.keys(change).length === 0) throw invalid('nothing to change: pass at least one of --mac --vlan --qos --vlan-proto --trust --spoofchk --link-state --min-tx-rate --max-tx-rate --mtu');
   const sysfs = await sysfsOf(o);
-  const store = storeRo(o);
-  let r;
-  try {
-    r = configVf(sysfs, ref, change, { force: o.force, holder: holderOf(store) });
-  } finally {
-    store?.close();
-  }
+  const r = withHolders(o, `vf config ${ref}`, (holder) => configVf(sysfs, ref, change, { force: o.force, holder }));
   if (o.json) return printJson(r);
   console.log(`${r.pci}: set ${r.changed.join(', ')}`);
 }
 
 export async function vfBind(o: Common & { driver: string; force?: boolean }, ref: string): Promise<void> {
   const sysfs = await sysfsOf(o);
-  const store = storeRo(o);
-  const r = bindVf(sysfs, ref, o.driver, { force: o.force, holder: holderOf(store) });
-  store?.close();
+  const r = withHolders(o, `vf bind ${ref}`, (holder) => bindVf(sysfs, ref, o.driver, { force: o.force, holder }));
   if (o.json) return printJson(r);
   console.log(r.changed ? `${r.pci}: ${dash(r.before)} → ${r.after}${r.vfioDevice ? ` (${r.vfioDevice})` : r.netdev ? ` (netdev ${r.netdev})` : ''}` : `${r.pci} is already bound to ${r.after}`);
 }

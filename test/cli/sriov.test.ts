@@ -1,11 +1,11 @@
 // The operator CLI (pf, vf, gc, sim) run as a user runs it, against a simulated NIC with
 // real netdevs and a real allocation store; bad input is refused and changes nothing.
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync, readdirSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { vfplane } from '../helpers/cli.js';
+import { BIN, vfplane } from '../helpers/cli.js';
 import { describePrivileged } from '../helpers/privileged.js';
 import { Netns } from '../helpers/netns.js';
 import { simPrefix, simRoot, sweepStaleSims } from '../helpers/sim.js';
@@ -157,6 +157,33 @@ describePrivileged('operator CLI on a simulated NIC', { netns: true }, () => {
     expect(held('0000:5e:02.3')).toMatchObject({ allocation: null, settings: { vlan: 0 } });
     expect(json(['gc']).filter((x: any) => x.released).map((x: any) => x.pci)).toEqual(['0000:5e:02.2']);
     expect(held('0000:5e:02.2')).toMatchObject({ allocation: null, settings: { vlan: 0 } });
+  });
+
+  it('vf config waits for an allocation in progress, then refuses the VF it took (no change between the holder check and the change)', async () => {
+    const pci = '0000:5e:02.1';
+    const mac = json(['vf', 'show', pci]).settings.mac;
+    const go = join(state, 'go-config');
+    const started = (args: string[], env: Record<string, string> = {}) => {
+      const p = spawn(process.execPath, [BIN, ...args, ...g], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+      let err = '';
+      p.stderr!.on('data', (d) => { err += d; });
+      const done = new Promise<{ code: number | null; stderr: string }>((r) => p.on('close', (code) => r({ code, stderr: err })));
+      return { p, done };
+    };
+    // An allocation that sits inside its transaction (the store's test hook) until `go`.
+    const alloc = started(['vf', 'alloc', '--pci', pci, '--owner', 'ns1/racer', '--ifname', 'net1'], { VFPLANE_TEST_PAUSE_IN_TXN: go });
+    for (let i = 0; i < 1500 && !existsSync(`${go}.in-txn`); i++) await new Promise((r) => setTimeout(r, 10));
+    expect(existsSync(`${go}.in-txn`)).toBe(true);
+    const config = started(['vf', 'config', pci, '--mac', '02:00:00:00:77:01']);
+    const early = await Promise.race([config.done, new Promise((r) => setTimeout(() => r('waiting'), 1500))]);
+    expect(early).toBe('waiting'); // it waits for the allocation, not reading the store before it commits
+    writeFileSync(go, '');
+    expect((await alloc.done).code).toBe(0);
+    const c = await config.done;
+    expect(c.code, c.stderr).toBe(1);
+    expect(c.stderr).toContain(`VF ${pci} is allocated to pod ns1/racer (net1); release it first, or pass --force`);
+    expect(json(['vf', 'show', pci]).settings.mac).toBe(mac);
+    json(['vf', 'release', pci, '--owner', 'ns1/racer']);
   });
 
   it('a state directory that cannot be read is an error, not "nothing allocated" (vf config would skip its holder check)', () => {
