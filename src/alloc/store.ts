@@ -274,10 +274,20 @@ export class AllocStore {
       throw systemError(`cannot create the state directory ${dir}: ${(e as Error).message}; ${hint}`, { dir });
     }
     let db: Database.Database;
+    let whole = true; // made whole (or found): an empty file is then a damaged store
     try {
+      if (!fs.existsSync(file)) whole = AllocStore.create(dir, file);
       db = new Database(file);
     } catch (e) {
+      const t = AllocStore.translate(e, file, busyTimeoutMs, 'creating it'); // SQLite's, said plainly
+      if (t !== e || e instanceof VfpError) throw t;
       throw systemError(`cannot open the allocation store ${file}: ${(e as Error).message}; check that the directory is writable by this user, or ${hint}`, { file });
+    }
+    if (whole && fs.statSync(file).size === 0) {
+      db.close();
+      // Never a store being made (see create): one truncated by a crash of its
+      // filesystem or a stray `>`. Taken for a new store, every VF would look free.
+      throw systemError(`the allocation store ${file} is empty (0 bytes), so what it recorded is lost; move it aside and retry, then check who uses which VF (\`vfplane vf list\`, and \`vfplane gc\` once the pods' VFs are allocated again)`, { file });
     }
     try {
       db.pragma(`busy_timeout = ${Math.max(0, Math.floor(busyTimeoutMs))}`);
@@ -305,6 +315,37 @@ export class AllocStore {
       }
     }
     return new AllocStore(db, dir, file, busyTimeoutMs, opts.historyKeep ?? DEFAULT_HISTORY_KEEP, pause, lock);
+  }
+
+  /** Makes a store whole under a temporary name and links it into place, so that no
+   *  process ever opens a store half made (SQLite makes an empty file first, and a
+   *  reader then would take it for a new store). A store another process linked first
+   *  wins. False where the filesystem has no hard links: the file is then left for
+   *  SQLite to make in place, as before. */
+  private static create(dir: string, file: string): boolean {
+    const tmp = path.join(dir, `.${DB_FILE}.${process.pid}.new`);
+    const gone = () => { for (const f of [tmp, `${tmp}-wal`, `${tmp}-shm`]) fs.rmSync(f, { force: true }); };
+    gone();
+    try {
+      const db = new Database(tmp);
+      try {
+        db.pragma('journal_mode = WAL'); // recorded in the file: every opener gets it
+        AllocStore.migrate(db, tmp);
+      } finally {
+        db.close(); // checkpoints: the whole store is in tmp now
+      }
+      try {
+        fs.linkSync(tmp, file);
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        if (code === 'EEXIST') return true; // another process made it first
+        if (code === 'EPERM' || code === 'ENOTSUP' || code === 'EOPNOTSUPP') return false;
+        throw e;
+      }
+      return true;
+    } finally {
+      gone();
+    }
   }
 
   private static migrate(db: Database.Database, file: string): void {

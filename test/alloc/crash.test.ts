@@ -56,6 +56,30 @@ async function waitFor(file: string, ms = 15_000): Promise<void> {
   }
 }
 
+describe('a new store', () => {
+  it('8 processes opening a state directory with no store at once: one store, made whole before anyone sees it; 8 VFs, one each', async () => {
+    const fresh = path.join(dir, 'fresh');
+    const eight = syntheticVfs(8);
+    const code = `
+      import { AllocStore } from ${JSON.stringify(STORE_JS)};
+      const s = AllocStore.open(${JSON.stringify(fresh)});
+      const a = s.allocate({ candidates: ${JSON.stringify(eight)}, owner: { containerId: 'c' + process.pid, ifname: 'net1' } });
+      process.stdout.write(a.pci + '\\n');
+      s.close();`;
+    const kids = Array.from({ length: 8 }, () => spawn(process.execPath, ['--input-type=module', '-e', code], { stdio: ['ignore', 'pipe', 'pipe'] }));
+    const results = await Promise.all(kids.map(async (c) => {
+      let out = '', err = '';
+      c.stdout!.on('data', (d) => { out += d; });
+      c.stderr!.on('data', (d) => { err += d; });
+      const [exit] = await once(c, 'close');
+      return { exit, out: out.trim(), err };
+    }));
+    for (const r of results) expect(r.exit, r.err).toBe(0);
+    expect(new Set(results.map((r) => r.out)).size).toBe(8);
+    expect(fs.readdirSync(fresh).filter((f) => f.endsWith('.new'))).toEqual([]);
+  });
+});
+
 describe('crash safety', () => {
   it('a process SIGKILLed after its INSERT, before COMMIT, leaves no row and no lock', async () => {
     const go = path.join(dir, 'go');

@@ -250,6 +250,22 @@ describe('AllocStore', () => {
     expect(e.message).toContain('move it aside');
   });
 
+  it('refuses a store cut to zero bytes instead of taking it for a new one (every VF would look free), and leaves it as it is', () => {
+    const cut = path.join(dir, 'cut');
+    fs.mkdirSync(cut);
+    fs.writeFileSync(path.join(cut, DB_FILE), '');
+    const e = err(() => AllocStore.open(cut));
+    expect(e.kind).toBe('system');
+    expect(e.message).toBe(`the allocation store ${path.join(cut, DB_FILE)} is empty (0 bytes), so what it recorded is lost; move it aside and retry, then check who uses which VF (\`vfplane vf list\`, and \`vfplane gc\` once the pods' VFs are allocated again)`);
+    expect(fs.statSync(path.join(cut, DB_FILE)).size).toBe(0);
+    expect(fs.readdirSync(cut)).toEqual([DB_FILE]); // no WAL, no lock, no temp file
+    // A new store is made whole before it appears under its name.
+    const fresh = AllocStore.open(path.join(dir, 'fresh'));
+    fresh.close();
+    expect(fs.statSync(path.join(dir, 'fresh', DB_FILE)).size).toBeGreaterThan(0);
+    expect(fs.readdirSync(path.join(dir, 'fresh')).filter((f) => f.endsWith('.new'))).toEqual([]);
+  });
+
   it('says which state directory cannot be created and what to pass instead', () => {
     const file = path.join(dir, 'a-file');
     fs.writeFileSync(file, '');
