@@ -90,10 +90,22 @@ export async function runDemo(o: DemoOpts): Promise<void> {
     iperfServer?.kill('SIGKILL');
     return (tearing ??= topo.down());
   };
+  let signalled: NodeJS.Signals | null = null;
   const onSignal = (sig: NodeJS.Signals) => {
+    signalled = sig;
     say(`\n${sig}: tearing the demo down`);
     void teardown().then(() => process.exit(sig === 'SIGINT' ? 130 : 143));
   };
+  // Ctrl-C reaches the whole process group: a child (vfplane-cni, ping, iperf3) dies of
+  // it, or cuts its work short, and its step fails, while this process's own handler has
+  // not run yet (the children run synchronously, the handler waits for the event loop).
+  // A step that failed lets it run first: after a signal, the demo stops as interrupted
+  // (onSignal tears down and exits), not as failed.
+  const interrupted = async (): Promise<boolean> => {
+    if (!signalled) await new Promise((r) => setTimeout(r, 50));
+    return signalled !== null;
+  };
+  const INTERRUPTED = new Error('interrupted');
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
   try {
@@ -108,24 +120,26 @@ export async function runDemo(o: DemoOpts): Promise<void> {
 
     say('3. traffic');
     const checks: { what: string; expect: 'reach' | 'isolated'; received: number; sent: number; ok: boolean; rttMs?: number }[] = [];
-    const check = (what: string, from: string, to: string, expect: 'reach' | 'isolated') => {
+    const check = async (what: string, from: string, to: string, expect: 'reach' | 'isolated') => {
       const r = topo.ping(from, to, 4);
       const ok = expect === 'reach' ? r.received >= 3 : r.received === 0;
+      if (await interrupted()) throw INTERRUPTED; // a ping cut short by Ctrl-C counts nothing
       const rtt = r.rtts.length ? r.rtts.slice(1).concat(r.rtts[0]!).sort((x, y) => x - y)[Math.floor(r.rtts.length / 2)] : undefined;
       checks.push({ what, expect, received: r.received, sent: 4, ok, ...(rtt !== undefined ? { rttMs: rtt } : {}) });
       say(`  ${ok ? 'ok  ' : 'FAIL'} ${what}: ${r.received}/4 replies${expect === 'isolated' ? ' (must be 0)' : ''}`);
     };
-    check('a1 → b1, VNI 100 across nodes', 'a1', '10.100.0.2', 'reach');
-    check('a2 → b2, VNI 200 across nodes', 'a2', '10.100.0.3', 'reach');
-    check('b2 (VNI 200) → a1 (VNI 100)', 'b2', '10.100.0.1', 'isolated');
-    check('a1 (VNI 100) → a2 (VNI 200), same node', 'a1', '10.100.0.4', 'isolated');
-    if (o.kernelNode) check('a1 → kernel node vx0 (VNI 100)', 'a1', '10.100.0.9', 'reach');
+    await check('a1 → b1, VNI 100 across nodes', 'a1', '10.100.0.2', 'reach');
+    await check('a2 → b2, VNI 200 across nodes', 'a2', '10.100.0.3', 'reach');
+    await check('b2 (VNI 200) → a1 (VNI 100)', 'b2', '10.100.0.1', 'isolated');
+    await check('a1 (VNI 100) → a2 (VNI 200), same node', 'a1', '10.100.0.4', 'isolated');
+    if (o.kernelNode) await check('a1 → kernel node vx0 (VNI 100)', 'a1', '10.100.0.9', 'reach');
 
     // TCP: one iperf3 stream a1 → b1.
     const server = spawn('ip', ['netns', 'exec', topo.pods.get('b1')!.netns, 'iperf3', '-s', '-p', '5201'], { stdio: 'ignore' });
     iperfServer = server;
     await new Promise((r) => setTimeout(r, 400));
     const tcp = topo.exec('a1', ['iperf3', '-c', '10.100.0.2', '-p', '5201', '-t', String(o.seconds), '-J'], (o.seconds + 20) * 1000);
+    if (await interrupted()) throw INTERRUPTED;
     let tcpGbps: number | null = null;
     try {
       tcpGbps = (JSON.parse(tcp.stdout) as { end: { sum_received: { bits_per_second: number } } }).end.sum_received.bits_per_second / 1e9;
@@ -143,6 +157,7 @@ export async function runDemo(o: DemoOpts): Promise<void> {
     const t0 = process.hrtime.bigint();
     const udp = topo.exec('a1', ['iperf3', '-c', '10.100.0.2', '-p', '5201', '-u', '-l', '64', '-b', '0', '-t', String(o.seconds), '-J'], (o.seconds + 20) * 1000);
     const secs = Number(process.hrtime.bigint() - t0) / 1e9;
+    if (await interrupted()) throw INTERRUPTED;
     const after = await nodeCounters(topo);
     server.kill();
     const encapMpps = (after.a!.encap - before.a!.encap) / secs / 1e6;
@@ -179,6 +194,8 @@ export async function runDemo(o: DemoOpts): Promise<void> {
     }
     if (failed.length) process.exitCode = 1;
   } catch (e) {
+    // Interrupted: onSignal tears down and exits (130/143); nothing failed to report.
+    if (e === INTERRUPTED || (await interrupted())) return await new Promise<never>(() => undefined);
     const logs = [...topo.nodes.values()].flatMap((n) => n.stderr.slice(-20).map((l) => `  [${n.spec.name}] ${l}`));
     if (logs.length) process.stderr.write(`data-plane logs:\n${logs.join('\n')}\n`);
     throw e;

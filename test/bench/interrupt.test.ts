@@ -1,5 +1,6 @@
-// Long commands interrupted as a terminal, timeout(1) or a CI runner does it (SIGTERM to
-// the vfplane process alone): what they reserved, mounted and started must be gone after,
+// Long commands interrupted as timeout(1) or a CI runner does it (SIGTERM to the vfplane
+// process alone) or as a terminal's Ctrl-C does (SIGINT to its whole process group, its
+// children too): what they reserved, mounted and started must be gone after,
 // and the exit status says it was a signal (143). A `finally` is not enough: the signal's
 // default action ends the process before it runs.
 import { spawn, spawnSync } from 'node:child_process';
@@ -13,9 +14,11 @@ import { describePrivileged } from '../helpers/privileged.js';
 const pgrep = (pattern: string) => (spawnSync('pgrep', ['-f', pattern], { encoding: 'utf8' }).stdout ?? '').trim();
 const hugeMounts = () => readFileSync('/proc/mounts', 'utf8').split('\n').filter((l) => l.includes('hugetlbfs') && l.includes('vfplane-bench-'));
 
-/** Starts `vfplane ARGS`, waits until ready() holds, SIGTERMs it, and returns its exit status and stderr. */
-async function interrupt(args: string[], ready: (stderr: string) => boolean, timeoutMs = 60000): Promise<{ code: number | null; stderr: string }> {
-  const p = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+/** Starts `vfplane ARGS`, waits until ready() holds, SIGTERMs it (or, with `ctrlC`,
+ *  SIGINTs its whole process group, as a terminal's Ctrl-C does), and returns its exit
+ *  status and stderr. */
+async function interrupt(args: string[], ready: (stderr: string) => boolean, timeoutMs = 60000, ctrlC = false): Promise<{ code: number | null; stderr: string; pid: number }> {
+  const p = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'ignore', 'pipe'], detached: ctrlC });
   let stderr = '';
   p.stderr.on('data', (d) => (stderr += d));
   const exited = new Promise<number | null>((r) => p.once('exit', (c) => r(c)));
@@ -24,8 +27,9 @@ async function interrupt(args: string[], ready: (stderr: string) => boolean, tim
     if (Date.now() - t0 > timeoutMs || p.exitCode !== null) throw new Error(`never got ready: ${stderr.slice(-500)}`);
     await new Promise((r) => setTimeout(r, 100));
   }
-  p.kill('SIGTERM');
-  return { code: await exited, stderr };
+  if (ctrlC) process.kill(-p.pid!, 'SIGINT');
+  else p.kill('SIGTERM');
+  return { code: await exited, stderr, pid: p.pid! };
 }
 
 describe.sequential('interrupted long commands clean up', () => {
@@ -72,6 +76,18 @@ describe.sequential('interrupted long commands clean up', () => {
       expect(r.code, r.stderr).toBe(143);
       await new Promise((res) => setTimeout(res, 300));
       expect(pgrep('iperf3 -s -p 5201')).toBe(before);
+    }, 150000);
+
+    it.each([
+      ['while pods get VFs', (e: string) => e.includes('2. pods get VFs')],
+      ['during its TCP traffic', (e: string) => e.includes('3. traffic') && pgrep('iperf3 -c 10.100.0.2') !== ''],
+    ])('Ctrl-C (SIGINT to its process group) %s: exits 130 as interrupted, reports no failure, and leaves no namespace', async (_, ready) => {
+      const r = await interrupt(['demo', '--seconds', '4'], ready, 120000, true);
+      expect(r.code, r.stderr).toBe(130);
+      expect(r.stderr).toContain('SIGINT: tearing the demo down');
+      expect(r.stderr).not.toMatch(/failed|error|FAIL/i);
+      const prefix = `d${(r.pid % 1_679_616).toString(36)}-`;
+      expect(spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).stdout.split('\n').filter((l) => l.startsWith(prefix))).toEqual([]);
     }, 150000);
   });
 });
