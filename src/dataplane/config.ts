@@ -8,6 +8,7 @@ import { z } from 'zod';
 import { invalid, notFound } from '../util/errors.js';
 import { formatIp, formatMac, parseIp, parseMac } from '../util/addr.js';
 import { NODE_NAME } from '../util/names.js';
+import { zodMessage } from '../util/zod.js';
 import { nativeFeatures } from './native.js';
 
 export const IFNAME_RE = /^[A-Za-z0-9_.@-]{1,15}$/;
@@ -198,16 +199,6 @@ const EAL_SET_BY_VFPLANE: Partial<Record<string, string>> = {
 export type DaemonConfig = z.infer<typeof configSchema>;
 export type AttachRequest = z.infer<typeof attachSchema>;
 
-/** The first problem of a zod failure, as "field: message (got value)". */
-export function zodMessage(err: z.ZodError, input: unknown): string {
-  const i = err.issues[0]!;
-  const path = i.path.join('.');
-  let got: unknown = input;
-  for (const k of i.path) got = got && typeof got === 'object' ? (got as Record<PropertyKey, unknown>)[k as PropertyKey] : undefined;
-  const shown = got === undefined ? '' : ` (got ${JSON.stringify(got)?.slice(0, 80)})`;
-  return `${path || 'config'}: ${i.message}${shown}`;
-}
-
 export function parseConfig(input: unknown, source = 'config'): DaemonConfig {
   const r = configSchema.safeParse(input);
   if (!r.success) throw invalid(`${source}: ${zodMessage(r.error, input)}`);
@@ -270,3 +261,4 @@ export function loadConfig(path: string): DaemonConfig {
 }
 
 export { socketPath } from './control.js';
+export { zodMessage } from '../util/zod.js';

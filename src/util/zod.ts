@@ -1,0 +1,15 @@
+// How a zod failure reads in an error message, for every file and request validated
+// with zod at the edge (the data plane's config and control requests, the simulator's
+// manifest).
+import type { z } from 'zod';
+
+/** The first problem of a zod failure, as "field: message (got value)"; a problem with
+ *  the input as a whole is named WHOLE. */
+export function zodMessage(err: z.ZodError, input: unknown, whole = 'config'): string {
+  const i = err.issues[0]!;
+  const path = i.path.join('.');
+  let got: unknown = input;
+  for (const k of i.path) got = got && typeof got === 'object' ? (got as Record<PropertyKey, unknown>)[k as PropertyKey] : undefined;
+  const shown = got === undefined ? '' : ` (got ${JSON.stringify(got)?.slice(0, 80)})`;
+  return `${path || whole}: ${i.message}${shown}`;
+}
