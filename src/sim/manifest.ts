@@ -3,42 +3,56 @@
 // is listed here and nothing else).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { z } from 'zod';
 import { SIM_MARKER } from '../sriov/sysfs.js';
 import { conflict, notFound, systemError } from '../util/errors.js';
+import { zodMessage } from '../util/zod.js';
 
-export interface SimPf {
-  index: number;
-  pci: string;
-  netdev: string; // the PF's uplink netdev (host end of a veth)
-  uplinkPeer: string; // the underlay end of that veth
-  totalVfs: number;
-  vfOffset: number;
-  vfStride: number;
-  iommuGroup: number;
-  vfIommuBase: number;
-}
+const PREFIX_RE = /^[a-z][a-z0-9]{0,7}$/;
+const PCI_RE = /^[0-9a-f]{4}:[0-9a-f]{2}:[01][0-9a-f]\.[0-7]$/;
+const text = (what: string) => z.string({ error: `expected a string (${what})` });
+const int = (min: number, max: number, what: string) => {
+  const e = `expected an integer in ${min}–${max} (${what})`;
+  return z.number({ error: e }).int(e).min(min, e).max(max, e);
+};
 
-export interface SimManifest {
-  version: 1;
-  root: string;
-  devRoot: string;
-  stateDir: string;
-  profile: string;
-  prefix: string;
-  netdevs: boolean;
-  parkNetns: string | null; // where VF netdevs wait while no kernel driver is bound
-  pciBus: string; // "0000:5e"
-  pfVendor: string;
-  pfDevice: string;
-  vfVendor: string;
-  vfDevice: string;
-  pfDriver: string;
-  vfDriver: string;
-  linkSpeedMbps: number;
-  numaNode: number;
-  pfs: SimPf[];
-  createdAt: string;
-}
+const pfSchema = z.object({
+  index: int(0, 7, "the PF's place in pfs"),
+  pci: text('a PCI address').regex(PCI_RE, 'expected a PCI address DDDD:BB:DD.F in lower-case hex'),
+  netdev: text("the PF's uplink netdev"), // the host end of a veth
+  uplinkPeer: text('the underlay end of the uplink veth'),
+  totalVfs: int(0, 256, 'sriov_totalvfs'),
+  vfOffset: int(1, 65535, 'sriov_offset'),
+  vfStride: int(1, 256, 'sriov_stride'),
+  iommuGroup: int(0, 1_000_000, "the PF's IOMMU group"),
+  vfIommuBase: int(0, 1_000_000, "the first VF's IOMMU group"),
+}, { error: 'expected a PF (an object)' });
+export type SimPf = z.infer<typeof pfSchema>;
+
+// The fields in the order `sim create` writes them (and `sim show --json` prints them).
+const manifestSchema = z.object({
+  version: z.literal(1, { error: 'expected 1, the only manifest version' }),
+  root: text('the absolute path of the tree').refine((s) => path.isAbsolute(s), 'expected an absolute path (the tree the manifest is in)'),
+  devRoot: text('<root>/vfplane-dev'),
+  stateDir: text('<root>/vfplane-sim-state'),
+  profile: text('a hw-profile name'),
+  prefix: text('the netdev prefix').regex(PREFIX_RE, 'expected 1–8 lower-case letters and digits starting with a letter (the netdev prefix)'),
+  netdevs: z.boolean({ error: 'expected true or false (whether the simulator made netdevs)' }),
+  // Where VF netdevs wait while no kernel driver is bound.
+  parkNetns: text('a network namespace name, or null without netdevs').nullable(),
+  pciBus: text('the PCI bus').regex(/^[0-9a-f]{4}:[0-9a-f]{2}$/, 'expected a PCI bus DDDD:BB in lower-case hex, e.g. 0000:5e'),
+  pfVendor: text('the PF vendor ID'),
+  pfDevice: text('the PF device ID'),
+  vfVendor: text('the VF vendor ID'),
+  vfDevice: text('the VF device ID'),
+  pfDriver: text('the PF driver'),
+  vfDriver: text('the VF driver'),
+  linkSpeedMbps: int(1, 10_000_000, 'Mb/s'),
+  numaNode: int(-1, 1023, '-1: none'),
+  pfs: z.array(pfSchema, { error: 'expected a list of 1–8 PFs' }).min(1, 'expected a list of 1–8 PFs').max(8, 'expected a list of 1–8 PFs'),
+  createdAt: text('an ISO time'),
+}, { error: 'expected a JSON object' });
+export type SimManifest = z.infer<typeof manifestSchema>;
 
 export function manifestPath(root: string): string {
   return path.join(root, SIM_MARKER);
@@ -50,30 +64,25 @@ export function manifestPath(root: string): string {
 export function readManifest(root: string): SimManifest {
   const abs = path.resolve(root);
   const p = manifestPath(abs);
-  let text: string;
+  let raw: string;
   try {
-    text = fs.readFileSync(p, 'utf8');
+    raw = fs.readFileSync(p, 'utf8');
   } catch {
     throw notFound(`no simulated NIC at ${abs} (${SIM_MARKER} is missing); create one with \`vfplane sim create\``);
   }
   let m: unknown;
   try {
-    m = JSON.parse(text);
+    m = JSON.parse(raw);
   } catch (err) {
     throw systemError(`${p} is not valid JSON (${(err as Error).message}); remove the directory and the links by hand or recreate the simulator`);
   }
-  const bad = manifestProblem(m, abs);
-  if (bad) {
-    throw conflict(`${p} cannot be trusted: ${bad}; nothing was changed. A copied or edited tree is no simulator: ` +
+  const r = manifestSchema.superRefine((v, ctx) => crossChecks(v, abs, ctx)).safeParse(m);
+  if (!r.success) {
+    throw conflict(`${p} cannot be trusted: ${zodMessage(r.error, m, 'the manifest')}; nothing was changed. A copied or edited tree is no simulator: ` +
       `remove it with \`rm -r ${abs}\` (any netdevs belong to the simulator that made them)`, { manifest: p, root: abs });
   }
-  return m as SimManifest;
+  return r.data;
 }
-
-const PREFIX_RE = /^[a-z][a-z0-9]{0,7}$/;
-const PCI_RE = /^[0-9a-f]{4}:[0-9a-f]{2}:[01][0-9a-f]\.[0-7]$/;
-const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
-const isInt = (v: unknown, min: number, max: number) => Number.isInteger(v) && (v as number) >= min && (v as number) <= max;
 
 function realpathOr(p: string): string | undefined {
   try {
@@ -83,39 +92,24 @@ function realpathOr(p: string): string | undefined {
   }
 }
 
-/** What is wrong with a manifest read from the tree at ROOT, or undefined if nothing. */
-function manifestProblem(m: unknown, root: string): string | undefined {
-  if (!isObj(m)) return 'it is not a JSON object';
-  if (m.version !== 1) return `version ${JSON.stringify(m.version)} is not 1`;
-  for (const k of ['root', 'devRoot', 'stateDir', 'profile', 'prefix', 'pciBus', 'pfVendor', 'pfDevice', 'vfVendor', 'vfDevice', 'pfDriver', 'vfDriver', 'createdAt'] as const) {
-    if (typeof m[k] !== 'string') return `${k} is not a string`;
-  }
-  if (typeof m.netdevs !== 'boolean') return 'netdevs is not true or false';
-  const mroot = m.root as string;
-  if (!path.isAbsolute(mroot)) return `root ${JSON.stringify(mroot)} is not an absolute path`;
-  const real = realpathOr(root);
-  if (realpathOr(mroot) !== real) return `it names root ${mroot}, not ${root}`;
-  if (m.devRoot !== path.join(mroot, 'vfplane-dev')) return `devRoot ${JSON.stringify(m.devRoot)} is not ${path.join(mroot, 'vfplane-dev')}`;
-  if (m.stateDir !== path.join(mroot, 'vfplane-sim-state')) return `stateDir ${JSON.stringify(m.stateDir)} is not ${path.join(mroot, 'vfplane-sim-state')}`;
-  const prefix = m.prefix as string;
-  if (!PREFIX_RE.test(prefix)) return `prefix ${JSON.stringify(prefix)} is not 1–8 lower-case letters and digits starting with a letter`;
-  const park = m.netdevs ? `${prefix}-park` : null;
-  if (m.parkNetns !== park) return `parkNetns ${JSON.stringify(m.parkNetns)} is not ${JSON.stringify(park)} (the prefix's)`;
-  if (!/^[0-9a-f]{4}:[0-9a-f]{2}$/.test(m.pciBus as string)) return `pciBus ${JSON.stringify(m.pciBus)} is not DDDD:BB`;
-  if (!isInt(m.linkSpeedMbps, 1, 10_000_000)) return 'linkSpeedMbps is not a positive integer';
-  if (!isInt(m.numaNode, -1, 1023)) return 'numaNode is not an integer in -1–1023';
-  if (!Array.isArray(m.pfs) || m.pfs.length < 1 || m.pfs.length > 8) return 'pfs is not a list of 1–8 PFs';
+/** What the fields must agree on: the manifest is the one of the tree at ROOT (by
+ *  realpath, so another spelling of it is fine), the paths are inside it, and every
+ *  netdev and namespace name is the prefix's. */
+function crossChecks(m: SimManifest, root: string, ctx: z.RefinementCtx): void {
+  const bad = (at: (string | number)[], message: string) => ctx.addIssue({ code: 'custom', path: at, message });
+  if (realpathOr(m.root) !== realpathOr(root)) bad(['root'], `expected ${root}, the tree the manifest is in (compared by realpath)`);
+  const devRoot = path.join(m.root, 'vfplane-dev');
+  if (m.devRoot !== devRoot) bad(['devRoot'], `expected ${devRoot} (inside root)`);
+  const stateDir = path.join(m.root, 'vfplane-sim-state');
+  if (m.stateDir !== stateDir) bad(['stateDir'], `expected ${stateDir} (inside root)`);
+  const park = m.netdevs ? `${m.prefix}-park` : null;
+  if (m.parkNetns !== park) bad(['parkNetns'], `expected ${JSON.stringify(park)} (${m.netdevs ? "the prefix's" : 'no netdevs, no namespace'})`);
   for (const [i, pf] of m.pfs.entries()) {
-    if (!isObj(pf)) return `pfs[${i}] is not an object`;
-    if (pf.index !== i) return `pfs[${i}].index is ${JSON.stringify(pf.index)}, not ${i}`;
-    if (typeof pf.pci !== 'string' || !PCI_RE.test(pf.pci) || !pf.pci.startsWith(`${m.pciBus}:`)) return `pfs[${i}].pci ${JSON.stringify(pf.pci)} is not a PCI address on bus ${m.pciBus}`;
-    if (pf.netdev !== `${prefix}f${i}`) return `pfs[${i}].netdev ${JSON.stringify(pf.netdev)} is not ${prefix}f${i} (netdevs carry the prefix)`;
-    if (pf.uplinkPeer !== `${prefix}f${i}u`) return `pfs[${i}].uplinkPeer ${JSON.stringify(pf.uplinkPeer)} is not ${prefix}f${i}u (netdevs carry the prefix)`;
-    for (const [k, min, max] of [['totalVfs', 0, 256], ['vfOffset', 1, 65535], ['vfStride', 1, 256], ['iommuGroup', 0, 1_000_000], ['vfIommuBase', 0, 1_000_000]] as const) {
-      if (!isInt(pf[k], min, max)) return `pfs[${i}].${k} is not an integer in ${min}–${max}`;
-    }
+    if (pf.index !== i) bad(['pfs', i, 'index'], `expected ${i} (its place in pfs)`);
+    if (!pf.pci.startsWith(`${m.pciBus}:`)) bad(['pfs', i, 'pci'], `expected a PCI address on bus ${m.pciBus} (pciBus)`);
+    if (pf.netdev !== `${m.prefix}f${i}`) bad(['pfs', i, 'netdev'], `expected "${m.prefix}f${i}" (netdevs carry the prefix)`);
+    if (pf.uplinkPeer !== `${m.prefix}f${i}u`) bad(['pfs', i, 'uplinkPeer'], `expected "${m.prefix}f${i}u" (netdevs carry the prefix)`);
   }
-  return undefined;
 }
 
 /** VF netdev names: <prefix>f<pf>v<vf>; the representor: <prefix>f<pf>r<vf>. */
