@@ -207,7 +207,15 @@ function destroyParts(m: SimManifest): void {
       netnsDel(m.parkNetns);
     }
   }
-  fs.rmSync(m.root, { recursive: true, force: true });
+  // The tree itself: a root given through a symlink would otherwise lose only the link
+  // (readManifest made sure the manifest's root and the one asked for are this tree).
+  let tree = m.root;
+  try {
+    tree = fs.realpathSync(m.root);
+  } catch {
+    // gone already
+  }
+  fs.rmSync(tree, { recursive: true, force: true });
 }
 
 export function destroySim(root: string = DEFAULT_SIM_ROOT): SimManifest {

@@ -2,7 +2,7 @@
 // sysfs-shaped tree whose writes succeed and fail as Linux's do, and a destroy that
 // removes exactly what was made.
 import { execFileSync } from 'node:child_process';
-import { existsSync, readlinkSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readlinkSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { describePrivileged } from '../helpers/privileged.js';
@@ -200,5 +200,21 @@ describePrivileged('simulated SR-IOV NIC', { netns: true }, () => {
     // the first simulator is untouched
     expect(listVfs(sysfs)).toHaveLength(8);
     expect(hasLink(`${m.prefix}f0v0`)).toBe(true);
+  });
+
+  it('destroy of a simulator made through a symlinked root removes the tree, not only the link', () => {
+    const real = simRoot();
+    mkdirSync(real, { recursive: true });
+    const via = `${real}-link`;
+    symlinkSync(real, via);
+    try {
+      const s = createSim({ profile: 'x710', pfs: 1, vfs: 2, root: via, prefix: simPrefix(), netdevs: false });
+      expect(existsSync(join(real, 'vfplane-sim.json'))).toBe(true);
+      destroySim(s.root);
+      expect(existsSync(real)).toBe(false);
+    } finally {
+      rmSync(via, { force: true });
+      rmSync(real, { recursive: true, force: true });
+    }
   });
 });
