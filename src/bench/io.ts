@@ -361,6 +361,9 @@ async function testpmdTrial(o: IoBenchOptions, mbufs: number, ms: number): Promi
 async function vethCells(o: IoBenchOptions, cells: IoCell[], lat: LatencyCell[], duts: Dut[]): Promise<void> {
   const say = o.onProgress ?? (() => {});
   const dir = mkdtempSync(join(os.tmpdir(), 'vfplane-bench-'));
+  // The frame files (tens of MiB at 1500 B) go on an interrupt too; the topology has
+  // its own (io-topo.ts).
+  const off = onInterrupt(() => rmSync(dir, { recursive: true, force: true }));
   const topo = new Topology();
   try {
     topo.create(o.dutCpu, o.genBackend === 'xdp-live');
@@ -390,6 +393,7 @@ async function vethCells(o: IoBenchOptions, cells: IoCell[], lat: LatencyCell[],
       }
     }
   } finally {
+    off();
     topo.destroy();
     rmSync(dir, { recursive: true, force: true });
   }

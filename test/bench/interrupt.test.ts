@@ -45,6 +45,17 @@ describe.sequential('interrupted long commands clean up', () => {
       expect(pgrep('^dpdk-testpmd')).toBe('');
     }, 90000);
 
+    it('bench --backend afpacket: SIGTERM mid-measurement removes its frame files and topology', async () => {
+      const benchDirs = () => readdirSync(tmpdir()).filter((f) => /^vfplane-bench-[A-Za-z0-9]{6}$/.test(f)).sort();
+      const netns = () => spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).stdout;
+      const before = { dirs: benchDirs(), netns: netns() };
+      const r = await interrupt(['bench', '--backend', 'afpacket', '--sizes', '1500', '--ops', 'encap', '--duration', '5000', '--trials', '1', '--pings', '0', '--no-kernel', '--chart', join(tmpdir(), `vfplane-int-${process.pid}.svg`)],
+        (e) => /encap 1500 B …/.test(e) && benchDirs().length > before.dirs.length, 90000);
+      expect(r.code, r.stderr).toBe(143);
+      expect(benchDirs()).toEqual(before.dirs);
+      expect(netns()).toBe(before.netns);
+    }, 120000);
+
     it('bench cni: SIGTERM mid-run removes its simulated NIC, namespace, server and data plane', async () => {
       const r = await interrupt(['bench', 'cni', '--runs', '500', '--standalone-runs', '0', '--vxlan'], (e) => /\b50\/500\b/.test(e), 120000);
       expect(r.code, r.stderr).toBe(143);
