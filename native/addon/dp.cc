@@ -315,6 +315,13 @@ Napi::Value DpPortOpen(const Napi::CallbackInfo &info) {
       if (!ToInt(env, tv, "opts.txOffloads", 0, 9007199254740991.0, &txo)) return Napi::Value();
       dopt.want_tx_offloads = static_cast<uint64_t>(txo);
     }
+    Napi::Value fq;
+    if (!Opt(env, o, "fewerQueuesOk", &fq)) return Napi::Value();
+    if (Has(fq)) {
+      bool b = false;
+      if (!ToBool(env, fq, "opts.fewerQueuesOk", &b)) return Napi::Value();
+      dopt.fewer_queues_ok = b ? 1 : 0;
+    }
     rc = vfp_dpdk_port__create(&p, &dopt, err, sizeof err);
     if (!rc) {
       vfp_dpdk_info di;

@@ -274,7 +274,11 @@ int vfp_dpdk_port__create(vfp_port **out, const vfp_dpdk_opts *o, char *err, siz
         snprintf(err, errlen, "DPDK port %s: rte_eth_dev_info_get: %s", o->dev, rte_strerror(-rc));
         goto fail;
     }
-    if (nq > di.max_rx_queues || nq > di.max_tx_queues) {
+    const uint16_t can = di.max_rx_queues < di.max_tx_queues ? di.max_rx_queues : di.max_tx_queues;
+    if (nq > can && o->fewer_queues_ok && can >= 1) {
+        nq = can; /* the data plane hands the other workers' frames to these queues' owners */
+        d->port.n_queues = nq;
+    } else if (nq > can) {
         rc = -EINVAL;
         snprintf(err, errlen, "DPDK port %s: %u queue pairs asked (one per worker), driver %s has at most %u rx / %u tx; "
                  "run fewer workers, or give the device more queues (net_af_packet: qpairs=N, net_af_xdp: queue_count=N)",

@@ -58,6 +58,9 @@ typedef struct vfp_dpdk_opts {
     uint64_t want_tx_offloads;/* enum vfp_dpdk_offload bits; only those the device has are
                                  enabled (see vfp_dpdk_info.tx_offloads) */
     int promiscuous;          /* default 1 */
+    int fewer_queues_ok;      /* a device with fewer queue pairs than n_queues opens with what
+                                 it has (port.n_queues says how many) instead of failing;
+                                 default 0 */
 } vfp_dpdk_opts;
 
 typedef struct vfp_dpdk_info {

@@ -280,11 +280,16 @@ export class Daemon {
         if (under) await this.takeUplinkNetdev(under, undefined, `uplink ${under} (under ${vdev})`, `the uplink ${vdev} sits on ${under}, which does not exist; check iface= in uplink.dev`, true);
         const d = c.dpdk;
         this.uplink = this.dp.openPort('dpdk', {
-          dev: c.uplink.dev, txOffloads: this.choice.dpdkTxOffloads!.bits, queues: c.workers,
+          // A device with fewer queue pairs than workers opens with what it has; the
+          // workers without one hand their frames over, as on AF_XDP and representors.
+          dev: c.uplink.dev, txOffloads: this.choice.dpdkTxOffloads!.bits, queues: c.workers, fewerQueuesOk: true,
           ...(d.mbufs ? { mbufs: d.mbufs } : {}), ...(d.mbufDataSize ? { mbufDataSize: d.mbufDataSize } : {}),
           ...(d.rxDesc ? { rxDesc: d.rxDesc } : {}), ...(d.txDesc ? { txDesc: d.txDesc } : {}),
         }, 'uplink');
         this.log.info(`uplink ${this.uplink.driver ?? 'dpdk'} port ${this.uplink.portId}: ${this.uplink.mbufs} mbufs, ${this.uplink.queues} queue(s)`);
+        if (this.uplink.queues < c.workers) {
+          this.log.info(`uplink ${c.uplink.dev}: ${this.uplink.queues} queue pair(s) for ${c.workers} workers (the device has no more): ${this.uplink.queues === c.workers - 1 ? `worker ${this.uplink.queues}` : `workers ${this.uplink.queues}–${c.workers - 1}`} receive${this.uplink.queues === c.workers - 1 ? 's' : ''} nothing from the underlay and hand what they send to it to a queue's owner (a copy per frame); for a queue per worker, give the device more (net_af_packet: qpairs=${c.workers}, net_af_xdp: queue_count=${c.workers}, a VF: more queues) or run ${this.uplink.queues} worker(s)`);
+        }
         if (this.uplink.mac && !c.uplink.mac) this.uplinkMac = this.uplink.mac;
         this.log.info(`uplink offloads: ${this.choice.dpdkTxOffloads!.why}; enabled on the device: 0x${(this.uplink.txOffloads ?? 0).toString(16)}`);
       } else {
