@@ -32,6 +32,21 @@ export interface ControlOpts {
   maxConnections?: number;
 }
 
+const MAX_DEPTH = 32;
+
+/** Whether a parsed JSON value nests objects or arrays more than `max` deep (walked
+ *  without recursion). */
+function nestedDeeperThan(v: unknown, max: number): boolean {
+  const todo: [unknown, number][] = [[v, 1]];
+  while (todo.length) {
+    const [x, d] = todo.pop()!;
+    if (!x || typeof x !== 'object') continue;
+    if (d > max) return true;
+    for (const y of Object.values(x)) if (y && typeof y === 'object') todo.push([y, d + 1]);
+  }
+  return false;
+}
+
 export class ControlServer {
   private server: Server | null = null;
   private readonly conns = new Set<Socket>();
@@ -151,6 +166,9 @@ export class ControlServer {
         throw new VfpError('invalid', `the request is not JSON: ${(e as Error).message}`);
       }
       if (!req || typeof req !== 'object' || Array.isArray(req)) throw new VfpError('invalid', 'a request is a JSON object like {"op":"status"}');
+      // No request nests deeply; one that does would overflow the stack of the checks
+      // that walk it (a "Maximum call stack" system error).
+      if (nestedDeeperThan(req, MAX_DEPTH)) throw new VfpError('invalid', `the request nests deeper than ${MAX_DEPTH} levels; no operation takes that`);
       id = (req as { id?: unknown }).id;
       if (typeof (req as { op?: unknown }).op !== 'string') throw new VfpError('invalid', 'the request has no "op" string; try {"op":"status"}');
       reply = { ...(await this.handler(req as Record<string, unknown>)), ok: true };

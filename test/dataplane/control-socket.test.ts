@@ -141,6 +141,18 @@ describePrivileged('the data plane control socket', { netns: true, commands: ['p
       busy.c.destroy();
     }, 30_000);
 
+    it('answers a request nested thousands deep with an invalid-request error, not a stack overflow, and goes on answering', async () => {
+      const deep = (n: number) => '['.repeat(n) + ']'.repeat(n);
+      for (const line of [`{"op":"attach","vni":${deep(20000)}}`, `{"op":"status","id":${deep(20000)}}`, `{"op":"fdb-add","x":{"a":${deep(5000)}}}`]) {
+        const x = await idleClient(`${line}\n`);
+        for (let i = 0; i < 200 && !x.got().includes('\n'); i++) await sleep(10);
+        x.c.destroy();
+        expect(JSON.parse(x.got().split('\n')[0]!)).toEqual({ ok: false, error: { kind: 'invalid', message: 'the request nests deeper than 32 levels; no operation takes that' } });
+      }
+      const st = vfplane(['dataplane', 'status', '--socket', socket, '--json']);
+      expect(st.code, st.stderr).toBe(0);
+    });
+
     it('turns connections past 256 away with an error line, the CLI says why, and answers again once the idle ones are closed', async () => {
       // 1000 clients that connect and never send: the first 256 are held (until idle).
       const clients = await Promise.all(Array.from({ length: 1000 }, () => idleClient()));
