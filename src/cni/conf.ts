@@ -10,6 +10,7 @@ import { parseMac } from '../util/addr.js';
 import { LOG_LEVELS, type LogLevel } from './log.js';
 import { parsePrevResult, type CniResult, type CniDns } from './result.js';
 import { CniError, ERR, isSupportedVersion, SUPPORTED_VERSIONS, type CniArgs, type CniVersion } from './spec.js';
+import { nestedDeeperThan } from '../util/json.js';
 
 export interface VxlanConf {
   vni: number; // 0–16777215
@@ -77,6 +78,8 @@ export interface NetConf {
 // ---------------------------------------------------------------------------------------
 // Decoding
 
+const MAX_CONF_DEPTH = 64;
+
 /** The stdin text as a JSON object; code 6 with the line and column of a syntax error. */
 export async function decodeConf(text: string): Promise<Record<string, unknown>> {
   if (text.trim() === '') throw new CniError(ERR.DECODE, 'no network configuration on stdin: expected a JSON object');
@@ -95,6 +98,8 @@ export async function decodeConf(text: string): Promise<Record<string, unknown>>
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     throw new CniError(ERR.DECODE, `network configuration must be a JSON object, got ${Array.isArray(value) ? 'a list' : value === null ? 'null' : typeof value}`);
   }
+  // Walked recursively later (its schema, the log): thousands of levels overflow the stack.
+  if (nestedDeeperThan(value, MAX_CONF_DEPTH)) throw new CniError(ERR.DECODE, `network configuration nests deeper than ${MAX_CONF_DEPTH} levels; no CNI configuration does`);
   return value as Record<string, unknown>;
 }
 

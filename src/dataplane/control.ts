@@ -6,6 +6,7 @@ import { chmodSync, existsSync, lstatSync, mkdirSync, unlinkSync } from 'node:fs
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { dirname } from 'node:path';
 import { VfpError, type ErrorKind, invalid, systemError, unavailable } from '../util/errors.js';
+import { nestedDeeperThan } from '../util/json.js';
 
 export type Handler = (req: Record<string, unknown>) => Promise<Record<string, unknown>> | Record<string, unknown>;
 
@@ -33,19 +34,6 @@ export interface ControlOpts {
 }
 
 const MAX_DEPTH = 32;
-
-/** Whether a parsed JSON value nests objects or arrays more than `max` deep (walked
- *  without recursion). */
-function nestedDeeperThan(v: unknown, max: number): boolean {
-  const todo: [unknown, number][] = [[v, 1]];
-  while (todo.length) {
-    const [x, d] = todo.pop()!;
-    if (!x || typeof x !== 'object') continue;
-    if (d > max) return true;
-    for (const y of Object.values(x)) if (y && typeof y === 'object') todo.push([y, d + 1]);
-  }
-  return false;
-}
 
 export class ControlServer {
   private server: Server | null = null;

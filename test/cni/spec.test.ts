@@ -358,13 +358,16 @@ describe('the vfplane-cni executable', () => {
         { cniVersion: '1.0.0', code: 1, msg: 'cniVersion 1.0.0 does not have GC; it came with 1.1.0', details: 'set "cniVersion": "1.1.0" to use GC' }],
       [{ CNI_COMMAND: 'ADD', ...attach }, '{"cniVersion": "1.0.0", "name": ',
         { cniVersion: '1.1.0', code: 6 }],
+      // Nested thousands deep: was code 999 "internal error: Maximum call stack size exceeded".
+      [{ CNI_COMMAND: 'ADD', ...attach }, JSON.stringify(base).replace(/}$/, `,"ipam":${'['.repeat(20000)}${']'.repeat(20000)}}`),
+        { cniVersion: '1.0.0', code: 6, msg: 'network configuration nests deeper than 64 levels; no CNI configuration does' }],
       [{ CNI_COMMAND: 'ADD', ...attach }, JSON.stringify({ ...base, deviceID: '../../0000:5e:02.0' }),
         { cniVersion: '1.0.0', code: 7, msg: 'deviceID: expected a PCI address DDDD:BB:DD.F like 0000:3b:02.1 (the VF the device plugin allocated), got "../../0000:5e:02.0"' }],
     ];
     for (const [env, input, want] of cases) {
       const r = run(env, input);
-      expect(r.code, input).toBe(1);
-      expect(JSON.parse(r.stdout), input).toMatchObject(want);
+      expect(r.code, input.slice(0, 200)).toBe(1);
+      expect(JSON.parse(r.stdout), input.slice(0, 200)).toMatchObject(want);
       if ('msg' in want) expect(JSON.parse(r.stdout)).toEqual(want);
     }
   });
