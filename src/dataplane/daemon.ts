@@ -494,10 +494,14 @@ export class Daemon {
     if (a.remote && !this.peers.some((p) => p.vtep === a.remote)) {
       this.peers.push({ vtep: a.remote });
     }
-    const overhead = (isIP(c.uplink.vtep) === 6 ? 70 : 50) + (c.uplink.vlan !== undefined ? 4 : 0);
+    // A pod's IP packet of its MTU becomes an outer IP packet 50 bytes larger (70 over
+    // IPv6: inner Ethernet, VXLAN, UDP, outer IP), as the engine's mtu_exceeded check
+    // counts it; an outer VLAN tag is L2 and costs no MTU. The representor's MTU stands
+    // for the pod's (the VF's MTU is set by vfplane-cni from the same config).
+    const overhead = isIP(c.uplink.vtep) === 6 ? 70 : 50;
     const mtu = c.tunnel.mtu || this.uplinkMtu;
-    if (mtu && l.mtu && l.mtu + overhead - 14 > mtu) {
-      this.log.warn(`${a.representor} has MTU ${l.mtu}, which needs an underlay MTU of ${l.mtu + overhead - 14}; the uplink has ${mtu}, so larger frames are dropped (mtu_exceeded). Give the pod an MTU ≤ ${mtu - overhead + 14} (CNI "mtu") or raise the underlay MTU`);
+    if (mtu && l.mtu && l.mtu + overhead > mtu) {
+      this.log.warn(`${a.representor} has MTU ${l.mtu}, which needs an underlay MTU of ${l.mtu + overhead}; the uplink has ${mtu}, so the pod's larger frames are dropped (mtu_exceeded). Give the pod an MTU ≤ ${mtu - overhead} (CNI "mtu") or raise the underlay MTU`);
     }
     // The claim's changes (forwarding, IPv6, up) wait for RTNL while the move holds it;
     // the port's setup waits for grace periods. They run at once: the claim on netops'

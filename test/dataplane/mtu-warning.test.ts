@@ -1,0 +1,59 @@
+// The MTU advice a data plane gives when a representor is attached must be the engine's
+// own rule: a pod's IP packet of its MTU leaves as an outer IP packet 50 bytes larger
+// (70 over IPv6), and the engine drops larger ones as mtu_exceeded. A real daemon on a
+// veth uplink of MTU 1500, representors at the limit and one byte over it.
+import { spawnSync } from 'node:child_process';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { dataplaneOn } from '../helpers/cli.js';
+import { ifname, inject, Netns, scratchDir, vethIn } from '../helpers/netns.js';
+import { describePrivileged } from '../helpers/privileged.js';
+import { request } from '../../src/dataplane/control.js';
+
+describePrivileged('MTU advice at attach', { netns: true }, () => {
+  let ns: Netns;
+  const up = ifname('mu'), upPeer = ifname('mp');
+  const fits = ifname('mf'), over = ifname('mo');
+  const tmp = scratchDir('mtu');
+
+  beforeAll(() => {
+    ns = Netns.create('mtu');
+    vethIn(ns, up, upPeer); // MTU 1500
+    for (const [r, mtu] of [[fits, 1450], [over, 1451]] as const) {
+      spawnSync('ip', ['link', 'add', r, 'mtu', String(mtu), 'type', 'veth', 'peer', 'name', `${r}p`, 'mtu', String(mtu), 'netns', ns.name]);
+      ns.ip(['link', 'set', `${r}p`, 'up']);
+    }
+  });
+  afterAll(() => {
+    for (const r of [fits, over]) spawnSync('ip', ['link', 'del', r]);
+    ns?.destroy();
+    tmp.remove();
+  });
+
+  it('warns for a representor whose MTU needs more than the underlay has, with the limit the engine applies (uplink − 50), and not for one at it; the engine sends the one and drops the other', async () => {
+    // A peer to flood VNI 100 to, so that a pod's broadcast is encapsulated.
+    const dp = await dataplaneOn(ns, up, tmp.dir, { peers: [{ vtep: '192.0.2.2', mac: '02:00:00:00:0e:02' }], vnis: [{ vni: 100, flood: ['192.0.2.2'] }] });
+    try {
+      await request(dp.socket, { op: 'attach', representor: fits, vni: 100, mac: '02:00:00:00:0d:01' });
+      await request(dp.socket, { op: 'attach', representor: over, vni: 100, mac: '02:00:00:00:0d:02' });
+      await new Promise((r) => setTimeout(r, 100));
+      const log = dp.log();
+      expect(log).not.toContain(`${fits} has MTU`);
+      expect(log).toContain(`${over} has MTU 1451, which needs an underlay MTU of 1501; the uplink has 1500, so the pod's larger frames are dropped (mtu_exceeded). Give the pod an MTU ≤ 1450 (CNI "mtu") or raise the underlay MTU`);
+      // And the engine agrees: each pod sends one broadcast IP packet of its MTU.
+      const frame = (src: string, ipLen: number) => Uint8Array.from([...Buffer.from(`ffffffffffff${src.replaceAll(':', '')}0800`, 'hex'), 0x45, ...new Array(ipLen - 1).fill(0)]);
+      inject(ns, `${fits}p`, [frame('02:00:00:00:0d:01', 1450)]);
+      inject(ns, `${over}p`, [frame('02:00:00:00:0d:02', 1451)]);
+      type Stats = { counters: { vnis: { vni: number; encapPkts: number }[]; drops: Record<string, number> } };
+      let st: Stats | null = null;
+      for (let i = 0; i < 50; i++) {
+        st = (await request(dp.socket, { op: 'stats' })) as unknown as Stats;
+        if (st.counters.drops?.mtu_exceeded) break;
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      expect(st!.counters.drops?.mtu_exceeded, JSON.stringify(st)).toBe(1);
+      expect(st!.counters.vnis.find((v) => v.vni === 100)?.encapPkts, JSON.stringify(st)).toBe(1);
+    } finally {
+      await dp.stop();
+    }
+  });
+});
