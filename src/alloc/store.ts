@@ -571,7 +571,7 @@ export class AllocStore {
         const holder = ownerOf(cur);
         if (sameInterface(owner, holder)) return this.toAllocation(cur);
         throw conflict(
-          `VF ${vf.pci} is allocated to ${describeOwner(holder)} since ${cur.created_at}; release it first or pass --force`,
+          `VF ${vf.pci} is allocated to ${describeOwner(holder)} since ${cur.created_at}; choose another VF, or release this one first (\`vfplane gc\` if its holder is gone, \`vfplane vf release ${vf.pci} --force\` to take it from a live one)`,
           { pci: vf.pci, holder, id: cur.id },
         );
       }

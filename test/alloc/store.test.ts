@@ -97,7 +97,7 @@ describe('AllocStore', () => {
     const e = err(() => store.allocatePci({ vf: vfs[2]!, owner: web1 }));
     expect(e.kind).toBe('conflict');
     expect(e.message).toContain(`VF ${vfs[2]!.pci} is allocated to pod default/web-0 (container 4f2a9c1e77d0…, net1) since `);
-    expect(e.message).toContain('release it first or pass --force');
+    expect(e.message).toContain(`choose another VF, or release this one first (\`vfplane gc\` if its holder is gone, \`vfplane vf release ${vfs[2]!.pci} --force\` to take it from a live one)`);
     // The first-free search skips it.
     expect(store.allocate({ candidates: vfs.slice(2), owner: web1 }).pci).toBe(vfs[3]!.pci);
   });
