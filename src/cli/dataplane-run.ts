@@ -18,9 +18,23 @@ function sock(o: ClientOpts): string {
 /** How often the running data plane checks that its uplink is still there. */
 const UPLINK_CHECK_MS = 2000;
 
+/** An absolute path from the environment, or undefined when unset or empty. */
+async function envPath(name: string): Promise<string | undefined> {
+  const v = process.env[name];
+  if (!v) return undefined;
+  if (!v.startsWith('/')) {
+    const { invalid } = await import('../util/errors.js');
+    throw invalid(`${name}=${JSON.stringify(v)} is not an absolute path; set it to one, or unset it`);
+  }
+  return v;
+}
+
 export async function dpRun(o: { config: string; metrics?: string; socket?: string; stateDir?: string; json?: boolean }): Promise<void> {
+  // The state directory and socket the clients and vfplane-cni find through the same
+  // environment, when the config file does not name them (flags > file > environment).
+  const fallback = { stateDir: await envPath('VFPLANE_STATE_DIR'), socket: await envPath('VFPLANE_DATAPLANE_SOCKET') };
   const read = () => {
-    const cfg = loadConfig(o.config);
+    const cfg = loadConfig(o.config, fallback);
     if (o.metrics) cfg.metrics = o.metrics;
     if (o.socket) cfg.socket = o.socket;
     if (o.stateDir) cfg.stateDir = o.stateDir;

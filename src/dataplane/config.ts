@@ -244,7 +244,9 @@ export function podBackendOf(c: Pick<DaemonConfig, 'backend' | 'representors'>):
   return nativeFeatures().afxdp?.built ? 'afxdp' : 'afpacket';
 }
 
-export function loadConfig(path: string): DaemonConfig {
+/** Reads and checks a data-plane config file. `fallback` fills top-level fields the file
+ *  does not set (the environment's state directory and socket), before the check. */
+export function loadConfig(path: string, fallback: { stateDir?: string; socket?: string } = {}): DaemonConfig {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
@@ -256,6 +258,10 @@ export function loadConfig(path: string): DaemonConfig {
     data = parseYaml(text); // YAML is a superset of JSON
   } catch (e) {
     throw invalid(`${path} is not valid YAML or JSON: ${(e as Error).message}`);
+  }
+  if (data && typeof data === 'object' && !Array.isArray(data)) {
+    const d = data as Record<string, unknown>;
+    for (const [k, v] of Object.entries(fallback)) if (v !== undefined && d[k] === undefined) d[k] = v;
   }
   return parseConfig(data, path);
 }

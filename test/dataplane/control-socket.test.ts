@@ -229,6 +229,30 @@ describePrivileged('the data plane control socket', { netns: true, commands: ['p
       }
     });
 
+    it('a config without stateDir takes VFPLANE_STATE_DIR, where the clients look for its socket; a relative one is refused', async () => {
+      const file = join(dir, 'envstate.json');
+      writeFileSync(file, JSON.stringify({ node: 'envstate', backend: 'afpacket', uplink: { ifname: up, netns: ns.path, vtep: '192.0.2.1' } }));
+      const stateDir = join(dir, 'from-env');
+      const bad = vfplane(['dataplane', 'run', '--config', file], { env: { VFPLANE_STATE_DIR: 'relative/dir' }, timeoutMs: 20_000 });
+      expect(bad.code).toBe(2);
+      expect(bad.stderr).toContain('VFPLANE_STATE_DIR="relative/dir" is not an absolute path; set it to one, or unset it');
+      process.env.VFPLANE_STATE_DIR = stateDir;
+      let d: Awaited<ReturnType<typeof startDataplane>>;
+      try {
+        d = await startDataplane(file);
+      } finally {
+        delete process.env.VFPLANE_STATE_DIR;
+      }
+      try {
+        expect(statSync(join(stateDir, 'dataplane.sock')).isSocket()).toBe(true);
+        const st = vfplane(['dataplane', 'status', '--json'], { env: { VFPLANE_STATE_DIR: stateDir } });
+        expect(st.code, st.stderr).toBe(0);
+        expect(JSON.parse(st.stdout).node).toBe('envstate');
+      } finally {
+        await d.stop();
+      }
+    });
+
     it('replaces a stale socket file (one nothing answers on)', async () => {
       const socket = join(dir, 'stale.sock');
       // A socket bound and never unlinked, as a killed daemon leaves it.
