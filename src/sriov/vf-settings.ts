@@ -50,6 +50,47 @@ export function readPfVfSetting(sysfs: Sysfs, pfPci: string, pfNetdev: string | 
   return readPfVfSettings(sysfs, pfPci, pfNetdev, index + 1).get(index) ?? null;
 }
 
+/** The errnos a PF driver answers a VF setting it refuses with, and the kernel's text for each. */
+export const VF_SETTING_ERRNOS = {
+  EINVAL: 'Invalid argument',
+  EPROTONOSUPPORT: 'Protocol not supported',
+} as const;
+
+/** One thing in a proposed change that a PF's driver refuses. */
+export interface VfSettingRefusal {
+  field: keyof VfSettings;
+  errno: keyof typeof VF_SETTING_ERRNOS; // what the driver's ndo_set_vf_* returns
+  reason: string; // for a person: what, why (naming the driver as `who`), and what to do
+}
+
+/**
+ * What the PF's driver refuses in CHANGE, by its family's `vfSettings` facts (none: the
+ * kernel alone decides) and the PF's link speed (unknown: no link-speed rule), in the
+ * order the checks run. The one place these rules live: checkSettings says the first
+ * before anything is touched, and the simulator answers with its errno as the driver does.
+ */
+export function vfSettingRefusals(
+  caps: HwProfile['vfSettings'] | null | undefined,
+  linkSpeedMbps: number | null,
+  change: Partial<VfSettings>,
+  who = "the PF's driver",
+): VfSettingRefusal[] {
+  const out: VfSettingRefusal[] = [];
+  if (!caps) return out;
+  // i40e: "Invalid min tx rate", whatever the VF's max rate.
+  if ((change.minTxRate ?? 0) > 0 && !caps.minTxRate) {
+    out.push({ field: 'minTxRate', errno: 'EINVAL', reason: `min-tx-rate ${change.minTxRate}: ${who} has no minimum rate for VFs and refuses any but 0 (EINVAL); leave it 0, or cap the VF with max-tx-rate` });
+  }
+  // i40e and mlx5 test the protocol before the VLAN id, so VLAN 0 does not make it pass.
+  if (change.vlanProto === '802.1ad' && !caps.vlanProto8021ad) {
+    out.push({ field: 'vlanProto', errno: 'EPROTONOSUPPORT', reason: `vlan-proto 802.1ad: ${who} takes only 802.1Q for a VF's VLAN (EPROTONOSUPPORT); use 802.1Q` });
+  }
+  if (caps.maxTxRateUpToLinkSpeed && linkSpeedMbps && (change.maxTxRate ?? 0) > linkSpeedMbps) {
+    out.push({ field: 'maxTxRate', errno: 'EINVAL', reason: `max-tx-rate ${change.maxTxRate} is above the PF's link speed, ${linkSpeedMbps} Mbit/s; ${who} refuses that (EINVAL); give at most ${linkSpeedMbps}` });
+  }
+  return out;
+}
+
 /** Checks a requested change the way the kernel and the drivers do, before anything is
  *  touched: common ranges always, and with `limits` what the PF's driver refuses (its
  *  hw-profile's vfSettings, its link speed). A driver's refusal is a fact of this host,
@@ -78,20 +119,10 @@ export function checkSettings(c: Partial<VfSettings>, current: VfSettings, limit
   const min = c.minTxRate ?? current.minTxRate;
   const max = c.maxTxRate ?? current.maxTxRate;
   if (max !== 0 && min > max) throw invalid(`min-tx-rate ${min} is above max-tx-rate ${max}; the kernel refuses that (EINVAL)`);
-  const caps = limits?.caps;
-  if (caps) {
-    const who = `the ${limits!.family} family's PF driver${limits!.driver ? ` (${limits!.driver})` : ''}`;
-    const refuse = (m: string) => conflict(m, { cniCode: 7 });
-    if ((c.minTxRate ?? 0) > 0 && !caps.minTxRate) {
-      throw refuse(`min-tx-rate ${c.minTxRate}: ${who} has no minimum rate for VFs and refuses any but 0 (EINVAL); leave it 0, or cap the VF with max-tx-rate`);
-    }
-    if (c.vlanProto === '802.1ad' && !caps.vlanProto8021ad) {
-      throw refuse(`vlan-proto 802.1ad: ${who} takes only 802.1Q for a VF's VLAN (EPROTONOSUPPORT); use 802.1Q`);
-    }
-    const speed = limits!.linkSpeedMbps;
-    if (caps.maxTxRateUpToLinkSpeed && speed && (c.maxTxRate ?? 0) > speed) {
-      throw refuse(`max-tx-rate ${c.maxTxRate} is above the PF's link speed, ${speed} Mbit/s; ${who} refuses that (EINVAL); give at most ${speed}`);
-    }
+  if (limits) {
+    const who = `the ${limits.family} family's PF driver${limits.driver ? ` (${limits.driver})` : ''}`;
+    const [refused] = vfSettingRefusals(limits.caps, limits.linkSpeedMbps, c, who);
+    if (refused) throw conflict(refused.reason, { cniCode: 7 });
   }
   return out;
 }

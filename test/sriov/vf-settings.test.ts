@@ -2,7 +2,9 @@
 // this kernel has no SR-IOV, so the parser is checked against that output's shape as
 // iproute2's print_vfinfo() writes it. The checks run before anything is changed.
 import { describe, expect, it } from 'vitest';
-import { checkSettings, settingsDiff, settingsFromNetlink } from '../../src/sriov/vf-settings.js';
+import { checkSettings, settingsDiff, settingsFromNetlink, vfSettingRefusals, type VfSettingLimits } from '../../src/sriov/vf-settings.js';
+import { getProfile } from '../../src/sriov/profile.js';
+import type { VfpError } from '../../src/util/errors.js';
 import { DEFAULT_VF_SETTINGS } from '../../src/sim/kernel.js';
 
 describe('VF settings', () => {
@@ -30,6 +32,72 @@ describe('VF settings', () => {
     expect(checkSettings({ vlan: 200 }, tagged)).toEqual({ vlan: 200 });
     expect(checkSettings({ vlan: 0 }, DEFAULT_VF_SETTINGS)).toEqual({ vlan: 0 });
     expect(() => checkSettings({ vlan: 0, qos: 3 }, tagged)).toThrow(/qos 3 needs a VLAN/);
+  });
+
+  // One rule set for the operator's check and the simulator's errno, read from each
+  // family's hw-profile: i40e refuses a minimum rate, 802.1ad and a max rate above the
+  // link; ice takes all three (none is refused ahead of the kernel); mlx5 refuses 802.1ad.
+  describe('what a family\'s PF driver refuses (vfSettingRefusals)', () => {
+    const LINK = 10_000;
+    const minRate = { minTxRate: 100 };
+    const qinq = { vlan: 5, vlanProto: '802.1ad' as const };
+    const aboveLink = { maxTxRate: LINK + 1 };
+    const refusals = (family: string, change: Parameters<typeof vfSettingRefusals>[2], speed: number | null = LINK) =>
+      vfSettingRefusals(getProfile(family).vfSettings, speed, change).map((r) => [r.field, r.errno]);
+
+    it('x710 (i40e): no minimum rate, no 802.1ad, no max rate above the link', () => {
+      expect(refusals('x710', minRate)).toEqual([['minTxRate', 'EINVAL']]);
+      expect(refusals('x710', qinq)).toEqual([['vlanProto', 'EPROTONOSUPPORT']]);
+      // i40e looks at the protocol before the VLAN id: VLAN 0 does not let 802.1ad through
+      expect(refusals('x710', { vlan: 0, vlanProto: '802.1ad' })).toEqual([['vlanProto', 'EPROTONOSUPPORT']]);
+      expect(refusals('x710', aboveLink)).toEqual([['maxTxRate', 'EINVAL']]);
+      expect(refusals('x710', { maxTxRate: LINK })).toEqual([]);
+      expect(refusals('x710', aboveLink, null)).toEqual([]); // link speed unknown: the kernel decides
+      expect(refusals('x710', { minTxRate: 0, vlan: 5, vlanProto: '802.1Q', maxTxRate: 0, trust: true })).toEqual([]);
+      // every refusal, in the order the checks run
+      expect(refusals('x710', { ...minRate, ...qinq, ...aboveLink })).toEqual([['minTxRate', 'EINVAL'], ['vlanProto', 'EPROTONOSUPPORT'], ['maxTxRate', 'EINVAL']]);
+    });
+
+    it('e810 (ice): a minimum rate, 802.1ad and any max rate are the kernel\'s to judge', () => {
+      for (const c of [minRate, qinq, aboveLink, { ...minRate, ...qinq, ...aboveLink }]) expect(refusals('e810', c)).toEqual([]);
+    });
+
+    it('connectx (mlx5): a minimum rate and any max rate, but no 802.1ad', () => {
+      for (const family of ['cx5', 'cx6dx']) {
+        expect(refusals(family, minRate)).toEqual([]);
+        expect(refusals(family, aboveLink)).toEqual([]);
+        expect(refusals(family, qinq)).toEqual([['vlanProto', 'EPROTONOSUPPORT']]);
+        expect(refusals(family, { ...minRate, ...qinq, ...aboveLink })).toEqual([['vlanProto', 'EPROTONOSUPPORT']]);
+      }
+    });
+
+    it('a profile without vfSettings refuses nothing ahead of the kernel', () => {
+      expect(vfSettingRefusals(undefined, LINK, { ...minRate, ...qinq, ...aboveLink })).toEqual([]);
+      expect(vfSettingRefusals(null, LINK, { ...minRate, ...qinq, ...aboveLink })).toEqual([]);
+    });
+
+    it('says why, naming the driver and its errno; checkSettings refuses with the first reason', () => {
+      const x710 = getProfile('x710');
+      const limits: VfSettingLimits = { family: 'x710', driver: 'i40e', linkSpeedMbps: LINK, caps: x710.vfSettings! };
+      const who = "the x710 family's PF driver (i40e)";
+      const all = vfSettingRefusals(limits.caps, LINK, { ...minRate, ...qinq, ...aboveLink }, who);
+      expect(all.map((r) => r.reason)).toEqual([
+        `min-tx-rate 100: ${who} has no minimum rate for VFs and refuses any but 0 (EINVAL); leave it 0, or cap the VF with max-tx-rate`,
+        `vlan-proto 802.1ad: ${who} takes only 802.1Q for a VF's VLAN (EPROTONOSUPPORT); use 802.1Q`,
+        `max-tx-rate 10001 is above the PF's link speed, 10000 Mbit/s; ${who} refuses that (EINVAL); give at most 10000`,
+      ]);
+      for (const r of all) expect(r.reason).toContain(`(${r.errno})`);
+      expect(vfSettingRefusals(limits.caps, LINK, minRate)[0]!.reason).toContain("the PF's driver has no minimum rate");
+      const cur = { ...DEFAULT_VF_SETTINGS };
+      for (const [c, i] of [[{ ...minRate, ...qinq, ...aboveLink }, 0], [{ ...qinq, ...aboveLink }, 1], [aboveLink, 2]] as const) {
+        let err: VfpError | undefined;
+        try { checkSettings(c, cur, limits); } catch (e) { err = e as VfpError; }
+        expect(err).toMatchObject({ kind: 'conflict', message: all[i]!.reason, details: { cniCode: 7 } });
+      }
+      // no driver bound to the PF: the family alone is named
+      expect(() => checkSettings(minRate, cur, { ...limits, driver: null })).toThrow(/^min-tx-rate 100: the x710 family's PF driver has no minimum rate/);
+      expect(checkSettings({ maxTxRate: LINK }, cur, limits)).toEqual({ maxTxRate: LINK });
+    });
   });
 
   it('diffs settings so a restore touches only what changed', () => {
