@@ -16,6 +16,7 @@ import { pciFromRid, pciRid } from '../sriov/pci.js';
 import { errnoError, registerSimKernel, Sysfs, type SysfsKernel } from '../sriov/sysfs.js';
 import { getProfile } from '../sriov/profile.js';
 import type { HwProfile, VfSettings } from '../sriov/types.js';
+import { VF_SETTING_ERRNOS, vfSettingRefusals } from '../sriov/vf-settings.js';
 import { systemError } from '../util/errors.js';
 import { pidAlive, sleepSync } from '../util/proc.js';
 import { readManifest, vfMac, vfNetdev, vfRepresentor, type SimManifest, type SimPf } from './manifest.js';
@@ -466,15 +467,11 @@ export class SimKernel implements SysfsKernel {
       if (!pf || index >= this.numVfs(pf)) throw errnoError('EINVAL', 'Invalid argument');
       const d: Dev = { pci: this.vfPci(pf, index), pf, vf: index };
       const next = { ...this.readSettings(d), ...change };
-      // What the simulated family's PF driver refuses, with its errno (its hw-profile's
-      // vfSettings: i40e takes no minimum rate and no 802.1ad, nor a max rate above the
-      // link), so that everything above the simulator meets the driver's answers.
-      const caps = this.vfCaps();
-      if (caps) {
-        if ((change.minTxRate ?? 0) > 0 && !caps.minTxRate) throw errnoError('EINVAL', 'Invalid argument');
-        if (change.vlanProto === '802.1ad' && next.vlan !== 0 && !caps.vlanProto8021ad) throw errnoError('EPROTONOSUPPORT', 'Protocol not supported');
-        if (caps.maxTxRateUpToLinkSpeed && (change.maxTxRate ?? 0) > this.m.linkSpeedMbps) throw errnoError('EINVAL', 'Invalid argument');
-      }
+      // What the simulated family's PF driver refuses, with its errno (the rules that
+      // `vf config` and vfplane-cni check first), so that everything above the simulator
+      // meets the driver's answers.
+      const [refused] = vfSettingRefusals(this.vfCaps(), this.m.linkSpeedMbps, change);
+      if (refused) throw errnoError(refused.errno, VF_SETTING_ERRNOS[refused.errno]);
       // IFLA_VF_VLAN sets VLAN and QoS together: a VF without a VLAN has no priority.
       if (next.vlan === 0) next.qos = 0;
       fs.mkdirSync(path.dirname(this.settingsFile(d)), { recursive: true });

@@ -134,6 +134,8 @@ describePrivileged('simulated SR-IOV NIC', { netns: true }, () => {
     const errno = (f: () => unknown) => { try { f(); return 'no error'; } catch (e) { return (e as NodeJS.ErrnoException).code; } };
     expect(errno(() => k.setVfSettings(pf, 1, { minTxRate: 100 }))).toBe('EINVAL');
     expect(errno(() => k.setVfSettings(pf, 1, { vlan: 5, vlanProto: '802.1ad' }))).toBe('EPROTONOSUPPORT');
+    // i40e looks at the protocol before the VLAN id, as `vf config` does: VLAN 0 is no way round
+    expect(errno(() => k.setVfSettings(pf, 1, { vlan: 0, vlanProto: '802.1ad' }))).toBe('EPROTONOSUPPORT');
     expect(errno(() => k.setVfSettings(pf, 1, { maxTxRate: 10001 }))).toBe('EINVAL');
     expect(k.vfSettings(pf, 1)).toEqual(before);
     expect(errno(() => k.setVfSettings(pf, 1, { maxTxRate: 10000 }))).toBe('no error');
