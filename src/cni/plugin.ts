@@ -12,7 +12,7 @@ import { describeOwner, parseOwner, type Owner } from '../alloc/owner.js';
 import { findPool, loadPools, poolVfs, type PoolSelector } from '../alloc/pool.js';
 import { addrsIn, hostNetnsPath, ipIn, linkIn, netnsId, routesIn } from '../net/ip.js';
 import { netRun, type NetOp } from '../net/netops.js';
-import { listVfs, resolveVf, vfSettingLimits } from '../sriov/discover.js';
+import { listVfs, resolveVf, vfRepresentor, vfSettingLimits } from '../sriov/discover.js';
 import { defaultSysfsRoot, openSysfs, SIM_MARKER, type Sysfs } from '../sriov/sysfs.js';
 import type { VfInfo, VfSettings } from '../sriov/types.js';
 import { applyVfSettings, checkSettings, settingsDiff } from '../sriov/vf-settings.js';
@@ -405,7 +405,7 @@ export async function cmdAdd(ctx: CniContext): Promise<CniResult> {
     } else {
       mac = conf.effective.mac ?? (vf.settings && vf.settings.mac !== '00:00:00:00:00:00' ? vf.settings.mac : null);
       deviceInfoFile = deviceInfoPath(conf, env);
-      writeDeviceInfo(deviceInfoFile, { pci: vf.pci, pfPci: vf.pf, representor: representorOf(sysfs, vf) });
+      writeDeviceInfo(deviceInfoFile, { pci: vf.pci, pfPci: vf.pf, representor: vfRepresentor(sysfs, vf) });
       const f = deviceInfoFile;
       undo.push(() => removeDeviceInfo(f));
     }
@@ -429,9 +429,9 @@ export async function cmdAdd(ctx: CniContext): Promise<CniResult> {
     let attached: Promise<unknown> = Promise.resolve();
     if (conf.vxlan) {
       const x = conf.vxlan;
-      representor = representorOf(sysfs, vf);
+      representor = vfRepresentor(sysfs, vf);
       if (!representor) {
-        throw new CniError(ERR.INVALID_CONFIG, `VF ${vf.pci} has no representor netdev, so it cannot join VXLAN ${x.vni}`, 'vxlan needs a NIC in switchdev mode (or the simulated NIC)');
+        throw new CniError(ERR.INVALID_CONFIG, `VF ${vf.pci} has no representor netdev, so it cannot join VXLAN ${x.vni}`, `vxlan needs the PF's eswitch in switchdev mode, which gives each VF a representor (devlink dev eswitch set pci/${vf.pf} mode switchdev; mlx5, or ice on E810); a PF in legacy mode, or a family without switchdev (X710), has none`);
       }
       if (!mac) throw new CniError(ERR.INVALID_CONFIG, `VF ${vf.pci} has no MAC to register on VXLAN ${x.vni}`, 'give mac in the config (or runtimeConfig.mac)');
       if (x.group) throw new CniError(ERR.INVALID_CONFIG, `vxlan.group ${x.group}: vfplane's data plane replicates broadcast to its peers itself and does not join multicast groups`, 'remove group; list the peers in the data-plane config (or give vxlan.remote)');
@@ -539,10 +539,6 @@ function mergeDns(...all: (CniDns | undefined)[]): CniDns | undefined {
   return Object.keys(out).length ? out : undefined;
 }
 
-/** A switchdev PF names its representors through phys_port_name, which is not read yet. */
-function representorOf(sysfs: Sysfs, vf: VfInfo): string | undefined {
-  return sysfs.kernel?.representor(vf.pf, vf.index);
-}
 
 export async function cmdDel(ctx: CniContext): Promise<void> {
   const { env, conf } = ctx;

@@ -275,6 +275,17 @@ export class SimKernel implements SysfsKernel {
       vfOffloadsOff(Array.from({ length: n }, (_, j) => vfNetdev(m, pf.index, j)), m.parkNetns!);
       hostNetdevsLikeNic(Array.from({ length: n }, (_, j) => vfRepresentor(m, pf.index, j)));
     }
+    if (m.netdevs) {
+      // As a switchdev PF's driver lays them out: a netdev per VF under the PF's device,
+      // named by its port (pf<PCI function>vf<index>). vfRepresentor finds them so.
+      const fn = pf.pci.slice(pf.pci.lastIndexOf('.') + 1);
+      for (let j = 0; j < n; j++) {
+        const rep = vfRepresentor(m, pf.index, j);
+        fs.mkdirSync(this.abs(`${pfDir}/net/${rep}`), { recursive: true });
+        this.writeFile(`${pfDir}/net/${rep}/phys_port_name`, `pf${fn}vf${j}`);
+        this.symlink(this.rel(`class/net/${rep}`, `${pfDir}/net/${rep}`), `class/net/${rep}`);
+      }
+    }
     this.writeFile(`${pfDir}/sriov_numvfs`, String(n));
     if (autoprobe) for (let j = 0; j < n; j++) this.probe(this.vfPci(pf, j));
   }
@@ -299,7 +310,12 @@ export class SimKernel implements SysfsKernel {
       const d: Dev = { pci: this.vfPci(pf, j), pf, vf: j };
       const drv = this.driverOf(d.pci);
       if (drv) fs.rmSync(this.abs(`bus/pci/drivers/${drv}/${d.pci}`), { force: true });
-      if (this.m.netdevs) fs.rmSync(this.abs(`class/net/${vfNetdev(this.m, pf.index, j)}`), { force: true });
+      if (this.m.netdevs) {
+        fs.rmSync(this.abs(`class/net/${vfNetdev(this.m, pf.index, j)}`), { force: true });
+        const rep = vfRepresentor(this.m, pf.index, j);
+        fs.rmSync(this.abs(`class/net/${rep}`), { force: true });
+        fs.rmSync(this.abs(`${this.devDir(pf.pci)}/net/${rep}`), { recursive: true, force: true });
+      }
       fs.rmSync(this.abs(`${this.devDir(pf.pci)}/virtfn${j}`), { force: true });
       fs.rmSync(this.abs(`bus/pci/devices/${d.pci}`), { force: true });
       fs.rmSync(this.abs(`kernel/iommu_groups/${this.iommuGroup(d)}`), { recursive: true, force: true });
@@ -445,10 +461,6 @@ export class SimKernel implements SysfsKernel {
     }
   }
 
-  representor(pfPci: string, index: number): string | undefined {
-    const pf = this.m.pfs.find((p) => p.pci === pfPci);
-    return pf && this.m.netdevs ? vfRepresentor(this.m, pf.index, index) : undefined;
-  }
 
   vfSettings(pfPci: string, index: number): VfSettings {
     const pf = this.m.pfs.find((p) => p.pci === pfPci);

@@ -42,11 +42,52 @@ function devPath(pci: string): string {
 
 /** The netdev of a PCI device, when it has one in this network namespace. */
 function netdevOf(sysfs: Sysfs, pci: string, cache: LinkCache): IpLink | undefined {
-  for (const name of sysfs.list(`${devPath(pci)}/net`)) {
+  const dir = `${devPath(pci)}/net`;
+  for (const name of sysfs.list(dir)) {
+    // A switchdev PF's device also carries its VFs' representors: not the PF's netdev.
+    if (isVfPort(sysfs, `${dir}/${name}`)) continue;
     const l = cache.get(name);
     if (l) return l;
   }
   return undefined;
+}
+
+/** A switchdev VF representor's port name (phys_port_name, from its devlink port):
+ *  "pf0vf3", "c1pf0vf3" on a SmartNIC's external host controller, "pf0vfr3" from older
+ *  ice, or "3" (the VF index alone) from older mlx5. Null for anything else (a PF's
+ *  "p0", an uplink's "pf0"). */
+export function parseVfPortName(s: string): { pf: number | null; vf: number } | null {
+  const m = /^(?:c\d+)?pf(\d+)vfr?(\d+)$/.exec(s);
+  if (m) return { pf: Number(m[1]), vf: Number(m[2]) };
+  return /^\d+$/.test(s) ? { pf: null, vf: Number(s) } : null;
+}
+
+/** Whether the netdev at sysfs dir DIR is a VF's representor: a VF port name, and (the
+ *  bare-number form, which says less) a switch id. */
+function isVfPort(sysfs: Sysfs, dir: string): { pf: number | null; vf: number } | null {
+  const p = parseVfPortName(sysfs.tryRead(`${dir}/phys_port_name`) ?? '');
+  if (p && p.pf === null && !sysfs.tryRead(`${dir}/phys_switch_id`)) return null;
+  return p;
+}
+
+/**
+ * The representor netdev of VF INDEX of PF, as the kernel names it: in switchdev mode the
+ * PF's driver (mlx5, ice) makes a netdev per VF under the PF's PCI device, whose
+ * phys_port_name says which VF it stands for ("pf<N>vf<I>", N the PF's PCI function) and
+ * whose phys_switch_id is the PF's. Undefined when there is none: a PF in legacy mode, or
+ * a family without switchdev. The simulated NIC lays its representors out the same way.
+ */
+export function vfRepresentor(sysfs: Sysfs, vf: { pf: string; index: number }): string | undefined {
+  const dir = `${devPath(vf.pf)}/net`;
+  const fn = Number(vf.pf.slice(vf.pf.lastIndexOf('.') + 1));
+  const names = sysfs.list(dir);
+  const switchId = (name: string) => sysfs.tryRead(`${dir}/${name}/phys_switch_id`);
+  // The PF's own switch id (its uplink port's): representors of another switch are not its.
+  const own = names.map((n) => (isVfPort(sysfs, `${dir}/${n}`) ? undefined : switchId(n))).find((x) => x);
+  return names.find((n) => {
+    const p = isVfPort(sysfs, `${dir}/${n}`);
+    return !!p && p.vf === vf.index && (p.pf === null || p.pf === fn) && (!own || switchId(n) === own);
+  });
 }
 
 export interface Discovery {

@@ -20,8 +20,6 @@ export interface SysfsKernel {
   vfSettings(pfPci: string, index: number): VfSettings;
   /** Changes PF-side settings of VF INDEX, as `ip link set PF vf N …` would. */
   setVfSettings(pfPci: string, index: number, change: Partial<VfSettings>): VfSettings;
-  /** The host-side netdev that sees VF INDEX's traffic. */
-  representor(pfPci: string, index: number): string | undefined;
 }
 
 /** Marker the simulator leaves at the top of a tree it built (see src/sim). */
