@@ -4,7 +4,7 @@
 // thread here, while posix_spawn costs well under a millisecond at any size. This is what
 // a long-running server (`vfplane cni serve`) uses to exec IPAM plugins and iproute2; the
 // runtime that calls CNI plugins (Go's os/exec) starts them the same cheap way.
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import { loadAddon } from '../dataplane/addon.js';
@@ -40,7 +40,14 @@ const SIGNAL_NAMES = new Map<number, NodeJS.Signals>(Object.entries(os.constants
  * errno in `code`, as Node's spawn does) only when it cannot be started.
  */
 export function runProgram(file: string, o: RunOptions): Promise<RunResult> {
-  const a = loadAddon();
+  let a: RawAddon;
+  try {
+    a = loadAddon();
+  } catch {
+    // No addon (not built, or a host without its libraries: the CNI plugin's fallback
+    // outside the DaemonSet's container): Node's spawn does the same, at a fork's cost.
+    return runViaNode(file, o);
+  }
   const envList = Object.entries(o.env).map(([k, v]) => `${k}=${v}`);
   let child: { pid: number; stdin: number; stdout: number; stderr: number };
   try {
@@ -122,6 +129,52 @@ export function runProgram(file: string, o: RunOptions): Promise<RunResult> {
       errR.s.destroy();
       poll();
     }, o.timeoutMs ?? 30_000);
+  });
+}
+
+/** runProgram through Node's spawn: its own process group (for the timeout's SIGKILL),
+ *  the same caps, stderr passing through, and rejection only when it cannot start. */
+export function runViaNode(file: string, o: RunOptions): Promise<RunResult> {
+  const argv = o.argv ?? [file];
+  return new Promise((resolve, reject) => {
+    const p = spawn(file, argv.slice(1), { argv0: argv[0], env: o.env, detached: true, stdio: ['pipe', 'pipe', 'pipe'] });
+    let truncated = false;
+    let timedOut = false;
+    const collect = (max: number, onData?: (c: Buffer) => void) => {
+      const kept: Buffer[] = [];
+      let len = 0;
+      return {
+        add: (c: Buffer) => {
+          if (len + c.length > max) truncated = true;
+          if (len < max) kept.push(c.subarray(0, max - len));
+          len += c.length;
+          onData?.(c);
+        },
+        text: () => Buffer.concat(kept).toString('utf8'),
+      };
+    };
+    const out = collect(o.maxStdout ?? 4 << 20);
+    const err = collect(o.maxStderr ?? 64 << 10, o.onStderr);
+    p.stdout!.on('data', out.add);
+    p.stderr!.on('data', err.add);
+    p.stdin!.on('error', () => undefined); // a child that exits without reading
+    p.stdin!.end(o.stdin ?? '');
+    const killTimer = setTimeout(() => {
+      timedOut = true;
+      try {
+        process.kill(-p.pid!, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }, o.timeoutMs ?? 30_000);
+    p.once('error', (e) => {
+      clearTimeout(killTimer);
+      reject(e);
+    });
+    p.once('close', (status, signal) => {
+      clearTimeout(killTimer);
+      resolve({ status, signal, stdout: out.text(), stderr: err.text(), timedOut, truncated });
+    });
   });
 }
 

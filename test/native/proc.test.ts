@@ -6,7 +6,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { runProgram, runSync, syncFailure } from '../../src/util/spawn.js';
+import { runProgram, runSync, runViaNode, syncFailure } from '../../src/util/spawn.js';
 import { ip } from '../../src/net/ip.js';
 
 const pidAlive = (pid: number) => existsSync(`/proc/${pid}`) && !/^State:\s+Z/m.test(readStatus(pid));
@@ -18,7 +18,10 @@ function readStatus(pid: number): string {
   }
 }
 
-describe('runProgram (posix_spawn, async)', () => {
+// The same contract twice: the addon's posix_spawn, and Node's spawn, which runProgram
+// falls back to where the addon cannot load (the CNI plugin's fallback on a host without
+// the addon's libraries: its IPAM delegation must still work).
+describe.each([['posix_spawn', runProgram], ['Node spawn, without the addon', runViaNode]] as const)('runProgram (%s, async)', (_, runProgram) => {
   it('passes stdin through, collects stdout and stderr, and gives the exit status', async () => {
     const chunks: string[] = [];
     const r = await runProgram('/bin/sh', {
