@@ -438,8 +438,9 @@ export async function cmdAdd(ctx: CniContext): Promise<CniResult> {
       dataplane = socketPath({ socket: x.socket, stateDir: conf.stateDir ?? defaultStateDir() });
       const sock = dataplane;
       const rep = representor;
+      const podMtu = conf.mtu ?? vf.mtu ?? undefined;
       attached = dataplaneRequest(sock, overlayAttachRequest({
-        representor: rep, pci: vf.pci, mac, vxlan: x,
+        representor: rep, pci: vf.pci, mac, vxlan: x, ...(podMtu ? { mtu: podMtu } : {}),
         owner: { containerId: env.containerId!, ifname, netns, network: conf.name, podNamespace: env.args.K8S_POD_NAMESPACE },
       }));
       attached.catch(() => undefined); // awaited below

@@ -76,6 +76,9 @@ export const attachSchema = z.strictObject({
   mac: macString("the pod interface's MAC"),
   pci: z.string().regex(/^[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$/, 'expected a PCI address DDDD:BB:DD.F').optional(),
   netns: absPath('the netns of the representor; the daemon\'s own when left out').optional(),
+  // The pod interface's MTU (vfplane-cni sends it), for the underlay MTU check; without
+  // it the representor's stands in (on real NICs it stays 1500 whatever the pod's is).
+  mtu: z.number().int().min(68).max(65535).optional(),
   remote: ipString('a unicast VTEP to flood this VNI to').optional(),
   port: z.number().int().min(1).max(65535).optional(),
   // What a CNI config's vxlan block may also say; each must agree with this data plane.

@@ -497,11 +497,13 @@ export class Daemon {
     // A pod's IP packet of its MTU becomes an outer IP packet 50 bytes larger (70 over
     // IPv6: inner Ethernet, VXLAN, UDP, outer IP), as the engine's mtu_exceeded check
     // counts it; an outer VLAN tag is L2 and costs no MTU. The representor's MTU stands
-    // for the pod's (the VF's MTU is set by vfplane-cni from the same config).
+    // for the pod's when the request does not give it (vfplane-cni does).
     const overhead = isIP(c.uplink.vtep) === 6 ? 70 : 50;
     const mtu = c.tunnel.mtu || this.uplinkMtu;
-    if (mtu && l.mtu && l.mtu + overhead > mtu) {
-      this.log.warn(`${a.representor} has MTU ${l.mtu}, which needs an underlay MTU of ${l.mtu + overhead}; the uplink has ${mtu}, so the pod's larger frames are dropped (mtu_exceeded). Give the pod an MTU ≤ ${mtu - overhead} (CNI "mtu") or raise the underlay MTU`);
+    const podMtu = a.mtu ?? l.mtu;
+    if (mtu && podMtu && podMtu + overhead > mtu) {
+      const who = a.mtu ? `the pod interface of ${a.representor}${a.pci ? ` (VF ${a.pci})` : ''}` : a.representor;
+      this.log.warn(`${who} has MTU ${podMtu}, which needs an underlay MTU of ${podMtu + overhead}; the uplink has ${mtu}, so the pod's larger frames are dropped (mtu_exceeded). Give the pod an MTU ≤ ${mtu - overhead} (CNI "mtu") or raise the underlay MTU`);
     }
     // The claim's changes (forwarding, IPv6, up) wait for RTNL while the move holds it;
     // the port's setup waits for grace periods. They run at once: the claim on netops'

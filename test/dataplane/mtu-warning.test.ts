@@ -12,19 +12,19 @@ import { request } from '../../src/dataplane/control.js';
 describePrivileged('MTU advice at attach', { netns: true }, () => {
   let ns: Netns;
   const up = ifname('mu'), upPeer = ifname('mp');
-  const fits = ifname('mf'), over = ifname('mo');
+  const fits = ifname('mf'), over = ifname('mo'), big = ifname('mb'), big2 = ifname('mc');
   const tmp = scratchDir('mtu');
 
   beforeAll(() => {
     ns = Netns.create('mtu');
     vethIn(ns, up, upPeer); // MTU 1500
-    for (const [r, mtu] of [[fits, 1450], [over, 1451]] as const) {
+    for (const [r, mtu] of [[fits, 1450], [over, 1451], [big, 1500], [big2, 1500]] as const) {
       spawnSync('ip', ['link', 'add', r, 'mtu', String(mtu), 'type', 'veth', 'peer', 'name', `${r}p`, 'mtu', String(mtu), 'netns', ns.name]);
       ns.ip(['link', 'set', `${r}p`, 'up']);
     }
   });
   afterAll(() => {
-    for (const r of [fits, over]) spawnSync('ip', ['link', 'del', r]);
+    for (const r of [fits, over, big, big2]) spawnSync('ip', ['link', 'del', r]);
     ns?.destroy();
     tmp.remove();
   });
@@ -39,6 +39,13 @@ describePrivileged('MTU advice at attach', { netns: true }, () => {
       const log = dp.log();
       expect(log).not.toContain(`${fits} has MTU`);
       expect(log).toContain(`${over} has MTU 1451, which needs an underlay MTU of 1501; the uplink has 1500, so the pod's larger frames are dropped (mtu_exceeded). Give the pod an MTU ≤ 1450 (CNI "mtu") or raise the underlay MTU`);
+      // A representor keeps its own MTU (1500 on a NIC) whatever the pod's: the pod's MTU,
+      // as vfplane-cni sends it, is the one checked.
+      await request(dp.socket, { op: 'attach', representor: big, vni: 100, mac: '02:00:00:00:0d:03', mtu: 1450, pci: '0000:5e:02.3' });
+      await request(dp.socket, { op: 'attach', representor: big2, vni: 100, mac: '02:00:00:00:0d:04', mtu: 1451, pci: '0000:5e:02.4' });
+      await new Promise((r) => setTimeout(r, 100));
+      expect(dp.log().split('\n').filter((l) => l.includes(big) && l.includes('MTU'))).toEqual([]);
+      expect(dp.log()).toContain(`the pod interface of ${big2} (VF 0000:5e:02.4) has MTU 1451, which needs an underlay MTU of 1501`);
       // And the engine agrees: each pod sends one broadcast IP packet of its MTU.
       const frame = (src: string, ipLen: number) => Uint8Array.from([...Buffer.from(`ffffffffffff${src.replaceAll(':', '')}0800`, 'hex'), 0x45, ...new Array(ipLen - 1).fill(0)]);
       inject(ns, `${fits}p`, [frame('02:00:00:00:0d:01', 1450)]);
