@@ -211,6 +211,10 @@ export function parseConfig(input: unknown, source = 'config'): DaemonConfig {
   if (c.backend !== 'dpdk' && !c.uplink.ifname) throw invalid(`${source}: the ${c.backend} backend takes uplink.ifname`);
   const fam = isIP(c.uplink.vtep);
   for (const p of c.peers) if (isIP(p.vtep) !== fam) throw invalid(`${source}: peer ${p.vtep} is not IPv${fam} like uplink.vtep ${c.uplink.vtep}`);
+  // One config for every node (a DaemonSet's lists every node's VTEP): a node is not its
+  // own peer, nor in its own flood lists. (Addresses are canonical by now.)
+  c.peers = c.peers.filter((p) => p.vtep !== c.uplink.vtep);
+  for (const v of c.vnis) v.flood = v.flood.filter((x) => x !== c.uplink.vtep);
   // Queue q of a port is received by worker q % workers. An AF_PACKET uplink opens a
   // queue per worker (sockets in a fanout group). Pod ports with fewer queues than
   // workers are fine: the workers without a queue there hand their frames to one that
