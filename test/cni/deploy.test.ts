@@ -30,6 +30,24 @@ describe('deploy/ manifests', () => {
     expect(script).toMatch(/socket=.*node=.*plugin=/);
   });
 
+  it('runs the CNI server with the host paths its IPAM delegates keep state in, probed through the shim the image has', () => {
+    const ds = docs.find((d) => d.doc.kind === 'DaemonSet')!.doc;
+    const c = ds.spec.template.spec.containers.find((x: any) => x.name === 'vfplane');
+    const mounts = (c.volumeMounts as { mountPath: string }[]).map((m) => m.mountPath);
+    for (const p of ['/var/lib/cni', '/etc/cni/net.d', '/run/cni', '/var/lib/vfplane', '/run/vfplane', '/var/run/netns']) expect(mounts, p).toContain(p);
+    const probe = c.readinessProbe.exec.command as string[];
+    expect(probe.slice(0, 3)).toEqual(['env', 'CNI_COMMAND=VERSION', '/opt/vfplane/vfplane-cni-shim']);
+    // The image lays out what the probe and the init container use (deploy/Dockerfile).
+    const dockerfile = readFileSync(join(dir, 'Dockerfile'), 'utf8');
+    expect(dockerfile).toMatch(/cp \/opt\/vfplane\/build\/Release\/vfplane-cni-shim \/opt\/vfplane\/vfplane-cni-shim/);
+    expect(dockerfile).toContain('ln -s bin/vfplane.js /opt/vfplane/vfplane');
+    expect(dockerfile).toContain('vfplane_native.node');
+    // The probe itself, against a server that is not there: it fails (no fallback).
+    const r = spawnSync(join(ROOT, 'build/Release/vfplane-cni-shim'), ['/nonexistent/cni.sock', '/nonexistent', '/nonexistent'], { env: { CNI_COMMAND: 'VERSION' }, input: '', encoding: 'utf8' });
+    expect(r.status).toBe(1);
+    expect(r.stdout).toContain('no server and the Node plugin cannot be started');
+  });
+
   it('runs the data plane with a config it accepts, next to the CNI server', () => {
     const ds = docs.find((d) => d.doc.kind === 'DaemonSet')!.doc;
     const c = ds.spec.template.spec.containers.find((x: any) => x.name === 'dataplane');
