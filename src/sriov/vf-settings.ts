@@ -109,6 +109,9 @@ export function checkSettings(c: Partial<VfSettings>, current: VfSettings, limit
   }
   if (c.qos !== undefined && (!Number.isInteger(c.qos) || c.qos < 0 || c.qos > 7)) throw invalid(`qos ${c.qos} is out of range: 0–7`);
   if ((c.qos ?? 0) > 0 && vlan === 0) throw invalid(`qos ${c.qos} needs a VLAN: pass --vlan as well`);
+  // Without a VLAN the kernel is never given the protocol (ip link sends none): it would
+  // be reported as set and not be.
+  if (c.vlanProto === '802.1ad' && vlan === 0) throw invalid('vlan-proto 802.1ad needs a VLAN: pass --vlan (1–4094) as well');
   // No VLAN, no priority: `ip link set PF vf N vlan 0` clears QoS too, so an old QoS must
   // not wait as hidden state to come back with the next VLAN.
   if (c.vlan === 0 && current.qos !== 0) out.qos = 0;

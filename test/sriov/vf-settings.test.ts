@@ -23,6 +23,9 @@ describe('VF settings', () => {
     expect(() => checkSettings({ vlan: 4095 }, cur)).toThrow(/vlan 4095 is out of range/);
     expect(() => checkSettings({ qos: 3 }, cur)).toThrow(/qos 3 needs a VLAN/);
     expect(() => checkSettings({ minTxRate: 500, maxTxRate: 100 }, cur)).toThrow(/min-tx-rate 500 is above max-tx-rate 100/);
+    // Without a VLAN, `ip link` never gives the kernel the protocol.
+    expect(() => checkSettings({ vlanProto: '802.1ad' }, cur)).toThrow('vlan-proto 802.1ad needs a VLAN: pass --vlan (1–4094) as well');
+    expect(checkSettings({ vlanProto: '802.1ad' }, { ...cur, vlan: 7 })).toEqual({ vlanProto: '802.1ad' });
     expect(checkSettings({ mac: '02:AA:00:00:00:01', vlan: 5, qos: 3 }, cur)).toEqual({ mac: '02:aa:00:00:00:01', vlan: 5, qos: 3 });
   });
 
