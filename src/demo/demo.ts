@@ -102,7 +102,9 @@ export async function runDemo(o: DemoOpts): Promise<void> {
   // A step that failed lets it run first: after a signal, the demo stops as interrupted
   // (onSignal tears down and exits), not as failed.
   const interrupted = async (): Promise<boolean> => {
-    if (!signalled) await new Promise((r) => setTimeout(r, 50));
+    // A signal that arrived during a synchronous child is pending in the event loop's
+    // signal pipe: the next turns' poll phase runs its handler.
+    for (let i = 0; i < 2 && !signalled; i++) await new Promise((r) => setImmediate(r));
     return signalled !== null;
   };
   const INTERRUPTED = new Error('interrupted');
