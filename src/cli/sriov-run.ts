@@ -7,7 +7,7 @@ import { AllocStore, DB_FILE, defaultStateDir, type Allocation } from '../alloc/
 import { describeOwner, ownerAlive, parseOwner, pidStart, type Owner } from '../alloc/owner.js';
 import { checkSelectorAgainst, findPool, loadPools, poolVfs, vfCountsByPf } from '../alloc/pool.js';
 import { bindVf, configVf, setNumVfs, type VfConfig } from '../sriov/actions.js';
-import { listPfs, listVfs, resolveVf } from '../sriov/discover.js';
+import { listPfs, listVfs, resolveVf, vfRepresentor } from '../sriov/discover.js';
 import { openSysfs, type Sysfs } from '../sriov/sysfs.js';
 import type { VfInfo } from '../sriov/types.js';
 import { applyVfSettings, settingsDiff } from '../sriov/vf-settings.js';
@@ -138,7 +138,9 @@ export async function vfShow(o: Common, ref: string): Promise<void> {
   const allocation = store?.get(vf.pci) ?? null;
   const history = store ? store.history(1000).filter((h) => h.pci === vf.pci).slice(-10) : [];
   store?.close();
-  if (o.json) return printJson({ ...vf, allocation, history });
+  // Its switchdev representor (what the data plane forwards for): none in legacy mode.
+  const representor = vfRepresentor(sysfs, vf) ?? null;
+  if (o.json) return printJson({ ...vf, representor, allocation, history });
   const s = vf.settings;
   const kv: [string, string][] = [
     ['VF', `${vf.pci} (virtfn${vf.index} of ${vf.pfNetdev ?? '-'} ${vf.pf})`],
@@ -148,6 +150,7 @@ export async function vfShow(o: Common, ref: string): Promise<void> {
     ['IOMMU group', dash(vf.iommuGroup)],
     ['vfio device', dash(vf.vfioDevice)],
     ['NUMA node', String(vf.numaNode)],
+    ['representor', representor ?? '- (none: the PF is not in switchdev mode, or its family has none)'],
   ];
   if (s) {
     kv.push(['admin MAC', s.mac], ['VLAN', s.vlan ? `${s.vlan} qos ${s.qos} ${s.vlanProto}` : 'none'], ['spoofchk', yn(s.spoofchk)],

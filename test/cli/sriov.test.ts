@@ -77,6 +77,8 @@ describePrivileged('operator CLI on a simulated NIC', { netns: true }, () => {
     expect(json(['vf', 'list', '--free', '--pf', `${prefix}f0`]).map((v: any) => v.index)).toEqual([2, 3]);
     const show = run(['vf', 'show', `${prefix}f0#0`]);
     expect(show.stdout).toMatch(/default\/web-0/);
+    expect(show.stdout).toMatch(new RegExp(`representor\\s*│?\\s*${prefix}f0r0`));
+    expect(json(['vf', 'show', `${prefix}f0#0`]).representor).toBe(`${prefix}f0r0`);
     // someone else may not release it; its owner may
     const wrong = run(['vf', 'release', '0000:5e:02.0', '--owner', 'default/web-1']);
     expect(wrong.code).toBe(1);
