@@ -212,9 +212,11 @@ export function parseConfig(input: unknown, source = 'config'): DaemonConfig {
   const fam = isIP(c.uplink.vtep);
   for (const p of c.peers) if (isIP(p.vtep) !== fam) throw invalid(`${source}: peer ${p.vtep} is not IPv${fam} like uplink.vtep ${c.uplink.vtep}`);
   // One config for every node (a DaemonSet's lists every node's VTEP): a node is not its
-  // own peer, nor in its own flood lists. (Addresses are canonical by now.)
+  // own peer, nor in its own flood lists, and a static entry for a MAC behind its own
+  // VTEP is one of its pods (learned locally). (Addresses are canonical by now.)
   c.peers = c.peers.filter((p) => p.vtep !== c.uplink.vtep);
   for (const v of c.vnis) v.flood = v.flood.filter((x) => x !== c.uplink.vtep);
+  c.fdb = c.fdb.filter((e) => e.vtep !== c.uplink.vtep);
   // Queue q of a port is received by worker q % workers. An AF_PACKET uplink opens a
   // queue per worker (sockets in a fanout group). Pod ports with fewer queues than
   // workers are fine: the workers without a queue there hand their frames to one that

@@ -16,9 +16,13 @@ const ok = { uplink: { ifname: 'ens1f0', vtep: '192.0.2.1' } };
 
 describe('data-plane config', () => {
   it('skips the node\'s own VTEP among peers and flood lists, so one config serves every node', () => {
-    const c = parseConfig({ ...ok, uplink: { ifname: 'ens1f0', vtep: '192.0.2.1' }, peers: [{ vtep: '192.0.2.1' }, { vtep: '192.0.2.2' }], vnis: [{ vni: 100, flood: ['192.0.2.1', '192.0.2.2'] }] });
+    const c = parseConfig({
+      ...ok, uplink: { ifname: 'ens1f0', vtep: '192.0.2.1' }, peers: [{ vtep: '192.0.2.1' }, { vtep: '192.0.2.2' }], vnis: [{ vni: 100, flood: ['192.0.2.1', '192.0.2.2'] }],
+      fdb: [{ vni: 100, mac: '02:00:00:00:00:01', vtep: '192.0.2.1' }, { vni: 100, mac: '02:00:00:00:00:02', vtep: '192.0.2.2' }],
+    });
     expect(c.peers.map((p) => p.vtep)).toEqual(['192.0.2.2']);
     expect(c.vnis[0]!.flood).toEqual(['192.0.2.2']);
+    expect(c.fdb.map((e) => e.mac)).toEqual(['02:00:00:00:00:02']);
     const v6 = parseConfig({ ...ok, uplink: { ifname: 'ens1f0', vtep: '2001:db8::1' }, peers: [{ vtep: '2001:DB8:0::1' }, { vtep: '2001:db8::2' }] });
     expect(v6.peers.map((p) => p.vtep)).toEqual(['2001:db8::2']);
   });
