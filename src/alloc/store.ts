@@ -7,6 +7,7 @@
 // both see a VF as free), the VF's PCI address is the primary key (a second row for it
 // cannot exist even if the selection were wrong), and a process killed mid-transaction
 // leaves only an uncommitted WAL tail that the next opener discards.
+import * as crypto from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -323,7 +324,9 @@ export class AllocStore {
    *  wins. False where the filesystem has no hard links: the file is then left for
    *  SQLite to make in place, as before. */
   private static create(dir: string, file: string): boolean {
-    const tmp = path.join(dir, `.${DB_FILE}.${process.pid}.new`);
+    // pid and a random part: processes in different pid namespaces (a container and the
+    // host) may share a pid, and must not remove each other's store in the making.
+    const tmp = path.join(dir, `.${DB_FILE}.${process.pid}.${crypto.randomBytes(4).toString('hex')}.new`);
     const gone = () => { for (const f of [tmp, `${tmp}-wal`, `${tmp}-shm`]) fs.rmSync(f, { force: true }); };
     gone();
     try {
