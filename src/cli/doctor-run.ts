@@ -173,7 +173,7 @@ export function installedPlugin(file: string): Check {
 
 async function nicChecks(out: Check[], sysfsRoot: string | undefined): Promise<void> {
   const { openSysfs } = await import('../sriov/sysfs.js');
-  const { listPfs } = await import('../sriov/discover.js');
+  const { listPfs, vfRepresentor } = await import('../sriov/discover.js');
   const sysfs = await openSysfs(sysfsRoot);
   const pfs = listPfs(sysfs);
   if (pfs.length === 0) {
@@ -186,9 +186,14 @@ async function nicChecks(out: Check[], sysfsRoot: string | undefined): Promise<v
   for (const pf of pfs) {
     const tier = (pf.tier === 1 ? 'tier 1: full hardware encap/decap' : pf.tier === 2 ? 'tier 2: VNI steering and checksum offload, software encap' : 'tier 3: software') +
       (pf.tierNote ? ` (${pf.tierNote})` : '');
+    // What vfplane-cni's vxlan mode needs: a representor per VF (switchdev mode).
+    const reps = Array.from({ length: pf.numVfs }, (_, i) => vfRepresentor(sysfs, { pf: pf.pci, index: i })).filter(Boolean).length;
+    const repText = pf.numVfs === 0 ? '' : reps
+      ? `; representors for ${reps}/${pf.numVfs} VFs (vxlan mode possible)`
+      : `; no VF representors: vfplane-cni's vxlan mode needs the eswitch in switchdev mode (devlink dev eswitch set pci/${pf.pci} mode switchdev, where the family has it)`;
     out.push({
       area: 'nic', name: `PF ${pf.pci}${pf.netdev ? ` (${pf.netdev})` : ''}`, status: pf.profile ? 'ok' : 'warn',
-      detail: `${pf.vendor}:${pf.device} ${pf.driver ?? 'no driver'}, ${pf.numVfs}/${pf.totalVfs} VFs, ${pf.profile ? `profile ${pf.profile}, ${tier}${sysfs.isSim ? ' (simulated)' : ''}` : 'no hw-profile matches (treated as tier 3)'}`,
+      detail: `${pf.vendor}:${pf.device} ${pf.driver ?? 'no driver'}, ${pf.numVfs}/${pf.totalVfs} VFs, ${pf.profile ? `profile ${pf.profile}, ${tier}${sysfs.isSim ? ' (simulated)' : ''}` : 'no hw-profile matches (treated as tier 3)'}${repText}`,
       ...(pf.profile ? {} : { fix: 'add a hw-profile for this NIC (hw-profiles/README.md)' }),
     });
   }
