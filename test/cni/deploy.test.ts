@@ -30,6 +30,37 @@ describe('deploy/ manifests', () => {
     expect(script).toMatch(/socket=.*node=.*plugin=/);
   });
 
+  it('its install script, run for three versions in turn, installs each and keeps only the current and the one before', () => {
+    const ds = docs.find((d) => d.doc.kind === 'DaemonSet')!.doc;
+    const init = ds.spec.template.spec.initContainers.find((x: any) => x.name === 'install-cni');
+    const tmp = mkdtempSync(join(tmpdir(), 'vfplane-init-'));
+    try {
+      // A stand-in image: a "node" that answers the VERSION check, and the files copied.
+      const image = join(tmp, 'image');
+      mkdirSync(join(image, 'bin'), { recursive: true });
+      writeFileSync(join(image, 'node'), '#!/bin/sh\necho "{\\"cniVersion\\":\\"1.0.0\\"}"\n', { mode: 0o755 });
+      writeFileSync(join(image, 'bin', 'vfplane-cni.js'), '');
+      writeFileSync(join(image, 'vfplane-cni-shim'), '#!/bin/sh\n', { mode: 0o755 });
+      for (const d of ['cnibin', 'home', 'state', 'config']) mkdirSync(join(tmp, d));
+      writeFileSync(join(tmp, 'config', 'pools.json'), '{"pools":[]}');
+      const run = (version: string) => {
+        const script = (init.args[0] as string).replace('VERSION=0.1.0', `VERSION=${version}`)
+          .replaceAll('/host/opt/vfplane', join(tmp, 'home')).replaceAll('/host/opt/cni/bin', join(tmp, 'cnibin'))
+          .replaceAll('/host/var/lib/vfplane', join(tmp, 'state')).replaceAll('/opt/vfplane/.', `${image}/.`).replaceAll('/config/', `${join(tmp, 'config')}/`);
+        const r = spawnSync('/bin/sh', ['-ec', script], { encoding: 'utf8' });
+        expect(r.status, r.stderr).toBe(0);
+        spawnSync('sleep', ['0.05']);
+      };
+      for (const v of ['0.1.0', '0.2.0', '0.3.0']) run(v);
+      expect(readdirSync(join(tmp, 'home')).sort()).toEqual(['0.2.0', '0.3.0']);
+      expect(readFileSync(join(tmp, 'cnibin', 'vfplane-cni.shim'), 'utf8')).toContain('node=/opt/vfplane/0.3.0/node');
+      run('0.3.0'); // a restart: nothing changes
+      expect(readdirSync(join(tmp, 'home')).sort()).toEqual(['0.2.0', '0.3.0']);
+    } finally {
+      rmSync(tmp, { recursive: true, force: true });
+    }
+  });
+
   it('runs the CNI server with the host paths its IPAM delegates keep state in, probed through the shim the image has', () => {
     const ds = docs.find((d) => d.doc.kind === 'DaemonSet')!.doc;
     const c = ds.spec.template.spec.containers.find((x: any) => x.name === 'vfplane');
