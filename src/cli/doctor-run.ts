@@ -151,8 +151,22 @@ async function heldByStopped(stateDir: string): Promise<Check[]> {
   return out;
 }
 
+/** Whether PATH exists as the host sees it: here, or, in a container of its own mount
+ *  namespace that shares the host's PIDs (the DaemonSet's: the .shim names host paths
+ *  the container does not have), under /proc/1/root. */
+export function existsOnHost(p: string, hostPid = 1): boolean {
+  if (fs.existsSync(p)) return true;
+  try {
+    if (fs.readlinkSync(`/proc/${hostPid}/ns/mnt`) === fs.readlinkSync('/proc/self/ns/mnt')) return false;
+    return fs.existsSync(`/proc/${hostPid}/root${p}`);
+  } catch {
+    return false; // not allowed to look (not root): say what this view has
+  }
+}
+
 /** The installed plugin: present, and (the shim) naming a node and plugin that exist. */
-export function installedPlugin(file: string): Check {
+/** `hostPid`: a process in the host's mount namespace (init; tests give their own). */
+export function installedPlugin(file: string, hostPid = 1): Check {
   const name = 'plugin installed';
   const fix = `vfplane cni install --dir ${file.slice(0, file.lastIndexOf('/')) || '/'}`;
   if (!fs.existsSync(file)) return { area: 'cni', name, status: 'warn', detail: `no ${file}`, fix };
@@ -164,7 +178,7 @@ export function installedPlugin(file: string): Check {
     return { area: 'cni', name, status: 'ok', detail: `${file} (a shell wrapper: reinstall to have the runtime exec the shim directly)` };
   }
   const kv = new Map(paths.split('\n').filter((l) => l.includes('=')).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
-  const missing = ['node', 'plugin'].filter((k) => !kv.get(k) || !fs.existsSync(kv.get(k)!)).map((k) => `${k} ${kv.get(k) ?? '(not named)'}`);
+  const missing = ['node', 'plugin'].filter((k) => !kv.get(k) || !existsOnHost(kv.get(k)!, hostPid)).map((k) => `${k} ${kv.get(k) ?? '(not named)'}`);
   if (!kv.get('socket')) missing.push('socket (not named)');
   return missing.length
     ? { area: 'cni', name, status: 'missing', detail: `${file}.shim names what is not there: ${missing.join(', ')}; every CNI call would fail`, fix }

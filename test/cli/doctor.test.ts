@@ -1,6 +1,7 @@
 // `vfplane doctor` reports the build and the host as they are: the backends the build
 // recorded, sockets the kernel really opens, and the NICs under a sysfs root.
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { release } from 'node:os';
@@ -88,6 +89,36 @@ describe('vfplane doctor', () => {
       const c = installedPlugin(file);
       expect(c).toMatchObject({ status: 'missing', fix: `vfplane cni install --dir ${dir}` });
       expect(c.detail).toContain('node /opt/vfplane/gone/node');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('judges the .shim\'s paths as the host sees them: in a mount namespace of its own (a container) they are looked up under /proc/1/root', () => {
+    if (process.getuid?.() !== 0) {
+      expect(process.env.CI, 'CI runs as root').toBeFalsy();
+      return;
+    }
+    const dir = mkdtempSync(join(tmpdir(), 'vfplane-doctor-ns-'));
+    try {
+      const hidden = join(dir, 'tree');
+      mkdirSync(hidden);
+      writeFileSync(join(hidden, 'node'), '');
+      writeFileSync(join(hidden, 'plugin.js'), '');
+      writeFileSync(join(dir, 'vfplane-cni'), '');
+      writeFileSync(join(dir, 'vfplane-cni.shim'), `socket=${join(dir, 'cni.sock')}\nnode=${join(hidden, 'node')}\nplugin=${join(hidden, 'plugin.js')}\n`);
+      // A new mount namespace where the tree is covered by an empty tmpfs, as a container
+      // lacks the host's /opt/vfplane/<version>. The host's view is this test process's
+      // (init's /proc/1/root, what the DaemonSet's container reads, is closed to root in
+      // this sandbox).
+      const js = `import('${join(ROOT, 'dist/cli/doctor-run.js')}').then((m) => console.log(JSON.stringify([m.installedPlugin(${JSON.stringify(join(dir, 'vfplane-cni'))}, ${process.pid}), m.installedPlugin(${JSON.stringify(join(dir, 'vfplane-cni'))}, 'self')])))`;
+      const r = spawnSync('unshare', ['-m', '--propagation', 'private', 'sh', '-c', `mount -t tmpfs none ${hidden} && ls -A ${hidden} | wc -l && ${process.execPath} -e "${js.replaceAll('"', '\\"')}"`], { encoding: 'utf8' });
+      expect(r.status, r.stderr).toBe(0);
+      const [count, line] = r.stdout.trim().split('\n');
+      expect(count).toBe('0'); // the container's view has no tree
+      const [viaHost, ownView] = JSON.parse(line!);
+      expect(viaHost).toMatchObject({ status: 'ok' });
+      expect(ownView).toMatchObject({ status: 'missing' }); // what it said before, from the container's view alone
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
