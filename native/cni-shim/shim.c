@@ -21,6 +21,9 @@
  *             then stdin's bytes; the shim then shuts down its write side.
  *   reply:    the exit status and stderr's length as decimal digits, a space between,
  *             "\n", stderr's bytes, then stdout's bytes until EOF.
+ * A server that hangs up without a byte is taken for one from before version 2 (during
+ * an upgrade) and asked again with "VFPCNI1\n" (it keeps CNI_* only and answers
+ * "STATUS\n" then stdout).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -126,6 +129,63 @@ static int read_paths(char *socket_path, char *node, char *plugin, size_t cap)
 	return socket_path[0] && node[0] && plugin[0] ? 0 : -1;
 }
 
+/* A connected socket to the server, or -1. */
+static int dial(const struct sockaddr_un *sa)
+{
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd >= 0 && connect(fd, (const struct sockaddr *)sa, sizeof(*sa)) < 0) {
+		close(fd);
+		fd = -1;
+	}
+	return fd;
+}
+
+/* The request again in version 1 (the same framing; the server keeps only CNI_*) and
+ * its answer: "STATUS\n", then stdout until EOF. */
+static int ask_v1(const struct sockaddr_un *sa, struct req *q)
+{
+	q->p[6] = '1'; /* "VFPCNI2\n" -> "VFPCNI1\n" */
+	int fd = dial(sa);
+	if (fd < 0)
+		return fail("the server closed the connection without an answer, and is gone", strerror(errno));
+	if (write_all(fd, q->p, q->len) < 0)
+		return fail("cannot write to the server", strerror(errno));
+	shutdown(fd, SHUT_WR);
+	char head[8];
+	size_t have = 0;
+	int status = -1;
+	while (have < sizeof(head)) {
+		ssize_t n = read(fd, head + have, 1);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return fail("the server closed the connection without an answer", "see the server's log");
+		if (head[have] == '\n') {
+			head[have] = 0;
+			char *end;
+			long v = strtol(head, &end, 10);
+			if (have > 0 && *end == 0 && v >= 0 && v <= 255)
+				status = (int)v;
+			break;
+		}
+		have++;
+	}
+	if (status < 0)
+		return fail("the server's answer is malformed", "run `vfplane cni install` again: the shim and the server must come from one vfplane");
+	char buf[65536];
+	for (;;) {
+		ssize_t n = read(fd, buf, sizeof(buf));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		if (write_all(STDOUT_FILENO, buf, (size_t)n) < 0)
+			return 1;
+	}
+	close(fd);
+	return status;
+}
+
 static void run_fallback(char **argv)
 {
 	char *args[] = { argv[2], argv[3], NULL };
@@ -159,13 +219,9 @@ int main(int argc, char **argv)
 		return fail("socket path too long", argv[1]);
 	strcpy(sa.sun_path, argv[1]);
 
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		/* No server (not started, or gone): the plugin runs standalone. */
-		if (fd >= 0)
-			close(fd);
-		run_fallback(argv);
-	}
+	int fd = dial(&sa);
+	if (fd < 0)
+		run_fallback(argv); /* no server (not started, or gone): the plugin runs standalone */
 
 	/* The whole request goes in one write: a write per variable would wake the server
 	 * for each (a dozen round trips between the two processes, ~1.5 ms here). */
@@ -192,7 +248,6 @@ int main(int argc, char **argv)
 	}
 	if (write_all(fd, q.p, q.len) < 0)
 		return fail("cannot write to the server", strerror(errno));
-	free(q.p);
 	shutdown(fd, SHUT_WR);
 
 	/* The status line ("STATUS ERRLEN"), stderr's ERRLEN bytes, then stdout verbatim. */
@@ -204,6 +259,13 @@ int main(int argc, char **argv)
 		ssize_t n = read(fd, head + have, 1);
 		if (n < 0 && errno == EINTR)
 			continue;
+		if (n <= 0 && have == 0) {
+			/* Not a byte: a server from before version 2 (an upgrade's shim is installed
+			 * before the new server runs) hangs up on a request it cannot parse, having
+			 * done nothing. Asked again in version 1 it answers (without stderr). */
+			close(fd);
+			return ask_v1(&sa, &q);
+		}
 		if (n <= 0)
 			return fail("the server closed the connection without an answer", "see the server's log");
 		if (head[have] == '\n') {

@@ -390,4 +390,42 @@ describe('the shim protocol', () => {
     expect(() => parseRequest(Buffer.from('GET / HTTP/1.1\r\n'))).toThrow(/not a vfplane-cni shim request/);
     expect(() => parseRequest(Buffer.from('VFPCNI1\nCNI_COMMAND=ADD'))).toThrow(/truncated/);
   });
+
+  it('a shim meeting a server from before version 2 (it hangs up on the request) asks again in version 1 and relays that answer', async () => {
+    const { createServer } = await import('node:net');
+    const { spawn } = await import('node:child_process');
+    const { mkdtempSync, rmSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const dir = mkdtempSync(join(tmpdir(), 'vfplane-shimv1-'));
+    const sock = join(dir, 'cni.sock');
+    const seen: string[] = [];
+    // What a version-1 server did: parse "VFPCNI1\n", CNI_* and stdin; answer "CODE\n" and
+    // stdout; anything else is not its request, and it hangs up.
+    const server = createServer({ allowHalfOpen: true }, (c) => {
+      const chunks: Buffer[] = [];
+      c.on('data', (d: Buffer) => chunks.push(d));
+      c.on('end', () => {
+        const req = Buffer.concat(chunks);
+        const magic = req.subarray(0, 8).toString('latin1');
+        seen.push(magic.trim());
+        if (magic !== 'VFPCNI1\n') return void c.destroy();
+        const stdin = req.subarray(req.indexOf('\0\0') + 2).toString();
+        c.end(`3\n{"v1":true,"stdin":${JSON.stringify(stdin)}}`);
+      });
+    });
+    await new Promise<void>((r) => server.listen(sock, r));
+    try {
+      const shim = spawn(join(ROOT, 'build/Release/vfplane-cni-shim'), [sock, '/nonexistent', '/nonexistent'], { env: { CNI_COMMAND: 'VERSION' } });
+      let out = '';
+      shim.stdout.on('data', (d) => (out += d));
+      shim.stdin.end('{"cniVersion":"1.0.0"}');
+      const code = await new Promise<number | null>((r) => shim.on('close', r));
+      expect(seen).toEqual(['VFPCNI2', 'VFPCNI1']);
+      expect(code).toBe(3);
+      expect(JSON.parse(out)).toEqual({ v1: true, stdin: '{"cniVersion":"1.0.0"}' });
+    } finally {
+      server.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
