@@ -132,6 +132,34 @@ function tryNetdevLock(ifname: string, ifindex: number, netns: string | undefine
   return tryLock(join(dir, `netdev-${ino}-${ifindex}.lock`), 0, dir, about, true);
 }
 
+/** Removes the netdev lock files nobody holds. A data plane killed while it held netdevs
+ *  leaves its files (the kernel drops the locks, not the files), and one whose netdev is
+ *  gone would stay until reboot. Each is taken and removed as a holder removes it when it
+ *  lets go, so a data plane taking it meanwhile is not fooled (tryLock checks that its
+ *  file is still the one at the path). Returns how many went. */
+export function sweepNetdevLocks(): number {
+  const dir = runDir();
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return 0; // none made yet
+  }
+  let n = 0;
+  for (const f of names) {
+    if (!/^netdev-\d+-\d+\.lock$/.test(f)) continue;
+    try {
+      const l = tryLock(join(dir, f), 0, dir, '', true);
+      if ('heldBy' in l) continue; // a live data plane's
+      l.release();
+      n++;
+    } catch {
+      // not ours to judge (permissions): left as it is
+    }
+  }
+  return n;
+}
+
 /** The refusal of a netdev another data plane (or this one) holds. */
 function heldElsewhere(ifname: string, netns: string | undefined, h: { heldBy: number | null; about: string }): Error {
   const where = `netdev ${ifname}${netns ? ` in ${netns}` : ''}`;

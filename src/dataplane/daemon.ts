@@ -16,7 +16,7 @@ import { formatIp, isGroupMac, parseIp, parseMac } from '../util/addr.js';
 import { conflict, invalid, notFound, systemError, VfpError } from '../util/errors.js';
 import { netnsId } from '../net/ip.js';
 import { linkAddrs, type LinkAddrs } from '../net/netops.js';
-import { ClaimJournal, claimNetdev, givesBack, nodeLock, releaseLeftovers, releaseNetdev, type Claim } from './claims.js';
+import { ClaimJournal, claimNetdev, givesBack, nodeLock, releaseLeftovers, releaseNetdev, runDir, sweepNetdevLocks, type Claim } from './claims.js';
 import { AllocStore, DB_FILE } from '../alloc/store.js';
 import { afXdpVdevWarning, afxdpChoice, dpdkChoice, netdevProfile, offloadTier, outerChecksums, vdevNetdev, type UplinkChoice } from './uplink-profile.js';
 import { dpdkEnvJournal, prepareDpdkEnv, recoverDpdkEnv, type DpdkEnv } from './dpdk-env.js';
@@ -256,6 +256,8 @@ export class Daemon {
       // EAL's runtime dir) is given back first, whatever this run's backend: else it
       // would be taken for the host's own and kept.
       for (const m of recoverDpdkEnv(dpdkEnvJournal(c.stateDir, c.node))) this.log.info(m);
+      const swept = sweepNetdevLocks();
+      if (swept) this.log.info(`removed ${swept} netdev lock file(s) in ${runDir()} that no data plane holds (left by data planes that were killed)`);
       if (c.backend === 'dpdk') {
         // The EAL first: workers created after it register with it (mempool caches).
         const dev = c.uplink.dev!;

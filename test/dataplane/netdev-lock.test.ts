@@ -3,6 +3,7 @@
 // The node lock covers one node name and state directory; a lock per netdev, in one run
 // directory for the host, refuses the second whatever its node and state directory,
 // while a restart of the same daemon still reclaims its own netdevs from its journal.
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -96,5 +97,29 @@ describePrivileged('a netdev two data planes claim', { netns: true, commands: ['
     await again.stop();
     expect(disableIpv6(u1)).toBe('0');
     expect(locks()).toEqual([]); // the killed run's too
+  });
+
+  it('a start removes lock files nobody holds (killed data planes\' netdevs long gone), not one a live holder has', async () => {
+    mkdirSync(runDir, { recursive: true });
+    writeFileSync(join(runDir, 'netdev-4026531999-99999.lock'), '12345\nnode gone, state directory /nowhere\n');
+    const held = join(runDir, 'netdev-4026531999-99998.lock');
+    writeFileSync(held, '');
+    // Another process holds that one (util-linux flock, the same flock(2) lock).
+    const holder = spawn('flock', ['--exclusive', held, 'sleep', '30'], { stdio: 'ignore', detached: true });
+    try {
+      for (let i = 0; i < 100 && spawnSync('flock', ['--nonblock', held, 'true']).status === 0; i++) await new Promise((r) => setTimeout(r, 20));
+      const one = config('sweep', u1);
+      const d = await startDataplane(one.file, 'data plane sweep');
+      try {
+        expect(d.log()).toContain(`removed 1 netdev lock file(s) in ${runDir} that no data plane holds`);
+        expect(existsSync(join(runDir, 'netdev-4026531999-99999.lock'))).toBe(false);
+        expect(existsSync(held)).toBe(true);
+      } finally {
+        await d.stop();
+      }
+    } finally {
+      process.kill(-holder.pid!, 'SIGKILL');
+      await new Promise((r) => holder.once('exit', r));
+    }
   });
 });
