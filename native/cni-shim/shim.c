@@ -140,32 +140,39 @@ static int dial(const struct sockaddr_un *sa)
 	return fd;
 }
 
-/* The request again in version 1 (the same framing; the server keeps only CNI_*) and
- * its answer: "STATUS\n", then stdout until EOF. */
-static int ask_v1(const struct sockaddr_un *sa, struct req *q)
+#define HUNG_UP (-2) /* the server closed the connection before a byte of its answer */
+
+/* Sends the request, then relays the answer to stdout and stderr and returns its exit
+ * status. The answer: the status line ("STATUS ERRLEN" in version 2, "STATUS" in
+ * version 1), stderr's ERRLEN bytes (none in version 1), then stdout until EOF. */
+static int exchange(int fd, const struct req *q, int version)
 {
-	q->p[6] = '1'; /* "VFPCNI2\n" -> "VFPCNI1\n" */
-	int fd = dial(sa);
-	if (fd < 0)
-		return fail("the server closed the connection without an answer, and is gone", strerror(errno));
 	if (write_all(fd, q->p, q->len) < 0)
 		return fail("cannot write to the server", strerror(errno));
 	shutdown(fd, SHUT_WR);
-	char head[8];
-	size_t have = 0;
 	int status = -1;
+	long errlen = -1;
+	size_t have = 0;
+	char head[32];
 	while (have < sizeof(head)) {
 		ssize_t n = read(fd, head + have, 1);
 		if (n < 0 && errno == EINTR)
 			continue;
+		if (n <= 0 && have == 0) {
+			close(fd);
+			return HUNG_UP;
+		}
 		if (n <= 0)
 			return fail("the server closed the connection without an answer", "see the server's log");
 		if (head[have] == '\n') {
 			head[have] = 0;
-			char *end;
+			char *end, *end2 = NULL;
 			long v = strtol(head, &end, 10);
-			if (have > 0 && *end == 0 && v >= 0 && v <= 255)
+			long e = version == 1 ? (*end == 0 ? 0 : -1) : *end == ' ' ? strtol(end + 1, &end2, 10) : -1;
+			if (have > 0 && end != head && v >= 0 && v <= 255 && e >= 0 && (version == 1 || *end2 == 0)) {
 				status = (int)v;
+				errlen = e;
+			}
 			break;
 		}
 		have++;
@@ -173,6 +180,15 @@ static int ask_v1(const struct sockaddr_un *sa, struct req *q)
 	if (status < 0)
 		return fail("the server's answer is malformed", "run `vfplane cni install` again: the shim and the server must come from one vfplane");
 	char buf[65536];
+	while (errlen > 0) {
+		ssize_t n = read(fd, buf, (size_t)(errlen < (long)sizeof(buf) ? errlen : (long)sizeof(buf)));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return fail("the server closed the connection in the middle of its answer", "see the server's log");
+		(void)!write_all(STDERR_FILENO, buf, (size_t)n);
+		errlen -= n;
+	}
 	for (;;) {
 		ssize_t n = read(fd, buf, sizeof(buf));
 		if (n < 0 && errno == EINTR)
@@ -246,61 +262,17 @@ int main(int argc, char **argv)
 		if (req_add(&q, buf, (size_t)n) < 0)
 			return fail("out of memory", "");
 	}
-	if (write_all(fd, q.p, q.len) < 0)
-		return fail("cannot write to the server", strerror(errno));
-	shutdown(fd, SHUT_WR);
-
-	/* The status line ("STATUS ERRLEN"), stderr's ERRLEN bytes, then stdout verbatim. */
-	int status = -1;
-	long errlen = -1;
-	size_t have = 0;
-	char head[32];
-	while (have < sizeof(head)) {
-		ssize_t n = read(fd, head + have, 1);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0 && have == 0) {
-			/* Not a byte: a server from before version 2 (an upgrade's shim is installed
-			 * before the new server runs) hangs up on a request it cannot parse, having
-			 * done nothing. Asked again in version 1 it answers (without stderr). */
-			close(fd);
-			return ask_v1(&sa, &q);
-		}
-		if (n <= 0)
-			return fail("the server closed the connection without an answer", "see the server's log");
-		if (head[have] == '\n') {
-			head[have] = 0;
-			char *end, *end2;
-			long v = strtol(head, &end, 10);
-			long e = *end == ' ' ? strtol(end + 1, &end2, 10) : -1;
-			if (have > 0 && end != head && v >= 0 && v <= 255 && e >= 0 && *end2 == 0) {
-				status = (int)v;
-				errlen = e;
-			}
-			break;
-		}
-		have++;
-	}
-	if (status < 0)
-		return fail("the server's answer is malformed", "run `vfplane cni install` again: the shim and the server must come from one vfplane");
-	while (errlen > 0) {
-		ssize_t n = read(fd, buf, (size_t)(errlen < (long)sizeof(buf) ? errlen : (long)sizeof(buf)));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return fail("the server closed the connection in the middle of its answer", "see the server's log");
-		(void)!write_all(STDERR_FILENO, buf, (size_t)n);
-		errlen -= n;
-	}
-	for (;;) {
-		ssize_t n = read(fd, buf, sizeof(buf));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		if (write_all(STDOUT_FILENO, buf, (size_t)n) < 0)
-			return 1;
-	}
-	close(fd);
-	return status;
+	int status = exchange(fd, &q, 2);
+	if (status != HUNG_UP)
+		return status;
+	/* Not a byte: a server from before version 2 (an upgrade's shim is installed before
+	 * the new server runs) hangs up on a request it cannot parse, having done nothing.
+	 * Asked again in version 1 (the same framing; it keeps only CNI_*) it answers,
+	 * without stderr. */
+	q.p[6] = '1'; /* "VFPCNI2\n" -> "VFPCNI1\n" */
+	fd = dial(&sa);
+	if (fd < 0)
+		return fail("the server closed the connection without an answer, and is gone", strerror(errno));
+	status = exchange(fd, &q, 1);
+	return status == HUNG_UP ? fail("the server closed the connection without an answer", "see the server's log") : status;
 }
