@@ -155,7 +155,6 @@ export function prepareDpdkEnv(o: DpdkEnvOptions): DpdkEnv {
   const want = o.hugepages ?? 256;
   const isRoot = process.getuid?.() === 0;
   const warnings: string[] = [];
-  const undo: (() => void)[] = [];
   const say = (m: string) => { warnings.push(m); warn(m); };
 
   const nr = Number(readFileSync(NR_HUGEPAGES, 'utf8').trim());
@@ -168,15 +167,20 @@ export function prepareDpdkEnv(o: DpdkEnvOptions): DpdkEnv {
   // The arguments are checked before the host changes (pages reserved, a mount made).
   buildEalArgs({ cores: o.cores, filePrefix, hugeDir, pci: o.pci, vdevs: o.vdevs, pmdDir: o.pmdDir, noHugeMemMb: o.noHugeMemMb });
   // What may change, before it does: pages raised, a mount made, the EAL's runtime dir
-  // (made even without hugepages). A failed write stops here, with nothing changed.
-  if (o.journal) {
-    writeEnvJournal(o.journal, {
-      pid: process.pid, filePrefix, runtimeDir: ealRuntimeDir(filePrefix, isRoot), hugeDir,
-      nrHugepages: nr, raisedTo: hugeDir && plan.raiseTo !== undefined ? plan.raiseTo : null,
-      mount: hugeDir && plan.mountAt ? { dir: plan.mountAt, made: !existsSync(plan.mountAt) } : null,
-      since: new Date().toISOString(),
-    });
-  }
+  // (made even without hugepages). Its undo (undoDpdkEnv) checks what did: the same
+  // record serves cleanup, a failure half-way, and a later start after a kill. A failed
+  // journal write stops here, with nothing changed.
+  const record: DpdkEnvRecord = {
+    pid: process.pid, filePrefix, runtimeDir: ealRuntimeDir(filePrefix, isRoot), hugeDir,
+    nrHugepages: nr, raisedTo: hugeDir && plan.raiseTo !== undefined ? plan.raiseTo : null,
+    mount: hugeDir && plan.mountAt ? { dir: plan.mountAt, made: !existsSync(plan.mountAt) } : null,
+    since: new Date().toISOString(),
+  };
+  if (o.journal) writeEnvJournal(o.journal, record);
+  const undo = () => {
+    undoDpdkEnv(record, 'this run');
+    if (o.journal) rmSync(o.journal, { force: true }); // last: an undo cut short leaves the record
+  };
   try {
     if (hugeDir && plan.raiseTo === undefined) {
       // Enough reserved, but others may hold them (another DPDK process, files in a
@@ -189,8 +193,6 @@ export function prepareDpdkEnv(o: DpdkEnvOptions): DpdkEnv {
     }
     if (hugeDir && plan.raiseTo !== undefined) {
       writeFileSync(NR_HUGEPAGES, String(plan.raiseTo));
-      // Giving back what we reserved: the kernel keeps pages still in use.
-      undo.push(() => writeFileSync(NR_HUGEPAGES, String(nr)));
       const free = parseHugepagesFree(readFileSync('/proc/meminfo', 'utf8'));
       if (free < want) {
         fallback = `asked the kernel for ${want} 2 MiB hugepages, only ${free} are free (memory fragmented or short)`;
@@ -207,19 +209,9 @@ export function prepareDpdkEnv(o: DpdkEnvOptions): DpdkEnv {
         if (made) rmdirSync(dir);
         throw systemError(`mounting a hugetlbfs at ${dir} failed: ${(e as { stderr?: Buffer }).stderr?.toString().trim() ?? String(e)}`);
       }
-      undo.push(() => {
-        try {
-          execFileSync('umount', [dir], { stdio: 'ignore' });
-        } catch {
-          // Still mapped by a live EAL: detach now, the kernel frees it when unmapped.
-          execFileSync('umount', ['-l', dir], { stdio: 'ignore' });
-        }
-        if (made) rmSync(dir, { recursive: true, force: true });
-      });
     }
   } catch (e) {
-    for (const u of undo.reverse()) try { u(); } catch { /* best effort */ }
-    if (o.journal) rmSync(o.journal, { force: true });
+    undo();
     throw e;
   }
   if (!hugeDir) {
@@ -230,21 +222,11 @@ export function prepareDpdkEnv(o: DpdkEnvOptions): DpdkEnv {
   const args = buildEalArgs({
     cores: o.cores, filePrefix, hugeDir, pci: o.pci, vdevs: o.vdevs, pmdDir: o.pmdDir, noHugeMemMb: o.noHugeMemMb,
   });
-  const runtime = ealRuntimeDir(filePrefix, isRoot);
   let done = false;
   const cleanup = () => {
     if (done) return;
     done = true;
-    // Files of this prefix only (<prefix>map_N), should the EAL have died before unlinking.
-    if (hugeDir) {
-      try {
-        for (const f of readdirSync(hugeDir)) if (f.startsWith(`${filePrefix}map_`)) rmSync(join(hugeDir, f), { force: true });
-      } catch { /* gone with the mount */ }
-    }
-    rmSync(runtime, { recursive: true, force: true });
-    for (const u of undo.reverse()) try { u(); } catch { /* best effort: keep undoing the rest */ }
-    // Last: a cleanup cut short leaves the record for recoverDpdkEnv.
-    if (o.journal) rmSync(o.journal, { force: true });
+    undo();
   };
   return { args, hugeDir, filePrefix, warnings, cleanup };
 }
@@ -314,8 +296,18 @@ export function recoverDpdkEnv(journal: string): string[] {
     rmSync(journal, { force: true });
     return [`removed the unreadable DPDK journal ${r.unreadable}: hugepages or a mount a killed run left stay as they are`];
   }
+  const out = undoDpdkEnv(r, `a DPDK run (pid ${r.pid}, since ${r.since}) that did not stop cleanly`);
+  rmSync(journal, { force: true });
+  return out;
+}
+
+/** Undoes what a record names and is still there, and says what it did (WHO names the
+ *  run): files of its prefix (should the EAL have died before unlinking them), its EAL
+ *  runtime dir, our hugetlbfs mount (detached lazily if still mapped), and the hugepages
+ *  it reserved, only while nr_hugepages is still what it set (a value changed since is
+ *  someone else's; the kernel keeps pages still in use). Failures are said, not thrown. */
+function undoDpdkEnv(r: DpdkEnvRecord, who: string): string[] {
   const out: string[] = [];
-  const who = `a DPDK run (pid ${r.pid}, since ${r.since}) that did not stop cleanly`;
   if (r.hugeDir && existsSync(r.hugeDir)) {
     try {
       for (const f of readdirSync(r.hugeDir)) if (f.startsWith(`${r.filePrefix}map_`)) rmSync(join(r.hugeDir, f), { force: true });
@@ -357,6 +349,5 @@ export function recoverDpdkEnv(journal: string): string[] {
       out.push(`left nr_hugepages at ${nr}: ${who} raised it from ${r.nrHugepages} to ${r.raisedTo}, and it has changed since`);
     }
   }
-  rmSync(journal, { force: true });
   return out;
 }
