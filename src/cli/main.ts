@@ -12,6 +12,7 @@ import { registerCni } from './cni.js';
 import { registerDoctor } from './doctor.js';
 import { registerDataplane } from './dataplane.js';
 import { registerDemo } from './demo.js';
+import { interrupted } from '../util/interrupt.js';
 
 const pkg = createRequire(import.meta.url)('../../package.json') as { version: string };
 
@@ -65,6 +66,8 @@ export async function main(argv: string[]): Promise<number> {
     await program.parseAsync(argv);
     return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (err) {
+    // A failure an interrupt caused is not reported: the signal's cleanups run and exit.
+    if (await interrupted()) return new Promise<number>(() => undefined);
     // Actions throw; this is the one place errors are reported (JSON too with --json).
     const json = argv.includes('--json');
     if (err instanceof CommanderError) {

@@ -12,6 +12,7 @@ import { pidAlive } from '../util/proc.js';
 import { netnsDel, netnsList } from '../net/ip.js';
 import { unavailable } from '../util/errors.js';
 import { countsText, printJson } from '../cli/output.js';
+import { interrupted, onInterrupt } from '../util/interrupt.js';
 
 interface DemoOpts {
   backend: 'afpacket' | 'afxdp';
@@ -90,26 +91,12 @@ export async function runDemo(o: DemoOpts): Promise<void> {
     iperfServer?.kill('SIGKILL');
     return (tearing ??= topo.down());
   };
-  let signalled: NodeJS.Signals | null = null;
-  const onSignal = (sig: NodeJS.Signals) => {
-    signalled = sig;
+  // Interrupted: the topology goes (its daemons awaited), then the process exits 130/143.
+  const off = onInterrupt(async (sig) => {
     say(`\n${sig}: tearing the demo down`);
-    void teardown().then(() => process.exit(sig === 'SIGINT' ? 130 : 143));
-  };
-  // Ctrl-C reaches the whole process group: a child (vfplane-cni, ping, iperf3) dies of
-  // it, or cuts its work short, and its step fails, while this process's own handler has
-  // not run yet (the children run synchronously, the handler waits for the event loop).
-  // A step that failed lets it run first: after a signal, the demo stops as interrupted
-  // (onSignal tears down and exits), not as failed.
-  const interrupted = async (): Promise<boolean> => {
-    // A signal that arrived during a synchronous child is pending in the event loop's
-    // signal pipe: the next turns' poll phase runs its handler.
-    for (let i = 0; i < 2 && !signalled; i++) await new Promise((r) => setImmediate(r));
-    return signalled !== null;
-  };
+    await teardown();
+  });
   const INTERRUPTED = new Error('interrupted');
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
   try {
     say(`vfplane demo: two simulated nodes, ${o.backend} data planes, VXLAN between them over an ${o.underlay === 'ipv6' ? 'IPv6' : 'IPv4'} underlay${o.underlay === 'ipv6' ? ' (a bridge that snoops MLD)' : ''}${o.kernelNode ? ', and a node on the kernel vxlan device' : ''}`);
     say('1. topology');
@@ -196,7 +183,7 @@ export async function runDemo(o: DemoOpts): Promise<void> {
     }
     if (failed.length) process.exitCode = 1;
   } catch (e) {
-    // Interrupted: onSignal tears down and exits (130/143); nothing failed to report.
+    // Interrupted: the interrupt's cleanup tears down and exits; nothing failed to report.
     if (e === INTERRUPTED || (await interrupted())) return await new Promise<never>(() => undefined);
     const logs = [...topo.nodes.values()].flatMap((n) => n.stderr.slice(-20).map((l) => `  [${n.spec.name}] ${l}`));
     if (logs.length) process.stderr.write(`data-plane logs:\n${logs.join('\n')}\n`);
@@ -205,8 +192,7 @@ export async function runDemo(o: DemoOpts): Promise<void> {
     say('5. tearing down');
     const problems = await teardown();
     for (const p of problems) process.stderr.write(`teardown: ${p}\n`);
-    process.removeListener('SIGINT', onSignal);
-    process.removeListener('SIGTERM', onSignal);
+    off();
   }
 }
 

@@ -1,37 +1,53 @@
 // What a long command (the demo, the benches) must undo when it is interrupted: SIGINT
 // (Ctrl-C) or SIGTERM (timeout, systemd, a CI runner) runs every registered cleanup,
-// newest first, then exits 130 or 143. A `finally` never runs then: the signal's
-// default action ends the process first. A second signal exits at once.
+// newest first (each awaited), then exits 130 or 143. A `finally` never runs then: the
+// signal's default action ends the process first. A second signal exits at once.
 import { readFileSync } from 'node:fs';
 import { sleepSync } from './proc.js';
 
-const cleanups = new Set<() => void>();
+type Cleanup = (sig: NodeJS.Signals) => void | Promise<void>;
+const cleanups = new Set<Cleanup>();
 let hooked = false;
+let signalled: NodeJS.Signals | null = null;
 
-/** Registers a synchronous cleanup; returns the function that unregisters it. */
-export function onInterrupt(fn: () => void): () => void {
+/** Registers a cleanup; returns the function that unregisters it. */
+export function onInterrupt(fn: Cleanup): () => void {
   hook();
   cleanups.add(fn);
   return () => void cleanups.delete(fn);
 }
 
+/**
+ * After a step failed: the signal it failed of, or null. Ctrl-C reaches the whole process
+ * group, so a child (a plugin, ping, iperf3) dies of it or cuts its work short, and the
+ * step it served fails before this process's own handler has run (a synchronous child
+ * holds the event loop; the handler waits for it). A pending signal's handler runs in
+ * the event loop's next turns, which this yields to. The CLI asks before reporting an
+ * error, so an interrupt is not reported as the failure it caused.
+ */
+export async function interrupted(): Promise<NodeJS.Signals | null> {
+  for (let i = 0; i < 2 && !signalled; i++) await new Promise((r) => setImmediate(r));
+  return signalled;
+}
+
 function hook(): void {
   if (hooked) return;
   hooked = true;
-  let fired = false;
   for (const [sig, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
     process.on(sig, () => {
-      if (fired) process.exit(code);
-      fired = true;
+      if (signalled) process.exit(code);
+      signalled = sig;
       process.stderr.write(`\n${sig}: cleaning up\n`);
-      for (const f of [...cleanups].reverse()) {
-        try {
-          f();
-        } catch (e) {
-          process.stderr.write(`cleanup: ${(e as Error).message}\n`);
+      void (async () => {
+        for (const f of [...cleanups].reverse()) {
+          try {
+            await f(sig);
+          } catch (e) {
+            process.stderr.write(`cleanup: ${(e as Error).message}\n`);
+          }
         }
-      }
-      process.exit(code);
+        process.exit(code);
+      })();
     });
   }
 }
