@@ -187,7 +187,7 @@ export function installedPlugin(file: string, hostPid = 1): Check {
 
 async function nicChecks(out: Check[], sysfsRoot: string | undefined): Promise<void> {
   const { openSysfs } = await import('../sriov/sysfs.js');
-  const { listPfs, vfRepresentor } = await import('../sriov/discover.js');
+  const { listPfs, pfRepresentors } = await import('../sriov/discover.js');
   const sysfs = await openSysfs(sysfsRoot);
   const pfs = listPfs(sysfs);
   if (pfs.length === 0) {
@@ -201,7 +201,7 @@ async function nicChecks(out: Check[], sysfsRoot: string | undefined): Promise<v
     const tier = (pf.tier === 1 ? 'tier 1: full hardware encap/decap' : pf.tier === 2 ? 'tier 2: VNI steering and checksum offload, software encap' : 'tier 3: software') +
       (pf.tierNote ? ` (${pf.tierNote})` : '');
     // What vfplane-cni's vxlan mode needs: a representor per VF (switchdev mode).
-    const reps = Array.from({ length: pf.numVfs }, (_, i) => vfRepresentor(sysfs, { pf: pf.pci, index: i })).filter(Boolean).length;
+    const reps = [...pfRepresentors(sysfs, pf.pci).keys()].filter((i) => i < pf.numVfs).length;
     const repText = pf.numVfs === 0 ? '' : reps
       ? `; representors for ${reps}/${pf.numVfs} VFs (vxlan mode possible)`
       : `; no VF representors: vfplane-cni's vxlan mode needs the eswitch in switchdev mode (devlink dev eswitch set pci/${pf.pci} mode switchdev, where the family has it)`;

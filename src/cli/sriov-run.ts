@@ -7,7 +7,7 @@ import { AllocStore, DB_FILE, defaultStateDir, type Allocation } from '../alloc/
 import { describeOwner, ownerAlive, parseOwner, pidStart, type Owner } from '../alloc/owner.js';
 import { checkSelectorAgainst, findPool, loadPools, poolVfs, vfCountsByPf } from '../alloc/pool.js';
 import { bindVf, configVf, setNumVfs, type VfConfig } from '../sriov/actions.js';
-import { listPfs, listVfs, resolveVf, vfRepresentor } from '../sriov/discover.js';
+import { listPfs, listVfs, resolveVf, findRepresentor } from '../sriov/discover.js';
 import { openSysfs, type Sysfs } from '../sriov/sysfs.js';
 import type { VfInfo } from '../sriov/types.js';
 import { applyVfSettings, settingsDiff } from '../sriov/vf-settings.js';
@@ -139,7 +139,7 @@ export async function vfShow(o: Common, ref: string): Promise<void> {
   const history = store ? store.history(1000).filter((h) => h.pci === vf.pci).slice(-10) : [];
   store?.close();
   // Its switchdev representor (what the data plane forwards for): none in legacy mode.
-  const representor = vfRepresentor(sysfs, vf) ?? null;
+  const representor = findRepresentor(sysfs, vf) ?? null;
   if (o.json) return printJson({ ...vf, representor, allocation, history });
   const s = vf.settings;
   const kv: [string, string][] = [

@@ -12,7 +12,7 @@ import { describeOwner, parseOwner, type Owner } from '../alloc/owner.js';
 import { findPool, loadPools, poolVfs, type PoolSelector } from '../alloc/pool.js';
 import { addrsIn, hostNetnsPath, ipIn, linkIn, netnsId, routesIn } from '../net/ip.js';
 import { netRun, type NetOp } from '../net/netops.js';
-import { listVfs, resolveVf, vfRepresentor, vfSettingLimits } from '../sriov/discover.js';
+import { listVfs, resolveVf, findRepresentor, vfSettingLimits } from '../sriov/discover.js';
 import { defaultSysfsRoot, openSysfs, SIM_MARKER, type Sysfs } from '../sriov/sysfs.js';
 import type { VfInfo, VfSettings } from '../sriov/types.js';
 import { applyVfSettings, checkSettings, settingsDiff } from '../sriov/vf-settings.js';
@@ -405,7 +405,7 @@ export async function cmdAdd(ctx: CniContext): Promise<CniResult> {
     } else {
       mac = conf.effective.mac ?? (vf.settings && vf.settings.mac !== '00:00:00:00:00:00' ? vf.settings.mac : null);
       deviceInfoFile = deviceInfoPath(conf, env);
-      writeDeviceInfo(deviceInfoFile, { pci: vf.pci, pfPci: vf.pf, representor: vfRepresentor(sysfs, vf) });
+      writeDeviceInfo(deviceInfoFile, { pci: vf.pci, pfPci: vf.pf, representor: findRepresentor(sysfs, vf) });
       const f = deviceInfoFile;
       undo.push(() => removeDeviceInfo(f));
     }
@@ -429,7 +429,7 @@ export async function cmdAdd(ctx: CniContext): Promise<CniResult> {
     let attached: Promise<unknown> = Promise.resolve();
     if (conf.vxlan) {
       const x = conf.vxlan;
-      representor = vfRepresentor(sysfs, vf);
+      representor = findRepresentor(sysfs, vf);
       if (!representor) {
         throw new CniError(ERR.INVALID_CONFIG, `VF ${vf.pci} has no representor netdev, so it cannot join VXLAN ${x.vni}`, `vxlan needs the PF's eswitch in switchdev mode, which gives each VF a representor (devlink dev eswitch set pci/${vf.pf} mode switchdev; mlx5, or ice on E810); a PF in legacy mode, or a family without switchdev (X710), has none`);
       }

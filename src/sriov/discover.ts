@@ -71,23 +71,28 @@ function isVfPort(sysfs: Sysfs, dir: string): { pf: number | null; vf: number } 
 }
 
 /**
- * The representor netdev of VF INDEX of PF, as the kernel names it: in switchdev mode the
- * PF's driver (mlx5, ice) makes a netdev per VF under the PF's PCI device, whose
- * phys_port_name says which VF it stands for ("pf<N>vf<I>", N the PF's PCI function) and
- * whose phys_switch_id is the PF's. Undefined when there is none: a PF in legacy mode, or
- * a family without switchdev. The simulated NIC lays its representors out the same way.
+ * The representor netdevs of PF's VFs, by VF index, as the kernel names them: in
+ * switchdev mode the PF's driver (mlx5, ice) makes a netdev per VF under the PF's PCI
+ * device, whose phys_port_name says which VF it stands for ("pf<N>vf<I>", N the PF's PCI
+ * function) and whose phys_switch_id is the PF's. Empty for a PF in legacy mode, or a
+ * family without switchdev. The simulated NIC lays its representors out the same way.
  */
-export function vfRepresentor(sysfs: Sysfs, vf: { pf: string; index: number }): string | undefined {
-  const dir = `${devPath(vf.pf)}/net`;
-  const fn = Number(vf.pf.slice(vf.pf.lastIndexOf('.') + 1));
-  const names = sysfs.list(dir);
-  const switchId = (name: string) => sysfs.tryRead(`${dir}/${name}/phys_switch_id`);
+export function pfRepresentors(sysfs: Sysfs, pfPci: string): Map<number, string> {
+  const dir = `${devPath(pfPci)}/net`;
+  const fn = Number(pfPci.slice(pfPci.lastIndexOf('.') + 1));
+  const ports = sysfs.list(dir).map((name) => ({ name, vf: isVfPort(sysfs, `${dir}/${name}`), sw: sysfs.tryRead(`${dir}/${name}/phys_switch_id`) }));
   // The PF's own switch id (its uplink port's): representors of another switch are not its.
-  const own = names.map((n) => (isVfPort(sysfs, `${dir}/${n}`) ? undefined : switchId(n))).find((x) => x);
-  return names.find((n) => {
-    const p = isVfPort(sysfs, `${dir}/${n}`);
-    return !!p && p.vf === vf.index && (p.pf === null || p.pf === fn) && (!own || switchId(n) === own);
-  });
+  const own = ports.find((p) => !p.vf && p.sw)?.sw;
+  const out = new Map<number, string>();
+  for (const p of ports) {
+    if (p.vf && (p.vf.pf === null || p.vf.pf === fn) && (!own || p.sw === own) && !out.has(p.vf.vf)) out.set(p.vf.vf, p.name);
+  }
+  return out;
+}
+
+/** The representor netdev of VF INDEX of PF (pfRepresentors), or undefined. */
+export function findRepresentor(sysfs: Sysfs, vf: { pf: string; index: number }): string | undefined {
+  return pfRepresentors(sysfs, vf.pf).get(vf.index);
 }
 
 export interface Discovery {

@@ -10,7 +10,7 @@ import { dropAllSims, dropSim, makeSim, simPrefix, simRoot, sweepStaleSims } fro
 import { Netns } from '../helpers/netns.js';
 import { createSim, destroySim } from '../../src/sim/sim.js';
 import { openSysfs, type Sysfs } from '../../src/sriov/sysfs.js';
-import { listPfs, listVfs, resolveVf, vfRepresentor } from '../../src/sriov/discover.js';
+import { listPfs, listVfs, resolveVf, findRepresentor } from '../../src/sriov/discover.js';
 import { bindVf, configVf, setNumVfs } from '../../src/sriov/actions.js';
 import type { SimManifest } from '../../src/sim/manifest.js';
 import { VfpError } from '../../src/util/errors.js';
@@ -70,7 +70,7 @@ describePrivileged('simulated SR-IOV NIC', { netns: true }, () => {
     // Laid out as a switchdev PF's driver does (under the PF's device, named by port), so
     // that vfplane-cni finds it as it would on a NIC; the PF's netdev is still the PF's.
     expect(readFileSync(join(m.root, `bus/pci/devices/0000:5e:00.0/net/${m.prefix}f0r1/phys_port_name`), 'utf8').trim()).toBe('pf0vf1');
-    expect(vfRepresentor(sysfs, { pf: '0000:5e:00.1', index: 3 })).toBe(`${m.prefix}f1r3`);
+    expect(findRepresentor(sysfs, { pf: '0000:5e:00.1', index: 3 })).toBe(`${m.prefix}f1r3`);
     expect(listPfs(sysfs).map((p) => p.netdev)).toEqual([`${m.prefix}f0`, `${m.prefix}f1`]);
   });
 
@@ -91,7 +91,7 @@ describePrivileged('simulated SR-IOV NIC', { netns: true }, () => {
     expect(hasLink(`${m.prefix}f1r3`)).toBe(false);
     setNumVfs(sysfs, `${m.prefix}f1`, 0);
     expect(linkNames().filter((n) => n.startsWith(`${m.prefix}f1`)).sort()).toEqual([`${m.prefix}f1`, `${m.prefix}f1u`]);
-    expect(vfRepresentor(sysfs, { pf: '0000:5e:00.1', index: 0 })).toBeUndefined();
+    expect(findRepresentor(sysfs, { pf: '0000:5e:00.1', index: 0 })).toBeUndefined();
     expect(existsSync(join(m.root, 'bus/pci/devices/0000:5e:00.1/virtfn0'))).toBe(false);
     setNumVfs(sysfs, `${m.prefix}f1`, 4);
     expect(listVfs(sysfs, { pf: `${m.prefix}f1` })).toHaveLength(4);

@@ -7,7 +7,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { parseVfPortName, vfRepresentor } from '../../src/sriov/discover.js';
+import { parseVfPortName, findRepresentor } from '../../src/sriov/discover.js';
 import { Sysfs } from '../../src/sriov/sysfs.js';
 
 const root = mkdtempSync(join(tmpdir(), 'vfplane-reps-'));
@@ -44,24 +44,24 @@ describe('VF representors', () => {
       enp59s0f1npf0vf2: ['pf0vf2', '00154d130d2f'],
       stray: ['pf1vf1', 'ffffffffffff'],
     });
-    expect(vfRepresentor(sysfs, { pf: '0000:3b:00.1', index: 0 })).toBe('enp59s0f1npf1vf0');
-    expect(vfRepresentor(sysfs, { pf: '0000:3b:00.1', index: 2 })).toBe('eth7');
-    expect(vfRepresentor(sysfs, { pf: '0000:3b:00.1', index: 1 })).toBeUndefined(); // only another switch's
-    expect(vfRepresentor(sysfs, { pf: '0000:3b:00.1', index: 3 })).toBeUndefined();
+    expect(findRepresentor(sysfs, { pf: '0000:3b:00.1', index: 0 })).toBe('enp59s0f1npf1vf0');
+    expect(findRepresentor(sysfs, { pf: '0000:3b:00.1', index: 2 })).toBe('eth7');
+    expect(findRepresentor(sysfs, { pf: '0000:3b:00.1', index: 1 })).toBeUndefined(); // only another switch's
+    expect(findRepresentor(sysfs, { pf: '0000:3b:00.1', index: 3 })).toBeUndefined();
     // Older mlx5: the VF index alone, on a switch port.
     pf('0000:5e:00.0', { ens1f0: ['p0', 'aa'], ens1f0_2: ['2', 'aa'] });
-    expect(vfRepresentor(sysfs, { pf: '0000:5e:00.0', index: 2 })).toBe('ens1f0_2');
+    expect(findRepresentor(sysfs, { pf: '0000:5e:00.0', index: 2 })).toBe('ens1f0_2');
     // Older ice.
     pf('0000:af:00.0', { ens2f0: [undefined, '3c'], ens2f0vfr4: ['pf0vfr4', '3c'] });
-    expect(vfRepresentor(sysfs, { pf: '0000:af:00.0', index: 4 })).toBe('ens2f0vfr4');
+    expect(findRepresentor(sysfs, { pf: '0000:af:00.0', index: 4 })).toBe('ens2f0vfr4');
   });
 
   it('finds none on a PF in legacy mode, or one whose netdev only looks like a port number', () => {
     const sysfs = new Sysfs(root);
     pf('0000:18:00.0', { ens3f0: [undefined, undefined] }); // i40e: no switchdev ops at all
-    expect(vfRepresentor(sysfs, { pf: '0000:18:00.0', index: 0 })).toBeUndefined();
+    expect(findRepresentor(sysfs, { pf: '0000:18:00.0', index: 0 })).toBeUndefined();
     pf('0000:19:00.0', { ens4f0: ['0', undefined] }); // a bare number without a switch: not a representor
-    expect(vfRepresentor(sysfs, { pf: '0000:19:00.0', index: 0 })).toBeUndefined();
-    expect(vfRepresentor(sysfs, { pf: '0000:99:00.0', index: 0 })).toBeUndefined(); // no such PF
+    expect(findRepresentor(sysfs, { pf: '0000:19:00.0', index: 0 })).toBeUndefined();
+    expect(findRepresentor(sysfs, { pf: '0000:99:00.0', index: 0 })).toBeUndefined(); // no such PF
   });
 });
