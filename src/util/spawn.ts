@@ -67,21 +67,15 @@ export function runProgram(file: string, o: RunOptions): Promise<RunResult> {
     stdin.end(o.stdin ?? '');
     /** Reads fd to its end, keeping the first `max` bytes. */
     const reader = (fd: number, max: number, onData?: (c: Buffer) => void) => {
-      const kept: Buffer[] = [];
-      let len = 0;
+      const kept = capped(max, () => (truncated = true), onData);
       const s = new net.Socket({ fd, readable: true, writable: false });
-      s.on('data', (c: Buffer) => {
-        if (len + c.length > max) truncated = true;
-        if (len < max) kept.push(c.subarray(0, max - len));
-        len += c.length;
-        onData?.(c);
-      });
+      s.on('data', kept.add);
       s.on('error', () => undefined);
       s.on('close', () => {
         open--;
         if (open === 0) poll();
       });
-      return { s, text: () => Buffer.concat(kept).toString('utf8') };
+      return { s, text: kept.text };
     };
     const outR = reader(child.stdout, o.maxStdout ?? 4 << 20);
     const errR = reader(child.stderr, o.maxStderr ?? 64 << 10, o.onStderr);
@@ -132,6 +126,22 @@ export function runProgram(file: string, o: RunOptions): Promise<RunResult> {
   });
 }
 
+/** A child's output as it arrives, keeping the first `max` bytes (`onCut` once it goes
+ *  over) and passing every chunk to `onData`. */
+function capped(max: number, onCut: () => void, onData?: (c: Buffer) => void): { add: (c: Buffer) => void; text: () => string } {
+  const kept: Buffer[] = [];
+  let len = 0;
+  return {
+    add: (c: Buffer) => {
+      if (len + c.length > max) onCut();
+      if (len < max) kept.push(c.subarray(0, max - len));
+      len += c.length;
+      onData?.(c);
+    },
+    text: () => Buffer.concat(kept).toString('utf8'),
+  };
+}
+
 /** runProgram through Node's spawn: its own process group (for the timeout's SIGKILL),
  *  the same caps, stderr passing through, and rejection only when it cannot start. */
 export function runViaNode(file: string, o: RunOptions): Promise<RunResult> {
@@ -140,21 +150,9 @@ export function runViaNode(file: string, o: RunOptions): Promise<RunResult> {
     const p = spawn(file, argv.slice(1), { argv0: argv[0], env: o.env, detached: true, stdio: ['pipe', 'pipe', 'pipe'] });
     let truncated = false;
     let timedOut = false;
-    const collect = (max: number, onData?: (c: Buffer) => void) => {
-      const kept: Buffer[] = [];
-      let len = 0;
-      return {
-        add: (c: Buffer) => {
-          if (len + c.length > max) truncated = true;
-          if (len < max) kept.push(c.subarray(0, max - len));
-          len += c.length;
-          onData?.(c);
-        },
-        text: () => Buffer.concat(kept).toString('utf8'),
-      };
-    };
-    const out = collect(o.maxStdout ?? 4 << 20);
-    const err = collect(o.maxStderr ?? 64 << 10, o.onStderr);
+    const cut = () => (truncated = true);
+    const out = capped(o.maxStdout ?? 4 << 20, cut);
+    const err = capped(o.maxStderr ?? 64 << 10, cut, o.onStderr);
     p.stdout!.on('data', out.add);
     p.stderr!.on('data', err.add);
     p.stdin!.on('error', () => undefined); // a child that exits without reading
