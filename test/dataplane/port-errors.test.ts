@@ -34,6 +34,17 @@ describePrivileged('a port whose netdev goes down', { netns: true }, () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
+  /** A data plane (node NAME) on uplink U in n, its config and state in `dir`; tracked
+   *  in `d` so that afterAll kills it should a test fail half-way. */
+  const start = async (name: string, u = up, vtep = '192.0.2.1') => {
+    const socket = join(dir, `${name}.sock`);
+    const config = join(dir, `${name}.json`);
+    writeFileSync(config, JSON.stringify({ node: name, backend: 'afpacket', uplink: { ifname: u, netns: `/run/netns/${n.name}`, vtep }, stateDir: join(dir, name), socket }));
+    const dp = await startDataplane(config);
+    d = dp.proc;
+    return { ...dp, socket };
+  };
+
   /** CPU seconds each thread other than the main (JS) one used: utime + stime, ticks of 10 ms. */
   const threadCpu = (pid: number) => new Map(readdirSync(`/proc/${pid}/task`).filter((t) => t !== String(pid)).map((t) => {
     try {
@@ -54,19 +65,16 @@ describePrivileged('a port whose netdev goes down', { netns: true }, () => {
   };
 
   it('the worker reads the error, counts it on the port and goes back to sleeping (down/up, and deleted)', async () => {
-    const socket = join(dir, 'dp.sock');
-    const config = join(dir, 'dp.json');
-    writeFileSync(config, JSON.stringify({ node: 'porterr', backend: 'afpacket', uplink: { ifname: up, netns: `/run/netns/${n.name}`, vtep: '192.0.2.1' }, stateDir: join(dir, 'state'), socket }));
-    const dp = await startDataplane(config);
-    d = dp.proc;
+    const dp = await start('porterr');
+    const socket = dp.socket;
     try {
       for (const [i, r] of reps.entries()) await request(socket, { op: 'attach', representor: r, vni: 100, mac: `02:00:00:00:0b:0${i + 1}` });
-      const idle = await busiest(d.pid!, 1000);
+      const idle = await busiest(dp.proc.pid!, 1000);
       spawnSync('ip', ['link', 'set', reps[0]!, 'down']);
       spawnSync('ip', ['link', 'set', reps[0]!, 'up']);
       spawnSync('ip', ['link', 'del', reps[1]!]);
       await new Promise((r) => setTimeout(r, 300));
-      const after = await busiest(d.pid!, 1500);
+      const after = await busiest(dp.proc.pid!, 1500);
       expect(after, `busiest worker thread after the netdevs went down: ${after.toFixed(2)} of a CPU (before: ${idle.toFixed(2)})`).toBeLessThan(0.2);
       const st = (await request(socket, { op: 'stats' }) as { counters: { ports: { name: string; errors: number; rxPkts: number }[] } }).counters;
       for (const r of reps) expect(st.ports.find((p) => p.name === r)?.errors, r).toBeGreaterThanOrEqual(1);
@@ -84,11 +92,8 @@ describePrivileged('a port whose netdev goes down', { netns: true }, () => {
   }, 60000);
 
   it('a control socket file removed under the data plane is made again, and CLI calls reach it', async () => {
-    const socket = join(dir, 'rm.sock');
-    const config = join(dir, 'rm.json');
-    writeFileSync(config, JSON.stringify({ node: 'sockrm', backend: 'afpacket', uplink: { ifname: up, netns: `/run/netns/${n.name}`, vtep: '192.0.2.1' }, stateDir: join(dir, 'rm'), socket }));
-    const dp = await startDataplane(config);
-    d = dp.proc;
+    const dp = await start('sockrm');
+    const socket = dp.socket;
     try {
       const held = createConnection(socket); // a client connected before: it keeps its connection
       await new Promise((r) => held.once('connect', r));
@@ -115,12 +120,9 @@ describePrivileged('a port whose netdev goes down', { netns: true }, () => {
   it('an uplink deleted under the data plane stops it with exit 1 and says why, so that its supervisor restarts it', async () => {
     const u = ifname('gu'), uPeer = ifname('gp');
     vethPair(n, u, m, uPeer);
-    const config = join(dir, 'gone.json');
-    writeFileSync(config, JSON.stringify({ node: 'uplinkgone', backend: 'afpacket', uplink: { ifname: u, netns: `/run/netns/${n.name}`, vtep: '192.0.2.5' }, stateDir: join(dir, 'gone'), socket: join(dir, 'gone.sock') }));
     // What the claim will give back at the end: forwarding was on.
     n.sysctl(`net.ipv4.conf.${u}.forwarding`, '1');
-    const dp = await startDataplane(config);
-    d = dp.proc;
+    const dp = await start('uplinkgone', u, '192.0.2.5');
     const exited = new Promise<number | null>((r) => dp.proc.once('exit', (code) => r(code)));
     await new Promise((r) => setTimeout(r, 500));
     expect(dp.proc.exitCode).toBeNull(); // it runs while the uplink is there
