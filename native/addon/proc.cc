@@ -8,6 +8,7 @@
 // process group). procReap collects its status without blocking.
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <poll.h>
 #include <sys/file.h>
 #include <signal.h>
@@ -333,11 +334,34 @@ Napi::Value LockGive(const Napi::CallbackInfo &info) {
   return env.Undefined();
 }
 
+// cpusUsable(): the CPUs a thread of this process can be pinned to. That is the cgroup's
+// cpuset (a container's CPU limit), not this process's affinity mask (taskset): a thread
+// may be pinned outside the mask it inherited, never outside its cpuset. Probed on a
+// thread of its own, so the caller's mask is never touched.
+Napi::Value CpusUsable(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  long conf = sysconf(_SC_NPROCESSORS_CONF);
+  int n = conf > 0 && conf < CPU_SETSIZE ? static_cast<int>(conf) : CPU_SETSIZE;
+  std::vector<int> ok;
+  std::thread([&] {
+    for (int c = 0; c < n; c++) {
+      cpu_set_t set;
+      CPU_ZERO(&set);
+      CPU_SET(c, &set);
+      if (sched_setaffinity(0, sizeof set, &set) == 0) ok.push_back(c);
+    }
+  }).join();
+  Napi::Array out = Napi::Array::New(env, ok.size());
+  for (size_t i = 0; i < ok.size(); i++) out.Set(static_cast<uint32_t>(i), Napi::Number::New(env, ok[i]));
+  return out;
+}
+
 }  // namespace
 
 void RegisterProc(Napi::Env env, Napi::Object exports) {
   static const ExportFn fns[] = {{"procSpawn", ProcSpawn}, {"procReap", ProcReap}, {"procRunSync", ProcRunSync},
-                                 {"lockOpen", LockOpen},   {"lockTake", LockTake}, {"lockGive", LockGive}};
+                                 {"lockOpen", LockOpen},   {"lockTake", LockTake}, {"lockGive", LockGive},
+                                 {"cpusUsable", CpusUsable}};
   ExportAll(env, exports, fns, sizeof fns / sizeof fns[0]);
 }
 

@@ -1396,7 +1396,7 @@ int vfp_dp__create(vfp_dp **out, const vfp_dp_opts *o, const vfp_alloc *a, char 
         int e = pthread_create(&w->th, &attr, worker_main, w);
         pthread_attr_destroy(&attr);
         if (e) {
-            snprintf(err, errlen, "cannot start worker %u on CPU %d: %s (is that CPU online?)", i, w->cpu,
+            snprintf(err, errlen, "cannot start worker %u on CPU %d: %s (is that CPU online, and in this process's cpuset?)", i, w->cpu,
                      strerror(e));
             rc = -e;
             break;

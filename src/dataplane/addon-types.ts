@@ -184,6 +184,8 @@ export interface RawAddon {
   /** 0, or -errno (-110 ETIMEDOUT after timeoutMs; -11 EWOULDBLOCK at once with timeoutMs 0). */
   lockTake(fd: number, timeoutMs: number): number;
   lockGive(fd: number): void;
+  /** The CPUs a thread of this process can be pinned to (its cgroup cpuset, not taskset's mask). */
+  cpusUsable(): number[];
   /** A whole run, blocking, with this process's environment (file searched in PATH). */
   procRunSync(file: string, argv: string[], input: string, timeoutMs: number): {
     status: number | null; signal: number | null; stdout: string; stderr: string; timedOut: boolean;

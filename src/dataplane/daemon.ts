@@ -19,6 +19,7 @@ import { linkAddrs, type LinkAddrs } from '../net/netops.js';
 import { ClaimJournal, claimNetdev, givesBack, nodeLock, releaseLeftovers, releaseNetdev, runDir, sweepNetdevLocks, type Claim } from './claims.js';
 import { AllocStore, DB_FILE } from '../alloc/store.js';
 import { afXdpVdevWarning, afxdpChoice, dpdkChoice, netdevProfile, offloadTier, outerChecksums, vdevNetdev, type UplinkChoice } from './uplink-profile.js';
+import { loadAddon } from './addon.js';
 import { dpdkEnvJournal, prepareDpdkEnv, recoverDpdkEnv, type DpdkEnv } from './dpdk-env.js';
 
 export interface Logger {
@@ -71,6 +72,19 @@ function representorState(a: { representor: string; netns?: string; ifindex: num
     return 'gone';
   }
   return now === a.ifindex ? 'ok' : 'replaced';
+}
+
+/** A CPU list in the kernel's form ("0-3,6"). */
+function formatCpuList(cpus: number[]): string {
+  const s = [...cpus].sort((a, b) => a - b);
+  const out: string[] = [];
+  for (let i = 0; i < s.length; ) {
+    let j = i;
+    while (j + 1 < s.length && s[j + 1] === s[j]! + 1) j++;
+    out.push(j > i ? `${s[i]}-${s[j]}` : `${s[i]}`);
+    i = j + 1;
+  }
+  return out.join(',') || 'none';
 }
 
 /** The online CPUs (/sys/devices/system/cpu/online, "0-3,6"), or null if unreadable. */
@@ -237,6 +251,14 @@ export class Daemon {
     const online = onlineCpus();
     const absent = (c.cpus ?? []).filter((x) => x >= 0 && online && !online.has(x));
     if (absent.length) throw invalid(`cpus: CPU ${absent.join(', ')} is not online on this host (online: ${[...online!].join(',')}); pin the workers to online CPUs, or -1 for not pinned`);
+    // Online is not enough: a container's cpuset (Kubernetes' CPU limit or its CPU
+    // manager) fences its threads in, and the pinning would fail with EINVAL.
+    const pinned = (c.cpus ?? []).filter((x) => x >= 0);
+    if (pinned.length) {
+      const usable = new Set(loadAddon().cpusUsable());
+      const fenced = pinned.filter((x) => !usable.has(x));
+      if (fenced.length) throw invalid(`cpus: CPU ${fenced.join(', ')} is online but outside this process's cpuset (usable here: ${formatCpuList([...usable])}), which a container's CPU limit or a cgroup's cpuset.cpus sets; pin the workers to usable CPUs, give the container those CPUs, or -1 for not pinned`);
+    }
     // A DPDK vdev's netdev is known (and one vfplane cannot claim refused) before the
     // EAL reserves hugepages for it.
     const under = c.backend === 'dpdk' ? vdevNetdev(c.uplink.dev!) : null;

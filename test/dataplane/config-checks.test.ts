@@ -1,12 +1,15 @@
 // What the config file says that cannot work is refused when the file is read, naming
 // the field, the value and the fix, before the data plane claims a netdev: a metrics
 // port out of range, CPUs that do not match the workers, a VTEP that is not a unicast
-// address, a static FDB entry or flood list naming a VTEP that is not a peer.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+// address, a static FDB entry or flood list naming a VTEP that is not a peer; CPUs
+// outside the cpuset the daemon runs in (a container's), in a real cgroup.
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { vfplane } from '../helpers/cli.js';
+import { BIN, vfplane } from '../helpers/cli.js';
+import { describePrivileged } from '../helpers/privileged.js';
 import { parseConfig } from '../../src/dataplane/config.js';
 
 const ok = { uplink: { ifname: 'ens1f0', vtep: '192.0.2.1' } };
@@ -52,5 +55,54 @@ describe('data-plane config checks', () => {
       .toThrow(/vnis\.0\.flood\.1: the flood list of VNI 7 names VTEP 192\.0\.2\.8, which is not among peers; add it to peers or drop it from the list/);
     // Spelled differently, still the peer.
     expect(parseConfig({ uplink: { ifname: 'ens1f0', vtep: '2001:db8::1' }, peers: [{ vtep: '2001:db8::2' }], fdb: [{ vni: 5, mac: '02:00:00:00:00:05', vtep: '2001:DB8:0::2' }], vnis: [{ vni: 5, flood: ['2001:db8:0:0::2'] }] }).fdb).toHaveLength(1);
+  });
+});
+
+/** A cpuset cgroup holding `cpus` (v1's cpuset hierarchy, or v2's with the controller
+ *  enabled), the file a process joins it by, and its removal. */
+function cpusetCgroup(name: string, cpus: string): { join: string; remove(): void } {
+  const v1 = '/sys/fs/cgroup/cpuset';
+  if (existsSync(join(v1, 'cpuset.cpus'))) {
+    const dir = join(v1, name);
+    mkdirSync(dir);
+    writeFileSync(join(dir, 'cpuset.mems'), readFileSync(join(v1, 'cpuset.mems'), 'utf8'));
+    writeFileSync(join(dir, 'cpuset.cpus'), cpus);
+    return { join: join(dir, 'tasks'), remove: () => rmdirSync(dir) };
+  }
+  const v2 = '/sys/fs/cgroup';
+  if (!readFileSync(join(v2, 'cgroup.controllers'), 'utf8').includes('cpuset')) throw new Error('no cpuset controller (cgroup v1 or v2) on this host');
+  writeFileSync(join(v2, 'cgroup.subtree_control'), '+cpuset');
+  const dir = join(v2, name);
+  mkdirSync(dir);
+  writeFileSync(join(dir, 'cpuset.cpus'), cpus);
+  return { join: join(dir, 'cgroup.procs'), remove: () => rmdirSync(dir) };
+}
+
+describePrivileged('the workers\' CPUs against the cpuset the daemon runs in', { root: true }, () => {
+  it('refuses an online CPU outside its cpuset, naming the usable ones, and takes one inside', () => {
+    const online = readFileSync('/sys/devices/system/cpu/online', 'utf8').trim();
+    if (!/^0-\d+/.test(online)) throw new Error(`this test needs CPUs 0 and 1 online (online: ${online})`);
+    const dir = mkdtempSync(join(tmpdir(), 'fxd-cpuset-'));
+    const cg = cpusetCgroup(`vfplane-test-${process.pid}`, '0');
+    try {
+      const run = (cpu: number) => {
+        const config = join(dir, `dp${cpu}.json`);
+        writeFileSync(config, JSON.stringify({ node: 'fxdc', cpus: [cpu], uplink: { ifname: 'fxdnone0', vtep: '192.0.2.1' }, stateDir: join(dir, 'state'), socket: join(dir, 'dp.sock') }));
+        const r = spawnSync('sh', ['-c', 'echo $$ > "$1" && shift && exec "$@"', 'sh', cg.join, process.execPath, BIN, 'dataplane', 'run', '--config', config], { encoding: 'utf8', timeout: 60000 });
+        return { code: r.status, stderr: r.stderr };
+      };
+      const outside = run(1);
+      expect(outside.code, outside.stderr).toBe(2);
+      expect(outside.stderr).toMatch(/cpus: CPU 1 is online but outside this process's cpuset \(usable here: 0\).*; pin the workers to usable CPUs, give the container those CPUs, or -1 for not pinned/);
+      expect(existsSync(join(dir, 'state'))).toBe(false); // refused before anything was made
+      // CPU 0 passes the check: what stops this daemon is the uplink that does not exist.
+      const inside = run(0);
+      expect(inside.code).not.toBe(0);
+      expect(inside.stderr).not.toMatch(/cpuset|CPU 0/);
+      expect(inside.stderr).toContain('fxdnone0');
+    } finally {
+      cg.remove();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
