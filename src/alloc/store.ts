@@ -274,6 +274,7 @@ export class AllocStore {
     } catch (e) {
       throw systemError(`cannot create the state directory ${dir}: ${(e as Error).message}; ${hint}`, { dir });
     }
+    AllocStore.sweepMakings(dir);
     let db: Database.Database;
     let whole = true; // made whole (or found): an empty file is then a damaged store
     try {
@@ -316,6 +317,29 @@ export class AllocStore {
       }
     }
     return new AllocStore(db, dir, file, busyTimeoutMs, opts.historyKeep ?? DEFAULT_HISTORY_KEEP, pause, lock);
+  }
+
+  /** Removes stores in the making (see create) that a killed process left: one takes
+   *  milliseconds to make, so a file of that name untouched for ten minutes is nobody's.
+   *  By age, not by pid: the maker may live in another pid namespace. */
+  private static sweepMakings(dir: string): void {
+    const making = new RegExp(`^\\.${DB_FILE.replace('.', '\\.')}\\.\\d+\\.[0-9a-f]{8}\\.new(-wal|-shm|-journal)?$`);
+    let names: string[];
+    try {
+      names = fs.readdirSync(dir);
+    } catch {
+      return;
+    }
+    const old = Date.now() - 10 * 60_000;
+    for (const n of names) {
+      if (!making.test(n)) continue;
+      const f = path.join(dir, n);
+      try {
+        if (fs.lstatSync(f).mtimeMs < old) fs.rmSync(f, { force: true });
+      } catch {
+        // gone meanwhile, or not ours to remove: the store is fine either way
+      }
+    }
   }
 
   /** Makes a store whole under a temporary name and links it into place, so that no

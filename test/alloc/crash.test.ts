@@ -8,7 +8,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { AllocStore, PAUSE_ENV } from '../../src/alloc/store.js';
+import Database from 'better-sqlite3';
+import { AllocStore, DB_FILE, PAUSE_ENV } from '../../src/alloc/store.js';
 import { syntheticVfs } from '../../src/bench/alloc.js';
 import { VfpError } from '../../src/util/errors.js';
 
@@ -81,6 +82,19 @@ describe('a new store', () => {
 });
 
 describe('crash safety', () => {
+  it('a store in the making that a killed process left (by name, untouched for 10 minutes) is removed by the next opener; a fresh one is not', () => {
+    const st = path.join(dir, 'left');
+    fs.mkdirSync(st);
+    const stale = `.${DB_FILE}.4242.0badcafe.new`, young = `.${DB_FILE}.4343.00c0ffee.new`, other = `.${DB_FILE}.x.new`;
+    for (const n of [stale, young]) new Database(path.join(st, n)).exec('CREATE TABLE half(x)').close();
+    fs.writeFileSync(path.join(st, `${stale}-journal`), '');
+    fs.writeFileSync(path.join(st, other), 'not a store in the making');
+    const ago = new Date(Date.now() - 11 * 60_000);
+    for (const n of [stale, `${stale}-journal`, other]) fs.utimesSync(path.join(st, n), ago, ago);
+    AllocStore.open(st).close();
+    expect(fs.readdirSync(st).filter((f) => f.includes('.new')).sort()).toEqual([other, young].sort());
+  });
+
   it('a process SIGKILLed after its INSERT, before COMMIT, leaves no row and no lock', async () => {
     const go = path.join(dir, 'go');
     const c = child(1, { [PAUSE_ENV]: go });
