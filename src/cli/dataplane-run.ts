@@ -11,8 +11,10 @@ interface ClientOpts {
   json?: boolean;
 }
 
-function sock(o: ClientOpts): string {
-  return o.socket ?? (process.env.VFPLANE_DATAPLANE_SOCKET || undefined) ?? socketPath({ stateDir: o.stateDir ?? (process.env.VFPLANE_STATE_DIR || '/var/lib/vfplane') });
+/** The socket a client asks: --socket, else the environment's (checked as the daemon
+ *  checks it), else the one under the state directory. */
+async function sock(o: ClientOpts): Promise<string> {
+  return o.socket ?? (await envPath('VFPLANE_DATAPLANE_SOCKET')) ?? socketPath({ stateDir: o.stateDir ?? (await envPath('VFPLANE_STATE_DIR')) ?? '/var/lib/vfplane' });
 }
 
 /** How often the running data plane checks that its uplink is still there. */
@@ -95,7 +97,7 @@ export async function dpRun(o: { config: string; metrics?: string; socket?: stri
 }
 
 export async function dpStatus(o: ClientOpts): Promise<void> {
-  const r = await request(sock(o), { op: 'status' });
+  const r = await request(await sock(o), { op: 'status' });
   if (o.json) return printJson(strip(r));
   const s = r as unknown as {
     node: string; backend: string; epoch: number;
@@ -159,14 +161,14 @@ type Counters = {
 };
 
 export async function dpStats(o: ClientOpts & { interval?: number }): Promise<void> {
-  const r1 = await request(sock(o), { op: 'stats' });
+  const r1 = await request(await sock(o), { op: 'stats' });
   const first = r1.counters as Counters;
   let portDrops = (r1.portDrops ?? {}) as Record<string, Record<string, number>>;
   let rates: Map<string, number> | null = null;
   let peerRates: Map<string, { pps: number; mbps: number }> | null = null;
   if (o.interval) {
     await new Promise((r) => setTimeout(r, o.interval));
-    const r2 = await request(sock(o), { op: 'stats' });
+    const r2 = await request(await sock(o), { op: 'stats' });
     const second = r2.counters as Counters;
     portDrops = (r2.portDrops ?? {}) as Record<string, Record<string, number>>;
     rates = new Map();
@@ -210,7 +212,7 @@ export async function dpStats(o: ClientOpts & { interval?: number }): Promise<vo
 }
 
 export async function dpAttach(o: ClientOpts & { representor: string; vni: number; mac: string; pci?: string; netns?: string }): Promise<void> {
-  const r = await request(sock(o), { op: 'attach', representor: o.representor, vni: o.vni, mac: o.mac, ...(o.pci ? { pci: o.pci } : {}), ...(o.netns ? { netns: o.netns } : {}) });
+  const r = await request(await sock(o), { op: 'attach', representor: o.representor, vni: o.vni, mac: o.mac, ...(o.pci ? { pci: o.pci } : {}), ...(o.netns ? { netns: o.netns } : {}) });
   if (o.json) return printJson(strip(r));
   console.log(`attached ${o.representor} to VNI ${o.vni} (epoch ${r.epoch})`);
   lasts(r);
@@ -221,14 +223,14 @@ export async function dpDetach(o: ClientOpts & { representor?: string; pci?: str
     const { UsageError } = await import('./errors.js');
     throw new UsageError('give --representor IFNAME or --pci ADDR');
   }
-  const r = await request(sock(o), { op: 'detach', ...(o.representor ? { representor: o.representor } : {}), ...(o.pci ? { pci: o.pci } : {}) });
+  const r = await request(await sock(o), { op: 'detach', ...(o.representor ? { representor: o.representor } : {}), ...(o.pci ? { pci: o.pci } : {}) });
   if (o.json) return printJson(strip(r));
   console.log(r.removed ? `detached (epoch ${r.epoch})` : 'nothing was attached there');
   lasts(r);
 }
 
 export async function dpOp(op: string, args: Record<string, unknown>, o: ClientOpts): Promise<void> {
-  const r = await request(sock(o), { op, ...args });
+  const r = await request(await sock(o), { op, ...args });
   if (o.json) return printJson(strip(r));
   console.log(`${op}: done (epoch ${r.epoch})`);
   lasts(r);
@@ -241,7 +243,7 @@ function lasts(r: Record<string, unknown>): void {
 }
 
 export async function dpReload(o: ClientOpts): Promise<void> {
-  const r = await request(sock(o), { op: 'reload' });
+  const r = await request(await sock(o), { op: 'reload' });
   if (o.json) return printJson(strip(r));
   const changed = r.changed as string[];
   console.log(`reloaded: ${changed.length ? `${changed.join(', ')} changed` : 'nothing changed'} (epoch ${r.epoch as number})`);
@@ -274,7 +276,7 @@ export async function dpUnclaim(o: { node?: string; stateDir?: string; json?: bo
 }
 
 export async function dpExplain(o: ClientOpts & { vni: number; mac: string; from?: string; src?: string }): Promise<void> {
-  const r = await request(sock(o), { op: 'explain', vni: o.vni, mac: o.mac, ...(o.from ? { from: o.from } : {}), ...(o.src ? { src: o.src } : {}) });
+  const r = await request(await sock(o), { op: 'explain', vni: o.vni, mac: o.mac, ...(o.from ? { from: o.from } : {}), ...(o.src ? { src: o.src } : {}) });
   if (o.json) return printJson(strip(r));
   const e = r as unknown as {
     verdict: string; reason?: string; representor?: string; vtep?: string; source?: string; steps: string[];
@@ -292,7 +294,7 @@ export async function dpExplain(o: ClientOpts & { vni: number; mac: string; from
 }
 
 export async function dpFdbList(o: ClientOpts): Promise<void> {
-  const r = await request(sock(o), { op: 'fdb-list' });
+  const r = await request(await sock(o), { op: 'fdb-list' });
   if (o.json) return printJson(strip(r));
   const t = new Table({ head: ['VNI', 'MAC', 'where', 'kind'], style: { head: [], border: [] } });
   for (const e of r.local as { vni: number; mac: string; representor: string }[]) t.push([e.vni, e.mac, e.representor, 'local']);

@@ -248,6 +248,13 @@ describePrivileged('the data plane control socket', { netns: true, commands: ['p
         const st = vfplane(['dataplane', 'status', '--json'], { env: { VFPLANE_STATE_DIR: stateDir } });
         expect(st.code, st.stderr).toBe(0);
         expect(JSON.parse(st.stdout).node).toBe('envstate');
+        // The clients take the environment as the daemon does: a relative path is refused
+        // (relative to which directory?), not asked as a socket of the caller's cwd.
+        for (const [name, value] of [['VFPLANE_STATE_DIR', 'relative/dir'], ['VFPLANE_DATAPLANE_SOCKET', 'dp.sock']] as const) {
+          const rel = vfplane(['dataplane', 'status', '--json'], { env: { [name]: value } });
+          expect(rel.code, rel.stderr).toBe(2);
+          expect(rel.stderr).toContain(`${name}="${value}" is not an absolute path; set it to one, or unset it`);
+        }
       } finally {
         await d.stop();
       }
