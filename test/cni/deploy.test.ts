@@ -1,7 +1,7 @@
 // The deploy/ examples stay valid: every manifest parses, and every
 // NetworkAttachmentDefinition's config is one vfplane-cni accepts.
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -44,7 +44,8 @@ describe('deploy/ manifests', () => {
       for (const d of ['cnibin', 'home', 'state', 'config']) mkdirSync(join(tmp, d));
       writeFileSync(join(tmp, 'config', 'pools.json'), '{"pools":[]}');
       const run = (version: string) => {
-        const script = (init.args[0] as string).replace('VERSION=0.1.0', `VERSION=${version}`)
+        writeFileSync(join(image, 'VERSION'), `${version}\n`); // what the image build writes
+        const script = (init.args[0] as string).replaceAll('/opt/vfplane/VERSION', join(image, 'VERSION'))
           .replaceAll('/host/opt/vfplane', join(tmp, 'home')).replaceAll('/host/opt/cni/bin', join(tmp, 'cnibin'))
           .replaceAll('/host/var/lib/vfplane', join(tmp, 'state')).replaceAll('/opt/vfplane/.', `${image}/.`).replaceAll('/config/', `${join(tmp, 'config')}/`);
         const r = spawnSync('/bin/sh', ['-ec', script], { encoding: 'utf8' });
@@ -56,6 +57,44 @@ describe('deploy/ manifests', () => {
       expect(readFileSync(join(tmp, 'cnibin', 'vfplane-cni.shim'), 'utf8')).toContain('node=/opt/vfplane/0.3.0/node');
       run('0.3.0'); // a restart: nothing changes
       expect(readdirSync(join(tmp, 'home')).sort()).toEqual(['0.2.0', '0.3.0']);
+      // An image without a usable VERSION stops the install before anything is copied.
+      for (const bad of ['', '../x']) {
+        writeFileSync(join(image, 'VERSION'), bad);
+        const script = (init.args[0] as string).replaceAll('/opt/vfplane/VERSION', join(image, 'VERSION')).replaceAll('/host/opt/vfplane', join(tmp, 'home'));
+        const r = spawnSync('/bin/sh', ['-ec', script], { encoding: 'utf8' });
+        expect(r.status).toBe(1);
+        expect(r.stderr).toContain(`VERSION holds '${bad}', not a version; rebuild the image`);
+      }
+      expect(readdirSync(join(tmp, 'home')).sort()).toEqual(['0.2.0', '0.3.0']);
+    } finally {
+      rmSync(tmp, { recursive: true, force: true });
+    }
+  });
+
+  it('versions an image by its content (scripts/image-version, which the Dockerfile writes to /opt/vfplane/VERSION)', () => {
+    expect(readFileSync(join(ROOT, 'deploy', 'Dockerfile'), 'utf8')).toContain('RUN image-version /opt/vfplane > /opt/vfplane/VERSION');
+    const tmp = mkdtempSync(join(tmpdir(), 'vfplane-imgver-'));
+    const version = (): { code: number | null; out: string; err: string } => {
+      const r = spawnSync(join(ROOT, 'scripts', 'image-version'), [tmp], { encoding: 'utf8' });
+      return { code: r.status, out: r.stdout.trim(), err: r.stderr };
+    };
+    try {
+      expect(version().err).toContain(`${tmp}/package.json is missing`);
+      writeFileSync(join(tmp, 'package.json'), readFileSync(join(ROOT, 'package.json')));
+      mkdirSync(join(tmp, 'dist'));
+      writeFileSync(join(tmp, 'dist', 'a.js'), 'one');
+      const first = version();
+      expect(first.code, first.err).toBe(0);
+      const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string };
+      expect(first.out).toMatch(new RegExp(`^${pkg.version.replaceAll('.', '\\.')}-[0-9a-f]{12}$`));
+      writeFileSync(join(tmp, 'VERSION'), first.out); // written into the tree it hashes: left out
+      expect(version().out).toBe(first.out);
+      writeFileSync(join(tmp, 'dist', 'a.js'), 'two'); // a rebuild with other content
+      expect(version().out).not.toBe(first.out);
+      writeFileSync(join(tmp, 'dist', 'a.js'), 'one');
+      expect(version().out).toBe(first.out);
+      renameSync(join(tmp, 'dist', 'a.js'), join(tmp, 'dist', 'b.js')); // same bytes, other file
+      expect(version().out).not.toBe(first.out);
     } finally {
       rmSync(tmp, { recursive: true, force: true });
     }
