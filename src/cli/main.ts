@@ -61,6 +61,12 @@ function* ancestry(c: Command): Generator<Command> {
 }
 
 export async function main(argv: string[]): Promise<number> {
+  // A reader that goes away (`vfplane vf list | head`) is no failure of the command: the
+  // rest of its output is dropped and it finishes as it would, its cleanups included (a
+  // demo piped to head still tears its namespaces down), instead of dying of EPIPE.
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code !== 'EPIPE' && e.code !== 'ERR_STREAM_DESTROYED') throw e;
+  });
   const program = buildProgram();
   try {
     await program.parseAsync(argv);

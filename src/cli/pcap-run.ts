@@ -2,7 +2,7 @@
 // bursts, run each burst through the chosen engine, and write the survivors. The output
 // appears only when the whole input was read and processed (PcapWriter.commit).
 import { accessSync, constants, existsSync, realpathSync, statSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { allocBurst, MAX_BURST, type Burst } from '../packet/burst.js';
 import { ConfigError, outerHeaderLength, resolveDecap, resolveTunnel, type TunnelSpec } from '../packet/config.js';
@@ -12,6 +12,7 @@ import { reasonName } from '../packet/reasons.js';
 import { loadEngine } from '../dataplane/select.js';
 import { RuntimeError, UsageError } from './errors.js';
 import { printJson } from './output.js';
+import { onInterrupt } from '../util/interrupt.js';
 
 /** Frames whose capture was cut short (caplen < len): not processed, counted here. */
 export const CAPTURE_TRUNCATED = 'capture_truncated';
@@ -57,6 +58,17 @@ function checkFiles(input: string, output: string): void {
   if (existsSync(output) && statSync(output).isDirectory()) {
     throw new RuntimeError(`--out ${output} is a directory; name a file, such as ${join(output, 'out.pcap')}`);
   }
+  if (/\/\.{0,2}$/.test(output)) throw new RuntimeError(`--out ${output} names a directory, not a file; name a file, such as ${join(output, 'out.pcap')}`);
+  if (existsSync(output)) {
+    const st = statSync(output);
+    // A FIFO or character device is written into as it is (/dev/stdout, a pipe to
+    // tshark); anything else that is not a file is never replaced by one.
+    if (!st.isFile() && !st.isFIFO() && !st.isCharacterDevice()) {
+      throw new RuntimeError(`--out ${output} is ${st.isBlockDevice() ? 'a block device' : st.isSocket() ? 'a socket' : 'not a regular file'}, which vfplane will not overwrite; name a file`);
+    }
+  } else if (Buffer.byteLength(basename(output)) > 255) {
+    throw new RuntimeError(`--out ${output}: the file name is ${Buffer.byteLength(basename(output))} bytes, longer than a directory entry takes (255); use a shorter name`);
+  }
   const dir = dirname(resolve(output));
   if (!existsSync(dir)) throw new RuntimeError(`--out ${output}: directory ${dir} does not exist; create it first or write elsewhere`);
   if (!statSync(dir).isDirectory()) throw new RuntimeError(`--out ${output}: ${dir} is not a directory; write elsewhere`);
@@ -84,6 +96,7 @@ async function runJob(job: Job): Promise<PcapSummary> {
   const started = performance.now();
   let reader: PcapReader | undefined;
   let writer: PcapWriter | undefined;
+  let off: (() => void) | undefined;
   const drops: Record<string, number> = {};
   const summary: PcapSummary = {
     command: job.command,
@@ -127,7 +140,12 @@ async function runJob(job: Job): Promise<PcapSummary> {
       throw asRuntime(err);
     }
     writer = PcapWriter.create(job.output, { nanos: reader.header.nanos });
-    for (;;) {
+    // Ctrl-C or SIGTERM mid-file: the temp file goes too (the loop yields now and then,
+    // so the signal's handler gets to run).
+    const w = writer;
+    off = onInterrupt(() => w.abort());
+    for (let n = 1; ; n++) {
+      if ((n & 4095) === 0) await new Promise((r) => setImmediate(r));
       let rec;
       try {
         rec = reader.next();
@@ -157,8 +175,12 @@ async function runJob(job: Job): Promise<PcapSummary> {
     writer.commit();
   } catch (err) {
     writer?.abort();
+    if ((err as NodeJS.ErrnoException).code === 'EPIPE') {
+      throw new RuntimeError(`--out ${job.output}: its reader went away (broken pipe) after at most ${summary.output.packets} packets, so the output is cut short`);
+    }
     throw err;
   } finally {
+    off?.();
     reader?.close();
   }
   summary.seconds = Number(((performance.now() - started) / 1000).toFixed(3));

@@ -1,7 +1,7 @@
 // Classic libpcap files (not pcapng): a streaming reader with bounded memory for the
 // `pcap encap|decap` commands and tests, and a writer that only ever leaves a complete
 // file behind (temp file in the same directory, fsync, rename on commit).
-import { closeSync, fsyncSync, openSync, readSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, openSync, readSync, realpathSync, renameSync, statSync, unlinkSync, writeSync, type Stats } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 
 /** Largest snaplen and captured length accepted (tcpdump's and Wireshark's maximum). */
@@ -222,7 +222,8 @@ export class PcapWriter {
 
   private constructor(
     readonly path: string,
-    private readonly tmp: string,
+    /** The temp file renamed into place on commit; null when writing into a stream. */
+    private readonly tmp: string | null,
     fd: number,
     readonly nanos: boolean,
     readonly snaplen: number,
@@ -243,7 +244,11 @@ export class PcapWriter {
 
   /**
    * Starts writing `path`. Output goes to `.<name>.<pid>.tmp` beside it and only
-   * replaces `path` on commit(), so an interrupted run never leaves a partial file.
+   * replaces `path` on commit(), so an interrupted run never leaves a partial file. A
+   * `path` that is a symlink to a file replaces the file it names. A FIFO or character
+   * device (`/dev/stdout`, a pipe to tshark) is written into as it is, never replaced: a
+   * stream has no "whole file" to wait for. Anything else that is not a regular file is
+   * refused.
    */
   static create(path: string, opts: PcapWriterOptions): PcapWriter {
     const snaplen = opts.snaplen ?? PCAP_MAX_SNAPLEN;
@@ -254,9 +259,23 @@ export class PcapWriter {
     if (!Number.isInteger(linktype) || linktype < 0 || linktype > 0xffffffff) {
       throw new RangeError(`pcap linktype ${linktype} is not a 32-bit unsigned integer`);
     }
-    const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.tmp`);
+    let st: Stats | null = null;
+    try {
+      st = statSync(path); // follows a symlink: what it names is what is written
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+    if (st && (st.isFIFO() || st.isCharacterDevice())) {
+      return new PcapWriter(path, null, openSync(path, 'w'), opts.nanos, snaplen, linktype);
+    }
+    if (st && !st.isFile()) throw new Error(`${path} is ${st.isDirectory() ? 'a directory' : 'neither a file nor a stream'}; write to a file`);
+    const target = st ? realpathSync(path) : path;
+    // The name's length is the target's business: a temp name made longer than the
+    // longest a directory takes (255 bytes) would fail on a valid target name.
+    const name = basename(target);
+    const tmp = join(dirname(target), `.${Buffer.byteLength(name) > 200 ? name.slice(0, 64) : name}.${process.pid}.tmp`);
     const fd = openSync(tmp, 'w', 0o644);
-    return new PcapWriter(path, tmp, fd, opts.nanos, snaplen, linktype);
+    return new PcapWriter(target, tmp, fd, opts.nanos, snaplen, linktype);
   }
 
   /** Records written so far. */
@@ -297,6 +316,12 @@ export class PcapWriter {
     if (this.state !== 'open') throw new Error(`pcap writer for ${this.path} is already ${this.state}`);
     try {
       this.flush();
+      if (this.tmp === null) {
+        closeSync(this.fd!); // a stream: nothing to sync or rename
+        this.fd = null;
+        this.state = 'committed';
+        return;
+      }
       fsyncSync(this.fd!);
       closeSync(this.fd!);
       this.fd = null;
@@ -332,6 +357,7 @@ export class PcapWriter {
       }
       this.fd = null;
     }
+    if (this.tmp === null) return; // a stream: what went out is gone
     try {
       unlinkSync(this.tmp);
     } catch (err) {

@@ -1,9 +1,11 @@
 // `vfplane pcap` as a user runs it: a child process with files, exit codes, stdout.
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { once } from 'node:events';
+import { closeSync, existsSync, lstatSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { vfplane } from '../helpers/cli.js';
+import { BIN, vfplane } from '../helpers/cli.js';
 import { arpRequest, icmpEcho, readPcapFrames, udp4, writePcap } from '../helpers/frames.js';
 
 let dir: string;
@@ -173,6 +175,124 @@ describe('pcap flags out of range: exit 2 naming the flag and the allowed range'
     expect(JSON.parse(r.stdout).error.message).toMatch(/--ttl/);
   });
 });
+
+describe('pcap output targets', () => {
+  const run = (out: string) => vfplane(['pcap', 'encap', '--in', p('in.pcap'), '--out', out, ...base]);
+
+  it('writes into a FIFO or a character device as it is, never replacing it with a file', () => {
+    const fifo = p('out.fifo');
+    execFileSync('mkfifo', [fifo]);
+    const reader = spawnSync('sh', ['-c', 'cat "$1" > "$2" & "$3" "$4" pcap encap --in "$5" --out "$1" --vni 4242 --local 192.0.2.1 --remote 192.0.2.2; wait', 'sh',
+      fifo, p('via-fifo.pcap'), process.execPath, BIN, p('in.pcap')], { encoding: 'utf8', timeout: 30_000 });
+    expect(reader.status, reader.stderr).toBe(0);
+    expect(statSync(fifo).isFIFO()).toBe(true);
+    expect(readPcapFrames(readFileSync(p('via-fifo.pcap'))).map((f) => f.length)).toEqual(frames.map((f) => f.length + 50));
+    // A character device: /dev/null's numbers, under a name of our own (root makes it).
+    if (process.getuid?.() === 0) {
+      const dev = p('null.dev');
+      execFileSync('mknod', [dev, 'c', '1', '3']);
+      expect(run(dev).code).toBe(0);
+      expect(statSync(dev).isCharacterDevice()).toBe(true);
+    } else if (process.env.CI) throw new Error('root is needed to make a device node');
+  });
+
+  it('refuses a socket as --out, leaving it as it was', () => {
+    const sock = p('out.sock');
+    execFileSync('/usr/bin/python3', ['-c', 'import socket,sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])', sock]);
+    const r = run(sock);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(`--out ${sock} is a socket, which vfplane will not overwrite; name a file`);
+    expect(statSync(sock).isSocket()).toBe(true);
+  });
+
+  it('through a symlink, replaces the file it names and keeps the link', () => {
+    writeFileSync(p('real.pcap'), 'old');
+    symlinkSync('real.pcap', p('link.pcap'));
+    expect(run(p('link.pcap')).code).toBe(0);
+    expect(lstatSync(p('link.pcap')).isSymbolicLink()).toBe(true);
+    expect(readPcapFrames(readFileSync(p('real.pcap')))).toHaveLength(3);
+  });
+
+  it('says a trailing slash names a directory, and a name too long for a directory entry, before any work', () => {
+    const slash = run(p('newdir/'));
+    expect(slash.code).toBe(1);
+    expect(slash.stderr).toContain(`--out ${p('newdir/')} names a directory, not a file`);
+    const long = run(p('b'.repeat(256)));
+    expect(long.code).toBe(1);
+    expect(long.stderr).toContain('the file name is 256 bytes, longer than a directory entry takes (255); use a shorter name');
+    // 250 bytes is a valid name: its temp file must fit too.
+    expect(run(p('a'.repeat(250))).code).toBe(0);
+    expect(readdirSync(dir).filter((f) => f.endsWith('.tmp'))).toEqual([]);
+  });
+
+  it('a reader of the stream that goes away is said plainly (exit 1), and output piped to head is no crash', () => {
+    const big = p('mid.pcap');
+    writeBigPcap(big, frames[1]!, 10_000);
+    // A FIFO of our own with `head` reading it: never a host path such as /dev/stdout,
+    // which a regression that replaces streams with files would destroy.
+    const fifo = p('head.fifo');
+    execFileSync('mkfifo', [fifo]);
+    const r = spawnSync('bash', ['-c', 'head -c 24 "$1" >/dev/null & "$2" "$3" pcap encap --in "$4" --out "$1" --vni 4242 --local 192.0.2.1 --remote 192.0.2.2; rc=$?; wait; exit $rc', 'sh', fifo, process.execPath, BIN, big], { encoding: 'utf8', timeout: 30_000 });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(new RegExp(`^vfplane: --out ${fifo.replaceAll('/', '\\/')}: its reader went away \\(broken pipe\\) after at most \\d+ packets, so the output is cut short\\n$`));
+    expect(statSync(fifo).isFIFO()).toBe(true);
+  });
+
+  it('finishes its work, quietly, when the reader of its stdout is gone before it writes (`… | head`)', async () => {
+    const c = spawn(process.execPath, [BIN, 'pcap', 'encap', '--in', p('in.pcap'), '--out', p('gone-out.pcap'), ...base, '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    c.stdout!.destroy(); // the read end closed long before the child writes: its write gets EPIPE
+    let err = '';
+    c.stderr!.on('data', (d) => { err += d; });
+    const [exit] = await once(c, 'close');
+    expect(err).toBe('');
+    expect(exit).toBe(0);
+    expect(readPcapFrames(readFileSync(p('gone-out.pcap')))).toHaveLength(3);
+  });
+
+  for (const [sig, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
+    it(`${sig} mid-file leaves neither the output nor its temp file (exit ${code})`, async () => {
+      const big = p(`big-${sig}.pcap`);
+      writeBigPcap(big, frames[1]!, 400_000); // ~140 MB: seconds through the TS model
+      const out = p(`big-${sig}-out.pcap`);
+      const c = spawn(process.execPath, [BIN, 'pcap', 'encap', '--engine', 'ts', '--in', big, '--out', out, ...base], { stdio: ['ignore', 'pipe', 'pipe'] });
+      try {
+        for (let i = 0; i < 1000 && !readdirSync(dir).some((f) => f.startsWith(`.big-${sig}-out.pcap.`)); i++) await new Promise((r) => setTimeout(r, 10));
+        expect(readdirSync(dir).some((f) => f.startsWith(`.big-${sig}-out.pcap.`))).toBe(true);
+        c.kill(sig);
+        const [exit] = await once(c, 'exit');
+        expect(exit).toBe(code);
+        expect(existsSync(out)).toBe(false);
+        expect(readdirSync(dir).filter((f) => f.endsWith('.tmp'))).toEqual([]);
+      } finally {
+        c.kill('SIGKILL');
+        rmSync(big, { force: true });
+      }
+    }, 60_000);
+  }
+});
+
+/** A capture of `n` copies of one frame, written in large pieces (fast at 100+ MB). */
+function writeBigPcap(path: string, frame: Uint8Array, n: number): void {
+  const gh = Buffer.alloc(24);
+  gh.writeUInt32LE(0xa1b2c3d4, 0);
+  gh.writeUInt16LE(2, 4);
+  gh.writeUInt16LE(4, 6);
+  gh.writeUInt32LE(262144, 16);
+  gh.writeUInt32LE(1, 20);
+  const rec = Buffer.alloc(16 + frame.length);
+  rec.writeUInt32LE(1_700_000_000, 0);
+  rec.writeUInt32LE(frame.length, 8);
+  rec.writeUInt32LE(frame.length, 12);
+  rec.set(frame, 16);
+  const piece = Buffer.concat(Array.from({ length: 10_000 }, () => rec));
+  const fd = openSync(path, 'w');
+  try {
+    writeSync(fd, gh);
+    for (let i = 0; i < n; i += 10_000) writeSync(fd, piece);
+  } finally {
+    closeSync(fd);
+  }
+}
 
 describe('the CLI', () => {
   it('--help lists the commands and exits 0', () => {
