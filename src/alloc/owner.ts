@@ -61,8 +61,10 @@ export function parseOwner(value: unknown, where = 'owner', partial = false): Ow
         o.ifname = parseIfname(v, `${where}: ifname`);
         break;
       case 'netns':
-        if (typeof v !== 'string' || !v.startsWith('/') || v.includes('\0') || v.length > 4096) {
-          throw invalid(`${where}: netns ${JSON.stringify(v)} is not valid: an absolute path such as /var/run/netns/cni-1234`, { field: k, value: v });
+        // ".." would let a recorded path name another file than it seems to (gc judges
+        // the owner by that file), and no runtime passes one.
+        if (typeof v !== 'string' || !v.startsWith('/') || v.split('/').includes('..') || v.includes('\0') || v.length > 4096) {
+          throw invalid(`${where}: netns ${JSON.stringify(v)} is not valid: an absolute path without "..", such as /var/run/netns/cni-1234`, { field: k, value: v });
         }
         o.netns = v;
         break;

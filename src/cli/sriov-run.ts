@@ -56,6 +56,16 @@ function storeExists(o: Common): boolean {
  *  changed under it. The store is made if there is none (an allocator may be making it). */
 function withHolders<T>(o: Common, what: string, fn: (holder: (pci: string) => string | undefined) => T): T {
   storeExists(o); // a state directory that cannot be read is an error, not "nobody holds it"
+  // A dry pass first: the actions check their input before they ask for a holder, and
+  // change nothing before it. Refused input (or nothing to do) then never makes a store
+  // or a state directory; only a change that needs the holders opens one. One that never
+  // asks (VFs made on a PF that had none: nobody can hold them yet) is done by this pass.
+  const ask = Symbol('holders');
+  try {
+    return fn(() => { throw ask; });
+  } catch (e) {
+    if (e !== ask) throw e;
+  }
   const store = storeRw(o);
   try {
     return store.exclusive(what, () => fn(holderOf(store)));
@@ -191,7 +201,14 @@ function ownerFrom(o: OwnerFlags, partial: boolean): Owner | undefined {
   if (o.podUid !== undefined) raw.uid = o.podUid;
   if (o.containerId !== undefined) raw.containerId = o.containerId;
   if (o.ifname !== undefined) raw.ifname = o.ifname;
-  if (o.netns !== undefined) raw.netns = o.netns;
+  if (o.netns !== undefined) {
+    raw.netns = o.netns;
+    // An allocation's netns must be one now: gc takes a path that is not for a pod gone,
+    // and would release the VF at its next run.
+    if (!partial && ownerAlive({ netns: o.netns } as Owner) !== 'alive') {
+      throw invalid(`--netns ${o.netns} is not a network namespace (no such file, or not on nsfs); give the pod's, such as /run/netns/NAME or /proc/PID/ns/net`);
+    }
+  }
   if (o.pid !== undefined) {
     raw.pid = o.pid;
     if (!partial) {
@@ -270,7 +287,28 @@ function restore(sysfs: Sysfs, a: Allocation): string[] {
 
 export async function vfRelease(o: Common & OwnerFlags & { force?: boolean; restore?: boolean }, ref?: string): Promise<void> {
   const pattern = ownerFrom(o, true);
+  if (!ref && !pattern) throw invalid('vf release needs a VF, or an owner to release by (--owner NS/NAME, --container-id, --pod-uid, --pid)');
   const sysfs = await sysfsOf(o);
+  // The VF named and the store, before anything is made: no store means nothing is
+  // allocated, and a refused release must not leave a new state directory behind.
+  const exists = storeExists(o);
+  let pci: string | undefined;
+  if (ref) {
+    try {
+      pci = resolveVf(sysfs, ref).pci;
+    } catch (err) {
+      // A VF that has vanished (numvfs lowered) can still be released by address.
+      const held = exists && /^[0-9a-fA-F]{4}:/.test(ref) ? storeRo(o) : undefined;
+      const known = held?.get(ref.toLowerCase());
+      held?.close();
+      if (!known) throw err;
+      pci = ref.toLowerCase();
+    }
+  }
+  const nothing = () => pci
+    ? notFound(`VF ${pci} is not allocated; \`vfplane vf list --allocated\` shows what is`, { pci })
+    : notFound(`no VF is allocated to ${describeOwner(pattern!)}`);
+  if (!exists) throw nothing();
   const store = storeRw(o);
   // What may be released, checked first; each VF is then put back as it was (overlay,
   // driver, settings, MTU) and only then released, by its allocation id: a VF marked
@@ -279,24 +317,16 @@ export async function vfRelease(o: Common & OwnerFlags & { force?: boolean; rest
   const out: { pci: string; owner: Owner; id: number; restored: string[] }[] = [];
   const failed: string[] = [];
   try {
-    if (ref) {
-      let pci: string;
-      try {
-        pci = resolveVf(sysfs, ref).pci;
-      } catch (err) {
-        // A VF that has vanished (numvfs lowered) can still be released by address.
-        if (!/^[0-9a-fA-F]{4}:/.test(ref) || !store.get(ref.toLowerCase())) throw err;
-        pci = ref.toLowerCase();
-      }
+    if (pci) {
       if (!pattern && !o.force) {
         const a = store.get(pci);
         if (a) throw conflict(`VF ${pci} is held by ${describeOwner(a.owner)}; say who you are (--owner, --container-id, ...) or pass --force`);
+        throw nothing(); // free: no owner to ask for
       }
       toRelease = [store.release(pci, { owner: pattern, force: o.force, reason: 'cli', check: true })];
     } else {
-      if (!pattern) throw invalid('vf release needs a VF, or an owner to release by (--owner NS/NAME, --container-id, --pod-uid, --pid)');
-      toRelease = store.findOwner(pattern);
-      if (toRelease.length === 0) throw notFound(`no VF is allocated to ${describeOwner(pattern)}`);
+      toRelease = store.findOwner(pattern!);
+      if (toRelease.length === 0) throw nothing();
     }
     for (const a of toRelease) {
       let restored: string[];

@@ -2,7 +2,7 @@
 // Flags are declared and checked here; the work is in sriov-run.ts and sim-run.ts,
 // loaded only when a command runs.
 import { Command, Option } from 'commander';
-import { choiceFlag, intFlag, macFlag, pathFlag } from './flags.js';
+import { choiceFlag, intFlag, macFlag, netnsFlag, pathFlag } from './flags.js';
 import { UsageError } from './errors.js';
 
 const onOff = (flag: string) => (v: string): boolean => {
@@ -33,7 +33,7 @@ function ownerOptions(c: Command): Command {
     .option('--pod-uid <uid>', 'the pod UID')
     .option('--container-id <id>', 'the container (sandbox) ID')
     .option('--ifname <name>', 'the interface name in the pod')
-    .option('--netns <path>', 'the pod network namespace path (gc releases the VF when it is gone)')
+    .addOption(new Option('--netns <path>', 'the pod network namespace path (gc releases the VF when it is gone)').argParser(netnsFlag('--netns')))
     .addOption(new Option('--pid <n>', 'a process that holds the VF (gc releases it when the process is gone)').argParser(intFlag('--pid', 1, 2 ** 22)));
 }
 

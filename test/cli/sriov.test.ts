@@ -244,6 +244,12 @@ describePrivileged('operator CLI on a simulated NIC', { netns: true }, () => {
       [['vf', 'config', '0000:5e:02.1', '--max-tx-rate', '40000'], 1, /max-tx-rate 40000 is above the PF's link speed, 10000 Mbit\/s/],
       [['vf', 'alloc', '--pool', 'pf0'], 2, /needs an owner/],
       [['vf', 'alloc', '--pool', 'pf0', '--owner', 'noslash'], 2, /namespace\/name/],
+      // gc judges an owner by its netns file: a path trick, or a file that is no netns, would
+      // have it released at the next gc
+      [['vf', 'alloc', '--pool', 'pf0', '--owner', 'ns/a', '--netns', '/run/netns/../x'], 2, /--netns "\/run\/netns\/\.\.\/x" is not a network namespace file: expected an absolute path without "\.\."/],
+      [['vf', 'alloc', '--pool', 'pf0', '--owner', 'ns/a', '--netns', '/tmp'], 2, /--netns \/tmp is not a network namespace \(no such file, or not on nsfs\)/],
+      // a free VF has no owner to ask for
+      [['vf', 'release', '0000:5e:02.3'], 1, /VF 0000:5e:02\.3 is not allocated; `vfplane vf list --allocated` shows what is/],
     ];
     for (const [args, code, msg] of cases) {
       const r = run(args);
@@ -256,6 +262,37 @@ describePrivileged('operator CLI on a simulated NIC', { netns: true }, () => {
     expect(snapshot()).toEqual(before);
     expect(readdirSync(state).sort()).toEqual(expect.arrayContaining(['alloc.db', 'pools.json']));
     json(['vf', 'release', '0000:5e:02.2', '--owner', 'default/holder']);
+  });
+
+  it('refused commands make no state directory and no store where there was none', () => {
+    const fresh = join(tmpdir(), `vfplane-nostate-${process.pid}`, 'deep');
+    const at = ['--sysfs-root', root, '--state-dir', fresh];
+    for (const args of [
+      ['pf', 'set-numvfs', `${prefix}f0`, '65'],
+      ['vf', 'config', `${prefix}f0#9`, '--mtu', '1500'],
+      ['vf', 'config', `${prefix}f0#1`, '--max-tx-rate', '40000'],
+      ['vf', 'bind', 'nosuch#0', '--driver', 'kernel'],
+      ['vf', 'release', `${prefix}f0#0`],
+      ['vf', 'release', `${prefix}f0#0`, '--force'],
+      ['vf', 'release', '--owner', 'ns/nobody'],
+      ['vf', 'alloc', '--pci', `${prefix}f0#99`, '--owner', 'ns/a'],
+    ]) {
+      const r = vfplane([...args, ...at]);
+      expect(r.code, `${args.join(' ')}: ${r.stderr}`).not.toBe(0);
+      expect(existsSync(join(tmpdir(), `vfplane-nostate-${process.pid}`)), args.join(' ')).toBe(false);
+    }
+    // Nothing to do is no change either.
+    expect(vfplane(['pf', 'set-numvfs', `${prefix}f0`, '4', ...at]).stdout).toContain('already has 4 VFs; nothing changed');
+    expect(existsSync(join(tmpdir(), `vfplane-nostate-${process.pid}`))).toBe(false);
+    expect(vfplane(['vf', 'release', `${prefix}f0#0`, ...at]).stderr).toMatch(/VF 0000:5e:02\.0 is not allocated/);
+    expect(vfplane(['vf', 'release', '--owner', 'ns/nobody', ...at]).stderr).toMatch(/no VF is allocated to pod ns\/nobody/);
+    // A change that is made still records nothing it did not need: the holder check opens
+    // (and makes) the store.
+    const ok = vfplane(['vf', 'config', `${prefix}f0#1`, '--trust', 'on', ...at]);
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(existsSync(join(fresh, 'alloc.db'))).toBe(true);
+    vfplane(['vf', 'config', `${prefix}f0#1`, '--trust', 'off', ...at]);
+    rmSync(join(tmpdir(), `vfplane-nostate-${process.pid}`), { recursive: true, force: true });
   });
 
   it('sim destroy on a root that is not a simulator says so and exits 1', () => {
