@@ -179,13 +179,29 @@ function formatPath(path: readonly PropertyKey[]): string {
   return out;
 }
 
+/** The fields the object schema at `path` inside `schema` knows, or null when the path
+ *  does not lead to one (unions, pipes: the caller's list is used then). */
+function fieldsAt(schema: z.ZodType, path: readonly PropertyKey[]): string[] | null {
+  let s: z.ZodType = schema;
+  for (const k of [...path, null]) {
+    while (s instanceof z.ZodOptional) s = s.unwrap() as z.ZodType;
+    if (k === null) break;
+    if (s instanceof z.ZodArray && typeof k === 'number') s = s.element as z.ZodType;
+    else if (s instanceof z.ZodObject && typeof k === 'string' && k in s.shape) s = s.shape[k] as z.ZodType;
+    else return null;
+  }
+  return s instanceof z.ZodObject ? Object.keys(s.shape) : null;
+}
+
 /** One line per problem: `where: path: "value": message`, or `where: path: unknown field "x" (…)`. */
-function zodMessage(where: string, err: z.ZodError, known: readonly string[], prefix: readonly PropertyKey[]): string {
+function zodMessage(where: string, err: z.ZodError, known: readonly string[], prefix: readonly PropertyKey[], schema?: z.ZodType): string {
   const lines = err.issues.map((i) => {
     const path = formatPath([...prefix, ...i.path]);
     const at = path ? `${where}: ${path}` : where;
     if (i.code === 'unrecognized_keys') {
-      return `${at}: unknown field${i.keys.length > 1 ? 's' : ''} ${i.keys.map((k) => JSON.stringify(k)).join(', ')} (known: ${known.join(', ')})`;
+      // The fields of the object the unknown one sits in, not of the file's top level.
+      const here = (schema && fieldsAt(schema, i.path)) ?? known;
+      return `${at}: unknown field${i.keys.length > 1 ? 's' : ''} ${i.keys.map((k) => JSON.stringify(k)).join(', ')} (known: ${here.join(', ')})`;
     }
     if (i.input === undefined) return `${at}: missing: ${i.message}`;
     const shown = JSON.stringify(i.input);
@@ -197,7 +213,7 @@ function zodMessage(where: string, err: z.ZodError, known: readonly string[], pr
 function parseWith<T>(schema: z.ZodType<T>, value: unknown, where: string, known: readonly string[], prefix: readonly PropertyKey[] = []): T {
   const r = schema.safeParse(value, { reportInput: true });
   if (!r.success) {
-    throw invalid(zodMessage(where, r.error, known, prefix), {
+    throw invalid(zodMessage(where, r.error, known, prefix, schema), {
       issues: r.error.issues.map((i) => ({ path: formatPath([...prefix, ...i.path]), message: i.message })),
     });
   }

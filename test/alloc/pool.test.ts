@@ -80,6 +80,14 @@ describe('loadPools', () => {
     expect(err(() => loadPools(dup)).message).toContain('pool name "a" appears twice');
     const missing = write('pools-noname.json', { pools: [{ selector: {} }] });
     expect(err(() => loadPools(missing)).message).toBe(`${missing}: pools[0].name: missing: expected a pool name`);
+    // An unknown field is shown with the fields of the object it sits in.
+    const unknown = write('pools-unknown.json', { pools: [{ name: 'a', selector: { bogusField: [1] } }, { name: 'b', selector: { anyOf: [{ x: 1 }] }, extra: 1 }], top: 1 });
+    expect(err(() => loadPools(unknown)).message.split('; ')).toEqual([
+      `${unknown}: pools[0].selector: unknown field "bogusField" (known: vendors, devices, drivers, pfNames, rootDevices, pciAddresses, numaNodes, anyOf)`,
+      `${unknown}: pools[1].selector.anyOf[0]: unknown field "x" (known: vendors, devices, drivers, pfNames, rootDevices, pciAddresses, numaNodes)`,
+      `${unknown}: pools[1]: unknown field "extra" (known: name, selector)`,
+      `${unknown}: unknown field "top" (known: pools)`,
+    ]);
     expect(err(() => loadPools(write('broken.json', '{"pools": ['))).message).toContain('broken.json: not valid JSON');
     expect(err(() => loadPools(write('other.json', { foo: 1 }))).message).toContain('or the SR-IOV network device plugin\'s config');
     const absent = err(() => loadPools(path.join(dir, 'absent.json')));
