@@ -113,6 +113,13 @@ function notUnicastIp(a: IpAddr): string | null {
   return b[0] === 0xff ? 'a multicast address' : null;
 }
 
+/** Why an address is no packet's destination (unspecified, IPv4 limited broadcast), or null. */
+function notDestination(a: IpAddr): string | null {
+  if (a.bytes.every((x) => x === 0)) return 'the unspecified address';
+  if (a.family === 4 && a.bytes.every((x) => x === 255)) return 'the broadcast address';
+  return null;
+}
+
 function sourceMac(field: string, v: unknown): Uint8Array {
   const m = mac(field, v);
   if (m[0]! & 1) throw new ConfigError(field, v, 'a unicast MAC (first octet even): a group MAC cannot send');
@@ -129,6 +136,10 @@ export function resolveTunnel(s: TunnelSpec): Tunnel {
   if (local.family !== remote.family) {
     throw new ConfigError('remote', s.remote, `an IPv${local.family} address, the same family as local ${s.local}`);
   }
+  // A multicast group is a VXLAN destination (RFC 7348 §4.2); these never are.
+  const nowhere = notDestination(remote);
+  if (nowhere) throw new ConfigError('remote', s.remote, `a unicast or multicast VTEP address (this is ${nowhere})`);
+  if (remote.bytes.every((x, i) => x === local.bytes[i])) throw new ConfigError('remote', s.remote, `another VTEP than local ${s.local} (a tunnel to itself)`);
   const srcPortMin = int('srcPortMin', s.srcPortMin ?? 49152, 1, 65535);
   const srcPortMax = int('srcPortMax', s.srcPortMax ?? 65535, 1, 65535);
   if (srcPortMin > srcPortMax) {
@@ -168,7 +179,12 @@ export function resolveTunnel(s: TunnelSpec): Tunnel {
 
 export function resolveDecap(s: DecapSpec = {}): Decap {
   const vnis = s.vnis && s.vnis.length > 0 ? [...new Set(s.vnis.map((v) => validateVni(v, 'vnis')))] : null;
-  const locals = s.locals && s.locals.length > 0 ? s.locals.map((a) => ip('locals', a)) : null;
+  const locals = s.locals && s.locals.length > 0 ? s.locals.map((a) => {
+    const addr = ip('locals', a);
+    const nowhere = notDestination(addr);
+    if (nowhere) throw new ConfigError('locals', a, `an address packets are sent to (this is ${nowhere}, so every packet would be dropped as not local)`);
+    return addr;
+  }) : null;
   for (const k of ['verifyUdpCsum', 'dropInnerVlan'] as const) {
     if (s[k] !== undefined && typeof s[k] !== 'boolean') throw new ConfigError(k, s[k], 'true or false');
   }

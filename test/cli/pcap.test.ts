@@ -152,6 +152,10 @@ describe('pcap flags out of range: exit 2 naming the flag and the allowed range'
     ['src port range reversed', [...base, '--src-port-range', '60000-50000'], /--src-port-range/],
     ['engine unknown', [...base, '--engine', 'fpga'], /--engine[\s\S]*native, ts/],
     ['missing vni', ['--local', '192.0.2.1', '--remote', '192.0.2.2'], /--vni/],
+    ['unspecified remote', [...base.slice(0, 4), '--remote', '0.0.0.0'], /--remote "0\.0\.0\.0" is invalid: expected a unicast or multicast VTEP address \(this is the unspecified address\)/],
+    ['broadcast remote', [...base.slice(0, 4), '--remote', '255.255.255.255'], /--remote "255\.255\.255\.255" .*broadcast/],
+    ['IPv6 unspecified remote', [...base.slice(0, 2), '--local', '2001:db8::1', '--remote', '::'], /--remote "::" .*unspecified/],
+    ['remote is local', [...base.slice(0, 4), '--remote', '192.0.2.1'], /--remote "192\.0\.2\.1" is invalid: expected another VTEP than local 192\.0\.2\.1/],
   ];
   for (const [name, args, pattern] of cases) {
     it(name, () => {
@@ -162,6 +166,19 @@ describe('pcap flags out of range: exit 2 naming the flag and the allowed range'
       expect(existsSync(out)).toBe(false);
     });
   }
+
+  it('a multicast remote (a VXLAN group, RFC 7348 §4.2) is a destination', () => {
+    const r = vfplane(['pcap', 'encap', '--in', p('in.pcap'), '--out', p('group.pcap'), ...base.slice(0, 4), '--remote', '239.1.1.1']);
+    expect(r.code, r.stderr).toBe(0);
+  });
+
+  it('decap: a local address no packet is sent to', () => {
+    for (const a of ['0.0.0.0', '255.255.255.255']) {
+      const r = vfplane(['pcap', 'decap', '--in', p('in.pcap'), '--out', p('dl.pcap'), '--local', a]);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toContain(`--local "${a}" is invalid: expected an address packets are sent to`);
+    }
+  });
 
   it('decap: a VNI list item out of range', () => {
     const r = vfplane(['pcap', 'decap', '--in', p('in.pcap'), '--out', p('dx.pcap'), '--vni', '5,99999999']);
