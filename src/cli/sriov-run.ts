@@ -356,7 +356,8 @@ export async function vfConfig(o: Common & VfConfig & { vlanProto?: '802.1Q' | '
   const sysfs = await sysfsOf(o);
   const r = withHolders(o, `vf config ${ref}`, (holder) => configVf(sysfs, ref, change, { force: o.force, holder }));
   if (o.json) return printJson(r);
-  console.log(`${r.pci}: set ${r.changed.join(', ')}`);
+  const already = r.unchanged.length ? `; already so: ${r.unchanged.join(', ')}` : '';
+  console.log(`${r.pci}: ${r.changed.length ? `set ${r.changed.join(', ')}` : 'nothing changed'}${already}`);
 }
 
 export async function vfBind(o: Common & { driver: string; force?: boolean }, ref: string): Promise<void> {

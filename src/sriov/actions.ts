@@ -143,7 +143,10 @@ export interface VfConfig extends Partial<VfSettings> {
 
 export interface ConfigResult {
   pci: string;
+  /** What was asked and differed from before. */
   changed: (keyof VfConfig)[];
+  /** What was asked and already so. */
+  unchanged: (keyof VfConfig)[];
   settings: VfSettings | null;
   mtu: number | null;
 }
@@ -166,12 +169,17 @@ export function configVf(sysfs: Sysfs, ref: string, c: VfConfig, o: { force?: bo
   // A pod's VF is the pod's: a changed MAC, VLAN or link state breaks it under its owner.
   const holder = o.holder?.(vf.pci);
   if (holder && !o.force) throw conflict(`VF ${vf.pci} is allocated to ${holder}; release it first, or pass --force to change it under its owner`);
+  const mtuBefore = mtu !== undefined && vf.netdev ? link(vf.netdev)?.mtu ?? null : null;
   if (current) applyVfSettings(sysfs, vf.pf, vf.pfNetdev, vf.index, checked, current);
   if (mtu !== undefined && vf.netdev) ip(['link', 'set', 'dev', vf.netdev, 'mtu', String(mtu)]);
   const after = resolveVf(sysfs, vf.pci);
+  const asked = Object.keys(checked) as (keyof VfSettings & keyof VfConfig)[];
+  const same = asked.filter((k) => current && JSON.stringify(current[k]) === JSON.stringify(checked[k]));
+  if (mtu !== undefined && mtuBefore === mtu) (same as (keyof VfConfig)[]).push('mtu');
   return {
     pci: vf.pci,
-    changed: [...(Object.keys(checked) as (keyof VfConfig)[]), ...(mtu !== undefined ? (['mtu'] as const) : [])],
+    changed: [...asked, ...(mtu !== undefined ? (['mtu'] as const) : [])].filter((k) => !(same as string[]).includes(k)),
+    unchanged: same,
     settings: after.settings,
     mtu: after.netdev ? link(after.netdev)?.mtu ?? null : null,
   };

@@ -113,6 +113,13 @@ describePrivileged('operator CLI on a simulated NIC', { netns: true }, () => {
     expect(off.changed.sort()).toEqual(['qos', 'vlan']);
     expect(json(['vf', 'config', vf, '--vlan', '7']).settings).toMatchObject({ vlan: 7, qos: 0 });
     expect(json(['vf', 'config', vf, '--vlan', '0']).settings).toMatchObject({ vlan: 0, qos: 0 });
+    // Asked for what already is: said so, not reported as set.
+    const again = json(['vf', 'config', vf, '--vlan', '0', '--trust', 'on']);
+    expect(again.changed).toEqual(['trust']);
+    expect(again.unchanged).toContain('vlan');
+    const human = run(['vf', 'config', vf, '--trust', 'on']);
+    expect(human.stdout.trim()).toMatch(/^0000:5e:\w\w\.\d: nothing changed; already so: trust$/);
+    json(['vf', 'config', vf, '--trust', 'off']);
   });
 
   it('gc releases the VFs of owners that are gone and keeps the rest', () => {
