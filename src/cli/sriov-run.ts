@@ -223,6 +223,7 @@ function ownerFrom(o: OwnerFlags, partial: boolean): Owner | undefined {
 
 export async function vfAlloc(o: Common & OwnerFlags & { pool?: string; pci?: string; pools?: string }): Promise<void> {
   if (!!o.pool === !!o.pci) throw invalid('pass exactly one of --pool NAME or --pci VF');
+  if (o.pci && o.pools) throw invalid('--pools names the file --pool looks in; with --pci no pool is read: drop one of them');
   const owner = ownerFrom(o, false);
   if (!owner) throw invalid('vf alloc needs an owner: --owner NS/NAME, --pod-uid, --container-id or --pid (plus --ifname, --netns)');
   const sysfs = await sysfsOf(o);

@@ -43,7 +43,7 @@ export function registerSriov(program: Command): void {
     .action(act(async (o) => (await run()).pfList(o)));
   common(pf.command('set-numvfs').description('create or destroy VFs on a PF (sriov_numvfs)')
     .argument('<pf>', 'PF netdev name or PCI address')
-    .argument('<n>', 'number of VFs (0 destroys them all)', intFlag('N', 0, 65535))
+    .argument('<n>', 'number of VFs (0 destroys them all)', intFlag('<n>', 0, 65535))
     .option('--force', 'change a nonzero count by going through 0 (destroys every VF of the PF)', false))
     .action(act(async (o, pfRef: string, n: number) => (await run()).pfSetNumVfs(o, pfRef, n)));
 

@@ -208,6 +208,10 @@ export function resolvePf(sysfs: Sysfs, ref: string, cache = new LinkCache()): P
     const pci = parsePci(ref, 'PF address');
     pf = all.find((p) => p.pci === pci);
   } else {
+    // A PCI address without its domain (lspci's "5e:00.0") is neither form: say which.
+    if (/^[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\.[0-7]$/.test(ref)) {
+      throw invalid(`PF ${JSON.stringify(ref)} lacks the PCI domain: name it by its full address, such as 0000:${ref.toLowerCase()}, or by its netdev`);
+    }
     const name = parseIfname(ref, 'PF name');
     pf = all.find((p) => p.netdev === name);
   }
