@@ -12,6 +12,7 @@ import { reasonName } from '../packet/reasons.js';
 import { loadEngine } from '../dataplane/select.js';
 import { RuntimeError, UsageError } from './errors.js';
 import { printJson } from './output.js';
+import { parseIp } from '../util/addr.js';
 import { onInterrupt } from '../util/interrupt.js';
 
 /** Frames whose capture was cut short (caplen < len): not processed, counted here. */
@@ -187,6 +188,11 @@ async function runJob(job: Job): Promise<PcapSummary> {
   return summary;
 }
 
+function sameIp(a: string, b: string): boolean {
+  const x = parseIp(a), y = parseIp(b);
+  return !!x && !!y && x.family === y.family && x.bytes.every((v, i) => v === y.bytes[i]);
+}
+
 function asRuntime(err: unknown): unknown {
   if (err instanceof PcapFormatError) return new RuntimeError(err.message, { file: err.file, offset: err.offset });
   return err;
@@ -223,6 +229,9 @@ export async function runEncap(o: EncapOpts): Promise<void> {
     udpCsum: o.udpCsum, vlan: o.vlan ?? null, vlanPcp: o.vlanPcp, mtu: o.mtu ?? 0,
   };
   const tunnel = asUsage(() => resolveTunnel(spec));
+  // The data plane resolves its template with remote = local (peers patched in natively);
+  // a capture wrapped to its own source is a mistake.
+  if (sameIp(o.local, o.remote)) throw new UsageError(`--remote "${o.remote}" is invalid: expected another VTEP than local ${o.local} (a tunnel to itself)`);
   const summary = await runJob({
     command: 'encap', engineName: o.engine, input: o.in, output: o.out, json: o.json,
     headroom: outerHeaderLength(tunnel),

@@ -139,7 +139,6 @@ export function resolveTunnel(s: TunnelSpec): Tunnel {
   // A multicast group is a VXLAN destination (RFC 7348 §4.2); these never are.
   const nowhere = notDestination(remote);
   if (nowhere) throw new ConfigError('remote', s.remote, `a unicast or multicast VTEP address (this is ${nowhere})`);
-  if (remote.bytes.every((x, i) => x === local.bytes[i])) throw new ConfigError('remote', s.remote, `another VTEP than local ${s.local} (a tunnel to itself)`);
   const srcPortMin = int('srcPortMin', s.srcPortMin ?? 49152, 1, 65535);
   const srcPortMax = int('srcPortMax', s.srcPortMax ?? 65535, 1, 65535);
   if (srcPortMin > srcPortMax) {
