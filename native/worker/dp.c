@@ -225,6 +225,7 @@ typedef struct worker {
     vfp_fdb *learned;
     uint32_t age_cursor;
     uint64_t next_age_ns;
+    uint64_t next_neigh_ns; /* when peer MACs other workers learned are next looked at */
     uint64_t next_mld_ns;  /* when worker 0 next reports its solicited-node group (0: now) */
     uint64_t last_mld_ns;
     pool pool;
@@ -441,8 +442,48 @@ static void peer_mac_note(vfp_dp_peer_stats *ps, const uint8_t *mac, uint8_t sta
     b[6] = state;
     uint64_t v;
     memcpy(&v, b, 8);
-    ps->mac = v;
-    ps->resolved_ns = at_ns;
+    /* Other workers read these (neigh_from_others): the time first, then the MAC with
+     * release, so a reader that sees the MAC sees its time. */
+    __atomic_store_n(&ps->resolved_ns, at_ns, __ATOMIC_RELAXED);
+    __atomic_store_n(&ps->mac, v, __ATOMIC_RELEASE);
+}
+
+/* A peer's MAC another worker learned. ARP and ND replies reach whichever worker the
+ * uplink's queues give them to (RSS, PACKET_FANOUT's flow hash), which need not be the
+ * one that asked: without this, a worker whose replies always land elsewhere would ask
+ * for ever and drop its pods' frames as neigh_unresolved. Reads the other workers'
+ * published peer slots and adopts the newest learned MAC newer than ours (a peer whose
+ * MAC moved is relearned by the worker that gets its replies). 1 if adopted. */
+static int neigh_from_others(worker *w, int peer) {
+    const dp_cfg *c = w->cfg;
+    if (c->peers[peer].mac_known || w->dp->n_workers < 2) return 0;
+    const uint32_t slot = c->peers[peer].slot;
+    const vfp_addr *a = &c->peers[peer].addr;
+    vfp_dp_peer_stats *mine = &w->st->peers[slot];
+    uint64_t best_ns = w->resolved[peer] ? mine->resolved_ns : 0, best = 0;
+    for (uint16_t k = 0; k < w->dp->n_workers; k++) {
+        if (k == w->idx) continue;
+        const vfp_dp_peer_stats *o = &w->dp->w[k].st->peers[slot];
+        uint64_t m = __atomic_load_n(&o->mac, __ATOMIC_ACQUIRE);
+        uint8_t b[8];
+        memcpy(b, &m, 8);
+        if (b[6] != 1) continue; /* learned, not configured or unknown */
+        uint64_t t = __atomic_load_n(&o->resolved_ns, __ATOMIC_RELAXED);
+        if (t <= best_ns) continue;
+        /* The slot must still name this peer (another epoch may have given it away). */
+        if (o->family != a->family || memcmp(o->addr, a->bytes, 16)) continue;
+        if (__atomic_load_n(&o->mac, __ATOMIC_ACQUIRE) != m) continue; /* changed meanwhile */
+        best_ns = t, best = m;
+    }
+    if (!best) return 0;
+    uint8_t b[8];
+    memcpy(b, &best, 8);
+    neigh *n = neigh_slot(w, a, 1);
+    if (n) memcpy(n->mac, b, 6), n->valid = 1;
+    memcpy(w->tun[peer].tmpl, b, 6); /* the template starts with the outer dst MAC */
+    w->resolved[peer] = 1;
+    peer_mac_note(mine, b, 1, best_ns);
+    return 1;
 }
 
 /* Asks the underlay for a peer's MAC: an ARP request (IPv4) or a neighbour solicitation
@@ -719,7 +760,7 @@ static void adopt(worker *w, const dp_cfg *c) {
                 peer_mac_note(ps, n->mac, 1, ps->resolved_ns ? ps->resolved_ns : now);
             } else {
                 peer_mac_note(ps, NULL, 0, 0);
-                neigh_request(w, (int)i, now);
+                if (!neigh_from_others(w, (int)i)) neigh_request(w, (int)i, now);
             }
         }
     }
@@ -753,7 +794,7 @@ static int overlay_dest(worker *w, const dp_cfg *c, uint32_t vni, const uint8_t 
  * and queues them on the uplink; the VNI counters are summed per group, not per packet. */
 static void encap_group(worker *w, const cfg_vni *v, int pr, vfp_pkt **grp, uint16_t g, uint64_t now) {
     vfp_dp_vni_stats *vs = &w->st->vnis[v->slot];
-    if (VFP_UNLIKELY(!w->resolved[pr])) {
+    if (VFP_UNLIKELY(!w->resolved[pr]) && !neigh_from_others(w, pr)) {
         neigh_request(w, pr, now);
         w->st->drops[VFP_DP_D_NEIGH_UNRESOLVED] += g;
         vs->drops += g;
@@ -1228,6 +1269,12 @@ static void *worker_main(void *arg) {
                 }
             }
             tx_flush_all(w);
+            /* A peer MAC that moved is relearned by the worker its replies reach: the
+             * others take it from there, once a second. */
+            if (dp->n_workers > 1 && now >= w->next_neigh_ns) {
+                for (uint32_t i = 0; i < c->n_peers; i++) (void)neigh_from_others(w, (int)i);
+                w->next_neigh_ns = now + 1000000000ull;
+            }
             if (w->learned && c->learn && now >= w->next_age_ns) {
                 w->st->aged += vfp_fdb__age(w->learned, now_s, c->age_seconds, &w->age_cursor, 4096);
                 w->next_age_ns = now + 100000000ull;
