@@ -190,7 +190,12 @@ const schema = z.looseObject({
   min_tx_rate: rate().optional(),
   max_tx_rate: rate().optional(),
   mtu: int(68, 9702).optional(),
-  ipam: z.looseObject({ type: pluginName('the IPAM plugin binary, like host-local') }, { error: 'expected an object with a type' }).optional(),
+  // `"ipam": {}` is no IPAM, as in sriov-cni: the sriov-network-operator writes exactly
+  // that for a network without one. An object with other fields and no type still needs it.
+  ipam: z.preprocess(
+    (v) => (v && typeof v === 'object' && !Array.isArray(v) && Object.keys(v).every((k) => k === 'type') && !(v as { type?: unknown }).type ? undefined : v),
+    z.looseObject({ type: pluginName('the IPAM plugin binary, like host-local') }, { error: 'expected an object with a type' }).optional(),
+  ),
   dns: z.looseObject({
     nameservers: strList('nameservers').optional(),
     domain: z.string({ error: 'expected a string' }).optional(),

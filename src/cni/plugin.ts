@@ -306,6 +306,11 @@ export async function cmdAdd(ctx: CniContext): Promise<CniResult> {
   if (!fs.existsSync(netns)) {
     throw new CniError(ERR.UNKNOWN_CONTAINER, `CNI_NETNS ${netns} does not exist`, 'the runtime must create the pod network namespace before ADD');
   }
+  // The plugin's own namespace (the host's) as the pod's: the VF's netdev would be renamed
+  // and configured in place, on the host (the Go library refuses it the same way).
+  if (netnsId(netns) === netnsId()) {
+    throw new CniError(ERR.INVALID_NETNS, `CNI_NETNS ${netns} is the plugin's own network namespace, not a pod's`, 'give the pod sandbox\'s network namespace');
+  }
   // The name check runs on the netlink thread while this one opens the store and reads
   // the VF; it is awaited before anything is allocated.
   const nameFree = netRun(netns, [{ op: 'get', name: ifname }]).then(([l]) => {

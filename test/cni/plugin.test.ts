@@ -338,6 +338,8 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
       [base({ deviceID: '/sys/bus/pci/devices/0000:5e:02.5' }), e, 7, /deviceID/],
       [base({ deviceID: '0000:5e:02.5' }), { containerId: 'bad00001', ifname: 'net1' }, 4, /CNI_NETNS/],
       [base({ deviceID: '0000:5e:02.5' }), { ...e, netns: nsPath(taken) }, 4, /net1 is already taken/],
+      // the plugin's own (the host's) namespace as the pod's: the VF would be renamed on the host
+      [base({ deviceID: '0000:5e:02.5' }), { ...e, netns: `/proc/${process.pid}/ns/net` }, 8, /is the plugin's own network namespace, not a pod's/],
       // what the simulated X710's driver (i40e) refuses, said before anything changes
       [base({ deviceID: '0000:5e:02.5', min_tx_rate: 100 }), e, 7, /min-tx-rate 100: the x710 family's PF driver \(i40e\) has no minimum rate for VFs/],
       [base({ deviceID: '0000:5e:02.5', vlan: 5, vlanProto: '802.1ad' }), e, 7, /vlan-proto 802\.1ad: the x710 family's PF driver \(i40e\) takes only 802\.1Q/],
@@ -350,6 +352,21 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
       expect(r.code).not.toBe(0);
     }
     expect(hostState()).toEqual(before);
+  });
+
+  it('takes "ipam": {} as no IPAM, as sriov-cni does (the sriov-network-operator writes it)', () => {
+    const p = pod('noipam');
+    const e = { containerId: 'noipam01', netns: nsPath(p), ifname: 'net1' };
+    const conf = base({ deviceID: '0000:5e:02.5', ipam: {} });
+    const add = call('ADD', conf, e);
+    expect(add.code, JSON.stringify(add.out)).toBe(0);
+    expect(add.out.ips ?? []).toEqual([]);
+    expect(p.ip(['-br', 'link', 'show', 'net1'])).toContain('net1');
+    expect(call('DEL', conf, e).code).toBe(0);
+    // With other fields, a missing type is still a mistake.
+    const half = call('ADD', base({ deviceID: '0000:5e:02.5', ipam: { subnet: '10.9.0.0/24' } }), e);
+    expect(half.out.code).toBe(7);
+    expect(half.out.msg).toMatch(/ipam\.type/);
   });
 
   /** `vfplane cni serve` on SOCKET, once it listens. */
