@@ -552,7 +552,11 @@ export async function cmdDel(ctx: CniContext): Promise<void> {
   const { sysfs, store } = await openAll(ctx);
   ph.mark('open');
   try {
-    const a = store.findInterface(env.containerId!, env.ifname!);
+    // The spec keys a plugin's state by (network name, container, interface): a DEL for
+    // another network naming the same container and interface is not this VF's.
+    const held = store.findInterface(env.containerId!, env.ifname!);
+    const a = held && (held.owner.network === undefined || held.owner.network === conf.name) ? held : undefined;
+    if (held && !a) ctx.log.info(`DEL: VF ${held.pci} of container ${env.containerId} ${env.ifname} belongs to network ${held.owner.network}, not ${conf.name}; left alone`);
     // The netdev moves home while IPAM releases the address (another process); both finish
     // before the VF is released, so a failure of either leaves the VF ours for the retry.
     const detached = a
@@ -587,8 +591,9 @@ export async function cmdCheck(ctx: CniContext): Promise<void> {
   const { env, conf } = ctx;
   const { sysfs, store } = await openAll(ctx);
   try {
-    const a = store.findInterface(env.containerId!, env.ifname!);
-    if (!a) throw new CniError(ERR.UNKNOWN_CONTAINER, `no VF is attached to container ${env.containerId} as ${env.ifname}`, 'run ADD first');
+    const held = store.findInterface(env.containerId!, env.ifname!);
+    const a = held && (held.owner.network === undefined || held.owner.network === conf.name) ? held : undefined;
+    if (!a) throw new CniError(ERR.UNKNOWN_CONTAINER, `no VF is attached to container ${env.containerId} as ${env.ifname}${held ? ` on network ${conf.name} (it is ${held.owner.network}'s)` : ''}`, 'run ADD first');
     const att = a.attachment as Attachment | null;
     // What to expect comes from prevResult (spec: CHECK "must consult the prevResult"):
     // this plugin's interface in it, the addresses that point at it, and the routes.

@@ -369,6 +369,26 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
     expect(half.out.msg).toMatch(/ipam\.type/);
   });
 
+  it('DEL and CHECK for another network naming the same container and interface leave this network\'s VF alone', () => {
+    const p = pod('othernet');
+    const e = { containerId: 'othnet01', netns: nsPath(p), ifname: 'net1' };
+    const conf = base({ deviceID: '0000:5e:02.5', ipam: {} });
+    const add = call('ADD', conf, e);
+    expect(add.code, JSON.stringify(add.out)).toBe(0);
+    try {
+      const other = { ...conf, name: 'othernet' };
+      expect(call('DEL', other, e).code).toBe(0); // nothing of othernet's here: idempotent success
+      expect(vfpJson(['vf', 'list', '--allocated']).map((v: any) => v.pci)).toEqual(['0000:5e:02.5']);
+      expect(p.ip(['-br', 'link', 'show', 'net1'])).toContain('net1');
+      const chk = call('CHECK', { ...other, prevResult: add.out }, e);
+      expect(chk.out.code).toBe(3);
+      expect(chk.out.msg).toContain('on network othernet (it is vfnet\'s)');
+    } finally {
+      expect(call('DEL', conf, e).code).toBe(0);
+    }
+    expect(vfpJson(['vf', 'list', '--allocated'])).toEqual([]);
+  });
+
   /** `vfplane cni serve` on SOCKET, once it listens. */
   const startServer = async (socket: string) => {
     const server = spawn(process.execPath, [join(ROOT, 'bin', 'vfplane.js'), 'cni', 'serve', '--socket', socket], { stdio: ['ignore', 'ignore', 'pipe'] });
