@@ -613,7 +613,9 @@ export async function cmdCheck(ctx: CniContext): Promise<void> {
       if (want.mac && l.address?.toLowerCase() !== want.mac.toLowerCase()) {
         throw new CniError(ERR.IO, `interface ${env.ifname} has MAC ${l.address}, not ${want.mac} as ADD reported`, '');
       }
-      if (want.mtu && l.mtu !== want.mtu) throw new CniError(ERR.IO, `interface ${env.ifname} has MTU ${l.mtu}, not ${want.mtu}`, '');
+      // Results before 1.1.0 carry no MTU: the config's is what ADD set then.
+      const wantMtu = want.mtu ?? conf.mtu;
+      if (wantMtu && l.mtu !== wantMtu) throw new CniError(ERR.IO, `interface ${env.ifname} has MTU ${l.mtu}, not ${wantMtu}`, '');
       const have = new Set(addrsIn(env.netns!, env.ifname!).map((x) => canonAddr(`${x.local}/${x.prefixlen}`)));
       for (const ipc of prev.ips ?? []) {
         if (ipc.interface !== index) continue;
@@ -626,8 +628,10 @@ export async function cmdCheck(ctx: CniContext): Promise<void> {
         const fam = rt.dst.includes(':') ? 6 : 4;
         const dst = canonCidr(rt.dst);
         const table = rt.table !== undefined ? String(rt.table) : undefined;
+        // A route the result puts in no table may have been moved to another by a plugin
+        // chained after this one (sbr does): the spec has CHECK allow for that.
         const found = routes.some((r) => r.family === fam && canonCidr(r.dst, fam) === dst && (!rt.gw || r.gateway === rt.gw) &&
-          (table === undefined ? r.table === undefined || r.table === 'main' : r.table === table || (table === '254' && r.table === 'main')));
+          (table === undefined || r.table === table || (table === '254' && r.table === 'main')));
         if (!found) throw new CniError(ERR.IO, `route to ${rt.dst}${rt.gw ? ` via ${rt.gw}` : ''} is missing from ${env.netns}`, 'ADD configured it; run DEL and ADD again');
       }
     } else {

@@ -389,6 +389,32 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
     expect(vfpJson(['vf', 'list', '--allocated'])).toEqual([]);
   });
 
+  it('CHECK at 1.0.0 (no MTU in results) holds the interface to the config\'s MTU, and allows a later plugin to move its routes to another table', () => {
+    const p = pod('chk10');
+    const e = { containerId: 'chk10001', netns: nsPath(p), ifname: 'net1' };
+    const conf = base({ deviceID: '0000:5e:02.5', mtu: 9000 });
+    const add = call('ADD', conf, e);
+    expect(add.code, JSON.stringify(add.out)).toBe(0);
+    try {
+      expect(add.out.interfaces[0].mtu).toBeUndefined();
+      const check = () => call('CHECK', { ...conf, prevResult: add.out }, e);
+      expect(check().code, JSON.stringify(check().out)).toBe(0);
+      // What sbr does after us: the route goes to a table of its own.
+      p.ip(['route', 'del', '10.60.0.0/16']);
+      p.ip(['route', 'add', '10.60.0.0/16', 'via', '10.56.0.1', 'dev', 'net1', 'table', '100']);
+      expect(check().code, JSON.stringify(check().out)).toBe(0);
+      p.ip(['route', 'del', '10.60.0.0/16', 'table', '100']);
+      expect(check().out.msg).toMatch(/route to 10\.60\.0\.0\/16 .*is missing/);
+      p.ip(['route', 'add', '10.60.0.0/16', 'via', '10.56.0.1', 'dev', 'net1']);
+      p.ip(['link', 'set', 'net1', 'mtu', '1500']);
+      const mtu = check();
+      expect(mtu.out.code).toBe(5);
+      expect(mtu.out.msg).toBe('interface net1 has MTU 1500, not 9000');
+    } finally {
+      expect(call('DEL', conf, e).code).toBe(0);
+    }
+  });
+
   /** `vfplane cni serve` on SOCKET, once it listens. */
   const startServer = async (socket: string) => {
     const server = spawn(process.execPath, [join(ROOT, 'bin', 'vfplane.js'), 'cni', 'serve', '--socket', socket], { stdio: ['ignore', 'ignore', 'pipe'] });
