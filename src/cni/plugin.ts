@@ -260,6 +260,14 @@ async function detach(sysfs: Sysfs, a: Allocation, netns: string | undefined, lo
       const ns = netns ?? a.owner.netns;
       const moved = ns && ifname ? await returnNetdev(ns, ifname, a.original) : false;
       if (!moved) await tidyReturnedNetdev(sysfs, a);
+      // Neither under the pod's name nor back: renamed inside the pod, most likely. While
+      // that namespace lives the netdev is there, and a VF marked free would fail its next
+      // pod; it stays held, and this DEL fails so the runtime retries (once the namespace
+      // is gone, Linux returns the netdev to the host and the retry finishes).
+      if (!moved && ns && fs.existsSync(ns) && !resolveVf(sysfs, a.pci).netdev) {
+        throw new CniError(ERR.IO, `VF ${a.pci}'s netdev is not in ${ns} as ${ifname ?? 'its interface'}, nor back on the host: was it renamed inside the pod?`,
+          `it stays allocated; rename it back to ${ifname ?? 'its name'} in the pod, or delete the pod's network namespace, and DEL again`);
+      }
     }
   })();
   const [o, h] = await Promise.allSettled([offOverlay, home]);

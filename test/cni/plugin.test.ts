@@ -415,6 +415,23 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
     }
   });
 
+  it('DEL of a VF whose netdev was renamed inside the pod fails and keeps it allocated; once renamed back, DEL finishes', () => {
+    const p = pod('renamed');
+    const e = { containerId: 'renam001', netns: nsPath(p), ifname: 'net1' };
+    const conf = base({ deviceID: '0000:5e:02.5', ipam: {} });
+    expect(call('ADD', conf, e).code).toBe(0);
+    p.ip(['link', 'set', 'net1', 'down']);
+    p.ip(['link', 'set', 'net1', 'name', 'eth9']);
+    const del = call('DEL', conf, e);
+    expect(del.out.code).toBe(5);
+    expect(del.out.msg).toContain("VF 0000:5e:02.5's netdev is not in");
+    expect(vfpJson(['vf', 'list', '--allocated']).map((v: any) => v.pci)).toEqual(['0000:5e:02.5']);
+    p.ip(['link', 'set', 'eth9', 'name', 'net1']);
+    expect(call('DEL', conf, e).code).toBe(0);
+    expect(vfpJson(['vf', 'list', '--allocated'])).toEqual([]);
+    expect(vfpJson(['vf', 'list']).find((v: any) => v.pci === '0000:5e:02.5').netdev).toBeTruthy();
+  });
+
   /** `vfplane cni serve` on SOCKET, once it listens. */
   const startServer = async (socket: string) => {
     const server = spawn(process.execPath, [join(ROOT, 'bin', 'vfplane.js'), 'cni', 'serve', '--socket', socket], { stdio: ['ignore', 'ignore', 'pipe'] });
