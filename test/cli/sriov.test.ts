@@ -277,32 +277,34 @@ describePrivileged('operator CLI on a simulated NIC', { netns: true }, () => {
   it('refused commands make no state directory and no store where there was none', () => {
     const fresh = join(tmpdir(), `vfplane-nostate-${process.pid}`, 'deep');
     const at = ['--sysfs-root', root, '--state-dir', fresh];
-    for (const args of [
-      ['pf', 'set-numvfs', `${prefix}f0`, '65'],
-      ['vf', 'config', `${prefix}f0#9`, '--mtu', '1500'],
-      ['vf', 'config', `${prefix}f0#1`, '--max-tx-rate', '40000'],
-      ['vf', 'bind', 'nosuch#0', '--driver', 'kernel'],
-      ['vf', 'release', `${prefix}f0#0`],
-      ['vf', 'release', `${prefix}f0#0`, '--force'],
-      ['vf', 'release', '--owner', 'ns/nobody'],
-      ['vf', 'alloc', '--pci', `${prefix}f0#99`, '--owner', 'ns/a'],
-    ]) {
-      const r = vfplane([...args, ...at]);
-      expect(r.code, `${args.join(' ')}: ${r.stderr}`).not.toBe(0);
-      expect(existsSync(join(tmpdir(), `vfplane-nostate-${process.pid}`)), args.join(' ')).toBe(false);
+    try {
+      for (const args of [
+        ['pf', 'set-numvfs', `${prefix}f0`, '65'],
+        ['vf', 'config', `${prefix}f0#9`, '--mtu', '1500'],
+        ['vf', 'config', `${prefix}f0#1`, '--max-tx-rate', '40000'],
+        ['vf', 'bind', 'nosuch#0', '--driver', 'kernel'],
+        ['vf', 'release', `${prefix}f0#0`],
+        ['vf', 'release', `${prefix}f0#0`, '--force'],
+        ['vf', 'release', '--owner', 'ns/nobody'],
+        ['vf', 'alloc', '--pci', `${prefix}f0#99`, '--owner', 'ns/a'],
+      ]) {
+        const r = vfplane([...args, ...at]);
+        expect(r.code, `${args.join(' ')}: ${r.stderr}`).not.toBe(0);
+        expect(existsSync(join(tmpdir(), `vfplane-nostate-${process.pid}`)), args.join(' ')).toBe(false);
+      }
+      // Nothing to do is no change either.
+      expect(vfplane(['pf', 'set-numvfs', `${prefix}f0`, '4', ...at]).stdout).toContain('already has 4 VFs; nothing changed');
+      expect(existsSync(join(tmpdir(), `vfplane-nostate-${process.pid}`))).toBe(false);
+      expect(vfplane(['vf', 'release', `${prefix}f0#0`, ...at]).stderr).toMatch(/VF 0000:5e:02\.0 is not allocated/);
+      expect(vfplane(['vf', 'release', '--owner', 'ns/nobody', ...at]).stderr).toMatch(/no VF is allocated to pod ns\/nobody/);
+      // A change that is made opens (and makes) the store for its holder check.
+      const ok = vfplane(['vf', 'config', `${prefix}f0#1`, '--trust', 'on', ...at]);
+      expect(ok.code, ok.stderr).toBe(0);
+      expect(existsSync(join(fresh, 'alloc.db'))).toBe(true);
+      vfplane(['vf', 'config', `${prefix}f0#1`, '--trust', 'off', ...at]);
+    } finally {
+      rmSync(join(tmpdir(), `vfplane-nostate-${process.pid}`), { recursive: true, force: true });
     }
-    // Nothing to do is no change either.
-    expect(vfplane(['pf', 'set-numvfs', `${prefix}f0`, '4', ...at]).stdout).toContain('already has 4 VFs; nothing changed');
-    expect(existsSync(join(tmpdir(), `vfplane-nostate-${process.pid}`))).toBe(false);
-    expect(vfplane(['vf', 'release', `${prefix}f0#0`, ...at]).stderr).toMatch(/VF 0000:5e:02\.0 is not allocated/);
-    expect(vfplane(['vf', 'release', '--owner', 'ns/nobody', ...at]).stderr).toMatch(/no VF is allocated to pod ns\/nobody/);
-    // A change that is made still records nothing it did not need: the holder check opens
-    // (and makes) the store.
-    const ok = vfplane(['vf', 'config', `${prefix}f0#1`, '--trust', 'on', ...at]);
-    expect(ok.code, ok.stderr).toBe(0);
-    expect(existsSync(join(fresh, 'alloc.db'))).toBe(true);
-    vfplane(['vf', 'config', `${prefix}f0#1`, '--trust', 'off', ...at]);
-    rmSync(join(tmpdir(), `vfplane-nostate-${process.pid}`), { recursive: true, force: true });
   });
 
   it('sim destroy on a root that is not a simulator says so and exits 1', () => {
