@@ -12,7 +12,6 @@ import { reasonName } from '../packet/reasons.js';
 import { loadEngine } from '../dataplane/select.js';
 import { RuntimeError, UsageError } from './errors.js';
 import { printJson } from './output.js';
-import { parseIp } from '../util/addr.js';
 import { onInterrupt } from '../util/interrupt.js';
 
 /** Frames whose capture was cut short (caplen < len): not processed, counted here. */
@@ -60,14 +59,9 @@ function checkFiles(input: string, output: string): void {
     throw new RuntimeError(`--out ${output} is a directory; name a file, such as ${join(output, 'out.pcap')}`);
   }
   if (/\/\.{0,2}$/.test(output)) throw new RuntimeError(`--out ${output} names a directory, not a file; name a file, such as ${join(output, 'out.pcap')}`);
-  if (existsSync(output)) {
-    const st = statSync(output);
-    // A FIFO or character device is written into as it is (/dev/stdout, a pipe to
-    // tshark); anything else that is not a file is never replaced by one.
-    if (!st.isFile() && !st.isFIFO() && !st.isCharacterDevice()) {
-      throw new RuntimeError(`--out ${output} is ${st.isBlockDevice() ? 'a block device' : st.isSocket() ? 'a socket' : 'not a regular file'}, which vfplane will not overwrite; name a file`);
-    }
-  } else if (Buffer.byteLength(basename(output)) > 255) {
+  // What kind of file --out may be (a FIFO or device is written into, a socket refused)
+  // is PcapWriter.create's to judge; it runs before any record is read.
+  if (!existsSync(output) && Buffer.byteLength(basename(output)) > 255) {
     throw new RuntimeError(`--out ${output}: the file name is ${Buffer.byteLength(basename(output))} bytes, longer than a directory entry takes (255); use a shorter name`);
   }
   const dir = dirname(resolve(output));
@@ -140,7 +134,12 @@ async function runJob(job: Job): Promise<PcapSummary> {
     } catch (err) {
       throw asRuntime(err);
     }
-    writer = PcapWriter.create(job.output, { nanos: reader.header.nanos });
+    try {
+      writer = PcapWriter.create(job.output, { nanos: reader.header.nanos });
+    } catch (err) {
+      // Its refusals name the path; an errno error (EACCES…) is said as it is.
+      throw (err as NodeJS.ErrnoException).code ? err : new RuntimeError(`--out ${(err as Error).message}`);
+    }
     // Ctrl-C or SIGTERM mid-file: the temp file goes too (the loop yields now and then,
     // so the signal's handler gets to run).
     const w = writer;
@@ -188,11 +187,6 @@ async function runJob(job: Job): Promise<PcapSummary> {
   return summary;
 }
 
-function sameIp(a: string, b: string): boolean {
-  const x = parseIp(a), y = parseIp(b);
-  return !!x && !!y && x.family === y.family && x.bytes.every((v, i) => v === y.bytes[i]);
-}
-
 function asRuntime(err: unknown): unknown {
   if (err instanceof PcapFormatError) return new RuntimeError(err.message, { file: err.file, offset: err.offset });
   return err;
@@ -231,7 +225,7 @@ export async function runEncap(o: EncapOpts): Promise<void> {
   const tunnel = asUsage(() => resolveTunnel(spec));
   // The data plane resolves its template with remote = local (peers patched in natively);
   // a capture wrapped to its own source is a mistake.
-  if (sameIp(o.local, o.remote)) throw new UsageError(`--remote "${o.remote}" is invalid: expected another VTEP than local ${o.local} (a tunnel to itself)`);
+  if (Buffer.compare(tunnel.local, tunnel.remote) === 0) throw new UsageError(`--remote "${o.remote}" is invalid: expected another VTEP than local ${o.local} (a tunnel to itself)`);
   const summary = await runJob({
     command: 'encap', engineName: o.engine, input: o.in, output: o.out, json: o.json,
     headroom: outerHeaderLength(tunnel),

@@ -268,7 +268,10 @@ export class PcapWriter {
     if (st && (st.isFIFO() || st.isCharacterDevice())) {
       return new PcapWriter(path, null, openSync(path, 'w'), opts.nanos, snaplen, linktype);
     }
-    if (st && !st.isFile()) throw new Error(`${path} is ${st.isDirectory() ? 'a directory' : 'neither a file nor a stream'}; write to a file`);
+    if (st && !st.isFile()) {
+      const what = st.isDirectory() ? 'a directory' : st.isBlockDevice() ? 'a block device' : st.isSocket() ? 'a socket' : 'not a regular file';
+      throw new Error(`${path} is ${what}, which vfplane will not overwrite; name a file`);
+    }
     const target = st ? realpathSync(path) : path;
     // The name's length is the target's business: a temp name made longer than the
     // longest a directory takes (255 bytes) would fail on a valid target name.
