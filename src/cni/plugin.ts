@@ -554,16 +554,23 @@ function mergeDns(...all: (CniDns | undefined)[]): CniDns | undefined {
 }
 
 
+/** This network's VF for the call's container and interface (`a`), and whatever VF is
+ *  held under them (`held`, maybe another network's). The spec keys a plugin's state by
+ *  (network name, container, interface): another network's DEL or CHECK naming the same
+ *  container and interface is not about this VF. */
+function attachmentOf(ctx: CniContext, store: AllocStore): { held?: Allocation; a?: Allocation } {
+  const held = store.findInterface(ctx.env.containerId!, ctx.env.ifname!);
+  const ours = held && (held.owner.network === undefined || held.owner.network === ctx.conf.name);
+  return { held, a: ours ? held : undefined };
+}
+
 export async function cmdDel(ctx: CniContext): Promise<void> {
   const { env, conf } = ctx;
   const ph = ctx.phases;
   const { sysfs, store } = await openAll(ctx);
   ph.mark('open');
   try {
-    // The spec keys a plugin's state by (network name, container, interface): a DEL for
-    // another network naming the same container and interface is not this VF's.
-    const held = store.findInterface(env.containerId!, env.ifname!);
-    const a = held && (held.owner.network === undefined || held.owner.network === conf.name) ? held : undefined;
+    const { held, a } = attachmentOf(ctx, store);
     if (held && !a) ctx.log.info(`DEL: VF ${held.pci} of container ${env.containerId} ${env.ifname} belongs to network ${held.owner.network}, not ${conf.name}; left alone`);
     // The netdev moves home while IPAM releases the address (another process); both finish
     // before the VF is released, so a failure of either leaves the VF ours for the retry.
@@ -599,8 +606,7 @@ export async function cmdCheck(ctx: CniContext): Promise<void> {
   const { env, conf } = ctx;
   const { sysfs, store } = await openAll(ctx);
   try {
-    const held = store.findInterface(env.containerId!, env.ifname!);
-    const a = held && (held.owner.network === undefined || held.owner.network === conf.name) ? held : undefined;
+    const { held, a } = attachmentOf(ctx, store);
     if (!a) throw new CniError(ERR.UNKNOWN_CONTAINER, `no VF is attached to container ${env.containerId} as ${env.ifname}${held ? ` on network ${conf.name} (it is ${held.owner.network}'s)` : ''}`, 'run ADD first');
     const att = a.attachment as Attachment | null;
     // What to expect comes from prevResult (spec: CHECK "must consult the prevResult"):
