@@ -8,7 +8,7 @@ import { listVfs, resolvePf, resolveVf, vfSettingLimits } from './discover.js';
 import { getProfile, loadProfiles, matchVf } from './profile.js';
 import type { Sysfs } from './sysfs.js';
 import type { PfInfo, VfInfo, VfSettings } from './types.js';
-import { applyVfSettings, checkSettings } from './vf-settings.js';
+import { applyVfSettings, checkSettings, settingsDiff } from './vf-settings.js';
 
 export const VFIO = 'vfio-pci';
 
@@ -169,17 +169,17 @@ export function configVf(sysfs: Sysfs, ref: string, c: VfConfig, o: { force?: bo
   // A pod's VF is the pod's: a changed MAC, VLAN or link state breaks it under its owner.
   const holder = o.holder?.(vf.pci);
   if (holder && !o.force) throw conflict(`VF ${vf.pci} is allocated to ${holder}; release it first, or pass --force to change it under its owner`);
-  const mtuBefore = mtu !== undefined && vf.netdev ? link(vf.netdev)?.mtu ?? null : null;
   if (current) applyVfSettings(sysfs, vf.pf, vf.pfNetdev, vf.index, checked, current);
   if (mtu !== undefined && vf.netdev) ip(['link', 'set', 'dev', vf.netdev, 'mtu', String(mtu)]);
   const after = resolveVf(sysfs, vf.pci);
-  const asked = Object.keys(checked) as (keyof VfSettings & keyof VfConfig)[];
-  const same = asked.filter((k) => current && JSON.stringify(current[k]) === JSON.stringify(checked[k]));
-  if (mtu !== undefined && mtuBefore === mtu) (same as (keyof VfConfig)[]).push('mtu');
+  // What was asked, split by whether it differed from what the VF had (vf.mtu: before).
+  const differs = current ? settingsDiff(current, checked) : checked;
+  const asked: (keyof VfConfig)[] = [...(Object.keys(checked) as (keyof VfConfig)[]), ...(mtu !== undefined ? (['mtu'] as const) : [])];
+  const changed = (k: keyof VfConfig) => (k === 'mtu' ? vf.mtu !== mtu : k in differs);
   return {
     pci: vf.pci,
-    changed: [...asked, ...(mtu !== undefined ? (['mtu'] as const) : [])].filter((k) => !(same as string[]).includes(k)),
-    unchanged: same,
+    changed: asked.filter(changed),
+    unchanged: asked.filter((k) => !changed(k)),
     settings: after.settings,
     mtu: after.netdev ? link(after.netdev)?.mtu ?? null : null,
   };

@@ -153,7 +153,7 @@ export function applyVfSettings(sysfs: Sysfs, pfPci: string, pfNetdev: string | 
 }
 
 /** The fields of B that differ from A (to restore exactly what was changed). */
-export function settingsDiff(from: VfSettings, to: VfSettings): Partial<VfSettings> {
+export function settingsDiff(from: VfSettings, to: Partial<VfSettings>): Partial<VfSettings> {
   const out: Partial<VfSettings> = {};
   for (const k of Object.keys(to) as (keyof VfSettings)[]) {
     if (from[k] !== to[k]) (out as Record<string, unknown>)[k] = to[k];
