@@ -1,12 +1,12 @@
 // `vfplane pcap` as a user runs it: a child process with files, exit codes, stdout.
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
-import { closeSync, existsSync, lstatSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { existsSync, lstatSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BIN, vfplane } from '../helpers/cli.js';
-import { arpRequest, icmpEcho, readPcapFrames, udp4, writePcap } from '../helpers/frames.js';
+import { arpRequest, icmpEcho, readPcapFrames, udp4, writePcap, writeRepeatedPcap } from '../helpers/frames.js';
 
 let dir: string;
 const frames = [
@@ -244,7 +244,7 @@ describe('pcap output targets', () => {
 
   it('a reader of the stream that goes away is said plainly (exit 1), and output piped to head is no crash', () => {
     const big = p('mid.pcap');
-    writeBigPcap(big, frames[1]!, 10_000);
+    writeRepeatedPcap(big, frames[1]!, 10_000);
     // A FIFO of our own with `head` reading it: never a host path such as /dev/stdout,
     // which a regression that replaces streams with files would destroy.
     const fifo = p('head.fifo');
@@ -269,7 +269,7 @@ describe('pcap output targets', () => {
   for (const [sig, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
     it(`${sig} mid-file leaves neither the output nor its temp file (exit ${code})`, async () => {
       const big = p(`big-${sig}.pcap`);
-      writeBigPcap(big, frames[1]!, 400_000); // ~140 MB: seconds through the TS model
+      writeRepeatedPcap(big, frames[1]!, 400_000); // ~140 MB: seconds through the TS model
       const out = p(`big-${sig}-out.pcap`);
       const c = spawn(process.execPath, [BIN, 'pcap', 'encap', '--engine', 'ts', '--in', big, '--out', out, ...base], { stdio: ['ignore', 'pipe', 'pipe'] });
       try {
@@ -287,29 +287,6 @@ describe('pcap output targets', () => {
     }, 60_000);
   }
 });
-
-/** A capture of `n` copies of one frame, written in large pieces (fast at 100+ MB). */
-function writeBigPcap(path: string, frame: Uint8Array, n: number): void {
-  const gh = Buffer.alloc(24);
-  gh.writeUInt32LE(0xa1b2c3d4, 0);
-  gh.writeUInt16LE(2, 4);
-  gh.writeUInt16LE(4, 6);
-  gh.writeUInt32LE(262144, 16);
-  gh.writeUInt32LE(1, 20);
-  const rec = Buffer.alloc(16 + frame.length);
-  rec.writeUInt32LE(1_700_000_000, 0);
-  rec.writeUInt32LE(frame.length, 8);
-  rec.writeUInt32LE(frame.length, 12);
-  rec.set(frame, 16);
-  const piece = Buffer.concat(Array.from({ length: 10_000 }, () => rec));
-  const fd = openSync(path, 'w');
-  try {
-    writeSync(fd, gh);
-    for (let i = 0; i < n; i += 10_000) writeSync(fd, piece);
-  } finally {
-    closeSync(fd);
-  }
-}
 
 describe('the CLI', () => {
   it('--help lists the commands and exits 0', () => {

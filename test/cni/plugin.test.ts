@@ -354,12 +354,18 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
     expect(hostState()).toEqual(before);
   });
 
-  it('takes "ipam": {} as no IPAM, as sriov-cni does (the sriov-network-operator writes it)', () => {
-    const p = pod('noipam');
-    const e = { containerId: 'noipam01', netns: nsPath(p), ifname: 'net1' };
-    const conf = base({ deviceID: '0000:5e:02.5', ipam: {} });
+  /** A pod, and VF 0000:5e:02.5 given to it as net1 by an ADD that must succeed. */
+  const addOne = (tag: string, over: Record<string, unknown>) => {
+    const p = pod(tag);
+    const e = { containerId: `${tag}0001`, netns: nsPath(p), ifname: 'net1' };
+    const conf = base({ deviceID: '0000:5e:02.5', ...over });
     const add = call('ADD', conf, e);
     expect(add.code, JSON.stringify(add.out)).toBe(0);
+    return { p, e, conf, add };
+  };
+
+  it('takes "ipam": {} as no IPAM, as sriov-cni does (the sriov-network-operator writes it)', () => {
+    const { p, e, conf, add } = addOne('noipam', { ipam: {} });
     expect(add.out.ips ?? []).toEqual([]);
     expect(p.ip(['-br', 'link', 'show', 'net1'])).toContain('net1');
     expect(call('DEL', conf, e).code).toBe(0);
@@ -370,11 +376,7 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
   });
 
   it('DEL and CHECK for another network naming the same container and interface leave this network\'s VF alone', () => {
-    const p = pod('othernet');
-    const e = { containerId: 'othnet01', netns: nsPath(p), ifname: 'net1' };
-    const conf = base({ deviceID: '0000:5e:02.5', ipam: {} });
-    const add = call('ADD', conf, e);
-    expect(add.code, JSON.stringify(add.out)).toBe(0);
+    const { p, e, conf, add } = addOne('othernet', { ipam: {} });
     try {
       const other = { ...conf, name: 'othernet' };
       expect(call('DEL', other, e).code).toBe(0); // nothing of othernet's here: idempotent success
@@ -390,11 +392,7 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
   });
 
   it('CHECK at 1.0.0 (no MTU in results) holds the interface to the config\'s MTU, and allows a later plugin to move its routes to another table', () => {
-    const p = pod('chk10');
-    const e = { containerId: 'chk10001', netns: nsPath(p), ifname: 'net1' };
-    const conf = base({ deviceID: '0000:5e:02.5', mtu: 9000 });
-    const add = call('ADD', conf, e);
-    expect(add.code, JSON.stringify(add.out)).toBe(0);
+    const { p, e, conf, add } = addOne('chk10', { mtu: 9000 });
     try {
       expect(add.out.interfaces[0].mtu).toBeUndefined();
       const check = () => call('CHECK', { ...conf, prevResult: add.out }, e);
@@ -416,10 +414,7 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
   });
 
   it('DEL of a VF whose netdev was renamed inside the pod fails and keeps it allocated; once renamed back, DEL finishes', () => {
-    const p = pod('renamed');
-    const e = { containerId: 'renam001', netns: nsPath(p), ifname: 'net1' };
-    const conf = base({ deviceID: '0000:5e:02.5', ipam: {} });
-    expect(call('ADD', conf, e).code).toBe(0);
+    const { p, e, conf } = addOne('renamed', { ipam: {} });
     p.ip(['link', 'set', 'net1', 'down']);
     p.ip(['link', 'set', 'net1', 'name', 'eth9']);
     const del = call('DEL', conf, e);

@@ -1,6 +1,6 @@
 // Inner frames for tests, built by hand from the protocol layouts (independent of the
 // code under test), and a minimal pcap encoder for test inputs.
-import { writeFileSync } from 'node:fs';
+import { closeSync, openSync, writeFileSync, writeSync } from 'node:fs';
 
 export function csum16(bytes: Uint8Array, start = 0, end = bytes.length, initial = 0): number {
   let sum = initial;
@@ -104,16 +104,20 @@ export function udp6(o: { dstMac: string; srcMac: string; src: Uint8Array; dst: 
 
 export const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
 
-/** Writes a classic little-endian µs pcap with Ethernet linktype. */
-export function writePcap(path: string, frames: Uint8Array[]): void {
-  const parts: Buffer[] = [];
+/** A classic little-endian µs pcap's global header, Ethernet linktype. */
+function pcapHeader(): Buffer {
   const gh = Buffer.alloc(24);
   gh.writeUInt32LE(0xa1b2c3d4, 0);
   gh.writeUInt16LE(2, 4);
   gh.writeUInt16LE(4, 6);
   gh.writeUInt32LE(262144, 16);
   gh.writeUInt32LE(1, 20);
-  parts.push(gh);
+  return gh;
+}
+
+/** Writes a classic little-endian µs pcap with Ethernet linktype. */
+export function writePcap(path: string, frames: Uint8Array[]): void {
+  const parts: Buffer[] = [pcapHeader()];
   frames.forEach((f, i) => {
     const rh = Buffer.alloc(16);
     rh.writeUInt32LE(1_700_000_000 + i, 0);
@@ -123,6 +127,24 @@ export function writePcap(path: string, frames: Uint8Array[]): void {
     parts.push(rh, Buffer.from(f));
   });
   writeFileSync(path, Buffer.concat(parts));
+}
+
+/** The same with `n` copies of one frame (n a multiple of 10,000), written in large
+ *  pieces: fast at 100+ MB. */
+export function writeRepeatedPcap(path: string, frame: Uint8Array, n: number): void {
+  const rec = Buffer.alloc(16 + frame.length);
+  rec.writeUInt32LE(1_700_000_000, 0);
+  rec.writeUInt32LE(frame.length, 8);
+  rec.writeUInt32LE(frame.length, 12);
+  rec.set(frame, 16);
+  const piece = Buffer.concat(Array.from({ length: 10_000 }, () => rec));
+  const fd = openSync(path, 'w');
+  try {
+    writeSync(fd, pcapHeader());
+    for (let i = 0; i < n; i += 10_000) writeSync(fd, piece);
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /** Reads the frames of a classic pcap (any endianness), for checking outputs. */
