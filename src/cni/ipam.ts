@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { runProgram, type RunResult } from '../util/spawn.js';
 import type { Logger } from './log.js';
-import { parseIpamResult, type CniResult } from './result.js';
+import { formatResult, parseIpamResult, parsePrevResult, type CniResult } from './result.js';
 import { CniError, ERR, NEWEST_VERSION, SUPPORTED_VERSIONS, versionAtLeast, type CniEnv } from './spec.js';
 
 export type IpamCommand = 'ADD' | 'DEL' | 'CHECK' | 'GC' | 'STATUS';
@@ -118,6 +118,14 @@ export async function execIpam(command: IpamCommand, conf: string | Record<strin
     opts.log?.info(`IPAM ${ipamType} does not speak ${want}; delegating in ${common}`);
     const obj = typeof conf === 'string' ? (JSON.parse(conf) as Record<string, unknown>) : { ...conf };
     obj.cniVersion = common;
+    // A plugin reading prevResult (static's CHECK) refuses one in a version it lacks.
+    if (obj.prevResult && typeof obj.prevResult === 'object') {
+      try {
+        obj.prevResult = formatResult(parsePrevResult(obj.prevResult, want), common);
+      } catch {
+        // unreadable: left as it came, for the plugin to judge
+      }
+    }
     const r = await execPlugin(file, command, JSON.stringify(obj), env, ipamType, opts);
     return r;
   }

@@ -413,6 +413,22 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
     }
   });
 
+  it('CHECK at 1.1.0 with static IPAM (which speaks 1.0.0 here) hands it a prevResult in the version it speaks', () => {
+    const { p, e, conf, add } = addOne('chkst', { cniVersion: '1.1.0', ipam: { type: 'static', addresses: [{ address: '10.57.0.5/24' }] } });
+    try {
+      expect(add.out.cniVersion).toBe('1.1.0');
+      const check = () => call('CHECK', { ...conf, prevResult: add.out }, e);
+      const ok = check();
+      expect(ok.code, JSON.stringify(ok.out)).toBe(0);
+      // and an address gone is still noticed
+      p.ip(['addr', 'add', '10.57.0.6/24', 'dev', 'net1']);
+      p.ip(['addr', 'del', '10.57.0.5/24', 'dev', 'net1']);
+      expect(check().out.msg).toMatch(/^interface net1 lacks address 10\.57\.0\.5\/24/);
+    } finally {
+      expect(call('DEL', conf, e).code).toBe(0);
+    }
+  });
+
   it('DEL of a VF whose netdev was renamed inside the pod fails and keeps it allocated; once renamed back, DEL finishes', () => {
     const { p, e, conf } = addOne('renamed', { ipam: {} });
     p.ip(['link', 'set', 'net1', 'down']);
