@@ -60,9 +60,10 @@ export interface NetConf {
   prevResult?: CniResult;
   /** GC: the attachments the runtime still knows. Spec 1.1.0's text names the key
    *  cni.dev/attachments; the spec's master and libcni (which sends both) name it
-   *  cni.dev/valid-attachments. Both are read: an attachment listed in either is kept. */
-  'cni.dev/valid-attachments'?: ValidAttachment[];
-  'cni.dev/attachments'?: ValidAttachment[];
+   *  cni.dev/valid-attachments. Both are read: an attachment listed in either is kept.
+   *  null is an empty list (libcni sends its nil slice so); neither key, no GC at all. */
+  'cni.dev/valid-attachments'?: ValidAttachment[] | null;
+  'cni.dev/attachments'?: ValidAttachment[] | null;
   /** Why a prevResult given to DEL was set aside: DEL is best-effort and needs none. */
   prevResultIgnored?: string;
   capabilities?: Record<string, boolean>;
@@ -210,8 +211,8 @@ const schema = z.looseObject({
   poolsFile: absPath('the pool definitions').optional(),
   args: z.looseObject({}, { error: 'expected an object' }).optional(),
   prevResult: z.looseObject({}, { error: 'expected a result object' }).optional(),
-  'cni.dev/valid-attachments': attachmentList().optional(),
-  'cni.dev/attachments': attachmentList().optional(),
+  'cni.dev/valid-attachments': attachmentList().nullable().optional(),
+  'cni.dev/attachments': attachmentList().nullable().optional(),
   capabilities: z.record(z.string(), z.boolean({ error: 'expected true or false' }), { error: 'expected an object of booleans' }).optional(),
 });
 

@@ -518,6 +518,14 @@ function ipam(ctx: CniContext, command: IpamCommand): Promise<CniResult | void> 
   return command === 'ADD' ? execIpam('ADD', ctx.raw, ctx.env, type, opts) : execIpam(command, ctx.raw, ctx.env, type, opts);
 }
 
+/** The IPAM plugin run for an attachment other than this call's (GC's stale ones). */
+function ipamFor(ctx: CniContext, command: 'DEL', owner: Owner): Promise<void> {
+  const raw: Record<string, string | undefined> = { ...ctx.env.raw, CNI_CONTAINERID: owner.containerId, CNI_IFNAME: owner.ifname, CNI_NETNS: undefined, CNI_ARGS: undefined };
+  if (owner.netns && fs.existsSync(owner.netns)) raw.CNI_NETNS = owner.netns;
+  const env = { ...ctx.env, containerId: owner.containerId, ifname: owner.ifname, netns: raw.CNI_NETNS, raw };
+  return execIpam(command, ctx.raw, env, ctx.conf.ipam!.type, { log: ctx.log, stderr: ctx.stderr });
+}
+
 /** Whether two paths name the same network namespace (a runtime may write
  *  /var/run/netns/x where /run/netns/x was passed, or a /proc/PID/ns/net path). */
 function sameNetns(a: string, b: string): boolean {
@@ -672,6 +680,11 @@ export async function cmdCheck(ctx: CniContext): Promise<void> {
 
 export async function cmdGc(ctx: CniContext): Promise<void> {
   const { conf } = ctx;
+  // Without the list, every attachment of the network would look stale: refuse.
+  if (conf['cni.dev/valid-attachments'] === undefined && conf['cni.dev/attachments'] === undefined) {
+    throw new CniError(ERR.INVALID_CONFIG, 'GC needs "cni.dev/valid-attachments": the attachments of this network the runtime still has',
+      'the runtime sends it; by hand, list the attachments to keep ([] releases every VF of this network)');
+  }
   // Both spellings of the key (see NetConf): an attachment either lists is kept.
   const listedValid = [...(conf['cni.dev/valid-attachments'] ?? []), ...(conf['cni.dev/attachments'] ?? [])];
   const valid = new Set(listedValid.map((v) => `${v.containerID}\u0000${v.ifname}`));
@@ -691,6 +704,16 @@ export async function cmdGc(ctx: CniContext): Promise<void> {
       } catch (err) {
         ctx.log.error(`GC: could not restore VF ${a.pci}: ${(err as Error).message}; releasing it anyway`);
         failures.push(`VF ${a.pci} (${describeOwner(a.owner)}) was released but not fully restored: ${(err as Error).message}`);
+      }
+      // What the attachment's DEL would have given back: an IPAM plugin that predates GC
+      // (host-local up to 1.0.0) frees its lease only so.
+      if (conf.ipam) {
+        try {
+          await ipamFor(ctx, 'DEL', a.owner);
+        } catch (err) {
+          ctx.log.error(`GC: IPAM DEL for ${describeOwner(a.owner)}: ${(err as Error).message}`);
+          failures.push(`IPAM ${conf.ipam.type} kept the address of ${describeOwner(a.owner)}: ${(err as Error).message}`);
+        }
       }
       try {
         store.release(a.pci, { id: a.id, reason: 'CNI GC' });

@@ -516,13 +516,17 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
     const e2 = { containerId: 'old00002', netns: nsPath(p2), ifname: 'net1' };
     expect(call('ADD', base({ deviceID: '0000:5e:02.7', vlan: 5 }), e2).code).toBe(0);
     const keep = base({ cniVersion: '1.1.0', 'cni.dev/valid-attachments': [{ containerID: 'old00002', ifname: 'net1' }] });
+    const lease031 = add031.out.ips[0].address.split('/')[0];
+    expect(leasedIps()).toContain(lease031);
     expect(call('GC', keep).code).toBe(0);
+    // Debian's host-local predates GC: the collected attachment's lease went by an IPAM DEL
+    expect(leasedIps()).not.toContain(lease031);
     expect(vfpJson(['vf', 'show', '0000:5e:02.6']).allocation).toBeNull();
     expect(vfpJson(['vf', 'show', '0000:5e:02.6']).netdev).toBe(`${m.prefix}f0v6`);
     expect(vfpJson(['vf', 'show', '0000:5e:02.7']).allocation.owner.containerId).toBe('old00002');
     expect(p2.ip(['-br', 'link'])).toContain('net1');
-    // a network's GC leaves other networks' attachments alone
-    expect(call('GC', { ...keep, name: 'othernet', 'cni.dev/valid-attachments': [] }).code).toBe(0);
+    // a network's GC leaves other networks' attachments alone (null: libcni's empty list)
+    expect(call('GC', { ...keep, name: 'othernet', 'cni.dev/valid-attachments': null }).code).toBe(0);
     expect(vfpJson(['vf', 'show', '0000:5e:02.7']).allocation).not.toBeNull();
     expect(call('DEL', base({ deviceID: '0000:5e:02.7', vlan: 5 }), e2).code).toBe(0);
     // STATUS: ready while the pool has a free VF, 50 once every VF is taken

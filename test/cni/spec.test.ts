@@ -223,6 +223,8 @@ describe('network config', () => {
     });
     expect(c.prevResult).toEqual({ interfaces: [{ name: 'net1', sandbox: '/var/run/netns/x' }], ips: [{ address: '10.1.0.5/24', interface: 0 }] });
     expect(c['cni.dev/valid-attachments']).toEqual([{ containerID: 'c1', ifname: 'net1' }]);
+    // libcni marshals an empty list of valid attachments as null
+    expect(loadConf({ ...base, 'cni.dev/valid-attachments': null })['cni.dev/valid-attachments']).toBeNull();
     const e = cniErr(() => loadConf({ ...base, prevResult: { ips: [{ address: '10.1.0.5' }] } }));
     expect(e.code).toBe(7);
     expect(e.message).toContain('prevResult: ips[0].address: expected an address in CIDR notation');
@@ -356,6 +358,9 @@ describe('the vfplane-cni executable', () => {
         { cniVersion: '0.3.1', code: 1, msg: 'cniVersion 0.3.1 does not have CHECK; it came with 0.4.0', details: 'set "cniVersion": "0.4.0" to use CHECK' }],
       [{ CNI_COMMAND: 'GC', CNI_PATH: '/usr/lib/cni' }, JSON.stringify(base),
         { cniVersion: '1.0.0', code: 1, msg: 'cniVersion 1.0.0 does not have GC; it came with 1.1.0', details: 'set "cniVersion": "1.1.0" to use GC' }],
+      // Without the list every attachment would look stale; libcni always sends the key.
+      [{ CNI_COMMAND: 'GC', CNI_PATH: '/usr/lib/cni' }, JSON.stringify({ ...base, cniVersion: '1.1.0' }),
+        { cniVersion: '1.1.0', code: 7, msg: 'GC needs "cni.dev/valid-attachments": the attachments of this network the runtime still has', details: 'the runtime sends it; by hand, list the attachments to keep ([] releases every VF of this network)' }],
       [{ CNI_COMMAND: 'ADD', ...attach }, '{"cniVersion": "1.0.0", "name": ',
         { cniVersion: '1.1.0', code: 6 }],
       // Nested thousands deep: was code 999 "internal error: Maximum call stack size exceeded".
