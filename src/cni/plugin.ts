@@ -610,6 +610,30 @@ export async function cmdDel(ctx: CniContext): Promise<void> {
   }
 }
 
+// The configuration's names for the PF-side settings, and how it writes their values.
+const SETTING_NAMES: Record<keyof VfSettings, string> = {
+  mac: 'mac', vlan: 'vlan', qos: 'vlanQoS', vlanProto: 'vlanProto', spoofchk: 'spoofchk', trust: 'trust',
+  linkState: 'link_state', minTxRate: 'min_tx_rate', maxTxRate: 'max_tx_rate',
+};
+const shownSetting = (v: unknown) => (typeof v === 'boolean' ? (v ? 'on' : 'off') : String(v));
+
+/** CHECK of the PF-side settings ADD made: a VLAN, rate or trust changed on the PF
+ *  breaks the pod's traffic while its interface looks the same. */
+function checkPfSide(ctx: CniContext, sysfs: Sysfs, pci: string): void {
+  const wanted = requestedSettings(ctx);
+  if (Object.keys(wanted).length === 0) return;
+  const vf = resolveVf(sysfs, pci);
+  if (!vf.settings) throw new CniError(ERR.IO, `PF ${vf.pf} no longer reports VF ${pci}'s settings, so ${Object.keys(wanted).map((k) => SETTING_NAMES[k as keyof VfSettings]).join(', ')} cannot be checked`, 'is the PF netdev still in the host namespace?');
+  // As ADD applied them (MAC spelled canonically; no VLAN clears the QoS).
+  const drift = settingsDiff(vf.settings, checkSettings(wanted, vf.settings));
+  const keys = Object.keys(drift) as (keyof VfSettings)[];
+  if (keys.length === 0) return;
+  const has = keys.map((k) => `${SETTING_NAMES[k]} ${shownSetting(vf.settings![k])}`).join(', ');
+  const set = keys.map((k) => `${SETTING_NAMES[k]} ${shownSetting(drift[k])}`).join(', ');
+  throw new CniError(ERR.IO, `VF ${pci} has ${has} on PF ${vf.pfNetdev ?? vf.pf}, where ADD set ${set}`,
+    `something changed it after ADD; run DEL and ADD again, or set it back with \`vfplane vf config ${pci} --force\``);
+}
+
 export async function cmdCheck(ctx: CniContext): Promise<void> {
   const { env, conf } = ctx;
   const { sysfs, store } = await openAll(ctx);
@@ -629,6 +653,7 @@ export async function cmdCheck(ctx: CniContext): Promise<void> {
       throw new CniError(ERR.INVALID_CONFIG, `prevResult has no interface ${env.ifname} in ${env.netns}`, `it lists ${listed}; pass the result of this attachment's ADD`);
     }
     const want = prev.interfaces![index]!;
+    checkPfSide(ctx, sysfs, a.pci);
     if (!att || att.mode === 'kernel') {
       const l = linkIn(env.netns!, env.ifname!);
       if (!l) throw new CniError(ERR.IO, `interface ${env.ifname} is missing from ${env.netns}`, `VF ${a.pci} was attached there`);

@@ -429,6 +429,22 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
     }
   });
 
+  it('CHECK notices PF-side settings changed after ADD (VLAN, trust), and passes once they are set back', () => {
+    const { e, conf, add } = addOne('chkpf', { vlan: 5, vlanQoS: 2, trust: 'on', ipam: {} });
+    try {
+      const check = () => call('CHECK', { ...conf, prevResult: add.out }, e);
+      expect(check().code, JSON.stringify(check().out)).toBe(0);
+      vfpJson(['vf', 'config', '0000:5e:02.5', '--vlan', '7', '--trust', 'off', '--force']);
+      const drift = check();
+      expect(drift.code).toBe(1);
+      expect(drift.out).toMatchObject({ code: 5, msg: `VF 0000:5e:02.5 has vlan 7, trust off on PF ${m.prefix}f0, where ADD set vlan 5, trust on` });
+      vfpJson(['vf', 'config', '0000:5e:02.5', '--vlan', '5', '--qos', '2', '--trust', 'on', '--force']);
+      expect(check().code, JSON.stringify(check().out)).toBe(0);
+    } finally {
+      expect(call('DEL', conf, e).code).toBe(0);
+    }
+  });
+
   it('DEL of a VF whose netdev was renamed inside the pod fails and keeps it allocated; once renamed back, DEL finishes', () => {
     const { p, e, conf } = addOne('renamed', { ipam: {} });
     p.ip(['link', 'set', 'net1', 'down']);
