@@ -1,15 +1,16 @@
 // Two workers on two-queue AF_XDP ports (veths with two queues each): worker w polls and
 // sends on queue w of every port, so no queue is ever touched by two threads. Frames
-// sent into the pod veth from both CPUs land on both rx queues (AF_PACKET picks the tx
-// queue by CPU, veth delivers to the peer's queue of that index); every one must come
-// out of the uplink encapsulated, once, intact, and both workers must have carried some.
+// sent into the pod veth from both CPUs land on both rx queues (AF_PACKET bypassing the
+// qdisc, rawsock's --by-cpu, picks tx queue CPU % queues; veth delivers to the peer's
+// queue of that index); every one must come out of the uplink encapsulated, once,
+// intact, and both workers must have carried some.
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { DataPlane } from '../../src/dataplane/dp.js';
 import { resolveTunnel } from '../../src/packet/config.js';
 import { parseIp, parseMac } from '../../src/util/addr.js';
-import { udp4 } from '../helpers/frames.js';
+import { arpReply, udp4 } from '../helpers/frames.js';
 import { capture, ifname, Netns } from '../helpers/netns.js';
 import { backendBuilt } from '../helpers/features.js';
 import { describePrivileged } from '../helpers/privileged.js';
@@ -90,7 +91,7 @@ describePrivileged('two workers on two-queue AF_XDP ports', { netns: true, comma
       await cap.ready;
       const sent = [0, 1].map((cpu) => frames(cpu));
       for (const cpu of [0, 1]) {
-        execFileSync('ip', ['netns', 'exec', g.name, 'taskset', '-c', String(cpu), '/usr/bin/python3', RAWSOCK, 'send', gi],
+        execFileSync('ip', ['netns', 'exec', g.name, 'taskset', '-c', String(cpu), '/usr/bin/python3', RAWSOCK, 'send', gi, '--by-cpu'],
           { input: sent[cpu]!.map((f) => Buffer.from(f).toString('hex')).join('\n') + '\n' });
       }
       const got = await cap.done;
@@ -151,7 +152,7 @@ describePrivileged('two workers on two-queue AF_XDP ports', { netns: true, comma
         { upMac, peerMac, sport: 50000 + i }));
       const atPod = capture(g, gi, { count: 8, timeoutS: 5, incoming: true });
       await atPod.ready;
-      execFileSync('ip', ['netns', 'exec', s.name, 'taskset', '-c', '1', '/usr/bin/python3', RAWSOCK, 'send', si],
+      execFileSync('ip', ['netns', 'exec', s.name, 'taskset', '-c', '1', '/usr/bin/python3', RAWSOCK, 'send', si, '--by-cpu'],
         { input: fromRemote.map((f) => Buffer.from(f).toString('hex')).join('\n') + '\n' });
       expect((await atPod.done).length, 'decapsulated to the pod').toBe(8);
       const replies = Array.from({ length: 40 }, (_, i) => udp4({
@@ -159,7 +160,7 @@ describePrivileged('two workers on two-queue AF_XDP ports', { netns: true, comma
       }));
       const atPeer = capture(s, si, { count: 40, timeoutS: 5, incoming: true, udpDport: 4789 });
       await atPeer.ready;
-      execFileSync('ip', ['netns', 'exec', g.name, 'taskset', '-c', '0', '/usr/bin/python3', RAWSOCK, 'send', gi],
+      execFileSync('ip', ['netns', 'exec', g.name, 'taskset', '-c', '0', '/usr/bin/python3', RAWSOCK, 'send', gi, '--by-cpu'],
         { input: replies.map((f) => Buffer.from(f).toString('hex')).join('\n') + '\n' });
       const got = await atPeer.done;
       expect(got.map((f) => Buffer.from(f.subarray(50)).toString('hex')).sort()).toEqual(replies.map((f) => Buffer.from(f).toString('hex')).sort());
@@ -170,6 +171,49 @@ describePrivileged('two workers on two-queue AF_XDP ports', { netns: true, comma
       expect(c.misc.learnShareLost).toBe(0n);
       // The learned table lists the remote MAC once, not once per worker.
       expect(dp.learned().filter((e) => e.mac === remoteMac)).toEqual([expect.objectContaining({ vni: 100, vtep: '192.0.2.2' })]);
+    } finally {
+      dp.stop();
+    }
+  });
+
+  // ARP replies reach whichever worker the uplink's queues give them to. Here the reply
+  // lands on uplink queue 1 (sent from CPU 1): worker 1 resolves the peer. The pod's
+  // frames come in on pod queue 0: worker 0 never hears from the peer itself, and without
+  // the MAC worker 1 published it would ask for ever and drop them as neigh_unresolved.
+  it('a peer MAC one worker resolved by ARP is used by the other: the reply on queue 1, the pod\'s frames on queue 0', async () => {
+    const podMac = g.mac(gi), peerMac = s.mac(si), upMac = d.mac(ds);
+    const dp = new DataPlane({ workers: 2, cpus: [0, 1] });
+    try {
+      const xo = { netns: `/run/netns/${d.name}`, queues: 0, mode: 'native', copy: 'copy' };
+      const pod = dp.openPort('afxdp', { ifname: dg, ...xo }, 'pod');
+      const up = dp.openPort('afxdp', { ifname: ds, ...xo }, 'uplink');
+      expect([pod.queues, up.queues]).toEqual([2, 2]);
+      dp.commit({
+        uplink: up.slot, uplinkMac: parseMac(upMac)!,
+        tunnel: resolveTunnel({ local: '192.0.2.1', remote: '192.0.2.2' }),
+        peers: [{ vtep: parseIp('192.0.2.2')!.bytes, mac: null }],
+        atts: [{ port: pod.slot, vni: 100, mac: parseMac(podMac)! }],
+        fdb: [], floods: [], extraVnis: [], learn: false, antiSpoof: true,
+      });
+      // The sink namespace has no address: nobody answers the workers' requests but this.
+      const reply = arpReply({ dstMac: upMac, srcMac: peerMac, srcIp: '192.0.2.2', targetIp: '192.0.2.1' });
+      execFileSync('ip', ['netns', 'exec', s.name, 'taskset', '-c', '1', '/usr/bin/python3', RAWSOCK, 'send', si, '--by-cpu'],
+        { input: Buffer.from(reply).toString('hex') + '\n' });
+      for (let i = 0; i < 100 && dp.counters().peers.get('192.0.2.2')?.state !== 'resolved'; i++) await new Promise((r) => setTimeout(r, 20));
+      expect(dp.counters().peers.get('192.0.2.2')).toMatchObject({ state: 'resolved', mac: peerMac });
+      const frames = Array.from({ length: 40 }, (_, i) => udp4({
+        dstMac: '02:00:00:00:99:98', srcMac: podMac, src: '10.9.0.1', dst: '10.9.0.2', sport: 21000 + i, dport: 7000, payload: new TextEncoder().encode(`queue 0 frame ${i}`),
+      }));
+      const atPeer = capture(s, si, { count: 40, timeoutS: 5, incoming: true, udpDport: 4789 });
+      await atPeer.ready;
+      execFileSync('ip', ['netns', 'exec', g.name, 'taskset', '-c', '0', '/usr/bin/python3', RAWSOCK, 'send', gi, '--by-cpu'],
+        { input: frames.map((f) => Buffer.from(f).toString('hex')).join('\n') + '\n' });
+      const got = await atPeer.done;
+      for (const f of got) expect(Buffer.from(f.subarray(0, 6)).toString('hex').match(/../g)!.join(':')).toBe(peerMac);
+      expect(got.map((f) => Buffer.from(f.subarray(50)).toString('hex')).sort()).toEqual(frames.map((f) => Buffer.from(f).toString('hex')).sort());
+      const c = dp.counters();
+      expect(c.drops.neigh_unresolved ?? 0n, 'frames dropped for want of the MAC').toBe(0n);
+      expect(c.misc.neighLearned, 'one worker heard the reply').toBe(1n);
     } finally {
       dp.stop();
     }
@@ -204,7 +248,7 @@ describePrivileged('two workers on two-queue AF_XDP ports', { netns: true, comma
         const atPod = capture(h, hi, { count: 80, timeoutS: 8, incoming: true });
         await atPod.ready;
         for (const cpu of [0, 1]) {
-          execFileSync('ip', ['netns', 'exec', s.name, 'taskset', '-c', String(cpu), '/usr/bin/python3', RAWSOCK, 'send', si],
+          execFileSync('ip', ['netns', 'exec', s.name, 'taskset', '-c', String(cpu), '/usr/bin/python3', RAWSOCK, 'send', si, '--by-cpu'],
             { input: sent[cpu]!.map((f) => Buffer.from(f.outer).toString('hex')).join('\n') + '\n' });
         }
         const got = await atPod.done;

@@ -63,16 +63,26 @@ export function udp4(o: { dstMac: string; srcMac: string; src: string; dst: stri
 }
 
 export function arpRequest(o: { srcMac: string; srcIp: string; targetIp: string }): Uint8Array {
+  return arp(1, 'ff:ff:ff:ff:ff:ff', '00:00:00:00:00:00', o);
+}
+
+/** An ARP reply from srcMac/srcIp to dstMac/targetIp. */
+export function arpReply(o: { dstMac: string; srcMac: string; srcIp: string; targetIp: string }): Uint8Array {
+  return arp(2, o.dstMac, o.dstMac, o);
+}
+
+function arp(op: 1 | 2, dstMac: string, targetMac: string, o: { srcMac: string; srcIp: string; targetIp: string }): Uint8Array {
   const a = new Uint8Array(28);
   put16(a, 0, 1);
   put16(a, 2, 0x0800);
   a[4] = 6;
   a[5] = 4;
-  put16(a, 6, 1);
+  put16(a, 6, op);
   a.set(macBytes(o.srcMac), 8);
   a.set(ip4Bytes(o.srcIp), 14);
+  a.set(macBytes(targetMac), 18);
   a.set(ip4Bytes(o.targetIp), 24);
-  return eth('ff:ff:ff:ff:ff:ff', o.srcMac, 0x0806, a);
+  return eth(dstMac, o.srcMac, 0x0806, a);
 }
 
 /** IPv6 UDP with a correct checksum; addresses as 16-byte arrays. */

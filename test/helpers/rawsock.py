@@ -1,6 +1,9 @@
 #!/usr/bin/python3
 # Raw frame injection and capture over AF_PACKET, for integration tests (stdlib only).
-#   rawsock.py send IFACE            < hex frames, one per line
+#   rawsock.py send IFACE [--by-cpu] < hex frames, one per line
+#     --by-cpu: PACKET_QDISC_BYPASS, whose queue choice records the sending CPU first, so
+#     on a multiqueue veth (no XPS) every frame takes tx queue CPU % queues and reaches the
+#     peer's rx queue of that index; without it the flow hash picks the queue.
 #   rawsock.py capture IFACE COUNT TIMEOUT_S [--incoming] [--udp-dport PORT] [--vlan]
 # capture prints READY once bound, then one JSON object per frame; it stops after COUNT
 # frames or TIMEOUT_S seconds. The kernel strips a VLAN tag before packet sockets see the
@@ -9,7 +12,7 @@ import json, select, socket, sys, time
 
 ETH_P_ALL = 0x0003
 PACKET_OUTGOING = 4
-SOL_PACKET, PACKET_AUXDATA = 263, 8
+SOL_PACKET, PACKET_AUXDATA, PACKET_QDISC_BYPASS = 263, 8, 20
 TP_STATUS_VLAN_VALID, TP_STATUS_VLAN_TPID_VALID = 1 << 4, 1 << 6
 
 def with_vlan(data, anc):
@@ -52,6 +55,8 @@ def main():
     s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
     s.bind((iface, 0))
     if mode == 'send':
+        if '--by-cpu' in sys.argv:
+            s.setsockopt(SOL_PACKET, PACKET_QDISC_BYPASS, 1)
         n = 0
         for line in sys.stdin:
             line = line.strip()
