@@ -322,6 +322,37 @@ export function matchVf(vf: VfInfo, sel: PoolSelector): boolean {
   return sel.anyOf === undefined || sel.anyOf.some((alt) => matchVf(vf, alt));
 }
 
+/**
+ * Why no VF of this node matches a selector: the criteria that no VF here meets, each
+ * with what the node has instead (a config shared by nodes with other NICs, a PF renamed,
+ * VFs bound to another driver); or, when each criterion alone is met, that no VF meets
+ * them all. For a selector with anyOf, its fields are judged and the alternatives named.
+ */
+export function whyNoMatch(vfs: readonly VfInfo[], sel: PoolSelector): string {
+  if (vfs.length === 0) return 'this node has no VFs; create them with `vfplane pf set-numvfs PF N`';
+  const uniq = (xs: (string | number | null)[]) => [...new Set(xs.map((x) => (x === null ? 'none' : String(x))))].sort().join(', ');
+  const have: Record<(typeof SELECTOR_FIELDS)[number], () => string> = {
+    vendors: () => `VFs here have vendor ${uniq(vfs.map((v) => v.vendor.toLowerCase()))}`,
+    devices: () => `VFs here have device ID ${uniq(vfs.map((v) => v.device.toLowerCase()))}`,
+    drivers: () => `VFs here are bound to ${uniq(vfs.map((v) => v.driver))}`,
+    pfNames: () => `this node's PFs with VFs are ${uniq(vfs.map((v) => v.pfNetdev))}`,
+    rootDevices: () => `this node's PFs with VFs are ${uniq(vfs.map((v) => v.pf))}`,
+    pciAddresses: () => `no VF here has any of those addresses (${vfs.length} VFs, ${vfs[0]!.pci} first)`,
+    numaNodes: () => `VFs here are on NUMA node ${uniq(vfs.map((v) => v.numaNode))}`,
+  };
+  const unmet: string[] = [];
+  for (const f of SELECTOR_FIELDS) {
+    if (sel[f] === undefined) continue;
+    if (vfs.some((vf) => matchFields(vf, { [f]: sel[f] } as PoolSelector))) continue;
+    unmet.push(`${f} ${JSON.stringify(sel[f])} matches none: ${have[f]()}`);
+  }
+  if (unmet.length) return unmet.join('; ');
+  if (sel.anyOf && vfs.filter((vf) => matchFields(vf, sel)).length > 0) {
+    return `no VF that the other criteria select matches any of its ${sel.anyOf.length} anyOf alternatives`;
+  }
+  return `each criterion matches some VF here, but no VF matches them all (${vfs.length} VFs; see \`vfplane vf list\`)`;
+}
+
 /** VFs in a pool, in discovery order (the order allocation tries them). */
 export function poolVfs(vfs: readonly VfInfo[], sel: PoolSelector): VfInfo[] {
   return vfs.filter((vf) => matchVf(vf, sel));

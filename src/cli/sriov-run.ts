@@ -5,14 +5,14 @@ import * as path from 'node:path';
 import Table from 'cli-table3';
 import { AllocStore, DB_FILE, defaultStateDir, type Allocation } from '../alloc/store.js';
 import { describeOwner, ownerAlive, parseOwner, pidStart, type Owner } from '../alloc/owner.js';
-import { checkSelectorAgainst, findPool, loadPools, poolVfs, vfCountsByPf } from '../alloc/pool.js';
+import { checkSelectorAgainst, findPool, loadPools, poolVfs, vfCountsByPf, whyNoMatch } from '../alloc/pool.js';
 import { bindVf, configVf, setNumVfs, type VfConfig } from '../sriov/actions.js';
 import { listPfs, listVfs, resolveVf, findRepresentor } from '../sriov/discover.js';
 import { openSysfs, type Sysfs } from '../sriov/sysfs.js';
 import type { VfInfo } from '../sriov/types.js';
 import { applyVfSettings, settingsDiff } from '../sriov/vf-settings.js';
 import { ip } from '../net/ip.js';
-import { conflict, invalid, notFound, systemError } from '../util/errors.js';
+import { conflict, invalid, notFound, systemError, unavailable } from '../util/errors.js';
 import { printJson, progress } from './output.js';
 
 interface Common {
@@ -242,9 +242,11 @@ export async function vfAlloc(o: Common & OwnerFlags & { pool?: string; pci?: st
     const pool = findPool(loadPools(file), o.pool!, file);
     const vfs = listVfs(sysfs);
     checkSelectorAgainst(pool.selector, vfCountsByPf(vfs), `${file}: pool ${pool.name}`);
+    const candidates = poolVfs(vfs, pool.selector);
+    if (candidates.length === 0) throw unavailable(`no VF on this node matches pool ${JSON.stringify(pool.name)} (${file}): ${whyNoMatch(vfs, pool.selector)}`, { reason: 'empty', pool: pool.name });
     const store = storeRw(o);
     try {
-      a = store.allocate({ candidates: poolVfs(vfs, pool.selector), owner, pool: pool.name });
+      a = store.allocate({ candidates, owner, pool: pool.name });
     } finally {
       store.close();
     }

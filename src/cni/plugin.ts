@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { AllocStore, DB_FILE, defaultStateDir, type Allocation } from '../alloc/store.js';
 import { describeOwner, parseOwner, type Owner } from '../alloc/owner.js';
-import { findPool, loadPools, poolVfs, type PoolSelector } from '../alloc/pool.js';
+import { findPool, loadPools, poolVfs, whyNoMatch, type PoolSelector } from '../alloc/pool.js';
 import { addrsIn, hostNetnsPath, ipIn, linkIn, netnsId, routesIn } from '../net/ip.js';
 import { netRun, type NetOp } from '../net/netops.js';
 import { listVfs, resolveVf, findRepresentor, vfSettingLimits } from '../sriov/discover.js';
@@ -185,9 +185,13 @@ async function takeVf(ctx: CniContext, sysfs: Sysfs, store: AllocStore, owner: O
   // Candidates: VFs that can be handed over (a kernel VF's netdev must be in the host
   // namespace), and the held ones, whose netdevs are in their pods: the store skips those
   // and, when nothing is left, says who holds what.
-  const { matched, unusable } = poolView(listVfs(sysfs), pool.selector, store);
+  const vfs = listVfs(sysfs);
+  const { matched, unusable } = poolView(vfs, pool.selector, store);
   const candidates = matched.filter((v) => !unusable.includes(v));
   await ready;
+  if (matched.length === 0) {
+    throw withCode(unavailable(`no VF on this node matches pool ${JSON.stringify(pool.name)} (${file}): ${whyNoMatch(vfs, pool.selector)}`, { reason: 'empty', pool: pool.name }), ERR.TRY_AGAIN);
+  }
   if (candidates.length === 0 && matched.length > 0) {
     // VFs match the selector but none can be handed over: say why, VF by VF.
     const why = matched.slice(0, 3).map((v) => `${v.pci} ${v.driver ? `is bound to ${v.driver} with no netdev in the host namespace` : 'is bound to no driver'}`);
@@ -780,6 +784,9 @@ export async function cmdStatus(ctx: CniContext): Promise<void> {
       const file = path.resolve(conf.poolsFile ?? path.join(conf.stateDir ?? defaultStateDir(), 'pools.json'));
       const pool = findPool(loadPools(file), conf.pool, file);
       const { matched, unusable, free } = poolView(vfs, pool.selector, store);
+      if (matched.length === 0) {
+        throw new CniError(ERR.NOT_AVAILABLE, `no VF on this node matches pool ${JSON.stringify(conf.pool)}: ${whyNoMatch(vfs, pool.selector)}`, `compare the selector in ${file} with \`vfplane vf list\``);
+      }
       if (free === 0) {
         const taken = matched.length - unusable.length;
         throw new CniError(ERR.NOT_AVAILABLE, `no free VF in pool ${JSON.stringify(conf.pool)}: ${matched.length} match, ${taken} allocated, ${unusable.length} unusable (no driver, or the netdev is outside the host namespace)`,

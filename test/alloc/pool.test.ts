@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { checkSelectorAgainst, loadPools, matchVf, parsePfName, parsePoolSelector, poolVfs, vfCountsByPf } from '../../src/alloc/pool.js';
+import { checkSelectorAgainst, loadPools, matchVf, parsePfName, parsePoolSelector, poolVfs, vfCountsByPf, whyNoMatch } from '../../src/alloc/pool.js';
 import { syntheticVfs } from '../../src/bench/alloc.js';
 import type { VfInfo } from '../../src/sriov/types.js';
 import { VfpError } from '../../src/util/errors.js';
@@ -147,5 +147,23 @@ describe('checkSelectorAgainst', () => {
     expect(err(() => checkSelectorAgainst({ anyOf: [{ pfNames: ['p#1'] }] }, { p: 0 })).message).toContain('anyOf[0].pfNames[0]: "p#1": VF index out of range: p has no VFs');
     // VF lists work as well as counts.
     expect(() => checkSelectorAgainst({ pfNames: ['vfpbf0#4'] }, new Map([['vfpbf0', vfs.slice(0, 4)]]))).toThrow(/VF index out of range/);
+  });
+});
+
+describe('whyNoMatch', () => {
+  it('names each criterion no VF here meets, with what the node has', () => {
+    expect(whyNoMatch(vfs, { pfNames: ['ens9f0'], numaNodes: [3] })).toBe(
+      `pfNames ["ens9f0"] matches none: this node's PFs with VFs are vfpbf0, vfpbf1; numaNodes [3] matches none: VFs here are on NUMA node ${vf(0, 0).numaNode}`);
+    expect(whyNoMatch(vfs, { rootDevices: ['0000:3b:00.0'] })).toBe("rootDevices [\"0000:3b:00.0\"] matches none: this node's PFs with VFs are 0000:5e:00.0, 0000:5e:00.1");
+    expect(whyNoMatch([], { drivers: ['iavf'] })).toBe('this node has no VFs; create them with `vfplane pf set-numvfs PF N`');
+  });
+
+  it('says so when each criterion matches some VF and none matches all', () => {
+    const sel = { pfNames: ['vfpbf0#0-1'], pciAddresses: [vf(1, 2).pci] };
+    expect(poolVfs(vfs, sel)).toEqual([]);
+    expect(whyNoMatch(vfs, sel)).toBe('each criterion matches some VF here, but no VF matches them all (8 VFs; see `vfplane vf list`)');
+    const alt = { pfNames: ['vfpbf0'], anyOf: [{ pciAddresses: [vf(1, 0).pci] }] };
+    expect(poolVfs(vfs, alt)).toEqual([]);
+    expect(whyNoMatch(vfs, alt)).toBe('no VF that the other criteria select matches any of its 1 anyOf alternatives');
   });
 });

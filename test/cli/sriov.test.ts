@@ -42,6 +42,9 @@ describePrivileged('operator CLI on a simulated NIC', { netns: true }, () => {
         { name: 'pf0', selector: { pfNames: [`${prefix}f0#0-3`] } },
         { name: 'intel', selector: { vendors: ['8086'], drivers: ['iavf'] } },
         { name: 'wide', selector: { pfNames: [`${prefix}f0#0-9`] } },
+        // one pool file for nodes with other NICs: here these select nothing
+        { name: 'elsewhere', selector: { pfNames: ['ens9f0'] } },
+        { name: 'mlx', selector: { vendors: ['15b3'], drivers: ['mlx5_core'] } },
       ],
     }));
   });
@@ -232,6 +235,8 @@ describePrivileged('operator CLI on a simulated NIC', { netns: true }, () => {
       [['vf', 'show', `${prefix}f0#-1`], 2, /VF index "-1" .* is malformed/],
       [['vf', 'alloc', '--pool', 'wide', '--owner', 'a/b'], 2, /VF index out of range/],
       [['vf', 'alloc', '--pool', 'nope', '--owner', 'a/b'], 1, /nope/],
+      [['vf', 'alloc', '--pool', 'elsewhere', '--owner', 'a/b'], 1, new RegExp(`no VF on this node matches pool "elsewhere" \\(.*pools\\.json\\): pfNames \\["ens9f0"\\] matches none: this node's PFs with VFs are ${prefix}f0, ${prefix}f1$`, 'm')],
+      [['vf', 'alloc', '--pool', 'mlx', '--owner', 'a/b'], 1, /: vendors \["15b3"\] matches none: VFs here have vendor 8086; drivers \["mlx5_core"\] matches none: VFs here are bound to iavf$/m],
       [['pf', 'set-numvfs', `${prefix}f0`, '65'], 1, /supports at most 64 VFs.*65 is above it/],
       [['pf', 'set-numvfs', `${prefix}f0`, '0'], 1, /allocated VFs.*default\/holder/],
       [['pf', 'set-numvfs', `${prefix}f1`, '2'], 1, /only through 0/],

@@ -723,6 +723,18 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
     }
   });
 
+  it('a pool that selects no VF on this node says which criterion no VF here meets, at ADD (code 11) and STATUS (code 50)', () => {
+    const f = join(state, 'pools-other.json');
+    writeFileSync(f, JSON.stringify({ pools: [{ name: 'other', selector: { pfNames: ['ens9f0#0-3'], drivers: ['iavf'] } }] }));
+    const before = hostState();
+    const r = call('ADD', base({ pool: 'other', poolsFile: f }), { containerId: 'other001', netns: nsPath(pod('other')), ifname: 'net1' });
+    expect(r.code).toBe(1);
+    expect(r.out).toMatchObject({ code: 11, msg: `no VF on this node matches pool "other" (${f}): pfNames ["ens9f0#0-3"] matches none: this node's PFs with VFs are ${m.prefix}f0, ${m.prefix}f1` });
+    expect(hostState()).toEqual(before);
+    const st = call('STATUS', base({ cniVersion: '1.1.0', pool: 'other', poolsFile: f }));
+    expect(st.out).toMatchObject({ code: 50, msg: `no VF on this node matches pool "other": pfNames ["ens9f0#0-3"] matches none: this node's PFs with VFs are ${m.prefix}f0, ${m.prefix}f1` });
+  });
+
   it('a pool whose VFs match but none can be handed over says why, VF by VF (code 11), and allocates nothing', () => {
     const vf = vfpJson(['vf', 'show', '0000:5e:02.4']);
     const other = pod('elsewhere');
