@@ -74,8 +74,11 @@ export async function dpRun(o: { config: string; metrics?: string; socket?: stri
   // every frame lost without a word. It stops then and exits 1, so that its supervisor
   // (the DaemonSet) starts it again on the uplink that is there.
   // The control socket's file is checked on the same beat: removed, it is made again.
+  // So are vfplane-cni's attachments: one whose VF was released without a detach reaching
+  // this data plane is detached.
   const watch = setInterval(() => {
     d.keepSocket().catch((e: Error) => d.log.warn(`control socket ${d.socket} was removed and could not be made again: ${e.message}`));
+    d.dropReleased().catch((e: Error) => d.log.warn(`could not check the attachments against the allocation store: ${e.message}`));
     void d.uplinkLost().then((why) => {
       if (!why || stopping) return;
       d.log.error(`uplink ${why}: nothing reaches the overlay through it; stopping (exit 1) so that the data plane is started again on the uplink that is there`);

@@ -24,15 +24,15 @@ import type { CniDns, CniResult } from './result.js';
 import type { VxlanConf } from './conf.js';
 import { execIpam, type IpamCommand } from './ipam.js';
 import { deviceInfoPath, removeDeviceInfo, writeDeviceInfo } from './devinfo.js';
-import { detachFromOverlay, overlayAttachRequest, request as dataplaneRequest, socketPath } from '../dataplane/control.js';
+import { detachFromOverlay, isRefusal, overlayAttachRequest, request as dataplaneRequest, socketPath } from '../dataplane/control.js';
 
 /** Drivers that leave a VF without a netdev, for userspace (DPDK) I/O. */
 const USERSPACE_DRIVERS = new Set(['vfio-pci', 'uio_pci_generic', 'igb_uio']);
 
 type Mode = 'kernel' | 'dpdk';
 
-/** What ADD did, kept with the allocation so DEL, CHECK and GC know what to undo. */
-/** What ADD did, beyond the owner (container, interface, netns and network are there). */
+/** What ADD did, kept with the allocation so DEL, CHECK and GC know what to undo, beyond
+ *  the owner (container, interface, netns and network are there). */
 type Attachment = {
   mode: Mode;
   phase?: 'adding'; // set while ADD is under way; absent once it finished
@@ -456,14 +456,21 @@ export async function cmdAdd(ctx: CniContext): Promise<CniResult> {
       const sock = dataplane;
       const rep = representor;
       const podMtu = conf.mtu ?? vf.mtu ?? undefined;
+      // Recorded before the request goes: a DEL or GC after this ADD was killed knows
+      // which data plane to detach the VF from, and a data plane restarted meanwhile
+      // finds the attachment still wanted.
+      store.setAttachment(a.id, { mode, phase: 'adding', mac, deviceInfoFile, vxlan: x, representor: rep, dataplane: sock } satisfies Attachment);
       attached = dataplaneRequest(sock, overlayAttachRequest({
         representor: rep, pci: vf.pci, mac, vxlan: x, ...(podMtu ? { mtu: podMtu } : {}),
         owner: { containerId: env.containerId!, ifname, netns, network: conf.name, podNamespace: env.args.K8S_POD_NAMESPACE },
       }));
       attached.catch(() => undefined); // awaited below
       undo.push(async () => {
-        // Only what was attached is detached: a refused attach left nothing behind.
-        if (await attached.then(() => true, () => false)) await dataplaneRequest(sock, { op: 'detach', representor: rep });
+        // What was attached is detached, and so is what may have been: an attach that timed
+        // out or lost its connection may still run there (the data plane also refuses or
+        // drops it once the VF is released). A refusal, or no data plane, left nothing.
+        const maybe = await attached.then(() => true, (e: unknown) => !(isRefusal(e) || (e instanceof VfpError && e.kind === 'unavailable')));
+        if (maybe) await dataplaneRequest(sock, { op: 'detach', representor: rep });
       });
     }
     ph.mark('start');

@@ -219,6 +219,15 @@ export function probe(path: string, timeoutMs = 500): Promise<boolean> {
   });
 }
 
+const refusals = new WeakSet<Error>();
+const refusal = (e: VfpError) => (refusals.add(e), e);
+
+/** Whether `request` failed with the daemon's own answer (it ran the request and said
+ *  no), not for want of one (no daemon, a timeout, a closed connection). */
+export function isRefusal(e: unknown): boolean {
+  return e instanceof Error && refusals.has(e);
+}
+
 /** One request, one reply. Throws VfpError with the daemon's kind and message. */
 export function request(path: string, req: Record<string, unknown>, timeoutMs = 10_000): Promise<Record<string, unknown>> {
   return new Promise((resolve, reject) => {
@@ -245,7 +254,7 @@ export function request(path: string, req: Record<string, unknown>, timeoutMs = 
         return true;
       }
       if (r.ok) settle(() => resolve(r as Record<string, unknown>));
-      else settle(() => reject(new VfpError(r.error?.kind ?? 'system', r.error?.message ?? 'the data plane refused the request')));
+      else settle(() => reject(refusal(new VfpError(r.error?.kind ?? 'system', r.error?.message ?? 'the data plane refused the request'))));
       return true;
     };
     // The daemon closed the connection before its reply (it is stopping, or turned the

@@ -350,38 +350,83 @@ export class Daemon {
       const t = this.tier();
       this.log.info(`offload tier ${t.tier}${t.allowed !== null ? ` (the hw-profile allows ${t.allowed})` : ''}: ${t.why}`);
       this.log.info(`uplink ${c.uplink.ifname ?? c.uplink.dev} (${this.uplink.backend}${this.uplink.mode ? `, ${this.uplink.mode} mode` : ''}${this.uplink.zerocopy === false ? ', copy' : ''}), VTEP ${c.uplink.vtep}, ${this.peers.length} peer(s)`);
-      // Attachments: the config's, then the ones made over the socket before a restart,
-      // then the allocation store's that neither has (a lost state file).
-      const restored = this.loadState();
-      const restoredAtts = restored?.attachments ?? [];
-      // The config's attachments are the operator's: the store is asked about the restored
-      // ones only (and about what nothing restores).
-      const { stale, missing } = reconcileWithStore(c.stateDir, this.socket, restoredAtts, c.attachments);
-      for (const a of [...c.attachments, ...restoredAtts, ...missing]) {
-        if (stale.has(a)) {
-          this.log.info(`dropping attachment ${a.representor} (VF ${a.pci}, VNI ${a.vni}): the VF was released while the data plane was down`);
-          continue;
-        }
-        const fromStore = missing.includes(a);
-        try {
-          await this.attachNow(a);
-          if (fromStore) this.log.warn(`re-attached ${a.representor} (VF ${a.pci}, VNI ${a.vni}) from the allocation store: ${restored ? 'the state file did not have it' : `no readable state file ${this.statePath}`}`);
-        } catch (e) {
-          this.log.warn(`attachment ${a.representor} (VNI ${a.vni}) not restored${fromStore ? ' (from the allocation store)' : ''}: ${(e as Error).message}`);
-        }
-      }
-      if (missing.length) this.saveState();
-      // Netdevs a run killed before it gave them back, which this one does not use.
-      for (const m of await releaseLeftovers(this.claims, [this.uplinkClaim, ...[...this.atts.values()].map((a) => a.claimed)])) this.log.info(m);
-      if (restored) this.log.info(`restored ${restored.attachments.length} attachment(s), ${restored.peers.length} peer(s), ${restored.fdb.length} FDB entr(ies) from ${this.statePath}`);
+      // The socket listens before anything is restored, and the restore is the first of
+      // its serialized jobs: a CNI DEL (or ADD) arriving meanwhile waits behind it rather
+      // than meeting ECONNREFUSED, which it would take for a data plane that is down and
+      // forgets released VFs when it starts (this one has already read the store).
       this.control = new ControlServer(this.socket, (req) => this.serialized(() => this.handle(req)));
       await this.control.listen();
+      await this.serialized(() => this.restoreAttachments());
       if (c.metrics) await this.startMetrics(c.metrics);
       this.log.info(`control socket ${this.socket}${c.metrics ? `, metrics on http://${c.metrics}/metrics` : ''}`);
     } catch (e) {
       await this.stop(0);
       throw e;
     }
+  }
+
+  /** Attachments at start: the config's, then the ones made over the socket before a
+   *  restart, then the allocation store's that neither has (a lost state file). */
+  private async restoreAttachments(): Promise<void> {
+    const c = this.cfg;
+    const restored = this.loadState();
+    const restoredAtts = restored?.attachments ?? [];
+    // The config's attachments are the operator's: the store is asked about the restored
+    // ones only (and about what nothing restores).
+    const { stale, missing } = reconcileWithStore(c.stateDir, this.socket, restoredAtts, c.attachments);
+    let back = 0;
+    for (const a of [...c.attachments, ...restoredAtts, ...missing]) {
+      if (stale.has(a)) {
+        this.log.info(`dropping attachment ${a.representor} (VF ${a.pci}, VNI ${a.vni}): the VF was released while the data plane was down (the allocation store no longer gives it to this attachment)`);
+        continue;
+      }
+      const fromStore = missing.includes(a);
+      try {
+        await this.attachNow(a);
+        if (restoredAtts.includes(a)) back++;
+        if (fromStore) this.log.warn(`re-attached ${a.representor} (VF ${a.pci}, VNI ${a.vni}) from the allocation store: ${restored ? 'the state file did not have it' : `no readable state file ${this.statePath}`}`);
+      } catch (e) {
+        this.log.warn(`attachment ${a.representor} (VNI ${a.vni}) not restored${fromStore ? ' (from the allocation store)' : ''}: ${(e as Error).message}`);
+      }
+    }
+    // What the state file says from now on: without what was dropped, with what was rebuilt.
+    if (missing.length || stale.size || back < restoredAtts.length) this.saveState();
+    // Netdevs a run killed before it gave them back, which this one does not use.
+    for (const m of await releaseLeftovers(this.claims, [this.uplinkClaim, ...[...this.atts.values()].map((a) => a.claimed)])) this.log.info(m);
+    if (restored) this.log.info(`restored ${back} of ${restoredAtts.length} attachment(s), ${restored.peers.length} peer(s), ${restored.fdb.length} FDB entr(ies) from ${this.statePath}`);
+  }
+
+  /** For an attachment vfplane-cni asked for (it names the VF and its owner): whether the
+   *  allocation store still gives the VF to that container and interface. An ADD that
+   *  timed out waiting for this daemon, or was killed, is undone and its VF released,
+   *  while its attach may still be queued here or already done: attached then, a VF
+   *  handed to another pod (of another network, even) would be on this VNI. A missing or
+   *  unreadable store proves nothing (true); so does a request without an owner (the
+   *  operator's). */
+  private heldByOwner(a: { pci?: string | undefined; owner?: Record<string, string> | undefined }): boolean {
+    const cid = a.owner?.containerId;
+    if (!a.pci || !cid) return true;
+    return readStore(this.cfg.stateDir, true, (store) => {
+      const cur = store.get(a.pci!);
+      return !!cur && cur.owner.containerId === cid && (a.owner!.ifname === undefined || cur.owner.ifname === a.owner!.ifname);
+    });
+  }
+
+  /** Detaches vfplane-cni's attachments whose VF the allocation store no longer gives to
+   *  their pod: a DEL or GC that released the VF without reaching this daemon (it was
+   *  down, hung, or starting), or an ADD undone after its attach went through. Run on the
+   *  daemon's 2 s beat, behind the control requests. */
+  dropReleased(): Promise<void> {
+    return this.serialized(async () => {
+      const owned = [...this.atts.values()].filter((a) => a.pci && a.owner?.containerId);
+      if (owned.length === 0 || !this.dp) return;
+      const gone = owned.filter((a) => !this.heldByOwner(a));
+      for (const a of gone) {
+        this.log.warn(`detaching ${a.representor} (VF ${a.pci}, VNI ${a.vni}): the allocation store no longer gives the VF to container ${a.owner!.containerId} (${a.owner!.ifname ?? '?'}); its release did not reach this data plane`);
+        await this.detachNow({ representor: a.representor });
+      }
+      if (gone.length) this.saveState();
+    });
   }
 
   /** Control requests run one at a time: each builds on the model the last one left. */
@@ -491,6 +536,8 @@ export class Daemon {
       const why = tenancyRefusal(c, a.owner.podNamespace, a.vni);
       if (why) throw invalid(why);
     }
+    const notHeld = () => conflict(`VF ${a.pci} is not allocated to container ${a.owner!.containerId}${a.owner!.ifname ? ` (${a.owner!.ifname})` : ''} in the allocation store under ${c.stateDir}: the ADD that asked for this attachment was undone (it timed out or was killed) or the VF was released; nothing attached`);
+    if (!this.heldByOwner(a)) throw notHeld();
     // An attachment of this VF (or representor) whose pod no longer holds the VF is stale:
     // its release missed us (the data plane was busy failing, or something released the
     // VF without detaching). The allocation store says who holds the VF now; when that is
@@ -549,6 +596,12 @@ export class Daemon {
     }
     this.noteStackDrop(port.slot, a.representor);
     if (claimed.note) this.log.info(`${a.representor}: ${claimed.note}`);
+    // Released while the port was being opened: nothing may forward for it.
+    if (!this.heldByOwner(a)) {
+      this.dp!.removePort(port.slot);
+      await releaseNetdev(this.claims, claimed);
+      throw notHeld();
+    }
     const att: Attached = { ...a, slot: port.slot, portInfo: port, claimed, ifindex: l.ifindex };
     this.atts.set(a.representor, att);
     try {

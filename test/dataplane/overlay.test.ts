@@ -1,7 +1,7 @@
 // The overlay end to end on the simulated NIC: two nodes, each with its own data-plane
 // daemon (a real process), pods given VFs by vfplane-cni with vxlan, and a third node that
 // uses the kernel's vxlan device. Real namespaces, real frames, real ping and iperf3.
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -376,9 +376,9 @@ describePrivileged('VXLAN overlay between two simulated nodes', { netns: true, c
   }, 60_000);
 
   // A release that never reached the data plane (its socket unreachable then) leaves an
-  // attachment for a VF that another pod holds next: that pod's attach replaces it, on
-  // the allocation store's word, instead of being refused.
-  it('a VF whose release missed the data plane joins the overlay with its next pod', async () => {
+  // attachment for a VF nobody holds: on its 2 s beat the data plane finds it by the
+  // allocation store and detaches it itself. The VF's next pod then attaches as usual.
+  it('a VF whose release missed the data plane is detached by the data plane itself, and joins the overlay with its next pod', async () => {
     const pod = await topo.addPod({ name: 'h1', node: 'b', vni: 100, ip: '10.100.0.10/24' });
     const b = topo.nodes.get('b')!;
     const st = async () => ((await topo.control('b', { op: 'status' })) as { attachments: { pci: string; mac: string; vni: number }[] }).attachments;
@@ -393,13 +393,14 @@ describePrivileged('VXLAN overlay between two simulated nodes', { netns: true, c
     } finally {
       renameSync(`${b.socket}.away`, b.socket);
     }
-    expect((await st()).map((x) => x.pci)).toContain(pod.pci); // the stale attachment
+    for (let i = 0; i < 60 && (await st()).some((x) => x.pci === pod.pci); i++) await new Promise((r) => setTimeout(r, 100));
+    expect((await st()).map((x) => x.pci)).not.toContain(pod.pci);
+    expect(b.stderr.join('\n')).toMatch(new RegExp(`detaching \\S+ \\(VF ${pod.pci.replace(/\./g, '\\.')}, VNI 100\\): the allocation store no longer gives the VF to container ${pod.containerId} \\(eth0\\); its release did not reach this data plane`));
     execFileSync('ip', ['netns', 'del', pod.netns]);
     topo.pods.delete('h1');
     const next = await topo.addPod({ name: 'h2', node: 'b', vni: 200, ip: '10.200.0.10/24' }); // the lowest free VF: h1's
     expect(next.pci).toBe(pod.pci);
     expect((await st()).filter((x) => x.pci === pod.pci)).toEqual([expect.objectContaining({ mac: next.mac, vni: 200 })]);
-    expect(b.stderr.join('\n')).toMatch(/replacing the attachment of \S+ \(VF \S+, VNI 100, container \S+\): the allocation store gives the VF to container \S+ now/);
     await topo.delPod('h2');
   }, 60_000);
 
@@ -439,5 +440,80 @@ describePrivileged('VXLAN overlay between two simulated nodes', { netns: true, c
     expect(st.attachments).toHaveLength(1); // b2 remains
     expect(topo.ping('a1', '10.100.0.2', 2).received).toBe(0);
     expect(gro(rep)).toBe('on');
+  }, 60_000);
+
+  // An ADD that gave up waiting for its attach (10 s) undoes itself and releases the VF,
+  // while its attach may still be queued in a hung data plane. Run later, it would put a
+  // VF on the VNI that its next pod (of any network) then gets: refused.
+  it('refuses an attach for a VF its pod does not hold (an ADD undone meanwhile), and attaches nothing', async () => {
+    const a = topo.nodes.get('a')!;
+    const free = (JSON.parse(vfplane(['vf', 'list', '--free', '--sysfs-root', a.sim.root, '--state-dir', a.stateDir, '--json']).stdout) as { pci: string }[])[0]!;
+    const rep = (JSON.parse(vfplane(['vf', 'show', free.pci, '--sysfs-root', a.sim.root, '--state-dir', a.stateDir, '--json']).stdout) as { representor: string }).representor;
+    const req = { op: 'attach', representor: rep, pci: free.pci, vni: 100, mac: '02:aa:00:00:00:61', owner: { containerId: 'undone0001', ifname: 'eth0', podNamespace: 'default' } };
+    await expect(topo.control('a', req)).rejects.toThrow(/^VF \S+ is not allocated to container undone0001 \(eth0\) in the allocation store under \S+: the ADD that asked for this attachment was undone .*nothing attached$/);
+    const st = (await topo.control('a', { op: 'status' })) as { attachments: { pci?: string }[] };
+    expect(st.attachments.map((x) => x.pci)).not.toContain(free.pci);
+  }, 60_000);
+
+  /** An ADD on node a whose IPAM takes 4 s (the attach is done by then), run as the
+   *  runtime runs it, without waiting; and the same network's other commands. */
+  const slowAdd = async (tag: string, ip: string) => {
+    const a = topo.nodes.get('a')!;
+    const dir = mkdtempSync(join(tmpdir(), 'vfplane-slowipam-'));
+    writeFileSync(join(dir, 'slowstatic'), '#!/bin/sh\nif [ "$CNI_COMMAND" = ADD ]; then sleep 4; fi\nexec /usr/lib/cni/static\n', { mode: 0o755 });
+    const netns = `${prefix}-${tag}`;
+    execFileSync('ip', ['netns', 'add', netns]);
+    const pci = (JSON.parse(vfplane(['vf', 'list', '--free', '--sysfs-root', a.sim.root, '--state-dir', a.stateDir, '--json']).stdout) as { pci: string }[])[0]!.pci;
+    const conf = { cniVersion: '1.0.0', name: 'overlay-100', type: 'vfplane-cni', deviceID: pci, sysfsRoot: a.sim.root, stateDir: a.stateDir, vxlan: { vni: 100 }, ipam: { type: 'slowstatic', addresses: [{ address: ip }] } };
+    const env = (cmd: string) => ({ ...process.env, CNI_COMMAND: cmd, CNI_CONTAINERID: `${prefix}-${tag}-ctr`, CNI_NETNS: `/run/netns/${netns}`, CNI_IFNAME: 'eth0', CNI_PATH: `${dir}:/usr/lib/cni`, CNI_ARGS: `IgnoreUnknown=true;K8S_POD_NAMESPACE=default;K8S_POD_NAME=${tag}` });
+    const bin = join(ROOT, 'bin', 'vfplane-cni.js');
+    const child = spawn(process.execPath, [bin], { env: env('ADD'), stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stdin.end(JSON.stringify(conf));
+    const added = new Promise<{ code: number | null; out: string }>((r) => child.once('exit', (code) => r({ code, out })));
+    const run = (cmd: string, extra: Record<string, unknown> = {}) => spawnSync(process.execPath, [bin], { input: JSON.stringify({ ...conf, ...extra }), env: env(cmd), encoding: 'utf8', timeout: 30_000 });
+    const attached = async () => ((await topo.control('a', { op: 'status' })) as { attachments: { pci?: string }[] }).attachments.some((x) => x.pci === pci);
+    for (let i = 0; i < 80 && !(await attached()); i++) await new Promise((r) => setTimeout(r, 50));
+    expect(await attached(), 'attached while IPAM still runs').toBe(true);
+    const cleanup = () => {
+      spawnSync('ip', ['netns', 'del', netns]);
+      rmSync(dir, { recursive: true, force: true });
+    };
+    return { a, pci, child, added, run, attached, cleanup };
+  };
+
+  it('a DEL after its ADD was killed mid-way (the runtime timed out) takes the VF off the overlay', async () => {
+    const s = await slowAdd('kil', '10.100.0.61/24');
+    try {
+      s.child.kill('SIGKILL');
+      await s.added;
+      const del = s.run('DEL');
+      expect(del.status, del.stdout + del.stderr).toBe(0);
+      // DEL itself detached it (not the data plane's own check, on its next beat)
+      expect(await s.attached()).toBe(false);
+      expect(s.a.stderr.join('\n')).not.toMatch(/its release did not reach this data plane/);
+      expect(JSON.parse(vfplane(['vf', 'show', s.pci, '--sysfs-root', s.a.sim.root, '--state-dir', s.a.stateDir, '--json']).stdout).allocation).toBeNull();
+    } finally {
+      s.cleanup();
+    }
+  }, 60_000);
+
+  it('a data plane restarted while an ADD is under way keeps the attachment that ADD then reports', async () => {
+    const s = await slowAdd('rst', '10.100.0.62/24');
+    try {
+      await topo.stopDaemon(s.a);
+      await topo.startDaemon(s.a);
+      const r = await s.added;
+      expect(r.code, r.out).toBe(0);
+      expect(await s.attached()).toBe(true);
+      expect(s.a.stderr.join('\n')).not.toMatch(/dropping attachment/);
+      const chk = s.run('CHECK', { prevResult: JSON.parse(r.out) });
+      expect(chk.status, chk.stdout).toBe(0);
+      expect(s.run('DEL').status).toBe(0);
+      expect(await s.attached()).toBe(false);
+    } finally {
+      s.cleanup();
+    }
   }, 60_000);
 });
