@@ -105,7 +105,7 @@ export async function dpStatus(o: ClientOpts): Promise<void> {
   const s = r as unknown as {
     node: string; backend: string; epoch: number;
     uplink: { name: string; vtep: string; mode?: string; why?: string; outerChecksums?: { ipv4: string; udp: string }; offload?: { tier: number; allowed: number | null; why: string } };
-    peers: { vtep: string; mac?: string; state?: string; underlayMac?: string | null; resolvedSecondsAgo?: number; requests?: number; encapPkts?: number }[]; attachments: { representor: string; pci?: string; vni: number; mac: string; representorState?: string }[];
+    peers: { vtep: string; mac?: string; state?: string; underlayMac?: string | null; resolvedSecondsAgo?: number; requests?: number; encapPkts?: number }[]; attachments: { representor: string; pci?: string; vni: number; mac: string; owner?: Record<string, string>; representorState?: string }[];
     workers: { cpu: number; epoch: number }[];
     ports?: { name: string; kind?: string; queues?: number; ringBytes?: number; txFull?: number; rxNombuf?: number; drops?: Record<string, number>; stackDrop?: boolean; stackDropNote?: string }[];
   };
@@ -129,8 +129,15 @@ export async function dpStatus(o: ClientOpts): Promise<void> {
     }
     console.log(pe.toString());
   }
-  const t = new Table({ head: ['representor', 'VF', 'VNI', 'MAC', 'netdev'], style: { head: [], border: [] } });
-  for (const a of s.attachments) t.push([a.representor, a.pci ?? '-', a.vni, a.mac, a.representorState ?? '-']);
+  // Whose each attachment is: the pod vfplane-cni attached (its container when the
+  // runtime gave no pod name), or "-" for the operator's (config, `dataplane attach`).
+  const podOf = (o?: Record<string, string>) => {
+    if (!o?.containerId) return '-';
+    const who = o.podNamespace && o.podName ? `${o.podNamespace}/${o.podName}` : `container ${o.containerId.slice(0, 12)}`;
+    return o.ifname ? `${who} (${o.ifname})` : who;
+  };
+  const t = new Table({ head: ['representor', 'VF', 'VNI', 'MAC', 'pod', 'netdev'], style: { head: [], border: [] } });
+  for (const a of s.attachments) t.push([a.representor, a.pci ?? '-', a.vni, a.mac, podOf(a.owner), a.representorState ?? '-']);
   console.log(s.attachments.length ? t.toString() : 'no attachments');
   for (const a of s.attachments.filter((x) => x.representorState === 'gone' || x.representorState === 'replaced')) {
     console.log(`warning: representor ${a.representor}${a.pci ? ` (VF ${a.pci})` : ''} is ${a.representorState === 'gone' ? 'gone' : 'a new netdev now'}: its pod no longer reaches the overlay; CNI DEL (or GC, vfplane gc) detaches it`);

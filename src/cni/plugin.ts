@@ -462,7 +462,7 @@ export async function cmdAdd(ctx: CniContext): Promise<CniResult> {
       store.setAttachment(a.id, { mode, phase: 'adding', mac, deviceInfoFile, vxlan: x, representor: rep, dataplane: sock } satisfies Attachment);
       attached = dataplaneRequest(sock, overlayAttachRequest({
         representor: rep, pci: vf.pci, mac, vxlan: x, ...(podMtu ? { mtu: podMtu } : {}),
-        owner: { containerId: env.containerId!, ifname, netns, network: conf.name, podNamespace: env.args.K8S_POD_NAMESPACE },
+        owner: { containerId: env.containerId!, ifname, netns, network: conf.name, podNamespace: env.args.K8S_POD_NAMESPACE, podName: env.args.K8S_POD_NAME },
       }));
       attached.catch(() => undefined); // awaited below
       undo.push(async () => {

@@ -1112,7 +1112,7 @@ function reconcileWithStore(stateDir: string, socket: string, list: AttachReques
       const o = al.owner;
       const { op: _op, ...req } = overlayAttachRequest({
         representor: att.representor, pci: al.pci, mac: att.mac, vxlan: x as unknown as OverlayConf,
-        owner: { containerId: o.containerId, ifname: o.ifname, netns: o.netns, network: o.network, podNamespace: o.namespace },
+        owner: { containerId: o.containerId, ifname: o.ifname, netns: o.netns, network: o.network, podNamespace: o.namespace, podName: o.name },
       });
       out.missing.push(req as AttachRequest);
     }

@@ -196,6 +196,8 @@ describePrivileged('VXLAN overlay between two simulated nodes', { netns: true, c
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/^node a: afpacket backend, uplink \S+ .*VTEP 192\.0\.2\.1/m);
     expect(r.stdout).toMatch(/│ 10?0\s+│ 02:/); // an attachment row: VNI, MAC
+    // and whose it is: the pod (namespace/name, from CNI_ARGS) and its interface
+    expect(r.stdout).toMatch(new RegExp(`│ 100\\s+│ ${topo.pods.get('a1')!.mac}\\s+│ default/a1 \\(eth0\\)\\s+│ ok\\s+│`));
     expect(r.stdout).toMatch(/^outer checksums: IPv4 header by the CPU, UDP \(when on\) by the CPU/m);
     // The simulator's uplink is a veth: no hw-profile, so software only (DESIGN.md's tier 3).
     expect(r.stdout).toMatch(/^offload tier 3: no hw-profile matches the uplink/m);
