@@ -396,20 +396,20 @@ export class Daemon {
     if (restored) this.log.info(`restored ${back} of ${restoredAtts.length} attachment(s), ${restored.peers.length} peer(s), ${restored.fdb.length} FDB entr(ies) from ${this.statePath}`);
   }
 
-  /** For an attachment vfplane-cni asked for (it names the VF and its owner): whether the
-   *  allocation store still gives the VF to that container and interface. An ADD that
-   *  timed out waiting for this daemon, or was killed, is undone and its VF released,
-   *  while its attach may still be queued here or already done: attached then, a VF
-   *  handed to another pod (of another network, even) would be on this VNI. A missing or
-   *  unreadable store proves nothing (true); so does a request without an owner (the
-   *  operator's). */
-  private heldByOwner(a: { pci?: string | undefined; owner?: Record<string, string> | undefined }): boolean {
-    const cid = a.owner?.containerId;
-    if (!a.pci || !cid) return true;
-    return readStore(this.cfg.stateDir, true, (store) => {
+  /** Of attachments vfplane-cni asked for (each names the VF and its owner), those the
+   *  allocation store no longer gives to that container and interface, read in one go.
+   *  An ADD that timed out waiting for this daemon, or was killed, is undone and its VF
+   *  released, while its attach may still be queued here or already done: attached then,
+   *  a VF handed to another pod (of another network, even) would be on this VNI. A
+   *  missing or unreadable store proves nothing (none); a request without an owner (the
+   *  operator's) is never one. */
+  private notHeld<T extends { pci?: string | undefined; owner?: Record<string, string> | undefined }>(list: T[]): T[] {
+    const owned = list.filter((a) => a.pci && a.owner?.containerId);
+    if (owned.length === 0) return [];
+    return readStore(this.cfg.stateDir, [] as T[], (store) => owned.filter((a) => {
       const cur = store.get(a.pci!);
-      return !!cur && cur.owner.containerId === cid && (a.owner!.ifname === undefined || cur.owner.ifname === a.owner!.ifname);
-    });
+      return !cur || cur.owner.containerId !== a.owner!.containerId || (a.owner!.ifname !== undefined && cur.owner.ifname !== a.owner!.ifname);
+    }));
   }
 
   /** Detaches vfplane-cni's attachments whose VF the allocation store no longer gives to
@@ -418,9 +418,8 @@ export class Daemon {
    *  daemon's 2 s beat, behind the control requests. */
   dropReleased(): Promise<void> {
     return this.serialized(async () => {
-      const owned = [...this.atts.values()].filter((a) => a.pci && a.owner?.containerId);
-      if (owned.length === 0 || !this.dp) return;
-      const gone = owned.filter((a) => !this.heldByOwner(a));
+      if (!this.dp) return;
+      const gone = this.notHeld([...this.atts.values()]);
       for (const a of gone) {
         this.log.warn(`detaching ${a.representor} (VF ${a.pci}, VNI ${a.vni}): the allocation store no longer gives the VF to container ${a.owner!.containerId} (${a.owner!.ifname ?? '?'}); its release did not reach this data plane`);
         await this.detachNow({ representor: a.representor });
@@ -536,8 +535,8 @@ export class Daemon {
       const why = tenancyRefusal(c, a.owner.podNamespace, a.vni);
       if (why) throw invalid(why);
     }
-    const notHeld = () => conflict(`VF ${a.pci} is not allocated to container ${a.owner!.containerId}${a.owner!.ifname ? ` (${a.owner!.ifname})` : ''} in the allocation store under ${c.stateDir}: the ADD that asked for this attachment was undone (it timed out or was killed) or the VF was released; nothing attached`);
-    if (!this.heldByOwner(a)) throw notHeld();
+    const refusal = () => conflict(`VF ${a.pci} is not allocated to container ${a.owner!.containerId}${a.owner!.ifname ? ` (${a.owner!.ifname})` : ''} in the allocation store under ${c.stateDir}: the ADD that asked for this attachment was undone (it timed out or was killed) or the VF was released; nothing attached`);
+    if (this.notHeld([a]).length) throw refusal();
     // An attachment of this VF (or representor) whose pod no longer holds the VF is stale:
     // its release missed us (the data plane was busy failing, or something released the
     // VF without detaching). The allocation store says who holds the VF now; when that is
@@ -597,10 +596,10 @@ export class Daemon {
     this.noteStackDrop(port.slot, a.representor);
     if (claimed.note) this.log.info(`${a.representor}: ${claimed.note}`);
     // Released while the port was being opened: nothing may forward for it.
-    if (!this.heldByOwner(a)) {
+    if (this.notHeld([a]).length) {
       this.dp!.removePort(port.slot);
       await releaseNetdev(this.claims, claimed);
-      throw notHeld();
+      throw refusal();
     }
     const att: Attached = { ...a, slot: port.slot, portInfo: port, claimed, ifindex: l.ifindex };
     this.atts.set(a.representor, att);
