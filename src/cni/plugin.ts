@@ -529,12 +529,12 @@ function ipam(ctx: CniContext, command: IpamCommand): Promise<CniResult | void> 
   return command === 'ADD' ? execIpam('ADD', ctx.raw, ctx.env, type, opts) : execIpam(command, ctx.raw, ctx.env, type, opts);
 }
 
-/** The IPAM plugin run for an attachment other than this call's (GC's stale ones). */
-function ipamFor(ctx: CniContext, command: 'DEL', owner: Owner): Promise<void> {
+/** IPAM DEL for an attachment other than this call's (GC's stale ones). */
+function ipamDelFor(ctx: CniContext, owner: Owner): Promise<void> {
   const raw: Record<string, string | undefined> = { ...ctx.env.raw, CNI_CONTAINERID: owner.containerId, CNI_IFNAME: owner.ifname, CNI_NETNS: undefined, CNI_ARGS: undefined };
   if (owner.netns && fs.existsSync(owner.netns)) raw.CNI_NETNS = owner.netns;
   const env = { ...ctx.env, containerId: owner.containerId, ifname: owner.ifname, netns: raw.CNI_NETNS, raw };
-  return execIpam(command, ctx.raw, env, ctx.conf.ipam!.type, { log: ctx.log, stderr: ctx.stderr });
+  return execIpam('DEL', ctx.raw, env, ctx.conf.ipam!.type, { log: ctx.log, stderr: ctx.stderr });
 }
 
 /** Whether two paths name the same network namespace (a runtime may write
@@ -745,7 +745,7 @@ export async function cmdGc(ctx: CniContext): Promise<void> {
       // (host-local up to 1.0.0) frees its lease only so.
       if (conf.ipam) {
         try {
-          await ipamFor(ctx, 'DEL', a.owner);
+          await ipamDelFor(ctx, a.owner);
         } catch (err) {
           ctx.log.error(`GC: IPAM DEL for ${describeOwner(a.owner)}: ${(err as Error).message}`);
           failures.push(`IPAM ${conf.ipam.type} kept the address of ${describeOwner(a.owner)}: ${(err as Error).message}`);
