@@ -13,6 +13,7 @@ import { findPool, loadPools, poolVfs, whyNoMatch, type PoolSelector } from '../
 import { addrsIn, hostNetnsPath, ipIn, linkIn, netnsId, routesIn } from '../net/ip.js';
 import { netRun, type NetOp } from '../net/netops.js';
 import { listVfs, resolveVf, findRepresentor, vfSettingLimits } from '../sriov/discover.js';
+import { bindVf } from '../sriov/actions.js';
 import { defaultSysfsRoot, openSysfs, SIM_MARKER, type Sysfs } from '../sriov/sysfs.js';
 import type { VfInfo, VfSettings } from '../sriov/types.js';
 import { applyVfSettings, checkSettings, settingsDiff } from '../sriov/vf-settings.js';
@@ -268,7 +269,10 @@ async function detach(sysfs: Sysfs, a: Allocation, netns: string | undefined, lo
       // that namespace lives the netdev is there, and a VF marked free would fail its next
       // pod; it stays held, and this DEL fails so the runtime retries (once the namespace
       // is gone, Linux returns the netdev to the host and the retry finishes).
-      if (!moved && ns && fs.existsSync(ns) && !resolveVf(sysfs, a.pci).netdev) {
+      // (A VF rebound to another driver meanwhile, `vf bind --force`, has no netdev
+      // anywhere: it gets its driver back below, not a retry for ever.)
+      const nowVf = resolveVf(sysfs, a.pci);
+      if (!moved && ns && fs.existsSync(ns) && !nowVf.netdev && nowVf.driver === a.original.driver) {
         throw new CniError(ERR.IO, `VF ${a.pci}'s netdev is not in ${ns} as ${ifname ?? 'its interface'}, nor back on the host: was it renamed inside the pod?`,
           `it stays allocated; rename it back to ${ifname ?? 'its name'} in the pod, or delete the pod's network namespace, and DEL again`);
       }
@@ -277,6 +281,14 @@ async function detach(sysfs: Sysfs, a: Allocation, netns: string | undefined, lo
   const [o, h] = await Promise.allSettled([offOverlay, home]);
   if (o.status === 'rejected') throw o.reason;
   if (h.status === 'rejected') throw h.reason;
+  // The driver the VF had before ADD, when someone rebound it under the pod: released
+  // on another driver, the pool's next ADD would take it in another mode.
+  const was = a.original;
+  if (was.driver && resolveVf(sysfs, a.pci).driver !== was.driver) {
+    log?.(`VF ${a.pci} was rebound under its pod; binding it back to ${was.driver}`);
+    bindVf(sysfs, a.pci, was.driver, { force: true });
+    await tidyReturnedNetdev(sysfs, a);
+  }
   restoreSettings(sysfs, a);
   if (att?.deviceInfoFile) removeDeviceInfo(att.deviceInfoFile);
 }

@@ -445,6 +445,16 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
     }
   });
 
+  it('DEL of a VF rebound to vfio-pci under its pod (vf bind --force) finishes: the VF gets its driver back, then is released', () => {
+    const { p, e, conf } = addOne('rebind', { ipam: {} });
+    vfpJson(['vf', 'bind', '0000:5e:02.5', '--driver', 'vfio-pci', '--force']);
+    expect(p.ip(['-br', 'link']).trim().split('\n')).toHaveLength(1); // the netdev went with the driver
+    const del = call('DEL', conf, e);
+    expect(del.code, JSON.stringify(del.out)).toBe(0);
+    const vf = vfpJson(['vf', 'show', '0000:5e:02.5']);
+    expect(vf).toMatchObject({ allocation: null, driver: 'iavf', netdev: `${m.prefix}f0v5` });
+  });
+
   it('DEL of a VF whose netdev was renamed inside the pod fails and keeps it allocated; once renamed back, DEL finishes', () => {
     const { p, e, conf } = addOne('renamed', { ipam: {} });
     p.ip(['link', 'set', 'net1', 'down']);
