@@ -652,6 +652,25 @@ export class AllocStore {
     });
   }
 
+  /**
+   * Releases allocation `id` of VF `pci` after `putBack` (which restores the VF and must be
+   * quick and synchronous) ran on it, both while no other process can allocate: a VF
+   * released meanwhile and given to another pod is left alone (null, putBack not run),
+   * where a restore from an old snapshot would overwrite the new pod's settings.
+   */
+  releaseWith<T>(pci: string, id: number, reason: string, putBack: (a: Allocation) => T): T | null {
+    const addr = parsePci(pci, 'VF PCI address');
+    return this.write('releasing a VF', () => {
+      const cur = this.stmt.get.get(addr);
+      if (!cur || cur.id !== id) return null;
+      const a = this.toAllocation(cur);
+      const r = putBack(a);
+      this.stmt.delete.run(addr);
+      this.log('release', addr, a.id, a.pool, a.owner, reason);
+      return r;
+    });
+  }
+
   /** Releases every VF whose owner matches all the given fields (none held: an empty list). */
   /** The allocations releaseOwner would release, without releasing them. */
   findOwner(owner: Partial<Owner>): Allocation[] {

@@ -332,14 +332,20 @@ export async function vfRelease(o: Common & OwnerFlags & { force?: boolean; rest
       if (toRelease.length === 0) throw nothing();
     }
     for (const a of toRelease) {
-      let restored: string[];
+      let restored: string[] | null;
       try {
-        restored = [...(await offOverlay(a)), ...(o.restore === false ? [] : restore(sysfs, a))];
+        const off = await offOverlay(a);
+        // Restored and released by its allocation id, with allocations held off: one a
+        // DEL released meanwhile, and the VF given to another pod, is not touched.
+        restored = store.releaseWith(a.pci, a.id, o.force ? 'cli (forced)' : 'cli', (cur) => [...off, ...(o.restore === false ? [] : restore(sysfs, cur))]);
       } catch (err) {
         failed.push(`VF ${a.pci} (${describeOwner(a.owner)}) stays allocated: putting it back failed (${(err as Error).message}); fix that and release it again`);
         continue;
       }
-      store.release(a.pci, { id: a.id, force: o.force, reason: 'cli' });
+      if (restored === null) {
+        failed.push(`VF ${a.pci} was released by someone else meanwhile (allocation ${a.id} of ${describeOwner(a.owner)} is gone); nothing done to it`);
+        continue;
+      }
       out.push({ pci: a.pci, owner: a.owner, id: a.id, restored });
     }
   } finally {
@@ -411,15 +417,22 @@ export async function gc(o: Common & { dryRun?: boolean }): Promise<void> {
         }
         // Put back first, then release: a VF marked free must be clean. One that cannot
         // be put back stays allocated (the next gc tries again); gc goes on with the rest.
-        let restored: string[];
+        // The list is old by now (a data plane may have taken seconds to answer): the
+        // restore and release go by allocation id, with allocations held off, so a VF a
+        // DEL released meanwhile and another pod holds now is left alone.
+        let restored: string[] | null;
         try {
-          restored = [...(await offOverlay(a)), ...restore(sysfs, a)];
+          const off = await offOverlay(a);
+          restored = store.releaseWith(a.pci, a.id, 'gc: owner gone', (cur) => [...off, ...restore(sysfs, cur)]);
         } catch (err) {
           failed.push(`VF ${a.pci} (${describeOwner(a.owner)}) stays allocated: putting it back failed (${(err as Error).message})`);
           out.push({ pci: a.pci, owner: a.owner, state, released: false, restored: [] });
           continue;
         }
-        store.release(a.pci, { id: a.id, reason: 'gc: owner gone' });
+        if (restored === null) {
+          out.push({ pci: a.pci, owner: a.owner, state: 'released meanwhile', released: false, restored: [] });
+          continue;
+        }
         out.push({ pci: a.pci, owner: a.owner, state, released: true, restored });
       }
     } finally {

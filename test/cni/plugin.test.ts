@@ -745,6 +745,64 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
     expect(st.out).toMatchObject({ code: 50, msg: `no VF on this node matches pool "other": pfNames ["ens9f0#0-3"] matches none: this node's PFs with VFs are ${m.prefix}f0, ${m.prefix}f1` });
   });
 
+  // gc lists the allocations, then works through them; one VF's data plane may take 10 s
+  // to answer its detach. Meanwhile another listed VF's DEL can run and a new pod take
+  // that VF: gc must leave it alone, not restore the dead pod's settings over the new pod's.
+  it('vfplane gc held up on one VF leaves alone another it listed, once a DEL and a new ADD gave that VF to a live pod', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'vfplane-hangdp-'));
+    const sock = join(dir, 'dp.sock');
+    // A data plane (its own process: the plugin runs synchronously here) that attaches,
+    // and never answers a detach; it says "detach" when one comes.
+    const fake = spawn(process.execPath, ['-e', `
+      const s = require('node:net').createServer((c) => {
+        let buf = '';
+        c.on('error', () => undefined);
+        c.on('data', (d) => {
+          buf += d;
+          if (!buf.includes('\\n')) return;
+          if (JSON.parse(buf.split('\\n')[0]).op === 'attach') c.end('{"ok":true}\\n');
+          else console.log('detach');
+          buf = '';
+        });
+      });
+      s.listen(process.argv[1], () => console.log('ready'));`, sock], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const said = (word: string) => new Promise<void>((r) => fake.stdout.on('data', (d) => String(d).includes(word) && r()));
+    const detaching = said('detach');
+    await said('ready');
+    try {
+      const ph = pod('gch');
+      const addH = call('ADD', base({ deviceID: '0000:5e:02.0', ipam: {}, mac: '02:00:00:00:aa:01', vxlan: { vni: 100, socket: sock } }), { containerId: 'gch00001', netns: nsPath(ph), ifname: 'net1' });
+      expect(addH.code, JSON.stringify(addH.out)).toBe(0);
+      const pa = pod('gca');
+      const ea = { containerId: 'gca00001', netns: nsPath(pa), ifname: 'net1' };
+      const confA = base({ deviceID: '0000:5e:02.1', ipam: {}, vlan: 100 });
+      expect(call('ADD', confA, ea).code).toBe(0);
+      ph.destroy();
+      pa.destroy(); // both owners gone: gc's to collect
+      const gc = spawn(process.execPath, [join(ROOT, 'bin', 'vfplane.js'), 'gc', '--sysfs-root', m.root, '--state-dir', state], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let gcOut = '';
+      gc.stdout.on('data', (d) => (gcOut += d));
+      gc.stderr.on('data', (d) => (gcOut += d));
+      const gcDone = new Promise<number | null>((r) => gc.once('exit', r));
+      await detaching; // gc now waits on 02.0's data plane
+      expect(call('DEL', confA, ea).code).toBe(0);
+      const pb = pod('gcb');
+      const eb = { containerId: 'gcb00001', netns: nsPath(pb), ifname: 'net1' };
+      const confB = base({ deviceID: '0000:5e:02.1', ipam: {}, vlan: 200, trust: 'on' });
+      expect(call('ADD', confB, eb).code).toBe(0);
+      expect(await gcDone, gcOut).toBe(0);
+      const vf = vfpJson(['vf', 'show', '0000:5e:02.1']);
+      expect(vf.allocation?.owner.containerId).toBe('gcb00001');
+      expect(vf.settings).toMatchObject({ vlan: 200, trust: true });
+      expect(pb.ip(['-br', 'link'])).toContain('net1');
+      expect(vfpJson(['vf', 'show', '0000:5e:02.0']).allocation).toBeNull();
+      expect(call('DEL', confB, eb).code).toBe(0);
+    } finally {
+      fake.kill();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
+
   it('a pool whose VFs match but none can be handed over says why, VF by VF (code 11), and allocates nothing', () => {
     const vf = vfpJson(['vf', 'show', '0000:5e:02.4']);
     const other = pod('elsewhere');
