@@ -746,6 +746,13 @@ export async function cmdGc(ctx: CniContext): Promise<void> {
       // Read it again: a DEL and a new ADD may have run since the list was taken.
       const a = store.get(listed.pci);
       if (!a || a.id !== listed.id) continue;
+      // An ADD under way (its pod's namespace lives) is not stale: the runtime lists only
+      // finished attachments. Its ADD finishes it, or its DEL undoes it.
+      const st = a.attachment as Attachment | null;
+      if ((!st || st.phase === 'adding') && a.owner.netns && fs.existsSync(a.owner.netns)) {
+        ctx.log.info(`GC: VF ${a.pci} of ${describeOwner(a.owner)} is still being added; left to its ADD (or DEL)`);
+        continue;
+      }
       ctx.log.info(`GC: releasing VF ${a.pci} of ${describeOwner(a.owner)} (not a valid attachment)`);
       try {
         await detach(sysfs, a, a.owner.netns && fs.existsSync(a.owner.netns) ? a.owner.netns : undefined);

@@ -803,6 +803,33 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
     }
   }, 60_000);
 
+  // The spec lets a runtime run GC alongside another container's ADD; the ADD's
+  // attachment is not in the valid list yet (the runtime records it once ADD returns).
+  it('GC leaves alone an attachment whose ADD is still under way', async () => {
+    const slow = mkdtempSync(join(tmpdir(), 'vfplane-cni-slow-'));
+    writeFileSync(join(slow, 'slowstatic'), '#!/bin/sh\nif [ "$CNI_COMMAND" = ADD ]; then sleep 3; fi\nexec /usr/lib/cni/static\n', { mode: 0o755 });
+    try {
+      const p = pod('gcadd');
+      const e = { containerId: 'gcadd001', netns: nsPath(p), ifname: 'net1' };
+      const conf = base({ cniVersion: '1.1.0', deviceID: '0000:5e:02.2', ipam: { type: 'slowstatic', addresses: [{ address: '10.79.0.3/24' }] } });
+      const child = spawn(process.execPath, [PLUGIN], { env: envOf('ADD', e, `${slow}:${REF}`), stdio: ['pipe', 'pipe', 'pipe'] });
+      let out = '';
+      child.stdout.on('data', (d) => (out += d));
+      child.stdin.end(JSON.stringify(conf));
+      const added = new Promise<number | null>((r) => child.once('exit', r));
+      for (let i = 0; i < 100 && !vfpJson(['vf', 'show', '0000:5e:02.2']).allocation; i++) await new Promise((r) => setTimeout(r, 30));
+      const gc = spawnSync(process.execPath, [PLUGIN], { input: JSON.stringify({ ...conf, 'cni.dev/valid-attachments': [] }), env: envOf('GC', {}, `${slow}:${REF}`), encoding: 'utf8' });
+      expect(gc.status, gc.stdout).toBe(0);
+      expect(await added, out).toBe(0);
+      expect(p.ip(['-br', 'addr', 'show', 'net1'])).toContain('10.79.0.3/24');
+      expect(vfpJson(['vf', 'show', '0000:5e:02.2']).allocation?.owner.containerId).toBe('gcadd001');
+      const del = spawnSync(process.execPath, [PLUGIN], { input: JSON.stringify(conf), env: envOf('DEL', e, `${slow}:${REF}`), encoding: 'utf8' });
+      expect(del.status, del.stdout).toBe(0);
+    } finally {
+      rmSync(slow, { recursive: true, force: true });
+    }
+  }, 60_000);
+
   it('a pool whose VFs match but none can be handed over says why, VF by VF (code 11), and allocates nothing', () => {
     const vf = vfpJson(['vf', 'show', '0000:5e:02.4']);
     const other = pod('elsewhere');
