@@ -237,6 +237,9 @@ function prepare(db: Database.Database) {
     ),
     prune: db.prepare<[number]>('DELETE FROM history WHERE seq <= ?'),
     lastSeq: db.prepare<[], { seq: number }>("SELECT seq FROM sqlite_sequence WHERE name = 'history'"),
+    // AUTOINCREMENT takes the next id above this row's seq: ids stay unique and rising.
+    bumpSeq: db.prepare("UPDATE sqlite_sequence SET seq = seq + 1 WHERE name = 'history'"),
+    startSeq: db.prepare("INSERT INTO sqlite_sequence (name, seq) VALUES ('history', 1)"),
     // An 'alloc' row's own seq is its allocation id (see insert()).
     history: db.prepare<[number], HistoryRow>(
       `SELECT seq, at, op, pci, CASE op WHEN 'alloc' THEN seq ELSE alloc_id END AS alloc_id, pool, owner, reason
@@ -471,7 +474,15 @@ export class AllocStore {
    *  under it, and the change recorded as its original state). fn may read the store
    *  (get, list) but must be quick: writers wait for it, up to their busy timeout. */
   exclusive<T>(what: string, fn: () => T): T {
-    return this.write(what, fn);
+    return this.write(what, () => {
+      const r = fn();
+      // Not an allocation or release, yet a VF snapshot read before it is stale: the
+      // history sequence moves on, so an allocation that read it before (CNI ADD's
+      // snapshot check, see lastSeq) reads the VF again instead of recording settings
+      // this change replaced as the VF's original state, for its DEL to put back.
+      if (this.stmt.bumpSeq.run().changes === 0) this.stmt.startSeq.run();
+      return r;
+    });
   }
 
   private read<T>(what: string, fn: () => T): T {
@@ -705,8 +716,8 @@ export class AllocStore {
   /**
    * The newest history sequence number (0 on a new store). Every allocation and release
    * takes the next one, and an allocation's id is its own: an allocation whose id is
-   * lastSeq() + 1, read before, proves that no VF was allocated or released in between
-   * (so a VF snapshot taken in between saw no holder at work).
+   * lastSeq() + 1, read before, proves that no VF was allocated, released or changed
+   * under exclusive() in between (so a VF snapshot taken in between is still true).
    */
   lastSeq(): number {
     return this.read('reading the history sequence', () => this.stmt.lastSeq.get()?.seq ?? 0);

@@ -222,6 +222,21 @@ describe('AllocStore', () => {
     expect(store.lastSeq()).toBe(b.id + 1);
   });
 
+  it('lastSeq moves on with a change made under exclusive() (vf config, bind), from a new store too, and not with a refused one', () => {
+    // A `vf config` between a CNI ADD's VF snapshot and its allocation: the ADD must see
+    // that something happened, or it records the replaced settings as the VF's original.
+    expect(store.lastSeq()).toBe(0);
+    store.exclusive('vf config', () => undefined);
+    expect(store.lastSeq()).toBe(1);
+    expect(() => store.exclusive('vf config', () => { throw new Error('refused'); })).toThrow('refused');
+    expect(store.lastSeq()).toBe(1);
+    const a = store.allocatePci({ vf: vfs[0]!, owner: web0 });
+    expect(a.id).toBe(2);
+    store.exclusive('vf bind', () => undefined);
+    expect(store.lastSeq()).toBe(3);
+    expect(store.allocatePci({ vf: vfs[1]!, owner: web1 }).id).toBe(4);
+  });
+
   it('survives reopening', () => {
     const a = store.allocate({ candidates: vfs, owner: web0 });
     store.close();
