@@ -335,9 +335,10 @@ export async function vfRelease(o: Common & OwnerFlags & { force?: boolean; rest
       let restored: string[] | null;
       try {
         const off = await offOverlay(a);
+        const home = o.restore === false ? [] : await netdevHomeIfSame(store, sysfs, a);
         // Restored and released by its allocation id, with allocations held off: one a
         // DEL released meanwhile, and the VF given to another pod, is not touched.
-        restored = store.releaseWith(a.pci, a.id, o.force ? 'cli (forced)' : 'cli', (cur) => [...off, ...(o.restore === false ? [] : restore(sysfs, cur))]);
+        restored = store.releaseWith(a.pci, a.id, o.force ? 'cli (forced)' : 'cli', (cur) => [...off, ...(o.restore === false ? [] : restore(sysfs, cur)), ...home]);
       } catch (err) {
         failed.push(`VF ${a.pci} (${describeOwner(a.owner)}) stays allocated: putting it back failed (${(err as Error).message}); fix that and release it again`);
         continue;
@@ -384,6 +385,14 @@ function overlayOf(att: Record<string, unknown> | null | undefined): string | nu
 
 // --- gc ----------------------------------------------------------------------------
 
+/** The VF's netdev home with its own name, MAC and MTU (as CNI DEL does), unless the
+ *  allocation is gone meanwhile (a DEL ran; the VF may be another pod's now). */
+async function netdevHomeIfSame(store: AllocStore, sysfs: Sysfs, a: Allocation): Promise<string[]> {
+  if (store.get(a.pci)?.id !== a.id) return [];
+  const { netdevHome } = await import('../cni/plugin.js');
+  return netdevHome(sysfs, a);
+}
+
 /** Takes a released (or to-be-released) VF off the data plane's overlay, as CNI DEL does:
  *  a data plane still forwarding for it would refuse the VF's next pod (its representor
  *  still attached). What happened, for the output. */
@@ -423,7 +432,8 @@ export async function gc(o: Common & { dryRun?: boolean }): Promise<void> {
         let restored: string[] | null;
         try {
           const off = await offOverlay(a);
-          restored = store.releaseWith(a.pci, a.id, 'gc: owner gone', (cur) => [...off, ...restore(sysfs, cur)]);
+          const home = await netdevHomeIfSame(store, sysfs, a);
+          restored = store.releaseWith(a.pci, a.id, 'gc: owner gone', (cur) => [...off, ...restore(sysfs, cur), ...home]);
         } catch (err) {
           failed.push(`VF ${a.pci} (${describeOwner(a.owner)}) stays allocated: putting it back failed (${(err as Error).message})`);
           out.push({ pci: a.pci, owner: a.owner, state, released: false, restored: [] });

@@ -231,15 +231,29 @@ async function returnNetdev(netns: string, ifname: string, original: VfInfo): Pr
  * Linux returns physical netdevs to the host namespace under the name they had) gets
  * its own name, MAC and MTU back.
  */
-async function tidyReturnedNetdev(sysfs: Sysfs, a: Allocation): Promise<void> {
+async function tidyReturnedNetdev(sysfs: Sysfs, a: Allocation): Promise<string[]> {
   const now = resolveVf(sysfs, a.pci);
   const was = a.original;
-  if (!now.netdev || !was.netdev) return;
+  if (!now.netdev || !was.netdev) return [];
   const renamed = now.netdev !== was.netdev;
   const mac = was.mac && now.mac !== was.mac ? was.mac : undefined;
   const mtu = was.mtu && now.mtu !== was.mtu ? was.mtu : undefined;
-  if (!renamed && !mac && !mtu) return;
+  if (!renamed && !mac && !mtu) return [];
   await netRun(null, [{ op: 'set', name: now.netdev, ...(renamed ? { up: false, newName: was.netdev } : {}), ...(mac ? { mac } : {}), ...(mtu ? { mtu } : {}) }]);
+  return [...(renamed ? [`name ${was.netdev}`] : []), ...(mac ? [`MAC ${mac}`] : []), ...(mtu ? [`mtu ${mtu}`] : [])];
+}
+
+/**
+ * For the operator's gc and `vf release`: a kernel VF's netdev back in the host namespace
+ * under its own name, MAC and MTU, from its pod's namespace when that still lives (a
+ * forced release), or as Linux returned it when the namespace went (gc). What was done.
+ */
+export async function netdevHome(sysfs: Sysfs, a: Allocation): Promise<string[]> {
+  if (((a.attachment as Attachment | null)?.mode ?? 'kernel') !== 'kernel' || !a.original.netdev) return [];
+  const ns = a.owner.netns;
+  if (ns && a.owner.ifname && (await returnNetdev(ns, a.owner.ifname, a.original))) return [`netdev ${a.original.netdev} brought back from ${ns}`];
+  const done = await tidyReturnedNetdev(sysfs, a);
+  return done.length ? [`netdev ${a.original.netdev}: restored ${done.join(', ')}`] : [];
 }
 
 function restoreSettings(sysfs: Sysfs, a: Allocation): void {

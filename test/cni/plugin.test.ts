@@ -830,6 +830,31 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
     }
   }, 60_000);
 
+  it('vf release --force of a live pod\'s VF brings its netdev home; gc gives one Linux returned its MAC and MTU back', () => {
+    const was = vfpJson(['vf', 'show', '0000:5e:02.5']);
+    const cli = (args: string[]) => vfplane([...args, '--sysfs-root', m.root, '--state-dir', state]);
+    const { p, e, conf } = addOne('frel', { ipam: {}, mac: '02:00:00:bb:00:03', mtu: 1400 });
+    const r = cli(['vf', 'release', '0000:5e:02.5', '--force']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain(`netdev ${was.netdev} brought back from ${nsPath(p)}`);
+    expect(p.ip(['-br', 'link']).trim().split('\n')).toHaveLength(1); // lo only
+    expect(vfpJson(['vf', 'show', '0000:5e:02.5'])).toMatchObject({ allocation: null, netdev: was.netdev, mac: was.mac, mtu: was.mtu });
+    expect(call('DEL', conf, e).code).toBe(0); // the pod's DEL afterwards finds nothing to do
+    // A pod whose namespace went without a DEL: Linux returns a physical netdev to the
+    // host as it was in the pod (the pod's MAC and MTU). The simulator's veth would die
+    // with the namespace instead, so it is moved out first, as the kernel would (under its
+    // own name: the simulated tree knows a VF's netdev by that name only).
+    const g = addOne('fgc', { ipam: {}, mac: '02:00:00:bb:00:04', mtu: 1400 });
+    g.p.ip(['link', 'set', 'net1', 'name', was.netdev]);
+    g.p.ip(['link', 'set', was.netdev, 'netns', `/proc/${process.pid}/ns/net`]);
+    g.p.destroy();
+    expect(vfpJson(['vf', 'show', '0000:5e:02.5'])).toMatchObject({ netdev: was.netdev, mac: '02:00:00:bb:00:04', mtu: 1400 });
+    const gc = cli(['gc']);
+    expect(gc.code, gc.stderr).toBe(0);
+    expect(gc.stdout).toContain(`netdev ${was.netdev}: restored MAC ${was.mac}, mtu ${was.mtu}`);
+    expect(vfpJson(['vf', 'show', '0000:5e:02.5'])).toMatchObject({ allocation: null, netdev: was.netdev, mac: was.mac, mtu: was.mtu });
+  });
+
   it('a pool whose VFs match but none can be handed over says why, VF by VF (code 11), and allocates nothing', () => {
     const vf = vfpJson(['vf', 'show', '0000:5e:02.4']);
     const other = pod('elsewhere');
