@@ -334,11 +334,7 @@ export async function vfRelease(o: Common & OwnerFlags & { force?: boolean; rest
     for (const a of toRelease) {
       let restored: string[] | null;
       try {
-        const off = await offOverlay(a);
-        const home = o.restore === false ? [] : await netdevHomeIfSame(store, sysfs, a);
-        // Restored and released by its allocation id, with allocations held off: one a
-        // DEL released meanwhile, and the VF given to another pod, is not touched.
-        restored = store.releaseWith(a.pci, a.id, o.force ? 'cli (forced)' : 'cli', (cur) => [...off, ...(o.restore === false ? [] : restore(sysfs, cur)), ...home]);
+        restored = await putBackAndRelease(store, sysfs, a, o.force ? 'cli (forced)' : 'cli', o.restore !== false);
       } catch (err) {
         failed.push(`VF ${a.pci} (${describeOwner(a.owner)}) stays allocated: putting it back failed (${(err as Error).message}); fix that and release it again`);
         continue;
@@ -385,12 +381,21 @@ function overlayOf(att: Record<string, unknown> | null | undefined): string | nu
 
 // --- gc ----------------------------------------------------------------------------
 
-/** The VF's netdev home with its own name, MAC and MTU (as CNI DEL does), unless the
- *  allocation is gone meanwhile (a DEL ran; the VF may be another pod's now). */
-async function netdevHomeIfSame(store: AllocStore, sysfs: Sysfs, a: Allocation): Promise<string[]> {
-  if (store.get(a.pci)?.id !== a.id) return [];
-  const { netdevHome } = await import('../cni/plugin.js');
-  return netdevHome(sysfs, a);
+/**
+ * What gc and `vf release` do for an allocation, as CNI DEL does for its attachment: off
+ * the overlay, its netdev home under its own name, MAC and MTU, and (putBack) its driver
+ * and settings restored, then released. The restore and release go by allocation id,
+ * with allocations held off: null, and nothing touched, when a DEL released it meanwhile
+ * (the VF may be another pod's now). What was done, for the output.
+ */
+async function putBackAndRelease(store: AllocStore, sysfs: Sysfs, a: Allocation, reason: string, putBack = true): Promise<string[] | null> {
+  const off = await offOverlay(a);
+  let home: string[] = [];
+  if (putBack && store.get(a.pci)?.id === a.id) {
+    const { netdevHome } = await import('../alloc/netdev-home.js');
+    home = await netdevHome(sysfs, a);
+  }
+  return store.releaseWith(a.pci, a.id, reason, (cur) => [...off, ...(putBack ? restore(sysfs, cur) : []), ...home]);
 }
 
 /** Takes a released (or to-be-released) VF off the data plane's overlay, as CNI DEL does:
@@ -426,14 +431,10 @@ export async function gc(o: Common & { dryRun?: boolean }): Promise<void> {
         }
         // Put back first, then release: a VF marked free must be clean. One that cannot
         // be put back stays allocated (the next gc tries again); gc goes on with the rest.
-        // The list is old by now (a data plane may have taken seconds to answer): the
-        // restore and release go by allocation id, with allocations held off, so a VF a
-        // DEL released meanwhile and another pod holds now is left alone.
+        // The list is old by now (a data plane may have taken seconds to answer).
         let restored: string[] | null;
         try {
-          const off = await offOverlay(a);
-          const home = await netdevHomeIfSame(store, sysfs, a);
-          restored = store.releaseWith(a.pci, a.id, 'gc: owner gone', (cur) => [...off, ...restore(sysfs, cur), ...home]);
+          restored = await putBackAndRelease(store, sysfs, a, 'gc: owner gone');
         } catch (err) {
           failed.push(`VF ${a.pci} (${describeOwner(a.owner)}) stays allocated: putting it back failed (${(err as Error).message})`);
           out.push({ pci: a.pci, owner: a.owner, state, released: false, restored: [] });

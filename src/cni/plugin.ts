@@ -10,8 +10,9 @@ import * as path from 'node:path';
 import { AllocStore, DB_FILE, defaultStateDir, type Allocation } from '../alloc/store.js';
 import { describeOwner, parseOwner, type Owner } from '../alloc/owner.js';
 import { findPool, loadPools, poolVfs, whyNoMatch, type PoolSelector } from '../alloc/pool.js';
-import { addrsIn, hostNetnsPath, ipIn, linkIn, netnsId, routesIn } from '../net/ip.js';
+import { addrsIn, ipIn, linkIn, netnsId, routesIn } from '../net/ip.js';
 import { netRun, type NetOp } from '../net/netops.js';
+import { returnNetdev, tidyReturnedNetdev } from '../alloc/netdev-home.js';
 import { listVfs, resolveVf, findRepresentor, vfSettingLimits } from '../sriov/discover.js';
 import { bindVf } from '../sriov/actions.js';
 import { defaultSysfsRoot, openSysfs, SIM_MARKER, type Sysfs } from '../sriov/sysfs.js';
@@ -210,50 +211,6 @@ async function takeVf(ctx: CniContext, sysfs: Sysfs, store: AllocStore, owner: O
     if (err instanceof VfpError && err.kind === 'unavailable') throw withCode(err, ERR.TRY_AGAIN);
     throw err;
   }
-}
-
-/** Puts a VF netdev back in the host namespace under its own name, MAC and MTU. */
-async function returnNetdev(netns: string, ifname: string, original: VfInfo): Promise<boolean> {
-  if (!original.netdev || !fs.existsSync(netns)) return false;
-  // Under the pod's name, or still under its own if an ADD stopped between move and rename.
-  const [asPod, asHost] = await netRun(netns, [{ op: 'get', name: ifname }, { op: 'get', name: original.netdev }]);
-  const name = asPod ? ifname : asHost ? original.netdev : null;
-  if (!name) return false;
-  await netRun(netns, [{
-    op: 'set', name, up: false, ...(name !== original.netdev ? { newName: original.netdev } : {}),
-    ...(original.mac ? { mac: original.mac } : {}), ...(original.mtu ? { mtu: original.mtu } : {}), netns: hostNetnsPath(),
-  }]);
-  return true;
-}
-
-/**
- * A VF netdev that came back to the host by itself (its pod's namespace was deleted:
- * Linux returns physical netdevs to the host namespace under the name they had) gets
- * its own name, MAC and MTU back.
- */
-async function tidyReturnedNetdev(sysfs: Sysfs, a: Allocation): Promise<string[]> {
-  const now = resolveVf(sysfs, a.pci);
-  const was = a.original;
-  if (!now.netdev || !was.netdev) return [];
-  const renamed = now.netdev !== was.netdev;
-  const mac = was.mac && now.mac !== was.mac ? was.mac : undefined;
-  const mtu = was.mtu && now.mtu !== was.mtu ? was.mtu : undefined;
-  if (!renamed && !mac && !mtu) return [];
-  await netRun(null, [{ op: 'set', name: now.netdev, ...(renamed ? { up: false, newName: was.netdev } : {}), ...(mac ? { mac } : {}), ...(mtu ? { mtu } : {}) }]);
-  return [...(renamed ? [`name ${was.netdev}`] : []), ...(mac ? [`MAC ${mac}`] : []), ...(mtu ? [`mtu ${mtu}`] : [])];
-}
-
-/**
- * For the operator's gc and `vf release`: a kernel VF's netdev back in the host namespace
- * under its own name, MAC and MTU, from its pod's namespace when that still lives (a
- * forced release), or as Linux returned it when the namespace went (gc). What was done.
- */
-export async function netdevHome(sysfs: Sysfs, a: Allocation): Promise<string[]> {
-  if (((a.attachment as Attachment | null)?.mode ?? 'kernel') !== 'kernel' || !a.original.netdev) return [];
-  const ns = a.owner.netns;
-  if (ns && a.owner.ifname && (await returnNetdev(ns, a.owner.ifname, a.original))) return [`netdev ${a.original.netdev} brought back from ${ns}`];
-  const done = await tidyReturnedNetdev(sysfs, a);
-  return done.length ? [`netdev ${a.original.netdev}: restored ${done.join(', ')}`] : [];
 }
 
 function restoreSettings(sysfs: Sysfs, a: Allocation): void {

@@ -1,0 +1,54 @@
+// A VF's netdev back in the host namespace as it was before its pod had it: its own
+// name, MAC and MTU. What CNI DEL does for its attachment, and what the operator's gc and
+// `vf release` do for an allocation whose pod is gone (or is being forced out).
+import * as fs from 'node:fs';
+import type { Allocation } from './store.js';
+import { hostNetnsPath } from '../net/ip.js';
+import { netRun } from '../net/netops.js';
+import { resolveVf } from '../sriov/discover.js';
+import type { Sysfs } from '../sriov/sysfs.js';
+import type { VfInfo } from '../sriov/types.js';
+
+/** Puts a VF netdev back in the host namespace under its own name, MAC and MTU. */
+export async function returnNetdev(netns: string, ifname: string, original: VfInfo): Promise<boolean> {
+  if (!original.netdev || !fs.existsSync(netns)) return false;
+  // Under the pod's name, or still under its own if an ADD stopped between move and rename.
+  const [asPod, asHost] = await netRun(netns, [{ op: 'get', name: ifname }, { op: 'get', name: original.netdev }]);
+  const name = asPod ? ifname : asHost ? original.netdev : null;
+  if (!name) return false;
+  await netRun(netns, [{
+    op: 'set', name, up: false, ...(name !== original.netdev ? { newName: original.netdev } : {}),
+    ...(original.mac ? { mac: original.mac } : {}), ...(original.mtu ? { mtu: original.mtu } : {}), netns: hostNetnsPath(),
+  }]);
+  return true;
+}
+
+/**
+ * A VF netdev that came back to the host by itself (its pod's namespace was deleted:
+ * Linux returns physical netdevs to the host namespace under the name they had) gets
+ * its own name, MAC and MTU back.
+ */
+export async function tidyReturnedNetdev(sysfs: Sysfs, a: Allocation): Promise<string[]> {
+  const now = resolveVf(sysfs, a.pci);
+  const was = a.original;
+  if (!now.netdev || !was.netdev) return [];
+  const renamed = now.netdev !== was.netdev;
+  const mac = was.mac && now.mac !== was.mac ? was.mac : undefined;
+  const mtu = was.mtu && now.mtu !== was.mtu ? was.mtu : undefined;
+  if (!renamed && !mac && !mtu) return [];
+  await netRun(null, [{ op: 'set', name: now.netdev, ...(renamed ? { up: false, newName: was.netdev } : {}), ...(mac ? { mac } : {}), ...(mtu ? { mtu } : {}) }]);
+  return [...(renamed ? [`name ${was.netdev}`] : []), ...(mac ? [`MAC ${mac}`] : []), ...(mtu ? [`mtu ${mtu}`] : [])];
+}
+
+/**
+ * For the operator's gc and `vf release`: a kernel VF's netdev back in the host namespace
+ * under its own name, MAC and MTU, from its pod's namespace when that still lives (a
+ * forced release), or as Linux returned it when the namespace went (gc). What was done.
+ */
+export async function netdevHome(sysfs: Sysfs, a: Allocation): Promise<string[]> {
+  if (((a.attachment as { mode?: string } | null)?.mode ?? 'kernel') !== 'kernel' || !a.original.netdev) return [];
+  const ns = a.owner.netns;
+  if (ns && a.owner.ifname && (await returnNetdev(ns, a.owner.ifname, a.original))) return [`netdev ${a.original.netdev} brought back from ${ns}`];
+  const done = await tidyReturnedNetdev(sysfs, a);
+  return done.length ? [`netdev ${a.original.netdev}: restored ${done.join(', ')}`] : [];
+}
