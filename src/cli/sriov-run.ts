@@ -5,12 +5,12 @@ import * as path from 'node:path';
 import Table from 'cli-table3';
 import { AllocStore, DB_FILE, defaultStateDir, type Allocation } from '../alloc/store.js';
 import { describeOwner, ownerAlive, parseOwner, pidStart, type Owner } from '../alloc/owner.js';
+import { netdevHome, restoreDriverAndSettings } from '../alloc/put-back.js';
 import { checkSelectorAgainst, findPool, loadPools, poolVfs, vfCountsByPf, whyNoMatch } from '../alloc/pool.js';
 import { bindVf, configVf, setNumVfs, type VfConfig } from '../sriov/actions.js';
 import { listPfs, listVfs, resolveVf, findRepresentor } from '../sriov/discover.js';
 import { openSysfs, type Sysfs } from '../sriov/sysfs.js';
 import type { VfInfo } from '../sriov/types.js';
-import { applyVfSettings, settingsDiff } from '../sriov/vf-settings.js';
 import { ip } from '../net/ip.js';
 import { conflict, invalid, notFound, systemError, unavailable } from '../util/errors.js';
 import { printJson, progress } from './output.js';
@@ -255,37 +255,25 @@ export async function vfAlloc(o: Common & OwnerFlags & { pool?: string; pci?: st
   console.log(`allocated ${a.pci} (virtfn${a.vfIndex} of ${a.original.pfNetdev ?? a.pf}) to ${describeOwner(a.owner)}; allocation ${a.id}`);
 }
 
-/** Puts back what changed since the allocation: PF-side settings and the driver. */
+/** Puts back what changed since the allocation: the driver, PF-side settings, and the
+ *  netdev's MTU (a VF rebound here gets a new netdev). */
 function restore(sysfs: Sysfs, a: Allocation): string[] {
-  const notes: string[] = [];
-  let now: VfInfo;
-  try {
-    now = resolveVf(sysfs, a.pci);
-  } catch {
-    return [`VF ${a.pci} no longer exists; nothing to restore`];
-  }
+  const { notes } = restoreDriverAndSettings(sysfs, a);
+  const now = resolveVfOrNull(sysfs, a.pci);
   const was = a.original;
-  if (was.driver && now.driver !== was.driver) {
-    try {
-      bindVf(sysfs, a.pci, was.driver, { force: true });
-      notes.push(`rebound to ${was.driver}`);
-      now = resolveVf(sysfs, a.pci);
-    } catch (err) {
-      notes.push(`could not rebind to ${was.driver}: ${(err as Error).message}`);
-    }
-  }
-  if (was.settings && now.settings) {
-    const diff = settingsDiff(now.settings, was.settings);
-    if (Object.keys(diff).length) {
-      applyVfSettings(sysfs, now.pf, now.pfNetdev, now.index, diff, now.settings);
-      notes.push(`restored ${Object.keys(diff).join(', ')}`);
-    }
-  }
-  if (was.mtu !== null && now.netdev && now.mtu !== was.mtu) {
+  if (now && was.mtu !== null && now.netdev && now.mtu !== was.mtu) {
     ip(['link', 'set', 'dev', now.netdev, 'mtu', String(was.mtu)]);
     notes.push(`restored mtu ${was.mtu}`);
   }
   return notes;
+}
+
+function resolveVfOrNull(sysfs: Sysfs, pci: string): VfInfo | null {
+  try {
+    return resolveVf(sysfs, pci);
+  } catch {
+    return null;
+  }
 }
 
 export async function vfRelease(o: Common & OwnerFlags & { force?: boolean; restore?: boolean }, ref?: string): Promise<void> {
@@ -392,7 +380,6 @@ async function putBackAndRelease(store: AllocStore, sysfs: Sysfs, a: Allocation,
   const off = await offOverlay(a);
   let home: string[] = [];
   if (putBack && store.get(a.pci)?.id === a.id) {
-    const { netdevHome } = await import('../alloc/netdev-home.js');
     home = await netdevHome(sysfs, a);
   }
   return store.releaseWith(a.pci, a.id, reason, (cur) => [...off, ...(putBack ? restore(sysfs, cur) : []), ...home]);

@@ -12,9 +12,8 @@ import { describeOwner, parseOwner, type Owner } from '../alloc/owner.js';
 import { findPool, loadPools, poolVfs, whyNoMatch, type PoolSelector } from '../alloc/pool.js';
 import { addrsIn, ipIn, linkIn, netnsId, routesIn } from '../net/ip.js';
 import { netRun, type NetOp } from '../net/netops.js';
-import { returnNetdev, tidyReturnedNetdev } from '../alloc/netdev-home.js';
+import { restoreDriverAndSettings, returnNetdev, tidyReturnedNetdev } from '../alloc/put-back.js';
 import { listVfs, resolveVf, findRepresentor, vfSettingLimits } from '../sriov/discover.js';
-import { bindVf } from '../sriov/actions.js';
 import { defaultSysfsRoot, openSysfs, SIM_MARKER, type Sysfs } from '../sriov/sysfs.js';
 import type { VfInfo, VfSettings } from '../sriov/types.js';
 import { applyVfSettings, checkSettings, settingsDiff } from '../sriov/vf-settings.js';
@@ -213,15 +212,6 @@ async function takeVf(ctx: CniContext, sysfs: Sysfs, store: AllocStore, owner: O
   }
 }
 
-function restoreSettings(sysfs: Sysfs, a: Allocation): void {
-  const was = a.original.settings;
-  if (!was) return;
-  const now = resolveVf(sysfs, a.pci);
-  if (!now.settings) return;
-  const diff = settingsDiff(now.settings, was);
-  if (Object.keys(diff).length > 0) applyVfSettings(sysfs, now.pf, now.pfNetdev, now.index, diff, now.settings);
-}
-
 /** Undoes an attachment: netdev home, settings back, device-info gone, off the overlay.
  *  Idempotent. */
 async function detach(sysfs: Sysfs, a: Allocation, netns: string | undefined, log?: (m: string) => void): Promise<void> {
@@ -252,15 +242,12 @@ async function detach(sysfs: Sysfs, a: Allocation, netns: string | undefined, lo
   const [o, h] = await Promise.allSettled([offOverlay, home]);
   if (o.status === 'rejected') throw o.reason;
   if (h.status === 'rejected') throw h.reason;
-  // The driver the VF had before ADD, when someone rebound it under the pod: released
-  // on another driver, the pool's next ADD would take it in another mode.
-  const was = a.original;
-  if (was.driver && resolveVf(sysfs, a.pci).driver !== was.driver) {
-    log?.(`VF ${a.pci} was rebound under its pod; binding it back to ${was.driver}`);
-    bindVf(sysfs, a.pci, was.driver, { force: true });
+  // Driver and PF-side settings; a VF rebound under its pod gets a new netdev, named and
+  // addressed as its own then.
+  if (restoreDriverAndSettings(sysfs, a).rebound) {
+    log?.(`VF ${a.pci} was rebound under its pod; bound back to ${a.original.driver}`);
     await tidyReturnedNetdev(sysfs, a);
   }
-  restoreSettings(sysfs, a);
   if (att?.deviceInfoFile) removeDeviceInfo(att.deviceInfoFile);
 }
 
@@ -373,7 +360,7 @@ export async function cmdAdd(ctx: CniContext): Promise<CniResult> {
     if (Object.keys(wanted).length > 0) {
       if (!vf.settings) throw withCode(notFound(`PF ${vf.pf} does not report VF settings, so ${Object.keys(wanted).join(', ')} cannot be set`), ERR.INVALID_CONFIG);
       const checked = checkSettings(wanted, vf.settings, vfSettingLimits(sysfs, vf.pf));
-      undo.push(() => restoreSettings(sysfs, allocation));
+      undo.push(() => void restoreDriverAndSettings(sysfs, allocation));
       applyVfSettings(sysfs, vf.pf, vf.pfNetdev, vf.index, checked, vf.settings);
     }
     ph.mark('vfSettings');

@@ -1,13 +1,16 @@
-// A VF's netdev back in the host namespace as it was before its pod had it: its own
-// name, MAC and MTU. What CNI DEL does for its attachment, and what the operator's gc and
-// `vf release` do for an allocation whose pod is gone (or is being forced out).
+// An allocated VF put back as it was before its holder had it: its netdev home under its
+// own name, MAC and MTU, its driver and its PF-side settings. What CNI DEL does for its
+// attachment, and what the operator's gc and `vf release` do for an allocation whose pod
+// is gone (or is being forced out).
 import * as fs from 'node:fs';
 import type { Allocation } from './store.js';
 import { hostNetnsPath } from '../net/ip.js';
 import { netRun } from '../net/netops.js';
+import { bindVf } from '../sriov/actions.js';
 import { resolveVf } from '../sriov/discover.js';
 import type { Sysfs } from '../sriov/sysfs.js';
 import type { VfInfo } from '../sriov/types.js';
+import { applyVfSettings, settingsDiff } from '../sriov/vf-settings.js';
 
 /** Puts a VF netdev back in the host namespace under its own name, MAC and MTU. */
 export async function returnNetdev(netns: string, ifname: string, original: VfInfo): Promise<boolean> {
@@ -51,4 +54,35 @@ export async function netdevHome(sysfs: Sysfs, a: Allocation): Promise<string[]>
   if (ns && a.owner.ifname && (await returnNetdev(ns, a.owner.ifname, a.original))) return [`netdev ${a.original.netdev} brought back from ${ns}`];
   const done = await tidyReturnedNetdev(sysfs, a);
   return done.length ? [`netdev ${a.original.netdev}: restored ${done.join(', ')}`] : [];
+}
+
+/**
+ * The driver (someone may have rebound the VF under its holder: released on another one,
+ * the pool's next ADD would take it in another mode) and the PF-side settings the VF had
+ * when it was allocated. Synchronous, for a caller that holds the store's lock. What was
+ * done; a VF that no longer exists has nothing to put back.
+ */
+export function restoreDriverAndSettings(sysfs: Sysfs, a: Allocation): { rebound: boolean; notes: string[] } {
+  let now: VfInfo;
+  try {
+    now = resolveVf(sysfs, a.pci);
+  } catch {
+    return { rebound: false, notes: [`VF ${a.pci} no longer exists; nothing to restore`] };
+  }
+  const was = a.original;
+  const notes: string[] = [];
+  const rebound = !!was.driver && now.driver !== was.driver;
+  if (rebound) {
+    bindVf(sysfs, a.pci, was.driver!, { force: true });
+    notes.push(`rebound to ${was.driver}`);
+    now = resolveVf(sysfs, a.pci);
+  }
+  if (was.settings && now.settings) {
+    const diff = settingsDiff(now.settings, was.settings);
+    if (Object.keys(diff).length) {
+      applyVfSettings(sysfs, now.pf, now.pfNetdev, now.index, diff, now.settings);
+      notes.push(`restored ${Object.keys(diff).join(', ')}`);
+    }
+  }
+  return { rebound, notes };
 }
