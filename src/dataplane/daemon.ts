@@ -390,7 +390,7 @@ export class Daemon {
       }
     }
     // What the state file says from now on: without what was dropped, with what was rebuilt.
-    if (missing.length || stale.size || back < restoredAtts.length) this.saveState();
+    if (missing.length || back < restoredAtts.length) this.saveState();
     // Netdevs a run killed before it gave them back, which this one does not use.
     for (const m of await releaseLeftovers(this.claims, [this.uplinkClaim, ...[...this.atts.values()].map((a) => a.claimed)])) this.log.info(m);
     if (restored) this.log.info(`restored ${back} of ${restoredAtts.length} attachment(s), ${restored.peers.length} peer(s), ${restored.fdb.length} FDB entr(ies) from ${this.statePath}`);
