@@ -134,16 +134,16 @@ async function runJob(job: Job): Promise<PcapSummary> {
     } catch (err) {
       throw asRuntime(err);
     }
+    // Ctrl-C or SIGTERM mid-file: the temp file goes too (the loop yields now and then,
+    // so the signal's handler gets to run). Hooked before the temp file exists: a signal
+    // just after it was made would otherwise kill the process by default and leave it.
+    off = onInterrupt(() => writer?.abort());
     try {
       writer = PcapWriter.create(job.output, { nanos: reader.header.nanos });
     } catch (err) {
       // Its refusals name the path; an errno error (EACCES…) is said as it is.
       throw (err as NodeJS.ErrnoException).code ? err : new RuntimeError(`--out ${(err as Error).message}`);
     }
-    // Ctrl-C or SIGTERM mid-file: the temp file goes too (the loop yields now and then,
-    // so the signal's handler gets to run).
-    const w = writer;
-    off = onInterrupt(() => w.abort());
     for (let n = 1; ; n++) {
       if ((n & 4095) === 0) await new Promise((r) => setImmediate(r));
       let rec;
