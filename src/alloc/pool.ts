@@ -358,6 +358,41 @@ export function poolVfs(vfs: readonly VfInfo[], sel: PoolSelector): VfInfo[] {
   return vfs.filter((vf) => matchVf(vf, sel));
 }
 
+/** Drivers that leave a VF without a netdev, for userspace (DPDK) I/O. */
+export const USERSPACE_DRIVERS: ReadonlySet<string> = new Set(['vfio-pci', 'uio_pci_generic', 'igb_uio']);
+
+/**
+ * How a VF can be handed to a pod: its netdev moved ('kernel', so the netdev must be in
+ * the host namespace), or its PCI device given to userspace ('dpdk'); null when neither
+ * (no driver, or the netdev is somewhere else).
+ */
+export function handOverMode(vf: VfInfo): 'kernel' | 'dpdk' | null {
+  if (vf.driver && USERSPACE_DRIVERS.has(vf.driver)) return 'dpdk';
+  if (vf.driver && vf.netdev) return 'kernel';
+  return null;
+}
+
+/**
+ * A pool's VFs on this node: those its selector matches, and of them the ones nobody can
+ * be given (no driver, or the netdev is not in the host namespace and no allocation
+ * explains it) and the number free to allocate. `held` is the PCI addresses the
+ * allocation store gives to someone.
+ */
+export function poolView(vfs: readonly VfInfo[], selector: PoolSelector, held: ReadonlySet<string>): { matched: VfInfo[]; unusable: VfInfo[]; candidates: VfInfo[]; free: number } {
+  const matched = poolVfs(vfs, selector);
+  const unusable = matched.filter((v) => !held.has(v.pci) && handOverMode(v) === null);
+  const candidates = matched.filter((v) => !unusable.includes(v));
+  return { matched, unusable, candidates, free: candidates.filter((v) => !held.has(v.pci)).length };
+}
+
+/** Why a pool whose VFs all match can hand none over, VF by VF (three named at most). */
+export function whyUnusable(pool: string, unusable: readonly VfInfo[]): string {
+  const why = unusable.slice(0, 3).map((v) => `${v.pci} ${v.driver ? `is bound to ${v.driver} with no netdev in the host namespace` : 'is bound to no driver'}`);
+  if (unusable.length > 3) why.push(`${unusable.length - 3} more`);
+  return `pool ${JSON.stringify(pool)}: ${unusable.length} VF${unusable.length === 1 ? '' : 's'} match${unusable.length === 1 ? 'es' : ''}, none usable: ${why.join('; ')}; ` +
+    'bind them with `vfplane vf bind PCI --driver kernel|vfio-pci`, or find who has their netdevs';
+}
+
 type VfCount = number | readonly Pick<VfInfo, 'index'>[];
 
 /**

@@ -766,6 +766,11 @@ export class AllocStore {
     return this.read('listing allocations', () => this.stmt.list.all().map((r) => this.toAllocation(r)));
   }
 
+  /** The PCI addresses of the VFs held by someone. */
+  heldPcis(): Set<string> {
+    return new Set(this.list().map((a) => a.pci));
+  }
+
   /** The last `limit` history entries, oldest first. */
   history(limit = 100): HistoryEntry[] {
     if (!Number.isInteger(limit) || limit < 1) throw invalid(`history limit ${JSON.stringify(limit)} is not valid: a whole number ≥ 1`);

@@ -6,7 +6,7 @@ import Table from 'cli-table3';
 import { AllocStore, DB_FILE, defaultStateDir, type Allocation } from '../alloc/store.js';
 import { describeOwner, ownerAlive, parseOwner, pidStart, type Owner } from '../alloc/owner.js';
 import { netdevHome, restoreDriverAndSettings } from '../alloc/put-back.js';
-import { checkSelectorAgainst, findPool, loadPools, poolVfs, vfCountsByPf, whyNoMatch } from '../alloc/pool.js';
+import { checkSelectorAgainst, findPool, loadPools, poolVfs, poolView, vfCountsByPf, whyNoMatch, whyUnusable } from '../alloc/pool.js';
 import { bindVf, configVf, setNumVfs, type VfConfig } from '../sriov/actions.js';
 import { listPfs, listVfs, resolveVf, findRepresentor } from '../sriov/discover.js';
 import { openSysfs, type Sysfs } from '../sriov/sysfs.js';
@@ -242,11 +242,24 @@ export async function vfAlloc(o: Common & OwnerFlags & { pool?: string; pci?: st
     const pool = findPool(loadPools(file), o.pool!, file);
     const vfs = listVfs(sysfs);
     checkSelectorAgainst(pool.selector, vfCountsByPf(vfs), `${file}: pool ${pool.name}`);
-    const candidates = poolVfs(vfs, pool.selector);
-    if (candidates.length === 0) throw unavailable(`no VF on this node matches pool ${JSON.stringify(pool.name)} (${file}): ${whyNoMatch(vfs, pool.selector)}`, { reason: 'empty', pool: pool.name });
+    if (poolVfs(vfs, pool.selector).length === 0) throw unavailable(`no VF on this node matches pool ${JSON.stringify(pool.name)} (${file}): ${whyNoMatch(vfs, pool.selector)}`, { reason: 'empty', pool: pool.name });
+    // As vfplane-cni does: a VF whose netdev is in another namespace with no allocation to
+    // explain it (or bound to no driver) is someone else's, whatever the store says. The
+    // refusal is made before a store is.
+    const view = (held: ReadonlySet<string>) => {
+      const { matched, unusable, candidates } = poolView(vfs, pool.selector, held);
+      if (candidates.length === 0) throw unavailable(whyUnusable(pool.name, unusable), { reason: 'unusable', pool: pool.name, matched: matched.length });
+      return candidates;
+    };
+    const ro = storeRo(o);
+    try {
+      view(ro?.heldPcis() ?? new Set());
+    } finally {
+      ro?.close();
+    }
     const store = storeRw(o);
     try {
-      a = store.allocate({ candidates, owner, pool: pool.name });
+      a = store.allocate({ candidates: view(store.heldPcis()), owner, pool: pool.name });
     } finally {
       store.close();
     }

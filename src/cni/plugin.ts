@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { AllocStore, DB_FILE, defaultStateDir, type Allocation } from '../alloc/store.js';
 import { describeOwner, parseOwner, type Owner } from '../alloc/owner.js';
-import { findPool, loadPools, poolVfs, whyNoMatch, type PoolSelector } from '../alloc/pool.js';
+import { findPool, handOverMode, loadPools, poolView, USERSPACE_DRIVERS, whyNoMatch, whyUnusable } from '../alloc/pool.js';
 import { addrsIn, ipIn, linkIn, netnsId, routesIn } from '../net/ip.js';
 import { netRun, type NetOp } from '../net/netops.js';
 import { restoreDriverAndSettings, returnNetdev, tidyReturnedNetdev } from '../alloc/put-back.js';
@@ -27,9 +27,6 @@ import { execIpam, type IpamCommand } from './ipam.js';
 import { deviceInfoPath, removeDeviceInfo, writeDeviceInfo } from './devinfo.js';
 import { detachFromOverlay, isRefusal, overlayAttachRequest, request as dataplaneRequest, socketPath } from '../dataplane/control.js';
 
-/** Drivers that leave a VF without a netdev, for userspace (DPDK) I/O. */
-const USERSPACE_DRIVERS = new Set(['vfio-pci', 'uio_pci_generic', 'igb_uio']);
-
 type Mode = 'kernel' | 'dpdk';
 
 /** What ADD did, kept with the allocation so DEL, CHECK and GC know what to undo, beyond
@@ -43,12 +40,6 @@ type Attachment = {
   representor?: string; // the port the data plane forwards for, when vxlan is set
   dataplane?: string; // the data plane's control socket the attachment was made on
 };
-
-function modeOf(vf: VfInfo): Mode | null {
-  if (vf.driver && USERSPACE_DRIVERS.has(vf.driver)) return 'dpdk';
-  if (vf.driver && vf.netdev) return 'kernel';
-  return null;
-}
 
 /**
  * Handles kept between calls by `vfplane cni serve` (see keepHandles): opening the store
@@ -135,18 +126,6 @@ function requestedSettings(ctx: CniContext): Partial<VfSettings> {
   return s;
 }
 
-/**
- * A pool's VFs on this node: those its selector matches, and of them the ones held by an
- * allocation and the ones nobody can be given (no driver, or the netdev is not in the
- * host namespace and no allocation explains it).
- */
-function poolView(vfs: VfInfo[], selector: PoolSelector, store: AllocStore): { matched: VfInfo[]; unusable: VfInfo[]; free: number } {
-  const held = new Set(store.list().map((x) => x.pci));
-  const matched = poolVfs(vfs, selector);
-  const unusable = matched.filter((v) => !held.has(v.pci) && modeOf(v) === null);
-  return { matched, unusable, free: matched.filter((v) => !held.has(v.pci)).length - unusable.length };
-}
-
 function withCode(err: VfpError, code: number): VfpError {
   return new VfpError(err.kind, err.message, { ...err.details, cniCode: code });
 }
@@ -170,7 +149,7 @@ async function takeVf(ctx: CniContext, sysfs: Sysfs, store: AllocStore, owner: O
     if (holder && !(holder.owner.containerId === owner.containerId && holder.owner.ifname === owner.ifname)) {
       throw withCode(unavailable(`deviceID ${deviceID}: VF ${vf.pci} is still held by ${describeOwner(holder.owner)}; retry once its DEL has run`, { holder: holder.owner }), ERR.TRY_AGAIN);
     }
-    if (!modeOf(vf)) {
+    if (!handOverMode(vf)) {
       throw withCode(conflict(`deviceID ${deviceID}: VF ${vf.pci} is ${vf.driver ? `bound to ${vf.driver} but has no netdev in the host namespace (in use elsewhere?)` : 'bound to no driver'}; bind it with \`vfplane vf bind ${vf.pci} --driver kernel|vfio-pci\``), ERR.INVALID_CONFIG);
     }
     await ready;
@@ -187,21 +166,14 @@ async function takeVf(ctx: CniContext, sysfs: Sysfs, store: AllocStore, owner: O
   // namespace), and the held ones, whose netdevs are in their pods: the store skips those
   // and, when nothing is left, says who holds what.
   const vfs = listVfs(sysfs);
-  const { matched, unusable } = poolView(vfs, pool.selector, store);
-  const candidates = matched.filter((v) => !unusable.includes(v));
+  const { matched, unusable, candidates } = poolView(vfs, pool.selector, store.heldPcis());
   await ready;
   if (matched.length === 0) {
     throw withCode(unavailable(`no VF on this node matches pool ${JSON.stringify(pool.name)} (${file}): ${whyNoMatch(vfs, pool.selector)}`, { reason: 'empty', pool: pool.name }), ERR.TRY_AGAIN);
   }
   if (candidates.length === 0 && matched.length > 0) {
     // VFs match the selector but none can be handed over: say why, VF by VF.
-    const why = matched.slice(0, 3).map((v) => `${v.pci} ${v.driver ? `is bound to ${v.driver} with no netdev in the host namespace` : 'is bound to no driver'}`);
-    if (matched.length > 3) why.push(`${matched.length - 3} more`);
-    throw withCode(unavailable(
-      `pool ${JSON.stringify(pool.name)}: ${matched.length} VF${matched.length === 1 ? '' : 's'} match${matched.length === 1 ? 'es' : ''}, none usable: ${why.join('; ')}; ` +
-        'bind them with `vfplane vf bind PCI --driver kernel|vfio-pci`, or find who has their netdevs',
-      { reason: 'unusable', pool: pool.name, matched: matched.length },
-    ), ERR.TRY_AGAIN);
+    throw withCode(unavailable(whyUnusable(pool.name, unusable), { reason: 'unusable', pool: pool.name, matched: matched.length }), ERR.TRY_AGAIN);
   }
   try {
     const allocation = store.allocate({ candidates, owner, pool: pool.name });
@@ -349,7 +321,7 @@ export async function cmdAdd(ctx: CniContext): Promise<CniResult> {
       store.setOriginal(a.id, vf);
       a.original = vf;
     }
-    const mode = modeOf(vf);
+    const mode = handOverMode(vf);
     if (!mode) throw conflict(`VF ${vf.pci} changed under us: it is ${vf.driver ?? 'unbound'} with no netdev in the host namespace`);
     // Recorded before anything moves, so a DEL after a crash knows where to look.
     store.setAttachment(a.id, { mode, phase: 'adding' });
@@ -767,7 +739,7 @@ export async function cmdStatus(ctx: CniContext): Promise<void> {
     if (conf.pool) {
       const file = path.resolve(conf.poolsFile ?? path.join(conf.stateDir ?? defaultStateDir(), 'pools.json'));
       const pool = findPool(loadPools(file), conf.pool, file);
-      const { matched, unusable, free } = poolView(vfs, pool.selector, store);
+      const { matched, unusable, free } = poolView(vfs, pool.selector, store.heldPcis());
       if (matched.length === 0) {
         throw new CniError(ERR.NOT_AVAILABLE, `no VF on this node matches pool ${JSON.stringify(conf.pool)}: ${whyNoMatch(vfs, pool.selector)}`, `compare the selector in ${file} with \`vfplane vf list\``);
       }

@@ -45,6 +45,8 @@ describePrivileged('operator CLI on a simulated NIC', { netns: true }, () => {
         // one pool file for nodes with other NICs: here these select nothing
         { name: 'elsewhere', selector: { pfNames: ['ens9f0'] } },
         { name: 'mlx', selector: { vendors: ['15b3'], drivers: ['mlx5_core'] } },
+        { name: 'f1-head', selector: { pfNames: [`${prefix}f1#0-1`] } },
+        { name: 'f1-first', selector: { pfNames: [`${prefix}f1#0`] } },
       ],
     }));
   });
@@ -277,6 +279,28 @@ describePrivileged('operator CLI on a simulated NIC', { netns: true }, () => {
     expect(snapshot()).toEqual(before);
     expect(readdirSync(state).sort()).toEqual(expect.arrayContaining(['alloc.db', 'pools.json']));
     json(['vf', 'release', '0000:5e:02.2', '--owner', 'default/holder']);
+  });
+
+  it('vf alloc --pool skips a VF whose netdev is in another namespace with no allocation (as vfplane-cni does)', () => {
+    // Someone moved VF 0's netdev into a namespace of their own, outside vfplane.
+    const other = Netns.create('foreign');
+    const netdev = `${prefix}f1v0`;
+    execFileSync('ip', ['link', 'set', netdev, 'netns', other.name]);
+    try {
+      expect(json(['vf', 'show', `${prefix}f1#0`]).netdev).toBeNull();
+      const a = json(['vf', 'alloc', '--pool', 'f1-head', '--owner', 'ns1/skip']);
+      expect(a.pci).toBe(json(['vf', 'show', `${prefix}f1#1`]).pci);
+      json(['vf', 'release', '--owner', 'ns1/skip']);
+      const before = snapshot();
+      const r = run(['vf', 'alloc', '--pool', 'f1-first', '--owner', 'ns1/none']);
+      expect(r.code, r.stderr).toBe(1);
+      expect(r.stderr).toMatch(/pool "f1-first": 1 VF matches, none usable: 0000:5e:\w\w\.\d is bound to iavf with no netdev in the host namespace; bind them with `vfplane vf bind PCI --driver kernel\|vfio-pci`, or find who has their netdevs/);
+      expect(snapshot()).toEqual(before);
+    } finally {
+      other.ip(['link', 'set', netdev, 'netns', `/proc/${process.pid}/ns/net`]);
+      other.destroy();
+    }
+    expect(json(['vf', 'show', `${prefix}f1#0`]).netdev).toBe(netdev);
   });
 
   it('refused commands make no state directory and no store where there was none', () => {
