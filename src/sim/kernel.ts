@@ -135,30 +135,68 @@ export class SimKernel implements SysfsKernel {
 
   // --- the lock -------------------------------------------------------------------
 
-  /** Runs FN holding the simulator's lock (a directory; a dead holder's lock is taken over). */
+  /**
+   * Runs FN holding the simulator's lock: a directory made under a name of its own with
+   * the holder's pid in it, then renamed to `lock` (a rename onto a directory that has a
+   * file fails), so a lock never exists without its pid. Waiters only read. A lock whose
+   * holder died is renamed away by one waiter (the rename is atomic) and removed; so is one
+   * with no pid file that is over 5 s old (left by an older vfplane, or by hand).
+   */
   locked<T>(fn: () => T): T {
-    const lock = path.join(this.m.stateDir, 'lock');
+    const dir = this.m.stateDir;
+    const lock = path.join(dir, 'lock');
     const deadline = Date.now() + 30_000;
+    const unique = () => path.join(dir, `lock.${process.pid}.${Math.random().toString(36).slice(2, 10)}`);
+    const mine = unique();
+    fs.mkdirSync(mine);
+    fs.writeFileSync(path.join(mine, 'pid'), String(process.pid));
     for (;;) {
       try {
-        fs.mkdirSync(lock);
-        fs.writeFileSync(path.join(lock, 'pid'), String(process.pid));
+        fs.renameSync(mine, lock);
         break;
       } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-        const holder = Number(fs.readFileSync(path.join(lock, 'pid'), { encoding: 'utf8', flag: 'a+' }) || 0);
-        if (holder > 0 && !pidAlive(holder)) {
-          fs.rmSync(lock, { recursive: true, force: true });
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code !== 'ENOTEMPTY' && code !== 'EEXIST') {
+          fs.rmSync(mine, { recursive: true, force: true });
+          throw err;
+        }
+      }
+      const holder = lockHolder(lock);
+      const stale = holder === 'gone' ? false : holder === null ? olderThan(lock, 5_000) : !pidAlive(holder);
+      if (stale) {
+        // One waiter wins the rename; if the lock it took turns out not to be the stale one
+        // (taken over and made anew in between), it goes back.
+        const away = unique();
+        try {
+          fs.renameSync(lock, away);
+        } catch {
           continue;
         }
-        if (Date.now() > deadline) throw systemError(`the simulator at ${this.root} is locked by pid ${holder || '?'} for over 30 s`);
-        sleepSync(2);
+        const took = lockHolder(away);
+        if (took !== holder && took !== 'gone' && (took === null || pidAlive(took))) {
+          try {
+            fs.renameSync(away, lock);
+            continue;
+          } catch {
+            /* a new lock is there already: the one we took is no longer anyone's to hold */
+          }
+        }
+        fs.rmSync(away, { recursive: true, force: true });
+        continue;
       }
+      if (Date.now() > deadline) {
+        fs.rmSync(mine, { recursive: true, force: true });
+        throw systemError(`the simulator at ${this.root} is locked by pid ${holder === null || holder === 'gone' ? '?' : holder} for over 30 s`);
+      }
+      sleepSync(2);
     }
     try {
       return fn();
     } finally {
-      fs.rmSync(lock, { recursive: true, force: true });
+      // Renamed away first, so no waiter ever sees a lock without its pid.
+      const away = unique();
+      fs.renameSync(lock, away);
+      fs.rmSync(away, { recursive: true, force: true });
     }
   }
 
@@ -564,5 +602,24 @@ function ethtoolK(names: string[], netns: string | null, change: string[], conse
   const r = spawnSync(cmd[0]!, cmd.slice(1), { encoding: 'utf8', timeout: 30_000 });
   if (r.error || r.status !== 0 || r.stdout.trim()) {
     process.stderr.write(`vfplane sim: could not run ethtool -K ${change.join(' ')} on ${r.stdout.trim() || names.join(' ')} (is ethtool installed?); ${consequence}\n`);
+  }
+}
+
+/** The pid in a simulator lock; null when it has none, 'gone' when the lock is gone. */
+function lockHolder(lock: string): number | null | 'gone' {
+  try {
+    const n = Number(fs.readFileSync(path.join(lock, 'pid'), 'utf8'));
+    return Number.isInteger(n) && n > 0 ? n : null;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    return fs.existsSync(lock) ? null : 'gone';
+  }
+}
+
+function olderThan(p: string, ms: number): boolean {
+  try {
+    return Date.now() - fs.statSync(p).mtimeMs > ms;
+  } catch {
+    return false;
   }
 }

@@ -35,7 +35,10 @@ export function settingsFromNetlink(v: IpVfInfo): VfSettings {
 export function readPfVfSettings(sysfs: Sysfs, pfPci: string, pfNetdev: string | null, numVfs: number): Map<number, VfSettings> {
   const out = new Map<number, VfSettings>();
   if (sysfs.kernel) {
-    for (let i = 0; i < numVfs; i++) out.set(i, sysfs.kernel.vfSettings(pfPci, i));
+    for (let i = 0; i < numVfs; i++) {
+      const s = simVfSettings(sysfs, pfPci, i);
+      if (s) out.set(i, s);
+    }
     return out;
   }
   if (!pfNetdev) return out;
@@ -46,8 +49,19 @@ export function readPfVfSettings(sysfs: Sysfs, pfPci: string, pfNetdev: string |
 
 /** Settings of VF INDEX of a PF, or null when the PF reports none. */
 export function readPfVfSetting(sysfs: Sysfs, pfPci: string, pfNetdev: string | null, index: number): VfSettings | null {
-  if (sysfs.kernel) return sysfs.kernel.vfSettings(pfPci, index);
+  if (sysfs.kernel) return simVfSettings(sysfs, pfPci, index);
   return readPfVfSettings(sysfs, pfPci, pfNetdev, index + 1).get(index) ?? null;
+}
+
+/** The simulator's settings of a VF; null for a VF its PF no longer has (its VF count
+ *  changed since it was listed), as netlink leaves such a VF out of the PF's list. */
+function simVfSettings(sysfs: Sysfs, pfPci: string, index: number): VfSettings | null {
+  try {
+    return sysfs.kernel!.vfSettings(pfPci, index);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EINVAL') return null;
+    throw err;
+  }
 }
 
 /** The errnos a PF driver answers a VF setting it refuses with, and the kernel's text for each. */

@@ -1,8 +1,9 @@
 // The simulated SR-IOV NIC against the kernel it stands in for: real veth netdevs, a
 // sysfs-shaped tree whose writes succeed and fail as Linux's do, and a destroy that
 // removes exactly what was made.
-import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readlinkSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { pathToFileURL } from 'node:url';
+import { existsSync, mkdirSync, readdirSync, readlinkSync, readFileSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { describePrivileged } from '../helpers/privileged.js';
@@ -12,6 +13,8 @@ import { createSim, destroySim } from '../../src/sim/sim.js';
 import { openSysfs, type Sysfs } from '../../src/sriov/sysfs.js';
 import { listPfs, listVfs, resolveVf, findRepresentor } from '../../src/sriov/discover.js';
 import { bindVf, configVf, setNumVfs } from '../../src/sriov/actions.js';
+import { readPfVfSetting } from '../../src/sriov/vf-settings.js';
+import { ROOT } from '../helpers/cli.js';
 import type { SimManifest } from '../../src/sim/manifest.js';
 import { VfpError } from '../../src/util/errors.js';
 
@@ -166,6 +169,52 @@ describePrivileged('simulated SR-IOV NIC', { netns: true }, () => {
     } finally {
       pod.destroy();
     }
+  });
+
+  // The simulator's lock serialises its kernel (numvfs, binds, VF settings) across
+  // processes: vfplane-cni calls, the CLI and the data plane at once.
+  it('its lock: many writers at once all get through; a lock left with no pid or by a dead pid is taken over', async () => {
+    const ref = `${m.prefix}f1#2`;
+    const lock = join(m.stateDir, 'lock');
+    // Left by a holder killed between making the lock and writing its pid (an older
+    // vfplane made it so), or by hand: once it is 5 s old, the next writer takes it over.
+    mkdirSync(lock);
+    writeFileSync(join(lock, 'pid'), '');
+    const old = new Date(Date.now() - 10_000);
+    utimesSync(lock, old, old);
+    let t = Date.now();
+    configVf(sysfs, ref, { trust: true });
+    expect(Date.now() - t).toBeLessThan(5_000);
+    // A dead holder's lock is taken over at once.
+    mkdirSync(lock);
+    writeFileSync(join(lock, 'pid'), '999999999');
+    t = Date.now();
+    configVf(sysfs, ref, { trust: false });
+    expect(Date.now() - t).toBeLessThan(5_000);
+    // Six processes changing VF settings and binding at once: every write gets through
+    // (the lock used to let a waiter re-create the pid file of a lock being let go, so
+    // its holder failed with ENOTEMPTY, the waiter with ENOENT, and the lock stayed with
+    // an empty pid file that nobody took over: every later write waited 30 s and failed).
+    const script = (i: number) => `
+      const { openSysfs } = await import(${JSON.stringify(pathToFileURL(join(ROOT, 'dist/sriov/sysfs.js')).href)});
+      const { configVf } = await import(${JSON.stringify(pathToFileURL(join(ROOT, 'dist/sriov/actions.js')).href)});
+      const sysfs = await openSysfs(${JSON.stringify(m.root)});
+      for (let k = 0; k < 40; k++) configVf(sysfs, ${JSON.stringify(`${m.prefix}f1#`)} + ${i % 4}, { vlan: 1 + (k % 2), trust: k % 2 === 0 });
+      configVf(sysfs, ${JSON.stringify(`${m.prefix}f1#`)} + ${i % 4}, { vlan: 0, trust: false });`;
+    const runs = await Promise.all([0, 1, 2, 3, 4, 5].map((i) => new Promise<{ code: number | null; err: string }>((resolve) => {
+      const c = spawn(process.execPath, ['--input-type=module', '-e', script(i)], { stdio: ['ignore', 'ignore', 'pipe'] });
+      let err = '';
+      c.stderr.on('data', (d) => (err += d));
+      c.on('exit', (code) => resolve({ code, err }));
+    })));
+    for (const r of runs) expect(r.code, r.err).toBe(0);
+    expect(readdirSync(m.stateDir).filter((f) => f.startsWith('lock'))).toEqual([]);
+    for (let i = 0; i < 4; i++) expect(resolveVf(sysfs, `${m.prefix}f1#${i}`).settings).toMatchObject({ vlan: 0, trust: false });
+  }, 120_000);
+
+  it('reports no settings for a VF its PF no longer has, as netlink leaves it out', () => {
+    expect(readPfVfSetting(sysfs, '0000:5e:00.1', `${m.prefix}f1`, 1)).toMatchObject({ vlan: 0 });
+    expect(readPfVfSetting(sysfs, '0000:5e:00.1', `${m.prefix}f1`, 63)).toBeNull();
   });
 
   it('refuses a second simulator on the same prefix or root, changing nothing', () => {
