@@ -149,6 +149,18 @@ async function takeVf(ctx: CniContext, sysfs: Sysfs, store: AllocStore, owner: O
     if (holder && !(holder.owner.containerId === owner.containerId && holder.owner.ifname === owner.ifname)) {
       throw withCode(unavailable(`deviceID ${deviceID}: VF ${vf.pci} is still held by ${describeOwner(holder.owner)}; retry once its DEL has run`, { holder: holder.owner }), ERR.TRY_AGAIN);
     }
+    // A VF made a moment ago (sriov_numvfs just written) has no driver, then no netdev,
+    // until the kernel's probe is done: give it a second before calling it unusable.
+    // Likewise one going away and coming back (a count changed through 0).
+    if (!handOverMode(vf)) ctx.log.info(`VF ${vf.pci} has ${vf.driver ? 'no netdev in the host namespace' : 'no driver'} yet; waiting up to 1 s (a VF just made is still being probed)`);
+    for (const until = Date.now() + 1000; !handOverMode(vf) && Date.now() < until; ) {
+      await new Promise((r) => setTimeout(r, 50));
+      try {
+        vf = resolveVf(sysfs, deviceID);
+      } catch (err) {
+        if (Date.now() >= until && err instanceof VfpError) throw withCode(new VfpError(err.kind, `deviceID ${deviceID}: ${err.message}`, err.details), ERR.INVALID_CONFIG);
+      }
+    }
     if (!handOverMode(vf)) {
       throw withCode(conflict(`deviceID ${deviceID}: VF ${vf.pci} is ${vf.driver ? `bound to ${vf.driver} but has no netdev in the host namespace (in use elsewhere?)` : 'bound to no driver'}; bind it with \`vfplane vf bind ${vf.pci} --driver kernel|vfio-pci\``), ERR.INVALID_CONFIG);
     }

@@ -830,6 +830,44 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
     }
   }, 60_000);
 
+  // After `pf set-numvfs` the kernel binds each new VF's driver, then its netdev appears:
+  // an ADD that meets a VF in between waits for it (a second at most).
+  it('ADD waits briefly for a VF whose netdev is not in the host namespace yet, and says why when it never comes', async () => {
+    const netdev = `${m.prefix}f1v6`;
+    const elsewhere = pod('settle-x');
+    const p = pod('settle');
+    const home = `/proc/${process.pid}/ns/net`;
+    execFileSync('ip', ['link', 'set', netdev, 'netns', elsewhere.name]);
+    try {
+      const logFile = join(state, 'settle.log');
+      const conf = base({ deviceID: '0000:5e:0a.6', ipam: { type: 'static', addresses: [{ address: '10.79.0.6/24' }] }, logFile, logLevel: 'info' });
+      const e = { containerId: 'settle01', netns: nsPath(p), ifname: 'net1' };
+      const add = callAsync('ADD', conf, e);
+      // back once the ADD has seen it missing (it logs that it waits)
+      for (let i = 0; i < 200 && !(existsSync(logFile) && readFileSync(logFile, 'utf8').includes('waiting up to 1 s')); i++) await new Promise((r) => setTimeout(r, 10));
+      expect(readFileSync(logFile, 'utf8')).toContain('VF 0000:5e:0a.6 has no netdev in the host namespace yet; waiting up to 1 s');
+      elsewhere.ip(['link', 'set', netdev, 'netns', home]);
+      const r = await add;
+      expect(r.code, JSON.stringify(r.out)).toBe(0);
+      expect(p.ip(['-br', 'addr', 'show', 'net1'])).toContain('10.79.0.6/24');
+      expect(call('DEL', conf, e).code).toBe(0);
+      // one that stays away is refused, naming where to look
+      execFileSync('ip', ['link', 'set', netdev, 'netns', elsewhere.name]);
+      const before = hostState();
+      const no = call('ADD', conf, { containerId: 'settle02', netns: nsPath(p), ifname: 'net2' });
+      expect(no.code).toBe(1);
+      expect(no.out).toMatchObject({ code: 7, msg: expect.stringMatching(/VF 0000:5e:0a\.6 is bound to iavf but has no netdev in the host namespace/) });
+      expect(hostState()).toEqual(before);
+    } finally {
+      try {
+        elsewhere.ip(['link', 'set', netdev, 'netns', home]);
+      } catch {
+        /* home already */
+      }
+    }
+    expect(vfpJson(['vf', 'show', '0000:5e:0a.6']).netdev).toBe(netdev);
+  }, 60_000);
+
   it('vf release --force of a live pod\'s VF brings its netdev home; gc gives one Linux returned its MAC and MTU back', () => {
     const was = vfpJson(['vf', 'show', '0000:5e:02.5']);
     const cli = (args: string[]) => vfplane([...args, '--sysfs-root', m.root, '--state-dir', state]);
