@@ -212,6 +212,18 @@ function checkPool(pool: unknown): string | null {
 const sameInterface = (a: Owner, b: Owner) =>
   a.containerId !== undefined && a.ifname !== undefined && a.containerId === b.containerId && a.ifname === b.ifname;
 
+/**
+ * A fresh allocation refused because the same pod interface already holds a VF: an
+ * earlier ADD that finished, or one still running (two ADDs at once for one interface,
+ * which the CNI spec forbids runtimes; answering the second with the first's VF let its
+ * undo release a VF the first was handing over).
+ */
+function interfaceTaken(owner: Owner, mine: Row): VfpError {
+  return conflict(`${describeOwner(owner)} already holds VF ${mine.pci} as ${owner.ifname} (allocation ${mine.id}, since ${mine.created_at}): an earlier ADD, or one still running`, {
+    pci: mine.pci, holder: ownerOf(mine), id: mine.id, reason: 'interface-taken',
+  });
+}
+
 /** Blocks the calling thread until `file` exists (at most a minute); announces itself in `file`.in-txn. */
 function pauseForTest(file: string): void {
   fs.writeFileSync(`${file}.in-txn`, String(process.pid));
@@ -547,9 +559,10 @@ export class AllocStore {
 
   /**
    * Takes the first free VF among `candidates`, in their order. The same pod interface
-   * (containerId and ifname) asking again gets its existing allocation back.
+   * (containerId and ifname) asking again gets its existing allocation back, unless
+   * `fresh` is set: then it is refused (see interfaceTaken), in the same transaction.
    */
-  allocate(req: { candidates: VfInfo[]; owner: Owner; pool?: string }): Allocation {
+  allocate(req: { candidates: VfInfo[]; owner: Owner; pool?: string; fresh?: boolean }): Allocation {
     const owner = AllocStore.prepareOwner(req.owner);
     const pool = checkPool(req.pool);
     if (!Array.isArray(req.candidates)) throw invalid('allocate: candidates must be a list of VFs');
@@ -567,6 +580,7 @@ export class AllocStore {
       if (owner.containerId !== undefined && owner.ifname !== undefined) {
         const mine = this.stmt.byInterface.get(owner.containerId, owner.ifname);
         if (mine) {
+          if (req.fresh) throw interfaceTaken(owner, mine);
           if (seen.has(mine.pci)) return this.toAllocation(mine);
           throw conflict(
             `${describeOwner(owner)} already holds VF ${mine.pci}${mine.pool ? ` (pool ${JSON.stringify(mine.pool)})` : ''}, which is not among the VFs${inPool}; ` +
@@ -598,8 +612,9 @@ export class AllocStore {
     });
   }
 
-  /** Takes one VF by its PCI address; if someone else holds it, a 'conflict' naming them. */
-  allocatePci(req: { vf: VfInfo; owner: Owner; pool?: string }): Allocation {
+  /** Takes one VF by its PCI address; if someone else holds it, a 'conflict' naming them.
+   *  `fresh`: as for allocate. */
+  allocatePci(req: { vf: VfInfo; owner: Owner; pool?: string; fresh?: boolean }): Allocation {
     const owner = AllocStore.prepareOwner(req.owner);
     const pool = checkPool(req.pool);
     const vf = checkVf(req.vf, 'vf');
@@ -607,7 +622,10 @@ export class AllocStore {
       const cur = this.stmt.get.get(vf.pci);
       if (cur) {
         const holder = ownerOf(cur);
-        if (sameInterface(owner, holder)) return this.toAllocation(cur);
+        if (sameInterface(owner, holder)) {
+          if (req.fresh) throw interfaceTaken(owner, cur);
+          return this.toAllocation(cur);
+        }
         throw conflict(
           `VF ${vf.pci} is allocated to ${describeOwner(holder)} since ${cur.created_at}; choose another VF, or release this one first (\`vfplane gc\` if its holder is gone, \`vfplane vf release ${vf.pci} --force\` to take it from a live one)`,
           { pci: vf.pci, holder, id: cur.id },
@@ -616,6 +634,7 @@ export class AllocStore {
       if (owner.containerId !== undefined && owner.ifname !== undefined) {
         const mine = this.stmt.byInterface.get(owner.containerId, owner.ifname);
         if (mine) {
+          if (req.fresh) throw interfaceTaken(owner, mine);
           throw conflict(`${describeOwner(owner)} already holds VF ${mine.pci}; release it before taking ${vf.pci}`, { pci: mine.pci });
         }
       }

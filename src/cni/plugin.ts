@@ -165,7 +165,11 @@ async function takeVf(ctx: CniContext, sysfs: Sysfs, store: AllocStore, owner: O
       throw withCode(conflict(`deviceID ${deviceID}: VF ${vf.pci} is ${vf.driver ? `bound to ${vf.driver} but has no netdev in the host namespace (in use elsewhere?)` : 'bound to no driver'}; bind it with \`vfplane vf bind ${vf.pci} --driver kernel|vfio-pci\``), ERR.INVALID_CONFIG);
     }
     await ready;
-    return { allocation: store.allocatePci({ vf, owner }), vf };
+    try {
+      return { allocation: store.allocatePci({ vf, owner, fresh: true }), vf };
+    } catch (err) {
+      throw interfaceTakenCode(err);
+    }
   }
   if (!ctx.conf.pool) {
     throw withCode(invalid('no deviceID (top level or runtimeConfig.deviceID, as Multus passes it) and no pool to allocate from: set one of them'), ERR.INVALID_CONFIG);
@@ -188,12 +192,19 @@ async function takeVf(ctx: CniContext, sysfs: Sysfs, store: AllocStore, owner: O
     throw withCode(unavailable(whyUnusable(pool.name, unusable), { reason: 'unusable', pool: pool.name, matched: matched.length }), ERR.TRY_AGAIN);
   }
   try {
-    const allocation = store.allocate({ candidates, owner, pool: pool.name });
+    const allocation = store.allocate({ candidates, owner, pool: pool.name, fresh: true });
     return { allocation, vf: candidates.find((v) => v.pci === allocation.pci)! };
   } catch (err) {
     if (err instanceof VfpError && err.kind === 'unavailable') throw withCode(err, ERR.TRY_AGAIN);
-    throw err;
+    throw interfaceTakenCode(err);
   }
+}
+
+/** The store's refusal of a second allocation for this pod interface (an ADD before this
+ *  one, finished or still running): as the check at ADD's start answers it, code 7. */
+function interfaceTakenCode(err: unknown): unknown {
+  if (!(err instanceof VfpError) || err.details?.reason !== 'interface-taken') return err;
+  return new VfpError(err.kind, `${err.message}; run DEL for this attachment first`, { ...err.details, cniCode: ERR.INVALID_CONFIG });
 }
 
 /** Undoes an attachment: netdev home, settings back, device-info gone, off the overlay.

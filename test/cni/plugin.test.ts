@@ -830,6 +830,38 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
     }
   }, 60_000);
 
+  // The spec forbids a runtime two ADDs at once for one container and interface, but a
+  // runtime that retries after a timeout can do it. The second used to get the first's
+  // allocation back from the store and, failing, its undo released the VF the first was
+  // handing over. It is refused now inside the allocation's transaction.
+  it('a second ADD for the same interface while the first is under way is refused and leaves the first alone', async () => {
+    const p = pod('twice');
+    const go = join(state, 'go-twice');
+    const conf = base({ deviceID: '0000:5e:0a.7', ipam: { type: 'static', addresses: [{ address: '10.79.0.7/24' }] } });
+    const e = { containerId: 'twice001', netns: nsPath(p), ifname: 'net1' };
+    try {
+      // The first sits inside its allocation's transaction (the store's test hook).
+      const first = callAsync('ADD', conf, { ...e, extra: { VFPLANE_TEST_PAUSE_IN_TXN: go } });
+      for (let i = 0; i < 1500 && !existsSync(`${go}.in-txn`); i++) await new Promise((r) => setTimeout(r, 10));
+      expect(existsSync(`${go}.in-txn`)).toBe(true);
+      const second = callAsync('ADD', conf, e);
+      await new Promise((r) => setTimeout(r, 500)); // it reaches the store and waits for the lock
+      writeFileSync(go, '');
+      const [a, b] = await Promise.all([first, second]);
+      expect(a.code, JSON.stringify(a.out)).toBe(0);
+      expect(b.code).toBe(1);
+      expect(b.out).toMatchObject({ code: 7, msg: expect.stringMatching(/already holds VF 0000:5e:0a\.7 as net1 .*an earlier ADD, or one still running; run DEL for this attachment first/) });
+      expect(vfpJson(['vf', 'show', '0000:5e:0a.7']).allocation?.owner.containerId).toBe('twice001');
+      expect(p.ip(['-br', 'addr', 'show', 'net1'])).toContain('10.79.0.7/24');
+      expect(call('CHECK', { ...conf, cniVersion: '1.0.0', prevResult: a.out }, e).code).toBe(0);
+      expect(call('DEL', conf, e).code).toBe(0);
+      expect(vfpJson(['vf', 'show', '0000:5e:0a.7']).allocation).toBeNull();
+    } finally {
+      rmSync(go, { force: true });
+      rmSync(`${go}.in-txn`, { force: true });
+    }
+  }, 60_000);
+
   // After `pf set-numvfs` the kernel binds each new VF's driver, then its netdev appears:
   // an ADD that meets a VF in between waits for it (a second at most).
   it('ADD waits briefly for a VF whose netdev is not in the host namespace yet, and says why when it never comes', async () => {
