@@ -253,6 +253,11 @@ function prepare(db: Database.Database) {
     bumpSeq: db.prepare("UPDATE sqlite_sequence SET seq = seq + 1 WHERE name = 'history'"),
     startSeq: db.prepare("INSERT INTO sqlite_sequence (name, seq) VALUES ('history', 1)"),
     // An 'alloc' row's own seq is its allocation id (see insert()).
+    lastRelease: db.prepare<[string, string], HistoryRow>(
+      `SELECT seq, at, op, pci, alloc_id, pool, owner, reason FROM history
+       WHERE op = 'release' AND json_extract(owner, '$.containerId') = ? AND json_extract(owner, '$.ifname') = ?
+       ORDER BY seq DESC LIMIT 1`,
+    ),
     history: db.prepare<[number], HistoryRow>(
       `SELECT seq, at, op, pci, CASE op WHEN 'alloc' THEN seq ELSE alloc_id END AS alloc_id, pool, owner, reason
        FROM history ORDER BY seq DESC LIMIT ?`,
@@ -800,6 +805,17 @@ export class AllocStore {
         return e;
       }),
     );
+  }
+
+  /** The last release of one pod interface's VF in the kept history, if any. */
+  lastRelease(containerId: string, ifname: string): HistoryEntry | undefined {
+    return this.read('reading the history', () => {
+      const h = this.stmt.lastRelease.get(containerId, ifname);
+      if (!h) return undefined;
+      const e: HistoryEntry = { seq: h.seq, at: h.at, op: h.op, pci: h.pci, allocId: h.alloc_id, pool: h.pool, owner: JSON.parse(h.owner) as Owner };
+      if (h.reason !== null) e.reason = h.reason;
+      return e;
+    });
   }
 
   /** SQLite's own consistency check: ['ok'] when the file is sound. */

@@ -610,12 +610,30 @@ function checkPfSide(ctx: CniContext, sysfs: Sysfs, pci: string): void {
     `something changed it after ADD; run DEL and ADD again, or set it back with \`vfplane vf config ${pci} --force\``);
 }
 
+/** Who a release's recorded reason names, for a person. */
+function releasedBy(reason: string | undefined): string {
+  if (reason === 'cli (forced)') return '`vfplane vf release --force`';
+  if (reason === 'cli') return '`vfplane vf release`';
+  if (reason?.startsWith('gc')) return `\`vfplane gc\` (${reason})`;
+  if (reason === 'CNI GC') return "the runtime's CNI GC (the attachment was not in its valid list)";
+  return reason ? `"${reason}"` : 'an unrecorded release';
+}
+
 export async function cmdCheck(ctx: CniContext): Promise<void> {
   const { env, conf } = ctx;
   const { sysfs, store } = await openAll(ctx);
   try {
     const { held, a } = attachmentOf(ctx, store);
-    if (!a) throw new CniError(ERR.UNKNOWN_CONTAINER, `no VF is attached to container ${env.containerId} as ${env.ifname}${held ? ` on network ${conf.name} (it is ${held.owner.network}'s)` : ''}`, 'run ADD first');
+    if (!a) {
+      // Taken away by the operator or gc (not by this attachment's DEL): say so, since
+      // "run ADD first" would puzzle whoever sees a running pod.
+      const gone = held ? undefined : store.lastRelease(env.containerId!, env.ifname!);
+      if (gone && gone.reason !== 'CNI DEL' && gone.reason !== 'ADD failed') {
+        throw new CniError(ERR.UNKNOWN_CONTAINER, `VF ${gone.pci} is no longer attached to container ${env.containerId} as ${env.ifname}: released at ${gone.at} by ${releasedBy(gone.reason)}`,
+          'the pod lost this interface; re-create the pod (its DEL then ADD) to get a VF again');
+      }
+      throw new CniError(ERR.UNKNOWN_CONTAINER, `no VF is attached to container ${env.containerId} as ${env.ifname}${held ? ` on network ${conf.name} (it is ${held.owner.network}'s)` : ''}`, 'run ADD first');
+    }
     const att = a.attachment as Attachment | null;
     // What to expect comes from prevResult (spec: CHECK "must consult the prevResult"):
     // this plugin's interface in it, the addresses that point at it, and the routes.

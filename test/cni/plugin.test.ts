@@ -903,12 +903,20 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
   it('vf release --force of a live pod\'s VF brings its netdev home; gc gives one Linux returned its MAC and MTU back', () => {
     const was = vfpJson(['vf', 'show', '0000:5e:02.5']);
     const cli = (args: string[]) => vfplane([...args, '--sysfs-root', m.root, '--state-dir', state]);
-    const { p, e, conf } = addOne('frel', { ipam: {}, mac: '02:00:00:bb:00:03', mtu: 1400 });
+    const { p, e, conf, add } = addOne('frel', { ipam: {}, mac: '02:00:00:bb:00:03', mtu: 1400 });
     const r = cli(['vf', 'release', '0000:5e:02.5', '--force']);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toContain(`netdev ${was.netdev} brought back from ${nsPath(p)}`);
     expect(p.ip(['-br', 'link']).trim().split('\n')).toHaveLength(1); // lo only
     expect(vfpJson(['vf', 'show', '0000:5e:02.5'])).toMatchObject({ allocation: null, netdev: was.netdev, mac: was.mac, mtu: was.mtu });
+    // The runtime's CHECK is told who took it and when, not "run ADD first".
+    const chk = call('CHECK', { ...conf, prevResult: add.out }, e);
+    expect(chk.code).toBe(1);
+    expect(chk.out).toMatchObject({
+      code: 3,
+      msg: expect.stringMatching(/^VF 0000:5e:02\.5 is no longer attached to container frel0001 as net1: released at \S+ by `vfplane vf release --force`$/),
+      details: expect.stringContaining('re-create the pod'),
+    });
     expect(call('DEL', conf, e).code).toBe(0); // the pod's DEL afterwards finds nothing to do
     // A pod whose namespace went without a DEL: Linux returns a physical netdev to the
     // host as it was in the pod (the pod's MAC and MTU). The simulator's veth would die
