@@ -350,7 +350,7 @@ export async function vfRelease(o: Common & OwnerFlags & { force?: boolean; rest
     store.close();
   }
   if (o.json && !failed.length) return printJson(out);
-  for (const r of out) console.log(`released ${r.pci} from ${describeOwner(r.owner)}${r.restored.length ? `; ${r.restored.join('; ')}` : ''}`);
+  if (out.length) console.log(table(['released', 'from', 'allocation', 'put back'], out.map((r) => [r.pci, describeOwner(r.owner), r.id, r.restored.join('\n') || '-'])));
   if (failed.length) throw systemError(failed.join('; '), { released: out });
 }
 
@@ -453,8 +453,18 @@ export async function gc(o: Common & { dryRun?: boolean }): Promise<void> {
   if (o.json && !failed.length) return printJson(out);
   const gone = out.filter((r) => r.state === 'gone');
   if (gone.length === 0) progress(o, `gc: ${out.length} allocation(s), every owner alive or unknown; nothing to release`);
-  for (const r of out) {
-    if (r.state === 'gone' && (o.dryRun || r.released)) console.log(`${o.dryRun ? 'would release' : 'released'} ${r.pci} from ${describeOwner(r.owner)} (owner gone)${r.restored.length ? `; ${r.restored.join('; ')}` : ''}`);
+  else {
+    // Every allocation, and what gc did with it: the ones kept say why (owner alive, or
+    // not known to be gone).
+    const action = (r: (typeof out)[number]) =>
+      r.state === 'released meanwhile' ? 'none: released meanwhile'
+        : r.state === 'alive' ? 'kept (owner alive)'
+          : r.state !== 'gone' ? 'kept (no sign the owner is gone)'
+          : o.dryRun ? 'would release (owner gone)'
+            : r.released ? 'released (owner gone)' : 'stays allocated: put-back failed';
+    console.log(table(['VF', 'owner', 'gc', 'put back'], out.map((r) => [r.pci, describeOwner(r.owner), action(r), r.restored.join('\n') || '-'])));
+    const n = out.filter((r) => r.released).length;
+    console.log(o.dryRun ? `gc --dry-run: would release ${gone.length} of ${out.length} allocation(s)` : `gc: released ${n} of ${out.length} allocation(s)`);
   }
   if (failed.length) throw systemError(`gc: ${failed.join('; ')}`, { results: out });
 }

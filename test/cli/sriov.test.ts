@@ -136,10 +136,20 @@ describePrivileged('operator CLI on a simulated NIC', { netns: true }, () => {
     pod.destroy();
     const dry = json(['gc', '--dry-run']);
     expect(dry.find((r: any) => r.state === 'gone')).toMatchObject({ owner: { name: 'gone' }, released: false });
+    // Without --json: a table of every allocation and what gc does with it.
+    const human = run(['gc', '--dry-run']);
+    expect(human.code, human.stderr).toBe(0);
+    expect(human.stdout).toMatch(/│ VF +│ owner +│ gc +│ put back +│/);
+    expect(human.stdout).toMatch(/│ 0000:5e:\w\w\.\d │ pod ns1\/gone[^│]*│ would release \(owner gone\) +│ - +│/);
+    expect(human.stdout).toMatch(/│ 0000:5e:\w\w\.\d │ pod ns1\/alive[^│]*│ kept \(owner alive\) +│ - +│/);
+    expect(human.stdout).toContain('gc --dry-run: would release 1 of 2 allocation(s)');
     const res = json(['gc']);
     expect(res.filter((r: any) => r.released).map((r: any) => r.owner.name)).toEqual(['gone']);
     expect(json(['vf', 'list', '--allocated']).map((v: any) => v.allocation.owner.name)).toEqual(['alive']);
-    json(['vf', 'release', '--owner', 'ns1/alive']);
+    const rel = run(['vf', 'release', '--owner', 'ns1/alive']);
+    expect(rel.code, rel.stderr).toBe(0);
+    expect(rel.stdout).toMatch(/│ released +│ from +│ allocation +│ put back +│/);
+    expect(rel.stdout).toMatch(/│ 0000:5e:\w\w\.\d │ pod ns1\/alive[^│]*│ \d+ +│ .* +│/);
   });
 
   it('release and gc put a VF back before they mark it free: one whose restore fails stays allocated, and the next try finishes', async () => {

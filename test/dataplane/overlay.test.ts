@@ -362,7 +362,7 @@ describePrivileged('VXLAN overlay between two simulated nodes', { netns: true, c
     topo.pods.delete('g1');
     const r = vfplane(['gc', '--sysfs-root', b.sim.root, '--state-dir', b.stateDir]);
     expect(r.code, r.stderr).toBe(0);
-    expect(r.stdout).toMatch(new RegExp(`released ${pod.pci.replace(/\./g, '\\.')} from .*\\(owner gone\\); taken off the overlay`));
+    expect(r.stdout).toMatch(new RegExp(`│ ${pod.pci.replace(/\./g, '\\.')} │ pod default/g1 .*│ released \\(owner gone\\) +│ taken off the overlay`));
     expect((await st()).map((x) => x.pci)).not.toContain(pod.pci);
     // The next pod on that VF joins the overlay (another VNI, as a VF's next owner may).
     const next = await topo.addPod({ name: 'g2', node: 'b', vni: 200, ip: '10.200.0.9/24' }); // the lowest free VF: g1's
@@ -371,7 +371,7 @@ describePrivileged('VXLAN overlay between two simulated nodes', { netns: true, c
     // An operator's `vf release --force` takes it off the overlay too.
     const rel = vfplane(['vf', 'release', pod.pci, '--force', '--sysfs-root', b.sim.root, '--state-dir', b.stateDir]);
     expect(rel.code, rel.stderr).toBe(0);
-    expect(rel.stdout).toContain(`released ${pod.pci} from pod default/g2`);
+    expect(rel.stdout).toMatch(new RegExp(`│ ${pod.pci.replace(/\./g, '\\.')} │ pod default/g2 .*│ \\d+ +│ taken off the overlay`));
     expect(rel.stdout).toContain('taken off the overlay');
     expect((await st()).map((x) => x.pci)).not.toContain(pod.pci);
     await topo.delPod('g2'); // DEL after the release: nothing left to do, and no error
