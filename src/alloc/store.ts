@@ -102,6 +102,9 @@ export const DEFAULT_BUSY_TIMEOUT_MS = 10_000;
 export const DEFAULT_HISTORY_KEEP = 10_000;
 /** Test hook: a file path; allocate() blocks inside its transaction until that file exists. */
 export const PAUSE_ENV = 'VFPLANE_TEST_PAUSE_IN_TXN';
+/** Test hook: a file path; vfplane-cni's ADD blocks once its allocation is committed (and
+ *  marked as adding), before it touches the VF, until that file exists. */
+export const PAUSE_ADD_ENV = 'VFPLANE_TEST_PAUSE_ADD';
 
 export function defaultStateDir(): string {
   return process.env.VFPLANE_STATE_DIR || DEFAULT_STATE_DIR;
@@ -225,7 +228,7 @@ function interfaceTaken(owner: Owner, mine: Row): VfpError {
 }
 
 /** Blocks the calling thread until `file` exists (at most a minute); announces itself in `file`.in-txn. */
-function pauseForTest(file: string): void {
+export function pauseForTest(file: string): void {
   fs.writeFileSync(`${file}.in-txn`, String(process.pid));
   const until = Date.now() + 60_000;
   while (!fs.existsSync(file) && Date.now() < until) sleepSync(5);

@@ -7,7 +7,7 @@
 // since gone to another pod.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { AllocStore, DB_FILE, defaultStateDir, type Allocation } from '../alloc/store.js';
+import { AllocStore, DB_FILE, defaultStateDir, PAUSE_ADD_ENV, pauseForTest, type Allocation } from '../alloc/store.js';
 import { describeOwner, parseOwner, type Owner } from '../alloc/owner.js';
 import { findPool, handOverMode, loadPools, poolView, USERSPACE_DRIVERS, whyNoMatch, whyUnusable } from '../alloc/pool.js';
 import { addrsIn, ipIn, linkIn, netnsId, routesIn } from '../net/ip.js';
@@ -317,6 +317,7 @@ export async function cmdAdd(ctx: CniContext): Promise<CniResult> {
   // hand the next pod a VF whose netdev is stranded. DEL (or gc) finishes the job.
   let stranded = false;
   let a: Allocation | undefined;
+  let seen: VfInfo | undefined; // the VF as this ADD found it, once it is ours
   try {
     // The sequence before the VF is read: if our allocation directly follows it, nobody
     // held the VF between that read and ours (see lastSeq).
@@ -344,11 +345,13 @@ export async function cmdAdd(ctx: CniContext): Promise<CniResult> {
       store.setOriginal(a.id, vf);
       a.original = vf;
     }
+    seen = vf;
     const mode = handOverMode(vf);
     if (!mode) throw conflict(`VF ${vf.pci} changed under us: it is ${vf.driver ?? 'unbound'} with no netdev in the host namespace`);
     // Recorded before anything moves, so a DEL after a crash knows where to look.
     store.setAttachment(a.id, { mode, phase: 'adding' });
     ph.mark('allocate');
+    if (process.env[PAUSE_ADD_ENV]) pauseForTest(process.env[PAUSE_ADD_ENV]);
 
     // PF-side settings, checked against the VF's current ones before any is applied; the
     // undo goes first, since one netlink request may fail half-way through its attributes.
@@ -469,7 +472,10 @@ export async function cmdAdd(ctx: CniContext): Promise<CniResult> {
     ph.mark('record');
     ctx.log.info(`ADD done: VF ${vf.pci} as ${ifname} (${mode}) in ${netns}`);
     return result;
-  } catch (err) {
+  } catch (caught) {
+    // Read before the undo (which may put the driver back): a step that failed because
+    // the VF changed under this ADD (rebound, or re-made by sriov_numvfs) says so.
+    const err = seen ? changedUnder(caught, sysfs, seen) : caught;
     ctx.log.error(`ADD failed, undoing ${undo.length} step(s): ${(err as Error).message}`);
     for (const step of undo.reverse()) {
       try {
@@ -482,6 +488,26 @@ export async function cmdAdd(ctx: CniContext): Promise<CniResult> {
   } finally {
     done(store);
   }
+}
+
+/**
+ * A failure with no CNI code of its own (the kernel's "No such device", say) while the
+ * VF's driver changed or the VF went away since ADD found it: named as that, code 11
+ * (the next try meets the VF as it is now).
+ */
+function changedUnder(err: unknown, sysfs: Sysfs, seen: VfInfo): unknown {
+  if (err instanceof CniError || (err instanceof VfpError && typeof err.details?.cniCode === 'number')) return err;
+  let now: VfInfo | null;
+  try {
+    now = resolveVf(sysfs, seen.pci);
+  } catch {
+    now = null;
+  }
+  const what = now === null ? 'it is gone (its PF\'s VF count changed?)'
+    : now.driver !== seen.driver ? `its driver went from ${seen.driver ?? 'none'} to ${now.driver ?? 'none'} (\`vfplane vf bind --force\`?)`
+      : null;
+  if (!what) return err;
+  return new VfpError('conflict', `VF ${seen.pci} changed while this ADD ran: ${what}; the step that failed: ${(err as Error).message}`, { cniCode: ERR.TRY_AGAIN });
 }
 
 /** Runs the network's IPAM plugin for this call: its stderr goes to the call's stderr

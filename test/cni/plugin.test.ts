@@ -862,6 +862,41 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
     }
   }, 60_000);
 
+  it('an ADD whose VF an operator rebinds under it (vf bind --force) says so, code 11, and undoes itself', async () => {
+    const pci = '0000:5e:0a.5';
+    const was = vfpJson(['vf', 'show', pci]);
+    const p = pod('rebind');
+    const go = join(state, 'go-rebind');
+    const conf = base({ deviceID: pci, ipam: { type: 'static', addresses: [{ address: '10.79.0.5/24' }] } });
+    const e = { containerId: 'rebind01', netns: nsPath(p), ifname: 'net1' };
+    const cli = (args: string[]) => new Promise<{ code: number | null; stderr: string }>((resolve) => {
+      const c = spawn(process.execPath, [join(ROOT, 'bin', 'vfplane.js'), ...args, '--sysfs-root', m.root, '--state-dir', state], { stdio: ['ignore', 'ignore', 'pipe'] });
+      let err = '';
+      c.stderr.on('data', (d) => (err += d));
+      c.on('close', (code) => resolve({ code, stderr: err }));
+    });
+    try {
+      // The ADD stops once the VF is allocated to it (a test hook), before it touches it;
+      // the operator rebinds the VF under it then.
+      const add = callAsync('ADD', conf, { ...e, extra: { VFPLANE_TEST_PAUSE_ADD: go } });
+      for (let i = 0; i < 1500 && !existsSync(`${go}.in-txn`); i++) await new Promise((r) => setTimeout(r, 10));
+      expect(existsSync(`${go}.in-txn`)).toBe(true);
+      const b = await cli(['vf', 'bind', pci, '--driver', 'vfio-pci', '--force']);
+      expect(b.code, b.stderr).toBe(0);
+      writeFileSync(go, '');
+      const r = await add;
+      expect(r.code).toBe(1);
+      expect(r.out).toMatchObject({ code: 11, msg: expect.stringMatching(/^VF 0000:5e:0a\.5 changed while this ADD ran: its driver went from iavf to vfio-pci \(`vfplane vf bind --force`\?\); the step that failed: /) });
+      expect(vfpJson(['vf', 'show', pci]).allocation).toBeNull();
+      expect(p.ip(['-br', 'link']).trim().split('\n')).toHaveLength(1); // lo only
+    } finally {
+      rmSync(go, { force: true });
+      rmSync(`${go}.in-txn`, { force: true });
+      await cli(['vf', 'bind', pci, '--driver', 'kernel', '--force']);
+    }
+    expect(vfpJson(['vf', 'show', pci])).toMatchObject({ driver: 'iavf', netdev: was.netdev, allocation: null });
+  }, 60_000);
+
   // After `pf set-numvfs` the kernel binds each new VF's driver, then its netdev appears:
   // an ADD that meets a VF in between waits for it (a second at most).
   it('ADD waits briefly for a VF whose netdev is not in the host namespace yet, and says why when it never comes', async () => {
