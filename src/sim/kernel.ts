@@ -19,6 +19,7 @@ import type { HwProfile, VfSettings } from '../sriov/types.js';
 import { VF_SETTING_ERRNOS, vfSettingRefusals } from '../sriov/vf-settings.js';
 import { systemError } from '../util/errors.js';
 import { pidAlive, sleepSync } from '../util/proc.js';
+import { pidStart } from '../alloc/owner.js';
 import { readManifest, vfMac, vfNetdev, vfRepresentor, type SimManifest, type SimPf } from './manifest.js';
 
 export const VFIO_DRIVER = 'vfio-pci';
@@ -149,7 +150,7 @@ export class SimKernel implements SysfsKernel {
     const unique = () => path.join(dir, `lock.${process.pid}.${Math.random().toString(36).slice(2, 10)}`);
     const mine = unique();
     fs.mkdirSync(mine);
-    fs.writeFileSync(path.join(mine, 'pid'), String(process.pid));
+    fs.writeFileSync(path.join(mine, 'pid'), `${process.pid} ${pidStart(process.pid) ?? ''}`.trim());
     for (;;) {
       try {
         fs.renameSync(mine, lock);
@@ -162,7 +163,7 @@ export class SimKernel implements SysfsKernel {
         }
       }
       const holder = lockHolder(lock);
-      const stale = holder === 'gone' ? false : holder === null ? olderThan(lock, 5_000) : !pidAlive(holder);
+      const stale = holder === 'gone' ? false : holder === null ? olderThan(lock, 5_000) : !holderAlive(holder);
       if (stale) {
         // One waiter wins the rename; if the lock it took turns out not to be the stale one
         // (taken over and made anew in between), it goes back.
@@ -173,7 +174,7 @@ export class SimKernel implements SysfsKernel {
           continue;
         }
         const took = lockHolder(away);
-        if (took !== holder && took !== 'gone' && (took === null || pidAlive(took))) {
+        if (!sameHolder(took, holder) && took !== 'gone' && (took === null || holderAlive(took))) {
           try {
             fs.renameSync(away, lock);
             continue;
@@ -186,7 +187,7 @@ export class SimKernel implements SysfsKernel {
       }
       if (Date.now() > deadline) {
         fs.rmSync(mine, { recursive: true, force: true });
-        throw systemError(`the simulator at ${this.root} is locked by pid ${holder === null || holder === 'gone' ? '?' : holder} for over 30 s`);
+        throw systemError(`the simulator at ${this.root} is locked by pid ${holder === null || holder === 'gone' ? '?' : holder.pid} for over 30 s`);
       }
       sleepSync(2);
     }
@@ -605,15 +606,34 @@ function ethtoolK(names: string[], netns: string | null, change: string[], conse
   }
 }
 
-/** The pid in a simulator lock; null when it has none, 'gone' when the lock is gone. */
-function lockHolder(lock: string): number | null | 'gone' {
+/** A simulator lock's holder: its pid and, when recorded, the process's start time (so
+ *  that a pid the kernel gave to another process since does not look like the holder). */
+interface LockHolder {
+  pid: number;
+  start?: string;
+}
+
+/** The holder of a simulator lock; null when it names none, 'gone' when the lock is gone. */
+function lockHolder(lock: string): LockHolder | null | 'gone' {
   try {
-    const n = Number(fs.readFileSync(path.join(lock, 'pid'), 'utf8'));
-    return Number.isInteger(n) && n > 0 ? n : null;
+    const [pid, start] = fs.readFileSync(path.join(lock, 'pid'), 'utf8').trim().split(/\s+/);
+    const n = Number(pid);
+    if (!Number.isInteger(n) || n <= 0) return null;
+    return start ? { pid: n, start } : { pid: n };
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
     return fs.existsSync(lock) ? null : 'gone';
   }
+}
+
+function holderAlive(h: LockHolder): boolean {
+  if (!pidAlive(h.pid)) return false;
+  return h.start === undefined || pidStart(h.pid) === undefined || pidStart(h.pid) === h.start;
+}
+
+function sameHolder(a: LockHolder | null | 'gone', b: LockHolder | null | 'gone'): boolean {
+  if (a === null || a === 'gone' || b === null || b === 'gone') return a === b;
+  return a.pid === b.pid && a.start === b.start;
 }
 
 function olderThan(p: string, ms: number): boolean {
