@@ -450,7 +450,7 @@ int vfp_fdb__learn(vfp_fdb *f, uint32_t vni, const uint8_t mac[6], const vfp_add
                    uint32_t now) {
     vfp_addr a;
     if (!f || !mac || vni > VNI_MAX || norm_addr(&a, vtep)) return -EINVAL;
-    if (mac[0] & 1) return VFP_LEARN_IGNORED;
+    if (!vfp_mac__learnable(mac)) return VFP_LEARN_IGNORED;
     const fdb_loc l = locate(f, vni, mac);
     return learn_one(f, l.key, l.tm, l.b1, l.b2, &a, now);
 }
@@ -496,7 +496,7 @@ void vfp_fdb__learn_bulk(vfp_fdb *f, const uint32_t *vnis, const uint8_t *const 
     int last = -1, last_r = 0;
     uint64_t refreshed = 0;
     for (uint16_t i = 0; i < n; i++) {
-        if (macs[i][0] & 1) continue; /* group source MAC: nothing to learn */
+        if (!vfp_mac__learnable(macs[i])) continue; /* group or zero source MAC: nothing to learn */
         const uint16_t tm = make_tag(vnis[i]);
         if (last >= 0 && keys[i] == keys[last] && tm == make_tag(vnis[last]) &&
             families[i] == families[last] && memcmp(vteps[i], vteps[last], 16) == 0) {

@@ -24,8 +24,14 @@ enum vfp_learn_result {
     VFP_LEARN_REFRESH = 2,  /* same VTEP, stamp updated */
     VFP_LEARN_MOVED = 3,    /* learned entry moved to another VTEP */
     VFP_LEARN_STATIC = 4,   /* a static entry exists: left alone */
-    VFP_LEARN_IGNORED = 5,  /* group (multicast/broadcast) source MAC */
+    VFP_LEARN_IGNORED = 5,  /* group (multicast/broadcast) or all-zero source MAC */
 };
+
+/* A source MAC learning takes: unicast (bit 0 of the first byte clear) and not all
+ * zero, what the kernel calls is_valid_ether_addr. */
+static inline int vfp_mac__learnable(const uint8_t mac[6]) {
+    return !(mac[0] & 1) && (mac[0] | mac[1] | mac[2] | mac[3] | mac[4] | mac[5]) != 0;
+}
 
 typedef struct vfp_fdb_entry_info {
     uint32_t vni;

@@ -22,6 +22,7 @@
 static const char *const drop_names[VFP_DP_D__COUNT] = {
     "no_attachment", "no_peer", "neigh_unresolved", "no_local_port", "hairpin",
     "tx_full", "no_buffer", "arp_other", "spoofed", "nd_other", "handoff_full", "handoff_stale",
+    "bad_src_mac", "static_elsewhere",
 };
 _Static_assert(sizeof drop_names / sizeof drop_names[0] == VFP_DP_D__COUNT, "a name for every drop reason");
 
@@ -782,10 +783,10 @@ static int overlay_dest(worker *w, const dp_cfg *c, uint32_t vni, const uint8_t 
     if (c->fdb && vfp_fdb__resolve(c->fdb, vni, dst, &idx, &fl, &nf) == 1)
         return idx < c->fdb_vteps ? (c->fdb_peer[idx] == NONE16 ? (*no_peer = 1, -1) : c->fdb_peer[idx]) : -1;
     if (w->learned && vfp_fdb__resolve(w->learned, vni, dst, &idx, &fl, &nf) == 1) {
+        /* Learned from a VTEP that is no longer a peer (removed since): flooded, as
+         * if unknown, until the MAC is learned again or the entry ages out. */
         const vfp_addr *a = vfp_fdb__vtep(w->learned, idx);
-        int p = a ? peer_find(c, a) : -1;
-        if (p < 0) *no_peer = 1;
-        return p;
+        return a ? peer_find(c, a) : -1;
     }
     return -1;
 }
@@ -984,9 +985,20 @@ static void from_uplink(worker *w, vfp_pkt **pk, uint16_t n, uint64_t now, uint3
     }
     if (!nv) return;
     vfp_decap_ctx dc = c->decap;
-    dc.learn_fdb = c->learn ? w->learned : NULL;
+    /* The engine only decapsulates here: what is learned is decided below, per frame,
+     * from what the engine alone cannot know (static entries, peers, local ports). */
+    dc.learn_fdb = NULL;
     dc.now = now_s;
     vfp_vxlan__decap_burst(&dc, vx, nv, &w->st->engine);
+    /* What to learn, copied out of the frames (a frame may be sent, and its buffer
+     * reused, before the burst's learning is done). */
+    vfp_fdb *lf = c->learn ? w->learned : NULL;
+    uint32_t l_vni[VFP_MAX_BURST];
+    uint8_t l_macb[VFP_MAX_BURST][6], l_vtepb[VFP_MAX_BURST][16], l_fam[VFP_MAX_BURST];
+    const uint8_t *l_mac[VFP_MAX_BURST], *l_vtep[VFP_MAX_BURST];
+    uint16_t nl = 0;
+    vfp_addr last_from = {0, {0}};
+    int last_peer = -1;
     for (uint16_t i = 0; i < nv; i++) {
         vfp_pkt *p = vx[i];
         if (p->reason != VFP_OK) {
@@ -1001,6 +1013,51 @@ static void from_uplink(worker *w, vfp_pkt **pk, uint16_t n, uint64_t now, uint3
             continue;
         }
         vfp_dp_vni_stats *vs = &w->st->vnis[v->slot];
+        const uint8_t *src = p->data + 6;
+        /* A group or all-zero source is no station's address: a bridge never forwards
+         * it (the kernel's vxlan and bridge drop it too). */
+        if (VFP_UNLIKELY(!vfp_mac__learnable(src))) {
+            w->st->drops[VFP_DP_D_BAD_SRC_MAC]++;
+            vs->drops++;
+            vfp_pkt__free_burst(&p, 1);
+            continue;
+        }
+        vfp_addr from;
+        from.family = p->vtep_family;
+        memcpy(from.bytes, p->vtep, 16);
+        uint16_t sidx;
+        const uint16_t *sfl;
+        uint32_t snf;
+        if (c->fdb_vteps && vfp_fdb__resolve(c->fdb, p->vni, src, &sidx, &sfl, &snf) == 1) {
+            /* A static entry puts this MAC behind another VTEP: the frame is not
+             * believed, and nothing is learned (the kernel: "don't migrate static
+             * entries, drop packets"). */
+            const vfp_addr *sa = vfp_fdb__vtep(c->fdb, sidx);
+            if (sa && !addr_eq(sa, &from)) {
+                w->st->drops[VFP_DP_D_STATIC_ELSEWHERE]++;
+                vs->drops++;
+                vfp_pkt__free_burst(&p, 1);
+                continue;
+            }
+        } else if (lf) {
+            /* Learned only from a peer: an entry for any other VTEP could not be sent
+             * to, and one stray packet would cut the MAC off until it aged. */
+            if (!addr_eq(&from, &last_from)) {
+                last_from = from;
+                last_peer = peer_find(c, &from);
+            }
+            if (last_peer >= 0) {
+                l_vni[nl] = p->vni;
+                memcpy(l_macb[nl], src, 6);
+                memcpy(l_vtepb[nl], p->vtep, 16);
+                l_fam[nl] = p->vtep_family;
+                l_mac[nl] = l_macb[nl];
+                l_vtep[nl] = l_vtepb[nl];
+                nl++;
+            } else {
+                w->st->learn_not_peer++;
+            }
+        }
         vs->decap_pkts++;
         vs->decap_bytes += p->len;
         const uint8_t *dst = p->data;
@@ -1019,6 +1076,7 @@ static void from_uplink(worker *w, vfp_pkt **pk, uint16_t n, uint64_t now, uint3
             tx_push(w, c->local_ports[v->local_off + k], q);
         }
     }
+    if (nl) vfp_fdb__learn_bulk(lf, l_vni, l_mac, l_fam, l_vtep, nl, now_s, &w->st->engine);
 }
 
 /* ------------------------------------------------ learning shared between workers */
@@ -1275,7 +1333,8 @@ static void *worker_main(void *arg) {
                 for (uint32_t i = 0; i < c->n_peers; i++) (void)neigh_from_others(w, (int)i);
                 w->next_neigh_ns = now + 1000000000ull;
             }
-            if (w->learned && c->learn && now >= w->next_age_ns) {
+            /* Learned entries age also while learning is off: they are still used. */
+            if (w->learned && now >= w->next_age_ns) {
                 w->st->aged += vfp_fdb__age(w->learned, now_s, c->age_seconds, &w->age_cursor, 4096);
                 w->next_age_ns = now + 100000000ull;
             }

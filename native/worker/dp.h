@@ -36,6 +36,8 @@ enum vfp_dp_drop {
     VFP_DP_D_ND_OTHER,          /* ICMPv6 on the uplink that is neither valid ND nor an MLD query */
     VFP_DP_D_HANDOFF_FULL,      /* for a queue another worker owns: its ring was full, or the frame too big for a slot */
     VFP_DP_D_HANDOFF_STALE,     /* handed over in one configuration epoch, taken in another */
+    VFP_DP_D_BAD_SRC_MAC,       /* a decapsulated frame whose source MAC is a group or all-zero address */
+    VFP_DP_D_STATIC_ELSEWHERE,  /* a decapsulated frame from a MAC a static FDB entry puts behind another VTEP */
     VFP_DP_D__COUNT
 };
 const char *vfp_dp_drop__name(unsigned d);
@@ -84,6 +86,7 @@ typedef struct vfp_dp_worker_stats {
     uint64_t learn_share_lost;  /* of those, dropped on a full ring (the next refresh repeats them) */
     uint64_t learn_synced;      /* entries the other workers learned, applied to this one's FDB */
     uint64_t handed_off;        /* frames for a port queue another worker owns, passed to it */
+    uint64_t learn_not_peer;    /* decapsulated frames from a VTEP that is not a peer: delivered, not learned */
     vfp_dp_port_stats ports[VFP_DP_MAX_PORTS];
     vfp_dp_vni_stats vnis[VFP_DP_MAX_VNIS];
     vfp_dp_peer_stats peers[VFP_DP_MAX_PEERS];

@@ -285,8 +285,14 @@ export async function dpUnclaim(o: { node?: string; stateDir?: string; json?: bo
   for (const x of out) for (const m of x.released) console.log(`node ${x.node}: ${m}`);
 }
 
-export async function dpExplain(o: ClientOpts & { vni: number; mac: string; from?: string; src?: string }): Promise<void> {
-  const r = await request(await sock(o), { op: 'explain', vni: o.vni, mac: o.mac, ...(o.from ? { from: o.from } : {}), ...(o.src ? { src: o.src } : {}) });
+export async function dpExplain(o: ClientOpts & { vni: number; mac: string; from?: string; src?: string; vtep?: string }): Promise<void> {
+  if (o.vtep && o.from !== 'uplink') {
+    const { UsageError } = await import('./errors.js');
+    throw new UsageError(`--vtep ${o.vtep} names the VTEP a frame came from: it goes with --from uplink`);
+  }
+  const r = await request(await sock(o), {
+    op: 'explain', vni: o.vni, mac: o.mac, ...(o.from ? { from: o.from } : {}), ...(o.src ? { src: o.src } : {}), ...(o.vtep ? { vtep: o.vtep } : {}),
+  });
   if (o.json) return printJson(strip(r));
   const e = r as unknown as {
     verdict: string; reason?: string; representor?: string; vtep?: string; source?: string; steps: string[];

@@ -65,7 +65,8 @@ export function registerDataplane(program: Command): void {
     .requiredOption('--vni <n>', 'the VNI', vniFlag())
     .requiredOption('--mac <mac>', 'the destination MAC', macFlag('--mac'))
     .option('--from <representor>', 'the sending pod\'s representor (hairpin and anti-spoofing checks), or "uplink" for a frame a peer encapsulated', fromFlag)
-    .option('--src <mac>', 'the source MAC (with --from: the anti-spoofing check)', macFlag('--src'))
+    .option('--src <mac>', 'the source MAC (with --from a representor: the anti-spoofing check; with --from uplink: the inner source, whether it is delivered and learned)', macFlag('--src'))
+    .option('--vtep <ip>', 'with --from uplink: the VTEP that sent it (the outer source address)', ipFlag('--vtep'))
     .action(async (o) => (await run()).dpExplain(o));
 
   dp.command('unclaim')
@@ -86,4 +87,5 @@ export function registerDataplane(program: Command): void {
     .requiredOption('--vni <n>', 'the VNI', vniFlag())
     .requiredOption('--mac <mac>', 'the inner MAC', macFlag('--mac'))
     .action(async (o) => (await run()).dpOp('fdb-del', { vni: o.vni, mac: o.mac }, o));
+
 }

@@ -763,7 +763,9 @@ export class Daemon {
       case 'explain':
         return this.explain(this.parse(z.strictObject({
           vni: vniNumber, mac: macString('the destination MAC'), from: z.string().min(1).max(15).optional(), src: macString('the source MAC').optional(),
-          // from: a representor (a pod's frame), or "uplink" (a frame a peer encapsulated)
+          // from: a representor (a pod's frame), or "uplink" (a frame a peer encapsulated,
+          // from vtep)
+          vtep: ipString('the sending VTEP').optional(),
         }), req));
       case 'fdb-list':
         return {
@@ -838,7 +840,7 @@ export class Daemon {
    * VTEP whether its MAC is known. From the configuration and the workers' own tables
    * (learned entries, peer state) as they are now.
    */
-  private explain(q: { vni: number; mac: string; from?: string; src?: string }): Record<string, unknown> {
+  private explain(q: { vni: number; mac: string; from?: string; src?: string; vtep?: string }): Record<string, unknown> {
     const c = this.cfg;
     const dst = q.mac.toLowerCase();
     const steps: string[] = [];
@@ -851,7 +853,8 @@ export class Daemon {
         : { vtep, peer: true, state: p.state, underlayMac: p.underlayMac, note: `${vtep} via ${p.underlayMac} (${p.state})` };
     };
     const local = [...this.atts.values()].filter((a) => a.vni === q.vni);
-    if (q.from === 'uplink') return this.explainFromUnderlay(q.vni, dst, local, steps);
+    if (q.vtep && q.from !== 'uplink') throw invalid(`vtep ${q.vtep} is the VTEP a frame came from: it goes with from "uplink"`);
+    if (q.from === 'uplink') return this.explainFromUnderlay(q.vni, dst, local, steps, q.src?.toLowerCase(), q.vtep, peerState);
     const sender = q.from ? this.atts.get(q.from) : undefined;
     if (q.from && !sender) throw notFound(`no attachment on representor ${q.from}; see vfplane dataplane status`);
     if (sender && sender.vni !== q.vni) throw invalid(`representor ${q.from} is on VNI ${sender.vni}, not ${q.vni}: its frames go on VNI ${sender.vni}`);
@@ -892,21 +895,27 @@ export class Daemon {
       steps.push(`a static FDB entry sends ${dst} on VNI ${q.vni} to ${st.vtep}`);
       return toVtep(st.vtep, { source: 'static' });
     }
-    if (c.learn) {
-      const l = this.dp!.learned().find((e) => e.vni === q.vni && e.mac === dst);
-      if (l) {
-        const age = Math.max(0, Math.round(Number(process.hrtime.bigint() / 1_000_000_000n) - l.stamp));
-        steps.push(`${dst} was learned on VNI ${q.vni} from frames VTEP ${l.vtep} sent, ${age} s ago (entries age out after ${c.ageSeconds} s)`);
-        return toVtep(l.vtep, { source: 'learned', ageSeconds: age });
+    // Learned entries are used, and age, also while learning is off (it stops only
+    // new entries and refreshes).
+    const l = this.dp!.learned().find((e) => e.vni === q.vni && e.mac === dst);
+    if (l) {
+      const age = Math.max(0, Math.round(Number(process.hrtime.bigint() / 1_000_000_000n) - l.stamp));
+      steps.push(`${dst} was learned on VNI ${q.vni} from frames VTEP ${l.vtep} sent, ${age} s ago (entries age out after ${c.ageSeconds} s${c.learn ? '' : '; learning is off, so it is not refreshed'})`);
+      if (!peerState.has(canonIp(l.vtep))) {
+        return flood(`${l.vtep} is no longer a peer, so that entry is not used: ${dst} is flooded as unknown unicast until it is learned again or the entry ages out`);
       }
+      return toVtep(l.vtep, { source: 'learned', ageSeconds: age });
     }
-    return flood(`${dst} is not a local pod, and no ${c.learn ? 'static or learned ' : 'static '}FDB entry names it on VNI ${q.vni}: unknown unicast is flooded`);
+    return flood(`${dst} is not a local pod, and no static or learned FDB entry names it on VNI ${q.vni}: unknown unicast is flooded`);
   }
 
   /** The other direction (native/worker/dp.c, from_uplink): a VXLAN frame from a peer
    *  on VNI, decapsulated, for MAC. */
-  private explainFromUnderlay(vni: number, dst: string, local: Attached[], steps: string[]): Record<string, unknown> {
-    const result = (verdict: string, extra: Record<string, unknown>) => ({ vni, mac: dst, from: 'uplink', verdict, ...extra, steps });
+  private explainFromUnderlay(vni: number, dst: string, local: Attached[], steps: string[], src: string | undefined, vtep: string | undefined,
+    peers: Map<string, unknown>): Record<string, unknown> {
+    const result = (verdict: string, extra: Record<string, unknown>) => ({
+      vni, mac: dst, from: 'uplink', ...(src ? { src } : {}), ...(vtep ? { vtep } : {}), verdict, ...extra, steps,
+    });
     if (!local.length && !this.floods.has(vni)) {
       steps.push(`VNI ${vni} is not served here (no pod attached to it, no flood list): the decap drops the frame (vni_unknown)`);
       return result('drop', { reason: 'vni_unknown' });
@@ -915,7 +924,20 @@ export class Daemon {
       steps.push(`VNI ${vni} has a flood list here but no local pod: the frame is decapsulated and dropped (no_local_port)`);
       return result('drop', { reason: 'no_local_port' });
     }
-    if (this.cfg.learn) steps.push(`the inner source MAC is learned against the outer source VTEP (learn is on; entries age out after ${this.cfg.ageSeconds} s)`);
+    if (src && (isGroupMac(src) || src === '00:00:00:00:00:00')) {
+      steps.push(`${src} is ${src === '00:00:00:00:00:00' ? 'all zero' : 'a group address'}, no station's source address: the frame is dropped (bad_src_mac) and nothing is learned`);
+      return result('drop', { reason: 'bad_src_mac' });
+    }
+    const st = src ? this.fdb.find((f) => f.vni === vni && f.mac.toLowerCase() === src) : undefined;
+    if (st && vtep && canonIp(st.vtep) !== canonIp(vtep)) {
+      steps.push(`a static FDB entry puts ${src} behind ${st.vtep}, not ${vtep}: the frame is dropped (static_elsewhere) and nothing is learned`);
+      return result('drop', { reason: 'static_elsewhere' });
+    }
+    const who = src ?? 'the inner source MAC';
+    if (st) steps.push(`${who} has a static FDB entry (to ${st.vtep}): nothing is learned`);
+    else if (!this.cfg.learn) steps.push(`learning is off: ${who} is not learned`);
+    else if (vtep && !peers.has(canonIp(vtep))) steps.push(`${vtep} is not a peer: ${who} is not learned (an entry for a VTEP that is not a peer could not be sent to), the frame is still delivered`);
+    else steps.push(`${who} is learned against ${vtep ?? 'the outer source VTEP, if that is a peer'} (entries age out after ${this.cfg.ageSeconds} s)`);
     const here = isGroupMac(dst) ? undefined : local.find((a) => a.mac.toLowerCase() === dst);
     if (here) {
       steps.push(`${dst} is a pod on this node (representor ${here.representor}${here.pci ? `, VF ${here.pci}` : ''})`);

@@ -4,7 +4,7 @@
 import { formatIp, formatMac, parseIp, parseMac, type IpAddr } from '../util/addr.js';
 
 export type LearnResult =
-  /** The source MAC has the group bit set: never learned. */
+  /** The source MAC has the group bit set, or is all zero: never learned. */
   | 'ignored'
   /** A static entry holds the key: learning never overwrites it. */
   | 'static'
@@ -143,6 +143,7 @@ export class FdbModel {
   learn(vni: number, buf: Uint8Array, macOff: number, family: 4 | 6, vbuf: Uint8Array, vOff: number, now: number): LearnResult {
     if (buf[macOff]! & 1) return 'ignored';
     const key = macAt(buf, macOff);
+    if (key === 0) return 'ignored';
     const t = this.table(vni);
     const s = t.get(key);
     const n = family === 4 ? 4 : 16;

@@ -249,9 +249,11 @@ describe('decap learning (§5)', () => {
       withSrc('52:54:00:00:00:01', vA), // same flow again in the burst
       withSrc('52:54:00:00:00:02', vA, 200),
       withSrc('01:00:5e:00:00:01', vA), // group source: not learned
+      withSrc('00:00:00:00:00:00', vA), // no station's address: not learned either
     ]);
-    expect(addon.decap(d, b)).toBe(4);
+    expect(addon.decap(d, b)).toBe(5);
     expect(fdb.count()).toBe(2);
+    expect(fdb.get(100, mac('00:00:00:00:00:00'))).toBeNull();
     expect(fdb.get(100, mac('52:54:00:00:00:01'))).toMatchObject({ flags: 2, stamp: 1000, vtep: vA });
     expect(fdb.get(200, mac('52:54:00:00:00:02'))).toMatchObject({ flags: 2, stamp: 1000, vtep: vA });
     expect(fdb.get(100, mac('01:00:5e:00:00:01'))).toBeNull();

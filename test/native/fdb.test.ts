@@ -61,6 +61,7 @@ describe('learning', () => {
     expect(f.learn(5, '01:00:5e:00:00:01', '10.0.0.1', 150)).toBe('ignored');
     expect(f.learn(5, 'ff:ff:ff:ff:ff:ff', '10.0.0.1', 150)).toBe('ignored');
     expect(f.learn(5, '03:00:00:00:00:00', '10.0.0.1', 150)).toBe('ignored');
+    expect(f.learn(5, '00:00:00:00:00:00', '10.0.0.1', 150)).toBe('ignored');
     expect(f.count()).toBe(2);
   });
 });
@@ -347,7 +348,7 @@ describe('random operations against a Map model', () => {
     it(`agrees over 20,000 operations (seed ${seed})`, () => {
       let s = seed * 7919;
       const rnd = (n: number) => ((s = (s * 1103515245 + 12345) >>> 0) >>> 8) % n;
-      const macs = Array.from({ length: 120 }, (_, i) =>
+      const macs = Array.from({ length: 120 }, (_, i) => i === 3 ? '00:00:00:00:00:00' :
         `${i % 17 === 0 ? '01' : '02'}:00:00:00:${(i >> 8).toString(16).padStart(2, '0')}:${(i & 255).toString(16).padStart(2, '0')}`);
       const vnis = [0, 1, 2, 0x10000, 0xffffff];
       const vteps = ['10.0.0.1', '10.0.0.2', '10.0.0.3', 'fd00::1', 'fd00::2', '2001:db8::a'];
@@ -375,7 +376,7 @@ describe('random operations against a Map model', () => {
           now += rnd(3);
           const cur = model.get(k);
           let want: LearnResult;
-          if (parseInt(m.slice(0, 2), 16) & 1) want = 'ignored';
+          if (parseInt(m.slice(0, 2), 16) & 1 || m === '00:00:00:00:00:00') want = 'ignored';
           else if (!cur) want = 'new';
           else if (cur.static) want = 'static';
           else if (cur.vtep === t) want = 'refresh';

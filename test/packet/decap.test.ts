@@ -351,10 +351,11 @@ describe('decap: bursts and learning', () => {
     let clock = 500;
     const d = tsEngine.createDecap(resolveDecap(), { fdb, now: () => clock });
     const group = innerUdp4(4, { macSrc: '01:00:5e:00:00:01' });
+    const zero = innerUdp4(4, { macSrc: '00:00:00:00:00:00' });
     const other = innerUdp4(4, { macSrc: '52:54:00:00:00:0b' });
     const bad = encap(V4, other);
     bad[42] = 0;
-    expect(tsEngine.decap(d, burstFromFrames([base4(), encap(V6, group), bad]))).toBe(2);
+    expect(tsEngine.decap(d, burstFromFrames([base4(), encap(V6, group), encap(V6, zero), bad]))).toBe(3);
     expect(fdb.entries().map((e) => [e.vni, formatIp(e.vtep.family, e.vtep.bytes), e.stamp, e.isStatic])).toEqual([
       [1000, '10.0.0.1', 500, false],
     ]);

@@ -37,7 +37,7 @@ describe('FDB model (§5)', () => {
     expect(() => new FdbModel().addStatic(1, GROUP, '192.0.2.1')).toThrow(/group bit/);
   });
 
-  it('learning: new, refreshed, moved; group source MACs ignored', () => {
+  it('learning: new, refreshed, moved; group and all-zero source MACs ignored', () => {
     const f = new FdbModel();
     expect(f.learnFrom(5, M1, '10.0.0.1', 100)).toBe('new');
     expect(f.learnFrom(5, M1, '10.0.0.1', 110)).toBe('refreshed');
@@ -50,6 +50,8 @@ describe('FDB model (§5)', () => {
     expect(table(f)).toEqual([`5 ${M1} 10.0.0.2 @140`]);
     expect(f.learnFrom(5, GROUP, '10.0.0.1', 150)).toBe('ignored');
     expect(f.learnFrom(5, 'ff:ff:ff:ff:ff:ff', '10.0.0.1', 150)).toBe('ignored');
+    // Not a station's address (the kernel's is_valid_ether_addr): never learned.
+    expect(f.learnFrom(5, '00:00:00:00:00:00', '10.0.0.1', 150)).toBe('ignored');
     expect(f.size).toBe(1);
   });
 

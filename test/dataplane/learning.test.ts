@@ -1,0 +1,235 @@
+// What the workers deliver and learn from the underlay, held to the kernel's vxlan driver
+// and bridge (drivers/net/vxlan: vxlan_snoop; net/bridge: br_handle_frame), which a
+// forwarding audit checked them against: a group or all-zero inner source is no
+// station's and is dropped; a frame from a MAC a static entry puts behind another VTEP
+// is dropped and nothing is learned; learned entries age also while learning is off.
+// Where vfplane chooses differently from the kernel it says so: it learns only from
+// peers (an entry for any other VTEP could not be sent to), and an entry learned from
+// a peer since removed floods. Memory ports: a generator replays the underlay's
+// frames, a sink counts what reaches the pod.
+import { execFileSync } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DataPlane, type DpSpec } from '../../src/dataplane/dp.js';
+import { request } from '../../src/dataplane/control.js';
+import { resolveTunnel } from '../../src/packet/config.js';
+import { parseIp, parseMac } from '../../src/util/addr.js';
+import { dataplaneOn, vfplane } from '../helpers/cli.js';
+import { udp4 } from '../helpers/frames.js';
+import { ifname, Netns, scratchDir, vethIn } from '../helpers/netns.js';
+import { describePrivileged } from '../helpers/privileged.js';
+
+const mac = (s: string) => parseMac(s)!;
+const ip = (s: string) => parseIp(s)!.bytes;
+const UP = '02:aa:00:00:00:01', POD = '02:00:00:00:00:01', POD2 = '02:00:00:00:00:02';
+
+/** VXLAN (VNI 100) from `vtep` to our VTEP 192.0.2.1, carrying a frame from innerSrc to innerDst. */
+function fromVtep(vtep: string, innerSrc: string, innerDst = POD): Uint8Array {
+  const inner = udp4({ dstMac: innerDst, srcMac: innerSrc, src: '10.9.0.2', dst: '10.9.0.1', sport: 7000, dport: 7001, payload: new Uint8Array(18) });
+  const payload = new Uint8Array(8 + inner.length);
+  payload.set([0x08, 0, 0, 0, 0, 0, 100, 0]);
+  payload.set(inner, 8);
+  return udp4({ dstMac: UP, srcMac: '02:bb:00:00:00:02', src: vtep, dst: '192.0.2.1', sport: 50000, dport: 4789, payload });
+}
+
+function podFrame(dst: string, src = POD2): Uint8Array {
+  return udp4({ dstMac: dst, srcMac: src, src: '10.9.0.1', dst: '10.9.0.2', sport: 7001, dport: 7000, payload: new Uint8Array(18) });
+}
+
+function spin(ms: number) {
+  const t = Date.now();
+  while (Date.now() - t < ms) {
+    /* the workers run on their own threads */
+  }
+}
+
+const base: Omit<DpSpec, 'uplink' | 'atts'> = {
+  uplinkMac: mac(UP),
+  tunnel: resolveTunnel({ local: '192.0.2.1', remote: '192.0.2.2' }),
+  peers: [{ vtep: ip('192.0.2.2'), mac: mac('02:bb:00:00:00:02') }, { vtep: ip('192.0.2.3'), mac: mac('02:bb:00:00:00:03') }],
+  fdb: [], floods: [], extraVnis: [], learn: true, antiSpoof: true,
+};
+
+/** Replays `frames` on the uplink for a while; the pod (VNI 100, MAC POD) is a sink. */
+function replay(frames: Uint8Array[], spec: Partial<DpSpec> = {}) {
+  const dp = new DataPlane({ workers: 1 });
+  const up = dp.openPort('memory-gen', { frames, ring: frames.length * 64 }, 'uplink');
+  const pod = dp.openPort('memory-sink', {}, 'pod0');
+  dp.commit({ ...base, uplink: up.slot, atts: [{ port: pod.slot, vni: 100, mac: mac(POD) }], ...spec });
+  spin(150);
+  return { dp, up, pod };
+}
+
+describe('what the data plane takes from the underlay', () => {
+  it('drops a frame whose inner source is a group or the all-zero address, and learns nothing from it', () => {
+    const { dp, up, pod } = replay([
+      fromVtep('192.0.2.2', '00:00:00:00:00:00'), fromVtep('192.0.2.2', '01:00:5e:00:00:07'),
+      fromVtep('192.0.2.2', 'ff:ff:ff:ff:ff:ff'), fromVtep('192.0.2.2', '02:00:00:00:77:01'),
+    ]);
+    try {
+      const learned = dp.learned();
+      dp.stop();
+      const c = dp.counters();
+      const rx = Number(c.ports.get(up.slot)!.rxPkts), quarter = rx / 4;
+      expect(rx).toBeGreaterThan(1000);
+      expect(Number(c.drops.bad_src_mac ?? 0n)).toBeGreaterThan(3 * quarter - 4);
+      expect(Number(c.ports.get(pod.slot)!.txPkts)).toBeLessThan(quarter + 4);
+      expect(Number(c.vnis.get(100)!.drops)).toBe(Number(c.drops.bad_src_mac));
+      expect(learned.map((e) => [e.mac, e.vtep])).toEqual([['02:00:00:00:77:01', '192.0.2.2']]);
+    } finally {
+      dp.stop();
+    }
+  });
+
+  it('drops a frame from a MAC a static entry puts behind another VTEP, and learns no shadow entry', () => {
+    const S = '02:00:00:00:77:02';
+    const { dp, up, pod } = replay([fromVtep('192.0.2.2', S), fromVtep('192.0.2.3', S)],
+      { fdb: [{ vni: 100, mac: mac(S), vtep: ip('192.0.2.3') }] });
+    try {
+      const learned = dp.learned();
+      dp.stop();
+      const c = dp.counters();
+      const rx = Number(c.ports.get(up.slot)!.rxPkts);
+      expect(rx).toBeGreaterThan(1000);
+      // From the VTEP the entry names: delivered. From the other: dropped.
+      expect(Math.abs(Number(c.drops.static_elsewhere ?? 0n) - rx / 2)).toBeLessThan(4);
+      expect(Math.abs(Number(c.ports.get(pod.slot)!.txPkts) - rx / 2)).toBeLessThan(4);
+      expect(learned).toEqual([]);
+    } finally {
+      dp.stop();
+    }
+  });
+
+  it('delivers but does not learn from a VTEP that is not a peer; an entry learned from a peer since removed floods', () => {
+    const { dp, up, pod } = replay([fromVtep('192.0.2.50', '02:00:00:00:77:03'), fromVtep('192.0.2.3', '02:00:00:00:77:04')]);
+    try {
+      // Read while the workers run: the counters are a moment apart, hence 1%.
+      const c = dp.counters();
+      const rx = Number(c.ports.get(up.slot)!.rxPkts);
+      expect(rx).toBeGreaterThan(1000);
+      expect(Number(c.ports.get(pod.slot)!.txPkts), 'everything delivered').toBeGreaterThan(rx * 0.99);
+      expect(Number(c.misc.learnNotPeer), 'half of it from 192.0.2.50').toBeGreaterThan(rx / 2 * 0.99);
+      expect(Number(c.misc.learnNotPeer)).toBeLessThan(rx / 2 * 1.01);
+      expect(dp.learned().map((e) => [e.mac, e.vtep])).toEqual([['02:00:00:00:77:04', '192.0.2.3']]);
+
+      // 192.0.2.3 is removed; a pod sends to both MACs: flooded to the one peer left,
+      // neither dropped as no_peer.
+      dp.removePort(up.slot);
+      const sink = dp.openPort('memory-sink', {}, 'uplink2');
+      const gen = dp.openPort('memory-gen', { frames: [podFrame('02:00:00:00:77:03'), podFrame('02:00:00:00:77:04')], ring: 128 }, 'pod1');
+      dp.commit({
+        ...base, peers: [base.peers[0]!], uplink: sink.slot,
+        atts: [{ port: pod.slot, vni: 100, mac: mac(POD) }, { port: gen.slot, vni: 100, mac: mac(POD2) }],
+      });
+      const before = dp.counters();
+      spin(150);
+      dp.stop();
+      const after = dp.counters();
+      const sent = Number(after.ports.get(gen.slot)!.rxPkts - (before.ports.get(gen.slot)?.rxPkts ?? 0n));
+      expect(sent).toBeGreaterThan(1000);
+      expect(after.drops.no_peer ?? 0n).toBe(0n);
+      const encap = Number(after.vnis.get(100)!.encapPkts - before.vnis.get(100)!.encapPkts);
+      // `before` was read while the workers ran: 1%.
+      expect(Math.abs(encap - sent)).toBeLessThan(sent / 100);
+      expect(Number(after.ports.get(pod.slot)!.txPkts - before.ports.get(pod.slot)!.txPkts), 'and to the local pod').toBeGreaterThan(sent * 0.99);
+    } finally {
+      dp.stop();
+    }
+  });
+
+  it('ages learned entries while learning is off: they are still used, so they must not outlive the MAC', () => {
+    const B = '02:00:00:00:77:05';
+    const { dp, up, pod } = replay([fromVtep('192.0.2.2', B)], { ageSeconds: 1 });
+    try {
+      expect(dp.learned().map((e) => e.mac)).toEqual([B]);
+      // The frames go on coming; with learning off they refresh nothing.
+      dp.commit({ ...base, uplink: up.slot, atts: [{ port: pod.slot, vni: 100, mac: mac(POD) }], learn: false, ageSeconds: 1 });
+      const t = Date.now();
+      while (dp.learned().length && Date.now() - t < 6000) spin(100);
+      expect(dp.learned(), 'aged out within 6 s at ageSeconds 1').toEqual([]);
+      expect(dp.counters().misc.aged).toBeGreaterThanOrEqual(1n);
+    } finally {
+      dp.stop();
+    }
+  });
+});
+
+// The daemon's explain answers from the same rules, and a real AF_PACKET uplink shows
+// them on real frames: learned entries used (and explained) while learning is off, until
+// they age; a static MAC from another VTEP dropped; a bad source dropped.
+describePrivileged('explain and the learned FDB, on a running data plane', { netns: true }, () => {
+  const RAWSOCK = fileURLToPath(new URL('../helpers/rawsock.py', import.meta.url));
+  let n: Netns;
+  const up = ifname('lu'), upp = ifname('lv'), rep = ifname('lr'), repp = ifname('ls');
+  const d = scratchDir('learn');
+  beforeAll(() => {
+    n = Netns.create('learn');
+    vethIn(n, up, upp);
+    vethIn(n, rep, repp);
+  });
+  afterAll(() => {
+    n?.destroy();
+    d.remove();
+  });
+  const send = (frames: Uint8Array[]) => execFileSync('ip', ['netns', 'exec', n.name, '/usr/bin/python3', RAWSOCK, 'send', upp],
+    { input: frames.map((f) => Buffer.from(f).toString('hex')).join('\n') + '\n' });
+
+  it('uses and explains a learned entry while learning is off, until it ages; drops what the kernel drops', async () => {
+    const B = '02:00:00:00:78:01', S = '02:00:00:00:78:02';
+    const dp = await dataplaneOn(n, up, d.dir, {
+      peers: [{ vtep: '192.0.2.2', mac: '02:bb:00:00:00:02' }, { vtep: '192.0.2.3', mac: '02:bb:00:00:00:03' }],
+      fdb: [{ vni: 100, mac: S, vtep: '192.0.2.2' }], learn: true, ageSeconds: 2,
+    });
+    const ex = (q: Record<string, unknown>) => request(dp.socket, { op: 'explain', ...q }) as Promise<Record<string, any>>;
+    const stats = async () => (await request(dp.socket, { op: 'stats' })).counters as { drops: Record<string, number> };
+    const learned = async () => ((await request(dp.socket, { op: 'fdb-list' })) as { learned: { mac: string; vtep: string }[] }).learned;
+    const until = async (what: string, ok: () => Promise<boolean>, ms: number) => {
+      const t = Date.now();
+      while (!(await ok())) {
+        if (Date.now() - t > ms) throw new Error(`${what}: not within ${ms} ms`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    };
+    try {
+      const a = vfplane(['dataplane', 'attach', '--socket', dp.socket, '--representor', rep, '--vni', '100', '--mac', POD, '--netns', n.path]);
+      expect(a.code, a.stderr).toBe(0);
+      send([fromVtep('192.0.2.2', B)]);
+      await until('B learned', async () => (await learned()).some((e) => e.mac === B && e.vtep === '192.0.2.2'), 3000);
+
+      // The other way, as the workers decide it: a bad source, a static MAC from the
+      // wrong VTEP, a VTEP that is not a peer.
+      expect(await ex({ vni: 100, mac: POD, from: 'uplink', src: '00:00:00:00:00:00' })).toMatchObject({ verdict: 'drop', reason: 'bad_src_mac' });
+      expect(await ex({ vni: 100, mac: POD, from: 'uplink', src: S, vtep: '192.0.2.3' })).toMatchObject({ verdict: 'drop', reason: 'static_elsewhere' });
+      const stray = await ex({ vni: 100, mac: POD, from: 'uplink', src: B, vtep: '192.0.2.50' });
+      expect(stray.verdict).toBe('local');
+      expect(stray.steps.join('\n')).toMatch(/192\.0\.2\.50 is not a peer: 02:00:00:00:78:01 is not learned/);
+      const cli = vfplane(['dataplane', 'explain', '--socket', dp.socket, '--vni', '100', '--mac', POD, '--from', 'uplink', '--src', S, '--vtep', '192.0.2.3']);
+      expect(cli.stdout).toMatch(/^VNI 100, to 02:00:00:00:00:01, from uplink: dropped \(static_elsewhere\)$/m);
+      expect(vfplane(['dataplane', 'explain', '--socket', dp.socket, '--vni', '100', '--mac', POD, '--vtep', '192.0.2.3']).stderr)
+        .toMatch(/--vtep 192\.0\.2\.3 names the VTEP a frame came from: it goes with --from uplink/);
+      // ... and on real frames.
+      const before = await stats();
+      send([fromVtep('192.0.2.3', S), fromVtep('192.0.2.2', '00:00:00:00:00:00')]);
+      await until('both dropped', async () => {
+        const c = await stats();
+        return (c.drops.static_elsewhere ?? 0) > (before.drops.static_elsewhere ?? 0) && (c.drops.bad_src_mac ?? 0) > (before.drops.bad_src_mac ?? 0);
+      }, 3000);
+      expect((await learned()).map((e) => e.mac)).toEqual([B]);
+
+      // Learning off: B is still where frames for it go, and explain says so, until it ages.
+      const cfg = JSON.parse(readFileSync(dp.config, 'utf8')) as Record<string, unknown>;
+      writeFileSync(dp.config, JSON.stringify({ ...cfg, learn: false }));
+      const r = vfplane(['dataplane', 'reload', '--socket', dp.socket]);
+      expect(r.code, r.stderr).toBe(0);
+      const off = await ex({ vni: 100, mac: B });
+      expect(off).toMatchObject({ verdict: 'encap', source: 'learned', vtep: '192.0.2.2' });
+      expect(off.steps.join('\n')).toMatch(/learning is off, so it is not refreshed/);
+      send([fromVtep('192.0.2.2', B)]); // refreshes nothing now
+      await until('B aged out at ageSeconds 2', async () => (await learned()).length === 0, 8000);
+      expect((await ex({ vni: 100, mac: B })).verdict).toBe('flood');
+    } finally {
+      await dp.stop();
+    }
+  }, 30_000);
+});
