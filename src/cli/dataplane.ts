@@ -88,4 +88,18 @@ export function registerDataplane(program: Command): void {
     .requiredOption('--mac <mac>', 'the inner MAC', macFlag('--mac'))
     .action(async (o) => (await run()).dpOp('fdb-del', { vni: o.vni, mac: o.mac }, o));
 
+  const flood = dp.command('flood').description('head-end replication: which VTEPs get a VNI\'s broadcast, multicast and unknown unicast');
+  common(flood.command('set').description('set the VNI\'s flood list (each VTEP must be a peer)'))
+    .requiredOption('--vni <n>', 'the VNI', vniFlag())
+    .argument('[vteps...]', 'the VTEPs', (v: string, prev: string[] = []) => [...prev, ipFlag('VTEP')(v)])
+    .option('--none', 'flood to no remote VTEP (local pods only)', false)
+    .option('--all-peers', 'drop the VNI\'s own list: every peer gets a copy (the default)', false)
+    .action(async (vteps: string[] | undefined, o) => {
+      const n = (vteps?.length ? 1 : 0) + (o.none ? 1 : 0) + (o.allPeers ? 1 : 0);
+      if (n !== 1) {
+        const { UsageError } = await import('./errors.js');
+        throw new UsageError('give the flood list as VTEP addresses, or --none, or --all-peers (one of them)');
+      }
+      return (await run()).dpOp('flood-set', { vni: o.vni, vteps: o.allPeers ? null : o.none ? [] : vteps }, o);
+    });
 }

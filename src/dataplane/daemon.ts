@@ -755,9 +755,10 @@ export class Daemon {
         return { epoch: this.epoch, ...this.declared(this.cfg.fdb.some((x) => x.vni === f.vni && x.mac === f.mac) ? `the static entry for ${f.mac} on VNI ${f.vni}` : null) };
       }
       case 'flood-set': {
-        const f = this.parse(z.strictObject({ vni: vniNumber, vteps: z.array(ipString('a flood VTEP')) }), req);
+        // vteps null: the VNI has no list of its own again, and every peer gets a copy.
+        const f = this.parse(z.strictObject({ vni: vniNumber, vteps: z.array(ipString('a flood VTEP')).nullable() }), req);
         const prev = new Map(this.floods);
-        this.change(() => this.floods.set(f.vni, f.vteps), () => (this.floods = prev));
+        this.change(() => (f.vteps ? this.floods.set(f.vni, f.vteps) : this.floods.delete(f.vni)), () => (this.floods = prev));
         return { epoch: this.epoch, ...this.declared(this.cfg.vnis.some((x) => x.vni === f.vni) ? `the flood list of VNI ${f.vni}` : null) };
       }
       case 'explain':

@@ -38,6 +38,16 @@ describePrivileged('socket changes to what the config file declares', { root: tr
       expect(fdb.stderr).toMatch(/declares the static entry for 02:00:00:00:0d:01 on VNI 100/);
       const flood = await request(dp.socket, { op: 'flood-set', vni: 100, vteps: [] });
       expect(flood.note).toMatch(/declares the flood list of VNI 100/);
+      const bcast = () => JSON.parse(vfplane(['dataplane', 'explain', '--vni', '100', '--mac', 'ff:ff:ff:ff:ff:ff', '--socket', dp.socket, '--json']).stdout) as { steps: string[]; peers: unknown[] };
+      expect(bcast().steps).toContain('VNI 100 has a flood list: empty');
+      // Back to every peer, from the CLI; and the CLI wants exactly one way of saying it.
+      const all = vfplane(['dataplane', 'flood', 'set', '--vni', '100', '--all-peers', '--socket', dp.socket]);
+      expect(all.code, all.stderr).toBe(0);
+      expect(bcast()).toMatchObject({ steps: expect.arrayContaining(['VNI 100 has no flood list of its own: every peer gets a copy']), peers: [expect.objectContaining({ vtep: '192.0.2.2' })] });
+      const both = vfplane(['dataplane', 'flood', 'set', '--vni', '100', '192.0.2.2', '--none', '--socket', dp.socket]);
+      expect([both.code, both.stderr]).toEqual([2, expect.stringMatching(/give the flood list as VTEP addresses, or --none, or --all-peers \(one of them\)/)]);
+      expect(vfplane(['dataplane', 'flood', 'set', '--vni', '100', '192.0.2.2', '--socket', dp.socket]).code).toBe(0);
+      expect(bcast().steps).toContain('VNI 100 has a flood list: 192.0.2.2');
       // What the file does not declare is kept in the state file: no note.
       const other = vfplane(['dataplane', 'peer', 'add', '192.0.2.3', '--socket', dp.socket]);
       expect(other.code, other.stderr).toBe(0);
