@@ -22,7 +22,7 @@
 static const char *const drop_names[VFP_DP_D__COUNT] = {
     "no_attachment", "no_peer", "neigh_unresolved", "no_local_port", "hairpin",
     "tx_full", "no_buffer", "arp_other", "spoofed", "nd_other", "handoff_full", "handoff_stale",
-    "bad_src_mac", "static_elsewhere",
+    "bad_src_mac", "static_elsewhere", "no_destination",
 };
 _Static_assert(sizeof drop_names / sizeof drop_names[0] == VFP_DP_D__COUNT, "a name for every drop reason");
 
@@ -862,7 +862,7 @@ static void from_pod(worker *w, uint16_t port, vfp_pkt **pk, uint16_t n, uint64_
     int16_t encp[VFP_MAX_BURST * 2];
     uint16_t ne = 0;
     /* Counters are summed over the burst and stored once at the end. */
-    uint64_t n_drops = 0, n_local = 0, n_flood = 0, n_trunc = 0, n_spoof = 0, n_hairpin = 0, n_nopeer = 0,
+    uint64_t n_drops = 0, n_local = 0, n_flood = 0, n_trunc = 0, n_spoof = 0, n_hairpin = 0, n_nopeer = 0, n_nodest = 0,
              n_nobuf = 0;
     /* The last unicast destination's verdict. Bursts from a pod mostly go to one or a few
      * MACs (a peer pod, the gateway); consecutive repeats reuse the lookups. Valid only
@@ -927,6 +927,9 @@ static void from_pod(worker *w, uint16_t port, vfp_pkt **pk, uint16_t n, uint64_
          * every flood peer (head-end replication). The original goes to the last. */
         uint16_t targets = (uint16_t)(v->n_local - 1 + (c->uplink != VFP_DP_NO_PORT ? v->n_flood : 0));
         if (!targets) {
+            /* The VNI's only local pod, and no remote VTEP to flood to. */
+            n_nodest++;
+            n_drops++;
             vfp_pkt__free_burst(&p, 1);
             continue;
         }
@@ -958,8 +961,9 @@ static void from_pod(worker *w, uint16_t port, vfp_pkt **pk, uint16_t n, uint64_
     vs->drops += n_drops;
     vs->local_pkts += n_local;
     vs->flood_pkts += n_flood;
-    if (VFP_UNLIKELY(n_trunc | n_spoof | n_hairpin | n_nopeer | n_nobuf)) {
+    if (VFP_UNLIKELY(n_trunc | n_spoof | n_hairpin | n_nopeer | n_nobuf | n_nodest)) {
         w->st->engine.drops[VFP_R_INNER_TRUNCATED] += n_trunc;
+        w->st->drops[VFP_DP_D_NO_DESTINATION] += n_nodest;
         if (n_spoof) count_port_drop(w, port, VFP_DP_D_SPOOFED, n_spoof);
         if (n_hairpin) count_port_drop(w, port, VFP_DP_D_HAIRPIN, n_hairpin);
         w->st->drops[VFP_DP_D_NO_PEER] += n_nopeer;

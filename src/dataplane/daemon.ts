@@ -872,6 +872,10 @@ export class Daemon {
       steps.push(why);
       steps.push(list ? `VNI ${q.vni} has a flood list: ${list.join(', ') || 'empty'}` : `VNI ${q.vni} has no flood list of its own: every peer gets a copy`);
       const ports = local.filter((a) => a.representor !== q.from).map((a) => a.representor);
+      if (q.from && !ports.length && !remotes.length) {
+        steps.push(`no other pod on this node is on VNI ${q.vni} and no remote VTEP gets its floods: the frame goes nowhere (no_destination)`);
+        return result('drop', { reason: 'no_destination' });
+      }
       return result('flood', { localPorts: ports, peers: remotes.map(peerLine) });
     };
     if (isGroupMac(dst)) return flood(`${dst} is a ${dst === 'ff:ff:ff:ff:ff:ff' ? 'broadcast' : 'multicast'} address: every other local pod on the VNI and the VNI's remote VTEPs get a copy (head-end replication)`);

@@ -61,6 +61,27 @@ function replay(frames: Uint8Array[], spec: Partial<DpSpec> = {}) {
   return { dp, up, pod };
 }
 
+describe('a flood with nowhere to go', () => {
+  it('is counted as no_destination: the VNI\'s only pod, and a flood list of no VTEP', () => {
+    const dp = new DataPlane({ workers: 1 });
+    try {
+      const gen = dp.openPort('memory-gen', { frames: [podFrame('ff:ff:ff:ff:ff:ff', POD)], ring: 64 }, 'pod0');
+      const up = dp.openPort('memory-sink', {}, 'uplink');
+      dp.commit({ ...base, uplink: up.slot, atts: [{ port: gen.slot, vni: 100, mac: mac(POD) }], floods: [{ vni: 100, vteps: [] }] });
+      spin(100);
+      dp.stop();
+      const c = dp.counters();
+      const rx = c.ports.get(gen.slot)!.rxPkts;
+      expect(rx).toBeGreaterThan(1000n);
+      expect(c.drops.no_destination).toBe(rx);
+      expect(c.vnis.get(100)!.drops).toBe(rx);
+      expect(c.ports.get(up.slot)?.txPkts ?? 0n).toBe(0n);
+    } finally {
+      dp.stop();
+    }
+  });
+});
+
 describe('what the data plane takes from the underlay', () => {
   it('drops a frame whose inner source is a group or the all-zero address, and learns nothing from it', () => {
     const { dp, up, pod } = replay([
@@ -228,6 +249,9 @@ describePrivileged('explain and the learned FDB, on a running data plane', { net
       send([fromVtep('192.0.2.2', B)]); // refreshes nothing now
       await until('B aged out at ageSeconds 2', async () => (await learned()).length === 0, 8000);
       expect((await ex({ vni: 100, mac: B })).verdict).toBe('flood');
+      // The VNI's only pod, flooding to no VTEP: nowhere to go, as the workers count it.
+      await request(dp.socket, { op: 'flood-set', vni: 100, vteps: [] });
+      expect(await ex({ vni: 100, mac: 'ff:ff:ff:ff:ff:ff', from: rep })).toMatchObject({ verdict: 'drop', reason: 'no_destination' });
     } finally {
       await dp.stop();
     }
