@@ -1076,7 +1076,7 @@ static void from_uplink(worker *w, vfp_pkt **pk, uint16_t n, uint64_t now, uint3
                 w->st->drops[VFP_DP_D_NO_BUFFER]++;
                 continue;
             }
-            if (v->n_local > 1) vs->flood_pkts++;
+            vs->flood_pkts++; /* every frame flooding sends, as from_pod counts them */
             tx_push(w, c->local_ports[v->local_off + k], q);
         }
     }

@@ -103,6 +103,18 @@ describe('what the data plane takes from the underlay', () => {
     }
   });
 
+  it('counts a flood from the underlay to the VNI\'s only pod in floodPkts, as a pod\'s flood counts every frame it sends', () => {
+    const { dp, pod } = replay([fromVtep('192.0.2.2', '02:00:00:00:77:09', 'ff:ff:ff:ff:ff:ff')]);
+    try {
+      dp.stop();
+      const c = dp.counters();
+      expect(c.ports.get(pod.slot)!.txPkts).toBeGreaterThan(1000n);
+      expect(c.vnis.get(100)!.floodPkts).toBe(c.ports.get(pod.slot)!.txPkts);
+    } finally {
+      dp.stop();
+    }
+  });
+
   it('drops a frame from a MAC a static entry puts behind another VTEP, and learns no shadow entry', () => {
     const S = '02:00:00:00:77:02';
     const { dp, up, pod } = replay([fromVtep('192.0.2.2', S), fromVtep('192.0.2.3', S)],
