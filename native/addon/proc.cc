@@ -288,17 +288,19 @@ struct LockWait {
   int err = 0;
 };
 
-// lockTake(fd, timeoutMs) -> 0, or -errno (-ETIMEDOUT when another holder kept it that
-// long; -EWOULDBLOCK at once when timeoutMs is 0 and another holds it). An exclusive
-// flock: waiters queue in the kernel and wake when the holder lets go (or dies: the
-// kernel drops a dead process's locks), with no sleeping and polling.
+// lockTake(fd, timeoutMs[, shared]) -> 0, or -errno (-ETIMEDOUT when another holder kept
+// it that long; -EWOULDBLOCK at once when timeoutMs is 0 and another holds it). An
+// exclusive flock (shared when `shared` is true): waiters queue in the kernel and wake
+// when the holder lets go (or dies: the kernel drops a dead process's locks), with no
+// sleeping and polling.
 Napi::Value LockTake(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   double fdd, timeout;
   if (info.Length() < 2 || !ToInt(env, info[0], "fd", 0, 1 << 30, &fdd) || !ToInt(env, info[1], "timeoutMs", 0, 86400000, &timeout))
     return Napi::Value();
   int fd = static_cast<int>(fdd);
-  if (flock(fd, LOCK_EX | LOCK_NB) == 0) return Napi::Number::New(env, 0);
+  const int op = info.Length() > 2 && info[2].IsBoolean() && info[2].As<Napi::Boolean>().Value() ? LOCK_SH : LOCK_EX;
+  if (flock(fd, op | LOCK_NB) == 0) return Napi::Number::New(env, 0);
   if (errno != EWOULDBLOCK || timeout == 0) return Napi::Number::New(env, -errno);
   // The thread works on its own descriptor of the same open file (the lock belongs to
   // that, not to a descriptor number), so a caller that gave up and closed fd meanwhile
@@ -306,9 +308,9 @@ Napi::Value LockTake(const Napi::CallbackInfo &info) {
   int mine = fcntl(fd, F_DUPFD_CLOEXEC, 0);
   if (mine < 0) return Napi::Number::New(env, -errno);
   auto w = std::make_shared<LockWait>();
-  std::thread([w, mine] {
+  std::thread([w, mine, op] {
     int r;
-    do r = flock(mine, LOCK_EX);
+    do r = flock(mine, op);
     while (r < 0 && errno == EINTR);
     std::lock_guard<std::mutex> g(w->mu);
     w->err = r < 0 ? errno : 0;

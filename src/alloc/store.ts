@@ -18,6 +18,7 @@ import { conflict, invalid, notFound, systemError, unavailable, VfpError } from 
 import { sleepSync } from '../util/proc.js';
 import { loadAddon } from '../dataplane/addon.js';
 import type { RawAddon } from '../dataplane/addon-types.js';
+import { NODE_LOCK, otherStores, register, registryDir } from './registry.js';
 import { describeOwner, IDENTIFYING, isIdentifying, OWNER_FIELDS, ownerMatches, parseOwner, pidStart, type Owner } from './owner.js';
 
 export type { Owner } from './owner.js';
@@ -77,13 +78,24 @@ export interface OpenOptions {
   historyKeep?: number;
   /** Queue writers on an flock of `alloc.lock` (default on when the addon is built). */
   writerQueue?: boolean;
+  /** The sysfs root of the node whose VFs this store allocates: its registry of stores
+   *  (see registry.ts) keeps other stores of the node from taking the same VFs. */
+  sysfsRoot?: string;
+}
+
+/** A VF held in another store of the node. */
+export interface HeldElsewhere {
+  pci: string;
+  dir: string;
+  owner: Owner;
+  since: string;
 }
 
 export const LOCK_FILE = 'alloc.lock';
 const ETIMEDOUT = os.constants.errno.ETIMEDOUT;
 
 /** The addon's flock calls, or null when it is not built (SQLite's busy handler alone). */
-function writerLock(dir: string): { fd: number; take(ms: number): number; give(): void; close(): void } | null {
+function writerLock(file: string): { fd: number; take(ms: number, shared?: boolean): number; give(): void; close(): void } | null {
   let a: RawAddon;
   try {
     a = loadAddon();
@@ -91,8 +103,8 @@ function writerLock(dir: string): { fd: number; take(ms: number): number; give()
     return null;
   }
   if (typeof a.lockOpen !== 'function') return null;
-  const fd = a.lockOpen(path.join(dir, LOCK_FILE));
-  return { fd, take: (ms) => a.lockTake(fd, ms), give: () => a.lockGive(fd), close: () => fs.closeSync(fd) };
+  const fd = a.lockOpen(file);
+  return { fd, take: (ms, shared) => a.lockTake(fd, ms, shared === true), give: () => a.lockGive(fd), close: () => fs.closeSync(fd) };
 }
 
 export const DEFAULT_STATE_DIR = '/var/lib/vfplane';
@@ -334,12 +346,90 @@ export class AllocStore {
     let lock: ReturnType<typeof writerLock> = null;
     if (opts.writerQueue !== false) {
       try {
-        lock = writerLock(dir);
+        lock = writerLock(path.join(dir, LOCK_FILE));
       } catch {
         lock = null; // a lock file that cannot be opened: SQLite's own locking still holds
       }
     }
-    return new AllocStore(db, dir, file, busyTimeoutMs, opts.historyKeep ?? DEFAULT_HISTORY_KEEP, pause, lock);
+    const store = new AllocStore(db, dir, file, busyTimeoutMs, opts.historyKeep ?? DEFAULT_HISTORY_KEEP, pause, lock);
+    store.registry = opts.sysfsRoot === undefined ? null : registryDir(opts.sysfsRoot);
+    return store;
+  }
+
+  /** The node's registry of stores (registry.ts); null: none (no sysfs root given, or a
+   *  root that is no node's). */
+  private registry: string | null = null;
+
+  /** Runs an allocation under the node's allocation lock, taken before this store's own
+   *  (every allocator takes them in that order; nobody waits for a store's lock while
+   *  holding the node's, since another store is only read), with this store registered.
+   *  `elsewhere` says which of some VFs another store of the node holds.
+   *  The lock is shared while no other store is registered (the usual node: one store,
+   *  whose own lock orders its allocators), exclusive otherwise. A store registers before
+   *  it looks for others, and looks under the lock: of two stores starting at once, at
+   *  least one sees the other and waits, exclusively, for its allocation to commit. */
+  private acrossNode<T>(what: string, fn: (elsewhere: (pcis: string[]) => Map<string, HeldElsewhere>) => T): T {
+    this.checkOpen();
+    const reg = this.registry;
+    if (!reg) return fn(() => new Map());
+    register(reg, this.dir);
+    const file = path.join(reg, NODE_LOCK);
+    let lock: ReturnType<typeof writerLock>;
+    try {
+      lock = writerLock(file);
+    } catch (e) {
+      throw systemError(`cannot open the node's allocation lock ${file}: ${(e as Error).message}; run as root`, { file });
+    }
+    const busy = () => unavailable(`the node's allocation lock ${file} is busy: another process has held it for more than ${this.busyTimeoutMs / 1000} s, so ${what} gave up; retry`,
+      { reason: 'busy', file });
+    let took = lock ? lock.take(this.busyTimeoutMs, true) : -1;
+    try {
+      if (took === -ETIMEDOUT) throw busy();
+      if (took === 0 && otherStores(reg, this.dir, DB_FILE).length > 0) {
+        lock!.give();
+        took = lock!.take(this.busyTimeoutMs);
+        if (took === -ETIMEDOUT) throw busy();
+      }
+      return fn((pcis) => this.elsewhere(reg, pcis));
+    } finally {
+      if (took === 0) lock!.give();
+      lock?.close();
+    }
+  }
+
+  private elsewhere(reg: string, pcis: string[]): Map<string, HeldElsewhere> {
+    const out = new Map<string, HeldElsewhere>();
+    if (pcis.length === 0) return out;
+    for (const { dir, entry } of otherStores(reg, this.dir, DB_FILE)) {
+      for (const h of AllocStore.heldIn(dir, entry, pcis)) if (!out.has(h.pci)) out.set(h.pci, h);
+    }
+    return out;
+  }
+
+  /** Another store of this node that holds the VF, if any: a VF released here that one
+   *  of them has taken since (possible only across a reboot, when the stores registered
+   *  anew) must not be put back under its new pod. */
+  heldElsewhere(pci: string): HeldElsewhere | undefined {
+    this.checkOpen();
+    return this.registry ? this.elsewhere(this.registry, [pci]).get(pci) : undefined;
+  }
+
+  private static heldIn(dir: string, entry: string, pcis: string[]): HeldElsewhere[] {
+    const file = path.join(dir, DB_FILE);
+    let db: Database.Database | undefined;
+    try {
+      // Read only in effect: a SELECT, nothing written (opened read-write because a
+      // read-only connection cannot make the WAL index of a store nobody has open).
+      db = new Database(file, { fileMustExist: true });
+      db.pragma('busy_timeout = 2000');
+      const rows = db.prepare(`SELECT * FROM allocations WHERE pci IN (${pcis.map(() => '?').join(',')})`).all(...pcis) as Row[];
+      return rows.map((r) => ({ pci: r.pci, dir, owner: ownerOf(r), since: r.created_at }));
+    } catch (e) {
+      throw systemError(`cannot read the allocation store ${file}, which this node's registry of stores lists (${entry}): ${(e as Error).message}; ` +
+        `repair it, or remove ${entry} if that store is no longer used`, { file, entry });
+    } finally {
+      db?.close();
+    }
   }
 
   /** Removes stores in the making (see create) that a killed process left: one takes
@@ -584,39 +674,45 @@ export class AllocStore {
       }
     });
     const inPool = pool === null ? '' : ` in pool ${JSON.stringify(pool)}`;
-    return this.write('allocating a VF', () => {
-      if (owner.containerId !== undefined && owner.ifname !== undefined) {
-        const mine = this.stmt.byInterface.get(owner.containerId, owner.ifname);
-        if (mine) {
-          if (req.fresh) throw interfaceTaken(owner, mine);
-          if (seen.has(mine.pci)) return this.toAllocation(mine);
-          throw conflict(
-            `${describeOwner(owner)} already holds VF ${mine.pci}${mine.pool ? ` (pool ${JSON.stringify(mine.pool)})` : ''}, which is not among the VFs${inPool}; ` +
-              `release it first (vfplane vf release ${mine.pci})`,
-            { pci: mine.pci, holder: ownerOf(mine) },
+    return this.acrossNode('allocating a VF', (elsewhere) => {
+      const other = elsewhere(candidates.map((c) => c.pci));
+      return this.write('allocating a VF', () => {
+        if (owner.containerId !== undefined && owner.ifname !== undefined) {
+          const mine = this.stmt.byInterface.get(owner.containerId, owner.ifname);
+          if (mine) {
+            if (req.fresh) throw interfaceTaken(owner, mine);
+            if (seen.has(mine.pci)) return this.toAllocation(mine);
+            throw conflict(
+              `${describeOwner(owner)} already holds VF ${mine.pci}${mine.pool ? ` (pool ${JSON.stringify(mine.pool)})` : ''}, which is not among the VFs${inPool}; ` +
+                `release it first (vfplane vf release ${mine.pci})`,
+              { pci: mine.pci, holder: ownerOf(mine) },
+            );
+          }
+        }
+        const held = new Set(this.stmt.heldPcis.all());
+        const free = candidates.find((c) => !held.has(c.pci) && !other.has(c.pci));
+        if (free) return this.insert(free, owner, pool);
+        if (candidates.length === 0) {
+          throw unavailable(
+            pool === null ? 'no VF to allocate: the candidate list is empty' : `no VF matches pool ${JSON.stringify(pool)} on this node; compare its selector with \`vfplane vf list\``,
+            { reason: 'empty', pool },
           );
         }
-      }
-      const held = new Set(this.stmt.heldPcis.all());
-      const free = candidates.find((c) => !held.has(c.pci));
-      if (free) return this.insert(free, owner, pool);
-      if (candidates.length === 0) {
+        const shown = candidates.slice(0, 3).map((c) => {
+          const r = this.stmt.get.get(c.pci);
+          const o = other.get(c.pci);
+          return `${c.pci} to ${r ? describeOwner(ownerOf(r)) : o ? `${describeOwner(o.owner)} in the store ${o.dir}` : '?'}`;
+        });
+        if (candidates.length > 3) shown.push(`${candidates.length - 3} more`);
+        const n = candidates.length;
+        const stores = [...new Set([...other.values()].map((o) => o.dir))];
         throw unavailable(
-          pool === null ? 'no VF to allocate: the candidate list is empty' : `no VF matches pool ${JSON.stringify(pool)} on this node; compare its selector with \`vfplane vf list\``,
-          { reason: 'empty', pool },
+          `no free VF${inPool}: ${n} VF${n === 1 ? '' : 's'} match, all allocated (${shown.join(', ')}); ` +
+            (stores.length ? `${other.size} of them in another allocation store of this node (${stores.join(', ')}), which this one (${this.dir}) cannot release: give every vfplane command and CNI config on the node one state directory; ` : '') +
+            'retry when one is released, release a stale one (vfplane vf list --allocated; vfplane gc), or create more VFs',
+          { reason: 'exhausted', pool, candidates: n, ...(stores.length ? { otherStores: stores } : {}) },
         );
-      }
-      const shown = candidates.slice(0, 3).map((c) => {
-        const r = this.stmt.get.get(c.pci);
-        return `${c.pci} to ${r ? describeOwner(ownerOf(r)) : '?'}`;
       });
-      if (candidates.length > 3) shown.push(`${candidates.length - 3} more`);
-      const n = candidates.length;
-      throw unavailable(
-        `no free VF${inPool}: ${n} VF${n === 1 ? '' : 's'} match, all allocated (${shown.join(', ')}); ` +
-          'retry when one is released, release a stale one (vfplane vf list --allocated; vfplane gc), or create more VFs',
-        { reason: 'exhausted', pool, candidates: n },
-      );
     });
   }
 
@@ -626,27 +722,37 @@ export class AllocStore {
     const owner = AllocStore.prepareOwner(req.owner);
     const pool = checkPool(req.pool);
     const vf = checkVf(req.vf, 'vf');
-    return this.write('allocating a VF', () => {
-      const cur = this.stmt.get.get(vf.pci);
-      if (cur) {
-        const holder = ownerOf(cur);
-        if (sameInterface(owner, holder)) {
-          if (req.fresh) throw interfaceTaken(owner, cur);
-          return this.toAllocation(cur);
+    return this.acrossNode('allocating a VF', (elsewhere) => {
+      const other = elsewhere([vf.pci]).get(vf.pci);
+      return this.write('allocating a VF', () => {
+        const cur = this.stmt.get.get(vf.pci);
+        if (!cur && other) {
+          throw conflict(
+            `VF ${vf.pci} is allocated to ${describeOwner(other.owner)} since ${other.since} in another allocation store of this node, ${other.dir}: ` +
+              `two stores would hand one VF to two pods; give every vfplane command and CNI config on the node one state directory (--state-dir ${other.dir}, "stateDir" in the CNI config), or choose another VF`,
+            { pci: vf.pci, holder: other.owner, store: other.dir },
+          );
         }
-        throw conflict(
-          `VF ${vf.pci} is allocated to ${describeOwner(holder)} since ${cur.created_at}; choose another VF, or release this one first (\`vfplane gc\` if its holder is gone, \`vfplane vf release ${vf.pci} --force\` to take it from a live one)`,
-          { pci: vf.pci, holder, id: cur.id },
-        );
-      }
-      if (owner.containerId !== undefined && owner.ifname !== undefined) {
-        const mine = this.stmt.byInterface.get(owner.containerId, owner.ifname);
-        if (mine) {
-          if (req.fresh) throw interfaceTaken(owner, mine);
-          throw conflict(`${describeOwner(owner)} already holds VF ${mine.pci}; release it before taking ${vf.pci}`, { pci: mine.pci });
+        if (cur) {
+          const holder = ownerOf(cur);
+          if (sameInterface(owner, holder)) {
+            if (req.fresh) throw interfaceTaken(owner, cur);
+            return this.toAllocation(cur);
+          }
+          throw conflict(
+            `VF ${vf.pci} is allocated to ${describeOwner(holder)} since ${cur.created_at}; choose another VF, or release this one first (\`vfplane gc\` if its holder is gone, \`vfplane vf release ${vf.pci} --force\` to take it from a live one)`,
+            { pci: vf.pci, holder, id: cur.id },
+          );
         }
-      }
-      return this.insert(vf, owner, pool);
+        if (owner.containerId !== undefined && owner.ifname !== undefined) {
+          const mine = this.stmt.byInterface.get(owner.containerId, owner.ifname);
+          if (mine) {
+            if (req.fresh) throw interfaceTaken(owner, mine);
+            throw conflict(`${describeOwner(owner)} already holds VF ${mine.pci}; release it before taking ${vf.pci}`, { pci: mine.pci });
+          }
+        }
+        return this.insert(vf, owner, pool);
+      });
     });
   }
 

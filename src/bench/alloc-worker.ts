@@ -54,7 +54,9 @@ function withRetry<T>(fn: () => T, counts: { retries: number; busy: number }): {
 
 async function main(): Promise<void> {
   const cfg = JSON.parse(process.argv[2] ?? '') as WorkerConfig;
-  const store = AllocStore.open(cfg.storeDir, { writerQueue: cfg.writerQueue });
+  // On a simulated NIC the store has its node's registry of stores, as the CLI's and
+  // vfplane-cni's have: each allocation also takes the node's lock.
+  const store = AllocStore.open(cfg.storeDir, { writerQueue: cfg.writerQueue, ...(cfg.simRoot !== null ? { sysfsRoot: cfg.simRoot } : {}) });
   const candidates = await candidatesFor(cfg);
   if (candidates.length === 0) throw new Error(`no VF matches the bench pool ${JSON.stringify(cfg.selector)}`);
   await send({ ready: true });

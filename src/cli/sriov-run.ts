@@ -9,7 +9,7 @@ import { netdevHome, restoreDriverAndSettings } from '../alloc/put-back.js';
 import { checkSelectorAgainst, findPool, loadPools, poolVfs, poolView, vfCountsByPf, whyNoMatch, whyUnusable } from '../alloc/pool.js';
 import { bindVf, configVf, setNumVfs, type VfConfig } from '../sriov/actions.js';
 import { listPfs, listVfs, resolveVf, findRepresentor } from '../sriov/discover.js';
-import { openSysfs, type Sysfs } from '../sriov/sysfs.js';
+import { defaultSysfsRoot, openSysfs, type Sysfs } from '../sriov/sysfs.js';
 import type { VfInfo } from '../sriov/types.js';
 import { ip } from '../net/ip.js';
 import { conflict, invalid, notFound, systemError, unavailable } from '../util/errors.js';
@@ -26,14 +26,14 @@ const stateDirOf = (o: Common) => path.resolve(o.stateDir ?? defaultStateDir());
 
 /** The store, opened (and created) for commands that change it. */
 function storeRw(o: Common): AllocStore {
-  return AllocStore.open(stateDirOf(o));
+  return AllocStore.open(stateDirOf(o), { sysfsRoot: o.sysfsRoot ?? defaultSysfsRoot() });
 }
 
 /** The store for commands that only read: no store yet means nothing is allocated. One
  *  that cannot be reached (the state directory is a file, or not readable by this user)
  *  is an error: read as "nothing allocated", vf config would skip its holder check. */
 function storeRo(o: Common): AllocStore | undefined {
-  return storeExists(o) ? AllocStore.open(stateDirOf(o)) : undefined;
+  return storeExists(o) ? AllocStore.open(stateDirOf(o), { sysfsRoot: o.sysfsRoot ?? defaultSysfsRoot() }) : undefined;
 }
 
 /** Whether the store exists; an error when that cannot be told. */
@@ -77,7 +77,9 @@ function withHolders<T>(o: Common, what: string, fn: (holder: (pci: string) => s
 function holderOf(store: AllocStore | undefined) {
   return (pci: string): string | undefined => {
     const a = store?.get(pci);
-    return a ? describeOwner(a.owner) : undefined;
+    if (a) return describeOwner(a.owner);
+    const other = store?.heldElsewhere(pci);
+    return other ? `${describeOwner(other.owner)} in another allocation store of this node, ${other.dir}` : undefined;
   };
 }
 
@@ -147,10 +149,12 @@ export async function vfShow(o: Common, ref: string): Promise<void> {
   const store = storeRo(o);
   const allocation = store?.get(vf.pci) ?? null;
   const history = store ? store.history(1000).filter((h) => h.pci === vf.pci).slice(-10) : [];
+  // Held in another store of the node (another state directory): not free for this one.
+  const heldElsewhere = (!allocation && store?.heldElsewhere(vf.pci)) || null;
   store?.close();
   // Its switchdev representor (what the data plane forwards for): none in legacy mode.
   const representor = findRepresentor(sysfs, vf) ?? null;
-  if (o.json) return printJson({ ...vf, representor, allocation, history });
+  if (o.json) return printJson({ ...vf, representor, allocation, ...(heldElsewhere ? { heldElsewhere } : {}), history });
   const s = vf.settings;
   const kv: [string, string][] = [
     ['VF', `${vf.pci} (virtfn${vf.index} of ${vf.pfNetdev ?? '-'} ${vf.pf})`],
@@ -166,7 +170,8 @@ export async function vfShow(o: Common, ref: string): Promise<void> {
     kv.push(['admin MAC', s.mac], ['VLAN', s.vlan ? `${s.vlan} qos ${s.qos} ${s.vlanProto}` : 'none'], ['spoofchk', yn(s.spoofchk)],
       ['trust', yn(s.trust)], ['link state', s.linkState], ['tx rate', `min ${s.minTxRate || '-'} max ${s.maxTxRate || '-'} Mbit/s`]);
   }
-  kv.push(['holder', allocation ? `${describeOwner(allocation.owner)} since ${allocation.createdAt} (allocation ${allocation.id}${allocation.pool ? `, pool ${allocation.pool}` : ''})` : 'free']);
+  kv.push(['holder', allocation ? `${describeOwner(allocation.owner)} since ${allocation.createdAt} (allocation ${allocation.id}${allocation.pool ? `, pool ${allocation.pool}` : ''})`
+    : heldElsewhere ? `${describeOwner(heldElsewhere.owner)} since ${heldElsewhere.since}, in another allocation store of this node: ${heldElsewhere.dir}` : 'free']);
   const ov = overlayOf(allocation?.attachment);
   if (ov) {
     const att = allocation!.attachment as { representor?: string; dataplane?: string };
@@ -390,6 +395,12 @@ function overlayOf(att: Record<string, unknown> | null | undefined): string | nu
  * (the VF may be another pod's now). What was done, for the output.
  */
 async function putBackAndRelease(store: AllocStore, sysfs: Sysfs, a: Allocation, reason: string, putBack = true): Promise<string[] | null> {
+  // Taken since by another store of the node (across a reboot, before this one
+  // registered again): released here, and left as its new holder has it.
+  const other = store.heldElsewhere(a.pci);
+  if (other) {
+    return store.releaseWith(a.pci, a.id, reason, () => [`not put back: ${describeOwner(other.owner)} holds it now, in the store ${other.dir}`]);
+  }
   const off = await offOverlay(a);
   let home: string[] = [];
   if (putBack && store.get(a.pci)?.id === a.id) {

@@ -49,8 +49,8 @@ type Attachment = {
  */
 let serving = false;
 const keptSysfs = new Map<string, { id: string; sysfs: Sysfs }>();
-interface KeptStore { dir: string; id: string; store: AllocStore; users: number }
-const keptStores = new Map<string, KeptStore>(); // by state directory: the current handle
+interface KeptStore { key: string; id: string; store: AllocStore; users: number }
+const keptStores = new Map<string, KeptStore>(); // by state directory and sysfs root: the current handle
 const storeUsers = new Map<AllocStore, KeptStore>(); // every kept handle a call still uses
 
 /** Keeps store and sysfs handles open between calls (on), or lets them all go (off). */
@@ -73,15 +73,17 @@ function fileId(file: string): string {
 async function openAll(ctx: CniContext): Promise<{ sysfs: Sysfs; store: AllocStore }> {
   const root = path.resolve(ctx.conf.sysfsRoot ?? defaultSysfsRoot());
   const dir = path.resolve(ctx.conf.stateDir ?? defaultStateDir());
-  if (!serving) return { sysfs: await openSysfs(root), store: AllocStore.open(dir) };
+  if (!serving) return { sysfs: await openSysfs(root), store: AllocStore.open(dir, { sysfsRoot: root }) };
   const sysId = fileId(path.join(root, SIM_MARKER));
   let s = keptSysfs.get(root);
   if (!s || s.id !== sysId) keptSysfs.set(root, (s = { id: sysId, sysfs: await openSysfs(root) }));
-  let t = keptStores.get(dir);
+  // Kept per store and node: the store knows its node's registry of stores.
+  const key = `${dir}\u0000${root}`;
+  let t = keptStores.get(key);
   if (!t || !t.id || t.id !== fileId(path.join(dir, DB_FILE))) {
     if (t && !t.users) t.store.close();
-    const store = AllocStore.open(dir);
-    keptStores.set(dir, (t = { dir, id: fileId(path.join(dir, DB_FILE)), store, users: 0 }));
+    const store = AllocStore.open(dir, { sysfsRoot: root });
+    keptStores.set(key, (t = { key, id: fileId(path.join(dir, DB_FILE)), store, users: 0 }));
   }
   t.users++;
   storeUsers.set(t.store, t);
@@ -94,7 +96,7 @@ function done(store: AllocStore): void {
   if (!t) return store.close();
   if (--t.users > 0) return;
   storeUsers.delete(store);
-  if (keptStores.get(t.dir) !== t) store.close();
+  if (keptStores.get(t.key) !== t) store.close();
 }
 
 function ownerOf(ctx: CniContext): Owner {
@@ -584,7 +586,11 @@ export async function cmdDel(ctx: CniContext): Promise<void> {
     if (held && !a) ctx.log.info(`DEL: VF ${held.pci} of container ${env.containerId} ${env.ifname} belongs to network ${held.owner.network}, not ${conf.name}; left alone`);
     // The netdev moves home while IPAM releases the address (another process); both finish
     // before the VF is released, so a failure of either leaves the VF ours for the retry.
-    const detached = a
+    // A VF another store of the node has taken since (across a reboot) is its new pod's:
+    // released here, not touched.
+    const other = a ? store.heldElsewhere(a.pci) : undefined;
+    if (a && other) ctx.log.info(`DEL: VF ${a.pci} is held by ${describeOwner(other.owner)} in the store ${other.dir} now; released here without putting it back`);
+    const detached = a && !other
       ? detach(sysfs, a, env.netns && fs.existsSync(env.netns) ? env.netns : undefined, (m) => ctx.log.info(`DEL: ${m}`))
       : Promise.resolve();
     if (!a) {
@@ -751,11 +757,15 @@ export async function cmdGc(ctx: CniContext): Promise<void> {
         continue;
       }
       ctx.log.info(`GC: releasing VF ${a.pci} of ${describeOwner(a.owner)} (not a valid attachment)`);
-      try {
-        await detach(sysfs, a, a.owner.netns && fs.existsSync(a.owner.netns) ? a.owner.netns : undefined);
-      } catch (err) {
-        ctx.log.error(`GC: could not restore VF ${a.pci}: ${(err as Error).message}; releasing it anyway`);
-        failures.push(`VF ${a.pci} (${describeOwner(a.owner)}) was released but not fully restored: ${(err as Error).message}`);
+      const other = store.heldElsewhere(a.pci);
+      if (other) ctx.log.info(`GC: VF ${a.pci} is held by ${describeOwner(other.owner)} in the store ${other.dir} now; not put back`);
+      else {
+        try {
+          await detach(sysfs, a, a.owner.netns && fs.existsSync(a.owner.netns) ? a.owner.netns : undefined);
+        } catch (err) {
+          ctx.log.error(`GC: could not restore VF ${a.pci}: ${(err as Error).message}; releasing it anyway`);
+          failures.push(`VF ${a.pci} (${describeOwner(a.owner)}) was released but not fully restored: ${(err as Error).message}`);
+        }
       }
       // What the attachment's DEL would have given back: an IPAM plugin that predates GC
       // (host-local up to 1.0.0) frees its lease only so.

@@ -182,7 +182,7 @@ export interface RawAddon {
   /** The allocation store's writer queue: an exclusive flock on a lock file. */
   lockOpen(path: string): number;
   /** 0, or -errno (-110 ETIMEDOUT after timeoutMs; -11 EWOULDBLOCK at once with timeoutMs 0). */
-  lockTake(fd: number, timeoutMs: number): number;
+  lockTake(fd: number, timeoutMs: number, shared?: boolean): number;
   lockGive(fd: number): void;
   /** The CPUs a thread of this process can be pinned to (its cgroup cpuset, not taskset's mask). */
   cpusUsable(): number[];

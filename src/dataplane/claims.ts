@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import { conflict, systemError } from '../util/errors.js';
 import { loadAddon } from './addon.js';
+import { runDir } from '../util/run-dir.js';
 import { DataPlane } from './dp.js';
 import { dpdkEnvJournal } from './dpdk-env.js';
 import { readSysctl } from '../net/ip.js';
@@ -106,10 +107,10 @@ function tryLock(path: string, waitMs: number, dir: string, about = '', remove =
   }
 }
 
-/** Where the netdev locks are: one directory for the host, not a state directory, so
- *  that data planes of different nodes or state directories see each other's.
- *  VFPLANE_RUN_DIR moves it (tests). */
-export const runDir = (): string => process.env.VFPLANE_RUN_DIR || '/run/vfplane';
+/** Where the netdev locks are (runDir): one directory for the host, not a state
+ *  directory, so that data planes of different nodes or state directories see each
+ *  other's. */
+export { runDir };
 
 /** The lock a data plane holds on each netdev it claims, for as long as it holds it:
  *  `<runDir>/netdev-<netns inode>-<ifindex>.lock` (the netdev itself, whatever its name

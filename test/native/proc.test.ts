@@ -2,7 +2,7 @@
 // src/util/spawn.ts): what goes in and comes out, exit statuses and signals, timeouts
 // that kill the whole process group, programs that cannot start, and the synchronous
 // runner iproute2 goes through.
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -104,5 +104,29 @@ describe('runSync (posix_spawn, blocking)', () => {
   it('is what src/net/ip.ts runs iproute2 with: output, and errors with the kernel message', () => {
     expect(JSON.parse(ip(['-j', 'link', 'show', 'dev', 'lo']))[0].ifname).toBe('lo');
     expect(() => ip(['link', 'show', 'dev', 'vfpnosuch0'])).toThrow(/ip link show dev vfpnosuch0: Device "vfpnosuch0" does not exist/);
+  });
+});
+
+describe('lockTake (flock with a timeout)', () => {
+  it('shares a shared lock, and keeps an exclusive one out until the last shared one goes', async () => {
+    const { loadAddon } = await import('../../src/dataplane/addon.js');
+    const a = loadAddon();
+    const dir = mkdtempSync(join(tmpdir(), 'vfplane-lock-'));
+    const fds = [0, 1, 2, 3].map(() => a.lockOpen(join(dir, 'l')));
+    try {
+      const EWOULDBLOCK = -11;
+      expect(a.lockTake(fds[0]!, 0, true)).toBe(0);
+      expect(a.lockTake(fds[1]!, 0, true)).toBe(0);
+      expect(a.lockTake(fds[2]!, 0)).toBe(EWOULDBLOCK);
+      a.lockGive(fds[0]!);
+      expect(a.lockTake(fds[2]!, 50)).toBeLessThan(0); // -ETIMEDOUT: one shared holder is left
+      a.lockGive(fds[1]!);
+      // (Another open file: the timed-out take's waiter may still be letting go of its own.)
+      expect(a.lockTake(fds[3]!, 1000)).toBe(0);
+      expect(a.lockTake(fds[0]!, 0, true)).toBe(EWOULDBLOCK); // and it keeps shared ones out
+    } finally {
+      for (const fd of fds) closeSync(fd);
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

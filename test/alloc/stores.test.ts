@@ -1,0 +1,148 @@
+// Two allocation stores on one node (the CNI config's stateDir and the CLI's --state-dir
+// naming different directories) must not hand one VF to two owners: each store registers
+// in the node's registry when it allocates, and allocation skips what another holds.
+// Without the registry each store sees every VF as free, and both give out the first.
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { AllocStore } from '../../src/alloc/store.js';
+import { SIM_REGISTRY } from '../../src/alloc/registry.js';
+import { listVfs } from '../../src/sriov/discover.js';
+import { openSysfs } from '../../src/sriov/sysfs.js';
+import type { VfInfo } from '../../src/sriov/types.js';
+import { VfpError } from '../../src/util/errors.js';
+import { vfplane } from '../helpers/cli.js';
+import { dropSim, makeSim } from '../helpers/sim.js';
+import { thrown } from '../helpers/thrown.js';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const STORE_JS = pathToFileURL(path.join(ROOT, 'dist/alloc/store.js')).href;
+
+beforeAll(() => {
+  const src = path.join(ROOT, 'src/alloc/store.ts');
+  const out = path.join(ROOT, 'dist/alloc/store.js');
+  if (!fs.existsSync(out) || fs.statSync(out).mtimeMs < fs.statSync(src).mtimeMs) {
+    throw new Error('dist/alloc/store.js is missing or older than src/alloc/store.ts: run npm run build first');
+  }
+});
+
+describe('allocation stores of one node', () => {
+  let root: string;
+  let tmp: string;
+  let vfs: VfInfo[];
+  const dirA = () => path.join(tmp, 'a');
+  const dirB = () => path.join(tmp, 'b');
+
+  beforeEach(async () => {
+    root = makeSim({ pfs: 1, vfs: 8, netdevs: false }).root;
+    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'vfplane-stores-'));
+    vfs = listVfs(await openSysfs(root));
+  });
+  afterEach(() => {
+    dropSim(root);
+    fs.rmSync(tmp, { recursive: true, force: true });
+  });
+
+  it('never hand one VF to two owners, and say which store holds it', () => {
+    const a = AllocStore.open(dirA(), { sysfsRoot: root });
+    const b = AllocStore.open(dirB(), { sysfsRoot: root });
+    try {
+      const first = a.allocate({ candidates: vfs, owner: { namespace: 'net', name: 'pod-a', containerId: 'ca', ifname: 'net1' } });
+      expect(first.pci).toBe(vfs[0]!.pci);
+      expect(b.allocate({ candidates: vfs, owner: { containerId: 'cb', ifname: 'net1' } }).pci).toBe(vfs[1]!.pci);
+      // By address: refused, naming the holder, the other store and the fix.
+      const e = thrown(VfpError, () => b.allocatePci({ vf: vfs[0]!, owner: { containerId: 'cc', ifname: 'net1' } }));
+      expect(e.kind).toBe('conflict');
+      expect(e.message).toContain(`another allocation store of this node, ${dirA()}`);
+      expect(e.message).toContain('net/pod-a');
+      expect(e.message).toContain(`--state-dir ${dirA()}`);
+      expect(b.get(vfs[0]!.pci)).toBeUndefined();
+      // Exhausted: the message counts what the other store holds.
+      for (let i = 2; i < vfs.length; i++) a.allocate({ candidates: vfs, owner: { containerId: `a${i}`, ifname: 'net1' } });
+      const x = thrown(VfpError, () => b.allocate({ candidates: vfs, owner: { containerId: 'cd', ifname: 'net1' } }));
+      expect(x.kind).toBe('unavailable');
+      expect(x.message).toMatch(new RegExp(`7 of them in another allocation store of this node \\(${dirA()}\\)`));
+      expect(b.heldElsewhere(vfs[0]!.pci)).toMatchObject({ dir: dirA(), owner: { name: 'pod-a' } });
+      expect(a.heldElsewhere(vfs[0]!.pci)).toBeUndefined();
+      // Released there, it is free here.
+      a.release(vfs[0]!.pci, { id: first.id });
+      expect(b.allocatePci({ vf: vfs[0]!, owner: { containerId: 'cc', ifname: 'net1' } }).pci).toBe(vfs[0]!.pci);
+    } finally {
+      a.close();
+      b.close();
+    }
+    // The registry lives in the simulated node's tree; a store whose directory is gone
+    // leaves it at the next allocation.
+    const reg = path.join(root, SIM_REGISTRY);
+    expect(fs.readdirSync(reg).filter((n) => n.endsWith('.store'))).toHaveLength(2);
+    fs.rmSync(dirA(), { recursive: true });
+    const c = AllocStore.open(path.join(tmp, 'c'), { sysfsRoot: root });
+    try {
+      expect(c.allocate({ candidates: vfs, owner: { containerId: 'ce', ifname: 'net1' } }).pci).toBe(vfs[2]!.pci); // vfs[0] and vfs[1] are B's
+    } finally {
+      c.close();
+    }
+    expect(fs.readdirSync(reg).filter((n) => n.endsWith('.store')).map((n) => fs.readFileSync(path.join(reg, n), 'utf8').trim()).sort())
+      .toEqual([dirB(), path.join(tmp, 'c')].sort());
+  });
+
+  it('processes allocating at once through two stores get distinct VFs', async () => {
+    for (const d of [dirA(), dirB()]) AllocStore.open(d, { sysfsRoot: root }).close();
+    const go = path.join(tmp, 'go');
+    const kids = Array.from({ length: 8 }, (_, i) => {
+      const code = `
+        import * as fs from 'node:fs';
+        import { AllocStore } from ${JSON.stringify(STORE_JS)};
+        const s = AllocStore.open(${JSON.stringify(i % 2 ? dirB() : dirA())}, { sysfsRoot: ${JSON.stringify(root)} });
+        while (!fs.existsSync(${JSON.stringify(go)})) await new Promise((r) => setTimeout(r, 2));
+        const a = s.allocate({ candidates: ${JSON.stringify(vfs)}, owner: { containerId: 'k${i}', ifname: 'net1' } });
+        process.stdout.write(a.pci);
+        s.close();`;
+      const p = spawn(process.execPath, ['--input-type=module', '-e', code], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      let err = '';
+      p.stdout.on('data', (d) => (out += d));
+      p.stderr.on('data', (d) => (err += d));
+      return once(p, 'exit').then(([c]) => ({ code: c as number, out, err }));
+    });
+    await new Promise((r) => setTimeout(r, 700)); // every child waiting at the barrier
+    fs.writeFileSync(go, '');
+    const res = await Promise.all(kids);
+    for (const r of res) expect(r.code, r.err).toBe(0);
+    const got = res.map((r) => r.out);
+    expect(new Set(got).size).toBe(8);
+  });
+
+  it('a VF another store took across a reboot is released without being put back (vfplane gc)', async () => {
+    const g = (dir: string) => ['--sysfs-root', root, '--state-dir', dir, '--json'];
+    const cli = (args: string[], dir: string) => {
+      const r = vfplane([...args, ...g(dir)]);
+      expect(r.code, `${args.join(' ')}: ${r.stderr}`).toBe(0);
+      return JSON.parse(r.stdout);
+    };
+    const pci = vfs[0]!.pci;
+    // Before the reboot: A's pod (its namespace now gone) held the VF.
+    const pod = spawn('sleep', ['60']);
+    cli(['vf', 'alloc', '--pci', pci, '--owner', 'net/old', '--pid', String(pod.pid)], dirA());
+    pod.kill('SIGKILL');
+    await once(pod, 'exit');
+    // The reboot clears the registry (it lives under /run on a real node); B, first to
+    // allocate after it, takes the VF for a new pod and sets its MAC.
+    fs.rmSync(path.join(root, SIM_REGISTRY), { recursive: true });
+    cli(['vf', 'alloc', '--pci', pci, '--owner', 'net/new'], dirB());
+    cli(['vf', 'config', pci, '--mac', '02:00:00:00:0b:01', '--force'], dirB());
+    // A's gc releases its stale allocation and leaves the VF as its new holder has it.
+    const out = cli(['gc'], dirA());
+    expect(JSON.stringify(out)).toContain(`not put back: pod net/new holds it now, in the store ${dirB()}`);
+    expect(cli(['vf', 'show', pci], dirB())).toMatchObject({ allocation: { owner: { name: 'new' } }, settings: { mac: '02:00:00:00:0b:01' } });
+    expect(cli(['vf', 'list', '--allocated'], dirA())).toEqual([]);
+    // Seen from A, the VF is B's, not free.
+    expect(cli(['vf', 'show', pci], dirA())).toMatchObject({ allocation: null, heldElsewhere: { dir: dirB(), owner: { name: 'new' } } });
+    const human = vfplane(['vf', 'show', pci, '--sysfs-root', root, '--state-dir', dirA()]);
+    expect(human.stdout).toContain(`in another allocation store of this node: ${dirB()}`);
+  });
+});
