@@ -292,7 +292,7 @@ export class AllocStore {
     private readonly busyTimeoutMs: number,
     private readonly historyKeep: number,
     private readonly pauseFile: string | undefined,
-    private readonly lock: ReturnType<typeof writerLock>,
+    private lock: ReturnType<typeof writerLock>,
   ) {
     this.stmt = prepare(db);
   }
@@ -566,6 +566,16 @@ export class AllocStore {
     // has to wait. The flock only orders writers; SQLite's lock is what keeps them apart.
     const took = this.lock ? this.lock.take(this.busyTimeoutMs) : -1;
     if (took === -ETIMEDOUT) {
+      // The abandoned wait still gets the lock when its holder lets go, for this open file
+      // (flock locks belong to it), and lets it go at once: a later take on the same file
+      // could succeed just before that and lose its lock. The next write opens its own.
+      const old = this.lock!;
+      try {
+        this.lock = writerLock(path.join(this.dir, LOCK_FILE));
+      } catch {
+        this.lock = null; // SQLite's own locking still holds
+      }
+      old.close();
       throw unavailable(`the allocation store ${this.file} is busy: another process has held its lock for more than ${this.busyTimeoutMs / 1000} s, so ${what} gave up; retry`,
         { reason: 'busy', file: this.file });
     }
