@@ -397,10 +397,22 @@ export class AllocStore {
     }
   }
 
-  private elsewhere(reg: string, pcis: string[]): Map<string, HeldElsewhere> {
+  /** `pcis` null: every VF the other stores hold. */
+  private elsewhere(reg: string, pcis: string[] | null): Map<string, HeldElsewhere> {
+    return AllocStore.heldInRegistry(reg, this.dir, pcis);
+  }
+
+  /** What the stores of the node at `sysfsRoot` other than the one in `stateDir` hold
+   *  (for a reader whose own store does not exist yet). */
+  static heldByOthers(sysfsRoot: string, stateDir: string): Map<string, HeldElsewhere> {
+    const reg = registryDir(sysfsRoot);
+    return reg ? AllocStore.heldInRegistry(reg, path.resolve(stateDir), null) : new Map();
+  }
+
+  private static heldInRegistry(reg: string, self: string, pcis: string[] | null): Map<string, HeldElsewhere> {
     const out = new Map<string, HeldElsewhere>();
-    if (pcis.length === 0) return out;
-    for (const { dir, entry } of otherStores(reg, this.dir, DB_FILE)) {
+    if (pcis?.length === 0) return out;
+    for (const { dir, entry } of otherStores(reg, self, DB_FILE)) {
       for (const h of AllocStore.heldIn(dir, entry, pcis)) if (!out.has(h.pci)) out.set(h.pci, h);
     }
     return out;
@@ -414,7 +426,21 @@ export class AllocStore {
     return this.registry ? this.elsewhere(this.registry, [pci]).get(pci) : undefined;
   }
 
-  private static heldIn(dir: string, entry: string, pcis: string[]): HeldElsewhere[] {
+  /** Every VF another store of this node holds, by PCI address. */
+  allHeldElsewhere(): Map<string, HeldElsewhere> {
+    this.checkOpen();
+    return this.registry ? this.elsewhere(this.registry, null) : new Map();
+  }
+
+  /** The PCI addresses of the VFs held by someone, in this store or another of the node:
+   *  what a pool view must not take for free VFs (or for VFs nobody can explain). */
+  heldOnNode(): Set<string> {
+    const held = this.heldPcis();
+    for (const pci of this.allHeldElsewhere().keys()) held.add(pci);
+    return held;
+  }
+
+  private static heldIn(dir: string, entry: string, pcis: string[] | null): HeldElsewhere[] {
     const file = path.join(dir, DB_FILE);
     let db: Database.Database | undefined;
     try {
@@ -422,7 +448,9 @@ export class AllocStore {
       // read-only connection cannot make the WAL index of a store nobody has open).
       db = new Database(file, { fileMustExist: true });
       db.pragma('busy_timeout = 2000');
-      const rows = db.prepare(`SELECT * FROM allocations WHERE pci IN (${pcis.map(() => '?').join(',')})`).all(...pcis) as Row[];
+      const rows = (pcis === null
+        ? db.prepare('SELECT * FROM allocations').all()
+        : db.prepare(`SELECT * FROM allocations WHERE pci IN (${pcis.map(() => '?').join(',')})`).all(...pcis)) as Row[];
       return rows.map((r) => ({ pci: r.pci, dir, owner: ownerOf(r), since: r.created_at }));
     } catch (e) {
       throw systemError(`cannot read the allocation store ${file}, which this node's registry of stores lists (${entry}): ${(e as Error).message}; ` +

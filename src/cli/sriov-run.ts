@@ -3,7 +3,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import Table from 'cli-table3';
-import { AllocStore, DB_FILE, defaultStateDir, type Allocation } from '../alloc/store.js';
+import { AllocStore, DB_FILE, defaultStateDir, type Allocation, type HeldElsewhere } from '../alloc/store.js';
 import { describeOwner, ownerAlive, parseOwner, pidStart, type Owner } from '../alloc/owner.js';
 import { netdevHome, restoreDriverAndSettings } from '../alloc/put-back.js';
 import { checkSelectorAgainst, findPool, loadPools, poolVfs, poolView, vfCountsByPf, whyNoMatch, whyUnusable } from '../alloc/pool.js';
@@ -119,16 +119,23 @@ export async function pfSetNumVfs(o: Common & { force?: boolean }, pfRef: string
 
 interface VfRow extends VfInfo {
   allocation: Allocation | null;
+  heldElsewhere?: HeldElsewhere;
 }
 
 export async function vfList(o: Common & { pf?: string; free?: boolean; allocated?: boolean }): Promise<void> {
   if (o.free && o.allocated) throw invalid('--free and --allocated exclude each other; pass one');
   const sysfs = await sysfsOf(o);
   const store = storeRo(o);
-  let rows: VfRow[] = listVfs(sysfs, { pf: o.pf }).map((v) => ({ ...v, allocation: store?.get(v.pci) ?? null }));
+  // Held in another store of the node (another state directory): neither free nor this
+  // store's to release.
+  const elsewhere = store ? store.allHeldElsewhere() : AllocStore.heldByOthers(o.sysfsRoot ?? defaultSysfsRoot(), stateDirOf(o));
+  let rows: VfRow[] = listVfs(sysfs, { pf: o.pf }).map((v) => {
+    const other = elsewhere.get(v.pci);
+    return { ...v, allocation: store?.get(v.pci) ?? null, ...(other ? { heldElsewhere: other } : {}) };
+  });
   store?.close();
-  if (o.free) rows = rows.filter((r) => !r.allocation);
-  if (o.allocated) rows = rows.filter((r) => r.allocation);
+  if (o.free) rows = rows.filter((r) => !r.allocation && !r.heldElsewhere);
+  if (o.allocated) rows = rows.filter((r) => r.allocation || r.heldElsewhere);
   if (o.json) return printJson(rows);
   if (rows.length === 0) {
     console.log('no VFs match');
@@ -139,7 +146,8 @@ export async function vfList(o: Common & { pf?: string; free?: boolean; allocate
     rows.map((r) => [r.pci, dash(r.pfNetdev ?? r.pf), r.index, dash(r.driver), dash(r.netdev ?? r.vfioDevice), dash(r.mac),
       r.settings?.vlan ? `${r.settings.vlan}${r.settings.qos ? `/${r.settings.qos}` : ''}` : '-',
       yn(r.settings?.spoofchk), yn(r.settings?.trust), dash(r.settings?.linkState),
-      r.allocation ? describeOwner(r.allocation.owner) : 'free', overlayOf(r.allocation?.attachment) ?? '-']),
+      r.allocation ? describeOwner(r.allocation.owner) : r.heldElsewhere ? `${describeOwner(r.heldElsewhere.owner)} (store ${r.heldElsewhere.dir})` : 'free',
+      overlayOf(r.allocation?.attachment) ?? '-']),
   ));
 }
 
@@ -258,13 +266,13 @@ export async function vfAlloc(o: Common & OwnerFlags & { pool?: string; pci?: st
     };
     const ro = storeRo(o);
     try {
-      view(ro?.heldPcis() ?? new Set());
+      view(ro?.heldOnNode() ?? new Set());
     } finally {
       ro?.close();
     }
     const store = storeRw(o);
     try {
-      a = store.allocate({ candidates: view(store.heldPcis()), owner, pool: pool.name });
+      a = store.allocate({ candidates: view(store.heldOnNode()), owner, pool: pool.name });
     } finally {
       store.close();
     }

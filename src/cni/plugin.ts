@@ -184,7 +184,7 @@ async function takeVf(ctx: CniContext, sysfs: Sysfs, store: AllocStore, owner: O
   // namespace), and the held ones, whose netdevs are in their pods: the store skips those
   // and, when nothing is left, says who holds what.
   const vfs = listVfs(sysfs);
-  const { matched, unusable, candidates } = poolView(vfs, pool.selector, store.heldPcis());
+  const { matched, unusable, candidates } = poolView(vfs, pool.selector, store.heldOnNode());
   await ready;
   if (matched.length === 0) {
     throw withCode(unavailable(`no VF on this node matches pool ${JSON.stringify(pool.name)} (${file}): ${whyNoMatch(vfs, pool.selector)}`, { reason: 'empty', pool: pool.name }), ERR.TRY_AGAIN);
@@ -816,7 +816,7 @@ export async function cmdStatus(ctx: CniContext): Promise<void> {
     if (conf.pool) {
       const file = path.resolve(conf.poolsFile ?? path.join(conf.stateDir ?? defaultStateDir(), 'pools.json'));
       const pool = findPool(loadPools(file), conf.pool, file);
-      const { matched, unusable, free } = poolView(vfs, pool.selector, store.heldPcis());
+      const { matched, unusable, free } = poolView(vfs, pool.selector, store.heldOnNode());
       if (matched.length === 0) {
         throw new CniError(ERR.NOT_AVAILABLE, `no VF on this node matches pool ${JSON.stringify(conf.pool)}: ${whyNoMatch(vfs, pool.selector)}`, `compare the selector in ${file} with \`vfplane vf list\``);
       }

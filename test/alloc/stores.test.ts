@@ -117,6 +117,27 @@ describe('allocation stores of one node', () => {
     expect(new Set(got).size).toBe(8);
   });
 
+  it('vf list counts another store\'s VFs as held, also from a state directory with no store yet', () => {
+    const a = AllocStore.open(dirA(), { sysfsRoot: root });
+    try {
+      a.allocate({ candidates: vfs, owner: { namespace: 'net', name: 'pod-a', containerId: 'ca', ifname: 'net1' } });
+    } finally {
+      a.close();
+    }
+    const list = (dir: string, ...flags: string[]) => {
+      const r = vfplane(['vf', 'list', ...flags, '--sysfs-root', root, '--state-dir', dir, '--json']);
+      expect(r.code, r.stderr).toBe(0);
+      return JSON.parse(r.stdout) as { pci: string; allocation: unknown; heldElsewhere?: { dir: string } }[];
+    };
+    for (const dir of [dirB(), path.join(tmp, 'none-yet')]) {
+      expect(list(dir, '--free').map((v) => v.pci)).toEqual(vfs.slice(1).map((v) => v.pci));
+      expect(list(dir, '--allocated')).toEqual([expect.objectContaining({ pci: vfs[0]!.pci, allocation: null, heldElsewhere: expect.objectContaining({ dir: dirA() }) })]);
+    }
+    expect(fs.existsSync(path.join(tmp, 'none-yet'))).toBe(false); // a listing makes no store
+    const human = vfplane(['vf', 'list', '--sysfs-root', root, '--state-dir', dirB()]);
+    expect(human.stdout).toContain(`pod net/pod-a (container ca, net1) (store ${dirA()})`);
+  });
+
   it('a VF another store took across a reboot is released without being put back (vfplane gc)', async () => {
     const g = (dir: string) => ['--sysfs-root', root, '--state-dir', dir, '--json'];
     const cli = (args: string[], dir: string) => {
@@ -139,7 +160,7 @@ describe('allocation stores of one node', () => {
     const out = cli(['gc'], dirA());
     expect(JSON.stringify(out)).toContain(`not put back: pod net/new holds it now, in the store ${dirB()}`);
     expect(cli(['vf', 'show', pci], dirB())).toMatchObject({ allocation: { owner: { name: 'new' } }, settings: { mac: '02:00:00:00:0b:01' } });
-    expect(cli(['vf', 'list', '--allocated'], dirA())).toEqual([]);
+    expect(cli(['vf', 'list', '--allocated'], dirA())).toEqual([expect.objectContaining({ pci, allocation: null, heldElsewhere: expect.objectContaining({ dir: dirB() }) })]);
     // Seen from A, the VF is B's, not free.
     expect(cli(['vf', 'show', pci], dirA())).toMatchObject({ allocation: null, heldElsewhere: { dir: dirB(), owner: { name: 'new' } } });
     const human = vfplane(['vf', 'show', pci, '--sysfs-root', root, '--state-dir', dirA()]);
