@@ -7,7 +7,7 @@ import type { Allocation } from './store.js';
 import { hostNetnsPath } from '../net/ip.js';
 import { netRun } from '../net/netops.js';
 import { bindVf } from '../sriov/actions.js';
-import { resolveVf } from '../sriov/discover.js';
+import { presentVf, resolveVf } from '../sriov/discover.js';
 import type { Sysfs } from '../sriov/sysfs.js';
 import type { VfInfo } from '../sriov/types.js';
 import { applyVfSettings, settingsDiff } from '../sriov/vf-settings.js';
@@ -29,12 +29,12 @@ export async function returnNetdev(netns: string, ifname: string, original: VfIn
 /**
  * A VF netdev that came back to the host by itself (its pod's namespace was deleted:
  * Linux returns physical netdevs to the host namespace under the name they had) gets
- * its own name, MAC and MTU back.
+ * its own name, MAC and MTU back. A VF that no longer exists has no netdev to tidy.
  */
 export async function tidyReturnedNetdev(sysfs: Sysfs, a: Allocation): Promise<string[]> {
-  const now = resolveVf(sysfs, a.pci);
+  const now = presentVf(sysfs, a.pci);
   const was = a.original;
-  if (!now.netdev || !was.netdev) return [];
+  if (!now?.netdev || !was.netdev) return [];
   const renamed = now.netdev !== was.netdev;
   const mac = was.mac && now.mac !== was.mac ? was.mac : undefined;
   const mtu = was.mtu && now.mtu !== was.mtu ? was.mtu : undefined;
@@ -63,12 +63,8 @@ export async function netdevHome(sysfs: Sysfs, a: Allocation): Promise<string[]>
  * done; a VF that no longer exists has nothing to put back.
  */
 export function restoreDriverAndSettings(sysfs: Sysfs, a: Allocation): { rebound: boolean; notes: string[] } {
-  let now: VfInfo;
-  try {
-    now = resolveVf(sysfs, a.pci);
-  } catch {
-    return { rebound: false, notes: [`VF ${a.pci} no longer exists; nothing to restore`] };
-  }
+  let now = presentVf(sysfs, a.pci);
+  if (!now) return { rebound: false, notes: [`VF ${a.pci} no longer exists; nothing to restore`] };
   const was = a.original;
   const notes: string[] = [];
   const rebound = !!was.driver && now.driver !== was.driver;

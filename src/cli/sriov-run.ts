@@ -6,9 +6,10 @@ import Table from 'cli-table3';
 import { AllocStore, DB_FILE, defaultStateDir, type Allocation, type HeldElsewhere } from '../alloc/store.js';
 import { describeOwner, ownerAlive, parseOwner, pidStart, type Owner } from '../alloc/owner.js';
 import { netdevHome, restoreDriverAndSettings } from '../alloc/put-back.js';
+import type { IpamRecord } from '../cni/ipam.js';
 import { checkSelectorAgainst, findPool, loadPools, poolVfs, poolView, vfCountsByPf, whyNoMatch, whyUnusable } from '../alloc/pool.js';
 import { bindVf, configVf, setNumVfs, type VfConfig } from '../sriov/actions.js';
-import { listPfs, listVfs, resolveVf, findRepresentor } from '../sriov/discover.js';
+import { listPfs, listVfs, resolvePf, resolveVf, findRepresentor } from '../sriov/discover.js';
 import { defaultSysfsRoot, openSysfs, type Sysfs } from '../sriov/sysfs.js';
 import type { VfInfo } from '../sriov/types.js';
 import { ip } from '../net/ip.js';
@@ -120,6 +121,8 @@ export async function pfSetNumVfs(o: Common & { force?: boolean }, pfRef: string
 interface VfRow extends VfInfo {
   allocation: Allocation | null;
   heldElsewhere?: HeldElsewhere;
+  /** Allocated, but no device has its address now: shown as it was when allocated. */
+  gone?: true;
 }
 
 export async function vfList(o: Common & { pf?: string; free?: boolean; allocated?: boolean }): Promise<void> {
@@ -129,10 +132,22 @@ export async function vfList(o: Common & { pf?: string; free?: boolean; allocate
   // Held in another store of the node (another state directory): neither free nor this
   // store's to release.
   const elsewhere = store ? store.allHeldElsewhere() : AllocStore.heldByOthers(o.sysfsRoot ?? defaultSysfsRoot(), stateDirOf(o));
-  let rows: VfRow[] = listVfs(sysfs, { pf: o.pf }).map((v) => {
+  const vfs = listVfs(sysfs, { pf: o.pf });
+  let rows: VfRow[] = vfs.map((v) => {
     const other = elsewhere.get(v.pci);
     return { ...v, allocation: store?.get(v.pci) ?? null, ...(other ? { heldElsewhere: other } : {}) };
   });
+  // Allocations of VFs that no longer exist (their PF has fewer VFs since, or a reboot
+  // made fewer): still held, and listed as the VF was when it was allocated, so that an
+  // operator sees what their DEL or gc will release.
+  if (store) {
+    const listed = new Set(vfs.map((v) => v.pci));
+    const pf = o.pf ? resolvePf(sysfs, o.pf).pci : null;
+    for (const a of store.list()) {
+      if (listed.has(a.pci) || (pf && a.pf !== pf)) continue;
+      rows.push({ ...a.original, allocation: a, gone: true });
+    }
+  }
   store?.close();
   if (o.free) rows = rows.filter((r) => !r.allocation && !r.heldElsewhere);
   if (o.allocated) rows = rows.filter((r) => r.allocation || r.heldElsewhere);
@@ -149,6 +164,10 @@ export async function vfList(o: Common & { pf?: string; free?: boolean; allocate
       r.allocation ? describeOwner(r.allocation.owner) : r.heldElsewhere ? `${describeOwner(r.heldElsewhere.owner)} (store ${r.heldElsewhere.dir})` : 'free',
       overlayOf(r.allocation?.attachment) ?? '-']),
   ));
+  const gone = rows.filter((r) => r.gone);
+  if (gone.length) {
+    console.log(`${gone.map((r) => r.pci).join(', ')}: no longer on this node (as allocated: the PF has fewer VFs now); still held until their DEL, CNI GC or \`vfplane gc\` releases them`);
+  }
 }
 
 export async function vfShow(o: Common, ref: string): Promise<void> {
@@ -431,6 +450,31 @@ async function offOverlay(a: Allocation): Promise<string[]> {
   return notes;
 }
 
+/**
+ * IPAM DEL for a released attachment whose pod is gone, with the IPAM config its ADD
+ * recorded (the runtime's DEL for that sandbox may never come after a reboot, and CNI GC
+ * frees only leases of attachments still in the store). IPAM DEL is idempotent, so a DEL
+ * that does come later does no harm. What happened, for the output.
+ */
+async function releaseLease(a: Allocation): Promise<{ note?: string; failed?: string }> {
+  const att = a.attachment as { ipam?: IpamRecord } | null;
+  if (!att?.ipam) {
+    // Made by a vfplane that did not record it; a CNI attachment may have had one.
+    return a.owner.network !== undefined && a.owner.containerId !== undefined
+      ? { note: `IPAM: no config recorded (an older ADD); the sandbox's DEL or CNI GC frees its address` }
+      : {};
+  }
+  const { ipamDelRecorded } = await import('../cni/ipam.js');
+  const type = att.ipam.netconf.ipam.type;
+  try {
+    await ipamDelRecorded(att.ipam, a.owner);
+    return { note: `IPAM ${type}: address released` };
+  } catch (err) {
+    return { failed: `VF ${a.pci} released, but IPAM ${type} kept the address of ${describeOwner(a.owner)} (${(err as Error).message}); ` +
+      `the sandbox's DEL frees it, or remove the lease by hand (host-local: the file naming container ${a.owner.containerId} under its dataDir)` };
+  }
+}
+
 export async function gc(o: Common & { dryRun?: boolean }): Promise<void> {
   const sysfs = await sysfsOf(o);
   const store = storeRo(o);
@@ -463,6 +507,11 @@ export async function gc(o: Common & { dryRun?: boolean }): Promise<void> {
           out.push({ pci: a.pci, owner: a.owner, state: 'released meanwhile', released: false, restored: [] });
           continue;
         }
+        // Its address too, as its DEL would have given it back: nothing else remembers
+        // which container held the lease once the allocation is gone.
+        const lease = await releaseLease(a);
+        if (lease.note) restored.push(lease.note);
+        if (lease.failed) failed.push(lease.failed);
         out.push({ pci: a.pci, owner: a.owner, state, released: true, restored });
       }
     } finally {

@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import { runProgram, type RunResult } from '../util/spawn.js';
 import type { Logger } from './log.js';
 import { formatResult, parseIpamResult, parsePrevResult, type CniResult } from './result.js';
-import { CniError, ERR, NEWEST_VERSION, SUPPORTED_VERSIONS, versionAtLeast, type CniEnv } from './spec.js';
+import { CniError, ERR, NEWEST_VERSION, SUPPORTED_VERSIONS, versionAtLeast, type CniArgs, type CniEnv } from './spec.js';
 
 export type IpamCommand = 'ADD' | 'DEL' | 'CHECK' | 'GC' | 'STATUS';
 
@@ -189,4 +189,50 @@ function configVersion(conf: string | Record<string, unknown>): string {
     }
   } else v = conf.cniVersion;
   return typeof v === 'string' && v !== '' ? v : NEWEST_VERSION;
+}
+
+/**
+ * What an attachment's IPAM DEL needs when no runtime call carries the network config:
+ * the operator's `vfplane gc` releasing a VF whose pod is gone (after a reboot, say) must
+ * give back its address too, or a plugin that predates GC (host-local up to 1.0.0) keeps
+ * the lease for good, since nothing else remembers which container had it. Recorded
+ * with the attachment at ADD, before the IPAM plugin runs.
+ */
+export interface IpamRecord {
+  /** The parts of the network config an IPAM plugin reads. */
+  netconf: { cniVersion: string; name: string; ipam: { type: string; [k: string]: unknown } };
+  /** CNI_PATH of the ADD, where the plugin was found. */
+  path: string[];
+}
+
+/** The pod whose lease an IpamRecord releases, as the store records its owner. */
+export interface IpamHolder {
+  containerId?: string;
+  ifname?: string;
+  netns?: string;
+  namespace?: string;
+  name?: string;
+  uid?: string;
+}
+
+/** IPAM DEL for a recorded attachment, as its runtime's DEL would have run it (the
+ *  namespace left out once it is gone, as a runtime sends it for a lost sandbox). */
+export async function ipamDelRecorded(rec: IpamRecord, holder: IpamHolder, opts: IpamOptions = {}): Promise<void> {
+  const args: CniArgs = { IgnoreUnknown: 'true' };
+  if (holder.namespace) args.K8S_POD_NAMESPACE = holder.namespace;
+  if (holder.name) args.K8S_POD_NAME = holder.name;
+  if (holder.uid) args.K8S_POD_UID = holder.uid;
+  if (holder.containerId) args.K8S_POD_INFRA_CONTAINER_ID = holder.containerId;
+  const netns = holder.netns && fs.existsSync(holder.netns) ? holder.netns : undefined;
+  const raw: Record<string, string | undefined> = {
+    ...Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('CNI_'))),
+    CNI_COMMAND: 'DEL',
+    CNI_CONTAINERID: holder.containerId,
+    CNI_IFNAME: holder.ifname,
+    CNI_NETNS: netns,
+    CNI_PATH: rec.path.join(':'),
+    CNI_ARGS: Object.entries(args).map(([k, v]) => `${k}=${v}`).join(';'),
+  };
+  const env: CniEnv = { command: 'DEL', containerId: holder.containerId, ifname: holder.ifname, netns, args, path: rec.path, raw };
+  await execIpam('DEL', { ...rec.netconf, type: 'vfplane-cni' }, env, rec.netconf.ipam.type, opts);
 }

@@ -8,12 +8,12 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { AllocStore, DB_FILE, defaultStateDir, PAUSE_ADD_ENV, pauseForTest, type Allocation } from '../alloc/store.js';
-import { describeOwner, parseOwner, type Owner } from '../alloc/owner.js';
+import { describeOwner, ownerAlive, parseOwner, type Owner } from '../alloc/owner.js';
 import { findPool, handOverMode, loadPools, poolView, USERSPACE_DRIVERS, whyNoMatch, whyUnusable } from '../alloc/pool.js';
 import { addrsIn, ipIn, linkIn, netnsId, routesIn } from '../net/ip.js';
 import { netRun, type NetOp } from '../net/netops.js';
 import { restoreDriverAndSettings, returnNetdev, tidyReturnedNetdev } from '../alloc/put-back.js';
-import { listVfs, resolveVf, findRepresentor, vfSettingLimits } from '../sriov/discover.js';
+import { listVfs, presentVf, resolveVf, findRepresentor, vfSettingLimits } from '../sriov/discover.js';
 import { defaultSysfsRoot, openSysfs, SIM_MARKER, type Sysfs } from '../sriov/sysfs.js';
 import type { VfInfo, VfSettings } from '../sriov/types.js';
 import { applyVfSettings, checkSettings, settingsDiff } from '../sriov/vf-settings.js';
@@ -23,7 +23,7 @@ import { CniError, ERR } from './spec.js';
 import type { CniContext } from './main.js';
 import type { CniDns, CniResult } from './result.js';
 import type { VxlanConf } from './conf.js';
-import { execIpam, type IpamCommand } from './ipam.js';
+import { execIpam, type IpamCommand, type IpamRecord } from './ipam.js';
 import { deviceInfoPath, removeDeviceInfo, writeDeviceInfo } from './devinfo.js';
 import { detachFromOverlay, isRefusal, overlayAttachRequest, request as dataplaneRequest, socketPath } from '../dataplane/control.js';
 
@@ -39,6 +39,7 @@ type Attachment = {
   vxlan: VxlanConf | null;
   representor?: string; // the port the data plane forwards for, when vxlan is set
   dataplane?: string; // the data plane's control socket the attachment was made on
+  ipam?: IpamRecord; // for `vfplane gc`, which has no network config, to release the lease
 };
 
 /**
@@ -149,7 +150,12 @@ async function takeVf(ctx: CniContext, sysfs: Sysfs, store: AllocStore, owner: O
     }
     const holder = store.get(vf.pci);
     if (holder && !(holder.owner.containerId === owner.containerId && holder.owner.ifname === owner.ifname)) {
-      throw withCode(unavailable(`deviceID ${deviceID}: VF ${vf.pci} is still held by ${describeOwner(holder.owner)}; retry once its DEL has run`, { holder: holder.owner }), ERR.TRY_AGAIN);
+      // A holder whose sandbox is gone (a reboot; a runtime that lost it) may never send
+      // its DEL: say so, and who can release it instead.
+      const gone = ownerAlive(holder.owner) === 'gone';
+      throw withCode(unavailable(`deviceID ${deviceID}: VF ${vf.pci} is still held by ${describeOwner(holder.owner)}; ` +
+        (gone ? `its pod's network namespace${holder.owner.netns ? ` ${holder.owner.netns}` : ''} no longer exists but its DEL has not run: retry once it has, or release it with \`vfplane gc\` (the runtime's CNI GC does too)`
+          : 'retry once its DEL has run'), { holder: holder.owner, ...(gone ? { holderGone: true } : {}) }), ERR.TRY_AGAIN);
     }
     // A VF made a moment ago (sriov_numvfs just written) has no driver, then no netdev,
     // until the kernel's probe is done: give it a second before calling it unusable.
@@ -229,8 +235,12 @@ async function detach(sysfs: Sysfs, a: Allocation, netns: string | undefined, lo
       // is gone, Linux returns the netdev to the host and the retry finishes).
       // (A VF rebound to another driver meanwhile, `vf bind --force`, has no netdev
       // anywhere: it gets its driver back below, not a retry for ever.)
-      const nowVf = resolveVf(sysfs, a.pci);
-      if (!moved && ns && fs.existsSync(ns) && !nowVf.netdev && nowVf.driver === a.original.driver) {
+      // (A VF that no longer exists, its PF's VF count lowered or a reboot having made
+      // fewer, has nothing to bring back: DEL completes, as the spec has it for resources
+      // already gone.)
+      const nowVf = presentVf(sysfs, a.pci);
+      if (!nowVf) log?.(`VF ${a.pci} no longer exists (its PF has fewer VFs now); nothing to bring back`);
+      else if (!moved && ns && fs.existsSync(ns) && !nowVf.netdev && nowVf.driver === a.original.driver) {
         throw new CniError(ERR.IO, `VF ${a.pci}'s netdev is not in ${ns} as ${ifname ?? 'its interface'}, nor back on the host: was it renamed inside the pod?`,
           `it stays allocated; rename it back to ${ifname ?? 'its name'} in the pod, or delete the pod's network namespace, and DEL again`);
       }
@@ -351,7 +361,11 @@ export async function cmdAdd(ctx: CniContext): Promise<CniResult> {
     const mode = handOverMode(vf);
     if (!mode) throw conflict(`VF ${vf.pci} changed under us: it is ${vf.driver ?? 'unbound'} with no netdev in the host namespace`);
     // Recorded before anything moves, so a DEL after a crash knows where to look.
-    store.setAttachment(a.id, { mode, phase: 'adding' });
+    // The IPAM config, for an operator's gc once the pod is gone (see IpamRecord).
+    const ipamRec: Pick<Attachment, 'ipam'> = conf.ipam
+      ? { ipam: { netconf: { cniVersion: conf.cniVersion, name: conf.name, ipam: conf.ipam as IpamRecord['netconf']['ipam'] }, path: env.path } }
+      : {};
+    store.setAttachment(a.id, { mode, phase: 'adding', ...ipamRec });
     ph.mark('allocate');
     if (process.env[PAUSE_ADD_ENV]) pauseForTest(process.env[PAUSE_ADD_ENV]);
 
@@ -429,7 +443,7 @@ export async function cmdAdd(ctx: CniContext): Promise<CniResult> {
       // Recorded before the request goes: a DEL or GC after this ADD was killed knows
       // which data plane to detach the VF from, and a data plane restarted meanwhile
       // finds the attachment still wanted.
-      store.setAttachment(a.id, { mode, phase: 'adding', mac, deviceInfoFile, vxlan: x, representor: rep, dataplane: sock } satisfies Attachment);
+      store.setAttachment(a.id, { mode, phase: 'adding', mac, deviceInfoFile, vxlan: x, representor: rep, dataplane: sock, ...ipamRec } satisfies Attachment);
       attached = dataplaneRequest(sock, overlayAttachRequest({
         representor: rep, pci: vf.pci, mac, vxlan: x, ...(podMtu ? { mtu: podMtu } : {}),
         owner: { containerId: env.containerId!, ifname, netns, network: conf.name, podNamespace: env.args.K8S_POD_NAMESPACE, podName: env.args.K8S_POD_NAME },
@@ -468,7 +482,7 @@ export async function cmdAdd(ctx: CniContext): Promise<CniResult> {
     };
     await attached;
 
-    const att: Attachment = { mode, mac, deviceInfoFile, vxlan: conf.vxlan ?? null, ...(representor ? { representor, dataplane } : {}) };
+    const att: Attachment = { mode, mac, deviceInfoFile, vxlan: conf.vxlan ?? null, ...(representor ? { representor, dataplane } : {}), ...ipamRec };
     ph.mark('overlay');
     store.setAttachment(a.id, att);
     ph.mark('record');
@@ -714,11 +728,14 @@ export async function cmdCheck(ctx: CniContext): Promise<void> {
     }
     // The overlay: the node's data plane must still forward for this VF on its VNI.
     if (att?.vxlan && att.dataplane) {
-      const st = (await dataplaneRequest(att.dataplane, { op: 'status' })) as { attachments?: { representor: string; vni: number }[] };
+      const st = (await dataplaneRequest(att.dataplane, { op: 'status' })) as { attachments?: { representor: string; vni: number; representorState?: string }[] };
       const mine = st.attachments?.find((x) => x.representor === att.representor);
       if (!mine || mine.vni !== att.vxlan.vni) {
         throw new CniError(ERR.IO, `the data plane at ${att.dataplane} does not forward for VF ${a.pci} on VXLAN ${att.vxlan.vni}`, mine ? `it has the VF on VNI ${mine.vni}` : 'run DEL and ADD again');
       }
+      // Listed, but with no port on the representor the pod's frames come through.
+      const cut = { gone: 'is gone', replaced: 'is a new netdev since the attach', waiting: 'did not exist when the data plane started' }[mine.representorState ?? ''];
+      if (cut) throw new CniError(ERR.IO, `the data plane at ${att.dataplane} does not forward for VF ${a.pci}: its representor ${att.representor} ${cut}`, 'run DEL and ADD again');
     }
     // The IPAM plugin checks its own state (host-local: the lease is still held). A DPDK
     // VF's addresses live in the application, not on an interface, so static (whose CHECK

@@ -338,7 +338,20 @@ export class SimKernel implements SysfsKernel {
         const peer = vfRepresentor(this.m, pf.index, j);
         if (link(peer)) lines.push(['link', 'del', peer]);
       }
-      ipBatch(lines);
+      try {
+        ipBatch(lines);
+      } catch (e) {
+        // One went meanwhile (its VF's pod namespace was being deleted: the kernel takes
+        // the pair down a moment later): the rest one by one, the gone ones skipped.
+        for (const [, , peer] of lines) {
+          try {
+            ip(['link', 'del', peer!]);
+          } catch (e2) {
+            if (link(peer!)) throw e2;
+          }
+        }
+        void e;
+      }
     }
     this.removeVfTree(pf, n);
     this.writeFile(`${this.devDir(pf.pci)}/sriov_numvfs`, '0');

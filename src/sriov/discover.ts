@@ -241,6 +241,17 @@ export function vfSettingLimits(sysfs: Sysfs, pfPci: string): VfSettingLimits {
  * A VF named by PCI address (0000:5e:02.1) or as PF#INDEX (ens1f0#3, 0000:5e:00.0#3).
  * Errors say which form was expected and what exists.
  */
+/**
+ * The VF at a PCI address, or null when no device has that address any more: a VF a
+ * lower sriov_numvfs (or a reboot that made fewer) removed. What its holder's DEL or gc
+ * then has to put back is nothing. Any other failure (a device there that is not a VF)
+ * is thrown, as resolveVf throws it.
+ */
+export function presentVf(sysfs: Sysfs, pci: string): VfInfo | null {
+  if (!sysfs.exists(devPath(parsePci(pci, 'VF address')))) return null;
+  return resolveVf(sysfs, pci);
+}
+
 export function resolveVf(sysfs: Sysfs, ref: string): VfInfo {
   const hash = ref.lastIndexOf('#');
   if (hash > 0) {

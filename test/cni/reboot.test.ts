@@ -1,0 +1,122 @@
+// A node after a reboot, on the simulated NIC: the allocation store and the IPAM leases
+// survive (they are on disk), the pods' namespaces do not, and the NIC may come back with
+// fewer VFs (a changed sriov_numvfs policy). Whichever cleanup comes first, the runtime's
+// DEL for a lost sandbox (CNI_NETNS empty), its CNI GC, or the operator's `vfplane gc`,
+// must release the VFs and the addresses, and a new pod must be told why a VF is held.
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { describePrivileged } from '../helpers/privileged.js';
+import { Netns } from '../helpers/netns.js';
+import { dropAllSims, makeSim, sweepStaleSims } from '../helpers/sim.js';
+import { ROOT, vfplane } from '../helpers/cli.js';
+import { openSysfs } from '../../src/sriov/sysfs.js';
+import type { SimManifest } from '../../src/sim/manifest.js';
+
+const PLUGIN = join(ROOT, 'bin', 'vfplane-cni.js');
+const REF = '/usr/lib/cni';
+
+describePrivileged('after a reboot: dead pods\' VFs and addresses come back', { netns: true, commands: [`${REF}/host-local`] }, () => {
+  let m: SimManifest;
+  let state: string;
+  let ipamDir: string;
+  const pods: Netns[] = [];
+
+  const conf = (extra: Record<string, unknown> = {}) => ({
+    cniVersion: '1.0.0', name: 'rbnet', type: 'vfplane-cni', sysfsRoot: m.root, stateDir: state,
+    ipam: { type: 'host-local', subnet: '10.57.0.0/24', dataDir: ipamDir }, ...extra,
+  });
+  const cni = (command: string, c: unknown, cid: string, netns: string) => {
+    const env: Record<string, string> = { ...process.env as Record<string, string>, CNI_COMMAND: command, CNI_PATH: REF, CNI_CONTAINERID: cid, CNI_NETNS: netns, CNI_IFNAME: 'net1',
+      CNI_ARGS: `IgnoreUnknown=true;K8S_POD_NAMESPACE=default;K8S_POD_NAME=pod-${cid}` };
+    const r = spawnSync(process.execPath, [PLUGIN], { input: JSON.stringify(c), env, encoding: 'utf8', timeout: 60_000 });
+    return { code: r.status ?? -1, out: r.stdout.trim() ? JSON.parse(r.stdout) : null };
+  };
+  const cli = (args: string[]) => vfplane([...args, '--sysfs-root', m.root, '--state-dir', state]);
+  const leases = () => (existsSync(join(ipamDir, 'rbnet')) ? readdirSync(join(ipamDir, 'rbnet')).filter((f) => /^\d/.test(f)).sort() : []);
+  const allocated = () => JSON.parse(cli(['vf', 'list', '--allocated', '--json']).stdout) as { pci: string; gone?: boolean; allocation: { owner: { containerId: string } } }[];
+  /** Pods c0..c3 on VFs 02.0..02.3 (kernel mode), each with an address. */
+  const podsUp = () => {
+    for (let i = 0; i < 4; i++) {
+      const p = Netns.create(`rb${i}`);
+      pods.push(p);
+      const r = cni('ADD', conf({ deviceID: `0000:5e:02.${i}` }), `c${i}`, p.path);
+      expect(r.code, JSON.stringify(r.out)).toBe(0);
+    }
+    expect(leases()).toHaveLength(4);
+  };
+  /** The reboot: every pod's namespace gone (Linux returns the VF netdevs to the host),
+   *  and the NIC made anew with `vfs` VFs. */
+  const reboot = async (vfs: number) => {
+    for (const p of pods.splice(0)) p.destroy();
+    // The kernel deletes a namespace's veths a moment after `ip netns del` returns; the
+    // simulator puts the VFs back (as Linux returns physical netdevs) once they are gone.
+    const reps = [0, 1, 2, 3].map((i) => `/sys/class/net/${m.prefix}f0r${i}`);
+    for (let t = 0; t < 500 && reps.some((r) => existsSync(r)); t++) await new Promise((r) => setTimeout(r, 10));
+    const sysfs = await openSysfs(m.root);
+    sysfs.write('bus/pci/devices/0000:5e:00.0/sriov_numvfs', '0');
+    sysfs.write('bus/pci/devices/0000:5e:00.0/sriov_numvfs', String(vfs));
+  };
+
+  beforeAll(() => {
+    sweepStaleSims();
+    m = makeSim({ profile: 'x710', pfs: 1, vfs: 4 });
+    state = mkdtempSync(join(tmpdir(), 'vfplane-rb-state-'));
+    ipamDir = mkdtempSync(join(tmpdir(), 'vfplane-rb-ipam-'));
+  });
+  afterAll(() => {
+    for (const p of pods) p.destroy();
+    dropAllSims();
+    for (const d of [state, ipamDir]) rmSync(d, { recursive: true, force: true });
+  });
+
+  it('with fewer VFs: vf list shows the vanished ones still held; their DEL and gc release them and their addresses', async () => {
+    podsUp();
+    await reboot(2);
+    // 02.2 and 02.3 no longer exist, and are still held.
+    const held = allocated();
+    expect(held.map((r) => [r.pci, !!r.gone])).toEqual([['0000:5e:02.0', false], ['0000:5e:02.1', false], ['0000:5e:02.2', true], ['0000:5e:02.3', true]]);
+    expect(cli(['vf', 'list', '--allocated']).stdout).toMatch(/0000:5e:02\.2, 0000:5e:02\.3: no longer on this node.*vfplane gc/);
+    // The runtime's DEL for the lost sandbox (no netns, as containerd sends it): done.
+    const del = cni('DEL', conf({ deviceID: '0000:5e:02.2' }), 'c2', '');
+    expect(del.code, JSON.stringify(del.out)).toBe(0);
+    expect(allocated().map((r) => r.pci)).not.toContain('0000:5e:02.2');
+    expect(leases()).toHaveLength(3);
+    // The operator's gc for the rest: every VF released, the vanished one too, and every
+    // address with it (no runtime call carries the network config for those).
+    const gc = cli(['gc']);
+    expect(gc.code, gc.stderr).toBe(0);
+    expect(gc.stdout).toMatch(/VF 0000:5e:02\.3 no longer exists; nothing to restore/);
+    expect(gc.stdout).toMatch(/IPAM host-local: address released/);
+    expect(allocated()).toEqual([]);
+    expect(leases()).toEqual([]);
+    // A second gc, and CNI GC, have nothing left to do.
+    expect(cli(['gc']).code).toBe(0);
+  });
+
+  it('with the VFs back: a new pod asking for a dead pod\'s VF is told it is gone and who releases it; CNI GC frees VFs and addresses', async () => {
+    await reboot(4);
+    podsUp();
+    await reboot(4);
+    const p = Netns.create('rbnew');
+    pods.push(p);
+    const before = leases();
+    const add = cni('ADD', conf({ deviceID: '0000:5e:02.0' }), 'n0', p.path);
+    expect(add.code).toBe(1);
+    expect(add.out).toMatchObject({ code: 11, msg: expect.stringMatching(/still held by pod default\/pod-c0.*network namespace \S+ no longer exists but its DEL has not run.*vfplane gc/) });
+    expect(leases()).toEqual(before);
+    // The runtime's GC (no valid attachments left of this network) releases all four.
+    const gcConf = { ...conf(), cniVersion: '1.1.0', 'cni.dev/valid-attachments': [] };
+    const env: Record<string, string> = { ...process.env as Record<string, string>, CNI_COMMAND: 'GC', CNI_PATH: REF };
+    const gc = spawnSync(process.execPath, [PLUGIN], { input: JSON.stringify(gcConf), env, encoding: 'utf8', timeout: 60_000 });
+    expect(gc.status, gc.stdout).toBe(0);
+    expect(allocated()).toEqual([]);
+    expect(leases()).toEqual([]);
+    const again = cni('ADD', conf({ deviceID: '0000:5e:02.0' }), 'n0', p.path);
+    expect(again.code, JSON.stringify(again.out)).toBe(0);
+    expect(cni('DEL', conf({ deviceID: '0000:5e:02.0' }), 'n0', p.path).code).toBe(0);
+    expect(leases()).toEqual([]);
+  });
+});
