@@ -105,7 +105,7 @@ export async function dpStatus(o: ClientOpts): Promise<void> {
   const s = r as unknown as {
     node: string; backend: string; epoch: number;
     uplink: { name: string; vtep: string; mode?: string; why?: string; outerChecksums?: { ipv4: string; udp: string }; offload?: { tier: number; allowed: number | null; why: string } };
-    peers: { vtep: string; mac?: string; state?: string; underlayMac?: string | null; resolvedSecondsAgo?: number; requests?: number; encapPkts?: number }[]; attachments: { representor: string; pci?: string; vni: number; mac: string; owner?: Record<string, string>; representorState?: string }[];
+    peers: { vtep: string; mac?: string; state?: string; underlayMac?: string | null; resolvedSecondsAgo?: number; requests?: number; encapPkts?: number }[]; attachments: { representor: string; pci?: string; vni: number; mac: string; owner?: Record<string, string>; representorState?: string; why?: string; ownerGone?: boolean }[];
     workers: { cpu: number; epoch: number }[];
     ports?: { name: string; kind?: string; queues?: number; ringBytes?: number; txFull?: number; rxNombuf?: number; drops?: Record<string, number>; stackDrop?: boolean; stackDropNote?: string }[];
   };
@@ -141,6 +141,13 @@ export async function dpStatus(o: ClientOpts): Promise<void> {
   console.log(s.attachments.length ? t.toString() : 'no attachments');
   for (const a of s.attachments.filter((x) => x.representorState === 'gone' || x.representorState === 'replaced')) {
     console.log(`warning: representor ${a.representor}${a.pci ? ` (VF ${a.pci})` : ''} is ${a.representorState === 'gone' ? 'gone' : 'a new netdev now'}: its pod no longer reaches the overlay; CNI DEL (or GC, vfplane gc) detaches it`);
+  }
+  for (const a of s.attachments.filter((x) => x.representorState === 'waiting')) {
+    console.log(`warning: ${a.representor}${a.pci ? ` (VF ${a.pci})` : ''} was not attached at this start (${a.why ?? 'its representor is missing'}); it is attached once the representor exists, or dropped by its DEL (CNI GC, vfplane gc)`);
+  }
+  const orphans = s.attachments.filter((x) => x.ownerGone);
+  if (orphans.length) {
+    console.log(`warning: the pods of ${orphans.map((a) => a.representor).join(', ')} are gone (their network namespaces no longer exist; a reboot?) while their VFs stay on the overlay: their DEL, the runtime's CNI GC or \`vfplane gc\` releases them`);
   }
   // What each port's backend reports of its own pressure and drops.
   // "host stack": whether the kernel also gets what the port receives (AF_PACKET; AF_XDP

@@ -18,6 +18,7 @@ import { netnsId } from '../net/ip.js';
 import { linkAddrs, type LinkAddrs } from '../net/netops.js';
 import { ClaimJournal, claimNetdev, givesBack, nodeLock, releaseLeftovers, releaseNetdev, runDir, sweepNetdevLocks, type Claim } from './claims.js';
 import { AllocStore, DB_FILE } from '../alloc/store.js';
+import { ownerAlive } from '../alloc/owner.js';
 import { afXdpVdevWarning, afxdpChoice, dpdkChoice, netdevProfile, offloadTier, outerChecksums, vdevNetdev, type UplinkChoice } from './uplink-profile.js';
 import { loadAddon } from './addon.js';
 import { dpdkEnvJournal, prepareDpdkEnv, recoverDpdkEnv, type DpdkEnv } from './dpdk-env.js';
@@ -72,6 +73,14 @@ function representorState(a: { representor: string; netns?: string; ifindex: num
     return 'gone';
   }
   return now === a.ifindex ? 'ok' : 'replaced';
+}
+
+/** `{ownerGone: true}` for a pod's attachment whose network namespace no longer exists
+ *  (the pod went without a DEL: after a reboot, say), which only its DEL, CNI GC or
+ *  `vfplane gc` (releasing the VF) takes off the overlay. */
+function ownerGone(a: AttachRequest): { ownerGone?: true } {
+  const ns = a.owner?.netns;
+  return ns && ownerAlive({ netns: ns }) === 'gone' ? { ownerGone: true } : {};
 }
 
 /** A CPU list in the kernel's form ("0-3,6"). */
@@ -146,6 +155,12 @@ export class Daemon {
   private control: ControlServer | null = null;
   private metricsServer: Server | null = null;
   private readonly atts = new Map<string, Attached>(); // by representor
+  /** Attachments a start could not restore because their representor did not exist (the
+   *  VFs not made yet after a reboot, or a representor away for a moment): still wanted,
+   *  kept in the state file and in status, attached by the beat once the representor is
+   *  there, dropped once the allocation store no longer gives the VF to their pod (DEL,
+   *  GC, gc) or by a detach. By representor. */
+  private readonly waiting = new Map<string, { req: AttachRequest; why: string }>();
   private peers: z.infer<typeof peerSchema>[] = [];
   private fdb: z.infer<typeof fdbSchema>[] = [];
   private floods = new Map<number, string[]>();
@@ -386,14 +401,19 @@ export class Daemon {
         if (restoredAtts.includes(a)) back++;
         if (fromStore) this.log.warn(`re-attached ${a.representor} (VF ${a.pci}, VNI ${a.vni}) from the allocation store: ${restored ? 'the state file did not have it' : `no readable state file ${this.statePath}`}`);
       } catch (e) {
+        if (e instanceof VfpError && e.kind === 'not-found' && !this.atts.has(a.representor)) {
+          this.waiting.set(a.representor, { req: a, why: (e as Error).message });
+          this.log.warn(`attachment ${a.representor} (VNI ${a.vni}) waits${fromStore ? ' (from the allocation store)' : ''}: ${(e as Error).message}; it is attached once the representor exists, or dropped by its DEL (CNI GC, vfplane gc)`);
+          continue;
+        }
         this.log.warn(`attachment ${a.representor} (VNI ${a.vni}) not restored${fromStore ? ' (from the allocation store)' : ''}: ${(e as Error).message}`);
       }
     }
     // What the state file says from now on: without what was dropped, with what was rebuilt.
-    if (missing.length || back < restoredAtts.length) this.saveState();
+    if (missing.length || back + this.waiting.size < restoredAtts.length) this.saveState();
     // Netdevs a run killed before it gave them back, which this one does not use.
     for (const m of await releaseLeftovers(this.claims, [this.uplinkClaim, ...[...this.atts.values()].map((a) => a.claimed)])) this.log.info(m);
-    if (restored) this.log.info(`restored ${back} of ${restoredAtts.length} attachment(s), ${restored.peers.length} peer(s), ${restored.fdb.length} FDB entr(ies) from ${this.statePath}`);
+    if (restored) this.log.info(`restored ${back} of ${restoredAtts.length} attachment(s)${this.waiting.size ? ` (${this.waiting.size} waiting for their representor)` : ''}, ${restored.peers.length} peer(s), ${restored.fdb.length} FDB entr(ies) from ${this.statePath}`);
   }
 
   /** Of attachments vfplane-cni asked for (each names the VF and its owner), those the
@@ -424,8 +444,39 @@ export class Daemon {
         this.log.warn(`detaching ${a.representor} (VF ${a.pci}, VNI ${a.vni}): the allocation store no longer gives the VF to container ${a.owner!.containerId} (${a.owner!.ifname ?? '?'}); its release did not reach this data plane`);
         await this.detachNow({ representor: a.representor });
       }
-      if (gone.length) this.saveState();
+      if (gone.length + (await this.retryWaiting()) > 0) this.saveState();
     });
+  }
+
+  /** The waiting attachments: dropped once their VF is released, attached once their
+   *  representor exists. How many changed. */
+  private async retryWaiting(): Promise<number> {
+    let changed = 0;
+    const released = new Set(this.notHeld([...this.waiting.values()].map((w) => w.req)));
+    for (const [rep, w] of [...this.waiting]) {
+      const a = w.req;
+      if (released.has(a)) {
+        this.waiting.delete(rep);
+        changed++;
+        this.log.info(`dropping the waiting attachment ${rep} (VF ${a.pci}, VNI ${a.vni}): the allocation store no longer gives the VF to container ${a.owner!.containerId}`);
+        continue;
+      }
+      if (!(await linkAddrs(a.netns ?? null, rep).catch(() => null))) continue;
+      this.waiting.delete(rep);
+      changed++;
+      try {
+        await this.attachNow(a);
+        this.log.info(`attached the waiting attachment ${rep}${a.pci ? ` (VF ${a.pci})` : ''}: its representor exists now`);
+      } catch (e) {
+        if (e instanceof VfpError && e.kind === 'not-found') {
+          this.waiting.set(rep, { req: a, why: e.message }); // gone again meanwhile
+          changed--;
+        } else {
+          this.log.warn(`the waiting attachment ${rep} (VNI ${a.vni}) cannot be attached now that its representor exists: ${(e as Error).message}; dropped`);
+        }
+      }
+    }
+    return changed;
   }
 
   /** Control requests run one at a time: each builds on the model the last one left. */
@@ -691,6 +742,8 @@ export class Daemon {
       case 'attach': {
         const a = this.parse(attachSchema, req);
         const att = await this.attachNow(a);
+        // It supersedes what waited for this representor or VF (a pod's ADD after a reboot).
+        for (const [rep, w] of [...this.waiting]) if (rep === att.representor || (att.pci && w.req.pci === att.pci)) this.waiting.delete(rep);
         try {
           this.saveState();
         } catch (e) {
@@ -704,6 +757,18 @@ export class Daemon {
         const k = this.parse(z.strictObject({ representor: z.string().optional(), pci: z.string().optional() })
           .refine((x) => x.representor || x.pci, 'give representor or pci'), req);
         const had = k.representor ? this.atts.get(k.representor) : [...this.atts.values()].find((a) => a.pci === k.pci);
+        const waits = [...this.waiting].find(([rep, w]) => (k.representor ? rep === k.representor : w.req.pci === k.pci));
+        if (!had && waits) {
+          this.waiting.delete(waits[0]);
+          try {
+            this.saveState();
+          } catch (e) {
+            this.waiting.set(waits[0], waits[1]);
+            throw this.unsaved(e);
+          }
+          this.log.info(`dropped the waiting attachment ${waits[0]} (VNI ${waits[1].req.vni})`);
+          return { removed: true, epoch: this.epoch };
+        }
         if (!had) return { removed: false, epoch: this.epoch };
         // The state without it first: a detach the file cannot keep is not made (undoing it
         // would take a new claim, which the same state directory may refuse too).
@@ -991,7 +1056,10 @@ export class Daemon {
       dstPort: c.dstPort,
       tenants: c.tenants.map((t) => ({ namespaces: t.namespaces, vnis: formatVniRanges(t.vnis) })),
       peers: this.peerStatus(),
-      attachments: [...this.atts.values()].map((a) => ({ representor: a.representor, pci: a.pci, vni: a.vni, mac: a.mac, owner: a.owner, representorState: representorState(a) })),
+      attachments: [
+        ...[...this.atts.values()].map((a) => ({ representor: a.representor, pci: a.pci, vni: a.vni, mac: a.mac, owner: a.owner, representorState: representorState(a), ...ownerGone(a) })),
+        ...[...this.waiting.values()].map(({ req: a, why }) => ({ representor: a.representor, pci: a.pci, vni: a.vni, mac: a.mac, owner: a.owner, representorState: 'waiting', why, ...ownerGone(a) })),
+      ],
       workers: this.dp!.counters().perWorker.map((w) => ({ cpu: w.cpu, epoch: Number(w.epoch) })),
       ports: [...this.portNames()].map(([slot, name]) => ({ slot, name, ...(this.dp!.backendCounters(slot) ?? {}) })),
       // The host's netdevs the data plane changed, and what they get back when released.
@@ -1058,7 +1126,10 @@ export class Daemon {
     const fromConfig = new Set(this.cfg.attachments.map((a) => a.representor));
     const s: PersistedState = {
       version: 1,
-      attachments: [...this.atts.values()].filter((a) => !fromConfig.has(a.representor) && a.representor !== without).map(({ slot: _s, portInfo: _p, claimed: _c, ifindex: _i, ...a }) => a),
+      attachments: [
+        ...[...this.atts.values()].map(({ slot: _s, portInfo: _p, claimed: _c, ifindex: _i, ...a }) => a as AttachRequest),
+        ...[...this.waiting.values()].map((w) => w.req),
+      ].filter((a) => !fromConfig.has(a.representor) && a.representor !== without),
       peers: this.peers.filter((p) => !this.cfg.peers.some((x) => x.vtep === p.vtep)),
       fdb: this.fdb.filter((f) => !this.cfg.fdb.some((x) => x.vni === f.vni && x.mac === f.mac)),
       floods: [...this.floods].filter(([v]) => !this.cfg.vnis.some((x) => x.vni === v)).map(([vni, flood]) => ({ vni, flood })),
@@ -1080,7 +1151,10 @@ export class Daemon {
       res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' });
       const names = this.portNames();
       const backend = new Map([...names.keys()].map((slot) => [slot, this.dp!.backendCounters(slot)] as const));
-      const atts = [...this.atts.values()].map((a) => ({ representor: a.representor, vni: a.vni, state: representorState(a) }));
+      const atts: { representor: string; vni: number; state: string }[] = [
+        ...[...this.atts.values()].map((a) => ({ representor: a.representor, vni: a.vni, state: representorState(a) })),
+        ...[...this.waiting.values()].map(({ req: a }) => ({ representor: a.representor, vni: a.vni, state: 'waiting' })),
+      ];
       res.end(prometheus(this.cfg.node, this.dp!.counters(), names, this.epoch, backend, atts));
     });
     await new Promise<void>((resolve, reject) => {
@@ -1218,7 +1292,7 @@ export function prometheus(node: string, c: DpCounters, names: Map<number, strin
   metric('vfplane_worker_busy_loops_total', 'Poll passes that moved packets, per worker.', 'counter', c.perWorker.map((w, i) => [{ worker: String(i), cpu: String(w.cpu) }, w.busyLoops]));
   metric('vfplane_worker_loops_total', 'Poll passes, per worker.', 'counter', c.perWorker.map((w, i) => [{ worker: String(i), cpu: String(w.cpu) }, w.loops]));
   metric('vfplane_config_epoch', 'The configuration epoch the workers run.', 'gauge', [[{}, epoch]]);
-  metric('vfplane_attachment_representor_ok', 'Whether each attachment\'s representor is still the netdev its port was opened on (0: gone or replaced, the pod is cut off the overlay until DEL/GC; unknown in another namespace counts as 1).', 'gauge',
-    atts.map((a) => [{ representor: a.representor, vni: String(a.vni) }, a.state === 'gone' || a.state === 'replaced' ? 0 : 1]));
+  metric('vfplane_attachment_representor_ok', 'Whether each attachment\'s representor is still the netdev its port was opened on (0: gone or replaced, the pod is cut off the overlay until DEL/GC, or waiting for it to exist after a restart; unknown in another namespace counts as 1).', 'gauge',
+    atts.map((a) => [{ representor: a.representor, vni: String(a.vni) }, a.state === 'gone' || a.state === 'replaced' || a.state === 'waiting' ? 0 : 1]));
   return out.join('\n') + '\n';
 }

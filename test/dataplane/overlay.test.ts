@@ -314,6 +314,42 @@ describePrivileged('VXLAN overlay between two simulated nodes', { netns: true, c
     expect(a.stderr.join('\n')).toMatch(/dropping attachment .* released while the data plane was down/);
   }, 60_000);
 
+  // A representor missing when the data plane starts (the VFs not made yet after a
+  // reboot, or one away for a moment) is not forgotten: status lists the attachment as
+  // waiting, and the daemon's beat attaches it once the representor exists.
+  it('keeps an attachment whose representor is missing at a restart as waiting, and attaches it once the representor is back', async () => {
+    const a = topo.nodes.get('a')!;
+    const sock = a.socket;
+    type St = { attachments: { representor: string; mac: string; representorState: string; why?: string }[] };
+    const before = ((await request(sock, { op: 'status' })) as St).attachments.find((x) => x.mac === topo.pods.get('a1')!.mac)!;
+    const rep = before.representor;
+    const away = `${rep.slice(0, 11)}away`;
+    await topo.stopDaemon(a);
+    execFileSync('ip', ['link', 'set', rep, 'down']);
+    execFileSync('ip', ['link', 'set', rep, 'name', away]);
+    try {
+      await topo.startDaemon(a);
+      const w = ((await request(sock, { op: 'status' })) as St).attachments.find((x) => x.representor === rep);
+      expect(w).toMatchObject({ representorState: 'waiting', mac: before.mac, why: expect.stringMatching(/does not exist/) });
+      expect(a.stderr.join('\n')).toMatch(new RegExp(`attachment ${rep} \\(VNI 100\\) waits: representor ${rep} .*does not exist`));
+      expect(vfplane(['dataplane', 'status', '--socket', sock]).stdout).toMatch(new RegExp(`^warning: ${rep} \\(VF \\S+\\) was not attached at this start`, 'm'));
+      const file = readdirSync(a.stateDir).find((f) => /^dataplane-.*\.json$/.test(f))!;
+      expect(readFileSync(join(a.stateDir, file), 'utf8')).toContain(`"representor": "${rep}"`);
+    } finally {
+      execFileSync('ip', ['link', 'set', away, 'name', rep]);
+      execFileSync('ip', ['link', 'set', rep, 'up']);
+    }
+    let state = '';
+    for (let i = 0; i < 100 && state !== 'ok'; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      state = ((await request(sock, { op: 'status' })) as St).attachments.find((x) => x.representor === rep)?.representorState ?? '';
+    }
+    expect(state).toBe('ok');
+    expect(a.stderr.join('\n')).toMatch(new RegExp(`attached the waiting attachment ${rep}`));
+    expect(topo.ping('a1', '10.100.0.2', 4).received).toBeGreaterThanOrEqual(3);
+    expect(topo.check('a1')).toEqual({ ok: true, output: '' });
+  }, 60_000);
+
   // vfplane-cni records each overlay attachment in the allocation store; a daemon whose
   // state file is lost rebuilds them from there, rather than leaving the pods cut off.
   it('rebuilds its attachments from the allocation store when its state file is lost', async () => {
@@ -360,8 +396,13 @@ describePrivileged('VXLAN overlay between two simulated nodes', { netns: true, c
     expect(vfplane(['vf', 'show', pod.pci, '--sysfs-root', b.sim.root, '--state-dir', b.stateDir]).stdout).toMatch(/VXLAN\s+│ VNI 100 through representor \S+ \(data plane .*dataplane\.sock\)/);
     execFileSync('ip', ['netns', 'del', pod.netns]);
     topo.pods.delete('g1');
+    // Until then status says the pod is gone while its VF stays on the overlay.
+    const orphan = ((await topo.control('b', { op: 'status' })) as { attachments: { pci: string; representor: string; ownerGone?: boolean }[] }).attachments.find((x) => x.pci === pod.pci)!;
+    expect(orphan.ownerGone).toBe(true);
+    expect(vfplane(['dataplane', 'status', '--socket', b.socket]).stdout).toMatch(new RegExp(`^warning: the pods of ${orphan.representor} are gone .*vfplane gc`, 'm'));
     const r = vfplane(['gc', '--sysfs-root', b.sim.root, '--state-dir', b.stateDir]);
     expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain('IPAM static: address released');
     expect(r.stdout).toMatch(new RegExp(`│ ${pod.pci.replace(/\./g, '\\.')} │ pod default/g1 .*│ released \\(owner gone\\) +│ taken off the overlay`));
     expect((await st()).map((x) => x.pci)).not.toContain(pod.pci);
     // The next pod on that VF joins the overlay (another VNI, as a VF's next owner may).
