@@ -142,7 +142,20 @@ async function heldByStopped(stateDir: string): Promise<Check[]> {
     const left = env && !('unreadable' in env) ? dpdkLeftovers(env) : [];
     if (env && 'unreadable' in env) out.push({ area: 'dataplane', name: `DPDK host changes of ${node}`, status: 'warn', detail: `unreadable journal ${env.unreadable}`, fix: 'remove it: hugepages or a mount a killed run left stay as they are' });
     if (left.length) out.push({ area: 'dataplane', name: `DPDK host changes of ${node}`, status: 'warn', detail: `the DPDK data plane of node ${node} was killed and left ${left.join(', ')}`, fix: `start it again, or \`vfplane dataplane unclaim --node ${node}\`` });
-    const held = j.list().map((r) => `${r.ifname}${r.netns ? ` (in ${r.netns})` : ''}`);
+    // Only a netdev that is still the one claimed (same ifindex) keeps what the run set:
+    // after a reboot, or a VF count changed, the names are new netdevs with the kernel's
+    // defaults (the start and unclaim make the same test).
+    const { linkAddrs } = await import('../net/netops.js');
+    const held: string[] = [];
+    const stale: string[] = [];
+    for (const r of j.list()) {
+      const l = await linkAddrs(r.netns ?? null, r.ifname).catch(() => null);
+      (l && l.ifindex === r.ifindex ? held : stale).push(`${r.ifname}${r.netns ? ` (in ${r.netns})` : ''}`);
+    }
+    if (stale.length && !held.length && !j.unreadable) {
+      out.push({ area: 'dataplane', name: `netdevs of ${node}`, status: 'ok', detail: `the claims journal of stopped node ${node} names ${stale.join(', ')}, which no longer exist or are other netdevs now (a reboot, or VFs made anew): nothing of theirs to give back; its next start (or \`vfplane dataplane unclaim --node ${node}\`) forgets them` });
+      continue;
+    }
     if (!held.length && !j.unreadable) continue;
     out.push(j.unreadable
       ? { area: 'dataplane', name: `netdevs of ${node}`, status: 'warn', detail: `unreadable claims journal ${j.unreadable}`, fix: 'remove it: what it held keeps what the killed run set' }

@@ -110,6 +110,12 @@ describePrivileged('netdevs held by a daemon that was killed', { netns: true, co
     n.ip(['link', 'del', u1]);
     vethPair(n, u1, m, p1);
     n.sysctl(`net.ipv4.conf.${u1}.forwarding`, '1');
+    // doctor makes the start's test too: the journal's u1 is another netdev now, with
+    // nothing of the killed run's to give back (as after a reboot).
+    const doctor = JSON.parse(vfplane(['doctor', '--json', '--state-dir', stateDir]).stdout) as { checks: { name: string; status: string; detail: string }[] };
+    expect(doctor.checks.find((c) => c.name === 'netdevs of kill')).toMatchObject({
+      status: 'ok', detail: expect.stringContaining(`names ${u1} (in /run/netns/${n.name}), which no longer exist or are other netdevs now`),
+    });
     // The new u1 has GRO off (a veth's default): a restart must record that, not the old
     // netdev's "on".
     const b = await start(u1);
