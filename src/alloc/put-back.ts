@@ -27,6 +27,20 @@ export async function returnNetdev(netns: string, ifname: string, original: VfIn
 }
 
 /**
+ * Whether allocation A was made before the NICs under SYSFS came to be (the node booted
+ * since, or the simulator was made anew): its recorded state is that of a VF instance
+ * that no longer exists. The VF now at its address is as this boot (and whatever policy
+ * ran at boot: an SR-IOV config daemon, a device plugin's driver binding) made it, and
+ * putting the old driver, settings or name back would override that.
+ */
+export function allocatedBeforeBoot(sysfs: Sysfs, a: Allocation): boolean {
+  const booted = sysfs.bootedAt();
+  return booted !== null && Date.parse(a.createdAt) < booted;
+}
+
+const BEFORE_BOOT = 'allocated before this boot (or before the NIC was made anew): left as the boot made it';
+
+/**
  * A VF netdev that came back to the host by itself (its pod's namespace was deleted:
  * Linux returns physical netdevs to the host namespace under the name they had) gets
  * its own name, MAC and MTU back. A VF that no longer exists has no netdev to tidy.
@@ -34,7 +48,7 @@ export async function returnNetdev(netns: string, ifname: string, original: VfIn
 export async function tidyReturnedNetdev(sysfs: Sysfs, a: Allocation): Promise<string[]> {
   const now = presentVf(sysfs, a.pci);
   const was = a.original;
-  if (!now?.netdev || !was.netdev) return [];
+  if (!now?.netdev || !was.netdev || allocatedBeforeBoot(sysfs, a)) return [];
   const renamed = now.netdev !== was.netdev;
   const mac = was.mac && now.mac !== was.mac ? was.mac : undefined;
   const mtu = was.mtu && now.mtu !== was.mtu ? was.mtu : undefined;
@@ -65,6 +79,7 @@ export async function netdevHome(sysfs: Sysfs, a: Allocation): Promise<string[]>
 export function restoreDriverAndSettings(sysfs: Sysfs, a: Allocation): { rebound: boolean; notes: string[] } {
   let now = presentVf(sysfs, a.pci);
   if (!now) return { rebound: false, notes: [`VF ${a.pci} no longer exists; nothing to restore`] };
+  if (allocatedBeforeBoot(sysfs, a)) return { rebound: false, notes: [`VF ${a.pci} was ${BEFORE_BOOT}`] };
   const was = a.original;
   const notes: string[] = [];
   const rebound = !!was.driver && now.driver !== was.driver;

@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import Table from 'cli-table3';
 import { AllocStore, DB_FILE, defaultStateDir, type Allocation, type HeldElsewhere } from '../alloc/store.js';
 import { describeOwner, ownerAlive, parseOwner, pidStart, type Owner } from '../alloc/owner.js';
-import { netdevHome, restoreDriverAndSettings } from '../alloc/put-back.js';
+import { allocatedBeforeBoot, netdevHome, restoreDriverAndSettings } from '../alloc/put-back.js';
 import type { IpamRecord } from '../cni/ipam.js';
 import { checkSelectorAgainst, findPool, loadPools, poolVfs, poolView, vfCountsByPf, whyNoMatch, whyUnusable } from '../alloc/pool.js';
 import { bindVf, configVf, setNumVfs, type VfConfig } from '../sriov/actions.js';
@@ -112,6 +112,14 @@ export async function pfList(o: Common): Promise<void> {
 export async function pfSetNumVfs(o: Common & { force?: boolean }, pfRef: string, n: number): Promise<void> {
   const sysfs = await sysfsOf(o);
   const r = withHolders(o, `set-numvfs ${pfRef}`, (holder) => setNumVfs(sysfs, pfRef, n, { force: o.force, holder }));
+  // VFs made again at addresses the store still holds (an allocation whose VF went with a
+  // lower count, or with a reboot, and whose DEL never came): held, not free.
+  if (r.changed && r.after > 0) {
+    const store = storeRo(o);
+    const back = store ? store.list().filter((a) => a.pf === r.pf && a.vfIndex < r.after) : [];
+    store?.close();
+    for (const a of back) progress(o, `note: VF ${a.pci} is made again, and still held by ${describeOwner(a.owner)} (allocated ${a.createdAt}, before it was removed); its DEL, CNI GC or \`vfplane gc\` releases it`);
+  }
   if (o.json) return printJson(r);
   console.log(r.changed ? `${pfRef} (${r.pf}): ${r.before} → ${r.after} VFs` : `${pfRef} (${r.pf}) already has ${r.after} VFs; nothing changed`);
 }
@@ -158,7 +166,7 @@ export async function vfList(o: Common & { pf?: string; free?: boolean; allocate
   }
   console.log(table(
     ['VF', 'PF', '#', 'driver', 'netdev', 'MAC', 'VLAN', 'spoofchk', 'trust', 'link', 'holder', 'VXLAN'],
-    rows.map((r) => [r.pci, dash(r.pfNetdev ?? r.pf), r.index, dash(r.driver), dash(r.netdev ?? r.vfioDevice), dash(r.mac),
+    rows.map((r) => [r.gone ? `${r.pci} (gone)` : r.pci, dash(r.pfNetdev ?? r.pf), r.index, dash(r.driver), dash(r.netdev ?? r.vfioDevice), dash(r.mac),
       r.settings?.vlan ? `${r.settings.vlan}${r.settings.qos ? `/${r.settings.qos}` : ''}` : '-',
       yn(r.settings?.spoofchk), yn(r.settings?.trust), dash(r.settings?.linkState),
       r.allocation ? describeOwner(r.allocation.owner) : r.heldElsewhere ? `${describeOwner(r.heldElsewhere.owner)} (store ${r.heldElsewhere.dir})` : 'free',
@@ -304,7 +312,7 @@ export async function vfAlloc(o: Common & OwnerFlags & { pool?: string; pci?: st
  *  netdev's MTU (a VF rebound here gets a new netdev). */
 function restore(sysfs: Sysfs, a: Allocation): string[] {
   const { notes } = restoreDriverAndSettings(sysfs, a);
-  const now = resolveVfOrNull(sysfs, a.pci);
+  const now = allocatedBeforeBoot(sysfs, a) ? null : resolveVfOrNull(sysfs, a.pci);
   const was = a.original;
   if (now && was.mtu !== null && now.netdev && now.mtu !== was.mtu) {
     ip(['link', 'set', 'dev', now.netdev, 'mtu', String(was.mtu)]);
@@ -461,7 +469,7 @@ async function releaseLease(a: Allocation): Promise<{ note?: string; failed?: st
   if (!att?.ipam) {
     // Made by a vfplane that did not record it; a CNI attachment may have had one.
     return a.owner.network !== undefined && a.owner.containerId !== undefined
-      ? { note: `IPAM: no config recorded (an older ADD); the sandbox's DEL or CNI GC frees its address` }
+      ? { note: `IPAM: no config recorded (an ADD by an older vfplane); only the sandbox's DEL frees its address now` }
       : {};
   }
   const { ipamDelRecorded } = await import('../cni/ipam.js');

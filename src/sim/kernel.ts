@@ -52,6 +52,10 @@ export class SimKernel implements SysfsKernel {
     this.m = readManifest(root);
   }
 
+  get bootedAt(): number {
+    return Date.parse(this.m.createdAt);
+  }
+
   get devRoot(): string {
     return this.m.devRoot;
   }

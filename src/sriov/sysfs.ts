@@ -20,6 +20,8 @@ export interface SysfsKernel {
   vfSettings(pfPci: string, index: number): VfSettings;
   /** Changes PF-side settings of VF INDEX, as `ip link set PF vf N …` would. */
   setVfSettings(pfPci: string, index: number, change: Partial<VfSettings>): VfSettings;
+  /** When the simulated NIC was made (its "boot"), in ms since the epoch. */
+  readonly bootedAt: number;
 }
 
 /** Marker the simulator leaves at the top of a tree it built (see src/sim). */
@@ -54,6 +56,23 @@ export class Sysfs {
 
   get devRoot(): string {
     return this.kernel?.devRoot ?? '/dev';
+  }
+
+  /**
+   * When the NICs under this root came to be, in ms since the epoch: the host's boot
+   * (/proc/stat btime) for /sys, the simulator's creation for a simulated tree (making one
+   * anew is its reboot); null for any other tree. A VF allocated before it is another
+   * instance than the one there now, whatever its address.
+   */
+  bootedAt(): number | null {
+    if (this.kernel) return this.kernel.bootedAt;
+    if (this.root !== DEFAULT_SYSFS_ROOT) return null;
+    try {
+      const m = /^btime (\d+)$/m.exec(fs.readFileSync('/proc/stat', 'utf8'));
+      return m ? Number(m[1]) * 1000 : null;
+    } catch {
+      return null;
+    }
   }
 
   /** Absolute path of REL under the root; refuses anything that could leave it. */

@@ -11,6 +11,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { describePrivileged } from '../helpers/privileged.js';
 import { Netns } from '../helpers/netns.js';
 import { dropAllSims, makeSim, sweepStaleSims } from '../helpers/sim.js';
+import { createSim, destroySim } from '../../src/sim/sim.js';
 import { ROOT, vfplane } from '../helpers/cli.js';
 import { openSysfs } from '../../src/sriov/sysfs.js';
 import type { SimManifest } from '../../src/sim/manifest.js';
@@ -49,7 +50,7 @@ describePrivileged('after a reboot: dead pods\' VFs and addresses come back', { 
   };
   /** The reboot: every pod's namespace gone (Linux returns the VF netdevs to the host),
    *  and the NIC made anew with `vfs` VFs. */
-  const reboot = async (vfs: number) => {
+  const reboot = async (vfs: number, o: { cli?: boolean } = {}) => {
     for (const p of pods.splice(0)) p.destroy();
     // The kernel deletes a namespace's veths a moment after `ip netns del` returns; the
     // simulator puts the VFs back (as Linux returns physical netdevs) once they are gone.
@@ -57,7 +58,11 @@ describePrivileged('after a reboot: dead pods\' VFs and addresses come back', { 
     for (let t = 0; t < 500 && reps.some((r) => existsSync(r)); t++) await new Promise((r) => setTimeout(r, 10));
     const sysfs = await openSysfs(m.root);
     sysfs.write('bus/pci/devices/0000:5e:00.0/sriov_numvfs', '0');
-    sysfs.write('bus/pci/devices/0000:5e:00.0/sriov_numvfs', String(vfs));
+    if (!o.cli) return void sysfs.write('bus/pci/devices/0000:5e:00.0/sriov_numvfs', String(vfs));
+    // As an operator (or the boot's SR-IOV policy) makes them: told which come back held.
+    const r = cli(['pf', 'set-numvfs', `${m.prefix}f0`, String(vfs)]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/note: VF 0000:5e:02\.0 is made again, and still held by pod default\/pod-c0 .*vfplane gc/);
   };
 
   beforeAll(() => {
@@ -99,7 +104,7 @@ describePrivileged('after a reboot: dead pods\' VFs and addresses come back', { 
   it('with the VFs back: a new pod asking for a dead pod\'s VF is told it is gone and who releases it; CNI GC frees VFs and addresses', async () => {
     await reboot(4);
     podsUp();
-    await reboot(4);
+    await reboot(4, { cli: true });
     const p = Netns.create('rbnew');
     pods.push(p);
     const before = leases();
@@ -117,6 +122,38 @@ describePrivileged('after a reboot: dead pods\' VFs and addresses come back', { 
     const again = cni('ADD', conf({ deviceID: '0000:5e:02.0' }), 'n0', p.path);
     expect(again.code, JSON.stringify(again.out)).toBe(0);
     expect(cni('DEL', conf({ deviceID: '0000:5e:02.0' }), 'n0', p.path).code).toBe(0);
+    expect(leases()).toEqual([]);
+  });
+
+  // What an allocation recorded as the VF's original state belongs to a VF instance the
+  // reboot ended: the VF at that address now is as the boot (and its policy) made it.
+  it('a real reboot (the NIC made anew): DEL and gc leave the VFs as the boot made them, not as they were before it', async () => {
+    const vfio = cli(['vf', 'bind', '0000:5e:02.3', '--driver', 'vfio-pci']);
+    expect(vfio.code, vfio.stderr).toBe(0);
+    const pd = Netns.create('rbd');
+    const pk = Netns.create('rbk');
+    pods.push(pd, pk);
+    expect(cni('ADD', conf({ deviceID: '0000:5e:02.3', vlan: 7 }), 'd3', pd.path).code).toBe(0);
+    expect(cni('ADD', conf({ deviceID: '0000:5e:02.0', vlan: 5 }), 'k0', pk.path).code).toBe(0);
+    // The reboot: pods gone, the NIC made anew (every VF on iavf, no VLAN), then the boot's
+    // policy gives VF 02.0 VLAN 9.
+    for (const p of pods.splice(0)) p.destroy();
+    // (k0's VF pair goes with its namespace, a moment after `ip netns del`.)
+    for (let t = 0; t < 500 && existsSync(`/sys/class/net/${m.prefix}f0r0`); t++) await new Promise((r) => setTimeout(r, 10));
+    destroySim(m.root);
+    m = createSim({ profile: 'x710', pfs: 1, vfs: 4, prefix: m.prefix, root: m.root });
+    expect(cli(['vf', 'config', '0000:5e:02.0', '--vlan', '9', '--force']).code).toBe(0);
+    const show = (pci: string) => JSON.parse(cli(['vf', 'show', pci, '--json']).stdout) as { driver: string; settings: { vlan: number }; allocation: unknown };
+    expect(show('0000:5e:02.3').driver).toBe('iavf');
+    // The lost sandbox's DEL: released, and not bound back to vfio-pci.
+    const del = cni('DEL', conf({ deviceID: '0000:5e:02.3', vlan: 7 }), 'd3', '');
+    expect(del.code, JSON.stringify(del.out)).toBe(0);
+    expect(show('0000:5e:02.3')).toMatchObject({ driver: 'iavf', settings: { vlan: 0 }, allocation: null });
+    // gc: released, VLAN 9 (the boot's) kept rather than the pre-reboot 0.
+    const gc = cli(['gc']);
+    expect(gc.code, gc.stderr).toBe(0);
+    expect(gc.stdout).toMatch(/VF 0000:5e:02\.0 was allocated before this boot .*left as the boot made it/);
+    expect(show('0000:5e:02.0')).toMatchObject({ driver: 'iavf', settings: { vlan: 9 }, allocation: null });
     expect(leases()).toEqual([]);
   });
 });
