@@ -86,7 +86,7 @@ export function registerSriov(program: Command): void {
     .option('--force', 'rebind even if the VF is allocated or its netdev is in a pod', false))
     .action(act(async (o, ref: string) => (await run()).vfBind(o, ref)));
 
-  common(program.command('gc').description('release allocations whose owner is gone (netns removed or process exited)')
+  common(program.command('gc').description('release allocations whose owner is gone (netns removed or process exited): the VF put back, taken off the overlay, and the IPAM address of a CNI attachment released')
     .option('--dry-run', 'say what would be released, change nothing', false))
     .action(act(async (o) => (await run()).gc(o)));
 
