@@ -262,7 +262,7 @@ export function request(path: string, req: Record<string, unknown>, timeoutMs = 
     // 'unavailable', which detachFromOverlay takes for a data plane that does not run.
     const closedEarly = (code: string) => settle(() => reject(systemError(
       `the data plane at ${path} closed the connection without answering ${String(req.op)} (${code}): it is stopping, or it turned the connection away (too many open); see its log, and try again`,
-      { code })));
+      { code, closedEarly: true })));
     const wire = () => {
       s.setEncoding('utf8');
       s.once('connect', () => s.write(JSON.stringify(req) + '\n'));
@@ -306,6 +306,10 @@ export async function detachFromOverlay(att: { vxlan?: unknown; dataplane?: stri
     await request(att.dataplane, { op: 'detach', ...(att.representor ? { representor: att.representor } : { pci }) });
   } catch (err) {
     if (err instanceof VfpError && err.kind === 'unavailable') log?.(`data plane not running (${err.message}); it forgets VF ${pci} when it starts`);
+    // Killed or stopping while it answered (or turning connections away): whether it
+    // detached is unknown, and need not be known. Once the VF is released the data plane
+    // detaches it on its own: its 2 s beat asks the allocation store, and so does a start.
+    else if (err instanceof VfpError && err.details?.closedEarly) log?.(`${err.message.replace(/; see its log, and try again$/, '')}; it detaches VF ${pci} itself once the VF is released (its 2 s check of the allocation store, or its next start)`);
     else throw err;
   }
 }

@@ -367,6 +367,33 @@ describePrivileged('VXLAN overlay between two simulated nodes', { netns: true, c
     expect(existsSync(join(a.stateDir, files[0]!))).toBe(true); // written again
   }, 60_000);
 
+  // A data plane killed while it answers a DEL's detach (or one turning connections away)
+  // closes the connection without a reply. The DEL still finishes: once the VF is
+  // released, the data plane detaches it itself (its beat, or its next start).
+  it('CNI DEL finishes when the data plane closes the connection without answering its detach', async () => {
+    const pod = await topo.addPod({ name: 'r1', node: 'b', vni: 100, ip: '10.100.0.21/24' });
+    const b = topo.nodes.get('b')!;
+    await topo.stopDaemon(b, 'SIGKILL');
+    rmSync(b.socket, { force: true });
+    // In a process of its own: the DEL below blocks this one.
+    const rude = spawn(process.execPath, ['-e', `require('node:net').createServer((c) => { process.stdout.write('asked\\n'); c.destroy(); }).listen(${JSON.stringify(b.socket)}, () => process.stdout.write('ready\\n'))`], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let said = '';
+    rude.stdout!.on('data', (d) => (said += d));
+    for (let i = 0; i < 200 && !said.includes('ready'); i++) await new Promise((r) => setTimeout(r, 25));
+    try {
+      await topo.delPod('r1'); // throws if the DEL fails
+      await new Promise((r) => setTimeout(r, 100));
+    } finally {
+      rude.kill('SIGKILL');
+      rmSync(b.socket, { force: true });
+    }
+    expect(said).toContain('asked');
+    expect(vfplane(['vf', 'show', pod.pci, '--sysfs-root', b.sim.root, '--state-dir', b.stateDir, '--json']).stdout).toContain('"allocation": null');
+    await topo.startDaemon(b);
+    const st = (await topo.control('b', { op: 'status' })) as { attachments: { pci: string }[] };
+    expect(st.attachments.map((x) => x.pci)).not.toContain(pod.pci);
+  }, 60_000);
+
   it('CNI CHECK fails when the data plane no longer forwards for the VF', async () => {
     expect(topo.check('b1')).toEqual({ ok: true, output: '' });
     const st = (await topo.control('b', { op: 'status' })) as { attachments: { representor: string; vni: number; mac: string; pci: string }[] };
