@@ -15,12 +15,23 @@ import { applyVfSettings, settingsDiff } from '../sriov/vf-settings.js';
 /** Puts a VF netdev back in the host namespace under its own name, MAC and MTU. */
 export async function returnNetdev(netns: string, ifname: string, original: VfInfo): Promise<boolean> {
   if (!original.netdev || !fs.existsSync(netns)) return false;
+  try {
+    return await bringHome(netns, ifname, original, original.netdev);
+  } catch (e) {
+    // The namespace was deleted meanwhile (the pod went while its DEL ran): Linux returns
+    // a physical netdev to the host by itself, as when it had gone before.
+    if (!fs.existsSync(netns) && (e as { details?: { errno?: string; op?: unknown } }).details?.errno === 'ENOENT') return false;
+    throw e;
+  }
+}
+
+async function bringHome(netns: string, ifname: string, original: VfInfo, own: string): Promise<boolean> {
   // Under the pod's name, or still under its own if an ADD stopped between move and rename.
-  const [asPod, asHost] = await netRun(netns, [{ op: 'get', name: ifname }, { op: 'get', name: original.netdev }]);
-  const name = asPod ? ifname : asHost ? original.netdev : null;
+  const [asPod, asHost] = await netRun(netns, [{ op: 'get', name: ifname }, { op: 'get', name: own }]);
+  const name = asPod ? ifname : asHost ? own : null;
   if (!name) return false;
   await netRun(netns, [{
-    op: 'set', name, up: false, ...(name !== original.netdev ? { newName: original.netdev } : {}),
+    op: 'set', name, up: false, ...(name !== own ? { newName: own } : {}),
     ...(original.mac ? { mac: original.mac } : {}), ...(original.mtu ? { mtu: original.mtu } : {}), netns: hostNetnsPath(),
   }]);
   return true;
