@@ -9,7 +9,7 @@ import { allocatedBeforeBoot, netdevHome, restoreDriverAndSettings } from '../al
 import type { IpamRecord } from '../cni/ipam.js';
 import { checkSelectorAgainst, findPool, loadPools, poolVfs, poolView, vfCountsByPf, whyNoMatch, whyUnusable } from '../alloc/pool.js';
 import { bindVf, configVf, setNumVfs, type VfConfig } from '../sriov/actions.js';
-import { listPfs, listVfs, resolvePf, resolveVf, findRepresentor } from '../sriov/discover.js';
+import { listPfs, listVfs, presentVf, resolvePf, resolveVf, findRepresentor } from '../sriov/discover.js';
 import { defaultSysfsRoot, openSysfs, type Sysfs } from '../sriov/sysfs.js';
 import type { VfInfo } from '../sriov/types.js';
 import { ip } from '../net/ip.js';
@@ -312,21 +312,13 @@ export async function vfAlloc(o: Common & OwnerFlags & { pool?: string; pci?: st
  *  netdev's MTU (a VF rebound here gets a new netdev). */
 function restore(sysfs: Sysfs, a: Allocation): string[] {
   const { notes } = restoreDriverAndSettings(sysfs, a);
-  const now = allocatedBeforeBoot(sysfs, a) ? null : resolveVfOrNull(sysfs, a.pci);
+  const now = allocatedBeforeBoot(sysfs, a) ? null : presentVf(sysfs, a.pci);
   const was = a.original;
   if (now && was.mtu !== null && now.netdev && now.mtu !== was.mtu) {
     ip(['link', 'set', 'dev', now.netdev, 'mtu', String(was.mtu)]);
     notes.push(`restored mtu ${was.mtu}`);
   }
   return notes;
-}
-
-function resolveVfOrNull(sysfs: Sysfs, pci: string): VfInfo | null {
-  try {
-    return resolveVf(sysfs, pci);
-  } catch {
-    return null;
-  }
 }
 
 export async function vfRelease(o: Common & OwnerFlags & { force?: boolean; restore?: boolean }, ref?: string): Promise<void> {

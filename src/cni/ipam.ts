@@ -5,6 +5,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { runProgram, type RunResult } from '../util/spawn.js';
+import type { Owner } from '../alloc/owner.js';
 import type { Logger } from './log.js';
 import { formatResult, parseIpamResult, parsePrevResult, type CniResult } from './result.js';
 import { CniError, ERR, NEWEST_VERSION, SUPPORTED_VERSIONS, versionAtLeast, type CniArgs, type CniEnv } from './spec.js';
@@ -205,19 +206,12 @@ export interface IpamRecord {
   path: string[];
 }
 
-/** The pod whose lease an IpamRecord releases, as the store records its owner. */
-export interface IpamHolder {
-  containerId?: string;
-  ifname?: string;
-  netns?: string;
-  namespace?: string;
-  name?: string;
-  uid?: string;
-}
-
-/** IPAM DEL for a recorded attachment, as its runtime's DEL would have run it (the
- *  namespace left out once it is gone, as a runtime sends it for a lost sandbox). */
-export async function ipamDelRecorded(rec: IpamRecord, holder: IpamHolder, opts: IpamOptions = {}): Promise<void> {
+/** IPAM DEL for an attachment other than the calling one's (CNI GC's stale ones, or
+ *  `vfplane gc`'s from an IpamRecord), as its runtime's DEL would have run it: HOLDER's
+ *  container and interface, its pod's CNI_ARGS, and its namespace only while it exists
+ *  (a runtime leaves it out for a lost sandbox). BASE is the environment otherwise. */
+export async function ipamDelFor(conf: string | Record<string, unknown>, base: Readonly<Record<string, string | undefined>>, cniPath: string[],
+  ipamType: string, holder: Owner, opts: IpamOptions = {}): Promise<void> {
   const args: CniArgs = { IgnoreUnknown: 'true' };
   if (holder.namespace) args.K8S_POD_NAMESPACE = holder.namespace;
   if (holder.name) args.K8S_POD_NAME = holder.name;
@@ -225,14 +219,20 @@ export async function ipamDelRecorded(rec: IpamRecord, holder: IpamHolder, opts:
   if (holder.containerId) args.K8S_POD_INFRA_CONTAINER_ID = holder.containerId;
   const netns = holder.netns && fs.existsSync(holder.netns) ? holder.netns : undefined;
   const raw: Record<string, string | undefined> = {
-    ...Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('CNI_'))),
+    ...base,
     CNI_COMMAND: 'DEL',
     CNI_CONTAINERID: holder.containerId,
     CNI_IFNAME: holder.ifname,
     CNI_NETNS: netns,
-    CNI_PATH: rec.path.join(':'),
+    CNI_PATH: cniPath.join(':'),
     CNI_ARGS: Object.entries(args).map(([k, v]) => `${k}=${v}`).join(';'),
   };
-  const env: CniEnv = { command: 'DEL', containerId: holder.containerId, ifname: holder.ifname, netns, args, path: rec.path, raw };
-  await execIpam('DEL', { ...rec.netconf, type: 'vfplane-cni' }, env, rec.netconf.ipam.type, opts);
+  const env: CniEnv = { command: 'DEL', containerId: holder.containerId, ifname: holder.ifname, netns, args, path: cniPath, raw };
+  await execIpam('DEL', conf, env, ipamType, opts);
+}
+
+/** IPAM DEL for a recorded attachment, from a process that is no CNI call (`vfplane gc`). */
+export function ipamDelRecorded(rec: IpamRecord, holder: Owner, opts: IpamOptions = {}): Promise<void> {
+  const base = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('CNI_')));
+  return ipamDelFor({ ...rec.netconf, type: 'vfplane-cni' }, base, rec.path, rec.netconf.ipam.type, holder, opts);
 }

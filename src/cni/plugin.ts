@@ -23,7 +23,7 @@ import { CniError, ERR } from './spec.js';
 import type { CniContext } from './main.js';
 import type { CniDns, CniResult } from './result.js';
 import type { VxlanConf } from './conf.js';
-import { execIpam, type IpamCommand, type IpamRecord } from './ipam.js';
+import { execIpam, ipamDelFor as ipamDelForHolder, type IpamCommand, type IpamRecord } from './ipam.js';
 import { deviceInfoPath, removeDeviceInfo, writeDeviceInfo } from './devinfo.js';
 import { detachFromOverlay, isRefusal, overlayAttachRequest, request as dataplaneRequest, socketPath } from '../dataplane/control.js';
 
@@ -538,10 +538,7 @@ function ipam(ctx: CniContext, command: IpamCommand): Promise<CniResult | void> 
 
 /** IPAM DEL for an attachment other than this call's (GC's stale ones). */
 function ipamDelFor(ctx: CniContext, owner: Owner): Promise<void> {
-  const raw: Record<string, string | undefined> = { ...ctx.env.raw, CNI_CONTAINERID: owner.containerId, CNI_IFNAME: owner.ifname, CNI_NETNS: undefined, CNI_ARGS: undefined };
-  if (owner.netns && fs.existsSync(owner.netns)) raw.CNI_NETNS = owner.netns;
-  const env = { ...ctx.env, containerId: owner.containerId, ifname: owner.ifname, netns: raw.CNI_NETNS, raw };
-  return execIpam('DEL', ctx.raw, env, ctx.conf.ipam!.type, { log: ctx.log, stderr: ctx.stderr });
+  return ipamDelForHolder(ctx.raw, ctx.env.raw, ctx.env.path, ctx.conf.ipam!.type, owner, { log: ctx.log, stderr: ctx.stderr });
 }
 
 /** Whether two paths name the same network namespace (a runtime may write

@@ -462,19 +462,15 @@ export class Daemon {
         continue;
       }
       if (!(await linkAddrs(a.netns ?? null, rep).catch(() => null))) continue;
-      this.waiting.delete(rep);
-      changed++;
       try {
         await this.attachNow(a);
         this.log.info(`attached the waiting attachment ${rep}${a.pci ? ` (VF ${a.pci})` : ''}: its representor exists now`);
       } catch (e) {
-        if (e instanceof VfpError && e.kind === 'not-found') {
-          this.waiting.set(rep, { req: a, why: e.message }); // gone again meanwhile
-          changed--;
-        } else {
-          this.log.warn(`the waiting attachment ${rep} (VNI ${a.vni}) cannot be attached now that its representor exists: ${(e as Error).message}; dropped`);
-        }
+        if (e instanceof VfpError && e.kind === 'not-found') continue; // gone again meanwhile: it waits on
+        this.log.warn(`the waiting attachment ${rep} (VNI ${a.vni}) cannot be attached now that its representor exists: ${(e as Error).message}; dropped`);
       }
+      this.waiting.delete(rep);
+      changed++;
     }
     return changed;
   }
