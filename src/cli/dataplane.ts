@@ -54,7 +54,7 @@ export function registerDataplane(program: Command): void {
 
   const peer = dp.command('peer').description('remote VTEPs');
   common(peer.command('add').description('add (or update) a peer VTEP').argument('<vtep>', 'its address', ipFlag('VTEP')))
-    .option('--mac <mac>', "its MAC on the underlay (default: resolved by ARP)", macFlag('--mac'))
+    .option('--mac <mac>', "its MAC on the underlay (default: resolved by ARP on an IPv4 underlay, neighbour discovery on IPv6)", macFlag('--mac'))
     .action(async (vtep, o) => (await run()).dpOp('peer-add', { vtep, ...(o.mac ? { mac: o.mac } : {}) }, o));
   common(peer.command('del').description('remove a peer VTEP').argument('<vtep>', 'its address', ipFlag('VTEP')))
     .action(async (vtep, o) => (await run()).dpOp('peer-del', { vtep }, o));

@@ -42,8 +42,9 @@ export const vniNumber = z.number({ error: 'expected a VNI (0–16777215)' }).in
 const absPath = (what: string) => z.string({ error: `expected a path (${what})` }).refine((s) => s.startsWith('/') && !s.split('/').includes('..'), `expected an absolute path without .. (${what})`);
 
 export const peerSchema = z.strictObject({
-  vtep: ipString('the peer VTEP'),
-  mac: macString("the peer's MAC on the underlay; resolved by ARP (IPv4) or neighbour discovery (IPv6) when left out").optional(),
+  vtep: ipString('the peer VTEP').refine(isUnicast, 'expected a unicast address as a peer VTEP, not a multicast, broadcast or unspecified one (head-end replication sends a copy to each peer; list every remote VTEP by its own address)'),
+  mac: macString("the peer's MAC on the underlay; resolved by ARP (IPv4) or neighbour discovery (IPv6) when left out")
+    .refine((m) => (parseInt(m.slice(0, 2), 16) & 1) === 0 && m !== '00:00:00:00:00:00', "expected the peer's unicast MAC on the underlay, not a group or all-zero one (leave mac out to resolve it)").optional(),
 });
 
 export const fdbSchema = z.strictObject({

@@ -780,6 +780,7 @@ export class Daemon {
       case 'peer-add': {
         const p = this.parse(peerSchema, req);
         if (isIP(p.vtep) !== isIP(this.cfg.uplink.vtep)) throw invalid(`peer ${p.vtep} is not the same IP family as this node's VTEP ${this.cfg.uplink.vtep}`);
+        if (p.vtep === this.cfg.uplink.vtep) throw invalid(`${p.vtep} is this node's own VTEP (uplink.vtep); a node is not its own peer: give the address of a remote node's VTEP`);
         const i = this.peers.findIndex((x) => x.vtep === p.vtep);
         const prev = this.peers.slice();
         this.change(() => (i >= 0 ? (this.peers[i] = p) : this.peers.push(p)), () => (this.peers = prev));
@@ -1086,6 +1087,11 @@ export class Daemon {
     const r = stateSchema.safeParse(raw);
     if (!r.success) return ignore(zodMessage(r.error, raw));
     const s = r.data;
+    // An older vfplane let the node's own VTEP in as a peer: not one (as in parseConfig).
+    const own = canonIp(this.cfg.uplink.vtep);
+    s.peers = s.peers.filter((p) => canonIp(p.vtep) !== own);
+    s.fdb = s.fdb.filter((f) => canonIp(f.vtep) !== own);
+    for (const f of s.floods) f.flood = f.flood.filter((x) => canonIp(x) !== own);
     const fam = isIP(this.cfg.uplink.vtep);
     const other = s.peers.findIndex((p) => isIP(p.vtep) !== fam);
     if (other >= 0) return ignore(`peers.${other}.vtep: ${s.peers[other]!.vtep} is not IPv${fam} like uplink.vtep ${this.cfg.uplink.vtep}`);

@@ -47,6 +47,16 @@ describe('data-plane config checks', () => {
     expect(parseConfig({ uplink: { ifname: 'ens1f0', vtep: '2001:db8::1' } }).uplink.vtep).toBe('2001:db8::1');
   });
 
+  it('takes only unicast peers, and drops the node itself from a shared peer list', () => {
+    for (const vtep of ['224.0.0.1', '255.255.255.255', '0.0.0.0']) {
+      expect(() => parseConfig({ ...ok, peers: [{ vtep }] }, 'dp.yaml'), vtep).toThrow(/^dp\.yaml: peers\.0\.vtep: expected a unicast address as a peer VTEP, not a multicast, broadcast or unspecified one/);
+    }
+    expect(() => parseConfig({ uplink: { ifname: 'ens1f0', vtep: '2001:db8::1' }, peers: [{ vtep: 'ff02::1' }] })).toThrow(/peers\.0\.vtep: expected a unicast address as a peer VTEP/);
+    expect(() => parseConfig({ ...ok, peers: [{ vtep: '192.0.2.2', mac: 'ff:ff:ff:ff:ff:ff' }] })).toThrow(/peers\.0\.mac: expected the peer's unicast MAC on the underlay, not a group or all-zero one/);
+    // One config for every node of a DaemonSet lists every VTEP, this node's too.
+    expect(parseConfig({ ...ok, peers: [{ vtep: '192.0.2.1' }, { vtep: '192.0.2.2', mac: '02:00:00:00:00:02' }] }).peers).toEqual([{ vtep: '192.0.2.2', mac: '02:00:00:00:00:02' }]);
+  });
+
   it('refuses a static FDB entry or flood list naming a VTEP that is not a peer, naming the entry and the VTEP', () => {
     const peers = [{ vtep: '192.0.2.2' }];
     expect(() => parseConfig({ ...ok, peers, fdb: [{ vni: 5, mac: '02:00:00:00:00:05', vtep: '192.0.2.9' }] }, 'dp.yaml'))

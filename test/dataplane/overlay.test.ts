@@ -224,6 +224,14 @@ describePrivileged('VXLAN overlay between two simulated nodes', { netns: true, c
     expect(await bad({ op: 'attach', representor: 'x', vni: 16_777_216, mac: '02:00:00:00:99:01' })).toMatch(/vni/i);
     expect(await bad({ op: 'frobnicate' })).toMatch(/unknown op/);
     expect(await bad({ op: 'fdb-add', vni: 100, mac: 'zz', vtep: '192.0.2.2' })).toMatch(/mac/i);
+    // Peers: a remote unicast VTEP, never this node's own, a group or no address.
+    const peersBefore = ((await request(sock, { op: 'status' })) as { peers: unknown[] }).peers;
+    expect(await bad({ op: 'peer-add', vtep: '192.0.2.1' })).toMatch(/^192\.0\.2\.1 is this node's own VTEP \(uplink\.vtep\); a node is not its own peer/);
+    for (const vtep of ['224.0.0.5', '255.255.255.255', '0.0.0.0']) {
+      expect(await bad({ op: 'peer-add', vtep }), vtep).toMatch(/expected a unicast address as a peer VTEP, not a multicast, broadcast or unspecified one/);
+    }
+    expect(await bad({ op: 'peer-add', vtep: '192.0.2.77', mac: '01:00:5e:00:00:05' })).toMatch(/expected the peer's unicast MAC on the underlay/);
+    expect(((await request(sock, { op: 'status' })) as { peers: unknown[] }).peers).toEqual(peersBefore);
     // A raw malformed line on its own connection gets an error reply too.
     const { createConnection } = await import('node:net');
     const reply = await new Promise<string>((resolve) => {
