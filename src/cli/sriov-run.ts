@@ -185,7 +185,9 @@ export async function vfShow(o: Common, ref: string): Promise<void> {
   const allocation = store?.get(vf.pci) ?? null;
   const history = store ? store.history(1000).filter((h) => h.pci === vf.pci).slice(-10) : [];
   // Held in another store of the node (another state directory): not free for this one.
-  const heldElsewhere = (!allocation && store?.heldElsewhere(vf.pci)) || null;
+  // With no store here yet, the node's other stores are still asked (as vf list does).
+  const heldElsewhere = allocation ? null
+    : (store ? store.heldElsewhere(vf.pci) : AllocStore.heldByOthers(o.sysfsRoot ?? defaultSysfsRoot(), stateDirOf(o)).get(vf.pci)) ?? null;
   store?.close();
   // Its switchdev representor (what the data plane forwards for): none in legacy mode.
   const representor = findRepresentor(sysfs, vf) ?? null;

@@ -117,7 +117,7 @@ describe('allocation stores of one node', () => {
     expect(new Set(got).size).toBe(8);
   });
 
-  it('vf list counts another store\'s VFs as held, also from a state directory with no store yet', () => {
+  it('vf list and vf show count another store\'s VFs as held, also from a state directory with no store yet', () => {
     const a = AllocStore.open(dirA(), { sysfsRoot: root });
     try {
       a.allocate({ candidates: vfs, owner: { namespace: 'net', name: 'pod-a', containerId: 'ca', ifname: 'net1' } });
@@ -133,6 +133,14 @@ describe('allocation stores of one node', () => {
       expect(list(dir, '--free').map((v) => v.pci)).toEqual(vfs.slice(1).map((v) => v.pci));
       expect(list(dir, '--allocated')).toEqual([expect.objectContaining({ pci: vfs[0]!.pci, allocation: null, heldElsewhere: expect.objectContaining({ dir: dirA() }) })]);
     }
+    // vf show says the same of that VF, also from a state directory with no store yet.
+    for (const dir of [dirB(), path.join(tmp, 'none-yet')]) {
+      const r = vfplane(['vf', 'show', vfs[0]!.pci, '--sysfs-root', root, '--state-dir', dir, '--json']);
+      expect(r.code, r.stderr).toBe(0);
+      expect(JSON.parse(r.stdout), dir).toMatchObject({ allocation: null, heldElsewhere: { dir: dirA(), owner: { name: 'pod-a' } } });
+    }
+    expect(vfplane(['vf', 'show', vfs[0]!.pci, '--sysfs-root', root, '--state-dir', path.join(tmp, 'none-yet')]).stdout)
+      .toContain(`in another allocation store of this node: ${dirA()}`);
     expect(fs.existsSync(path.join(tmp, 'none-yet'))).toBe(false); // a listing makes no store
     const human = vfplane(['vf', 'list', '--sysfs-root', root, '--state-dir', dirB()]);
     expect(human.stdout).toContain(`pod net/pod-a (container ca, net1) (store ${dirA()})`);
