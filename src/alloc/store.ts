@@ -409,6 +409,12 @@ export class AllocStore {
     return reg ? AllocStore.heldInRegistry(reg, path.resolve(stateDir), null) : new Map();
   }
 
+  /** Every VF any store of the node at `sysfsRoot` holds (what `sim destroy` warns of). */
+  static heldAt(sysfsRoot: string): HeldElsewhere[] {
+    const reg = registryDir(sysfsRoot);
+    return reg ? [...AllocStore.heldInRegistry(reg, '', null).values()] : [];
+  }
+
   private static heldInRegistry(reg: string, self: string, pcis: string[] | null): Map<string, HeldElsewhere> {
     const out = new Map<string, HeldElsewhere>();
     if (pcis?.length === 0) return out;

@@ -2,6 +2,8 @@
 import { createSim, destroySim, readManifest } from '../sim/sim.js';
 import type { SimManifest } from '../sim/manifest.js';
 import { printJson } from './output.js';
+import { AllocStore, type HeldElsewhere } from '../alloc/store.js';
+import { describeOwner } from '../alloc/owner.js';
 
 function describe(m: SimManifest): string {
   const lines = [
@@ -22,8 +24,22 @@ export async function simCreate(o: { profile: string; pfs: number; vfs: number; 
 }
 
 export async function simDestroy(o: { root: string; sysfsRoot?: string; json?: boolean }): Promise<void> {
-  const m = destroySim(o.sysfsRoot ?? o.root);
-  if (o.json) return printJson({ destroyed: m.root, prefix: m.prefix, pfs: m.pfs.map((p) => p.pci) });
+  const root = o.sysfsRoot ?? o.root;
+  // Read before the tree (and its registry of stores) goes: VFs pods still hold.
+  let held: HeldElsewhere[] = [];
+  try {
+    held = AllocStore.heldAt(root);
+  } catch (e) {
+    console.error(`warning: could not read which of its VFs allocation stores hold: ${(e as Error).message}`);
+  }
+  const m = destroySim(root);
+  const stillHeld = held.map((h) => ({ pci: h.pci, owner: h.owner, store: h.dir }));
+  if (held.length > 0) {
+    const list = held.map((h) => `${h.pci} (${describeOwner(h.owner)}, store ${h.dir})`).join(', ');
+    console.error(`note: ${held.length} of its VFs were still held: ${list}. Their pods' CNI DEL still releases each and its IPAM address (nothing is put back, the NIC being gone); ` +
+      'release VFs before `sim destroy` next time (delete the pods, or `vfplane gc`)');
+  }
+  if (o.json) return printJson({ destroyed: m.root, prefix: m.prefix, pfs: m.pfs.map((p) => p.pci), stillHeld });
   console.log(`removed the simulated NIC at ${m.root} (netdevs ${m.prefix}f*, netns ${m.parkNetns ?? '-'})`);
 }
 

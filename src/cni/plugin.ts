@@ -14,7 +14,7 @@ import { addrsIn, ipIn, linkIn, netnsId, routesIn } from '../net/ip.js';
 import { netRun, type NetOp } from '../net/netops.js';
 import { restoreDriverAndSettings, returnNetdev, tidyReturnedNetdev } from '../alloc/put-back.js';
 import { listVfs, presentVf, resolveVf, findRepresentor, vfSettingLimits } from '../sriov/discover.js';
-import { defaultSysfsRoot, openSysfs, SIM_MARKER, type Sysfs } from '../sriov/sysfs.js';
+import { defaultSysfsRoot, openSysfs, SIM_MARKER, vanishedSysfs, type Sysfs } from '../sriov/sysfs.js';
 import type { VfInfo, VfSettings } from '../sriov/types.js';
 import { applyVfSettings, checkSettings, settingsDiff } from '../sriov/vf-settings.js';
 import { canonCidr, formatIp, parseIp } from '../util/addr.js';
@@ -71,9 +71,21 @@ function fileId(file: string): string {
   }
 }
 
-async function openAll(ctx: CniContext): Promise<{ sysfs: Sysfs; store: AllocStore }> {
+/** The sysfs tree and the allocation store the config names. With `goneOk` (DEL, GC), a
+ *  sysfs root that no longer exists (a simulated NIC destroyed under its pods: /sys never
+ *  goes) is read as a node whose VFs are all gone: what is held there is released, its
+ *  IPAM leases too, and nothing is put back. Without it, the error stands. */
+async function openAll(ctx: CniContext, goneOk = false): Promise<{ sysfs: Sysfs; store: AllocStore }> {
   const root = path.resolve(ctx.conf.sysfsRoot ?? defaultSysfsRoot());
   const dir = path.resolve(ctx.conf.stateDir ?? defaultStateDir());
+  if (goneOk && root !== path.resolve(defaultSysfsRoot()) && !fs.existsSync(root)) {
+    ctx.log.info(`sysfs root ${root} is gone (a simulated NIC destroyed?): every VF held there is gone with it; releasing without putting anything back`);
+    return { sysfs: vanishedSysfs(root), store: AllocStore.open(dir, { sysfsRoot: root }) };
+  }
+  if (!fs.existsSync(root)) {
+    throw new CniError(ERR.INVALID_CONFIG, `sysfsRoot ${root} does not exist`,
+      'leave sysfsRoot out of the network config (the host\'s /sys), or name a tree made by `vfplane sim create`');
+  }
   if (!serving) return { sysfs: await openSysfs(root), store: AllocStore.open(dir, { sysfsRoot: root }) };
   const sysId = fileId(path.join(root, SIM_MARKER));
   let s = keptSysfs.get(root);
@@ -590,7 +602,7 @@ function attachmentOf(ctx: CniContext, store: AllocStore): { held?: Allocation; 
 export async function cmdDel(ctx: CniContext): Promise<void> {
   const { env, conf } = ctx;
   const ph = ctx.phases;
-  const { sysfs, store } = await openAll(ctx);
+  const { sysfs, store } = await openAll(ctx, true);
   ph.mark('open');
   try {
     const { held, a } = attachmentOf(ctx, store);
@@ -755,7 +767,7 @@ export async function cmdGc(ctx: CniContext): Promise<void> {
   const valid = new Set(listedValid.map((v) => `${v.containerID}\u0000${v.ifname}`));
   // GC goes on past a failure, releasing what it can, and reports the failures at the end.
   const failures: string[] = [];
-  const { sysfs, store } = await openAll(ctx);
+  const { sysfs, store } = await openAll(ctx, true);
   try {
     for (const listed of store.list()) {
       if (listed.owner.network !== conf.name || listed.owner.containerId === undefined || listed.owner.ifname === undefined) continue;

@@ -164,6 +164,13 @@ export function registerSimKernel(load: (root: string) => SysfsKernel): void {
   simLoader = load;
 }
 
+/** A sysfs tree that no longer exists (a destroyed simulated NIC): every read finds
+ *  nothing, so no VF is present and nothing is put back. Only for giving back what was
+ *  held there; openSysfs refuses a missing root. */
+export function vanishedSysfs(root: string): Sysfs {
+  return new Sysfs(path.resolve(root));
+}
+
 /**
  * Opens the sysfs tree at ROOT. A tree built by `vfplane sim create` carries a marker
  * file; its kernel behaviour (sriov_numvfs, driver binding) then comes from the simulator.

@@ -15,6 +15,7 @@ import { createSim, destroySim } from '../../src/sim/sim.js';
 import { ROOT, vfplane } from '../helpers/cli.js';
 import { openSysfs } from '../../src/sriov/sysfs.js';
 import type { SimManifest } from '../../src/sim/manifest.js';
+import { AllocStore } from '../../src/alloc/store.js';
 
 const PLUGIN = join(ROOT, 'bin', 'vfplane-cni.js');
 const REF = '/usr/lib/cni';
@@ -154,6 +155,39 @@ describePrivileged('after a reboot: dead pods\' VFs and addresses come back', { 
     expect(gc.code, gc.stderr).toBe(0);
     expect(gc.stdout).toMatch(/VF 0000:5e:02\.0 was allocated before this boot .*left as the boot made it/);
     expect(show('0000:5e:02.0')).toMatchObject({ driver: 'iavf', settings: { vlan: 9 }, allocation: null });
+    expect(leases()).toEqual([]);
+  });
+
+  // A simulated NIC destroyed under its pods (`sim destroy` before their DELs): its sysfs
+  // root is gone, and the pods' DELs must still release the VFs and their addresses
+  // rather than fail for ever. ADD against the missing root is a config error.
+  it('sim destroy under live pods warns which VFs are held; their DELs still release VFs and addresses', async () => {
+    const pz = Netns.create('rbz');
+    const py = Netns.create('rby');
+    pods.push(pz, py);
+    expect(cni('ADD', conf({ deviceID: '0000:5e:02.0' }), 'z0', pz.path).code).toBe(0);
+    expect(cni('ADD', conf({ deviceID: '0000:5e:02.1' }), 'z1', py.path).code).toBe(0);
+    expect(leases()).toHaveLength(2);
+    const d = vfplane(['sim', 'destroy', '--root', m.root, '--json']);
+    expect(d.code, d.stderr).toBe(0);
+    expect(d.stderr).toMatch(new RegExp(`note: 2 of its VFs were still held: 0000:5e:02\\.0 \\(pod default/pod-z0 .*store ${state}\\), 0000:5e:02\\.1 .*CNI DEL still releases each`));
+    expect((JSON.parse(d.stdout) as { stillHeld: unknown[] }).stillHeld).toHaveLength(2);
+    expect(existsSync(m.root)).toBe(false);
+    const held = () => { const s = AllocStore.open(state); try { return s.list().map((a) => a.pci); } finally { s.close(); } };
+    expect(held()).toEqual(['0000:5e:02.0', '0000:5e:02.1']);
+    // A new pod's ADD: the config names a tree that is not there.
+    const add = cni('ADD', conf({ deviceID: '0000:5e:02.2' }), 'z2', py.path);
+    expect(add.code).toBe(1);
+    expect(add.out).toMatchObject({ code: 7, msg: `sysfsRoot ${m.root} does not exist`, details: expect.stringMatching(/leave sysfsRoot out .*vfplane sim create/) });
+    // The DELs: one with its pod's namespace still there, one for a lost sandbox; both
+    // twice (DEL is idempotent).
+    for (let i = 0; i < 2; i++) {
+      const a = cni('DEL', conf({ deviceID: '0000:5e:02.0' }), 'z0', pz.path);
+      expect(a.code, JSON.stringify(a.out)).toBe(0);
+      const b = cni('DEL', conf({ deviceID: '0000:5e:02.1' }), 'z1', '');
+      expect(b.code, JSON.stringify(b.out)).toBe(0);
+    }
+    expect(held()).toEqual([]);
     expect(leases()).toEqual([]);
   });
 });
