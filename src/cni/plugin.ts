@@ -160,15 +160,17 @@ async function takeVf(ctx: CniContext, sysfs: Sysfs, store: AllocStore, owner: O
       if (err instanceof VfpError) throw withCode(new VfpError(err.kind, `deviceID ${deviceID}: ${err.message}`, err.details), ERR.INVALID_CONFIG);
       throw err;
     }
-    const holder = store.get(vf.pci);
-    if (holder && !(holder.owner.containerId === owner.containerId && holder.owner.ifname === owner.ifname)) {
+    /** The VF is another attachment's: try again once its DEL has run. */
+    const stillHeld = (holder: Owner) => {
       // A holder whose sandbox is gone (a reboot; a runtime that lost it) may never send
       // its DEL: say so, and who can release it instead.
-      const gone = ownerAlive(holder.owner) === 'gone';
-      throw withCode(unavailable(`deviceID ${deviceID}: VF ${vf.pci} is still held by ${describeOwner(holder.owner)}; ` +
-        (gone ? `its pod's network namespace${holder.owner.netns ? ` ${holder.owner.netns}` : ''} no longer exists but its DEL has not run: retry once it has, or release it with \`vfplane gc\` (the runtime's CNI GC does too)`
-          : 'retry once its DEL has run'), { holder: holder.owner, ...(gone ? { holderGone: true } : {}) }), ERR.TRY_AGAIN);
-    }
+      const gone = ownerAlive(holder) === 'gone';
+      return withCode(unavailable(`deviceID ${deviceID}: VF ${vf.pci} is still held by ${describeOwner(holder)}; ` +
+        (gone ? `its pod's network namespace${holder.netns ? ` ${holder.netns}` : ''} no longer exists but its DEL has not run: retry once it has, or release it with \`vfplane gc\` (the runtime's CNI GC does too)`
+          : 'retry once its DEL has run'), { holder, ...(gone ? { holderGone: true } : {}) }), ERR.TRY_AGAIN);
+    };
+    const holder = store.get(vf.pci);
+    if (holder && !(holder.owner.containerId === owner.containerId && holder.owner.ifname === owner.ifname)) throw stillHeld(holder.owner);
     // A VF made a moment ago (sriov_numvfs just written) has no driver, then no netdev,
     // until the kernel's probe is done: give it a second before calling it unusable.
     // Likewise one going away and coming back (a count changed through 0).
@@ -188,6 +190,10 @@ async function takeVf(ctx: CniContext, sysfs: Sysfs, store: AllocStore, owner: O
     try {
       return { allocation: store.allocatePci({ vf, owner, fresh: true }), vf };
     } catch (err) {
+      // Another ADD took it between the check above and now: the same answer as the check
+      // (the store's own words advise an operator, not a runtime).
+      const d = err instanceof VfpError ? err.details : undefined;
+      if (err instanceof VfpError && err.kind === 'conflict' && d?.id !== undefined && d.holder) throw stillHeld(d.holder as Owner);
       throw interfaceTakenCode(err);
     }
   }

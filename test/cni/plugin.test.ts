@@ -511,6 +511,31 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
     await concurrentAdds(callAsync, 'conc');
   });
 
+  // Pods racing for one deviceID (the device plugin handed it out twice, or a retry of a
+  // lost pod's sandbox): one wins; every other hears "still held, try again" (11), whether
+  // it lost at the holder check or at the allocation itself, never the operator's advice
+  // to take the VF by force.
+  it('8 simultaneous ADDs for one deviceID: one gets it, the others "still held, retry once its DEL has run" (11)', async () => {
+    const conf = base({ cniVersion: '1.1.0', deviceID: '0000:5e:02.3', ipam: { type: 'host-local', subnet: '10.57.0.0/24', dataDir: ipamDir } });
+    const ps = Array.from({ length: 8 }, (_, i) => pod(`race${i}`));
+    const envs = ps.map((p, i) => ({ containerId: `race${String(i).padStart(4, '0')}`, netns: nsPath(p), ifname: 'net1', args: podArgs(`r${i}`, `race${i}`) }));
+    const results = await Promise.all(envs.map((e) => callAsync('ADD', conf, e)));
+    try {
+      expect(results.filter((r) => r.code === 0)).toHaveLength(1);
+      const failed = results.filter((r) => r.code !== 0);
+      expect(failed.map((r) => r.out.code)).toEqual(Array(7).fill(11));
+      for (const f of failed) {
+        expect(f.out.msg).toMatch(/^deviceID 0000:5e:02\.3: VF 0000:5e:02\.3 is still held by pod default\/r\d .*; retry once its DEL has run$/);
+        expect(f.out.msg).not.toMatch(/--force/);
+      }
+    } finally {
+      const dels = await Promise.all(envs.map((e) => callAsync('DEL', conf, e)));
+      expect(dels.map((d) => d.code)).toEqual(Array(8).fill(0));
+    }
+    expect(vfpJson(['vf', 'list', '--allocated'])).toEqual([]);
+    expect(leasedIps()).toEqual([]);
+  });
+
   it('the same through the shim and one `vfplane cni serve`, whose calls interleave in one process', async () => {
     const dir = cniPath.split(':')[0]!;
     const socket = join(dir, 'conc.sock');
