@@ -465,7 +465,11 @@ export async function cmdAdd(ctx: CniContext): Promise<CniResult> {
       attached = dataplaneRequest(sock, overlayAttachRequest({
         representor: rep, pci: vf.pci, mac, vxlan: x, ...(podMtu ? { mtu: podMtu } : {}),
         owner: { containerId: env.containerId!, ifname, netns, network: conf.name, podNamespace: env.args.K8S_POD_NAMESPACE, podName: env.args.K8S_POD_NAME },
-      }));
+      })).catch((e: unknown) => {
+        // A data plane stopping (or restarting) under the request: try again, as when
+        // none runs.
+        throw e instanceof VfpError && e.details?.closedEarly ? withCode(e, ERR.TRY_AGAIN) : e;
+      });
       attached.catch(() => undefined); // awaited below
       undo.push(async () => {
         // What was attached is detached, and so is what may have been: an attach that timed

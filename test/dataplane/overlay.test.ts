@@ -378,7 +378,8 @@ describePrivileged('VXLAN overlay between two simulated nodes', { netns: true, c
   // A data plane killed while it answers a DEL's detach (or one turning connections away)
   // closes the connection without a reply. The DEL still finishes: once the VF is
   // released, the data plane detaches it itself (its beat, or its next start).
-  it('CNI DEL finishes when the data plane closes the connection without answering its detach', async () => {
+  // An ADD meeting it then gets "try again" (11), as with no data plane at all.
+  it('CNI DEL finishes, and ADD is told to try again (11), when the data plane closes the connection without answering', async () => {
     const pod = await topo.addPod({ name: 'r1', node: 'b', vni: 100, ip: '10.100.0.21/24' });
     const b = topo.nodes.get('b')!;
     await topo.stopDaemon(b, 'SIGKILL');
@@ -389,6 +390,12 @@ describePrivileged('VXLAN overlay between two simulated nodes', { netns: true, c
     rude.stdout!.on('data', (d) => (said += d));
     for (let i = 0; i < 200 && !said.includes('ready'); i++) await new Promise((r) => setTimeout(r, 25));
     try {
+      const held = () => (JSON.parse(vfplane(['vf', 'list', '--allocated', '--json', '--sysfs-root', b.sim.root, '--state-dir', b.stateDir]).stdout) as unknown[]).length;
+      const before = held();
+      const refused = await topo.addPod({ name: 'r2', node: 'b', vni: 100, ip: '10.100.0.22/24' }).then(() => '', (e: Error) => e.message);
+      expect(refused).toMatch(/"code": 11,/);
+      expect(refused).toMatch(/closed the connection without answering attach/);
+      expect(held()).toBe(before); // the ADD undid itself
       await topo.delPod('r1'); // throws if the DEL fails
       await new Promise((r) => setTimeout(r, 100));
     } finally {
