@@ -162,6 +162,8 @@ export class Daemon {
    *  GC, gc) or by a detach. By representor. */
   private readonly waiting = new Map<string, { req: AttachRequest; why: string }>();
   private peers: z.infer<typeof peerSchema>[] = [];
+  /** Representor and MTUs whose MTU advice was logged (see attachNow). */
+  private readonly mtuWarned = new Set<string>();
   private fdb: z.infer<typeof fdbSchema>[] = [];
   private floods = new Map<number, string[]>();
   private epoch = 0;
@@ -618,9 +620,17 @@ export class Daemon {
     const overhead = isIP(c.uplink.vtep) === 6 ? 70 : 50;
     const mtu = c.tunnel.mtu || this.uplinkMtu;
     const podMtu = a.mtu ?? l.mtu;
+    let mtuNote = '';
     if (mtu && podMtu && podMtu + overhead > mtu) {
-      const who = a.mtu ? `the pod interface of ${a.representor}${a.pci ? ` (VF ${a.pci})` : ''}` : a.representor;
-      this.log.warn(`${who} has MTU ${podMtu}, which needs an underlay MTU of ${podMtu + overhead}; the uplink has ${mtu}, so the pod's larger frames are dropped (mtu_exceeded). Give the pod an MTU ≤ ${mtu - overhead} (CNI "mtu") or raise the underlay MTU`);
+      // Warned once per representor and MTUs: pods come and go on the same VFs with the
+      // same network config, and the advice does not change.
+      const key = `${a.representor}\u0000${podMtu}\u0000${mtu}`;
+      if (!this.mtuWarned.has(key)) {
+        this.mtuWarned.add(key);
+        const who = a.mtu ? `the pod interface of ${a.representor}${a.pci ? ` (VF ${a.pci})` : ''}` : a.representor;
+        this.log.warn(`${who} has MTU ${podMtu}, which needs an underlay MTU of ${podMtu + overhead}; the uplink has ${mtu}, so the pod's larger frames are dropped (mtu_exceeded). Give the pod an MTU ≤ ${mtu - overhead} (CNI "mtu") or raise the underlay MTU`);
+      }
+      mtuNote = `; its MTU ${podMtu} is over the ${mtu - overhead} the underlay carries`;
     }
     // The claim's changes (forwarding, IPv6, up) wait for RTNL while the move holds it;
     // the port's setup waits for grace periods. They run at once: the claim on netops'
@@ -663,7 +673,7 @@ export class Daemon {
       await releaseNetdev(this.claims, claimed);
       throw e;
     }
-    this.log.info(`attached ${a.representor}${a.pci ? ` (VF ${a.pci})` : ''} on VNI ${a.vni}, MAC ${a.mac}, epoch ${this.epoch}`);
+    this.log.info(`attached ${a.representor}${a.pci ? ` (VF ${a.pci})` : ''} on VNI ${a.vni}, MAC ${a.mac}, epoch ${this.epoch}${mtuNote}`);
     return att;
   }
 

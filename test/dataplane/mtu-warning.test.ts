@@ -59,6 +59,15 @@ describePrivileged('MTU advice at attach', { netns: true }, () => {
       }
       expect(st!.counters.drops?.mtu_exceeded, JSON.stringify(st)).toBe(1);
       expect(st!.counters.vnis.find((v) => v.vni === 100)?.encapPkts, JSON.stringify(st)).toBe(1);
+      // Pods come and go on the same VF with the same config: the advice is given once,
+      // and each later attach notes the MTU in its own line.
+      for (let i = 0; i < 3; i++) {
+        await request(dp.socket, { op: 'detach', representor: big2 });
+        await request(dp.socket, { op: 'attach', representor: big2, vni: 100, mac: '02:00:00:00:0d:04', mtu: 1451, pci: '0000:5e:02.4' });
+      }
+      await new Promise((r) => setTimeout(r, 100));
+      expect(dp.log().split('\n').filter((l) => l.includes(`${big2} (VF 0000:5e:02.4) has MTU 1451`))).toHaveLength(1);
+      expect(dp.log().split('\n').filter((l) => l.includes(`attached ${big2} (VF 0000:5e:02.4)`) && l.includes('its MTU 1451 is over the 1450 the underlay carries'))).toHaveLength(4);
     } finally {
       await dp.stop();
     }
