@@ -378,6 +378,15 @@ export async function vfRelease(o: Common & OwnerFlags & { force?: boolean; rest
         failed.push(`VF ${a.pci} was released by someone else meanwhile (allocation ${a.id} of ${describeOwner(a.owner)} is gone); nothing done to it`);
         continue;
       }
+      // A pod whose sandbox is gone may never send the DEL that frees its address: free it
+      // as gc does. A live pod keeps it (it still uses the address) until its DEL.
+      if ((a.attachment as { ipam?: unknown } | null)?.ipam) {
+        if (ownerAlive(a.owner) === 'gone') {
+          const lease = await releaseLease(a);
+          if (lease.note) restored.push(lease.note);
+          if (lease.failed) failed.push(lease.failed);
+        } else restored.push('IPAM: the pod keeps its address until its DEL');
+      }
       out.push({ pci: a.pci, owner: a.owner, id: a.id, restored });
     }
   } finally {

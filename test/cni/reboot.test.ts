@@ -90,6 +90,11 @@ describePrivileged('after a reboot: dead pods\' VFs and addresses come back', { 
     expect(del.code, JSON.stringify(del.out)).toBe(0);
     expect(allocated().map((r) => r.pci)).not.toContain('0000:5e:02.2');
     expect(leases()).toHaveLength(3);
+    // The operator releasing one by hand: its dead pod's address goes with it.
+    const rel = cli(['vf', 'release', '0000:5e:02.0', '--force']);
+    expect(rel.code, rel.stderr).toBe(0);
+    expect(rel.stdout).toMatch(/IPAM host-local: address released/);
+    expect(leases()).toHaveLength(2);
     // The operator's gc for the rest: every VF released, the vanished one too, and every
     // address with it (no runtime call carries the network config for those).
     const gc = cli(['gc']);
