@@ -93,7 +93,7 @@ export function registerDataplane(program: Command): void {
     .requiredOption('--vni <n>', 'the VNI', vniFlag())
     .argument('[vteps...]', 'the VTEPs', (v: string, prev: string[] = []) => [...prev, ipFlag('VTEP')(v)])
     .option('--none', 'flood to no remote VTEP (local pods only)', false)
-    .option('--all-peers', 'drop the VNI\'s own list: every peer gets a copy (the default)', false)
+    .option('--all-peers', 'drop the VNI\'s own list: every peer gets a copy (as for a VNI with no list)')
     .action(async (vteps: string[] | undefined, o) => {
       const n = (vteps?.length ? 1 : 0) + (o.none ? 1 : 0) + (o.allPeers ? 1 : 0);
       if (n !== 1) {
