@@ -131,6 +131,8 @@ interface VfRow extends VfInfo {
   heldElsewhere?: HeldElsewhere;
   /** Allocated, but no device has its address now: shown as it was when allocated. */
   gone?: true;
+  /** Gone with its PF: no device has the PF's address under this sysfs root either. */
+  pfGone?: true;
 }
 
 export async function vfList(o: Common & { pf?: string; free?: boolean; allocated?: boolean }): Promise<void> {
@@ -153,7 +155,7 @@ export async function vfList(o: Common & { pf?: string; free?: boolean; allocate
     const pf = o.pf ? resolvePf(sysfs, o.pf).pci : null;
     for (const a of store.list()) {
       if (listed.has(a.pci) || (pf && a.pf !== pf)) continue;
-      rows.push({ ...a.original, allocation: a, gone: true });
+      rows.push({ ...a.original, allocation: a, gone: true, ...(sysfs.exists(`bus/pci/devices/${a.pf}`) ? {} : { pfGone: true as const }) });
     }
   }
   store?.close();
@@ -172,9 +174,18 @@ export async function vfList(o: Common & { pf?: string; free?: boolean; allocate
       r.allocation ? describeOwner(r.allocation.owner) : r.heldElsewhere ? `${describeOwner(r.heldElsewhere.owner)} (store ${r.heldElsewhere.dir})` : 'free',
       overlayOf(r.allocation?.attachment) ?? '-']),
   ));
-  const gone = rows.filter((r) => r.gone);
-  if (gone.length) {
-    console.log(`${gone.map((r) => r.pci).join(', ')}: no longer on this node (as allocated: the PF has fewer VFs now); still held until their DEL, CNI GC or \`vfplane gc\` releases them`);
+  const fewer = rows.filter((r) => r.gone && !r.pfGone);
+  if (fewer.length) {
+    console.log(`${fewer.map((r) => r.pci).join(', ')}: no longer on this node (as allocated: the PF has fewer VFs now); still held until their DEL, CNI GC or \`vfplane gc\` releases them`);
+  }
+  // No PF either: most often the store was filled against another sysfs root (a
+  // simulated NIC) than the one this command reads.
+  const noPf = rows.filter((r) => r.pfGone);
+  if (noPf.length) {
+    const pfs = [...new Set(noPf.map((r) => r.pf))].join(', ');
+    console.log(`${noPf.map((r) => r.pci).join(', ')}: their PF ${pfs} is not under sysfs root ${sysfs.root} either. ` +
+      `If the store was filled against another tree (a simulated NIC), pass its --sysfs-root (or set VFPLANE_SYSFS_ROOT); ` +
+      `if the NIC is really gone, they stay held until their DEL, CNI GC or \`vfplane gc\` releases them`);
   }
 }
 

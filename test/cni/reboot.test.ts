@@ -85,6 +85,17 @@ describePrivileged('after a reboot: dead pods\' VFs and addresses come back', { 
     const held = allocated();
     expect(held.map((r) => [r.pci, !!r.gone])).toEqual([['0000:5e:02.0', false], ['0000:5e:02.1', false], ['0000:5e:02.2', true], ['0000:5e:02.3', true]]);
     expect(cli(['vf', 'list', '--allocated']).stdout).toMatch(/0000:5e:02\.2, 0000:5e:02\.3: no longer on this node.*vfplane gc/);
+    // Read against a tree that is not the store's (the simulated NIC's root not given):
+    // every VF looks gone, and the listing says where to look rather than to gc.
+    const empty = mkdtempSync(join(tmpdir(), 'vfplane-rb-empty-'));
+    try {
+      const elsewhere = vfplane(['vf', 'list', '--allocated', '--sysfs-root', empty, '--state-dir', state]);
+      expect(elsewhere.code, elsewhere.stderr).toBe(0);
+      expect(elsewhere.stdout).toContain(`0000:5e:02.0, 0000:5e:02.1, 0000:5e:02.2, 0000:5e:02.3: their PF 0000:5e:00.0 is not under sysfs root ${empty} either. If the store was filled against another tree (a simulated NIC), pass its --sysfs-root`);
+      expect(elsewhere.stdout).not.toMatch(/the PF has fewer VFs now/);
+    } finally {
+      rmSync(empty, { recursive: true, force: true });
+    }
     // The runtime's DEL for the lost sandbox (no netns, as containerd sends it): done.
     const del = cni('DEL', conf({ deviceID: '0000:5e:02.2' }), 'c2', '');
     expect(del.code, JSON.stringify(del.out)).toBe(0);
