@@ -220,7 +220,7 @@ async function nicChecks(out: Check[], sysfsRoot: string | undefined): Promise<v
       : `; no VF representors: vfplane-cni's vxlan mode needs the eswitch in switchdev mode (devlink dev eswitch set pci/${pf.pci} mode switchdev, where the family has it)`;
     out.push({
       area: 'nic', name: `PF ${pf.pci}${pf.netdev ? ` (${pf.netdev})` : ''}`, status: pf.profile ? 'ok' : 'warn',
-      detail: `${pf.vendor}:${pf.device} ${pf.driver ?? 'no driver'}, ${pf.numVfs}/${pf.totalVfs} VFs, ${pf.profile ? `profile ${pf.profile}, ${tier}${sysfs.isSim ? ' (simulated)' : ''}` : 'no hw-profile matches (treated as tier 3)'}${repText}`,
+      detail: `${pf.vendor}:${pf.device} ${pf.driver ?? 'no driver'}, ${pf.numVfs}/${pf.totalVfs} VFs, ${pf.profile ? `profile ${pf.profile}, ${tier}${sysfs.isSim && (pf.tier ?? 3) < 3 ? ' as the profile allows; simulated, its veth uplink offloads nothing, so a data plane on it runs at tier 3 (software)' : ''}` : 'no hw-profile matches (treated as tier 3)'}${repText}`,
       ...(pf.profile ? {} : { fix: 'add a hw-profile for this NIC (hw-profiles/README.md)' }),
     });
   }

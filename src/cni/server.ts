@@ -86,7 +86,10 @@ async function serialised<T>(key: string | undefined, fn: () => Promise<T>): Pro
 }
 
 async function handle(sock: net.Socket, log: (m: string) => void): Promise<void> {
-  const { env, stdin, version } = parseRequest(await readRequest(sock));
+  const buf = await readRequest(sock);
+  // A liveness probe (doctor, a second server starting) connects and closes: not a call.
+  if (buf.length === 0) return void sock.destroy();
+  const { env, stdin, version } = parseRequest(buf);
   const key = env.CNI_CONTAINERID && env.CNI_IFNAME ? `${env.CNI_CONTAINERID}\u0000${env.CNI_IFNAME}` : undefined;
   let out = '';
   const err: Buffer[] = [];

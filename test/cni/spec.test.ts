@@ -396,6 +396,34 @@ describe('the shim protocol', () => {
     expect(() => parseRequest(Buffer.from('VFPCNI1\nCNI_COMMAND=ADD'))).toThrow(/truncated/);
   });
 
+  it('the server takes a connection closed without a request (a liveness probe, as doctor makes) quietly, and still logs a garbled one', async () => {
+    const { serveCni } = await import('../../src/cni/server.js');
+    const { connect } = await import('node:net');
+    const { mkdtempSync, rmSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const dir = mkdtempSync(join(tmpdir(), 'vfplane-cni-probe-'));
+    const logged: string[] = [];
+    const srv = await serveCni(join(dir, 'cni.sock'), (m) => logged.push(m));
+    const send = (data: string | null) => new Promise<void>((resolve) => {
+      const c = connect(srv.socket, () => (data === null ? c.end() : c.end(data)));
+      c.on('close', () => resolve());
+      c.on('error', () => resolve());
+      c.resume();
+    });
+    try {
+      await send(null);
+      await send(null);
+      await new Promise((r) => setTimeout(r, 50));
+      expect(logged).toEqual([]);
+      await send('GET / HTTP/1.1\r\n');
+      await new Promise((r) => setTimeout(r, 50));
+      expect(logged).toEqual(['vfplane cni serve: not a vfplane-cni shim request']);
+    } finally {
+      await srv.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('a shim meeting a server from before version 2 (it hangs up on the request) asks again in version 1 and relays that answer', async () => {
     const { createServer } = await import('node:net');
     const { spawn } = await import('node:child_process');
