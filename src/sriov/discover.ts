@@ -217,6 +217,12 @@ export function resolvePf(sysfs: Sysfs, ref: string, cache = new LinkCache()): P
   }
   if (!pf) {
     const known = all.map((p) => (p.netdev ? `${p.netdev} (${p.pci})` : p.pci)).join(', ') || 'none';
+    // A VF's address where a PF's is wanted: name its PF.
+    const parent = /^[0-9a-fA-F]{4}:/.test(ref) ? sysfs.linkName(`bus/pci/devices/${ref.toLowerCase()}/physfn`) : undefined;
+    if (parent) {
+      const of = all.find((p) => p.pci === parent);
+      throw invalid(`${ref} is a VF, not a PF: give its PF, ${of?.netdev ? `${of.netdev} (${parent})` : parent}`);
+    }
     throw notFound(`no SR-IOV PF ${JSON.stringify(ref)} under ${sysfs.root}; PFs here: ${known}`);
   }
   return pf;

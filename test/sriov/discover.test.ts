@@ -56,6 +56,10 @@ describe('discovery on a tree-only simulated NIC', () => {
     expect(thrown(VfpError, () => resolveVf(sysfs, `${m.pfs[1]!.pci}#x`))).toMatchObject({ kind: 'invalid', message: expect.stringMatching(/VF index "x" .* is malformed/) });
     expect(() => resolveVf(sysfs, m.pfs[0]!.pci)).toThrow(/not a VF/);
     expect(() => resolvePf(sysfs, 'ens9f9')).toThrow(/no SR-IOV PF "ens9f9".*PFs here: 0000:5e:00\.0, 0000:5e:00\.1/);
+    // A VF's address where a PF's is wanted: its PF is named.
+    const e = thrown(VfpError, () => resolvePf(sysfs, vf.pci));
+    expect(e.kind).toBe('invalid');
+    expect(e.message).toBe(`${vf.pci} is a VF, not a PF: give its PF, ${m.pfs[1]!.pci}`); // (this tree has no netdevs)
   });
 
   it('keeps every path inside the root', () => {
