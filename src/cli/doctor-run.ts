@@ -145,12 +145,10 @@ async function heldByStopped(stateDir: string): Promise<Check[]> {
     // Only a netdev that is still the one claimed (same ifindex) keeps what the run set:
     // after a reboot, or a VF count changed, the names are new netdevs with the kernel's
     // defaults (the start and unclaim make the same test).
-    const { linkAddrs } = await import('../net/netops.js');
     const held: string[] = [];
     const stale: string[] = [];
     for (const r of j.list()) {
-      const l = await linkAddrs(r.netns ?? null, r.ifname).catch(() => null);
-      (l && l.ifindex === r.ifindex ? held : stale).push(`${r.ifname}${r.netns ? ` (in ${r.netns})` : ''}`);
+      ((await claims.claimedNow(r)) === 'same' ? held : stale).push(`${r.ifname}${r.netns ? ` (in ${r.netns})` : ''}`);
     }
     if (stale.length && !held.length && !j.unreadable) {
       out.push({ area: 'dataplane', name: `netdevs of ${node}`, status: 'ok', detail: `the claims journal of stopped node ${node} names ${stale.join(', ')}, which no longer exist or are other netdevs now (a reboot, or VFs made anew): nothing of theirs to give back; its next start (or \`vfplane dataplane unclaim --node ${node}\`) forgets them` });

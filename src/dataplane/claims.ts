@@ -380,14 +380,22 @@ export function givesBack(r: ClaimRecord): string[] {
   return out;
 }
 
+/** Whether the netdev a claim record names is still the one claimed: `same` (that name,
+ *  the claim's ifindex), `other` (a netdev made since under its name: after a reboot, a
+ *  VF count changed, an uplink made again; it has settings of its own) or `gone`. Only
+ *  `same` has anything to give back. */
+export async function claimedNow(r: ClaimRecord): Promise<'same' | 'other' | 'gone'> {
+  const l = await linkAddrs(r.netns ?? null, r.ifname).catch(() => null);
+  return !l ? 'gone' : l.ifindex === r.ifindex ? 'same' : 'other';
+}
+
 /** Gives a netdev back what its claim changed, and takes it off the journal (also when
  *  the netdev went away with its VF or namespace, and there is nothing to give back). */
 export async function releaseNetdev(journal: ClaimJournal, c: ClaimRecord | null): Promise<void> {
   if (!c) return;
   // Only to the netdev that was claimed: one made again under its name (an uplink
   // deleted and recreated while the data plane ran) has settings of its own.
-  const now = await linkAddrs(c.netns ?? null, c.ifname).catch(() => null);
-  if (!now || now.ifindex !== c.ifindex) {
+  if ((await claimedNow(c)) !== 'same') {
     journal.drop(c);
     netdevLocks.get(c)?.release();
     netdevLocks.delete(c);
@@ -420,14 +428,14 @@ export async function releaseLeftovers(journal: ClaimJournal, held: (ClaimRecord
   for (const r of journal.list()) {
     if (mine.has(key(r.ifname, r.netns))) continue;
     const where = `${r.ifname}${r.netns ? ` in ${r.netns}` : ''}`;
-    const l = await linkAddrs(r.netns ?? null, r.ifname).catch(() => null);
+    const now = await claimedNow(r);
     // Another data plane may have taken the netdev since the run that journaled it died:
     // it is that one's now, and what this journal recorded is no longer to give back.
-    const lock = l && l.ifindex === r.ifindex ? tryNetdevLock(r.ifname, r.ifindex, r.netns, journal.about) : null;
+    const lock = now === 'same' ? tryNetdevLock(r.ifname, r.ifindex, r.netns, journal.about) : null;
     if (lock && 'heldBy' in lock) {
       journal.drop(r);
       out.push(`forgot ${where}, claimed by a run that did not stop cleanly: another data plane holds it now (${[lock.heldBy ? `pid ${lock.heldBy}` : null, lock.about || null].filter(Boolean).join(', ') || 'unknown'}): it is that one's to give back`);
-    } else if (lock && l) {
+    } else if (lock) {
       netdevLocks.set(r, lock);
       await releaseNetdev(journal, r);
       out.push(`gave ${where} back the settings it had before ${r.since} (claimed by a run that did not stop cleanly, and not used by this one)`);
@@ -436,7 +444,7 @@ export async function releaseLeftovers(journal: ClaimJournal, held: (ClaimRecord
       if (xdp) out.push(`${where}: ${xdp}`);
     } else {
       journal.drop(r);
-      out.push(`forgot ${where}, claimed by a run that did not stop cleanly: ${l ? 'a different netdev has its name now' : 'it no longer exists'}`);
+      out.push(`forgot ${where}, claimed by a run that did not stop cleanly: ${now === 'other' ? 'a different netdev has its name now' : 'it no longer exists'}`);
     }
   }
   return out;
