@@ -681,6 +681,15 @@ export class Daemon {
    *  (claimed, its IPv6 would go off and its frames past the stack: the namespace would
    *  lose 127.0.0.1 and ::1), and the uplink itself (one netdev, one claim: its detach
    *  would give back the running uplink's settings and drop it from the journal). */
+  /** Every attachment with its representor's state: the active ones, then those waiting
+   *  for their representor (with why), for status and metrics. */
+  private attachmentList(): { a: AttachRequest | Attached; state: string; why?: string }[] {
+    return [
+      ...[...this.atts.values()].map((a) => ({ a, state: representorState(a) })),
+      ...[...this.waiting.values()].map(({ req, why }) => ({ a: req, state: 'waiting', why })),
+    ];
+  }
+
   private refuseNotRepresentor(a: AttachRequest, ifindex: number): void {
     const where = a.netns ? ` in ${a.netns}` : '';
     if (ifindex === LOOPBACK_IFINDEX || a.representor === 'lo') {
@@ -829,6 +838,8 @@ export class Daemon {
       case 'flood-set': {
         // vteps null: the VNI has no list of its own again, and every peer gets a copy.
         const f = this.parse(z.strictObject({ vni: vniNumber, vteps: z.array(ipString('a flood VTEP')).nullable() }), req);
+        const stray = f.vteps?.find((v) => !this.peers.some((p) => p.vtep === v));
+        if (stray) throw notFound(`VTEP ${stray} is not a peer; add it first (peer-add), or leave it out of VNI ${f.vni}'s flood list`);
         const prev = new Map(this.floods);
         this.change(() => (f.vteps ? this.floods.set(f.vni, f.vteps) : this.floods.delete(f.vni)), () => (this.floods = prev));
         return { epoch: this.epoch, ...this.declared(this.cfg.vnis.some((x) => x.vni === f.vni) ? `the flood list of VNI ${f.vni}` : null) };
@@ -1063,10 +1074,7 @@ export class Daemon {
       dstPort: c.dstPort,
       tenants: c.tenants.map((t) => ({ namespaces: t.namespaces, vnis: formatVniRanges(t.vnis) })),
       peers: this.peerStatus(),
-      attachments: [
-        ...[...this.atts.values()].map((a) => ({ representor: a.representor, pci: a.pci, vni: a.vni, mac: a.mac, owner: a.owner, representorState: representorState(a), ...ownerGone(a) })),
-        ...[...this.waiting.values()].map(({ req: a, why }) => ({ representor: a.representor, pci: a.pci, vni: a.vni, mac: a.mac, owner: a.owner, representorState: 'waiting', why, ...ownerGone(a) })),
-      ],
+      attachments: this.attachmentList().map(({ a, state, why }) => ({ representor: a.representor, pci: a.pci, vni: a.vni, mac: a.mac, owner: a.owner, representorState: state, ...(why ? { why } : {}), ...ownerGone(a) })),
       workers: this.dp!.counters().perWorker.map((w) => ({ cpu: w.cpu, epoch: Number(w.epoch) })),
       ports: [...this.portNames()].map(([slot, name]) => ({ slot, name, ...(this.dp!.backendCounters(slot) ?? {}) })),
       // The host's netdevs the data plane changed, and what they get back when released.
@@ -1163,10 +1171,7 @@ export class Daemon {
       res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' });
       const names = this.portNames();
       const backend = new Map([...names.keys()].map((slot) => [slot, this.dp!.backendCounters(slot)] as const));
-      const atts: { representor: string; vni: number; state: string }[] = [
-        ...[...this.atts.values()].map((a) => ({ representor: a.representor, vni: a.vni, state: representorState(a) })),
-        ...[...this.waiting.values()].map(({ req: a }) => ({ representor: a.representor, vni: a.vni, state: 'waiting' })),
-      ];
+      const atts = this.attachmentList().map(({ a, state }) => ({ representor: a.representor, vni: a.vni, state }));
       res.end(prometheus(this.cfg.node, this.dp!.counters(), names, this.epoch, backend, atts));
     });
     await new Promise<void>((resolve, reject) => {

@@ -231,6 +231,7 @@ describePrivileged('VXLAN overlay between two simulated nodes', { netns: true, c
       expect(await bad({ op: 'peer-add', vtep }), vtep).toMatch(/expected a unicast address as a peer VTEP, not a multicast, broadcast or unspecified one/);
     }
     expect(await bad({ op: 'peer-add', vtep: '192.0.2.77', mac: '01:00:5e:00:00:05' })).toMatch(/expected the peer's unicast MAC on the underlay/);
+    expect(await bad({ op: 'flood-set', vni: 100, vteps: ['192.0.2.2', '192.0.2.78'] })).toBe("VTEP 192.0.2.78 is not a peer; add it first (peer-add), or leave it out of VNI 100's flood list");
     expect(((await request(sock, { op: 'status' })) as { peers: unknown[] }).peers).toEqual(peersBefore);
     // A raw malformed line on its own connection gets an error reply too.
     const { createConnection } = await import('node:net');
