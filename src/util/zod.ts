@@ -10,6 +10,8 @@ export function zodMessage(err: z.ZodError, input: unknown, whole = 'config'): s
   const path = i.path.join('.');
   let got: unknown = input;
   for (const k of i.path) got = got && typeof got === 'object' ? (got as Record<PropertyKey, unknown>)[k as PropertyKey] : undefined;
-  const shown = got === undefined ? '' : ` (got ${JSON.stringify(got)?.slice(0, 80)})`;
+  // An unknown key is named by the message; the object around it (the whole file, at the
+  // top level) says nothing more.
+  const shown = got === undefined || i.code === 'unrecognized_keys' ? '' : ` (got ${JSON.stringify(got)?.slice(0, 80)})`;
   return `${path || whole}: ${i.message}${shown}`;
 }

@@ -47,6 +47,11 @@ describe('data-plane config checks', () => {
     expect(parseConfig({ uplink: { ifname: 'ens1f0', vtep: '2001:db8::1' } }).uplink.vtep).toBe('2001:db8::1');
   });
 
+  it('names an unknown key without printing the object around it', () => {
+    expect(() => parseConfig({ ...ok, peerz: [] }, 'dp.yaml')).toThrow(/^dp\.yaml: config: Unrecognized key: "peerz"$/);
+    expect(() => parseConfig({ uplink: { ...ok.uplink, foo: 1 } }, 'dp.yaml')).toThrow(/^dp\.yaml: uplink: Unrecognized key: "foo"$/);
+  });
+
   it('takes only unicast peers, and drops the node itself from a shared peer list', () => {
     for (const vtep of ['224.0.0.1', '255.255.255.255', '0.0.0.0']) {
       expect(() => parseConfig({ ...ok, peers: [{ vtep }] }, 'dp.yaml'), vtep).toThrow(/^dp\.yaml: peers\.0\.vtep: expected a unicast address as a peer VTEP, not a multicast, broadcast or unspecified one/);
