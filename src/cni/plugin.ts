@@ -310,8 +310,12 @@ export async function cmdAdd(ctx: CniContext): Promise<CniResult> {
   const { env, conf } = ctx;
   const netns = env.netns!;
   const ifname = env.ifname!;
-  if (!fs.existsSync(netns)) {
-    throw new CniError(ERR.UNKNOWN_CONTAINER, `CNI_NETNS ${netns} does not exist`, 'the runtime must create the pod network namespace before ADD');
+  try {
+    fs.statSync(netns);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') throw new CniError(ERR.UNKNOWN_CONTAINER, `CNI_NETNS ${netns} does not exist`, 'the runtime must create the pod network namespace before ADD');
+    throw new CniError(ERR.IO, `CNI_NETNS ${netns} cannot be read: ${code ?? (e as Error).message}`, code === 'EACCES' ? 'vfplane-cni runs as root, as the runtime runs CNI plugins' : 'is it a network namespace the runtime made?');
   }
   // The plugin's own namespace (the host's) as the pod's: the VF's netdev would be renamed
   // and configured in place, on the host (the Go library refuses it the same way).

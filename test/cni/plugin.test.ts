@@ -337,6 +337,9 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
       [base({ deviceID: '../../../0000:5e:02.5' }), e, 7, /deviceID/],
       [base({ deviceID: '/sys/bus/pci/devices/0000:5e:02.5' }), e, 7, /deviceID/],
       [base({ deviceID: '0000:5e:02.5' }), { containerId: 'bad00001', ifname: 'net1' }, 4, /CNI_NETNS/],
+      [base({ deviceID: '0000:5e:02.5' }), { ...e, netns: '/run/netns/vfplane-no-such-pod' }, 3, /^CNI_NETNS \/run\/netns\/vfplane-no-such-pod does not exist/],
+      // a path that cannot be a namespace is not called missing
+      [base({ deviceID: '0000:5e:02.5' }), { ...e, netns: '/etc/hostname/ns' }, 5, /^CNI_NETNS \/etc\/hostname\/ns cannot be read: ENOTDIR/],
       [base({ deviceID: '0000:5e:02.5' }), { ...e, netns: nsPath(taken) }, 4, /net1 is already taken/],
       // the plugin's own (the host's) namespace as the pod's: the VF would be renamed on the host
       [base({ deviceID: '0000:5e:02.5' }), { ...e, netns: `/proc/${process.pid}/ns/net` }, 8, /is the plugin's own network namespace, not a pod's/],
