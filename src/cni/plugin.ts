@@ -193,7 +193,7 @@ async function takeVf(ctx: CniContext, sysfs: Sysfs, store: AllocStore, owner: O
       // Another ADD took it between the check above and now: the same answer as the check
       // (the store's own words advise an operator, not a runtime).
       const d = err instanceof VfpError ? err.details : undefined;
-      if (err instanceof VfpError && err.kind === 'conflict' && d?.id !== undefined && d.holder) throw stillHeld(d.holder as Owner);
+      if (err instanceof VfpError && err.kind === 'conflict' && d?.reason !== 'interface-taken' && d?.id !== undefined && d.holder) throw stillHeld(d.holder as Owner);
       throw interfaceTakenCode(err);
     }
   }
@@ -468,7 +468,9 @@ export async function cmdAdd(ctx: CniContext): Promise<CniResult> {
       store.setAttachment(a.id, { mode, phase: 'adding', mac, deviceInfoFile, vxlan: x, representor: rep, dataplane: sock, ...ipamRec } satisfies Attachment);
       attached = dataplaneRequest(sock, overlayAttachRequest({
         representor: rep, pci: vf.pci, mac, vxlan: x, ...(podMtu ? { mtu: podMtu } : {}),
-        owner: { containerId: env.containerId!, ifname, netns, network: conf.name, podNamespace: env.args.K8S_POD_NAMESPACE, podName: env.args.K8S_POD_NAME },
+        // The store that holds the VF: the data plane asks it (not its own state
+        // directory's) whether the pod still holds the VF.
+        owner: { containerId: env.containerId!, ifname, netns, network: conf.name, podNamespace: env.args.K8S_POD_NAMESPACE, podName: env.args.K8S_POD_NAME, store: path.resolve(conf.stateDir ?? defaultStateDir()) },
       })).catch((e: unknown) => {
         // A data plane stopping (or restarting) under the request: try again, as when
         // none runs.

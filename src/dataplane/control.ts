@@ -336,7 +336,7 @@ export interface OverlayConf {
  *  rebuilds it from the allocation store's record when its state file is lost. */
 export function overlayAttachRequest(v: {
   representor: string; pci: string; mac: string; vxlan: OverlayConf; mtu?: number;
-  owner: { containerId?: string; ifname?: string; netns?: string; network?: string; podNamespace?: string; podName?: string };
+  owner: { containerId?: string; ifname?: string; netns?: string; network?: string; podNamespace?: string; podName?: string; store?: string };
 }): Record<string, unknown> {
   const defined = (o: Record<string, unknown>) => Object.fromEntries(Object.entries(o).filter(([, x]) => x !== undefined));
   const { vni, remote, port, local, ttl, learning, dev } = v.vxlan;

@@ -428,10 +428,23 @@ export class Daemon {
   private notHeld<T extends { pci?: string | undefined; owner?: Record<string, string> | undefined }>(list: T[]): T[] {
     const owned = list.filter((a) => a.pci && a.owner?.containerId);
     if (owned.length === 0) return [];
-    return readStore(this.cfg.stateDir, [] as T[], (store) => owned.filter((a) => {
+    // Each attachment is checked in the store that holds its VF (vfplane-cni names it).
+    const byStore = new Map<string, T[]>();
+    for (const a of owned) {
+      const dir = this.storeOf(a);
+      byStore.set(dir, [...(byStore.get(dir) ?? []), a]);
+    }
+    return [...byStore].flatMap(([dir, group]) => readStore(dir, [] as T[], (store) => group.filter((a) => {
       const cur = store.get(a.pci!);
       return !cur || cur.owner.containerId !== a.owner!.containerId || (a.owner!.ifname !== undefined && cur.owner.ifname !== a.owner!.ifname);
-    }));
+    })));
+  }
+
+  /** The allocation store an attachment's VF is held in: the one its vfplane-cni named
+   *  (its network config's stateDir), else this data plane's state directory. */
+  private storeOf(a: { owner?: Record<string, string> | undefined }): string {
+    const s = a.owner?.store;
+    return s && s.startsWith('/') && !s.split('/').includes('..') ? s : this.cfg.stateDir;
   }
 
   /** Detaches vfplane-cni's attachments whose VF the allocation store no longer gives to
@@ -584,7 +597,7 @@ export class Daemon {
       const why = tenancyRefusal(c, a.owner.podNamespace, a.vni);
       if (why) throw invalid(why);
     }
-    const refusal = () => conflict(`VF ${a.pci} is not allocated to container ${a.owner!.containerId}${a.owner!.ifname ? ` (${a.owner!.ifname})` : ''} in the allocation store under ${c.stateDir}: the ADD that asked for this attachment was undone (it timed out or was killed) or the VF was released; nothing attached`);
+    const refusal = () => conflict(`VF ${a.pci} is not allocated to container ${a.owner!.containerId}${a.owner!.ifname ? ` (${a.owner!.ifname})` : ''} in the allocation store under ${this.storeOf(a)}: the ADD that asked for this attachment was undone (it timed out or was killed) or the VF was released; nothing attached`);
     if (this.notHeld([a]).length) throw refusal();
     // An attachment of this VF (or representor) whose pod no longer holds the VF is stale:
     // its release missed us (the data plane was busy failing, or something released the
@@ -707,7 +720,7 @@ export class Daemon {
     const want = a.owner?.containerId;
     if (!want || !a.pci || old.pci !== a.pci || old.owner?.containerId === want) return false;
     // An unreadable store proves nothing: the conflict stands.
-    return readStore(this.cfg.stateDir, false, (store) => store.get(a.pci!)?.owner.containerId === want);
+    return readStore(this.storeOf(a), false, (store) => store.get(a.pci!)?.owner.containerId === want);
   }
 
   private async detachNow(key: { representor?: string; pci?: string }): Promise<Attached | null> {
@@ -1229,7 +1242,7 @@ function reconcileWithStore(stateDir: string, socket: string, list: AttachReques
       const o = al.owner;
       const { op: _op, ...req } = overlayAttachRequest({
         representor: att.representor, pci: al.pci, mac: att.mac, vxlan: x as unknown as OverlayConf,
-        owner: { containerId: o.containerId, ifname: o.ifname, netns: o.netns, network: o.network, podNamespace: o.namespace, podName: o.name },
+        owner: { containerId: o.containerId, ifname: o.ifname, netns: o.netns, network: o.network, podNamespace: o.namespace, podName: o.name, store: stateDir },
       });
       out.missing.push(req as AttachRequest);
     }

@@ -246,6 +246,42 @@ describePrivileged('VXLAN overlay between two simulated nodes', { netns: true, c
     expect((await request(sock, { op: 'status' })).epoch).toBeGreaterThan(0);
   }, 60_000);
 
+  // A network config whose stateDir is not the data plane's (its vxlan.socket names the
+  // data plane) keeps the allocations in another store: the data plane must ask that one
+  // whether the pod holds the VF, at attach and on its 2 s beat, not its own (which has
+  // allocations of its own here and does not list this VF).
+  it('a pod whose network keeps its allocations in another state directory is attached, and stays attached', async () => {
+    const b = topo.nodes.get('b')!;
+    const other = mkdtempSync(join(tmpdir(), 'vfplane-otherstore-'));
+    const ns = `${prefix}-os`;
+    execFileSync('ip', ['netns', 'add', ns]);
+    const free = (JSON.parse(vfplane(['vf', 'list', '--free', '--json', '--sysfs-root', b.sim.root, '--state-dir', b.stateDir]).stdout) as { pci: string }[])[0]!.pci;
+    const conf = {
+      cniVersion: '1.0.0', name: 'overlay-100', type: 'vfplane-cni', deviceID: free, sysfsRoot: b.sim.root, stateDir: other,
+      vxlan: { vni: 100, socket: b.socket }, ipam: { type: 'static', addresses: [{ address: '10.100.0.31/24' }] },
+    };
+    const cni = (cmd: string) => spawnSync(process.execPath, [join(ROOT, 'bin', 'vfplane-cni.js')], {
+      input: JSON.stringify(conf), encoding: 'utf8', timeout: 60_000,
+      env: { ...process.env, CNI_COMMAND: cmd, CNI_CONTAINERID: 'otherstore-ctr', CNI_NETNS: `/run/netns/${ns}`, CNI_IFNAME: 'eth0', CNI_PATH: '/usr/lib/cni', CNI_ARGS: 'IgnoreUnknown=true;K8S_POD_NAMESPACE=default;K8S_POD_NAME=os' },
+    });
+    const attached = async () => ((await topo.control('b', { op: 'status' })) as { attachments: { pci: string }[] }).attachments.some((x) => x.pci === free);
+    try {
+      const add = cni('ADD');
+      expect(add.status, add.stdout).toBe(0);
+      expect(await attached()).toBe(true);
+      await new Promise((r) => setTimeout(r, 2500)); // the data plane's beat has looked
+      expect(await attached()).toBe(true);
+      expect(b.stderr.join('\n')).not.toMatch(new RegExp(`detaching \\S+ \\(VF ${free.replaceAll('.', '\\.')}`));
+      const del = cni('DEL');
+      expect(del.status, del.stdout).toBe(0);
+      expect(await attached()).toBe(false);
+    } finally {
+      cni('DEL');
+      spawnSync('ip', ['netns', 'del', ns]);
+      rmSync(other, { recursive: true, force: true });
+    }
+  }, 60_000);
+
   it('refuses a pod of a namespace the tenants do not open the VNI to, and takes nothing', async () => {
     const b = topo.nodes.get('b')!;
     const allocated = () => (JSON.parse(vfplane(['vf', 'list', '--allocated', '--json', '--sysfs-root', b.sim.root, '--state-dir', b.stateDir]).stdout) as unknown[]).length;
