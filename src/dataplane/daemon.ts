@@ -19,7 +19,7 @@ import { linkAddrs, type LinkAddrs } from '../net/netops.js';
 import { ClaimJournal, claimNetdev, givesBack, nodeLock, releaseLeftovers, releaseNetdev, runDir, sweepNetdevLocks, type Claim } from './claims.js';
 import { AllocStore, DB_FILE } from '../alloc/store.js';
 import { ownerAlive } from '../alloc/owner.js';
-import { afXdpVdevWarning, afxdpChoice, dpdkChoice, netdevProfile, offloadTier, outerChecksums, vdevNetdev, type UplinkChoice } from './uplink-profile.js';
+import { afXdpVdevWarning, afxdpChoice, dpdkChoice, netdevProfile, offloadTier, outerChecksums, vdevNetdev, vfOfNetdev, type UplinkChoice } from './uplink-profile.js';
 import { loadAddon } from './addon.js';
 import { dpdkEnvJournal, prepareDpdkEnv, recoverDpdkEnv, type DpdkEnv } from './dpdk-env.js';
 
@@ -711,6 +711,12 @@ export class Daemon {
     const u = this.uplinkNetdev;
     if (u && u.ifindex === ifindex && u.netns === netnsId(a.netns)) {
       throw invalid(`representor ${a.representor}${where} is this data plane's uplink (ifindex ${ifindex}); give the VF's representor netdev`);
+    }
+    // A VF's own netdev carries the pod's traffic on the VF side: forwarding for it would
+    // take the host end of nothing. (Known from this namespace's sysfs only.)
+    const own = a.netns ? null : vfOfNetdev(a.representor);
+    if (own) {
+      throw invalid(`representor ${a.representor} is VF ${own.vf}'s own netdev (a VF of PF ${own.pf}), not its representor; give the representor the PF's switchdev mode makes for it (\`vfplane vf show ${own.vf}\` names it)`);
     }
   }
 

@@ -1,7 +1,7 @@
 // Which hw-profile an uplink belongs to, and what the data plane asks of the backend
 // because of it: AF_XDP zero-copy or copy mode, DPDK tx offloads. Every choice carries
 // its reason, which the daemon logs and reports in `dataplane status`.
-import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, readlinkSync, realpathSync } from 'node:fs';
 import { basename } from 'node:path';
 import { loadProfiles, matchPf, matchVf, runningTier } from '../sriov/profile.js';
 import type { HwProfile, OffloadTier } from '../sriov/types.js';
@@ -69,6 +69,19 @@ export function netdevProfile(ifname: string, sysRoot = '/sys'): UplinkChoice & 
   const t = runningTier(profile, !!read(`${sysRoot}/class/net/${ifname}/phys_switch_id`));
   const note = `its hardware encap/decap (tier 1) works through tc flower in switchdev mode only, and ${ifname} is in legacy mode (devlink dev eswitch set pci/<PF> mode switchdev)`;
   return { profile: profile.name, driver, hw: profile, allowedTier: t.tier, ...(t.legacy ? { tierNote: note } : {}) };
+}
+
+/** The VF whose own netdev `ifname` is (its device is a VF: it has a physfn), with its
+ *  PF; null for anything else (a representor's device is its PF, a veth has none). The
+ *  data plane forwards for a VF through its representor: its own netdev is the pod's. */
+export function vfOfNetdev(ifname: string, sysRoot = '/sys'): { vf: string; pf: string } | null {
+  const dev = `${sysRoot}/class/net/${ifname}/device`;
+  try {
+    const pf = basename(readlinkSync(`${dev}/physfn`));
+    return { vf: basename(realpathSync(dev)), pf };
+  } catch {
+    return null;
+  }
 }
 
 /** AF_XDP settings for a netdev uplink in the daemon's own namespace. */

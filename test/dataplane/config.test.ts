@@ -1,12 +1,12 @@
 // The data-plane config file at the edge: every error names the field and the value, and
 // the defaults are what docs/dataplane.md says.
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadConfig, parseConfig, socketPath, tenancyRefusal } from '../../src/dataplane/config.js';
-import { DPDK_TX, afXdpVdevWarning, dpdkChoice, netdevProfile, offloadTier, outerChecksums } from '../../src/dataplane/uplink-profile.js';
+import { DPDK_TX, afXdpVdevWarning, dpdkChoice, netdevProfile, offloadTier, outerChecksums, vfOfNetdev } from '../../src/dataplane/uplink-profile.js';
 import { loadAddon, nativeFeatures } from '../../src/dataplane/native.js';
 import { dropSim, makeSim } from '../helpers/sim.js';
 import { ifname } from '../helpers/netns.js';
@@ -177,6 +177,26 @@ describe('the offload tier the data plane runs at', () => {
       expect(t.why).toMatch(/the e810 profile allows tier 2: .*tc flower in switchdev mode only, and vfpe0 is in legacy mode \(devlink dev eswitch set/);
       writeFileSync(join(m.root, 'class/net/vfpe0/phys_switch_id'), '0123456789abcdef\n');
       expect(netdevProfile('vfpe0', m.root)).toMatchObject({ profile: 'e810', allowedTier: 1 });
+    } finally {
+      dropSim(m.root);
+    }
+  });
+
+  // The data plane refuses a VF's own netdev as a representor; it knows one by its device
+  // being a VF (physfn). On the tree-only simulator, as /sys/class/net shows such netdevs.
+  it('tells a VF\'s own netdev (its device has a physfn) from a representor and a veth', () => {
+    const m = makeSim({ profile: 'cx6dx', netdevs: false });
+    try {
+      const pf = m.pfs[0]!.pci;
+      const vf = basename(readlinkSync(join(m.root, 'bus/pci/devices', pf, 'virtfn2')));
+      mkdirSync(join(m.root, 'class/net/vfpvf2'), { recursive: true });
+      symlinkSync(join(m.root, 'bus/pci/devices', vf), join(m.root, 'class/net/vfpvf2/device'));
+      mkdirSync(join(m.root, 'class/net/vfprep2'), { recursive: true });
+      symlinkSync(join(m.root, 'bus/pci/devices', pf), join(m.root, 'class/net/vfprep2/device'));
+      expect(vfOfNetdev('vfpvf2', m.root)).toEqual({ vf, pf });
+      expect(vfOfNetdev('vfprep2', m.root)).toBeNull();
+      expect(vfOfNetdev('lo')).toBeNull();
+      expect(vfOfNetdev('nosuchdev0', m.root)).toBeNull();
     } finally {
       dropSim(m.root);
     }
