@@ -17,6 +17,7 @@ import * as path from 'node:path';
 import { SIM_MARKER } from '../sriov/sysfs.js';
 import { runDir } from '../util/run-dir.js';
 import { systemError } from '../util/errors.js';
+import { makeDirs } from '../util/fs.js';
 
 export const SIM_REGISTRY = 'vfplane-stores';
 const ENTRY = /^[0-9a-f]{16}\.store$/;
@@ -41,7 +42,7 @@ const entryOf = (storeDir: string) => `${crypto.createHash('sha256').update(stor
 export function register(reg: string, storeDir: string): void {
   const file = path.join(reg, entryOf(storeDir));
   try {
-    fs.mkdirSync(reg, { recursive: true, mode: 0o700 });
+    makeDirs(reg, 0o700);
     if (fs.existsSync(file) && fs.readFileSync(file, 'utf8') === `${storeDir}\n`) return;
     const tmp = `${file}.${process.pid}.tmp`;
     fs.writeFileSync(tmp, `${storeDir}\n`, { mode: 0o600 });

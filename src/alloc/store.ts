@@ -20,6 +20,7 @@ import { loadAddon } from '../dataplane/addon.js';
 import type { RawAddon } from '../dataplane/addon-types.js';
 import { NODE_LOCK, otherStores, register, registryDir } from './registry.js';
 import { describeOwner, IDENTIFYING, isIdentifying, OWNER_FIELDS, ownerMatches, parseOwner, pidStart, type Owner } from './owner.js';
+import { makeDirs } from '../util/fs.js';
 
 export type { Owner } from './owner.js';
 
@@ -305,7 +306,7 @@ export class AllocStore {
     const hint = 'pass --state-dir DIR (or set VFPLANE_STATE_DIR) to keep vfplane state elsewhere';
     try {
       // Only the owner may read who holds what and rewrite it.
-      fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+      makeDirs(dir, 0o700);
     } catch (e) {
       throw systemError(`cannot create the state directory ${dir}: ${(e as Error).message}; ${hint}`, { dir });
     }

@@ -3,6 +3,7 @@
 // this installation's plugin (or, without a built shim, a shell wrapper).
 import { pathFlag } from './flags.js';
 import { Command } from 'commander';
+import { makeDirs } from '../util/fs.js';
 
 export function registerCni(program: Command): void {
   const cni = program.command('cni').description('the vfplane-cni plugin: install it where the container runtime finds plugins');
@@ -27,7 +28,7 @@ export function registerCni(program: Command): void {
         throw new RuntimeError(`--dir ${o.dir}${at === dir ? '' : `: ${at}`} is not a directory; give the runtime's CNI binary directory (usually /opt/cni/bin)`);
       }
       try {
-        fs.mkdirSync(dir, { recursive: true, mode: 0o755 });
+        makeDirs(dir, 0o755);
       } catch (err) {
         throw new RuntimeError(`--dir ${o.dir}: cannot create the directory (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}); check the path above it, or give another --dir`);
       }

@@ -6,6 +6,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { isPci } from '../sriov/pci.js';
 import { CniError, ERR } from './spec.js';
+import { makeDirs } from '../util/fs.js';
 
 export const DEVINFO_VERSION = '1.1.0';
 /** device-info-spec §4.2; the NAD client's baseDevInfoPath + "cni". */
@@ -95,7 +96,7 @@ export function writeDeviceInfo(file: string, info: PciDevInfo | DeviceInfo): vo
   const dir = path.dirname(target);
   const tmp = path.join(dir, `.${path.basename(target)}.${process.pid}.${Math.random().toString(36).slice(2, 10)}.tmp`);
   try {
-    fs.mkdirSync(dir, { recursive: true, mode: 0o755 });
+    makeDirs(dir, 0o755);
     const fd = fs.openSync(tmp, 'wx', 0o444);
     try {
       fs.writeSync(fd, JSON.stringify(doc));

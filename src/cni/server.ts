@@ -9,6 +9,7 @@ import * as net from 'node:net';
 import * as path from 'node:path';
 import { main } from './main.js';
 import { keepHandles } from './plugin.js';
+import { makeDirs } from '../util/fs.js';
 
 export const DEFAULT_CNI_SOCKET = '/run/vfplane/cni.sock';
 // Version 1 (a shim from before) sent only CNI_* and took back stdout alone; version 2
@@ -118,7 +119,7 @@ export interface CniServer {
 
 /** Listens on SOCKET (mode 0600); a stale socket file nobody answers on is replaced. */
 export async function serveCni(socket: string = DEFAULT_CNI_SOCKET, log: (m: string) => void = (m) => process.stderr.write(m + '\n')): Promise<CniServer> {
-  fs.mkdirSync(path.dirname(socket), { recursive: true, mode: 0o755 });
+  makeDirs(path.dirname(socket), 0o755);
   if (fs.existsSync(socket)) {
     const alive = await new Promise<boolean>((res) => {
       const c = net.connect(socket);

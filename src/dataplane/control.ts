@@ -7,6 +7,7 @@ import { createConnection, createServer, type Server, type Socket } from 'node:n
 import { dirname } from 'node:path';
 import { VfpError, type ErrorKind, invalid, systemError, unavailable } from '../util/errors.js';
 import { nestedDeeperThan } from '../util/json.js';
+import { makeDirs } from '../util/fs.js';
 
 export type Handler = (req: Record<string, unknown>) => Promise<Record<string, unknown>> | Record<string, unknown>;
 
@@ -48,7 +49,7 @@ export class ControlServer {
   }
 
   async listen(): Promise<void> {
-    mkdirSync(dirname(this.path), { recursive: true, mode: 0o700 });
+    makeDirs(dirname(this.path), 0o700);
     if (refuseNonSocket(this.path)) {
       // A live daemon answers; a stale socket file from a crash does not.
       if (await probe(this.path)) throw new VfpError('conflict', `a data plane already listens on ${this.path}; stop it first or give another --socket`);

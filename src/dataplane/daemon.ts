@@ -22,6 +22,7 @@ import { ownerAlive } from '../alloc/owner.js';
 import { afXdpVdevWarning, afxdpChoice, dpdkChoice, netdevProfile, offloadTier, outerChecksums, vdevNetdev, vfOfNetdev, type UplinkChoice } from './uplink-profile.js';
 import { loadAddon } from './addon.js';
 import { dpdkEnvJournal, prepareDpdkEnv, recoverDpdkEnv, type DpdkEnv } from './dpdk-env.js';
+import { makeDirs } from '../util/fs.js';
 
 export interface Logger {
   info(msg: string): void;
@@ -279,7 +280,7 @@ export class Daemon {
     // A DPDK vdev's netdev is known (and one vfplane cannot claim refused) before the
     // EAL reserves hugepages for it.
     const under = c.backend === 'dpdk' ? vdevNetdev(c.uplink.dev!) : null;
-    mkdirSync(c.stateDir, { recursive: true });
+    makeDirs(c.stateDir);
     // Before anything changes: one daemon per node and state directory, and none on a
     // socket another one answers on (ControlServer.listen checks again, at the end).
     refuseNonSocket(this.socket); // a path that names a file is refused, not unlinked at the end

@@ -10,6 +10,7 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, r
 import { join } from 'node:path';
 import { z } from 'zod';
 import { invalid, systemError } from '../util/errors.js';
+import { makeDirs } from '../util/fs.js';
 
 export const NR_HUGEPAGES = '/proc/sys/vm/nr_hugepages';
 export const HUGEPAGE_KB = 2048;
@@ -202,7 +203,7 @@ export function prepareDpdkEnv(o: DpdkEnvOptions): DpdkEnv {
     if (hugeDir && plan.mountAt) {
       const dir = plan.mountAt;
       const made = !existsSync(dir);
-      mkdirSync(dir, { recursive: true });
+      makeDirs(dir);
       try {
         execFileSync('mount', ['-t', 'hugetlbfs', '-o', `pagesize=2M`, 'nodev', dir], { stdio: ['ignore', 'ignore', 'pipe'] });
       } catch (e) {

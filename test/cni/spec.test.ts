@@ -338,6 +338,15 @@ describe('the vfplane-cni executable', () => {
     return { code: r.status, stdout: r.stdout, stderr: r.stderr };
   };
 
+  // Node 20's recursive mkdirSync loops for ever under procfs (mkdir /proc/x: ENOENT with
+  // /proc there); the plugin must answer rather than hang the runtime.
+  it('answers with an error, not a hang, when stateDir cannot be made (under /proc)', () => {
+    const conf = JSON.stringify({ cniVersion: '1.0.0', name: 'n1', type: 'vfplane-cni', stateDir: '/proc/vfplane-no-such-dir', sysfsRoot: '/sys' });
+    const r = run({ CNI_COMMAND: 'DEL', CNI_CONTAINERID: 'c1', CNI_IFNAME: 'net1', CNI_NETNS: '' }, conf);
+    expect(r.code).toBe(1); // a hang is killed by run()'s 30 s timeout: no exit code
+    expect(JSON.parse(r.stdout)).toMatchObject({ code: 5, msg: expect.stringMatching(/^cannot create the state directory \/proc\/vfplane-no-such-dir: ENOENT/) });
+  });
+
   it('answers VERSION with the input cniVersion and the supported list', () => {
     const r = run({ CNI_COMMAND: 'VERSION' }, '{"cniVersion":"1.0.0"}');
     expect(r.code).toBe(0);
