@@ -75,7 +75,8 @@ function pluginError(type: string, command: string, r: Run): CniError {
       const e = JSON.parse(text) as { code?: unknown; msg?: unknown; details?: unknown };
       if (typeof e === 'object' && e !== null && (typeof e.msg === 'string' || typeof e.code === 'number')) {
         const code = typeof e.code === 'number' && Number.isInteger(e.code) ? e.code : ERR.INTERNAL;
-        const msg = typeof e.msg === 'string' ? e.msg : '(no message)';
+        // host-local names itself in its messages ("host-local: Failed to find…"): once.
+        const msg = typeof e.msg === 'string' ? (e.msg.startsWith(`${type}: `) ? e.msg.slice(type.length + 2) : e.msg) : '(no message)';
         return new CniError(code, `IPAM ${type}: ${msg}`, typeof e.details === 'string' ? e.details : undefined);
       }
     } catch {
@@ -104,8 +105,12 @@ export async function execIpam(command: IpamCommand, conf: string | Record<strin
     if (!(err instanceof CniError)) throw err;
     // GC and STATUS are 1.1.0 commands: a plugin that predates them answers with a
     // version error or by missing CNI_CONTAINERID. It has nothing to collect or report.
+    // One that says it speaks 1.1.0 meant its error: passed on, as the spec asks of a
+    // delegate's error (asked only then: its VERSION costs another exec).
     if ((command === 'GC' || command === 'STATUS') && ([ERR.INCOMPATIBLE_VERSION, ERR.UNKNOWN_CONTAINER, ERR.INVALID_ENV] as number[]).includes(err.code)) {
-      opts.log?.debug(`IPAM ${ipamType} does not support ${command}; skipped`, { code: err.code });
+      const theirs = await pluginVersions(file, configVersion(conf), env, opts).catch(() => [] as string[]);
+      if (theirs.includes('1.1.0')) throw err;
+      opts.log?.debug(`IPAM ${ipamType} does not support ${command} (it speaks ${theirs.join(', ') || 'no version it would name'}); skipped`, { code: err.code });
       return;
     }
     if (err.code !== ERR.INCOMPATIBLE_VERSION) throw err;

@@ -145,6 +145,9 @@ describe.skipIf(!haveRef)('execIpam with the reference plugins', () => {
       script('err-ipam', `echo '{"cniVersion":"1.0.0","code":11,"msg":"pool exhausted","details":"10.0.0.0/30 is full"}'; exit 1`);
       const e = await cniErr(execIpam('ADD', hostLocal(), envFor('ADD'), 'err-ipam', quiet));
       expect([e.code, e.message, e.details]).toEqual([11, 'IPAM err-ipam: pool exhausted', '10.0.0.0/30 is full']);
+      // A plugin that names itself in its message (host-local does) is named once.
+      script('self-ipam', `echo '{"cniVersion":"1.0.0","code":7,"msg":"self-ipam: Failed to find address"}'; exit 1`);
+      expect((await cniErr(execIpam('ADD', hostLocal(), envFor('ADD'), 'self-ipam', quiet))).message).toBe('IPAM self-ipam: Failed to find address');
     });
 
     it('reports a crash without an error object, with its stderr, and passes stderr on', async () => {
@@ -161,6 +164,23 @@ describe.skipIf(!haveRef)('execIpam with the reference plugins', () => {
       const e = await cniErr(execIpam('ADD', hostLocal(), envFor('ADD'), 'junk-ipam', quiet));
       expect(e.code).toBe(6);
       expect(e.message).toContain('IPAM junk-ipam');
+    });
+
+    // GC and STATUS are 1.1.0's: an older plugin's version error (or its complaint about
+    // CNI_CONTAINERID) means "not supported", and is skipped; one that says it speaks
+    // 1.1.0 meant the error, which is passed on (spec: a delegate's error is returned).
+    it('skips GC/STATUS errors of a plugin that predates them, and passes on those of one that speaks 1.1.0', async () => {
+      const body = (versions: string) =>
+        `if [ "$CNI_COMMAND" = VERSION ]; then echo '{"cniVersion":"1.0.0","supportedVersions":[${versions}]}'; exit 0; fi\n` +
+        `echo '{"cniVersion":"1.1.0","code":4,"msg":"fake failure"}'; exit 1`;
+      script('new-ipam', body('"1.0.0","1.1.0"'));
+      script('old-ipam', body('"0.4.0","1.0.0"'));
+      const conf = (type: string) => ({ ...hostLocal('1.1.0'), ipam: { type } });
+      for (const cmd of ['GC', 'STATUS'] as const) {
+        const e = await cniErr(execIpam(cmd, conf('new-ipam'), envFor(cmd), 'new-ipam', quiet));
+        expect([e.code, e.message], cmd).toEqual([4, 'IPAM new-ipam: fake failure']);
+        await expect(execIpam(cmd, conf('old-ipam'), envFor(cmd), 'old-ipam', quiet), cmd).resolves.toBeUndefined();
+      }
     });
 
     it('kills a plugin that hangs (code 11)', async () => {
