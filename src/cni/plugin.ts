@@ -40,7 +40,13 @@ type Attachment = {
   representor?: string; // the port the data plane forwards for, when vxlan is set
   dataplane?: string; // the data plane's control socket the attachment was made on
   ipam?: IpamRecord; // for `vfplane gc`, which has no network config, to release the lease
+  /** The routes this ADD configured (its IPAM result's), "dst via gw" canonical: CHECK
+   *  holds the pod to these, not to routes other plugins of a chain put in the result. */
+  routes?: string[];
 };
+
+/** A route as CHECK and ADD's record compare it. */
+const routeKey = (r: { dst: string; gw?: string }) => `${canonCidr(r.dst)}${r.gw ? ` via ${r.gw}` : ''}`;
 
 /**
  * Handles kept between calls by `vfplane cni serve` (see keepHandles): opening the store
@@ -510,7 +516,7 @@ export async function cmdAdd(ctx: CniContext): Promise<CniResult> {
     };
     await attached;
 
-    const att: Attachment = { mode, mac, deviceInfoFile, vxlan: conf.vxlan ?? null, ...(representor ? { representor, dataplane } : {}), ...ipamRec };
+    const att: Attachment = { mode, mac, deviceInfoFile, vxlan: conf.vxlan ?? null, ...(representor ? { representor, dataplane } : {}), ...ipamRec, routes: mine.routes!.map(routeKey) };
     ph.mark('overlay');
     store.setAttachment(a.id, att);
     ph.mark('record');
@@ -725,9 +731,9 @@ export async function cmdCheck(ctx: CniContext): Promise<void> {
       if (want.mac && l.address?.toLowerCase() !== want.mac.toLowerCase()) {
         throw new CniError(ERR.IO, `interface ${env.ifname} has MAC ${l.address}, not ${want.mac} as ADD reported`, '');
       }
-      // Results before 1.1.0 carry no MTU: the config's is what ADD set then.
-      const wantMtu = want.mtu ?? conf.mtu;
-      if (wantMtu && l.mtu !== wantMtu) throw new CniError(ERR.IO, `interface ${env.ifname} has MTU ${l.mtu}, not ${wantMtu}`, '');
+      // Results before 1.1.0 carry no MTU, and a plugin chained after this one may have set
+      // another (tuning's mtu), which the spec has CHECK allow: only a result's MTU binds.
+      if (want.mtu && l.mtu !== want.mtu) throw new CniError(ERR.IO, `interface ${env.ifname} has MTU ${l.mtu}, not ${want.mtu}`, '');
       const have = new Set(addrsIn(env.netns!, env.ifname!).map((x) => canonAddr(`${x.local}/${x.prefixlen}`)));
       for (const ipc of prev.ips ?? []) {
         if (ipc.interface !== index) continue;
@@ -735,8 +741,12 @@ export async function cmdCheck(ctx: CniContext): Promise<void> {
       }
       // Routes of the result are in the pod's namespace, whichever interface they use.
       // A route without a gateway may have got the address's (as ADD configures it).
+      // Only the routes this plugin's ADD configured (recorded then): others in the result
+      // are other plugins' to check. An attachment recorded before routes were (an older
+      // vfplane) is held to every route of the result, as then.
       const routes = routesIn(env.netns!);
-      for (const rt of prev.routes ?? []) {
+      const ours = att?.routes ? new Set(att.routes) : null;
+      for (const rt of (prev.routes ?? []).filter((r) => !ours || ours.has(routeKey(r)))) {
         const fam = rt.dst.includes(':') ? 6 : 4;
         const dst = canonCidr(rt.dst);
         const table = rt.table !== undefined ? String(rt.table) : undefined;

@@ -394,7 +394,7 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
     expect(vfpJson(['vf', 'list', '--allocated'])).toEqual([]);
   });
 
-  it('CHECK at 1.0.0 (no MTU in results) holds the interface to the config\'s MTU, and allows a later plugin to move its routes to another table', () => {
+  it('CHECK at 1.0.0 (no MTU in results) lets a later plugin change the MTU or move its routes to another table; at 1.1.0 the result\'s MTU binds', () => {
     const { p, e, conf, add } = addOne('chk10', { mtu: 9000 });
     try {
       expect(add.out.interfaces[0].mtu).toBeUndefined();
@@ -407,12 +407,22 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
       p.ip(['route', 'del', '10.60.0.0/16', 'table', '100']);
       expect(check().out.msg).toMatch(/route to 10\.60\.0\.0\/16 .*is missing/);
       p.ip(['route', 'add', '10.60.0.0/16', 'via', '10.56.0.1', 'dev', 'net1']);
+      // What tuning's mtu does after us: the spec has CHECK allow it, and a 1.0.0 result
+      // says nothing of the MTU.
       p.ip(['link', 'set', 'net1', 'mtu', '1500']);
-      const mtu = check();
+      expect(check().code, JSON.stringify(check().out)).toBe(0);
+    } finally {
+      expect(call('DEL', conf, e).code).toBe(0);
+    }
+    const v11 = addOne('chk11', { mtu: 9000, cniVersion: '1.1.0' });
+    try {
+      expect(v11.add.out.interfaces[0].mtu).toBe(9000);
+      v11.p.ip(['link', 'set', 'net1', 'mtu', '1500']);
+      const mtu = call('CHECK', { ...v11.conf, prevResult: v11.add.out }, v11.e);
       expect(mtu.out.code).toBe(5);
       expect(mtu.out.msg).toBe('interface net1 has MTU 1500, not 9000');
     } finally {
-      expect(call('DEL', conf, e).code).toBe(0);
+      expect(call('DEL', v11.conf, v11.e).code).toBe(0);
     }
   });
 
@@ -653,15 +663,17 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
   it('chains with the reference tuning plugin in a conflist', () => {
     const p = pod('chain');
     const e = { containerId: 'chain001', netns: nsPath(p), ifname: 'net1' };
-    const list = { cniVersion: '1.0.0', name: 'vfnet', plugins: [base({ deviceID: '0000:5e:02.7' }), { type: 'tuning', promisc: true, sysctl: { 'net.ipv4.conf.net1.accept_redirects': '0' } }] };
+    const list = { cniVersion: '1.0.0', name: 'vfnet', plugins: [base({ deviceID: '0000:5e:02.7', mtu: 1500 }), { type: 'tuning', promisc: true, mtu: 1400, sysctl: { 'net.ipv4.conf.net1.accept_redirects': '0' } }] };
     // what a runtime does with a conflist: each plugin gets name/cniVersion and the previous result
     const first = call('ADD', { ...list.plugins[0], name: list.name, cniVersion: list.cniVersion }, e);
     expect(first.code, JSON.stringify(first.out)).toBe(0);
     const tuning = call('ADD', { ...list.plugins[1], name: list.name, cniVersion: list.cniVersion, prevResult: first.out }, e, `${REF}/tuning`);
     expect(tuning.code, JSON.stringify(tuning.out) + tuning.stderr).toBe(0);
     expect(tuning.out.interfaces[0].pciID ?? tuning.out.interfaces[0].name).toBeDefined();
-    expect(JSON.parse(p.ip(['-j', 'link', 'show', 'dev', 'net1']))[0].flags).toContain('PROMISC');
-    expect(call('CHECK', { ...list.plugins[0], name: list.name, cniVersion: list.cniVersion, prevResult: tuning.out }, e).code).toBe(0);
+    expect(JSON.parse(p.ip(['-j', 'link', 'show', 'dev', 'net1']))[0]).toMatchObject({ flags: expect.arrayContaining(['PROMISC']), mtu: 1400 });
+    // tuning changed the MTU after us: our CHECK allows it (spec), as tuning's own does.
+    const chk = call('CHECK', { ...list.plugins[0], name: list.name, cniVersion: list.cniVersion, prevResult: tuning.out }, e);
+    expect(chk.code, JSON.stringify(chk.out)).toBe(0);
     // DEL runs in reverse order
     expect(call('DEL', { ...list.plugins[1], name: list.name, cniVersion: list.cniVersion, prevResult: tuning.out }, e, `${REF}/tuning`).code).toBe(0);
     expect(call('DEL', { ...list.plugins[0], name: list.name, cniVersion: list.cniVersion }, e).code).toBe(0);
@@ -682,6 +694,12 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
     expect(add.out.dns).toEqual({ nameservers: ['192.168.77.53', '10.97.0.53'], search: ['svc.local'] });
     // Only this plugin's address went onto its interface.
     expect(p.ip(['-br', 'addr', 'show', 'dev', 'net1'])).not.toContain('192.168.77.5');
+    // CHECK holds the pod to this plugin's routes only: the earlier plugin's route (not in
+    // this pod, whose eth0 that plugin never made) is that plugin's to check.
+    const chk = call('CHECK', { ...base({ deviceID: '0000:5e:0a.0' }), prevResult: add.out }, e);
+    expect(chk.code, JSON.stringify(chk.out)).toBe(0);
+    p.ip(['route', 'del', '10.60.0.0/16']);
+    expect(call('CHECK', { ...base({ deviceID: '0000:5e:0a.0' }), prevResult: add.out }, e).out.msg).toMatch(/^route to 10\.60\.0\.0\/16 is missing/);
     expect(call('DEL', base({ deviceID: '0000:5e:0a.0' }), e).code).toBe(0);
     // Without a prevResult the config's dns alone (host-local gives none).
     const p2 = pod('dns');
