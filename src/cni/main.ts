@@ -103,6 +103,12 @@ export async function main(env: NodeJS.ProcessEnv = process.env, io: MainIo = pr
   const phases = new Phases();
   let cniVersion: string = NEWEST_VERSION;
   let log: Logger | undefined;
+  // Run by hand without a command: say what this is and exit 0, as the reference
+  // plugins (libcni's skel) do; nothing on stdout, stdin not read.
+  if (!command) {
+    io.stderr(ABOUT);
+    return 0;
+  }
   try {
     let text: string;
     try {
@@ -118,7 +124,6 @@ export async function main(env: NodeJS.ProcessEnv = process.env, io: MainIo = pr
       io.stdout(JSON.stringify({ cniVersion, supportedVersions: SUPPORTED_VERSIONS }) + '\n');
       return 0;
     }
-    if (!command) io.stderr(ABOUT);
     const cniEnv = parseEnv(env);
 
     const { decodeConf, loadConf } = await import('./conf.js');

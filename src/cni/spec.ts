@@ -264,6 +264,8 @@ export function parseEnv(env: NodeJS.ProcessEnv, command?: string): CniEnv {
     }
     out.netns = netns;
   }
-  out.args = parseCniArgs(env.CNI_ARGS);
+  // CNI_ARGS belongs to ADD, DEL and CHECK (one container's call); GC and STATUS take none,
+  // and a stray one must not fail them.
+  out.args = cmd === 'GC' || cmd === 'STATUS' ? {} : parseCniArgs(env.CNI_ARGS);
   return out;
 }

@@ -386,11 +386,23 @@ describe('the vfplane-cni executable', () => {
     }
   });
 
-  it('without CNI_COMMAND says what it is on stderr and errors with code 4', () => {
-    const r = run({});
-    expect(r.code).toBe(1);
-    expect(r.stderr).toContain('CNI protocol versions supported: 0.3.0, 0.3.1, 0.4.0, 1.0.0, 1.1.0');
-    expect(JSON.parse(r.stdout)).toMatchObject({ code: 4, msg: 'CNI_COMMAND is not set' });
+  it('without CNI_COMMAND says what it is on stderr and exits 0 with nothing on stdout, as the reference plugins do', () => {
+    for (const env of [{}, { CNI_COMMAND: '' }]) {
+      const r = run(env, '{"cniVersion":"1.0.0","name":"n1","type":"vfplane-cni"}');
+      expect(r.code).toBe(0);
+      expect(r.stderr).toContain('CNI protocol versions supported: 0.3.0, 0.3.1, 0.4.0, 1.0.0, 1.1.0');
+      expect(r.stdout).toBe('');
+    }
+    const ref = spawnSync('/usr/lib/cni/macvlan', [], { env: { PATH: process.env.PATH }, input: '', encoding: 'utf8' });
+    if (ref.status !== null) expect(ref.status).toBe(0); // the same as macvlan (libcni's skel)
+  });
+
+  it('GC and STATUS take no CNI_ARGS: a stray unknown key does not fail them', () => {
+    const conf = JSON.stringify({ cniVersion: '1.1.0', name: 'n1', type: 'vfplane-cni', sysfsRoot: '/nonexistent-vfplane-root', 'cni.dev/valid-attachments': [] });
+    const r = run({ CNI_COMMAND: 'STATUS', CNI_ARGS: 'FOO=bar' }, conf);
+    expect(r.stdout).not.toMatch(/CNI_ARGS/);
+    const add = run({ CNI_COMMAND: 'ADD', CNI_CONTAINERID: 'c1', CNI_IFNAME: 'net1', CNI_NETNS: '/proc/self/ns/net', CNI_ARGS: 'FOO=bar' }, conf);
+    expect(JSON.parse(add.stdout)).toMatchObject({ code: 4, msg: expect.stringMatching(/CNI_ARGS has unknown key FOO/) });
   });
 });
 
