@@ -23,7 +23,7 @@ import { CniError, ERR } from './spec.js';
 import type { CniContext } from './main.js';
 import type { CniDns, CniResult } from './result.js';
 import type { VxlanConf } from './conf.js';
-import { execIpam, ipamDelFor as ipamDelForHolder, type IpamCommand, type IpamRecord } from './ipam.js';
+import { execIpam, findPlugin, ipamDelFor as ipamDelForHolder, type IpamCommand, type IpamRecord } from './ipam.js';
 import { deviceInfoPath, removeDeviceInfo, writeDeviceInfo } from './devinfo.js';
 import { detachFromOverlay, isRefusal, overlayAttachRequest, request as dataplaneRequest, socketPath } from '../dataplane/control.js';
 
@@ -888,7 +888,16 @@ export async function cmdStatus(ctx: CniContext): Promise<void> {
       }
     }
     // The spec sends STATUS on to the IPAM plugin; one that predates STATUS is skipped.
-    if (conf.ipam) await ipam(ctx, 'STATUS');
+    // One that is not installed fails every ADD: not available (50), as above.
+    if (conf.ipam) {
+      try {
+        findPlugin(conf.ipam.type, ctx.env.path);
+      } catch (err) {
+        if (err instanceof CniError && err.code === ERR.INVALID_CONFIG) throw new CniError(ERR.NOT_AVAILABLE, `vfplane-cni cannot serve ADD: ${err.message}`, err.details ?? '');
+        throw err;
+      }
+      await ipam(ctx, 'STATUS');
+    }
   } finally {
     done(store);
   }

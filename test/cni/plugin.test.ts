@@ -605,6 +605,9 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
     expect(busy.code).toBe(1);
     expect(busy.out).toMatchObject({ code: 50, msg: expect.stringMatching(/no free VF in pool "one"/) });
     expect(call('DEL', { ...status, cniVersion: '1.0.0' }, e3).code).toBe(0);
+    // An IPAM plugin that is not installed fails every ADD: not available either.
+    const noIpam = call('STATUS', { ...status, ipam: { type: 'no-such-ipam' } });
+    expect(noIpam.out).toMatchObject({ code: 50, msg: expect.stringMatching(/^vfplane-cni cannot serve ADD: failed to find IPAM plugin "no-such-ipam" in CNI_PATH/) });
   });
 
   it('through the installed shim: served by `vfplane cni serve`, and standalone when no server runs', async () => {
