@@ -2,7 +2,7 @@
 // object per line each way. A request is {op, ...args, id?}; a reply is {id, ok: true,
 // ...} or {id, ok: false, error: {kind, message}}. A malformed line gets an error reply
 // and the connection stays open: one bad client never stops the daemon.
-import { chmodSync, existsSync, lstatSync, mkdirSync, unlinkSync } from 'node:fs';
+import { chmodSync, existsSync, lstatSync, unlinkSync } from 'node:fs';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { dirname } from 'node:path';
 import { VfpError, type ErrorKind, invalid, systemError, unavailable } from '../util/errors.js';

@@ -3,7 +3,7 @@
 // model here; every change rebuilds the spec and commits it as a new epoch, so workers
 // never stop. Changes made over the control socket persist in the state directory and
 // come back on restart. Bad requests get an error reply and change nothing.
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { isIP } from 'node:net';
 import { join, resolve } from 'node:path';

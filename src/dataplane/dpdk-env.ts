@@ -6,7 +6,7 @@
 // killed before its cleanup (SIGKILL, the OOM killer) is undone by recoverDpdkEnv at the
 // next start or by `vfplane dataplane unclaim`, instead of being taken for the host's.
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, rmdirSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, renameSync, rmSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { invalid, systemError } from '../util/errors.js';

@@ -12,7 +12,7 @@ import { REASONS, type ReasonName } from '../packet/reasons.js';
 import { formatIp, formatMac, parseIp, parseMac, type IpAddr } from '../util/addr.js';
 import { benchFrames, DEFAULT_FLOWS } from '../bench/frames.js';
 import { checkInt } from '../util/check.js';
-import type { RawAddon, RawAddr, RawDecapCfg, RawFdb, RawHandle, RawTunnelCfg } from './addon-types.js';
+import type { RawAddr, RawDecapCfg, RawFdb, RawHandle, RawTunnelCfg } from './addon-types.js';
 
 // ------------------------------------------------------------------------- loading
 

@@ -9,7 +9,7 @@ import { FdbModel } from '../../src/packet/fdb-model.js';
 import { tsEngine } from '../../src/packet/model.js';
 import { Reason, reasonName, type ReasonName } from '../../src/packet/reasons.js';
 import { formatIp } from '../../src/util/addr.js';
-import { bytes, eth, innerUdp4, ip } from './frames.js';
+import { bytes, innerUdp4, ip } from './frames.js';
 
 // Base frames come from our own encap, which the scapy known-answer tests hold to an
 // independent implementation; each test below breaks one field (or two).
