@@ -88,7 +88,10 @@ const processIo: MainIo = {
 /** The config's cniVersion if it has one, for error objects written before it is validated. */
 function sniffVersion(text: string): string | undefined {
   try {
-    const v = (JSON.parse(text) as Record<string, unknown>).cniVersion;
+    const o = JSON.parse(text) as Record<string, unknown> | null;
+    // No cniVersion is 0.1.0 (libcni's reading): an error about it says so in its own label.
+    if (o && typeof o === 'object' && !Array.isArray(o) && o.cniVersion === undefined) return '0.1.0';
+    const v = o?.cniVersion;
     return typeof v === 'string' && /^\d+\.\d+\.\d+$/.test(v) ? v : undefined;
   } catch {
     return undefined;

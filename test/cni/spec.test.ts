@@ -397,6 +397,12 @@ describe('the vfplane-cni executable', () => {
     if (ref.status !== null) expect(ref.status).toBe(0); // the same as macvlan (libcni's skel)
   });
 
+  it('a config without cniVersion (0.1.0, which it does not speak) gets code 1 in an error labelled 0.1.0', () => {
+    const r = run({ CNI_COMMAND: 'DEL', CNI_CONTAINERID: 'c1', CNI_IFNAME: 'net1', CNI_NETNS: '' }, '{"name":"n1","type":"vfplane-cni"}');
+    expect(r.code).toBe(1);
+    expect(JSON.parse(r.stdout)).toMatchObject({ cniVersion: '0.1.0', code: 1, msg: expect.stringMatching(/no cniVersion \(which means 0\.1\.0\)/) });
+  });
+
   it('GC and STATUS take no CNI_ARGS: a stray unknown key does not fail them', () => {
     const conf = JSON.stringify({ cniVersion: '1.1.0', name: 'n1', type: 'vfplane-cni', sysfsRoot: '/nonexistent-vfplane-root', 'cni.dev/valid-attachments': [] });
     const r = run({ CNI_COMMAND: 'STATUS', CNI_ARGS: 'FOO=bar' }, conf);
