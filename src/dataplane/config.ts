@@ -41,15 +41,19 @@ export const metricsAddr = z.string()
 export const vniNumber = z.number({ error: 'expected a VNI (0–16777215)' }).int('expected a whole VNI').min(0, 'a VNI is 0–16777215').max(16_777_215, 'a VNI is 0–16777215 (24 bits)');
 const absPath = (what: string) => z.string({ error: `expected a path (${what})` }).refine((s) => s.startsWith('/') && !s.split('/').includes('..'), `expected an absolute path without .. (${what})`);
 
+/** A station's MAC (canonical text): not a group address (broadcast, multicast) and not
+ *  all-zero, which no station sends from. */
+const isStationMac = (m: string) => (parseInt(m.slice(0, 2), 16) & 1) === 0 && m !== '00:00:00:00:00:00';
+
 export const peerSchema = z.strictObject({
   vtep: ipString('the peer VTEP').refine(isUnicast, 'expected a unicast address as a peer VTEP, not a multicast, broadcast or unspecified one (head-end replication sends a copy to each peer; list every remote VTEP by its own address)'),
   mac: macString("the peer's MAC on the underlay; resolved by ARP (IPv4) or neighbour discovery (IPv6) when left out")
-    .refine((m) => (parseInt(m.slice(0, 2), 16) & 1) === 0 && m !== '00:00:00:00:00:00', "expected the peer's unicast MAC on the underlay, not a group or all-zero one (leave mac out to resolve it)").optional(),
+    .refine(isStationMac, "expected the peer's unicast MAC on the underlay, not a group or all-zero one (leave mac out to resolve it)").optional(),
 });
 
 export const fdbSchema = z.strictObject({
   vni: vniNumber,
-  mac: macString('the inner (pod) MAC'),
+  mac: macString('the inner (pod) MAC').refine(isStationMac, 'expected a pod\'s unicast MAC: a group (broadcast, multicast) or all-zero MAC is no station\'s, and group frames are flooded'),
   vtep: ipString('the VTEP behind that MAC'),
 });
 
@@ -74,7 +78,7 @@ const k8sNamespace = z.string().regex(/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/, 'e
 export const attachSchema = z.strictObject({
   representor: ifname('the representor netdev of the VF'),
   vni: vniNumber,
-  mac: macString("the pod interface's MAC"),
+  mac: macString("the pod interface's MAC").refine(isStationMac, 'expected the pod interface\'s unicast MAC, not a group (broadcast, multicast) or all-zero one'),
   pci: z.string().regex(/^[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$/, 'expected a PCI address DDDD:BB:DD.F').optional(),
   netns: absPath('the netns of the representor; the daemon\'s own when left out').optional(),
   // The pod interface's MTU (vfplane-cni sends it), for the underlay MTU check; without

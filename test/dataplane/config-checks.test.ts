@@ -62,6 +62,15 @@ describe('data-plane config checks', () => {
     expect(parseConfig({ ...ok, peers: [{ vtep: '192.0.2.1' }, { vtep: '192.0.2.2', mac: '02:00:00:00:00:02' }] }).peers).toEqual([{ vtep: '192.0.2.2', mac: '02:00:00:00:00:02' }]);
   });
 
+  it('takes only a station\'s MAC for a static FDB entry and an attachment (not a group or all-zero one)', () => {
+    const peers = [{ vtep: '192.0.2.2' }];
+    for (const mac of ['ff:ff:ff:ff:ff:ff', '01:00:5e:00:00:01', '00:00:00:00:00:00']) {
+      expect(() => parseConfig({ ...ok, peers, fdb: [{ vni: 5, mac, vtep: '192.0.2.2' }] }, 'dp.yaml'), mac).toThrow(/^dp\.yaml: fdb\.0\.mac: expected a pod's unicast MAC/);
+      expect(() => parseConfig({ ...ok, attachments: [{ representor: 'ens1f0r1', vni: 5, mac }] }, 'dp.yaml'), mac).toThrow(/^dp\.yaml: attachments\.0\.mac: expected the pod interface's unicast MAC/);
+    }
+    expect(parseConfig({ ...ok, peers, fdb: [{ vni: 5, mac: '02:00:00:00:00:05', vtep: '192.0.2.2' }] }).fdb).toHaveLength(1);
+  });
+
   it('refuses a static FDB entry or flood list naming a VTEP that is not a peer, naming the entry and the VTEP', () => {
     const peers = [{ vtep: '192.0.2.2' }];
     expect(() => parseConfig({ ...ok, peers, fdb: [{ vni: 5, mac: '02:00:00:00:00:05', vtep: '192.0.2.9' }] }, 'dp.yaml'))
