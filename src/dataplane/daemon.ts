@@ -1150,7 +1150,9 @@ export class Daemon {
     const prev = { peers: this.peers, fdb: this.fdb, floods: this.floods };
     this.peers = peers;
     this.fdb = fdb;
-    this.floods = new Map([...this.floods, ...s.floods.map((f) => [f.vni, f.flood] as [number, string[]])]);
+    // The config file declares the node: a VNI it gives a flood list keeps that one (as at
+    // reload); the state file adds the lists made over the socket for other VNIs.
+    this.floods = new Map([...s.floods.map((f) => [f.vni, f.flood] as [number, string[]]), ...this.floods]);
     try {
       this.commit();
     } catch (e) {

@@ -22,11 +22,12 @@ describePrivileged('socket changes to what the config file declares', { root: tr
   });
 
   it('say they last until the next restart or reload', async () => {
-    const dp = await dataplaneOn(n, up, d.dir, {
+    const cfg = {
       peers: [{ vtep: '192.0.2.2' }],
       vnis: [{ vni: 100, flood: ['192.0.2.2'] }],
       fdb: [{ vni: 100, mac: '02:00:00:00:0d:01', vtep: '192.0.2.2' }],
-    });
+    };
+    const dp = await dataplaneOn(n, up, d.dir, cfg);
     try {
       const add = vfplane(['dataplane', 'peer', 'add', '192.0.2.2', '--mac', '02:00:00:00:00:22', '--socket', dp.socket]);
       expect(add.code, add.stderr).toBe(0);
@@ -53,8 +54,26 @@ describePrivileged('socket changes to what the config file declares', { root: tr
       expect(other.code, other.stderr).toBe(0);
       expect(other.stderr).not.toMatch(/warning/);
       expect((await request(dp.socket, { op: 'flood-set', vni: 200, vteps: ['192.0.2.3'] })).note).toBeUndefined();
+      await request(dp.socket, { op: 'flood-set', vni: 100, vteps: [] });
     } finally {
       await dp.stop();
+    }
+    // A restart applies the file again: the declared VNI's list is the file's, also for a
+    // VNI whose list was made over the socket before the file came to declare it; a list
+    // made over the socket for a VNI the file does not declare comes back from the state.
+    const steps = (sock: string, vni: number) => (JSON.parse(vfplane(['dataplane', 'explain', '--vni', String(vni), '--mac', 'ff:ff:ff:ff:ff:ff', '--socket', sock, '--json']).stdout) as { steps: string[] }).steps;
+    const again = await dataplaneOn(n, up, d.dir, cfg);
+    try {
+      expect(steps(again.socket, 100)).toContain('VNI 100 has a flood list: 192.0.2.2');
+      expect(steps(again.socket, 200)).toContain('VNI 200 has a flood list: 192.0.2.3');
+    } finally {
+      await again.stop();
+    }
+    const declared = await dataplaneOn(n, up, d.dir, { ...cfg, vnis: [...cfg.vnis, { vni: 200, flood: ['192.0.2.2'] }] });
+    try {
+      expect(steps(declared.socket, 200)).toContain('VNI 200 has a flood list: 192.0.2.2');
+    } finally {
+      await declared.stop();
     }
   });
 });
