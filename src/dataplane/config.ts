@@ -178,6 +178,20 @@ export const configSchema = z.strictObject({
   // The workers send a static entry's frames, and a flood list's copies, through the
   // peer's tunnel: a VTEP that is not a peer has none (the commit would fail after the
   // uplink was claimed).
+  // Each peer, VNI and static entry once: a second would fail the commit after the uplink
+  // was claimed (or silently win).
+  const twice = <T>(list: T[], key: (x: T) => string, path: (i: number) => (string | number)[], what: (x: T, first: number) => string) => {
+    const seen = new Map<string, number>();
+    list.forEach((x, i) => {
+      const k = key(x);
+      const first = seen.get(k);
+      if (first === undefined) seen.set(k, i);
+      else ctx.addIssue({ code: 'custom', path: path(i), message: what(x, first) });
+    });
+  };
+  twice(c.peers, (p) => p.vtep, (i) => ['peers', i, 'vtep'], (p, j) => `peer ${p.vtep} is listed twice (also peers.${j}); list each peer once`);
+  twice(c.vnis, (v) => String(v.vni), (i) => ['vnis', i, 'vni'], (v, j) => `VNI ${v.vni} is listed twice (also vnis.${j}); give each VNI one entry`);
+  twice(c.fdb, (f) => `${f.vni}/${f.mac}`, (i) => ['fdb', i], (f, j) => `the static entry for ${f.mac} on VNI ${f.vni} is listed twice (also fdb.${j}); keep one`);
   const peers = new Set(c.peers.map((p) => p.vtep));
   c.fdb.forEach((f, i) => {
     if (!peers.has(f.vtep)) ctx.addIssue({ code: 'custom', path: ['fdb', i, 'vtep'], message: `the static entry for ${f.mac} on VNI ${f.vni} points at VTEP ${f.vtep}, which is not among peers; add it to peers or fix the entry` });

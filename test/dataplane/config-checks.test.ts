@@ -71,6 +71,17 @@ describe('data-plane config checks', () => {
     expect(parseConfig({ ...ok, peers, fdb: [{ vni: 5, mac: '02:00:00:00:00:05', vtep: '192.0.2.2' }] }).fdb).toHaveLength(1);
   });
 
+  it('refuses a peer, VNI or static entry listed twice, naming both places', () => {
+    expect(() => parseConfig({ ...ok, peers: [{ vtep: '192.0.2.2' }, { vtep: '192.0.2.2', mac: '02:00:00:00:00:02' }] }, 'dp.yaml'))
+      .toThrow(/^dp\.yaml: peers\.1\.vtep: peer 192\.0\.2\.2 is listed twice \(also peers\.0\); list each peer once/);
+    expect(() => parseConfig({ ...ok, vnis: [{ vni: 7, flood: [] }, { vni: 8, flood: [] }, { vni: 7, flood: [] }] }, 'dp.yaml'))
+      .toThrow(/^dp\.yaml: vnis\.2\.vni: VNI 7 is listed twice \(also vnis\.0\)/);
+    const peers = [{ vtep: '192.0.2.2' }];
+    const e = { vni: 5, mac: '02:00:00:00:00:05', vtep: '192.0.2.2' };
+    expect(() => parseConfig({ ...ok, peers, fdb: [e, { ...e, mac: '02:00:00:00:00:05'.toUpperCase() }] }, 'dp.yaml'))
+      .toThrow(/^dp\.yaml: fdb\.1: the static entry for 02:00:00:00:00:05 on VNI 5 is listed twice \(also fdb\.0\)/);
+  });
+
   it('refuses a static FDB entry or flood list naming a VTEP that is not a peer, naming the entry and the VTEP', () => {
     const peers = [{ vtep: '192.0.2.2' }];
     expect(() => parseConfig({ ...ok, peers, fdb: [{ vni: 5, mac: '02:00:00:00:00:05', vtep: '192.0.2.9' }] }, 'dp.yaml'))
