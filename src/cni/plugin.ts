@@ -84,11 +84,11 @@ function fileId(file: string): string {
 async function openAll(ctx: CniContext, goneOk = false): Promise<{ sysfs: Sysfs; store: AllocStore }> {
   const root = path.resolve(ctx.conf.sysfsRoot ?? defaultSysfsRoot());
   const dir = path.resolve(ctx.conf.stateDir ?? defaultStateDir());
-  if (goneOk && root !== path.resolve(defaultSysfsRoot()) && !fs.existsSync(root)) {
-    ctx.log.info(`sysfs root ${root} is gone (a simulated NIC destroyed?): every VF held there is gone with it; releasing without putting anything back`);
-    return { sysfs: vanishedSysfs(root), store: AllocStore.open(dir, { sysfsRoot: root }) };
-  }
   if (!fs.existsSync(root)) {
+    if (goneOk && root !== path.resolve(defaultSysfsRoot())) {
+      ctx.log.info(`sysfs root ${root} is gone (a simulated NIC destroyed?): every VF held there is gone with it; releasing without putting anything back`);
+      return { sysfs: vanishedSysfs(root), store: AllocStore.open(dir, { sysfsRoot: root }) };
+    }
     throw new CniError(ERR.INVALID_CONFIG, `sysfsRoot ${root} does not exist`,
       'leave sysfsRoot out of the network config (the host\'s /sys), or name a tree made by `vfplane sim create`');
   }

@@ -6,7 +6,7 @@ import { isIP } from 'node:net';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { invalid, notFound } from '../util/errors.js';
-import { formatIp, formatMac, parseIp, parseMac } from '../util/addr.js';
+import { formatIp, formatMac, isStationMac, parseIp, parseMac } from '../util/addr.js';
 import { NODE_NAME } from '../util/names.js';
 import { zodMessage } from '../util/zod.js';
 import { nativeFeatures } from './native.js';
@@ -40,10 +40,6 @@ export const metricsAddr = z.string()
 
 export const vniNumber = z.number({ error: 'expected a VNI (0–16777215)' }).int('expected a whole VNI').min(0, 'a VNI is 0–16777215').max(16_777_215, 'a VNI is 0–16777215 (24 bits)');
 const absPath = (what: string) => z.string({ error: `expected a path (${what})` }).refine((s) => s.startsWith('/') && !s.split('/').includes('..'), `expected an absolute path without .. (${what})`);
-
-/** A station's MAC (canonical text): not a group address (broadcast, multicast) and not
- *  all-zero, which no station sends from. */
-const isStationMac = (m: string) => (parseInt(m.slice(0, 2), 16) & 1) === 0 && m !== '00:00:00:00:00:00';
 
 export const peerSchema = z.strictObject({
   vtep: ipString('the peer VTEP').refine(isUnicast, 'expected a unicast address as a peer VTEP, not a multicast, broadcast or unspecified one (head-end replication sends a copy to each peer; list every remote VTEP by its own address)'),
@@ -233,9 +229,7 @@ export function parseConfig(input: unknown, source = 'config'): DaemonConfig {
   // One config for every node (a DaemonSet's lists every node's VTEP): a node is not its
   // own peer, nor in its own flood lists, and a static entry for a MAC behind its own
   // VTEP is one of its pods (learned locally). (Addresses are canonical by now.)
-  c.peers = c.peers.filter((p) => p.vtep !== c.uplink.vtep);
-  for (const v of c.vnis) v.flood = v.flood.filter((x) => x !== c.uplink.vtep);
-  c.fdb = c.fdb.filter((e) => e.vtep !== c.uplink.vtep);
+  dropVtep(c.uplink.vtep, c, c.vnis);
   // Queue q of a port is received by worker q % workers. An AF_PACKET uplink opens a
   // queue per worker (sockets in a fanout group). Pod ports with fewer queues than
   // workers are fine: the workers without a queue there hand their frames to one that
@@ -244,6 +238,15 @@ export function parseConfig(input: unknown, source = 'config'): DaemonConfig {
     throw invalid(`${source}: representors: ${c.representors} is for the dpdk backend; the ${c.backend} backend reaches representors itself (drop representors)`);
   }
   return c;
+}
+
+/** Takes VTEP (canonical, as the schemas leave addresses) out of a node's peers, static
+ *  entries and flood lists: what a shared config, or an older state file, says of the node
+ *  itself. */
+export function dropVtep(vtep: string, x: { peers: { vtep: string }[]; fdb: { vtep: string }[] }, lists: { flood: string[] }[]): void {
+  x.peers = x.peers.filter((p) => p.vtep !== vtep);
+  x.fdb = x.fdb.filter((e) => e.vtep !== vtep);
+  for (const l of lists) l.flood = l.flood.filter((v) => v !== vtep);
 }
 
 /** [lo, hi] pairs back in the config's form: "100-199,250". */

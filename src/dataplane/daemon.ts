@@ -10,9 +10,9 @@ import { join, resolve } from 'node:path';
 import { z } from 'zod';
 import { DataPlane, type Backend, type BackendCounters, type DpCounters, type DpSpec, type PortInfo } from './dp.js';
 import { ControlServer, overlayAttachRequest, probe, refuseNonSocket, type OverlayConf } from './control.js';
-import { attachSchema, fdbSchema, formatVniRanges, macString, metricsAddr, peerSchema, podBackendOf, socketPath, tenancyRefusal, vniNumber, ipString, zodMessage, type AttachRequest, type DaemonConfig } from './config.js';
+import { attachSchema, dropVtep, fdbSchema, formatVniRanges, macString, metricsAddr, peerSchema, podBackendOf, socketPath, tenancyRefusal, vniNumber, ipString, zodMessage, type AttachRequest, type DaemonConfig } from './config.js';
 import { resolveTunnel } from '../packet/config.js';
-import { formatIp, isGroupMac, parseIp, parseMac } from '../util/addr.js';
+import { formatIp, isGroupMac, isStationMac, parseIp, parseMac } from '../util/addr.js';
 import { conflict, invalid, notFound, systemError, VfpError } from '../util/errors.js';
 import { netnsId } from '../net/ip.js';
 import { linkAddrs, type LinkAddrs } from '../net/netops.js';
@@ -433,7 +433,9 @@ export class Daemon {
     const byStore = new Map<string, T[]>();
     for (const a of owned) {
       const dir = this.storeOf(a);
-      byStore.set(dir, [...(byStore.get(dir) ?? []), a]);
+      const group = byStore.get(dir);
+      if (group) group.push(a);
+      else byStore.set(dir, [a]);
     }
     return [...byStore].flatMap(([dir, group]) => readStore(dir, [] as T[], (store) => group.filter((a) => {
       const cur = store.get(a.pci!);
@@ -1032,7 +1034,7 @@ export class Daemon {
       steps.push(`VNI ${vni} has a flood list here but no local pod: the frame is decapsulated and dropped (no_local_port)`);
       return result('drop', { reason: 'no_local_port' });
     }
-    if (src && (isGroupMac(src) || src === '00:00:00:00:00:00')) {
+    if (src && !isStationMac(src)) {
       steps.push(`${src} is ${src === '00:00:00:00:00:00' ? 'all zero' : 'a group address'}, no station's source address: the frame is dropped (bad_src_mac) and nothing is learned`);
       return result('drop', { reason: 'bad_src_mac' });
     }
@@ -1126,10 +1128,7 @@ export class Daemon {
     if (!r.success) return ignore(zodMessage(r.error, raw));
     const s = r.data;
     // An older vfplane let the node's own VTEP in as a peer: not one (as in parseConfig).
-    const own = canonIp(this.cfg.uplink.vtep);
-    s.peers = s.peers.filter((p) => canonIp(p.vtep) !== own);
-    s.fdb = s.fdb.filter((f) => canonIp(f.vtep) !== own);
-    for (const f of s.floods) f.flood = f.flood.filter((x) => canonIp(x) !== own);
+    dropVtep(this.cfg.uplink.vtep, s, s.floods);
     const fam = isIP(this.cfg.uplink.vtep);
     const other = s.peers.findIndex((p) => isIP(p.vtep) !== fam);
     if (other >= 0) return ignore(`peers.${other}.vtep: ${s.peers[other]!.vtep} is not IPv${fam} like uplink.vtep ${this.cfg.uplink.vtep}`);

@@ -21,6 +21,12 @@ export function isGroupMac(s: string): boolean {
   return (parseInt(s.slice(0, 2), 16) & 1) === 1;
 }
 
+/** Whether a MAC in canonical text form can be a station's: not a group address and not
+ *  all-zero, which no station sends from. */
+export function isStationMac(s: string): boolean {
+  return !isGroupMac(s) && s !== '00:00:00:00:00:00';
+}
+
 export function formatMac(b: Uint8Array, off = 0): string {
   const out: string[] = [];
   for (let i = 0; i < 6; i++) out.push(b[off + i]!.toString(16).padStart(2, '0'));

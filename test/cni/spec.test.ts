@@ -1,7 +1,10 @@
 // The CNI spec layer: environment per command, CNI_ARGS, the network config (decode,
 // version, validation, effective values), results in every supported version, the error
 // mapping, and the executable's exact stdout and exit code for VERSION and bad input.
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { connect, createServer } from 'node:net';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ROOT } from '../helpers/cli.js';
@@ -425,9 +428,6 @@ describe('the shim protocol', () => {
 
   it('the server takes a connection closed without a request (a liveness probe, as doctor makes) quietly, and still logs a garbled one', async () => {
     const { serveCni } = await import('../../src/cni/server.js');
-    const { connect } = await import('node:net');
-    const { mkdtempSync, rmSync } = await import('node:fs');
-    const { tmpdir } = await import('node:os');
     const dir = mkdtempSync(join(tmpdir(), 'vfplane-cni-probe-'));
     const logged: string[] = [];
     const srv = await serveCni(join(dir, 'cni.sock'), (m) => logged.push(m));
@@ -452,10 +452,6 @@ describe('the shim protocol', () => {
   });
 
   it('a shim meeting a server from before version 2 (it hangs up on the request) asks again in version 1 and relays that answer', async () => {
-    const { createServer } = await import('node:net');
-    const { spawn } = await import('node:child_process');
-    const { mkdtempSync, rmSync } = await import('node:fs');
-    const { tmpdir } = await import('node:os');
     const dir = mkdtempSync(join(tmpdir(), 'vfplane-shimv1-'));
     const sock = join(dir, 'cni.sock');
     const seen: string[] = [];
