@@ -30,6 +30,9 @@ const recordSchema = z.object({
   // A DPDK vdev's netdev only (its PMD sets promiscuous mode by SIOCSIFFLAGS, which
   // outlives a killed process): whether it was promiscuous before the claim.
   promisc: z.boolean().optional(),
+  // Whether it was administratively up before the claim (which brings it up): one that
+  // was down goes down again. Absent in journals of older versions: left up.
+  up: z.boolean().optional(),
   since: z.string(), // when it was first claimed (ISO time), for the log
 });
 export type ClaimRecord = z.infer<typeof recordSchema>;
@@ -244,10 +247,10 @@ export class ClaimJournal {
   /** Records a claim; throws (and records nothing) when the file cannot be written, so
    *  the caller changes nothing either. */
   put(r: ClaimRecord): void {
-    const { ifname, netns, ifindex, forwarding, disableIpv6, multicast, rxAgg, promisc, since } = r;
+    const { ifname, netns, ifindex, forwarding, disableIpv6, multicast, rxAgg, promisc, up, since } = r;
     const k = key(ifname, netns);
     const before = this.recs.get(k);
-    this.recs.set(k, { ifname, ...(netns ? { netns } : {}), ifindex, forwarding, disableIpv6, multicast, rxAgg, ...(promisc !== undefined ? { promisc } : {}), since });
+    this.recs.set(k, { ifname, ...(netns ? { netns } : {}), ifindex, forwarding, disableIpv6, multicast, rxAgg, ...(promisc !== undefined ? { promisc } : {}), ...(up !== undefined ? { up } : {}), since });
     try {
       this.save();
     } catch (e) {
@@ -290,7 +293,7 @@ export class ClaimJournal {
  *  With `multicast`, the link also receives that group: an IPv6 uplink's solicited-node
  *  group, which the kernel no longer joins for it (its IPv6 is off, and the data plane,
  *  not the kernel, answers for the VTEP). */
-export async function claimNetdev(journal: ClaimJournal, ifname: string, ifindex: number, netns?: string, multicast?: string, opts: { promisc?: boolean } = {}): Promise<Claim> {
+export async function claimNetdev(journal: ClaimJournal, ifname: string, ifindex: number, netns?: string, multicast?: string, opts: { promisc?: boolean; wasUp?: boolean } = {}): Promise<Claim> {
   const ns = netns ?? null;
   const notes: string[] = [];
   // First of all: no other data plane holds it (whatever its node and state directory).
@@ -314,7 +317,7 @@ function promiscuous(ifname: string): boolean | undefined {
   }
 }
 
-async function claimLocked(journal: ClaimJournal, ifname: string, ifindex: number, netns: string | undefined, multicast: string | undefined, ns: string | null, notes: string[], lock: { release(): void }, opts: { promisc?: boolean }): Promise<Claim> {
+async function claimLocked(journal: ClaimJournal, ifname: string, ifindex: number, netns: string | undefined, multicast: string | undefined, ns: string | null, notes: string[], lock: { release(): void }, opts: { promisc?: boolean; wasUp?: boolean }): Promise<Claim> {
   const prev = journal.find(ifname, netns);
   let claim: Claim;
   if (prev && prev.ifindex === ifindex) {
@@ -336,6 +339,7 @@ async function claimLocked(journal: ClaimJournal, ifname: string, ifindex: numbe
       multicast: multicast ?? null,
       rxAgg,
       ...(opts.promisc && !netns ? { promisc: promiscuous(ifname) } : {}),
+      ...(opts.wasUp !== undefined ? { up: opts.wasUp } : {}),
       since: new Date().toISOString(),
     };
     if (claim.promisc === undefined) delete claim.promisc;
@@ -377,6 +381,7 @@ export function givesBack(r: ClaimRecord): string[] {
   if (r.rxAgg) out.push(`${rxAggNames(r.rxAgg).join(', ')} on`);
   if (r.multicast) out.push(`leaves group ${r.multicast}`);
   if (r.promisc === false) out.push('promiscuous mode off');
+  if (r.up === false) out.push('link down');
   return out;
 }
 
@@ -405,6 +410,7 @@ export async function releaseNetdev(journal: ClaimJournal, c: ClaimRecord | null
   if (c.forwarding !== null) ops.push({ op: 'sysctl', path: `net/ipv4/conf/${c.ifname}/forwarding`, value: c.forwarding, optional: true });
   if (c.disableIpv6 !== null) ops.push({ op: 'sysctl', path: `net/ipv6/conf/${c.ifname}/disable_ipv6`, value: c.disableIpv6, optional: true });
   if (c.multicast) ops.push({ op: 'maddr', name: c.ifname, mac: c.multicast, join: false });
+  if (c.up === false) ops.push({ op: 'set', name: c.ifname, up: false });
   try {
     await Promise.all([netRun(c.netns ?? null, ops), c.rxAgg ? rxAggregation(c.netns ?? null, c.ifname, { set: c.rxAgg }) : null]);
     // A DPDK PMD switches it off when its port closes; one killed first did not. `promisc

@@ -223,7 +223,7 @@ export class Daemon {
     this.uplinkNetdev = { ifindex: l.ifindex, netns: netnsId(netns) };
     this.uplinkWatch = { ifname, ...(netns ? { netns } : {}), ifindex: l.ifindex };
     const vtep = this.cfg.uplink.vtep;
-    this.uplinkClaim = await claimNetdev(this.claims, ifname, l.ifindex, netns, isIP(vtep) === 6 ? solicitedNodeMac(vtep) : undefined, { promisc });
+    this.uplinkClaim = await claimNetdev(this.claims, ifname, l.ifindex, netns, isIP(vtep) === 6 ? solicitedNodeMac(vtep) : undefined, { promisc, wasUp: l.up });
     if (this.uplinkClaim.note) this.log.info(`uplink ${ifname}: ${this.uplinkClaim.note}`);
     return l;
   }
@@ -651,7 +651,7 @@ export class Daemon {
     // The claim's changes (forwarding, IPv6, up) wait for RTNL while the move holds it;
     // the port's setup waits for grace periods. They run at once: the claim on netops'
     // thread, the port here.
-    const claiming = claimNetdev(this.claims, a.representor, l.ifindex, a.netns);
+    const claiming = claimNetdev(this.claims, a.representor, l.ifindex, a.netns, undefined, { wasUp: l.up });
     let port: PortInfo;
     try {
       port = this.dp!.openPort(this.podBackend, this.portOpts(a.representor, a.netns, 'representor'), a.representor);

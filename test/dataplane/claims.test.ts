@@ -27,9 +27,10 @@ describePrivileged('netdevs held by a daemon that was killed', { netns: true, co
     gro: /^generic-receive-offload: (on|off)/m.exec(n.exec('ethtool', ['-k', dev]))![1],
     forwarding: n.exec('sysctl', ['-n', `net.ipv4.conf.${dev}.forwarding`]).trim(),
     disableIpv6: n.exec('sysctl', ['-n', `net.ipv6.conf.${dev}.disable_ipv6`]).trim(),
+    up: (JSON.parse(n.exec('ip', ['-j', 'link', 'show', 'dev', dev])) as { flags: string[] }[])[0]!.flags.includes('UP'),
   });
-  const host = { gro: 'on', forwarding: '1', disableIpv6: '0' }; // what the test set
-  const claimed = { gro: 'off', forwarding: '0', disableIpv6: '1' }; // what a claim sets
+  const host = { gro: 'on', forwarding: '1', disableIpv6: '0', up: false }; // what the test set (a new veth is down)
+  const claimed = { gro: 'off', forwarding: '0', disableIpv6: '1', up: true }; // what a claim sets
 
   beforeAll(() => {
     n = Netns.create('kln');
@@ -83,8 +84,8 @@ describePrivileged('netdevs held by a daemon that was killed', { netns: true, co
     expect(settings(u1)).toEqual(claimed);
     // status says what the data plane holds and what it will give back: the first run's.
     const st = JSON.parse(vfplane(['dataplane', 'status', '--socket', socket, '--json']).stdout) as { held: { netdev: string; givesBack: string[] }[] };
-    expect(st.held).toEqual([expect.objectContaining({ netdev: u1, givesBack: ['IPv4 forwarding 1', 'IPv6 on', 'rx-gro on'] })]);
-    expect(vfplane(['dataplane', 'status', '--socket', socket]).stdout).toContain(`holds ${u1} (in /run/netns/${n.name}): gives back IPv4 forwarding 1, IPv6 on, rx-gro on when released`);
+    expect(st.held).toEqual([expect.objectContaining({ netdev: u1, givesBack: ['IPv4 forwarding 1', 'IPv6 on', 'rx-gro on', 'link down'] })]);
+    expect(vfplane(['dataplane', 'status', '--socket', socket]).stdout).toContain(`holds ${u1} (in /run/netns/${n.name}): gives back IPv4 forwarding 1, IPv6 on, rx-gro on, link down when released`);
     await end(b.d, 'SIGTERM');
     expect(settings(u1)).toEqual(host);
     expect(journaled()).toEqual([]);
@@ -121,7 +122,7 @@ describePrivileged('netdevs held by a daemon that was killed', { netns: true, co
     const b = await start(u1);
     expect(b.log()).not.toContain('held since');
     await end(b.d, 'SIGTERM');
-    expect(settings(u1)).toEqual({ gro: 'off', forwarding: '1', disableIpv6: '0' });
+    expect(settings(u1)).toEqual({ gro: 'off', forwarding: '1', disableIpv6: '0', up: false });
     expect(journaled()).toEqual([]);
     n.exec('ethtool', ['-K', u1, 'gro', 'on']); // as the tests below expect it
   });
@@ -245,6 +246,33 @@ describePrivileged('netdevs held by a daemon that was killed', { netns: true, co
     expect(existsSync(journal)).toBe(false);
     r = vfplane(['dataplane', 'unclaim', '--state-dir', stateDir, '--json']);
     expect(JSON.parse(r.stdout)).toEqual({ stateDir, nodes: [] });
+  });
+
+  it('an attached representor that was down goes down again at detach; one that was up stays up', async () => {
+    const a = await start(u1);
+    const rep = ifname('kr'), repp = ifname('ks');
+    vethPair(n, rep, m, repp); // down, as a VF's representor is before its pod comes
+    const cli = (...args: string[]) => {
+      const r = vfplane(['dataplane', ...args, '--socket', socket]);
+      expect(r.code, `${args.join(' ')}: ${r.stderr}`).toBe(0);
+    };
+    try {
+      cli('attach', '--representor', rep, '--vni', '100', '--mac', '02:00:00:00:0b:01', '--netns', `/run/netns/${n.name}`);
+      expect(settings(rep).up).toBe(true);
+      const st = JSON.parse(vfplane(['dataplane', 'status', '--socket', socket, '--json']).stdout) as { held: { netdev: string; givesBack: string[] }[] };
+      expect(st.held.find((h) => h.netdev === rep)?.givesBack).toContain('link down');
+      cli('detach', '--representor', rep);
+      expect(settings(rep).up).toBe(false);
+      // Up before the attach: left up.
+      n.ip(['link', 'set', rep, 'up']);
+      cli('attach', '--representor', rep, '--vni', '100', '--mac', '02:00:00:00:0b:01', '--netns', `/run/netns/${n.name}`);
+      cli('detach', '--representor', rep);
+      expect(settings(rep).up).toBe(true);
+    } finally {
+      await end(a.d, 'SIGTERM');
+      n.ip(['link', 'del', rep]);
+    }
+    expect(settings(u1)).toEqual(host);
   });
 
   it('a journal it cannot write stops the claim before any change, naming the file', async () => {
