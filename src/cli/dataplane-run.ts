@@ -1,7 +1,7 @@
 // The work behind `vfplane dataplane …`: the daemon in the foreground, and the client
 // side of its control socket with human tables or --json.
 import Table from 'cli-table3';
-import { loadConfig, socketPath } from '../dataplane/config.js';
+import { loadConfig, reloadSummary, socketPath } from '../dataplane/config.js';
 import { request } from '../dataplane/control.js';
 import { countsText, printJson } from './output.js';
 
@@ -262,8 +262,9 @@ function lasts(r: Record<string, unknown>): void {
 export async function dpReload(o: ClientOpts): Promise<void> {
   const r = await request(await sock(o), { op: 'reload' });
   if (o.json) return printJson(strip(r));
-  const changed = r.changed as string[];
-  console.log(`reloaded: ${changed.length ? `${changed.join(', ')} changed` : 'nothing changed'} (epoch ${r.epoch as number})`);
+  const undone = (r.undone as string[] | undefined) ?? [];
+  const changed = (r.changed as string[]).filter((k) => !undone.includes(k));
+  console.log(`reloaded: ${reloadSummary(changed, undone)} (epoch ${r.epoch as number})`);
 }
 
 /** Gives back what killed data planes left claimed (their claims journals), refusing

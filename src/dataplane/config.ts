@@ -299,3 +299,10 @@ export function loadConfig(path: string, fallback: { stateDir?: string; socket?:
 
 export { socketPath } from './control.js';
 export { zodMessage } from '../util/zod.js';
+
+/** What a reload did, for the log and the CLI: the items the file changed, and those it
+ *  set back to what it declares after the control socket had changed them. */
+export function reloadSummary(changed: string[], undone: string[]): string {
+  const parts = [changed.length ? `${changed.join(', ')} changed` : '', undone.length ? `${undone.join(', ')} set back to what the file declares (undoing control-socket changes)` : ''].filter(Boolean);
+  return parts.length ? parts.join('; ') : 'nothing changed';
+}

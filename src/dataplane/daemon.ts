@@ -10,7 +10,7 @@ import { join, resolve } from 'node:path';
 import { z } from 'zod';
 import { DataPlane, type Backend, type BackendCounters, type DpCounters, type DpSpec, type PortInfo } from './dp.js';
 import { ControlServer, overlayAttachRequest, probe, refuseNonSocket, type OverlayConf } from './control.js';
-import { attachSchema, dropVtep, fdbSchema, formatVniRanges, macString, metricsAddr, peerSchema, podBackendOf, socketPath, tenancyRefusal, vniNumber, ipString, zodMessage, type AttachRequest, type DaemonConfig } from './config.js';
+import { attachSchema, dropVtep, fdbSchema, formatVniRanges, macString, metricsAddr, peerSchema, podBackendOf, reloadSummary, socketPath, tenancyRefusal, vniNumber, ipString, zodMessage, type AttachRequest, type DaemonConfig } from './config.js';
 import { resolveTunnel } from '../packet/config.js';
 import { formatIp, isGroupMac, isStationMac, parseIp, parseMac } from '../util/addr.js';
 import { conflict, invalid, notFound, systemError, VfpError } from '../util/errors.js';
@@ -935,8 +935,17 @@ export class Daemon {
       ({ peers: this.peers, fdb: this.fdb, floods: this.floods, cfg: this.cfg } = prev);
     });
     const changed = [...live].filter((k) => !same(old[k as keyof DaemonConfig], next[k as keyof DaemonConfig]));
-    this.log.info(`reloaded the config: ${changed.length ? `${changed.join(', ')} changed` : 'nothing changed'}, epoch ${this.epoch}`);
-    return { changed, epoch: this.epoch };
+    // The file may be as it was while what ran was not: a peer, entry or flood list the
+    // socket changed after the file declared it goes back to the file's. That is a change
+    // too (in any order: the lists are compared as sets).
+    const asSet = (xs: unknown[]) => xs.map((x) => JSON.stringify(x)).sort().join('\n');
+    const undone = ([
+      ['peers', prev.peers, this.peers],
+      ['fdb', prev.fdb, this.fdb],
+      ['vnis', [...prev.floods], [...this.floods]],
+    ] as [string, unknown[], unknown[]][]).filter(([k, a, b]) => !changed.includes(k) && asSet(a) !== asSet(b)).map(([k]) => k);
+    this.log.info(`reloaded the config: ${reloadSummary(changed, undone)}, epoch ${this.epoch}`);
+    return { changed: [...changed, ...undone], undone, epoch: this.epoch };
   }
 
   /**
@@ -1334,3 +1343,4 @@ export function prometheus(node: string, c: DpCounters, names: Map<number, strin
     atts.map((a) => [{ representor: a.representor, vni: String(a.vni) }, a.state === 'gone' || a.state === 'replaced' || a.state === 'waiting' ? 0 : 1]));
   return out.join('\n') + '\n';
 }
+

@@ -55,6 +55,14 @@ describePrivileged('socket changes to what the config file declares', { root: tr
       expect(other.stderr).not.toMatch(/warning/);
       expect((await request(dp.socket, { op: 'flood-set', vni: 200, vteps: ['192.0.2.3'] })).note).toBeUndefined();
       await request(dp.socket, { op: 'flood-set', vni: 100, vteps: [] });
+      // A reload of the same file sets the declared entry and flood list back, and says
+      // so (it said "nothing changed": the file had not).
+      const rl = vfplane(['dataplane', 'reload', '--socket', dp.socket]);
+      expect(rl.code, rl.stderr).toBe(0);
+      expect(rl.stdout).toMatch(/^reloaded: fdb, vnis set back to what the file declares \(undoing control-socket changes\)/);
+      expect(bcast().steps).toContain('VNI 100 has a flood list: 192.0.2.2');
+      expect(vfplane(['dataplane', 'reload', '--socket', dp.socket]).stdout).toMatch(/^reloaded: nothing changed/);
+      await request(dp.socket, { op: 'flood-set', vni: 100, vteps: [] }); // for the restart below
     } finally {
       await dp.stop();
     }
