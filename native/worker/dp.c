@@ -18,6 +18,7 @@
 #include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
+#include <arpa/inet.h>
 
 static const char *const drop_names[VFP_DP_D__COUNT] = {
     "no_attachment", "no_peer", "neigh_unresolved", "no_local_port", "hairpin",
@@ -36,6 +37,12 @@ static uint64_t now_ns(void) {
 
 static int addr_eq(const vfp_addr *a, const vfp_addr *b) {
     return a->family == b->family && !memcmp(a->bytes, b->bytes, a->family == 4 ? 4 : 16);
+}
+
+/* An address as text, for commit errors: they name values, not list positions. */
+static const char *addr_str(const vfp_addr *a, char *buf, size_t len) {
+    if (!inet_ntop(a->family == 4 ? AF_INET : AF_INET6, a->bytes, buf, (socklen_t)len)) snprintf(buf, len, "?");
+    return buf;
 }
 
 static uint32_t addr_hash(const vfp_addr *a) {
@@ -1759,7 +1766,8 @@ static int64_t build(vfp_dp *dp, const vfp_dp_spec *s, dp_cfg **out, char *err, 
     for (uint32_t i = 0; i < s->n_peers; i++)
         for (uint32_t j = 0; j < i; j++)
             if (addr_eq(&s->peers[i].vtep, &s->peers[j].vtep)) {
-                snprintf(err, errlen, "peer %u is listed twice", i);
+                char ab[INET6_ADDRSTRLEN];
+                snprintf(err, errlen, "peer %s is listed twice", addr_str(&s->peers[i].vtep, ab, sizeof ab));
                 return -EEXIST;
             }
     /* VNIs: every attached one, every flood-listed one and the extras. */
@@ -1860,8 +1868,9 @@ static int64_t build(vfp_dp *dp, const vfp_dp_spec *s, dp_cfg **out, char *err, 
         if (p->mac_known) memcpy(tc.dst_mac, s->peers[i].mac, 6);
         else memset(tc.dst_mac, 0, 6);
         if (vfp_tunnel__init(&p->tun, &tc)) {
-            snprintf(err, errlen, "the tunnel to peer %u is inconsistent (address family of local and remote "
-                     "VTEP, VLAN, ports, TTL)", i);
+            char ab[INET6_ADDRSTRLEN];
+            snprintf(err, errlen, "the tunnel to peer %s is inconsistent (address family of local and remote "
+                     "VTEP, VLAN, ports, TTL)", addr_str(&p->addr, ab, sizeof ab));
             rc = -EINVAL;
         }
         uint32_t h = addr_hash(&p->addr) & c->peer_mask;
@@ -1893,8 +1902,9 @@ static int64_t build(vfp_dp *dp, const vfp_dp_spec *s, dp_cfg **out, char *err, 
             for (uint32_t q = 0; q < s->floods[j].n; q++) {
                 int p = peer_find(c, &s->floods[j].vteps[q]);
                 if (p < 0) {
-                    snprintf(err, errlen, "the flood list of VNI %u names a VTEP that is not a peer; add it to "
-                             "peers first", v->vni);
+                    char ab[INET6_ADDRSTRLEN];
+                    snprintf(err, errlen, "the flood list of VNI %u names VTEP %s, which is not a peer; add it to "
+                             "peers first", v->vni, addr_str(&s->floods[j].vteps[q], ab, sizeof ab));
                     rc = -EINVAL;
                     break;
                 }
@@ -1929,16 +1939,20 @@ static int64_t build(vfp_dp *dp, const vfp_dp_spec *s, dp_cfg **out, char *err, 
         if (e) rc = e, snprintf(err, errlen, "cannot build the static FDB: %s", strerror(-e));
         for (uint32_t i = 0; i < s->n_fdb && !rc; i++) {
             const vfp_dp_fdb_spec *f = &s->fdb[i];
+            char mb[18];
+            snprintf(mb, sizeof mb, "%02x:%02x:%02x:%02x:%02x:%02x", f->mac[0], f->mac[1], f->mac[2], f->mac[3],
+                     f->mac[4], f->mac[5]);
             if (peer_find(c, &f->vtep) < 0) {
-                snprintf(err, errlen, "static FDB entry %u (VNI %u) points at a VTEP that is not a peer; add "
-                         "it to peers first", i, f->vni);
+                char ab[INET6_ADDRSTRLEN];
+                snprintf(err, errlen, "the static entry for %s on VNI %u points at VTEP %s, which is not a peer; add "
+                         "it to peers first", mb, f->vni, addr_str(&f->vtep, ab, sizeof ab));
                 rc = -EINVAL;
                 break;
             }
             e = vfp_fdb__add_static(c->fdb, f->vni, f->mac, &f->vtep);
             if (e) {
-                snprintf(err, errlen, "static FDB entry %u (VNI %u) rejected: %s (a group MAC cannot be "
-                         "static; VNI must be ≤ 16777215)", i, f->vni, strerror(-e));
+                snprintf(err, errlen, "the static entry for %s on VNI %u is rejected: %s (a group MAC cannot be "
+                         "static; VNI must be ≤ 16777215)", mb, f->vni, strerror(-e));
                 rc = e;
             }
         }

@@ -913,9 +913,9 @@ export class Daemon {
     const live = new Set(['peers', 'vnis', 'fdb', 'learn', 'ageSeconds', 'antiSpoof', 'tenants']);
     const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
     const keys = [...new Set([...Object.keys(old), ...Object.keys(next)])] as (keyof DaemonConfig)[];
-    const fixed = keys.filter((k) => !live.has(k) && !same(old[k], next[k]));
+    const fixed = keys.filter((k) => !live.has(k) && !same(old[k], next[k])).flatMap((k) => differs(old[k], next[k], k));
     if (fixed.length) {
-      throw invalid(`the config changes ${fixed.join(', ')}, which take a restart of the data plane (${fixed.includes('attachments') ? 'attachments change live through vfplane dataplane attach/detach; ' : ''}peers, vnis, fdb, learn, ageSeconds, antiSpoof and tenants reload live); nothing was changed`);
+      throw invalid(`the config changes ${fixed.join(', ')}, which ${fixed.length > 1 ? 'take' : 'takes'} a restart of the data plane (${fixed.includes('attachments') ? 'attachments change live through vfplane dataplane attach/detach; ' : ''}peers, vnis, fdb, learn, ageSeconds, antiSpoof and tenants reload live); nothing was changed`);
     }
     const refused = [...this.atts.values()].filter((a) => a.owner && tenancyRefusal(next, a.owner.podNamespace, a.vni));
     if (refused.length) {
@@ -1344,3 +1344,11 @@ export function prometheus(node: string, c: DpCounters, names: Map<number, strin
   return out.join('\n') + '\n';
 }
 
+/** Where two config values differ, as the file's dotted paths (`uplink.vlan`, not
+ *  `uplink`): objects are compared key by key, anything else as a whole. */
+function differs(a: unknown, b: unknown, path: string): string[] {
+  const obj = (x: unknown): x is Record<string, unknown> => typeof x === 'object' && x !== null && !Array.isArray(x);
+  if (JSON.stringify(a) === JSON.stringify(b)) return [];
+  if (!obj(a) || !obj(b)) return [path];
+  return [...new Set([...Object.keys(a), ...Object.keys(b)])].flatMap((k) => differs(a[k], b[k], `${path}.${k}`));
+}

@@ -135,7 +135,12 @@ describe('data plane on memory ports', () => {
       dp.commit({ ...base, uplink: up.slot, fdb: [], atts });
       expect(() => dp.commit({ ...base, uplink: up.slot, fdb: [], atts: [...atts, { ...atts[0]! }] })).toThrow(/attached twice/);
       expect(() => dp.commit({ ...base, uplink: up.slot, atts, fdb: [{ vni: 100, mac: mac('02:00:00:00:00:09'), vtep: ip('198.51.100.9') }] }))
-        .toThrow(/not a peer/);
+        .toThrow(/^the static entry for 02:00:00:00:00:09 on VNI 100 points at VTEP 198\.51\.100\.9, which is not a peer/);
+      // Errors name values, not positions in the lists.
+      const twice = { vtep: ip('192.0.2.7'), mac: mac('02:bb:00:00:00:07') };
+      expect(() => dp.commit({ ...base, uplink: up.slot, fdb: [], atts, peers: [...base.peers, twice, { ...twice }] })).toThrow(/^peer 192\.0\.2\.7 is listed twice/);
+      expect(() => dp.commit({ ...base, uplink: up.slot, fdb: [], atts, floods: [{ vni: 100, vteps: [ip('198.51.100.8')] }] }))
+        .toThrow(/^the flood list of VNI 100 names VTEP 198\.51\.100\.8, which is not a peer/);
       expect(() => dp.commit({ ...base, uplink: up.slot, fdb: [], atts: [{ port: up.slot, vni: 100, mac: mac('02:00:00:00:00:01') }] }))
         .toThrow(/not a pod port/);
       expect(() => dp.commit({ ...base, uplink: up.slot, fdb: [], atts: [{ port: gen.slot, vni: 1 << 24, mac: mac('02:00:00:00:00:01') }] }))

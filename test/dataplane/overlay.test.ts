@@ -319,7 +319,9 @@ describePrivileged('VXLAN overlay between two simulated nodes', { netns: true, c
       writeFileSync(a.config, JSON.stringify({ ...cfg, uplink: { ...cfg.uplink, vtep: '192.0.2.50' } }));
       const bad = vfplane(['dataplane', 'reload', '--socket', a.socket]);
       expect(bad.code).toBe(2);
-      expect(bad.stderr).toMatch(/the config changes uplink, which take a restart .*nothing was changed/);
+      expect(bad.stderr).toMatch(/the config changes uplink\.vtep, which takes a restart .*nothing was changed/); // the field, not its object
+      writeFileSync(a.config, JSON.stringify({ ...cfg, uplink: { ...cfg.uplink, vlan: 7 }, tunnel: { ttl: 9 } }));
+      expect(vfplane(['dataplane', 'reload', '--socket', a.socket]).stderr).toMatch(/the config changes uplink\.vlan, tunnel\.ttl, which take a restart/);
       expect((await peers()).peers.map((p) => p.vtep)).toContain('192.0.2.66');
       // Tenants that would shut out attached pods (a1 on VNI 100) are refused.
       writeFileSync(a.config, JSON.stringify({ ...cfg, tenants: [{ namespaces: ['default'], vnis: '200' }] }));
