@@ -973,7 +973,9 @@ export class Daemon {
     const sender = q.from ? this.atts.get(q.from) : undefined;
     if (q.from && !sender) throw notFound(`no attachment on representor ${q.from}; see vfplane dataplane status`);
     if (sender && sender.vni !== q.vni) throw invalid(`representor ${q.from} is on VNI ${sender.vni}, not ${q.vni}: its frames go on VNI ${sender.vni}`);
-    if (!local.length) steps.push(`no pod on this node is attached to VNI ${q.vni}: no pod here sends on it, and frames arriving for it from the underlay are dropped (vni_unknown)`);
+    // As the underlay direction says it (explainFromUnderlay): a VNI with a flood list of
+    // its own is served (decapsulated, then dropped with nowhere to go), one without is not.
+    if (!local.length) steps.push(`no pod on this node is attached to VNI ${q.vni}: no pod here sends on it, and frames arriving for it from the underlay are dropped (${this.floods.has(q.vni) ? 'no_local_port' : 'vni_unknown'})`);
     const result = (verdict: string, extra: Record<string, unknown>) => ({ vni: q.vni, mac: dst, ...(q.from ? { from: q.from } : {}), verdict, ...extra, steps });
     if (sender && c.antiSpoof && q.src && q.src.toLowerCase() !== sender.mac.toLowerCase()) {
       steps.push(`anti-spoofing is on and ${q.from} may only send from ${sender.mac}, not ${q.src}`);

@@ -54,6 +54,13 @@ describePrivileged('socket changes to what the config file declares', { root: tr
       expect(other.code, other.stderr).toBe(0);
       expect(other.stderr).not.toMatch(/warning/);
       expect((await request(dp.socket, { op: 'flood-set', vni: 200, vteps: ['192.0.2.3'] })).note).toBeUndefined();
+      // A VNI with a flood list and no pod is decapsulated, then has nowhere to go; one
+      // with neither is not served: explain says so in both directions, as the counters do.
+      const why = (vni: number, from?: string) => (JSON.parse(vfplane(['dataplane', 'explain', '--vni', String(vni), '--mac', 'ff:ff:ff:ff:ff:ff', ...(from ? ['--from', from] : []), '--socket', dp.socket, '--json']).stdout) as { steps: string[]; reason?: string });
+      expect(why(200).steps.join('\n')).toMatch(/from the underlay are dropped \(no_local_port\)/);
+      expect(why(200, 'uplink').reason).toBe('no_local_port');
+      expect(why(300).steps.join('\n')).toMatch(/from the underlay are dropped \(vni_unknown\)/);
+      expect(why(300, 'uplink').reason).toBe('vni_unknown');
       await request(dp.socket, { op: 'flood-set', vni: 100, vteps: [] });
       // A reload of the same file sets the declared entry and flood list back, and says
       // so (it said "nothing changed": the file had not).
