@@ -1292,7 +1292,8 @@ export function countersJson(c: DpCounters, names: Map<number, string>): Record<
     engine: obj(c.engine),
     drops: obj(c.drops),
     misc: obj(c.misc),
-    ports: [...c.ports].map(([slot, p]) => ({ slot, name: names.get(slot) ?? `slot${slot}`, rxPkts: n(p.rxPkts), rxBytes: n(p.rxBytes), txPkts: n(p.txPkts), txBytes: n(p.txBytes), drops: n(p.drops), errors: n(p.errors) })),
+    // Only open ports: a closed one's slot keeps its counters until a new port takes it.
+    ports: [...c.ports].filter(([slot]) => names.has(slot)).map(([slot, p]) => ({ slot, name: names.get(slot)!, rxPkts: n(p.rxPkts), rxBytes: n(p.rxBytes), txPkts: n(p.txPkts), txBytes: n(p.txBytes), drops: n(p.drops), errors: n(p.errors) })),
     vnis: [...c.vnis.values()].map((v) => ({ vni: v.vni, encapPkts: n(v.encapPkts), encapBytes: n(v.encapBytes), decapPkts: n(v.decapPkts), decapBytes: n(v.decapBytes), floodPkts: n(v.floodPkts), localPkts: n(v.localPkts), drops: n(v.drops) })),
     workers: c.perWorker.map((w) => ({ cpu: w.cpu, loops: n(w.loops), busyLoops: n(w.busyLoops), epoch: n(w.epoch) })),
     peers: [...c.peers.values()].map((p) => ({ vtep: p.vtep, state: p.state, mac: p.mac, requests: n(p.requests), encapPkts: n(p.encapPkts), encapBytes: n(p.encapBytes) })),
@@ -1312,17 +1313,17 @@ export function prometheus(node: string, c: DpCounters, names: Map<number, strin
       out.push(`${name}{${l}} ${v}`);
     }
   };
-  const ports = [...c.ports];
-  metric('vfplane_port_rx_packets_total', 'Frames received on a data-plane port.', 'counter', ports.map(([s, p]) => [{ port: names.get(s) ?? `slot${s}` }, p.rxPkts]));
-  metric('vfplane_port_tx_packets_total', 'Frames sent on a data-plane port.', 'counter', ports.map(([s, p]) => [{ port: names.get(s) ?? `slot${s}` }, p.txPkts]));
-  metric('vfplane_port_rx_bytes_total', 'Bytes received on a data-plane port.', 'counter', ports.map(([s, p]) => [{ port: names.get(s) ?? `slot${s}` }, p.rxBytes]));
-  metric('vfplane_port_tx_bytes_total', 'Bytes sent on a data-plane port.', 'counter', ports.map(([s, p]) => [{ port: names.get(s) ?? `slot${s}` }, p.txBytes]));
+  const ports = [...c.ports].filter(([s]) => names.has(s)); // open ports (see countersJson)
+  metric('vfplane_port_rx_packets_total', 'Frames received on a data-plane port.', 'counter', ports.map(([s, p]) => [{ port: names.get(s)! }, p.rxPkts]));
+  metric('vfplane_port_tx_packets_total', 'Frames sent on a data-plane port.', 'counter', ports.map(([s, p]) => [{ port: names.get(s)! }, p.txPkts]));
+  metric('vfplane_port_rx_bytes_total', 'Bytes received on a data-plane port.', 'counter', ports.map(([s, p]) => [{ port: names.get(s)! }, p.rxBytes]));
+  metric('vfplane_port_tx_bytes_total', 'Bytes sent on a data-plane port.', 'counter', ports.map(([s, p]) => [{ port: names.get(s)! }, p.txBytes]));
   // The backends' own signals of pressure: a full tx ring, no free rx buffer.
-  const be = [...backend].filter((e): e is [number, Pick<BackendCounters, 'txFull' | 'rxNombuf' | 'drops'>] => e[1] !== null);
-  metric('vfplane_port_tx_full_total', 'Bursts a port\'s tx ring could not take whole.', 'counter', be.map(([s, b]) => [{ port: names.get(s) ?? `slot${s}` }, b.txFull]));
-  metric('vfplane_port_rx_nombuf_total', 'Receive passes cut short for want of a free buffer.', 'counter', be.map(([s, b]) => [{ port: names.get(s) ?? `slot${s}` }, b.rxNombuf]));
+  const be = [...backend].filter((e): e is [number, Pick<BackendCounters, 'txFull' | 'rxNombuf' | 'drops'>] => e[1] !== null && names.has(e[0]));
+  metric('vfplane_port_tx_full_total', 'Bursts a port\'s tx ring could not take whole.', 'counter', be.map(([s, b]) => [{ port: names.get(s)! }, b.txFull]));
+  metric('vfplane_port_rx_nombuf_total', 'Receive passes cut short for want of a free buffer.', 'counter', be.map(([s, b]) => [{ port: names.get(s)! }, b.rxNombuf]));
   metric('vfplane_port_backend_drops_total', 'Frames a port\'s I/O backend dropped itself, by its reason (truncated, oversize, chained mbufs…).', 'counter',
-    be.flatMap(([s, b]) => Object.entries(b.drops ?? {}).map(([reason, v]) => [{ port: names.get(s) ?? `slot${s}`, reason }, v] as [Record<string, string>, number])));
+    be.flatMap(([s, b]) => Object.entries(b.drops ?? {}).map(([reason, v]) => [{ port: names.get(s)!, reason }, v] as [Record<string, string>, number])));
   const vnis = [...c.vnis.values()];
   metric('vfplane_vni_encap_packets_total', 'Frames encapsulated, per VNI.', 'counter', vnis.map((v) => [{ vni: String(v.vni) }, v.encapPkts]));
   metric('vfplane_vni_decap_packets_total', 'Frames decapsulated, per VNI.', 'counter', vnis.map((v) => [{ vni: String(v.vni) }, v.decapPkts]));

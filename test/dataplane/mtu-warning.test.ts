@@ -68,6 +68,12 @@ describePrivileged('MTU advice at attach', { netns: true }, () => {
       await new Promise((r) => setTimeout(r, 100));
       expect(dp.log().split('\n').filter((l) => l.includes(`${big2} (VF 0000:5e:02.4) has MTU 1451`))).toHaveLength(1);
       expect(dp.log().split('\n').filter((l) => l.includes(`attached ${big2} (VF 0000:5e:02.4)`) && l.includes('its MTU 1451 is over the 1450 the underlay carries'))).toHaveLength(4);
+      // A detached port's counters (its slot's, until a port takes it) are not listed as
+      // a nameless slot: stats and metrics show the ports the data plane has.
+      await request(dp.socket, { op: 'detach', representor: over });
+      const ports = ((await request(dp.socket, { op: 'stats' })) as unknown as { counters: { ports: { name: string }[] } }).counters.ports.map((p) => p.name);
+      expect(ports).toContain(fits);
+      expect(ports.filter((n) => n === over || /^slot\d+$/.test(n))).toEqual([]);
     } finally {
       await dp.stop();
     }
