@@ -4,7 +4,7 @@
 import type { z } from 'zod';
 
 /** The first problem of a zod failure, as "field: message (got value)"; a problem with
- *  the input as a whole is named WHOLE. */
+ *  the input as a whole is named WHOLE ('' names nothing: the caller has named it). */
 export function zodMessage(err: z.ZodError, input: unknown, whole = 'config'): string {
   const i = err.issues[0]!;
   const path = i.path.join('.');
@@ -13,5 +13,6 @@ export function zodMessage(err: z.ZodError, input: unknown, whole = 'config'): s
   // An unknown key is named by the message; the object around it (the whole file, at the
   // top level) says nothing more.
   const shown = got === undefined || i.code === 'unrecognized_keys' ? '' : ` (got ${JSON.stringify(got)?.slice(0, 80)})`;
-  return `${path || whole}: ${i.message}${shown}`;
+  const where = path || whole;
+  return `${where ? `${where}: ` : ''}${i.message}${shown}`;
 }

@@ -153,6 +153,12 @@ describePrivileged('the data plane control socket', { netns: true, commands: ['p
       expect(st.code, st.stderr).toBe(0);
     });
 
+    it('names a bad request as a request (not "config"), and its field when one is wrong', async () => {
+      const err = async (req: Record<string, unknown>) => (await request(socket, req, 5000).then(() => null, (e: Error) => e))?.message;
+      expect(await err({ op: 'detach' })).toMatch(/^detach: give representor or pci/);
+      expect(await err({ op: 'fdb-add', vni: 100, mac: 'zz', vtep: '192.0.2.2' })).toMatch(/^fdb-add: mac: /);
+    });
+
     it('turns connections past 256 away with an error line, the CLI says why, and answers again once the idle ones are closed', async () => {
       // 1000 clients that connect and never send: the first 256 are held (until idle).
       const clients = await Promise.all(Array.from({ length: 1000 }, () => idleClient()));
