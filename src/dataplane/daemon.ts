@@ -12,7 +12,7 @@ import { DataPlane, type Backend, type BackendCounters, type DpCounters, type Dp
 import { ControlServer, overlayAttachRequest, probe, refuseNonSocket, type OverlayConf } from './control.js';
 import { attachSchema, dropVtep, fdbSchema, formatVniRanges, macString, metricsAddr, peerSchema, podBackendOf, reloadSummary, socketPath, tenancyRefusal, vniNumber, ipString, zodMessage, type AttachRequest, type DaemonConfig } from './config.js';
 import { resolveTunnel } from '../packet/config.js';
-import { formatIp, isGroupMac, isStationMac, parseIp, parseMac } from '../util/addr.js';
+import { formatIp, formatMac, isGroupMac, isStationMac, parseIp, parseMac } from '../util/addr.js';
 import { conflict, invalid, notFound, systemError, VfpError } from '../util/errors.js';
 import { netnsId } from '../net/ip.js';
 import { linkAddrs, type LinkAddrs } from '../net/netops.js';
@@ -372,7 +372,7 @@ export class Daemon {
       // its serialized jobs: a CNI DEL (or ADD) arriving meanwhile waits behind it rather
       // than meeting ECONNREFUSED, which it would take for a data plane that is down and
       // forgets released VFs when it starts (this one has already read the store).
-      this.control = new ControlServer(this.socket, (req) => this.serialized(() => this.handle(req)));
+      this.control = new ControlServer(this.socket, (req) => this.serialized(() => this.handleLogged(req)));
       await this.control.listen();
       await this.serialized(() => this.restoreAttachments());
       if (c.metrics) await this.startMetrics(c.metrics);
@@ -763,6 +763,22 @@ export class Daemon {
     return r.data;
   }
 
+  /** handle(), with what a socket request changed (or was refused) in the log, as SIGHUP
+   *  and attach/detach log theirs: an operator reading the log of a node sees every
+   *  change to its peers, FDB and flood lists, and who refused what. */
+  private async handleLogged(req: Record<string, unknown>): Promise<Record<string, unknown>> {
+    const op = typeof req.op === 'string' ? req.op : '';
+    const logged = ['peer-add', 'peer-del', 'fdb-add', 'fdb-del', 'flood-set', 'reload'].includes(op);
+    try {
+      const r = await this.handle(req);
+      if (logged && op !== 'reload') this.log.info(`control socket: ${op} ${requestSummary(req)}, epoch ${this.epoch}`); // reload logs its own
+      return r;
+    } catch (e) {
+      if (logged) this.log.warn(`control socket: ${op}${op === 'reload' ? '' : ` ${requestSummary(req)}`} refused: ${(e as Error).message}`);
+      throw e;
+    }
+  }
+
   async handle(req: Record<string, unknown>): Promise<Record<string, unknown>> {
     switch (req.op) {
       case 'status':
@@ -847,7 +863,16 @@ export class Daemon {
           this.fdb = this.fdb.filter((x) => !(x.vni === f.vni && x.mac.toLowerCase() === f.mac.toLowerCase()));
           this.fdb.push(f);
         }, () => (this.fdb = prev));
-        return { epoch: this.epoch, ...this.declared(this.cfg.fdb.some((x) => x.vni === f.vni && x.mac === f.mac) ? `the static entry for ${f.mac} on VNI ${f.vni}` : null) };
+        const decl = this.declared(this.cfg.fdb.some((x) => x.vni === f.vni && x.mac === f.mac) ? `the static entry for ${f.mac} on VNI ${f.vni}` : null);
+        // Local pods come before the FDB (from_pod): an entry for one of them is kept, and
+        // sends nothing while the pod is here.
+        const pod = [...this.atts.values()].find((a) => a.vni === f.vni && a.mac === f.mac);
+        if (pod) {
+          const note = `${f.mac} on VNI ${f.vni} is the MAC of the pod attached on ${pod.representor}: its frames go to that pod (local pods come before the FDB), not to ${f.vtep}, until it is detached`;
+          this.log.warn(note);
+          return { epoch: this.epoch, note: [decl.note, note].filter(Boolean).join('; ') };
+        }
+        return { epoch: this.epoch, ...decl };
       }
       case 'fdb-del': {
         const f = this.parse(z.strictObject({ vni: vniNumber, mac: macString('the inner (pod) MAC') }), req);
@@ -1354,4 +1379,27 @@ function differs(a: unknown, b: unknown, path: string): string[] {
   if (JSON.stringify(a) === JSON.stringify(b)) return [];
   if (!obj(a) || !obj(b)) return [path];
   return [...new Set([...Object.keys(a), ...Object.keys(b)])].flatMap((k) => differs(a[k], b[k], `${path}.${k}`));
+}
+
+/** A change request in a few words, for the log (its values as sent: a refused one may
+ *  hold anything, so each is cut short). */
+function requestSummary(req: Record<string, unknown>): string {
+  // Addresses as the daemon keeps them (canonical) where they parse; as sent otherwise.
+  const v = (x: unknown) => {
+    if (typeof x === 'string') {
+      const m = parseMac(x);
+      if (m) return formatMac(m);
+      const a = parseIp(x);
+      if (a) return formatIp(a.family, a.bytes);
+    }
+    return (typeof x === 'string' || typeof x === 'number' ? String(x) : JSON.stringify(x) ?? '?').slice(0, 64);
+  };
+  switch (req.op) {
+    case 'peer-add': return `${v(req.vtep)}${req.mac !== undefined ? ` (MAC ${v(req.mac)})` : ''}`;
+    case 'peer-del': return v(req.vtep);
+    case 'fdb-add': return `VNI ${v(req.vni)} ${v(req.mac)} → ${v(req.vtep)}`;
+    case 'fdb-del': return `VNI ${v(req.vni)} ${v(req.mac)}`;
+    case 'flood-set': return `VNI ${v(req.vni)} → ${req.vteps === null ? 'every peer' : Array.isArray(req.vteps) ? (req.vteps.length ? req.vteps.map(v).join(', ') : 'none') : v(req.vteps)}`;
+    default: return '';
+  }
 }

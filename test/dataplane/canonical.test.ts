@@ -68,6 +68,20 @@ describePrivileged('the control socket compares canonical addresses', { root: tr
       expect(st.peers).toEqual([expect.objectContaining({ vtep: '2001:db8::12', mac: '02:00:00:00:00:12' })]);
       cli('fdb', 'add', '--vni', '100', '--mac', '02:00:00:00:09:09', '--vtep', '2001:DB8::12');
       cli('fdb', 'del', '--vni', '100', '--mac', '02-00-00-00-09-09');
+      // A static entry for a local pod's MAC is kept, and said to send nothing while the
+      // pod is here (local pods come first).
+      const shadow = vfplane(['dataplane', 'fdb', 'add', '--vni', '100', '--mac', '02:00:00:00:01:02', '--vtep', '2001:db8::12', '--socket', dp.socket]);
+      expect(shadow.code, shadow.stderr).toBe(0);
+      expect(shadow.stderr).toContain(`warning: 02:00:00:00:01:02 on VNI 100 is the MAC of the pod attached on ${rep}: its frames go to that pod (local pods come before the FDB), not to 2001:db8::12, until it is detached`);
+      expect((JSON.parse(cli('explain', '--vni', '100', '--mac', '02:00:00:00:01:02', '--json')) as { verdict: string }).verdict).toBe('local');
+      cli('fdb', 'del', '--vni', '100', '--mac', '02:00:00:00:01:02');
+      // Socket changes are in the daemon's log, as SIGHUP's are; so is a refused one.
+      expect(vfplane(['dataplane', 'fdb', 'add', '--vni', '100', '--mac', '02:00:00:00:09:0a', '--vtep', '2001:db8::99', '--socket', dp.socket]).code).toBe(1);
+      for (let i = 0; i < 200 && !dp.log().includes('refused:'); i++) await new Promise((r) => setTimeout(r, 10)); // its stderr, read as it comes
+      const log = dp.log();
+      expect(log).toMatch(/control socket: peer-add 2001:db8::12 \(MAC 02:00:00:00:00:12\), epoch \d+/);
+      expect(log).toMatch(/control socket: fdb-del VNI 100 02:00:00:00:09:09, epoch \d+/);
+      expect(log).toMatch(/control socket: fdb-add VNI 100 02:00:00:00:09:0a → 2001:db8::99 refused: VTEP 2001:db8::99 is not a peer/);
       cli('peer', 'del', '2001:db8:0::12');
       st = (await request(dp.socket, { op: 'status' })) as typeof st;
       expect(st.peers).toEqual([]);
