@@ -428,8 +428,10 @@ export async function releaseNetdev(journal: ClaimJournal, c: ClaimRecord | null
  *  netdevs were held by a run that did not stop cleanly and are not this run's. Each is
  *  given back if it is still the netdev that was claimed (same name and ifindex), and
  *  dropped from the journal either way. Returns what was done, for the log. */
-export async function releaseLeftovers(journal: ClaimJournal, held: (ClaimRecord | null)[]): Promise<string[]> {
-  const mine = new Set(held.filter((c): c is ClaimRecord => !!c).map((c) => key(c.ifname, c.netns)));
+export async function releaseLeftovers(journal: ClaimJournal, held: (ClaimRecord | null)[] | 'unclaim'): Promise<string[]> {
+  // 'unclaim': the operator's `vfplane dataplane unclaim`, with no data plane running.
+  const byStart = held !== 'unclaim';
+  const mine = new Set((byStart ? held : []).filter((c): c is ClaimRecord => !!c).map((c) => key(c.ifname, c.netns)));
   const out: string[] = [];
   for (const r of journal.list()) {
     if (mine.has(key(r.ifname, r.netns))) continue;
@@ -444,7 +446,7 @@ export async function releaseLeftovers(journal: ClaimJournal, held: (ClaimRecord
     } else if (lock) {
       netdevLocks.set(r, lock);
       await releaseNetdev(journal, r);
-      out.push(`gave ${where} back the settings it had before ${r.since} (claimed by a run that did not stop cleanly, and not used by this one)`);
+      out.push(`gave ${where} back the settings it had before ${r.since} (claimed by a run that did not stop cleanly${byStart ? ', and not used by this one' : ''})`);
       // An AF_XDP port's program outlives its process (libxdp attaches it by netlink).
       const xdp = DataPlane.clearStaleXdp(r.ifname, r.netns ?? null);
       if (xdp) out.push(`${where}: ${xdp}`);
