@@ -36,7 +36,10 @@ function isUnicast(s: string): boolean {
 /** HOST:PORT for the Prometheus endpoint; port 0 takes any free one. */
 export const metricsAddr = z.string()
   .regex(/^(\[[0-9a-fA-F:]+\]|[0-9.]+|localhost):\d{1,5}$/, 'expected HOST:PORT, e.g. 127.0.0.1:9465')
-  .refine((s) => Number(s.slice(s.lastIndexOf(':') + 1)) <= 65535, 'the port is 0–65535 (0: any free one), e.g. 127.0.0.1:9465');
+  .refine((s) => Number(s.slice(s.lastIndexOf(':') + 1)) <= 65535, 'the port is 0–65535 (0: any free one), e.g. 127.0.0.1:9465')
+  // The host is an address the daemon listens on: a numeric one must parse (1.2.3.4.5.6
+  // would otherwise reach the listen call and fail there, after the uplink was claimed).
+  .refine((s) => { const h = s.slice(0, s.lastIndexOf(':')).replace(/^\[|\]$/g, ''); return h === 'localhost' || isIP(h) !== 0; }, 'expected an IPv4 address, [IPv6] or localhost before the port, e.g. 127.0.0.1:9465 or [::1]:9465');
 
 export const vniNumber = z.number({ error: 'expected a VNI (0–16777215)' }).int('expected a whole VNI').min(0, 'a VNI is 0–16777215').max(16_777_215, 'a VNI is 0–16777215 (24 bits)');
 const absPath = (what: string) => z.string({ error: `expected a path (${what})` }).refine((s) => s.startsWith('/') && !s.split('/').includes('..'), `expected an absolute path without .. (${what})`);
@@ -130,7 +133,9 @@ export const configSchema = z.strictObject({
     udpCsum: z.boolean().default(false),
     srcPortMin: z.number().int().min(1).max(65535).default(49152),
     srcPortMax: z.number().int().min(1).max(65535).default(65535),
-    mtu: z.number().int().min(0).max(65535).default(0),
+    // 0: the uplink's. Else the underlay's MTU, which must carry at least a minimal
+    // (68-byte) IPv4 packet of a pod with the 50 bytes VXLAN adds.
+    mtu: z.number().int().max(65535).refine((m) => m === 0 || m >= 118, 'expected 0 (the uplink\'s MTU) or the underlay MTU, 118–65535: it carries a pod\'s IP packet (68 bytes at least) plus 50 bytes of VXLAN').default(0),
   }).prefault({}),
   afpacket: z.strictObject({
     /** 2: TPACKET_V2 rx, a frame is seen as soon as it lands (µs latency). 3: TPACKET_V3
@@ -167,6 +172,9 @@ export const configSchema = z.strictObject({
   socket: absPath('the control socket').optional(),
   metrics: metricsAddr.optional(),
 }).superRefine((c, ctx) => {
+  if (c.tunnel.mtu && c.tunnel.mtu < 1280 && isIP(c.uplink.vtep) === 6) {
+    ctx.addIssue({ code: 'custom', path: ['tunnel', 'mtu'], message: `an IPv6 underlay has an MTU of 1280 at least (RFC 8200); give 0 (the uplink's) or 1280–65535` });
+  }
   // The native side takes exactly one CPU (or -1) per worker.
   if (c.cpus && c.cpus.length !== c.workers) {
     ctx.addIssue({ code: 'custom', path: ['cpus'], message: `cpus needs one entry per worker (workers is ${c.workers}, cpus lists ${c.cpus.length}); list ${c.workers} CPUs (-1: not pinned) or change workers` });

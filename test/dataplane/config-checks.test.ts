@@ -47,6 +47,17 @@ describe('data-plane config checks', () => {
     expect(parseConfig({ uplink: { ifname: 'ens1f0', vtep: '2001:db8::1' } }).uplink.vtep).toBe('2001:db8::1');
   });
 
+  it('takes a metrics address only with a host it can listen on, and an underlay MTU that carries a packet', () => {
+    for (const metrics of ['1.2.3.4.5.6:80', '999.1.1.1:80', 'example.com:80', '[zz]:80']) {
+      expect(() => parseConfig({ ...ok, metrics }, 'dp.yaml'), metrics).toThrow(/^dp\.yaml: metrics: expected (HOST:PORT|an IPv4 address, \[IPv6\] or localhost before the port)/);
+    }
+    for (const metrics of ['127.0.0.1:9465', '[::1]:9465', 'localhost:0', '0.0.0.0:9465']) expect(parseConfig({ ...ok, metrics }).metrics).toBe(metrics);
+    for (const mtu of [10, 117]) expect(() => parseConfig({ ...ok, tunnel: { mtu } }, 'dp.yaml'), String(mtu)).toThrow(/^dp\.yaml: tunnel\.mtu: expected 0 \(the uplink's MTU\) or the underlay MTU, 118–65535/);
+    expect(parseConfig({ ...ok, tunnel: { mtu: 0 } }).tunnel.mtu).toBe(0);
+    expect(parseConfig({ ...ok, tunnel: { mtu: 118 } }).tunnel.mtu).toBe(118);
+    expect(() => parseConfig({ uplink: { ifname: 'ens1f0', vtep: '2001:db8::1' }, tunnel: { mtu: 1279 } })).toThrow(/tunnel\.mtu: an IPv6 underlay has an MTU of 1280 at least/);
+  });
+
   it('names an unknown key without printing the object around it', () => {
     expect(() => parseConfig({ ...ok, peerz: [] }, 'dp.yaml')).toThrow(/^dp\.yaml: config: Unrecognized key: "peerz"$/);
     expect(() => parseConfig({ uplink: { ...ok.uplink, foo: 1 } }, 'dp.yaml')).toThrow(/^dp\.yaml: uplink: Unrecognized key: "foo"$/);
