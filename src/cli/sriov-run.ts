@@ -7,7 +7,7 @@ import { AllocStore, DB_FILE, defaultStateDir, type Allocation, type HeldElsewhe
 import { describeOwner, ownerAlive, parseOwner, pidStart, type Owner } from '../alloc/owner.js';
 import { allocatedBeforeBoot, netdevHome, restoreDriverAndSettings } from '../alloc/put-back.js';
 import type { IpamRecord } from '../cni/ipam.js';
-import { checkSelectorAgainst, findPool, loadPools, poolVfs, poolView, vfCountsByPf, whyNoMatch, whyUnusable } from '../alloc/pool.js';
+import { checkSelectorAgainst, findPool, handOverMode, loadPools, poolVfs, poolView, vfCountsByPf, whyNoMatch, whyUnusable } from '../alloc/pool.js';
 import { bindVf, configVf, setNumVfs, type VfConfig } from '../sriov/actions.js';
 import { listPfs, listVfs, presentVf, resolvePf, resolveVf, findRepresentor } from '../sriov/discover.js';
 import { defaultSysfsRoot, openSysfs, type Sysfs } from '../sriov/sysfs.js';
@@ -283,6 +283,22 @@ export async function vfAlloc(o: Common & OwnerFlags & { pool?: string; pci?: st
   let a: Allocation;
   if (o.pci) {
     const vf = resolveVf(sysfs, o.pci);
+    // As a pool (and vfplane-cni) refuses it: a VF with no driver, or whose netdev is
+    // not in the host namespace while no allocation explains it, is nobody's to give.
+    if (handOverMode(vf) === null) {
+      const ro = storeRo(o);
+      let held: boolean;
+      try {
+        held = ro?.heldOnNode().has(vf.pci) ?? false;
+      } finally {
+        ro?.close();
+      }
+      if (!held) {
+        throw conflict(vf.driver
+          ? `VF ${vf.pci} is bound to ${vf.driver} but its netdev is not in the host namespace, and no allocation explains it: someone else has it (a pod's namespace?); find who, or bind it again (vfplane vf bind ${vf.pci} --driver kernel) once it is free`
+          : `VF ${vf.pci} is bound to no driver, so it cannot be handed over; bind it first: vfplane vf bind ${vf.pci} --driver kernel|vfio-pci`, { pci: vf.pci, driver: vf.driver });
+      }
+    }
     const store = storeRw(o);
     try {
       a = store.allocatePci({ vf, owner });

@@ -291,7 +291,7 @@ describePrivileged('operator CLI on a simulated NIC', { netns: true }, () => {
     json(['vf', 'release', '0000:5e:02.2', '--owner', 'default/holder']);
   });
 
-  it('vf alloc --pool skips a VF whose netdev is in another namespace with no allocation (as vfplane-cni does)', () => {
+  it('vf alloc --pool skips, and --pci refuses, a VF whose netdev is in another namespace with no allocation (as vfplane-cni does)', () => {
     // Someone moved VF 0's netdev into a namespace of their own, outside vfplane.
     const other = Netns.create('foreign');
     const netdev = `${prefix}f1v0`;
@@ -305,6 +305,11 @@ describePrivileged('operator CLI on a simulated NIC', { netns: true }, () => {
       const r = run(['vf', 'alloc', '--pool', 'f1-first', '--owner', 'ns1/none']);
       expect(r.code, r.stderr).toBe(1);
       expect(r.stderr).toMatch(/pool "f1-first": 1 VF matches, none usable: 0000:5e:\w\w\.\d is bound to iavf with no netdev in the host namespace; bind them with `vfplane vf bind PCI --driver kernel\|vfio-pci`, or find who has their netdevs/);
+      expect(snapshot()).toEqual(before);
+      // By address too (it handed the VF out).
+      const p = run(['vf', 'alloc', '--pci', `${prefix}f1#0`, '--owner', 'ns1/bypci']);
+      expect(p.code, p.stderr).toBe(1);
+      expect(p.stderr).toMatch(/VF 0000:5e:\w\w\.\d is bound to iavf but its netdev is not in the host namespace, and no allocation explains it: someone else has it/);
       expect(snapshot()).toEqual(before);
     } finally {
       other.ip(['link', 'set', netdev, 'netns', `/proc/${process.pid}/ns/net`]);
