@@ -64,9 +64,13 @@ export async function main(argv: string[]): Promise<number> {
   // A reader that goes away (`vfplane vf list | head`) is no failure of the command: the
   // rest of its output is dropped and it finishes as it would, its cleanups included (a
   // demo piped to head still tears its namespaces down), instead of dying of EPIPE.
-  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
-    if (e.code !== 'EPIPE' && e.code !== 'ERR_STREAM_DESTROYED') throw e;
-  });
+  // So for stderr (`vfplane vf show x 2>&1 | grep -q …`): the exit code stays the
+  // command's own (2 for a usage error), not 1 for the pipe.
+  for (const out of [process.stdout, process.stderr]) {
+    out.on('error', (e: NodeJS.ErrnoException) => {
+      if (e.code !== 'EPIPE' && e.code !== 'ERR_STREAM_DESTROYED') throw e;
+    });
+  }
   const program = buildProgram();
   try {
     await program.parseAsync(argv);
