@@ -370,9 +370,14 @@ export async function vfRelease(o: Common & OwnerFlags & { force?: boolean; rest
       pci = ref.toLowerCase();
     }
   }
-  const nothing = () => pci
-    ? notFound(`VF ${pci} is not allocated; \`vfplane vf list --allocated\` shows what is`, { pci })
-    : notFound(`no VF is allocated to ${describeOwner(pattern!)}`);
+  const nothing = () => {
+    if (!pci) return notFound(`no VF is allocated to ${describeOwner(pattern!)}`);
+    // `vf list` shows VFs other stores of the node hold: say where this one is held.
+    const other = AllocStore.heldByOthers(o.sysfsRoot ?? defaultSysfsRoot(), stateDirOf(o)).get(pci);
+    return other
+      ? notFound(`VF ${pci} is not allocated in the store of ${path.resolve(stateDirOf(o))}: another allocation store of this node holds it (${describeOwner(other.owner)}, in ${other.dir}); release it there: vfplane vf release ${pci} --state-dir ${other.dir}`, { pci, heldElsewhere: other })
+      : notFound(`VF ${pci} is not allocated; \`vfplane vf list --allocated\` shows what is`, { pci });
+  };
   if (!exists) throw nothing();
   const store = storeRw(o);
   // What may be released, checked first; each VF is then put back as it was (overlay,
@@ -388,6 +393,7 @@ export async function vfRelease(o: Common & OwnerFlags & { force?: boolean; rest
         if (a) throw conflict(`VF ${pci} is held by ${describeOwner(a.owner)}; say who you are (--owner, --container-id, ...) or pass --force`);
         throw nothing(); // free: no owner to ask for
       }
+      if (!store.get(pci)) throw nothing();
       toRelease = [store.release(pci, { owner: pattern, force: o.force, reason: 'cli', check: true })];
     } else {
       toRelease = store.findOwner(pattern!);

@@ -144,6 +144,14 @@ describe('allocation stores of one node', () => {
     expect(fs.existsSync(path.join(tmp, 'none-yet'))).toBe(false); // a listing makes no store
     const human = vfplane(['vf', 'list', '--sysfs-root', root, '--state-dir', dirB()]);
     expect(human.stdout).toContain(`pod net/pod-a (container ca, net1) (store ${dirA()})`);
+    // A release from the other store names the store that holds it (it said "not
+    // allocated", while vf list showed it), and changes nothing.
+    for (const flags of [['--force'], ['--owner', 'net/pod-a']]) {
+      const rel = vfplane(['vf', 'release', vfs[0]!.pci, ...flags, '--sysfs-root', root, '--state-dir', dirB()]);
+      expect(rel.code).toBe(1);
+      expect(rel.stderr).toContain(`another allocation store of this node holds it (pod net/pod-a (container ca, net1), in ${dirA()}); release it there: vfplane vf release ${vfs[0]!.pci} --state-dir ${dirA()}`);
+    }
+    expect(list(dirB(), '--allocated')).toEqual([expect.objectContaining({ pci: vfs[0]!.pci, heldElsewhere: expect.objectContaining({ dir: dirA() }) })]);
   });
 
   it('a VF another store took across a reboot is released without being put back (vfplane gc)', async () => {
@@ -156,6 +164,9 @@ describe('allocation stores of one node', () => {
     const pci = vfs[0]!.pci;
     // Before the reboot: A's pod (its namespace now gone) held the VF.
     const pod = spawn('sleep', ['60']);
+    // (A tree-only simulator's VFs have no netdev in this namespace: only a VF for
+    // userspace can be handed over.)
+    cli(['vf', 'bind', pci, '--driver', 'vfio-pci'], dirA());
     cli(['vf', 'alloc', '--pci', pci, '--owner', 'net/old', '--pid', String(pod.pid)], dirA());
     pod.kill('SIGKILL');
     await once(pod, 'exit');
