@@ -561,6 +561,17 @@ export class AllocStore {
         { reason: 'busy', file },
       );
     }
+    // CANTOPEN is also a path that is no file: a directory (or other non-file) there.
+    if (code.startsWith('SQLITE_CANTOPEN')) {
+      let kind: string | null = null;
+      try {
+        const st = fs.statSync(file);
+        if (!st.isFile()) kind = st.isDirectory() ? 'a directory' : 'not a regular file';
+      } catch {
+        // not there, or unreadable: the read-only advice below
+      }
+      if (kind) return systemError(`the allocation store ${file} is ${kind}, not a database file; move it away (vfplane makes the store afresh), or pass --state-dir`, { file, code });
+    }
     if (code.startsWith('SQLITE_READONLY') || code.startsWith('SQLITE_PERM') || code.startsWith('SQLITE_CANTOPEN')) {
       // Root is refused only by the file or its filesystem: a read-only mount, chattr +i.
       const fix = process.getuid?.() === 0

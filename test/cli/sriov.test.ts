@@ -1,7 +1,7 @@
 // The operator CLI (pf, vf, gc, sim) run as a user runs it, against a simulated NIC with
 // real netdevs and a real allocation store; bad input is refused and changes nothing.
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync, readdirSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -219,6 +219,12 @@ describePrivileged('operator CLI on a simulated NIC', { netns: true }, () => {
       expect(r.stderr).toContain(`cannot read the allocation store ${file}/alloc.db: ${file} is not a directory`);
     }
     expect(json(['vf', 'show', '0000:5e:02.1']).settings.vlan).toBe(0);
+    // A directory where the store's file goes is named as such (it was called read-only).
+    const dir = join(state, 'db-is-dir');
+    mkdirSync(join(dir, 'alloc.db'), { recursive: true });
+    const r = vfplane(['vf', 'list', '--sysfs-root', root, '--state-dir', dir]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(`the allocation store ${dir}/alloc.db is a directory, not a database file; move it away`);
   });
 
   it('bind to vfio-pci and back through the CLI', () => {
