@@ -199,7 +199,14 @@ export function installedPlugin(file: string, hostPid = 1): Check {
 async function nicChecks(out: Check[], sysfsRoot: string | undefined): Promise<void> {
   const { openSysfs } = await import('../sriov/sysfs.js');
   const { listPfs, pfRepresentors } = await import('../sriov/discover.js');
-  const sysfs = await openSysfs(sysfsRoot);
+  let sysfs: Awaited<ReturnType<typeof openSysfs>>;
+  try {
+    sysfs = await openSysfs(sysfsRoot);
+  } catch (e) {
+    // One failing check among the others: the rest of the report still helps.
+    out.push({ area: 'nic', name: 'sysfs root', status: 'missing', detail: (e as Error).message.replace(/; pass --sysfs-root.*$/, ''), fix: 'pass --sysfs-root (or set VFPLANE_SYSFS_ROOT) to /sys or to a tree made by `vfplane sim create`' });
+    return;
+  }
   const pfs = listPfs(sysfs);
   if (pfs.length === 0) {
     out.push({
@@ -229,6 +236,9 @@ export async function runDoctor(o: { sysfsRoot?: string; stateDir?: string; json
   await buildChecks(checks);
   await hostChecks(checks, o.socket, o.stateDir ?? (process.env.VFPLANE_STATE_DIR || '/var/lib/vfplane'));
   await nicChecks(checks, o.sysfsRoot);
+  // A sysfs root that cannot be read is the caller's input gone wrong: reported with the
+  // rest, and the exit says so.
+  if (checks.some((c) => c.name === 'sysfs root')) process.exitCode = 1;
   if (o.json) return printJson({ checks });
   const t = new Table({ head: ['area', 'check', 'status', 'detail'], style: { head: [], border: [] }, wordWrap: true, colWidths: [null, 24, null, 70] });
   for (const c of checks) t.push([c.area, c.name, c.status, c.fix ? `${c.detail}\nfix: ${c.fix}` : c.detail]);

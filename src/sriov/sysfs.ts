@@ -180,6 +180,10 @@ export async function openSysfs(root: string = defaultSysfsRoot()): Promise<Sysf
   if (!fs.existsSync(abs)) {
     throw notFound(`sysfs root ${abs} does not exist; pass --sysfs-root (or set VFPLANE_SYSFS_ROOT) to /sys or to a tree made by \`vfplane sim create\``);
   }
+  // A file there would read as a node with no NICs at all.
+  if (!fs.statSync(abs).isDirectory()) {
+    throw invalid(`sysfs root ${abs} is not a directory; pass --sysfs-root (or set VFPLANE_SYSFS_ROOT) to /sys or to a tree made by \`vfplane sim create\``);
+  }
   if (fs.existsSync(path.join(abs, SIM_MARKER))) {
     if (!simLoader) await import('../sim/kernel.js');
     return new Sysfs(abs, simLoader!(abs));

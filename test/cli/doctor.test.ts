@@ -76,6 +76,20 @@ describe('vfplane doctor', () => {
     expect(nic).toMatchObject({ status: 'warn', fix: expect.stringContaining('vfplane sim create') });
   });
 
+  it('a sysfs root that is missing or no directory is one failing check; the others still run, and it exits 1', () => {
+    for (const [root, why] of [[join(m.root, 'no-such'), 'does not exist'], [join(m.root, 'vfplane-sim.json'), 'is not a directory']] as const) {
+      const r = vfplane(['doctor', '--json', '--sysfs-root', root]);
+      expect(r.code, r.stderr).toBe(1);
+      const checks = JSON.parse(r.stdout).checks as { area: string; name: string; status: string; detail: string }[];
+      expect(checks.filter((c) => c.area === 'nic')).toEqual([expect.objectContaining({ name: 'sysfs root', status: 'missing', detail: `sysfs root ${root} ${why}` })]);
+      expect(checks.some((c) => c.area === 'build' && c.name === 'native addon')).toBe(true);
+      // pf list reads a file there as an error too, not as a node without NICs.
+      const pf = vfplane(['pf', 'list', '--sysfs-root', root]);
+      expect(pf.code).not.toBe(0);
+      expect(pf.stderr).toContain(`sysfs root ${root} ${why}`);
+    }
+  });
+
   it('checks the installed plugin: present, and the paths its .shim file names exist', () => {
     const dir = mkdtempSync(join(tmpdir(), 'vfplane-doctor-'));
     try {
