@@ -1,5 +1,7 @@
 // The work behind `vfplane sim create|destroy|show`.
-import { createSim, destroySim, readManifest } from '../sim/sim.js';
+import { createSim, destroySim, simAt } from '../sim/sim.js';
+import * as path from 'node:path';
+import { invalid } from '../util/errors.js';
 import type { SimManifest } from '../sim/manifest.js';
 import { printJson } from './output.js';
 import { AllocStore, type HeldElsewhere } from '../alloc/store.js';
@@ -17,14 +19,23 @@ function describe(m: SimManifest): string {
   return lines.join('\n');
 }
 
-export async function simCreate(o: { profile: string; pfs: number; vfs: number; uplinkQueues?: number; root: string; sysfsRoot?: string; prefix: string; netdevs: boolean; json?: boolean }): Promise<void> {
-  const m = createSim({ profile: o.profile, pfs: o.pfs, vfs: o.vfs, root: o.sysfsRoot ?? o.root, prefix: o.prefix, netdevs: o.netdevs, ...(o.uplinkQueues ? { uplinkQueues: o.uplinkQueues } : {}) });
+/** The simulator's root: --root, or --sysfs-root (its other name); both, only if they agree. */
+function rootOf(o: { root: string; sysfsRoot?: string }, rootGiven: boolean): string {
+  if (o.sysfsRoot && rootGiven && path.resolve(o.root) !== path.resolve(o.sysfsRoot)) {
+    throw invalid(`--root ${o.root} and --sysfs-root ${o.sysfsRoot} name different trees; they are two names for one: give one of them`);
+  }
+  return o.sysfsRoot ?? o.root;
+}
+
+export async function simCreate(o: { profile: string; pfs: number; vfs: number; uplinkQueues?: number; root: string; sysfsRoot?: string; prefix: string; netdevs: boolean; json?: boolean }, rootGiven = true): Promise<void> {
+  const m = createSim({ profile: o.profile, pfs: o.pfs, vfs: o.vfs, root: rootOf(o, rootGiven), prefix: o.prefix, netdevs: o.netdevs, ...(o.uplinkQueues ? { uplinkQueues: o.uplinkQueues } : {}) });
   if (o.json) return printJson(m);
   console.log(describe(m));
 }
 
-export async function simDestroy(o: { root: string; sysfsRoot?: string; json?: boolean }): Promise<void> {
-  const root = o.sysfsRoot ?? o.root;
+export async function simDestroy(o: { root: string; sysfsRoot?: string; prefix?: string; json?: boolean }, rootGiven = true): Promise<void> {
+  const root = rootOf(o, rootGiven);
+  simAt(root, o.prefix); // the right simulator, before anything is read or removed
   // Read before the tree (and its registry of stores) goes: VFs pods still hold.
   let held: HeldElsewhere[] = [];
   try {
@@ -32,7 +43,7 @@ export async function simDestroy(o: { root: string; sysfsRoot?: string; json?: b
   } catch (e) {
     console.error(`warning: could not read which of its VFs allocation stores hold: ${(e as Error).message}`);
   }
-  const m = destroySim(root);
+  const m = destroySim(root, o.prefix);
   const stillHeld = held.map((h) => ({ pci: h.pci, owner: h.owner, store: h.dir }));
   if (held.length > 0) {
     const list = held.map((h) => `${h.pci} (${describeOwner(h.owner)}, store ${h.dir})`).join(', ');
@@ -43,8 +54,8 @@ export async function simDestroy(o: { root: string; sysfsRoot?: string; json?: b
   console.log(`removed the simulated NIC at ${m.root} (netdevs ${m.prefix}f*, netns ${m.parkNetns ?? '-'})`);
 }
 
-export async function simShow(o: { root: string; sysfsRoot?: string; json?: boolean }): Promise<void> {
-  const m = readManifest(o.sysfsRoot ?? o.root);
+export async function simShow(o: { root: string; sysfsRoot?: string; prefix?: string; json?: boolean }, rootGiven = true): Promise<void> {
+  const m = simAt(rootOf(o, rootGiven), o.prefix);
   if (o.json) return printJson(m);
   console.log(describe(m));
 }

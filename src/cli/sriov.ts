@@ -102,17 +102,19 @@ export function registerSriov(program: Command): void {
     .option('--prefix <p>', 'netdev name prefix: <prefix>f<pf>, <prefix>f<pf>v<vf>, <prefix>f<pf>r<vf>', 'vfsim')
     .option('--no-netdevs', 'build only the tree (no veths; no root needed)')
     .option('--json', 'print the manifest as JSON', false)
-    .action(act(async (o) => (await import('./sim-run.js')).simCreate(o)));
+    .action(async (_o, cmd: Command) => (await import('./sim-run.js')).simCreate(cmd.opts() as never, cmd.getOptionValueSource('root') !== 'default'));
   sim.command('destroy').description('remove everything a simulated NIC made, and nothing else')
     .option('--root <dir>', 'the simulator\'s root', pathFlag('--root'), '/run/vfplane/sim')
     .option('--sysfs-root <dir>', 'the same as --root', pathFlag('--sysfs-root'))
     .option('--state-dir <dir>', 'accepted for symmetry; the simulator keeps its state inside its root', pathFlag('--state-dir'))
+    .option('--prefix <p>', 'the prefix it was created with: checked against its manifest (and, with no manifest at --root, what that prefix left on the host is listed)')
     .option('--json', 'print what was removed as JSON', false)
-    .action(act(async (o) => (await import('./sim-run.js')).simDestroy(o)));
+    .action(async (_o, cmd: Command) => (await import('./sim-run.js')).simDestroy(cmd.opts() as never, cmd.getOptionValueSource('root') !== 'default'));
   sim.command('show').description('print a simulated NIC\'s manifest')
     .option('--root <dir>', 'the simulator\'s root', pathFlag('--root'), '/run/vfplane/sim')
     .option('--sysfs-root <dir>', 'the same as --root', pathFlag('--sysfs-root'))
     .option('--state-dir <dir>', 'accepted for symmetry; the simulator keeps its state inside its root', pathFlag('--state-dir'))
+    .option('--prefix <p>', 'the prefix it was created with, checked against its manifest')
     .option('--json', 'print JSON', false)
-    .action(act(async (o) => (await import('./sim-run.js')).simShow(o)));
+    .action(async (_o, cmd: Command) => (await import('./sim-run.js')).simShow(cmd.opts() as never, cmd.getOptionValueSource('root') !== 'default'));
 }

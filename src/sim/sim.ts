@@ -8,7 +8,7 @@ import { ipBatch, link, links, netnsAdd, netnsDel, netnsList } from '../net/ip.j
 import { getProfile } from '../sriov/profile.js';
 import { pciFromRid, pciRid } from '../sriov/pci.js';
 import { Sysfs } from '../sriov/sysfs.js';
-import { conflict, invalid } from '../util/errors.js';
+import { conflict, invalid, notFound } from '../util/errors.js';
 import { manifestPath, readManifest, vfRepresentor, type SimManifest, type SimPf } from './manifest.js';
 import { hostNetdevsLikeNic, simKernel, VFIO_DRIVER } from './kernel.js';
 
@@ -218,9 +218,39 @@ function destroyParts(m: SimManifest): void {
   fs.rmSync(tree, { recursive: true, force: true });
 }
 
-export function destroySim(root: string = DEFAULT_SIM_ROOT): SimManifest {
-  const m = readManifest(root);
+export function destroySim(root: string = DEFAULT_SIM_ROOT, prefix?: string): SimManifest {
+  const m = simAt(root, prefix);
   destroyParts(m);
+  return m;
+}
+
+/** The manifest at ROOT, checked against the --prefix the caller gave (if any). With no
+ *  manifest there, the refusal lists what a simulator of that prefix left on the host
+ *  (its tree removed by hand, say) and the commands that remove it: vfplane cannot tell
+ *  those netdevs from another simulator's without the manifest, so it does not. */
+export function simAt(root: string, prefix?: string): SimManifest {
+  if (prefix !== undefined && !PREFIX_RE.test(prefix)) {
+    throw invalid(`--prefix ${JSON.stringify(prefix)} is not a simulator prefix: 1–8 characters, a lower-case letter then letters or digits`);
+  }
+  let m: SimManifest;
+  try {
+    m = readManifest(root);
+  } catch (e) {
+    // A manifest that is there but cannot be trusted says so itself.
+    if (prefix === undefined || fs.existsSync(manifestPath(path.resolve(root)))) throw e;
+    const names = links().map((l) => l.ifname).filter((n) => new RegExp(`^${prefix}f\\d+(?:[vr]\\d+|u)?$`).test(n));
+    const park = netnsList().includes(`${prefix}-park`) ? `${prefix}-park` : null;
+    if (!names.length && !park) throw e;
+    // One end of each veth pair (the other goes with it): a PF's netdev (its underlay
+    // end follows), a representor (its VF netdev follows); a lone end as itself. The
+    // namespace last: VF netdevs parked there go with it.
+    const pairOf = (n: string) => (/u$/.test(n) ? n.slice(0, -1) : /v\d+$/.test(n) ? n.replace(/v(\d+)$/, 'r$1') : null);
+    const cmds = [...names.filter((n) => { const o = pairOf(n); return !o || !names.includes(o); }).map((n) => `ip link del ${n}`), ...(park ? [`ip netns del ${park}`] : [])];
+    throw notFound(`${(e as Error).message}. Netdevs of prefix ${prefix} are still on this host (${[...names, ...(park ? [`netns ${park}`] : [])].join(', ')}): if they are that simulator's and no other runs with this prefix, remove them with: ${cmds.join('; ')}`, { prefix, netdevs: names, netns: park });
+  }
+  if (prefix !== undefined && m.prefix !== prefix) {
+    throw conflict(`the simulated NIC at ${m.root} has the prefix ${m.prefix}, not ${prefix}; drop --prefix, or give the --root of the simulator with prefix ${prefix}`, { root: m.root, prefix: m.prefix });
+  }
   return m;
 }
 

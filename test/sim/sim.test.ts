@@ -266,6 +266,31 @@ describePrivileged('simulated SR-IOV NIC', { netns: true }, () => {
     expect(hasLink(`${m.prefix}f0v0`)).toBe(true);
   });
 
+  it('destroy --prefix checks the prefix; with the tree gone it lists what that prefix left, and the commands that remove it', () => {
+    const lost = makeSim({ pfs: 1, vfs: 2 });
+    const p = lost.prefix;
+    try {
+      expect(() => destroySim(lost.root, 'zz9')).toThrow(/has the prefix \w+, not zz9; drop --prefix/);
+      expect(hasLink(`${p}f0`)).toBe(true); // refused: nothing removed
+      rmSync(lost.root, { recursive: true, force: true }); // the tree lost (by hand, a reboot of /tmp…)
+      let err: VfpError | null = null;
+      try {
+        destroySim(lost.root, p);
+      } catch (e) {
+        err = e as VfpError;
+      }
+      expect(err?.message).toMatch(new RegExp(`no simulated NIC at .*Netdevs of prefix ${p} are still on this host \\(.*${p}f0r1.*netns ${p}-park\\)`));
+      expect(hasLink(`${p}f0`)).toBe(true); // listed, not removed: vfplane cannot tell whose they are
+      // The commands it gives remove all of it.
+      const cmds = /remove them with: (.*)$/.exec(err!.message)![1]!.split('; ');
+      for (const c of cmds) execFileSync(c.split(' ')[0]!, c.split(' ').slice(1));
+      expect(linkNames().filter((n) => new RegExp(`^${p}f\\d`).test(n))).toEqual([]);
+      expect(execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' })).not.toContain(`${p}-park`);
+    } finally {
+      dropSim(lost.root);
+    }
+  });
+
   it('destroy of a simulator made through a symlinked root removes the tree, not only the link', () => {
     const real = simRoot();
     mkdirSync(real, { recursive: true });
