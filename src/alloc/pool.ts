@@ -259,6 +259,14 @@ export function parsePools(json: unknown, where: string): Pool[] {
   let pools: Pool[];
   if (typeof json === 'object' && json !== null && 'pools' in json) {
     const f = parseWith(poolsFileSchema, json, where, ['pools']);
+    // No criterion at all would take any VF of the node: said, not assumed (the device
+    // plugin's own config keeps its meaning, where an empty selector takes every device).
+    const empty = (x: object) => Object.values(x).every((v) => v === undefined);
+    const bad = f.pools.flatMap((p, i) => [
+      ...(empty(p.selector) ? [`pools[${i}].selector: {}: a selector with no criteria would take any VF of the node: name at least one (vendors, devices, drivers, pfNames, rootDevices, pciAddresses, numaNodes), e.g. {"drivers":["iavf"]}`] : []),
+      ...(p.selector.anyOf ?? []).flatMap((alt, j) => (empty(alt) ? [`pools[${i}].selector.anyOf[${j}]: {}: an alternative with no criteria would take any VF of the node: name at least one, or drop it`] : [])),
+    ]);
+    if (bad.length) throw invalid(bad.map((b) => `${where}: ${b}`).join('; '), { file: where });
     pools = f.pools.map((p) => ({ name: p.name, selector: normalize(p.selector as PoolSelector) }));
   } else if (typeof json === 'object' && json !== null && 'resourceList' in json) {
     const f = parseWith(dpFileSchema, json, where, [...SELECTOR_FIELDS, ...DP_UNSUPPORTED]);

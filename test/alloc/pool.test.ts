@@ -74,11 +74,17 @@ describe('loadPools', () => {
   });
 
   it('says which file, pool and field is wrong', () => {
-    const f = write('pools-bad.json', { pools: [{ name: 'a', selector: {} }, { name: 'b', selector: { pfNames: ['ens1f0#9-3'] } }] });
+    const f = write('pools-bad.json', { pools: [{ name: 'a', selector: { drivers: ['iavf'] } }, { name: 'b', selector: { pfNames: ['ens1f0#9-3'] } }] });
     expect(err(() => loadPools(f)).message).toBe(`${f}: pools[1].selector.pfNames[0]: "ens1f0#9-3": range end before start`);
-    const dup = write('pools-dup.json', { pools: [{ name: 'a', selector: {} }, { name: 'a', selector: {} }] });
+    const dup = write('pools-dup.json', { pools: [{ name: 'a', selector: { drivers: ['iavf'] } }, { name: 'a', selector: { drivers: ['iavf'] } }] });
     expect(err(() => loadPools(dup)).message).toContain('pool name "a" appears twice');
-    const missing = write('pools-noname.json', { pools: [{ selector: {} }] });
+    const missing = write('pools-noname.json', { pools: [{ selector: { drivers: ['iavf'] } }] });
+    // A selector with no criteria is refused, not read as "any VF" (a typo'd pool).
+    const empty = write('pools-empty.json', { pools: [{ name: 'a', selector: {} }, { name: 'b', selector: { anyOf: [{ drivers: ['iavf'] }, {}] } }] });
+    expect(err(() => loadPools(empty)).message.split('; ')).toEqual([
+      expect.stringMatching(/^.*pools-empty\.json: pools\[0\]\.selector: {}: a selector with no criteria would take any VF of the node: name at least one/),
+      expect.stringMatching(/pools\[1\]\.selector\.anyOf\[1\]: {}: an alternative with no criteria would take any VF of the node/),
+    ]);
     expect(err(() => loadPools(missing)).message).toBe(`${missing}: pools[0].name: missing: expected a pool name`);
     // An unknown field is shown with the fields of the object it sits in.
     const unknown = write('pools-unknown.json', { pools: [{ name: 'a', selector: { bogusField: [1] } }, { name: 'b', selector: { anyOf: [{ x: 1 }] }, extra: 1 }], top: 1 });
