@@ -12,15 +12,16 @@ export interface Owner {
   containerId?: string; // CNI_CONTAINERID
   ifname?: string; // CNI_IFNAME, the interface name inside the pod
   netns?: string; // CNI_NETNS, a path; gone once the sandbox is torn down
+  netnsId?: string; // that namespace's identity at the allocation (device:inode on nsfs), against a new one made at the same path
   pid?: number; // a process whose life bounds the allocation (operator tools, benchmarks)
   pidStart?: string; // that process's start time (field 22 of /proc/PID/stat), against PID reuse
   network?: string; // the CNI network (config name) the attachment belongs to; scopes CNI GC
 }
 
-export const OWNER_FIELDS = ['namespace', 'name', 'uid', 'containerId', 'ifname', 'netns', 'pid', 'pidStart', 'network'] as const;
+export const OWNER_FIELDS = ['namespace', 'name', 'uid', 'containerId', 'ifname', 'netns', 'netnsId', 'pid', 'pidStart', 'network'] as const;
 export type OwnerField = (typeof OWNER_FIELDS)[number];
 
-/** What identifies an owner on its own; ifname, netns and pidStart only narrow one down. */
+/** What identifies an owner on its own; ifname, netns, netnsId and pidStart only narrow one down. */
 export const IDENTIFYING = 'namespace+name, uid, containerId or pid';
 
 // Kubernetes names and UIDs, CNI container IDs (the spec allows alphanumerics, _ . -).
@@ -68,6 +69,9 @@ export function parseOwner(value: unknown, where = 'owner', partial = false): Ow
         }
         o.netns = v;
         break;
+      case 'netnsId':
+        o.netnsId = str(where, k, v, /^[0-9]{1,20}:[0-9]{1,20}$/, 'DEVICE:INODE of the namespace file, as stat gives them');
+        break;
       case 'pid':
         if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > 4194304) {
           throw invalid(`${where}: pid ${JSON.stringify(v)} is not valid: a process ID, 1–4194304`, { field: k, value: v });
@@ -88,7 +92,7 @@ export function parseOwner(value: unknown, where = 'owner', partial = false): Ow
     }
   }
   if (!partial && !isIdentifying(o)) {
-    throw invalid(`${where} does not identify anyone: give ${IDENTIFYING} (ifname, netns and pidStart may be added)`, { owner: o });
+    throw invalid(`${where} does not identify anyone: give ${IDENTIFYING} (ifname, netns, netnsId and pidStart may be added)`, { owner: o });
   }
   return o;
 }
@@ -151,6 +155,18 @@ function statFields(pid: number): string[] | undefined {
  */
 const NSFS_MAGIC = 0x6e736673; // linux/magic.h
 
+/** The identity of the network namespace at PATH (device:inode of its nsfs file), or
+ *  undefined when PATH is no namespace (or cannot be read). */
+export function netnsIdOf(p: string): string | undefined {
+  try {
+    if (fs.statfsSync(p).type !== NSFS_MAGIC) return undefined;
+    const st = fs.statSync(p, { bigint: true });
+    return `${st.dev}:${st.ino}`;
+  } catch {
+    return undefined;
+  }
+}
+
 export function ownerAlive(o: Owner): 'alive' | 'gone' | 'unknown' {
   const verdicts: ('alive' | 'gone' | 'unknown')[] = [];
   if (o.netns !== undefined) {
@@ -158,7 +174,10 @@ export function ownerAlive(o: Owner): 'alive' | 'gone' | 'unknown' {
       // A network namespace is a file on nsfs (a bind mount, or /proc/PID/ns/net): the
       // path left behind once it is unmounted (ip netns del half-done, a runtime's
       // cleanup) is a plain file, and the sandbox is gone.
-      verdicts.push(fs.statfsSync(o.netns).type === NSFS_MAGIC ? 'alive' : 'gone');
+      // A namespace made since at the same path (`ip netns del x; ip netns add x`, a
+      // runtime reusing a name) is another sandbox: the owner's is gone.
+      const ns = fs.statfsSync(o.netns).type === NSFS_MAGIC;
+      verdicts.push(!ns ? 'gone' : o.netnsId !== undefined && netnsIdOf(o.netns) !== o.netnsId ? 'gone' : 'alive');
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
       // EACCES and the like say nothing about the sandbox; only absence is evidence.

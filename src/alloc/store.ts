@@ -19,7 +19,7 @@ import { sleepSync } from '../util/proc.js';
 import { loadAddon } from '../dataplane/addon.js';
 import type { RawAddon } from '../dataplane/addon-types.js';
 import { NODE_LOCK, otherStores, register, registryDir } from './registry.js';
-import { describeOwner, IDENTIFYING, isIdentifying, OWNER_FIELDS, ownerMatches, parseOwner, pidStart, type Owner } from './owner.js';
+import { describeOwner, IDENTIFYING, isIdentifying, netnsIdOf, OWNER_FIELDS, ownerMatches, parseOwner, pidStart, type Owner } from './owner.js';
 import { makeDirs } from '../util/fs.js';
 
 export type { Owner } from './owner.js';
@@ -110,7 +110,7 @@ function writerLock(file: string): { fd: number; take(ms: number, shared?: boole
 
 export const DEFAULT_STATE_DIR = '/var/lib/vfplane';
 export const DB_FILE = 'alloc.db';
-export const SCHEMA_VERSION = 1;
+export const SCHEMA_VERSION = 2;
 export const DEFAULT_BUSY_TIMEOUT_MS = 10_000;
 export const DEFAULT_HISTORY_KEEP = 10_000;
 /** Test hook: a file path; allocate() blocks inside its transaction until that file exists. */
@@ -176,6 +176,7 @@ interface Row {
   netns: string | null;
   pid: number | null;
   pid_start: string | null;
+  netns_id: string | null;
   network: string | null;
   created_at: string;
   original: string;
@@ -194,7 +195,7 @@ interface HistoryRow {
 }
 
 const COLUMN: Record<(typeof OWNER_FIELDS)[number], string> = {
-  namespace: 'ns', name: 'pod', uid: 'uid', containerId: 'container_id', ifname: 'ifname', netns: 'netns', pid: 'pid', pidStart: 'pid_start', network: 'network',
+  namespace: 'ns', name: 'pod', uid: 'uid', containerId: 'container_id', ifname: 'ifname', netns: 'netns', netnsId: 'netns_id', pid: 'pid', pidStart: 'pid_start', network: 'network',
 };
 
 function ownerOf(r: Row): Owner {
@@ -205,6 +206,7 @@ function ownerOf(r: Row): Owner {
   if (r.container_id !== null) o.containerId = r.container_id;
   if (r.ifname !== null) o.ifname = r.ifname;
   if (r.netns !== null) o.netns = r.netns;
+  if (r.netns_id != null) o.netnsId = r.netns_id; // a store of schema 1 read as it is (another store of the node) has no such column
   if (r.pid !== null) o.pid = r.pid;
   if (r.pid_start !== null) o.pidStart = r.pid_start;
   if (r.network !== null) o.network = r.network;
@@ -254,8 +256,8 @@ function prepare(db: Database.Database) {
     heldPcis: db.prepare<[], string>('SELECT pci FROM allocations').pluck(),
     list: db.prepare<[], Row>('SELECT * FROM allocations ORDER BY pf, vf_index, pci'),
     insert: db.prepare(
-      `INSERT INTO allocations (pci, id, pf, vf_index, pool, ns, pod, uid, container_id, ifname, netns, pid, pid_start, network, created_at, original)
-       VALUES (@pci, @id, @pf, @vf_index, @pool, @ns, @pod, @uid, @container_id, @ifname, @netns, @pid, @pid_start, @network, @created_at, @original)`,
+      `INSERT INTO allocations (pci, id, pf, vf_index, pool, ns, pod, uid, container_id, ifname, netns, netns_id, pid, pid_start, network, created_at, original)
+       VALUES (@pci, @id, @pf, @vf_index, @pool, @ns, @pod, @uid, @container_id, @ifname, @netns, @netns_id, @pid, @pid_start, @network, @created_at, @original)`,
     ),
     setAttachment: db.prepare<[string | null, number]>('UPDATE allocations SET attachment = ? WHERE id = ?'),
     setOriginal: db.prepare<[string, number]>('UPDATE allocations SET original = ? WHERE id = ?'),
@@ -541,11 +543,11 @@ export class AllocStore {
       // Again under the lock: another process may have migrated meanwhile.
       const v = db.pragma('user_version', { simple: true }) as number;
       check(v);
-      if (v === 0) {
-        db.exec(SCHEMA_V1);
-        db.pragma(`user_version = ${SCHEMA_VERSION}`);
-      }
-      // Later versions add their steps here: if (v < 2) { ... }
+      if (v === 0) db.exec(SCHEMA_V1);
+      // 2: the owner's netns identity (netnsId), beside its path.
+      if (v < 2) db.exec('ALTER TABLE allocations ADD COLUMN netns_id TEXT');
+      // Later versions add their steps here: if (v < 3) { ... }
+      db.pragma(`user_version = ${SCHEMA_VERSION}`);
     }).immediate();
   }
 
@@ -694,7 +696,7 @@ export class AllocStore {
     this.stmt.insert.run({
       pci: vf.pci, id, pf: vf.pf, vf_index: vf.index, pool,
       ns: owner.namespace ?? null, pod: owner.name ?? null, uid: owner.uid ?? null, container_id: owner.containerId ?? null,
-      ifname: owner.ifname ?? null, netns: owner.netns ?? null, pid: owner.pid ?? null, pid_start: owner.pidStart ?? null,
+      ifname: owner.ifname ?? null, netns: owner.netns ?? null, netns_id: owner.netnsId ?? null, pid: owner.pid ?? null, pid_start: owner.pidStart ?? null,
       network: owner.network ?? null, created_at: createdAt, original: JSON.stringify(vf),
     });
     if (this.pauseFile) pauseForTest(this.pauseFile);
@@ -707,6 +709,12 @@ export class AllocStore {
     if (owner.pid !== undefined && owner.pidStart === undefined) {
       const s = pidStart(owner.pid);
       if (s !== undefined) owner.pidStart = s;
+    }
+    // And the netns's identity with its path, so a namespace made again at that path
+    // (`ip netns del x; ip netns add x`) does not look like the owner's to gc.
+    if (owner.netns !== undefined && owner.netnsId === undefined) {
+      const id = netnsIdOf(owner.netns);
+      if (id !== undefined) owner.netnsId = id;
     }
     return owner;
   }

@@ -8,7 +8,7 @@ import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { AllocStore, DB_FILE, LOCK_FILE, SCHEMA_VERSION, type Owner } from '../../src/alloc/store.js';
 import { syntheticVfs } from '../../src/bench/alloc.js';
-import { describeOwner } from '../../src/alloc/owner.js';
+import { describeOwner, ownerAlive } from '../../src/alloc/owner.js';
 import type { VfInfo } from '../../src/sriov/types.js';
 import { VfpError } from '../../src/util/errors.js';
 import { thrown } from '../helpers/thrown.js';
@@ -242,6 +242,31 @@ describe('AllocStore', () => {
     store.close();
     store = AllocStore.open(path.join(dir, 'state'));
     expect(store.get(a.pci)).toEqual(a);
+  });
+
+  it('takes a schema-1 store (no netns identity) up to the current schema, its allocations intact', () => {
+    const a = store.allocate({ candidates: vfs, owner: { ...web0, netns: '/run/netns/vfp-gone-ns' } });
+    store.close();
+    // As vfplane of schema 1 left it: no netns_id column.
+    const db = new Database(path.join(dir, 'state', DB_FILE));
+    db.exec('ALTER TABLE allocations DROP COLUMN netns_id');
+    db.pragma('user_version = 1');
+    db.close();
+    store = AllocStore.open(path.join(dir, 'state'));
+    expect(store.get(a.pci)).toEqual(a);
+    const b = new Database(path.join(dir, 'state', DB_FILE), { readonly: true });
+    expect(b.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION);
+    b.close();
+  });
+
+  it('records the identity of the owner\'s netns beside its path (a namespace made again there is another one)', () => {
+    const ns = '/proc/self/ns/net';
+    const a = store.allocate({ candidates: vfs, owner: { ...web0, netns: ns } });
+    const st = fs.statSync(ns, { bigint: true });
+    expect(a.owner.netnsId).toBe(`${st.dev}:${st.ino}`);
+    expect(store.get(a.pci)!.owner.netnsId).toBe(`${st.dev}:${st.ino}`);
+    expect(ownerAlive(a.owner)).toBe('alive');
+    expect(ownerAlive({ ...a.owner, netnsId: '1:2' })).toBe('gone');
   });
 
   it('refuses a store written by a newer vfplane', () => {

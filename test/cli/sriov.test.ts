@@ -152,6 +152,21 @@ describePrivileged('operator CLI on a simulated NIC', { netns: true }, () => {
     expect(rel.stdout).toMatch(/│ 0000:5e:\w\w\.\d │ pod ns1\/alive[^│]*│ \d+ +│ .* +│/);
   });
 
+  it('gc takes a namespace made again at the owner\'s netns path for another sandbox: the owner is gone', () => {
+    const pod = Netns.create('gcre');
+    const netns = `/run/netns/${pod.name}`;
+    json(['vf', 'alloc', '--pool', 'intel', '--owner', 'ns1/remade', '--netns', netns]);
+    expect(json(['gc', '--dry-run']).find((r: any) => r.owner.name === 'remade')).toMatchObject({ state: 'alive' });
+    pod.destroy();
+    execFileSync('ip', ['netns', 'add', pod.name]); // the same path, another namespace
+    try {
+      expect(json(['gc', '--dry-run']).find((r: any) => r.owner.name === 'remade')).toMatchObject({ state: 'gone', released: false });
+      expect(json(['gc']).find((r: any) => r.owner.name === 'remade')).toMatchObject({ released: true });
+    } finally {
+      execFileSync('ip', ['netns', 'del', pod.name]);
+    }
+  });
+
   it('release and gc put a VF back before they mark it free: one whose restore fails stays allocated, and the next try finishes', async () => {
     // The simulator keeps VF settings under its state directory: made immutable, every
     // settings write (the restore's) fails with EPERM, as a refusing driver would.
