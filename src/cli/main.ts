@@ -80,6 +80,10 @@ export async function main(argv: string[]): Promise<number> {
     if (await interrupted()) return new Promise<number>(() => undefined);
     // Actions throw; this is the one place errors are reported (JSON too with --json).
     const json = argv.includes('--json');
+    // `pcap … --out -` writes its records to stdout: a JSON error must not land in them.
+    const outAt = argv.indexOf('--out');
+    const out = outAt >= 0 ? argv[outAt + 1] : argv.find((a) => a.startsWith('--out='))?.slice(6);
+    const jsonTo = out !== undefined && ['-', '/dev/stdout', '/dev/fd/1', '/proc/self/fd/1'].includes(out) ? process.stderr : process.stdout;
     if (err instanceof CommanderError) {
       if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version') return 0;
       if (err.code === 'commander.help') {
@@ -88,12 +92,12 @@ export async function main(argv: string[]): Promise<number> {
         if (err.exitCode === 0) return 0;
         const c = reached(program, argv.slice(2));
         const path = [...ancestry(c)].map((x) => x.name()).join(' ');
-        return reportError(new UsageError(`${path} needs a command: one of ${c.commands.map((x) => x.name()).join(', ')} (run \`${path} --help\`)`), json);
+        return reportError(new UsageError(`${path} needs a command: one of ${c.commands.map((x) => x.name()).join(', ')} (run \`${path} --help\`)`), json, jsonTo);
       }
       // commander has already printed its message to stderr; usage errors exit 2.
-      if (json) printJson({ error: { message: err.message.replace(/^error: /, ''), exitCode: 2 } });
+      if (json) printJson({ error: { message: err.message.replace(/^error: /, ''), exitCode: 2 } }, jsonTo);
       return 2;
     }
-    return reportError(err, json);
+    return reportError(err, json, jsonTo);
   }
 }

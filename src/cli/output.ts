@@ -8,8 +8,8 @@ export interface OutputOpts {
   json?: boolean;
 }
 
-export function printJson(value: unknown): void {
-  process.stdout.write(JSON.stringify(value, null, 2) + '\n');
+export function printJson(value: unknown, to: NodeJS.WriteStream = process.stdout): void {
+  to.write(JSON.stringify(value, null, 2) + '\n');
 }
 
 /** Named counts as people read them, "rx_kernel_drops 3, truncated 1", zeros left out;
@@ -22,13 +22,15 @@ export function progress(opts: OutputOpts, msg: string): void {
   if (process.stderr.isTTY || !opts.json) process.stderr.write(msg + '\n');
 }
 
-export function reportError(err: unknown, json: boolean): number {
+/** (`jsonTo`: where the JSON error goes; stderr when stdout carries a command's data,
+ *  as `pcap … --out -` does.) */
+export function reportError(err: unknown, json: boolean, jsonTo: NodeJS.WriteStream = process.stdout): number {
   // A malformed value is a usage error wherever it was caught; anything else is a failure.
   const exitCode = err instanceof UsageError || (err instanceof VfpError && err.kind === 'invalid') ? 2 : 1;
   const message = err instanceof Error ? err.message : String(err);
   const details = err instanceof RuntimeError || err instanceof VfpError ? err.details : undefined;
   const kind = err instanceof VfpError ? err.kind : undefined;
-  if (json) printJson({ error: { message, exitCode, ...(kind ? { kind } : {}), ...(details ? { details } : {}) } });
+  if (json) printJson({ error: { message, exitCode, ...(kind ? { kind } : {}), ...(details ? { details } : {}) } }, jsonTo);
   process.stderr.write(`vfplane: ${message}\n`);
   if (exitCode === 1 && process.env.VFPLANE_DEBUG && err instanceof Error && err.stack) {
     process.stderr.write(err.stack + '\n');

@@ -1,13 +1,15 @@
 // The work behind `vfplane pcap encap|decap`: stream records from the input file into
 // bursts, run each burst through the chosen engine, and write the survivors. The output
-// appears only when the whole input was read and processed (PcapWriter.commit).
-import { accessSync, constants, existsSync, realpathSync, statSync } from 'node:fs';
+// appears only when the whole input was read and processed (PcapWriter.commit). `-` is
+// stdin for --in and stdout for --out; with the records on stdout, the summary goes to
+// stderr, so the stream is a pcap and nothing else.
+import { accessSync, constants, existsSync, fstatSync, realpathSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { allocBurst, MAX_BURST, type Burst } from '../packet/burst.js';
 import { ConfigError, outerHeaderLength, resolveDecap, resolveTunnel, type TunnelSpec } from '../packet/config.js';
 import type { EngineName, VxlanEngine } from '../packet/engine.js';
-import { PcapFormatError, PcapReader, PcapWriter } from '../packet/pcap.js';
+import { isStdin, isStdout, PcapFormatError, PcapReader, PcapWriter } from '../packet/pcap.js';
 import { reasonName } from '../packet/reasons.js';
 import { loadEngine } from '../dataplane/select.js';
 import { RuntimeError, UsageError } from './errors.js';
@@ -49,10 +51,33 @@ function asUsage<T>(fn: () => T): T {
 /** Checks both files before any work: an output that cannot be written would otherwise
  *  fail only after the whole input was read, with a raw errno on a temp file's name. */
 function checkFiles(input: string, output: string): void {
-  if (!existsSync(input)) throw new RuntimeError(`--in ${input}: no such file; give an existing pcap file`);
-  if (!statSync(input).isFile()) throw new RuntimeError(`--in ${input} is not a regular file; give a pcap file`);
-  const same = existsSync(output) && realpathSync(output) === realpathSync(input);
-  if (same || resolve(output) === resolve(input)) {
+  // A stream is read as it comes (stdin, whatever it is, or a FIFO): no seeking.
+  let inStat: ReturnType<typeof statSync> | null = null;
+  if (!isStdin(input)) {
+    if (!existsSync(input)) throw new RuntimeError(`--in ${input}: no such file; give an existing pcap file, or - for stdin`);
+    inStat = statSync(input);
+    if (!inStat.isFile() && !inStat.isFIFO()) {
+      const what = inStat.isDirectory() ? 'a directory' : 'not a regular file or a FIFO';
+      throw new RuntimeError(`--in ${input} is ${what}; give a pcap file, a FIFO, or - for stdin`);
+    }
+  }
+  if (isStdout(output)) {
+    // Written into as it is (PcapWriter.create): only `--in f --out - >> f` is to refuse,
+    // which would read back what it appends.
+    const out = (() => {
+      try {
+        return fstatSync(1);
+      } catch {
+        return null; // closed (>&-): the first write says so
+      }
+    })();
+    if (inStat?.isFile() && out?.isFile() && out.dev === inStat.dev && out.ino === inStat.ino) {
+      throw new UsageError(`--out ${output} is the input file ${input} (stdout is redirected to it); write to another file`);
+    }
+    return;
+  }
+  const same = inStat !== null && existsSync(output) && realpathSync(output) === realpathSync(input);
+  if (same || (inStat !== null && resolve(output) === resolve(input))) {
     throw new UsageError(`--out ${output} is the input file; write to another file`);
   }
   if (existsSync(output) && statSync(output).isDirectory()) {
@@ -192,9 +217,12 @@ function asRuntime(err: unknown): unknown {
   return err;
 }
 
+/** The summary goes to stdout, unless the records do: then to stderr, JSON too. */
 function print(summary: PcapSummary, json: boolean): void {
+  const toStderr = isStdout(summary.output.file);
   if (json) {
-    printJson(summary);
+    if (toStderr) process.stderr.write(JSON.stringify(summary, null, 2) + '\n');
+    else printJson(summary);
     return;
   }
   const lines = [
@@ -206,21 +234,26 @@ function print(summary: PcapSummary, json: boolean): void {
   for (const [name, n] of Object.entries(summary.drops).sort((a, b) => b[1] - a[1])) {
     lines.push(`    ${name.padEnd(18)} ${n}`);
   }
-  process.stdout.write(lines.join('\n') + '\n');
+  (toStderr ? process.stderr : process.stdout).write(lines.join('\n') + '\n');
 }
 
 interface EncapOpts {
-  in: string; out: string; vni: number; local: string; remote: string; srcMac: string; dstMac: string;
+  in: string; out: string; vni: number; local: string; remote: string; srcMac: string; dstMac?: string;
   dstPort: number; srcPortRange: [number, number]; ttl: number; tos: number | 'inherit';
-  df: 'set' | 'unset' | 'inherit'; udpCsum: boolean; vlan?: number; vlanPcp: number; mtu?: number;
+  df: 'set' | 'unset' | 'inherit'; udpCsum: boolean; vlan?: number; vlanPcp?: number; mtu?: number;
   engine: EngineName; json: boolean;
 }
 
 export async function runEncap(o: EncapOpts): Promise<void> {
+  // A priority is carried in the VLAN tag: without one it would be dropped unsaid.
+  if (o.vlanPcp !== undefined && o.vlan === undefined) {
+    throw new UsageError(`--vlan-pcp ${o.vlanPcp} needs --vlan: give the outer VLAN ID too (--vlan 0 for a priority tag alone)`);
+  }
+  // No --dst-mac: resolveTunnel picks the default, or a multicast --remote's group MAC.
   const spec: TunnelSpec = {
     local: o.local, remote: o.remote, srcMac: o.srcMac, dstMac: o.dstMac, dstPort: o.dstPort,
     srcPortMin: o.srcPortRange[0], srcPortMax: o.srcPortRange[1], ttl: o.ttl, tos: o.tos, df: o.df,
-    udpCsum: o.udpCsum, vlan: o.vlan ?? null, vlanPcp: o.vlanPcp, mtu: o.mtu ?? 0,
+    udpCsum: o.udpCsum, vlan: o.vlan ?? null, vlanPcp: o.vlanPcp ?? 0, mtu: o.mtu ?? 0,
   };
   const tunnel = asUsage(() => resolveTunnel(spec));
   // The data plane resolves its template with remote = local (peers patched in natively);

@@ -120,6 +120,14 @@ function notDestination(a: IpAddr): string | null {
   return null;
 }
 
+/** The Ethernet group address a multicast IP is sent to (RFC 1112 §6.4: 01:00:5e and
+ *  the low 23 bits; RFC 2464 §7: 33:33 and the last 4 bytes), or null for a unicast one. */
+export function groupMacOf(a: IpAddr): Uint8Array | null {
+  const b = a.bytes;
+  if (a.family === 4) return b[0]! >= 224 && b[0]! <= 239 ? Uint8Array.of(0x01, 0x00, 0x5e, b[1]! & 0x7f, b[2]!, b[3]!) : null;
+  return b[0] === 0xff ? Uint8Array.of(0x33, 0x33, b[12]!, b[13]!, b[14]!, b[15]!) : null;
+}
+
 function sourceMac(field: string, v: unknown): Uint8Array {
   const m = mac(field, v);
   if (m[0]! & 1) throw new ConfigError(field, v, 'a unicast MAC (first octet even): a group MAC cannot send');
@@ -161,7 +169,9 @@ export function resolveTunnel(s: TunnelSpec): Tunnel {
     local: local.bytes,
     remote: remote.bytes,
     srcMac: sourceMac('srcMac', s.srcMac ?? DEFAULT_SRC_MAC),
-    dstMac: mac('dstMac', s.dstMac ?? DEFAULT_DST_MAC),
+    // Not given: a multicast remote (a VXLAN group) goes to its group MAC, as a kernel
+    // would send it; a unicast one to the default next hop.
+    dstMac: s.dstMac !== undefined ? mac('dstMac', s.dstMac) : groupMacOf(remote) ?? mac('dstMac', DEFAULT_DST_MAC),
     vlan: s.vlan === undefined || s.vlan === null ? null : int('vlan', s.vlan, 0, 4094),
     vlanPcp: int('vlanPcp', s.vlanPcp ?? 0, 0, 7),
     dstPort: int('dstPort', s.dstPort ?? VXLAN_PORT, 1, 65535),

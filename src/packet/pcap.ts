@@ -1,8 +1,11 @@
 // Classic libpcap files (not pcapng): a streaming reader with bounded memory for the
 // `pcap encap|decap` commands and tests, and a writer that only ever leaves a complete
-// file behind (temp file in the same directory, fsync, rename on commit).
+// file behind (temp file in the same directory, fsync, rename on commit). Both also
+// take a stream: the reader never seeks (a pipe, a FIFO, stdin as `-`), and the writer
+// writes a FIFO, a device or stdout as it goes.
 import { closeSync, fsyncSync, openSync, readSync, realpathSync, renameSync, statSync, unlinkSync, writeSync, type Stats } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
+import { sleepSync } from '../util/proc.js';
 
 /** Largest snaplen and captured length accepted (tcpdump's and Wireshark's maximum). */
 export const PCAP_MAX_SNAPLEN = 262144;
@@ -57,6 +60,34 @@ function hex32(v: number): string {
   return `0x${(v >>> 0).toString(16).padStart(8, '0')}`;
 }
 
+/** The names of this process's own fd `fd` (after `-`): opened anew they would be another
+ *  file than the one the fd holds (a socket cannot be opened at all; a redirect target
+ *  would be replaced by a renamed temp file), so they are read or written as the fd. */
+function namesFd(path: string, fd: 0 | 1): boolean {
+  if (path === '-') return true;
+  const p = resolve(path);
+  return p === (fd === 0 ? '/dev/stdin' : '/dev/stdout') || p === `/dev/fd/${fd}` ||
+    p === `/proc/self/fd/${fd}` || p === `/proc/thread-self/fd/${fd}` || p === `/proc/${process.pid}/fd/${fd}`;
+}
+
+/** True for `-` and the names of stdin (/dev/stdin, /dev/fd/0, /proc/self/fd/0): PcapReader.open reads fd 0. */
+export const isStdin = (path: string): boolean => namesFd(path, 0);
+/** True for `-` and the names of stdout (/dev/stdout, /dev/fd/1, /proc/self/fd/1): PcapWriter.create writes fd 1. */
+export const isStdout = (path: string): boolean => namesFd(path, 1);
+
+/** A descriptor another part of the process made non-blocking (Node does so to a pipe
+ *  on stdout) says EAGAIN instead of waiting: wait for it here, briefly, and retry. */
+function retryAgain<T>(op: () => T): T {
+  for (;;) {
+    try {
+      return op();
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EAGAIN') throw err;
+      sleepSync(1);
+    }
+  }
+}
+
 export class PcapReader {
   private fd: number | null;
   private readonly buf = new Uint8Array(CHUNK);
@@ -71,6 +102,8 @@ export class PcapReader {
   private constructor(
     readonly path: string,
     fd: number,
+    /** False for stdin: not ours to close. */
+    private readonly ownFd: boolean,
   ) {
     this.fd = fd;
     this.header = this.readHeader();
@@ -79,11 +112,13 @@ export class PcapReader {
 
   readonly header: PcapHeader;
 
-  /** Opens and checks the file header; throws PcapFormatError or the fs error. */
+  /** Opens and checks the file header; throws PcapFormatError or the fs error. `-` (or
+   *  /dev/stdin) reads stdin, which errors then call "stdin" (or the name given). */
   static open(path: string): PcapReader {
+    if (isStdin(path)) return new PcapReader(path === '-' ? 'stdin' : path, 0, false);
     const fd = openSync(path, 'r');
     try {
-      return new PcapReader(path, fd);
+      return new PcapReader(path, fd, true);
     } catch (err) {
       closeSync(fd);
       throw err;
@@ -134,7 +169,7 @@ export class PcapReader {
     if (this.fd !== null) {
       const fd = this.fd;
       this.fd = null;
-      closeSync(fd);
+      if (this.ownFd) closeSync(fd);
     }
   }
 
@@ -190,7 +225,9 @@ export class PcapReader {
       this.start = 0;
     }
     while (this.end < n && !this.eof) {
-      const r = readSync(this.fd!, this.buf, this.end, this.buf.length - this.end, this.base + this.end);
+      // From the current position, never a given offset: a pipe cannot seek (ESPIPE), and
+      // stdin's position is where its reader is to start.
+      const r = retryAgain(() => readSync(this.fd!, this.buf, this.end, this.buf.length - this.end, null));
       if (r === 0) this.eof = true;
       this.end += r;
     }
@@ -225,6 +262,8 @@ export class PcapWriter {
     /** The temp file renamed into place on commit; null when writing into a stream. */
     private readonly tmp: string | null,
     fd: number,
+    /** False for stdout: written into, never closed. */
+    private readonly ownFd: boolean,
     readonly nanos: boolean,
     readonly snaplen: number,
     readonly linktype: number,
@@ -248,7 +287,9 @@ export class PcapWriter {
    * `path` that is a symlink to a file replaces the file it names. A FIFO or character
    * device (`/dev/stdout`, a pipe to tshark) is written into as it is, never replaced: a
    * stream has no "whole file" to wait for. Anything else that is not a regular file is
-   * refused.
+   * refused. `-` and the names of stdout (/dev/stdout, /proc/self/fd/1) write fd 1 as it
+   * is, whatever it is: a pipe, a socket, or a redirect's file (written at fd 1's offset,
+   * never replaced).
    */
   static create(path: string, opts: PcapWriterOptions): PcapWriter {
     const snaplen = opts.snaplen ?? PCAP_MAX_SNAPLEN;
@@ -259,6 +300,7 @@ export class PcapWriter {
     if (!Number.isInteger(linktype) || linktype < 0 || linktype > 0xffffffff) {
       throw new RangeError(`pcap linktype ${linktype} is not a 32-bit unsigned integer`);
     }
+    if (isStdout(path)) return new PcapWriter(path, null, 1, false, opts.nanos, snaplen, linktype);
     let st: Stats | null = null;
     try {
       st = statSync(path); // follows a symlink: what it names is what is written
@@ -266,7 +308,7 @@ export class PcapWriter {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
     }
     if (st && (st.isFIFO() || st.isCharacterDevice())) {
-      return new PcapWriter(path, null, openSync(path, 'w'), opts.nanos, snaplen, linktype);
+      return new PcapWriter(path, null, openSync(path, 'w'), true, opts.nanos, snaplen, linktype);
     }
     if (st && !st.isFile()) {
       const what = st.isDirectory() ? 'a directory' : st.isBlockDevice() ? 'a block device' : st.isSocket() ? 'a socket' : 'not a regular file';
@@ -278,7 +320,7 @@ export class PcapWriter {
     const name = basename(target);
     const tmp = join(dirname(target), `.${Buffer.byteLength(name) > 200 ? name.slice(0, 64) : name}.${process.pid}.tmp`);
     const fd = openSync(tmp, 'w', 0o644);
-    return new PcapWriter(target, tmp, fd, opts.nanos, snaplen, linktype);
+    return new PcapWriter(target, tmp, fd, true, opts.nanos, snaplen, linktype);
   }
 
   /** Records written so far. */
@@ -320,7 +362,7 @@ export class PcapWriter {
     try {
       this.flush();
       if (this.tmp === null) {
-        closeSync(this.fd!); // a stream: nothing to sync or rename
+        if (this.ownFd) closeSync(this.fd!); // a stream: nothing to sync or rename
         this.fd = null;
         this.state = 'committed';
         return;
@@ -352,14 +394,14 @@ export class PcapWriter {
   abort(): void {
     if (this.state !== 'open') return;
     this.state = 'aborted';
-    if (this.fd !== null) {
+    if (this.fd !== null && this.ownFd) {
       try {
         closeSync(this.fd);
       } catch {
         /* already unusable; removing the file is what matters */
       }
-      this.fd = null;
     }
+    this.fd = null;
     if (this.tmp === null) return; // a stream: what went out is gone
     try {
       unlinkSync(this.tmp);
@@ -370,7 +412,7 @@ export class PcapWriter {
 
   private flush(): void {
     let done = 0;
-    while (done < this.used) done += writeSync(this.fd!, this.buf, done, this.used - done);
+    while (done < this.used) done += retryAgain(() => writeSync(this.fd!, this.buf, done, this.used - done));
     this.used = 0;
   }
 }

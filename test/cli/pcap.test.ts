@@ -5,7 +5,8 @@ import { existsSync, lstatSync, mkdtempSync, readdirSync, readFileSync, rmSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BIN, vfplane } from '../helpers/cli.js';
+import { BIN, ROOT, vfplane } from '../helpers/cli.js';
+import { describePrivileged } from '../helpers/privileged.js';
 import { arpRequest, icmpEcho, readPcapFrames, udp4, writePcap, writeRepeatedPcap } from '../helpers/frames.js';
 
 let dir: string;
@@ -297,5 +298,245 @@ describe('the CLI', () => {
   });
   it('an unknown command is a usage error', () => {
     expect(vfplane(['frobnicate']).code).toBe(2);
+  });
+});
+
+/** The frames of a pcap stream that must be nothing else: the records end exactly where
+ *  the bytes do (a summary printed after them would not). */
+function pcapStream(buf: Buffer): Uint8Array[] {
+  expect(buf.length).toBeGreaterThanOrEqual(24);
+  expect(buf.readUInt32LE(0)).toBe(0xa1b2c3d4);
+  let o = 24;
+  while (o < buf.length) {
+    expect(o + 16, `record header at ${o} cut short`).toBeLessThanOrEqual(buf.length);
+    o += 16 + buf.readUInt32LE(o + 8);
+  }
+  expect(o).toBe(buf.length);
+  return readPcapFrames(buf);
+}
+
+/** The CLI with raw (binary) stdout and stdin. */
+const rawRun = (args: string[], input?: Buffer) =>
+  spawnSync(process.execPath, [BIN, ...args], { input, timeout: 60_000, maxBuffer: 256 << 20 });
+
+/** bash -c SCRIPT with $node, $bin, $in (the 3-frame capture) and $dir set. */
+const sh = (script: string) => spawnSync('bash', ['-c', `set -o pipefail\n${script}`], {
+  encoding: 'utf8', timeout: 60_000, env: { ...process.env, node: process.execPath, bin: BIN, in: p('in.pcap'), dir },
+});
+const encLens = frames.map((f) => f.length + 50);
+
+describe('pcap on stdout: the records, nothing else; the summary on stderr', () => {
+  for (const out of ['-', '/dev/stdout', '/proc/self/fd/1']) {
+    it(`--out ${out}`, () => {
+      const r = rawRun(['pcap', 'encap', '--in', p('in.pcap'), '--out', out, ...base]);
+      expect(r.status, r.stderr.toString()).toBe(0);
+      expect(pcapStream(r.stdout).map((f) => f.length)).toEqual(encLens);
+      expect(r.stderr.toString()).toMatch(/packets in\s+3\n\s+packets out\s+3/);
+    });
+  }
+
+  it('--json: the JSON summary on stderr too', () => {
+    const r = rawRun(['pcap', 'encap', '--in', p('in.pcap'), '--out', '-', ...base, '--json']);
+    expect(r.status, r.stderr.toString()).toBe(0);
+    expect(pcapStream(r.stdout)).toHaveLength(3);
+    expect(JSON.parse(r.stderr.toString())).toMatchObject({ command: 'encap', output: { file: '-', packets: 3 } });
+  });
+
+  it('--json: an error is JSON on stderr, and stdout carries nothing (it is the stream)', () => {
+    writeFileSync(p('garbage.pcap'), 'not a pcap file at all, just text');
+    for (const args of [['--in', p('garbage.pcap'), '--out', '-', ...base], ['--in', p('in.pcap'), '--out', '-', ...base, '--ttl', '300']]) {
+      const r = rawRun(['pcap', 'encap', ...args, '--json']);
+      expect(r.status).not.toBe(0);
+      expect(r.stdout.length).toBe(0);
+      expect(JSON.parse(r.stderr.toString().split('\nvfplane: ')[0]!.replace(/^error: .*\n/, '')).error.message).toBeTruthy();
+    }
+  });
+
+  it('piped into tshark -r -, which reads every packet and no damage', () => {
+    const r = sh('"$node" "$bin" pcap encap --in "$in" --out /dev/stdout --vni 4242 --local 192.0.2.1 --remote 192.0.2.2 --json 2>"$dir/sum.json" | tshark -r - -T fields -e vxlan.vni 2>&1');
+    expect(r.status, r.stdout + r.stderr).toBe(0);
+    expect(r.stdout.trim().split('\n').filter((l) => !/^Running as user/.test(l))).toEqual(['4242', '4242', '4242']);
+    expect(JSON.parse(readFileSync(join(dir, 'sum.json'), 'utf8'))).toMatchObject({ output: { packets: 3 } });
+  });
+
+  it('redirected to a file (> or >>): written into that file as it is, not replaced by a renamed temp file', () => {
+    const f = p('redirect.pcap');
+    writeFileSync(f, '');
+    const ino = statSync(f).ino;
+    const r = sh(`"$node" "$bin" pcap encap --in "$in" --out /dev/stdout --vni 4242 --local 192.0.2.1 --remote 192.0.2.2 > "${f}"`);
+    expect(r.status, r.stderr).toBe(0);
+    expect(statSync(f).ino).toBe(ino);
+    expect(pcapStream(readFileSync(f)).map((x) => x.length)).toEqual(encLens);
+    expect(r.stderr).toMatch(/packets out\s+3/);
+    expect(readdirSync(dir).filter((x) => x.endsWith('.tmp'))).toEqual([]);
+    // Appending after what is there already: fd 1's offset is the writer's.
+    writeFileSync(f, 'HEAD');
+    expect(sh(`"$node" "$bin" pcap encap --in "$in" --out - --vni 4242 --local 192.0.2.1 --remote 192.0.2.2 >> "${f}"`).status).toBe(0);
+    const got = readFileSync(f);
+    expect(got.subarray(0, 4).toString()).toBe('HEAD');
+    expect(pcapStream(got.subarray(4))).toHaveLength(3);
+  });
+
+  it('waits for a slow reader of a non-blocking pipe (Node makes stdout one) instead of failing with EAGAIN', () => {
+    const big = p('slow-reader.pcap');
+    writeRepeatedPcap(big, frames[1]!, 10_000); // ~3.5 MB: far more than a pipe holds
+    // The reader starts late, so the pipe fills up: the writer is to wait, not fail.
+    const r = sh(`"$node" "$bin" pcap encap --in "${big}" --out - --vni 4242 --local 192.0.2.1 --remote 192.0.2.2 | { sleep 1; cat > "$dir/slow.pcap"; }`);
+    expect(r.status, r.stderr).toBe(0);
+    expect(pcapStream(readFileSync(p('slow.pcap')))).toHaveLength(10_000);
+  });
+
+  it('a stdout that is the input file is refused before anything is written', () => {
+    const f = p('self.pcap');
+    writeFileSync(f, readFileSync(p('in.pcap')));
+    const r = sh(`"$node" "$bin" pcap encap --in "${f}" --out - --vni 4242 --local 192.0.2.1 --remote 192.0.2.2 >> "${f}"`);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain(`--out - is the input file ${f} (stdout is redirected to it); write to another file`);
+    expect(readFileSync(f).equals(readFileSync(p('in.pcap')))).toBe(true);
+  });
+});
+
+describe('pcap from a stream: --in -, /dev/stdin, a FIFO', () => {
+  it('--in - and --in /dev/stdin read a pipe', () => {
+    for (const input of ['-', '/dev/stdin']) {
+      const out = p(`from-pipe-${input.length}.pcap`);
+      const r = sh(`cat "$in" | "$node" "$bin" pcap encap --in ${input} --out "${out}" --vni 4242 --local 192.0.2.1 --remote 192.0.2.2 --json`);
+      expect(r.status, r.stderr).toBe(0);
+      expect(JSON.parse(r.stdout)).toMatchObject({ input: { file: input, packets: 3 }, output: { packets: 3 } });
+      expect(readPcapFrames(readFileSync(out)).map((f) => f.length)).toEqual(encLens);
+    }
+  });
+
+  it('--in - reads whatever stdin is (here a socket), and a stream much larger than the read buffer', () => {
+    const big = p('pipe-big.pcap');
+    writeRepeatedPcap(big, frames[1]!, 20_000); // ~7 MB: many refills, short reads
+    const r = rawRun(['pcap', 'decap', '--in', '-', '--out', '-'], readFileSync(big));
+    expect(r.status, r.stderr.toString()).toBe(0);
+    // Not VXLAN: every frame is dropped, counted, after being read whole.
+    expect(r.stderr.toString()).toMatch(/packets in\s+20000/);
+    expect(pcapStream(r.stdout)).toHaveLength(0);
+    const enc = rawRun(['pcap', 'encap', '--in', '-', '--out', '-', ...base], readFileSync(big));
+    expect(enc.status, enc.stderr.toString()).toBe(0);
+    const dec = rawRun(['pcap', 'decap', '--in', '-', '--out', '-', '--vni', '4242'], enc.stdout);
+    expect(dec.status, dec.stderr.toString()).toBe(0);
+    const got = pcapStream(dec.stdout);
+    expect(got).toHaveLength(20_000);
+    expect(got.every((f) => Buffer.from(f).equals(Buffer.from(frames[1]!)))).toBe(true);
+  });
+
+  it('--in - waits for a non-blocking stdin that has nothing yet instead of failing with EAGAIN', () => {
+    const script = [
+      'import os, subprocess, sys, time',
+      'node, bin, src, out = sys.argv[1:5]',
+      'r, w = os.pipe()',
+      'os.set_blocking(r, False)  # the file description vfplane gets as fd 0',
+      "c = subprocess.Popen([node, bin, 'pcap', 'encap', '--in', '-', '--out', out, '--vni', '4242', '--local', '192.0.2.1', '--remote', '192.0.2.2'], stdin=r)",
+      'os.close(r)',
+      'data = open(src, "rb").read()',
+      'os.write(w, data[:30])',
+      'time.sleep(1)  # vfplane reads the header, then finds the pipe empty',
+      'os.write(w, data[30:])',
+      'os.close(w)',
+      'sys.exit(c.wait())',
+    ].join('\n');
+    const r = spawnSync('/usr/bin/python3', ['-c', script, process.execPath, BIN, p('in.pcap'), p('nonblock.pcap')], { encoding: 'utf8', timeout: 60_000 });
+    expect(r.status, r.stderr).toBe(0);
+    expect(readPcapFrames(readFileSync(p('nonblock.pcap'))).map((f) => f.length)).toEqual(encLens);
+  });
+
+  it('a FIFO as --in', () => {
+    const fifo = p('in.fifo');
+    execFileSync('mkfifo', [fifo]);
+    const r = sh(`cat "$in" > "${fifo}" & pid=$!; "$node" "$bin" pcap encap --in "${fifo}" --out "$dir/from-fifo.pcap" --vni 4242 --local 192.0.2.1 --remote 192.0.2.2; rc=$?; kill $pid 2>/dev/null; wait; exit $rc`);
+    expect(r.status, r.stderr).toBe(0);
+    expect(readPcapFrames(readFileSync(p('from-fifo.pcap'))).map((f) => f.length)).toEqual(encLens);
+  });
+
+  it('a malformed stream: the same error naming the offset, exit 1, no output', () => {
+    const good = readFileSync(p('in.pcap'));
+    const cut = good.subarray(0, good.length - 5);
+    const before = readdirSync(dir).length;
+    const r = rawRun(['pcap', 'encap', '--in', '-', '--out', p('cut.pcap'), ...base], cut);
+    expect(r.status).toBe(1);
+    const o = 24 + 16 + frames[0]!.length + 16 + frames[1]!.length;
+    expect(r.stderr.toString()).toMatch(new RegExp(`pcap file stdin, byte offset ${o}: record data cut short`));
+    expect(existsSync(p('cut.pcap'))).toBe(false);
+    expect(readdirSync(dir).length).toBe(before);
+    const ng = rawRun(['pcap', 'decap', '--in', '/dev/stdin', '--out', p('cut.pcap')], Buffer.concat([Buffer.from([0x0a, 0x0d, 0x0d, 0x0a]), Buffer.alloc(28)]));
+    expect(ng.status).toBe(1);
+    expect(ng.stderr.toString()).toMatch(/pcap file \/dev\/stdin, byte offset 0: this is a pcapng file/);
+    expect(existsSync(p('cut.pcap'))).toBe(false);
+  });
+
+  it('an input that is neither a file nor a stream is refused naming it', () => {
+    const r = vfplane(['pcap', 'encap', '--in', dir, '--out', p('d.pcap'), ...base]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(`--in ${dir} is a directory; give a pcap file, a FIFO, or - for stdin`);
+  });
+});
+
+describe('pcap encap outer Ethernet and VLAN', () => {
+  it('--vlan-pcp without --vlan is a usage error naming the fix, and nothing is written', () => {
+    for (const pcp of ['5', '0']) {
+      const r = vfplane(['pcap', 'encap', '--in', p('in.pcap'), '--out', p('pcp.pcap'), ...base, '--vlan-pcp', pcp]);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toContain(`--vlan-pcp ${pcp} needs --vlan: give the outer VLAN ID too (--vlan 0 for a priority tag alone)`);
+      expect(existsSync(p('pcp.pcap'))).toBe(false);
+    }
+    const ok = vfplane(['pcap', 'encap', '--in', p('in.pcap'), '--out', p('pcp.pcap'), ...base, '--vlan', '0', '--vlan-pcp', '5']);
+    expect(ok.code, ok.stderr).toBe(0);
+    for (const f of readPcapFrames(readFileSync(p('pcp.pcap')))) expect(Buffer.from(f).readUInt16BE(14)).toBe(5 << 13);
+  });
+
+  describePrivileged('a multicast --remote without --dst-mac gets its group MAC (tshark)', { commands: ['tshark'] }, () => {
+    const outerDst = (file: string) => execFileSync('tshark', ['-r', file, '-T', 'fields', '-e', 'eth.dst'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] })
+      .trim().split('\n').map((l) => l.split(',')[0]);
+    const cases: [string, string, string][] = [
+      ['192.0.2.1', '224.0.0.1', '01:00:5e:00:00:01'],
+      ['192.0.2.1', '239.129.254.7', '01:00:5e:01:fe:07'], // the low 23 bits only
+      ['2001:db8::1', 'ff02::1', '33:33:00:00:00:01'],
+      ['2001:db8::1', 'ff05::1:ab:cdef', '33:33:00:ab:cd:ef'],
+      ['192.0.2.1', '192.0.2.2', '02:00:00:00:00:02'], // unicast: the default as before
+    ];
+    for (const [local, remote, mac] of cases) {
+      it(`${remote} → ${mac}`, () => {
+        const out = p(`mc-${remote.replace(/\W/g, '_')}.pcap`);
+        const r = vfplane(['pcap', 'encap', '--in', p('in.pcap'), '--out', out, '--vni', '7', '--local', local, '--remote', remote]);
+        expect(r.code, r.stderr).toBe(0);
+        expect(outerDst(out)).toEqual([mac, mac, mac]);
+      });
+    }
+    it('--dst-mac given is used as it is', () => {
+      const out = p('mc-given.pcap');
+      expect(vfplane(['pcap', 'encap', '--in', p('in.pcap'), '--out', out, '--vni', '7', '--local', '192.0.2.1', '--remote', '224.0.0.1', '--dst-mac', '02:00:00:00:00:09']).code).toBe(0);
+      expect(outerDst(out)).toEqual(Array(3).fill('02:00:00:00:00:09'));
+    });
+  });
+});
+
+describe('pcap list flags with an empty item', () => {
+  const cases: [string, string][] = [['--vni', '100,,200'], ['--vni', '100,'], ['--vni', ',100'], ['--local', '192.0.2.1,,192.0.2.9']];
+  for (const [flag, value] of cases) {
+    it(`decap ${flag} ${value}`, () => {
+      const r = vfplane(['pcap', 'decap', '--in', p('in.pcap'), '--out', p('empty-item.pcap'), flag, value]);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toContain(`${flag} ${JSON.stringify(value)} has an empty item:`);
+      expect(existsSync(p('empty-item.pcap'))).toBe(false);
+    });
+  }
+});
+
+describe('the README', () => {
+  it('its pcap synopsis names every flag the help lists', () => {
+    const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+    for (const cmd of ['encap', 'decap']) {
+      const help = vfplane(['pcap', cmd, '--help']).stdout;
+      const flags = [...help.matchAll(/^\s+(?:-\w, )?(--[\w-]+)/gm)].map((m) => m[1]!).filter((f) => f !== '--help');
+      const start = readme.indexOf(`vfplane pcap ${cmd} `);
+      expect(start).toBeGreaterThan(0);
+      const synopsis = readme.slice(start, readme.indexOf('\n\n', start));
+      expect(flags.length).toBeGreaterThan(5);
+      for (const f of flags) expect(synopsis, `${cmd} ${f}`).toMatch(new RegExp(`${f}\\b`));
+    }
   });
 });

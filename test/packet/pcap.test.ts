@@ -1,11 +1,13 @@
 // Classic pcap reading and writing: round trips, large records across read-buffer refills,
 // the writer's temp-file/commit/abort discipline, every malformed-input error with its
 // offset, and interop both ways with scapy's pcap writer and reader.
+import { execFileSync, spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PcapFormatError, PcapReader, PcapWriter, type PcapHeader } from '../../src/packet/pcap.js';
+import { isStdin, isStdout, PcapFormatError, PcapReader, PcapWriter, type PcapHeader } from '../../src/packet/pcap.js';
 import { describeScapy, hex, runScapy } from '../helpers/scapy.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'vfp-pcap-'));
@@ -284,6 +286,45 @@ describe('pcap reader: byte order, precision, and bad input', () => {
     r.close();
     r.close();
     expect(() => r.next()).toThrow(/closed/);
+  });
+});
+
+describe('pcap reader on a stream (a FIFO: read as it comes, never seeked)', () => {
+  /** A FIFO that `cat` fills with `bytes` (a process of its own: opening the FIFO blocks). */
+  const fifoOf = (bytes: Buffer) => {
+    const fifo = join(mkdtempSync(join(dir, 'fifo-')), 'in.fifo');
+    execFileSync('mkfifo', [fifo]);
+    const src = file(bytes);
+    const cat = spawn('sh', ['-c', 'cat "$1" > "$2"', 'sh', src, fifo], { stdio: 'ignore' });
+    return { fifo, src, done: once(cat, 'close') };
+  };
+
+  it('reads every record, big ones across many short reads, as from the file', async () => {
+    const p = fresh();
+    const w = PcapWriter.create(p, { nanos: true });
+    const sizes = [262144, 1, 200_000, 70_000, 262144, 33];
+    sizes.forEach((n, i) => w.write(i, i, frame(n, i)));
+    w.commit();
+    const { fifo, done } = fifoOf(readFileSync(p));
+    expect(readAll(fifo)).toEqual(readAll(p));
+    await done;
+  });
+
+  it('a malformed stream: the same error at the same offset', async () => {
+    const bytes = Buffer.concat([fileHeader(), record(frame(64)), record(frame(100)).subarray(0, 16 + 99)]);
+    const { fifo, src, done } = fifoOf(bytes);
+    const e = formatError(fifo);
+    expect([e.offset, e.message.replace(fifo, 'X')]).toEqual([formatError(src).offset, formatError(src).message.replace(src, 'X')]);
+    expect(e.offset).toBe(24 + 80);
+    await done;
+  });
+
+  it('`-` and the names of stdin and stdout are the process\'s own fds; other paths are not', () => {
+    for (const n of ['-', '/dev/stdin', '/dev/fd/0', '/proc/self/fd/0', `/proc/${process.pid}/fd/0`, '/dev//stdin']) expect(isStdin(n), n).toBe(true);
+    for (const n of ['-', '/dev/stdout', '/dev/fd/1', '/proc/self/fd/1', `/proc/${process.pid}/fd/1`]) expect(isStdout(n), n).toBe(true);
+    for (const n of ['./-', '/dev/stderr', '/proc/1/fd/1', 'stdout', '/dev/stdout.pcap', '/tmp/x.pcap']) {
+      expect(isStdin(n) || isStdout(n), n).toBe(false);
+    }
   });
 });
 
