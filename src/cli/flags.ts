@@ -35,7 +35,9 @@ export function netnsFlag(flag: string) {
 
 export function intFlag(flag: string, min: number, max: number) {
   return (value: string): number => {
-    const n = /^\d+$/.test(value.trim()) ? Number(value) : NaN;
+    // "abc" or "0x10" is no number at all, "-1" or "70000" one out of range: said apart.
+    if (!/^[+-]?\d+$/.test(value.trim())) throw new UsageError(`${flag} ${JSON.stringify(value)} is not a whole number: expected an integer in ${min}–${max}`);
+    const n = Number(value);
     if (!Number.isSafeInteger(n) || n < min || n > max) {
       throw new UsageError(`${flag} ${JSON.stringify(value)} is out of range: expected an integer in ${min}–${max}`);
     }
@@ -67,8 +69,11 @@ export const portFlag = (flag: string) => intFlag(flag, 1, 65535);
 /** The items of one comma-separated value; none at all (",", "") is a usage error: these
  *  lists are filters, and an empty filter would silently accept everything. */
 function listItems(flag: string, value: string, what: string): string[] {
-  const items = value.split(',').map((s) => s.trim()).filter((s) => s !== '');
+  const all = value.split(',').map((s) => s.trim());
+  const items = all.filter((s) => s !== '');
   if (items.length === 0) throw new UsageError(`${flag} ${JSON.stringify(value)} is empty: expected one or more ${what}, comma-separated or repeated`);
+  // "100,,200" or "100,": a typo there would otherwise be dropped unsaid.
+  if (items.length !== all.length) throw new UsageError(`${flag} ${JSON.stringify(value)} has an empty item: expected ${what} separated by single commas`);
   return items;
 }
 
@@ -114,8 +119,8 @@ export function tosFlag(flag = '--tos') {
     if (value === 'inherit') return 'inherit';
     try {
       return n(value);
-    } catch {
-      throw new UsageError(`${flag} ${JSON.stringify(value)} is out of range: expected an integer in 0–255 or "inherit"`);
+    } catch (e) {
+      throw new UsageError(`${(e as Error).message} or "inherit"`);
     }
   };
 }
@@ -136,11 +141,13 @@ export function portRangeFlag(flag: string) {
 /** Comma-separated list of integers in a range: "64,128,imix" allows the given words too. */
 export function intListFlag(flag: string, min: number, max: number, words: readonly string[] = []) {
   return (value: string): (number | string)[] => {
-    const items = value.split(',').map((s) => s.trim()).filter((s) => s !== '');
-    if (items.length === 0) throw new UsageError(`${flag} is empty: expected a comma-separated list`);
+    const items = listItems(flag, value, `integers in ${min}–${max}${words.length ? ` or ${words.join(', ')}` : ''}`);
     return items.map((s) => {
       if (words.includes(s)) return s;
-      const n = /^\d+$/.test(s) ? Number(s) : NaN;
+      if (!/^[+-]?\d+$/.test(s)) {
+        throw new UsageError(`${flag} item ${JSON.stringify(s)} is not a whole number: expected integers in ${min}–${max}` + (words.length ? ` or ${words.join(', ')}` : ''));
+      }
+      const n = Number(s);
       if (!(n >= min && n <= max)) {
         throw new UsageError(`${flag} item ${JSON.stringify(s)} is out of range: expected integers in ${min}–${max}` +
           (words.length ? ` or ${words.join(', ')}` : ''));

@@ -4,19 +4,6 @@ import { Command, Option } from 'commander';
 import {
   choiceFlag, intFlag, ipFlag, ipListFlag, macFlag, pathFlag, portFlag, portRangeFlag, tosFlag, vniFlag, vniListFlag,
 } from './flags.js';
-import { UsageError } from './errors.js';
-
-/** A comma-separated list with an empty item ("100,,200", "100,") is refused: a typo there
- *  would otherwise be dropped unsaid. An empty value is listItems' to refuse (flags.ts). */
-function noEmptyItem<T>(flag: string, example: string, parse: (value: string, prev: T[] | undefined) => T[]) {
-  return (value: string, prev: T[] | undefined): T[] => {
-    const items = value.split(',').map((s) => s.trim());
-    if (items.some((s) => s === '') && items.some((s) => s !== '')) {
-      throw new UsageError(`${flag} ${JSON.stringify(value)} has an empty item: expected items separated by single commas, such as ${example}`);
-    }
-    return parse(value, prev);
-  };
-}
 
 const engineOpt = () =>
   new Option('--engine <name>', 'native (the C engine) or ts (the TypeScript reference model)')
@@ -54,8 +41,8 @@ export function registerPcap(program: Command): void {
     .description('strip VXLAN from every frame of IN and write the inner frames to OUT')
     .requiredOption('--in <file>', 'input pcap file, a FIFO, or - for stdin', pathFlag('--in'))
     .requiredOption('--out <file>', 'output pcap file (written whole or not at all), a FIFO, or - for stdout (the summary then goes to stderr)', pathFlag('--out'))
-    .addOption(new Option('--vni <n...>', 'accept only these VNIs (repeat or comma-separate); default: every VNI').argParser(noEmptyItem('--vni', '100,200', vniListFlag())))
-    .addOption(new Option('--local <ip...>', 'accept only these outer destination addresses (repeat or comma-separate)').argParser(noEmptyItem('--local', '192.0.2.1,192.0.2.9', ipListFlag('--local'))))
+    .addOption(new Option('--vni <n...>', 'accept only these VNIs (repeat or comma-separate); default: every VNI').argParser(vniListFlag()))
+    .addOption(new Option('--local <ip...>', 'accept only these outer destination addresses (repeat or comma-separate)').argParser(ipListFlag('--local')))
     .addOption(new Option('--dst-port <port>', 'UDP destination port of the tunnel').argParser(portFlag('--dst-port')).default(4789))
     .option('--verify-udp-csum', 'drop frames whose non-zero UDP checksum is wrong (and zero checksums over IPv6)', false)
     .option('--drop-inner-vlan', 'drop inner frames that carry a VLAN tag (RFC 7348 §6.1)', false)

@@ -150,6 +150,20 @@ describe('dataplane attach|detach|explain check their flags before connecting', 
   });
 });
 
+describe('numbers: not a number at all is told from one out of range', () => {
+  const cases: [string[], RegExp][] = [
+    [['vf', 'config', '0000:5e:02.1', '--vlan', 'abc'], /--vlan "abc" is not a whole number: expected an integer in 0–4094/],
+    [['pcap', 'encap', '--in', 'a', '--out', 'b', '--vni', '0x10', '--local', '192.0.2.1', '--remote', '192.0.2.2'], /--vni "0x10" is not a whole number/],
+    [['pcap', 'encap', '--in', 'a', '--out', 'b', '--vni', '1', '--local', '192.0.2.1', '--remote', '192.0.2.2', '--tos', 'high'], /--tos "high" is not a whole number: expected an integer in 0–255 or "inherit"/],
+    [['vf', 'config', '0000:5e:02.1', '--vlan', '5000'], /--vlan "5000" is out of range: expected an integer in 0–4094/],
+    [['bench', '--sizes', '64,,128'], /--sizes "64,,128" has an empty item/],
+    [['bench', '--sizes', '64,big'], /--sizes item "big" is not a whole number/],
+  ];
+  for (const [args, msg] of cases) {
+    it(`vfplane ${args.join(' ')} is a usage error`, () => refused(args, msg));
+  }
+});
+
 describe('a reader of stderr that goes away', () => {
   it('leaves the exit code the command\'s own (2 for a usage error), not 1 for the broken pipe', () => {
     // stderr is a pipe whose read end is closed before the child writes: EPIPE.
