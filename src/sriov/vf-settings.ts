@@ -122,7 +122,11 @@ export function checkSettings(c: Partial<VfSettings>, current: VfSettings, limit
     throw invalid(`vlan ${c.vlan} is out of range: 0 (none) to 4094`);
   }
   if (c.qos !== undefined && (!Number.isInteger(c.qos) || c.qos < 0 || c.qos > 7)) throw invalid(`qos ${c.qos} is out of range: 0–7`);
-  if ((c.qos ?? 0) > 0 && vlan === 0) throw invalid(`qos ${c.qos} needs a VLAN: pass --vlan as well`);
+  if ((c.qos ?? 0) > 0 && vlan === 0) {
+    throw invalid(c.vlan === 0
+      ? `qos ${c.qos} needs a VLAN, and vlan 0 is none: give a VLAN of 1–4094 (the priority travels in its tag)`
+      : `qos ${c.qos} needs a VLAN: the VF has none; pass --vlan (1–4094) as well`);
+  }
   // Without a VLAN the kernel is never given the protocol (ip link sends none): it would
   // be reported as set and not be.
   if (c.vlanProto === '802.1ad' && vlan === 0) throw invalid('vlan-proto 802.1ad needs a VLAN: pass --vlan (1–4094) as well');

@@ -21,7 +21,7 @@ describe('VF settings', () => {
     expect(() => checkSettings({ mac: '03:00:00:00:00:01' }, cur)).toThrow(/03:00:00:00:00:01 is a multicast address/);
     expect(() => checkSettings({ mac: 'zz' }, cur)).toThrow(/mac "zz" is not a MAC address/);
     expect(() => checkSettings({ vlan: 4095 }, cur)).toThrow(/vlan 4095 is out of range/);
-    expect(() => checkSettings({ qos: 3 }, cur)).toThrow(/qos 3 needs a VLAN/);
+    expect(() => checkSettings({ qos: 3 }, cur)).toThrow(/qos 3 needs a VLAN: the VF has none; pass --vlan/);
     expect(() => checkSettings({ minTxRate: 500, maxTxRate: 100 }, cur)).toThrow(/min-tx-rate 500 is above max-tx-rate 100/);
     // Without a VLAN, `ip link` never gives the kernel the protocol.
     expect(() => checkSettings({ vlanProto: '802.1ad' }, cur)).toThrow('vlan-proto 802.1ad needs a VLAN: pass --vlan (1–4094) as well');
@@ -34,7 +34,7 @@ describe('VF settings', () => {
     expect(checkSettings({ vlan: 0 }, tagged)).toEqual({ vlan: 0, qos: 0 });
     expect(checkSettings({ vlan: 200 }, tagged)).toEqual({ vlan: 200 });
     expect(checkSettings({ vlan: 0 }, DEFAULT_VF_SETTINGS)).toEqual({ vlan: 0 });
-    expect(() => checkSettings({ vlan: 0, qos: 3 }, tagged)).toThrow(/qos 3 needs a VLAN/);
+    expect(() => checkSettings({ vlan: 0, qos: 3 }, tagged)).toThrow(/qos 3 needs a VLAN, and vlan 0 is none: give a VLAN of 1–4094/);
   });
 
   // One rule set for the operator's check and the simulator's errno, read from each
