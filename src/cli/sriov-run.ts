@@ -84,11 +84,26 @@ function holderOf(store: AllocStore | undefined) {
   };
 }
 
+/** An operator's VF reference: an address or PF#N as resolveVf takes them, or the VF's
+ *  own netdev name (ens1f0v3: what `ip link` shows), which is turned into its address.
+ *  (vfplane-cni's deviceID stays an address: it is not read here.) A PF's netdev where a
+ *  VF is wanted is named as such. */
+function vfRef(sysfs: Sysfs, ref: string): string {
+  // Addresses, PF#N and what is no interface name at all (a path) are resolveVf's to judge.
+  if (ref.includes('#') || ref.includes(':') || !/^[A-Za-z0-9_.@-]{1,15}$/.test(ref) || ref === '.' || ref === '..') return ref;
+  const vf = listVfs(sysfs).find((v) => v.netdev === ref);
+  if (vf) return vf.pci;
+  const pf = listPfs(sysfs).find((p) => p.netdev === ref);
+  if (pf) throw invalid(`${ref} is a PF's netdev (${pf.pci}), not a VF: name one of its VFs as ${ref}#N, by its address, or by its own netdev`);
+  throw notFound(`no VF has the netdev ${JSON.stringify(ref)} in this namespace; name the VF by its PCI address (DDDD:BB:DD.F), as PF#N (${listPfs(sysfs)[0]?.netdev ?? 'ens1f0'}#0), or by its netdev (vfplane vf list shows them)`);
+}
+
 const yn = (b: boolean | undefined) => (b === undefined ? '' : b ? 'on' : 'off');
 const dash = (v: unknown) => (v === null || v === undefined || v === '' ? '-' : String(v));
 
 function table(head: string[], rows: (string | number)[][]): string {
-  const t = new Table({ head, style: { head: [], border: [] } });
+  // No rule between rows: 64 VFs are 64 lines, not 130.
+  const t = new Table({ head, style: { head: [], border: [] }, chars: { mid: '', 'left-mid': '', 'mid-mid': '', 'right-mid': '' } });
   for (const r of rows) t.push(r.map(String));
   return t.toString();
 }
@@ -104,9 +119,11 @@ export async function pfList(o: Common): Promise<void> {
   }
   console.log(table(
     ['PF', 'netdev', 'driver', 'id', 'profile', 'tier', 'VFs', 'speed', 'NUMA'],
-    pfs.map((p) => [p.pci, dash(p.netdev), dash(p.driver), `${p.vendor}:${p.device}`, dash(p.profile), dash(p.tier), `${p.numVfs}/${p.totalVfs}`,
+    pfs.map((p) => [p.pci, dash(p.netdev), dash(p.driver), `${p.vendor}:${p.device}`, dash(p.profile), `${dash(p.tier)}${p.tierNote ? ' *' : ''}`, `${p.numVfs}/${p.totalVfs}`,
       p.linkSpeedMbps ? `${p.linkSpeedMbps / 1000}G` : '-', p.numaNode]),
   ));
+  // What the tier column cannot hold: why a PF runs below what its family allows.
+  for (const p of pfs.filter((x) => x.tierNote)) console.log(`* ${p.netdev ?? p.pci}: ${p.tierNote}`);
 }
 
 export async function pfSetNumVfs(o: Common & { force?: boolean }, pfRef: string, n: number): Promise<void> {
@@ -168,7 +185,7 @@ export async function vfList(o: Common & { pf?: string; free?: boolean; allocate
   }
   console.log(table(
     ['VF', 'PF', '#', 'driver', 'netdev', 'MAC', 'VLAN', 'spoofchk', 'trust', 'link', 'holder', 'VXLAN'],
-    rows.map((r) => [r.gone ? `${r.pci} (gone)` : r.pci, dash(r.pfNetdev ?? r.pf), r.index, dash(r.driver), dash(r.netdev ?? r.vfioDevice), dash(r.mac),
+    rows.map((r) => [r.gone ? `${r.pci} (gone)` : r.pci, dash(r.pfNetdev ?? r.pf), r.index, dash(r.driver), r.netdev ?? (r.vfioDevice ? `- (vfio ${path.basename(r.vfioDevice)})` : '-'), dash(r.mac),
       r.settings?.vlan ? `${r.settings.vlan}${r.settings.qos ? `/${r.settings.qos}` : ''}` : '-',
       yn(r.settings?.spoofchk), yn(r.settings?.trust), dash(r.settings?.linkState),
       r.allocation ? describeOwner(r.allocation.owner) : r.heldElsewhere ? `${describeOwner(r.heldElsewhere.owner)} (store ${r.heldElsewhere.dir})` : 'free',
@@ -191,7 +208,7 @@ export async function vfList(o: Common & { pf?: string; free?: boolean; allocate
 
 export async function vfShow(o: Common, ref: string): Promise<void> {
   const sysfs = await sysfsOf(o);
-  const vf = resolveVf(sysfs, ref);
+  const vf = resolveVf(sysfs, vfRef(sysfs, ref));
   const store = storeRo(o);
   const allocation = store?.get(vf.pci) ?? null;
   const history = store ? store.history(1000).filter((h) => h.pci === vf.pci).slice(-10) : [];
@@ -280,9 +297,10 @@ export async function vfAlloc(o: Common & OwnerFlags & { pool?: string; pci?: st
   const owner = ownerFrom(o, false);
   if (!owner) throw invalid('vf alloc needs an owner: --owner NS/NAME, --pod-uid, --container-id or --pid (plus --ifname, --netns)');
   const sysfs = await sysfsOf(o);
+  const started = new Date().toISOString();
   let a: Allocation;
   if (o.pci) {
-    const vf = resolveVf(sysfs, o.pci);
+    const vf = resolveVf(sysfs, vfRef(sysfs, o.pci));
     // As a pool (and vfplane-cni) refuses it: a VF with no driver, or whose netdev is
     // not in the host namespace while no allocation explains it, is nobody's to give.
     if (handOverMode(vf) === null) {
@@ -333,8 +351,13 @@ export async function vfAlloc(o: Common & OwnerFlags & { pool?: string; pci?: st
       store.close();
     }
   }
-  if (o.json) return printJson(a);
-  console.log(`allocated ${a.pci} (virtfn${a.vfIndex} of ${a.original.pfNetdev ?? a.pf}) to ${describeOwner(a.owner)}; allocation ${a.id}`);
+  // The same pod interface asking again gets its allocation back (as a retried CNI ADD
+  // does): said so, not as a new allocation.
+  const again = a.createdAt < started;
+  if (o.json) return printJson(again ? { ...a, existing: true } : a);
+  console.log(again
+    ? `${describeOwner(a.owner)} already holds ${a.pci} (virtfn${a.vfIndex} of ${a.original.pfNetdev ?? a.pf}) since ${a.createdAt}; allocation ${a.id}, unchanged`
+    : `allocated ${a.pci} (virtfn${a.vfIndex} of ${a.original.pfNetdev ?? a.pf}) to ${describeOwner(a.owner)}; allocation ${a.id}`);
 }
 
 /** Puts back what changed since the allocation: the driver, PF-side settings, and the
@@ -360,7 +383,7 @@ export async function vfRelease(o: Common & OwnerFlags & { force?: boolean; rest
   let pci: string | undefined;
   if (ref) {
     try {
-      pci = resolveVf(sysfs, ref).pci;
+      pci = resolveVf(sysfs, vfRef(sysfs, ref)).pci;
     } catch (err) {
       // A VF that has vanished (numvfs lowered) can still be released by address.
       const held = exists && /^[0-9a-fA-F]{4}:/.test(ref) ? storeRo(o) : undefined;
@@ -437,7 +460,8 @@ export async function vfConfig(o: Common & VfConfig & { vlanProto?: '802.1Q' | '
   }
   if (Object.keys(change).length === 0) throw invalid('nothing to change: pass at least one of --mac --vlan --qos --vlan-proto --trust --spoofchk --link-state --min-tx-rate --max-tx-rate --mtu');
   const sysfs = await sysfsOf(o);
-  const r = withHolders(o, `vf config ${ref}`, (holder) => configVf(sysfs, ref, change, { force: o.force, holder }));
+  const vf = vfRef(sysfs, ref);
+  const r = withHolders(o, `vf config ${ref}`, (holder) => configVf(sysfs, vf, change, { force: o.force, holder }));
   if (o.json) return printJson(r);
   const already = r.unchanged.length ? `; already so: ${r.unchanged.join(', ')}` : '';
   console.log(`${r.pci}: ${r.changed.length ? `set ${r.changed.join(', ')}` : 'nothing changed'}${already}`);
@@ -445,7 +469,8 @@ export async function vfConfig(o: Common & VfConfig & { vlanProto?: '802.1Q' | '
 
 export async function vfBind(o: Common & { driver: string; force?: boolean }, ref: string): Promise<void> {
   const sysfs = await sysfsOf(o);
-  const r = withHolders(o, `vf bind ${ref}`, (holder) => bindVf(sysfs, ref, o.driver, { force: o.force, holder }));
+  const vf = vfRef(sysfs, ref);
+  const r = withHolders(o, `vf bind ${ref}`, (holder) => bindVf(sysfs, vf, o.driver, { force: o.force, holder }));
   if (o.json) return printJson(r);
   console.log(r.changed ? `${r.pci}: ${dash(r.before)} → ${r.after}${r.vfioDevice ? ` (${r.vfioDevice})` : r.netdev ? ` (netdev ${r.netdev})` : ''}` : `${r.pci} is already bound to ${r.after}`);
 }

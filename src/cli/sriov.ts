@@ -54,20 +54,20 @@ export function registerSriov(program: Command): void {
     .option('--allocated', 'only VFs somebody holds', false))
     .action(act(async (o) => (await run()).vfList(o)));
   common(vf.command('show').description('everything about one VF: topology, driver, settings, allocation')
-    .argument('<vf>', 'VF PCI address (0000:5e:02.0) or PF#INDEX (ens1f0#3)'))
+    .argument('<vf>', "VF PCI address (0000:5e:02.0), PF#INDEX (ens1f0#3) or the VF's netdev"))
     .action(act(async (o, ref: string) => (await run()).vfShow(o, ref)));
   ownerOptions(common(vf.command('alloc').description('allocate a VF from a pool or by address, recording its owner and original state')
     .option('--pool <name>', 'pool to allocate from (defined in --pools)')
-    .option('--pci <vf>', 'allocate this VF (PCI address or PF#INDEX)')
+    .option('--pci <vf>', "allocate this VF (PCI address, PF#INDEX or the VF's netdev)")
     .option('--pools <file>', 'pool definitions (JSON; default STATE_DIR/pools.json)', pathFlag('--pools'))))
     .action(act(async (o) => (await run()).vfAlloc(o)));
   ownerOptions(common(vf.command('release').description('release a VF (by address, or every VF of an owner) and restore its original settings')
-    .argument('[vf]', 'VF PCI address or PF#INDEX; omit to release by owner')
+    .argument('[vf]', "VF PCI address, PF#INDEX or the VF's netdev; omit to release by owner")
     .option('--force', 'release even if the owner given does not match', false)
     .option('--no-restore', 'keep the VF settings as they are')))
     .action(act(async (o, ref?: string) => (await run()).vfRelease(o, ref)));
   common(vf.command('config').description('change PF-side VF settings and the VF MTU')
-    .argument('<vf>', 'VF PCI address or PF#INDEX')
+    .argument('<vf>', "VF PCI address, PF#INDEX or the VF's netdev")
     .addOption(new Option('--mac <mac>', 'administrative MAC').argParser(macFlag('--mac')))
     .addOption(new Option('--vlan <id>', 'VLAN 0 (none)–4094').argParser(intFlag('--vlan', 0, 4094)))
     .addOption(new Option('--qos <n>', 'VLAN priority 0–7').argParser(intFlag('--qos', 0, 7)))
@@ -81,7 +81,7 @@ export function registerSriov(program: Command): void {
     .option('--force', 'change the VF even if it is allocated (under its owner)', false))
     .action(act(async (o, ref: string) => (await run()).vfConfig(o, ref)));
   common(vf.command('bind').description('bind a VF to vfio-pci (for DPDK) or back to its kernel driver')
-    .argument('<vf>', 'VF PCI address or PF#INDEX')
+    .argument('<vf>', "VF PCI address, PF#INDEX or the VF's netdev")
     .addOption(new Option('--driver <d>', 'vfio-pci, or kernel (the VF driver of its hw-profile)').argParser(choiceFlag('--driver', ['vfio-pci', 'kernel'] as const)).makeOptionMandatory())
     .option('--force', 'rebind even if the VF is allocated or its netdev is in a pod', false))
     .action(act(async (o, ref: string) => (await run()).vfBind(o, ref)));

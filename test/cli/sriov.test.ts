@@ -84,6 +84,17 @@ describePrivileged('operator CLI on a simulated NIC', { netns: true }, () => {
     expect(show.stdout).toMatch(/default\/web-0/);
     expect(show.stdout).toMatch(new RegExp(`representor\\s*│?\\s*${prefix}f0r0`));
     expect(json(['vf', 'show', `${prefix}f0#0`]).representor).toBe(`${prefix}f0r0`);
+    // The same pod interface asking again gets its allocation back, said as such.
+    const again = run(['vf', 'alloc', '--pool', 'pf0', '--owner', 'default/web-0', '--container-id', 'c0ffee01', '--ifname', 'net1']);
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.stdout).toMatch(new RegExp(`already holds 0000:5e:02\\.0 .* since ${a.createdAt.replace(/\./g, '\\.')}; allocation ${a.id}, unchanged`));
+    expect(json(['vf', 'alloc', '--pool', 'pf0', '--owner', 'default/web-0', '--container-id', 'c0ffee01', '--ifname', 'net1'])).toMatchObject({ id: a.id, existing: true });
+    // A VF by its own netdev, as ip link shows it; a PF's netdev is named as such.
+    expect(json(['vf', 'show', `${prefix}f0v1`]).pci).toBe('0000:5e:02.1');
+    const pfAsVf = run(['vf', 'show', `${prefix}f0`]);
+    expect([pfAsVf.code, pfAsVf.stderr]).toEqual([2, expect.stringContaining(`${prefix}f0 is a PF's netdev (0000:5e:00.0), not a VF`)]);
+    const noSuch = run(['vf', 'show', 'nosuchdev0']);
+    expect([noSuch.code, noSuch.stderr]).toEqual([1, expect.stringContaining('no VF has the netdev "nosuchdev0"')]);
     // someone else may not release it; its owner may
     const wrong = run(['vf', 'release', '0000:5e:02.0', '--owner', 'default/web-1']);
     expect(wrong.code).toBe(1);
@@ -245,7 +256,7 @@ describePrivileged('operator CLI on a simulated NIC', { netns: true }, () => {
   it('bind to vfio-pci and back through the CLI', () => {
     const r = json(['vf', 'bind', `${prefix}f0#3`, '--driver', 'vfio-pci']);
     expect(r).toMatchObject({ after: 'vfio-pci', netdev: null });
-    expect(run(['vf', 'list']).stdout).toContain(r.vfioDevice);
+    expect(run(['vf', 'list']).stdout).toMatch(new RegExp(`│ - \\(vfio ${r.vfioDevice.split('/').pop()}\\) +│`)); // not in place of a netdev
     expect(json(['vf', 'bind', `${prefix}f0#3`, '--driver', 'kernel'])).toMatchObject({ after: 'iavf', netdev: `${prefix}f0v3` });
   });
 
