@@ -108,3 +108,21 @@ export function restoreDriverAndSettings(sysfs: Sysfs, a: Allocation): { rebound
   }
   return { rebound, notes };
 }
+
+/** What putting VF back would do, changing nothing (gc --dry-run): the driver, the
+ *  PF-side settings and the netdev's MTU, as restoreDriverAndSettings and the MTU step
+ *  after it would restore them. */
+export function putBackPlan(sysfs: Sysfs, a: Allocation): string[] {
+  const now = presentVf(sysfs, a.pci);
+  if (!now) return [`VF ${a.pci} no longer exists; nothing to restore`];
+  if (allocatedBeforeBoot(sysfs, a)) return [`VF ${a.pci} was ${BEFORE_BOOT}`];
+  const was = a.original;
+  const out: string[] = [];
+  if (was.driver && now.driver !== was.driver) out.push(`would rebind to ${was.driver}`);
+  if (was.settings && now.settings) {
+    const diff = Object.keys(settingsDiff(now.settings, was.settings));
+    if (diff.length) out.push(`would restore ${diff.join(', ')}`);
+  }
+  if (was.mtu !== null && now.netdev && now.mtu !== was.mtu) out.push(`would restore mtu ${was.mtu}`);
+  return out;
+}

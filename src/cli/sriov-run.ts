@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import Table from 'cli-table3';
 import { AllocStore, DB_FILE, defaultStateDir, type Allocation, type HeldElsewhere } from '../alloc/store.js';
 import { describeOwner, ownerAlive, parseOwner, pidStart, type Owner } from '../alloc/owner.js';
-import { allocatedBeforeBoot, netdevHome, restoreDriverAndSettings } from '../alloc/put-back.js';
+import { allocatedBeforeBoot, netdevHome, putBackPlan, restoreDriverAndSettings } from '../alloc/put-back.js';
 import type { IpamRecord } from '../cni/ipam.js';
 import { checkSelectorAgainst, findPool, handOverMode, loadPools, poolVfs, poolView, vfCountsByPf, whyNoMatch, whyUnusable } from '../alloc/pool.js';
 import { bindVf, configVf, setNumVfs, type VfConfig } from '../sriov/actions.js';
@@ -548,7 +548,7 @@ export async function gc(o: Common & { dryRun?: boolean }): Promise<void> {
   const sysfs = await sysfsOf(o);
   const store = storeRo(o);
   const failed: string[] = [];
-  const out: { pci: string; owner: Owner; state: string; released: boolean; restored: string[] }[] = [];
+  const out: { pci: string; owner: Owner; state: string; released: boolean; restored: string[]; wouldPutBack?: string[] }[] = [];
   if (store) {
     try {
       for (const a of store.list()) {
@@ -558,7 +558,15 @@ export async function gc(o: Common & { dryRun?: boolean }): Promise<void> {
           continue;
         }
         if (o.dryRun) {
-          out.push({ pci: a.pci, owner: a.owner, state, released: false, restored: [] });
+          // What the real run would put back (it said "-" and then restored a VLAN).
+          let plan: string[];
+          try {
+            plan = putBackPlan(sysfs, a);
+          } catch (e) {
+            plan = [`cannot tell: ${(e as Error).message}`];
+          }
+          if ((a.attachment as { ipam?: unknown } | null)?.ipam) plan.push('would free its IPAM lease');
+          out.push({ pci: a.pci, owner: a.owner, state, released: false, restored: [], wouldPutBack: plan });
           continue;
         }
         // Put back first, then release: a VF marked free must be clean. One that cannot
@@ -599,7 +607,7 @@ export async function gc(o: Common & { dryRun?: boolean }): Promise<void> {
           : r.state !== 'gone' ? 'kept (no sign the owner is gone)'
           : o.dryRun ? 'would release (owner gone)'
             : r.released ? 'released (owner gone)' : 'stays allocated: put-back failed';
-    console.log(table(['VF', 'owner', 'gc', 'put back'], out.map((r) => [r.pci, describeOwner(r.owner), action(r), r.restored.join('\n') || '-'])));
+    console.log(table(['VF', 'owner', 'gc', 'put back'], out.map((r) => [r.pci, describeOwner(r.owner), action(r), (r.wouldPutBack ?? r.restored).join('\n') || '-'])));
     const n = out.filter((r) => r.released).length;
     console.log(o.dryRun ? `gc --dry-run: would release ${gone.length} of ${out.length} allocation(s)` : `gc: released ${n} of ${out.length} allocation(s)`);
   }

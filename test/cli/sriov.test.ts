@@ -141,21 +141,26 @@ describePrivileged('operator CLI on a simulated NIC', { netns: true }, () => {
   it('gc releases the VFs of owners that are gone and keeps the rest', () => {
     const pod = Netns.create('gc');
     const netns = `/run/netns/${pod.name}`;
-    json(['vf', 'alloc', '--pool', 'intel', '--owner', 'ns1/gone', '--netns', netns]);
+    const g = json(['vf', 'alloc', '--pool', 'intel', '--owner', 'ns1/gone', '--netns', netns]);
     json(['vf', 'alloc', '--pool', 'intel', '--owner', 'ns1/alive', '--pid', String(process.pid)]);
+    json(['vf', 'config', g.pci, '--vlan', '7', '--force']); // its holder set a VLAN
     expect(json(['gc', '--dry-run']).filter((r: any) => r.state === 'gone')).toEqual([]);
     pod.destroy();
     const dry = json(['gc', '--dry-run']);
-    expect(dry.find((r: any) => r.state === 'gone')).toMatchObject({ owner: { name: 'gone' }, released: false });
+    // The dry run says what the real one puts back (it said nothing).
+    expect(dry.find((r: any) => r.state === 'gone')).toMatchObject({ owner: { name: 'gone' }, released: false, wouldPutBack: ['would restore vlan'] });
+    expect(json(['vf', 'show', g.pci]).settings.vlan).toBe(7); // changed nothing
     // Without --json: a table of every allocation and what gc does with it.
     const human = run(['gc', '--dry-run']);
     expect(human.code, human.stderr).toBe(0);
     expect(human.stdout).toMatch(/│ VF +│ owner +│ gc +│ put back +│/);
-    expect(human.stdout).toMatch(/│ 0000:5e:\w\w\.\d │ pod ns1\/gone[^│]*│ would release \(owner gone\) +│ - +│/);
+    expect(human.stdout).toMatch(/│ 0000:5e:\w\w\.\d │ pod ns1\/gone[^│]*│ would release \(owner gone\) +│ would restore vlan +│/);
     expect(human.stdout).toMatch(/│ 0000:5e:\w\w\.\d │ pod ns1\/alive[^│]*│ kept \(owner alive\) +│ - +│/);
     expect(human.stdout).toContain('gc --dry-run: would release 1 of 2 allocation(s)');
     const res = json(['gc']);
     expect(res.filter((r: any) => r.released).map((r: any) => r.owner.name)).toEqual(['gone']);
+    expect(res.find((r: any) => r.released).restored.join(' ')).toContain('restored vlan');
+    expect(json(['vf', 'show', g.pci]).settings.vlan).toBe(0);
     expect(json(['vf', 'list', '--allocated']).map((v: any) => v.allocation.owner.name)).toEqual(['alive']);
     const rel = run(['vf', 'release', '--owner', 'ns1/alive']);
     expect(rel.code, rel.stderr).toBe(0);
