@@ -223,6 +223,9 @@ export function resolvePf(sysfs: Sysfs, ref: string, cache = new LinkCache()): P
       const of = all.find((p) => p.pci === parent);
       throw invalid(`${ref} is a VF, not a PF: give its PF, ${of?.netdev ? `${of.netdev} (${parent})` : parent}`);
     }
+    // A VF's netdev where a PF's is wanted (ens1f0v1 for ens1f0): name its PF too.
+    const vf = /^[0-9a-fA-F]{4}:/.test(ref) ? undefined : listVfs(sysfs).find((v) => v.netdev === ref);
+    if (vf) throw invalid(`${ref} is the netdev of VF ${vf.pci}, not a PF: give its PF, ${vf.pfNetdev ? `${vf.pfNetdev} (${vf.pf})` : vf.pf}`);
     throw notFound(`no SR-IOV PF ${JSON.stringify(ref)} under ${sysfs.root}; PFs here: ${known}`);
   }
   return pf;

@@ -93,6 +93,8 @@ describePrivileged('operator CLI on a simulated NIC', { netns: true }, () => {
     expect(json(['vf', 'show', `${prefix}f0v1`]).pci).toBe('0000:5e:02.1');
     const pfAsVf = run(['vf', 'show', `${prefix}f0`]);
     expect([pfAsVf.code, pfAsVf.stderr]).toEqual([2, expect.stringContaining(`${prefix}f0 is a PF's netdev (0000:5e:00.0), not a VF`)]);
+    const vfAsPf = run(['vf', 'list', '--pf', `${prefix}f0v1`]);
+    expect([vfAsPf.code, vfAsPf.stderr]).toEqual([2, expect.stringContaining(`${prefix}f0v1 is the netdev of VF 0000:5e:02.1, not a PF: give its PF, ${prefix}f0 (0000:5e:00.0)`)]);
     const noSuch = run(['vf', 'show', 'nosuchdev0']);
     expect([noSuch.code, noSuch.stderr]).toEqual([1, expect.stringContaining('no VF has the netdev "nosuchdev0"')]);
     // someone else may not release it; its owner may
