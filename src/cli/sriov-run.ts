@@ -597,8 +597,9 @@ export async function gc(o: Common & { dryRun?: boolean }): Promise<void> {
   }
   if (o.json && !failed.length) return printJson(out);
   const gone = out.filter((r) => r.state === 'gone');
-  if (gone.length === 0) progress(o, `gc: ${out.length} allocation(s), every owner alive or unknown; nothing to release`);
-  else {
+  // With --json and failures, the error's details carry the results: no table on stdout.
+  if (!o.json && gone.length === 0) console.log(`gc: ${out.length} allocation(s), every owner alive or unknown; nothing to release`);
+  else if (!o.json) {
     // Every allocation, and what gc did with it: the ones kept say why (owner alive, or
     // not known to be gone).
     const action = (r: (typeof out)[number]) =>

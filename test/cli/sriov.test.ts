@@ -207,6 +207,10 @@ describePrivileged('operator CLI on a simulated NIC', { netns: true }, () => {
       expect(g1.code).toBe(1);
       expect(g1.stderr).toMatch(/gc: VF 0000:5e:02\.2 \(pod ns1\/dead.*\) stays allocated: putting it back failed/);
       expect(held('0000:5e:02.2')).toMatchObject({ allocation: { owner: { name: 'dead' } }, settings: { vlan: 34 } });
+      // --json: stdout is the error object alone (a table was printed before it).
+      const gj = run(['gc', '--json']);
+      expect(gj.code).toBe(1);
+      expect(JSON.parse(gj.stdout).error).toMatchObject({ message: expect.stringMatching(/stays allocated/), details: { results: expect.any(Array) } });
     } finally {
       execFileSync('chattr', ['-i', vfDir]);
     }
