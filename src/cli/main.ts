@@ -95,7 +95,8 @@ export async function main(argv: string[]): Promise<number> {
         return reportError(new UsageError(`${path} needs a command: one of ${c.commands.map((x) => x.name()).join(', ')} (run \`${path} --help\`)`), json, jsonTo);
       }
       // commander has already printed its message to stderr; usage errors exit 2.
-      if (json) printJson({ error: { message: err.message.replace(/^error: /, ''), exitCode: 2 } }, jsonTo);
+      // The same shape as every other error (kind: what reportError gives a usage error).
+      if (json) printJson({ error: { message: err.message.replace(/^error: /, ''), exitCode: 2, kind: 'invalid' } }, jsonTo);
       return 2;
     }
     return reportError(err, json, jsonTo);

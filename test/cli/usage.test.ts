@@ -99,7 +99,7 @@ describe('usage errors commander catches', () => {
       expect(r.stderr).toMatch(msg);
       const j = run([...args, '--json']);
       expect(j.code).toBe(2);
-      expect(JSON.parse(j.stdout)).toEqual({ error: { message: expect.stringMatching(msg), exitCode: 2 } });
+      expect(JSON.parse(j.stdout)).toEqual({ error: { message: expect.stringMatching(msg), exitCode: 2, kind: 'invalid' } }); // the shape of every other error
     });
   }
 
