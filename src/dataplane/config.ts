@@ -8,7 +8,7 @@ import { z } from 'zod';
 import { invalid, notFound } from '../util/errors.js';
 import { formatIp, formatMac, isStationMac, parseIp, parseMac } from '../util/addr.js';
 import { NODE_NAME } from '../util/names.js';
-import { zodMessage } from '../util/zod.js';
+import { zodMessages } from '../util/zod.js';
 import { nativeFeatures } from './native.js';
 
 export const IFNAME_RE = /^[A-Za-z0-9_.@-]{1,15}$/;
@@ -227,7 +227,7 @@ export type AttachRequest = z.infer<typeof attachSchema>;
 
 export function parseConfig(input: unknown, source = 'config'): DaemonConfig {
   const r = configSchema.safeParse(input);
-  if (!r.success) throw invalid(`${source}: ${zodMessage(r.error, input)}`);
+  if (!r.success) throw invalid(`${source}: ${zodMessages(r.error, input)}`);
   const c = r.data;
   if (c.tunnel.srcPortMin > c.tunnel.srcPortMax) throw invalid(`${source}: tunnel.srcPortMax ${c.tunnel.srcPortMax} is below srcPortMin ${c.tunnel.srcPortMin}`);
   if (c.backend === 'dpdk' && !c.uplink.dev) throw invalid(`${source}: the dpdk backend takes uplink.dev (a PCI address bound to vfio-pci, or a vdev such as net_af_packet0,iface=X)`);

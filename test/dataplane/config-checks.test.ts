@@ -58,6 +58,16 @@ describe('data-plane config checks', () => {
     expect(() => parseConfig({ uplink: { ifname: 'ens1f0', vtep: '2001:db8::1' }, tunnel: { mtu: 1279 } })).toThrow(/tunnel\.mtu: an IPv6 underlay has an MTU of 1280 at least/);
   });
 
+  it('names every mistake of a file at once (a reload said one per try)', () => {
+    let msg = '';
+    try {
+      parseConfig({ ...ok, ageSeconds: 0, burst: 999, peers: [{ vtep: '224.0.0.1' }] }, 'dp.yaml');
+    } catch (e) {
+      msg = (e as Error).message;
+    }
+    expect(msg.split('; ').map((m) => m.replace(/^dp\.yaml: /, '').split(':')[0])).toEqual(expect.arrayContaining(['ageSeconds', 'burst', 'peers.0.vtep']));
+  });
+
   it('names an unknown key without printing the object around it', () => {
     expect(() => parseConfig({ ...ok, peerz: [] }, 'dp.yaml')).toThrow(/^dp\.yaml: config: Unrecognized key: "peerz"$/);
     expect(() => parseConfig({ uplink: { ...ok.uplink, foo: 1 } }, 'dp.yaml')).toThrow(/^dp\.yaml: uplink: Unrecognized key: "foo"$/);
