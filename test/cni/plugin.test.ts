@@ -894,7 +894,7 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
       for (let i = 0; i < 1500 && !existsSync(`${go}.in-txn`); i++) await new Promise((r) => setTimeout(r, 10));
       expect(existsSync(`${go}.in-txn`)).toBe(true);
       const second = callAsync('ADD', conf, e);
-      await new Promise((r) => setTimeout(r, 500)); // it reaches the store and waits for the lock
+      await new Promise((r) => setTimeout(r, 1500)); // it reaches the store and waits for the lock (a loaded host starts node slowly: 500 ms once was not enough)
       writeFileSync(go, '');
       const [a, b] = await Promise.all([first, second]);
       expect(a.code, JSON.stringify(a.out)).toBe(0);
