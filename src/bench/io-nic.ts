@@ -43,8 +43,18 @@ export function checkNic(o: { pci?: string; iface?: string }, sys = '/sys'): voi
   }
 }
 
+/** The host's own netdev (its management interface, with its addresses and default
+ *  route) is never a bench's: the afxdp trial takes the whole netdev and transmits at line
+ *  rate. Refused as the data plane refuses it. */
+export async function refuseHostIface(iface: string): Promise<void> {
+  const { linkAddrs, refuseHostNetdev } = await import('../net/netops.js');
+  const l = await linkAddrs(null, iface);
+  if (l) refuseHostNetdev(l, `--iface ${iface}`, 'the bench');
+}
+
 export async function runNicBench(o: NicBenchOptions) {
   checkNic(o);
+  if (o.iface) await refuseHostIface(o.iface);
   const say = o.onProgress ?? (() => {});
   const cells: { size: SizeSpec; mpps: number; trialsMpps: number[] }[] = [];
   const vtep = parseIp(ADDR.vtepS)!.bytes;

@@ -78,7 +78,9 @@ export function ioChartSvg(cells: IoCell[], title: string): string {
   const plotW = W - L - R, plotH = H - T - B;
   const numW = hasImix ? plotW * 0.85 : plotW;
   const x = (s: SizeSpec) => (s === 'imix' ? L + plotW : L + (lmax > lmin ? ((Math.log(s) - lmin) / (lmax - lmin)) * numW : numW / 2));
-  const maxY = Math.max(0.001, ...cells.map((c) => Math.max(c.mpps, c.offeredMpps)));
+  // Scaled to what is drawn (the measured rates), not the offered rate, which is not
+  // plotted and would squeeze every point into the bottom of the chart.
+  const maxY = Math.max(0.001, ...cells.map((c) => c.mpps));
   const step = niceStep(maxY / 5);
   const top = Math.ceil(maxY / step) * step;
   const y = (v: number) => T + plotH - (v / top) * plotH;

@@ -2,8 +2,8 @@
 import os from 'node:os';
 import { resolveTunnel } from '../packet/config.js';
 import { RuntimeError, UsageError } from '../cli/errors.js';
-import { writeFileSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { accessSync, constants, existsSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import { printJson } from '../cli/output.js';
 import { runMemoryBench, type MemoryBenchOptions } from './memory.js';
 import { buildReport, renderReport } from './report.js';
@@ -28,8 +28,40 @@ export interface BenchFlags
   iface?: string;
 }
 
-export async function runBench(f: BenchFlags): Promise<void> {
+/** The flags that only one kind of bench reads (by their option keys), with how the
+ *  user spells them: given to the other kind, they are refused, not ignored unsaid. */
+const IO_ONLY: Record<string, string> = { chart: '--chart', pings: '--pings', gen: '--gen', kernel: '--no-kernel', null: '--no-null' };
+const MEMORY_ONLY: Record<string, string> = { engines: '--engines', burst: '--burst', ipv6: '--ipv6', learn: '--no-learn', fdbSizes: '--fdb-sizes', fdb: '--no-fdb' };
+
+/** --chart is written after the run: checked before it, so a run of minutes is not lost
+ *  to a path that cannot be written. */
+function checkChart(file: string): void {
+  if (!/\.svg$/i.test(file)) throw new UsageError(`--chart ${file}: the chart is SVG; give a file name ending in .svg`);
+  const abs = resolve(file);
+  if (existsSync(abs) && statSync(abs).isDirectory()) throw new UsageError(`--chart ${file} is a directory; name a file`);
+  const dir = dirname(abs);
+  if (!existsSync(dir)) throw new UsageError(`--chart ${file}: directory ${dir} does not exist`);
+  if (!statSync(dir).isDirectory()) throw new UsageError(`--chart ${file}: ${dir} is not a directory`);
+  try {
+    accessSync(dir, constants.W_OK);
+  } catch {
+    throw new RuntimeError(`--chart ${file}: directory ${dir} is not writable by this user`);
+  }
+}
+
+export async function runBench(f: BenchFlags, given: (key: string) => boolean = () => false): Promise<void> {
   const cores = os.availableParallelism();
+  const nic = !!(f.pci || f.iface);
+  const wrong = Object.entries(f.backend === 'memory' ? IO_ONLY : MEMORY_ONLY).filter(([k]) => given(k)).map(([, flag]) => flag);
+  const are = (l: string[]) => `${l.join(', ')} ${l.length > 1 ? 'are' : 'is'}`;
+  if (wrong.length) {
+    throw new UsageError(f.backend === 'memory'
+      ? `${are(wrong)} for the I/O backends (--backend afxdp, afpacket or dpdk); the memory bench does not read ${wrong.length > 1 ? 'them' : 'it'}`
+      : `${are(wrong)} for the memory bench (--backend memory); --backend ${f.backend} does not read ${wrong.length > 1 ? 'them' : 'it'}`);
+  }
+  if (nic && given('chart')) throw new UsageError(`--chart is drawn for the simulated topology only; a real NIC's bench (--${f.pci ? 'pci' : 'iface'}) prints its figures, no chart`);
+  f.sizes = [...new Set(f.sizes)]; // --sizes 64,64 is one size
+  if (f.backend !== 'memory' && !nic) checkChart(f.chart ?? `vfplane-bench-${f.backend}.svg`);
   if (f.cpu !== undefined && f.cpu >= cores) {
     throw new UsageError(`--cpu ${f.cpu} is out of range: this machine has CPUs 0–${cores - 1}`);
   }
@@ -42,7 +74,7 @@ export async function runBench(f: BenchFlags): Promise<void> {
     ? { local: '2001:db8::1', remote: '2001:db8::2' }
     : { local: '192.0.2.1', remote: '192.0.2.2' });
   const say = (m: string) => process.stderr.write(m + '\n');
-  if (!f.json) say(`vfplane bench: memory backend, ${f.sizes.length} sizes × ${f.engines.join('+')} × ${f.ops.join('+')}`);
+  if (!f.json) say(`vfplane bench: memory backend, ${f.sizes.length} size${f.sizes.length === 1 ? '' : 's'} × ${f.engines.join('+')} × ${f.ops.join('+')}`);
   const result = await runMemoryBench({
     sizes: f.sizes, burst: f.burst, engines: [...new Set(f.engines)], ops: [...new Set(f.ops)],
     duration: f.duration / 1000, trials: f.trials, cpu, fdbSizes: f.fdb ? f.fdbSizes : [], tunnel, vni: f.vni,
@@ -66,12 +98,17 @@ async function runIo(f: BenchFlags, cores: number): Promise<void> {
     const { runNicBench } = await import('./io-nic.js');
     const r = await runNicBench({ backend: f.backend as 'dpdk' | 'afxdp', pci: f.pci, iface: f.iface, sizes: f.sizes, vni: f.vni, cpu: dutCpu, durationMs: f.duration, trials: f.trials, onProgress: f.json ? undefined : say });
     if (f.json) printJson({ ...r, command });
-    else process.stdout.write(JSON.stringify({ ...r, command }, null, 2) + '\n');
+    else {
+      const lines = [`${f.backend} encap on ${f.pci ?? f.iface} (median of ${f.trials} trial${f.trials === 1 ? '' : 's'}, ${f.duration} ms each):`];
+      for (const c of r.cells as { size: unknown; mpps: number; trialsMpps: number[] }[]) lines.push(`  ${String(c.size).padStart(5)} B  ${c.mpps.toFixed(2)} Mpps  (trials ${c.trialsMpps.map((x) => x.toFixed(2)).join(', ')})`);
+      lines.push(`command: ${command}`);
+      process.stdout.write(lines.join('\n') + '\n');
+    }
     return;
   }
   const { runIoBench } = await import('./io.js');
   const { buildIoReport, renderIoReport, ioChartSvg } = await import('./io-report.js');
-  if (!f.json) say(`vfplane bench: ${f.backend} backend, ${f.sizes.length} sizes × ${f.ops.join('+')}, DUT on CPU ${dutCpu}, generator on CPU ${genCpu}`);
+  if (!f.json) say(`vfplane bench: ${f.backend} backend, ${f.sizes.length} size${f.sizes.length === 1 ? '' : 's'} × ${f.ops.join('+')}, DUT on CPU ${dutCpu}, generator on CPU ${genCpu}`);
   const r = await runIoBench({
     backend: f.backend as 'afpacket' | 'afxdp' | 'dpdk', sizes: f.sizes, ops: [...new Set(f.ops)], durationMs: f.duration,
     trials: f.trials, vni: f.vni, dutCpu, genCpu, genBackend: f.gen, pings: f.pings, kernel: f.kernel,

@@ -31,7 +31,7 @@ export function registerBench(program: Command): void {
     .addOption(new Option('--pings <n>', 'I/O backends: pings for the latency (0: none)').argParser(intFlag('--pings', 0, 100000)).default(1000))
     .option('--pci <addr>', 'dpdk on a real NIC: a vfio-pci VF as the uplink, a net_null pod port as the source')
     .option('--iface <name>', 'afxdp on a real NIC: that netdev as the uplink, a memory generator as the pod')
-    .action(async (o) => (await import('../bench/run.js')).runBench(o));
+    .action(async (o, cmd: Command) => (await import('../bench/run.js')).runBench(o, (k) => cmd.getOptionValueSource(k) === 'cli'));
 
   // Subcommands are matched before the default action; with positional options (here
   // and on the program) `bench alloc --json` gives --json to alloc, not to bench.

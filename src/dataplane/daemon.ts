@@ -15,7 +15,7 @@ import { resolveTunnel } from '../packet/config.js';
 import { formatIp, formatMac, isGroupMac, isStationMac, parseIp, parseMac } from '../util/addr.js';
 import { conflict, invalid, notFound, systemError, VfpError } from '../util/errors.js';
 import { netnsId } from '../net/ip.js';
-import { linkAddrs, type LinkAddrs } from '../net/netops.js';
+import { linkAddrs, refuseHostNetdev, type LinkAddrs } from '../net/netops.js';
 import { ClaimJournal, claimNetdev, givesBack, nodeLock, releaseLeftovers, releaseNetdev, runDir, sweepNetdevLocks, type Claim } from './claims.js';
 import { AllocStore, DB_FILE } from '../alloc/store.js';
 import { ownerAlive } from '../alloc/owner.js';
@@ -126,17 +126,6 @@ const ipBytes = (s: string) => parseIp(s)!.bytes;
 /** An address as the workers name it (RFC 5952 for IPv6), whatever form the config used. */
 const canonIp = (s: string) => { const a = parseIp(s)!; return formatIp(a.family, a.bytes); };
 
-/** The data plane takes the whole netdev: its XDP program (afxdp) or stack drop
- *  (afpacket) leaves the host stack none of its frames. A netdev with addresses of its
- *  own is the host's (its management interface, say): refuse it rather than cut it off. */
-function refuseHostNetdev(l: LinkAddrs, what: string): void {
-  // Read by linkAddrs (an RTM_GETADDR dump), not getifaddrs (os.networkInterfaces):
-  // libuv leaves out links without carrier, whose addresses are the host's all the same.
-  const held = l.addrs.filter((a) => a.scope !== 'link' && a.scope !== 'host').map((a) => `${a.local}/${a.prefixlen}`);
-  if (held.length) {
-    throw invalid(`${what} carries ${held.join(', ')}: the data plane takes the whole netdev and the host would lose those addresses' traffic; give the data plane a netdev of its own (a VF, or another port) or remove the addresses`);
-  }
-}
 
 /** Loopback is ifindex 1 in every namespace (LOOPBACK_IFINDEX), whatever it is called. */
 const LOOPBACK_IFINDEX = 1;

@@ -3,7 +3,7 @@
 // namespace (one call instead of a chain of `nsenter ip …` processes, which is most of
 // a CNI ADD's cost); iproute2 is the fallback when the addon is not built.
 import { writeFileSync } from 'node:fs';
-import { systemError, type VfpError } from '../util/errors.js';
+import { invalid, systemError, type VfpError } from '../util/errors.js';
 import { runSync, syncFailure } from '../util/spawn.js';
 import { isGroupMac } from '../util/addr.js';
 import type { RawNetOp } from '../dataplane/addon-types.js';
@@ -272,3 +272,16 @@ function describe(o: NetOp): string {
     case 'maddr': return `${o.join ? 'joining' : 'leaving'} multicast ${o.mac} on ${o.name}`;
   }
 }
+
+/** The data plane (and the NIC bench) takes the whole netdev: its XDP program (afxdp) or stack drop
+ *  (afpacket) leaves the host stack none of its frames. A netdev with addresses of its
+ *  own is the host's (its management interface, say): refuse it rather than cut it off. */
+export function refuseHostNetdev(l: LinkAddrs, what: string, who = 'the data plane'): void {
+  // Read by linkAddrs (an RTM_GETADDR dump), not getifaddrs (os.networkInterfaces):
+  // libuv leaves out links without carrier, whose addresses are the host's all the same.
+  const held = l.addrs.filter((a) => a.scope !== 'link' && a.scope !== 'host').map((a) => `${a.local}/${a.prefixlen}`);
+  if (held.length) {
+    throw invalid(`${what} carries ${held.join(', ')}: ${who} takes the whole netdev and the host would lose those addresses' traffic; give ${who} a netdev of its own (a VF, or another port) or remove the addresses`);
+  }
+}
+

@@ -5,6 +5,10 @@ import { frameFile, ioFrames, parsePing, parseTestpmdTxPps, windowRates, type Io
 import { ioChartSvg, ioRatios, ioTargets } from '../../src/bench/io-report.js';
 import { topoNames, topoOwner, topoPrefix } from '../../src/bench/io-topo.js';
 import { checkNic } from '../../src/bench/io-nic.js';
+import { execFileSync } from 'node:child_process';
+import { describePrivileged } from '../helpers/privileged.js';
+import { ifname } from '../helpers/netns.js';
+import { vfplane } from '../helpers/cli.js';
 
 const cell = (dut: string, op: 'encap' | 'decap', size: number | 'imix', mpps: number): IoCell => ({
   dut, op, size, avgInnerBytes: size === 'imix' ? 353 : size, sinkFrameBytes: 100, offeredMpps: mpps * 1.1, mpps, gbps: 1, trialsMpps: [mpps],
@@ -75,11 +79,32 @@ describe('io bench pure parts', () => {
     expect(svg).toContain('&lt;title&gt;');
     expect(svg).toContain('>imix<');
     expect(svg).toContain('kernel-vxlan encap');
+    // The y axis fits what is drawn: an offered rate 20× the measured one (not plotted)
+    // does not squeeze the lines into the bottom.
+    const far = cells.map((c) => ({ ...c, offeredMpps: 12 }));
+    const ticks = [...ioChartSvg(far, 't').matchAll(/text-anchor="end">([\d.]+)</g)].map((m) => Number(m[1]));
+    expect(Math.max(...ticks)).toBeLessThan(1.5);
   });
 
   it('refuses an absent NIC, naming the value and the fix', () => {
     expect(() => checkNic({ pci: '0000:99:00.7' })).toThrow(/--pci 0000:99:00.7: no such PCI device.*lspci/);
     expect(() => checkNic({ pci: 'eth0' })).toThrow(/not a PCI address/);
     expect(() => checkNic({ iface: 'vfpnope0' })).toThrow(/--iface vfpnope0: no such network interface/);
+  });
+});
+
+describePrivileged('bench --iface on a netdev the host uses', { root: true }, () => {
+  it("is refused, naming its addresses, before any traffic (the host's management NIC was taken)", () => {
+    const a = ifname('bh'), b = ifname('bi');
+    execFileSync('ip', ['link', 'add', a, 'type', 'veth', 'peer', 'name', b]);
+    try {
+      execFileSync('ip', ['addr', 'add', '198.51.100.77/32', 'dev', a]);
+      execFileSync('ip', ['link', 'set', a, 'up']);
+      const r = vfplane(['bench', '--backend', 'afxdp', '--iface', a, '--sizes', '64', '--trials', '1', '--duration', '20']);
+      expect([r.code, r.stderr]).toEqual([2, expect.stringContaining(`--iface ${a} carries 198.51.100.77/32: the bench takes the whole netdev`)]);
+      expect(execFileSync('ip', ['-d', 'link', 'show', a], { encoding: 'utf8' })).not.toMatch(/xdp/);
+    } finally {
+      execFileSync('ip', ['link', 'del', a]);
+    }
   });
 });

@@ -164,6 +164,20 @@ describe('numbers: not a number at all is told from one out of range', () => {
   }
 });
 
+describe('bench: flags the chosen bench does not read, and a chart it could not write, are refused before the run', () => {
+  const cases: [string[], RegExp][] = [
+    [['bench', '--chart', 'x.svg'], /--chart is for the I\/O backends .*the memory bench does not read it/],
+    [['bench', '--pings', '5', '--no-kernel'], /--pings, --no-kernel are for the I\/O backends/],
+    [['bench', '--backend', 'afpacket', '--burst', '16', '--no-learn'], /--burst, --no-learn are for the memory bench \(--backend memory\); --backend afpacket does not read them/],
+    [['bench', '--backend', 'afpacket', '--chart', '/nonexistent-vfp/x.svg'], /--chart \/nonexistent-vfp\/x\.svg: directory \/nonexistent-vfp does not exist/],
+    [['bench', '--backend', 'afpacket', '--chart', 'x.png'], /--chart x\.png: the chart is SVG; give a file name ending in \.svg/],
+    [['bench', '--backend', 'afxdp', '--iface', 'lo', '--chart', 'x.svg'], /--chart is drawn for the simulated topology only/],
+  ];
+  for (const [args, msg] of cases) {
+    it(`vfplane ${args.join(' ')} is a usage error`, () => refused(args, msg));
+  }
+});
+
 describe('a reader of stderr that goes away', () => {
   it('leaves the exit code the command\'s own (2 for a usage error), not 1 for the broken pipe', () => {
     // stderr is a pipe whose read end is closed before the child writes: EPIPE.
