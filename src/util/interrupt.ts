@@ -1,7 +1,8 @@
 // What a long command (the demo, the benches) must undo when it is interrupted: SIGINT
 // (Ctrl-C) or SIGTERM (timeout, systemd, a CI runner) runs every registered cleanup,
 // newest first (each awaited), then exits 130 or 143. A `finally` never runs then: the
-// signal's default action ends the process first. A second signal exits at once.
+// signal's default action ends the process first. A second signal lets them finish; a
+// third exits at once.
 import { readFileSync } from 'node:fs';
 import { sleepSync } from './proc.js';
 
@@ -9,6 +10,7 @@ type Cleanup = (sig: NodeJS.Signals) => void | Promise<void>;
 const cleanups = new Set<Cleanup>();
 let hooked = false;
 let signalled: NodeJS.Signals | null = null;
+let repeats = 0; // signals after the first
 
 /** Registers a cleanup; returns the function that unregisters it. */
 export function onInterrupt(fn: Cleanup): () => void {
@@ -35,7 +37,17 @@ function hook(): void {
   hooked = true;
   for (const [sig, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
     process.on(sig, () => {
-      if (signalled) process.exit(code);
+      // A second signal while the cleanups run is most often the same interrupt twice
+      // (`timeout` signals the child and then its group; Ctrl-C pressed again): they go on,
+      // and say so. A third leaves what is not undone yet, and exits at once.
+      if (signalled) {
+        if (++repeats >= 2) {
+          process.stderr.write(`${sig} again: exiting without finishing the cleanup; what it had not undone yet is left (vfplane demo sweeps a demo's leftovers at its next start)\n`);
+          process.exit(code);
+        }
+        process.stderr.write(`${sig}: still cleaning up; a third signal exits at once, leaving what is not undone\n`);
+        return;
+      }
       signalled = sig;
       process.stderr.write(`\n${sig}: cleaning up\n`);
       void (async () => {

@@ -17,7 +17,7 @@ const hugeMounts = () => readFileSync('/proc/mounts', 'utf8').split('\n').filter
 /** Starts `vfplane ARGS`, waits until ready() holds, SIGTERMs it (or, with `ctrlC`,
  *  SIGINTs its whole process group, as a terminal's Ctrl-C does), and returns its exit
  *  status and stderr. */
-async function interrupt(args: string[], ready: (stderr: string) => boolean, timeoutMs = 60000, ctrlC = false): Promise<{ code: number | null; stderr: string; pid: number }> {
+async function interrupt(args: string[], ready: (stderr: string) => boolean, timeoutMs = 60000, ctrlC = false, twice = false): Promise<{ code: number | null; stderr: string; pid: number }> {
   const p = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'ignore', 'pipe'], detached: ctrlC });
   let stderr = '';
   p.stderr.on('data', (d) => (stderr += d));
@@ -29,6 +29,12 @@ async function interrupt(args: string[], ready: (stderr: string) => boolean, tim
   }
   if (ctrlC) process.kill(-p.pid!, 'SIGINT');
   else p.kill('SIGTERM');
+  if (twice) {
+    // As timeout(1) does (the child, then its group), or a second Ctrl-C: once the
+    // cleanups have started.
+    for (let i = 0; i < 100 && !stderr.includes('cleaning up'); i++) await new Promise((r) => setTimeout(r, 10));
+    p.kill('SIGTERM');
+  }
   return { code: await exited, stderr, pid: p.pid! };
 }
 
@@ -81,12 +87,17 @@ describe.sequential('interrupted long commands clean up', () => {
   }, 60000);
 
   describePrivileged('demo', { netns: true, commands: ['iperf3', 'pgrep'] }, () => {
-    it('SIGTERM during its traffic leaves no iperf3 server behind, and exits 143', async () => {
+    it('SIGTERM during its traffic, twice (as timeout(1) sends it), leaves no iperf3 server or namespace behind, and exits 143', async () => {
       const before = pgrep('iperf3 -s -p 5201');
-      const r = await interrupt(['demo', '--seconds', '6'], (e) => e.includes('3. traffic') && pgrep('iperf3 -s -p 5201') !== before, 120000);
+      const r = await interrupt(['demo', '--seconds', '6'], (e) => e.includes('3. traffic') && pgrep('iperf3 -s -p 5201') !== before, 120000, false, true);
       expect(r.code, r.stderr).toBe(143);
+      // The second signal let the teardown finish (it exited at once, leaving the topology).
+      expect(r.stderr).toContain('SIGTERM: still cleaning up');
       await new Promise((res) => setTimeout(res, 300));
       expect(pgrep('iperf3 -s -p 5201')).toBe(before);
+      const prefix = `d${(r.pid % 1_679_616).toString(36)}`;
+      expect(spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).stdout.split('\n').filter((l) => l.startsWith(prefix))).toEqual([]);
+      expect(spawnSync('ip', ['-br', 'link'], { encoding: 'utf8' }).stdout.split('\n').filter((l) => l.startsWith(prefix))).toEqual([]);
     }, 150000);
 
     it.each([
