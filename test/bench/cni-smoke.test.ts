@@ -9,7 +9,7 @@ import { vfplane } from '../helpers/cli.js';
 
 describePrivileged('vfplane bench cni', { netns: true, commands: ['/usr/lib/cni/macvlan', '/usr/lib/cni/host-local'] }, () => {
   it('measures ADD and DEL of vfplane-cni, with and without vxlan, and of macvlan, and cleans up', () => {
-    const r = vfplane(['bench', 'cni', '--runs', '3', '--standalone-runs', '0', '--vxlan', '--json']);
+    const r = vfplane(['bench', 'cni', '--runs', '3', '--standalone-runs', '1', '--vxlan', '--json']);
     expect(r.code, r.stderr).toBe(0);
     const rep = JSON.parse(r.stdout);
     for (const k of ['vfplane', 'vxlan', 'macvlan']) {
@@ -18,6 +18,11 @@ describePrivileged('vfplane bench cni', { netns: true, commands: ['/usr/lib/cni/
       expect(rep[k].del.p50Ms, k).toBeGreaterThan(0);
     }
     expect(rep.ratio.vxlanAddP50).toBeGreaterThan(0);
+    // The served ratio's macvlan runs are the served phase's only; the standalone phase's
+    // are a series of their own (they were pooled into it).
+    expect(rep.standalone.add.count).toBe(1);
+    expect(rep.macvlanBesideStandalone.add.count).toBe(1);
+    expect(rep.ratio.standaloneAddP50).toBeCloseTo(rep.standalone.add.p50Ms / rep.macvlanBesideStandalone.add.p50Ms, 6);
     expect(rep.vxlanPhases.add.overlay).toBeGreaterThan(0);
     // The bench's pod namespace is bc<pid base 36>-pod; its daemon ran from its work dir.
     expect(execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' })).not.toMatch(/^bc[0-9a-z]+-pod\b/m);
