@@ -198,8 +198,11 @@ export async function runAllocBench(opts: AllocBenchOptions): Promise<AllocBench
 
   const parent = path.resolve(opts.stateDir ?? os.tmpdir());
   let benchDir: string;
+  // The parent must exist: the bench makes its own directory in it and removes only that
+  // (a typo'd --state-dir would otherwise leave a tree of new directories behind).
+  if (!fs.existsSync(parent)) throw invalid(`--state-dir ${parent} does not exist; give an existing directory for the bench's throw-away store (default: the temp dir)`);
+  if (!fs.statSync(parent).isDirectory()) throw invalid(`--state-dir ${parent} is not a directory`);
   try {
-    fs.mkdirSync(parent, { recursive: true, mode: 0o700 });
     // A fresh directory: the bench never touches a real alloc.db in --state-dir.
     benchDir = fs.mkdtempSync(path.join(parent, 'vfplane-bench-'));
   } catch (e) {

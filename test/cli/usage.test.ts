@@ -172,6 +172,7 @@ describe('bench: flags the chosen bench does not read, and a chart it could not 
     [['bench', '--backend', 'afpacket', '--chart', '/nonexistent-vfp/x.svg'], /--chart \/nonexistent-vfp\/x\.svg: directory \/nonexistent-vfp does not exist/],
     [['bench', '--backend', 'afpacket', '--chart', 'x.png'], /--chart x\.png: the chart is SVG; give a file name ending in \.svg/],
     [['bench', '--backend', 'afxdp', '--iface', 'lo', '--chart', 'x.svg'], /--chart is drawn for the simulated topology only/],
+    [['bench', 'alloc', '--state-dir', '/nonexistent-vfp/q', '--procs', '1', '--cycles', '1'], /--state-dir \/nonexistent-vfp\/q does not exist; give an existing directory/],
   ];
   for (const [args, msg] of cases) {
     it(`vfplane ${args.join(' ')} is a usage error`, () => refused(args, msg));
