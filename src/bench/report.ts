@@ -76,11 +76,13 @@ export function buildReport(r: MemoryBenchResult, tunnel: Tunnel, settings: Reco
       targets.push({ name: `native/TS ${op} 64 B`, target: '≥ 20×', measured: `${ratio.nativeOverTs.toFixed(1)}×`, pass: ratio.nativeOverTs >= 20 });
     }
   }
-  if (fdbGrowth && fdbGrowth.from <= 1000 && fdbGrowth.to >= 1_000_000) {
-    targets.push({
-      name: `FDB lookup ${fmtCount(fdbGrowth.from)} → ${fmtCount(fdbGrowth.to)} entries`,
-      target: '≤ +25%', measured: `${fmtPct(fdbGrowth.ratio - 1)}`, pass: fdbGrowth.ratio <= 1.25,
-    });
+  // The issue's target is defined from 1k to 1M entries: judged there only (other
+  // --fdb-sizes are measured and shown, not held to it).
+  const at = (n: number) => r.fdb.find((x) => x.entries === n);
+  const k1 = at(1000), m1 = at(1_000_000);
+  if (k1 && m1) {
+    const g = m1.nsPerLookup / k1.nsPerLookup;
+    targets.push({ name: 'FDB lookup 1k → 1M entries', target: '≤ +25%', measured: `${fmtPct(g - 1)}`, pass: g <= 1.25 });
   }
   return { ...r, backend: 'memory', settings, ratios, fdbGrowth, budget, targets };
 }
@@ -99,7 +101,7 @@ export function renderReport(rep: BenchReport): string {
   const drift = Math.abs(h.after - h.before) / Math.min(h.before, h.after);
   out.push(`host reference: ${h.before.toFixed(2)} ns/iteration before, ${h.after.toFixed(2)} after (lower is faster; ` +
     `compare runs only at similar values)` + (drift > 0.15 ? ' — WARNING: the host changed speed during the run' : ''));
-  out.push(`burst ${rep.settings.burst}, median of ${rep.settings.trials} trials × ${rep.settings.duration} s, ` +
+  out.push(`burst ${rep.settings.burst}, median of ${rep.settings.trials} trial${rep.settings.trials === 1 ? '' : 's'} × ${rep.settings.duration} s, ` +
     `native pinned to CPU ${rep.settings.cpu ?? 'any'}; ` +
     (rep.settings.learn === false ? 'decap without learning' : 'decap learns source MACs into the FDB'));
   out.push('Mpps cells: median [slowest–fastest trial]. A wide range means a noisy host: compare ratios within one run.');
