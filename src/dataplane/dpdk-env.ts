@@ -7,7 +7,7 @@
 // next start or by `vfplane dataplane unclaim`, instead of being taken for the host's.
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync, renameSync, rmSync, rmdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { z } from 'zod';
 import { invalid, systemError } from '../util/errors.js';
 import { makeDirs } from '../util/fs.js';
@@ -318,6 +318,10 @@ function undoDpdkEnv(r: DpdkEnvRecord, who: string): string[] {
     try {
       rmSync(r.runtimeDir, { recursive: true, force: true });
       out.push(`removed the EAL runtime directory ${r.runtimeDir} of ${who}`);
+      // And /var/run/dpdk once no other prefix is in it (the EAL makes it again).
+      try {
+        rmdirSync(dirname(r.runtimeDir));
+      } catch { /* another DPDK process's prefixes are there */ }
     } catch (e) {
       out.push(`could not remove the EAL runtime directory ${r.runtimeDir} of ${who} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
     }
