@@ -9,7 +9,7 @@ import { describeOwner } from '../alloc/owner.js';
 
 function describe(m: SimManifest): string {
   const lines = [
-    `simulated ${m.profile} NIC at ${m.root}: ${m.pfs.length} PF(s), ${m.pfs[0]?.totalVfs ?? 0} VFs max each`,
+    `simulated NIC (profile ${m.profile}) at ${m.root}: ${m.pfs.length} PF(s), ${m.pfs[0]?.totalVfs ?? 0} VFs max each`,
   ];
   for (const pf of m.pfs) {
     lines.push(`  PF ${pf.pci}  ${m.netdevs ? `netdev ${pf.netdev} (underlay end ${pf.uplinkPeer})` : 'no netdevs'}`);
