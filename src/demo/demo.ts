@@ -175,7 +175,8 @@ export async function runDemo(o: DemoOpts): Promise<void> {
     }
     const failed: unknown[] = checks.filter((c) => !c.ok);
     if (!tcpOk) failed.push('tcp');
-    if (o.json) printJson(report);
+    // The verdict in the JSON too (its exit code says it as well): every check and TCP.
+    if (o.json) printJson({ ok: failed.length === 0, failed: failed.length, ...report });
     else say(failed.length ? `\n${failed.length} check(s) failed` : '\nall checks passed');
     if (o.keep) {
       say('the topology stays up (--keep); press Ctrl-C to tear it down');

@@ -11,6 +11,8 @@ describePrivileged('vfplane demo', { netns: true, commands: ['iperf3', 'ping', '
     const r = spawnSync(process.execPath, [BIN, 'demo', '--json', '--seconds', '1'], { encoding: 'utf8', timeout: 240_000 });
     expect(r.status, r.stderr).toBe(0);
     const rep = JSON.parse(r.stdout) as {
+      ok: boolean;
+      failed: number;
       backend: string;
       checks: { what: string; ok: boolean }[];
       tcpGbps: number | null;
@@ -19,6 +21,7 @@ describePrivileged('vfplane demo', { netns: true, commands: ['iperf3', 'ping', '
       nodes: Record<string, { status: { attachments: { vni: number }[] }; counters: { vnis: { vni: number; encapPkts: number; decapPkts: number }[] } }>;
     };
     expect(rep.backend).toBe('afpacket');
+    expect([rep.ok, rep.failed]).toEqual([true, 0]); // the verdict, in the JSON too
     expect(rep.checks.length).toBeGreaterThanOrEqual(5); // two reach, two isolated, the kernel node
     for (const c of rep.checks) expect(c.ok, c.what).toBe(true);
     expect(rep.tcpOk, `TCP ${rep.tcpGbps} Gbit/s`).toBe(true);
