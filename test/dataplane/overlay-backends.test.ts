@@ -23,7 +23,7 @@ async function podsTalk(topo: Topology, iperf: { port: number; seconds: number; 
     const p = topo.ping('a1', '10.100.0.2', 5);
     expect(p.received, JSON.stringify(p)).toBeGreaterThanOrEqual(4);
     const srv = topo.exec('b1', ['iperf3', '-s', '-1', '-D', '-p', String(iperf.port)]);
-    expect(srv.code).toBe(0);
+    expect(srv.code, `iperf3 server: ${srv.stdout}${srv.stderr}`).toBe(0);
     await new Promise((r) => setTimeout(r, 300));
     const r = topo.exec('a1', ['iperf3', '-c', '10.100.0.2', '-p', String(iperf.port), '-t', String(iperf.seconds),
       ...(iperf.streams > 1 ? ['-P', String(iperf.streams)] : []), '-J'], 30_000);
