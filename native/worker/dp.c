@@ -1367,9 +1367,13 @@ static void *worker_main(void *arg) {
             idle = 0;
             continue;
         }
+        /* Each of this worker's own queues, never another's: a queue's rings and free
+         * frames are its one worker's (not atomic). Queue 0 here, as it was, let a second
+         * worker reap and refill the first's AF_XDP queue under it: its counts went wrong
+         * and the data plane crashed (SIGSEGV in afxdp_tx) under TCP load. */
         if (c)
             for (uint16_t i = 0; i < c->n_rxq[w->idx]; i++)
-                vfp_port__flush(c->ports[c->rxqs[w->idx][i].port], 0);
+                vfp_port__flush(c->ports[c->rxqs[w->idx][i].port], c->rxqs[w->idx][i].queue);
         if (dp->o.idle_spins && ++idle >= dp->o.idle_spins && !stopping) {
             struct pollfd fds[VFP_DP_MAX_PORTS + 1];
             uint16_t fport[VFP_DP_MAX_PORTS + 1];
