@@ -45,6 +45,12 @@ static const char *addr_str(const vfp_addr *a, char *buf, size_t len) {
     return buf;
 }
 
+/* A MAC as text, for the same errors. */
+static const char *mac_str(const uint8_t *m, char buf[18]) {
+    snprintf(buf, 18, "%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2], m[3], m[4], m[5]);
+    return buf;
+}
+
 static uint32_t addr_hash(const vfp_addr *a) {
     uint32_t h = 2166136261u ^ a->family;
     for (int i = 0; i < (a->family == 4 ? 4 : 16); i++) h = (h ^ a->bytes[i]) * 16777619u;
@@ -1761,8 +1767,8 @@ static int64_t build(vfp_dp *dp, const vfp_dp_spec *s, dp_cfg **out, char *err, 
                 return -EEXIST;
             }
             if (s->atts[j].vni == t->vni && !memcmp(s->atts[j].mac, t->mac, 6)) {
-                snprintf(err, errlen, "MAC %02x:%02x:%02x:%02x:%02x:%02x is attached twice on VNI %u",
-                         t->mac[0], t->mac[1], t->mac[2], t->mac[3], t->mac[4], t->mac[5], t->vni);
+                char mb[18];
+                snprintf(err, errlen, "MAC %s is attached twice on VNI %u", mac_str(t->mac, mb), t->vni);
                 return -EEXIST;
             }
         }
@@ -1944,19 +1950,17 @@ static int64_t build(vfp_dp *dp, const vfp_dp_spec *s, dp_cfg **out, char *err, 
         for (uint32_t i = 0; i < s->n_fdb && !rc; i++) {
             const vfp_dp_fdb_spec *f = &s->fdb[i];
             char mb[18];
-            snprintf(mb, sizeof mb, "%02x:%02x:%02x:%02x:%02x:%02x", f->mac[0], f->mac[1], f->mac[2], f->mac[3],
-                     f->mac[4], f->mac[5]);
             if (peer_find(c, &f->vtep) < 0) {
                 char ab[INET6_ADDRSTRLEN];
                 snprintf(err, errlen, "the static entry for %s on VNI %u points at VTEP %s, which is not a peer; add "
-                         "it to peers first", mb, f->vni, addr_str(&f->vtep, ab, sizeof ab));
+                         "it to peers first", mac_str(f->mac, mb), f->vni, addr_str(&f->vtep, ab, sizeof ab));
                 rc = -EINVAL;
                 break;
             }
             e = vfp_fdb__add_static(c->fdb, f->vni, f->mac, &f->vtep);
             if (e) {
                 snprintf(err, errlen, "the static entry for %s on VNI %u is rejected: %s (a group MAC cannot be "
-                         "static; VNI must be ≤ 16777215)", mb, f->vni, strerror(-e));
+                         "static; VNI must be ≤ 16777215)", mac_str(f->mac, mb), f->vni, strerror(-e));
                 rc = e;
             }
         }

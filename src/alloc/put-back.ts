@@ -87,42 +87,26 @@ export async function netdevHome(sysfs: Sysfs, a: Allocation): Promise<string[]>
  * when it was allocated. Synchronous, for a caller that holds the store's lock. What was
  * done; a VF that no longer exists has nothing to put back.
  */
-export function restoreDriverAndSettings(sysfs: Sysfs, a: Allocation): { rebound: boolean; notes: string[] } {
+export function restoreDriverAndSettings(sysfs: Sysfs, a: Allocation, dry = false): { rebound: boolean; notes: string[] } {
   let now = presentVf(sysfs, a.pci);
   if (!now) return { rebound: false, notes: [`VF ${a.pci} no longer exists; nothing to restore`] };
   if (allocatedBeforeBoot(sysfs, a)) return { rebound: false, notes: [`VF ${a.pci} was ${BEFORE_BOOT}`] };
   const was = a.original;
   const notes: string[] = [];
   const rebound = !!was.driver && now.driver !== was.driver;
+  // dry (gc --dry-run): what would be done, said so, and nothing done.
   if (rebound) {
-    bindVf(sysfs, a.pci, was.driver!, { force: true });
-    notes.push(`rebound to ${was.driver}`);
-    now = resolveVf(sysfs, a.pci);
+    if (!dry) bindVf(sysfs, a.pci, was.driver!, { force: true });
+    notes.push(dry ? `would rebind to ${was.driver}` : `rebound to ${was.driver}`);
+    if (!dry) now = resolveVf(sysfs, a.pci);
   }
   if (was.settings && now.settings) {
     const diff = settingsDiff(now.settings, was.settings);
     if (Object.keys(diff).length) {
-      applyVfSettings(sysfs, now.pf, now.pfNetdev, now.index, diff, now.settings);
-      notes.push(`restored ${Object.keys(diff).join(', ')}`);
+      if (!dry) applyVfSettings(sysfs, now.pf, now.pfNetdev, now.index, diff, now.settings);
+      notes.push(`${dry ? 'would restore' : 'restored'} ${Object.keys(diff).join(', ')}`);
     }
   }
   return { rebound, notes };
 }
 
-/** What putting VF back would do, changing nothing (gc --dry-run): the driver, the
- *  PF-side settings and the netdev's MTU, as restoreDriverAndSettings and the MTU step
- *  after it would restore them. */
-export function putBackPlan(sysfs: Sysfs, a: Allocation): string[] {
-  const now = presentVf(sysfs, a.pci);
-  if (!now) return [`VF ${a.pci} no longer exists; nothing to restore`];
-  if (allocatedBeforeBoot(sysfs, a)) return [`VF ${a.pci} was ${BEFORE_BOOT}`];
-  const was = a.original;
-  const out: string[] = [];
-  if (was.driver && now.driver !== was.driver) out.push(`would rebind to ${was.driver}`);
-  if (was.settings && now.settings) {
-    const diff = Object.keys(settingsDiff(now.settings, was.settings));
-    if (diff.length) out.push(`would restore ${diff.join(', ')}`);
-  }
-  if (was.mtu !== null && now.netdev && now.mtu !== was.mtu) out.push(`would restore mtu ${was.mtu}`);
-  return out;
-}

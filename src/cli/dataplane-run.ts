@@ -262,9 +262,7 @@ function lasts(r: Record<string, unknown>): void {
 export async function dpReload(o: ClientOpts): Promise<void> {
   const r = await request(await sock(o), { op: 'reload' });
   if (o.json) return printJson(strip(r));
-  const undone = (r.undone as string[] | undefined) ?? [];
-  const changed = (r.changed as string[]).filter((k) => !undone.includes(k));
-  console.log(`reloaded: ${reloadSummary(changed, undone)} (epoch ${r.epoch as number})`);
+  console.log(`reloaded: ${reloadSummary(r.changed as string[], (r.undone as string[] | undefined) ?? [])} (epoch ${r.epoch as number})`);
 }
 
 /** Gives back what killed data planes left claimed (their claims journals), refusing

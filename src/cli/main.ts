@@ -83,7 +83,7 @@ export async function main(argv: string[]): Promise<number> {
     // `pcap … --out -` writes its records to stdout: a JSON error must not land in them.
     const outAt = argv.indexOf('--out');
     const out = outAt >= 0 ? argv[outAt + 1] : argv.find((a) => a.startsWith('--out='))?.slice(6);
-    const jsonTo = out !== undefined && ['-', '/dev/stdout', '/dev/fd/1', '/proc/self/fd/1'].includes(out) ? process.stderr : process.stdout;
+    const jsonTo = out !== undefined && (await import('../packet/pcap.js')).isStdout(out) ? process.stderr : process.stdout;
     if (err instanceof CommanderError) {
       if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version') return 0;
       if (err.code === 'commander.help') {

@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import Table from 'cli-table3';
 import { AllocStore, DB_FILE, defaultStateDir, type Allocation, type HeldElsewhere } from '../alloc/store.js';
 import { describeOwner, ownerAlive, parseOwner, pidStart, type Owner } from '../alloc/owner.js';
-import { allocatedBeforeBoot, netdevHome, putBackPlan, restoreDriverAndSettings } from '../alloc/put-back.js';
+import { allocatedBeforeBoot, netdevHome, restoreDriverAndSettings } from '../alloc/put-back.js';
 import type { IpamRecord } from '../cni/ipam.js';
 import { checkSelectorAgainst, findPool, handOverMode, loadPools, poolVfs, poolView, vfCountsByPf, whyNoMatch, whyUnusable } from '../alloc/pool.js';
 import { bindVf, configVf, setNumVfs, type VfConfig } from '../sriov/actions.js';
@@ -362,13 +362,13 @@ export async function vfAlloc(o: Common & OwnerFlags & { pool?: string; pci?: st
 
 /** Puts back what changed since the allocation: the driver, PF-side settings, and the
  *  netdev's MTU (a VF rebound here gets a new netdev). */
-function restore(sysfs: Sysfs, a: Allocation): string[] {
-  const { notes } = restoreDriverAndSettings(sysfs, a);
+function restore(sysfs: Sysfs, a: Allocation, dry = false): string[] {
+  const { notes } = restoreDriverAndSettings(sysfs, a, dry);
   const now = allocatedBeforeBoot(sysfs, a) ? null : presentVf(sysfs, a.pci);
   const was = a.original;
   if (now && was.mtu !== null && now.netdev && now.mtu !== was.mtu) {
-    ip(['link', 'set', 'dev', now.netdev, 'mtu', String(was.mtu)]);
-    notes.push(`restored mtu ${was.mtu}`);
+    if (!dry) ip(['link', 'set', 'dev', now.netdev, 'mtu', String(was.mtu)]);
+    notes.push(`${dry ? 'would restore' : 'restored'} mtu ${was.mtu}`);
   }
   return notes;
 }
@@ -561,7 +561,7 @@ export async function gc(o: Common & { dryRun?: boolean }): Promise<void> {
           // What the real run would put back (it said "-" and then restored a VLAN).
           let plan: string[];
           try {
-            plan = putBackPlan(sysfs, a);
+            plan = restore(sysfs, a, true);
           } catch (e) {
             plan = [`cannot tell: ${(e as Error).message}`];
           }

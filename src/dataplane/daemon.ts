@@ -927,7 +927,7 @@ export class Daemon {
     const live = new Set(['peers', 'vnis', 'fdb', 'learn', 'ageSeconds', 'antiSpoof', 'tenants']);
     const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
     const keys = [...new Set([...Object.keys(old), ...Object.keys(next)])] as (keyof DaemonConfig)[];
-    const fixed = keys.filter((k) => !live.has(k) && !same(old[k], next[k])).flatMap((k) => differs(old[k], next[k], k));
+    const fixed = keys.filter((k) => !live.has(k)).flatMap((k) => differs(old[k], next[k], k));
     if (fixed.length) {
       throw invalid(`the config changes ${fixed.join(', ')}, which ${fixed.length > 1 ? 'take' : 'takes'} a restart of the data plane (${fixed.includes('attachments') ? 'attachments change live through vfplane dataplane attach/detach; ' : ''}peers, vnis, fdb, learn, ageSeconds, antiSpoof and tenants reload live); nothing was changed`);
     }
@@ -959,7 +959,7 @@ export class Daemon {
       ['vnis', [...prev.floods], [...this.floods]],
     ] as [string, unknown[], unknown[]][]).filter(([k, a, b]) => !changed.includes(k) && asSet(a) !== asSet(b)).map(([k]) => k);
     this.log.info(`reloaded the config: ${reloadSummary(changed, undone)}, epoch ${this.epoch}`);
-    return { changed: [...changed, ...undone], undone, epoch: this.epoch };
+    return { changed, undone, epoch: this.epoch };
   }
 
   /**
