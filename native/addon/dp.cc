@@ -230,7 +230,9 @@ Napi::Value DpPortOpen(const Napi::CallbackInfo &info) {
     if (!OptUint(env, o, "ring", 1, 1 << 20, &ring) || !OptUint(env, o, "headroom", 0, 4096, &headroom)) return Napi::Value();
     rc = vfp_mem_port__create_gen(&p, frames.data(), static_cast<uint32_t>(frames.size()), ring, headroom, &kAlloc);
   } else if (backend == "memory-sink") {
-    rc = vfp_mem_port__create_sink(&p, &kAlloc);
+    uint32_t queues = 1;
+    if (!OptUint(env, o, "queues", 1, VFP_MEM_SINK_MAX_QUEUES, &queues)) return Napi::Value();
+    rc = vfp_mem_port__create_sink_q(&p, static_cast<uint16_t>(queues), &kAlloc);
   } else if (backend == "afpacket" || backend == "afxdp") {
     if (!OptString(env, o, "ifname", &ifname, &has_if) || !OptString(env, o, "netns", &netns, &has_ns)) return Napi::Value();
     if (!has_if) return ThrowType(env, "opts.ifname is required for the " + backend + " backend");
@@ -411,6 +413,8 @@ Napi::Value DpPortCounters(const Napi::CallbackInfo &info) {
     r.Set("ringBytes", Napi::Number::New(env, static_cast<double>(di.pool_bytes)));
   }
 #endif
+  if (!strcmp(p->ops->name, "memory-sink"))
+    r.Set("foreignCalls", Napi::Number::New(env, static_cast<double>(vfp_mem_port__foreign_calls(p))));
   r.Set("drops", drops);
   return r;
 }

@@ -23,7 +23,24 @@ typedef struct mem_gen {
 typedef struct mem_sink {
     vfp_port port;
     vfp_alloc a;
+    uintptr_t caller[VFP_MEM_SINK_MAX_QUEUES]; /* first thread per queue; 0: none yet */
+    uint64_t foreign;                          /* atomic: calls from any other thread */
 } mem_sink;
+
+/* A thread's identity without a syscall: the address of a thread-local, distinct for
+ * every live thread. */
+static _Thread_local char thread_tag;
+
+/* Checks the one-thread-per-queue contract of port.h for a call on queue q. */
+static void sink_note_caller(mem_sink *s, uint16_t q) {
+    if (q >= VFP_MEM_SINK_MAX_QUEUES) return;
+    const uintptr_t me = (uintptr_t)&thread_tag;
+    uintptr_t seen = __atomic_load_n(&s->caller[q], __ATOMIC_RELAXED);
+    if (seen == me) return;
+    if (seen == 0 && __atomic_compare_exchange_n(&s->caller[q], &seen, me, 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+        return;
+    if (seen != me) __atomic_fetch_add(&s->foreign, 1, __ATOMIC_RELAXED);
+}
 
 static uint16_t gen_rx(vfp_port *p, uint16_t q, vfp_pkt **pkts, uint16_t n) {
     mem_gen *g = (mem_gen *)p;
@@ -114,13 +131,16 @@ int vfp_mem_port__create_gen(vfp_port **out, const vfp_mem_frame *frames, uint32
 }
 
 static uint16_t sink_rx(vfp_port *p, uint16_t q, vfp_pkt **pkts, uint16_t n) {
-    (void)p, (void)q, (void)pkts, (void)n;
+    (void)pkts, (void)n;
+    sink_note_caller((mem_sink *)p, q);
     return 0;
 }
 
+static void sink_flush(vfp_port *p, uint16_t q) { sink_note_caller((mem_sink *)p, q); }
+
 static uint16_t sink_tx(vfp_port *p, uint16_t q, vfp_pkt **pkts, uint16_t n) {
     uint64_t bytes = 0;
-    (void)q;
+    sink_note_caller((mem_sink *)p, q);
     for (uint16_t i = 0; i < n; i++) bytes += pkts[i]->len;
     p->tx_pkts += n;
     p->tx_bytes += bytes;
@@ -140,16 +160,26 @@ static const struct vfp_port_ops sink_ops = {
     .tx_burst = sink_tx,
     .free_burst = mem_free_burst,
     .close = sink_close,
+    .flush = sink_flush,
 };
 
-int vfp_mem_port__create_sink(vfp_port **out, const vfp_alloc *a) {
-    if (!out || !a) return -EINVAL;
+int vfp_mem_port__create_sink_q(vfp_port **out, uint16_t queues, const vfp_alloc *a) {
+    if (!out || !a || queues < 1 || queues > VFP_MEM_SINK_MAX_QUEUES) return -EINVAL;
     mem_sink *s = (mem_sink *)a->alloc(a->ctx, sizeof *s, VFP_CACHE_LINE);
     if (!s) return -ENOMEM;
     memset(s, 0, sizeof *s);
     s->port.ops = &sink_ops;
-    s->port.n_queues = 1;
+    s->port.n_queues = queues;
     s->a = *a;
     *out = &s->port;
     return 0;
+}
+
+int vfp_mem_port__create_sink(vfp_port **out, const vfp_alloc *a) {
+    return vfp_mem_port__create_sink_q(out, 1, a);
+}
+
+uint64_t vfp_mem_port__foreign_calls(const vfp_port *p) {
+    if (!p || p->ops != &sink_ops) return 0;
+    return __atomic_load_n(&((const mem_sink *)p)->foreign, __ATOMIC_RELAXED);
 }

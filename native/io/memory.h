@@ -24,6 +24,17 @@ int vfp_mem_port__create_gen(vfp_port **out, const vfp_mem_frame *frames, uint32
 /* A sink: counts packets and bytes and releases them. */
 int vfp_mem_port__create_sink(vfp_port **out, const vfp_alloc *a);
 
+#define VFP_MEM_SINK_MAX_QUEUES 8
+
+/* A sink with `queues` queues (1..VFP_MEM_SINK_MAX_QUEUES) that also checks the port
+ * contract "calls on one queue come from one thread": each queue remembers the first
+ * thread that called rx, tx or flush on it, and every call from another thread counts
+ * as foreign. -EINVAL, -ENOMEM. */
+int vfp_mem_port__create_sink_q(vfp_port **out, uint16_t queues, const vfp_alloc *a);
+/* Calls on a queue from a thread other than its first caller, over all queues; 0 for a
+ * port that is not a memory sink. */
+uint64_t vfp_mem_port__foreign_calls(const vfp_port *p);
+
 #ifdef __cplusplus
 }
 #endif

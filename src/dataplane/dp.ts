@@ -96,6 +96,9 @@ export interface BackendCounters {
   stackDrop?: boolean;
   /** afpacket: why not, when stackDrop was asked for. */
   stackDropNote?: string;
+  /** memory-sink: calls on a queue from a thread other than the first that used it
+   *  (port.h: one thread per queue); anything but 0 is a data plane bug. */
+  foreignCalls?: number;
 }
 
 interface RawDp {

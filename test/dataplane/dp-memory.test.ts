@@ -235,4 +235,34 @@ describe('data plane on memory ports', () => {
       dp.stop();
     }
   });
+
+  // port.h: calls on one queue come from one thread. Worker w owns queue w of every port;
+  // an idle worker flushes its own queues. Each worker here polls one queue of each sink
+  // (nothing to receive: both are idle all the time), and worker 0 also sends on queue 0
+  // of the uplink. The sinks count any call on a queue from a thread other than its first:
+  // an idle pass that flushed queue 0 from both workers (what crashed AF_XDP under load,
+  // one worker reaping the other's completion ring) shows as foreign calls at once.
+  it('keeps every queue to one worker, the idle flush included', () => {
+    const dp = new DataPlane({ workers: 2 });
+    try {
+      const gen = dp.openPort('memory-gen', { frames: [frame('02:00:00:00:00:09', '02:00:00:00:00:01')], ring: 64 }, 'pod0');
+      const up = dp.openPort('memory-sink', { queues: 2 }, 'uplink');
+      const idle = dp.openPort('memory-sink', { queues: 2 }, 'pod1');
+      dp.commit({
+        ...base, uplink: up.slot,
+        atts: [{ port: gen.slot, vni: 100, mac: mac('02:00:00:00:00:01') }],
+        fdb: [{ vni: 100, mac: mac('02:00:00:00:00:09'), vtep: ip('192.0.2.2') }],
+      });
+      spin(300);
+      const u = dp.backendCounters(up.slot)!;
+      const i = dp.backendCounters(idle.slot)!;
+      dp.stop();
+      expect(u.queues).toBe(2);
+      expect(u.txPkts).toBeGreaterThan(1000); // worker 0 did send on the uplink meanwhile
+      expect(u.foreignCalls).toBe(0);
+      expect(i.foreignCalls).toBe(0);
+    } finally {
+      dp.stop();
+    }
+  });
 });
