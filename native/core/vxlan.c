@@ -148,16 +148,25 @@ static inline void copy_hdr(uint8_t *o, const uint8_t *tmpl, unsigned hl) {
  * constants. `ol`: the tunnel's tx_ol, the checksums left for the device. */
 static inline __attribute__((always_inline)) uint16_t
 encap_loop(vfp_tunnel *t, const uint8_t *tmpl, uint64_t pseudo, vfp_pkt **pkts, uint16_t n, vfp_stats *st,
-           const int v4, const int tos_inherit, const int df_inherit, const int udp_csum, const int ol) {
+           const int v4, const int tos_inherit, const int df_inherit, const int udp_csum, const int ol,
+           const unsigned hl_c) {
     uint32_t hash[VFP_MAX_BURST];
     uint16_t meta[VFP_MAX_BURST];
-    const unsigned hl = t->hdr_len, l3 = t->l3_off;
+    /* hl_c: the header length as a constant (0: read it from the tunnel), so that the
+     * common untagged IPv4 tunnel gets its copy and offsets folded. */
+    const unsigned hl = hl_c ? hl_c : t->hdr_len;
+    const unsigned l3 = hl_c ? hl_c - (v4 ? 36 : 56) : t->l3_off;
     const unsigned l4 = l3 + (v4 ? 20 : 40);
     /* Inner-length limits for checks 3 and 4, from the outer IP lengths of §3.1. */
     const uint32_t ip_over = v4 ? 36 : 16;          /* outer IP length field - inner */
     const uint32_t max_inner = 65535 - ip_over;
     const uint32_t mtu_over = v4 ? 36 : 56;         /* outer IP packet - inner */
     const uint32_t mtu_inner = t->mtu ? (t->mtu > mtu_over ? t->mtu - mtu_over : 0) : UINT32_MAX;
+    /* Checks 1, 3 and 4 as one unsigned range test on the fast path: len in [14, lim].
+     * A packet outside it, or short of headroom, takes the checks in their order. */
+    const uint32_t lim = max_inner < mtu_inner ? max_inner : mtu_inner;
+    const uint32_t ok_span = lim >= 14 ? lim - 14 : 0;
+    const int none_fit = lim < 14;
     uint16_t id = t->ip_id;
     uint16_t ok = 0;
     uint64_t bytes = 0;
@@ -180,16 +189,20 @@ encap_loop(vfp_tunnel *t, const uint8_t *tmpl, uint64_t pseudo, vfp_pkt **pkts, 
         }
         vfp_pkt *p = pkts[i];
         const uint32_t len = p->len;
-        uint8_t r;
-        if (VFP_UNLIKELY(len < 14)) r = VFP_R_INNER_TRUNCATED;
-        else if (VFP_UNLIKELY(p->headroom < hl)) r = VFP_R_NO_HEADROOM;
-        else if (VFP_UNLIKELY(len > max_inner)) r = VFP_R_TOO_BIG;
-        else if (VFP_UNLIKELY(len > mtu_inner)) r = VFP_R_MTU_EXCEEDED;
-        else r = VFP_OK;
-        p->reason = r;
-        if (VFP_UNLIKELY(r != VFP_OK)) {
-            if (st) st->drops[r]++;
-            continue;
+        if (VFP_UNLIKELY(len - 14u > ok_span || none_fit || p->headroom < hl)) {
+            uint8_t r;
+            if (len < 14) r = VFP_R_INNER_TRUNCATED;
+            else if (p->headroom < hl) r = VFP_R_NO_HEADROOM;
+            else if (len > max_inner) r = VFP_R_TOO_BIG;
+            else if (len > mtu_inner) r = VFP_R_MTU_EXCEEDED;
+            else r = VFP_OK;
+            p->reason = r;
+            if (r != VFP_OK) {
+                if (st) st->drops[r]++;
+                continue;
+            }
+        } else {
+            p->reason = VFP_OK;
         }
 
         uint8_t *o = p->data - hl;
@@ -261,8 +274,9 @@ static uint16_t encap_chunk(vfp_tunnel *t, const uint8_t *tmpl, uint64_t pseudo,
     const int df_inherit = t->df == VFP_DF_INHERIT;
     const int udp_csum = t->udp_csum;
     if (v4 && !tos_inherit && !df_inherit && !udp_csum && !t->tx_ol)
-        return encap_loop(t, tmpl, pseudo, pkts, n, st, 1, 0, 0, 0, 0);
-    return encap_loop(t, tmpl, pseudo, pkts, n, st, v4, tos_inherit, df_inherit, udp_csum, t->tx_ol);
+        return t->hdr_len == 50 ? encap_loop(t, tmpl, pseudo, pkts, n, st, 1, 0, 0, 0, 0, 50)
+                                : encap_loop(t, tmpl, pseudo, pkts, n, st, 1, 0, 0, 0, 0, 0);
+    return encap_loop(t, tmpl, pseudo, pkts, n, st, v4, tos_inherit, df_inherit, udp_csum, t->tx_ol, 0);
 }
 
 uint16_t vfp_vxlan__encap_burst(vfp_tunnel *t, uint32_t vni, vfp_pkt **pkts, uint16_t n,
