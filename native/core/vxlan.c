@@ -444,6 +444,56 @@ static inline uint8_t decap_one(const vfp_decap_ctx *c, vfp_pkt *p) {
     return VFP_OK;
 }
 
+/* The common outer frame, untagged IPv4 with a 20-byte header and no UDP checksum to
+ * verify, checked with every offset a constant. Returns 1 with the results filled when
+ * the packet passes every §4.2 check; 0, having changed nothing, for anything else, which
+ * decap_one then checks in the contract's order (so every drop keeps its reason). Each
+ * check of decap_one for this shape is here, and nothing passes here that fails there. */
+static inline int decap_fast_v4(const vfp_decap_ctx *c, vfp_pkt *p, uint16_t dport_wire, uint32_t local0) {
+    const uint8_t *f = p->data;
+    const uint32_t n = p->len;
+    uint16_t type;
+    memcpy(&type, f + 12, 2);
+    /* 14 Ethernet + 20 IP + 16 UDP/VXLAN + a 14-byte inner frame at the least. */
+    if (n < 64 || type != (uint16_t)vfp_csum__be16(0x0800) || f[14] != 0x45 || c->verify_udp_csum) return 0;
+    const uint8_t *ip = f + 14;
+    if (!vfp_csum__ipv4_ok(ip, 20)) return 0;
+    const uint32_t tot = rd16(ip + 2);
+    if (tot < 20 || 14 + tot > n || (rd16(ip + 6) & 0x3fff) || ip[9] != 17) return 0;
+    if (c->n_locals) {
+        uint32_t dst;
+        memcpy(&dst, ip + 16, 4);
+        if (c->n_locals != 1 || c->locals[0].family != 4 || dst != local0) return 0;
+    }
+    const uint8_t *udp = ip + 20;
+    const uint32_t avail = tot - 20;
+    uint16_t dport;
+    memcpy(&dport, udp + 2, 2);
+    const uint32_t ulen = rd16(udp + 4);
+    if (avail < 8 || dport != dport_wire || ulen < 16 || ulen > avail || !(udp[8] & 0x08)) return 0;
+    uint32_t w;
+    memcpy(&w, udp + 12, 4);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    w = __builtin_bswap32(w);
+#endif
+    const uint32_t vni = w >> 8; /* the low byte is reserved */
+    if (c->vnis && !vfp_vni_set__contains(c->vnis, vni)) return 0;
+    const uint32_t inner = ulen - 16;
+    if (inner < 14) return 0;
+    if (c->drop_inner_vlan) {
+        const uint16_t it = rd16(udp + 16 + 12);
+        if (it == 0x8100 || it == 0x88a8) return 0;
+    }
+    p->vni = vni;
+    p->vtep_family = 4;
+    memcpy(p->vtep, ip + 12, 4);
+    memset(p->vtep + 4, 0, 12);
+    p->data += 50;
+    p->headroom += 50;
+    p->len = inner;
+    return 1;
+}
+
 #define DECAP_PREFETCH 4
 
 uint16_t vfp_vxlan__decap_burst(const vfp_decap_ctx *c, vfp_pkt **pkts, uint16_t n,
@@ -458,11 +508,14 @@ uint16_t vfp_vxlan__decap_burst(const vfp_decap_ctx *c, vfp_pkt **pkts, uint16_t
     uint8_t l_fam[VFP_MAX_BURST];
     uint16_t nl = 0;
     vfp_fdb *fdb = c->learn_fdb;
+    const uint16_t dport_wire = (uint16_t)vfp_csum__be16(c->dst_port);
+    uint32_t local0 = 0;
+    memcpy(&local0, c->locals[0].bytes, 4);
 
     for (uint16_t i = 0; i < n; i++) {
         if (i + DECAP_PREFETCH < n) VFP_PREFETCH(pkts[i + DECAP_PREFETCH]->data);
         vfp_pkt *p = pkts[i];
-        const uint8_t r = decap_one(c, p);
+        const uint8_t r = decap_fast_v4(c, p, dport_wire, local0) ? VFP_OK : decap_one(c, p);
         p->reason = r;
         if (VFP_UNLIKELY(r != VFP_OK)) {
             /* §4.2: a drop carries no VNI or VTEP, so nothing stale from an earlier
