@@ -94,6 +94,8 @@ export interface AllocBenchResult {
   integrity: string;
   historyRows: number;
   benchDir: string | null; // kept only with keep
+  /** Writers queued on the store's flock (false: --no-writer-queue, SQLite's busy handler alone). */
+  writerQueue: boolean;
   ok: boolean;
 }
 
@@ -278,6 +280,7 @@ export async function runAllocBench(opts: AllocBenchOptions): Promise<AllocBench
       busy: results.reduce((a, r) => a + r.busy, 0),
       leftoverAllocations: leftover, integrity, historyRows,
       benchDir: opts.keep ? benchDir : null,
+      writerQueue: opts.writerQueue !== false,
       ok: doubles === 0 && lostReleases === 0 && leftover === 0 && integrity === 'ok',
     };
     if (!opts.quiet) {
@@ -308,7 +311,8 @@ export function renderAllocBench(r: AllocBenchResult): string {
     t.push([name, String(s.count), us(s.p50Us), us(s.p99Us), us(s.maxUs), us(s.meanUs)]);
   }
   const lines = [
-    `${r.procs} processes × ${r.cycles} alloc/release cycles, ${r.candidates} VFs (${r.source === 'sim' ? 'simulated x710' : 'generated'})`,
+    `${r.procs} processes × ${r.cycles} alloc/release cycles, ${r.candidates} VFs (${r.source === 'sim' ? 'simulated x710' : 'generated'}), ` +
+      `writers ${r.writerQueue ? 'queued on the store\'s flock' : 'in SQLite\'s busy handler only (--no-writer-queue)'}`,
     t.toString(),
     `wall time      ${(r.wallMs / 1000).toFixed(2)} s`,
     `throughput     ${r.opsPerSec.toFixed(0)} ops/s (${r.cyclesPerSec.toFixed(0)} cycles/s)`,

@@ -34,8 +34,13 @@ export interface Cell {
   avgInnerBytes: number;
   mpps: number;
   nsPerPacket: number;
-  /** Underlay (outer frame) Gb/s, without preamble, FCS and inter-frame gap. */
+  /**
+   * Gb/s of the frames the engine puts out, L2 bytes without preamble, FCS and
+   * inter-frame gap (as the I/O bench counts what its sink receives): outer VXLAN frames
+   * for encap, inner frames for decap. `gbpsOf` says which.
+   */
   gbps: number;
+  gbpsOf: 'outer' | 'inner';
   trialsMpps: number[];
 }
 
@@ -144,9 +149,11 @@ async function measureCell(op: Op, engine: EngineName, size: SizeSpec, o: Memory
   }
   const mpps = median(trialsMpps);
   const avg = averageSize(size);
+  // What comes out: encap makes outer frames, decap gives the inner ones back.
+  const outBytes = op === 'encap' ? avg + outerHeaderLength(o.tunnel) : avg;
   return {
     op, engine, size, avgInnerBytes: avg, mpps, nsPerPacket: 1e3 / mpps,
-    gbps: (mpps * 1e6 * (avg + outerHeaderLength(o.tunnel)) * 8) / 1e9,
+    gbps: (mpps * 1e6 * outBytes * 8) / 1e9, gbpsOf: op === 'encap' ? 'outer' : 'inner',
     trialsMpps,
   };
 }

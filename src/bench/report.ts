@@ -105,6 +105,9 @@ export function renderReport(rep: BenchReport): string {
     `native pinned to CPU ${rep.settings.cpu ?? 'any'}; ` +
     (rep.settings.learn === false ? 'decap without learning' : 'decap learns source MACs into the FDB'));
   out.push('Mpps cells: median [slowest–fastest trial]. A wide range means a noisy host: compare ratios within one run.');
+  if (rep.cells.some((c) => c.engine === 'native')) {
+    out.push('Gb/s: L2 bytes (no FCS, preamble or gap) of the frames the engine puts out: outer VXLAN frames for encap, inner frames for decap (as the I/O bench counts them)');
+  }
   if (rep.cells.some((c) => c.size === 'imix')) out.push(IMIX_LABEL);
   out.push('');
 
@@ -113,7 +116,7 @@ export function renderReport(rep: BenchReport): string {
     const head = ['inner size'];
     for (const e of engines) head.push(`${e} Mpps`, `${e} ns/pkt`);
     if (engines.length > 1) head.push('native/ts');
-    if (engines.includes('native')) head.push('native Gb/s');
+    if (engines.includes('native')) head.push(`native Gb/s (${op === 'encap' ? 'outer' : 'inner'})`);
     const t = new Table({ head: [op, ...head.slice(1)].map((h, i) => (i === 0 ? `${op}: ${head[0]}` : h)), style: { head: [], border: [] } });
     for (const size of [...new Set(rep.cells.map((c) => c.size))]) {
       const row: string[] = [fmtSize(size)];

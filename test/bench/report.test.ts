@@ -1,6 +1,11 @@
 // The memory bench's report: what it holds to issue 2's targets, from measured figures.
-import { describe, expect, it } from 'vitest';
-import { buildReport } from '../../src/bench/report.js';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { buildReport, renderReport, type BenchReport } from '../../src/bench/report.js';
+import { BIN } from '../helpers/cli.js';
 import type { FdbCell, MemoryBenchResult } from '../../src/bench/memory.js';
 import { resolveTunnel } from '../../src/packet/config.js';
 
@@ -22,5 +27,47 @@ describe('the FDB growth target', () => {
 
   it('is not judged at other sizes (500 → 2M once failed a target defined for 1k → 1M)', () => {
     expect(fdbTarget(result([[500, 10], [2_000_000, 30]]))).toEqual([]);
+  });
+});
+
+/** The CLI as a user runs it; stdout as JSON. */
+function benchJson(args: string[]) {
+  const r = spawnSync(process.execPath, [BIN, 'bench', ...args, '--json'], { encoding: 'utf8', timeout: 120_000 });
+  expect(r.status, r.stderr).toBe(0);
+  return JSON.parse(r.stdout);
+}
+
+// Gb/s counts the frames the engine puts out, as the I/O bench's report counts what its
+// sink receives: outer frames for encap, inner frames for decap (the memory table once
+// counted outer frames for decap too, unsaid). A tiny real run, engine only.
+describe('the memory bench\'s Gb/s', () => {
+  it('counts outer frames for encap and inner frames for decap, and says so in the JSON and the table', () => {
+    const rep = benchJson(['--sizes', '64', '--duration', '20', '--trials', '1', '--no-fdb', '--engines', 'native']) as BenchReport;
+    const cell = (op: string) => rep.cells.find((c) => c.op === op)!;
+    const outer = 64 + 50; // IPv4 underlay, no outer VLAN: 14 + 20 + 8 + 8 bytes of headers
+    expect(cell('encap')).toMatchObject({ gbpsOf: 'outer', avgInnerBytes: 64 });
+    expect(cell('encap').gbps).toBeCloseTo((cell('encap').mpps * outer * 8) / 1e3, 6);
+    expect(cell('decap')).toMatchObject({ gbpsOf: 'inner', avgInnerBytes: 64 });
+    expect(cell('decap').gbps).toBeCloseTo((cell('decap').mpps * 64 * 8) / 1e3, 6);
+    const text = renderReport(rep);
+    expect(text).toContain('Gb/s: L2 bytes (no FCS, preamble or gap) of the frames the engine puts out: outer VXLAN frames for encap, inner frames for decap');
+    expect(text).toMatch(/│ encap: inner size │ native Mpps │ native ns\/pkt │ native Gb\/s \(outer\) │/);
+    expect(text).toMatch(/│ decap: inner size │ native Mpps │ native ns\/pkt │ native Gb\/s \(inner\) │/);
+    expect(text).toContain(`│ ${cell('decap').gbps.toFixed(1)} `);
+  });
+});
+
+describe('bench alloc', () => {
+  const parent = mkdtempSync(join(tmpdir(), 'vfplane-bench-alloc-'));
+  afterAll(() => rmSync(parent, { recursive: true, force: true }));
+
+  it('records in its JSON whether writers queued on the store\'s flock (--no-writer-queue)', () => {
+    const flags = ['--procs', '1', '--cycles', '2', '--vfs', '2', '--state-dir', parent];
+    expect(benchJson(['alloc', ...flags])).toMatchObject({ writerQueue: true, ok: true });
+    expect(benchJson(['alloc', ...flags, '--no-writer-queue'])).toMatchObject({ writerQueue: false, ok: true });
+    const human = spawnSync(process.execPath, [BIN, 'bench', 'alloc', ...flags, '--no-writer-queue'], { encoding: 'utf8', timeout: 120_000 });
+    expect(human.status, human.stderr).toBe(0);
+    expect(human.stdout.split('\n')[0]).toMatch(/^1 processes × 2 alloc\/release cycles, 2 VFs \(.*\), writers in SQLite's busy handler only \(--no-writer-queue\)$/);
+    expect(readdirSync(parent)).toEqual([]); // its throw-away stores gone
   });
 });
