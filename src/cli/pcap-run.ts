@@ -14,7 +14,7 @@ import { reasonName } from '../packet/reasons.js';
 import { loadEngine } from '../dataplane/select.js';
 import { RuntimeError, UsageError } from './errors.js';
 import { printJson } from './output.js';
-import { onInterrupt } from '../util/interrupt.js';
+import { interrupted, onInterrupt } from '../util/interrupt.js';
 
 /** Frames whose capture was cut short (caplen < len): not processed, counted here. */
 export const CAPTURE_TRUNCATED = 'capture_truncated';
@@ -50,7 +50,7 @@ function asUsage<T>(fn: () => T): T {
 
 /** Checks both files before any work: an output that cannot be written would otherwise
  *  fail only after the whole input was read, with a raw errno on a temp file's name. */
-function checkFiles(input: string, output: string): void {
+function checkFiles(input: string, output: string): { streamIn: boolean } {
   // A stream is read as it comes (stdin, whatever it is, or a FIFO): no seeking.
   let inStat: ReturnType<typeof statSync> | null = null;
   if (!isStdin(input)) {
@@ -74,7 +74,7 @@ function checkFiles(input: string, output: string): void {
     if (inStat?.isFile() && out?.isFile() && out.dev === inStat.dev && out.ino === inStat.ino) {
       throw new UsageError(`--out ${output} is the input file ${input} (stdout is redirected to it); write to another file`);
     }
-    return;
+    return { streamIn: !inStat?.isFile() };
   }
   const same = inStat !== null && existsSync(output) && realpathSync(output) === realpathSync(input);
   if (same || (inStat !== null && resolve(output) === resolve(input))) {
@@ -97,6 +97,7 @@ function checkFiles(input: string, output: string): void {
   } catch {
     throw new RuntimeError(`--out ${output}: directory ${dir} is not writable; write elsewhere or fix its permissions`);
   }
+  return { streamIn: !inStat?.isFile() };
 }
 
 interface Job {
@@ -110,7 +111,10 @@ interface Job {
 }
 
 async function runJob(job: Job): Promise<PcapSummary> {
-  checkFiles(job.input, job.output);
+  // A stream (stdin, a FIFO) is waited on with the event loop free: a blocking read
+  // would hold Ctrl-C's handler off until the writer sends more or ends its stream, and
+  // the run would then finish the output it was told to drop.
+  const { streamIn } = checkFiles(job.input, job.output);
   const engine = await loadEngine(job.engineName);
   const processBurst = job.process(engine);
   const started = performance.now();
@@ -155,7 +159,7 @@ async function runJob(job: Job): Promise<PcapSummary> {
 
   try {
     try {
-      reader = PcapReader.open(job.input);
+      reader = streamIn ? await PcapReader.openAsync(job.input) : PcapReader.open(job.input);
     } catch (err) {
       throw asRuntime(err);
     }
@@ -173,6 +177,7 @@ async function runJob(job: Job): Promise<PcapSummary> {
       if ((n & 4095) === 0) await new Promise((r) => setImmediate(r));
       let rec;
       try {
+        while (streamIn && reader.needsInput()) await reader.readMore();
         rec = reader.next();
       } catch (err) {
         throw asRuntime(err);
@@ -197,6 +202,9 @@ async function runJob(job: Job): Promise<PcapSummary> {
       pos += need;
     }
     flush();
+    // A signal that came with the end of the input (the writer stopped by the same
+    // Ctrl-C) has its handler run first, which drops the output: not committed here.
+    if (await interrupted()) throw new RuntimeError(`interrupted; --out ${job.output} not written`);
     writer.commit();
   } catch (err) {
     writer?.abort();

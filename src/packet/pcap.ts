@@ -4,7 +4,9 @@
 // take a stream: the reader never seeks (a pipe, a FIFO, stdin as `-`), and the writer
 // writes a FIFO, a device or stdout as it goes.
 import { closeSync, fsyncSync, openSync, readSync, realpathSync, renameSync, statSync, unlinkSync, writeSync, type Stats } from 'node:fs';
+import { Socket } from 'node:net';
 import { basename, dirname, join, resolve } from 'node:path';
+import type { Readable } from 'node:stream';
 import { sleepSync } from '../util/proc.js';
 
 /** Largest snaplen and captured length accepted (tcpdump's and Wireshark's maximum). */
@@ -88,6 +90,28 @@ function retryAgain<T>(op: () => T): T {
   }
 }
 
+/** A stream read through its async iterator; `rest` is the part of the last chunk that
+ *  did not fit the reader's buffer. */
+interface StreamSource {
+  stream: Readable;
+  chunks: AsyncIterator<Buffer | string>;
+  rest: Uint8Array | null;
+}
+
+/** Copies the stream's next bytes into buf at off (as many as fit); 0 at its end. */
+async function pull(src: StreamSource, buf: Uint8Array, off: number): Promise<number> {
+  if (!src.rest) {
+    const { value, done } = await src.chunks.next();
+    if (done) return 0;
+    src.rest = typeof value === 'string' ? Buffer.from(value, 'latin1') : value;
+  }
+  const chunk = src.rest;
+  const n = Math.min(chunk.length, buf.length - off);
+  buf.set(chunk.subarray(0, n), off);
+  src.rest = n < chunk.length ? chunk.subarray(n) : null;
+  return n;
+}
+
 export class PcapReader {
   private fd: number | null;
   private readonly buf = new Uint8Array(CHUNK);
@@ -98,14 +122,25 @@ export class PcapReader {
   private base = 0;
   private eof = false;
   private readonly le: boolean;
+  /** openAsync's stream; null: the fd is read with read(2). */
+  private src: StreamSource | null = null;
 
   private constructor(
     readonly path: string,
     fd: number,
     /** False for stdin: not ours to close. */
     private readonly ownFd: boolean,
+    /** openAsync: the stream the input comes from, and its first bytes, read already
+     *  (fewer than a header only at its end). */
+    streamed?: { first: Uint8Array; src: StreamSource },
   ) {
     this.fd = fd;
+    if (streamed) {
+      this.src = streamed.src;
+      this.buf.set(streamed.first);
+      this.end = streamed.first.length;
+      this.eof = streamed.first.length < HEADER_LEN;
+    }
     this.header = this.readHeader();
     this.le = this.header.littleEndian;
   }
@@ -123,6 +158,65 @@ export class PcapReader {
       closeSync(fd);
       throw err;
     }
+  }
+
+  /**
+   * As open(), for a stream (stdin, a pipe or FIFO) that a writer fills as it goes. It is
+   * read as Node reads a pipe (non-blocking, through the event loop), never in a blocking
+   * read(): a signal's handler can run while it waits, and the process can exit then (a
+   * read() left blocked on libuv's pool would hold process.exit until the writer sent
+   * more). Read the records with next(), awaiting readMore() while needsInput() says
+   * next() would wait.
+   */
+  static async openAsync(path: string): Promise<PcapReader> {
+    const stdin = isStdin(path);
+    // A FIFO's open waits for its writer, as open() does; its reads do not.
+    const fd = stdin ? 0 : openSync(path, 'r');
+    let stream: Readable;
+    try {
+      stream = stdin ? process.stdin : new Socket({ fd, readable: true, writable: false });
+    } catch (err) {
+      if (!stdin) closeSync(fd);
+      throw err;
+    }
+    const src: StreamSource = { stream, chunks: stream[Symbol.asyncIterator](), rest: null };
+    try {
+      const first = new Uint8Array(HEADER_LEN);
+      let got = 0;
+      while (got < HEADER_LEN) {
+        const n = await pull(src, first, got);
+        if (n === 0) break;
+        got += n;
+      }
+      return new PcapReader(stdin ? (path === '-' ? 'stdin' : path) : path, fd, !stdin, { first: first.subarray(0, got), src });
+    } catch (err) {
+      stream.destroy();
+      throw err;
+    }
+  }
+
+  /** Whether next() would have to read (and so, on a stream, wait for) more input:
+   *  the next record is not whole in the buffer and the input has not ended. */
+  needsInput(): boolean {
+    if (this.eof || this.fd === null) return false;
+    const have = this.end - this.start;
+    if (have < RECORD_HEADER_LEN) return true;
+    const capLen = this.view.getUint32(this.start + 8, this.le);
+    const snap = this.header.snaplen;
+    // A length next() refuses is refused without waiting for that much input.
+    const refused = capLen > PCAP_MAX_SNAPLEN || (snap !== 0 && capLen > snap) || capLen > this.view.getUint32(this.start + 12, this.le);
+    return !refused && have < RECORD_HEADER_LEN + capLen;
+  }
+
+  /** Takes in what input has come (at least a byte, or the end). A reader made by
+   *  openAsync waits with the event loop free; another reads as next() does. */
+  async readMore(): Promise<void> {
+    if (this.fd === null) throw new Error(`pcap reader for ${this.path} is closed`);
+    if (this.eof) return;
+    this.compact();
+    const r = this.src ? await pull(this.src, this.buf, this.end) : retryAgain(() => readSync(this.fd!, this.buf, this.end, this.buf.length - this.end, null));
+    if (r === 0) this.eof = true;
+    this.end += r;
   }
 
   /** The next record, or null at a clean end of file. */
@@ -169,7 +263,10 @@ export class PcapReader {
     if (this.fd !== null) {
       const fd = this.fd;
       this.fd = null;
-      if (this.ownFd) closeSync(fd);
+      // A stream's fd is its handle's to close (stdin's too: what is left unread is
+      // nobody's now, and a handle still reading would keep the process alive).
+      if (this.src) this.src.stream.destroy();
+      else if (this.ownFd) closeSync(fd);
     }
   }
 
@@ -218,12 +315,9 @@ export class PcapReader {
    */
   private fill(n: number): number {
     if (this.end - this.start >= n || this.eof) return Math.min(n, this.end - this.start);
-    if (this.start > 0) {
-      this.buf.copyWithin(0, this.start, this.end);
-      this.base += this.start;
-      this.end -= this.start;
-      this.start = 0;
-    }
+    this.compact();
+    // A stream is read by readMore() alone: waiting here would hold the event loop.
+    if (this.src) throw new Error(`pcap reader for ${this.path}: await readMore() while needsInput() before next()`);
     while (this.end < n && !this.eof) {
       // From the current position, never a given offset: a pipe cannot seek (ESPIPE), and
       // stdin's position is where its reader is to start.
@@ -232,6 +326,16 @@ export class PcapReader {
       this.end += r;
     }
     return Math.min(n, this.end);
+  }
+
+  /** Moves the unread tail to the front of the buffer. */
+  private compact(): void {
+    if (this.start > 0) {
+      this.buf.copyWithin(0, this.start, this.end);
+      this.base += this.start;
+      this.end -= this.start;
+      this.start = 0;
+    }
   }
 
   private error(offset: number, what: string): PcapFormatError {

@@ -1,7 +1,7 @@
 // `vfplane pcap` as a user runs it: a child process with files, exit codes, stdout.
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync, lstatSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { createWriteStream, existsSync, lstatSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -287,6 +287,48 @@ describe('pcap output targets', () => {
       }
     }, 60_000);
   }
+});
+
+describe('Ctrl-C on a stream input', () => {
+  // `tcpdump -w - | vfplane pcap encap --in - --out f.pcap`, then Ctrl-C: a read of stdin
+  // (or of a FIFO) must not hold the interrupt off until the writer ends its stream, and
+  // what was read until then is no output to keep (the same rule as a cut-short file).
+  const cases = [['stdin', 2000], ['stdin', 0], ['fifo', 2000]] as const;
+  for (const [input, endAfterMs] of cases) it(`SIGINT while ${input} is open removes the partial output and exits 130 (the writer ends its stream ${endAfterMs} ms later)`, async () => {
+    writePcap(p('stream-in.pcap'), frames);
+    const pcap = readFileSync(p('stream-in.pcap'));
+    const name = `stream-${input}-${endAfterMs}`;
+    const out = p(`${name}.pcap`);
+    const fifo = p(`${name}.fifo`);
+    if (input === 'fifo') execFileSync('mkfifo', [fifo]);
+    const c = spawn(process.execPath, [BIN, 'pcap', 'encap', '--in', input === 'fifo' ? fifo : '-', '--out', out, ...base], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const writer = input === 'fifo' ? createWriteStream(fifo) : c.stdin!;
+    let err = '';
+    c.stderr!.on('data', (d) => { err += d; });
+    const exited = once(c, 'exit');
+    try {
+      writer.write(pcap); // the header and three whole records; the stream stays open
+      const tmp = () => readdirSync(dir).filter((f) => f.startsWith(`.${name}.pcap.`));
+      for (let i = 0; i < 1000 && tmp().length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+      expect(tmp()).toHaveLength(1);
+      await new Promise((r) => setTimeout(r, 300)); // the records read
+      c.kill('SIGINT');
+      // The writer ends its stream at a record boundary, as tcpdump does on the same
+      // Ctrl-C: at once (the end may come before the signal's handler has run), or a
+      // while later (by then the run must have stopped, not waited to finish the file).
+      let ended = false;
+      const late = setTimeout(() => { ended = true; writer.end(); }, endAfterMs);
+      const [code, signal] = await exited;
+      clearTimeout(late);
+      expect({ code, signal, err }).toMatchObject({ code: 130, signal: null, err: expect.stringContaining('SIGINT') });
+      if (endAfterMs > 0) expect(ended, 'the run waited for the end of its input').toBe(false);
+      expect(existsSync(out)).toBe(false);
+      expect(tmp()).toEqual([]);
+    } finally {
+      c.kill('SIGKILL');
+      writer.destroy();
+    }
+  }, 30_000);
 });
 
 describe('the CLI', () => {

@@ -319,6 +319,49 @@ describe('pcap reader on a stream (a FIFO: read as it comes, never seeked)', () 
     await done;
   });
 
+  // openAsync (`pcap … --in -` and FIFOs): the same records, and the same errors, read
+  // through the event loop, next() only once needsInput() says the record is whole.
+  async function readAllAsync(path: string): Promise<{ header: PcapHeader; records: Rec[] }> {
+    const r = await PcapReader.openAsync(path);
+    try {
+      const records: Rec[] = [];
+      for (;;) {
+        while (r.needsInput()) await r.readMore();
+        const rec = r.next();
+        if (!rec) break;
+        records.push({ tsSec: rec.tsSec, tsFrac: rec.tsFrac, origLen: rec.origLen, offset: rec.offset, hex: hex(rec.data) });
+      }
+      return { header: r.header, records };
+    } finally {
+      r.close();
+    }
+  }
+
+  it('openAsync reads every record of a stream as open() reads the file, big ones across many chunks', async () => {
+    const p = fresh();
+    const w = PcapWriter.create(p, { nanos: true });
+    const sizes = [262144, 1, 200_000, 70_000, 262144, 33, 262144, 262144, 262144];
+    sizes.forEach((n, i) => w.write(i, i, frame(n, i)));
+    w.commit();
+    const { fifo, done } = fifoOf(readFileSync(p));
+    const got = await readAllAsync(fifo);
+    expect(got.records).toHaveLength(sizes.length);
+    expect(got).toEqual(readAll(p));
+    await done;
+  });
+
+  it('openAsync on a malformed stream: the same error at the same offset, and on one cut inside the header', async () => {
+    const bytes = Buffer.concat([fileHeader(), record(frame(64)), record(frame(100)).subarray(0, 16 + 99)]);
+    const { fifo, src, done } = fifoOf(bytes);
+    const e = await readAllAsync(fifo).then(() => null, (err: unknown) => err);
+    expect(e).toBeInstanceOf(PcapFormatError);
+    expect([(e as PcapFormatError).offset, (e as PcapFormatError).message.replace(fifo, 'X')]).toEqual([formatError(src).offset, formatError(src).message.replace(src, 'X')]);
+    await done;
+    const cut = fifoOf(fileHeader().subarray(0, 10));
+    await expect(readAllAsync(cut.fifo)).rejects.toThrow(/the file is 10 bytes long, shorter than the 24-byte pcap file header/);
+    await cut.done;
+  });
+
   it('`-` and the names of stdin and stdout are the process\'s own fds; other paths are not', () => {
     for (const n of ['-', '/dev/stdin', '/dev/fd/0', '/proc/self/fd/0', `/proc/${process.pid}/fd/0`, '/dev//stdin']) expect(isStdin(n), n).toBe(true);
     for (const n of ['-', '/dev/stdout', '/dev/fd/1', '/proc/self/fd/1', `/proc/${process.pid}/fd/1`]) expect(isStdout(n), n).toBe(true);
