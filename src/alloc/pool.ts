@@ -381,14 +381,23 @@ export function handOverMode(vf: VfInfo): 'kernel' | 'dpdk' | null {
 }
 
 /**
+ * Whether a VF is nobody's to give: it cannot be handed over (no driver, or its netdev is
+ * not in the host namespace) and no allocation explains that. `isHeld` says whether the
+ * allocation store gives a PCI address to someone; it is asked only about a VF that
+ * cannot be handed over.
+ */
+export function isUnusable(vf: VfInfo, isHeld: (pci: string) => boolean): boolean {
+  return handOverMode(vf) === null && !isHeld(vf.pci);
+}
+
+/**
  * A pool's VFs on this node: those its selector matches, and of them the ones nobody can
- * be given (no driver, or the netdev is not in the host namespace and no allocation
- * explains it) and the number free to allocate. `held` is the PCI addresses the
+ * be given (isUnusable) and the number free to allocate. `held` is the PCI addresses the
  * allocation store gives to someone.
  */
 export function poolView(vfs: readonly VfInfo[], selector: PoolSelector, held: ReadonlySet<string>): { matched: VfInfo[]; unusable: VfInfo[]; candidates: VfInfo[]; free: number } {
   const matched = poolVfs(vfs, selector);
-  const unusable = matched.filter((v) => !held.has(v.pci) && handOverMode(v) === null);
+  const unusable = matched.filter((v) => isUnusable(v, (pci) => held.has(pci)));
   const candidates = matched.filter((v) => !unusable.includes(v));
   return { matched, unusable, candidates, free: candidates.filter((v) => !held.has(v.pci)).length };
 }

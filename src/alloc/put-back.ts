@@ -9,7 +9,7 @@ import { netRun } from '../net/netops.js';
 import { bindVf } from '../sriov/actions.js';
 import { presentVf, resolveVf } from '../sriov/discover.js';
 import type { Sysfs } from '../sriov/sysfs.js';
-import type { VfInfo } from '../sriov/types.js';
+import type { VfInfo, VfSettings } from '../sriov/types.js';
 import { applyVfSettings, settingsDiff } from '../sriov/vf-settings.js';
 
 /** Puts a VF netdev back in the host namespace under its own name, MAC and MTU. */
@@ -52,61 +52,99 @@ export function allocatedBeforeBoot(sysfs: Sysfs, a: Allocation): boolean {
 const BEFORE_BOOT = 'allocated before this boot (or before the NIC was made anew): left as the boot made it';
 
 /**
+ * One thing a put-back did (or, `dry`, would do), as data: what `vf release --json`
+ * reports. stepText words it for the tables.
+ */
+export type PutBackStep =
+  | { step: 'vf-gone' } // the VF no longer exists: nothing to restore
+  | { step: 'before-boot' } // allocated before this boot: left as the boot made it
+  | { step: 'driver'; driver: string; dry?: true } // rebound to its driver
+  | { step: 'settings'; settings: Partial<VfSettings>; dry?: true } // PF-side settings restored to these values
+  | { step: 'mtu'; mtu: number; dry?: true }
+  | { step: 'netdev-home'; netdev: string; from: string } // brought back from the pod's namespace
+  | { step: 'netdev-tidied'; netdev: string; restored: NetdevRestored }; // came back by itself; these restored
+
+/** What tidyReturnedNetdev set again on a returned netdev. */
+export interface NetdevRestored { name?: string; mac?: string; mtu?: number }
+
+/** A step as the tables say it (the words these notes always had). */
+export function stepText(s: PutBackStep, pci: string): string {
+  const would = (done: string, dry?: true) => (dry ? `would ${done}` : done === 'rebind' ? 'rebound' : 'restored');
+  switch (s.step) {
+    case 'vf-gone': return `VF ${pci} no longer exists; nothing to restore`;
+    case 'before-boot': return `VF ${pci} was ${BEFORE_BOOT}`;
+    case 'driver': return `${would('rebind', s.dry)} to ${s.driver}`;
+    case 'settings': return `${would('restore', s.dry)} ${Object.keys(s.settings).join(', ')}`;
+    case 'mtu': return `${would('restore', s.dry)} mtu ${s.mtu}`;
+    case 'netdev-home': return `netdev ${s.netdev} brought back from ${s.from}`;
+    case 'netdev-tidied': return `netdev ${s.netdev}: restored ${restoredText(s.restored).join(', ')}`;
+  }
+}
+
+const restoredText = (r: NetdevRestored): string[] =>
+  [...(r.name ? [`name ${r.name}`] : []), ...(r.mac ? [`MAC ${r.mac}`] : []), ...(r.mtu ? [`mtu ${r.mtu}`] : [])];
+
+/**
  * A VF netdev that came back to the host by itself (its pod's namespace was deleted:
  * Linux returns physical netdevs to the host namespace under the name they had) gets
  * its own name, MAC and MTU back. A VF that no longer exists has no netdev to tidy.
+ * `beforeBoot` is allocatedBeforeBoot(sysfs, a), which a put-back reads once for all its steps.
  */
-export async function tidyReturnedNetdev(sysfs: Sysfs, a: Allocation): Promise<string[]> {
+export async function tidyReturnedNetdev(sysfs: Sysfs, a: Allocation, beforeBoot: boolean): Promise<NetdevRestored | null> {
   const now = presentVf(sysfs, a.pci);
   const was = a.original;
-  if (!now?.netdev || !was.netdev || allocatedBeforeBoot(sysfs, a)) return [];
+  if (!now?.netdev || !was.netdev || beforeBoot) return null;
   const renamed = now.netdev !== was.netdev;
   const mac = was.mac && now.mac !== was.mac ? was.mac : undefined;
   const mtu = was.mtu && now.mtu !== was.mtu ? was.mtu : undefined;
-  if (!renamed && !mac && !mtu) return [];
+  if (!renamed && !mac && !mtu) return null;
   await netRun(null, [{ op: 'set', name: now.netdev, ...(renamed ? { up: false, newName: was.netdev } : {}), ...(mac ? { mac } : {}), ...(mtu ? { mtu } : {}) }]);
-  return [...(renamed ? [`name ${was.netdev}`] : []), ...(mac ? [`MAC ${mac}`] : []), ...(mtu ? [`mtu ${mtu}`] : [])];
+  return { ...(renamed ? { name: was.netdev } : {}), ...(mac ? { mac } : {}), ...(mtu ? { mtu } : {}) };
 }
 
 /**
  * For the operator's gc and `vf release`: a kernel VF's netdev back in the host namespace
  * under its own name, MAC and MTU, from its pod's namespace when that still lives (a
  * forced release), or as Linux returned it when the namespace went (gc). What was done.
+ * `beforeBoot` as for tidyReturnedNetdev.
  */
-export async function netdevHome(sysfs: Sysfs, a: Allocation): Promise<string[]> {
-  if (((a.attachment as { mode?: string } | null)?.mode ?? 'kernel') !== 'kernel' || !a.original.netdev) return [];
+export async function netdevHome(sysfs: Sysfs, a: Allocation, beforeBoot: boolean): Promise<PutBackStep[]> {
+  const netdev = a.original.netdev;
+  if (((a.attachment as { mode?: string } | null)?.mode ?? 'kernel') !== 'kernel' || !netdev) return [];
   const ns = a.owner.netns;
-  if (ns && a.owner.ifname && (await returnNetdev(ns, a.owner.ifname, a.original))) return [`netdev ${a.original.netdev} brought back from ${ns}`];
-  const done = await tidyReturnedNetdev(sysfs, a);
-  return done.length ? [`netdev ${a.original.netdev}: restored ${done.join(', ')}`] : [];
+  if (ns && a.owner.ifname && (await returnNetdev(ns, a.owner.ifname, a.original))) return [{ step: 'netdev-home', netdev, from: ns }];
+  const restored = await tidyReturnedNetdev(sysfs, a, beforeBoot);
+  return restored ? [{ step: 'netdev-tidied', netdev, restored }] : [];
 }
 
 /**
  * The driver (someone may have rebound the VF under its holder: released on another one,
  * the pool's next ADD would take it in another mode) and the PF-side settings the VF had
  * when it was allocated. Synchronous, for a caller that holds the store's lock. What was
- * done; a VF that no longer exists has nothing to put back.
+ * done; a VF that no longer exists has nothing to put back. `beforeBoot` as for
+ * tidyReturnedNetdev.
  */
-export function restoreDriverAndSettings(sysfs: Sysfs, a: Allocation, dry = false): { rebound: boolean; notes: string[] } {
+export function restoreDriverAndSettings(sysfs: Sysfs, a: Allocation, { beforeBoot, dry = false }: { beforeBoot: boolean; dry?: boolean }): { rebound: boolean; steps: PutBackStep[] } {
   let now = presentVf(sysfs, a.pci);
-  if (!now) return { rebound: false, notes: [`VF ${a.pci} no longer exists; nothing to restore`] };
-  if (allocatedBeforeBoot(sysfs, a)) return { rebound: false, notes: [`VF ${a.pci} was ${BEFORE_BOOT}`] };
+  if (!now) return { rebound: false, steps: [{ step: 'vf-gone' }] };
+  if (beforeBoot) return { rebound: false, steps: [{ step: 'before-boot' }] };
   const was = a.original;
-  const notes: string[] = [];
+  const steps: PutBackStep[] = [];
   const rebound = !!was.driver && now.driver !== was.driver;
   // dry (gc --dry-run): what would be done, said so, and nothing done.
+  const isDry = dry ? { dry: true as const } : {};
   if (rebound) {
     if (!dry) bindVf(sysfs, a.pci, was.driver!, { force: true });
-    notes.push(dry ? `would rebind to ${was.driver}` : `rebound to ${was.driver}`);
+    steps.push({ step: 'driver', driver: was.driver!, ...isDry });
     if (!dry) now = resolveVf(sysfs, a.pci);
   }
   if (was.settings && now.settings) {
     const diff = settingsDiff(now.settings, was.settings);
     if (Object.keys(diff).length) {
       if (!dry) applyVfSettings(sysfs, now.pf, now.pfNetdev, now.index, diff, now.settings);
-      notes.push(`${dry ? 'would restore' : 'restored'} ${Object.keys(diff).join(', ')}`);
+      steps.push({ step: 'settings', settings: diff, ...isDry });
     }
   }
-  return { rebound, notes };
+  return { rebound, steps };
 }
 

@@ -281,7 +281,7 @@ export async function dpUnclaim(o: { node?: string; stateDir?: string; json?: bo
     if (live) throw conflict(`the data plane for node ${live.node} runs${live.heldBy ? ` (pid ${live.heldBy})` : ''}: its netdevs are in use, and it gives them back when it stops (SIGTERM)`);
     const bad = journals.find((x) => x.journal.unreadable);
     if (bad) throw invalid(`cannot read the claims journal ${bad.journal.unreadable}; what it held keeps what the killed run set (remove the file to go on without it)`);
-    for (const { node, journal, dpdkEnv } of journals) out.push({ node, released: [...await releaseLeftovers(journal, 'unclaim'), ...recoverDpdkEnv(dpdkEnv)] });
+    for (const { node, journal, dpdkEnv } of journals) out.push({ node, released: [...await releaseLeftovers(journal, { unclaim: true }), ...recoverDpdkEnv(dpdkEnv)] });
   } finally {
     for (const x of journals) x.lock?.release();
   }

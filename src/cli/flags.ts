@@ -34,15 +34,19 @@ export function netnsFlag(flag: string) {
 }
 
 export function intFlag(flag: string, min: number, max: number) {
-  return (value: string): number => {
-    // "abc" or "0x10" is no number at all, "-1" or "70000" one out of range: said apart.
-    if (!/^[+-]?\d+$/.test(value.trim())) throw new UsageError(`${flag} ${JSON.stringify(value)} is not a whole number: expected an integer in ${min}–${max}`);
-    const n = Number(value);
-    if (!Number.isSafeInteger(n) || n < min || n > max) {
-      throw new UsageError(`${flag} ${JSON.stringify(value)} is out of range: expected an integer in ${min}–${max}`);
-    }
-    return n;
-  };
+  return (value: string): number => checkedInt(flag, value, min, max, `an integer in ${min}–${max}`);
+}
+
+/** An integer in min–max, or a UsageError naming `what` (the flag, or "FLAG item" for one
+ *  item of a list) and the value, and saying what was `expected`. */
+function checkedInt(what: string, value: string, min: number, max: number, expected: string): number {
+  // "abc" or "0x10" is no number at all, "-1" or "70000" one out of range: said apart.
+  if (!/^[+-]?\d+$/.test(value.trim())) throw new UsageError(`${what} ${JSON.stringify(value)} is not a whole number: expected ${expected}`);
+  const n = Number(value);
+  if (!Number.isSafeInteger(n) || n < min || n > max) {
+    throw new UsageError(`${what} ${JSON.stringify(value)} is out of range: expected ${expected}`);
+  }
+  return n;
 }
 
 /** A file or directory path. An empty one would silently mean the current directory
@@ -140,19 +144,7 @@ export function portRangeFlag(flag: string) {
 
 /** Comma-separated list of integers in a range: "64,128,imix" allows the given words too. */
 export function intListFlag(flag: string, min: number, max: number, words: readonly string[] = []) {
-  return (value: string): (number | string)[] => {
-    const items = listItems(flag, value, `integers in ${min}–${max}${words.length ? ` or ${words.join(', ')}` : ''}`);
-    return items.map((s) => {
-      if (words.includes(s)) return s;
-      if (!/^[+-]?\d+$/.test(s)) {
-        throw new UsageError(`${flag} item ${JSON.stringify(s)} is not a whole number: expected integers in ${min}–${max}` + (words.length ? ` or ${words.join(', ')}` : ''));
-      }
-      const n = Number(s);
-      if (!(n >= min && n <= max)) {
-        throw new UsageError(`${flag} item ${JSON.stringify(s)} is out of range: expected integers in ${min}–${max}` +
-          (words.length ? ` or ${words.join(', ')}` : ''));
-      }
-      return n;
-    });
-  };
+  const expected = `integers in ${min}–${max}${words.length ? ` or ${words.join(', ')}` : ''}`;
+  return (value: string): (number | string)[] =>
+    listItems(flag, value, expected).map((s) => (words.includes(s) ? s : checkedInt(`${flag} item`, s, min, max, expected)));
 }

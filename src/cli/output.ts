@@ -25,7 +25,8 @@ export function progress(opts: OutputOpts, msg: string): void {
 /** (`jsonTo`: where the JSON error goes; stderr when stdout carries a command's data,
  *  as `pcap … --out -` does.) */
 export function reportError(err: unknown, json: boolean, jsonTo: NodeJS.WriteStream = process.stdout): number {
-  // A malformed value is a usage error wherever it was caught; anything else is a failure.
+  // A malformed value is a usage error wherever it was caught; anything else is a failure,
+  // a malformed file (kind 'bad-file') included: bad input, not a bad command line.
   const exitCode = err instanceof UsageError || (err instanceof VfpError && err.kind === 'invalid') ? 2 : 1;
   const message = err instanceof Error ? err.message : String(err);
   const details = err instanceof RuntimeError || err instanceof VfpError ? err.details : undefined;

@@ -1,5 +1,5 @@
 // The work behind `vfplane sim create|destroy|show`.
-import { createSim, destroySim, simAt } from '../sim/sim.js';
+import { createSim, removeSim, simAt } from '../sim/sim.js';
 import * as path from 'node:path';
 import { invalid } from '../util/errors.js';
 import type { SimManifest } from '../sim/manifest.js';
@@ -35,7 +35,7 @@ export async function simCreate(o: { profile: string; pfs: number; vfs: number; 
 
 export async function simDestroy(o: { root: string; sysfsRoot?: string; prefix?: string; json?: boolean }, rootGiven = true): Promise<void> {
   const root = rootOf(o, rootGiven);
-  simAt(root, o.prefix); // the right simulator, before anything is read or removed
+  const m = simAt(root, o.prefix); // the right simulator, before anything is read or removed
   // Read before the tree (and its registry of stores) goes: VFs pods still hold.
   let held: HeldElsewhere[] = [];
   try {
@@ -43,7 +43,7 @@ export async function simDestroy(o: { root: string; sysfsRoot?: string; prefix?:
   } catch (e) {
     console.error(`warning: could not read which of its VFs allocation stores hold: ${(e as Error).message}`);
   }
-  const m = destroySim(root, o.prefix);
+  removeSim(m);
   const stillHeld = held.map((h) => ({ pci: h.pci, owner: h.owner, store: h.dir }));
   if (held.length > 0) {
     const list = held.map((h) => `${h.pci} (${describeOwner(h.owner)}, store ${h.dir})`).join(', ');

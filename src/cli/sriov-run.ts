@@ -5,15 +5,15 @@ import * as path from 'node:path';
 import Table from 'cli-table3';
 import { AllocStore, DB_FILE, defaultStateDir, type Allocation, type HeldElsewhere } from '../alloc/store.js';
 import { describeOwner, ownerAlive, parseOwner, pidStart, type Owner } from '../alloc/owner.js';
-import { allocatedBeforeBoot, netdevHome, restoreDriverAndSettings } from '../alloc/put-back.js';
+import { allocatedBeforeBoot, netdevHome, restoreDriverAndSettings, stepText, type PutBackStep } from '../alloc/put-back.js';
 import type { IpamRecord } from '../cni/ipam.js';
-import { checkSelectorAgainst, findPool, handOverMode, loadPools, poolVfs, poolView, vfCountsByPf, whyNoMatch, whyUnusable } from '../alloc/pool.js';
+import { checkSelectorAgainst, findPool, isUnusable, loadPools, poolVfs, poolView, vfCountsByPf, whyNoMatch, whyUnusable } from '../alloc/pool.js';
 import { bindVf, configVf, setNumVfs, type VfConfig } from '../sriov/actions.js';
 import { listPfs, listVfs, presentVf, resolvePf, resolveVf, findRepresentor } from '../sriov/discover.js';
 import { defaultSysfsRoot, openSysfs, type Sysfs } from '../sriov/sysfs.js';
 import type { VfInfo } from '../sriov/types.js';
 import { ip } from '../net/ip.js';
-import { conflict, invalid, notFound, systemError, unavailable } from '../util/errors.js';
+import { badFile, conflict, invalid, notFound, systemError, unavailable, VfpError } from '../util/errors.js';
 import { printJson, progress } from './output.js';
 
 interface Common {
@@ -303,19 +303,19 @@ export async function vfAlloc(o: Common & OwnerFlags & { pool?: string; pci?: st
     const vf = resolveVf(sysfs, vfRef(sysfs, o.pci));
     // As a pool (and vfplane-cni) refuses it: a VF with no driver, or whose netdev is
     // not in the host namespace while no allocation explains it, is nobody's to give.
-    if (handOverMode(vf) === null) {
+    // The store is read only for a VF that cannot be handed over.
+    const heldOnNode = (pci: string): boolean => {
       const ro = storeRo(o);
-      let held: boolean;
       try {
-        held = ro?.heldOnNode().has(vf.pci) ?? false;
+        return ro?.heldOnNode().has(pci) ?? false;
       } finally {
         ro?.close();
       }
-      if (!held) {
-        throw conflict(vf.driver
-          ? `VF ${vf.pci} is bound to ${vf.driver} but its netdev is not in the host namespace, and no allocation explains it: someone else has it (a pod's namespace?); find who, or bind it again (vfplane vf bind ${vf.pci} --driver kernel) once it is free`
-          : `VF ${vf.pci} is bound to no driver, so it cannot be handed over; bind it first: vfplane vf bind ${vf.pci} --driver kernel|vfio-pci`, { pci: vf.pci, driver: vf.driver });
-      }
+    };
+    if (isUnusable(vf, heldOnNode)) {
+      throw conflict(vf.driver
+        ? `VF ${vf.pci} is bound to ${vf.driver} but its netdev is not in the host namespace, and no allocation explains it: someone else has it (a pod's namespace?); find who, or bind it again (vfplane vf bind ${vf.pci} --driver kernel) once it is free`
+        : `VF ${vf.pci} is bound to no driver, so it cannot be handed over; bind it first: vfplane vf bind ${vf.pci} --driver kernel|vfio-pci`, { pci: vf.pci, driver: vf.driver });
     }
     const store = storeRw(o);
     try {
@@ -326,9 +326,9 @@ export async function vfAlloc(o: Common & OwnerFlags & { pool?: string; pci?: st
   } else {
     const file = path.resolve(o.pools ?? path.join(stateDirOf(o), 'pools.json'));
     if (!fs.existsSync(file)) throw notFound(`no pool definitions at ${file}; write one (see README, "Pools") or pass --pools FILE`);
-    const pool = findPool(loadPools(file), o.pool!, file);
+    const pool = findPool(fromPoolFile(file, () => loadPools(file)), o.pool!, file);
     const vfs = listVfs(sysfs);
-    checkSelectorAgainst(pool.selector, vfCountsByPf(vfs), `${file}: pool ${pool.name}`);
+    fromPoolFile(file, () => checkSelectorAgainst(pool.selector, vfCountsByPf(vfs), `${file}: pool ${pool.name}`), false);
     if (poolVfs(vfs, pool.selector).length === 0) throw unavailable(`no VF on this node matches pool ${JSON.stringify(pool.name)} (${file}): ${whyNoMatch(vfs, pool.selector)}`, { reason: 'empty', pool: pool.name });
     // As vfplane-cni does: a VF whose netdev is in another namespace with no allocation to
     // explain it (or bound to no driver) is someone else's, whatever the store says. The
@@ -360,17 +360,54 @@ export async function vfAlloc(o: Common & OwnerFlags & { pool?: string; pci?: st
     : `allocated ${a.pci} (virtfn${a.vfIndex} of ${a.original.pfNetdev ?? a.pf}) to ${describeOwner(a.owner)}; allocation ${a.id}`);
 }
 
+/** A pool file's mistakes (malformed, or a range this node's VFs contradict) are bad
+ *  input, not a bad command line: exit 1, naming the file and the way out (`fix`: the
+ *  message does not say one yet). */
+function fromPoolFile<T>(file: string, fn: () => T, fix = true): T {
+  try {
+    return fn();
+  } catch (err) {
+    if (err instanceof VfpError && err.kind === 'invalid') {
+      throw badFile(fix ? `${err.message}; fix ${file}, or pass --pools with another file` : err.message, { ...err.details, file });
+    }
+    throw err;
+  }
+}
+
 /** Puts back what changed since the allocation: the driver, PF-side settings, and the
- *  netdev's MTU (a VF rebound here gets a new netdev). */
-function restore(sysfs: Sysfs, a: Allocation, dry = false): string[] {
-  const { notes } = restoreDriverAndSettings(sysfs, a, dry);
-  const now = allocatedBeforeBoot(sysfs, a) ? null : presentVf(sysfs, a.pci);
+ *  netdev's MTU (a VF rebound here gets a new netdev). `beforeBoot` is
+ *  allocatedBeforeBoot(sysfs, a), read once per put-back. */
+function restore(sysfs: Sysfs, a: Allocation, { beforeBoot, dry = false }: { beforeBoot: boolean; dry?: boolean }): PutBackStep[] {
+  const { steps } = restoreDriverAndSettings(sysfs, a, { beforeBoot, dry });
+  const now = beforeBoot ? null : presentVf(sysfs, a.pci);
   const was = a.original;
   if (now && was.mtu !== null && now.netdev && now.mtu !== was.mtu) {
     if (!dry) ip(['link', 'set', 'dev', now.netdev, 'mtu', String(was.mtu)]);
-    notes.push(`${dry ? 'would restore' : 'restored'} mtu ${was.mtu}`);
+    steps.push({ step: 'mtu', mtu: was.mtu, ...(dry ? { dry: true as const } : {}) });
   }
-  return notes;
+  return steps;
+}
+
+/** What a release did for a VF, step by step, as data (`vf release --json`); the
+ *  tables word each step with releaseText. */
+type ReleaseStep =
+  | PutBackStep
+  | { step: 'overlay'; detached: true }
+  | { step: 'overlay'; detached: false; why: string } // the data plane's answer, or why none came
+  | { step: 'held-elsewhere'; owner: Owner; store: string } // another store holds it now: not put back
+  | { step: 'ipam'; type: string; released: true }
+  | { step: 'ipam'; released: false; why: 'pod-alive' | 'not-recorded' };
+
+function releaseText(s: ReleaseStep, pci: string): string {
+  switch (s.step) {
+    case 'overlay': return s.detached ? 'taken off the overlay' : s.why;
+    case 'held-elsewhere': return `not put back: ${describeOwner(s.owner)} holds it now, in the store ${s.store}`;
+    case 'ipam':
+      if (s.released) return `IPAM ${s.type}: address released`;
+      return s.why === 'pod-alive' ? 'IPAM: the pod keeps its address until its DEL'
+        : 'IPAM: no config recorded (an ADD by an older vfplane); only the sandbox\'s DEL frees its address now';
+    default: return stepText(s, pci);
+  }
 }
 
 export async function vfRelease(o: Common & OwnerFlags & { force?: boolean; restore?: boolean }, ref?: string): Promise<void> {
@@ -407,8 +444,10 @@ export async function vfRelease(o: Common & OwnerFlags & { force?: boolean; rest
   // driver, settings, MTU) and only then released, by its allocation id: a VF marked
   // free must be clean, and one whose restore fails stays allocated for the next try.
   let toRelease: Allocation[];
-  const out: { pci: string; owner: Owner; id: number; restored: string[] }[] = [];
+  // --json: these records as they are; a failure's error carries them and the failures.
+  const out: { pci: string; owner: Owner; id: number; putBack: ReleaseStep[] }[] = [];
   const failed: string[] = [];
+  const failures: { pci: string; owner: Owner; id: number; failure: 'put-back' | 'released-meanwhile' | 'ipam'; error?: string }[] = [];
   try {
     if (pci) {
       if (!pattern && !o.force) {
@@ -423,15 +462,18 @@ export async function vfRelease(o: Common & OwnerFlags & { force?: boolean; rest
       if (toRelease.length === 0) throw nothing();
     }
     for (const a of toRelease) {
-      let restored: string[] | null;
+      const who = { pci: a.pci, owner: a.owner, id: a.id };
+      let steps: ReleaseStep[] | null;
       try {
-        restored = await putBackAndRelease(store, sysfs, a, o.force ? 'cli (forced)' : 'cli', o.restore !== false);
+        steps = await putBackAndRelease(store, sysfs, a, o.force ? 'cli (forced)' : 'cli', o.restore !== false);
       } catch (err) {
         failed.push(`VF ${a.pci} (${describeOwner(a.owner)}) stays allocated: putting it back failed (${(err as Error).message}); fix that and release it again`);
+        failures.push({ ...who, failure: 'put-back', error: (err as Error).message });
         continue;
       }
-      if (restored === null) {
+      if (steps === null) {
         failed.push(`VF ${a.pci} was released by someone else meanwhile (allocation ${a.id} of ${describeOwner(a.owner)} is gone); nothing done to it`);
+        failures.push({ ...who, failure: 'released-meanwhile' });
         continue;
       }
       // A pod whose sandbox is gone may never send the DEL that frees its address: free it
@@ -439,18 +481,21 @@ export async function vfRelease(o: Common & OwnerFlags & { force?: boolean; rest
       if ((a.attachment as { ipam?: unknown } | null)?.ipam) {
         if (ownerAlive(a.owner) === 'gone') {
           const lease = await releaseLease(a);
-          if (lease.note) restored.push(lease.note);
-          if (lease.failed) failed.push(lease.failed);
-        } else restored.push('IPAM: the pod keeps its address until its DEL');
+          if (lease.step) steps.push(lease.step);
+          if (lease.failed) {
+            failed.push(lease.failed.message);
+            failures.push({ ...who, failure: 'ipam', error: lease.failed.error });
+          }
+        } else steps.push({ step: 'ipam', released: false, why: 'pod-alive' });
       }
-      out.push({ pci: a.pci, owner: a.owner, id: a.id, restored });
+      out.push({ ...who, putBack: steps });
     }
   } finally {
     store.close();
   }
   if (o.json && !failed.length) return printJson(out);
-  if (out.length) console.log(table(['released', 'from', 'allocation', 'put back'], out.map((r) => [r.pci, describeOwner(r.owner), r.id, r.restored.join('\n') || '-'])));
-  if (failed.length) throw systemError(failed.join('; '), { released: out });
+  if (out.length) console.log(table(['released', 'from', 'allocation', 'put back'], out.map((r) => [r.pci, describeOwner(r.owner), r.id, r.putBack.map((s) => releaseText(s, r.pci)).join('\n') || '-'])));
+  if (failed.length) throw systemError(failed.join('; '), { released: out, failed: failures });
 }
 
 export async function vfConfig(o: Common & VfConfig & { vlanProto?: '802.1Q' | '802.1ad'; force?: boolean }, ref: string): Promise<void> {
@@ -490,33 +535,36 @@ function overlayOf(att: Record<string, unknown> | null | undefined): string | nu
  * with allocations held off: null, and nothing touched, when a DEL released it meanwhile
  * (the VF may be another pod's now). What was done, for the output.
  */
-async function putBackAndRelease(store: AllocStore, sysfs: Sysfs, a: Allocation, reason: string, putBack = true): Promise<string[] | null> {
+async function putBackAndRelease(store: AllocStore, sysfs: Sysfs, a: Allocation, reason: string, putBack = true): Promise<ReleaseStep[] | null> {
   // Taken since by another store of the node (across a reboot, before this one
   // registered again): released here, and left as its new holder has it.
   const other = store.heldElsewhere(a.pci);
   if (other) {
-    return store.releaseWith(a.pci, a.id, reason, () => [`not put back: ${describeOwner(other.owner)} holds it now, in the store ${other.dir}`]);
+    return store.releaseWith(a.pci, a.id, reason, (): ReleaseStep[] => [{ step: 'held-elsewhere', owner: other.owner, store: other.dir }]);
   }
   const off = await offOverlay(a);
-  let home: string[] = [];
+  // Once for both put-back steps; `cur` below is allocation a (releaseWith goes by its id).
+  const beforeBoot = putBack && allocatedBeforeBoot(sysfs, a);
+  let home: ReleaseStep[] = [];
   if (putBack && store.get(a.pci)?.id === a.id) {
-    home = await netdevHome(sysfs, a);
+    home = await netdevHome(sysfs, a, beforeBoot);
   }
-  return store.releaseWith(a.pci, a.id, reason, (cur) => [...off, ...(putBack ? restore(sysfs, cur) : []), ...home]);
+  return store.releaseWith(a.pci, a.id, reason, (cur): ReleaseStep[] => [...off, ...(putBack ? restore(sysfs, cur, { beforeBoot }) : []), ...home]);
 }
 
 /** Takes a released (or to-be-released) VF off the data plane's overlay, as CNI DEL does:
  *  a data plane still forwarding for it would refuse the VF's next pod (its representor
  *  still attached). What happened, for the output. */
-async function offOverlay(a: Allocation): Promise<string[]> {
+async function offOverlay(a: Allocation): Promise<ReleaseStep[]> {
   if (!(a.attachment as { vxlan?: unknown } | null)?.vxlan) return [];
-  const notes: string[] = [];
+  // detachFromOverlay says, through `log`, why a data plane it could not ask will drop
+  // the VF by itself (not running, or stopping while it answered).
+  const why: string[] = [];
   const { detachFromOverlay } = await import('../dataplane/control.js');
-  await detachFromOverlay(a.attachment, a.pci, (m) => notes.push(m)).then(
-    () => { if (!notes.length) notes.push('taken off the overlay'); },
-    (e: Error) => notes.push(`not taken off the overlay (${e.message}); the data plane drops it at its next start`),
+  return detachFromOverlay(a.attachment, a.pci, (m) => why.push(m)).then(
+    (): ReleaseStep[] => (why.length ? why.map((w) => ({ step: 'overlay', detached: false, why: w })) : [{ step: 'overlay', detached: true }]),
+    (e: Error): ReleaseStep[] => [{ step: 'overlay', detached: false, why: `not taken off the overlay (${e.message}); the data plane drops it at its next start` }],
   );
-  return notes;
 }
 
 /**
@@ -525,22 +573,23 @@ async function offOverlay(a: Allocation): Promise<string[]> {
  * frees only leases of attachments still in the store). IPAM DEL is idempotent, so a DEL
  * that does come later does no harm. What happened, for the output.
  */
-async function releaseLease(a: Allocation): Promise<{ note?: string; failed?: string }> {
+async function releaseLease(a: Allocation): Promise<{ step?: ReleaseStep; failed?: { message: string; error: string } }> {
   const att = a.attachment as { ipam?: IpamRecord } | null;
   if (!att?.ipam) {
     // Made by a vfplane that did not record it; a CNI attachment may have had one.
     return a.owner.network !== undefined && a.owner.containerId !== undefined
-      ? { note: `IPAM: no config recorded (an ADD by an older vfplane); only the sandbox's DEL frees its address now` }
+      ? { step: { step: 'ipam', released: false, why: 'not-recorded' } }
       : {};
   }
   const { ipamDelRecorded } = await import('../cni/ipam.js');
   const type = att.ipam.netconf.ipam.type;
   try {
     await ipamDelRecorded(att.ipam, a.owner);
-    return { note: `IPAM ${type}: address released` };
+    return { step: { step: 'ipam', type, released: true } };
   } catch (err) {
-    return { failed: `VF ${a.pci} released, but IPAM ${type} kept the address of ${describeOwner(a.owner)} (${(err as Error).message}); ` +
-      `the sandbox's DEL frees it, or remove the lease by hand (host-local: the file naming container ${a.owner.containerId} under its dataDir)` };
+    const error = (err as Error).message;
+    return { failed: { error, message: `VF ${a.pci} released, but IPAM ${type} kept the address of ${describeOwner(a.owner)} (${error}); ` +
+      `the sandbox's DEL frees it, or remove the lease by hand (host-local: the file naming container ${a.owner.containerId} under its dataDir)` } };
   }
 }
 
@@ -561,7 +610,7 @@ export async function gc(o: Common & { dryRun?: boolean }): Promise<void> {
           // What the real run would put back (it said "-" and then restored a VLAN).
           let plan: string[];
           try {
-            plan = restore(sysfs, a, true);
+            plan = restore(sysfs, a, { beforeBoot: allocatedBeforeBoot(sysfs, a), dry: true }).map((s) => stepText(s, a.pci));
           } catch (e) {
             plan = [`cannot tell: ${(e as Error).message}`];
           }
@@ -574,7 +623,7 @@ export async function gc(o: Common & { dryRun?: boolean }): Promise<void> {
         // The list is old by now (a data plane may have taken seconds to answer).
         let restored: string[] | null;
         try {
-          restored = await putBackAndRelease(store, sysfs, a, 'gc: owner gone');
+          restored = (await putBackAndRelease(store, sysfs, a, 'gc: owner gone'))?.map((s) => releaseText(s, a.pci)) ?? null;
         } catch (err) {
           failed.push(`VF ${a.pci} (${describeOwner(a.owner)}) stays allocated: putting it back failed (${(err as Error).message})`);
           out.push({ pci: a.pci, owner: a.owner, state, released: false, restored: [] });
@@ -587,8 +636,8 @@ export async function gc(o: Common & { dryRun?: boolean }): Promise<void> {
         // Its address too, as its DEL would have given it back: nothing else remembers
         // which container held the lease once the allocation is gone.
         const lease = await releaseLease(a);
-        if (lease.note) restored.push(lease.note);
-        if (lease.failed) failed.push(lease.failed);
+        if (lease.step) restored.push(releaseText(lease.step, a.pci));
+        if (lease.failed) failed.push(lease.failed.message);
         out.push({ pci: a.pci, owner: a.owner, state, released: true, restored });
       }
     } finally {

@@ -12,7 +12,7 @@ import { describeOwner, ownerAlive, parseOwner, type Owner } from '../alloc/owne
 import { findPool, handOverMode, loadPools, poolView, USERSPACE_DRIVERS, whyNoMatch, whyUnusable } from '../alloc/pool.js';
 import { addrsIn, ipIn, linkIn, netnsId, routesIn } from '../net/ip.js';
 import { netRun, type NetOp } from '../net/netops.js';
-import { restoreDriverAndSettings, returnNetdev, tidyReturnedNetdev } from '../alloc/put-back.js';
+import { allocatedBeforeBoot, restoreDriverAndSettings, returnNetdev, tidyReturnedNetdev } from '../alloc/put-back.js';
 import { listVfs, presentVf, resolveVf, findRepresentor, vfSettingLimits } from '../sriov/discover.js';
 import { defaultSysfsRoot, openSysfs, SIM_MARKER, vanishedSysfs, type Sysfs } from '../sriov/sysfs.js';
 import type { VfInfo, VfSettings } from '../sriov/types.js';
@@ -248,11 +248,12 @@ async function detach(sysfs: Sysfs, a: Allocation, netns: string | undefined, lo
   // each wait for the kernel's grace periods; they touch different netdevs, so they run
   // at once.
   const offOverlay = detachFromOverlay(att, a.pci, log);
+  const beforeBoot = allocatedBeforeBoot(sysfs, a); // once, for every put-back step below
   const home = (async () => {
     if ((att?.mode ?? 'kernel') === 'kernel' && a.original.netdev) {
       const ns = netns ?? a.owner.netns;
       const moved = ns && ifname ? await returnNetdev(ns, ifname, a.original) : false;
-      if (!moved) await tidyReturnedNetdev(sysfs, a);
+      if (!moved) await tidyReturnedNetdev(sysfs, a, beforeBoot);
       // Neither under the pod's name nor back: renamed inside the pod, most likely. While
       // that namespace lives the netdev is there, and a VF marked free would fail its next
       // pod; it stays held, and this DEL fails so the runtime retries (once the namespace
@@ -275,9 +276,9 @@ async function detach(sysfs: Sysfs, a: Allocation, netns: string | undefined, lo
   if (h.status === 'rejected') throw h.reason;
   // Driver and PF-side settings; a VF rebound under its pod gets a new netdev, named and
   // addressed as its own then.
-  if (restoreDriverAndSettings(sysfs, a).rebound) {
+  if (restoreDriverAndSettings(sysfs, a, { beforeBoot }).rebound) {
     log?.(`VF ${a.pci} was rebound under its pod; bound back to ${a.original.driver}`);
-    await tidyReturnedNetdev(sysfs, a);
+    await tidyReturnedNetdev(sysfs, a, beforeBoot);
   }
   if (att?.deviceInfoFile) removeDeviceInfo(att.deviceInfoFile);
 }
@@ -402,7 +403,7 @@ export async function cmdAdd(ctx: CniContext): Promise<CniResult> {
     if (Object.keys(wanted).length > 0) {
       if (!vf.settings) throw withCode(notFound(`PF ${vf.pf} does not report VF settings, so ${Object.keys(wanted).join(', ')} cannot be set`), ERR.INVALID_CONFIG);
       const checked = checkSettings(wanted, vf.settings, vfSettingLimits(sysfs, vf.pf));
-      undo.push(() => void restoreDriverAndSettings(sysfs, allocation));
+      undo.push(() => void restoreDriverAndSettings(sysfs, allocation, { beforeBoot: allocatedBeforeBoot(sysfs, allocation) }));
       applyVfSettings(sysfs, vf.pf, vf.pfNetdev, vf.index, checked, vf.settings);
     }
     ph.mark('vfSettings');

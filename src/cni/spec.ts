@@ -71,6 +71,7 @@ export class CniError extends Error {
  *   kind          code  why
  *   invalid        7    the config (or a value derived from it) is malformed. CNI_* variables
  *                       are checked in parseEnv, which raises 4 itself.
+ *   bad-file       7    a file the config names is malformed (its pool file, a hw-profile).
  *   not-found      7    the config names something absent (a deviceID that is no VF, an
  *                       unknown pool). A vanished container is 3: the thrower says so with
  *                       cniCode, since only it knows the missing thing is the container.
@@ -92,6 +93,7 @@ export function toCniError(err: unknown, command?: string): CniError {
     const status = command === 'STATUS';
     switch (err.kind) {
       case 'invalid':
+      case 'bad-file':
       case 'not-found':
         return new CniError(ERR.INVALID_CONFIG, err.message, details);
       case 'conflict':

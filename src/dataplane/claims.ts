@@ -424,14 +424,18 @@ export async function releaseNetdev(journal: ClaimJournal, c: ClaimRecord | null
   netdevLocks.delete(c);
 }
 
+/** Whose leftovers releaseLeftovers gives back: a starting run's (`held`: what it has
+ *  claimed itself, kept), or every one for the operator's `vfplane dataplane unclaim`
+ *  (`unclaim`, with no data plane running). */
+export type LeftoverOptions = { held: readonly (ClaimRecord | null)[]; unclaim?: never } | { unclaim: true; held?: never };
+
 /** At start, once the uplink and the attachments are claimed: the journal's other
  *  netdevs were held by a run that did not stop cleanly and are not this run's. Each is
  *  given back if it is still the netdev that was claimed (same name and ifindex), and
  *  dropped from the journal either way. Returns what was done, for the log. */
-export async function releaseLeftovers(journal: ClaimJournal, held: (ClaimRecord | null)[] | 'unclaim'): Promise<string[]> {
-  // 'unclaim': the operator's `vfplane dataplane unclaim`, with no data plane running.
-  const byStart = held !== 'unclaim';
-  const mine = new Set((byStart ? held : []).filter((c): c is ClaimRecord => !!c).map((c) => key(c.ifname, c.netns)));
+export async function releaseLeftovers(journal: ClaimJournal, opts: LeftoverOptions): Promise<string[]> {
+  const byStart = !opts.unclaim;
+  const mine = new Set((opts.held ?? []).filter((c): c is ClaimRecord => !!c).map((c) => key(c.ifname, c.netns)));
   const out: string[] = [];
   for (const r of journal.list()) {
     if (mine.has(key(r.ifname, r.netns))) continue;

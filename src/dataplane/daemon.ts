@@ -12,7 +12,7 @@ import { DataPlane, type Backend, type BackendCounters, type DpCounters, type Dp
 import { ControlServer, overlayAttachRequest, probe, refuseNonSocket, type OverlayConf } from './control.js';
 import { attachSchema, dropVtep, fdbSchema, formatVniRanges, macString, metricsAddr, peerSchema, podBackendOf, reloadSummary, socketPath, tenancyRefusal, vniNumber, ipString, zodMessage, type AttachRequest, type DaemonConfig } from './config.js';
 import { resolveTunnel } from '../packet/config.js';
-import { formatIp, formatMac, isGroupMac, isStationMac, parseIp, parseMac } from '../util/addr.js';
+import { formatIp, formatMac, groupMacOf, isGroupMac, isStationMac, parseIp, parseMac } from '../util/addr.js';
 import { conflict, invalid, notFound, systemError, VfpError } from '../util/errors.js';
 import { netnsId } from '../net/ip.js';
 import { linkAddrs, refuseHostNetdev, type LinkAddrs } from '../net/netops.js';
@@ -114,11 +114,11 @@ function onlineCpus(): Set<number> | null {
   return out;
 }
 
-/** The MAC of an IPv6 address's solicited-node multicast group (RFC 4291 §2.7.1, RFC
- *  2464 §7): where neighbour solicitations for it are sent. */
+/** The MAC of an IPv6 address's solicited-node multicast group (RFC 4291 §2.7.1:
+ *  ff02::1:ff and the address's last 3 bytes): where neighbour solicitations for it are sent. */
 export function solicitedNodeMac(addr: string): string {
-  const b = ipBytes(addr);
-  return ['33', '33', 'ff', ...[...b.slice(13, 16)].map((x) => x.toString(16).padStart(2, '0'))].join(':');
+  const group = Uint8Array.of(0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x01, 0xff, ...ipBytes(addr).slice(13, 16));
+  return formatMac(groupMacOf({ family: 6, bytes: group })!);
 }
 
 const mac = (s: string) => parseMac(s)!;
@@ -404,7 +404,7 @@ export class Daemon {
     // What the state file says from now on: without what was dropped, with what was rebuilt.
     if (missing.length || back + this.waiting.size < restoredAtts.length) this.saveState();
     // Netdevs a run killed before it gave them back, which this one does not use.
-    for (const m of await releaseLeftovers(this.claims, [this.uplinkClaim, ...[...this.atts.values()].map((a) => a.claimed)])) this.log.info(m);
+    for (const m of await releaseLeftovers(this.claims, { held: [this.uplinkClaim, ...[...this.atts.values()].map((a) => a.claimed)] })) this.log.info(m);
     if (restored) this.log.info(`restored ${back} of ${restoredAtts.length} attachment(s)${this.waiting.size ? ` (${this.waiting.size} waiting for their representor)` : ''}, ${restored.peers.length} peer(s), ${restored.fdb.length} FDB entr(ies) from ${this.statePath}`);
   }
 

@@ -1,6 +1,6 @@
 // Tunnel and decap settings: their defaults, their validation, and the resolved form
 // (addresses as bytes) that both engines take. docs/vxlan-engine.md §2 and §4.1.
-import { parseIp, parseMac, type IpAddr } from '../util/addr.js';
+import { groupMacOf, parseIp, parseMac, type IpAddr } from '../util/addr.js';
 
 export type DfMode = 'set' | 'unset' | 'inherit';
 
@@ -118,14 +118,6 @@ function notDestination(a: IpAddr): string | null {
   if (a.bytes.every((x) => x === 0)) return 'the unspecified address';
   if (a.family === 4 && a.bytes.every((x) => x === 255)) return 'the broadcast address';
   return null;
-}
-
-/** The Ethernet group address a multicast IP is sent to (RFC 1112 §6.4: 01:00:5e and
- *  the low 23 bits; RFC 2464 §7: 33:33 and the last 4 bytes), or null for a unicast one. */
-export function groupMacOf(a: IpAddr): Uint8Array | null {
-  const b = a.bytes;
-  if (a.family === 4) return b[0]! >= 224 && b[0]! <= 239 ? Uint8Array.of(0x01, 0x00, 0x5e, b[1]! & 0x7f, b[2]!, b[3]!) : null;
-  return b[0] === 0xff ? Uint8Array.of(0x33, 0x33, b[12]!, b[13]!, b[14]!, b[15]!) : null;
 }
 
 function sourceMac(field: string, v: unknown): Uint8Array {

@@ -218,8 +218,14 @@ function destroyParts(m: SimManifest): void {
   fs.rmSync(tree, { recursive: true, force: true });
 }
 
+/** Removes the simulated NIC at ROOT (checked against PREFIX, as simAt does); its manifest. */
 export function destroySim(root: string = DEFAULT_SIM_ROOT, prefix?: string): SimManifest {
-  const m = simAt(root, prefix);
+  return removeSim(simAt(root, prefix));
+}
+
+/** Removes the simulated NIC whose manifest the caller has read already (simAt), for one
+ *  that reads it before anything goes; the manifest. */
+export function removeSim(m: SimManifest): SimManifest {
   destroyParts(m);
   return m;
 }

@@ -2,10 +2,10 @@
 // source that states it. This module validates them (the only importer of zod, so the
 // CLI loads it lazily) and matches PCI vendor:device IDs to a family.
 import { readdirSync, readFileSync } from 'node:fs';
-import { basename, isAbsolute, join, relative, resolve } from 'node:path';
+import { basename, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
-import { invalid, notFound } from '../util/errors.js';
+import { badFile, invalid, notFound } from '../util/errors.js';
 import type { HwProfile, OffloadTier } from './types.js';
 
 /** The package's hw-profiles/. This file runs as dist/sriov/profile.js, or as src/sriov/profile.ts under vitest; both are two levels below the root. */
@@ -282,10 +282,12 @@ export function parseProfile(text: string, file: string): { profile: HwProfile }
   return { profile: { ...r.data, file } };
 }
 
-function issuesError(issues: ProfileIssue[], dir: string) {
+/** A broken profile is bad input, not a bad command line (kind 'bad-file', exit 1 at the
+ *  CLI); `fix` says what to do besides mending the file, for where it was read from. */
+function issuesError(issues: ProfileIssue[], dir: string, fix: string) {
   const lines = issues.map((i) => `${i.file}: ${i.path ? i.path + ': ' : ''}${i.message}`);
-  return invalid(
-    `${issues.length === 1 ? 'a hw-profile is invalid' : `${issues.length} problems in the hw-profiles`} (fix the file, or point --profiles-dir elsewhere):\n  ` +
+  return badFile(
+    `${issues.length === 1 ? 'a hw-profile is invalid' : `${issues.length} problems in the hw-profiles`} (${fix}):\n  ` +
       lines.join('\n  '),
     { dir, issues },
   );
@@ -305,7 +307,7 @@ const extraProfilesDir = (): string | null => process.env.VFPLANE_PROFILES_DIR |
  * Loads and validates every *.json in dir, sorted by name. Without dir: the shipped
  * profiles, plus those in $VFPLANE_PROFILES_DIR, where a profile of a shipped one's name
  * replaces it and any other adds a NIC family (an 82599, say). Throws a VfpError naming
- * each file, field and problem (kind 'invalid'), or 'not-found' when a directory cannot
+ * each file, field and problem (kind 'bad-file'), or 'not-found' when a directory cannot
  * be read or (dir given) holds no profiles. Results are cached per directory list.
  */
 export function loadProfiles(dir?: string): HwProfile[] {
@@ -352,7 +354,15 @@ export function loadProfiles(dir?: string): HwProfile[] {
       } else pfOwner.set(id, p);
     }
   }
-  if (issues.length) throw issuesError(issues, dirs.join(' and '));
+  if (issues.length) {
+    // Every command reads the operator's directory (pf list, sim create, the data plane),
+    // and only `profile` takes --profiles-dir: the way out names what was read.
+    const inExtra = extra !== null && issues.some((i) => resolve(i.file).startsWith(resolve(extra) + sep));
+    const fix = dir !== undefined ? 'fix the file, or point --profiles-dir elsewhere'
+      : inExtra ? `fix the file, or point VFPLANE_PROFILES_DIR (${extra}) elsewhere or unset it`
+        : 'fix the file';
+    throw issuesError(issues, dirs.join(' and '), fix);
+  }
   cache.set(key, profiles);
   return profiles;
 }

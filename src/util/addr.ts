@@ -33,6 +33,14 @@ export function formatMac(b: Uint8Array, off = 0): string {
   return out.join(':');
 }
 
+/** The Ethernet group address a multicast IP is sent to (RFC 1112 §6.4: 01:00:5e and
+ *  the low 23 bits; RFC 2464 §7: 33:33 and the last 4 bytes), or null for a unicast one. */
+export function groupMacOf(a: IpAddr): Uint8Array | null {
+  const b = a.bytes;
+  if (a.family === 4) return b[0]! >= 224 && b[0]! <= 239 ? Uint8Array.of(0x01, 0x00, 0x5e, b[1]! & 0x7f, b[2]!, b[3]!) : null;
+  return b[0] === 0xff ? Uint8Array.of(0x33, 0x33, b[12]!, b[13]!, b[14]!, b[15]!) : null;
+}
+
 export function parseIp(s: string): IpAddr | null {
   const t = s.trim();
   if (isIPv4(t)) return { family: 4, bytes: Uint8Array.from(t.split('.').map(Number)) };

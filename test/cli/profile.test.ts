@@ -70,13 +70,16 @@ describe('vfplane profile show', () => {
 });
 
 describe('broken profiles through --profiles-dir', () => {
-  it('a wrong type exits 2 naming file and field on stderr', () => {
+  // A broken file is bad input, not a bad command line: exit 1, as for an unknown name
+  // (README: 2 is for usage errors alone).
+  it('a wrong type exits 1 naming file and field on stderr', () => {
     const p = x710();
     p.limits.maxVfsPerPf = '64';
     const d = brokenDir('type', JSON.stringify(p));
     const r = vfplane(['profile', 'list', '--profiles-dir', d]);
-    expect(r.code).toBe(2);
+    expect(r.code).toBe(1);
     expect(r.stdout).toBe('');
+    expect(r.stderr).toMatch(/^vfplane: a hw-profile is invalid \(fix the file, or point --profiles-dir elsewhere\)/);
     expect(r.stderr).toContain(`${join(d, 'x710.json')}: limits.maxVfsPerPf: expected a positive integer, got "64"`);
   });
 
@@ -86,28 +89,46 @@ describe('broken profiles through --profiles-dir', () => {
     p.extra = 1;
     const d = brokenDir('json', JSON.stringify(p));
     const r = vfplane(['profile', 'show', 'x710', '--profiles-dir', d, '--json']);
-    expect(r.code).toBe(2);
+    expect(r.code).toBe(1);
     const { error } = JSON.parse(r.stdout);
-    expect(error).toMatchObject({ exitCode: 2, kind: 'invalid' });
+    expect(error).toMatchObject({ exitCode: 1, kind: 'bad-file' });
     expect(error.message).toMatch(/x710\.json: extra: unknown field/);
     expect(error.details.issues).toEqual([{ file: join(d, 'x710.json'), path: 'extra', message: 'unknown field' }]);
     expect(r.stderr).toMatch(/^vfplane: a hw-profile is invalid/);
   });
 
-  it('a missing source, a name that is not the file stem and invalid JSON each exit 2', () => {
+  it('a missing source, a name that is not the file stem and invalid JSON each exit 1', () => {
     const p = x710();
     delete p.sources['vf.ids'];
     let r = vfplane(['profile', 'list', '--profiles-dir', brokenDir('src', JSON.stringify(p))]);
-    expect(r.code).toBe(2);
+    expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/x710\.json: sources: missing a source for "vf\.ids"/);
 
     r = vfplane(['profile', 'list', '--profiles-dir', brokenDir('stem', JSON.stringify(x710()), 'intel.json')]);
-    expect(r.code).toBe(2);
+    expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/intel\.json: name: expected "intel" \(the file stem\), got "x710"/);
 
     r = vfplane(['profile', 'list', '--profiles-dir', brokenDir('syntax', '{"name": "x710",\n "tier": }')]);
-    expect(r.code).toBe(2);
+    expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/x710\.json: invalid JSON at line 2 column 10/);
+  });
+
+  it('a broken profile in VFPLANE_PROFILES_DIR stops pf list and profile list with exit 1, naming the file and the variable', () => {
+    const p = x710();
+    p.name = 'mine';
+    p.tier = 7;
+    const d = brokenDir('env', JSON.stringify(p), 'mine.json');
+    const sys = mkdtempSync(join(dir, 'sys-')); // no NICs: the profiles are read all the same
+    const fix = `fix the file, or point VFPLANE_PROFILES_DIR (${d}) elsewhere or unset it`;
+    for (const args of [['pf', 'list', '--sysfs-root', sys], ['profile', 'list']]) {
+      const r = vfplane(args, { env: { VFPLANE_PROFILES_DIR: d } });
+      expect({ args, code: r.code, stdout: r.stdout }).toEqual({ args, code: 1, stdout: '' });
+      expect(r.stderr).toContain(`vfplane: a hw-profile is invalid (${fix}):`);
+      expect(r.stderr).toContain(`${join(d, 'mine.json')}: tier: expected tier 1, 2 or 3, got 7`);
+      const j = vfplane([...args, '--json'], { env: { VFPLANE_PROFILES_DIR: d } });
+      expect(j.code).toBe(1);
+      expect(JSON.parse(j.stdout).error).toMatchObject({ exitCode: 1, kind: 'bad-file', details: { issues: [{ file: join(d, 'mine.json'), path: 'tier' }] } });
+    }
   });
 
   it('a directory without profiles exits 1', () => {

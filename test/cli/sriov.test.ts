@@ -117,7 +117,15 @@ describePrivileged('operator CLI on a simulated NIC', { netns: true }, () => {
     const cfg = json(['vf', 'config', `${prefix}f1#1`, '--mac', '02:00:00:aa:bb:01', '--vlan', '42', '--trust', 'on', '--mtu', '9000', '--force']);
     expect(cfg.changed.sort()).toEqual(['mac', 'mtu', 'trust', 'vlan']);
     const rel = json(['vf', 'release', `${prefix}f1#1`, '--pod-uid', '1b7c2d9e-0000-4000-8000-000000000001']);
-    expect(rel[0].restored.join(' ')).toMatch(/restored .*mac.*vlan.*trust.*mtu 1500/);
+    // As data, each step an object: the PF-side settings put back with their values, and
+    // the VF's netdev given its own MAC and MTU again.
+    expect(rel).toEqual([{
+      pci: before.pci, owner: { uid: '1b7c2d9e-0000-4000-8000-000000000001' }, id: expect.any(Number),
+      putBack: [
+        { step: 'settings', settings: { mac: before.settings.mac, vlan: before.settings.vlan, trust: before.settings.trust } },
+        { step: 'netdev-tidied', netdev: before.netdev, restored: { mac: before.mac, mtu: 1500 } },
+      ],
+    }]);
     const after = json(['vf', 'show', `${prefix}f1#1`]);
     expect(after.settings).toEqual(before.settings);
     expect(after.mtu).toBe(before.mtu);
@@ -273,6 +281,12 @@ describePrivileged('operator CLI on a simulated NIC', { netns: true }, () => {
 
   it('refuses bad input with a clear error and the right exit code, and changes nothing', () => {
     json(['vf', 'alloc', '--pci', '0000:5e:02.2', '--owner', 'default/holder', '--ifname', 'net1']);
+    const esc = (x: string) => x.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
+    const bad = join(state, 'bad-pools.json');
+    writeFileSync(bad, '{"pools": [');
+    const empty = join(state, 'empty-selector.json');
+    writeFileSync(empty, JSON.stringify({ pools: [{ name: 'pf0', selector: {} }] }));
+    const missing = join(state, 'no-such-pools.json');
     const before = snapshot();
     const cases: [string[], number, RegExp][] = [
       [['vf', 'show', '0000:5e:02'], 2, /malformed: expected DDDD:BB:DD\.F/],
@@ -288,7 +302,11 @@ describePrivileged('operator CLI on a simulated NIC', { netns: true }, () => {
       [['vf', 'show', '0000:5e:00.0'], 2, /is not a VF/],
       [['vf', 'show', `${prefix}f0#99`], 1, /VF index "99" is out of range for PF .*4 VF\(s\), indexes 0–3/],
       [['vf', 'show', `${prefix}f0#-1`], 2, /VF index "-1" .* is malformed/],
-      [['vf', 'alloc', '--pool', 'wide', '--owner', 'a/b'], 2, /VF index out of range/],
+      // a pool file's mistakes are bad input, not usage errors: exit 1, the file and the fix named
+      [['vf', 'alloc', '--pool', 'wide', '--owner', 'a/b'], 1, /pools\.json: pool wide: pfNames\[0\]: .*: VF index out of range: .*; fix the range or create more VFs$/m],
+      [['vf', 'alloc', '--pool', 'pf0', '--owner', 'a/b', '--pools', bad], 1, new RegExp(`${esc(bad)}: not valid JSON: .*; fix ${esc(bad)}, or pass --pools with another file`)],
+      [['vf', 'alloc', '--pool', 'pf0', '--owner', 'a/b', '--pools', empty], 1, new RegExp(`${esc(empty)}: pools\\[0\\]\\.selector: \\{\\}: a selector with no criteria .*; fix ${esc(empty)}, or pass --pools with another file`)],
+      [['vf', 'alloc', '--pool', 'pf0', '--owner', 'a/b', '--pools', missing], 1, new RegExp(`no pool definitions at ${esc(missing)}; write one \\(see README, "Pools"\\) or pass --pools FILE`)],
       [['vf', 'alloc', '--pool', 'nope', '--owner', 'a/b'], 1, /nope/],
       [['vf', 'alloc', '--pool', 'elsewhere', '--owner', 'a/b'], 1, new RegExp(`no VF on this node matches pool "elsewhere" \\(.*pools\\.json\\): pfNames \\["ens9f0"\\] matches none: this node's PFs with VFs are ${prefix}f0, ${prefix}f1$`, 'm')],
       [['vf', 'alloc', '--pool', 'mlx', '--owner', 'a/b'], 1, /: vendors \["15b3"\] matches none: VFs here have vendor 8086; drivers \["mlx5_core"\] matches none: VFs here are bound to iavf$/m],

@@ -142,7 +142,7 @@ describe('broken hw-profiles', () => {
   it('a wrong type names the file, the field and the value', () => {
     const dir = dirWith((p) => { p.limits.maxVfsPerPf = '64'; });
     const err = loadError(dir);
-    expect(err.kind).toBe('invalid');
+    expect(err.kind).toBe('bad-file');
     expect(err.message).toContain(`${join(dir, 'x710.json')}: limits.maxVfsPerPf: expected a positive integer, got "64"`);
     expect(err.details).toMatchObject({ issues: [{ path: 'limits.maxVfsPerPf' }] });
   });
@@ -194,7 +194,7 @@ describe('broken hw-profiles', () => {
     const dir = mkdtempSync(join(root, 'json-'));
     writeFileSync(join(dir, 'x710.json'), '{\n  "name": "x710",\n  "tier": 2,,\n}\n');
     const err = loadError(dir);
-    expect(err.kind).toBe('invalid');
+    expect(err.kind).toBe('bad-file');
     expect(err.message).toMatch(/x710\.json: invalid JSON at line 3 column 13 \(/);
   });
 
