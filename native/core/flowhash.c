@@ -216,7 +216,8 @@ __attribute__((target("sse4.2"))) static inline uint32_t key_crc_hw(const uint8_
     return ~c;
 }
 
-/* The common inner frame, untagged IPv4 with a 20-byte header carrying TCP, UDP or SCTP
+/* (x86 only, as the crc32 instruction: the 8-byte words below are little-endian loads.)
+ * The common inner frame, untagged IPv4 with a 20-byte header carrying TCP, UDP or SCTP
  * and not a fragment, with every offset a constant: the general parse spends most of its
  * instructions on offsets that depend on VLAN tags and IHL. Returns 0, having written
  * nothing, for any other frame. The key's bytes go to crc32 in three 8-byte words (L2
@@ -225,9 +226,10 @@ __attribute__((target("sse4.2"))) static inline uint32_t key_crc_hw(const uint8_
  * path's (the differential and CRC tests hold the two to each other). */
 __attribute__((target("sse4.2"))) static inline int fast_v4(const uint8_t *f, uint32_t len,
                                                             uint32_t *hash, uint16_t *meta) {
+    if (len < 38) return 0; /* before any load: a short frame may end at its buffer's end */
     uint16_t type;
     memcpy(&type, f + 12, 2);
-    if (len < 38 || type != be16c(0x0800) || f[14] != 0x45) return 0;
+    if (type != be16c(0x0800) || f[14] != 0x45) return 0;
     const uint8_t proto = f[23];
     const uint16_t frag = rd16(f + 20);
     if ((frag & 0x3fff) || !(proto == 6 || proto == 17 || proto == 132)) return 0;

@@ -274,7 +274,7 @@ static uint16_t encap_chunk(vfp_tunnel *t, const uint8_t *tmpl, uint64_t pseudo,
     const int df_inherit = t->df == VFP_DF_INHERIT;
     const int udp_csum = t->udp_csum;
     if (v4 && !tos_inherit && !df_inherit && !udp_csum && !t->tx_ol)
-        return t->hdr_len == 50 ? encap_loop(t, tmpl, pseudo, pkts, n, st, 1, 0, 0, 0, 0, 50)
+        return t->hdr_len == 50 && t->l3_off == 14 ? encap_loop(t, tmpl, pseudo, pkts, n, st, 1, 0, 0, 0, 0, 50)
                                 : encap_loop(t, tmpl, pseudo, pkts, n, st, 1, 0, 0, 0, 0, 0);
     return encap_loop(t, tmpl, pseudo, pkts, n, st, v4, tos_inherit, df_inherit, udp_csum, t->tx_ol, 0);
 }
@@ -444,43 +444,69 @@ static inline uint8_t decap_one(const vfp_decap_ctx *c, vfp_pkt *p) {
     return VFP_OK;
 }
 
+/* What decap_fast_v4 needs from the context, read once per burst: the stores through
+ * p (uint8_t) may alias the context, so the compiler would reload it for every packet. */
+struct decap_fast {
+    int on;                  /* 0: the context asks for what only decap_one does */
+    int check_local;         /* one IPv4 local VTEP to match (else: any destination) */
+    uint32_t local0;         /* its address, in memory order */
+    uint16_t dport_wire;     /* the VXLAN port as the wire has it */
+    uint8_t drop_inner_vlan;
+    const vfp_vni_set *vnis;
+};
+
+static inline struct decap_fast decap_fast_of(const vfp_decap_ctx *c) {
+    struct decap_fast d;
+    memset(&d, 0, sizeof d);
+    /* UDP checksum verification, several locals or an IPv6 one: the general path only. */
+    d.on = !c->verify_udp_csum && (c->n_locals == 0 || (c->n_locals == 1 && c->locals[0].family == 4));
+    d.check_local = c->n_locals == 1;
+    if (d.check_local) memcpy(&d.local0, c->locals[0].bytes, 4);
+    d.dport_wire = (uint16_t)vfp_csum__be16(c->dst_port);
+    d.drop_inner_vlan = c->drop_inner_vlan;
+    d.vnis = c->vnis;
+    return d;
+}
+
 /* The common outer frame, untagged IPv4 with a 20-byte header and no UDP checksum to
  * verify, checked with every offset a constant. Returns 1 with the results filled when
  * the packet passes every §4.2 check; 0, having changed nothing, for anything else, which
  * decap_one then checks in the contract's order (so every drop keeps its reason). Each
  * check of decap_one for this shape is here, and nothing passes here that fails there. */
-static inline int decap_fast_v4(const vfp_decap_ctx *c, vfp_pkt *p, uint16_t dport_wire, uint32_t local0) {
+static inline int decap_fast_v4(const struct decap_fast *d, vfp_pkt *p) {
     const uint8_t *f = p->data;
     const uint32_t n = p->len;
+    /* 14 Ethernet + 20 IP + 16 UDP/VXLAN + a 14-byte inner frame at the least; tested
+     * before any load, since a short frame may end at its buffer's end. */
+    if (n < 64) return 0;
     uint16_t type;
     memcpy(&type, f + 12, 2);
-    /* 14 Ethernet + 20 IP + 16 UDP/VXLAN + a 14-byte inner frame at the least. */
-    if (n < 64 || type != (uint16_t)vfp_csum__be16(0x0800) || f[14] != 0x45 || c->verify_udp_csum) return 0;
+    if (type != (uint16_t)vfp_csum__be16(0x0800) || f[14] != 0x45) return 0;
     const uint8_t *ip = f + 14;
     if (!vfp_csum__ipv4_ok(ip, 20)) return 0;
     const uint32_t tot = rd16(ip + 2);
     if (tot < 20 || 14 + tot > n || (rd16(ip + 6) & 0x3fff) || ip[9] != 17) return 0;
-    if (c->n_locals) {
+    if (d->check_local) {
         uint32_t dst;
         memcpy(&dst, ip + 16, 4);
-        if (c->n_locals != 1 || c->locals[0].family != 4 || dst != local0) return 0;
+        if (dst != d->local0) return 0;
     }
     const uint8_t *udp = ip + 20;
     const uint32_t avail = tot - 20;
     uint16_t dport;
     memcpy(&dport, udp + 2, 2);
     const uint32_t ulen = rd16(udp + 4);
-    if (avail < 8 || dport != dport_wire || ulen < 16 || ulen > avail || !(udp[8] & 0x08)) return 0;
+    if (avail < 8 || dport != d->dport_wire || ulen < 16 || ulen > avail || !(udp[8] & 0x08)) return 0;
     uint32_t w;
     memcpy(&w, udp + 12, 4);
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
     w = __builtin_bswap32(w);
 #endif
     const uint32_t vni = w >> 8; /* the low byte is reserved */
-    if (c->vnis && !vfp_vni_set__contains(c->vnis, vni)) return 0;
+    if (d->vnis && !vfp_vni_set__contains(d->vnis, vni)) return 0;
     const uint32_t inner = ulen - 16;
     if (inner < 14) return 0;
-    if (c->drop_inner_vlan) {
+    if (d->drop_inner_vlan) {
         const uint16_t it = rd16(udp + 16 + 12);
         if (it == 0x8100 || it == 0x88a8) return 0;
     }
@@ -508,14 +534,12 @@ uint16_t vfp_vxlan__decap_burst(const vfp_decap_ctx *c, vfp_pkt **pkts, uint16_t
     uint8_t l_fam[VFP_MAX_BURST];
     uint16_t nl = 0;
     vfp_fdb *fdb = c->learn_fdb;
-    const uint16_t dport_wire = (uint16_t)vfp_csum__be16(c->dst_port);
-    uint32_t local0 = 0;
-    memcpy(&local0, c->locals[0].bytes, 4);
+    const struct decap_fast fast = decap_fast_of(c);
 
     for (uint16_t i = 0; i < n; i++) {
         if (i + DECAP_PREFETCH < n) VFP_PREFETCH(pkts[i + DECAP_PREFETCH]->data);
         vfp_pkt *p = pkts[i];
-        const uint8_t r = decap_fast_v4(c, p, dport_wire, local0) ? VFP_OK : decap_one(c, p);
+        const uint8_t r = fast.on && decap_fast_v4(&fast, p) ? VFP_OK : decap_one(c, p);
         p->reason = r;
         if (VFP_UNLIKELY(r != VFP_OK)) {
             /* §4.2: a drop carries no VNI or VTEP, so nothing stale from an earlier
