@@ -6,6 +6,8 @@
 #include <errno.h>
 #include <string.h>
 
+#include "core/csum.h"
+
 #if defined(__x86_64__) || defined(__i386__)
 #include <nmmintrin.h>
 #define VFP_X86 1
@@ -129,14 +131,6 @@ struct flow_parse {
 };
 
 static inline uint16_t rd16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
-/* A big-endian constant as a 16-bit load of its wire bytes reads it (folded at compile time). */
-static inline uint16_t be16c(uint16_t v) {
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-    return __builtin_bswap16(v);
-#else
-    return v;
-#endif
-}
 
 static inline __attribute__((always_inline)) void flow_parse(const uint8_t *f, uint32_t n,
                                                              struct flow_parse *r) {
@@ -229,7 +223,7 @@ __attribute__((target("sse4.2"))) static inline int fast_v4(const uint8_t *f, ui
     if (len < 38) return 0; /* before any load: a short frame may end at its buffer's end */
     uint16_t type;
     memcpy(&type, f + 12, 2);
-    if (type != be16c(0x0800) || f[14] != 0x45) return 0;
+    if (type != (uint16_t)vfp_csum__be16(0x0800) || f[14] != 0x45) return 0;
     const uint8_t proto = f[23];
     const uint16_t frag = rd16(f + 20);
     if ((frag & 0x3fff) || !(proto == 6 || proto == 17 || proto == 132)) return 0;

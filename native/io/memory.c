@@ -31,7 +31,10 @@ typedef struct mem_sink {
  * every live thread. */
 static _Thread_local char thread_tag;
 
-/* Checks the one-thread-per-queue contract of port.h for a call on queue q. */
+/* Checks the one-thread-per-queue contract of port.h for a call on queue q. Relaxed
+ * atomics throughout: the first caller's identity is the only thing claimed (the CAS
+ * decides who is first; nothing else is published with it), and the count is read for a
+ * report after the workers stopped or as a racy snapshot. */
 static void sink_note_caller(mem_sink *s, uint16_t q) {
     if (q >= VFP_MEM_SINK_MAX_QUEUES) return;
     const uintptr_t me = (uintptr_t)&thread_tag;
