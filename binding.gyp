@@ -100,6 +100,28 @@
       "cflags_c": ["-std=c11"]
     },
     {
+      # vfp-core-sweep and its general twin (the fast paths compiled out): the engine over
+      # a sweep of edge cases; the two outputs must be identical (native/test/sweep.c).
+      "target_name": "vfp-core-sweep",
+      "type": "executable",
+      "sources": ["native/test/sweep.c", "native/core/csum.c", "native/core/flowhash.c",
+                  "native/core/vxlan.c", "native/core/fdb.c"],
+      "include_dirs": ["native"],
+      "defines": ["_GNU_SOURCE"],
+      "cflags": ["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"],
+      "cflags_c": ["-std=c11"]
+    },
+    {
+      "target_name": "vfp-core-sweep-general",
+      "type": "executable",
+      "sources": ["native/test/sweep.c", "native/core/csum.c", "native/core/flowhash.c",
+                  "native/core/vxlan.c", "native/core/fdb.c"],
+      "include_dirs": ["native"],
+      "defines": ["_GNU_SOURCE", "VFP_NO_FAST_PATHS"],
+      "cflags": ["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"],
+      "cflags_c": ["-std=c11"]
+    },
+    {
       # vfp-pktgen: the I/O benchmark's generator (AF_PACKET/AF_XDP tx of a fixed frame
       # set) and sink (an XDP program that counts and drops), native/tools/vfp_pktgen.c.
       "target_name": "vfp-pktgen",

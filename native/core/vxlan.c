@@ -141,6 +141,15 @@ static inline void copy_hdr(uint8_t *o, const uint8_t *tmpl, unsigned hl) {
     memcpy(o + hl - 16, tmpl + hl - 16, 16);
 }
 
+/* The fast paths for the common frame (constant offsets) have a general twin that must
+ * give the same result for every input; VFP_NO_FAST_PATHS compiles them out so that
+ * native/test/sweep.c can compare the two builds over edge cases. */
+#ifdef VFP_NO_FAST_PATHS
+#define VFP_NO_FAST 1
+#else
+#define VFP_NO_FAST 0
+#endif
+
 #define ENCAP_PREFETCH 4
 
 /* The per-packet loop; the tunnel's options come in as arguments so that the common
@@ -166,7 +175,7 @@ encap_loop(vfp_tunnel *t, const uint8_t *tmpl, uint64_t pseudo, vfp_pkt **pkts, 
      * A packet outside it, or short of headroom, takes the checks in their order. */
     const uint32_t lim = max_inner < mtu_inner ? max_inner : mtu_inner;
     const uint32_t ok_span = lim >= 14 ? lim - 14 : 0;
-    const int none_fit = lim < 14;
+    const int none_fit = VFP_NO_FAST || lim < 14; /* the general twin: the checks in order */
     uint16_t id = t->ip_id;
     uint16_t ok = 0;
     uint64_t bytes = 0;
@@ -274,7 +283,7 @@ static uint16_t encap_chunk(vfp_tunnel *t, const uint8_t *tmpl, uint64_t pseudo,
     const int df_inherit = t->df == VFP_DF_INHERIT;
     const int udp_csum = t->udp_csum;
     if (v4 && !tos_inherit && !df_inherit && !udp_csum && !t->tx_ol)
-        return t->hdr_len == 50 && t->l3_off == 14 ? encap_loop(t, tmpl, pseudo, pkts, n, st, 1, 0, 0, 0, 0, 50)
+        return t->hdr_len == 50 && t->l3_off == 14 && !VFP_NO_FAST ? encap_loop(t, tmpl, pseudo, pkts, n, st, 1, 0, 0, 0, 0, 50)
                                 : encap_loop(t, tmpl, pseudo, pkts, n, st, 1, 0, 0, 0, 0, 0);
     return encap_loop(t, tmpl, pseudo, pkts, n, st, v4, tos_inherit, df_inherit, udp_csum, t->tx_ol, 0);
 }
@@ -459,7 +468,7 @@ static inline struct decap_fast decap_fast_of(const vfp_decap_ctx *c) {
     struct decap_fast d;
     memset(&d, 0, sizeof d);
     /* UDP checksum verification, several locals or an IPv6 one: the general path only. */
-    d.on = !c->verify_udp_csum && (c->n_locals == 0 || (c->n_locals == 1 && c->locals[0].family == 4));
+    d.on = !VFP_NO_FAST && !c->verify_udp_csum && (c->n_locals == 0 || (c->n_locals == 1 && c->locals[0].family == 4));
     d.check_local = c->n_locals == 1;
     if (d.check_local) memcpy(&d.local0, c->locals[0].bytes, 4);
     d.dport_wire = (uint16_t)vfp_csum__be16(c->dst_port);
