@@ -388,14 +388,14 @@ function restore(sysfs: Sysfs, a: Allocation, { beforeBoot, dry = false }: { bef
   return steps;
 }
 
-/** What a release did for a VF, step by step, as data (`vf release --json`); the
- *  tables word each step with releaseText. */
+/** What a release did for a VF, step by step, as data (`vf release --json`, `gc --json`;
+ *  gc --dry-run's steps carry `dry: true`); the tables word each step with releaseText. */
 type ReleaseStep =
   | PutBackStep
   | { step: 'overlay'; detached: true }
   | { step: 'overlay'; detached: false; why: string } // the data plane's answer, or why none came
   | { step: 'held-elsewhere'; owner: Owner; store: string } // another store holds it now: not put back
-  | { step: 'ipam'; type: string; released: true }
+  | { step: 'ipam'; type: string; released: true; dry?: true }
   | { step: 'ipam'; released: false; why: 'pod-alive' | 'not-recorded' };
 
 function releaseText(s: ReleaseStep, pci: string): string {
@@ -403,7 +403,7 @@ function releaseText(s: ReleaseStep, pci: string): string {
     case 'overlay': return s.detached ? 'taken off the overlay' : s.why;
     case 'held-elsewhere': return `not put back: ${describeOwner(s.owner)} holds it now, in the store ${s.store}`;
     case 'ipam':
-      if (s.released) return `IPAM ${s.type}: address released`;
+      if (s.released) return s.dry ? 'would free its IPAM lease' : `IPAM ${s.type}: address released`;
       return s.why === 'pod-alive' ? 'IPAM: the pod keeps its address until its DEL'
         : 'IPAM: no config recorded (an ADD by an older vfplane); only the sandbox\'s DEL frees its address now';
     default: return stepText(s, pci);
@@ -593,52 +593,71 @@ async function releaseLease(a: Allocation): Promise<{ step?: ReleaseStep; failed
   }
 }
 
+/**
+ * One allocation and what gc did with it (or, --dry-run, would do), as `gc --json` gives
+ * it: `putBack` the steps as data (dry ones `dry: true`), the table's words come from
+ * releaseText. `failure`: putting it back failed (it stays allocated), IPAM kept the
+ * address of a VF released, or (--dry-run) what would be put back cannot be told.
+ */
+interface GcRecord {
+  pci: string;
+  owner: Owner;
+  state: 'alive' | 'gone' | 'unknown' | 'released meanwhile';
+  released: boolean;
+  putBack: ReleaseStep[];
+  failure?: 'put-back' | 'ipam' | 'cannot-tell';
+  error?: string;
+}
+
 export async function gc(o: Common & { dryRun?: boolean }): Promise<void> {
   const sysfs = await sysfsOf(o);
   const store = storeRo(o);
   const failed: string[] = [];
-  const out: { pci: string; owner: Owner; state: string; released: boolean; restored: string[]; wouldPutBack?: string[] }[] = [];
+  const out: GcRecord[] = [];
   if (store) {
     try {
       for (const a of store.list()) {
         const state = ownerAlive(a.owner);
+        const who = { pci: a.pci, owner: a.owner };
         if (state !== 'gone') {
-          out.push({ pci: a.pci, owner: a.owner, state, released: false, restored: [] });
+          out.push({ ...who, state, released: false, putBack: [] });
           continue;
         }
         if (o.dryRun) {
           // What the real run would put back (it said "-" and then restored a VLAN).
-          let plan: string[];
+          const rec: GcRecord = { ...who, state, released: false, putBack: [] };
           try {
-            plan = restore(sysfs, a, { beforeBoot: allocatedBeforeBoot(sysfs, a), dry: true }).map((s) => stepText(s, a.pci));
+            rec.putBack = restore(sysfs, a, { beforeBoot: allocatedBeforeBoot(sysfs, a), dry: true });
           } catch (e) {
-            plan = [`cannot tell: ${(e as Error).message}`];
+            rec.failure = 'cannot-tell';
+            rec.error = (e as Error).message;
           }
-          if ((a.attachment as { ipam?: unknown } | null)?.ipam) plan.push('would free its IPAM lease');
-          out.push({ pci: a.pci, owner: a.owner, state, released: false, restored: [], wouldPutBack: plan });
+          const ipam = (a.attachment as { ipam?: IpamRecord } | null)?.ipam;
+          if (ipam) rec.putBack.push({ step: 'ipam', type: ipam.netconf?.ipam?.type ?? 'unknown', released: true, dry: true });
+          out.push(rec);
           continue;
         }
         // Put back first, then release: a VF marked free must be clean. One that cannot
         // be put back stays allocated (the next gc tries again); gc goes on with the rest.
         // The list is old by now (a data plane may have taken seconds to answer).
-        let restored: string[] | null;
+        let steps: ReleaseStep[] | null;
         try {
-          restored = (await putBackAndRelease(store, sysfs, a, 'gc: owner gone'))?.map((s) => releaseText(s, a.pci)) ?? null;
+          steps = await putBackAndRelease(store, sysfs, a, 'gc: owner gone');
         } catch (err) {
           failed.push(`VF ${a.pci} (${describeOwner(a.owner)}) stays allocated: putting it back failed (${(err as Error).message})`);
-          out.push({ pci: a.pci, owner: a.owner, state, released: false, restored: [] });
+          out.push({ ...who, state, released: false, putBack: [], failure: 'put-back', error: (err as Error).message });
           continue;
         }
-        if (restored === null) {
-          out.push({ pci: a.pci, owner: a.owner, state: 'released meanwhile', released: false, restored: [] });
+        if (steps === null) {
+          out.push({ ...who, state: 'released meanwhile', released: false, putBack: [] });
           continue;
         }
         // Its address too, as its DEL would have given it back: nothing else remembers
         // which container held the lease once the allocation is gone.
         const lease = await releaseLease(a);
-        if (lease.step) restored.push(releaseText(lease.step, a.pci));
+        if (lease.step) steps.push(lease.step);
         if (lease.failed) failed.push(lease.failed.message);
-        out.push({ pci: a.pci, owner: a.owner, state, released: true, restored });
+        out.push({ ...who, state, released: true, putBack: steps, ...(lease.failed ? { failure: 'ipam' as const, error: lease.failed.error } : {}) });
       }
     } finally {
       store.close();
@@ -657,7 +676,9 @@ export async function gc(o: Common & { dryRun?: boolean }): Promise<void> {
           : r.state !== 'gone' ? 'kept (no sign the owner is gone)'
           : o.dryRun ? 'would release (owner gone)'
             : r.released ? 'released (owner gone)' : 'stays allocated: put-back failed';
-    console.log(table(['VF', 'owner', 'gc', 'put back'], out.map((r) => [r.pci, describeOwner(r.owner), action(r), (r.wouldPutBack ?? r.restored).join('\n') || '-'])));
+    // The words these steps always had; a dry run's plan that cannot be told says so first.
+    const words = (r: GcRecord) => [...(r.failure === 'cannot-tell' ? [`cannot tell: ${r.error}`] : []), ...r.putBack.map((s) => releaseText(s, r.pci))];
+    console.log(table(['VF', 'owner', 'gc', 'put back'], out.map((r) => [r.pci, describeOwner(r.owner), action(r), words(r).join('\n') || '-'])));
     const n = out.filter((r) => r.released).length;
     console.log(o.dryRun ? `gc --dry-run: would release ${gone.length} of ${out.length} allocation(s)` : `gc: released ${n} of ${out.length} allocation(s)`);
   }

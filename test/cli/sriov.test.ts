@@ -148,6 +148,18 @@ describePrivileged('operator CLI on a simulated NIC', { netns: true }, () => {
     json(['vf', 'config', vf, '--trust', 'off']);
   });
 
+  /** gc's JSON is data: every put-back step an object of the release vocabulary, none of
+   *  the table's sentences (its old `restored` and `wouldPutBack` lists). */
+  const noProse = (results: any[]) => {
+    const steps = ['vf-gone', 'before-boot', 'driver', 'settings', 'mtu', 'netdev-home', 'netdev-tidied', 'overlay', 'ipam', 'held-elsewhere'];
+    for (const r of results) {
+      expect(r).not.toHaveProperty('restored');
+      expect(r).not.toHaveProperty('wouldPutBack');
+      expect(r.putBack.map((s: any) => (typeof s === 'object' && steps.includes(s.step) ? 'step' : s))).toEqual(r.putBack.map(() => 'step'));
+    }
+    expect(JSON.stringify(results)).not.toMatch(/restored |rebound to|would (restore|rebind|free)|nothing to restore|address released/);
+  };
+
   it('gc releases the VFs of owners that are gone and keeps the rest', () => {
     const pod = Netns.create('gc');
     const netns = `/run/netns/${pod.name}`;
@@ -157,8 +169,14 @@ describePrivileged('operator CLI on a simulated NIC', { netns: true }, () => {
     expect(json(['gc', '--dry-run']).filter((r: any) => r.state === 'gone')).toEqual([]);
     pod.destroy();
     const dry = json(['gc', '--dry-run']);
-    // The dry run says what the real one puts back (it said nothing).
-    expect(dry.find((r: any) => r.state === 'gone')).toMatchObject({ owner: { name: 'gone' }, released: false, wouldPutBack: ['would restore vlan'] });
+    // The dry run says what the real one puts back (it said nothing), as data: one object
+    // per step, `dry: true`; the words are the table's alone.
+    expect(dry.find((r: any) => r.state === 'gone')).toEqual({
+      pci: g.pci, owner: expect.objectContaining({ name: 'gone' }), state: 'gone', released: false,
+      putBack: [{ step: 'settings', settings: { vlan: 0 }, dry: true }],
+    });
+    expect(dry.find((r: any) => r.state === 'alive')).toEqual({ pci: expect.any(String), owner: expect.objectContaining({ name: 'alive' }), state: 'alive', released: false, putBack: [] });
+    noProse(dry);
     expect(json(['vf', 'show', g.pci]).settings.vlan).toBe(7); // changed nothing
     // Without --json: a table of every allocation and what gc does with it.
     const human = run(['gc', '--dry-run']);
@@ -169,7 +187,11 @@ describePrivileged('operator CLI on a simulated NIC', { netns: true }, () => {
     expect(human.stdout).toContain('gc --dry-run: would release 1 of 2 allocation(s)');
     const res = json(['gc']);
     expect(res.filter((r: any) => r.released).map((r: any) => r.owner.name)).toEqual(['gone']);
-    expect(res.find((r: any) => r.released).restored.join(' ')).toContain('restored vlan');
+    expect(res.find((r: any) => r.released)).toEqual({
+      pci: g.pci, owner: expect.objectContaining({ name: 'gone' }), state: 'gone', released: true,
+      putBack: [{ step: 'settings', settings: { vlan: 0 } }],
+    });
+    noProse(res);
     expect(json(['vf', 'show', g.pci]).settings.vlan).toBe(0);
     expect(json(['vf', 'list', '--allocated']).map((v: any) => v.allocation.owner.name)).toEqual(['alive']);
     const rel = run(['vf', 'release', '--owner', 'ns1/alive']);
@@ -219,6 +241,8 @@ describePrivileged('operator CLI on a simulated NIC', { netns: true }, () => {
       const gj = run(['gc', '--json']);
       expect(gj.code).toBe(1);
       expect(JSON.parse(gj.stdout).error).toMatchObject({ message: expect.stringMatching(/stays allocated/), details: { results: expect.any(Array) } });
+      expect(JSON.parse(gj.stdout).error.details.results.find((x: any) => x.pci === '0000:5e:02.2'))
+        .toMatchObject({ state: 'gone', released: false, putBack: [], failure: 'put-back', error: expect.any(String) });
     } finally {
       execFileSync('chattr', ['-i', vfDir]);
     }
