@@ -202,10 +202,8 @@ export class PcapReader {
     const have = this.end - this.start;
     if (have < RECORD_HEADER_LEN) return true;
     const capLen = this.view.getUint32(this.start + 8, this.le);
-    const snap = this.header.snaplen;
     // A length next() refuses is refused without waiting for that much input.
-    const refused = capLen > PCAP_MAX_SNAPLEN || (snap !== 0 && capLen > snap) || capLen > this.view.getUint32(this.start + 12, this.le);
-    return !refused && have < RECORD_HEADER_LEN + capLen;
+    return this.capLenProblem(capLen, this.view.getUint32(this.start + 12, this.le)) === null && have < RECORD_HEADER_LEN + capLen;
   }
 
   /** Takes in what input has come (at least a byte, or the end). A reader made by
@@ -240,16 +238,8 @@ export class PcapReader {
     if (tsFrac >= fracLimit) {
       throw this.error(at, `record timestamp fraction ${tsFrac} is not below ${fracLimit} ${this.header.nanos ? 'ns' : 'µs'} (one second; corrupt file?)`);
     }
-    if (capLen > PCAP_MAX_SNAPLEN) {
-      throw this.error(at, `record captured length ${capLen} exceeds the maximum ${PCAP_MAX_SNAPLEN} (corrupt file?)`);
-    }
-    const snap = this.header.snaplen;
-    if (snap !== 0 && capLen > snap) {
-      throw this.error(at, `record captured length ${capLen} exceeds the file's snaplen ${snap} (corrupt file?)`);
-    }
-    if (capLen > origLen) {
-      throw this.error(at, `record captured length ${capLen} exceeds its original length ${origLen} (corrupt file?)`);
-    }
+    const bad = this.capLenProblem(capLen, origLen);
+    if (bad) throw this.error(at, `record captured length ${capLen} exceeds ${bad} (corrupt file?)`);
     const have = this.fill(RECORD_HEADER_LEN + capLen);
     if (have < RECORD_HEADER_LEN + capLen) {
       throw this.error(at, `record data cut short: captured length ${capLen} but only ${have - RECORD_HEADER_LEN} bytes before the end of the file (truncated file)`);
@@ -326,6 +316,16 @@ export class PcapReader {
       this.end += r;
     }
     return Math.min(n, this.end);
+  }
+
+  /** What a record's captured length exceeds (next() refuses it), or null when it fits;
+   *  needsInput() asks too, so that a refused length is not waited for. */
+  private capLenProblem(capLen: number, origLen: number): string | null {
+    if (capLen > PCAP_MAX_SNAPLEN) return `the maximum ${PCAP_MAX_SNAPLEN}`;
+    const snap = this.header.snaplen;
+    if (snap !== 0 && capLen > snap) return `the file's snaplen ${snap}`;
+    if (capLen > origLen) return `its original length ${origLen}`;
+    return null;
   }
 
   /** Moves the unread tail to the front of the buffer. */
