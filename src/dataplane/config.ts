@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { invalid, notFound } from '../util/errors.js';
+import { badFile, invalid, notFound, VfpError } from '../util/errors.js';
 import { formatIp, formatMac, isStationMac, parseIp, parseMac } from '../util/addr.js';
 import { NODE_NAME } from '../util/names.js';
 import { zodMessages } from '../util/zod.js';
@@ -296,13 +296,20 @@ export function loadConfig(path: string, fallback: { stateDir?: string; socket?:
   try {
     data = parseYaml(text); // YAML is a superset of JSON
   } catch (e) {
-    throw invalid(`${path} is not valid YAML or JSON: ${(e as Error).message}`);
+    throw badFile(`${path} is not valid YAML or JSON: ${(e as Error).message}`);
   }
   if (data && typeof data === 'object' && !Array.isArray(data)) {
     const d = data as Record<string, unknown>;
     for (const [k, v] of Object.entries(fallback)) if (v !== undefined && d[k] === undefined) d[k] = v;
   }
-  return parseConfig(data, path);
+  // What the file says is bad input in a file (kind 'bad-file', exit 1), as a pool file's
+  // or a hw-profile's is; a bad command line is the usage error (exit 2).
+  try {
+    return parseConfig(data, path);
+  } catch (e) {
+    if (e instanceof VfpError && e.kind === 'invalid') throw badFile(e.message, e.details);
+    throw e;
+  }
 }
 
 export { socketPath } from './control.js';

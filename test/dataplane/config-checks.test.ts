@@ -34,6 +34,24 @@ describe('data-plane config checks', () => {
     }
   });
 
+  it('exits 1 (a bad file, not a bad command line) on a malformed config file, before touching anything', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'fxd-badfile-'));
+    try {
+      const config = join(dir, 'dp.yaml');
+      writeFileSync(config, `uplink: {ifname: fxdnone0, vtep: 192.0.2.1}\nburst: 9999\nstateDir: ${join(dir, 'state')}\n`);
+      const r = vfplane(['dataplane', 'run', '--config', config, '--json']);
+      expect(r.code, r.stderr).toBe(1);
+      expect(JSON.parse(r.stdout)).toEqual({ error: { kind: 'bad-file', exitCode: 1, message: expect.stringMatching(new RegExp(`^${config}: burst: .*256.*9999`)) } });
+      writeFileSync(config, 'uplink: [unclosed');
+      const y = vfplane(['dataplane', 'run', '--config', config]);
+      expect(y.code, y.stderr).toBe(1);
+      expect(y.stderr).toMatch(/dp\.yaml is not valid YAML or JSON/);
+      expect(existsSync(join(dir, 'state'))).toBe(false);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('wants one CPU per worker, naming both fields', () => {
     expect(() => parseConfig({ ...ok, workers: 2, cpus: [1] })).toThrow(/cpus: cpus needs one entry per worker \(workers is 2, cpus lists 1\); list 2 CPUs \(-1: not pinned\) or change workers \(got \[1\]\)/);
     expect(parseConfig({ ...ok, workers: 2, cpus: [1, 2] }).cpus).toEqual([1, 2]);

@@ -10,6 +10,7 @@ import { DPDK_TX, afXdpVdevWarning, dpdkChoice, netdevProfile, offloadTier, oute
 import { loadAddon, nativeFeatures } from '../../src/dataplane/native.js';
 import { dropSim, makeSim } from '../helpers/sim.js';
 import { ifname } from '../helpers/netns.js';
+import type { VfpError } from '../../src/util/errors.js';
 import { describePrivileged } from '../helpers/privileged.js';
 
 const ok = { uplink: { ifname: 'ens1f0', vtep: '192.0.2.1' } };
@@ -69,6 +70,9 @@ describe('data-plane config', () => {
       writeFileSync(join(dir, 'c.yaml'), 'uplink: [unclosed');
       expect(() => loadConfig(join(dir, 'c.yaml'))).toThrow(/c\.yaml is not valid YAML or JSON/);
       expect(() => loadConfig(join(dir, 'missing.yaml'))).toThrow(/cannot read the data-plane config/);
+      // A malformed file is bad input (exit 1), not a bad command line (exit 2).
+      const kind = (f: string) => { try { loadConfig(join(dir, f)); } catch (e) { return (e as VfpError).kind; } return 'none'; };
+      expect([kind('b.json'), kind('c.yaml'), kind('missing.yaml')]).toEqual(['bad-file', 'bad-file', 'not-found']);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
