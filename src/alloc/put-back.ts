@@ -12,11 +12,13 @@ import type { Sysfs } from '../sriov/sysfs.js';
 import type { VfInfo, VfSettings } from '../sriov/types.js';
 import { applyVfSettings, settingsDiff } from '../sriov/vf-settings.js';
 
-/** Puts a VF netdev back in the host namespace under its own name, MAC and MTU. */
-export async function returnNetdev(netns: string, ifname: string, original: VfInfo): Promise<boolean> {
+/** Puts a VF netdev back in the host namespace under its own name, MAC and MTU. `dry`
+ *  (gc --dry-run): only whether it would, from reading the pod's namespace; nothing
+ *  changed. */
+export async function returnNetdev(netns: string, ifname: string, original: VfInfo, { dry = false }: { dry?: boolean } = {}): Promise<boolean> {
   if (!original.netdev || !fs.existsSync(netns)) return false;
   try {
-    return await bringHome(netns, ifname, original, original.netdev);
+    return await bringHome(netns, ifname, original, original.netdev, dry);
   } catch (e) {
     // The namespace was deleted meanwhile (the pod went while its DEL ran): Linux returns
     // a physical netdev to the host by itself, as when it had gone before.
@@ -25,11 +27,12 @@ export async function returnNetdev(netns: string, ifname: string, original: VfIn
   }
 }
 
-async function bringHome(netns: string, ifname: string, original: VfInfo, own: string): Promise<boolean> {
+async function bringHome(netns: string, ifname: string, original: VfInfo, own: string, dry: boolean): Promise<boolean> {
   // Under the pod's name, or still under its own if an ADD stopped between move and rename.
   const [asPod, asHost] = await netRun(netns, [{ op: 'get', name: ifname }, { op: 'get', name: own }]);
   const name = asPod ? ifname : asHost ? own : null;
   if (!name) return false;
+  if (dry) return true;
   await netRun(netns, [{
     op: 'set', name, up: false, ...(name !== own ? { newName: own } : {}),
     ...(original.mac ? { mac: original.mac } : {}), ...(original.mtu ? { mtu: original.mtu } : {}), netns: hostNetnsPath(),
@@ -53,7 +56,8 @@ const BEFORE_BOOT = 'allocated before this boot (or before the NIC was made anew
 
 /**
  * One thing a put-back did (or, `dry`, would do), as data: what `vf release --json`
- * reports. stepText words it for the tables.
+ * and `gc --json` report; `gc --dry-run` gives the steps the real gc would take, each
+ * `dry: true`, decided by reading only. stepText words it for the tables.
  */
 export type PutBackStep =
   | { step: 'vf-gone' } // the VF no longer exists: nothing to restore
@@ -61,8 +65,8 @@ export type PutBackStep =
   | { step: 'driver'; driver: string; dry?: true } // rebound to its driver
   | { step: 'settings'; settings: Partial<VfSettings>; dry?: true } // PF-side settings restored to these values
   | { step: 'mtu'; mtu: number; dry?: true }
-  | { step: 'netdev-home'; netdev: string; from: string } // brought back from the pod's namespace
-  | { step: 'netdev-tidied'; netdev: string; restored: NetdevRestored }; // came back by itself; these restored
+  | { step: 'netdev-home'; netdev: string; from: string; dry?: true } // brought back from the pod's namespace
+  | { step: 'netdev-tidied'; netdev: string; restored: NetdevRestored; dry?: true }; // came back by itself; these restored
 
 /** What tidyReturnedNetdev set again on a returned netdev. */
 export interface NetdevRestored { name?: string; mac?: string; mtu?: number }
@@ -76,8 +80,8 @@ export function stepText(s: PutBackStep, pci: string): string {
     case 'driver': return `${would('rebind', s.dry)} to ${s.driver}`;
     case 'settings': return `${would('restore', s.dry)} ${Object.keys(s.settings).join(', ')}`;
     case 'mtu': return `${would('restore', s.dry)} mtu ${s.mtu}`;
-    case 'netdev-home': return `netdev ${s.netdev} brought back from ${s.from}`;
-    case 'netdev-tidied': return `netdev ${s.netdev}: restored ${restoredText(s.restored).join(', ')}`;
+    case 'netdev-home': return s.dry ? `would bring netdev ${s.netdev} back from ${s.from}` : `netdev ${s.netdev} brought back from ${s.from}`;
+    case 'netdev-tidied': return `netdev ${s.netdev}: ${would('restore', s.dry)} ${restoredText(s.restored).join(', ')}`;
   }
 }
 
@@ -89,8 +93,9 @@ const restoredText = (r: NetdevRestored): string[] =>
  * Linux returns physical netdevs to the host namespace under the name they had) gets
  * its own name, MAC and MTU back. A VF that no longer exists has no netdev to tidy.
  * `beforeBoot` is allocatedBeforeBoot(sysfs, a), which a put-back reads once for all its steps.
+ * `dry` (gc --dry-run): what would be set again, and nothing set.
  */
-export async function tidyReturnedNetdev(sysfs: Sysfs, a: Allocation, beforeBoot: boolean): Promise<NetdevRestored | null> {
+export async function tidyReturnedNetdev(sysfs: Sysfs, a: Allocation, beforeBoot: boolean, { dry = false }: { dry?: boolean } = {}): Promise<NetdevRestored | null> {
   const now = presentVf(sysfs, a.pci);
   const was = a.original;
   if (!now?.netdev || !was.netdev || beforeBoot) return null;
@@ -98,7 +103,7 @@ export async function tidyReturnedNetdev(sysfs: Sysfs, a: Allocation, beforeBoot
   const mac = was.mac && now.mac !== was.mac ? was.mac : undefined;
   const mtu = was.mtu && now.mtu !== was.mtu ? was.mtu : undefined;
   if (!renamed && !mac && !mtu) return null;
-  await netRun(null, [{ op: 'set', name: now.netdev, ...(renamed ? { up: false, newName: was.netdev } : {}), ...(mac ? { mac } : {}), ...(mtu ? { mtu } : {}) }]);
+  if (!dry) await netRun(null, [{ op: 'set', name: now.netdev, ...(renamed ? { up: false, newName: was.netdev } : {}), ...(mac ? { mac } : {}), ...(mtu ? { mtu } : {}) }]);
   return { ...(renamed ? { name: was.netdev } : {}), ...(mac ? { mac } : {}), ...(mtu ? { mtu } : {}) };
 }
 
@@ -106,15 +111,19 @@ export async function tidyReturnedNetdev(sysfs: Sysfs, a: Allocation, beforeBoot
  * For the operator's gc and `vf release`: a kernel VF's netdev back in the host namespace
  * under its own name, MAC and MTU, from its pod's namespace when that still lives (a
  * forced release), or as Linux returned it when the namespace went (gc). What was done.
- * `beforeBoot` as for tidyReturnedNetdev.
+ * `beforeBoot` as for tidyReturnedNetdev. `dry` (gc --dry-run): what would be done, the
+ * steps `dry: true`, from read-only checks (is the netdev in the pod's namespace, under
+ * the pod's name or its own; is it in the host's under another name, MAC or MTU); nothing
+ * moved or set.
  */
-export async function netdevHome(sysfs: Sysfs, a: Allocation, beforeBoot: boolean): Promise<PutBackStep[]> {
+export async function netdevHome(sysfs: Sysfs, a: Allocation, beforeBoot: boolean, { dry = false }: { dry?: boolean } = {}): Promise<PutBackStep[]> {
   const netdev = a.original.netdev;
   if (((a.attachment as { mode?: string } | null)?.mode ?? 'kernel') !== 'kernel' || !netdev) return [];
   const ns = a.owner.netns;
-  if (ns && a.owner.ifname && (await returnNetdev(ns, a.owner.ifname, a.original))) return [{ step: 'netdev-home', netdev, from: ns }];
-  const restored = await tidyReturnedNetdev(sysfs, a, beforeBoot);
-  return restored ? [{ step: 'netdev-tidied', netdev, restored }] : [];
+  const isDry = dry ? { dry: true as const } : {};
+  if (ns && a.owner.ifname && (await returnNetdev(ns, a.owner.ifname, a.original, { dry }))) return [{ step: 'netdev-home', netdev, from: ns, ...isDry }];
+  const restored = await tidyReturnedNetdev(sysfs, a, beforeBoot, { dry });
+  return restored ? [{ step: 'netdev-tidied', netdev, restored, ...isDry }] : [];
 }
 
 /**

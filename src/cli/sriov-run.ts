@@ -389,18 +389,19 @@ function restore(sysfs: Sysfs, a: Allocation, { beforeBoot, dry = false }: { bef
 }
 
 /** What a release did for a VF, step by step, as data (`vf release --json`, `gc --json`;
- *  gc --dry-run's steps carry `dry: true`); the tables word each step with releaseText. */
+ *  gc --dry-run's steps carry `dry: true`: the ones the real gc would take, see
+ *  putBackPlan); the tables word each step with releaseText. */
 type ReleaseStep =
   | PutBackStep
-  | { step: 'overlay'; detached: true }
-  | { step: 'overlay'; detached: false; why: string } // the data plane's answer, or why none came
+  | { step: 'overlay'; detached: true; dry?: true } // dry: its data plane answers, and would be asked to
+  | { step: 'overlay'; detached: false; why: string; dry?: true } // the data plane's answer, or why none came (dry: why none would)
   | { step: 'held-elsewhere'; owner: Owner; store: string } // another store holds it now: not put back
   | { step: 'ipam'; type: string; released: true; dry?: true }
   | { step: 'ipam'; released: false; why: 'pod-alive' | 'not-recorded' };
 
 function releaseText(s: ReleaseStep, pci: string): string {
   switch (s.step) {
-    case 'overlay': return s.detached ? 'taken off the overlay' : s.why;
+    case 'overlay': return s.detached ? (s.dry ? 'would take it off the overlay' : 'taken off the overlay') : s.why;
     case 'held-elsewhere': return `not put back: ${describeOwner(s.owner)} holds it now, in the store ${s.store}`;
     case 'ipam':
       if (s.released) return s.dry ? 'would free its IPAM lease' : `IPAM ${s.type}: address released`;
@@ -568,6 +569,61 @@ async function offOverlay(a: Allocation): Promise<ReleaseStep[]> {
 }
 
 /**
+ * gc --dry-run: the steps putBackAndRelease would take for allocation A, each `dry: true`
+ * and in the order it reports them, decided by reading only: no data plane request that
+ * changes anything (its `status`, asked once per data plane), no netlink change, nothing
+ * written to sysfs or the store. What cannot be told is in `cannotTell` (the record's
+ * `cannot-tell` failure); the steps are still the ones the real run would report.
+ */
+async function putBackPlan(store: AllocStore, sysfs: Sysfs, a: Allocation, dataplanes: Map<string, Promise<Error | null>>): Promise<{ steps: ReleaseStep[]; cannotTell: string[] }> {
+  // Taken since by another store: the real run leaves it as its new holder has it.
+  const other = store.heldElsewhere(a.pci);
+  if (other) return { steps: [{ step: 'held-elsewhere', owner: other.owner, store: other.dir }], cannotTell: [] };
+  const cannotTell: string[] = [];
+  const off = await offOverlayPlan(a, dataplanes, cannotTell);
+  const beforeBoot = allocatedBeforeBoot(sysfs, a);
+  let home: PutBackStep[] = [];
+  try {
+    home = await netdevHome(sysfs, a, beforeBoot, { dry: true });
+  } catch (e) {
+    cannotTell.push(`whether its netdev would be brought home: ${(e as Error).message}`);
+  }
+  let put: PutBackStep[] = [];
+  try {
+    put = restore(sysfs, a, { beforeBoot, dry: true });
+    // The real run brings the netdev home (its own MTU set again) before restore looks at
+    // its MTU: no MTU step then, unless a rebind gives the VF another netdev first.
+    if (home.length && !put.some((s) => s.step === 'driver')) put = put.filter((s) => s.step !== 'mtu');
+  } catch (e) {
+    cannotTell.push((e as Error).message);
+  }
+  return { steps: [...off, ...put, ...home], cannotTell };
+}
+
+/** offOverlay's step, for gc --dry-run: the attachment's data plane asked for its
+ *  `status` only (once per data plane), whether it answers. One that does not run would
+ *  not be asked (as offOverlay says); one that cannot be reached otherwise (no answer in
+ *  time, a closed connection, a refusal) leaves the outcome untold, said in `cannotTell`. */
+async function offOverlayPlan(a: Allocation, dataplanes: Map<string, Promise<Error | null>>, cannotTell: string[]): Promise<ReleaseStep[]> {
+  const att = a.attachment as { vxlan?: unknown; dataplane?: string } | null;
+  if (!att?.vxlan) return [];
+  // No data plane recorded: the real run asks none, and reports it taken off.
+  if (!att.dataplane) return [{ step: 'overlay', detached: true, dry: true }];
+  const sock = att.dataplane;
+  if (!dataplanes.has(sock)) {
+    const { request } = await import('../dataplane/control.js');
+    dataplanes.set(sock, request(sock, { op: 'status' }, 5_000).then(() => null, (e: Error) => e));
+  }
+  const err = await dataplanes.get(sock)!;
+  if (!err) return [{ step: 'overlay', detached: true, dry: true }];
+  if (err instanceof VfpError && err.kind === 'unavailable') {
+    return [{ step: 'overlay', detached: false, why: `data plane not running (${err.message}); it forgets VF ${a.pci} when it starts`, dry: true }];
+  }
+  cannotTell.push(`whether the data plane at ${sock} would take it off the overlay: it did not answer status (${err.message})`);
+  return [{ step: 'overlay', detached: false, why: `would ask the data plane at ${sock} to take it off the overlay`, dry: true }];
+}
+
+/**
  * IPAM DEL for a released attachment whose pod is gone, with the IPAM config its ADD
  * recorded (the runtime's DEL for that sandbox may never come after a reboot, and CNI GC
  * frees only leases of attachments still in the store). IPAM DEL is idempotent, so a DEL
@@ -595,9 +651,11 @@ async function releaseLease(a: Allocation): Promise<{ step?: ReleaseStep; failed
 
 /**
  * One allocation and what gc did with it (or, --dry-run, would do), as `gc --json` gives
- * it: `putBack` the steps as data (dry ones `dry: true`), the table's words come from
- * releaseText. `failure`: putting it back failed (it stays allocated), IPAM kept the
- * address of a VF released, or (--dry-run) what would be put back cannot be told.
+ * it: `putBack` the steps as data (dry ones `dry: true`: the overlay, driver, settings,
+ * MTU, netdev and IPAM steps the real run would take, see putBackPlan), the table's words
+ * come from releaseText. `failure`: putting it back failed (it stays allocated), IPAM kept
+ * the address of a VF released, or (--dry-run) part of what would be done cannot be told
+ * (`error` says which, `; `-separated; the steps listed are still the real run's).
  */
 interface GcRecord {
   pci: string;
@@ -614,6 +672,7 @@ export async function gc(o: Common & { dryRun?: boolean }): Promise<void> {
   const store = storeRo(o);
   const failed: string[] = [];
   const out: GcRecord[] = [];
+  const dataplanes = new Map<string, Promise<Error | null>>(); // --dry-run: each asked once
   if (store) {
     try {
       for (const a of store.list()) {
@@ -625,15 +684,12 @@ export async function gc(o: Common & { dryRun?: boolean }): Promise<void> {
         }
         if (o.dryRun) {
           // What the real run would put back (it said "-" and then restored a VLAN).
-          const rec: GcRecord = { ...who, state, released: false, putBack: [] };
-          try {
-            rec.putBack = restore(sysfs, a, { beforeBoot: allocatedBeforeBoot(sysfs, a), dry: true });
-          } catch (e) {
-            rec.failure = 'cannot-tell';
-            rec.error = (e as Error).message;
-          }
+          const { steps, cannotTell } = await putBackPlan(store, sysfs, a, dataplanes);
+          const rec: GcRecord = { ...who, state, released: false, putBack: steps, ...(cannotTell.length ? { failure: 'cannot-tell' as const, error: cannotTell.join('; ') } : {}) };
           const ipam = (a.attachment as { ipam?: IpamRecord } | null)?.ipam;
           if (ipam) rec.putBack.push({ step: 'ipam', type: ipam.netconf?.ipam?.type ?? 'unknown', released: true, dry: true });
+          // What releaseLease says of a CNI attachment made without its IPAM config recorded.
+          else if (a.owner.network !== undefined && a.owner.containerId !== undefined) rec.putBack.push({ step: 'ipam', released: false, why: 'not-recorded' });
           out.push(rec);
           continue;
         }

@@ -1,6 +1,6 @@
 // The operator CLI (pf, vf, gc, sim) run as a user runs it, against a simulated NIC with
 // real netdevs and a real allocation store; bad input is refused and changes nothing.
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -212,6 +212,58 @@ describePrivileged('operator CLI on a simulated NIC', { netns: true }, () => {
       expect(json(['gc']).find((r: any) => r.owner.name === 'remade')).toMatchObject({ released: true });
     } finally {
       execFileSync('ip', ['netns', 'del', pod.name]);
+    }
+  });
+
+  it('gc --dry-run lists the netdev steps the real gc takes (home from a live namespace, tidied in the host\'s), and changes nothing', async () => {
+    // Two holders whose process is gone: one's namespace lives on, the VF's netdev in it
+    // under the pod's name (the real gc brings it home); the other's netdev is in the
+    // host's namespace with another MTU (the real gc gives it its own back, and with it
+    // the MTU restore has nothing left to do).
+    const sleeper = spawn('sleep', ['60']);
+    const pod = Netns.create('gcdry');
+    const a = json(['vf', 'alloc', '--pool', 'intel', '--owner', 'ns1/moved', '--netns', pod.path, '--pid', String(sleeper.pid), '--ifname', 'net1']);
+    const b = json(['vf', 'alloc', '--pool', 'intel', '--owner', 'ns1/renamed', '--pid', String(sleeper.pid)]);
+    sleeper.kill('SIGKILL');
+    await new Promise((r) => sleeper.once('exit', r)); // both holders are gone now
+    const own = { a: json(['vf', 'show', a.pci]).netdev as string, b: json(['vf', 'show', b.pci]).netdev as string };
+    try {
+      execFileSync('ip', ['link', 'set', own.a, 'netns', pod.name]);
+      pod.ip(['link', 'set', own.a, 'name', 'net1']);
+      execFileSync('ip', ['link', 'set', own.b, 'mtu', '1400']);
+      const steps = (rs: any[], pci: string) => rs.find((r: any) => r.pci === pci);
+      const dry = json(['gc', '--dry-run']);
+      noProse(dry);
+      expect(steps(dry, a.pci)).toEqual({
+        pci: a.pci, owner: expect.objectContaining({ name: 'moved' }), state: 'gone', released: false,
+        putBack: [{ step: 'netdev-home', netdev: own.a, from: pod.path, dry: true }],
+      });
+      expect(steps(dry, b.pci)).toEqual({
+        pci: b.pci, owner: expect.objectContaining({ name: 'renamed' }), state: 'gone', released: false,
+        putBack: [{ step: 'netdev-tidied', netdev: own.b, restored: { mtu: 1500 }, dry: true }],
+      });
+      const human = run(['gc', '--dry-run']);
+      expect(human.stdout).toContain(`would bring netdev ${own.a} back from ${pod.path}`);
+      expect(human.stdout).toContain(`netdev ${own.b}: would restore mtu 1500`);
+      // Nothing changed: the netdevs where they were, as they were, the VFs still held.
+      expect(pod.ip(['-br', 'link', 'show', 'net1'])).toMatch(/^net1@?\S* /);
+      expect(execFileSync('ip', ['-o', 'link', 'show', own.b], { encoding: 'utf8' })).toMatch(/ mtu 1400 /);
+      expect(json(['vf', 'list', '--allocated']).map((v: any) => v.pci)).toEqual(expect.arrayContaining([a.pci, b.pci]));
+      // The real gc takes exactly the steps the dry run listed.
+      const res = json(['gc']);
+      for (const pci of [a.pci, b.pci]) {
+        expect(steps(res, pci)).toMatchObject({ state: 'gone', released: true });
+        expect(steps(res, pci).putBack).toEqual(steps(dry, pci).putBack.map(({ dry: _, ...s }: any) => s));
+      }
+      expect(json(['vf', 'show', a.pci])).toMatchObject({ netdev: own.a, allocation: null });
+      expect(json(['vf', 'show', b.pci])).toMatchObject({ netdev: own.b, mtu: 1500, allocation: null });
+    } finally {
+      // Whatever a failure left: the netdevs home under their own names.
+      spawnSync('ip', ['-n', pod.name, 'link', 'set', 'net1', 'name', own.a]);
+      spawnSync('ip', ['-n', pod.name, 'link', 'set', own.a, 'netns', '1']);
+      spawnSync('ip', ['link', 'set', own.b, 'mtu', '1500']);
+      pod.destroy();
+      for (const [pci, who] of [[a.pci, 'ns1/moved'], [b.pci, 'ns1/renamed']]) if (json(['vf', 'show', pci]).allocation) run(['vf', 'release', pci, '--owner', who]);
     }
   });
 

@@ -485,10 +485,36 @@ describePrivileged('VXLAN overlay between two simulated nodes', { netns: true, c
     const orphan = ((await topo.control('b', { op: 'status' })) as { attachments: { pci: string; representor: string; ownerGone?: boolean }[] }).attachments.find((x) => x.pci === pod.pci)!;
     expect(orphan.ownerGone).toBe(true);
     expect(vfplane(['dataplane', 'status', '--socket', b.socket]).stdout).toMatch(new RegExp(`^warning: the pods of ${orphan.representor} are gone .*vfplane gc`, 'm'));
-    const r = vfplane(['gc', '--sysfs-root', b.sim.root, '--state-dir', b.stateDir]);
+    // Its netdev came home by itself (the simulator puts it back when its tree is opened),
+    // here with another MTU: gc gives it its own back.
+    const on = ['--sysfs-root', b.sim.root, '--state-dir', b.stateDir];
+    const own = JSON.parse(vfplane(['vf', 'show', pod.pci, ...on, '--json']).stdout).netdev as string;
+    execFileSync('ip', ['link', 'set', own, 'mtu', '1400']);
+    // A dry run first: every step the real gc takes, `dry: true`, and nothing done.
+    const dryRun = vfplane(['gc', '--dry-run', ...on, '--json']);
+    expect(dryRun.code, dryRun.stderr).toBe(0);
+    const dry = (JSON.parse(dryRun.stdout) as { pci: string; putBack: { step: string; dry?: true }[] }[]).find((x) => x.pci === pod.pci)!;
+    expect(dry).toMatchObject({ state: 'gone', released: false });
+    expect(dry).not.toHaveProperty('failure');
+    expect(dry.putBack).toEqual(expect.arrayContaining([
+      { step: 'overlay', detached: true, dry: true },
+      { step: 'netdev-tidied', netdev: own, restored: { mtu: 1500 }, dry: true },
+      { step: 'ipam', type: 'static', released: true, dry: true },
+    ]));
+    expect(dry.putBack.every((x) => x.dry)).toBe(true);
+    const dryText = vfplane(['gc', '--dry-run', ...on]);
+    expect(dryText.stdout).toMatch(new RegExp(`│ ${pod.pci.replace(/\./g, '\\.')} │ pod default/g1 .*│ would release \\(owner gone\\) +│ would take it off the overlay`));
+    expect(dryText.stdout).toContain(`netdev ${own}: would restore mtu 1500`);
+    expect((await st()).map((x) => x.pci)).toContain(pod.pci); // still on the overlay
+    expect(execFileSync('ip', ['-o', 'link', 'show', own], { encoding: 'utf8' })).toMatch(/ mtu 1400 /);
+    expect(JSON.parse(vfplane(['vf', 'show', pod.pci, ...on, '--json']).stdout).allocation).toMatchObject({ owner: { name: 'g1' } });
+    // The real gc takes exactly those steps.
+    const r = vfplane(['gc', ...on, '--json']);
     expect(r.code, r.stderr).toBe(0);
-    expect(r.stdout).toContain('IPAM static: address released');
-    expect(r.stdout).toMatch(new RegExp(`│ ${pod.pci.replace(/\./g, '\\.')} │ pod default/g1 .*│ released \\(owner gone\\) +│ taken off the overlay`));
+    const real = (JSON.parse(r.stdout) as { pci: string }[]).find((x) => x.pci === pod.pci)!;
+    expect(real).toMatchObject({ state: 'gone', released: true, putBack: dry.putBack.map(({ dry: _, ...x }) => x) });
+    expect(real).toMatchObject({ putBack: expect.arrayContaining([{ step: 'overlay', detached: true }, { step: 'ipam', type: 'static', released: true }]) });
+    expect(execFileSync('ip', ['-o', 'link', 'show', own], { encoding: 'utf8' })).toMatch(/ mtu 1500 /);
     expect((await st()).map((x) => x.pci)).not.toContain(pod.pci);
     // The next pod on that VF joins the overlay (another VNI, as a VF's next owner may).
     const next = await topo.addPod({ name: 'g2', node: 'b', vni: 200, ip: '10.200.0.9/24' }); // the lowest free VF: g1's
