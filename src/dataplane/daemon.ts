@@ -928,12 +928,13 @@ export class Daemon {
     const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
     const keys = [...new Set([...Object.keys(old), ...Object.keys(next)])] as (keyof DaemonConfig)[];
     const fixed = keys.filter((k) => !live.has(k)).flatMap((k) => differs(old[k], next[k], k));
+    // The file is fine; what runs contradicts it: a conflict (exit 1), not a bad request.
     if (fixed.length) {
-      throw invalid(`the config changes ${fixed.join(', ')}, which ${fixed.length > 1 ? 'take' : 'takes'} a restart of the data plane (${fixed.includes('attachments') ? 'attachments change live through vfplane dataplane attach/detach; ' : ''}peers, vnis, fdb, learn, ageSeconds, antiSpoof and tenants reload live); nothing was changed`);
+      throw conflict(`the config changes ${fixed.join(', ')}, which ${fixed.length > 1 ? 'take' : 'takes'} a restart of the data plane (${fixed.includes('attachments') ? 'attachments change live through vfplane dataplane attach/detach; ' : ''}peers, vnis, fdb, learn, ageSeconds, antiSpoof and tenants reload live); nothing was changed`);
     }
     const refused = [...this.atts.values()].filter((a) => a.owner && tenancyRefusal(next, a.owner.podNamespace, a.vni));
     if (refused.length) {
-      throw invalid(`the new tenants would not admit ${refused.map((a) => `${a.representor} (VNI ${a.vni}, namespace ${a.owner!.podNamespace ?? 'none'})`).join(', ')}; detach those pods first or keep their VNIs in tenants; nothing was changed`);
+      throw conflict(`the new tenants would not admit ${refused.map((a) => `${a.representor} (VNI ${a.vni}, namespace ${a.owner!.podNamespace ?? 'none'})`).join(', ')}; detach those pods first or keep their VNIs in tenants; nothing was changed`);
     }
     // Runtime additions: what is here but was not in the old file.
     const keepPeers = this.peers.filter((p) => !old.peers.some((x) => x.vtep === p.vtep) && !next.peers.some((x) => x.vtep === p.vtep));
