@@ -2,9 +2,11 @@
 // real netdevs and a real allocation store; bad input is refused and changes nothing.
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync, readdirSync } from 'node:fs';
+import { createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { AllocStore } from '../../src/alloc/store.js';
 import { BIN, vfplane } from '../helpers/cli.js';
 import { describePrivileged } from '../helpers/privileged.js';
 import { Netns } from '../helpers/netns.js';
@@ -264,6 +266,151 @@ describePrivileged('operator CLI on a simulated NIC', { netns: true }, () => {
       spawnSync('ip', ['link', 'set', own.b, 'mtu', '1500']);
       pod.destroy();
       for (const [pci, who] of [[a.pci, 'ns1/moved'], [b.pci, 'ns1/renamed']]) if (json(['vf', 'show', pci]).allocation) run(['vf', 'release', pci, '--owner', who]);
+    }
+  });
+
+  /** Allocations from the pool `intel` for owners OWNERS, whose process is gone by the
+   *  time this returns, each recorded as vfplane-cni records a VF it put on VXLAN 100
+   *  through the data plane at SOCKS[i] (through the store, as the plugin does). */
+  const overlayOrphans = async (owners: string[], socks: string[]) => {
+    const sleeper = spawn('sleep', ['60']);
+    const as = owners.map((o) => json(['vf', 'alloc', '--pool', 'intel', '--owner', o, '--pid', String(sleeper.pid)]) as { id: number; pci: string });
+    sleeper.kill('SIGKILL');
+    await new Promise((r) => sleeper.once('exit', r)); // their holder is gone now
+    const store = AllocStore.open(state, { sysfsRoot: root });
+    try {
+      as.forEach((a, i) => store.setAttachment(a.id, { mode: 'kernel', vxlan: { vni: 100 }, representor: `${prefix}rep${i}`, dataplane: socks[i]! }));
+    } finally {
+      store.close();
+    }
+    return as;
+  };
+  /** vfplane with the global flags, as a child this process does not wait on (its event
+   *  loop stays free: a data plane stand-in served here can accept the CLI's connection). */
+  const runAsync = (args: string[]) => new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+    const p = spawn(process.execPath, [BIN, ...args, ...g]);
+    let stdout = '';
+    let stderr = '';
+    p.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
+    p.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
+    p.once('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+  });
+  const releaseIfHeld = (pci: string, owner: string) => {
+    if (json(['vf', 'show', pci]).allocation) run(['vf', 'release', pci, '--owner', owner]);
+  };
+
+  it('gc --dry-run says a data plane that is not running (no socket, or nobody listening) would not be asked, as the real gc reports it', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'h45-dp-'));
+    const none = join(dir, 'none.sock'); // no socket file at all
+    const stale = join(dir, 'stale.sock'); // the socket file of a data plane that died: refused
+    spawnSync(process.execPath, ['-e', `require('node:net').createServer().listen(${JSON.stringify(stale)}, () => process.kill(process.pid, 'SIGKILL'))`]);
+    expect(existsSync(stale)).toBe(true);
+    const [a, b] = await overlayOrphans(['ns1/ovl-none', 'ns1/ovl-stale'], [none, stale]);
+    try {
+      const find = (rs: any[], pci: string) => rs.find((r: any) => r.pci === pci);
+      const notRunning = (sock: string, code: string, pci: string) =>
+        `data plane not running (no data plane listens on ${sock} (${code}); start it with \`vfplane dataplane run --config FILE\`); it forgets VF ${pci} when it starts`;
+      const dry = json(['gc', '--dry-run']);
+      noProse(dry);
+      // No failure: a data plane that does not run is no reason to doubt the plan.
+      expect(find(dry, a!.pci)).toEqual({
+        pci: a!.pci, owner: expect.objectContaining({ name: 'ovl-none' }), state: 'gone', released: false,
+        putBack: [{ step: 'overlay', detached: false, why: notRunning(none, 'ENOENT', a!.pci), dry: true }],
+      });
+      expect(find(dry, b!.pci)).toEqual({
+        pci: b!.pci, owner: expect.objectContaining({ name: 'ovl-stale' }), state: 'gone', released: false,
+        putBack: [{ step: 'overlay', detached: false, why: notRunning(stale, 'ECONNREFUSED', b!.pci), dry: true }],
+      });
+      const human = run(['gc', '--dry-run']);
+      expect(human.code, human.stderr).toBe(0);
+      expect(human.stdout).not.toContain('cannot tell');
+      expect(human.stdout).toContain(`data plane not running (no data plane listens on ${none} (ENOENT)`);
+      // Nothing changed: both still held.
+      expect(json(['vf', 'list', '--allocated']).map((v: any) => v.pci)).toEqual(expect.arrayContaining([a!.pci, b!.pci]));
+      // The real gc reports the same steps, and releases both VFs.
+      const res = json(['gc']);
+      for (const pci of [a!.pci, b!.pci]) {
+        expect(find(res, pci)).toMatchObject({ state: 'gone', released: true });
+        expect(find(res, pci)).not.toHaveProperty('failure');
+        expect(find(res, pci).putBack).toEqual(find(dry, pci).putBack.map(({ dry: _, ...s }: any) => s));
+        expect(json(['vf', 'show', pci]).allocation).toBeNull();
+      }
+    } finally {
+      releaseIfHeld(a!.pci, 'ns1/ovl-none');
+      releaseIfHeld(b!.pci, 'ns1/ovl-stale');
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('gc --dry-run cannot tell what a data plane that never answers would do: a cannot-tell failure naming its socket, asked for status once, nothing changed', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'h45-dp-'));
+    const sock = join(dir, 'dp.sock');
+    // A data plane stand-in that accepts connections and never replies (until `answer`).
+    const conns: Socket[] = [];
+    const got: string[][] = []; // what each connection sent
+    let answer = false;
+    const srv = createServer((c) => {
+      conns.push(c);
+      const mine: string[] = [];
+      got.push(mine);
+      let buf = '';
+      c.setEncoding('utf8');
+      c.on('error', () => {});
+      c.on('data', (d: string) => {
+        buf += d;
+        for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
+          mine.push(buf.slice(0, nl));
+          buf = buf.slice(nl + 1);
+          if (answer) c.write('{"ok":true}\n');
+        }
+      });
+    });
+    await new Promise<void>((r) => srv.listen(sock, r));
+    const stop = () => new Promise<void>((r) => {
+      for (const c of conns) c.destroy();
+      srv.close(() => r());
+    });
+    const [a, b] = await overlayOrphans(['ns1/ovl-mute1', 'ns1/ovl-mute2'], [sock, sock]);
+    try {
+      const r = await runAsync(['gc', '--dry-run', '--json']);
+      expect(r.code, r.stderr).toBe(0);
+      const dry = JSON.parse(r.stdout);
+      noProse(dry);
+      const why = `would ask the data plane at ${sock} to take it off the overlay`;
+      for (const [x, name] of [[a!, 'ovl-mute1'], [b!, 'ovl-mute2']] as const) {
+        expect(dry.find((rec: any) => rec.pci === x.pci)).toEqual({
+          pci: x.pci, owner: expect.objectContaining({ name }), state: 'gone', released: false,
+          putBack: [{ step: 'overlay', detached: false, why, dry: true }],
+          failure: 'cannot-tell',
+          error: `whether the data plane at ${sock} would take it off the overlay: it did not answer status (the data plane at ${sock} did not answer status within 5000 ms)`,
+        });
+      }
+      // Asked once for both (one connection, one wait), and for its status only.
+      expect(got).toEqual([['{"op":"status"}']]);
+      // Nothing changed: both still held, still recorded on the overlay.
+      for (const [x, name] of [[a!, 'ovl-mute1'], [b!, 'ovl-mute2']] as const) {
+        expect(json(['vf', 'show', x.pci]).allocation).toMatchObject({ owner: { name }, attachment: { vxlan: { vni: 100 }, dataplane: sock } });
+      }
+      // The real gc asks that data plane, as the dry run said it would: answered now, it
+      // takes each VF off the overlay (by its representor) and releases it.
+      answer = true;
+      got.length = 0;
+      const res = await runAsync(['gc', '--json']);
+      expect(res.code, res.stderr).toBe(0);
+      for (const [i, x] of [a!, b!].entries()) {
+        expect(JSON.parse(res.stdout).find((rec: any) => rec.pci === x.pci)).toEqual({
+          pci: x.pci, owner: expect.any(Object), state: 'gone', released: true, putBack: [{ step: 'overlay', detached: true }],
+        });
+        expect(got.flat()).toContainEqual(JSON.stringify({ op: 'detach', representor: `${prefix}rep${i}` }));
+        expect(json(['vf', 'show', x.pci]).allocation).toBeNull();
+      }
+      expect(got.flat().every((l) => JSON.parse(l).op === 'detach')).toBe(true);
+    } finally {
+      // Stopped first: a release asks a running data plane, which would not answer.
+      await stop();
+      releaseIfHeld(a!.pci, 'ns1/ovl-mute1');
+      releaseIfHeld(b!.pci, 'ns1/ovl-mute2');
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 
