@@ -462,11 +462,12 @@ export async function vfRelease(o: Common & OwnerFlags & { force?: boolean; rest
       toRelease = store.findOwner(pattern!);
       if (toRelease.length === 0) throw nothing();
     }
+    const hung = new Map<string, Error>(); // data planes that did not answer a detach in time
     for (const a of toRelease) {
       const who = { pci: a.pci, owner: a.owner, id: a.id };
       let steps: ReleaseStep[] | null;
       try {
-        steps = await putBackAndRelease(store, sysfs, a, o.force ? 'cli (forced)' : 'cli', o.restore !== false);
+        steps = await putBackAndRelease(store, sysfs, a, o.force ? 'cli (forced)' : 'cli', o.restore !== false, hung);
       } catch (err) {
         failed.push(`VF ${a.pci} (${describeOwner(a.owner)}) stays allocated: putting it back failed (${(err as Error).message}); fix that and release it again`);
         failures.push({ ...who, failure: 'put-back', error: (err as Error).message });
@@ -536,14 +537,14 @@ function overlayOf(att: Record<string, unknown> | null | undefined): string | nu
  * with allocations held off: null, and nothing touched, when a DEL released it meanwhile
  * (the VF may be another pod's now). What was done, for the output.
  */
-async function putBackAndRelease(store: AllocStore, sysfs: Sysfs, a: Allocation, reason: string, putBack = true): Promise<ReleaseStep[] | null> {
+async function putBackAndRelease(store: AllocStore, sysfs: Sysfs, a: Allocation, reason: string, putBack = true, hung?: Map<string, Error>): Promise<ReleaseStep[] | null> {
   // Taken since by another store of the node (across a reboot, before this one
   // registered again): released here, and left as its new holder has it.
   const other = store.heldElsewhere(a.pci);
   if (other) {
     return store.releaseWith(a.pci, a.id, reason, (): ReleaseStep[] => [{ step: 'held-elsewhere', owner: other.owner, store: other.dir }]);
   }
-  const off = await offOverlay(a);
+  const off = await offOverlay(a, hung);
   // Once for both put-back steps; `cur` below is allocation a (releaseWith goes by its id).
   const beforeBoot = putBack && allocatedBeforeBoot(sysfs, a);
   let home: ReleaseStep[] = [];
@@ -555,16 +556,25 @@ async function putBackAndRelease(store: AllocStore, sysfs: Sysfs, a: Allocation,
 
 /** Takes a released (or to-be-released) VF off the data plane's overlay, as CNI DEL does:
  *  a data plane still forwarding for it would refuse the VF's next pod (its representor
- *  still attached). What happened, for the output. */
-async function offOverlay(a: Allocation): Promise<ReleaseStep[]> {
-  if (!(a.attachment as { vxlan?: unknown } | null)?.vxlan) return [];
+ *  still attached). What happened, for the output. `hung`: the data planes that did not
+ *  answer in time earlier in this command, not asked again (one wait per data plane, not
+ *  one per VF on it). */
+async function offOverlay(a: Allocation, hung?: Map<string, Error>): Promise<ReleaseStep[]> {
+  const att = a.attachment as { vxlan?: unknown; dataplane?: string } | null;
+  if (!att?.vxlan) return [];
+  const notTaken = (e: Error): ReleaseStep[] => [{ step: 'overlay', detached: false, why: `not taken off the overlay (${e.message}); the data plane drops it at its next start` }];
+  const known = att.dataplane ? hung?.get(att.dataplane) : undefined;
+  if (known) return notTaken(known);
   // detachFromOverlay says, through `log`, why a data plane it could not ask will drop
   // the VF by itself (not running, or stopping while it answered).
   const why: string[] = [];
   const { detachFromOverlay } = await import('../dataplane/control.js');
   return detachFromOverlay(a.attachment, a.pci, (m) => why.push(m)).then(
     (): ReleaseStep[] => (why.length ? why.map((w) => ({ step: 'overlay', detached: false, why: w })) : [{ step: 'overlay', detached: true }]),
-    (e: Error): ReleaseStep[] => [{ step: 'overlay', detached: false, why: `not taken off the overlay (${e.message}); the data plane drops it at its next start` }],
+    (e: Error): ReleaseStep[] => {
+      if (hung && att.dataplane && e instanceof VfpError && e.details?.timedOut) hung.set(att.dataplane, e);
+      return notTaken(e);
+    },
   );
 }
 
@@ -673,6 +683,7 @@ export async function gc(o: Common & { dryRun?: boolean }): Promise<void> {
   const failed: string[] = [];
   const out: GcRecord[] = [];
   const dataplanes = new Map<string, Promise<Error | null>>(); // --dry-run: each asked once
+  const hung = new Map<string, Error>(); // data planes that did not answer a detach in time
   if (store) {
     try {
       for (const a of store.list()) {
@@ -698,7 +709,7 @@ export async function gc(o: Common & { dryRun?: boolean }): Promise<void> {
         // The list is old by now (a data plane may have taken seconds to answer).
         let steps: ReleaseStep[] | null;
         try {
-          steps = await putBackAndRelease(store, sysfs, a, 'gc: owner gone');
+          steps = await putBackAndRelease(store, sysfs, a, 'gc: owner gone', true, hung);
         } catch (err) {
           failed.push(`VF ${a.pci} (${describeOwner(a.owner)}) stays allocated: putting it back failed (${(err as Error).message})`);
           out.push({ ...who, state, released: false, putBack: [], failure: 'put-back', error: (err as Error).message });

@@ -242,7 +242,7 @@ export function request(path: string, req: Record<string, unknown>, timeoutMs = 
       s.destroy();
       f();
     };
-    const t = setTimeout(() => settle(() => reject(systemError(`the data plane at ${path} did not answer ${String(req.op)} within ${timeoutMs} ms`))), timeoutMs);
+    const t = setTimeout(() => settle(() => reject(systemError(`the data plane at ${path} did not answer ${String(req.op)} within ${timeoutMs} ms`, { timedOut: true }))), timeoutMs);
     /** The reply, when a whole line arrived; false otherwise. */
     const replied = (): boolean => {
       const nl = buf.indexOf('\n');
