@@ -627,7 +627,8 @@ async function offOverlayPlan(a: Allocation, dataplanes: Map<string, Promise<Err
   const err = await dataplanes.get(sock)!;
   if (!err) return [{ step: 'overlay', detached: true, dry: true }];
   if (err instanceof VfpError && err.kind === 'unavailable') {
-    return [{ step: 'overlay', detached: false, why: `data plane not running (${err.message}); it forgets VF ${a.pci} when it starts`, dry: true }];
+    const { notRunning } = await import('../dataplane/control.js');
+    return [{ step: 'overlay', detached: false, why: notRunning(err, a.pci), dry: true }];
   }
   cannotTell.push(`whether the data plane at ${sock} would take it off the overlay: it did not answer status (${err.message})`);
   return [{ step: 'overlay', detached: false, why: `would ask the data plane at ${sock} to take it off the overlay`, dry: true }];

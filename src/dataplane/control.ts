@@ -301,12 +301,18 @@ export function request(path: string, req: Record<string, unknown>, timeoutMs = 
  *  when it has no overlay attachment. A data plane that is not running is no error: when
  *  it starts again it drops attachments whose VF was released meanwhile. Used by CNI
  *  DEL and GC and by `vfplane gc`. */
+/** What a release says of a VF whose data plane does not run (`request` failed with kind
+ *  'unavailable'): it need not be asked. Also the words of `gc --dry-run`'s plan. */
+export function notRunning(err: Error, pci: string): string {
+  return `data plane not running (${err.message}); it forgets VF ${pci} when it starts`;
+}
+
 export async function detachFromOverlay(att: { vxlan?: unknown; dataplane?: string; representor?: string } | null, pci: string, log?: (m: string) => void): Promise<void> {
   if (!att?.vxlan || !att.dataplane) return;
   try {
     await request(att.dataplane, { op: 'detach', ...(att.representor ? { representor: att.representor } : { pci }) });
   } catch (err) {
-    if (err instanceof VfpError && err.kind === 'unavailable') log?.(`data plane not running (${err.message}); it forgets VF ${pci} when it starts`);
+    if (err instanceof VfpError && err.kind === 'unavailable') log?.(notRunning(err, pci));
     // Killed or stopping while it answered (or turning connections away): whether it
     // detached is unknown, and need not be known. Once the VF is released the data plane
     // detaches it on its own: its 2 s beat asks the allocation store, and so does a start.
