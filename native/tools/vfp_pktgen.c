@@ -236,14 +236,22 @@ static int load_xdp(const char *name, const struct bpf_insn *p, size_t n, const 
 /* Counts packets and bytes (bpf_xdp_get_buff_len) in a per-CPU array slot, then returns
  * `action`: XDP_DROP for the sink (the cheapest sink there is, so it costs the DUT's CPU
  * as little as possible), XDP_TX for the live-frames generator (which then counts each
- * frame as its program runs, not a call at a time). Written as raw instructions so the
- * build needs no BPF compiler. */
-static int count_prog(int map_fd, int action, const char *name, const char *what) {
+ * frame as its program runs, not a call at a time). With `by_len` the slot is the frame's
+ * length (the last slot takes every longer frame), so the counters are also a histogram
+ * of lengths: a frame that is not what the generator sent shows up by its length. The
+ * same single map lookup per frame either way. Written as raw instructions so the build
+ * needs no BPF compiler. */
+#define LEN_SLOTS 16384u
+static int count_prog(int map_fd, int action, int by_len, const char *name, const char *what) {
     struct bpf_insn p[] = {
         I(BPF_ALU64 | BPF_MOV | BPF_X, 6, 1, 0, 0),          /* r6 = ctx */
         I(BPF_JMP | BPF_CALL, 0, 0, 0, BPF_FUNC_xdp_get_buff_len),
         I(BPF_ALU64 | BPF_MOV | BPF_X, 7, 0, 0, 0),          /* r7 = len */
-        I(BPF_ST | BPF_MEM | BPF_W, 10, 0, -4, 0),           /* key = 0 */
+        by_len ? I(BPF_ALU64 | BPF_MOV | BPF_X, 8, 7, 0, 0)  /* r8 = len */
+               : I(BPF_ALU64 | BPF_MOV | BPF_K, 8, 0, 0, 0), /* r8 = slot 0 */
+        I(BPF_JMP | BPF_JLE | BPF_K, 8, 0, 1, LEN_SLOTS - 1),
+        I(BPF_ALU64 | BPF_MOV | BPF_K, 8, 0, 0, LEN_SLOTS - 1),
+        I(BPF_STX | BPF_MEM | BPF_W, 10, 8, -4, 0),          /* key = r8 */
         I(BPF_ALU64 | BPF_MOV | BPF_X, 2, 10, 0, 0),
         I(BPF_ALU64 | BPF_ADD | BPF_K, 2, 0, 0, -4),
         I(BPF_LD | BPF_DW | BPF_IMM, 1, BPF_PSEUDO_MAP_FD, 0, map_fd),
@@ -262,11 +270,12 @@ static int count_prog(int map_fd, int action, const char *name, const char *what
     return load_xdp(name, p, sizeof p / sizeof p[0], what);
 }
 
-/* The per-CPU packet/byte counters count_prog adds to; -1 with the reason printed. */
-static int count_map(const char *name, int *ncpu) {
+/* The per-CPU packet/byte counters count_prog adds to (`slots` of them: 1, or LEN_SLOTS
+ * for a histogram of lengths); -1 with the reason printed. */
+static int count_map(const char *name, uint32_t slots, int *ncpu) {
     *ncpu = libbpf_num_possible_cpus();
-    int map = bpf_map_create(BPF_MAP_TYPE_PERCPU_ARRAY, name, 4, 16, 1, NULL);
-    if (map < 0 || *ncpu <= 0) {
+    int map = bpf_map_create(BPF_MAP_TYPE_PERCPU_ARRAY, name, 4, 16, slots, NULL);
+    if (map < 0 || *ncpu <= 0 || *ncpu > 512) {
         fprintf(stderr, "vfp-pktgen: cannot create the BPF map %s: %s (needs root / CAP_BPF)\n", name, strerror(errno));
         if (map >= 0) close(map);
         return -1;
@@ -274,24 +283,65 @@ static int count_map(const char *name, int *ncpu) {
     return map;
 }
 
+/* Sums the counters over CPUs into pkts[slot], bytes[slot] (one batched read); returns
+ * the number of slots read, 0 on failure. */
+static uint32_t count_read_slots(int map_fd, int ncpu, uint32_t slots, uint64_t *pkts, uint64_t *bytes) {
+    static uint64_t *v;
+    static uint32_t *keys;
+    if (!v) {
+        v = calloc((size_t)LEN_SLOTS * (size_t)ncpu * 2, sizeof *v);
+        keys = calloc(LEN_SLOTS, sizeof *keys);
+        if (!v || !keys) return 0;
+    }
+    uint32_t out = 0, cnt = slots;
+    LIBBPF_OPTS(bpf_map_batch_opts, bo);
+    int rc = bpf_map_lookup_batch(map_fd, NULL, &out, keys, v, &cnt, &bo);
+    if (rc && errno != ENOENT) {
+        /* No batch support: one lookup per slot. */
+        for (uint32_t k = 0; k < slots; k++) {
+            keys[k] = k;
+            if (bpf_map_lookup_elem(map_fd, &k, v + (size_t)k * (size_t)ncpu * 2)) return 0;
+        }
+        cnt = slots;
+    }
+    for (uint32_t i = 0; i < cnt; i++) {
+        const uint32_t k = keys[i];
+        if (k >= slots) continue;
+        pkts[k] = bytes[k] = 0;
+        for (int c = 0; c < ncpu; c++) pkts[k] += v[((size_t)i * (size_t)ncpu + (size_t)c) * 2],
+                                       bytes[k] += v[((size_t)i * (size_t)ncpu + (size_t)c) * 2 + 1];
+    }
+    return cnt;
+}
+
 static void count_read(int map_fd, int ncpu, uint64_t *pkts, uint64_t *bytes) {
-    uint64_t v[2 * 512];
-    uint32_t key = 0;
     *pkts = *bytes = 0;
-    if (ncpu > 512 || bpf_map_lookup_elem(map_fd, &key, v)) return;
-    for (int c = 0; c < ncpu; c++) *pkts += v[2 * c], *bytes += v[2 * c + 1];
+    count_read_slots(map_fd, ncpu, 1, pkts, bytes);
 }
 
 typedef struct sink_ctx {
     int map, ncpu;
+    uint64_t pkts[LEN_SLOTS], bytes[LEN_SLOTS];
 } sink_ctx;
 
+/* A mark: the totals, and how many frames of each length arrived ("lens", the lengths
+ * seen so far with their counts; the last slot is "this long or longer"). */
 static int sink_mark(void *ctx) {
-    const sink_ctx *s = ctx;
-    uint64_t p, b;
-    count_read(s->map, s->ncpu, &p, &b);
-    printf("{\"t_ns\":%llu,\"pkts\":%llu,\"bytes\":%llu}\n", (unsigned long long)now_ns(), (unsigned long long)p,
-           (unsigned long long)b);
+    sink_ctx *s = ctx;
+    memset(s->pkts, 0, sizeof s->pkts);
+    memset(s->bytes, 0, sizeof s->bytes);
+    count_read_slots(s->map, s->ncpu, LEN_SLOTS, s->pkts, s->bytes);
+    uint64_t p = 0, b = 0;
+    for (uint32_t k = 0; k < LEN_SLOTS; k++) p += s->pkts[k], b += s->bytes[k];
+    printf("{\"t_ns\":%llu,\"pkts\":%llu,\"bytes\":%llu,\"lens\":{", (unsigned long long)now_ns(),
+           (unsigned long long)p, (unsigned long long)b);
+    const char *sep = "";
+    for (uint32_t k = 0; k < LEN_SLOTS; k++)
+        if (s->pkts[k]) {
+            printf("%s\"%u\":%llu", sep, k, (unsigned long long)s->pkts[k]);
+            sep = ",";
+        }
+    printf("}}\n");
     return 0;
 }
 
@@ -302,9 +352,9 @@ static int run_sink(const char *iface, const char *mode) {
         return 1;
     }
     int ncpu;
-    int map = count_map("vfp_sink", &ncpu);
+    int map = count_map("vfp_sink", LEN_SLOTS, &ncpu);
     if (map < 0) return 1;
-    int prog = count_prog(map, XDP_DROP, "vfp_sink", "the sink's XDP program");
+    int prog = count_prog(map, XDP_DROP, 1, "vfp_sink", "the sink's XDP program");
     if (prog < 0) return 1;
     uint32_t flags = !strcmp(mode, "skb") ? XDP_FLAGS_SKB_MODE : XDP_FLAGS_DRV_MODE;
     /* Replace whatever an earlier, killed run left there: the interface is ours. */
@@ -316,7 +366,9 @@ static int run_sink(const char *iface, const char *mode) {
     }
     printf("{\"ready\":true,\"mode\":\"%s\"}\n", mode);
     fflush(stdout);
-    sink_ctx sc = { map, ncpu };
+    static sink_ctx sc;
+    sc.map = map;
+    sc.ncpu = ncpu;
     serve_marks(sink_mark, &sc);
     bpf_xdp_detach((int)ifindex, flags, NULL);
     return 0;
@@ -384,9 +436,9 @@ static int run_live(const char *iface, const vfp_mem_frame *frames, uint32_t nf)
         return 1;
     }
     live l = { .ifindex = ifindex, .frames = frames, .n_frames = nf, .repeat = 1u << 18 };
-    l.map = count_map("vfp_live_tx", &l.ncpu);
+    l.map = count_map("vfp_live_tx", 1, &l.ncpu);
     if (l.map < 0) return 1;
-    l.prog = count_prog(l.map, XDP_TX, "vfp_live_tx", "the live-frames XDP program");
+    l.prog = count_prog(l.map, XDP_TX, 0, "vfp_live_tx", "the live-frames XDP program");
     if (l.prog < 0) return 1;
     /* One short call first, so that a kernel without live frames (before 5.18) fails
      * here with its reason. A driver without ndo_xdp_xmit (lo, say) or a veth whose peer

@@ -161,6 +161,11 @@ export function renderIoReport(rep: IoReport): string {
       '  reflects how much of the generator\'s CPU each DUT\'s receive path takes (veth delivers on the sending CPU),\n' +
       '  not how much either DUT could forward. Saturating the kernel needs a faster generator (more cores, real NICs).');
   }
+  for (const c of rep.cells.filter((x) => x.sinkStrayFrames > 0)) {
+    const lens = Object.entries(c.sinkFrameLengths).map(([len, k]) => `${k} × ${len} B`).join(', ');
+    out.push(`${c.dut} ${c.op} ${fmtSize(c.size)}: ${c.sinkStrayFrames} of the sink's frames were not the generator's ` +
+      `through the DUT (counted in its Mpps; frames by length: ${lens})`);
+  }
   if (rep.latency.length) {
     const t = new Table({ head: ['latency (ping G → S, through encap and decap)', 'replies', 'p50 µs', 'p99 µs', 'max µs'], style: { head: [], border: [] } });
     for (const l of rep.latency) t.push([l.dut, `${l.received}/${l.sent}`, l.p50Us.toFixed(0), l.p99Us.toFixed(0), l.maxUs.toFixed(0)]);

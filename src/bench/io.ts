@@ -51,6 +51,13 @@ export interface IoCell {
   avgInnerBytes: number;
   /** Mean L2 bytes (no FCS) of the frames the sink counted: outer for encap, inner for decap. */
   sinkFrameBytes: number;
+  /** How many frames of each L2 length the sink counted over the same span (length →
+   *  frames; 16383 stands for "that long or longer"): a frame that is not what the
+   *  generator sent, through the DUT, shows up here by its length. */
+  sinkFrameLengths: Record<string, number>;
+  /** Of those, frames whose length is none the generator's frames have after the DUT
+   *  (a frame of a DUT's own, or a bug): they are counted in mpps and sinkFrameBytes. */
+  sinkStrayFrames: number;
   offeredMpps: number;
   mpps: number;
   /** Of the frames the sink counted, L2 bytes without FCS, preamble or gap. */
@@ -239,6 +246,27 @@ function oursDpdkVeth(topo: Topology, o: IoBenchOptions): Dut {
   };
 }
 
+/** Outer Ethernet + IPv4 + UDP + VXLAN: the topology's underlay is IPv4, untagged. */
+const VXLAN_V4_OVERHEAD = 50;
+
+/** A mark of the sink (vfp-pktgen sink): its totals and its per-length counts so far. */
+interface SinkMark {
+  t_ns: number;
+  pkts: number;
+  bytes: number;
+  lens?: Record<string, number>;
+}
+
+/** The frames of each length the sink counted between two of its marks. */
+export function lengthsBetween(a: SinkMark, b: SinkMark): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [len, n] of Object.entries(b.lens ?? {})) {
+    const d = n - (a.lens?.[len] ?? 0);
+    if (d > 0) out[len] = d;
+  }
+  return out;
+}
+
 async function measure(topo: Topology, dut: string, op: IoOp, size: SizeSpec, o: IoBenchOptions, dir: string): Promise<IoCell> {
   const n = topo.n;
   const file = join(dir, `${op}-${size}.bin`);
@@ -254,11 +282,11 @@ async function measure(topo: Topology, dut: string, op: IoOp, size: SizeSpec, o:
     gen = new LineChild('the generator (vfp-pktgen gen)', 'ip', ['netns', 'exec', genNs, ...pin, tool, 'gen', '--iface', genIf, '--backend', o.genBackend, '--frames', file]);
     await gen.next();
     await sleep(300); // warm-up: rings filled, caches and the bridge's FDB warm
-    const gm: { t_ns: number; pkts: number }[] = [], sm: { t_ns: number; pkts: number; bytes: number }[] = [];
+    const gm: { t_ns: number; pkts: number }[] = [], sm: SinkMark[] = [];
     for (let t = 0; t <= o.trials; t++) {
       if (t) await sleep(o.durationMs);
       gm.push(await gen.mark<{ t_ns: number; pkts: number }>());
-      sm.push(await sink.mark<{ t_ns: number; pkts: number; bytes: number }>());
+      sm.push(await sink.mark<SinkMark>());
     }
     const trials = windowRates(sm);
     // Over the whole span: what the generator handed over while the sink counted.
@@ -266,9 +294,14 @@ async function measure(topo: Topology, dut: string, op: IoOp, size: SizeSpec, o:
     const pk = sm.at(-1)!.pkts - sm[0]!.pkts;
     const bytes = sm.at(-1)!.bytes - sm[0]!.bytes;
     const frameBytes = pk > 0 ? bytes / pk : 0;
+    const lengths = lengthsBetween(sm[0]!, sm.at(-1)!);
+    // What the sink should see: the inner frames plus the outer headers (encap), or the
+    // encapsulated frames without them (decap).
+    const expected = new Set(frames.map((f) => String(op === 'encap' ? f.length + VXLAN_V4_OVERHEAD : f.length - VXLAN_V4_OVERHEAD)));
+    const stray = Object.entries(lengths).reduce((a, [len, k]) => (expected.has(len) ? a : a + k), 0);
     const mpps = median(trials);
     return {
-      dut, op, size, avgInnerBytes: averageSize(size), sinkFrameBytes: frameBytes, offeredMpps: offered, mpps,
+      dut, op, size, avgInnerBytes: averageSize(size), sinkFrameBytes: frameBytes, sinkFrameLengths: lengths, sinkStrayFrames: stray, offeredMpps: offered, mpps,
       gbps: (mpps * 1e6 * frameBytes * 8) / 1e9, trialsMpps: trials,
     };
   } finally {

@@ -1,7 +1,7 @@
 // The I/O benchmark's pure parts: topology naming, frame files, rate windows, ping and
 // testpmd parsing, ratios/targets and the SVG chart.
 import { describe, expect, it } from 'vitest';
-import { frameFile, ioFrames, parsePing, parseTestpmdTxPps, windowRates, type IoBenchResult, type IoCell } from '../../src/bench/io.js';
+import { frameFile, ioFrames, lengthsBetween, parsePing, parseTestpmdTxPps, windowRates, type IoBenchResult, type IoCell } from '../../src/bench/io.js';
 import { ioChartSvg, ioRatios, ioTargets } from '../../src/bench/io-report.js';
 import { topoNames, topoOwner, topoPrefix } from '../../src/bench/io-topo.js';
 import { checkNic } from '../../src/bench/io-nic.js';
@@ -11,7 +11,7 @@ import { ifname } from '../helpers/netns.js';
 import { vfplane } from '../helpers/cli.js';
 
 const cell = (dut: string, op: 'encap' | 'decap', size: number | 'imix', mpps: number): IoCell => ({
-  dut, op, size, avgInnerBytes: size === 'imix' ? 353 : size, sinkFrameBytes: 100, offeredMpps: mpps * 1.1, mpps, gbps: 1, trialsMpps: [mpps],
+  dut, op, size, avgInnerBytes: size === 'imix' ? 353 : size, sinkFrameBytes: 100, sinkFrameLengths: { '100': 1 }, sinkStrayFrames: 0, offeredMpps: mpps * 1.1, mpps, gbps: 1, trialsMpps: [mpps],
 });
 
 describe('io bench pure parts', () => {
@@ -35,6 +35,13 @@ describe('io bench pure parts', () => {
     expect(dec[0]![12]).toBe(0x08);
     expect((dec[0]![36]! << 8) | dec[0]![37]!).toBe(4789); // UDP destination port
     expect((dec[0]![46]! << 16) | (dec[0]![47]! << 8) | dec[0]![48]!).toBe(100); // VNI
+  });
+
+  it('counts the frames of each length between two sink marks', () => {
+    const a = { t_ns: 0, pkts: 5, bytes: 570, lens: { '114': 5 } };
+    const b = { t_ns: 1e9, pkts: 108, bytes: 114 * 105 + 148 * 3, lens: { '114': 105, '148': 3 } };
+    expect(lengthsBetween(a, b)).toEqual({ '114': 100, '148': 3 });
+    expect(lengthsBetween(b, b)).toEqual({});
   });
 
   it('computes per-window rates and parses ping and testpmd output', () => {
