@@ -248,9 +248,7 @@ __attribute__((target("sse4.2"))) static void burst_hw(vfp_pkt *const *pkts, uin
                                                        uint32_t *hash, uint16_t *meta) {
     for (uint16_t i = 0; i < n; i++) {
         const vfp_pkt *p = pkts[i];
-#ifndef VFP_NO_FAST_PATHS /* compiled out for vfp-core-sweep-general (native/test/sweep.c) */
-        if (VFP_LIKELY(fast_v4(p->data, p->len, &hash[i], &meta[i]))) continue;
-#endif
+        if (!VFP_NO_FAST && VFP_LIKELY(fast_v4(p->data, p->len, &hash[i], &meta[i]))) continue;
         if (VFP_UNLIKELY(p->len < 14)) {
             hash[i] = 0;
             meta[i] = 0;

@@ -14,6 +14,17 @@ extern "C" {
 #define VFP_CACHE_LINE 64
 #define VFP_MAX_BURST 256
 
+/* The fast paths for the common frame (constant offsets) have a general twin that must
+ * give the same result for every input. Building with -DVFP_NO_FAST_PATHS makes this 1
+ * and folds the fast paths away, so that native/test/sweep.c can compare the two builds
+ * (vfp-core-sweep and vfp-core-sweep-general) over edge cases. One switch, one spelling:
+ * test VFP_NO_FAST in code, never the -D name. */
+#ifdef VFP_NO_FAST_PATHS
+#define VFP_NO_FAST 1
+#else
+#define VFP_NO_FAST 0
+#endif
+
 #if defined(__GNUC__)
 #define VFP_LIKELY(x) __builtin_expect(!!(x), 1)
 #define VFP_UNLIKELY(x) __builtin_expect(!!(x), 0)

@@ -141,14 +141,8 @@ static inline void copy_hdr(uint8_t *o, const uint8_t *tmpl, unsigned hl) {
     memcpy(o + hl - 16, tmpl + hl - 16, 16);
 }
 
-/* The fast paths for the common frame (constant offsets) have a general twin that must
- * give the same result for every input; VFP_NO_FAST_PATHS compiles them out so that
- * native/test/sweep.c can compare the two builds over edge cases. */
-#ifdef VFP_NO_FAST_PATHS
-#define VFP_NO_FAST 1
-#else
-#define VFP_NO_FAST 0
-#endif
+/* The fast paths for the common frame (constant offsets) have a general twin: VFP_NO_FAST
+ * (vfp.h) compiles them out for native/test/sweep.c. */
 
 #define ENCAP_PREFETCH 4
 
