@@ -5,7 +5,7 @@ import * as fs from 'node:fs';
 import { z } from 'zod';
 import { parsePci, parseIfname } from '../sriov/pci.js';
 import type { VfInfo } from '../sriov/types.js';
-import { invalid, notFound, systemError } from '../util/errors.js';
+import { badFile, invalid, notFound, systemError, VfpError } from '../util/errors.js';
 
 export interface PoolSelector {
   vendors?: string[]; // PCI vendor IDs, "8086"
@@ -249,9 +249,16 @@ export function loadPools(file: string): Pool[] {
   try {
     json = JSON.parse(text);
   } catch (e) {
-    throw invalid(`${file}: not valid JSON: ${(e as Error).message}`, { file });
+    throw badFile(`${file}: not valid JSON: ${(e as Error).message}`, { file });
   }
-  return parsePools(json, file);
+  // What the file says wrong is bad input in a file (kind 'bad-file': exit 1 at the CLI,
+  // INVALID_CONFIG for vfplane-cni), as a hw-profile's or a data-plane config's is.
+  try {
+    return parsePools(json, file);
+  } catch (e) {
+    if (e instanceof VfpError && e.kind === 'invalid') throw badFile(e.message, { ...e.details, file });
+    throw e;
+  }
 }
 
 /** The body of loadPools, for configs that arrive some other way than a file (CNI config, tests). */

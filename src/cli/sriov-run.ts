@@ -360,14 +360,15 @@ export async function vfAlloc(o: Common & OwnerFlags & { pool?: string; pci?: st
     : `allocated ${a.pci} (virtfn${a.vfIndex} of ${a.original.pfNetdev ?? a.pf}) to ${describeOwner(a.owner)}; allocation ${a.id}`);
 }
 
-/** A pool file's mistakes (malformed, or a range this node's VFs contradict) are bad
- *  input, not a bad command line: exit 1, naming the file and the way out (`fix`: the
- *  message does not say one yet). */
+/** A pool file's mistakes are bad input, not a bad command line: exit 1, naming the file
+ *  and the way out (`fix`: the message does not say one yet). loadPools says a malformed
+ *  file is one (kind 'bad-file'); a range this node's VFs contradict (checkSelectorAgainst,
+ *  'invalid' wherever the selector came from) is one here, where it came from the file. */
 function fromPoolFile<T>(file: string, fn: () => T, fix = true): T {
   try {
     return fn();
   } catch (err) {
-    if (err instanceof VfpError && err.kind === 'invalid') {
+    if (err instanceof VfpError && (err.kind === 'invalid' || err.kind === 'bad-file')) {
       throw badFile(fix ? `${err.message}; fix ${file}, or pass --pools with another file` : err.message, { ...err.details, file });
     }
     throw err;

@@ -76,6 +76,9 @@ describe('loadPools', () => {
   it('says which file, pool and field is wrong', () => {
     const f = write('pools-bad.json', { pools: [{ name: 'a', selector: { drivers: ['iavf'] } }, { name: 'b', selector: { pfNames: ['ens1f0#9-3'] } }] });
     expect(err(() => loadPools(f)).message).toBe(`${f}: pools[1].selector.pfNames[0]: "ens1f0#9-3": range end before start`);
+    // A mistake in the file is bad input in a file (exit 1 at the CLI), not a bad command.
+    expect(err(() => loadPools(f)).kind).toBe('bad-file');
+    expect(err(() => loadPools(write('broken-kind.json', '{'))).kind).toBe('bad-file');
     const dup = write('pools-dup.json', { pools: [{ name: 'a', selector: { drivers: ['iavf'] } }, { name: 'a', selector: { drivers: ['iavf'] } }] });
     expect(err(() => loadPools(dup)).message).toContain('pool name "a" appears twice');
     const missing = write('pools-noname.json', { pools: [{ selector: { drivers: ['iavf'] } }] });
