@@ -34,8 +34,14 @@ function fmtRate(mbps: number): string {
   return mbps % 1000 === 0 ? `${mbps / 1000}G` : `${mbps}M`;
 }
 
+/** "1G–40G" for the list (`show` gives every rate). */
+function fmtRateRange(mbps: number[]): string {
+  const lo = Math.min(...mbps), hi = Math.max(...mbps);
+  return lo === hi ? fmtRate(lo) : `${fmtRate(lo)}–${fmtRate(hi)}`;
+}
+
 function fmtQueues(p: HwProfile): string {
-  return `${p.limits.queuesPerVfDefault} (max ${p.limits.queuesPerVfMax})`;
+  return `${p.limits.queuesPerVfDefault}, ≤ ${p.limits.queuesPerVfMax}`;
 }
 
 export async function runList(o: ProfileOpts): Promise<void> {
@@ -45,16 +51,19 @@ export async function runList(o: ProfileOpts): Promise<void> {
     printJson(profiles.map((p) => ({ ...p, pfsHere: here.get(p.name) ?? [] })));
     return;
   }
+  // Narrow enough for a terminal: the description wraps, line rates show as a range, and
+  // everything else is in `profile show NAME`.
   const t = new Table({
-    head: ['name', 'description', 'PF driver', 'VF driver', 'max VFs/PF', 'queues/VF', 'line rates', 'tier', 'AF_XDP ZC', 'PFs here'],
-    colWidths: [null, 48, null, null, null, null, null, null, null, null],
+    head: ['name', 'NIC', 'drivers', 'VFs/PF', 'queues/VF', 'line rate', 'tier', 'AF_XDP ZC', 'PFs here'],
+    colWidths: [null, 26, null, null, null, null, null, null, null],
     wordWrap: true,
     ...plain,
   });
   for (const p of profiles) {
     t.push([
-      p.name, firstSentence(p.description), p.pf.driver, p.vf.driver, String(p.limits.maxVfsPerPf), fmtQueues(p),
-      p.lineRateMbps.map(fmtRate).join(' '), String(p.tier), yesNo(p.afxdpZeroCopy), String(here.get(p.name)?.length ?? 0),
+      p.name, firstSentence(p.description), `PF ${p.pf.driver}\nVF ${p.vf.driver}`, String(p.limits.maxVfsPerPf),
+      fmtQueues(p),
+      fmtRateRange(p.lineRateMbps), String(p.tier), yesNo(p.afxdpZeroCopy), String(here.get(p.name)?.length ?? 0),
     ]);
   }
   process.stdout.write(t.toString() + '\n');

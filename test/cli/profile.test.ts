@@ -23,9 +23,12 @@ describe('vfplane profile list', () => {
   it('prints a table of every shipped profile', () => {
     const r = vfplane(['profile', 'list']);
     expect(r.code, r.stderr).toBe(0);
-    for (const h of ['name', 'PF driver', 'VF driver', 'max VFs/PF', 'queues/VF', 'line rates', 'tier', 'AF_XDP ZC']) expect(r.stdout).toContain(h);
-    expect(r.stdout).toMatch(/│ x710 +│.*│ i40e +│ iavf +│ 64 +│ 4 \(max 16\) +│ 1G 5G 10G 20G 25G 40G │ 2 +│ no +│/);
-    expect(r.stdout).toMatch(/│ cx6dx +│.*│ mlx5_core +│ mlx5_core +│ 127 +│/);
+    for (const h of ['name', 'NIC', 'drivers', 'VFs/PF', 'queues/VF', 'line rate', 'tier', 'AF_XDP ZC', 'PFs here']) expect(r.stdout).toContain(h);
+    expect(r.stdout).toMatch(/│ x710 +│.*│ PF i40e +│ 64 +│ 4, ≤ 16 +│ 1G–40G +│ 2 +│ no +│/);
+    expect(r.stdout).toMatch(/│ +│.*│ VF iavf +│ +│/);
+    expect(r.stdout).toMatch(/│ cx6dx +│.*│ PF mlx5_core +│ 127 +│/);
+    // It fits a terminal: no line wider than 120 columns (`profile show` has the rest).
+    for (const l of r.stdout.split('\n')) expect([...l].length, l).toBeLessThanOrEqual(120);
     expect(r.stderr).toBe('');
   });
 
