@@ -639,9 +639,10 @@ async function offOverlayPlan(a: Allocation, dataplanes: Map<string, Promise<Err
  * IPAM DEL for a released attachment whose pod is gone, with the IPAM config its ADD
  * recorded (the runtime's DEL for that sandbox may never come after a reboot, and CNI GC
  * frees only leases of attachments still in the store). IPAM DEL is idempotent, so a DEL
- * that does come later does no harm. What happened, for the output.
+ * that does come later does no harm. What happened, for the output; with `dry`, what
+ * would happen (gc --dry-run), decided by the same tests.
  */
-async function releaseLease(a: Allocation): Promise<{ step?: ReleaseStep; failed?: { message: string; error: string } }> {
+async function releaseLease(a: Allocation, { dry = false } = {}): Promise<{ step?: ReleaseStep; failed?: { message: string; error: string } }> {
   const att = a.attachment as { ipam?: IpamRecord } | null;
   if (!att?.ipam) {
     // Made by a vfplane that did not record it; a CNI attachment may have had one.
@@ -649,6 +650,8 @@ async function releaseLease(a: Allocation): Promise<{ step?: ReleaseStep; failed
       ? { step: { step: 'ipam', released: false, why: 'not-recorded' } }
       : {};
   }
+  // --dry-run: what it would release, asking the IPAM plugin nothing.
+  if (dry) return { step: { step: 'ipam', type: att.ipam.netconf?.ipam?.type ?? 'unknown', released: true, dry: true } };
   const { ipamDelRecorded } = await import('../cni/ipam.js');
   const type = att.ipam.netconf.ipam.type;
   try {
@@ -699,10 +702,8 @@ export async function gc(o: Common & { dryRun?: boolean }): Promise<void> {
           // What the real run would put back (it said "-" and then restored a VLAN).
           const { steps, cannotTell } = await putBackPlan(store, sysfs, a, dataplanes);
           const rec: GcRecord = { ...who, state, released: false, putBack: steps, ...(cannotTell.length ? { failure: 'cannot-tell' as const, error: cannotTell.join('; ') } : {}) };
-          const ipam = (a.attachment as { ipam?: IpamRecord } | null)?.ipam;
-          if (ipam) rec.putBack.push({ step: 'ipam', type: ipam.netconf?.ipam?.type ?? 'unknown', released: true, dry: true });
-          // What releaseLease says of a CNI attachment made without its IPAM config recorded.
-          else if (a.owner.network !== undefined && a.owner.containerId !== undefined) rec.putBack.push({ step: 'ipam', released: false, why: 'not-recorded' });
+          const lease = await releaseLease(a, { dry: true });
+          if (lease.step) rec.putBack.push(lease.step);
           out.push(rec);
           continue;
         }
