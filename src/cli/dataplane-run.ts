@@ -228,11 +228,44 @@ export async function dpStats(o: ClientOpts & { interval?: number }): Promise<vo
   console.log(`drops: ${countsText(first.drops) || 'none'}`);
 }
 
-export async function dpAttach(o: ClientOpts & { representor: string; vni: number; mac: string; pci?: string; netns?: string }): Promise<void> {
+export async function dpAttach(o: ClientOpts & { representor: string; vni: number; mac: string; pci?: string; netns?: string; sysfsRoot?: string }): Promise<void> {
+  if (!o.netns) await checkRepresentor(o.representor, o.pci, o.sysfsRoot);
   const r = await request(await sock(o), { op: 'attach', representor: o.representor, vni: o.vni, mac: o.mac, ...(o.pci ? { pci: o.pci } : {}), ...(o.netns ? { netns: o.netns } : {}) });
   if (o.json) return printJson(strip(r));
   console.log(`attached ${o.representor} to VNI ${o.vni} (epoch ${r.epoch})`);
   lasts(r);
+}
+
+/**
+ * What sysfs says of the netdev about to be attached, before the data plane is asked:
+ * a VF's own netdev is not its representor (the pod's side, not the host's), and with
+ * --pci the VF's representor is known and must be this one (the data plane would
+ * otherwise forward for the wrong VF). Read through --sysfs-root, so that a simulated
+ * NIC's VFs are checked as a real NIC's are; the data plane checks the first again
+ * through /sys. Only in the data plane's own namespace (sysfs shows this one's netdevs).
+ * A --pci that is not a VF under this root is left to the data plane (its messages).
+ */
+async function checkRepresentor(rep: string, pci: string | undefined, root: string | undefined): Promise<void> {
+  const [{ openSysfs }, { findRepresentor, listVfs }, { invalid }] = await Promise.all([
+    import('../sriov/sysfs.js'), import('../sriov/discover.js'), import('../util/errors.js'),
+  ]);
+  const sysfs = await openSysfs(root);
+  let vfs: ReturnType<typeof listVfs>;
+  try {
+    vfs = listVfs(sysfs);
+  } catch {
+    return; // a tree that cannot be read through: the data plane's own checks stand
+  }
+  const own = vfs.find((v) => v.netdev === rep);
+  if (own) {
+    const r = findRepresentor(sysfs, own);
+    throw invalid(`--representor ${rep} is VF ${own.pci}'s own netdev (a VF of PF ${own.pf}), not its representor; ${r ? `give --representor ${r}` : `give the representor the PF's switchdev mode makes for it (\`vfplane vf show ${own.pci}\` names it)`}`);
+  }
+  const vf = pci ? vfs.find((v) => v.pci === pci) : undefined;
+  if (vf) {
+    const r = findRepresentor(sysfs, vf);
+    if (r !== undefined && r !== rep) throw invalid(`--representor ${rep} is not the representor of VF ${vf.pci} (${r} is); give --representor ${r}, or the --pci of the VF ${rep} stands for`);
+  }
 }
 
 export async function dpDetach(o: ClientOpts & { representor?: string; pci?: string }): Promise<void> {

@@ -9,6 +9,7 @@ import { dataplaneOn, vfplane } from '../helpers/cli.js';
 import { describePrivileged } from '../helpers/privileged.js';
 import { request } from '../../src/dataplane/control.js';
 import { Netns, ifname, vethIn, scratchDir } from '../helpers/netns.js';
+import { dropSim, makeSim } from '../helpers/sim.js';
 
 describePrivileged('dataplane attach refuses loopback and the uplink', { root: true, commands: ['ping'] }, () => {
   let n: Netns;
@@ -51,6 +52,40 @@ describePrivileged('dataplane attach refuses loopback and the uplink', { root: t
       expect(st.held.map((h) => h.netdev)).toEqual([up]);
     } finally {
       await dp.stop();
+    }
+  });
+});
+
+// The CLI checks the netdev against sysfs (--sysfs-root: here a simulated NIC's tree)
+// before it asks the data plane: a VF's own netdev is the pod's side, and with --pci the
+// VF's representor is known. The socket names no data plane, so a refusal that names the
+// netdev proves nothing was asked; a right pair gets as far as the socket.
+describePrivileged('dataplane attach checks the representor against sysfs first', { root: true }, () => {
+  it("refuses a VF's own netdev, and another VF's representor for --pci, naming the right one", () => {
+    const m = makeSim({ profile: 'x710', pfs: 1, vfs: 2 });
+    const d = scratchDir('attsim');
+    try {
+      const p = m.prefix;
+      const sock = join(d.dir, 'none.sock');
+      const att = (rep: string, extra: string[] = []) =>
+        vfplane(['dataplane', 'attach', '--socket', sock, '--sysfs-root', m.root, '--representor', rep, '--vni', '100', '--mac', '02:00:00:00:0c:01', ...extra]);
+      const own = att(`${p}f0v0`);
+      expect(own.code, own.stderr).toBe(2);
+      expect(own.stderr).toContain(`--representor ${p}f0v0 is VF 0000:5e:02.0's own netdev (a VF of PF 0000:5e:00.0), not its representor; give --representor ${p}f0r0`);
+      const other = att(`${p}f0r1`, ['--pci', '0000:5e:02.0']);
+      expect(other.code, other.stderr).toBe(2);
+      expect(other.stderr).toContain(`--representor ${p}f0r1 is not the representor of VF 0000:5e:02.0 (${p}f0r0 is)`);
+      // The right pair passes the check and reaches the socket (no data plane there).
+      const right = att(`${p}f0r0`, ['--pci', '0000:5e:02.0']);
+      expect(right.code).not.toBe(0);
+      expect(right.stderr).not.toMatch(/--representor/);
+      expect(right.stderr).toContain(sock);
+      // An unknown VF is left to the data plane (its own messages), as before.
+      const unknown = att(`${p}f0r0`, ['--pci', '0000:5e:0f.0']);
+      expect(unknown.stderr).not.toMatch(/--representor/);
+    } finally {
+      dropSim(m.root);
+      d.remove();
     }
   });
 });
