@@ -1,6 +1,6 @@
 // `vfplane bench`: measure the data plane: the memory backend (engine only), or an I/O
 // backend (afxdp, dpdk, afpacket) against the kernel's vxlan device on a veth topology.
-import { Command, Option } from 'commander';
+import { Command, Option } from './commander.js';
 import { choiceFlag, intFlag, intListFlag, pathFlag, vniFlag } from './flags.js';
 
 export const DEFAULT_SIZES = '64,128,256,512,1024,1500,imix';

@@ -2,7 +2,7 @@
 // usually /opt/cni/bin): the C shim, with a file naming the server socket, this Node and
 // this installation's plugin (or, without a built shim, a shell wrapper).
 import { pathFlag } from './flags.js';
-import { Command } from 'commander';
+import { Command } from './commander.js';
 import { makeDirs } from '../util/fs.js';
 
 export function registerCni(program: Command): void {

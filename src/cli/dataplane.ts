@@ -1,6 +1,6 @@
 // `vfplane dataplane`: run the data-plane daemon, and talk to a running one over its
 // control socket (status, stats, attachments, peers, FDB). Work lives in dataplane-run.ts.
-import { Command, Option } from 'commander';
+import { Command, Option } from './commander.js';
 import { UsageError } from './errors.js';
 import { ifnameFlag, intFlag, ipFlag, macFlag, netnsFlag, nodeFlag, pathFlag, pciFlag, vniFlag } from './flags.js';
 

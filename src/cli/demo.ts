@@ -1,7 +1,7 @@
 // `vfplane demo`: the whole product on one machine — two simulated nodes with their own
 // data planes, pods given VFs by vfplane-cni, traffic across the VXLAN overlay, a node
 // on the kernel's vxlan device — then a report, and everything torn down.
-import { Command, Option } from 'commander';
+import { Command, Option } from './commander.js';
 import { choiceFlag, intFlag } from './flags.js';
 
 export function registerDemo(program: Command): void {

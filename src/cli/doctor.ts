@@ -1,6 +1,6 @@
 // `vfplane doctor`: what this build and this host can do (the work is in doctor-run.ts).
 import { pathFlag } from './flags.js';
-import { Command } from 'commander';
+import { Command } from './commander.js';
 
 export function registerDoctor(program: Command): void {
   program

@@ -1,6 +1,6 @@
 // The vfplane command line. Command groups register their flags here cheaply; their
 // work lives in modules loaded only when the command runs, so `vfplane --help` stays fast.
-import { Command, CommanderError } from 'commander';
+import { Command, CommanderError } from './commander.js';
 import { createRequire } from 'node:module';
 import { printJson, reportError } from './output.js';
 import { UsageError } from './errors.js';

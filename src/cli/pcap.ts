@@ -1,6 +1,6 @@
 // `vfplane pcap encap|decap`: run a pcap file through the VXLAN engine. Flags are
 // declared and validated here; the work is in pcap-run.ts, loaded when a command runs.
-import { Command, Option } from 'commander';
+import { Command, Option } from './commander.js';
 import {
   choiceFlag, intFlag, ipFlag, ipListFlag, macFlag, pathFlag, portFlag, portRangeFlag, tosFlag, vniFlag, vniListFlag,
 } from './flags.js';

@@ -1,7 +1,7 @@
 // `vfplane profile list|show`: the hw-profiles, what each NIC family can do and where
 // that is documented. Flags live here; the work (and zod) in profile-run.ts, loaded on use.
 import { pathFlag } from './flags.js';
-import { Command } from 'commander';
+import { Command } from './commander.js';
 
 const DIR_HELP = 'read the profiles from DIR alone (default: the package\'s hw-profiles/ plus $VFPLANE_PROFILES_DIR)';
 

@@ -1,7 +1,7 @@
 // `vfplane pf|vf|gc|sim`: the operator's view of SR-IOV NICs, VFs and who holds them.
 // Flags are declared and checked here; the work is in sriov-run.ts and sim-run.ts,
 // loaded only when a command runs.
-import { Command, Option } from 'commander';
+import { Command, Option } from './commander.js';
 import { choiceFlag, intFlag, macFlag, netnsFlag, pathFlag } from './flags.js';
 import { UsageError } from './errors.js';
 
