@@ -110,8 +110,11 @@ export class Topology {
   }
 
   private netnsAdd(name: string): void {
-    netnsAdd(name);
+    // Recorded first: a Ctrl-C reaches `ip netns add` too (the whole process group), and
+    // one killed after it made the namespace fails here having made it (down() deletes a
+    // recorded name that does not exist without a word).
     this.made.netns.add(name);
+    netnsAdd(name);
     ip(['link', 'set', 'lo', 'up'], name);
   }
 
@@ -138,6 +141,7 @@ export class Topology {
       const root = join(workDir, `node-${spec.name}`);
       const stateDir = join(root, 'state');
       mkdirSync(stateDir, { recursive: true });
+      this.made.sims.add(join(root, 'sys')); // first, as netnsAdd does: down() destroys only what has a manifest
       const sim = createSim({ profile: 'sim', pfs: 1, vfs: this.o.vfsPerNode, root: join(root, 'sys'), prefix: `${prefix}${spec.name}`, ...(this.o.uplinkQueues ? { uplinkQueues: this.o.uplinkQueues } : {}) });
       this.made.sims.add(sim.root);
       const pf = sim.pfs[0]!;
