@@ -85,8 +85,6 @@ export async function runCniBench(o: CniBenchOptions): Promise<CniBenchResult> {
   const root = path.join(work, 'sim');
   const ns = `${prefix}-pod`;
   const say = (m: string) => { if (!o.json) process.stderr.write(m + '\n'); };
-  const m = createSim({ profile: 'x710', pfs: 1, vfs: 2, root, prefix });
-  netnsAdd(ns);
   const netnsPath = `/run/netns/${ns}`;
   const bin = path.join(work, 'bin');
   const socket = path.join(work, 'cni.sock');
@@ -103,10 +101,16 @@ export async function runCniBench(o: CniBenchOptions): Promise<CniBenchResult> {
     } catch {
       // already gone
     }
-    destroySim(root);
+    if (fs.existsSync(path.join(root, 'vfplane-sim.json'))) destroySim(root);
     fs.rmSync(work, { recursive: true, force: true });
   });
+  // Made inside the try, so that the finally (and a signal's teardown) also undoes a
+  // half-made start: a Ctrl-C reaches `ip` too, and one killed after it made the
+  // namespace fails having made it.
+  let m: ReturnType<typeof createSim>;
   try {
+    m = createSim({ profile: 'x710', pfs: 1, vfs: 2, root, prefix });
+    netnsAdd(ns);
     // Installed as a runtime would find it, then the server it forwards to.
     const inst = spawnSync(process.execPath, [vfplaneJs, 'cni', 'install', '--dir', bin, '--socket', socket], { encoding: 'utf8' });
     if (inst.status !== 0) throw systemError(`vfplane cni install failed: ${inst.stderr}`);
@@ -217,7 +221,7 @@ export async function runCniBench(o: CniBenchOptions): Promise<CniBenchResult> {
     } catch {
       // already gone
     }
-    destroySim(root);
+    if (fs.existsSync(path.join(root, 'vfplane-sim.json'))) destroySim(root);
     fs.rmSync(work, { recursive: true, force: true });
   }
 }
