@@ -283,11 +283,13 @@ static int count_map(const char *name, uint32_t slots, int *ncpu) {
     return map;
 }
 
-/* Sums the counters over CPUs into pkts[slot], bytes[slot] (one batched read); returns
- * the number of slots read, 0 on failure. */
+/* Sums the counters over CPUs into pkts[slot], bytes[slot] (zero where unread; one
+ * batched read); returns the number of slots read, 0 on failure. */
 static uint32_t count_read_slots(int map_fd, int ncpu, uint32_t slots, uint64_t *pkts, uint64_t *bytes) {
     static uint64_t *v;
     static uint32_t *keys;
+    memset(pkts, 0, slots * sizeof *pkts);
+    memset(bytes, 0, slots * sizeof *bytes);
     if (!v) {
         v = calloc((size_t)LEN_SLOTS * (size_t)ncpu * 2, sizeof *v);
         keys = calloc(LEN_SLOTS, sizeof *keys);
@@ -307,7 +309,6 @@ static uint32_t count_read_slots(int map_fd, int ncpu, uint32_t slots, uint64_t 
     for (uint32_t i = 0; i < cnt; i++) {
         const uint32_t k = keys[i];
         if (k >= slots) continue;
-        pkts[k] = bytes[k] = 0;
         for (int c = 0; c < ncpu; c++) pkts[k] += v[((size_t)i * (size_t)ncpu + (size_t)c) * 2],
                                        bytes[k] += v[((size_t)i * (size_t)ncpu + (size_t)c) * 2 + 1];
     }
@@ -315,7 +316,6 @@ static uint32_t count_read_slots(int map_fd, int ncpu, uint32_t slots, uint64_t 
 }
 
 static void count_read(int map_fd, int ncpu, uint64_t *pkts, uint64_t *bytes) {
-    *pkts = *bytes = 0;
     count_read_slots(map_fd, ncpu, 1, pkts, bytes);
 }
 
@@ -328,8 +328,6 @@ typedef struct sink_ctx {
  * seen so far with their counts; the last slot is "this long or longer"). */
 static int sink_mark(void *ctx) {
     sink_ctx *s = ctx;
-    memset(s->pkts, 0, sizeof s->pkts);
-    memset(s->bytes, 0, sizeof s->bytes);
     count_read_slots(s->map, s->ncpu, LEN_SLOTS, s->pkts, s->bytes);
     uint64_t p = 0, b = 0;
     for (uint32_t k = 0; k < LEN_SLOTS; k++) p += s->pkts[k], b += s->bytes[k];

@@ -222,7 +222,7 @@ export async function runAllocBench(opts: AllocBenchOptions): Promise<AllocBench
   const off = onInterrupt(() => {
     for (const w of workers) if (w.child.exitCode === null) w.child.kill('SIGKILL');
     if (opts.keep) return;
-    if (sim && fs.existsSync(path.join(simRoot, 'vfplane-sim.json'))) sim.destroySim(simRoot);
+    sim?.destroySimIfMade(simRoot);
     fs.rmSync(benchDir, { recursive: true, force: true });
   });
   try {
@@ -295,9 +295,7 @@ export async function runAllocBench(opts: AllocBenchOptions): Promise<AllocBench
     for (const w of workers) if (w.child.exitCode === null && w.child.signalCode === null) w.child.kill('SIGKILL');
     await Promise.allSettled(workers.map((w) => w.done));
     if (!opts.keep) {
-      if (fs.existsSync(path.join(simRoot, 'vfplane-sim.json'))) {
-        await import('../sim/sim.js').then((m) => m.destroySim(simRoot)).catch(() => undefined);
-      }
+      await import('../sim/sim.js').then((m) => m.destroySimIfMade(simRoot)).catch(() => undefined);
       fs.rmSync(benchDir, { recursive: true, force: true });
     }
   }

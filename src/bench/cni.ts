@@ -14,7 +14,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Table from 'cli-table3';
-import { createSim, destroySim } from '../sim/sim.js';
+import { createSim, destroySimIfMade } from '../sim/sim.js';
 import { hostNetnsPath, ipBatch, netnsAdd, netnsDel } from '../net/ip.js';
 import { systemError } from '../util/errors.js';
 import { checkInt } from '../util/check.js';
@@ -101,7 +101,7 @@ export async function runCniBench(o: CniBenchOptions): Promise<CniBenchResult> {
     } catch {
       // already gone
     }
-    if (fs.existsSync(path.join(root, 'vfplane-sim.json'))) destroySim(root);
+    destroySimIfMade(root);
     fs.rmSync(work, { recursive: true, force: true });
   });
   // Made inside the try, so that the finally (and a signal's teardown) also undoes a
@@ -221,7 +221,7 @@ export async function runCniBench(o: CniBenchOptions): Promise<CniBenchResult> {
     } catch {
       // already gone
     }
-    if (fs.existsSync(path.join(root, 'vfplane-sim.json'))) destroySim(root);
+    destroySimIfMade(root);
     fs.rmSync(work, { recursive: true, force: true });
   }
 }

@@ -112,6 +112,10 @@ export function nativeTool(name: string): string {
 
 const FLOWS = 200; // < 253, so no flow's source MAC equals one of the topology's
 
+/** The tunnel S → D of the decap generator's frames: the topology's underlay, whose
+ *  outer headers (outerHeaderLength) the DUT adds on encap and strips on decap. */
+const genTunnel = () => resolveTunnel({ local: ADDR.vtepS, remote: ADDR.vtepD, srcMac: ADDR.sMac, dstMac: ADDR.dsMac });
+
 /** The generator's frames for one op and size: inner frames for encap, VXLAN frames
  *  (built with the TS model, S → D) for decap. */
 export function ioFrames(op: IoOp, size: SizeSpec, vni: number): Uint8Array[] {
@@ -119,7 +123,7 @@ export function ioFrames(op: IoOp, size: SizeSpec, vni: number): Uint8Array[] {
   if (op === 'encap') return inner;
   const g = parseMac(ADDR.gMac)!;
   for (const f of inner) f.set(g, 0);
-  const t = tsEngine.createTunnel(resolveTunnel({ local: ADDR.vtepS, remote: ADDR.vtepD, srcMac: ADDR.sMac, dstMac: ADDR.dsMac }));
+  const t = tsEngine.createTunnel(genTunnel());
   const out: Uint8Array[] = [];
   for (let i = 0; i < inner.length; i += 64) {
     const b = burstFromFrames(inner.slice(i, i + 64), 128);
@@ -246,9 +250,6 @@ function oursDpdkVeth(topo: Topology, o: IoBenchOptions): Dut {
   };
 }
 
-/** Outer Ethernet + IPv4 + UDP + VXLAN: the topology's underlay is IPv4, untagged. */
-const VXLAN_V4_OVERHEAD = 50;
-
 /** A mark of the sink (vfp-pktgen sink): its totals and its per-length counts so far. */
 interface SinkMark {
   t_ns: number;
@@ -297,7 +298,8 @@ async function measure(topo: Topology, dut: string, op: IoOp, size: SizeSpec, o:
     const lengths = lengthsBetween(sm[0]!, sm.at(-1)!);
     // What the sink should see: the inner frames plus the outer headers (encap), or the
     // encapsulated frames without them (decap).
-    const expected = new Set(frames.map((f) => String(op === 'encap' ? f.length + VXLAN_V4_OVERHEAD : f.length - VXLAN_V4_OVERHEAD)));
+    const outer = outerHeaderLength(genTunnel());
+    const expected = new Set(frames.map((f) => String(op === 'encap' ? f.length + outer : f.length - outer)));
     const stray = Object.entries(lengths).reduce((a, [len, k]) => (expected.has(len) ? a : a + k), 0);
     const mpps = median(trials);
     return {
@@ -457,7 +459,7 @@ export async function runIoBench(o: IoBenchOptions): Promise<IoBenchResult> {
     machine: { cpu: os.cpus()[0]?.model ?? 'unknown', cores: os.availableParallelism(), node: process.version, kernel: os.release(), date: new Date().toISOString() },
     settings: {
       sizes: o.sizes, ops: o.ops, windowMs: o.durationMs, trials: o.trials, vni: o.vni, dutCpu: o.dutCpu, genCpu: o.genCpu,
-      generator: o.genBackend, pings: o.pings, outerHeaderBytes: outerHeaderLength({ family: 4, vlan: null }),
+      generator: o.genBackend, pings: o.pings, outerHeaderBytes: outerHeaderLength(genTunnel()),
     },
     duts: duts.map((d) => d.name),
     cells, latency: lat, nullCompare: nc, notes,

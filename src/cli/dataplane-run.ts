@@ -246,8 +246,8 @@ export async function dpAttach(o: ClientOpts & { representor: string; vni: numbe
  * A --pci that is not a VF under this root is left to the data plane (its messages).
  */
 async function checkRepresentor(rep: string, pci: string | undefined, root: string | undefined): Promise<void> {
-  const [{ openSysfs }, { findRepresentor, listVfs }, { invalid }] = await Promise.all([
-    import('../sriov/sysfs.js'), import('../sriov/discover.js'), import('../util/errors.js'),
+  const [{ openSysfs }, { findRepresentor, listVfs }, { invalid }, { ownNetdevRefusal }] = await Promise.all([
+    import('../sriov/sysfs.js'), import('../sriov/discover.js'), import('../util/errors.js'), import('../dataplane/uplink-profile.js'),
   ]);
   const sysfs = await openSysfs(root);
   let vfs: ReturnType<typeof listVfs>;
@@ -258,8 +258,7 @@ async function checkRepresentor(rep: string, pci: string | undefined, root: stri
   }
   const own = vfs.find((v) => v.netdev === rep);
   if (own) {
-    const r = findRepresentor(sysfs, own);
-    throw invalid(`--representor ${rep} is VF ${own.pci}'s own netdev (a VF of PF ${own.pf}), not its representor; ${r ? `give --representor ${r}` : `give the representor the PF's switchdev mode makes for it (\`vfplane vf show ${own.pci}\` names it)`}`);
+    throw invalid(ownNetdevRefusal(`--representor ${rep}`, { vf: own.pci, pf: own.pf }, findRepresentor(sysfs, own)));
   }
   const vf = pci ? vfs.find((v) => v.pci === pci) : undefined;
   if (vf) {

@@ -296,17 +296,17 @@ export function request(path: string, req: Record<string, unknown>, timeoutMs = 
   });
 }
 
-/** Takes a VF off the overlay of the data plane vfplane-cni attached it through (the
- *  allocation's attachment record: `dataplane` socket, `representor`, `vxlan`); nothing
- *  when it has no overlay attachment. A data plane that is not running is no error: when
- *  it starts again it drops attachments whose VF was released meanwhile. Used by CNI
- *  DEL and GC and by `vfplane gc`. */
 /** What a release says of a VF whose data plane does not run (`request` failed with kind
  *  'unavailable'): it need not be asked. Also the words of `gc --dry-run`'s plan. */
 export function notRunning(err: Error, pci: string): string {
   return `data plane not running (${err.message}); it forgets VF ${pci} when it starts`;
 }
 
+/** Takes a VF off the overlay of the data plane vfplane-cni attached it through (the
+ *  allocation's attachment record: `dataplane` socket, `representor`, `vxlan`); nothing
+ *  when it has no overlay attachment. A data plane that is not running is no error: when
+ *  it starts again it drops attachments whose VF was released meanwhile. Used by CNI
+ *  DEL and GC and by `vfplane gc`. */
 export async function detachFromOverlay(att: { vxlan?: unknown; dataplane?: string; representor?: string } | null, pci: string, log?: (m: string) => void): Promise<void> {
   if (!att?.vxlan || !att.dataplane) return;
   try {

@@ -19,7 +19,7 @@ import { linkAddrs, refuseHostNetdev, type LinkAddrs } from '../net/netops.js';
 import { ClaimJournal, claimNetdev, givesBack, nodeLock, releaseLeftovers, releaseNetdev, runDir, sweepNetdevLocks, type Claim } from './claims.js';
 import { AllocStore, DB_FILE } from '../alloc/store.js';
 import { ownerAlive } from '../alloc/owner.js';
-import { afXdpVdevWarning, afxdpChoice, dpdkChoice, netdevProfile, offloadTier, outerChecksums, vdevNetdev, vfOfNetdev, type UplinkChoice } from './uplink-profile.js';
+import { afXdpVdevWarning, afxdpChoice, dpdkChoice, netdevProfile, offloadTier, outerChecksums, ownNetdevRefusal, vdevNetdev, vfOfNetdev, type UplinkChoice } from './uplink-profile.js';
 import { loadAddon } from './addon.js';
 import { dpdkEnvJournal, prepareDpdkEnv, recoverDpdkEnv, type DpdkEnv } from './dpdk-env.js';
 import { makeDirs } from '../util/fs.js';
@@ -708,7 +708,7 @@ export class Daemon {
     // take the host end of nothing. (Known from this namespace's sysfs only.)
     const own = a.netns ? null : vfOfNetdev(a.representor);
     if (own) {
-      throw invalid(`representor ${a.representor} is VF ${own.vf}'s own netdev (a VF of PF ${own.pf}), not its representor; give the representor the PF's switchdev mode makes for it (\`vfplane vf show ${own.vf}\` names it)`);
+      throw invalid(ownNetdevRefusal(`representor ${a.representor}`, own));
     }
   }
 

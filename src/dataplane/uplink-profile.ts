@@ -84,6 +84,14 @@ export function vfOfNetdev(ifname: string, sysRoot = '/sys'): { vf: string; pf: 
   }
 }
 
+/** The refusal of a VF's own netdev offered as its representor (WHAT names it: the
+ *  socket's field or the CLI's flag), by the data plane and by `vfplane dataplane attach`
+ *  alike; REPRESENTOR, when the caller found the VF's, is named as the one to give. */
+export function ownNetdevRefusal(what: string, own: { vf: string; pf: string }, representor?: string): string {
+  const fix = representor ? `give --representor ${representor}` : `give the representor the PF's switchdev mode makes for it (\`vfplane vf show ${own.vf}\` names it)`;
+  return `${what} is VF ${own.vf}'s own netdev (a VF of PF ${own.pf}), not its representor; ${fix}`;
+}
+
 /** AF_XDP settings for a netdev uplink in the daemon's own namespace. */
 export function afxdpChoice(ifname: string, want: { mode: 'auto' | 'native' | 'skb'; copy: 'auto' | 'copy' | 'zerocopy' }, sysRoot = '/sys'): UplinkChoice {
   const { hw: profile, ...base } = netdevProfile(ifname, sysRoot);

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Table from 'cli-table3';
 import { Topology } from './topology.js';
-import { destroySim } from '../sim/sim.js';
+import { destroySimIfMade } from '../sim/sim.js';
 import { pidAlive } from '../util/proc.js';
 import { netnsDel, netnsList } from '../net/ip.js';
 import { unavailable } from '../util/errors.js';
@@ -34,7 +34,7 @@ function sweep(): void {
     const dir = join(tmpdir(), d);
     for (const n of existsSync(dir) ? readdirSync(dir) : []) {
       try {
-        if (existsSync(join(dir, n, 'sys', 'vfplane-sim.json'))) destroySim(join(dir, n, 'sys'));
+        destroySimIfMade(join(dir, n, 'sys'));
       } catch {
         // best effort
       }

@@ -8,10 +8,10 @@
 //                           node A data plane ─ uplink ─┐ ┌─ uplink ─ node B data plane
 //                                                  underlay netns: bridge ── kernel node (vxlan)
 import { spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { isIP } from 'node:net';
-import { createSim, destroySim } from '../sim/sim.js';
+import { createSim, destroySimIfMade } from '../sim/sim.js';
 import type { SimManifest } from '../sim/manifest.js';
 import { openSysfs } from '../sriov/sysfs.js';
 import { listVfs } from '../sriov/discover.js';
@@ -141,9 +141,10 @@ export class Topology {
       const root = join(workDir, `node-${spec.name}`);
       const stateDir = join(root, 'state');
       mkdirSync(stateDir, { recursive: true });
-      this.made.sims.add(join(root, 'sys')); // first, as netnsAdd does: down() destroys only what has a manifest
-      const sim = createSim({ profile: 'sim', pfs: 1, vfs: this.o.vfsPerNode, root: join(root, 'sys'), prefix: `${prefix}${spec.name}`, ...(this.o.uplinkQueues ? { uplinkQueues: this.o.uplinkQueues } : {}) });
-      this.made.sims.add(sim.root);
+      // Recorded first, as netnsAdd does: down() destroys what was made there, if anything.
+      const simRoot = resolve(root, 'sys');
+      this.made.sims.add(simRoot);
+      const sim = createSim({ profile: 'sim', pfs: 1, vfs: this.o.vfsPerNode, root: simRoot, prefix: `${prefix}${spec.name}`, ...(this.o.uplinkQueues ? { uplinkQueues: this.o.uplinkQueues } : {}) });
       const pf = sim.pfs[0]!;
       // The PF's underlay end joins the underlay bridge; the PF netdev itself is the uplink.
       // A jumbo underlay, as VXLAN deployments use: pods keep MTU 1500 and the 50 bytes of
@@ -325,7 +326,7 @@ export class Topology {
     }
     for (const root of this.made.sims) {
       try {
-        if (existsSync(join(root, 'vfplane-sim.json'))) destroySim(root);
+        destroySimIfMade(root);
       } catch (e) {
         problems.push((e as Error).message);
       }

@@ -223,6 +223,13 @@ export function destroySim(root: string = DEFAULT_SIM_ROOT, prefix?: string): Si
   return removeSim(simAt(root, prefix));
 }
 
+/** destroySim for a teardown: the simulated NIC at ROOT if one was made there (its
+ *  manifest is there), else nothing, and null. A command that records ROOT before
+ *  createSim (so that a start cut short is undone too) tears down with this. */
+export function destroySimIfMade(root: string): SimManifest | null {
+  return fs.existsSync(manifestPath(root)) ? destroySim(root) : null;
+}
+
 /** Removes the simulated NIC whose manifest the caller has read already (simAt), for one
  *  that reads it before anything goes; the manifest. */
 export function removeSim(m: SimManifest): SimManifest {

@@ -1,10 +1,10 @@
 // Simulated NICs for tests: each gets a root under the temp dir named after this
 // process and a netdev prefix no other test process uses, and is destroyed after the
 // suite, on exit, and (if its process died) by the next run's sweep.
-import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createSim, destroySim, type SimOptions } from '../../src/sim/sim.js';
+import { createSim, destroySimIfMade, type SimOptions } from '../../src/sim/sim.js';
 import type { SimManifest } from '../../src/sim/manifest.js';
 import { pidAlive } from '../../src/util/proc.js';
 
@@ -32,7 +32,7 @@ export function makeSim(o: Partial<SimOptions> = {}): SimManifest {
 
 export function dropSim(root: string): void {
   live.delete(root);
-  if (existsSync(join(root, 'vfplane-sim.json'))) destroySim(root);
+  destroySimIfMade(root);
   rmSync(root, { recursive: true, force: true });
 }
 
