@@ -1,14 +1,13 @@
 // `vfplane bench`: measure the data plane: the memory backend (engine only), or an I/O
 // backend (afxdp, dpdk, afpacket) against the kernel's vxlan device on a veth topology.
 import { Command, Option } from './commander.js';
+import { topCommand } from './commands.js';
 import { choiceFlag, intFlag, intListFlag, pathFlag, vniFlag } from './flags.js';
 
 export const DEFAULT_SIZES = '64,128,256,512,1024,1500,imix';
 
 export function registerBench(program: Command): void {
-  const bench = program
-    .command('bench')
-    .description('benchmark VXLAN encap/decap (native engine and TS model side by side) and FDB lookups')
+  const bench = topCommand(program, 'bench')
     .addOption(new Option('--backend <name>', 'packet I/O backend: memory, afxdp, dpdk or afpacket').argParser(choiceFlag('--backend', ['memory', 'afxdp', 'dpdk', 'afpacket'] as const)).default('memory'))
     .addOption(new Option('--sizes <list>', 'inner frame sizes in bytes, and/or imix').argParser(intListFlag('--sizes', 64, 9000, ['imix'])).default(DEFAULT_SIZES.split(',').map((s) => (s === 'imix' ? s : Number(s))), DEFAULT_SIZES))
     .addOption(new Option('--burst <n>', 'packets per burst, 1–256').argParser(intFlag('--burst', 1, 256)).default(32))

@@ -3,10 +3,11 @@
 // this installation's plugin (or, without a built shim, a shell wrapper).
 import { pathFlag } from './flags.js';
 import { Command } from './commander.js';
+import { topCommand } from './commands.js';
 import { makeDirs } from '../util/fs.js';
 
 export function registerCni(program: Command): void {
-  const cni = program.command('cni').description('the vfplane-cni plugin: install it where the container runtime finds plugins');
+  const cni = topCommand(program, 'cni');
   cni
     .command('install')
     .description('write DIR/vfplane-cni (the C shim, plus DIR/vfplane-cni.shim naming the server socket, this Node and this installation\'s plugin)')

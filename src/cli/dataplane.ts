@@ -1,6 +1,7 @@
 // `vfplane dataplane`: run the data-plane daemon, and talk to a running one over its
 // control socket (status, stats, attachments, peers, FDB). Work lives in dataplane-run.ts.
 import { Command, Option } from './commander.js';
+import { topCommand } from './commands.js';
 import { UsageError } from './errors.js';
 import { ifnameFlag, intFlag, ipFlag, macFlag, netnsFlag, nodeFlag, pathFlag, pciFlag, vniFlag } from './flags.js';
 
@@ -23,7 +24,7 @@ const common = (c: Command) =>
 const run = async () => import('./dataplane-run.js');
 
 export function registerDataplane(program: Command): void {
-  const dp = program.command('dataplane').description('the native VXLAN data plane: run the daemon, inspect and change a running one');
+  const dp = topCommand(program, 'dataplane');
   dp.enablePositionalOptions();
 
   dp.command('run')

@@ -2,12 +2,11 @@
 // data planes, pods given VFs by vfplane-cni, traffic across the VXLAN overlay, a node
 // on the kernel's vxlan device — then a report, and everything torn down.
 import { Command, Option } from './commander.js';
+import { topCommand } from './commands.js';
 import { choiceFlag, intFlag } from './flags.js';
 
 export function registerDemo(program: Command): void {
-  program
-    .command('demo')
-    .description('bring up two simulated nodes with vfplane data planes and pods on a VXLAN overlay, run traffic, report, tear down (root)')
+  topCommand(program, 'demo')
     .addOption(new Option('--backend <name>', 'the data planes\' I/O backend: afpacket or afxdp').argParser(choiceFlag('--backend', ['afpacket', 'afxdp'] as const)).default('afpacket'))
     .addOption(new Option('--seconds <n>', 'seconds of TCP and of small-packet traffic').argParser(intFlag('--seconds', 1, 600)).default(3))
     .addOption(new Option('--underlay <family>', 'the underlay\'s IP family, ipv4 or ipv6: ipv6 has the VTEPs find each other by neighbour discovery').argParser(choiceFlag('--underlay', ['ipv4', 'ipv6'] as const)).default('ipv4'))

@@ -1,11 +1,10 @@
 // `vfplane doctor`: what this build and this host can do (the work is in doctor-run.ts).
 import { pathFlag } from './flags.js';
 import { Command } from './commander.js';
+import { topCommand } from './commands.js';
 
 export function registerDoctor(program: Command): void {
-  program
-    .command('doctor')
-    .description('what this build has and this host supports: backends, hugepages, vfio/IOMMU, AF_XDP, the CNI server, NICs and their offload tier')
+  topCommand(program, 'doctor')
     .option('--sysfs-root <dir>', 'sysfs to look for NICs in (env VFPLANE_SYSFS_ROOT)', pathFlag('--sysfs-root'))
     .option('--state-dir <dir>', 'the state directory: the data plane\'s socket and what stopped data planes still hold (env VFPLANE_STATE_DIR; default /var/lib/vfplane)', pathFlag('--state-dir'))
     .option('--socket <path>', 'where `vfplane cni serve` listens', pathFlag('--socket'), '/run/vfplane/cni.sock')

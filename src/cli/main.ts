@@ -4,19 +4,45 @@ import { Command, CommanderError } from './commander.js';
 import { createRequire } from 'node:module';
 import { printJson, reportError } from './output.js';
 import { UsageError } from './errors.js';
-import { registerPcap } from './pcap.js';
-import { registerBench } from './bench.js';
-import { registerProfile } from './profile.js';
-import { registerSriov } from './sriov.js';
-import { registerCni } from './cni.js';
-import { registerDoctor } from './doctor.js';
-import { registerDataplane } from './dataplane.js';
-import { registerDemo } from './demo.js';
+import { Option } from './commander.js';
+import { isTopName, TOP, type Group } from './commands.js';
 import { interrupted } from '../util/interrupt.js';
 
 const pkg = createRequire(import.meta.url)('../../package.json') as { version: string };
 
-export function buildProgram(): Command {
+type Register = (program: Command) => void;
+
+/** The module that registers each group of top-level commands, loaded when needed. */
+const GROUPS: Record<Group, () => Promise<Register>> = {
+  pcap: async () => (await import('./pcap.js')).registerPcap,
+  bench: async () => (await import('./bench.js')).registerBench,
+  sriov: async () => (await import('./sriov.js')).registerSriov,
+  profile: async () => (await import('./profile.js')).registerProfile,
+  cni: async () => (await import('./cni.js')).registerCni,
+  doctor: async () => (await import('./doctor.js')).registerDoctor,
+  dataplane: async () => (await import('./dataplane.js')).registerDataplane,
+  demo: async () => (await import('./demo.js')).registerDemo,
+};
+
+/**
+ * The top-level command ARGS (argv after the script) run: `help X` runs X's help, and
+ * none when --help comes before the name (`vfplane -h pf` is the top-level help).
+ */
+function commandNamed(args: readonly string[]): string | undefined {
+  const first = args.findIndex((a) => !a.startsWith('-'));
+  if (first < 0 || args.slice(0, first).some((a) => a === '-h' || a === '--help')) return undefined;
+  const words = args.slice(first).filter((a) => !a.startsWith('-'));
+  return words[0] === 'help' ? words[1] : words[0];
+}
+
+/**
+ * The command tree for ARGS. Only the group of the command ARGS name is registered
+ * (`vfplane pf list` loads sriov.ts alone); without a command, or with a name that is
+ * none (`vfplane --help`, `vfplane`, `vfplane nope`), every top-level command is a stub
+ * made from the table in commands.ts: the same help, the same usage errors, no command
+ * module loaded. `all` registers every group (the test that holds the stubs to it).
+ */
+export async function buildProgram(args: readonly string[], { all = false } = {}): Promise<Command> {
   const program = new Command('vfplane')
     .description('SR-IOV VF orchestration and a native VXLAN data plane for Kubernetes nodes')
     .version(pkg.version, '-V, --version')
@@ -24,14 +50,17 @@ export function buildProgram(): Command {
     // Options belong to the command they follow: `bench alloc --json` is alloc's --json.
     .enablePositionalOptions()
     .exitOverride();
-  registerPcap(program);
-  registerBench(program);
-  registerSriov(program);
-  registerProfile(program);
-  registerCni(program);
-  registerDoctor(program);
-  registerDataplane(program);
-  registerDemo(program);
+  const named = commandNamed(args);
+  if (all || (named !== undefined && isTopName(named))) {
+    const groups = all ? Object.keys(GROUPS) as Group[] : [TOP[named as keyof typeof TOP].group];
+    for (const g of groups) (await GROUPS[g]())(program);
+  } else {
+    for (const [name, c] of Object.entries(TOP)) {
+      const stub = program.command(name).description(c.description);
+      // Only for the help's "[options]" after the name; a stub never parses.
+      if (c.options) stub.addOption(new Option('--options').hideHelp());
+    }
+  }
   // Subcommands inherit the same exit behaviour: usage errors exit 2.
   for (const c of program.commands) {
     c.exitOverride();
@@ -71,7 +100,7 @@ export async function main(argv: string[]): Promise<number> {
       if (e.code !== 'EPIPE' && e.code !== 'ERR_STREAM_DESTROYED') throw e;
     });
   }
-  const program = buildProgram();
+  const program = await buildProgram(argv.slice(2));
   try {
     await program.parseAsync(argv);
     return typeof process.exitCode === 'number' ? process.exitCode : 0;

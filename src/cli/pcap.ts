@@ -1,6 +1,7 @@
 // `vfplane pcap encap|decap`: run a pcap file through the VXLAN engine. Flags are
 // declared and validated here; the work is in pcap-run.ts, loaded when a command runs.
 import { Command, Option } from './commander.js';
+import { topCommand } from './commands.js';
 import {
   choiceFlag, intFlag, ipFlag, ipListFlag, macFlag, pathFlag, portFlag, portRangeFlag, tosFlag, vniFlag, vniListFlag,
 } from './flags.js';
@@ -11,7 +12,7 @@ const engineOpt = () =>
     .default('native');
 
 export function registerPcap(program: Command): void {
-  const pcap = program.command('pcap').description('encapsulate or decapsulate the frames of a pcap file (Ethernet linktype)');
+  const pcap = topCommand(program, 'pcap');
 
   pcap
     .command('encap')

@@ -2,13 +2,12 @@
 // that is documented. Flags live here; the work (and zod) in profile-run.ts, loaded on use.
 import { pathFlag } from './flags.js';
 import { Command } from './commander.js';
+import { topCommand } from './commands.js';
 
 const DIR_HELP = 'read the profiles from DIR alone (default: the package\'s hw-profiles/ plus $VFPLANE_PROFILES_DIR)';
 
 export function registerProfile(program: Command): void {
-  const profile = program
-    .command('profile')
-    .description('hw-profiles: what each NIC family can do (IDs, VF limits, offloads, DPDK driver, offload tier), with sources');
+  const profile = topCommand(program, 'profile');
 
   profile
     .command('list')

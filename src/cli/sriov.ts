@@ -2,6 +2,7 @@
 // Flags are declared and checked here; the work is in sriov-run.ts and sim-run.ts,
 // loaded only when a command runs.
 import { Command, Option } from './commander.js';
+import { topCommand } from './commands.js';
 import { choiceFlag, intFlag, macFlag, netnsFlag, pathFlag } from './flags.js';
 import { UsageError } from './errors.js';
 
@@ -38,7 +39,7 @@ function ownerOptions(c: Command): Command {
 }
 
 export function registerSriov(program: Command): void {
-  const pf = program.command('pf').description('SR-IOV physical functions: list them, set their number of VFs');
+  const pf = topCommand(program, 'pf');
   common(pf.command('list').description('list SR-IOV capable PFs with their driver, hw-profile, offload tier and VF counts'))
     .action(act(async (o) => (await run()).pfList(o)));
   common(pf.command('set-numvfs').description('create or destroy VFs on a PF (sriov_numvfs)')
@@ -47,7 +48,7 @@ export function registerSriov(program: Command): void {
     .option('--force', 'change a nonzero count by going through 0 (destroys every VF of the PF)', false))
     .action(act(async (o, pfRef: string, n: number) => (await run()).pfSetNumVfs(o, pfRef, n)));
 
-  const vf = program.command('vf').description('virtual functions: list, show, allocate, release, configure, bind');
+  const vf = topCommand(program, 'vf');
   common(vf.command('list').description('list VFs with their driver, netdev, settings and holder')
     .option('--pf <pf>', 'only VFs of this PF (netdev name or PCI address)')
     .option('--free', 'only VFs nobody holds', false)
@@ -86,11 +87,11 @@ export function registerSriov(program: Command): void {
     .option('--force', 'rebind even if the VF is allocated or its netdev is in a pod', false))
     .action(act(async (o, ref: string) => (await run()).vfBind(o, ref)));
 
-  common(program.command('gc').description('release allocations whose owner is gone (netns removed or process exited): the VF put back, taken off the overlay, and the IPAM address of a CNI attachment released')
+  common(topCommand(program, 'gc')
     .option('--dry-run', 'say what would be released, change nothing', false))
     .action(act(async (o) => (await run()).gc(o)));
 
-  const sim = program.command('sim').description('the simulated SR-IOV NIC: a sysfs-shaped tree plus real veth netdevs');
+  const sim = topCommand(program, 'sim');
   sim.command('create').description('build a simulated NIC (needs root for its netdevs)')
     .option('--profile <name>', 'hw-profile to impersonate (vfplane profile list)', 'sim')
     .addOption(new Option('--pfs <n>', 'PFs, 1–8').argParser(intFlag('--pfs', 1, 8)).default(1))

@@ -6,7 +6,7 @@ import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { BIN } from '../helpers/cli.js';
+import { BIN, ROOT } from '../helpers/cli.js';
 
 const cwd = mkdtempSync(join(tmpdir(), 'vfplane-usage-'));
 afterAll(() => rmSync(cwd, { recursive: true, force: true }));
@@ -118,6 +118,32 @@ describe('usage errors commander catches', () => {
       expect({ args, code: h.code }).toEqual({ args, code: 0 });
       expect(h.stdout).toMatch(/Usage: vfplane/);
     }
+  });
+});
+
+describe('the top-level help, from the stubs commands.ts makes', () => {
+  // `vfplane --help` registers no command module: each top-level command is a stub made
+  // from the table in src/cli/commands.ts. Its help must be the help of the whole tree,
+  // every group registered (descriptions, order, the "[options]" markers).
+  const whole = spawnSync(process.execPath, ['--input-type=module', '-e',
+    `const m = await import(${JSON.stringify(join(ROOT, 'dist/cli/main.js'))}); process.stdout.write((await m.buildProgram([], { all: true })).helpInformation());`,
+  ], { cwd, encoding: 'utf8', timeout: 60_000 });
+
+  it('is the help of the whole tree', () => {
+    expect(whole.stderr).toBe('');
+    expect(whole.stdout).toMatch(/Commands:\n {2}pcap [\s\S]*\n {2}bench \[options\]/);
+    for (const args of [['--help'], ['-h', 'pf'], ['help']]) {
+      const r = run(args);
+      expect({ args, stdout: r.stdout }).toEqual({ args, stdout: whole.stdout });
+    }
+    // A name that is no command: the same stubs, the same help after the error.
+    const n = run(['help', 'nope']);
+    expect(n.code).toBe(2);
+    expect(n.stdout + n.stderr).toContain(whole.stdout);
+  });
+
+  it('a misspelt command is still matched against every command', () => {
+    expect(run(['dataplan']).stderr).toMatch(/unknown command 'dataplan'\n\(Did you mean dataplane\?\)/);
   });
 });
 
