@@ -1,10 +1,10 @@
-// The vfplane command line. Command groups register their flags here cheaply; their
-// work lives in modules loaded only when the command runs, so `vfplane --help` stays fast.
-import { Command, CommanderError } from './commander.js';
+// The vfplane command line. Only the group of the command being run registers its flags
+// (the top-level help is made of stubs, commands.ts), and a command's work lives in a
+// module loaded only when it runs, so `vfplane --help` and every command start fast.
+import { Command, CommanderError, Option } from './commander.js';
 import { createRequire } from 'node:module';
 import { printJson, reportError } from './output.js';
 import { UsageError } from './errors.js';
-import { Option } from './commander.js';
 import { isTopName, TOP, type Group } from './commands.js';
 import { interrupted } from '../util/interrupt.js';
 
