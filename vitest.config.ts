@@ -17,7 +17,7 @@ const SERIAL = [
   'test/dataplane/dpdk-config.test.ts',
   'test/dataplane/dpdk-txoffload.test.ts',
   'test/dataplane/multiworker.test.ts',
-  'test/dataplane/overlay-backends.test.ts',
+  'test/dataplane/overlay-dpdk.test.ts',
   'test/native/dpdk-env.test.ts',
   'test/native/io-afpacket.test.ts',
   'test/native/io-dpdk.test.ts',

@@ -1,116 +1,26 @@
-// The overlay on each I/O backend the build has: the same two simulated nodes, the
-// uplinks on AF_XDP or DPDK (representors on AF_XDP under DPDK too), ping and TCP.
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+// The overlay on the I/O backends that share the host: the same two simulated nodes, the
+// uplinks on AF_XDP (one and two workers) and AF_PACKET (two workers), ping and TCP.
+// DPDK's cases are in overlay-dpdk.test.ts, which runs alone (hugepages are the host's).
 import { describe, expect, it } from 'vitest';
 import { describePrivileged } from '../helpers/privileged.js';
-import { Topology } from '../../src/demo/topology.js';
-import { ROOT } from '../helpers/cli.js';
+import { backendBuilt } from '../helpers/features.js';
+import { oneWorker, twoWorkers } from '../helpers/overlay.js';
 
-const features = JSON.parse(readFileSync(join(ROOT, 'build', 'Release', 'features.json'), 'utf8')) as Record<string, { built: boolean }>;
+const NEEDS = { netns: true, commands: ['iperf3', 'ping', '/usr/lib/cni/static'] };
+// A backend the build left out is skipped locally; CI installs every library (scripts/setup).
+const built = backendBuilt('afxdp') || process.env.CI;
+const suite = (name: string, fn: () => void) => (built ? describePrivileged(name, NEEDS, fn) : describe.skip(`${name} (not built)`, fn));
 
-/** Brings TOPO up with pods a1 (node a) and b1 (node b) on VNI 100, checks that a ping
- *  and an iperf3 run (STREAMS TCP streams for SECONDS, at least MINBYTES received) cross
- *  between them, then runs MORE; the nodes' logs join any failure, and the teardown must
- *  leave nothing behind. */
-async function podsTalk(topo: Topology, iperf: { port: number; seconds: number; streams: number; minBytes: number }, more: () => Promise<void>): Promise<void> {
-  try {
-    await topo.up();
-    await topo.addPod({ name: 'a1', node: 'a', vni: 100, ip: '10.100.0.1/24' });
-    await topo.addPod({ name: 'b1', node: 'b', vni: 100, ip: '10.100.0.2/24' });
-    const p = topo.ping('a1', '10.100.0.2', 5);
-    expect(p.received, JSON.stringify(p)).toBeGreaterThanOrEqual(4);
-    const srv = topo.exec('b1', ['iperf3', '-s', '-1', '-D', '-p', String(iperf.port)]);
-    expect(srv.code, `iperf3 server: ${srv.stdout}${srv.stderr}`).toBe(0);
-    await new Promise((r) => setTimeout(r, 300));
-    const r = topo.exec('a1', ['iperf3', '-c', '10.100.0.2', '-p', String(iperf.port), '-t', String(iperf.seconds),
-      ...(iperf.streams > 1 ? ['-P', String(iperf.streams)] : []), '-J'], 30_000);
-    expect(r.code, r.stdout + r.stderr).toBe(0);
-    expect((JSON.parse(r.stdout) as { end: { sum_received: { bytes: number } } }).end.sum_received.bytes).toBeGreaterThan(iperf.minBytes);
-    await more();
-  } catch (e) {
-    const logs = [...topo.nodes.values()].map((n) => n.stderr.join('\n')).join('\n');
-    throw new Error(`${(e as Error).message}\n${logs}`);
-  } finally {
-    expect(await topo.down()).toEqual([]);
-  }
-}
+suite('overlay with afxdp uplinks', () => {
+  it('carries ping and TCP between pods on two nodes, and says how the uplink runs', () => oneWorker('afxdp'), 120_000);
+});
 
-for (const backend of ['afxdp', 'dpdk'] as const) {
-  // A backend the build left out is skipped locally; CI installs every library (scripts/setup).
-  const built = features[backend]?.built || process.env.CI;
-  const suite = (name: string, fn: () => void) =>
-    built ? describePrivileged(name, { netns: true, commands: ['iperf3', 'ping', '/usr/lib/cni/static'] }, fn) : describe.skip(`${name} (not built)`, fn);
-  suite(`overlay with ${backend} uplinks`, () => {
-    it('carries ping and TCP between pods on two nodes, and says how the uplink runs', async () => {
-      const topo = new Topology({ prefix: `${backend[1]}${(process.pid % 46656).toString(36)}`, workDir: mkdtempSync(join(tmpdir(), `vfplane-${backend}-`)), backend });
-      await podsTalk(topo, { port: 5202, seconds: 1, streams: 1, minBytes: 500_000 }, async () => {
-        const st = (await topo.control('a', { op: 'status' })) as {
-          backend: string; uplink: { mode?: string; why?: string; outerChecksums: { ipv4: string; udp: string }; offload: { tier: number; allowed: number | null; why: string } }; ports: { name: string; kind: string; queues: number; ringBytes: number; drops: Record<string, number> }[];
-        };
-        expect(st.backend).toBe(backend);
-        // The uplink's backend reports its own drops by reason (a busy moment may leave the
-        // DPDK pool dry for a copy: tx_nombuf counts those, so values are not pinned to 0).
-        const up = st.ports.find((x) => x.name === 'uplink')!;
-        expect(up.kind).toBe(backend);
-        expect(up.queues).toBe(1); // the simulator's veths have one queue each
-        expect(Object.keys(up.drops).sort()).toEqual(backend === 'afxdp' ? ['tx_oversize'] : ['rx_multiseg', 'tx_nombuf', 'tx_too_big']);
-        for (const v of Object.values(up.drops)) expect(Number.isInteger(v) && v >= 0).toBe(true);
-        // The pod's representor: AF_XDP on both (DPDK reaches kernel netdevs through it).
-        const rep = st.ports.find((x) => x.name !== 'uplink')!;
-        expect(rep.kind).toBe('afxdp');
-        expect(up.drops.tx_oversize ?? up.drops.tx_too_big).toBe(0); // no frame here is larger than a buffer
-        // What each port holds in buffers: the representor its 1024 UMEM frames of 4 KiB,
-        // the uplink its 4096 (AF_XDP) or its mbuf pool (DPDK: thousands of ~2.3 KiB mbufs).
-        expect(rep.ringBytes).toBe(1024 * 4096);
-        expect(up.ringBytes).toBeGreaterThan(backend === 'afxdp' ? 4096 * 4096 - 1 : 4 << 20);
-        if (backend === 'afxdp') {
-          expect(st.uplink.mode).toMatch(/native|skb/);
-          expect(st.uplink.why).toMatch(/no hw-profile matches/);
-        } else {
-          expect(st.uplink.why).toMatch(/virtual device/);
-        }
-        // No device fills checksums here: net_af_xdp has no tx offload, AF_XDP none at all.
-        expect(st.uplink.outerChecksums).toEqual({ ipv4: 'software', udp: 'software' });
-        expect(st.uplink.offload).toEqual({ tier: 3, allowed: null, why: expect.stringMatching(/no hw-profile matches the uplink/) });
-        // The uplink netdev (under the DPDK vdev too) is claimed: the simulator gives it GRO
-        // on, as a NIC has; the data plane switches it off while it runs.
-        const pfDev = topo.nodes.get('a')!.sim.pfs[0]!.netdev;
-        expect(/^generic-receive-offload: (on|off)/m.exec(execFileSync('ethtool', ['-k', pfDev], { encoding: 'utf8' }))![1]).toBe('off');
-        expect(readFileSync(`/proc/sys/net/ipv4/conf/${pfDev}/forwarding`, 'utf8').trim()).toBe('0');
-      });
-    }, 120_000);
-  });
-}
-
-// Two workers per node through the daemon and the CNI plugin: each node's uplink (the
-// simulated PF) has two queues, so both workers receive from the underlay; the pods'
-// representors have one, so a worker without a queue there hands its frames over, and
-// what one learns the other knows. Four TCP streams spread over both queues.
-// With afpacket, the uplink's queues are sockets in a PACKET_FANOUT group, one per
-// worker, whatever the netdev's own queues. With dpdk, the uplink's vdev (net_af_packet on
-// the one-queue veth) has one queue pair: the second worker receives nothing from the
-// underlay and hands what it sends there to the first.
-describePrivileged('overlay with two workers per node (two-queue uplinks, one-queue representors)', { netns: true, commands: ['iperf3', 'ping', '/usr/lib/cni/static'] }, () => {
-  it.each(['afxdp', 'afpacket', 'dpdk'] as const)('%s: carries ping and four TCP streams between pods on two nodes', async (backend) => {
-    if (backend !== 'afpacket' && !features[backend]?.built) {
+describePrivileged('overlay with two workers per node (two-queue uplinks, one-queue representors)', NEEDS, () => {
+  it.each(['afxdp', 'afpacket'] as const)('%s: carries ping and four TCP streams between pods on two nodes', async (backend) => {
+    if (backend === 'afxdp' && !backendBuilt('afxdp')) {
       expect(process.env.CI, `CI builds ${backend}: this must run there`).toBeFalsy();
       return;
     }
-    const topo = new Topology({
-      prefix: `w${backend[1]}${(process.pid % 46656).toString(36)}`, workDir: mkdtempSync(join(tmpdir(), 'vfplane-workers-')), backend,
-      uplinkQueues: backend === 'afxdp' ? 2 : 1, dataplane: { workers: 2, cpus: [0, 1] },
-    });
-    await podsTalk(topo, { port: 5203, seconds: 2, streams: 4, minBytes: 1_000_000 }, async () => {
-      for (const node of ['a', 'b']) {
-        const st = (await topo.control(node, { op: 'status' })) as { workers: { cpu: number }[]; ports: { name: string; queues: number }[] };
-        expect(st.workers, node).toHaveLength(2);
-        expect(st.ports.find((x) => x.name === 'uplink')?.queues, node).toBe(backend === 'dpdk' ? 1 : 2);
-        expect(st.ports.filter((x) => x.name !== 'uplink').every((x) => x.queues === 1), node).toBe(true);
-        if (backend === 'dpdk') expect(topo.nodes.get(node)!.stderr.join('\n')).toContain('1 queue pair(s) for 2 workers (the device has no more): worker 1 receives nothing from the underlay');
-      }
-    });
+    await twoWorkers(backend);
   }, 120_000);
 });
