@@ -186,7 +186,7 @@ export async function runDemo(o: DemoOpts): Promise<void> {
   } catch (e) {
     // Interrupted: the interrupt's cleanup tears down and exits; nothing failed to report.
     if (e === INTERRUPTED || (await interrupted())) return await new Promise<never>(() => undefined);
-    const logs = [...topo.nodes.values()].flatMap((n) => n.stderr.slice(-20).map((l) => `  [${n.spec.name}] ${l}`));
+    const logs = topo.logLines(20).map((l) => `  ${l}`);
     if (logs.length) process.stderr.write(`data-plane logs:\n${logs.join('\n')}\n`);
     throw e;
   } finally {

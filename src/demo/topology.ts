@@ -306,6 +306,12 @@ export class Topology {
     return request(this.nodes.get(node)!.socket, req);
   }
 
+  /** Every node's data-plane log lines so far, each marked with its node ("[a] …"); the
+   *  last LAST of each node's when given. For a failure's report. */
+  logLines(last?: number): string[] {
+    return [...this.nodes.values()].flatMap((n) => (last === undefined ? n.stderr : n.stderr.slice(-last)).map((l) => `[${n.spec.name}] ${l}`));
+  }
+
   /** Removes everything, in an order that never strands a netdev: pods (CNI DEL while
    *  the data planes run), data planes, simulators, namespaces. Never throws. */
   async down(): Promise<string[]> {

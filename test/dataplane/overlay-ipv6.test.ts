@@ -34,7 +34,7 @@ describePrivileged('VXLAN overlay over an IPv6 underlay', { netns: true, command
       await topo.addPod({ name: 'a1', node: 'a', vni: 100, ip: '10.100.0.1/24' });
       await topo.addPod({ name: 'b1', node: 'b', vni: 100, ip: '10.100.0.2/24' });
     } catch (e) {
-      const extra = [...(topo.nodes?.values() ?? [])].map((n) => n.stderr.join('\n')).join('\n');
+      const extra = topo.logLines().join('\n');
       await topo.down();
       throw new Error(`${(e as Error).message}\n${extra}`);
     }

@@ -33,7 +33,7 @@ describePrivileged('VXLAN overlay between two simulated nodes', { netns: true, c
       await topo.addPod({ name: 'b2', node: 'b', vni: 200, ip: '10.100.0.3/24' });
       await topo.addPod({ name: 'a2', node: 'a', vni: 100, ip: '10.100.0.4/24' });
     } catch (e) {
-      const extra = [...topo.nodes.values()].map((n) => n.stderr.join('\n')).join('\n');
+      const extra = topo.logLines().join('\n');
       await topo.down();
       throw new Error(`${(e as Error).message}\n${extra}`);
     }

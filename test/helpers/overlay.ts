@@ -31,7 +31,7 @@ export async function podsTalk(topo: Topology, iperf: { port: number; seconds: n
     expect((JSON.parse(r.stdout) as { end: { sum_received: { bytes: number } } }).end.sum_received.bytes).toBeGreaterThan(iperf.minBytes);
     await more();
   } catch (e) {
-    const logs = [...topo.nodes.values()].map((n) => n.stderr.join('\n')).join('\n');
+    const logs = topo.logLines().join('\n');
     throw new Error(`${(e as Error).message}\n${logs}`);
   } finally {
     expect(await topo.down()).toEqual([]);
