@@ -8,7 +8,7 @@ import { createConnection } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startDataplane, vfplane } from '../helpers/cli.js';
+import { startDataplane, vfplane, vfplaneAsync } from '../helpers/cli.js';
 import { describePrivileged } from '../helpers/privileged.js';
 import { request } from '../../src/dataplane/control.js';
 import { Netns, ifname, vethIn, scratchDir } from '../helpers/netns.js';
@@ -167,7 +167,15 @@ describePrivileged('the data plane control socket', { netns: true, commands: ['p
       expect(Date.now() - t0).toBeLessThan(IDLE_MS - 500); // at once, not for being idle
       expect(JSON.parse(refused[0]!).error.message).toContain(`the data plane at ${socket} has 256 control connections open, its limit; try again`);
       expect(clients.slice(0, 256).every((x) => !x.c.destroyed)).toBe(true);
-      const r = vfplane(['dataplane', 'status', '--socket', socket]);
+      // The held ones send empty lines (skipped, but activity) while the CLI asks, so
+      // that none reaches its idle time however slowly the CLI starts on a loaded host.
+      const keep = setInterval(() => { for (const x of clients.slice(0, 256)) x.c.write('\n'); }, 500);
+      let r: Awaited<ReturnType<typeof vfplaneAsync>>;
+      try {
+        r = await vfplaneAsync(['dataplane', 'status', '--socket', socket]);
+      } finally {
+        clearInterval(keep);
+      }
       expect(r.code).toBe(1);
       expect(r.stderr).toContain('has 256 control connections open, its limit');
       expect(r.stderr).not.toContain('EPIPE');

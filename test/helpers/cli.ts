@@ -1,5 +1,5 @@
 // Runs the built vfplane CLI exactly as a user would: a child process, argv, exit code.
-import { spawnSync } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -16,6 +16,17 @@ export function vfplane(args: string[], opts: { input?: string; env?: Record<str
     encoding: 'utf8', input: opts.input, env: { ...process.env, ...opts.env }, timeout: opts.timeoutMs ?? 120_000,
   });
   return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** vfplane() without blocking this process's event loop while the CLI runs (for tests
+ *  whose own sockets or timers must keep going meanwhile). */
+export function vfplaneAsync(args: string[], opts: { env?: Record<string, string>; timeoutMs?: number } = {}): Promise<CliResult> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [BIN, ...args], { encoding: 'utf8', env: { ...process.env, ...opts.env }, timeout: opts.timeoutMs ?? 120_000 }, (err, stdout, stderr) => {
+      const code = err ? (typeof err.code === 'number' ? err.code : -1) : 0;
+      resolve({ code, stdout, stderr });
+    });
+  });
 }
 
 export function vfplaneJson<T = any>(args: string[]): T {
