@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { defineConfig } from 'vitest/config';
 
 // Files that must run alone: they measure (benches, whose figures a neighbour would
@@ -23,6 +24,13 @@ const SERIAL = [
   'test/native/io-dpdk.test.ts',
   'test/native/loader.test.ts',
 ];
+
+// An entry that names no file (a test renamed or split) would let the file it meant run
+// beside others unnoticed: refuse to start instead.
+for (const entry of SERIAL) {
+  const path = entry.endsWith('/**') ? entry.slice(0, -3) : entry;
+  if (!existsSync(new URL(path, import.meta.url))) throw new Error(`vitest.config.ts: SERIAL names ${entry}, which does not exist; fix the list`);
+}
 
 const common = {
   globals: false,
