@@ -51,8 +51,9 @@ export async function buildProgram(args: readonly string[], { all = false } = {}
     .enablePositionalOptions()
     .exitOverride();
   const named = commandNamed(args);
-  if (all || (named !== undefined && isTopName(named))) {
-    const groups = all ? Object.keys(GROUPS) as Group[] : [TOP[named as keyof typeof TOP].group];
+  // Every group registers in GROUPS' order, which is the table's: the help lists them so.
+  const groups: Group[] = all ? (Object.keys(GROUPS) as Group[]) : named !== undefined && isTopName(named) ? [TOP[named].group] : [];
+  if (groups.length) {
     for (const g of groups) (await GROUPS[g]())(program);
   } else {
     for (const [name, c] of Object.entries(TOP)) {
