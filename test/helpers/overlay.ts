@@ -1,7 +1,7 @@
-// The overlay on one I/O backend, as overlay-backends.test.ts and overlay-dpdk.test.ts run it: two simulated
-// nodes, pods a1 and b1 on VNI 100, ping and TCP between them, and what the data plane
-// says about its ports. DPDK's cases run alone (overlay-dpdk.test.ts: hugepages are the
-// host's), the others beside other files (overlay-backends.test.ts).
+// The overlay on one I/O backend: two simulated nodes, pods a1 and b1 on VNI 100, ping
+// and TCP between them, and what the data plane says about its ports. DPDK's cases run
+// alone (overlay-dpdk.test.ts: hugepages are the host's), the others beside other files
+// (overlay-backends.test.ts).
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
