@@ -63,7 +63,7 @@ export async function runList(o: ProfileOpts): Promise<void> {
     t.push([
       p.name, firstSentence(p.description), `PF ${p.pf.driver}\nVF ${p.vf.driver}`, String(p.limits.maxVfsPerPf),
       fmtQueues(p),
-      fmtRateRange(p.lineRateMbps), String(p.tier), yesNo(p.afxdpZeroCopy), String(here.get(p.name)?.length ?? 0),
+      fmtRateRange(p.lineRateMbps), String(p.tier), `PF ${yesNo(p.pf.afxdpZeroCopy)}\nVF ${yesNo(p.vf.afxdpZeroCopy)}`, String(here.get(p.name)?.length ?? 0),
     ]);
   }
   process.stdout.write(t.toString() + '\n');

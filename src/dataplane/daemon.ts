@@ -334,7 +334,7 @@ export class Daemon {
           Object.assign(opts, { mode: this.choice.afxdp!.mode, copy: this.choice.afxdp!.copy });
           this.log.info(`uplink AF_XDP: ${this.choice.afxdp!.why}`);
         } else if (!c.uplink.netns) {
-          const { hw: _, ...base } = netdevProfile(ifn);
+          const { hw: _, fn: __, ...base } = netdevProfile(ifn);
           this.choice = base;
         }
         // An AF_PACKET uplink gets a queue (a socket in one fanout group) per worker, so

@@ -45,8 +45,9 @@ function read(p: string): string | null {
   }
 }
 
-/** The profile of a PCI function (PF or VF) by its IDs, and its bound driver. */
-export function profileOfPci(devDir: string, profiles: readonly HwProfile[] = loadProfiles()): { profile: HwProfile | null; driver: string | null } {
+/** The profile of a PCI function (PF or VF) by its IDs, which of the two it is, and its
+ *  bound driver. */
+export function profileOfPci(devDir: string, profiles: readonly HwProfile[] = loadProfiles()): { profile: HwProfile | null; fn: 'pf' | 'vf'; driver: string | null } {
   const vendor = read(`${devDir}/vendor`)?.replace(/^0x/, '');
   const device = read(`${devDir}/device`)?.replace(/^0x/, '');
   let driver: string | null = null;
@@ -55,20 +56,20 @@ export function profileOfPci(devDir: string, profiles: readonly HwProfile[] = lo
   } catch {
     // unbound
   }
-  if (!vendor || !device) return { profile: null, driver };
-  const isVf = existsSync(`${devDir}/physfn`);
-  return { profile: isVf ? matchVf(vendor, device, profiles) : matchPf(vendor, device, profiles), driver };
+  const fn = existsSync(`${devDir}/physfn`) ? 'vf' : 'pf';
+  if (!vendor || !device) return { profile: null, fn, driver };
+  return { profile: fn === 'vf' ? matchVf(vendor, device, profiles) : matchPf(vendor, device, profiles), fn, driver };
 }
 
 /** The hw-profile and driver of a netdev uplink in the daemon's own namespace (none for
  *  veths and other virtual netdevs: they have no PCI device). */
-export function netdevProfile(ifname: string, sysRoot = '/sys'): UplinkChoice & { hw: HwProfile | null } {
+export function netdevProfile(ifname: string, sysRoot = '/sys'): UplinkChoice & { hw: HwProfile | null; fn: 'pf' | 'vf' } {
   const dev = `${sysRoot}/class/net/${ifname}/device`;
-  const { profile, driver } = existsSync(dev) ? profileOfPci(dev) : { profile: null, driver: null };
-  if (!profile) return { profile: null, driver, hw: null };
+  const { profile, fn, driver } = existsSync(dev) ? profileOfPci(dev) : { profile: null, fn: 'pf' as const, driver: null };
+  if (!profile) return { profile: null, driver, hw: null, fn };
   const t = runningTier(profile, !!read(`${sysRoot}/class/net/${ifname}/phys_switch_id`));
   const note = `its hardware encap/decap (tier 1) works through tc flower in switchdev mode only, and ${ifname} is in legacy mode (devlink dev eswitch set pci/<PF> mode switchdev)`;
-  return { profile: profile.name, driver, hw: profile, allowedTier: t.tier, ...(t.legacy ? { tierNote: note } : {}) };
+  return { profile: profile.name, driver, hw: profile, fn, allowedTier: t.tier, ...(t.legacy ? { tierNote: note } : {}) };
 }
 
 /** The VF whose own netdev `ifname` is (its device is a VF: it has a physfn), with its
@@ -94,13 +95,15 @@ export function ownNetdevRefusal(what: string, own: { vf: string; pf: string }, 
 
 /** AF_XDP settings for a netdev uplink in the daemon's own namespace. */
 export function afxdpChoice(ifname: string, want: { mode: 'auto' | 'native' | 'skb'; copy: 'auto' | 'copy' | 'zerocopy' }, sysRoot = '/sys'): UplinkChoice {
-  const { hw: profile, ...base } = netdevProfile(ifname, sysRoot);
+  const { hw: profile, fn, ...base } = netdevProfile(ifname, sysRoot);
   if (want.copy !== 'auto') return { ...base, afxdp: { ...want, why: `copy=${want.copy} set in the config` } };
-  if (profile && !profile.afxdpZeroCopy) {
-    return { ...base, afxdp: { mode: want.mode, copy: 'copy', why: `the ${profile.name} profile has no AF_XDP zero-copy (${base.driver ?? 'its driver'} lacks it), so copy mode` } };
+  // The PF's driver and the VF's differ (i40e and ice have zero-copy, iavf has not).
+  const which = fn === 'vf' ? 'VF' : 'PF';
+  if (profile && !profile[fn].afxdpZeroCopy) {
+    return { ...base, afxdp: { mode: want.mode, copy: 'copy', why: `the ${profile.name} profile's ${which} driver (${base.driver ?? profile[fn].driver}) has no AF_XDP zero-copy, so copy mode` } };
   }
-  if (profile?.afxdpZeroCopy) {
-    return { ...base, afxdp: { mode: want.mode === 'auto' ? 'native' : want.mode, copy: 'auto', why: `the ${profile.name} profile has AF_XDP zero-copy: native mode, zero-copy first, copy if the driver refuses` } };
+  if (profile) {
+    return { ...base, afxdp: { mode: want.mode === 'auto' ? 'native' : want.mode, copy: 'auto', why: `the ${profile.name} profile's ${which} driver (${base.driver ?? profile[fn].driver}) has AF_XDP zero-copy: native mode, zero-copy first, copy if the driver refuses` } };
   }
   return { ...base, afxdp: { mode: want.mode, copy: 'auto', why: 'no hw-profile matches this netdev (veth, virtual or unknown NIC): try native XDP and zero-copy, fall back to SKB mode and copy' } };
 }
@@ -171,7 +174,8 @@ export function dpdkChoice(dev: string, sysRoot = '/sys'): UplinkChoice {
   let bits = 0;
   const add = (k: keyof typeof DPDK_TX) => ((bits |= DPDK_TX[k]), names.push(k));
   if (o.innerCsum) add('ipv4Cksum'), add('udpCksum');
-  if (o.outerCsum) add('outerIpv4Cksum'), add('outerUdpCksum');
+  if (o.outerIpv4Csum) add('outerIpv4Cksum');
+  if (o.outerUdpCsum) add('outerUdpCksum');
   if (o.tso) add('vxlanTnlTso');
   return { profile: profile.name, driver, allowedTier: profile.tier, dpdkTxOffloads: { bits, names, why: `the ${profile.name} profile lists ${names.join(', ') || 'no tx offloads'}` } };
 }

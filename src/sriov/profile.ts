@@ -34,8 +34,8 @@ const SOURCE = 'expected a URL (https://…), linux:PATH, dpdk:PATH or a reposit
 export const HwProfileSchema = z.strictObject({
   name: z.string(e('expected the file stem')).regex(/^[a-z0-9][a-z0-9_-]*$/, e('expected lower-case letters, digits, "_" or "-" (the file stem)')),
   description: z.string(e('expected a non-empty string')).trim().min(1, e('expected a non-empty string')),
-  pf: z.strictObject({ ids: ids(), driver: driver() }, e('expected an object {ids, driver}')),
-  vf: z.strictObject({ ids: ids(), driver: driver() }, e('expected an object {ids, driver}')),
+  pf: z.strictObject({ ids: ids(), driver: driver(), afxdpZeroCopy: bool() }, e('expected an object {ids, driver, afxdpZeroCopy}')),
+  vf: z.strictObject({ ids: ids(), driver: driver(), afxdpZeroCopy: bool() }, e('expected an object {ids, driver, afxdpZeroCopy}')),
   dpdk: z.strictObject({
     pmd: z.string(e('expected a DPDK driver name, like "net_iavf"')).regex(/^[a-z0-9_]+$/, e('expected a DPDK driver name, like "net_iavf"')),
     vfNeedsVfio: bool(),
@@ -53,7 +53,8 @@ export const HwProfileSchema = z.strictObject({
     e('expected a non-empty array of port speeds in Mbit/s'),
   ).min(1, e('expected a non-empty array of port speeds in Mbit/s')),
   offloads: z.strictObject({
-    outerCsum: bool(),
+    outerIpv4Csum: bool(),
+    outerUdpCsum: bool(),
     innerCsum: bool(),
     tso: bool(),
     innerRss: bool(),
@@ -62,7 +63,6 @@ export const HwProfileSchema = z.strictObject({
     tcFlowerEncapDecap: bool(),
     switchdev: bool(),
   }, e('expected an object of offload flags')),
-  afxdpZeroCopy: bool(),
   vfSettings: z.strictObject({
     minTxRate: bool(),
     vlanProto8021ad: bool(),
@@ -153,11 +153,20 @@ function describe(v: unknown): string {
   return `got ${s.length > 60 ? s.slice(0, 57) + '…' : s}`;
 }
 
+/** Fields of earlier profile files and what replaced them, for an operator's own profile. */
+const RENAMED: Record<string, string> = {
+  afxdpZeroCopy: 'unknown field: it became pf.afxdpZeroCopy and vf.afxdpZeroCopy (the PF and the VF drivers differ: i40e and ice have AF_XDP zero-copy, iavf has not)',
+  'offloads.outerCsum': 'unknown field: it became offloads.outerIpv4Csum and offloads.outerUdpCsum (X710 and mlx5 offload the outer IPv4 checksum only)',
+};
+
 function schemaIssues(data: unknown, issues: readonly z.core.$ZodIssue[]): Omit<ProfileIssue, 'file'>[] {
   return issues.flatMap((i) => {
     if (i.code === 'unrecognized_keys') {
       const parent = fmtPath(i.path);
-      return i.keys.map((k) => ({ path: parent ? `${parent}.${k}` : k, message: k === 'file' && !parent ? 'unknown field (the loader sets file; remove it)' : 'unknown field' }));
+      return i.keys.map((k) => {
+        const path = parent ? `${parent}.${k}` : k;
+        return { path, message: k === 'file' && !parent ? 'unknown field (the loader sets file; remove it)' : RENAMED[path] ?? 'unknown field' };
+      });
     }
     return [{ path: fmtPath(i.path), message: `${i.message}, ${describe(valueAt(data, i.path))}` }];
   });

@@ -8,13 +8,15 @@ export type OffloadTier = 1 | 2 | 3;
 export interface HwProfile {
   name: string; // file stem: x710, e810, cx5, cx6dx, virtio, sim
   description: string;
-  pf: { ids: string[]; driver: string }; // ids as "8086:1572"
-  vf: { ids: string[]; driver: string };
+  /** ids as "8086:1572"; afxdpZeroCopy: that function's kernel driver has AF_XDP zero-copy. */
+  pf: { ids: string[]; driver: string; afxdpZeroCopy: boolean };
+  vf: { ids: string[]; driver: string; afxdpZeroCopy: boolean };
   dpdk: { pmd: string; vfNeedsVfio: boolean; bifurcated: boolean };
   limits: { maxVfsPerPf: number; maxVfsPerDevice: number; queuesPerVfDefault: number; queuesPerVfMax: number };
   lineRateMbps: number[]; // per port, every speed the family ships in
   offloads: {
-    outerCsum: boolean;
+    outerIpv4Csum: boolean;
+    outerUdpCsum: boolean;
     innerCsum: boolean;
     tso: boolean;
     innerRss: boolean;
@@ -23,7 +25,6 @@ export interface HwProfile {
     tcFlowerEncapDecap: boolean;
     switchdev: boolean;
   };
-  afxdpZeroCopy: boolean;
   /** What the PF driver's VF settings (ndo_set_vf_*) take beyond the common ones; absent
    *  in an operator's own profile: then nothing is checked ahead of the kernel. */
   vfSettings?: {

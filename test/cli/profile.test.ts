@@ -24,8 +24,8 @@ describe('vfplane profile list', () => {
     const r = vfplane(['profile', 'list']);
     expect(r.code, r.stderr).toBe(0);
     for (const h of ['name', 'NIC', 'drivers', 'VFs/PF', 'queues/VF', 'line rate', 'tier', 'AF_XDP ZC', 'PFs here']) expect(r.stdout).toContain(h);
-    expect(r.stdout).toMatch(/│ x710 +│.*│ PF i40e +│ 64 +│ 4, ≤ 16 +│ 1G–40G +│ 2 +│ no +│/);
-    expect(r.stdout).toMatch(/│ +│.*│ VF iavf +│ +│/);
+    expect(r.stdout).toMatch(/│ x710 +│.*│ PF i40e +│ 64 +│ 4, ≤ 16 +│ 1G–40G +│ 2 +│ PF yes +│/);
+    expect(r.stdout).toMatch(/│ +│.*│ VF iavf +│ +│.*│ VF no +│/);
     expect(r.stdout).toMatch(/│ cx6dx +│.*│ PF mlx5_core +│ 127 +│/);
     // It fits a terminal: no line wider than 120 columns (`profile show` has the rest).
     for (const l of r.stdout.split('\n')) expect([...l].length, l).toBeLessThanOrEqual(120);
@@ -51,7 +51,11 @@ describe('vfplane profile show', () => {
     expect(r.stdout).toMatch(/^offloads\.rteFlowEncapDecap +no$/m);
     expect(r.stdout).toMatch(/^tier +2$/m);
     expect(r.stdout).toMatch(/^vfSettings\.minTxRate +no$/m);
-    expect(r.stdout.match(/^ +source: /gm)?.length).toBe(25);
+    expect(r.stdout).toMatch(/^pf\.afxdpZeroCopy +yes$/m);
+    expect(r.stdout).toMatch(/^vf\.afxdpZeroCopy +no$/m);
+    expect(r.stdout).toMatch(/^offloads\.outerIpv4Csum +yes$/m);
+    expect(r.stdout).toMatch(/^offloads\.outerUdpCsum +no$/m);
+    expect(r.stdout.match(/^ +source: /gm)?.length).toBe(27);
   });
 
   it('prints the profile as JSON with --json', () => {

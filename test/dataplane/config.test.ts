@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadConfig, parseConfig, socketPath, tenancyRefusal } from '../../src/dataplane/config.js';
-import { DPDK_TX, afXdpVdevWarning, dpdkChoice, netdevProfile, offloadTier, outerChecksums, vfOfNetdev } from '../../src/dataplane/uplink-profile.js';
+import { DPDK_TX, afXdpVdevWarning, afxdpChoice, dpdkChoice, netdevProfile, offloadTier, outerChecksums, vfOfNetdev } from '../../src/dataplane/uplink-profile.js';
 import { loadAddon, nativeFeatures } from '../../src/dataplane/native.js';
 import { dropSim, makeSim } from '../helpers/sim.js';
 import { ifname } from '../helpers/netns.js';
@@ -117,7 +117,9 @@ describe('data-plane config', () => {
       const vf = '0000:5e:02.0';
       const c = dpdkChoice(vf, m.root);
       expect(c.profile).toBe('x710');
-      expect(c.dpdkTxOffloads!.names).toEqual(expect.arrayContaining(['ipv4Cksum', 'udpCksum', 'outerIpv4Cksum', 'outerUdpCksum']));
+      expect(c.dpdkTxOffloads!.names).toEqual(expect.arrayContaining(['ipv4Cksum', 'udpCksum', 'outerIpv4Cksum']));
+      // The X710's VF has no outer UDP checksum offload (iavf gives it to every MAC but the XL710's).
+      expect(c.dpdkTxOffloads!.names).not.toContain('outerUdpCksum');
       // The two encap leaves to the NIC once the device enables them.
       expect(outerChecksums(c.dpdkTxOffloads!.bits)).toEqual({ ipv4: 'device', udp: 'device' });
       expect(outerChecksums(c.dpdkTxOffloads!.bits & ~DPDK_TX.udpCksum)).toEqual({ ipv4: 'device', udp: 'software' });
@@ -181,6 +183,27 @@ describe('the offload tier the data plane runs at', () => {
       expect(t.why).toMatch(/the e810 profile allows tier 2: .*tc flower in switchdev mode only, and vfpe0 is in legacy mode \(devlink dev eswitch set/);
       writeFileSync(join(m.root, 'class/net/vfpe0/phys_switch_id'), '0123456789abcdef\n');
       expect(netdevProfile('vfpe0', m.root)).toMatchObject({ profile: 'e810', allowedTier: 1 });
+    } finally {
+      dropSim(m.root);
+    }
+  });
+
+  // An X710's PF driver (i40e) has AF_XDP zero-copy, its VF driver (iavf) has not: an
+  // AF_XDP uplink follows the function its netdev is, not the family as a whole.
+  it('gives an X710 PF uplink zero-copy first and an X710 VF uplink copy mode, saying why', () => {
+    const m = makeSim({ profile: 'x710', netdevs: false });
+    try {
+      const pf = m.pfs[0]!.pci;
+      const vf = basename(readlinkSync(join(m.root, 'bus/pci/devices', pf, 'virtfn0')));
+      for (const [name, dev] of [['vfpzpf', pf], ['vfpzvf', vf]] as const) {
+        mkdirSync(join(m.root, 'class/net', name), { recursive: true });
+        symlinkSync(join(m.root, 'bus/pci/devices', dev), join(m.root, 'class/net', name, 'device'));
+      }
+      const want = { mode: 'auto', copy: 'auto' } as const;
+      expect(afxdpChoice('vfpzpf', want, m.root).afxdp).toEqual({ mode: 'native', copy: 'auto', why: expect.stringMatching(/x710 profile's PF driver \(.*\) has AF_XDP zero-copy: native mode, zero-copy first/) });
+      expect(afxdpChoice('vfpzvf', want, m.root).afxdp).toEqual({ mode: 'auto', copy: 'copy', why: expect.stringMatching(/x710 profile's VF driver \(.*\) has no AF_XDP zero-copy, so copy mode/) });
+      // What the config asks for stands.
+      expect(afxdpChoice('vfpzvf', { mode: 'native', copy: 'zerocopy' }, m.root).afxdp).toMatchObject({ copy: 'zerocopy', why: 'copy=zerocopy set in the config' });
     } finally {
       dropSim(m.root);
     }

@@ -41,7 +41,8 @@ describe('shipped hw-profiles', () => {
     expect(FACT_PATHS).toEqual(expect.arrayContaining([
       'pf.ids', 'vf.ids', 'pf.driver', 'vf.driver', 'dpdk.pmd', 'dpdk.vfNeedsVfio', 'limits.maxVfsPerPf',
       'limits.maxVfsPerDevice', 'limits.queuesPerVfDefault', 'limits.queuesPerVfMax', 'lineRateMbps',
-      'offloads.rteFlowEncapDecap', 'offloads.tcFlowerEncapDecap', 'offloads.switchdev', 'afxdpZeroCopy', 'tier',
+      'offloads.rteFlowEncapDecap', 'offloads.tcFlowerEncapDecap', 'offloads.switchdev', 'pf.afxdpZeroCopy', 'vf.afxdpZeroCopy',
+      'offloads.outerIpv4Csum', 'offloads.outerUdpCsum', 'tier',
     ]));
     expect(FACT_PATHS).not.toContain('name');
     expect(FACT_PATHS).not.toContain('sources');
@@ -73,7 +74,7 @@ describe('shipped hw-profiles', () => {
     expect(getProfile('cx5').dpdk).toEqual({ pmd: 'mlx5_eth', vfNeedsVfio: false, bifurcated: true });
     expect(getProfile('x710').limits).toEqual({ maxVfsPerPf: 64, maxVfsPerDevice: 128, queuesPerVfDefault: 4, queuesPerVfMax: 16 });
     expect(getProfile('e810').limits.maxVfsPerDevice).toBe(256);
-    expect(getProfile('sim')).toMatchObject({ tier: 3, afxdpZeroCopy: false, pf: { driver: 'vfplane_sim' }, vf: { driver: 'vfplane_simvf' } });
+    expect(getProfile('sim')).toMatchObject({ tier: 3, pf: { driver: 'vfplane_sim', afxdpZeroCopy: false }, vf: { driver: 'vfplane_simvf', afxdpZeroCopy: false } });
   });
 
   it('getProfile names the known profiles when asked for an unknown one', () => {
@@ -138,6 +139,16 @@ describe('broken hw-profiles', () => {
     writeFileSync(join(dir, file), JSON.stringify(p, null, 2));
     return dir;
   }
+
+  it('a field of an earlier profile format says what replaced it', () => {
+    const dir = dirWith((p) => {
+      p.afxdpZeroCopy = false;
+      p.offloads.outerCsum = true;
+    });
+    const m = loadError(dir).message;
+    expect(m).toMatch(/x710\.json: afxdpZeroCopy: unknown field: it became pf\.afxdpZeroCopy and vf\.afxdpZeroCopy/);
+    expect(m).toMatch(/x710\.json: offloads\.outerCsum: unknown field: it became offloads\.outerIpv4Csum and offloads\.outerUdpCsum/);
+  });
 
   it('a wrong type names the file, the field and the value', () => {
     const dir = dirWith((p) => { p.limits.maxVfsPerPf = '64'; });
@@ -231,10 +242,11 @@ describe('broken hw-profiles', () => {
 
   it('reports every broken file at once, and caches nothing', () => {
     const dir = dirWith((p) => { p.tier = 0; });
-    writeFileSync(join(dir, 'cx5.json'), JSON.stringify({ ...rawProfile('cx5'), afxdpZeroCopy: 'yes' }));
+    const cx5 = rawProfile('cx5');
+    writeFileSync(join(dir, 'cx5.json'), JSON.stringify({ ...cx5, vf: { ...cx5.vf, afxdpZeroCopy: 'yes' } }));
     const err = loadError(dir);
     expect(err.message).toMatch(/^2 problems in the hw-profiles/);
-    expect(err.message).toMatch(/cx5\.json: afxdpZeroCopy: expected true or false, got "yes"/);
+    expect(err.message).toMatch(/cx5\.json: vf\.afxdpZeroCopy: expected true or false, got "yes"/);
     expect(err.message).toMatch(/x710\.json: tier: expected tier 1, 2 or 3, got 0/);
     expect(() => loadProfiles(dir)).toThrow(VfpError);
   });
