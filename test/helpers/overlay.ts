@@ -7,9 +7,9 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'vitest';
-import { Topology } from '../../src/demo/topology.js';
+import { Topology, type TopologyOptions } from '../../src/demo/topology.js';
 
-export type Backend = 'afxdp' | 'dpdk' | 'afpacket';
+type Backend = NonNullable<TopologyOptions['backend']>;
 
 /** Brings TOPO up with pods a1 (node a) and b1 (node b) on VNI 100, checks that a ping
  *  and an iperf3 run (STREAMS TCP streams for SECONDS, at least MINBYTES received) cross
@@ -41,7 +41,7 @@ export async function podsTalk(topo: Topology, iperf: { port: number; seconds: n
 /** One worker a node, BACKEND's uplinks: ping and TCP, and the status of the uplink and the
  *  representor (kinds, drops by reason, buffers, mode, checksums, offload tier, the claimed
  *  netdev's GRO and forwarding). */
-export async function oneWorker(backend: 'afxdp' | 'dpdk'): Promise<void> {
+export async function oneWorker(backend: Exclude<Backend, 'afpacket'>): Promise<void> {
   const topo = new Topology({ prefix: `${backend[1]}${(process.pid % 46656).toString(36)}`, workDir: mkdtempSync(join(tmpdir(), `vfplane-${backend}-`)), backend });
   await podsTalk(topo, { port: 5202, seconds: 1, streams: 1, minBytes: 500_000 }, async () => {
     const st = (await topo.control('a', { op: 'status' })) as {
