@@ -424,7 +424,8 @@ export function matchVf(vendor: string, device: string, profiles: readonly HwPro
 
 /**
  * The highest offload tier a NIC of this family allows as it runs. Hardware encap that
- * works through tc flower only (E810) needs the eswitch in switchdev mode, where the PF's
+ * works through tc flower only (no shipped family: E810's tc flower matches and redirects
+ * but has no encap/decap action; an operator's profile may) needs the eswitch in switchdev mode, where the PF's
  * netdev has a switch id (reading phys_switch_id fails in legacy mode); rte_flow encap
  * (mlx5) does not depend on it. `switchdev`: whether the PF netdev has a switch id (no
  * netdev to read counts as legacy). `legacy`: the tier is below the family's for that.

@@ -31,8 +31,8 @@ describe('vfplane doctor', () => {
     // the simulated E810: its profile and the tier it allows
     const pf = checks.find((c) => c.area === 'nic');
     expect(pf).toMatchObject({ status: 'ok', name: expect.stringContaining('0000:5e:00.0') });
-    // (the simulated PF is not in switchdev mode, so tier 2, and doctor says why)
-    expect(pf!.detail).toMatch(/8086:159b ice, 2\/256 VFs, profile e810, tier 2: .*\(the e810 family's tier 1 needs its eswitch in switchdev mode: devlink dev eswitch set pci\/0000:5e:00\.0 mode switchdev\) as the profile allows; simulated, its veth uplink offloads nothing, so a data plane on it runs at tier 3 \(software\)/);
+    // (E810 is tier 2: VNI steering and checksum offload, no hardware encap)
+    expect(pf!.detail).toMatch(/8086:159b ice, 2\/256 VFs, profile e810, tier 2: VNI steering and checksum offload, software encap as the profile allows; simulated, its veth uplink offloads nothing, so a data plane on it runs at tier 3 \(software\)/);
     // No netdevs, so no representors: what the vxlan mode then lacks.
     expect(pf!.detail).toContain('; no VF representors: vfplane-cni\'s vxlan mode needs the eswitch in switchdev mode (devlink dev eswitch set pci/0000:5e:00.0 mode switchdev, where the family has it)');
   });

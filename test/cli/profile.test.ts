@@ -37,7 +37,7 @@ describe('vfplane profile list', () => {
     expect(r.code, r.stderr).toBe(0);
     const ps = JSON.parse(r.stdout);
     expect(ps.map((p: { name: string }) => p.name)).toEqual(['cx5', 'cx6dx', 'e810', 'sim', 'virtio', 'x710']);
-    expect(ps.find((p: { name: string }) => p.name === 'e810')).toMatchObject({ vf: { ids: ['8086:1889'], driver: 'iavf' }, tier: 1 });
+    expect(ps.find((p: { name: string }) => p.name === 'e810')).toMatchObject({ vf: { ids: ['8086:1889'], driver: 'iavf' }, tier: 2 });
   });
 });
 

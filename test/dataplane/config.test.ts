@@ -9,6 +9,7 @@ import { loadConfig, parseConfig, socketPath, tenancyRefusal } from '../../src/d
 import { DPDK_TX, afXdpVdevWarning, afxdpChoice, dpdkChoice, netdevProfile, offloadTier, outerChecksums, vfOfNetdev } from '../../src/dataplane/uplink-profile.js';
 import { loadAddon, nativeFeatures } from '../../src/dataplane/native.js';
 import { dropSim, makeSim } from '../helpers/sim.js';
+import { tcFlowerOnlyTier1, withOperatorProfile } from '../helpers/profiles.js';
 import { ifname } from '../helpers/netns.js';
 import type { VfpError } from '../../src/util/errors.js';
 import { describePrivileged } from '../helpers/privileged.js';
@@ -171,18 +172,35 @@ describe('the offload tier the data plane runs at', () => {
     }
   });
 
-  it('allows an E810 tier 1 only in switchdev mode (its PF netdev has a switch id), tier 2 in legacy mode', () => {
+  it('allows a tc-flower-only family tier 1 only in switchdev mode (its PF netdev has a switch id), tier 2 in legacy mode', async () => {
+    await withOperatorProfile('e810', tcFlowerOnlyTier1, () => {
+      const m = makeSim({ profile: 'e810', netdevs: false });
+      try {
+        mkdirSync(join(m.root, 'class/net/vfpe0'), { recursive: true });
+        symlinkSync(join(m.root, 'bus/pci/devices', m.pfs[0]!.pci), join(m.root, 'class/net/vfpe0/device'));
+        const legacy = netdevProfile('vfpe0', m.root);
+        expect(legacy).toMatchObject({ profile: 'e810', allowedTier: 2 });
+        const t = offloadTier('afxdp', legacy, 0);
+        expect(t).toMatchObject({ tier: 3, allowed: 2 });
+        expect(t.why).toMatch(/the e810 profile allows tier 2: .*tc flower in switchdev mode only, and vfpe0 is in legacy mode \(devlink dev eswitch set/);
+        writeFileSync(join(m.root, 'class/net/vfpe0/phys_switch_id'), '0123456789abcdef\n');
+        expect(netdevProfile('vfpe0', m.root)).toMatchObject({ profile: 'e810', allowedTier: 1 });
+      } finally {
+        dropSim(m.root);
+      }
+    });
+  });
+
+  it('allows the shipped E810 tier 2 in either eswitch mode, without a switchdev note', () => {
     const m = makeSim({ profile: 'e810', netdevs: false });
     try {
-      mkdirSync(join(m.root, 'class/net/vfpe0'), { recursive: true });
-      symlinkSync(join(m.root, 'bus/pci/devices', m.pfs[0]!.pci), join(m.root, 'class/net/vfpe0/device'));
-      const legacy = netdevProfile('vfpe0', m.root);
+      mkdirSync(join(m.root, 'class/net/vfpe1'), { recursive: true });
+      symlinkSync(join(m.root, 'bus/pci/devices', m.pfs[0]!.pci), join(m.root, 'class/net/vfpe1/device'));
+      const legacy = netdevProfile('vfpe1', m.root);
       expect(legacy).toMatchObject({ profile: 'e810', allowedTier: 2 });
-      const t = offloadTier('afxdp', legacy, 0);
-      expect(t).toMatchObject({ tier: 3, allowed: 2 });
-      expect(t.why).toMatch(/the e810 profile allows tier 2: .*tc flower in switchdev mode only, and vfpe0 is in legacy mode \(devlink dev eswitch set/);
-      writeFileSync(join(m.root, 'class/net/vfpe0/phys_switch_id'), '0123456789abcdef\n');
-      expect(netdevProfile('vfpe0', m.root)).toMatchObject({ profile: 'e810', allowedTier: 1 });
+      expect(legacy.tierNote).toBeUndefined();
+      writeFileSync(join(m.root, 'class/net/vfpe1/phys_switch_id'), '0123456789abcdef\n');
+      expect(netdevProfile('vfpe1', m.root)).toMatchObject({ profile: 'e810', allowedTier: 2 });
     } finally {
       dropSim(m.root);
     }

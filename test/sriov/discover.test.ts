@@ -10,6 +10,7 @@ import { dropSim, makeSim } from '../helpers/sim.js';
 import { openSysfs, Sysfs } from '../../src/sriov/sysfs.js';
 import { listPfs, listVfs, resolvePf, resolveVf } from '../../src/sriov/discover.js';
 import { bindVf, setNumVfs } from '../../src/sriov/actions.js';
+import { tcFlowerOnlyTier1, withOperatorProfile } from '../helpers/profiles.js';
 import { isPci, parsePci, pciFromRid, pciRid } from '../../src/sriov/pci.js';
 import type { SimManifest } from '../../src/sim/manifest.js';
 
@@ -84,20 +85,38 @@ describe('discovery on a tree-only simulated NIC', () => {
   });
 });
 
-// E810 does hardware VXLAN encap/decap (tier 1) only through tc flower with its eswitch
-// in switchdev mode, where the PF's netdev has a switch id; in legacy mode it is tier 2.
+// A family whose hardware encap/decap works through tc flower only is tier 1 with its
+// eswitch in switchdev mode, where the PF's netdev has a switch id, and tier 2 in legacy
+// mode. No shipped profile is such a family (E810's tc flower matches and redirects
+// only), so an operator's profile makes one.
 describePrivileged('discovery: the tier a PF allows as it runs', { netns: true }, () => {
-  it('reports an E810 PF as tier 2 in legacy mode and tier 1 once its netdev has a switch id', async () => {
+  it('reports the shipped E810 as tier 2 in either eswitch mode', async () => {
     const m = makeSim({ profile: 'e810', pfs: 1, vfs: 0 });
     try {
-      const sysfs = await openSysfs(m.root);
-      const pf = listPfs(sysfs)[0]!;
-      expect(pf).toMatchObject({ profile: 'e810', netdev: m.pfs[0]!.netdev, tier: 2 });
+      const pf = listPfs(await openSysfs(m.root))[0]!;
+      expect(pf).toMatchObject({ profile: 'e810', tier: 2 });
+      expect(pf.tierNote).toBeUndefined();
       const devDir = realpathSync(join(m.root, 'bus/pci/devices', pf.pci));
       writeFileSync(join(devDir, 'net', pf.netdev!, 'phys_switch_id'), '00112233\n');
-      expect(listPfs(await openSysfs(m.root))[0]).toMatchObject({ tier: 1 });
+      expect(listPfs(await openSysfs(m.root))[0]).toMatchObject({ tier: 2 });
     } finally {
       dropSim(m.root);
     }
+  });
+
+  it('reports a tc-flower-only tier-1 family as tier 2 in legacy mode and tier 1 once its PF netdev has a switch id', async () => {
+    await withOperatorProfile('e810', tcFlowerOnlyTier1, async () => {
+      const m = makeSim({ profile: 'e810', pfs: 1, vfs: 0 });
+      try {
+        const pf = listPfs(await openSysfs(m.root))[0]!;
+        expect(pf).toMatchObject({ profile: 'e810', netdev: m.pfs[0]!.netdev, tier: 2, tierNote: expect.stringContaining('switchdev') });
+        const devDir = realpathSync(join(m.root, 'bus/pci/devices', pf.pci));
+        writeFileSync(join(devDir, 'net', pf.netdev!, 'phys_switch_id'), '00112233\n');
+        expect(listPfs(await openSysfs(m.root))[0]).toMatchObject({ tier: 1 });
+        expect(listPfs(await openSysfs(m.root))[0]!.tierNote).toBeUndefined();
+      } finally {
+        dropSim(m.root);
+      }
+    });
   });
 });

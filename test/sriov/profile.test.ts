@@ -67,10 +67,11 @@ describe('shipped hw-profiles', () => {
 
   it('state the offload tiers of DESIGN.md', () => {
     const tier = Object.fromEntries(loadProfiles().map((p) => [p.name, p.tier]));
-    expect(tier).toEqual({ cx5: 1, cx6dx: 1, e810: 1, x710: 2, virtio: 3, sim: 3 });
-    // Only mlx5 has rte_flow VXLAN_ENCAP/DECAP; E810 gets there through tc flower in switchdev mode.
+    expect(tier).toEqual({ cx5: 1, cx6dx: 1, e810: 2, x710: 2, virtio: 3, sim: 3 });
+    // Only mlx5 has rte_flow VXLAN_ENCAP/DECAP. E810's switchdev mode offloads tc flower
+    // rules that match VXLAN fields and redirect, but no encap/decap action (ice_tc_lib.c).
     expect(loadProfiles().filter((p) => p.offloads.rteFlowEncapDecap).map((p) => p.name)).toEqual(['cx5', 'cx6dx']);
-    expect(getProfile('e810').offloads).toMatchObject({ tcFlowerEncapDecap: true, switchdev: true });
+    expect(getProfile('e810').offloads).toMatchObject({ tcFlowerEncapDecap: false, switchdev: true, vniSteering: true });
     expect(getProfile('cx5').dpdk).toEqual({ pmd: 'mlx5_eth', vfNeedsVfio: false, bifurcated: true });
     expect(getProfile('x710').limits).toEqual({ maxVfsPerPf: 64, maxVfsPerDevice: 128, queuesPerVfDefault: 4, queuesPerVfMax: 16 });
     expect(getProfile('e810').limits.maxVfsPerDevice).toBe(256);
