@@ -140,10 +140,14 @@ export async function dpStatus(o: ClientOpts): Promise<void> {
   for (const a of s.attachments) t.push([a.representor, a.pci ?? '-', a.vni, a.mac, podOf(a.owner), a.representorState ?? '-']);
   console.log(s.attachments.length ? t.toString() : 'no attachments');
   for (const a of s.attachments.filter((x) => x.representorState === 'gone' || x.representorState === 'replaced')) {
-    console.log(`warning: representor ${a.representor}${a.pci ? ` (VF ${a.pci})` : ''} is ${a.representorState === 'gone' ? 'gone' : 'a new netdev now'}: its pod no longer reaches the overlay; CNI DEL (or GC, vfplane gc) detaches it`);
+    // A pod's attachment goes with the pod (DEL, GC); the operator's (no owner) only
+    // when the operator detaches it: gc knows nothing of it.
+    const undo = a.owner?.containerId ? 'CNI DEL (or GC, vfplane gc) detaches it' : `it was attached by hand (config or \`dataplane attach\`), so \`vfplane dataplane detach --representor ${a.representor}\` detaches it`;
+    console.log(`warning: representor ${a.representor}${a.pci ? ` (VF ${a.pci})` : ''} is ${a.representorState === 'gone' ? 'gone' : 'a new netdev now'}: ${a.owner?.containerId ? 'its pod no longer reaches' : 'it is off'} the overlay; ${undo}`);
   }
   for (const a of s.attachments.filter((x) => x.representorState === 'waiting')) {
-    console.log(`warning: ${a.representor}${a.pci ? ` (VF ${a.pci})` : ''} was not attached at this start (${a.why ?? 'its representor is missing'}); it is attached once the representor exists, or dropped by its DEL (CNI GC, vfplane gc)`);
+    const undo = a.owner?.containerId ? 'or dropped by its DEL (CNI GC, vfplane gc)' : `or dropped by \`vfplane dataplane detach --representor ${a.representor}\``;
+    console.log(`warning: ${a.representor}${a.pci ? ` (VF ${a.pci})` : ''} was not attached at this start (${a.why ?? 'its representor is missing'}); it is attached once the representor exists, ${undo}`);
   }
   const orphans = s.attachments.filter((x) => x.ownerGone);
   if (orphans.length) {

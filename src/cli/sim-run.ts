@@ -1,5 +1,8 @@
 // The work behind `vfplane sim create|destroy|show`.
-import { createSim, removeSim, simAt } from '../sim/sim.js';
+import { existsSync } from 'node:fs';
+import { createSim, destroySimIfMade, removeSim, simAt } from '../sim/sim.js';
+import { manifestPath } from '../sim/manifest.js';
+import { interrupted, onInterrupt } from '../util/interrupt.js';
 import * as path from 'node:path';
 import { invalid } from '../util/errors.js';
 import type { SimManifest } from '../sim/manifest.js';
@@ -28,7 +31,19 @@ function rootOf(o: { root: string; sysfsRoot?: string }, rootGiven: boolean): st
 }
 
 export async function simCreate(o: { profile: string; pfs: number; vfs: number; uplinkQueues?: number; root: string; sysfsRoot?: string; prefix: string; netdevs: boolean; json?: boolean }, rootGiven = true): Promise<void> {
-  const m = createSim({ profile: o.profile, pfs: o.pfs, vfs: o.vfs, root: rootOf(o, rootGiven), prefix: o.prefix, netdevs: o.netdevs, ...(o.uplinkQueues ? { uplinkQueues: o.uplinkQueues } : {}) });
+  const root = path.resolve(rootOf(o, rootGiven));
+  // Ctrl-C or SIGTERM while the NIC is built undoes it: a half-built tree would read as
+  // a whole NIC (its manifest written, some VFs missing) and block the next create. The
+  // build is synchronous, so the signal's handler runs once it returns (or once the `ip`
+  // child the group's Ctrl-C killed has made it fail and undo itself). A manifest that
+  // was there before belongs to another simulator: createSim refuses it, and it stays.
+  const ours = !existsSync(manifestPath(root));
+  const off = onInterrupt(() => {
+    if (ours && destroySimIfMade(root)) process.stderr.write(`removed the simulated NIC it was building at ${root}\n`);
+  });
+  const m = createSim({ profile: o.profile, pfs: o.pfs, vfs: o.vfs, root, prefix: o.prefix, netdevs: o.netdevs, ...(o.uplinkQueues ? { uplinkQueues: o.uplinkQueues } : {}) });
+  if (await interrupted()) return new Promise<never>(() => undefined); // the cleanup exits
+  off();
   if (o.json) return printJson(m);
   console.log(describe(m));
 }

@@ -92,30 +92,33 @@ export function registerSriov(program: Command): void {
     .action(act(async (o) => (await run()).gc(o)));
 
   const sim = topCommand(program, 'sim');
+  // The root every other command reads as --sysfs-root (env VFPLANE_SYSFS_ROOT), which
+  // `sim create` tells the operator to export: show and destroy find the NIC by it too.
+  const simRoot = (what: string) => new Option('--root <dir>', what).env('VFPLANE_SYSFS_ROOT').argParser(pathFlag('--root')).default('/run/vfplane/sim');
   sim.command('create').description('build a simulated NIC (needs root for its netdevs)')
     .option('--profile <name>', 'hw-profile to impersonate (vfplane profile list)', 'sim')
     .addOption(new Option('--pfs <n>', 'PFs, 1–8').argParser(intFlag('--pfs', 1, 8)).default(1))
     .addOption(new Option('--vfs <n>', 'VFs created on each PF').argParser(intFlag('--vfs', 0, 65535)).default(4))
     .addOption(new Option('--uplink-queues <n>', 'queues of each PF uplink veth, 1–16 (several let several data-plane workers receive)').argParser(intFlag('--uplink-queues', 1, 16)).default(1))
-    .option('--root <dir>', 'where to build the tree (pass it to other commands as --sysfs-root)', pathFlag('--root'), '/run/vfplane/sim')
+    .addOption(simRoot('where to build the tree (pass it to other commands as --sysfs-root)'))
     .option('--sysfs-root <dir>', 'the same as --root', pathFlag('--sysfs-root'))
     .option('--state-dir <dir>', 'accepted for symmetry; the simulator keeps its state inside its root', pathFlag('--state-dir'))
     .option('--prefix <p>', 'netdev name prefix: <prefix>f<pf>, <prefix>f<pf>v<vf>, <prefix>f<pf>r<vf>', 'vfsim')
     .option('--no-netdevs', 'build only the tree (no veths; no root needed)')
     .option('--json', 'print the manifest as JSON', false)
-    .action(async (_o, cmd: Command) => (await import('./sim-run.js')).simCreate(cmd.opts() as never, cmd.getOptionValueSource('root') !== 'default'));
+    .action(async (_o, cmd: Command) => (await import('./sim-run.js')).simCreate(cmd.opts() as never, cmd.getOptionValueSource('root') === 'cli'));
   sim.command('destroy').description('remove everything a simulated NIC made, and nothing else')
-    .option('--root <dir>', 'the simulator\'s root', pathFlag('--root'), '/run/vfplane/sim')
+    .addOption(simRoot('the simulator\'s root'))
     .option('--sysfs-root <dir>', 'the same as --root', pathFlag('--sysfs-root'))
     .option('--state-dir <dir>', 'accepted for symmetry; the simulator keeps its state inside its root', pathFlag('--state-dir'))
     .option('--prefix <p>', 'the prefix it was created with: checked against its manifest (and, with no manifest at --root, what that prefix left on the host is listed)')
     .option('--json', 'print what was removed as JSON', false)
-    .action(async (_o, cmd: Command) => (await import('./sim-run.js')).simDestroy(cmd.opts() as never, cmd.getOptionValueSource('root') !== 'default'));
+    .action(async (_o, cmd: Command) => (await import('./sim-run.js')).simDestroy(cmd.opts() as never, cmd.getOptionValueSource('root') === 'cli'));
   sim.command('show').description('print a simulated NIC\'s manifest')
-    .option('--root <dir>', 'the simulator\'s root', pathFlag('--root'), '/run/vfplane/sim')
+    .addOption(simRoot('the simulator\'s root'))
     .option('--sysfs-root <dir>', 'the same as --root', pathFlag('--sysfs-root'))
     .option('--state-dir <dir>', 'accepted for symmetry; the simulator keeps its state inside its root', pathFlag('--state-dir'))
     .option('--prefix <p>', 'the prefix it was created with, checked against its manifest')
     .option('--json', 'print JSON', false)
-    .action(async (_o, cmd: Command) => (await import('./sim-run.js')).simShow(cmd.opts() as never, cmd.getOptionValueSource('root') !== 'default'));
+    .action(async (_o, cmd: Command) => (await import('./sim-run.js')).simShow(cmd.opts() as never, cmd.getOptionValueSource('root') === 'cli'));
 }

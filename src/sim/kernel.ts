@@ -618,6 +618,9 @@ function ethtoolK(names: string[], netns: string | null, change: string[], conse
   const script = `for d; do ethtool -K "$d" ${change.join(' ')} >/dev/null 2>&1 || echo "$d"; done`;
   const cmd = netns ? ['ip', 'netns', 'exec', netns, 'sh', '-c', script, 'sh', ...names] : ['sh', '-c', script, 'sh', ...names];
   const r = spawnSync(cmd[0]!, cmd.slice(1), { encoding: 'utf8', timeout: 30_000 });
+  // Killed by a signal: Ctrl-C reached the process group, and the command is being
+  // interrupted (its cleanup says so); ethtool is not what went wrong.
+  if (r.signal && !r.error) return;
   if (r.error || r.status !== 0 || r.stdout.trim()) {
     process.stderr.write(`vfplane sim: could not run ethtool -K ${change.join(' ')} on ${r.stdout.trim() || names.join(' ')} (is ethtool installed?); ${consequence}\n`);
   }

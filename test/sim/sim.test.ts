@@ -306,4 +306,45 @@ describePrivileged('simulated SR-IOV NIC', { netns: true }, () => {
       rmSync(real, { recursive: true, force: true });
     }
   });
+
+  // Interrupted while it builds: SIGINT to vfplane alone (the build runs to its end, then
+  // the handler undoes it), and to its process group as Ctrl-C sends it (the `ip` and
+  // ethtool children die and the build fails part-way). Either way nothing is left, and
+  // the same create then succeeds.
+  for (const group of [false, true]) {
+    it(`sim create interrupted while it builds (SIGINT to ${group ? 'its process group' : 'vfplane alone'}) removes what it made and exits 130`, async () => {
+      const root = simRoot();
+      const p = simPrefix();
+      const c = spawn(process.execPath, [join(ROOT, 'bin/vfplane.js'), 'sim', 'create', '--profile', 'x710', '--pfs', '2', '--vfs', '32', '--root', root, '--prefix', p], { detached: group, stdio: ['ignore', 'pipe', 'pipe'] });
+      let err = '';
+      c.stderr.on('data', (d) => (err += d));
+      const done = new Promise<number | null>((res) => c.on('close', (code) => res(code)));
+      // The tree's first directories appear as the build starts.
+      for (let i = 0; i < 500 && !existsSync(join(root, 'bus')); i++) await new Promise((r) => setTimeout(r, 5));
+      expect(existsSync(join(root, 'bus'))).toBe(true);
+      process.kill(group ? -c.pid! : c.pid!, 'SIGINT');
+      expect(await done).toBe(130);
+      expect(err).toContain('SIGINT: cleaning up');
+      expect(err).not.toContain('is ethtool installed');
+      expect(existsSync(join(root, 'vfplane-sim.json'))).toBe(false);
+      expect(linkNames().filter((n) => n.startsWith(p))).toEqual([]);
+      expect(execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' })).not.toContain(`${p}-park`);
+      const again = createSim({ profile: 'x710', pfs: 1, vfs: 1, root, prefix: p });
+      expect(listVfs(await openSysfs(again.root))).toHaveLength(1);
+      dropSim(root);
+    });
+  }
+
+  it('sim show and destroy find the simulator through VFPLANE_SYSFS_ROOT, as sim create says to export it', () => {
+    const s = makeSim({ pfs: 1, vfs: 1 });
+    const env = { ...process.env, VFPLANE_SYSFS_ROOT: s.root };
+    const cli = (args: string[]) => execFileSync(process.execPath, [join(ROOT, 'bin/vfplane.js'), ...args], { encoding: 'utf8', env });
+    try {
+      expect(cli(['sim', 'show', '--json'])).toContain(`"prefix": "${s.prefix}"`);
+      expect(cli(['sim', 'destroy', '--prefix', s.prefix])).toContain(`removed the simulated NIC at ${s.root}`);
+      expect(hasLink(`${s.prefix}f0`)).toBe(false);
+    } finally {
+      dropSim(s.root);
+    }
+  });
 });
