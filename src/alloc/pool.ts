@@ -6,6 +6,7 @@ import { z } from 'zod';
 import { parsePci, parseIfname } from '../sriov/pci.js';
 import type { VfInfo } from '../sriov/types.js';
 import { badFile, invalid, notFound, systemError, VfpError } from '../util/errors.js';
+import { fieldsAt } from '../util/zod.js';
 
 export interface PoolSelector {
   vendors?: string[]; // PCI vendor IDs, "8086"
@@ -177,20 +178,6 @@ function formatPath(path: readonly PropertyKey[]): string {
   let out = '';
   for (const p of path) out += typeof p === 'number' ? `[${p}]` : out === '' ? String(p) : `.${String(p)}`;
   return out;
-}
-
-/** The fields the object schema at `path` inside `schema` knows, or null when the path
- *  does not lead to one (unions, pipes: the caller's list is used then). */
-function fieldsAt(schema: z.ZodType, path: readonly PropertyKey[]): string[] | null {
-  let s: z.ZodType = schema;
-  for (const k of [...path, null]) {
-    while (s instanceof z.ZodOptional) s = s.unwrap() as z.ZodType;
-    if (k === null) break;
-    if (s instanceof z.ZodArray && typeof k === 'number') s = s.element as z.ZodType;
-    else if (s instanceof z.ZodObject && typeof k === 'string' && k in s.shape) s = s.shape[k] as z.ZodType;
-    else return null;
-  }
-  return s instanceof z.ZodObject ? Object.keys(s.shape) : null;
 }
 
 /** One line per problem: `where: path: "value": message`, or `where: path: unknown field "x" (…)`. */

@@ -4,6 +4,7 @@
 // (Multus adds pciBusID, runtimes add theirs); our own nested objects are strict.
 // This module loads zod, so main imports it only after VERSION has been ruled out.
 import { z } from 'zod';
+import { likelyTypo } from '../util/typo.js';
 import { isIP } from 'node:net';
 import { isPci } from '../sriov/pci.js';
 import { parseMac } from '../util/addr.js';
@@ -66,6 +67,8 @@ export interface NetConf {
   'cni.dev/attachments'?: ValidAttachment[] | null;
   /** Why a prevResult given to DEL was set aside: DEL is best-effort and needs none. */
   prevResultIgnored?: string;
+  /** Unknown top-level fields that look like a typo of one of ours (logged as a warning). */
+  nearMisses?: { field: string; meant: string }[];
   capabilities?: Record<string, boolean>;
   /**
    * What to act on. deviceID: top-level deviceID, else runtimeConfig.deviceID (Multus sets
@@ -216,6 +219,11 @@ const schema = z.looseObject({
   capabilities: z.record(z.string(), z.boolean({ error: 'expected true or false' }), { error: 'expected an object of booleans' }).optional(),
 });
 
+/** The top-level fields a near miss is matched against: the plugin's own settings, not
+ *  the runtime's (cniVersion, name, type, args, prevResult and the cni.dev ones). */
+const TOP_FIELDS = ['deviceID', 'runtimeConfig', 'pool', 'vlan', 'vlanQoS', 'vlanProto', 'mac', 'spoofchk', 'trust', 'link_state',
+  'min_tx_rate', 'max_tx_rate', 'mtu', 'ipam', 'dns', 'logLevel', 'logFile', 'vxlan', 'sysfsRoot', 'stateDir', 'poolsFile'];
+
 function attachmentList() {
   return z.array(
     z.looseObject({
@@ -259,8 +267,12 @@ function issueText(i: z.core.$ZodIssue): string {
   const path = formatPath(i.path);
   const at = path || 'network configuration';
   if (i.code === 'unrecognized_keys') {
-    const known = path === 'vxlan' ? VXLAN_FIELDS.join(', ') : '';
-    return `${at}: unknown field${i.keys.length > 1 ? 's' : ''} ${i.keys.map((k) => JSON.stringify(k)).join(', ')}${known ? ` (known: ${known})` : ''}`;
+    const known = path === 'vxlan' ? VXLAN_FIELDS : null;
+    const named = i.keys.map((k) => {
+      const near = known && likelyTypo(k, known);
+      return `${JSON.stringify(k)}${near ? ` (did you mean ${JSON.stringify(near)}?)` : ''}`;
+    });
+    return `${at}: unknown field${i.keys.length > 1 ? 's' : ''} ${named.join(', ')}${known ? ` (known: ${known.join(', ')})` : ''}`;
   }
   if (i.input === undefined) return `${at}: missing: ${i.message}`;
   return `${at}: ${i.message}, got ${shown(i.input)}`;
@@ -331,6 +343,15 @@ export function loadConf(raw: Record<string, unknown>, args: CniArgs = {}, comma
   if (prevResult) conf.prevResult = prevResult;
   else delete conf.prevResult;
   if (prevResultIgnored) conf.prevResultIgnored = prevResultIgnored;
+  // Unknown top-level fields are ignored, as every CNI plugin does (Multus and runtimes
+  // add their own); one that is a near miss of ours ("vxaln", "deviceId") is most likely
+  // a typo whose setting is silently lost, which the log then says.
+  const nearMisses = Object.keys(raw).flatMap((k) => {
+    if (k in schema.shape) return [];
+    const near = likelyTypo(k, TOP_FIELDS, 2);
+    return near && raw[near] === undefined ? [{ field: k, meant: near }] : [];
+  });
+  if (nearMisses.length) conf.nearMisses = nearMisses;
   conf.effective = {};
   const deviceID = d.deviceID ?? rc.deviceID;
   if (deviceID !== undefined) conf.effective.deviceID = deviceID;

@@ -155,6 +155,7 @@ export async function main(env: NodeJS.ProcessEnv = process.env, io: MainIo = pr
     const ctx: CniContext = { env: cniEnv, conf, raw, stdin: text, log, phases, stderr: (c) => io.stderr(c.toString('utf8')) };
     log.debug('called', { args: cniEnv.args, deviceID: conf.effective.deviceID });
     if (conf.prevResultIgnored) log.warning(`prevResult set aside (DEL needs none): ${conf.prevResultIgnored}`);
+    for (const n of conf.nearMisses ?? []) log.warning(`unknown field ${JSON.stringify(n.field)} ignored (a plugin ignores the fields it does not know): did you mean ${JSON.stringify(n.meant)}?`);
 
     const plugin = (await import('./plugin.js')) as PluginModule;
     switch (cniEnv.command) {

@@ -227,7 +227,7 @@ export type AttachRequest = z.infer<typeof attachSchema>;
 
 export function parseConfig(input: unknown, source = 'config'): DaemonConfig {
   const r = configSchema.safeParse(input);
-  if (!r.success) throw invalid(`${source}: ${zodMessages(r.error, input)}`);
+  if (!r.success) throw invalid(`${source}: ${zodMessages(r.error, input, source === 'config' ? '' : 'config', 5, configSchema)}`);
   const c = r.data;
   if (c.tunnel.srcPortMin > c.tunnel.srcPortMax) throw invalid(`${source}: tunnel.srcPortMax ${c.tunnel.srcPortMax} is below srcPortMin ${c.tunnel.srcPortMin}`);
   if (c.backend === 'dpdk' && !c.uplink.dev) throw invalid(`${source}: the dpdk backend takes uplink.dev (a PCI address bound to vfio-pci, or a vdev such as net_af_packet0,iface=X)`);

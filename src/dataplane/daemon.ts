@@ -748,7 +748,7 @@ export class Daemon {
   private parse<T>(schema: z.ZodType<T>, req: Record<string, unknown>): T {
     const { op: _op, id: _id, ...rest } = req;
     const r = schema.safeParse(rest);
-    if (!r.success) throw invalid(`${String(req.op)}: ${zodMessage(r.error, rest, '')}`); // a request, not the config
+    if (!r.success) throw invalid(`${String(req.op)}: ${zodMessage(r.error, rest, '', schema)}`); // a request, not the config
     return r.data;
   }
 

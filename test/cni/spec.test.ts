@@ -147,6 +147,7 @@ describe('network config', () => {
       [{ vxlan: { vni: 16777216 } }, 'vxlan.vni: expected an integer 0–16777215'],
       [{ vxlan: {} }, 'vxlan.vni: missing'],
       [{ vxlan: { vni: 5, colour: 'red' } }, 'vxlan: unknown field "colour" (known: vni, group'],
+      [{ vxlan: { vnii: 5 } }, 'vxlan: unknown field "vnii" (did you mean "vni"?) (known: vni, group'],
       [{ vxlan: { vni: 5, group: '10.0.0.1' } }, 'vxlan.group: expected a multicast address'],
       [{ vxlan: { vni: 5, group: '239.1.1.1', remote: '10.0.0.2' } }, 'either group'],
       [{ 'cni.dev/valid-attachments': [{ containerID: 'a' }] }, 'cni.dev/valid-attachments[0].ifname: missing'],
@@ -157,6 +158,17 @@ describe('network config', () => {
       expect(err.code, JSON.stringify(over)).toBe(7);
       expect(err.message, JSON.stringify(over)).toContain(text);
     }
+  });
+
+  it('ignores unknown top-level fields as CNI plugins do, and notes those that look like a typo of its own', () => {
+    const c = loadConf({ ...base, vxaln: { vni: 100 }, deviceId: '0000:5e:02.0', linkState: 'enable', master: 'eth0', 'k8s.v1.cni.cncf.io/x': 1 });
+    expect(c.vxlan).toBeUndefined();
+    expect(c.nearMisses).toEqual([
+      { field: 'vxaln', meant: 'vxlan' }, { field: 'deviceId', meant: 'deviceID' }, { field: 'linkState', meant: 'link_state' },
+    ]);
+    // Not a near miss when the field it looks like is set too (then it is something else).
+    expect(loadConf({ ...base, vlan: 5, vlam: 1 }).nearMisses).toBeUndefined();
+    expect(loadConf(base).nearMisses).toBeUndefined();
   });
 
   it('applies sriov-cni\'s cross-field rules', () => {
@@ -348,6 +360,19 @@ describe('the vfplane-cni executable', () => {
     const r = run({ CNI_COMMAND: 'DEL', CNI_CONTAINERID: 'c1', CNI_IFNAME: 'net1', CNI_NETNS: '' }, conf);
     expect(r.code).toBe(1); // a hang is killed by run()'s 30 s timeout: no exit code
     expect(JSON.parse(r.stdout)).toMatchObject({ code: 5, msg: expect.stringMatching(/^cannot create the state directory \/proc\/vfplane-no-such-dir: ENOENT/) });
+  });
+
+  it('logs a likely typo of its own fields as a warning, and carries on', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'vfp-cni-typo-'));
+    try {
+      const conf = JSON.stringify({ cniVersion: '1.0.0', name: 'n1', type: 'vfplane-cni', logLevel: 'warning', stateDir: dir, sysfsRoot: '/sys', vxaln: { vni: 100 } });
+      const r = run({ CNI_COMMAND: 'DEL', CNI_CONTAINERID: 'c1', CNI_IFNAME: 'net1', CNI_NETNS: '' }, conf);
+      expect(r.code, r.stdout).toBe(0);
+      const warned = r.stderr.split('\n').filter(Boolean).map((l) => JSON.parse(l) as { level: string; msg: string });
+      expect(warned).toContainEqual(expect.objectContaining({ level: 'warning', msg: 'unknown field "vxaln" ignored (a plugin ignores the fields it does not know): did you mean "vxlan"?' }));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('answers VERSION with the input cniVersion and the supported list', () => {

@@ -61,6 +61,22 @@ describe('data-plane config', () => {
     expect(() => parseConfig({ ...ok, node: "../etc/x" })).toThrow(/node: expected a node name.*names files in stateDir/);
   });
 
+  it('answers an unknown field with the fields its object has, and the one it looks like a typo of', () => {
+    const err = (c: Record<string, unknown>) => {
+      try {
+        parseConfig(c);
+      } catch (e) {
+        return (e as Error).message;
+      }
+      return 'accepted';
+    };
+    expect(err({ ...ok, ageSecs: 30 })).toMatch(/^config: unknown field "ageSecs" \(did you mean "ageSeconds"\?\); the top level has node, backend, uplink, .*ageSeconds.*metrics$/);
+    expect(err({ ...ok, uplink: { ifname: 'ens1f0', vtep: '192.0.2.1', vtpe: 'x' } })).toBe('config: uplink: unknown field "vtpe" (did you mean "vtep"?); uplink has ifname, dev, netns, vtep, mac, vlan');
+    // Nothing near: the list alone; several in one object: each named.
+    expect(err({ ...ok, frobnicate: 1, Learn: true })).toMatch(/^config: unknown fields "frobnicate", "Learn" \(did you mean "learn"\?\); the top level has /);
+    expect(err({ ...ok, peers: [{ vtep: '192.0.2.2', mak: '02:00:00:00:00:01' }] })).toBe('config: peers.0: unknown field "mak" (did you mean "mac"?); peers.0 has vtep, mac');
+  });
+
   it('reads YAML and JSON files, and says which file is wrong', () => {
     const dir = mkdtempSync(join(tmpdir(), 'vfplane-dpcfg-'));
     try {
