@@ -3,7 +3,7 @@
 // Every given field must match; within a field any listed value may match.
 import * as fs from 'node:fs';
 import { z } from 'zod';
-import { parsePci, parseIfname } from '../sriov/pci.js';
+import { parsePci, parseIfname, USERSPACE_DRIVERS } from '../sriov/pci.js';
 import type { VfInfo } from '../sriov/types.js';
 import { badFile, invalid, notFound, systemError, VfpError } from '../util/errors.js';
 import { fieldsAt } from '../util/zod.js';
@@ -360,8 +360,8 @@ export function poolVfs(vfs: readonly VfInfo[], sel: PoolSelector): VfInfo[] {
   return vfs.filter((vf) => matchVf(vf, sel));
 }
 
-/** Drivers that leave a VF without a netdev, for userspace (DPDK) I/O. */
-export const USERSPACE_DRIVERS: ReadonlySet<string> = new Set(['vfio-pci', 'uio_pci_generic', 'igb_uio']);
+/** Drivers that leave a VF without a netdev, for userspace (DPDK) I/O (sriov/pci.ts). */
+export { USERSPACE_DRIVERS };
 
 /**
  * How a VF can be handed to a pod: its netdev moved ('kernel', so the netdev must be in

@@ -286,6 +286,7 @@ export async function dpOp(op: string, args: Record<string, unknown>, o: ClientO
   const r = await request(await sock(o), { op, ...args });
   if (o.json) return printJson(strip(r));
   console.log(`${op}: done (epoch ${r.epoch})`);
+  if (typeof r.macDropped === 'string') console.error(`note: peer ${args.vtep as string} had the underlay MAC ${r.macDropped}, set by hand; without --mac it is resolved by ARP/ND now (give --mac to keep one)`);
   lasts(r);
 }
 

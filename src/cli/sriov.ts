@@ -28,14 +28,18 @@ function act(fn: (o: any, ...args: any[]) => Promise<void>) {
 
 const run = () => import('./sriov-run.js');
 
-function ownerOptions(c: Command): Command {
+/** The owner flags: what `vf alloc` records, and what `vf release` matches (there an
+ *  owner's VFs are chosen by --owner, --container-id, --pod-uid or --pid; --ifname and
+ *  --netns only narrow that down). */
+function ownerOptions(c: Command, use: 'record' | 'match' = 'record'): Command {
+  const m = use === 'match';
   return c
-    .option('--owner <ns/name>', 'the pod: namespace/name')
-    .option('--pod-uid <uid>', 'the pod UID')
-    .option('--container-id <id>', 'the container (sandbox) ID')
-    .option('--ifname <name>', 'the interface name in the pod')
-    .addOption(new Option('--netns <path>', 'the pod network namespace path (gc releases the VF when it is gone)').argParser(netnsFlag('--netns')))
-    .addOption(new Option('--pid <n>', 'a process that holds the VF (gc releases it when the process is gone)').argParser(intFlag('--pid', 1, 2 ** 22)));
+    .option('--owner <ns/name>', m ? 'release the VFs of this pod: namespace/name' : 'the pod: namespace/name')
+    .option('--pod-uid <uid>', m ? 'release the VFs of the pod with this UID' : 'the pod UID')
+    .option('--container-id <id>', m ? 'release the VFs of this container (sandbox) ID' : 'the container (sandbox) ID')
+    .option('--ifname <name>', m ? 'only the VF given to this interface name (narrows the owner flags)' : 'the interface name in the pod')
+    .addOption(new Option('--netns <path>', m ? 'only the VF recorded with this network namespace path (narrows the owner flags)' : 'the pod network namespace path (gc releases the VF when it is gone)').argParser(netnsFlag('--netns')))
+    .addOption(new Option('--pid <n>', m ? 'release the VFs held by this process' : 'a process that holds the VF (gc releases it when the process is gone)').argParser(intFlag('--pid', 1, 2 ** 22)));
 }
 
 export function registerSriov(program: Command): void {
@@ -44,7 +48,7 @@ export function registerSriov(program: Command): void {
     .action(act(async (o) => (await run()).pfList(o)));
   common(pf.command('set-numvfs').description('create or destroy VFs on a PF (sriov_numvfs)')
     .argument('<pf>', 'PF netdev name or PCI address')
-    .argument('<n>', 'number of VFs (0 destroys them all)', intFlag('<n>', 0, 65535))
+    .argument('<n>', 'number of VFs (0 destroys them all)', intFlag('the number of VFs <n>', 0, 65535))
     .option('--force', 'change a nonzero count by going through 0 (destroys every VF of the PF)', false))
     .action(act(async (o, pfRef: string, n: number) => (await run()).pfSetNumVfs(o, pfRef, n)));
 
@@ -62,10 +66,10 @@ export function registerSriov(program: Command): void {
     .option('--pci <vf>', "allocate this VF (PCI address, PF#INDEX or the VF's netdev)")
     .option('--pools <file>', 'pool definitions (JSON; default STATE_DIR/pools.json)', pathFlag('--pools'))))
     .action(act(async (o) => (await run()).vfAlloc(o)));
-  ownerOptions(common(vf.command('release').description('release a VF (by address, or every VF of an owner) and restore its original settings')
+  ownerOptions(common(vf.command('release').description('release a VF (by address, or every VF of an owner) and restore its original settings; with a VF given, the owner flags must match its holder (--force releases it from any holder)')
     .argument('[vf]', "VF PCI address, PF#INDEX or the VF's netdev; omit to release by owner")
     .option('--force', 'release even if the owner given does not match', false)
-    .option('--no-restore', 'keep the VF settings as they are')))
+    .option('--no-restore', 'keep the VF settings as they are')), 'match')
     .action(act(async (o, ref?: string) => (await run()).vfRelease(o, ref)));
   common(vf.command('config').description('change PF-side VF settings and the VF MTU')
     .argument('<vf>', "VF PCI address, PF#INDEX or the VF's netdev")

@@ -22,7 +22,7 @@ import { conflict, invalid, notFound, unavailable, VfpError } from '../util/erro
 import { CniError, ERR } from './spec.js';
 import type { CniContext } from './main.js';
 import type { CniDns, CniResult } from './result.js';
-import type { VxlanConf } from './conf.js';
+import type { NetConf, VxlanConf } from './conf.js';
 import { execIpam, findPlugin, ipamDelFor as ipamDelForHolder, type IpamCommand, type IpamRecord } from './ipam.js';
 import { deviceInfoPath, removeDeviceInfo, writeDeviceInfo } from './devinfo.js';
 import { detachFromOverlay, isRefusal, overlayAttachRequest, request as dataplaneRequest, socketPath } from '../dataplane/control.js';
@@ -206,10 +206,7 @@ async function takeVf(ctx: CniContext, sysfs: Sysfs, store: AllocStore, owner: O
   if (!ctx.conf.pool) {
     throw withCode(invalid('no deviceID (top level or runtimeConfig.deviceID, as Multus passes it) and no pool to allocate from: set one of them'), ERR.INVALID_CONFIG);
   }
-  const stateDir = ctx.conf.stateDir ?? defaultStateDir();
-  const file = path.resolve(ctx.conf.poolsFile ?? path.join(stateDir, 'pools.json'));
-  if (!fs.existsSync(file)) throw withCode(notFound(`pool ${JSON.stringify(ctx.conf.pool)}: no pool definitions at ${file}; write them or set poolsFile`), ERR.INVALID_CONFIG);
-  const pool = findPool(loadPools(file), ctx.conf.pool, file);
+  const { file, pool } = confPool(ctx.conf);
   // Candidates: VFs that can be handed over (a kernel VF's netdev must be in the host
   // namespace), and the held ones, whose netdevs are in their pods: the store skips those
   // and, when nothing is left, says who holds what.
@@ -311,6 +308,15 @@ async function configureInterface(netns: string, ifname: string, r: CniResult): 
       ...(rt.priority ? ['metric', String(rt.priority)] : []), ...(rt.table !== undefined ? ['table', String(rt.table)] : []),
       ...(rt.scope !== undefined ? ['scope', String(rt.scope)] : [])]);
   }
+}
+
+/** The network's pool (its `pool`, from `poolsFile`, by default pools.json in the state
+ *  directory), for ADD and STATUS alike: a missing file names the config key that points
+ *  at it. */
+function confPool(conf: NetConf): { file: string; pool: ReturnType<typeof findPool> } {
+  const file = path.resolve(conf.poolsFile ?? path.join(conf.stateDir ?? defaultStateDir(), 'pools.json'));
+  if (!fs.existsSync(file)) throw withCode(notFound(`pool ${JSON.stringify(conf.pool)}: no pool definitions at ${file}; write them there, or set poolsFile in the network configuration to where they are`), ERR.INVALID_CONFIG);
+  return { file, pool: findPool(loadPools(file), conf.pool!, file) };
 }
 
 export async function cmdAdd(ctx: CniContext): Promise<CniResult> {
@@ -867,8 +873,7 @@ export async function cmdStatus(ctx: CniContext): Promise<void> {
     const vfs = listVfs(sysfs);
     if (vfs.length === 0) throw new CniError(ERR.NOT_AVAILABLE, `no VFs under ${sysfs.root}`, 'create VFs with `vfplane pf set-numvfs`');
     if (conf.pool) {
-      const file = path.resolve(conf.poolsFile ?? path.join(conf.stateDir ?? defaultStateDir(), 'pools.json'));
-      const pool = findPool(loadPools(file), conf.pool, file);
+      const { file, pool } = confPool(conf);
       const { matched, unusable, free } = poolView(vfs, pool.selector, store.heldOnNode());
       if (matched.length === 0) {
         throw new CniError(ERR.NOT_AVAILABLE, `no VF on this node matches pool ${JSON.stringify(conf.pool)}: ${whyNoMatch(vfs, pool.selector)}`, `compare the selector in ${file} with \`vfplane vf list\``);

@@ -829,8 +829,11 @@ export class Daemon {
         if (p.vtep === this.cfg.uplink.vtep) throw invalid(`${p.vtep} is this node's own VTEP (uplink.vtep); a node is not its own peer: give the address of a remote node's VTEP`);
         const i = this.peers.findIndex((x) => x.vtep === p.vtep);
         const prev = this.peers.slice();
+        // An update replaces the peer: one given without a MAC drops the MAC it had, and
+        // its underlay MAC is learnt by ARP/ND from then on. The reply says so.
+        const macDropped = i >= 0 && prev[i]!.mac && !p.mac ? prev[i]!.mac : undefined;
         this.change(() => (i >= 0 ? (this.peers[i] = p) : this.peers.push(p)), () => (this.peers = prev));
-        return { epoch: this.epoch, ...this.declared(this.cfg.peers.some((x) => x.vtep === p.vtep) ? `peer ${p.vtep}` : null) };
+        return { epoch: this.epoch, ...(macDropped ? { macDropped } : {}), ...this.declared(this.cfg.peers.some((x) => x.vtep === p.vtep) ? `peer ${p.vtep}` : null) };
       }
       case 'peer-del': {
         const p = this.parse(z.strictObject({ vtep: ipString('the peer VTEP') }), req);

@@ -5,6 +5,7 @@
 import { ip, link } from '../net/ip.js';
 import { conflict, invalid, notFound, systemError, VfpError } from '../util/errors.js';
 import { listVfs, resolvePf, resolveVf, vfSettingLimits } from './discover.js';
+import { USERSPACE_DRIVERS } from './pci.js';
 import { getProfile, loadProfiles, matchVf } from './profile.js';
 import type { Sysfs } from './sysfs.js';
 import type { PfInfo, VfInfo, VfSettings } from './types.js';
@@ -163,7 +164,12 @@ export function configVf(sysfs: Sysfs, ref: string, c: VfConfig, o: { force?: bo
   if (mtu !== undefined) {
     if (!Number.isInteger(mtu) || mtu < 68 || mtu > 9702) throw invalid(`mtu ${mtu} is out of range: 68–9702`);
     if (!vf.netdev) {
-      throw conflict(`VF ${vf.pci} has no netdev in the host namespace (${vf.driver ? `driver ${vf.driver}` : 'no driver'}); its MTU is set where its netdev is`);
+      // Bound to a kernel driver, its netdev is elsewhere: most often in the pod that holds
+      // it, whose MTU it is; bound to vfio-pci (or nothing), it has none at all.
+      const where = vf.driver && !USERSPACE_DRIVERS.has(vf.driver)
+        ? `its netdev is in another network namespace, most likely that of the pod holding it (\`vfplane vf show ${vf.pci}\` names it): set the MTU there (the pod network's mtu), or release the VF first`
+        : `it has no netdev to set an MTU on (${vf.driver ? `bound to ${vf.driver}: the MTU is the DPDK application's` : 'no driver bound'})`;
+      throw conflict(`VF ${vf.pci} has no netdev in the host namespace (${vf.driver ? `driver ${vf.driver}` : 'no driver'}); ${where}`);
     }
   }
   // A pod's VF is the pod's: a changed MAC, VLAN or link state breaks it under its owner.

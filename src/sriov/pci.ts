@@ -11,6 +11,10 @@ export function isPci(value: string): boolean {
 
 /** Returns the canonical (lower-case) address or throws naming the value. */
 export function parsePci(value: unknown, what = 'PCI address'): string {
+  // lspci's short form (no domain), the most common near miss: say what to add.
+  if (typeof value === 'string' && /^[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\.[0-7]$/.test(value)) {
+    throw invalid(`${what} ${JSON.stringify(value)} is malformed: it lacks the PCI domain; give the full address, such as 0000:${value.toLowerCase()}`, { value });
+  }
   if (typeof value !== 'string' || !PCI_RE.test(value.toLowerCase())) {
     throw invalid(
       `${what} ${JSON.stringify(value)} is malformed: expected DDDD:BB:DD.F in hex, like 0000:3b:02.1 ` +
@@ -46,3 +50,6 @@ export function parseIfname(value: unknown, what = 'interface name'): string {
   }
   return value;
 }
+
+/** Drivers that hand a VF to userspace I/O (DPDK): a VF bound to one has no netdev. */
+export const USERSPACE_DRIVERS: ReadonlySet<string> = new Set(['vfio-pci', 'uio_pci_generic', 'igb_uio']);

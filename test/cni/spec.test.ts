@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ROOT } from '../helpers/cli.js';
+import { dropSim, makeSim } from '../helpers/sim.js';
 import { decodeConf, loadConf, parseConf } from '../../src/cni/conf.js';
 import { formatResult, parseIpamResult, parsePrevResult, type CniResult } from '../../src/cni/result.js';
 import { CniError, ERR, parseCniArgs, parseEnv, SUPPORTED_VERSIONS, toCniError } from '../../src/cni/spec.js';
@@ -360,6 +361,21 @@ describe('the vfplane-cni executable', () => {
     const r = run({ CNI_COMMAND: 'DEL', CNI_CONTAINERID: 'c1', CNI_IFNAME: 'net1', CNI_NETNS: '' }, conf);
     expect(r.code).toBe(1); // a hang is killed by run()'s 30 s timeout: no exit code
     expect(JSON.parse(r.stdout)).toMatchObject({ code: 5, msg: expect.stringMatching(/^cannot create the state directory \/proc\/vfplane-no-such-dir: ENOENT/) });
+  });
+
+  it('STATUS names poolsFile when the pool definitions are missing, as ADD does', () => {
+    const m = makeSim({ netdevs: false, vfs: 2 });
+    const dir = mkdtempSync(join(tmpdir(), 'vfp-cni-pool-'));
+    try {
+      const conf = { cniVersion: '1.1.0', name: 'n1', type: 'vfplane-cni', pool: 'fast', stateDir: dir, sysfsRoot: m.root };
+      // (ADD takes the pool through the same function, confPool, and gives the same words)
+      const r = run({ CNI_COMMAND: 'STATUS', CNI_PATH: '/usr/lib/cni' }, JSON.stringify(conf));
+      expect(r.code).toBe(1);
+      expect(JSON.parse(r.stdout)).toMatchObject({ code: 7, msg: `pool "fast": no pool definitions at ${join(dir, 'pools.json')}; write them there, or set poolsFile in the network configuration to where they are` });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+      dropSim(m.root);
+    }
   });
 
   it('logs a likely typo of its own fields as a warning, and carries on', () => {

@@ -66,6 +66,13 @@ describePrivileged('the control socket compares canonical addresses', { root: tr
       cli('peer', 'add', '2001:DB8:0::12', '--mac', '02:00:00:00:00:12'); // an update, not a second peer
       st = (await request(dp.socket, { op: 'status' })) as typeof st;
       expect(st.peers).toEqual([expect.objectContaining({ vtep: '2001:db8::12', mac: '02:00:00:00:00:12' })]);
+      // Updated again without --mac: the MAC goes, and the CLI says so.
+      const again = vfplane(['dataplane', 'peer', 'add', '2001:db8::12', '--socket', dp.socket]);
+      expect(again.code, again.stderr).toBe(0);
+      expect(again.stderr).toContain('note: peer 2001:db8::12 had the underlay MAC 02:00:00:00:00:12, set by hand; without --mac it is resolved by ARP/ND now');
+      st = (await request(dp.socket, { op: 'status' })) as typeof st;
+      expect(st.peers[0]!.mac).toBeUndefined();
+      cli('peer', 'add', '2001:db8::12', '--mac', '02:00:00:00:00:12');
       cli('fdb', 'add', '--vni', '100', '--mac', '02:00:00:00:09:09', '--vtep', '2001:DB8::12');
       cli('fdb', 'del', '--vni', '100', '--mac', '02-00-00-00-09-09');
       // A static entry for a local pod's MAC is kept, and said to send nothing while the

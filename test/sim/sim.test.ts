@@ -161,9 +161,13 @@ describePrivileged('simulated SR-IOV NIC', { netns: true }, () => {
       pod.ip(['link', 'set', vf.netdev!, 'name', 'net1']);
       expect(resolveVf(sysfs, vf.pci).netdev).toBeNull();
       expect(() => bindVf(sysfs, vf.pci, 'vfio-pci')).toThrow(/not in the host namespace/);
+      // Its MTU is the pod's: vf config says where to set it, and changes nothing.
+      expect(() => configVf(sysfs, vf.pci, { mtu: 1400 })).toThrow(`VF ${vf.pci} has no netdev in the host namespace (driver iavf); its netdev is in another network namespace, most likely that of the pod holding it (\`vfplane vf show ${vf.pci}\` names it): set the MTU there (the pod network's mtu), or release the VF first`);
+      expect(pod.ip(['-j', 'link', 'show', 'net1'])).not.toContain('"mtu":1400');
       // with force, as the kernel would: the pod loses the netdev
       bindVf(sysfs, vf.pci, 'vfio-pci', { force: true });
       expect(pod.ip(['-j', 'link', 'show'])).not.toContain('net1');
+      expect(() => configVf(sysfs, vf.pci, { mtu: 1400 })).toThrow(`VF ${vf.pci} has no netdev in the host namespace (driver vfio-pci); it has no netdev to set an MTU on (bound to vfio-pci: the MTU is the DPDK application's)`);
       bindVf(sysfs, vf.pci, 'kernel');
       expect(resolveVf(sysfs, vf.pci).netdev).toBe(vf.netdev);
     } finally {
