@@ -237,6 +237,7 @@ export async function dpAttach(o: ClientOpts & { representor: string; vni: numbe
   const r = await request(await sock(o), { op: 'attach', representor: o.representor, vni: o.vni, mac: o.mac, ...(o.pci ? { pci: o.pci } : {}), ...(o.netns ? { netns: o.netns } : {}) });
   if (o.json) return printJson(strip(r));
   console.log(`attached ${o.representor} to VNI ${o.vni} (epoch ${r.epoch})`);
+  if (o.pci) await warnUnallocated(o.pci, o.sysfsRoot);
   lasts(r);
 }
 
@@ -268,6 +269,23 @@ async function checkRepresentor(rep: string, pci: string | undefined, root: stri
   if (vf) {
     const r = findRepresentor(sysfs, vf);
     if (r !== undefined && r !== rep) throw invalid(`--representor ${rep} is not the representor of VF ${vf.pci} (${r} is); give --representor ${r}, or the --pci of the VF ${rep} stands for`);
+  }
+}
+
+/** A VF attached by hand that no allocation store holds is free for the next pod: the
+ *  device plugin may give it to one, whose CNI ADD then replaces this attachment. Said
+ *  on stderr with the way to keep it (what the stores say is advisory here: one that
+ *  cannot be read says nothing). */
+async function warnUnallocated(pci: string, root: string | undefined): Promise<void> {
+  const [{ AllocStore }, { defaultSysfsRoot }] = await Promise.all([import('../alloc/store.js'), import('../sriov/sysfs.js')]);
+  let held: boolean;
+  try {
+    held = AllocStore.heldAt(root ?? defaultSysfsRoot()).some((h) => h.pci === pci);
+  } catch {
+    return;
+  }
+  if (!held) {
+    console.error(`warning: VF ${pci} is not allocated (\`vfplane vf list\` shows it free): a pod may be given it, and its CNI ADD then replaces this attachment; \`vfplane vf alloc --pci ${pci} --owner NS/NAME\` keeps it yours`);
   }
 }
 

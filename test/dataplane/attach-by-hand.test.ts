@@ -1,13 +1,15 @@
-// An attachment whose representor netdev went away: `dataplane status` says who can take
-// it off the overlay. A pod's goes with its CNI DEL (or GC); one the operator made by hand
-// (`dataplane attach`, no owner) only with `dataplane detach`, which gc never does.
+// Attachments the operator makes by hand (`dataplane attach`, no owner): when the
+// representor netdev goes away, `dataplane status` says that `dataplane detach` takes it
+// off the overlay (gc never does; a pod's goes with its CNI DEL or GC); and a VF attached
+// by hand that no allocation store holds is said to be free for the next pod.
 import { execFileSync } from 'node:child_process';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { dataplaneOn, vfplane } from '../helpers/cli.js';
 import { describePrivileged } from '../helpers/privileged.js';
 import { Netns, ifname, vethIn, scratchDir } from '../helpers/netns.js';
+import { dropSim, makeSim } from '../helpers/sim.js';
 
-describePrivileged('dataplane status on an attachment whose representor is gone', { root: true }, () => {
+describePrivileged('attachments made by hand', { root: true }, () => {
   let n: Netns;
   const up = ifname('u'), upp = ifname('v');
   const rep = ifname('r'), pod = ifname('p');
@@ -51,6 +53,30 @@ describePrivileged('dataplane status on an attachment whose representor is gone'
       expect(after.stdout).not.toContain('is gone');
     } finally {
       await dp.stop();
+    }
+  });
+
+  it('warns that a VF attached by hand is free for the next pod until it is allocated', async () => {
+    const m = makeSim({ profile: 'x710', pfs: 1, vfs: 1 });
+    const dp = await dataplaneOn(n, up, d.dir);
+    const state = `${d.dir}/store`;
+    try {
+      const pci = '0000:5e:02.0', r0 = `${m.prefix}f0r0`;
+      const att = () => vfplane(['dataplane', 'attach', '--socket', dp.socket, '--sysfs-root', m.root, '--representor', r0, '--pci', pci, '--vni', '100', '--mac', '02:00:00:00:0d:02']);
+      const free = att();
+      expect(free.code, free.stderr).toBe(0);
+      expect(free.stderr).toContain(`warning: VF ${pci} is not allocated (\`vfplane vf list\` shows it free): a pod may be given it, and its CNI ADD then replaces this attachment; \`vfplane vf alloc --pci ${pci} --owner NS/NAME\` keeps it yours`);
+      expect(vfplane(['dataplane', 'detach', '--socket', dp.socket, '--representor', r0]).code).toBe(0);
+      const alloc = vfplane(['vf', 'alloc', '--pci', pci, '--owner', 'ops/test', '--sysfs-root', m.root, '--state-dir', state]);
+      expect(alloc.code, alloc.stderr).toBe(0);
+      const held = att();
+      expect(held.code, held.stderr).toBe(0);
+      expect(held.stderr).not.toContain('is not allocated');
+      expect(vfplane(['dataplane', 'detach', '--socket', dp.socket, '--representor', r0]).code).toBe(0);
+      expect(vfplane(['vf', 'release', pci, '--owner', 'ops/test', '--sysfs-root', m.root, '--state-dir', state]).code).toBe(0);
+    } finally {
+      await dp.stop();
+      dropSim(m.root);
     }
   });
 });
