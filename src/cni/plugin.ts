@@ -521,7 +521,10 @@ export async function cmdAdd(ctx: CniContext): Promise<CniResult> {
       routes: [...(prev?.routes ?? []), ...mine.routes!],
       ...(dns ? { dns } : {}),
     };
-    await attached;
+    // What the data plane advises about this attachment (the pod's MTU over what the
+    // underlay carries) goes in this plugin's log as a warning.
+    const reply = await attached;
+    if (reply && typeof (reply as { note?: unknown }).note === 'string') ctx.log.warning(`data plane: ${(reply as { note: string }).note}`);
 
     const att: Attachment = { mode, mac, deviceInfoFile, vxlan: conf.vxlan ?? null, ...(representor ? { representor, dataplane } : {}), ...ipamRec, routes: mine.routes!.map(routeKey) };
     ph.mark('overlay');

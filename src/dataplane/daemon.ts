@@ -569,7 +569,9 @@ export class Daemon {
     return systemError(`nothing was changed: the state file ${this.statePath} cannot be written (${why}), and a change it does not keep would be lost at the next restart; make the state directory writable (and not full)`);
   }
 
-  private async attachNow(raw: AttachRequest): Promise<Attached> {
+  /** attachNow, and the MTU advice for the reply (the request's client should see it,
+   *  not only the daemon's log). */
+  private async attachNow(raw: AttachRequest): Promise<Attached & { mtuWarning?: string }> {
     const a = attachSchema.parse(raw);
     if (a.port && a.port !== this.cfg.dstPort) {
       throw invalid(`the attachment asks for VXLAN port ${a.port}, but this data plane uses ${this.cfg.dstPort}; drop vxlan.port or set dstPort in the data-plane config`);
@@ -626,14 +628,16 @@ export class Daemon {
     const mtu = c.tunnel.mtu || this.uplinkMtu;
     const podMtu = a.mtu ?? l.mtu;
     let mtuNote = '';
+    let mtuWarning: string | undefined;
     if (mtu && podMtu && podMtu + overhead > mtu) {
-      // Warned once per representor and MTUs: pods come and go on the same VFs with the
-      // same network config, and the advice does not change.
+      const who = a.mtu ? `the pod interface of ${a.representor}${a.pci ? ` (VF ${a.pci})` : ''}` : a.representor;
+      mtuWarning = `${who} has MTU ${podMtu}, which needs an underlay MTU of ${podMtu + overhead}; the uplink has ${mtu}, so the pod's larger frames are dropped (mtu_exceeded). Give the pod an MTU ≤ ${mtu - overhead} (CNI "mtu") or raise the underlay MTU`;
+      // Logged once per representor and MTUs: pods come and go on the same VFs with the
+      // same network config, and the advice does not change. Every reply carries it.
       const key = `${a.representor}\u0000${podMtu}\u0000${mtu}`;
       if (!this.mtuWarned.has(key)) {
         this.mtuWarned.add(key);
-        const who = a.mtu ? `the pod interface of ${a.representor}${a.pci ? ` (VF ${a.pci})` : ''}` : a.representor;
-        this.log.warn(`${who} has MTU ${podMtu}, which needs an underlay MTU of ${podMtu + overhead}; the uplink has ${mtu}, so the pod's larger frames are dropped (mtu_exceeded). Give the pod an MTU ≤ ${mtu - overhead} (CNI "mtu") or raise the underlay MTU`);
+        this.log.warn(mtuWarning);
       }
       mtuNote = `; its MTU ${podMtu} is over the ${mtu - overhead} the underlay carries`;
     }
@@ -679,7 +683,7 @@ export class Daemon {
       throw e;
     }
     this.log.info(`attached ${a.representor}${a.pci ? ` (VF ${a.pci})` : ''} on VNI ${a.vni}, MAC ${a.mac}, epoch ${this.epoch}${mtuNote}`);
-    return att;
+    return mtuWarning ? { ...att, mtuWarning } : att; // a copy: what this.atts holds stays as it is saved
   }
 
   /** Netdevs that are no VF's representor, refused before anything changes: loopback
@@ -793,7 +797,9 @@ export class Daemon {
           throw this.unsaved(e);
         }
         const mine = this.cfg.attachments.some((x) => x.representor === att.representor);
-        return { attached: { representor: att.representor, vni: att.vni, mac: att.mac, slot: att.slot }, epoch: this.epoch, ...this.declared(mine ? `the attachment of ${att.representor}` : null) };
+        // As fdb-add's: what the client should hear besides "done" goes in the note.
+        const note = [this.declared(mine ? `the attachment of ${att.representor}` : null).note, att.mtuWarning].filter(Boolean).join('; ');
+        return { attached: { representor: att.representor, vni: att.vni, mac: att.mac, slot: att.slot }, epoch: this.epoch, ...(note ? { note } : {}) };
       }
       case 'detach': {
         const k = this.parse(z.strictObject({ representor: z.string().optional(), pci: z.string().optional() })

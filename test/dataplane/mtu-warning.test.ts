@@ -33,8 +33,11 @@ describePrivileged('MTU advice at attach', { netns: true }, () => {
     // A peer to flood VNI 100 to, so that a pod's broadcast is encapsulated.
     const dp = await dataplaneOn(ns, up, tmp.dir, { peers: [{ vtep: '192.0.2.2', mac: '02:00:00:00:0e:02' }], vnis: [{ vni: 100, flood: ['192.0.2.2'] }] });
     try {
-      await request(dp.socket, { op: 'attach', representor: fits, vni: 100, mac: '02:00:00:00:0d:01' });
-      await request(dp.socket, { op: 'attach', representor: over, vni: 100, mac: '02:00:00:00:0d:02' });
+      const fitsReply = await request(dp.socket, { op: 'attach', representor: fits, vni: 100, mac: '02:00:00:00:0d:01' });
+      const overReply = await request(dp.socket, { op: 'attach', representor: over, vni: 100, mac: '02:00:00:00:0d:02' });
+      // The reply carries the advice too (the CLI prints a note as a warning), not only the log.
+      expect(fitsReply.note).toBeUndefined();
+      expect(overReply.note).toBe(`${over} has MTU 1451, which needs an underlay MTU of 1501; the uplink has 1500, so the pod's larger frames are dropped (mtu_exceeded). Give the pod an MTU ≤ 1450 (CNI "mtu") or raise the underlay MTU`);
       await new Promise((r) => setTimeout(r, 100));
       const log = dp.log();
       expect(log).not.toContain(`${fits} has MTU`);
