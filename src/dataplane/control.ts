@@ -2,7 +2,7 @@
 // object per line each way. A request is {op, ...args, id?}; a reply is {id, ok: true,
 // ...} or {id, ok: false, error: {kind, message}}. A malformed line gets an error reply
 // and the connection stays open: one bad client never stops the daemon.
-import { chmodSync, existsSync, lstatSync, unlinkSync } from 'node:fs';
+import { chmodSync, existsSync, lstatSync, statSync, unlinkSync } from 'node:fs';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { dirname } from 'node:path';
 import { VfpError, type ErrorKind, invalid, systemError, unavailable } from '../util/errors.js';
@@ -288,7 +288,18 @@ export function request(path: string, req: Record<string, unknown>, timeoutMs = 
         return;
       }
       if (e.code === 'ENOENT' || e.code === 'ECONNREFUSED') {
-        settle(() => reject(unavailable(`no data plane listens on ${path} (${e.code}); start it with \`vfplane dataplane run --config FILE\``, { code: e.code })));
+        // A path that is no socket at all is a wrong --socket, not a stopped data plane.
+        let kind = '';
+        try {
+          const st = statSync(path);
+          if (!st.isSocket()) kind = st.isDirectory() ? 'a directory' : st.isFile() ? 'a regular file' : 'no socket';
+        } catch {
+          // gone: ENOENT says so
+        }
+        const why = kind
+          ? `${path} is ${kind}${kind === 'no socket' ? '' : ', not a socket'}: no data plane listens there; give the data plane's socket (--socket, or --state-dir of its state directory, where it is dataplane.sock)`
+          : `no data plane listens on ${path} (${e.code}); start it with \`vfplane dataplane run --config FILE\``;
+        settle(() => reject(unavailable(why, { code: e.code })));
       } else if (e.code === 'EPIPE' || e.code === 'ECONNRESET') closedEarly(e.code);
       else settle(() => reject(systemError(`cannot reach the data plane at ${path}: ${e.message}`)));
     };

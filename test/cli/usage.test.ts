@@ -2,7 +2,7 @@
 // scratch working directory, exit 2, a message naming the flag (as JSON too with
 // --json), and nothing made or changed. No root needed: the input is refused first.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -173,6 +173,21 @@ describe('dataplane attach|detach|explain check their flags before connecting', 
     expect(r.stderr).toMatch(/no data plane listens on/);
     const e = run(['dataplane', 'explain', '--vni', '1', '--mac', '02:00:00:00:00:01', '--from', 'uplink', ...sock]);
     expect(e.code).toBe(1);
+  });
+
+  it('a --socket that names a regular file or a directory is said to be no socket, not a stopped data plane', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'vfp-nosock-'));
+    try {
+      const file = join(dir, 'file');
+      writeFileSync(file, '');
+      for (const [path, kind] of [[file, 'a regular file'], [dir, 'a directory']] as const) {
+        const r = run(['dataplane', 'status', '--socket', path]);
+        expect(r.code).toBe(1);
+        expect(r.stderr).toContain(`${path} is ${kind}, not a socket: no data plane listens there; give the data plane's socket (--socket, or --state-dir of its state directory, where it is dataplane.sock)`);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
