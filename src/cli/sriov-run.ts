@@ -509,10 +509,14 @@ export async function vfConfig(o: Common & VfConfig & { vlanProto?: '802.1Q' | '
   if (Object.keys(change).length === 0) throw invalid('nothing to change: pass at least one of --mac --vlan --qos --vlan-proto --trust --spoofchk --link-state --min-tx-rate --max-tx-rate --mtu');
   const sysfs = await sysfsOf(o);
   const vf = vfRef(sysfs, ref);
-  const r = withHolders(o, `vf config ${ref}`, (holder) => configVf(sysfs, vf, change, { force: o.force, holder }));
-  if (o.json) return printJson(r);
+  let heldBy: string | undefined;
+  const r = withHolders(o, `vf config ${ref}`, (holder) => configVf(sysfs, vf, change, { force: o.force, holder: (pci) => (heldBy = holder(pci)) }));
+  // Forced under a holder: lasting only as long as the holder does.
+  const note = heldBy && r.changed.length ? `VF ${r.pci} is allocated to ${heldBy}: its release (the pod's CNI DEL, gc or vf release) puts back the settings the VF had when it was allocated, so this change lasts until then` : undefined;
+  if (o.json) return printJson(note ? { ...r, note } : r);
   const already = r.unchanged.length ? `; already so: ${r.unchanged.join(', ')}` : '';
   console.log(`${r.pci}: ${r.changed.length ? `set ${r.changed.join(', ')}` : 'nothing changed'}${already}`);
+  if (note) console.error(`note: ${note}`);
 }
 
 export async function vfBind(o: Common & { driver: string; force?: boolean }, ref: string): Promise<void> {

@@ -167,7 +167,10 @@ describePrivileged('operator CLI on a simulated NIC', { netns: true }, () => {
     const netns = `/run/netns/${pod.name}`;
     const g = json(['vf', 'alloc', '--pool', 'intel', '--owner', 'ns1/gone', '--netns', netns]);
     json(['vf', 'alloc', '--pool', 'intel', '--owner', 'ns1/alive', '--pid', String(process.pid)]);
-    json(['vf', 'config', g.pci, '--vlan', '7', '--force']); // its holder set a VLAN
+    // its holder set a VLAN; forced under the holder, the change is said to last until the release
+    const forced = run(['vf', 'config', g.pci, '--vlan', '7', '--force']);
+    expect(forced.code, forced.stderr).toBe(0);
+    expect(forced.stderr).toContain(`note: VF ${g.pci} is allocated to pod ns1/gone: its release (the pod's CNI DEL, gc or vf release) puts back the settings the VF had when it was allocated, so this change lasts until then`);
     expect(json(['gc', '--dry-run']).filter((r: any) => r.state === 'gone')).toEqual([]);
     pod.destroy();
     const dry = json(['gc', '--dry-run']);
