@@ -126,9 +126,43 @@ export async function pfList(o: Common): Promise<void> {
   for (const p of pfs.filter((x) => x.tierNote)) console.log(`* ${p.netdev ?? p.pci}: ${p.tierNote}`);
 }
 
+/** The attachments a data plane answering on this state directory's socket has for VFs
+ *  of PF `pf` that no store holds (made by hand: a pod's VF is allocated, and refused
+ *  first). None when no data plane answers: it is asked, not required. */
+async function handAttachmentsOn(o: Common, sysfs: Sysfs, pfRef: string): Promise<{ representor: string; pci: string; vni: number }[]> {
+  let pf;
+  try {
+    pf = resolvePf(sysfs, pfRef);
+  } catch {
+    return []; // setNumVfs says what is wrong with it
+  }
+  if (pf.numVfs === 0) return [];
+  const { request, socketPath } = await import('../dataplane/control.js');
+  const socket = process.env.VFPLANE_DATAPLANE_SOCKET || socketPath({ stateDir: stateDirOf(o) });
+  let st: Record<string, unknown>;
+  try {
+    st = await request(socket, { op: 'status' }, 2000);
+  } catch {
+    return [];
+  }
+  const vfs = new Set(listVfs(sysfs, { pf: pf.pci }).map((v) => v.pci));
+  const atts = (st.attachments ?? []) as { representor: string; pci?: string; vni: number; owner?: { containerId?: string } }[];
+  return atts.filter((a) => a.pci && vfs.has(a.pci) && !a.owner?.containerId).map((a) => ({ representor: a.representor, pci: a.pci!, vni: a.vni }));
+}
+
 export async function pfSetNumVfs(o: Common & { force?: boolean }, pfRef: string, n: number): Promise<void> {
   const sysfs = await sysfsOf(o);
+  // Changing the count destroys every VF of the PF: one the data plane forwards for by hand
+  // (no allocation guards it) is refused without --force, and said with it.
+  const hand = await handAttachmentsOn(o, sysfs, pfRef);
+  const handText = hand.map((a) => `${a.pci} (representor ${a.representor}, VNI ${a.vni})`).join(', ');
+  if (hand.length && !o.force) {
+    throw conflict(`the data plane forwards for VFs of ${pfRef} attached by hand: ${handText}; changing the VF count destroys every VF: detach them first (vfplane dataplane detach --representor R), or pass --force`);
+  }
   const r = withHolders(o, `set-numvfs ${pfRef}`, (holder) => setNumVfs(sysfs, pfRef, n, { force: o.force, holder }));
+  if (r.changed && hand.length) {
+    progress(o, `warning: the data plane forwarded for ${handText}, attached by hand; those VFs are gone: \`vfplane dataplane detach --representor R\` takes each off the overlay`);
+  }
   // VFs made again at addresses the store still holds (an allocation whose VF went with a
   // lower count, or with a reboot, and whose DEL never came): held, not free.
   if (r.changed && r.after > 0) {

@@ -79,4 +79,27 @@ describePrivileged('attachments made by hand', { root: true }, () => {
       dropSim(m.root);
     }
   });
+
+  it('pf set-numvfs refuses to destroy VFs the data plane forwards for by hand without --force, and says so with it', async () => {
+    const m = makeSim({ profile: 'x710', pfs: 1, vfs: 2 });
+    const dp = await dataplaneOn(n, up, d.dir);
+    try {
+      const pci = '0000:5e:02.1', r1 = `${m.prefix}f0r1`;
+      const att = vfplane(['dataplane', 'attach', '--socket', dp.socket, '--sysfs-root', m.root, '--representor', r1, '--pci', pci, '--vni', '100', '--mac', '02:00:00:00:0d:03']);
+      expect(att.code, att.stderr).toBe(0);
+      const env = { VFPLANE_DATAPLANE_SOCKET: dp.socket };
+      const set = (args: string[]) => vfplane(['pf', 'set-numvfs', `${m.prefix}f0`, ...args, '--sysfs-root', m.root, '--state-dir', `${d.dir}/store`], { env });
+      const refused = set(['0']);
+      expect(refused.code, refused.stderr).toBe(1);
+      expect(refused.stderr).toContain(`the data plane forwards for VFs of ${m.prefix}f0 attached by hand: ${pci} (representor ${r1}, VNI 100); changing the VF count destroys every VF: detach them first (vfplane dataplane detach --representor R), or pass --force`);
+      expect(vfplane(['vf', 'list', '--sysfs-root', m.root, '--state-dir', `${d.dir}/store`, '--json']).stdout).toContain(pci); // nothing changed
+      const forced = set(['1', '--force']);
+      expect(forced.code, forced.stderr).toBe(0);
+      expect(forced.stderr).toContain(`warning: the data plane forwarded for ${pci} (representor ${r1}, VNI 100), attached by hand; those VFs are gone`);
+      expect(vfplane(['dataplane', 'detach', '--socket', dp.socket, '--representor', r1]).code).toBe(0);
+    } finally {
+      await dp.stop();
+      dropSim(m.root);
+    }
+  });
 });
