@@ -207,7 +207,10 @@ export const configSchema = z.strictObject({
   // they clash (the EAL refuses a second -l) or silently win (a --file-prefix whose
   // runtime files the data plane then never removes).
   c.dpdk.eal.forEach((a, i) => {
-    const opt = a.split('=')[0]!;
+    // "--lcores=1@2", and a short option with its value attached ("-l2", "-l 2",
+    // "-a0000:3b:00.0"), as the EAL's getopt takes them.
+    const arg = a.trim();
+    const opt = arg.startsWith('--') ? arg.split('=')[0]! : arg.slice(0, 2);
     const from = EAL_SET_BY_VFPLANE[opt];
     if (from) ctx.addIssue({ code: 'custom', path: ['dpdk', 'eal', i], message: `${opt} is set by vfplane (${from}); remove it from dpdk.eal` });
   });
@@ -216,10 +219,10 @@ export const configSchema = z.strictObject({
 /** EAL options the data plane sets, and the config field each comes from. */
 const EAL_SET_BY_VFPLANE: Partial<Record<string, string>> = {
   '-l': 'from cpus', '--lcores': 'from cpus', '-c': 'from cpus', '--main-lcore': 'from cpus',
-  '--file-prefix': 'one per node and process, removed at stop', '--proc-type': 'primary',
+  '--file-prefix': 'one per node and process, removed at stop', '--proc-type': 'always primary',
   '--huge-dir': 'from dpdk.hugepages: a hugetlbfs it finds or mounts', '--no-huge': 'when no hugepages can be had; set dpdk.hugepages: 0 to ask for it',
   '-a': 'from uplink.dev', '--allow': 'from uplink.dev', '-b': 'from uplink.dev', '--block': 'from uplink.dev', '--no-pci': 'from uplink.dev',
-  '--vdev': 'from uplink.dev', '-n': '1',
+  '--vdev': 'from uplink.dev', '-n': 'always 1 memory channel',
 };
 
 export type DaemonConfig = z.infer<typeof configSchema>;

@@ -19,6 +19,11 @@ describe('dpdk.eal', () => {
     expect(() => parseConfig({ ...base, dpdk: { eal: ['-l', '1'] } })).toThrow(/dpdk\.eal\.0: -l is set by vfplane \(from cpus\); remove it from dpdk\.eal/);
     expect(() => parseConfig({ ...base, dpdk: { eal: ['--log-level=7', '--file-prefix=x'] } })).toThrow(/dpdk\.eal\.1: --file-prefix is set by vfplane/);
     expect(parseConfig({ ...base, dpdk: { eal: ['--log-level', '7'] } }).dpdk.eal).toEqual(['--log-level', '7']);
+    // A short option with its value attached is the same option to the EAL's getopt.
+    expect(() => parseConfig({ ...base, dpdk: { eal: ['-l2'] } })).toThrow(/dpdk\.eal\.0: -l is set by vfplane \(from cpus\)/);
+    expect(() => parseConfig({ ...base, dpdk: { eal: ['-m', '512', '-l 2'] } })).toThrow(/dpdk\.eal\.2: -l is set by vfplane/);
+    expect(() => parseConfig({ ...base, dpdk: { eal: ['-a0000:3b:00.0'] } })).toThrow(/dpdk\.eal\.0: -a is set by vfplane \(from uplink\.dev\)/);
+    expect(parseConfig({ ...base, dpdk: { eal: ['-m512'] } }).dpdk.eal).toEqual(['-m512']);
   });
 });
 
