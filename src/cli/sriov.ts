@@ -49,7 +49,7 @@ export function registerSriov(program: Command): void {
   common(pf.command('set-numvfs').description('create or destroy VFs on a PF (sriov_numvfs)')
     .argument('<pf>', 'PF netdev name or PCI address')
     .argument('<n>', 'number of VFs (0 destroys them all)', intFlag('the number of VFs <n>', 0, 65535))
-    .option('--force', 'change a nonzero count by going through 0 (destroys every VF of the PF)', false))
+    .option('--force', 'change a nonzero count by going through 0 (destroys every VF of the PF), also while the data plane forwards for some of them by hand', false))
     .action(act(async (o, pfRef: string, n: number) => (await run()).pfSetNumVfs(o, pfRef, n)));
 
   const vf = topCommand(program, 'vf');
