@@ -104,13 +104,13 @@ async function hostChecks(out: Check[], socket: string, stateDir: string): Promi
     ? { area: 'host', name: 'bpffs', status: 'ok', detail: 'mounted' }
     : { area: 'host', name: 'bpffs', status: 'warn', detail: 'not mounted (libxdp pins its dispatcher there)', fix: 'mount -t bpf bpf /sys/fs/bpf' });
   // A socket file is not a server: one left by a killed server (or any file) answers nothing.
-  const { probe, socketPath } = await import('../dataplane/control.js');
+  const { localSocketPath, probe } = await import('../dataplane/control.js');
   const serving = fs.existsSync(socket) && (await probe(socket));
   out.push(serving
     ? { area: 'cni', name: 'vfplane cni serve', status: 'ok', detail: `listening on ${socket}` }
     : { area: 'cni', name: 'vfplane cni serve', status: 'warn', detail: `no server ${fs.existsSync(socket) ? 'answers' : 'listens'} on ${socket}${fs.existsSync(socket) ? ' (a file left by one that stopped?)' : ''}: each CNI call starts Node (~10× slower)`, fix: 'run `vfplane cni serve` (the DaemonSet does)' });
   // The data plane: its socket under the state directory (or $VFPLANE_DATAPLANE_SOCKET).
-  const dpSock = socketPath({ socket: process.env.VFPLANE_DATAPLANE_SOCKET || undefined, stateDir });
+  const dpSock = localSocketPath(stateDir);
   out.push(fs.existsSync(dpSock) && (await probe(dpSock))
     ? { area: 'dataplane', name: 'data plane', status: 'ok', detail: `answering on ${dpSock} (vfplane dataplane status)` }
     : { area: 'dataplane', name: 'data plane', status: 'warn', detail: `nothing answers on ${dpSock}: VFs with vxlan cannot be attached`, fix: 'run `vfplane dataplane run --config FILE` (docs/dataplane.md)' });

@@ -137,8 +137,8 @@ async function handAttachmentsOn(o: Common, sysfs: Sysfs, pfRef: string): Promis
     return []; // setNumVfs says what is wrong with it
   }
   if (pf.numVfs === 0) return [];
-  const { request, socketPath } = await import('../dataplane/control.js');
-  const socket = process.env.VFPLANE_DATAPLANE_SOCKET || socketPath({ stateDir: stateDirOf(o) });
+  const { localSocketPath, request } = await import('../dataplane/control.js');
+  const socket = localSocketPath(stateDirOf(o));
   let st: Record<string, unknown>;
   try {
     st = await request(socket, { op: 'status' }, 2000);

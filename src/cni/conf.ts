@@ -4,7 +4,8 @@
 // (Multus adds pciBusID, runtimes add theirs); our own nested objects are strict.
 // This module loads zod, so main imports it only after VERSION has been ruled out.
 import { z } from 'zod';
-import { likelyTypo } from '../util/typo.js';
+import { likelyTypo, withGuesses } from '../util/typo.js';
+import { fieldsAt } from '../util/zod.js';
 import { isIP } from 'node:net';
 import { isPci } from '../sriov/pci.js';
 import { parseMac } from '../util/addr.js';
@@ -141,7 +142,6 @@ const macField = () =>
 const ipAddr = (what: string) => z.string({ error: `expected an IP address (${what})` }).refine((s) => isIP(s) !== 0, `expected an IP address (${what})`);
 const strList = (what: string) => z.array(z.string({ error: `expected a string (${what})` }), { error: `expected a list of strings (${what})` });
 
-const VXLAN_FIELDS = ['vni', 'group', 'remote', 'local', 'port', 'dev', 'ttl', 'learning', 'socket'] as const;
 const vxlanSchema = z.strictObject({
   vni: int(0, 16_777_215, ' (the 24-bit VXLAN network identifier)'),
   group: ipAddr('a multicast group').refine(isMulticast, 'expected a multicast address (224.0.0.0/4 or ff00::/8)').optional(),
@@ -220,9 +220,9 @@ const schema = z.looseObject({
 });
 
 /** The top-level fields a near miss is matched against: the plugin's own settings, not
- *  the runtime's (cniVersion, name, type, args, prevResult and the cni.dev ones). */
-const TOP_FIELDS = ['deviceID', 'runtimeConfig', 'pool', 'vlan', 'vlanQoS', 'vlanProto', 'mac', 'spoofchk', 'trust', 'link_state',
-  'min_tx_rate', 'max_tx_rate', 'mtu', 'ipam', 'dns', 'logLevel', 'logFile', 'vxlan', 'sysfsRoot', 'stateDir', 'poolsFile'];
+ *  the runtime's (cniVersion, name, type, args, prevResult, capabilities, cni.dev/…). */
+const RUNTIME_FIELDS = new Set(['cniVersion', 'name', 'type', 'args', 'prevResult', 'capabilities']);
+const TOP_FIELDS = Object.keys(schema.shape).filter((k) => !RUNTIME_FIELDS.has(k) && !k.startsWith('cni.dev/'));
 
 function attachmentList() {
   return z.array(
@@ -267,12 +267,9 @@ function issueText(i: z.core.$ZodIssue): string {
   const path = formatPath(i.path);
   const at = path || 'network configuration';
   if (i.code === 'unrecognized_keys') {
-    const known = path === 'vxlan' ? VXLAN_FIELDS : null;
-    const named = i.keys.map((k) => {
-      const near = known && likelyTypo(k, known);
-      return `${JSON.stringify(k)}${near ? ` (did you mean ${JSON.stringify(near)}?)` : ''}`;
-    });
-    return `${at}: unknown field${i.keys.length > 1 ? 's' : ''} ${named.join(', ')}${known ? ` (known: ${known.join(', ')})` : ''}`;
+    // Our own nested objects are strict (vxlan): the fields the object has, from its schema.
+    const known = fieldsAt(schema, i.path);
+    return `${at}: unknown field${i.keys.length > 1 ? 's' : ''} ${withGuesses(i.keys, known)}${known ? ` (known: ${known.join(', ')})` : ''}`;
   }
   if (i.input === undefined) return `${at}: missing: ${i.message}`;
   return `${at}: ${i.message}, got ${shown(i.input)}`;

@@ -338,6 +338,12 @@ export function socketPath(c: { socket?: string | undefined; stateDir: string })
   return c.socket ?? `${c.stateDir}/dataplane.sock`;
 }
 
+/** The socket a command that only looks for a data plane finds it at (doctor, set-numvfs):
+ *  $VFPLANE_DATAPLANE_SOCKET, else the one under the state directory. */
+export function localSocketPath(stateDir: string): string {
+  return socketPath({ socket: process.env.VFPLANE_DATAPLANE_SOCKET || undefined, stateDir });
+}
+
 /** A CNI config's `vxlan` block, as far as the data plane reads it. */
 export interface OverlayConf {
   vni: number;

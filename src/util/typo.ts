@@ -17,6 +17,15 @@ export function likelyTypo(name: string, known: readonly string[], maxEdits?: nu
   return best !== null && bestD <= (maxEdits ?? Math.max(2, Math.ceil(a.length * 0.4))) ? best : null;
 }
 
+/** Unknown names, quoted, each with the known one it likely meant:
+ *  `"vnii" (did you mean "vni"?), "colour"`. No guesses without a known list. */
+export function withGuesses(names: readonly string[], known: readonly string[] | null): string {
+  return names.map((k) => {
+    const near = known && likelyTypo(k, known);
+    return `${JSON.stringify(k)}${near ? ` (did you mean ${JSON.stringify(near)}?)` : ''}`;
+  }).join(', ');
+}
+
 /** Edit distance counting an insertion, a deletion, a substitution or a swap of two
  *  neighbouring letters ("vxaln" → "vxlan") as one edit (optimal string alignment). */
 export function editDistance(a: string, b: string): number {

@@ -2,7 +2,7 @@
 // with zod at the edge (the data plane's config and control requests, the simulator's
 // manifest).
 import type { z } from 'zod';
-import { likelyTypo } from './typo.js';
+import { withGuesses } from './typo.js';
 
 /** The first problem of a zod failure, as "field: message (got value)"; a problem with
  *  the input as a whole is named WHOLE ('' names nothing: the caller has named it). */
@@ -25,11 +25,7 @@ function issueMessage(i: z.core.$ZodIssue, input: unknown, whole: string, schema
   const where = path || whole;
   const known = i.code === 'unrecognized_keys' && schema ? fieldsAt(schema, i.path) : null;
   if (i.code === 'unrecognized_keys' && known) {
-    const each = i.keys.map((k) => {
-      const near = likelyTypo(k, known);
-      return `${JSON.stringify(k)}${near ? ` (did you mean ${JSON.stringify(near)}?)` : ''}`;
-    });
-    return `${where ? `${where}: ` : ''}unknown field${i.keys.length > 1 ? 's' : ''} ${each.join(', ')}; ${where || 'the top level'} has ${known.join(', ')}`;
+    return `${where ? `${where}: ` : ''}unknown field${i.keys.length > 1 ? 's' : ''} ${withGuesses(i.keys, known)}; ${where || 'the top level'} has ${known.join(', ')}`;
   }
   let got: unknown = input;
   for (const k of i.path) got = got && typeof got === 'object' ? (got as Record<PropertyKey, unknown>)[k as PropertyKey] : undefined;

@@ -16,6 +16,13 @@ import { describePrivileged } from '../helpers/privileged.js';
 
 const ok = { uplink: { ifname: 'ens1f0', vtep: '192.0.2.1' } };
 
+/** A netdev in a tree-only simulator's class/net whose device is PCI function `pci`, as
+ *  /sys/class/net shows a NIC's netdev. */
+function treeNetdev(root: string, name: string, pci: string): void {
+  mkdirSync(join(root, 'class/net', name), { recursive: true });
+  symlinkSync(join(root, 'bus/pci/devices', pci), join(root, 'class/net', name, 'device'));
+}
+
 describe('data-plane config', () => {
   it('skips the node\'s own VTEP among peers and flood lists, so one config serves every node', () => {
     const c = parseConfig({
@@ -174,8 +181,7 @@ describe('the offload tier the data plane runs at', () => {
     try {
       const pf = m.pfs[0]!.pci;
       // A netdev uplink on that PF, as /sys/class/net shows one.
-      mkdirSync(join(m.root, 'class/net/vfpup0'), { recursive: true });
-      symlinkSync(join(m.root, 'bus/pci/devices', pf), join(m.root, 'class/net/vfpup0/device'));
+      treeNetdev(m.root, 'vfpup0', pf);
       const c = netdevProfile('vfpup0', m.root);
       expect(c).toMatchObject({ profile: 'cx6dx', allowedTier: 1 });
       const t = offloadTier('afpacket', c, 0);
@@ -192,8 +198,7 @@ describe('the offload tier the data plane runs at', () => {
     await withOperatorProfile('e810', tcFlowerOnlyTier1, () => {
       const m = makeSim({ profile: 'e810', netdevs: false });
       try {
-        mkdirSync(join(m.root, 'class/net/vfpe0'), { recursive: true });
-        symlinkSync(join(m.root, 'bus/pci/devices', m.pfs[0]!.pci), join(m.root, 'class/net/vfpe0/device'));
+        treeNetdev(m.root, 'vfpe0', m.pfs[0]!.pci);
         const legacy = netdevProfile('vfpe0', m.root);
         expect(legacy).toMatchObject({ profile: 'e810', allowedTier: 2 });
         const t = offloadTier('afxdp', legacy, 0);
@@ -210,8 +215,7 @@ describe('the offload tier the data plane runs at', () => {
   it('allows the shipped E810 tier 2 in either eswitch mode, without a switchdev note', () => {
     const m = makeSim({ profile: 'e810', netdevs: false });
     try {
-      mkdirSync(join(m.root, 'class/net/vfpe1'), { recursive: true });
-      symlinkSync(join(m.root, 'bus/pci/devices', m.pfs[0]!.pci), join(m.root, 'class/net/vfpe1/device'));
+      treeNetdev(m.root, 'vfpe1', m.pfs[0]!.pci);
       const legacy = netdevProfile('vfpe1', m.root);
       expect(legacy).toMatchObject({ profile: 'e810', allowedTier: 2 });
       expect(legacy.tierNote).toBeUndefined();
@@ -230,8 +234,7 @@ describe('the offload tier the data plane runs at', () => {
       const pf = m.pfs[0]!.pci;
       const vf = basename(readlinkSync(join(m.root, 'bus/pci/devices', pf, 'virtfn0')));
       for (const [name, dev] of [['vfpzpf', pf], ['vfpzvf', vf]] as const) {
-        mkdirSync(join(m.root, 'class/net', name), { recursive: true });
-        symlinkSync(join(m.root, 'bus/pci/devices', dev), join(m.root, 'class/net', name, 'device'));
+        treeNetdev(m.root, name, dev);
       }
       const want = { mode: 'auto', copy: 'auto' } as const;
       expect(afxdpChoice('vfpzpf', want, m.root).afxdp).toEqual({ mode: 'native', copy: 'auto', why: expect.stringMatching(/x710 profile's PF driver \(.*\) has AF_XDP zero-copy: native mode, zero-copy first/) });
@@ -250,10 +253,8 @@ describe('the offload tier the data plane runs at', () => {
     try {
       const pf = m.pfs[0]!.pci;
       const vf = basename(readlinkSync(join(m.root, 'bus/pci/devices', pf, 'virtfn2')));
-      mkdirSync(join(m.root, 'class/net/vfpvf2'), { recursive: true });
-      symlinkSync(join(m.root, 'bus/pci/devices', vf), join(m.root, 'class/net/vfpvf2/device'));
-      mkdirSync(join(m.root, 'class/net/vfprep2'), { recursive: true });
-      symlinkSync(join(m.root, 'bus/pci/devices', pf), join(m.root, 'class/net/vfprep2/device'));
+      treeNetdev(m.root, 'vfpvf2', vf);
+      treeNetdev(m.root, 'vfprep2', pf);
       expect(vfOfNetdev('vfpvf2', m.root)).toEqual({ vf, pf });
       expect(vfOfNetdev('vfprep2', m.root)).toBeNull();
       expect(vfOfNetdev('lo')).toBeNull();
