@@ -140,10 +140,13 @@ static inline int bucket_find(const fdb_bucket *b, uint64_t key, uint16_t tm) {
     return m ? __builtin_ctz(m) : -1;
 }
 
+/* The VTEP of the matching way, or VFP_FDB_NO_VTEP (all ones) when m == 0: then way 0
+ * is read and ORed away. Arithmetic, not `m ? v : VFP_FDB_NO_VTEP`, which gcc compiles
+ * to a branch: it mispredicts on every key that lives in its secondary (a quarter of
+ * them), and in a table bigger than the caches it resolves only when the bucket's line
+ * arrives, so each mispredict also throws away the loads issued after it. */
 static inline uint16_t match_vtep(const fdb_bucket *b, uint32_t m) {
-    /* m == 0 reads way 0 and then discards it: a select, not a branch. */
-    uint16_t v = b->e[__builtin_ctz(m | 1u << WAYS) & (WAYS - 1)].vtep;
-    return m ? v : VFP_FDB_NO_VTEP;
+    return (uint16_t)(b->e[__builtin_ctz(m | 1u << WAYS) & (WAYS - 1)].vtep | (0u - (uint32_t)(m == 0)));
 }
 
 /* A key and where it may live: what every single-key operation starts from. */
