@@ -879,6 +879,59 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
     }
   }, 60_000);
 
+  // Without a handler, Node exits at once on SIGTERM/SIGINT: a VF moved but not configured,
+  // or (when it landed after the result was written) a success body with exit 143.
+  it('a signal mid-ADD lets the ADD finish (exit 0, its result stands); a second stops it at once; DEL puts back what was done', async () => {
+    const slow = mkdtempSync(join(tmpdir(), 'vfplane-cni-sig-'));
+    const mark = join(slow, 'mark');
+    writeFileSync(join(slow, 'slowstatic'), `#!/bin/sh\nif [ "$CNI_COMMAND" = ADD ]; then touch ${mark}.start; sleep 1; fi\n/usr/lib/cni/static\nrc=$?\n[ "$CNI_COMMAND" = ADD ] && touch ${mark}.done\nexit $rc\n`, { mode: 0o755 });
+    const waitFor = async (what: () => boolean, label: string) => {
+      for (let i = 0; i < 1500 && !what(); i++) await new Promise((r) => setTimeout(r, 10));
+      if (!what()) throw new Error(`timed out waiting for ${label}`);
+    };
+    try {
+      for (const [tag, signals] of [['sigonce', 1], ['sigtwice', 2]] as const) {
+        rmSync(`${mark}.start`, { force: true });
+        rmSync(`${mark}.done`, { force: true });
+        const p = pod(tag);
+        const before = hostState();
+        const e = { containerId: `${tag}01`, netns: nsPath(p), ifname: 'net1' };
+        const conf = base({ deviceID: '0000:5e:02.3', vlan: 12, ipam: { type: 'slowstatic', addresses: [{ address: '10.79.0.9/24' }] } });
+        const child = spawn(process.execPath, [PLUGIN], { env: envOf('ADD', e, `${slow}:${REF}`), stdio: ['pipe', 'pipe', 'pipe'] });
+        let out = '';
+        let err = '';
+        child.stdout.on('data', (d) => (out += d));
+        child.stderr.on('data', (d) => (err += d));
+        const exited = new Promise<[number | null, string | null]>((r) => child.once('exit', (c, sig) => r([c, sig])));
+        child.stdin.end(JSON.stringify(conf));
+        await waitFor(() => existsSync(`${mark}.start`), 'the IPAM plugin to start');
+        child.kill('SIGTERM');
+        if (signals === 2) {
+          await waitFor(() => /finishing the ADD/.test(err), 'the plugin to take the first signal');
+          child.kill('SIGTERM');
+        }
+        const [code, sig] = await exited;
+        expect(err).toMatch(/vfplane-cni: SIGTERM: finishing the ADD under way, so that nothing is left half-done \(send SIGTERM again to stop at once\)/);
+        if (signals === 1) {
+          expect([code, sig], err).toEqual([0, null]);
+          expect(parse(out)).toMatchObject({ interfaces: [{ name: 'net1', sandbox: nsPath(p) }], ips: [{ address: '10.79.0.9/24' }] });
+          expect(p.ip(['-br', 'addr', 'show', 'net1'])).toContain('10.79.0.9/24');
+          expect(vfpJson(['vf', 'show', '0000:5e:02.3']).allocation?.owner.containerId).toBe(e.containerId);
+        } else {
+          expect([code, sig], err).toEqual([143, null]);
+          await waitFor(() => existsSync(`${mark}.done`), 'the orphaned IPAM plugin to finish');
+        }
+        // What a runtime does after a failed or abandoned ADD, and at pod removal.
+        const del = spawnSync(process.execPath, [PLUGIN], { input: JSON.stringify(conf), env: envOf('DEL', e, `${slow}:${REF}`), encoding: 'utf8' });
+        expect(del.status, del.stdout).toBe(0);
+        expect(hostState()).toEqual(before);
+        expect(p.ip(['-br', 'link']).trim().split('\n')).toHaveLength(1);
+      }
+    } finally {
+      rmSync(slow, { recursive: true, force: true });
+    }
+  }, 90_000);
+
   // The spec forbids a runtime two ADDs at once for one container and interface, but a
   // runtime that retries after a timeout can do it. The second used to get the first's
   // allocation back from the store and, failing, its undo released the VF the first was
