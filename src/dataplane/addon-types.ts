@@ -125,6 +125,8 @@ export interface RawFdbBenchResult {
   lookups: number;
   hits: number;
   ns: number;
+  pipelinedNs: number;
+  pipelinedHits: number;
   keygenNs: number;
   insertNs: number;
   verified: number;
