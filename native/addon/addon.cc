@@ -1162,7 +1162,6 @@ Napi::Value BenchFdb(const Napi::CallbackInfo &info) {
   Napi::Object out = Napi::Object::New(env);
   auto num = [&](const char *k, double v) { return out.Set(k, v).UnwrapOr(false); };
   if (!num("lookups", r.lookups) || !num("hits", r.hits) || !num("ns", r.ns) || !num("keygenNs", r.keygen_ns) ||
-      !num("pipelinedNs", r.pipelined_ns) || !num("pipelinedHits", r.pipelined_hits) ||
       !num("insertNs", r.insert_ns) || !num("verified", r.verified) || !num("wrong", r.wrong) ||
       !num("memBytes", static_cast<double>(r.mem_bytes)) || !num("slots", r.slots) ||
       !num("primary", r.primary) || !num("cpu", r.cpu))

@@ -564,59 +564,41 @@ int vfp_fdb__get(const vfp_fdb *f, uint32_t vni, const uint8_t mac[6], vfp_fdb_e
 
 /* ------------------------------------------------------------------ bulk lookup */
 
-/* Stage 1: hash every key and prefetch both its buckets, so the cache misses overlap
- * one another instead of queueing behind each compare. The secondary is fetched with the
- * primary rather than after a primary miss: about a quarter of the keys live there at
- * 90% load, so a burst of 32 almost always has one, and waiting for it was a second
- * memory round trip per burst (on a 1M-entry table, ~1.5 ns a lookup more on a quiet
- * host and ~3 ns when neighbours load the memory). */
-static inline void lookup_start(const vfp_fdb *f, const uint32_t *vnis, const uint8_t *const *macs,
-                                uint16_t n, vfp_fdb_pending *q) {
+void vfp_fdb__lookup_bulk(const vfp_fdb *f, const uint32_t *vnis, const uint8_t *const *macs,
+                          uint16_t n, uint16_t *vtep_idx) {
+    uint64_t keys[VFP_MAX_BURST];
+    uint16_t tms[VFP_MAX_BURST];
+    uint32_t b1[VFP_MAX_BURST], b2[VFP_MAX_BURST];
+    uint16_t miss[VFP_MAX_BURST];
     const fdb_bucket *B = f->buckets;
     if (n > VFP_MAX_BURST) n = VFP_MAX_BURST;
-    q->n = n;
-    for (uint16_t i = 0; i < n; i++) {
-        q->key[i] = make_key(vnis[i], macs[i]);
-        q->tm[i] = make_tag(vnis[i]);
-        buckets_of(f, key_hash(f, q->key[i], q->tm[i]), &q->b1[i], &q->b2[i]);
-        VFP_PREFETCH(&B[q->b1[i]]);
-        VFP_PREFETCH(&B[q->b2[i]]);
-    }
-}
 
-static inline void lookup_finish(const vfp_fdb *f, const vfp_fdb_pending *q, uint16_t *vtep_idx) {
-    const fdb_bucket *B = f->buckets;
-    const uint16_t n = q->n;
-    uint16_t miss[VFP_MAX_BURST];
+    /* Stage 1: hash every key and prefetch both its buckets, so the cache misses
+     * overlap one another instead of queueing behind each compare. The secondary is
+     * fetched with the primary rather than after a primary miss: about a quarter of the
+     * keys live there at 90% load, so a burst of 32 almost always has one, and waiting
+     * for it was a second memory round trip per burst (on a 1M-entry table, ~1.5 ns a
+     * lookup more on a quiet host and ~3 ns when neighbours load the memory). */
+    for (uint16_t i = 0; i < n; i++) {
+        keys[i] = make_key(vnis[i], macs[i]);
+        tms[i] = make_tag(vnis[i]);
+        buckets_of(f, key_hash(f, keys[i], tms[i]), &b1[i], &b2[i]);
+        VFP_PREFETCH(&B[b1[i]]);
+        VFP_PREFETCH(&B[b2[i]]);
+    }
     /* Stage 2: compare primaries; a key not there goes on the miss list. */
     uint16_t nm = 0;
     for (uint16_t i = 0; i < n; i++) {
-        const uint32_t m = bucket_match(&B[q->b1[i]], q->key[i], q->tm[i]);
-        vtep_idx[i] = match_vtep(&B[q->b1[i]], m);
+        const uint32_t m = bucket_match(&B[b1[i]], keys[i], tms[i]);
+        vtep_idx[i] = match_vtep(&B[b1[i]], m);
         miss[nm] = i;
         nm = (uint16_t)(nm + (m == 0));
     }
     /* Stage 3: compare secondaries. */
     for (uint16_t j = 0; j < nm; j++) {
         const uint16_t i = miss[j];
-        vtep_idx[i] = match_vtep(&B[q->b2[i]], bucket_match(&B[q->b2[i]], q->key[i], q->tm[i]));
+        vtep_idx[i] = match_vtep(&B[b2[i]], bucket_match(&B[b2[i]], keys[i], tms[i]));
     }
-}
-
-void vfp_fdb__lookup_start(const vfp_fdb *f, const uint32_t *vnis, const uint8_t *const *macs,
-                           uint16_t n, vfp_fdb_pending *q) {
-    lookup_start(f, vnis, macs, n, q);
-}
-
-void vfp_fdb__lookup_finish(const vfp_fdb *f, const vfp_fdb_pending *q, uint16_t *vtep_idx) {
-    lookup_finish(f, q, vtep_idx);
-}
-
-void vfp_fdb__lookup_bulk(const vfp_fdb *f, const uint32_t *vnis, const uint8_t *const *macs,
-                          uint16_t n, uint16_t *vtep_idx) {
-    vfp_fdb_pending q;
-    lookup_start(f, vnis, macs, n, &q);
-    lookup_finish(f, &q, vtep_idx);
 }
 
 /* ------------------------------------------------------------------ ageing */

@@ -87,24 +87,6 @@ int vfp_fdb__get(const vfp_fdb *f, uint32_t vni, const uint8_t mac[6], vfp_fdb_e
  * (vnis[i], macs[i]) or VFP_FDB_NO_VTEP on a miss. n ≤ VFP_MAX_BURST. */
 void vfp_fdb__lookup_bulk(const vfp_fdb *f, const uint32_t *vnis, const uint8_t *const *macs,
                           uint16_t n, uint16_t *vtep_idx);
-/* The same lookup in two halves, for a caller with other work to put between them.
- * In a table bigger than the caches, a burst's lookup waits once for memory however
- * many keys it has (its prefetches overlap one another, not the wait): ~4 ns a key at
- * 1M entries and burst 32 on the machine of docs/notes.md, most of what 1M costs over
- * 1k. start hashes the keys and prefetches their buckets into q; finish compares them.
- * A caller that starts the next burst (or does its other per-packet work) before
- * finishing this one hides that wait. The table must not change in between; q holds
- * copies of the keys, so vnis and macs may be reused once start returns. */
-typedef struct vfp_fdb_pending {
-    uint16_t n;
-    uint16_t tm[VFP_MAX_BURST];
-    uint32_t b1[VFP_MAX_BURST], b2[VFP_MAX_BURST];
-    uint64_t key[VFP_MAX_BURST];
-} vfp_fdb_pending;
-void vfp_fdb__lookup_start(const vfp_fdb *f, const uint32_t *vnis, const uint8_t *const *macs,
-                           uint16_t n, vfp_fdb_pending *q);
-void vfp_fdb__lookup_finish(const vfp_fdb *f, const vfp_fdb_pending *q, uint16_t *vtep_idx);
-
 /* The address of a VTEP index returned by lookup_bulk; NULL for an unused index. */
 const vfp_addr *vfp_fdb__vtep(const vfp_fdb *f, uint16_t idx);
 

@@ -267,21 +267,15 @@ struct fdb_job {
     int rc;
 };
 
-enum { FDB_KEYS_ONLY, FDB_BULK, FDB_PIPELINED };
-
-/* One timed loop: `count` uniformly random keys in bursts. FDB_BULK looks each burst up
- * with lookup_bulk; FDB_PIPELINED starts the next burst's lookup (hash and prefetch)
- * before finishing this one, the two-phase form; FDB_KEYS_ONLY only makes the keys, which
- * measures what the loop costs besides the lookups. */
+/* One timed loop: `count` uniformly random keys in bursts; with do_lookup = 0 only the
+ * keys are made, which measures what the loop costs besides the lookups. */
 static uint64_t fdb_loop(const vfp_fdb *f, const struct fdb_keygen *g, uint32_t entries,
-                         uint64_t count, uint32_t burst, uint64_t *rng, int mode,
+                         uint64_t count, uint32_t burst, uint64_t *rng, int do_lookup,
                          uint64_t *hits) {
     uint32_t vnis[VFP_MAX_BURST];
     uint8_t macbuf[VFP_MAX_BURST][8];
     const uint8_t *macs[VFP_MAX_BURST];
     uint16_t idx[VFP_MAX_BURST];
-    vfp_fdb_pending pend[2];
-    int cur = 0, started = 0;
     uint64_t h = 0, sink = 0;
     for (uint32_t i = 0; i < burst; i++) macs[i] = macbuf[i];
     for (uint64_t done = 0; done < count;) {
@@ -290,28 +284,16 @@ static uint64_t fdb_loop(const vfp_fdb *f, const struct fdb_keygen *g, uint32_t 
             uint32_t k = (uint32_t)(((xorshift(rng) >> 32) * entries) >> 32);
             fdb_key(g, k, &vnis[i], macbuf[i]);
         }
-        if (mode == FDB_BULK) {
+        if (do_lookup) {
             vfp_fdb__lookup_bulk(f, vnis, macs, (uint16_t)n, idx);
             for (uint32_t i = 0; i < n; i++) h += idx[i] != VFP_FDB_NO_VTEP;
-        } else if (mode == FDB_PIPELINED) {
-            vfp_fdb__lookup_start(f, vnis, macs, (uint16_t)n, &pend[cur ^ 1]);
-            if (started) {
-                vfp_fdb__lookup_finish(f, &pend[cur], idx);
-                for (uint32_t i = 0; i < pend[cur].n; i++) h += idx[i] != VFP_FDB_NO_VTEP;
-            }
-            started = 1;
-            cur ^= 1;
         } else {
             /* Consume the keys so the compiler cannot drop their computation. */
             for (uint32_t i = 0; i < n; i++) sink += vnis[i] + macbuf[i][5];
         }
         done += n;
     }
-    if (mode == FDB_PIPELINED && started) {
-        vfp_fdb__lookup_finish(f, &pend[cur], idx);
-        for (uint32_t i = 0; i < pend[cur].n; i++) h += idx[i] != VFP_FDB_NO_VTEP;
-    }
-    *hits = mode != FDB_KEYS_ONLY ? h : sink;
+    *hits = do_lookup ? h : sink;
     return count;
 }
 
@@ -345,19 +327,15 @@ static void *fdb_job_main(void *arg) {
     /* Warm the caches and TLB as a steady-state worker would have them. */
     uint64_t h;
     uint64_t warm = o->lookups < 1000000 ? o->lookups : 1000000;
-    fdb_loop(f, &g, o->entries, warm, o->burst, &rng, FDB_BULK, &h);
+    fdb_loop(f, &g, o->entries, warm, o->burst, &rng, 1, &h);
 
     t0 = now_ns();
-    fdb_loop(f, &g, o->entries, o->lookups, o->burst, &rng, FDB_BULK, &r->hits);
+    fdb_loop(f, &g, o->entries, o->lookups, o->burst, &rng, 1, &r->hits);
     r->ns = now_ns() - t0;
     r->lookups = o->lookups;
 
     t0 = now_ns();
-    fdb_loop(f, &g, o->entries, o->lookups, o->burst, &rng, FDB_PIPELINED, &r->pipelined_hits);
-    r->pipelined_ns = now_ns() - t0;
-
-    t0 = now_ns();
-    fdb_loop(f, &g, o->entries, o->lookups, o->burst, &rng, FDB_KEYS_ONLY, &h);
+    fdb_loop(f, &g, o->entries, o->lookups, o->burst, &rng, 0, &h);
     r->keygen_ns = now_ns() - t0;
 
     /* Untimed: the index a lookup returns must name the VTEP the key was added with. */

@@ -52,7 +52,6 @@ typedef struct vfp_bench_fdb_opts {
 typedef struct vfp_bench_fdb_result {
     uint64_t lookups, hits;
     uint64_t ns;          /* timed lookups, key generation included */
-    uint64_t pipelined_ns, pipelined_hits; /* the same with lookup_start/finish, one burst ahead */
     uint64_t keygen_ns;   /* the same loop generating keys without looking them up */
     uint64_t insert_ns;   /* filling the table */
     uint64_t verified, wrong; /* an untimed pass checking returned VTEP addresses */

@@ -52,10 +52,6 @@ export interface FdbCell {
   loopNsPerLookup: number;
   keygenNsPerLookup: number;
   trialsNs: number[];
-  /** The two-phase lookup (lookup_start, then lookup_finish once the next burst has been
-   *  started), minus key generation: what a caller that overlaps bursts pays. */
-  pipelinedNsPerLookup: number;
-  pipelinedTrialsNs: number[];
   memBytes: number;
   insertNsPerEntry: number;
 }
@@ -212,19 +208,15 @@ export async function runMemoryBench(o: MemoryBenchOptions): Promise<MemoryBench
         native.benchFdb({ entries, lookups, burst: o.burst, seed: 1 + i, ...(o.cpu !== undefined ? { cpu: o.cpu } : {}) }));
       for (const r of runs) {
         if (r.hits !== r.lookups) throw new Error(`FDB bench: ${r.lookups - r.hits} of ${r.lookups} lookups missed at ${entries} entries`);
-        if (r.pipelinedHits !== r.lookups) throw new Error(`FDB bench: ${r.lookups - r.pipelinedHits} of ${r.lookups} two-phase lookups missed at ${entries} entries`);
         if (r.wrong !== 0) throw new Error(`FDB bench: ${r.wrong} of ${r.verified} lookups returned the wrong VTEP at ${entries} entries`);
       }
       const net = runs.map((r) => r.nsPerLookup - r.keygenNsPerLookup);
-      const piped = runs.map((r) => r.pipelinedNsPerLookup - r.keygenNsPerLookup);
       fdb.push({
         entries,
         nsPerLookup: median(net),
         loopNsPerLookup: median(runs.map((r) => r.nsPerLookup)),
         keygenNsPerLookup: median(runs.map((r) => r.keygenNsPerLookup)),
         trialsNs: net,
-        pipelinedNsPerLookup: median(piped),
-        pipelinedTrialsNs: piped,
         memBytes: runs[0]!.memBytes,
         insertNsPerEntry: median(runs.map((r) => r.insertNsPerEntry)),
       });

@@ -125,8 +125,6 @@ export interface RawFdbBenchResult {
   lookups: number;
   hits: number;
   ns: number;
-  pipelinedNs: number;
-  pipelinedHits: number;
   keygenNs: number;
   insertNs: number;
   verified: number;

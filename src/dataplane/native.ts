@@ -522,10 +522,6 @@ export interface FdbBenchResult {
   ns: number;
   /** Timed loop per lookup, key generation included. */
   nsPerLookup: number;
-  /** The same loop with the two-phase lookup, each burst started before the previous
-   *  one is finished (vfp_fdb__lookup_start/finish); key generation included. */
-  pipelinedNsPerLookup: number;
-  pipelinedHits: number;
   /** What generating the keys alone costs per lookup (same loop, no lookup). */
   keygenNsPerLookup: number;
   insertNsPerEntry: number;
@@ -556,8 +552,6 @@ export function benchFdb(o: FdbBenchOptions): FdbBenchResult {
     hits: r.hits,
     ns: r.ns,
     nsPerLookup: r.ns / r.lookups,
-    pipelinedNsPerLookup: r.pipelinedNs / r.lookups,
-    pipelinedHits: r.pipelinedHits,
     keygenNsPerLookup: r.keygenNs / r.lookups,
     insertNsPerEntry: r.insertNs / entries,
     memBytes: r.memBytes,

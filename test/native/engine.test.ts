@@ -99,9 +99,6 @@ describe('benchmark wrappers (bookkeeping, not speed)', () => {
   it('benchFdb finds every key it looks up, at the right VTEP', () => {
     const r = benchFdb({ entries: 5000, lookups: 100000, burst: 32, seed: 3 });
     expect(r.hits).toBe(100000);
-    expect(r.pipelinedHits).toBe(100000); // the two-phase form (lookup_start / lookup_finish), one burst ahead
-    // a last burst shorter than the others, finished after the loop
-    expect(benchFdb({ entries: 5000, lookups: 1000, burst: 30, seed: 4 }).pipelinedHits).toBe(1000);
     expect(r.wrong).toBe(0);
     expect(r.verified).toBeGreaterThan(0);
     expect(r.primaryFraction).toBeGreaterThan(0.5);
