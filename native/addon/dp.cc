@@ -624,6 +624,8 @@ Napi::Value DpStatsLayout(const Napi::CallbackInfo &info) {
   return r;
 }
 
+Napi::Value LearnedArray(Napi::Env env, const vfp_fdb_entry_info *out, int n);
+
 // dpLearned(dp, cap, timeoutMs) → [{vni, mac, vtep, stamp}]
 Napi::Value DpLearned(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
@@ -634,6 +636,27 @@ Napi::Value DpLearned(const Napi::CallbackInfo &info) {
   std::vector<vfp_fdb_entry_info> out(cap);
   int n = vfp_dp__learned(h->dp, out.data(), cap, timeout);
   if (n < 0) return ThrowErrno(env, "dpLearned: a worker did not answer", n);
+  return LearnedArray(env, out.data(), n);
+}
+
+// dpLearnedGet(dp, vni, mac, timeoutMs) → [{vni, mac, vtep, stamp}]: the entry for the key
+// in each worker's learned FDB that has it (a lookup, not a walk).
+Napi::Value DpLearnedGet(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  DpH *h;
+  uint32_t vni, timeout = 1000;
+  if (!ToDp(env, info[0], &h) || !ToUint(env, info[1], "vni", 0, 0xffffff, &vni)) return Napi::Value();
+  if (!info[2].IsTypedArray() || info[2].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array ||
+      info[2].As<Napi::Uint8Array>().ElementLength() != 6)
+    return ThrowType(env, "mac must be a 6-byte Uint8Array");
+  if (info.Length() > 3 && !ToUint(env, info[3], "timeoutMs", 1, 60000, &timeout)) return Napi::Value();
+  std::vector<vfp_fdb_entry_info> out(VFP_DP_MAX_WORKERS);
+  int n = vfp_dp__learned_get(h->dp, vni, info[2].As<Napi::Uint8Array>().Data(), out.data(), timeout);
+  if (n < 0) return ThrowErrno(env, "dpLearnedGet: a worker did not answer", n);
+  return LearnedArray(env, out.data(), n);
+}
+
+Napi::Value LearnedArray(Napi::Env env, const vfp_fdb_entry_info *out, int n) {
   Napi::Array a = Napi::Array::New(env, n);
   for (int i = 0; i < n; i++) {
     Napi::Object e = Napi::Object::New(env);
@@ -692,7 +715,7 @@ void RegisterDataplane(Napi::Env env, Napi::Object exports) {
   static const ExportFn fns[] = {
       {"dpCreate", DpCreate},       {"dpStop", DpStop},           {"dpPortOpen", DpPortOpen},
       {"dpPortRemove", DpPortRemove}, {"dpPortCounters", DpPortCounters}, {"dpCommit", DpCommit},
-      {"dpStats", DpStats},         {"dpStatsLayout", DpStatsLayout}, {"dpLearned", DpLearned},
+      {"dpStats", DpStats},         {"dpStatsLayout", DpStatsLayout}, {"dpLearned", DpLearned}, {"dpLearnedGet", DpLearnedGet},
 #ifdef DP_DPDK
       {"dpdkInit", DpdkInit},
 #endif

@@ -254,6 +254,10 @@ typedef struct worker {
     _Atomic(vfp_fdb_entry_info *) dump_buf;
     uint32_t dump_cap;
     _Atomic int32_t dump_n; /* -1 while pending */
+    /* A request for one key (vfp_dp__learned_get) rather than the whole table. */
+    uint8_t dump_by_key;
+    uint32_t dump_vni;
+    uint8_t dump_mac[6];
     _Atomic int sleeping;   /* in poll(): producers of handoffs wake it */
 } worker;
 
@@ -1316,7 +1320,8 @@ static void *worker_main(void *arg) {
          * never has its buffer written after it returned. */
         if (dump && atomic_compare_exchange_strong(&w->dump_buf, &dump, NULL)) {
             dump_ctx dc = { dump, 0, w->dump_cap };
-            if (w->learned) vfp_fdb__walk(w->learned, dump_one, &dc);
+            if (w->dump_by_key) dc.n = w->learned && vfp_fdb__get(w->learned, w->dump_vni, w->dump_mac, dump) == 0;
+            else if (w->learned) vfp_fdb__walk(w->learned, dump_one, &dc);
             atomic_store_explicit(&w->dump_n, (int32_t)dc.n, memory_order_release);
         }
         uint32_t got = 0;
@@ -2068,13 +2073,21 @@ int64_t vfp_dp__commit(vfp_dp *dp, const vfp_dp_spec *s, uint32_t timeout_ms, ch
     return (int64_t)c->epoch;
 }
 
-int vfp_dp__learned(vfp_dp *dp, vfp_fdb_entry_info *out, uint32_t cap, uint32_t timeout_ms) {
+/* Asks each worker in turn for its learned entries (key NULL: up to cap in all) or for
+ * the one entry under (vni, key), written at out[total]. */
+static int ask_learned(vfp_dp *dp, vfp_fdb_entry_info *out, uint32_t cap, uint32_t timeout_ms,
+                       uint32_t vni, const uint8_t *key) {
     pthread_mutex_lock(&dp->ctl);
     uint32_t total = 0;
     int rc = 0;
     for (uint16_t i = 0; i < dp->n_workers && total < cap; i++) {
         worker *w = &dp->w[i];
         if (atomic_load(&w->exited)) continue;
+        w->dump_by_key = key != NULL;
+        if (key) {
+            w->dump_vni = vni;
+            memcpy(w->dump_mac, key, 6);
+        }
         w->dump_cap = cap - total;
         atomic_store_explicit(&w->dump_n, -1, memory_order_relaxed);
         /* Release: dump_cap is visible before the worker sees the buffer. */
@@ -2100,4 +2113,13 @@ int vfp_dp__learned(vfp_dp *dp, vfp_fdb_entry_info *out, uint32_t cap, uint32_t 
     }
     pthread_mutex_unlock(&dp->ctl);
     return rc ? rc : (int)total;
+}
+
+int vfp_dp__learned(vfp_dp *dp, vfp_fdb_entry_info *out, uint32_t cap, uint32_t timeout_ms) {
+    return ask_learned(dp, out, cap, timeout_ms, 0, NULL);
+}
+
+int vfp_dp__learned_get(vfp_dp *dp, uint32_t vni, const uint8_t mac[6], vfp_fdb_entry_info *out,
+                        uint32_t timeout_ms) {
+    return ask_learned(dp, out, dp->n_workers, timeout_ms, vni, mac);
 }

@@ -181,6 +181,11 @@ vfp_dp_worker_stats *vfp_dp__stats(vfp_dp *dp, uint16_t *n_workers);
 /* Copies up to cap learned FDB entries (from every worker) into out; returns how many,
  * or -ETIMEDOUT when a worker did not answer within timeout_ms. */
 int vfp_dp__learned(vfp_dp *dp, vfp_fdb_entry_info *out, uint32_t cap, uint32_t timeout_ms);
+/* The learned entry for (vni, mac) in each worker's table that has one: out holds room for
+ * one per worker; returns how many were found, or -ETIMEDOUT. A lookup, not a walk: what
+ * `explain` asks, however big the tables are. */
+int vfp_dp__learned_get(vfp_dp *dp, uint32_t vni, const uint8_t mac[6], vfp_fdb_entry_info *out,
+                        uint32_t timeout_ms);
 
 #ifdef __cplusplus
 }

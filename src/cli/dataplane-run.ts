@@ -378,6 +378,7 @@ export async function dpFdbList(o: ClientOpts): Promise<void> {
   for (const e of r.static as { vni: number; mac: string; vtep: string }[]) t.push([e.vni, e.mac, e.vtep, 'static']);
   for (const e of r.learned as { vni: number; mac: string; vtep: string }[]) t.push([e.vni, e.mac, e.vtep, 'learned']);
   console.log(t.toString());
+  if (r.learnedTruncated) console.log(`(the first ${r.learnedTruncated} learned entries the workers hold; \`vfplane dataplane explain --vni N --mac M\` finds any one of them)`);
 }
 
 function strip(r: Record<string, unknown>): Record<string, unknown> {

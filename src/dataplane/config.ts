@@ -117,6 +117,10 @@ export const configSchema = z.strictObject({
   attachments: z.array(attachSchema).default([]),
   learn: z.boolean().default(true),
   ageSeconds: z.number().int().min(1).max(86400).default(300),
+  /** Entries each worker's learned FDB holds (workers share what they learn, so each
+   *  holds every entry): about 19 bytes an entry. Past it a new remote MAC is not
+   *  learned (counted as learnFull) and frames to it flood as unknown unicast. */
+  learnCapacity: z.number().int().min(16).max(16_777_216).default(65536),
   antiSpoof: z.boolean().default(true),
   workers: z.number().int().min(1).max(16).default(1),
   /** How the dpdk backend reaches the pods' representors (kernel netdevs): afxdp when the

@@ -122,6 +122,8 @@ export function solicitedNodeMac(addr: string): string {
 }
 
 const mac = (s: string) => parseMac(s)!;
+/** The most learned entries `fdb-list` reads from the workers. */
+const FDB_LIST_MAX = 65536;
 const ipBytes = (s: string) => parseIp(s)!.bytes;
 /** An address as the workers name it (RFC 5952 for IPv6), whatever form the config used. */
 const canonIp = (s: string) => { const a = parseIp(s)!; return formatIp(a.family, a.bytes); };
@@ -299,7 +301,7 @@ export class Daemon {
         });
         DataPlane.dpdkInit([...this.dpdkEnv.args, ...c.dpdk.eal]);
       }
-      this.dp = new DataPlane({ workers: c.workers, cpus: c.cpus, burst: c.burst, idleSpins: c.idleSpins });
+      this.dp = new DataPlane({ workers: c.workers, cpus: c.cpus, burst: c.burst, idleSpins: c.idleSpins, learnCapacity: c.learnCapacity });
       // The uplink.
       if (c.backend === 'dpdk') {
         this.choice = dpdkChoice(c.uplink.dev!);
@@ -896,12 +898,17 @@ export class Daemon {
           // from vtep)
           vtep: ipString('the sending VTEP').optional(),
         }), req));
-      case 'fdb-list':
+      case 'fdb-list': {
+        // A walk of a worker's table holds up its packets for as long as it takes: the
+        // list stops at FDB_LIST_MAX entries and says so (explain looks a MAC up instead).
+        const l = this.dp!.learnedList(FDB_LIST_MAX);
         return {
           static: this.fdb,
-          learned: this.dp!.learned(),
+          learned: l.entries,
+          ...(l.truncated ? { learnedTruncated: FDB_LIST_MAX } : {}),
           local: [...this.atts.values()].map((a) => ({ vni: a.vni, mac: a.mac, representor: a.representor })),
         };
+      }
       default:
         throw invalid(`unknown op ${JSON.stringify(req.op)}; use status, stats, attach, detach, peer-add, peer-del, fdb-add, fdb-del, fdb-list, flood-set, explain or reload`);
     }
@@ -1042,7 +1049,7 @@ export class Daemon {
     }
     // Learned entries are used, and age, also while learning is off (it stops only
     // new entries and refreshes).
-    const l = this.dp!.learned().find((e) => e.vni === q.vni && e.mac === dst);
+    const l = this.dp!.learnedGet(q.vni, mac(dst));
     if (l) {
       const age = Math.max(0, Math.round(Number(process.hrtime.bigint() / 1_000_000_000n) - l.stamp));
       steps.push(`${dst} was learned on VNI ${q.vni} from frames VTEP ${l.vtep} sent, ${age} s ago (entries age out after ${c.ageSeconds} s${c.learn ? '' : '; learning is off, so it is not refreshed'})`);

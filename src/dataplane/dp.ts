@@ -111,6 +111,7 @@ interface RawDp {
   dpStats(h: unknown): { buffer: ArrayBuffer; workers: number };
   dpStatsLayout(): RawLayout;
   dpLearned(h: unknown, cap: number, timeoutMs?: number): { vni: number; mac: Uint8Array; vtep: Uint8Array; stamp: number }[];
+  dpLearnedGet(h: unknown, vni: number, mac: Uint8Array, timeoutMs?: number): { vni: number; mac: Uint8Array; vtep: Uint8Array; stamp: number }[];
   dpdkInit?(args: string[]): void;
   afxdpClearStale?(ifname: string, netns: string | null): { rc: number; message: string };
   statsLayout(): string[];
@@ -172,6 +173,18 @@ export interface DpCounters {
 }
 
 /** A native data plane. Methods throw VfpError with the native message on failure. */
+/** Learned entries as the workers report them, one per key: the latest stamp (and its VTEP). */
+function latestPerKey(raw: { vni: number; mac: Uint8Array; vtep: Uint8Array; stamp: number }[]): { vni: number; mac: string; vtep: string; stamp: number }[] {
+  const by = new Map<string, { vni: number; mac: string; vtep: string; stamp: number }>();
+  for (const e of raw) {
+    const x = { vni: e.vni, mac: formatMac(e.mac), vtep: formatIp(e.vtep.length === 4 ? 4 : 6, e.vtep), stamp: e.stamp };
+    const k = `${x.vni}/${x.mac}`;
+    const had = by.get(k);
+    if (!had || x.stamp > had.stamp) by.set(k, x);
+  }
+  return [...by.values()];
+}
+
 export class DataPlane {
   private readonly h: unknown;
   private readonly r = raw();
@@ -240,14 +253,20 @@ export class DataPlane {
   /** Every worker's learned entries. Workers share what they learn, so an entry is in
    *  each worker's table: listed once, with the latest stamp (and its VTEP). */
   learned(cap = 65536): { vni: number; mac: string; vtep: string; stamp: number }[] {
-    const by = new Map<string, { vni: number; mac: string; vtep: string; stamp: number }>();
-    for (const e of this.r.dpLearned(this.h, cap, 1000)) {
-      const x = { vni: e.vni, mac: formatMac(e.mac), vtep: formatIp(e.vtep.length === 4 ? 4 : 6, e.vtep), stamp: e.stamp };
-      const k = `${x.vni}/${x.mac}`;
-      const had = by.get(k);
-      if (!had || x.stamp > had.stamp) by.set(k, x);
-    }
-    return [...by.values()];
+    return this.learnedList(cap).entries;
+  }
+
+  /** As learned(), and whether the list stopped at `cap` entries read from the workers
+   *  (a walk of a worker's table holds up its packets: callers keep cap modest). */
+  learnedList(cap = 65536): { entries: { vni: number; mac: string; vtep: string; stamp: number }[]; truncated: boolean } {
+    const raw = this.r.dpLearned(this.h, cap, 1000);
+    return { entries: latestPerKey(raw), truncated: raw.length >= cap };
+  }
+
+  /** The learned entry for (vni, mac), the latest any worker has; null when none has it.
+   *  A lookup in each worker's table, however many entries they hold. */
+  learnedGet(vni: number, mac: Uint8Array): { vni: number; mac: string; vtep: string; stamp: number } | null {
+    return latestPerKey(this.r.dpLearnedGet(this.h, vni, mac, 1000))[0] ?? null;
   }
 
   private words(): { v: BigUint64Array; workers: number } {

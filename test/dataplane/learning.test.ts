@@ -8,7 +8,8 @@
 // a peer since removed floods. Memory ports: a generator replays the underlay's
 // frames, a sink counts what reaches the pod.
 import { execFileSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DataPlane, type DpSpec } from '../../src/dataplane/dp.js';
@@ -76,6 +77,35 @@ describe('a flood with nowhere to go', () => {
       expect(c.drops.no_destination).toBe(rx);
       expect(c.vnis.get(100)!.drops).toBe(rx);
       expect(c.ports.get(up.slot)?.txPkts ?? 0n).toBe(0n);
+    } finally {
+      dp.stop();
+    }
+  });
+});
+
+describe('a learned FDB at its capacity', () => {
+  it('learnCapacity bounds it and past it new MACs count learnFull; learnedGet finds any entry, learnedList says where it stopped', () => {
+    const macs = Array.from({ length: 64 }, (_, i) => `02:00:00:00:79:${i.toString(16).padStart(2, '0')}`);
+    const dp = new DataPlane({ workers: 1, learnCapacity: 16 });
+    try {
+      const up = dp.openPort('memory-gen', { frames: macs.map((m) => fromVtep('192.0.2.2', m)), ring: 64 * 64 }, 'uplink');
+      const pod = dp.openPort('memory-sink', {}, 'pod0');
+      dp.commit({ ...base, uplink: up.slot, atts: [{ port: pod.slot, vni: 100, mac: mac(POD) }] });
+      spin(150);
+      const all = dp.learnedList(1000);
+      expect(all.truncated).toBe(false);
+      // At least the capacity asked for, at most the slots it rounds up to: never all 64.
+      expect(all.entries.length).toBeGreaterThanOrEqual(16);
+      expect(all.entries.length).toBeLessThanOrEqual(24);
+      const some = dp.learnedList(3);
+      expect(some).toMatchObject({ truncated: true, entries: [expect.anything(), expect.anything(), expect.anything()] });
+      for (const e of all.entries) expect(dp.learnedGet(100, mac(e.mac))).toMatchObject({ vni: 100, mac: e.mac, vtep: '192.0.2.2' });
+      const unlearned = macs.filter((m) => !all.entries.some((e) => e.mac === m));
+      expect(unlearned.length).toBeGreaterThanOrEqual(40);
+      for (const m of unlearned) expect(dp.learnedGet(100, mac(m))).toBeNull();
+      expect(dp.learnedGet(200, mac(all.entries[0]!.mac))).toBeNull(); // another VNI
+      dp.stop();
+      expect(dp.counters().engine.learnFull).toBeGreaterThan(0n);
     } finally {
       dp.stop();
     }
@@ -207,6 +237,38 @@ describePrivileged('explain and the learned FDB, on a running data plane', { net
   });
   const send = (frames: Uint8Array[]) => execFileSync('ip', ['netns', 'exec', n.name, '/usr/bin/python3', RAWSOCK, 'send', upp],
     { input: frames.map((f) => Buffer.from(f).toString('hex')).join('\n') + '\n' });
+
+  it('learnCapacity from the config: a full table counts learnFull, explain looks a MAC up; changing it takes a restart', async () => {
+    const macs = Array.from({ length: 48 }, (_, i) => `02:00:00:00:7a:${i.toString(16).padStart(2, '0')}`);
+    const dir = join(d.dir, 'cap'); // its own state: the next test attaches the same representor
+    mkdirSync(dir);
+    const dp = await dataplaneOn(n, up, dir, { peers: [{ vtep: '192.0.2.2', mac: '02:bb:00:00:00:02' }], learnCapacity: 16 });
+    const learned = async () => ((await request(dp.socket, { op: 'fdb-list' })) as { learned: { mac: string }[]; learnedTruncated?: number });
+    try {
+      const a = vfplane(['dataplane', 'attach', '--socket', dp.socket, '--representor', rep, '--vni', '100', '--mac', POD, '--netns', n.path]);
+      expect(a.code, a.stderr).toBe(0);
+      let full = 0;
+      for (let t = Date.now(); Date.now() - t < 5000 && full === 0;) {
+        send(macs.map((m) => fromVtep('192.0.2.2', m)));
+        full = ((await request(dp.socket, { op: 'stats' })).counters as { engine: Record<string, number> }).engine.learnFull ?? 0;
+      }
+      expect(full).toBeGreaterThan(0);
+      const l = await learned();
+      expect(l.learnedTruncated).toBeUndefined();
+      expect(l.learned.length).toBeGreaterThanOrEqual(16);
+      expect(l.learned.length).toBeLessThanOrEqual(24);
+      const inTable = l.learned[0]!.mac, outside = macs.find((m) => !l.learned.some((e) => e.mac === m))!;
+      expect(await request(dp.socket, { op: 'explain', vni: 100, mac: inTable })).toMatchObject({ verdict: 'encap', source: 'learned', vtep: '192.0.2.2' });
+      expect(await request(dp.socket, { op: 'explain', vni: 100, mac: outside })).toMatchObject({ verdict: 'flood' });
+      const cfg = JSON.parse(readFileSync(dp.config, 'utf8')) as Record<string, unknown>;
+      writeFileSync(dp.config, JSON.stringify({ ...cfg, learnCapacity: 1024 }));
+      const r = vfplane(['dataplane', 'reload', '--socket', dp.socket]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(/the config changes learnCapacity, which takes a restart of the data plane .*; nothing was changed/);
+    } finally {
+      await dp.stop();
+    }
+  }, 30_000);
 
   it('uses and explains a learned entry while learning is off, until it ages; drops what the kernel drops', async () => {
     const B = '02:00:00:00:78:01', S = '02:00:00:00:78:02';
