@@ -1128,6 +1128,7 @@ export class Daemon {
 
   status(): Record<string, unknown> {
     const c = this.cfg;
+    const counters = this.dp!.counters();
     return {
       node: c.node,
       backend: c.backend,
@@ -1139,7 +1140,9 @@ export class Daemon {
       tenants: c.tenants.map((t) => ({ namespaces: t.namespaces, vnis: formatVniRanges(t.vnis) })),
       peers: this.peerStatus(),
       attachments: this.attachmentList().map(({ a, state, why }) => ({ representor: a.representor, pci: a.pci, vni: a.vni, mac: a.mac, owner: a.owner, representorState: state, ...(why ? { why } : {}), ...ownerGone(a) })),
-      workers: this.dp!.counters().perWorker.map((w) => ({ cpu: w.cpu, epoch: Number(w.epoch) })),
+      workers: counters.perWorker.map((w) => ({ cpu: w.cpu, epoch: Number(w.epoch) })),
+      // Whether the learned table has filled (since the start): new MACs then flood.
+      learning: { on: c.learn, capacity: c.learnCapacity, full: Number(counters.engine.learnFull ?? 0n) },
       ports: [...this.portNames()].map(([slot, name]) => ({ slot, name, ...(this.dp!.backendCounters(slot) ?? {}) })),
       // The host's netdevs the data plane changed, and what they get back when released.
       held: this.claims.list().map((r) => ({ netdev: r.ifname, ...(r.netns ? { netns: r.netns } : {}), since: r.since, givesBack: givesBack(r) })),
