@@ -108,9 +108,20 @@ export function vethIn(ns: Netns, a: string, b: string): void {
 }
 
 /** A scratch directory for one suite or test (configs, state, sockets). */
-export function scratchDir(tag: string): { dir: string; remove(): void } {
-  const dir = mkdtempSync(join(tmpdir(), `vfplane-${tag}-`));
-  return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
+/** A temporary directory, made when `dir` is first read: suites declare one at describe
+ *  level, whose body vitest collects also when a filter (-t) or a skipped privileged
+ *  describe means no test and no hook runs; made eagerly, it was left behind then. */
+export function scratchDir(tag: string): { readonly dir: string; remove(): void } {
+  let made: string | undefined;
+  return {
+    get dir() {
+      return (made ??= mkdtempSync(join(tmpdir(), `vfplane-${tag}-`)));
+    },
+    remove: () => {
+      if (made) rmSync(made, { recursive: true, force: true });
+      made = undefined;
+    },
+  };
 }
 
 
