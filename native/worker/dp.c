@@ -1358,6 +1358,7 @@ static void *worker_main(void *arg) {
             /* Learned entries age also while learning is off: they are still used. */
             if (w->learned && now >= w->next_age_ns) {
                 w->st->aged += vfp_fdb__age(w->learned, now_s, c->age_seconds, &w->age_cursor, 4096);
+                w->st->learned_entries = vfp_fdb__count(w->learned);
                 w->next_age_ns = now + 100000000ull;
             }
             /* Unsolicited MLD reports: twice a second apart (RFC 3810's robustness), then

@@ -88,6 +88,8 @@ typedef struct vfp_dp_worker_stats {
     uint64_t learn_synced;      /* entries the other workers learned, applied to this one's FDB */
     uint64_t handed_off;        /* frames for a port queue another worker owns, passed to it */
     uint64_t learn_not_peer;    /* decapsulated frames from a VTEP that is not a peer: delivered, not learned */
+    uint64_t learned_entries;   /* a gauge, not a counter: entries in this worker's learned FDB,
+                                 * as of its last ageing pass (ten a second) */
     vfp_dp_port_stats ports[VFP_DP_MAX_PORTS];
     vfp_dp_vni_stats vnis[VFP_DP_MAX_VNIS];
     vfp_dp_peer_stats peers[VFP_DP_MAX_PEERS];

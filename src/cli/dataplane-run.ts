@@ -116,7 +116,8 @@ export async function dpStatus(o: ClientOpts): Promise<void> {
   if (oc) console.log(`outer checksums: IPv4 header by the ${oc.ipv4 === 'device' ? 'NIC' : 'CPU'}, UDP (when on) by the ${oc.udp === 'device' ? 'NIC' : 'CPU'}${s.uplink.why ? ` (${s.uplink.why})` : ''}`);
   const tenants = (r as { tenants?: { namespaces: string[]; vnis: string }[] }).tenants ?? [];
   console.log(`tenants: ${tenants.length ? tenants.map((t) => `${t.namespaces.join(', ')} → VNI ${t.vnis}`).join('; ') : 'none (any namespace may use any VNI)'}`);
-  const lr = (r as { learning?: { on: boolean; capacity: number; full: number } }).learning;
+  const lr = (r as { learning?: { on: boolean; capacity: number; entries: number; full: number } }).learning;
+  if (lr) console.log(`learned FDB: ${lr.entries} of ${lr.capacity} entries a worker (learnCapacity)${lr.on ? '' : '; learning is off'}`);
   if (lr?.full) console.log(`warning: the learned FDB filled up (${lr.capacity} entries a worker): ${lr.full} frames from a MAC it had no room for since the start; frames to such MACs flood as unknown unicast. Raise learnCapacity in the config and restart the data plane`);
   if (!s.peers.length) console.log('peers: none');
   else {

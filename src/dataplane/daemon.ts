@@ -1142,7 +1142,10 @@ export class Daemon {
       attachments: this.attachmentList().map(({ a, state, why }) => ({ representor: a.representor, pci: a.pci, vni: a.vni, mac: a.mac, owner: a.owner, representorState: state, ...(why ? { why } : {}), ...ownerGone(a) })),
       workers: counters.perWorker.map((w) => ({ cpu: w.cpu, epoch: Number(w.epoch) })),
       // Whether the learned table has filled (since the start): new MACs then flood.
-      learning: { on: c.learn, capacity: c.learnCapacity, full: Number(counters.engine.learnFull ?? 0n) },
+      learning: {
+        on: c.learn, capacity: c.learnCapacity, entries: Math.max(0, ...counters.perWorker.map((w) => w.learnedEntries)),
+        full: Number(counters.engine.learnFull ?? 0n),
+      },
       ports: [...this.portNames()].map(([slot, name]) => ({ slot, name, ...(this.dp!.backendCounters(slot) ?? {}) })),
       // The host's netdevs the data plane changed, and what they get back when released.
       held: this.claims.list().map((r) => ({ netdev: r.ifname, ...(r.netns ? { netns: r.netns } : {}), since: r.since, givesBack: givesBack(r) })),
@@ -1238,7 +1241,7 @@ export class Daemon {
       const names = this.portNames();
       const backend = new Map([...names.keys()].map((slot) => [slot, this.dp!.backendCounters(slot)] as const));
       const atts = this.attachmentList().map(({ a, state }) => ({ representor: a.representor, vni: a.vni, state }));
-      res.end(prometheus(this.cfg.node, this.dp!.counters(), names, this.epoch, backend, atts));
+      res.end(prometheus(this.cfg.node, this.dp!.counters(), names, this.epoch, backend, atts, this.cfg.learnCapacity));
     });
     await new Promise<void>((resolve, reject) => {
       server.once('error', (e) => reject(new VfpError('system', `cannot serve metrics on ${addr}: ${e.message}`)));
@@ -1329,7 +1332,7 @@ export function countersJson(c: DpCounters, names: Map<number, string>): Record<
     // Only open ports: a closed one's slot keeps its counters until a new port takes it.
     ports: [...c.ports].filter(([slot]) => names.has(slot)).map(([slot, p]) => ({ slot, name: names.get(slot)!, rxPkts: n(p.rxPkts), rxBytes: n(p.rxBytes), txPkts: n(p.txPkts), txBytes: n(p.txBytes), drops: n(p.drops), errors: n(p.errors) })),
     vnis: [...c.vnis.values()].map((v) => ({ vni: v.vni, encapPkts: n(v.encapPkts), encapBytes: n(v.encapBytes), decapPkts: n(v.decapPkts), decapBytes: n(v.decapBytes), floodPkts: n(v.floodPkts), localPkts: n(v.localPkts), drops: n(v.drops) })),
-    workers: c.perWorker.map((w) => ({ cpu: w.cpu, loops: n(w.loops), busyLoops: n(w.busyLoops), epoch: n(w.epoch) })),
+    workers: c.perWorker.map((w) => ({ cpu: w.cpu, loops: n(w.loops), busyLoops: n(w.busyLoops), epoch: n(w.epoch), learnedEntries: w.learnedEntries })),
     peers: [...c.peers.values()].map((p) => ({ vtep: p.vtep, state: p.state, mac: p.mac, requests: n(p.requests), encapPkts: n(p.encapPkts), encapBytes: n(p.encapBytes) })),
   };
 }
@@ -1337,7 +1340,7 @@ export function countersJson(c: DpCounters, names: Map<number, string>): Record<
 /** The Prometheus text exposition of the counters. */
 export function prometheus(node: string, c: DpCounters, names: Map<number, string>, epoch: number,
   backend: Map<number, Pick<BackendCounters, 'txFull' | 'rxNombuf' | 'drops'> | null> = new Map(),
-  atts: { representor: string; vni: number; state: string }[] = []): string {
+  atts: { representor: string; vni: number; state: string }[] = [], learnCapacity?: number): string {
   const out: string[] = [];
   const esc = (s: string) => s.replace(/\\/g, '\\\\').replace(/"/g, '\\"');
   const metric = (name: string, help: string, type: 'counter' | 'gauge', rows: [Record<string, string>, bigint | number][]) => {
@@ -1371,6 +1374,9 @@ export function prometheus(node: string, c: DpCounters, names: Map<number, strin
   metric('vfplane_drops_total', 'Frames dropped, by reason.', 'counter', Object.entries(c.drops).map(([r, v]) => [{ reason: r }, v]));
   metric('vfplane_fdb_learn_total', 'FDB learning events, by result.', 'counter',
     (['learnNew', 'learnMoved', 'learnRefresh', 'learnFull'] as const).map((k) => [{ result: k.slice(5).toLowerCase() }, c.engine[k] ?? 0n]));
+  metric('vfplane_fdb_learned_entries', 'Entries in each worker\'s learned FDB (every worker holds every learned entry), of vfplane_fdb_learn_capacity.', 'gauge',
+    c.perWorker.map((w, i) => [{ worker: String(i) }, w.learnedEntries]));
+  if (learnCapacity !== undefined) metric('vfplane_fdb_learn_capacity', 'Entries a worker\'s learned FDB holds (learnCapacity); past it new MACs flood.', 'gauge', [[{}, learnCapacity]]);
   metric('vfplane_fdb_learn_shared_total', 'Learned entries passed between workers: sent, lost on a full ring (repeated by the next refresh), applied.', 'counter',
     ([['learnShared', 'sent'], ['learnShareLost', 'lost'], ['learnSynced', 'applied']] as const).map(([k, what]) => [{ what }, c.misc[k] ?? 0n]));
   metric('vfplane_worker_busy_loops_total', 'Poll passes that moved packets, per worker.', 'counter', c.perWorker.map((w, i) => [{ worker: String(i), cpu: String(w.cpu) }, w.busyLoops]));

@@ -167,7 +167,7 @@ export interface DpCounters {
   misc: Record<string, bigint>;
   ports: Map<number, PortCounters>;
   vnis: Map<number, VniCounters>;
-  perWorker: { cpu: number; loops: bigint; busyLoops: bigint; epoch: bigint }[];
+  perWorker: { cpu: number; loops: bigint; busyLoops: bigint; epoch: bigint; learnedEntries: number }[];
   /** By VTEP address, the peers of the current configuration. */
   peers: Map<string, PeerCounters>;
 }
@@ -299,12 +299,15 @@ export class DataPlane {
         const c = v[b + L.drops + i]!;
         if (c) drops[n] = (drops[n] ?? 0n) + c;
       });
-      for (const [k, off] of Object.entries(L.fields)) if (k !== 'cpu') misc[k] = (misc[k] ?? 0n) + v[b + off]!;
+      // Counters sum over the workers; cpu and learnedEntries (a gauge: every worker holds
+      // every learned entry) are per worker.
+      for (const [k, off] of Object.entries(L.fields)) if (k !== 'cpu' && k !== 'learnedEntries') misc[k] = (misc[k] ?? 0n) + v[b + off]!;
       perWorker.push({
         cpu: Number(BigInt.asIntN(64, v[b + L.fields.cpu!]!)),
         loops: v[b + L.fields.loops!]!,
         busyLoops: v[b + L.fields.busyLoops!]!,
         epoch: v[b + L.fields.epoch!]!,
+        learnedEntries: Number(v[b + L.fields.learnedEntries!]!),
       });
       for (let p = 0; p < L.maxPorts; p++) {
         const o = b + L.ports + p * L.portWords;

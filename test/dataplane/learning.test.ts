@@ -260,8 +260,12 @@ describePrivileged('explain and the learned FDB, on a running data plane', { net
       const inTable = l.learned[0]!.mac, outside = macs.find((m) => !l.learned.some((e) => e.mac === m))!;
       expect(await request(dp.socket, { op: 'explain', vni: 100, mac: inTable })).toMatchObject({ verdict: 'encap', source: 'learned', vtep: '192.0.2.2' });
       expect(await request(dp.socket, { op: 'explain', vni: 100, mac: outside })).toMatchObject({ verdict: 'flood' });
-      expect((await request(dp.socket, { op: 'status' })).learning).toMatchObject({ on: true, capacity: 16, full: expect.any(Number) });
-      expect(vfplane(['dataplane', 'status', '--socket', dp.socket]).stdout)
+      // The gauge is the worker's count as of its last ageing pass (ten a second).
+      await new Promise((r) => setTimeout(r, 250));
+      expect((await request(dp.socket, { op: 'status' })).learning).toMatchObject({ on: true, capacity: 16, entries: l.learned.length, full: expect.any(Number) });
+      const st = vfplane(['dataplane', 'status', '--socket', dp.socket]).stdout;
+      expect(st).toMatch(new RegExp(`^learned FDB: ${l.learned.length} of 16 entries a worker \\(learnCapacity\\)$`, 'm'));
+      expect(st)
         .toMatch(/^warning: the learned FDB filled up \(16 entries a worker\): \d+ frames from a MAC it had no room for since the start; .*Raise learnCapacity in the config and restart the data plane$/m);
       const cfg = JSON.parse(readFileSync(dp.config, 'utf8')) as Record<string, unknown>;
       writeFileSync(dp.config, JSON.stringify({ ...cfg, learnCapacity: 1024 }));

@@ -184,6 +184,9 @@ describePrivileged('VXLAN overlay between two simulated nodes', { netns: true, c
     expect(text).toMatch(/^vfplane_port_tx_full_total\{node="a",port="uplink"\} \d+$/m);
     // One worker here: nothing to share between workers, and nothing lost.
     expect(text).toMatch(/^vfplane_fdb_learn_shared_total\{node="a",what="sent"\} 0$/m);
+    // b's pods, learned from the pings above; of the default capacity
+    expect(Number(/^vfplane_fdb_learned_entries\{node="a",worker="0"\} (\d+)$/m.exec(text)?.[1])).toBeGreaterThan(0);
+    expect(text).toMatch(/^vfplane_fdb_learn_capacity\{node="a"\} 65536$/m);
     expect(text).toMatch(/^vfplane_fdb_learn_shared_total\{node="a",what="lost"\} 0$/m);
     // The AF_PACKET uplink's own drops, by reason, including the kernel ring's.
     for (const reason of ['rx_truncated', 'rx_kernel_drops', 'tx_oversize', 'tx_kick_errors']) {
