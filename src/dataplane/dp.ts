@@ -172,7 +172,6 @@ export interface DpCounters {
   peers: Map<string, PeerCounters>;
 }
 
-/** A native data plane. Methods throw VfpError with the native message on failure. */
 /** Learned entries as the workers report them, one per key: the latest stamp (and its VTEP). */
 function latestPerKey(raw: { vni: number; mac: Uint8Array; vtep: Uint8Array; stamp: number }[]): { vni: number; mac: string; vtep: string; stamp: number }[] {
   const by = new Map<string, { vni: number; mac: string; vtep: string; stamp: number }>();
@@ -185,6 +184,7 @@ function latestPerKey(raw: { vni: number; mac: Uint8Array; vtep: Uint8Array; sta
   return [...by.values()];
 }
 
+/** A native data plane. Methods throw VfpError with the native message on failure. */
 export class DataPlane {
   private readonly h: unknown;
   private readonly r = raw();
