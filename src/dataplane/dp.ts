@@ -256,11 +256,12 @@ export class DataPlane {
     return this.learnedList(cap).entries;
   }
 
-  /** As learned(), and whether the list stopped at `cap` entries read from the workers
-   *  (a walk of a worker's table holds up its packets: callers keep cap modest). */
+  /** As learned(), and whether the workers held more than the `cap` entries read (a walk
+   *  of a worker's table holds up its packets: callers keep cap modest). One more is
+   *  asked for, so that exactly `cap` is not taken for more. */
   learnedList(cap = 65536): { entries: { vni: number; mac: string; vtep: string; stamp: number }[]; truncated: boolean } {
-    const raw = this.r.dpLearned(this.h, cap, 1000);
-    return { entries: latestPerKey(raw), truncated: raw.length >= cap };
+    const raw = this.r.dpLearned(this.h, cap + 1, 1000);
+    return { entries: latestPerKey(raw.slice(0, cap)), truncated: raw.length > cap };
   }
 
   /** The learned entry for (vni, mac), the latest any worker has; null when none has it.

@@ -99,6 +99,8 @@ describe('a learned FDB at its capacity', () => {
       expect(all.entries.length).toBeLessThanOrEqual(24);
       const some = dp.learnedList(3);
       expect(some).toMatchObject({ truncated: true, entries: [expect.anything(), expect.anything(), expect.anything()] });
+      expect(dp.learnedList(all.entries.length).truncated).toBe(false); // exactly the cap is not more
+      expect(dp.learnedList(all.entries.length - 1).truncated).toBe(true);
       for (const e of all.entries) expect(dp.learnedGet(100, mac(e.mac))).toMatchObject({ vni: 100, mac: e.mac, vtep: '192.0.2.2' });
       const unlearned = macs.filter((m) => !all.entries.some((e) => e.mac === m));
       expect(unlearned.length).toBeGreaterThanOrEqual(40);
