@@ -8,7 +8,7 @@ import { createServer, type Server } from 'node:http';
 import { isIP } from 'node:net';
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
-import { DataPlane, type Backend, type BackendCounters, type DpCounters, type DpSpec, type PortInfo } from './dp.js';
+import { DataPlane, LEARNED_LIST_MAX, type Backend, type BackendCounters, type DpCounters, type DpSpec, type PortInfo } from './dp.js';
 import { ControlServer, overlayAttachRequest, probe, refuseNonSocket, type OverlayConf } from './control.js';
 import { attachSchema, dropVtep, fdbSchema, formatVniRanges, macString, metricsAddr, peerSchema, podBackendOf, reloadSummary, socketPath, tenancyRefusal, vniNumber, ipString, zodMessage, type AttachRequest, type DaemonConfig } from './config.js';
 import { resolveTunnel } from '../packet/config.js';
@@ -122,8 +122,6 @@ export function solicitedNodeMac(addr: string): string {
 }
 
 const mac = (s: string) => parseMac(s)!;
-/** The most learned entries `fdb-list` reads from the workers. */
-const FDB_LIST_MAX = 65536;
 const ipBytes = (s: string) => parseIp(s)!.bytes;
 /** An address as the workers name it (RFC 5952 for IPv6), whatever form the config used. */
 const canonIp = (s: string) => { const a = parseIp(s)!; return formatIp(a.family, a.bytes); };
@@ -899,13 +897,12 @@ export class Daemon {
           vtep: ipString('the sending VTEP').optional(),
         }), req));
       case 'fdb-list': {
-        // A walk of a worker's table holds up its packets for as long as it takes: the
-        // list stops at FDB_LIST_MAX entries and says so (explain looks a MAC up instead).
-        const l = this.dp!.learnedList(FDB_LIST_MAX);
+        // The list stops at LEARNED_LIST_MAX entries (see there) and says so.
+        const l = this.dp!.learnedList();
         return {
           static: this.fdb,
           learned: l.entries,
-          ...(l.truncated ? { learnedTruncated: FDB_LIST_MAX } : {}),
+          ...(l.truncated ? { learnedTruncated: LEARNED_LIST_MAX } : {}),
           local: [...this.atts.values()].map((a) => ({ vni: a.vni, mac: a.mac, representor: a.representor })),
         };
       }

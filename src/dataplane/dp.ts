@@ -172,6 +172,10 @@ export interface DpCounters {
   peers: Map<string, PeerCounters>;
 }
 
+/** The most learned entries a listing reads by default: a walk of a worker's table holds
+ *  up its packets while it runs (explain looks one MAC up instead: learnedGet). */
+export const LEARNED_LIST_MAX = 65536;
+
 /** Learned entries as the workers report them, one per key: the latest stamp (and its VTEP). */
 function latestPerKey(raw: { vni: number; mac: Uint8Array; vtep: Uint8Array; stamp: number }[]): { vni: number; mac: string; vtep: string; stamp: number }[] {
   const by = new Map<string, { vni: number; mac: string; vtep: string; stamp: number }>();
@@ -252,14 +256,13 @@ export class DataPlane {
 
   /** Every worker's learned entries. Workers share what they learn, so an entry is in
    *  each worker's table: listed once, with the latest stamp (and its VTEP). */
-  learned(cap = 65536): { vni: number; mac: string; vtep: string; stamp: number }[] {
+  learned(cap = LEARNED_LIST_MAX): { vni: number; mac: string; vtep: string; stamp: number }[] {
     return this.learnedList(cap).entries;
   }
 
-  /** As learned(), and whether the workers held more than the `cap` entries read (a walk
-   *  of a worker's table holds up its packets: callers keep cap modest). One more is
-   *  asked for, so that exactly `cap` is not taken for more. */
-  learnedList(cap = 65536): { entries: { vni: number; mac: string; vtep: string; stamp: number }[]; truncated: boolean } {
+  /** As learned(), and whether the workers held more than the `cap` entries read. One
+   *  more is asked for, so that exactly `cap` is not taken for more. */
+  learnedList(cap = LEARNED_LIST_MAX): { entries: { vni: number; mac: string; vtep: string; stamp: number }[]; truncated: boolean } {
     const raw = this.r.dpLearned(this.h, cap + 1, 1000);
     return { entries: latestPerKey(raw.slice(0, cap)), truncated: raw.length > cap };
   }
