@@ -49,6 +49,20 @@ export function registerBench(program: Command): void {
     });
 
   bench
+    .command('dataplane')
+    .description('one data-plane worker end to end on memory ports (pod frames → FDB → encap → uplink), as destinations spread and the FDB grows')
+    .addOption(new Option('--dests <list>', 'distinct inner destination MACs the pod sends to, cycled').argParser(intListFlag('--dests', 1, 65536)).default([1, 32, 1000], '1,32,1000'))
+    .addOption(new Option('--fdb-sizes <list>', 'static FDB entries (each at least the largest --dests)').argParser(intListFlag('--fdb-sizes', 1, 4_000_000)).default([1000, 1_000_000], '1000,1000000'))
+    .addOption(new Option('--duration <ms>', 'milliseconds per trial, 20–10000').argParser(intFlag('--duration', 20, 10000)).default(300))
+    .addOption(new Option('--trials <n>', 'trials per cell (the median is reported), 1–99').argParser(intFlag('--trials', 1, 99)).default(3))
+    .addOption(new Option('--cpu <n>', 'the worker\'s CPU (default: the last)').argParser(intFlag('--cpu', 0, 4095)))
+    .addOption(new Option('--vni <n>', 'the pod\'s VNI').argParser(vniFlag()).default(100))
+    .option('--json', 'print the results as JSON on stdout', false)
+    .action(async (o) => {
+      await (await import('../bench/run.js')).runDataplaneCli(o);
+    });
+
+  bench
     .command('cni')
     .description('CNI ADD and DEL latency (exec to exit) of vfplane-cni and the reference macvlan plugin, same IPAM, same run (root)')
     .addOption(new Option('--runs <n>', 'ADD+DEL runs per plugin, 1–100000').argParser(intFlag('--runs', 1, 100_000)).default(200))
