@@ -792,22 +792,6 @@ static void adopt(worker *w, const dp_cfg *c) {
 
 static int is_group(const uint8_t *mac) { return mac[0] & 1; }
 
-/* Where a unicast (vni, dst) goes on the overlay: a peer index, or -1 to flood. */
-static int overlay_dest(worker *w, const dp_cfg *c, uint32_t vni, const uint8_t *dst, int *no_peer) {
-    uint16_t idx;
-    uint32_t nf;
-    const uint16_t *fl;
-    if (c->fdb && vfp_fdb__resolve(c->fdb, vni, dst, &idx, &fl, &nf) == 1)
-        return idx < c->fdb_vteps ? (c->fdb_peer[idx] == NONE16 ? (*no_peer = 1, -1) : c->fdb_peer[idx]) : -1;
-    if (w->learned && vfp_fdb__resolve(w->learned, vni, dst, &idx, &fl, &nf) == 1) {
-        /* Learned from a VTEP that is no longer a peer (removed since): flooded, as
-         * if unknown, until the MAC is learned again or the entry ages out. */
-        const vfp_addr *a = vfp_fdb__vtep(w->learned, idx);
-        return a ? peer_find(c, a) : -1;
-    }
-    return -1;
-}
-
 /* Encapsulates one peer's packets (grp may be the caller's array: encap works in place)
  * and queues them on the uplink; the VNI counters are summed per group, not per packet. */
 static void encap_group(worker *w, const cfg_vni *v, int pr, vfp_pkt **grp, uint16_t g, uint64_t now) {
@@ -869,6 +853,68 @@ static void encap_to_peers(worker *w, const cfg_vni *v, vfp_pkt **pk, const int1
 /* Where a unicast destination of a pod's frame goes. */
 enum { UC_LOCAL, UC_HAIRPIN, UC_PEER, UC_NO_PEER, UC_FLOOD };
 
+/* Per packet of a pod burst, before its destination is known: not unicast-routable. */
+enum { PK_TRUNC = 0xffff, PK_SPOOF = 0xfffe, PK_GROUP = 0xfffd };
+
+/* The verdicts of a burst's distinct unicast destinations (consecutive repeats folded:
+ * bursts mostly go to one or a few MACs, a peer pod or the gateway). The FDB lookups of
+ * those not on this node go through lookup_bulk, config FDB then learned, so that their
+ * cache misses overlap: resolving one destination at a time waited for each bucket in
+ * turn, a memory round trip per destination on an FDB bigger than the caches. Valid only
+ * within one call: the epoch's tables are immutable and the worker's learned FDB changes
+ * only in from_uplink and ageing, never while a pod burst is handled. The order (a
+ * local pod, the config FDB, the learned FDB, else flood) is what `dataplane explain`
+ * follows (Daemon.explain, src/dataplane/daemon.ts): a change here changes it there. */
+static void resolve_dests(worker *w, const dp_cfg *c, uint32_t vni, uint16_t port, const uint8_t *const *dmac,
+                          uint16_t nu, uint8_t *kind, int16_t *pr, uint16_t *lp) {
+    uint32_t vnis[VFP_MAX_BURST];
+    const uint8_t *qmac[VFP_MAX_BURST];
+    uint16_t q[VFP_MAX_BURST], idx[VFP_MAX_BURST];
+    uint16_t nq = 0;
+    for (uint16_t u = 0; u < nu; u++) {
+        lp[u] = mac_find(c, vni, dmac[u]);
+        pr[u] = -1;
+        if (lp[u] == port) kind[u] = UC_HAIRPIN;
+        else if (lp[u] != NONE16) kind[u] = UC_LOCAL;
+        else if (c->uplink == VFP_DP_NO_PORT) kind[u] = UC_FLOOD;
+        else {
+            kind[u] = UC_FLOOD;
+            vnis[nq] = vni;
+            qmac[nq] = dmac[u];
+            q[nq++] = u;
+        }
+    }
+    if (!nq) return;
+    uint16_t nl = 0;
+    if (c->fdb) {
+        vfp_fdb__lookup_bulk(c->fdb, vnis, qmac, nq, idx);
+        for (uint16_t j = 0; j < nq; j++) {
+            const uint16_t u = q[j], x = idx[j];
+            if (x == VFP_FDB_NO_VTEP) {
+                qmac[nl] = qmac[j];
+                q[nl++] = u;
+            } else if (x < c->fdb_vteps) {
+                if (c->fdb_peer[x] == NONE16) kind[u] = UC_NO_PEER;
+                else kind[u] = UC_PEER, pr[u] = (int16_t)c->fdb_peer[x];
+            }
+            /* else: a config entry whose VTEP is past the config's peers floods, and the
+             * learned FDB is not asked. */
+        }
+    } else {
+        nl = nq;
+    }
+    if (!nl || !w->learned) return;
+    vfp_fdb__lookup_bulk(w->learned, vnis, qmac, nl, idx);
+    for (uint16_t j = 0; j < nl; j++) {
+        if (idx[j] == VFP_FDB_NO_VTEP) continue;
+        /* Learned from a VTEP that is no longer a peer (removed since): flooded, as if
+         * unknown, until the MAC is learned again or the entry ages out. */
+        const vfp_addr *a = vfp_fdb__vtep(w->learned, idx[j]);
+        const int r = a ? peer_find(c, a) : -1;
+        if (r >= 0) kind[q[j]] = UC_PEER, pr[q[j]] = (int16_t)r;
+    }
+}
+
 /* Frames from a pod (a representor port): local switching, or encap to peers. */
 static void from_pod(worker *w, uint16_t port, vfp_pkt **pk, uint16_t n, uint64_t now) {
     const dp_cfg *c = w->cfg;
@@ -881,59 +927,81 @@ static void from_pod(worker *w, uint16_t port, vfp_pkt **pk, uint16_t n, uint64_
     /* Counters are summed over the burst and stored once at the end. */
     uint64_t n_drops = 0, n_local = 0, n_flood = 0, n_trunc = 0, n_spoof = 0, n_hairpin = 0, n_nopeer = 0, n_nodest = 0,
              n_nobuf = 0;
-    /* The last unicast destination's verdict. Bursts from a pod mostly go to one or a few
-     * MACs (a peer pod, the gateway); consecutive repeats reuse the lookups. Valid only
-     * within this call: the epoch's tables are immutable and the worker's learned FDB
-     * changes only in from_uplink and aging, never while a pod burst is handled. */
-    uint64_t memo_key = ~0ull; /* not a 48-bit key: matches nothing */
-    int memo_kind = UC_FLOOD, memo_pr = -1;
-    uint16_t memo_lp = NONE16;
+    /* Pass 1: each packet's destination slot (or why it has none), the distinct unicast
+     * destinations in dmac. */
+    uint16_t dest[VFP_MAX_BURST];
+    const uint8_t *dmac[VFP_MAX_BURST];
+    uint8_t kind[VFP_MAX_BURST];
+    int16_t pr[VFP_MAX_BURST];
+    uint16_t lport[VFP_MAX_BURST];
+    uint16_t nu = 0, special = 0;
+    uint64_t last = ~0ull; /* not a 48-bit key: matches nothing */
+    for (uint16_t i = 0; i < n; i++) {
+        const vfp_pkt *p = pk[i];
+        if (VFP_UNLIKELY(p->len < 14)) {
+            dest[i] = PK_TRUNC;
+            special++;
+            continue;
+        }
+        const uint8_t *dst = p->data;
+        if (c->anti_spoof && memcmp(dst + 6, at->mac, 6)) {
+            dest[i] = PK_SPOOF;
+            special++;
+            continue;
+        }
+        if (is_group(dst)) {
+            dest[i] = PK_GROUP;
+            special++;
+            continue;
+        }
+        const uint64_t key = vfp_mac48(dst);
+        if (key != last) {
+            last = key;
+            dmac[nu++] = dst;
+        }
+        dest[i] = (uint16_t)(nu - 1);
+    }
+    if (nu) resolve_dests(w, c, at->vni, port, dmac, nu, kind, pr, lport);
+    /* The common burst: one remote destination (a peer pod, the gateway), every frame
+     * unicast to it. */
+    if (nu == 1 && !special && kind[0] == UC_PEER) {
+        encap_group(w, v, pr[0], pk, n, now);
+        return;
+    }
     for (uint16_t i = 0; i < n; i++) {
         vfp_pkt *p = pk[i];
-        if (VFP_UNLIKELY(p->len < 14)) {
+        const uint16_t d = dest[i];
+        if (VFP_UNLIKELY(d == PK_TRUNC)) {
             n_trunc++;
             n_drops++;
             vfp_pkt__free_burst(&p, 1);
             continue;
         }
-        const uint8_t *dst = p->data, *src = p->data + 6;
-        if (c->anti_spoof && memcmp(src, at->mac, 6)) {
+        if (VFP_UNLIKELY(d == PK_SPOOF)) {
             n_spoof++;
             n_drops++;
             vfp_pkt__free_burst(&p, 1);
             continue;
         }
-        if (!is_group(dst)) {
-            const uint64_t key = vfp_mac48(dst);
-            if (key != memo_key) {
-                memo_key = key;
-                memo_pr = -1;
-                memo_lp = mac_find(c, at->vni, dst);
-                if (memo_lp == port) memo_kind = UC_HAIRPIN;
-                else if (memo_lp != NONE16) memo_kind = UC_LOCAL;
-                else {
-                    int no_peer = 0;
-                    memo_pr = c->uplink != VFP_DP_NO_PORT ? overlay_dest(w, c, at->vni, dst, &no_peer) : -1;
-                    memo_kind = memo_pr >= 0 ? UC_PEER : no_peer ? UC_NO_PEER : UC_FLOOD;
-                }
-            }
-            if (VFP_LIKELY(memo_kind == UC_PEER)) {
-                enc[ne] = p, encp[ne++] = (int16_t)memo_pr;
+        if (d != PK_GROUP) {
+            const uint8_t k = kind[d];
+            if (VFP_LIKELY(k == UC_PEER)) {
+                enc[ne] = p, encp[ne++] = pr[d];
                 if (ne >= VFP_MAX_BURST) encap_to_peers(w, v, enc, encp, ne, now), ne = 0;
                 continue;
             }
-            if (memo_kind == UC_LOCAL) {
+            if (k == UC_LOCAL) {
                 n_local++;
-                tx_push(w, memo_lp, p);
+                tx_push(w, lport[d], p);
                 continue;
             }
-            if (memo_kind == UC_HAIRPIN) {
+            if (k == UC_HAIRPIN) {
                 n_hairpin++;
                 n_drops++;
                 vfp_pkt__free_burst(&p, 1);
                 continue;
             }
-            if (memo_kind == UC_NO_PEER) {
+            if (k == UC_NO_PEER) {
                 n_nopeer++;
                 n_drops++;
                 vfp_pkt__free_burst(&p, 1);

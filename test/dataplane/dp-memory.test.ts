@@ -72,6 +72,58 @@ describe('data plane on memory ports', () => {
     }
   });
 
+  // One burst mixes every kind of destination, a MAC repeated both next to itself and
+  // apart: each distinct destination is resolved once per burst (native/worker/dp.c,
+  // resolve_dests), and every frame must still go where its own destination says.
+  it('sends each frame of a mixed burst where its destination says: peers, a local pod, flood, hairpin, truncated', () => {
+    const dp = new DataPlane({ workers: 1 });
+    try {
+      const me = '02:00:00:00:00:01';
+      const cycle = [
+        frame('02:00:00:00:00:0a', me), frame('02:00:00:00:00:0a', me), // peer .2, twice in a row
+        frame('02:00:00:00:00:0b', me), // peer .3
+        frame('02:00:00:00:00:02', me), // the pod on this node
+        frame(me, me), // itself: hairpin
+        frame('02:00:00:00:00:77', me), // unknown: flooded
+        frame('ff:ff:ff:ff:ff:ff', me), // broadcast: flooded
+        frame(me, me).subarray(0, 10), // truncated
+        frame('02:00:00:00:00:0a', me), // peer .2 again, apart from the first two
+      ];
+      const gen = dp.openPort('memory-gen', { frames: cycle, ring: cycle.length * 64 }, 'pod0');
+      const pod1 = dp.openPort('memory-sink', {}, 'pod1');
+      const up = dp.openPort('memory-sink', {}, 'uplink');
+      dp.commit({
+        ...base, uplink: up.slot,
+        atts: [{ port: gen.slot, vni: 100, mac: mac(me) }, { port: pod1.slot, vni: 100, mac: mac('02:00:00:00:00:02') }],
+        fdb: [{ vni: 100, mac: mac('02:00:00:00:00:0a'), vtep: ip('192.0.2.2') }, { vni: 100, mac: mac('02:00:00:00:00:0b'), vtep: ip('192.0.2.3') }],
+      });
+      spin(200);
+      dp.stop();
+      const c = dp.counters();
+      const cycles = Number(c.ports.get(gen.slot)!.rxPkts) / cycle.length;
+      expect(cycles).toBeGreaterThan(1000);
+      // Per cycle: .2 gets its three frames and the two floods, .3 one and two, the local
+      // pod one and two; one hairpin drop, one truncated. A stop between bursts can cut a
+      // cycle short: one cycle of slack.
+      const near = (got: bigint, perCycle: number) => {
+        expect(Number(got)).toBeGreaterThan((cycles - 1) * perCycle);
+        expect(Number(got)).toBeLessThan((cycles + 1) * perCycle);
+      };
+      near(c.peers.get('192.0.2.2')!.encapPkts, 5);
+      near(c.peers.get('192.0.2.3')!.encapPkts, 3);
+      near(c.ports.get(pod1.slot)!.txPkts, 3);
+      near(c.drops.hairpin!, 1);
+      near(c.drops.inner_truncated!, 1);
+      const v = c.vnis.get(100)!;
+      near(v.localPkts, 1);
+      near(v.floodPkts, 6);
+      expect(v.encapPkts).toBe(c.peers.get('192.0.2.2')!.encapPkts + c.peers.get('192.0.2.3')!.encapPkts);
+      expect(c.ports.get(up.slot)!.txPkts).toBe(v.encapPkts);
+    } finally {
+      dp.stop();
+    }
+  });
+
   // Per-peer counters follow the peer, not its index: removing the peer listed before it
   // moves 192.0.2.3 from index 1 to 0, and its count goes on.
   it('keeps a peer\'s counters across epochs that move it to another index', () => {
