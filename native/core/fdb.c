@@ -72,6 +72,7 @@ struct vfp_fdb {
 
     vfp_learn_hook hook; /* see vfp_fdb__set_learn_hook */
     void *hook_arg;
+    uint32_t version;    /* see vfp_fdb__version */
 };
 
 /* ------------------------------------------------------------------ helpers */
@@ -293,6 +294,7 @@ void vfp_fdb__destroy(vfp_fdb *f) {
     a.free(a.ctx, f, sizeof *f);
 }
 
+uint32_t vfp_fdb__version(const vfp_fdb *f) { return f->version; }
 uint32_t vfp_fdb__count(const vfp_fdb *f) { return f->count; }
 uint32_t vfp_fdb__capacity(const vfp_fdb *f) { return f->capacity; }
 uint32_t vfp_fdb__slots(const vfp_fdb *f) { return f->n_buckets * WAYS; }
@@ -322,6 +324,7 @@ static int fdb_insert(vfp_fdb *f, uint32_t b1, uint32_t b2, const fdb_entry *ne)
         if (w >= 0) {
             bk->e[w] = *ne;
             f->count++;
+            f->version++;
             return 0;
         }
     }
@@ -360,6 +363,7 @@ static int fdb_insert(vfp_fdb *f, uint32_t b1, uint32_t b2, const fdb_entry *ne)
                 }
                 B[db].e[dw] = *ne;
                 f->count++;
+                f->version++;
                 return 0;
             }
             if (tail < BFS_MAX) q[tail++] = (bfs_node){alt, (uint16_t)ni, (uint8_t)s};
@@ -375,6 +379,7 @@ static int entry_set_vtep(vfp_fdb *f, fdb_entry *e, const vfp_addr *a) {
     if (idx == VFP_FDB_NO_VTEP) return -ENOSPC;
     vtep_release(f, e->vtep);
     e->vtep = idx;
+    f->version++;
     return 0;
 }
 
@@ -391,6 +396,7 @@ static void entry_remove(vfp_fdb *f, fdb_entry *e) {
     vtep_release(f, e->vtep);
     memset(e, 0, sizeof *e);
     f->count--;
+    f->version++;
 }
 
 /* ------------------------------------------------------------------ control path */

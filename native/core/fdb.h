@@ -50,6 +50,10 @@ int vfp_fdb__create(vfp_fdb **out, uint32_t capacity, const vfp_alloc *a);
 void vfp_fdb__destroy(vfp_fdb *f);
 
 uint32_t vfp_fdb__count(const vfp_fdb *f);
+/* Changes (wrapping) whenever a lookup's answer may have: an entry added, removed or
+ * pointed at another VTEP; not when a learned entry's stamp is refreshed. What a cache
+ * of answers in front of the table checks to know it still holds. */
+uint32_t vfp_fdb__version(const vfp_fdb *f);
 uint32_t vfp_fdb__capacity(const vfp_fdb *f);   /* as passed to create */
 uint32_t vfp_fdb__slots(const vfp_fdb *f);      /* buckets × 4: the hard limit */
 uint32_t vfp_fdb__vtep_count(const vfp_fdb *f); /* distinct VTEPs in use */

@@ -225,6 +225,25 @@ struct vfp_dp;
 struct lring;
 struct hring;
 
+/* The destination cache of from_pod: (source port, destination MAC) → what
+ * resolve_dests decided, for the destinations a pod keeps sending to across bursts. An
+ * entry holds while its gen is the worker's, which moves on whenever an answer may
+ * have: a new epoch, or a change to the learned FDB (vfp_fdb__version). Direct-mapped,
+ * one 16-byte entry per slot. */
+#define DCACHE_BITS 12
+#define DCACHE_SIZE (1u << DCACHE_BITS)
+#define DCACHE_SKIP 16
+typedef struct dcache_e {
+    uint64_t key;  /* MAC (48 bits, vfp_mac48) | source port << 48 */
+    uint32_t gen;  /* 0: never valid */
+    uint8_t kind;  /* UC_* */
+    uint8_t pad;
+    uint16_t val;  /* the peer (UC_PEER) or the local port (UC_LOCAL, UC_HAIRPIN) */
+} dcache_e;
+_Static_assert(sizeof(dcache_e) == 16, "a destination cache entry is 16 bytes");
+
+static inline uint32_t dcache_slot(uint64_t key) { return (uint32_t)((key * 0x9e3779b97f4a7c15ull) >> (64 - DCACHE_BITS)); }
+
 typedef struct worker {
     struct vfp_dp *dp;
     uint16_t idx;
@@ -237,6 +256,11 @@ typedef struct worker {
     const dp_cfg *cfg;
     vfp_dp_worker_stats *st;
     vfp_fdb *learned;
+    dcache_e *dcache;
+    uint32_t dc_gen;
+    uint32_t dc_lver;       /* the learned FDB's version the entries of dc_gen were made at */
+    uint64_t dc_epoch;      /* the epoch they were made in */
+    uint16_t dc_skip;       /* pod bursts left that bypass the cache (it was missing) */
     uint32_t age_cursor;
     uint64_t next_age_ns;
     uint64_t next_neigh_ns; /* when peer MACs other workers learned are next looked at */
@@ -856,22 +880,21 @@ enum { UC_LOCAL, UC_HAIRPIN, UC_PEER, UC_NO_PEER, UC_FLOOD };
 /* Per packet of a pod burst, before its destination is known: not unicast-routable. */
 enum { PK_TRUNC = 0xffff, PK_SPOOF = 0xfffe, PK_GROUP = 0xfffd };
 
-/* The verdicts of a burst's distinct unicast destinations (consecutive repeats folded:
- * bursts mostly go to one or a few MACs, a peer pod or the gateway). The FDB lookups of
- * those not on this node go through lookup_bulk, config FDB then learned, so that their
- * cache misses overlap: resolving one destination at a time waited for each bucket in
- * turn, a memory round trip per destination on an FDB bigger than the caches. Valid only
- * within one call: the epoch's tables are immutable and the worker's learned FDB changes
- * only in from_uplink and ageing, never while a pod burst is handled. The order (a
- * local pod, the config FDB, the learned FDB, else flood) is what `dataplane explain`
- * follows (Daemon.explain, src/dataplane/daemon.ts): a change here changes it there. */
+/* The verdicts of the burst's distinct unicast destinations the destination cache did
+ * not have (todo, indexes into dmac): a local pod, else the FDB. The FDB lookups go
+ * through lookup_bulk, config FDB then learned, so that their cache misses overlap:
+ * resolving one destination at a time waited for each bucket in turn, a memory round
+ * trip per destination on an FDB bigger than the caches. The order (a local pod, the
+ * config FDB, the learned FDB, else flood) is what `dataplane explain` follows
+ * (Daemon.explain, src/dataplane/daemon.ts): a change here changes it there. */
 static void resolve_dests(worker *w, const dp_cfg *c, uint32_t vni, uint16_t port, const uint8_t *const *dmac,
-                          uint16_t nu, uint8_t *kind, int16_t *pr, uint16_t *lp) {
+                          const uint16_t *todo, uint16_t nt, uint8_t *kind, int16_t *pr, uint16_t *lp) {
     uint32_t vnis[VFP_MAX_BURST];
     const uint8_t *qmac[VFP_MAX_BURST];
     uint16_t q[VFP_MAX_BURST], idx[VFP_MAX_BURST];
     uint16_t nq = 0;
-    for (uint16_t u = 0; u < nu; u++) {
+    for (uint16_t t = 0; t < nt; t++) {
+        const uint16_t u = todo[t];
         lp[u] = mac_find(c, vni, dmac[u]);
         pr[u] = -1;
         if (lp[u] == port) kind[u] = UC_HAIRPIN;
@@ -934,8 +957,30 @@ static void from_pod(worker *w, uint16_t port, vfp_pkt **pk, uint16_t n, uint64_
     uint8_t kind[VFP_MAX_BURST];
     int16_t pr[VFP_MAX_BURST];
     uint16_t lport[VFP_MAX_BURST];
-    uint16_t nu = 0, special = 0;
+    uint16_t todo[VFP_MAX_BURST];
+    uint16_t nu = 0, nt = 0, special = 0;
     uint64_t last = ~0ull; /* not a 48-bit key: matches nothing */
+    /* The destination cache holds while the epoch and the learned FDB are those its
+     * entries were made with; else every entry goes at once (a new gen). The learned FDB
+     * changes only in from_uplink, ageing and sharing, never during this call. */
+    const uint32_t lver = w->learned ? vfp_fdb__version(w->learned) : 0;
+    if (VFP_UNLIKELY(w->dc_epoch != c->epoch || w->dc_lver != lver)) {
+        w->dc_epoch = c->epoch;
+        w->dc_lver = lver;
+        if (++w->dc_gen == 0) { /* wrapped: entries of an old gen 1, 2… could match again */
+            memset(w->dcache, 0, sizeof(dcache_e) * DCACHE_SIZE);
+            w->dc_gen = 1;
+        }
+    }
+    const uint32_t gen = w->dc_gen;
+    const uint64_t pkey = (uint64_t)port << 48;
+    /* A pod spreading over more destinations than the cache holds misses every time,
+     * and the lookups and fills then cost more than they save: after a burst of mostly
+     * misses, the next DCACHE_SKIP bursts resolve without it, and the one after tries
+     * it again (and fills it, should the traffic have narrowed meanwhile). */
+    const int use_dc = w->dc_skip == 0;
+    if (!use_dc) w->dc_skip--;
+    uint16_t hits = 0;
     for (uint16_t i = 0; i < n; i++) {
         const vfp_pkt *p = pk[i];
         if (VFP_UNLIKELY(p->len < 14)) {
@@ -957,11 +1002,32 @@ static void from_pod(worker *w, uint16_t port, vfp_pkt **pk, uint16_t n, uint64_
         const uint64_t key = vfp_mac48(dst);
         if (key != last) {
             last = key;
+            const dcache_e *e = &w->dcache[dcache_slot(key | pkey)];
+            if (use_dc && e->key == (key | pkey) && e->gen == gen) {
+                kind[nu] = e->kind;
+                pr[nu] = (int16_t)e->val;
+                lport[nu] = e->val;
+                hits++;
+            } else {
+                todo[nt++] = nu;
+            }
             dmac[nu++] = dst;
         }
         dest[i] = (uint16_t)(nu - 1);
     }
-    if (nu) resolve_dests(w, c, at->vni, port, dmac, nu, kind, pr, lport);
+    if (use_dc && nu >= 8 && hits * 8 < nu) w->dc_skip = DCACHE_SKIP;
+    if (nt) {
+        resolve_dests(w, c, at->vni, port, dmac, todo, nt, kind, pr, lport);
+        for (uint16_t t = 0; use_dc && t < nt; t++) {
+            const uint16_t u = todo[t];
+            const uint64_t k = vfp_mac48(dmac[u]) | pkey;
+            dcache_e *e = &w->dcache[dcache_slot(k)];
+            e->key = k;
+            e->gen = gen;
+            e->kind = kind[u];
+            e->val = kind[u] == UC_PEER ? (uint16_t)pr[u] : lport[u];
+        }
+    }
     /* The common burst: one remote destination (a peer pod, the gateway), every frame
      * unicast to it. */
     if (nu == 1 && !special && kind[0] == UC_PEER) {
@@ -1569,6 +1635,13 @@ int vfp_dp__create(vfp_dp **out, const vfp_dp_opts *o, const vfp_alloc *a, char 
         w->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
         if (w->wake_fd < 0) rc = -errno;
         if (!rc) rc = vfp_fdb__create(&w->learned, dp->o.learn_capacity, &fa);
+        if (!rc) {
+            w->dcache = xalloc(dp, sizeof(dcache_e) * DCACHE_SIZE);
+            if (!w->dcache) rc = -ENOMEM;
+            else memset(w->dcache, 0, sizeof(dcache_e) * DCACHE_SIZE);
+            w->dc_gen = 0;
+            w->dc_epoch = UINT64_MAX; /* no epoch: the first pod burst starts gen 1 */
+        }
         if (!rc && dp->lrings) vfp_fdb__set_learn_hook(w->learned, share_learn, w);
         pool *pl = &w->pool;
         pl->port.ops = &pool_ops;
@@ -1684,6 +1757,7 @@ void vfp_dp__destroy(vfp_dp *dp, uint32_t drain_ms) {
         worker *w = &dp->w[i];
         if (w->wake_fd > 0) close(w->wake_fd);
         if (w->learned) vfp_fdb__destroy(w->learned);
+        xfree(dp, w->dcache, sizeof(dcache_e) * DCACHE_SIZE);
         xfree(dp, w->pool.descs, sizeof(vfp_pkt) * w->pool.n);
         xfree(dp, w->pool.bufs, (size_t)w->pool.buf_size * w->pool.n);
         xfree(dp, w->pool.stack, sizeof(uint32_t) * w->pool.n);

@@ -124,6 +124,32 @@ describe('data plane on memory ports', () => {
     }
   });
 
+  // The workers remember each destination's verdict across bursts (dp.c's destination
+  // cache): a new epoch must end every one of them.
+  it('sends a destination to the peer a new epoch names, from the moment the commit returns', () => {
+    const dp = new DataPlane({ workers: 1 });
+    try {
+      const gen = dp.openPort('memory-gen', { frames: [frame('02:00:00:00:00:09', '02:00:00:00:00:01')], ring: 64 }, 'pod0');
+      const up = dp.openPort('memory-sink', {}, 'uplink');
+      const spec = (vtep: string) => ({
+        ...base, uplink: up.slot,
+        atts: [{ port: gen.slot, vni: 100, mac: mac('02:00:00:00:00:01') }],
+        fdb: [{ vni: 100, mac: mac('02:00:00:00:00:09'), vtep: ip(vtep) }],
+      });
+      const count = (vtep: string) => dp.counters().peers.get(vtep)!.encapPkts;
+      dp.commit(spec('192.0.2.2'));
+      spin(100);
+      expect(count('192.0.2.2')).toBeGreaterThan(1000n);
+      dp.commit(spec('192.0.2.3'));
+      const two = count('192.0.2.2'), three = count('192.0.2.3');
+      spin(100);
+      expect(count('192.0.2.2'), 'nothing more to the old peer').toBe(two);
+      expect(count('192.0.2.3') - three).toBeGreaterThan(1000n);
+    } finally {
+      dp.stop();
+    }
+  });
+
   // Per-peer counters follow the peer, not its index: removing the peer listed before it
   // moves 192.0.2.3 from index 1 to 0, and its count goes on.
   it('keeps a peer\'s counters across epochs that move it to another index', () => {

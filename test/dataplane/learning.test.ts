@@ -220,6 +220,38 @@ describe('what the data plane takes from the underlay', () => {
   });
 });
 
+// A pod's workers remember where each destination went (native/worker/dp.c, the
+// destination cache); a learned entry that ages out must end that, with no new epoch.
+describe('a pod sending to a learned MAC while it ages out', () => {
+  it('goes unicast to the peer while the entry lasts, and floods once it has aged', () => {
+    const Y = '02:00:00:00:77:06';
+    const { dp, up, pod } = replay([fromVtep('192.0.2.3', Y)], { ageSeconds: 1 });
+    try {
+      expect(dp.learned().map((e) => [e.mac, e.vtep])).toEqual([[Y, '192.0.2.3']]);
+      const gen = dp.openPort('memory-gen', { frames: [podFrame(Y)], ring: 64 }, 'pod1');
+      dp.commit({
+        ...base, uplink: up.slot, learn: false, ageSeconds: 1,
+        atts: [{ port: pod.slot, vni: 100, mac: mac(POD) }, { port: gen.slot, vni: 100, mac: mac(POD2) }],
+      });
+      const p2 = () => dp.counters().peers.get('192.0.2.2')!.encapPkts;
+      const p3 = () => dp.counters().peers.get('192.0.2.3')!.encapPkts;
+      const a3 = p3();
+      spin(100);
+      expect(p3() - a3, 'unicast to 192.0.2.3 while learned').toBeGreaterThan(1000n);
+      expect(p2(), 'and nothing to 192.0.2.2').toBe(0n);
+      const t = Date.now();
+      while (dp.learned().length && Date.now() - t < 6000) spin(100);
+      expect(dp.learned(), 'aged out within 6 s at ageSeconds 1').toEqual([]);
+      const b2 = p2(), flood = dp.counters().vnis.get(100)!.floodPkts;
+      spin(100);
+      expect(p2() - b2, 'unknown now: flooded to 192.0.2.2 as well').toBeGreaterThan(1000n);
+      expect(dp.counters().vnis.get(100)!.floodPkts - flood).toBeGreaterThan(1000n);
+    } finally {
+      dp.stop();
+    }
+  });
+});
+
 // The daemon's explain answers from the same rules, and a real AF_PACKET uplink shows
 // them on real frames: learned entries used (and explained) while learning is off, until
 // they age; a static MAC from another VTEP dropped; a bad source dropped.
