@@ -1015,7 +1015,13 @@ static void from_pod(worker *w, uint16_t port, vfp_pkt **pk, uint16_t n, uint64_
         }
         dest[i] = (uint16_t)(nu - 1);
     }
-    if (use_dc && nu >= 8 && hits * 8 < nu) w->dc_skip = DCACHE_SKIP;
+    if (use_dc) {
+        w->st->dest_cache_hits += hits;
+        w->st->dest_cache_misses += nt;
+        if (nu >= 8 && hits * 8 < nu) w->dc_skip = DCACHE_SKIP;
+    } else {
+        w->st->dest_cache_bypassed += nt;
+    }
     if (nt) {
         resolve_dests(w, c, at->vni, port, dmac, todo, nt, kind, pr, lport);
         for (uint16_t t = 0; use_dc && t < nt; t++) {

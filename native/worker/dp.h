@@ -90,6 +90,9 @@ typedef struct vfp_dp_worker_stats {
     uint64_t learn_not_peer;    /* decapsulated frames from a VTEP that is not a peer: delivered, not learned */
     uint64_t learned_entries;   /* a gauge, not a counter: entries in this worker's learned FDB,
                                  * as of its last ageing pass (ten a second) */
+    /* The distinct destinations of pod bursts, by how from_pod found where they go: its
+     * destination cache, the tables (then cached), the tables with the cache bypassed. */
+    uint64_t dest_cache_hits, dest_cache_misses, dest_cache_bypassed;
     vfp_dp_port_stats ports[VFP_DP_MAX_PORTS];
     vfp_dp_vni_stats vnis[VFP_DP_MAX_VNIS];
     vfp_dp_peer_stats peers[VFP_DP_MAX_PEERS];

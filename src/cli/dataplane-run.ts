@@ -182,6 +182,7 @@ type Counters = {
   vnis: { vni: number; encapPkts: number; decapPkts: number; floodPkts: number; localPkts: number; drops: number }[];
   engine: Record<string, number>;
   peers?: { vtep: string; state: string; encapPkts: number; encapBytes: number }[];
+  misc?: Record<string, number>;
 };
 
 export async function dpStats(o: ClientOpts & { interval?: number }): Promise<void> {
@@ -233,6 +234,13 @@ export async function dpStats(o: ClientOpts & { interval?: number }): Promise<vo
     console.log(pt.toString());
   }
   console.log(`drops: ${countsText(first.drops) || 'none'}`);
+  const dc = first.misc ?? {};
+  const hit = dc.destCacheHits ?? 0, miss = dc.destCacheMisses ?? 0, bypassed = dc.destCacheBypassed ?? 0;
+  if (hit + miss + bypassed > 0) {
+    // Pods spreading over more hosts than a worker's cache holds show as bypassed.
+    console.log(`destination cache: ${hit} hits, ${miss} misses${bypassed ? `, ${bypassed} resolved with it bypassed (pods sending to more destinations than its 4096 entries)` : ''}`
+      + ` — ${((100 * hit) / (hit + miss + bypassed)).toFixed(1)}% of pod bursts' destinations answered from it`);
+  }
 }
 
 export async function dpAttach(o: ClientOpts & { representor: string; vni: number; mac: string; pci?: string; netns?: string; sysfsRoot?: string }): Promise<void> {

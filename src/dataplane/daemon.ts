@@ -1376,6 +1376,8 @@ export function prometheus(node: string, c: DpCounters, names: Map<number, strin
   if (learnCapacity !== undefined) metric('vfplane_fdb_learn_capacity', 'Entries a worker\'s learned FDB holds (learnCapacity); past it new MACs flood.', 'gauge', [[{}, learnCapacity]]);
   metric('vfplane_fdb_learn_shared_total', 'Learned entries passed between workers: sent, lost on a full ring (repeated by the next refresh), applied.', 'counter',
     ([['learnShared', 'sent'], ['learnShareLost', 'lost'], ['learnSynced', 'applied']] as const).map(([k, what]) => [{ what }, c.misc[k] ?? 0n]));
+  metric('vfplane_dest_cache_lookups_total', 'Distinct destinations of pod bursts, by how the workers found where they go: hit (the destination cache), miss (the tables, then cached), bypassed (the tables, the cache off after a burst of mostly misses).', 'counter',
+    ([['destCacheHits', 'hit'], ['destCacheMisses', 'miss'], ['destCacheBypassed', 'bypassed']] as const).map(([k, result]) => [{ result }, c.misc[k] ?? 0n]));
   metric('vfplane_worker_busy_loops_total', 'Poll passes that moved packets, per worker.', 'counter', c.perWorker.map((w, i) => [{ worker: String(i), cpu: String(w.cpu) }, w.busyLoops]));
   metric('vfplane_worker_loops_total', 'Poll passes, per worker.', 'counter', c.perWorker.map((w, i) => [{ worker: String(i), cpu: String(w.cpu) }, w.loops]));
   metric('vfplane_config_epoch', 'The configuration epoch the workers run.', 'gauge', [[{}, epoch]]);

@@ -145,6 +145,44 @@ describe('data plane on memory ports', () => {
       spin(100);
       expect(count('192.0.2.2'), 'nothing more to the old peer').toBe(two);
       expect(count('192.0.2.3') - three).toBeGreaterThan(1000n);
+      // One destination, one answer per epoch from the tables: the rest from the cache
+      // (the memo of a burst's repeats is not counted: one lookup a burst).
+      const m = dp.counters().misc;
+      expect(m.destCacheMisses).toBe(2n);
+      expect(m.destCacheHits).toBeGreaterThan(1000n);
+      expect(m.destCacheBypassed).toBe(0n);
+    } finally {
+      dp.stop();
+    }
+  });
+
+  // More destinations than the cache's 4096 entries: every lookup misses, so the worker
+  // stops asking it for a while, and says so; its frames still go where they should.
+  it('bypasses the destination cache for a pod spreading over more destinations than it holds', () => {
+    const dp = new DataPlane({ workers: 1 });
+    try {
+      const me = '02:00:00:00:00:01';
+      const n = 16384;
+      const dests = Array.from({ length: n }, (_, k) => `02:01:00:00:${((k >> 8) & 0xff).toString(16).padStart(2, '0')}:${(k & 0xff).toString(16).padStart(2, '0')}`);
+      const gen = dp.openPort('memory-gen', { frames: dests.map((d) => frame(d, me)) }, 'pod0');
+      const up = dp.openPort('memory-sink', {}, 'uplink');
+      dp.commit({
+        ...base, uplink: up.slot, atts: [{ port: gen.slot, vni: 100, mac: mac(me) }],
+        fdb: dests.map((d, k) => ({ vni: 100, mac: mac(d), vtep: ip(k % 2 ? '192.0.2.3' : '192.0.2.2') })),
+      }, 10_000);
+      spin(200);
+      dp.stop();
+      const c = dp.counters();
+      const m = c.misc;
+      const rx = c.ports.get(gen.slot)!.rxPkts;
+      expect(rx).toBeGreaterThan(100_000n);
+      expect(m.destCacheHits! + m.destCacheMisses! + m.destCacheBypassed!).toBe(rx); // every frame a new destination
+      expect(m.destCacheBypassed!).toBeGreaterThan(rx / 2n); // 16 bursts bypassed for each that tried
+      expect(m.destCacheHits!).toBeLessThan(rx / 100n);
+      // Half the destinations behind each peer, none flooded.
+      expect(c.vnis.get(100)!.floodPkts).toBe(0n);
+      const two = Number(c.peers.get('192.0.2.2')!.encapPkts), three = Number(c.peers.get('192.0.2.3')!.encapPkts);
+      expect(Math.abs(two - three)).toBeLessThanOrEqual(1);
     } finally {
       dp.stop();
     }
