@@ -35,8 +35,11 @@ static uint64_t now_ns(void) {
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-static int addr_eq(const vfp_addr *a, const vfp_addr *b) {
-    return a->family == b->family && !memcmp(a->bytes, b->bytes, a->family == 4 ? 4 : 16);
+/* Constant lengths, so that the compares are inlined: a length chosen at run time made
+ * this a libc call, once per decapsulated frame (the static-entry check). */
+static inline int addr_eq(const vfp_addr *a, const vfp_addr *b) {
+    if (a->family != b->family) return 0;
+    return a->family == 4 ? !memcmp(a->bytes, b->bytes, 4) : !memcmp(a->bytes, b->bytes, 16);
 }
 
 /* An address as text, for commit errors: they name values, not list positions. */
@@ -1160,36 +1163,87 @@ static void from_uplink(worker *w, vfp_pkt **pk, uint16_t n, uint64_t now, uint3
     uint16_t nl = 0;
     vfp_addr last_from = {0, {0}};
     int last_peer = -1;
+    /* Pass 1: what each frame is (dropped, and why, or its VNI), and the burst's
+     * distinct inner sources (consecutive repeats folded), whose static entries are then
+     * looked up together: one source at a time, each waited for its buckets in turn, a
+     * memory round trip per frame on a static FDB bigger than the caches. */
+    enum { UP_OK = 0, UP_BAD, UP_NO_LOCAL, UP_BAD_SRC };
+    uint8_t state[VFP_MAX_BURST];
+    const cfg_vni *vof[VFP_MAX_BURST];
+    uint16_t skey[VFP_MAX_BURST];
+    uint32_t u_vni[VFP_MAX_BURST];
+    const uint8_t *u_src[VFP_MAX_BURST];
+    uint16_t u_idx[VFP_MAX_BURST];
+    uint16_t nu = 0;
+    uint32_t last_vni = UINT32_MAX;
+    const cfg_vni *last_v = NULL;
+    uint64_t last_src = ~0ull;
+    for (uint16_t i = 0; i < nv; i++) {
+        const vfp_pkt *p = vx[i];
+        if (p->reason != VFP_OK) {
+            state[i] = UP_BAD;
+            continue;
+        }
+        if (p->vni != last_vni) {
+            last_vni = p->vni;
+            last_v = vni_find(c, p->vni);
+        }
+        const cfg_vni *v = last_v;
+        vof[i] = v;
+        if (!v || !v->n_local) {
+            state[i] = UP_NO_LOCAL;
+            continue;
+        }
+        /* A group or all-zero source is no station's address: a bridge never forwards
+         * it (the kernel's vxlan and bridge drop it too). */
+        const uint8_t *src = p->data + 6;
+        if (VFP_UNLIKELY(!vfp_mac__learnable(src))) {
+            state[i] = UP_BAD_SRC;
+            continue;
+        }
+        state[i] = UP_OK;
+        const uint64_t k = vfp_mac48(src);
+        if (k != last_src || !nu || u_vni[nu - 1] != p->vni) {
+            last_src = k;
+            u_vni[nu] = p->vni;
+            u_src[nu++] = src;
+        }
+        skey[i] = (uint16_t)(nu - 1);
+    }
+    if (nu && c->fdb_vteps) vfp_fdb__lookup_bulk(c->fdb, u_vni, u_src, nu, u_idx);
+    else
+        for (uint16_t u = 0; u < nu; u++) u_idx[u] = VFP_FDB_NO_VTEP;
+    /* Pass 2: drop, check, learn, deliver. Consecutive frames to the same pod share its
+     * port lookup. */
+    uint64_t last_dst = ~0ull;
+    uint32_t last_dst_vni = UINT32_MAX;
+    uint16_t last_lp = NONE16;
     for (uint16_t i = 0; i < nv; i++) {
         vfp_pkt *p = vx[i];
-        if (p->reason != VFP_OK) {
+        if (state[i] == UP_BAD) {
             vfp_pkt__free_burst(&p, 1);
             continue;
         }
-        const cfg_vni *v = vni_find(c, p->vni);
-        if (!v || !v->n_local) {
+        const cfg_vni *v = vof[i];
+        if (state[i] == UP_NO_LOCAL) {
             w->st->drops[VFP_DP_D_NO_LOCAL_PORT]++;
             if (v) w->st->vnis[v->slot].drops++;
             vfp_pkt__free_burst(&p, 1);
             continue;
         }
         vfp_dp_vni_stats *vs = &w->st->vnis[v->slot];
-        const uint8_t *src = p->data + 6;
-        /* A group or all-zero source is no station's address: a bridge never forwards
-         * it (the kernel's vxlan and bridge drop it too). */
-        if (VFP_UNLIKELY(!vfp_mac__learnable(src))) {
+        if (state[i] == UP_BAD_SRC) {
             w->st->drops[VFP_DP_D_BAD_SRC_MAC]++;
             vs->drops++;
             vfp_pkt__free_burst(&p, 1);
             continue;
         }
+        const uint8_t *src = p->data + 6;
         vfp_addr from;
         from.family = p->vtep_family;
         memcpy(from.bytes, p->vtep, 16);
-        uint16_t sidx;
-        const uint16_t *sfl;
-        uint32_t snf;
-        if (c->fdb_vteps && vfp_fdb__resolve(c->fdb, p->vni, src, &sidx, &sfl, &snf) == 1) {
+        const uint16_t sidx = u_idx[skey[i]];
+        if (sidx != VFP_FDB_NO_VTEP) {
             /* A static entry puts this MAC behind another VTEP: the frame is not
              * believed, and nothing is learned (the kernel: "don't migrate static
              * entries, drop packets"). */
@@ -1222,7 +1276,16 @@ static void from_uplink(worker *w, vfp_pkt **pk, uint16_t n, uint64_t now, uint3
         vs->decap_pkts++;
         vs->decap_bytes += p->len;
         const uint8_t *dst = p->data;
-        uint16_t lp = is_group(dst) ? NONE16 : mac_find(c, p->vni, dst);
+        uint16_t lp = NONE16;
+        if (!is_group(dst)) {
+            const uint64_t dk = vfp_mac48(dst);
+            if (dk != last_dst || p->vni != last_dst_vni) {
+                last_dst = dk;
+                last_dst_vni = p->vni;
+                last_lp = mac_find(c, p->vni, dst);
+            }
+            lp = last_lp;
+        }
         if (lp != NONE16) {
             tx_push(w, lp, p);
             continue;

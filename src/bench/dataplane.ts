@@ -1,14 +1,22 @@
-// `vfplane bench dataplane`: the whole pod-to-uplink path of one worker (attachment
-// lookup, FDB resolve, peer, encap, uplink queue), on memory ports, as the destinations a
-// pod sends to spread out and the FDB grows. The engine bench (`vfplane bench`) times
-// encap and FDB lookups apart; this is what a worker does with them together.
+// `vfplane bench dataplane`: the whole path of one worker on memory ports, as the remote
+// MACs in play spread out and the FDB grows. Encap: a pod's frames through the attachment
+// lookup, FDB resolve, peer and encap to the uplink. Decap: a peer's VXLAN frames from
+// the uplink through decap, the static-entry check of each inner source, and delivery
+// to the pod. The engine bench (`vfplane bench`) times encap, decap and FDB lookups
+// apart; this is what a worker does with them together.
+import { burstFromFrames, packetBytes } from '../packet/burst.js';
 import { resolveTunnel } from '../packet/config.js';
+import { tsEngine } from '../packet/model.js';
 import { parseIp, parseMac } from '../util/addr.js';
 import { benchFrames } from './frames.js';
 import { median } from './memory.js';
 
+export type DpOp = 'encap' | 'decap';
+
 export interface DataplaneBenchOptions {
-  /** Distinct inner destination MACs the pod's frames cycle through. */
+  ops: DpOp[];
+  /** Distinct remote MACs the frames cycle through: the pod's destinations (encap), the
+   *  peer's senders (decap). */
   dests: number[];
   /** Static FDB entries of the data plane's config (each ≥ the largest dests). */
   fdbSizes: number[];
@@ -20,6 +28,7 @@ export interface DataplaneBenchOptions {
 }
 
 export interface DataplaneCell {
+  op: DpOp;
   dests: number;
   fdbEntries: number;
   mpps: number;
@@ -32,8 +41,8 @@ export interface DataplaneBenchResult {
   cpu: number;
   frameBytes: number;
   cells: DataplaneCell[];
-  /** Per dests: ns/packet at the largest FDB over the smallest, minus 1. */
-  growth: { dests: number; fromEntries: number; toEntries: number; growth: number }[];
+  /** Per op and dests: ns/packet at the largest FDB over the smallest, minus 1. */
+  growth: { op: DpOp; dests: number; fromEntries: number; toEntries: number; growth: number }[];
 }
 
 const VTEP_LOCAL = '192.0.2.1';
@@ -61,6 +70,25 @@ export function destFrames(dests: number): Uint8Array[] {
   return out;
 }
 
+/** The peer's VXLAN frames for decap (built with the TS model, peer → us): 64-byte inner
+ *  frames to the pod from FDB entry j mod `dests`, a whole number of cycles. */
+export function decapFrames(dests: number, vni: number): Uint8Array[] {
+  const inner = destFrames(dests);
+  const pod = parseMac(POD_MAC)!;
+  for (const f of inner) {
+    f.copyWithin(6, 0, 6); // the entry's MAC is the source
+    f.set(pod, 0);
+  }
+  const t = tsEngine.createTunnel(resolveTunnel({ local: VTEP_PEER, remote: VTEP_LOCAL, srcMac: PEER_MAC, dstMac: UPLINK_MAC }));
+  const out: Uint8Array[] = [];
+  for (let i = 0; i < inner.length; i += 64) {
+    const b = burstFromFrames(inner.slice(i, i + 64), 128);
+    tsEngine.encap(t, vni, b);
+    for (let k = 0; k < b.count; k++) out.push(packetBytes(b, k).slice());
+  }
+  return out;
+}
+
 export async function runDataplaneBench(o: DataplaneBenchOptions): Promise<DataplaneBenchResult> {
   const { DataPlane } = await import('../dataplane/dp.js');
   const say = o.onProgress ?? (() => {});
@@ -70,19 +98,21 @@ export async function runDataplaneBench(o: DataplaneBenchOptions): Promise<Datap
   for (const entries of fdbSizes) {
     // One FDB per size, built once and shared by its destination rows.
     const fdb = Array.from({ length: entries }, (_, k) => ({ vni: o.vni, mac: entryMac(k), vtep }));
-    for (const dests of o.dests) {
-      say(`  ${dests} destination${dests === 1 ? '' : 's'}, FDB ${entries} entries …`);
+    for (const op of o.ops) for (const dests of o.dests) {
+      say(`  ${op}: ${dests} ${op === 'encap' ? 'destination' : 'source'}${dests === 1 ? '' : 's'}, FDB ${entries} entries …`);
       const dp = new DataPlane({ workers: 1, cpus: [o.cpu], idleSpins: 0 });
       const trials: number[] = [];
       try {
-        const pod = dp.openPort('memory-gen', { frames: destFrames(dests) }, 'pod');
-        const up = dp.openPort('memory-sink', {}, 'uplink');
+        const enc = op === 'encap';
+        const pod = dp.openPort(enc ? 'memory-gen' : 'memory-sink', enc ? { frames: destFrames(dests) } : {}, 'pod');
+        const up = dp.openPort(enc ? 'memory-sink' : 'memory-gen', enc ? {} : { frames: decapFrames(dests, o.vni) }, 'uplink');
+        const out = enc ? up : pod;
         dp.commit({
           uplink: up.slot, uplinkMac: parseMac(UPLINK_MAC)!, tunnel: resolveTunnel({ local: VTEP_LOCAL, remote: VTEP_PEER }),
           peers: [{ vtep, mac: parseMac(PEER_MAC)! }], atts: [{ port: pod.slot, vni: o.vni, mac: parseMac(POD_MAC)! }],
           fdb, floods: [], extraVnis: [], learn: false, antiSpoof: false,
         }, 60_000);
-        const mark = () => ({ t: Number(process.hrtime.bigint()), n: Number(dp.counters().ports.get(up.slot)?.txPkts ?? 0n) });
+        const mark = () => ({ t: Number(process.hrtime.bigint()), n: Number(dp.counters().ports.get(out.slot)?.txPkts ?? 0n) });
         await sleep(200); // warm: the destinations' buckets and the pool in cache
         let a = mark();
         for (let t = 0; t < o.trials; t++) {
@@ -92,28 +122,29 @@ export async function runDataplaneBench(o: DataplaneBenchOptions): Promise<Datap
           a = b;
         }
         dp.stop();
-        // The figure is honest only if every frame went out as a unicast to its FDB
-        // entry's peer: a flood (a destination the FDB missed) or a drop means the bench
-        // measured something else.
+        // The figure is honest only if every frame went where it should, unicast: a flood
+        // (a destination the FDB missed) or a drop (a source a static entry puts
+        // elsewhere…) means the bench measured something else.
         const v = dp.counters().vnis.get(o.vni);
-        if (!v || v.floodPkts !== 0n || v.drops !== 0n || v.encapPkts === 0n) {
-          throw new Error(`bench dataplane: ${dests} destinations over ${entries} FDB entries did not go out as unicast encap `
-            + `(encap ${v?.encapPkts ?? 0n}, flood ${v?.floodPkts ?? 0n}, drops ${v?.drops ?? 0n}): a bug in the bench or the data plane`);
+        const done = enc ? v?.encapPkts : v?.decapPkts;
+        if (!v || v.floodPkts !== 0n || v.drops !== 0n || !done) {
+          throw new Error(`bench dataplane: ${op} of ${dests} remote MACs over ${entries} FDB entries did not go out as unicast `
+            + `(${op} ${done ?? 0n}, flood ${v?.floodPkts ?? 0n}, drops ${v?.drops ?? 0n}): a bug in the bench or the data plane`);
         }
       } finally {
         dp.stop();
       }
       const mpps = median(trials);
-      cells.push({ dests, fdbEntries: entries, mpps, nsPerPacket: mpps > 0 ? 1e3 / mpps : Infinity, trialsMpps: trials });
+      cells.push({ op, dests, fdbEntries: entries, mpps, nsPerPacket: mpps > 0 ? 1e3 / mpps : Infinity, trialsMpps: trials });
     }
   }
-  const growth = o.dests.map((d) => {
-    const row = cells.filter((c) => c.dests === d);
+  const growth = o.ops.flatMap((op) => o.dests.map((d) => {
+    const row = cells.filter((c) => c.op === op && c.dests === d);
     const lo = row[0]!, hi = row.at(-1)!;
-    return { dests: d, fromEntries: lo.fdbEntries, toEntries: hi.fdbEntries, growth: hi.nsPerPacket / lo.nsPerPacket - 1 };
-  });
+    return { op, dests: d, fromEntries: lo.fdbEntries, toEntries: hi.fdbEntries, growth: hi.nsPerPacket / lo.nsPerPacket - 1 };
+  }));
   return {
-    what: 'one worker: memory-gen pod port → from_pod (attachment, FDB, peer, encap) → memory-sink uplink; uplink tx packets per second',
+    what: 'one worker on memory ports. encap: a pod port\'s frames → attachment, FDB, peer, encap → the uplink; decap: a peer\'s VXLAN frames on the uplink → decap, static-entry check of the inner source, local MAC → the pod. Packets per second the far port sent',
     cpu: o.cpu, frameBytes: 64, cells, growth,
   };
 }
@@ -124,17 +155,17 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 export async function renderDataplane(r: DataplaneBenchResult, command: string): Promise<string> {
   const { default: Table } = await import('cli-table3');
   const sizes = [...new Set(r.cells.map((c) => c.fdbEntries))];
-  const t = new Table({ head: ['destinations', ...sizes.map((s) => `FDB ${s}: Mpps (ns/pkt)`), 'ns/pkt growth'], style: { head: [], border: [] } });
+  const t = new Table({ head: ['op', 'remote MACs', ...sizes.map((s) => `FDB ${s}: Mpps (ns/pkt)`), 'ns/pkt growth'], style: { head: [], border: [] } });
   for (const g of r.growth) {
     const row = sizes.map((s) => {
-      const c = r.cells.find((x) => x.dests === g.dests && x.fdbEntries === s)!;
+      const c = r.cells.find((x) => x.op === g.op && x.dests === g.dests && x.fdbEntries === s)!;
       return `${c.mpps.toFixed(2)} (${c.nsPerPacket.toFixed(1)})`;
     });
-    t.push([String(g.dests), ...row, sizes.length > 1 ? `${g.growth >= 0 ? '+' : ''}${(g.growth * 100).toFixed(1)}%` : '–']);
+    t.push([g.op, `${g.dests} ${g.op === 'encap' ? 'destination' : 'source'}${g.dests === 1 ? '' : 's'}`, ...row, sizes.length > 1 ? `${g.growth >= 0 ? '+' : ''}${(g.growth * 100).toFixed(1)}%` : '–']);
   }
   return [
     `vfplane bench dataplane: ${r.what}`,
-    `worker on CPU ${r.cpu}, ${r.frameBytes} B IPv4/UDP inner frames, static FDB entries in the config, learning off`,
+    `worker on CPU ${r.cpu}, ${r.frameBytes} B IPv4/UDP inner frames; the remote MACs are static FDB entries (behind the one peer) among the FDB's; learning off`,
     t.toString(),
     `command: ${command}`,
     '',

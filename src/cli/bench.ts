@@ -50,8 +50,9 @@ export function registerBench(program: Command): void {
 
   bench
     .command('dataplane')
-    .description('one data-plane worker end to end on memory ports (pod frames → FDB → encap → uplink), as destinations spread and the FDB grows')
-    .addOption(new Option('--dests <list>', 'distinct inner destination MACs the pod sends to, cycled').argParser(intListFlag('--dests', 1, 65536)).default([1, 32, 1000], '1,32,1000'))
+    .description('one data-plane worker end to end on memory ports, pod → uplink (encap) and uplink → pod (decap), as the remote MACs spread and the FDB grows')
+    .addOption(new Option('--ops <list>', 'directions, comma-separated: encap (pod → uplink), decap (uplink → pod)').argParser((v: string) => v.split(',').map(choiceFlag('--ops', ['encap', 'decap'] as const))).default(['encap', 'decap'], 'encap,decap'))
+    .addOption(new Option('--dests <list>', 'distinct remote MACs, cycled: the pod\'s destinations (encap), the peer\'s senders (decap)').argParser(intListFlag('--dests', 1, 65536)).default([1, 32, 1000], '1,32,1000'))
     .addOption(new Option('--fdb-sizes <list>', 'static FDB entries (each at least the largest --dests)').argParser(intListFlag('--fdb-sizes', 1, 4_000_000)).default([1000, 1_000_000], '1000,1000000'))
     .addOption(new Option('--duration <ms>', 'milliseconds per trial, 20–10000').argParser(intFlag('--duration', 20, 10000)).default(300))
     .addOption(new Option('--trials <n>', 'trials per cell (the median is reported), 1–99').argParser(intFlag('--trials', 1, 99)).default(3))

@@ -4,7 +4,7 @@
 import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { BIN } from '../helpers/cli.js';
-import { destFrames, entryMac } from '../../src/bench/dataplane.js';
+import { decapFrames, destFrames, entryMac } from '../../src/bench/dataplane.js';
 
 const run = (args: string[]) => spawnSync(process.execPath, [BIN, 'bench', 'dataplane', ...args], { encoding: 'utf8', timeout: 120_000 });
 
@@ -13,27 +13,41 @@ describe('vfplane bench dataplane', () => {
     const r = run(['--dests', '1,32', '--fdb-sizes', '64,4096', '--trials', '1', '--duration', '50', '--json']);
     expect(r.status, r.stderr).toBe(0);
     const j = JSON.parse(r.stdout);
-    expect(j.cells.map((c: { dests: number; fdbEntries: number }) => [c.dests, c.fdbEntries])).toEqual([[1, 64], [32, 64], [1, 4096], [32, 4096]]);
+    expect(j.cells.map((c: { op: string; dests: number; fdbEntries: number }) => `${c.op} ${c.dests}/${c.fdbEntries}`)).toEqual([
+      'encap 1/64', 'encap 32/64', 'decap 1/64', 'decap 32/64', 'encap 1/4096', 'encap 32/4096', 'decap 1/4096', 'decap 32/4096']);
     for (const c of j.cells) {
       expect(c.mpps).toBeGreaterThan(0.1); // the bench itself refuses a run that flooded or dropped
       expect(c.nsPerPacket).toBeCloseTo(1e3 / c.mpps, 6);
     }
-    expect(j.growth.map((g: { dests: number }) => g.dests)).toEqual([1, 32]);
+    expect(j.growth.map((g: { op: string; dests: number }) => `${g.op} ${g.dests}`)).toEqual(['encap 1', 'encap 32', 'decap 1', 'decap 32']);
     expect(j.command).toBe('vfplane bench dataplane --dests 1,32 --fdb-sizes 64,4096 --trials 1 --duration 50 --json');
   });
 
   it('prints a table for humans, with the command', () => {
     const r = run(['--dests', '4', '--fdb-sizes', '16', '--trials', '1', '--duration', '20']);
     expect(r.status, r.stderr).toBe(0);
-    expect(r.stdout).toMatch(/destinations .* FDB 16: Mpps \(ns\/pkt\)/);
+    expect(r.stdout).toMatch(/│ op\s+│ remote MACs\s+│ FDB 16: Mpps \(ns\/pkt\)\s+│ ns\/pkt growth\s+│/);
+    expect(r.stdout).toMatch(/│ encap\s+│ 4 destinations\s+│ [\d.]+ \([\d.]+\)/);
+    expect(r.stdout).toMatch(/│ decap\s+│ 4 sources\s+│ [\d.]+ \([\d.]+\)/);
     expect(r.stdout).toMatch(/command: vfplane bench dataplane --dests 4 --fdb-sizes 16/);
   });
 
   it('refuses an FDB smaller than the destinations, naming both, before it starts', () => {
     const r = run(['--dests', '1,100', '--fdb-sizes', '50,1000']);
     expect(r.status).toBe(2);
-    expect(r.stderr).toMatch(/--fdb-sizes 50: smaller than --dests 100; every destination must have an FDB entry, so give FDB sizes of at least 100/);
+    expect(r.stderr).toMatch(/--fdb-sizes 50: smaller than --dests 100; every remote MAC must have an FDB entry, so give FDB sizes of at least 100/);
     expect(r.stdout).toBe('');
+  });
+
+  it('decap frames: VXLAN from the peer to our VTEP, VNI as asked, inner frame from FDB entry j mod dests to the pod', () => {
+    const f = decapFrames(3, 4242);
+    expect(f.length % 3).toBe(0);
+    f.forEach((x, j) => {
+      expect([...x.subarray(26, 34)]).toEqual([192, 0, 2, 2, 192, 0, 2, 1]); // outer IPv4 source, destination
+      expect((x[46]! << 16) | (x[47]! << 8) | x[48]!).toBe(4242);
+      expect([...x.subarray(50 + 6, 50 + 12)]).toEqual([...entryMac(j % 3)]);
+      expect([...x.subarray(50, 56)]).toEqual([0x02, 0, 0, 0, 0, 0xfd]);
+    });
   });
 
   it('sends frame j to FDB entry j mod dests, a whole number of cycles', () => {

@@ -25,11 +25,11 @@ const mac = (s: string) => parseMac(s)!;
 const ip = (s: string) => parseIp(s)!.bytes;
 const UP = '02:aa:00:00:00:01', POD = '02:00:00:00:00:01', POD2 = '02:00:00:00:00:02';
 
-/** VXLAN (VNI 100) from `vtep` to our VTEP 192.0.2.1, carrying a frame from innerSrc to innerDst. */
-function fromVtep(vtep: string, innerSrc: string, innerDst = POD): Uint8Array {
+/** VXLAN (VNI 100 unless told) from `vtep` to our VTEP 192.0.2.1, carrying a frame from innerSrc to innerDst. */
+function fromVtep(vtep: string, innerSrc: string, innerDst = POD, vni = 100): Uint8Array {
   const inner = udp4({ dstMac: innerDst, srcMac: innerSrc, src: '10.9.0.2', dst: '10.9.0.1', sport: 7000, dport: 7001, payload: new Uint8Array(18) });
   const payload = new Uint8Array(8 + inner.length);
-  payload.set([0x08, 0, 0, 0, 0, 0, 100, 0]);
+  payload.set([0x08, 0, 0, 0, vni >> 16, (vni >> 8) & 0xff, vni & 0xff, 0]);
   payload.set(inner, 8);
   return udp4({ dstMac: UP, srcMac: '02:bb:00:00:00:02', src: vtep, dst: '192.0.2.1', sport: 50000, dport: 4789, payload });
 }
@@ -214,6 +214,51 @@ describe('what the data plane takes from the underlay', () => {
       while (dp.learned().length && Date.now() - t < 6000) spin(100);
       expect(dp.learned(), 'aged out within 6 s at ageSeconds 1').toEqual([]);
       expect(dp.counters().misc.aged).toBeGreaterThanOrEqual(1n);
+    } finally {
+      dp.stop();
+    }
+  });
+});
+
+// One burst from the underlay mixes every case: each distinct (VNI, inner source) is
+// checked against the static entries once per burst (native/worker/dp.c, from_uplink),
+// and every frame must still get its own verdict.
+describe('a mixed burst from the underlay', () => {
+  it('checks, learns and delivers each frame by its own VNI and source', () => {
+    const A = '02:00:00:00:78:0a', B = '02:00:00:00:78:0b', C = '02:00:00:00:78:0c', POD3 = '02:00:00:00:00:03';
+    const cycle = [
+      fromVtep('192.0.2.2', A), // A's static entry names .2: delivered, not learned
+      fromVtep('192.0.2.3', A), // and from .3: static_elsewhere
+      fromVtep('192.0.2.3', A, POD3, 200), // the same MAC on VNI 200 has no static entry: learned, delivered
+      fromVtep('192.0.2.2', '01:00:5e:00:00:01'), // a group source: bad_src_mac
+      fromVtep('192.0.2.3', B), fromVtep('192.0.2.3', B), // learned, twice in a row
+      fromVtep('192.0.2.2', C, '02:00:00:00:99:99'), // learned; an unknown destination: flooded to the VNI's pod
+    ];
+    const dp = new DataPlane({ workers: 1 });
+    try {
+      const up = dp.openPort('memory-gen', { frames: cycle, ring: cycle.length * 64 }, 'uplink');
+      const pod = dp.openPort('memory-sink', {}, 'pod0');
+      const pod3 = dp.openPort('memory-sink', {}, 'pod3');
+      dp.commit({
+        ...base, uplink: up.slot, atts: [{ port: pod.slot, vni: 100, mac: mac(POD) }, { port: pod3.slot, vni: 200, mac: mac(POD3) }],
+        fdb: [{ vni: 100, mac: mac(A), vtep: ip('192.0.2.2') }],
+      });
+      spin(200);
+      const learned = dp.learned().map((e) => `${e.vni} ${e.mac} ${e.vtep}`).sort();
+      dp.stop();
+      const c = dp.counters();
+      const cycles = Number(c.ports.get(up.slot)!.rxPkts) / cycle.length;
+      expect(cycles).toBeGreaterThan(1000);
+      const near = (got: bigint | undefined, perCycle: number) => {
+        expect(Number(got ?? 0n)).toBeGreaterThan((cycles - 1) * perCycle);
+        expect(Number(got ?? 0n)).toBeLessThan((cycles + 1) * perCycle);
+      };
+      near(c.ports.get(pod.slot)!.txPkts, 4);
+      near(c.ports.get(pod3.slot)!.txPkts, 1);
+      near(c.drops.static_elsewhere, 1);
+      near(c.drops.bad_src_mac, 1);
+      near(c.vnis.get(100)!.floodPkts, 1);
+      expect(learned).toEqual([`100 ${B} 192.0.2.3`, `100 ${C} 192.0.2.2`, `200 ${A} 192.0.2.3`]);
     } finally {
       dp.stop();
     }
