@@ -1238,7 +1238,7 @@ export class Daemon {
       const names = this.portNames();
       const backend = new Map([...names.keys()].map((slot) => [slot, this.dp!.backendCounters(slot)] as const));
       const atts = this.attachmentList().map(({ a, state }) => ({ representor: a.representor, vni: a.vni, state }));
-      res.end(prometheus(this.cfg.node, this.dp!.counters(), names, this.epoch, backend, atts, this.cfg.learnCapacity));
+      res.end(prometheus({ node: this.cfg.node, counters: this.dp!.counters(), names, epoch: this.epoch, backend, atts, learnCapacity: this.cfg.learnCapacity }));
     });
     await new Promise<void>((resolve, reject) => {
       server.once('error', (e) => reject(new VfpError('system', `cannot serve metrics on ${addr}: ${e.message}`)));
@@ -1334,10 +1334,22 @@ export function countersJson(c: DpCounters, names: Map<number, string>): Record<
   };
 }
 
+/** What the metrics endpoint exposes: the counters, and what names and labels them. */
+export interface MetricsInput {
+  node: string;
+  counters: DpCounters;
+  /** Port slot → name, the open ports (others' counters are not shown). */
+  names: Map<number, string>;
+  epoch: number;
+  /** Each port's backend counters (null: the backend keeps none). */
+  backend?: Map<number, Pick<BackendCounters, 'txFull' | 'rxNombuf' | 'drops'> | null>;
+  atts?: { representor: string; vni: number; state: string }[];
+  learnCapacity?: number;
+}
+
 /** The Prometheus text exposition of the counters. */
-export function prometheus(node: string, c: DpCounters, names: Map<number, string>, epoch: number,
-  backend: Map<number, Pick<BackendCounters, 'txFull' | 'rxNombuf' | 'drops'> | null> = new Map(),
-  atts: { representor: string; vni: number; state: string }[] = [], learnCapacity?: number): string {
+export function prometheus(m: MetricsInput): string {
+  const { node, counters: c, names, epoch, backend = new Map(), atts = [], learnCapacity } = m;
   const out: string[] = [];
   const esc = (s: string) => s.replace(/\\/g, '\\\\').replace(/"/g, '\\"');
   const metric = (name: string, help: string, type: 'counter' | 'gauge', rows: [Record<string, string>, bigint | number][]) => {
