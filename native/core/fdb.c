@@ -73,7 +73,23 @@ struct vfp_fdb {
     vfp_learn_hook hook; /* see vfp_fdb__set_learn_hook */
     void *hook_arg;
     uint32_t version;    /* see vfp_fdb__version */
+    struct fdb_hint *hints; /* learn_bulk's slot hints */
+    uint32_t n_hints, hint_shift; /* a power of two; 64 - its log2 */
 };
+
+/* Where learn_bulk last found a key: the slot (bucket × WAYS + way) to look at first,
+ * before hashing. Only a hint: an entry moved by a cuckoo insert, or removed, no longer
+ * matches at that slot, and the key is then looked up as usual. Direct-mapped. */
+#define HINT_BITS_MAX 12 /* 4096 hints, 64 KiB; fewer for a smaller table (one per entry) */
+#define NO_SLOT 0xffffffffu
+typedef struct fdb_hint {
+    uint64_t key;
+    uint32_t slot;
+    uint16_t tm;
+    uint16_t pad;
+} fdb_hint;
+
+static inline uint32_t hint_of(uint64_t key, uint32_t shift) { return (uint32_t)((key * 0x9e3779b97f4a7c15ull) >> shift); }
 
 /* ------------------------------------------------------------------ helpers */
 
@@ -264,7 +280,12 @@ int vfp_fdb__create(vfp_fdb **out, uint32_t capacity, const vfp_alloc *a) {
     f->vtep_free = (uint16_t *)fdb_alloc(f, (size_t)f->vtep_cap * sizeof(uint16_t), 8);
     f->vtep_slots = (uint16_t *)fdb_alloc(f, (size_t)vslots * sizeof(uint16_t), VFP_CACHE_LINE);
     f->bfs = (bfs_node *)fdb_alloc(f, BFS_MAX * sizeof(bfs_node), 8);
-    if (!f->buckets || !f->vteps || !f->vtep_refs || !f->vtep_free || !f->vtep_slots || !f->bfs) {
+    uint32_t hb = 6;
+    while (hb < HINT_BITS_MAX && (1u << hb) < capacity) hb++;
+    f->n_hints = 1u << hb;
+    f->hint_shift = 64 - hb;
+    f->hints = (fdb_hint *)fdb_alloc(f, (size_t)f->n_hints * sizeof(fdb_hint), VFP_CACHE_LINE);
+    if (!f->buckets || !f->vteps || !f->vtep_refs || !f->vtep_free || !f->vtep_slots || !f->bfs || !f->hints) {
         vfp_fdb__destroy(f);
         return -ENOMEM;
     }
@@ -284,6 +305,7 @@ void vfp_fdb__destroy(vfp_fdb *f) {
             if (f->flood[i].vni1) fdb_free(f, f->flood[i].idx, f->flood[i].cap * sizeof(uint16_t));
         fdb_free(f, f->flood, (size_t)(f->flood_mask + 1) * sizeof(fdb_flood));
     }
+    fdb_free(f, f->hints, (size_t)f->n_hints * sizeof(fdb_hint));
     fdb_free(f, f->bfs, BFS_MAX * sizeof(bfs_node));
     fdb_free(f, f->vtep_slots, (size_t)(f->vtep_mask + 1) * sizeof(uint16_t));
     fdb_free(f, f->vtep_free, (size_t)f->vtep_cap * sizeof(uint16_t));
@@ -492,11 +514,20 @@ void vfp_fdb__learn_bulk(vfp_fdb *f, const uint32_t *vnis, const uint8_t *const 
                          const uint8_t *families, const uint8_t *const *vteps, uint16_t n,
                          uint32_t now, vfp_stats *st) {
     uint64_t keys[VFP_MAX_BURST];
-    uint32_t b1[VFP_MAX_BURST], b2[VFP_MAX_BURST];
+    uint32_t b1[VFP_MAX_BURST], b2[VFP_MAX_BURST], hs[VFP_MAX_BURST];
     fdb_bucket *B = f->buckets;
+    fdb_hint *H = f->hints;
     if (n > VFP_MAX_BURST) n = VFP_MAX_BURST;
     for (uint16_t i = 0; i < n; i++) {
         keys[i] = make_key(vnis[i], macs[i]);
+        const fdb_hint *h = &H[hint_of(keys[i], f->hint_shift)];
+        if (h->key == keys[i] && h->tm == make_tag(vnis[i])) {
+            /* Where it was last time: that entry's line only, no hash. */
+            hs[i] = h->slot;
+            VFP_PREFETCHW(&B[h->slot / WAYS]);
+            continue;
+        }
+        hs[i] = NO_SLOT;
         buckets_of(f, key_hash(f, keys[i], make_tag(vnis[i])), &b1[i], &b2[i]);
         /* Both buckets, as lookup_bulk does: a quarter of the entries live in their
          * secondary, and fetching it only after the primary missed is a second memory
@@ -518,14 +549,34 @@ void vfp_fdb__learn_bulk(vfp_fdb *f, const uint32_t *vnis, const uint8_t *const 
         }
         /* The common case inline: a learned entry that already points at this VTEP,
          * compared straight from the packet (decap zero-pads IPv4 addresses). */
-        fdb_bucket *bk = &B[b1[i]];
-        uint32_t m = bucket_match(bk, keys[i], tm);
-        if (!m) {
-            bk = &B[b2[i]];
-            m = bucket_match(bk, keys[i], tm);
+        fdb_entry *e = NULL;
+        int hashed = hs[i] == NO_SLOT;
+        if (!hashed) {
+            fdb_entry *c = &B[hs[i] / WAYS].e[hs[i] % WAYS];
+            if (c->key == keys[i] && (c->tag & TAG_MATCH) == tm) {
+                e = c;
+            } else { /* moved or gone */
+                buckets_of(f, key_hash(f, keys[i], tm), &b1[i], &b2[i]);
+                hashed = 1;
+            }
         }
-        if (VFP_LIKELY(m != 0)) {
-            fdb_entry *e = &bk->e[__builtin_ctz(m)];
+        if (!e) {
+            fdb_bucket *bk = &B[b1[i]];
+            uint32_t m = bucket_match(bk, keys[i], tm);
+            if (!m) {
+                bk = &B[b2[i]];
+                m = bucket_match(bk, keys[i], tm);
+            }
+            if (m) {
+                const uint32_t way = (uint32_t)__builtin_ctz(m);
+                e = &bk->e[way];
+                fdb_hint *h = &H[hint_of(keys[i], f->hint_shift)];
+                h->key = keys[i];
+                h->tm = tm;
+                h->slot = (uint32_t)(bk - B) * WAYS + way;
+            }
+        }
+        if (VFP_LIKELY(e != NULL)) {
             const vfp_addr *cur = &f->vteps[e->vtep];
             if (VFP_LIKELY((e->tag & TAG_LEARNED) && cur->family == families[i] &&
                            memcmp(cur->bytes, vteps[i], 16) == 0)) {
@@ -542,6 +593,7 @@ void vfp_fdb__learn_bulk(vfp_fdb *f, const uint32_t *vnis, const uint8_t *const 
                 continue;
             }
         }
+        if (!hashed) buckets_of(f, key_hash(f, keys[i], tm), &b1[i], &b2[i]);
         vfp_addr a;
         a.family = families[i];
         memcpy(a.bytes, vteps[i], 16);

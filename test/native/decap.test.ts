@@ -268,6 +268,53 @@ describe('decap learning (§5)', () => {
     expect([s[4], s[5], s[6], s[7]]).toEqual([2n, 1n, 2n, 0n]);
   });
 
+  // learn_bulk remembers where it last found each key (a slot hint, native/core/fdb.c)
+  // and looks there before hashing; a hint must never outlive its entry's slot.
+  it('moves an entry whose slot it remembers, and relearns one aged out from under its hint', () => {
+    const fdb = addon.fdbCreate(1024);
+    const d = addon.decapCreate(cfg(), fdb);
+    const vA = Uint8Array.of(10, 0, 0, 1), vB = Uint8Array.of(10, 0, 0, 2);
+    const m = '52:54:00:00:00:31';
+    for (const [now, v] of [[1000, vA], [1001, vA], [1002, vB], [1003, vB]] as const) {
+      addon.decapSetNow(d, now);
+      addon.decap(d, burstOf([withSrc(m, v)]));
+      expect(fdb.get(100, mac(m))).toMatchObject({ flags: 2, stamp: now, vtep: v });
+    }
+    const s = addon.stats(d);
+    expect([s[4], s[5], s[6]]).toEqual([1n, 1n, 2n]); // new, moved, refresh
+    expect(fdb.age(2000, 60, 1 << 20)).toBe(1);
+    addon.decapSetNow(d, 2001);
+    addon.decap(d, burstOf([withSrc(m, vA)]));
+    expect(fdb.get(100, mac(m))).toMatchObject({ stamp: 2001, vtep: vA });
+    expect(addon.stats(d)[4]).toBe(2n); // new again
+  });
+
+  it('agrees with a model through bursts that fill a small table (entries displaced under their hints)', () => {
+    const fdb = addon.fdbCreate(256);
+    const d = addon.decapCreate(cfg(), fdb);
+    const vteps = [Uint8Array.of(10, 0, 0, 1), Uint8Array.of(10, 0, 0, 2), Uint8Array.of(10, 0, 0, 3)];
+    const macOf = (k: number) => `52:54:00:00:${(k >> 8).toString(16).padStart(2, '0')}:${(k & 0xff).toString(16).padStart(2, '0')}`;
+    const model = new Map<number, number>();
+    let seed = 12345;
+    const rnd = (n: number) => ((seed = (seed * 1103515245 + 12345) >>> 0) >>> 8) % n;
+    for (let round = 0; round < 300; round++) {
+      addon.decapSetNow(d, 5000 + round);
+      const frames = [];
+      for (let j = 0; j < 32; j++) {
+        // Keys first seen in order up to 230 (≈ 90% of the slots, so inserts displace),
+        // then any of them again: refreshed, or moved to another VTEP.
+        const k = rnd(Math.min(230, 8 + round));
+        const v = rnd(3);
+        model.set(k, v);
+        frames.push(withSrc(macOf(k), vteps[v]!));
+      }
+      addon.decap(d, burstOf(frames));
+      for (const [k, v] of model) expect(fdb.get(100, mac(macOf(k)))?.vtep, `round ${round}, key ${k}`).toEqual(vteps[v]);
+    }
+    expect(fdb.count()).toBe(model.size);
+    expect(addon.stats(d)[7]).toBe(0n); // never full
+  });
+
   it('leaves static entries alone', () => {
     const fdb = addon.fdbCreate(16);
     fdb.addStatic(100, mac('52:54:00:00:00:01'), Uint8Array.of(10, 9, 9, 9));
