@@ -4,17 +4,15 @@
 // the uplink through decap, the static-entry check of each inner source, and delivery
 // to the pod. The engine bench (`vfplane bench`) times encap, decap and FDB lookups
 // apart; this is what a worker does with them together.
-import { burstFromFrames, packetBytes } from '../packet/burst.js';
+import type { DataPlane } from '../dataplane/dp.js';
 import { resolveTunnel } from '../packet/config.js';
-import { tsEngine } from '../packet/model.js';
 import { parseIp, parseMac } from '../util/addr.js';
-import { benchFrames } from './frames.js';
-import { median } from './memory.js';
-
-export type DpOp = 'encap' | 'decap';
+import { benchFrames, vxlanFrames } from './frames.js';
+import { sleep } from './io-proc.js';
+import { median, type Op } from './memory.js';
 
 export interface DataplaneBenchOptions {
-  ops: DpOp[];
+  ops: Op[];
   /** Distinct remote MACs the frames cycle through: the pod's destinations (encap), the
    *  peer's senders (decap). */
   dests: number[];
@@ -28,7 +26,7 @@ export interface DataplaneBenchOptions {
 }
 
 export interface DataplaneCell {
-  op: DpOp;
+  op: Op;
   dests: number;
   fdbEntries: number;
   mpps: number;
@@ -42,7 +40,7 @@ export interface DataplaneBenchResult {
   frameBytes: number;
   cells: DataplaneCell[];
   /** Per op and dests: ns/packet at the largest FDB over the smallest, minus 1. */
-  growth: { op: DpOp; dests: number; fromEntries: number; toEntries: number; growth: number }[];
+  growth: { op: Op; dests: number; fromEntries: number; toEntries: number; growth: number }[];
 }
 
 const VTEP_LOCAL = '192.0.2.1';
@@ -79,12 +77,21 @@ export function decapFrames(dests: number, vni: number): Uint8Array[] {
     f.copyWithin(6, 0, 6); // the entry's MAC is the source
     f.set(pod, 0);
   }
-  const t = tsEngine.createTunnel(resolveTunnel({ local: VTEP_PEER, remote: VTEP_LOCAL, srcMac: PEER_MAC, dstMac: UPLINK_MAC }));
-  const out: Uint8Array[] = [];
-  for (let i = 0; i < inner.length; i += 64) {
-    const b = burstFromFrames(inner.slice(i, i + 64), 128);
-    tsEngine.encap(t, vni, b);
-    for (let k = 0; k < b.count; k++) out.push(packetBytes(b, k).slice());
+  return vxlanFrames(inner, resolveTunnel({ local: VTEP_PEER, remote: VTEP_LOCAL, srcMac: PEER_MAC, dstMac: UPLINK_MAC }), vni);
+}
+
+/** Mpps a running data plane's port sends, per window: after `warmMs`, `trials` windows
+ *  of `durationMs` each, from its tx counter. */
+export async function portTxRates(dp: DataPlane, slot: number, warmMs: number, trials: number, durationMs: number): Promise<number[]> {
+  const mark = () => ({ t: Number(process.hrtime.bigint()), n: Number(dp.counters().ports.get(slot)?.txPkts ?? 0n) });
+  await sleep(warmMs);
+  const out: number[] = [];
+  let a = mark();
+  for (let t = 0; t < trials; t++) {
+    await sleep(durationMs);
+    const b = mark();
+    out.push(((b.n - a.n) / (b.t - a.t)) * 1e3);
+    a = b;
   }
   return out;
 }
@@ -101,7 +108,7 @@ export async function runDataplaneBench(o: DataplaneBenchOptions): Promise<Datap
     for (const op of o.ops) for (const dests of o.dests) {
       say(`  ${op}: ${dests} ${op === 'encap' ? 'destination' : 'source'}${dests === 1 ? '' : 's'}, FDB ${entries} entries …`);
       const dp = new DataPlane({ workers: 1, cpus: [o.cpu], idleSpins: 0 });
-      const trials: number[] = [];
+      let trials: number[] = [];
       try {
         const enc = op === 'encap';
         const pod = dp.openPort(enc ? 'memory-gen' : 'memory-sink', enc ? { frames: destFrames(dests) } : {}, 'pod');
@@ -112,15 +119,8 @@ export async function runDataplaneBench(o: DataplaneBenchOptions): Promise<Datap
           peers: [{ vtep, mac: parseMac(PEER_MAC)! }], atts: [{ port: pod.slot, vni: o.vni, mac: parseMac(POD_MAC)! }],
           fdb, floods: [], extraVnis: [], learn: false, antiSpoof: false,
         }, 60_000);
-        const mark = () => ({ t: Number(process.hrtime.bigint()), n: Number(dp.counters().ports.get(out.slot)?.txPkts ?? 0n) });
-        await sleep(200); // warm: the destinations' buckets and the pool in cache
-        let a = mark();
-        for (let t = 0; t < o.trials; t++) {
-          await sleep(o.durationMs);
-          const b = mark();
-          trials.push(((b.n - a.n) / (b.t - a.t)) * 1e3);
-          a = b;
-        }
+        // 200 ms warm: the remote MACs' buckets and the pool in cache.
+        trials = await portTxRates(dp, out.slot, 200, o.trials, o.durationMs);
         dp.stop();
         // The figure is honest only if every frame went where it should, unicast: a flood
         // (a destination the FDB missed) or a drop (a source a static entry puts
@@ -148,8 +148,6 @@ export async function runDataplaneBench(o: DataplaneBenchOptions): Promise<Datap
     cpu: o.cpu, frameBytes: 64, cells, growth,
   };
 }
-
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /** The human report: Mpps and ns/packet per (destinations, FDB size), and the growth. */
 export async function renderDataplane(r: DataplaneBenchResult, command: string): Promise<string> {

@@ -1,6 +1,9 @@
 // Inner frames for the benchmarks, the one generator both engines are measured with:
 // Ethernet + IPv4 + UDP up to the wanted size, over many distinct flows so the flow hash
 // and FDB learning see realistic variety.
+import { burstFromFrames, packetBytes } from '../packet/burst.js';
+import type { Tunnel } from '../packet/config.js';
+import { tsEngine } from '../packet/model.js';
 import { checkInt } from '../util/check.js';
 
 export const IMIX_PATTERN: readonly number[] = [64, 64, 576, 64, 64, 576, 64, 1500, 64, 576, 64, 576];
@@ -55,6 +58,19 @@ export function benchFrames(frameSizes: readonly number[], flows = DEFAULT_FLOWS
       dv.setUint16(38, size - 34);
     }
     out.push(f);
+  }
+  return out;
+}
+
+/** The frames encapsulated for `tunnel` on VNI `vni` by the TS model (a peer's frames,
+ *  for the decap generators), in order. */
+export function vxlanFrames(inner: readonly Uint8Array[], tunnel: Tunnel, vni: number): Uint8Array[] {
+  const t = tsEngine.createTunnel(tunnel);
+  const out: Uint8Array[] = [];
+  for (let i = 0; i < inner.length; i += 64) {
+    const b = burstFromFrames(inner.slice(i, i + 64), 128);
+    tsEngine.encap(t, vni, b);
+    for (let k = 0; k < b.count; k++) out.push(packetBytes(b, k).slice());
   }
   return out;
 }

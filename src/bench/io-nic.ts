@@ -14,6 +14,7 @@ import { benchFrames, sizePattern, type SizeSpec } from './frames.js';
 import { ADDR } from './io-topo.js';
 import { LineChild, sleep } from './io-proc.js';
 import { median } from './memory.js';
+import { portTxRates } from './dataplane.js';
 
 export interface NicBenchOptions {
   backend: 'dpdk' | 'afxdp';
@@ -60,7 +61,7 @@ export async function runNicBench(o: NicBenchOptions) {
   const vtep = parseIp(ADDR.vtepS)!.bytes;
   for (const size of o.sizes) {
     say(`  ${o.pci ?? o.iface} encap ${size} …`);
-    const trials: number[] = [];
+    let trials: number[] = [];
     if (o.backend === 'afxdp') {
       const { DataPlane } = await import('../dataplane/dp.js');
       const dp = new DataPlane({ workers: 1, cpus: [o.cpu], idleSpins: 0 });
@@ -72,15 +73,7 @@ export async function runNicBench(o: NicBenchOptions) {
           peers: [{ vtep, mac: parseMac(ADDR.sMac)! }], atts: [{ port: pod.slot, vni: o.vni, mac: parseMac(ADDR.gMac)! }],
           fdb: [{ vni: o.vni, mac: parseMac(ADDR.remoteMac)!, vtep }], floods: [], extraVnis: [], learn: false, antiSpoof: false,
         });
-        const tx = () => ({ t: Number(process.hrtime.bigint()), n: Number(dp.counters().ports.get(up.slot)?.txPkts ?? 0n) });
-        await sleep(300);
-        let a = tx();
-        for (let t = 0; t < o.trials; t++) {
-          await sleep(o.durationMs);
-          const b = tx();
-          trials.push(((b.n - a.n) / (b.t - a.t)) * 1e3);
-          a = b;
-        }
+        trials = await portTxRates(dp, up.slot, 300, o.trials, o.durationMs);
       } finally {
         dp.stop();
       }

@@ -10,11 +10,9 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { burstFromFrames, packetBytes } from '../packet/burst.js';
 import { outerHeaderLength, resolveTunnel } from '../packet/config.js';
-import { tsEngine } from '../packet/model.js';
 import { parseIp, parseMac } from '../util/addr.js';
-import { averageSize, benchFrames, sizePattern, type SizeSpec } from './frames.js';
+import { averageSize, benchFrames, sizePattern, vxlanFrames, type SizeSpec } from './frames.js';
 import { ADDR, Topology, sweepStaleTopologies } from './io-topo.js';
 import { LineChild, sleep } from './io-proc.js';
 import { median } from './memory.js';
@@ -123,14 +121,7 @@ export function ioFrames(op: IoOp, size: SizeSpec, vni: number): Uint8Array[] {
   if (op === 'encap') return inner;
   const g = parseMac(ADDR.gMac)!;
   for (const f of inner) f.set(g, 0);
-  const t = tsEngine.createTunnel(genTunnel());
-  const out: Uint8Array[] = [];
-  for (let i = 0; i < inner.length; i += 64) {
-    const b = burstFromFrames(inner.slice(i, i + 64), 128);
-    tsEngine.encap(t, vni, b);
-    for (let k = 0; k < b.count; k++) out.push(packetBytes(b, k).slice());
-  }
-  return out;
+  return vxlanFrames(inner, genTunnel(), vni);
 }
 
 /** [u16 big-endian length][bytes]... as vfp-pktgen reads it. */

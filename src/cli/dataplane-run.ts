@@ -238,7 +238,7 @@ export async function dpStats(o: ClientOpts & { interval?: number }): Promise<vo
   const hit = dc.destCacheHits ?? 0, miss = dc.destCacheMisses ?? 0, bypassed = dc.destCacheBypassed ?? 0;
   if (hit + miss + bypassed > 0) {
     // Pods spreading over more hosts than a worker's cache holds show as bypassed.
-    console.log(`destination cache: ${hit} hits, ${miss} misses${bypassed ? `, ${bypassed} resolved with it bypassed (pods sending to more destinations than its 4096 entries)` : ''}`
+    console.log(`destination cache: ${hit} hits, ${miss} misses${bypassed ? `, ${bypassed} resolved with it bypassed (pods sending to more destinations than it holds)` : ''}`
       + ` — ${((100 * hit) / (hit + miss + bypassed)).toFixed(1)}% of pod bursts' destinations answered from it`);
   }
 }
