@@ -194,9 +194,6 @@ static int norm_addr(vfp_addr *out, const vfp_addr *in) {
     return 0;
 }
 
-static inline int addr_eq(const vfp_addr *a, const vfp_addr *b) {
-    return a->family == b->family && memcmp(a->bytes, b->bytes, 16) == 0;
-}
 
 /* Backward-shift deletion in a linear-probing table: after emptying slot i, the entry at
  * j (home k) may stay only if k lies cyclically in (i, j]; otherwise it moves to i. */
@@ -220,7 +217,7 @@ static uint16_t vtep_acquire(vfp_fdb *f, const vfp_addr *a) {
     for (;; i = (i + 1) & f->vtep_mask) {
         uint16_t v = f->vtep_slots[i];
         if (v == VFP_FDB_NO_VTEP) break;
-        if (addr_eq(&f->vteps[v], a)) {
+        if (vfp_addr__eq(&f->vteps[v], a)) {
             f->vtep_refs[v]++;
             return v;
         }
@@ -396,7 +393,7 @@ static int fdb_insert(vfp_fdb *f, uint32_t b1, uint32_t b2, const fdb_entry *ne)
 
 /* Points e at VTEP a (normalised), taking the new reference before dropping the old. */
 static int entry_set_vtep(vfp_fdb *f, fdb_entry *e, const vfp_addr *a) {
-    if (addr_eq(&f->vteps[e->vtep], a)) return 0;
+    if (vfp_addr__eq(&f->vteps[e->vtep], a)) return 0;
     uint16_t idx = vtep_acquire(f, a);
     if (idx == VFP_FDB_NO_VTEP) return -ENOSPC;
     vtep_release(f, e->vtep);
@@ -458,7 +455,7 @@ __attribute__((noinline)) static int learn_one(vfp_fdb *f, uint64_t key, uint16_
     fdb_entry *e = fdb_find(f, key, tm, b1, b2);
     if (VFP_LIKELY(e != NULL)) {
         if (e->tag & TAG_STATIC) return VFP_LEARN_STATIC;
-        if (VFP_LIKELY(addr_eq(&f->vteps[e->vtep], a))) {
+        if (VFP_LIKELY(vfp_addr__eq(&f->vteps[e->vtep], a))) {
             e->stamp = now;
             return VFP_LEARN_REFRESH;
         }

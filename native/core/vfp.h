@@ -6,6 +6,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -113,6 +114,14 @@ typedef struct vfp_addr {
     uint8_t family; /* 4 or 6 */
     uint8_t bytes[16];
 } vfp_addr;
+
+/* Same family and address. Constant lengths, so that the compare is inlined (a length
+ * chosen at run time made it a libc call on the packet path). Only the first 4 bytes of
+ * an IPv4 address count, whatever the rest holds. */
+static inline int vfp_addr__eq(const vfp_addr *a, const vfp_addr *b) {
+    if (a->family != b->family) return 0;
+    return a->family == 4 ? !memcmp(a->bytes, b->bytes, 4) : !memcmp(a->bytes, b->bytes, 16);
+}
 
 /* Control-path memory, provided by the caller. alloc returns zeroed memory aligned to
  * `align` (a power of two ≥ 8) or NULL. */

@@ -35,12 +35,6 @@ static uint64_t now_ns(void) {
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-/* Constant lengths, so that the compares are inlined: a length chosen at run time made
- * this a libc call, once per decapsulated frame (the static-entry check). */
-static inline int addr_eq(const vfp_addr *a, const vfp_addr *b) {
-    if (a->family != b->family) return 0;
-    return a->family == 4 ? !memcmp(a->bytes, b->bytes, 4) : !memcmp(a->bytes, b->bytes, 16);
-}
 
 /* An address as text, for commit errors: they name values, not list positions. */
 static const char *addr_str(const vfp_addr *a, char *buf, size_t len) {
@@ -142,7 +136,7 @@ static int peer_find(const dp_cfg *c, const vfp_addr *a) {
     for (uint32_t i = addr_hash(a) & c->peer_mask;; i = (i + 1) & c->peer_mask) {
         uint16_t p = c->peer_hash[i];
         if (p == NONE16) return -1;
-        if (addr_eq(&c->peers[p].addr, a)) return p;
+        if (vfp_addr__eq(&c->peers[p].addr, a)) return p;
     }
 }
 
@@ -391,7 +385,7 @@ static neigh *neigh_slot(worker *w, const vfp_addr *a, int create) {
     uint32_t mask = 2 * VFP_DP_MAX_PEERS - 1;
     for (uint32_t i = addr_hash(a) & mask, k = 0; k <= mask; i = (i + 1) & mask, k++) {
         neigh *n = &w->nb[i];
-        if (n->addr.family && addr_eq(&n->addr, a)) return n;
+        if (n->addr.family && vfp_addr__eq(&n->addr, a)) return n;
         if (!n->addr.family) {
             if (!create) return NULL;
             n->addr = *a;
@@ -1248,7 +1242,7 @@ static void from_uplink(worker *w, vfp_pkt **pk, uint16_t n, uint64_t now, uint3
              * believed, and nothing is learned (the kernel: "don't migrate static
              * entries, drop packets"). */
             const vfp_addr *sa = vfp_fdb__vtep(c->fdb, sidx);
-            if (sa && !addr_eq(sa, &from)) {
+            if (sa && !vfp_addr__eq(sa, &from)) {
                 w->st->drops[VFP_DP_D_STATIC_ELSEWHERE]++;
                 vs->drops++;
                 vfp_pkt__free_burst(&p, 1);
@@ -1257,7 +1251,7 @@ static void from_uplink(worker *w, vfp_pkt **pk, uint16_t n, uint64_t now, uint3
         } else if (lf) {
             /* Learned only from a peer: an entry for any other VTEP could not be sent
              * to, and one stray packet would cut the MAC off until it aged. */
-            if (!addr_eq(&from, &last_from)) {
+            if (!vfp_addr__eq(&from, &last_from)) {
                 last_from = from;
                 last_peer = peer_find(c, &from);
             }
@@ -1992,7 +1986,7 @@ static int64_t build(vfp_dp *dp, const vfp_dp_spec *s, dp_cfg **out, char *err, 
     }
     for (uint32_t i = 0; i < s->n_peers; i++)
         for (uint32_t j = 0; j < i; j++)
-            if (addr_eq(&s->peers[i].vtep, &s->peers[j].vtep)) {
+            if (vfp_addr__eq(&s->peers[i].vtep, &s->peers[j].vtep)) {
                 char ab[INET6_ADDRSTRLEN];
                 snprintf(err, errlen, "peer %s is listed twice", addr_str(&s->peers[i].vtep, ab, sizeof ab));
                 return -EEXIST;
