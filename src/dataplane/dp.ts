@@ -188,7 +188,14 @@ function latestPerKey(raw: { vni: number; mac: Uint8Array; vtep: Uint8Array; sta
   return [...by.values()];
 }
 
-/** A native data plane. Methods throw VfpError with the native message on failure. */
+/**
+ * A native data plane. Methods throw VfpError with the native message on failure.
+ *
+ * Its lifetime is the object's: call stop() to end it; a DataPlane that nothing refers
+ * to any more is also ended when the GC collects it (the finalizer stops the workers and
+ * closes the ports, switching their stack drops off). Keep a reference for as long as
+ * traffic should flow: a module's top-level `const` that no function uses is not one.
+ */
 export class DataPlane {
   private readonly h: unknown;
   private readonly r = raw();
