@@ -608,6 +608,7 @@ Napi::Value DpStatsLayout(const Napi::CallbackInfo &info) {
   F("learnShared", learn_shared); F("learnShareLost", learn_share_lost); F("learnSynced", learn_synced);
   F("handedOff", handed_off); F("learnNotPeer", learn_not_peer); F("learnedEntries", learned_entries);
   F("destCacheHits", dest_cache_hits); F("destCacheMisses", dest_cache_misses); F("destCacheBypassed", dest_cache_bypassed);
+  F("srcCacheHits", src_cache_hits); F("srcCacheMisses", src_cache_misses); F("srcCacheBypassed", src_cache_bypassed);
 #undef F
   r.Set("fields", misc);
   r.Set("ports", W(offsetof(vfp_dp_worker_stats, ports)));

@@ -258,6 +258,15 @@ typedef struct worker {
     uint32_t dc_lver;       /* the learned FDB's version the entries of dc_gen were made at */
     uint64_t dc_epoch;      /* the epoch they were made in */
     uint16_t dc_skip;       /* pod bursts left that bypass the cache (it was missing) */
+    /* The source cache of from_uplink: (VNI slot, inner source MAC) → the config FDB's
+     * answer for it (a static entry's VTEP index, or none), for the static check of the
+     * sources a peer keeps sending from. The config FDB is the epoch's, immutable: an
+     * entry holds while sc_gen is the one made in the current epoch. Same layout and
+     * bypass as the destination cache (val: the VTEP index). */
+    dcache_e *scache;
+    uint32_t sc_gen;
+    uint64_t sc_epoch;
+    uint16_t sc_skip;
     uint32_t age_cursor;
     uint64_t next_age_ns;
     uint64_t next_neigh_ns; /* when peer MACs other workers learned are next looked at */
@@ -1165,11 +1174,27 @@ static void from_uplink(worker *w, vfp_pkt **pk, uint16_t n, uint64_t now, uint3
     uint8_t state[VFP_MAX_BURST];
     const cfg_vni *vof[VFP_MAX_BURST];
     uint16_t skey[VFP_MAX_BURST];
-    uint32_t u_vni[VFP_MAX_BURST];
-    const uint8_t *u_src[VFP_MAX_BURST];
-    uint16_t u_idx[VFP_MAX_BURST];
+    uint16_t u_idx[VFP_MAX_BURST]; /* per distinct source: the static entry's VTEP, or none */
     uint16_t nu = 0;
-    uint32_t last_vni = UINT32_MAX;
+    /* The distinct sources the source cache did not have, looked up together. */
+    uint32_t t_vni[VFP_MAX_BURST];
+    const uint8_t *t_src[VFP_MAX_BURST];
+    uint16_t t_u[VFP_MAX_BURST], t_idx[VFP_MAX_BURST];
+    uint64_t t_key[VFP_MAX_BURST];
+    uint16_t nt = 0, hits = 0;
+    /* Only a config with static entries has anything to check. */
+    const int check = c->fdb_vteps != 0;
+    if (check && VFP_UNLIKELY(w->sc_epoch != c->epoch)) {
+        w->sc_epoch = c->epoch;
+        if (++w->sc_gen == 0) { /* wrapped: entries of an old gen could match again */
+            memset(w->scache, 0, sizeof(dcache_e) * DCACHE_SIZE);
+            w->sc_gen = 1;
+        }
+    }
+    const uint32_t sgen = w->sc_gen;
+    const int use_sc = check && w->sc_skip == 0;
+    if (check && !use_sc) w->sc_skip--;
+    uint32_t last_vni = UINT32_MAX, last_src_vni = UINT32_MAX;
     const cfg_vni *last_v = NULL;
     uint64_t last_src = ~0ull;
     for (uint16_t i = 0; i < nv; i++) {
@@ -1197,16 +1222,45 @@ static void from_uplink(worker *w, vfp_pkt **pk, uint16_t n, uint64_t now, uint3
         }
         state[i] = UP_OK;
         const uint64_t k = vfp_mac48(src);
-        if (k != last_src || !nu || u_vni[nu - 1] != p->vni) {
+        if (k != last_src || p->vni != last_src_vni) {
             last_src = k;
-            u_vni[nu] = p->vni;
-            u_src[nu++] = src;
+            last_src_vni = p->vni;
+            u_idx[nu] = VFP_FDB_NO_VTEP;
+            if (check) {
+                const uint64_t key = k | (uint64_t)v->slot << 48;
+                const dcache_e *e = &w->scache[dcache_slot(key)];
+                if (use_sc && e->key == key && e->gen == sgen) {
+                    u_idx[nu] = e->val;
+                    hits++;
+                } else {
+                    t_vni[nt] = p->vni;
+                    t_src[nt] = src;
+                    t_key[nt] = key;
+                    t_u[nt++] = nu;
+                }
+            }
+            nu++;
         }
         skey[i] = (uint16_t)(nu - 1);
     }
-    if (nu && c->fdb_vteps) vfp_fdb__lookup_bulk(c->fdb, u_vni, u_src, nu, u_idx);
-    else
-        for (uint16_t u = 0; u < nu; u++) u_idx[u] = VFP_FDB_NO_VTEP;
+    if (use_sc) {
+        w->st->src_cache_hits += hits;
+        w->st->src_cache_misses += nt;
+        if (nu >= 8 && hits * 8 < nu) w->sc_skip = DCACHE_SKIP;
+    } else {
+        w->st->src_cache_bypassed += nt;
+    }
+    if (nt) {
+        vfp_fdb__lookup_bulk(c->fdb, t_vni, t_src, nt, t_idx);
+        for (uint16_t t = 0; t < nt; t++) {
+            u_idx[t_u[t]] = t_idx[t];
+            if (!use_sc) continue;
+            dcache_e *e = &w->scache[dcache_slot(t_key[t])];
+            e->key = t_key[t];
+            e->gen = sgen;
+            e->val = t_idx[t];
+        }
+    }
     /* Pass 2: drop, check, learn, deliver. Consecutive frames to the same pod share its
      * port lookup. */
     uint64_t last_dst = ~0ull;
@@ -1700,10 +1754,16 @@ int vfp_dp__create(vfp_dp **out, const vfp_dp_opts *o, const vfp_alloc *a, char 
         if (!rc) rc = vfp_fdb__create(&w->learned, dp->o.learn_capacity, &fa);
         if (!rc) {
             w->dcache = xalloc(dp, sizeof(dcache_e) * DCACHE_SIZE);
-            if (!w->dcache) rc = -ENOMEM;
-            else memset(w->dcache, 0, sizeof(dcache_e) * DCACHE_SIZE);
-            w->dc_gen = 0;
-            w->dc_epoch = UINT64_MAX; /* no epoch: the first pod burst starts gen 1 */
+            w->scache = xalloc(dp, sizeof(dcache_e) * DCACHE_SIZE);
+            if (!w->dcache || !w->scache) {
+                rc = -ENOMEM;
+            } else {
+                memset(w->dcache, 0, sizeof(dcache_e) * DCACHE_SIZE);
+                memset(w->scache, 0, sizeof(dcache_e) * DCACHE_SIZE);
+            }
+            /* No epoch: the first burst each way starts gen 1. */
+            w->dc_gen = w->sc_gen = 0;
+            w->dc_epoch = w->sc_epoch = UINT64_MAX;
         }
         if (!rc && dp->lrings) vfp_fdb__set_learn_hook(w->learned, share_learn, w);
         pool *pl = &w->pool;
@@ -1821,6 +1881,7 @@ void vfp_dp__destroy(vfp_dp *dp, uint32_t drain_ms) {
         if (w->wake_fd > 0) close(w->wake_fd);
         if (w->learned) vfp_fdb__destroy(w->learned);
         xfree(dp, w->dcache, sizeof(dcache_e) * DCACHE_SIZE);
+        xfree(dp, w->scache, sizeof(dcache_e) * DCACHE_SIZE);
         xfree(dp, w->pool.descs, sizeof(vfp_pkt) * w->pool.n);
         xfree(dp, w->pool.bufs, (size_t)w->pool.buf_size * w->pool.n);
         xfree(dp, w->pool.stack, sizeof(uint32_t) * w->pool.n);

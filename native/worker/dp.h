@@ -93,6 +93,11 @@ typedef struct vfp_dp_worker_stats {
     /* The distinct destinations of pod bursts, by how from_pod found where they go: its
      * destination cache, the tables (then cached), the tables with the cache bypassed. */
     uint64_t dest_cache_hits, dest_cache_misses, dest_cache_bypassed;
+    /* The distinct inner sources of decapsulated bursts checked against the config's
+     * static entries, by how from_uplink found the answer: its source cache, the config
+     * FDB (then cached), the config FDB with the cache bypassed. None without static
+     * entries. */
+    uint64_t src_cache_hits, src_cache_misses, src_cache_bypassed;
     vfp_dp_port_stats ports[VFP_DP_MAX_PORTS];
     vfp_dp_vni_stats vnis[VFP_DP_MAX_VNIS];
     vfp_dp_peer_stats peers[VFP_DP_MAX_PEERS];

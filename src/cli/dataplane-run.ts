@@ -241,6 +241,12 @@ export async function dpStats(o: ClientOpts & { interval?: number }): Promise<vo
     console.log(`destination cache: ${hit} hits, ${miss} misses${bypassed ? `, ${bypassed} resolved with it bypassed (pods sending to more destinations than it holds)` : ''}`
       + ` — ${((100 * hit) / (hit + miss + bypassed)).toFixed(1)}% of pod bursts' destinations answered from it`);
   }
+  const sh = dc.srcCacheHits ?? 0, sm = dc.srcCacheMisses ?? 0, sb = dc.srcCacheBypassed ?? 0;
+  if (sh + sm + sb > 0) {
+    // Only with static FDB entries: each decapsulated frame's source is checked against them.
+    console.log(`source cache: ${sh} hits, ${sm} misses${sb ? `, ${sb} checked with it bypassed (peers sending from more MACs than it holds)` : ''}`
+      + ` — ${((100 * sh) / (sh + sm + sb)).toFixed(1)}% of decapsulated bursts' sources checked against the static entries from it`);
+  }
 }
 
 export async function dpAttach(o: ClientOpts & { representor: string; vni: number; mac: string; pci?: string; netns?: string; sysfsRoot?: string }): Promise<void> {

@@ -1390,6 +1390,8 @@ export function prometheus(m: MetricsInput): string {
     ([['learnShared', 'sent'], ['learnShareLost', 'lost'], ['learnSynced', 'applied']] as const).map(([k, what]) => [{ what }, c.misc[k] ?? 0n]));
   metric('vfplane_dest_cache_lookups_total', 'Distinct destinations of pod bursts, by how the workers found where they go: hit (the destination cache), miss (the tables, then cached), bypassed (the tables, the cache off after a burst of mostly misses).', 'counter',
     ([['destCacheHits', 'hit'], ['destCacheMisses', 'miss'], ['destCacheBypassed', 'bypassed']] as const).map(([k, result]) => [{ result }, c.misc[k] ?? 0n]));
+  metric('vfplane_src_cache_lookups_total', 'Distinct inner sources of decapsulated bursts checked against the static FDB entries, by how the workers found the answer: hit (the source cache), miss (the config FDB, then cached), bypassed (the config FDB, the cache off after a burst of mostly misses). None without static entries.', 'counter',
+    ([['srcCacheHits', 'hit'], ['srcCacheMisses', 'miss'], ['srcCacheBypassed', 'bypassed']] as const).map(([k, result]) => [{ result }, c.misc[k] ?? 0n]));
   metric('vfplane_worker_busy_loops_total', 'Poll passes that moved packets, per worker.', 'counter', c.perWorker.map((w, i) => [{ worker: String(i), cpu: String(w.cpu) }, w.busyLoops]));
   metric('vfplane_worker_loops_total', 'Poll passes, per worker.', 'counter', c.perWorker.map((w, i) => [{ worker: String(i), cpu: String(w.cpu) }, w.loops]));
   metric('vfplane_config_epoch', 'The configuration epoch the workers run.', 'gauge', [[{}, epoch]]);

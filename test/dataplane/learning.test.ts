@@ -166,6 +166,74 @@ describe('what the data plane takes from the underlay', () => {
     }
   });
 
+  // The workers remember each source's static check across bursts (dp.c's source
+  // cache): a new epoch must end every answer, from the moment the commit returns.
+  it('checks a source against the static entries a new epoch brings, from the moment the commit returns', () => {
+    const S = '02:00:00:00:77:03';
+    const dp = new DataPlane({ workers: 1 });
+    try {
+      const up = dp.openPort('memory-gen', { frames: [fromVtep('192.0.2.2', S)], ring: 64 }, 'uplink');
+      const pod = dp.openPort('memory-sink', {}, 'pod0');
+      // The other entry keeps .2 first in the epoch's VTEP table, so that an answer kept
+      // from the first epoch (a VTEP index) would still read as .2 in the second.
+      const spec = (vtep: string): DpSpec => ({
+        ...base, uplink: up.slot, atts: [{ port: pod.slot, vni: 100, mac: mac(POD) }],
+        fdb: [{ vni: 100, mac: mac('02:00:00:00:77:04'), vtep: ip('192.0.2.2') }, { vni: 100, mac: mac(S), vtep: ip(vtep) }],
+      });
+      const delivered = () => dp.counters().ports.get(pod.slot)!.txPkts;
+      const elsewhere = () => dp.counters().drops.static_elsewhere ?? 0n;
+      dp.commit(spec('192.0.2.2'));
+      spin(100);
+      expect(delivered()).toBeGreaterThan(1000n);
+      expect(elsewhere()).toBe(0n);
+      dp.commit(spec('192.0.2.3')); // S now lives behind .3: its frames from .2 are not believed
+      const d = delivered(), e = elsewhere();
+      spin(100);
+      expect(delivered(), 'nothing more delivered from .2').toBe(d);
+      expect(elsewhere() - e).toBeGreaterThan(1000n);
+      expect(dp.learned(), 'a source with a static entry is never learned').toEqual([]);
+      // One source, one answer per epoch from the config FDB; the rest from the cache (a
+      // burst's repeats are one lookup).
+      const m = dp.counters().misc;
+      expect(m.srcCacheMisses).toBe(2n);
+      expect(m.srcCacheHits).toBeGreaterThan(1000n);
+      expect(m.srcCacheBypassed).toBe(0n);
+    } finally {
+      dp.stop();
+    }
+  });
+
+  // More sources than the cache's 4096 entries: the worker stops asking it for a while,
+  // and the static check still gives every frame its own answer.
+  it('bypasses the source cache for more sources than it holds, each still checked', () => {
+    const n = 16384;
+    const srcs = Array.from({ length: n }, (_, k) => `02:02:00:00:${((k >> 8) & 0xff).toString(16).padStart(2, '0')}:${(k & 0xff).toString(16).padStart(2, '0')}`);
+    // Every source sends from .2; the static entries put the odd ones behind .3.
+    const dp = new DataPlane({ workers: 1 });
+    try {
+      const up = dp.openPort('memory-gen', { frames: srcs.map((x) => fromVtep('192.0.2.2', x)) }, 'uplink');
+      const pod = dp.openPort('memory-sink', {}, 'pod0');
+      dp.commit({
+        ...base, uplink: up.slot, atts: [{ port: pod.slot, vni: 100, mac: mac(POD) }], learn: false,
+        fdb: srcs.map((x, k) => ({ vni: 100, mac: mac(x), vtep: ip(k % 2 ? '192.0.2.3' : '192.0.2.2') })),
+      }, 20_000);
+      spin(200);
+      dp.stop();
+      const c = dp.counters();
+      const m = c.misc;
+      const rx = c.ports.get(up.slot)!.rxPkts;
+      expect(rx).toBeGreaterThan(100_000n);
+      expect(m.srcCacheHits! + m.srcCacheMisses! + m.srcCacheBypassed!).toBe(rx); // every frame a new source
+      expect(m.srcCacheBypassed!).toBeGreaterThan(rx / 2n);
+      expect(m.srcCacheHits!).toBeLessThan(rx / 100n);
+      const del = Number(c.ports.get(pod.slot)!.txPkts), drop = Number(c.drops.static_elsewhere ?? 0n);
+      expect(del + drop).toBe(Number(rx));
+      expect(Math.abs(del - drop)).toBeLessThanOrEqual(1);
+    } finally {
+      dp.stop();
+    }
+  });
+
   it('delivers but does not learn from a VTEP that is not a peer; an entry learned from a peer since removed floods', () => {
     const { dp, up, pod } = replay([fromVtep('192.0.2.50', '02:00:00:00:77:03'), fromVtep('192.0.2.3', '02:00:00:00:77:04')]);
     try {
@@ -398,6 +466,10 @@ describePrivileged('explain and the learned FDB, on a running data plane', { net
         return (c.drops.static_elsewhere ?? 0) > (before.drops.static_elsewhere ?? 0) && (c.drops.bad_src_mac ?? 0) > (before.drops.bad_src_mac ?? 0);
       }, 3000);
       expect((await learned()).map((e) => e.mac)).toEqual([B]);
+      // With a static entry in the config, every source is checked against it, and stats
+      // says how the workers' source cache answered.
+      const st = vfplane(['dataplane', 'stats', '--socket', dp.socket]);
+      expect(st.stdout).toMatch(/^source cache: \d+ hits, [1-9]\d* misses — [\d.]+% of decapsulated bursts' sources checked against the static entries from it$/m);
 
       // Learning off: B is still where frames for it go, and explain says so, until it ages.
       const cfg = JSON.parse(readFileSync(dp.config, 'utf8')) as Record<string, unknown>;
