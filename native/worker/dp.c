@@ -241,6 +241,14 @@ _Static_assert(sizeof(dcache_e) == 16, "a destination cache entry is 16 bytes");
 
 static inline uint32_t dcache_slot(uint64_t key) { return (uint32_t)((key * 0x9e3779b97f4a7c15ull) >> (64 - DCACHE_BITS)); }
 
+/* Ends every entry of a cache at once: the next gen. */
+static void dcache_next_gen(dcache_e *cache, uint32_t *gen) {
+    if (++*gen == 0) { /* wrapped: entries of an old gen 1, 2… could match again */
+        memset(cache, 0, sizeof(dcache_e) * DCACHE_SIZE);
+        *gen = 1;
+    }
+}
+
 typedef struct worker {
     struct vfp_dp *dp;
     uint16_t idx;
@@ -973,10 +981,7 @@ static void from_pod(worker *w, uint16_t port, vfp_pkt **pk, uint16_t n, uint64_
     if (VFP_UNLIKELY(w->dc_epoch != c->epoch || w->dc_lver != lver)) {
         w->dc_epoch = c->epoch;
         w->dc_lver = lver;
-        if (++w->dc_gen == 0) { /* wrapped: entries of an old gen 1, 2… could match again */
-            memset(w->dcache, 0, sizeof(dcache_e) * DCACHE_SIZE);
-            w->dc_gen = 1;
-        }
+        dcache_next_gen(w->dcache, &w->dc_gen);
     }
     const uint32_t gen = w->dc_gen;
     const uint64_t pkey = (uint64_t)port << 48;
@@ -1186,10 +1191,7 @@ static void from_uplink(worker *w, vfp_pkt **pk, uint16_t n, uint64_t now, uint3
     const int check = c->fdb_vteps != 0;
     if (check && VFP_UNLIKELY(w->sc_epoch != c->epoch)) {
         w->sc_epoch = c->epoch;
-        if (++w->sc_gen == 0) { /* wrapped: entries of an old gen could match again */
-            memset(w->scache, 0, sizeof(dcache_e) * DCACHE_SIZE);
-            w->sc_gen = 1;
-        }
+        dcache_next_gen(w->scache, &w->sc_gen);
     }
     const uint32_t sgen = w->sc_gen;
     const int use_sc = check && w->sc_skip == 0;
