@@ -1228,10 +1228,10 @@ static void from_uplink(worker *w, vfp_pkt **pk, uint16_t n, uint64_t now, uint3
             last_src = k;
             last_src_vni = p->vni;
             u_idx[nu] = VFP_FDB_NO_VTEP;
-            if (check) {
+            if (use_sc) {
                 const uint64_t key = k | (uint64_t)v->slot << 48;
                 const dcache_e *e = &w->scache[dcache_slot(key)];
-                if (use_sc && e->key == key && e->gen == sgen) {
+                if (e->key == key && e->gen == sgen) {
                     u_idx[nu] = e->val;
                     hits++;
                 } else {
@@ -1240,6 +1240,9 @@ static void from_uplink(worker *w, vfp_pkt **pk, uint16_t n, uint64_t now, uint3
                     t_key[nt] = key;
                     t_u[nt++] = nu;
                 }
+            } else if (check) { /* bypassed: every distinct source to the lookup, in order */
+                t_vni[nt] = p->vni;
+                t_src[nt++] = src;
             }
             nu++;
         }
@@ -1249,19 +1252,19 @@ static void from_uplink(worker *w, vfp_pkt **pk, uint16_t n, uint64_t now, uint3
         w->st->src_cache_hits += hits;
         w->st->src_cache_misses += nt;
         if (nu >= 8 && hits * 8 < nu) w->sc_skip = DCACHE_SKIP;
-    } else {
-        w->st->src_cache_bypassed += nt;
-    }
-    if (nt) {
-        vfp_fdb__lookup_bulk(c->fdb, t_vni, t_src, nt, t_idx);
-        for (uint16_t t = 0; t < nt; t++) {
-            u_idx[t_u[t]] = t_idx[t];
-            if (!use_sc) continue;
-            dcache_e *e = &w->scache[dcache_slot(t_key[t])];
-            e->key = t_key[t];
-            e->gen = sgen;
-            e->val = t_idx[t];
+        if (nt) {
+            vfp_fdb__lookup_bulk(c->fdb, t_vni, t_src, nt, t_idx);
+            for (uint16_t t = 0; t < nt; t++) {
+                u_idx[t_u[t]] = t_idx[t];
+                dcache_e *e = &w->scache[dcache_slot(t_key[t])];
+                e->key = t_key[t];
+                e->gen = sgen;
+                e->val = t_idx[t];
+            }
         }
+    } else if (nt) { /* nt == nu: the answers land in place */
+        w->st->src_cache_bypassed += nt;
+        vfp_fdb__lookup_bulk(c->fdb, t_vni, t_src, nt, u_idx);
     }
     /* Pass 2: drop, check, learn, deliver. Consecutive frames to the same pod share its
      * port lookup. */
