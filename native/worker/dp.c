@@ -1169,6 +1169,11 @@ static void from_uplink(worker *w, vfp_pkt **pk, uint16_t n, uint64_t now, uint3
     uint8_t l_macb[VFP_MAX_BURST][6], l_vtepb[VFP_MAX_BURST][16], l_fam[VFP_MAX_BURST];
     const uint8_t *l_mac[VFP_MAX_BURST], *l_vtep[VFP_MAX_BURST];
     uint16_t nl = 0;
+    /* A frame with the source and VTEP of the last one queued to learn is a refresh of
+     * it, counted as the FDB would count it but not queued: a burst of one flow learns
+     * once. */
+    uint16_t l_last_key = NONE16;
+    uint64_t l_repeats = 0;
     vfp_addr last_from = {0, {0}};
     int last_peer = -1;
     /* Pass 1: what each frame is (dropped, and why, or its VNI), and the burst's
@@ -1310,11 +1315,15 @@ static void from_uplink(worker *w, vfp_pkt **pk, uint16_t n, uint64_t now, uint3
         } else if (lf) {
             /* Learned only from a peer: an entry for any other VTEP could not be sent
              * to, and one stray packet would cut the MAC off until it aged. */
-            if (!vfp_addr__eq(&from, &last_from)) {
+            const int same_from = vfp_addr__eq(&from, &last_from);
+            if (!same_from) {
                 last_from = from;
                 last_peer = peer_find(c, &from);
             }
-            if (last_peer >= 0) {
+            if (last_peer >= 0 && same_from && skey[i] == l_last_key) {
+                l_repeats++;
+            } else if (last_peer >= 0) {
+                l_last_key = skey[i];
                 l_vni[nl] = p->vni;
                 memcpy(l_macb[nl], src, 6);
                 memcpy(l_vtepb[nl], p->vtep, 16);
@@ -1354,6 +1363,7 @@ static void from_uplink(worker *w, vfp_pkt **pk, uint16_t n, uint64_t now, uint3
         }
     }
     if (nl) vfp_fdb__learn_bulk(lf, l_vni, l_mac, l_fam, l_vtep, nl, now_s, &w->st->engine);
+    w->st->engine.learn_refresh += l_repeats;
 }
 
 /* ------------------------------------------------ learning shared between workers */

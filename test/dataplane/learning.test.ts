@@ -327,6 +327,33 @@ describe('a mixed burst from the underlay', () => {
       near(c.drops.bad_src_mac, 1);
       near(c.vnis.get(100)!.floodPkts, 1);
       expect(learned).toEqual([`100 ${B} 192.0.2.3`, `100 ${C} 192.0.2.2`, `200 ${A} 192.0.2.3`]);
+      // Every frame learned from counts once, B's repeat too (as a refresh): three new
+      // entries, then refreshes.
+      const e = c.engine;
+      expect(e.learnNew).toBe(3n);
+      expect(e.learnMoved ?? 0n).toBe(0n);
+      near(e.learnNew! + e.learnRefresh!, 4);
+    } finally {
+      dp.stop();
+    }
+  });
+});
+
+describe('a MAC that flaps between VTEPs within a burst', () => {
+  it('moves with every frame from the other VTEP, and a repeat from the same one is a refresh', () => {
+    const S = '02:00:00:00:79:01';
+    const { dp, up } = replay([fromVtep('192.0.2.2', S), fromVtep('192.0.2.2', S), fromVtep('192.0.2.3', S)]);
+    try {
+      dp.stop();
+      const c = dp.counters();
+      const cycles = Number(c.ports.get(up.slot)!.rxPkts) / 3;
+      expect(cycles).toBeGreaterThan(1000);
+      const e = c.engine;
+      expect(e.learnNew).toBe(1n);
+      // Per cycle: .2 (a move, after the first), .2 again (a refresh), .3 (a move).
+      expect(Number(e.learnMoved)).toBeGreaterThan((cycles - 1) * 2 - 2);
+      expect(Number(e.learnMoved)).toBeLessThan((cycles + 1) * 2);
+      expect(Math.abs(Number(e.learnRefresh) - cycles)).toBeLessThan(2);
     } finally {
       dp.stop();
     }
