@@ -22,6 +22,9 @@ export interface DataplaneBenchOptions {
   trials: number;
   cpu: number;
   vni: number;
+  /** Decap learns the peer's senders (the static entries are then other MACs), as on an
+   *  overlay without a controller; encap is unchanged. */
+  learn?: boolean;
   onProgress?: (m: string) => void;
 }
 
@@ -37,6 +40,8 @@ export interface DataplaneCell {
 export interface DataplaneBenchResult {
   what: string;
   cpu: number;
+  /** Whether decap learned its senders (--learn) instead of finding them static. */
+  learn: boolean;
   frameBytes: number;
   cells: DataplaneCell[];
   /** Per op and dests: ns/packet at the largest FDB over the smallest, minus 1. */
@@ -48,6 +53,9 @@ const VTEP_PEER = '192.0.2.2';
 const POD_MAC = '02:00:00:00:00:fd';
 const PEER_MAC = '02:00:00:00:02:01';
 const UPLINK_MAC = '02:00:00:00:01:02';
+
+/** With --learn, decap's static entries start here: none of them is a sender. */
+const OTHERS = 1 << 28;
 
 /** The MAC of FDB entry k (destinations are entries 0 … dests-1): 02:01:kk:kk:kk:kk. */
 export function entryMac(k: number): Uint8Array {
@@ -105,9 +113,13 @@ export async function runDataplaneBench(o: DataplaneBenchOptions): Promise<Datap
   for (const entries of fdbSizes) {
     // One FDB per size, built once and shared by its destination rows.
     const fdb = Array.from({ length: entries }, (_, k) => ({ vni: o.vni, mac: entryMac(k), vtep }));
+    let others: typeof fdb | undefined;
     for (const op of o.ops) for (const dests of o.dests) {
-      say(`  ${op}: ${dests} ${op === 'encap' ? 'destination' : 'source'}${dests === 1 ? '' : 's'}, FDB ${entries} entries …`);
-      const dp = new DataPlane({ workers: 1, cpus: [o.cpu], idleSpins: 0 });
+      const learning = !!o.learn && op === 'decap';
+      say(`  ${op}: ${dests} ${op === 'encap' ? 'destination' : `${learning ? 'learned ' : ''}source`}${dests === 1 ? '' : 's'}, FDB ${entries} entries …`);
+      if (learning) others ??= Array.from({ length: entries }, (_, k) => ({ vni: o.vni, mac: entryMac(OTHERS + k), vtep }));
+      // Room for every sender, with the slack a hash table wants.
+      const dp = new DataPlane({ workers: 1, cpus: [o.cpu], idleSpins: 0, ...(learning ? { learnCapacity: Math.max(65536, 2 * dests) } : {}) });
       let trials: number[] = [];
       try {
         const enc = op === 'encap';
@@ -117,7 +129,7 @@ export async function runDataplaneBench(o: DataplaneBenchOptions): Promise<Datap
         dp.commit({
           uplink: up.slot, uplinkMac: parseMac(UPLINK_MAC)!, tunnel: resolveTunnel({ local: VTEP_LOCAL, remote: VTEP_PEER }),
           peers: [{ vtep, mac: parseMac(PEER_MAC)! }], atts: [{ port: pod.slot, vni: o.vni, mac: parseMac(POD_MAC)! }],
-          fdb, floods: [], extraVnis: [], learn: false, antiSpoof: false,
+          fdb: learning ? others! : fdb, floods: [], extraVnis: [], learn: learning, antiSpoof: false,
         }, 60_000);
         // 200 ms warm: the remote MACs' buckets and the pool in cache.
         trials = await portTxRates(dp, out.slot, 200, o.trials, o.durationMs);
@@ -125,11 +137,17 @@ export async function runDataplaneBench(o: DataplaneBenchOptions): Promise<Datap
         // The figure is honest only if every frame went where it should, unicast: a flood
         // (a destination the FDB missed) or a drop (a source a static entry puts
         // elsewhere…) means the bench measured something else.
-        const v = dp.counters().vnis.get(o.vni);
+        const c = dp.counters();
+        const v = c.vnis.get(o.vni);
         const done = enc ? v?.encapPkts : v?.decapPkts;
         if (!v || v.floodPkts !== 0n || v.drops !== 0n || !done) {
           throw new Error(`bench dataplane: ${op} of ${dests} remote MACs over ${entries} FDB entries did not go out as unicast `
             + `(${op} ${done ?? 0n}, flood ${v?.floodPkts ?? 0n}, drops ${v?.drops ?? 0n}): a bug in the bench or the data plane`);
+        }
+        // Learning: each sender learned once, then refreshed; none left out.
+        if (learning && (c.engine.learnNew !== BigInt(dests) || (c.engine.learnFull ?? 0n) !== 0n)) {
+          throw new Error(`bench dataplane: decap of ${dests} senders learned ${c.engine.learnNew ?? 0n} new entries `
+            + `(full ${c.engine.learnFull ?? 0n}): a bug in the bench or the data plane`);
         }
       } finally {
         dp.stop();
@@ -144,8 +162,8 @@ export async function runDataplaneBench(o: DataplaneBenchOptions): Promise<Datap
     return { op, dests: d, fromEntries: lo.fdbEntries, toEntries: hi.fdbEntries, growth: hi.nsPerPacket / lo.nsPerPacket - 1 };
   }));
   return {
-    what: 'one worker on memory ports. encap: a pod port\'s frames → attachment, FDB, peer, encap → the uplink; decap: a peer\'s VXLAN frames on the uplink → decap, static-entry check of the inner source, local MAC → the pod. Packets per second the far port sent',
-    cpu: o.cpu, frameBytes: 64, cells, growth,
+    what: `one worker on memory ports. encap: a pod port's frames → attachment, FDB, peer, encap → the uplink; decap: a peer's VXLAN frames on the uplink → decap, static-entry check of the inner source, ${o.learn ? 'learning it, ' : ''}local MAC → the pod. Packets per second the far port sent`,
+    cpu: o.cpu, learn: !!o.learn, frameBytes: 64, cells, growth,
   };
 }
 
@@ -163,7 +181,9 @@ export async function renderDataplane(r: DataplaneBenchResult, command: string):
   }
   return [
     `vfplane bench dataplane: ${r.what}`,
-    `worker on CPU ${r.cpu}, ${r.frameBytes} B IPv4/UDP inner frames; the remote MACs are static FDB entries (behind the one peer) among the FDB's; learning off`,
+    `worker on CPU ${r.cpu}, ${r.frameBytes} B IPv4/UDP inner frames; ${r.learn
+      ? 'encap: the destinations are static FDB entries (behind the one peer) among the FDB\'s; decap: the senders are learned (the FDB\'s static entries are other MACs, each sender checked against them first)'
+      : 'the remote MACs are static FDB entries (behind the one peer) among the FDB\'s; learning off'}`,
     t.toString(),
     `command: ${command}`,
     '',

@@ -58,6 +58,7 @@ export function registerBench(program: Command): void {
     .addOption(new Option('--trials <n>', 'trials per cell (the median is reported), 1–99').argParser(intFlag('--trials', 1, 99)).default(3))
     .addOption(new Option('--cpu <n>', 'the worker\'s CPU (default: the last)').argParser(intFlag('--cpu', 0, 4095)))
     .addOption(new Option('--vni <n>', 'the pod\'s VNI').argParser(vniFlag()).default(100))
+    .option('--learn', 'decap learns the peer\'s senders, as on an overlay without a controller (the static entries are then other MACs); encap is unchanged', false)
     .option('--json', 'print the results as JSON on stdout', false)
     .action(async (o) => {
       await (await import('../bench/run.js')).runDataplaneCli(o);

@@ -32,6 +32,20 @@ describe('vfplane bench dataplane', () => {
     expect(r.stdout).toMatch(/command: vfplane bench dataplane --dests 4 --fdb-sizes 16/);
   });
 
+  it('--learn: decap learns every sender (the bench refuses a run that did not), and needs no static entry for them', () => {
+    const r = run(['--ops', 'decap', '--learn', '--dests', '1,300', '--fdb-sizes', '16', '--trials', '1', '--duration', '50', '--json']);
+    expect(r.status, r.stderr).toBe(0);
+    const j = JSON.parse(r.stdout);
+    expect(j.learn).toBe(true);
+    expect(j.what).toMatch(/static-entry check of the inner source, learning it, local MAC → the pod/);
+    expect(j.cells.map((c: { op: string; dests: number }) => `${c.op} ${c.dests}`)).toEqual(['decap 1', 'decap 300']);
+    for (const c of j.cells) expect(c.mpps).toBeGreaterThan(0.1);
+    // Encap still sends to static entries: those must exist.
+    const both = run(['--learn', '--dests', '300', '--fdb-sizes', '16']);
+    expect(both.status).toBe(2);
+    expect(both.stderr).toMatch(/--fdb-sizes 16: smaller than --dests 300/);
+  });
+
   it('refuses an FDB smaller than the destinations, naming both, before it starts', () => {
     const r = run(['--dests', '1,100', '--fdb-sizes', '50,1000']);
     expect(r.status).toBe(2);
