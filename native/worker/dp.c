@@ -241,10 +241,26 @@ _Static_assert(sizeof(dcache_e) == 16, "a destination cache entry is 16 bytes");
 
 static inline uint32_t dcache_slot(uint64_t key) { return (uint32_t)((key * 0x9e3779b97f4a7c15ull) >> (64 - DCACHE_BITS)); }
 
-/* Ends every entry of a cache at once: the next gen. */
-static void dcache_next_gen(dcache_e *cache, uint32_t *gen) {
+/* The source cache of from_uplink: (VNI slot, inner source MAC) → what the burst's
+ * passes would otherwise work out again for a source a peer keeps sending from: the
+ * config FDB's answer (a static entry's VTEP index, or none), valid for the epoch, and
+ * whether learning it again would change nothing (learned from that peer this second,
+ * the learned FDB unchanged since). */
+typedef struct scache_e {
+    uint64_t key;  /* MAC (48 bits, vfp_mac48) | VNI slot << 48 */
+    uint32_t gen;  /* the epoch's; 0: never valid */
+    uint16_t sidx; /* the config FDB's answer */
+    int16_t lpeer; /* learned from this peer (-1: not known) … */
+    uint32_t lsec; /* … in this second … */
+    uint32_t lver; /* … and the learned FDB's version since */
+    uint64_t pad;
+} scache_e;
+_Static_assert(sizeof(scache_e) == 32, "a source cache entry is 32 bytes");
+
+/* Ends every entry of a cache of DCACHE_SIZE entries at once: the next gen. */
+static void cache_next_gen(void *cache, size_t entry, uint32_t *gen) {
     if (++*gen == 0) { /* wrapped: entries of an old gen 1, 2… could match again */
-        memset(cache, 0, sizeof(dcache_e) * DCACHE_SIZE);
+        memset(cache, 0, entry * DCACHE_SIZE);
         *gen = 1;
     }
 }
@@ -266,12 +282,11 @@ typedef struct worker {
     uint32_t dc_lver;       /* the learned FDB's version the entries of dc_gen were made at */
     uint64_t dc_epoch;      /* the epoch they were made in */
     uint16_t dc_skip;       /* pod bursts left that bypass the cache (it was missing) */
-    /* The source cache of from_uplink: (VNI slot, inner source MAC) → the config FDB's
-     * answer for it (a static entry's VTEP index, or none), for the static check of the
-     * sources a peer keeps sending from. The config FDB is the epoch's, immutable: an
-     * entry holds while sc_gen is the one made in the current epoch. Same layout and
-     * bypass as the destination cache (val: the VTEP index). */
-    dcache_e *scache;
+    /* The source cache (scache_e): an entry holds while sc_gen is the one made in the
+     * current epoch (the config FDB and the peers are the epoch's, immutable); its
+     * learning half also while the learned FDB's version is the one it names. Same
+     * bypass as the destination cache. */
+    scache_e *scache;
     uint32_t sc_gen;
     uint64_t sc_epoch;
     uint16_t sc_skip;
@@ -981,7 +996,7 @@ static void from_pod(worker *w, uint16_t port, vfp_pkt **pk, uint16_t n, uint64_
     if (VFP_UNLIKELY(w->dc_epoch != c->epoch || w->dc_lver != lver)) {
         w->dc_epoch = c->epoch;
         w->dc_lver = lver;
-        dcache_next_gen(w->dcache, &w->dc_gen);
+        cache_next_gen(w->dcache, sizeof(dcache_e), &w->dc_gen);
     }
     const uint32_t gen = w->dc_gen;
     const uint64_t pkey = (uint64_t)port << 48;
@@ -1168,12 +1183,16 @@ static void from_uplink(worker *w, vfp_pkt **pk, uint16_t n, uint64_t now, uint3
     uint32_t l_vni[VFP_MAX_BURST];
     uint8_t l_macb[VFP_MAX_BURST][6], l_vtepb[VFP_MAX_BURST][16], l_fam[VFP_MAX_BURST];
     const uint8_t *l_mac[VFP_MAX_BURST], *l_vtep[VFP_MAX_BURST];
+    uint64_t l_ck[VFP_MAX_BURST]; /* each one's source cache key */
+    int16_t l_peer[VFP_MAX_BURST];
     uint16_t nl = 0;
-    /* A frame with the source and VTEP of the last one queued to learn is a refresh of
-     * it, counted as the FDB would count it but not queued: a burst of one flow learns
-     * once. */
+    /* A frame with the source and VTEP of the last one queued to learn, or whose source
+     * the cache says was learned from that peer this second with the learned FDB
+     * unchanged since, is a refresh that would change nothing: counted as the FDB would
+     * count it, not queued. A burst of one flow learns once, a source once a second. */
     uint16_t l_last_key = NONE16;
     uint64_t l_repeats = 0;
+    const uint32_t lver = lf ? vfp_fdb__version(lf) : 0;
     vfp_addr last_from = {0, {0}};
     int last_peer = -1;
     /* Pass 1: what each frame is (dropped, and why, or its VNI), and the burst's
@@ -1185,22 +1204,25 @@ static void from_uplink(worker *w, vfp_pkt **pk, uint16_t n, uint64_t now, uint3
     const cfg_vni *vof[VFP_MAX_BURST];
     uint16_t skey[VFP_MAX_BURST];
     uint16_t u_idx[VFP_MAX_BURST]; /* per distinct source: the static entry's VTEP, or none */
+    uint64_t u_key[VFP_MAX_BURST]; /* and its source cache key */
     uint16_t nu = 0;
     /* The distinct sources the source cache did not have, looked up together. */
     uint32_t t_vni[VFP_MAX_BURST];
     const uint8_t *t_src[VFP_MAX_BURST];
     uint16_t t_u[VFP_MAX_BURST], t_idx[VFP_MAX_BURST];
     uint64_t t_key[VFP_MAX_BURST];
-    uint16_t nt = 0, hits = 0;
-    /* Only a config with static entries has anything to check. */
+    uint16_t nt = 0, hits = 0, misses = 0;
+    /* Only a config with static entries has anything to check, and one that learns
+     * anything to learn: with neither, no cache. */
     const int check = c->fdb_vteps != 0;
-    if (check && VFP_UNLIKELY(w->sc_epoch != c->epoch)) {
+    const int cached = check || lf;
+    if (cached && VFP_UNLIKELY(w->sc_epoch != c->epoch)) {
         w->sc_epoch = c->epoch;
-        dcache_next_gen(w->scache, &w->sc_gen);
+        cache_next_gen(w->scache, sizeof(scache_e), &w->sc_gen);
     }
     const uint32_t sgen = w->sc_gen;
-    const int use_sc = check && w->sc_skip == 0;
-    if (check && !use_sc) w->sc_skip--;
+    const int use_sc = cached && w->sc_skip == 0;
+    if (cached && !use_sc) w->sc_skip--;
     uint32_t last_vni = UINT32_MAX, last_src_vni = UINT32_MAX;
     const cfg_vni *last_v = NULL;
     uint64_t last_src = ~0ull;
@@ -1233,17 +1255,21 @@ static void from_uplink(worker *w, vfp_pkt **pk, uint16_t n, uint64_t now, uint3
             last_src = k;
             last_src_vni = p->vni;
             u_idx[nu] = VFP_FDB_NO_VTEP;
+            const uint64_t key = k | (uint64_t)v->slot << 48;
+            u_key[nu] = key;
             if (use_sc) {
-                const uint64_t key = k | (uint64_t)v->slot << 48;
-                const dcache_e *e = &w->scache[dcache_slot(key)];
+                scache_e *e = &w->scache[dcache_slot(key)];
                 if (e->key == key && e->gen == sgen) {
-                    u_idx[nu] = e->val;
+                    u_idx[nu] = e->sidx;
                     hits++;
-                } else {
+                } else if (check) { /* cached once its answer is known, below */
                     t_vni[nt] = p->vni;
                     t_src[nt] = src;
                     t_key[nt] = key;
                     t_u[nt++] = nu;
+                } else { /* no static entries: the answer is none */
+                    *e = (scache_e){ .key = key, .gen = sgen, .sidx = VFP_FDB_NO_VTEP, .lpeer = -1 };
+                    misses++;
                 }
             } else if (check) { /* bypassed: every distinct source to the lookup, in order */
                 t_vni[nt] = p->vni;
@@ -1255,21 +1281,18 @@ static void from_uplink(worker *w, vfp_pkt **pk, uint16_t n, uint64_t now, uint3
     }
     if (use_sc) {
         w->st->src_cache_hits += hits;
-        w->st->src_cache_misses += nt;
+        w->st->src_cache_misses += nt + misses;
         if (nu >= 8 && hits * 8 < nu) w->sc_skip = DCACHE_SKIP;
         if (nt) {
             vfp_fdb__lookup_bulk(c->fdb, t_vni, t_src, nt, t_idx);
             for (uint16_t t = 0; t < nt; t++) {
                 u_idx[t_u[t]] = t_idx[t];
-                dcache_e *e = &w->scache[dcache_slot(t_key[t])];
-                e->key = t_key[t];
-                e->gen = sgen;
-                e->val = t_idx[t];
+                w->scache[dcache_slot(t_key[t])] = (scache_e){ .key = t_key[t], .gen = sgen, .sidx = t_idx[t], .lpeer = -1 };
             }
         }
-    } else if (nt) { /* nt == nu: the answers land in place */
-        w->st->src_cache_bypassed += nt;
-        vfp_fdb__lookup_bulk(c->fdb, t_vni, t_src, nt, u_idx);
+    } else if (cached) {
+        w->st->src_cache_bypassed += nu;
+        if (nt) vfp_fdb__lookup_bulk(c->fdb, t_vni, t_src, nt, u_idx); /* nt == nu: in place */
     }
     /* Pass 2: drop, check, learn, deliver. Consecutive frames to the same pod share its
      * port lookup. */
@@ -1320,10 +1343,21 @@ static void from_uplink(worker *w, vfp_pkt **pk, uint16_t n, uint64_t now, uint3
                 last_from = from;
                 last_peer = peer_find(c, &from);
             }
-            if (last_peer >= 0 && same_from && skey[i] == l_last_key) {
+            const uint16_t u = skey[i];
+            scache_e *e = use_sc ? &w->scache[dcache_slot(u_key[u])] : NULL;
+            if (e && (e->key != u_key[u] || e->gen != sgen)) e = NULL;
+            if (last_peer >= 0 && same_from && u == l_last_key) {
                 l_repeats++;
+            } else if (last_peer >= 0 && e && e->lpeer == last_peer && e->lsec == now_s && e->lver == lver) {
+                l_repeats++;
+                l_last_key = u;
             } else if (last_peer >= 0) {
-                l_last_key = skey[i];
+                /* What the cache says of this source no longer holds once this is
+                 * learned (it may move it): not for the rest of the burst either. */
+                if (e) e->lpeer = -1;
+                l_last_key = u;
+                l_ck[nl] = u_key[u];
+                l_peer[nl] = (int16_t)last_peer;
                 l_vni[nl] = p->vni;
                 memcpy(l_macb[nl], src, 6);
                 memcpy(l_vtepb[nl], p->vtep, 16);
@@ -1362,7 +1396,24 @@ static void from_uplink(worker *w, vfp_pkt **pk, uint16_t n, uint64_t now, uint3
             tx_push(w, c->local_ports[v->local_off + k], q);
         }
     }
-    if (nl) vfp_fdb__learn_bulk(lf, l_vni, l_mac, l_fam, l_vtep, nl, now_s, &w->st->engine);
+    if (nl) {
+        vfp_stats *es = &w->st->engine;
+        const uint64_t before = es->learn_new + es->learn_refresh + es->learn_moved;
+        vfp_fdb__learn_bulk(lf, l_vni, l_mac, l_fam, l_vtep, nl, now_s, es);
+        /* Each one now in the learned FDB at its peer, stamped this second (unless one
+         * could not be learned: a full table, …), so until the FDB changes or the second
+         * ends, learning it again from that peer is a no-op. */
+        if (use_sc && es->learn_new + es->learn_refresh + es->learn_moved - before == nl) {
+            const uint32_t v = vfp_fdb__version(lf);
+            for (uint16_t j = 0; j < nl; j++) {
+                scache_e *e = &w->scache[dcache_slot(l_ck[j])];
+                if (e->key != l_ck[j] || e->gen != sgen) continue; /* evicted by another of the burst */
+                e->lpeer = l_peer[j];
+                e->lsec = now_s;
+                e->lver = v;
+            }
+        }
+    }
     w->st->engine.learn_refresh += l_repeats;
 }
 
@@ -1769,12 +1820,12 @@ int vfp_dp__create(vfp_dp **out, const vfp_dp_opts *o, const vfp_alloc *a, char 
         if (!rc) rc = vfp_fdb__create(&w->learned, dp->o.learn_capacity, &fa);
         if (!rc) {
             w->dcache = xalloc(dp, sizeof(dcache_e) * DCACHE_SIZE);
-            w->scache = xalloc(dp, sizeof(dcache_e) * DCACHE_SIZE);
+            w->scache = xalloc(dp, sizeof(scache_e) * DCACHE_SIZE);
             if (!w->dcache || !w->scache) {
                 rc = -ENOMEM;
             } else {
                 memset(w->dcache, 0, sizeof(dcache_e) * DCACHE_SIZE);
-                memset(w->scache, 0, sizeof(dcache_e) * DCACHE_SIZE);
+                memset(w->scache, 0, sizeof(scache_e) * DCACHE_SIZE);
             }
             /* No epoch: the first burst each way starts gen 1. */
             w->dc_gen = w->sc_gen = 0;
@@ -1896,7 +1947,7 @@ void vfp_dp__destroy(vfp_dp *dp, uint32_t drain_ms) {
         if (w->wake_fd > 0) close(w->wake_fd);
         if (w->learned) vfp_fdb__destroy(w->learned);
         xfree(dp, w->dcache, sizeof(dcache_e) * DCACHE_SIZE);
-        xfree(dp, w->scache, sizeof(dcache_e) * DCACHE_SIZE);
+        xfree(dp, w->scache, sizeof(scache_e) * DCACHE_SIZE);
         xfree(dp, w->pool.descs, sizeof(vfp_pkt) * w->pool.n);
         xfree(dp, w->pool.bufs, (size_t)w->pool.buf_size * w->pool.n);
         xfree(dp, w->pool.stack, sizeof(uint32_t) * w->pool.n);

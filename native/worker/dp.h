@@ -93,10 +93,10 @@ typedef struct vfp_dp_worker_stats {
     /* The distinct destinations of pod bursts, by how from_pod found where they go: its
      * destination cache, the tables (then cached), the tables with the cache bypassed. */
     uint64_t dest_cache_hits, dest_cache_misses, dest_cache_bypassed;
-    /* The distinct inner sources of decapsulated bursts checked against the config's
-     * static entries, by how from_uplink found the answer: its source cache, the config
-     * FDB (then cached), the config FDB with the cache bypassed. None without static
-     * entries. */
+    /* The distinct inner sources of decapsulated bursts, by how from_uplink found what
+     * each needs (its static entry, whether learning it again would change anything):
+     * its source cache, the tables (then cached), the tables with the cache bypassed.
+     * None with neither static entries nor learning. */
     uint64_t src_cache_hits, src_cache_misses, src_cache_bypassed;
     vfp_dp_port_stats ports[VFP_DP_MAX_PORTS];
     vfp_dp_vni_stats vnis[VFP_DP_MAX_VNIS];

@@ -243,9 +243,10 @@ export async function dpStats(o: ClientOpts & { interval?: number }): Promise<vo
   }
   const sh = dc.srcCacheHits ?? 0, sm = dc.srcCacheMisses ?? 0, sb = dc.srcCacheBypassed ?? 0;
   if (sh + sm + sb > 0) {
-    // Only with static FDB entries: each decapsulated frame's source is checked against them.
-    console.log(`source cache: ${sh} hits, ${sm} misses${sb ? `, ${sb} checked with it bypassed (peers sending from more MACs than it holds)` : ''}`
-      + ` — ${((100 * sh) / (sh + sm + sb)).toFixed(1)}% of decapsulated bursts' sources checked against the static entries from it`);
+    // What a decapsulated frame's source needs (the check against the static entries,
+    // learning) is kept per source: none of it with neither static entries nor learning.
+    console.log(`source cache: ${sh} hits, ${sm} misses${sb ? `, ${sb} with it bypassed (peers sending from more MACs than it holds)` : ''}`
+      + ` — ${((100 * sh) / (sh + sm + sb)).toFixed(1)}% of decapsulated bursts' sources answered from it`);
   }
 }
 

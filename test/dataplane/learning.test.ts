@@ -360,6 +360,44 @@ describe('a MAC that flaps between VTEPs within a burst', () => {
   });
 });
 
+// The workers remember, per source, that learning it again would change nothing (dp.c's
+// source cache): once a second, and only from the peer it was learned from.
+describe('a source a peer keeps sending from', () => {
+  it('moves at once when it comes from another peer, across bursts', () => {
+    const S = '02:00:00:00:79:02';
+    const frames = [...Array(64).fill(fromVtep('192.0.2.2', S)), ...Array(64).fill(fromVtep('192.0.2.3', S))];
+    const { dp, up } = replay(frames);
+    try {
+      dp.stop();
+      const c = dp.counters();
+      const cycles = Number(c.ports.get(up.slot)!.rxPkts) / frames.length;
+      expect(cycles).toBeGreaterThan(100);
+      // Two moves a cycle: to .3, back to .2; every other frame a refresh.
+      expect(c.engine.learnNew).toBe(1n);
+      expect(Math.abs(Number(c.engine.learnMoved) - 2 * cycles)).toBeLessThan(3);
+      expect(Math.abs(Number(c.engine.learnNew! + c.engine.learnMoved! + c.engine.learnRefresh!) - Number(c.ports.get(up.slot)!.rxPkts))).toBeLessThan(2 * frames.length);
+    } finally {
+      dp.stop();
+    }
+  });
+
+  it('is refreshed every second it sends, so it does not age out under its own traffic', () => {
+    const S = '02:00:00:00:79:03';
+    const { dp } = replay([fromVtep('192.0.2.2', S)], { ageSeconds: 1 });
+    try {
+      spin(3500); // past ageSeconds three times over
+      const learned = dp.learned().map((e) => `${e.mac} ${e.vtep}`);
+      dp.stop();
+      expect(learned).toEqual([`${S} 192.0.2.2`]);
+      const c = dp.counters();
+      expect(c.engine.learnNew, 'learned once: never aged out and learned again').toBe(1n);
+      expect(c.misc.aged ?? 0n).toBe(0n);
+    } finally {
+      dp.stop();
+    }
+  });
+});
+
 // A pod's workers remember where each destination went (native/worker/dp.c, the
 // destination cache); a learned entry that ages out must end that, with no new epoch.
 describe('a pod sending to a learned MAC while it ages out', () => {
@@ -493,10 +531,10 @@ describePrivileged('explain and the learned FDB, on a running data plane', { net
         return (c.drops.static_elsewhere ?? 0) > (before.drops.static_elsewhere ?? 0) && (c.drops.bad_src_mac ?? 0) > (before.drops.bad_src_mac ?? 0);
       }, 3000);
       expect((await learned()).map((e) => e.mac)).toEqual([B]);
-      // With a static entry in the config, every source is checked against it, and stats
-      // says how the workers' source cache answered.
+      // Every source is checked against the static entry and learned: stats says how the
+      // workers' source cache answered.
       const st = vfplane(['dataplane', 'stats', '--socket', dp.socket]);
-      expect(st.stdout).toMatch(/^source cache: \d+ hits, [1-9]\d* misses — [\d.]+% of decapsulated bursts' sources checked against the static entries from it$/m);
+      expect(st.stdout).toMatch(/^source cache: \d+ hits, [1-9]\d* misses — [\d.]+% of decapsulated bursts' sources answered from it$/m);
 
       // Learning off: B is still where frames for it go, and explain says so, until it ages.
       const cfg = JSON.parse(readFileSync(dp.config, 'utf8')) as Record<string, unknown>;
