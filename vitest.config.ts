@@ -19,6 +19,7 @@ const SERIAL = [
   'test/dataplane/dpdk-txoffload.test.ts',
   'test/dataplane/multiworker.test.ts',
   'test/dataplane/overlay-dpdk.test.ts',
+  'test/dataplane/topology-sweep.test.ts',
   'test/native/dpdk-env.test.ts',
   'test/native/io-afpacket.test.ts',
   'test/native/io-dpdk.test.ts',

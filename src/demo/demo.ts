@@ -2,14 +2,11 @@
 // of what happened (VFs, attachments, counters, Mpps), topology down — also on Ctrl-C,
 // SIGTERM or a failure half-way.
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Table from 'cli-table3';
 import { Topology } from './topology.js';
-import { destroySimIfMade } from '../sim/sim.js';
-import { pidAlive } from '../util/proc.js';
-import { netnsDel, netnsList } from '../net/ip.js';
 import { unavailable } from '../util/errors.js';
 import { countsText, printJson } from '../cli/output.js';
 import { interrupted, onInterrupt } from '../util/interrupt.js';
@@ -26,32 +23,6 @@ interface DemoOpts {
 const WORK_TAG = 'vfplane-demo-';
 const TCP_FLOOR_GBPS = 0.05; // 50 Mbit/s
 
-/** Removes what a killed demo left: its simulators and namespaces. */
-function sweep(): void {
-  for (const d of readdirSync(tmpdir())) {
-    const m = new RegExp(`^${WORK_TAG}(\\d+)$`).exec(d);
-    if (!m || pidAlive(Number(m[1]))) continue;
-    const dir = join(tmpdir(), d);
-    for (const n of existsSync(dir) ? readdirSync(dir) : []) {
-      try {
-        destroySimIfMade(join(dir, n, 'sys'));
-      } catch {
-        // best effort
-      }
-    }
-    const prefix = demoPrefix(Number(m[1]));
-    for (const name of netnsList()) {
-      if (!name.startsWith(`${prefix}-`)) continue;
-      try {
-        netnsDel(name);
-      } catch {
-        // gone meanwhile
-      }
-    }
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
-
 const demoPrefix = (pid: number) => `d${(pid % 1_679_616).toString(36)}`;
 
 function need(cmds: string[]): void {
@@ -65,7 +36,8 @@ function need(cmds: string[]): void {
 
 export async function runDemo(o: DemoOpts): Promise<void> {
   need(['ip', 'iperf3', 'ping', 'ethtool']);
-  sweep();
+  // What a killed demo left (its simulators, namespaces, data planes) is swept by the
+  // topology's up(), as any dead topology's.
   const say = (m: string) => {
     if (!o.json) process.stderr.write(`${m}\n`);
   };

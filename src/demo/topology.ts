@@ -2,13 +2,16 @@
 // plane, and pods that get VFs through vfplane-cni exactly as under Multus. Optionally a
 // third node that runs the kernel's vxlan device instead of vfplane. Used by
 // `vfplane demo` and the overlay end-to-end tests; everything it makes carries the
-// prefix and is removed by down(), also after a failure half-way through up().
+// prefix and is removed by down(), also after a failure half-way through up(). A process
+// killed before down() (SIGKILL, a closed pipe) leaves it all: the next topology to come
+// up on the host sweeps it (sweepDeadTopologies).
 //
 //   pod netns ─VF veth─ representor ─┐                       ┌─ representor ─VF veth─ pod netns
 //                           node A data plane ─ uplink ─┐ ┌─ uplink ─ node B data plane
 //                                                  underlay netns: bridge ── kernel node (vxlan)
 import { spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { isIP } from 'node:net';
 import { createSim, destroySimIfMade } from '../sim/sim.js';
@@ -19,7 +22,8 @@ import { request } from '../dataplane/control.js';
 import { packageRoot } from '../dataplane/native.js';
 import { spawnDataplane } from '../dataplane/spawn.js';
 import { systemError } from '../util/errors.js';
-import { ip, link, netnsAdd, netnsDel } from '../net/ip.js';
+import { ip, link, netnsAdd, netnsDel, netnsList } from '../net/ip.js';
+import { pidAlive } from '../util/proc.js';
 
 export interface NodeSpec {
   name: string; // one letter or word; part of netdev names
@@ -89,6 +93,77 @@ const dropNetns = (name: string) => {
 };
 const quiet = (cmd: string, args: string[]) => spawnSync(cmd, args, { stdio: 'ignore', timeout: 30_000 });
 
+/** Written into a topology's work directory before anything is made: whose it is, and
+ *  the prefix of everything it makes. */
+const MANIFEST = 'topology.json';
+
+/**
+ * Removes what topologies of processes that no longer exist left behind, for work
+ * directories directly under `under` (the temp directory by default): their data-plane
+ * daemons (found by the work directory in their command line), their simulated NICs,
+ * every namespace named with their prefix, and the directory. Returns the directories
+ * swept.
+ */
+export function sweepDeadTopologies(under = tmpdir()): string[] {
+  const swept: string[] = [];
+  let entries: string[] = [];
+  try {
+    entries = readdirSync(under);
+  } catch {
+    return swept;
+  }
+  // A work directory is a temp directory of its own, or one inside such (a test's).
+  const dirs = entries.flatMap((d) => {
+    const top = join(under, d);
+    try {
+      return [top, ...readdirSync(top).map((x) => join(top, x))];
+    } catch {
+      return [top];
+    }
+  });
+  for (const dir of dirs) {
+    let m: { pid: number; prefix: string };
+    try {
+      m = JSON.parse(readFileSync(join(dir, MANIFEST), 'utf8')) as { pid: number; prefix: string };
+    } catch {
+      continue; // not a topology's (or being written)
+    }
+    if (!Number.isInteger(m.pid) || typeof m.prefix !== 'string' || !m.prefix || pidAlive(m.pid)) continue;
+    for (const pid of processesNaming(dir)) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // gone meanwhile
+      }
+    }
+    for (const n of readdirSync(dir).filter((x) => x.startsWith('node-'))) {
+      try {
+        destroySimIfMade(join(dir, n, 'sys'));
+      } catch {
+        // best effort: what it could not remove stays named with the prefix
+      }
+    }
+    for (const name of netnsList()) if (name.startsWith(`${m.prefix}-`)) dropNetns(name);
+    rmSync(dir, { recursive: true, force: true });
+    swept.push(dir);
+  }
+  return swept;
+}
+
+/** Processes whose command line names something under `dir`. */
+function processesNaming(dir: string): number[] {
+  const out: number[] = [];
+  for (const p of readdirSync('/proc')) {
+    if (!/^\d+$/.test(p)) continue;
+    try {
+      if (readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0').some((a) => a.startsWith(`${dir}/`))) out.push(Number(p));
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return out;
+}
+
 export class Topology {
   readonly nodes = new Map<string, Node>();
   readonly pods = new Map<string, Pod>();
@@ -121,7 +196,9 @@ export class Topology {
   /** Builds the underlay, the nodes' simulated NICs, their data planes and the kernel node. */
   async up(): Promise<void> {
     const { prefix, workDir, log } = this.o;
+    sweepDeadTopologies();
     mkdirSync(workDir, { recursive: true });
+    writeFileSync(join(workDir, MANIFEST), JSON.stringify({ pid: process.pid, prefix }));
     this.netnsAdd(this.underlay);
     ip(['link', 'add', 'br0', 'type', 'bridge', ...(this.o.snooping ? ['mcast_snooping', '1'] : [])], this.underlay);
     // The bridge forwards multicast by its table only once a querier is active, and its

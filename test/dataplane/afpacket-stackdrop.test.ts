@@ -3,12 +3,13 @@
 // interface gets none (the kernel answers no ping there), and the drop goes away with
 // the port (its tcx link stays on the netdev for the next port, switched off). The
 // kernel's own ICMP stack is the witness on both sides.
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { DataPlane } from '../../src/dataplane/dp.js';
 import { resolveTunnel } from '../../src/packet/config.js';
 import { parseIp, parseMac } from '../../src/util/addr.js';
+import { moduleChild } from '../helpers/child.js';
 import { ROOT } from '../helpers/cli.js';
 import { ifname, Netns, vethPair } from '../helpers/netns.js';
 import { describePrivileged } from '../helpers/privileged.js';
@@ -90,22 +91,14 @@ describePrivileged('afpacket port: the host stack gets no copy with stackDrop', 
       const up = dp.openPort('afpacket', { ifname: ${JSON.stringify(p)}, netns: ${JSON.stringify(`/run/netns/${n.name}`)}, stackDrop: 1 }, 'uplink');
       console.log(JSON.stringify(dp.backendCounters(up.slot)));
       setInterval(() => { dp.backendCounters(up.slot); }, 1000);`;
-    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'pipe'] });
-    const closed = new Promise((res) => child.on('close', res));
+    const child = await moduleChild(script);
     try {
-      let out = '', err = '';
-      child.stderr.on('data', (d) => { err += d; });
-      await new Promise<void>((res, rej) => {
-        child.stdout.on('data', (d) => { out += d; if (out.includes('\n')) res(); });
-        child.on('close', (code) => rej(new Error(`child exited ${code}: ${err}`)));
-      });
-      expect(JSON.parse(out).stackDrop).toBe(true);
+      expect(JSON.parse(child.line).stackDrop).toBe(true);
       // Past the child's first collections too: the drop holds while the process lives.
       await new Promise((r) => setTimeout(r, 1500));
       expect(ping(3)).toBe(0);
     } finally {
-      child.kill('SIGKILL');
-      await closed;
+      await child.kill();
     }
     expect(ping()).toBeGreaterThanOrEqual(3);
   });
