@@ -105,7 +105,10 @@ describePrivileged('a port whose netdev goes down', { netns: true }, () => {
         code = existsSync(socket) ? vfplane(['dataplane', 'status', '--socket', socket]).code : 1;
       }
       expect(code, dp.log()).toBe(0);
-      expect(dp.log()).toContain(`control socket ${socket} was removed while the data plane ran; listening on it again`);
+      // Said once it listens again: a CLI call may get in before the line reaches the log.
+      const said = `control socket ${socket} was removed while the data plane ran; listening on it again`;
+      for (let i = 0; i < 30 && !dp.log().includes(said); i++) await new Promise((r) => setTimeout(r, 100));
+      expect(dp.log()).toContain(said);
       expect(statSync(socket).mode & 0o777).toBe(0o600);
       held.write('{"op":"status"}\n');
       const line = await new Promise<string>((r) => held.once('data', (b) => r(String(b))));
