@@ -507,9 +507,9 @@ static inline void count_learn(vfp_stats *st, int r) {
     }
 }
 
-void vfp_fdb__learn_bulk(vfp_fdb *f, const uint32_t *vnis, const uint8_t *const *macs,
-                         const uint8_t *families, const uint8_t *const *vteps, uint16_t n,
-                         uint32_t now, vfp_stats *st) {
+uint16_t vfp_fdb__learn_bulk(vfp_fdb *f, const uint32_t *vnis, const uint8_t *const *macs,
+                             const uint8_t *families, const uint8_t *const *vteps, uint16_t n,
+                             uint32_t now, vfp_stats *st) {
     uint64_t keys[VFP_MAX_BURST];
     uint32_t b1[VFP_MAX_BURST], b2[VFP_MAX_BURST], hs[VFP_MAX_BURST];
     fdb_bucket *B = f->buckets;
@@ -536,12 +536,14 @@ void vfp_fdb__learn_bulk(vfp_fdb *f, const uint32_t *vnis, const uint8_t *const 
      * would only rewrite the same stamp. */
     int last = -1, last_r = 0;
     uint64_t refreshed = 0;
+    uint16_t learned = 0; /* entries now learned at their VTEP, stamped now */
     for (uint16_t i = 0; i < n; i++) {
         if (!vfp_mac__learnable(macs[i])) continue; /* group or zero source MAC: nothing to learn */
         const uint16_t tm = make_tag(vnis[i]);
         if (last >= 0 && keys[i] == keys[last] && tm == make_tag(vnis[last]) &&
             families[i] == families[last] && memcmp(vteps[i], vteps[last], 16) == 0) {
             count_learn(st, last_r == VFP_LEARN_STATIC ? VFP_LEARN_STATIC : VFP_LEARN_REFRESH);
+            learned += last_r != VFP_LEARN_STATIC;
             continue;
         }
         /* The common case inline: a learned entry that already points at this VTEP,
@@ -585,6 +587,7 @@ void vfp_fdb__learn_bulk(vfp_fdb *f, const uint32_t *vnis, const uint8_t *const 
                         fire_hook(f, vnis[i], macs[i], families[i], vteps[i], VFP_LEARN_REFRESH);
                 }
                 refreshed++;
+                learned++;
                 last = i;
                 last_r = VFP_LEARN_REFRESH;
                 continue;
@@ -601,11 +604,13 @@ void vfp_fdb__learn_bulk(vfp_fdb *f, const uint32_t *vnis, const uint8_t *const 
         if (r > 0) {
             last = i;
             last_r = r;
+            learned += r != VFP_LEARN_STATIC;
         } else {
             last = -1;
         }
     }
     if (st) st->learn_refresh += refreshed;
+    return learned;
 }
 
 int vfp_fdb__get(const vfp_fdb *f, uint32_t vni, const uint8_t mac[6], vfp_fdb_entry_info *out) {

@@ -71,10 +71,12 @@ int vfp_fdb__learn(vfp_fdb *f, uint32_t vni, const uint8_t mac[6], const vfp_add
                    uint32_t now);
 /* The packet-path form used by decap: learns (vnis[i], macs[i]) → (families[i],
  * vteps[i], 16 bytes, IPv4 zero-padded) for i in [0, n), n ≤ VFP_MAX_BURST, hashing and
- * prefetching every key first. Results are counted into st (learn_*) when not NULL. */
-void vfp_fdb__learn_bulk(vfp_fdb *f, const uint32_t *vnis, const uint8_t *const *macs,
-                         const uint8_t *families, const uint8_t *const *vteps, uint16_t n,
-                         uint32_t now, vfp_stats *st);
+ * prefetching every key first. Results are counted into st (learn_*) when not NULL.
+ * Returns how many of the n are now learned entries at their VTEP stamped `now` (new,
+ * moved or refreshed): n unless some were ignored, static or did not fit. */
+uint16_t vfp_fdb__learn_bulk(vfp_fdb *f, const uint32_t *vnis, const uint8_t *const *macs,
+                             const uint8_t *families, const uint8_t *const *vteps, uint16_t n,
+                             uint32_t now, vfp_stats *st);
 
 /* Called by vfp_fdb__learn_bulk (the packet path only, never vfp_fdb__learn) when it
  * learns a new entry (VFP_LEARN_NEW), moves one to another VTEP (VFP_LEARN_MOVED), or

@@ -1183,7 +1183,7 @@ static void from_uplink(worker *w, vfp_pkt **pk, uint16_t n, uint64_t now, uint3
     uint32_t l_vni[VFP_MAX_BURST];
     uint8_t l_macb[VFP_MAX_BURST][6], l_vtepb[VFP_MAX_BURST][16], l_fam[VFP_MAX_BURST];
     const uint8_t *l_mac[VFP_MAX_BURST], *l_vtep[VFP_MAX_BURST];
-    uint64_t l_ck[VFP_MAX_BURST]; /* each one's source cache key */
+    uint16_t l_u[VFP_MAX_BURST]; /* each one's distinct source (its cache key: u_key) */
     int16_t l_peer[VFP_MAX_BURST];
     uint16_t nl = 0;
     /* A frame with the source and VTEP of the last one queued to learn, or whose source
@@ -1210,7 +1210,6 @@ static void from_uplink(worker *w, vfp_pkt **pk, uint16_t n, uint64_t now, uint3
     uint32_t t_vni[VFP_MAX_BURST];
     const uint8_t *t_src[VFP_MAX_BURST];
     uint16_t t_u[VFP_MAX_BURST], t_idx[VFP_MAX_BURST];
-    uint64_t t_key[VFP_MAX_BURST];
     uint16_t nt = 0, hits = 0, misses = 0;
     /* Only a config with static entries has anything to check, and one that learns
      * anything to learn: with neither, no cache. */
@@ -1265,7 +1264,6 @@ static void from_uplink(worker *w, vfp_pkt **pk, uint16_t n, uint64_t now, uint3
                 } else if (check) { /* cached once its answer is known, below */
                     t_vni[nt] = p->vni;
                     t_src[nt] = src;
-                    t_key[nt] = key;
                     t_u[nt++] = nu;
                 } else { /* no static entries: the answer is none */
                     *e = (scache_e){ .key = key, .gen = sgen, .sidx = VFP_FDB_NO_VTEP, .lpeer = -1 };
@@ -1286,8 +1284,9 @@ static void from_uplink(worker *w, vfp_pkt **pk, uint16_t n, uint64_t now, uint3
         if (nt) {
             vfp_fdb__lookup_bulk(c->fdb, t_vni, t_src, nt, t_idx);
             for (uint16_t t = 0; t < nt; t++) {
+                const uint64_t key = u_key[t_u[t]];
                 u_idx[t_u[t]] = t_idx[t];
-                w->scache[dcache_slot(t_key[t])] = (scache_e){ .key = t_key[t], .gen = sgen, .sidx = t_idx[t], .lpeer = -1 };
+                w->scache[dcache_slot(key)] = (scache_e){ .key = key, .gen = sgen, .sidx = t_idx[t], .lpeer = -1 };
             }
         }
     } else if (cached) {
@@ -1356,7 +1355,7 @@ static void from_uplink(worker *w, vfp_pkt **pk, uint16_t n, uint64_t now, uint3
                  * learned (it may move it): not for the rest of the burst either. */
                 if (e) e->lpeer = -1;
                 l_last_key = u;
-                l_ck[nl] = u_key[u];
+                l_u[nl] = u;
                 l_peer[nl] = (int16_t)last_peer;
                 l_vni[nl] = p->vni;
                 memcpy(l_macb[nl], src, 6);
@@ -1396,22 +1395,18 @@ static void from_uplink(worker *w, vfp_pkt **pk, uint16_t n, uint64_t now, uint3
             tx_push(w, c->local_ports[v->local_off + k], q);
         }
     }
-    if (nl) {
-        vfp_stats *es = &w->st->engine;
-        const uint64_t before = es->learn_new + es->learn_refresh + es->learn_moved;
-        vfp_fdb__learn_bulk(lf, l_vni, l_mac, l_fam, l_vtep, nl, now_s, es);
-        /* Each one now in the learned FDB at its peer, stamped this second (unless one
-         * could not be learned: a full table, …), so until the FDB changes or the second
-         * ends, learning it again from that peer is a no-op. */
-        if (use_sc && es->learn_new + es->learn_refresh + es->learn_moved - before == nl) {
-            const uint32_t v = vfp_fdb__version(lf);
-            for (uint16_t j = 0; j < nl; j++) {
-                scache_e *e = &w->scache[dcache_slot(l_ck[j])];
-                if (e->key != l_ck[j] || e->gen != sgen) continue; /* evicted by another of the burst */
-                e->lpeer = l_peer[j];
-                e->lsec = now_s;
-                e->lver = v;
-            }
+    /* Each one now in the learned FDB at its peer, stamped this second (unless one could
+     * not be learned: a full table, …), so until the FDB changes or the second ends,
+     * learning it again from that peer is a no-op. */
+    if (nl && vfp_fdb__learn_bulk(lf, l_vni, l_mac, l_fam, l_vtep, nl, now_s, &w->st->engine) == nl && use_sc) {
+        const uint32_t v = vfp_fdb__version(lf);
+        for (uint16_t j = 0; j < nl; j++) {
+            const uint64_t key = u_key[l_u[j]];
+            scache_e *e = &w->scache[dcache_slot(key)];
+            if (e->key != key || e->gen != sgen) continue; /* evicted by another of the burst */
+            e->lpeer = l_peer[j];
+            e->lsec = now_s;
+            e->lver = v;
         }
     }
     w->st->engine.learn_refresh += l_repeats;

@@ -381,6 +381,26 @@ describe('a source a peer keeps sending from', () => {
     }
   });
 
+  it('a source the full table could not take is tried again with each frame, not taken for learned', () => {
+    const srcs = Array.from({ length: 1024 }, (_, k) => `02:03:00:00:${((k >> 8) & 0xff).toString(16).padStart(2, '0')}:${(k & 0xff).toString(16).padStart(2, '0')}`);
+    const dp = new DataPlane({ workers: 1, learnCapacity: 16 });
+    try {
+      const up = dp.openPort('memory-gen', { frames: srcs.map((x) => fromVtep('192.0.2.2', x)) }, 'uplink');
+      const pod = dp.openPort('memory-sink', {}, 'pod0');
+      dp.commit({ ...base, uplink: up.slot, atts: [{ port: pod.slot, vni: 100, mac: mac(POD) }] });
+      spin(300);
+      dp.stop();
+      const c = dp.counters();
+      const rx = c.ports.get(up.slot)!.rxPkts;
+      expect(rx).toBeGreaterThan(100_000n);
+      // Most sources never fit: every one of their frames counts learnFull.
+      expect(c.engine.learnFull! * 10n).toBeGreaterThan(rx * 9n);
+      expect(c.engine.learnNew! + c.engine.learnRefresh! + c.engine.learnFull!).toBe(rx);
+    } finally {
+      dp.stop();
+    }
+  });
+
   it('is refreshed every second it sends, so it does not age out under its own traffic', () => {
     const S = '02:00:00:00:79:03';
     const { dp } = replay([fromVtep('192.0.2.2', S)], { ageSeconds: 1 });
