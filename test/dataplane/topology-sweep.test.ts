@@ -3,7 +3,8 @@
 // processes left, by the manifest each writes into its work directory. Here a child
 // brings one up (a simulated NIC, namespaces, a data-plane daemon) and is killed; the
 // sweep must leave nothing of it on the host, and nothing of a live one.
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, expect, it } from 'vitest';
@@ -15,18 +16,13 @@ import { describePrivileged } from '../helpers/privileged.js';
 
 const prefix = `s${(process.pid % 46656).toString(36)}`;
 
-/** Processes whose command line names something under dir. */
+/** Processes whose command line names something under dir, as pgrep(1) finds them. */
 function naming(dir: string): number[] {
-  return readdirSync('/proc').filter((p) => /^\d+$/.test(p)).filter((p) => {
-    try {
-      return readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0').some((a) => a.startsWith(`${dir}/`));
-    } catch {
-      return false;
-    }
-  }).map(Number);
+  const r = spawnSync('pgrep', ['-f', `${dir}/`], { encoding: 'utf8' });
+  return r.stdout.split('\n').filter(Boolean).map(Number);
 }
 
-describePrivileged('a topology whose process was killed', { netns: true, commands: ['ip'] }, () => {
+describePrivileged('a topology whose process was killed', { netns: true, commands: ['ip', 'pgrep'] }, () => {
   const live = mkdtempSync(join(tmpdir(), 'vfplane-sweep-live-'));
   let work = '';
 

@@ -12,6 +12,10 @@ export function csum16(bytes: Uint8Array, start = 0, end = bytes.length, initial
 const put16 = (b: Uint8Array, o: number, v: number) => { b[o] = v >> 8; b[o + 1] = v & 0xff; };
 export const macBytes = (m: string) => Uint8Array.from(m.split(':').map((h) => parseInt(h, 16)));
 export const ip4Bytes = (a: string) => Uint8Array.from(a.split('.').map(Number));
+/** n distinct unicast MACs 02:<tag>:00:00:hh:ll (n ≤ 65536), for tests that spread
+ *  traffic over many stations. */
+export const macSeq = (tag: number, n: number): string[] =>
+  Array.from({ length: n }, (_, k) => `02:${tag.toString(16).padStart(2, '0')}:00:00:${((k >> 8) & 0xff).toString(16).padStart(2, '0')}:${(k & 0xff).toString(16).padStart(2, '0')}`);
 
 function eth(dst: string, src: string, type: number, payload: Uint8Array, vlan?: number): Uint8Array {
   const tag = vlan === undefined ? 0 : 4;
