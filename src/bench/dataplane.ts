@@ -57,9 +57,13 @@ const UPLINK_MAC = '02:00:00:00:01:02';
 /** With --learn, decap's static entries start here: none of them is a sender. */
 const OTHERS = 1 << 28;
 
-/** The MAC of FDB entry k (destinations are entries 0 … dests-1): 02:01:kk:kk:kk:kk. */
+/** The MAC of FDB entry k (destinations are entries 0 … dests-1): 02:01 and k multiplied
+ *  by an odd constant mod 2^32, so distinct k give distinct MACs spread as a node's random
+ *  ones are (sequential MACs fall into a hash table's slots unrealistically evenly, which
+ *  hid the direct-mapped destination cache's collisions). */
 export function entryMac(k: number): Uint8Array {
-  return Uint8Array.of(0x02, 0x01, (k >>> 24) & 0xff, (k >>> 16) & 0xff, (k >>> 8) & 0xff, k & 0xff);
+  const x = Math.imul(k, 0x9e3779b1) >>> 0;
+  return Uint8Array.of(0x02, 0x01, (x >>> 24) & 0xff, (x >>> 16) & 0xff, (x >>> 8) & 0xff, x & 0xff);
 }
 
 /** 64-byte IPv4/UDP frames over 256 flows whose destination MACs cycle through the first
