@@ -35,6 +35,10 @@ export interface DataplaneCell {
   mpps: number;
   nsPerPacket: number;
   trialsMpps: number[];
+  /** The share of the worker's cache lookups that hit, over the whole run (warm-up
+   *  included): the destination cache (encap) or the source cache (decap); bypassed
+   *  lookups count as not hit. */
+  cacheHitRate: number;
 }
 
 export interface DataplaneBenchResult {
@@ -125,6 +129,7 @@ export async function runDataplaneBench(o: DataplaneBenchOptions): Promise<Datap
       // Room for every sender, with the slack a hash table wants.
       const dp = new DataPlane({ workers: 1, cpus: [o.cpu], idleSpins: 0, ...(learning ? { learnCapacity: Math.max(65536, 2 * dests) } : {}) });
       let trials: number[] = [];
+      let cacheHitRate = 0;
       try {
         const enc = op === 'encap';
         const pod = dp.openPort(enc ? 'memory-gen' : 'memory-sink', enc ? { frames: destFrames(dests) } : {}, 'pod');
@@ -142,6 +147,10 @@ export async function runDataplaneBench(o: DataplaneBenchOptions): Promise<Datap
         // (a destination the FDB missed) or a drop (a source a static entry puts
         // elsewhere…) means the bench measured something else.
         const c = dp.counters();
+        const cache = enc ? 'dest' : 'src';
+        const count = (k: 'Hits' | 'Misses' | 'Bypassed') => Number(c.misc[`${cache}Cache${k}`] ?? 0n);
+        const lookups = count('Hits') + count('Misses') + count('Bypassed');
+        cacheHitRate = lookups > 0 ? count('Hits') / lookups : 0;
         const v = c.vnis.get(o.vni);
         const done = enc ? v?.encapPkts : v?.decapPkts;
         if (!v || v.floodPkts !== 0n || v.drops !== 0n || !done) {
@@ -157,7 +166,7 @@ export async function runDataplaneBench(o: DataplaneBenchOptions): Promise<Datap
         dp.stop();
       }
       const mpps = median(trials);
-      cells.push({ op, dests, fdbEntries: entries, mpps, nsPerPacket: mpps > 0 ? 1e3 / mpps : Infinity, trialsMpps: trials });
+      cells.push({ op, dests, fdbEntries: entries, mpps, nsPerPacket: mpps > 0 ? 1e3 / mpps : Infinity, trialsMpps: trials, cacheHitRate });
     }
   }
   const growth = o.ops.flatMap((op) => o.dests.map((d) => {
@@ -175,11 +184,11 @@ export async function runDataplaneBench(o: DataplaneBenchOptions): Promise<Datap
 export async function renderDataplane(r: DataplaneBenchResult, command: string): Promise<string> {
   const { default: Table } = await import('cli-table3');
   const sizes = [...new Set(r.cells.map((c) => c.fdbEntries))];
-  const t = new Table({ head: ['op', 'remote MACs', ...sizes.map((s) => `FDB ${s}: Mpps (ns/pkt)`), 'ns/pkt growth'], style: { head: [], border: [] } });
+  const t = new Table({ head: ['op', 'remote MACs', ...sizes.map((s) => `FDB ${s}: Mpps (ns/pkt, cache hits)`), 'ns/pkt growth'], style: { head: [], border: [] } });
   for (const g of r.growth) {
     const row = sizes.map((s) => {
       const c = r.cells.find((x) => x.op === g.op && x.dests === g.dests && x.fdbEntries === s)!;
-      return `${c.mpps.toFixed(2)} (${c.nsPerPacket.toFixed(1)})`;
+      return `${c.mpps.toFixed(2)} (${c.nsPerPacket.toFixed(1)}, ${(c.cacheHitRate * 100).toFixed(1)}%)`;
     });
     t.push([g.op, `${g.dests} ${g.op === 'encap' ? 'destination' : 'source'}${g.dests === 1 ? '' : 's'}`, ...row, sizes.length > 1 ? `${g.growth >= 0 ? '+' : ''}${(g.growth * 100).toFixed(1)}%` : '–']);
   }
@@ -189,6 +198,7 @@ export async function renderDataplane(r: DataplaneBenchResult, command: string):
       ? 'encap: the destinations are static FDB entries (behind the one peer) among the FDB\'s; decap: the senders are learned (the FDB\'s static entries are other MACs, each sender checked against them first)'
       : 'the remote MACs are static FDB entries (behind the one peer) among the FDB\'s; learning off'}`,
     t.toString(),
+    'cache hits: of the worker\'s destination (encap) or source (decap) cache lookups over the run, bypassed ones counted as misses',
     `command: ${command}`,
     '',
   ].join('\n');
