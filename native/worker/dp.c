@@ -225,20 +225,17 @@ struct hring;
 /* The destination cache of from_pod: (source port, destination MAC) → what
  * resolve_dests decided, for the destinations a pod keeps sending to across bursts. An
  * entry holds while its gen is the worker's, which moves on whenever an answer may
- * have: a new epoch, or a change to the learned FDB (vfp_fdb__version). Four ways a set,
- * the set's four 16-byte entries one cache line: keys that share a set keep their
- * entries until more than four of them are in play (direct-mapped, the same 4,096
- * entries missed a tenth of the lookups of 1,000 random MACs cycled, and one burst of
- * 32 random MACs in nine has two that share a slot). A miss takes the way that holds
- * the key in an old gen, else one no longer valid, else the next of a per-worker
- * rotation (LRU would write the line on every hit). The price: a hit's way is no
- * longer predictable, and a pod cycling through 3,000 destinations pays for the
- * mispredictions more than the misses saved (bench dataplane: 29 ns a packet against
- * 26 direct-mapped; 32 to 2,000 destinations 1–4 ns faster). */
-#define DCACHE_BITS 12
+ * have: a new epoch, or a change to the learned FDB (vfp_fdb__version). Direct-mapped,
+ * one 16-byte entry per slot, 8,192 slots (128 KiB; the source cache's 256 KiB): with
+ * 4,096, a tenth of 1,000 random MACs cycled shared a slot with another and missed
+ * every time round. Four-way sets of 4,096 (one line a set) held 2,000 of them and were
+ * faster up to there, but slower from 3,000 on (29 ns a packet against 26, 35 against
+ * 27 at 5,000): which way holds a key is unpredictable, and the mispredictions cost more
+ * than the misses saved. Doubling the slots kept the branch and gained at every size
+ * measured (docs/notes.md, the twenty-third session). */
+#define DCACHE_BITS 13
 #define DCACHE_SIZE (1u << DCACHE_BITS) /* entries, in each cache */
 #define DCACHE_SKIP 16
-#define DC_WAYS 4
 typedef struct dcache_e {
     uint64_t key;  /* MAC (48 bits, vfp_mac48) | source port << 48 */
     uint32_t gen;  /* 0: never valid */
@@ -248,25 +245,7 @@ typedef struct dcache_e {
 } dcache_e;
 _Static_assert(sizeof(dcache_e) == 16, "a destination cache entry is 16 bytes");
 
-/* The first entry of key's set. */
-static inline uint32_t dc_set(uint64_t key) {
-    return (uint32_t)((key * 0x9e3779b97f4a7c15ull) >> (64 - DCACHE_BITS + 2)) * DC_WAYS;
-}
-static inline const dcache_e *dc_find(const dcache_e *c, uint64_t key, uint32_t gen) {
-    const dcache_e *s = &c[dc_set(key)];
-    for (uint32_t k = 0; k < DC_WAYS; k++)
-        if (s[k].key == key && s[k].gen == gen) return &s[k];
-    return NULL;
-}
-static inline dcache_e *dc_victim(dcache_e *c, uint64_t key, uint32_t gen, uint32_t *rr) {
-    dcache_e *s = &c[dc_set(key)];
-    for (uint32_t k = 0; k < DC_WAYS; k++)
-        if (s[k].key == key) return &s[k];
-    for (uint32_t k = 0; k < DC_WAYS; k++)
-        if (s[k].gen != gen) return &s[k];
-    return &s[(*rr)++ & (DC_WAYS - 1)];
-}
-_Static_assert(DC_WAYS == 4, "dc_set's shift assumes four ways");
+static inline uint32_t dcache_slot(uint64_t key) { return (uint32_t)((key * 0x9e3779b97f4a7c15ull) >> (64 - DCACHE_BITS)); }
 
 /* The source cache of from_uplink: (VNI slot, inner source MAC) → what the burst's
  * passes would otherwise work out again for a source a peer keeps sending from: the
@@ -283,8 +262,6 @@ typedef struct scache_e {
     uint64_t pad;
 } scache_e;
 _Static_assert(sizeof(scache_e) == 32, "a source cache entry is 32 bytes");
-/* Direct-mapped: 2-way sets (two entries a line) were tried and measured no faster. */
-static inline uint32_t scache_slot(uint64_t key) { return (uint32_t)((key * 0x9e3779b97f4a7c15ull) >> (64 - DCACHE_BITS)); }
 
 /* Ends every entry of a cache of DCACHE_SIZE entries at once: the next gen. */
 static void cache_next_gen(void *cache, size_t entry, uint32_t *gen) {
@@ -311,7 +288,6 @@ typedef struct worker {
     uint32_t dc_lver;       /* the learned FDB's version the entries of dc_gen were made at */
     uint64_t dc_epoch;      /* the epoch they were made in */
     uint16_t dc_skip;       /* pod bursts left that bypass the cache (it was missing) */
-    uint32_t dc_rr;         /* the rotation that picks a full set's victim */
     /* The source cache (scache_e): an entry holds while sc_gen is the one made in the
      * current epoch (the config FDB and the peers are the epoch's, immutable); its
      * learning half also while the learned FDB's version is the one it names. Same
@@ -1058,8 +1034,8 @@ static void from_pod(worker *w, uint16_t port, vfp_pkt **pk, uint16_t n, uint64_
         const uint64_t key = vfp_mac48(dst);
         if (key != last) {
             last = key;
-            const dcache_e *e = use_dc ? dc_find(w->dcache, key | pkey, gen) : NULL;
-            if (e) {
+            const dcache_e *e = &w->dcache[dcache_slot(key | pkey)];
+            if (use_dc && e->key == (key | pkey) && e->gen == gen) {
                 kind[nu] = e->kind;
                 pr[nu] = (int16_t)e->val;
                 lport[nu] = e->val;
@@ -1083,7 +1059,7 @@ static void from_pod(worker *w, uint16_t port, vfp_pkt **pk, uint16_t n, uint64_
         for (uint16_t t = 0; use_dc && t < nt; t++) {
             const uint16_t u = todo[t];
             const uint64_t k = vfp_mac48(dmac[u]) | pkey;
-            dcache_e *e = dc_victim(w->dcache, k, gen, &w->dc_rr);
+            dcache_e *e = &w->dcache[dcache_slot(k)];
             e->key = k;
             e->gen = gen;
             e->kind = kind[u];
@@ -1287,7 +1263,7 @@ static void from_uplink(worker *w, vfp_pkt **pk, uint16_t n, uint64_t now, uint3
             const uint64_t key = k | (uint64_t)v->slot << 48;
             u_key[nu] = key;
             if (use_sc) {
-                scache_e *e = &w->scache[scache_slot(key)];
+                scache_e *e = &w->scache[dcache_slot(key)];
                 if (e->key == key && e->gen == sgen) {
                     u_idx[nu] = e->sidx;
                     hits++;
@@ -1316,7 +1292,7 @@ static void from_uplink(worker *w, vfp_pkt **pk, uint16_t n, uint64_t now, uint3
             for (uint16_t t = 0; t < nt; t++) {
                 const uint64_t key = u_key[t_u[t]];
                 u_idx[t_u[t]] = t_idx[t];
-                w->scache[scache_slot(key)] = (scache_e){ .key = key, .gen = sgen, .sidx = t_idx[t], .lpeer = -1 };
+                w->scache[dcache_slot(key)] = (scache_e){ .key = key, .gen = sgen, .sidx = t_idx[t], .lpeer = -1 };
             }
         }
     } else if (cached) {
@@ -1373,7 +1349,7 @@ static void from_uplink(worker *w, vfp_pkt **pk, uint16_t n, uint64_t now, uint3
                 last_peer = peer_find(c, &from);
             }
             const uint16_t u = skey[i];
-            scache_e *e = use_sc ? &w->scache[scache_slot(u_key[u])] : NULL;
+            scache_e *e = use_sc ? &w->scache[dcache_slot(u_key[u])] : NULL;
             if (e && (e->key != u_key[u] || e->gen != sgen)) e = NULL;
             if (last_peer >= 0 && same_from && u == l_last_key) {
                 l_repeats++;
@@ -1432,7 +1408,7 @@ static void from_uplink(worker *w, vfp_pkt **pk, uint16_t n, uint64_t now, uint3
         const uint32_t v = vfp_fdb__version(lf);
         for (uint16_t j = 0; j < nl; j++) {
             const uint64_t key = u_key[l_u[j]];
-            scache_e *e = &w->scache[scache_slot(key)];
+            scache_e *e = &w->scache[dcache_slot(key)];
             if (e->key != key || e->gen != sgen) continue; /* evicted by another of the burst */
             e->lpeer = l_peer[j];
             e->lsec = now_s;

@@ -18,11 +18,10 @@ describe('vfplane bench dataplane', () => {
     for (const c of j.cells) {
       expect(c.mpps).toBeGreaterThan(0.1); // the bench itself refuses a run that flooded or dropped
       expect(c.nsPerPacket).toBeCloseTo(1e3 / c.mpps, 6);
-      // One or 32 remote MACs stay in the worker's cache, the tables answering each once:
-      // the destination cache's sets of four hold them all; the source cache is
-      // direct-mapped, and two pairs of these 32 senders share a slot (4 of 32 miss).
+      // One or 32 remote MACs stay in the worker's cache (direct-mapped: one pair of these
+      // 32 destinations shares a slot, and misses every time round).
       expect(c.cacheHitRate).toBeLessThan(1);
-      expect(c.cacheHitRate).toBeGreaterThan(c.op === 'encap' || c.dests === 1 ? 0.99 : 0.85);
+      expect(c.cacheHitRate).toBeGreaterThan(c.dests === 1 ? 0.99 : 0.9);
     }
     expect(j.growth.map((g: { op: string; dests: number }) => `${g.op} ${g.dests}`)).toEqual(['encap 1', 'encap 32', 'decap 1', 'decap 32']);
     expect(j.command).toBe('vfplane bench dataplane --dests 1,32 --fdb-sizes 64,4096 --trials 1 --duration 50 --json');

@@ -155,7 +155,7 @@ describe('data plane on memory ports', () => {
     }
   });
 
-  // More destinations than the cache's 4096 entries: every lookup misses, so the worker
+  // More destinations than the cache's 8192 entries: most lookups miss, so the worker
   // stops asking it for a while, and says so; its frames still go where they should.
   it('bypasses the destination cache for a pod spreading over more destinations than it holds', () => {
     const dp = new DataPlane({ workers: 1 });
@@ -177,8 +177,8 @@ describe('data plane on memory ports', () => {
       expect(rx).toBeGreaterThan(100_000n);
       expect(m.destCacheHits! + m.destCacheMisses! + m.destCacheBypassed!).toBe(rx); // every frame a new destination
       expect(m.destCacheBypassed!).toBeGreaterThan(rx / 2n); // 16 bursts bypassed for each that tried
-      // The bursts that try it find at most the quarter of the destinations it holds.
-      expect(m.destCacheHits!).toBeLessThan(rx / 10n);
+      // The bursts that try it find at most the half of the destinations it holds.
+      expect(m.destCacheHits!).toBeLessThan(rx / 4n);
       // Half the destinations behind each peer, none flooded.
       expect(c.vnis.get(100)!.floodPkts).toBe(0n);
       const two = Number(c.peers.get('192.0.2.2')!.encapPkts), three = Number(c.peers.get('192.0.2.3')!.encapPkts);
@@ -188,9 +188,9 @@ describe('data plane on memory ports', () => {
     }
   });
 
-  // A thousand destinations in play fit the cache: its sets of four ways keep the keys
-  // that share a set (direct-mapped, the same 4096 entries lost ~4% of these lookups to
-  // two keys evicting each other every round). Each is answered by the tables once.
+  // A thousand destinations in play fit the cache: none of these shares a slot with
+  // another (with 4096 slots, ~4% of these lookups missed every round, two keys evicting
+  // each other). Each is answered by the tables once.
   it('keeps a thousand destinations cached: the tables answer each one once', () => {
     const dp = new DataPlane({ workers: 1 });
     try {

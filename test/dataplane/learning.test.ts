@@ -201,7 +201,7 @@ describe('what the data plane takes from the underlay', () => {
     }
   });
 
-  // More sources than the cache's 4096 entries: the worker stops asking it for a while,
+  // More sources than the cache's 8192 entries: the worker stops asking it for a while,
   // and the static check still gives every frame its own answer.
   it('bypasses the source cache for more sources than it holds, each still checked', () => {
     const n = 16384;
@@ -223,7 +223,8 @@ describe('what the data plane takes from the underlay', () => {
       expect(rx).toBeGreaterThan(100_000n);
       expect(m.srcCacheHits! + m.srcCacheMisses! + m.srcCacheBypassed!).toBe(rx); // every frame a new source
       expect(m.srcCacheBypassed!).toBeGreaterThan(rx / 2n);
-      expect(m.srcCacheHits!).toBeLessThan(rx / 100n);
+      // The bursts that try it find at most the half of the sources it holds.
+      expect(m.srcCacheHits!).toBeLessThan(rx / 4n);
       const del = Number(c.ports.get(pod.slot)!.txPkts), drop = Number(c.drops.static_elsewhere ?? 0n);
       expect(del + drop).toBe(Number(rx));
       expect(Math.abs(del - drop)).toBeLessThanOrEqual(1);
