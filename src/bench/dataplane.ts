@@ -25,6 +25,8 @@ export interface DataplaneBenchOptions {
   /** Decap learns the peer's senders (the static entries are then other MACs), as on an
    *  overlay without a controller; encap is unchanged. */
   learn?: boolean;
+  /** How the frames spread over the remote MACs (default cycle). */
+  spread?: Spread;
   onProgress?: (m: string) => void;
 }
 
@@ -46,6 +48,7 @@ export interface DataplaneBenchResult {
   cpu: number;
   /** Whether decap learned its senders (--learn) instead of finding them static. */
   learn: boolean;
+  spread: Spread;
   frameBytes: number;
   cells: DataplaneCell[];
   /** Per op and dests: ns/packet at the largest FDB over the smallest, minus 1. */
@@ -70,24 +73,58 @@ export function entryMac(k: number): Uint8Array {
   return Uint8Array.of(0x02, 0x01, (x >>> 24) & 0xff, (x >>> 16) & 0xff, (x >>> 8) & 0xff, x & 0xff);
 }
 
-/** 64-byte IPv4/UDP frames over 256 flows whose destination MACs cycle through the first
- *  `dests` FDB entries, frame j to entry j mod dests: a whole number of cycles. */
-export function destFrames(dests: number): Uint8Array[] {
-  const n = dests >= 256 ? dests : Math.ceil(256 / dests) * dests;
-  const base = benchFrames([64], 256);
-  const out: Uint8Array[] = [];
-  for (let j = 0; j < n; j++) {
-    const f = Uint8Array.from(base[j % base.length]!);
-    f.set(entryMac(j % dests), 0);
-    out.push(f);
+/** How the frames spread over the remote MACs: `cycle`, each in turn; `zipf`, entry k
+ *  (from 0) in proportion to 1/(k+1), as traffic is when a few hosts take most of it. */
+export type Spread = 'cycle' | 'zipf';
+
+/** Frames a Zipf spread aims at; every remote MAC gets at least one. */
+const ZIPF_FRAMES = 16384;
+
+/** The FDB entry of each frame: `cycle`, j mod dests over a whole number of cycles of at
+ *  least 256 frames; `zipf`, entry k in max(1, round(c/(k+1))) frames for c making about
+ *  ZIPF_FRAMES in all, shuffled with a fixed seed (the same frames every run). */
+export function destOrder(dests: number, spread: Spread = 'cycle'): number[] {
+  if (spread === 'cycle') {
+    const n = dests >= 256 ? dests : Math.ceil(256 / dests) * dests;
+    return Array.from({ length: n }, (_, j) => j % dests);
   }
-  return out;
+  let h = 0;
+  for (let k = 1; k <= dests; k++) h += 1 / k;
+  const order: number[] = [];
+  for (let k = 0; k < dests; k++) {
+    const c = Math.max(1, Math.round(ZIPF_FRAMES / h / (k + 1)));
+    for (let i = 0; i < c; i++) order.push(k);
+  }
+  let seed = 0x5eed;
+  const rand = () => { // mulberry32
+    seed = (seed + 0x6d2b79f5) | 0;
+    let t = seed;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  for (let i = order.length - 1; i > 0; i--) {
+    const j = Math.floor(rand() * (i + 1));
+    [order[i], order[j]] = [order[j]!, order[i]!];
+  }
+  return order;
+}
+
+/** 64-byte IPv4/UDP frames over 256 flows, frame j to the destination MAC of FDB entry
+ *  destOrder(dests, spread)[j]. */
+export function destFrames(dests: number, spread: Spread = 'cycle'): Uint8Array[] {
+  const base = benchFrames([64], 256);
+  return destOrder(dests, spread).map((k, j) => {
+    const f = Uint8Array.from(base[j % base.length]!);
+    f.set(entryMac(k), 0);
+    return f;
+  });
 }
 
 /** The peer's VXLAN frames for decap (built with the TS model, peer → us): 64-byte inner
- *  frames to the pod from FDB entry j mod `dests`, a whole number of cycles. */
-export function decapFrames(dests: number, vni: number): Uint8Array[] {
-  const inner = destFrames(dests);
+ *  frames to the pod from the FDB entries destFrames picks. */
+export function decapFrames(dests: number, vni: number, spread: Spread = 'cycle'): Uint8Array[] {
+  const inner = destFrames(dests, spread);
   const pod = parseMac(POD_MAC)!;
   for (const f of inner) {
     f.copyWithin(6, 0, 6); // the entry's MAC is the source
@@ -115,6 +152,7 @@ export async function portTxRates(dp: DataPlane, slot: number, warmMs: number, t
 export async function runDataplaneBench(o: DataplaneBenchOptions): Promise<DataplaneBenchResult> {
   const { DataPlane } = await import('../dataplane/dp.js');
   const say = o.onProgress ?? (() => {});
+  const spread = o.spread ?? 'cycle';
   const vtep = parseIp(VTEP_PEER)!.bytes;
   const cells: DataplaneCell[] = [];
   const fdbSizes = [...o.fdbSizes].sort((a, b) => a - b);
@@ -132,8 +170,8 @@ export async function runDataplaneBench(o: DataplaneBenchOptions): Promise<Datap
       let cacheHitRate = 0;
       try {
         const enc = op === 'encap';
-        const pod = dp.openPort(enc ? 'memory-gen' : 'memory-sink', enc ? { frames: destFrames(dests) } : {}, 'pod');
-        const up = dp.openPort(enc ? 'memory-sink' : 'memory-gen', enc ? {} : { frames: decapFrames(dests, o.vni) }, 'uplink');
+        const pod = dp.openPort(enc ? 'memory-gen' : 'memory-sink', enc ? { frames: destFrames(dests, spread) } : {}, 'pod');
+        const up = dp.openPort(enc ? 'memory-sink' : 'memory-gen', enc ? {} : { frames: decapFrames(dests, o.vni, spread) }, 'uplink');
         const out = enc ? up : pod;
         dp.commit({
           uplink: up.slot, uplinkMac: parseMac(UPLINK_MAC)!, tunnel: resolveTunnel({ local: VTEP_LOCAL, remote: VTEP_PEER }),
@@ -176,7 +214,7 @@ export async function runDataplaneBench(o: DataplaneBenchOptions): Promise<Datap
   }));
   return {
     what: `one worker on memory ports. encap: a pod port's frames → attachment, FDB, peer, encap → the uplink; decap: a peer's VXLAN frames on the uplink → decap, static-entry check of the inner source, ${o.learn ? 'learning it, ' : ''}local MAC → the pod. Packets per second the far port sent`,
-    cpu: o.cpu, learn: !!o.learn, frameBytes: 64, cells, growth,
+    cpu: o.cpu, learn: !!o.learn, spread, frameBytes: 64, cells, growth,
   };
 }
 
@@ -194,7 +232,8 @@ export async function renderDataplane(r: DataplaneBenchResult, command: string):
   }
   return [
     `vfplane bench dataplane: ${r.what}`,
-    `worker on CPU ${r.cpu}, ${r.frameBytes} B IPv4/UDP inner frames; ${r.learn
+    `worker on CPU ${r.cpu}, ${r.frameBytes} B IPv4/UDP inner frames, ${r.spread === 'zipf'
+      ? 'spread over the remote MACs as Zipf (MAC k in proportion to 1/k, shuffled)' : 'cycling over the remote MACs'}; ${r.learn
       ? 'encap: the destinations are static FDB entries (behind the one peer) among the FDB\'s; decap: the senders are learned (the FDB\'s static entries are other MACs, each sender checked against them first)'
       : 'the remote MACs are static FDB entries (behind the one peer) among the FDB\'s; learning off'}`,
     t.toString(),

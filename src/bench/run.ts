@@ -122,7 +122,7 @@ async function runIo(f: BenchFlags, cores: number): Promise<void> {
 }
 
 /** `vfplane bench dataplane`: checks the flags, runs, prints. */
-export async function runDataplaneCli(f: { ops: ('encap' | 'decap')[]; dests: number[]; fdbSizes: number[]; duration: number; trials: number; cpu?: number; vni: number; learn: boolean; json: boolean }): Promise<void> {
+export async function runDataplaneCli(f: { ops: ('encap' | 'decap')[]; dests: number[]; fdbSizes: number[]; duration: number; trials: number; cpu?: number; vni: number; learn: boolean; spread: 'cycle' | 'zipf'; json: boolean }): Promise<void> {
   const cores = os.availableParallelism();
   if (f.cpu !== undefined && f.cpu >= cores) throw new UsageError(`--cpu ${f.cpu} is out of range: this machine has CPUs 0–${cores - 1}`);
   const dests = [...new Set(f.dests)].sort((a, b) => a - b);
@@ -133,7 +133,7 @@ export async function runDataplaneCli(f: { ops: ('encap' | 'decap')[]; dests: nu
   if (small.length) throw new UsageError(`--fdb-sizes ${small.join(',')}: smaller than --dests ${most}; every remote MAC must have an FDB entry, so give FDB sizes of at least ${most}`);
   const { runDataplaneBench, renderDataplane } = await import('./dataplane.js');
   const say = (m: string) => process.stderr.write(m + '\n');
-  const r = await runDataplaneBench({ ops: [...new Set(f.ops)], dests, fdbSizes: sizes, durationMs: f.duration, trials: f.trials, cpu: f.cpu ?? cores - 1, vni: f.vni, learn: f.learn, onProgress: f.json ? undefined : say });
+  const r = await runDataplaneBench({ ops: [...new Set(f.ops)], dests, fdbSizes: sizes, durationMs: f.duration, trials: f.trials, cpu: f.cpu ?? cores - 1, vni: f.vni, learn: f.learn, spread: f.spread, onProgress: f.json ? undefined : say });
   const command = `vfplane ${process.argv.slice(2).join(' ')}`.trim();
   if (f.json) printJson({ ...r, command });
   else process.stdout.write(await renderDataplane(r, command));

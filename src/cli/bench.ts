@@ -59,6 +59,7 @@ export function registerBench(program: Command): void {
     .addOption(new Option('--cpu <n>', 'the worker\'s CPU (default: the last)').argParser(intFlag('--cpu', 0, 4095)))
     .addOption(new Option('--vni <n>', 'the pod\'s VNI').argParser(vniFlag()).default(100))
     .option('--learn', 'decap learns the peer\'s senders, as on an overlay without a controller (the static entries are then other MACs); encap is unchanged', false)
+    .addOption(new Option('--spread <how>', 'how frames spread over the remote MACs: cycle (each in turn) or zipf (MAC k in proportion to 1/k, a few taking most; every one at least once)').argParser(choiceFlag('--spread', ['cycle', 'zipf'] as const)).default('cycle'))
     .option('--json', 'print the results as JSON on stdout', false)
     .action(async (o) => {
       await (await import('../bench/run.js')).runDataplaneCli(o);

@@ -4,7 +4,7 @@
 import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { BIN } from '../helpers/cli.js';
-import { decapFrames, destFrames, entryMac } from '../../src/bench/dataplane.js';
+import { decapFrames, destFrames, destOrder, entryMac } from '../../src/bench/dataplane.js';
 
 const run = (args: string[]) => spawnSync(process.execPath, [BIN, 'bench', 'dataplane', ...args], { encoding: 'utf8', timeout: 120_000 });
 
@@ -48,6 +48,30 @@ describe('vfplane bench dataplane', () => {
     const both = run(['--learn', '--dests', '300', '--fdb-sizes', '16']);
     expect(both.status).toBe(2);
     expect(both.stderr).toMatch(/--fdb-sizes 16: smaller than --dests 300/);
+  });
+
+  it('--spread zipf: a few remote MACs take most frames, every one is sent to (and learned) at least once', () => {
+    const order = destOrder(1000, 'zipf');
+    const counts = new Array<number>(1000).fill(0);
+    for (const k of order) counts[k]!++;
+    expect(order.length).toBeGreaterThan(16000);
+    expect(Math.min(...counts)).toBe(2); // 16384 / H(1000) / 1000, rounded
+    const tail = destOrder(8000, 'zipf'); // there, most of the 8000 would round to none
+    expect(new Set(tail).size).toBe(8000);
+    expect(counts[0]! / counts[9]!).toBeCloseTo(10, 0); // 1/k
+    expect(counts.slice(0, 10).reduce((a, b) => a + b, 0) / order.length).toBeGreaterThan(0.35);
+    expect(order.slice(0, 8)).not.toEqual([0, 0, 0, 0, 0, 0, 0, 0]); // shuffled, not bunched
+    expect(destOrder(1000, 'zipf')).toEqual(order); // the same frames every run
+    expect(destOrder(3, 'cycle')).toEqual(Array.from({ length: 258 }, (_, j) => j % 3));
+    const r = run(['--spread', 'zipf', '--learn', '--ops', 'decap', '--dests', '500', '--fdb-sizes', '16', '--trials', '1', '--duration', '50', '--json']);
+    expect(r.status, r.stderr).toBe(0); // the bench refuses a run that did not learn all 500
+    const j = JSON.parse(r.stdout);
+    expect(j.spread).toBe('zipf');
+    expect(j.cells[0].mpps).toBeGreaterThan(0.1);
+    const bad = run(['--spread', 'uniform']);
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toMatch(/--spread/);
+    expect(bad.stderr).toMatch(/uniform/);
   });
 
   it('refuses an FDB smaller than the destinations, naming both, before it starts', () => {
