@@ -7,6 +7,7 @@
 import type { DataPlane } from '../dataplane/dp.js';
 import { resolveTunnel } from '../packet/config.js';
 import { parseIp, parseMac } from '../util/addr.js';
+import { mulberry32 } from '../util/rand.js';
 import { benchFrames, vxlanFrames } from './frames.js';
 import { sleep } from './io-proc.js';
 import { median, type Op } from './memory.js';
@@ -95,14 +96,7 @@ export function destOrder(dests: number, spread: Spread = 'cycle'): number[] {
     const c = Math.max(1, Math.round(ZIPF_FRAMES / h / (k + 1)));
     for (let i = 0; i < c; i++) order.push(k);
   }
-  let seed = 0x5eed;
-  const rand = () => { // mulberry32
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = seed;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const rand = mulberry32(0x5eed);
   for (let i = order.length - 1; i > 0; i--) {
     const j = Math.floor(rand() * (i + 1));
     [order[i], order[j]] = [order[j]!, order[i]!];

@@ -7,6 +7,7 @@ import { dirname, resolve } from 'node:path';
 import { printJson } from '../cli/output.js';
 import { runMemoryBench, type MemoryBenchOptions } from './memory.js';
 import { buildReport, renderReport } from './report.js';
+import type { Spread } from './dataplane.js';
 
 /** The flags of `vfplane bench`: the runner's options as the CLI spells them. */
 export interface BenchFlags
@@ -122,7 +123,7 @@ async function runIo(f: BenchFlags, cores: number): Promise<void> {
 }
 
 /** `vfplane bench dataplane`: checks the flags, runs, prints. */
-export async function runDataplaneCli(f: { ops: ('encap' | 'decap')[]; dests: number[]; fdbSizes: number[]; duration: number; trials: number; cpu?: number; vni: number; learn: boolean; spread: 'cycle' | 'zipf'; json: boolean }): Promise<void> {
+export async function runDataplaneCli(f: { ops: ('encap' | 'decap')[]; dests: number[]; fdbSizes: number[]; duration: number; trials: number; cpu?: number; vni: number; learn: boolean; spread: Spread; json: boolean }): Promise<void> {
   const cores = os.availableParallelism();
   if (f.cpu !== undefined && f.cpu >= cores) throw new UsageError(`--cpu ${f.cpu} is out of range: this machine has CPUs 0–${cores - 1}`);
   const dests = [...new Set(f.dests)].sort((a, b) => a - b);

@@ -155,14 +155,13 @@ describe('data plane on memory ports', () => {
     }
   });
 
-  // More destinations than the cache's 8192 entries: most lookups miss, so the worker
-  // stops asking it for a while, and says so; its frames still go where they should.
-  it('bypasses the destination cache for a pod spreading over more destinations than it holds', () => {
+  /** A pod (VNI 100) replaying one frame to each of n destinations (macSeq(tag, n)), each
+   *  a static entry, the odd ones behind .3 and the even ones behind .2; for 200 ms. */
+  function podOverDests(tag: number, n: number) {
     const dp = new DataPlane({ workers: 1 });
     try {
       const me = '02:00:00:00:00:01';
-      const n = 16384;
-      const dests = macSeq(1, n);
+      const dests = macSeq(tag, n);
       const gen = dp.openPort('memory-gen', { frames: dests.map((d) => frame(d, me)) }, 'pod0');
       const up = dp.openPort('memory-sink', {}, 'uplink');
       dp.commit({
@@ -172,51 +171,41 @@ describe('data plane on memory ports', () => {
       spin(200);
       dp.stop();
       const c = dp.counters();
-      const m = c.misc;
-      const rx = c.ports.get(gen.slot)!.rxPkts;
-      expect(rx).toBeGreaterThan(100_000n);
-      expect(m.destCacheHits! + m.destCacheMisses! + m.destCacheBypassed!).toBe(rx); // every frame a new destination
-      expect(m.destCacheBypassed!).toBeGreaterThan(rx / 2n); // 16 bursts bypassed for each that tried
-      // The bursts that try it find at most the half of the destinations it holds.
-      expect(m.destCacheHits!).toBeLessThan(rx / 4n);
-      // Half the destinations behind each peer, none flooded.
-      expect(c.vnis.get(100)!.floodPkts).toBe(0n);
-      const two = Number(c.peers.get('192.0.2.2')!.encapPkts), three = Number(c.peers.get('192.0.2.3')!.encapPkts);
-      expect(Math.abs(two - three)).toBeLessThanOrEqual(1);
+      return { c, m: c.misc, rx: c.ports.get(gen.slot)!.rxPkts };
     } finally {
       dp.stop();
     }
+  }
+
+  /** Every frame went unicast, half the destinations behind each peer. */
+  function expectHalfToEachPeer(c: ReturnType<DataPlane['counters']>) {
+    expect(c.vnis.get(100)!.floodPkts).toBe(0n);
+    const two = Number(c.peers.get('192.0.2.2')!.encapPkts), three = Number(c.peers.get('192.0.2.3')!.encapPkts);
+    expect(Math.abs(two - three)).toBeLessThanOrEqual(1);
+  }
+
+  // More destinations than the cache's 8192 entries: most lookups miss, so the worker
+  // stops asking it for a while, and says so; its frames still go where they should.
+  it('bypasses the destination cache for a pod spreading over more destinations than it holds', () => {
+    const { c, m, rx } = podOverDests(1, 16384);
+    expect(rx).toBeGreaterThan(100_000n);
+    expect(m.destCacheHits! + m.destCacheMisses! + m.destCacheBypassed!).toBe(rx); // every frame a new destination
+    expect(m.destCacheBypassed!).toBeGreaterThan(rx / 2n); // 16 bursts bypassed for each that tried
+    // The bursts that try it find at most the half of the destinations it holds.
+    expect(m.destCacheHits!).toBeLessThan(rx / 4n);
+    expectHalfToEachPeer(c);
   });
 
   // A thousand destinations in play fit the cache: none of these shares a slot with
   // another (with 4096 slots, ~4% of these lookups missed every round, two keys evicting
   // each other). Each is answered by the tables once.
   it('keeps a thousand destinations cached: the tables answer each one once', () => {
-    const dp = new DataPlane({ workers: 1 });
-    try {
-      const me = '02:00:00:00:00:01';
-      const n = 1000;
-      const dests = macSeq(3, n);
-      const gen = dp.openPort('memory-gen', { frames: dests.map((d) => frame(d, me)) }, 'pod0');
-      const up = dp.openPort('memory-sink', {}, 'uplink');
-      dp.commit({
-        ...base, uplink: up.slot, atts: [{ port: gen.slot, vni: 100, mac: mac(me) }],
-        fdb: dests.map((d, k) => ({ vni: 100, mac: mac(d), vtep: ip(k % 2 ? '192.0.2.3' : '192.0.2.2') })),
-      });
-      spin(200);
-      dp.stop();
-      const c = dp.counters();
-      const m = c.misc;
-      const rx = c.ports.get(gen.slot)!.rxPkts;
-      expect(rx).toBeGreaterThan(100n * BigInt(n));
-      expect(m.destCacheMisses).toBe(BigInt(n));
-      expect(m.destCacheHits! + m.destCacheMisses! + m.destCacheBypassed!).toBe(rx); // each frame a new destination
-      expect(c.vnis.get(100)!.floodPkts).toBe(0n);
-      const two = Number(c.peers.get('192.0.2.2')!.encapPkts), three = Number(c.peers.get('192.0.2.3')!.encapPkts);
-      expect(Math.abs(two - three)).toBeLessThanOrEqual(1);
-    } finally {
-      dp.stop();
-    }
+    const n = 1000;
+    const { c, m, rx } = podOverDests(3, n);
+    expect(rx).toBeGreaterThan(100n * BigInt(n));
+    expect(m.destCacheMisses).toBe(BigInt(n));
+    expect(m.destCacheHits! + m.destCacheMisses! + m.destCacheBypassed!).toBe(rx); // each frame a new destination
+    expectHalfToEachPeer(c);
   });
 
   // Per-peer counters follow the peer, not its index: removing the peer listed before it

@@ -9,17 +9,11 @@ import type { VxlanEngine } from '../../src/packet/engine.js';
 import { REASONS } from '../../src/packet/reasons.js';
 import { nativeEngine } from '../../src/dataplane/native.js';
 import { tsEngine } from '../../src/packet/model.js';
+import { mulberry32 } from '../../src/util/rand.js';
 
-/** mulberry32: small, seedable, good enough to pick test cases. */
+/** Seeded picks of test cases (src/util/rand.ts). */
 function rng(seed: number) {
-  let a = seed >>> 0;
-  const next = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const next = mulberry32(seed);
   const int = (lo: number, hi: number) => lo + Math.floor(next() * (hi - lo + 1));
   const pick = <T>(xs: readonly T[]): T => xs[int(0, xs.length - 1)]!;
   const chance = (p: number) => next() < p;
