@@ -673,6 +673,76 @@ Napi::Value LearnedArray(Napi::Env env, const vfp_fdb_entry_info *out, int n) {
   return a;
 }
 
+// dpDropsArm(dp, perWorker, reasons?: string[]): each worker records its next perWorker
+// drops (0: off) of those reasons (counter names; absent or empty: every reason).
+Napi::Value DpDropsArm(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  DpH *h;
+  uint32_t n;
+  if (!ToDp(env, info[0], &h) || !ToUint(env, info[1], "perWorker", 0, VFP_DP_DROP_RING - 1, &n)) return Napi::Value();
+  uint64_t mask = 0;
+  if (info.Length() > 2 && !info[2].IsUndefined()) {
+    if (!info[2].IsArray()) return ThrowType(env, "reasons must be an array of drop reason names");
+    Napi::Array a = info[2].As<Napi::Array>();
+    for (uint32_t i = 0; i < a.Length(); i++) {
+      Napi::Value e;
+      if (!a.Get(i).UnwrapTo(&e) || !e.IsString()) return ThrowType(env, "reasons[" + std::to_string(i) + "] must be a string");
+      const std::string name = e.As<Napi::String>().Utf8Value();
+      uint64_t bit = 0;
+      for (unsigned r = 0; r < VFP_DP_D__COUNT && !bit; r++)
+        if (name == vfp_dp_drop__name(r)) bit = vfp_dp_drop__bit(r);
+      for (unsigned r = 1; r < VFP_R__COUNT && !bit; r++)
+        if (name == vfp_reason__name(r)) bit = vfp_dp_drop__bit(VFP_DP_DROP_ENGINE | r);
+      if (!bit) return ThrowRange(env, "reasons[" + std::to_string(i) + "]: " + name + " is not a drop reason");
+      mask |= bit;
+    }
+  }
+  int rc = vfp_dp__drops_arm(h->dp, n, mask);
+  if (rc) return ThrowErrno(env, "dpDropsArm", rc);
+  return env.Undefined();
+}
+
+// dpDropsRead(dp) → [{unixMs, worker, port, dir, reason, len, decap, head}]: what the
+// workers recorded since the last arming (port: a slot, or null; dir: "rx" or "tx";
+// decap: {vni, vtep} when head is the inner frame of a decapsulated one, else null).
+Napi::Value DpDropsRead(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  DpH *h;
+  if (!ToDp(env, info[0], &h)) return Napi::Value();
+  std::vector<vfp_dp_drop_rec> out((size_t)VFP_DP_DROP_RING * VFP_DP_MAX_WORKERS);
+  int n = vfp_dp__drops_read(h->dp, out.data(), (uint32_t)out.size());
+  if (n < 0) return ThrowErrno(env, "dpDropsRead", n);
+  Napi::Array a = Napi::Array::New(env, n);
+  for (int i = 0; i < n; i++) {
+    const vfp_dp_drop_rec &d = out[i];
+    Napi::Object e = Napi::Object::New(env);
+    e.Set("unixMs", Napi::Number::New(env, (double)d.unix_ns / 1e6));
+    e.Set("worker", Napi::Number::New(env, d.worker));
+    e.Set("port", d.port == VFP_DP_NO_PORT ? env.Null() : Napi::Number::New(env, d.port));
+    e.Set("dir", Napi::String::New(env, d.dir ? "tx" : "rx"));
+    const char *name = vfp_dp_drop__reason_name(d.reason);
+    e.Set("reason", Napi::String::New(env, name ? name : "unknown"));
+    e.Set("len", Napi::Number::New(env, d.len));
+    if (d.decap) {
+      Napi::Object dc = Napi::Object::New(env);
+      dc.Set("vni", Napi::Number::New(env, d.vni));
+      vfp_addr a;
+      memset(&a, 0, sizeof a);
+      a.family = d.vtep_family;
+      memcpy(a.bytes, d.vtep, 16);
+      dc.Set("vtep", AddrValue(env, a));
+      e.Set("decap", dc);
+    } else {
+      e.Set("decap", env.Null());
+    }
+    Napi::Uint8Array head = Napi::Uint8Array::New(env, d.head_len);
+    memcpy(head.Data(), d.head, d.head_len);
+    e.Set("head", head);
+    a.Set(i, e);
+  }
+  return a;
+}
+
 #ifdef DP_AFXDP
 // afxdpClearStale(ifname, netns | null) -> { rc, message }: see vfp_afxdp__clear_stale.
 Napi::Value AfxdpClearStale(const Napi::CallbackInfo &info) {
@@ -718,6 +788,7 @@ void RegisterDataplane(Napi::Env env, Napi::Object exports) {
       {"dpCreate", DpCreate},       {"dpStop", DpStop},           {"dpPortOpen", DpPortOpen},
       {"dpPortRemove", DpPortRemove}, {"dpPortCounters", DpPortCounters}, {"dpCommit", DpCommit},
       {"dpStats", DpStats},         {"dpStatsLayout", DpStatsLayout}, {"dpLearned", DpLearned}, {"dpLearnedGet", DpLearnedGet},
+      {"dpDropsArm", DpDropsArm},   {"dpDropsRead", DpDropsRead},
 #ifdef DP_DPDK
       {"dpdkInit", DpdkInit},
 #endif

@@ -32,12 +32,15 @@ extern "C" {
 #define VFP_ALIGNED(n) __attribute__((aligned(n)))
 #define VFP_PREFETCH(p) __builtin_prefetch((p), 0, 3)
 #define VFP_PREFETCHW(p) __builtin_prefetch((p), 1, 3)
+/* A function only slow paths call: kept out of line, away from the hot code. */
+#define VFP_COLD __attribute__((cold, noinline))
 #else
 #define VFP_LIKELY(x) (x)
 #define VFP_UNLIKELY(x) (x)
 #define VFP_ALIGNED(n)
 #define VFP_PREFETCH(p) ((void)(p))
 #define VFP_PREFETCHW(p) ((void)(p))
+#define VFP_COLD
 #endif
 
 /* Drop reasons: docs/vxlan-engine.md §6. The numbers are part of the contract with the

@@ -197,6 +197,47 @@ int vfp_dp__learned(vfp_dp *dp, vfp_fdb_entry_info *out, uint32_t cap, uint32_t 
 int vfp_dp__learned_get(vfp_dp *dp, uint32_t vni, const uint8_t mac[6], vfp_fdb_entry_info *out,
                         uint32_t timeout_ms);
 
+/* Drop capture, for `vfplane dataplane drops`: while armed, each worker records the
+ * frames it drops (when, on which port, why, and their first bytes), up to `per_worker`
+ * of them from the arming on. Disarmed (the default), a drop
+ * costs one relaxed load more and nothing else does. */
+#define VFP_DP_DROP_RING 256
+#define VFP_DP_DROP_HEAD 128
+#define VFP_DP_DROP_ENGINE 0x100 /* reason = this | an engine reason (vfp_reason, vxlan.h) */
+
+typedef struct vfp_dp_drop_rec {
+    int64_t unix_ns;             /* CLOCK_REALTIME when it was dropped */
+    uint32_t len;                /* the frame's length (head holds its first head_len bytes) */
+    uint16_t port;               /* the port slot it came from or was going to; VFP_DP_NO_PORT: none */
+    uint16_t reason;             /* a VFP_DP_D_* reason, or VFP_DP_DROP_ENGINE | a VFP_R_* one */
+    uint16_t worker;
+    uint16_t head_len;
+    uint8_t dir;                 /* 0: received on port, 1: was to be sent on it */
+    uint8_t decap;               /* 1: dropped after decap (head is the inner frame; vni and vtep say
+                                    what it came in) */
+    uint8_t vtep_family;         /* with decap: 4 or 6 */
+    uint8_t pad;
+    uint32_t vni;                /* with decap */
+    uint8_t vtep[16];            /* with decap: the outer source address (IPv4 in the first 4 bytes) */
+    uint8_t head[VFP_DP_DROP_HEAD];
+} vfp_dp_drop_rec;
+
+/* Arms every worker to record its next per_worker drops (at most VFP_DP_DROP_RING - 1;
+ * 0 disarms) of the reasons in `reasons` (0: every reason), forgetting what an earlier
+ * arming recorded. */
+int vfp_dp__drops_arm(vfp_dp *dp, uint32_t per_worker, uint64_t reasons);
+/* A reason's bit in drops_arm's `reasons`: VFP_DP_D_* reasons are bits 0–31, engine
+ * reasons (VFP_DP_DROP_ENGINE | r) bits 32–63. */
+static inline uint64_t vfp_dp_drop__bit(unsigned reason) {
+    return reason & VFP_DP_DROP_ENGINE ? 1ull << (32 + (reason & 31)) : 1ull << (reason & 31);
+}
+/* Copies what the workers recorded since the last arming into out (worker by worker,
+ * oldest first): returns how many, at most cap. Recording goes on while armed; a later
+ * call returns those recorded meanwhile too. */
+int vfp_dp__drops_read(vfp_dp *dp, vfp_dp_drop_rec *out, uint32_t cap);
+/* A drop record's reason as its counter name ("spoofed", "vni_unknown"…), NULL if none. */
+const char *vfp_dp_drop__reason_name(unsigned reason);
+
 #ifdef __cplusplus
 }
 #endif

@@ -233,7 +233,7 @@ export async function dpStats(o: ClientOpts & { interval?: number }): Promise<vo
     }
     console.log(pt.toString());
   }
-  console.log(`drops: ${countsText(first.drops) || 'none'}`);
+  console.log(`drops: ${countsText(first.drops) || 'none'}${Object.keys(first.drops).length ? ' (which frames: `vfplane dataplane drops [--reason R]`)' : ''}`);
   const dc = first.misc ?? {};
   const hit = dc.destCacheHits ?? 0, miss = dc.destCacheMisses ?? 0, bypassed = dc.destCacheBypassed ?? 0;
   if (hit + miss + bypassed > 0) {
@@ -386,6 +386,40 @@ export async function dpExplain(o: ClientOpts & { vni: number; mac: string; from
   if (e.peer) console.log(`  - ${e.peer.note}`);
   if (e.localPorts?.length) console.log(`  - local copies: ${e.localPorts.join(', ')}`);
   for (const p of e.peers ?? []) console.log(`  - copy to ${p.note}`);
+}
+
+interface Drop { time: string; worker: number; port: string | null; dir: 'rx' | 'tx'; reason: string; len: number; decap?: { vni: number; vtep: string }; summary: string; frame: string }
+
+/** Arms the workers' drop capture, reads it until `count` frames came or `wait` ms
+ *  passed, then stops it (a capture left running costs nothing, but a forgotten one
+ *  would surprise the next reader) and prints what came, oldest first. */
+export async function dpDrops(o: ClientOpts & { count: number; wait: number; reason?: string[] }): Promise<void> {
+  const s = await sock(o);
+  await request(s, { op: 'drops-arm', count: o.count, ...(o.reason ? { reasons: o.reason } : {}) });
+  const t0 = Date.now();
+  let drops: Drop[] = [];
+  try {
+    for (;;) {
+      drops = (await request(s, { op: 'drops' })).drops as Drop[];
+      const left = t0 + o.wait - Date.now();
+      if (drops.length >= o.count || left <= 0) break;
+      await new Promise((r) => setTimeout(r, Math.min(100, left)));
+    }
+  } finally {
+    await request(s, { op: 'drops-arm', count: 0 }).catch(() => undefined);
+  }
+  drops = drops.sort((a, b) => a.time.localeCompare(b.time)).slice(0, o.count);
+  const secs = ((Date.now() - t0) / 1000).toFixed(1);
+  if (o.json) return printJson({ drops, seconds: Number(secs) });
+  const what = o.reason ? ` for ${o.reason.join(', ')}` : '';
+  if (!drops.length) {
+    console.log(`no frame was dropped${what} in ${secs} s (\`vfplane dataplane stats\` counts every drop by reason since the start)`);
+    return;
+  }
+  const t = new Table({ head: ['time', 'port', 'dir', 'reason', 'bytes', 'frame'], style: { head: [], border: [] }, wordWrap: true, colWidths: [14, 16, 5, 18, 7, 70] });
+  for (const d of drops) t.push([d.time.slice(11, 23), d.port ?? '-', d.dir, d.reason, d.len, d.summary]);
+  console.log(t.toString());
+  console.log(`${drops.length} frame(s) dropped${what} in ${secs} s${drops.length >= o.count ? ` (stopped at --count ${o.count})` : ''}; --json has each frame's first bytes`);
 }
 
 export async function dpFdbList(o: ClientOpts): Promise<void> {

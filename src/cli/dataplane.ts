@@ -15,6 +15,13 @@ const fromFlag = (value: string): string => {
   }
 };
 
+/** drops --reason: names, checked by the data plane (it knows its reasons). */
+const reasonsFlag = (value: string): string[] => {
+  const l = value.split(',').map((x) => x.trim()).filter(Boolean);
+  if (!l.length || l.some((x) => !/^[a-z_]{2,40}$/.test(x))) throw new UsageError(`--reason ${JSON.stringify(value)}: expected drop reason names, comma-separated, such as spoofed,vni_unknown`);
+  return l;
+};
+
 const common = (c: Command) =>
   c
     .option('--socket <path>', 'the control socket (env VFPLANE_DATAPLANE_SOCKET; default <state-dir>/dataplane.sock)', pathFlag('--socket'))
@@ -70,6 +77,12 @@ export function registerDataplane(program: Command): void {
     .option('--src <mac>', 'the source MAC (with --from a representor: the anti-spoofing check; with --from uplink: the inner source, whether it is delivered and learned)', macFlag('--src'))
     .option('--vtep <ip>', 'with --from uplink: the VTEP that sent it (the outer source address)', ipFlag('--vtep'))
     .action(async (o) => (await run()).dpExplain(o));
+
+  common(dp.command('drops').description('the frames the workers drop, as they drop them: when, on which port, why, and what each frame was (a capture, off until asked for)'))
+    .option('--count <n>', 'stop after this many frames (each worker records at most this many)', intFlag('--count', 1, 255), 20)
+    .option('--wait <ms>', 'stop after this long, however many came', intFlag('--wait', 100, 600000), 2000)
+    .option('--reason <list>', 'only these drop reasons, comma-separated (the names `vfplane dataplane stats` counts them by: spoofed, vni_unknown, …)', reasonsFlag)
+    .action(async (o) => (await run()).dpDrops(o));
 
   dp.command('unclaim')
     .description('give back what a data plane that was killed still holds (its netdevs\' forwarding, IPv6, GRO and promiscuous mode; a DPDK run\'s hugepages, hugetlbfs mount and EAL runtime dir), when it is not to be started again (a restart gives them back too)')

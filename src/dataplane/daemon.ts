@@ -8,10 +8,12 @@ import { createServer, type Server } from 'node:http';
 import { isIP } from 'node:net';
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
-import { DataPlane, LEARNED_LIST_MAX, type Backend, type BackendCounters, type DpCounters, type DpSpec, type PortInfo } from './dp.js';
+import { DataPlane, DROPS_PER_WORKER_MAX, LEARNED_LIST_MAX, type Backend, type BackendCounters, type DpCounters, type DpSpec, type PortInfo } from './dp.js';
 import { ControlServer, overlayAttachRequest, probe, refuseNonSocket, type OverlayConf } from './control.js';
 import { attachSchema, dropVtep, fdbSchema, formatVniRanges, macString, metricsAddr, peerSchema, podBackendOf, reloadSummary, socketPath, tenancyRefusal, vniNumber, ipString, zodMessage, type AttachRequest, type DaemonConfig } from './config.js';
 import { resolveTunnel } from '../packet/config.js';
+import { describeFrame } from '../packet/describe.js';
+import { withGuesses } from '../util/typo.js';
 import { formatIp, formatMac, groupMacOf, isGroupMac, isStationMac, parseIp, parseMac } from '../util/addr.js';
 import { conflict, invalid, notFound, systemError, VfpError } from '../util/errors.js';
 import { netnsId } from '../net/ip.js';
@@ -896,6 +898,33 @@ export class Daemon {
           // from vtep)
           vtep: ipString('the sending VTEP').optional(),
         }), req));
+      case 'drops-arm': {
+        // Each worker records its next `count` dropped frames (0: stop). One capture at a
+        // time: arming again forgets what the last one recorded.
+        const q = this.parse(z.strictObject({
+          count: z.number().int().min(0).max(DROPS_PER_WORKER_MAX), reasons: z.array(z.string().max(64)).max(64).optional(),
+        }), req);
+        const known = this.dp!.dropReasons();
+        const stray = q.reasons?.find((r) => !known.includes(r));
+        if (stray) throw invalid(`drops-arm: ${withGuesses([stray], known)} is not a drop reason; the reasons are ${known.join(', ')}`);
+        this.dp!.armDrops(q.count, q.reasons);
+        return { armed: q.count, workers: this.cfg.workers, ...(q.reasons?.length ? { reasons: q.reasons } : {}) };
+      }
+      case 'drops': {
+        this.parse(z.strictObject({}), req);
+        const names = this.portNames();
+        const vx = [this.cfg.dstPort];
+        return {
+          drops: this.dp!.drops().map((d) => ({
+            time: new Date(d.unixMs).toISOString(), worker: d.worker,
+            port: d.port === null ? null : names.get(d.port) ?? `slot ${d.port} (detached since)`, dir: d.dir, reason: d.reason,
+            len: d.len, ...(d.decap ? { decap: { vni: d.decap.vni, vtep: formatIp(d.decap.vtep.length === 4 ? 4 : 6, d.decap.vtep) } } : {}),
+            // A decapsulated frame is described as what it was on the wire: the tunnel, then the inner frame.
+            summary: `${d.decap ? `VXLAN VNI ${d.decap.vni} from ${formatIp(d.decap.vtep.length === 4 ? 4 : 6, d.decap.vtep)}: ` : ''}${describeFrame(d.head, d.len, vx)}`,
+            frame: Buffer.from(d.head).toString('hex'),
+          })),
+        };
+      }
       case 'fdb-list': {
         // The list stops at LEARNED_LIST_MAX entries (see there) and says so.
         const l = this.dp!.learnedList();
@@ -907,7 +936,7 @@ export class Daemon {
         };
       }
       default:
-        throw invalid(`unknown op ${JSON.stringify(req.op)}; use status, stats, attach, detach, peer-add, peer-del, fdb-add, fdb-del, fdb-list, flood-set, explain or reload`);
+        throw invalid(`unknown op ${JSON.stringify(req.op)}; use status, stats, attach, detach, peer-add, peer-del, fdb-add, fdb-del, fdb-list, flood-set, explain, drops-arm, drops or reload`);
     }
   }
 

@@ -3,6 +3,7 @@
 // in place from the workers' memory. The daemon (daemon.ts) decides what to commit.
 import { loadAddon, rawTunnelCfg } from './native.js';
 import type { Tunnel } from '../packet/config.js';
+import { REASONS } from '../packet/reasons.js';
 import { formatIp, formatMac } from '../util/addr.js';
 import { VfpError } from '../util/errors.js';
 
@@ -101,6 +102,28 @@ export interface BackendCounters {
   foreignCalls?: number;
 }
 
+/** A frame a worker dropped while the capture was armed (DataPlane.armDrops). */
+export interface RawDrop {
+  /** When, in ms since the epoch (CLOCK_REALTIME). */
+  unixMs: number;
+  worker: number;
+  /** The port slot it came in on (dir rx) or was to leave by (dir tx); null: none. */
+  port: number | null;
+  dir: 'rx' | 'tx';
+  /** The counter it was counted under: a data-plane drop ("spoofed") or an engine one ("vni_unknown"). */
+  reason: string;
+  /** The frame's length; head holds its first bytes (up to DROP_HEAD_BYTES). */
+  len: number;
+  /** Dropped after decap (a frame from the underlay, then no local pod, a bad source,
+   *  a static entry elsewhere…): head is the inner frame, and this is what it came in. */
+  decap: { vni: number; vtep: Uint8Array } | null;
+  head: Uint8Array;
+}
+
+/** The most drops each worker records per arming, and how much of each frame. */
+export const DROPS_PER_WORKER_MAX = 255;
+export const DROP_HEAD_BYTES = 128;
+
 interface RawDp {
   dpCreate(o: DpOptions): unknown;
   dpStop(h: unknown, drainMs?: number): void;
@@ -112,6 +135,8 @@ interface RawDp {
   dpStatsLayout(): RawLayout;
   dpLearned(h: unknown, cap: number, timeoutMs?: number): { vni: number; mac: Uint8Array; vtep: Uint8Array; stamp: number }[];
   dpLearnedGet(h: unknown, vni: number, mac: Uint8Array, timeoutMs?: number): { vni: number; mac: Uint8Array; vtep: Uint8Array; stamp: number }[];
+  dpDropsArm(h: unknown, perWorker: number, reasons?: string[]): void;
+  dpDropsRead(h: unknown): RawDrop[];
   dpdkInit?(args: string[]): void;
   afxdpClearStale?(ifname: string, netns: string | null): { rc: number; message: string };
   statsLayout(): string[];
@@ -278,6 +303,25 @@ export class DataPlane {
    *  A lookup in each worker's table, however many entries they hold. */
   learnedGet(vni: number, mac: Uint8Array): { vni: number; mac: string; vtep: string; stamp: number } | null {
     return latestPerKey(this.r.dpLearnedGet(this.h, vni, mac, 1000))[0] ?? null;
+  }
+
+  /** Each worker records the next `perWorker` frames it drops (at most
+   *  DROPS_PER_WORKER_MAX; 0 stops) for one of `reasons` (drop counter names, as
+   *  counters() has them; none: any), forgetting what an earlier arming recorded. Until
+   *  armed, and once the count is reached, a drop costs the workers nothing more. A
+   *  name that is no drop reason is a RangeError. */
+  armDrops(perWorker: number, reasons?: readonly string[]): void {
+    this.r.dpDropsArm(this.h, perWorker, reasons?.length ? [...reasons] : undefined);
+  }
+
+  /** Every reason a frame can be dropped for: the engine's, then the data plane's. */
+  dropReasons(): string[] {
+    return [...REASONS.slice(1), ...this.layout.dropNames];
+  }
+
+  /** What the workers recorded since the last armDrops, worker by worker, oldest first. */
+  drops(): RawDrop[] {
+    return this.r.dpDropsRead(this.h);
   }
 
   private words(): { v: BigUint64Array; workers: number } {

@@ -1,0 +1,89 @@
+// The one-line frame descriptions `vfplane dataplane drops` prints, held to what
+// Wireshark's dissector reads from the same frames: addresses, VLAN, ports, ARP, ICMP
+// types and a VXLAN frame's VNI and inner frame. Then what it says of frames that are not
+// whole or not sane, which no dissector is asked about.
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describeFrame } from '../../src/packet/describe.js';
+import { arpRequest, icmpEcho, udp4, udp6, writePcap } from '../helpers/frames.js';
+import { describePrivileged } from '../helpers/privileged.js';
+
+const v6 = (s: string) => Uint8Array.from(Buffer.from(s, 'hex'));
+const A = '02:aa:00:00:00:01', B = '02:bb:00:00:00:02';
+const inner = udp4({ dstMac: '02:00:00:00:00:09', srcMac: '02:00:00:00:00:08', src: '10.9.0.2', dst: '10.9.0.1', sport: 7000, dport: 7001, payload: new Uint8Array(20) });
+const vxlan = (vni: number, port = 4789) => {
+  const payload = new Uint8Array(8 + inner.length);
+  payload.set([0x08, 0, 0, 0, vni >> 16, (vni >> 8) & 0xff, vni & 0xff, 0]);
+  payload.set(inner, 8);
+  return udp4({ dstMac: B, srcMac: A, src: '192.0.2.2', dst: '192.0.2.1', sport: 50000, dport: port, payload });
+};
+const frames = [
+  icmpEcho({ dstMac: B, srcMac: A, src: '10.0.0.1', dst: '10.0.0.2', id: 1, seq: 9 }),
+  udp4({ dstMac: B, srcMac: A, src: '10.0.0.1', dst: '10.0.0.2', sport: 40000, dport: 9, payload: new Uint8Array(100), vlan: 300 }),
+  arpRequest({ srcMac: A, srcIp: '10.0.0.1', targetIp: '10.0.0.2' }),
+  udp6({ dstMac: B, srcMac: A, src: v6('fd00000000000000000000000000000a'), dst: v6('fd00000000000000000000000000000b'), sport: 7, dport: 8, payload: new Uint8Array(33) }),
+  vxlan(4242),
+  vxlan(77, 8472),
+];
+
+const FIELDS = ['eth.src', 'eth.dst', 'vlan.id', 'arp.opcode', 'arp.src.hw_mac', 'arp.src.proto_ipv4', 'arp.dst.proto_ipv4', 'ip.src', 'ip.dst',
+  'ipv6.src', 'ipv6.dst', 'udp.srcport', 'udp.dstport', 'icmp.type', 'vxlan.vni'];
+
+/** The description tshark's fields call for, in describeFrame's words. */
+function fromTshark(f: Record<string, string[]>): string {
+  const l2 = (i: number) => `${f['eth.src']![i]} > ${f['eth.dst']![i]}`;
+  const l3 = (i: number) => (f['ip.src']?.[i] ? `IPv4 ${f['ip.src'][i]} > ${f['ip.dst']![i]}` : `IPv6 ${f['ipv6.src']![i]} > ${f['ipv6.dst']![i]}`);
+  if (f['arp.opcode']) return `${l2(0)}, ARP who-has ${f['arp.dst.proto_ipv4']![0]} tell ${f['arp.src.proto_ipv4']![0]} (${f['arp.src.hw_mac']![0]})`;
+  const vlan = f['vlan.id'] ? `, VLAN ${f['vlan.id'][0]}` : '';
+  if (f['icmp.type']) return `${l2(0)}${vlan}, ${l3(0)} ICMP ${f['icmp.type'][0] === '8' ? 'echo request' : '?'}`;
+  const udp = (i: number) => `UDP ${f['udp.srcport']![i]} > ${f['udp.dstport']![i]}`;
+  const outer = `${l2(0)}${vlan}, ${l3(0)} ${udp(0)}`;
+  return f['vxlan.vni'] ? `${outer}, VXLAN VNI ${f['vxlan.vni'][0]}: ${l2(1)}, ${l3(1)} ${udp(1)}` : outer;
+}
+
+let dir: string;
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), 'vfplane-describe-'));
+  writePcap(join(dir, 'in.pcap'), frames);
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describePrivileged('frame descriptions against tshark', { commands: ['tshark'] }, () => {
+  it('says what Wireshark reads: MACs, VLAN, ARP, IPv4/IPv6, ports, ICMP, VXLAN (4789, and 8472 when told) with its inner frame', () => {
+    const out = execFileSync('tshark', ['-r', join(dir, 'in.pcap'), '-d', 'udp.port==8472,vxlan', '-T', 'fields', ...FIELDS.flatMap((x) => ['-e', x]),
+      '-E', 'separator=\t', '-E', 'aggregator=|', '-E', 'occurrence=a'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+    const rows = out.trimEnd().split('\n');
+    expect(rows).toHaveLength(frames.length);
+    rows.forEach((row, i) => {
+      const cols = row.split('\t');
+      const f = Object.fromEntries(FIELDS.map((k, j) => [k, cols[j] ? cols[j]!.split('|') : undefined]).filter(([, v]) => v)) as Record<string, string[]>;
+      expect(describeFrame(frames[i]!, frames[i]!.length, [4789, 8472]), `frame ${i}`).toBe(fromTshark(f));
+    });
+  });
+});
+
+describe('frame descriptions of what is cut short or insane', () => {
+  it('says where the bytes run out or a header makes no sense, instead of guessing', () => {
+    const u = frames[1]!;
+    expect(describeFrame(u.subarray(0, 10), 10)).toBe('10 bytes, shorter than an Ethernet header');
+    expect(describeFrame(u.subarray(0, 30), u.length)).toBe(`${A} > ${B}, VLAN 300, IPv4 (cut short)`);
+    const bad = Uint8Array.from(frames[0]!);
+    bad[14] = 0x65; // version 6 in an IPv4 ethertype
+    expect(describeFrame(bad)).toBe(`${A} > ${B}, IPv4 ethertype, IP version 6`);
+    bad[14] = 0x43; // IHL 3
+    expect(describeFrame(bad)).toBe(`${A} > ${B}, IPv4, header length 12 (under 20)`);
+    // Port 8472 is VXLAN only when told; one level deep only.
+    expect(describeFrame(frames[5]!)).toBe(`${A} > ${B}, IPv4 192.0.2.2 > 192.0.2.1 UDP 50000 > 8472`);
+    expect(describeFrame(vxlan(5).subarray(0, 46))).toBe(`${A} > ${B}, IPv4 192.0.2.2 > 192.0.2.1 UDP 50000 > 4789, VXLAN (cut short)`);
+    expect(describeFrame(vxlan(5).subarray(0, 60))).toBe(`${A} > ${B}, IPv4 192.0.2.2 > 192.0.2.1 UDP 50000 > 4789, VXLAN VNI 5: 10 bytes, shorter than an Ethernet header`);
+    const noI = vxlan(5);
+    noI[42] = 0;
+    expect(describeFrame(noI)).toMatch(/VXLAN VNI 5 \(I flag clear\): 02:00:00:00:00:08 > 02:00:00:00:00:09/);
+    const lldp = Uint8Array.from(u.subarray(0, 60));
+    lldp.set([0x88, 0xcc], 12);
+    expect(describeFrame(lldp, 60)).toBe(`${A} > ${B}, ethertype 0x88cc, 60 bytes`);
+  });
+});
