@@ -431,19 +431,16 @@ static VFP_COLD void drop_free_list(worker *w, uint16_t port, vfp_pkt **pk, cons
 }
 
 static VFP_COLD void drop_note_burst(worker *w, uint16_t port, vfp_pkt *const *pk, uint16_t n, unsigned reason,
-                                     uint8_t dir);
+                                     uint8_t dir) {
+    if (VFP_UNLIKELY(drops_armed(w)))
+        for (uint16_t i = 0; i < n; i++) drop_note(w, port, pk[i], reason, dir);
+}
 
 /* A burst from a port no attachment has (yet, or any more): counted, noted, given back. */
 static VFP_COLD void drop_unattached(worker *w, uint16_t port, vfp_pkt **pk, uint16_t n) {
     count_port_drop(w, port, VFP_DP_D_NO_ATTACHMENT, n);
     drop_note_burst(w, port, pk, n, VFP_DP_D_NO_ATTACHMENT, DROP_RX);
     vfp_pkt__free_burst(pk, n);
-}
-
-static VFP_COLD void drop_note_burst(worker *w, uint16_t port, vfp_pkt *const *pk, uint16_t n, unsigned reason,
-                                   uint8_t dir) {
-    if (VFP_UNLIKELY(drops_armed(w)))
-        for (uint16_t i = 0; i < n; i++) drop_note(w, port, pk[i], reason, dir);
 }
 
 static inline void tx_push(worker *w, uint16_t port, vfp_pkt *p);
@@ -1264,8 +1261,9 @@ static void from_pod(worker *w, uint16_t port, vfp_pkt **pk, uint16_t n, uint64_
 enum { UP_OK = 0, UP_BAD, UP_NO_LOCAL, UP_BAD_SRC };
 
 /* For the drop capture: the frames from_uplink's second pass is about to drop, by its
- * rules, noted before it runs. The pass itself stays as it was: a call on its drop
- * branches, however unlikely, cost every decapsulated frame ~1 ns. */
+ * rules (the static-elsewhere one written again here: a change to either changes both),
+ * noted before it runs. The pass itself stays as it was: a call on its drop branches,
+ * however unlikely, cost every decapsulated frame ~1 ns. */
 static VFP_COLD void note_uplink_drops(worker *w, const dp_cfg *c, vfp_pkt *const *vx, const uint8_t *state,
                                        const uint16_t *skey, const uint16_t *u_idx, uint16_t nv) {
     for (uint16_t i = 0; i < nv; i++) {
@@ -1455,7 +1453,7 @@ static void from_uplink(worker *w, vfp_pkt **pk, uint16_t n, uint64_t now, uint3
         if (sidx != VFP_FDB_NO_VTEP) {
             /* A static entry puts this MAC behind another VTEP: the frame is not
              * believed, and nothing is learned (the kernel: "don't migrate static
-             * entries, drop packets"). */
+             * entries, drop packets"). note_uplink_drops has this rule too. */
             const vfp_addr *sa = vfp_fdb__vtep(c->fdb, sidx);
             if (sa && !vfp_addr__eq(sa, &from)) {
                 w->st->drops[VFP_DP_D_STATIC_ELSEWHERE]++;
