@@ -915,14 +915,17 @@ export class Daemon {
         const names = this.portNames();
         const vx = [this.cfg.dstPort];
         return {
-          drops: this.dp!.drops().map((d) => ({
-            time: new Date(d.unixMs).toISOString(), worker: d.worker,
-            port: d.port === null ? null : names.get(d.port) ?? `slot ${d.port} (detached since)`, dir: d.dir, reason: d.reason,
-            len: d.len, ...(d.decap ? { decap: { vni: d.decap.vni, vtep: formatIp(d.decap.vtep.length === 4 ? 4 : 6, d.decap.vtep) } } : {}),
-            // A decapsulated frame is described as what it was on the wire: the tunnel, then the inner frame.
-            summary: `${d.decap ? `VXLAN VNI ${d.decap.vni} from ${formatIp(d.decap.vtep.length === 4 ? 4 : 6, d.decap.vtep)}: ` : ''}${describeFrame(d.head, d.len, vx)}`,
-            frame: Buffer.from(d.head).toString('hex'),
-          })),
+          drops: this.dp!.drops().map((d) => {
+            const decap = d.decap && { vni: d.decap.vni, vtep: formatIp(d.decap.vtep.length === 4 ? 4 : 6, d.decap.vtep) };
+            return {
+              time: new Date(d.unixMs).toISOString(), worker: d.worker,
+              port: d.port === null ? null : names.get(d.port) ?? `slot ${d.port} (detached since)`, dir: d.dir, reason: d.reason,
+              len: d.len, ...(decap ? { decap } : {}),
+              // A decapsulated frame is described as it came: the tunnel, then the inner frame.
+              summary: `${decap ? `VXLAN VNI ${decap.vni} from ${decap.vtep}: ` : ''}${describeFrame(d.head, d.len, vx)}`,
+              frame: Buffer.from(d.head).toString('hex'),
+            };
+          }),
         };
       }
       case 'fdb-list': {
