@@ -39,6 +39,14 @@ function podFrame(dst: string, src = POD2): Uint8Array {
   return udp4({ dstMac: dst, srcMac: src, src: '10.9.0.1', dst: '10.9.0.2', sport: 7001, dport: 7000, payload: new Uint8Array(18) });
 }
 
+/** Lets the workers run until `slot` has received `frames` (or 10 s passed): enough
+ *  frames for a test's shares to mean something, however much CPU the host gives them
+ *  (a fixed time was a rate floor, which a busy host failed). */
+function runUntil(dp: DataPlane, slot: number, frames: bigint, maxMs = 10_000) {
+  const t = Date.now();
+  while (Date.now() - t < maxMs && (dp.counters().ports.get(slot)?.rxPkts ?? 0n) < frames) spin(20);
+}
+
 function spin(ms: number) {
   const t = Date.now();
   while (Date.now() - t < ms) {
@@ -215,7 +223,7 @@ describe('what the data plane takes from the underlay', () => {
         ...base, uplink: up.slot, atts: [{ port: pod.slot, vni: 100, mac: mac(POD) }], learn: false,
         fdb: srcs.map((x, k) => ({ vni: 100, mac: mac(x), vtep: ip(k % 2 ? '192.0.2.3' : '192.0.2.2') })),
       }, 20_000);
-      spin(200);
+      runUntil(dp, up.slot, 100_001n);
       dp.stop();
       const c = dp.counters();
       const m = c.misc;
@@ -387,7 +395,7 @@ describe('a source a peer keeps sending from', () => {
       const up = dp.openPort('memory-gen', { frames: srcs.map((x) => fromVtep('192.0.2.2', x)) }, 'uplink');
       const pod = dp.openPort('memory-sink', {}, 'pod0');
       dp.commit({ ...base, uplink: up.slot, atts: [{ port: pod.slot, vni: 100, mac: mac(POD) }] });
-      spin(300);
+      runUntil(dp, up.slot, 100_001n);
       dp.stop();
       const c = dp.counters();
       const rx = c.ports.get(up.slot)!.rxPkts;
