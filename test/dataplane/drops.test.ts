@@ -2,34 +2,26 @@
 // off until armed, then the next N dropped frames of each worker, with the port, the
 // reason they were counted under and their first bytes; on memory ports, then through
 // a running daemon and the CLI on real frames.
-import { execFileSync } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { DataPlane, DROP_HEAD_BYTES, type DpSpec } from '../../src/dataplane/dp.js';
 import { request } from '../../src/dataplane/control.js';
 import { resolveTunnel } from '../../src/packet/config.js';
 import { parseIp, parseMac } from '../../src/util/addr.js';
 import { dataplaneOn, vfplane, vfplaneAsync, type CliResult } from '../helpers/cli.js';
 import { udp4 } from '../helpers/frames.js';
-import { ifname, Netns, scratchDir, vethIn } from '../helpers/netns.js';
 import { describePrivileged } from '../helpers/privileged.js';
+import { fromVtep, POD, UP, uplinkNetns } from '../helpers/underlay.js';
 
 const mac = (s: string) => parseMac(s)!;
 const ip = (s: string) => parseIp(s)!.bytes;
-const UP = '02:aa:00:00:00:01', POD = '02:00:00:00:00:01';
 
-/** VXLAN from `vtep` to our VTEP 192.0.2.1 (VNI 100 unless told), carrying a 200-byte frame from innerSrc to innerDst. */
-function fromVtep(vtep: string, innerSrc: string, vni = 100, innerDst = POD): Uint8Array {
-  const inner = udp4({ dstMac: innerDst, srcMac: innerSrc, src: '10.9.0.2', dst: '10.9.0.1', sport: 7000, dport: 7001, payload: new Uint8Array(158) });
-  const payload = new Uint8Array(8 + inner.length);
-  payload.set([0x08, 0, 0, 0, vni >> 16, (vni >> 8) & 0xff, vni & 0xff, 0]);
-  payload.set(inner, 8);
-  return udp4({ dstMac: UP, srcMac: '02:bb:00:00:00:02', src: vtep, dst: '192.0.2.1', sport: 50000, dport: 4789, payload });
-}
+/** A peer's VXLAN frame (fromVtep) whose inner frame is 200 bytes: longer than the
+ *  capture keeps of it. */
+const big = (vtep: string, innerSrc: string, innerDst = POD, vni = 100) => fromVtep(vtep, innerSrc, innerDst, vni, 158);
 
 /** The same, with its outer IPv4 header checksum broken. */
 function badChecksum(vtep: string, innerSrc: string): Uint8Array {
-  const f = fromVtep(vtep, innerSrc);
+  const f = big(vtep, innerSrc);
   f[24]! ^= 0xff;
   return f;
 }
@@ -52,7 +44,7 @@ describe('drop capture on memory ports', () => {
   // The uplink replays a good frame (for the sink pod), one for a VNI nobody has, one
   // with a bad outer checksum; the other pod sends as someone else (spoofed). Nothing is
   // sent out of a generator port (it takes nothing: tx_full).
-  const uplinkFrames = [fromVtep('192.0.2.2', '02:00:00:00:00:0b', 100, '02:00:00:00:00:02'), fromVtep('192.0.2.2', '02:00:00:00:00:0c', 300), badChecksum('192.0.2.2', '02:00:00:00:00:0d')];
+  const uplinkFrames = [big('192.0.2.2', '02:00:00:00:00:0b', '02:00:00:00:00:02'), big('192.0.2.2', '02:00:00:00:00:0c', POD, 300), badChecksum('192.0.2.2', '02:00:00:00:00:0d')];
   const podFrames = [udp4({ dstMac: '02:00:00:00:00:0b', srcMac: '02:00:00:00:00:66', src: '10.9.0.1', dst: '10.9.0.2', sport: 1, dport: 2, payload: new Uint8Array(30) })];
   function running() {
     const dp = new DataPlane({ workers: 1 });
@@ -118,21 +110,8 @@ describe('drop capture on memory ports', () => {
 });
 
 describePrivileged('vfplane dataplane drops, on a running data plane', { netns: true }, () => {
-  const RAWSOCK = fileURLToPath(new URL('../helpers/rawsock.py', import.meta.url));
-  let n: Netns;
-  const up = ifname('du'), upp = ifname('dv'), rep = ifname('dr'), repp = ifname('ds');
-  const d = scratchDir('drops');
-  beforeAll(() => {
-    n = Netns.create('drops');
-    vethIn(n, up, upp);
-    vethIn(n, rep, repp);
-  });
-  afterAll(() => {
-    n?.destroy();
-    d.remove();
-  });
-  const send = (frames: Uint8Array[]) => execFileSync('ip', ['netns', 'exec', n.name, '/usr/bin/python3', RAWSOCK, 'send', upp],
-    { input: frames.map((f) => Buffer.from(f).toString('hex')).join('\n') + '\n' });
+  const e = uplinkNetns('drops');
+  const { up, rep, d, send } = e;
 
   /** Runs `vfplane dataplane drops …` while frames keep arriving on the underlay. */
   async function capture(args: string[], frames: Uint8Array[]): Promise<CliResult> {
@@ -147,11 +126,11 @@ describePrivileged('vfplane dataplane drops, on a running data plane', { netns: 
 
   it('shows the frames the workers drop, why, and what they were; --reason narrows it; a bad name is refused', async () => {
     const S = '02:00:00:00:7c:01';
-    const dp = await dataplaneOn(n, up, d.dir, { peers: [{ vtep: '192.0.2.2', mac: '02:bb:00:00:00:02' }, { vtep: '192.0.2.3', mac: '02:bb:00:00:00:03' }], fdb: [{ vni: 100, mac: S, vtep: '192.0.2.2' }] });
+    const dp = await dataplaneOn(e.n, up, d.dir, { peers: [{ vtep: '192.0.2.2', mac: '02:bb:00:00:00:02' }, { vtep: '192.0.2.3', mac: '02:bb:00:00:00:03' }], fdb: [{ vni: 100, mac: S, vtep: '192.0.2.2' }] });
     try {
-      const a = vfplane(['dataplane', 'attach', '--socket', dp.socket, '--representor', rep, '--vni', '100', '--mac', POD, '--netns', n.path]);
+      const a = vfplane(['dataplane', 'attach', '--socket', dp.socket, '--representor', rep, '--vni', '100', '--mac', POD, '--netns', e.n.path]);
       expect(a.code, a.stderr).toBe(0);
-      const frames = [fromVtep('192.0.2.3', S), fromVtep('192.0.2.2', '02:00:00:00:7c:02', 300), badChecksum('192.0.2.2', '02:00:00:00:7c:03')];
+      const frames = [big('192.0.2.3', S), big('192.0.2.2', '02:00:00:00:7c:02', POD, 300), badChecksum('192.0.2.2', '02:00:00:00:7c:03')];
       // The reasons of these frames only: the underlay has the kernel's own chatter (the
       // peer veth's MLD reports, dropped as nd_other).
       const j = await capture(['--socket', dp.socket, '--count', '6', '--wait', '20000', '--json', '--reason', 'static_elsewhere,vni_unknown,ip_bad_checksum'], frames);

@@ -7,33 +7,22 @@
 // peers (an entry for any other VTEP could not be sent to), and an entry learned from
 // a peer since removed floods. Memory ports: a generator replays the underlay's
 // frames, a sink counts what reaches the pod.
-import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { DataPlane, type DpSpec } from '../../src/dataplane/dp.js';
 import { request } from '../../src/dataplane/control.js';
 import { resolveTunnel } from '../../src/packet/config.js';
 import { parseIp, parseMac } from '../../src/util/addr.js';
 import { dataplaneOn, vfplane } from '../helpers/cli.js';
 import { macSeq, udp4 } from '../helpers/frames.js';
-import { ifname, Netns, scratchDir, vethIn } from '../helpers/netns.js';
 import { describePrivileged } from '../helpers/privileged.js';
+import { fromVtep, POD, UP, uplinkNetns } from '../helpers/underlay.js';
 import { expectOneAnswerPerEpoch } from '../helpers/dp-cache.js';
 
 const mac = (s: string) => parseMac(s)!;
 const ip = (s: string) => parseIp(s)!.bytes;
-const UP = '02:aa:00:00:00:01', POD = '02:00:00:00:00:01', POD2 = '02:00:00:00:00:02';
-
-/** VXLAN (VNI 100 unless told) from `vtep` to our VTEP 192.0.2.1, carrying a frame from innerSrc to innerDst. */
-function fromVtep(vtep: string, innerSrc: string, innerDst = POD, vni = 100): Uint8Array {
-  const inner = udp4({ dstMac: innerDst, srcMac: innerSrc, src: '10.9.0.2', dst: '10.9.0.1', sport: 7000, dport: 7001, payload: new Uint8Array(18) });
-  const payload = new Uint8Array(8 + inner.length);
-  payload.set([0x08, 0, 0, 0, vni >> 16, (vni >> 8) & 0xff, vni & 0xff, 0]);
-  payload.set(inner, 8);
-  return udp4({ dstMac: UP, srcMac: '02:bb:00:00:00:02', src: vtep, dst: '192.0.2.1', sport: 50000, dport: 4789, payload });
-}
+const POD2 = '02:00:00:00:00:02';
 
 function podFrame(dst: string, src = POD2): Uint8Array {
   return udp4({ dstMac: dst, srcMac: src, src: '10.9.0.1', dst: '10.9.0.2', sport: 7001, dport: 7000, payload: new Uint8Array(18) });
@@ -461,30 +450,17 @@ describe('a pod sending to a learned MAC while it ages out', () => {
 // them on real frames: learned entries used (and explained) while learning is off, until
 // they age; a static MAC from another VTEP dropped; a bad source dropped.
 describePrivileged('explain and the learned FDB, on a running data plane', { netns: true }, () => {
-  const RAWSOCK = fileURLToPath(new URL('../helpers/rawsock.py', import.meta.url));
-  let n: Netns;
-  const up = ifname('lu'), upp = ifname('lv'), rep = ifname('lr'), repp = ifname('ls');
-  const d = scratchDir('learn');
-  beforeAll(() => {
-    n = Netns.create('learn');
-    vethIn(n, up, upp);
-    vethIn(n, rep, repp);
-  });
-  afterAll(() => {
-    n?.destroy();
-    d.remove();
-  });
-  const send = (frames: Uint8Array[]) => execFileSync('ip', ['netns', 'exec', n.name, '/usr/bin/python3', RAWSOCK, 'send', upp],
-    { input: frames.map((f) => Buffer.from(f).toString('hex')).join('\n') + '\n' });
+  const e = uplinkNetns('learn');
+  const { up, rep, d, send } = e;
 
   it('learnCapacity from the config: a full table counts learnFull, explain looks a MAC up; changing it takes a restart', async () => {
     const macs = Array.from({ length: 48 }, (_, i) => `02:00:00:00:7a:${i.toString(16).padStart(2, '0')}`);
     const dir = join(d.dir, 'cap'); // its own state: the next test attaches the same representor
     mkdirSync(dir);
-    const dp = await dataplaneOn(n, up, dir, { peers: [{ vtep: '192.0.2.2', mac: '02:bb:00:00:00:02' }], learnCapacity: 16 });
+    const dp = await dataplaneOn(e.n, up, dir, { peers: [{ vtep: '192.0.2.2', mac: '02:bb:00:00:00:02' }], learnCapacity: 16 });
     const learned = async () => ((await request(dp.socket, { op: 'fdb-list' })) as { learned: { mac: string }[]; learnedTruncated?: number });
     try {
-      const a = vfplane(['dataplane', 'attach', '--socket', dp.socket, '--representor', rep, '--vni', '100', '--mac', POD, '--netns', n.path]);
+      const a = vfplane(['dataplane', 'attach', '--socket', dp.socket, '--representor', rep, '--vni', '100', '--mac', POD, '--netns', e.n.path]);
       expect(a.code, a.stderr).toBe(0);
       let full = 0;
       for (let t = Date.now(); Date.now() - t < 5000 && full === 0;) {
@@ -518,7 +494,7 @@ describePrivileged('explain and the learned FDB, on a running data plane', { net
 
   it('uses and explains a learned entry while learning is off, until it ages; drops what the kernel drops', async () => {
     const B = '02:00:00:00:78:01', S = '02:00:00:00:78:02';
-    const dp = await dataplaneOn(n, up, d.dir, {
+    const dp = await dataplaneOn(e.n, up, d.dir, {
       peers: [{ vtep: '192.0.2.2', mac: '02:bb:00:00:00:02' }, { vtep: '192.0.2.3', mac: '02:bb:00:00:00:03' }],
       fdb: [{ vni: 100, mac: S, vtep: '192.0.2.2' }], learn: true, ageSeconds: 4,
     });
@@ -533,7 +509,7 @@ describePrivileged('explain and the learned FDB, on a running data plane', { net
       }
     };
     try {
-      const a = vfplane(['dataplane', 'attach', '--socket', dp.socket, '--representor', rep, '--vni', '100', '--mac', POD, '--netns', n.path]);
+      const a = vfplane(['dataplane', 'attach', '--socket', dp.socket, '--representor', rep, '--vni', '100', '--mac', POD, '--netns', e.n.path]);
       expect(a.code, a.stderr).toBe(0);
       send([fromVtep('192.0.2.2', B)]);
       await until('B learned', async () => (await learned()).some((e) => e.mac === B && e.vtep === '192.0.2.2'), 3000);

@@ -66,6 +66,15 @@ export function udp4(o: { dstMac: string; srcMac: string; src: string; dst: stri
   return eth(o.dstMac, o.srcMac, 0x0800, ipv4(o.src, o.dst, 17, u, { tos: o.tos, df: o.df }), o.vlan);
 }
 
+/** A VXLAN frame over IPv4: `inner` in VNI `vni` (I flag set), UDP from port 50000 to
+ *  4789 unless told. */
+export function vxlan4(o: { dstMac: string; srcMac: string; src: string; dst: string; vni: number; inner: Uint8Array; sport?: number; dport?: number }): Uint8Array {
+  const payload = new Uint8Array(8 + o.inner.length);
+  payload.set([0x08, 0, 0, 0, o.vni >> 16, (o.vni >> 8) & 0xff, o.vni & 0xff, 0]);
+  payload.set(o.inner, 8);
+  return udp4({ dstMac: o.dstMac, srcMac: o.srcMac, src: o.src, dst: o.dst, sport: o.sport ?? 50000, dport: o.dport ?? 4789, payload });
+}
+
 export function arpRequest(o: { srcMac: string; srcIp: string; targetIp: string }): Uint8Array {
   return arp(1, 'ff:ff:ff:ff:ff:ff', '00:00:00:00:00:00', o);
 }

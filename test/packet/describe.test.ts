@@ -8,18 +8,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { describeFrame } from '../../src/packet/describe.js';
-import { arpRequest, icmpEcho, udp4, udp6, writePcap } from '../helpers/frames.js';
+import { arpRequest, icmpEcho, udp4, udp6, vxlan4, writePcap } from '../helpers/frames.js';
 import { describePrivileged } from '../helpers/privileged.js';
 
 const v6 = (s: string) => Uint8Array.from(Buffer.from(s, 'hex'));
 const A = '02:aa:00:00:00:01', B = '02:bb:00:00:00:02';
 const inner = udp4({ dstMac: '02:00:00:00:00:09', srcMac: '02:00:00:00:00:08', src: '10.9.0.2', dst: '10.9.0.1', sport: 7000, dport: 7001, payload: new Uint8Array(20) });
-const vxlan = (vni: number, port = 4789) => {
-  const payload = new Uint8Array(8 + inner.length);
-  payload.set([0x08, 0, 0, 0, vni >> 16, (vni >> 8) & 0xff, vni & 0xff, 0]);
-  payload.set(inner, 8);
-  return udp4({ dstMac: B, srcMac: A, src: '192.0.2.2', dst: '192.0.2.1', sport: 50000, dport: port, payload });
-};
+const vxlan = (vni: number, dport = 4789) => vxlan4({ dstMac: B, srcMac: A, src: '192.0.2.2', dst: '192.0.2.1', vni, inner, dport });
 const frames = [
   icmpEcho({ dstMac: B, srcMac: A, src: '10.0.0.1', dst: '10.0.0.2', id: 1, seq: 9 }),
   udp4({ dstMac: B, srcMac: A, src: '10.0.0.1', dst: '10.0.0.2', sport: 40000, dport: 9, payload: new Uint8Array(100), vlan: 300 }),

@@ -1,0 +1,46 @@
+// What the data-plane suites that feed a node's uplink share: the node's addresses, a
+// peer's VXLAN frame to it, and one network namespace holding the uplink's and a
+// representor's veth pairs, from which frames are sent as the underlay would.
+import { afterAll, beforeAll } from 'vitest';
+import { udp4, vxlan4 } from './frames.js';
+import { ifname, Netns, scratchDir, sendRaw, vethIn } from './netns.js';
+
+/** Our uplink's MAC (VTEP 192.0.2.1) and the attached pod's MAC. */
+export const UP = '02:aa:00:00:00:01', POD = '02:00:00:00:00:01';
+
+/** VXLAN (VNI 100 unless told) from `vtep` (MAC 02:bb:00:00:00:02) to our VTEP
+ *  192.0.2.1, carrying a UDP frame (`payload` bytes) from innerSrc to innerDst. */
+export function fromVtep(vtep: string, innerSrc: string, innerDst = POD, vni = 100, payload = 18): Uint8Array {
+  const inner = udp4({ dstMac: innerDst, srcMac: innerSrc, src: '10.9.0.2', dst: '10.9.0.1', sport: 7000, dport: 7001, payload: new Uint8Array(payload) });
+  return vxlan4({ dstMac: UP, srcMac: '02:bb:00:00:00:02', src: vtep, dst: '192.0.2.1', vni, inner });
+}
+
+/**
+ * For a describe block: a namespace (made before its tests, gone after) with two veth
+ * pairs, `up`–`upp` for a data plane's uplink and `rep`–`repp` for a representor, a
+ * scratch directory, and `send`, which puts frames on the uplink from its peer end.
+ * `tag`: a word distinct per suite (the namespace and directory; its first letter starts
+ * the interface names).
+ */
+export function uplinkNetns(tag: string) {
+  let n: Netns | undefined;
+  const f = {
+    up: ifname(`${tag[0]}u`), upp: ifname(`${tag[0]}v`), rep: ifname(`${tag[0]}r`), repp: ifname(`${tag[0]}s`),
+    d: scratchDir(tag),
+    get n(): Netns {
+      if (!n) throw new Error('uplinkNetns: used before its beforeAll ran');
+      return n;
+    },
+    send: (frames: Uint8Array[]) => sendRaw(f.n, f.upp, frames),
+  };
+  beforeAll(() => {
+    n = Netns.create(tag);
+    vethIn(n, f.up, f.upp);
+    vethIn(n, f.rep, f.repp);
+  });
+  afterAll(() => {
+    n?.destroy();
+    f.d.remove();
+  });
+  return f;
+}
