@@ -14,6 +14,7 @@
         "native/core/flowhash.c",
         "native/core/vxlan.c",
         "native/core/fdb.c",
+        "native/core/icmp.c",
         "native/io/memory.c",
         "native/io/afpacket.c",
         "native/worker/bench.c",

@@ -460,6 +460,8 @@ Napi::Value DpCommit(const Napi::CallbackInfo &info) {
   s.learn = b;
   if (!GetProp(env, sv, "antiSpoof", &v) || !ToBool(env, v, "spec.antiSpoof", &b)) return Napi::Value();
   s.anti_spoof = b;
+  if (!GetProp(env, sv, "icmpTooBig", &v) || !ToBool(env, v, "spec.icmpTooBig", &b)) return Napi::Value();
+  s.icmp_too_big = b;
   if (!OptUint(env, sv, "ageSeconds", 1, 1e7, &s.age_seconds)) return Napi::Value();
 
   Napi::Array arr;
@@ -609,6 +611,7 @@ Napi::Value DpStatsLayout(const Napi::CallbackInfo &info) {
   F("handedOff", handed_off); F("learnNotPeer", learn_not_peer); F("learnedEntries", learned_entries);
   F("destCacheHits", dest_cache_hits); F("destCacheMisses", dest_cache_misses); F("destCacheBypassed", dest_cache_bypassed);
   F("srcCacheHits", src_cache_hits); F("srcCacheMisses", src_cache_misses); F("srcCacheBypassed", src_cache_bypassed);
+  F("icmpTooBig", icmp_too_big); F("icmpTooBigLimited", icmp_too_big_limited);
 #undef F
   r.Set("fields", misc);
   r.Set("ports", W(offsetof(vfp_dp_worker_stats, ports)));

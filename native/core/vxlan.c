@@ -163,8 +163,7 @@ encap_loop(vfp_tunnel *t, const uint8_t *tmpl, uint64_t pseudo, vfp_pkt **pkts, 
     /* Inner-length limits for checks 3 and 4, from the outer IP lengths of §3.1. */
     const uint32_t ip_over = v4 ? 36 : 16;          /* outer IP length field - inner */
     const uint32_t max_inner = 65535 - ip_over;
-    const uint32_t mtu_over = v4 ? 36 : 56;         /* outer IP packet - inner */
-    const uint32_t mtu_inner = t->mtu ? (t->mtu > mtu_over ? t->mtu - mtu_over : 0) : UINT32_MAX;
+    const uint32_t mtu_inner = vfp_tunnel__max_inner(t);
     /* Checks 1, 3 and 4 as one unsigned range test on the fast path: len in [14, lim].
      * A packet outside it, or short of headroom, takes the checks in their order. */
     const uint32_t lim = max_inner < mtu_inner ? max_inner : mtu_inner;

@@ -50,6 +50,14 @@ typedef struct vfp_tunnel {
                               that apply (no IP checksum on IPv6, no UDP one when off) */
 } vfp_tunnel;
 
+/* The longest inner frame (L2 header included) the tunnel's MTU lets encap take: the
+ * outer IP packet is the inner frame plus 36 bytes (IPv4, UDP, VXLAN; 56 over IPv6).
+ * UINT32_MAX without an MTU; 0 when the MTU cannot carry even the headers. */
+static inline uint32_t vfp_tunnel__max_inner(const vfp_tunnel *t) {
+    const uint32_t over = t->family == 4 ? 36 : 56;
+    return !t->mtu ? UINT32_MAX : t->mtu > over ? t->mtu - over : 0;
+}
+
 /* Builds the template. -EINVAL when the configuration is inconsistent. */
 int vfp_tunnel__init(vfp_tunnel *t, const vfp_tunnel_cfg *cfg);
 

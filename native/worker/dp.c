@@ -6,6 +6,7 @@
 
 #include "core/csum.h"
 #include "core/hashkey.h"
+#include "core/icmp.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -105,7 +106,7 @@ typedef struct dp_cfg {
     uint16_t uplink;
     uint8_t uplink_mac[6];
     vfp_addr local;
-    uint8_t learn, anti_spoof;
+    uint8_t learn, anti_spoof, icmp_too_big;
     uint32_t age_seconds;
     int16_t vlan;          /* underlay VLAN for ARP, -1 untagged */
     vfp_decap_ctx decap;   /* learn_fdb/now are set per worker on a copy */
@@ -297,6 +298,9 @@ typedef struct worker {
     uint64_t sc_epoch;
     uint16_t sc_skip;
     uint32_t age_cursor;
+    /* The ICMP too-big replies' rate limit (encap_refused): a token bucket. */
+    uint32_t icmp_tokens;
+    uint64_t icmp_ns;       /* when the bucket last gained its tokens */
     uint64_t next_age_ns;
     uint64_t next_neigh_ns; /* when peer MACs other workers learned are next looked at */
     uint64_t next_mld_ns;  /* when worker 0 next reports its solicited-node group (0: now) */
@@ -556,16 +560,6 @@ static void pad_min(vfp_pkt *p) {
     }
 }
 
-/* The ICMPv6 checksum of the message at icmp (len bytes) between src and dst (RFC 4443
- * §2.3: the pseudo-header of RFC 8200 §8.1), as stored: memory order, complemented. */
-static uint16_t icmp6_csum(const uint8_t *src, const uint8_t *dst, const uint8_t *icmp, uint32_t len) {
-    uint64_t s = vfp_csum__partial(src, 16, 0);
-    s = vfp_csum__partial(dst, 16, s);
-    s = vfp_csum__add64(s, vfp_csum__be16((uint16_t)(len >> 16)) + vfp_csum__be16((uint16_t)len) + vfp_csum__be16(58));
-    s = vfp_csum__partial(icmp, len, s);
-    return (uint16_t)~vfp_csum__fold(s);
-}
-
 /* An IPv6 header for an ND message (hop limit 255, RFC 4861 §7.1) and the ICMPv6
  * message after it: type, the 4 flag/reserved bytes, the target and one link-layer
  * address option (type opt, our MAC). Returns the frame length. */
@@ -587,7 +581,7 @@ static size_t nd_message(const dp_cfg *c, uint8_t *d, size_t l3, const uint8_t *
     m[24] = opt;
     m[25] = 1; /* in units of 8 bytes */
     memcpy(m + 26, c->uplink_mac, 6);
-    const uint16_t cs = icmp6_csum(ip + 8, ip + 24, m, len);
+    const uint16_t cs = vfp_icmp6__csum(ip + 8, ip + 24, m, len);
     memcpy(m + 2, &cs, 2);
     return l3 + 40 + len;
 }
@@ -772,7 +766,7 @@ static void uplink_nd(worker *w, vfp_pkt *p, size_t l3) {
     const uint8_t *d = p->data, *ip = d + l3, *m = ip + 40;
     const uint32_t plen = p->len >= l3 + 40 ? (uint32_t)(ip[4] << 8 | ip[5]) : 0;
     int bad = c->local.family != 6 || !plen || p->len < l3 + 40 + plen || plen < 24 || ip[7] != 255 ||
-              m[1] != 0 || (m[0] != 135 && m[0] != 136) || icmp6_csum(ip + 8, ip + 24, m, plen) != 0 ||
+              m[1] != 0 || (m[0] != 135 && m[0] != 136) || vfp_icmp6__csum(ip + 8, ip + 24, m, plen) != 0 ||
               m[8] == 0xff; /* the target is never multicast */
     if (!bad) {
         static const uint8_t unspec[16];
@@ -864,7 +858,7 @@ static void mld_report(worker *w, uint8_t record_type, uint64_t now) {
     m[7] = 1;    /* one record */
     m[8] = record_type;
     solicited_node(c->local.bytes, m + 12);
-    const uint16_t cs = icmp6_csum(ip + 8, ip + 24, m, len);
+    const uint16_t cs = vfp_icmp6__csum(ip + 8, ip + 24, m, len);
     memcpy(m + 2, &cs, 2);
     p->len = (uint32_t)(l3 + 40 + 8 + len);
     pad_min(p);
@@ -882,7 +876,7 @@ static void uplink_hbh(worker *w, vfp_pkt *p, size_t l3, uint64_t now) {
     const uint32_t hl = p->len >= l3 + 48 ? ((uint32_t)hbh[1] + 1) * 8 : 0;
     const uint8_t *m = hbh + hl;
     int query = c->local.family == 6 && hl && hbh[0] == 58 && p->len >= l3 + 40 + plen && plen >= hl + 24 &&
-                m[0] == 130 && ip[7] == 1 && icmp6_csum(ip + 8, ip + 24, m, plen - hl) == 0;
+                m[0] == 130 && ip[7] == 1 && vfp_icmp6__csum(ip + 8, ip + 24, m, plen - hl) == 0;
     if (query) {
         static const uint8_t any[16];
         uint8_t group[16];
@@ -944,6 +938,51 @@ static void adopt(worker *w, const dp_cfg *c) {
 
 static int is_group(const uint8_t *mac) { return mac[0] & 1; }
 
+/* ICMP errors to pods at most ICMP_RATE a second per worker, in bursts of up to
+ * ICMP_BURST: Linux's own defaults for the ICMP it sends (net.ipv4.icmp_msgs_per_sec,
+ * icmp_msgs_burst). A pod sending too big a packet over and over learns the MTU from the
+ * first reply; the limit keeps a flood of them from costing a worker more than that. */
+#define ICMP_RATE 1000u
+#define ICMP_BURST 50u
+
+static int icmp_allowed(worker *w, uint64_t now) {
+    const uint64_t per = 1000000000ull / ICMP_RATE;
+    if (now - w->icmp_ns >= per) {
+        const uint64_t add = (now - w->icmp_ns) / per;
+        if (add >= ICMP_BURST || w->icmp_tokens + add >= ICMP_BURST) {
+            w->icmp_tokens = ICMP_BURST;
+            w->icmp_ns = now;
+        } else {
+            w->icmp_tokens += (uint32_t)add;
+            w->icmp_ns += add * per;
+        }
+    }
+    if (!w->icmp_tokens) return 0;
+    w->icmp_tokens--;
+    return 1;
+}
+
+/* A frame encap refused leaves the data plane as a drop (counted by the engine, noted for
+ * the capture), and is given back; unless it was too big for the tunnel and its sender
+ * may be told so (core/icmp.h: IPv4 with DF, IPv6), as a Linux router or the kernel's
+ * vxlan device on a bridge would tell it: then its buffer carries the ICMP error back to
+ * the pod it came from. Flood copies (the scratch pool's) are not answered: the original,
+ * sent to one of the targets, is. */
+static VFP_COLD void encap_refused(worker *w, vfp_pkt *p, const vfp_tunnel *t, uint64_t now) {
+    const uint16_t port = p->port;
+    drop_note(w, port, p, VFP_DP_DROP_ENGINE | p->reason, DROP_RX);
+    if (p->reason == VFP_R_MTU_EXCEEDED && w->cfg->icmp_too_big && p->owner != &w->pool.port &&
+        port < VFP_DP_MAX_PORTS && w->cfg->att[port].active && vfp_icmp__too_big(p, vfp_tunnel__max_inner(t))) {
+        if (icmp_allowed(w, now)) {
+            w->st->icmp_too_big++;
+            tx_push(w, port, p);
+            return;
+        }
+        w->st->icmp_too_big_limited++;
+    }
+    vfp_pkt__free_burst(&p, 1);
+}
+
 /* Encapsulates one peer's packets (grp may be the caller's array: encap works in place)
  * and queues them on the uplink; the VNI counters are summed per group, not per packet. */
 static void encap_group(worker *w, const cfg_vni *v, int pr, vfp_pkt **grp, uint16_t g, uint64_t now) {
@@ -967,7 +1006,7 @@ static void encap_group(worker *w, const cfg_vni *v, int pr, vfp_pkt **grp, uint
                 bytes += grp[k]->len;
                 tx_push(w, up, grp[k]);
             } else {
-                drop_free(w, grp[k]->port, grp[k], VFP_DP_DROP_ENGINE | grp[k]->reason, DROP_RX);
+                encap_refused(w, grp[k], &w->tun[pr], now);
             }
         }
     }
@@ -2300,6 +2339,7 @@ static int64_t build(vfp_dp *dp, const vfp_dp_spec *s, dp_cfg **out, char *err, 
     c->local = s->tunnel.local;
     c->learn = s->learn;
     c->anti_spoof = s->anti_spoof;
+    c->icmp_too_big = s->icmp_too_big;
     c->age_seconds = s->age_seconds ? s->age_seconds : 300;
     c->vlan = (int16_t)s->tunnel.vlan;
     c->peers = (cfg_peer *)(base + o_peers);

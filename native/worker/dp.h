@@ -98,6 +98,10 @@ typedef struct vfp_dp_worker_stats {
      * its source cache, the tables (then cached), the tables with the cache bypassed.
      * None with neither static entries nor learning. */
     uint64_t src_cache_hits, src_cache_misses, src_cache_bypassed;
+    /* Pods' packets too big for the tunnel (dropped as mtu_exceeded) answered with an ICMP
+     * "fragmentation needed" / "packet too big"; and those not answered because the
+     * worker's rate limit was spent. */
+    uint64_t icmp_too_big, icmp_too_big_limited;
     vfp_dp_port_stats ports[VFP_DP_MAX_PORTS];
     vfp_dp_vni_stats vnis[VFP_DP_MAX_VNIS];
     vfp_dp_peer_stats peers[VFP_DP_MAX_PEERS];
@@ -160,6 +164,7 @@ typedef struct vfp_dp_spec {
     uint32_t n_extra_vnis;
     uint8_t learn;               /* learn inner source MAC → outer source VTEP on decap */
     uint8_t anti_spoof;          /* drop pod frames whose source MAC is not the attachment's */
+    uint8_t icmp_too_big;        /* answer a pod's packet too big for the tunnel with ICMP (core/icmp.h) */
     uint32_t age_seconds;        /* learned entries age out after this (default 300) */
 } vfp_dp_spec;
 

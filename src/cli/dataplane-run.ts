@@ -235,6 +235,11 @@ export async function dpStats(o: ClientOpts & { interval?: number }): Promise<vo
   }
   console.log(`drops: ${countsText(first.drops) || 'none'}${Object.keys(first.drops).length ? ' (which frames: `vfplane dataplane drops [--reason R]`)' : ''}`);
   const dc = first.misc ?? {};
+  const tb = dc.icmpTooBig ?? 0, tbl = dc.icmpTooBigLimited ?? 0;
+  if (tb + tbl > 0) {
+    // Pods whose MTU is over what the underlay carries: their path MTU discovery is told.
+    console.log(`ICMP too big: ${tb} sent to pods whose packets were over the overlay's MTU${tbl ? `, ${tbl} not sent (rate limit: 1000 a second per worker)` : ''}`);
+  }
   const hit = dc.destCacheHits ?? 0, miss = dc.destCacheMisses ?? 0, bypassed = dc.destCacheBypassed ?? 0;
   if (hit + miss + bypassed > 0) {
     // Pods spreading over more hosts than a worker's cache holds show as bypassed.

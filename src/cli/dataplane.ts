@@ -68,7 +68,7 @@ export function registerDataplane(program: Command): void {
   common(peer.command('del').description('remove a peer VTEP').argument('<vtep>', 'its address', ipFlag('VTEP')))
     .action(async (vtep, o) => (await run()).dpOp('peer-del', { vtep }, o));
 
-  common(dp.command('reload').description('apply the config file again without stopping traffic (peers, vnis, fdb, learn, ageSeconds, antiSpoof, tenants); also on SIGHUP'))
+  common(dp.command('reload').description('apply the config file again without stopping traffic (peers, vnis, fdb, learn, ageSeconds, antiSpoof, icmpTooBig, tenants); also on SIGHUP'))
     .action(async (o) => (await run()).dpReload(o));
   common(dp.command('explain').description('where a frame a pod sends on VNI to MAC goes, and why: local pod, FDB entry (static or learned) and peer, or flood'))
     .requiredOption('--vni <n>', 'the VNI', vniFlag())

@@ -122,6 +122,12 @@ export const configSchema = z.strictObject({
    *  learned (counted as learnFull) and frames to it flood as unknown unicast. */
   learnCapacity: z.number().int().min(16).max(16_777_216).default(65536),
   antiSpoof: z.boolean().default(true),
+  /** A pod's packet too big for the underlay (its MTU over the uplink's less 50, 70 over
+   *  IPv6) is dropped (mtu_exceeded) and answered with ICMP "fragmentation needed" (IPv4
+   *  with DF) or "packet too big" (IPv6) carrying the MTU the overlay does carry, as a
+   *  router or the kernel's vxlan device on a bridge answers: the pod's path MTU discovery
+   *  then sends smaller packets instead of losing them. */
+  icmpTooBig: z.boolean().default(true),
   workers: z.number().int().min(1).max(16).default(1),
   /** How the dpdk backend reaches the pods' representors (kernel netdevs): afxdp when the
    *  build has it (auto), else afpacket. The other backends use their own. */

@@ -528,6 +528,7 @@ export class Daemon {
       extraVnis: [],
       learn: c.learn,
       antiSpoof: c.antiSpoof,
+      icmpTooBig: c.icmpTooBig,
       ageSeconds: c.ageSeconds,
     };
   }
@@ -952,7 +953,7 @@ export class Daemon {
 
   /**
    * Applies the config file as it is now, without stopping traffic: peers, per-VNI
-   * flood lists, static FDB entries, learn, ageSeconds, antiSpoof and tenants change in
+   * flood lists, static FDB entries, learn, ageSeconds, antiSpoof, icmpTooBig and tenants change in
    * one new epoch. What the control socket added at runtime (peers, entries, flood
    * lists not in the old file) stays. Anything else changed (the uplink, backend,
    * workers, tunnel…) takes a restart: the reload is refused, naming it, and nothing
@@ -969,13 +970,13 @@ export class Daemon {
     if (!this.reread) throw invalid('this data plane was started without a config file to reload');
     const next = this.reread();
     const old = this.cfg;
-    const live = new Set(['peers', 'vnis', 'fdb', 'learn', 'ageSeconds', 'antiSpoof', 'tenants']);
+    const live = new Set(['peers', 'vnis', 'fdb', 'learn', 'ageSeconds', 'antiSpoof', 'icmpTooBig', 'tenants']);
     const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
     const keys = [...new Set([...Object.keys(old), ...Object.keys(next)])] as (keyof DaemonConfig)[];
     const fixed = keys.filter((k) => !live.has(k)).flatMap((k) => differs(old[k], next[k], k));
     // The file is fine; what runs contradicts it: a conflict (exit 1), not a bad request.
     if (fixed.length) {
-      throw conflict(`the config changes ${fixed.join(', ')}, which ${fixed.length > 1 ? 'take' : 'takes'} a restart of the data plane (${fixed.includes('attachments') ? 'attachments change live through vfplane dataplane attach/detach; ' : ''}peers, vnis, fdb, learn, ageSeconds, antiSpoof and tenants reload live); nothing was changed`);
+      throw conflict(`the config changes ${fixed.join(', ')}, which ${fixed.length > 1 ? 'take' : 'takes'} a restart of the data plane (${fixed.includes('attachments') ? 'attachments change live through vfplane dataplane attach/detach; ' : ''}peers, vnis, fdb, learn, ageSeconds, antiSpoof, icmpTooBig and tenants reload live); nothing was changed`);
     }
     const refused = [...this.atts.values()].filter((a) => a.owner && tenancyRefusal(next, a.owner.podNamespace, a.vni));
     if (refused.length) {
@@ -1424,6 +1425,8 @@ export function prometheus(m: MetricsInput): string {
     ([['destCacheHits', 'hit'], ['destCacheMisses', 'miss'], ['destCacheBypassed', 'bypassed']] as const).map(([k, result]) => [{ result }, c.misc[k] ?? 0n]));
   metric('vfplane_src_cache_lookups_total', 'Distinct inner sources of decapsulated bursts, by how the workers found what each needs (its static FDB entry, whether learning it again would change anything): hit (the source cache), miss (the tables, then cached), bypassed (the tables, the cache off after a burst of mostly misses). None with neither static entries nor learning.', 'counter',
     ([['srcCacheHits', 'hit'], ['srcCacheMisses', 'miss'], ['srcCacheBypassed', 'bypassed']] as const).map(([k, result]) => [{ result }, c.misc[k] ?? 0n]));
+  metric('vfplane_icmp_too_big_total', 'Pods\' packets too big for the underlay (dropped as mtu_exceeded) answered with ICMP fragmentation needed / packet too big (sent), or not for the rate limit (limited).', 'counter',
+    ([['icmpTooBig', 'sent'], ['icmpTooBigLimited', 'limited']] as const).map(([k, result]) => [{ result }, c.misc[k] ?? 0n]));
   metric('vfplane_worker_busy_loops_total', 'Poll passes that moved packets, per worker.', 'counter', c.perWorker.map((w, i) => [{ worker: String(i), cpu: String(w.cpu) }, w.busyLoops]));
   metric('vfplane_worker_loops_total', 'Poll passes, per worker.', 'counter', c.perWorker.map((w, i) => [{ worker: String(i), cpu: String(w.cpu) }, w.loops]));
   metric('vfplane_config_epoch', 'The configuration epoch the workers run.', 'gauge', [[{}, epoch]]);

@@ -56,6 +56,9 @@ export interface DpSpec {
   extraVnis: number[];
   learn: boolean;
   antiSpoof: boolean;
+  /** Answer a pod's packet too big for the tunnel with ICMP fragmentation needed (IPv4
+   *  with DF) or packet too big (IPv6), sent back to the pod (native/core/icmp.h). */
+  icmpTooBig: boolean;
   ageSeconds?: number;
 }
 

@@ -54,6 +54,9 @@ export interface TopologyOptions {
    *  port only for groups that node reported, as a switch that drops unregistered
    *  multicast does: an IPv6 VTEP is reachable only if its data plane speaks MLD. */
   snooping?: boolean;
+  /** The underlay's MTU (every node's uplink and the bridge; default 9000, a jumbo
+   *  underlay, so that pods at 1500 fit with the 50 bytes of outer headers). */
+  underlayMtu?: number;
 }
 
 export interface Node {
@@ -169,7 +172,8 @@ export class Topology {
   readonly pods = new Map<string, Pod>();
   readonly underlay: string;
   readonly kernelNs: string;
-  private readonly o: Required<Omit<TopologyOptions, 'kernelNode' | 'dataplane' | 'snooping' | 'uplinkQueues'>> & Pick<TopologyOptions, 'kernelNode' | 'dataplane' | 'snooping' | 'uplinkQueues'>;
+  private readonly underlayMtu: string;
+  private readonly o: Required<Omit<TopologyOptions, 'kernelNode' | 'dataplane' | 'snooping' | 'uplinkQueues' | 'underlayMtu'>> & Pick<TopologyOptions, 'kernelNode' | 'dataplane' | 'snooping' | 'uplinkQueues'>;
   private readonly made = { netns: new Set<string>(), sims: new Set<string>() };
 
   constructor(o: TopologyOptions) {
@@ -182,6 +186,7 @@ export class Topology {
     };
     this.underlay = `${o.prefix}-ul`;
     this.kernelNs = `${o.prefix}-k`;
+    this.underlayMtu = String(o.underlayMtu ?? 9000);
   }
 
   private netnsAdd(name: string): void {
@@ -225,10 +230,10 @@ export class Topology {
       const pf = sim.pfs[0]!;
       // The PF's underlay end joins the underlay bridge; the PF netdev itself is the uplink.
       // A jumbo underlay, as VXLAN deployments use: pods keep MTU 1500 and the 50 bytes of
-      // outer headers still fit.
-      ip(['link', 'set', pf.netdev, 'mtu', '9000']);
+      // outer headers still fit (unless underlayMtu says otherwise).
+      ip(['link', 'set', pf.netdev, 'mtu', this.underlayMtu]);
       ip(['link', 'set', pf.uplinkPeer, 'netns', this.underlay]);
-      ip(['link', 'set', pf.uplinkPeer, 'mtu', '9000', 'master', 'br0', 'up'], this.underlay);
+      ip(['link', 'set', pf.uplinkPeer, 'mtu', this.underlayMtu, 'master', 'br0', 'up'], this.underlay);
       if (this.o.snooping) run('bridge', ['-n', this.underlay, 'link', 'set', 'dev', pf.uplinkPeer, 'mcast_flood', 'off']);
       const socket = join(stateDir, 'dataplane.sock');
       const config = join(root, 'dataplane.json');
@@ -259,10 +264,10 @@ export class Topology {
     const a = `${this.o.prefix}k0`;
     const b = `${this.o.prefix}k1`;
     ip(['link', 'add', a, 'netns', ns, 'type', 'veth', 'peer', 'name', b, 'netns', this.underlay]);
-    ip(['link', 'set', b, 'mtu', '9000', 'master', 'br0', 'up'], this.underlay);
+    ip(['link', 'set', b, 'mtu', this.underlayMtu, 'master', 'br0', 'up'], this.underlay);
     // An IPv6 VTEP skips duplicate address detection, which would hold it back a second.
     ip(['addr', 'add', isIP(k.vtep) === 6 ? `${k.vtep}/64` : `${k.vtep}/24`, 'dev', a, ...(isIP(k.vtep) === 6 ? ['nodad'] : [])], ns);
-    ip(['link', 'set', a, 'mtu', '9000', 'up'], ns);
+    ip(['link', 'set', a, 'mtu', this.underlayMtu, 'up'], ns);
     // Like a NIC, the kernel node's port finishes checksums and segments itself, so its
     // frames on the (veth) underlay are what a wire would carry.
     quiet('ip', ['netns', 'exec', ns, 'ethtool', '-K', a, 'tx', 'off']);

@@ -39,6 +39,7 @@ describe('data plane on memory ports', () => {
     extraVnis: [],
     learn: true,
     antiSpoof: true,
+    icmpTooBig: false,
   };
 
   it('floods broadcast to every peer, sends a known MAC to its VTEP, drops spoofed sources', () => {

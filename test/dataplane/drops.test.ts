@@ -37,7 +37,7 @@ const base: Omit<DpSpec, 'uplink' | 'atts'> = {
   uplinkMac: mac(UP),
   tunnel: resolveTunnel({ local: '192.0.2.1', remote: '192.0.2.2' }),
   peers: [{ vtep: ip('192.0.2.2'), mac: mac('02:bb:00:00:00:02') }],
-  fdb: [], floods: [], extraVnis: [], learn: true, antiSpoof: true,
+  fdb: [], floods: [], extraVnis: [], learn: true, antiSpoof: true, icmpTooBig: false,
 };
 
 describe('drop capture on memory ports', () => {

@@ -47,7 +47,7 @@ const base: Omit<DpSpec, 'uplink' | 'atts'> = {
   uplinkMac: mac(UP),
   tunnel: resolveTunnel({ local: '192.0.2.1', remote: '192.0.2.2' }),
   peers: [{ vtep: ip('192.0.2.2'), mac: mac('02:bb:00:00:00:02') }, { vtep: ip('192.0.2.3'), mac: mac('02:bb:00:00:00:03') }],
-  fdb: [], floods: [], extraVnis: [], learn: true, antiSpoof: true,
+  fdb: [], floods: [], extraVnis: [], learn: true, antiSpoof: true, icmpTooBig: false,
 };
 
 /** Replays `frames` on the uplink for a while; the pod (VNI 100, MAC POD) is a sink. */

@@ -42,7 +42,7 @@ export function vfplaneJson<T = any>(args: string[]): T {
 export async function startDataplane(config: string, what = 'the data plane') {
   const { spawnDataplane } = await import('../../src/dataplane/spawn.js');
   const lines: string[] = [];
-  const { proc } = await spawnDataplane(config, what, lines);
+  const { proc, ready } = await spawnDataplane(config, what, lines);
   const log = () => lines.join('\n');
   for (let i = 0; i < 200 && !log().includes('control socket '); i++) await new Promise((r) => setTimeout(r, 10));
   const stop = async (signal: NodeJS.Signals = 'SIGTERM') => {
@@ -51,7 +51,7 @@ export async function startDataplane(config: string, what = 'the data plane') {
     proc.kill(signal);
     await closed;
   };
-  return { proc, log, stop };
+  return { proc, log, stop, metricsPort: ready.metricsPort };
 }
 
 /** A data plane (AF_PACKET) on an uplink veth in `ns`: writes its config in `dir` (node
