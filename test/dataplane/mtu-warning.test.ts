@@ -37,11 +37,11 @@ describePrivileged('MTU advice at attach', { netns: true }, () => {
       const overReply = await request(dp.socket, { op: 'attach', representor: over, vni: 100, mac: '02:00:00:00:0d:02' });
       // The reply carries the advice too (the CLI prints a note as a warning), not only the log.
       expect(fitsReply.note).toBeUndefined();
-      expect(overReply.note).toBe(`${over} has MTU 1451, which needs an underlay MTU of 1501; the uplink has 1500, so the pod's larger frames are dropped (mtu_exceeded). Give the pod an MTU ≤ 1450 (CNI "mtu") or raise the underlay MTU`);
+      expect(overReply.note).toBe(`${over} has MTU 1451, which needs an underlay MTU of 1501; the uplink has 1500, so the pod's larger frames are dropped (mtu_exceeded) and answered with ICMP too big, which TCP adapts to at the cost of a round trip a destination (packets without DF are lost). Give the pod an MTU ≤ 1450 (CNI "mtu") or raise the underlay MTU`);
       await new Promise((r) => setTimeout(r, 100));
       const log = dp.log();
       expect(log).not.toContain(`${fits} has MTU`);
-      expect(log).toContain(`${over} has MTU 1451, which needs an underlay MTU of 1501; the uplink has 1500, so the pod's larger frames are dropped (mtu_exceeded). Give the pod an MTU ≤ 1450 (CNI "mtu") or raise the underlay MTU`);
+      expect(log).toContain(`${over} has MTU 1451, which needs an underlay MTU of 1501; the uplink has 1500, so the pod's larger frames are dropped (mtu_exceeded) and answered with ICMP too big, which TCP adapts to at the cost of a round trip a destination (packets without DF are lost). Give the pod an MTU ≤ 1450 (CNI "mtu") or raise the underlay MTU`);
       // A representor keeps its own MTU (1500 on a NIC) whatever the pod's: the pod's MTU,
       // as vfplane-cni sends it, is the one checked.
       await request(dp.socket, { op: 'attach', representor: big, vni: 100, mac: '02:00:00:00:0d:03', mtu: 1450, pci: '0000:5e:02.3' });
