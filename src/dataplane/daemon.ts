@@ -325,6 +325,9 @@ export class Daemon {
         }
         if (this.uplink.mac && !c.uplink.mac) this.uplinkMac = this.uplink.mac;
         this.log.info(`uplink offloads: ${this.choice.dpdkTxOffloads!.why}; enabled on the device: 0x${(this.uplink.txOffloads ?? 0).toString(16)}`);
+        // A DPDK port's MTU is what the application configured, not what the underlay
+        // carries, so only the config can say the latter.
+        if (!c.tunnel.mtu) this.log.info(`uplink ${c.uplink.dev}: no tunnel.mtu, so encap checks no MTU with a DPDK uplink: a frame over the underlay's is the NIC's or the network's to drop, and a pod over it is not told (icmpTooBig); set tunnel.mtu to the underlay's MTU for both`);
       } else {
         const ifn = c.uplink.ifname!;
         const l = await this.takeUplinkNetdev(ifn, c.uplink.netns, `uplink ${ifn}`, `the uplink ${ifn} does not exist${c.uplink.netns ? ` in ${c.uplink.netns}` : ''}; check uplink.ifname in the config`);

@@ -48,6 +48,7 @@ export async function oneWorker(backend: Exclude<Backend, 'afpacket'>): Promise<
       backend: string; uplink: { mode?: string; why?: string; outerChecksums: { ipv4: string; udp: string }; offload: { tier: number; allowed: number | null; why: string } }; ports: { name: string; kind: string; queues: number; ringBytes: number; drops: Record<string, number> }[];
     };
     expect(st.backend).toBe(backend);
+    if (backend === 'dpdk') expect(topo.logLines().join('\n')).toMatch(/\[a\] .*no tunnel\.mtu, so encap checks no MTU with a DPDK uplink/);
     // The uplink's backend reports its own drops by reason (a busy moment may leave the
     // DPDK pool dry for a copy: tx_nombuf counts those, so values are not pinned to 0).
     const up = st.ports.find((x) => x.name === 'uplink')!;
