@@ -13,7 +13,7 @@ import { request } from '../../src/dataplane/control.js';
 import { dataplaneOn, vfplane } from '../helpers/cli.js';
 import { backendBuilt } from '../helpers/features.js';
 import { icmpEcho, udp4, udp6, writePcap } from '../helpers/frames.js';
-import { capture, sendRaw } from '../helpers/netns.js';
+import { capture, inject } from '../helpers/netns.js';
 import { describePrivileged } from '../helpers/privileged.js';
 import { POD, uplinkNetns } from '../helpers/underlay.js';
 
@@ -76,7 +76,7 @@ describePrivileged('ICMP too big, to a pod over the overlay\'s MTU', { netns: tr
         expect(e.n.ip(['-6', 'route', 'get', 'fd09::2'])).toMatch(/\bmtu 1450\b/);
         // A tagged inner frame keeps its tag, and is told what its own L2 header leaves.
         const tagged = udp4({ dstMac: S, srcMac: POD, src: '10.9.0.1', dst: '10.9.0.2', sport: 5, dport: 6, payload: new Uint8Array(1472), df: true, vlan: 7 });
-        sendRaw(e.n, repp, [tagged]);
+        inject(e.n, repp, [tagged]);
         const got = await cap.done;
         expect(got, 'the replies reached the pod\'s side').toHaveLength(3);
 
@@ -129,7 +129,7 @@ describePrivileged('ICMP too big, to a pod over the overlay\'s MTU', { netns: tr
         icmp6Err[20] = 58;
         icmp6Err[54] = 1; // destination unreachable
         for (const f of [noDf, zeroSrc, icmpErr, frag6, icmp6Err]) expect(f.length).toBeGreaterThan(1464 + 14);
-        sendRaw(e.n, repp, [noDf, zeroSrc, icmpErr, frag6, icmp6Err]);
+        inject(e.n, repp, [noDf, zeroSrc, icmpErr, frag6, icmp6Err]);
         const quiet = await until(dp.socket, (s) => s.counters.drops.mtu_exceeded === 8);
         expect(quiet.counters.drops.mtu_exceeded).toBe(8);
         expect(quiet.counters.misc.icmpTooBig, 'none of them answered').toBe(3);
@@ -141,7 +141,7 @@ describePrivileged('ICMP too big, to a pod over the overlay\'s MTU', { netns: tr
         // A pod sending too big a packet over and over is told at most 1000 times a second,
         // in bursts of 50 (Linux's own ICMP limits): 400 sent at once get ~50 replies.
         const many = Array.from({ length: 400 }, () => udp4({ dstMac: S, srcMac: POD, src: '10.9.0.1', dst: '10.9.0.2', sport: 5, dport: 6, payload: new Uint8Array(1472), df: true }));
-        sendRaw(e.n, repp, many);
+        inject(e.n, repp, many);
         const burst = await until(dp.socket, (s) => s.counters.drops.mtu_exceeded === 408);
         expect(burst.counters.drops.mtu_exceeded).toBe(408);
         const sent = burst.counters.misc.icmpTooBig! - 3, limited = burst.counters.misc.icmpTooBigLimited!;

@@ -129,11 +129,6 @@ const RAWSOCK = fileURLToPath(new URL('./rawsock.py', import.meta.url));
 // Debian's python3 (stdlib only is needed; /usr/bin avoids a pyenv python on PATH).
 const PY = '/usr/bin/python3';
 
-/** Sends `frames` out of `dev` in `ns` through an AF_PACKET socket (rawsock.py send). */
-export function sendRaw(ns: Netns, dev: string, frames: Uint8Array[]): void {
-  execFileSync('ip', ['netns', 'exec', ns.name, PY, RAWSOCK, 'send', dev], { input: frames.map((f) => Buffer.from(f).toString('hex')).join('\n') + '\n' });
-}
-
 export interface Capture {
   /** Resolves when the socket is bound and drained: send after this. */
   ready: Promise<void>;
@@ -179,7 +174,8 @@ export function capture(ns: Netns | null, dev: string, o: { count: number; timeo
   return { ready, done };
 }
 
-/** Sends raw frames out of `dev` in `ns` with an AF_PACKET socket. */
+/** Sends raw frames out of `dev` in `ns` with an AF_PACKET socket (rawsock.py send), and
+ *  checks that every one went. */
 export function inject(ns: Netns, dev: string, frames: Uint8Array[]): void {
   const out = ns.exec(PY, [RAWSOCK, 'send', dev], { input: frames.map((f) => Buffer.from(f).toString('hex')).join('\n') + '\n' });
   const sent = (JSON.parse(out) as { sent: number }).sent;

@@ -3,7 +3,7 @@
 // representor's veth pairs, from which frames are sent as the underlay would.
 import { afterAll, beforeAll } from 'vitest';
 import { udp4, vxlan4 } from './frames.js';
-import { ifname, Netns, scratchDir, sendRaw, vethIn } from './netns.js';
+import { ifname, inject, Netns, scratchDir, vethIn } from './netns.js';
 
 /** Our uplink's MAC (VTEP 192.0.2.1) and the attached pod's MAC. */
 export const UP = '02:aa:00:00:00:01', POD = '02:00:00:00:00:01';
@@ -31,7 +31,7 @@ export function uplinkNetns(tag: string) {
       if (!n) throw new Error('uplinkNetns: used before its beforeAll ran');
       return n;
     },
-    send: (frames: Uint8Array[]) => sendRaw(f.n, f.upp, frames),
+    send: (frames: Uint8Array[]) => inject(f.n, f.upp, frames),
   };
   beforeAll(() => {
     n = Netns.create(tag);
