@@ -284,14 +284,14 @@ async function detach(sysfs: Sysfs, a: Allocation, netns: string | undefined, lo
  * Addresses, then link up (the kernel then announces them: arp_notify sends a gratuitous
  * ARP, ndisc_notify an unsolicited NA), then routes: one batch inside the pod.
  */
-async function configureInterface(netns: string, ifname: string, r: CniResult): Promise<void> {
+async function configureInterface(netns: string, ifname: string, r: CniResult, mtu?: number): Promise<void> {
   const v6 = (a: string) => a.includes(':');
   const ops: NetOp[] = [];
   // nodad: the address is ours by IPAM, and usable (and announced) at once.
   for (const a of r.ips ?? []) ops.push({ op: 'addr', name: ifname, address: a.address, nodad: v6(a.address) });
   ops.push({ op: 'sysctl', path: `net/ipv4/conf/${ifname}/arp_notify`, value: '1' });
   ops.push({ op: 'sysctl', path: `net/ipv6/conf/${ifname}/ndisc_notify`, value: '1', optional: true }); // IPv6 may be off in the pod
-  ops.push({ op: 'set', name: ifname, up: true });
+  ops.push({ op: 'set', name: ifname, up: true, ...(mtu ? { mtu } : {}) });
   const extended: typeof r.routes = [];
   for (const rt of r.routes ?? []) {
     const gw = rt.gw ?? (r.ips ?? []).find((a) => a.gateway && v6(a.address) === v6(rt.dst))?.gateway;
@@ -463,6 +463,7 @@ export async function cmdAdd(ctx: CniContext): Promise<CniResult> {
     let representor: string | undefined;
     let dataplane: string | undefined;
     let attached: Promise<unknown> = Promise.resolve();
+    const mtuAuto = mode === 'kernel' && conf.mtu === undefined && !!conf.vxlan;
     if (conf.vxlan) {
       const x = conf.vxlan;
       representor = findRepresentor(sysfs, vf);
@@ -475,12 +476,15 @@ export async function cmdAdd(ctx: CniContext): Promise<CniResult> {
       const sock = dataplane;
       const rep = representor;
       const podMtu = conf.mtu ?? vf.mtu ?? undefined;
+      // With no "mtu" in the config, a kernel VF takes the MTU the overlay carries when
+      // its own is over it (as flannel gives its pods the underlay's less VXLAN's 50
+      // bytes): the data plane knows the underlay and says it in its reply.
       // Recorded before the request goes: a DEL or GC after this ADD was killed knows
       // which data plane to detach the VF from, and a data plane restarted meanwhile
       // finds the attachment still wanted.
       store.setAttachment(a.id, { mode, phase: 'adding', mac, deviceInfoFile, vxlan: x, representor: rep, dataplane: sock, ...ipamRec } satisfies Attachment);
       attached = dataplaneRequest(sock, overlayAttachRequest({
-        representor: rep, pci: vf.pci, mac, vxlan: x, ...(podMtu ? { mtu: podMtu } : {}),
+        representor: rep, pci: vf.pci, mac, vxlan: x, ...(mtuAuto ? { mtuAuto } : podMtu ? { mtu: podMtu } : {}),
         // The store that holds the VF: the data plane asks it (not its own state
         // directory's) whether the pod still holds the VF.
         owner: { containerId: env.containerId!, ifname, netns, network: conf.name, podNamespace: env.args.K8S_POD_NAMESPACE, podName: env.args.K8S_POD_NAME, store: path.resolve(conf.stateDir ?? defaultStateDir()) },
@@ -503,6 +507,11 @@ export async function cmdAdd(ctx: CniContext): Promise<CniResult> {
     ph.mark('move');
     const got = await ipamP;
     ph.mark('ipamWait');
+    let lowerMtu: number | undefined;
+    if (mtuAuto) {
+      const r = (await attached) as { overlayMtu?: unknown } | undefined;
+      if (typeof r?.overlayMtu === 'number' && mtu && mtu > r.overlayMtu) mtu = lowerMtu = r.overlayMtu;
+    }
     // Chained after another plugin, this one adds its interface to the result it was
     // given (spec: pass prevResult through, or modify it); its addresses point at it.
     const prev = conf.prevResult;
@@ -512,7 +521,7 @@ export async function cmdAdd(ctx: CniContext): Promise<CniResult> {
       ips: (got.ips ?? []).map((i) => ({ ...i, interface: index })),
       routes: got.routes ?? [],
     };
-    if (mode === 'kernel') await configureInterface(netns, ifname, mine);
+    if (mode === 'kernel') await configureInterface(netns, ifname, mine, lowerMtu);
     ph.mark('addresses');
     const dns = mergeDns(prev?.dns, conf.dns, got.dns);
     const result: CniResult = {

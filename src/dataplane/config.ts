@@ -83,6 +83,9 @@ export const attachSchema = z.strictObject({
   // The pod interface's MTU (vfplane-cni sends it), for the underlay MTU check; without
   // it the representor's stands in (on real NICs it stays 1500 whatever the pod's is).
   mtu: z.number().int().min(68).max(65535).optional(),
+  // vfplane-cni with no "mtu" in its config: the pod interface takes the MTU the overlay
+  // carries (the reply's overlayMtu) when its own is over it, so there is nothing to advise.
+  mtuAuto: z.boolean().optional(),
   remote: ipString('a unicast VTEP to flood this VNI to').optional(),
   port: z.number().int().min(1).max(65535).optional(),
   // What a CNI config's vxlan block may also say; each must agree with this data plane.

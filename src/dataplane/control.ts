@@ -359,13 +359,13 @@ export interface OverlayConf {
  *  vfplane-cni knows: its config's vxlan block and the pod. ADD sends it; a data plane
  *  rebuilds it from the allocation store's record when its state file is lost. */
 export function overlayAttachRequest(v: {
-  representor: string; pci: string; mac: string; vxlan: OverlayConf; mtu?: number;
+  representor: string; pci: string; mac: string; vxlan: OverlayConf; mtu?: number; mtuAuto?: boolean;
   owner: { containerId?: string; ifname?: string; netns?: string; network?: string; podNamespace?: string; podName?: string; store?: string };
 }): Record<string, unknown> {
   const defined = (o: Record<string, unknown>) => Object.fromEntries(Object.entries(o).filter(([, x]) => x !== undefined));
   const { vni, remote, port, local, ttl, learning, dev } = v.vxlan;
   return {
     op: 'attach', representor: v.representor, pci: v.pci, vni, mac: v.mac,
-    ...defined({ remote, port, local, ttl, learning, dev, mtu: v.mtu }), owner: defined(v.owner),
+    ...defined({ remote, port, local, ttl, learning, dev, mtu: v.mtu, mtuAuto: v.mtuAuto }), owner: defined(v.owner),
   };
 }

@@ -576,8 +576,9 @@ export class Daemon {
   }
 
   /** attachNow, and the MTU advice for the reply (the request's client should see it,
-   *  not only the daemon's log). */
-  private async attachNow(raw: AttachRequest): Promise<Attached & { mtuWarning?: string }> {
+   *  not only the daemon's log), and the largest pod MTU the overlay carries when the
+   *  underlay's MTU is known. */
+  private async attachNow(raw: AttachRequest): Promise<Attached & { mtuWarning?: string; overlayMtu?: number }> {
     const a = attachSchema.parse(raw);
     if (a.port && a.port !== this.cfg.dstPort) {
       throw invalid(`the attachment asks for VXLAN port ${a.port}, but this data plane uses ${this.cfg.dstPort}; drop vxlan.port or set dstPort in the data-plane config`);
@@ -633,9 +634,10 @@ export class Daemon {
     const overhead = isIP(c.uplink.vtep) === 6 ? 70 : 50;
     const mtu = c.tunnel.mtu || this.uplinkMtu;
     const podMtu = a.mtu ?? l.mtu;
+    const overlayMtu = mtu && mtu - overhead >= 68 ? mtu - overhead : undefined;
     let mtuNote = '';
     let mtuWarning: string | undefined;
-    if (mtu && podMtu && podMtu + overhead > mtu) {
+    if (!a.mtuAuto && mtu && podMtu && podMtu + overhead > mtu) {
       const who = a.mtu ? `the pod interface of ${a.representor}${a.pci ? ` (VF ${a.pci})` : ''}` : a.representor;
       mtuWarning = `${who} has MTU ${podMtu}, which needs an underlay MTU of ${podMtu + overhead}; the uplink has ${mtu}, so the pod's larger frames are dropped (mtu_exceeded)${c.icmpTooBig ? ' and answered with ICMP too big, which TCP adapts to at the cost of a round trip a destination (packets without DF are lost)' : ''}. Give the pod an MTU ≤ ${mtu - overhead} (CNI "mtu") or raise the underlay MTU`;
       // Logged once per representor and MTUs: pods come and go on the same VFs with the
@@ -689,7 +691,8 @@ export class Daemon {
       throw e;
     }
     this.log.info(`attached ${a.representor}${a.pci ? ` (VF ${a.pci})` : ''} on VNI ${a.vni}, MAC ${a.mac}, epoch ${this.epoch}${mtuNote}`);
-    return mtuWarning ? { ...att, mtuWarning } : att; // a copy: what this.atts holds stays as it is saved
+    // A copy: what this.atts holds stays as it is saved.
+    return { ...att, ...(mtuWarning ? { mtuWarning } : {}), ...(overlayMtu ? { overlayMtu } : {}) };
   }
 
   /** Netdevs that are no VF's representor, refused before anything changes: loopback
@@ -805,7 +808,7 @@ export class Daemon {
         const mine = this.cfg.attachments.some((x) => x.representor === att.representor);
         // As fdb-add's: what the client should hear besides "done" goes in the note.
         const note = [this.declared(mine ? `the attachment of ${att.representor}` : null).note, att.mtuWarning].filter(Boolean).join('; ');
-        return { attached: { representor: att.representor, vni: att.vni, mac: att.mac, slot: att.slot }, epoch: this.epoch, ...(note ? { note } : {}) };
+        return { attached: { representor: att.representor, vni: att.vni, mac: att.mac, slot: att.slot }, epoch: this.epoch, ...(att.overlayMtu ? { overlayMtu: att.overlayMtu } : {}), ...(note ? { note } : {}) };
       }
       case 'detach': {
         const k = this.parse(z.strictObject({ representor: z.string().optional(), pci: z.string().optional() })

@@ -36,6 +36,7 @@ export interface PodSpec {
   vni: number;
   ip: string; // with prefix length, e.g. 10.100.0.1/24
   namespace?: string; // the pod's Kubernetes namespace (K8S_POD_NAMESPACE); default "default"
+  mtu?: number; // the CNI config's "mtu"; without it the pod gets what the overlay carries
 }
 
 export interface TopologyOptions {
@@ -347,6 +348,7 @@ export class Topology {
       sysfsRoot: n.sim.root,
       stateDir: n.stateDir,
       vxlan: { vni: spec.vni },
+      ...(spec.mtu ? { mtu: spec.mtu } : {}),
       ipam: { type: 'static', addresses: [{ address: spec.ip }] },
       ...(prevResult ? { prevResult } : {}),
     };

@@ -4,7 +4,7 @@
 // (ip route get shows it) and tshark dissects as valid; the frames RFC 1812 and RFC 4443
 // say get no error get none; the config switches it off live.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -183,12 +183,30 @@ describePrivileged('path MTU discovery between two nodes\' pods at MTU 1500 over
   beforeAll(async () => {
     topo = new Topology({ prefix: `m${(process.pid % 46656).toString(36)}`, workDir: mkdtempSync(join(tmpdir(), 'vfplane-pmtu-')), underlayMtu: 1500, vfsPerNode: 2 });
     await topo.up();
-    await topo.addPod({ name: 'a1', node: 'a', vni: 100, ip: '10.100.0.1/24' });
-    await topo.addPod({ name: 'b1', node: 'b', vni: 100, ip: '10.100.0.2/24' });
+    // MTU 1500 by the CNI config: without it they would get the 1450 the overlay carries.
+    await topo.addPod({ name: 'a1', node: 'a', vni: 100, ip: '10.100.0.1/24', mtu: 1500 });
+    await topo.addPod({ name: 'b1', node: 'b', vni: 100, ip: '10.100.0.2/24', mtu: 1500 });
   }, 120_000);
   afterAll(async () => {
     expect(await topo.down()).toEqual([]);
   });
+
+  it('a pod whose CNI config gives no MTU gets the one the overlay carries, and its VF its own back at DEL', async () => {
+    const pod = await topo.addPod({ name: 'a2', node: 'a', vni: 100, ip: '10.100.0.3/24' });
+    try {
+      expect(topo.exec('a2', ['cat', '/sys/class/net/eth0/mtu']).stdout.trim()).toBe('1450');
+      const p = topo.exec('a2', ['ping', '-c', '1', '-W', '2', '-M', 'do', '-s', '1422', '10.100.0.2']);
+      expect(p.stdout, 'a 1450-byte packet crosses').toContain('1 received');
+      expect(topo.check('a2')).toEqual({ ok: true, output: '' });
+      // Nothing to advise: the data plane's log has no MTU warning for it.
+      expect(topo.logLines().filter((l) => l.includes(`VF ${pod.pci}`) && l.includes('has MTU'))).toEqual([]);
+    } finally {
+      await topo.delPod('a2');
+    }
+    const n = topo.nodes.get('a')!;
+    const [vf] = readdirSync(join(n.sim.root, 'bus/pci/devices', pod.pci, 'net'));
+    expect(readFileSync(`/sys/class/net/${vf}/mtu`, 'utf8').trim(), 'the VF\'s MTU given back').toBe('1500');
+  }, 60_000);
 
   it('TCP works both ways, each data plane telling its own pod; without it the pod\'s segments are lost', async () => {
     try {
