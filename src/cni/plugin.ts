@@ -463,6 +463,9 @@ export async function cmdAdd(ctx: CniContext): Promise<CniResult> {
     let representor: string | undefined;
     let dataplane: string | undefined;
     let attached: Promise<unknown> = Promise.resolve();
+    // With no "mtu" in the config, a kernel VF on the overlay takes the MTU the overlay
+    // carries when its own is over it (as flannel gives its pods the underlay's less
+    // VXLAN's 50 bytes): the data plane knows the underlay and says it in its reply.
     const mtuAuto = mode === 'kernel' && conf.mtu === undefined && !!conf.vxlan;
     if (conf.vxlan) {
       const x = conf.vxlan;
@@ -476,9 +479,6 @@ export async function cmdAdd(ctx: CniContext): Promise<CniResult> {
       const sock = dataplane;
       const rep = representor;
       const podMtu = conf.mtu ?? vf.mtu ?? undefined;
-      // With no "mtu" in the config, a kernel VF takes the MTU the overlay carries when
-      // its own is over it (as flannel gives its pods the underlay's less VXLAN's 50
-      // bytes): the data plane knows the underlay and says it in its reply.
       // Recorded before the request goes: a DEL or GC after this ADD was killed knows
       // which data plane to detach the VF from, and a data plane restarted meanwhile
       // finds the attachment still wanted.
@@ -511,6 +511,7 @@ export async function cmdAdd(ctx: CniContext): Promise<CniResult> {
     if (mtuAuto) {
       const r = (await attached) as { overlayMtu?: unknown } | undefined;
       if (typeof r?.overlayMtu === 'number' && mtu && mtu > r.overlayMtu) mtu = lowerMtu = r.overlayMtu;
+      ph.mark('overlay'); // the wait for the data plane, charged where it was before
     }
     // Chained after another plugin, this one adds its interface to the result it was
     // given (spec: pass prevResult through, or modify it); its addresses point at it.
