@@ -37,6 +37,7 @@ export interface PodSpec {
   ip: string; // with prefix length, e.g. 10.100.0.1/24
   namespace?: string; // the pod's Kubernetes namespace (K8S_POD_NAMESPACE); default "default"
   mtu?: number; // the CNI config's "mtu"; without it the pod gets what the overlay carries
+  cniVersion?: string; // the network's; default 1.0.0
 }
 
 export interface TopologyOptions {
@@ -341,7 +342,7 @@ export class Topology {
 
   private cni(cmd: 'ADD' | 'DEL' | 'CHECK', n: Node, spec: PodSpec, netns: string, containerId: string, pci: string, prevResult?: Record<string, unknown>): Record<string, unknown> {
     const conf = {
-      cniVersion: '1.0.0',
+      cniVersion: spec.cniVersion ?? '1.0.0',
       name: `overlay-${spec.vni}`,
       type: 'vfplane-cni',
       deviceID: pci,

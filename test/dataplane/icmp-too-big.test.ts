@@ -192,12 +192,17 @@ describePrivileged('path MTU discovery between two nodes\' pods at MTU 1500 over
   });
 
   it('a pod whose CNI config gives no MTU gets the one the overlay carries, and its VF its own back at DEL', async () => {
-    const pod = await topo.addPod({ name: 'a2', node: 'a', vni: 100, ip: '10.100.0.3/24' });
+    // CNI 1.1.0: its result carries the interface's MTU, and CHECK holds the pod to it.
+    const pod = await topo.addPod({ name: 'a2', node: 'a', vni: 100, ip: '10.100.0.3/24', cniVersion: '1.1.0' });
     try {
       expect(topo.exec('a2', ['cat', '/sys/class/net/eth0/mtu']).stdout.trim()).toBe('1450');
       const p = topo.exec('a2', ['ping', '-c', '1', '-W', '2', '-M', 'do', '-s', '1422', '10.100.0.2']);
       expect(p.stdout, 'a 1450-byte packet crosses').toContain('1 received');
+      expect((pod.result.interfaces as { mtu?: number }[])[0]!.mtu).toBe(1450);
       expect(topo.check('a2')).toEqual({ ok: true, output: '' });
+      topo.exec('a2', ['ip', 'link', 'set', 'eth0', 'mtu', '1400']);
+      expect(topo.check('a2').output).toMatch(/interface eth0 has MTU 1400, not 1450/);
+      topo.exec('a2', ['ip', 'link', 'set', 'eth0', 'mtu', '1450']);
       // Nothing to advise: the data plane's log has no MTU warning for it.
       expect(topo.logLines().filter((l) => l.includes(`VF ${pod.pci}`) && l.includes('has MTU'))).toEqual([]);
     } finally {
