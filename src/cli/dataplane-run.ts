@@ -238,7 +238,7 @@ export async function dpStats(o: ClientOpts & { interval?: number }): Promise<vo
   const tb = dc.icmpTooBig ?? 0, tbl = dc.icmpTooBigLimited ?? 0;
   if (tb + tbl > 0) {
     // Pods whose MTU is over what the underlay carries: their path MTU discovery is told.
-    console.log(`ICMP too big: ${tb} sent to pods whose packets were over the overlay's MTU${tbl ? `, ${tbl} not sent (rate limit: 1000 a second per worker)` : ''}`);
+    console.log(`ICMP too big: ${tb} sent to pods whose packets were over the overlay's MTU${tbl ? `, ${tbl} not sent (over the workers' ICMP rate limit)` : ''}`);
   }
   const hit = dc.destCacheHits ?? 0, miss = dc.destCacheMisses ?? 0, bypassed = dc.destCacheBypassed ?? 0;
   if (hit + miss + bypassed > 0) {

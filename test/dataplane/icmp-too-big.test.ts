@@ -43,7 +43,9 @@ describePrivileged('ICMP too big, to a pod over the overlay\'s MTU', { netns: tr
   const ping = (args: string[], wait = 2) => spawnSync('ip', ['netns', 'exec', e.n.name, 'ping', '-c', '1', '-W', String(wait), ...args], { encoding: 'utf8' });
 
   for (const backend of ['afpacket', 'afxdp'] as const) {
-    it.skipIf(!backendBuilt(backend))(`${backend}: the pod is told the MTU the overlay carries, and its kernel uses it; what may not be answered is not; off when the config says so`, async () => {
+    // Skipped locally when the build left AF_XDP out; CI installs every library, so there
+    // it runs (and fails if the build lacks it).
+    it.skipIf(!backendBuilt(backend) && !process.env.CI)(`${backend}: the pod is told the MTU the overlay carries, and its kernel uses it; what may not be answered is not; off when the config says so`, async () => {
       // The pod: the far end of the representor, with IPv4 and IPv6 addresses and the
       // remote pods' MACs (no ARP/ND across: the test is about size). Every veth has MTU
       // 1500, so the overlay carries inner IP packets of 1450 (1500 − 50).
@@ -148,7 +150,7 @@ describePrivileged('ICMP too big, to a pod over the overlay\'s MTU', { netns: tr
         expect(sent + limited).toBe(400);
         expect(sent).toBeGreaterThanOrEqual(50);
         expect(limited, `${sent} sent`).toBeGreaterThan(0);
-        expect(vfplane(['dataplane', 'stats', '--socket', dp.socket]).stdout).toMatch(new RegExp(`^ICMP too big: ${sent + 3} sent to pods whose packets were over the overlay's MTU, ${limited} not sent \\(rate limit: 1000 a second per worker\\)$`, 'm'));
+        expect(vfplane(['dataplane', 'stats', '--socket', dp.socket]).stdout).toMatch(new RegExp(`^ICMP too big: ${sent + 3} sent to pods whose packets were over the overlay's MTU, ${limited} not sent \\(over the workers' ICMP rate limit\\)$`, 'm'));
 
         // Off, live: the pod's packet is dropped without a word, as before this existed.
         writeFileSync(dp.config, JSON.stringify({ ...JSON.parse(readFileSync(dp.config, 'utf8')), icmpTooBig: false }));
