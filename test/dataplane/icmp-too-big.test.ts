@@ -246,3 +246,31 @@ describePrivileged('path MTU discovery between two nodes\' pods at MTU 1500 over
     }
   }, 90_000);
 });
+
+describePrivileged('the same over an IPv6 underlay of 1500 bytes (70 bytes of outer headers)', { netns: true, commands: ['ping', '/usr/lib/cni/static'] }, () => {
+  let topo: Topology;
+  beforeAll(async () => {
+    topo = new Topology({ prefix: `w${(process.pid % 46656).toString(36)}`, workDir: mkdtempSync(join(tmpdir(), 'vfplane-pmtu6-')), underlayMtu: 1500, vfsPerNode: 2,
+      nodes: [{ name: 'a', vtep: '2001:db8::1' }, { name: 'b', vtep: '2001:db8::2' }] });
+    await topo.up();
+    await topo.addPod({ name: 'a1', node: 'a', vni: 100, ip: '10.100.0.1/24', mtu: 1500 });
+    await topo.addPod({ name: 'b1', node: 'b', vni: 100, ip: '10.100.0.2/24' });
+  }, 120_000);
+  afterAll(async () => {
+    expect(await topo.down()).toEqual([]);
+  });
+
+  it('a pod without an MTU gets 1430 and 1430 bytes cross; a pod at 1500 is told 1430', () => {
+    try {
+      expect(topo.exec('b1', ['cat', '/sys/class/net/eth0/mtu']).stdout.trim()).toBe('1430');
+      // The first echo waits for the peers' neighbour discovery.
+      const fit = topo.exec('b1', ['ping', '-c', '3', '-i', '0.3', '-W', '2', '-M', 'do', '-s', '1402', '10.100.0.1']);
+      expect(fit.stdout).toMatch(/[1-3] received/);
+      const big = topo.exec('a1', ['ping', '-c', '1', '-W', '2', '-M', 'do', '-s', '1472', '10.100.0.2']);
+      expect(big.stdout).toContain('Frag needed and DF set (mtu = 1430)');
+      expect(topo.exec('a1', ['ip', 'route', 'get', '10.100.0.2']).stdout).toMatch(/\bmtu 1430\b/);
+    } catch (e) {
+      throw new Error(`${(e as Error).message}\n${topo.logLines(20).join('\n')}`);
+    }
+  }, 60_000);
+});
