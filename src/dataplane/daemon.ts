@@ -310,7 +310,8 @@ export class Daemon {
         // A vdev on a kernel netdev takes that netdev as an AF_XDP or AF_PACKET uplink
         // would: the host's own interface is refused, and the netdev is claimed.
         const vdev = c.uplink.dev!.split(',')[0];
-        if (under) await this.takeUplinkNetdev(under, undefined, `uplink ${under} (under ${vdev})`, `the uplink ${vdev} sits on ${under}, which does not exist; check iface= in uplink.dev`, true);
+        // Its MTU is the underlay's, as for those uplinks (a DPDK port's own is not).
+        if (under) this.uplinkMtu = (await this.takeUplinkNetdev(under, undefined, `uplink ${under} (under ${vdev})`, `the uplink ${vdev} sits on ${under}, which does not exist; check iface= in uplink.dev`, true)).mtu;
         const d = c.dpdk;
         this.uplink = this.dp.openPort('dpdk', {
           // A device with fewer queue pairs than workers opens with what it has; the
@@ -319,15 +320,15 @@ export class Daemon {
           ...(d.mbufs ? { mbufs: d.mbufs } : {}), ...(d.mbufDataSize ? { mbufDataSize: d.mbufDataSize } : {}),
           ...(d.rxDesc ? { rxDesc: d.rxDesc } : {}), ...(d.txDesc ? { txDesc: d.txDesc } : {}),
         }, 'uplink');
-        this.log.info(`uplink ${this.uplink.driver ?? 'dpdk'} port ${this.uplink.portId}: ${this.uplink.mbufs} mbufs, ${this.uplink.queues} queue(s)`);
+        this.log.info(`uplink ${this.uplink.driver ?? 'dpdk'} port ${this.uplink.portId}: ${this.uplink.mbufs} mbufs, ${this.uplink.queues} queue(s)${this.uplinkMtu ? `, underlay MTU ${this.uplinkMtu} (${under}'s)` : ''}`);
         if (this.uplink.queues < c.workers) {
           this.log.info(`uplink ${c.uplink.dev}: ${this.uplink.queues} queue pair(s) for ${c.workers} workers (the device has no more): ${this.uplink.queues === c.workers - 1 ? `worker ${this.uplink.queues}` : `workers ${this.uplink.queues}–${c.workers - 1}`} receive${this.uplink.queues === c.workers - 1 ? 's' : ''} nothing from the underlay and hand what they send to it to a queue's owner (a copy per frame); for a queue per worker, give the device more (net_af_packet: qpairs=${c.workers}, net_af_xdp: queue_count=${c.workers}, a VF: more queues) or run ${this.uplink.queues} worker(s)`);
         }
         if (this.uplink.mac && !c.uplink.mac) this.uplinkMac = this.uplink.mac;
         this.log.info(`uplink offloads: ${this.choice.dpdkTxOffloads!.why}; enabled on the device: 0x${(this.uplink.txOffloads ?? 0).toString(16)}`);
         // A DPDK port's MTU is what the application configured, not what the underlay
-        // carries, so only the config can say the latter.
-        if (!c.tunnel.mtu) this.log.info(`uplink ${c.uplink.dev}: no tunnel.mtu, so encap checks no MTU with a DPDK uplink: a frame over the underlay's is the NIC's or the network's to drop, and a pod over it is not told (icmpTooBig); set tunnel.mtu to the underlay's MTU for both`);
+        // carries, so without a netdev under it only the config can say the latter.
+        if (!c.tunnel.mtu && !this.uplinkMtu) this.log.info(`uplink ${c.uplink.dev}: no tunnel.mtu, so encap checks no MTU with a DPDK uplink: a frame over the underlay's is the NIC's or the network's to drop, and a pod over it is not told (icmpTooBig); set tunnel.mtu to the underlay's MTU for both`);
       } else {
         const ifn = c.uplink.ifname!;
         const l = await this.takeUplinkNetdev(ifn, c.uplink.netns, `uplink ${ifn}`, `the uplink ${ifn} does not exist${c.uplink.netns ? ` in ${c.uplink.netns}` : ''}; check uplink.ifname in the config`);
