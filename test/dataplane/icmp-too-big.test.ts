@@ -2,7 +2,9 @@
 // native/worker/dp.c): dropped as mtu_exceeded and answered with ICMP "fragmentation
 // needed" / ICMPv6 "packet too big", which the pod's own kernel takes into its path MTU
 // (ip route get shows it) and tshark dissects as valid; the frames RFC 1812 and RFC 4443
-// say get no error get none; the config switches it off live.
+// say get no error get none; the config switches it off live. Then two nodes over a
+// 1500-byte underlay (IPv4, IPv6): TCP between 1500-byte pods by path MTU discovery, and
+// the MTU vfplane-cni gives a pod whose config names none (what the overlay carries).
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
