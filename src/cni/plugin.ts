@@ -39,6 +39,10 @@ type Attachment = {
   vxlan: VxlanConf | null;
   representor?: string; // the port the data plane forwards for, when vxlan is set
   dataplane?: string; // the data plane's control socket the attachment was made on
+  /** What the attach said of the pod's MTU (the configured one, or that it follows the
+   *  overlay's), so that a data plane rebuilding its attachments from here says it too. */
+  podMtu?: number;
+  mtuAuto?: boolean;
   ipam?: IpamRecord; // for `vfplane gc`, which has no network config, to release the lease
   /** The routes this ADD configured (its IPAM result's), "dst via gw" canonical: CHECK
    *  holds the pod to these, not to routes other plugins of a chain put in the result. */
@@ -467,6 +471,7 @@ export async function cmdAdd(ctx: CniContext): Promise<CniResult> {
     // carries when its own is over it (as flannel gives its pods the underlay's less
     // VXLAN's 50 bytes): the data plane knows the underlay and says it in its reply.
     const mtuAuto = mode === 'kernel' && conf.mtu === undefined && !!conf.vxlan;
+    let mtuSaid: { podMtu?: number; mtuAuto?: boolean } = {};
     if (conf.vxlan) {
       const x = conf.vxlan;
       representor = findRepresentor(sysfs, vf);
@@ -479,12 +484,13 @@ export async function cmdAdd(ctx: CniContext): Promise<CniResult> {
       const sock = dataplane;
       const rep = representor;
       const podMtu = conf.mtu ?? vf.mtu ?? undefined;
+      mtuSaid = mtuAuto ? { mtuAuto } : podMtu ? { podMtu } : {};
       // Recorded before the request goes: a DEL or GC after this ADD was killed knows
       // which data plane to detach the VF from, and a data plane restarted meanwhile
       // finds the attachment still wanted.
-      store.setAttachment(a.id, { mode, phase: 'adding', mac, deviceInfoFile, vxlan: x, representor: rep, dataplane: sock, ...ipamRec } satisfies Attachment);
+      store.setAttachment(a.id, { mode, phase: 'adding', mac, deviceInfoFile, vxlan: x, representor: rep, dataplane: sock, ...mtuSaid, ...ipamRec } satisfies Attachment);
       attached = dataplaneRequest(sock, overlayAttachRequest({
-        representor: rep, pci: vf.pci, mac, vxlan: x, ...(mtuAuto ? { mtuAuto } : podMtu ? { mtu: podMtu } : {}),
+        representor: rep, pci: vf.pci, mac, vxlan: x, mtu: mtuSaid.podMtu, mtuAuto: mtuSaid.mtuAuto,
         // The store that holds the VF: the data plane asks it (not its own state
         // directory's) whether the pod still holds the VF.
         owner: { containerId: env.containerId!, ifname, netns, network: conf.name, podNamespace: env.args.K8S_POD_NAMESPACE, podName: env.args.K8S_POD_NAME, store: path.resolve(conf.stateDir ?? defaultStateDir()) },
@@ -536,7 +542,7 @@ export async function cmdAdd(ctx: CniContext): Promise<CniResult> {
     const reply = await attached;
     if (reply && typeof (reply as { note?: unknown }).note === 'string') ctx.log.warning(`data plane: ${(reply as { note: string }).note}`);
 
-    const att: Attachment = { mode, mac, deviceInfoFile, vxlan: conf.vxlan ?? null, ...(representor ? { representor, dataplane } : {}), ...ipamRec, routes: mine.routes!.map(routeKey) };
+    const att: Attachment = { mode, mac, deviceInfoFile, vxlan: conf.vxlan ?? null, ...(representor ? { representor, dataplane, ...mtuSaid } : {}), ...ipamRec, routes: mine.routes!.map(routeKey) };
     ph.mark('overlay');
     store.setAttachment(a.id, att);
     ph.mark('record');

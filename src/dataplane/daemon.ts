@@ -1328,13 +1328,15 @@ function reconcileWithStore(stateDir: string, socket: string, list: AttachReques
     }
     const have = new Set([...list, ...fromConfig].flatMap((a) => [a.representor, ...(a.pci ? [a.pci] : [])]));
     for (const al of store.list()) {
-      const att = al.attachment as { mac?: string; representor?: string; dataplane?: string; vxlan?: Record<string, unknown> | null } | null;
+      const att = al.attachment as { mac?: string; representor?: string; dataplane?: string; vxlan?: Record<string, unknown> | null; podMtu?: unknown; mtuAuto?: unknown } | null;
       const x = att?.vxlan;
       if (!att || !x || typeof x.vni !== 'number' || !att.representor || !att.mac || !att.dataplane) continue;
       if (resolve(att.dataplane) !== resolve(socket) || have.has(att.representor) || have.has(al.pci)) continue;
       const o = al.owner;
       const { op: _op, ...req } = overlayAttachRequest({
         representor: att.representor, pci: al.pci, mac: att.mac, vxlan: x as unknown as OverlayConf,
+        // What the ADD said of the pod's MTU (records older than that say nothing).
+        mtu: typeof att.podMtu === 'number' ? att.podMtu : undefined, mtuAuto: att.mtuAuto === true ? true : undefined,
         owner: { containerId: o.containerId, ifname: o.ifname, netns: o.netns, network: o.network, podNamespace: o.namespace, podName: o.name, store: stateDir },
       });
       out.missing.push(req as AttachRequest);

@@ -6,7 +6,7 @@
 // 1500-byte underlay (IPv4, IPv6): TCP between 1500-byte pods by path MTU discovery, and
 // the MTU vfplane-cni gives a pod whose config names none (what the overlay carries).
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -209,6 +209,22 @@ describePrivileged('path MTU discovery between two nodes\' pods at MTU 1500 over
       topo.exec('a2', ['ip', 'link', 'set', 'eth0', 'mtu', '1450']);
       // Nothing to advise: the data plane's log has no MTU warning for it.
       expect(topo.logLines().filter((l) => l.includes(`VF ${pod.pci}`) && l.includes('has MTU'))).toEqual([]);
+
+      // A data plane that lost its state file rebuilds the attachments from the
+      // allocation store, saying of each pod's MTU what its ADD said: a2's follows the
+      // overlay (no advice), a1's is 1500 by its config (advice, about the pod's MTU).
+      const n = topo.nodes.get('a')!;
+      const atts = ((await topo.control('a', { op: 'status' })) as { attachments: { representor: string; pci?: string }[] }).attachments;
+      const rep2 = atts.find((x) => x.pci === pod.pci)!.representor;
+      const pci1 = topo.pods.get('a1')!.pci;
+      await topo.stopDaemon(n);
+      for (const f of readdirSync(n.stateDir).filter((x) => /^dataplane-.*\.json$/.test(x))) rmSync(join(n.stateDir, f));
+      await topo.startDaemon(n);
+      const log = n.stderr.join('\n');
+      expect(log).toMatch(new RegExp(`re-attached ${rep2} \\(VF ${pod.pci}, VNI 100\\) from the allocation store`));
+      expect(log.split('\n').filter((l) => l.includes(rep2) && l.includes('has MTU'))).toEqual([]);
+      expect(log).toMatch(new RegExp(`the pod interface of \\S+ \\(VF ${pci1}\\) has MTU 1500`));
+      expect(topo.exec('a2', ['ping', '-c', '3', '-i', '0.3', '-W', '2', '10.100.0.2']).stdout).toMatch(/[23] received/);
     } finally {
       await topo.delPod('a2');
     }
