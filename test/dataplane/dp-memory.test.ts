@@ -7,6 +7,7 @@ import { parseIp, parseMac } from '../../src/util/addr.js';
 import { fold, pseudoSum6, sum16 } from '../../src/packet/csum.js';
 import { expectOneAnswerPerEpoch } from '../helpers/dp-cache.js';
 import { macSeq } from '../helpers/frames.js';
+import { nodeSpec, spin } from '../helpers/underlay.js';
 
 const mac = (s: string) => parseMac(s)!;
 const ip = (s: string) => parseIp(s)!.bytes;
@@ -19,28 +20,8 @@ function frame(dst: string, src: string, len = 64): Uint8Array {
   return f;
 }
 
-function spin(ms: number) {
-  const t = Date.now();
-  while (Date.now() - t < ms) {
-    /* the workers run on their own threads; this thread only waits */
-  }
-}
-
 describe('data plane on memory ports', () => {
-  const tunnel = resolveTunnel({ local: '192.0.2.1', remote: '192.0.2.2' });
-  const base = {
-    uplinkMac: mac('02:aa:00:00:00:01'),
-    tunnel,
-    peers: [
-      { vtep: ip('192.0.2.2'), mac: mac('02:bb:00:00:00:02') },
-      { vtep: ip('192.0.2.3'), mac: mac('02:bb:00:00:00:03') },
-    ],
-    floods: [],
-    extraVnis: [],
-    learn: true,
-    antiSpoof: true,
-    icmpTooBig: false,
-  };
+  const { fdb: _fdb, ...base } = nodeSpec(2); // each test gives its own static entries
 
   it('floods broadcast to every peer, sends a known MAC to its VTEP, drops spoofed sources', () => {
     const dp = new DataPlane({ workers: 1 });

@@ -3,17 +3,15 @@
 // reason they were counted under and their first bytes; on memory ports, then through
 // a running daemon and the CLI on real frames.
 import { describe, expect, it } from 'vitest';
-import { DataPlane, DROP_HEAD_BYTES, type DpSpec } from '../../src/dataplane/dp.js';
+import { DataPlane, DROP_HEAD_BYTES } from '../../src/dataplane/dp.js';
 import { request } from '../../src/dataplane/control.js';
-import { resolveTunnel } from '../../src/packet/config.js';
-import { parseIp, parseMac } from '../../src/util/addr.js';
+import { parseMac } from '../../src/util/addr.js';
 import { dataplaneOn, vfplane, vfplaneAsync, type CliResult } from '../helpers/cli.js';
 import { udp4 } from '../helpers/frames.js';
 import { describePrivileged } from '../helpers/privileged.js';
-import { fromVtep, POD, UP, uplinkNetns } from '../helpers/underlay.js';
+import { fromVtep, nodeSpec, POD, spin, UP, uplinkNetns } from '../helpers/underlay.js';
 
 const mac = (s: string) => parseMac(s)!;
-const ip = (s: string) => parseIp(s)!.bytes;
 
 /** A peer's VXLAN frame (fromVtep) whose inner frame is 200 bytes: longer than the
  *  capture keeps of it. */
@@ -26,19 +24,7 @@ function badChecksum(vtep: string, innerSrc: string): Uint8Array {
   return f;
 }
 
-function spin(ms: number) {
-  const t = Date.now();
-  while (Date.now() - t < ms) {
-    /* the workers run on their own threads */
-  }
-}
-
-const base: Omit<DpSpec, 'uplink' | 'atts'> = {
-  uplinkMac: mac(UP),
-  tunnel: resolveTunnel({ local: '192.0.2.1', remote: '192.0.2.2' }),
-  peers: [{ vtep: ip('192.0.2.2'), mac: mac('02:bb:00:00:00:02') }],
-  fdb: [], floods: [], extraVnis: [], learn: true, antiSpoof: true, icmpTooBig: false,
-};
+const base = nodeSpec(1);
 
 describe('drop capture on memory ports', () => {
   // The uplink replays a good frame (for the sink pod), one for a VNI nobody has, one

@@ -12,12 +12,11 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { DataPlane, type DpSpec } from '../../src/dataplane/dp.js';
 import { request } from '../../src/dataplane/control.js';
-import { resolveTunnel } from '../../src/packet/config.js';
 import { parseIp, parseMac } from '../../src/util/addr.js';
 import { dataplaneOn, vfplane } from '../helpers/cli.js';
 import { macSeq, udp4 } from '../helpers/frames.js';
 import { describePrivileged } from '../helpers/privileged.js';
-import { fromVtep, POD, UP, uplinkNetns } from '../helpers/underlay.js';
+import { fromVtep, nodeSpec, POD, spin, uplinkNetns } from '../helpers/underlay.js';
 import { expectOneAnswerPerEpoch } from '../helpers/dp-cache.js';
 
 const mac = (s: string) => parseMac(s)!;
@@ -36,19 +35,7 @@ function runUntil(dp: DataPlane, slot: number, frames: bigint, maxMs = 10_000) {
   while (Date.now() - t < maxMs && (dp.counters().ports.get(slot)?.rxPkts ?? 0n) < frames) spin(20);
 }
 
-function spin(ms: number) {
-  const t = Date.now();
-  while (Date.now() - t < ms) {
-    /* the workers run on their own threads */
-  }
-}
-
-const base: Omit<DpSpec, 'uplink' | 'atts'> = {
-  uplinkMac: mac(UP),
-  tunnel: resolveTunnel({ local: '192.0.2.1', remote: '192.0.2.2' }),
-  peers: [{ vtep: ip('192.0.2.2'), mac: mac('02:bb:00:00:00:02') }, { vtep: ip('192.0.2.3'), mac: mac('02:bb:00:00:00:03') }],
-  fdb: [], floods: [], extraVnis: [], learn: true, antiSpoof: true, icmpTooBig: false,
-};
+const base = nodeSpec(2);
 
 /** Replays `frames` on the uplink for a while; the pod (VNI 100, MAC POD) is a sink. */
 function replay(frames: Uint8Array[], spec: Partial<DpSpec> = {}) {

@@ -2,11 +2,35 @@
 // peer's VXLAN frame to it, and one network namespace holding the uplink's and a
 // representor's veth pairs, from which frames are sent as the underlay would.
 import { afterAll, beforeAll } from 'vitest';
+import type { DpSpec } from '../../src/dataplane/dp.js';
+import { resolveTunnel } from '../../src/packet/config.js';
+import { parseIp, parseMac } from '../../src/util/addr.js';
 import { udp4, vxlan4 } from './frames.js';
 import { ifname, inject, Netns, scratchDir, vethIn } from './netns.js';
 
 /** Our uplink's MAC (VTEP 192.0.2.1) and the attached pod's MAC. */
 export const UP = '02:aa:00:00:00:01', POD = '02:00:00:00:00:01';
+
+/** A data plane's configuration but its ports (uplink and attachments): our VTEP
+ *  192.0.2.1 on MAC UP, peers 192.0.2.2… on 02:bb:00:00:00:02…, learning and anti-spoofing
+ *  on, no static entry, no ICMP replies. `peers`: how many. */
+export function nodeSpec(peers = 1): Omit<DpSpec, 'uplink' | 'atts'> {
+  return {
+    uplinkMac: parseMac(UP)!,
+    tunnel: resolveTunnel({ local: '192.0.2.1', remote: '192.0.2.2' }),
+    peers: Array.from({ length: peers }, (_, i) => ({ vtep: parseIp(`192.0.2.${i + 2}`)!.bytes, mac: parseMac(`02:bb:00:00:00:0${i + 2}`)! })),
+    fdb: [], floods: [], extraVnis: [], learn: true, antiSpoof: true, icmpTooBig: false,
+  };
+}
+
+/** Waits `ms` on this thread while the workers run on theirs (a busy wait: the test's
+ *  synchronous calls into the data plane leave the event loop nothing to do). */
+export function spin(ms: number): void {
+  const t = Date.now();
+  while (Date.now() - t < ms) {
+    /* the workers run on their own threads */
+  }
+}
 
 /** VXLAN (VNI 100 unless told) from `vtep` (MAC 02:bb:00:00:00:02) to our VTEP
  *  192.0.2.1, carrying a UDP frame (`payload` bytes) from innerSrc to innerDst. */
