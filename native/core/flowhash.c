@@ -130,12 +130,11 @@ struct flow_parse {
     uint16_t meta;
 };
 
-static inline uint16_t rd16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
 
 static inline __attribute__((always_inline)) void flow_parse(const uint8_t *f, uint32_t n,
                                                              struct flow_parse *r) {
     uint32_t l3 = 14;
-    uint16_t type = rd16(f + 12);
+    uint16_t type = vfp_rd16(f + 12);
     r->l3 = 0;
     r->l3_len = 0;
     r->has_l4 = 0;
@@ -143,7 +142,7 @@ static inline __attribute__((always_inline)) void flow_parse(const uint8_t *f, u
     r->proto = 0;
     r->meta = 0;
     for (int tags = 0; tags < 2 && (type == 0x8100 || type == 0x88a8) && l3 + 4 <= n; tags++) {
-        type = rd16(f + l3 + 2);
+        type = vfp_rd16(f + l3 + 2);
         l3 += 4;
     }
     uint32_t l4;
@@ -155,7 +154,7 @@ static inline __attribute__((always_inline)) void flow_parse(const uint8_t *f, u
         r->proto = f[l3 + 9];
         r->l3 = (uint16_t)(l3 + 12);
         r->l3_len = 8;
-        uint16_t frag = rd16(f + l3 + 6);
+        uint16_t frag = vfp_rd16(f + l3 + 6);
         r->meta = (uint16_t)(VFP_FLOW_IP | f[l3 + 1] | ((frag & 0x4000) ? VFP_FLOW_DF : 0));
         if (frag & 0x3fff) return; /* MF or an offset: a fragment has no ports */
     } else if (type == 0x86dd) {
@@ -225,7 +224,7 @@ __attribute__((target("sse4.2"))) static inline int fast_v4(const uint8_t *f, ui
     memcpy(&type, f + 12, 2);
     if (type != (uint16_t)vfp_csum__be16(0x0800) || f[14] != 0x45) return 0;
     const uint8_t proto = f[23];
-    const uint16_t frag = rd16(f + 20);
+    const uint16_t frag = vfp_rd16(f + 20);
     if ((frag & 0x3fff) || !(proto == 6 || proto == 17 || proto == 132)) return 0;
     uint64_t l2, w1, w2;
     uint32_t l2tail, src, dst, ports;

@@ -7,12 +7,6 @@
 
 #include "core/csum.h"
 
-static inline uint16_t rd16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
-static inline void wr16(uint8_t *p, uint16_t v) {
-    p[0] = (uint8_t)(v >> 8);
-    p[1] = (uint8_t)v;
-}
-
 uint16_t vfp_icmp6__csum(const uint8_t *src, const uint8_t *dst, const uint8_t *icmp, uint32_t len) {
     uint64_t s = vfp_csum__partial(src, 16, 0);
     s = vfp_csum__partial(dst, 16, s);
@@ -49,7 +43,7 @@ static int v6_answerable(const uint8_t *ip, uint32_t tot) {
     for (int i = 0;; i++) {
         if (nh != 0 && nh != 43 && nh != 44 && nh != 51 && nh != 60) break;
         if (i == 8 || off + 8 > tot) return 0; /* a chain this long, or cut short: leave it */
-        if (nh == 44 && (rd16(ip + off + 2) & 0xfff8)) return 0;
+        if (nh == 44 && (vfp_rd16(ip + off + 2) & 0xfff8)) return 0;
         const uint32_t hl = nh == 44 ? 8 : nh == 51 ? (ip[off + 1] + 2u) * 4 : (ip[off + 1] + 1u) * 8;
         nh = ip[off];
         off += hl;
@@ -66,10 +60,10 @@ int vfp_icmp__too_big(vfp_pkt *p, uint32_t max_frame) {
     const uint32_t len = p->len;
     if (len < 14 || len <= max_frame || (d[0] & 1)) return 0;
     uint32_t l2 = 14;
-    uint16_t type = rd16(d + 12);
+    uint16_t type = vfp_rd16(d + 12);
     if (type == 0x8100) {
         if (len < 18) return 0;
-        type = rd16(d + 16);
+        type = vfp_rd16(d + 16);
         l2 = 18;
     }
     if (max_frame <= l2) return 0;
@@ -80,16 +74,16 @@ int vfp_icmp__too_big(vfp_pkt *p, uint32_t max_frame) {
     if (type == 0x0800) {
         if (mtu < VFP_ICMP_MIN_MTU4 || avail < 20 || ip[0] >> 4 != 4) return 0;
         const unsigned ihl = (ip[0] & 15) * 4u;
-        tot = rd16(ip + 2);
+        tot = vfp_rd16(ip + 2);
         /* DF set and no fragment bits: a packet the sender wants discovery for. Without DF
          * the path may fragment, which this data plane does not do: dropped, as before. */
-        if (ihl < 20 || tot < ihl || tot > avail || tot <= mtu || rd16(ip + 6) != 0x4000) return 0;
+        if (ihl < 20 || tot < ihl || tot > avail || tot <= mtu || vfp_rd16(ip + 6) != 0x4000) return 0;
         if (!v4_answerable(ip, ihl, tot)) return 0;
         hdr = 28;
         quote = tot < VFP_ICMP_MAX_REPLY4 - hdr ? tot : VFP_ICMP_MAX_REPLY4 - hdr;
     } else if (type == 0x86dd) {
         if (mtu < VFP_ICMP_MIN_MTU6 || avail < 40 || ip[0] >> 4 != 6) return 0;
-        tot = 40u + rd16(ip + 4); /* a jumbogram (payload length 0) is never too big here */
+        tot = 40u + vfp_rd16(ip + 4); /* a jumbogram (payload length 0) is never too big here */
         if (tot > avail || tot <= mtu || !v6_answerable(ip, tot)) return 0;
         hdr = 48;
         quote = tot < VFP_ICMP_MAX_REPLY6 - hdr ? tot : VFP_ICMP_MAX_REPLY6 - hdr;
@@ -110,36 +104,36 @@ int vfp_icmp__too_big(vfp_pkt *p, uint32_t max_frame) {
     if (type == 0x0800) {
         rip[0] = 0x45;
         rip[1] = 0xc0; /* internetwork control, as routers mark their ICMP errors */
-        wr16(rip + 2, (uint16_t)(hdr + quote));
-        wr16(rip + 4, 0);
-        wr16(rip + 6, 0x4000);
+        vfp_wr16(rip + 2, (uint16_t)(hdr + quote));
+        vfp_wr16(rip + 4, 0);
+        vfp_wr16(rip + 6, 0x4000);
         rip[8] = 64;
         rip[9] = 1;
-        wr16(rip + 10, 0);
+        vfp_wr16(rip + 10, 0);
         memcpy(rip + 12, ip + 16, 4);
         memcpy(rip + 16, ip + 12, 4);
         const uint16_t ipc = (uint16_t)~vfp_csum__fold(vfp_csum__partial20(rip, 0));
         memcpy(rip + 10, &ipc, 2);
         icmp[0] = 3; /* destination unreachable */
         icmp[1] = 4; /* fragmentation needed and DF set */
-        wr16(icmp + 2, 0);
-        wr16(icmp + 4, 0);
-        wr16(icmp + 6, (uint16_t)mtu); /* RFC 1191 §4: the next-hop MTU */
+        vfp_wr16(icmp + 2, 0);
+        vfp_wr16(icmp + 4, 0);
+        vfp_wr16(icmp + 6, (uint16_t)mtu); /* RFC 1191 §4: the next-hop MTU */
         const uint16_t c = (uint16_t)~vfp_csum__fold(vfp_csum__partial(icmp, 8 + quote, 0));
         memcpy(icmp + 2, &c, 2);
     } else {
         rip[0] = 0x60;
         rip[1] = rip[2] = rip[3] = 0;
-        wr16(rip + 4, (uint16_t)(8 + quote));
+        vfp_wr16(rip + 4, (uint16_t)(8 + quote));
         rip[6] = 58;
         rip[7] = 64;
         memcpy(rip + 8, ip + 24, 16);
         memcpy(rip + 24, ip + 8, 16);
         icmp[0] = 2; /* packet too big */
         icmp[1] = 0;
-        wr16(icmp + 2, 0);
-        wr16(icmp + 4, (uint16_t)(mtu >> 16));
-        wr16(icmp + 6, (uint16_t)mtu);
+        vfp_wr16(icmp + 2, 0);
+        vfp_wr16(icmp + 4, (uint16_t)(mtu >> 16));
+        vfp_wr16(icmp + 6, (uint16_t)mtu);
         const uint16_t c = vfp_icmp6__csum(rip + 8, rip + 24, icmp, 8 + quote);
         memcpy(icmp + 2, &c, 2);
     }

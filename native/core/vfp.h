@@ -43,6 +43,16 @@ extern "C" {
 #define VFP_COLD
 #endif
 
+/* Big-endian (wire order) 16-bit header fields. The store is one swapped 16-bit store,
+ * not two byte stores the compiler reassembles with shifts. */
+static inline uint16_t vfp_rd16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
+static inline void vfp_wr16(uint8_t *p, uint16_t v) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    v = __builtin_bswap16(v);
+#endif
+    memcpy(p, &v, 2);
+}
+
 /* Drop reasons: docs/vxlan-engine.md §6. The numbers are part of the contract with the
  * TypeScript model (src/packet/reasons.ts). */
 enum vfp_reason {

@@ -39,13 +39,6 @@ const char *vfp_reason__name(unsigned reason) {
     return reason < VFP_R__COUNT ? reason_names[reason] : NULL;
 }
 
-static inline uint16_t rd16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
-static inline void wr16(uint8_t *p, uint16_t v) {
-    /* One swapped 16-bit store (vfp_csum__be16 is the wire order), not two byte stores
-     * the compiler reassembles with shifts. */
-    const uint16_t w = (uint16_t)vfp_csum__be16(v);
-    memcpy(p, &w, 2);
-}
 /* Stores a memory-order checksum word as is (see csum.h). */
 static inline void wr_csum(uint8_t *p, uint16_t c) { memcpy(p, &c, 2); }
 
@@ -69,11 +62,11 @@ int vfp_tunnel__init(vfp_tunnel *t, const vfp_tunnel_cfg *cfg) {
     memcpy(h + 6, cfg->src_mac, 6);
     o = 12;
     if (cfg->vlan >= 0) {
-        wr16(h + o, 0x8100);
-        wr16(h + o + 2, (uint16_t)(cfg->vlan_pcp << 13 | cfg->vlan));
+        vfp_wr16(h + o, 0x8100);
+        vfp_wr16(h + o + 2, (uint16_t)(cfg->vlan_pcp << 13 | cfg->vlan));
         o += 4;
     }
-    wr16(h + o, fam == 4 ? 0x0800 : 0x86dd);
+    vfp_wr16(h + o, fam == 4 ? 0x0800 : 0x86dd);
     o += 2;
     t->l3_off = (uint16_t)o;
     /* Fields that vary per packet (lengths, ID, inherited TOS/DF, checksums, source
@@ -85,7 +78,7 @@ int vfp_tunnel__init(vfp_tunnel *t, const vfp_tunnel_cfg *cfg) {
         uint8_t *ip = h + o;
         ip[0] = 0x45;
         ip[1] = tos;
-        if (cfg->df == VFP_DF_SET) wr16(ip + 6, 0x4000);
+        if (cfg->df == VFP_DF_SET) vfp_wr16(ip + 6, 0x4000);
         ip[8] = cfg->ttl;
         ip[9] = 17;
         memcpy(ip + 12, cfg->local.bytes, 4);
@@ -102,7 +95,7 @@ int vfp_tunnel__init(vfp_tunnel *t, const vfp_tunnel_cfg *cfg) {
         memcpy(ip + 24, cfg->remote.bytes, 16);
         l4 = o + 40;
     }
-    wr16(h + l4 + 2, cfg->dst_port);
+    vfp_wr16(h + l4 + 2, cfg->dst_port);
     h[l4 + 8] = 0x08; /* VXLAN I flag */
     t->hdr_len = (uint16_t)(l4 + 16);
     t->family = fam;
@@ -225,8 +218,8 @@ encap_loop(vfp_tunnel *t, const uint8_t *tmpl, uint64_t pseudo, vfp_pkt **pkts, 
                 ip[6] = 0x40;
                 s += vfp_csum__be16(0x4000);
             }
-            wr16(ip + 2, tot);
-            wr16(ip + 4, id);
+            vfp_wr16(ip + 2, tot);
+            vfp_wr16(ip + 4, id);
             id++; /* uint16_t: wraps at 65536 as §3.2 asks */
             /* Offloaded: the template's 0 stays, for the device to fill. */
             if (!(ol & VFP_TXO_IP_CSUM)) wr_csum(ip + 10, (uint16_t)~vfp_csum__fold(s));
@@ -236,11 +229,11 @@ encap_loop(vfp_tunnel *t, const uint8_t *tmpl, uint64_t pseudo, vfp_pkt **pkts, 
                 ip[0] = (uint8_t)(0x60 | (m & 0xff) >> 4);
                 ip[1] = (uint8_t)(m << 4);
             }
-            wr16(ip + 4, ulen);
+            vfp_wr16(ip + 4, ulen);
         }
         uint8_t *udp = o + l4;
-        wr16(udp, sport);
-        wr16(udp + 4, ulen);
+        vfp_wr16(udp, sport);
+        vfp_wr16(udp + 4, ulen);
         if (udp_csum && (ol & VFP_TXO_UDP_CSUM)) {
             /* The device sums the UDP header and payload onto the field: seed it with the
              * pseudo-header (addresses, protocol, length), folded, not complemented. */
@@ -362,12 +355,12 @@ static inline uint8_t decap_one(const vfp_decap_ctx *c, vfp_pkt *p) {
     const uint8_t *f = p->data;
     const uint32_t n = p->len;
     if (VFP_UNLIKELY(n < 14)) return VFP_R_ETH_TRUNCATED;
-    uint16_t type = rd16(f + 12);
+    uint16_t type = vfp_rd16(f + 12);
     uint32_t l3 = 14;
     if (VFP_UNLIKELY(type == 0x8100 || type == 0x88a8)) {
         for (int tags = 0; tags < 2 && (type == 0x8100 || type == 0x88a8); tags++) {
             if (l3 + 4 > n) return VFP_R_ETH_TRUNCATED;
-            type = rd16(f + l3 + 2);
+            type = vfp_rd16(f + l3 + 2);
             l3 += 4;
         }
     }
@@ -381,9 +374,9 @@ static inline uint8_t decap_one(const vfp_decap_ctx *c, vfp_pkt *p) {
         if (hl < 20) return VFP_R_IP_BAD_IHL;
         if (l3 + hl > n) return VFP_R_IP_TRUNCATED;
         if (!vfp_csum__ipv4_ok(ip, hl)) return VFP_R_IP_BAD_CHECKSUM;
-        const uint32_t tot = rd16(ip + 2);
+        const uint32_t tot = vfp_rd16(ip + 2);
         if (tot < hl || l3 + tot > n) return VFP_R_IP_BAD_LENGTH;
-        if (rd16(ip + 6) & 0x3fff) return VFP_R_IP_FRAGMENT;
+        if (vfp_rd16(ip + 6) & 0x3fff) return VFP_R_IP_FRAGMENT;
         if (c->n_locals && !local_ok(c, 4, ip + 16)) return VFP_R_NOT_LOCAL;
         if (ip[9] != 17) return VFP_R_NOT_UDP;
         l4 = l3 + hl;
@@ -392,7 +385,7 @@ static inline uint8_t decap_one(const vfp_decap_ctx *c, vfp_pkt *p) {
     } else if (type == 0x86dd) {
         if (l3 + 40 > n) return VFP_R_IP_TRUNCATED;
         if ((ip[0] >> 4) != 6) return VFP_R_IP_BAD_VERSION;
-        const uint32_t plen = rd16(ip + 4);
+        const uint32_t plen = vfp_rd16(ip + 4);
         if (l3 + 40 + plen > n) return VFP_R_IP_BAD_LENGTH;
         if (c->n_locals && !local_ok(c, 6, ip + 24)) return VFP_R_NOT_LOCAL;
         if (ip[6] != 17) return VFP_R_NOT_UDP;
@@ -404,11 +397,11 @@ static inline uint8_t decap_one(const vfp_decap_ctx *c, vfp_pkt *p) {
     }
     const uint8_t *udp = f + l4;
     if (avail < 8) return VFP_R_UDP_BAD_LENGTH;
-    if (rd16(udp + 2) != c->dst_port) return VFP_R_NOT_VXLAN_PORT;
-    const uint32_t ulen = rd16(udp + 4);
+    if (vfp_rd16(udp + 2) != c->dst_port) return VFP_R_NOT_VXLAN_PORT;
+    const uint32_t ulen = vfp_rd16(udp + 4);
     if (ulen < 8 || ulen > avail) return VFP_R_UDP_BAD_LENGTH;
     if (c->verify_udp_csum) {
-        const uint16_t cs = rd16(udp + 6);
+        const uint16_t cs = vfp_rd16(udp + 6);
         if (cs == 0) {
             if (fam == 6) return VFP_R_UDP_BAD_CHECKSUM;
         } else {
@@ -427,7 +420,7 @@ static inline uint8_t decap_one(const vfp_decap_ctx *c, vfp_pkt *p) {
     const uint32_t inner = ulen - 16;
     if (inner < 14) return VFP_R_INNER_TRUNCATED;
     if (c->drop_inner_vlan) {
-        const uint16_t it = rd16(udp + 16 + 12);
+        const uint16_t it = vfp_rd16(udp + 16 + 12);
         if (it == 0x8100 || it == 0x88a8) return VFP_R_INNER_VLAN;
     }
 
@@ -486,8 +479,8 @@ static inline int decap_fast_v4(const struct decap_fast *d, vfp_pkt *p) {
     if (type != (uint16_t)vfp_csum__be16(0x0800) || f[14] != 0x45) return 0;
     const uint8_t *ip = f + 14;
     if (!vfp_csum__ipv4_ok(ip, 20)) return 0;
-    const uint32_t tot = rd16(ip + 2);
-    if (tot < 20 || 14 + tot > n || (rd16(ip + 6) & 0x3fff) || ip[9] != 17) return 0;
+    const uint32_t tot = vfp_rd16(ip + 2);
+    if (tot < 20 || 14 + tot > n || (vfp_rd16(ip + 6) & 0x3fff) || ip[9] != 17) return 0;
     if (d->check_local) {
         uint32_t dst;
         memcpy(&dst, ip + 16, 4);
@@ -497,7 +490,7 @@ static inline int decap_fast_v4(const struct decap_fast *d, vfp_pkt *p) {
     const uint32_t avail = tot - 20;
     uint16_t dport;
     memcpy(&dport, udp + 2, 2);
-    const uint32_t ulen = rd16(udp + 4);
+    const uint32_t ulen = vfp_rd16(udp + 4);
     if (avail < 8 || dport != d->dport_wire || ulen < 16 || ulen > avail || !(udp[8] & 0x08)) return 0;
     uint32_t w;
     memcpy(&w, udp + 12, 4);
@@ -509,7 +502,7 @@ static inline int decap_fast_v4(const struct decap_fast *d, vfp_pkt *p) {
     const uint32_t inner = ulen - 16;
     if (inner < 14) return 0;
     if (d->drop_inner_vlan) {
-        const uint16_t it = rd16(udp + 16 + 12);
+        const uint16_t it = vfp_rd16(udp + 16 + 12);
         if (it == 0x8100 || it == 0x88a8) return 0;
     }
     p->vni = vni;
