@@ -305,6 +305,7 @@ typedef struct worker {
     uint64_t next_neigh_ns; /* when peer MACs other workers learned are next looked at */
     uint64_t next_mld_ns;  /* when worker 0 next reports its solicited-node group (0: now) */
     uint64_t last_mld_ns;
+    uint64_t rng;          /* splitmix64 state: an MLD answer's random delay */
     pool pool;
     /* per-epoch working copies */
     vfp_tunnel tun[VFP_DP_MAX_PEERS];
@@ -341,6 +342,9 @@ struct vfp_dp {
     vfp_dp_worker_stats *stats;
     _Atomic(dp_cfg *) cur;
     _Atomic int stop;
+    /* When worker 0 answers an MLD query (0: no answer pending). Any worker that receives
+     * a query may bring it forward, never back; relaxed: it orders nothing else. */
+    _Atomic uint64_t mld_due_ns;
     int stopped;
     uint64_t epoch;
     /* control-thread state */
@@ -869,9 +873,44 @@ static void mld_report(worker *w, uint8_t record_type, uint64_t now) {
     tx_push(w, c->uplink, p);
 }
 
+static uint64_t rng_next(worker *w) {
+    uint64_t z = (w->rng += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+/* RFC 3810 §6.2: a query is answered after a random delay within its Maximum Response
+ * Delay (§5.1.3: the code in ms, or a floating-point form from 32768 on), unless an
+ * answer is due sooner already. The query may come in on any worker's queue; worker 0
+ * sends the answer (mld_due). */
+static void mld_schedule(worker *w, const uint8_t *m, uint64_t now) {
+    const uint32_t code = vfp_rd16(m + 4);
+    const uint64_t mrd_ms = code < 32768 ? code : (uint64_t)((code & 0x0fff) | 0x1000) << (((code >> 12) & 7) + 3);
+    const uint64_t span = mrd_ms * 1000000ull;
+    uint64_t due = now + (span ? rng_next(w) % (span + 1) : 0);
+    if (!due) due = 1;
+    uint64_t cur = atomic_load_explicit(&w->dp->mld_due_ns, memory_order_relaxed);
+    while ((!cur || due < cur) &&
+           !atomic_compare_exchange_weak_explicit(&w->dp->mld_due_ns, &cur, due, memory_order_relaxed, memory_order_relaxed)) {
+    }
+    w->st->mld_queries++;
+}
+
+/* Whether worker 0 owes a query its answer now: the answer's time came, and at least
+ * MLD_ANSWER_GAP_NS passed since the last report (a flood of queries is answered ten
+ * times a second at most). Takes the pending answer. */
+#define MLD_ANSWER_GAP_NS 100000000ull
+static inline int mld_answer_due(worker *w, uint64_t now) {
+    const uint64_t due = atomic_load_explicit(&w->dp->mld_due_ns, memory_order_relaxed);
+    if (!due || now < due || (w->last_mld_ns && now - w->last_mld_ns < MLD_ANSWER_GAP_NS)) return 0;
+    atomic_store_explicit(&w->dp->mld_due_ns, 0, memory_order_relaxed);
+    return 1;
+}
+
 /* An IPv6 frame with a hop-by-hop header on the uplink: an MLD query (general, or for
- * our group) is answered with a report, at most one a second; anything else is not for
- * the data plane (other hosts' reports, say) and dropped as nd_other. Consumes p. */
+ * our group) schedules a report (mld_schedule); anything else is not for the data plane
+ * (other hosts' reports, say) and dropped as nd_other. Consumes p. */
 static VFP_COLD void uplink_hbh(worker *w, vfp_pkt *p, size_t l3, uint64_t now) {
     const dp_cfg *c = w->cfg;
     const uint8_t *ip = p->data + l3, *hbh = ip + 40;
@@ -884,9 +923,7 @@ static VFP_COLD void uplink_hbh(worker *w, vfp_pkt *p, size_t l3, uint64_t now) 
         static const uint8_t any[16];
         uint8_t group[16];
         solicited_node(c->local.bytes, group);
-        if (!memcmp(m + 8, any, 16) || !memcmp(m + 8, group, 16)) {
-            if (!w->last_mld_ns || now - w->last_mld_ns >= 1000000000ull) mld_report(w, 2, now);
-        }
+        if (!memcmp(m + 8, any, 16) || !memcmp(m + 8, group, 16)) mld_schedule(w, m, now);
         vfp_pkt__free_burst(&p, 1);
         return;
     }
@@ -1855,6 +1892,7 @@ static void *worker_main(void *arg) {
                 mld_report(w, sent ? 2 : 4, now);
                 w->next_mld_ns = now + (sent < 1 ? 1000000000ull : 60000000000ull);
             }
+            if (mld_speaker(w) && mld_answer_due(w, now)) mld_report(w, 2, now);
         }
         /* Draining ends at the deadline even if packets keep coming (a generator never
          * runs dry), or earlier once the ports are quiet. */
@@ -1981,6 +2019,7 @@ int vfp_dp__create(vfp_dp **out, const vfp_dp_opts *o, const vfp_alloc *a, char 
         worker *w = &dp->w[i];
         w->dp = dp;
         w->idx = i;
+        w->rng = now_ns() ^ ((uint64_t)(i + 1) << 48);
         w->cpu = o->cpus ? o->cpus[i] : -1;
         w->st = &dp->stats[i];
         w->st->cpu = -1;

@@ -83,6 +83,7 @@ typedef struct vfp_dp_worker_stats {
     uint64_t nd_solicits;       /* neighbour solicitations sent (IPv6 peers) */
     uint64_t nd_adverts;        /* neighbour advertisements sent (for our VTEP) */
     uint64_t mld_reports;       /* MLDv2 reports sent for our VTEP's solicited-node group */
+    uint64_t mld_queries;       /* MLD queries received for it (general or for the group) */
     uint64_t learn_shared;      /* learned entries (new, moved, refreshed) sent to the other workers */
     uint64_t learn_share_lost;  /* of those, dropped on a full ring (the next refresh repeats them) */
     uint64_t learn_synced;      /* entries the other workers learned, applied to this one's FDB */

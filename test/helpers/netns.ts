@@ -134,6 +134,9 @@ export interface Capture {
   ready: Promise<void>;
   /** Resolves with the captured frames when COUNT arrived or the timeout passed. */
   done: Promise<Uint8Array[]>;
+  /** For each captured frame, in order: when the capture read it (seconds, the capturing
+   *  process's monotonic clock) and whether it was leaving the interface. */
+  meta: { t: number; outgoing: boolean }[];
 }
 
 /** Captures frames arriving on `dev` in `ns` (null: the host namespace) with an AF_PACKET socket. */
@@ -147,6 +150,7 @@ export function capture(ns: Netns | null, dev: string, o: { count: number; timeo
   let buf = '';
   let stderr = '';
   const frames: Uint8Array[] = [];
+  const meta: Capture['meta'] = [];
   let onReady!: () => void;
   let onFail!: (e: Error) => void;
   const ready = new Promise<void>((res, rej) => { onReady = res; onFail = rej; });
@@ -158,7 +162,11 @@ export function capture(ns: Netns | null, dev: string, o: { count: number; timeo
       const line = buf.slice(0, nl);
       buf = buf.slice(nl + 1);
       if (line === 'READY') onReady();
-      else if (line) frames.push(Uint8Array.from(Buffer.from((JSON.parse(line) as { hex: string }).hex, 'hex')));
+      else if (line) {
+        const j = JSON.parse(line) as { hex: string; t: number; pkttype: number };
+        frames.push(Uint8Array.from(Buffer.from(j.hex, 'hex')));
+        meta.push({ t: j.t, outgoing: j.pkttype === 4 });
+      }
     }
   });
   const done = new Promise<Uint8Array[]>((res, rej) => {
@@ -171,7 +179,7 @@ export function capture(ns: Netns | null, dev: string, o: { count: number; timeo
       }
     });
   });
-  return { ready, done };
+  return { ready, done, meta };
 }
 
 /** Sends raw frames out of `dev` in `ns` with an AF_PACKET socket (rawsock.py send), and

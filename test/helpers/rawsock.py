@@ -5,7 +5,8 @@
 #     on a multiqueue veth (no XPS) every frame takes tx queue CPU % queues and reaches the
 #     peer's rx queue of that index; without it the flow hash picks the queue.
 #   rawsock.py capture IFACE COUNT TIMEOUT_S [--incoming] [--udp-dport PORT] [--vlan]
-# capture prints READY once bound, then one JSON object per frame; it stops after COUNT
+# capture prints READY once bound, then one JSON object per frame (its packet type, the
+# monotonic time it was read at in seconds, its bytes in hex); it stops after COUNT
 # frames or TIMEOUT_S seconds. The kernel strips a VLAN tag before packet sockets see the
 # frame; --vlan puts it back from PACKET_AUXDATA, so a capture shows the frame as sent.
 import json, select, socket, sys, time
@@ -90,7 +91,7 @@ def main():
             continue
         if dport is not None and udp_dport(data) != dport:
             continue
-        print(json.dumps({'pkttype': addr[2], 'hex': data.hex()}), flush=True)
+        print(json.dumps({'pkttype': addr[2], 't': time.monotonic(), 'hex': data.hex()}), flush=True)
         got += 1
 
 if __name__ == '__main__':
