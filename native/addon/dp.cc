@@ -606,7 +606,7 @@ Napi::Value DpStatsLayout(const Napi::CallbackInfo &info) {
 #define F(k, f) misc.Set(k, W(offsetof(vfp_dp_worker_stats, f)))
   F("loops", loops); F("busyLoops", busy_loops); F("idleSleeps", idle_sleeps); F("epoch", epoch);
   F("arpReplies", arp_replies); F("arpRequests", arp_requests); F("neighLearned", neigh_learned);
-  F("aged", aged); F("cpu", cpu); F("ndSolicits", nd_solicits); F("ndAdverts", nd_adverts); F("mldReports", mld_reports); F("mldQueries", mld_queries);
+  F("aged", aged); F("cpu", cpu); F("ndSolicits", nd_solicits); F("ndAdverts", nd_adverts); F("mldReports", mld_reports); F("mldQueries", mld_queries); F("vtepConflicts", vtep_conflicts); F("vtepConflictMac", vtep_conflict_mac); F("vtepConflictNs", vtep_conflict_ns);
   F("learnShared", learn_shared); F("learnShareLost", learn_share_lost); F("learnSynced", learn_synced);
   F("handedOff", handed_off); F("learnNotPeer", learn_not_peer); F("learnedEntries", learned_entries);
   F("destCacheHits", dest_cache_hits); F("destCacheMisses", dest_cache_misses); F("destCacheBypassed", dest_cache_bypassed);

@@ -712,7 +712,20 @@ static void neigh_learn(worker *w, const vfp_addr *a, const uint8_t *mac) {
  * below are cold: the underlay's control frames are few, and inlined into the worker's
  * loop they cost decapsulated frames ~0.6 ns each in code layout (bench dataplane
  * --ops decap --dests 1, alternated builds, when a callee of theirs changed). */
-static VFP_COLD void uplink_arp(worker *w, vfp_pkt *p, size_t l3) {
+/* Another host claims our VTEP's address on the underlay (its ARP, or its neighbour
+ * discovery, from a MAC that is not the uplink's): two nodes configured with one VTEP, or
+ * the address also on a host's interface. Peers' neighbour caches then flap between the
+ * two and their frames for us go astray, which nothing else would show: counted, with the
+ * MAC and when, for `dataplane status` to name. */
+static VFP_COLD void vtep_conflict(worker *w, const uint8_t *mac, uint64_t now) {
+    uint64_t m = 0;
+    for (int i = 0; i < 6; i++) m = m << 8 | mac[i];
+    w->st->vtep_conflict_mac = m;
+    w->st->vtep_conflict_ns = now;
+    w->st->vtep_conflicts++;
+}
+
+static VFP_COLD void uplink_arp(worker *w, vfp_pkt *p, size_t l3, uint64_t now) {
     const dp_cfg *c = w->cfg;
     uint8_t *d = p->data, *arp = d + l3;
     if (p->len < l3 + 28 || arp[0] != 0 || arp[1] != 1 || arp[2] != 8 || arp[3] != 0 || arp[4] != 6 ||
@@ -722,6 +735,7 @@ static VFP_COLD void uplink_arp(worker *w, vfp_pkt *p, size_t l3) {
         return;
     }
     uint16_t op = (uint16_t)(arp[6] << 8 | arp[7]);
+    if (!memcmp(arp + 14, c->local.bytes, 4) && memcmp(arp + 8, c->uplink_mac, 6)) vtep_conflict(w, arp + 8, now);
     vfp_addr spa4 = { .family = 4 };
     memcpy(spa4.bytes, arp + 14, 4);
     neigh_learn(w, &spa4, arp + 8);
@@ -768,7 +782,7 @@ static const uint8_t *nd_lladdr(const uint8_t *o, uint32_t len, uint8_t type, in
 /* Handles an ICMPv6 frame on the uplink (IPv6 header at l3, no extension header):
  * answers a neighbour solicitation for our VTEP, learns peers' MACs from solicitations
  * and advertisements (RFC 4861 §7.1 validity checks first). Consumes p. */
-static VFP_COLD void uplink_nd(worker *w, vfp_pkt *p, size_t l3) {
+static VFP_COLD void uplink_nd(worker *w, vfp_pkt *p, size_t l3, uint64_t now) {
     const dp_cfg *c = w->cfg;
     const uint8_t *d = p->data, *ip = d + l3, *m = ip + 40;
     const uint32_t plen = p->len >= l3 + 40 ? (uint32_t)(ip[4] << 8 | ip[5]) : 0;
@@ -784,6 +798,14 @@ static VFP_COLD void uplink_nd(worker *w, vfp_pkt *p, size_t l3) {
         memcpy(s.bytes, ip + 8, 16);
         const uint8_t *ll = nd_lladdr(m + 24, plen - 24, m[0] == 135 ? 1 : 2, &bad);
         if (!bad && m[0] == 135 && from_unspec && ll) bad = 1; /* DAD carries no source address option */
+        /* Our address from another MAC: a solicitation sent from it, an advertisement for
+         * it, or a duplicate address detection probe for it (another host about to take
+         * it; our advertisement below makes a kernel give it up, "dadfailed"). */
+        const uint8_t *who = ll ? ll : d + 6;
+        if (!bad && memcmp(who, c->uplink_mac, 6) &&
+            (m[0] == 135 ? !memcmp(ip + 8, c->local.bytes, 16) || (from_unspec && !memcmp(target, c->local.bytes, 16))
+                         : !memcmp(target, c->local.bytes, 16)))
+            vtep_conflict(w, who, now);
         if (!bad && m[0] == 135) {
             if (ll && !from_unspec) neigh_learn(w, &s, ll);
             if (!memcmp(target, c->local.bytes, 16)) {
@@ -1371,8 +1393,8 @@ static void from_uplink(worker *w, vfp_pkt **pk, uint16_t n, uint64_t now, uint3
         size_t l3 = 14;
         uint16_t et = p->len >= 14 ? (uint16_t)(d[12] << 8 | d[13]) : 0;
         if (et == 0x8100 && p->len >= 18) et = (uint16_t)(d[16] << 8 | d[17]), l3 = 18;
-        if (et == 0x0806) uplink_arp(w, p, l3);
-        else if (et == 0x86dd && p->len >= l3 + 40 && d[l3 + 6] == 58) uplink_nd(w, p, l3);
+        if (et == 0x0806) uplink_arp(w, p, l3, now);
+        else if (et == 0x86dd && p->len >= l3 + 40 && d[l3 + 6] == 58) uplink_nd(w, p, l3, now);
         else if (et == 0x86dd && p->len >= l3 + 40 && d[l3 + 6] == 0) uplink_hbh(w, p, l3, now);
         else vx[nv++] = p;
     }

@@ -104,12 +104,14 @@ export async function dpStatus(o: ClientOpts): Promise<void> {
   if (o.json) return printJson(strip(r));
   const s = r as unknown as {
     node: string; backend: string; epoch: number;
-    uplink: { name: string; vtep: string; mode?: string; why?: string; outerChecksums?: { ipv4: string; udp: string }; offload?: { tier: number; allowed: number | null; why: string } };
+    uplink: { name: string; vtep: string; mode?: string; why?: string; outerChecksums?: { ipv4: string; udp: string }; offload?: { tier: number; allowed: number | null; why: string }; vtepConflict?: { frames: number; mac: string; secondsAgo: number } };
     peers: { vtep: string; mac?: string; state?: string; underlayMac?: string | null; resolvedSecondsAgo?: number; requests?: number; encapPkts?: number }[]; attachments: { representor: string; pci?: string; vni: number; mac: string; owner?: Record<string, string>; representorState?: string; why?: string; ownerGone?: boolean }[];
     workers: { cpu: number; epoch: number }[];
     ports?: { name: string; kind?: string; queues?: number; ringBytes?: number; txFull?: number; rxNombuf?: number; drops?: Record<string, number>; stackDrop?: boolean; stackDropNote?: string }[];
   };
   console.log(`node ${s.node}: ${s.backend} backend, uplink ${s.uplink.name}${s.uplink.mode ? ` (${s.uplink.mode})` : ''}, VTEP ${s.uplink.vtep}, epoch ${s.epoch}, ${s.workers.length} worker(s) on CPU ${s.workers.map((w) => w.cpu).join(',')}`);
+  const vc = s.uplink.vtepConflict;
+  if (vc) console.log(`warning: another host (MAC ${vc.mac}) claims VTEP address ${s.uplink.vtep} on the underlay: ${vc.frames} ARP/ND frame(s) since the start, the last ${vc.secondsAgo} s ago; peers may send this node's traffic to it. Give one of the two another address (uplink.vtep), or take the address off that host`);
   const ot = s.uplink.offload;
   if (ot) console.log(`offload tier ${ot.tier}${ot.allowed !== null ? ` (the hw-profile allows ${ot.allowed})` : ''}: ${ot.why}`);
   const oc = s.uplink.outerChecksums;

@@ -78,6 +78,16 @@ function representorState(a: { representor: string; netns?: string; ifindex: num
   return now === a.ifindex ? 'ok' : 'replaced';
 }
 
+/** `{vtepConflict}` once another host claimed our VTEP's address on the underlay (its
+ *  ARP or ND from a MAC not the uplink's): how many frames, the last one's MAC, how long
+ *  ago. Peers may then send this node's traffic to that host. */
+function vtepConflictStatus(k: DpCounters): { vtepConflict?: { frames: number; mac: string; secondsAgo: number } } {
+  const n = Number(k.misc.vtepConflicts ?? 0n);
+  if (!n || !k.vtepConflict) return {};
+  const ago = Number((process.hrtime.bigint() - k.vtepConflict.atNs) / 1_000_000_000n); // CLOCK_MONOTONIC, as the workers' stamps
+  return { vtepConflict: { frames: n, mac: k.vtepConflict.mac, secondsAgo: Math.max(0, ago) } };
+}
+
 /** `{ownerGone: true}` for a pod's attachment whose network namespace no longer exists
  *  (the pod went without a DEL: after a reboot, say), which only its DEL, CNI GC or
  *  `vfplane gc` (releasing the VF) takes off the overlay. */
@@ -1172,7 +1182,7 @@ export class Daemon {
       podBackend: this.podBackend,
       epoch: this.epoch,
       uptimeSeconds: Math.round((Date.now() - this.started) / 1000),
-      uplink: { name: c.uplink.ifname ?? c.uplink.dev, vtep: c.uplink.vtep, mode: this.uplink?.mode, zerocopy: this.uplink?.zerocopy, profile: this.choice?.profile ?? null, why: this.choice?.afxdp?.why ?? this.choice?.dpdkTxOffloads?.why, txOffloads: this.uplink?.txOffloads, outerChecksums: outerChecksums(this.uplink?.txOffloads ?? 0), offload: this.tier() },
+      uplink: { name: c.uplink.ifname ?? c.uplink.dev, vtep: c.uplink.vtep, mode: this.uplink?.mode, zerocopy: this.uplink?.zerocopy, profile: this.choice?.profile ?? null, why: this.choice?.afxdp?.why ?? this.choice?.dpdkTxOffloads?.why, txOffloads: this.uplink?.txOffloads, outerChecksums: outerChecksums(this.uplink?.txOffloads ?? 0), offload: this.tier(), ...vtepConflictStatus(counters) },
       dstPort: c.dstPort,
       tenants: c.tenants.map((t) => ({ namespaces: t.namespaces, vnis: formatVniRanges(t.vnis) })),
       peers: this.peerStatus(),
@@ -1434,6 +1444,7 @@ export function prometheus(m: MetricsInput): string {
     ([['destCacheHits', 'hit'], ['destCacheMisses', 'miss'], ['destCacheBypassed', 'bypassed']] as const).map(([k, result]) => [{ result }, c.misc[k] ?? 0n]));
   metric('vfplane_src_cache_lookups_total', 'Distinct inner sources of decapsulated bursts, by how the workers found what each needs (its static FDB entry, whether learning it again would change anything): hit (the source cache), miss (the tables, then cached), bypassed (the tables, the cache off after a burst of mostly misses). None with neither static entries nor learning.', 'counter',
     ([['srcCacheHits', 'hit'], ['srcCacheMisses', 'miss'], ['srcCacheBypassed', 'bypassed']] as const).map(([k, result]) => [{ result }, c.misc[k] ?? 0n]));
+  metric('vfplane_vtep_conflict_frames_total', 'ARP/ND frames from another MAC claiming this node\'s VTEP address on the underlay (two nodes with one VTEP address, say): `dataplane status` names the last MAC.', 'counter', [[{}, c.misc.vtepConflicts ?? 0n]]);
   metric('vfplane_icmp_too_big_total', 'Pods\' packets too big for the underlay (dropped as mtu_exceeded) answered with ICMP fragmentation needed / packet too big (sent), or not for the rate limit (limited).', 'counter',
     ([['icmpTooBig', 'sent'], ['icmpTooBigLimited', 'limited']] as const).map(([k, result]) => [{ result }, c.misc[k] ?? 0n]));
   metric('vfplane_worker_busy_loops_total', 'Poll passes that moved packets, per worker.', 'counter', c.perWorker.map((w, i) => [{ worker: String(i), cpu: String(w.cpu) }, w.busyLoops]));

@@ -198,7 +198,14 @@ export interface DpCounters {
   perWorker: { cpu: number; loops: bigint; busyLoops: bigint; epoch: bigint; learnedEntries: number }[];
   /** By VTEP address, the peers of the current configuration. */
   peers: Map<string, PeerCounters>;
+  /** The last ARP/ND frame from another MAC claiming our VTEP's address (misc.vtepConflicts
+   *  counts them all): that MAC, and when (CLOCK_MONOTONIC ns); null when none came. */
+  vtepConflict: { mac: string; atNs: bigint } | null;
 }
+
+/** Worker fields that are not counters: per worker (cpu, learnedEntries: every worker
+ *  holds every learned entry) or the last of something (vtepConflict). */
+const NOT_SUMMED = new Set(['cpu', 'learnedEntries', 'vtepConflictMac', 'vtepConflictNs']);
 
 /** The most learned entries a listing reads by default: a walk of a worker's table holds
  *  up its packets while it runs (explain looks one MAC up instead: learnedGet). */
@@ -345,6 +352,7 @@ export class DataPlane {
     const ports = new Map<number, PortCounters>();
     const vnis = new Map<number, VniCounters>();
     const perWorker: DpCounters['perWorker'] = [];
+    let vtepConflict: DpCounters['vtepConflict'] = null;
     const engineHead = this.engineNames.filter((n) => !n.startsWith('drop.'));
     for (let w = 0; w < workers; w++) {
       const b = w * L.workerWords;
@@ -357,9 +365,14 @@ export class DataPlane {
         const c = v[b + L.drops + i]!;
         if (c) drops[n] = (drops[n] ?? 0n) + c;
       });
-      // Counters sum over the workers; cpu and learnedEntries (a gauge: every worker holds
-      // every learned entry) are per worker.
-      for (const [k, off] of Object.entries(L.fields)) if (k !== 'cpu' && k !== 'learnedEntries') misc[k] = (misc[k] ?? 0n) + v[b + off]!;
+      // Counters sum over the workers (NOT_SUMMED: what does not); the last VTEP conflict
+      // is the latest of any worker's.
+      for (const [k, off] of Object.entries(L.fields)) if (!NOT_SUMMED.has(k)) misc[k] = (misc[k] ?? 0n) + v[b + off]!;
+      const cNs = v[b + L.fields.vtepConflictNs!]!;
+      if (cNs && (!vtepConflict || cNs > vtepConflict.atNs)) {
+        const m = v[b + L.fields.vtepConflictMac!]!;
+        vtepConflict = { mac: formatMac(Uint8Array.from({ length: 6 }, (_, i) => Number((m >> BigInt(40 - 8 * i)) & 0xffn))), atNs: cNs };
+      }
       perWorker.push({
         cpu: Number(BigInt.asIntN(64, v[b + L.fields.cpu!]!)),
         loops: v[b + L.fields.loops!]!,
@@ -396,7 +409,7 @@ export class DataPlane {
         vnis.set(vni, cur);
       }
     }
-    return { engine, drops, misc, ports, vnis, perWorker, peers: this.peerCounters(v, workers) };
+    return { engine, drops, misc, ports, vnis, perWorker, peers: this.peerCounters(v, workers), vtepConflict };
   }
 
   /** The peer slots of every worker, merged by address: counts summed; the MAC of the
