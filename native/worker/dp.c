@@ -857,7 +857,7 @@ static inline int mld_speaker(const worker *w) {
  * EXCLUDE mode with no sources, i.e. "I listen". Record type 4 (change to exclude) when
  * unsolicited, 2 (is exclude) in answer to a query. Snooping switches learn from it that
  * solicitations for our VTEP must reach this port. Worker 0 sends it for the node. */
-static void mld_report(worker *w, uint8_t record_type, uint64_t now) {
+static VFP_COLD void mld_report(worker *w, uint8_t record_type, uint64_t now) {
     const dp_cfg *c = w->cfg;
     if (!mld_speaker(w)) return;
     vfp_pkt *p = pool_get(&w->pool);
@@ -919,15 +919,15 @@ static void mld_schedule(worker *w, const uint8_t *m, uint64_t now) {
     w->st->mld_queries++;
 }
 
-/* Whether worker 0 owes a query its answer now: the answer's time came, and at least
+/* Worker 0, with a query's answer pending: sends it once its time came and at least
  * MLD_ANSWER_GAP_NS passed since the last report (a flood of queries is answered ten
- * times a second at most). Takes the pending answer. */
+ * times a second at most). Out of line: the poll loop only tests that one is pending. */
 #define MLD_ANSWER_GAP_NS 100000000ull
-static inline int mld_answer_due(worker *w, uint64_t now) {
+static VFP_COLD void mld_answer(worker *w, uint64_t now) {
     const uint64_t due = atomic_load_explicit(&w->dp->mld_due_ns, memory_order_relaxed);
-    if (!due || now < due || (w->last_mld_ns && now - w->last_mld_ns < MLD_ANSWER_GAP_NS)) return 0;
+    if (!mld_speaker(w) || !due || now < due || (w->last_mld_ns && now - w->last_mld_ns < MLD_ANSWER_GAP_NS)) return;
     atomic_store_explicit(&w->dp->mld_due_ns, 0, memory_order_relaxed);
-    return 1;
+    mld_report(w, 2, now);
 }
 
 /* An IPv6 frame with a hop-by-hop header on the uplink: an MLD query (general, or for
@@ -1914,7 +1914,7 @@ static void *worker_main(void *arg) {
                 mld_report(w, sent ? 2 : 4, now);
                 w->next_mld_ns = now + (sent < 1 ? 1000000000ull : 60000000000ull);
             }
-            if (mld_speaker(w) && mld_answer_due(w, now)) mld_report(w, 2, now);
+            if (VFP_UNLIKELY(atomic_load_explicit(&dp->mld_due_ns, memory_order_relaxed))) mld_answer(w, now);
         }
         /* Draining ends at the deadline even if packets keep coming (a generator never
          * runs dry), or earlier once the ports are quiet. */
