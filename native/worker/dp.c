@@ -707,11 +707,6 @@ static void neigh_learn(worker *w, const vfp_addr *a, const uint8_t *mac) {
     }
 }
 
-/* Handles an ARP frame on the uplink: answers requests for our VTEP, learns peers'
- * MACs from requests and replies. Consumes p. This and the ND and hop-by-hop handlers
- * below are cold: the underlay's control frames are few, and inlined into the worker's
- * loop they cost decapsulated frames ~0.6 ns each in code layout (bench dataplane
- * --ops decap --dests 1, alternated builds, when a callee of theirs changed). */
 /* Another host claims our VTEP's address on the underlay (its ARP, or its neighbour
  * discovery, from a MAC that is not the uplink's): two nodes configured with one VTEP, or
  * the address also on a host's interface. Peers' neighbour caches then flap between the
@@ -725,6 +720,12 @@ static VFP_COLD void vtep_conflict(worker *w, const uint8_t *mac, uint64_t now) 
     w->st->vtep_conflicts++;
 }
 
+/* Handles an ARP frame on the uplink: answers requests for our VTEP, learns peers'
+ * MACs from requests and replies, notes another host's claim to the VTEP. Consumes p.
+ * This and the ND and hop-by-hop handlers below are cold: the underlay's control frames
+ * are few, and inlined into the worker's loop they cost decapsulated frames ~0.6 ns each
+ * in code layout (bench dataplane --ops decap --dests 1, alternated builds, when a
+ * callee of theirs changed). */
 static VFP_COLD void uplink_arp(worker *w, vfp_pkt *p, size_t l3, uint64_t now) {
     const dp_cfg *c = w->cfg;
     uint8_t *d = p->data, *arp = d + l3;
@@ -781,7 +782,8 @@ static const uint8_t *nd_lladdr(const uint8_t *o, uint32_t len, uint8_t type, in
 
 /* Handles an ICMPv6 frame on the uplink (IPv6 header at l3, no extension header):
  * answers a neighbour solicitation for our VTEP, learns peers' MACs from solicitations
- * and advertisements (RFC 4861 §7.1 validity checks first). Consumes p. */
+ * and advertisements (RFC 4861 §7.1 validity checks first), notes another host's claim
+ * to the VTEP. Consumes p. */
 static VFP_COLD void uplink_nd(worker *w, vfp_pkt *p, size_t l3, uint64_t now) {
     const dp_cfg *c = w->cfg;
     const uint8_t *d = p->data, *ip = d + l3, *m = ip + 40;
