@@ -714,7 +714,7 @@ static void neigh_learn(worker *w, const vfp_addr *a, const uint8_t *mac) {
  * MAC and when, for `dataplane status` to name. */
 static VFP_COLD void vtep_conflict(worker *w, const uint8_t *mac, uint64_t now) {
     uint64_t m = 0;
-    for (int i = 0; i < 6; i++) m = m << 8 | mac[i];
+    memcpy(&m, mac, 6); /* in wire order, as a peer's MAC word (peer_mac_note) */
     w->st->vtep_conflict_mac = m;
     w->st->vtep_conflict_ns = now;
     w->st->vtep_conflicts++;

@@ -85,7 +85,7 @@ typedef struct vfp_dp_worker_stats {
     uint64_t mld_reports;       /* MLDv2 reports sent for our VTEP's solicited-node group */
     uint64_t mld_queries;       /* MLD queries received for it (general or for the group) */
     uint64_t vtep_conflicts;    /* ARP/ND frames from another MAC claiming our VTEP's address */
-    uint64_t vtep_conflict_mac; /* the last such MAC (big-endian in the low 48 bits) */
+    uint64_t vtep_conflict_mac; /* the last such MAC: its 6 bytes first, in wire order */
     uint64_t vtep_conflict_ns;  /* CLOCK_MONOTONIC of the last such frame (0: none) */
     uint64_t learn_shared;      /* learned entries (new, moved, refreshed) sent to the other workers */
     uint64_t learn_share_lost;  /* of those, dropped on a full ring (the next refresh repeats them) */

@@ -370,8 +370,8 @@ export class DataPlane {
       for (const [k, off] of Object.entries(L.fields)) if (!NOT_SUMMED.has(k)) misc[k] = (misc[k] ?? 0n) + v[b + off]!;
       const cNs = v[b + L.fields.vtepConflictNs!]!;
       if (cNs && (!vtepConflict || cNs > vtepConflict.atNs)) {
-        const m = v[b + L.fields.vtepConflictMac!]!;
-        vtepConflict = { mac: formatMac(Uint8Array.from({ length: 6 }, (_, i) => Number((m >> BigInt(40 - 8 * i)) & 0xffn))), atNs: cNs };
+        // Its bytes in wire order, read as a peer's MAC word is (peerCounters).
+        vtepConflict = { mac: formatMac(new Uint8Array(v.buffer, v.byteOffset, v.byteLength), (b + L.fields.vtepConflictMac!) * 8), atNs: cNs };
       }
       perWorker.push({
         cpu: Number(BigInt.asIntN(64, v[b + L.fields.cpu!]!)),
