@@ -736,7 +736,12 @@ static VFP_COLD void uplink_arp(worker *w, vfp_pkt *p, size_t l3, uint64_t now) 
         return;
     }
     uint16_t op = (uint16_t)(arp[6] << 8 | arp[7]);
-    if (!memcmp(arp + 14, c->local.bytes, 4) && memcmp(arp + 8, c->uplink_mac, 6)) vtep_conflict(w, arp + 8, now);
+    /* From our address, or an RFC 5227 probe for it (a request from 0.0.0.0): another host
+     * about to take it, which our reply below turns away, as the DAD probe in uplink_nd. */
+    static const uint8_t unspec4[4];
+    if (memcmp(arp + 8, c->uplink_mac, 6) &&
+        (!memcmp(arp + 14, c->local.bytes, 4) || (op == 1 && !memcmp(arp + 14, unspec4, 4) && !memcmp(arp + 24, c->local.bytes, 4))))
+        vtep_conflict(w, arp + 8, now);
     vfp_addr spa4 = { .family = 4 };
     memcpy(spa4.bytes, arp + 14, 4);
     neigh_learn(w, &spa4, arp + 8);

@@ -2,8 +2,10 @@
 // or the address also on a host's interface): the workers see its ARP or neighbour
 // discovery claim the address from a MAC not the uplink's, and `dataplane status`, its
 // JSON and the metrics name it. The other host is a real kernel on the uplink's veth
-// peer: over IPv4 its own ARP; over IPv6 its duplicate address detection, which our
-// advertisement defeats (the kernel marks the address dadfailed and does not use it).
+// peer: over IPv4 its own ARP, and iputils' arping probing for the address before taking
+// it (RFC 5227), which our reply turns away; over IPv6 its duplicate address detection,
+// which our advertisement defeats (the kernel marks the address dadfailed and does not
+// use it).
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -15,7 +17,7 @@ import { uplinkNetns } from '../helpers/underlay.js';
 
 type Conflict = { frames: number; mac: string; secondsAgo: number };
 
-describePrivileged('another host claiming our VTEP address', { netns: true, commands: ['ping'] }, () => {
+describePrivileged('another host claiming our VTEP address', { netns: true, commands: ['ping', 'arping'] }, () => {
   const e = uplinkNetns('vtepc');
   const { up, upp, d } = e;
 
@@ -55,6 +57,27 @@ describePrivileged('another host claiming our VTEP address', { netns: true, comm
     } finally {
       await dp.stop();
       e.n.ip(['addr', 'flush', 'dev', upp]);
+    }
+  });
+
+  it('IPv4: a host probing for our address before taking it (RFC 5227, arping -D) is answered, and named', async () => {
+    e.n.ip(['link', 'set', upp, 'up']);
+    const dir = join(d.dir, 'probe');
+    mkdirSync(dir);
+    const dp = await dataplaneOn(e.n, up, dir, { peers: [{ vtep: '192.0.2.2', mac: '02:bb:00:00:00:02' }] });
+    try {
+      await new Promise((r) => setTimeout(r, 500));
+      expect(await conflict(dp.socket)).toBeUndefined();
+      // Probes from 0.0.0.0 (no address on the interface): exit 1 and a reply when the
+      // address is taken, which tells the prober not to use it.
+      const r = spawnSync('ip', ['netns', 'exec', e.n.name, 'arping', '-D', '-I', upp, '-c', '2', '-w', '3', '192.0.2.1'], { encoding: 'utf8' });
+      expect(r.status, r.stdout + r.stderr).toBe(1);
+      expect(r.stdout).toMatch(/Unicast reply from 192\.0\.2\.1 \[/i);
+      const c = await untilConflict(dp.socket);
+      expect(c, dp.log()).toMatchObject({ mac: mac(upp) });
+      expect(c!.frames).toBeGreaterThanOrEqual(1);
+    } finally {
+      await dp.stop();
     }
   });
 
