@@ -3,6 +3,7 @@
 import Table from 'cli-table3';
 import { loadConfig, reloadSummary, socketPath } from '../dataplane/config.js';
 import { request } from '../dataplane/control.js';
+import { statusWarnings, type StatusReply, type StatusWarning } from './dataplane-warnings.js';
 import { countsText, printJson } from './output.js';
 
 interface ClientOpts {
@@ -102,25 +103,22 @@ export async function dpRun(o: { config: string; metrics?: string; socket?: stri
 export async function dpStatus(o: ClientOpts): Promise<void> {
   const r = await request(await sock(o), { op: 'status' });
   if (o.json) return printJson(strip(r));
-  const s = r as unknown as {
-    node: string; backend: string; epoch: number;
-    uplink: { name: string; vtep: string; mode?: string; why?: string; outerChecksums?: { ipv4: string; udp: string }; offload?: { tier: number; allowed: number | null; why: string }; vtepConflict?: { frames: number; mac: string; secondsAgo: number } };
-    peers: { vtep: string; mac?: string; state?: string; underlayMac?: string | null; resolvedSecondsAgo?: number; requests?: number; encapPkts?: number }[]; attachments: { representor: string; pci?: string; vni: number; mac: string; owner?: Record<string, string>; representorState?: string; why?: string; ownerGone?: boolean }[];
-    workers: { cpu: number; epoch: number }[];
-    ports?: { name: string; kind?: string; queues?: number; ringBytes?: number; txFull?: number; rxNombuf?: number; drops?: Record<string, number>; stackDrop?: boolean; stackDropNote?: string }[];
+  const s = r as unknown as StatusReply;
+  const warnings = statusWarnings(s);
+  const warn = (about: StatusWarning['about']) => {
+    for (const w of warnings) if (w.about === about) console.log(`warning: ${w.text}`);
   };
   console.log(`node ${s.node}: ${s.backend} backend, uplink ${s.uplink.name}${s.uplink.mode ? ` (${s.uplink.mode})` : ''}, VTEP ${s.uplink.vtep}, epoch ${s.epoch}, ${s.workers.length} worker(s) on CPU ${s.workers.map((w) => w.cpu).join(',')}`);
-  const vc = s.uplink.vtepConflict;
-  if (vc) console.log(`warning: another host (MAC ${vc.mac}) claims VTEP address ${s.uplink.vtep} on the underlay: ${vc.frames} ARP/ND frame(s) since the start, the last ${vc.secondsAgo} s ago; peers may send this node's traffic to it. Give one of the two another address (uplink.vtep), or take the address off that host`);
+  warn('uplink');
   const ot = s.uplink.offload;
   if (ot) console.log(`offload tier ${ot.tier}${ot.allowed !== null ? ` (the hw-profile allows ${ot.allowed})` : ''}: ${ot.why}`);
   const oc = s.uplink.outerChecksums;
   if (oc) console.log(`outer checksums: IPv4 header by the ${oc.ipv4 === 'device' ? 'NIC' : 'CPU'}, UDP (when on) by the ${oc.udp === 'device' ? 'NIC' : 'CPU'}${s.uplink.why ? ` (${s.uplink.why})` : ''}`);
   const tenants = (r as { tenants?: { namespaces: string[]; vnis: string }[] }).tenants ?? [];
   console.log(`tenants: ${tenants.length ? tenants.map((t) => `${t.namespaces.join(', ')} → VNI ${t.vnis}`).join('; ') : 'none (any namespace may use any VNI)'}`);
-  const lr = (r as { learning?: { on: boolean; capacity: number; entries: number; full: number } }).learning;
+  const lr = s.learning;
   if (lr) console.log(`learned FDB: ${lr.entries} of ${lr.capacity} entries a worker (learnCapacity)${lr.on ? '' : '; learning is off'}`);
-  if (lr?.full) console.log(`warning: the learned FDB filled up (${lr.capacity} entries a worker): ${lr.full} frames from a MAC it had no room for since the start; frames to such MACs flood as unknown unicast. Raise learnCapacity in the config and restart the data plane`);
+  warn('learning');
   if (!s.peers.length) console.log('peers: none');
   else {
     // Why a remote node is unreachable is most often here: a peer whose MAC nobody answered for.
@@ -128,12 +126,13 @@ export async function dpStatus(o: ClientOpts): Promise<void> {
     for (const p of s.peers) {
       pe.push([
         p.vtep, p.underlayMac ?? '-',
-        p.state === 'resolved' ? `resolved${p.resolvedSecondsAgo !== undefined ? ` ${p.resolvedSecondsAgo} s ago` : ''}` : p.state === 'unresolved' ? 'UNRESOLVED (no ARP/ND answer: is the peer up on the underlay?)' : p.state ?? '-',
+        p.state === 'resolved' ? `resolved${p.resolvedSecondsAgo !== undefined ? ` ${p.resolvedSecondsAgo} s ago` : ''}` : p.state === 'unresolved' ? 'UNRESOLVED (no ARP/ND answer)' : p.state ?? '-',
         p.requests ?? 0, p.encapPkts ?? 0,
       ]);
     }
     console.log(pe.toString());
   }
+  warn('peers');
   // Whose each attachment is: the pod vfplane-cni attached (its container when the
   // runtime gave no pod name), or "-" for the operator's (config, `dataplane attach`).
   const podOf = (o?: Record<string, string>) => {
@@ -144,20 +143,7 @@ export async function dpStatus(o: ClientOpts): Promise<void> {
   const t = new Table({ head: ['representor', 'VF', 'VNI', 'MAC', 'pod', 'netdev'], style: { head: [], border: [] } });
   for (const a of s.attachments) t.push([a.representor, a.pci ?? '-', a.vni, a.mac, podOf(a.owner), a.representorState ?? '-']);
   console.log(s.attachments.length ? t.toString() : 'no attachments');
-  for (const a of s.attachments.filter((x) => x.representorState === 'gone' || x.representorState === 'replaced')) {
-    // A pod's attachment goes with the pod (DEL, GC); the operator's (no owner) only
-    // when the operator detaches it: gc knows nothing of it.
-    const undo = a.owner?.containerId ? 'CNI DEL (or GC, vfplane gc) detaches it' : `it was attached by hand (config or \`dataplane attach\`), so \`vfplane dataplane detach --representor ${a.representor}\` detaches it`;
-    console.log(`warning: representor ${a.representor}${a.pci ? ` (VF ${a.pci})` : ''} is ${a.representorState === 'gone' ? 'gone' : 'a new netdev now'}: ${a.owner?.containerId ? 'its pod no longer reaches' : 'it is off'} the overlay; ${undo}`);
-  }
-  for (const a of s.attachments.filter((x) => x.representorState === 'waiting')) {
-    const undo = a.owner?.containerId ? 'or dropped by its DEL (CNI GC, vfplane gc)' : `or dropped by \`vfplane dataplane detach --representor ${a.representor}\``;
-    console.log(`warning: ${a.representor}${a.pci ? ` (VF ${a.pci})` : ''} was not attached at this start (${a.why ?? 'its representor is missing'}); it is attached once the representor exists, ${undo}`);
-  }
-  const orphans = s.attachments.filter((x) => x.ownerGone);
-  if (orphans.length) {
-    console.log(`warning: the pods of ${orphans.map((a) => a.representor).join(', ')} are gone (their network namespaces no longer exist; a reboot?) while their VFs stay on the overlay: their DEL, the runtime's CNI GC or \`vfplane gc\` releases them`);
-  }
+  warn('attachments');
   // What each port's backend reports of its own pressure and drops.
   // "host stack": whether the kernel also gets what the port receives (AF_PACKET; AF_XDP
   // and DPDK take the frames away from it anyway). "buffers": the rings, UMEM or mbuf

@@ -1,10 +1,11 @@
 // `vfplane doctor`: what this build has and what this host supports, each check with
 // what to do when it is missing: I/O backends, the addon, the CNI shim and server,
-// hugepages, vfio and the IOMMU, AF_XDP and AF_PACKET, and the SR-IOV NICs with the
-// offload tier their hw-profile allows.
+// hugepages, vfio and the IOMMU, AF_XDP and AF_PACKET, the SR-IOV NICs with the offload
+// tier their hw-profile allows, and what a running data plane's status warns of.
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import Table from 'cli-table3';
+import type { StatusReply } from './dataplane-warnings.js';
 import { printJson } from './output.js';
 
 type Status = 'ok' | 'warn' | 'missing';
@@ -111,11 +112,30 @@ async function hostChecks(out: Check[], socket: string, stateDir: string): Promi
     : { area: 'cni', name: 'vfplane cni serve', status: 'warn', detail: `no server ${fs.existsSync(socket) ? 'answers' : 'listens'} on ${socket}${fs.existsSync(socket) ? ' (a file left by one that stopped?)' : ''}: each CNI call starts Node (~10× slower)`, fix: 'run `vfplane cni serve` (the DaemonSet does)' });
   // The data plane: its socket under the state directory (or $VFPLANE_DATAPLANE_SOCKET).
   const dpSock = localSocketPath(stateDir);
-  out.push(fs.existsSync(dpSock) && (await probe(dpSock))
-    ? { area: 'dataplane', name: 'data plane', status: 'ok', detail: `answering on ${dpSock} (vfplane dataplane status)` }
-    : { area: 'dataplane', name: 'data plane', status: 'warn', detail: `nothing answers on ${dpSock}: VFs with vxlan cannot be attached`, fix: 'run `vfplane dataplane run --config FILE` (docs/dataplane.md)' });
+  if (fs.existsSync(dpSock) && (await probe(dpSock))) {
+    out.push({ area: 'dataplane', name: 'data plane', status: 'ok', detail: `answering on ${dpSock} (vfplane dataplane status)` });
+    out.push(...(await dataplaneWarnings(dpSock)));
+  } else {
+    out.push({ area: 'dataplane', name: 'data plane', status: 'warn', detail: `nothing answers on ${dpSock}: VFs with vxlan cannot be attached`, fix: 'run `vfplane dataplane run --config FILE` (docs/dataplane.md)' });
+  }
   out.push(...(await heldByStopped(stateDir)));
   out.push(installedPlugin('/opt/cni/bin/vfplane-cni'));
+}
+
+/** What the running data plane's status warns of (`vfplane dataplane status` says the
+ *  same beside the rest of its report): each sentence names the cause and what to do. */
+async function dataplaneWarnings(socket: string): Promise<Check[]> {
+  const { request } = await import('../dataplane/control.js');
+  const { statusWarnings } = await import('./dataplane-warnings.js');
+  let status: unknown;
+  try {
+    status = await request(socket, { op: 'status' });
+  } catch (e) {
+    return [{ area: 'dataplane', name: 'data plane status', status: 'warn', detail: `it answered, then its status request failed: ${(e as Error).message}`, fix: 'run `vfplane dataplane status` to see it again' }];
+  }
+  const name = { uplink: 'data plane uplink', learning: 'data plane FDB', peers: 'data plane peers', attachments: 'data plane attachments' } as const;
+  return statusWarnings(status as StatusReply)
+    .map((w): Check => ({ area: 'dataplane', name: name[w.about], status: 'warn', detail: w.text }));
 }
 
 /** Netdevs a data plane that is not running (killed) still holds: what it switched off

@@ -151,6 +151,12 @@ describePrivileged('VXLAN overlay between two simulated nodes', { netns: true, c
       expect(ghost.requests).toBeGreaterThanOrEqual(1);
       const r = vfplane(['dataplane', 'status', '--socket', sock]);
       expect(r.stdout).toMatch(/│ 192\.0\.2\.77\s+│ -\s+│ UNRESOLVED \(no ARP\/ND answer/);
+      expect(r.stdout).toMatch(/^warning: peer 192\.0\.2\.77 has not answered [1-9]\d* ARP\/ND request\(s\): .* give its MAC in the config \(peers\[\]\.mac\)$/m);
+      // doctor lists what status warns of; the resolved peer is no warning.
+      const doc = JSON.parse(vfplane(['doctor', '--json'], { env: { VFPLANE_DATAPLANE_SOCKET: sock } }).stdout) as { checks: { name: string; status: string; detail: string }[] };
+      const peerChecks = doc.checks.filter((c) => c.name === 'data plane peers');
+      expect(peerChecks).toHaveLength(1);
+      expect(peerChecks[0]).toMatchObject({ status: 'warn', detail: expect.stringMatching(/^peer 192\.0\.2\.77 has not answered/) });
       expect(r.stdout).toMatch(new RegExp(`│ 192\\.0\\.2\\.2\\s+│ ${bUplinkMac}\\s+│ resolved \\d+ s ago`));
       // stats: what went to each peer, and with --interval at what rate.
       const sr = vfplane(['dataplane', 'stats', '--socket', sock, '--interval', '300']);

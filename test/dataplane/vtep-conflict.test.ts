@@ -43,6 +43,8 @@ describePrivileged('another host claiming our VTEP address', { netns: true, comm
     try {
       await new Promise((r) => setTimeout(r, 1500));
       expect(await conflict(dp.socket)).toBeUndefined();
+      const calm = JSON.parse(vfplane(['doctor', '--json'], { env: { VFPLANE_DATAPLANE_SOCKET: dp.socket } }).stdout) as { checks: { area: string; name: string; status: string }[] };
+      expect(calm.checks.filter((c) => c.area === 'dataplane' && c.status !== 'ok').map((c) => c.name)).not.toContain('data plane uplink');
       // The host on the underlay takes 192.0.2.1 too, and asks for the peer from it.
       e.n.ip(['addr', 'add', '192.0.2.1/24', 'dev', upp]);
       spawnSync('ip', ['netns', 'exec', e.n.name, 'ping', '-c', '2', '-W', '1', '192.0.2.2']);
@@ -54,6 +56,9 @@ describePrivileged('another host claiming our VTEP address', { netns: true, comm
       expect(metrics).toMatch(/^vfplane_vtep_conflict_frames_total\{node="edge"\} [1-9]\d*$/m);
       const h = vfplane(['dataplane', 'status', '--socket', dp.socket]);
       expect(h.stdout).toContain(`warning: another host (MAC ${mac(upp)}) claims VTEP address 192.0.2.1 on the underlay`);
+      // `vfplane doctor` says it too, among the running data plane's checks.
+      const doc = JSON.parse(vfplane(['doctor', '--json'], { env: { VFPLANE_DATAPLANE_SOCKET: dp.socket } }).stdout) as { checks: { area: string; name: string; status: string; detail: string }[] };
+      expect(doc.checks).toContainEqual({ area: 'dataplane', name: 'data plane uplink', status: 'warn', detail: expect.stringContaining(`another host (MAC ${mac(upp)}) claims VTEP address 192.0.2.1`) });
     } finally {
       await dp.stop();
       e.n.ip(['addr', 'flush', 'dev', upp]);

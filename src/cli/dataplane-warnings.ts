@@ -1,0 +1,54 @@
+// What a running data plane's `status` reply says is wrong, as sentences that name the
+// cause and what to do: `vfplane dataplane status` prints each beside the part of its
+// report it is about, `vfplane doctor` lists them as its data plane's warnings.
+
+/** The parts of the `status` reply the warnings (and the human status) read. */
+export interface StatusReply {
+  node: string;
+  backend: string;
+  epoch: number;
+  uplink: {
+    name: string; vtep: string; mode?: string; why?: string;
+    outerChecksums?: { ipv4: string; udp: string };
+    offload?: { tier: number; allowed: number | null; why: string };
+    vtepConflict?: { frames: number; mac: string; secondsAgo: number };
+  };
+  peers: { vtep: string; mac?: string; state?: string; underlayMac?: string | null; resolvedSecondsAgo?: number; requests?: number; encapPkts?: number }[];
+  attachments: { representor: string; pci?: string; vni: number; mac: string; owner?: Record<string, string>; representorState?: string; why?: string; ownerGone?: boolean }[];
+  workers: { cpu: number; epoch: number }[];
+  ports?: { name: string; kind?: string; queues?: number; ringBytes?: number; txFull?: number; rxNombuf?: number; drops?: Record<string, number>; stackDrop?: boolean; stackDropNote?: string }[];
+  learning?: { on: boolean; capacity: number; entries: number; full: number };
+}
+
+/** `about` is the part of the report a warning belongs with. */
+export interface StatusWarning {
+  about: 'uplink' | 'learning' | 'peers' | 'attachments';
+  text: string;
+}
+
+export function statusWarnings(s: StatusReply): StatusWarning[] {
+  const out: StatusWarning[] = [];
+  const vc = s.uplink.vtepConflict;
+  if (vc) out.push({ about: 'uplink', text: `another host (MAC ${vc.mac}) claims VTEP address ${s.uplink.vtep} on the underlay: ${vc.frames} ARP/ND frame(s) since the start, the last ${vc.secondsAgo} s ago; peers may send this node's traffic to it. Give one of the two another address (uplink.vtep), or take the address off that host` });
+  const lr = s.learning;
+  if (lr?.full) out.push({ about: 'learning', text: `the learned FDB filled up (${lr.capacity} entries a worker): ${lr.full} frames from a MAC it had no room for since the start; frames to such MACs flood as unknown unicast. Raise learnCapacity in the config and restart the data plane` });
+  // A peer asked and never answered: frames for it are dropped (neigh_unresolved).
+  for (const p of s.peers.filter((x) => x.state === 'unresolved')) {
+    out.push({ about: 'peers', text: `peer ${p.vtep} has not answered ${p.requests ?? 0} ARP/ND request(s): its MAC is unknown, so frames for it are dropped (neigh_unresolved). Check that the peer is up on the underlay with that address, or give its MAC in the config (peers[].mac)` });
+  }
+  for (const a of s.attachments.filter((x) => x.representorState === 'gone' || x.representorState === 'replaced')) {
+    // A pod's attachment goes with the pod (DEL, GC); the operator's (no owner) only
+    // when the operator detaches it: gc knows nothing of it.
+    const undo = a.owner?.containerId ? 'CNI DEL (or GC, vfplane gc) detaches it' : `it was attached by hand (config or \`dataplane attach\`), so \`vfplane dataplane detach --representor ${a.representor}\` detaches it`;
+    out.push({ about: 'attachments', text: `representor ${a.representor}${a.pci ? ` (VF ${a.pci})` : ''} is ${a.representorState === 'gone' ? 'gone' : 'a new netdev now'}: ${a.owner?.containerId ? 'its pod no longer reaches' : 'it is off'} the overlay; ${undo}` });
+  }
+  for (const a of s.attachments.filter((x) => x.representorState === 'waiting')) {
+    const undo = a.owner?.containerId ? 'or dropped by its DEL (CNI GC, vfplane gc)' : `or dropped by \`vfplane dataplane detach --representor ${a.representor}\``;
+    out.push({ about: 'attachments', text: `${a.representor}${a.pci ? ` (VF ${a.pci})` : ''} was not attached at this start (${a.why ?? 'its representor is missing'}); it is attached once the representor exists, ${undo}` });
+  }
+  const orphans = s.attachments.filter((x) => x.ownerGone);
+  if (orphans.length) {
+    out.push({ about: 'attachments', text: `the pods of ${orphans.map((a) => a.representor).join(', ')} are gone (their network namespaces no longer exist; a reboot?) while their VFs stay on the overlay: their DEL, the runtime's CNI GC or \`vfplane gc\` releases them` });
+  }
+  return out;
+}
