@@ -17,7 +17,7 @@ import { withGuesses } from '../util/typo.js';
 import { formatIp, formatMac, groupMacOf, isGroupMac, isStationMac, parseIp, parseMac } from '../util/addr.js';
 import { conflict, invalid, notFound, systemError, VfpError } from '../util/errors.js';
 import { netnsId } from '../net/ip.js';
-import { linkAddrs, refuseHostNetdev, type LinkAddrs } from '../net/netops.js';
+import { linkAddrs, LOOPBACK_IFINDEX, refuseHostNetdev, type LinkAddrs } from '../net/netops.js';
 import { ClaimJournal, claimNetdev, givesBack, nodeLock, releaseLeftovers, releaseNetdev, runDir, sweepNetdevLocks, type Claim } from './claims.js';
 import { AllocStore, DB_FILE } from '../alloc/store.js';
 import { ownerAlive } from '../alloc/owner.js';
@@ -138,9 +138,6 @@ const ipBytes = (s: string) => parseIp(s)!.bytes;
 /** An address as the workers name it (RFC 5952 for IPv6), whatever form the config used. */
 const canonIp = (s: string) => { const a = parseIp(s)!; return formatIp(a.family, a.bytes); };
 
-
-/** Loopback is ifindex 1 in every namespace (LOOPBACK_IFINDEX), whatever it is called. */
-const LOOPBACK_IFINDEX = 1;
 
 export class Daemon {
   readonly log: Logger;
@@ -706,10 +703,6 @@ export class Daemon {
     return { ...att, ...(mtuWarning ? { mtuWarning } : {}), ...(overlayMtu ? { overlayMtu } : {}) };
   }
 
-  /** Netdevs that are no VF's representor, refused before anything changes: loopback
-   *  (claimed, its IPv6 would go off and its frames past the stack: the namespace would
-   *  lose 127.0.0.1 and ::1), and the uplink itself (one netdev, one claim: its detach
-   *  would give back the running uplink's settings and drop it from the journal). */
   /** Every attachment with its representor's state: the active ones, then those waiting
    *  for their representor (with why), for status and metrics. */
   private attachmentList(): { a: AttachRequest | Attached; state: string; why?: string }[] {
@@ -719,6 +712,10 @@ export class Daemon {
     ];
   }
 
+  /** Netdevs that are no VF's representor, refused before anything changes: loopback
+   *  (claimed, its IPv6 would go off and its frames past the stack: the namespace would
+   *  lose 127.0.0.1 and ::1), and the uplink itself (one netdev, one claim: its detach
+   *  would give back the running uplink's settings and drop it from the journal). */
   private refuseNotRepresentor(a: AttachRequest, ifindex: number): void {
     const where = a.netns ? ` in ${a.netns}` : '';
     if (ifindex === LOOPBACK_IFINDEX || a.representor === 'lo') {

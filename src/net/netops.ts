@@ -273,10 +273,17 @@ function describe(o: NetOp): string {
   }
 }
 
+/** Loopback is ifindex 1 in every namespace, whatever it is called. */
+export const LOOPBACK_IFINDEX = 1;
+
 /** The data plane (and the NIC bench) takes the whole netdev: its XDP program (afxdp) or stack drop
  *  (afpacket) leaves the host stack none of its frames. A netdev with addresses of its
- *  own is the host's (its management interface, say): refuse it rather than cut it off. */
+ *  own is the host's (its management interface, say): refuse it rather than cut it off.
+ *  So is loopback, whose addresses are host-scoped. */
 export function refuseHostNetdev(l: LinkAddrs, what: string, who = 'the data plane'): void {
+  if (l.ifindex === LOOPBACK_IFINDEX) {
+    throw invalid(`${what} is the loopback device: ${who} takes the whole netdev and the namespace would lose 127.0.0.1 and ::1; give ${who} a netdev to the underlay (a PF or VF port, or a veth)`);
+  }
   // Read by linkAddrs (an RTM_GETADDR dump), not getifaddrs (os.networkInterfaces):
   // libuv leaves out links without carrier, whose addresses are the host's all the same.
   const held = l.addrs.filter((a) => a.scope !== 'link' && a.scope !== 'host').map((a) => `${a.local}/${a.prefixlen}`);

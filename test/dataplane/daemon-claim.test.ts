@@ -50,6 +50,22 @@ describePrivileged('vfplane dataplane run on a netdev the host uses', { netns: t
     });
   }
 
+  // Loopback carries only host-scoped addresses, yet it is the namespace's own: refused
+  // before anything on it changes (GRO, IPv6, the stack drop), as `attach` refuses it.
+  it('refuses loopback as the uplink before changing anything on it', () => {
+    const gro = () => n.exec('ethtool', ['-k', 'lo']).match(/generic-receive-offload: (\w+)/)?.[1];
+    const before = gro();
+    const config = join(dir, 'lo.json');
+    writeFileSync(config, JSON.stringify({ node: 'claimlo', backend: 'afpacket', uplink: { ifname: 'lo', netns: `/run/netns/${n.name}`, vtep: '192.0.2.1' }, stateDir: join(dir, 'lo') }));
+    const r = vfplane(['dataplane', 'run', '--config', config]);
+    expect(r.code, r.stderr).toBe(2);
+    expect(r.stderr).toContain('uplink lo is the loopback device');
+    expect(r.stderr).not.toMatch(/switched|rx-gro/);
+    expect(gro()).toBe(before);
+    expect(n.exec('sysctl', ['-n', 'net.ipv6.conf.lo.disable_ipv6']).trim()).toBe('0');
+    expect(n.exec('ping', ['-c', '1', '-W', '2', '127.0.0.1'])).toMatch(/1 received/);
+  });
+
   /** A veth in the daemon's own namespace carrying CIDR (its peer in m), up: runs
    *  `vfplane dataplane run` with config(h) and hands what it did to `t`; the veth goes
    *  afterwards. */
