@@ -244,25 +244,27 @@ export async function dpStats(o: ClientOpts & { interval?: number }): Promise<vo
 }
 
 export async function dpAttach(o: ClientOpts & { representor: string; vni: number; mac: string; pci?: string; netns?: string; sysfsRoot?: string }): Promise<void> {
-  if (!o.netns) await checkRepresentor(o.representor, o.pci, o.sysfsRoot);
-  const r = await request(await sock(o), { op: 'attach', representor: o.representor, vni: o.vni, mac: o.mac, ...(o.pci ? { pci: o.pci } : {}), ...(o.netns ? { netns: o.netns } : {}) });
+  const pci = o.netns ? o.pci : await checkRepresentor(o.representor, o.pci, o.sysfsRoot);
+  const r = await request(await sock(o), { op: 'attach', representor: o.representor, vni: o.vni, mac: o.mac, ...(pci ? { pci } : {}), ...(o.netns ? { netns: o.netns } : {}) });
   if (o.json) return printJson(strip(r));
-  console.log(`attached ${o.representor} to VNI ${o.vni} (epoch ${r.epoch})`);
-  if (o.pci) await warnUnallocated(o.pci, o.sysfsRoot);
+  console.log(`attached ${o.representor}${pci && !o.pci ? ` (VF ${pci})` : ''} to VNI ${o.vni} (epoch ${r.epoch})`);
+  if (pci) await warnUnallocated(pci, o.sysfsRoot);
   lasts(r);
 }
 
 /**
  * What sysfs says of the netdev about to be attached, before the data plane is asked:
- * a VF's own netdev is not its representor (the pod's side, not the host's), and with
- * --pci the VF's representor is known and must be this one (the data plane would
- * otherwise forward for the wrong VF). Read through --sysfs-root, so that a simulated
- * NIC's VFs are checked as a real NIC's are; the data plane checks the first again
- * through /sys. Only in the data plane's own namespace (sysfs shows this one's netdevs).
- * A --pci that is not a VF under this root is left to the data plane (its messages).
+ * a VF's own netdev is not its representor (the pod's side, not the host's); with --pci
+ * the VF must be there and its representor, when known, this one (the data plane would
+ * otherwise forward for the wrong VF); without it, the VF this representor stands for,
+ * if any, so that the attachment names its VF as one made with --pci does (`detach
+ * --pci`, status, and `pf set-numvfs` guarding it). Read through --sysfs-root, so that
+ * a simulated NIC's VFs are checked as a real NIC's are; the data plane checks the
+ * first again through /sys. Only in the data plane's own namespace (sysfs shows this
+ * one's netdevs). Returns the VF's PCI address to attach with.
  */
-async function checkRepresentor(rep: string, pci: string | undefined, root: string | undefined): Promise<void> {
-  const [{ openSysfs }, { findRepresentor, listVfs }, { invalid }, { ownNetdevRefusal }] = await Promise.all([
+async function checkRepresentor(rep: string, pci: string | undefined, root: string | undefined): Promise<string | undefined> {
+  const [{ openSysfs }, { findRepresentor, listVfs, pfRepresentors }, { invalid }, { ownNetdevRefusal }] = await Promise.all([
     import('../sriov/sysfs.js'), import('../sriov/discover.js'), import('../util/errors.js'), import('../dataplane/uplink-profile.js'),
   ]);
   const sysfs = await openSysfs(root);
@@ -270,17 +272,24 @@ async function checkRepresentor(rep: string, pci: string | undefined, root: stri
   try {
     vfs = listVfs(sysfs);
   } catch {
-    return; // a tree that cannot be read through: the data plane's own checks stand
+    return pci; // a tree that cannot be read through: the data plane's own checks stand
   }
   const own = vfs.find((v) => v.netdev === rep);
   if (own) {
     throw invalid(ownNetdevRefusal(`--representor ${rep}`, { vf: own.pci, pf: own.pf }, findRepresentor(sysfs, own)));
   }
-  const vf = pci ? vfs.find((v) => v.pci === pci) : undefined;
-  if (vf) {
+  if (pci) {
+    const vf = vfs.find((v) => v.pci === pci);
+    if (!vf) throw invalid(`--pci ${pci} is not a VF under ${sysfs.root} (\`vfplane vf list\` lists them; a simulated NIC's are under its --sysfs-root); give the VF ${rep} stands for, or leave --pci out`);
     const r = findRepresentor(sysfs, vf);
     if (r !== undefined && r !== rep) throw invalid(`--representor ${rep} is not the representor of VF ${vf.pci} (${r} is); give --representor ${r}, or the --pci of the VF ${rep} stands for`);
+    return pci;
   }
+  const reps = new Map<string, Map<number, string>>();
+  return vfs.find((v) => {
+    if (!reps.has(v.pf)) reps.set(v.pf, pfRepresentors(sysfs, v.pf));
+    return reps.get(v.pf)!.get(v.index) === rep;
+  })?.pci;
 }
 
 /** A VF attached by hand that no allocation store holds is free for the next pod: the

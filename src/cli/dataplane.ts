@@ -52,7 +52,7 @@ export function registerDataplane(program: Command): void {
     .requiredOption('--representor <ifname>', 'the representor netdev of the VF', ifnameFlag('--representor'))
     .requiredOption('--vni <n>', 'the VNI', vniFlag())
     .requiredOption('--mac <mac>', "the pod interface's MAC", macFlag('--mac'))
-    .option('--pci <addr>', 'the VF, for messages and detach --pci', pciFlag('--pci'))
+    .option('--pci <addr>', 'the VF the representor stands for (found in sysfs when left out), for messages and detach --pci', pciFlag('--pci'))
     .option('--netns <path>', 'the network namespace the representor is in (a file such as /run/netns/NAME); default: the data plane\'s own', netnsFlag('--netns'))
     .option('--sysfs-root <dir>', 'sysfs to check the representor against: /sys, or a tree made by `vfplane sim create` (env VFPLANE_SYSFS_ROOT)', pathFlag('--sysfs-root'))
     .action(async (o) => (await run()).dpAttach(o));

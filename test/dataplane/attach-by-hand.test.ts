@@ -4,6 +4,7 @@
 // by hand that no allocation store holds is said to be free for the next pod.
 import { execFileSync } from 'node:child_process';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { request } from '../../src/dataplane/control.js';
 import { dataplaneOn, vfplane } from '../helpers/cli.js';
 import { describePrivileged } from '../helpers/privileged.js';
 import { Netns, ifname, vethIn, scratchDir } from '../helpers/netns.js';
@@ -74,6 +75,34 @@ describePrivileged('attachments made by hand', { root: true }, () => {
       expect(held.stderr).not.toContain('is not allocated');
       expect(vfplane(['dataplane', 'detach', '--socket', dp.socket, '--representor', r0]).code).toBe(0);
       expect(vfplane(['vf', 'release', pci, '--owner', 'ops/test', '--sysfs-root', m.root, '--state-dir', state]).code).toBe(0);
+    } finally {
+      await dp.stop();
+      dropSim(m.root);
+    }
+  });
+
+  // Without --pci the VF is read from sysfs (the representor it has), so the attachment
+  // names its VF as one made with --pci does: `detach --pci` finds it. A --pci that is no
+  // VF there is refused before the data plane is asked.
+  it('finds the VF of a representor attached without --pci, and refuses a --pci that is no VF', async () => {
+    const m = makeSim({ profile: 'x710', pfs: 1, vfs: 2 });
+    const dp = await dataplaneOn(n, up, d.dir);
+    try {
+      const pci = '0000:5e:02.1', r1 = `${m.prefix}f0r1`;
+      const atts = async () => ((await request(dp.socket, { op: 'status' })) as { attachments: { representor: string; pci?: string }[] }).attachments;
+      const ghost = vfplane(['dataplane', 'attach', '--socket', dp.socket, '--sysfs-root', m.root, '--representor', r1, '--pci', '0000:5e:07.0', '--vni', '100', '--mac', '02:00:00:00:0d:04']);
+      expect(ghost.code, ghost.stderr).toBe(2);
+      expect(ghost.stderr).toContain(`--pci 0000:5e:07.0 is not a VF under ${m.root}`);
+      expect(await atts()).toEqual([]);
+      const att = vfplane(['dataplane', 'attach', '--socket', dp.socket, '--sysfs-root', m.root, '--representor', r1, '--vni', '100', '--mac', '02:00:00:00:0d:04']);
+      expect(att.code, att.stderr).toBe(0);
+      expect(att.stdout).toContain(`attached ${r1} (VF ${pci}) to VNI 100`);
+      expect(att.stderr).toContain(`warning: VF ${pci} is not allocated`);
+      expect(await atts()).toMatchObject([{ representor: r1, pci }]);
+      const det = vfplane(['dataplane', 'detach', '--socket', dp.socket, '--pci', pci]);
+      expect(det.code, det.stderr).toBe(0);
+      expect(det.stdout).toMatch(/^detached \(epoch \d+\)$/m);
+      expect(await atts()).toEqual([]);
     } finally {
       await dp.stop();
       dropSim(m.root);
