@@ -325,6 +325,11 @@ export async function dpOp(op: string, args: Record<string, unknown>, o: ClientO
   if (o.json) return printJson(strip(r));
   console.log(`${op}: done (epoch ${r.epoch})`);
   if (typeof r.macDropped === 'string') console.error(`note: peer ${args.vtep as string} had the underlay MAC ${r.macDropped}, set by hand; without --mac it is resolved by ARP/ND now (give --mac to keep one)`);
+  for (const f of (r.floodsTrimmed as { vni: number; left: number }[] | undefined) ?? []) {
+    console.error(f.left
+      ? `note: peer ${args.vtep as string} was taken out of VNI ${f.vni}'s flood list (${f.left} VTEP(s) left)`
+      : `warning: peer ${args.vtep as string} was the last VTEP of VNI ${f.vni}'s flood list: its broadcast, multicast and unknown unicast reach no other node now; \`vfplane dataplane flood set --vni ${f.vni} VTEP…\` names others, --all-peers floods to every peer`);
+  }
   lasts(r);
 }
 

@@ -864,11 +864,14 @@ export class Daemon {
         if (this.fdb.some((f) => f.vtep === p.vtep)) throw conflict(`static FDB entries point at ${p.vtep}; delete them first`);
         const prev = this.peers.slice();
         const prevF = new Map(this.floods);
+        // The peer leaves the flood lists that name it; the reply says which, and how many
+        // VTEPs each still floods to (none: the VNI's floods reach no other node now).
+        const floodsTrimmed = [...this.floods].filter(([, l]) => l.includes(p.vtep)).map(([vni, l]) => ({ vni, left: l.length - 1 }));
         this.change(() => {
           this.peers = this.peers.filter((x) => x.vtep !== p.vtep);
           for (const [v, l] of this.floods) this.floods.set(v, l.filter((x) => x !== p.vtep));
         }, () => ((this.peers = prev), (this.floods = prevF)));
-        return { epoch: this.epoch, ...this.declared(this.cfg.peers.some((x) => x.vtep === p.vtep) ? `peer ${p.vtep}` : null) };
+        return { epoch: this.epoch, ...(floodsTrimmed.length ? { floodsTrimmed } : {}), ...this.declared(this.cfg.peers.some((x) => x.vtep === p.vtep) ? `peer ${p.vtep}` : null) };
       }
       case 'fdb-add': {
         const f = this.parse(fdbSchema, req);
@@ -1000,6 +1003,16 @@ export class Daemon {
     const keepPeers = this.peers.filter((p) => !old.peers.some((x) => x.vtep === p.vtep) && !next.peers.some((x) => x.vtep === p.vtep));
     const keepFdb = this.fdb.filter((f) => !old.fdb.some((x) => x.vni === f.vni && x.mac === f.mac) && !next.fdb.some((x) => x.vni === f.vni && x.mac === f.mac));
     const keepFloods = [...this.floods].filter(([v]) => !old.vnis.some((x) => x.vni === v) && !next.vnis.some((x) => x.vni === v));
+    // What the socket added stays, so it must still name peers: a peer the file drops
+    // takes nothing the socket made with it (the operator says which goes).
+    const peersAfter = new Set([...next.peers, ...keepPeers].map((p) => p.vtep));
+    const orphans = [
+      ...keepFdb.filter((f) => !peersAfter.has(f.vtep)).map((f) => `the static entry for ${f.mac} on VNI ${f.vni} (added over the control socket) points at ${f.vtep}: \`vfplane dataplane fdb del --vni ${f.vni} --mac ${f.mac}\``),
+      ...keepFloods.filter(([, l]) => l.some((v) => !peersAfter.has(v))).map(([vni, l]) => `the flood list of VNI ${vni} (set over the control socket) names ${l.filter((v) => !peersAfter.has(v)).join(', ')}: \`vfplane dataplane flood set --vni ${vni} ${l.filter((v) => peersAfter.has(v)).join(' ') || '--none'}\``),
+    ];
+    if (orphans.length) {
+      throw conflict(`the config no longer has ${[...new Set([...keepFdb.map((f) => f.vtep), ...keepFloods.flatMap(([, l]) => l)].filter((v) => !peersAfter.has(v)))].join(', ')} among its peers, which runtime changes still use: ${orphans.join('; ')}; change those first, or keep the peer in the file; nothing was changed`);
+    }
     const prev = { peers: this.peers, fdb: this.fdb, floods: this.floods, cfg: this.cfg };
     this.change(() => {
       this.peers = [...next.peers, ...keepPeers];

@@ -1,6 +1,7 @@
 // A socket change to what the config file declares (a peer, a static entry, a VNI's
 // flood list, an attachment) lasts until the next restart or reload, which apply the
 // file again: the reply and the CLI say so, naming what the file declares.
+import { readFileSync, writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { dataplaneOn, vfplane } from '../helpers/cli.js';
 import { describePrivileged } from '../helpers/privileged.js';
@@ -89,6 +90,44 @@ describePrivileged('socket changes to what the config file declares', { root: tr
       expect(steps(declared.socket, 200)).toContain('VNI 200 has a flood list: 192.0.2.2');
     } finally {
       await declared.stop();
+    }
+  });
+
+  // A peer leaving takes with it what the socket made with it only when the operator says
+  // so: a reload whose file drops a peer that a socket-made static entry or flood list
+  // still names is refused, naming each and the command that changes it; `peer del`
+  // takes the peer out of the flood lists that name it and says which, warning when one
+  // is left empty.
+  it('a peer the file drops while socket changes use it is a conflict; peer del says which flood lists it left', async () => {
+    const dp = await dataplaneOn(n, up, d.dir, { peers: [{ vtep: '192.0.2.2' }, { vtep: '192.0.2.3' }] });
+    try {
+      expect((await request(dp.socket, { op: 'fdb-add', vni: 100, mac: '02:00:00:00:0e:01', vtep: '192.0.2.3' })).epoch).toBeGreaterThan(0);
+      await request(dp.socket, { op: 'flood-set', vni: 300, vteps: ['192.0.2.2', '192.0.2.3'] });
+      const file = JSON.parse(readFileSync(dp.config, 'utf8')) as Record<string, unknown>;
+      writeFileSync(dp.config, JSON.stringify({ ...file, peers: [{ vtep: '192.0.2.2' }] }));
+      const rl = vfplane(['dataplane', 'reload', '--socket', dp.socket, '--json']);
+      expect(rl.code, rl.stdout + rl.stderr).toBe(1);
+      const err = (JSON.parse(rl.stdout) as { error: { message: string; kind: string } }).error;
+      expect(err.kind).toBe('conflict');
+      expect(err.message).toContain('the config no longer has 192.0.2.3 among its peers, which runtime changes still use');
+      expect(err.message).toContain('`vfplane dataplane fdb del --vni 100 --mac 02:00:00:00:0e:01`');
+      expect(err.message).toContain('the flood list of VNI 300 (set over the control socket) names 192.0.2.3: `vfplane dataplane flood set --vni 300 192.0.2.2`');
+      const st = (await request(dp.socket, { op: 'status' })) as { peers: { vtep: string }[] };
+      expect(st.peers.map((p) => p.vtep).sort()).toEqual(['192.0.2.2', '192.0.2.3']); // nothing changed
+      writeFileSync(dp.config, JSON.stringify(file));
+      // peer del: refused while the static entry uses the peer; then it leaves VNI 300's list.
+      expect(vfplane(['dataplane', 'fdb', 'del', '--vni', '100', '--mac', '02:00:00:00:0e:01', '--socket', dp.socket]).code).toBe(0);
+      const del3 = vfplane(['dataplane', 'peer', 'del', '192.0.2.3', '--socket', dp.socket]);
+      expect(del3.code, del3.stderr).toBe(0);
+      expect(del3.stderr).toContain("note: peer 192.0.2.3 was taken out of VNI 300's flood list (1 VTEP(s) left)");
+      const del2 = vfplane(['dataplane', 'peer', 'del', '192.0.2.2', '--socket', dp.socket, '--json']);
+      expect(JSON.parse(del2.stdout)).toMatchObject({ floodsTrimmed: [{ vni: 300, left: 0 }] });
+      await request(dp.socket, { op: 'peer-add', vtep: '192.0.2.2' });
+      await request(dp.socket, { op: 'flood-set', vni: 300, vteps: ['192.0.2.2'] });
+      const last = vfplane(['dataplane', 'peer', 'del', '192.0.2.2', '--socket', dp.socket]);
+      expect(last.stderr).toMatch(/warning: peer 192\.0\.2\.2 was the last VTEP of VNI 300's flood list: .*reach no other node now/);
+    } finally {
+      await dp.stop();
     }
   });
 });
