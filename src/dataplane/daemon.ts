@@ -139,6 +139,10 @@ const ipBytes = (s: string) => parseIp(s)!.bytes;
 const canonIp = (s: string) => { const a = parseIp(s)!; return formatIp(a.family, a.bytes); };
 
 
+/** What a request without arguments takes: nothing (an unknown field is refused, as for
+ *  every other request; `op` and `id` are the envelope's). */
+const NO_ARGS = z.strictObject({});
+
 export class Daemon {
   readonly log: Logger;
   private dp: DataPlane | null = null;
@@ -792,10 +796,13 @@ export class Daemon {
   async handle(req: Record<string, unknown>): Promise<Record<string, unknown>> {
     switch (req.op) {
       case 'status':
+        this.parse(NO_ARGS, req);
         return this.status();
       case 'reload':
+        this.parse(NO_ARGS, req);
         return this.reload();
       case 'stats': {
+        this.parse(NO_ARGS, req);
         // Each port's own drops (what its backend lost before the workers saw it: a full
         // kernel ring, a truncated frame…), beside the workers' counters.
         const names = this.portNames();
@@ -929,7 +936,7 @@ export class Daemon {
         return { armed: q.count, workers: this.cfg.workers, ...(q.reasons?.length ? { reasons: q.reasons } : {}) };
       }
       case 'drops': {
-        this.parse(z.strictObject({}), req);
+        this.parse(NO_ARGS, req);
         const names = this.portNames();
         const vx = [this.cfg.dstPort];
         return {
@@ -947,6 +954,7 @@ export class Daemon {
         };
       }
       case 'fdb-list': {
+        this.parse(NO_ARGS, req);
         // The list stops at LEARNED_LIST_MAX entries (see there) and says so.
         const l = this.dp!.learnedList();
         return {

@@ -243,6 +243,11 @@ describePrivileged('VXLAN overlay between two simulated nodes', { netns: true, c
     expect(await bad({ op: 'attach', representor: mine.representor, vni: 100, mac: a1.mac })).toMatch(/already attached/);
     expect(await bad({ op: 'attach', representor: 'x', vni: 16_777_216, mac: '02:00:00:00:99:01' })).toMatch(/vni/i);
     expect(await bad({ op: 'frobnicate' })).toMatch(/unknown op/);
+    // Requests without arguments refuse an unknown field as the others do (a reload with
+    // one does not reload).
+    for (const op of ['status', 'stats', 'reload', 'fdb-list', 'drops']) {
+      expect(await bad({ op, force: true }), op).toMatch(new RegExp(`^${op}: unknown field "force"`));
+    }
     expect(await bad({ op: 'fdb-add', vni: 100, mac: 'zz', vtep: '192.0.2.2' })).toMatch(/mac/i);
     // Peers: a remote unicast VTEP, never this node's own, a group or no address.
     const peerVteps = async () => ((await request(sock, { op: 'status' })) as { peers: { vtep: string }[] }).peers.map((p) => p.vtep);
