@@ -155,13 +155,16 @@ async function heldByStopped(stateDir: string): Promise<Check[]> {
     return out; // no addon, or not root: the data plane checks above say so
   }
   const { dpdkLeftovers, readDpdkEnvJournal } = await import('../dataplane/dpdk-env.js');
+  // The command as it must be typed: the state directory too, unless it is the default.
+  const arg = (x: string) => (/^[\w@%+=:,./-]+$/.test(x) ? x : `'${x.replace(/'/g, `'\\''`)}'`);
+  const unclaim = (node: string) => `vfplane dataplane unclaim --node ${node}${stateDir === '/var/lib/vfplane' ? '' : ` --state-dir ${arg(stateDir)}`}`;
   for (const { node, journal: j, dpdkEnv, running, lock } of journals) {
     lock?.release();
     if (running) continue; // a running one's are its own
     const env = readDpdkEnvJournal(dpdkEnv);
     const left = env && !('unreadable' in env) ? dpdkLeftovers(env) : [];
     if (env && 'unreadable' in env) out.push({ area: 'dataplane', name: `DPDK host changes of ${node}`, status: 'warn', detail: `unreadable journal ${env.unreadable}`, fix: 'remove it: hugepages or a mount a killed run left stay as they are' });
-    if (left.length) out.push({ area: 'dataplane', name: `DPDK host changes of ${node}`, status: 'warn', detail: `the DPDK data plane of node ${node} was killed and left ${left.join(', ')}`, fix: `start it again, or \`vfplane dataplane unclaim --node ${node}\`` });
+    if (left.length) out.push({ area: 'dataplane', name: `DPDK host changes of ${node}`, status: 'warn', detail: `the DPDK data plane of node ${node} was killed and left ${left.join(', ')}`, fix: `start it again, or \`${unclaim(node)}\`` });
     // Only a netdev that is still the one claimed (same ifindex) keeps what the run set:
     // after a reboot, or a VF count changed, the names are new netdevs with the kernel's
     // defaults (the start and unclaim make the same test).
@@ -171,13 +174,13 @@ async function heldByStopped(stateDir: string): Promise<Check[]> {
       ((await claims.claimedNow(r)) === 'same' ? held : stale).push(`${r.ifname}${r.netns ? ` (in ${r.netns})` : ''}`);
     }
     if (stale.length && !held.length && !j.unreadable) {
-      out.push({ area: 'dataplane', name: `netdevs of ${node}`, status: 'ok', detail: `the claims journal of stopped node ${node} names ${stale.join(', ')}, which no longer exist or are other netdevs now (a reboot, or VFs made anew): nothing of theirs to give back; its next start (or \`vfplane dataplane unclaim --node ${node}\`) forgets them` });
+      out.push({ area: 'dataplane', name: `netdevs of ${node}`, status: 'ok', detail: `the claims journal of stopped node ${node} names ${stale.join(', ')}, which no longer exist or are other netdevs now (a reboot, or VFs made anew): nothing of theirs to give back; its next start (or \`${unclaim(node)}\`) forgets them` });
       continue;
     }
     if (!held.length && !j.unreadable) continue;
     out.push(j.unreadable
       ? { area: 'dataplane', name: `netdevs of ${node}`, status: 'warn', detail: `unreadable claims journal ${j.unreadable}`, fix: 'remove it: what it held keeps what the killed run set' }
-      : { area: 'dataplane', name: `netdevs of ${node}`, status: 'warn', detail: `the data plane of node ${node} is not running and still holds ${held.join(', ')}: forwarding, IPv6 and GRO stay as it set them`, fix: `start it again, or \`vfplane dataplane unclaim --node ${node}\`` });
+      : { area: 'dataplane', name: `netdevs of ${node}`, status: 'warn', detail: `the data plane of node ${node} is not running and still holds ${held.join(', ')}: forwarding, IPv6 and GRO stay as it set them`, fix: `start it again, or \`${unclaim(node)}\`` });
   }
   return out;
 }

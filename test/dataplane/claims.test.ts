@@ -156,7 +156,7 @@ describePrivileged('netdevs held by a daemon that was killed', { netns: true, co
     const held = doctor.checks.find((c) => c.name === 'netdevs of kill');
     expect(held?.status).toBe('warn');
     expect(held?.detail).toContain(`still holds ${u1} (in /run/netns/${n.name})`);
-    expect(held?.fix).toContain('vfplane dataplane unclaim --node kill');
+    expect(held?.fix).toContain(`vfplane dataplane unclaim --node kill --state-dir ${stateDir}\``); // as it must be typed
 
     expect(vfplane(['dataplane', 'unclaim', '--node', '../kill', '--state-dir', stateDir]).code).toBe(2);
     r = vfplane(['dataplane', 'unclaim', '--node', 'kill', '--state-dir', stateDir]);

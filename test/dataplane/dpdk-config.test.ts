@@ -97,7 +97,7 @@ const built = features.dpdk?.built || process.env.CI;
     const doctor = vfplane(['doctor', '--json', '--state-dir', state], { timeoutMs: 60000 });
     const warned = (JSON.parse(doctor.stdout) as { checks: { name: string; detail: string; fix?: string }[] }).checks.find((c) => c.name === 'DPDK host changes of dckilled');
     expect(warned?.detail).toBe(`the DPDK data plane of node dckilled was killed and left ${want - Number(before.pages)} hugepages reserved (nr_hugepages ${before.pages} → ${want}), a hugetlbfs mounted at ${join(state, 'hugepages')}, the EAL runtime directory ${first}`);
-    expect(warned?.fix).toBe('start it again, or `vfplane dataplane unclaim --node dckilled`');
+    expect(warned?.fix).toBe(`start it again, or \`vfplane dataplane unclaim --node dckilled --state-dir ${state}\``);
     const un = vfplane(['dataplane', 'unclaim', '--node', 'dckilled', '--state-dir', state], { timeoutMs: 30000 });
     expect(un.code, un.stderr).toBe(0);
     expect(un.stdout).toContain(`removed the EAL runtime directory ${first}`);
