@@ -32,6 +32,11 @@ function issueMessage(i: z.core.$ZodIssue, input: unknown, whole: string, schema
   // An unknown key is named by the message; the object around it (the whole file, at the
   // top level) says nothing more.
   const shown = got === undefined || i.code === 'unrecognized_keys' ? '' : ` (got ${JSON.stringify(got)?.slice(0, 80)})`;
+  // A required field left out: zod's own words ("Invalid input: expected array, received
+  // undefined") say it backwards; a schema's own message (what the field is) stands.
+  if (i.code === 'invalid_type' && got === undefined && i.message.startsWith('Invalid input')) {
+    return `${where ? `${where}: ` : ''}missing (${i.expected === 'array' ? 'a list' : `a ${i.expected}`} is required here)`;
+  }
   return `${where ? `${where}: ` : ''}${i.message}${shown}`;
 }
 

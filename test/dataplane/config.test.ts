@@ -82,6 +82,10 @@ describe('data-plane config', () => {
     // Nothing near: the list alone; several in one object: each named.
     expect(err({ ...ok, frobnicate: 1, Learn: true })).toMatch(/^config: unknown fields "frobnicate", "Learn" \(did you mean "learn"\?\); the top level has /);
     expect(err({ ...ok, peers: [{ vtep: '192.0.2.2', mak: '02:00:00:00:00:01' }] })).toBe('config: peers.0: unknown field "mak" (did you mean "mac"?); peers.0 has vtep, mac');
+    // A required field left out is said to be missing (not "expected array, received
+    // undefined"); one whose schema says what it is keeps that.
+    expect(err({ ...ok, peers: [{ vtep: '192.0.2.2' }], vnis: [{ vni: 100 }] })).toBe('config: vnis.0.flood: missing (a list is required here)');
+    expect(err({ ...ok, uplink: { ifname: 'ens1f0' } })).toMatch(/^config: uplink\.vtep: expected an IP address/);
   });
 
   it('reads YAML and JSON files, and says which file is wrong', () => {
