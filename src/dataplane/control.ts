@@ -57,7 +57,7 @@ export class ControlServer {
     }
     const server = createServer((s) => this.serve(s));
     await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
+      server.once('error', (e) => reject(listenError(this.path, e)));
       // umask-independent: the socket is created, then narrowed before anyone is told of it.
       server.listen(this.path, () => resolve());
     });
@@ -208,6 +208,27 @@ export function refuseNonSocket(path: string): boolean {
   if (st.isSocket()) return true;
   const what = st.isDirectory() ? 'a directory' : st.isSymbolicLink() ? 'a symbolic link' : st.isFile() ? `a regular file (${st.size} bytes)` : 'not a socket';
   throw invalid(`the control socket path ${path} is ${what}, which the data plane will not replace; fix \`socket\` in the config (or --socket): it must name a path of its own (or nothing, for <stateDir>/dataplane.sock), not an existing file`);
+}
+
+/** Why the control socket cannot be made at PATH, in words that say which setting to fix. */
+function listenError(path: string, e: Error): VfpError {
+  const code = (e as NodeJS.ErrnoException).code;
+  const why = code === 'EACCES' || code === 'EPERM' || code === 'EROFS' ? `${dirname(path)} does not take new files (${code})` : e.message;
+  return systemError(`cannot listen on the control socket ${path}: ${why}; give \`socket\` in the config (or --socket) a path in a directory the data plane can create files in`);
+}
+
+/** Makes and removes the socket at PATH (when nothing is there), so that a path it cannot
+ *  listen on is refused at the start of a daemon, before anything is claimed, not at its
+ *  end. The directory is made as listen() makes it. */
+export async function trySocketPath(path: string): Promise<void> {
+  makeDirs(dirname(path), 0o700);
+  if (existsSync(path)) return; // a stale socket: listen() replaces it
+  const server = createServer();
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', (e) => reject(listenError(path, e)));
+    server.listen(path, () => resolve());
+  });
+  await new Promise<void>((r) => server.close(() => r())); // unlinks the path
 }
 
 /** True when something answers on the socket. */

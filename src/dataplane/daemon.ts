@@ -9,7 +9,7 @@ import { isIP } from 'node:net';
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
 import { DataPlane, DROPS_PER_WORKER_MAX, LEARNED_LIST_MAX, type Backend, type BackendCounters, type DpCounters, type DpSpec, type PortInfo } from './dp.js';
-import { ControlServer, overlayAttachRequest, probe, refuseNonSocket, type OverlayConf } from './control.js';
+import { ControlServer, overlayAttachRequest, probe, refuseNonSocket, trySocketPath, type OverlayConf } from './control.js';
 import { attachSchema, dropVtep, fdbSchema, formatVniRanges, macString, metricsAddr, peerSchema, podBackendOf, reloadSummary, socketPath, tenancyRefusal, vniNumber, ipString, zodMessage, type AttachRequest, type DaemonConfig } from './config.js';
 import { resolveTunnel } from '../packet/config.js';
 import { describeFrame } from '../packet/describe.js';
@@ -291,6 +291,13 @@ export class Daemon {
       this.lock.release();
       this.lock = null;
       throw conflict(`a data plane already listens on ${this.socket}; stop it first or give another socket`);
+    }
+    try {
+      await trySocketPath(this.socket); // one it cannot listen on, refused before anything is claimed
+    } catch (e) {
+      this.lock.release();
+      this.lock = null;
+      throw e;
     }
     if (this.claims.unreadable) this.log.warn(`ignoring the unreadable claims journal ${this.claims.unreadable}: netdevs a killed run held keep what it set`);
     try {

@@ -243,6 +243,15 @@ describePrivileged('the data plane control socket', { netns: true, commands: ['p
       }
     });
 
+    // /proc takes no new files, root or not: the path is tried before anything is claimed.
+    it('refuses a socket path in a directory that takes no files before claiming the uplink, naming the setting', () => {
+      const r = vfplane(['dataplane', 'run', '--config', config('proc'), '--socket', '/proc/vfplane-test.sock'], { timeoutMs: 20_000 });
+      expect(r.code, r.stderr).toBe(1);
+      expect(r.stderr).toContain('cannot listen on the control socket /proc/vfplane-test.sock: /proc does not take new files (EACCES); give `socket` in the config (or --socket) a path in a directory the data plane can create files in');
+      expect(r.stderr).not.toContain('offload tier');
+      expect(ns.readSysctl(`net.ipv6.conf.${up}.disable_ipv6`)).toBe('0');
+    });
+
     it('a config without stateDir takes VFPLANE_STATE_DIR, where the clients look for its socket; a relative one is refused', async () => {
       const file = join(dir, 'envstate.json');
       writeFileSync(file, JSON.stringify({ node: 'envstate', backend: 'afpacket', uplink: { ifname: up, netns: ns.path, vtep: '192.0.2.1' } }));
