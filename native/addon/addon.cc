@@ -1296,7 +1296,12 @@ bool ToNetops(const Napi::CallbackInfo &info, std::string *nsOut, std::vector<vf
 Napi::Error NetopsError(Napi::Env env, const std::string &ns, int err, int failed) {
   const char *name = strerrorname_np(-err);
   std::string what = failed >= 0 ? "op " + std::to_string(failed) : (ns.empty() ? std::string("netops") : "entering " + ns);
-  Napi::Error e = Napi::Error::New(env, what + ": " + strerror(-err));
+  std::string why = strerror(-err);
+  // setns() on a file that is no namespace (a directory, a plain file) says only EINVAL.
+  if (failed < 0 && !ns.empty() && (err == -EINVAL || err == -ENOENT))
+    why = std::string(err == -ENOENT ? "no such file" : "not a network namespace file") +
+          "; give one such as /run/netns/NAME or /proc/PID/ns/net";
+  Napi::Error e = Napi::Error::New(env, what + ": " + why);
   e.Set("code", Napi::String::New(env, name ? name : "EIO"));
   e.Set("errno", Napi::Number::New(env, err));
   e.Set("index", Napi::Number::New(env, failed));

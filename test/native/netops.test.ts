@@ -58,7 +58,9 @@ describePrivileged('netops: link, address, route and sysctl batches in a namespa
     const have = JSON.parse(pod.ip(['-j', 'addr', 'show', 'dev', 'net1']))[0].addr_info.map((x: any) => x.local);
     expect(have).toContain('10.9.0.3');
     expect(have).not.toContain('10.9.0.4');
-    await expect(netRun('/run/netns/vfplane-no-such-ns', [{ op: 'get', name: 'x' }])).rejects.toThrow(/No such file or directory/);
+    await expect(netRun('/run/netns/vfplane-no-such-ns', [{ op: 'get', name: 'x' }])).rejects.toThrow(/entering \/run\/netns\/vfplane-no-such-ns: no such file; give one such as \/run\/netns\/NAME or \/proc\/PID\/ns\/net/);
+    // A directory (or any file that is no namespace): setns says only EINVAL.
+    await expect(netRun('/run/netns', [{ op: 'get', name: 'x' }])).rejects.toThrow(/entering \/run\/netns: not a network namespace file; give one such as/);
     expect((await netRun(path(), [{ op: 'get', name: 'nosuch0' }]))[0]).toBeNull();
     // The iproute2 fallback (no addon) names the failing op the same way, with ip's reason.
     vi.resetModules();
