@@ -395,17 +395,22 @@ export async function claimedNow(r: ClaimRecord): Promise<'same' | 'other' | 'go
 }
 
 /** Gives a netdev back what its claim changed, and takes it off the journal (also when
- *  the netdev went away with its VF or namespace, and there is nothing to give back). */
-export async function releaseNetdev(journal: ClaimJournal, c: ClaimRecord | null): Promise<void> {
-  if (!c) return;
+ *  the netdev went away with its VF or namespace, and there is nothing to give back).
+ *  Returns what it did, in words, for the log (null for no claim). */
+export async function releaseNetdev(journal: ClaimJournal, c: ClaimRecord | null): Promise<string | null> {
+  if (!c) return null;
+  const who = `${c.ifname}${c.netns ? ` (in ${c.netns})` : ''}`;
   // Only to the netdev that was claimed: one made again under its name (an uplink
   // deleted and recreated while the data plane ran) has settings of its own.
-  if ((await claimedNow(c)) !== 'same') {
+  const now = await claimedNow(c);
+  if (now !== 'same') {
     journal.drop(c);
     netdevLocks.get(c)?.release();
     netdevLocks.delete(c);
-    return;
+    return `${who} is ${now === 'gone' ? 'gone' : 'another netdev now'}: nothing to give back`;
   }
+  const back = givesBack(c);
+  let failed = false;
   const ops: NetOp[] = [];
   if (c.forwarding !== null) ops.push({ op: 'sysctl', path: `net/ipv4/conf/${c.ifname}/forwarding`, value: c.forwarding, optional: true });
   if (c.disableIpv6 !== null) ops.push({ op: 'sysctl', path: `net/ipv6/conf/${c.ifname}/disable_ipv6`, value: c.disableIpv6, optional: true });
@@ -417,11 +422,12 @@ export async function releaseNetdev(journal: ClaimJournal, c: ClaimRecord | null
     // off` drops only a user's setting (SIOCSIFFLAGS), not other holders' counts.
     if (c.promisc === false && !c.netns && promiscuous(c.ifname)) runSync('ip', ['link', 'set', 'dev', c.ifname, 'promisc', 'off']);
   } catch {
-    // the netdev went away with its VF or namespace: nothing to give back
+    failed = true; // the netdev went away with its VF or namespace: nothing to give back
   }
   journal.drop(c);
   netdevLocks.get(c)?.release(); // last: another data plane may take it now
   netdevLocks.delete(c);
+  return failed ? `${who} went away while it was given back` : back.length ? `gave ${who} back ${back.join(', ')}` : `released ${who} (it had nothing to give back)`;
 }
 
 /** Whose leftovers releaseLeftovers gives back: a starting run's (`held`: what it has

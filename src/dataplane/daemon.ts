@@ -1335,8 +1335,10 @@ export class Daemon {
     if (this.metricsServer) await new Promise<void>((r) => this.metricsServer!.close(() => r()));
     this.metricsServer = null;
     this.dp?.stop(drainMs);
-    for (const a of this.atts.values()) await releaseNetdev(this.claims, a.claimed);
-    await releaseNetdev(this.claims, this.uplinkClaim);
+    // Each netdev's release said in the log, as its claim was at the start.
+    const said = (m: string | null) => m && this.log.info(m);
+    for (const a of this.atts.values()) said(await releaseNetdev(this.claims, a.claimed));
+    said(await releaseNetdev(this.claims, this.uplinkClaim));
     this.uplinkClaim = null;
     this.dpdkEnv?.cleanup();
     this.dpdkEnv = null;

@@ -89,6 +89,8 @@ describePrivileged('netdevs held by a daemon that was killed', { netns: true, co
     await end(b.d, 'SIGTERM');
     expect(settings(u1)).toEqual(host);
     expect(journaled()).toEqual([]);
+    // The stop says so, as status said it would.
+    expect(b.log()).toContain(`gave ${u1} (in /run/netns/${n.name}) back IPv4 forwarding 1, IPv6 on, rx-gro on, link down`);
   });
 
   it('a restart on another uplink gives the killed run\'s uplink back at once', async () => {
