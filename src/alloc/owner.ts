@@ -12,7 +12,7 @@ export interface Owner {
   containerId?: string; // CNI_CONTAINERID
   ifname?: string; // CNI_IFNAME, the interface name inside the pod
   netns?: string; // CNI_NETNS, a path; gone once the sandbox is torn down
-  netnsId?: string; // that namespace's identity at the allocation (device:inode on nsfs), against a new one made at the same path
+  netnsId?: string; // that namespace's identity at the allocation (device:inode:ctime on nsfs; device:inode in older records), against a new one made at the same path
   pid?: number; // a process whose life bounds the allocation (operator tools, benchmarks)
   pidStart?: string; // that process's start time (field 22 of /proc/PID/stat), against PID reuse
   network?: string; // the CNI network (config name) the attachment belongs to; scopes CNI GC
@@ -70,7 +70,7 @@ export function parseOwner(value: unknown, where = 'owner', partial = false): Ow
         o.netns = v;
         break;
       case 'netnsId':
-        o.netnsId = str(where, k, v, /^[0-9]{1,20}:[0-9]{1,20}$/, 'DEVICE:INODE of the namespace file, as stat gives them');
+        o.netnsId = str(where, k, v, /^[0-9]{1,20}:[0-9]{1,20}(:[0-9]{1,24})?$/, 'DEVICE:INODE[:CTIME_NS] of the namespace file, as stat gives them');
         break;
       case 'pid':
         if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > 4194304) {
@@ -155,16 +155,28 @@ function statFields(pid: number): string[] | undefined {
  */
 const NSFS_MAGIC = 0x6e736673; // linux/magic.h
 
-/** The identity of the network namespace at PATH (device:inode of its nsfs file), or
- *  undefined when PATH is no namespace (or cannot be read). */
+/** The identity of the network namespace at PATH, or undefined when PATH is no
+ *  namespace (or cannot be read): device:inode:ctime of its nsfs file. The inode alone is
+ *  not enough: it is the namespace's proc inum, which the kernel hands to the next
+ *  namespace made once the old one is freed (`ip netns del x; ip netns add x` often
+ *  gets the same one back); the nsfs inode's ctime is when the namespace's file was first
+ *  made, so a namespace made again differs there (unless within one tick of the coarse
+ *  clock after the old one was freed). */
 export function netnsIdOf(p: string): string | undefined {
   try {
     if (fs.statfsSync(p).type !== NSFS_MAGIC) return undefined;
     const st = fs.statSync(p, { bigint: true });
-    return `${st.dev}:${st.ino}`;
+    return `${st.dev}:${st.ino}:${st.ctimeNs}`;
   } catch {
     return undefined;
   }
+}
+
+/** Whether the namespace identity NOW (netnsIdOf) is the one RECORDED; a record made
+ *  before the ctime was part of it (device:inode) is judged on those two. */
+export function sameNetns(recorded: string, now: string | undefined): boolean {
+  if (now === undefined) return false;
+  return recorded.split(':').length === 2 ? now.split(':').slice(0, 2).join(':') === recorded : now === recorded;
 }
 
 export function ownerAlive(o: Owner): 'alive' | 'gone' | 'unknown' {
@@ -177,7 +189,7 @@ export function ownerAlive(o: Owner): 'alive' | 'gone' | 'unknown' {
       // A namespace made since at the same path (`ip netns del x; ip netns add x`, a
       // runtime reusing a name) is another sandbox: the owner's is gone.
       const ns = fs.statfsSync(o.netns).type === NSFS_MAGIC;
-      verdicts.push(!ns ? 'gone' : o.netnsId !== undefined && netnsIdOf(o.netns) !== o.netnsId ? 'gone' : 'alive');
+      verdicts.push(!ns ? 'gone' : o.netnsId !== undefined && !sameNetns(o.netnsId, netnsIdOf(o.netns)) ? 'gone' : 'alive');
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
       // EACCES and the like say nothing about the sandbox; only absence is evidence.

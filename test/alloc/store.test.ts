@@ -263,10 +263,15 @@ describe('AllocStore', () => {
     const ns = '/proc/self/ns/net';
     const a = store.allocate({ candidates: vfs, owner: { ...web0, netns: ns } });
     const st = fs.statSync(ns, { bigint: true });
-    expect(a.owner.netnsId).toBe(`${st.dev}:${st.ino}`);
-    expect(store.get(a.pci)!.owner.netnsId).toBe(`${st.dev}:${st.ino}`);
+    expect(a.owner.netnsId).toBe(`${st.dev}:${st.ino}:${st.ctimeNs}`);
+    expect(store.get(a.pci)!.owner.netnsId).toBe(`${st.dev}:${st.ino}:${st.ctimeNs}`);
     expect(ownerAlive(a.owner)).toBe('alive');
     expect(ownerAlive({ ...a.owner, netnsId: '1:2' })).toBe('gone');
+    // The kernel gives a namespace made after this one was freed the same inode number:
+    // the file's ctime tells them apart.
+    expect(ownerAlive({ ...a.owner, netnsId: `${st.dev}:${st.ino}:${st.ctimeNs + 1n}` })).toBe('gone');
+    // A record of before the ctime was kept (device:inode) is judged on those two.
+    expect(ownerAlive({ ...a.owner, netnsId: `${st.dev}:${st.ino}` })).toBe('alive');
   });
 
   it('refuses a store written by a newer vfplane', () => {
