@@ -115,6 +115,9 @@ export const DEFAULT_BUSY_TIMEOUT_MS = 10_000;
 export const DEFAULT_HISTORY_KEEP = 10_000;
 /** Test hook: a file path; allocate() blocks inside its transaction until that file exists. */
 export const PAUSE_ENV = 'VFPLANE_TEST_PAUSE_IN_TXN';
+/** Test hook: a file path, written (with the pid) as a write is about to wait for the
+ *  store's lock: a test then knows this process is queued behind another's transaction. */
+export const MARK_WRITE_ENV = 'VFPLANE_TEST_MARK_WRITE';
 /** Test hook: a file path; vfplane-cni's ADD blocks once its allocation is committed (and
  *  marked as adding), before it touches the VF, until that file exists. */
 export const PAUSE_ADD_ENV = 'VFPLANE_TEST_PAUSE_ADD';
@@ -612,6 +615,8 @@ export class AllocStore {
     // Writers queue on an flock first (the kernel wakes the next one when the holder lets
     // go, or dies), so that SQLite's busy handler, which sleeps in growing steps, rarely
     // has to wait. The flock only orders writers; SQLite's lock is what keeps them apart.
+    const mark = process.env[MARK_WRITE_ENV];
+    if (mark) fs.writeFileSync(mark, String(process.pid));
     const took = this.lock ? this.lock.take(this.busyTimeoutMs) : -1;
     if (took === -ETIMEDOUT) {
       // The abandoned wait still gets the lock when its holder lets go, for this open file

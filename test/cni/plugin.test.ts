@@ -946,8 +946,16 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
       const first = callAsync('ADD', conf, { ...e, extra: { VFPLANE_TEST_PAUSE_IN_TXN: go } });
       for (let i = 0; i < 1500 && !existsSync(`${go}.in-txn`); i++) await new Promise((r) => setTimeout(r, 10));
       expect(existsSync(`${go}.in-txn`)).toBe(true);
-      const second = callAsync('ADD', conf, e);
-      await new Promise((r) => setTimeout(r, 1500)); // it reaches the store and waits for the lock (a loaded host starts node slowly: 500 ms once was not enough)
+      // It passes the interface check (the first has not touched the pod yet) and queues
+      // for the store's lock, which the first holds: it says so (the store's other test
+      // hook), however slowly a loaded host starts it. (A fixed wait once let it come
+      // after the first had finished, to meet the interface taken instead.)
+      const queued = join(state, 'queued-twice');
+      const second = callAsync('ADD', conf, { ...e, extra: { VFPLANE_TEST_MARK_WRITE: queued } });
+      for (let i = 0; i < 3000 && !existsSync(queued); i++) await new Promise((r) => setTimeout(r, 10));
+      expect(existsSync(queued)).toBe(true);
+      await new Promise((r) => setTimeout(r, 100)); // from the mark into the lock's wait
+      rmSync(queued, { force: true });
       writeFileSync(go, '');
       const [a, b] = await Promise.all([first, second]);
       expect(a.code, JSON.stringify(a.out)).toBe(0);
