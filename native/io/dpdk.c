@@ -7,11 +7,13 @@
 #include "io/dpdk.h"
 
 #include <errno.h>
+#include <net/if.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <rte_bus.h>
 #include <rte_dev.h>
@@ -53,6 +55,21 @@ static unsigned g_open;
 static unsigned g_pool_seq;
 typedef struct zombie { struct rte_mempool *mp; struct zombie *next; } zombie;
 static zombie *g_zombies;
+
+/* The PACKET_FANOUT group DPDK's af_packet PMD (net_af_packet, eth_af_packet) puts its
+ * sockets in: (pid ^ the interface's index) & 0xffff, from the devargs' iface= (0 when
+ * NAME is no af_packet vdev or the interface is unknown; also for a group that is 0). */
+static unsigned af_packet_fanout_id(const char *name, const char *args) {
+    if (strncmp(name, "net_af_packet", 13) && strncmp(name, "eth_af_packet", 13)) return 0;
+    const char *k = args ? strstr(args, "iface=") : NULL;
+    if (!k) return 0;
+    char ifname[IF_NAMESIZE] = { 0 };
+    size_t n = strcspn(k + 6, ",");
+    if (n == 0 || n >= sizeof ifname) return 0;
+    memcpy(ifname, k + 6, n);
+    unsigned idx = if_nametoindex(ifname);
+    return idx ? (unsigned)(((unsigned)getpid() ^ idx) & 0xffffu) : 0;
+}
 
 static char *join_args(int argc, const char *const *argv) {
     size_t n = 1;
@@ -248,10 +265,22 @@ int vfp_dpdk_port__create(vfp_port **out, const vfp_dpdk_opts *o, char *err, siz
         int r = rte_eal_hotplug_add(d->bus, d->name, comma ? comma + 1 : "");
         if (r < 0) {
             rc = r;
+            char why[320];
+            unsigned fanout = af_packet_fanout_id(d->name, comma);
+            if (fanout)
+                /* DPDK's af_packet PMD puts its sockets in PACKET_FANOUT group (pid ^ ifindex):
+                 * another socket of the host's in that group makes the probe fail. */
+                snprintf(why, sizeof why,
+                         "net_af_packet joins PACKET_FANOUT group %u, its pid xor the interface's index: if the EAL's "
+                         "log says it could not set PACKET_FANOUT, another socket on the host has that group, and a "
+                         "start under another pid gets another",
+                         fanout);
+            else
+                snprintf(why, sizeof why, "%s",
+                         pci ? "is it bound to vfio-pci and not excluded by --no-pci / -b?"
+                             : "is the driver name right (net_null0, net_af_packet0,iface=X) and the interface in this netns?");
             snprintf(err, errlen, "DPDK port %s: probing %s device %s failed: %s (%s)", o->dev, d->bus, d->name,
-                     rte_strerror(-r), pci ? "is it bound to vfio-pci and not excluded by --no-pci / -b?"
-                                           : "is the driver name right (net_null0, net_af_packet0,iface=X) "
-                                             "and the interface in this netns?");
+                     rte_strerror(-r), why);
             goto fail;
         }
         d->hotplugged = 1;

@@ -2,7 +2,7 @@
 // net_af_packet vdevs on veths inside a test netns (H1 ↔ F ↔ H2), so ping crosses it and
 // scapy-built frames arrive byte-identical; and a net_null pair forwards at speed.
 // Hugepages come from dpdk-env.ts; everything made here is undone after the suite.
-import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, execFileSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -130,6 +130,42 @@ for size, vlan in ((60, None), (128, None), (1500, None), (200, 42)):
       expect(r.b_to_a).toBeGreaterThan(1_000_000);
       expect(r.dropped).toBe(0);
     });
+  });
+
+  // DPDK's af_packet PMD puts its sockets in PACKET_FANOUT group (its pid ^ the
+  // interface's index); a socket of the host's already in that group with another fanout
+  // type makes its probe fail, which the EAL's log says in passing. The port's error names
+  // the group and the way out. The shell's pid is the forwarder's (`exec`, and `ip netns
+  // exec` execs too), so the group is known before the forwarder starts.
+  it('a net_af_packet probe that meets another socket in its fanout group names the group', () => {
+    const f = Netns.create('fo');
+    const fc = ifname('fc'), hc = ifname('hc');
+    try {
+      execFileSync('ip', ['link', 'add', hc, 'type', 'veth', 'peer', 'name', fc, 'netns', f.name]);
+      f.ip(['link', 'set', fc, 'up']);
+      const hold = [
+        'import socket, sys, time',
+        's = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3))',
+        's.bind((sys.argv[2], 0))',
+        'gid = (int(sys.argv[1]) ^ socket.if_nametoindex(sys.argv[2])) & 0xffff',
+        's.setsockopt(263, 18, gid | (1 << 16))  # SOL_PACKET, PACKET_FANOUT: PACKET_FANOUT_LB',
+        'print(gid, flush=True)',
+        'time.sleep(30)',
+      ].join('\n');
+      const gidFile = join(state, 'fanout-gid');
+      const cmd = `ip netns exec ${f.name} ${SYSTEM_PYTHON} -c "$0" $$ ${fc} > ${gidFile} 2>/dev/null & ` +
+        `for i in $(seq 50); do [ -s ${gidFile} ] && break; sleep 0.1; done; ` +
+        `exec ip netns exec ${f.name} ${FWD} --backend dpdk --a net_af_packet7,iface=${fc} --b net_null7 --seconds 1 --opts "eal=${env.args.join(' ')}"`;
+      const r = spawnSync('sh', ['-c', cmd, hold], { encoding: 'utf8', timeout: 60_000 });
+      const gid = readFileSync(gidFile, 'utf8').trim();
+      expect(gid).toMatch(/^\d+$/);
+      expect(r.status, r.stdout + r.stderr).not.toBe(0);
+      expect(r.stderr).toMatch(/could not set PACKET_FANOUT on AF_PACKET socket for/); // the collision happened
+      expect(r.stderr).toContain(`net_af_packet joins PACKET_FANOUT group ${gid}, its pid xor the interface's index: if the EAL's log says it could not set PACKET_FANOUT, another socket on the host has that group, and a start under another pid gets another`);
+    } finally {
+      spawnSync('pkill', ['-f', `${fc}$`]); // the holder
+      f.destroy();
+    }
   });
 
   it('cleanup removes the EAL runtime dir and the hugetlbfs it mounted', () => {
