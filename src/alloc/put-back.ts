@@ -97,14 +97,22 @@ const restoredText = (r: NetdevRestored): string[] =>
  */
 export async function tidyReturnedNetdev(sysfs: Sysfs, a: Allocation, beforeBoot: boolean, { dry = false }: { dry?: boolean } = {}): Promise<NetdevRestored | null> {
   const now = presentVf(sysfs, a.pci);
-  const was = a.original;
-  if (!now?.netdev || !was.netdev || beforeBoot) return null;
-  const renamed = now.netdev !== was.netdev;
-  const mac = was.mac && now.mac !== was.mac ? was.mac : undefined;
-  const mtu = was.mtu && now.mtu !== was.mtu ? was.mtu : undefined;
-  if (!renamed && !mac && !mtu) return null;
-  if (!dry) await netRun(null, [{ op: 'set', name: now.netdev, ...(renamed ? { up: false, newName: was.netdev } : {}), ...(mac ? { mac } : {}), ...(mtu ? { mtu } : {}) }]);
-  return { ...(renamed ? { name: was.netdev } : {}), ...(mac ? { mac } : {}), ...(mtu ? { mtu } : {}) };
+  const d = beforeBoot || !now ? null : netdevDiff(now, a.original);
+  if (!d || !now?.netdev) return null;
+  if (!dry) await netRun(null, [{ op: 'set', name: now.netdev, ...(d.name ? { up: false, newName: d.name } : {}), ...(d.mac ? { mac: d.mac } : {}), ...(d.mtu ? { mtu: d.mtu } : {}) }]);
+  return d;
+}
+
+/** What a VF's host netdev needs set again to be as it was (WAS, the VF at allocation):
+ *  its name, MAC and MTU; null when nothing (or when either has no netdev). */
+export function netdevDiff(now: VfInfo, was: VfInfo): NetdevRestored | null {
+  if (!now.netdev || !was.netdev) return null;
+  const d: NetdevRestored = {
+    ...(now.netdev !== was.netdev ? { name: was.netdev } : {}),
+    ...(was.mac && now.mac !== was.mac ? { mac: was.mac } : {}),
+    ...(was.mtu && now.mtu !== was.mtu ? { mtu: was.mtu } : {}),
+  };
+  return Object.keys(d).length ? d : null;
 }
 
 /**

@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import Table from 'cli-table3';
 import { AllocStore, DB_FILE, defaultStateDir, type Allocation, type HeldElsewhere } from '../alloc/store.js';
 import { describeOwner, ownerAlive, parseOwner, pidStart, type Owner } from '../alloc/owner.js';
-import { allocatedBeforeBoot, netdevHome, restoreDriverAndSettings, stepText, type PutBackStep } from '../alloc/put-back.js';
+import { allocatedBeforeBoot, netdevDiff, netdevHome, restoreDriverAndSettings, stepText, type PutBackStep } from '../alloc/put-back.js';
 import type { IpamRecord } from '../cni/ipam.js';
 import { checkSelectorAgainst, findPool, isUnusable, loadPools, poolVfs, poolView, vfCountsByPf, whyNoMatch, whyUnusable } from '../alloc/pool.js';
 import { bindVf, configVf, setNumVfs, type VfConfig } from '../sriov/actions.js';
@@ -410,15 +410,23 @@ function fromPoolFile<T>(file: string, fn: () => T, fix = true): T {
 }
 
 /** Puts back what changed since the allocation: the driver, PF-side settings, and the
- *  netdev's MTU (a VF rebound here gets a new netdev). `beforeBoot` is
- *  allocatedBeforeBoot(sysfs, a), read once per put-back. */
+ *  netdev's MTU; a VF rebound here gets a new netdev, which gets its own name, MAC and
+ *  MTU back as netdevHome gives them to one that was there all along (which ran before,
+ *  while the VF had no netdev). Synchronous (`ip`): the caller holds the store's lock.
+ *  `beforeBoot` is allocatedBeforeBoot(sysfs, a), read once per put-back. */
 function restore(sysfs: Sysfs, a: Allocation, { beforeBoot, dry = false }: { beforeBoot: boolean; dry?: boolean }): PutBackStep[] {
-  const { steps } = restoreDriverAndSettings(sysfs, a, { beforeBoot, dry });
+  const { rebound, steps } = restoreDriverAndSettings(sysfs, a, { beforeBoot, dry });
   const now = beforeBoot ? null : presentVf(sysfs, a.pci);
   const was = a.original;
-  if (now && was.mtu !== null && now.netdev && now.mtu !== was.mtu) {
+  const isDry = dry ? { dry: true as const } : {};
+  const d = rebound && !dry && now ? netdevDiff(now, was) : null;
+  if (d && now?.netdev) {
+    if (d.name) ip(['link', 'set', 'dev', now.netdev, 'down']);
+    ip(['link', 'set', 'dev', now.netdev, ...(d.name ? ['name', d.name] : []), ...(d.mac ? ['address', d.mac] : []), ...(d.mtu ? ['mtu', String(d.mtu)] : [])]);
+    steps.push({ step: 'netdev-tidied', netdev: was.netdev!, restored: d });
+  } else if (now && was.mtu !== null && now.netdev && now.mtu !== was.mtu) {
     if (!dry) ip(['link', 'set', 'dev', now.netdev, 'mtu', String(was.mtu)]);
-    steps.push({ step: 'mtu', mtu: was.mtu, ...(dry ? { dry: true as const } : {}) });
+    steps.push({ step: 'mtu', mtu: was.mtu, ...isDry });
   }
   return steps;
 }

@@ -133,6 +133,24 @@ describePrivileged('operator CLI on a simulated NIC', { netns: true }, () => {
     expect(after.mtu).toBe(before.mtu);
   });
 
+  // Rebound to vfio-pci under its holder (forced), the VF has no netdev when the release
+  // would tidy it; bound back to its driver, the new netdev gets its own MAC and MTU too.
+  it('release of a VF rebound under its holder gives the netdev that comes back its own MAC and MTU', () => {
+    const before = json(['vf', 'show', `${prefix}f1#2`]);
+    json(['vf', 'alloc', '--pci', `${prefix}f1#2`, '--owner', 'ops/rebound']);
+    json(['vf', 'config', `${prefix}f1#2`, '--mac', '02:33:33:33:33:33', '--mtu', '3000', '--force']);
+    expect(json(['vf', 'bind', `${prefix}f1#2`, '--driver', 'vfio-pci', '--force'])).toMatchObject({ after: 'vfio-pci' });
+    const rel = json(['vf', 'release', `${prefix}f1#2`, '--owner', 'ops/rebound']);
+    expect(rel[0].putBack).toEqual([
+      { step: 'driver', driver: before.driver },
+      { step: 'settings', settings: { mac: before.settings.mac } },
+      { step: 'netdev-tidied', netdev: before.netdev, restored: { mac: before.mac, mtu: before.mtu } },
+    ]);
+    const after = json(['vf', 'show', `${prefix}f1#2`]);
+    expect([after.driver, after.netdev, after.mac, after.mtu, after.settings]).toEqual([before.driver, before.netdev, before.mac, before.mtu, before.settings]);
+    expect(execFileSync('ip', ['-br', 'link', 'show', before.netdev], { encoding: 'utf8' })).toContain(before.mac);
+  });
+
   it('vf config --vlan 0 clears the QoS too, so it does not come back with the next VLAN', () => {
     const vf = `${prefix}f1#2`;
     expect(json(['vf', 'config', vf, '--vlan', '42', '--qos', '5']).settings).toMatchObject({ vlan: 42, qos: 5 });
