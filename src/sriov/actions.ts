@@ -110,6 +110,14 @@ export function bindVf(sysfs: Sysfs, ref: string, target: 'vfio-pci' | 'kernel' 
       `driver ${driver} is not loaded under ${sysfs.root}/bus/pci/drivers` + (driver === VFIO ? '; load it with `modprobe vfio-pci` (and enable the IOMMU: intel_iommu=on or amd_iommu=on)' : ''),
     );
   }
+  // A bifurcated NIC's DPDK PMD (mlx5) drives the VF through its kernel driver: bound to
+  // vfio-pci, DPDK cannot use it at all (the hw-profile says which families are so).
+  if (driver === VFIO && !o.force) {
+    const p = matchVf(vf.vendor, vf.device, loadProfiles(), pf.profile ?? undefined);
+    if (p?.dpdk.bifurcated && !p.dpdk.vfNeedsVfio) {
+      throw conflict(`VF ${vf.pci} is a ${p.name} VF: DPDK's ${p.dpdk.pmd} PMD runs on it bound to ${p.vf.driver} (a bifurcated driver) and cannot use it bound to vfio-pci; leave it on ${p.vf.driver} (a pod's DPDK opens it through its netdev), or pass --force`);
+    }
+  }
   const holder = o.holder?.(vf.pci);
   if (holder && !o.force) throw conflict(`VF ${vf.pci} is allocated to ${holder}; release it first, or pass --force to rebind it under its owner`);
   // A kernel-bound VF always has a netdev; when the host cannot see it, it is in another

@@ -72,7 +72,12 @@ describe('discovery on a tree-only simulated NIC', () => {
 
   it('binds and renumbers VFs without netdevs (a DPDK-only node)', () => {
     const vf = listVfs(sysfs)[0]!;
-    expect(bindVf(sysfs, vf.pci, 'vfio-pci')).toMatchObject({ after: 'vfio-pci', vfioDevice: `${m.devRoot}/vfio/${vf.iommuGroup}` });
+    // mlx5's DPDK PMD is bifurcated (the profile says so): vfio-pci only when forced.
+    expect(thrown(VfpError, () => bindVf(sysfs, vf.pci, 'vfio-pci'))).toMatchObject({
+      kind: 'conflict', message: `VF ${vf.pci} is a cx6dx VF: DPDK's mlx5_eth PMD runs on it bound to mlx5_core (a bifurcated driver) and cannot use it bound to vfio-pci; leave it on mlx5_core (a pod's DPDK opens it through its netdev), or pass --force`,
+    });
+    expect(listVfs(sysfs)[0]!.driver).toBe('mlx5_core');
+    expect(bindVf(sysfs, vf.pci, 'vfio-pci', { force: true })).toMatchObject({ after: 'vfio-pci', vfioDevice: `${m.devRoot}/vfio/${vf.iommuGroup}` });
     setNumVfs(sysfs, m.pfs[1]!.pci, 0);
     setNumVfs(sysfs, m.pfs[1]!.pci, 5);
     expect(listVfs(sysfs, { pf: m.pfs[1]!.pci })).toHaveLength(5);
