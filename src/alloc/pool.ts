@@ -401,7 +401,7 @@ export function whyUnusable(pool: string, unusable: readonly VfInfo[]): string {
   const why = unusable.slice(0, 3).map((v) => `${v.pci} ${v.driver ? `is bound to ${v.driver} with no netdev in the host namespace` : 'is bound to no driver'}`);
   if (unusable.length > 3) why.push(`${unusable.length - 3} more`);
   return `pool ${JSON.stringify(pool)}: ${unusable.length} VF${unusable.length === 1 ? '' : 's'} match${unusable.length === 1 ? 'es' : ''}, none usable: ${why.join('; ')}; ` +
-    'bind them with `vfplane vf bind PCI --driver kernel|vfio-pci`, or find who has their netdevs';
+    'bind one with no driver with `vfplane vf bind PCI --driver kernel|vfio-pci`; find who has the netdevs of the others, or take them back with `vfplane vf bind PCI --driver kernel --force` (their netdevs there go, new ones come up here)';
 }
 
 type VfCount = number | readonly Pick<VfInfo, 'index'>[];

@@ -348,7 +348,7 @@ export async function vfAlloc(o: Common & OwnerFlags & { pool?: string; pci?: st
     };
     if (isUnusable(vf, heldOnNode)) {
       throw conflict(vf.driver
-        ? `VF ${vf.pci} is bound to ${vf.driver} but its netdev is not in the host namespace, and no allocation explains it: someone else has it (a pod's namespace?); find who, or bind it again (vfplane vf bind ${vf.pci} --driver kernel) once it is free`
+        ? `VF ${vf.pci} is bound to ${vf.driver} but its netdev is not in the host namespace, and no allocation explains it: someone else has it (a pod's namespace?); find who, or take it back: \`vfplane vf bind ${vf.pci} --driver kernel --force\` rebinds it, which destroys its netdev there and makes a new one in this namespace`
         : `VF ${vf.pci} is bound to no driver, so it cannot be handed over; bind it first: vfplane vf bind ${vf.pci} --driver kernel|vfio-pci`, { pci: vf.pci, driver: vf.driver });
     }
     const store = storeRw(o);

@@ -104,7 +104,12 @@ export function bindVf(sysfs: Sysfs, ref: string, target: 'vfio-pci' | 'kernel' 
   const result = (after: VfInfo, changed: boolean): BindResult => ({
     pci: vf.pci, before: vf.driver, after: after.driver, changed, netdev: after.netdev, vfioDevice: after.vfioDevice,
   });
-  if (vf.driver === driver) return result(vf, false);
+  // A kernel-bound VF always has a netdev; when the host cannot see it, it is in another
+  // namespace. (A tree-only simulator has no netdevs at all: its net/ dirs are empty.)
+  const netdevElsewhere = vf.netdev === null && (!sysfs.isSim || sysfs.list(`bus/pci/devices/${vf.pci}/net`).length > 0);
+  // Bound already: nothing to do, unless forced while its netdev is elsewhere; rebinding
+  // then takes the VF back (its netdev there goes, a new one comes up in this namespace).
+  if (vf.driver === driver && !(o.force && vf.driver !== VFIO && netdevElsewhere)) return result(vf, false);
   if (!sysfs.exists(`bus/pci/drivers/${driver}`)) {
     throw notFound(
       `driver ${driver} is not loaded under ${sysfs.root}/bus/pci/drivers` + (driver === VFIO ? '; load it with `modprobe vfio-pci` (and enable the IOMMU: intel_iommu=on or amd_iommu=on)' : ''),
@@ -120,9 +125,6 @@ export function bindVf(sysfs: Sysfs, ref: string, target: 'vfio-pci' | 'kernel' 
   }
   const holder = o.holder?.(vf.pci);
   if (holder && !o.force) throw conflict(`VF ${vf.pci} is allocated to ${holder}; release it first, or pass --force to rebind it under its owner`);
-  // A kernel-bound VF always has a netdev; when the host cannot see it, it is in another
-  // namespace. (A tree-only simulator has no netdevs at all: its net/ dirs are empty.)
-  const netdevElsewhere = vf.netdev === null && (!sysfs.isSim || sysfs.list(`bus/pci/devices/${vf.pci}/net`).length > 0);
   if (vf.driver && vf.driver !== VFIO && netdevElsewhere && !o.force) {
     throw conflict(
       `VF ${vf.pci} is bound to ${vf.driver} but its netdev is not in the host namespace (moved into a pod?); ` +

@@ -616,15 +616,25 @@ describePrivileged('operator CLI on a simulated NIC', { netns: true }, () => {
       const before = snapshot();
       const r = run(['vf', 'alloc', '--pool', 'f1-first', '--owner', 'ns1/none']);
       expect(r.code, r.stderr).toBe(1);
-      expect(r.stderr).toMatch(/pool "f1-first": 1 VF matches, none usable: 0000:5e:\w\w\.\d is bound to iavf with no netdev in the host namespace; bind them with `vfplane vf bind PCI --driver kernel\|vfio-pci`, or find who has their netdevs/);
+      expect(r.stderr).toMatch(/pool "f1-first": 1 VF matches, none usable: 0000:5e:\w\w\.\d is bound to iavf with no netdev in the host namespace; .*find who has the netdevs of the others, or take them back with `vfplane vf bind PCI --driver kernel --force`/);
       expect(snapshot()).toEqual(before);
       // By address too (it handed the VF out).
       const p = run(['vf', 'alloc', '--pci', `${prefix}f1#0`, '--owner', 'ns1/bypci']);
       expect(p.code, p.stderr).toBe(1);
-      expect(p.stderr).toMatch(/VF 0000:5e:\w\w\.\d is bound to iavf but its netdev is not in the host namespace, and no allocation explains it: someone else has it/);
+      expect(p.stderr).toMatch(/VF 0000:5e:\w\w\.\d is bound to iavf but its netdev is not in the host namespace, and no allocation explains it: someone else has it .*`vfplane vf bind 0000:5e:\w\w\.\d --driver kernel --force` rebinds it/);
       expect(snapshot()).toEqual(before);
+      // The way out it names: without --force, binding it to the driver it has does
+      // nothing; with it, the VF is rebound and its netdev comes back (a new one) here.
+      const plain = run(['vf', 'bind', `${prefix}f1#0`, '--driver', 'kernel']);
+      expect(plain.code, plain.stderr).toBe(0);
+      expect(plain.stdout).toMatch(/is already bound to iavf/);
+      expect(json(['vf', 'show', `${prefix}f1#0`]).netdev).toBeNull();
+      expect(json(['vf', 'bind', `${prefix}f1#0`, '--driver', 'kernel', '--force'])).toMatchObject({ changed: true, after: 'iavf', netdev });
+      expect(other.ip(['-br', 'link'])).not.toContain(netdev);
+      expect(json(['vf', 'alloc', '--pci', `${prefix}f1#0`, '--owner', 'ns1/back'])).toMatchObject({ pci: expect.any(String) });
+      json(['vf', 'release', '--owner', 'ns1/back']);
     } finally {
-      other.ip(['link', 'set', netdev, 'netns', `/proc/${process.pid}/ns/net`]);
+      if (other.ip(['-br', 'link']).includes(netdev)) other.ip(['link', 'set', netdev, 'netns', `/proc/${process.pid}/ns/net`]);
       other.destroy();
     }
     expect(json(['vf', 'show', `${prefix}f1#0`]).netdev).toBe(netdev);
