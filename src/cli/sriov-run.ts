@@ -310,14 +310,17 @@ function ownerFrom(o: OwnerFlags, partial: boolean): Owner | undefined {
     // An allocation's netns must be one now: gc takes a path that is not for a pod gone,
     // and would release the VF at its next run.
     if (!partial && ownerAlive({ netns: o.netns } as Owner) !== 'alive') {
-      throw invalid(`--netns ${o.netns} is not a network namespace (no such file, or not on nsfs); give the pod's, such as /run/netns/NAME or /proc/PID/ns/net`);
+      // A path to nothing names no namespace (exit 1); a file that is no namespace is the
+      // wrong kind of value (a usage error).
+      const absent = !fs.existsSync(o.netns);
+      throw (absent ? notFound : invalid)(`--netns ${o.netns} is not a network namespace (${absent ? 'no such file' : 'not a file on nsfs'}); give the pod's, such as /run/netns/NAME or /proc/PID/ns/net`);
     }
   }
   if (o.pid !== undefined) {
     raw.pid = o.pid;
     if (!partial) {
       const start = pidStart(o.pid);
-      if (!start) throw invalid(`--pid ${o.pid}: no such process`);
+      if (!start) throw notFound(`--pid ${o.pid}: no such process; give a running process whose life the VF follows`);
       raw.pidStart = start;
     }
   }

@@ -378,6 +378,10 @@ export function loadProfiles(dir?: string): HwProfile[] {
 
 /** The profile called name, or a not-found error listing the known names. */
 export function getProfile(name: string, dir?: string): HwProfile {
+  // No profile has another shape (they are file stems): a path is a usage error, not a search.
+  if (!/^[a-z0-9][a-z0-9_-]*$/.test(name)) {
+    throw invalid(`${JSON.stringify(name)} is not a hw-profile name: expected lower-case letters, digits, "_" or "-" (\`vfplane profile list\` lists them)`, { name });
+  }
   const profiles = loadProfiles(dir);
   const p = profiles.find((x) => x.name === name);
   if (!p) {

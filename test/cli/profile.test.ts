@@ -71,8 +71,12 @@ describe('vfplane profile show', () => {
     expect(r.stderr).toMatch(/vfplane: no hw-profile named "x999"; known profiles: cx5, cx6dx, e810, sim, virtio, x710/);
   });
 
-  it('a missing name is a usage error', () => {
+  it('a missing name, or one that is no profile name (a path), is a usage error', () => {
     expect(vfplane(['profile', 'show']).code).toBe(2);
+    for (const name of ['../x710', '/etc/passwd', 'X710']) {
+      const r = vfplane(['profile', 'show', name]);
+      expect([r.code, r.stderr], name).toEqual([2, expect.stringContaining(`${JSON.stringify(name)} is not a hw-profile name`)]);
+    }
   });
 });
 

@@ -579,7 +579,10 @@ describePrivileged('operator CLI on a simulated NIC', { netns: true }, () => {
       // gc judges an owner by its netns file: a path trick, or a file that is no netns, would
       // have it released at the next gc
       [['vf', 'alloc', '--pool', 'pf0', '--owner', 'ns/a', '--netns', '/run/netns/../x'], 2, /--netns "\/run\/netns\/\.\.\/x" is not a network namespace file: expected an absolute path without "\.\."/],
-      [['vf', 'alloc', '--pool', 'pf0', '--owner', 'ns/a', '--netns', '/tmp'], 2, /--netns \/tmp is not a network namespace \(no such file, or not on nsfs\)/],
+      [['vf', 'alloc', '--pool', 'pf0', '--owner', 'ns/a', '--netns', '/tmp'], 2, /--netns \/tmp is not a network namespace \(not a file on nsfs\)/],
+      // a namespace, a process that is not there: facts of the host, not usage errors
+      [['vf', 'alloc', '--pool', 'pf0', '--owner', 'ns/a', '--netns', '/run/netns/vfplane-no-such-ns'], 1, /--netns \/run\/netns\/vfplane-no-such-ns is not a network namespace \(no such file\)/],
+      [['vf', 'alloc', '--pool', 'pf0', '--owner', 'ns/a', '--pid', '4000000'], 1, /--pid 4000000: no such process; give a running process/],
       // a free VF has no owner to ask for
       [['vf', 'release', '0000:5e:02.3'], 1, /VF 0000:5e:02\.3 is not allocated; `vfplane vf list --allocated` shows what is/],
     ];
