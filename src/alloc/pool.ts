@@ -6,6 +6,7 @@ import { z } from 'zod';
 import { parsePci, parseIfname, USERSPACE_DRIVERS } from '../sriov/pci.js';
 import type { VfInfo } from '../sriov/types.js';
 import { badFile, invalid, notFound, systemError, VfpError } from '../util/errors.js';
+import { jsonParseError } from '../util/json.js';
 import { fieldsAt } from '../util/zod.js';
 
 export interface PoolSelector {
@@ -236,7 +237,7 @@ export function loadPools(file: string): Pool[] {
   try {
     json = JSON.parse(text);
   } catch (e) {
-    throw badFile(`${file}: not valid JSON: ${(e as Error).message}`, { file });
+    throw badFile(`${file}: not valid JSON: ${jsonParseError(e)}`, { file });
   }
   // What the file says wrong is bad input in a file (kind 'bad-file': exit 1 at the CLI,
   // INVALID_CONFIG for vfplane-cni), as a hw-profile's or a data-plane config's is.

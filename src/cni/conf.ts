@@ -12,7 +12,7 @@ import { parseMac } from '../util/addr.js';
 import { LOG_LEVELS, type LogLevel } from './log.js';
 import { parsePrevResult, type CniResult, type CniDns } from './result.js';
 import { CniError, ERR, isSupportedVersion, SUPPORTED_VERSIONS, type CniArgs, type CniVersion } from './spec.js';
-import { nestedDeeperThan } from '../util/json.js';
+import { jsonParseError, nestedDeeperThan } from '../util/json.js';
 
 export interface VxlanConf {
   vni: number; // 0–16777215
@@ -98,7 +98,7 @@ export async function decodeConf(text: string): Promise<Record<string, unknown>>
     const before = text.slice(0, pos);
     const line = before.split('\n').length;
     const column = pos - (before.lastIndexOf('\n') + 1) + 1;
-    throw new CniError(ERR.DECODE, `network configuration is not valid JSON: at line ${line} column ${column} (offset ${pos}): ${(err as Error).message}`);
+    throw new CniError(ERR.DECODE, `network configuration is not valid JSON: at line ${line} column ${column} (offset ${pos}): ${jsonParseError(err)}`);
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     throw new CniError(ERR.DECODE, `network configuration must be a JSON object, got ${Array.isArray(value) ? 'a list' : value === null ? 'null' : typeof value}`);

@@ -6,6 +6,7 @@ import * as path from 'node:path';
 import { z } from 'zod';
 import { SIM_MARKER } from '../sriov/sysfs.js';
 import { conflict, notFound, systemError } from '../util/errors.js';
+import { jsonParseError } from '../util/json.js';
 import { zodMessage } from '../util/zod.js';
 
 const PREFIX_RE = /^[a-z][a-z0-9]{0,7}$/;
@@ -74,7 +75,7 @@ export function readManifest(root: string): SimManifest {
   try {
     m = JSON.parse(raw);
   } catch (err) {
-    throw systemError(`${p} is not valid JSON (${(err as Error).message}); remove the directory and the links by hand or recreate the simulator`);
+    throw systemError(`${p} is not valid JSON (${jsonParseError(err)}); remove the directory and the links by hand or recreate the simulator`);
   }
   const r = manifestSchema.superRefine((v, ctx) => crossChecks(v, abs, ctx)).safeParse(m);
   if (!r.success) {

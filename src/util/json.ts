@@ -14,3 +14,10 @@ export function nestedDeeperThan(v: unknown, max: number): boolean {
   }
   return false;
 }
+
+/** JSON.parse's error without the input it quotes (V8 gives the first bytes: `Unexpected
+ *  token 'r', "root:*:202"... is not valid JSON`): a file's content is not repeated in
+ *  an error message, which may end up in a log. */
+export function jsonParseError(err: unknown): string {
+  return String((err as Error)?.message ?? err).replace(/, ".*?"(\.\.\.)? is not valid JSON$/s, '');
+}

@@ -35,7 +35,8 @@ function issueMessage(i: z.core.$ZodIssue, input: unknown, whole: string, schema
   // A required field left out: zod's own words ("Invalid input: expected array, received
   // undefined") say it backwards; a schema's own message (what the field is) stands.
   if (i.code === 'invalid_type' && got === undefined && i.message.startsWith('Invalid input')) {
-    return `${where ? `${where}: ` : ''}missing (${i.expected === 'array' ? 'a list' : `a ${i.expected}`} is required here)`;
+    const what = i.expected === 'array' ? 'list' : i.expected;
+    return `${where ? `${where}: ` : ''}missing (${/^[aeiou]/.test(what) ? 'an' : 'a'} ${what} is required here)`;
   }
   return `${where ? `${where}: ` : ''}${i.message}${shown}`;
 }

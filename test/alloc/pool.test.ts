@@ -98,6 +98,10 @@ describe('loadPools', () => {
       `${unknown}: unknown field "top" (known: pools)`,
     ]);
     expect(err(() => loadPools(write('broken.json', '{"pools": ['))).message).toContain('broken.json: not valid JSON');
+    // A file that is no JSON at all (the wrong path: a shadow file, a key) is not quoted.
+    const secret = err(() => loadPools(write('secret', 'root:$6$saltsalt$hashhashhash:19000:0:99999:7:::\n'))).message;
+    expect(secret).toMatch(/secret: not valid JSON: Unexpected token/);
+    expect(secret).not.toContain('saltsalt');
     expect(err(() => loadPools(write('other.json', { foo: 1 }))).message).toContain('or the SR-IOV network device plugin\'s config');
     const absent = err(() => loadPools(path.join(dir, 'absent.json')));
     expect(absent.kind).toBe('not-found');
