@@ -15,6 +15,12 @@ export function parsePci(value: unknown, what = 'PCI address'): string {
   if (typeof value === 'string' && /^[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\.[0-7]$/.test(value)) {
     throw invalid(`${what} ${JSON.stringify(value)} is malformed: it lacks the PCI domain; give the full address, such as 0000:${value.toLowerCase()}`, { value });
   }
+  // The right shape with a field out of range: say which (device 0–1f, function 0–7).
+  const near = typeof value === 'string' ? /^[0-9a-f]{4}:[0-9a-f]{2}:([0-9a-f]{2})\.([0-9a-f])$/.exec(value.toLowerCase()) : null;
+  if (near && !PCI_RE.test((value as string).toLowerCase())) {
+    const bad = parseInt(near[1]!, 16) > 0x1f ? `device ${near[1]} is above 1f` : `function ${near[2]} is above 7`;
+    throw invalid(`${what} ${JSON.stringify(value)} is malformed: its ${bad} (a PCI address is DDDD:BB:DD.F, device 00–1f, function 0–7)`, { value });
+  }
   if (typeof value !== 'string' || !PCI_RE.test(value.toLowerCase())) {
     throw invalid(
       `${what} ${JSON.stringify(value)} is malformed: expected DDDD:BB:DD.F in hex, like 0000:3b:02.1 ` +

@@ -21,6 +21,10 @@ describe('PCI addresses', () => {
       expect(isPci(bad), bad).toBe(false);
       expect(() => parsePci(bad), bad).toThrow(/malformed/);
     }
+    // A field out of range is named.
+    expect(() => parsePci('0000:3b:02.8')).toThrow(/its function 8 is above 7/);
+    expect(() => parsePci('0000:3B:20.0')).toThrow(/its device 20 is above 1f/);
+    expect(parsePci('0000:3B:1F.7')).toBe('0000:3b:1f.7');
   });
   it('routing IDs round-trip (VF address arithmetic)', () => {
     const { domain, rid } = pciRid('0000:5e:00.1');
