@@ -62,11 +62,14 @@ export async function simDestroy(o: { root: string; sysfsRoot?: string; prefix?:
   const stillHeld = held.map((h) => ({ pci: h.pci, owner: h.owner, store: h.dir }));
   if (held.length > 0) {
     const list = held.map((h) => `${h.pci} (${describeOwner(h.owner)}, store ${h.dir})`).join(', ');
-    console.error(`note: ${held.length} of its VFs were still held: ${list}. Their pods' CNI DEL still releases each and its IPAM address (nothing is put back, the NIC being gone); ` +
-      'release VFs before `sim destroy` next time (delete the pods, or `vfplane gc`)');
+    const podless = held.filter((h) => !h.owner.containerId);
+    console.error(`note: ${held.length} of its VFs were still held: ${list}. ` +
+      (podless.length < held.length ? 'Their pods\' CNI DEL still releases each and its IPAM address (nothing is put back, the NIC being gone). ' : '') +
+      (podless.length ? `Those held without a pod (${podless.map((h) => h.pci).join(', ')}) stay in their store: \`vfplane vf release\` needs the tree, so make the simulator again at ${m.root} and release them there. ` : '') +
+      'Release VFs before `sim destroy` next time (delete the pods, `vfplane vf release`, or `vfplane gc`)');
   }
   if (o.json) return printJson({ destroyed: m.root, prefix: m.prefix, pfs: m.pfs.map((p) => p.pci), stillHeld });
-  console.log(`removed the simulated NIC at ${m.root} (netdevs ${m.prefix}f*, netns ${m.parkNetns ?? '-'})`);
+  console.log(`removed the simulated NIC at ${m.root} (${m.netdevs ? `netdevs ${m.prefix}f*, netns ${m.parkNetns ?? '-'}` : 'a tree without netdevs'})`);
 }
 
 export async function simShow(o: { root: string; sysfsRoot?: string; prefix?: string; json?: boolean }, rootGiven = true): Promise<void> {

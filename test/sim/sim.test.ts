@@ -1,7 +1,7 @@
 // The simulated SR-IOV NIC against the kernel it stands in for: real veth netdevs, a
 // sysfs-shaped tree whose writes succeed and fail as Linux's do, and a destroy that
 // removes exactly what was made.
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { pathToFileURL } from 'node:url';
 import { existsSync, mkdirSync, readdirSync, readlinkSync, readFileSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -338,6 +338,20 @@ describePrivileged('simulated SR-IOV NIC', { netns: true }, () => {
       dropSim(root);
     });
   }
+
+  // A tree-only simulator (no netdevs): what the CLI says about netdevs is about that.
+  it('a simulator without netdevs: vf config --mtu and sim destroy say it has none', () => {
+    const s = makeSim({ pfs: 1, vfs: 1, netdevs: false });
+    const run = (args: string[]) => spawnSync(process.execPath, [join(ROOT, 'bin/vfplane.js'), ...args, '--sysfs-root', s.root], { encoding: 'utf8' });
+    try {
+      const mtu = run(['vf', 'config', '0000:5e:02.0', '--mtu', '2000', '--state-dir', join(s.root, '..', 'state')]);
+      expect(mtu.status).toBe(1);
+      expect(mtu.stderr).toContain('this simulated NIC was made without netdevs (`sim create --no-netdevs`), so there is no MTU to set');
+      expect(run(['sim', 'destroy', '--prefix', s.prefix]).stdout).toContain(`removed the simulated NIC at ${s.root} (a tree without netdevs)`);
+    } finally {
+      dropSim(s.root);
+    }
+  });
 
   it('sim show and destroy find the simulator through VFPLANE_SYSFS_ROOT, as sim create says to export it', () => {
     const s = makeSim({ pfs: 1, vfs: 1 });
