@@ -264,7 +264,7 @@ export async function dpAttach(o: ClientOpts & { representor: string; vni: numbe
  * one's netdevs). Returns the VF's PCI address to attach with.
  */
 async function checkRepresentor(rep: string, pci: string | undefined, root: string | undefined): Promise<string | undefined> {
-  const [{ openSysfs }, { findRepresentor, listVfs, pfRepresentors }, { invalid }, { ownNetdevRefusal }] = await Promise.all([
+  const [{ openSysfs }, { findRepresentor, listVfs, vfOfRepresentor }, { invalid }, { ownNetdevRefusal }] = await Promise.all([
     import('../sriov/sysfs.js'), import('../sriov/discover.js'), import('../util/errors.js'), import('../dataplane/uplink-profile.js'),
   ]);
   const sysfs = await openSysfs(root);
@@ -285,11 +285,7 @@ async function checkRepresentor(rep: string, pci: string | undefined, root: stri
     if (r !== undefined && r !== rep) throw invalid(`--representor ${rep} is not the representor of VF ${vf.pci} (${r} is); give --representor ${r}, or the --pci of the VF ${rep} stands for`);
     return pci;
   }
-  const reps = new Map<string, Map<number, string>>();
-  return vfs.find((v) => {
-    if (!reps.has(v.pf)) reps.set(v.pf, pfRepresentors(sysfs, v.pf));
-    return reps.get(v.pf)!.get(v.index) === rep;
-  })?.pci;
+  return vfOfRepresentor(sysfs, rep, vfs)?.pci;
 }
 
 /** A VF attached by hand that no allocation store holds is free for the next pod: the

@@ -95,6 +95,16 @@ export function findRepresentor(sysfs: Sysfs, vf: { pf: string; index: number })
   return pfRepresentors(sysfs, vf.pf).get(vf.index);
 }
 
+/** The VF among VFS whose representor is the netdev REP (findRepresentor turned round),
+ *  or undefined: each PF's representors read once. */
+export function vfOfRepresentor(sysfs: Sysfs, rep: string, vfs: readonly VfInfo[]): VfInfo | undefined {
+  const reps = new Map<string, Map<number, string>>();
+  return vfs.find((v) => {
+    if (!reps.has(v.pf)) reps.set(v.pf, pfRepresentors(sysfs, v.pf));
+    return reps.get(v.pf)!.get(v.index) === rep;
+  });
+}
+
 export interface Discovery {
   pfs: PfInfo[];
   vfs: VfInfo[];
