@@ -1021,12 +1021,14 @@ export class Daemon {
     // What the socket added stays, so it must still name peers: a peer the file drops
     // takes nothing the socket made with it (the operator says which goes).
     const peersAfter = new Set([...next.peers, ...keepPeers].map((p) => p.vtep));
-    const orphans = [
-      ...keepFdb.filter((f) => !peersAfter.has(f.vtep)).map((f) => `the static entry for ${f.mac} on VNI ${f.vni} (added over the control socket) points at ${f.vtep}: \`vfplane dataplane fdb del --vni ${f.vni} --mac ${f.mac}\``),
-      ...keepFloods.filter(([, l]) => l.some((v) => !peersAfter.has(v))).map(([vni, l]) => `the flood list of VNI ${vni} (set over the control socket) names ${l.filter((v) => !peersAfter.has(v)).join(', ')}: \`vfplane dataplane flood set --vni ${vni} ${l.filter((v) => peersAfter.has(v)).join(' ') || '--none'}\``),
-    ];
-    if (orphans.length) {
-      throw conflict(`the config no longer has ${[...new Set([...keepFdb.map((f) => f.vtep), ...keepFloods.flatMap(([, l]) => l)].filter((v) => !peersAfter.has(v)))].join(', ')} among its peers, which runtime changes still use: ${orphans.join('; ')}; change those first, or keep the peer in the file; nothing was changed`);
+    const gone = (v: string) => !peersAfter.has(v);
+    const lost = [...new Set([...keepFdb.map((f) => f.vtep), ...keepFloods.flatMap(([, l]) => l)].filter(gone))];
+    if (lost.length) {
+      const users = [
+        ...keepFdb.filter((f) => gone(f.vtep)).map((f) => `the static entry for ${f.mac} on VNI ${f.vni} (added over the control socket) points at ${f.vtep}: \`vfplane dataplane fdb del --vni ${f.vni} --mac ${f.mac}\``),
+        ...keepFloods.filter(([, l]) => l.some(gone)).map(([vni, l]) => `the flood list of VNI ${vni} (set over the control socket) names ${l.filter(gone).join(', ')}: \`vfplane dataplane flood set --vni ${vni} ${l.filter((v) => !gone(v)).join(' ') || '--none'}\``),
+      ];
+      throw conflict(`the config no longer has ${lost.join(', ')} among its peers, which runtime changes still use: ${users.join('; ')}; change those first, or keep the peer in the file; nothing was changed`);
     }
     const prev = { peers: this.peers, fdb: this.fdb, floods: this.floods, cfg: this.cfg };
     this.change(() => {
