@@ -176,11 +176,12 @@ export function configVf(sysfs: Sysfs, ref: string, c: VfConfig, o: { force?: bo
     if (!vf.netdev) {
       // Bound to a kernel driver, its netdev is elsewhere: most often in the pod that holds
       // it, whose MTU it is; bound to vfio-pci (or nothing), it has none at all.
-      // (A tree-only simulator has no netdevs at all.)
-      const treeOnly = sysfs.isSim && sysfs.list(`bus/pci/devices/${vf.pci}/net`).length === 0;
+      // (A tree-only simulator has no netdevs at all, even for a kernel-bound VF.)
+      const kernel = !!vf.driver && !USERSPACE_DRIVERS.has(vf.driver);
+      const treeOnly = kernel && sysfs.isSim && sysfs.list(`bus/pci/devices/${vf.pci}/net`).length === 0;
       const where = treeOnly
         ? 'this simulated NIC was made without netdevs (`sim create --no-netdevs`), so there is no MTU to set'
-        : vf.driver && !USERSPACE_DRIVERS.has(vf.driver)
+        : kernel
         ? `its netdev is in another network namespace, most likely that of the pod holding it (\`vfplane vf show ${vf.pci}\` names it): set the MTU there (the pod network's mtu), or release the VF first`
         : `it has no netdev to set an MTU on (${vf.driver ? `bound to ${vf.driver}: the MTU is the DPDK application's` : 'no driver bound'})`;
       throw conflict(`VF ${vf.pci} has no netdev in the host namespace (${vf.driver ? `driver ${vf.driver}` : 'no driver'}); ${where}`);
