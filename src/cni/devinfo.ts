@@ -52,10 +52,22 @@ function checkPath(p: unknown, what: string): string {
   return path.normalize(p);
 }
 
+/** Where device-info files live (device-info-spec §4.2: the device plugin's under dp/,
+ *  the CNI's under cni/), as /var/run or /run (one directory through a symlink), and
+ *  VFPLANE_DEVINFO_ROOT from the plugin's own environment (tests; a node with another
+ *  layout). */
+function devinfoRoots(): string[] {
+  const extra = process.env.VFPLANE_DEVINFO_ROOT;
+  return ['/var/run/k8s.cni.cncf.io/devinfo/', '/run/k8s.cni.cncf.io/devinfo/', ...(extra && path.isAbsolute(extra) ? [path.normalize(`${extra}/`)] : [])];
+}
+
 /**
  * Where this attachment's device-info file goes: runtimeConfig.CNIDeviceInfoFile when the
  * runtime passed one (the capability must be declared in the config), else `dir` (the
  * spec's directory) + Multus's file name for (conf.name, CNI_CONTAINERID, CNI_IFNAME).
+ * The path given must be under the device-info directory: a network config is written
+ * by whoever may make a NetworkAttachmentDefinition in a namespace, and the plugin,
+ * running as root, replaces that file on ADD and removes it on DEL.
  */
 export function deviceInfoPath(
   conf: { name: string; runtimeConfig?: { CNIDeviceInfoFile?: unknown } },
@@ -63,7 +75,15 @@ export function deviceInfoPath(
   dir: string = DEFAULT_DEVINFO_DIR,
 ): string {
   const given = conf.runtimeConfig?.CNIDeviceInfoFile;
-  if (given !== undefined && given !== '') return checkPath(given, 'runtimeConfig.CNIDeviceInfoFile');
+  if (given !== undefined && given !== '') {
+    const p = checkPath(given, 'runtimeConfig.CNIDeviceInfoFile');
+    const roots = devinfoRoots();
+    if (!roots.some((r) => p.startsWith(r) && p.length > r.length)) {
+      throw new CniError(ERR.INVALID_CONFIG, `runtimeConfig.CNIDeviceInfoFile ${JSON.stringify(p)} is outside ${roots[0]}, where device-info files live: the plugin replaces that file on ADD and removes it on DEL, so it takes no other`,
+        `Multus passes ${DEFAULT_DEVINFO_DIR}/<network>-<container>_<ifname>; leave runtimeConfig out of the network config`);
+    }
+    return p;
+  }
   if (!env.containerId || !env.ifname) {
     throw new CniError(ERR.INVALID_ENV, 'CNI_CONTAINERID and CNI_IFNAME are needed to name the device-info file');
   }

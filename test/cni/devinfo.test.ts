@@ -32,9 +32,14 @@ describe('device-info files', () => {
     expect(deviceInfoPath(conf, { containerId: 'c0ffee01', ifname: 'net1' }, root)).toBe(join(root, 'sriov-net-c0ffee01_net1'));
   });
 
-  it('prefers runtimeConfig.CNIDeviceInfoFile', () => {
+  it('prefers runtimeConfig.CNIDeviceInfoFile, under the device-info directory only', () => {
     const file = '/var/run/k8s.cni.cncf.io/devinfo/cni/default-sriov-net-c0ffee01_net1';
     expect(deviceInfoPath({ name: 'sriov-net', runtimeConfig: { CNIDeviceInfoFile: file } }, {})).toBe(file);
+    expect(deviceInfoPath({ name: 'n', runtimeConfig: { CNIDeviceInfoFile: '/run/k8s.cni.cncf.io/devinfo/cni/x' } }, {})).toBe('/run/k8s.cni.cncf.io/devinfo/cni/x');
+    for (const outside of ['/etc/passwd', '/var/run/k8s.cni.cncf.io/devinfo', '/var/run/k8s.cni.cncf.io/devinfoX/y']) {
+      const e = cniErr(() => deviceInfoPath({ name: 'n', runtimeConfig: { CNIDeviceInfoFile: outside } }, {}));
+      expect([e.code, e.message], outside).toEqual([7, expect.stringContaining('is outside /var/run/k8s.cni.cncf.io/devinfo/')]);
+    }
   });
 
   it('refuses relative and ".." paths', () => {

@@ -277,7 +277,8 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
       ipam: { type: 'static', addresses: [{ address: '10.70.0.5/24' }] },
       runtimeConfig: { CNIDeviceInfoFile: devinfo },
     });
-    const e = { containerId: 'dpdk0001', netns: nsPath(p), ifname: 'net1' };
+    // The device-info directory is the test's (the plugin's own environment says so).
+    const e = { containerId: 'dpdk0001', netns: nsPath(p), ifname: 'net1', extra: { VFPLANE_DEVINFO_ROOT: join(state, 'devinfo') } };
     const add = call('ADD', conf, e);
     expect(add.code, JSON.stringify(add.out) + add.stderr).toBe(0);
     expect(add.out.interfaces[0]).toMatchObject({ name: 'net1', pciID: '0000:5e:02.3', sandbox: nsPath(p), mac: '02:00:00:00:dd:01' });
@@ -293,6 +294,31 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
     expect(vf.allocation).toBeNull();
     expect(vf.settings.vlan).toBe(0);
     vfpJson(['vf', 'bind', '0000:5e:02.3', '--driver', 'kernel']);
+  });
+
+  // A network config is anyone's who may make a NetworkAttachmentDefinition: one that
+  // names a file of the node as its device-info file must not have the plugin (root)
+  // replace it on ADD or remove it on DEL.
+  it('takes no device-info file outside the device-info directory from the network config, on ADD or DEL', () => {
+    vfpJson(['vf', 'bind', '0000:5e:02.4', '--driver', 'vfio-pci']);
+    const decoy = join(state, 'decoy.txt');
+    writeFileSync(decoy, 'important\n');
+    try {
+      const p = pod('decoy');
+      const e = { containerId: 'decoy001', netns: nsPath(p), ifname: 'net1' };
+      const conf = base({ cniVersion: '1.1.0', deviceID: '0000:5e:02.4', ipam: { type: 'static', addresses: [{ address: '10.70.0.9/24' }] }, runtimeConfig: { CNIDeviceInfoFile: decoy } });
+      const before = hostState();
+      const add = call('ADD', conf, e);
+      expect(add.code).toBe(1);
+      expect(add.out).toMatchObject({ code: 7, msg: expect.stringContaining(`runtimeConfig.CNIDeviceInfoFile "${decoy}" is outside /var/run/k8s.cni.cncf.io/devinfo/`) });
+      expect(hostState()).toEqual(before);
+      // DEL of an attachment never made (no VF held), as a runtime retries: the file stays.
+      const del = call('DEL', conf, { ...e, containerId: 'decoy002' });
+      expect(del.code).toBe(1);
+      expect(readFileSync(decoy, 'utf8')).toBe('important\n');
+    } finally {
+      vfpJson(['vf', 'bind', '0000:5e:02.4', '--driver', 'kernel']);
+    }
   });
 
   it('a failing IPAM leaves the host as it was: VF home, settings restored, nothing allocated', () => {
@@ -743,8 +769,8 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
     vfpJson(['vf', 'bind', '0000:5e:0a.2', '--driver', 'vfio-pci']);
     try {
       const p = pod('dchk');
-      const e = { containerId: 'dchk0001', netns: nsPath(p), ifname: 'net1' };
       const dir = mkdtempSync(join(tmpdir(), 'vfplane-cni-ipam-d-'));
+      const e = { containerId: 'dchk0001', netns: nsPath(p), ifname: 'net1', extra: { VFPLANE_DEVINFO_ROOT: dir } };
       const conf = base({ cniVersion: '1.1.0', deviceID: '0000:5e:0a.2', ipam: { type: 'host-local', subnet: '10.58.0.0/24', dataDir: dir }, runtimeConfig: { CNIDeviceInfoFile: join(dir, 'devinfo.json') } });
       const add = call('ADD', conf, e);
       expect(add.code, add.stderr).toBe(0);
