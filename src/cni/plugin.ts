@@ -655,8 +655,10 @@ export async function cmdDel(ctx: CniContext): Promise<void> {
   try {
     const { held, a } = attachmentOf(ctx, store);
     if (held && !a) ctx.log.info(`DEL: VF ${held.pci} of container ${env.containerId} ${env.ifname} belongs to network ${held.owner.network}, not ${conf.name}; left alone`);
-    // The netdev moves home while IPAM releases the address (another process); both finish
-    // before the VF is released, so a failure of either leaves the VF ours for the retry.
+    // The netdev comes home, then IPAM releases the address; both before the VF is
+    // released, so a failure of either leaves the VF ours for the retry. Not at once: a
+    // netdev that cannot come home (renamed inside a pod that lives on) still carries the
+    // address on the wire, which must stay leased until the retry brings it home.
     // A VF another store of the node has taken since (across a reboot) is its new pod's:
     // released here, not touched.
     const other = a ? store.heldElsewhere(a.pci) : undefined;
@@ -669,10 +671,8 @@ export async function cmdDel(ctx: CniContext): Promise<void> {
       // A DPDK ADD may have written its device-info file before failing half-way.
       if (conf.effective.deviceID) removeDeviceInfo(deviceInfoPath(conf, env));
     }
-    const ipamDone = conf.ipam ? ipam(ctx, 'DEL') : Promise.resolve();
-    const [d, i] = await Promise.allSettled([detached, ipamDone]);
-    if (d.status === 'rejected') throw d.reason;
-    if (i.status === 'rejected') throw i.reason;
+    await detached;
+    if (conf.ipam) await ipam(ctx, 'DEL');
     ph.mark('detachAndIpam');
     if (a) {
       try {

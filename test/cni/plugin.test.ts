@@ -494,17 +494,21 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
     expect(vf).toMatchObject({ allocation: null, driver: 'iavf', netdev: `${m.prefix}f0v5` });
   });
 
-  it('DEL of a VF whose netdev was renamed inside the pod fails and keeps it allocated; once renamed back, DEL finishes', () => {
-    const { p, e, conf } = addOne('renamed', { ipam: {} });
+  it('DEL of a VF whose netdev was renamed inside the pod fails and keeps it allocated, and its address leased; once renamed back, DEL finishes', () => {
+    const { p, e, conf, add } = addOne('renamed', { ipam: { type: 'host-local', subnet: '10.59.0.0/24', dataDir: ipamDir } });
+    const ip = add.out.ips[0].address.split('/')[0];
     p.ip(['link', 'set', 'net1', 'down']);
     p.ip(['link', 'set', 'net1', 'name', 'eth9']);
     const del = call('DEL', conf, e);
     expect(del.out.code).toBe(5);
     expect(del.out.msg).toContain("VF 0000:5e:02.5's netdev is not in");
     expect(vfpJson(['vf', 'list', '--allocated']).map((v: any) => v.pci)).toEqual(['0000:5e:02.5']);
+    // The netdev still carries the address: it stays leased, or IPAM would give it away.
+    expect(leasedIps()).toContain(ip);
     p.ip(['link', 'set', 'eth9', 'name', 'net1']);
     expect(call('DEL', conf, e).code).toBe(0);
     expect(vfpJson(['vf', 'list', '--allocated'])).toEqual([]);
+    expect(leasedIps()).not.toContain(ip);
     expect(vfpJson(['vf', 'list']).find((v: any) => v.pci === '0000:5e:02.5').netdev).toBeTruthy();
   });
 
