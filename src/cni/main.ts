@@ -124,7 +124,10 @@ export async function main(env: NodeJS.ProcessEnv = process.env, io: MainIo = pr
     if (sniffed) cniVersion = sniffed;
 
     if (command === 'VERSION') {
-      io.stdout(JSON.stringify({ cniVersion, supportedVersions: SUPPORTED_VERSIONS }) + '\n');
+      // In the version asked, when it is one this plugin speaks; else in its newest (as
+      // libcni's skel answers): never in a version it does not know.
+      const answer = (SUPPORTED_VERSIONS as readonly string[]).includes(cniVersion) ? cniVersion : NEWEST_VERSION;
+      io.stdout(JSON.stringify({ cniVersion: answer, supportedVersions: SUPPORTED_VERSIONS }) + '\n');
       return 0;
     }
     const cniEnv = parseEnv(env);

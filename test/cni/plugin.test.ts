@@ -128,6 +128,9 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
     expect(r.out.supportedVersions).toEqual(expect.arrayContaining(['0.4.0', '1.0.0', '1.1.0']));
     const w = call('VERSION', { cniVersion: '1.1.0' }, {}, join(cniPath.split(':')[0]!, 'vfplane-cni'));
     expect(w.out).toEqual(r.out);
+    // Answered in the version asked when the plugin speaks it, else in its newest.
+    expect(call('VERSION', { cniVersion: '0.4.0' }).out.cniVersion).toBe('0.4.0');
+    expect(call('VERSION', { cniVersion: '2.0.0' }).out.cniVersion).toBe('1.1.0');
   });
 
   it('ADD as Multus calls it: the VF netdev moves into the pod, configured, announced; CHECK passes; DEL puts everything back', async () => {
