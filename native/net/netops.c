@@ -258,7 +258,10 @@ static int route_add(int fd, int sock, struct vfp_netop *op, uint32_t *seq)
 		nl_attr(&r, RTA_GATEWAY, op->gw, len);
 	uint32_t oif = (uint32_t)idx;
 	nl_attr(&r, RTA_OIF, &oif, sizeof(oif));
-	return nl_talk(fd, &r.h, ++*seq);
+	int err = nl_talk(fd, &r.h, ++*seq);
+	/* A route the namespace has already (another interface of the same network set it):
+	 * the first one wins, as the reference plugins' ConfigureIface has it. */
+	return err == -EEXIST && op->optional ? 0 : err;
 }
 
 /* /proc/sys/net resolves against the calling thread's namespace, so this is the pod's. */

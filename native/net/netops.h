@@ -68,7 +68,7 @@ struct vfp_netop {
 	int has_gw;
 	char path[128];        /* SYSCTL: e.g. net/ipv4/conf/net1/arp_notify */
 	char value[32];
-	int optional;          /* SYSCTL: a missing file is not an error */
+	int optional;          /* SYSCTL: a missing file is not an error; ROUTE: nor one already there */
 	int agg_clear;         /* RX_AGG: VFP_RX_AGG_* bits to switch off */
 	int agg_set;           /* RX_AGG: bits to switch on (after agg_clear) */
 	int out_agg;           /* RX_AGG: the bits requested before */

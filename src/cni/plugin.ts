@@ -300,17 +300,23 @@ async function configureInterface(netns: string, ifname: string, r: CniResult, m
   for (const rt of r.routes ?? []) {
     const gw = rt.gw ?? (r.ips ?? []).find((a) => a.gateway && v6(a.address) === v6(rt.dst))?.gateway;
     if (rt.mtu || rt.advmss || rt.priority || rt.table !== undefined || rt.scope !== undefined) extended.push({ ...rt, ...(gw ? { gw } : {}) });
-    else ops.push({ op: 'route', name: ifname, dst: rt.dst, ...(gw ? { gw } : {}) });
+    else ops.push({ op: 'route', name: ifname, dst: rt.dst, ...(gw ? { gw } : {}), existOk: true });
   }
   await netRun(netns, ops);
   // The CNI 1.1.0 route fields (mtu, advmss, priority, table, scope), as the reference
   // plugins' ipam.ConfigureIface applies them, go through iproute2: the netlink batch
   // carries none of them.
+  // A route the pod has already (a second interface of the same network) is skipped: the
+  // first one wins, as in the reference plugins' ipam.ConfigureIface.
   for (const rt of extended) {
-    ipIn(netns, ['route', 'add', rt.dst, ...(rt.gw ? ['via', rt.gw] : []), 'dev', ifname,
+    try {
+      ipIn(netns, ['route', 'add', rt.dst, ...(rt.gw ? ['via', rt.gw] : []), 'dev', ifname,
       ...(rt.mtu ? ['mtu', String(rt.mtu)] : []), ...(rt.advmss ? ['advmss', String(rt.advmss)] : []),
       ...(rt.priority ? ['metric', String(rt.priority)] : []), ...(rt.table !== undefined ? ['table', String(rt.table)] : []),
       ...(rt.scope !== undefined ? ['scope', String(rt.scope)] : [])]);
+    } catch (err) {
+      if (!/File exists/.test(String((err as Error).message))) throw err;
+    }
   }
 }
 

@@ -17,7 +17,7 @@ export type NetOp =
    *  request fails with the link moved under its own name). */
   | { op: 'set'; name: string; up?: boolean; newName?: string; mac?: string; mtu?: number; netns?: string }
   | { op: 'addr'; name: string; address: string; nodad?: boolean } // address in CIDR form
-  | { op: 'route'; name: string; dst: string; gw?: string } // dst in CIDR form
+  | { op: 'route'; name: string; dst: string; gw?: string; existOk?: boolean } // dst in CIDR form; existOk: a route to dst already there is no error
   | { op: 'sysctl'; path: string; value: string; optional?: boolean } // path under /proc/sys
   /** A multicast MAC on the link's receive filter (`ip maddr`); leaving one that is not
    *  there is not an error. */
@@ -69,7 +69,7 @@ function toRaw(o: NetOp): RawNetOp {
     }
     case 'route': {
       const c = cidr(o.dst);
-      return { kind: 3, name: o.name, addr: c.addr, prefix: c.prefix, ...(o.gw ? { gw: o.gw } : {}) };
+      return { kind: 3, name: o.name, addr: c.addr, prefix: c.prefix, ...(o.gw ? { gw: o.gw } : {}), optional: !!o.existOk };
     }
     case 'sysctl':
       return { kind: 4, path: o.path, value: o.value, optional: !!o.optional };
@@ -122,7 +122,11 @@ function oneViaIproute2(netns: string | null, o: NetOp): LinkInfo | null {
       run(['addr', 'add', o.address, 'dev', o.name, ...(o.nodad ? ['nodad'] : [])]);
       return null;
     case 'route':
-      run(['route', 'add', o.dst, ...(o.gw ? ['via', o.gw] : []), 'dev', o.name]);
+      try {
+        run(['route', 'add', o.dst, ...(o.gw ? ['via', o.gw] : []), 'dev', o.name]);
+      } catch (err) {
+        if (!o.existOk || !/File exists/.test(String((err as Error).message))) throw err;
+      }
       return null;
     case 'sysctl': {
       try {

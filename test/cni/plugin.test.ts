@@ -497,6 +497,24 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
     expect(vf).toMatchObject({ allocation: null, driver: 'iavf', netdev: `${m.prefix}f0v5` });
   });
 
+  // `networks: vfplane-kernel, vfplane-kernel`: the second interface's routes are the
+  // first's; the reference plugins skip a route already there (the first one wins).
+  it('a second interface of the same network in one pod: its routes already there are skipped', () => {
+    const p = pod('twonets');
+    const route = { dst: '10.61.0.0/16', gw: '10.71.0.1' };
+    const confOf = (dev: string, addr: string) => base({ deviceID: dev, ipam: { type: 'static', addresses: [{ address: addr, gateway: '10.71.0.1' }], routes: [route] } });
+    const e1 = { containerId: 'twonets1', netns: nsPath(p), ifname: 'net1' };
+    const e2 = { ...e1, ifname: 'net2' };
+    const c1 = confOf('0000:5e:02.6', '10.71.0.6/24'), c2 = confOf('0000:5e:02.7', '10.71.0.7/24');
+    expect(call('ADD', c1, e1).code).toBe(0);
+    const second = call('ADD', c2, e2);
+    expect(second.code, JSON.stringify(second.out)).toBe(0);
+    expect(p.ip(['route', 'show', '10.61.0.0/16'])).toMatch(/^10\.61\.0\.0\/16 via 10\.71\.0\.1 dev net1/);
+    expect(p.ip(['-br', 'addr', 'show', 'net2'])).toContain('10.71.0.7/24');
+    expect(call('DEL', c2, e2).code).toBe(0);
+    expect(call('DEL', c1, e1).code).toBe(0);
+  });
+
   it('DEL of a VF whose netdev was renamed inside the pod fails and keeps it allocated, and its address leased; once renamed back, DEL finishes', () => {
     const { p, e, conf, add } = addOne('renamed', { ipam: { type: 'host-local', subnet: '10.59.0.0/24', dataDir: ipamDir } });
     const ip = add.out.ips[0].address.split('/')[0];
