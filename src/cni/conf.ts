@@ -281,12 +281,18 @@ function invalidConf(msg: string, details?: string): CniError {
 
 /**
  * Validates a decoded config. `args` are the parsed CNI_ARGS (for MAC precedence).
- * Codes: 1 for an unsupported or missing cniVersion, 7 for everything else.
+ * Codes: 1 for an unsupported or missing cniVersion, 7 for everything else (a cniVersion
+ * that is no string included).
  */
 export function loadConf(raw: Record<string, unknown>, args: CniArgs = {}, command?: string): NetConf {
   const v = raw.cniVersion;
   if (v === undefined || v === '') {
     throw new CniError(ERR.INCOMPATIBLE_VERSION, `network configuration has no cniVersion (which means 0.1.0); vfplane-cni supports ${SUPPORTED_VERSIONS.join(', ')}`);
+  }
+  // A version of the wrong type is a malformed config (7), not a version this plugin
+  // lacks (1): `"cniVersion": 1` names no version at all.
+  if (typeof v !== 'string') {
+    throw invalidConf(`cniVersion ${shown(v)} is not a version: expected a string such as "1.0.0"`);
   }
   if (!isSupportedVersion(v)) {
     throw new CniError(ERR.INCOMPATIBLE_VERSION, `cniVersion ${shown(v)} is not supported; vfplane-cni supports ${SUPPORTED_VERSIONS.join(', ')}`, `set "cniVersion": "1.0.0" (or another supported version) in the network configuration`);

@@ -407,6 +407,9 @@ describe('the vfplane-cni executable', () => {
         { cniVersion: '1.0.0', code: 7, msg: 'vlan: expected an integer 0–4094, got "12"' }],
       [{ CNI_COMMAND: 'ADD', ...attach }, JSON.stringify({ ...base, cniVersion: '0.2.0' }),
         { cniVersion: '0.2.0', code: 1, msg: 'cniVersion "0.2.0" is not supported; vfplane-cni supports 0.3.0, 0.3.1, 0.4.0, 1.0.0, 1.1.0', details: 'set "cniVersion": "1.0.0" (or another supported version) in the network configuration' }],
+      // A version of the wrong type names none: a malformed config, not a version lacking.
+      [{ CNI_COMMAND: 'ADD', ...attach }, JSON.stringify({ ...base, cniVersion: 1 }),
+        { cniVersion: '1.1.0', code: 7, msg: 'cniVersion 1 is not a version: expected a string such as "1.0.0"' }],
       [{ CNI_COMMAND: 'CHECK', ...attach }, JSON.stringify({ ...base, cniVersion: '0.3.1' }),
         { cniVersion: '0.3.1', code: 1, msg: 'cniVersion 0.3.1 does not have CHECK; it came with 0.4.0', details: 'set "cniVersion": "0.4.0" to use CHECK' }],
       [{ CNI_COMMAND: 'GC', CNI_PATH: '/usr/lib/cni' }, JSON.stringify(base),
