@@ -12,7 +12,7 @@ export interface Owner {
   containerId?: string; // CNI_CONTAINERID
   ifname?: string; // CNI_IFNAME, the interface name inside the pod
   netns?: string; // CNI_NETNS, a path; gone once the sandbox is torn down
-  netnsId?: string; // that namespace's identity at the allocation (device:inode:ctime on nsfs; device:inode in older records), against a new one made at the same path
+  netnsId?: string; // that namespace's identity at the allocation (device:inode on nsfs), against a new one made at the same path
   pid?: number; // a process whose life bounds the allocation (operator tools, benchmarks)
   pidStart?: string; // that process's start time (field 22 of /proc/PID/stat), against PID reuse
   network?: string; // the CNI network (config name) the attachment belongs to; scopes CNI GC
@@ -155,28 +155,30 @@ function statFields(pid: number): string[] | undefined {
  */
 const NSFS_MAGIC = 0x6e736673; // linux/magic.h
 
-/** The identity of the network namespace at PATH, or undefined when PATH is no
- *  namespace (or cannot be read): device:inode:ctime of its nsfs file. The inode alone is
- *  not enough: it is the namespace's proc inum, which the kernel hands to the next
- *  namespace made once the old one is freed (`ip netns del x; ip netns add x` often
- *  gets the same one back); the nsfs inode's ctime is when the namespace's file was first
- *  made, so a namespace made again differs there (unless within one tick of the coarse
- *  clock after the old one was freed). */
+/** The identity of the network namespace at PATH (device:inode of its nsfs file), or
+ *  undefined when PATH is no namespace (or cannot be read). The inode is the namespace's
+ *  proc inum, which the kernel may hand to a namespace made once this one is freed (`ip
+ *  netns del x; ip netns add x` can get the same one back), so a namespace made again
+ *  at a path is told apart only when its inum differs. The ctime does not help: an nsfs
+ *  inode no mount holds (/proc/PID/ns/net) is made anew, with a new ctime, at each look.
+ *  Exact would be SO_NETNS_COOKIE, read from a socket made inside the namespace (setns:
+ *  root and the addon). */
 export function netnsIdOf(p: string): string | undefined {
   try {
     if (fs.statfsSync(p).type !== NSFS_MAGIC) return undefined;
     const st = fs.statSync(p, { bigint: true });
-    return `${st.dev}:${st.ino}:${st.ctimeNs}`;
+    return `${st.dev}:${st.ino}`;
   } catch {
     return undefined;
   }
 }
 
-/** Whether the namespace identity NOW (netnsIdOf) is the one RECORDED; a record made
- *  before the ctime was part of it (device:inode) is judged on those two. */
+/** Whether the namespace identity NOW (netnsIdOf) is the one RECORDED, on device and
+ *  inode (a record with a third field, the ctime a build of 2026-12-06 kept, is judged
+ *  on those two as well). */
 export function sameNetns(recorded: string, now: string | undefined): boolean {
   if (now === undefined) return false;
-  return recorded.split(':').length === 2 ? now.split(':').slice(0, 2).join(':') === recorded : now === recorded;
+  return recorded.split(':').slice(0, 2).join(':') === now.split(':').slice(0, 2).join(':');
 }
 
 export function ownerAlive(o: Owner): 'alive' | 'gone' | 'unknown' {
