@@ -56,8 +56,8 @@ export function registerCni(program: Command): void {
           fs.chmodSync(tmp, 0o755);
         });
       } else {
-        const quote = (s: string) => `'${s.replaceAll("'", "'\\''")}'`;
-        const body = `#!/bin/sh\n# Written by \`vfplane cni install\`: runs vfplane-cni from ${path.dirname(path.dirname(plugin))}.\nexec ${quote(process.execPath)} ${quote(plugin)} "$@"\n`;
+        const { shellArg } = await import('./output.js');
+        const body = `#!/bin/sh\n# Written by \`vfplane cni install\`: runs vfplane-cni from ${path.dirname(path.dirname(plugin))}.\nexec ${shellArg(process.execPath)} ${shellArg(plugin)} "$@"\n`;
         put(file, (tmp) => fs.writeFileSync(tmp, body, { mode: 0o755 }));
         fs.rmSync(`${file}.shim`, { force: true });
       }

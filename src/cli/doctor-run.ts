@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import Table from 'cli-table3';
 import type { StatusReply } from './dataplane-warnings.js';
-import { printJson } from './output.js';
+import { printJson, shellArg } from './output.js';
 
 type Status = 'ok' | 'warn' | 'missing';
 
@@ -156,8 +156,7 @@ async function heldByStopped(stateDir: string): Promise<Check[]> {
   }
   const { dpdkLeftovers, readDpdkEnvJournal } = await import('../dataplane/dpdk-env.js');
   // The command as it must be typed: the state directory too, unless it is the default.
-  const arg = (x: string) => (/^[\w@%+=:,./-]+$/.test(x) ? x : `'${x.replace(/'/g, `'\\''`)}'`);
-  const unclaim = (node: string) => `vfplane dataplane unclaim --node ${node}${stateDir === '/var/lib/vfplane' ? '' : ` --state-dir ${arg(stateDir)}`}`;
+  const unclaim = (node: string) => `vfplane dataplane unclaim --node ${node}${stateDir === '/var/lib/vfplane' ? '' : ` --state-dir ${shellArg(stateDir)}`}`;
   for (const { node, journal: j, dpdkEnv, running, lock } of journals) {
     lock?.release();
     if (running) continue; // a running one's are its own

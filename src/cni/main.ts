@@ -13,6 +13,7 @@ import {
   NEWEST_VERSION,
   SUPPORTED_VERSIONS,
   errorObject,
+  isSupportedVersion,
   parseEnv,
   toCniError,
   versionAtLeast,
@@ -126,7 +127,7 @@ export async function main(env: NodeJS.ProcessEnv = process.env, io: MainIo = pr
     if (command === 'VERSION') {
       // In the version asked, when it is one this plugin speaks; else in its newest (as
       // libcni's skel answers): never in a version it does not know.
-      const answer = (SUPPORTED_VERSIONS as readonly string[]).includes(cniVersion) ? cniVersion : NEWEST_VERSION;
+      const answer = isSupportedVersion(cniVersion) ? cniVersion : NEWEST_VERSION;
       io.stdout(JSON.stringify({ cniVersion: answer, supportedVersions: SUPPORTED_VERSIONS }) + '\n');
       return 0;
     }

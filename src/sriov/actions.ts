@@ -96,6 +96,13 @@ export interface BindResult {
  * An allocated VF, or one whose netdev has left the host namespace, is not touched
  * without `force`: unbinding destroys its netdev wherever it is.
  */
+/** Whether a VF without a netdev in this namespace has one elsewhere: a kernel-bound VF
+ *  always has a netdev, so when the host cannot see it, it is in another namespace; a
+ *  tree-only simulator has none at all (its net/ dirs are empty). */
+function netdevElsewhere(sysfs: Sysfs, vf: VfInfo): boolean {
+  return vf.netdev === null && (!sysfs.isSim || sysfs.list(`bus/pci/devices/${vf.pci}/net`).length > 0);
+}
+
 export function bindVf(sysfs: Sysfs, ref: string, target: 'vfio-pci' | 'kernel' | string, o: { force?: boolean; holder?: HolderLookup } = {}): BindResult {
   const vf = resolveVf(sysfs, ref);
   const pf = resolvePf(sysfs, vf.pf);
@@ -104,12 +111,10 @@ export function bindVf(sysfs: Sysfs, ref: string, target: 'vfio-pci' | 'kernel' 
   const result = (after: VfInfo, changed: boolean): BindResult => ({
     pci: vf.pci, before: vf.driver, after: after.driver, changed, netdev: after.netdev, vfioDevice: after.vfioDevice,
   });
-  // A kernel-bound VF always has a netdev; when the host cannot see it, it is in another
-  // namespace. (A tree-only simulator has no netdevs at all: its net/ dirs are empty.)
-  const netdevElsewhere = vf.netdev === null && (!sysfs.isSim || sysfs.list(`bus/pci/devices/${vf.pci}/net`).length > 0);
+  const elsewhere = netdevElsewhere(sysfs, vf);
   // Bound already: nothing to do, unless forced while its netdev is elsewhere; rebinding
   // then takes the VF back (its netdev there goes, a new one comes up in this namespace).
-  if (vf.driver === driver && !(o.force && vf.driver !== VFIO && netdevElsewhere)) return result(vf, false);
+  if (vf.driver === driver && !(o.force && vf.driver !== VFIO && elsewhere)) return result(vf, false);
   if (!sysfs.exists(`bus/pci/drivers/${driver}`)) {
     throw notFound(
       `driver ${driver} is not loaded under ${sysfs.root}/bus/pci/drivers` + (driver === VFIO ? '; load it with `modprobe vfio-pci` (and enable the IOMMU: intel_iommu=on or amd_iommu=on)' : ''),
@@ -125,7 +130,7 @@ export function bindVf(sysfs: Sysfs, ref: string, target: 'vfio-pci' | 'kernel' 
   }
   const holder = o.holder?.(vf.pci);
   if (holder && !o.force) throw conflict(`VF ${vf.pci} is allocated to ${holder}; release it first, or pass --force to rebind it under its owner`);
-  if (vf.driver && vf.driver !== VFIO && netdevElsewhere && !o.force) {
+  if (vf.driver && vf.driver !== VFIO && elsewhere && !o.force) {
     throw conflict(
       `VF ${vf.pci} is bound to ${vf.driver} but its netdev is not in the host namespace (moved into a pod?); ` +
         'unbinding would destroy it there. Pass --force if that is what you want',
@@ -178,7 +183,7 @@ export function configVf(sysfs: Sysfs, ref: string, c: VfConfig, o: { force?: bo
       // it, whose MTU it is; bound to vfio-pci (or nothing), it has none at all.
       // (A tree-only simulator has no netdevs at all, even for a kernel-bound VF.)
       const kernel = !!vf.driver && !USERSPACE_DRIVERS.has(vf.driver);
-      const treeOnly = kernel && sysfs.isSim && sysfs.list(`bus/pci/devices/${vf.pci}/net`).length === 0;
+      const treeOnly = kernel && !netdevElsewhere(sysfs, vf);
       const where = treeOnly
         ? 'this simulated NIC was made without netdevs (`sim create --no-netdevs`), so there is no MTU to set'
         : kernel
