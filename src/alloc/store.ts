@@ -286,6 +286,16 @@ function prepare(db: Database.Database) {
   };
 }
 
+/** The refusal of a VF that another store of the node holds (for a caller that checks
+ *  before it makes a store, too). */
+export function heldInAnotherStore(pci: string, other: HeldElsewhere): VfpError {
+  return conflict(
+    `VF ${pci} is allocated to ${describeOwner(other.owner)} since ${other.since} in another allocation store of this node, ${other.dir}: ` +
+      `two stores would hand one VF to two pods; give every vfplane command and CNI config on the node one state directory (--state-dir ${other.dir}, "stateDir" in the CNI config), or choose another VF`,
+    { pci, holder: other.owner, store: other.dir },
+  );
+}
+
 export class AllocStore {
   private readonly stmt: ReturnType<typeof prepare>;
   private readonly ownerQueries = new Map<string, Database.Statement<unknown[], Row>>();
@@ -795,13 +805,7 @@ export class AllocStore {
       const other = elsewhere([vf.pci]).get(vf.pci);
       return this.write('allocating a VF', () => {
         const cur = this.stmt.get.get(vf.pci);
-        if (!cur && other) {
-          throw conflict(
-            `VF ${vf.pci} is allocated to ${describeOwner(other.owner)} since ${other.since} in another allocation store of this node, ${other.dir}: ` +
-              `two stores would hand one VF to two pods; give every vfplane command and CNI config on the node one state directory (--state-dir ${other.dir}, "stateDir" in the CNI config), or choose another VF`,
-            { pci: vf.pci, holder: other.owner, store: other.dir },
-          );
-        }
+        if (!cur && other) throw heldInAnotherStore(vf.pci, other);
         if (cur) {
           const holder = ownerOf(cur);
           if (sameInterface(owner, holder)) {

@@ -3,7 +3,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import Table from 'cli-table3';
-import { AllocStore, DB_FILE, defaultStateDir, type Allocation, type HeldElsewhere } from '../alloc/store.js';
+import { AllocStore, DB_FILE, defaultStateDir, heldInAnotherStore, type Allocation, type HeldElsewhere } from '../alloc/store.js';
 import { describeOwner, ownerAlive, parseOwner, pidStart, type Owner } from '../alloc/owner.js';
 import { allocatedBeforeBoot, netdevDiff, netdevHome, restoreDriverAndSettings, stepText, type PutBackStep } from '../alloc/put-back.js';
 import type { IpamRecord } from '../cni/ipam.js';
@@ -338,6 +338,10 @@ export async function vfAlloc(o: Common & OwnerFlags & { pool?: string; pci?: st
   let a: Allocation;
   if (o.pci) {
     const vf = resolveVf(sysfs, vfRef(sysfs, o.pci));
+    // Another store's VF is refused first, before this one is made or entered in the
+    // node's registry (allocatePci checks again, under the node's lock).
+    const other = AllocStore.heldByOthers(o.sysfsRoot ?? defaultSysfsRoot(), stateDirOf(o)).get(vf.pci);
+    if (other) throw heldInAnotherStore(vf.pci, other);
     // As a pool (and vfplane-cni) refuses it: a VF with no driver, or whose netdev is
     // not in the host namespace while no allocation explains it, is nobody's to give.
     // The store is read only for a VF that cannot be handed over.

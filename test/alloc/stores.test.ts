@@ -142,6 +142,14 @@ describe('allocation stores of one node', () => {
     expect(vfplane(['vf', 'show', vfs[0]!.pci, '--sysfs-root', root, '--state-dir', path.join(tmp, 'none-yet')]).stdout)
       .toContain(`in another allocation store of this node: ${dirA()}`);
     expect(fs.existsSync(path.join(tmp, 'none-yet'))).toBe(false); // a listing makes no store
+    // Taking it by address from there is refused, naming the store that holds it, and
+    // makes no store (nor enters one in the node's registry).
+    const take = vfplane(['vf', 'alloc', '--pci', vfs[0]!.pci, '--owner', 'net/pod-x', '--sysfs-root', root, '--state-dir', path.join(tmp, 'none-yet')]);
+    expect(take.code).toBe(1);
+    expect(take.stderr).toContain(`is allocated to pod net/pod-a (container ca, net1) since`);
+    expect(take.stderr).toContain(`in another allocation store of this node, ${dirA()}`);
+    expect(fs.existsSync(path.join(tmp, 'none-yet'))).toBe(false);
+    expect(fs.readdirSync(path.join(root, SIM_REGISTRY)).filter((n) => n.endsWith('.store'))).toHaveLength(1);
     const human = vfplane(['vf', 'list', '--sysfs-root', root, '--state-dir', dirB()]);
     expect(human.stdout).toContain(`pod net/pod-a (container ca, net1) (store ${dirA()})`);
     // A release from the other store names the store that holds it (it said "not
