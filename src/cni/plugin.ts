@@ -81,13 +81,15 @@ function fileId(file: string): string {
   }
 }
 
+const storeDirOf = (ctx: CniContext) => path.resolve(ctx.conf.stateDir ?? defaultStateDir());
+
 /** The sysfs tree and the allocation store the config names. With `goneOk` (DEL, GC), a
  *  sysfs root that no longer exists (a simulated NIC destroyed under its pods: /sys never
  *  goes) is read as a node whose VFs are all gone: what is held there is released, its
  *  IPAM leases too, and nothing is put back. Without it, the error stands. */
 async function openAll(ctx: CniContext, goneOk = false): Promise<{ sysfs: Sysfs; store: AllocStore }> {
   const root = path.resolve(ctx.conf.sysfsRoot ?? defaultSysfsRoot());
-  const dir = path.resolve(ctx.conf.stateDir ?? defaultStateDir());
+  const dir = storeDirOf(ctx);
   if (!fs.existsSync(root)) {
     if (goneOk && root !== path.resolve(defaultSysfsRoot())) {
       ctx.log.info(`sysfs root ${root} is gone (a simulated NIC destroyed?): every VF held there is gone with it; releasing without putting anything back`);
@@ -656,6 +658,15 @@ function attachmentOf(ctx: CniContext, store: AllocStore): { held?: Allocation; 
 export async function cmdDel(ctx: CniContext): Promise<void> {
   const { env, conf } = ctx;
   const ph = ctx.phases;
+  // No store there: nothing was ever allocated in it, so no VF to give back, and none is
+  // made (a DEL changes nothing it did not make). An address or device-info file from
+  // an ADD that failed half-way, or under another stateDir, is still released.
+  if (!fs.existsSync(path.join(storeDirOf(ctx), DB_FILE))) {
+    ctx.log.info(`DEL: no allocation store in ${storeDirOf(ctx)} (stateDir): no VF held by container ${env.containerId} ${env.ifname}; nothing to give back`);
+    if (conf.effective.deviceID) removeDeviceInfo(deviceInfoPath(conf, env));
+    if (conf.ipam) await ipam(ctx, 'DEL');
+    return;
+  }
   const { sysfs, store } = await openAll(ctx, true);
   ph.mark('open');
   try {

@@ -244,6 +244,22 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
     expect(leasedIps()).toEqual([]);
   });
 
+  it('DEL with a stateDir that holds no store makes none, and still releases the IPAM lease', () => {
+    const none = join(state, 'no-store-here');
+    const conf = base({ deviceID: '0000:5e:02.2', stateDir: none });
+    const e = { containerId: 'nostore1', netns: '/proc/self/ns/net', ifname: 'net1' };
+    // A lease for this attachment (as an ADD that failed half-way, or made under another
+    // stateDir, leaves one), straight from the reference plugin.
+    expect(call('ADD', conf, e, `${REF}/host-local`).code).toBe(0);
+    expect(leasedIps()).toHaveLength(1);
+    const before = vfpJson(['vf', 'show', '0000:5e:02.2']);
+    const del = call('DEL', conf, e);
+    expect(del.code, del.stderr).toBe(0);
+    expect(existsSync(none)).toBe(false);
+    expect(leasedIps()).toEqual([]);
+    expect(vfpJson(['vf', 'show', '0000:5e:02.2'])).toEqual(before);
+  });
+
   it('a stale DEL never resets a VF that has since gone to another pod', () => {
     const a = pod('a');
     const b = pod('b');
