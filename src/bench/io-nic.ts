@@ -31,10 +31,8 @@ export interface NicBenchOptions {
 /** Checks the device before anything starts; the error names the value and the fix. */
 export function checkNic(o: { pci?: string; iface?: string }, sys = '/sys'): void {
   if (o.pci) {
+    // (The CLI parsed it: DDDD:BB:DD.F, lower-case.)
     const dev = `${sys}/bus/pci/devices/${o.pci}`;
-    if (!/^[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$/i.test(o.pci)) {
-      throw new RuntimeError(`--pci ${o.pci} is not a PCI address like 0000:3b:02.1 (see lspci -D)`);
-    }
     if (!existsSync(dev)) throw new RuntimeError(`--pci ${o.pci}: no such PCI device on this machine (${dev} is missing); list VFs with lspci -D | grep -i 'virtual function'`);
     const drv = existsSync(`${dev}/driver`) ? basename(readlinkSync(`${dev}/driver`)) : 'none';
     if (drv !== 'vfio-pci') throw new RuntimeError(`--pci ${o.pci} is bound to ${drv}, not vfio-pci; fix: modprobe vfio-pci && dpdk-devbind.py -b vfio-pci ${o.pci}`);

@@ -54,6 +54,15 @@ export function ioTargets(r: IoBenchResult, ratios: IoRatio[]): IoTarget[] {
       if (!rs.length) continue;
       const worst = rs.reduce((a, b) => (b.ratio < a.ratio ? b : a));
       const bound = rs.filter((x) => x.generatorBound).length;
+      // A DUT that forwarded nothing is a broken cell, not a ratio (x / 0 read as ∞ passed).
+      const dead = rs.filter((x) => !(x.kernelMpps > 0) || !(x.oursMpps > 0));
+      if (dead.length) {
+        t.push({
+          name: `${rs[0]!.dut} ${op} pps vs kernel vxlan, every size`, target: '≥ 2×',
+          measured: `no comparison: ${dead.map((x) => `${x.kernelMpps > 0 ? x.dut : 'the kernel vxlan DUT'} forwarded nothing at ${fmtSize(x.size)}`).join('; ')}`, pass: false,
+        });
+        continue;
+      }
       t.push({
         name: `${rs[0]!.dut} ${op} pps vs kernel vxlan, every size (worst: ${fmtSize(worst.size)})` +
           (bound ? `; ${bound} of ${rs.length} sizes generator-bound (both DUTs kept up): inconclusive there` : ''),

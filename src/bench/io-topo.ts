@@ -50,6 +50,9 @@ export const ADDR = {
   underlayMtu: 1600,
 } as const;
 
+/** The largest inner frame the topology carries: G's and the overlay's MTU is 1500. */
+export const IO_MAX_INNER_FRAME = 1514;
+
 const live = new Set<Topology>();
 let hooked = false;
 function hook(): void {

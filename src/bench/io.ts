@@ -304,10 +304,39 @@ async function measure(topo: Topology, dut: string, op: IoOp, size: SizeSpec, o:
 }
 
 async function latency(topo: Topology, dut: string, o: IoBenchOptions): Promise<LatencyCell> {
-  const { spawnSync } = await import('node:child_process');
-  const r = spawnSync('ip', ['netns', 'exec', topo.n.nsG, 'taskset', '-c', String(o.genCpu), 'ping', '-n', '-c', String(o.pings + 5),
-    '-i', '0.002', '-W', '1', ADDR.overlayS], { encoding: 'utf8', timeout: 60000 });
-  const rtts = parsePing(r.stdout ?? '');
+  // Not spawnSync: a signal's handler must run while ping does (a blocked event loop
+  // left a SIGTERM to this process unheard until ping was done, and a Ctrl-C that killed
+  // ping reported its replies so far as the result), and ping's output grows with --pings
+  // (about 70 bytes a reply) past any fixed buffer.
+  const { spawn } = await import('node:child_process');
+  const args = ['netns', 'exec', topo.n.nsG, 'taskset', '-c', String(o.genCpu), 'ping', '-n', '-c', String(o.pings + 5),
+    '-i', '0.002', '-W', '1', ADDR.overlayS];
+  const child = spawn('ip', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const off = onInterrupt(() => stopChildSync(child.pid));
+  let out = '';
+  let err = '';
+  child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
+  // 2 ms apart, and a lost one waits 1 s at most (-W 1) only at the end.
+  const limitMs = 30_000 + (o.pings + 5) * 10;
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    child.kill('SIGKILL');
+  }, limitMs);
+  try {
+    const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve, reject) => {
+      child.once('error', reject);
+      child.once('close', (c, sg) => resolve([c, sg]));
+    });
+    // ping exits 0 with any reply, 1 with none, 2 on an error.
+    if (timedOut) throw new Error(`the latency ping (${o.pings} pings through ${dut}) did not finish in ${limitMs / 1000} s; lower --pings`);
+    if (signal || (code !== 0 && code !== 1)) throw new Error(`the latency ping through ${dut} ${signal ? `was killed by ${signal}` : `failed (exit ${code})`}${err.trim() ? `: ${err.trim()}` : ''}`);
+  } finally {
+    clearTimeout(timer);
+    off();
+  }
+  const rtts = parsePing(out);
   const s = summarize(rtts);
   return { dut, sent: o.pings, received: rtts.length, p50Us: s.p50, p99Us: s.p99, maxUs: s.max };
 }

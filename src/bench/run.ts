@@ -4,6 +4,7 @@ import { resolveTunnel } from '../packet/config.js';
 import { RuntimeError, UsageError } from '../cli/errors.js';
 import { accessSync, constants, existsSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
+import { IO_MAX_INNER_FRAME } from './io-topo.js';
 import { printJson } from '../cli/output.js';
 import { runMemoryBench, type MemoryBenchOptions } from './memory.js';
 import { buildReport, renderReport } from './report.js';
@@ -62,7 +63,13 @@ export async function runBench(f: BenchFlags, given: (key: string) => boolean = 
   }
   if (nic && given('chart')) throw new UsageError(`--chart is drawn for the simulated topology only; a real NIC's bench (--${f.pci ? 'pci' : 'iface'}) prints its figures, no chart`);
   f.sizes = [...new Set(f.sizes)]; // --sizes 64,64 is one size
-  if (f.backend !== 'memory' && !nic) checkChart(f.chart ?? `vfplane-bench-${f.backend}.svg`);
+  if (f.backend !== 'memory' && !nic) {
+    const big = f.sizes.filter((x) => typeof x === 'number' && x > IO_MAX_INNER_FRAME);
+    if (big.length) {
+      throw new UsageError(`--sizes ${big.join(',')}: the I/O bench's pods and overlay have MTU 1500, so an inner frame is ${IO_MAX_INNER_FRAME} B at most (1500 plus its Ethernet header); larger frames are for the memory bench (--backend memory)`);
+    }
+    checkChart(f.chart ?? `vfplane-bench-${f.backend}.svg`);
+  }
   if (f.cpu !== undefined && f.cpu >= cores) {
     throw new UsageError(`--cpu ${f.cpu} is out of range: this machine has CPUs 0–${cores - 1}`);
   }
@@ -116,10 +123,17 @@ async function runIo(f: BenchFlags, cores: number): Promise<void> {
     nullCompare: f.null, onlyNull: f.onlyNull, onProgress: f.json ? undefined : say,
   });
   const chart = resolve(f.chart ?? `vfplane-bench-${f.backend}.svg`);
-  if (r.cells.length) writeFileSync(chart, ioChartSvg(r.cells, `${f.backend}: Mpps vs inner frame size (${r.machine.cores} cores, ${r.machine.date.slice(0, 10)})`));
   const rep = buildIoReport(r, command, r.cells.length ? chart : null);
+  // The figures first: a chart that cannot be written after all (checkChart cannot try
+  // every path) must not take a run of minutes with it.
   if (f.json) printJson(rep);
   else process.stdout.write(renderIoReport(rep));
+  if (!r.cells.length) return;
+  try {
+    writeFileSync(chart, ioChartSvg(r.cells, `${f.backend}: Mpps vs inner frame size (${r.machine.cores} cores, ${r.machine.date.slice(0, 10)})`));
+  } catch (e) {
+    throw new RuntimeError(`--chart ${f.chart ?? chart}: the chart could not be written (${(e as Error).message}); the figures are printed above`);
+  }
 }
 
 /** `vfplane bench dataplane`: checks the flags, runs, prints. */

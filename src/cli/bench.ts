@@ -2,7 +2,7 @@
 // backend (afxdp, dpdk, afpacket) against the kernel's vxlan device on a veth topology.
 import { Command, Option } from './commander.js';
 import { topCommand } from './commands.js';
-import { choiceFlag, intFlag, intListFlag, pathFlag, vniFlag } from './flags.js';
+import { choiceFlag, ifnameFlag, intFlag, intListFlag, pathFlag, pciFlag, vniFlag } from './flags.js';
 
 export const DEFAULT_SIZES = '64,128,256,512,1024,1500,imix';
 
@@ -28,8 +28,8 @@ export function registerBench(program: Command): void {
     .option('--only-null', 'dpdk: run only the net_null comparison with dpdk-testpmd (no veth topology)', false)
     .addOption(new Option('--gen <backend>', 'I/O backends: the generator\'s tx path, xdp-live, afxdp or afpacket (xdp-live: the kernel sends the frames itself, BPF_PROG_RUN live frames)').argParser(choiceFlag('--gen', ['xdp-live', 'afxdp', 'afpacket'] as const)).default('xdp-live'))
     .addOption(new Option('--pings <n>', 'I/O backends: pings for the latency (0: none)').argParser(intFlag('--pings', 0, 100000)).default(1000))
-    .option('--pci <addr>', 'dpdk on a real NIC: a vfio-pci VF as the uplink, a net_null pod port as the source')
-    .option('--iface <name>', 'afxdp on a real NIC: that netdev as the uplink, a memory generator as the pod')
+    .option('--pci <addr>', 'dpdk on a real NIC: a vfio-pci VF as the uplink, a net_null pod port as the source', pciFlag('--pci'))
+    .option('--iface <name>', 'afxdp on a real NIC: that netdev as the uplink, a memory generator as the pod', ifnameFlag('--iface'))
     .action(async (o, cmd: Command) => (await import('../bench/run.js')).runBench(o, (k) => cmd.getOptionValueSource(k) === 'cli'));
 
   // Subcommands are matched before the default action; with positional options (here

@@ -72,10 +72,10 @@ export const portFlag = (flag: string) => intFlag(flag, 1, 65535);
 
 /** The items of one comma-separated value; none at all (",", "") is a usage error: these
  *  lists are filters, and an empty filter would silently accept everything. */
-function listItems(flag: string, value: string, what: string): string[] {
+function listItems(flag: string, value: string, what: string, repeatable = false): string[] {
   const all = value.split(',').map((s) => s.trim());
   const items = all.filter((s) => s !== '');
-  if (items.length === 0) throw new UsageError(`${flag} ${JSON.stringify(value)} is empty: expected one or more ${what}, comma-separated or repeated`);
+  if (items.length === 0) throw new UsageError(`${flag} ${JSON.stringify(value)} is empty: expected one or more ${what}, comma-separated${repeatable ? ' or repeated' : ''}`);
   // "100,,200" or "100,": a typo there would otherwise be dropped unsaid.
   if (items.length !== all.length) throw new UsageError(`${flag} ${JSON.stringify(value)} has an empty item: expected ${what} separated by single commas`);
   return items;
@@ -84,7 +84,7 @@ function listItems(flag: string, value: string, what: string): string[] {
 /** Repeatable / comma-separated VNIs: --vni 100 --vni 200,300 */
 export function vniListFlag(flag = '--vni') {
   const one = vniFlag(flag);
-  return (value: string, prev: number[] | undefined): number[] => [...(prev ?? []), ...listItems(flag, value, 'VNIs').map(one)];
+  return (value: string, prev: number[] | undefined): number[] => [...(prev ?? []), ...listItems(flag, value, 'VNIs', true).map(one)];
 }
 
 export function ipFlag(flag: string) {

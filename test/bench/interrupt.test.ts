@@ -17,10 +17,12 @@ const hugeMounts = () => readFileSync('/proc/mounts', 'utf8').split('\n').filter
 /** Starts `vfplane ARGS`, waits until ready() holds, SIGTERMs it (or, with `ctrlC`,
  *  SIGINTs its whole process group, as a terminal's Ctrl-C does), and returns its exit
  *  status and stderr. */
-async function interrupt(args: string[], ready: (stderr: string) => boolean, timeoutMs = 60000, ctrlC = false, twice = false): Promise<{ code: number | null; stderr: string; pid: number }> {
-  const p = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'ignore', 'pipe'], detached: ctrlC });
+async function interrupt(args: string[], ready: (stderr: string) => boolean, timeoutMs = 60000, ctrlC = false, twice = false): Promise<{ code: number | null; stderr: string; stdout: string; pid: number }> {
+  const p = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], detached: ctrlC });
   let stderr = '';
+  let stdout = '';
   p.stderr.on('data', (d) => (stderr += d));
+  p.stdout.on('data', (d) => (stdout += d));
   const exited = new Promise<number | null>((r) => p.once('exit', (c) => r(c)));
   const t0 = Date.now();
   while (!ready(stderr)) {
@@ -35,7 +37,8 @@ async function interrupt(args: string[], ready: (stderr: string) => boolean, tim
     for (let i = 0; i < 100 && !stderr.includes('cleaning up'); i++) await new Promise((r) => setTimeout(r, 10));
     p.kill('SIGTERM');
   }
-  return { code: await exited, stderr, pid: p.pid! };
+  const code = await exited;
+  return { code, stderr, stdout, pid: p.pid! };
 }
 
 describe.sequential('interrupted long commands clean up', () => {
@@ -60,6 +63,21 @@ describe.sequential('interrupted long commands clean up', () => {
       expect(r.code, r.stderr).toBe(143);
       expect(benchDirs()).toEqual(before.dirs);
       expect(netns()).toBe(before.netns);
+    }, 120000);
+
+    it.each([
+      ['SIGTERM to the bench alone (it was not heard until ping was done, then the full report)', false, 143],
+      ['Ctrl-C to its process group (ping died of it, and its replies so far were reported)', true, 130],
+    ])('bench --backend afpacket: %s during the latency ping stops it, with no report', async (_, ctrlC, want) => {
+      const netns = () => spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).stdout;
+      const before = netns();
+      const r = await interrupt(['bench', '--backend', 'afpacket', '--sizes', '64', '--ops', 'encap', '--duration', '50', '--trials', '1', '--pings', '20000', '--no-kernel', '--chart', join(tmpdir(), `vfplane-int-${process.pid}.svg`)],
+        (e) => e.includes('latency (20000 pings)') && pgrep('ping -n -c 20005') !== '', 90000, ctrlC);
+      expect(r.code, r.stderr).toBe(want);
+      expect(r.stdout).toBe('');
+      await new Promise((res) => setTimeout(res, 300));
+      expect(pgrep('ping -n -c 20005')).toBe('');
+      expect(netns()).toBe(before);
     }, 120000);
 
     it('bench cni: SIGTERM mid-run removes its simulated NIC, namespace, server and data plane', async () => {

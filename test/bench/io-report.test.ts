@@ -68,6 +68,14 @@ describe('io bench pure parts', () => {
     expect(t.at(-1)!.pass).toBe(true);
   });
 
+  it('never passes a target on a cell where a DUT forwarded nothing (x / 0 read as ∞ passed)', () => {
+    const cells = [cell('kernel-vxlan', 'decap', 64, 0.3), cell('vfplane-afxdp', 'decap', 64, 0.9), cell('kernel-vxlan', 'decap', 1400, 0), cell('vfplane-afxdp', 'decap', 1400, 0)];
+    const t = ioTargets({ backend: 'afxdp', cells } as unknown as IoBenchResult, ioRatios(cells));
+    expect(t[0]).toMatchObject({ pass: false, measured: 'no comparison: the kernel vxlan DUT forwarded nothing at 1400 B' });
+    const ours = [cell('kernel-vxlan', 'encap', 64, 0.3), cell('vfplane-afxdp', 'encap', 64, 0)];
+    expect(ioTargets({ backend: 'afxdp', cells: ours } as unknown as IoBenchResult, ioRatios(ours))[0]).toMatchObject({ pass: false, measured: 'no comparison: vfplane-afxdp forwarded nothing at 64 B' });
+  });
+
   it('marks a ratio generator-bound when both DUTs forwarded what was offered', () => {
     const kept = (dut: string, mpps: number): IoCell => ({ ...cell(dut, 'encap', 64, mpps), offeredMpps: mpps });
     const [bound] = ioRatios([kept('kernel-vxlan', 0.2), kept('vfplane-afxdp', 0.3)]);
@@ -95,8 +103,20 @@ describe('io bench pure parts', () => {
 
   it('refuses an absent NIC, naming the value and the fix', () => {
     expect(() => checkNic({ pci: '0000:99:00.7' })).toThrow(/--pci 0000:99:00.7: no such PCI device.*lspci/);
-    expect(() => checkNic({ pci: 'eth0' })).toThrow(/not a PCI address/);
     expect(() => checkNic({ iface: 'vfpnope0' })).toThrow(/--iface vfpnope0: no such network interface/);
+  });
+
+  it('refuses a malformed --pci or --iface as a usage error before anything runs (an empty one ran the veth bench)', () => {
+    for (const [args, msg] of [
+      [['--backend', 'dpdk', '--pci', 'eth0'], /--pci "?eth0"?.*DDDD:BB:DD\.F/],
+      [['--backend', 'dpdk', '--pci', ''], /--pci/],
+      [['--backend', 'afxdp', '--iface', ''], /--iface/],
+      [['--backend', 'afxdp', '--iface', 'eth0/'], /--iface/],
+      [['--backend', 'afxdp', '--sizes', '64,1515'], /--sizes 1515: .*MTU 1500.*1514 B at most/],
+    ] as const) {
+      const r = vfplane(['bench', ...args, '--trials', '1', '--duration', '20']);
+      expect([r.code, r.stderr], args.join(' ')).toEqual([2, expect.stringMatching(msg)]);
+    }
   });
 });
 
