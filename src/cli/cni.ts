@@ -22,6 +22,11 @@ export function registerCni(program: Command): void {
       const plugin = fileURLToPath(new URL('../../bin/vfplane-cni.js', import.meta.url));
       const shim = fileURLToPath(new URL('../../build/Release/vfplane-cni-shim', import.meta.url));
       const dir = path.resolve(o.dir);
+      // A socket path the server could not listen on (too long for a Unix socket, or
+      // naming a file) would fail every call the runtime makes: refused before anything
+      // is written.
+      const { refuseNonSocket } = await import('../dataplane/control.js');
+      refuseNonSocket(path.resolve(o.socket), '`vfplane cni serve`', '--socket');
       const { RuntimeError } = await import('./errors.js');
       let at = dir; // DIR, or the nearest path above it that exists: it must be a directory
       while (!fs.existsSync(at) && path.dirname(at) !== at) at = path.dirname(at);
@@ -77,7 +82,8 @@ export function registerCni(program: Command): void {
         for (const sig of ['SIGTERM', 'SIGINT'] as const) process.once(sig, () => res());
       });
       const { serveCni } = await import('../cni/server.js');
-      const srv = await serveCni(o.socket);
+      const { resolve } = await import('node:path');
+      const srv = await serveCni(resolve(o.socket));
       process.stderr.write(`vfplane cni serve: listening on ${srv.socket}\n`);
       await stopped;
       await srv.close();

@@ -10,6 +10,8 @@ import * as path from 'node:path';
 import { main } from './main.js';
 import { keepHandles } from './plugin.js';
 import { makeDirs } from '../util/fs.js';
+import { systemError } from '../util/errors.js';
+import { refuseNonSocket } from '../dataplane/control.js';
 
 export const DEFAULT_CNI_SOCKET = '/run/vfplane/cni.sock';
 // Version 1 (a shim from before) sent only CNI_* and took back stdout alone; version 2
@@ -119,8 +121,14 @@ export interface CniServer {
 
 /** Listens on SOCKET (mode 0600); a stale socket file nobody answers on is replaced. */
 export async function serveCni(socket: string = DEFAULT_CNI_SOCKET, log: (m: string) => void = (m) => process.stderr.write(m + '\n')): Promise<CniServer> {
-  makeDirs(path.dirname(socket), 0o755);
-  if (fs.existsSync(socket)) {
+  // Only a socket is replaced: a --socket naming a file must not cost the file.
+  const there = refuseNonSocket(socket, '`vfplane cni serve`', '--socket');
+  try {
+    makeDirs(path.dirname(socket), 0o755);
+  } catch (e) {
+    throw systemError(`cannot make the directory of the socket ${socket}: ${(e as Error).message}; give --socket a path in a directory that exists or can be made`);
+  }
+  if (there) {
     const alive = await new Promise<boolean>((res) => {
       const c = net.connect(socket);
       c.once('connect', () => { c.destroy(); res(true); });
@@ -151,7 +159,12 @@ export async function serveCni(socket: string = DEFAULT_CNI_SOCKET, log: (m: str
     socket,
     close: () => new Promise<void>((res) => server.close(() => {
       keepHandles(false);
-      fs.rmSync(socket, { force: true });
+      // Ours, unless something replaced it meanwhile: only a socket is removed.
+      try {
+        if (fs.lstatSync(socket).isSocket()) fs.rmSync(socket, { force: true });
+      } catch {
+        // gone already
+      }
       res();
     })),
   };

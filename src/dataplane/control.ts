@@ -197,7 +197,8 @@ export class ControlServer {
  *  something else is there. A socket path that names a regular file (a typo like
  *  `socket: /var/lib/vfplane/alloc.db`) must not cost that file: only a socket is ever
  *  unlinked to listen (not a symbolic link either, wherever it points). */
-export function refuseNonSocket(path: string): boolean {
+export function refuseNonSocket(path: string, who = 'the data plane', setting = '`socket` in the config (or --socket)'): boolean {
+  checkSocketPathLength(path, setting);
   let st;
   try {
     st = lstatSync(path);
@@ -207,7 +208,18 @@ export function refuseNonSocket(path: string): boolean {
   }
   if (st.isSocket()) return true;
   const what = st.isDirectory() ? 'a directory' : st.isSymbolicLink() ? 'a symbolic link' : st.isFile() ? `a regular file (${st.size} bytes)` : 'not a socket';
-  throw invalid(`the control socket path ${path} is ${what}, which the data plane will not replace; fix \`socket\` in the config (or --socket): it must name a path of its own (or nothing, for <stateDir>/dataplane.sock), not an existing file`);
+  throw invalid(`the ${who === 'the data plane' ? 'control ' : ''}socket path ${path} is ${what}, which ${who} will not replace; fix ${setting}: it must name a path of its own${who === 'the data plane' ? ' (or nothing, for <stateDir>/dataplane.sock)' : ''}, not an existing file`);
+}
+
+/** The longest Unix socket path: sun_path holds 108 bytes with the NUL. Node (libuv)
+ *  cuts a longer one short and listens there unsaid, where no client looks. */
+export const SOCKET_PATH_MAX = 107;
+
+export function checkSocketPathLength(path: string, setting: string): void {
+  const n = Buffer.byteLength(path);
+  if (n > SOCKET_PATH_MAX) {
+    throw invalid(`the socket path ${path} is ${n} bytes long, and a Unix socket's path is ${SOCKET_PATH_MAX} bytes at most; give ${setting} a shorter path`);
+  }
 }
 
 /** Why the control socket cannot be made at PATH, in words that say which setting to fix. */

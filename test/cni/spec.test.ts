@@ -2,12 +2,12 @@
 // version, validation, effective values), results in every supported version, the error
 // mapping, and the executable's exact stdout and exit code for VERSION and bad input.
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ROOT } from '../helpers/cli.js';
+import { ROOT, vfplane } from '../helpers/cli.js';
 import { dropSim, makeSim } from '../helpers/sim.js';
 import { decodeConf, loadConf, parseConf } from '../../src/cni/conf.js';
 import { formatResult, parseIpamResult, parsePrevResult, type CniResult } from '../../src/cni/result.js';
@@ -358,9 +358,11 @@ describe('the vfplane-cni executable', () => {
   // /proc there); the plugin must answer rather than hang the runtime.
   it('answers with an error, not a hang, when stateDir cannot be made (under /proc)', () => {
     const conf = JSON.stringify({ cniVersion: '1.0.0', name: 'n1', type: 'vfplane-cni', stateDir: '/proc/vfplane-no-such-dir', sysfsRoot: '/sys' });
-    const r = run({ CNI_COMMAND: 'DEL', CNI_CONTAINERID: 'c1', CNI_IFNAME: 'net1', CNI_NETNS: '' }, conf);
+    const r = run({ CNI_COMMAND: 'CHECK', CNI_CONTAINERID: 'c1', CNI_IFNAME: 'net1', CNI_NETNS: '/proc/self/ns/net' }, conf);
     expect(r.code).toBe(1); // a hang is killed by run()'s 30 s timeout: no exit code
     expect(JSON.parse(r.stdout)).toMatchObject({ code: 5, msg: expect.stringMatching(/^cannot create the state directory \/proc\/vfplane-no-such-dir: ENOENT/) });
+    // DEL makes no store: with none there, nothing was allocated in it.
+    expect(run({ CNI_COMMAND: 'DEL', CNI_CONTAINERID: 'c1', CNI_IFNAME: 'net1', CNI_NETNS: '' }, conf).code).toBe(0);
   });
 
   it('STATUS names poolsFile when the pool definitions are missing, as ADD does', () => {
@@ -491,6 +493,31 @@ describe('the shim protocol', () => {
       expect(logged).toEqual(['vfplane cni serve: not a vfplane-cni shim request']);
     } finally {
       await srv.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('serve and install refuse a socket path that names a file (serve deleted it) or is too long for a Unix socket (served elsewhere, cut short)', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'vfplane-cni-sockpath-'));
+    try {
+      const file = join(dir, 'precious.txt');
+      writeFileSync(file, 'keep me\n');
+      mkdirSync(join(dir, 'adir'));
+      const long = join(dir, 'x'.repeat(110), 'c.sock');
+      for (const [args, msg] of [
+        [['serve', '--socket', file], `the socket path ${file} is a regular file (8 bytes), which \`vfplane cni serve\` will not replace; fix --socket`],
+        [['serve', '--socket', join(dir, 'adir')], 'is a directory, which `vfplane cni serve` will not replace'],
+        [['serve', '--socket', long], `the socket path ${long} is ${Buffer.byteLength(long)} bytes long, and a Unix socket's path is 107 bytes at most; give --socket a shorter path`],
+        [['install', '--dir', join(dir, 'bin'), '--socket', long], 'a Unix socket\'s path is 107 bytes at most'],
+        [['install', '--dir', join(dir, 'bin'), '--socket', file], 'which `vfplane cni serve` will not replace'],
+      ] as const) {
+        const r = vfplane(['cni', ...args]);
+        expect([r.code, r.stderr], args.join(' ')).toEqual([2, expect.stringContaining(msg)]);
+      }
+      expect(readFileSync(file, 'utf8')).toBe('keep me\n');
+      expect(existsSync(join(dir, 'x'.repeat(110)))).toBe(false);
+      expect(readdirSync(dir).sort()).toEqual(['adir', 'precious.txt']);
+    } finally {
       rmSync(dir, { recursive: true, force: true });
     }
   });
