@@ -7,6 +7,7 @@ import * as os from 'node:os';
 import Table from 'cli-table3';
 import type { StatusReply } from './dataplane-warnings.js';
 import { printJson, shellArg } from './output.js';
+import { VfpError } from '../util/errors.js';
 
 type Status = 'ok' | 'warn' | 'missing';
 
@@ -229,7 +230,16 @@ async function nicChecks(out: Check[], sysfsRoot: string | undefined): Promise<v
     out.push({ area: 'nic', name: 'sysfs root', status: 'missing', detail: (e as Error).message.replace(/; pass --sysfs-root.*$/, ''), fix: 'pass --sysfs-root (or set VFPLANE_SYSFS_ROOT) to /sys or to a tree made by `vfplane sim create`' });
     return;
   }
-  const pfs = listPfs(sysfs);
+  let pfs: ReturnType<typeof listPfs>;
+  try {
+    pfs = listPfs(sysfs);
+  } catch (e) {
+    // A broken hw-profile (VFPLANE_PROFILES_DIR) stops every command that matches NICs:
+    // one failing check here, with the rest of the report.
+    if (!(e instanceof VfpError && (e.kind === 'bad-file' || e.kind === 'not-found'))) throw e;
+    out.push({ area: 'nic', name: 'hw-profiles', status: 'missing', detail: e.message, fix: 'fix the file named, or point VFPLANE_PROFILES_DIR elsewhere or unset it' });
+    return;
+  }
   if (pfs.length === 0) {
     out.push({
       area: 'nic', name: 'SR-IOV PFs', status: 'warn', detail: `none under ${sysfs.root}`,

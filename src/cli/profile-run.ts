@@ -76,7 +76,8 @@ function firstSentence(s: string): string {
 }
 
 function valueAt(p: HwProfile, path: string): unknown {
-  return path.split('.').reduce<unknown>((v, k) => (v as Record<string, unknown>)[k], p);
+  // An optional section left out (vfSettings in an own profile) has no values under it.
+  return path.split('.').reduce<unknown>((v, k) => (v as Record<string, unknown> | undefined)?.[k], p);
 }
 
 function fmtValue(path: string, v: unknown): string {
@@ -96,7 +97,12 @@ export async function runShow(name: string, o: ProfileOpts): Promise<void> {
   const width = Math.max(...FACT_PATHS.map((f) => f.length)) + 2;
   const out: string[] = [`${p.name}: ${p.description}`, `file: ${p.file}`, `PFs on this node: ${here.join(', ') || 'none'}`, ''];
   for (const path of FACT_PATHS) {
-    out.push(path.padEnd(width) + fmtValue(path, valueAt(p, path)));
+    const v = valueAt(p, path);
+    if (v === undefined) {
+      out.push(path.padEnd(width) + `– (${path.split('.')[0]} left out: the kernel decides)`);
+      continue;
+    }
+    out.push(path.padEnd(width) + fmtValue(path, v));
     out.push(' '.repeat(width) + `source: ${p.sources[path] ?? '–'}`);
   }
   process.stdout.write(out.join('\n') + '\n');

@@ -1,7 +1,7 @@
 // hw-profiles: what each NIC family can do, one JSON file per family, each fact with the
 // source that states it. This module validates them (the only importer of zod, so the
 // CLI loads it lazily) and matches PCI vendor:device IDs to a family.
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
@@ -302,6 +302,8 @@ function issuesError(issues: ProfileIssue[], dir: string, fix: string) {
   );
 }
 
+const MAX_PROFILE_BYTES = 1 << 20;
+
 const cache = new Map<string, HwProfile[]>();
 
 /** Forgets loaded profiles (tests, or after the files changed). */
@@ -342,20 +344,39 @@ export function loadProfiles(dir?: string): HwProfile[] {
       const file = join(abs, n);
       let text: string;
       try {
+        // A hw-profile is a few KiB: anything much larger is some other file, read by
+        // every vfplane command (and CNI call) if let through.
+        const size = statSync(file).size;
+        if (size > MAX_PROFILE_BYTES) {
+          issues.push({ file: displayPath(file), path: '', message: `is ${size} bytes, and a hw-profile is a few KiB (at most ${MAX_PROFILE_BYTES}): not a hw-profile; move it out of the directory` });
+          continue;
+        }
         text = readFileSync(file, 'utf8');
       } catch (err) {
         issues.push({ file: displayPath(file), path: '', message: `cannot read: ${(err as NodeJS.ErrnoException).code ?? err}` });
         continue;
       }
-      const r = parseProfile(text, file);
+      let r: ReturnType<typeof parseProfile>;
+      try {
+        r = parseProfile(text, file);
+      } catch (err) {
+        if (!(err instanceof RangeError)) throw err;
+        // (The syntax-error finder and the value quoting recurse: thousands of nested
+        // brackets exhaust the stack.)
+        issues.push({ file: displayPath(file), path: '', message: 'is nested too deeply to read: a hw-profile is an object a few levels deep' });
+        continue;
+      }
       if ('issues' in r) issues.push(...r.issues);
       else byName.set(r.profile.name, r.profile); // a later directory's profile of the same name replaces it
     }
   }
   const profiles = [...byName.values()].sort((a, b) => a.name.localeCompare(b.name));
   // A PF ID names one family; VF IDs may be shared (8086:1889 is x710's and e810's).
+  // The shipped profiles claim their IDs first: a clash is then named in the operator's
+  // file, which is the one to fix, whatever the names' order.
   const pfOwner = new Map<string, HwProfile>();
-  for (const p of profiles) {
+  const shipped = (p: HwProfile) => resolve(p.file!).startsWith(resolve(DEFAULT_PROFILES_DIR) + sep);
+  for (const p of [...profiles].sort((a, b) => Number(shipped(b)) - Number(shipped(a)))) {
     for (const id of p.pf.ids) {
       const other = pfOwner.get(id);
       if (other) {

@@ -80,6 +80,47 @@ describe('vfplane profile show', () => {
   });
 });
 
+describe('own profiles (VFPLANE_PROFILES_DIR)', () => {
+  it('profile show prints one that leaves vfSettings out (it crashed reading vfSettings.minTxRate)', () => {
+    const p = x710();
+    delete p.vfSettings;
+    for (const k of Object.keys(p.sources)) if (k.startsWith('vfSettings.')) delete p.sources[k];
+    const d = brokenDir('novfs', JSON.stringify(p));
+    const r = vfplane(['profile', 'show', 'x710'], { env: { VFPLANE_PROFILES_DIR: d } });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/vfSettings\.minTxRate +– \(vfSettings left out: the kernel decides\)/);
+    expect(r.stdout).toContain('limits.maxVfsPerPf');
+  });
+
+  it('a PF ID an own profile shares with a shipped one is named in the own file, whatever the names\' order', () => {
+    for (const name of ['aaa', 'zzz']) {
+      const p = x710();
+      p.name = name;
+      const d = brokenDir(`clash-${name}`, JSON.stringify(p), `${name}.json`);
+      const r = vfplane(['profile', 'list'], { env: { VFPLANE_PROFILES_DIR: d } });
+      expect(r.code, name).toBe(1);
+      expect(r.stderr).toContain(`${join(d, `${name}.json`)}: pf.ids: "8086:1572" is also a PF ID of x710`);
+      expect(r.stderr).toContain('point VFPLANE_PROFILES_DIR');
+    }
+  });
+
+  it('a file nested thousands deep or far too large is named, not a stack overflow or a 200 MB read; doctor still reports the rest', () => {
+    const deep = brokenDir('deep', '['.repeat(200_000), 'deep.json');
+    const deepValid = brokenDir('deepv', `{"name": ${'['.repeat(20_000)}${']'.repeat(20_000)}}`, 'deepv.json');
+    const big = brokenDir('big', `{"name": "big", "description": "${'x'.repeat(2 << 20)}"}`, 'big.json');
+    for (const [d, f, msg] of [[deep, 'deep.json', 'nested too deeply'], [deepValid, 'deepv.json', 'nested too deeply'], [big, 'big.json', 'a hw-profile is a few KiB']] as const) {
+      const r = vfplane(['profile', 'list'], { env: { VFPLANE_PROFILES_DIR: d } });
+      expect([r.code, r.stderr], f).toEqual([1, expect.stringContaining(`${join(d, f)}: `)]);
+      expect(r.stderr).toContain(msg);
+      expect(r.stderr).not.toMatch(/call stack/);
+    }
+    const doc = vfplane(['doctor', '--json', '--sysfs-root', mkdtempSync(join(dir, 'sys-'))], { env: { VFPLANE_PROFILES_DIR: deep } });
+    const { checks } = JSON.parse(doc.stdout) as { checks: { name: string; status: string; detail: string }[] };
+    expect(checks.find((c) => c.name === 'hw-profiles')).toMatchObject({ status: 'missing', detail: expect.stringContaining('nested too deeply') });
+    expect(checks.length).toBeGreaterThan(5); // the build and host checks are there too
+  });
+});
+
 describe('broken profiles through --profiles-dir', () => {
   // A broken file is bad input, not a bad command line: exit 1, as for an unknown name
   // (README: 2 is for usage errors alone).
