@@ -165,7 +165,14 @@ export async function runDemo(o: DemoOpts): Promise<void> {
     say('5. tearing down');
     const problems = await teardown();
     for (const p of problems) process.stderr.write(`teardown: ${p}\n`);
+    // A signal during the teardown (its children blocked this loop) is heard now: the
+    // interrupt's handler exits 130/143 (it was lost, and the demo exited 0).
+    if (await interrupted()) await new Promise<never>(() => undefined);
     off();
+    if (problems.length) {
+      process.stderr.write('the teardown left the above; the next `vfplane demo` sweeps what it can find of it\n');
+      process.exitCode = 1;
+    }
   }
 }
 

@@ -401,13 +401,21 @@ export class Topology {
    *  the data planes run), data planes, simulators, namespaces. Never throws. */
   async down(): Promise<string[]> {
     const problems: string[] = [];
-    for (const name of [...this.pods.keys()]) {
-      try {
-        await this.delPod(name);
-      } catch (e) {
-        problems.push((e as Error).message);
+    // Each step is tried twice: a Ctrl-C reaches the whole process group, and a child it
+    // kills (a CNI DEL, an `ip`) fails the first try; the second runs after it.
+    const twice = async (step: () => unknown): Promise<boolean> => {
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await step();
+          return true;
+        } catch (e) {
+          if (attempt < 2) continue;
+          problems.push((e as Error).message);
+          return false;
+        }
       }
-    }
+    };
+    for (const name of [...this.pods.keys()]) await twice(() => this.delPod(name));
     for (const n of this.nodes.values()) {
       try {
         await this.stopDaemon(n);
@@ -415,20 +423,19 @@ export class Topology {
         problems.push((e as Error).message);
       }
     }
-    for (const root of this.made.sims) {
-      try {
-        destroySimIfMade(root);
-      } catch (e) {
-        problems.push((e as Error).message);
-      }
-    }
+    let simsLeft = false;
+    for (const root of this.made.sims) if (!(await twice(() => destroySimIfMade(root)))) simsLeft = true;
     for (const ns of this.made.netns) dropNetns(ns);
     this.made.netns.clear();
     this.made.sims.clear();
-    try {
-      rmSync(this.o.workDir, { recursive: true, force: true });
-    } catch {
-      // leftovers in a temp dir are harmless
+    // What could not be removed stays listed in the work directory (topology.json), for
+    // the next demo's sweep (sweepDeadTopologies) to find; only a clean teardown removes it.
+    if (!simsLeft) {
+      try {
+        rmSync(this.o.workDir, { recursive: true, force: true });
+      } catch {
+        // leftovers in a temp dir are harmless
+      }
     }
     return problems;
   }

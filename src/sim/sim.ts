@@ -4,7 +4,7 @@
 // run against it exactly as against /sys, because this kernel has no SR-IOV of its own.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { ipBatch, link, links, netnsAdd, netnsDel, netnsList } from '../net/ip.js';
+import { ipBatch, links, netnsAdd, netnsDel, netnsList } from '../net/ip.js';
 import { getProfile } from '../sriov/profile.js';
 import { pciFromRid, pciRid } from '../sriov/pci.js';
 import { Sysfs } from '../sriov/sysfs.js';
@@ -192,14 +192,17 @@ function buildTree(m: SimManifest): void {
 /** Removes what the manifest lists: VF and PF veth pairs, the park namespace, the tree. */
 function destroyParts(m: SimManifest): void {
   if (m.netdevs) {
+    // One listing, not one `ip` per possible VF (256 of them for some profiles): a
+    // teardown is short, and so is its window for a Ctrl-C to cut an `ip` short.
+    const here = new Set(links().map((l) => l.ifname));
     const lines: string[][] = [];
     for (const pf of m.pfs) {
       for (let j = 0; j < pf.totalVfs; j++) {
         const rep = vfRepresentor(m, pf.index, j);
-        if (link(rep)) lines.push(['link', 'del', rep]);
+        if (here.has(rep)) lines.push(['link', 'del', rep]);
       }
-      if (link(pf.netdev)) lines.push(['link', 'del', pf.netdev]);
-      else if (link(pf.uplinkPeer)) lines.push(['link', 'del', pf.uplinkPeer]);
+      if (here.has(pf.netdev)) lines.push(['link', 'del', pf.netdev]);
+      else if (here.has(pf.uplinkPeer)) lines.push(['link', 'del', pf.uplinkPeer]);
     }
     ipBatch(lines);
     if (m.parkNetns && netnsList().includes(m.parkNetns)) {
