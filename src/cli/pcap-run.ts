@@ -48,6 +48,31 @@ function asUsage<T>(fn: () => T): T {
   }
 }
 
+/** An --out errno, in words, with what to do. */
+const OUT_ERRNO: Record<string, string> = {
+  ENOSPC: 'no space left on its file system (ENOSPC); free some, or write elsewhere',
+  EDQUOT: 'over the disk quota (EDQUOT); free some, or write elsewhere',
+  EACCES: 'this user may not create files in its directory (EACCES); write elsewhere',
+  EPERM: 'not permitted (EPERM); write elsewhere',
+  EROFS: 'its file system is read-only (EROFS); write elsewhere',
+  ENOENT: 'its directory does not take new files (ENOENT: /proc, /sys?); write elsewhere',
+  EISDIR: 'it is a directory (EISDIR); name a file',
+  ELOOP: 'a loop of symbolic links (ELOOP); name a file',
+  EFBIG: 'the file grew over the largest its file system takes (EFBIG); write elsewhere',
+  EIO: 'an I/O error on its device (EIO)',
+};
+
+/** Written into as it is, with no temp file: stdout, a FIFO, a character device. */
+function isStreamOut(output: string): boolean {
+  if (isStdout(output)) return true;
+  try {
+    const st = statSync(output);
+    return st.isFIFO() || st.isCharacterDevice();
+  } catch {
+    return false;
+  }
+}
+
 /** Checks both files before any work: an output that cannot be written would otherwise
  *  fail only after the whole input was read, with a raw errno on a temp file's name. */
 function checkFiles(input: string, output: string): { streamIn: boolean } {
@@ -161,12 +186,15 @@ async function runJob(job: Job): Promise<PcapSummary> {
     try {
       reader = streamIn ? await PcapReader.openAsync(job.input) : PcapReader.open(job.input);
     } catch (err) {
-      throw asRuntime(err);
+      throw asRuntime(err, job.input);
     }
     // Ctrl-C or SIGTERM mid-file: the temp file goes too (the loop yields now and then,
     // so the signal's handler gets to run). Hooked before the temp file exists: a signal
     // just after it was made would otherwise kill the process by default and leave it.
-    off = onInterrupt(() => writer?.abort());
+    // Not for an output written as it is (stdout, a FIFO, a device): there is no temp file
+    // to remove, and opening a FIFO nobody reads, or writing to a reader that stopped,
+    // blocks this thread, where a handler never runs: the default action must stop it.
+    if (!isStreamOut(job.output)) off = onInterrupt(() => writer?.abort());
     try {
       writer = PcapWriter.create(job.output, { nanos: reader.header.nanos });
     } catch (err) {
@@ -180,7 +208,7 @@ async function runJob(job: Job): Promise<PcapSummary> {
         while (streamIn && reader.needsInput()) await reader.readMore();
         rec = reader.next();
       } catch (err) {
-        throw asRuntime(err);
+        throw asRuntime(err, job.input);
       }
       if (!rec) break;
       summary.input.packets++;
@@ -208,9 +236,13 @@ async function runJob(job: Job): Promise<PcapSummary> {
     writer.commit();
   } catch (err) {
     writer?.abort();
-    if ((err as NodeJS.ErrnoException).code === 'EPIPE') {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EPIPE') {
       throw new RuntimeError(`--out ${job.output}: its reader went away (broken pipe) after at most ${summary.output.packets} packets, so the output is cut short`);
     }
+    // The input's errors are RuntimeErrors by now; one with an errno is the output's (its
+    // message would name the temp file, not --out).
+    if (code && !(err instanceof RuntimeError)) throw new RuntimeError(`--out ${job.output}: cannot write it: ${OUT_ERRNO[code] ?? code}; nothing was written there`);
     throw err;
   } finally {
     off?.();
@@ -220,8 +252,10 @@ async function runJob(job: Job): Promise<PcapSummary> {
   return summary;
 }
 
-function asRuntime(err: unknown): unknown {
+function asRuntime(err: unknown, input: string): unknown {
   if (err instanceof PcapFormatError) return new RuntimeError(err.message, { file: err.file, offset: err.offset });
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code) return new RuntimeError(`--in ${input}: cannot read it (${code}: ${(err as Error).message.replace(/^\w+: /, '')})`);
   return err;
 }
 

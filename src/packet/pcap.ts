@@ -3,7 +3,7 @@
 // file behind (temp file in the same directory, fsync, rename on commit). Both also
 // take a stream: the reader never seeks (a pipe, a FIFO, stdin as `-`), and the writer
 // writes a FIFO, a device or stdout as it goes.
-import { closeSync, fsyncSync, openSync, readSync, realpathSync, renameSync, statSync, unlinkSync, writeSync, type Stats } from 'node:fs';
+import { closeSync, fchmodSync, fchownSync, fsyncSync, lstatSync, openSync, readlinkSync, readSync, realpathSync, renameSync, statSync, unlinkSync, writeSync, type Stats } from 'node:fs';
 import { Socket } from 'node:net';
 import { basename, dirname, join, resolve } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -352,6 +352,23 @@ export interface PcapWriterOptions {
 
 type WriterState = 'open' | 'committed' | 'aborted';
 
+/** Where a chain of symbolic links ending in nothing points (the file a write through
+ *  it makes), or null when PATH is no symbolic link. */
+function danglingTarget(path: string): string | null {
+  let at = resolve(path);
+  for (let hops = 0; hops < 40; hops++) {
+    let l: Stats;
+    try {
+      l = lstatSync(at);
+    } catch {
+      return hops === 0 ? null : at;
+    }
+    if (!l.isSymbolicLink()) return hops === 0 ? null : at;
+    at = resolve(dirname(at), readlinkSync(at));
+  }
+  return null; // a loop: open() says ELOOP
+}
+
 export class PcapWriter {
   private readonly buf = new Uint8Array(CHUNK);
   private readonly view = new DataView(this.buf.buffer);
@@ -411,6 +428,8 @@ export class PcapWriter {
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
     }
+    // A symlink to nothing yet: the file it names is made, the link kept.
+    const dangling = st ? null : danglingTarget(path);
     if (st && (st.isFIFO() || st.isCharacterDevice())) {
       return new PcapWriter(path, null, openSync(path, 'w'), true, opts.nanos, snaplen, linktype);
     }
@@ -418,12 +437,23 @@ export class PcapWriter {
       const what = st.isDirectory() ? 'a directory' : st.isBlockDevice() ? 'a block device' : st.isSocket() ? 'a socket' : 'not a regular file';
       throw new Error(`${path} is ${what}, which vfplane will not overwrite; name a file`);
     }
-    const target = st ? realpathSync(path) : path;
+    const target = st ? realpathSync(path) : dangling ?? path;
     // The name's length is the target's business: a temp name made longer than the
     // longest a directory takes (255 bytes) would fail on a valid target name.
     const name = basename(target);
     const tmp = join(dirname(target), `.${Buffer.byteLength(name) > 200 ? name.slice(0, 64) : name}.${process.pid}.tmp`);
     const fd = openSync(tmp, 'w', 0o644);
+    if (st) {
+      // A file replaced keeps its mode and owner (a capture made private stays private).
+      try {
+        fchmodSync(fd, st.mode & 0o7777);
+        if (process.getuid?.() === 0) fchownSync(fd, st.uid, st.gid);
+      } catch (err) {
+        closeSync(fd);
+        unlinkSync(tmp);
+        throw err;
+      }
+    }
     return new PcapWriter(target, tmp, fd, true, opts.nanos, snaplen, linktype);
   }
 

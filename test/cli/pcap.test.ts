@@ -1,7 +1,7 @@
 // `vfplane pcap` as a user runs it: a child process with files, exit codes, stdout.
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
-import { createWriteStream, existsSync, lstatSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, createWriteStream, existsSync, lstatSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -230,6 +230,46 @@ describe('pcap output targets', () => {
     expect(lstatSync(p('link.pcap')).isSymbolicLink()).toBe(true);
     expect(readPcapFrames(readFileSync(p('real.pcap')))).toHaveLength(3);
   });
+
+  it('a symlink to no file yet makes the file it names and keeps the link (it was replaced by a file)', () => {
+    symlinkSync('made-through-link.pcap', p('dangling.pcap'));
+    expect(run(p('dangling.pcap')).code).toBe(0);
+    expect(lstatSync(p('dangling.pcap')).isSymbolicLink()).toBe(true);
+    expect(readPcapFrames(readFileSync(p('made-through-link.pcap')))).toHaveLength(3);
+  });
+
+  it('a file replaced keeps its mode and owner (a private capture became world-readable)', () => {
+    writeFileSync(p('private.pcap'), 'old', { mode: 0o600 });
+    chmodSync(p('private.pcap'), 0o600);
+    if (process.getuid?.() === 0) chownSync(p('private.pcap'), 4242, 4343);
+    expect(run(p('private.pcap')).code).toBe(0);
+    const st = statSync(p('private.pcap'));
+    expect(st.mode & 0o777).toBe(0o600);
+    if (process.getuid?.() === 0) expect([st.uid, st.gid]).toEqual([4242, 4343]);
+    expect(readPcapFrames(readFileSync(p('private.pcap')))).toHaveLength(3);
+  });
+
+  it('an --out that cannot be written is named, with why in words, not a temp file\'s errno', () => {
+    const full = run('/dev/full'); // a character device: written as it is, ENOSPC at once
+    expect([full.code, full.stderr]).toEqual([1, 'vfplane: --out /dev/full: cannot write it: no space left on its file system (ENOSPC); free some, or write elsewhere; nothing was written there\n']);
+    const proc = run('/proc/vfplane-out.pcap');
+    expect(proc.code).toBe(1);
+    expect(proc.stderr).toContain('--out /proc/vfplane-out.pcap: cannot write it:');
+    expect(proc.stderr).not.toContain('.tmp');
+  });
+
+  it('SIGINT while it waits for a reader of its FIFO --out (or for one that stopped reading) stops it (it hung until SIGKILL)', async () => {
+    const fifo = p('nobody.fifo');
+    execFileSync('mkfifo', [fifo]);
+    const c = spawn(process.execPath, [BIN, 'pcap', 'encap', '--in', p('in.pcap'), '--out', fifo, ...base], { stdio: 'ignore' });
+    await new Promise((r) => setTimeout(r, 1500)); // started, blocked in open()
+    c.kill('SIGINT');
+    const timer = setTimeout(() => c.kill('SIGKILL'), 5000);
+    const [code, signal] = await once(c, 'exit');
+    clearTimeout(timer);
+    expect({ code, signal }).toEqual({ code: null, signal: 'SIGINT' });
+    expect(statSync(fifo).isFIFO()).toBe(true);
+  }, 20_000);
 
   it('says a trailing slash names a directory, and a name too long for a directory entry, before any work', () => {
     const slash = run(p('newdir/'));
