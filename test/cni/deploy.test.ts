@@ -118,6 +118,46 @@ describe('deploy/ manifests', () => {
     expect(r.stdout).toContain('no server and the Node plugin cannot be started');
   });
 
+  it('the runtime image installs every library the addon and its tools link, and the DPDK drivers they load (dpdk only recommends them)', () => {
+    const dockerfile = readFileSync(join(dir, 'Dockerfile'), 'utf8');
+    const runtime = dockerfile.slice(dockerfile.lastIndexOf('FROM '));
+    const install = /apt-get install -y --no-install-recommends([\s\S]*?)&&/.exec(runtime)![1]!;
+    const listed = new Set(install.replace(/\\\n/g, ' ').split(/\s+/).filter(Boolean));
+    // In debian:bookworm-slim already (apt and dpkg need them).
+    const base = new Set(['libc6', 'libgcc-s1', 'libstdc++6', 'zlib1g']);
+    const dependsOf = (pkg: string) => spawnSync('dpkg-query', ['-W', '-f=${Depends}', pkg], { encoding: 'utf8' }).stdout.split(/[,|]/).map((d) => d.trim().split(/[\s:(]/)[0]!);
+    const pulled = new Set<string>();
+    for (let todo = [...listed]; todo.length; ) {
+      for (const d of dependsOf(todo.pop()!)) if (d && !pulled.has(d)) pulled.add(d), todo.push(d);
+    }
+    const ownerOf = (lib: string) => {
+      for (const d of ['/usr/lib/x86_64-linux-gnu', '/lib/x86_64-linux-gnu']) {
+        const r = spawnSync('dpkg', ['-S', `${d}/${lib}`], { encoding: 'utf8' });
+        if (r.status === 0) return r.stdout.split(':')[0]!;
+      }
+      throw new Error(`no Debian package has ${lib}`);
+    };
+    for (const bin of ['vfplane_native.node', 'vfp-io-fwd', 'vfp-pktgen', 'vfplane-cni-shim']) {
+      const libs = [...spawnSync('ldd', [join(ROOT, 'build/Release', bin)], { encoding: 'utf8' }).stdout.matchAll(/^\s*(\S+) => /gm)].map((m) => m[1]!);
+      for (const lib of libs) {
+        const pkg = ownerOf(lib);
+        expect(listed.has(pkg) || base.has(pkg) || pulled.has(pkg), `${bin} links ${lib} (${pkg})`).toBe(true);
+      }
+    }
+    // The EAL's drivers: the vdevs vfplane makes (data plane, bench), the buses and the
+    // mempool, and each hw-profile's DPDK PMD for its VF.
+    const pmdPackage: Record<string, string> = { net_iavf: 'librte-net-iavf23', mlx5_eth: 'librte-net-mlx5-23', net_virtio: 'librte-net-virtio23', net_af_packet: 'librte-net-af-packet23' };
+    const profilePmds = readdirSync(join(ROOT, 'hw-profiles')).filter((f) => f.endsWith('.json'))
+      .map((f) => (JSON.parse(readFileSync(join(ROOT, 'hw-profiles', f), 'utf8')) as { dpdk: { pmd: string } }).dpdk.pmd);
+    for (const pmd of profilePmds) expect(listed, pmd).toContain(pmdPackage[pmd]);
+    for (const pkg of ['librte-net-af-xdp23', 'librte-net-af-packet23', 'librte-net-ring23', 'librte-net-null23', 'librte-net-tap23', 'librte-bus-pci23', 'librte-bus-vdev23', 'librte-mempool-ring23', 'librte-net-ice23']) {
+      expect(listed, pkg).toContain(pkg);
+    }
+    // The build context leaves the tree's own builds out, or setup would reuse them.
+    const ignore = readFileSync(join(ROOT, '.dockerignore'), 'utf8').split('\n');
+    for (const d of ['node_modules/', 'build/', 'dist/']) expect(ignore).toContain(d);
+  });
+
   it('runs the data plane with a config it accepts, next to the CNI server', () => {
     const ds = docs.find((d) => d.doc.kind === 'DaemonSet')!.doc;
     const c = ds.spec.template.spec.containers.find((x: any) => x.name === 'dataplane');
