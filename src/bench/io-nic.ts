@@ -46,9 +46,11 @@ export function checkNic(o: { pci?: string; iface?: string }, sys = '/sys'): voi
  *  route) is never a bench's: the afxdp trial takes the whole netdev and transmits at line
  *  rate. Refused as the data plane refuses it. */
 export async function refuseHostIface(iface: string): Promise<void> {
-  const { linkAddrs, refuseHostNetdev } = await import('../net/netops.js');
+  const { linkAddrs, refuseHostNetdev, refuseStackedNetdev } = await import('../net/netops.js');
   const l = await linkAddrs(null, iface);
-  if (l) refuseHostNetdev(l, `--iface ${iface}`, 'the bench');
+  if (!l) return;
+  refuseHostNetdev(l, `--iface ${iface}`, 'the bench');
+  refuseStackedNetdev(null, iface, `--iface ${iface}`, 'the bench');
 }
 
 export async function runNicBench(o: NicBenchOptions) {

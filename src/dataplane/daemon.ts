@@ -17,7 +17,7 @@ import { withGuesses } from '../util/typo.js';
 import { formatIp, formatMac, groupMacOf, isGroupMac, isStationMac, parseIp, parseMac } from '../util/addr.js';
 import { conflict, invalid, notFound, systemError, VfpError } from '../util/errors.js';
 import { netnsId } from '../net/ip.js';
-import { linkAddrs, LOOPBACK_IFINDEX, refuseHostNetdev, type LinkAddrs } from '../net/netops.js';
+import { linkAddrs, LOOPBACK_IFINDEX, refuseHostNetdev, refuseStackedNetdev, type LinkAddrs } from '../net/netops.js';
 import { ClaimJournal, claimNetdev, givesBack, nodeLock, releaseLeftovers, releaseNetdev, runDir, sweepNetdevLocks, type Claim } from './claims.js';
 import { AllocStore, DB_FILE } from '../alloc/store.js';
 import { ownerAlive } from '../alloc/owner.js';
@@ -222,6 +222,7 @@ export class Daemon {
     const l = await linkAddrs(netns ?? null, ifname);
     if (!l) throw notFound(missing);
     refuseHostNetdev(l, what);
+    refuseStackedNetdev(netns ?? null, ifname, what);
     this.uplinkNetdev = { ifindex: l.ifindex, netns: netnsId(netns) };
     this.uplinkWatch = { ifname, ...(netns ? { netns } : {}), ifindex: l.ifindex };
     const vtep = this.cfg.uplink.vtep;

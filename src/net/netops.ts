@@ -7,7 +7,7 @@ import { invalid, systemError, type VfpError } from '../util/errors.js';
 import { runSync, syncFailure } from '../util/spawn.js';
 import { isGroupMac } from '../util/addr.js';
 import type { RawNetOp } from '../dataplane/addon-types.js';
-import { addrsIn, hostNetnsPath, ip, ipIn, linkIn, link, sysctlIn, type IpAddrInfo } from './ip.js';
+import { addrsIn, hostNetnsPath, ip, ipIn, linkIn, link, sysctlIn, type IpAddrInfo, type IpLink } from './ip.js';
 
 export type NetOp =
   | { op: 'get'; name: string }
@@ -274,6 +274,31 @@ function describe(o: NetOp): string {
     case 'route': return `adding route ${o.dst}${o.gw ? ` via ${o.gw}` : ''} on ${o.name}`;
     case 'sysctl': return `writing ${o.path}`;
     case 'maddr': return `${o.join ? 'joining' : 'leaving'} multicast ${o.mac} on ${o.name}`;
+  }
+}
+
+/** Kinds of link stacked on a netdev that carry their own traffic through it: taking
+ *  the lower netdev cuts them off. (A veth names its peer the same way: not one.) */
+const UPPER_KINDS = new Set(['vlan', 'macvlan', 'macvtap', 'ipvlan', 'ipvtap', 'vxlan', 'geneve', 'gre', 'gretap', 'ip6gre', 'ip6gretap', 'vrf']);
+
+/**
+ * The other half of refuseHostNetdev, for a netdev taken whole (an uplink, the bench's
+ * --iface): one with no addresses of its own still carries the host's traffic when it is
+ * a port of a bridge or bond (the management address sits on the master), or the lower
+ * link of a VLAN or macvlan. Read with iproute2 (the master and the stacked links), once
+ * at the start.
+ */
+export function refuseStackedNetdev(netns: string | null, name: string, what: string, who = 'the data plane'): void {
+  const all = JSON.parse(netns ? ipIn(netns, ['-d', '-j', 'link', 'show']) : ip(['-d', '-j', 'link', 'show'])) as (IpLink & { master?: string; linkinfo?: { info_kind?: string; info_slave_kind?: string } })[];
+  const me = all.find((l) => l.ifname === name);
+  if (!me) return;
+  if (me.master) {
+    const kind = all.find((l) => l.ifname === me.master)?.linkinfo?.info_kind;
+    throw invalid(`${what} is a port of ${kind ? `${kind} ` : ''}${me.master}: ${who} takes the whole netdev, and ${me.master}'s traffic through it would be lost; give ${who} a netdev of its own (a VF, or another port), or take it out of ${me.master} first (ip link set ${name} nomaster)`);
+  }
+  const uppers = all.filter((l) => l.link === name && l.ifname !== name && UPPER_KINDS.has(l.linkinfo?.info_kind ?? ''));
+  if (uppers.length) {
+    throw invalid(`${what} carries ${uppers.map((u) => `${u.linkinfo!.info_kind} ${u.ifname}`).join(', ')}: ${who} takes the whole netdev, and their traffic through it would be lost; give ${who} a netdev of its own (a VF, or another port), or remove them first`);
   }
 }
 

@@ -5,7 +5,7 @@ import { frameFile, ioFrames, lengthsBetween, parsePing, parseTestpmdTxPps, wind
 import { ioChartSvg, ioRatios, ioTargets } from '../../src/bench/io-report.js';
 import { topoNames, topoOwner, topoPrefix } from '../../src/bench/io-topo.js';
 import { checkNic } from '../../src/bench/io-nic.js';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { describePrivileged } from '../helpers/privileged.js';
 import { ifname } from '../helpers/netns.js';
 import { vfplane } from '../helpers/cli.js';
@@ -131,6 +131,22 @@ describePrivileged('bench --iface on a netdev the host uses', { root: true }, ()
       expect([r.code, r.stderr]).toEqual([2, expect.stringContaining(`--iface ${a} carries 198.51.100.77/32: the bench takes the whole netdev`)]);
       expect(execFileSync('ip', ['-d', 'link', 'show', a], { encoding: 'utf8' })).not.toMatch(/xdp/);
     } finally {
+      execFileSync('ip', ['link', 'del', a]);
+    }
+  });
+
+  it('is refused when it is a bridge port (the address on the bridge: it ran at line rate on it)', () => {
+    const a = ifname('bp'), b = ifname('bq'), br = ifname('bbr');
+    execFileSync('ip', ['link', 'add', a, 'type', 'veth', 'peer', 'name', b]);
+    try {
+      execFileSync('ip', ['link', 'add', br, 'type', 'bridge']);
+      execFileSync('ip', ['link', 'set', a, 'master', br]);
+      execFileSync('ip', ['addr', 'add', '198.51.100.78/32', 'dev', br]);
+      const r = vfplane(['bench', '--backend', 'afxdp', '--iface', a, '--sizes', '64', '--trials', '1', '--duration', '20']);
+      expect([r.code, r.stderr]).toEqual([2, expect.stringContaining(`--iface ${a} is a port of bridge ${br}: the bench takes the whole netdev`)]);
+      expect(execFileSync('ip', ['-d', 'link', 'show', a], { encoding: 'utf8' })).not.toMatch(/xdp/);
+    } finally {
+      spawnSync('ip', ['link', 'del', br]);
       execFileSync('ip', ['link', 'del', a]);
     }
   });

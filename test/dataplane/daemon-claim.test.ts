@@ -50,6 +50,33 @@ describePrivileged('vfplane dataplane run on a netdev the host uses', { netns: t
     });
   }
 
+  // No address of its own, and still the host's traffic: a bridge port (the address on
+  // the bridge) and the lower link of a macvlan (or a VLAN: no 8021q module on this kernel). Refused before anything on them changes.
+  it('refuses an uplink that is a bridge port, or carries a macvlan, naming the master or upper and the fix', () => {
+    const port = ifname('cp'), portPeer = ifname('cq'), br = ifname('cbr'), low = ifname('cl'), lowPeer = ifname('cm');
+    vethPair(n, port, m, portPeer);
+    vethPair(n, low, m, lowPeer);
+    n.ip(['link', 'add', br, 'type', 'bridge']);
+    n.ip(['link', 'set', port, 'master', br]);
+    n.ip(['addr', 'add', '10.89.0.1/24', 'dev', br]);
+    n.ip(['link', 'add', 'link', low, 'name', `${low}mv`, 'type', 'macvlan', 'mode', 'bridge']);
+    try {
+      for (const [dev, msg] of [[port, `uplink ${port} is a port of bridge ${br}`], [low, `uplink ${low} carries macvlan ${low}mv`]] as const) {
+        const config = join(dir, `stacked-${dev}.json`);
+        writeFileSync(config, JSON.stringify({ node: `st${dev}`, backend: 'afpacket', uplink: { ifname: dev, netns: `/run/netns/${n.name}`, vtep: '192.0.2.1' }, stateDir: join(dir, `st-${dev}`) }));
+        const features = n.exec('ethtool', ['-k', dev]);
+        const r = vfplane(['dataplane', 'run', '--config', config]);
+        expect([r.code, r.stderr], dev).toEqual([2, expect.stringContaining(msg)]);
+        expect(n.exec('ethtool', ['-k', dev])).toBe(features);
+        expect(n.ip(['-d', 'link', 'show', dev])).not.toMatch(/promisc 1/);
+      }
+    } finally {
+      n.ip(['link', 'del', br]);
+      n.ip(['link', 'del', port]);
+      n.ip(['link', 'del', low]);
+    }
+  });
+
   // Loopback carries only host-scoped addresses, yet it is the namespace's own: refused
   // before anything on it changes (GRO, IPv6, the stack drop), as `attach` refuses it.
   it('refuses loopback as the uplink before changing anything on it', () => {
