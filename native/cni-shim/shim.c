@@ -23,7 +23,13 @@
  *             "\n", stderr's bytes, then stdout's bytes until EOF.
  * A server that hangs up without a byte is taken for one from before version 2 (during
  * an upgrade) and asked again with "VFPCNI1\n" (it keeps CNI_* only and answers
- * "STATUS\n" then stdout).
+ * "STATUS\n" then stdout). A server that answers "RUNSELF\n" has run nothing: the call
+ * sets vfplane settings (VFPLANE_*) the server runs with other values of, or is larger
+ * than it takes; the shim runs the plugin itself, with the stdin it read.
+ *
+ * Signals: the first SIGTERM or SIGINT lets the call finish and its answer stand (the
+ * plugin's own contract, which the server keeps for the work it does), said on stderr; a
+ * second stops waiting for it (exit 143 or 130; the server still finishes the call).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -31,6 +37,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -140,42 +147,81 @@ static int dial(const struct sockaddr_un *sa)
 	return fd;
 }
 
-#define HUNG_UP (-2) /* the server closed the connection before a byte of its answer */
+#define HUNG_UP (-2)  /* the server closed the connection before a byte of its answer */
+#define RUN_SELF (-3) /* the server ran nothing and asks the shim to run the plugin */
+
+static volatile sig_atomic_t signals_seen;
+
+/* First signal: said, and the call goes on; a second: stop waiting (the server goes on). */
+static void on_signal(int sig)
+{
+	if (signals_seen++ == 0) {
+		static const char term[] = "vfplane-cni: SIGTERM: finishing the call under way; its answer stands (a second signal stops waiting for it)\n";
+		static const char intr[] = "vfplane-cni: SIGINT: finishing the call under way; its answer stands (a second signal stops waiting for it)\n";
+		(void)!write(STDERR_FILENO, sig == SIGTERM ? term : intr, sig == SIGTERM ? sizeof(term) - 1 : sizeof(intr) - 1);
+		return;
+	}
+	_exit(128 + sig);
+}
+
+/* The first line of the server's answer, into head (NUL-terminated, without "\n");
+ * its length, 0 when the server hung up before a byte, -1 when it stopped mid-line. */
+static ssize_t read_head(int fd, char *head, size_t cap)
+{
+	size_t have = 0;
+	while (have + 1 < cap) {
+		ssize_t n = read(fd, head + have, 1);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return have == 0 ? 0 : -1;
+		if (head[have] == '\n') {
+			head[have] = 0;
+			return (ssize_t)have + 1;
+		}
+		have++;
+	}
+	return -1; /* no line end where one must be: not an answer */
+}
 
 /* Sends the request, then relays the answer to stdout and stderr and returns its exit
  * status. The answer: the status line ("STATUS ERRLEN" in version 2, "STATUS" in
  * version 1), stderr's ERRLEN bytes (none in version 1), then stdout until EOF. */
 static int exchange(int fd, const struct req *q, int version)
 {
-	if (write_all(fd, q->p, q->len) < 0)
-		return fail("cannot write to the server", strerror(errno));
+	if (write_all(fd, q->p, q->len) < 0) {
+		/* A server that takes no more (a request over its limit) has said why first. */
+		int e = errno;
+		char h[32];
+		if ((e == EPIPE || e == ECONNRESET) && read_head(fd, h, sizeof(h)) > 0 && !strcmp(h, "RUNSELF")) {
+			close(fd);
+			return RUN_SELF;
+		}
+		return fail("cannot write to the server", strerror(e));
+	}
 	shutdown(fd, SHUT_WR);
 	int status = -1;
 	long errlen = -1;
-	size_t have = 0;
 	char head[32];
-	while (have < sizeof(head)) {
-		ssize_t n = read(fd, head + have, 1);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0 && have == 0) {
-			close(fd);
-			return HUNG_UP;
+	ssize_t got = read_head(fd, head, sizeof(head));
+	if (got == 0) {
+		close(fd);
+		return HUNG_UP;
+	}
+	if (got < 0)
+		return fail("the server closed the connection without an answer", "see the server's log");
+	if (!strcmp(head, "RUNSELF")) {
+		close(fd);
+		return RUN_SELF;
+	}
+	{
+		char *end, *end2 = NULL;
+		long v = strtol(head, &end, 10);
+		long e = version == 1 ? (*end == 0 ? 0 : -1) : *end == ' ' ? strtol(end + 1, &end2, 10) : -1;
+		if (got > 1 && end != head && v >= 0 && v <= 255 && e >= 0 && (version == 1 || *end2 == 0)) {
+			status = (int)v;
+			errlen = e;
 		}
-		if (n <= 0)
-			return fail("the server closed the connection without an answer", "see the server's log");
-		if (head[have] == '\n') {
-			head[have] = 0;
-			char *end, *end2 = NULL;
-			long v = strtol(head, &end, 10);
-			long e = version == 1 ? (*end == 0 ? 0 : -1) : *end == ' ' ? strtol(end + 1, &end2, 10) : -1;
-			if (have > 0 && end != head && v >= 0 && v <= 255 && e >= 0 && (version == 1 || *end2 == 0)) {
-				status = (int)v;
-				errlen = e;
-			}
-			break;
-		}
-		have++;
 	}
 	if (status < 0)
 		return fail("the server's answer is malformed", "run `vfplane cni install` again: the shim and the server must come from one vfplane");
@@ -210,10 +256,28 @@ static void run_fallback(char **argv)
 	exit(fail("no server and the Node plugin cannot be started", strerror(errno)));
 }
 
+/* The plugin run here after all, its stdin what was read for the server (len bytes at p):
+ * put in a memory file at offset 0, which becomes fd 0. */
+static void run_self(char **argv, const char *p, size_t len)
+{
+	int m = memfd_create("vfplane-cni-stdin", MFD_CLOEXEC);
+	if (m < 0 || write_all(m, p, len) < 0 || lseek(m, 0, SEEK_SET) < 0 || dup2(m, STDIN_FILENO) < 0)
+		exit(fail("cannot hand the network configuration to the plugin", strerror(errno)));
+	char *args[] = { argv[2], argv[3], NULL };
+	execve(argv[2], args, environ);
+	exit(fail("the Node plugin cannot be started", strerror(errno)));
+}
+
 int main(int argc, char **argv)
 {
 	/* A server that goes away mid-request must give us EPIPE to report, not kill us. */
 	signal(SIGPIPE, SIG_IGN);
+	/* No SA_RESTART: a blocked read returns EINTR, and each loop goes on reading. An
+	 * exec'd plugin gets the default actions back, and its own contract. */
+	struct sigaction sa_sig = { .sa_handler = on_signal };
+	sigemptyset(&sa_sig.sa_mask);
+	sigaction(SIGTERM, &sa_sig, NULL);
+	sigaction(SIGINT, &sa_sig, NULL);
 	static char sock_path[4096], node[4096], plugin[4096];
 	char *args[5];
 	if (argc == 1) {
@@ -232,7 +296,7 @@ int main(int argc, char **argv)
 
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	if (strlen(argv[1]) >= sizeof(sa.sun_path))
-		return fail("socket path too long", argv[1]);
+		run_fallback(argv); /* no server can listen there: the plugin runs standalone */
 	strcpy(sa.sun_path, argv[1]);
 
 	int fd = dial(&sa);
@@ -250,6 +314,7 @@ int main(int argc, char **argv)
 	}
 	if (req_add(&q, "", 1) < 0)
 		return fail("out of memory", "");
+	size_t stdin_at = q.len;
 	char buf[65536];
 	for (;;) {
 		ssize_t n = read(STDIN_FILENO, buf, sizeof(buf));
@@ -263,6 +328,8 @@ int main(int argc, char **argv)
 			return fail("out of memory", "");
 	}
 	int status = exchange(fd, &q, 2);
+	if (status == RUN_SELF)
+		run_self(argv, q.p + stdin_at, q.len - stdin_at);
 	if (status != HUNG_UP)
 		return status;
 	/* Not a byte: a server from before version 2 (an upgrade's shim is installed before
@@ -274,5 +341,7 @@ int main(int argc, char **argv)
 	if (fd < 0)
 		return fail("the server closed the connection without an answer, and is gone", strerror(errno));
 	status = exchange(fd, &q, 1);
+	if (status == RUN_SELF)
+		run_self(argv, q.p + stdin_at, q.len - stdin_at);
 	return status == HUNG_UP ? fail("the server closed the connection without an answer", "see the server's log") : status;
 }

@@ -19,6 +19,16 @@ export const DEFAULT_CNI_SOCKET = '/run/vfplane/cni.sock';
 const MAGIC_V1 = 'VFPCNI1\n';
 const MAGIC = 'VFPCNI2\n';
 const MAX_REQUEST = 4 << 20; // a network config with a large prevResult is still far below
+// "Run the plugin yourself": the server ran nothing (see foreignSettings, readRequest).
+const RUN_SELF = 'RUNSELF\n';
+
+/** The vfplane settings (VFPLANE_*) a call's environment sets to values this server does
+ *  not run with. The plugin's library reads them from its process's environment (sysfs
+ *  root, state and profile directories, ...), which here is the server's: such a call is
+ *  run by the shim itself, as it would be with no server, so that it gets what it asked. */
+export function foreignSettings(env: Record<string, string>): string[] {
+  return Object.keys(env).filter((k) => k.startsWith('VFPLANE_') && env[k] !== process.env[k]).sort();
+}
 const MAX_STDERR = 256 << 10;
 
 /** Splits a request: the magic line, NAME=VALUE\0 pairs up to an empty one, then stdin.
@@ -52,15 +62,19 @@ function baseEnv(): Record<string, string> {
   return out;
 }
 
-function readRequest(sock: net.Socket): Promise<Buffer> {
+/** The whole request, or null when it is larger than the server takes: then the shim is
+ *  told to run the plugin itself (it has the request), and the connection closed. */
+function readRequest(sock: net.Socket): Promise<Buffer | null> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
     sock.on('data', (c: Buffer) => {
+      if (size > MAX_REQUEST) return;
       size += c.length;
       if (size > MAX_REQUEST) {
-        reject(new Error(`request larger than ${MAX_REQUEST} bytes`));
-        sock.destroy();
+        sock.pause();
+        sock.end(RUN_SELF, () => sock.destroy());
+        resolve(null);
         return;
       }
       chunks.push(c);
@@ -90,9 +104,15 @@ async function serialised<T>(key: string | undefined, fn: () => Promise<T>): Pro
 
 async function handle(sock: net.Socket, log: (m: string) => void): Promise<void> {
   const buf = await readRequest(sock);
+  if (buf === null) return void log(`vfplane cni serve: a request larger than ${MAX_REQUEST} bytes: its shim runs the plugin itself`);
   // A liveness probe (doctor, a second server starting) connects and closes: not a call.
   if (buf.length === 0) return void sock.destroy();
   const { env, stdin, version } = parseRequest(buf);
+  const foreign = version === 2 ? foreignSettings(env) : [];
+  if (foreign.length) {
+    log(`vfplane cni serve: a ${env.CNI_COMMAND ?? ''} call sets ${foreign.join(', ')} other than this server runs with: its shim runs the plugin itself`);
+    return void sock.end(RUN_SELF);
+  }
   const key = env.CNI_CONTAINERID && env.CNI_IFNAME ? `${env.CNI_CONTAINERID}\u0000${env.CNI_IFNAME}` : undefined;
   let out = '';
   const err: Buffer[] = [];

@@ -555,4 +555,89 @@ describe('the shim protocol', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  /** Runs the built shim against SOCK with PLUGIN (run by PROG) as its fallback; resolves
+   *  with its exit status, stdout and stderr. `during` runs once it has started. */
+  const shimCall = (sock: string, prog: string, plugin: string, env: Record<string, string>, stdin: string | Buffer, during?: (pid: number) => void) =>
+    new Promise<{ code: number | null; out: string; err: string }>((resolve) => {
+      const shim = spawn(join(ROOT, 'build/Release/vfplane-cni-shim'), [sock, prog, plugin], { env });
+      let out = '';
+      let err = '';
+      shim.stdout.on('data', (d) => (out += d));
+      shim.stderr.on('data', (d) => (err += d));
+      shim.stdin.on('error', () => undefined);
+      shim.stdin.end(stdin);
+      during?.(shim.pid!);
+      shim.on('close', (code) => resolve({ code, out, err }));
+    });
+
+  it('a server answering RUNSELF has the shim run the plugin itself, with the stdin it had read', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'vfplane-shim-self-'));
+    const sock = join(dir, 'cni.sock');
+    const server = createServer({ allowHalfOpen: true }, (c) => {
+      c.resume();
+      c.on('end', () => c.end('RUNSELF\n'));
+    });
+    await new Promise<void>((r) => server.listen(sock, r));
+    try {
+      const script = join(dir, 'plugin.sh');
+      writeFileSync(script, 'printf "self %s:" "$CNI_COMMAND"; cat\n');
+      const r = await shimCall(sock, '/bin/sh', script, { CNI_COMMAND: 'ADD' }, '{"cniVersion":"1.0.0","name":"x"}');
+      expect(r).toEqual({ code: 0, out: 'self ADD:{"cniVersion":"1.0.0","name":"x"}', err: '' });
+    } finally {
+      server.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('vfplane cni serve leaves a call that sets other VFPLANE_* settings, or is over its size limit, to the shim, which runs the plugin itself (served, the server\'s settings applied)', async () => {
+    const { serveCni } = await import('../../src/cni/server.js');
+    const dir = mkdtempSync(join(tmpdir(), 'vfplane-shim-foreign-'));
+    const logged: string[] = [];
+    const srv = await serveCni(join(dir, 'cni.sock'), (m) => logged.push(m));
+    try {
+      const plugin = join(ROOT, 'bin/vfplane-cni.js');
+      const conf = '{"cniVersion":"1.0.0","name":"n","type":"vfplane-cni"}';
+      const served = await shimCall(srv.socket, process.execPath, plugin, { CNI_COMMAND: 'VERSION' }, conf);
+      expect(served.code, served.out).toBe(0);
+      expect(logged).toEqual([]);
+      const own = await shimCall(srv.socket, process.execPath, plugin, { CNI_COMMAND: 'VERSION', VFPLANE_SYSFS_ROOT: join(dir, 'sys') }, conf);
+      expect(own.code, own.out).toBe(0);
+      expect(JSON.parse(own.out)).toEqual(JSON.parse(served.out));
+      expect(logged).toEqual(['vfplane cni serve: a VERSION call sets VFPLANE_SYSFS_ROOT other than this server runs with: its shim runs the plugin itself']);
+      // 5 MiB of config (a huge prevResult, say): over the server's 4 MiB.
+      const big = JSON.stringify({ cniVersion: '1.0.0', name: 'n', type: 'vfplane-cni', pad: 'x'.repeat(5 << 20) });
+      const large = await shimCall(srv.socket, process.execPath, plugin, { CNI_COMMAND: 'VERSION' }, big);
+      expect(large.code, large.out).toBe(0);
+      expect(JSON.parse(large.out)).toEqual(JSON.parse(served.out));
+      expect(logged.at(-1)).toMatch(/a request larger than 4194304 bytes: its shim runs the plugin itself/);
+    } finally {
+      await srv.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('the shim keeps the plugin\'s signal contract: a first SIGTERM lets the call finish and its answer stand, said on stderr; a second stops waiting', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'vfplane-shim-sig-'));
+    const sock = join(dir, 'cni.sock');
+    const server = createServer({ allowHalfOpen: true }, (c) => {
+      c.resume();
+      c.on('end', () => setTimeout(() => c.end('0 0\n{"cniVersion":"1.0.0","done":true}'), 1200));
+    });
+    await new Promise<void>((r) => server.listen(sock, r));
+    try {
+      const once1 = await shimCall(sock, '/nonexistent', '/nonexistent', { CNI_COMMAND: 'ADD' }, '{}', (pid) => setTimeout(() => process.kill(pid, 'SIGTERM'), 300));
+      expect(once1.code).toBe(0);
+      expect(JSON.parse(once1.out)).toEqual({ cniVersion: '1.0.0', done: true });
+      expect(once1.err).toBe('vfplane-cni: SIGTERM: finishing the call under way; its answer stands (a second signal stops waiting for it)\n');
+      const twice = await shimCall(sock, '/nonexistent', '/nonexistent', { CNI_COMMAND: 'ADD' }, '{}', (pid) => {
+        setTimeout(() => process.kill(pid, 'SIGINT'), 300);
+        setTimeout(() => process.kill(pid, 'SIGINT'), 500);
+      });
+      expect(twice).toMatchObject({ code: 130, out: '' });
+    } finally {
+      server.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
