@@ -12,6 +12,7 @@ import { keepHandles } from './plugin.js';
 import { makeDirs } from '../util/fs.js';
 import { systemError } from '../util/errors.js';
 import { refuseNonSocket } from '../dataplane/control.js';
+import { revalidateProfiles } from '../sriov/profile.js';
 
 export const DEFAULT_CNI_SOCKET = '/run/vfplane/cni.sock';
 // Version 1 (a shim from before) sent only CNI_* and took back stdout alone; version 2
@@ -113,6 +114,9 @@ async function handle(sock: net.Socket, log: (m: string) => void): Promise<void>
     log(`vfplane cni serve: a ${env.CNI_COMMAND ?? ''} call sets ${foreign.join(', ')} other than this server runs with: its shim runs the plugin itself`);
     return void sock.end(RUN_SELF);
   }
+  // An hw-profile edited since the last call counts from this one, as for a plugin run
+  // standalone (which reads them afresh each time).
+  revalidateProfiles();
   const key = env.CNI_CONTAINERID && env.CNI_IFNAME ? `${env.CNI_CONTAINERID}\u0000${env.CNI_IFNAME}` : undefined;
   let out = '';
   const err: Buffer[] = [];

@@ -309,6 +309,36 @@ const cache = new Map<string, HwProfile[]>();
 /** Forgets loaded profiles (tests, or after the files changed). */
 export function clearProfileCache(): void {
   cache.clear();
+  signatures.clear();
+}
+
+// What each cached directory list looked like when it was read (names, sizes, mtimes).
+const signatures = new Map<string, string>();
+
+function signatureOf(dirs: string[]): string {
+  return dirs.map((d) => {
+    try {
+      const abs = resolve(d);
+      return readdirSync(abs).filter((n) => n.endsWith('.json')).sort().map((n) => {
+        const st = statSync(join(abs, n));
+        return `${n}:${st.size}:${st.mtimeMs}`;
+      }).join('/');
+    } catch (e) {
+      return `!${(e as NodeJS.ErrnoException).code}`;
+    }
+  }).join('\n');
+}
+
+/** For a long-running process (vfplane cni serve): forgets the profiles loaded from
+ *  directories whose files changed since, so that an edited profile counts from the next
+ *  call on, as it does for a plugin run standalone. A few stats per directory. */
+export function revalidateProfiles(): void {
+  for (const key of [...cache.keys()]) {
+    if (signatures.get(key) !== signatureOf(key.split('\n'))) {
+      cache.delete(key);
+      signatures.delete(key);
+    }
+  }
 }
 
 /** The operator's own hw-profiles directory (env VFPLANE_PROFILES_DIR), or null. */
@@ -327,6 +357,7 @@ export function loadProfiles(dir?: string): HwProfile[] {
   const key = dirs.map((d) => resolve(d)).join('\n');
   const hit = cache.get(key);
   if (hit) return hit;
+  const sig = signatureOf(key.split('\n')); // before the reads: a change meanwhile is seen next time
   const byName = new Map<string, HwProfile>();
   const issues: ProfileIssue[] = [];
   for (const d of dirs) {
@@ -394,6 +425,7 @@ export function loadProfiles(dir?: string): HwProfile[] {
     throw issuesError(issues, dirs.join(' and '), fix);
   }
   cache.set(key, profiles);
+  signatures.set(key, sig);
   return profiles;
 }
 

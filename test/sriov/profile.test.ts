@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   DEFAULT_PROFILES_DIR, FACT_PATHS, clearProfileCache, getProfile, jsonErrorOffset, loadProfiles, matchPf, matchVf,
-  vfCandidates,
+  revalidateProfiles, vfCandidates,
 } from '../../src/sriov/profile.js';
 import { VfpError } from '../../src/util/errors.js';
 
@@ -28,6 +28,31 @@ function loadError(dir?: string): VfpError {
   }
   throw new Error(`loading ${dir ?? 'the profiles'} did not fail`);
 }
+
+describe('a long-running process (vfplane cni serve) and edited profiles', () => {
+  it('revalidateProfiles forgets a directory whose files changed, and only then', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'vfplane-prof-reval-'));
+    try {
+      const p = rawProfile('x710');
+      p.vfSettings.minTxRate = true;
+      writeFileSync(join(dir, 'x710.json'), JSON.stringify(p));
+      clearProfileCache();
+      expect(getProfile('x710', dir).vfSettings!.minTxRate).toBe(true);
+      p.vfSettings.minTxRate = false;
+      p.description += ' (edited)';
+      writeFileSync(join(dir, 'x710.json'), JSON.stringify(p));
+      expect(getProfile('x710', dir).vfSettings!.minTxRate).toBe(true); // cached
+      revalidateProfiles();
+      expect(getProfile('x710', dir).vfSettings!.minTxRate).toBe(false);
+      const again = loadProfiles(dir);
+      revalidateProfiles(); // nothing changed: the same list
+      expect(loadProfiles(dir)).toBe(again);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+      clearProfileCache();
+    }
+  });
+});
 
 describe('shipped hw-profiles', () => {
   it('all load and validate, sorted by name, each from its own file', () => {
