@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { rmSync } from 'node:fs';
 import { DataPlane } from '../dataplane/dp.js';
 import { prepareDpdkEnv } from '../dataplane/dpdk-env.js';
+import { benchDpdkJournal, dropBenchDpdkDir } from './dpdk-journal.js';
 import { resolveTunnel } from '../packet/config.js';
 import { parseIp, parseMac } from '../util/addr.js';
 
@@ -33,10 +34,11 @@ async function main(): Promise<void> {
   const env = prepareDpdkEnv({
     cores: String(c.cpu), stateDir, hugepages: 256,
     filePrefix: `vfpbench${process.pid}`, pci: c.pci, warn: (m) => process.stderr.write(`warning: ${m}\n`),
+    journal: benchDpdkJournal('dut'), // for the next bench, should this child be killed
   });
   let dp: DataPlane | null = null;
   const finish = (code: number) => {
-    try { dp?.stop(); } finally { env.cleanup(); rmSync(stateDir, { recursive: true, force: true }); }
+    try { dp?.stop(); } finally { env.cleanup(); dropBenchDpdkDir(); rmSync(stateDir, { recursive: true, force: true }); }
     process.exit(code);
   };
   process.on('SIGTERM', () => finish(143));

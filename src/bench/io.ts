@@ -14,6 +14,7 @@ import { outerHeaderLength, resolveTunnel } from '../packet/config.js';
 import { parseIp, parseMac } from '../util/addr.js';
 import { averageSize, benchFrames, sizePattern, vxlanFrames, type SizeSpec } from './frames.js';
 import { ADDR, Topology, sweepStaleTopologies } from './io-topo.js';
+import { benchDpdkJournal, dropBenchDpdkDir, recoverBenchDpdk } from './dpdk-journal.js';
 import { LineChild, sleep } from './io-proc.js';
 import { median } from './memory.js';
 import { summarize } from './stats.js';
@@ -379,6 +380,7 @@ async function testpmdTrial(o: IoBenchOptions, mbufs: number, ms: number): Promi
   const env = prepareDpdkEnv({
     cores: `${o.genCpu},${o.dutCpu}`, stateDir, hugepages: 256,
     filePrefix: prefix, vdevs: ['net_null0,size=64', 'net_null1,no-rx=1'], warn: () => {},
+    journal: benchDpdkJournal('testpmd'), // for the next bench, should this one be killed
   });
   // Interrupted, the pages reserved and the hugetlbfs mounted for testpmd are given back
   // too (512 MiB stayed pinned otherwise): testpmd first, then its environment.
@@ -386,6 +388,7 @@ async function testpmdTrial(o: IoBenchOptions, mbufs: number, ms: number): Promi
   const off = onInterrupt(() => {
     stopChildSync(testpmd);
     env.cleanup();
+    dropBenchDpdkDir();
     rmSync(stateDir, { recursive: true, force: true });
   });
   try {
@@ -408,6 +411,7 @@ async function testpmdTrial(o: IoBenchOptions, mbufs: number, ms: number): Promi
   } finally {
     off();
     env.cleanup();
+    dropBenchDpdkDir();
     rmSync(stateDir, { recursive: true, force: true }); // our own temp dir: the mount point's parent
   }
 }
@@ -459,6 +463,8 @@ export async function runIoBench(o: IoBenchOptions): Promise<IoBenchResult> {
   const notes: string[] = [];
   const gone = sweepStaleTopologies();
   if (gone.length) say(`  removed stale namespaces of dead bench runs: ${gone.join(', ')}`);
+  // Said under --json too (on stderr): the host changed.
+  for (const m of recoverBenchDpdk()) (o.onProgress ?? ((x: string) => process.stderr.write(`${x}\n`)))(`  ${m}`);
   const cells: IoCell[] = [];
   const lat: LatencyCell[] = [];
   const duts: Dut[] = [];

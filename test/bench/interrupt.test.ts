@@ -4,7 +4,8 @@
 // and the exit status says it was a signal (143). A `finally` is not enough: the signal's
 // default action ends the process before it runs.
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { once } from 'node:events';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -53,6 +54,28 @@ describe.sequential('interrupted long commands clean up', () => {
       expect(hugeMounts()).toEqual([]);
       expect(pgrep('^dpdk-testpmd')).toBe('');
     }, 90000);
+
+    it('bench --backend dpdk: killed outright (SIGKILL) while testpmd runs, the next bench gives its hugepages, mount and EAL directory back', async () => {
+      const pages = readFileSync('/proc/sys/vm/nr_hugepages', 'utf8').trim();
+      const args = ['bench', '--backend', 'dpdk', '--only-null', '--duration', '1000', '--trials', '1'];
+      const p = spawn(process.execPath, [BIN, ...args], { stdio: 'ignore' });
+      const t0 = Date.now();
+      while (!(pgrep('^dpdk-testpmd') !== '' && hugeMounts().length > 0)) {
+        if (Date.now() - t0 > 60000 || p.exitCode !== null) throw new Error('testpmd never ran');
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      p.kill('SIGKILL');
+      await once(p, 'exit');
+      for (let i = 0; i < 100 && pgrep('^dpdk-testpmd') !== ''; i++) await new Promise((r) => setTimeout(r, 100)); // its stdin closed
+      expect(hugeMounts()).not.toEqual([]); // what the killed run left
+      const next = spawnSync(process.execPath, [BIN, ...args, '--json'], { encoding: 'utf8', timeout: 120000 });
+      expect(next.status, next.stderr).toBe(0);
+      expect(next.stderr).toMatch(new RegExp(`unmounted the hugetlbfs at \\S+ that a DPDK run \\(pid ${p.pid},`));
+      expect(hugeMounts()).toEqual([]);
+      expect(readFileSync('/proc/sys/vm/nr_hugepages', 'utf8').trim()).toBe(pages);
+      expect(existsSync(join(tmpdir(), `vfplane-bench-${p.pid}`))).toBe(false);
+      expect(existsSync('/run/vfplane/bench-dpdk')).toBe(false); // the journals' directory, once empty
+    }, 180000);
 
     it('bench --backend afpacket: SIGTERM mid-measurement removes its frame files and topology', async () => {
       const benchDirs = () => readdirSync(tmpdir()).filter((f) => /^vfplane-bench-[A-Za-z0-9]{6}$/.test(f)).sort();
