@@ -108,9 +108,16 @@ async function hostChecks(out: Check[], socket: string, stateDir: string): Promi
   // A socket file is not a server: one left by a killed server (or any file) answers nothing.
   const { localSocketPath, probe } = await import('../dataplane/control.js');
   const serving = fs.existsSync(socket) && (await probe(socket));
-  out.push(serving
-    ? { area: 'cni', name: 'vfplane cni serve', status: 'ok', detail: `listening on ${socket}` }
-    : { area: 'cni', name: 'vfplane cni serve', status: 'warn', detail: `no server ${fs.existsSync(socket) ? 'answers' : 'listens'} on ${socket}${fs.existsSync(socket) ? ' (a file left by one that stopped?)' : ''}: each CNI call starts Node (~10× slower)`, fix: 'run `vfplane cni serve` (the DaemonSet does)' });
+  const { askVersion, DEFAULT_CNI_SOCKET } = await import('../cni/server.js');
+  const serveCmd = `vfplane cni serve${socket === DEFAULT_CNI_SOCKET ? '' : ` --socket ${shellArg(socket)}`}`;
+  // Connected is not answering: a stopped (SIGSTOP) or hung server still accepts, and
+  // every CNI call through the shim then waits on it.
+  const silent = serving ? await askVersion(socket) : null;
+  out.push(!serving
+    ? { area: 'cni', name: 'vfplane cni serve', status: 'warn', detail: `no server ${fs.existsSync(socket) ? 'answers' : 'listens'} on ${socket}${fs.existsSync(socket) ? ' (a file left by one that stopped?)' : ''}: each CNI call starts Node (~10× slower)`, fix: `run \`${serveCmd}\` (the DaemonSet does)` }
+    : silent
+      ? { area: 'cni', name: 'vfplane cni serve', status: 'missing', detail: `a server accepts connections on ${socket} but gave ${silent}: stopped or hung, and every CNI call through the shim waits on it`, fix: `see its log; send it SIGCONT if it was stopped, or restart \`${serveCmd}\`` }
+      : { area: 'cni', name: 'vfplane cni serve', status: 'ok', detail: `answering on ${socket}` });
   // The data plane: its socket under the state directory (or $VFPLANE_DATAPLANE_SOCKET).
   const dpSock = localSocketPath(stateDir);
   if (fs.existsSync(dpSock) && (await probe(dpSock))) {
@@ -270,7 +277,7 @@ export async function runDoctor(o: { sysfsRoot?: string; stateDir?: string; json
   await nicChecks(checks, o.sysfsRoot);
   // A sysfs root that cannot be read is the caller's input gone wrong: reported with the
   // rest, and the exit says so.
-  if (checks.some((c) => c.name === 'sysfs root')) process.exitCode = 1;
+  if (checks.some((c) => c.name === 'sysfs root' || c.name === 'hw-profiles')) process.exitCode = 1; // what was given (a root, a profile directory) is unusable
   if (o.json) return printJson({ checks });
   const t = new Table({ head: ['area', 'check', 'status', 'detail'], style: { head: [], border: [] }, wordWrap: true, colWidths: [null, 24, null, 70] });
   for (const c of checks) t.push([c.area, c.name, c.status, c.fix ? `${c.detail}\nfix: ${c.fix}` : c.detail]);

@@ -138,6 +138,29 @@ async function handle(sock: net.Socket, log: (m: string) => void): Promise<void>
   sock.end(Buffer.concat([Buffer.from(`${code} ${e.length}\n`, 'latin1'), e, Buffer.from(out, 'utf8')]));
 }
 
+/** Whether a server on SOCKET answers a VERSION call within TIMEOUTMS, through the
+ *  shim's protocol: a stopped or hung server still accepts connections (the kernel does
+ *  that), so a connect alone says nothing. Null when it answered; else why not. */
+export function askVersion(socket: string, timeoutMs = 2000): Promise<string | null> {
+  return new Promise((resolve) => {
+    const c = net.connect(socket);
+    let got = '';
+    const done = (why: string | null) => {
+      clearTimeout(t);
+      c.destroy();
+      resolve(why);
+    };
+    const t = setTimeout(() => done(`no answer to a VERSION call within ${timeoutMs} ms`), timeoutMs);
+    c.once('connect', () => c.end(Buffer.concat([Buffer.from(MAGIC, 'latin1'), Buffer.from('CNI_COMMAND=VERSION\0\0{"cniVersion":"1.0.0"}', 'utf8')])));
+    c.on('data', (d: Buffer) => {
+      got += d.toString('latin1');
+      if (got.includes('\n')) done(/^0 \d+\n/.test(got) ? null : `an unexpected answer to a VERSION call: ${JSON.stringify(got.slice(0, 40))}`);
+    });
+    c.once('end', () => done(got ? null : 'it closed the connection without an answer'));
+    c.once('error', (e) => done(e.message));
+  });
+}
+
 export interface CniServer {
   socket: string;
   close(): Promise<void>;

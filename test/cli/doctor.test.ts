@@ -2,12 +2,13 @@
 // recorded, sockets the kernel really opens, and the NICs under a sysfs root.
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { release } from 'node:os';
 import { installedPlugin, tcxCheck } from '../../src/cli/doctor-run.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ROOT, vfplane } from '../helpers/cli.js';
+import { ROOT, vfplane, vfplaneAsync } from '../helpers/cli.js';
 import { dropSim, makeSim } from '../helpers/sim.js';
 import type { SimManifest } from '../../src/sim/manifest.js';
 
@@ -54,6 +55,29 @@ describe('vfplane doctor', () => {
       const c = (JSON.parse(r.stdout).checks as { name: string; status: string; detail: string }[]).find((x) => x.name === 'vfplane cni serve');
       expect(c).toMatchObject({ status: 'warn', detail: expect.stringContaining(`no server answers on ${stale} (a file left by one that stopped?)`) });
     } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a CNI server that accepts but does not answer (stopped, hung) is reported missing, one that answers ok', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'vfplane-doctor-hung-'));
+    const mute = createServer(() => undefined); // accepts, reads nothing, answers nothing
+    await new Promise<void>((r) => mute.listen(join(dir, 'mute.sock'), r));
+    const { serveCni } = await import('../../src/cni/server.js');
+    const srv = await serveCni(join(dir, 'cni.sock'), () => undefined);
+    try {
+      const check = async (sock: string) => {
+        const r = await vfplaneAsync(['doctor', '--json', '--sysfs-root', m.root, '--socket', sock]);
+        return (JSON.parse(r.stdout).checks as { name: string; status: string; detail: string; fix?: string }[]).find((x) => x.name === 'vfplane cni serve');
+      };
+      expect(await check(join(dir, 'mute.sock'))).toMatchObject({
+        status: 'missing', detail: expect.stringContaining('but gave no answer to a VERSION call within 2000 ms: stopped or hung'),
+        fix: expect.stringContaining(`restart \`vfplane cni serve --socket ${join(dir, 'mute.sock')}\``),
+      });
+      expect(await check(srv.socket)).toMatchObject({ status: 'ok', detail: `answering on ${srv.socket}` });
+    } finally {
+      mute.close();
+      await srv.close();
       rmSync(dir, { recursive: true, force: true });
     }
   });

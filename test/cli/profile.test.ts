@@ -115,6 +115,7 @@ describe('own profiles (VFPLANE_PROFILES_DIR)', () => {
       expect(r.stderr).not.toMatch(/call stack/);
     }
     const doc = vfplane(['doctor', '--json', '--sysfs-root', mkdtempSync(join(dir, 'sys-'))], { env: { VFPLANE_PROFILES_DIR: deep } });
+    expect(doc.code).toBe(1); // the profile directory given is unusable, as a bad sysfs root
     const { checks } = JSON.parse(doc.stdout) as { checks: { name: string; status: string; detail: string }[] };
     expect(checks.find((c) => c.name === 'hw-profiles')).toMatchObject({ status: 'missing', detail: expect.stringContaining('nested too deeply') });
     expect(checks.length).toBeGreaterThan(5); // the build and host checks are there too
