@@ -175,6 +175,12 @@ export async function runDataplaneBench(o: DataplaneBenchOptions): Promise<Datap
         // 200 ms warm: the remote MACs' buckets and the pool in cache.
         trials = await portTxRates(dp, out.slot, 200, o.trials, o.durationMs);
         dp.stop();
+        // A window in which nothing went out is no rate (its ns/packet was ∞, the growth
+        // too): the worker did not run then.
+        const idle = trials.filter((t) => !(t > 0)).length;
+        if (idle) {
+          throw new Error(`bench dataplane: ${idle} of ${trials.length} windows of ${o.durationMs} ms forwarded nothing (${op}, ${dests} MACs, FDB ${entries}): the worker on CPU ${o.cpu} did not run then (the host starved it?); run again, with a longer --duration or another --cpu`);
+        }
         // The figure is honest only if every frame went where it should, unicast: a flood
         // (a destination the FDB missed) or a drop (a source a static entry puts
         // elsewhere…) means the bench measured something else.
@@ -198,7 +204,7 @@ export async function runDataplaneBench(o: DataplaneBenchOptions): Promise<Datap
         dp.stop();
       }
       const mpps = median(trials);
-      cells.push({ op, dests, fdbEntries: entries, mpps, nsPerPacket: mpps > 0 ? 1e3 / mpps : Infinity, trialsMpps: trials, cacheHitRate });
+      cells.push({ op, dests, fdbEntries: entries, mpps, nsPerPacket: 1e3 / mpps, trialsMpps: trials, cacheHitRate });
     }
   }
   const growth = o.ops.flatMap((op) => o.dests.map((d) => {
