@@ -72,7 +72,8 @@ export function buildReport(r: MemoryBenchResult, tunnel: Tunnel, settings: Reco
       targets.push({ name: `native ${op}${mode} 64 B, burst 32`, target: '≥ 30 Mpps', measured: `${n.mpps.toFixed(1)} Mpps`, pass: n.mpps >= 30 });
     }
     const ratio = ratios.find((x) => x.op === op && x.size === 64);
-    if (ratio) {
+    // Defined at burst 32, as the Mpps target: another --burst is measured and shown only.
+    if (ratio && burst === 32) {
       targets.push({ name: `native/TS ${op} 64 B`, target: '≥ 20×', measured: `${ratio.nativeOverTs.toFixed(1)}×`, pass: ratio.nativeOverTs >= 20 });
     }
   }
@@ -80,7 +81,7 @@ export function buildReport(r: MemoryBenchResult, tunnel: Tunnel, settings: Reco
   // --fdb-sizes are measured and shown, not held to it).
   const at = (n: number) => r.fdb.find((x) => x.entries === n);
   const k1 = at(1000), m1 = at(1_000_000);
-  if (k1 && m1) {
+  if (k1 && m1 && burst === 32) { // lookups go in bursts of --burst: judged at the default
     const g = m1.nsPerLookup / k1.nsPerLookup;
     targets.push({ name: 'FDB lookup 1k → 1M entries', target: '≤ +25%', measured: `${fmtPct(g - 1)}`, pass: g <= 1.25 });
   }

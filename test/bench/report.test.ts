@@ -28,6 +28,15 @@ describe('the FDB growth target', () => {
   it('is not judged at other sizes (500 → 2M once failed a target defined for 1k → 1M)', () => {
     expect(fdbTarget(result([[500, 10], [2_000_000, 30]]))).toEqual([]);
   });
+
+  it('is not judged at a --burst other than 32 (burst 1 "missed" it by +541%), nor is native/TS', () => {
+    const r = { ...result([[1000, 10], [1_000_000, 70]]), cells: [
+      { op: 'encap', engine: 'native', size: 64, mpps: 40, nsPerPacket: 25 }, { op: 'encap', engine: 'ts', size: 64, mpps: 1, nsPerPacket: 1000 },
+    ] } as unknown as MemoryBenchResult;
+    const at = (burst: number) => buildReport(r, tunnel, { burst }).targets.map((t) => t.name);
+    expect(at(32)).toEqual(['native encap 64 B, burst 32', 'native/TS encap 64 B', 'FDB lookup 1k → 1M entries']);
+    expect(at(1)).toEqual([]);
+  });
 });
 
 /** The CLI as a user runs it; stdout as JSON. */
