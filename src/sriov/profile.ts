@@ -267,6 +267,8 @@ function lineCol(text: string, pos: number): { line: number; column: number } {
 }
 
 function displayPath(file: string): string {
+  // From / (a runtime's working directory), "work/x.json" reads as a broken absolute path.
+  if (process.cwd() === '/') return file;
   const rel = relative(process.cwd(), file);
   return rel && !rel.startsWith('..') && !isAbsolute(rel) ? rel : file;
 }

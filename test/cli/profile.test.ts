@@ -1,4 +1,5 @@
 // `vfplane profile list|show` as a user runs it: a child process, exit codes, stdout and stderr.
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -90,6 +91,13 @@ describe('own profiles (VFPLANE_PROFILES_DIR)', () => {
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/vfSettings\.minTxRate +– \(vfSettings left out: the kernel decides\)/);
     expect(r.stdout).toContain('limits.maxVfsPerPf');
+  });
+
+  it('names a broken file by its absolute path when run from / (as a runtime runs the plugin), not as "tmp/…"', () => {
+    const d = brokenDir('fromroot', '{');
+    const r = spawnSync(process.execPath, [join(ROOT, 'bin/vfplane.js'), 'profile', 'list'], { cwd: '/', env: { ...process.env, VFPLANE_PROFILES_DIR: d }, encoding: 'utf8' });
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain(`\n  ${join(d, 'x710.json')}: invalid JSON`);
   });
 
   it('a PF ID an own profile shares with a shipped one is named in the own file, whatever the names\' order', () => {
