@@ -79,7 +79,8 @@ export function registerCni(program: Command): void {
       // Signals are handled before the server starts: one that arrives meanwhile closes
       // it once it listens, rather than killing the process with its socket file left.
       const stopped = new Promise<void>((res) => {
-        for (const sig of ['SIGTERM', 'SIGINT'] as const) process.once(sig, () => res());
+        // (SIGHUP too: a closed terminal killed it by default, its socket file left.)
+        for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.once(sig, () => res());
       });
       const { serveCni } = await import('../cni/server.js');
       const { resolve } = await import('node:path');

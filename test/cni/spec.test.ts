@@ -571,6 +571,25 @@ describe('the shim protocol', () => {
       shim.on('close', (code) => resolve({ code, out, err }));
     });
 
+  it('cni serve stops on SIGHUP as on SIGTERM, removing its socket (a closed terminal killed it, the file left)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'vfplane-serve-hup-'));
+    const sock = join(dir, 'c.sock');
+    const p = spawn(process.execPath, [join(ROOT, 'bin/vfplane.js'), 'cni', 'serve', '--socket', sock], { stdio: ['ignore', 'ignore', 'pipe'] });
+    try {
+      let err = '';
+      p.stderr.on('data', (d) => (err += d));
+      for (let i = 0; i < 200 && !err.includes('listening'); i++) await new Promise((r) => setTimeout(r, 50));
+      expect(existsSync(sock)).toBe(true);
+      p.kill('SIGHUP');
+      const [code, signal] = await new Promise<[number | null, string | null]>((r) => p.on('exit', (c, sg) => r([c, sg])));
+      expect({ code, signal }).toEqual({ code: 0, signal: null });
+      expect(existsSync(sock)).toBe(false);
+    } finally {
+      p.kill('SIGKILL');
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('a server answering RUNSELF has the shim run the plugin itself, with the stdin it had read', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'vfplane-shim-self-'));
     const sock = join(dir, 'cni.sock');
