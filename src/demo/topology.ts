@@ -21,6 +21,7 @@ import { listVfs } from '../sriov/discover.js';
 import { request } from '../dataplane/control.js';
 import { packageRoot } from '../dataplane/native.js';
 import { spawnDataplane } from '../dataplane/spawn.js';
+import { sweepNetdevLocks } from '../dataplane/claims.js';
 import { systemError } from '../util/errors.js';
 import { ip, link, netnsAdd, netnsDel, netnsList } from '../net/ip.js';
 import { pidAlive } from '../util/proc.js';
@@ -152,6 +153,9 @@ export function sweepDeadTopologies(under = tmpdir()): string[] {
     rmSync(dir, { recursive: true, force: true });
     swept.push(dir);
   }
+  // The daemons killed above leave the lock files of the netdevs they held (the kernel
+  // drops the locks, not the files): removed once nobody holds them.
+  if (swept.length) sweepNetdevLocks();
   return swept;
 }
 

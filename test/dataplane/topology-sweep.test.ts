@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, expect, it } from 'vitest';
 import { sweepDeadTopologies } from '../../src/demo/topology.js';
-import { link, netnsList } from '../../src/net/ip.js';
+import { link, netnsId, netnsList } from '../../src/net/ip.js';
 import { moduleChild } from '../helpers/child.js';
 import { ROOT } from '../helpers/cli.js';
 import { describePrivileged } from '../helpers/privileged.js';
@@ -55,9 +55,13 @@ describePrivileged('a topology whose process was killed', { netns: true, command
     mkdirSync(join(live, 'topo'));
     writeFileSync(join(live, 'topo', 'topology.json'), JSON.stringify({ pid: process.pid, prefix: `${prefix}x` }));
 
+    // The lock file of the netdev its daemon holds (the PF's, here in this namespace).
+    const lock = `netdev-${netnsId().split(':')[1]}-${link(`${prefix}af0`)!.ifindex}.lock`;
+    expect(existsSync(join('/run/vfplane', lock))).toBe(true);
     expect(sweepDeadTopologies()).toContain(dir);
     expect(netnsList().filter((n) => n.startsWith(prefix))).toEqual([]);
     expect(link(`${prefix}af0`)).toBeUndefined();
+    expect(existsSync(join('/run/vfplane', lock))).toBe(false); // it stayed after the daemon was killed
     expect(naming(dir)).toEqual([]);
     expect(existsSync(dir)).toBe(false);
     expect(existsSync(join(live, 'topo', 'topology.json'))).toBe(true);
