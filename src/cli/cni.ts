@@ -26,7 +26,8 @@ export function registerCni(program: Command): void {
       // naming a file) would fail every call the runtime makes: refused before anything
       // is written.
       const { refuseNonSocket } = await import('../dataplane/control.js');
-      refuseNonSocket(path.resolve(o.socket), '`vfplane cni serve`', '--socket');
+      const { CNI_SERVE_SOCKET } = await import('../cni/server.js');
+      refuseNonSocket(path.resolve(o.socket), CNI_SERVE_SOCKET);
       const { RuntimeError } = await import('./errors.js');
       let at = dir; // DIR, or the nearest path above it that exists: it must be a directory
       while (!fs.existsSync(at) && path.dirname(at) !== at) at = path.dirname(at);

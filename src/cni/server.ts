@@ -11,7 +11,7 @@ import { main } from './main.js';
 import { keepHandles } from './plugin.js';
 import { makeDirs } from '../util/fs.js';
 import { systemError } from '../util/errors.js';
-import { refuseNonSocket } from '../dataplane/control.js';
+import { probe, refuseNonSocket, type SocketOwner } from '../dataplane/control.js';
 import { revalidateProfiles } from '../sriov/profile.js';
 
 export const DEFAULT_CNI_SOCKET = '/run/vfplane/cni.sock';
@@ -20,8 +20,12 @@ export const DEFAULT_CNI_SOCKET = '/run/vfplane/cni.sock';
 const MAGIC_V1 = 'VFPCNI1\n';
 const MAGIC = 'VFPCNI2\n';
 const MAX_REQUEST = 4 << 20; // a network config with a large prevResult is still far below
+const MAX_STDERR = 256 << 10;
 // "Run the plugin yourself": the server ran nothing (see foreignSettings, readRequest).
 const RUN_SELF = 'RUNSELF\n';
+
+/** The CNI server's socket, in refuseNonSocket's words. */
+export const CNI_SERVE_SOCKET: SocketOwner = { kind: 'socket', who: '`vfplane cni serve`', setting: '--socket' };
 
 /** The vfplane settings (VFPLANE_*) a call's environment sets to values this server does
  *  not run with. The plugin's library reads them from its process's environment (sysfs
@@ -30,7 +34,6 @@ const RUN_SELF = 'RUNSELF\n';
 export function foreignSettings(env: Record<string, string>): string[] {
   return Object.keys(env).filter((k) => k.startsWith('VFPLANE_') && env[k] !== process.env[k]).sort();
 }
-const MAX_STDERR = 256 << 10;
 
 /** Splits a request: the magic line, NAME=VALUE\0 pairs up to an empty one, then stdin.
  *  Version 1 requests keep only CNI_* (all they carried by design). */
@@ -169,19 +172,14 @@ export interface CniServer {
 /** Listens on SOCKET (mode 0600); a stale socket file nobody answers on is replaced. */
 export async function serveCni(socket: string = DEFAULT_CNI_SOCKET, log: (m: string) => void = (m) => process.stderr.write(m + '\n')): Promise<CniServer> {
   // Only a socket is replaced: a --socket naming a file must not cost the file.
-  const there = refuseNonSocket(socket, '`vfplane cni serve`', '--socket');
+  const there = refuseNonSocket(socket, CNI_SERVE_SOCKET);
   try {
     makeDirs(path.dirname(socket), 0o755);
   } catch (e) {
     throw systemError(`cannot make the directory of the socket ${socket}: ${(e as Error).message}; give --socket a path in a directory that exists or can be made`);
   }
   if (there) {
-    const alive = await new Promise<boolean>((res) => {
-      const c = net.connect(socket);
-      c.once('connect', () => { c.destroy(); res(true); });
-      c.once('error', () => res(false));
-    });
-    if (alive) throw new Error(`another vfplane cni server already listens on ${socket}; stop it or pass --socket`);
+    if (await probe(socket)) throw new Error(`another vfplane cni server already listens on ${socket}; stop it or pass --socket`);
     fs.unlinkSync(socket);
   }
   // Store and sysfs handles stay open between calls (checked against their files each time).

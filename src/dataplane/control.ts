@@ -197,8 +197,20 @@ export class ControlServer {
  *  something else is there. A socket path that names a regular file (a typo like
  *  `socket: /var/lib/vfplane/alloc.db`) must not cost that file: only a socket is ever
  *  unlinked to listen (not a symbolic link either, wherever it points). */
-export function refuseNonSocket(path: string, who = 'the data plane', setting = '`socket` in the config (or --socket)'): boolean {
-  checkSocketPathLength(path, setting);
+/** Whose socket a path is for, in refuseNonSocket's words. */
+export interface SocketOwner {
+  kind: string;    // "control socket"
+  who: string;     // "the data plane"
+  setting: string; // what to fix
+  note?: string;   // what else the setting may be
+}
+
+const DATA_PLANE_SOCKET: SocketOwner = {
+  kind: 'control socket', who: 'the data plane', setting: '`socket` in the config (or --socket)', note: 'or nothing, for <stateDir>/dataplane.sock',
+};
+
+export function refuseNonSocket(path: string, o: SocketOwner = DATA_PLANE_SOCKET): boolean {
+  checkSocketPathLength(path, o.setting);
   let st;
   try {
     st = lstatSync(path);
@@ -208,7 +220,7 @@ export function refuseNonSocket(path: string, who = 'the data plane', setting = 
   }
   if (st.isSocket()) return true;
   const what = st.isDirectory() ? 'a directory' : st.isSymbolicLink() ? 'a symbolic link' : st.isFile() ? `a regular file (${st.size} bytes)` : 'not a socket';
-  throw invalid(`the ${who === 'the data plane' ? 'control ' : ''}socket path ${path} is ${what}, which ${who} will not replace; fix ${setting}: it must name a path of its own${who === 'the data plane' ? ' (or nothing, for <stateDir>/dataplane.sock)' : ''}, not an existing file`);
+  throw invalid(`the ${o.kind} path ${path} is ${what}, which ${o.who} will not replace; fix ${o.setting}: it must name a path of its own${o.note ? ` (${o.note})` : ''}, not an existing file`);
 }
 
 /** The longest Unix socket path: sun_path holds 108 bytes with the NUL. Node (libuv)
