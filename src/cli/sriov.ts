@@ -82,7 +82,7 @@ export function registerSriov(program: Command): void {
     .addOption(new Option('--link-state <s>', 'VF link: auto (follows the PF), enable or disable').argParser(choiceFlag('--link-state', ['auto', 'enable', 'disable'] as const)))
     .addOption(new Option('--min-tx-rate <mbps>', 'guaranteed rate, Mbit/s (0 = none)').argParser(intFlag('--min-tx-rate', 0, 400_000)))
     .addOption(new Option('--max-tx-rate <mbps>', 'rate limit, Mbit/s (0 = none)').argParser(intFlag('--max-tx-rate', 0, 400_000)))
-    .addOption(new Option('--mtu <n>', 'VF netdev MTU, 68–9702').argParser(intFlag('--mtu', 68, 9702)))
+    .addOption(new Option('--mtu <n>', 'VF netdev MTU, within what its driver takes (the kernel says: ip -d link)').argParser(intFlag('--mtu', 68, 65535)))
     .option('--force', 'change the VF even if it is allocated (under its owner)', false))
     .action(act(async (o, ref: string) => (await run()).vfConfig(o, ref)));
   common(vf.command('bind').description('bind a VF to vfio-pci (for DPDK) or back to its kernel driver')

@@ -193,7 +193,8 @@ const schema = z.looseObject({
   link_state: z.enum(['auto', 'enable', 'disable'], { error: 'expected "auto", "enable" or "disable"' }).optional(),
   min_tx_rate: rate().optional(),
   max_tx_rate: rate().optional(),
-  mtu: int(68, 9702).optional(),
+  // Any netdev's range here; the VF's own (its driver's) is checked at ADD, where the VF is known.
+  mtu: int(68, 65535).optional(),
   // `"ipam": {}` is no IPAM, as in sriov-cni: the sriov-network-operator writes exactly
   // that for a network without one. An object with other fields and no type still needs it.
   ipam: z.preprocess(

@@ -16,7 +16,7 @@ import { allocatedBeforeBoot, restoreDriverAndSettings, returnNetdev, tidyReturn
 import { listVfs, presentVf, resolveVf, findRepresentor, vfSettingLimits } from '../sriov/discover.js';
 import { defaultSysfsRoot, openSysfs, SIM_MARKER, vanishedSysfs, type Sysfs } from '../sriov/sysfs.js';
 import type { VfInfo, VfSettings } from '../sriov/types.js';
-import { applyVfSettings, checkSettings, settingsDiff } from '../sriov/vf-settings.js';
+import { applyVfSettings, checkMtu, checkSettings, settingsDiff } from '../sriov/vf-settings.js';
 import { canonCidr, formatIp, parseIp } from '../util/addr.js';
 import { conflict, invalid, notFound, unavailable, VfpError } from '../util/errors.js';
 import { CniError, ERR } from './spec.js';
@@ -416,6 +416,14 @@ export async function cmdAdd(ctx: CniContext): Promise<CniResult> {
     ph.mark('allocate');
     if (process.env[PAUSE_ADD_ENV]) pauseForTest(process.env[PAUSE_ADD_ENV]);
 
+    // The MTU against the VF netdev's own range (its driver's), before anything changes.
+    if (conf.mtu !== undefined && mode === 'kernel') {
+      try {
+        checkMtu(conf.mtu, vf.netdev!, `VF ${vf.pci}'s netdev ${vf.netdev}`);
+      } catch (err) {
+        throw withCode(err as VfpError, ERR.INVALID_CONFIG);
+      }
+    }
     // PF-side settings, checked against the VF's current ones before any is applied; the
     // undo goes first, since one netlink request may fail half-way through its attributes.
     if (Object.keys(wanted).length > 0) {

@@ -10,6 +10,9 @@ export interface IpLink {
   ifname: string;
   address?: string;
   mtu?: number;
+  /** With `-d`: the MTU range the driver takes (0: no limit given). */
+  min_mtu?: number;
+  max_mtu?: number;
   operstate?: string;
   flags?: string[];
   link?: string | null; // a veth's peer name, when the peer is in the same namespace

@@ -9,7 +9,7 @@ import { USERSPACE_DRIVERS } from './pci.js';
 import { getProfile, loadProfiles, matchVf } from './profile.js';
 import type { Sysfs } from './sysfs.js';
 import type { PfInfo, VfInfo, VfSettings } from './types.js';
-import { applyVfSettings, checkSettings, settingsDiff } from './vf-settings.js';
+import { applyVfSettings, checkMtu, checkSettings, MTU_RANGE, settingsDiff } from './vf-settings.js';
 
 export const VFIO = 'vfio-pci';
 
@@ -177,7 +177,7 @@ export function configVf(sysfs: Sysfs, ref: string, c: VfConfig, o: { force?: bo
   }
   const checked = current ? checkSettings(settingsChange, current, Object.keys(settingsChange).length ? vfSettingLimits(sysfs, vf.pf) : null) : {};
   if (mtu !== undefined) {
-    if (!Number.isInteger(mtu) || mtu < 68 || mtu > 9702) throw invalid(`mtu ${mtu} is out of range: 68–9702`);
+    if (!Number.isInteger(mtu) || mtu < MTU_RANGE.min || mtu > MTU_RANGE.max) throw invalid(`mtu ${mtu} is out of range: ${MTU_RANGE.min}–${MTU_RANGE.max}`);
     if (!vf.netdev) {
       // Bound to a kernel driver, its netdev is elsewhere: most often in the pod that holds
       // it, whose MTU it is; bound to vfio-pci (or nothing), it has none at all.
@@ -192,6 +192,7 @@ export function configVf(sysfs: Sysfs, ref: string, c: VfConfig, o: { force?: bo
       throw conflict(`VF ${vf.pci} has no netdev in the host namespace (${vf.driver ? `driver ${vf.driver}` : 'no driver'}); ${where}`);
     }
   }
+  if (mtu !== undefined && vf.netdev) checkMtu(mtu, vf.netdev);
   // A pod's VF is the pod's: a changed MAC, VLAN or link state breaks it under its owner.
   const holder = o.holder?.(vf.pci);
   if (holder && !o.force) throw conflict(`VF ${vf.pci} is allocated to ${holder}; release it first, or pass --force to change it under its owner`);

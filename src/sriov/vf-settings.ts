@@ -178,3 +178,22 @@ export function settingsDiff(from: VfSettings, to: Partial<VfSettings>): Partial
   }
   return out;
 }
+
+/** An MTU any netdev can have: IPv4's minimum to the 16-bit IP length. What one VF's
+ *  netdev takes is its driver's (checkMtu). */
+export const MTU_RANGE = { min: 68, max: 65535 } as const;
+
+/**
+ * Refuses an MTU the VF's netdev would not take, before anything changes. The limit is
+ * the driver's, as the kernel reports it (IFLA_MIN_MTU/IFLA_MAX_MTU): a fixed number
+ * would be wrong somewhere (iavf took 9702 before libie and more since, capped by what
+ * the PF allows; mlx5 takes what its firmware says, ~9978).
+ */
+export function checkMtu(mtu: number, netdev: string, what = `VF netdev ${netdev}`): void {
+  const l = link(netdev, undefined, true); // in this namespace, where a VF's netdev is before a pod has it
+  if (!l) return; // gone: the change itself will say so
+  const min = l.min_mtu || 0, max = l.max_mtu || 0;
+  if ((max && mtu > max) || (min && mtu < min)) {
+    throw invalid(`mtu ${mtu} is outside what ${what} takes: ${min || MTU_RANGE.min}–${max || MTU_RANGE.max} (its driver's range, as the kernel reports it); give an MTU in it`);
+  }
+}

@@ -137,7 +137,7 @@ describe('network config', () => {
       [{ vlanProto: '802.1x', vlan: 1 }, 'vlanProto: expected "802.1Q" or "802.1ad", got "802.1x"'],
       [{ spoofchk: true }, 'spoofchk: expected "on" or "off", got true'],
       [{ link_state: 'up' }, 'link_state: expected "auto", "enable" or "disable", got "up"'],
-      [{ mtu: 9703 }, 'mtu: expected an integer 68–9702, got 9703'],
+      [{ mtu: 65536 }, 'mtu: expected an integer 68–65535, got 65536'],
       [{ max_tx_rate: -1 }, 'max_tx_rate:'],
       [{ mac: '01:00:5e:00:00:01' }, 'mac: expected a unicast MAC'],
       [{ logLevel: 'loud' }, 'logLevel: expected one of "panic"'],

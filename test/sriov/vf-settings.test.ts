@@ -2,9 +2,13 @@
 // this kernel has no SR-IOV, so the parser is checked against that output's shape as
 // iproute2's print_vfinfo() writes it. The checks run before anything is changed.
 import { describe, expect, it } from 'vitest';
-import { checkSettings, settingsDiff, settingsFromNetlink, vfSettingRefusals, type VfSettingLimits } from '../../src/sriov/vf-settings.js';
+import { checkMtu, checkSettings, settingsDiff, settingsFromNetlink, vfSettingRefusals, type VfSettingLimits } from '../../src/sriov/vf-settings.js';
+import { execFileSync } from 'node:child_process';
+import { describePrivileged } from '../helpers/privileged.js';
+import { ifname } from '../helpers/netns.js';
+import { thrown } from '../helpers/thrown.js';
+import { VfpError } from '../../src/util/errors.js';
 import { getProfile } from '../../src/sriov/profile.js';
-import type { VfpError } from '../../src/util/errors.js';
 import { DEFAULT_VF_SETTINGS } from '../../src/sim/kernel.js';
 
 describe('VF settings', () => {
@@ -106,5 +110,24 @@ describe('VF settings', () => {
   it('diffs settings so a restore touches only what changed', () => {
     const now = { ...DEFAULT_VF_SETTINGS, vlan: 7, trust: true };
     expect(settingsDiff(now, DEFAULT_VF_SETTINGS)).toEqual({ vlan: 0, trust: false });
+  });
+});
+
+// The MTU a VF's netdev takes is its driver's, which the kernel reports (IFLA_MAX_MTU):
+// no fixed number (9702 was iavf's before libie, low for mlx5's ~9978). A tap netdev has
+// a driver maximum below the 65535 any netdev may have: 65521.
+describePrivileged('the MTU range of a netdev, as its driver gives it', { root: true }, () => {
+  it('refuses above the driver\'s maximum, naming the range, and takes up to it', () => {
+    const tap = ifname('mt');
+    execFileSync('ip', ['tuntap', 'add', tap, 'mode', 'tap']);
+    try {
+      const e = thrown(VfpError, () => checkMtu(65530, tap));
+      expect(e.kind).toBe('invalid');
+      expect(e.message).toBe(`mtu 65530 is outside what VF netdev ${tap} takes: 68–65521 (its driver's range, as the kernel reports it); give an MTU in it`);
+      expect(() => checkMtu(65521, tap)).not.toThrow();
+      expect(() => checkMtu(9800, tap)).not.toThrow();
+    } finally {
+      execFileSync('ip', ['link', 'del', tap]);
+    }
   });
 });
