@@ -634,14 +634,21 @@ describePrivileged('VXLAN overlay between two simulated nodes', { netns: true, c
     expect(st.attachments.map((x) => x.pci)).not.toContain(free.pci);
   }, 60_000);
 
-  /** An ADD on node a whose IPAM takes 4 s (the attach is done by then), run as the
-   *  runtime runs it, without waiting; and the same network's other commands. */
+  /** An ADD on node a whose IPAM waits until `release()` or cleanup (30 s at most; the attach is
+   *  done by then), run as the runtime runs it, without waiting; and the same network's
+   *  other commands. (A fixed 4 s IPAM was not always longer than the ADD's way to its
+   *  attach on a loaded host.) */
   const slowAdd = async (tag: string, ip: string) => {
     const a = topo.nodes.get('a')!;
     const dir = mkdtempSync(join(tmpdir(), 'vfplane-slowipam-'));
-    writeFileSync(join(dir, 'slowstatic'), '#!/bin/sh\nif [ "$CNI_COMMAND" = ADD ]; then sleep 4; fi\nexec /usr/lib/cni/static\n', { mode: 0o755 });
+    const go = join(dir, 'go');
+    writeFileSync(join(dir, 'slowstatic'), `#!/bin/sh\nif [ "$CNI_COMMAND" = ADD ]; then i=0; while [ ! -e ${go} ] && [ -d ${dir} ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done; fi\nexec /usr/lib/cni/static\n`, { mode: 0o755 });
     const netns = `${prefix}-${tag}`;
     execFileSync('ip', ['netns', 'add', netns]);
+    const cleanup = () => {
+      spawnSync('ip', ['netns', 'del', netns]);
+      rmSync(dir, { recursive: true, force: true });
+    };
     const pci = (JSON.parse(vfplane(['vf', 'list', '--free', '--sysfs-root', a.sim.root, '--state-dir', a.stateDir, '--json']).stdout) as { pci: string }[])[0]!.pci;
     const conf = { cniVersion: '1.0.0', name: 'overlay-100', type: 'vfplane-cni', deviceID: pci, sysfsRoot: a.sim.root, stateDir: a.stateDir, vxlan: { vni: 100 }, ipam: { type: 'slowstatic', addresses: [{ address: ip }] } };
     const env = (cmd: string) => ({ ...process.env, CNI_COMMAND: cmd, CNI_CONTAINERID: `${prefix}-${tag}-ctr`, CNI_NETNS: `/run/netns/${netns}`, CNI_IFNAME: 'eth0', CNI_PATH: `${dir}:/usr/lib/cni`, CNI_ARGS: `IgnoreUnknown=true;K8S_POD_NAMESPACE=default;K8S_POD_NAME=${tag}` });
@@ -653,13 +660,16 @@ describePrivileged('VXLAN overlay between two simulated nodes', { netns: true, c
     const added = new Promise<{ code: number | null; out: string }>((r) => child.once('exit', (code) => r({ code, out })));
     const run = (cmd: string, extra: Record<string, unknown> = {}) => spawnSync(process.execPath, [bin], { input: JSON.stringify({ ...conf, ...extra }), env: env(cmd), encoding: 'utf8', timeout: 30_000 });
     const attached = async () => ((await topo.control('a', { op: 'status' })) as { attachments: { pci?: string }[] }).attachments.some((x) => x.pci === pci);
-    for (let i = 0; i < 80 && !(await attached()); i++) await new Promise((r) => setTimeout(r, 50));
-    expect(await attached(), 'attached while IPAM still runs').toBe(true);
-    const cleanup = () => {
-      spawnSync('ip', ['netns', 'del', netns]);
-      rmSync(dir, { recursive: true, force: true });
-    };
-    return { a, pci, child, added, run, attached, cleanup };
+    try {
+      for (let i = 0; i < 400 && !(await attached()); i++) await new Promise((r) => setTimeout(r, 50));
+      expect(await attached(), 'attached while IPAM still runs').toBe(true);
+    } catch (e) {
+      child.kill('SIGKILL');
+      cleanup();
+      throw e;
+    }
+    const release = () => writeFileSync(go, '');
+    return { a, pci, child, added, run, attached, release, cleanup };
   };
 
   it('a DEL after its ADD was killed mid-way (the runtime timed out) takes the VF off the overlay', async () => {
@@ -683,6 +693,7 @@ describePrivileged('VXLAN overlay between two simulated nodes', { netns: true, c
     try {
       await topo.stopDaemon(s.a);
       await topo.startDaemon(s.a);
+      s.release(); // the ADD's IPAM ends only now, with the new data plane up
       const r = await s.added;
       expect(r.code, r.out).toBe(0);
       expect(await s.attached()).toBe(true);
