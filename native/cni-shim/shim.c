@@ -248,12 +248,17 @@ static int exchange(int fd, const struct req *q, int version)
 	return status;
 }
 
-static void run_fallback(char **argv)
+/* Runs the Node plugin in this process (NODE PLUGIN_JS); returns only to fail. */
+static void exec_plugin(char **argv, const char *why)
 {
 	char *args[] = { argv[2], argv[3], NULL };
 	execve(argv[2], args, environ);
-	/* Only reached when exec failed. */
-	exit(fail("no server and the Node plugin cannot be started", strerror(errno)));
+	exit(fail(why, strerror(errno)));
+}
+
+static void run_fallback(char **argv)
+{
+	exec_plugin(argv, "no server and the Node plugin cannot be started");
 }
 
 /* The plugin run here after all, its stdin what was read for the server (len bytes at p):
@@ -263,9 +268,7 @@ static void run_self(char **argv, const char *p, size_t len)
 	int m = memfd_create("vfplane-cni-stdin", MFD_CLOEXEC);
 	if (m < 0 || write_all(m, p, len) < 0 || lseek(m, 0, SEEK_SET) < 0 || dup2(m, STDIN_FILENO) < 0)
 		exit(fail("cannot hand the network configuration to the plugin", strerror(errno)));
-	char *args[] = { argv[2], argv[3], NULL };
-	execve(argv[2], args, environ);
-	exit(fail("the Node plugin cannot be started", strerror(errno)));
+	exec_plugin(argv, "the Node plugin cannot be started");
 }
 
 int main(int argc, char **argv)

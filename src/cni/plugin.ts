@@ -416,14 +416,9 @@ export async function cmdAdd(ctx: CniContext): Promise<CniResult> {
     ph.mark('allocate');
     if (process.env[PAUSE_ADD_ENV]) pauseForTest(process.env[PAUSE_ADD_ENV]);
 
-    // The MTU against the VF netdev's own range (its driver's), before anything changes.
-    if (conf.mtu !== undefined && mode === 'kernel') {
-      try {
-        checkMtu(conf.mtu, vf.netdev!, `VF ${vf.pci}'s netdev ${vf.netdev}`);
-      } catch (err) {
-        throw withCode(err as VfpError, ERR.INVALID_CONFIG);
-      }
-    }
+    // The MTU against the VF netdev's own range (its driver's), before anything changes
+    // (out of it: 'invalid', code 7; an `ip` that fails: code 5, as toCniError maps them).
+    if (conf.mtu !== undefined && mode === 'kernel') checkMtu(conf.mtu, vf.netdev!, `VF ${vf.pci}'s netdev ${vf.netdev}`);
     // PF-side settings, checked against the VF's current ones before any is applied; the
     // undo goes first, since one netlink request may fail half-way through its attributes.
     if (Object.keys(wanted).length > 0) {

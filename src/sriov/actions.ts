@@ -90,12 +90,6 @@ export interface BindResult {
   vfioDevice: string | null;
 }
 
-/**
- * Binds a VF to vfio-pci (for DPDK) or back to its kernel driver, the way the kernel
- * wants it: driver_override, unbind from the current driver, drivers_probe.
- * An allocated VF, or one whose netdev has left the host namespace, is not touched
- * without `force`: unbinding destroys its netdev wherever it is.
- */
 /** Whether a VF without a netdev in this namespace has one elsewhere: a kernel-bound VF
  *  always has a netdev, so when the host cannot see it, it is in another namespace; a
  *  tree-only simulator has none at all (its net/ dirs are empty). */
@@ -103,6 +97,12 @@ function netdevElsewhere(sysfs: Sysfs, vf: VfInfo): boolean {
   return vf.netdev === null && (!sysfs.isSim || sysfs.list(`bus/pci/devices/${vf.pci}/net`).length > 0);
 }
 
+/**
+ * Binds a VF to vfio-pci (for DPDK) or back to its kernel driver, the way the kernel
+ * wants it: driver_override, unbind from the current driver, drivers_probe.
+ * An allocated VF, or one whose netdev has left the host namespace, is not touched
+ * without `force`: unbinding destroys its netdev wherever it is.
+ */
 export function bindVf(sysfs: Sysfs, ref: string, target: 'vfio-pci' | 'kernel' | string, o: { force?: boolean; holder?: HolderLookup } = {}): BindResult {
   const vf = resolveVf(sysfs, ref);
   const pf = resolvePf(sysfs, vf.pf);

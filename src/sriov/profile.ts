@@ -306,16 +306,14 @@ function issuesError(issues: ProfileIssue[], dir: string, fix: string) {
 
 const MAX_PROFILE_BYTES = 1 << 20;
 
-const cache = new Map<string, HwProfile[]>();
+// Per directory list: its profiles, and what its files looked like when they were read
+// (names, sizes, mtimes).
+const cache = new Map<string, { profiles: HwProfile[]; sig: string }>();
 
 /** Forgets loaded profiles (tests, or after the files changed). */
 export function clearProfileCache(): void {
   cache.clear();
-  signatures.clear();
 }
-
-// What each cached directory list looked like when it was read (names, sizes, mtimes).
-const signatures = new Map<string, string>();
 
 function signatureOf(dirs: string[]): string {
   return dirs.map((d) => {
@@ -335,12 +333,7 @@ function signatureOf(dirs: string[]): string {
  *  directories whose files changed since, so that an edited profile counts from the next
  *  call on, as it does for a plugin run standalone. A few stats per directory. */
 export function revalidateProfiles(): void {
-  for (const key of [...cache.keys()]) {
-    if (signatures.get(key) !== signatureOf(key.split('\n'))) {
-      cache.delete(key);
-      signatures.delete(key);
-    }
-  }
+  for (const [key, c] of [...cache]) if (c.sig !== signatureOf(key.split('\n'))) cache.delete(key);
 }
 
 /** The operator's own hw-profiles directory (env VFPLANE_PROFILES_DIR), or null. */
@@ -358,7 +351,7 @@ export function loadProfiles(dir?: string): HwProfile[] {
   const dirs = dir !== undefined ? [dir] : [DEFAULT_PROFILES_DIR, ...(extra ? [extra] : [])];
   const key = dirs.map((d) => resolve(d)).join('\n');
   const hit = cache.get(key);
-  if (hit) return hit;
+  if (hit) return hit.profiles;
   const sig = signatureOf(key.split('\n')); // before the reads: a change meanwhile is seen next time
   const byName = new Map<string, HwProfile>();
   const issues: ProfileIssue[] = [];
@@ -426,8 +419,7 @@ export function loadProfiles(dir?: string): HwProfile[] {
         : 'fix the file';
     throw issuesError(issues, dirs.join(' and '), fix);
   }
-  cache.set(key, profiles);
-  signatures.set(key, sig);
+  cache.set(key, { profiles, sig });
   return profiles;
 }
 
