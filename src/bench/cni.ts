@@ -76,6 +76,7 @@ export interface CniBenchResult {
 
 export async function runCniBench(o: CniBenchOptions): Promise<CniBenchResult> {
   checkInt('--runs', o.runs, 1, 100_000);
+  if (process.getuid?.() !== 0) throw systemError('bench cni makes network namespaces and a simulated NIC, and moves netdevs between them (as a runtime runs the plugins): run it as root');
   const ref = o.refDir ?? REF_DIR;
   for (const b of ['macvlan', 'host-local']) {
     if (!fs.existsSync(path.join(ref, b))) throw systemError(`${path.join(ref, b)} is missing: install containernetworking-plugins (./scripts/setup does)`);

@@ -142,7 +142,7 @@ export function renderIoReport(rep: IoReport): string {
   const m = rep.machine;
   out.push(`vfplane bench — ${rep.backend} backend on the veth topology G → D (DUT) → S`);
   out.push(`${m.cpu}, ${m.cores} cores, Node ${m.node}, kernel ${m.kernel}`);
-  out.push(`median of ${rep.settings.trials} windows × ${rep.settings.windowMs} ms per cell; command: ${rep.command}`);
+  out.push(`${rep.settings.trials === 1 ? 'one window' : `median of ${rep.settings.trials} windows`} × ${rep.settings.windowMs} ms per cell; command: ${rep.command}`);
   for (const n of rep.notes) out.push(`  · ${n}`);
   if (rep.cells.some((c) => c.size === 'imix')) out.push(IMIX_LABEL);
   out.push('');

@@ -102,7 +102,7 @@ export function renderReport(rep: BenchReport): string {
   const drift = Math.abs(h.after - h.before) / Math.min(h.before, h.after);
   out.push(`host reference: ${h.before.toFixed(2)} ns/iteration before, ${h.after.toFixed(2)} after (lower is faster; ` +
     `compare runs only at similar values)` + (drift > 0.15 ? ' — WARNING: the host changed speed during the run' : ''));
-  out.push(`burst ${rep.settings.burst}, median of ${rep.settings.trials} trial${rep.settings.trials === 1 ? '' : 's'} × ${rep.settings.duration} s, ` +
+  out.push(`burst ${rep.settings.burst}, ${rep.settings.trials === 1 ? 'one trial' : `median of ${rep.settings.trials} trials`} × ${rep.settings.duration} s, ` +
     `native pinned to CPU ${rep.settings.cpu ?? 'any'}; ` +
     (rep.settings.learn === false ? 'decap without learning' : 'decap learns source MACs into the FDB'));
   out.push('Mpps cells: median [slowest–fastest trial]. A wide range means a noisy host: compare ratios within one run.');

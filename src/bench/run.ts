@@ -35,6 +35,11 @@ export interface BenchFlags
 const IO_ONLY: Record<string, string> = { chart: '--chart', pings: '--pings', gen: '--gen', kernel: '--no-kernel', null: '--no-null' };
 const MEMORY_ONLY: Record<string, string> = { engines: '--engines', burst: '--burst', ipv6: '--ipv6', learn: '--no-learn', fdbSizes: '--fdb-sizes', fdb: '--no-fdb' };
 
+/** Flags of the veth topology that a real NIC's bench (--pci, --iface) and the net_null
+ *  comparison alone (--only-null) do not read. */
+const NIC_UNREAD: Record<string, string> = { ops: '--ops', gen: '--gen', pings: '--pings', kernel: '--no-kernel', null: '--no-null', onlyNull: '--only-null' };
+const ONLY_NULL_UNREAD: Record<string, string> = { sizes: '--sizes', ops: '--ops', gen: '--gen', pings: '--pings', kernel: '--no-kernel', chart: '--chart' };
+
 /** --chart is written after the run: checked before it, so a run of minutes is not lost
  *  to a path that cannot be written. */
 function checkChart(file: string): void {
@@ -68,7 +73,7 @@ export async function runBench(f: BenchFlags, given: (key: string) => boolean = 
     if (big.length) {
       throw new UsageError(`--sizes ${big.join(',')}: the I/O bench's pods and overlay have MTU 1500, so an inner frame is ${IO_MAX_INNER_FRAME} B at most (1500 plus its Ethernet header); larger frames are for the memory bench (--backend memory)`);
     }
-    checkChart(f.chart ?? `vfplane-bench-${f.backend}.svg`);
+    if (!f.onlyNull) checkChart(f.chart ?? `vfplane-bench-${f.backend}.svg`);
   }
   if (f.cpu !== undefined && f.cpu >= cores) {
     throw new UsageError(`--cpu ${f.cpu} is out of range: this machine has CPUs 0–${cores - 1}`);
@@ -76,6 +81,16 @@ export async function runBench(f: BenchFlags, given: (key: string) => boolean = 
   if (f.pci && f.backend !== 'dpdk') throw new UsageError(`--pci ${f.pci} needs --backend dpdk (a VF bound to vfio-pci is a DPDK port)`);
   if (f.iface && f.backend !== 'afxdp') throw new UsageError(`--iface ${f.iface} needs --backend afxdp`);
   if (f.onlyNull && (f.backend !== 'dpdk' || !f.null)) throw new UsageError('--only-null needs --backend dpdk (and not --no-null)');
+  // The I/O benches that do not run the veth topology read fewer flags still.
+  const unread = (flags: Record<string, string>) => Object.entries(flags).filter(([k]) => given(k)).map(([, flag]) => flag);
+  if (f.backend !== 'memory' && nic) {
+    const l = unread(NIC_UNREAD);
+    if (l.length) throw new UsageError(`${are(l)} for the simulated veth topology; a real NIC's bench (--${f.pci ? 'pci' : 'iface'}) measures encap with its own traffic and does not read ${l.length > 1 ? 'them' : 'it'}`);
+  }
+  if (f.onlyNull) {
+    const l = unread(ONLY_NULL_UNREAD);
+    if (l.length) throw new UsageError(`${are(l)} for the simulated veth topology; --only-null runs the net_null comparison alone (64 B frames, encap) and does not read ${l.length > 1 ? 'them' : 'it'}`);
+  }
   if (f.backend !== 'memory') return runIo(f, cores);
   const cpu = f.cpu ?? cores - 1;
   const tunnel = resolveTunnel(f.ipv6
@@ -107,7 +122,7 @@ async function runIo(f: BenchFlags, cores: number): Promise<void> {
     const r = await runNicBench({ backend: f.backend as 'dpdk' | 'afxdp', pci: f.pci, iface: f.iface, sizes: f.sizes, vni: f.vni, cpu: dutCpu, durationMs: f.duration, trials: f.trials, onProgress: f.json ? undefined : say });
     if (f.json) printJson({ ...r, command });
     else {
-      const lines = [`${f.backend} encap on ${f.pci ?? f.iface} (median of ${f.trials} trial${f.trials === 1 ? '' : 's'}, ${f.duration} ms each):`];
+      const lines = [`${f.backend} encap on ${f.pci ?? f.iface} (${f.trials === 1 ? 'one trial' : `median of ${f.trials} trials`}, ${f.duration} ms each):`];
       for (const c of r.cells as { size: unknown; mpps: number; trialsMpps: number[] }[]) lines.push(`  ${String(c.size).padStart(5)} B  ${c.mpps.toFixed(2)} Mpps  (trials ${c.trialsMpps.map((x) => x.toFixed(2)).join(', ')})`);
       lines.push(`command: ${command}`);
       process.stdout.write(lines.join('\n') + '\n');

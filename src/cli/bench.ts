@@ -2,7 +2,7 @@
 // backend (afxdp, dpdk, afpacket) against the kernel's vxlan device on a veth topology.
 import { Command, Option } from './commander.js';
 import { topCommand } from './commands.js';
-import { choiceFlag, ifnameFlag, intFlag, intListFlag, pathFlag, pciFlag, vniFlag } from './flags.js';
+import { choiceFlag, choiceListFlag, ifnameFlag, intFlag, intListFlag, pathFlag, pciFlag, vniFlag } from './flags.js';
 
 export const DEFAULT_SIZES = '64,128,256,512,1024,1500,imix';
 
@@ -11,8 +11,8 @@ export function registerBench(program: Command): void {
     .addOption(new Option('--backend <name>', 'packet I/O backend: memory, afxdp, dpdk or afpacket').argParser(choiceFlag('--backend', ['memory', 'afxdp', 'dpdk', 'afpacket'] as const)).default('memory'))
     .addOption(new Option('--sizes <list>', 'inner frame sizes in bytes, and/or imix').argParser(intListFlag('--sizes', 64, 9000, ['imix'])).default(DEFAULT_SIZES.split(',').map((s) => (s === 'imix' ? s : Number(s))), DEFAULT_SIZES))
     .addOption(new Option('--burst <n>', 'packets per burst, 1–256').argParser(intFlag('--burst', 1, 256)).default(32))
-    .addOption(new Option('--engines <list>', 'engines to compare, comma-separated: native, ts').argParser((v: string) => v.split(',').map(choiceFlag('--engines', ['native', 'ts'] as const))).default(['native', 'ts'], 'native,ts'))
-    .addOption(new Option('--ops <list>', 'operations, comma-separated: encap, decap').argParser((v: string) => v.split(',').map(choiceFlag('--ops', ['encap', 'decap'] as const))).default(['encap', 'decap'], 'encap,decap'))
+    .addOption(new Option('--engines <list>', 'engines to compare, comma-separated: native, ts').argParser(choiceListFlag('--engines', ['native', 'ts'] as const)).default(['native', 'ts'], 'native,ts'))
+    .addOption(new Option('--ops <list>', 'operations, comma-separated: encap, decap').argParser(choiceListFlag('--ops', ['encap', 'decap'] as const)).default(['encap', 'decap'], 'encap,decap'))
     .addOption(new Option('--duration <ms>', 'milliseconds per trial, 20–10000').argParser(intFlag('--duration', 20, 10000)).default(300))
     .addOption(new Option('--trials <n>', 'trials per cell (the median is reported), 1–99').argParser(intFlag('--trials', 1, 99)).default(3))
     .addOption(new Option('--cpu <n>', 'pin native loops to this CPU').argParser(intFlag('--cpu', 0, 4095)))
@@ -51,7 +51,7 @@ export function registerBench(program: Command): void {
   bench
     .command('dataplane')
     .description('one data-plane worker end to end on memory ports, pod → uplink (encap) and uplink → pod (decap), as the remote MACs spread and the FDB grows')
-    .addOption(new Option('--ops <list>', 'directions, comma-separated: encap (pod → uplink), decap (uplink → pod)').argParser((v: string) => v.split(',').map(choiceFlag('--ops', ['encap', 'decap'] as const))).default(['encap', 'decap'], 'encap,decap'))
+    .addOption(new Option('--ops <list>', 'directions, comma-separated: encap (pod → uplink), decap (uplink → pod)').argParser(choiceListFlag('--ops', ['encap', 'decap'] as const)).default(['encap', 'decap'], 'encap,decap'))
     .addOption(new Option('--dests <list>', 'distinct remote MACs, cycled: the pod\'s destinations (encap), the peer\'s senders (decap)').argParser(intListFlag('--dests', 1, 65536)).default([1, 32, 1000], '1,32,1000'))
     .addOption(new Option('--fdb-sizes <list>', 'static FDB entries (each at least the largest --dests)').argParser(intListFlag('--fdb-sizes', 1, 4_000_000)).default([1000, 1_000_000], '1000,1000000'))
     .addOption(new Option('--duration <ms>', 'milliseconds per trial, 20–10000').argParser(intFlag('--duration', 20, 10000)).default(300))

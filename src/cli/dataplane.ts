@@ -16,10 +16,10 @@ const fromFlag = (value: string): string => {
 };
 
 /** drops --reason: names, checked by the data plane (it knows its reasons). */
-const reasonsFlag = (value: string): string[] => {
+const reasonsFlag = (value: string, prev?: string[]): string[] => {
   const l = value.split(',').map((x) => x.trim()).filter(Boolean);
-  if (!l.length || l.some((x) => !/^[a-z_]{2,40}$/.test(x))) throw new UsageError(`--reason ${JSON.stringify(value)}: expected drop reason names, comma-separated, such as spoofed,vni_unknown`);
-  return l;
+  if (!l.length || l.some((x) => !/^[a-z_]{2,40}$/.test(x))) throw new UsageError(`--reason ${JSON.stringify(value)}: expected drop reason names, comma-separated or repeated, such as spoofed,vni_unknown`);
+  return [...(prev ?? []), ...l];
 };
 
 const common = (c: Command) =>
@@ -81,7 +81,7 @@ export function registerDataplane(program: Command): void {
   common(dp.command('drops').description('the frames the workers drop, as they drop them: when, on which port, why, and what each frame was (a capture, off until asked for)'))
     .option('--count <n>', 'stop after this many frames (each worker records at most this many)', intFlag('--count', 1, 255), 20)
     .option('--wait <ms>', 'stop after this long, however many came', intFlag('--wait', 100, 600000), 2000)
-    .option('--reason <list>', 'only these drop reasons, comma-separated (the names `vfplane dataplane stats` counts them by: spoofed, vni_unknown, …)', reasonsFlag)
+    .option('--reason <list>', 'only these drop reasons, comma-separated or repeated (the names `vfplane dataplane stats` counts them by: spoofed, vni_unknown, …)', reasonsFlag)
     .action(async (o) => (await run()).dpDrops(o));
 
   dp.command('unclaim')

@@ -142,9 +142,30 @@ export function portRangeFlag(flag: string) {
   };
 }
 
+/** Lists a list flag's parser made: a repeat adds to these, not to a default. */
+const givenLists = new WeakSet<unknown[]>();
+
+/** A list flag that may be repeated (`--sizes 64 --sizes 128`): the lists add up.
+ *  commander hands the parser the option's default as the previous value of a first use;
+ *  that one is replaced, not added to. */
+function repeatable<T>(parse: (value: string) => T[]) {
+  return (value: string, previous?: unknown): T[] => {
+    const items = parse(value);
+    const all = Array.isArray(previous) && givenLists.has(previous) ? [...(previous as T[]), ...items] : items;
+    givenLists.add(all);
+    return all;
+  };
+}
+
 /** Comma-separated list of integers in a range: "64,128,imix" allows the given words too. */
 export function intListFlag(flag: string, min: number, max: number, words: readonly string[] = []) {
   const expected = `integers in ${min}–${max}${words.length ? ` or ${words.join(', ')}` : ''}`;
-  return (value: string): (number | string)[] =>
-    listItems(flag, value, expected).map((s) => (words.includes(s) ? s : checkedInt(`${flag} item`, s, min, max, expected)));
+  return repeatable((value) =>
+    listItems(flag, value, expected, true).map((s) => (words.includes(s) ? s : checkedInt(`${flag} item`, s, min, max, expected))));
+}
+
+/** Comma-separated list of words from a set: "native,ts". */
+export function choiceListFlag<T extends string>(flag: string, choices: readonly T[]) {
+  const one = choiceFlag(flag, choices);
+  return repeatable((value) => listItems(flag, value, `of ${choices.join(', ')}`, true).map(one));
 }

@@ -214,10 +214,24 @@ describe('bench: flags the chosen bench does not read, and a chart it could not 
     [['bench', '--backend', 'afpacket', '--chart', 'x.png'], /--chart x\.png: the chart is SVG; give a file name ending in \.svg/],
     [['bench', '--backend', 'afxdp', '--iface', 'lo', '--chart', 'x.svg'], /--chart is drawn for the simulated topology only/],
     [['bench', 'alloc', '--state-dir', '/nonexistent-vfp/q', '--procs', '1', '--cycles', '1'], /--state-dir \/nonexistent-vfp\/q does not exist; give an existing directory/],
+    // A real NIC's bench and the net_null comparison alone do not run the veth topology.
+    [['bench', '--backend', 'afxdp', '--iface', 'lo', '--ops', 'encap'], /--ops is for the simulated veth topology; a real NIC's bench \(--iface\) measures encap with its own traffic and does not read it/],
+    [['bench', '--backend', 'dpdk', '--pci', '0000:00:01.0', '--pings', '3', '--no-kernel'], /--pings, --no-kernel are for the simulated veth topology; a real NIC's bench \(--pci\)/],
+    [['bench', '--backend', 'dpdk', '--only-null', '--sizes', '64'], /--sizes is for the simulated veth topology; --only-null runs the net_null comparison alone/],
+    [['bench', '--backend', 'dpdk', '--only-null', '--chart', 'x.svg'], /--chart is for the simulated veth topology; --only-null/],
   ];
   for (const [args, msg] of cases) {
     it(`vfplane ${args.join(' ')} is a usage error`, () => refused(args, msg));
   }
+});
+
+describe('list flags given more than once', () => {
+  it('add up, and replace the default rather than add to it (--sizes, --ops)', () => {
+    const r = run(['bench', '--sizes', '64', '--sizes', '128', '--engines', 'native', '--ops', 'encap', '--ops', 'decap', '--duration', '20', '--trials', '1', '--no-fdb', '--json']);
+    expect(r.code).toBe(0);
+    const cells = (JSON.parse(r.stdout).cells as { op: string; size: number; engine: string }[]).map((c) => `${c.op} ${c.size} ${c.engine}`);
+    expect(cells.sort()).toEqual(['decap 128 native', 'decap 64 native', 'encap 128 native', 'encap 64 native']);
+  });
 });
 
 describe('a reader of stderr that goes away', () => {
