@@ -11,14 +11,14 @@ export interface ProfileOpts {
   sysfsRoot?: string;
 }
 
-/** PCI addresses of this node's PFs that match each profile (under --sysfs-root). */
-async function pfsHere(o: ProfileOpts): Promise<Map<string, string[]>> {
+/** PCI addresses of this node's PFs that match each of PROFILES (under --sysfs-root). */
+async function pfsHere(o: ProfileOpts, profiles: HwProfile[]): Promise<Map<string, string[]>> {
   const { openSysfs } = await import('../sriov/sysfs.js');
   const { listPfs } = await import('../sriov/discover.js');
   const out = new Map<string, string[]>();
   let pfs: { pci: string; profile: string | null }[] = [];
   try {
-    pfs = listPfs(await openSysfs(o.sysfsRoot));
+    pfs = listPfs(await openSysfs(o.sysfsRoot), undefined, profiles);
   } catch (err) {
     // Only an explicitly named root that is missing is an error; /sys without PFs is fine.
     if (o.sysfsRoot) throw err;
@@ -46,7 +46,7 @@ function fmtQueues(p: HwProfile): string {
 
 export async function runList(o: ProfileOpts): Promise<void> {
   const profiles = loadProfiles(o.profilesDir);
-  const here = await pfsHere(o);
+  const here = await pfsHere(o, profiles);
   if (o.json) {
     printJson(profiles.map((p) => ({ ...p, pfsHere: here.get(p.name) ?? [] })));
     return;
@@ -88,7 +88,7 @@ function fmtValue(path: string, v: unknown): string {
 
 export async function runShow(name: string, o: ProfileOpts): Promise<void> {
   const p = getProfile(name, o.profilesDir);
-  const here = (await pfsHere(o)).get(p.name) ?? [];
+  const here = (await pfsHere(o, loadProfiles(o.profilesDir))).get(p.name) ?? [];
   if (o.json) {
     printJson({ ...p, pfsHere: here });
     return;

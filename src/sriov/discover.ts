@@ -189,9 +189,9 @@ function vfInfos(sysfs: Sysfs, pf: PfInfo, cache: LinkCache): VfInfo[] {
   return out;
 }
 
-/** Every SR-IOV capable PF (a PCI device with sriov_totalvfs) under the root. */
-export function listPfs(sysfs: Sysfs, cache = new LinkCache()): PfInfo[] {
-  const profiles = loadProfiles();
+/** Every SR-IOV capable PF (a PCI device with sriov_totalvfs) under the root, each
+ *  matched against PROFILES (default: the shipped ones and $VFPLANE_PROFILES_DIR's). */
+export function listPfs(sysfs: Sysfs, cache = new LinkCache(), profiles: HwProfile[] = loadProfiles()): PfInfo[] {
   return sysfs
     .list('bus/pci/devices')
     .filter((pci) => isPci(pci) && sysfs.exists(`${devPath(pci)}/sriov_totalvfs`))

@@ -359,13 +359,20 @@ export function loadProfiles(dir?: string): HwProfile[] {
     const abs = resolve(d);
     const fix = d === extra ? 'check VFPLANE_PROFILES_DIR' : 'pass --profiles-dir DIR with the profile JSON files';
     let names: string[];
+    let all: string[];
     try {
-      names = readdirSync(abs).filter((n) => n.endsWith('.json')).sort();
+      all = readdirSync(abs);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code ?? String(err);
       throw notFound(`cannot read the hw-profiles directory ${d} (${code}); ${fix}`, { dir: d });
     }
-    if (names.length === 0 && d !== extra) throw notFound(`no hw-profiles (*.json) in ${d}; ${fix}`, { dir: d });
+    names = all.filter((n) => n.endsWith('.json')).sort();
+    // x710.JSON would be skipped unsaid, its NIC then matched by no profile (or a shipped one).
+    const misnamed = all.filter((x) => /\.json$/i.test(x) && !x.endsWith('.json')).sort();
+    for (const n of misnamed) {
+      issues.push({ file: displayPath(join(abs, n)), path: '', message: `is not read: hw-profiles end in .json, in lower case; rename it to ${n.slice(0, -5)}.json` });
+    }
+    if (names.length === 0 && !misnamed.length && d !== extra) throw notFound(`no hw-profiles (*.json) in ${d}; ${fix}`, { dir: d });
     for (const n of names) {
       const file = join(abs, n);
       let text: string;

@@ -174,6 +174,17 @@ describe('broken profiles through --profiles-dir', () => {
     expect(r.stderr).toMatch(/x710\.json: invalid JSON at line 2 column 10/);
   });
 
+  it('a profile whose name ends in .JSON is named, not skipped unsaid (alone, or beside good ones)', () => {
+    const alone = brokenDir('upper', JSON.stringify(x710()), 'x710.JSON');
+    const beside = brokenDir('upper2', JSON.stringify(x710()), 'x710.Json');
+    writeFileSync(join(beside, 'sim.json'), readFileSync(join(ROOT, 'hw-profiles', 'sim.json')));
+    for (const [d, n] of [[alone, 'x710.JSON'], [beside, 'x710.Json']] as const) {
+      const r = vfplane(['profile', 'list', '--profiles-dir', d]);
+      expect({ code: r.code, stdout: r.stdout }).toEqual({ code: 1, stdout: '' });
+      expect(r.stderr).toContain(`${join(d, n)}: is not read: hw-profiles end in .json, in lower case; rename it to x710.json`);
+    }
+  });
+
   it('a broken profile in VFPLANE_PROFILES_DIR stops pf list and profile list with exit 1, naming the file and the variable', () => {
     const p = x710();
     p.name = 'mine';
@@ -190,6 +201,23 @@ describe('broken profiles through --profiles-dir', () => {
       expect(j.code).toBe(1);
       expect(JSON.parse(j.stdout).error).toMatchObject({ exitCode: 1, kind: 'bad-file', details: { issues: [{ file: join(d, 'mine.json'), path: 'tier' }] } });
     }
+  });
+
+  it('--profiles-dir with --sysfs-root matches the PFs against that directory\'s profiles', () => {
+    const root = join(dir, 'own-sys');
+    const made = vfplane(['sim', 'create', '--profile', 'x710', '--pfs', '2', '--vfs', '0', '--no-netdevs', '--root', root]);
+    expect(made.code, made.stderr).toBe(0);
+    const p = x710();
+    p.name = 'mine';
+    const d = brokenDir('own', JSON.stringify(p), 'mine.json');
+    const list = vfplane(['profile', 'list', '--profiles-dir', d, '--sysfs-root', root, '--json']);
+    expect(list.code, list.stderr).toBe(0);
+    expect(JSON.parse(list.stdout).map((x: { name: string; pfsHere: string[] }) => [x.name, x.pfsHere.length])).toEqual([['mine', 2]]);
+    const show = vfplane(['profile', 'show', 'mine', '--profiles-dir', d, '--sysfs-root', root, '--json']);
+    expect(show.code, show.stderr).toBe(0);
+    expect(JSON.parse(show.stdout).pfsHere).toHaveLength(2);
+    const human = vfplane(['profile', 'list', '--profiles-dir', d, '--sysfs-root', root]);
+    expect(human.stdout).toMatch(/│ mine +│.*│ 2 +│$/m);
   });
 
   it('a directory without profiles exits 1', () => {
