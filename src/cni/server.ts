@@ -106,6 +106,23 @@ async function serialised<T>(key: string | undefined, fn: () => Promise<T>): Pro
   }
 }
 
+/** One line per call for the server's log: what was asked, for whom, how it ended
+ *  (a failure's CNI code and message), and how long it took. */
+export function callLine(env: Record<string, string>, code: number, stdout: string, ms: number): string {
+  const who = [env.CNI_CONTAINERID ? `container ${env.CNI_CONTAINERID.slice(0, 12)}` : '', env.CNI_IFNAME ?? ''].filter(Boolean).join(' ');
+  let how = 'ok';
+  if (code !== 0) {
+    let e: { code?: unknown; msg?: unknown } = {};
+    try {
+      e = JSON.parse(stdout) as typeof e;
+    } catch {
+      // no CNI error object: the exit status says it
+    }
+    how = `failed (exit ${code}${typeof e.code === 'number' ? `, code ${e.code}` : ''})${typeof e.msg === 'string' ? `: ${e.msg}` : ''}`;
+  }
+  return `vfplane cni serve: ${env.CNI_COMMAND ?? '(no CNI_COMMAND)'}${who ? ` ${who}` : ''}: ${how} in ${ms.toFixed(1)} ms`;
+}
+
 async function handle(sock: net.Socket, log: (m: string) => void): Promise<void> {
   const buf = await readRequest(sock);
   if (buf === null) return void log(`vfplane cni serve: a request larger than ${MAX_REQUEST} bytes: its shim runs the plugin itself`);
@@ -124,6 +141,7 @@ async function handle(sock: net.Socket, log: (m: string) => void): Promise<void>
   let out = '';
   const err: Buffer[] = [];
   let errBytes = 0;
+  const t0 = process.hrtime.bigint();
   const code = await serialised(key, () => main(version === 2 ? env : { ...baseEnv(), ...env }, {
     readStdin: async () => stdin,
     stdout: (t) => (out += t),
@@ -135,6 +153,7 @@ async function handle(sock: net.Socket, log: (m: string) => void): Promise<void>
       if (errBytes + b.length <= MAX_STDERR) err.push(b), errBytes += b.length;
     },
   }));
+  log(callLine(env, code, out, Number(process.hrtime.bigint() - t0) / 1e6));
   if (sock.destroyed) return;
   if (version === 1) return void sock.end(`${code}\n${out}`);
   const e = Buffer.concat(err);

@@ -552,11 +552,13 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
   /** `vfplane cni serve` on SOCKET, once it listens. */
   const startServer = async (socket: string) => {
     const server = spawn(process.execPath, [join(ROOT, 'bin', 'vfplane.js'), 'cni', 'serve', '--socket', socket], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let log = '';
     await new Promise<void>((res, rej) => {
-      server.stderr.on('data', (d) => { if (String(d).includes('listening')) res(); });
+      server.stderr.on('data', (d) => { log += String(d); if (String(d).includes('listening')) res(); });
       server.once('exit', (c) => rej(new Error(`server exited ${c}`)));
     });
     return {
+      log: () => log,
       stop: async () => {
         server.kill('SIGTERM');
         await new Promise((res) => server.once('exit', res));
@@ -697,6 +699,15 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
       expect(bad.out.code).toBe(7);
       expect(call('DEL', conf, e, wrapper).code).toBe(0);
       expect(vfpJson(['vf', 'show', '0000:5e:02.5']).allocation).toBeNull();
+      // The server's log has a line per call: what, for whom, how it ended, how long.
+      // (The calls above ran with the event loop held: the server's stderr is read now.)
+      const lines = () => server.log().split('\n').filter((l) => / container srv00001 /.test(l));
+      for (const until = Date.now() + 5000; lines().length < 3 && Date.now() < until; ) await new Promise((r) => setTimeout(r, 20));
+      expect(lines()).toEqual([
+        expect.stringMatching(/^vfplane cni serve: ADD container srv00001 net1: ok in \d+\.\d ms$/),
+        expect.stringMatching(/^vfplane cni serve: ADD container srv00001 net1: failed \(exit 1, code 7\): deviceID: expected a PCI address .* got "nope" in \d+\.\d ms$/),
+        expect.stringMatching(/^vfplane cni serve: DEL container srv00001 net1: ok in \d+\.\d ms$/),
+      ]);
     } finally {
       await server.stop();
     }
