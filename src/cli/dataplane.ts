@@ -3,7 +3,7 @@
 import { Command, Option } from './commander.js';
 import { topCommand } from './commands.js';
 import { UsageError } from './errors.js';
-import { ifnameFlag, intFlag, ipFlag, macFlag, netnsFlag, nodeFlag, pathFlag, pciFlag, vniFlag } from './flags.js';
+import { allowRepeats, ifnameFlag, intFlag, ipFlag, macFlag, netnsFlag, nodeFlag, pathFlag, pciFlag, vniFlag } from './flags.js';
 
 /** explain --from: a representor, or "uplink". */
 const fromFlag = (value: string): string => {
@@ -16,11 +16,11 @@ const fromFlag = (value: string): string => {
 };
 
 /** drops --reason: names, checked by the data plane (it knows its reasons). */
-const reasonsFlag = (value: string, prev?: string[]): string[] => {
+const reasonsFlag = allowRepeats((value: string, prev?: string[]): string[] => {
   const l = value.split(',').map((x) => x.trim()).filter(Boolean);
   if (!l.length || l.some((x) => !/^[a-z_]{2,40}$/.test(x))) throw new UsageError(`--reason ${JSON.stringify(value)}: expected drop reason names, comma-separated or repeated, such as spoofed,vni_unknown`);
   return [...(prev ?? []), ...l];
-};
+});
 
 const common = (c: Command) =>
   c

@@ -84,7 +84,7 @@ function listItems(flag: string, value: string, what: string, repeatable = false
 /** Repeatable / comma-separated VNIs: --vni 100 --vni 200,300 */
 export function vniListFlag(flag = '--vni') {
   const one = vniFlag(flag);
-  return (value: string, prev: number[] | undefined): number[] => [...(prev ?? []), ...listItems(flag, value, 'VNIs', true).map(one)];
+  return allowRepeats((value: string, prev: number[] | undefined): number[] => [...(prev ?? []), ...listItems(flag, value, 'VNIs', true).map(one)]);
 }
 
 export function ipFlag(flag: string) {
@@ -96,7 +96,7 @@ export function ipFlag(flag: string) {
 
 export function ipListFlag(flag: string) {
   const one = ipFlag(flag);
-  return (value: string, prev: string[] | undefined): string[] => [...(prev ?? []), ...listItems(flag, value, 'addresses').map(one)];
+  return allowRepeats((value: string, prev: string[] | undefined): string[] => [...(prev ?? []), ...listItems(flag, value, 'addresses').map(one)]);
 }
 
 export function macFlag(flag: string) {
@@ -145,16 +145,25 @@ export function portRangeFlag(flag: string) {
 /** Lists a list flag's parser made: a repeat adds to these, not to a default. */
 const givenLists = new WeakSet<unknown[]>();
 
+/** Parsers of flags that may be given more than once (lists that add up); every other
+ *  flag with a value is refused when given twice (main.ts, refuseRepeats). */
+const repeatableParsers = new WeakSet<object>();
+export function allowRepeats<F extends (...a: never[]) => unknown>(parse: F): F {
+  repeatableParsers.add(parse);
+  return parse;
+}
+export const isRepeatable = (parse: unknown): boolean => typeof parse === 'function' && repeatableParsers.has(parse);
+
 /** A list flag that may be repeated (`--sizes 64 --sizes 128`): the lists add up.
  *  commander hands the parser the option's default as the previous value of a first use;
  *  that one is replaced, not added to. */
 function repeatable<T>(parse: (value: string) => T[]) {
-  return (value: string, previous?: unknown): T[] => {
+  return allowRepeats((value: string, previous?: unknown): T[] => {
     const items = parse(value);
     const all = Array.isArray(previous) && givenLists.has(previous) ? [...(previous as T[]), ...items] : items;
     givenLists.add(all);
     return all;
-  };
+  });
 }
 
 /** Comma-separated list of integers in a range: "64,128,imix" allows the given words too. */

@@ -5,6 +5,7 @@ import { Command, CommanderError, Option } from './commander.js';
 import { createRequire } from 'node:module';
 import { printJson, reportError } from './output.js';
 import { UsageError } from './errors.js';
+import { isRepeatable } from './flags.js';
 import { isTopName, TOP, type Group } from './commands.js';
 import { interrupted } from '../util/interrupt.js';
 
@@ -70,7 +71,29 @@ export async function buildProgram(args: readonly string[], { all = false } = {}
       for (const t of s.commands) t.exitOverride();
     }
   }
+  refuseRepeats(program);
   return program;
+}
+
+/** A flag with one value given twice (`--owner a/b --owner c/d`, `--mac A --mac B`) is a
+ *  usage error, not the last one silently winning; list flags that add up are left
+ *  (allowRepeats). commander calls a flag's parser before it records the value as given
+ *  on the command line, so a parser that finds it so recorded sees a second use. */
+function refuseRepeats(cmd: Command): void {
+  for (const opt of cmd.options) {
+    if (!(opt.required || opt.optional) || opt.variadic || isRepeatable(opt.parseArg)) continue;
+    const parse = opt.parseArg;
+    const key = opt.attributeName();
+    let first = '';
+    opt.argParser((value: string, previous: unknown) => {
+      if (cmd.getOptionValueSource(key) === 'cli') {
+        throw new UsageError(`${opt.long ?? opt.short} is given twice (${JSON.stringify(first)} and ${JSON.stringify(value)}); give it once`);
+      }
+      first = value;
+      return parse ? parse(value, previous) : value;
+    });
+  }
+  for (const c of cmd.commands) refuseRepeats(c);
 }
 
 /** The deepest command ARGS name (options skipped), from PROGRAM down. */

@@ -225,6 +225,17 @@ describe('bench: flags the chosen bench does not read, and a chart it could not 
   }
 });
 
+describe('a flag with one value given twice', () => {
+  const cases: [string[], RegExp][] = [
+    [['vf', 'release', '--owner', 'ns/a', '--owner', 'ns/b'], /--owner is given twice \("ns\/a" and "ns\/b"\); give it once/],
+    [['vf', 'config', '0000:5e:02.1', '--mac', '02:00:00:00:00:01', '--mac=02:00:00:00:00:02'], /--mac is given twice \("02:00:00:00:00:01" and "02:00:00:00:00:02"\)/],
+    [['bench', '--duration', '20', '--duration', '30'], /--duration is given twice \("20" and "30"\)/],
+  ];
+  for (const [args, msg] of cases) {
+    it(`vfplane ${args.join(' ')} is a usage error, not the last one winning`, () => refused(args, msg));
+  }
+});
+
 describe('list flags given more than once', () => {
   it('add up, and replace the default rather than add to it (--sizes, --ops)', () => {
     const r = run(['bench', '--sizes', '64', '--sizes', '128', '--engines', 'native', '--ops', 'encap', '--ops', 'decap', '--duration', '20', '--trials', '1', '--no-fdb', '--json']);
