@@ -110,7 +110,7 @@ function writerLock(file: string): { fd: number; take(ms: number, shared?: boole
 
 export const DEFAULT_STATE_DIR = '/var/lib/vfplane';
 export const DB_FILE = 'alloc.db';
-export const SCHEMA_VERSION = 2;
+export const SCHEMA_VERSION = 3;
 export const DEFAULT_BUSY_TIMEOUT_MS = 10_000;
 export const DEFAULT_HISTORY_KEEP = 10_000;
 /** Test hook: a file path; allocate() blocks inside its transaction until that file exists. */
@@ -121,6 +121,15 @@ export const MARK_WRITE_ENV = 'VFPLANE_TEST_MARK_WRITE';
 /** Test hook: a file path; vfplane-cni's ADD blocks once its allocation is committed (and
  *  marked as adding), before it touches the VF, until that file exists. */
 export const PAUSE_ADD_ENV = 'VFPLANE_TEST_PAUSE_ADD';
+
+/** A node's name in the store: its sysfs root's real path (as given when it is gone). */
+function nodeOf(sysfsRoot: string): string {
+  try {
+    return fs.realpathSync(path.resolve(sysfsRoot));
+  } catch {
+    return path.resolve(sysfsRoot);
+  }
+}
 
 export function defaultStateDir(): string {
   return process.env.VFPLANE_STATE_DIR || DEFAULT_STATE_DIR;
@@ -259,8 +268,8 @@ function prepare(db: Database.Database) {
     heldPcis: db.prepare<[], string>('SELECT pci FROM allocations').pluck(),
     list: db.prepare<[], Row>('SELECT * FROM allocations ORDER BY pf, vf_index, pci'),
     insert: db.prepare(
-      `INSERT INTO allocations (pci, id, pf, vf_index, pool, ns, pod, uid, container_id, ifname, netns, netns_id, pid, pid_start, network, created_at, original)
-       VALUES (@pci, @id, @pf, @vf_index, @pool, @ns, @pod, @uid, @container_id, @ifname, @netns, @netns_id, @pid, @pid_start, @network, @created_at, @original)`,
+      `INSERT INTO allocations (pci, id, pf, vf_index, pool, ns, pod, uid, container_id, ifname, netns, netns_id, pid, pid_start, network, created_at, original, node)
+       VALUES (@pci, @id, @pf, @vf_index, @pool, @ns, @pod, @uid, @container_id, @ifname, @netns, @netns_id, @pid, @pid_start, @network, @created_at, @original, @node)`,
     ),
     setAttachment: db.prepare<[string | null, number]>('UPDATE allocations SET attachment = ? WHERE id = ?'),
     setOriginal: db.prepare<[string, number]>('UPDATE allocations SET original = ? WHERE id = ?'),
@@ -369,7 +378,34 @@ export class AllocStore {
     }
     const store = new AllocStore(db, dir, file, busyTimeoutMs, opts.historyKeep ?? DEFAULT_HISTORY_KEEP, pause, lock);
     store.registry = opts.sysfsRoot === undefined ? null : registryDir(opts.sysfsRoot);
+    if (opts.sysfsRoot !== undefined) {
+      store.node = nodeOf(opts.sysfsRoot);
+      try {
+        store.refuseOtherNodes(file);
+      } catch (e) {
+        store.close();
+        throw e;
+      }
+    }
     return store;
+  }
+
+  /** The node (sysfs root) this store is opened for; null: not said (its allocations
+   *  then record none). */
+  private node: string | null = null;
+
+  /** A store holding VFs of another node is not this node's: its PCI addresses would be
+   *  read as this node's VFs (listed as held, released, put back onto another NIC's
+   *  netdevs). Allocations from before schema 3 carry no node and are taken as this one's. */
+  private refuseOtherNodes(file: string): void {
+    const other = this.db.prepare<[string], { node: string; n: number; pci: string }>(
+      'SELECT node, COUNT(*) AS n, MIN(pci) AS pci FROM allocations WHERE node IS NOT NULL AND node != ? GROUP BY node ORDER BY n DESC LIMIT 1',
+    ).get(this.node!);
+    if (!other) return;
+    throw invalid(`the allocation store ${file} holds ${other.n} VF${other.n === 1 ? '' : 's'} (${other.pci}${other.n > 1 ? ', …' : ''}) of the node whose sysfs root is ${other.node}, ` +
+      `and this one's is ${this.node}: a store keeps one node's VFs (PCI addresses repeat across nodes; every simulated NIC has bus 5e). ` +
+      `Give --state-dir (VFPLANE_STATE_DIR, a CNI config's stateDir) a directory of its own for ${this.node}, or use --sysfs-root ${other.node}`,
+    { file, node: this.node, otherNode: other.node, held: other.n, cniCode: 7 });
   }
 
   /** The node's registry of stores (registry.ts); null: none (no sysfs root given, or a
@@ -559,6 +595,9 @@ export class AllocStore {
       if (v === 0) db.exec(SCHEMA_V1);
       // 2: the owner's netns identity (netnsId), beside its path.
       if (v < 2) db.exec('ALTER TABLE allocations ADD COLUMN netns_id TEXT');
+      // 3: the node (its sysfs root, real path) whose VF each allocation is: PCI addresses
+      // repeat across nodes (every simulated NIC has bus 5e), so one store keeps one node's.
+      if (v < 3) db.exec('ALTER TABLE allocations ADD COLUMN node TEXT');
       // Later versions add their steps here: if (v < 3) { ... }
       db.pragma(`user_version = ${SCHEMA_VERSION}`);
     }).immediate();
@@ -712,7 +751,7 @@ export class AllocStore {
       pci: vf.pci, id, pf: vf.pf, vf_index: vf.index, pool,
       ns: owner.namespace ?? null, pod: owner.name ?? null, uid: owner.uid ?? null, container_id: owner.containerId ?? null,
       ifname: owner.ifname ?? null, netns: owner.netns ?? null, netns_id: owner.netnsId ?? null, pid: owner.pid ?? null, pid_start: owner.pidStart ?? null,
-      network: owner.network ?? null, created_at: createdAt, original: JSON.stringify(vf),
+      network: owner.network ?? null, created_at: createdAt, original: JSON.stringify(vf), node: this.node,
     });
     if (this.pauseFile) pauseForTest(this.pauseFile);
     return { id, pci: vf.pci, pf: vf.pf, vfIndex: vf.index, pool, owner, createdAt, original: vf, attachment: null };

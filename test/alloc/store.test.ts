@@ -247,9 +247,10 @@ describe('AllocStore', () => {
   it('takes a schema-1 store (no netns identity) up to the current schema, its allocations intact', () => {
     const a = store.allocate({ candidates: vfs, owner: { ...web0, netns: '/run/netns/vfp-gone-ns' } });
     store.close();
-    // As vfplane of schema 1 left it: no netns_id column.
+    // As vfplane of schema 1 left it: no netns_id column (nor schema 3's node).
     const db = new Database(path.join(dir, 'state', DB_FILE));
     db.exec('ALTER TABLE allocations DROP COLUMN netns_id');
+    db.exec('ALTER TABLE allocations DROP COLUMN node');
     db.pragma('user_version = 1');
     db.close();
     store = AllocStore.open(path.join(dir, 'state'));
@@ -270,6 +271,33 @@ describe('AllocStore', () => {
     // A record with a ctime after them (kept for a while) is judged on device and inode:
     // the ctime of an nsfs inode no mount holds changes from one look to the next.
     expect(ownerAlive({ ...a.owner, netnsId: `${st.dev}:${st.ino}:1` })).toBe('alive');
+  });
+
+  it('keeps one node\'s VFs: opened for another sysfs root while it holds VFs, it is refused; once they are released, not', () => {
+    store.close();
+    const nodeA = path.join(dir, 'nodeA'), nodeB = path.join(dir, 'nodeB');
+    fs.mkdirSync(nodeA);
+    fs.mkdirSync(nodeB);
+    fs.symlinkSync(nodeA, path.join(dir, 'linkA'));
+    store = AllocStore.open(path.join(dir, 'state'), { sysfsRoot: nodeA });
+    const a = store.allocate({ candidates: vfs, owner: web0 });
+    store.close();
+    // The same node by another path to it, and without a node said (older callers): taken.
+    store = AllocStore.open(path.join(dir, 'state'), { sysfsRoot: path.join(dir, 'linkA') });
+    store.close();
+    store = AllocStore.open(path.join(dir, 'state'));
+    expect(store.get(a.pci)!.id).toBe(a.id);
+    store.close();
+    const e = err(() => AllocStore.open(path.join(dir, 'state'), { sysfsRoot: nodeB }));
+    expect(e.kind).toBe('invalid');
+    expect(e.message).toContain(`holds 1 VF (${a.pci}) of the node whose sysfs root is ${nodeA}, and this one's is ${nodeB}`);
+    expect(e.message).toContain(`Give --state-dir (VFPLANE_STATE_DIR, a CNI config's stateDir) a directory of its own for ${nodeB}, or use --sysfs-root ${nodeA}`);
+    expect(e.details).toMatchObject({ cniCode: 7, held: 1 });
+    store = AllocStore.open(path.join(dir, 'state'), { sysfsRoot: nodeA });
+    store.release(a.pci, { owner: web0 });
+    store.close();
+    store = AllocStore.open(path.join(dir, 'state'), { sysfsRoot: nodeB });
+    expect(store.allocate({ candidates: vfs, owner: web1 }).pci).toBe(vfs[0]!.pci);
   });
 
   it('refuses a store written by a newer vfplane', () => {
