@@ -143,6 +143,15 @@ const canonIp = (s: string) => { const a = parseIp(s)!; return formatIp(a.family
  *  every other request; `op` and `id` are the envelope's). */
 const NO_ARGS = z.strictObject({});
 
+/** tunnel.mtu above the uplink netdev's MTU: encap would pass frames the uplink cannot
+ *  send (dropped as tx_oversize, no ICMP too big to the pod). It is for an uplink whose
+ *  MTU no netdev says (a DPDK PCI port), or to go below the netdev's. */
+function refuseTunnelMtu(tunnelMtu: number, uplinkMtu: number, ifname: string): void {
+  if (tunnelMtu && uplinkMtu && tunnelMtu > uplinkMtu) {
+    throw invalid(`tunnel.mtu ${tunnelMtu} is above the MTU of the uplink ${ifname} (${uplinkMtu}): outer packets between the two would be dropped by the uplink, with no ICMP too big to the pod; give tunnel.mtu 0 (the uplink's) or at most ${uplinkMtu}, or raise ${ifname}'s MTU`);
+  }
+}
+
 export class Daemon {
   readonly log: Logger;
   private dp: DataPlane | null = null;
@@ -223,6 +232,7 @@ export class Daemon {
     if (!l) throw notFound(missing);
     refuseHostNetdev(l, what);
     refuseStackedNetdev(netns ?? null, ifname, what);
+    refuseTunnelMtu(this.cfg.tunnel.mtu, l.mtu, ifname);
     this.uplinkNetdev = { ifindex: l.ifindex, netns: netnsId(netns) };
     this.uplinkWatch = { ifname, ...(netns ? { netns } : {}), ifindex: l.ifindex };
     const vtep = this.cfg.uplink.vtep;

@@ -77,6 +77,26 @@ describePrivileged('vfplane dataplane run on a netdev the host uses', { netns: t
     }
   });
 
+  // tunnel.mtu is for an uplink no netdev tells the MTU of; above the netdev's, encap
+  // would pass outer packets the uplink then drops (tx_oversize), the pod never told.
+  it('refuses a tunnel.mtu above the uplink netdev\'s MTU before changing anything on it', () => {
+    const up = ifname('ct'), upPeer = ifname('cu');
+    vethPair(n, up, m, upPeer);
+    try {
+      const features = n.exec('ethtool', ['-k', up]);
+      const config = join(dir, 'mtu.json');
+      writeFileSync(config, JSON.stringify({ node: 'claimmtu', backend: 'afpacket', uplink: { ifname: up, netns: `/run/netns/${n.name}`, vtep: '192.0.2.1' }, tunnel: { mtu: 9000 }, stateDir: join(dir, 'mtu') }));
+      const r = vfplane(['dataplane', 'run', '--config', config]);
+      expect(r.code, r.stderr).toBe(2);
+      expect(r.stderr).toContain(`tunnel.mtu 9000 is above the MTU of the uplink ${up} (1500)`);
+      expect(r.stderr).toContain('give tunnel.mtu 0 (the uplink\'s) or at most 1500');
+      expect(n.exec('ethtool', ['-k', up])).toBe(features);
+      expect(n.exec('sysctl', ['-n', `net.ipv6.conf.${up}.disable_ipv6`]).trim()).toBe('0');
+    } finally {
+      n.ip(['link', 'del', up]);
+    }
+  });
+
   // Loopback carries only host-scoped addresses, yet it is the namespace's own: refused
   // before anything on it changes (GRO, IPv6, the stack drop), as `attach` refuses it.
   it('refuses loopback as the uplink before changing anything on it', () => {
