@@ -78,6 +78,7 @@ enum vfp_reason {
     VFP_R_VXLAN_BAD_FLAGS,
     VFP_R_VNI_UNKNOWN,
     VFP_R_INNER_VLAN,
+    VFP_R_CE_NOT_ECT,
     VFP_R__COUNT
 };
 

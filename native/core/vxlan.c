@@ -33,6 +33,7 @@ static const char *const reason_names[VFP_R__COUNT] = {
     [VFP_R_VXLAN_BAD_FLAGS] = "vxlan_bad_flags",
     [VFP_R_VNI_UNKNOWN] = "vni_unknown",
     [VFP_R_INNER_VLAN] = "inner_vlan",
+    [VFP_R_CE_NOT_ECT] = "ce_not_ect",
 };
 
 const char *vfp_reason__name(unsigned reason) {
@@ -72,7 +73,9 @@ int vfp_tunnel__init(vfp_tunnel *t, const vfp_tunnel_cfg *cfg) {
     /* Fields that vary per packet (lengths, ID, inherited TOS/DF, checksums, source
      * port) stay zero in the template so the precomputed sums below hold only the
      * constant part and each packet adds its own words. */
-    const uint8_t tos = cfg->tos == VFP_TOS_INHERIT ? 0 : (uint8_t)cfg->tos;
+    /* A fixed TOS is the DSCP: the ECN field is the inner packet's, per packet (RFC 6040
+     * §4.1, normal mode, as Linux's tunnels do). Inherited, the whole byte is copied. */
+    const uint8_t tos = cfg->tos == VFP_TOS_INHERIT ? 0 : (uint8_t)(cfg->tos & 0xfc);
     unsigned l4;
     if (fam == 4) {
         uint8_t *ip = h + o;
@@ -172,6 +175,9 @@ encap_loop(vfp_tunnel *t, const uint8_t *tmpl, uint64_t pseudo, vfp_pkt **pkts, 
     const uint32_t csum_base = t->csum_base;
     const uint32_t phdr_base = t->phdr_base;
     const uint8_t l3_len = v4 ? 20 : 40;
+    /* A fixed TOS's DSCP as the template's IPv4 TOS byte holds it, or (IPv6) the low
+     * nibble of the traffic class, whose high one sits in the version byte. */
+    const uint8_t dscp = v4 ? tmpl[l3 + 1] : (uint8_t)(tmpl[l3 + 1] >> 4);
 
     /* One pass to parse and hash every inner frame, so the CRC implementation is picked
      * once per burst and the inner headers are in L1 for the pass that writes. */
@@ -213,6 +219,9 @@ encap_loop(vfp_tunnel *t, const uint8_t *tmpl, uint64_t pseudo, vfp_pkt **pkts, 
             if (tos_inherit) {
                 ip[1] = (uint8_t)m;
                 s += vfp_csum__be16((uint8_t)m);
+            } else {
+                ip[1] = (uint8_t)(dscp | (m & 3)); /* the inner ECN field (0 when not IP) */
+                s += vfp_csum__be16((uint8_t)(m & 3));
             }
             if (df_inherit && (m & VFP_FLOW_DF)) {
                 ip[6] = 0x40;
@@ -228,6 +237,8 @@ encap_loop(vfp_tunnel *t, const uint8_t *tmpl, uint64_t pseudo, vfp_pkt **pkts, 
             if (tos_inherit) {
                 ip[0] = (uint8_t)(0x60 | (m & 0xff) >> 4);
                 ip[1] = (uint8_t)(m << 4);
+            } else {
+                ip[1] = (uint8_t)(dscp << 4 | (m & 3) << 4); /* the inner ECN field */
             }
             vfp_wr16(ip + 4, ulen);
         }
@@ -349,6 +360,44 @@ static inline int local_ok(const vfp_decap_ctx *c, uint8_t fam, const uint8_t *d
     return 0;
 }
 
+/* Marks the inner frame F (LEN bytes) Congestion Experienced, as RFC 6040 §4.2 asks of a
+ * decapsulator whose outer header is CE: an ECN-capable IPv4 (its header checksum kept
+ * right) or IPv6 packet, after up to two VLAN tags, gets CE; a frame that is not IP is
+ * left alone. Returns 0 for an IP packet that is not ECN-capable (Not-ECT), or whose
+ * header is too short to say: the mark cannot be carried, and the packet is dropped. */
+static int ecn_set_ce(uint8_t *f, uint32_t len) {
+    uint32_t l3 = 14;
+    uint16_t type = vfp_rd16(f + 12);
+    for (int tags = 0; tags < 2 && (type == 0x8100 || type == 0x88a8); tags++) {
+        if (l3 + 4 > len) return 1; /* not IP as far as the frame goes */
+        type = vfp_rd16(f + l3 + 2);
+        l3 += 4;
+    }
+    uint8_t *ip = f + l3;
+    if (type == 0x0800) {
+        if (l3 + 20 > len || (ip[0] >> 4) != 4) return 0;
+        if ((ip[1] & 3) == 0) return 0;
+        if ((ip[1] & 3) == 3) return 1;
+        /* RFC 1624: HC' = ~(~HC + ~m + m') over the word (version/IHL, TOS). */
+        const uint16_t old = vfp_rd16(ip), now = (uint16_t)(old | 3);
+        uint32_t s = (uint16_t)~vfp_rd16(ip + 10);
+        s += (uint16_t)~old;
+        s += now;
+        s = (s & 0xffff) + (s >> 16);
+        s = (s & 0xffff) + (s >> 16);
+        ip[1] |= 3;
+        vfp_wr16(ip + 10, (uint16_t)~s);
+        return 1;
+    }
+    if (type == 0x86dd) {
+        if (l3 + 40 > len || (ip[0] >> 4) != 6) return 0;
+        if (((ip[1] >> 4) & 3) == 0) return 0;
+        ip[1] |= 0x30;
+        return 1;
+    }
+    return 1;
+}
+
 /* The §4.2 checks for one packet, in the contract's order; fills the results and moves
  * the packet to its inner frame on success. */
 static inline uint8_t decap_one(const vfp_decap_ctx *c, vfp_pkt *p) {
@@ -423,6 +472,10 @@ static inline uint8_t decap_one(const vfp_decap_ctx *c, vfp_pkt *p) {
         const uint16_t it = vfp_rd16(udp + 16 + 12);
         if (it == 0x8100 || it == 0x88a8) return VFP_R_INNER_VLAN;
     }
+    /* RFC 6040 §4.2: a congestion mark (CE) on the outer header is carried to the inner
+     * IP header; an inner IP packet that is not ECN-capable cannot carry it: dropped. */
+    const uint8_t outer_ecn = fam == 4 ? (ip[1] & 3) : ((ip[1] >> 4) & 3);
+    if (VFP_UNLIKELY(outer_ecn == 3) && !ecn_set_ce(p->data + l4 + 16, inner)) return VFP_R_CE_NOT_ECT;
 
     p->vni = vni;
     p->vtep_family = fam;
@@ -478,7 +531,7 @@ static inline int decap_fast_v4(const struct decap_fast *d, vfp_pkt *p) {
     memcpy(&type, f + 12, 2);
     if (type != (uint16_t)vfp_csum__be16(0x0800) || f[14] != 0x45) return 0;
     const uint8_t *ip = f + 14;
-    if (!vfp_csum__ipv4_ok(ip, 20)) return 0;
+    if (!vfp_csum__ipv4_ok(ip, 20) || (ip[1] & 3) == 3) return 0; /* CE: decap_one marks the inner packet */
     const uint32_t tot = vfp_rd16(ip + 2);
     if (tot < 20 || 14 + tot > n || (vfp_rd16(ip + 6) & 0x3fff) || ip[9] != 17) return 0;
     if (d->check_local) {

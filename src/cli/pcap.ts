@@ -27,7 +27,7 @@ export function registerPcap(program: Command): void {
     .addOption(new Option('--dst-port <port>', 'UDP destination port (8472 for flannel and kernel-default peers)').argParser(portFlag('--dst-port')).default(4789))
     .addOption(new Option('--src-port-range <min-max>', 'UDP source port range for the flow hash').argParser(portRangeFlag('--src-port-range')).default([49152, 65535], '49152-65535'))
     .addOption(new Option('--ttl <n>', 'outer TTL / hop limit, 1–255').argParser(intFlag('--ttl', 1, 255)).default(64))
-    .addOption(new Option('--tos <n|inherit>', 'outer TOS / traffic class, 0–255, or inherit from the inner IP header').argParser(tosFlag()).default(0))
+    .addOption(new Option('--tos <n|inherit>', 'outer TOS / traffic class, 0–255 (its DSCP; the ECN bits are the inner packet\'s, RFC 6040), or inherit from the inner IP header').argParser(tosFlag()).default(0))
     .addOption(new Option('--df <mode>', 'IPv4 DF bit: set, unset, or inherit (from the inner IPv4 header)').argParser(choiceFlag('--df', ['set', 'unset', 'inherit'] as const)).default('unset'))
     .option('--udp-csum', 'compute the UDP checksum over IPv4 (IPv6 always has one)', false)
     .addOption(new Option('--vlan <id>', 'outer 802.1Q VLAN ID, 0–4094').argParser(intFlag('--vlan', 0, 4094)))

@@ -58,6 +58,7 @@ const R_VXLAN_BAD_FLAGS = Reason.vxlan_bad_flags;
 const R_VNI_UNKNOWN = Reason.vni_unknown;
 const R_INNER_TRUNCATED = Reason.inner_truncated;
 const R_INNER_VLAN = Reason.inner_vlan;
+const R_CE_NOT_ECT = Reason.ce_not_ect;
 
 /**
  * What `check` found for a packet that passed, relative to its data offset. One
@@ -139,12 +140,57 @@ function check(s: DecapState, buf: Uint8Array, o: number, n: number): number {
     const it = (buf[u + 28]! << 8) | buf[u + 29]!;
     if (it === 0x8100 || it === 0x88a8) return R_INNER_VLAN;
   }
+  // RFC 6040 §4.2: an outer CE mark is carried into the inner IP header; an inner IP
+  // packet that is not ECN-capable (Not-ECT) cannot carry it and is dropped.
+  const outerEcn = family === 4 ? buf[p + 1]! & 3 : (buf[p + 1]! >> 4) & 3;
+  if (outerEcn === 3 && !markCe(buf, u + 16, innerLen)) return R_CE_NOT_ECT;
   res.l4 = l4;
   res.innerLen = innerLen;
   res.vni = vni;
   res.family = family;
   res.src = family === 4 ? l3 + 12 : l3 + 8;
   return 0;
+}
+
+/**
+ * RFC 6040 §4.2 for an outer header marked CE: the inner frame at F (LEN bytes), after up
+ * to two VLAN tags, if it is IPv4 or IPv6 and ECN-capable (ECT(0) or ECT(1)), is marked
+ * CE (an IPv4 header checksum updated per RFC 1624: HC' = ~(~HC + ~m + m')); one already
+ * CE stays so; a frame that is not IP is left as it is. False for an IP packet that is
+ * Not-ECT, or whose header is too short or of the wrong version to tell.
+ */
+function markCe(buf: Uint8Array, f: number, len: number): boolean {
+  let l3 = 14;
+  let type = (buf[f + 12]! << 8) | buf[f + 13]!;
+  for (let tags = 0; tags < 2 && (type === 0x8100 || type === 0x88a8); tags++) {
+    if (l3 + 4 > len) return true;
+    type = (buf[f + l3 + 2]! << 8) | buf[f + l3 + 3]!;
+    l3 += 4;
+  }
+  const ip = f + l3;
+  if (type === 0x0800) {
+    if (l3 + 20 > len || buf[ip]! >> 4 !== 4) return false;
+    const ecn = buf[ip + 1]! & 3;
+    if (ecn === 0) return false;
+    if (ecn === 3) return true;
+    const old = (buf[ip]! << 8) | buf[ip + 1]!;
+    const hc = (buf[ip + 10]! << 8) | buf[ip + 11]!;
+    let sum = (~hc & 0xffff) + (~old & 0xffff) + (old | 3);
+    sum = (sum & 0xffff) + (sum >>> 16);
+    sum = (sum & 0xffff) + (sum >>> 16);
+    const c = ~sum & 0xffff;
+    buf[ip + 1] = buf[ip + 1]! | 3;
+    buf[ip + 10] = c >> 8;
+    buf[ip + 11] = c & 0xff;
+    return true;
+  }
+  if (type === 0x86dd) {
+    if (l3 + 40 > len || buf[ip]! >> 4 !== 6) return false;
+    if (((buf[ip + 1]! >> 4) & 3) === 0) return false;
+    buf[ip + 1] = buf[ip + 1]! | 0x30;
+    return true;
+  }
+  return true;
 }
 
 function hasLocal6(ls: Uint8Array, buf: Uint8Array, a: number): boolean {

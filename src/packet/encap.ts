@@ -138,7 +138,9 @@ export function encapBurst(s: EncapState, vni: number, b: Burst): number {
     const h = flowHash(buf, o, info);
     // h < 2^32, span ≤ 2^16: the product is exact in a double.
     const sport = pmin + Math.floor((h * span) / 0x100000000);
-    const tos = tosInherit ? info.tos : tosFixed;
+    // A fixed TOS gives the DSCP; the ECN field is the inner packet's (RFC 6040 §4.1,
+    // normal mode: copied, CE included; Not-ECT for a frame that is not IP).
+    const tos = tosInherit ? info.tos : (tosFixed & 0xfc) | (info.tos & 3);
 
     const d = o - H;
     buf.set(tpl, d);

@@ -23,6 +23,7 @@ export const REASONS = [
   'vxlan_bad_flags',
   'vni_unknown',
   'inner_vlan',
+  'ce_not_ect',
 ] as const;
 
 export type ReasonName = (typeof REASONS)[number];

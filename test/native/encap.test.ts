@@ -83,7 +83,7 @@ describe('encap outer header, field by field', () => {
     expect(be16(o, 16)).toBe(0x0800);
     const ip = 18;
     expect(o[ip]).toBe(0x45);
-    expect(o[ip + 1]).toBe(0x2e);
+    expect(o[ip + 1]).toBe(0x2c); // the DSCP of tos 0x2e; the ECN field is the inner packet's (Not-ECT)
     expect(be16(o, ip + 2)).toBe(36 + 301);
     expect(be16(o, ip + 4)).toBe(999);
     expect(be16(o, ip + 6)).toBe(0x4000);

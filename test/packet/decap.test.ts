@@ -10,6 +10,7 @@ import { tsEngine } from '../../src/packet/model.js';
 import { Reason, reasonName, type ReasonName } from '../../src/packet/reasons.js';
 import { formatIp } from '../../src/util/addr.js';
 import { bytes, innerUdp4, ip } from './frames.js';
+import { nativeEngine } from '../../src/dataplane/native.js';
 
 // Base frames come from our own encap, which the scapy known-answer tests hold to an
 // independent implementation; each test below breaks one field (or two).
@@ -372,3 +373,77 @@ describe('decap: bursts and learning', () => {
     expect(tsEngine.createDecap(resolveDecap()).fdb).toBeNull();
   });
 });
+
+// RFC 6040 §4.2, as Linux's vxlan_rcv applies it (INET_ECN_decapsulate): an outer CE mark
+// reaches an ECN-capable inner IP packet; a Not-ECT one cannot carry it and is dropped;
+// any other outer ECN value leaves the inner packet alone. Both engines, one table.
+describe('decap: ECN (RFC 6040)', () => {
+  const engines = [['TS model', tsEngine], ['native', nativeEngine()]] as const;
+  /** FRAME (our encap) with its outer ECN field set to ECN (the IPv4 checksum kept right). */
+  const withOuterEcn = (f: Uint8Array, v6: boolean, ecn: number) => {
+    const g = f.slice();
+    if (v6) g[15] = (g[15]! & 0xcf) | (ecn << 4);
+    else {
+      g[15] = (g[15]! & 0xfc) | ecn;
+      fixIp(g);
+    }
+    return g;
+  };
+  const run = (eng: (typeof engines)[number][1], frame: Uint8Array) => {
+    const b = burstFromFrames([frame]);
+    eng.decap(eng.createDecap(resolveDecap({})), b);
+    return { reason: reasonName(b.reason[0]!), inner: packetBytes(b, 0) };
+  };
+  for (const [name, eng] of engines) {
+    for (const v6 of [false, true]) {
+      it(`${name}, ${v6 ? 'IPv6' : 'IPv4'} outer: every outer × inner ECN pair of an IPv4 inner packet`, () => {
+        for (let outer = 0; outer < 4; outer++) {
+          for (let inner = 0; inner < 4; inner++) {
+            const innerFrame = innerUdp4(20, { tos: 0xb8 | inner });
+            fixIp(innerFrame); // a header checksum that verifies, to be kept so
+            const { reason, inner: got } = run(eng, withOuterEcn(encap(v6 ? V6 : V4, innerFrame), v6, outer));
+            const at = `outer ${outer}, inner ${inner}`;
+            if (outer === 3 && inner === 0) {
+              expect(reason, at).toBe('ce_not_ect');
+              continue;
+            }
+            expect(reason, at).toBe('ok');
+            const want = innerFrame.slice();
+            if (outer === 3) {
+              want[15] = 0xb8 | 3;
+              fixIp(want); // the engines update the checksum incrementally: it must equal a full one
+            }
+            expect([...got], at).toEqual([...want]);
+          }
+        }
+      });
+    }
+    it(`${name}: an IPv6 inner packet (behind a VLAN tag too) is marked CE; ARP passes; a runt IPv4 header cannot carry the mark`, () => {
+      const six = bytes(innerUdp4(20).subarray(0, 12), [0x86, 0xdd], ip6Header(0x2e));
+      const { reason, inner } = run(eng, withOuterEcn(encap(V4, six), false, 3));
+      expect(reason).toBe('ok');
+      expect((inner[14]! & 0x0f) << 4 | inner[15]! >> 4).toBe(0x2f);
+      const tagged6 = bytes(innerUdp4(20).subarray(0, 12), [0x81, 0x00, 0, 7, 0x86, 0xdd], ip6Header(0x01));
+      const t = run(eng, withOuterEcn(encap(V4, tagged6), false, 3));
+      expect(t.reason).toBe('ok');
+      expect((t.inner[18]! & 0x0f) << 4 | t.inner[19]! >> 4).toBe(0x03);
+      const notEct6 = bytes(innerUdp4(20).subarray(0, 12), [0x86, 0xdd], ip6Header(0x00));
+      expect(run(eng, withOuterEcn(encap(V4, notEct6), false, 3)).reason).toBe('ce_not_ect');
+      const arpFrame = bytes(innerUdp4(20).subarray(0, 12), [0x08, 0x06], new Uint8Array(28));
+      const a = run(eng, withOuterEcn(encap(V4, arpFrame), false, 3));
+      expect([a.reason, [...a.inner]]).toEqual(['ok', [...arpFrame]]);
+      const runt = bytes(innerUdp4(20).subarray(0, 12), [0x08, 0x00], [0x45, 0x02, 0, 0]);
+      expect(run(eng, withOuterEcn(encap(V4, runt), false, 3)).reason).toBe('ce_not_ect');
+    });
+  }
+});
+
+/** A bare IPv6 header (no payload) with traffic class TC. */
+function ip6Header(tc: number): Uint8Array {
+  const h = new Uint8Array(40);
+  h[0] = 0x60 | (tc >> 4);
+  h[1] = (tc & 0x0f) << 4;
+  h[6] = 59; // no next header
+  h[7] = 64;
+  return h;
+}

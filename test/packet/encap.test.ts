@@ -57,7 +57,8 @@ describe('encap: outer header (§3.2)', () => {
     const { out } = encapOne({ ...V6, ttl: 5, tos: 0xa5 }, inner);
     expect(out.length).toBe(inner.length + 70);
     expect(u16(out, 12)).toBe(0x86dd);
-    expect([...out.subarray(14, 18)]).toEqual([0x6a, 0x50, 0, 0]);
+    // Traffic class 0xa4: tos 0xa5's DSCP, the ECN field the inner packet's (Not-ECT).
+    expect([...out.subarray(14, 18)]).toEqual([0x6a, 0x40, 0, 0]);
     expect(u16(out, 18)).toBe(16 + inner.length);
     expect(out[20]).toBe(17);
     expect(out[21]).toBe(5);
@@ -127,10 +128,15 @@ describe('encap: TOS and DF (§3.2)', () => {
     expect(outer4(encapOne(inherit, qinq).out)).toMatchObject({ tos: 0x44, frag: 0x4000 });
   });
 
-  it('fixed values ignore the inner frame; df set/unset are fixed too', () => {
+  it('a fixed TOS gives the DSCP and the inner ECN field goes with it (RFC 6040 §4.1); df set/unset are fixed', () => {
     const inner = innerUdp4(4, { tos: 0xff, frag: 0x4000 });
-    expect(outer4(encapOne({ ...V4, tos: 0x20 }, inner).out)).toMatchObject({ tos: 0x20, frag: 0 });
-    expect(outer4(encapOne({ ...V4, df: 'set' }, arp()).out)).toMatchObject({ tos: 0, frag: 0x4000 });
+    expect(outer4(encapOne({ ...V4, tos: 0x20 }, inner).out)).toMatchObject({ tos: 0x23, frag: 0 });
+    for (const ecn of [0, 1, 2, 3]) {
+      expect(outer4(encapOne({ ...V4, tos: 0xb8 | 3 }, innerUdp4(4, { tos: 0x10 | ecn })).out).tos, `inner ECN ${ecn}`).toBe(0xb8 | ecn);
+      expect(tc6(encapOne({ ...V6, tos: 0x28 }, innerUdp4(4, { tos: ecn })).out), `IPv6 outer, inner ECN ${ecn}`).toBe(0x28 | ecn);
+    }
+    // Not IP: Not-ECT, whatever ECN bits the configured TOS had.
+    expect(outer4(encapOne({ ...V4, tos: 0x23, df: 'set' }, arp()).out)).toMatchObject({ tos: 0x20, frag: 0x4000 });
   });
 
   it('DF is ignored on IPv6: set, unset and inherit give the same bytes', () => {

@@ -111,7 +111,8 @@ def outer(spec, vni, inner, ip_id):
     span = t["srcPortMax"] - t["srcPortMin"] + 1
     sport = t["srcPortMin"] + (h * span >> 32)
     itos, idf = inner_ip_info(inner)
-    tos = itos if t["tos"] == "inherit" else t["tos"]
+    # RFC 6040 section 4.1 (normal mode): a fixed TOS is the DSCP, the ECN field the inner one's.
+    tos = itos if t["tos"] == "inherit" else (t["tos"] & 0xFC) | (itos & 3)
     df = t["df"] == "set" or (t["df"] == "inherit" and idf)
     p = Ether(src=t["srcMac"], dst=t["dstMac"])
     if t["vlan"] is not None:
