@@ -462,6 +462,8 @@ Napi::Value DpCommit(const Napi::CallbackInfo &info) {
   s.anti_spoof = b;
   if (!GetProp(env, sv, "icmpTooBig", &v) || !ToBool(env, v, "spec.icmpTooBig", &b)) return Napi::Value();
   s.icmp_too_big = b;
+  if (!GetProp(env, sv, "verifyUdpCsum", &v) || !ToBool(env, v, "spec.verifyUdpCsum", &b)) return Napi::Value();
+  s.verify_udp_csum = b;
   if (!OptUint(env, sv, "ageSeconds", 1, 1e7, &s.age_seconds)) return Napi::Value();
 
   Napi::Array arr;

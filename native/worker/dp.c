@@ -2559,6 +2559,7 @@ static int64_t build(vfp_dp *dp, const vfp_dp_spec *s, dp_cfg **out, char *err, 
     c->decap.vnis = &c->vni_set;
     c->decap.n_locals = 1;
     c->decap.locals[0] = s->tunnel.local;
+    c->decap.verify_udp_csum = s->verify_udp_csum;
     /* Ports of this epoch, and their queues spread over the workers. */
     rxq *rx = (rxq *)(base + o_rx);
     uint32_t nrx = 0;

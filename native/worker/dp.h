@@ -169,6 +169,7 @@ typedef struct vfp_dp_spec {
     uint8_t learn;               /* learn inner source MAC → outer source VTEP on decap */
     uint8_t anti_spoof;          /* drop pod frames whose source MAC is not the attachment's */
     uint8_t icmp_too_big;        /* answer a pod's packet too big for the tunnel with ICMP (core/icmp.h) */
+    uint8_t verify_udp_csum;     /* decap: verify a nonzero outer UDP checksum; IPv6 with 0 dropped */
     uint32_t age_seconds;        /* learned entries age out after this (default 300) */
 } vfp_dp_spec;
 

@@ -170,7 +170,7 @@ export async function runDataplaneBench(o: DataplaneBenchOptions): Promise<Datap
         dp.commit({
           uplink: up.slot, uplinkMac: parseMac(UPLINK_MAC)!, tunnel: resolveTunnel({ local: VTEP_LOCAL, remote: VTEP_PEER }),
           peers: [{ vtep, mac: parseMac(PEER_MAC)! }], atts: [{ port: pod.slot, vni: o.vni, mac: parseMac(POD_MAC)! }],
-          fdb: learning ? others! : fdb, floods: [], extraVnis: [], learn: learning, antiSpoof: false, icmpTooBig: false,
+          fdb: learning ? others! : fdb, floods: [], extraVnis: [], learn: learning, antiSpoof: false, icmpTooBig: false, verifyUdpCsum: false,
         }, 60_000);
         // 200 ms warm: the remote MACs' buckets and the pool in cache.
         trials = await portTxRates(dp, out.slot, 200, o.trials, o.durationMs);

@@ -59,7 +59,7 @@ async function main(): Promise<void> {
       peers: [{ vtep, mac: mac(c.peer.mac) }],
       atts: [{ port: pod.slot, vni: c.vni, mac: mac(c.podMac) }],
       fdb: [{ vni: c.vni, mac: mac(c.fdbMac), vtep }],
-      floods: [], extraVnis: [], learn: false, antiSpoof: false, icmpTooBig: false,
+      floods: [], extraVnis: [], learn: false, antiSpoof: false, icmpTooBig: false, verifyUdpCsum: false,
     });
     process.stdout.write(JSON.stringify({ ready: true, pod: { driver: pod.driver, slot: pod.slot }, uplink: { driver: up.driver, slot: up.slot, txOffloads: up.txOffloads ?? 0 } }) + '\n');
     const rl = createInterface({ input: process.stdin });

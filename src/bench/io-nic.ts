@@ -71,7 +71,7 @@ export async function runNicBench(o: NicBenchOptions) {
         dp.commit({
           uplink: up.slot, uplinkMac: parseMac(ADDR.dsMac)!, tunnel: resolveTunnel({ local: ADDR.vtepD, remote: ADDR.vtepS }),
           peers: [{ vtep, mac: parseMac(ADDR.sMac)! }], atts: [{ port: pod.slot, vni: o.vni, mac: parseMac(ADDR.gMac)! }],
-          fdb: [{ vni: o.vni, mac: parseMac(ADDR.remoteMac)!, vtep }], floods: [], extraVnis: [], learn: false, antiSpoof: false, icmpTooBig: false,
+          fdb: [{ vni: o.vni, mac: parseMac(ADDR.remoteMac)!, vtep }], floods: [], extraVnis: [], learn: false, antiSpoof: false, icmpTooBig: false, verifyUdpCsum: false,
         });
         trials = await portTxRates(dp, up.slot, 300, o.trials, o.durationMs);
       } finally {

@@ -203,7 +203,7 @@ function oursInProcess(topo: Topology, o: IoBenchOptions): Dut {
         peers: [{ vtep, mac: parseMac(s.peer.mac)! }],
         atts: [{ port: pod.slot, vni: o.vni, mac: parseMac(s.podMac)! }],
         fdb: [{ vni: o.vni, mac: parseMac(s.fdbMac)!, vtep }],
-        floods: [], extraVnis: [], learn: false, antiSpoof: false, icmpTooBig: false,
+        floods: [], extraVnis: [], learn: false, antiSpoof: false, icmpTooBig: false, verifyUdpCsum: false,
       });
     },
     async down() {

@@ -144,6 +144,10 @@ export const configSchema = z.strictObject({
     tos: z.union([z.number().int().min(0).max(255), z.literal('inherit')]).default('inherit'),
     df: z.enum(['set', 'unset', 'inherit']).default('unset'),
     udpCsum: z.boolean().default(false),
+    /** Decap checks the outer UDP checksum when it is not 0 (RFC 7348 §4: MAY), and
+     *  drops IPv6 packets with 0 (Linux's default, udp6zerocsumrx off; RFC 6936). Off:
+     *  the Ethernet FCS and the NIC are trusted, as the RFC allows. */
+    verifyUdpCsum: z.boolean().default(false),
     srcPortMin: z.number().int().min(1).max(65535).default(49152),
     srcPortMax: z.number().int().min(1).max(65535).default(65535),
     // 0: the uplink's. Else the underlay's MTU, which must carry at least a minimal

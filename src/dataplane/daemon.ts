@@ -561,6 +561,7 @@ export class Daemon {
       extraVnis: [],
       learn: c.learn,
       antiSpoof: c.antiSpoof,
+      verifyUdpCsum: c.tunnel.verifyUdpCsum,
       icmpTooBig: c.icmpTooBig,
       ageSeconds: c.ageSeconds,
     };

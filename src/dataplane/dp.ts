@@ -59,6 +59,8 @@ export interface DpSpec {
   /** Answer a pod's packet too big for the tunnel with ICMP fragmentation needed (IPv4
    *  with DF) or packet too big (IPv6), sent back to the pod (native/core/icmp.h). */
   icmpTooBig: boolean;
+  /** Decap verifies a nonzero outer UDP checksum, and drops IPv6 with a zero one. */
+  verifyUdpCsum: boolean;
   ageSeconds?: number;
 }
 

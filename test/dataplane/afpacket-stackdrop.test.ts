@@ -51,7 +51,7 @@ describePrivileged('afpacket port: the host stack gets no copy with stackDrop', 
         tunnel: resolveTunnel({ local: '192.0.2.1', remote: '192.0.2.2' }),
         peers: [{ vtep: parseIp('192.0.2.2')!.bytes, mac: parseMac('02:bb:00:00:00:02')! }],
         atts: [{ port: pod.slot, vni: 100, mac: parseMac('02:00:00:00:00:01')! }],
-        fdb: [], floods: [], extraVnis: [], learn: false, antiSpoof: true, icmpTooBig: false,
+        fdb: [], floods: [], extraVnis: [], learn: false, antiSpoof: true, icmpTooBig: false, verifyUdpCsum: false,
       });
       fn(dp, up.slot);
     } finally {
@@ -116,7 +116,7 @@ describePrivileged('afpacket port: the host stack gets no copy with stackDrop', 
         tunnel: resolveTunnel({ local: '192.0.2.1', remote: '192.0.2.2' }),
         peers: [{ vtep: parseIp('192.0.2.2')!.bytes, mac: parseMac('02:bb:00:00:00:02')! }],
         atts: [{ port: pod.slot, vni: 100, mac: parseMac('02:00:00:00:00:01')! }],
-        fdb: [], floods: [], extraVnis: [], learn: false, antiSpoof: true, icmpTooBig: false,
+        fdb: [], floods: [], extraVnis: [], learn: false, antiSpoof: true, icmpTooBig: false, verifyUdpCsum: false,
       });
       const first = open();
       dp.commit(spec(first.slot));

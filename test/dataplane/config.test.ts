@@ -39,7 +39,7 @@ describe('data-plane config', () => {
   it('fills the documented defaults', () => {
     const c = parseConfig(ok);
     expect(c).toMatchObject({ backend: 'afpacket', dstPort: 4789, learn: true, antiSpoof: true, icmpTooBig: true, ageSeconds: 300, workers: 1, idleSpins: 64, stateDir: '/var/lib/vfplane' });
-    expect(c.tunnel).toEqual({ ttl: 64, tos: 'inherit', df: 'unset', udpCsum: false, srcPortMin: 49152, srcPortMax: 65535, mtu: 0 });
+    expect(c.tunnel).toEqual({ ttl: 64, tos: 'inherit', df: 'unset', udpCsum: false, verifyUdpCsum: false, srcPortMin: 49152, srcPortMax: 65535, mtu: 0 });
     expect(socketPath(c)).toBe('/var/lib/vfplane/dataplane.sock');
     // A representor carries one pod: its rings are a quarter of the uplink's.
     expect(c.afpacket).toEqual({ ring: 2, rxRingMiB: 16, representorRxRingMiB: 4, txFrames: 2048, representorTxFrames: 512 });

@@ -17,7 +17,7 @@ const spec6: Omit<DpSpec, 'uplink' | 'atts'> = {
   uplinkMac: parseMac(UP)!,
   tunnel: resolveTunnel({ local: '2001:db8::1', remote: '2001:db8::2' }),
   peers: [{ vtep: parseIp('2001:db8::2')!.bytes, mac: parseMac('02:bb:00:00:00:02')! }],
-  fdb: [], floods: [], extraVnis: [], learn: false, antiSpoof: false, icmpTooBig: false,
+  fdb: [], floods: [], extraVnis: [], learn: false, antiSpoof: false, icmpTooBig: false, verifyUdpCsum: false,
 };
 
 /** MLDv2 general queries (to ff02::1, hop limit 1, router alert) from link-local

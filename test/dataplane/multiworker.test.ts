@@ -26,7 +26,7 @@ function commitOverlay(dp: DataPlane, o: { pod: number; up: number; podMac: stri
     tunnel: resolveTunnel({ local: '192.0.2.1', remote: '192.0.2.2' }),
     peers: [{ vtep: parseIp('192.0.2.2')!.bytes, mac: parseMac(o.peerMac)! }],
     atts: [{ port: o.pod, vni: 100, mac: parseMac(o.podMac)! }],
-    fdb: [], floods: [], extraVnis: [], learn: o.learn, antiSpoof: true, icmpTooBig: false,
+    fdb: [], floods: [], extraVnis: [], learn: o.learn, antiSpoof: true, icmpTooBig: false, verifyUdpCsum: false,
   });
 }
 
@@ -193,7 +193,7 @@ describePrivileged('two workers on two-queue AF_XDP ports', { netns: true, comma
         tunnel: resolveTunnel({ local: '192.0.2.1', remote: '192.0.2.2' }),
         peers: [{ vtep: parseIp('192.0.2.2')!.bytes, mac: null }],
         atts: [{ port: pod.slot, vni: 100, mac: parseMac(podMac)! }],
-        fdb: [], floods: [], extraVnis: [], learn: false, antiSpoof: true, icmpTooBig: false,
+        fdb: [], floods: [], extraVnis: [], learn: false, antiSpoof: true, icmpTooBig: false, verifyUdpCsum: false,
       });
       // The sink namespace has no address: nobody answers the workers' requests but this.
       const reply = arpReply({ dstMac: upMac, srcMac: peerMac, srcIp: '192.0.2.2', targetIp: '192.0.2.1' });

@@ -19,7 +19,7 @@ export function nodeSpec(peers = 1): Omit<DpSpec, 'uplink' | 'atts'> {
     uplinkMac: parseMac(UP)!,
     tunnel: resolveTunnel({ local: '192.0.2.1', remote: '192.0.2.2' }),
     peers: Array.from({ length: peers }, (_, i) => ({ vtep: parseIp(`192.0.2.${i + 2}`)!.bytes, mac: parseMac(`02:bb:00:00:00:0${i + 2}`)! })),
-    fdb: [], floods: [], extraVnis: [], learn: true, antiSpoof: true, icmpTooBig: false,
+    fdb: [], floods: [], extraVnis: [], learn: true, antiSpoof: true, icmpTooBig: false, verifyUdpCsum: false,
   };
 }
 
