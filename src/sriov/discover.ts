@@ -145,6 +145,10 @@ function vfInfo(sysfs: Sysfs, pf: PfInfo, index: number, cache: LinkCache, setti
   const pci = sysfs.linkName(`${devPath(pf.pci)}/virtfn${index}`);
   if (!pci || !isPci(pci)) return undefined;
   const vd = devPath(pci);
+  // The kernel links both ways; a virtfn link to a device that does not name this PF as
+  // its physfn (dangling, or to the PF itself in a damaged tree) leads to no VF of it:
+  // acting on it would bind or configure some other device.
+  if (sysfs.linkName(`${vd}/physfn`) !== pf.pci) return undefined;
   const vendor = hexId(sysfs.tryRead(`${vd}/vendor`));
   const device = hexId(sysfs.tryRead(`${vd}/device`));
   const driver = sysfs.linkName(`${vd}/driver`) ?? null;
@@ -287,7 +291,12 @@ export function resolveVf(sysfs: Sysfs, ref: string): VfInfo {
       );
     }
     const vf = vfInfo(sysfs, pf, Number(idx), cache, (i) => readPfVfSetting(sysfs, pf.pci, pf.netdev, i));
-    if (!vf) throw notFound(`PF ${pfRef} has no virtfn${idx} link under ${sysfs.root}`);
+    if (!vf) {
+      const to = sysfs.linkName(`${devPath(pf.pci)}/virtfn${idx}`);
+      throw notFound(to
+        ? `PF ${pfRef}: its virtfn${idx} link leads to ${to}, which is not a VF of it (no physfn link back to ${pf.pci}: a missing device, or a damaged tree under ${sysfs.root})`
+        : `PF ${pfRef} has no virtfn${idx} link under ${sysfs.root}`);
+    }
     return vf;
   }
   const pci = parsePci(ref, 'VF address');

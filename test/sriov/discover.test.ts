@@ -1,6 +1,6 @@
 // Discovery and address checks on a tree-only simulated NIC (no netdevs, no root
 // needed): topology, profiles, the forms a VF can be named in, and the refusals.
-import { realpathSync, writeFileSync } from 'node:fs';
+import { readFileSync, readlinkSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { thrown } from '../helpers/thrown.js';
@@ -86,6 +86,26 @@ describe('discovery on a tree-only simulated NIC', () => {
     setNumVfs(sysfs, m.pfs[1]!.pci, 5);
     expect(listVfs(sysfs, { pf: m.pfs[1]!.pci })).toHaveLength(5);
     expect(listVfs(sysfs)[0]!.driver).toBe('vfio-pci');
+  });
+
+  it('a virtfn link that leads to no VF of its PF (the PF itself, a device gone) names no VF, and binding through it changes nothing', async () => {
+    const own = makeSim({ profile: 'sim', pfs: 1, vfs: 3, netdevs: false });
+    try {
+      const sys = await openSysfs(own.root);
+      const pfDir = join(own.root, 'bus', 'pci', 'devices', own.pfs[0]!.pci);
+      const real = realpathSync(pfDir);
+      for (const [to, what] of [['../' + own.pfs[0]!.pci, `leads to ${own.pfs[0]!.pci}, which is not a VF of it`], ['../0000:5e:09.7', 'leads to 0000:5e:09.7, which is not a VF of it']] as const) {
+        rmSync(join(real, 'virtfn1'));
+        symlinkSync(to, join(real, 'virtfn1'));
+        expect(listVfs(sys).map((v) => v.index), to).toEqual([0, 2]);
+        const driverBefore = readlinkSync(join(real, 'driver'));
+        expect(thrown(VfpError, () => bindVf(sys, `${own.pfs[0]!.pci}#1`, 'vfio-pci'))).toMatchObject({ kind: 'not-found', message: expect.stringContaining(what) });
+        expect(readlinkSync(join(real, 'driver'))).toBe(driverBefore);
+        expect(readFileSync(join(real, 'driver_override'), 'utf8').trim()).not.toBe('vfio-pci');
+      }
+    } finally {
+      dropSim(own.root);
+    }
   });
 
   it('reads an empty or missing tree as no PFs, and a missing root as a clear error', async () => {
