@@ -446,23 +446,25 @@ export function getProfile(name: string, dir?: string): HwProfile {
   return p;
 }
 
-/** "8086", "0x8086\n" (as sysfs has it) or "8086" upper-case → "8086"; anything else is an error. */
-function hex4(value: string, what: string): string {
-  const v = String(value).trim().toLowerCase().replace(/^0x/, '');
-  if (!/^[0-9a-f]{4}$/.test(v)) throw invalid(`PCI ${what} ID ${JSON.stringify(value)} is malformed: expected 4 hex digits like 8086`, { value });
-  return v;
+/** "8086", "0x8086\n" (as sysfs has it) or "8086" upper-case → "8086:1572"; null when
+ *  either is not 4 hex digits (a damaged sysfs file: that device matches no profile, and
+ *  every other device is still read). */
+function pciId(vendor: string, device: string): string | null {
+  const h = (x: string) => String(x).trim().toLowerCase().replace(/^0x/, '');
+  const v = h(vendor), d = h(device);
+  return /^[0-9a-f]{4}$/.test(v) && /^[0-9a-f]{4}$/.test(d) ? `${v}:${d}` : null;
 }
 
 /** The profile whose pf.ids contain vendor:device, or null. */
 export function matchPf(vendor: string, device: string, profiles: readonly HwProfile[]): HwProfile | null {
-  const id = `${hex4(vendor, 'vendor')}:${hex4(device, 'device')}`;
-  return profiles.find((p) => p.pf.ids.includes(id)) ?? null;
+  const id = pciId(vendor, device);
+  return id === null ? null : profiles.find((p) => p.pf.ids.includes(id)) ?? null;
 }
 
 /** Every profile whose vf.ids contain vendor:device (more than one for shared VF IDs). */
 export function vfCandidates(vendor: string, device: string, profiles: readonly HwProfile[]): HwProfile[] {
-  const id = `${hex4(vendor, 'vendor')}:${hex4(device, 'device')}`;
-  return profiles.filter((p) => p.vf.ids.includes(id));
+  const id = pciId(vendor, device);
+  return id === null ? [] : profiles.filter((p) => p.vf.ids.includes(id));
 }
 
 /**

@@ -128,7 +128,10 @@ describe('matching PCI IDs', () => {
     expect(matchPf('1af4', '1041', ps())?.name).toBe('virtio');
     expect(matchPf('8086', '10fb', ps())).toBeNull(); // 82599: no profile
     expect(matchPf('8086', '154c', ps())).toBeNull(); // a VF ID is not a PF ID
-    expect(() => matchPf('808', '1572', ps())).toThrow(/PCI vendor ID "808" is malformed/);
+    // A damaged ID file matches nothing (and stops nothing else from being read).
+    expect(matchPf('808', '1572', ps())).toBeNull();
+    expect(matchPf('zzzz', '1572', ps())).toBeNull();
+    expect(vfCandidates('8086', '18x9', ps())).toEqual([]);
   });
 
   it('prefers the PF profile for a VF ID that several families share', () => {
