@@ -69,6 +69,12 @@ export function createSim(o: SimOptions): SimManifest {
   if (fs.existsSync(manifestPath(root))) {
     throw conflict(`a simulated NIC already exists at ${root}; run \`vfplane sim destroy --root ${root}\` first or pick another --root`);
   }
+  // Inside another simulator's tree, this one would be taken for part of that node, and
+  // removed (its tree, not its netdevs) with it by that one's destroy.
+  for (let up = path.dirname(root); ; up = path.dirname(up)) {
+    if (fs.existsSync(manifestPath(up))) throw conflict(`--root ${root} is inside the simulated NIC at ${up}; give a --root outside it`);
+    if (path.dirname(up) === up) break;
+  }
   if (fs.existsSync(root) && fs.readdirSync(root).length > 0) {
     throw conflict(`--root ${root} is not empty; the simulator builds its tree in an empty or new directory`);
   }

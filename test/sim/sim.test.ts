@@ -232,6 +232,12 @@ describePrivileged('simulated SR-IOV NIC', { netns: true }, () => {
     expect(() => createSim({ profile: 'x710', pfs: 1, vfs: 1, root: simRoot(), prefix: m.prefix })).toThrow(/already uses the prefix/);
     expect(() => createSim({ profile: 'x710', pfs: 1, vfs: 1, root: m.root, prefix: simPrefix() })).toThrow(/already exists/);
     expect(() => createSim({ profile: 'x710', pfs: 1, vfs: 999, root: simRoot(), prefix: simPrefix() })).toThrow(/--vfs 999 is out of range/);
+    // Nor inside another one's tree (its destroy would take the inner tree, not its netdevs).
+    const inner = join(m.root, 'inner', 'nic');
+    const p = simPrefix();
+    expect(() => createSim({ profile: 'sim', pfs: 1, vfs: 1, root: inner, prefix: p })).toThrow(`--root ${inner} is inside the simulated NIC at ${m.root}; give a --root outside it`);
+    expect(existsSync(join(m.root, 'inner'))).toBe(false);
+    expect(linkNames().filter((l) => l.startsWith(p))).toEqual([]);
   });
 
   // A PF uplink with several queues (as a real PF has, for RSS): both veth ends get them,
