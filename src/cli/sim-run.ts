@@ -50,7 +50,7 @@ export async function simCreate(o: { profile: string; pfs: number; vfs: number; 
 
 export async function simDestroy(o: { root: string; sysfsRoot?: string; prefix?: string; json?: boolean }, rootGiven = true): Promise<void> {
   const root = rootOf(o, rootGiven);
-  const m = simAt(root, o.prefix); // the right simulator, before anything is read or removed
+  const m = simAt(root, o.prefix, { unfinished: true }); // the right simulator (one a killed create left too), before anything is read or removed
   // Read before the tree (and its registry of stores) goes: VFs pods still hold.
   let held: HeldElsewhere[] = [];
   try {

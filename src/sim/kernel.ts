@@ -48,8 +48,9 @@ export class SimKernel implements SysfsKernel {
   readonly kind = 'sim' as const;
   readonly m: SimManifest;
 
-  constructor(readonly root: string) {
-    this.m = readManifest(root);
+  /** `unfinished`: the simulator being made (sim create, before its manifest is final). */
+  constructor(readonly root: string, unfinished = false) {
+    this.m = readManifest(root, { unfinished });
   }
 
   get bootedAt(): number {
@@ -576,12 +577,13 @@ export class SimKernel implements SysfsKernel {
 
 const kernels = new Map<string, SimKernel>();
 
-export function simKernel(root: string): SimKernel {
+export function simKernel(root: string, o: { unfinished?: boolean } = {}): SimKernel {
   const abs = path.resolve(root);
   let k = kernels.get(abs);
   if (!k) {
-    k = new SimKernel(abs);
-    kernels.set(abs, k);
+    k = new SimKernel(abs, o.unfinished);
+    // Kept once finished: the kernel of a simulator being made is its create's alone.
+    if (!o.unfinished) kernels.set(abs, k);
   }
   // Every open: a long-running process (vfplane cni serve) must see pod namespaces that
   // were deleted since its last call.

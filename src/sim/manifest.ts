@@ -4,7 +4,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { z } from 'zod';
-import { SIM_MARKER } from '../sriov/sysfs.js';
+import { SIM_MAKING_MARKER, SIM_MARKER } from '../sriov/sysfs.js';
 import { conflict, notFound, systemError } from '../util/errors.js';
 import { jsonParseError } from '../util/json.js';
 import { zodMessage } from '../util/zod.js';
@@ -59,17 +59,35 @@ export function manifestPath(root: string): string {
   return path.join(root, SIM_MARKER);
 }
 
+/** The manifest of a simulator still being made: written before anything else, renamed
+ *  to the manifest once the tree answers as a kernel would. A `sim create` killed
+ *  (SIGKILL) half-way leaves it, and `sim destroy` removes what it lists. */
+export const SIM_MAKING = SIM_MAKING_MARKER;
+export function makingPath(root: string): string {
+  return path.join(root, SIM_MAKING);
+}
+
 /** Reads the manifest of the simulator at ROOT and checks it before anything trusts it:
  *  `sim destroy` removes the directory and the netdevs it names, so a copied or edited
  *  manifest must not point it at another simulator's tree or at the host's links. */
-export function readManifest(root: string): SimManifest {
+export function readManifest(root: string, o: { unfinished?: boolean } = {}): SimManifest {
   const abs = path.resolve(root);
-  const p = manifestPath(abs);
+  let p = manifestPath(abs);
   let raw: string;
   try {
     raw = fs.readFileSync(p, 'utf8');
   } catch {
-    throw notFound(`no simulated NIC at ${abs} (${SIM_MARKER} is missing); create one with \`vfplane sim create\``);
+    if (!fs.existsSync(makingPath(abs))) throw notFound(`no simulated NIC at ${abs} (${SIM_MARKER} is missing); create one with \`vfplane sim create\``);
+    // Only its destroy reads an unfinished simulator: nothing else may take it for a NIC.
+    if (!o.unfinished) {
+      throw notFound(`the simulated NIC at ${abs} was never finished: a \`vfplane sim create\` stopped before its end (killed?); remove what it made with \`vfplane sim destroy --root ${abs}\``, { root: abs, unfinished: true });
+    }
+    p = makingPath(abs);
+    try {
+      raw = fs.readFileSync(p, 'utf8');
+    } catch (e) {
+      throw notFound(`cannot read ${p}: ${(e as Error).message}`);
+    }
   }
   let m: unknown;
   try {

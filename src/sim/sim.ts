@@ -9,7 +9,7 @@ import { getProfile } from '../sriov/profile.js';
 import { pciFromRid, pciRid } from '../sriov/pci.js';
 import { Sysfs } from '../sriov/sysfs.js';
 import { conflict, invalid, notFound } from '../util/errors.js';
-import { manifestPath, readManifest, vfRepresentor, type SimManifest, type SimPf } from './manifest.js';
+import { makingPath, manifestPath, readManifest, vfRepresentor, type SimManifest, type SimPf } from './manifest.js';
 import { hostNetdevsLikeNic, simKernel, VFIO_DRIVER } from './kernel.js';
 
 export const DEFAULT_SIM_ROOT = '/run/vfplane/sim';
@@ -128,6 +128,9 @@ export function createSim(o: SimOptions): SimManifest {
   };
 
   try {
+    // First, what is about to be made: a create killed from here on is destroyed from it.
+    fs.mkdirSync(root, { recursive: true });
+    fs.writeFileSync(makingPath(root), JSON.stringify(m, null, 2) + '\n');
     buildTree(m);
     if (netdevs) {
       const queues = nq > 1 ? ['numtxqueues', String(nq), 'numrxqueues', String(nq)] : [];
@@ -139,15 +142,16 @@ export function createSim(o: SimOptions): SimManifest {
       ]));
       hostNetdevsLikeNic(pfs.map((pf) => pf.netdev));
     }
-    // The manifest is the marker: from here on the tree answers as a kernel would.
-    fs.writeFileSync(manifestPath(root), JSON.stringify(m, null, 2) + '\n');
-    const sysfs = new Sysfs(root, simKernel(root));
+    const sysfs = new Sysfs(root, simKernel(root, { unfinished: true }));
     for (const pf of pfs) {
       // Attach the PF driver (which gives the PF its netdev), then create the VFs through
       // sriov_numvfs, the same write an operator would make.
       sysfs.write('bus/pci/drivers_probe', pf.pci);
       if (o.vfs > 0) sysfs.write(`bus/pci/devices/${pf.pci}/sriov_numvfs`, String(o.vfs));
     }
+    // The manifest is the marker: from here on the tree answers as a kernel would (and
+    // what a create killed before this made is destroyed from the making manifest).
+    fs.renameSync(makingPath(root), manifestPath(root));
   } catch (err) {
     try {
       destroyParts(m);
@@ -229,14 +233,14 @@ function destroyParts(m: SimManifest): void {
 
 /** Removes the simulated NIC at ROOT (checked against PREFIX, as simAt does); its manifest. */
 export function destroySim(root: string = DEFAULT_SIM_ROOT, prefix?: string): SimManifest {
-  return removeSim(simAt(root, prefix));
+  return removeSim(simAt(root, prefix, { unfinished: true }));
 }
 
 /** destroySim for a teardown: the simulated NIC at ROOT if one was made there (its
  *  manifest is there), else nothing, and null. A command that records ROOT before
  *  createSim (so that a start cut short is undone too) tears down with this. */
 export function destroySimIfMade(root: string): SimManifest | null {
-  return fs.existsSync(manifestPath(root)) ? destroySim(root) : null;
+  return fs.existsSync(manifestPath(root)) || fs.existsSync(makingPath(root)) ? destroySim(root) : null;
 }
 
 /** Removes the simulated NIC whose manifest the caller has read already (simAt), for one
@@ -250,16 +254,16 @@ export function removeSim(m: SimManifest): SimManifest {
  *  manifest there, the refusal lists what a simulator of that prefix left on the host
  *  (its tree removed by hand, say) and the commands that remove it: vfplane cannot tell
  *  those netdevs from another simulator's without the manifest, so it does not. */
-export function simAt(root: string, prefix?: string): SimManifest {
+export function simAt(root: string, prefix?: string, o: { unfinished?: boolean } = {}): SimManifest {
   if (prefix !== undefined && !PREFIX_RE.test(prefix)) {
     throw invalid(`--prefix ${JSON.stringify(prefix)} is not a simulator prefix: 1–8 characters, a lower-case letter then letters or digits`);
   }
   let m: SimManifest;
   try {
-    m = readManifest(root);
+    m = readManifest(root, { unfinished: o.unfinished });
   } catch (e) {
     // A manifest that is there but cannot be trusted says so itself.
-    if (prefix === undefined || fs.existsSync(manifestPath(path.resolve(root)))) throw e;
+    if (prefix === undefined || fs.existsSync(manifestPath(path.resolve(root))) || fs.existsSync(makingPath(path.resolve(root)))) throw e;
     const names = links().map((l) => l.ifname).filter((n) => new RegExp(`^${prefix}f\\d+(?:[vr]\\d+|u)?$`).test(n));
     const park = netnsList().includes(`${prefix}-park`) ? `${prefix}-park` : null;
     if (!names.length && !park) throw e;

@@ -26,6 +26,8 @@ export interface SysfsKernel {
 
 /** Marker the simulator leaves at the top of a tree it built (see src/sim). */
 export const SIM_MARKER = 'vfplane-sim.json';
+/** A simulator still being made (sim/manifest.ts, SIM_MAKING). */
+export const SIM_MAKING_MARKER = 'vfplane-sim.making.json';
 
 export const DEFAULT_SYSFS_ROOT = '/sys';
 
@@ -187,6 +189,10 @@ export async function openSysfs(root: string = defaultSysfsRoot()): Promise<Sysf
   if (fs.existsSync(path.join(abs, SIM_MARKER))) {
     if (!simLoader) await import('../sim/kernel.js');
     return new Sysfs(abs, simLoader!(abs));
+  }
+  // A simulator whose create was killed half-way: no kernel answers for that tree.
+  if (fs.existsSync(path.join(abs, SIM_MAKING_MARKER))) {
+    throw notFound(`the simulated NIC at ${abs} was never finished: a \`vfplane sim create\` stopped before its end (killed?); remove what it made with \`vfplane sim destroy --root ${abs}\``, { root: abs, unfinished: true });
   }
   return new Sysfs(abs);
 }

@@ -317,6 +317,35 @@ describePrivileged('simulated SR-IOV NIC', { netns: true }, () => {
     }
   });
 
+  // SIGKILL cannot be caught: what a create killed half-way made (tree, netdevs, park
+  // namespace) is listed in its making manifest; nothing else takes the tree for a NIC,
+  // and destroy removes it all.
+  it('a sim create SIGKILLed half-way is refused as unfinished by other commands, and sim destroy removes what it made', async () => {
+    const root = simRoot();
+    const p = simPrefix();
+    const c = spawn(process.execPath, [join(ROOT, 'bin/vfplane.js'), 'sim', 'create', '--pfs', '8', '--vfs', '16', '--root', root, '--prefix', p], { stdio: 'ignore' });
+    const done = new Promise((res) => c.on('close', res));
+    for (let i = 0; i < 1000 && linkNames().filter((n) => n.startsWith(p)).length < 4; i++) await new Promise((r) => setTimeout(r, 10));
+    c.kill('SIGKILL');
+    await done;
+    try {
+      expect(existsSync(join(root, 'vfplane-sim.json')), 'killed before it finished').toBe(false);
+      expect(existsSync(join(root, 'vfplane-sim.making.json'))).toBe(true);
+      expect(linkNames().filter((n) => n.startsWith(p)).length).toBeGreaterThanOrEqual(4);
+      const unfinished = `the simulated NIC at ${root} was never finished: a \`vfplane sim create\` stopped before its end (killed?); remove what it made with \`vfplane sim destroy --root ${root}\``;
+      await expect(openSysfs(root)).rejects.toThrow(unfinished);
+      const list = spawnSync(process.execPath, [join(ROOT, 'bin/vfplane.js'), 'pf', 'list', '--sysfs-root', root], { encoding: 'utf8' });
+      expect([list.status, list.stderr.trim()]).toEqual([1, `vfplane: ${unfinished}`]);
+      const d = spawnSync(process.execPath, [join(ROOT, 'bin/vfplane.js'), 'sim', 'destroy', '--root', root], { encoding: 'utf8' });
+      expect(d.status, d.stderr).toBe(0);
+      expect(existsSync(root)).toBe(false);
+      expect(linkNames().filter((n) => n.startsWith(p))).toEqual([]);
+      expect(execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' })).not.toContain(`${p}-park`);
+    } finally {
+      if (existsSync(root)) spawnSync(process.execPath, [join(ROOT, 'bin/vfplane.js'), 'sim', 'destroy', '--root', root]);
+    }
+  });
+
   // Interrupted while it builds: SIGINT to vfplane alone (the build runs to its end, then
   // the handler undoes it), and to its process group as Ctrl-C sends it (the `ip` and
   // ethtool children die and the build fails part-way). Either way nothing is left, and
