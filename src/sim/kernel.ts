@@ -11,7 +11,7 @@
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { ip, ipBatch, link } from '../net/ip.js';
+import { ip, ipBatch, link, links } from '../net/ip.js';
 import { pciFromRid, pciRid } from '../sriov/pci.js';
 import { errnoError, registerSimKernel, Sysfs, type SysfsKernel } from '../sriov/sysfs.js';
 import { getProfile } from '../sriov/profile.js';
@@ -286,6 +286,17 @@ export class SimKernel implements SysfsKernel {
     const pfDir = this.devDir(pf.pci);
     const autoprobe = this.readFile(`${pfDir}/sriov_drivers_autoprobe`) !== '0';
     const lines: string[][] = [];
+    if (m.netdevs) {
+      // A name taken already (a netdev made by hand, or left by another tool) would stop
+      // the batch part-way: said first, naming it, with nothing changed.
+      const taken = new Set([...links().map((l) => l.ifname), ...links(m.parkNetns!).map((l) => l.ifname)]);
+      for (let j = 0; j < n; j++) {
+        const { name, peer } = this.netdevNames({ pci: this.vfPci(pf, j), pf, vf: j });
+        for (const x of [peer, name]) {
+          if (taken.has(x)) throw errnoError('EEXIST', `netdev ${x} already exists (${x === peer ? 'on the host' : `in ${m.parkNetns}`}), and the simulator names VF ${j}'s ${x === peer ? 'representor' : 'netdev'} so: remove it (ip link del ${x}) or make the simulator with another --prefix`);
+        }
+      }
+    }
     for (let j = 0; j < n; j++) {
       const d: Dev = { pci: this.vfPci(pf, j), pf, vf: j };
       const dir = this.devDir(d.pci);
@@ -312,7 +323,8 @@ export class SimKernel implements SysfsKernel {
     try {
       ipBatch(lines);
     } catch (err) {
-      this.removeVfTree(pf, n);
+      // All or nothing, as the kernel's write: the pairs made before the failure go too.
+      this.undoVfs(pf, 0, n);
       throw err;
     }
     if (m.netdevs) {
@@ -362,8 +374,19 @@ export class SimKernel implements SysfsKernel {
     this.writeFile(`${this.devDir(pf.pci)}/sriov_numvfs`, '0');
   }
 
-  private removeVfTree(pf: SimPf, n: number): void {
-    for (let j = 0; j < n; j++) {
+  /** Removes VFs [from, to) of PF that a create did not finish: their netdev pairs (by
+   *  the representor, which takes its peer wherever it is) and their tree entries. */
+  private undoVfs(pf: SimPf, from: number, to: number): void {
+    if (this.m.netdevs) {
+      const here = new Set(links().map((l) => l.ifname));
+      const reps = Array.from({ length: to - from }, (_, k) => vfRepresentor(this.m, pf.index, from + k)).filter((r) => here.has(r));
+      ipBatch(reps.map((r) => ['link', 'del', r]));
+    }
+    this.removeVfTree(pf, to, from);
+  }
+
+  private removeVfTree(pf: SimPf, n: number, from = 0): void {
+    for (let j = from; j < n; j++) {
       const d: Dev = { pci: this.vfPci(pf, j), pf, vf: j };
       const drv = this.driverOf(d.pci);
       if (drv) fs.rmSync(this.abs(`bus/pci/drivers/${drv}/${d.pci}`), { force: true });
@@ -474,6 +497,10 @@ export class SimKernel implements SysfsKernel {
    * otherwise). Run on every open of the tree.
    */
   reconcile(): void {
+    // Repairs need root (netdevs, and the lock in the tree): a user's read sees the tree
+    // as it is, and root's next command puts it right.
+    if (process.getuid?.() !== 0) return;
+    this.finishHalfMade();
     if (!this.m.netdevs) return;
     // Representors never leave the host namespace, so the host's /sys/class/net says
     // which are gone without asking netlink (this runs on every open).
@@ -500,6 +527,35 @@ export class SimKernel implements SysfsKernel {
         vfOffloadsOff([name], inHost ? null : this.m.parkNetns!);
         hostNetdevsLikeNic([peer]);
         this.applyEffects(d, this.readSettings(d));
+      }
+    });
+  }
+
+  /**
+   * A VF count write killed part-way (SIGKILL, or a signal the writer did not handle)
+   * leaves VFs past sriov_numvfs: their tree entries (made first) and netdev pairs. The
+   * kernel's write is all or nothing, so they are removed, as if it had never begun: the
+   * count stays what the file says, and the next write works. A stat per PF when there
+   * are none.
+   */
+  private finishHalfMade(): void {
+    const past = (pf: SimPf) => {
+      try {
+        fs.lstatSync(this.abs(`${this.devDir(pf.pci)}/virtfn${this.numVfs(pf)}`));
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    const half = this.m.pfs.filter(past);
+    if (!half.length) return;
+    this.locked(() => {
+      for (const pf of half) {
+        if (!past(pf)) continue; // put right by another process meanwhile
+        const n = this.numVfs(pf);
+        let end = n;
+        while (end < pf.totalVfs && fs.existsSync(this.abs(this.devDir(this.vfPci(pf, end))))) end++;
+        this.undoVfs(pf, n, Math.max(end, n + 1));
       }
     });
   }

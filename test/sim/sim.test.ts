@@ -3,7 +3,7 @@
 // removes exactly what was made.
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { pathToFileURL } from 'node:url';
-import { existsSync, mkdirSync, readdirSync, readlinkSync, readFileSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readlinkSync, readFileSync, realpathSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { describePrivileged } from '../helpers/privileged.js';
@@ -85,6 +85,36 @@ describePrivileged('simulated SR-IOV NIC', { netns: true }, () => {
     expect(errnoOf(() => sysfs.write('bus/pci/devices/0000:5e:00.0/sriov_totalvfs', '1'))).toBe('EACCES');
     expect(sysfs.read(attr)).toBe('4');
     expect(listVfs(sysfs, { pf: '0000:5e:00.0' })).toHaveLength(4);
+  });
+
+  // The kernel's count write is all or nothing. A name already taken is said before
+  // anything is made; a write killed part-way (its tree and some pairs made, the count
+  // not yet written) is undone at the next open, as if it had never begun.
+  it('a VF count write meets a netdev name already taken: refused naming it, nothing made; a half-made write is undone at the next open', async () => {
+    const pfName = `${m.prefix}f1`;
+    setNumVfs(sysfs, pfName, 0, { force: true });
+    const blocker = `${m.prefix}f1r2`;
+    execFileSync('ip', ['link', 'add', blocker, 'type', 'veth', 'peer', 'name', `${m.prefix}zz`]);
+    try {
+      const e = (() => { try { setNumVfs(sysfs, pfName, 4); } catch (x) { return x as VfpError; } throw new Error('no refusal'); })();
+      expect(e.message).toContain(`netdev ${blocker} already exists (on the host), and the simulator names VF 2's representor so: remove it (ip link del ${blocker})`);
+      expect(linkNames().filter((n) => n.startsWith(`${m.prefix}f1`)).sort()).toEqual([pfName, blocker, `${m.prefix}f1u`].sort());
+      expect(existsSync(join(m.root, 'bus/pci/devices/0000:5e:00.1/virtfn0'))).toBe(false);
+      expect(sysfs.read('bus/pci/devices/0000:5e:00.1/sriov_numvfs')).toBe('0');
+    } finally {
+      execFileSync('ip', ['link', 'del', blocker]);
+    }
+    setNumVfs(sysfs, pfName, 4);
+    // As a write killed between its tree and its count leaves it: VFs past sriov_numvfs.
+    writeFileSync(join(realpathSync(join(m.root, 'bus/pci/devices/0000:5e:00.1')), 'sriov_numvfs'), '1\n');
+    expect(hasLink(`${m.prefix}f1r3`)).toBe(true);
+    const again = await openSysfs(m.root);
+    expect(linkNames().filter((n) => n.startsWith(`${m.prefix}f1r`))).toEqual([`${m.prefix}f1r0`]);
+    expect(existsSync(join(m.root, 'bus/pci/devices/0000:5e:00.1/virtfn1'))).toBe(false);
+    expect(listVfs(again, { pf: pfName }).map((v) => v.index)).toEqual([0]);
+    setNumVfs(again, pfName, 0);
+    setNumVfs(again, pfName, 4);
+    expect(listVfs(again, { pf: pfName })).toHaveLength(4);
   });
 
   it('changes the VF count through 0 and makes or removes the netdevs', () => {
