@@ -11,7 +11,7 @@
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { ip, ipBatch, link, links } from '../net/ip.js';
+import { ip, ipBatch, link, links, netnsAdd } from '../net/ip.js';
 import { pciFromRid, pciRid } from '../sriov/pci.js';
 import { errnoError, registerSimKernel, Sysfs, type SysfsKernel } from '../sriov/sysfs.js';
 import { getProfile } from '../sriov/profile.js';
@@ -502,6 +502,14 @@ export class SimKernel implements SysfsKernel {
     if (process.getuid?.() !== 0) return;
     this.finishHalfMade();
     if (!this.m.netdevs) return;
+    // The namespace where VF netdevs without a driver wait, deleted by hand: made again
+    // (the netdevs in it went with it, and their representors: put back below).
+    const park = this.m.parkNetns!;
+    if (!fs.existsSync(`/run/netns/${park}`)) {
+      this.locked(() => {
+        if (!fs.existsSync(`/run/netns/${park}`)) netnsAdd(park);
+      });
+    }
     // Representors never leave the host namespace, so the host's /sys/class/net says
     // which are gone without asking netlink (this runs on every open).
     const missing: Dev[] = [];

@@ -117,6 +117,17 @@ describePrivileged('simulated SR-IOV NIC', { netns: true }, () => {
     expect(listVfs(again, { pf: pfName })).toHaveLength(4);
   });
 
+  it('its park namespace deleted by hand is made again at the next open, with the VF netdevs that waited there', async () => {
+    const vf = `${m.prefix}f0#1`;
+    bindVf(sysfs, vf, 'vfio-pci', { force: true });
+    execFileSync('ip', ['netns', 'del', m.parkNetns!]);
+    const again = await openSysfs(m.root);
+    expect(execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' })).toContain(m.parkNetns!);
+    expect(hasLink(`${m.prefix}f0r1`)).toBe(true);
+    bindVf(again, vf, 'kernel');
+    expect(resolveVf(again, vf).netdev).toBe(`${m.prefix}f0v1`);
+  });
+
   it('changes the VF count through 0 and makes or removes the netdevs', () => {
     expect(() => setNumVfs(sysfs, `${m.prefix}f1`, 2)).toThrow(/only through 0.*--force/);
     setNumVfs(sysfs, `${m.prefix}f1`, 2, { force: true });
