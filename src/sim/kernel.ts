@@ -605,8 +605,13 @@ export class SimKernel implements SysfsKernel {
       // meets the driver's answers.
       const [refused] = vfSettingRefusals(this.vfCaps(), this.m.linkSpeedMbps, change);
       if (refused) throw errnoError(refused.errno, VF_SETTING_ERRNOS[refused.errno]);
-      // IFLA_VF_VLAN sets VLAN and QoS together: a VF without a VLAN has no priority.
-      if (next.vlan === 0) next.qos = 0;
+      // IFLA_VF_VLAN sets VLAN and QoS together (IFLA_VF_VLAN_LIST the protocol too),
+      // and a VF without a VLAN has no priority, and its protocol reads back 802.1Q
+      // (iproute2 sends none with vlan 0; the kernel's default).
+      if (next.vlan === 0) {
+        next.qos = 0;
+        next.vlanProto = '802.1Q';
+      }
       fs.mkdirSync(path.dirname(this.settingsFile(d)), { recursive: true });
       const tmp = `${this.settingsFile(d)}.${process.pid}`;
       fs.writeFileSync(tmp, JSON.stringify(next));

@@ -194,6 +194,19 @@ describePrivileged('simulated SR-IOV NIC', { netns: true }, () => {
     expect(() => configVf(sysfs, `${m.prefix}f0#1`, { minTxRate: 100 })).toThrow(/min-tx-rate 100: the x710 family's PF driver \(i40e\) has no minimum rate for VFs/);
   });
 
+  it('VLAN 0 takes the VLAN protocol back to 802.1Q and the priority to 0, as iproute2 and the kernel do', async () => {
+    const t = createSim({ profile: 'sim', pfs: 1, vfs: 2, root: simRoot(), prefix: simPrefix(), netdevs: false });
+    try {
+      const k = (await openSysfs(t.root)).kernel!;
+      const pf = t.pfs[0]!.pci;
+      expect(k.setVfSettings(pf, 0, { vlan: 7, qos: 3, vlanProto: '802.1ad' })).toMatchObject({ vlan: 7, qos: 3, vlanProto: '802.1ad' });
+      expect(k.setVfSettings(pf, 0, { vlan: 0 })).toMatchObject({ vlan: 0, qos: 0, vlanProto: '802.1Q' });
+      expect(k.vfSettings(pf, 0)).toMatchObject({ vlan: 0, qos: 0, vlanProto: '802.1Q' });
+    } finally {
+      destroySim(t.root);
+    }
+  });
+
   it('a VF netdev moved into a pod namespace is out of the host view, and is not unbound without force', () => {
     const pod = Netns.create('pod');
     try {
