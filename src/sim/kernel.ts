@@ -44,6 +44,11 @@ interface Dev {
   vf: number | null; // VF index, or null for the PF itself
 }
 
+/** A VF's queue pairs, as the sim profile says (queuesPerVfDefault): one. A veth made
+ *  without a count gets one per possible CPU. Both ends of the pair: the VF netdev and
+ *  its representor. */
+const VF_QUEUES = ['numtxqueues', '1', 'numrxqueues', '1'];
+
 export class SimKernel implements SysfsKernel {
   readonly kind = 'sim' as const;
   readonly m: SimManifest;
@@ -316,7 +321,7 @@ export class SimKernel implements SysfsKernel {
       if (m.netdevs) {
         const { name, peer } = this.netdevNames(d);
         // The VF end starts out of sight (no driver yet); the representor stays on the host.
-        lines.push(['link', 'add', name, 'address', vfMac(m, pf.index, j), 'netns', m.parkNetns!, 'type', 'veth', 'peer', 'name', peer]);
+        lines.push(['link', 'add', name, 'address', vfMac(m, pf.index, j), 'netns', m.parkNetns!, ...VF_QUEUES, 'type', 'veth', 'peer', 'name', peer, ...VF_QUEUES]);
         lines.push(['link', 'set', peer, 'up']);
       }
     }
@@ -474,7 +479,7 @@ export class SimKernel implements SysfsKernel {
           // there, so do the same and start a fresh one, out of sight.
           ip(['link', 'del', peer]);
           const mac = d.vf === null ? undefined : vfMac(this.m, d.pf.index, d.vf);
-          ip(['link', 'add', name, ...(mac ? ['address', mac] : []), 'netns', this.m.parkNetns!, 'type', 'veth', 'peer', 'name', peer]);
+          ip(['link', 'add', name, ...(mac ? ['address', mac] : []), 'netns', this.m.parkNetns!, ...VF_QUEUES, 'type', 'veth', 'peer', 'name', peer, ...VF_QUEUES]);
           ip(['link', 'set', peer, 'up']);
           vfOffloadsOff([name], this.m.parkNetns!);
           hostNetdevsLikeNic([peer]);
@@ -529,7 +534,7 @@ export class SimKernel implements SysfsKernel {
         const inHost = drv !== undefined && this.isNetDriver(d, drv);
         const where = inHost ? [] : ['netns', this.m.parkNetns!];
         ipBatch([
-          ['link', 'add', name, 'address', vfMac(this.m, d.pf.index, d.vf!), ...where, 'type', 'veth', 'peer', 'name', peer],
+          ['link', 'add', name, 'address', vfMac(this.m, d.pf.index, d.vf!), ...where, ...VF_QUEUES, 'type', 'veth', 'peer', 'name', peer, ...VF_QUEUES],
           ['link', 'set', peer, 'up'],
         ]);
         vfOffloadsOff([name], inHost ? null : this.m.parkNetns!);

@@ -133,7 +133,8 @@ export function createSim(o: SimOptions): SimManifest {
     fs.writeFileSync(makingPath(root), JSON.stringify(m, null, 2) + '\n');
     buildTree(m);
     if (netdevs) {
-      const queues = nq > 1 ? ['numtxqueues', String(nq), 'numrxqueues', String(nq)] : [];
+      // Said even for 1: a veth made without a count gets one queue pair per possible CPU.
+      const queues = ['numtxqueues', String(nq), 'numrxqueues', String(nq)];
       netnsAdd(park!);
       ipBatch(pfs.flatMap((pf) => [
         ['link', 'add', pf.netdev, ...queues, 'type', 'veth', 'peer', 'name', pf.uplinkPeer, ...queues],

@@ -307,6 +307,13 @@ describePrivileged('simulated SR-IOV NIC', { netns: true }, () => {
       // The VFs keep one (a representor often has one).
       const vf = execFileSync('ls', [`/sys/class/net/${q.prefix}f0v0/queues`], { encoding: 'utf8' }).split('\n').filter((x) => x.startsWith('rx-'));
       expect(vf).toEqual(['rx-0']);
+      // Made with their counts said: a veth made without one gets a queue pair per
+      // possible CPU (ip -d shows them), which the default of 1 and the profile deny.
+      const queues = (dev: string) => { const l = ipj(['-d', 'link', 'show', 'dev', dev])[0]; return [l.num_tx_queues, l.num_rx_queues]; };
+      expect(queues(`${q.prefix}f0r0`)).toEqual([1, 1]);
+      expect(queues(`${q.prefix}f0v0`)).toEqual([1, 1]);
+      expect(queues(m.pfs[0]!.netdev)).toEqual([1, 1]);
+      expect(queues(m.pfs[0]!.uplinkPeer)).toEqual([1, 1]);
     } finally {
       dropSim(q.root);
     }
