@@ -398,12 +398,17 @@ export function poolView(vfs: readonly VfInfo[], selector: PoolSelector, held: R
 }
 
 /** Why a pool whose VFs all match can hand none over, VF by VF (three named at most). */
-export function whyUnusable(pool: string, unusable: readonly VfInfo[]): string {
+export function whyUnusable(pool: string, unusable: readonly VfInfo[], treeOnly = false): string {
   const why = unusable.slice(0, 3).map((v) => `${v.pci} ${v.driver ? `is bound to ${v.driver} with no netdev in the host namespace` : 'is bound to no driver'}`);
   if (unusable.length > 3) why.push(`${unusable.length - 3} more`);
   return `pool ${JSON.stringify(pool)}: ${unusable.length} VF${unusable.length === 1 ? '' : 's'} match${unusable.length === 1 ? 'es' : ''}, none usable: ${why.join('; ')}; ` +
-    'bind one with no driver with `vfplane vf bind PCI --driver kernel|vfio-pci`; find who has the netdevs of the others, or take them back with `vfplane vf bind PCI --driver kernel --force` (their netdevs there go, new ones come up here)';
+    (treeOnly
+      ? TREE_ONLY_FIX
+      : 'bind one with no driver with `vfplane vf bind PCI --driver kernel|vfio-pci`; find who has the netdevs of the others, or take them back with `vfplane vf bind PCI --driver kernel --force` (their netdevs there go, new ones come up here)');
 }
+
+/** What to do with a kernel-bound VF of a simulated NIC made without netdevs. */
+export const TREE_ONLY_FIX = 'this simulated NIC was made without netdevs (`sim create --no-netdevs`), so a VF bound to a kernel driver has none to hand over: bind it to vfio-pci (`vfplane vf bind PCI --driver vfio-pci`) to allocate it, or make the simulator with netdevs';
 
 type VfCount = number | readonly Pick<VfInfo, 'index'>[];
 

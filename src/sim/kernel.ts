@@ -58,6 +58,10 @@ export class SimKernel implements SysfsKernel {
     this.m = readManifest(root, { unfinished });
   }
 
+  get hasNetdevs(): boolean {
+    return this.m.netdevs;
+  }
+
   get bootedAt(): number {
     return Date.parse(this.m.createdAt);
   }

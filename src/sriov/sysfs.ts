@@ -22,6 +22,8 @@ export interface SysfsKernel {
   setVfSettings(pfPci: string, index: number, change: Partial<VfSettings>): VfSettings;
   /** When the simulated NIC was made (its "boot"), in ms since the epoch. */
   readonly bootedAt: number;
+  /** False for a simulator made with --no-netdevs: its kernel-bound VFs have none. */
+  readonly hasNetdevs: boolean;
 }
 
 /** Marker the simulator leaves at the top of a tree it built (see src/sim). */
@@ -54,6 +56,12 @@ export class Sysfs {
 
   get isSim(): boolean {
     return this.kernel !== null;
+  }
+
+  /** A simulated NIC made without netdevs (`sim create --no-netdevs`): a VF bound to a
+   *  kernel driver has no netdev anywhere, by design, and cannot be handed to a pod. */
+  get treeOnly(): boolean {
+    return this.kernel !== null && !this.kernel.hasNetdevs;
   }
 
   get devRoot(): string {

@@ -443,6 +443,13 @@ describePrivileged('simulated SR-IOV NIC', { netns: true }, () => {
       const mtu = run(['vf', 'config', '0000:5e:02.0', '--mtu', '2000', '--state-dir', join(s.root, '..', 'state')]);
       expect(mtu.status).toBe(1);
       expect(mtu.stderr).toContain('this simulated NIC was made without netdevs (`sim create --no-netdevs`), so there is no MTU to set');
+      // vf alloc says the same, and the way that works (not a --force bind that does nothing).
+      const state = join(s.root, '..', 'state-alloc');
+      const alloc = run(['vf', 'alloc', '--pci', '0000:5e:02.0', '--owner', 'ns/p', '--state-dir', state]);
+      expect([alloc.status, alloc.stderr.trim()]).toEqual([1, 'vfplane: VF 0000:5e:02.0 is bound to iavf and has no netdev: this simulated NIC was made without netdevs (`sim create --no-netdevs`), so a VF bound to a kernel driver has none to hand over: bind it to vfio-pci (`vfplane vf bind 0000:5e:02.0 --driver vfio-pci`) to allocate it, or make the simulator with netdevs']);
+      expect(run(['vf', 'bind', '0000:5e:02.0', '--driver', 'vfio-pci', '--state-dir', state]).status).toBe(0);
+      expect(run(['vf', 'alloc', '--pci', '0000:5e:02.0', '--owner', 'ns/p', '--state-dir', state]).status).toBe(0);
+      rmSync(state, { recursive: true, force: true });
       expect(run(['sim', 'destroy', '--prefix', s.prefix]).stdout).toContain(`removed the simulated NIC at ${s.root} (a tree without netdevs)`);
     } finally {
       dropSim(s.root);
