@@ -575,7 +575,8 @@ export async function vfBind(o: Common & { driver: string; force?: boolean }, re
   const vf = vfRef(sysfs, ref);
   const r = withHolders(o, `vf bind ${ref}`, (holder) => bindVf(sysfs, vf, o.driver, { force: o.force, holder }));
   if (o.json) return printJson(r);
-  console.log(r.changed ? `${r.pci}: ${dash(r.before)} → ${r.after}${r.vfioDevice ? ` (${r.vfioDevice})` : r.netdev ? ` (netdev ${r.netdev})` : ''}` : `${r.pci} is already bound to ${r.after}`);
+  console.log(r.changed ? `${r.pci}: ${dash(r.before)} → ${r.after}${r.vfioDevice ? ` (${r.vfioDevice})` : r.netdev ? ` (netdev ${r.netdev})` : ''}`
+    : `${r.pci} is already bound to ${r.after}${r.netdevElsewhere ? `; its netdev is not in this namespace (a pod's? \`vfplane vf show ${r.pci}\` says who holds the VF): --force takes it back (that netdev goes, a new one comes up here)` : ''}`);
 }
 
 /** "VNI N" when vfplane-cni put the VF on the overlay, else null. */

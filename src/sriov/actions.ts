@@ -88,6 +88,9 @@ export interface BindResult {
   changed: boolean;
   netdev: string | null;
   vfioDevice: string | null;
+  /** Unchanged, and bound to a kernel driver whose netdev is in another namespace (a
+   *  pod's?): what --force would take back. */
+  netdevElsewhere?: boolean;
 }
 
 /** Whether a VF without a netdev in this namespace has one elsewhere: a kernel-bound VF
@@ -114,7 +117,9 @@ export function bindVf(sysfs: Sysfs, ref: string, target: 'vfio-pci' | 'kernel' 
   const elsewhere = netdevElsewhere(sysfs, vf);
   // Bound already: nothing to do, unless forced while its netdev is elsewhere; rebinding
   // then takes the VF back (its netdev there goes, a new one comes up in this namespace).
-  if (vf.driver === driver && !(o.force && vf.driver !== VFIO && elsewhere)) return result(vf, false);
+  if (vf.driver === driver && !(o.force && vf.driver !== VFIO && elsewhere)) {
+    return vf.driver !== VFIO && elsewhere ? { ...result(vf, false), netdevElsewhere: true } : result(vf, false);
+  }
   if (!sysfs.exists(`bus/pci/drivers/${driver}`)) {
     throw notFound(
       `driver ${driver} is not loaded under ${sysfs.root}/bus/pci/drivers` + (driver === VFIO ? '; load it with `modprobe vfio-pci` (and enable the IOMMU: intel_iommu=on or amd_iommu=on)' : ''),

@@ -637,7 +637,7 @@ describePrivileged('operator CLI on a simulated NIC', { netns: true }, () => {
       // nothing; with it, the VF is rebound and its netdev comes back (a new one) here.
       const plain = run(['vf', 'bind', `${prefix}f1#0`, '--driver', 'kernel']);
       expect(plain.code, plain.stderr).toBe(0);
-      expect(plain.stdout).toMatch(/is already bound to iavf/);
+      expect(plain.stdout).toMatch(/is already bound to iavf; its netdev is not in this namespace \(a pod's\? `vfplane vf show 0000:5e:\w\w\.\d` says who holds the VF\): --force takes it back \(that netdev goes, a new one comes up here\)/);
       expect(json(['vf', 'show', `${prefix}f1#0`]).netdev).toBeNull();
       expect(json(['vf', 'bind', `${prefix}f1#0`, '--driver', 'kernel', '--force'])).toMatchObject({ changed: true, after: 'iavf', netdev });
       expect(other.ip(['-br', 'link'])).not.toContain(netdev);
