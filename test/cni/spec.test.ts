@@ -2,7 +2,7 @@
 // version, validation, effective values), results in every supported version, the error
 // mapping, and the executable's exact stdout and exit code for VERSION and bad input.
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -522,6 +522,23 @@ describe('the shim protocol', () => {
     }
   });
 
+  it('install without the compiled shim (a build not finished) writes the shell wrapper, and says what that costs and how to mend it', () => {
+    // An installation of vfplane without build/: its JavaScript alone.
+    const dir = mkdtempSync(join(tmpdir(), 'vfplane-cni-noshim-'));
+    try {
+      for (const d of ['bin', 'dist', 'hw-profiles', 'package.json']) cpSync(join(ROOT, d), join(dir, d), { recursive: true });
+      symlinkSync(join(ROOT, 'node_modules'), join(dir, 'node_modules'));
+      const r = spawnSync(process.execPath, [join(dir, 'bin', 'vfplane.js'), 'cni', 'install', '--dir', join(dir, 'out')], { encoding: 'utf8' });
+      expect(r.status, r.stderr).toBe(0);
+      expect(readFileSync(join(dir, 'out', 'vfplane-cni'), 'utf8')).toMatch(/^#!\/bin\/sh\n/);
+      expect(existsSync(join(dir, 'out', 'vfplane-cni.shim'))).toBe(false);
+      expect(r.stderr).toContain(`warning: the compiled shim ${join(dir, 'build', 'Release', 'vfplane-cni-shim')} is missing`);
+      expect(r.stderr).toContain('starts Node for every call (~10× slower per pod), and `vfplane cni serve` will not be used; build it (`npm run build`, or ./scripts/setup) and run `vfplane cni install` again');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('a shim meeting a server from before version 2 (it hangs up on the request) asks again in version 1 and relays that answer', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'vfplane-shimv1-'));
     const sock = join(dir, 'cni.sock');
@@ -619,7 +636,8 @@ describe('the shim protocol', () => {
       const conf = '{"cniVersion":"1.0.0","name":"n","type":"vfplane-cni"}';
       const served = await shimCall(srv.socket, process.execPath, plugin, { CNI_COMMAND: 'VERSION' }, conf);
       expect(served.code, served.out).toBe(0);
-      expect(logged).toEqual([]);
+      expect(logged).toEqual([expect.stringMatching(/^vfplane cni serve: VERSION: ok in \d+\.\d ms$/)]); // served: its line
+      logged.length = 0;
       const own = await shimCall(srv.socket, process.execPath, plugin, { CNI_COMMAND: 'VERSION', VFPLANE_SYSFS_ROOT: join(dir, 'sys') }, conf);
       expect(own.code, own.out).toBe(0);
       expect(JSON.parse(own.out)).toEqual(JSON.parse(served.out));
