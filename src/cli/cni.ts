@@ -67,6 +67,9 @@ export function registerCni(program: Command): void {
         put(file, (tmp) => fs.writeFileSync(tmp, body, { mode: 0o755 }));
         fs.rmSync(`${file}.shim`, { force: true });
       }
+      // Said also under --json (on stderr): every pod then pays a Node start, and a
+      // `cni serve` that runs is never asked.
+      if (!viaShim) process.stderr.write(`warning: the compiled shim ${shim} is missing (the native build did not finish, or is under way): installed a shell wrapper that starts Node for every call (~10× slower per pod), and \`vfplane cni serve\` will not be used; build it (\`npm run build\`, or ./scripts/setup) and run \`vfplane cni install\` again\n`);
       const via = viaShim ? { shim, socket: path.resolve(o.socket) } : {};
       if (o.json) printJson({ installed: file, runs: plugin, node: process.execPath, ...via });
       else console.log(`installed ${file} (runs ${plugin} with ${process.execPath}${'shim' in via ? `, through ${via.socket} when \`vfplane cni serve\` runs` : ''})`);
