@@ -310,7 +310,13 @@ export function loadConfig(path: string, fallback: { stateDir?: string; socket?:
   try {
     text = readFileSync(path, 'utf8');
   } catch (e) {
-    throw notFound(`cannot read the data-plane config ${path}: ${(e as Error).message}`);
+    const code = (e as NodeJS.ErrnoException).code;
+    const fix = code === 'ENOENT'
+      ? 'no such file: write one (docs/dataplane.md, "Config file", has a full example), or give --config the path of yours'
+      : code === 'EISDIR' ? 'it is a directory: give --config the config file in it'
+      : code === 'EACCES' ? 'permission denied: run as root (the data plane needs it anyway), or fix the file\'s mode'
+      : (e as Error).message;
+    throw notFound(`cannot read the data-plane config ${path}: ${fix}`, { path, ...(code ? { code } : {}) });
   }
   let data: unknown;
   try {

@@ -97,7 +97,8 @@ describe('data-plane config', () => {
       expect(() => loadConfig(join(dir, 'b.json'))).toThrow(new RegExp(`${dir}/b\\.json: workers`));
       writeFileSync(join(dir, 'c.yaml'), 'uplink: [unclosed');
       expect(() => loadConfig(join(dir, 'c.yaml'))).toThrow(/c\.yaml is not valid YAML or JSON/);
-      expect(() => loadConfig(join(dir, 'missing.yaml'))).toThrow(/cannot read the data-plane config/);
+      expect(() => loadConfig(join(dir, 'missing.yaml'))).toThrow(`cannot read the data-plane config ${join(dir, 'missing.yaml')}: no such file: write one (docs/dataplane.md, "Config file", has a full example), or give --config the path of yours`);
+      expect(() => loadConfig(dir)).toThrow(`cannot read the data-plane config ${dir}: it is a directory: give --config the config file in it`);
       // A malformed file is bad input (exit 1), not a bad command line (exit 2).
       const kind = (f: string) => { try { loadConfig(join(dir, f)); } catch (e) { return (e as VfpError).kind; } return 'none'; };
       expect([kind('b.json'), kind('c.yaml'), kind('missing.yaml')]).toEqual(['bad-file', 'bad-file', 'not-found']);
