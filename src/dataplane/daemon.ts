@@ -901,7 +901,7 @@ export class Daemon {
       }
       case 'fdb-add': {
         const f = this.parse(fdbSchema, req);
-        if (!this.peers.some((p) => p.vtep === f.vtep)) throw notFound(`VTEP ${f.vtep} is not a peer; add it first (peer-add)`);
+        if (!this.peers.some((p) => p.vtep === f.vtep)) throw notFound(`VTEP ${f.vtep} is not a peer; add it first: \`vfplane dataplane peer add ${f.vtep}\` (op peer-add)`);
         const prev = this.fdb.slice();
         this.change(() => {
           this.fdb = this.fdb.filter((x) => !(x.vni === f.vni && x.mac.toLowerCase() === f.mac.toLowerCase()));
@@ -930,7 +930,7 @@ export class Daemon {
         // vteps null: the VNI has no list of its own again, and every peer gets a copy.
         const f = this.parse(z.strictObject({ vni: vniNumber, vteps: z.array(ipString('a flood VTEP')).nullable() }), req);
         const stray = f.vteps?.find((v) => !this.peers.some((p) => p.vtep === v));
-        if (stray) throw notFound(`VTEP ${stray} is not a peer; add it first (peer-add), or leave it out of VNI ${f.vni}'s flood list`);
+        if (stray) throw notFound(`VTEP ${stray} is not a peer; add it first: \`vfplane dataplane peer add ${stray}\` (op peer-add), or leave it out of VNI ${f.vni}'s flood list`);
         const prev = new Map(this.floods);
         this.change(() => (f.vteps ? this.floods.set(f.vni, f.vteps) : this.floods.delete(f.vni)), () => (this.floods = prev));
         return { epoch: this.epoch, ...this.declared(this.cfg.vnis.some((x) => x.vni === f.vni) ? `the flood list of VNI ${f.vni}` : null) };
@@ -950,7 +950,7 @@ export class Daemon {
         }), req);
         const known = this.dp!.dropReasons();
         const stray = q.reasons?.find((r) => !known.includes(r));
-        if (stray) throw invalid(`drops-arm: ${withGuesses([stray], known)} is not a drop reason; the reasons are ${known.join(', ')}`);
+        if (stray) throw invalid(`${withGuesses([stray], known)} is not a drop reason (\`vfplane dataplane drops --reason\`, op drops-arm); the reasons are ${known.join(', ')}`);
         this.dp!.armDrops(q.count, q.reasons);
         return { armed: q.count, workers: this.cfg.workers, ...(q.reasons?.length ? { reasons: q.reasons } : {}) };
       }

@@ -166,7 +166,7 @@ describePrivileged('vfplane dataplane drops, on a running data plane', { netns: 
 
       const bad = vfplane(['dataplane', 'drops', '--socket', dp.socket, '--reason', 'vni_unknwn']);
       expect(bad.code, 'a usage error: the daemon refused the name as invalid').toBe(2);
-      expect(bad.stderr).toMatch(/"vni_unknwn" \(did you mean "vni_unknown"\?\) is not a drop reason; the reasons are .*spoofed/);
+      expect(bad.stderr).toMatch(/"vni_unknwn" \(did you mean "vni_unknown"\?\) is not a drop reason \(`vfplane dataplane drops --reason`, op drops-arm\); the reasons are .*spoofed/);
       // The capture is off again once the command is done.
       send(frames);
       await new Promise((r) => setTimeout(r, 200));

@@ -257,7 +257,7 @@ describePrivileged('VXLAN overlay between two simulated nodes', { netns: true, c
       expect(await bad({ op: 'peer-add', vtep }), vtep).toMatch(/expected a unicast address as a peer VTEP, not a multicast, broadcast or unspecified one/);
     }
     expect(await bad({ op: 'peer-add', vtep: '192.0.2.77', mac: '01:00:5e:00:00:05' })).toMatch(/expected the peer's unicast MAC on the underlay/);
-    expect(await bad({ op: 'flood-set', vni: 100, vteps: ['192.0.2.2', '192.0.2.78'] })).toBe("VTEP 192.0.2.78 is not a peer; add it first (peer-add), or leave it out of VNI 100's flood list");
+    expect(await bad({ op: 'flood-set', vni: 100, vteps: ['192.0.2.2', '192.0.2.78'] })).toBe("VTEP 192.0.2.78 is not a peer; add it first: `vfplane dataplane peer add 192.0.2.78` (op peer-add), or leave it out of VNI 100's flood list");
     // A pod's MAC is a station's: broadcast would be spoofable as its source, and flooded.
     expect(await bad({ op: 'attach', representor: 'nosuchrep0', vni: 100, mac: 'ff:ff:ff:ff:ff:ff' })).toMatch(/expected the pod interface's unicast MAC/);
     expect(await bad({ op: 'fdb-add', vni: 100, mac: '00:00:00:00:00:00', vtep: '192.0.2.2' })).toMatch(/expected a pod's unicast MAC/);
