@@ -292,7 +292,9 @@ export function tenancyRefusal(c: Pick<DaemonConfig, 'tenants'>, ns: string | un
   const mine = c.tenants.filter((t) => t.namespaces.includes(ns));
   if (mine.some((t) => t.vnis.some(([lo, hi]) => vni >= lo && vni <= hi))) return null;
   const open = mine.map((t) => formatVniRanges(t.vnis)).join(',');
-  return `VNI ${vni} is not open to pods of Kubernetes namespace ${ns} (${open ? `it may use ${open}` : 'no tenants entry lists it'}); give the network a VNI of the namespace's, or add ${vni} to its entry under tenants in the data-plane config`;
+  return open
+    ? `VNI ${vni} is not open to pods of Kubernetes namespace ${ns} (it may use ${open}); give the network a VNI of the namespace's, or add ${vni} to its entry under tenants in the data-plane config`
+    : `VNI ${vni} is not open to pods of Kubernetes namespace ${ns} (no tenants entry lists it, so it may use no VNI); add an entry for it under tenants in the data-plane config (namespaces: [${ns}], vnis: "${vni}"), or run the pod in a namespace that has one`;
 }
 
 /** The backend of the pods' representor ports: the uplink's, except under dpdk, where
