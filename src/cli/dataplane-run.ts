@@ -171,6 +171,7 @@ type Counters = {
   engine: Record<string, number>;
   peers?: { vtep: string; state: string; encapPkts: number; encapBytes: number }[];
   misc?: Record<string, number>;
+  workers?: { cpu: number; loops: number; busyLoops: number; learnedEntries: number }[];
 };
 
 export async function dpStats(o: ClientOpts & { interval?: number }): Promise<void> {
@@ -179,6 +180,9 @@ export async function dpStats(o: ClientOpts & { interval?: number }): Promise<vo
   let portDrops = (r1.portDrops ?? {}) as Record<string, Record<string, number>>;
   let rates: Map<string, number> | null = null;
   let peerRates: Map<string, { pps: number; mbps: number }> | null = null;
+  let dropRates: Record<string, number> | null = null;
+  // Share of each worker's polls that found work: over the interval, or since start.
+  let busy = (first.workers ?? []).map((w) => (w.loops ? w.busyLoops / w.loops : 0));
   if (o.interval) {
     await new Promise((r) => setTimeout(r, o.interval));
     const r2 = await request(await sock(o), { op: 'stats' });
@@ -197,7 +201,13 @@ export async function dpStats(o: ClientOpts & { interval?: number }): Promise<vo
         mbps: ((p.encapBytes - (a?.encapBytes ?? 0)) * 8) / 1000 / o.interval,
       });
     }
-    if (o.json) return printJson({ counters: second, portDrops, rxPps: Object.fromEntries(rates), peerEncap: Object.fromEntries(peerRates) });
+    dropRates = Object.fromEntries(Object.entries(second.drops).map(([k, v]) => [k, ((v - (first.drops[k] ?? 0)) * 1000) / o.interval!]));
+    busy = (second.workers ?? []).map((w, i) => {
+      const a = first.workers?.[i];
+      const loops = w.loops - (a?.loops ?? 0);
+      return loops > 0 ? (w.busyLoops - (a?.busyLoops ?? 0)) / loops : 0;
+    });
+    if (o.json) return printJson({ counters: second, portDrops, rxPps: Object.fromEntries(rates), peerEncap: Object.fromEntries(peerRates), dropsPerSec: dropRates });
     Object.assign(first, second);
   }
   if (o.json) return printJson({ counters: first, portDrops });
@@ -221,7 +231,12 @@ export async function dpStats(o: ClientOpts & { interval?: number }): Promise<vo
     }
     console.log(pt.toString());
   }
-  console.log(`drops: ${countsText(first.drops) || 'none'}${Object.keys(first.drops).length ? ' (which frames: `vfplane dataplane drops [--reason R]`)' : ''}`);
+  const dropList = Object.entries(first.drops).filter(([, v]) => v > 0).map(([k, v]) => `${k} ${v}${dropRates ? ` (${Math.round(dropRates[k] ?? 0)}/s)` : ''}`);
+  console.log(`drops: ${dropList.join(', ') || 'none'}${dropList.length ? ' (which frames: `vfplane dataplane drops [--reason R]`)' : ''}`);
+  if (first.workers?.length) {
+    // A worker busy in every poll is at its limit; idle ones sleep in poll() (idleSpins).
+    console.log(`workers: ${first.workers.map((w, i) => `CPU ${w.cpu} ${(100 * (busy[i] ?? 0)).toFixed(0)}% of polls busy`).join(', ')}${o.interval ? ` (over ${o.interval} ms)` : ' (since start; --interval for now)'}`);
+  }
   const dc = first.misc ?? {};
   const tb = dc.icmpTooBig ?? 0, tbl = dc.icmpTooBigLimited ?? 0;
   if (tb + tbl > 0) {
