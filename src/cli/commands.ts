@@ -28,7 +28,7 @@ export const TOP = {
   },
   sim: { group: 'sriov', options: false, description: 'the simulated SR-IOV NIC: a sysfs-shaped tree plus real veth netdevs' },
   profile: { group: 'profile', options: false, description: 'hw-profiles: what each NIC family can do (IDs, VF limits, offloads, DPDK driver, offload tier), with sources' },
-  cni: { group: 'cni', options: false, description: 'the vfplane-cni plugin: install it where the container runtime finds plugins' },
+  cni: { group: 'cni', options: false, description: 'the vfplane-cni plugin: install it where the container runtime finds plugins, serve it warm' },
   doctor: {
     group: 'doctor',
     options: true,

@@ -45,7 +45,7 @@ export function registerDataplane(program: Command): void {
 
   common(dp.command('status').description('what the daemon runs: uplink, VTEP, peers, attachments, epoch')).action(async (o) => (await run()).dpStatus(o));
   common(dp.command('stats').description('counters: per port, per VNI, drops by reason, per worker'))
-    .addOption(new Option('--interval <ms>', 'sample twice this far apart and print rates').argParser(intFlag('--interval', 100, 60000)))
+    .addOption(new Option('--interval <ms>', 'sample twice this far apart (100–60000) and print rates').argParser(intFlag('--interval', 100, 60000)))
     .action(async (o) => (await run()).dpStats(o));
 
   common(dp.command('attach').description('attach a VF representor to a VNI (what vfplane-cni does on ADD with vxlan)'))
@@ -79,8 +79,8 @@ export function registerDataplane(program: Command): void {
     .action(async (o) => (await run()).dpExplain(o));
 
   common(dp.command('drops').description('the frames the workers drop, as they drop them: when, on which port, why, and what each frame was (a capture, off until asked for)'))
-    .option('--count <n>', 'stop after this many frames (each worker records at most this many)', intFlag('--count', 1, 255), 20)
-    .option('--wait <ms>', 'stop after this long, however many came', intFlag('--wait', 100, 600000), 2000)
+    .option('--count <n>', 'stop after this many frames, 1–255 (each worker records at most this many)', intFlag('--count', 1, 255), 20)
+    .option('--wait <ms>', 'stop after this long (100–600000), however many came', intFlag('--wait', 100, 600000), 2000)
     .option('--reason <list>', 'only these drop reasons, comma-separated or repeated (the names `vfplane dataplane stats` counts them by: spoofed, vni_unknown, …)', reasonsFlag)
     .action(async (o) => (await run()).dpDrops(o));
 
