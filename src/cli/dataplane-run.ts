@@ -133,6 +133,10 @@ export async function dpStatus(o: ClientOpts): Promise<void> {
     console.log(pe.toString());
   }
   warn('peers');
+  // Where broadcast and unknown unicast go (head-end replication): a VNI's own list, or
+  // every peer.
+  const floods = (r as { floods?: { vni: number; vteps: string[] }[] }).floods ?? [];
+  console.log(`flood lists: ${floods.map((f) => `VNI ${f.vni} → ${f.vteps.length ? f.vteps.join(', ') : 'none'}`).join('; ')}${floods.length ? '; other VNIs' : 'none set; every VNI'} → every peer`);
   // Whose each attachment is: the pod vfplane-cni attached (its container when the
   // runtime gave no pod name), or "-" for the operator's (config, `dataplane attach`).
   const podOf = (o?: Record<string, string>) => {

@@ -1225,6 +1225,8 @@ export class Daemon {
       dstPort: c.dstPort,
       tenants: c.tenants.map((t) => ({ namespaces: t.namespaces, vnis: formatVniRanges(t.vnis) })),
       peers: this.peerStatus(),
+      // The VNIs with a flood list of their own (config or `flood set`); others flood to every peer.
+      floods: [...this.floods].sort(([a], [b]) => a - b).map(([vni, vteps]) => ({ vni, vteps })),
       attachments: this.attachmentList().map(({ a, state, why }) => ({ representor: a.representor, pci: a.pci, vni: a.vni, mac: a.mac, owner: a.owner, representorState: state, ...(why ? { why } : {}), ...ownerGone(a) })),
       workers: counters.perWorker.map((w) => ({ cpu: w.cpu, epoch: Number(w.epoch) })),
       // Whether the learned table has filled (since the start): new MACs then flood.

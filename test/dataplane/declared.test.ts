@@ -55,6 +55,9 @@ describePrivileged('socket changes to what the config file declares', { root: tr
       expect(other.code, other.stderr).toBe(0);
       expect(other.stderr).not.toMatch(/warning/);
       expect((await request(dp.socket, { op: 'flood-set', vni: 200, vteps: ['192.0.2.3'] })).note).toBeUndefined();
+      // The flood lists in force, in status: each VNI's own, and where the others go.
+      expect(vfplane(['dataplane', 'status', '--socket', dp.socket]).stdout).toMatch(/^flood lists: VNI 100 → 192\.0\.2\.2; VNI 200 → 192\.0\.2\.3; other VNIs → every peer$/m);
+      expect(JSON.parse(vfplane(['dataplane', 'status', '--socket', dp.socket, '--json']).stdout).floods).toEqual([{ vni: 100, vteps: ['192.0.2.2'] }, { vni: 200, vteps: ['192.0.2.3'] }]);
       // A VNI with a flood list and no pod is decapsulated, then has nowhere to go; one
       // with neither is not served: explain says so in both directions, as the counters do.
       const why = (vni: number, from?: string) => (JSON.parse(vfplane(['dataplane', 'explain', '--vni', String(vni), '--mac', 'ff:ff:ff:ff:ff:ff', ...(from ? ['--from', from] : []), '--socket', dp.socket, '--json']).stdout) as { steps: string[]; reason?: string });
