@@ -389,6 +389,8 @@ Napi::Value DpPortCounters(const Napi::CallbackInfo &info) {
     put("tx_oversize", st.tx_oversize);
     put("tx_kick_errors", st.tx_kick_errors);
     r.Set("ringBytes", Napi::Number::New(env, static_cast<double>(st.ring_bytes)));
+    r.Set("csumFinished", Napi::Number::New(env, static_cast<double>(st.rx_csum_finished)));
+    r.Set("csumLeft", Napi::Number::New(env, static_cast<double>(st.rx_csum_left)));
     // Whether the host stack's copy of received frames is dropped (opts.stackDrop), and
     // if it was asked for and is not, why.
     r.Set("stackDrop", Napi::Boolean::New(env, st.stack_drop != 0));

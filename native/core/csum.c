@@ -118,3 +118,46 @@ void vfp_pkt__tx_finish(vfp_pkt *p, uint8_t which) {
     p->tx_ol = (uint8_t)(p->tx_ol & ~todo);
     if (!(p->tx_ol & VFP_TXO__ALL)) p->tx_ol = 0;
 }
+
+/* ------------------------------------------------ checksums a sender left unfinished */
+
+int vfp_csum__finish_l4(uint8_t *f, uint32_t len) {
+    if (len < 14) return 0;
+    uint32_t l3 = 14;
+    uint16_t type = vfp_rd16(f + 12);
+    for (int t = 0; t < 2 && (type == 0x8100 || type == 0x88a8); t++) {
+        if (l3 + 4 > len) return 0;
+        type = vfp_rd16(f + l3 + 2);
+        l3 += 4;
+    }
+    const uint8_t *ip = f + l3;
+    uint32_t l4, l4len;
+    uint8_t proto;
+    if (type == 0x0800) {
+        if (l3 + 20 > len || (ip[0] >> 4) != 4) return 0;
+        const uint32_t hl = 4u * (ip[0] & 0x0f), tot = vfp_rd16(ip + 2);
+        if (hl < 20 || tot < hl || l3 + tot > len) return 0;
+        if (vfp_rd16(ip + 6) & 0x3fff) return 0; /* a fragment: its sum spans the others */
+        proto = ip[9];
+        l4 = l3 + hl;
+        l4len = tot - hl;
+    } else if (type == 0x86dd) {
+        if (l3 + 40 > len || (ip[0] >> 4) != 6) return 0;
+        const uint32_t pl = vfp_rd16(ip + 4);
+        if (l3 + 40 + pl > len) return 0;
+        proto = ip[6];
+        l4 = l3 + 40;
+        l4len = pl;
+    } else {
+        return 0;
+    }
+    unsigned at;
+    if (proto == 6 && l4len >= 20) at = 16;
+    else if (proto == 17 && l4len >= 8) at = 6;
+    else return 0;
+    uint8_t *h = f + l4;
+    uint16_t c = (uint16_t)~vfp_csum__fold(vfp_csum__partial(h, l4len, 0));
+    if (proto == 17 && c == 0) c = 0xffff; /* 0 would say "no checksum" */
+    store_csum(h + at, c);
+    return 1;
+}

@@ -60,6 +60,14 @@ static inline uint64_t vfp_csum__partial20(const uint8_t *p, uint64_t acc) {
     return vfp_csum__add64(acc, s);
 }
 
+/* Finishes the TCP or UDP checksum of the Ethernet frame F (LEN bytes) that a sender
+ * left for the device (Linux's CHECKSUM_PARTIAL: the field holds the pseudo-header sum,
+ * folded, not complemented), as the device would: the sum over the L4 header and payload
+ * as they stand, complemented, written back (a UDP 0 as 0xFFFF). Up to two VLAN tags,
+ * IPv4 (not a fragment) or IPv6 (TCP or UDP the next header). 1 when done; 0 for a frame
+ * it cannot finish, which is left as it is. */
+int vfp_csum__finish_l4(uint8_t *f, uint32_t len);
+
 /* 1 when the IPv4 header of hl bytes (checksum field included) verifies. */
 static inline int vfp_csum__ipv4_ok(const uint8_t *hdr, unsigned hl) {
     uint64_t s = hl == 20 ? vfp_csum__partial20(hdr, 0) : vfp_csum__partial(hdr, hl, 0);

@@ -162,6 +162,13 @@ export async function dpStatus(o: ClientOpts): Promise<void> {
   }
   if (s.ports?.length) console.log(pt.toString());
   if (total) console.log(`port buffers: ${mib(total)} in all`);
+  // A sender that leaves its checksums to the device (a veth pod with tx offload on):
+  // finished in software, which costs a pass over each such frame.
+  for (const p of s.ports ?? []) {
+    if (p.csumFinished || p.csumLeft) {
+      console.log(`${p.name}: ${p.csumFinished ?? 0} frame(s) arrived with their TCP/UDP checksum left to the device (tx checksum offload on the sender's end), finished here${p.csumLeft ? `; ${p.csumLeft} could not be (not TCP/UDP over IPv4/IPv6) and went as they were` : ''}; \`ethtool -K <the pod's interface> tx off\` saves the pass`);
+    }
+  }
   const held = (r as { held?: { netdev: string; netns?: string; givesBack: string[] }[] }).held ?? [];
   for (const h of held) {
     console.log(`holds ${h.netdev}${h.netns ? ` (in ${h.netns})` : ''}: ${h.givesBack.length ? `gives back ${h.givesBack.join(', ')} when released` : 'changed nothing that needs giving back'}`);

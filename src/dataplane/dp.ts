@@ -98,6 +98,10 @@ export interface BackendCounters {
   /** Buffer memory the port holds: AF_PACKET rx and tx rings, AF_XDP UMEM, DPDK mbuf
    *  pool; every queue's. Absent for the memory backend. */
   ringBytes?: number;
+  /** AF_PACKET: received frames whose sender left the TCP/UDP checksum to the device
+   *  (a veth with tx checksum offload), finished by the port; and those it could not. */
+  csumFinished?: number;
+  csumLeft?: number;
   /** afpacket: whether the host stack's copy of received frames is dropped (stackDrop). */
   stackDrop?: boolean;
   /** afpacket: why not, when stackDrop was asked for. */
