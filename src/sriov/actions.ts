@@ -49,6 +49,18 @@ export function setNumVfs(sysfs: Sysfs, pfRef: string, n: number, o: { force?: b
       );
     }
   }
+  if (pf.numVfs > 0 && !o.force) {
+    // Netdevs of VFs no allocation explains, in other namespaces: pods of another CNI
+    // (sriov-cni beside vfplane during a migration), or moved by hand. As `vf bind`
+    // refuses to destroy one, so does this, without --force.
+    const away = listVfs(sysfs, { pf: pf.pci }).filter((v) => v.driver && !USERSPACE_DRIVERS.has(v.driver) && netdevElsewhere(sysfs, v));
+    if (away.length) {
+      throw conflict(
+        `PF ${pfRef} has VFs whose netdevs are in other network namespaces, held by no allocation here (another CNI's pods? moved by hand?): ${away.map((v) => v.pci).join(', ')}; ` +
+          'changing the VF count destroys them there. Find who uses them (`vfplane vf show PCI`), or pass --force',
+      );
+    }
+  }
   if (pf.numVfs > 0 && n > 0 && !o.force) {
     throw conflict(
       `PF ${pfRef} already has ${pf.numVfs} VFs; the kernel changes a nonzero count only through 0, which destroys them all. ` +

@@ -218,6 +218,11 @@ describePrivileged('simulated SR-IOV NIC', { netns: true }, () => {
       // Its MTU is the pod's: vf config says where to set it, and changes nothing.
       expect(() => configVf(sysfs, vf.pci, { mtu: 1400 })).toThrow(`VF ${vf.pci} has no netdev in the host namespace (driver iavf); its netdev is in another network namespace, most likely that of the pod holding it (\`vfplane vf show ${vf.pci}\` names it): set the MTU there (the pod network's mtu), or release the VF first`);
       expect(pod.ip(['-j', 'link', 'show', 'net1'])).not.toContain('"mtu":1400');
+      // Nor are the PF's VFs destroyed under it (another CNI's pod, say) without force.
+      const count = sysfs.read('bus/pci/devices/0000:5e:00.1/sriov_numvfs');
+      expect(() => setNumVfs(sysfs, `${m.prefix}f1`, 0)).toThrow(`PF ${m.prefix}f1 has VFs whose netdevs are in other network namespaces, held by no allocation here (another CNI's pods? moved by hand?): ${vf.pci}; changing the VF count destroys them there. Find who uses them (\`vfplane vf show PCI\`), or pass --force`);
+      expect(sysfs.read('bus/pci/devices/0000:5e:00.1/sriov_numvfs')).toBe(count);
+      expect(pod.ip(['-br', 'link'])).toContain('net1');
       // with force, as the kernel would: the pod loses the netdev
       bindVf(sysfs, vf.pci, 'vfio-pci', { force: true });
       expect(pod.ip(['-j', 'link', 'show'])).not.toContain('net1');
