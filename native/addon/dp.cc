@@ -615,7 +615,7 @@ Napi::Value DpStatsLayout(const Napi::CallbackInfo &info) {
   F("handedOff", handed_off); F("learnNotPeer", learn_not_peer); F("learnedEntries", learned_entries);
   F("destCacheHits", dest_cache_hits); F("destCacheMisses", dest_cache_misses); F("destCacheBypassed", dest_cache_bypassed);
   F("srcCacheHits", src_cache_hits); F("srcCacheMisses", src_cache_misses); F("srcCacheBypassed", src_cache_bypassed);
-  F("icmpTooBig", icmp_too_big); F("icmpTooBigLimited", icmp_too_big_limited);
+  F("icmpTooBig", icmp_too_big); F("icmpTooBigLimited", icmp_too_big_limited); F("echoReplies", echo_replies);
 #undef F
   r.Set("fields", misc);
   r.Set("ports", W(offsetof(vfp_dp_worker_stats, ports)));

@@ -768,6 +768,77 @@ static VFP_COLD void uplink_arp(worker *w, vfp_pkt *p, size_t l3, uint64_t now) 
     vfp_pkt__free_burst(&p, 1);
 }
 
+/* RFC 1624 eq. 3: a checksum with one 16-bit word changed from `was` to `now`. */
+static uint16_t csum_update16(uint16_t hc, uint16_t was, uint16_t now) {
+    uint32_t s = (uint16_t)~hc;
+    s += (uint16_t)~was;
+    s += now;
+    s = (s & 0xffff) + (s >> 16);
+    s = (s & 0xffff) + (s >> 16);
+    return (uint16_t)~s;
+}
+
+/* An ICMP echo request to our VTEP (the first thing an engineer tries on the underlay:
+ * ping the VTEP): turned into the reply in place, to the asker, as the host's stack
+ * would answer if it still had the uplink. 1 when answered (p consumed); 0 for anything
+ * else, which goes on to decap (and is counted there, not_udp, as before). Cold, as the
+ * ARP handler. */
+static VFP_COLD int uplink_echo4(worker *w, vfp_pkt *p, size_t l3) {
+    const dp_cfg *c = w->cfg;
+    uint8_t *d = p->data, *ip = d + l3;
+    if (c->local.family != 4 || memcmp(ip + 16, c->local.bytes, 4) || (ip[0] >> 4) != 4) return 0;
+    const uint32_t hl = 4u * (ip[0] & 0x0f), tot = (uint32_t)(ip[2] << 8 | ip[3]);
+    if (hl < 20 || tot < hl + 8 || l3 + tot > p->len || !vfp_csum__ipv4_ok(ip, hl)) return 0;
+    if ((ip[6] << 8 | ip[7]) & 0x3fff) return 0; /* a fragment: not reassembled here */
+    uint8_t *m = ip + hl;
+    if (m[0] != 8 || m[1] != 0 || vfp_csum__fold(vfp_csum__partial(m, tot - hl, 0)) != 0xffff) return 0;
+    if (ip[12] >= 224 || ip[12] == 127 || ip[12] == 0) return 0; /* no reply to a source that is no host */
+    memcpy(d, d + 6, 6);
+    memcpy(d + 6, c->uplink_mac, 6);
+    uint8_t a[4];
+    memcpy(a, ip + 12, 4);
+    memcpy(ip + 12, ip + 16, 4);
+    memcpy(ip + 16, a, 4);
+    ip[8] = 64;
+    ip[10] = ip[11] = 0;
+    const uint16_t hc = (uint16_t)~vfp_csum__fold(vfp_csum__partial(ip, hl, 0));
+    memcpy(ip + 10, &hc, 2);
+    m[0] = 0; /* echo reply */
+    const uint16_t mc = csum_update16((uint16_t)(m[2] << 8 | m[3]), 0x0800, 0x0000);
+    m[2] = (uint8_t)(mc >> 8);
+    m[3] = (uint8_t)mc;
+    p->len = (uint32_t)(l3 + tot); /* Ethernet padding dropped: tx_push pads again if need be */
+    pad_min(p);
+    w->st->echo_replies++;
+    tx_push(w, c->uplink, p);
+    return 1;
+}
+
+/* The same for ICMPv6 (RFC 4443 §4.2), from uplink_nd: 1 when answered (p consumed). */
+static VFP_COLD int uplink_echo6(worker *w, vfp_pkt *p, size_t l3, uint32_t plen) {
+    const dp_cfg *c = w->cfg;
+    uint8_t *d = p->data, *ip = d + l3, *m = ip + 40;
+    static const uint8_t unspec[16];
+    if (c->local.family != 6 || plen < 8 || memcmp(ip + 24, c->local.bytes, 16) || ip[8] == 0xff || !memcmp(ip + 8, unspec, 16)) return 0;
+    if (m[0] != 128 || m[1] != 0 || vfp_icmp6__csum(ip + 8, ip + 24, m, plen) != 0) return 0;
+    memcpy(d, d + 6, 6);
+    memcpy(d + 6, c->uplink_mac, 6);
+    uint8_t a[16];
+    memcpy(a, ip + 8, 16);
+    memcpy(ip + 8, ip + 24, 16);
+    memcpy(ip + 24, a, 16);
+    ip[7] = 64;
+    m[0] = 129; /* echo reply; the pseudo-header's sum is the same with the addresses swapped */
+    const uint16_t mc = csum_update16((uint16_t)(m[2] << 8 | m[3]), 0x8000, 0x8100);
+    m[2] = (uint8_t)(mc >> 8);
+    m[3] = (uint8_t)mc;
+    p->len = (uint32_t)(l3 + 40 + plen);
+    pad_min(p);
+    w->st->echo_replies++;
+    tx_push(w, c->uplink, p);
+    return 1;
+}
+
 /* The link-layer address option of type `type` among an ND message's options, or NULL
  * (RFC 4861 §4.6.1); options with a zero length make the whole message invalid. */
 static const uint8_t *nd_lladdr(const uint8_t *o, uint32_t len, uint8_t type, int *bad) {
@@ -793,6 +864,7 @@ static VFP_COLD void uplink_nd(worker *w, vfp_pkt *p, size_t l3, uint64_t now) {
     const dp_cfg *c = w->cfg;
     const uint8_t *d = p->data, *ip = d + l3, *m = ip + 40;
     const uint32_t plen = p->len >= l3 + 40 ? (uint32_t)(ip[4] << 8 | ip[5]) : 0;
+    if (plen >= 8 && p->len >= l3 + 40 + plen && m[0] == 128 && uplink_echo6(w, p, l3, plen)) return;
     int bad = c->local.family != 6 || !plen || p->len < l3 + 40 + plen || plen < 24 || ip[7] != 255 ||
               m[1] != 0 || (m[0] != 135 && m[0] != 136) || vfp_icmp6__csum(ip + 8, ip + 24, m, plen) != 0 ||
               m[8] == 0xff; /* the target is never multicast */
@@ -1401,6 +1473,7 @@ static void from_uplink(worker *w, vfp_pkt **pk, uint16_t n, uint64_t now, uint3
         uint16_t et = p->len >= 14 ? (uint16_t)(d[12] << 8 | d[13]) : 0;
         if (et == 0x8100 && p->len >= 18) et = (uint16_t)(d[16] << 8 | d[17]), l3 = 18;
         if (et == 0x0806) uplink_arp(w, p, l3, now);
+        else if (VFP_UNLIKELY(et == 0x0800 && p->len >= l3 + 28 && d[l3 + 9] == 1) && uplink_echo4(w, p, l3)) continue;
         else if (et == 0x86dd && p->len >= l3 + 40 && d[l3 + 6] == 58) uplink_nd(w, p, l3, now);
         else if (et == 0x86dd && p->len >= l3 + 40 && d[l3 + 6] == 0) uplink_hbh(w, p, l3, now);
         else vx[nv++] = p;

@@ -106,6 +106,7 @@ typedef struct vfp_dp_worker_stats {
      * "fragmentation needed" / "packet too big"; and those not answered because the
      * worker's rate limit was spent. */
     uint64_t icmp_too_big, icmp_too_big_limited;
+    uint64_t echo_replies;      /* ICMP / ICMPv6 echo requests to our VTEP, answered (ping the VTEP) */
     vfp_dp_port_stats ports[VFP_DP_MAX_PORTS];
     vfp_dp_vni_stats vnis[VFP_DP_MAX_VNIS];
     vfp_dp_peer_stats peers[VFP_DP_MAX_PEERS];
