@@ -37,8 +37,13 @@ const MEMORY_ONLY: Record<string, string> = { engines: '--engines', burst: '--bu
 
 /** Flags of the veth topology that a real NIC's bench (--pci, --iface) and the net_null
  *  comparison alone (--only-null) do not read. */
-const NIC_UNREAD: Record<string, string> = { ops: '--ops', gen: '--gen', pings: '--pings', kernel: '--no-kernel', null: '--no-null', onlyNull: '--only-null' };
-const ONLY_NULL_UNREAD: Record<string, string> = { sizes: '--sizes', ops: '--ops', gen: '--gen', pings: '--pings', kernel: '--no-kernel', chart: '--chart' };
+const NIC_UNREAD: Record<string, string> = { ops: '--ops', gen: '--gen', pings: '--pings', onlyNull: '--only-null' };
+const ONLY_NULL_UNREAD: Record<string, string> = { sizes: '--sizes', ops: '--ops', gen: '--gen', pings: '--pings', chart: '--chart' };
+/** Given, those flags still agree with what those benches do (and are taken): no pings
+ *  (`--pings 0`, as older bench commands wrote it), encap only, 64 B frames. Skipping
+ *  what they never run (--no-kernel, --no-null) is taken too. */
+const agrees = (f: BenchFlags, key: string): boolean =>
+  (key === 'pings' && f.pings === 0) || (key === 'ops' && f.ops.every((x) => x === 'encap')) || (key === 'sizes' && f.sizes.every((x) => x === 64));
 
 /** --chart is written after the run: checked before it, so a run of minutes is not lost
  *  to a path that cannot be written. */
@@ -82,7 +87,7 @@ export async function runBench(f: BenchFlags, given: (key: string) => boolean = 
   if (f.iface && f.backend !== 'afxdp') throw new UsageError(`--iface ${f.iface} needs --backend afxdp`);
   if (f.onlyNull && (f.backend !== 'dpdk' || !f.null)) throw new UsageError('--only-null needs --backend dpdk (and not --no-null)');
   // The I/O benches that do not run the veth topology read fewer flags still.
-  const unread = (flags: Record<string, string>) => Object.entries(flags).filter(([k]) => given(k)).map(([, flag]) => flag);
+  const unread = (flags: Record<string, string>) => Object.entries(flags).filter(([k]) => given(k) && !agrees(f, k)).map(([, flag]) => flag);
   if (f.backend !== 'memory' && nic) {
     const l = unread(NIC_UNREAD);
     if (l.length) throw new UsageError(`${are(l)} for the simulated veth topology; a real NIC's bench (--${f.pci ? 'pci' : 'iface'}) measures encap with its own traffic and does not read ${l.length > 1 ? 'them' : 'it'}`);

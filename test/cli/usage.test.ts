@@ -215,9 +215,9 @@ describe('bench: flags the chosen bench does not read, and a chart it could not 
     [['bench', '--backend', 'afxdp', '--iface', 'lo', '--chart', 'x.svg'], /--chart is drawn for the simulated topology only/],
     [['bench', 'alloc', '--state-dir', '/nonexistent-vfp/q', '--procs', '1', '--cycles', '1'], /--state-dir \/nonexistent-vfp\/q does not exist; give an existing directory/],
     // A real NIC's bench and the net_null comparison alone do not run the veth topology.
-    [['bench', '--backend', 'afxdp', '--iface', 'lo', '--ops', 'encap'], /--ops is for the simulated veth topology; a real NIC's bench \(--iface\) measures encap with its own traffic and does not read it/],
-    [['bench', '--backend', 'dpdk', '--pci', '0000:00:01.0', '--pings', '3', '--no-kernel'], /--pings, --no-kernel are for the simulated veth topology; a real NIC's bench \(--pci\)/],
-    [['bench', '--backend', 'dpdk', '--only-null', '--sizes', '64'], /--sizes is for the simulated veth topology; --only-null runs the net_null comparison alone/],
+    [['bench', '--backend', 'afxdp', '--iface', 'lo', '--ops', 'decap'], /--ops is for the simulated veth topology; a real NIC's bench \(--iface\) measures encap with its own traffic and does not read it/],
+    [['bench', '--backend', 'dpdk', '--pci', '0000:00:01.0', '--pings', '3', '--gen', 'afxdp', '--no-kernel'], /--gen, --pings are for the simulated veth topology; a real NIC's bench \(--pci\)/],
+    [['bench', '--backend', 'dpdk', '--only-null', '--sizes', '64,128'], /--sizes is for the simulated veth topology; --only-null runs the net_null comparison alone/],
     [['bench', '--backend', 'dpdk', '--only-null', '--chart', 'x.svg'], /--chart is for the simulated veth topology; --only-null/],
   ];
   for (const [args, msg] of cases) {
