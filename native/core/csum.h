@@ -60,6 +60,17 @@ static inline uint64_t vfp_csum__partial20(const uint8_t *p, uint64_t acc) {
     return vfp_csum__add64(acc, s);
 }
 
+/* RFC 1624 eq. 3: checksum HC with one 16-bit word changed from WAS to NOW,
+ * HC' = ~(~HC + ~WAS + NOW); all three as the wire's big-endian values read as numbers. */
+static inline uint16_t vfp_csum__update16(uint16_t hc, uint16_t was, uint16_t now) {
+    uint32_t s = (uint16_t)~hc;
+    s += (uint16_t)~was;
+    s += now;
+    s = (s & 0xffffu) + (s >> 16);
+    s = (s & 0xffffu) + (s >> 16);
+    return (uint16_t)~s;
+}
+
 /* Finishes the TCP or UDP checksum of the Ethernet frame F (LEN bytes) that a sender
  * left for the device (Linux's CHECKSUM_PARTIAL: the field holds the pseudo-header sum,
  * folded, not complemented), as the device would: the sum over the L4 header and payload

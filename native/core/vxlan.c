@@ -378,15 +378,10 @@ static int ecn_set_ce(uint8_t *f, uint32_t len) {
         if (l3 + 20 > len || (ip[0] >> 4) != 4) return 0;
         if ((ip[1] & 3) == 0) return 0;
         if ((ip[1] & 3) == 3) return 1;
-        /* RFC 1624: HC' = ~(~HC + ~m + m') over the word (version/IHL, TOS). */
-        const uint16_t old = vfp_rd16(ip), now = (uint16_t)(old | 3);
-        uint32_t s = (uint16_t)~vfp_rd16(ip + 10);
-        s += (uint16_t)~old;
-        s += now;
-        s = (s & 0xffff) + (s >> 16);
-        s = (s & 0xffff) + (s >> 16);
+        /* The word (version/IHL, TOS) changes: the checksum follows (RFC 1624). */
+        const uint16_t old = vfp_rd16(ip);
         ip[1] |= 3;
-        vfp_wr16(ip + 10, (uint16_t)~s);
+        vfp_wr16(ip + 10, vfp_csum__update16(vfp_rd16(ip + 10), old, vfp_rd16(ip)));
         return 1;
     }
     if (type == 0x86dd) {

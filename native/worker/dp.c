@@ -768,14 +768,24 @@ static VFP_COLD void uplink_arp(worker *w, vfp_pkt *p, size_t l3, uint64_t now) 
     vfp_pkt__free_burst(&p, 1);
 }
 
-/* RFC 1624 eq. 3: a checksum with one 16-bit word changed from `was` to `now`. */
-static uint16_t csum_update16(uint16_t hc, uint16_t was, uint16_t now) {
-    uint32_t s = (uint16_t)~hc;
-    s += (uint16_t)~was;
-    s += now;
-    s = (s & 0xffff) + (s >> 16);
-    s = (s & 0xffff) + (s >> 16);
-    return (uint16_t)~s;
+/* An echo request turned into its reply in place: Ethernet addresses to the asker from
+ * us, source and destination (ALEN bytes each) swapped, the message's type set to TYPE
+ * (its checksum following, RFC 1624), LEN bytes long (Ethernet padding dropped; padded
+ * again to the minimum). */
+static void echo_reply(worker *w, vfp_pkt *p, uint8_t *src, uint8_t *dst, size_t alen, uint8_t *m, uint8_t type, uint32_t len) {
+    uint8_t *d = p->data, a[16];
+    memcpy(d, d + 6, 6);
+    memcpy(d + 6, w->cfg->uplink_mac, 6);
+    memcpy(a, src, alen);
+    memcpy(src, dst, alen);
+    memcpy(dst, a, alen);
+    const uint16_t was = (uint16_t)(m[0] << 8 | m[1]);
+    m[0] = type;
+    const uint16_t mc = vfp_csum__update16((uint16_t)(m[2] << 8 | m[3]), was, (uint16_t)(m[0] << 8 | m[1]));
+    m[2] = (uint8_t)(mc >> 8);
+    m[3] = (uint8_t)mc;
+    p->len = len;
+    pad_min(p);
 }
 
 /* An ICMP echo request to our VTEP (the first thing an engineer tries on the underlay:
@@ -793,22 +803,11 @@ static VFP_COLD int uplink_echo4(worker *w, vfp_pkt *p, size_t l3) {
     uint8_t *m = ip + hl;
     if (m[0] != 8 || m[1] != 0 || vfp_csum__fold(vfp_csum__partial(m, tot - hl, 0)) != 0xffff) return 0;
     if (ip[12] >= 224 || ip[12] == 127 || ip[12] == 0) return 0; /* no reply to a source that is no host */
-    memcpy(d, d + 6, 6);
-    memcpy(d + 6, c->uplink_mac, 6);
-    uint8_t a[4];
-    memcpy(a, ip + 12, 4);
-    memcpy(ip + 12, ip + 16, 4);
-    memcpy(ip + 16, a, 4);
     ip[8] = 64;
+    echo_reply(w, p, ip + 12, ip + 16, 4, m, 0x00, (uint32_t)(l3 + tot));
     ip[10] = ip[11] = 0;
     const uint16_t hc = (uint16_t)~vfp_csum__fold(vfp_csum__partial(ip, hl, 0));
     memcpy(ip + 10, &hc, 2);
-    m[0] = 0; /* echo reply */
-    const uint16_t mc = csum_update16((uint16_t)(m[2] << 8 | m[3]), 0x0800, 0x0000);
-    m[2] = (uint8_t)(mc >> 8);
-    m[3] = (uint8_t)mc;
-    p->len = (uint32_t)(l3 + tot); /* Ethernet padding dropped: tx_push pads again if need be */
-    pad_min(p);
     w->st->echo_replies++;
     tx_push(w, c->uplink, p);
     return 1;
@@ -821,19 +820,9 @@ static VFP_COLD int uplink_echo6(worker *w, vfp_pkt *p, size_t l3, uint32_t plen
     static const uint8_t unspec[16];
     if (c->local.family != 6 || plen < 8 || memcmp(ip + 24, c->local.bytes, 16) || ip[8] == 0xff || !memcmp(ip + 8, unspec, 16)) return 0;
     if (m[0] != 128 || m[1] != 0 || vfp_icmp6__csum(ip + 8, ip + 24, m, plen) != 0) return 0;
-    memcpy(d, d + 6, 6);
-    memcpy(d + 6, c->uplink_mac, 6);
-    uint8_t a[16];
-    memcpy(a, ip + 8, 16);
-    memcpy(ip + 8, ip + 24, 16);
-    memcpy(ip + 24, a, 16);
     ip[7] = 64;
-    m[0] = 129; /* echo reply; the pseudo-header's sum is the same with the addresses swapped */
-    const uint16_t mc = csum_update16((uint16_t)(m[2] << 8 | m[3]), 0x8000, 0x8100);
-    m[2] = (uint8_t)(mc >> 8);
-    m[3] = (uint8_t)mc;
-    p->len = (uint32_t)(l3 + 40 + plen);
-    pad_min(p);
+    /* The pseudo-header's sum is the same with the addresses swapped. */
+    echo_reply(w, p, ip + 8, ip + 24, 16, m, 129, (uint32_t)(l3 + 40 + plen));
     w->st->echo_replies++;
     tx_push(w, c->uplink, p);
     return 1;
