@@ -48,6 +48,9 @@ export async function buildProgram(args: readonly string[], { all = false } = {}
     .description('SR-IOV VF orchestration and a native VXLAN data plane for Kubernetes nodes')
     .version(pkg.version, '-V, --version')
     .showHelpAfterError('(run with --help for usage)')
+    // commander's own usage errors in the words of every other error: "vfplane: …"
+    // (subcommands inherit this; the groups register after it).
+    .configureOutput({ outputError: (str, write) => write(str.replace(/^error: /, 'vfplane: ')) })
     // Options belong to the command they follow: `bench alloc --json` is alloc's --json.
     .enablePositionalOptions()
     .exitOverride();

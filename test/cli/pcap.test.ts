@@ -430,7 +430,7 @@ describe('pcap on stdout: the records, nothing else; the summary on stderr', () 
       const r = rawRun(['pcap', 'encap', ...args, '--json']);
       expect(r.status).not.toBe(0);
       expect(r.stdout.length).toBe(0);
-      expect(JSON.parse(r.stderr.toString().split('\nvfplane: ')[0]!.replace(/^error: .*\n/, '')).error.message).toBeTruthy();
+      expect(JSON.parse(r.stderr.toString().split('\nvfplane: ')[0]!.replace(/^(error|vfplane): .*\n/, '')).error.message).toBeTruthy();
     }
   });
 

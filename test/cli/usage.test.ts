@@ -97,6 +97,7 @@ describe('usage errors commander catches', () => {
       const r = run(args);
       expect(r.code).toBe(2);
       expect(r.stderr).toMatch(msg);
+      expect(r.stderr).toMatch(/^vfplane: /); // in the words of every other error, not commander's "error: "
       const j = run([...args, '--json']);
       expect(j.code).toBe(2);
       expect(JSON.parse(j.stdout)).toEqual({ error: { message: expect.stringMatching(msg), exitCode: 2, kind: 'invalid' } }); // the shape of every other error
