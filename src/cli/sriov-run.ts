@@ -9,7 +9,7 @@ import { allocatedBeforeBoot, netdevDiff, netdevHome, restoreDriverAndSettings, 
 import type { IpamRecord } from '../cni/ipam.js';
 import { checkSelectorAgainst, findPool, isUnusable, loadPools, poolVfs, poolView, TREE_ONLY_FIX, vfCountsByPf, whyNoMatch, whyUnusable } from '../alloc/pool.js';
 import { bindVf, configVf, setNumVfs, type VfConfig } from '../sriov/actions.js';
-import { listPfs, listVfs, presentVf, resolvePf, resolveVf, findRepresentor } from '../sriov/discover.js';
+import { listPfs, listVfs, presentVf, resolvePf, resolveVf, findRepresentor, vfOfRepresentor } from '../sriov/discover.js';
 import { defaultSysfsRoot, openSysfs, type Sysfs } from '../sriov/sysfs.js';
 import type { VfInfo } from '../sriov/types.js';
 import { ip } from '../net/ip.js';
@@ -91,10 +91,14 @@ function holderOf(store: AllocStore | undefined) {
 function vfRef(sysfs: Sysfs, ref: string): string {
   // Addresses, PF#N and what is no interface name at all (a path) are resolveVf's to judge.
   if (ref.includes('#') || ref.includes(':') || !/^[A-Za-z0-9_.@-]{1,15}$/.test(ref) || ref === '.' || ref === '..') return ref;
-  const vf = listVfs(sysfs).find((v) => v.netdev === ref);
+  const vfs = listVfs(sysfs);
+  const vf = vfs.find((v) => v.netdev === ref);
   if (vf) return vf.pci;
   const pf = listPfs(sysfs).find((p) => p.netdev === ref);
   if (pf) throw invalid(`${ref} is a PF's netdev (${pf.pci}), not a VF: name one of its VFs as ${ref}#N, by its address, or by its own netdev`);
+  // A representor is the VF's port on the NIC's switch, not the VF: said, with the VF.
+  const of = vfOfRepresentor(sysfs, ref, vfs);
+  if (of) throw invalid(`${ref} is the representor of VF ${of.pci} (its port on the NIC's switch, not the VF's netdev): name the VF as ${of.pci}${of.netdev ? ` or ${of.netdev}` : ''}`);
   throw notFound(`no VF has the netdev ${JSON.stringify(ref)} in this namespace; name the VF by its PCI address (DDDD:BB:DD.F), as PF#N (${listPfs(sysfs)[0]?.netdev ?? 'ens1f0'}#0), or by its netdev (vfplane vf list shows them)`);
 }
 

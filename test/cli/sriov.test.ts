@@ -95,6 +95,9 @@ describePrivileged('operator CLI on a simulated NIC', { netns: true }, () => {
     expect(json(['vf', 'show', `${prefix}f0v1`]).pci).toBe('0000:5e:02.1');
     const pfAsVf = run(['vf', 'show', `${prefix}f0`]);
     expect([pfAsVf.code, pfAsVf.stderr]).toEqual([2, expect.stringContaining(`${prefix}f0 is a PF's netdev (0000:5e:00.0), not a VF`)]);
+    // A representor's name: the VF it stands for is named.
+    const repAsVf = run(['vf', 'show', `${prefix}f0r1`]);
+    expect([repAsVf.code, repAsVf.stderr.trim()]).toEqual([2, `vfplane: ${prefix}f0r1 is the representor of VF 0000:5e:02.1 (its port on the NIC's switch, not the VF's netdev): name the VF as 0000:5e:02.1 or ${prefix}f0v1`]);
     const vfAsPf = run(['vf', 'list', '--pf', `${prefix}f0v1`]);
     expect([vfAsPf.code, vfAsPf.stderr]).toEqual([2, expect.stringContaining(`${prefix}f0v1 is the netdev of VF 0000:5e:02.1, not a PF: give its PF, ${prefix}f0 (0000:5e:00.0)`)]);
     const noSuch = run(['vf', 'show', 'nosuchdev0']);
