@@ -123,13 +123,8 @@ void vfp_pkt__tx_finish(vfp_pkt *p, uint8_t which) {
 
 int vfp_csum__finish_l4(uint8_t *f, uint32_t len) {
     if (len < 14) return 0;
-    uint32_t l3 = 14;
-    uint16_t type = vfp_rd16(f + 12);
-    for (int t = 0; t < 2 && (type == 0x8100 || type == 0x88a8); t++) {
-        if (l3 + 4 > len) return 0;
-        type = vfp_rd16(f + l3 + 2);
-        l3 += 4;
-    }
+    uint32_t l3;
+    const uint16_t type = vfp_eth__type(f, len, &l3);
     const uint8_t *ip = f + l3;
     uint32_t l4, l4len;
     uint8_t proto;

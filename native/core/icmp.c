@@ -19,8 +19,7 @@ uint16_t vfp_icmp6__csum(const uint8_t *src, const uint8_t *dst, const uint8_t *
  * 127/8, multicast, class E and broadcast) or whose destination is a group (multicast,
  * the limited broadcast). */
 static int v4_answerable(const uint8_t *ip, unsigned ihl, uint32_t tot) {
-    const uint8_t s = ip[12], d = ip[16];
-    if (s == 0 || s == 127 || s >= 224 || d >= 224) return 0;
+    if (!vfp_icmp__host4(ip + 12) || ip[16] >= 224) return 0;
     /* Nor about an ICMP error or redirect (RFC 1812 §4.3.2.7, RFC 1122 §3.2.2). */
     if (ip[9] == 1) {
         if (tot < ihl + 1) return 0;
@@ -35,9 +34,7 @@ static int v4_answerable(const uint8_t *ip, unsigned ihl, uint32_t tot) {
  * and none about a fragment other than the first (it carries no transport header). The
  * extension headers are walked to find the upper-layer type. */
 static int v6_answerable(const uint8_t *ip, uint32_t tot) {
-    static const uint8_t unspec[16] = { 0 }, loop[16] = { [15] = 1 };
-    const uint8_t *s = ip + 8, *d = ip + 24;
-    if (s[0] == 0xff || d[0] == 0xff || !memcmp(s, unspec, 16) || !memcmp(s, loop, 16)) return 0;
+    if (!vfp_icmp__host6(ip + 8) || ip[24] == 0xff) return 0;
     uint8_t nh = ip[6];
     uint32_t off = 40;
     for (int i = 0;; i++) {

@@ -35,6 +35,15 @@ extern "C" {
  * when not to send an ICMP error. */
 int vfp_icmp__too_big(vfp_pkt *p, uint32_t max_frame);
 
+/* Whether SRC is one host's address, the sender an ICMP message may go back to (RFC
+ * 1812 §4.3.2.7, RFC 4443 §2.4): IPv4 not 0/8, 127/8, multicast, class E or broadcast;
+ * IPv6 not unspecified, loopback or multicast. */
+static inline int vfp_icmp__host4(const uint8_t *src) { return src[0] != 0 && src[0] != 127 && src[0] < 224; }
+static inline int vfp_icmp__host6(const uint8_t *src) {
+    static const uint8_t zero[15];
+    return src[0] != 0xff && !(!memcmp(src, zero, 15) && src[15] <= 1);
+}
+
 /* The ICMPv6 checksum of the message at icmp (len bytes) between src and dst (RFC 4443
  * §2.3, over RFC 8200 §8.1's pseudo-header), as stored: memory order, complemented. */
 uint16_t vfp_icmp6__csum(const uint8_t *src, const uint8_t *dst, const uint8_t *icmp, uint32_t len);

@@ -53,6 +53,20 @@ static inline void vfp_wr16(uint8_t *p, uint16_t v) {
     memcpy(p, &v, 2);
 }
 
+/* The EtherType of an Ethernet frame F (LEN ≥ 14 bytes) past up to two VLAN tags
+ * (802.1Q, 802.1ad), and in *L3 where what it types begins. A tag cut short ends the
+ * walk: its own TPID is returned, which no caller takes for IP. */
+static inline uint16_t vfp_eth__type(const uint8_t *f, uint32_t len, uint32_t *l3) {
+    uint32_t o = 14;
+    uint16_t type = vfp_rd16(f + 12);
+    for (int tags = 0; tags < 2 && (type == 0x8100 || type == 0x88a8) && o + 4 <= len; tags++) {
+        type = vfp_rd16(f + o + 2);
+        o += 4;
+    }
+    *l3 = o;
+    return type;
+}
+
 /* Drop reasons: docs/vxlan-engine.md §6. The numbers are part of the contract with the
  * TypeScript model (src/packet/reasons.ts). */
 enum vfp_reason {

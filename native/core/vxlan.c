@@ -366,13 +366,8 @@ static inline int local_ok(const vfp_decap_ctx *c, uint8_t fam, const uint8_t *d
  * left alone. Returns 0 for an IP packet that is not ECN-capable (Not-ECT), or whose
  * header is too short to say: the mark cannot be carried, and the packet is dropped. */
 static int ecn_set_ce(uint8_t *f, uint32_t len) {
-    uint32_t l3 = 14;
-    uint16_t type = vfp_rd16(f + 12);
-    for (int tags = 0; tags < 2 && (type == 0x8100 || type == 0x88a8); tags++) {
-        if (l3 + 4 > len) return 1; /* not IP as far as the frame goes */
-        type = vfp_rd16(f + l3 + 2);
-        l3 += 4;
-    }
+    uint32_t l3;
+    const uint16_t type = vfp_eth__type(f, len, &l3); /* the inner frame is 14 bytes at least */
     uint8_t *ip = f + l3;
     if (type == 0x0800) {
         if (l3 + 20 > len || (ip[0] >> 4) != 4) return 0;

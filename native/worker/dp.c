@@ -802,7 +802,7 @@ static VFP_COLD int uplink_echo4(worker *w, vfp_pkt *p, size_t l3) {
     if ((ip[6] << 8 | ip[7]) & 0x3fff) return 0; /* a fragment: not reassembled here */
     uint8_t *m = ip + hl;
     if (m[0] != 8 || m[1] != 0 || vfp_csum__fold(vfp_csum__partial(m, tot - hl, 0)) != 0xffff) return 0;
-    if (ip[12] >= 224 || ip[12] == 127 || ip[12] == 0) return 0; /* no reply to a source that is no host */
+    if (!vfp_icmp__host4(ip + 12)) return 0; /* no reply to a source that is no host */
     ip[8] = 64;
     echo_reply(w, p, ip + 12, ip + 16, 4, m, 0x00, (uint32_t)(l3 + tot));
     ip[10] = ip[11] = 0;
@@ -817,8 +817,7 @@ static VFP_COLD int uplink_echo4(worker *w, vfp_pkt *p, size_t l3) {
 static VFP_COLD int uplink_echo6(worker *w, vfp_pkt *p, size_t l3, uint32_t plen) {
     const dp_cfg *c = w->cfg;
     uint8_t *d = p->data, *ip = d + l3, *m = ip + 40;
-    static const uint8_t unspec[16];
-    if (c->local.family != 6 || plen < 8 || memcmp(ip + 24, c->local.bytes, 16) || ip[8] == 0xff || !memcmp(ip + 8, unspec, 16)) return 0;
+    if (c->local.family != 6 || plen < 8 || memcmp(ip + 24, c->local.bytes, 16) || !vfp_icmp__host6(ip + 8)) return 0;
     if (m[0] != 128 || m[1] != 0 || vfp_icmp6__csum(ip + 8, ip + 24, m, plen) != 0) return 0;
     ip[7] = 64;
     /* The pseudo-header's sum is the same with the addresses swapped. */
