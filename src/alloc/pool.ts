@@ -403,12 +403,13 @@ export function whyUnusable(pool: string, unusable: readonly VfInfo[], treeOnly 
   if (unusable.length > 3) why.push(`${unusable.length - 3} more`);
   return `pool ${JSON.stringify(pool)}: ${unusable.length} VF${unusable.length === 1 ? '' : 's'} match${unusable.length === 1 ? 'es' : ''}, none usable: ${why.join('; ')}; ` +
     (treeOnly
-      ? TREE_ONLY_FIX
+      ? treeOnlyFix()
       : 'bind one with no driver with `vfplane vf bind PCI --driver kernel|vfio-pci`; find who has the netdevs of the others, or take them back with `vfplane vf bind PCI --driver kernel --force` (their netdevs there go, new ones come up here)');
 }
 
-/** What to do with a kernel-bound VF of a simulated NIC made without netdevs. */
-export const TREE_ONLY_FIX = 'this simulated NIC was made without netdevs (`sim create --no-netdevs`), so a VF bound to a kernel driver has none to hand over: bind it to vfio-pci (`vfplane vf bind PCI --driver vfio-pci`) to allocate it, or make the simulator with netdevs';
+/** What to do with a kernel-bound VF (PCI) of a simulated NIC made without netdevs. */
+export const treeOnlyFix = (pci = 'PCI') =>
+  `this simulated NIC was made without netdevs (\`sim create --no-netdevs\`), so a VF bound to a kernel driver has none to hand over: bind it to vfio-pci (\`vfplane vf bind ${pci} --driver vfio-pci\`) to allocate it, or make the simulator with netdevs`;
 
 type VfCount = number | readonly Pick<VfInfo, 'index'>[];
 

@@ -598,7 +598,7 @@ export class AllocStore {
       // 3: the node (its sysfs root, real path) whose VF each allocation is: PCI addresses
       // repeat across nodes (every simulated NIC has bus 5e), so one store keeps one node's.
       if (v < 3) db.exec('ALTER TABLE allocations ADD COLUMN node TEXT');
-      // Later versions add their steps here: if (v < 3) { ... }
+      // Later versions add their steps here: if (v < 4) { ... }
       db.pragma(`user_version = ${SCHEMA_VERSION}`);
     }).immediate();
   }

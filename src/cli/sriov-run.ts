@@ -7,7 +7,7 @@ import { AllocStore, DB_FILE, defaultStateDir, heldInAnotherStore, type Allocati
 import { describeOwner, ownerAlive, parseOwner, pidStart, type Owner } from '../alloc/owner.js';
 import { allocatedBeforeBoot, netdevDiff, netdevHome, restoreDriverAndSettings, stepText, type PutBackStep } from '../alloc/put-back.js';
 import type { IpamRecord } from '../cni/ipam.js';
-import { checkSelectorAgainst, findPool, isUnusable, loadPools, poolVfs, poolView, TREE_ONLY_FIX, vfCountsByPf, whyNoMatch, whyUnusable } from '../alloc/pool.js';
+import { checkSelectorAgainst, findPool, isUnusable, loadPools, poolVfs, poolView, treeOnlyFix, vfCountsByPf, whyNoMatch, whyUnusable } from '../alloc/pool.js';
 import { bindVf, configVf, setNumVfs, type VfConfig } from '../sriov/actions.js';
 import { listPfs, listVfs, presentVf, resolvePf, resolveVf, findRepresentor, vfOfRepresentor } from '../sriov/discover.js';
 import { defaultSysfsRoot, openSysfs, type Sysfs } from '../sriov/sysfs.js';
@@ -359,7 +359,7 @@ export async function vfAlloc(o: Common & OwnerFlags & { pool?: string; pci?: st
     };
     if (isUnusable(vf, heldOnNode)) {
       throw conflict(vf.driver && sysfs.treeOnly
-        ? `VF ${vf.pci} is bound to ${vf.driver} and has no netdev: ${TREE_ONLY_FIX.replace('PCI', vf.pci)}`
+        ? `VF ${vf.pci} is bound to ${vf.driver} and has no netdev: ${treeOnlyFix(vf.pci)}`
         : vf.driver
         ? `VF ${vf.pci} is bound to ${vf.driver} but its netdev is not in the host namespace, and no allocation explains it: someone else has it (a pod's namespace?); find who, or take it back: \`vfplane vf bind ${vf.pci} --driver kernel --force\` rebinds it, which destroys its netdev there and makes a new one in this namespace`
         : `VF ${vf.pci} is bound to no driver, so it cannot be handed over; bind it first: vfplane vf bind ${vf.pci} --driver kernel|vfio-pci`, { pci: vf.pci, driver: vf.driver });

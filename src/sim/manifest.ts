@@ -62,9 +62,8 @@ export function manifestPath(root: string): string {
 /** The manifest of a simulator still being made: written before anything else, renamed
  *  to the manifest once the tree answers as a kernel would. A `sim create` killed
  *  (SIGKILL) half-way leaves it, and `sim destroy` removes what it lists. */
-export const SIM_MAKING = SIM_MAKING_MARKER;
 export function makingPath(root: string): string {
-  return path.join(root, SIM_MAKING);
+  return path.join(root, SIM_MAKING_MARKER);
 }
 
 /** Reads the manifest of the simulator at ROOT and checks it before anything trusts it:

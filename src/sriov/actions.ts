@@ -40,8 +40,9 @@ export function setNumVfs(sysfs: Sysfs, pfRef: string, n: number, o: { force?: b
   }
   if (n === pf.numVfs) return { pf: pf.pci, before: n, after: n, changed: false };
   if (!pf.driver) throw conflict(`PF ${pfRef} has no driver bound; bind its driver (${pf.profile ? getProfile(pf.profile).pf.driver : 'the NIC driver'}) before creating VFs`);
+  const vfs = pf.numVfs > 0 ? listVfs(sysfs, { pf: pf.pci }) : [];
   if (n < pf.numVfs || pf.numVfs > 0) {
-    const held = listVfs(sysfs, { pf: pf.pci }).map((v) => [v.pci, o.holder?.(v.pci)] as const).filter(([, h]) => h);
+    const held = vfs.map((v) => [v.pci, o.holder?.(v.pci)] as const).filter(([, h]) => h);
     if (held.length > 0) {
       throw conflict(
         `PF ${pfRef} has allocated VFs (${held.map(([p, h]) => `${p} → ${h}`).join(', ')}); ` +
@@ -53,7 +54,7 @@ export function setNumVfs(sysfs: Sysfs, pfRef: string, n: number, o: { force?: b
     // Netdevs of VFs no allocation explains, in other namespaces: pods of another CNI
     // (sriov-cni beside vfplane during a migration), or moved by hand. As `vf bind`
     // refuses to destroy one, so does this, without --force.
-    const away = listVfs(sysfs, { pf: pf.pci }).filter((v) => v.driver && !USERSPACE_DRIVERS.has(v.driver) && netdevElsewhere(sysfs, v));
+    const away = vfs.filter((v) => netdevElsewhere(sysfs, v));
     if (away.length) {
       throw conflict(
         `PF ${pfRef} has VFs whose netdevs are in other network namespaces, held by no allocation here (another CNI's pods? moved by hand?): ${away.map((v) => v.pci).join(', ')}; ` +
@@ -105,11 +106,11 @@ export interface BindResult {
   netdevElsewhere?: boolean;
 }
 
-/** Whether a VF without a netdev in this namespace has one elsewhere: a kernel-bound VF
- *  always has a netdev, so when the host cannot see it, it is in another namespace; a
- *  tree-only simulator has none at all (its net/ dirs are empty). */
+/** Whether a VF's netdev is in another namespace: a VF bound to a kernel driver always
+ *  has one, so when the host cannot see it, it is elsewhere; a tree-only simulator has
+ *  none at all (Sysfs.treeOnly). */
 function netdevElsewhere(sysfs: Sysfs, vf: VfInfo): boolean {
-  return vf.netdev === null && (!sysfs.isSim || sysfs.list(`bus/pci/devices/${vf.pci}/net`).length > 0);
+  return vf.netdev === null && !!vf.driver && !USERSPACE_DRIVERS.has(vf.driver) && !sysfs.treeOnly;
 }
 
 /**
@@ -129,9 +130,7 @@ export function bindVf(sysfs: Sysfs, ref: string, target: 'vfio-pci' | 'kernel' 
   const elsewhere = netdevElsewhere(sysfs, vf);
   // Bound already: nothing to do, unless forced while its netdev is elsewhere; rebinding
   // then takes the VF back (its netdev there goes, a new one comes up in this namespace).
-  if (vf.driver === driver && !(o.force && vf.driver !== VFIO && elsewhere)) {
-    return vf.driver !== VFIO && elsewhere ? { ...result(vf, false), netdevElsewhere: true } : result(vf, false);
-  }
+  if (vf.driver === driver && !(o.force && elsewhere)) return elsewhere ? { ...result(vf, false), netdevElsewhere: true } : result(vf, false);
   if (!sysfs.exists(`bus/pci/drivers/${driver}`)) {
     throw notFound(
       `driver ${driver} is not loaded under ${sysfs.root}/bus/pci/drivers` + (driver === VFIO ? '; load it with `modprobe vfio-pci` (and enable the IOMMU: intel_iommu=on or amd_iommu=on)' : ''),
@@ -147,7 +146,7 @@ export function bindVf(sysfs: Sysfs, ref: string, target: 'vfio-pci' | 'kernel' 
   }
   const holder = o.holder?.(vf.pci);
   if (holder && !o.force) throw conflict(`VF ${vf.pci} is allocated to ${holder}; release it first, or pass --force to rebind it under its owner`);
-  if (vf.driver && vf.driver !== VFIO && elsewhere && !o.force) {
+  if (elsewhere && !o.force) {
     throw conflict(
       `VF ${vf.pci} is bound to ${vf.driver} but its netdev is not in the host namespace (moved into a pod?); ` +
         'unbinding would destroy it there. Pass --force if that is what you want',
@@ -200,8 +199,7 @@ export function configVf(sysfs: Sysfs, ref: string, c: VfConfig, o: { force?: bo
       // it, whose MTU it is; bound to vfio-pci (or nothing), it has none at all.
       // (A tree-only simulator has no netdevs at all, even for a kernel-bound VF.)
       const kernel = !!vf.driver && !USERSPACE_DRIVERS.has(vf.driver);
-      const treeOnly = kernel && !netdevElsewhere(sysfs, vf);
-      const where = treeOnly
+      const where = kernel && sysfs.treeOnly
         ? 'this simulated NIC was made without netdevs (`sim create --no-netdevs`), so there is no MTU to set'
         : kernel
         ? `its netdev is in another network namespace, most likely that of the pod holding it (\`vfplane vf show ${vf.pci}\` names it): set the MTU there (the pod network's mtu), or release the VF first`

@@ -28,7 +28,7 @@ export interface SysfsKernel {
 
 /** Marker the simulator leaves at the top of a tree it built (see src/sim). */
 export const SIM_MARKER = 'vfplane-sim.json';
-/** A simulator still being made (sim/manifest.ts, SIM_MAKING). */
+/** A simulator still being made (sim/manifest.ts, makingPath). */
 export const SIM_MAKING_MARKER = 'vfplane-sim.making.json';
 
 export const DEFAULT_SYSFS_ROOT = '/sys';
