@@ -24,7 +24,7 @@ import { spawnDataplane } from '../dataplane/spawn.js';
 import { sweepNetdevLocks } from '../dataplane/claims.js';
 import { systemError } from '../util/errors.js';
 import { ip, link, netnsAdd, netnsDel, netnsList } from '../net/ip.js';
-import { pidAlive } from '../util/proc.js';
+import { pidAlive, sleepSync } from '../util/proc.js';
 
 export interface NodeSpec {
   name: string; // one letter or word; part of netdev names
@@ -99,6 +99,18 @@ const dropNetns = (name: string) => {
 };
 const quiet = (cmd: string, args: string[]) => spawnSync(cmd, args, { stdio: 'ignore', timeout: 30_000 });
 
+/** A process that has not finished exiting: alive, or a zombie leader whose other
+ *  threads are still exiting (the files, and with them the locks, go with the last
+ *  thread; a zombie with none left holds nothing). */
+function exiting(pid: number): boolean {
+  try {
+    if (!/^\d+ \(.*\) Z /s.test(readFileSync(`/proc/${pid}/stat`, 'utf8'))) return true;
+    return readdirSync(`/proc/${pid}/task`).length > 1;
+  } catch {
+    return false; // gone
+  }
+}
+
 /** Written into a topology's work directory before anything is made: whose it is, and
  *  the prefix of everything it makes. */
 const MANIFEST = 'topology.json';
@@ -112,6 +124,7 @@ const MANIFEST = 'topology.json';
  */
 export function sweepDeadTopologies(under = tmpdir()): string[] {
   const swept: string[] = [];
+  const killed: number[] = [];
   let entries: string[] = [];
   try {
     entries = readdirSync(under);
@@ -138,6 +151,7 @@ export function sweepDeadTopologies(under = tmpdir()): string[] {
     for (const pid of processesNaming(dir)) {
       try {
         process.kill(pid, 'SIGKILL');
+        killed.push(pid);
       } catch {
         // gone meanwhile
       }
@@ -154,7 +168,11 @@ export function sweepDeadTopologies(under = tmpdir()): string[] {
     swept.push(dir);
   }
   // The daemons killed above leave the lock files of the netdevs they held (the kernel
-  // drops the locks, not the files): removed once nobody holds them.
+  // drops the locks, not the files): removed once nobody holds them. A SIGKILL is
+  // delivered, not awaited: a daemon still exiting holds its locks, so its exit is
+  // waited for first (a few seconds at most; a zombie holds nothing).
+  const deadline = Date.now() + 5000;
+  while (killed.some(exiting) && Date.now() < deadline) sleepSync(20);
   if (swept.length) sweepNetdevLocks();
   return swept;
 }
