@@ -24,7 +24,7 @@
 static const char *const drop_names[VFP_DP_D__COUNT] = {
     "no_attachment", "no_peer", "neigh_unresolved", "no_local_port", "hairpin",
     "tx_full", "no_buffer", "arp_other", "spoofed", "nd_other", "handoff_full", "handoff_stale",
-    "bad_src_mac", "static_elsewhere", "no_destination",
+    "bad_src_mac", "static_elsewhere", "no_destination", "other_host",
 };
 _Static_assert(sizeof drop_names / sizeof drop_names[0] == VFP_DP_D__COUNT, "a name for every drop reason");
 
@@ -105,6 +105,7 @@ typedef struct dp_cfg {
     size_t bytes;          /* the whole allocation: cfg and every table after it */
     uint16_t uplink;
     uint8_t uplink_mac[6];
+    uint64_t uplink_mac48; /* the same, as vfp_mac48 reads a destination */
     vfp_addr local;
     uint8_t learn, anti_spoof, icmp_too_big;
     uint32_t age_seconds;
@@ -788,6 +789,11 @@ static void echo_reply(worker *w, vfp_pkt *p, uint8_t *src, uint8_t *dst, size_t
     pad_min(p);
 }
 
+/* A unicast destination MAC that is not the uplink's (d holds at least 14 bytes). */
+static inline int other_host(const dp_cfg *c, const uint8_t *d) {
+    return !(d[0] & 1) && vfp_mac48(d) != c->uplink_mac48;
+}
+
 /* An ICMP echo request to our VTEP (the first thing an engineer tries on the underlay:
  * ping the VTEP): turned into the reply in place, to the asker, as the host's stack
  * would answer if it still had the uplink. 1 when answered (p consumed); 0 for anything
@@ -819,6 +825,11 @@ static VFP_COLD int uplink_echo6(worker *w, vfp_pkt *p, size_t l3, uint32_t plen
     uint8_t *d = p->data, *ip = d + l3, *m = ip + 40;
     if (c->local.family != 6 || plen < 8 || memcmp(ip + 24, c->local.bytes, 16) || !vfp_icmp__host6(ip + 8)) return 0;
     if (m[0] != 128 || m[1] != 0 || vfp_icmp6__csum(ip + 8, ip + 24, m, plen) != 0) return 0;
+    if (other_host(c, d)) { /* as from_uplink drops an IPv4 one */
+        w->st->drops[VFP_DP_D_OTHER_HOST]++;
+        drop_free(w, c->uplink, p, VFP_DP_D_OTHER_HOST, DROP_RX);
+        return 1;
+    }
     ip[7] = 64;
     /* The pseudo-header's sum is the same with the addresses swapped. */
     echo_reply(w, p, ip + 8, ip + 24, 16, m, 129, (uint32_t)(l3 + 40 + plen));
@@ -1461,9 +1472,19 @@ static void from_uplink(worker *w, vfp_pkt **pk, uint16_t n, uint64_t now, uint3
         uint16_t et = p->len >= 14 ? (uint16_t)(d[12] << 8 | d[13]) : 0;
         if (et == 0x8100 && p->len >= 18) et = (uint16_t)(d[16] << 8 | d[17]), l3 = 18;
         if (et == 0x0806) uplink_arp(w, p, l3, now);
-        else if (VFP_UNLIKELY(et == 0x0800 && p->len >= l3 + 28 && d[l3 + 9] == 1) && uplink_echo4(w, p, l3)) continue;
         else if (et == 0x86dd && p->len >= l3 + 40 && d[l3 + 6] == 58) uplink_nd(w, p, l3, now);
         else if (et == 0x86dd && p->len >= l3 + 40 && d[l3 + 6] == 0) uplink_hbh(w, p, l3, now);
+        /* A unicast frame to another host's MAC is not ours, whatever its IP destination
+         * (a peer with a stale neighbour entry for our VTEP, a switch flooding unknown
+         * unicast): the kernel's IP input drops it (PACKET_OTHERHOST), and so do we,
+         * before decap or an echo reply. ARP and ND above see every frame, as the kernel's
+         * see broadcasts and their multicast groups: a peer's MAC and a claim on our
+         * VTEP's address are worth knowing from any of them. */
+        else if (VFP_UNLIKELY(p->len >= 14 && other_host(c, d))) {
+            w->st->drops[VFP_DP_D_OTHER_HOST]++;
+            drop_free(w, c->uplink, p, VFP_DP_D_OTHER_HOST, DROP_RX);
+        }
+        else if (VFP_UNLIKELY(et == 0x0800 && p->len >= l3 + 28 && d[l3 + 9] == 1) && uplink_echo4(w, p, l3)) continue;
         else vx[nv++] = p;
     }
     if (!nv) return;
@@ -2468,6 +2489,7 @@ static int64_t build(vfp_dp *dp, const vfp_dp_spec *s, dp_cfg **out, char *err, 
     c->bytes = bytes;
     c->uplink = s->uplink;
     memcpy(c->uplink_mac, s->uplink_mac, 6);
+    c->uplink_mac48 = vfp_mac48(s->uplink_mac);
     c->local = s->tunnel.local;
     c->learn = s->learn;
     c->anti_spoof = s->anti_spoof;

@@ -39,6 +39,7 @@ enum vfp_dp_drop {
     VFP_DP_D_BAD_SRC_MAC,       /* a decapsulated frame whose source MAC is a group or all-zero address */
     VFP_DP_D_STATIC_ELSEWHERE,  /* a decapsulated frame from a MAC a static FDB entry puts behind another VTEP */
     VFP_DP_D_NO_DESTINATION,    /* a pod's flooded frame with no other local pod and no remote VTEP to go to */
+    VFP_DP_D_OTHER_HOST,        /* an IP frame on the uplink to another host's unicast MAC (the kernel's PACKET_OTHERHOST) */
     VFP_DP_D__COUNT
 };
 const char *vfp_dp_drop__name(unsigned d);

@@ -14,9 +14,9 @@ import { DataPlane, type DpSpec } from '../../src/dataplane/dp.js';
 import { request } from '../../src/dataplane/control.js';
 import { parseIp, parseMac } from '../../src/util/addr.js';
 import { dataplaneOn, vfplane } from '../helpers/cli.js';
-import { macSeq, udp4 } from '../helpers/frames.js';
+import { macSeq, udp4, vxlan4 } from '../helpers/frames.js';
 import { describePrivileged } from '../helpers/privileged.js';
-import { fromVtep, nodeSpec, POD, spin, uplinkNetns } from '../helpers/underlay.js';
+import { fromVtep, nodeSpec, POD, spin, UP, uplinkNetns } from '../helpers/underlay.js';
 import { expectOneAnswerPerEpoch } from '../helpers/dp-cache.js';
 
 const mac = (s: string) => parseMac(s)!;
@@ -115,6 +115,23 @@ describe('what the data plane takes from the underlay', () => {
       expect(Number(c.ports.get(pod.slot)!.txPkts)).toBeLessThan(quarter + 4);
       expect(Number(c.vnis.get(100)!.drops)).toBe(Number(c.drops.bad_src_mac));
       expect(learned.map((e) => [e.mac, e.vtep])).toEqual([['02:00:00:00:77:01', '192.0.2.2']]);
+    } finally {
+      dp.stop();
+    }
+  });
+
+  it('drops a frame to another host\'s unicast MAC, though it is for our VTEP (other_host, as the kernel\'s IP input); a broadcast one is taken', () => {
+    const inner = udp4({ dstMac: POD, srcMac: '02:00:00:00:77:0a', src: '10.9.0.2', dst: '10.9.0.1', sport: 7000, dport: 7001, payload: new Uint8Array(18) });
+    const to = (dstMac: string) => vxlan4({ dstMac, srcMac: '02:bb:00:00:00:02', src: '192.0.2.2', dst: '192.0.2.1', vni: 100, inner });
+    const { dp, up, pod } = replay([to(UP), to('02:aa:00:00:00:99'), to('ff:ff:ff:ff:ff:ff')]);
+    try {
+      dp.stop();
+      const c = dp.counters();
+      const rx = Number(c.ports.get(up.slot)!.rxPkts), third = rx / 3;
+      expect(rx).toBeGreaterThan(1000);
+      expect(Math.abs(Number(c.drops.other_host ?? 0n) - third)).toBeLessThan(4);
+      expect(Math.abs(Number(c.ports.get(pod.slot)!.txPkts) - 2 * third)).toBeLessThan(4);
+      expect(c.vnis.get(100)!.decapPkts, 'not decapsulated').toBe(c.ports.get(pod.slot)!.txPkts);
     } finally {
       dp.stop();
     }

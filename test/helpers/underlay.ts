@@ -41,7 +41,7 @@ export function fromVtep(vtep: string, innerSrc: string, innerDst = POD, vni = 1
 
 /**
  * For a describe block: a namespace (made before its tests, gone after) with two veth
- * pairs, `up`–`upp` for a data plane's uplink and `rep`–`repp` for a representor, a
+ * pairs, `up`–`upp` for a data plane's uplink (MAC UP) and `rep`–`repp` for a representor, a
  * scratch directory, and `send`, which puts frames on the uplink from its peer end.
  * `tag`: a word distinct per suite (the namespace and directory; its first letter starts
  * the interface names).
@@ -60,6 +60,9 @@ export function uplinkNetns(tag: string) {
   beforeAll(() => {
     n = Netns.create(tag);
     vethIn(n, f.up, f.upp);
+    // The uplink has our MAC, as a daemon started on it reads it: the frames from
+    // fromVtep are addressed to it (a frame to another MAC is dropped, other_host).
+    n.ip(['link', 'set', f.up, 'address', UP]);
     vethIn(n, f.rep, f.repp);
   });
   afterAll(() => {
