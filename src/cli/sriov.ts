@@ -5,6 +5,7 @@ import { Command, Option } from './commander.js';
 import { topCommand } from './commands.js';
 import { choiceFlag, intFlag, macFlag, netnsFlag, pathFlag } from './flags.js';
 import { UsageError } from './errors.js';
+import { MAX_TX_RATE } from '../sriov/types.js';
 
 const onOff = (flag: string) => (v: string): boolean => {
   if (v === 'on') return true;
@@ -80,8 +81,8 @@ export function registerSriov(program: Command): void {
     .addOption(new Option('--trust <on|off>', 'trusted VF (promiscuous, MAC changes)').argParser(onOff('--trust')))
     .addOption(new Option('--spoofchk <on|off>', 'source MAC anti-spoofing').argParser(onOff('--spoofchk')))
     .addOption(new Option('--link-state <s>', 'VF link: auto (follows the PF), enable or disable').argParser(choiceFlag('--link-state', ['auto', 'enable', 'disable'] as const)))
-    .addOption(new Option('--min-tx-rate <mbps>', 'guaranteed rate, Mbit/s (0 = none)').argParser(intFlag('--min-tx-rate', 0, 400_000)))
-    .addOption(new Option('--max-tx-rate <mbps>', 'rate limit, Mbit/s (0 = none)').argParser(intFlag('--max-tx-rate', 0, 400_000)))
+    .addOption(new Option('--min-tx-rate <mbps>', 'guaranteed rate, Mbit/s (0 = none)').argParser(intFlag('--min-tx-rate', 0, MAX_TX_RATE)))
+    .addOption(new Option('--max-tx-rate <mbps>', 'rate limit, Mbit/s (0 = none)').argParser(intFlag('--max-tx-rate', 0, MAX_TX_RATE)))
     .addOption(new Option('--mtu <n>', 'VF netdev MTU, within what its driver takes (the kernel says: ip -d link)').argParser(intFlag('--mtu', 68, 65535)))
     .option('--force', 'change the VF even if it is allocated (under its owner)', false))
     .action(act(async (o, ref: string) => (await run()).vfConfig(o, ref)));

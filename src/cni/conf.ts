@@ -10,6 +10,7 @@ import { isIP } from 'node:net';
 import { isPci } from '../sriov/pci.js';
 import { parseMac } from '../util/addr.js';
 import { LOG_LEVELS, type LogLevel } from './log.js';
+import { MAX_TX_RATE } from '../sriov/types.js';
 import { parsePrevResult, type CniResult, type CniDns } from './result.js';
 import { CniError, ERR, isSupportedVersion, SUPPORTED_VERSIONS, type CniArgs, type CniVersion } from './spec.js';
 import { jsonParseError, nestedDeeperThan } from '../util/json.js';
@@ -68,6 +69,11 @@ export interface NetConf {
   'cni.dev/attachments'?: ValidAttachment[] | null;
   /** Why a prevResult given to DEL was set aside: DEL is best-effort and needs none. */
   prevResultIgnored?: string;
+  /** Fields spelled in another case ("vlanQos"), read as ours as Go's JSON decoder (and
+   *  so sriov-cni) reads them (logged as a warning). */
+  recased?: { field: string; as: string }[];
+  /** DEL, GC: what ADD would refuse in settings they do not act on, set aside (logged). */
+  setAside?: string[];
   /** Unknown top-level fields that look like a typo of one of ours (logged as a warning). */
   nearMisses?: { field: string; meant: string }[];
   capabilities?: Record<string, boolean>;
@@ -116,9 +122,11 @@ const int = (lo: number, hi: number, unit = '') => {
   const msg = `expected an integer ${lo}–${hi}${unit}`;
   return z.int({ error: msg }).min(lo, msg).max(hi, msg);
 };
+// The kernel's bound (IFLA_VF_RATE is 32-bit Mbit/s); the PF's link speed is checked at
+// ADD, where the VF is known.
 const rate = () => {
-  const msg = 'expected a whole number of Mbit/s, 0–400000 (0 = no limit)';
-  return z.int({ error: msg }).min(0, msg).max(400_000, msg);
+  const msg = `expected a whole number of Mbit/s, 0–${MAX_TX_RATE} (0 = no limit)`;
+  return z.int({ error: msg }).min(0, msg).max(MAX_TX_RATE, msg);
 };
 const onOff = () => z.enum(['on', 'off'], { error: 'expected "on" or "off"' });
 const absPath = (what: string) =>
@@ -166,6 +174,8 @@ const pluginName = (what: string) =>
     `expected a plain file name (${what}): letters, digits, _ . + -, no "/"`,
   );
 
+const LEVEL_MSG = `expected one of ${LOG_LEVELS.map((l) => `"${l}"`).join(', ')}`;
+
 const schema = z.looseObject({
   cniVersion: z.string(),
   name: z.string({ error: 'expected the network name' }).regex(NAME_RE, 'expected a network name: a letter or digit, then letters, digits, _ . -'),
@@ -207,7 +217,13 @@ const schema = z.looseObject({
     search: strList('search domains').optional(),
     options: strList('resolver options').optional(),
   }, { error: 'expected an object' }).optional(),
-  logLevel: z.enum(LOG_LEVELS, { error: `expected one of ${LOG_LEVELS.map((l) => `"${l}"`).join(', ')}` }).optional(),
+  // In any case, and "warn" for "warning", as sriov-cni's logger reads it.
+  logLevel: z.string({ error: LEVEL_MSG }).transform((s, ctx) => {
+    const l = s.toLowerCase() === 'warn' ? 'warning' : s.toLowerCase();
+    if ((LOG_LEVELS as readonly string[]).includes(l)) return l as LogLevel;
+    ctx.addIssue({ code: 'custom', message: LEVEL_MSG, input: s });
+    return z.NEVER;
+  }).optional(),
   logFile: absPath('a file the plugin appends to').optional(),
   vxlan: vxlanSchema.optional(),
   sysfsRoot: absPath('the sysfs tree; /sys unless simulated').optional(),
@@ -224,6 +240,8 @@ const schema = z.looseObject({
  *  the runtime's (cniVersion, name, type, args, prevResult, capabilities, cni.dev/…). */
 const RUNTIME_FIELDS = new Set(['cniVersion', 'name', 'type', 'args', 'prevResult', 'capabilities']);
 const TOP_FIELDS = Object.keys(schema.shape).filter((k) => !RUNTIME_FIELDS.has(k) && !k.startsWith('cni.dev/'));
+/** Every top-level field by its lower-case name. */
+const BY_LOWER = new Map(Object.keys(schema.shape).map((k) => [k.toLowerCase(), k]));
 
 function attachmentList() {
   return z.array(
@@ -234,6 +252,12 @@ function attachmentList() {
     { error: 'expected a list of {containerID, ifname}' },
   );
 }
+
+/** Settings DEL and GC do not act on: they undo what ADD recorded with the allocation.
+ *  A value there that ADD would refuse (the network's config edited since the pod's ADD,
+ *  a value sriov-cni took) is set aside, so the pod's DEL still gives its VF back instead
+ *  of failing on every retry while the pod hangs in Terminating. */
+const NOT_FOR_UNDO = new Set(['pool', 'vlan', 'vlanQoS', 'vlanProto', 'mac', 'spoofchk', 'trust', 'link_state', 'min_tx_rate', 'max_tx_rate', 'mtu', 'dns', 'logLevel', 'logFile', 'vxlan']);
 
 // Generated configs spell "unset" as "" (Go's omitempty in reverse); take it so.
 const EMPTY_IS_UNSET = ['deviceID', 'mac', 'pool', 'vlanProto', 'spoofchk', 'trust', 'link_state', 'logLevel', 'logFile', 'sysfsRoot', 'stateDir', 'poolsFile'];
@@ -302,30 +326,65 @@ export function loadConf(raw: Record<string, unknown>, args: CniArgs = {}, comma
     throw invalidConf('this is a configuration list ("plugins"); a plugin is given one of its entries, with "type": "vfplane-cni"');
   }
 
+  const undo = command === 'DEL' || command === 'GC';
   const input: Record<string, unknown> = { ...raw };
+  // A field in another case is ours, as Go's JSON decoder matches names (sriov-cni's
+  // configs work so: "vlanQos", "spoofChk"); given in two spellings, ADD cannot tell
+  // which one was meant.
+  const recased: { field: string; as: string }[] = [];
+  for (const k of Object.keys(input)) {
+    if (k in schema.shape) continue;
+    const as = BY_LOWER.get(k.toLowerCase());
+    if (!as) continue;
+    if (as in input) {
+      if (!undo) throw invalidConf(`${k} and ${as} are both given, and name one field (field names match in any case, as a Go plugin such as sriov-cni reads them): keep ${as}`);
+      delete input[k];
+      continue;
+    }
+    input[as] = input[k];
+    delete input[k];
+    recased.push({ field: k, as });
+  }
+  // null is unset, as Go reads it into an optional field (generated configs write it);
+  // GC's attachment lists keep theirs (null there is an empty list).
+  for (const k of Object.keys(input)) if (input[k] === null && k in schema.shape && !k.startsWith('cni.dev/')) delete input[k];
   for (const k of EMPTY_IS_UNSET) if (input[k] === '') delete input[k];
   if (typeof input.runtimeConfig === 'object' && input.runtimeConfig !== null && !Array.isArray(input.runtimeConfig)) {
     const rc = { ...(input.runtimeConfig as Record<string, unknown>) };
-    for (const k of EMPTY_IS_UNSET_RC) if (rc[k] === '') delete rc[k];
+    for (const k of EMPTY_IS_UNSET_RC) if (rc[k] === '' || rc[k] === null) delete rc[k];
     input.runtimeConfig = rc;
   }
 
-  const r = schema.safeParse(input, { reportInput: true });
+  let r = schema.safeParse(input, { reportInput: true });
+  const setAside: string[] = [];
+  if (!r.success && undo) {
+    const aside = (i: z.core.$ZodIssue) => NOT_FOR_UNDO.has(String(i.path[0])) || (i.path[0] === 'runtimeConfig' && i.path[1] === 'mac');
+    if (r.error.issues.every(aside)) {
+      for (const i of r.error.issues) {
+        setAside.push(issueText(i));
+        if (i.path[0] === 'runtimeConfig') delete (input.runtimeConfig as Record<string, unknown>).mac;
+        else delete input[String(i.path[0])];
+      }
+      r = schema.safeParse(input, { reportInput: true });
+    }
+  }
   if (!r.success) {
     const lines = r.error.issues.map(issueText);
     throw invalidConf(lines.join('; '));
   }
   const d = r.data;
 
-  // Cross-field rules, as sriov-cni's LoadConf has them.
-  if (d.vlan === undefined) {
+  // Cross-field rules, as sriov-cni's LoadConf has them; not DEL's or GC's to judge.
+  if (undo) {
+    // nothing: they act on no setting
+  } else if (d.vlan === undefined) {
     if (d.vlanQoS !== undefined) throw invalidConf(`vlanQoS: needs vlan: set vlan (1–4094) to use vlanQoS ${d.vlanQoS}`);
     if (d.vlanProto !== undefined) throw invalidConf(`vlanProto: needs vlan: set vlan (1–4094) to use vlanProto ${d.vlanProto}`);
   } else {
     if (d.vlan === 0 && d.vlanQoS !== undefined && d.vlanQoS !== 0) throw invalidConf(`vlanQoS: ${d.vlanQoS} needs a non-zero vlan (vlan is 0)`);
     if (d.vlan === 0 && d.vlanProto === '802.1ad') throw invalidConf('vlanProto: "802.1ad" needs a non-zero vlan (vlan is 0)');
   }
-  if (d.min_tx_rate !== undefined && d.max_tx_rate !== undefined && d.max_tx_rate > 0 && d.min_tx_rate > d.max_tx_rate) {
+  if (!undo && d.min_tx_rate !== undefined && d.max_tx_rate !== undefined && d.max_tx_rate > 0 && d.min_tx_rate > d.max_tx_rate) {
     throw invalidConf(`min_tx_rate: ${d.min_tx_rate} is above max_tx_rate ${d.max_tx_rate}`);
   }
 
@@ -350,8 +409,10 @@ export function loadConf(raw: Record<string, unknown>, args: CniArgs = {}, comma
   // Unknown top-level fields are ignored, as every CNI plugin does (Multus and runtimes
   // add their own); one that is a near miss of ours ("vxaln", "deviceId") is most likely
   // a typo whose setting is silently lost, which the log then says.
+  if (recased.length) conf.recased = recased;
+  if (setAside.length) conf.setAside = setAside;
   const nearMisses = Object.keys(raw).flatMap((k) => {
-    if (k in schema.shape) return [];
+    if (k in schema.shape || BY_LOWER.has(k.toLowerCase())) return [];
     const near = likelyTypo(k, TOP_FIELDS, 2);
     return near && raw[near] === undefined ? [{ field: k, meant: near }] : [];
   });

@@ -159,6 +159,8 @@ export async function main(env: NodeJS.ProcessEnv = process.env, io: MainIo = pr
     const ctx: CniContext = { env: cniEnv, conf, raw, stdin: text, log, phases, stderr: (c) => io.stderr(c.toString('utf8')) };
     log.debug('called', { args: cniEnv.args, deviceID: conf.effective.deviceID });
     if (conf.prevResultIgnored) log.warning(`prevResult set aside (DEL needs none): ${conf.prevResultIgnored}`);
+    for (const n of conf.recased ?? []) log.warning(`field ${JSON.stringify(n.field)} read as ${JSON.stringify(n.as)} (names match in any case, as sriov-cni's Go decoder reads them); write it ${n.as}`);
+    if (conf.setAside?.length) log.warning(`${cniEnv.command} sets aside what ADD would refuse, in settings it does not act on (it undoes what ADD recorded): ${conf.setAside.join('; ')}`);
     for (const n of conf.nearMisses ?? []) log.warning(`unknown field ${JSON.stringify(n.field)} ignored (a plugin ignores the fields it does not know): did you mean ${JSON.stringify(n.meant)}?`);
 
     const plugin = (await import('./plugin.js')) as PluginModule;

@@ -1,6 +1,10 @@
 // The shapes discovery returns and the allocation store records. Plain data, JSON-safe,
 // so the CLI prints them as they are and the store keeps them as they are.
 
+/** The largest VF rate the kernel takes (IFLA_VF_RATE: 32-bit Mbit/s); a driver refuses
+ *  more than the PF's link speed, which the settings' checks apply where the PF is known. */
+export const MAX_TX_RATE = 4_294_967_295;
+
 /** Offload tiers of DESIGN.md: 1 full hardware encap/decap, 2 steering + csum/TSO, 3 software. */
 export type OffloadTier = 1 | 2 | 3;
 

@@ -5,7 +5,7 @@ import { ip, link, type IpVfInfo } from '../net/ip.js';
 import { conflict, invalid, notFound } from '../util/errors.js';
 import { parseMac, formatMac } from '../util/addr.js';
 import type { Sysfs } from './sysfs.js';
-import type { HwProfile, VfSettings } from './types.js';
+import { MAX_TX_RATE, type HwProfile, type VfSettings } from './types.js';
 
 /** What a VF's PF takes beyond the common ranges: its family's `vfSettings` facts (none
  *  for a PF no profile matches, or a profile without them) and its link speed. */
@@ -135,7 +135,7 @@ export function checkSettings(c: Partial<VfSettings>, current: VfSettings, limit
   if (c.vlan === 0 && current.qos !== 0) out.qos = 0;
   for (const k of ['minTxRate', 'maxTxRate'] as const) {
     const v = c[k];
-    if (v !== undefined && (!Number.isInteger(v) || v < 0 || v > 400_000)) throw invalid(`${k === 'minTxRate' ? 'min-tx-rate' : 'max-tx-rate'} ${v} is out of range: 0 (unlimited) to 400000 Mbit/s`);
+    if (v !== undefined && (!Number.isInteger(v) || v < 0 || v > MAX_TX_RATE)) throw invalid(`${k === 'minTxRate' ? 'min-tx-rate' : 'max-tx-rate'} ${v} is out of range: 0 (unlimited) to ${MAX_TX_RATE} Mbit/s (the kernel's bound; the PF's link speed is checked too)`);
   }
   const min = c.minTxRate ?? current.minTxRate;
   const max = c.maxTxRate ?? current.maxTxRate;

@@ -244,6 +244,24 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
     expect(leasedIps()).toEqual([]);
   });
 
+  it('DEL with a config edited since ADD into one ADD refuses (sriov-cni took it) still puts the VF back and releases it, and logs what it set aside', () => {
+    const p = pod('edited');
+    const log = join(state, 'edited.log');
+    const conf = base({ deviceID: '0000:5e:02.3', vlan: 7, spoofchk: 'off', logFile: log, logLevel: 'info' });
+    const e = { containerId: 'edit0001', netns: nsPath(p), ifname: 'net1' };
+    expect(call('ADD', conf, e).code).toBe(0);
+    const edited = base({ deviceID: '0000:5e:02.3', vlan: 4095, spoofchk: 'ON', logFile: log, logLevel: 'WARN' });
+    const add = call('ADD', edited, { ...e, containerId: 'edit0002', ifname: 'net2' });
+    expect([add.code, add.out.code]).toEqual([1, 7]);
+    const del = call('DEL', edited, e);
+    expect(del.code, JSON.stringify(del.out)).toBe(0);
+    const vf = vfpJson(['vf', 'show', '0000:5e:02.3']);
+    expect(vf.allocation).toBeNull();
+    expect([vf.settings.vlan, vf.settings.spoofchk, vf.netdev]).toEqual([0, true, `${m.prefix}f0v3`]);
+    expect(leasedIps()).toEqual([]);
+    expect(readFileSync(log, 'utf8')).toContain('DEL sets aside what ADD would refuse, in settings it does not act on (it undoes what ADD recorded): vlan: expected an integer 0–4094, got 4095; spoofchk: expected \\"on\\" or \\"off\\", got \\"ON\\"');
+  });
+
   it('DEL with a stateDir that holds no store makes none, and still releases the IPAM lease', () => {
     const none = join(state, 'no-store-here');
     const conf = base({ deviceID: '0000:5e:02.2', stateDir: none });

@@ -139,6 +139,7 @@ describe('network config', () => {
       [{ link_state: 'up' }, 'link_state: expected "auto", "enable" or "disable", got "up"'],
       [{ mtu: 65536 }, 'mtu: expected an integer 68–65535, got 65536'],
       [{ max_tx_rate: -1 }, 'max_tx_rate:'],
+      [{ max_tx_rate: 4294967296 }, 'max_tx_rate: expected a whole number of Mbit/s, 0–4294967295 (0 = no limit), got 4294967296'],
       [{ mac: '01:00:5e:00:00:01' }, 'mac: expected a unicast MAC'],
       [{ logLevel: 'loud' }, 'logLevel: expected one of "panic"'],
       [{ logFile: 'rel/log' }, 'logFile: expected an absolute path'],
@@ -162,14 +163,54 @@ describe('network config', () => {
   });
 
   it('ignores unknown top-level fields as CNI plugins do, and notes those that look like a typo of its own', () => {
-    const c = loadConf({ ...base, vxaln: { vni: 100 }, deviceId: '0000:5e:02.0', linkState: 'enable', master: 'eth0', 'k8s.v1.cni.cncf.io/x': 1 });
+    const c = loadConf({ ...base, vxaln: { vni: 100 }, devicID: '0000:5e:02.0', linkState: 'enable', master: 'eth0', 'k8s.v1.cni.cncf.io/x': 1 });
     expect(c.vxlan).toBeUndefined();
     expect(c.nearMisses).toEqual([
-      { field: 'vxaln', meant: 'vxlan' }, { field: 'deviceId', meant: 'deviceID' }, { field: 'linkState', meant: 'link_state' },
+      { field: 'vxaln', meant: 'vxlan' }, { field: 'devicID', meant: 'deviceID' }, { field: 'linkState', meant: 'link_state' },
     ]);
     // Not a near miss when the field it looks like is set too (then it is something else).
     expect(loadConf({ ...base, vlan: 5, vlam: 1 }).nearMisses).toBeUndefined();
     expect(loadConf(base).nearMisses).toBeUndefined();
+  });
+
+  it('reads a field in another case as its own, as sriov-cni\'s Go decoder does, and refuses it given in two spellings', () => {
+    const c = loadConf({ ...base, VLAN: 200, vlanQos: 3, spoofChk: 'off', deviceId: '0000:5e:02.0' });
+    expect([c.vlan, c.vlanQoS, c.spoofchk, c.effective.deviceID]).toEqual([200, 3, 'off', '0000:5e:02.0']);
+    expect(c.recased).toEqual([{ field: 'VLAN', as: 'vlan' }, { field: 'vlanQos', as: 'vlanQoS' }, { field: 'spoofChk', as: 'spoofchk' }, { field: 'deviceId', as: 'deviceID' }]);
+    expect(c.nearMisses).toBeUndefined();
+    // Checked as its own: a bad value names the field's own spelling.
+    expect(cniErr(() => loadConf({ ...base, VLAN: 5000 })).message).toBe('vlan: expected an integer 0–4094, got 5000');
+    const two = cniErr(() => loadConf({ ...base, vlan: 100, VLAN: 200 }));
+    expect(two.code).toBe(7);
+    expect(two.message).toBe('VLAN and vlan are both given, and name one field (field names match in any case, as a Go plugin such as sriov-cni reads them): keep vlan');
+    expect(loadConf({ ...base, vlan: 100, VLAN: 200 }, {}, 'DEL').vlan).toBe(100); // DEL acts on neither
+  });
+
+  it('takes null as unset, as Go reads it (GC\'s attachment lists keep theirs), and logLevel in any case', () => {
+    const c = loadConf({ ...base, vlan: null, vlanQoS: null, mac: null, spoofchk: null, ipam: null, logLevel: null, runtimeConfig: { mac: null, deviceID: null } });
+    expect([c.vlan, c.vlanQoS, c.mac, c.spoofchk, c.ipam, c.logLevel, c.effective]).toEqual([undefined, undefined, undefined, undefined, undefined, undefined, {}]);
+    expect(cniErr(() => loadConf({ ...base, name: null })).message).toContain('name: missing');
+    expect(loadConf({ ...base, logLevel: 'WARN' }).logLevel).toBe('warning');
+    expect(loadConf({ ...base, max_tx_rate: 800000 }).max_tx_rate).toBe(800000); // an 800G port's; the PF's speed is checked at ADD
+    expect(loadConf({ ...base, logLevel: 'Debug' }).logLevel).toBe('debug');
+    expect(cniErr(() => loadConf({ ...base, logLevel: 'trace' })).message).toBe('logLevel: expected one of "panic", "error", "warning", "info", "debug", "verbose", got "trace"');
+  });
+
+  it('DEL and GC set aside what ADD would refuse in the settings they do not act on; what they need stays checked', () => {
+    const edited = { ...base, spoofchk: 'ON', trust: true, vlan: 4095, vlanQoS: 3, logLevel: 'loud', logFile: 'rel.log', mtu: 5, runtimeConfig: { mac: 'nope' }, min_tx_rate: 9, max_tx_rate: 1 };
+    expect(cniErr(() => loadConf(edited, {}, 'ADD')).code).toBe(7);
+    expect(cniErr(() => loadConf(edited, {}, 'CHECK')).code).toBe(7);
+    for (const cmd of ['DEL', 'GC']) {
+      const c = loadConf(edited, {}, cmd);
+      expect([c.spoofchk, c.trust, c.vlan, c.logLevel, c.logFile, c.mtu, c.runtimeConfig.mac], cmd).toEqual([undefined, undefined, undefined, undefined, undefined, undefined, undefined]);
+      expect(c.setAside!.join('; '), cmd).toBe('runtimeConfig.mac: expected a MAC address like 02:00:00:00:00:01, got "nope"; vlan: expected an integer 0–4094, got 4095; spoofchk: expected "on" or "off", got "ON"; trust: expected "on" or "off", got true; mtu: expected an integer 68–65535, got 5; logLevel: expected one of "panic", "error", "warning", "info", "debug", "verbose", got "loud"; logFile: expected an absolute path without ".." (a file the plugin appends to), got "rel.log"');
+      expect(c.vlanQoS, 'kept: valid alone, its rule with vlan is ADD\'s').toBe(3);
+      // What DEL acts on is still refused: the store, the VF, the IPAM plugin.
+      for (const bad of [{ stateDir: 'rel' }, { deviceID: '../x' }, { ipam: { type: '../sh' } }]) {
+        expect(cniErr(() => loadConf({ ...edited, ...bad }, {}, cmd)).code, JSON.stringify(bad)).toBe(7);
+      }
+    }
+    expect(loadConf(base, {}, 'DEL').setAside).toBeUndefined();
   });
 
   it('applies sriov-cni\'s cross-field rules', () => {
