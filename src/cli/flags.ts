@@ -33,8 +33,8 @@ export function netnsFlag(flag: string) {
   };
 }
 
-export function intFlag(flag: string, min: number, max: number) {
-  return (value: string): number => checkedInt(flag, value, min, max, `an integer in ${min}–${max}`);
+export function intFlag(flag: string, min: number, max: number, expected = `an integer in ${min}–${max}`) {
+  return (value: string): number => checkedInt(flag, value, min, max, expected);
 }
 
 /** An integer in min–max, or a UsageError naming `what` (the flag, or "FLAG item" for one

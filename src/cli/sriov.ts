@@ -103,7 +103,7 @@ export function registerSriov(program: Command): void {
   sim.command('create').description('build a simulated NIC (needs root for its netdevs)')
     .option('--profile <name>', 'hw-profile to impersonate (vfplane profile list)', 'sim')
     .addOption(new Option('--pfs <n>', 'PFs, 1–8').argParser(intFlag('--pfs', 1, 8)).default(1))
-    .addOption(new Option('--vfs <n>', 'VFs created on each PF, 0 to what the profile allows (`vfplane profile show NAME`: limits.maxVfsPerPf, shared over the PFs up to maxVfsPerDevice)').argParser(intFlag('--vfs', 0, 65535)).default(4))
+    .addOption(new Option('--vfs <n>', 'VFs created on each PF, 0 to what the profile allows (`vfplane profile show NAME`: limits.maxVfsPerPf, shared over the PFs up to maxVfsPerDevice)').argParser(intFlag('--vfs', 0, 65535, "0 up to the profile's limit (`vfplane profile show NAME`: limits.maxVfsPerPf)")).default(4))
     .addOption(new Option('--uplink-queues <n>', 'queues of each PF uplink veth, 1–16 (several let several data-plane workers receive)').argParser(intFlag('--uplink-queues', 1, 16)).default(1))
     .addOption(simRoot('where to build the tree (pass it to other commands as --sysfs-root)'))
     .option('--sysfs-root <dir>', 'the same as --root', pathFlag('--sysfs-root'))

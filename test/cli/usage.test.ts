@@ -84,6 +84,13 @@ describe('empty filter lists', () => {
   }
 });
 
+describe('a count below zero', () => {
+  it('vfplane sim create --vfs -1 names the range that matters: the profile\'s, not the parser\'s', () => {
+    refused(['sim', 'create', '--profile', 'x710', '--vfs', '-1', '--root', join(cwd, 'sim')], /--vfs "-1" is out of range: expected 0 up to the profile's limit \(`vfplane profile show NAME`: limits\.maxVfsPerPf\)/);
+    expect(readdirSync(cwd)).toEqual([]);
+  });
+});
+
 describe('usage errors commander catches', () => {
   const cases: [string[], RegExp][] = [
     [['vf', 'list', '--bogus'], /unknown option '--bogus'/],
