@@ -692,6 +692,9 @@ static void neigh_learn(worker *w, const vfp_addr *a, const uint8_t *mac) {
     const dp_cfg *c = w->cfg;
     int peer = peer_find(c, a);
     if (peer < 0) return; /* only peers: the table is bounded by the configuration */
+    /* A group or all-zero address is no station's: one spoofed ARP or ND message would
+     * otherwise send the peer's tunnel traffic to every host of the underlay. */
+    if (!vfp_mac__learnable(mac)) return;
     neigh *n = neigh_slot(w, a, 1);
     if (!n) return;
     if (!n->valid || memcmp(n->mac, mac, 6)) {
@@ -746,8 +749,9 @@ static VFP_COLD void uplink_arp(worker *w, vfp_pkt *p, size_t l3, uint64_t now) 
     vfp_addr spa4 = { .family = 4 };
     memcpy(spa4.bytes, arp + 14, 4);
     neigh_learn(w, &spa4, arp + 8);
-    if (op == 1 && !memcmp(arp + 24, c->local.bytes, 4)) {
-        /* Turn the request into the reply in place: to the asker, from us. */
+    if (op == 1 && !memcmp(arp + 24, c->local.bytes, 4) && vfp_mac__learnable(arp + 8)) {
+        /* Turn the request into the reply in place: to the asker, from us (an asker with
+         * a group address is none: no reply broadcast on its word). */
         uint8_t sha[6], spa[4];
         memcpy(sha, arp + 8, 6);
         memcpy(spa, arp + 14, 4);
@@ -771,8 +775,8 @@ static VFP_COLD void uplink_arp(worker *w, vfp_pkt *p, size_t l3, uint64_t now) 
 
 /* An echo request turned into its reply in place: Ethernet addresses to the asker from
  * us, source and destination (ALEN bytes each) swapped, the message's type set to TYPE
- * (its checksum following, RFC 1624), LEN bytes long (Ethernet padding dropped; padded
- * again to the minimum). */
+ * (its checksum following, RFC 1624), LEN bytes long (Ethernet padding beyond the
+ * minimum dropped). */
 static void echo_reply(worker *w, vfp_pkt *p, uint8_t *src, uint8_t *dst, size_t alen, uint8_t *m, uint8_t type, uint32_t len) {
     uint8_t *d = p->data, a[16];
     memcpy(d, d + 6, 6);
@@ -785,8 +789,12 @@ static void echo_reply(worker *w, vfp_pkt *p, uint8_t *src, uint8_t *dst, size_t
     const uint16_t mc = vfp_csum__update16((uint16_t)(m[2] << 8 | m[3]), was, (uint16_t)(m[0] << 8 | m[1]));
     m[2] = (uint8_t)(mc >> 8);
     m[3] = (uint8_t)mc;
-    p->len = len;
-    pad_min(p);
+    /* Padded toward the minimum only within what arrived: past a frame that came short
+     * (a veth delivers them unpadded) is not ours to write (in an AF_PACKET TPACKET_V3
+     * block, the next frame's header). A device pads a short frame as it sends it. */
+    const uint32_t room = p->len < 60 ? p->len : 60;
+    if (len < room) memset(p->data + len, 0, room - len);
+    p->len = len < room ? room : len;
 }
 
 /* A unicast destination MAC that is not the uplink's (d holds at least 14 bytes). */
@@ -808,7 +816,7 @@ static VFP_COLD int uplink_echo4(worker *w, vfp_pkt *p, size_t l3) {
     if ((ip[6] << 8 | ip[7]) & 0x3fff) return 0; /* a fragment: not reassembled here */
     uint8_t *m = ip + hl;
     if (m[0] != 8 || m[1] != 0 || vfp_csum__fold(vfp_csum__partial(m, tot - hl, 0)) != 0xffff) return 0;
-    if (!vfp_icmp__host4(ip + 12)) return 0; /* no reply to a source that is no host */
+    if (!vfp_icmp__host4(ip + 12) || !vfp_mac__learnable(d + 6)) return 0; /* no reply to a source that is no host */
     ip[8] = 64;
     echo_reply(w, p, ip + 12, ip + 16, 4, m, 0x00, (uint32_t)(l3 + tot));
     ip[10] = ip[11] = 0;
@@ -823,7 +831,7 @@ static VFP_COLD int uplink_echo4(worker *w, vfp_pkt *p, size_t l3) {
 static VFP_COLD int uplink_echo6(worker *w, vfp_pkt *p, size_t l3, uint32_t plen) {
     const dp_cfg *c = w->cfg;
     uint8_t *d = p->data, *ip = d + l3, *m = ip + 40;
-    if (c->local.family != 6 || plen < 8 || memcmp(ip + 24, c->local.bytes, 16) || !vfp_icmp__host6(ip + 8)) return 0;
+    if (c->local.family != 6 || plen < 8 || memcmp(ip + 24, c->local.bytes, 16) || !vfp_icmp__host6(ip + 8) || !vfp_mac__learnable(d + 6)) return 0;
     if (m[0] != 128 || m[1] != 0 || vfp_icmp6__csum(ip + 8, ip + 24, m, plen) != 0) return 0;
     if (other_host(c, d)) { /* as from_uplink drops an IPv4 one */
         w->st->drops[VFP_DP_D_OTHER_HOST]++;
@@ -886,7 +894,9 @@ static VFP_COLD void uplink_nd(worker *w, vfp_pkt *p, size_t l3, uint64_t now) {
             vtep_conflict(w, who, now);
         if (!bad && m[0] == 135) {
             if (ll && !from_unspec) neigh_learn(w, &s, ll);
-            if (!memcmp(target, c->local.bytes, 16)) {
+            /* Answered to the asker's MAC, unless that is a group address (no station's:
+             * a reply there would go to every host on its word). */
+            if (!memcmp(target, c->local.bytes, 16) && (from_unspec || vfp_mac__learnable(d + 6))) {
                 vfp_pkt *r = pool_get(&w->pool);
                 if (!r) {
                     w->st->drops[VFP_DP_D_NO_BUFFER]++;

@@ -6,7 +6,7 @@ import { resolveTunnel } from '../../src/packet/config.js';
 import { parseIp, parseMac } from '../../src/util/addr.js';
 import { fold, pseudoSum6, sum16 } from '../../src/packet/csum.js';
 import { expectOneAnswerPerEpoch } from '../helpers/dp-cache.js';
-import { macSeq } from '../helpers/frames.js';
+import { arpRequest, icmpEcho, macSeq } from '../helpers/frames.js';
 import { nodeSpec, spin } from '../helpers/underlay.js';
 
 const mac = (s: string) => parseMac(s)!;
@@ -319,6 +319,31 @@ describe('data plane on memory ports', () => {
       // Worker 0 also reports the VTEP's solicited-node group by MLD when it starts.
       expect(c.misc.mldReports).toBeGreaterThanOrEqual(1n);
       expect(c.drops.tx_full).toBe(c.misc.ndAdverts! + c.misc.ndSolicits! + c.misc.mldReports!);
+    } finally {
+      dp.stop();
+    }
+  });
+
+  it('answers ARP and ping from a station, and neither answers nor learns a group address\'s (one spoofed frame would send a peer\'s tunnel to every host)', () => {
+    const UPMAC = '02:aa:00:00:00:01', G = 'ff:ff:ff:ff:ff:ff', PEER = '02:bb:00:00:00:02';
+    const arp = (m: string) => arpRequest({ srcMac: m, srcIp: '192.0.2.2', targetIp: '192.0.2.1' });
+    const ping = (m: string) => icmpEcho({ dstMac: UPMAC, srcMac: m, src: '192.0.2.2', dst: '192.0.2.1', id: 1, seq: 1, payloadLen: 32 });
+    const dp = new DataPlane({ workers: 1 });
+    try {
+      const up = dp.openPort('memory-gen', { frames: [arp(G), ping(G), arp('01:00:5e:00:00:01'), arp(PEER), ping(PEER)], ring: 5 * 64 }, 'uplink');
+      const pod = dp.openPort('memory-sink', {}, 'pod0');
+      dp.commit({ ...base, uplink: up.slot, fdb: [], peers: [{ vtep: ip('192.0.2.2') }], atts: [{ port: pod.slot, vni: 100, mac: mac('02:00:00:00:00:01') }] });
+      spin(200);
+      dp.stop();
+      const c = dp.counters();
+      // The generator holds 64 copies of each frame, and a reply is made in place: each
+      // copy of the station's request is answered once (then it is our reply, which
+      // comes round again as a frame to the station); the group addresses' never.
+      expect(c.ports.get(up.slot)!.rxPkts).toBeGreaterThan(1000n);
+      expect(c.misc.arpReplies).toBe(64n);
+      expect(c.misc.echoReplies).toBe(64n);
+      expect(c.misc.neighLearned, 'learned once, from the station').toBe(1n);
+      expect(c.peers.get('192.0.2.2')?.mac).toBe(PEER);
     } finally {
       dp.stop();
     }

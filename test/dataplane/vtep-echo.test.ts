@@ -8,13 +8,44 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect, it } from 'vitest';
 import { request } from '../../src/dataplane/control.js';
-import { dataplaneOn } from '../helpers/cli.js';
+import { dataplaneOn, vfplane } from '../helpers/cli.js';
+import { hex, icmpEcho, udp4, vxlan4 } from '../helpers/frames.js';
+import { capture, inject } from '../helpers/netns.js';
 import { describePrivileged } from '../helpers/privileged.js';
-import { uplinkNetns } from '../helpers/underlay.js';
+import { POD, UP, uplinkNetns } from '../helpers/underlay.js';
 
 describePrivileged('ping the VTEP', { netns: true, commands: ['ping'] }, () => {
   const e = uplinkNetns('vtepecho');
-  const { up, upp, d } = e;
+  const { up, upp, rep, repp, d } = e;
+
+  it('a request shorter than the Ethernet minimum (a veth delivers it unpadded) is answered at its length, not padded into the receive ring past it (under TPACKET_V3, the next frame\'s header)', async () => {
+    const dir = join(d.dir, 'short');
+    mkdirSync(dir);
+    const dp = await dataplaneOn(e.n, up, dir, { afpacket: { ring: 3 }, peers: [{ vtep: '192.0.2.2', mac: '02:bb:00:00:00:02' }] });
+    try {
+      const a = vfplane(['dataplane', 'attach', '--socket', dp.socket, '--representor', rep, '--vni', '100', '--mac', POD, '--netns', e.n.path]);
+      expect(a.code, a.stderr).toBe(0);
+      // A ping with no payload: 42 bytes, the last frame of the workers' first burst of 32
+      // (31 VXLAN frames before it), 8 more behind it in the same receive block: the
+      // header of the first of them (read by the next burst) is where a reply padded to
+      // 60 bytes in place went.
+      const ping = icmpEcho({ dstMac: UP, srcMac: '02:bb:00:00:00:02', src: '192.0.2.2', dst: '192.0.2.1', id: 7, seq: 1, payloadLen: 0 });
+      expect(ping.length).toBe(42);
+      const inner = Array.from({ length: 39 }, (_, k) => udp4({ dstMac: POD, srcMac: '02:00:00:00:7e:02', src: '10.9.0.2', dst: '10.9.0.1', sport: 7000 + k, dport: 7001, payload: new Uint8Array(18 + k) }));
+      const vx = inner.map((f) => vxlan4({ dstMac: UP, srcMac: '02:bb:00:00:00:02', src: '192.0.2.2', dst: '192.0.2.1', vni: 100, inner: f }));
+      const podCap = capture(e.n, repp, { count: 40, timeoutS: 4, incoming: true });
+      const upCap = capture(e.n, upp, { count: 1, timeoutS: 4, incoming: true });
+      await Promise.all([podCap.ready, upCap.ready]);
+      inject(e.n, upp, [...vx.slice(0, 31), ping, ...vx.slice(31)]);
+      const [got, replies] = await Promise.all([podCap.done, upCap.done]);
+      expect(got.map(hex), 'each frame behind the request once, whole').toEqual(inner.map(hex));
+      expect(replies).toHaveLength(1);
+      expect(replies[0]!.length, 'not padded past what arrived').toBe(42);
+      expect(hex(replies[0]!.subarray(34, 35))).toBe('00'); // an echo reply
+    } finally {
+      await dp.stop();
+    }
+  });
 
   for (const family of [4, 6] as const) {
     it(`IPv${family}: the underlay's kernel pings the VTEP and gets every reply; the replies are counted; requests to another MAC are not answered`, async () => {
