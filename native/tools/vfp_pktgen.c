@@ -53,6 +53,7 @@ static void usage(void) {
     fprintf(stderr,
             "usage: vfp-pktgen gen  --iface NAME --frames FILE [--backend afxdp|afpacket|xdp-live] [--burst N]\n"
             "       vfp-pktgen sink --iface NAME [--mode native|skb]\n"
+            "       vfp-pktgen probe-live   (does this kernel let us transmit live frames? one JSON line)\n"
             "FILE holds frames as [u16 big-endian length][bytes]...; the generator cycles through them.\n"
             "xdp-live has the kernel transmit the frames itself (BPF_PROG_RUN with live frames, as\n"
             "xdp-trafficgen does); on a veth the peer needs NAPI (an XDP program, or GRO on).\n"
@@ -427,6 +428,24 @@ static int live_mark(void *ctx) {
     return 0;
 }
 
+/* Whether the kernel runs BPF_PROG_RUN in live-frames mode for us: one frame through an
+ * XDP program that drops it (nothing is sent), on loopback's queue. Some kernels refuse
+ * the mode even to root (EPERM, seen on a 6.18 build; before 5.18, EINVAL): the I/O
+ * bench then takes another generator. Prints {"liveFrames":true} or
+ * {"liveFrames":false,"error":"..."}; exits 0 either way, 1 when it could not ask. */
+static int run_probe_live(void) {
+    static const struct bpf_insn drop[] = { I(BPF_ALU64 | BPF_MOV | BPF_K, 0, 0, 0, XDP_DROP), I(BPF_JMP | BPF_EXIT, 0, 0, 0, 0) };
+    int prog = load_xdp("vfp_live_probe", drop, 2, "the live-frames probe");
+    if (prog < 0) return 1;
+    uint8_t frame[60] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02 };
+    LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = frame, .data_size_in = sizeof frame, .repeat = 1, .flags = BPF_F_TEST_XDP_LIVE_FRAMES);
+    int rc = bpf_prog_test_run_opts(prog, &o), e = errno;
+    close(prog);
+    if (rc) printf("{\"liveFrames\":false,\"error\":\"%s\"}\n", strerror(e));
+    else printf("{\"liveFrames\":true}\n");
+    return 0;
+}
+
 static int run_live(const char *iface, const vfp_mem_frame *frames, uint32_t nf) {
     int ifindex = (int)if_nametoindex(iface);
     if (!ifindex) {
@@ -486,6 +505,14 @@ int main(int argc, char **argv) {
         i++;
     }
     signal(SIGPIPE, SIG_IGN);
+    if (!strcmp(cmd, "probe-live") && argc == 2) {
+#ifdef VFP_HAVE_AFXDP
+        return run_probe_live();
+#else
+        printf("{\"liveFrames\":false,\"error\":\"built without libbpf\"}\n");
+        return 0;
+#endif
+    }
     if (!iface || burst < 1 || burst > VFP_MAX_BURST) { usage(); return 2; }
     if (!strcmp(cmd, "gen") && frames) return run_gen(iface, backend, frames, burst);
 #ifdef VFP_HAVE_AFXDP

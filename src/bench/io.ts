@@ -6,6 +6,7 @@
 // VTEP in S, through the DUT's encap and decap. With dpdk also: our encap between two
 // net_null ports against dpdk-testpmd io forwarding on the same core.
 import { onInterrupt, stopChildSync } from '../util/interrupt.js';
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
@@ -34,6 +35,8 @@ export interface IoBenchOptions {
   genCpu: number;
   /** The generator's transmit path (same for both DUTs). */
   genBackend: 'xdp-live' | 'afxdp' | 'afpacket';
+  /** Why genBackend is not the default xdp-live (the kernel refused live frames). */
+  genFallback?: string;
   pings: number;
   kernel: boolean;
   /** dpdk only: the net_null comparison with dpdk-testpmd. */
@@ -107,6 +110,21 @@ export function nativeTool(name: string): string {
     if (existsSync(f)) return f;
   }
   throw new Error(`${name} is not built (build/Release/${name} is missing); run npm run build:native`);
+}
+
+/** Whether this kernel lets us transmit BPF_PROG_RUN live frames (the xdp-live
+ *  generator): null when it does, else its reason. Some refuse even root (EPERM, seen on a
+ *  6.18 build; EINVAL before 5.18). Asked of vfp-pktgen, which sends nothing to ask. */
+export function liveFramesRefused(): string | null {
+  const r = spawnSync(nativeTool('vfp-pktgen'), ['probe-live'], { encoding: 'utf8', timeout: 10_000 });
+  let j: { liveFrames?: boolean; error?: string } = {};
+  try {
+    j = JSON.parse(r.stdout) as typeof j;
+  } catch {
+    // no answer: said below
+  }
+  if (j.liveFrames === true) return null;
+  return j.error ?? (r.stderr.trim() || `vfp-pktgen probe-live exited ${r.status ?? r.signal}`);
 }
 
 const FLOWS = 200; // < 253, so no flow's source MAC equals one of the topology's
@@ -474,7 +492,7 @@ export async function runIoBench(o: IoBenchOptions): Promise<IoBenchResult> {
   notes.push(
     o.genBackend === 'xdp-live'
       ? `generator: vfp-pktgen xdp-live on CPU ${o.genCpu} (the kernel transmits the frames itself: BPF_PROG_RUN live frames, XDP_TX into G's veth; D's veths run NAPI, GRO on, for both DUTs; "offered" is what it handed to the veth); sink: an XDP program (native mode) that counts and drops`
-      : `generator: vfp-pktgen ${o.genBackend} tx on CPU ${o.genCpu}; sink: an XDP program (native mode) that counts and drops`,
+      : `generator: vfp-pktgen ${o.genBackend} tx on CPU ${o.genCpu}${o.genFallback ? ` (not xdp-live, the default: ${o.genFallback})` : ''}; sink: an XDP program (native mode) that counts and drops`,
     `DUT CPU ${o.dutCpu}: our worker is pinned there; D's veths steer kernel receive work there (RPS) for both DUTs`,
     'with AF_XDP (and net_af_xdp) the XDP redirect into the socket runs in the veth NAPI of the sending CPU: RPS cannot move it',
     'the sink\'s XDP program runs in the softirq of the CPU that transmits into its veth (the DUT CPU for both DUTs)',
@@ -485,7 +503,7 @@ export async function runIoBench(o: IoBenchOptions): Promise<IoBenchResult> {
     machine: { cpu: os.cpus()[0]?.model ?? 'unknown', cores: os.availableParallelism(), node: process.version, kernel: os.release(), date: new Date().toISOString() },
     settings: {
       sizes: o.sizes, ops: o.ops, windowMs: o.durationMs, trials: o.trials, vni: o.vni, dutCpu: o.dutCpu, genCpu: o.genCpu,
-      generator: o.genBackend, pings: o.pings, outerHeaderBytes: outerHeaderLength(genTunnel()),
+      generator: o.genBackend, ...(o.genFallback ? { generatorFallback: o.genFallback } : {}), pings: o.pings, outerHeaderBytes: outerHeaderLength(genTunnel()),
     },
     duts: duts.map((d) => d.name),
     cells, latency: lat, nullCompare: nc, notes,

@@ -96,7 +96,7 @@ export async function runBench(f: BenchFlags, given: (key: string) => boolean = 
     const l = unread(ONLY_NULL_UNREAD);
     if (l.length) throw new UsageError(`${are(l)} for the simulated veth topology; --only-null runs the net_null comparison alone (64 B frames, encap) and does not read ${l.length > 1 ? 'them' : 'it'}`);
   }
-  if (f.backend !== 'memory') return runIo(f, cores);
+  if (f.backend !== 'memory') return runIo(f, cores, given);
   const cpu = f.cpu ?? cores - 1;
   const tunnel = resolveTunnel(f.ipv6
     ? { local: '2001:db8::1', remote: '2001:db8::2' }
@@ -116,7 +116,7 @@ export async function runBench(f: BenchFlags, given: (key: string) => boolean = 
   else process.stdout.write(renderReport(report));
 }
 
-async function runIo(f: BenchFlags, cores: number): Promise<void> {
+async function runIo(f: BenchFlags, cores: number, given: (key: string) => boolean): Promise<void> {
   if (process.getuid?.() !== 0) throw new RuntimeError(`--backend ${f.backend} builds network namespaces and attaches XDP programs: run it as root`);
   const say = (m: string) => process.stderr.write(m + '\n');
   const dutCpu = f.cpu ?? cores - 1;
@@ -134,12 +134,24 @@ async function runIo(f: BenchFlags, cores: number): Promise<void> {
     }
     return;
   }
-  const { runIoBench } = await import('./io.js');
+  const { runIoBench, liveFramesRefused } = await import('./io.js');
   const { buildIoReport, renderIoReport, ioChartSvg } = await import('./io-report.js');
+  // The default generator needs the kernel's live frames, which some kernels refuse even
+  // to root: then the AF_XDP one, said; asked for by name, a clear refusal.
+  let genFallback: string | undefined;
+  if (f.gen === 'xdp-live' && !f.onlyNull) {
+    const why = liveFramesRefused();
+    if (why && given('gen')) throw new RuntimeError(`--gen xdp-live: this kernel refuses to transmit BPF_PROG_RUN live frames (${why}); use --gen afxdp or --gen afpacket`);
+    if (why) {
+      genFallback = `this kernel refuses BPF_PROG_RUN live frames: ${why}`;
+      f.gen = 'afxdp';
+      say(`vfplane bench: the generator is afxdp, not xdp-live (${genFallback}); --gen afpacket is the other choice`);
+    }
+  }
   if (!f.json) say(`vfplane bench: ${f.backend} backend, ${f.sizes.length} size${f.sizes.length === 1 ? '' : 's'} × ${f.ops.join('+')}, DUT on CPU ${dutCpu}, generator on CPU ${genCpu}`);
   const r = await runIoBench({
     backend: f.backend as 'afpacket' | 'afxdp' | 'dpdk', sizes: f.sizes, ops: [...new Set(f.ops)], durationMs: f.duration,
-    trials: f.trials, vni: f.vni, dutCpu, genCpu, genBackend: f.gen, pings: f.pings, kernel: f.kernel,
+    trials: f.trials, vni: f.vni, dutCpu, genCpu, genBackend: f.gen, ...(genFallback ? { genFallback } : {}), pings: f.pings, kernel: f.kernel,
     nullCompare: f.null, onlyNull: f.onlyNull, onProgress: f.json ? undefined : say,
   });
   const chart = resolve(f.chart ?? `vfplane-bench-${f.backend}.svg`);

@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { frameFile, nativeTool } from '../../src/bench/io.js';
+import { frameFile, liveFramesRefused, nativeTool } from '../../src/bench/io.js';
 import { udp4 } from '../helpers/frames.js';
 import { ifname, Netns, vethPair } from '../helpers/netns.js';
 import { describePrivileged } from '../helpers/privileged.js';
@@ -108,13 +108,29 @@ describePrivileged('vfp-pktgen gen --backend xdp-live', { netns: true }, () => {
     return { g, got: await r.done };
   }
 
-  it('a veth peer without NAPI gets none of the frames', async () => {
+  // Some kernels refuse live frames even to root (EPERM, seen on a 6.18 build). The
+  // generator and its probe must say so alike, and the bench then takes another generator
+  // (io-smoke.test); what live frames do is checked only where the kernel sends them.
+  const refused = process.getuid?.() === 0 ? liveFramesRefused() : 'not root';
+
+  it('says what the kernel says of live frames, as probe-live does: refused with its reason, or sent', async () => {
+    const g = await runGen(a, ia, file, 100);
+    if (refused) {
+      expect(g.code).toBe(1);
+      expect(g.stderr).toContain(`vfp-pktgen: the kernel refused to transmit live frames on ${ia}: ${refused}`);
+    } else {
+      expect(g.code, g.stderr).toBe(0);
+      expect(g.stdout).toContain('"ready":true');
+    }
+  });
+
+  it.skipIf(refused !== null)('a veth peer without NAPI gets none of the frames', async () => {
     const { g, got } = await blast('off', 1.5);
     expect(g.code, g.stderr).toBe(0);
     expect(got).toEqual([]);
   });
 
-  it("the kernel's UDP stack behind a veth with NAPI (GRO on) receives both frames' payloads intact", async () => {
+  it.skipIf(refused !== null)("the kernel's UDP stack behind a veth with NAPI (GRO on) receives both frames' payloads intact", async () => {
     const { g, got } = await blast('on', 5);
     expect(g.code, g.stderr).toBe(0);
     const mark = JSON.parse(g.stdout.trim().split('\n').at(-1)!) as { pkts: number; bytes: number };
@@ -126,7 +142,7 @@ describePrivileged('vfp-pktgen gen --backend xdp-live', { netns: true }, () => {
   // A call sends one frame 2^18 times, which takes longer than a short bench window when
   // the DUT is slow; the count must still move within each window (it is the XDP
   // program's own per-frame count), or a short run reports nothing offered.
-  it('counts frames as they go, not a call at a time: marks 15 ms apart move by parts of a call', async () => {
+  it.skipIf(refused !== null)('counts frames as they go, not a call at a time: marks 15 ms apart move by parts of a call', async () => {
     b.exec('ethtool', ['-K', ib, 'gro', 'on']);
     const g = await runGen(a, ia, file, 15, 8);
     expect(g.code, g.stderr).toBe(0);
