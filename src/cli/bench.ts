@@ -26,7 +26,7 @@ export function registerBench(program: Command): void {
     .option('--no-kernel', 'I/O backends: skip the kernel vxlan DUT')
     .option('--no-null', 'dpdk: skip the net_null comparison with dpdk-testpmd')
     .option('--only-null', 'dpdk: run only the net_null comparison with dpdk-testpmd (no veth topology)', false)
-    .addOption(new Option('--gen <backend>', 'I/O backends: the generator\'s tx path, xdp-live, afxdp or afpacket (xdp-live: the kernel sends the frames itself, BPF_PROG_RUN live frames)').argParser(choiceFlag('--gen', ['xdp-live', 'afxdp', 'afpacket'] as const)).default('xdp-live'))
+    .addOption(new Option('--gen <backend>', 'I/O backends: the generator\'s tx path, xdp-live, afxdp or afpacket (xdp-live: the kernel sends the frames itself, BPF_PROG_RUN live frames; a kernel that refuses them gets afxdp, said)').argParser(choiceFlag('--gen', ['xdp-live', 'afxdp', 'afpacket'] as const)).default('xdp-live'))
     .addOption(new Option('--pings <n>', 'I/O backends: pings for the latency (0: none)').argParser(intFlag('--pings', 0, 100000)).default(1000))
     .option('--pci <addr>', 'dpdk on a real NIC: a vfio-pci VF as the uplink, a net_null pod port as the source', pciFlag('--pci'))
     .option('--iface <name>', 'afxdp on a real NIC: that netdev as the uplink, a memory generator as the pod', ifnameFlag('--iface'))
