@@ -818,9 +818,21 @@ static VFP_COLD int uplink_echo4(worker *w, vfp_pkt *p, size_t l3) {
     if (m[0] != 8 || m[1] != 0 || vfp_csum__fold(vfp_csum__partial(m, tot - hl, 0)) != 0xffff) return 0;
     if (!vfp_icmp__host4(ip + 12) || !vfp_mac__learnable(d + 6)) return 0; /* no reply to a source that is no host */
     ip[8] = 64;
-    echo_reply(w, p, ip + 12, ip + 16, 4, m, 0x00, (uint32_t)(l3 + tot));
+    /* The request's IP options are not echoed (RFC 1122 §3.2.2.6 allows it; echoed as
+     * they came, a source route would not be reversed as it asks): the message moves up
+     * behind a plain 20-byte header. */
+    uint32_t rtot = tot;
+    if (hl > 20) {
+        memmove(ip + 20, m, tot - hl);
+        m = ip + 20;
+        rtot = tot - (hl - 20);
+        ip[0] = 0x45;
+        ip[2] = (uint8_t)(rtot >> 8);
+        ip[3] = (uint8_t)rtot;
+    }
+    echo_reply(w, p, ip + 12, ip + 16, 4, m, 0x00, (uint32_t)(l3 + rtot));
     ip[10] = ip[11] = 0;
-    const uint16_t hc = (uint16_t)~vfp_csum__fold(vfp_csum__partial(ip, hl, 0));
+    const uint16_t hc = (uint16_t)~vfp_csum__fold(vfp_csum__partial(ip, 20, 0));
     memcpy(ip + 10, &hc, 2);
     w->st->echo_replies++;
     tx_push(w, c->uplink, p);
