@@ -229,6 +229,7 @@ export function installedPlugin(file: string, hostPid = 1): Check {
 async function nicChecks(out: Check[], sysfsRoot: string | undefined): Promise<void> {
   const { openSysfs } = await import('../sriov/sysfs.js');
   const { listPfs, pfRepresentors } = await import('../sriov/discover.js');
+  const { getProfile } = await import('../sriov/profile.js');
   let sysfs: Awaited<ReturnType<typeof openSysfs>>;
   try {
     sysfs = await openSysfs(sysfsRoot);
@@ -259,8 +260,16 @@ async function nicChecks(out: Check[], sysfsRoot: string | undefined): Promise<v
       (pf.tierNote ? ` (${pf.tierNote})` : '');
     // What vfplane-cni's vxlan mode needs: a representor per VF (switchdev mode).
     const reps = [...pfRepresentors(sysfs, pf.pci).keys()].filter((i) => i < pf.numVfs).length;
+    // The simulator makes representors for every family, so that the overlay runs on
+    // any of them; a real one of a family without switchdev (X710) has none.
+    let simOnly = false;
+    try {
+      simOnly = sysfs.isSim && !!pf.profile && getProfile(pf.profile).offloads.switchdev === false;
+    } catch {
+      // a profile that no longer loads is said by its own check
+    }
     const repText = pf.numVfs === 0 ? '' : reps
-      ? `; representors for ${reps}/${pf.numVfs} VFs (vxlan mode possible)`
+      ? `; representors for ${reps}/${pf.numVfs} VFs (vxlan mode possible${simOnly ? `; made by the simulator: a real ${pf.profile} has no switchdev mode, so no representors and no vxlan mode` : ''})`
       : `; no VF representors: vfplane-cni's vxlan mode needs the eswitch in switchdev mode (devlink dev eswitch set pci/${pf.pci} mode switchdev, where the family has it)`;
     out.push({
       area: 'nic', name: `PF ${pf.pci}${pf.netdev ? ` (${pf.netdev})` : ''}`, status: pf.profile ? 'ok' : 'warn',

@@ -38,6 +38,19 @@ describe('vfplane doctor', () => {
     expect(pf!.detail).toContain('; no VF representors: vfplane-cni\'s vxlan mode needs the eswitch in switchdev mode (devlink dev eswitch set pci/0000:5e:00.0 mode switchdev, where the family has it)');
   });
 
+  it('a simulated NIC\'s representors are the simulator\'s where the family has no switchdev mode (X710): said so, a real one has none', () => {
+    const x = makeSim({ profile: 'x710', pfs: 1, vfs: 2 });
+    const c = makeSim({ profile: 'cx6dx', pfs: 1, vfs: 2 });
+    try {
+      const nic = (root: string) => (JSON.parse(vfplane(['doctor', '--json', '--sysfs-root', root]).stdout).checks as { area: string; detail: string }[]).find((k) => k.area === 'nic')!.detail;
+      expect(nic(x.root)).toMatch(/; representors for 2\/2 VFs \(vxlan mode possible; made by the simulator: a real x710 has no switchdev mode, so no representors and no vxlan mode\)$/);
+      expect(nic(c.root)).toMatch(/; representors for 2\/2 VFs \(vxlan mode possible\)$/);
+    } finally {
+      dropSim(x.root);
+      dropSim(c.root);
+    }
+  });
+
   it('its vfio-pci fix fits the kernel: modprobe where modules load, a built-in driver where none do', () => {
     const r = vfplane(['doctor', '--json', '--sysfs-root', m.root]);
     const c = (JSON.parse(r.stdout).checks as { name: string; status: string; fix?: string }[]).find((x) => x.name === 'vfio-pci')!;
