@@ -500,12 +500,21 @@ export async function cmdAdd(ctx: CniContext): Promise<CniResult> {
       // which data plane to detach the VF from, and a data plane restarted meanwhile
       // finds the attachment still wanted.
       store.setAttachment(a.id, { mode, phase: 'adding', mac, deviceInfoFile, vxlan: x, representor: rep, dataplane: sock, ...mtuSaid, ...ipamRec } satisfies Attachment);
-      attached = dataplaneRequest(sock, overlayAttachRequest({
+      const req = overlayAttachRequest({
         representor: rep, pci: vf.pci, mac, vxlan: x, mtu: mtuSaid.podMtu, mtuAuto: mtuSaid.mtuAuto,
         // The store that holds the VF: the data plane asks it (not its own state
         // directory's) whether the pod still holds the VF.
         owner: { containerId: env.containerId!, ifname, netns, network: conf.name, podNamespace: env.args.K8S_POD_NAMESPACE, podName: env.args.K8S_POD_NAME, store: path.resolve(conf.stateDir ?? defaultStateDir()) },
-      })).catch((e: unknown) => {
+      });
+      attached = dataplaneRequest(sock, req).catch((e: unknown) => {
+        // A data plane older than this plugin (a node half-way through an upgrade) refuses
+        // mtuAuto as an unknown field: asked again without it, the pod keeps its VF's
+        // MTU, as that data plane's own plugin would have left it.
+        if (!req.mtuAuto || !olderDataplane(e, 'mtuAuto')) throw e;
+        const { mtuAuto: _, ...older } = req;
+        ctx.log.warning(`the data plane at ${sock} is older than this vfplane-cni (it does not take mtuAuto): the pod keeps its VF's MTU instead of the overlay's; upgrade the data plane`);
+        return dataplaneRequest(sock, older);
+      }).catch((e: unknown) => {
         // A data plane stopping (or restarting) under the request: try again, as when
         // none runs.
         throw e instanceof VfpError && e.details?.closedEarly ? withCode(e, ERR.TRY_AGAIN) : e;
@@ -656,6 +665,12 @@ function attachmentOf(ctx: CniContext, store: AllocStore): { held?: Allocation; 
   const held = store.findInterface(ctx.env.containerId!, ctx.env.ifname!);
   const ours = held && (held.owner.network === undefined || held.owner.network === ctx.conf.name);
   return { held, a: ours ? held : undefined };
+}
+
+/** A data plane's refusal of a request field it does not know (one from before the field:
+ *  "Unrecognized key" from its schema, or its own "unknown field" wording). */
+function olderDataplane(e: unknown, field: string): boolean {
+  return isRefusal(e) && new RegExp(`(Unrecognized key|unknown field)s?:? [^;]*"${field}"`).test((e as Error).message);
 }
 
 export async function cmdDel(ctx: CniContext): Promise<void> {

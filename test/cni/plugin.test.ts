@@ -948,6 +948,55 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
     }
   }, 60_000);
 
+  // A node half-way through an upgrade: this plugin, a data plane from before mtuAuto
+  // (one that refuses it as an unknown field, in the words of the two releases before it;
+  // stood in for here, as no older build runs in this checkout). The ADD goes through
+  // without it, the pod keeping its VF's MTU, and says why; DEL detaches.
+  it('an overlay ADD against a data plane older than mtuAuto asks again without it, says so, and the pod keeps its VF\'s MTU', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'vfplane-olddp-'));
+    const sock = join(dir, 'dp.sock');
+    const fake = spawn(process.execPath, ['-e', `
+      const s = require('node:net').createServer((c) => {
+        let buf = '';
+        c.on('error', () => undefined);
+        c.on('data', (d) => {
+          buf += d;
+          if (!buf.includes('\\n')) return;
+          const r = JSON.parse(buf.split('\\n')[0]);
+          console.log(JSON.stringify({ op: r.op, mtuAuto: r.mtuAuto }));
+          if (r.op === 'attach' && 'mtuAuto' in r) c.end(JSON.stringify({ ok: false, error: { kind: 'invalid', message: process.argv[2] } }) + '\\n');
+          else c.end('{"ok":true}\\n');
+        });
+      });
+      s.listen(process.argv[1], () => console.log('ready'));`, sock, 'attach: config: Unrecognized key: "mtuAuto"'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let heard = '';
+    fake.stdout.on('data', (d) => (heard += d));
+    await new Promise<void>((r) => { const t = setInterval(() => heard.includes('ready') && (clearInterval(t), r()), 20); });
+    try {
+      const p = pod('olddp');
+      const log = join(dir, 'cni.log');
+      const conf = base({ deviceID: '0000:5e:02.4', ipam: {}, mac: '02:00:00:00:aa:04', vxlan: { vni: 100, socket: sock }, logFile: log, logLevel: 'info' });
+      const e = { containerId: 'olddp001', netns: nsPath(p), ifname: 'net1' };
+      const add = call('ADD', conf, e);
+      expect(add.code, JSON.stringify(add.out)).toBe(0);
+      expect(p.ip(['link', 'show', 'net1'])).toMatch(/ mtu 1500 /); // the VF's own: no overlay MTU came back
+      // The stand-in's lines arrive once this (synchronous) test yields.
+      const requests = async (n: number) => {
+        for (let i = 0; i < 100 && heard.split('\n').filter((l) => l.startsWith('{')).length < n; i++) await new Promise((r) => setTimeout(r, 20));
+        return heard.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l));
+      };
+      expect(await requests(2)).toEqual([{ op: 'attach', mtuAuto: true }, { op: 'attach' }]);
+      expect(readFileSync(log, 'utf8')).toContain(`the data plane at ${sock} is older than this vfplane-cni (it does not take mtuAuto): the pod keeps its VF's MTU instead of the overlay's; upgrade the data plane`);
+      const del = call('DEL', conf, e);
+      expect(del.code, JSON.stringify(del.out)).toBe(0);
+      expect((await requests(3))[2]).toEqual({ op: 'detach' });
+      expect(vfpJson(['vf', 'show', '0000:5e:02.4']).allocation).toBeNull();
+    } finally {
+      fake.kill();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
+
   // The spec lets a runtime run GC alongside another container's ADD; the ADD's
   // attachment is not in the valid list yet (the runtime records it once ADD returns).
   it('GC leaves alone an attachment whose ADD is still under way', async () => {
