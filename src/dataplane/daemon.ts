@@ -3,7 +3,7 @@
 // model here; every change rebuilds the spec and commits it as a new epoch, so workers
 // never stop. Changes made over the control socket persist in the state directory and
 // come back on restart. Bad requests get an error reply and change nothing.
-import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { isIP } from 'node:net';
 import { join, resolve } from 'node:path';
@@ -52,14 +52,20 @@ interface PersistedState {
   floods: { vni: number; flood: string[] }[];
 }
 
-/** The state file as the socket's schemas read it: an entry the socket would refuse
- *  is refused here too (and with it the whole file). */
+/** The state file's entries, each as the socket's schema reads it: an entry the socket
+ *  would refuse (one an older vfplane took) is dropped alone, said, and the rest stands. */
+const STATE_ENTRIES = {
+  attachments: attachSchema,
+  peers: peerSchema,
+  fdb: fdbSchema,
+  floods: z.strictObject({ vni: vniNumber, flood: z.array(ipString('a flood VTEP')) }),
+} as const;
 const stateSchema = z.object({
   version: z.literal(1, { error: 'expected version 1' }),
-  attachments: z.array(attachSchema).default([]),
-  peers: z.array(peerSchema).default([]),
-  fdb: z.array(fdbSchema).default([]),
-  floods: z.array(z.strictObject({ vni: vniNumber, flood: z.array(ipString('a flood VTEP')) })).default([]),
+  attachments: z.array(STATE_ENTRIES.attachments).default([]),
+  peers: z.array(STATE_ENTRIES.peers).default([]),
+  fdb: z.array(STATE_ENTRIES.fdb).default([]),
+  floods: z.array(STATE_ENTRIES.floods).default([]),
 });
 
 /** Whether an attachment's representor is still the netdev its port was opened on:
@@ -1244,14 +1250,28 @@ export class Daemon {
     return this.dp!.counters();
   }
 
-  /** What the state file adds to the config's model, committed; or, when any of it is
-   *  unusable (not JSON, an entry the socket's schemas refuse, a VTEP that is not a
-   *  peer, a commit the workers refuse), nothing: the model stays as the config made it
-   *  and the log says which entry and why. */
+  /** What the state file adds to the config's model, committed. An entry that is
+   *  unusable (one the socket's schemas refuse now, a VTEP that is not a peer) is dropped
+   *  alone; a file that is unusable as a whole (not JSON, another version, a commit the
+   *  workers refuse) gives nothing: the model stays as the config made it. The log says
+   *  which and why, and the file as it was is copied aside before it is rewritten. */
   private loadState(): PersistedState | null {
     if (!existsSync(this.statePath)) return null;
+    // What is not restored is copied aside first: the file is rewritten from what this
+    // run holds (at its start, when attachments are rebuilt, or at the next change).
+    let kept = '';
+    const keep = () => {
+      if (kept) return kept;
+      kept = `${this.statePath}.unrestored-${new Date().toISOString().replace(/[:.]/g, '-')}`;
+      try {
+        copyFileSync(this.statePath, kept);
+      } catch (e) {
+        kept = `(not copied: ${(e as Error).message})`;
+      }
+      return kept;
+    };
     const ignore = (why: string) => {
-      this.log.warn(`ignoring unreadable state ${this.statePath}: ${why}; none of it is restored (the config's peers, FDB and attachments stand, and vfplane-cni's attachments come back from the allocation store); the file is overwritten at the next change over the socket, so keep a copy to recover anything from it`);
+      this.log.warn(`ignoring unreadable state ${this.statePath}: ${why}; none of it is restored (the config's peers, FDB and attachments stand, and vfplane-cni's attachments come back from the allocation store); the file as it was is kept as ${keep()}`);
       return null;
     };
     let raw: unknown;
@@ -1260,28 +1280,40 @@ export class Daemon {
     } catch (e) {
       return ignore((e as Error).message);
     }
+    // Entry by entry: one the socket would refuse now (an older vfplane took it) costs
+    // itself, not the peers and FDB around it.
+    const drop = (what: string, why: string) => this.log.warn(`state ${this.statePath}: ${what} not restored: ${why}; the rest is (the file as it was is kept as ${keep()})`);
+    if (raw && typeof raw === 'object' && !Array.isArray(raw)) {
+      const o = { ...(raw as Record<string, unknown>) };
+      for (const [key, schema] of Object.entries(STATE_ENTRIES)) {
+        const list = o[key];
+        if (!Array.isArray(list)) continue;
+        o[key] = list.filter((entry, i) => {
+          const e = (schema as z.ZodType).safeParse(entry);
+          if (!e.success) drop(`${key}.${i} ${JSON.stringify(entry)}`, zodMessage(e.error, entry));
+          return e.success;
+        });
+      }
+      raw = o;
+    }
     const r = stateSchema.safeParse(raw);
     if (!r.success) return ignore(zodMessage(r.error, raw));
     const s = r.data;
     // An older vfplane let the node's own VTEP in as a peer: not one (as in parseConfig).
     dropVtep(this.cfg.uplink.vtep, s, s.floods);
     const fam = isIP(this.cfg.uplink.vtep);
-    const other = s.peers.findIndex((p) => isIP(p.vtep) !== fam);
-    if (other >= 0) return ignore(`peers.${other}.vtep: ${s.peers[other]!.vtep} is not IPv${fam} like uplink.vtep ${this.cfg.uplink.vtep}`);
+    s.peers = s.peers.filter((p) => isIP(p.vtep) === fam || (drop(`peer ${p.vtep}`, `not IPv${fam} like uplink.vtep ${this.cfg.uplink.vtep}`), false));
     const peers = [...this.peers];
     for (const p of s.peers) if (!peers.some((x) => canonIp(x.vtep) === canonIp(p.vtep))) peers.push(p);
+    const isPeer = new Set(peers.map((p) => canonIp(p.vtep)));
+    s.fdb = s.fdb.filter((f) => isPeer.has(canonIp(f.vtep)) || (drop(`FDB entry VNI ${f.vni} MAC ${f.mac}`, `it points at VTEP ${f.vtep}, which is not a peer`), false));
     const fdb = [...this.fdb];
     for (const f of s.fdb) if (!fdb.some((x) => x.vni === f.vni && x.mac === f.mac)) fdb.push(f);
-    const isPeer = new Set(peers.map((p) => canonIp(p.vtep)));
-    const stray = s.fdb.findIndex((f) => !isPeer.has(canonIp(f.vtep)));
-    if (stray >= 0) {
-      const f = s.fdb[stray]!;
-      return ignore(`fdb.${stray}: VNI ${f.vni} MAC ${f.mac} points at VTEP ${f.vtep}, which is not a peer`);
-    }
-    for (const [i, f] of s.floods.entries()) {
+    s.floods = s.floods.filter((f) => {
       const v = f.flood.find((x) => !isPeer.has(canonIp(x)));
-      if (v) return ignore(`floods.${i}: the flood list of VNI ${f.vni} names VTEP ${v}, which is not a peer`);
-    }
+      if (v) drop(`the flood list of VNI ${f.vni}`, `it names VTEP ${v}, which is not a peer`);
+      return !v;
+    });
     const prev = { peers: this.peers, fdb: this.fdb, floods: this.floods };
     this.peers = peers;
     this.fdb = fdb;

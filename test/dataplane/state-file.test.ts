@@ -1,7 +1,9 @@
-// A state file (<stateDir>/dataplane-<node>.json) the daemon cannot use is ignored for
-// real: nothing of it reaches the model, the log names the entry and why, and the data
-// plane works as if there were none (status, peer add, fdb add, reload).
-import { mkdirSync, writeFileSync } from 'node:fs';
+// A state file (<stateDir>/dataplane-<node>.json) the daemon cannot wholly use: an entry
+// it would refuse now (an older vfplane took it, or it was edited) costs that entry
+// alone, said in the log, and the rest is restored; a file unusable as a whole (not JSON,
+// another version) gives nothing, and the data plane works as if there were none. Either
+// way the file as it was is copied aside before anything rewrites it.
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { dataplaneOn, vfplane } from '../helpers/cli.js';
@@ -9,7 +11,7 @@ import { describePrivileged } from '../helpers/privileged.js';
 import { request } from '../../src/dataplane/control.js';
 import { Netns, ifname, vethIn, scratchDir } from '../helpers/netns.js';
 
-describePrivileged('an unusable state file', { root: true }, () => {
+describePrivileged('a state file not wholly usable', { root: true }, () => {
   let n: Netns;
   const up = ifname('u'), upp = ifname('v');
 
@@ -19,23 +21,47 @@ describePrivileged('an unusable state file', { root: true }, () => {
   });
   afterAll(() => n?.destroy());
 
-  const cases = [
-    { what: 'an entry the schema refuses', state: { peers: [{ vtep: '192.0.2.300' }] }, log: /ignoring unreadable state .*dataplane-edge\.json: peers\.0\.vtep: expected an IPv4 or IPv6 address.*"192\.0\.2\.300"/ },
-    { what: 'a static entry whose VTEP is no peer', state: { fdb: [{ vni: 5, mac: '02:00:00:00:00:05', vtep: '192.0.2.9' }] }, log: /ignoring unreadable state .*: fdb\.0: VNI 5 MAC 02:00:00:00:00:05 points at VTEP 192\.0\.2\.9, which is not a peer/ },
-    { what: 'a peer of the other IP family', state: { peers: [{ vtep: '192.0.2.7' }, { vtep: '2001:db8::7' }] }, log: /ignoring unreadable state .*: peers\.1\.vtep: 2001:db8::7 is not IPv4 like uplink\.vtep 192\.0\.2\.1/ },
+  const good = { peers: [{ vtep: '192.0.2.3' }], fdb: [{ vni: 5, mac: '02:00:00:00:aa:09', vtep: '192.0.2.3' }] };
+  const cases: { what: string; file: string | object; log: RegExp; peers: string[]; fdb: string[] }[] = [
+    {
+      what: 'an entry the schema refuses (an older vfplane took a multicast peer and an all-zero MAC), among good ones',
+      file: { peers: [{ vtep: '224.0.0.9' }, ...good.peers], fdb: [{ vni: 5, mac: '00:00:00:00:00:00', vtep: '192.0.2.3' }, ...good.fdb] },
+      log: /state .*dataplane-edge\.json: peers\.0 \{"vtep":"224\.0\.0\.9"\} not restored: .*expected a unicast address.*; the rest is \(the file as it was is kept as .*dataplane-edge\.json\.unrestored-/,
+      peers: ['192.0.2.3'], fdb: ['5 02:00:00:00:aa:09 192.0.2.3'],
+    },
+    {
+      what: 'a static entry whose VTEP is no peer',
+      file: { peers: good.peers, fdb: [{ vni: 5, mac: '02:00:00:00:00:05', vtep: '192.0.2.9' }, ...good.fdb] },
+      log: /state .*: FDB entry VNI 5 MAC 02:00:00:00:00:05 not restored: it points at VTEP 192\.0\.2\.9, which is not a peer; the rest is/,
+      peers: ['192.0.2.3'], fdb: ['5 02:00:00:00:aa:09 192.0.2.3'],
+    },
+    {
+      what: 'a peer of the other IP family',
+      file: { peers: [{ vtep: '2001:db8::7' }, ...good.peers], fdb: good.fdb },
+      log: /state .*: peer 2001:db8::7 not restored: not IPv4 like uplink\.vtep 192\.0\.2\.1; the rest is/,
+      peers: ['192.0.2.3'], fdb: ['5 02:00:00:00:aa:09 192.0.2.3'],
+    },
+    { what: 'text that is no JSON', file: '{"version": 1, "peers": [', log: /ignoring unreadable state .*dataplane-edge\.json: .*JSON.*; none of it is restored .*the file as it was is kept as .*\.unrestored-/, peers: [], fdb: [] },
+    { what: 'another version', file: { version: 2, ...good }, log: /ignoring unreadable state .*: version: expected version 1.*; none of it is restored/, peers: [], fdb: [] },
   ];
   for (const c of cases) {
-    it(`with ${c.what} leaves the model as the config made it`, async () => {
+    it(`with ${c.what}: ${c.peers.length ? 'that alone is dropped, the rest restored' : 'nothing restored'}, the file kept aside; the data plane works on`, async () => {
       const d = scratchDir('st');
       try {
-        mkdirSync(join(d.dir, 'state'));
-        writeFileSync(join(d.dir, 'state', 'dataplane-edge.json'), JSON.stringify({ version: 1, attachments: [], peers: [], fdb: [], floods: [], ...c.state }));
+        const state = join(d.dir, 'state');
+        mkdirSync(state);
+        const text = typeof c.file === 'string' ? c.file : JSON.stringify({ version: 1, attachments: [], peers: [], fdb: [], floods: [], ...c.file });
+        writeFileSync(join(state, 'dataplane-edge.json'), text);
         const dp = await dataplaneOn(n, up, d.dir);
         try {
           expect(dp.log()).toMatch(c.log);
-          expect(dp.log()).not.toMatch(/restored \d+ attachment/);
           const st = (await request(dp.socket, { op: 'status' })) as { peers: { vtep: string }[] };
-          expect(st.peers).toEqual([]);
+          expect(st.peers.map((p) => p.vtep)).toEqual(c.peers);
+          const fdb = (await request(dp.socket, { op: 'fdb-list' })) as { static: { vni: number; mac: string; vtep: string }[] };
+          expect(fdb.static.map((f) => `${f.vni} ${f.mac} ${f.vtep}`)).toEqual(c.fdb);
+          const aside = readdirSync(state).filter((f) => f.startsWith('dataplane-edge.json.unrestored-'));
+          expect(aside).toHaveLength(1);
+          expect(readFileSync(join(state, aside[0]!), 'utf8')).toBe(text);
           const ops = [
             ['peer', 'add', '192.0.2.2'],
             ['fdb', 'add', '--vni', '5', '--mac', '02:00:00:00:00:06', '--vtep', '192.0.2.2'],
@@ -47,7 +73,11 @@ describePrivileged('an unusable state file', { root: true }, () => {
             expect(r.code, `${op.join(' ')}: ${r.stderr}`).toBe(0);
           }
           const after = (await request(dp.socket, { op: 'status' })) as { peers: { vtep: string }[] };
-          expect(after.peers.map((p) => p.vtep)).toEqual(['192.0.2.2']);
+          expect(after.peers.map((p) => p.vtep).sort()).toEqual([...c.peers, '192.0.2.2'].sort());
+          // The rewritten file holds what the data plane holds; the copy is still the old one.
+          const now = JSON.parse(readFileSync(join(state, 'dataplane-edge.json'), 'utf8')) as { peers: { vtep: string }[] };
+          expect(now.peers.map((p) => p.vtep).sort()).toEqual([...c.peers, '192.0.2.2'].sort());
+          expect(readFileSync(join(state, aside[0]!), 'utf8')).toBe(text);
         } finally {
           await dp.stop();
         }
@@ -56,4 +86,22 @@ describePrivileged('an unusable state file', { root: true }, () => {
       }
     });
   }
+
+  it('a file every entry of which is usable is restored whole, and nothing is copied aside', async () => {
+    const d = scratchDir('st');
+    try {
+      const state = join(d.dir, 'state');
+      mkdirSync(state);
+      writeFileSync(join(state, 'dataplane-edge.json'), JSON.stringify({ version: 1, attachments: [], floods: [], ...good }));
+      const dp = await dataplaneOn(n, up, d.dir);
+      try {
+        expect(dp.log()).toMatch(/restored 0 of 0 attachment\(s\), 1 peer\(s\), 1 FDB entr\(ies\)/);
+        expect(readdirSync(state).filter((f) => f.includes('unrestored'))).toEqual([]);
+      } finally {
+        await dp.stop();
+      }
+    } finally {
+      d.remove();
+    }
+  });
 });
