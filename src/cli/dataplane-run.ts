@@ -135,8 +135,11 @@ export async function dpStatus(o: ClientOpts): Promise<void> {
   warn('peers');
   // Where broadcast and unknown unicast go (head-end replication): a VNI's own list, or
   // every peer.
-  const floods = (r as { floods?: { vni: number; vteps: string[] }[] }).floods ?? [];
-  console.log(`flood lists: ${floods.map((f) => `VNI ${f.vni} → ${f.vteps.length ? f.vteps.join(', ') : 'none'}`).join('; ')}${floods.length ? '; other VNIs' : 'none set; every VNI'} → every peer`);
+  // A data plane from before flood lists were reported says nothing of them: that is
+  // not "none set".
+  const floods = (r as { floods?: { vni: number; vteps: string[] }[] }).floods;
+  if (!floods) console.log('flood lists: not reported by this data plane (a vfplane older than this CLI); its config file says which VNIs have one');
+  else console.log(`flood lists: ${floods.map((f) => `VNI ${f.vni} → ${f.vteps.length ? f.vteps.join(', ') : 'none'}`).join('; ')}${floods.length ? '; other VNIs' : 'none set; every VNI'} → every peer`);
   // Whose each attachment is: the pod vfplane-cni attached (its container when the
   // runtime gave no pod name), or "-" for the operator's (config, `dataplane attach`).
   const podOf = (o?: Record<string, string>) => {

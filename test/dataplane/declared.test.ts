@@ -3,7 +3,8 @@
 // file again: the reply and the CLI say so, naming what the file declares.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { dataplaneOn, vfplane } from '../helpers/cli.js';
+import { createServer } from 'node:net';
+import { dataplaneOn, vfplane, vfplaneAsync } from '../helpers/cli.js';
 import { describePrivileged } from '../helpers/privileged.js';
 import { request } from '../../src/dataplane/control.js';
 import { Netns, ifname, vethIn, scratchDir } from '../helpers/netns.js';
@@ -58,6 +59,19 @@ describePrivileged('socket changes to what the config file declares', { root: tr
       // The flood lists in force, in status: each VNI's own, and where the others go.
       expect(vfplane(['dataplane', 'status', '--socket', dp.socket]).stdout).toMatch(/^flood lists: VNI 100 → 192\.0\.2\.2; VNI 200 → 192\.0\.2\.3; other VNIs → every peer$/m);
       expect(JSON.parse(vfplane(['dataplane', 'status', '--socket', dp.socket, '--json']).stdout).floods).toEqual([{ vni: 100, vteps: ['192.0.2.2'] }, { vni: 200, vteps: ['192.0.2.3'] }]);
+      // A data plane from before flood lists were reported (a node half-way through an
+      // upgrade; stood in for by this one's reply without them): not "none set".
+      const { floods: _, ...older } = await request(dp.socket, { op: 'status' });
+      const oldSock = `${d.dir}/older.sock`;
+      const stand = createServer((c) => c.once('data', () => c.end(JSON.stringify(older) + '\n')));
+      await new Promise<void>((r) => stand.listen(oldSock, r));
+      try {
+        const st = await vfplaneAsync(['dataplane', 'status', '--socket', oldSock]);
+        expect(st.code, st.stderr).toBe(0);
+        expect(st.stdout).toMatch(/^flood lists: not reported by this data plane \(a vfplane older than this CLI\); its config file says which VNIs have one$/m);
+      } finally {
+        await new Promise<void>((r) => stand.close(() => r()));
+      }
       // A VNI with a flood list and no pod is decapsulated, then has nowhere to go; one
       // with neither is not served: explain says so in both directions, as the counters do.
       const why = (vni: number, from?: string) => (JSON.parse(vfplane(['dataplane', 'explain', '--vni', String(vni), '--mac', 'ff:ff:ff:ff:ff:ff', ...(from ? ['--from', from] : []), '--socket', dp.socket, '--json']).stdout) as { steps: string[]; reason?: string });
