@@ -421,7 +421,8 @@ export class Daemon {
     const restoredAtts = restored?.attachments ?? [];
     // The config's attachments are the operator's: the store is asked about the restored
     // ones only (and about what nothing restores).
-    const { stale, missing } = reconcileWithStore(c.stateDir, this.socket, restoredAtts, c.attachments);
+    const { stale, missing } = reconcileWithStore(c.stateDir, this.socket, restoredAtts, c.attachments,
+      this.storeUnreadable(c.stateDir, 'the state file alone says which attachments come back (none is rebuilt from the store, and none is dropped as DELed)'));
     let back = 0;
     for (const a of [...c.attachments, ...restoredAtts, ...missing]) {
       if (stale.has(a)) {
@@ -470,7 +471,7 @@ export class Daemon {
     return [...byStore].flatMap(([dir, group]) => readStore(dir, [] as T[], (store) => group.filter((a) => {
       const cur = store.get(a.pci!);
       return !cur || cur.owner.containerId !== a.owner!.containerId || (a.owner!.ifname !== undefined && cur.owner.ifname !== a.owner!.ifname);
-    })));
+    }), this.storeUnreadable(dir, 'no attachment of its VFs is checked against it')));
   }
 
   /** The allocation store an attachment's VF is held in: the one its vfplane-cni named
@@ -768,7 +769,20 @@ export class Daemon {
     const want = a.owner?.containerId;
     if (!want || !a.pci || old.pci !== a.pci || old.owner?.containerId === want) return false;
     // An unreadable store proves nothing: the conflict stands.
-    return readStore(this.storeOf(a), false, (store) => store.get(a.pci!)?.owner.containerId === want);
+    return readStore(this.storeOf(a), false, (store) => store.get(a.pci!)?.owner.containerId === want,
+      this.storeUnreadable(this.storeOf(a), `the attachment of ${old.representor} stands against ${a.representor}'s`));
+  }
+
+  /** Said once per store and message: an allocation store the data plane cannot read (a
+   *  newer vfplane's, after a rollback; locked; damaged) is not silently taken for none. */
+  private readonly storeSaid = new Set<string>();
+  private storeUnreadable(dir: string, consequence: string): (why: string) => void {
+    return (why) => {
+      const key = `${dir}\u0000${why}`;
+      if (this.storeSaid.has(key)) return;
+      this.storeSaid.add(key);
+      this.log.warn(`the allocation store in ${dir} could not be read: ${why}; ${consequence}`);
+    };
   }
 
   private async detachNow(key: { representor?: string; pci?: string }): Promise<Attached | null> {
@@ -1402,8 +1416,9 @@ export class Daemon {
  *  the store shows attached through this daemon's socket that nothing restores (the
  *  state file was lost or unreadable), rebuilt from what vfplane-cni recorded. Without a
  *  store, or with an unreadable one, neither: the state file is then all there is. */
-function reconcileWithStore(stateDir: string, socket: string, list: AttachRequest[], fromConfig: AttachRequest[]): { stale: Set<AttachRequest>; missing: AttachRequest[] } {
-  // An unreadable store says nothing: keep what the state file has, add nothing.
+function reconcileWithStore(stateDir: string, socket: string, list: AttachRequest[], fromConfig: AttachRequest[], unreadable?: (why: string) => void): { stale: Set<AttachRequest>; missing: AttachRequest[] } {
+  // An unreadable store says nothing (the caller says why): keep what the state file
+  // has, add nothing.
   return readStore(stateDir, { stale: new Set<AttachRequest>(), missing: [] as AttachRequest[] }, (store) => {
     const out = { stale: new Set<AttachRequest>(), missing: [] as AttachRequest[] };
     for (const a of list.filter((x) => x.pci)) {
@@ -1427,18 +1442,19 @@ function reconcileWithStore(stateDir: string, socket: string, list: AttachReques
       out.missing.push(req as AttachRequest);
     }
     return out;
-  });
+  }, unreadable);
 }
 
 /** fn on the allocation store in stateDir (vfplane-cni's); `fallback` when there is no
  *  store or it cannot be read. */
-function readStore<T>(stateDir: string, fallback: T, fn: (store: AllocStore) => T): T {
+function readStore<T>(stateDir: string, fallback: T, fn: (store: AllocStore) => T, unreadable?: (why: string) => void): T {
   if (!existsSync(join(stateDir, DB_FILE))) return fallback;
   let store: AllocStore | null = null;
   try {
     store = AllocStore.open(stateDir);
     return fn(store);
-  } catch {
+  } catch (e) {
+    unreadable?.((e as Error).message);
     return fallback;
   } finally {
     store?.close();

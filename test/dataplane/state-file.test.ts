@@ -8,10 +8,12 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { dataplaneOn, vfplane } from '../helpers/cli.js';
 import { describePrivileged } from '../helpers/privileged.js';
+import Database from 'better-sqlite3';
 import { request } from '../../src/dataplane/control.js';
+import { DB_FILE } from '../../src/alloc/store.js';
 import { Netns, ifname, vethIn, scratchDir } from '../helpers/netns.js';
 
-describePrivileged('a state file not wholly usable', { root: true }, () => {
+describePrivileged('a state file not wholly usable, and a store that cannot be read', { root: true }, () => {
   let n: Netns;
   const up = ifname('u'), upp = ifname('v');
 
@@ -86,6 +88,25 @@ describePrivileged('a state file not wholly usable', { root: true }, () => {
       }
     });
   }
+
+  it('an allocation store it cannot read (a newer vfplane\'s, after a rollback) is said, not taken for none', async () => {
+    const d = scratchDir('st');
+    try {
+      const state = join(d.dir, 'state');
+      mkdirSync(state);
+      const db = new Database(join(state, DB_FILE));
+      db.pragma('user_version = 99');
+      db.close();
+      const dp = await dataplaneOn(n, up, d.dir);
+      try {
+        expect(dp.log()).toMatch(new RegExp(`the allocation store in ${state.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} could not be read: .*schema version 99, newer than this vfplane knows.*; the state file alone says which attachments come back`));
+      } finally {
+        await dp.stop();
+      }
+    } finally {
+      d.remove();
+    }
+  });
 
   it('a file every entry of which is usable is restored whole, and nothing is copied aside', async () => {
     const d = scratchDir('st');
