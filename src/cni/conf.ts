@@ -374,19 +374,9 @@ export function loadConf(raw: Record<string, unknown>, args: CniArgs = {}, comma
   }
   const d = r.data;
 
-  // Cross-field rules, as sriov-cni's LoadConf has them; not DEL's or GC's to judge.
-  if (undo) {
-    // nothing: they act on no setting
-  } else if (d.vlan === undefined) {
-    if (d.vlanQoS !== undefined) throw invalidConf(`vlanQoS: needs vlan: set vlan (1–4094) to use vlanQoS ${d.vlanQoS}`);
-    if (d.vlanProto !== undefined) throw invalidConf(`vlanProto: needs vlan: set vlan (1–4094) to use vlanProto ${d.vlanProto}`);
-  } else {
-    if (d.vlan === 0 && d.vlanQoS !== undefined && d.vlanQoS !== 0) throw invalidConf(`vlanQoS: ${d.vlanQoS} needs a non-zero vlan (vlan is 0)`);
-    if (d.vlan === 0 && d.vlanProto === '802.1ad') throw invalidConf('vlanProto: "802.1ad" needs a non-zero vlan (vlan is 0)');
-  }
-  if (!undo && d.min_tx_rate !== undefined && d.max_tx_rate !== undefined && d.max_tx_rate > 0 && d.min_tx_rate > d.max_tx_rate) {
-    throw invalidConf(`min_tx_rate: ${d.min_tx_rate} is above max_tx_rate ${d.max_tx_rate}`);
-  }
+  // Cross-field rules, as sriov-cni's LoadConf has them; not DEL's or GC's to judge (they
+  // act on no setting).
+  if (!undo) crossFieldRules(d);
 
   let prevResult: CniResult | undefined;
   let prevResultIgnored: string | undefined;
@@ -423,6 +413,20 @@ export function loadConf(raw: Record<string, unknown>, args: CniArgs = {}, comma
   const mac = rc.mac ?? args.MAC ?? d.mac;
   if (mac !== undefined) conf.effective.mac = mac;
   return conf;
+}
+
+/** The rules between settings, as sriov-cni's LoadConf has them. */
+function crossFieldRules(d: { vlan?: number; vlanQoS?: number; vlanProto?: string; min_tx_rate?: number; max_tx_rate?: number }): void {
+  if (d.vlan === undefined) {
+    if (d.vlanQoS !== undefined) throw invalidConf(`vlanQoS: needs vlan: set vlan (1–4094) to use vlanQoS ${d.vlanQoS}`);
+    if (d.vlanProto !== undefined) throw invalidConf(`vlanProto: needs vlan: set vlan (1–4094) to use vlanProto ${d.vlanProto}`);
+  } else {
+    if (d.vlan === 0 && d.vlanQoS !== undefined && d.vlanQoS !== 0) throw invalidConf(`vlanQoS: ${d.vlanQoS} needs a non-zero vlan (vlan is 0)`);
+    if (d.vlan === 0 && d.vlanProto === '802.1ad') throw invalidConf('vlanProto: "802.1ad" needs a non-zero vlan (vlan is 0)');
+  }
+  if (d.min_tx_rate !== undefined && d.max_tx_rate !== undefined && d.max_tx_rate > 0 && d.min_tx_rate > d.max_tx_rate) {
+    throw invalidConf(`min_tx_rate: ${d.min_tx_rate} is above max_tx_rate ${d.max_tx_rate}`);
+  }
 }
 
 /** decodeConf + loadConf. */

@@ -170,7 +170,8 @@ export function sweepDeadTopologies(under = tmpdir()): string[] {
   // The daemons killed above leave the lock files of the netdevs they held (the kernel
   // drops the locks, not the files): removed once nobody holds them. A SIGKILL is
   // delivered, not awaited: a daemon still exiting holds its locks, so its exit is
-  // waited for first (a few seconds at most; a zombie holds nothing).
+  // waited for first (a few seconds at most; a zombie whose threads are all gone holds
+  // nothing).
   const deadline = Date.now() + 5000;
   while (killed.some(exiting) && Date.now() < deadline) sleepSync(20);
   if (swept.length) sweepNetdevLocks();
