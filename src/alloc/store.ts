@@ -82,6 +82,11 @@ export interface OpenOptions {
   /** The sysfs root of the node whose VFs this store allocates: its registry of stores
    *  (see registry.ts) keeps other stores of the node from taking the same VFs. */
   sysfsRoot?: string;
+  /** Only reads: the store must exist, every write is refused, and an older schema is
+   *  read as it is, not migrated. A look with a newer vfplane (`vf list`, a data plane's
+   *  start) during an upgrade then leaves the store to the older one still writing it,
+   *  which refuses a store migrated past it. */
+  readOnly?: boolean;
 }
 
 /** A VF held in another store of the node. */
@@ -262,15 +267,20 @@ export function pauseForTest(file: string): void {
 }
 
 function prepare(db: Database.Database) {
+  let insert: Database.Statement | undefined;
   return {
     get: db.prepare<[string], Row>('SELECT * FROM allocations WHERE pci = ?'),
     byInterface: db.prepare<[string, string], Row>('SELECT * FROM allocations WHERE container_id = ? AND ifname = ?'),
     heldPcis: db.prepare<[], string>('SELECT pci FROM allocations').pluck(),
     list: db.prepare<[], Row>('SELECT * FROM allocations ORDER BY pf, vf_index, pci'),
-    insert: db.prepare(
-      `INSERT INTO allocations (pci, id, pf, vf_index, pool, ns, pod, uid, container_id, ifname, netns, netns_id, pid, pid_start, network, created_at, original, node)
-       VALUES (@pci, @id, @pf, @vf_index, @pool, @ns, @pod, @uid, @container_id, @ifname, @netns, @netns_id, @pid, @pid_start, @network, @created_at, @original, @node)`,
-    ),
+    // Made at first use: it names the columns of the current schema, which a store
+    // opened read-only at an older one lacks (and never inserts into).
+    get insert(): Database.Statement {
+      return (insert ??= db.prepare(
+        `INSERT INTO allocations (pci, id, pf, vf_index, pool, ns, pod, uid, container_id, ifname, netns, netns_id, pid, pid_start, network, created_at, original, node)
+         VALUES (@pci, @id, @pf, @vf_index, @pool, @ns, @pod, @uid, @container_id, @ifname, @netns, @netns_id, @pid, @pid_start, @network, @created_at, @original, @node)`,
+      ));
+    },
     setAttachment: db.prepare<[string | null, number]>('UPDATE allocations SET attachment = ? WHERE id = ?'),
     setOriginal: db.prepare<[string, number]>('UPDATE allocations SET original = ? WHERE id = ?'),
     delete: db.prepare<[string]>('DELETE FROM allocations WHERE pci = ?'),
@@ -309,6 +319,10 @@ export class AllocStore {
   private readonly stmt: ReturnType<typeof prepare>;
   private readonly ownerQueries = new Map<string, Database.Statement<unknown[], Row>>();
   private closed = false;
+  /** Opened with readOnly: writes refused. */
+  private readOnly = false;
+  /** The schema the store is read at: SCHEMA_VERSION, or an older one read only. */
+  private schema = SCHEMA_VERSION;
 
   private constructor(
     private readonly db: Database.Database,
@@ -336,7 +350,9 @@ export class AllocStore {
     }
     AllocStore.sweepMakings(dir);
     let db: Database.Database;
+    let schema = SCHEMA_VERSION;
     let whole = true; // made whole (or found): an empty file is then a damaged store
+    if (opts.readOnly && !fs.existsSync(file)) throw notFound(`no allocation store ${file}: nothing is allocated there; ${hint}`, { file });
     try {
       if (!fs.existsSync(file)) whole = AllocStore.create(dir, file);
       db = new Database(file);
@@ -362,7 +378,7 @@ export class AllocStore {
       // file is never corrupted; only a power loss can drop the last commits, and after
       // one every pod on the node is restarted and its VFs re-allocated anyway.
       db.pragma('synchronous = NORMAL');
-      AllocStore.migrate(db, file);
+      schema = AllocStore.migrate(db, file, opts.readOnly === true);
     } catch (e) {
       db.close();
       throw AllocStore.translate(e, file, busyTimeoutMs, 'opening');
@@ -377,6 +393,8 @@ export class AllocStore {
       }
     }
     const store = new AllocStore(db, dir, file, busyTimeoutMs, opts.historyKeep ?? DEFAULT_HISTORY_KEEP, pause, lock);
+    store.readOnly = opts.readOnly === true;
+    store.schema = schema;
     store.registry = opts.sysfsRoot === undefined ? null : registryDir(opts.sysfsRoot);
     if (opts.sysfsRoot !== undefined) {
       store.node = nodeOf(opts.sysfsRoot);
@@ -398,6 +416,7 @@ export class AllocStore {
    *  read as this node's VFs (listed as held, released, put back onto another NIC's
    *  netdevs). Allocations from before schema 3 carry no node and are taken as this one's. */
   private refuseOtherNodes(file: string): void {
+    if (this.schema < 3) return; // read as it is, from before nodes were recorded
     const other = this.db.prepare<[string], { node: string; n: number; pci: string }>(
       'SELECT node, COUNT(*) AS n, MIN(pci) AS pci FROM allocations WHERE node IS NOT NULL AND node != ? GROUP BY node ORDER BY n DESC LIMIT 1',
     ).get(this.node!);
@@ -556,7 +575,7 @@ export class AllocStore {
       const db = new Database(tmp);
       try {
         db.pragma('journal_mode = WAL'); // recorded in the file: every opener gets it
-        AllocStore.migrate(db, tmp);
+        AllocStore.migrate(db, tmp, false);
       } finally {
         db.close(); // checkpoints: the whole store is in tmp now
       }
@@ -574,7 +593,9 @@ export class AllocStore {
     }
   }
 
-  private static migrate(db: Database.Database, file: string): void {
+  /** Brings the store to SCHEMA_VERSION (a newer one is refused); with `readOnly`, only
+   *  checks. Returns the schema the store is read at. */
+  private static migrate(db: Database.Database, file: string, readOnly: boolean): number {
     const check = (v: number) => {
       if (v > SCHEMA_VERSION) {
         throw systemError(
@@ -587,7 +608,7 @@ export class AllocStore {
     // A plain read first: opening an up-to-date store must not wait for the write lock.
     const seen = db.pragma('user_version', { simple: true }) as number;
     check(seen);
-    if (seen === SCHEMA_VERSION) return;
+    if (seen === SCHEMA_VERSION || readOnly) return seen;
     db.transaction(() => {
       // Again under the lock: another process may have migrated meanwhile.
       const v = db.pragma('user_version', { simple: true }) as number;
@@ -601,6 +622,7 @@ export class AllocStore {
       // Later versions add their steps here: if (v < 4) { ... }
       db.pragma(`user_version = ${SCHEMA_VERSION}`);
     }).immediate();
+    return SCHEMA_VERSION;
   }
 
   /** Turns SQLite's errors into VfpErrors that say what to do. */
@@ -661,6 +683,7 @@ export class AllocStore {
    */
   private write<T>(what: string, fn: () => T): T {
     this.checkOpen();
+    if (this.readOnly) throw systemError(`the allocation store ${this.file} was opened to read only, so ${what} cannot change it`);
     // Writers queue on an flock first (the kernel wakes the next one when the holder lets
     // go, or dies), so that SQLite's busy handler, which sleeps in growing steps, rarely
     // has to wait. The flock only orders writers; SQLite's lock is what keeps them apart.

@@ -37,6 +37,13 @@ function storeRo(o: Common): AllocStore | undefined {
   return storeExists(o) ? AllocStore.open(stateDirOf(o), { sysfsRoot: o.sysfsRoot ?? defaultSysfsRoot() }) : undefined;
 }
 
+/** The store for commands that only look (vf list, vf show): read as it is, never
+ *  migrated or written, so a look with a newer vfplane during an upgrade leaves the
+ *  store to the older one still writing it. */
+function storeLook(o: Common): AllocStore | undefined {
+  return storeExists(o) ? AllocStore.open(stateDirOf(o), { sysfsRoot: o.sysfsRoot ?? defaultSysfsRoot(), readOnly: true }) : undefined;
+}
+
 /** Whether the store exists; an error when that cannot be told. */
 function storeExists(o: Common): boolean {
   const dir = stateDirOf(o);
@@ -170,7 +177,7 @@ export async function pfSetNumVfs(o: Common & { force?: boolean }, pfRef: string
   // VFs made again at addresses the store still holds (an allocation whose VF went with a
   // lower count, or with a reboot, and whose DEL never came): held, not free.
   if (r.changed && r.after > 0) {
-    const store = storeRo(o);
+    const store = storeLook(o);
     const back = store ? store.list().filter((a) => a.pf === r.pf && a.vfIndex < r.after) : [];
     store?.close();
     for (const a of back) progress(o, `note: VF ${a.pci} is made again, and still held by ${describeOwner(a.owner)} (allocated ${a.createdAt}, before it was removed); its DEL, CNI GC or \`vfplane gc\` releases it`);
@@ -193,7 +200,7 @@ interface VfRow extends VfInfo {
 export async function vfList(o: Common & { pf?: string; free?: boolean; allocated?: boolean }): Promise<void> {
   if (o.free && o.allocated) throw invalid('--free and --allocated exclude each other; pass one');
   const sysfs = await sysfsOf(o);
-  const store = storeRo(o);
+  const store = storeLook(o);
   // Held in another store of the node (another state directory): neither free nor this
   // store's to release.
   const elsewhere = store ? store.allHeldElsewhere() : AllocStore.heldByOthers(o.sysfsRoot ?? defaultSysfsRoot(), stateDirOf(o));
@@ -247,7 +254,7 @@ export async function vfList(o: Common & { pf?: string; free?: boolean; allocate
 export async function vfShow(o: Common, ref: string): Promise<void> {
   const sysfs = await sysfsOf(o);
   const vf = resolveVf(sysfs, vfRef(sysfs, ref));
-  const store = storeRo(o);
+  const store = storeLook(o);
   const allocation = store?.get(vf.pci) ?? null;
   const history = store ? store.history(1000).filter((h) => h.pci === vf.pci).slice(-10) : [];
   // Held in another store of the node (another state directory): not free for this one.

@@ -1451,7 +1451,9 @@ function readStore<T>(stateDir: string, fallback: T, fn: (store: AllocStore) => 
   if (!existsSync(join(stateDir, DB_FILE))) return fallback;
   let store: AllocStore | null = null;
   try {
-    store = AllocStore.open(stateDir);
+    // Only read: a data plane starting during an upgrade does not migrate the store
+    // from under the older plugin still writing it.
+    store = AllocStore.open(stateDir, { readOnly: true });
     return fn(store);
   } catch (e) {
     unreadable?.((e as Error).message);

@@ -260,6 +260,38 @@ describe('AllocStore', () => {
     b.close();
   });
 
+  it('opened read-only, reads a schema-1 store as it is (no migration) and refuses every write; a store that is not there is not made', () => {
+    const a = store.allocate({ candidates: vfs, owner: { ...web0, netns: '/run/netns/vfp-gone-ns' } });
+    store.close();
+    const db = new Database(path.join(dir, 'state', DB_FILE));
+    db.exec('ALTER TABLE allocations DROP COLUMN netns_id');
+    db.exec('ALTER TABLE allocations DROP COLUMN node');
+    db.pragma('user_version = 1');
+    db.close();
+    const version = () => {
+      const b = new Database(path.join(dir, 'state', DB_FILE), { readonly: true });
+      try {
+        return b.pragma('user_version', { simple: true });
+      } finally {
+        b.close();
+      }
+    };
+    store = AllocStore.open(path.join(dir, 'state'), { readOnly: true, sysfsRoot: dir });
+    expect(store.get(a.pci)).toEqual(a);
+    expect(store.list().map((x) => x.pci)).toEqual([a.pci]);
+    const w = err(() => store.release(a.pci, { owner: web0 }));
+    expect(w.message).toBe(`the allocation store ${path.join(dir, 'state', DB_FILE)} was opened to read only, so releasing a VF cannot change it`);
+    expect(version()).toBe(1);
+    expect(store.get(a.pci)).toEqual(a);
+    store.close();
+    const none = err(() => AllocStore.open(path.join(dir, 'none'), { readOnly: true }));
+    expect([none.kind, none.message]).toEqual(['not-found', expect.stringContaining(`no allocation store ${path.join(dir, 'none', DB_FILE)}: nothing is allocated there`)]);
+    expect(fs.existsSync(path.join(dir, 'none', DB_FILE))).toBe(false);
+    // A writer takes it up to the current schema, as before.
+    store = AllocStore.open(path.join(dir, 'state'));
+    expect(version()).toBe(SCHEMA_VERSION);
+  });
+
   it('records the identity of the owner\'s netns beside its path (a namespace made again there is another one)', () => {
     const ns = '/proc/self/ns/net';
     const a = store.allocate({ candidates: vfs, owner: { ...web0, netns: ns } });

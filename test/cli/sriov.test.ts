@@ -6,6 +6,7 @@ import { createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import Database from 'better-sqlite3';
 import { AllocStore } from '../../src/alloc/store.js';
 import { BIN, vfplane } from '../helpers/cli.js';
 import { describePrivileged } from '../helpers/privileged.js';
@@ -109,6 +110,41 @@ describePrivileged('operator CLI on a simulated NIC', { netns: true }, () => {
     expect(json(['vf', 'release', '--container-id', 'c0ffee01'])).toMatchObject([{ pci: '0000:5e:02.0' }]);
     expect(json(['vf', 'release', '0000:5e:02.1', '--owner', 'default/web-1'])).toHaveLength(1);
     expect(json(['vf', 'list', '--allocated'])).toEqual([]);
+  });
+
+  it('vf list and vf show only read the store: one an older vfplane keeps (schema 1) stays at its schema; a command that writes takes it up', () => {
+    const own = mkdtempSync(join(tmpdir(), 'vfplane-state1-'));
+    try {
+      const o = ['--sysfs-root', root, '--state-dir', own];
+      const made = vfplane(['vf', 'alloc', '--pci', '0000:5e:02.3', '--owner', 'ns/old', ...o, '--json']);
+      expect(made.code, made.stderr).toBe(0);
+      const pci = JSON.parse(made.stdout).pci as string;
+      const db = new Database(join(own, 'alloc.db'));
+      db.exec('ALTER TABLE allocations DROP COLUMN netns_id');
+      db.exec('ALTER TABLE allocations DROP COLUMN node');
+      db.pragma('user_version = 1');
+      db.close();
+      const version = () => {
+        const b = new Database(join(own, 'alloc.db'), { readonly: true });
+        try {
+          return b.pragma('user_version', { simple: true });
+        } finally {
+          b.close();
+        }
+      };
+      const list = vfplane(['vf', 'list', '--allocated', ...o, '--json']);
+      expect(list.code, list.stderr).toBe(0);
+      expect(JSON.parse(list.stdout).map((v: { pci: string }) => v.pci)).toEqual([pci]);
+      const show = vfplane(['vf', 'show', pci, ...o, '--json']);
+      expect(show.code, show.stderr).toBe(0);
+      expect(JSON.parse(show.stdout).allocation.owner).toMatchObject({ namespace: 'ns', name: 'old' });
+      expect(version()).toBe(1);
+      const rel = vfplane(['vf', 'release', pci, '--owner', 'ns/old', ...o]);
+      expect(rel.code, rel.stderr).toBe(0);
+      expect(version()).toBe(3);
+    } finally {
+      rmSync(own, { recursive: true, force: true });
+    }
   });
 
   it('release restores the settings the holder changed', () => {
