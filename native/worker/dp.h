@@ -16,7 +16,7 @@
 extern "C" {
 #endif
 
-#define VFP_DP_MAX_PORTS 256
+#define VFP_DP_MAX_PORTS 1024    /* the uplink and the representors: two 256-VF E810s and more */
 #define VFP_DP_MAX_VNIS 1024     /* VNIs with counters; also the most VNIs one node serves */
 #define VFP_DP_MAX_PEERS 256     /* remote VTEPs */
 #define VFP_DP_MAX_WORKERS 16

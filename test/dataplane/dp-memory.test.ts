@@ -349,6 +349,29 @@ describe('data plane on memory ports', () => {
     }
   });
 
+  it('holds an uplink and 1023 pod ports (two 256-VF NICs and more), each forwarding; the next port is refused, naming the limit', () => {
+    const dp = new DataPlane({ workers: 1 });
+    try {
+      const up = dp.openPort('memory-sink', {}, 'uplink');
+      const pods = Array.from({ length: 1022 }, (_, i) => dp.openPort('memory-sink', {}, `pod${i}`));
+      // The last slot's frames reach pod 1: every slot is a port the workers poll.
+      const src = dp.openPort('memory-gen', { frames: [frame('02:00:00:00:00:01', '02:00:00:00:03:ff')] }, 'pod1022');
+      expect(() => dp.openPort('memory-sink', {}, 'one-more')).toThrow(/the data plane has no free port slot \(1024 in use\)/);
+      const podMac = (i: number) => mac(`02:00:00:00:${((i >> 8) & 0xff).toString(16).padStart(2, '0')}:${(i & 0xff).toString(16).padStart(2, '0')}`);
+      dp.commit({ ...base, uplink: up.slot, fdb: [], atts: [
+        ...pods.map((p, i) => ({ port: p.slot, vni: 100, mac: podMac(i) })),
+        { port: src.slot, vni: 100, mac: mac('02:00:00:00:03:ff') },
+      ] });
+      spin(100);
+      dp.stop();
+      const c = dp.counters();
+      expect(c.ports.get(src.slot)!.rxPkts).toBeGreaterThan(100n);
+      expect(c.ports.get(pods[1]!.slot)!.txPkts, '02:00:00:00:00:01 is pod 1').toBe(c.ports.get(src.slot)!.rxPkts);
+    } finally {
+      dp.stop();
+    }
+  });
+
   it('serves more distinct VNIs over its life than it has counter slots, keeping a served VNI\'s counters', () => {
     const dp = new DataPlane({ workers: 1 });
     try {
