@@ -172,9 +172,17 @@ export async function dpStatus(o: ClientOpts): Promise<void> {
       console.log(`${p.name}: ${p.csumFinished ?? 0} frame(s) arrived with their TCP/UDP checksum left to the device (tx checksum offload on the sender's end), finished here${p.csumLeft ? `; ${p.csumLeft} could not be (not TCP/UDP over IPv4/IPv6) and went as they were` : ''}; \`ethtool -K <the pod's interface> tx off\` saves the pass`);
     }
   }
+  // One line per different thing given back, naming its netdevs: a node with hundreds of
+  // representors holds them all alike, and a line each buried the rest of the status.
   const held = (r as { held?: { netdev: string; netns?: string; givesBack: string[] }[] }).held ?? [];
+  const alike = new Map<string, string[]>();
   for (const h of held) {
-    console.log(`holds ${h.netdev}${h.netns ? ` (in ${h.netns})` : ''}: ${h.givesBack.length ? `gives back ${h.givesBack.join(', ')} when released` : 'changed nothing that needs giving back'}`);
+    const what = h.givesBack.length ? `gives back ${h.givesBack.join(', ')} when released` : 'changed nothing that needs giving back';
+    alike.set(what, [...(alike.get(what) ?? []), `${h.netdev}${h.netns ? ` (in ${h.netns})` : ''}`]);
+  }
+  for (const [what, netdevs] of alike) {
+    const names = netdevs.length > 8 ? `${netdevs.length} netdevs (${netdevs.slice(0, 4).join(', ')}, …, ${netdevs.at(-1)}; --json lists them)` : netdevs.join(', ');
+    console.log(`holds ${names}: ${what}`);
   }
 }
 

@@ -73,6 +73,15 @@ describePrivileged('memory per attached VF', { netns: true }, () => {
         expect(human.code, human.stderr).toBe(0);
         expect(human.stdout).toMatch(new RegExp(`${reps[0]}\\s.*\\s${(held[0]! / MiB).toFixed(1)} MiB\\s`));
         expect(human.stdout).toMatch(/port buffers: \d+\.\d MiB in all/);
+        // What it holds (the uplink and every representor), a line per kind of thing it
+        // gives back, not a line per netdev; a long list is counted, its ends named.
+        const holds = human.stdout.split('\n').filter((l) => l.startsWith('holds '));
+        expect(holds.length, holds.join('\n')).toBeLessThan(REPS);
+        const named = (l: string) => {
+          const many = /^holds (\d+) netdevs \(.*; --json lists them\): gives back /.exec(l);
+          return many ? Number(many[1]) : l.slice('holds '.length, l.indexOf(': ')).split(', ').length;
+        };
+        expect(holds.reduce((n, l) => n + named(l), 0), holds.join('\n')).toBe(REPS + 1);
         // The figure status gives is what the kernel charges the process, within the
         // bookkeeping around it (measured 5.0 and 4.3 MiB RSS a VF with the defaults;
         // 16.8–19.7 when representors had the uplink's sizes).
