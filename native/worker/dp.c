@@ -280,6 +280,13 @@ typedef struct worker {
     pthread_t th;
     int started;
     int wake_fd;
+    /* The idle poll's timeout, ms: idle_sleep_us at first, doubled by each poll that
+     * times out with nothing to do, up to IDLE_POLL_MAX; back to the start on any work.
+     * Frames wake the poll through the ports' fds, a commit, a stop or a handoff through
+     * wake_fd: the timeout only paces the timers (ARP/ND retries, MLD reports, ageing),
+     * and each timeout costs a pass over every port, which hundreds of representors made
+     * 17% of a core on an idle node. */
+    int idle_poll_ms;
     _Atomic uint64_t seen_epoch;
     _Atomic int exited;
     const dp_cfg *cfg;
@@ -365,6 +372,9 @@ struct vfp_dp {
     _Atomic uint8_t closer_done[VFP_DP_MAX_PORTS];
     uint64_t drop_since[VFP_DP_MAX_WORKERS]; /* each worker's drop_wr at the last arming */
 };
+
+/* The longest an idle worker sleeps in poll before its timers run again, ms. */
+#define IDLE_POLL_MAX 16
 
 static void wake(worker *w) {
     uint64_t one = 1;
@@ -2034,6 +2044,7 @@ static void *worker_main(void *arg) {
         if (got) {
             w->st->busy_loops++;
             idle = 0;
+            w->idle_poll_ms = 0;
             continue;
         }
         /* Each of this worker's own queues, never another's: a queue's rings and free
@@ -2058,7 +2069,9 @@ static void *worker_main(void *arg) {
                 }
             /* A port without an fd (DPDK) must be polled: sleep briefly instead. Frames
              * other workers hand over wake it (seq_cst: see handoff()). */
-            int timeout = all_fds ? (int)(dp->o.idle_sleep_us / 1000 ? dp->o.idle_sleep_us / 1000 : 1) : 0;
+            const int base = (int)(dp->o.idle_sleep_us / 1000 ? dp->o.idle_sleep_us / 1000 : 1);
+            if (w->idle_poll_ms < base) w->idle_poll_ms = base;
+            int timeout = all_fds ? w->idle_poll_ms : 0;
             atomic_store_explicit(&w->sleeping, 1, memory_order_seq_cst);
             int pending = 0;
             for (uint16_t f = 0; f < dp->n_workers && !pending; f++) {
@@ -2068,7 +2081,7 @@ static void *worker_main(void *arg) {
             if (pending) {
                 /* go round again */
             } else if (all_fds) {
-                poll(fds, nf, timeout);
+                if (poll(fds, nf, timeout) == 0 && w->idle_poll_ms < IDLE_POLL_MAX) w->idle_poll_ms *= 2;
             } else {
                 struct timespec ts = { 0, 50000 };
                 nanosleep(&ts, NULL);
