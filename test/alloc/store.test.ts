@@ -13,6 +13,7 @@ import type { VfInfo } from '../../src/sriov/types.js';
 import { VfpError } from '../../src/util/errors.js';
 import { thrown } from '../helpers/thrown.js';
 import { describePrivileged } from '../helpers/privileged.js';
+import { asSchema1, schemaOf } from '../helpers/store.js';
 
 let dir: string;
 let store: AllocStore;
@@ -248,34 +249,17 @@ describe('AllocStore', () => {
     const a = store.allocate({ candidates: vfs, owner: { ...web0, netns: '/run/netns/vfp-gone-ns' } });
     store.close();
     // As vfplane of schema 1 left it: no netns_id column (nor schema 3's node).
-    const db = new Database(path.join(dir, 'state', DB_FILE));
-    db.exec('ALTER TABLE allocations DROP COLUMN netns_id');
-    db.exec('ALTER TABLE allocations DROP COLUMN node');
-    db.pragma('user_version = 1');
-    db.close();
+    asSchema1(path.join(dir, 'state', DB_FILE));
     store = AllocStore.open(path.join(dir, 'state'));
     expect(store.get(a.pci)).toEqual(a);
-    const b = new Database(path.join(dir, 'state', DB_FILE), { readonly: true });
-    expect(b.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION);
-    b.close();
+    expect(schemaOf(path.join(dir, 'state', DB_FILE))).toBe(SCHEMA_VERSION);
   });
 
   it('opened read-only, reads a schema-1 store as it is (no migration) and refuses every write; a store that is not there is not made', () => {
     const a = store.allocate({ candidates: vfs, owner: { ...web0, netns: '/run/netns/vfp-gone-ns' } });
     store.close();
-    const db = new Database(path.join(dir, 'state', DB_FILE));
-    db.exec('ALTER TABLE allocations DROP COLUMN netns_id');
-    db.exec('ALTER TABLE allocations DROP COLUMN node');
-    db.pragma('user_version = 1');
-    db.close();
-    const version = () => {
-      const b = new Database(path.join(dir, 'state', DB_FILE), { readonly: true });
-      try {
-        return b.pragma('user_version', { simple: true });
-      } finally {
-        b.close();
-      }
-    };
+    asSchema1(path.join(dir, 'state', DB_FILE));
+    const version = () => schemaOf(path.join(dir, 'state', DB_FILE));
     store = AllocStore.open(path.join(dir, 'state'), { readOnly: true, sysfsRoot: dir });
     expect(store.get(a.pci)).toEqual(a);
     expect(store.list().map((x) => x.pci)).toEqual([a.pci]);

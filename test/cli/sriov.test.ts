@@ -6,8 +6,8 @@ import { createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import Database from 'better-sqlite3';
 import { AllocStore } from '../../src/alloc/store.js';
+import { asSchema1, schemaOf } from '../helpers/store.js';
 import { BIN, vfplane } from '../helpers/cli.js';
 import { describePrivileged } from '../helpers/privileged.js';
 import { Netns } from '../helpers/netns.js';
@@ -119,19 +119,8 @@ describePrivileged('operator CLI on a simulated NIC', { netns: true }, () => {
       const made = vfplane(['vf', 'alloc', '--pci', '0000:5e:02.3', '--owner', 'ns/old', ...o, '--json']);
       expect(made.code, made.stderr).toBe(0);
       const pci = JSON.parse(made.stdout).pci as string;
-      const db = new Database(join(own, 'alloc.db'));
-      db.exec('ALTER TABLE allocations DROP COLUMN netns_id');
-      db.exec('ALTER TABLE allocations DROP COLUMN node');
-      db.pragma('user_version = 1');
-      db.close();
-      const version = () => {
-        const b = new Database(join(own, 'alloc.db'), { readonly: true });
-        try {
-          return b.pragma('user_version', { simple: true });
-        } finally {
-          b.close();
-        }
-      };
+      asSchema1(join(own, 'alloc.db'));
+      const version = () => schemaOf(join(own, 'alloc.db'));
       const list = vfplane(['vf', 'list', '--allocated', ...o, '--json']);
       expect(list.code, list.stderr).toBe(0);
       expect(JSON.parse(list.stdout).map((v: { pci: string }) => v.pci)).toEqual([pci]);

@@ -76,6 +76,26 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
       child.stdin.end(JSON.stringify(conf));
     });
 
+  /** A data plane stood in for by a process of its own (the plugin runs synchronously
+   *  here): it prints each connection's request as {op, mtuAuto}, then "ready" once it
+   *  listens, and answers what `answer` (the source of a function of the request)
+   *  returns, or nothing for null. */
+  const standInDataplane = (sock: string, answer: string) => spawn(process.execPath, ['-e', `
+    const answer = ${answer};
+    require('node:net').createServer((c) => {
+      let buf = '';
+      c.on('error', () => undefined);
+      c.on('data', (d) => {
+        buf += d;
+        if (!buf.includes('\\n')) return;
+        const r = JSON.parse(buf.split('\\n')[0]);
+        buf = '';
+        console.log(JSON.stringify({ op: r.op, mtuAuto: r.mtuAuto }));
+        const a = answer(r);
+        if (a !== null) c.end(a + '\\n');
+      });
+    }).listen(process.argv[1], () => console.log('ready'));`, sock], { stdio: ['ignore', 'pipe', 'inherit'] });
+
   const pod = (tag: string) => {
     const p = Netns.create(tag);
     pods.push(p);
@@ -896,21 +916,9 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
   it('vfplane gc held up on one VF leaves alone another it listed, once a DEL and a new ADD gave that VF to a live pod', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'vfplane-hangdp-'));
     const sock = join(dir, 'dp.sock');
-    // A data plane (its own process: the plugin runs synchronously here) that attaches,
-    // and never answers a detach; it says "detach" when one comes.
-    const fake = spawn(process.execPath, ['-e', `
-      const s = require('node:net').createServer((c) => {
-        let buf = '';
-        c.on('error', () => undefined);
-        c.on('data', (d) => {
-          buf += d;
-          if (!buf.includes('\\n')) return;
-          if (JSON.parse(buf.split('\\n')[0]).op === 'attach') c.end('{"ok":true}\\n');
-          else console.log('detach');
-          buf = '';
-        });
-      });
-      s.listen(process.argv[1], () => console.log('ready'));`, sock], { stdio: ['ignore', 'pipe', 'inherit'] });
+    // A data plane that attaches, and never answers a detach (it says "detach" when one
+    // comes).
+    const fake = standInDataplane(sock, `(r) => (r.op === 'attach' ? '{"ok":true}' : null)`);
     const said = (word: string) => new Promise<void>((r) => fake.stdout.on('data', (d) => String(d).includes(word) && r()));
     const detaching = said('detach');
     await said('ready');
@@ -955,20 +963,9 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
   it('an overlay ADD against a data plane older than mtuAuto asks again without it, says so, and the pod keeps its VF\'s MTU', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'vfplane-olddp-'));
     const sock = join(dir, 'dp.sock');
-    const fake = spawn(process.execPath, ['-e', `
-      const s = require('node:net').createServer((c) => {
-        let buf = '';
-        c.on('error', () => undefined);
-        c.on('data', (d) => {
-          buf += d;
-          if (!buf.includes('\\n')) return;
-          const r = JSON.parse(buf.split('\\n')[0]);
-          console.log(JSON.stringify({ op: r.op, mtuAuto: r.mtuAuto }));
-          if (r.op === 'attach' && 'mtuAuto' in r) c.end(JSON.stringify({ ok: false, error: { kind: 'invalid', message: process.argv[2] } }) + '\\n');
-          else c.end('{"ok":true}\\n');
-        });
-      });
-      s.listen(process.argv[1], () => console.log('ready'));`, sock, 'attach: config: Unrecognized key: "mtuAuto"'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const fake = standInDataplane(sock, `(r) => (r.op === 'attach' && 'mtuAuto' in r
+      ? JSON.stringify({ ok: false, error: { kind: 'invalid', message: 'attach: config: Unrecognized key: "mtuAuto"' } })
+      : '{"ok":true}')`);
     let heard = '';
     fake.stdout.on('data', (d) => (heard += d));
     await new Promise<void>((r) => { const t = setInterval(() => heard.includes('ready') && (clearInterval(t), r()), 20); });
