@@ -23,6 +23,25 @@ describePrivileged('a state file not wholly usable, and a store that cannot be r
   });
   afterAll(() => n?.destroy());
 
+  /** A data plane started on a state directory `prepare` fills, given to `check`; both
+   *  gone after. */
+  async function onState(prepare: (state: string) => void, check: (dp: Awaited<ReturnType<typeof dataplaneOn>>, state: string) => Promise<void> | void) {
+    const d = scratchDir('st');
+    try {
+      const state = join(d.dir, 'state');
+      mkdirSync(state);
+      prepare(state);
+      const dp = await dataplaneOn(n, up, d.dir);
+      try {
+        await check(dp, state);
+      } finally {
+        await dp.stop();
+      }
+    } finally {
+      d.remove();
+    }
+  }
+
   const good = { peers: [{ vtep: '192.0.2.3' }], fdb: [{ vni: 5, mac: '02:00:00:00:aa:09', vtep: '192.0.2.3' }] };
   const cases: { what: string; file: string | object; log: RegExp; peers: string[]; fdb: string[] }[] = [
     {
@@ -48,81 +67,50 @@ describePrivileged('a state file not wholly usable, and a store that cannot be r
   ];
   for (const c of cases) {
     it(`with ${c.what}: ${c.peers.length ? 'that alone is dropped, the rest restored' : 'nothing restored'}, the file kept aside; the data plane works on`, async () => {
-      const d = scratchDir('st');
-      try {
-        const state = join(d.dir, 'state');
-        mkdirSync(state);
-        const text = typeof c.file === 'string' ? c.file : JSON.stringify({ version: 1, attachments: [], peers: [], fdb: [], floods: [], ...c.file });
-        writeFileSync(join(state, 'dataplane-edge.json'), text);
-        const dp = await dataplaneOn(n, up, d.dir);
-        try {
-          expect(dp.log()).toMatch(c.log);
-          const st = (await request(dp.socket, { op: 'status' })) as { peers: { vtep: string }[] };
-          expect(st.peers.map((p) => p.vtep)).toEqual(c.peers);
-          const fdb = (await request(dp.socket, { op: 'fdb-list' })) as { static: { vni: number; mac: string; vtep: string }[] };
-          expect(fdb.static.map((f) => `${f.vni} ${f.mac} ${f.vtep}`)).toEqual(c.fdb);
-          const aside = readdirSync(state).filter((f) => f.startsWith('dataplane-edge.json.unrestored-'));
-          expect(aside).toHaveLength(1);
-          expect(readFileSync(join(state, aside[0]!), 'utf8')).toBe(text);
-          const ops = [
-            ['peer', 'add', '192.0.2.2'],
-            ['fdb', 'add', '--vni', '5', '--mac', '02:00:00:00:00:06', '--vtep', '192.0.2.2'],
-            ['status'],
-            ['reload'],
-          ];
-          for (const op of ops) {
-            const r = vfplane(['dataplane', ...op, '--socket', dp.socket]);
-            expect(r.code, `${op.join(' ')}: ${r.stderr}`).toBe(0);
-          }
-          const after = (await request(dp.socket, { op: 'status' })) as { peers: { vtep: string }[] };
-          expect(after.peers.map((p) => p.vtep).sort()).toEqual([...c.peers, '192.0.2.2'].sort());
-          // The rewritten file holds what the data plane holds; the copy is still the old one.
-          const now = JSON.parse(readFileSync(join(state, 'dataplane-edge.json'), 'utf8')) as { peers: { vtep: string }[] };
-          expect(now.peers.map((p) => p.vtep).sort()).toEqual([...c.peers, '192.0.2.2'].sort());
-          expect(readFileSync(join(state, aside[0]!), 'utf8')).toBe(text);
-        } finally {
-          await dp.stop();
+      const text = typeof c.file === 'string' ? c.file : JSON.stringify({ version: 1, attachments: [], peers: [], fdb: [], floods: [], ...c.file });
+      await onState((state) => writeFileSync(join(state, 'dataplane-edge.json'), text), async (dp, state) => {
+        expect(dp.log()).toMatch(c.log);
+        const st = (await request(dp.socket, { op: 'status' })) as { peers: { vtep: string }[] };
+        expect(st.peers.map((p) => p.vtep)).toEqual(c.peers);
+        const fdb = (await request(dp.socket, { op: 'fdb-list' })) as { static: { vni: number; mac: string; vtep: string }[] };
+        expect(fdb.static.map((f) => `${f.vni} ${f.mac} ${f.vtep}`)).toEqual(c.fdb);
+        const aside = readdirSync(state).filter((f) => f.startsWith('dataplane-edge.json.unrestored-'));
+        expect(aside).toHaveLength(1);
+        expect(readFileSync(join(state, aside[0]!), 'utf8')).toBe(text);
+        const ops = [
+          ['peer', 'add', '192.0.2.2'],
+          ['fdb', 'add', '--vni', '5', '--mac', '02:00:00:00:00:06', '--vtep', '192.0.2.2'],
+          ['status'],
+          ['reload'],
+        ];
+        for (const op of ops) {
+          const r = vfplane(['dataplane', ...op, '--socket', dp.socket]);
+          expect(r.code, `${op.join(' ')}: ${r.stderr}`).toBe(0);
         }
-      } finally {
-        d.remove();
-      }
+        const after = (await request(dp.socket, { op: 'status' })) as { peers: { vtep: string }[] };
+        expect(after.peers.map((p) => p.vtep).sort()).toEqual([...c.peers, '192.0.2.2'].sort());
+        // The rewritten file holds what the data plane holds; the copy is still the old one.
+        const now = JSON.parse(readFileSync(join(state, 'dataplane-edge.json'), 'utf8')) as { peers: { vtep: string }[] };
+        expect(now.peers.map((p) => p.vtep).sort()).toEqual([...c.peers, '192.0.2.2'].sort());
+        expect(readFileSync(join(state, aside[0]!), 'utf8')).toBe(text);
+      });
     });
   }
 
   it('an allocation store it cannot read (a newer vfplane\'s, after a rollback) is said, not taken for none', async () => {
-    const d = scratchDir('st');
-    try {
-      const state = join(d.dir, 'state');
-      mkdirSync(state);
+    await onState((state) => {
       const db = new Database(join(state, DB_FILE));
       db.pragma('user_version = 99');
       db.close();
-      const dp = await dataplaneOn(n, up, d.dir);
-      try {
-        expect(dp.log()).toMatch(new RegExp(`the allocation store in ${state.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} could not be read: .*schema version 99, newer than this vfplane knows.*; the state file alone says which attachments come back`));
-      } finally {
-        await dp.stop();
-      }
-    } finally {
-      d.remove();
-    }
+    }, (dp, state) => {
+      expect(dp.log()).toMatch(new RegExp(`the allocation store in ${state.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} could not be read: .*schema version 99, newer than this vfplane knows.*; the state file alone says which attachments come back`));
+    });
   });
 
   it('a file every entry of which is usable is restored whole, and nothing is copied aside', async () => {
-    const d = scratchDir('st');
-    try {
-      const state = join(d.dir, 'state');
-      mkdirSync(state);
-      writeFileSync(join(state, 'dataplane-edge.json'), JSON.stringify({ version: 1, attachments: [], floods: [], ...good }));
-      const dp = await dataplaneOn(n, up, d.dir);
-      try {
-        expect(dp.log()).toMatch(/restored 0 of 0 attachment\(s\), 1 peer\(s\), 1 FDB entr\(ies\)/);
-        expect(readdirSync(state).filter((f) => f.includes('unrestored'))).toEqual([]);
-      } finally {
-        await dp.stop();
-      }
-    } finally {
-      d.remove();
-    }
+    await onState((state) => writeFileSync(join(state, 'dataplane-edge.json'), JSON.stringify({ version: 1, attachments: [], floods: [], ...good })), (dp, state) => {
+      expect(dp.log()).toMatch(/restored 0 of 0 attachment\(s\), 1 peer\(s\), 1 FDB entr\(ies\)/);
+      expect(readdirSync(state).filter((f) => f.includes('unrestored'))).toEqual([]);
+    });
   });
 });
