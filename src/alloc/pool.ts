@@ -5,6 +5,7 @@ import * as fs from 'node:fs';
 import { z } from 'zod';
 import { parsePci, parseIfname, USERSPACE_DRIVERS } from '../sriov/pci.js';
 import type { VfInfo } from '../sriov/types.js';
+import type { VfPlace, VfRef } from '../sriov/discover.js';
 import { badFile, invalid, notFound, systemError, VfpError } from '../util/errors.js';
 import { jsonParseError } from '../util/json.js';
 import { fieldsAt } from '../util/zod.js';
@@ -302,7 +303,7 @@ function inRanges(i: number, ranges: [number, number][]): boolean {
   return false;
 }
 
-function matchFields(vf: VfInfo, sel: PoolSelector): boolean {
+function matchFields(vf: VfPlace, sel: PoolSelector): boolean {
   if (sel.vendors && !sel.vendors.includes(vf.vendor.toLowerCase())) return false;
   if (sel.devices && !sel.devices.includes(vf.device.toLowerCase())) return false;
   if (sel.drivers && (vf.driver === null || !sel.drivers.includes(vf.driver))) return false;
@@ -320,7 +321,7 @@ function matchFields(vf: VfInfo, sel: PoolSelector): boolean {
   return true;
 }
 
-export function matchVf(vf: VfInfo, sel: PoolSelector): boolean {
+export function matchVf(vf: VfPlace, sel: PoolSelector): boolean {
   if (!matchFields(vf, sel)) return false;
   return sel.anyOf === undefined || sel.anyOf.some((alt) => matchVf(vf, alt));
 }
@@ -395,6 +396,25 @@ export function poolView(vfs: readonly VfInfo[], selector: PoolSelector, held: R
   const unusable = matched.filter((v) => isUnusable(v, (pci) => held.has(pci)));
   const candidates = matched.filter((v) => !unusable.includes(v));
   return { matched, unusable, candidates, free: candidates.filter((v) => !held.has(v.pci)).length };
+}
+
+/**
+ * Up to WANT VFs of a pool that can be given now (matched, nobody's in HELD, handed over
+ * as poolView's candidates are), in discovery order, the order allocation tries them:
+ * what a pool ADD allocates from. Only those are read in full; the others as far as the
+ * selector and HELD need (vfRefs). Empty when none is free now: poolView over the whole
+ * list then says why.
+ */
+export function freeInPool(refs: readonly VfRef[], selector: PoolSelector, held: ReadonlySet<string>, want: number): VfInfo[] {
+  const out: VfInfo[] = [];
+  for (const ref of refs) {
+    if (out.length >= want) break;
+    // The selector first: a pfNames range decides from what is known without a read.
+    if (!matchVf(ref, selector) || !ref.present || held.has(ref.pci)) continue;
+    const vf = ref.info();
+    if (vf && handOverMode(vf) !== null) out.push(vf);
+  }
+  return out;
 }
 
 /** Why a pool whose VFs all match can hand none over, VF by VF (three named at most). */

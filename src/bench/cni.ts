@@ -30,6 +30,10 @@ export interface CniBenchOptions {
   refDir?: string;
   /** Also measure ADD/DEL with `vxlan: {vni}` against a running data plane. */
   vxlan?: boolean;
+  /** VFs on the simulated NIC (2 by default): what a pool ADD reads grows with them. */
+  vfs?: number;
+  /** Also measure ADD/DEL with `pool` (allocated from the store) instead of a deviceID. */
+  pool?: boolean;
 }
 
 interface Stats {
@@ -63,7 +67,11 @@ export interface CniBenchResult {
   macvlan: { add: Stats; del: Stats };
   /** Served runs with `vxlan: {vni}` (attach to the data plane), when asked for. */
   vxlan: { add: Stats; del: Stats } | null;
-  ratio: { addP50: number; delP50: number; standaloneAddP50: number | null; vxlanAddP50: number | null };
+  /** Served runs with `pool` instead of a deviceID, when asked for. */
+  pool: { add: Stats; del: Stats } | null;
+  /** The simulated NIC the runs used. */
+  nic: { profile: string; vfs: number };
+  ratio: { addP50: number; delP50: number; standaloneAddP50: number | null; vxlanAddP50: number | null; poolAddP50: number | null };
   /** Moving one netdev into a namespace, alone: a floor under any plugin that moves a VF's
    *  netdev (vfplane-cni, sriov-cni); macvlan creates its link inside the pod instead. */
   netnsMove: Stats;
@@ -71,11 +79,17 @@ export interface CniBenchResult {
   phases: { add: Record<string, number>; del: Record<string, number> };
   /** The same for the vxlan runs. */
   vxlanPhases?: { add: Record<string, number>; del: Record<string, number> };
+  /** The same for the pool runs. */
+  poolPhases?: { add: Record<string, number>; del: Record<string, number> };
   target: { addP50Ratio: number; met: boolean };
 }
 
 export async function runCniBench(o: CniBenchOptions): Promise<CniBenchResult> {
   checkInt('--runs', o.runs, 1, 100_000);
+  const nVfs = o.vfs ?? 2;
+  checkInt('--vfs', nVfs, 2, 256);
+  // The X710 the figures have always come from; past its 64 VFs a PF, an E810 (256).
+  const profile = nVfs <= 64 ? 'x710' : 'e810';
   if (process.getuid?.() !== 0) throw systemError('bench cni makes network namespaces and a simulated NIC, and moves netdevs between them (as a runtime runs the plugins): run it as root');
   const ref = o.refDir ?? REF_DIR;
   for (const b of ['macvlan', 'host-local']) {
@@ -110,7 +124,7 @@ export async function runCniBench(o: CniBenchOptions): Promise<CniBenchResult> {
   // namespace fails having made it.
   let m: ReturnType<typeof createSim>;
   try {
-    m = createSim({ profile: 'x710', pfs: 1, vfs: 2, root, prefix });
+    m = createSim({ profile, pfs: 1, vfs: nVfs, root, prefix });
     netnsAdd(ns);
     // Installed as a runtime would find it, then the server it forwards to.
     const inst = spawnSync(process.execPath, [vfplaneJs, 'cni', 'install', '--dir', bin, '--socket', socket], { encoding: 'utf8' });
@@ -137,14 +151,21 @@ export async function runCniBench(o: CniBenchOptions): Promise<CniBenchResult> {
     const vfInput = vfplaneConf('vf', '0000:5e:02.0', logFile);
     const vxLog = path.join(work, 'vfplane-cni-vxlan.log');
     const vxInput = vfplaneConf('vx', '0000:5e:02.1', vxLog, { vxlan: { vni: 100 } });
+    // The pool's VFs: the whole PF, as a device plugin's pfNames selector takes it.
+    const poolsFile = path.join(work, 'pools.json');
+    fs.writeFileSync(poolsFile, JSON.stringify({ pools: [{ name: 'bench', selector: { pfNames: [m.pfs[0]!.netdev] } }] }));
+    const poolLog = path.join(work, 'vfplane-cni-pool.log');
+    const poolInput = JSON.stringify({ ...JSON.parse(vfplaneConf('pool', '', poolLog)), deviceID: undefined, pool: 'bench', poolsFile });
     if (o.vxlan) dataplane = await startDataplane(work, m.pfs[0]!.netdev, path.join(work, 'state'));
     const mvInput = JSON.stringify({ cniVersion: '1.0.0', name: 'bench-mv', type: 'macvlan', master: m.pfs[0]!.netdev, mode: 'bridge', ipam: ipam('ipam-mv') });
     const vf = { add: [] as number[], del: [] as number[] };
     const sa = { add: [] as number[], del: [] as number[] };
     const mv = { add: [] as number[], del: [] as number[] };
     const vx = { add: [] as number[], del: [] as number[] };
+    const pl = { add: [] as number[], del: [] as number[] };
     say(`vfplane bench cni: ${o.runs} ADD+DEL runs each of vfplane-cni served (shim + vfplane cni serve) and macvlan, ` +
-      `${o.standaloneRuns} of vfplane-cni standalone${o.vxlan ? ', and vfplane-cni with vxlan (attached to a running data plane)' : ''}; kernel VF on a simulated x710, host-local IPAM`);
+      `${o.standaloneRuns} of vfplane-cni standalone${o.vxlan ? ', and vfplane-cni with vxlan (attached to a running data plane)' : ''}` +
+      `${o.pool ? ', and vfplane-cni with a pool (no deviceID)' : ''}; kernel VF on a simulated ${profile} with ${nVfs} VFs, host-local IPAM`);
     const runOne = async (name: string, file: string, args: string[], input: string, into: typeof vf, cid: string) => {
       {
         const a = await exec(file, args, env('ADD', cid), input);
@@ -159,6 +180,7 @@ export async function runCniBench(o: CniBenchOptions): Promise<CniBenchResult> {
       await runOne('vfplane-cni', wrapper, [], vfInput, vf, `bench${i}`);
       await runOne('macvlan', path.join(ref, 'macvlan'), [], mvInput, mv, `bench${i}`);
       if (o.vxlan) await runOne('vfplane-cni (vxlan)', wrapper, [], vxInput, vx, `benchx${i}`);
+      if (o.pool) await runOne('vfplane-cni (pool)', wrapper, [], poolInput, pl, `benchp${i}`);
       if (!o.json && (i + 1) % 50 === 0) say(`  ${i + 1}/${o.runs}`);
     }
     // The kernel's part: a netdev moved into the pod namespace and back, timed alone.
@@ -178,6 +200,7 @@ export async function runCniBench(o: CniBenchOptions): Promise<CniBenchResult> {
     }
     const phases = readPhases(logFile);
     const vxPhases = o.vxlan ? readPhases(vxLog) : null;
+    const poolPhases = o.pool ? readPhases(poolLog) : null;
     // Standalone: the same wrapper with no server behind the socket.
     server.kill('SIGTERM');
     await new Promise((res) => server!.once('exit', res));
@@ -194,18 +217,22 @@ export async function runCniBench(o: CniBenchOptions): Promise<CniBenchResult> {
       vfplane: { add: stats(vf.add), del: stats(vf.del) },
       standalone: sa.add.length ? { add: stats(sa.add), del: stats(sa.del) } : null,
       vxlan: vx.add.length ? { add: stats(vx.add), del: stats(vx.del) } : null,
+      pool: pl.add.length ? { add: stats(pl.add), del: stats(pl.del) } : null,
+      nic: { profile, vfs: nVfs },
       macvlan: { add: stats(mv.add), del: stats(mv.del) },
       ...(mvSolo.add.length ? { macvlanBesideStandalone: { add: stats(mvSolo.add), del: stats(mvSolo.del) } } : {}),
-      ratio: { addP50: 0, delP50: 0, standaloneAddP50: null, vxlanAddP50: null },
+      ratio: { addP50: 0, delP50: 0, standaloneAddP50: null, vxlanAddP50: null, poolAddP50: null },
       netnsMove: stats(moves),
       phases,
       ...(vxPhases ? { vxlanPhases: vxPhases } : {}),
+      ...(poolPhases ? { poolPhases } : {}),
       target: { addP50Ratio: 1.5, met: false },
     };
     res.ratio.addP50 = res.vfplane.add.p50Ms / res.macvlan.add.p50Ms;
     res.ratio.delP50 = res.vfplane.del.p50Ms / res.macvlan.del.p50Ms;
     if (res.standalone) res.ratio.standaloneAddP50 = res.standalone.add.p50Ms / (res.macvlanBesideStandalone ?? res.macvlan).add.p50Ms;
     if (res.vxlan) res.ratio.vxlanAddP50 = res.vxlan.add.p50Ms / res.macvlan.add.p50Ms;
+    if (res.pool) res.ratio.poolAddP50 = res.pool.add.p50Ms / res.macvlan.add.p50Ms;
     res.target.met = res.ratio.addP50 <= res.target.addP50Ratio;
     if (o.json) process.stdout.write(JSON.stringify(res, null, 2) + '\n');
     else process.stdout.write(render(res) + '\n');
@@ -256,10 +283,12 @@ function phaseLines(label: string, phases: CniBenchResult['phases']): string[] {
     `${label}, ${op.toUpperCase()} p50 per phase: ${Object.entries(phases[op]).map(([k, v]) => `${k} ${v.toFixed(1)}`).join(', ')} ms`);
 }
 
+const signed = (x: number) => `${x >= 0 ? '+' : '−'}${Math.abs(x).toFixed(1)}`;
+
 function render(r: CniBenchResult): string {
   const t = new Table({ head: ['plugin', 'op', 'runs', 'p50', 'p99', 'max', 'mean'], style: { head: [], border: [] } });
   const f = (x: number) => `${x.toFixed(1)} ms`;
-  const rows: [string, { add: Stats; del: Stats }][] = [['vfplane-cni (served)', r.vfplane], ...(r.vxlan ? [['vfplane-cni (served, vxlan)', r.vxlan] as [string, { add: Stats; del: Stats }]] : []), ...(r.standalone ? [['vfplane-cni (standalone)', r.standalone] as [string, { add: Stats; del: Stats }]] : []), ['macvlan', r.macvlan], ...(r.macvlanBesideStandalone ? [['macvlan (beside standalone)', r.macvlanBesideStandalone] as [string, { add: Stats; del: Stats }]] : [])];
+  const rows: [string, { add: Stats; del: Stats }][] = [['vfplane-cni (served)', r.vfplane], ...(r.vxlan ? [['vfplane-cni (served, vxlan)', r.vxlan] as [string, { add: Stats; del: Stats }]] : []), ...(r.pool ? [['vfplane-cni (served, pool)', r.pool] as [string, { add: Stats; del: Stats }]] : []), ...(r.standalone ? [['vfplane-cni (standalone)', r.standalone] as [string, { add: Stats; del: Stats }]] : []), ['macvlan', r.macvlan], ...(r.macvlanBesideStandalone ? [['macvlan (beside standalone)', r.macvlanBesideStandalone] as [string, { add: Stats; del: Stats }]] : [])];
   for (const [name, s] of rows) {
     for (const op of ['add', 'del'] as const) t.push([name, op.toUpperCase(), String(s[op].count), f(s[op].p50Ms), f(s[op].p99Ms), f(s[op].maxMs), f(s[op].meanMs)]);
   }
@@ -268,9 +297,11 @@ function render(r: CniBenchResult): string {
     `ADD p50 ratio vfplane-cni (served) / macvlan: ${r.ratio.addP50.toFixed(2)}× (target ≤ ${r.target.addP50Ratio}×: ${r.target.met ? 'PASS' : 'MISS'})`,
     `DEL p50 ratio (served): ${r.ratio.delP50.toFixed(2)}×`,
     ...(r.ratio.vxlanAddP50 !== null && r.vxlan ? [`ADD p50 with vxlan (attach to the data plane): ${r.ratio.vxlanAddP50.toFixed(2)}× macvlan, +${(r.vxlan.add.p50Ms - r.vfplane.add.p50Ms).toFixed(1)} ms over a plain ADD`] : []),
+    ...(r.ratio.poolAddP50 !== null && r.pool ? [`ADD p50 with a pool (no deviceID; ${r.nic.vfs} VFs on the node): ${r.ratio.poolAddP50.toFixed(2)}× macvlan, ${signed(r.pool.add.p50Ms - r.vfplane.add.p50Ms)} ms against a deviceID ADD`] : []),
     ...(r.ratio.standaloneAddP50 !== null ? [`ADD p50 ratio standalone (no server, Node started per call): ${r.ratio.standaloneAddP50.toFixed(2)}×`] : []),
     ...phaseLines('inside the server', r.phases),
     ...(r.vxlanPhases ? phaseLines('inside the server, with vxlan', r.vxlanPhases) : []),
+    ...(r.poolPhases ? phaseLines('inside the server, with a pool', r.poolPhases) : []),
     `kernel floor: moving a netdev into the pod namespace alone takes p50 ${r.netnsMove.p50Ms.toFixed(1)} ms (p99 ${r.netnsMove.p99Ms.toFixed(1)} ms); ` +
       'ADD and DEL each move one, macvlan creates its link in the pod instead',
   ].join('\n');

@@ -71,6 +71,8 @@ export function registerBench(program: Command): void {
     .addOption(new Option('--runs <n>', 'ADD+DEL runs per plugin, 1–100000').argParser(intFlag('--runs', 1, 100_000)).default(200))
     .addOption(new Option('--standalone-runs <n>', 'runs of vfplane-cni without the server (Node started per call), 0–100000').argParser(intFlag('--standalone-runs', 0, 100_000)).default(50))
     .option('--vxlan', 'also measure vfplane-cni with vxlan: {vni} against a running data plane', false)
+    .option('--pool', 'also measure vfplane-cni allocating from a pool (no deviceID)', false)
+    .addOption(new Option('--vfs <n>', 'VFs on the simulated NIC, 2–256 (an X710 up to 64, an E810 past that)').argParser(intFlag('--vfs', 2, 256)).default(2))
     .option('--json', 'print the results as JSON on stdout', false)
     .action(async (o) => {
       await (await import('../bench/cni.js')).runCniBench(o);

@@ -140,37 +140,118 @@ function pfTier(sysfs: Sysfs, profile: HwProfile | null, pci: string, netdevDir:
   return { tier: t.tier, ...(t.legacy ? { tierNote: `the ${profile.name} family's tier 1 needs its eswitch in switchdev mode: devlink dev eswitch set pci/${pci} mode switchdev` } : {}) };
 }
 
-/** The VF at virtfnINDEX of PF, or undefined when that link is missing or odd. */
-function vfInfo(sysfs: Sysfs, pf: PfInfo, index: number, cache: LinkCache, settings: (index: number) => VfInfo['settings']): VfInfo | undefined {
+/** The PCI address of the VF at virtfnINDEX of PF, or undefined when that link is
+ *  missing or odd. */
+function vfPci(sysfs: Sysfs, pf: PfInfo, index: number): string | undefined {
   const pci = sysfs.linkName(`${devPath(pf.pci)}/virtfn${index}`);
   if (!pci || !isPci(pci)) return undefined;
-  const vd = devPath(pci);
   // The kernel links both ways; a virtfn link to a device that does not name this PF as
   // its physfn (dangling, or to the PF itself in a damaged tree) leads to no VF of it:
   // acting on it would bind or configure some other device.
-  if (sysfs.linkName(`${vd}/physfn`) !== pf.pci) return undefined;
-  const vendor = hexId(sysfs.tryRead(`${vd}/vendor`));
-  const device = hexId(sysfs.tryRead(`${vd}/device`));
-  const driver = sysfs.linkName(`${vd}/driver`) ?? null;
+  if (sysfs.linkName(`${devPath(pci)}/physfn`) !== pf.pci) return undefined;
+  return pci;
+}
+
+// A VF's attributes, one read each: VfInfo takes them all, a VfRef when a selector asks.
+const vfVendor = (sysfs: Sysfs, pci: string) => hexId(sysfs.tryRead(`${devPath(pci)}/vendor`));
+const vfDevice = (sysfs: Sysfs, pci: string) => hexId(sysfs.tryRead(`${devPath(pci)}/device`));
+const vfDriver = (sysfs: Sysfs, pci: string) => sysfs.linkName(`${devPath(pci)}/driver`) ?? null;
+const vfNuma = (sysfs: Sysfs, pci: string, pf: PfInfo) => sysfs.readInt(`${devPath(pci)}/numa_node`) ?? pf.numaNode;
+
+/** The VF at virtfnINDEX of PF, or undefined when that link is missing or odd. */
+function vfInfo(sysfs: Sysfs, pf: PfInfo, index: number, cache: LinkCache, settings: (index: number) => VfInfo['settings']): VfInfo | undefined {
+  const pci = vfPci(sysfs, pf, index);
+  return pci === undefined ? undefined : vfInfoAt(sysfs, pf, index, pci, cache, settings);
+}
+
+function vfInfoAt(sysfs: Sysfs, pf: PfInfo, index: number, pci: string, cache: LinkCache, settings: (index: number) => VfInfo['settings']): VfInfo {
+  const driver = vfDriver(sysfs, pci);
   const nd = netdevOf(sysfs, pci, cache);
-  const group = sysfs.linkName(`${vd}/iommu_group`);
+  const group = sysfs.linkName(`${devPath(pci)}/iommu_group`);
   const iommuGroup = group !== undefined && /^\d+$/.test(group) ? Number(group) : null;
   return {
     pci,
     pf: pf.pci,
     pfNetdev: pf.netdev,
     index,
-    vendor,
-    device,
+    vendor: vfVendor(sysfs, pci),
+    device: vfDevice(sysfs, pci),
     driver,
     netdev: nd?.ifname ?? null,
     mac: nd?.address ?? null,
     mtu: nd?.mtu ?? null,
     iommuGroup,
     vfioDevice: driver === 'vfio-pci' && iommuGroup !== null ? `${sysfs.devRoot}/vfio/${iommuGroup}` : null,
-    numaNode: sysfs.readInt(`${vd}/numa_node`) ?? pf.numaNode,
+    numaNode: vfNuma(sysfs, pci, pf),
     settings: settings(index),
   };
+}
+
+/** What a pool's selector looks at (pool.ts matchVf): a VfInfo has it, and so a VfRef. */
+export type VfPlace = Pick<VfInfo, 'pci' | 'pf' | 'pfNetdev' | 'index' | 'vendor' | 'device' | 'driver' | 'numaNode'>;
+
+/**
+ * A VF of the node read as little as a question about it needs: its PF and index at once;
+ * its address, IDs, driver and NUMA node when first asked; the whole VfInfo (its netdev's
+ * live attributes, the PF-side settings: the dear part) only from info(). A pool ADD
+ * walks these and reads in full only the VFs it may take, where listVfs reads every VF
+ * of the node.
+ */
+export class VfRef implements VfPlace {
+  private address: string | null | undefined;
+  private memo: { vendor?: string; device?: string; driver?: string | null; numaNode?: number } = {};
+  private full: VfInfo | undefined;
+
+  constructor(
+    private readonly sysfs: Sysfs,
+    private readonly pfInfo: PfInfo,
+    readonly index: number,
+    private readonly cache: LinkCache,
+  ) {}
+
+  get pf(): string {
+    return this.pfInfo.pci;
+  }
+  get pfNetdev(): string | null {
+    return this.pfInfo.netdev;
+  }
+  /** Whether a VF is there: its virtfn link leads to a device that names the PF back
+   *  (listVfs leaves out the others). */
+  get present(): boolean {
+    if (this.address === undefined) this.address = vfPci(this.sysfs, this.pfInfo, this.index) ?? null;
+    return this.address !== null;
+  }
+  /** Its PCI address; '' when none is there (present). */
+  get pci(): string {
+    return this.present ? this.address! : '';
+  }
+  // A ref with no VF there matches no selector that asks for these.
+  get vendor(): string {
+    return (this.memo.vendor ??= this.present ? vfVendor(this.sysfs, this.pci) : '');
+  }
+  get device(): string {
+    return (this.memo.device ??= this.present ? vfDevice(this.sysfs, this.pci) : '');
+  }
+  get driver(): string | null {
+    if (!('driver' in this.memo)) this.memo.driver = this.present ? vfDriver(this.sysfs, this.pci) : null;
+    return this.memo.driver!;
+  }
+  get numaNode(): number {
+    return (this.memo.numaNode ??= this.present ? vfNuma(this.sysfs, this.pci, this.pfInfo) : -1);
+  }
+  /** The VF in full, read once; undefined when none is there. */
+  info(): VfInfo | undefined {
+    if (!this.present) return undefined;
+    this.full ??= vfInfoAt(this.sysfs, this.pfInfo, this.index, this.pci, this.cache, (i) => readPfVfSetting(this.sysfs, this.pfInfo.pci, this.pfInfo.netdev, i));
+    return this.full;
+  }
+}
+
+/** The node's VFs (listVfs' order) as VfRefs: each PF's virtfn links listed, none read.
+ *  A damaged link gives a ref that is not `present`. */
+export function vfRefs(sysfs: Sysfs): VfRef[] {
+  const cache = new LinkCache();
+  return listPfs(sysfs, cache).flatMap((pf) => vfIndexes(sysfs, pf).map((index) => new VfRef(sysfs, pf, index, cache)));
 }
 
 /** The virtfnN indexes of a PF, ascending. */

@@ -8,11 +8,15 @@ import { describePrivileged } from '../helpers/privileged.js';
 import { vfplane } from '../helpers/cli.js';
 
 describePrivileged('vfplane bench cni', { netns: true, commands: ['/usr/lib/cni/macvlan', '/usr/lib/cni/host-local'] }, () => {
-  it('measures ADD and DEL of vfplane-cni, with and without vxlan, and of macvlan, and cleans up', () => {
-    const r = vfplane(['bench', 'cni', '--runs', '3', '--standalone-runs', '1', '--vxlan', '--json']);
+  it('measures ADD and DEL of vfplane-cni, with and without vxlan, from a pool, and of macvlan, and cleans up', () => {
+    // Past 64 VFs the simulated NIC is an E810 (an X710 PF has 64).
+    const r = vfplane(['bench', 'cni', '--runs', '3', '--standalone-runs', '1', '--vxlan', '--pool', '--vfs', '66', '--json']);
     expect(r.code, r.stderr).toBe(0);
     const rep = JSON.parse(r.stdout);
-    for (const k of ['vfplane', 'vxlan', 'macvlan']) {
+    expect(rep.nic).toEqual({ profile: 'e810', vfs: 66 });
+    expect(rep.ratio.poolAddP50).toBeCloseTo(rep.pool.add.p50Ms / rep.macvlan.add.p50Ms, 6);
+    expect(rep.poolPhases.add.allocate).toBeGreaterThan(0);
+    for (const k of ['vfplane', 'vxlan', 'pool', 'macvlan']) {
       expect(rep[k].add.count, k).toBe(3);
       expect(rep[k].add.p50Ms, k).toBeGreaterThan(0);
       expect(rep[k].del.p50Ms, k).toBeGreaterThan(0);

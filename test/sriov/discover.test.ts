@@ -8,7 +8,8 @@ import { VfpError } from '../../src/util/errors.js';
 import { describePrivileged } from '../helpers/privileged.js';
 import { dropSim, makeSim } from '../helpers/sim.js';
 import { openSysfs, Sysfs } from '../../src/sriov/sysfs.js';
-import { listPfs, listVfs, resolvePf, resolveVf } from '../../src/sriov/discover.js';
+import { listPfs, listVfs, resolvePf, resolveVf, vfRefs } from '../../src/sriov/discover.js';
+import { freeInPool, poolView, type PoolSelector } from '../../src/alloc/pool.js';
 import { bindVf, setNumVfs } from '../../src/sriov/actions.js';
 import { tcFlowerOnlyTier1, withOperatorProfile } from '../helpers/profiles.js';
 import { isPci, parsePci, pciFromRid, pciRid } from '../../src/sriov/pci.js';
@@ -147,5 +148,82 @@ describePrivileged('discovery: the tier a PF allows as it runs', { netns: true }
         dropSim(m.root);
       }
     });
+  });
+});
+
+// A pool ADD walks the node's VFs lazily (vfRefs, freeInPool) instead of reading every
+// one in full (listVfs, poolView): it must take the VFs the full read would offer, in the
+// same order, and read in full only those.
+describe('a pool walk reads only what it takes', () => {
+  let m: SimManifest;
+  let sysfs: Sysfs;
+  beforeAll(async () => {
+    m = makeSim({ profile: 'x710', pfs: 2, vfs: 24, netdevs: false });
+    sysfs = await openSysfs(m.root);
+    // Tree-only: a kernel-bound VF has no netdev (unusable); a vfio-pci one is given as
+    // DPDK. Every third VF stays on iavf; one virtfn link leads nowhere.
+    for (const v of listVfs(sysfs)) if (v.index % 3 !== 1) bindVf(sysfs, v.pci, 'vfio-pci');
+    const real = realpathSync(join(m.root, 'bus', 'pci', 'devices', m.pfs[1]!.pci));
+    rmSync(join(real, 'virtfn5'));
+    symlinkSync('../0000:5e:1f.7', join(real, 'virtfn5'));
+  });
+  afterAll(() => dropSim(m.root));
+
+  it('a VfRef reads as listVfs reads the VF, and a damaged link is no VF', () => {
+    const refs = vfRefs(sysfs);
+    const vfs = listVfs(sysfs);
+    expect(refs).toHaveLength(48);
+    expect(refs.filter((r) => !r.present).map((r) => `${r.pf}#${r.index}`)).toEqual([`${m.pfs[1]!.pci}#5`]);
+    expect(refs.filter((r) => r.present).map((r) => r.info())).toEqual(vfs);
+    for (const [i, r] of refs.filter((x) => x.present).entries()) {
+      expect({ pci: r.pci, pf: r.pf, pfNetdev: r.pfNetdev, index: r.index, vendor: r.vendor, device: r.device, driver: r.driver, numaNode: r.numaNode })
+        .toEqual({ pci: vfs[i]!.pci, pf: vfs[i]!.pf, pfNetdev: vfs[i]!.pfNetdev, index: vfs[i]!.index, vendor: vfs[i]!.vendor, device: vfs[i]!.device, driver: vfs[i]!.driver, numaNode: vfs[i]!.numaNode });
+    }
+  });
+
+  it('offers the VFs poolView offers, in its order, for any selector and held set', () => {
+    const vfs = listVfs(sysfs);
+    const [pf0, pf1] = [m.pfs[0]!.pci, m.pfs[1]!.pci];
+    const selectors: PoolSelector[] = [
+      { rootDevices: [pf0] }, { rootDevices: [pf1] }, { drivers: ['vfio-pci'] }, { drivers: ['iavf'] }, { vendors: ['8086'], numaNodes: [0] },
+      { devices: ['154c'] }, { pciAddresses: [vfs[30]!.pci, vfs[3]!.pci, '0000:5e:1f.7'] }, { anyOf: [{ rootDevices: [pf1] }, { drivers: ['iavf'] }] },
+      { numaNodes: [1] },
+    ];
+    let seed = 7;
+    const rnd = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    let nonEmpty = 0;
+    for (let trial = 0; trial < 200; trial++) {
+      const sel = selectors[trial % selectors.length]!;
+      const held = new Set(vfs.filter(() => rnd() < 0.6).map((v) => v.pci));
+      const want = 1 + Math.floor(rnd() * 5);
+      const full = poolView(vfs, sel, held).candidates.filter((v) => !held.has(v.pci)).slice(0, want);
+      const lazy = freeInPool(vfRefs(sysfs), sel, held, want);
+      expect(lazy, `${JSON.stringify(sel)} want ${want}`).toEqual(full);
+      if (lazy.length) nonEmpty++;
+    }
+    expect(nonEmpty).toBeGreaterThan(100);
+  });
+
+  it('reads in full only the VFs it offers, and of the others no more than the selector asks', async () => {
+    const reads: string[] = [];
+    class Counting extends Sysfs {
+      override linkName(rel: string) { reads.push(rel); return super.linkName(rel); }
+      override tryRead(rel: string) { reads.push(rel); return super.tryRead(rel); }
+      override list(rel: string) { reads.push(rel); return super.list(rel); }
+    }
+    const counted = new Counting(sysfs.root, sysfs.kernel);
+    const vfs = listVfs(sysfs).filter((v) => v.pf === m.pfs[0]!.pci && v.driver === 'vfio-pci');
+    const held = new Set(vfs.slice(0, 5).map((v) => v.pci));
+    const got = freeInPool(vfRefs(counted), { rootDevices: [m.pfs[0]!.pci] }, held, 3);
+    expect(got.map((v) => v.pci)).toEqual(vfs.slice(5, 8).map((v) => v.pci));
+    const of = (attr: string) => new Set(reads.filter((r) => r.endsWith(`/${attr}`)).map((r) => r.split('/')[3]));
+    // In full (its IOMMU group, its netdev dir): the three taken, and the kernel-bound VFs
+    // met on the way, found unusable.
+    const metKernel = listVfs(sysfs).filter((v) => v.pf === m.pfs[0]!.pci && v.index <= vfs[7]!.index && v.driver === 'iavf').map((v) => v.pci);
+    expect([...of('iommu_group')].sort()).toEqual([...got.map((v) => v.pci), ...metKernel].sort());
+    // The other PF's VFs: not one link followed (the selector names the PF).
+    expect(reads.filter((r) => r.startsWith(`bus/pci/devices/${m.pfs[1]!.pci}/virtfn`))).toEqual([]);
+    // Nor any VF of this PF past the last one taken.
+    expect([...of('physfn')].filter((pci) => pci! > got[2]!.pci)).toEqual([]);
   });
 });
