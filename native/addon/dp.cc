@@ -402,6 +402,8 @@ Napi::Value DpPortCounters(const Napi::CallbackInfo &info) {
     vfp_afxdp_info xi;
     vfp_afxdp_port__info(p, &xi);
     put("tx_oversize", xi.tx_oversize);
+    put("rx_ring_full", xi.rx_ring_full);
+    put("rx_fill_empty", xi.rx_fill_empty);
     r.Set("ringBytes", Napi::Number::New(env, static_cast<double>(xi.umem_bytes)));
   }
 #endif

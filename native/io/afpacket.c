@@ -307,8 +307,9 @@ static uint16_t afp_tx(vfp_port *vp, uint16_t q, vfp_pkt **pkts, uint16_t n) {
         /* Acquire: the kernel is done reading the slot before we overwrite it. With
          * PACKET_LOSS a bad frame comes back AVAILABLE, never WRONG_FORMAT. */
         if (__atomic_load_n(&h->tp_status, __ATOMIC_ACQUIRE) != TP_STATUS_AVAILABLE) {
-            if (p->nq == 1) vp->tx_full++;
-            else __atomic_fetch_add(&vp->tx_full, 1, __ATOMIC_RELAXED);
+            /* The frames the ring could not take, as the other backends count them. */
+            if (p->nq == 1) vp->tx_full += (uint64_t)(n - taken);
+            else __atomic_fetch_add(&vp->tx_full, (uint64_t)(n - taken), __ATOMIC_RELAXED);
             break;
         }
         memcpy((uint8_t *)h + p->tx_data_off, pk->data, len);

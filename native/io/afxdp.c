@@ -45,7 +45,6 @@ typedef struct xq {
     uint32_t outstanding_tx; /* descriptors submitted, completion not yet reaped */
     int fd;
     uint32_t qid;
-    uint64_t kernel_dropped; /* XDP_STATISTICS rx_dropped last seen */
     vfp_pkt *pkts;           /* one descriptor per frame, index = base >> shift */
     struct xsk_umem *umem;
     struct xsk_socket *xsk;
@@ -244,13 +243,6 @@ static void afxdp_flush(vfp_port *p, uint16_t qi) {
     reap_completions(q);
     if (q->outstanding_tx && (!x->info.need_wakeup || xsk_ring_prod__needs_wakeup(&q->tx))) kick_tx(q);
     refill(q);
-    /* Idle path only: frames the kernel dropped for want of a fill-ring frame. */
-    struct xdp_statistics st;
-    socklen_t sl = sizeof st;
-    if (!getsockopt(q->fd, SOL_XDP, XDP_STATISTICS, &st, &sl) && st.rx_dropped > q->kernel_dropped) {
-        p->rx_nombuf += st.rx_dropped - q->kernel_dropped;
-        q->kernel_dropped = st.rx_dropped;
-    }
 }
 
 /* ---- control path ------------------------------------------------------------------- */
@@ -735,6 +727,16 @@ static const struct vfp_port_ops afxdp_ops = {
 void vfp_afxdp_port__info(const vfp_port *p, vfp_afxdp_info *out) {
     const afxdp_port *x = (const afxdp_port *)p;
     *out = x->info;
+    /* The kernel's counts of each socket since it was bound (a control-path read; the
+     * workers never ask): frames lost before the worker saw them. */
+    out->rx_ring_full = out->rx_fill_empty = 0;
+    for (uint16_t i = 0; i < p->n_queues; i++) {
+        struct xdp_statistics st;
+        socklen_t sl = sizeof st;
+        if (getsockopt(x->q[i].fd, SOL_XDP, XDP_STATISTICS, &st, &sl)) continue;
+        out->rx_ring_full += st.rx_ring_full;
+        out->rx_fill_empty += st.rx_dropped;
+    }
 }
 
 int vfp_afxdp_port__create(vfp_port **out, const vfp_afxdp_opts *o, const vfp_alloc *a, char *err, size_t errlen) {

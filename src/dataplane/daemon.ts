@@ -406,7 +406,9 @@ export class Daemon {
       await this.control.listen();
       await this.serialized(() => this.restoreAttachments());
       if (c.metrics) await this.startMetrics(c.metrics);
-      this.log.info(`control socket ${this.socket}${c.metrics ? `, metrics on http://${c.metrics}/metrics` : ''}`);
+      // The address bound: a port 0 in the config is one the kernel chose.
+      const bound = c.metrics && this.metricsPort !== null ? `${c.metrics.slice(0, c.metrics.lastIndexOf(':'))}:${this.metricsPort}` : c.metrics;
+      this.log.info(`control socket ${this.socket}${bound ? `, metrics on http://${bound}/metrics` : ''}`);
     } catch (e) {
       await this.stop(0);
       throw e;
@@ -846,7 +848,7 @@ export class Daemon {
         // kernel ring, a truncated frame…), beside the workers' counters.
         const names = this.portNames();
         const portDrops = Object.fromEntries([...names].map(([slot, name]) => [name, this.dp!.backendCounters(slot)?.drops ?? {}]));
-        return { counters: countersJson(this.dp!.counters(), names), portDrops };
+        return { counters: countersJson(this.counters(), names), portDrops };
       }
       case 'attach': {
         const a = this.parse(attachSchema, req);
@@ -1260,8 +1262,19 @@ export class Daemon {
     };
   }
 
+  /** The workers' counters, with a zero entry for each open port and each VNI served
+   *  (attached or with a flood list) that has seen nothing yet: the workers keep only
+   *  what moved, and an idle pod's port and VNI are still there, at 0 (as Prometheus
+   *  alerting on absent() or rate() expects). */
   counters(): DpCounters {
-    return this.dp!.counters();
+    const c = this.dp!.counters();
+    for (const slot of this.portNames().keys()) {
+      if (!c.ports.has(slot)) c.ports.set(slot, { rxPkts: 0n, rxBytes: 0n, txPkts: 0n, txBytes: 0n, drops: 0n, errors: 0n });
+    }
+    for (const vni of new Set([...[...this.atts.values()].map((x) => x.vni), ...this.floods.keys()])) {
+      if (!c.vnis.has(vni)) c.vnis.set(vni, { vni, encapPkts: 0n, encapBytes: 0n, decapPkts: 0n, decapBytes: 0n, floodPkts: 0n, localPkts: 0n, drops: 0n });
+    }
+    return c;
   }
 
   /** What the state file adds to the config's model, committed. An entry that is
@@ -1375,7 +1388,7 @@ export class Daemon {
       const names = this.portNames();
       const backend = new Map([...names.keys()].map((slot) => [slot, this.dp!.backendCounters(slot)] as const));
       const atts = this.attachmentList().map(({ a, state }) => ({ representor: a.representor, vni: a.vni, state }));
-      res.end(prometheus({ node: this.cfg.node, counters: this.dp!.counters(), names, epoch: this.epoch, backend, atts, learnCapacity: this.cfg.learnCapacity }));
+      res.end(prometheus({ node: this.cfg.node, counters: this.counters(), names, epoch: this.epoch, backend, atts, learnCapacity: this.cfg.learnCapacity }));
     });
     await new Promise<void>((resolve, reject) => {
       server.once('error', (e) => reject(new VfpError('system', `cannot serve metrics on ${addr}: ${e.message}`)));
@@ -1411,8 +1424,9 @@ export class Daemon {
 
 /** The allocation store (in the state directory, where vfplane-cni keeps it) against the
  *  attachments this start restores from its state file (`list`; the config's are the
- *  operator's and only count as present): `stale` are restored ones whose VF no longer carries
- *  that VXLAN attachment (a CNI DEL ran while the daemon was down); `missing` are VFs
+ *  operator's and only count as present): `stale` are restored ones of vfplane-cni's
+ *  whose VF no longer carries that VXLAN attachment (a CNI DEL ran while the daemon was
+ *  down); `missing` are VFs
  *  the store shows attached through this daemon's socket that nothing restores (the
  *  state file was lost or unreadable), rebuilt from what vfplane-cni recorded. Without a
  *  store, or with an unreadable one, neither: the state file is then all there is. */
@@ -1421,7 +1435,10 @@ function reconcileWithStore(stateDir: string, socket: string, list: AttachReques
   // has, add nothing.
   return readStore(stateDir, { stale: new Set<AttachRequest>(), missing: [] as AttachRequest[] }, (store) => {
     const out = { stale: new Set<AttachRequest>(), missing: [] as AttachRequest[] };
-    for (const a of list.filter((x) => x.pci)) {
+    // Only vfplane-cni's (an owner with a container) are a pod's, which its DEL ends; one
+    // made by hand (`dataplane attach`, with --pci or without) has no record in the store
+    // to lose, allocated by hand (`vf alloc`) or not, and comes back as it was.
+    for (const a of list.filter((x) => x.pci && x.owner?.containerId)) {
       const cur = store.get(a.pci!);
       const att = cur?.attachment as { vxlan?: { vni?: number } | null; representor?: string } | null | undefined;
       if (!cur || att?.vxlan?.vni !== a.vni || (att.representor && att.representor !== a.representor)) out.stale.add(a);
@@ -1511,9 +1528,9 @@ export function prometheus(m: MetricsInput): string {
   metric('vfplane_port_tx_bytes_total', 'Bytes sent on a data-plane port.', 'counter', ports.map(([s, p]) => [{ port: names.get(s)! }, p.txBytes]));
   // The backends' own signals of pressure: a full tx ring, no free rx buffer.
   const be = [...backend].filter((e): e is [number, Pick<BackendCounters, 'txFull' | 'rxNombuf' | 'drops'>] => e[1] !== null && names.has(e[0]));
-  metric('vfplane_port_tx_full_total', 'Bursts a port\'s tx ring could not take whole.', 'counter', be.map(([s, b]) => [{ port: names.get(s)! }, b.txFull]));
-  metric('vfplane_port_rx_nombuf_total', 'Receive passes cut short for want of a free buffer.', 'counter', be.map(([s, b]) => [{ port: names.get(s)! }, b.rxNombuf]));
-  metric('vfplane_port_backend_drops_total', 'Frames a port\'s I/O backend dropped itself, by its reason (truncated, oversize, chained mbufs…).', 'counter',
+  metric('vfplane_port_tx_full_total', 'Frames a port\'s tx ring could not take (dropped, and counted in vfplane_drops_total{reason="tx_full"} too).', 'counter', be.map(([s, b]) => [{ port: names.get(s)! }, b.txFull]));
+  metric('vfplane_port_rx_nombuf_total', 'Receive passes an AF_PACKET port cut short while the worker held every buffer (nothing lost: the rest waits in the ring).', 'counter', be.map(([s, b]) => [{ port: names.get(s)! }, b.rxNombuf]));
+  metric('vfplane_port_backend_drops_total', 'Frames a port\'s I/O backend or the kernel under it dropped, by reason (truncated, oversize, chained mbufs, an AF_XDP rx ring full or fill ring empty…).', 'counter',
     be.flatMap(([s, b]) => Object.entries(b.drops ?? {}).map(([reason, v]) => [{ port: names.get(s)!, reason }, v] as [Record<string, string>, number])));
   const vnis = [...c.vnis.values()];
   metric('vfplane_vni_encap_packets_total', 'Frames encapsulated, per VNI.', 'counter', vnis.map((v) => [{ vni: String(v.vni) }, v.encapPkts]));

@@ -81,6 +81,62 @@ describePrivileged('attachments made by hand', { root: true }, () => {
     }
   });
 
+  // The workers keep counters only for what moved: an attached pod that has sent nothing
+  // yet was missing from `stats` and /metrics (absent() alerts fired, rate() had no
+  // series). The metrics address in the log is the one bound (port 0: the kernel's).
+  it('an idle attachment has its port and VNI in stats and metrics, at 0; the log names the metrics port bound', async () => {
+    const idle = ifname('i'), idlePeer = ifname('j');
+    const own = scratchDir('idle');
+    execFileSync('ip', ['link', 'add', idle, 'type', 'veth', 'peer', 'name', idlePeer]); // the peer stays down: nothing arrives
+    const dp = await dataplaneOn(n, up, own.dir, { metrics: '127.0.0.1:0' });
+    try {
+      expect(dp.log()).toContain(`metrics on http://127.0.0.1:${dp.metricsPort}/metrics`);
+      const att = vfplane(['dataplane', 'attach', '--socket', dp.socket, '--representor', idle, '--vni', '300', '--mac', '02:00:00:00:0d:07']);
+      expect(att.code, att.stderr).toBe(0);
+      const sj = JSON.parse(vfplane(['dataplane', 'stats', '--socket', dp.socket, '--json']).stdout) as { counters: { ports: { name: string; rxPkts: number; txPkts: number }[]; vnis: { vni: number; encapPkts: number; decapPkts: number }[] } };
+      expect(sj.counters.ports.find((p) => p.name === idle)).toMatchObject({ rxPkts: 0, txPkts: 0 });
+      expect(sj.counters.vnis.find((v) => v.vni === 300)).toMatchObject({ encapPkts: 0, decapPkts: 0 });
+      const text = await (await fetch(`http://127.0.0.1:${dp.metricsPort}/metrics`)).text();
+      expect(text).toMatch(new RegExp(`^vfplane_port_rx_packets_total\\{node="edge",port="${idle}"\\} 0$`, 'm'));
+      expect(text).toMatch(/^vfplane_vni_encap_packets_total\{node="edge",vni="300"\} 0$/m);
+      expect(vfplane(['dataplane', 'detach', '--socket', dp.socket, '--representor', idle]).code).toBe(0);
+    } finally {
+      await dp.stop();
+      execFileSync('ip', ['link', 'del', idle]);
+      own.remove();
+    }
+  });
+
+  // The restart's check against the allocation store is for vfplane-cni's attachments (a
+  // pod's, which its DEL ends while the data plane is down); one made by hand has no
+  // record there to lose and came back from the state file as "released" to nothing.
+  it('an attachment made by hand comes back after a restart, its VF allocated by hand or not', async () => {
+    const m = makeSim({ profile: 'x710', pfs: 1, vfs: 2 });
+    const own = scratchDir('keep');
+    let dp = await dataplaneOn(n, up, own.dir);
+    try {
+      const [r0, r1] = [`${m.prefix}f0r0`, `${m.prefix}f0r1`];
+      // A store in the data plane's state directory (where vfplane-cni keeps it), with VF 1 kept by hand.
+      const alloc = vfplane(['vf', 'alloc', '--pci', '0000:5e:02.1', '--owner', 'ops/keep', '--sysfs-root', m.root, '--state-dir', dp.stateDir]);
+      expect(alloc.code, alloc.stderr).toBe(0);
+      for (const [rep, mac] of [[r0, '02:00:00:00:0d:05'], [r1, '02:00:00:00:0d:06']]) {
+        const att = vfplane(['dataplane', 'attach', '--socket', dp.socket, '--sysfs-root', m.root, '--representor', rep!, '--vni', '100', '--mac', mac!]);
+        expect(att.code, att.stderr).toBe(0);
+      }
+      await dp.stop();
+      dp = await dataplaneOn(n, up, own.dir);
+      const st = (await request(dp.socket, { op: 'status' })) as { attachments: { representor: string; pci?: string }[] };
+      expect(st.attachments.map((a) => [a.representor, a.pci]).sort()).toEqual([[r0, '0000:5e:02.0'], [r1, '0000:5e:02.1']]);
+      expect(dp.log()).toContain('restored 2 of 2 attachment(s)');
+      expect(dp.log()).not.toContain('dropping attachment');
+      for (const rep of [r0, r1]) expect(vfplane(['dataplane', 'detach', '--socket', dp.socket, '--representor', rep]).code).toBe(0);
+    } finally {
+      await dp.stop();
+      dropSim(m.root);
+      own.remove();
+    }
+  });
+
   // Without --pci the VF is read from sysfs (the representor it has), so the attachment
   // names its VF as one made with --pci does: `detach --pci` finds it. A --pci that is no
   // VF there is refused before the data plane is asked.
