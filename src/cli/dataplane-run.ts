@@ -109,11 +109,15 @@ export async function dpStatus(o: ClientOpts): Promise<void> {
     for (const w of warnings) if (w.about === about) console.log(`warning: ${w.text}`);
   };
   console.log(`node ${s.node}: ${s.backend} backend, uplink ${s.uplink.name}${s.uplink.mode ? ` (${s.uplink.mode})` : ''}, VTEP ${s.uplink.vtep}, epoch ${s.epoch}, ${s.workers.length} worker(s) on CPU ${s.workers.map((w) => w.cpu).join(',')}`);
+  // uplink.why explains the AF_XDP mode chosen (afxdp), or the tx offloads (dpdk): each
+  // beside what it explains.
+  const why = s.uplink.why;
+  if (why && s.backend === 'afxdp') console.log(`uplink mode: ${why}`);
   warn('uplink');
   const ot = s.uplink.offload;
   if (ot) console.log(`offload tier ${ot.tier}${ot.allowed !== null ? ` (the hw-profile allows ${ot.allowed})` : ''}: ${ot.why}`);
   const oc = s.uplink.outerChecksums;
-  if (oc) console.log(`outer checksums: IPv4 header by the ${oc.ipv4 === 'device' ? 'NIC' : 'CPU'}, UDP (when on) by the ${oc.udp === 'device' ? 'NIC' : 'CPU'}${s.uplink.why ? ` (${s.uplink.why})` : ''}`);
+  if (oc) console.log(`outer checksums: IPv4 header by the ${oc.ipv4 === 'device' ? 'NIC' : 'CPU'}, UDP (when on) by the ${oc.udp === 'device' ? 'NIC' : 'CPU'}${why && s.backend !== 'afxdp' ? ` (${why})` : ''}`);
   const tenants = (r as { tenants?: { namespaces: string[]; vnis: string }[] }).tenants ?? [];
   console.log(`tenants: ${tenants.length ? tenants.map((t) => `${t.namespaces.join(', ')} → VNI ${t.vnis}`).join('; ') : 'none (any namespace may use any VNI)'}`);
   const lr = s.learning;

@@ -1388,7 +1388,7 @@ export class Daemon {
       const names = this.portNames();
       const backend = new Map([...names.keys()].map((slot) => [slot, this.dp!.backendCounters(slot)] as const));
       const atts = this.attachmentList().map(({ a, state }) => ({ representor: a.representor, vni: a.vni, state }));
-      res.end(prometheus({ node: this.cfg.node, counters: this.counters(), names, epoch: this.epoch, backend, atts, learnCapacity: this.cfg.learnCapacity }));
+      res.end(prometheus({ node: this.cfg.node, counters: this.counters(), names, epoch: this.epoch, backend, atts, learnCapacity: this.cfg.learnCapacity, startedAt: this.started }));
     });
     await new Promise<void>((resolve, reject) => {
       server.once('error', (e) => reject(new VfpError('system', `cannot serve metrics on ${addr}: ${e.message}`)));
@@ -1507,6 +1507,8 @@ export interface MetricsInput {
   backend?: Map<number, Pick<BackendCounters, 'txFull' | 'rxNombuf' | 'drops'> | null>;
   atts?: { representor: string; vni: number; state: string }[];
   learnCapacity?: number;
+  /** When the data plane started (ms since the epoch). */
+  startedAt?: number;
 }
 
 /** The Prometheus text exposition of the counters. */
@@ -1561,6 +1563,9 @@ export function prometheus(m: MetricsInput): string {
   metric('vfplane_worker_busy_loops_total', 'Poll passes that moved packets, per worker.', 'counter', c.perWorker.map((w, i) => [{ worker: String(i), cpu: String(w.cpu) }, w.busyLoops]));
   metric('vfplane_worker_loops_total', 'Poll passes, per worker.', 'counter', c.perWorker.map((w, i) => [{ worker: String(i), cpu: String(w.cpu) }, w.loops]));
   metric('vfplane_config_epoch', 'The configuration epoch the workers run.', 'gauge', [[{}, epoch]]);
+  // Every counter starts at 0 with the data plane: a restart shows here (as
+  // process_start_time_seconds does for other exporters), and rate() copes with it.
+  if (m.startedAt !== undefined) metric('vfplane_start_time_seconds', 'When this data plane started, in seconds since the epoch (its counters count from then).', 'gauge', [[{}, Math.floor(m.startedAt / 1000)]]);
   metric('vfplane_attachment_representor_ok', 'Whether each attachment\'s representor is still the netdev its port was opened on (0: gone or replaced, the pod is cut off the overlay until DEL/GC, or waiting for it to exist after a restart; unknown in another namespace counts as 1).', 'gauge',
     atts.map((a) => [{ representor: a.representor, vni: String(a.vni) }, a.state === 'gone' || a.state === 'replaced' || a.state === 'waiting' ? 0 : 1]));
   return out.join('\n') + '\n';

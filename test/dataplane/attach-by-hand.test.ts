@@ -99,6 +99,10 @@ describePrivileged('attachments made by hand', { root: true }, () => {
       const text = await (await fetch(`http://127.0.0.1:${dp.metricsPort}/metrics`)).text();
       expect(text).toMatch(new RegExp(`^vfplane_port_rx_packets_total\\{node="edge",port="${idle}"\\} 0$`, 'm'));
       expect(text).toMatch(/^vfplane_vni_encap_packets_total\{node="edge",vni="300"\} 0$/m);
+      // When its counters started: the data plane's start, seconds ago.
+      const started = Number(/^vfplane_start_time_seconds\{node="edge"\} (\d+)$/m.exec(text)?.[1]);
+      expect(Date.now() / 1000 - started).toBeGreaterThanOrEqual(0);
+      expect(Date.now() / 1000 - started).toBeLessThan(120);
       expect(vfplane(['dataplane', 'detach', '--socket', dp.socket, '--representor', idle]).code).toBe(0);
     } finally {
       await dp.stop();

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'vitest';
 import { Topology, type TopologyOptions } from '../../src/demo/topology.js';
+import { vfplane } from './cli.js';
 
 type Backend = NonNullable<TopologyOptions['backend']>;
 
@@ -69,9 +70,13 @@ export async function oneWorker(backend: Exclude<Backend, 'afpacket'>): Promise<
     // the uplink its 4096 (AF_XDP) or its mbuf pool (DPDK: thousands of ~2.3 KiB mbufs).
     expect(rep.ringBytes).toBe(1024 * 4096);
     expect(up.ringBytes).toBeGreaterThan(backend === 'afxdp' ? 4096 * 4096 - 1 : 4 << 20);
+    // As an operator reads it: the mode's reason beside the mode, not the checksums.
+    const human = vfplane(['dataplane', 'status', '--socket', topo.nodes.get('a')!.socket]).stdout;
     if (backend === 'afxdp') {
       expect(st.uplink.mode).toMatch(/native|skb/);
       expect(st.uplink.why).toMatch(/no hw-profile matches/);
+      expect(human).toMatch(/^uplink mode: .*no hw-profile matches/m);
+      expect(human).toMatch(/^outer checksums: IPv4 header by the CPU, UDP \(when on\) by the CPU$/m);
     } else {
       expect(st.uplink.why).toMatch(/virtual device/);
     }
