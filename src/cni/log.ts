@@ -22,7 +22,8 @@ export interface Logger {
 }
 
 export interface LoggerOptions {
-  /** Default: "info" with a logFile, "error" (to stderr) without. */
+  /** Default: "info" with a logFile, "warning" (to stderr, which the runtime logs)
+   *  without: a config's warnings (a field read in another case, a likely typo) are seen. */
   level?: LogLevel;
   /** Absolute path; lines are appended. Without one, lines go to stderr. */
   file?: string;
@@ -35,7 +36,7 @@ export interface LoggerOptions {
 const RANK: Record<LogLevel, number> = { panic: 0, error: 1, warning: 2, info: 3, debug: 4, verbose: 5 };
 
 export function createLogger(opts: LoggerOptions = {}): Logger {
-  const level = opts.level ?? (opts.file ? 'info' : 'error');
+  const level = opts.level ?? (opts.file ? 'info' : 'warning');
   let fd: number | null | undefined; // undefined: not opened yet; null: could not open
   const toStderr = opts.stderr ?? ((line: string) => process.stderr.write(line));
 

@@ -102,6 +102,24 @@ function sniffVersion(text: string): string | undefined {
 // GC and STATUS came with spec 1.1.0; pkg/skel refuses them for older configs (code 1).
 const MIN_VERSION: Partial<Record<string, string>> = { GC: '1.1.0', STATUS: '1.1.0', CHECK: '0.4.0' };
 
+/** The logger of a config that was refused: to its logFile when that is an absolute
+ *  path, at error level; none when it names no usable file (stdout's error says it all). */
+async function refusedConfigLogger(text: string, env: NodeJS.ProcessEnv, io: MainIo): Promise<Logger | undefined> {
+  let file: unknown;
+  try {
+    const o = JSON.parse(text) as Record<string, unknown> | null;
+    file = o && typeof o === 'object' ? Object.entries(o).find(([k]) => k.toLowerCase() === 'logfile')?.[1] : undefined;
+  } catch {
+    return undefined;
+  }
+  if (typeof file !== 'string' || !file.startsWith('/')) return undefined;
+  const { createLogger } = await import('./log.js');
+  return createLogger({
+    level: 'error', file, stderr: io.stderr,
+    fields: { command: env.CNI_COMMAND, ...(env.CNI_CONTAINERID ? { containerId: env.CNI_CONTAINERID } : {}), ...(env.CNI_IFNAME ? { ifname: env.CNI_IFNAME } : {}) },
+  });
+}
+
 export async function main(env: NodeJS.ProcessEnv = process.env, io: MainIo = processIo): Promise<number> {
   const command = env.CNI_COMMAND;
   const phases = new Phases();
@@ -113,8 +131,8 @@ export async function main(env: NodeJS.ProcessEnv = process.env, io: MainIo = pr
     io.stderr(ABOUT);
     return 0;
   }
+  let text = '';
   try {
-    let text: string;
     try {
       // VERSION's stdin is a courtesy ({"cniVersion": …}); do not hang on a runtime that never closes it.
       text = await io.readStdin(command === 'VERSION' ? 2000 : undefined);
@@ -189,6 +207,9 @@ export async function main(env: NodeJS.ProcessEnv = process.env, io: MainIo = pr
     return 0;
   } catch (err) {
     const e = toCniError(err, command);
+    // A config refused before its logger was made: the logFile it names (an absolute
+    // path) still hears why, as the operator tailing it expects.
+    log ??= await refusedConfigLogger(text, env, io);
     log?.error(e.message, { code: e.code, ...(e.details ? { details: e.details } : {}), phasesMs: phases.summary() });
     io.stdout(JSON.stringify(errorObject(e, cniVersion), null, 4) + '\n');
     return 1;

@@ -421,14 +421,39 @@ describe('the vfplane-cni executable', () => {
     }
   });
 
-  it('logs a likely typo of its own fields as a warning, and carries on', () => {
+  // Without logFile the lines go to stderr, which the runtime logs: warnings by default
+  // (they were at error level there, so no one saw one), none with logLevel "error".
+  it('logs a likely typo of its own fields as a warning, by default on stderr, and carries on', () => {
     const dir = mkdtempSync(join(tmpdir(), 'vfp-cni-typo-'));
     try {
-      const conf = JSON.stringify({ cniVersion: '1.0.0', name: 'n1', type: 'vfplane-cni', logLevel: 'warning', stateDir: dir, sysfsRoot: '/sys', vxaln: { vni: 100 } });
-      const r = run({ CNI_COMMAND: 'DEL', CNI_CONTAINERID: 'c1', CNI_IFNAME: 'net1', CNI_NETNS: '' }, conf);
+      const conf = { cniVersion: '1.0.0', name: 'n1', type: 'vfplane-cni', stateDir: dir, sysfsRoot: '/sys', vxaln: { vni: 100 } };
+      const r = run({ CNI_COMMAND: 'DEL', CNI_CONTAINERID: 'c1', CNI_IFNAME: 'net1', CNI_NETNS: '' }, JSON.stringify(conf));
       expect(r.code, r.stdout).toBe(0);
       const warned = r.stderr.split('\n').filter(Boolean).map((l) => JSON.parse(l) as { level: string; msg: string });
       expect(warned).toContainEqual(expect.objectContaining({ level: 'warning', msg: 'unknown field "vxaln" ignored (a plugin ignores the fields it does not know): did you mean "vxlan"?' }));
+      expect(warned.filter((w) => w.level === 'info' || w.level === 'debug')).toEqual([]);
+      const quiet = run({ CNI_COMMAND: 'DEL', CNI_CONTAINERID: 'c1', CNI_IFNAME: 'net1', CNI_NETNS: '' }, JSON.stringify({ ...conf, logLevel: 'error' }));
+      expect(quiet.code, quiet.stdout).toBe(0);
+      expect(quiet.stderr).toBe('');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  // A config refused at once (before its logger exists) still tells the logFile it names.
+  it('writes why a config was refused to the logFile it names', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'vfp-cni-refused-'));
+    try {
+      const logFile = join(dir, 'cni.log');
+      const r = run({ CNI_COMMAND: 'ADD', ...attach }, JSON.stringify({ ...base, vlan: '12', logFile }));
+      expect(r.code).toBe(1);
+      expect(JSON.parse(r.stdout)).toMatchObject({ code: 7, msg: 'vlan: expected an integer 0–4094, got "12"' });
+      const lines = readFileSync(logFile, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+      expect(lines).toEqual([expect.objectContaining({ level: 'error', msg: 'vlan: expected an integer 0–4094, got "12"', code: 7, command: 'ADD', containerId: attach.CNI_CONTAINERID })]);
+      // A relative one is no file to write to: nothing is made, the answer is the same.
+      const rel = run({ CNI_COMMAND: 'ADD', ...attach }, JSON.stringify({ ...base, vlan: '12', logFile: 'cni.log' }));
+      expect(rel.code).toBe(1);
+      expect(existsSync(join(process.cwd(), 'cni.log'))).toBe(false);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
