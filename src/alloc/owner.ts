@@ -181,6 +181,23 @@ export function sameNetns(recorded: string, now: string | undefined): boolean {
   return recorded.split(':').slice(0, 2).join(':') === now.split(':').slice(0, 2).join(':');
 }
 
+/**
+ * Whether the namespace at path P is the pod's own: a live namespace (nsfs; a path left
+ * as a plain file by a half-done cleanup is none), never this process's (the host's,
+ * where VF netdevs come home: ADD refuses it as a pod's), and the
+ * one RECORDED at the allocation when that is known (a sandbox made since at the same
+ * path, or a /proc/PID/ns/net whose PID is another process's now, is another's). What a
+ * put-back may take a netdev out of: in any other namespace, a netdev under the pod's
+ * interface name is someone else's.
+ */
+export function podNetns(p: string, recorded: string | undefined): boolean {
+  const now = netnsIdOf(p);
+  if (now === undefined) return false;
+  const host = netnsIdOf('/proc/self/ns/net'); // where VF netdevs come home to
+  if (host !== undefined && sameNetns(host, now)) return false;
+  return recorded === undefined || sameNetns(recorded, now);
+}
+
 export function ownerAlive(o: Owner): 'alive' | 'gone' | 'unknown' {
   const verdicts: ('alive' | 'gone' | 'unknown')[] = [];
   if (o.netns !== undefined) {

@@ -4,6 +4,7 @@
 // is gone (or is being forced out).
 import * as fs from 'node:fs';
 import type { Allocation } from './store.js';
+import { podNetns } from './owner.js';
 import { hostNetnsPath } from '../net/ip.js';
 import { netRun } from '../net/netops.js';
 import { bindVf } from '../sriov/actions.js';
@@ -12,11 +13,13 @@ import type { Sysfs } from '../sriov/sysfs.js';
 import type { VfInfo, VfSettings } from '../sriov/types.js';
 import { applyVfSettings, settingsDiff } from '../sriov/vf-settings.js';
 
-/** Puts a VF netdev back in the host namespace under its own name, MAC and MTU. `dry`
- *  (gc --dry-run): only whether it would, from reading the pod's namespace; nothing
- *  changed. */
-export async function returnNetdev(netns: string, ifname: string, original: VfInfo, { dry = false }: { dry?: boolean } = {}): Promise<boolean> {
-  if (!original.netdev || !fs.existsSync(netns)) return false;
+/** Puts a VF netdev back in the host namespace under its own name, MAC and MTU, from the
+ *  pod's namespace NETNS: only when that is the pod's own (podNetns, against NETNS_ID,
+ *  the identity recorded at the allocation), since a netdev of that name anywhere else is
+ *  not the VF's. `dry` (gc --dry-run): only whether it would, from reading the pod's
+ *  namespace; nothing changed. */
+export async function returnNetdev(netns: string, netnsId: string | undefined, ifname: string, original: VfInfo, { dry = false }: { dry?: boolean } = {}): Promise<boolean> {
+  if (!original.netdev || !podNetns(netns, netnsId)) return false;
   try {
     return await bringHome(netns, ifname, original, original.netdev, dry);
   } catch (e) {
@@ -129,7 +132,7 @@ export async function netdevHome(sysfs: Sysfs, a: Allocation, beforeBoot: boolea
   if (((a.attachment as { mode?: string } | null)?.mode ?? 'kernel') !== 'kernel' || !netdev) return [];
   const ns = a.owner.netns;
   const isDry = dry ? { dry: true as const } : {};
-  if (ns && a.owner.ifname && (await returnNetdev(ns, a.owner.ifname, a.original, { dry }))) return [{ step: 'netdev-home', netdev, from: ns, ...isDry }];
+  if (ns && a.owner.ifname && (await returnNetdev(ns, a.owner.netnsId, a.owner.ifname, a.original, { dry }))) return [{ step: 'netdev-home', netdev, from: ns, ...isDry }];
   const restored = await tidyReturnedNetdev(sysfs, a, beforeBoot, { dry });
   return restored ? [{ step: 'netdev-tidied', netdev, restored, ...isDry }] : [];
 }

@@ -8,7 +8,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { AllocStore, DB_FILE, defaultStateDir, PAUSE_ADD_ENV, pauseForTest, type Allocation } from '../alloc/store.js';
-import { describeOwner, ownerAlive, parseOwner, type Owner } from '../alloc/owner.js';
+import { describeOwner, ownerAlive, parseOwner, podNetns, type Owner } from '../alloc/owner.js';
 import { findPool, freeInPool, handOverMode, loadPools, poolView, USERSPACE_DRIVERS, whyNoMatch, whyUnusable } from '../alloc/pool.js';
 import { addrsIn, ipIn, linkIn, netnsId, routesIn } from '../net/ip.js';
 import { netRun, type NetOp } from '../net/netops.js';
@@ -272,8 +272,12 @@ async function detach(sysfs: Sysfs, a: Allocation, netns: string | undefined, lo
   const beforeBoot = allocatedBeforeBoot(sysfs, a); // once, for every put-back step below
   const home = (async () => {
     if ((att?.mode ?? 'kernel') === 'kernel' && a.original.netdev) {
-      const ns = netns ?? a.owner.netns;
-      const moved = ns && ifname ? await returnNetdev(ns, ifname, a.original) : false;
+      // The pod's namespace: the runtime's path when it leads there, else the one the ADD
+      // recorded; neither when neither is the pod's own (podNetns: a sandbox made since at
+      // the path, a reused PID's /proc/PID/ns/net, the host's), whose netdev of the pod's
+      // interface name is someone else's.
+      const ns = [netns, a.owner.netns].find((p): p is string => !!p && podNetns(p, a.owner.netnsId));
+      const moved = ns && ifname ? await returnNetdev(ns, a.owner.netnsId, ifname, a.original) : false;
       if (!moved) await tidyReturnedNetdev(sysfs, a, beforeBoot);
       // Neither under the pod's name nor back: renamed inside the pod, most likely. While
       // that namespace lives the netdev is there, and a VF marked free would fail its next
@@ -286,22 +290,24 @@ async function detach(sysfs: Sysfs, a: Allocation, netns: string | undefined, lo
       // already gone.)
       const nowVf = presentVf(sysfs, a.pci);
       if (!nowVf) log?.(`VF ${a.pci} no longer exists (its PF has fewer VFs now); nothing to bring back`);
-      else if (!moved && ns && fs.existsSync(ns) && !nowVf.netdev && nowVf.driver === a.original.driver) {
+      else if (!moved && ns && podNetns(ns, a.owner.netnsId) && !nowVf.netdev && nowVf.driver === a.original.driver) {
         throw new CniError(ERR.IO, `VF ${a.pci}'s netdev is not in ${ns} as ${ifname ?? 'its interface'}, nor back on the host: was it renamed inside the pod?`,
           `it stays allocated; rename it back to ${ifname ?? 'its name'} in the pod, or delete the pod's network namespace, and DEL again`);
       }
     }
   })();
   const [o, h] = await Promise.allSettled([offOverlay, home]);
-  if (o.status === 'rejected') throw o.reason;
   if (h.status === 'rejected') throw h.reason;
   // Driver and PF-side settings; a VF rebound under its pod gets a new netdev, named and
-  // addressed as its own then.
+  // addressed as its own then. Also when the data plane did not answer the detach: the
+  // settings are the VF's, not the data plane's, and a VF left with its pod's VLAN and
+  // trust would carry them to whoever holds it next.
   if (restoreDriverAndSettings(sysfs, a, { beforeBoot }).rebound) {
     log?.(`VF ${a.pci} was rebound under its pod; bound back to ${a.original.driver}`);
     await tidyReturnedNetdev(sysfs, a, beforeBoot);
   }
   if (att?.deviceInfoFile) removeDeviceInfo(att.deviceInfoFile);
+  if (o.status === 'rejected') throw o.reason;
 }
 
 /**
@@ -462,7 +468,12 @@ export async function cmdAdd(ctx: CniContext): Promise<CniResult> {
       undo.push(async () => {
         await moved.catch(() => undefined);
         try {
-          await returnNetdev(netns, ifname, allocation.original);
+          // Home from the pod; or, when the netdev came back by itself (the pod's namespace
+          // went meanwhile: Linux returns it under the name it had there), its own name,
+          // MAC and MTU set again, as a DEL does.
+          if (!(await returnNetdev(netns, allocation.owner.netnsId, ifname, allocation.original))) {
+            await tidyReturnedNetdev(sysfs, allocation, allocatedBeforeBoot(sysfs, allocation));
+          }
         } catch (err) {
           stranded = fs.existsSync(netns);
           throw err;
@@ -883,7 +894,7 @@ export async function cmdGc(ctx: CniContext): Promise<void> {
       // An ADD under way (its pod's namespace lives) is not stale: the runtime lists only
       // finished attachments. Its ADD finishes it, or its DEL undoes it.
       const st = a.attachment as Attachment | null;
-      if ((!st || st.phase === 'adding') && a.owner.netns && fs.existsSync(a.owner.netns)) {
+      if ((!st || st.phase === 'adding') && a.owner.netns && podNetns(a.owner.netns, a.owner.netnsId)) {
         ctx.log.info(`GC: VF ${a.pci} of ${describeOwner(a.owner)} is still being added; left to its ADD (or DEL)`);
         continue;
       }
@@ -894,8 +905,12 @@ export async function cmdGc(ctx: CniContext): Promise<void> {
         try {
           await detach(sysfs, a, a.owner.netns && fs.existsSync(a.owner.netns) ? a.owner.netns : undefined);
         } catch (err) {
-          ctx.log.error(`GC: could not restore VF ${a.pci}: ${(err as Error).message}; releasing it anyway`);
-          failures.push(`VF ${a.pci} (${describeOwner(a.owner)}) was released but not fully restored: ${(err as Error).message}`);
+          // Released half put back, the next pod would get it so (its predecessor's VLAN,
+          // trust, rates, or a data plane still forwarding for it): it stays held, with
+          // its address, for the next GC or `vfplane gc` to finish, as a failed DEL's does.
+          ctx.log.error(`GC: could not put VF ${a.pci} back: ${(err as Error).message}; it stays allocated`);
+          failures.push(`VF ${a.pci} (${describeOwner(a.owner)}) stays allocated, not put back: ${(err as Error).message}; the next GC (or vfplane gc) retries`);
+          continue;
         }
       }
       // What the attachment's DEL would have given back: an IPAM plugin that predates GC

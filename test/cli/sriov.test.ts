@@ -252,10 +252,10 @@ describePrivileged('operator CLI on a simulated NIC', { netns: true }, () => {
     expect(rel.stdout).toMatch(/│ 0000:5e:\w\w\.\d │ pod ns1\/alive[^│]*│ \d+ +│ .* +│/);
   });
 
-  it('gc takes a namespace made again at the owner\'s netns path for another sandbox: the owner is gone', () => {
+  it('gc takes a namespace made again at the owner\'s netns path for another sandbox: the owner is gone, and that sandbox\'s netdev of the pod\'s interface name is left alone', () => {
     const pod = Netns.create('gcre');
     const netns = `/run/netns/${pod.name}`;
-    json(['vf', 'alloc', '--pool', 'intel', '--owner', 'ns1/remade', '--netns', netns]);
+    json(['vf', 'alloc', '--pool', 'intel', '--owner', 'ns1/remade', '--netns', netns, '--ifname', 'net1']);
     expect(json(['gc', '--dry-run']).find((r: any) => r.owner.name === 'remade')).toMatchObject({ state: 'alive' });
     // The same path, another namespace: one made while the first still lives, so that its
     // inum differs (a namespace made after the first is freed may get the same one back,
@@ -264,9 +264,12 @@ describePrivileged('operator CLI on a simulated NIC', { netns: true }, () => {
     pod.destroy();
     execFileSync('touch', [netns]);
     execFileSync('mount', ['--bind', `/run/netns/${other.name}`, netns]);
+    // The new sandbox has an interface of the old pod's name: not the VF's, not gc's.
+    other.ip(['link', 'add', 'net1', 'mtu', '1280', 'address', '02:00:00:00:cc:01', 'type', 'veth', 'peer', 'name', 'peer1']);
     try {
-      expect(json(['gc', '--dry-run']).find((r: any) => r.owner.name === 'remade')).toMatchObject({ state: 'gone', released: false });
-      expect(json(['gc']).find((r: any) => r.owner.name === 'remade')).toMatchObject({ released: true });
+      expect(json(['gc', '--dry-run']).find((r: any) => r.owner.name === 'remade')).toMatchObject({ state: 'gone', released: false, putBack: [] });
+      expect(json(['gc']).find((r: any) => r.owner.name === 'remade')).toMatchObject({ released: true, putBack: [] });
+      expect(other.ip(['-br', 'link', 'show', 'net1'])).toMatch(/^net1@peer1\s+\S+\s+02:00:00:00:cc:01 /);
     } finally {
       execFileSync('ip', ['netns', 'del', pod.name]); // unmounts and removes the path
       other.destroy();

@@ -2,7 +2,7 @@
 // against a simulated NIC with real network namespaces and the reference IPAM plugins
 // (host-local, static) and tuning from Debian's containernetworking-plugins.
 import { spawn, spawnSync, execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -262,6 +262,29 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
     expect(vf.settings.vlan).toBe(0);
     expect(vf.netdev).toBe(`${m.prefix}f0v1`);
     expect(leasedIps()).toEqual([]);
+  });
+
+  // A runtime that unmounted the namespace and died before removing the path leaves a
+  // plain file there: a namespace gone, as ownerAlive has it. DEL failed on it for ever
+  // ("not a network namespace file"), with the VF held.
+  it('DEL succeeds when the netns path is left as a plain file, and puts the VF back', () => {
+    const p = pod('plain');
+    const conf = base({ deviceID: '0000:5e:02.7', vlan: 9 });
+    const e = { containerId: 'plain001', netns: nsPath(p), ifname: 'net1' };
+    expect(call('ADD', conf, e).code).toBe(0);
+    execFileSync('umount', [nsPath(p)]);
+    try {
+      expect(statSync(nsPath(p)).isFile()).toBe(true);
+      const del = call('DEL', conf, e);
+      expect(del.code, JSON.stringify(del.out)).toBe(0);
+      const vf = vfpJson(['vf', 'show', '0000:5e:02.7']);
+      expect(vf.allocation).toBeNull();
+      expect(vf.settings.vlan).toBe(0);
+      expect(vf.netdev).toBe(`${m.prefix}f0v7`);
+      expect(leasedIps()).toEqual([]);
+    } finally {
+      rmSync(nsPath(p), { force: true });
+    }
   });
 
   it('DEL with a config edited since ADD into one ADD refuses (sriov-cni took it) still puts the VF back and releases it, and logs what it set aside', () => {
@@ -955,6 +978,72 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
       rmSync(dir, { recursive: true, force: true });
     }
   }, 60_000);
+
+  // CNI GC whose data plane does not answer the detach: the VF's PF-side settings (its
+  // pod's VLAN, trust) are put back all the same, and the VF stays held, with a failure,
+  // for the next GC to finish. It was released half put back: the next pod got the old
+  // VLAN and trust on, and its DEL "restored" them as the VF's own.
+  it('CNI GC with a data plane that never answers the detach puts the settings back and keeps the VF for the next GC', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'vfplane-gchang-'));
+    const sock = join(dir, 'dp.sock');
+    const fake = standInDataplane(sock, `(r) => (r.op === 'attach' ? '{"ok":true}' : null)`);
+    let heard = '';
+    fake.stdout.on('data', (d) => (heard += d));
+    await new Promise<void>((r) => { const t = setInterval(() => heard.includes('ready') && (clearInterval(t), r()), 20); });
+    const p = pod('gchang');
+    const conf = base({ cniVersion: '1.1.0', deviceID: '0000:5e:02.5', ipam: {}, vlan: 100, trust: 'on', vxlan: { vni: 100, socket: sock } });
+    const e = { containerId: 'gchang01', netns: nsPath(p), ifname: 'net1' };
+    try {
+      expect(call('ADD', conf, e).code).toBe(0);
+      expect(vfpJson(['vf', 'show', '0000:5e:02.5']).settings).toMatchObject({ vlan: 100, trust: true });
+      const gc = call('GC', { ...conf, 'cni.dev/valid-attachments': [] });
+      expect(gc.code).toBe(1);
+      expect(gc.out).toMatchObject({ code: 5, msg: expect.stringContaining('VF 0000:5e:02.5 (') });
+      expect(gc.out.msg).toContain('stays allocated, not put back');
+      expect(gc.out.msg).toContain('did not answer detach');
+      const held = vfpJson(['vf', 'show', '0000:5e:02.5']);
+      expect(held.allocation?.owner.containerId).toBe('gchang01');
+      expect(held.settings).toMatchObject({ vlan: 0, trust: false });
+      // The data plane gone (nothing to detach from), the next GC finishes.
+      fake.kill();
+      await new Promise((r) => fake.once('exit', r));
+      rmSync(sock, { force: true });
+      const again = call('GC', { ...conf, 'cni.dev/valid-attachments': [] });
+      expect(again.code, JSON.stringify(again.out)).toBe(0);
+      expect(vfpJson(['vf', 'show', '0000:5e:02.5']).allocation).toBeNull();
+      expect(p.ip(['-br', 'link'])).not.toContain('net1');
+    } finally {
+      fake.kill();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
+
+  // A DEL whose CNI_NETNS leads elsewhere than the pod's namespace (a /proc/PID/ns/net
+  // whose PID is a host process's now, a sandbox made again at the path) took the netdev
+  // of the pod's interface name from there: a host netdev renamed as the VF's, its MAC and
+  // MTU changed. The VF comes home from the namespace the ADD recorded; the other is untouched.
+  it('DEL with a CNI_NETNS that is not the pod\'s leaves a netdev of the pod\'s interface name there alone, and brings the VF home from its pod', async () => {
+    const p = pod('delns');
+    const ifname = `${m.prefix}x1`;
+    const decoy = `${m.prefix}y1`;
+    const conf = base({ deviceID: '0000:5e:02.6', ipam: {}, mac: '02:00:00:00:aa:06', mtu: 1400 });
+    expect(call('ADD', conf, { containerId: 'delns001', netns: nsPath(p), ifname }).code).toBe(0);
+    const host = spawn('sleep', ['60']);
+    execFileSync('ip', ['link', 'add', ifname, 'mtu', '1280', 'address', '02:00:00:00:bb:01', 'type', 'veth', 'peer', 'name', decoy]);
+    try {
+      const del = call('DEL', conf, { containerId: 'delns001', netns: `/proc/${host.pid}/ns/net`, ifname });
+      expect(del.code, JSON.stringify(del.out)).toBe(0);
+      const l = JSON.parse(execFileSync('ip', ['-j', 'link', 'show', ifname], { encoding: 'utf8' }))[0];
+      expect([l.address, l.mtu]).toEqual(['02:00:00:00:bb:01', 1280]);
+      expect(p.ip(['-br', 'link'])).not.toContain(ifname);
+      const vf = vfpJson(['vf', 'show', '0000:5e:02.6']);
+      expect(vf.allocation).toBeNull();
+      expect(vf.netdev).toBe(`${m.prefix}f0v6`);
+    } finally {
+      host.kill();
+      execFileSync('ip', ['link', 'del', decoy]); // and its peer, under whatever name it has
+    }
+  });
 
   // A node half-way through an upgrade: this plugin, a data plane from before mtuAuto
   // (one that refuses it as an unknown field, in the words of the two releases before it;
