@@ -423,8 +423,8 @@ export class Daemon {
     const restoredAtts = restored?.attachments ?? [];
     // The config's attachments are the operator's: the store is asked about the restored
     // ones only (and about what nothing restores).
-    const { stale, missing } = reconcileWithStore(c.stateDir, this.socket, restoredAtts, c.attachments,
-      this.storeUnreadable(c.stateDir, 'the state file alone says which attachments come back (none is rebuilt from the store, and none is dropped as DELed)'));
+    const { stale, missing } = reconcileWithStore(c.stateDir, this.socket, restoredAtts, c.attachments, (a) => this.storeOf(a),
+      (dir) => this.storeUnreadable(dir, 'the state file alone says which of its VFs\' attachments come back (none is rebuilt from it, and none is dropped as DELed)'));
     let back = 0;
     for (const a of [...c.attachments, ...restoredAtts, ...missing]) {
       if (stale.has(a)) {
@@ -1422,44 +1422,48 @@ export class Daemon {
   }
 }
 
-/** The allocation store (in the state directory, where vfplane-cni keeps it) against the
- *  attachments this start restores from its state file (`list`; the config's are the
- *  operator's and only count as present): `stale` are restored ones of vfplane-cni's
- *  whose VF no longer carries that VXLAN attachment (a CNI DEL ran while the daemon was
- *  down); `missing` are VFs
- *  the store shows attached through this daemon's socket that nothing restores (the
- *  state file was lost or unreadable), rebuilt from what vfplane-cni recorded. Without a
- *  store, or with an unreadable one, neither: the state file is then all there is. */
-function reconcileWithStore(stateDir: string, socket: string, list: AttachRequest[], fromConfig: AttachRequest[], unreadable?: (why: string) => void): { stale: Set<AttachRequest>; missing: AttachRequest[] } {
-  // An unreadable store says nothing (the caller says why): keep what the state file
-  // has, add nothing.
-  return readStore(stateDir, { stale: new Set<AttachRequest>(), missing: [] as AttachRequest[] }, (store) => {
-    const out = { stale: new Set<AttachRequest>(), missing: [] as AttachRequest[] };
-    // Only vfplane-cni's (an owner with a container) are a pod's, which its DEL ends; one
-    // made by hand (`dataplane attach`, with --pci or without) has no record in the store
-    // to lose, allocated by hand (`vf alloc`) or not, and comes back as it was.
-    for (const a of list.filter((x) => x.pci && x.owner?.containerId)) {
-      const cur = store.get(a.pci!);
-      const att = cur?.attachment as { vxlan?: { vni?: number } | null; representor?: string } | null | undefined;
-      if (!cur || att?.vxlan?.vni !== a.vni || (att.representor && att.representor !== a.representor)) out.stale.add(a);
-    }
-    const have = new Set([...list, ...fromConfig].flatMap((a) => [a.representor, ...(a.pci ? [a.pci] : [])]));
-    for (const al of store.list()) {
-      const att = al.attachment as { mac?: string; representor?: string; dataplane?: string; vxlan?: Record<string, unknown> | null; podMtu?: unknown; mtuAuto?: unknown } | null;
-      const x = att?.vxlan;
-      if (!att || !x || typeof x.vni !== 'number' || !att.representor || !att.mac || !att.dataplane) continue;
-      if (resolve(att.dataplane) !== resolve(socket) || have.has(att.representor) || have.has(al.pci)) continue;
-      const o = al.owner;
-      const { op: _op, ...req } = overlayAttachRequest({
-        representor: att.representor, pci: al.pci, mac: att.mac, vxlan: x as unknown as OverlayConf,
-        // What the ADD said of the pod's MTU (records older than that say nothing).
-        mtu: typeof att.podMtu === 'number' ? att.podMtu : undefined, mtuAuto: att.mtuAuto === true ? true : undefined,
-        owner: { containerId: o.containerId, ifname: o.ifname, netns: o.netns, network: o.network, podNamespace: o.namespace, podName: o.name, store: stateDir },
-      });
-      out.missing.push(req as AttachRequest);
-    }
-    return out;
-  }, unreadable);
+/** The allocation stores against the attachments this start restores from its state
+ *  file (`list`; the config's are the operator's and only count as present): `stale` are
+ *  restored ones of vfplane-cni's whose VF no longer carries that VXLAN attachment in the
+ *  store that holds it (`storeOf`: the one the ADD named, the data plane's state directory
+ *  by default; a CNI DEL ran while the daemon was down); `missing` are VFs a store shows
+ *  attached through this daemon's socket that nothing restores (the state file was lost
+ *  or unreadable), rebuilt from what vfplane-cni recorded, from the data plane's store and
+ *  every store the restored attachments name. A store that is missing or unreadable
+ *  proves nothing: the state file is then all there is for its VFs. */
+function reconcileWithStore(stateDir: string, socket: string, list: AttachRequest[], fromConfig: AttachRequest[], storeOf: (a: AttachRequest) => string, unreadable?: (dir: string) => (why: string) => void): { stale: Set<AttachRequest>; missing: AttachRequest[] } {
+  const out = { stale: new Set<AttachRequest>(), missing: [] as AttachRequest[] };
+  // Only vfplane-cni's (an owner with a container) are a pod's, which its DEL ends; one
+  // made by hand (`dataplane attach`, with --pci or without) has no record in the store
+  // to lose, allocated by hand (`vf alloc`) or not, and comes back as it was.
+  const owned = list.filter((x) => x.pci && x.owner?.containerId);
+  const have = new Set([...list, ...fromConfig].flatMap((a) => [a.representor, ...(a.pci ? [a.pci] : [])]));
+  for (const dir of new Set([resolve(stateDir), ...owned.map((a) => resolve(storeOf(a)))])) {
+    readStore(dir, undefined, (store) => {
+      for (const a of owned.filter((x) => resolve(storeOf(x)) === dir)) {
+        const cur = store.get(a.pci!);
+        const att = cur?.attachment as { vxlan?: { vni?: number } | null; representor?: string } | null | undefined;
+        if (!cur || att?.vxlan?.vni !== a.vni || (att.representor && att.representor !== a.representor)) out.stale.add(a);
+      }
+      for (const al of store.list()) {
+        const att = al.attachment as { mac?: string; representor?: string; dataplane?: string; vxlan?: Record<string, unknown> | null; podMtu?: unknown; mtuAuto?: unknown } | null;
+        const x = att?.vxlan;
+        if (!att || !x || typeof x.vni !== 'number' || !att.representor || !att.mac || !att.dataplane) continue;
+        if (resolve(att.dataplane) !== resolve(socket) || have.has(att.representor) || have.has(al.pci)) continue;
+        const o = al.owner;
+        const { op: _op, ...req } = overlayAttachRequest({
+          representor: att.representor, pci: al.pci, mac: att.mac, vxlan: x as unknown as OverlayConf,
+          // What the ADD said of the pod's MTU (records older than that say nothing).
+          mtu: typeof att.podMtu === 'number' ? att.podMtu : undefined, mtuAuto: att.mtuAuto === true ? true : undefined,
+          owner: { containerId: o.containerId, ifname: o.ifname, netns: o.netns, network: o.network, podNamespace: o.namespace, podName: o.name, store: dir },
+        });
+        out.missing.push(req as AttachRequest);
+        have.add(att.representor);
+        have.add(al.pci);
+      }
+    }, unreadable?.(dir));
+  }
+  return out;
 }
 
 /** fn on the allocation store in stateDir (vfplane-cni's); `fallback` when there is no

@@ -39,6 +39,7 @@ export interface PodSpec {
   namespace?: string; // the pod's Kubernetes namespace (K8S_POD_NAMESPACE); default "default"
   mtu?: number; // the CNI config's "mtu"; without it the pod gets what the overlay carries
   cniVersion?: string; // the network's; default 1.0.0
+  stateDir?: string; // the network's own stateDir (its allocation store), its vxlan.socket the node's data plane; default the node's
 }
 
 export interface TopologyOptions {
@@ -370,8 +371,8 @@ export class Topology {
       type: 'vfplane-cni',
       deviceID: pci,
       sysfsRoot: n.sim.root,
-      stateDir: n.stateDir,
-      vxlan: { vni: spec.vni },
+      stateDir: spec.stateDir ?? n.stateDir,
+      vxlan: { vni: spec.vni, ...(spec.stateDir ? { socket: n.socket } : {}) },
       ...(spec.mtu ? { mtu: spec.mtu } : {}),
       ipam: { type: 'static', addresses: [{ address: spec.ip }] },
       ...(prevResult ? { prevResult } : {}),

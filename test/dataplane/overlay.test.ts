@@ -390,6 +390,26 @@ describePrivileged('VXLAN overlay between two simulated nodes', { netns: true, c
     expect(a.stderr.join('\n')).toMatch(/dropping attachment .* released while the data plane was down/);
   }, 60_000);
 
+  // A network with a stateDir of its own (its allocation store there) attached through
+  // this data plane's socket: at a restart the store asked about its VF is the one its
+  // ADD named, not the data plane's. It was dropped as "released while down".
+  it('restores an attachment whose VF is held in another allocation store', async () => {
+    const a = topo.nodes.get('a')!;
+    const own = mkdtempSync(join(tmpdir(), 'vfplane-ownstore-'));
+    try {
+      const pod = await topo.addPod({ name: 's1', node: 'a', vni: 100, ip: '10.100.0.31/24', stateDir: own });
+      await topo.stopDaemon(a);
+      await topo.startDaemon(a); // its stderr: this start's lines
+      const st = (await topo.control('a', { op: 'status' })) as { attachments: { mac: string }[] };
+      expect(st.attachments.map((x) => x.mac)).toContain(pod.mac);
+      expect(a.stderr.join('\n')).not.toMatch(new RegExp(`dropping attachment \\S+ \\(VF ${pod.pci.replace(/\./g, '\\.')}`));
+      expect(topo.ping('s1', '10.100.0.2', 4).received).toBeGreaterThanOrEqual(3);
+    } finally {
+      await topo.delPod('s1');
+      rmSync(own, { recursive: true, force: true });
+    }
+  }, 60_000);
+
   // A representor missing when the data plane starts (the VFs not made yet after a
   // reboot, or one away for a moment) is not forgotten: status lists the attachment as
   // waiting, and the daemon's beat attaches it once the representor exists.
