@@ -51,6 +51,11 @@ async function bringHome(netns: string, ifname: string, original: VfInfo, own: s
  * putting the old driver, settings or name back would override that.
  */
 export function allocatedBeforeBoot(sysfs: Sysfs, a: Allocation): boolean {
+  // By the boot's id when both are known: the wall clock may have been stepped since the
+  // allocation (a VM whose clock NTP corrected after its pods started), and boot time
+  // read from it (btime) moves with it, making this boot's allocations look older.
+  const now = sysfs.bootId();
+  if (a.bootId !== undefined && now !== null) return a.bootId !== now;
   const booted = sysfs.bootedAt();
   return booted !== null && Date.parse(a.createdAt) < booted;
 }

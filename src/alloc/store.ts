@@ -13,6 +13,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import Database from 'better-sqlite3';
 import { parsePci } from '../sriov/pci.js';
+import { bootIdAt } from '../sriov/sysfs.js';
 import type { VfInfo } from '../sriov/types.js';
 import { conflict, invalid, notFound, systemError, unavailable, VfpError } from '../util/errors.js';
 import { sleepSync } from '../util/proc.js';
@@ -33,6 +34,9 @@ export interface Allocation {
   owner: Owner;
   createdAt: string; // ISO 8601
   original: VfInfo; // the VF as the caller saw it before taking it, for restore
+  /** The node's boot it was made in (Sysfs.bootId), when known: kept in the original
+   *  state's record (no column of its own, so older plugins read the store as it is). */
+  bootId?: string;
   /** What the holder did with it (the CNI plugin: mode, interface, VXLAN); null until set. */
   attachment: Record<string, unknown> | null;
 }
@@ -741,8 +745,9 @@ export class AllocStore {
 
   private toAllocation(r: Row): Allocation {
     let original: VfInfo;
+    let bootId: unknown;
     try {
-      original = JSON.parse(r.original) as VfInfo;
+      ({ bootId, ...original } = JSON.parse(r.original) as VfInfo & { bootId?: unknown });
     } catch {
       throw systemError(`the allocation store ${this.file} holds an unreadable original state for VF ${r.pci}; release it with --force and check the VF by hand`, { pci: r.pci });
     }
@@ -754,7 +759,13 @@ export class AllocStore {
         throw systemError(`the allocation store ${this.file} holds an unreadable attachment record for VF ${r.pci}; release it with --force and check the VF by hand`, { pci: r.pci });
       }
     }
-    return { id: r.id, pci: r.pci, pf: r.pf, vfIndex: r.vf_index, pool: r.pool, owner: ownerOf(r), createdAt: r.created_at, original, attachment };
+    return { id: r.id, pci: r.pci, pf: r.pf, vfIndex: r.vf_index, pool: r.pool, owner: ownerOf(r), createdAt: r.created_at, original, attachment, ...(typeof bootId === 'string' ? { bootId } : {}) };
+  }
+
+  /** VF's original state as recorded, with the node's boot id beside it (Allocation.bootId). */
+  private originalRecord(vf: VfInfo): { json: string; bootId?: string } {
+    const bootId = this.node ? bootIdAt(this.node) : null;
+    return bootId ? { json: JSON.stringify({ ...vf, bootId }), bootId } : { json: JSON.stringify(vf) };
   }
 
   private log(op: 'alloc' | 'release', pci: string, allocId: number | null, pool: string | null, owner: Owner, reason: string | null): number {
@@ -768,16 +779,17 @@ export class AllocStore {
 
   private insert(vf: VfInfo, owner: Owner, pool: string | null): Allocation {
     const createdAt = new Date().toISOString();
+    const rec = this.originalRecord(vf);
     // The 'alloc' history row's seq is the allocation id: monotonic, never reused.
     const id = this.log('alloc', vf.pci, null, pool, owner, null);
     this.stmt.insert.run({
       pci: vf.pci, id, pf: vf.pf, vf_index: vf.index, pool,
       ns: owner.namespace ?? null, pod: owner.name ?? null, uid: owner.uid ?? null, container_id: owner.containerId ?? null,
       ifname: owner.ifname ?? null, netns: owner.netns ?? null, netns_id: owner.netnsId ?? null, pid: owner.pid ?? null, pid_start: owner.pidStart ?? null,
-      network: owner.network ?? null, created_at: createdAt, original: JSON.stringify(vf), node: this.node,
+      network: owner.network ?? null, created_at: createdAt, original: rec.json, node: this.node,
     });
     if (this.pauseFile) pauseForTest(this.pauseFile);
-    return { id, pci: vf.pci, pf: vf.pf, vfIndex: vf.index, pool, owner, createdAt, original: vf, attachment: null };
+    return { id, pci: vf.pci, pf: vf.pf, vfIndex: vf.index, pool, owner, createdAt, original: vf, attachment: null, ...(rec.bootId ? { bootId: rec.bootId } : {}) };
   }
 
   private static prepareOwner(o: Owner): Owner {
@@ -1025,7 +1037,7 @@ export class AllocStore {
    */
   setOriginal(id: number, vf: VfInfo): void {
     this.write('recording the original state', () => {
-      const n = this.stmt.setOriginal.run(JSON.stringify(vf), id).changes;
+      const n = this.stmt.setOriginal.run(this.originalRecord(vf).json, id).changes;
       if (n !== 1) throw notFound(`allocation ${id} no longer exists; it was released`, { id });
     });
   }

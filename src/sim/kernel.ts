@@ -13,7 +13,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ip, ipBatch, link, links, netnsAdd } from '../net/ip.js';
 import { pciFromRid, pciRid } from '../sriov/pci.js';
-import { errnoError, registerSimKernel, Sysfs, type SysfsKernel } from '../sriov/sysfs.js';
+import { errnoError, registerSimKernel, simBootId, Sysfs, type SysfsKernel } from '../sriov/sysfs.js';
 import { getProfile } from '../sriov/profile.js';
 import type { HwProfile, VfSettings } from '../sriov/types.js';
 import { VF_SETTING_ERRNOS, vfSettingRefusals } from '../sriov/vf-settings.js';
@@ -64,6 +64,10 @@ export class SimKernel implements SysfsKernel {
 
   get bootedAt(): number {
     return Date.parse(this.m.createdAt);
+  }
+
+  get bootId(): string {
+    return simBootId(this.m);
   }
 
   get devRoot(): string {

@@ -52,6 +52,9 @@ const manifestSchema = z.object({
   numaNode: int(-1, 1023, '-1: none'),
   pfs: z.array(pfSchema, { error: 'expected a list of 1–8 PFs' }).min(1, 'expected a list of 1–8 PFs').max(8, 'expected a list of 1–8 PFs'),
   createdAt: text('an ISO time'),
+  // Which making of the NIC this is (as the kernel's boot_id): what an allocation records
+  // to know whether it is from before this "boot", whatever the clock did since.
+  bootId: text('a random id').optional(),
 }, { error: 'expected a JSON object' });
 export type SimManifest = z.infer<typeof manifestSchema>;
 

@@ -2,6 +2,7 @@
 // netdevs (one pair per PF uplink, one per VF: the VF netdev and its representor).
 // Discovery, driver binding, VF settings and moving VF netdevs into pod namespaces then
 // run against it exactly as against /sys, because this kernel has no SR-IOV of its own.
+import { randomUUID } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ipBatch, links, netnsAdd, netnsDel, netnsList } from '../net/ip.js';
@@ -125,6 +126,7 @@ export function createSim(o: SimOptions): SimManifest {
     numaNode: o.numaNode ?? 0,
     pfs,
     createdAt: new Date().toISOString(),
+    bootId: randomUUID(),
   };
 
   try {

@@ -22,6 +22,8 @@ export interface SysfsKernel {
   setVfSettings(pfPci: string, index: number, change: Partial<VfSettings>): VfSettings;
   /** When the simulated NIC was made (its "boot"), in ms since the epoch. */
   readonly bootedAt: number;
+  /** Which making of the simulated NIC this is (its "boot_id"): simBootId. */
+  readonly bootId: string;
   /** False for a simulator made with --no-netdevs: its kernel-bound VFs have none. */
   readonly hasNetdevs: boolean;
 }
@@ -83,6 +85,13 @@ export class Sysfs {
     } catch {
       return null;
     }
+  }
+
+  /** Which boot of the node this is, as a name that a change of the wall clock does not
+   *  move (bootedAt does: btime is now minus the time since boot): the kernel's boot_id
+   *  for /sys, the simulator's for its tree (bootIdAt), null for any other tree. */
+  bootId(): string | null {
+    return this.kernel ? this.kernel.bootId : bootIdAt(this.root);
   }
 
   /** Absolute path of REL under the root; refuses anything that could leave it. */
@@ -164,6 +173,27 @@ export class Sysfs {
         value,
       });
     }
+  }
+}
+
+/** A simulated NIC's boot id: the one `sim create` drew, or (a tree made before it drew
+ *  one) its creation time. */
+export function simBootId(m: { bootId?: string | undefined; createdAt: string }): string {
+  return m.bootId ?? `sim:${m.createdAt}`;
+}
+
+/** The boot id (Sysfs.bootId) of the node whose sysfs root is ROOT, read without opening
+ *  it: /proc/sys/kernel/random/boot_id for /sys, the simulator's for a tree it made,
+ *  null otherwise (or when it cannot be read). */
+export function bootIdAt(root: string): string | null {
+  const abs = path.resolve(root);
+  try {
+    if (abs === DEFAULT_SYSFS_ROOT) return fs.readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim() || null;
+    const m = JSON.parse(fs.readFileSync(path.join(abs, SIM_MARKER), 'utf8')) as { bootId?: unknown; createdAt?: unknown };
+    if (typeof m.createdAt !== 'string') return null;
+    return simBootId({ bootId: typeof m.bootId === 'string' ? m.bootId : undefined, createdAt: m.createdAt });
+  } catch {
+    return null;
   }
 }
 

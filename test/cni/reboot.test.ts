@@ -4,7 +4,7 @@
 // DEL for a lost sandbox (CNI_NETNS empty), its CNI GC, or the operator's `vfplane gc`,
 // must release the VFs and the addresses, and a new pod must be told why a VF is held.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, realpathSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -173,6 +173,29 @@ describePrivileged('after a reboot: dead pods\' VFs and addresses come back', { 
     expect(gc.stdout).toMatch(/VF 0000:5e:02\.0 was allocated before this boot .*left as the boot made it/);
     expect(show('0000:5e:02.0')).toMatchObject({ driver: 'iavf', settings: { vlan: 9 }, allocation: null });
     expect(leases()).toEqual([]);
+  });
+
+  // The wall clock stepped forward after the ADD (a VM whose clock NTP corrects once its
+  // pods run): the boot time read from the clock (btime; the simulator's creation time
+  // here) moves past the allocation, which then looked older than the boot, and DEL left
+  // the pod's VLAN and trust on the VF for the next pod. The boot's id does not move.
+  it('a wall-clock step after the ADD does not make its allocation look older than the boot: DEL still puts the VF back', async () => {
+    const p = Netns.create('rbclk');
+    pods.push(p);
+    expect(cni('ADD', conf({ deviceID: '0000:5e:02.1', vlan: 11, trust: 'on' }), 'clk1', p.path).code).toBe(0);
+    const manifest = join(m.root, 'vfplane-sim.json');
+    const before = readFileSync(manifest, 'utf8');
+    const j = JSON.parse(before) as { createdAt: string; bootId?: string };
+    expect(j.bootId).toMatch(/^[0-9a-f-]{36}$/);
+    writeFileSync(manifest, JSON.stringify({ ...j, createdAt: new Date(Date.now() + 5 * 60_000).toISOString() }, null, 2));
+    try {
+      const del = cni('DEL', conf({ deviceID: '0000:5e:02.1', vlan: 11, trust: 'on' }), 'clk1', p.path);
+      expect(del.code, JSON.stringify(del.out)).toBe(0);
+      const vf = JSON.parse(cli(['vf', 'show', '0000:5e:02.1', '--json']).stdout) as { settings: { vlan: number; trust: boolean }; allocation: unknown; netdev: string };
+      expect(vf).toMatchObject({ settings: { vlan: 0, trust: false }, allocation: null, netdev: `${m.prefix}f0v1` });
+    } finally {
+      writeFileSync(manifest, before);
+    }
   });
 
   // A simulated NIC destroyed under its pods (`sim destroy` before their DELs): its sysfs

@@ -109,6 +109,12 @@ describe('discovery on a tree-only simulated NIC', () => {
     }
   });
 
+  it('names the boot: the kernel\'s boot_id for /sys, the simulator\'s own for its tree, none for another tree', async () => {
+    expect(new Sysfs('/sys').bootId()).toBe(readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim());
+    expect(sysfs.bootId()).toBe(JSON.parse(readFileSync(join(m.root, 'vfplane-sim.json'), 'utf8')).bootId);
+    expect(new Sysfs('/nonexistent-vfplane').bootId()).toBeNull();
+  });
+
   it('reads an empty or missing tree as no PFs, and a missing root as a clear error', async () => {
     expect(listPfs(new Sysfs('/nonexistent-vfplane'))).toEqual([]);
     await expect(openSysfs('/nonexistent-vfplane')).rejects.toThrow(/sysfs root \/nonexistent-vfplane does not exist/);
