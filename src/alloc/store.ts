@@ -525,15 +525,29 @@ export class AllocStore {
     const file = path.join(dir, DB_FILE);
     let db: Database.Database | undefined;
     try {
-      // Read only in effect: a SELECT, nothing written (opened read-write because a
-      // read-only connection cannot make the WAL index of a store nobody has open).
-      db = new Database(file, { fileMustExist: true });
-      db.pragma('busy_timeout = 2000');
+      // Read only: a SELECT. A read-only connection reads a store whose WAL index exists
+      // (someone has it open); one nobody has open needs its index made, read-write.
+      try {
+        db = new Database(file, { fileMustExist: true, readonly: true });
+        db.pragma('busy_timeout = 2000');
+        db.prepare('SELECT 1 FROM allocations LIMIT 1').all();
+      } catch {
+        db?.close();
+        db = new Database(file, { fileMustExist: true });
+        db.pragma('busy_timeout = 2000');
+      }
       const rows = (pcis === null
         ? db.prepare('SELECT * FROM allocations').all()
         : db.prepare(`SELECT * FROM allocations WHERE pci IN (${pcis.map(() => '?').join(',')})`).all(...pcis)) as Row[];
       return rows.map((r) => ({ pci: r.pci, dir, owner: ownerOf(r), since: r.created_at }));
     } catch (e) {
+      // Full (its WAL index could not be made): not damaged, and not to be removed.
+      const code = (e as { code?: string }).code ?? '';
+      const free = freeBytes(dir);
+      if (code === 'SQLITE_FULL' || (code.startsWith('SQLITE_IOERR') && free !== null && free < 1 << 20)) {
+        throw systemError(`cannot read the allocation store ${file}, which this node's registry of stores lists (${entry}): the filesystem holding ${dir} is full ` +
+          `(${free === null ? 'no' : Math.floor(free / 1024)} KiB free), and reading a store needs room for its WAL index; free some space there (until then no VF of this node is allocated or released: which ones that store holds cannot be known)`, { file, entry, code });
+      }
       throw systemError(`cannot read the allocation store ${file}, which this node's registry of stores lists (${entry}): ${(e as Error).message}; ` +
         `repair it, or remove ${entry} if that store is no longer used`, { file, entry });
     } finally {

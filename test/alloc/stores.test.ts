@@ -2,7 +2,7 @@
 // naming different directories) must not hand one VF to two owners: each store registers
 // in the node's registry when it allocates, and allocation skips what another holds.
 // Without the registry each store sees every VF as free, and both give out the first.
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -18,6 +18,7 @@ import { VfpError } from '../../src/util/errors.js';
 import { vfplane } from '../helpers/cli.js';
 import { dropSim, makeSim } from '../helpers/sim.js';
 import { thrown } from '../helpers/thrown.js';
+import { describePrivileged } from '../helpers/privileged.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const STORE_JS = pathToFileURL(path.join(ROOT, 'dist/alloc/store.js')).href;
@@ -193,5 +194,52 @@ describe('allocation stores of one node', () => {
     expect(cli(['vf', 'show', pci], dirA())).toMatchObject({ allocation: null, heldElsewhere: { dir: dirB(), owner: { name: 'new' } } });
     const human = vfplane(['vf', 'show', pci, '--sysfs-root', root, '--state-dir', dirA()]);
     expect(human.stdout).toContain(`in another allocation store of this node: ${dirB()}`);
+  });
+});
+
+// Another store's filesystem full: reading a store nobody has open makes its WAL index,
+// which needs room. Refused then, saying so (it read "disk I/O error; repair it, or remove
+// it from the registry", a store that is neither damaged nor unused); read as it is while
+// someone has it open (a read-only connection, its index there).
+describePrivileged('a store of the node on a full filesystem', { root: true }, () => {
+  it('is read while someone has it open, and otherwise refused naming the full filesystem', async () => {
+    const root = makeSim({ pfs: 1, vfs: 4, netdevs: false }).root;
+    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'vfplane-fullstore-'));
+    const small = path.join(tmp, 'small');
+    fs.mkdirSync(small);
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=400k', 'tmpfs', small]);
+    let holder: ReturnType<typeof spawn> | undefined;
+    try {
+      const vfs = listVfs(await openSysfs(root));
+      const b = AllocStore.open(small, { sysfsRoot: root });
+      try {
+        const got = b.allocate({ candidates: vfs, owner: { containerId: 'cb', ifname: 'net1' } }); // registered in the node's registry
+        b.release(got.pci, { id: got.id });
+      } finally {
+        b.close();
+      }
+      const fill = () => execFileSync('sh', ['-c', `dd if=/dev/zero of=${small}/filler bs=4k 2>/dev/null || true`]);
+      fill();
+      const a = AllocStore.open(path.join(tmp, 'a'), { sysfsRoot: root });
+      try {
+        const e = thrown(VfpError, () => a.allocate({ candidates: vfs, owner: { containerId: 'ca', ifname: 'net1' } }));
+        expect(e.message).toMatch(new RegExp(`cannot read the allocation store ${small}/alloc\\.db, .*: the filesystem holding ${small} is full \\(\\d+ KiB free\\)`));
+        expect(e.message).not.toContain('repair it');
+        // Its owner has it open (made its index before the filesystem filled).
+        fs.rmSync(path.join(small, 'filler'));
+        holder = spawn(process.execPath, ['-e', `const s = new (require('better-sqlite3'))(${JSON.stringify(path.join(small, 'alloc.db'))}); s.prepare('SELECT 1 FROM allocations').all(); console.log('open'); setInterval(() => {}, 1000);`], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+        await once(holder.stdout!, 'data');
+        fill();
+        expect(a.allocate({ candidates: vfs, owner: { containerId: 'ca', ifname: 'net1' } }).pci).toBe(vfs[0]!.pci);
+      } finally {
+        a.close();
+      }
+    } finally {
+      holder?.kill();
+      if (holder) await once(holder, 'exit');
+      execFileSync('umount', ['-l', small]); // lazily: a failure above may leave a handle open
+      dropSim(root);
+      fs.rmSync(tmp, { recursive: true, force: true });
+    }
   });
 });
