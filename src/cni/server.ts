@@ -123,8 +123,23 @@ export function callLine(env: Record<string, string>, code: number, stdout: stri
   return `vfplane cni serve: ${env.CNI_COMMAND ?? '(no CNI_COMMAND)'}${who ? ` ${who}` : ''}: ${how} in ${ms.toFixed(1)} ms`;
 }
 
-async function handle(sock: net.Socket, log: (m: string) => void): Promise<void> {
-  const buf = await readRequest(sock);
+/** How long a connection may take to send its request: the shim sends it in one write
+ *  and shuts its side at once, so a connection silent this long is not a shim's. */
+export const REQUEST_TIMEOUT_MS = 10_000;
+
+async function handle(sock: net.Socket, log: (m: string) => void, reading: Set<net.Socket>): Promise<void> {
+  reading.add(sock);
+  sock.setTimeout(REQUEST_TIMEOUT_MS, () => {
+    log(`vfplane cni serve: a connection sent no whole request in ${REQUEST_TIMEOUT_MS / 1000} s: closed`);
+    sock.destroy();
+  });
+  let buf: Buffer | null;
+  try {
+    buf = await readRequest(sock);
+  } finally {
+    reading.delete(sock);
+    sock.setTimeout(0); // the call itself may take long (an attach waiting on its data plane)
+  }
   if (buf === null) return void log(`vfplane cni serve: a request larger than ${MAX_REQUEST} bytes: its shim runs the plugin itself`);
   // A liveness probe (doctor, a second server starting) connects and closes: not a call.
   if (buf.length === 0) return void sock.destroy();
@@ -204,8 +219,11 @@ export async function serveCni(socket: string = DEFAULT_CNI_SOCKET, log: (m: str
   // Store and sysfs handles stay open between calls (checked against their files each time).
   keepHandles(true);
   // allowHalfOpen: the shim shuts its write side to say "that was all"; the answer follows.
+  // Connections still sending their request: a stop closes them (a call under way is
+  // let finish; one that never sends would keep the server from ever stopping).
+  const reading = new Set<net.Socket>();
   const server = net.createServer({ allowHalfOpen: true }, (sock) => {
-    handle(sock, log).catch((err) => {
+    handle(sock, log, reading).catch((err) => {
       log(`vfplane cni serve: ${(err as Error).message}`);
       sock.destroy();
     });
@@ -221,15 +239,18 @@ export async function serveCni(socket: string = DEFAULT_CNI_SOCKET, log: (m: str
   });
   return {
     socket,
-    close: () => new Promise<void>((res) => server.close(() => {
-      keepHandles(false);
-      // Ours, unless something replaced it meanwhile: only a socket is removed.
-      try {
-        if (fs.lstatSync(socket).isSocket()) fs.rmSync(socket, { force: true });
-      } catch {
-        // gone already
-      }
-      res();
-    })),
+    close: () => new Promise<void>((res) => {
+      server.close(() => {
+        keepHandles(false);
+        // Ours, unless something replaced it meanwhile: only a socket is removed.
+        try {
+          if (fs.lstatSync(socket).isSocket()) fs.rmSync(socket, { force: true });
+        } catch {
+          // gone already
+        }
+        res();
+      });
+      for (const sock of reading) sock.destroy();
+    }),
   };
 }

@@ -3,6 +3,7 @@
 // mapping, and the executable's exact stdout and exit code for VERSION and bad input.
 import { spawn, spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { once } from 'node:events';
 import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -536,6 +537,25 @@ describe('the shim protocol', () => {
     expect(parseRequest(v2)).toEqual({ env: { CNI_COMMAND: 'ADD', CNI_ARGS: 'A=1;B=2', PATH: '/other' }, stdin: '{"x":1}', version: 2 });
     expect(() => parseRequest(Buffer.from('GET / HTTP/1.1\r\n'))).toThrow(/not a vfplane-cni shim request/);
     expect(() => parseRequest(Buffer.from('VFPCNI1\nCNI_COMMAND=ADD'))).toThrow(/truncated/);
+  });
+
+  // A connection that sends nothing (not a shim: it sends at once) kept a stopping server
+  // from ever stopping, and held a slot for good. A stop closes it; left alone, the server
+  // closes it after REQUEST_TIMEOUT_MS.
+  it('the server stops while a connection has sent no request, closing it', async () => {
+    const { serveCni } = await import('../../src/cni/server.js');
+    const dir = mkdtempSync(join(tmpdir(), 'vfplane-cni-idle-'));
+    const srv = await serveCni(join(dir, 'cni.sock'), () => undefined);
+    try {
+      const c = connect(srv.socket);
+      await once(c, 'connect');
+      const closed = once(c, 'close');
+      await srv.close(); // (it never returned: the test's timeout)
+      await closed;
+      expect(existsSync(srv.socket)).toBe(false);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('the server takes a connection closed without a request (a liveness probe, as doctor makes) quietly, and still logs a garbled one', async () => {
