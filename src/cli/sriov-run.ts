@@ -95,7 +95,7 @@ function holderOf(store: AllocStore | undefined) {
  *  own netdev name (ens1f0v3: what `ip link` shows), which is turned into its address.
  *  (vfplane-cni's deviceID stays an address: it is not read here.) A PF's netdev where a
  *  VF is wanted is named as such. */
-function vfRef(sysfs: Sysfs, ref: string): string {
+function vfRef(sysfs: Sysfs, ref: string, o?: Common): string {
   // Addresses, PF#N and what is no interface name at all (a path) are resolveVf's to judge.
   if (ref.includes('#') || ref.includes(':') || !/^[A-Za-z0-9_.@-]{1,15}$/.test(ref) || ref === '.' || ref === '..') return ref;
   const vfs = listVfs(sysfs);
@@ -106,6 +106,17 @@ function vfRef(sysfs: Sysfs, ref: string): string {
   // A representor is the VF's port on the NIC's switch, not the VF: said, with the VF.
   const of = vfOfRepresentor(sysfs, ref, vfs);
   if (of) throw invalid(`${ref} is the representor of VF ${of.pci} (its port on the NIC's switch, not the VF's netdev): name the VF as ${of.pci}${of.netdev ? ` or ${of.netdev}` : ''}`);
+  // Its netdev is in a pod (renamed there, eth0 or net1): the store recorded the name it
+  // had on the host when it was allocated, the one the operator knows it by.
+  if (o) {
+    const store = storeLook(o);
+    try {
+      const held = store?.list().find((a) => a.original.netdev === ref && vfs.some((v) => v.pci === a.pci && v.netdev === null));
+      if (held) return held.pci;
+    } finally {
+      store?.close();
+    }
+  }
   throw notFound(`no VF has the netdev ${JSON.stringify(ref)} in this namespace; name the VF by its PCI address (DDDD:BB:DD.F), as PF#N (${listPfs(sysfs)[0]?.netdev ?? 'ens1f0'}#0), or by its netdev (vfplane vf list shows them)`);
 }
 
@@ -253,7 +264,7 @@ export async function vfList(o: Common & { pf?: string; free?: boolean; allocate
 
 export async function vfShow(o: Common, ref: string): Promise<void> {
   const sysfs = await sysfsOf(o);
-  const vf = resolveVf(sysfs, vfRef(sysfs, ref));
+  const vf = resolveVf(sysfs, vfRef(sysfs, ref, o));
   const store = storeLook(o);
   const allocation = store?.get(vf.pci) ?? null;
   const history = store ? store.history(1000).filter((h) => h.pci === vf.pci).slice(-10) : [];
@@ -484,7 +495,7 @@ export async function vfRelease(o: Common & OwnerFlags & { force?: boolean; rest
   let pci: string | undefined;
   if (ref) {
     try {
-      pci = resolveVf(sysfs, vfRef(sysfs, ref)).pci;
+      pci = resolveVf(sysfs, vfRef(sysfs, ref, o)).pci;
     } catch (err) {
       // A VF that has vanished (numvfs lowered) can still be released by address.
       const held = exists && /^[0-9a-fA-F]{4}:/.test(ref) ? storeRo(o) : undefined;
@@ -570,7 +581,7 @@ export async function vfConfig(o: Common & VfConfig & { vlanProto?: '802.1Q' | '
   }
   if (Object.keys(change).length === 0) throw invalid('nothing to change: pass at least one of --mac --vlan --qos --vlan-proto --trust --spoofchk --link-state --min-tx-rate --max-tx-rate --mtu');
   const sysfs = await sysfsOf(o);
-  const vf = vfRef(sysfs, ref);
+  const vf = vfRef(sysfs, ref, o);
   let heldBy: string | undefined;
   const r = withHolders(o, `vf config ${ref}`, (holder) => configVf(sysfs, vf, change, { force: o.force, holder: (pci) => (heldBy = holder(pci)) }));
   // Forced under a holder: lasting only as long as the holder does.
@@ -583,7 +594,7 @@ export async function vfConfig(o: Common & VfConfig & { vlanProto?: '802.1Q' | '
 
 export async function vfBind(o: Common & { driver: string; force?: boolean }, ref: string): Promise<void> {
   const sysfs = await sysfsOf(o);
-  const vf = vfRef(sysfs, ref);
+  const vf = vfRef(sysfs, ref, o);
   const r = withHolders(o, `vf bind ${ref}`, (holder) => bindVf(sysfs, vf, o.driver, { force: o.force, holder }));
   if (o.json) return printJson(r);
   console.log(r.changed ? `${r.pci}: ${dash(r.before)} → ${r.after}${r.vfioDevice ? ` (${r.vfioDevice})` : r.netdev ? ` (netdev ${r.netdev})` : ''}`

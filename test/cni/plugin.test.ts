@@ -264,6 +264,29 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
     expect(leasedIps()).toEqual([]);
   });
 
+  // An operator names a VF by the netdev `ip link` showed before a pod took it: that name
+  // is gone from the host while the pod has it (as net1), and `vf show` said no VF had it.
+  it('vf show, config and bind take the host netdev name of a VF whose netdev is in a pod', () => {
+    const p = pod('byname');
+    const conf = base({ deviceID: '0000:5e:02.4' });
+    const e = { containerId: 'byname01', netns: nsPath(p), ifname: 'net1' };
+    expect(call('ADD', conf, e).code).toBe(0);
+    try {
+      const shown = vfpJson(['vf', 'show', `${m.prefix}f0v4`]);
+      expect(shown).toMatchObject({ pci: '0000:5e:02.4', netdev: null, allocation: { owner: { containerId: 'byname01' } } });
+      const bind = vfplane(['vf', 'bind', `${m.prefix}f0v4`, '--driver', 'vfio-pci', '--sysfs-root', m.root, '--state-dir', state]);
+      expect(bind.code).toBe(1);
+      expect(bind.stderr).toContain('0000:5e:02.4'); // refused as the VF it is (held), not as an unknown netdev
+      expect(bind.stderr).not.toContain('no VF has the netdev');
+    } finally {
+      expect(call('DEL', conf, e).code).toBe(0);
+    }
+    // Home again, it is found as before; a name no VF ever had is still refused.
+    expect(vfpJson(['vf', 'show', `${m.prefix}f0v4`]).netdev).toBe(`${m.prefix}f0v4`);
+    const none = vfplane(['vf', 'show', `${m.prefix}zz`, '--sysfs-root', m.root, '--state-dir', state]);
+    expect(none.stderr).toContain(`no VF has the netdev "${m.prefix}zz"`);
+  });
+
   // A runtime that unmounted the namespace and died before removing the path leaves a
   // plain file there: a namespace gone, as ownerAlive has it. DEL failed on it for ever
   // ("not a network namespace file"), with the VF held.
