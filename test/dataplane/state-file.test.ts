@@ -103,7 +103,7 @@ describePrivileged('a state file not wholly usable, and a store that cannot be r
       db.pragma('user_version = 99');
       db.close();
     }, (dp, state) => {
-      expect(dp.log()).toMatch(new RegExp(`the allocation store in ${state.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} could not be read: .*schema version 99, newer than this vfplane knows.*; the state file alone says which attachments come back`));
+      expect(dp.log()).toMatch(new RegExp(`the allocation store in ${state.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} could not be read: .*schema version 99, newer than this vfplane knows.*; the state file alone says which of its VFs' attachments come back`));
     });
   });
 
