@@ -129,9 +129,11 @@ export function describeOwner(o: Partial<Owner>): string {
   return extra.length ? `${head[0]} (${extra.join(', ')})` : head[0]!;
 }
 
-/** Start time of PID in clock ticks since boot (field 22 of /proc/PID/stat), or undefined if it is gone. */
+/** Start time of PID in clock ticks since boot (field 22 of /proc/PID/stat), or undefined
+ *  if it is gone: exited, even if not yet reaped (a zombie, state Z or X, runs nothing). */
 export function pidStart(pid: number): string | undefined {
   const f = statFields(pid);
+  if (f?.[0] === 'Z' || f?.[0] === 'X') return undefined;
   return f?.[19];
 }
 

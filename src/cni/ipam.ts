@@ -18,6 +18,8 @@ export interface IpamOptions {
   log?: Logger;
   /** Where the plugin's stderr goes (default: ours, as the spec asks). */
   stderr?: (chunk: Buffer) => void;
+  /** Called with the plugin's pid once it runs (each run, for a retried one). */
+  onSpawn?: (pid: number) => void;
 }
 
 export const DEFAULT_IPAM_TIMEOUT_MS = 30_000;
@@ -60,10 +62,10 @@ export function findPlugin(type: string, dirs: readonly string[]): string {
 
 type Run = RunResult;
 
-function runOnce(file: string, stdin: string, env: Record<string, string>, timeoutMs: number, onStderr: (c: Buffer) => void): Promise<Run> {
+function runOnce(file: string, stdin: string, env: Record<string, string>, timeoutMs: number, onStderr: (c: Buffer) => void, onSpawn?: (pid: number) => void): Promise<Run> {
   // posix_spawn, not a fork of this (possibly large, long-running) Node process: the
   // plugin starts while the VF's netdev moves, without holding up the JS thread.
-  return runProgram(file, { env, stdin, timeoutMs, maxStdout: MAX_STDOUT, maxStderr: MAX_STDERR, onStderr });
+  return runProgram(file, { env, stdin, timeoutMs, maxStdout: MAX_STDOUT, maxStderr: MAX_STDERR, onStderr, ...(onSpawn ? { onSpawn } : {}) });
 }
 
 /** The plugin's error object, or a description of why there is none. */
@@ -162,7 +164,7 @@ async function execPlugin(file: string, command: IpamCommand, stdin: string, env
   let r: Run | undefined;
   for (let attempt = 0; ; attempt++) {
     try {
-      r = await runOnce(file, stdin, childEnv, timeoutMs, onStderr);
+      r = await runOnce(file, stdin, childEnv, timeoutMs, onStderr, opts.onSpawn);
       break;
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;

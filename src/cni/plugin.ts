@@ -8,7 +8,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { AllocStore, DB_FILE, defaultStateDir, PAUSE_ADD_ENV, pauseForTest, type Allocation } from '../alloc/store.js';
-import { describeOwner, ownerAlive, parseOwner, podNetns, type Owner } from '../alloc/owner.js';
+import { describeOwner, ownerAlive, parseOwner, pidStart, podNetns, type Owner } from '../alloc/owner.js';
 import { findPool, freeInPool, handOverMode, loadPools, poolView, USERSPACE_DRIVERS, whyNoMatch, whyUnusable } from '../alloc/pool.js';
 import { addrsIn, ipIn, linkIn, netnsId, routesIn } from '../net/ip.js';
 import { netRun, type NetOp } from '../net/netops.js';
@@ -21,6 +21,7 @@ import { canonCidr, formatIp, parseIp } from '../util/addr.js';
 import { conflict, invalid, notFound, unavailable, VfpError } from '../util/errors.js';
 import { CniError, ERR } from './spec.js';
 import type { CniContext } from './main.js';
+import type { Logger } from './log.js';
 import type { CniDns, CniResult } from './result.js';
 import type { NetConf, VxlanConf } from './conf.js';
 import { execIpam, findPlugin, ipamDelFor as ipamDelForHolder, type IpamCommand, type IpamRecord } from './ipam.js';
@@ -44,6 +45,10 @@ type Attachment = {
   podMtu?: number;
   mtuAuto?: boolean;
   ipam?: IpamRecord; // for `vfplane gc`, which has no network config, to release the lease
+  /** The IPAM plugin ADD ran (pid and start time, /proc/PID/stat), while ADD is under
+   *  way: an ADD killed meanwhile leaves it running, and the lease it takes after a DEL
+   *  released nothing would stay; that DEL waits for it first (orphanIpam). */
+  ipamPid?: { pid: number; start: string };
   /** The routes this ADD configured (its IPAM result's), "dst via gw" canonical: CHECK
    *  holds the pod to these, not to routes other plugins of a chain put in the result. */
   routes?: string[];
@@ -490,8 +495,19 @@ export async function cmdAdd(ctx: CniContext): Promise<CniResult> {
       undo.push(() => removeDeviceInfo(f));
     }
     let ipamP: Promise<CniResult> = Promise.resolve({});
+    let ipamPidRec: Pick<Attachment, 'ipamPid'> = {};
+    const id = a.id;
     if (conf.ipam) {
-      ipamP = ipam(ctx, 'ADD');
+      ipamP = ipam(ctx, 'ADD', (pid) => {
+        const start = pidStart(pid);
+        if (start === undefined) return; // done already
+        ipamPidRec = { ipamPid: { pid, start } };
+        try {
+          store.setAttachment(id, { mode, phase: 'adding', ...ipamRec, ...ipamPidRec });
+        } catch {
+          // The record is for a DEL after a crash; the ADD goes on without it.
+        }
+      });
       ipamP.catch(() => undefined);
       undo.push(async () => {
         // DEL even when ADD failed: a plugin killed on timeout may have reserved already,
@@ -528,7 +544,7 @@ export async function cmdAdd(ctx: CniContext): Promise<CniResult> {
       // Recorded before the request goes: a DEL or GC after this ADD was killed knows
       // which data plane to detach the VF from, and a data plane restarted meanwhile
       // finds the attachment still wanted.
-      store.setAttachment(a.id, { mode, phase: 'adding', mac, deviceInfoFile, vxlan: x, representor: rep, dataplane: sock, ...mtuSaid, ...ipamRec } satisfies Attachment);
+      store.setAttachment(a.id, { mode, phase: 'adding', mac, deviceInfoFile, vxlan: x, representor: rep, dataplane: sock, ...mtuSaid, ...ipamRec, ...ipamPidRec } satisfies Attachment);
       const req = overlayAttachRequest({
         representor: rep, pci: vf.pci, mac, vxlan: x, mtu: mtuSaid.podMtu, mtuAuto: mtuSaid.mtuAuto,
         // The store that holds the VF: the data plane asks it (not its own state
@@ -637,12 +653,32 @@ function changedUnder(err: unknown, sysfs: Sysfs, seen: VfInfo): unknown {
 
 /** Runs the network's IPAM plugin for this call: its stderr goes to the call's stderr
  *  (the runtime's, also through `vfplane cni serve`), as the spec asks of delegation. */
-function ipam(ctx: CniContext, command: 'ADD'): Promise<CniResult>;
+function ipam(ctx: CniContext, command: 'ADD', onSpawn?: (pid: number) => void): Promise<CniResult>;
 function ipam(ctx: CniContext, command: Exclude<IpamCommand, 'ADD'>): Promise<void>;
-function ipam(ctx: CniContext, command: IpamCommand): Promise<CniResult | void> {
-  const opts = { log: ctx.log, stderr: ctx.stderr };
+function ipam(ctx: CniContext, command: IpamCommand, onSpawn?: (pid: number) => void): Promise<CniResult | void> {
+  const opts = { log: ctx.log, stderr: ctx.stderr, ...(onSpawn ? { onSpawn } : {}) };
   const type = ctx.conf.ipam!.type;
   return command === 'ADD' ? execIpam('ADD', ctx.raw, ctx.env, type, opts) : execIpam(command, ctx.raw, ctx.env, type, opts);
+}
+
+/** How long a DEL waits for an IPAM ADD that a killed ADD left running: as long as that
+ *  ADD itself would have let it run (ipam.ts DEFAULT_IPAM_TIMEOUT_MS). */
+const ORPHAN_IPAM_WAIT_MS = 30_000;
+
+/**
+ * Waits for the IPAM ADD of allocation A's ADD when that ADD was killed with it still
+ * running (its record says so, and the same process still runs): its lease, taken after
+ * this DEL's IPAM DEL, would stay for good. Said in the log; after ORPHAN_IPAM_WAIT_MS
+ * the DEL goes on regardless.
+ */
+async function orphanIpam(a: Allocation | undefined, log: Logger): Promise<void> {
+  const rec = (a?.attachment as Attachment | null)?.ipamPid;
+  if (!rec || (a?.attachment as Attachment).phase !== 'adding') return;
+  const running = () => pidStart(rec.pid) === rec.start;
+  if (!running()) return;
+  log.info(`the IPAM plugin of an ADD that did not finish (pid ${rec.pid}) still runs: waiting for it before releasing its address`);
+  for (const until = Date.now() + ORPHAN_IPAM_WAIT_MS; running() && Date.now() < until; ) await new Promise((r) => setTimeout(r, 50));
+  if (running()) log.warning(`the IPAM plugin pid ${rec.pid} still runs after ${ORPHAN_IPAM_WAIT_MS / 1000} s; releasing the address now (a lease it takes later stays)`);
 }
 
 /** IPAM DEL for an attachment other than this call's (GC's stale ones). */
@@ -736,7 +772,10 @@ export async function cmdDel(ctx: CniContext): Promise<void> {
       if (conf.effective.deviceID) removeDeviceInfo(deviceInfoPath(conf, env));
     }
     await detached;
-    if (conf.ipam) await ipam(ctx, 'DEL');
+    if (conf.ipam) {
+      await orphanIpam(a, ctx.log);
+      await ipam(ctx, 'DEL');
+    }
     ph.mark('detachAndIpam');
     if (a) {
       try {
@@ -917,6 +956,7 @@ export async function cmdGc(ctx: CniContext): Promise<void> {
       // (host-local up to 1.0.0) frees its lease only so.
       if (conf.ipam) {
         try {
+          await orphanIpam(a, ctx.log);
           await ipamDelFor(ctx, a.owner);
         } catch (err) {
           ctx.log.error(`GC: IPAM DEL for ${describeOwner(a.owner)}: ${(err as Error).message}`);

@@ -31,6 +31,8 @@ export interface RunOptions {
   onStderr?: (chunk: Buffer) => void;
   /** argv[0] and the arguments; default [file]. */
   argv?: string[];
+  /** Called with the child's pid once it runs. */
+  onSpawn?: (pid: number) => void;
 }
 
 const SIGNAL_NAMES = new Map<number, NodeJS.Signals>(Object.entries(os.constants.signals).map(([k, v]) => [v, k as NodeJS.Signals]));
@@ -55,6 +57,7 @@ export function runProgram(file: string, o: RunOptions): Promise<RunResult> {
   } catch (err) {
     return Promise.reject(err);
   }
+  o.onSpawn?.(child.pid);
   return new Promise((resolve) => {
     let truncated = false;
     let timedOut = false;
@@ -148,6 +151,7 @@ export function runViaNode(file: string, o: RunOptions): Promise<RunResult> {
   const argv = o.argv ?? [file];
   return new Promise((resolve, reject) => {
     const p = spawn(file, argv.slice(1), { argv0: argv[0], env: o.env, detached: true, stdio: ['pipe', 'pipe', 'pipe'] });
+    if (p.pid !== undefined) o.onSpawn?.(p.pid);
     let truncated = false;
     let timedOut = false;
     const cut = () => (truncated = true);

@@ -264,6 +264,42 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
     expect(leasedIps()).toEqual([]);
   });
 
+  // An ADD killed while its IPAM plugin runs (a runtime's timeout; dhcp or whereabouts can
+  // take seconds) leaves the plugin running: it took its lease after the runtime's DEL had
+  // released nothing, and the lease stayed. DEL waits for it first (the ADD recorded its pid).
+  it('DEL after an ADD killed during a slow IPAM waits for that IPAM plugin, and no lease is left', async () => {
+    const slow = join(cniPath.split(':')[0]!, 'slowhl');
+    // Slow to ADD only (a DEL as slow would let the orphan finish first, and hide the race).
+    writeFileSync(slow, `#!/bin/sh\n[ "$CNI_COMMAND" = ADD ] && sleep 2\nexec ${REF}/host-local\n`, { mode: 0o755 });
+    const p = pod('slowipam');
+    const dir = mkdtempSync(join(tmpdir(), 'vfplane-slowipam-'));
+    const conf = base({ deviceID: '0000:5e:02.5', ipam: { type: 'slowhl', subnet: '10.58.0.0/24', dataDir: dir } });
+    const e = { containerId: 'slowip01', netns: nsPath(p), ifname: 'net1' };
+    try {
+      const child = spawn(process.execPath, [PLUGIN], { env: envOf('ADD', e, cniPath), stdio: ['pipe', 'ignore', 'ignore'] });
+      child.stdin.end(JSON.stringify(conf));
+      let rec: { pid: number } | undefined;
+      for (let i = 0; i < 100 && !rec; i++) {
+        await new Promise((r) => setTimeout(r, 50));
+        rec = vfpJson(['vf', 'show', '0000:5e:02.5']).allocation?.attachment?.ipamPid;
+      }
+      expect(rec?.pid).toBeGreaterThan(0);
+      child.kill('SIGKILL');
+      await new Promise((r) => child.once('exit', r));
+      const del = call('DEL', conf, e);
+      expect(del.code, JSON.stringify(del.out)).toBe(0);
+      // It was waited for: gone, or exited and not yet reaped by whoever adopted it.
+      const state = existsSync(`/proc/${rec!.pid}/stat`) ? readFileSync(`/proc/${rec!.pid}/stat`, 'utf8').split(') ')[1]![0] : 'gone';
+      expect(['gone', 'Z', 'X']).toContain(state);
+      await new Promise((r) => setTimeout(r, 300));
+      expect(leasedIps(dir)).toEqual([]);
+      expect(vfpJson(['vf', 'show', '0000:5e:02.5']).allocation).toBeNull();
+    } finally {
+      rmSync(slow, { force: true });
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
+
   // An operator names a VF by the netdev `ip link` showed before a pod took it: that name
   // is gone from the host while the pod has it (as net1), and `vf show` said no VF had it.
   it('vf show, config and bind take the host netdev name of a VF whose netdev is in a pod', () => {
