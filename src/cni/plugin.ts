@@ -661,24 +661,35 @@ function ipam(ctx: CniContext, command: IpamCommand, onSpawn?: (pid: number) => 
   return command === 'ADD' ? execIpam('ADD', ctx.raw, ctx.env, type, opts) : execIpam(command, ctx.raw, ctx.env, type, opts);
 }
 
-/** How long a DEL waits for an IPAM ADD that a killed ADD left running: as long as that
- *  ADD itself would have let it run (ipam.ts DEFAULT_IPAM_TIMEOUT_MS). */
-const ORPHAN_IPAM_WAIT_MS = 30_000;
+/** How long a DEL lets an IPAM ADD that a killed ADD left running finish on its own,
+ *  before it stops it (a plugin hung, or slower than the pod's teardown can wait). */
+const ORPHAN_IPAM_GRACE_MS = 5000;
 
 /**
- * Waits for the IPAM ADD of allocation A's ADD when that ADD was killed with it still
- * running (its record says so, and the same process still runs): its lease, taken after
- * this DEL's IPAM DEL, would stay for good. Said in the log; after ORPHAN_IPAM_WAIT_MS
- * the DEL goes on regardless.
+ * The IPAM ADD of allocation A's ADD, when that ADD was killed with it still running (its
+ * record says so, and the same process still runs): its lease, taken after this DEL's
+ * IPAM DEL, would stay for good. It gets ORPHAN_IPAM_GRACE_MS to finish, then its process
+ * group (its own session, runProgram's setsid) is killed; either way the IPAM DEL that
+ * follows releases whatever it took. Said in the log.
  */
 async function orphanIpam(a: Allocation | undefined, log: Logger): Promise<void> {
   const rec = (a?.attachment as Attachment | null)?.ipamPid;
   if (!rec || (a?.attachment as Attachment).phase !== 'adding') return;
   const running = () => pidStart(rec.pid) === rec.start;
+  const gone = async (ms: number) => {
+    for (const until = Date.now() + ms; running() && Date.now() < until; ) await new Promise((r) => setTimeout(r, 50));
+    return !running();
+  };
   if (!running()) return;
   log.info(`the IPAM plugin of an ADD that did not finish (pid ${rec.pid}) still runs: waiting for it before releasing its address`);
-  for (const until = Date.now() + ORPHAN_IPAM_WAIT_MS; running() && Date.now() < until; ) await new Promise((r) => setTimeout(r, 50));
-  if (running()) log.warning(`the IPAM plugin pid ${rec.pid} still runs after ${ORPHAN_IPAM_WAIT_MS / 1000} s; releasing the address now (a lease it takes later stays)`);
+  if (await gone(ORPHAN_IPAM_GRACE_MS)) return;
+  log.warning(`the IPAM plugin pid ${rec.pid} still runs after ${ORPHAN_IPAM_GRACE_MS / 1000} s: stopped (SIGKILL to its process group); its address is released next`);
+  try {
+    if (running()) process.kill(-rec.pid, 'SIGKILL');
+  } catch {
+    // gone meanwhile
+  }
+  await gone(2000);
 }
 
 /** IPAM DEL for an attachment other than this call's (GC's stale ones). */

@@ -699,6 +699,9 @@ describePrivileged('VXLAN overlay between two simulated nodes', { netns: true, c
       await s.added;
       const del = s.run('DEL');
       expect(del.status, del.stdout + del.stderr).toBe(0);
+      // The killed ADD's IPAM plugin, hung here, ran on: DEL gave it its grace, then
+      // stopped it, so that no lease it takes outlives the DEL.
+      expect(del.stderr).toMatch(/the IPAM plugin pid \d+ still runs after 5 s: stopped/);
       // DEL itself detached it (not the data plane's own check, on its next beat)
       expect(await s.attached()).toBe(false);
       expect(s.a.stderr.join('\n')).not.toMatch(/its release did not reach this data plane/);
