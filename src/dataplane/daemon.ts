@@ -665,6 +665,14 @@ export class Daemon {
     this.refuseNotRepresentor(a, l.ifindex);
     refuseHostNetdev(l, `representor ${a.representor}`);
     if (a.remote && !this.peers.some((p) => p.vtep === a.remote)) {
+      // Peers are every VNI's (flooded to, learned from): a pod's network config (an
+      // attachment vfplane-cni asked for) adding one would hand that address every
+      // tenant's floods and let it inject as a trusted VTEP. Only the operator adds peers.
+      if (a.owner?.containerId) {
+        throw invalid(`vxlan.remote ${a.remote} is not a peer of this data plane, and a pod's network configuration cannot add one (peers are shared by every VNI: each is flooded to and learned from); ` +
+          `add it to the data plane's config (peers) or with \`vfplane dataplane peer-add ${a.remote}\`, or drop remote from the network configuration`);
+      }
+      this.checkPeerAddress(a.remote);
       this.peers.push({ vtep: a.remote });
     }
     // A pod's IP packet of its MTU becomes an outer IP packet 50 bytes larger (70 over
@@ -742,6 +750,15 @@ export class Daemon {
       ...[...this.atts.values()].map((a) => ({ a, state: representorState(a) })),
       ...[...this.waiting.values()].map(({ req, why }) => ({ a: req, state: 'waiting', why })),
     ];
+  }
+
+  /** A new peer's address as peer-add and an operator's attach take it: unicast (the
+   *  config's rule), of the VTEP's family, not this node's own VTEP. */
+  private checkPeerAddress(vtep: string): void {
+    const r = peerSchema.shape.vtep.safeParse(vtep);
+    if (!r.success) throw invalid(`peer ${vtep}: ${r.error.issues[0]?.message ?? 'not a peer address'}`);
+    if (isIP(vtep) !== isIP(this.cfg.uplink.vtep)) throw invalid(`peer ${vtep} is not the same IP family as this node's VTEP ${this.cfg.uplink.vtep}`);
+    if (vtep === this.cfg.uplink.vtep) throw invalid(`${vtep} is this node's own VTEP (uplink.vtep); a node is not its own peer: give the address of a remote node's VTEP`);
   }
 
   /** Netdevs that are no VF's representor, refused before anything changes: loopback
@@ -896,8 +913,7 @@ export class Daemon {
       }
       case 'peer-add': {
         const p = this.parse(peerSchema, req);
-        if (isIP(p.vtep) !== isIP(this.cfg.uplink.vtep)) throw invalid(`peer ${p.vtep} is not the same IP family as this node's VTEP ${this.cfg.uplink.vtep}`);
-        if (p.vtep === this.cfg.uplink.vtep) throw invalid(`${p.vtep} is this node's own VTEP (uplink.vtep); a node is not its own peer: give the address of a remote node's VTEP`);
+        this.checkPeerAddress(p.vtep);
         const i = this.peers.findIndex((x) => x.vtep === p.vtep);
         const prev = this.peers.slice();
         // An update replaces the peer: one given without a MAC drops the MAC it had, and

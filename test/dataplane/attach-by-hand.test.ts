@@ -111,6 +111,35 @@ describePrivileged('attachments made by hand', { root: true }, () => {
     }
   });
 
+  // Peers are every VNI's: a pod's network config (vxlan.remote, in an attach that
+  // vfplane-cni sends with its owner) added one, which then got every tenant's floods and
+  // was learned from as a trusted VTEP. Refused now; the operator's own attach adds one
+  // only as peer-add would (unicast, not this node's VTEP).
+  it('a pod\'s vxlan.remote that is no peer is refused, and an operator\'s remote is checked as peer-add checks it', async () => {
+    const r = ifname('q'), rp = ifname('s');
+    const own = scratchDir('remote');
+    execFileSync('ip', ['link', 'add', r, 'type', 'veth', 'peer', 'name', rp]);
+    const dp = await dataplaneOn(n, up, own.dir);
+    try {
+      const peers = async () => ((await request(dp.socket, { op: 'status' })) as { peers: { vtep: string }[] }).peers.map((p) => p.vtep);
+      const before = await peers();
+      const attach = (extra: Record<string, unknown>) => request(dp.socket, { op: 'attach', representor: r, vni: 300, mac: '02:00:00:00:0d:08', ...extra });
+      await expect(attach({ remote: '192.0.2.77', owner: { containerId: 'tenant01', ifname: 'net1' } })).rejects.toThrow(/vxlan\.remote 192\.0\.2\.77 is not a peer of this data plane, and a pod's network configuration cannot add one/);
+      await expect(attach({ remote: '224.1.1.1' })).rejects.toThrow(/peer 224\.1\.1\.1: expected a unicast address/);
+      await expect(attach({ remote: '192.0.2.1' })).rejects.toThrow(/192\.0\.2\.1 is this node's own VTEP/);
+      expect(await peers()).toEqual(before);
+      expect(((await request(dp.socket, { op: 'status' })) as { attachments: unknown[] }).attachments).toEqual([]);
+      // The operator's own attach with a new unicast remote adds it, as before.
+      await attach({ remote: '192.0.2.78' });
+      expect(await peers()).toContain('192.0.2.78');
+      expect(vfplane(['dataplane', 'detach', '--socket', dp.socket, '--representor', r]).code).toBe(0);
+    } finally {
+      await dp.stop();
+      execFileSync('ip', ['link', 'del', r]);
+      own.remove();
+    }
+  });
+
   // The restart's check against the allocation store is for vfplane-cni's attachments (a
   // pod's, which its DEL ends while the data plane is down); one made by hand has no
   // record there to lose and came back from the state file as "released" to nothing.
