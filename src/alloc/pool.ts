@@ -225,10 +225,13 @@ export function parsePoolSelector(value: unknown, where: string): PoolSelector {
 }
 
 /** Pools from a JSON file in vfplane's format or the SR-IOV network device plugin's. */
+/** The largest pool file read: thousands of pools fit; /dev/zero does not. */
+export const MAX_POOL_FILE = 1 << 20;
+
 export function loadPools(file: string): Pool[] {
   let text: string;
   try {
-    text = fs.readFileSync(file, 'utf8');
+    text = readRegularFile(file, MAX_POOL_FILE);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') throw notFound(`pool file ${file} does not exist; write one ({"pools":[{"name":"fast","selector":{"drivers":["iavf"]}}]}) or pass another path`, { file });
@@ -247,6 +250,28 @@ export function loadPools(file: string): Pool[] {
   } catch (e) {
     if (e instanceof VfpError && e.kind === 'invalid') throw badFile(e.message, { ...e.details, file });
     throw e;
+  }
+}
+
+/** A regular file's text, at most MAX bytes (a path a network config named: a FIFO
+ *  would block the call, a device like /dev/zero would fill memory). Symlinks are
+ *  followed: a ConfigMap's files are symlinks. */
+function readRegularFile(file: string, max: number): string {
+  const fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
+  try {
+    const st = fs.fstatSync(fd);
+    if (!st.isFile()) throw new Error('not a regular file');
+    if (st.size > max) throw new Error(`${st.size} bytes, over the ${max} a pool file may have`);
+    const buf = Buffer.alloc(st.size);
+    let n = 0;
+    while (n < buf.length) {
+      const got = fs.readSync(fd, buf, n, buf.length - n, n);
+      if (got === 0) break;
+      n += got;
+    }
+    return buf.subarray(0, n).toString('utf8');
+  } finally {
+    fs.closeSync(fd);
   }
 }
 

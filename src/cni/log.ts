@@ -19,6 +19,23 @@ export interface Logger {
   verbose(msg: string, fields?: Fields): void;
   /** A logger that adds `fields` to every line. */
   child(fields: Fields): Logger;
+  /** Closes its logFile (`cni serve` runs many calls in one process); a later line opens it again. */
+  close(): void;
+}
+
+/**
+ * Opens a logFile to append to, as root, from a path a network config named: a regular
+ * file only (a FIFO would block the call, and `cni serve` with it, until someone reads;
+ * a device would take the lines as writes to it), never through a symlink at its last
+ * component (one made in a directory others can write would lead anywhere).
+ */
+function openLogFile(file: string): number {
+  const fd = fs.openSync(file, fs.constants.O_WRONLY | fs.constants.O_APPEND | fs.constants.O_CREAT | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK, 0o640);
+  if (!fs.fstatSync(fd).isFile()) {
+    fs.closeSync(fd);
+    throw new Error('not a regular file');
+  }
+  return fd;
 }
 
 export interface LoggerOptions {
@@ -44,7 +61,7 @@ export function createLogger(opts: LoggerOptions = {}): Logger {
     if (opts.file) {
       if (fd === undefined) {
         try {
-          fd = fs.openSync(opts.file, 'a', 0o640);
+          fd = openLogFile(opts.file);
         } catch (err) {
           fd = null;
           // A log that cannot be written must not fail the pod; say so once, on stderr.
@@ -64,6 +81,10 @@ export function createLogger(opts: LoggerOptions = {}): Logger {
     toStderr(line);
   };
 
+  const close = () => {
+    if (typeof fd === 'number') fs.closeSync(fd);
+    fd = undefined;
+  };
   const make = (fields: Fields): Logger => {
     const log = (lvl: LogLevel) => (msg: string, extra?: Fields) => {
       if (RANK[lvl] > RANK[level]) return;
@@ -77,6 +98,7 @@ export function createLogger(opts: LoggerOptions = {}): Logger {
       debug: log('debug'),
       verbose: log('verbose'),
       child: (more) => make({ ...fields, ...more }),
+      close,
     };
   };
   return make({ plugin: 'vfplane-cni', ...opts.fields });
@@ -93,4 +115,5 @@ export const nullLogger: Logger = {
   child() {
     return nullLogger;
   },
+  close() {},
 };

@@ -213,5 +213,8 @@ export async function main(env: NodeJS.ProcessEnv = process.env, io: MainIo = pr
     log?.error(e.message, { code: e.code, ...(e.details ? { details: e.details } : {}), phasesMs: phases.summary() });
     io.stdout(JSON.stringify(errorObject(e, cniVersion), null, 4) + '\n');
     return 1;
+  } finally {
+    // Its logFile's descriptor: `cni serve` runs call after call in one process.
+    log?.close();
   }
 }

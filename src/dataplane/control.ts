@@ -58,8 +58,14 @@ export class ControlServer {
     const server = createServer((s) => this.serve(s));
     await new Promise<void>((resolve, reject) => {
       server.once('error', (e) => reject(listenError(this.path, e)));
-      // umask-independent: the socket is created, then narrowed before anyone is told of it.
-      server.listen(this.path, () => resolve());
+      // Made 0600 (umask 0177 around its creation): a socket made with the process's
+      // umask and narrowed after could be connected to meanwhile (a umask 0 service
+      // manager), and that connection outlives the chmod.
+      const old = process.umask(0o177);
+      server.listen(this.path, () => {
+        process.umask(old);
+        resolve();
+      });
     });
     // Once listening, the only errors are failed accepts (EMFILE when the process is out
     // of descriptors): the connection is lost, the daemon must not be.
@@ -314,6 +320,13 @@ export function request(path: string, req: Record<string, unknown>, timeoutMs = 
       s.once('connect', () => s.write(JSON.stringify(req) + '\n'));
       s.on('data', (c: string) => {
         buf += c;
+        // A reply is a line, and lines are capped (MAX_LINE) as requests are: whatever
+        // listens on the socket a network config named cannot fill this process.
+        if (buf.length > MAX_LINE && !buf.includes('\n')) {
+          s.destroy();
+          settle(() => reject(systemError(`${path} sent more than ${MAX_LINE} bytes without ending its reply to ${String(req.op)}: not a vfplane data plane`)));
+          return;
+        }
         replied();
       });
       s.once('end', () => replied() || closedEarly('EOF'));

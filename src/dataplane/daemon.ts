@@ -299,7 +299,7 @@ export class Daemon {
     // A DPDK vdev's netdev is known (and one vfplane cannot claim refused) before the
     // EAL reserves hugepages for it.
     const under = c.backend === 'dpdk' ? vdevNetdev(c.uplink.dev!) : null;
-    makeDirs(c.stateDir);
+    makeDirs(c.stateDir, 0o700); // root's: the allocation store and state files, whatever the umask
     // Before anything changes: one daemon per node and state directory, and none on a
     // socket another one answers on (ControlServer.listen checks again, at the end).
     refuseNonSocket(this.socket); // a path that names a file is refused, not unlinked at the end
@@ -618,7 +618,7 @@ export class Daemon {
   /** attachNow, and the MTU advice for the reply (the request's client should see it,
    *  not only the daemon's log), and the largest pod MTU the overlay carries when the
    *  underlay's MTU is known. */
-  private async attachNow(raw: AttachRequest): Promise<Attached & { mtuWarning?: string; overlayMtu?: number }> {
+  private async attachNow(raw: AttachRequest): Promise<Attached & { mtuWarning?: string; macWarning?: string; overlayMtu?: number }> {
     const a = attachSchema.parse(raw);
     if (a.port && a.port !== this.cfg.dstPort) {
       throw invalid(`the attachment asks for VXLAN port ${a.port}, but this data plane uses ${this.cfg.dstPort}; drop vxlan.port or set dstPort in the data-plane config`);
@@ -697,6 +697,16 @@ export class Daemon {
       }
       mtuNote = `; its MTU ${podMtu} is over the ${mtu - overhead} the underlay carries`;
     }
+    // A MAC a pod behind another VTEP has on this VNI (learned from it, or a static FDB
+    // entry): this node's pods' frames to it reach this pod from now on, as the local
+    // table is asked first. Said, not refused: a pod moved here keeps its MAC, and the
+    // entry ages out; a pod given its MAC by its request may have taken another's.
+    const lk = mac(a.mac);
+    const elsewhere = this.dp!.learnedGet(a.vni, lk)?.vtep ?? this.fdb.find((f) => f.vni === a.vni && f.mac.toLowerCase() === a.mac.toLowerCase())?.vtep;
+    const macWarning = elsewhere
+      ? `MAC ${a.mac} on VNI ${a.vni} is a pod's behind VTEP ${elsewhere}: this node's pods' frames to it go to ${a.representor} from now on; give this pod a MAC of its own, unless it is that pod, moved here`
+      : undefined;
+    if (macWarning) this.log.warn(macWarning);
     // The claim's changes (forwarding, IPv6, up) wait for RTNL while the move holds it;
     // the port's setup waits for grace periods. They run at once: the claim on netops'
     // thread, the port here.
@@ -740,7 +750,7 @@ export class Daemon {
     }
     this.log.info(`attached ${a.representor}${a.pci ? ` (VF ${a.pci})` : ''} on VNI ${a.vni}, MAC ${a.mac}, epoch ${this.epoch}${mtuNote}`);
     // A copy: what this.atts holds stays as it is saved.
-    return { ...att, ...(mtuWarning ? { mtuWarning } : {}), ...(overlayMtu ? { overlayMtu } : {}) };
+    return { ...att, ...(mtuWarning ? { mtuWarning } : {}), ...(macWarning ? { macWarning } : {}), ...(overlayMtu ? { overlayMtu } : {}) };
   }
 
   /** Every attachment with its representor's state: the active ones, then those waiting
@@ -880,7 +890,7 @@ export class Daemon {
         }
         const mine = this.cfg.attachments.some((x) => x.representor === att.representor);
         // As fdb-add's: what the client should hear besides "done" goes in the note.
-        const note = [this.declared(mine ? `the attachment of ${att.representor}` : null).note, att.mtuWarning].filter(Boolean).join('; ');
+        const note = [this.declared(mine ? `the attachment of ${att.representor}` : null).note, att.mtuWarning, att.macWarning].filter(Boolean).join('; ');
         return { attached: { representor: att.representor, vni: att.vni, mac: att.mac, slot: att.slot }, epoch: this.epoch, ...(att.overlayMtu ? { overlayMtu: att.overlayMtu } : {}), ...(note ? { note } : {}) };
       }
       case 'detach': {

@@ -1,7 +1,7 @@
 // The CNI spec layer: environment per command, CNI_ARGS, the network config (decode,
 // version, validation, effective values), results in every supported version, the error
 // mapping, and the executable's exact stdout and exit code for VERSION and bad input.
-import { spawn, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { once } from 'node:events';
 import { connect, createServer } from 'node:net';
@@ -436,6 +436,31 @@ describe('the vfplane-cni executable', () => {
       const quiet = run({ CNI_COMMAND: 'DEL', CNI_CONTAINERID: 'c1', CNI_IFNAME: 'net1', CNI_NETNS: '' }, JSON.stringify({ ...conf, logLevel: 'error' }));
       expect(quiet.code, quiet.stdout).toBe(0);
       expect(quiet.stderr).toBe('');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  // Paths a network config names are opened as root: a logFile that is a FIFO blocked the
+  // call (and `cni serve` with it) until someone read it, one behind a symlink was written
+  // through it, and a poolsFile of /dev/zero filled memory. Refused now, and the call goes on.
+  it('a logFile that is a FIFO or a symlink, and a poolsFile that is a device, are refused without blocking or following', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'vfp-cni-paths-'));
+    try {
+      const fifo = join(dir, 'fifo.log');
+      execFileSync('mkfifo', [fifo]);
+      const victim = join(dir, 'victim');
+      writeFileSync(victim, 'precious\n', { mode: 0o600 });
+      symlinkSync(victim, join(dir, 'link.log'));
+      for (const logFile of [fifo, join(dir, 'link.log')]) {
+        const r = run({ CNI_COMMAND: 'DEL', CNI_CONTAINERID: 'c1', CNI_IFNAME: 'net1', CNI_NETNS: '' }, JSON.stringify({ ...base, stateDir: dir, logFile, logLevel: 'info' }));
+        expect(r.code, r.stdout).toBe(0);
+        expect(r.stderr).toContain(`cannot open logFile ${logFile}`);
+      }
+      expect(readFileSync(victim, 'utf8')).toBe('precious\n');
+      const { loadPools } = await import('../../src/alloc/pool.js');
+      expect(() => loadPools('/dev/zero')).toThrow('cannot read pool file /dev/zero: not a regular file');
+      expect(() => loadPools(fifo)).toThrow(`cannot read pool file ${fifo}: not a regular file`);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -297,3 +297,30 @@ describePrivileged('the data plane control socket', { netns: true, commands: ['p
     });
   });
 });
+
+// What listens on a socket a network config names (vxlan.socket) is not trusted to answer
+// in a line: a reply is capped as requests are (it read without end, and rescanned all of
+// it at each chunk: 519 MB for 44 MB sent, in helper-66's run).
+describe('a client of the control protocol', () => {
+  it('gives up on a reply longer than a line may be, naming the socket', async () => {
+    const { createServer } = await import('node:net');
+    const { mkdtempSync, rmSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const dir = mkdtempSync(join(tmpdir(), 'vfplane-bigreply-'));
+    const sock = join(dir, 'noisy.sock');
+    const chunk = Buffer.alloc(64 << 10, 'a');
+    const srv = createServer((c) => {
+      c.on('error', () => undefined);
+      const pump = () => { while (!c.destroyed && c.write(chunk)); };
+      c.on('drain', pump);
+      pump();
+    });
+    await new Promise<void>((r) => srv.listen(sock, r));
+    try {
+      await expect(request(sock, { op: 'status' })).rejects.toThrow(`${sock} sent more than 1048576 bytes without ending its reply to status: not a vfplane data plane`);
+    } finally {
+      srv.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

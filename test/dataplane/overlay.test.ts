@@ -410,6 +410,27 @@ describePrivileged('VXLAN overlay between two simulated nodes', { netns: true, c
     }
   }, 60_000);
 
+  // A pod may be given a MAC by its request (Multus runtimeConfig.mac): one that a pod on
+  // another node has on that VNI takes that pod's traffic from this node's pods (the local
+  // table is asked first). helper-67 found it silent: the attach says so now.
+  it('an attachment with a MAC another node\'s pod has on its VNI is told so', async () => {
+    const b1 = topo.pods.get('b1')!;
+    expect(topo.ping('a1', '10.100.0.2', 2).received).toBeGreaterThanOrEqual(1); // b1's MAC learned on a
+    const rep = `${prefix}mq`, peer = `${prefix}mr`;
+    execFileSync('ip', ['link', 'add', rep, 'type', 'veth', 'peer', 'name', peer]);
+    try {
+      const r = (await topo.control('a', { op: 'attach', representor: rep, vni: 100, mac: b1.mac })) as { note?: string };
+      expect(r.note).toContain(`MAC ${b1.mac} on VNI 100 is a pod's behind VTEP 192.0.2.2: this node's pods' frames to it go to ${rep} from now on`);
+      await topo.control('a', { op: 'detach', representor: rep });
+      // A MAC nobody else has: no such note.
+      const ok = (await topo.control('a', { op: 'attach', representor: rep, vni: 100, mac: '02:00:00:00:0e:01' })) as { note?: string };
+      expect(ok.note ?? '').not.toContain('behind VTEP');
+      await topo.control('a', { op: 'detach', representor: rep });
+    } finally {
+      execFileSync('ip', ['link', 'del', rep]);
+    }
+  });
+
   // A representor missing when the data plane starts (the VFs not made yet after a
   // reboot, or one away for a moment) is not forgotten: status lists the attachment as
   // waiting, and the daemon's beat attaches it once the representor exists.
