@@ -140,6 +140,21 @@ function nodeOf(sysfsRoot: string): string {
   }
 }
 
+/** The store's files are their owner's alone (root's): they hold each pod's IPAM config,
+ *  which may carry credentials, and who holds which VF. A store made before they were
+ *  (0644, readable by any user under a 0755 state directory) is narrowed when opened to
+ *  write; a file another user owns is left as it is. */
+function ownerOnly(file: string): void {
+  for (const f of [file, `${file}-wal`, `${file}-shm`]) {
+    try {
+      const st = fs.statSync(f);
+      if (st.mode & 0o077 && st.uid === process.getuid?.()) fs.chmodSync(f, st.mode & 0o700);
+    } catch {
+      // not there (no -wal yet), or not ours to change
+    }
+  }
+}
+
 export function defaultStateDir(): string {
   return process.env.VFPLANE_STATE_DIR || DEFAULT_STATE_DIR;
 }
@@ -365,6 +380,7 @@ export class AllocStore {
       if (t !== e || e instanceof VfpError) throw t;
       throw systemError(`cannot open the allocation store ${file}: ${(e as Error).message}; check that the directory is writable by this user, or ${hint}`, { file });
     }
+    if (!opts.readOnly) ownerOnly(file);
     if (whole && fs.statSync(file).size === 0) {
       db.close();
       // Never a store being made (see create): one truncated by a crash of its
@@ -592,6 +608,7 @@ export class AllocStore {
     try {
       const db = new Database(tmp);
       try {
+        fs.chmodSync(tmp, 0o600); // before the WAL: SQLite gives its -wal and -shm the store's mode
         db.pragma('journal_mode = WAL'); // recorded in the file: every opener gets it
         AllocStore.migrate(db, tmp, false);
       } finally {

@@ -42,6 +42,20 @@ describe('AllocStore', () => {
     db.close();
   });
 
+  // Its files hold each pod's IPAM config (credentials, for some IPAM plugins) and who
+  // holds which VF: the owner's alone, in whatever directory (a DaemonSet's hostPath is
+  // 0755). A store made 0644 before is narrowed when next opened to write.
+  it('keeps its files to their owner (0600), and narrows an older store\'s', () => {
+    const file = path.join(dir, 'state', DB_FILE);
+    store.allocate({ candidates: vfs, owner: web0 }); // a write: the -wal and -shm exist
+    for (const f of [file, `${file}-wal`, `${file}-shm`]) expect(fs.statSync(f).mode & 0o777, f).toBe(0o600);
+    store.close(); // the last connection: -wal and -shm go
+    fs.chmodSync(file, 0o644);
+    store = AllocStore.open(path.join(dir, 'state'));
+    store.allocate({ candidates: vfs, owner: web1 });
+    for (const f of [file, `${file}-wal`, `${file}-shm`]) expect(fs.statSync(f).mode & 0o777, f).toBe(0o600);
+  });
+
   it('allocates the first free candidate in order and records owner, time, pool and original state', () => {
     const before = Date.now();
     const a = store.allocate({ candidates: vfs, owner: web0, pool: 'fast' });
