@@ -8,7 +8,7 @@ import { createServer, type Server } from 'node:http';
 import { isIP } from 'node:net';
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
-import { DataPlane, DROPS_PER_WORKER_MAX, LEARNED_LIST_MAX, type Backend, type BackendCounters, type DpCounters, type DpSpec, type PortInfo } from './dp.js';
+import { DataPlane, DROPS_PER_WORKER_MAX, LEARNED_LIST_MAX, noPortCounters, noVniCounters, type Backend, type BackendCounters, type DpCounters, type DpSpec, type PortInfo } from './dp.js';
 import { ControlServer, overlayAttachRequest, probe, refuseNonSocket, trySocketPath, type OverlayConf } from './control.js';
 import { attachSchema, dropVtep, fdbSchema, formatVniRanges, macString, metricsAddr, peerSchema, podBackendOf, reloadSummary, socketPath, tenancyRefusal, vniNumber, ipString, zodMessage, type AttachRequest, type DaemonConfig } from './config.js';
 import { resolveTunnel } from '../packet/config.js';
@@ -1295,10 +1295,10 @@ export class Daemon {
   counters(): DpCounters {
     const c = this.dp!.counters();
     for (const slot of this.portNames().keys()) {
-      if (!c.ports.has(slot)) c.ports.set(slot, { rxPkts: 0n, rxBytes: 0n, txPkts: 0n, txBytes: 0n, drops: 0n, errors: 0n });
+      if (!c.ports.has(slot)) c.ports.set(slot, noPortCounters());
     }
     for (const vni of new Set([...[...this.atts.values()].map((x) => x.vni), ...this.floods.keys()])) {
-      if (!c.vnis.has(vni)) c.vnis.set(vni, { vni, encapPkts: 0n, encapBytes: 0n, decapPkts: 0n, decapBytes: 0n, floodPkts: 0n, localPkts: 0n, drops: 0n });
+      if (!c.vnis.has(vni)) c.vnis.set(vni, noVniCounters(vni));
     }
     return c;
   }

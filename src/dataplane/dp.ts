@@ -155,6 +155,11 @@ function raw(): RawDp {
   return loadAddon() as unknown as RawDp;
 }
 
+/** A port's counters before anything moved (the workers keep no entry until then). */
+export const noPortCounters = (): PortCounters => ({ rxPkts: 0n, rxBytes: 0n, txPkts: 0n, txBytes: 0n, drops: 0n, errors: 0n });
+/** A VNI's counters before anything moved. */
+export const noVniCounters = (vni: number): VniCounters => ({ vni, encapPkts: 0n, encapBytes: 0n, decapPkts: 0n, decapBytes: 0n, floodPkts: 0n, localPkts: 0n, drops: 0n });
+
 export interface PortCounters {
   rxPkts: bigint;
   rxBytes: bigint;
@@ -389,7 +394,7 @@ export class DataPlane {
       for (let p = 0; p < L.maxPorts; p++) {
         const o = b + L.ports + p * L.portWords;
         if (!v[o] && !v[o + 2] && !v[o + 4] && !v[o + 5]) continue;
-        const cur = ports.get(p) ?? { rxPkts: 0n, rxBytes: 0n, txPkts: 0n, txBytes: 0n, drops: 0n, errors: 0n };
+        const cur = ports.get(p) ?? noPortCounters();
         cur.rxPkts += v[o]!;
         cur.rxBytes += v[o + 1]!;
         cur.txPkts += v[o + 2]!;
@@ -404,7 +409,7 @@ export class DataPlane {
         for (let k = 1; k < L.vniWords; k++) if (v[o + k]) any = true;
         if (!any) continue;
         const vni = Number(v[o]);
-        const cur = vnis.get(vni) ?? { vni, encapPkts: 0n, encapBytes: 0n, decapPkts: 0n, decapBytes: 0n, floodPkts: 0n, localPkts: 0n, drops: 0n };
+        const cur = vnis.get(vni) ?? noVniCounters(vni);
         cur.encapPkts += v[o + 1]!;
         cur.encapBytes += v[o + 2]!;
         cur.decapPkts += v[o + 3]!;
