@@ -130,7 +130,22 @@ export async function runCniBench(o: CniBenchOptions): Promise<CniBenchResult> {
     const inst = spawnSync(process.execPath, [vfplaneJs, 'cni', 'install', '--dir', bin, '--socket', socket], { encoding: 'utf8' });
     if (inst.status !== 0) throw systemError(`vfplane cni install failed: ${inst.stderr}`);
     const wrapper = path.join(bin, 'vfplane-cni');
-    server = spawn(process.execPath, [vfplaneJs, 'cni', 'serve', '--socket', socket], { stdio: ['ignore', 'ignore', 'pipe'] });
+    // With the calls' log directories (below): a call whose VFPLANE_* settings differ from
+    // the server's is run standalone by its shim, which would measure the wrong thing.
+    server = spawn(process.execPath, [vfplaneJs, 'cni', 'serve', '--socket', socket], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, VFPLANE_CNI_LOG_DIRS: work } });
+    // Each call the server ran is a line on its stderr; one its shim ran itself instead
+    // (the server refused it) is said there too.
+    let served = 0;
+    let notServed = '';
+    let partial = '';
+    server.stderr!.on('data', (d) => {
+      const lines = (partial + String(d)).split('\n');
+      partial = lines.pop()!;
+      for (const l of lines) {
+        if (/^vfplane cni serve: (ADD|DEL) container /.test(l)) served++;
+        else if (l.includes('its shim runs the plugin itself')) notServed ||= l;
+      }
+    });
     await new Promise<void>((res, rej) => {
       const t = setTimeout(() => rej(systemError('vfplane cni serve did not start within 20 s')), 20_000);
       server!.stderr!.on('data', (d) => { if (String(d).includes('listening')) { clearTimeout(t); res(); } });
@@ -139,6 +154,8 @@ export async function runCniBench(o: CniBenchOptions): Promise<CniBenchResult> {
     const env = (command: string, cid: string): Record<string, string> => ({
       PATH: process.env.PATH ?? '/usr/bin:/bin', CNI_COMMAND: command, CNI_CONTAINERID: cid, CNI_NETNS: netnsPath, CNI_IFNAME: 'net1', CNI_PATH: ref,
       CNI_ARGS: 'IgnoreUnknown=true;K8S_POD_NAMESPACE=bench;K8S_POD_NAME=pod',
+      // Its logFile is in the work directory: a log directory for this run, as a node's operator lists one.
+      VFPLANE_CNI_LOG_DIRS: work,
     });
     const ipam = (dir: string) => ({ type: 'host-local', subnet: '10.99.0.0/24', dataDir: path.join(work, dir) });
     // At debug level each call logs where its time went (one line at the end); the phases
@@ -182,6 +199,12 @@ export async function runCniBench(o: CniBenchOptions): Promise<CniBenchResult> {
       if (o.vxlan) await runOne('vfplane-cni (vxlan)', wrapper, [], vxInput, vx, `benchx${i}`);
       if (o.pool) await runOne('vfplane-cni (pool)', wrapper, [], poolInput, pl, `benchp${i}`);
       if (!o.json && (i + 1) % 50 === 0) say(`  ${i + 1}/${o.runs}`);
+    }
+    // Every served figure must be a served call: else it is the shim's standalone run.
+    const wantServed = o.runs * 2 * (1 + (o.vxlan ? 1 : 0) + (o.pool ? 1 : 0));
+    for (const until = Date.now() + 2000; served < wantServed && Date.now() < until; ) await new Promise((r) => setTimeout(r, 20));
+    if (served !== wantServed) {
+      throw systemError(`only ${served} of the ${wantServed} served calls reached vfplane cni serve${notServed ? ` (${notServed})` : ''}: the rest ran standalone, and their figures would be labelled served`);
     }
     // The kernel's part: a netdev moved into the pod namespace and back, timed alone.
     const moves: number[] = [];

@@ -113,6 +113,8 @@ async function refusedConfigLogger(text: string, env: NodeJS.ProcessEnv, io: Mai
     return undefined;
   }
   if (typeof file !== 'string' || !file.startsWith('/')) return undefined;
+  const { whyNotLogFile } = await import('./paths.js');
+  if (whyNotLogFile(file, env)) return undefined;
   const { createLogger } = await import('./log.js');
   return createLogger({
     level: 'error', file, stderr: io.stderr,
@@ -160,10 +162,16 @@ export async function main(env: NodeJS.ProcessEnv = process.env, io: MainIo = pr
       throw new CniError(ERR.INCOMPATIBLE_VERSION, `cniVersion ${conf.cniVersion} does not have ${cniEnv.command}; it came with ${min}`, `set "cniVersion": "${min}" to use ${cniEnv.command}`);
     }
 
+    // A logFile outside the log directories, or where others than root may write, is not
+    // opened (paths.ts): ADD, CHECK, STATUS and GC refuse the config, after its logger (on
+    // stderr) is made to say so; DEL logs on stderr and goes on (a DEL that fails is retried
+    // for ever, its pod stuck terminating).
+    const { whyNotLogFile } = await import('./paths.js');
+    const logRefused = conf.logFile ? whyNotLogFile(conf.logFile, env) : null;
     const { createLogger } = await import('./log.js');
     log = createLogger({
       ...(conf.logLevel ? { level: conf.logLevel } : {}),
-      ...(conf.logFile ? { file: conf.logFile } : {}),
+      ...(conf.logFile && !logRefused ? { file: conf.logFile } : {}),
       stderr: io.stderr,
       fields: {
         command: cniEnv.command,
@@ -173,6 +181,10 @@ export async function main(env: NodeJS.ProcessEnv = process.env, io: MainIo = pr
         ...(cniEnv.netns ? { netns: cniEnv.netns } : {}),
       },
     });
+    if (logRefused) {
+      if (cniEnv.command !== 'DEL') throw new CniError(ERR.INVALID_CONFIG, logRefused);
+      log.warning(`${logRefused}; logging to stderr`);
+    }
     phases.mark('config');
     const ctx: CniContext = { env: cniEnv, conf, raw, stdin: text, log, phases, stderr: (c) => io.stderr(c.toString('utf8')) };
     log.debug('called', { args: cniEnv.args, deviceID: conf.effective.deviceID });

@@ -26,6 +26,7 @@ import type { CniDns, CniResult } from './result.js';
 import type { NetConf, VxlanConf } from './conf.js';
 import { execIpam, findPlugin, ipamDelFor as ipamDelForHolder, type IpamCommand, type IpamRecord } from './ipam.js';
 import { deviceInfoPath, removeDeviceInfo, writeDeviceInfo } from './devinfo.js';
+import { refusedPaths } from './paths.js';
 import { detachFromOverlay, isRefusal, overlayAttachRequest, request as dataplaneRequest, socketPath } from '../dataplane/control.js';
 
 type Mode = 'kernel' | 'dpdk';
@@ -217,7 +218,7 @@ async function takeVf(ctx: CniContext, sysfs: Sysfs, store: AllocStore, owner: O
   if (!ctx.conf.pool) {
     throw withCode(invalid('no deviceID (top level or runtimeConfig.deviceID, as Multus passes it) and no pool to allocate from: set one of them'), ERR.INVALID_CONFIG);
   }
-  const { file, pool } = confPool(ctx.conf);
+  const { file, pool } = confPool(ctx.conf, ctx.log);
   // First a few free VFs, found reading only what the selector asks of each VF and each
   // candidate in full (not every VF of the node: ~0.2 ms a VF). Another ADD may take them
   // meanwhile: the store then refuses them all, and the walk goes on from what it holds
@@ -354,13 +355,43 @@ async function configureInterface(netns: string, ifname: string, r: CniResult, m
 /** The network's pool (its `pool`, from `poolsFile`, by default pools.json in the state
  *  directory), for ADD and STATUS alike: a missing file names the config key that points
  *  at it. */
-function confPool(conf: NetConf): { file: string; pool: ReturnType<typeof findPool> } {
+function confPool(conf: NetConf, log: Logger): { file: string; pool: ReturnType<typeof findPool> } {
   const file = path.resolve(conf.poolsFile ?? path.join(conf.stateDir ?? defaultStateDir(), 'pools.json'));
   if (!fs.existsSync(file)) throw withCode(notFound(`pool ${JSON.stringify(conf.pool)}: no pool definitions at ${file}; write them there, or set poolsFile in the network configuration to where they are`), ERR.INVALID_CONFIG);
-  return { file, pool: findPool(loadPools(file), conf.pool!, file) };
+  let pools: ReturnType<typeof loadPools>;
+  try {
+    pools = loadPools(file);
+  } catch (e) {
+    // What is wrong in the file quotes it (a byte, a value): a network config may name any
+    // root-owned file, so a file not everyone may read is not quoted back in the error
+    // (which reaches the pod's events); its owner reads why with the CLI.
+    if (e instanceof VfpError && e.kind === 'bad-file' && !worldReadable(file)) {
+      log.error((e as Error).message);
+      throw new CniError(ERR.INVALID_CONFIG, `poolsFile ${file} is not a valid pool file; what is wrong is in the plugin's log (its logFile, or the runtime's log), not here: not everyone may read the file`,
+        'a pool file is JSON: {"pools":[{"name":"fast","selector":{"drivers":["iavf"]}}]}');
+    }
+    throw e;
+  }
+  return { file, pool: findPool(pools, conf.pool!, file) };
+}
+
+function worldReadable(file: string): boolean {
+  try {
+    return (fs.statSync(file).mode & 0o004) !== 0;
+  } catch {
+    return false;
+  }
+}
+
+/** ADD, CHECK, STATUS and GC do not act on a config that names paths only root should
+ *  control but others do (paths.ts): refused before anything is read or changed. */
+function refuseUntrustedPaths(ctx: CniContext): void {
+  const refused = refusedPaths(ctx.conf);
+  if (refused.length) throw new CniError(ERR.INVALID_CONFIG, refused.map((r) => r.why).join('; '));
 }
 
 export async function cmdAdd(ctx: CniContext): Promise<CniResult> {
+  refuseUntrustedPaths(ctx);
   const { env, conf } = ctx;
   const netns = env.netns!;
   const ifname = env.ifname!;
@@ -752,6 +783,16 @@ function olderDataplane(e: unknown, field: string): boolean {
 export async function cmdDel(ctx: CniContext): Promise<void> {
   const { env, conf } = ctx;
   const ph = ctx.phases;
+  // A store or sysfs tree ADD would have refused (paths.ts) is not read: whatever it says
+  // is held is not given back. DEL still succeeds (the runtime retries a failed DEL for
+  // ever, the pod stuck terminating) and releases what ADD makes before it touches either.
+  const untrusted = refusedPaths(conf).filter((r) => r.field === 'stateDir' || r.field === 'sysfsRoot');
+  if (untrusted.length) {
+    ctx.log.warning(`DEL: not acting on the allocation store: ${untrusted.map((r) => r.why).join('; ')}`);
+    if (conf.effective.deviceID) removeDeviceInfo(deviceInfoPath(conf, env));
+    if (conf.ipam) await ipam(ctx, 'DEL');
+    return;
+  }
   // No store there: nothing was ever allocated in it, so no VF to give back, and none is
   // made (a DEL changes nothing it did not make). An address or device-info file from
   // an ADD that failed half-way, or under another stateDir, is still released.
@@ -837,6 +878,7 @@ function releasedBy(reason: string | undefined): string {
 }
 
 export async function cmdCheck(ctx: CniContext): Promise<void> {
+  refuseUntrustedPaths(ctx);
   const { env, conf } = ctx;
   const { sysfs, store } = await openAll(ctx);
   try {
@@ -922,6 +964,7 @@ export async function cmdCheck(ctx: CniContext): Promise<void> {
 }
 
 export async function cmdGc(ctx: CniContext): Promise<void> {
+  refuseUntrustedPaths(ctx);
   const { conf } = ctx;
   // Without the list, every attachment of the network would look stale: refuse.
   if (conf['cni.dev/valid-attachments'] === undefined && conf['cni.dev/attachments'] === undefined) {
@@ -999,6 +1042,7 @@ export async function cmdGc(ctx: CniContext): Promise<void> {
 }
 
 export async function cmdStatus(ctx: CniContext): Promise<void> {
+  refuseUntrustedPaths(ctx);
   const { conf } = ctx;
   let sysfs: Sysfs;
   let store: AllocStore;
@@ -1012,7 +1056,7 @@ export async function cmdStatus(ctx: CniContext): Promise<void> {
     if (!refs.some((r) => r.present)) throw new CniError(ERR.NOT_AVAILABLE, `no VFs under ${sysfs.root}`, 'create VFs with `vfplane pf set-numvfs`');
     // A pool with a VF free is ready, the first one found says so (freeInPool); the whole
     // list is read only to say why none is.
-    const { file, pool } = conf.pool ? confPool(conf) : { file: '', pool: undefined };
+    const { file, pool } = conf.pool ? confPool(conf, ctx.log) : { file: '', pool: undefined };
     if (pool && freeInPool(refs, pool.selector, store.heldOnNode(), 1).length === 0) {
       const vfs = listVfs(sysfs);
       const { matched, unusable, free } = poolView(vfs, pool.selector, store.heldOnNode());

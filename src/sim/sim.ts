@@ -5,6 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { whyUntrusted } from '../util/trust.js';
 import { ipBatch, links, netnsAdd, netnsDel, netnsList } from '../net/ip.js';
 import { getProfile } from '../sriov/profile.js';
 import { pciFromRid, pciRid } from '../sriov/pci.js';
@@ -128,6 +129,20 @@ export function createSim(o: SimOptions): SimManifest {
     createdAt: new Date().toISOString(),
     bootId: randomUUID(),
   };
+
+  // vfplane-cni takes a simulated tree as a node's sysfs only where it is root's alone
+  // (cni/paths.ts): built only there. A missing ROOT in a directory others may write
+  // (/tmp) is made here, exclusively, so nobody else's directory is taken for it.
+  let made = false;
+  if (!fs.existsSync(root) && fs.existsSync(path.dirname(root))) {
+    fs.mkdirSync(root, { mode: 0o755 });
+    made = true;
+  }
+  const untrusted = whyUntrusted(root, 'directory', true);
+  if (untrusted) {
+    if (made) fs.rmdirSync(root);
+    throw conflict(`--root ${root}: ${untrusted}; a simulated NIC's tree is a node's sysfs to whoever names it, so it is built only where nobody but root could have made or change it: give a --root in a directory only root may write (or a new directory in /tmp)`);
+  }
 
   try {
     // First, what is about to be made: a create killed from here on is destroyed from it.

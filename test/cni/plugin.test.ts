@@ -31,7 +31,8 @@ interface Env {
 }
 
 function envOf(command: string, e: Env, cniPath: string): Record<string, string> {
-  const env: Record<string, string> = { ...process.env as Record<string, string>, ...(e.extra ?? {}), CNI_COMMAND: command, CNI_PATH: cniPath };
+  // The runtime's environment lists the temp directory as a log directory: the tests' logFiles are there.
+  const env: Record<string, string> = { ...process.env as Record<string, string>, VFPLANE_CNI_LOG_DIRS: tmpdir(), ...(e.extra ?? {}), CNI_COMMAND: command, CNI_PATH: cniPath };
   for (const k of ['CNI_CONTAINERID', 'CNI_NETNS', 'CNI_IFNAME', 'CNI_ARGS']) delete env[k];
   if (e.containerId) env.CNI_CONTAINERID = e.containerId;
   if (e.netns) env.CNI_NETNS = e.netns;
@@ -671,7 +672,9 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
 
   /** `vfplane cni serve` on SOCKET, once it listens. */
   const startServer = async (socket: string) => {
-    const server = spawn(process.execPath, [join(ROOT, 'bin', 'vfplane.js'), 'cni', 'serve', '--socket', socket], { stdio: ['ignore', 'ignore', 'pipe'] });
+    // With the runtime's log directories (envOf): a call whose node settings differ from
+    // the server's is run by its shim instead.
+    const server = spawn(process.execPath, [join(ROOT, 'bin', 'vfplane.js'), 'cni', 'serve', '--socket', socket], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, VFPLANE_CNI_LOG_DIRS: tmpdir() } });
     let log = '';
     await new Promise<void>((res, rej) => {
       server.stderr.on('data', (d) => { log += String(d); if (String(d).includes('listening')) res(); });

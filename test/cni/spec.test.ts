@@ -452,10 +452,11 @@ describe('the vfplane-cni executable', () => {
       const victim = join(dir, 'victim');
       writeFileSync(victim, 'precious\n', { mode: 0o600 });
       symlinkSync(victim, join(dir, 'link.log'));
-      for (const logFile of [fifo, join(dir, 'link.log')]) {
-        const r = run({ CNI_COMMAND: 'DEL', CNI_CONTAINERID: 'c1', CNI_IFNAME: 'net1', CNI_NETNS: '' }, JSON.stringify({ ...base, stateDir: dir, logFile, logLevel: 'info' }));
+      // The directory is a log directory (VFPLANE_CNI_LOG_DIRS), so what is refused is the file.
+      for (const [logFile, why] of [[fifo, `logFile ${fifo} is not written: ${fifo} is not a regular file`], [join(dir, 'link.log'), `cannot open logFile ${join(dir, 'link.log')}`]] as const) {
+        const r = run({ CNI_COMMAND: 'DEL', CNI_CONTAINERID: 'c1', CNI_IFNAME: 'net1', CNI_NETNS: '', VFPLANE_CNI_LOG_DIRS: dir }, JSON.stringify({ ...base, stateDir: dir, logFile, logLevel: 'info' }));
         expect(r.code, r.stdout).toBe(0);
-        expect(r.stderr).toContain(`cannot open logFile ${logFile}`);
+        expect(r.stderr).toContain(why);
       }
       expect(readFileSync(victim, 'utf8')).toBe('precious\n');
       const { loadPools } = await import('../../src/alloc/pool.js');
@@ -471,15 +472,20 @@ describe('the vfplane-cni executable', () => {
     const dir = mkdtempSync(join(tmpdir(), 'vfp-cni-refused-'));
     try {
       const logFile = join(dir, 'cni.log');
-      const r = run({ CNI_COMMAND: 'ADD', ...attach }, JSON.stringify({ ...base, vlan: '12', logFile }));
+      const r = run({ CNI_COMMAND: 'ADD', ...attach, VFPLANE_CNI_LOG_DIRS: dir }, JSON.stringify({ ...base, vlan: '12', logFile }));
       expect(r.code).toBe(1);
       expect(JSON.parse(r.stdout)).toMatchObject({ code: 7, msg: 'vlan: expected an integer 0–4094, got "12"' });
       const lines = readFileSync(logFile, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
       expect(lines).toEqual([expect.objectContaining({ level: 'error', msg: 'vlan: expected an integer 0–4094, got "12"', code: 7, command: 'ADD', containerId: attach.CNI_CONTAINERID })]);
       // A relative one is no file to write to: nothing is made, the answer is the same.
-      const rel = run({ CNI_COMMAND: 'ADD', ...attach }, JSON.stringify({ ...base, vlan: '12', logFile: 'cni.log' }));
+      const rel = run({ CNI_COMMAND: 'ADD', ...attach, VFPLANE_CNI_LOG_DIRS: dir }, JSON.stringify({ ...base, vlan: '12', logFile: 'cni.log' }));
       expect(rel.code).toBe(1);
       expect(existsSync(join(process.cwd(), 'cni.log'))).toBe(false);
+      // Nor is one outside the log directories (the plugin is root; the config is anyone's).
+      const outside = join(dir, 'elsewhere.log');
+      const out = run({ CNI_COMMAND: 'ADD', ...attach }, JSON.stringify({ ...base, vlan: '12', logFile: outside }));
+      expect(JSON.parse(out.stdout)).toMatchObject({ code: 7, msg: 'vlan: expected an integer 0–4094, got "12"' });
+      expect(existsSync(outside)).toBe(false);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
