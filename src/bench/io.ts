@@ -60,11 +60,28 @@ export interface IoCell {
   /** Of those, frames whose length is none the generator's frames have after the DUT
    *  (a frame of a DUT's own, or a bug): they are counted in mpps and sinkFrameBytes. */
   sinkStrayFrames: number;
+  /** What the generator handed over in the window(s) `mpps` is from: the median window
+   *  by sink rate (the two middle ones, averaged, for an even count), so the two are
+   *  rates over the same time and compare. */
   offeredMpps: number;
   mpps: number;
   /** Of the frames the sink counted, L2 bytes without FCS, preamble or gap. */
   gbps: number;
   trialsMpps: number[];
+  /** What the generator handed over in each window of trialsMpps. */
+  trialsOfferedMpps: number[];
+}
+
+/** The median window of `sink` (the two middle ones for an even count) and the mean of
+ *  each series over it: a cell's sink and offered rates from the same window(s). Taking
+ *  each median on its own, or the offered rate over the whole span, let a cell read a
+ *  sink rate above what was offered in any one window. */
+export function medianWindow(sink: number[], offered: number[]): { mpps: number; offeredMpps: number } {
+  if (sink.length === 0) return { mpps: 0, offeredMpps: 0 };
+  const order = sink.map((_, i) => i).sort((a, b) => sink[a]! - sink[b]!);
+  const mid = order.length % 2 ? [order[(order.length - 1) / 2]!] : [order[order.length / 2 - 1]!, order[order.length / 2]!];
+  const mean = (xs: number[]) => mid.reduce((a, i) => a + (xs[i] ?? 0), 0) / mid.length;
+  return { mpps: mean(sink), offeredMpps: mean(offered) };
 }
 
 export interface LatencyCell {
@@ -300,8 +317,9 @@ async function measure(topo: Topology, dut: string, op: IoOp, size: SizeSpec, o:
       sm.push(await sink.mark<SinkMark>());
     }
     const trials = windowRates(sm);
-    // Over the whole span: what the generator handed over while the sink counted.
-    const offered = windowRates([gm[0]!, gm.at(-1)!])[0] ?? 0;
+    // Each window's marks are taken together (the generator's, then the sink's).
+    const offeredTrials = windowRates(gm);
+    const { mpps, offeredMpps: offered } = medianWindow(trials, offeredTrials);
     const pk = sm.at(-1)!.pkts - sm[0]!.pkts;
     const bytes = sm.at(-1)!.bytes - sm[0]!.bytes;
     const frameBytes = pk > 0 ? bytes / pk : 0;
@@ -311,10 +329,9 @@ async function measure(topo: Topology, dut: string, op: IoOp, size: SizeSpec, o:
     const outer = outerHeaderLength(genTunnel());
     const expected = new Set(frames.map((f) => String(op === 'encap' ? f.length + outer : f.length - outer)));
     const stray = Object.entries(lengths).reduce((a, [len, k]) => (expected.has(len) ? a : a + k), 0);
-    const mpps = median(trials);
     return {
       dut, op, size, avgInnerBytes: averageSize(size), sinkFrameBytes: frameBytes, sinkFrameLengths: lengths, sinkStrayFrames: stray, offeredMpps: offered, mpps,
-      gbps: (mpps * 1e6 * frameBytes * 8) / 1e9, trialsMpps: trials,
+      gbps: (mpps * 1e6 * frameBytes * 8) / 1e9, trialsMpps: trials, trialsOfferedMpps: offeredTrials,
     };
   } finally {
     await gen?.close();

@@ -1,7 +1,7 @@
 // The I/O benchmark's pure parts: topology naming, frame files, rate windows, ping and
 // testpmd parsing, ratios/targets and the SVG chart.
 import { describe, expect, it } from 'vitest';
-import { frameFile, ioFrames, lengthsBetween, parsePing, parseTestpmdTxPps, windowRates, type IoBenchResult, type IoCell } from '../../src/bench/io.js';
+import { frameFile, ioFrames, lengthsBetween, medianWindow, parsePing, parseTestpmdTxPps, windowRates, type IoBenchResult, type IoCell } from '../../src/bench/io.js';
 import { ioChartSvg, ioRatios, ioTargets } from '../../src/bench/io-report.js';
 import { topoNames, topoOwner, topoPrefix } from '../../src/bench/io-topo.js';
 import { checkNic } from '../../src/bench/io-nic.js';
@@ -11,7 +11,7 @@ import { ifname } from '../helpers/netns.js';
 import { vfplane } from '../helpers/cli.js';
 
 const cell = (dut: string, op: 'encap' | 'decap', size: number | 'imix', mpps: number): IoCell => ({
-  dut, op, size, avgInnerBytes: size === 'imix' ? 353 : size, sinkFrameBytes: 100, sinkFrameLengths: { '100': 1 }, sinkStrayFrames: 0, offeredMpps: mpps * 1.1, mpps, gbps: 1, trialsMpps: [mpps],
+  dut, op, size, avgInnerBytes: size === 'imix' ? 353 : size, sinkFrameBytes: 100, sinkFrameLengths: { '100': 1 }, sinkStrayFrames: 0, offeredMpps: mpps * 1.1, mpps, gbps: 1, trialsMpps: [mpps], trialsOfferedMpps: [mpps * 1.1],
 });
 
 describe('io bench pure parts', () => {
@@ -55,6 +55,19 @@ describe('io bench pure parts', () => {
   Tx-pps:     31234567          Tx-bps: 1
   ############################################################################`;
     expect(parseTestpmdTxPps(tp, 1)).toEqual([31234567]);
+  });
+
+  // The sink's median window against the offered rate over the whole run (or against the
+  // offered median, another window) let a cell read more forwarded than offered.
+  it('takes a cell\'s sink and offered rates from the same window(s)', () => {
+    // Window 2 is the sink's median; the generator slowed in window 3.
+    expect(medianWindow([1.0, 2.0, 3.0], [1.05, 2.05, 1.5])).toEqual({ mpps: 2.0, offeredMpps: 2.05 });
+    const ok = medianWindow([0.9, 1.9, 1.0], [1.0, 2.0, 1.1]);
+    expect(ok.mpps).toBeLessThanOrEqual(ok.offeredMpps);
+    expect(ok).toEqual({ mpps: 1.0, offeredMpps: 1.1 });
+    // Even count: the two middle windows, each series averaged over them.
+    expect(medianWindow([4, 1, 3, 2], [40, 10, 30, 20])).toEqual({ mpps: 2.5, offeredMpps: 25 });
+    expect(medianWindow([], [])).toEqual({ mpps: 0, offeredMpps: 0 });
   });
 
   it('pairs our cells with the kernel\'s and judges the targets', () => {
