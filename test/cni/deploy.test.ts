@@ -221,7 +221,15 @@ describePrivileged('the DaemonSet data-plane container script', { netns: true },
         const sock = join(tmp, 'dp.sock');
         for (let i = 0; i < 200 && !existsSync(sock); i++) await new Promise((r) => setTimeout(r, 50));
         expect(existsSync(sock), err).toBe(true);
-        const status = async () => (await request(sock, { op: 'status' })) as { node: string; uplink: { vtep: string }; peers: { vtep: string }[] };
+        // A failed request says what the script and the data plane said (once seen failing
+        // under load with only "no data plane listens", the reason unsaid).
+        const status = async () => {
+          try {
+            return (await request(sock, { op: 'status' })) as { node: string; uplink: { vtep: string }; peers: { vtep: string }[] };
+          } catch (e) {
+            throw new Error(`${(e as Error).message}; the script's stderr:\n${err}`);
+          }
+        };
         expect(await status()).toMatchObject({ node: 'ds-node', uplink: { vtep: '192.0.2.31' }, peers: [] }); // rendered
         writeFileSync(join(tmp, 'config-dp', 'dataplane.yaml'), cfg(['192.0.2.32']));
         let st = await status();
