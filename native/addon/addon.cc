@@ -513,6 +513,8 @@ class Fdb : public Napi::ObjectWrap<Fdb> {
                            InstanceMethod<&Fdb::FloodSet>("floodSet"),
                            InstanceMethod<&Fdb::FloodGet>("floodGet"),
                            InstanceMethod<&Fdb::Count>("count"),
+                           InstanceMethod<&Fdb::SetVniLimit>("setVniLimit"),
+                           InstanceMethod<&Fdb::LearnedIn>("learnedIn"),
                            InstanceMethod<&Fdb::Capacity>("capacity"),
                            InstanceMethod<&Fdb::Slots>("slots"),
                            InstanceMethod<&Fdb::VtepCount>("vtepCount"),
@@ -731,6 +733,18 @@ class Fdb : public Napi::ObjectWrap<Fdb> {
     return FloodArray(env, idx, n);
   }
 
+  Napi::Value SetVniLimit(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    uint32_t n;
+    if (!Live(env) || !ToUint(env, info[0], "perVni", 0, 1 << 24, &n)) return Napi::Value();
+    return Napi::Number::New(env, vfp_fdb__set_vni_limit(F(), n));
+  }
+  Napi::Value LearnedIn(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    uint32_t vni;
+    if (!Live(env) || !ToUint(env, info[0], "vni", 0, 0xffffff, &vni)) return Napi::Value();
+    return Napi::Number::New(env, vfp_fdb__learned_in(F(), vni));
+  }
   Napi::Value Count(const Napi::CallbackInfo &info) {
     return Live(info.Env()) ? Napi::Number::New(info.Env(), vfp_fdb__count(F())) : Napi::Value();
   }
@@ -950,7 +964,7 @@ Napi::Value ReasonNames(const Napi::CallbackInfo &info) {
 Napi::Value StatsLayout(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   static const char *const head[] = {"encapPkts", "encapBytes", "decapPkts", "decapBytes",
-                                     "learnNew", "learnMoved", "learnRefresh", "learnFull"};
+                                     "learnNew", "learnMoved", "learnRefresh", "learnFull", "learnLimited"};
   static_assert(sizeof head / sizeof head[0] == offsetof(vfp_stats, drops) / 8, "stats head");
   Napi::Array a = Napi::Array::New(env, kStatsWords);
   uint32_t k = 0;

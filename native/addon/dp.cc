@@ -117,7 +117,7 @@ bool OptString(Napi::Env env, Napi::Value obj, const char *key, std::string *out
   return true;
 }
 
-// dpCreate({workers, cpus?, burst?, idleSpins?, idleSleepUs?, learnCapacity?, scratchBufs?, headroom?})
+// dpCreate({workers, cpus?, burst?, idleSpins?, idleSleepUs?, learnCapacity?, learnPerVni?, scratchBufs?, headroom?})
 Napi::Value DpCreate(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   Napi::Value o = info[0];
@@ -131,6 +131,7 @@ Napi::Value DpCreate(const Napi::CallbackInfo &info) {
       !OptUint(env, o, "idleSpins", 0, 1e9, &opts.idle_spins) ||
       !OptUint(env, o, "idleSleepUs", 0, 1e7, &opts.idle_sleep_us) ||
       !OptUint(env, o, "learnCapacity", 16, 1 << 24, &opts.learn_capacity) ||
+      !OptUint(env, o, "learnPerVni", 0, 1 << 24, &opts.learn_per_vni) ||
       !OptUint(env, o, "scratchBufs", 16, 1 << 20, &opts.scratch_bufs) ||
       !OptUint(env, o, "headroom", 64, 1024, &opts.headroom))
     return Napi::Value();

@@ -73,9 +73,23 @@ struct vfp_fdb {
     vfp_learn_hook hook; /* see vfp_fdb__set_learn_hook */
     void *hook_arg;
     uint32_t version;    /* see vfp_fdb__version */
+    /* Learned entries per VNI, when a per-VNI limit is set (vfp_fdb__set_vni_limit):
+     * VNI → count, linear probing, backward-shift deletion; VC_SLOTS slots, made on the
+     * control path. NULL: nothing counted, no limit. */
+    struct vni_count *vc;
+    uint32_t vc_used, vni_limit;
     struct fdb_hint *hints; /* learn_bulk's slot hints */
     uint32_t n_hints, hint_shift; /* a power of two; 64 - its log2 */
 };
+
+typedef struct vni_count {
+    uint32_t vni1; /* VNI + 1; 0 = empty slot */
+    uint32_t n;    /* learned entries of the VNI */
+} vni_count;
+/* VNIs that learn at once: past 3/4 of the slots a new VNI learns nothing (counted as
+ * limited) until one of the others has no learned entry left. */
+#define VC_SLOTS 16384u
+#define VC_MAX_USED (VC_SLOTS / 4 * 3)
 
 /* Where learn_bulk last found a key: the slot (bucket × WAYS + way) to look at first,
  * before hashing. Only a hint: an entry moved by a cuckoo insert, or removed, no longer
@@ -302,6 +316,7 @@ void vfp_fdb__destroy(vfp_fdb *f) {
             if (f->flood[i].vni1) fdb_free(f, f->flood[i].idx, f->flood[i].cap * sizeof(uint16_t));
         fdb_free(f, f->flood, (size_t)(f->flood_mask + 1) * sizeof(fdb_flood));
     }
+    if (f->vc) fdb_free(f, f->vc, VC_SLOTS * sizeof(vni_count));
     fdb_free(f, f->hints, (size_t)f->n_hints * sizeof(fdb_hint));
     fdb_free(f, f->bfs, BFS_MAX * sizeof(bfs_node));
     fdb_free(f, f->vtep_slots, (size_t)(f->vtep_mask + 1) * sizeof(uint16_t));
@@ -411,7 +426,54 @@ static void entry_info(const vfp_fdb *f, const fdb_entry *e, vfp_fdb_entry_info 
     out->vtep = f->vteps[e->vtep];
 }
 
+static inline uint32_t vc_home(uint32_t vni) { return (uint32_t)vfp_mix64(vni) & (VC_SLOTS - 1); }
+
+/* The VNI's slot, or NULL when it has none. */
+static vni_count *vc_find(const vfp_fdb *f, uint32_t vni) {
+    for (uint32_t i = vc_home(vni);; i = (i + 1) & (VC_SLOTS - 1)) {
+        if (f->vc[i].vni1 == vni + 1) return &f->vc[i];
+        if (!f->vc[i].vni1) return NULL;
+    }
+}
+
+/* Room for one more learned entry of the VNI under the limit (its slot, made when new),
+ * or NULL. */
+static vni_count *vc_room(vfp_fdb *f, uint32_t vni) {
+    vni_count *c = vc_find(f, vni);
+    if (c) return c->n < f->vni_limit ? c : NULL;
+    if (f->vc_used >= VC_MAX_USED || f->vni_limit == 0) return NULL;
+    uint32_t i = vc_home(vni);
+    while (f->vc[i].vni1) i = (i + 1) & (VC_SLOTS - 1);
+    f->vc[i].vni1 = vni + 1;
+    f->vc[i].n = 0;
+    f->vc_used++;
+    return &f->vc[i];
+}
+
+/* Gives a VNI's slot back (backward shift: the entries after it move up where their
+ * probe allows, so no search stops early at the hole). */
+static void vc_free(vfp_fdb *f, vni_count *c) {
+    uint32_t i = (uint32_t)(c - f->vc);
+    for (uint32_t j = (i + 1) & (VC_SLOTS - 1); f->vc[j].vni1; j = (j + 1) & (VC_SLOTS - 1)) {
+        const uint32_t h = vc_home(f->vc[j].vni1 - 1);
+        /* j's entry may fill the hole at i unless its home lies cyclically in (i, j]. */
+        if (i <= j ? (h > i && h <= j) : (h > i || h <= j)) continue;
+        f->vc[i] = f->vc[j];
+        i = j;
+    }
+    f->vc[i].vni1 = 0;
+    f->vc[i].n = 0;
+    f->vc_used--;
+}
+
+/* One learned entry of the VNI fewer; a VNI left with none gives its slot back. */
+static void vc_drop(vfp_fdb *f, uint32_t vni) {
+    vni_count *c = vc_find(f, vni);
+    if (c && !--c->n) vc_free(f, c);
+}
+
 static void entry_remove(vfp_fdb *f, fdb_entry *e) {
+    if (f->vc && (e->tag & TAG_LEARNED)) vc_drop(f, entry_vni(e));
     vtep_release(f, e->vtep);
     memset(e, 0, sizeof *e);
     f->count--;
@@ -428,6 +490,7 @@ int vfp_fdb__add_static(vfp_fdb *f, uint32_t vni, const uint8_t mac[6], const vf
     fdb_entry *e = fdb_find(f, l.key, l.tm, l.b1, l.b2);
     if (e) {
         if (entry_set_vtep(f, e, &a)) return -ENOSPC;
+        if (f->vc && (e->tag & TAG_LEARNED)) vc_drop(f, vni);
         e->tag = (uint16_t)(l.tm | TAG_STATIC);
         e->stamp = 0;
         return 0;
@@ -463,14 +526,24 @@ __attribute__((noinline)) static int learn_one(vfp_fdb *f, uint64_t key, uint16_
         e->stamp = now;
         return VFP_LEARN_MOVED;
     }
+    vni_count *vc = NULL;
+    if (VFP_UNLIKELY(f->vc != NULL)) {
+        vc = vc_room(f, (uint32_t)(key >> 48) | (uint32_t)(tm & TAG_VNI_HI) << 16);
+        if (!vc) return -EDQUOT;
+    }
     uint16_t idx = vtep_acquire(f, a);
-    if (idx == VFP_FDB_NO_VTEP) return -ENOSPC;
+    if (idx == VFP_FDB_NO_VTEP) {
+        if (vc && !vc->n) vc_free(f, vc);
+        return -ENOSPC;
+    }
     fdb_entry ne = {key, (uint16_t)(tm | TAG_LEARNED), idx, now};
     int r = fdb_insert(f, b1, b2, &ne);
     if (r < 0) {
         vtep_release(f, idx);
+        if (vc && !vc->n) vc_free(f, vc);
         return r;
     }
+    if (vc) vc->n++;
     return VFP_LEARN_NEW;
 }
 
@@ -481,6 +554,50 @@ int vfp_fdb__learn(vfp_fdb *f, uint32_t vni, const uint8_t mac[6], const vfp_add
     if (!vfp_mac__learnable(mac)) return VFP_LEARN_IGNORED;
     const fdb_loc l = locate(f, vni, mac);
     return learn_one(f, l.key, l.tm, l.b1, l.b2, &a, now);
+}
+
+static int count_learned(const vfp_fdb_entry_info *e, void *arg) {
+    vfp_fdb *f = (vfp_fdb *)arg;
+    if (e->flags & VFP_FDB_LEARNED) {
+        vni_count *c = vc_find(f, e->vni);
+        if (!c) {
+            uint32_t i = vc_home(e->vni);
+            while (f->vc[i].vni1) i = (i + 1) & (VC_SLOTS - 1);
+            c = &f->vc[i];
+            c->vni1 = e->vni + 1;
+            f->vc_used++;
+        }
+        c->n++;
+    }
+    return f->vc_used >= VC_SLOTS - 1; /* a full table stops the walk (never, in use) */
+}
+
+int vfp_fdb__set_vni_limit(vfp_fdb *f, uint32_t per_vni) {
+    if (!f) return -EINVAL;
+    if (per_vni == 0) {
+        if (f->vc) fdb_free(f, f->vc, VC_SLOTS * sizeof(vni_count));
+        f->vc = NULL;
+        f->vc_used = 0;
+        f->vni_limit = 0;
+        return 0;
+    }
+    if (!f->vc) {
+        f->vc = (vni_count *)fdb_alloc(f, VC_SLOTS * sizeof(vni_count), VFP_CACHE_LINE);
+        if (!f->vc) return -ENOMEM;
+        f->vc_used = 0;
+        /* What the table already learned counts (none, as the data plane sets it). */
+        vfp_fdb__walk(f, count_learned, f);
+    }
+    f->vni_limit = per_vni;
+    return 0;
+}
+
+uint32_t vfp_fdb__vni_limit(const vfp_fdb *f) { return f ? f->vni_limit : 0; }
+
+uint32_t vfp_fdb__learned_in(const vfp_fdb *f, uint32_t vni) {
+    if (!f || !f->vc || vni > VNI_MAX) return 0;
+    const vni_count *c = vc_find(f, vni);
+    return c ? c->n : 0;
 }
 
 void vfp_fdb__set_learn_hook(vfp_fdb *f, vfp_learn_hook fn, void *arg) {
@@ -503,6 +620,7 @@ static inline void count_learn(vfp_stats *st, int r) {
     case VFP_LEARN_REFRESH: st->learn_refresh++; break;
     case VFP_LEARN_MOVED: st->learn_moved++; break;
     case -ENOSPC: st->learn_full++; break;
+    case -EDQUOT: st->learn_limited++; break;
     default: break;
     }
 }

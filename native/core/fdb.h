@@ -66,7 +66,8 @@ uint32_t vfp_fdb__primary_count(const vfp_fdb *f);
 int vfp_fdb__add_static(vfp_fdb *f, uint32_t vni, const uint8_t mac[6], const vfp_addr *vtep);
 /* Removes an entry, static or learned. -ENOENT when absent. */
 int vfp_fdb__del(vfp_fdb *f, uint32_t vni, const uint8_t mac[6]);
-/* Learns mac → vtep: a vfp_learn_result, or -ENOSPC when the table is full. */
+/* Learns mac → vtep: a vfp_learn_result, -ENOSPC when the table is full, or -EDQUOT
+ * when the VNI holds its limit of learned entries (vfp_fdb__set_vni_limit). */
 int vfp_fdb__learn(vfp_fdb *f, uint32_t vni, const uint8_t mac[6], const vfp_addr *vtep,
                    uint32_t now);
 /* The packet-path form used by decap: learns (vnis[i], macs[i]) → (families[i],
@@ -77,6 +78,18 @@ int vfp_fdb__learn(vfp_fdb *f, uint32_t vni, const uint8_t mac[6], const vfp_add
 uint16_t vfp_fdb__learn_bulk(vfp_fdb *f, const uint32_t *vnis, const uint8_t *const *macs,
                              const uint8_t *families, const uint8_t *const *vteps, uint16_t n,
                              uint32_t now, vfp_stats *st);
+
+/* Caps the learned entries of each VNI at per_vni (0: no cap, the default), so that one
+ * VNI's sources (a tenant's pod sending from random MACs) cannot take the whole table
+ * from the others: a new MAC of a VNI at its cap is not learned (-EDQUOT, counted as
+ * learn_limited; its frames still go through) until one of the VNI's entries ages out.
+ * Entries already learned are counted when the cap is first set. Control path:
+ * -ENOMEM, -EINVAL. Tracks up to 12288 VNIs learning at once; past that a new VNI
+ * learns nothing until another has no learned entry left. */
+int vfp_fdb__set_vni_limit(vfp_fdb *f, uint32_t per_vni);
+uint32_t vfp_fdb__vni_limit(const vfp_fdb *f);
+/* Learned entries of the VNI, as counted for the cap (0 without one). */
+uint32_t vfp_fdb__learned_in(const vfp_fdb *f, uint32_t vni);
 
 /* Called by vfp_fdb__learn_bulk (the packet path only, never vfp_fdb__learn) when it
  * learns a new entry (VFP_LEARN_NEW), moves one to another VTEP (VFP_LEARN_MOVED), or

@@ -164,7 +164,7 @@ typedef struct vfp_alloc {
 typedef struct vfp_stats {
     uint64_t encap_pkts, encap_bytes;   /* packets encapsulated, outer bytes out */
     uint64_t decap_pkts, decap_bytes;   /* packets decapsulated, inner bytes out */
-    uint64_t learn_new, learn_moved, learn_refresh, learn_full;
+    uint64_t learn_new, learn_moved, learn_refresh, learn_full, learn_limited;
     uint64_t drops[VFP_R__COUNT];
 } VFP_ALIGNED(VFP_CACHE_LINE) vfp_stats;
 

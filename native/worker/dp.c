@@ -2172,6 +2172,7 @@ int vfp_dp__create(vfp_dp **out, const vfp_dp_opts *o, const vfp_alloc *a, char 
         w->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
         if (w->wake_fd < 0) rc = -errno;
         if (!rc) rc = vfp_fdb__create(&w->learned, dp->o.learn_capacity, &fa);
+        if (!rc && dp->o.learn_per_vni) rc = vfp_fdb__set_vni_limit(w->learned, dp->o.learn_per_vni);
         if (!rc) {
             w->dcache = xalloc(dp, sizeof(dcache_e) * DCACHE_SIZE);
             w->scache = xalloc(dp, sizeof(scache_e) * DCACHE_SIZE);

@@ -122,6 +122,7 @@ typedef struct vfp_dp_opts {
     uint32_t idle_spins;         /* empty polls before sleeping in poll(); 0 = never sleep */
     uint32_t idle_sleep_us;      /* poll() timeout when idle, default 1000 */
     uint32_t learn_capacity;     /* learned FDB entries per worker, default 65536 */
+    uint32_t learn_per_vni;      /* learned entries one VNI may hold, 0 = no cap (vfp_fdb__set_vni_limit) */
     uint32_t scratch_bufs;       /* flood-copy buffers per worker, default 1024 */
     uint32_t scratch_buf_size;   /* bytes each, default 9216 + headroom */
     uint32_t headroom;           /* headroom of scratch buffers, default 256 */

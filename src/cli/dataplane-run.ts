@@ -121,7 +121,7 @@ export async function dpStatus(o: ClientOpts): Promise<void> {
   const tenants = (r as { tenants?: { namespaces: string[]; vnis: string }[] }).tenants ?? [];
   console.log(`tenants: ${tenants.length ? tenants.map((t) => `${t.namespaces.join(', ')} → VNI ${t.vnis}`).join('; ') : 'none (any namespace may use any VNI)'}`);
   const lr = s.learning;
-  if (lr) console.log(`learned FDB: ${lr.entries} of ${lr.capacity} entries a worker (learnCapacity)${lr.on ? '' : '; learning is off'}`);
+  if (lr) console.log(`learned FDB: ${lr.entries} of ${lr.capacity} entries a worker (learnCapacity)${lr.perVni ? `, at most ${lr.perVni} a VNI (learnPerVni)` : ''}${lr.on ? '' : '; learning is off'}`);
   warn('learning');
   if (!s.peers.length) console.log('peers: none');
   else {

@@ -79,6 +79,9 @@ export interface RawFdb {
   /** 0, or -errno. */
   floodSet(vni: number, vteps: RawAddr[]): number;
   floodGet(vni: number): RawAddr[];
+  /** 0, or -errno. */
+  setVniLimit(perVni: number): number;
+  learnedIn(vni: number): number;
   count(): number;
   capacity(): number;
   slots(): number;

@@ -124,6 +124,11 @@ export const configSchema = z.strictObject({
    *  holds every entry): about 19 bytes an entry. Past it a new remote MAC is not
    *  learned (counted as learnFull) and frames to it flood as unknown unicast. */
   learnCapacity: z.number().int().min(16).max(16_777_216).default(65536),
+  /** Learned entries one VNI may hold (unset: any number up to learnCapacity): one
+   *  tenant's pod sending from ever new source MACs fills its own VNI's share, not the
+   *  table every VNI learns into. Past it a new MAC of that VNI is not learned (counted as
+   *  learnLimited; its frames still go through, and frames to it flood on that VNI). */
+  learnPerVni: z.number().int().min(1).max(16_777_216).optional(),
   antiSpoof: z.boolean().default(true),
   /** A pod's packet too big for the underlay (its MTU over the uplink's less 50, 70 over
    *  IPv6) is dropped (mtu_exceeded) and answered with ICMP "fragmentation needed" (IPv4

@@ -336,7 +336,7 @@ export class Daemon {
         });
         DataPlane.dpdkInit([...this.dpdkEnv.args, ...c.dpdk.eal]);
       }
-      this.dp = new DataPlane({ workers: c.workers, cpus: c.cpus, burst: c.burst, idleSpins: c.idleSpins, learnCapacity: c.learnCapacity });
+      this.dp = new DataPlane({ workers: c.workers, cpus: c.cpus, burst: c.burst, idleSpins: c.idleSpins, learnCapacity: c.learnCapacity, ...(c.learnPerVni ? { learnPerVni: c.learnPerVni } : {}) });
       // The uplink.
       if (c.backend === 'dpdk') {
         this.choice = dpdkChoice(c.uplink.dev!);
@@ -1281,6 +1281,7 @@ export class Daemon {
       learning: {
         on: c.learn, capacity: c.learnCapacity, entries: Math.max(0, ...counters.perWorker.map((w) => w.learnedEntries)),
         full: Number(counters.engine.learnFull ?? 0n),
+        ...(c.learnPerVni ? { perVni: c.learnPerVni, limited: Number(counters.engine.learnLimited ?? 0n) } : {}),
       },
       ports: [...this.portNames()].map(([slot, name]) => ({ slot, name, ...(this.dp!.backendCounters(slot) ?? {}) })),
       // The host's netdevs the data plane changed, and what they get back when released.
@@ -1576,7 +1577,7 @@ export function prometheus(m: MetricsInput): string {
   metric('vfplane_peer_resolved', 'Whether each peer\'s underlay MAC is known (1: configured or learned, 0: unresolved, its frames dropped as neigh_unresolved).', 'gauge', peers.map((p) => [{ peer: p.vtep }, p.state === 'unresolved' ? 0 : 1]));
   metric('vfplane_drops_total', 'Frames dropped, by reason.', 'counter', Object.entries(c.drops).map(([r, v]) => [{ reason: r }, v]));
   metric('vfplane_fdb_learn_total', 'FDB learning events, by result.', 'counter',
-    (['learnNew', 'learnMoved', 'learnRefresh', 'learnFull'] as const).map((k) => [{ result: k.slice(5).toLowerCase() }, c.engine[k] ?? 0n]));
+    (['learnNew', 'learnMoved', 'learnRefresh', 'learnFull', 'learnLimited'] as const).map((k) => [{ result: k.slice(5).toLowerCase() }, c.engine[k] ?? 0n]));
   metric('vfplane_fdb_learned_entries', 'Entries in each worker\'s learned FDB (every worker holds every learned entry), of vfplane_fdb_learn_capacity.', 'gauge',
     c.perWorker.map((w, i) => [{ worker: String(i) }, w.learnedEntries]));
   if (learnCapacity !== undefined) metric('vfplane_fdb_learn_capacity', 'Entries a worker\'s learned FDB holds (learnCapacity); past it new MACs flood.', 'gauge', [[{}, learnCapacity]]);

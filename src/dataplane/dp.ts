@@ -17,6 +17,8 @@ export interface DpOptions {
   idleSpins?: number;
   idleSleepUs?: number;
   learnCapacity?: number;
+  /** Learned entries one VNI may hold in a worker's table (unset: no cap but the table's). */
+  learnPerVni?: number;
   scratchBufs?: number;
   headroom?: number;
 }

@@ -164,7 +164,8 @@ export type StatsField =
   | 'learnNew'
   | 'learnMoved'
   | 'learnRefresh'
-  | 'learnFull';
+  | 'learnFull'
+  | 'learnLimited';
 
 export interface EngineStats extends Record<StatsField, bigint> {
   drops: Record<ReasonName, bigint>;
@@ -185,7 +186,7 @@ function rawOf(h: TunnelHandle | DecapHandle): RawHandle {
   throw new TypeError('handle was not created by the native engine');
 }
 
-const STAT_HEAD = 8;
+
 
 /** The native VXLAN engine (src/packet/engine.ts); the addon loads on first use. */
 export function nativeEngine(): NativeEngine {
@@ -216,6 +217,8 @@ export function nativeEngine(): NativeEngine {
     stats(h: TunnelHandle | DecapHandle): EngineStats {
       const v = addon.stats(rawOf(h));
       const names = addon.statsLayout();
+      // The counters before the first drop reason (the layout says how many there are).
+      const STAT_HEAD = names.findIndex((n) => n.startsWith('drop.'));
       const out: Record<string, bigint> = {};
       for (let i = 0; i < STAT_HEAD; i++) out[names[i]!] = v[i]!;
       const drops = {} as Record<ReasonName, bigint>;
@@ -227,9 +230,10 @@ export function nativeEngine(): NativeEngine {
 
 // ------------------------------------------------------------------------- FDB
 
-export type LearnResult = 'new' | 'refresh' | 'moved' | 'static' | 'ignored' | 'full';
+export type LearnResult = 'new' | 'refresh' | 'moved' | 'static' | 'ignored' | 'full' | 'limited';
 const LEARN_RESULTS: Record<number, LearnResult> = { 1: 'new', 2: 'refresh', 3: 'moved', 4: 'static', 5: 'ignored' };
 const ENOSPC = -28;
+const EDQUOT = -122;
 
 export interface FdbEntry {
   vni: number;
@@ -295,6 +299,7 @@ export class NativeFdb {
       checkInt('now', now, 0, U32_MAX),
     );
     if (rc === ENOSPC) return 'full';
+    if (rc === EDQUOT) return 'limited';
     const r = LEARN_RESULTS[rc];
     if (!r) throw new Error(`learn failed with errno ${-rc}`);
     return r;
@@ -353,6 +358,15 @@ export class NativeFdb {
 
   count(): number {
     return this.raw.count();
+  }
+  /** Caps each VNI's learned entries (0: no cap); a new MAC past it learns 'limited'. */
+  setVniLimit(perVni: number): void {
+    const rc = this.raw.setVniLimit(checkInt('perVni', perVni, 0, 1 << 24));
+    if (rc !== 0) throw new Error(`setVniLimit failed with errno ${-rc}`);
+  }
+  /** The VNI's learned entries, as counted for the cap (0 without one). */
+  learnedIn(vni: number): number {
+    return this.raw.learnedIn(checkInt('vni', vni, 0, VNI_MAX));
   }
   /** The capacity the table was created for. */
   capacity(): number {

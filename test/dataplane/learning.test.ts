@@ -99,6 +99,83 @@ describe('a learned FDB at its capacity', () => {
   });
 });
 
+// One tenant's pod sending from ever new source MACs filled the table every VNI learns
+// into (helper-67): with learnPerVni each VNI learns its share, the others keep learning,
+// and a VNI whose entries age out learns again.
+describe('a cap on each VNI\'s learned entries (learnPerVni)', () => {
+  const POD_B = '02:00:00:00:00:0b';
+  const flood100 = macSeq(5, 64).map((m) => fromVtep('192.0.2.2', m));
+  const four200 = macSeq(6, 4).map((m) => fromVtep('192.0.2.2', m, POD_B, 200));
+  const perVni = (dp: DataPlane) => {
+    const n = new Map<number, number>();
+    for (const e of dp.learnedList(10_000).entries) n.set(e.vni, (n.get(e.vni) ?? 0) + 1);
+    return n;
+  };
+  const start = (learnPerVni: number | undefined, frames: Uint8Array[]) => {
+    const dp = new DataPlane({ workers: 1, learnCapacity: 1024, ...(learnPerVni ? { learnPerVni } : {}) });
+    const up = dp.openPort('memory-gen', { frames, ring: frames.length * 64 }, 'uplink');
+    const a = dp.openPort('memory-sink', {}, 'pod0');
+    const b = dp.openPort('memory-sink', {}, 'pod1');
+    const atts = [{ port: a.slot, vni: 100, mac: mac(POD) }, { port: b.slot, vni: 200, mac: mac(POD_B) }];
+    return { dp, up, atts };
+  };
+
+  it('a VNI learns up to its cap (the rest counted learnLimited, still delivered) while another VNI learns all of its own', () => {
+    const { dp, up, atts } = start(8, [...flood100, ...four200]);
+    try {
+      dp.commit({ ...base, uplink: up.slot, atts });
+      runUntil(dp, up.slot, 20_000n);
+      expect(Object.fromEntries(perVni(dp))).toEqual({ 100: 8, 200: 4 });
+      dp.stop();
+      const c = dp.counters();
+      expect(c.engine.learnLimited).toBeGreaterThan(0n);
+      expect(c.engine.learnFull).toBe(0n);
+      // Not learning a source is not dropping its frame: every frame reached its pod.
+      const rx = c.ports.get(up.slot)!.rxPkts;
+      expect(c.ports.get(atts[0]!.port)!.txPkts + c.ports.get(atts[1]!.port)!.txPkts).toBe(rx);
+    } finally {
+      dp.stop();
+    }
+    // Without a cap the same frames fill VNI 100 with all 64.
+    const open = start(undefined, [...flood100, ...four200]);
+    try {
+      open.dp.commit({ ...base, uplink: open.up.slot, atts: open.atts });
+      runUntil(open.dp, open.up.slot, 20_000n);
+      expect(Object.fromEntries(perVni(open.dp))).toEqual({ 100: 64, 200: 4 });
+      open.dp.stop();
+      expect(open.dp.counters().engine.learnLimited).toBe(0n);
+    } finally {
+      open.dp.stop();
+    }
+  });
+
+  it('entries that age out give their VNI room to learn again', () => {
+    const { dp, up, atts } = start(8, flood100.slice(0, 16));
+    try {
+      dp.commit({ ...base, uplink: up.slot, atts, ageSeconds: 1 });
+      runUntil(dp, up.slot, 5_000n);
+      const first = dp.learnedList(100).entries.map((e) => e.mac).sort();
+      expect(first).toHaveLength(8);
+      // The sources go quiet; their entries age out (1 s, the worker scans as it idles).
+      dp.removePort(up.slot);
+      const idle = dp.openPort('memory-sink', {}, 'uplink-idle');
+      dp.commit({ ...base, uplink: idle.slot, atts, ageSeconds: 1 });
+      for (const until = Date.now() + 10_000; dp.learnedList(100).entries.length > 0 && Date.now() < until; ) spin(100);
+      expect(dp.learnedList(100).entries).toEqual([]);
+      // Others of the VNI are learned now, as many as the cap.
+      dp.removePort(idle.slot);
+      const again = dp.openPort('memory-gen', { frames: flood100.slice(32, 48), ring: 16 * 64 }, 'uplink2');
+      dp.commit({ ...base, uplink: again.slot, atts, ageSeconds: 1 });
+      runUntil(dp, again.slot, 5_000n);
+      const second = dp.learnedList(100).entries.map((e) => e.mac);
+      expect(second).toHaveLength(8);
+      expect(second.every((m) => !first.includes(m))).toBe(true);
+    } finally {
+      dp.stop();
+    }
+  });
+});
+
 describe('what the data plane takes from the underlay', () => {
   it('drops a frame whose inner source is a group or the all-zero address, and learns nothing from it', () => {
     const { dp, up, pod } = replay([
@@ -491,6 +568,38 @@ describePrivileged('explain and the learned FDB, on a running data plane', { net
       const r = vfplane(['dataplane', 'reload', '--socket', dp.socket]);
       expect(r.code).toBe(1);
       expect(r.stderr).toMatch(/the config changes learnCapacity, which takes a restart of the data plane .*; nothing was changed/);
+    } finally {
+      await dp.stop();
+    }
+  }, 30_000);
+
+  it('learnPerVni from the config: a VNI at its cap counts learnLimited, status says so and warns, the metric has it; changing it takes a restart', async () => {
+    const macs = Array.from({ length: 24 }, (_, i) => `02:00:00:00:7b:${i.toString(16).padStart(2, '0')}`);
+    const dir = join(d.dir, 'pervni');
+    mkdirSync(dir);
+    const dp = await dataplaneOn(e.n, up, dir, { peers: [{ vtep: '192.0.2.2', mac: '02:bb:00:00:00:02' }], learnPerVni: 5, metrics: '127.0.0.1:0' });
+    try {
+      const a = vfplane(['dataplane', 'attach', '--socket', dp.socket, '--representor', rep, '--vni', '100', '--mac', POD, '--netns', e.n.path]);
+      expect(a.code, a.stderr).toBe(0);
+      let limited = 0;
+      for (let t = Date.now(); Date.now() - t < 5000 && limited === 0;) {
+        send(macs.map((m) => fromVtep('192.0.2.2', m)));
+        limited = ((await request(dp.socket, { op: 'stats' })).counters as { engine: Record<string, number> }).engine.learnLimited ?? 0;
+      }
+      expect(limited).toBeGreaterThan(0);
+      const l = (await request(dp.socket, { op: 'fdb-list' })) as { learned: { vni: number }[] };
+      expect(l.learned.filter((x) => x.vni === 100)).toHaveLength(5);
+      expect((await request(dp.socket, { op: 'status' })).learning).toMatchObject({ on: true, perVni: 5, limited: expect.any(Number), full: 0 });
+      const st = vfplane(['dataplane', 'status', '--socket', dp.socket]).stdout;
+      expect(st).toMatch(/^learned FDB: \d+ of 65536 entries a worker \(learnCapacity\), at most 5 a VNI \(learnPerVni\)$/m);
+      expect(st).toMatch(/^warning: a VNI reached its cap of learned MACs \(learnPerVni: 5\): \d+ frames from a MAC it had no room for since the start;/m);
+      const metrics = await (await fetch(`http://127.0.0.1:${dp.metricsPort}/metrics`)).text();
+      expect(metrics).toMatch(/^vfplane_fdb_learn_total\{node="[^"]*",result="limited"\} [1-9]\d*$/m);
+      const cfg = JSON.parse(readFileSync(dp.config, 'utf8')) as Record<string, unknown>;
+      writeFileSync(dp.config, JSON.stringify({ ...cfg, learnPerVni: 50 }));
+      const r = vfplane(['dataplane', 'reload', '--socket', dp.socket]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(/the config changes learnPerVni, which takes a restart of the data plane/);
     } finally {
       await dp.stop();
     }

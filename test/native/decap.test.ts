@@ -7,6 +7,7 @@ import type { RawDecapCfg } from '../../src/dataplane/addon-types.js';
 import {
   addon, burstOf, concat, encapOne, ether, hex, innerUdp4, ipv4, ipv6, mac, packet, toHex, tunnel, u16, udp,
   udpChecksum, v6, vxlanHdr,
+  STATS_HEAD,
 } from './helpers.js';
 
 const cfg = (over: Partial<RawDecapCfg> = {}): RawDecapCfg => ({
@@ -371,8 +372,8 @@ describe('decap counters', () => {
     const s = addon.stats(d);
     expect(s[2]).toBe(2n);
     expect(s[3]).toBe(BigInt(2 * INNER.length));
-    expect(s[8 + Reason.not_vxlan_port]).toBe(1n);
-    expect(s[8 + Reason.not_udp]).toBe(1n);
+    expect(s[STATS_HEAD + Reason.not_vxlan_port]).toBe(1n);
+    expect(s[STATS_HEAD + Reason.not_udp]).toBe(1n);
     expect(s[0]).toBe(0n);
   });
 });

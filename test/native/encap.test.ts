@@ -7,6 +7,7 @@ import { Reason } from '../../src/packet/reasons.js';
 import {
   addon, be16, burstOf, concat, crc32cRef, encapOne, ether, hex, innerUdp4, ipv4, ipv6, onesSum, packet, toHex,
   tunnel, udp, udpChecksum, v6,
+  STATS_HEAD,
 } from './helpers.js';
 
 // Known answers, derived from the contract with an independent implementation (bitwise
@@ -342,11 +343,11 @@ describe('encap bursts and counters', () => {
     addon.encap(t, 1, b);
     expect(s[0]).toBe(2n);
     expect(s[1]).toBe(BigInt(100 + 50 + 200 + 50));
-    expect(s[8 + Reason.inner_truncated]).toBe(1n);
+    expect(s[STATS_HEAD + Reason.inner_truncated]).toBe(1n);
     const b2 = burstOf([innerUdp4(1)]);
     b2.room[0] = 0;
     addon.encap(t, 1, b2);
-    expect(s[8 + Reason.no_headroom]).toBe(1n);
+    expect(s[STATS_HEAD + Reason.no_headroom]).toBe(1n);
     expect(s[0]).toBe(2n);
   });
 

@@ -436,3 +436,68 @@ describe('memory', () => {
     expect(() => small.count()).toThrow(/closed/);
   });
 });
+
+// vfp_fdb__set_vni_limit: each VNI's learned entries counted in a table of its own
+// (linear probing, backward-shift deletion); held against a model over random learns,
+// deletions, static replacements and ageing across many VNIs, so probe chains form and
+// break.
+describe('a cap on each VNI\'s learned entries', () => {
+  for (const seed of [1, 2]) {
+    it(`learns up to the cap per VNI and counts each VNI right over 30,000 operations (seed ${seed})`, () => {
+      let s = seed * 104729;
+      const rnd = (n: number) => ((s = (s * 1103515245 + 12345) >>> 0) >>> 8) % n;
+      const CAP = 3;
+      const f = new NativeFdb(65536);
+      f.setVniLimit(CAP);
+      const vnis = Array.from({ length: 4000 }, (_, i) => (i * 2654435761) % 0xffffff);
+      const macOf = (i: number) => `02:00:00:00:${(i >> 8).toString(16).padStart(2, '0')}:${(i & 255).toString(16).padStart(2, '0')}`;
+      type E = { static: boolean; stamp: number };
+      const model = new Map<string, E>();
+      const learnedOf = (v: number) => [...model].filter(([k, e]) => !e.static && k.startsWith(`${v}/`)).length;
+      let now = 1000;
+      for (let op = 0; op < 30000; op++) {
+        const v = vnis[rnd(vnis.length)]!, m = macOf(rnd(8)), k = `${v}/${m}`;
+        const r = rnd(100);
+        if (r < 70) {
+          const e = model.get(k);
+          const got = f.learn(v, m, '10.0.0.1', now);
+          if (e?.static) expect(got).toBe('static');
+          else if (e) { expect(got).toBe('refresh'); e.stamp = now; }
+          else if (learnedOf(v) >= CAP) expect(got, `VNI ${v} at its cap`).toBe('limited');
+          else { expect(got).toBe('new'); model.set(k, { static: false, stamp: now }); }
+        } else if (r < 85) {
+          expect(f.del(v, m)).toBe(model.delete(k));
+        } else if (r < 90) {
+          f.addStatic(v, m, '10.0.0.2');
+          model.set(k, { static: true, stamp: 0 });
+        } else if (r < 97) {
+          now += 1;
+        } else {
+          f.age(now, 5);
+          for (const [key, e] of model) if (!e.static && now > e.stamp && now - e.stamp > 5) model.delete(key);
+        }
+        if (op % 997 === 0) for (const vv of vnis.slice(0, 200)) expect(f.learnedIn(vv), `VNI ${vv}`).toBe(learnedOf(vv));
+      }
+      for (const v of vnis) expect(f.learnedIn(v), `VNI ${v}`).toBe(learnedOf(v));
+      f.close();
+    });
+  }
+
+  it('counts what was learned before the cap was set; past 12,288 VNIs learning at once a new one waits for a slot', () => {
+    const f = new NativeFdb(1 << 16);
+    for (let i = 0; i < 5; i++) expect(f.learn(7, `02:00:00:00:00:0${i}`, '10.0.0.1', 1)).toBe('new');
+    f.setVniLimit(4);
+    expect(f.learnedIn(7)).toBe(5);
+    expect(f.learn(7, '02:00:00:00:01:00', '10.0.0.1', 1)).toBe('limited');
+    expect(f.learn(7, '02:00:00:00:00:00', '10.0.0.1', 2)).toBe('refresh'); // known MACs still refresh
+    const many = Array.from({ length: 12288 }, (_, i) => 1000 + i);
+    for (const v of many.slice(1)) expect(f.learn(v, '02:00:00:00:00:01', '10.0.0.1', 1)).toBe('new');
+    expect(f.learn(900, '02:00:00:00:00:01', '10.0.0.1', 1)).toBe('limited'); // no slot for a 12,289th VNI
+    expect(f.del(1001, '02:00:00:00:00:01')).toBe(true); // VNI 1001 has none left: its slot is free
+    expect(f.learn(900, '02:00:00:00:00:01', '10.0.0.1', 1)).toBe('new');
+    f.setVniLimit(0);
+    expect(f.learnedIn(900)).toBe(0); // no cap, nothing counted
+    expect(f.learn(7, '02:00:00:00:01:00', '10.0.0.1', 1)).toBe('new');
+    f.close();
+  });
+});

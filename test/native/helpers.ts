@@ -171,3 +171,6 @@ export function encapOne(cfg: RawTunnelCfg, vni: number, frame: Uint8Array): Uin
   if (addon.encap(t, vni, b) !== 1) throw new Error(`encap dropped the frame: reason ${b.reason[0]}`);
   return packet(b, 0);
 }
+
+/** Where the drop counters start in a stats view: after the counters the layout names first. */
+export const STATS_HEAD = (addon.statsLayout() as string[]).findIndex((n) => n.startsWith('drop.'));

@@ -9,12 +9,12 @@ describe('reason table', () => {
     expect(addon.reasonNames()).toEqual([...REASONS]);
   });
 
-  it('lays out stats as eight counters then one drop counter per reason', () => {
+  it('lays out stats as nine counters then one drop counter per reason', () => {
     const layout = addon.statsLayout();
-    expect(layout.slice(0, 8)).toEqual([
-      'encapPkts', 'encapBytes', 'decapPkts', 'decapBytes', 'learnNew', 'learnMoved', 'learnRefresh', 'learnFull',
+    expect(layout.slice(0, 9)).toEqual([
+      'encapPkts', 'encapBytes', 'decapPkts', 'decapBytes', 'learnNew', 'learnMoved', 'learnRefresh', 'learnFull', 'learnLimited',
     ]);
-    expect(layout.slice(8)).toEqual(REASONS.map((r) => `drop.${r}`));
+    expect(layout.slice(9)).toEqual(REASONS.map((r) => `drop.${r}`));
   });
 });
 
