@@ -33,6 +33,9 @@ const recordSchema = z.object({
   // Whether it was administratively up before the claim (which brings it up): one that
   // was down goes down again. Absent in journals of older versions: left up.
   up: z.boolean().optional(),
+  // Its MTU before the data plane raised it to its pod's (a representor below the pod
+  // interface's MTU drops the pod's larger frames): given back. Absent: not changed.
+  mtu: z.number().int().optional(),
   since: z.string(), // when it was first claimed (ISO time), for the log
 });
 export type ClaimRecord = z.infer<typeof recordSchema>;
@@ -247,10 +250,10 @@ export class ClaimJournal {
   /** Records a claim; throws (and records nothing) when the file cannot be written, so
    *  the caller changes nothing either. */
   put(r: ClaimRecord): void {
-    const { ifname, netns, ifindex, forwarding, disableIpv6, multicast, rxAgg, promisc, up, since } = r;
+    const { ifname, netns, ifindex, forwarding, disableIpv6, multicast, rxAgg, promisc, up, mtu, since } = r;
     const k = key(ifname, netns);
     const before = this.recs.get(k);
-    this.recs.set(k, { ifname, ...(netns ? { netns } : {}), ifindex, forwarding, disableIpv6, multicast, rxAgg, ...(promisc !== undefined ? { promisc } : {}), ...(up !== undefined ? { up } : {}), since });
+    this.recs.set(k, { ifname, ...(netns ? { netns } : {}), ifindex, forwarding, disableIpv6, multicast, rxAgg, ...(promisc !== undefined ? { promisc } : {}), ...(up !== undefined ? { up } : {}), ...(mtu !== undefined ? { mtu } : {}), since });
     try {
       this.save();
     } catch (e) {
@@ -293,7 +296,7 @@ export class ClaimJournal {
  *  With `multicast`, the link also receives that group: an IPv6 uplink's solicited-node
  *  group, which the kernel no longer joins for it (its IPv6 is off, and the data plane,
  *  not the kernel, answers for the VTEP). */
-export async function claimNetdev(journal: ClaimJournal, ifname: string, ifindex: number, netns?: string, multicast?: string, opts: { promisc?: boolean; wasUp?: boolean } = {}): Promise<Claim> {
+export async function claimNetdev(journal: ClaimJournal, ifname: string, ifindex: number, netns?: string, multicast?: string, opts: { promisc?: boolean; wasUp?: boolean; wasMtu?: number } = {}): Promise<Claim> {
   const ns = netns ?? null;
   const notes: string[] = [];
   // First of all: no other data plane holds it (whatever its node and state directory).
@@ -317,13 +320,13 @@ function promiscuous(ifname: string): boolean | undefined {
   }
 }
 
-async function claimLocked(journal: ClaimJournal, ifname: string, ifindex: number, netns: string | undefined, multicast: string | undefined, ns: string | null, notes: string[], lock: { release(): void }, opts: { promisc?: boolean; wasUp?: boolean }): Promise<Claim> {
+async function claimLocked(journal: ClaimJournal, ifname: string, ifindex: number, netns: string | undefined, multicast: string | undefined, ns: string | null, notes: string[], lock: { release(): void }, opts: { promisc?: boolean; wasUp?: boolean; wasMtu?: number }): Promise<Claim> {
   const prev = journal.find(ifname, netns);
   let claim: Claim;
   if (prev && prev.ifindex === ifindex) {
-    claim = { ...prev, multicast: multicast ?? null };
+    claim = { ...prev, multicast: multicast ?? null, ...(prev.mtu === undefined && opts.wasMtu !== undefined ? { mtu: opts.wasMtu } : {}) };
     notes.push(`held since ${prev.since} by a run that did not give it back: the settings recorded then are the ones given back`);
-    if (prev.multicast !== claim.multicast) journal.put(claim);
+    if (prev.multicast !== claim.multicast || prev.mtu !== claim.mtu) journal.put(claim);
   } else {
     let rxAgg = 0;
     try {
@@ -340,6 +343,7 @@ async function claimLocked(journal: ClaimJournal, ifname: string, ifindex: numbe
       rxAgg,
       ...(opts.promisc && !netns ? { promisc: promiscuous(ifname) } : {}),
       ...(opts.wasUp !== undefined ? { up: opts.wasUp } : {}),
+      ...(opts.wasMtu !== undefined ? { mtu: opts.wasMtu } : {}),
       since: new Date().toISOString(),
     };
     if (claim.promisc === undefined) delete claim.promisc;
@@ -382,6 +386,7 @@ export function givesBack(r: ClaimRecord): string[] {
   if (r.multicast) out.push(`leaves group ${r.multicast}`);
   if (r.promisc === false) out.push('promiscuous mode off');
   if (r.up === false) out.push('link down');
+  if (r.mtu !== undefined) out.push(`MTU ${r.mtu}`);
   return out;
 }
 
@@ -416,6 +421,7 @@ export async function releaseNetdev(journal: ClaimJournal, c: ClaimRecord | null
   if (c.disableIpv6 !== null) ops.push({ op: 'sysctl', path: `net/ipv6/conf/${c.ifname}/disable_ipv6`, value: c.disableIpv6, optional: true });
   if (c.multicast) ops.push({ op: 'maddr', name: c.ifname, mac: c.multicast, join: false });
   if (c.up === false) ops.push({ op: 'set', name: c.ifname, up: false });
+  if (c.mtu !== undefined) ops.push({ op: 'set', name: c.ifname, mtu: c.mtu });
   try {
     await Promise.all([netRun(c.netns ?? null, ops), c.rxAgg ? rxAggregation(c.netns ?? null, c.ifname, { set: c.rxAgg }) : null]);
     // A DPDK PMD switches it off when its port closes; one killed first did not. `promisc

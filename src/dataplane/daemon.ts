@@ -17,7 +17,7 @@ import { withGuesses } from '../util/typo.js';
 import { formatIp, formatMac, groupMacOf, isGroupMac, isStationMac, parseIp, parseMac } from '../util/addr.js';
 import { conflict, invalid, notFound, systemError, VfpError } from '../util/errors.js';
 import { netnsId } from '../net/ip.js';
-import { linkAddrs, LOOPBACK_IFINDEX, refuseHostNetdev, refuseStackedNetdev, type LinkAddrs } from '../net/netops.js';
+import { linkAddrs, LOOPBACK_IFINDEX, netRun, refuseHostNetdev, refuseStackedNetdev, type LinkAddrs } from '../net/netops.js';
 import { ClaimJournal, claimNetdev, givesBack, nodeLock, releaseLeftovers, releaseNetdev, runDir, sweepNetdevLocks, type Claim } from './claims.js';
 import { AllocStore, DB_FILE } from '../alloc/store.js';
 import { ownerAlive } from '../alloc/owner.js';
@@ -710,12 +710,29 @@ export class Daemon {
     // The claim's changes (forwarding, IPv6, up) wait for RTNL while the move holds it;
     // the port's setup waits for grace periods. They run at once: the claim on netops'
     // thread, the port here.
-    const claiming = claimNetdev(this.claims, a.representor, l.ifindex, a.netns, undefined, { wasUp: l.up });
+    // A representor below its pod interface's MTU drops the pod's larger frames before
+    // the data plane sees them (and the port's slots are sized from its MTU): raised to
+    // the pod's first, and given back with the rest of the claim.
+    let raisedFrom: number | undefined;
+    if (a.mtu && l.mtu && a.mtu > l.mtu) {
+      try {
+        await netRun(a.netns ?? null, [{ op: 'set', name: a.representor, mtu: a.mtu }]);
+        raisedFrom = l.mtu;
+        this.log.info(`${a.representor}: MTU ${l.mtu} raised to its pod interface's ${a.mtu} (given back at detach)`);
+      } catch (e) {
+        const w = `representor ${a.representor} keeps MTU ${l.mtu}, below its pod interface's ${a.mtu} (${(e as Error).message}): the pod's frames over ${l.mtu} bytes are dropped before the data plane; give the pod an MTU ≤ ${l.mtu} (CNI "mtu")`;
+        this.log.warn(w);
+        mtuWarning = mtuWarning ? `${mtuWarning}; ${w}` : w;
+      }
+    }
+    const claiming = claimNetdev(this.claims, a.representor, l.ifindex, a.netns, undefined, { wasUp: l.up, ...(raisedFrom !== undefined ? { wasMtu: raisedFrom } : {}) });
+    // The raised MTU back when no claim took it over (a released claim gives it back).
+    const unraise = () => (raisedFrom === undefined ? undefined : netRun(a.netns ?? null, [{ op: 'set', name: a.representor, mtu: raisedFrom }]).catch(() => undefined));
     let port: PortInfo;
     try {
       port = this.dp!.openPort(this.podBackend, this.portOpts(a.representor, a.netns, 'representor'), a.representor);
     } catch (e) {
-      await claiming.then((c) => releaseNetdev(this.claims, c), () => {});
+      await claiming.then((c) => releaseNetdev(this.claims, c), unraise);
       throw e;
     }
     let claimed: Claim;
@@ -723,6 +740,7 @@ export class Daemon {
       claimed = await claiming;
     } catch (e) {
       this.dp!.removePort(port.slot); // closed by the next commit
+      await unraise();
       throw e;
     }
     this.noteStackDrop(port.slot, a.representor);
