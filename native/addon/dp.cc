@@ -292,6 +292,7 @@ Napi::Value DpPortOpen(const Napi::CallbackInfo &info) {
         extra.Set("needWakeup", Napi::Boolean::New(env, xi.need_wakeup != 0));
         extra.Set("headroom", Napi::Number::New(env, xi.headroom));
         extra.Set("frames", Napi::Number::New(env, xi.frames));
+        extra.Set("maxFrame", Napi::Number::New(env, xi.max_frame));
         if (err[0]) extra.Set("notice", Napi::String::New(env, err));  // a fallback taken, a stale program removed
         err[0] = 0;
       }
@@ -333,6 +334,8 @@ Napi::Value DpPortOpen(const Napi::CallbackInfo &info) {
       extra.Set("driver", Napi::String::New(env, di.driver));
       extra.Set("txOffloads", Napi::Number::New(env, static_cast<double>(di.tx_offloads)));
       extra.Set("mbufs", Napi::Number::New(env, di.n_mbufs));
+      extra.Set("maxFrame", Napi::Number::New(env, di.max_frame));
+      extra.Set("mtu", Napi::Number::New(env, di.mtu));
       Napi::Uint8Array mac = Napi::Uint8Array::New(env, 6);
       memcpy(mac.Data(), di.mac, 6);
       extra.Set("mac", mac);
@@ -405,6 +408,7 @@ Napi::Value DpPortCounters(const Napi::CallbackInfo &info) {
     put("tx_oversize", xi.tx_oversize);
     put("rx_ring_full", xi.rx_ring_full);
     put("rx_fill_empty", xi.rx_fill_empty);
+    put("rx_oversize", xi.rx_oversize);
     r.Set("ringBytes", Napi::Number::New(env, static_cast<double>(xi.umem_bytes)));
   }
 #endif

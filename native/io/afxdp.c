@@ -10,6 +10,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -729,13 +730,21 @@ void vfp_afxdp_port__info(const vfp_port *p, vfp_afxdp_info *out) {
     *out = x->info;
     /* The kernel's counts of each socket since it was bound (a control-path read; the
      * workers never ask): frames lost before the worker saw them. */
-    out->rx_ring_full = out->rx_fill_empty = 0;
+    out->rx_ring_full = out->rx_fill_empty = out->rx_oversize = 0;
     for (uint16_t i = 0; i < p->n_queues; i++) {
         struct xdp_statistics st;
+        memset(&st, 0, sizeof st);
         socklen_t sl = sizeof st;
         if (getsockopt(x->q[i].fd, SOL_XDP, XDP_STATISTICS, &st, &sl)) continue;
         out->rx_ring_full += st.rx_ring_full;
-        out->rx_fill_empty += st.rx_dropped;
+        /* rx_dropped counts a frame the kernel could not put in the socket: no fill-ring
+         * frame (also counted in rx_fill_ring_empty_descs, since 5.9) or larger than a
+         * UMEM frame (copy mode, no multi-buffer). A kernel without the fill-ring count
+         * (a shorter struct) has its drops counted as fill misses, as they mostly are. */
+        const int has_fill = sl >= offsetof(struct xdp_statistics, rx_fill_ring_empty_descs) + sizeof st.rx_fill_ring_empty_descs;
+        const uint64_t fill = has_fill ? st.rx_fill_ring_empty_descs : st.rx_dropped;
+        out->rx_fill_empty += fill;
+        out->rx_oversize += st.rx_dropped > fill ? st.rx_dropped - fill : 0;
     }
 }
 

@@ -49,7 +49,8 @@ typedef struct vfp_afxdp_info {
     /* Frames the kernel dropped on the way in, over all queues (XDP_STATISTICS, read when
      * info is asked for): */
     uint64_t rx_ring_full;     /* the rx ring was full: the worker did not keep up */
-    uint64_t rx_fill_empty;    /* no fill-ring frame to put them in (rx_dropped) */
+    uint64_t rx_fill_empty;    /* no fill-ring frame to put them in (rx_fill_ring_empty_descs) */
+    uint64_t rx_oversize;      /* larger than a UMEM frame (the kernel's rx_dropped less the fill-ring misses) */
 } vfp_afxdp_info;
 
 void vfp_afxdp_opts__defaults(vfp_afxdp_opts *o);

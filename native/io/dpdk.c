@@ -407,8 +407,11 @@ void vfp_dpdk_port__info(const vfp_port *p, vfp_dpdk_info *out) {
     if (!vfp_dpdk_port__is(p)) return;
     out->port_id = d->port_id;
     struct rte_eth_dev_info di;
-    if (rte_eth_dev_info_get(d->port_id, &di) == 0 && di.driver_name)
-        snprintf(out->driver, sizeof out->driver, "%s", di.driver_name);
+    out->max_frame = d->copy_room;
+    if (rte_eth_dev_info_get(d->port_id, &di) == 0) {
+        if (di.driver_name) snprintf(out->driver, sizeof out->driver, "%s", di.driver_name);
+        if (di.max_rx_pktlen && di.max_rx_pktlen < out->max_frame) out->max_frame = di.max_rx_pktlen;
+    }
     out->tx_offloads = d->offloads;
     out->n_mbufs = d->n_mbufs;
     if (d->pool)

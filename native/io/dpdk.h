@@ -70,6 +70,7 @@ typedef struct vfp_dpdk_info {
     uint32_t n_mbufs;
     uint64_t pool_bytes;      /* the port's mbuf pool in hugepages (what the port costs) */
     uint16_t mtu;
+    uint32_t max_frame;       /* largest frame it carries: an mbuf's room (no scatter), the device's max_rx_pktlen */
     uint8_t mac[6];
     uint64_t rx_multiseg;     /* chained mbufs received and dropped (no scatter support) */
     uint64_t tx_too_big;      /* foreign packets larger than an mbuf, dropped */

@@ -390,6 +390,7 @@ export class Daemon {
           this.log.info(`uplink ${ifn}: ${this.uplink.queues} rx queues bound for ${c.workers} worker(s), each with a UMEM of its own; to match the workers, \`ethtool -L ${ifn} combined ${c.workers}\` (\`rx ${c.workers}\` on a veth) before starting`);
         }
       }
+      this.clampUplinkMtu();
       if (c.uplink.mac) this.uplinkMac = mac(c.uplink.mac);
       this.peers = [...c.peers];
       this.fdb = [...c.fdb];
@@ -618,6 +619,29 @@ export class Daemon {
   /** attachNow, and the MTU advice for the reply (the request's client should see it,
    *  not only the daemon's log), and the largest pod MTU the overlay carries when the
    *  underlay's MTU is known. */
+  /**
+   * The underlay MTU the overlay counts on (pods told it by ICMP too big, their MTU
+   * advice, the engine's mtu_exceeded check) is what the uplink's port carries, not only
+   * the netdev's: an AF_XDP UMEM frame holds at most 4096 bytes less its headroom (no
+   * multi-buffer), a DPDK port an mbuf's room (no scatter) or the device's limit. A 9000
+   * underlay taken at its word lost every frame between the two, unsaid (helper-69).
+   */
+  private clampUplinkMtu(): void {
+    const c = this.cfg;
+    const mf = this.uplink?.maxFrame;
+    if (!mf || !this.uplinkMtu) return;
+    const carried = mf - 14 - (c.uplink.vlan !== undefined ? 4 : 0);
+    if (carried >= this.uplinkMtu) return;
+    const fix = this.uplink!.backend === 'afxdp'
+      ? 'AF_XDP frames are one UMEM frame (4096 bytes at most); for a jumbo underlay use backend afpacket, or DPDK with dpdk.mbufDataSize above the frame'
+      : 'raise dpdk.mbufDataSize (and, on a net_af_packet vdev, its framesz=) above the frame';
+    this.log.warn(`uplink ${c.uplink.ifname ?? c.uplink.dev}: its ${this.uplink!.backend} port carries frames of at most ${mf} bytes, so the underlay MTU taken is ${carried}, not the netdev's ${this.uplinkMtu}: pods are told (and checked against) ${carried}; ${fix}`);
+    this.uplinkMtu = carried;
+    if (c.tunnel.mtu && c.tunnel.mtu > carried) {
+      this.log.warn(`tunnel.mtu ${c.tunnel.mtu} is above the ${carried} the uplink's port carries: outer frames between the two are dropped by the port (tx_too_big, tx_oversize) with no ICMP too big to the pod; give tunnel.mtu ${carried} or less`);
+    }
+  }
+
   private async attachNow(raw: AttachRequest): Promise<Attached & { mtuWarning?: string; macWarning?: string; overlayMtu?: number }> {
     const a = attachSchema.parse(raw);
     if (a.port && a.port !== this.cfg.dstPort) {

@@ -39,6 +39,11 @@ export interface PortInfo {
   frames?: number;
   notice?: string;
   mbufs?: number;
+  /** afxdp, dpdk: the largest frame the port carries (a UMEM frame less its headroom; an
+   *  mbuf's room or the device's limit), Ethernet header included. */
+  maxFrame?: number;
+  /** dpdk: the port's MTU as DPDK has it. */
+  mtu?: number;
 }
 
 export interface PeerSpec {

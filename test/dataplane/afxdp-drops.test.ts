@@ -63,4 +63,31 @@ describePrivileged('AF_XDP: frames the kernel drops on the way in', { netns: tru
       dp.stop();
     }
   });
+
+  // A frame larger than a UMEM frame (a jumbo underlay) was counted as rx_fill_empty,
+  // the kernel's rx_dropped read as fill-ring misses (helper-69): rx_oversize now, and the
+  // port says the largest frame it carries (the data plane takes its underlay MTU from it).
+  it('counts frames larger than a UMEM frame as rx_oversize, not as fill-ring misses, and reports the largest it carries', async () => {
+    const c = ifname('xc'), d = ifname('xd');
+    vethPair(n, c, m, d);
+    for (const [ns, l] of [[n, c], [m, d]] as const) {
+      ns.sysctl(`net.ipv6.conf.${l}.disable_ipv6`, '1');
+      ns.ip(['link', 'set', l, 'mtu', '9000', 'up']);
+    }
+    const dp = new DataPlane({ workers: 1 });
+    try {
+      const port = dp.openPort('afxdp', { ifname: c, netns: `/run/netns/${n.name}`, queues: 1, mode: 'skb', copy: 'copy', ringSize: 64, frames: 256 }, 'uplink');
+      expect(port.maxFrame).toBe(4096 - (port.headroom ?? 0));
+      const big = (len: number, i: number) => udp4({ dstMac: n.mac(c), srcMac: m.mac(d), src: '10.77.0.2', dst: '10.77.0.1', sport: 7000, dport: 21000 + i, payload: new Uint8Array(len - 42) });
+      inject(m, d, [big(port.maxFrame! + 1, 0), big(6000, 1), big(8000, 2), big(port.maxFrame!, 3)]);
+      let drops: Record<string, number> = {};
+      for (let i = 0; i < 50 && !(drops.rx_oversize === 3); i++) {
+        await new Promise((r) => setTimeout(r, 20));
+        drops = dp.backendCounters(port.slot)?.drops ?? {};
+      }
+      expect(drops).toMatchObject({ rx_oversize: 3, rx_fill_empty: 0, rx_ring_full: 0 });
+    } finally {
+      dp.stop();
+    }
+  });
 });

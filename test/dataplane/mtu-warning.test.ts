@@ -82,6 +82,31 @@ describePrivileged('MTU advice at attach', { netns: true }, () => {
     }
   });
 
+  // An AF_XDP uplink on a 9000 underlay carries one UMEM frame (4096 bytes less its
+  // headroom): pods were told 8950 and lost everything between (helper-69).
+  it('takes the underlay MTU an AF_XDP uplink carries, not its netdev\'s, and says so', async () => {
+    const xup = ifname('xu'), xupPeer = ifname('xp'), rep = ifname('xr');
+    vethIn(ns, xup, xupPeer);
+    ns.ip(['link', 'set', xup, 'mtu', '9000']);
+    ns.ip(['link', 'set', xupPeer, 'mtu', '9000']);
+    spawnSync('ip', ['link', 'add', rep, 'mtu', '9000', 'type', 'veth', 'peer', 'name', `${rep}p`, 'mtu', '9000', 'netns', ns.name]);
+    ns.ip(['link', 'set', `${rep}p`, 'up']);
+    const dir = scratchDir('mtu-afxdp');
+    const dp = await dataplaneOn(ns, xup, dir.dir, { backend: 'afxdp', afxdp: { mode: 'skb', copy: 'copy', frames: 1024 }, peers: [{ vtep: '192.0.2.2', mac: '02:00:00:00:0e:02' }] });
+    try {
+      expect(dp.log()).toMatch(new RegExp(`uplink ${xup}: its afxdp port carries frames of at most (\\d+) bytes, so the underlay MTU taken is (\\d+), not the netdev's 9000`));
+      const [, frame, carried] = /carries frames of at most (\d+) bytes, so the underlay MTU taken is (\d+)/.exec(dp.log())!;
+      expect(Number(carried)).toBe(Number(frame) - 14);
+      const reply = await request(dp.socket, { op: 'attach', representor: rep, vni: 100, mac: '02:00:00:00:0d:0a', mtu: 8950, pci: '0000:5e:02.7' }) as { note?: string; overlayMtu?: number };
+      expect(reply.overlayMtu).toBe(Number(carried) - 50);
+      expect(reply.note).toContain(`has MTU 8950, which needs an underlay MTU of 9000; the uplink has ${carried}`);
+    } finally {
+      await dp.stop();
+      spawnSync('ip', ['link', 'del', rep]);
+      dir.remove();
+    }
+  });
+
   // A pod given a jumbo MTU (CNI "mtu") behind a representor left at 1500 lost every
   // frame over 1500 at the representor, before the data plane, without a word (helper-69).
   it('raises a representor below its pod interface\'s MTU to it, so the pod\'s large frames reach the engine, and gives the MTU back at detach', async () => {
