@@ -500,9 +500,22 @@ int vfp_afxdp__clear_stale(const char *ifname, const char *netns, char *msg, siz
 static void detach_prog(afxdp_port *x) {
     if (!x->prog) return;
     if (x->attached != XDP_MODE_UNSPEC) {
-        int rc = xdp_program__detach(x->prog, x->ifindex, x->attached, 0);
+        /* Our program attached directly (libxdp made no dispatcher: no bpffs, as in most
+         * containers): replace exactly it by nothing. libxdp 1.3.1's xdp_program__detach
+         * (Debian 12's) opens the attached program by id and never closes it
+         * (xdp_multiprog__from_id; fixed in 1.4.1): one program fd, and the kernel
+         * program and maps it pins, leaked per port closed, a pod's detach each. Behind
+         * a dispatcher, libxdp's own detach. */
+        const uint32_t ours = xdp_program__id(x->prog);
+        LIBBPF_OPTS(bpf_xdp_query_opts, qo);
+        int rc = -1;
+        if (ours && !bpf_xdp_query(x->ifindex, (int)mode_flag(x->attached), &qo) && qo.prog_id == ours) {
+            LIBBPF_OPTS(bpf_xdp_attach_opts, ao, .old_prog_fd = xdp_program__fd(x->prog));
+            rc = bpf_xdp_detach(x->ifindex, mode_flag(x->attached) | XDP_FLAGS_REPLACE, &ao);
+        }
+        if (rc) rc = xdp_program__detach(x->prog, x->ifindex, x->attached, 0);
         if (rc) {
-            /* Attached directly (no dispatcher): replace exactly our program by nothing. */
+            /* Attached directly after all: replace exactly our program by nothing. */
             LIBBPF_OPTS(bpf_xdp_attach_opts, ao, .old_prog_fd = xdp_program__fd(x->prog));
             bpf_xdp_detach(x->ifindex, mode_flag(x->attached) | XDP_FLAGS_REPLACE, &ao);
         }

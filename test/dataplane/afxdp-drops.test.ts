@@ -4,11 +4,13 @@
 // the socket. A port no worker polls yet takes frames until its rings are spent, and the
 // count of the rest agrees with the netdev's own; once a worker polls it, every frame
 // sent is either received or counted lost, none unaccounted.
+import { readdirSync, readlinkSync } from 'node:fs';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { DataPlane } from '../../src/dataplane/dp.js';
 import { resolveTunnel } from '../../src/packet/config.js';
 import { parseIp, parseMac } from '../../src/util/addr.js';
 import { udp4 } from '../helpers/frames.js';
+import { spin } from '../helpers/underlay.js';
 import { ifname, inject, Netns, vethPair } from '../helpers/netns.js';
 import { backendBuilt } from '../helpers/features.js';
 import { describePrivileged } from '../helpers/privileged.js';
@@ -59,6 +61,50 @@ describePrivileged('AF_XDP: frames the kernel drops on the way in', { netns: tru
       for (let i = 0; i < 100 && received() + lost() < sent; i++) await new Promise((r) => setTimeout(r, 20));
       expect(received() + lost()).toBe(sent);
       expect(received()).toBeGreaterThanOrEqual(64);
+    } finally {
+      dp.stop();
+    }
+  });
+
+  // Each pod's detach closed its representor's AF_XDP port through libxdp 1.3.1's
+  // xdp_program__detach, which leaks the program's fd (and the kernel program and maps
+  // it pins): after ~20k pods the daemon was out of descriptors (helper-68).
+  it('opening and closing a port, again and again, leaves no BPF program or map open', () => {
+    const bpfFds = () => readdirSync('/proc/self/fd').filter((f) => {
+      try {
+        return /^anon_inode:bpf-(prog|map)$/.test(readlinkSync(`/proc/self/fd/${f}`));
+      } catch {
+        return false;
+      }
+    }).length;
+    const dp = new DataPlane({ workers: 1 });
+    try {
+      const sink = dp.openPort('memory-sink', {}, 'uplink');
+      const spec = {
+        uplink: sink.slot, uplinkMac: parseMac(n.mac(a))!, tunnel: resolveTunnel({ local: '192.0.2.1', remote: '192.0.2.2' }),
+        peers: [], atts: [], fdb: [], floods: [], extraVnis: [], learn: false, antiSpoof: true, icmpTooBig: false, verifyUdpCsum: false,
+      };
+      dp.commit(spec);
+      const open = () => dp.openPort('afxdp', { ifname: a, netns: `/run/netns/${n.name}`, queues: 1, mode: 'skb', copy: 'copy', ringSize: 64, frames: 256 }, 'rep');
+      const cycle = () => {
+        // The last one's socket is closed off the worker (a grace period later): the queue
+        // is busy until then.
+        let p: ReturnType<typeof open> | undefined;
+        for (const until = Date.now() + 3000; !p; ) {
+          try {
+            p = open();
+          } catch (e) {
+            if (!/Device or resource busy/.test((e as Error).message) || Date.now() > until) throw e;
+            spin(20);
+          }
+        }
+        dp.removePort(p.slot);
+        dp.commit(spec); // closes it
+      };
+      cycle(); // whatever a first open keeps for good (libbpf's feature probes)
+      const before = bpfFds();
+      for (let i = 0; i < 20; i++) cycle();
+      expect(bpfFds()).toBe(before);
     } finally {
       dp.stop();
     }
