@@ -1065,9 +1065,31 @@ static VFP_COLD void uplink_hbh(worker *w, vfp_pkt *p, size_t l3, uint64_t now) 
 
 /* ---- epoch adoption */
 
+/* The neighbour table keeps the peers of this epoch only: it holds twice the most peers
+ * there can be, so live ones always fit, but entries of peers removed since were kept
+ * for good, and after 512 distinct peers in a data plane's life a new one found no
+ * slot (no ARP/ND request sent, its replies ignored: unresolved for ever). The kept
+ * ones are put back, so no probe chain is broken by a hole. */
+static void neigh_prune(worker *w, const dp_cfg *c) {
+    neigh keep[2 * VFP_DP_MAX_PEERS];
+    uint32_t nk = 0, stale = 0;
+    for (uint32_t i = 0; i < 2 * VFP_DP_MAX_PEERS; i++) {
+        if (!w->nb[i].addr.family) continue;
+        if (peer_find(c, &w->nb[i].addr) >= 0) keep[nk++] = w->nb[i];
+        else stale++;
+    }
+    if (!stale) return;
+    memset(w->nb, 0, sizeof w->nb);
+    for (uint32_t k = 0; k < nk; k++) {
+        neigh *n = neigh_slot(w, &keep[k].addr, 1);
+        if (n) *n = keep[k];
+    }
+}
+
 static void adopt(worker *w, const dp_cfg *c) {
     tx_flush_all(w); /* queued packets were routed by the old epoch's ports */
     w->cfg = c;
+    neigh_prune(w, c);
     uint64_t now = now_ns();
     /* Slots no peer of this epoch counts in are cleared, so readers see only live peers. */
     uint8_t live[VFP_DP_MAX_PEERS] = { 0 };

@@ -402,6 +402,27 @@ describe('data plane on memory ports', () => {
     }
   });
 
+  // The neighbour table kept every peer it had ever asked for: after 512 distinct peers
+  // in a data plane's life a new one got no ARP request and stayed unresolved (helper-68:
+  // a cluster whose nodes come and go).
+  it('asks for a new peer\'s MAC however many peers came and went before it', () => {
+    const dp = new DataPlane({ workers: 1 });
+    try {
+      const up = dp.openPort('memory-sink', {}, 'uplink');
+      const peerAt = (i: number) => ({ vtep: ip(`192.0.${2 + (i >> 8)}.${i & 255}`) });
+      for (let i = 0; i < 600; i++) {
+        // Two peers an epoch, one kept from the last: each new one is asked for once.
+        dp.commit({ ...base, uplink: up.slot, fdb: [], atts: [], peers: [peerAt(i), peerAt(i + 1)] });
+      }
+      spin(20);
+      const c = dp.counters();
+      expect(c.misc.arpRequests).toBe(601n);
+      expect(c.ports.get(up.slot)!.txPkts).toBe(601n);
+    } finally {
+      dp.stop();
+    }
+  });
+
   // port.h: calls on one queue come from one thread. Worker w owns queue w of every port;
   // an idle worker flushes its own queues. Each worker here polls one queue of each sink
   // (nothing to receive: both are idle all the time), and worker 0 also sends on queue 0
