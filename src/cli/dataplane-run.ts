@@ -80,6 +80,8 @@ export async function dpRun(o: { config: string; metrics?: string; socket?: stri
   const watch = setInterval(() => {
     d.keepSocket().catch((e: Error) => d.log.warn(`control socket ${d.socket} was removed and could not be made again: ${e.message}`));
     d.dropReleased().catch((e: Error) => d.log.warn(`could not check the attachments against the allocation store: ${e.message}`));
+    d.followUplinkMtu().catch((e: Error) => d.log.warn(`could not follow the uplink's MTU: ${e.message}`));
+    d.watchLearning();
     void d.uplinkLost().then((why) => {
       if (!why || stopping) return;
       d.log.error(`uplink ${why}: nothing reaches the overlay through it; stopping (exit 1) so that the data plane is started again on the uplink that is there`);
@@ -121,6 +123,7 @@ export async function dpStatus(o: ClientOpts): Promise<void> {
   const tenants = (r as { tenants?: { namespaces: string[]; vnis: string }[] }).tenants ?? [];
   console.log(`tenants: ${tenants.length ? tenants.map((t) => `${t.namespaces.join(', ')} → VNI ${t.vnis}`).join('; ') : 'none (any namespace may use any VNI)'}`);
   const lr = s.learning;
+  if (s.uplink.mtu) console.log(`MTU: underlay ${s.uplink.mtu}, so pods' packets of up to ${s.uplink.overlayMtu} bytes cross the overlay`);
   if (lr) console.log(`learned FDB: ${lr.entries} of ${lr.capacity} entries a worker (learnCapacity)${lr.perVni ? `, at most ${lr.perVni} a VNI (learnPerVni)` : ''}${lr.on ? '' : '; learning is off'}`);
   warn('learning');
   if (!s.peers.length) console.log('peers: none');

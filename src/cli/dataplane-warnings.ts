@@ -12,12 +12,13 @@ export interface StatusReply {
     outerChecksums?: { ipv4: string; udp: string };
     offload?: { tier: number; allowed: number | null; why: string };
     vtepConflict?: { frames: number; mac: string; secondsAgo: number };
+    mtu?: number; overlayMtu?: number;
   };
   peers: { vtep: string; mac?: string; state?: string; underlayMac?: string | null; resolvedSecondsAgo?: number; requests?: number; encapPkts?: number }[];
   attachments: { representor: string; pci?: string; vni: number; mac: string; owner?: Record<string, string>; representorState?: string; why?: string; ownerGone?: boolean }[];
   workers: { cpu: number; epoch: number }[];
   ports?: { name: string; kind?: string; queues?: number; ringBytes?: number; txFull?: number; rxNombuf?: number; drops?: Record<string, number>; stackDrop?: boolean; stackDropNote?: string; csumFinished?: number; csumLeft?: number }[];
-  learning?: { on: boolean; capacity: number; entries: number; full: number; perVni?: number; limited?: number };
+  learning?: { on: boolean; capacity: number; entries: number; full: number; fullSecondsAgo?: number; perVni?: number; limited?: number; limitedSecondsAgo?: number };
 }
 
 /** `about` is the part of the report a warning belongs with. */
@@ -26,13 +27,20 @@ export interface StatusWarning {
   text: string;
 }
 
+/** How long after the learned table last turned a MAC away its warning stands: twice the
+ *  default ageSeconds, by when a burst's entries have aged out. */
+const RECENT_S = 600;
+
 export function statusWarnings(s: StatusReply): StatusWarning[] {
   const out: StatusWarning[] = [];
   const vc = s.uplink.vtepConflict;
   if (vc) out.push({ about: 'uplink', text: `another host (MAC ${vc.mac}) claims VTEP address ${s.uplink.vtep} on the underlay: ${vc.frames} ARP/ND frame(s) since the start, the last ${vc.secondsAgo} s ago; peers may send this node's traffic to it. Give one of the two another address (uplink.vtep), or take the address off that host` });
   const lr = s.learning;
-  if (lr?.full) out.push({ about: 'learning', text: `the learned FDB filled up (${lr.capacity} entries a worker): ${lr.full} frames from a MAC it had no room for since the start; frames to such MACs flood as unknown unicast. Raise learnCapacity in the config and restart the data plane` });
-  if (lr?.limited) out.push({ about: 'learning', text: `a VNI reached its cap of learned MACs (learnPerVni: ${lr.perVni}): ${lr.limited} frames from a MAC it had no room for since the start; frames to such MACs flood on their VNI. A VNI with that many remote MACs needs a higher learnPerVni (restart to change); else a pod there sends from ever new MACs (\`vfplane dataplane fdb list\` lists the learned entries)` });
+  // About now: a table that filled once and has room again (its entries aged) is no
+  // reason to act. Said while the count grew in the last RECENT_S seconds.
+  const recent = (secondsAgo: number | undefined) => secondsAgo === undefined || secondsAgo <= RECENT_S;
+  if (lr?.full && recent(lr.fullSecondsAgo)) out.push({ about: 'learning', text: `the learned FDB is full (${lr.capacity} entries a worker): ${lr.full} frames from a MAC it had no room for since the start, the last ${lr.fullSecondsAgo ?? 0} s ago; frames to such MACs flood as unknown unicast. Raise learnCapacity in the config and restart the data plane` });
+  if (lr?.limited && recent(lr.limitedSecondsAgo)) out.push({ about: 'learning', text: `a VNI reached its cap of learned MACs (learnPerVni: ${lr.perVni}): ${lr.limited} frames from a MAC it had no room for since the start, the last ${lr.limitedSecondsAgo ?? 0} s ago; frames to such MACs flood on their VNI. A VNI with that many remote MACs needs a higher learnPerVni (restart to change); else a pod there sends from ever new MACs (\`vfplane dataplane fdb list\` lists the learned entries)` });
   // A peer asked and never answered: frames for it are dropped (neigh_unresolved).
   for (const p of s.peers.filter((x) => x.state === 'unresolved')) {
     out.push({ about: 'peers', text: `peer ${p.vtep} has not answered ${p.requests ?? 0} ARP/ND request(s): its MAC is unknown, so frames for it are dropped (neigh_unresolved). Check that the peer is up on the underlay with that address, or give its MAC in the config (peers[].mac)` });

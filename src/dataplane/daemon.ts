@@ -164,6 +164,11 @@ export class Daemon {
   private uplink: PortInfo | null = null;
   private uplinkMac: Uint8Array = new Uint8Array(6);
   private uplinkMtu = 0; // 0: unknown (DPDK) — no MTU check on encap
+  private netdevMtuAtStart = 0; // the uplink netdev's MTU when its port opened (AF_PACKET slots are sized from it)
+  private netdevMtu = 0; // the uplink netdev's MTU as last read (followUplinkMtu)
+  /** When the learned table's full / per-VNI-cap counts last grew (CLOCK_MONOTONIC ms), as
+   *  seen on the beat and by status: the warnings are about now, not the daemon's life. */
+  private learnSeen = { full: 0n, fullAt: 0, limited: 0n, limitedAt: 0 };
   private uplinkClaim: Claim | null = null;
   /** The uplink's kernel netdev (none for a DPDK PCI uplink): never a representor too. */
   private uplinkNetdev: { ifindex: number; netns: string } | null = null;
@@ -271,6 +276,53 @@ export class Daemon {
     return null;
   }
 
+  /**
+   * The uplink netdev's MTU changed under the running data plane (an operator's `ip link
+   * set mtu`): the underlay MTU the overlay counts on (the engine's mtu_exceeded check,
+   * ICMP too big to pods, the advice at attach) follows it in a new epoch, as the
+   * kernel's vxlan reads its route's MTU per packet. It was read once at the start: a
+   * lowered MTU lost the pods' larger frames at the uplink with nothing said, a raised
+   * one kept pods told the old (helper-69). A raise goes no higher than what the uplink's
+   * port carries (an AF_PACKET port's slots are sized from the MTU it opened with: more
+   * takes a restart). tunnel.mtu, when the config sets it, stands. On the 2 s beat.
+   */
+  followUplinkMtu(): Promise<void> {
+    return this.serialized(async () => {
+      const u = this.uplinkWatch;
+      if (!u || !this.dp || !this.uplink || this.cfg.tunnel.mtu) return;
+      const l = await linkAddrs(u.netns ?? null, u.ifname).catch(() => null);
+      if (!l || l.ifindex !== u.ifindex || !l.mtu || l.mtu === this.netdevMtu) return;
+      const was = this.uplinkMtu;
+      this.netdevMtu = l.mtu;
+      const cap = this.uplink.backend === 'afpacket' && l.mtu > this.netdevMtuAtStart ? this.netdevMtuAtStart : l.mtu;
+      this.uplinkMtu = cap;
+      this.clampUplinkMtu();
+      const more = cap < l.mtu ? `; its AF_PACKET port was opened for ${this.netdevMtuAtStart}: restart the data plane to carry ${l.mtu}` : '';
+      if (this.uplinkMtu === was) {
+        if (more) this.log.warn(`uplink ${u.ifname}: MTU ${l.mtu} now (was read as ${was})${more}`);
+        return;
+      }
+      this.commit();
+      const overhead = isIP(this.cfg.uplink.vtep) === 6 ? 70 : 50;
+      this.log.warn(`uplink ${u.ifname}: MTU ${l.mtu} now; the underlay MTU the overlay counts on goes from ${was} to ${this.uplinkMtu}, so it carries pods' packets of up to ${this.uplinkMtu - overhead} bytes (epoch ${this.epoch})${more}. ` +
+        `Pods set up for more are told by ICMP too big${this.cfg.icmpTooBig ? '' : ' (off: icmpTooBig)'}; their interfaces keep the MTU their ADD gave them`);
+      this.saveState();
+    });
+  }
+
+  /** Notes when the learned table's full and per-VNI-cap counts last grew. */
+  private noteLearning(engine: Record<string, bigint>): void {
+    const now = Number(process.hrtime.bigint() / 1_000_000n);
+    const full = engine.learnFull ?? 0n, limited = engine.learnLimited ?? 0n;
+    if (full > this.learnSeen.full) this.learnSeen.full = full, this.learnSeen.fullAt = now;
+    if (limited > this.learnSeen.limited) this.learnSeen.limited = limited, this.learnSeen.limitedAt = now;
+  }
+
+  /** On the beat: the learned table's counts, so that status says when they last grew. */
+  watchLearning(): void {
+    if (this.dp) this.noteLearning(this.dp.counters().engine as Record<string, bigint>);
+  }
+
   /** Says once per port when the host stack keeps its copy of an AF_PACKET port's frames. */
   private noteStackDrop(slot: number, name: string): void {
     const n = this.dp!.backendCounters(slot)?.stackDropNote;
@@ -347,6 +399,7 @@ export class Daemon {
         const vdev = c.uplink.dev!.split(',')[0];
         // Its MTU is the underlay's, as for those uplinks (a DPDK port's own is not).
         if (under) this.uplinkMtu = (await this.takeUplinkNetdev(under, undefined, `uplink ${under} (under ${vdev})`, `the uplink ${vdev} sits on ${under}, which does not exist; check iface= in uplink.dev`, true)).mtu;
+        this.netdevMtuAtStart = this.netdevMtu = this.uplinkMtu;
         const d = c.dpdk;
         this.uplink = this.dp.openPort('dpdk', {
           // A device with fewer queue pairs than workers opens with what it has; the
@@ -369,6 +422,7 @@ export class Daemon {
         const l = await this.takeUplinkNetdev(ifn, c.uplink.netns, `uplink ${ifn}`, `the uplink ${ifn} does not exist${c.uplink.netns ? ` in ${c.uplink.netns}` : ''}; check uplink.ifname in the config`);
         this.uplinkMac = mac(c.uplink.mac ?? l.mac);
         this.uplinkMtu = l.mtu;
+        this.netdevMtuAtStart = this.netdevMtu = l.mtu;
         const opts = this.portOpts(ifn, c.uplink.netns, 'uplink');
         if (c.backend === 'afxdp') {
           this.choice = c.uplink.netns ? { profile: null, driver: null, afxdp: { ...c.afxdp, why: 'uplink in another namespace: the config\'s mode and copy' } } : afxdpChoice(ifn, c.afxdp);
@@ -1305,13 +1359,20 @@ export class Daemon {
   status(): Record<string, unknown> {
     const c = this.cfg;
     const counters = this.dp!.counters();
+    this.noteLearning(counters.engine as Record<string, bigint>);
+    const nowMs = Number(process.hrtime.bigint() / 1_000_000n);
+    const ago = (ms: number) => Math.max(0, Math.round((nowMs - ms) / 1000));
+    const mtu = c.tunnel.mtu || this.uplinkMtu;
+    const overhead = isIP(c.uplink.vtep) === 6 ? 70 : 50;
     return {
       node: c.node,
       backend: c.backend,
       podBackend: this.podBackend,
       epoch: this.epoch,
       uptimeSeconds: Math.round((Date.now() - this.started) / 1000),
-      uplink: { name: c.uplink.ifname ?? c.uplink.dev, vtep: c.uplink.vtep, mode: this.uplink?.mode, zerocopy: this.uplink?.zerocopy, profile: this.choice?.profile ?? null, why: this.choice?.afxdp?.why ?? this.choice?.dpdkTxOffloads?.why, txOffloads: this.uplink?.txOffloads, outerChecksums: outerChecksums(this.uplink?.txOffloads ?? 0), offload: this.tier(), ...vtepConflictStatus(counters) },
+      uplink: { name: c.uplink.ifname ?? c.uplink.dev, vtep: c.uplink.vtep, mode: this.uplink?.mode, zerocopy: this.uplink?.zerocopy, profile: this.choice?.profile ?? null, why: this.choice?.afxdp?.why ?? this.choice?.dpdkTxOffloads?.why, txOffloads: this.uplink?.txOffloads, outerChecksums: outerChecksums(this.uplink?.txOffloads ?? 0), offload: this.tier(), ...vtepConflictStatus(counters),
+        // The underlay MTU encap checks against, and the pods' packets it carries.
+        ...(mtu ? { mtu, overlayMtu: mtu - overhead } : {}) },
       dstPort: c.dstPort,
       tenants: c.tenants.map((t) => ({ namespaces: t.namespaces, vnis: formatVniRanges(t.vnis) })),
       peers: this.peerStatus(),
@@ -1323,7 +1384,9 @@ export class Daemon {
       learning: {
         on: c.learn, capacity: c.learnCapacity, entries: Math.max(0, ...counters.perWorker.map((w) => w.learnedEntries)),
         full: Number(counters.engine.learnFull ?? 0n),
+        ...(this.learnSeen.fullAt ? { fullSecondsAgo: ago(this.learnSeen.fullAt) } : {}),
         ...(c.learnPerVni ? { perVni: c.learnPerVni, limited: Number(counters.engine.learnLimited ?? 0n) } : {}),
+        ...(this.learnSeen.limitedAt ? { limitedSecondsAgo: ago(this.learnSeen.limitedAt) } : {}),
       },
       ports: [...this.portNames()].map(([slot, name]) => ({ slot, name, ...(this.dp!.backendCounters(slot) ?? {}) })),
       // The host's netdevs the data plane changed, and what they get back when released.

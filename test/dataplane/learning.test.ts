@@ -562,7 +562,7 @@ describePrivileged('explain and the learned FDB, on a running data plane', { net
       const st = vfplane(['dataplane', 'status', '--socket', dp.socket]).stdout;
       expect(st).toMatch(new RegExp(`^learned FDB: ${l.learned.length} of 16 entries a worker \\(learnCapacity\\)$`, 'm'));
       expect(st)
-        .toMatch(/^warning: the learned FDB filled up \(16 entries a worker\): \d+ frames from a MAC it had no room for since the start; .*Raise learnCapacity in the config and restart the data plane$/m);
+        .toMatch(/^warning: the learned FDB is full \(16 entries a worker\): \d+ frames from a MAC it had no room for since the start, the last \d+ s ago; .*Raise learnCapacity in the config and restart the data plane$/m);
       const cfg = JSON.parse(readFileSync(dp.config, 'utf8')) as Record<string, unknown>;
       writeFileSync(dp.config, JSON.stringify({ ...cfg, learnCapacity: 1024 }));
       const r = vfplane(['dataplane', 'reload', '--socket', dp.socket]);
@@ -592,7 +592,7 @@ describePrivileged('explain and the learned FDB, on a running data plane', { net
       expect((await request(dp.socket, { op: 'status' })).learning).toMatchObject({ on: true, perVni: 5, limited: expect.any(Number), full: 0 });
       const st = vfplane(['dataplane', 'status', '--socket', dp.socket]).stdout;
       expect(st).toMatch(/^learned FDB: \d+ of 65536 entries a worker \(learnCapacity\), at most 5 a VNI \(learnPerVni\)$/m);
-      expect(st).toMatch(/^warning: a VNI reached its cap of learned MACs \(learnPerVni: 5\): \d+ frames from a MAC it had no room for since the start;/m);
+      expect(st).toMatch(/^warning: a VNI reached its cap of learned MACs \(learnPerVni: 5\): \d+ frames from a MAC it had no room for since the start, the last \d+ s ago;/m);
       const metrics = await (await fetch(`http://127.0.0.1:${dp.metricsPort}/metrics`)).text();
       expect(metrics).toMatch(/^vfplane_fdb_learn_total\{node="[^"]*",result="limited"\} [1-9]\d*$/m);
       const cfg = JSON.parse(readFileSync(dp.config, 'utf8')) as Record<string, unknown>;

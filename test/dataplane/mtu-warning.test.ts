@@ -4,7 +4,7 @@
 // veth uplink of MTU 1500, representors at the limit and one byte over it.
 import { spawnSync } from 'node:child_process';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { dataplaneOn } from '../helpers/cli.js';
+import { dataplaneOn, vfplane } from '../helpers/cli.js';
 import { ifname, inject, Netns, scratchDir, vethIn } from '../helpers/netns.js';
 import { describePrivileged } from '../helpers/privileged.js';
 import { request } from '../../src/dataplane/control.js';
@@ -79,6 +79,50 @@ describePrivileged('MTU advice at attach', { netns: true }, () => {
       expect(ports.filter((n) => n === over || /^slot\d+$/.test(n))).toEqual([]);
     } finally {
       await dp.stop();
+    }
+  });
+
+  // The uplink's MTU was read once at the start: lowered under a running data plane, the
+  // pods' larger frames were lost at the uplink unsaid; raised, pods were still told the
+  // old (helper-69). It is followed now, up to what the port carries.
+  it('follows the uplink netdev\'s MTU changed under it: status, the engine\'s check and the advice use the new one; a raise past the AF_PACKET port\'s slots waits for a restart', async () => {
+    const fup = ifname('fu'), fupPeer = ifname('fp'), rep = ifname('fr');
+    vethIn(ns, fup, fupPeer);
+    spawnSync('ip', ['link', 'add', rep, 'mtu', '1500', 'type', 'veth', 'peer', 'name', `${rep}p`, 'mtu', '1500', 'netns', ns.name]);
+    ns.ip(['link', 'set', `${rep}p`, 'up']);
+    const dir = scratchDir('mtu-follow');
+    const dp = await dataplaneOn(ns, fup, dir.dir, { peers: [{ vtep: '192.0.2.2', mac: '02:00:00:00:0e:02' }] });
+    const status = async () => (await request(dp.socket, { op: 'status' })) as unknown as { uplink: { mtu?: number; overlayMtu?: number } };
+    const until = async (want: number) => {
+      for (let i = 0; i < 100 && (await status()).uplink.mtu !== want; i++) await new Promise((r) => setTimeout(r, 100));
+      return (await status()).uplink;
+    };
+    try {
+      expect((await status()).uplink).toMatchObject({ mtu: 1500, overlayMtu: 1450 });
+      ns.ip(['link', 'set', fup, 'mtu', '1400']);
+      expect(await until(1400)).toMatchObject({ mtu: 1400, overlayMtu: 1350 });
+      expect(dp.log()).toContain(`uplink ${fup}: MTU 1400 now; the underlay MTU the overlay counts on goes from 1500 to 1400, so it carries pods' packets of up to 1350 bytes`);
+      const reply = await request(dp.socket, { op: 'attach', representor: rep, vni: 100, mac: '02:00:00:00:0d:0b', mtu: 1400, pci: '0000:5e:03.0' }) as { note?: string; overlayMtu?: number };
+      expect(reply.overlayMtu).toBe(1350);
+      expect(reply.note).toContain('has MTU 1400, which needs an underlay MTU of 1450; the uplink has 1400');
+      // The engine checks against it: a pod's packet of 1351 bytes is dropped (and answered).
+      inject(ns, `${rep}p`, [Uint8Array.from([...Buffer.from('ffffffffffff020000000d0b0800', 'hex'), 0x45, ...new Array(1350).fill(0)])]);
+      let drops: Record<string, number> = {};
+      for (let i = 0; i < 50 && !drops.mtu_exceeded; i++) {
+        await new Promise((r) => setTimeout(r, 20));
+        drops = ((await request(dp.socket, { op: 'stats' })) as unknown as { counters: { drops: Record<string, number> } }).counters.drops ?? {};
+      }
+      expect(drops.mtu_exceeded).toBe(1);
+      // Back up, and past the 1500 its AF_PACKET port opened with.
+      ns.ip(['link', 'set', fup, 'mtu', '2000']);
+      expect(await until(1500)).toMatchObject({ mtu: 1500, overlayMtu: 1450 });
+      for (let i = 0; i < 50 && !dp.log().includes('restart the data plane to carry 2000'); i++) await new Promise((r) => setTimeout(r, 100));
+      expect(dp.log()).toContain('its AF_PACKET port was opened for 1500: restart the data plane to carry 2000');
+      expect(vfplane(['dataplane', 'status', '--socket', dp.socket]).stdout).toMatch(/^MTU: underlay 1500, so pods' packets of up to 1450 bytes cross the overlay$/m);
+    } finally {
+      await dp.stop();
+      spawnSync('ip', ['link', 'del', rep]);
+      dir.remove();
     }
   });
 

@@ -1,0 +1,21 @@
+// What `vfplane dataplane status` and doctor warn of is about now: the learned table that
+// filled once and has room again (its entries aged out) warned for the daemon's whole
+// life, telling the operator to restart it (helper-68).
+import { describe, expect, it } from 'vitest';
+import { statusWarnings, type StatusReply } from '../../src/cli/dataplane-warnings.js';
+
+const reply = (learning: StatusReply['learning']): StatusReply => ({
+  uplink: { name: 'up0', vtep: '192.0.2.1' }, peers: [], attachments: [], learning,
+} as unknown as StatusReply);
+
+describe('status warnings about the learned table', () => {
+  it('warn while the table turned MACs away lately, and not ten minutes after', () => {
+    const lr = { on: true, capacity: 1024, entries: 3, full: 1872, perVni: 8, limited: 40 };
+    const now = statusWarnings(reply({ ...lr, fullSecondsAgo: 4, limitedSecondsAgo: 2 })).map((w) => w.text);
+    expect(now).toHaveLength(2);
+    expect(now[0]).toMatch(/^the learned FDB is full \(1024 entries a worker\): 1872 frames from a MAC it had no room for since the start, the last 4 s ago;/);
+    expect(now[1]).toMatch(/^a VNI reached its cap of learned MACs \(learnPerVni: 8\): 40 frames .*, the last 2 s ago;/);
+    expect(statusWarnings(reply({ ...lr, fullSecondsAgo: 601, limitedSecondsAgo: 900 }))).toEqual([]);
+    expect(statusWarnings(reply({ ...lr, full: 0, limited: 0 }))).toEqual([]);
+  });
+});
