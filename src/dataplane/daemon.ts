@@ -166,6 +166,7 @@ export class Daemon {
   private uplinkMtu = 0; // 0: unknown (DPDK) — no MTU check on encap
   private netdevMtuAtStart = 0; // the uplink netdev's MTU when its port opened (AF_PACKET slots are sized from it)
   private netdevMtu = 0; // the uplink netdev's MTU as last read (followUplinkMtu)
+  private stateRewrite = false; // the state file had what this start dropped: rewritten once restored
   /** When the learned table's full / per-VNI-cap counts last grew (CLOCK_MONOTONIC ms), as
    *  seen on the beat and by status: the warnings are about now, not the daemon's life. */
   private learnSeen = { full: 0n, fullAt: 0, limited: 0n, limitedAt: 0 };
@@ -501,7 +502,8 @@ export class Daemon {
       }
     }
     // What the state file says from now on: without what was dropped, with what was rebuilt.
-    if (missing.length || back + this.waiting.size < restoredAtts.length) this.saveState();
+    if (missing.length || back + this.waiting.size < restoredAtts.length || this.stateRewrite) this.saveState();
+    this.stateRewrite = false;
     // Netdevs a run killed before it gave them back, which this one does not use.
     for (const m of await releaseLeftovers(this.claims, { held: [this.uplinkClaim, ...[...this.atts.values()].map((a) => a.claimed)] })) this.log.info(m);
     if (restored) this.log.info(`restored ${back} of ${restoredAtts.length} attachment(s)${this.waiting.size ? ` (${this.waiting.size} waiting for their representor)` : ''}, ${restored.peers.length} peer(s), ${restored.fdb.length} FDB entr(ies) from ${this.statePath}`);
@@ -1420,6 +1422,10 @@ export class Daemon {
     // run holds (at its start, when attachments are rebuilt, or at the next change).
     let kept = '';
     const keep = () => {
+      // What is dropped is copied aside once: the file is then rewritten at the start, so
+      // the next start neither warns again nor makes another copy (one a start, in a
+      // crash loop, helper-68).
+      this.stateRewrite = true;
       if (kept) return kept;
       kept = `${this.statePath}.unrestored-${new Date().toISOString().replace(/[:.]/g, '-')}`;
       try {
@@ -1458,6 +1464,7 @@ export class Daemon {
     const r = stateSchema.safeParse(raw);
     if (!r.success) return ignore(zodMessage(r.error, raw));
     const s = r.data;
+
     // An older vfplane let the node's own VTEP in as a peer: not one (as in parseConfig).
     dropVtep(this.cfg.uplink.vtep, s, s.floods);
     const fam = isIP(this.cfg.uplink.vtep);

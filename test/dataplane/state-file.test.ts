@@ -77,6 +77,10 @@ describePrivileged('a state file not wholly usable, and a store that cannot be r
         const aside = readdirSync(state).filter((f) => f.startsWith('dataplane-edge.json.unrestored-'));
         expect(aside).toHaveLength(1);
         expect(readFileSync(join(state, aside[0]!), 'utf8')).toBe(text);
+        // Rewritten at once without what was dropped: the next start would otherwise warn
+        // and copy it aside again, one copy a start (helper-68).
+        const rewritten = JSON.parse(readFileSync(join(state, 'dataplane-edge.json'), 'utf8')) as { peers: { vtep: string }[] };
+        expect(rewritten.peers.map((p) => p.vtep)).toEqual(c.peers);
         const ops = [
           ['peer', 'add', '192.0.2.2'],
           ['fdb', 'add', '--vni', '5', '--mac', '02:00:00:00:00:06', '--vtep', '192.0.2.2'],
