@@ -38,6 +38,40 @@ function openLogFile(file: string): number {
   return fd;
 }
 
+/** A logFile this large is rotated before the next line (sriov-cni's cni-log rotates at
+ *  100 MB and keeps 5 backups, as here): a node's pods come and go for months, ~800 bytes
+ *  of log a pod at info. */
+export const LOG_MAX_BYTES = 100 * 1024 * 1024;
+export const LOG_BACKUPS = 5;
+
+/**
+ * Moves FILE to FILE.1 (FILE.1 to FILE.2 … the oldest dropped) when the descriptor `fd`
+ * opened on it has reached `max` bytes, and returns a descriptor on a new FILE; else `fd`.
+ * Only the process whose descriptor is still on the file at the path rotates: one that
+ * opened it before another rotated writes its lines to the backup, and nothing is lost
+ * (two rotating at the very same moment may shift the backups twice: one generation lost).
+ */
+function rotated(file: string, fd: number, max: number): number {
+  const st = fs.fstatSync(fd);
+  if (st.size < max) return fd;
+  try {
+    const now = fs.statSync(file);
+    if (now.ino !== st.ino || now.dev !== st.dev) return fd; // rotated by another call meanwhile
+    for (let i = LOG_BACKUPS - 1; i >= 1; i--) {
+      try {
+        fs.renameSync(`${file}.${i}`, `${file}.${i + 1}`);
+      } catch {
+        // no such backup yet
+      }
+    }
+    fs.renameSync(file, `${file}.1`);
+  } catch {
+    return fd; // left as it is: the line still goes somewhere
+  }
+  fs.closeSync(fd);
+  return openLogFile(file);
+}
+
 export interface LoggerOptions {
   /** Default: "info" with a logFile, "warning" (to stderr, which the runtime logs)
    *  without: a config's warnings (a field read in another case, a likely typo) are seen. */
@@ -48,6 +82,8 @@ export interface LoggerOptions {
   fields?: Fields;
   /** Where lines go without a file (tests). */
   stderr?: (line: string) => void;
+  /** Rotate the file at this size (LOG_MAX_BYTES). */
+  maxBytes?: number;
 }
 
 const RANK: Record<LogLevel, number> = { panic: 0, error: 1, warning: 2, info: 3, debug: 4, verbose: 5 };
@@ -61,7 +97,7 @@ export function createLogger(opts: LoggerOptions = {}): Logger {
     if (opts.file) {
       if (fd === undefined) {
         try {
-          fd = openLogFile(opts.file);
+          fd = rotated(opts.file, openLogFile(opts.file), opts.maxBytes ?? LOG_MAX_BYTES);
         } catch (err) {
           fd = null;
           // A log that cannot be written must not fail the pod; say so once, on stderr.
