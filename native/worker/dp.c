@@ -306,9 +306,11 @@ typedef struct worker {
     uint64_t sc_epoch;
     uint16_t sc_skip;
     uint32_t age_cursor;
-    /* The ICMP too-big replies' rate limit (encap_refused): a token bucket. */
-    uint32_t icmp_tokens;
-    uint64_t icmp_ns;       /* when the bucket last gained its tokens */
+    /* The ICMP too-big replies' rate limit (encap_refused): a token bucket per source
+     * port (pod), so one pod sending too big a packet over and over cannot use up the
+     * replies its neighbours' path MTU discovery needs. icmp_ns 0: a full bucket. */
+    uint32_t icmp_tokens[VFP_DP_MAX_PORTS];
+    uint64_t icmp_ns[VFP_DP_MAX_PORTS]; /* when each bucket last gained its tokens */
     uint64_t next_age_ns;
     uint64_t next_neigh_ns; /* when peer MACs other workers learned are next looked at */
     uint64_t next_mld_ns;  /* when worker 0 next reports its solicited-node group (0: now) */
@@ -1132,27 +1134,32 @@ static void adopt(worker *w, const dp_cfg *c) {
 
 static int is_group(const uint8_t *mac) { return mac[0] & 1; }
 
-/* ICMP errors to pods at most ICMP_RATE a second per worker, in bursts of up to
+/* ICMP errors to each pod at most ICMP_RATE a second per worker, in bursts of up to
  * ICMP_BURST: Linux's own defaults for the ICMP it sends (net.ipv4.icmp_msgs_per_sec,
- * icmp_msgs_burst). A pod sending too big a packet over and over learns the MTU from the
- * first reply; the limit keeps a flood of them from costing a worker more than that. */
+ * icmp_msgs_burst), per pod rather than for all (one bucket for every pod let one pod's
+ * flood of too-big packets starve the others' PMTU replies: Linux exempts frag-needed
+ * from its limits altogether). A pod sending too big a packet over and over learns the
+ * MTU from the first reply; the limit keeps a flood of them from costing a worker more
+ * than that. */
 #define ICMP_RATE 1000u
 #define ICMP_BURST 50u
 
-static int icmp_allowed(worker *w, uint64_t now) {
+static int icmp_allowed(worker *w, uint16_t port, uint64_t now) {
     const uint64_t per = 1000000000ull / ICMP_RATE;
-    if (now - w->icmp_ns >= per) {
-        const uint64_t add = (now - w->icmp_ns) / per;
-        if (add >= ICMP_BURST || w->icmp_tokens + add >= ICMP_BURST) {
-            w->icmp_tokens = ICMP_BURST;
-            w->icmp_ns = now;
+    uint32_t *tokens = &w->icmp_tokens[port];
+    uint64_t *at = &w->icmp_ns[port];
+    if (!*at || now - *at >= per) {
+        const uint64_t add = *at ? (now - *at) / per : ICMP_BURST;
+        if (add >= ICMP_BURST || *tokens + add >= ICMP_BURST) {
+            *tokens = ICMP_BURST;
+            *at = now;
         } else {
-            w->icmp_tokens += (uint32_t)add;
-            w->icmp_ns += add * per;
+            *tokens += (uint32_t)add;
+            *at += add * per;
         }
     }
-    if (!w->icmp_tokens) return 0;
-    w->icmp_tokens--;
+    if (!*tokens) return 0;
+    (*tokens)--;
     return 1;
 }
 
@@ -1167,7 +1174,7 @@ static VFP_COLD void encap_refused(worker *w, vfp_pkt *p, const vfp_tunnel *t, u
     drop_note(w, port, p, VFP_DP_DROP_ENGINE | p->reason, DROP_RX);
     if (p->reason == VFP_R_MTU_EXCEEDED && w->cfg->icmp_too_big && p->owner != &w->pool.port &&
         port < VFP_DP_MAX_PORTS && w->cfg->att[port].active && vfp_icmp__too_big(p, vfp_tunnel__max_inner(t))) {
-        if (icmp_allowed(w, now)) {
+        if (icmp_allowed(w, port, now)) {
             w->st->icmp_too_big++;
             tx_push(w, port, p);
             return;

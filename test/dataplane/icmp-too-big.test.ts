@@ -5,7 +5,7 @@
 // say get no error get none; the config switches it off live. Then two nodes over a
 // 1500-byte underlay (IPv4, IPv6): TCP between 1500-byte pods by path MTU discovery, and
 // the MTU vfplane-cni gives a pod whose config names none (what the overlay carries).
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -291,4 +291,62 @@ describePrivileged('the same over an IPv6 underlay of 1500 bytes (70 bytes of ou
       throw new Error(`${(e as Error).message}\n${topo.logLines(20).join('\n')}`);
     }
   }, 60_000);
+});
+
+// One bucket of ICMP replies for every pod of a worker let one pod sending too-big
+// packets without end use up the replies its neighbours' path MTU discovery needs
+// (helper-67): each pod has its own now. Pods A and B are AF_PACKET ports on veths: A's
+// pod sends a too-big packet over and over for three seconds, B's sends five meanwhile.
+describePrivileged('ICMP too big under another pod\'s flood of too-big packets', { netns: true }, () => {
+  it('still reaches a pod while another floods', async () => {
+    const { DataPlane } = await import('../../src/dataplane/dp.js');
+    const { Netns, ifname, vethPair } = await import('../helpers/netns.js');
+    const { resolveTunnel } = await import('../../src/packet/config.js');
+    const { parseIp, parseMac } = await import('../../src/util/addr.js');
+    const ns = Netns.create('icmpfair'), other = Netns.create('icmpfo');
+    const rep = ifname('ir'), pod = ifname('ip'), repA = ifname('ia'), podA = ifname('iq');
+    vethPair(ns, rep, other, pod);
+    vethPair(ns, repA, other, podA);
+    for (const [n, l] of [[ns, rep], [other, pod], [ns, repA], [other, podA]] as const) {
+      n.sysctl(`net.ipv6.conf.${l}.disable_ipv6`, '1');
+      n.ip(['link', 'set', l, 'up']);
+    }
+    const A = '02:00:00:00:0a:01', B = '02:00:00:00:0b:01', DST = '02:00:00:00:0c:01';
+    const big = (src: string, sport: number) => udp4({ dstMac: DST, srcMac: src, src: '10.9.0.1', dst: '10.9.0.2', sport, dport: 6, payload: new Uint8Array(1472), df: true });
+    const dp = new DataPlane({ workers: 1 });
+    try {
+      const up = dp.openPort('memory-sink', {}, 'uplink');
+      const flood = dp.openPort('afpacket', { ifname: repA, netns: ns.path, queues: 1 }, 'podA');
+      const b = dp.openPort('afpacket', { ifname: rep, netns: ns.path, queues: 1 }, 'podB');
+      dp.commit({
+        uplink: up.slot, uplinkMac: parseMac('02:aa:00:00:00:01')!, tunnel: resolveTunnel({ local: '192.0.2.1', remote: '192.0.2.2', mtu: 1500 }),
+        peers: [{ vtep: parseIp('192.0.2.2')!.bytes, mac: parseMac('02:bb:00:00:00:02')! }],
+        atts: [{ port: flood.slot, vni: 100, mac: parseMac(A)! }, { port: b.slot, vni: 100, mac: parseMac(B)! }],
+        fdb: [{ vni: 100, mac: parseMac(DST)!, vtep: parseIp('192.0.2.2')!.bytes }], floods: [], extraVnis: [],
+        learn: false, antiSpoof: true, icmpTooBig: true, verifyUdpCsum: false,
+      });
+      const hex = Buffer.from(big(A, 5)).toString('hex');
+      const flooder = spawn('ip', ['netns', 'exec', other.name, '/usr/bin/python3', '-c',
+        `import socket, time\ns = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)\ns.bind(('${podA}', 0))\nf = bytes.fromhex('${hex}')\nt = time.time()\nwhile time.time() - t < 3:\n    s.send(f)\n`], { stdio: 'ignore' });
+      const flooding = new Promise((r) => flooder.once('exit', r));
+      // A's flood is under way: more of its packets go unanswered than a bucket holds.
+      for (let i = 0; i < 200 && (dp.counters().misc.icmpTooBigLimited ?? 0n) < 2000n; i++) await new Promise((r) => setTimeout(r, 10));
+      expect(dp.counters().misc.icmpTooBigLimited).toBeGreaterThanOrEqual(2000n);
+      const cap = capture(other, pod, { count: 5, timeoutS: 5, incoming: true });
+      await cap.ready;
+      for (let i = 0; i < 5; i++) {
+        inject(other, pod, [big(B, 100 + i)]);
+        await new Promise((r) => setTimeout(r, 30));
+      }
+      const got = await cap.done;
+      await flooding;
+      // Each an ICMP fragmentation-needed (type 3 code 4) to B, carrying MTU 1450.
+      const icmp = got.filter((f) => f[12] === 0x08 && f[13] === 0x00 && f[23] === 1 && f[34] === 3 && f[35] === 4);
+      expect(icmp.map((f) => (f[40]! << 8) | f[41]!)).toEqual([1450, 1450, 1450, 1450, 1450]);
+    } finally {
+      dp.stop();
+      ns.destroy();
+      other.destroy();
+    }
+  });
 });
