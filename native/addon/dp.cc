@@ -622,7 +622,7 @@ Napi::Value DpStatsLayout(const Napi::CallbackInfo &info) {
   F("handedOff", handed_off); F("learnNotPeer", learn_not_peer); F("learnedEntries", learned_entries);
   F("destCacheHits", dest_cache_hits); F("destCacheMisses", dest_cache_misses); F("destCacheBypassed", dest_cache_bypassed);
   F("srcCacheHits", src_cache_hits); F("srcCacheMisses", src_cache_misses); F("srcCacheBypassed", src_cache_bypassed);
-  F("icmpTooBig", icmp_too_big); F("icmpTooBigLimited", icmp_too_big_limited); F("echoReplies", echo_replies);
+  F("icmpTooBig", icmp_too_big); F("icmpTooBigLimited", icmp_too_big_limited); F("echoReplies", echo_replies); F("pmtuLearned", pmtu_learned);
 #undef F
   r.Set("fields", misc);
   r.Set("ports", W(offsetof(vfp_dp_worker_stats, ports)));
@@ -633,7 +633,7 @@ Napi::Value DpStatsLayout(const Napi::CallbackInfo &info) {
   r.Set("vniFields", Names(env, {"vni", "encapPkts", "encapBytes", "decapPkts", "decapBytes", "floodPkts", "localPkts", "drops"}));
   r.Set("peers", W(offsetof(vfp_dp_worker_stats, peers)));
   r.Set("peerWords", W(sizeof(vfp_dp_peer_stats)));
-  r.Set("peerFields", Names(env, {"family", "addrHi", "addrLo", "encapPkts", "encapBytes", "requests", "mac", "resolvedNs"}));
+  r.Set("peerFields", Names(env, {"family", "addrHi", "addrLo", "encapPkts", "encapBytes", "requests", "mac", "resolvedNs", "pmtu", "pmtuUntilNs"}));
   r.Set("maxPeers", Napi::Number::New(env, VFP_DP_MAX_PEERS));
   r.Set("maxPorts", Napi::Number::New(env, VFP_DP_MAX_PORTS));
   r.Set("maxVnis", Napi::Number::New(env, VFP_DP_MAX_VNIS));

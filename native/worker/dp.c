@@ -217,6 +217,8 @@ typedef struct neigh {
     vfp_addr addr;
     uint8_t mac[6];
     uint8_t valid;
+    uint16_t pmtu;          /* the path MTU to this peer a router told us (0: none) */
+    uint64_t pmtu_until_ns; /* until when it holds (PMTU_EXPIRES_NS after it was told) */
     uint64_t last_req_ns;
 } neigh;
 
@@ -887,6 +889,126 @@ static const uint8_t *nd_lladdr(const uint8_t *o, uint32_t len, uint8_t type, in
     return found;
 }
 
+/* ---- the underlay's path MTU (RFC 1191, RFC 8201) */
+
+/* A path MTU a router reported holds this long, as the kernel's (net.ipv4.route.
+ * mtu_expires, 600 s); then the tunnel's own MTU is tried again. */
+#define PMTU_EXPIRES_NS (600ull * 1000000000ull)
+
+/* The path MTU to peer `peer` (index in this epoch) a router reported: the encap check,
+ * and the ICMP too big it answers pods with, use it from the next packet on, as the
+ * kernel's vxlan uses its route's MTU. Only lower than the tunnel's own MTU (none is
+ * raised), and no lower than the protocol's floor. 1 when taken. */
+static int pmtu_note(worker *w, int peer, const vfp_addr *a, uint32_t mtu, uint64_t now) {
+    const dp_cfg *c = w->cfg;
+    const uint32_t base = c->peers[peer].tun.mtu, floor = a->family == 4 ? 552 : 1280;
+    if (mtu < floor) mtu = floor;
+    if (base && mtu >= base) return 0;
+    neigh *n = neigh_slot(w, a, 1);
+    if (!n) return 0;
+    n->pmtu = (uint16_t)mtu;
+    n->pmtu_until_ns = now + PMTU_EXPIRES_NS;
+    w->tun[peer].mtu = (uint16_t)mtu;
+    w->st->pmtu_learned++;
+    /* Published for the other workers (pmtu_from_others): the router's message reaches
+     * whichever worker the uplink's queues give it to, not the one whose packet it was. */
+    vfp_dp_peer_stats *ps = &w->st->peers[c->peers[peer].slot];
+    __atomic_store_n(&ps->pmtu_until_ns, n->pmtu_until_ns, __ATOMIC_RELAXED);
+    __atomic_store_n(&ps->pmtu, (uint64_t)mtu, __ATOMIC_RELEASE);
+    return 1;
+}
+
+/* Path MTUs the other workers were told (once a second): the lowest that still holds,
+ * when lower than this worker's own for the peer. Not published again: only the worker
+ * a router told publishes, and its expiry ends it for all. */
+static void pmtu_from_others(worker *w, uint64_t now) {
+    const dp_cfg *c = w->cfg;
+    for (uint32_t i = 0; i < c->n_peers; i++) {
+        const uint32_t slot = c->peers[i].slot;
+        const vfp_addr *a = &c->peers[i].addr;
+        for (uint16_t k = 0; k < w->dp->n_workers; k++) {
+            if (k == w->idx) continue;
+            const vfp_dp_peer_stats *o = &w->dp->w[k].st->peers[slot];
+            const uint64_t m = __atomic_load_n(&o->pmtu, __ATOMIC_ACQUIRE);
+            if (!m) continue;
+            const uint64_t until = __atomic_load_n(&o->pmtu_until_ns, __ATOMIC_RELAXED);
+            if (until <= now || o->family != a->family || memcmp(o->addr, a->bytes, 16)) continue;
+            const uint32_t base = c->peers[i].tun.mtu;
+            if (base && m >= base) continue;
+            neigh *n = neigh_slot(w, a, 1);
+            if (!n || (n->pmtu && n->pmtu <= m)) continue;
+            n->pmtu = (uint16_t)m;
+            n->pmtu_until_ns = until;
+            w->tun[i].mtu = (uint16_t)m;
+        }
+    }
+}
+
+/* An ICMP "fragmentation needed" (type 3 code 4) to our VTEP that quotes one of our
+ * VXLAN packets (from our VTEP, UDP to our port) to a peer: that peer's path MTU. The
+ * quote is checked as Linux checks it (icmp_unreach → udp_err finds the socket by the
+ * quoted addresses and ports): a message quoting anything else, or a peer that is not
+ * one, changes nothing. 1 when it was one (p consumed); 0 for anything else. */
+static VFP_COLD int uplink_pmtu4(worker *w, vfp_pkt *p, size_t l3, uint64_t now) {
+    const dp_cfg *c = w->cfg;
+    uint8_t *ip = p->data + l3;
+    if (c->local.family != 4 || memcmp(ip + 16, c->local.bytes, 4) || (ip[0] >> 4) != 4) return 0;
+    const uint32_t hl = 4u * (ip[0] & 0x0f), tot = (uint32_t)(ip[2] << 8 | ip[3]);
+    if (hl < 20 || tot < hl + 8 + 20 + 8 || l3 + tot > p->len || !vfp_csum__ipv4_ok(ip, hl)) return 0;
+    if ((ip[6] << 8 | ip[7]) & 0x3fff) return 0;
+    const uint8_t *m = ip + hl, *q = m + 8;
+    if (m[0] != 3 || m[1] != 4 || vfp_csum__fold(vfp_csum__partial(m, tot - hl, 0)) != 0xffff) return 0;
+    const uint32_t qhl = 4u * (q[0] & 0x0f);
+    if ((q[0] >> 4) != 4 || qhl < 20 || tot < hl + 8 + qhl + 8 || q[9] != 17 || memcmp(q + 12, c->local.bytes, 4)) return 0;
+    const uint8_t *u = q + qhl;
+    if ((uint16_t)(u[2] << 8 | u[3]) != c->decap.dst_port) return 0;
+    vfp_addr a;
+    memset(&a, 0, sizeof a);
+    a.family = 4;
+    memcpy(a.bytes, q + 16, 4);
+    const int peer = peer_find(c, &a);
+    if (peer < 0) return 0;
+    /* No next-hop MTU (a router older than RFC 1191): nothing to go on. */
+    const uint32_t mtu = (uint32_t)(m[6] << 8 | m[7]);
+    if (mtu) (void)pmtu_note(w, peer, &a, mtu, now);
+    vfp_pkt__free_burst(&p, 1);
+    return 1;
+}
+
+/* The same for an ICMPv6 "packet too big" (type 2) to our VTEP: from uplink_nd. */
+static VFP_COLD int uplink_pmtu6(worker *w, vfp_pkt *p, size_t l3, uint32_t plen, uint64_t now) {
+    const dp_cfg *c = w->cfg;
+    uint8_t *ip = p->data + l3, *m = ip + 40;
+    const uint8_t *q = m + 8;
+    if (c->local.family != 6 || plen < 8 + 40 + 8 || memcmp(ip + 24, c->local.bytes, 16)) return 0;
+    if (m[0] != 2 || m[1] != 0 || vfp_icmp6__csum(ip + 8, ip + 24, m, plen) != 0) return 0;
+    if ((q[0] >> 4) != 6 || q[6] != 17 || memcmp(q + 8, c->local.bytes, 16)) return 0;
+    const uint8_t *u = q + 40;
+    if ((uint16_t)(u[2] << 8 | u[3]) != c->decap.dst_port) return 0;
+    vfp_addr a;
+    memset(&a, 0, sizeof a);
+    a.family = 6;
+    memcpy(a.bytes, q + 24, 16);
+    const int peer = peer_find(c, &a);
+    if (peer < 0) return 0;
+    const uint32_t mtu = (uint32_t)m[4] << 24 | (uint32_t)m[5] << 16 | (uint32_t)m[6] << 8 | m[7];
+    (void)pmtu_note(w, peer, &a, mtu > 65535 ? 65535 : mtu, now);
+    vfp_pkt__free_burst(&p, 1);
+    return 1;
+}
+
+/* Path MTUs that have held their time go: the tunnel's own MTU is tried again. */
+static void pmtu_expire(worker *w, uint64_t now) {
+    const dp_cfg *c = w->cfg;
+    for (uint32_t i = 0; i < c->n_peers; i++) {
+        neigh *n = neigh_slot(w, &c->peers[i].addr, 0);
+        if (!n || !n->pmtu || now < n->pmtu_until_ns) continue;
+        n->pmtu = 0;
+        w->tun[i].mtu = c->peers[i].tun.mtu;
+        __atomic_store_n(&w->st->peers[c->peers[i].slot].pmtu, 0, __ATOMIC_RELEASE);
+    }
+}
+
 /* Handles an ICMPv6 frame on the uplink (IPv6 header at l3, no extension header):
  * answers a neighbour solicitation for our VTEP, learns peers' MACs from solicitations
  * and advertisements (RFC 4861 §7.1 validity checks first), notes another host's claim
@@ -896,6 +1018,7 @@ static VFP_COLD void uplink_nd(worker *w, vfp_pkt *p, size_t l3, uint64_t now) {
     const uint8_t *d = p->data, *ip = d + l3, *m = ip + 40;
     const uint32_t plen = p->len >= l3 + 40 ? (uint32_t)(ip[4] << 8 | ip[5]) : 0;
     if (plen >= 8 && p->len >= l3 + 40 + plen && m[0] == 128 && uplink_echo6(w, p, l3, plen)) return;
+    if (plen >= 8 && p->len >= l3 + 40 + plen && m[0] == 2 && uplink_pmtu6(w, p, l3, plen, now)) return;
     int bad = c->local.family != 6 || !plen || p->len < l3 + 40 + plen || plen < 24 || ip[7] != 255 ||
               m[1] != 0 || (m[0] != 135 && m[0] != 136) || vfp_icmp6__csum(ip + 8, ip + 24, m, plen) != 0 ||
               m[8] == 0xff; /* the target is never multicast */
@@ -1109,6 +1232,9 @@ static void adopt(worker *w, const dp_cfg *c) {
             ps->family = a->family;
         }
         w->tun[i] = c->peers[i].tun;
+        /* A path MTU a router told us for this peer stays with it across epochs. */
+        const neigh *pn = neigh_slot(w, a, 0);
+        if (pn && pn->pmtu && (!w->tun[i].mtu || pn->pmtu < w->tun[i].mtu)) w->tun[i].mtu = pn->pmtu;
         w->resolved[i] = c->peers[i].mac_known;
         if (w->resolved[i]) {
             peer_mac_note(ps, w->tun[i].tmpl, 2, 0);
@@ -1545,7 +1671,7 @@ static void from_uplink(worker *w, vfp_pkt **pk, uint16_t n, uint64_t now, uint3
             w->st->drops[VFP_DP_D_OTHER_HOST]++;
             drop_free(w, c->uplink, p, VFP_DP_D_OTHER_HOST, DROP_RX);
         }
-        else if (VFP_UNLIKELY(et == 0x0800 && p->len >= l3 + 28 && d[l3 + 9] == 1) && uplink_echo4(w, p, l3)) continue;
+        else if (VFP_UNLIKELY(et == 0x0800 && p->len >= l3 + 28 && d[l3 + 9] == 1) && (uplink_echo4(w, p, l3) || uplink_pmtu4(w, p, l3, now))) continue;
         else vx[nv++] = p;
     }
     if (!nv) return;
@@ -2048,9 +2174,11 @@ static void *worker_main(void *arg) {
              * others take it from there, once a second. */
             if (dp->n_workers > 1 && now >= w->next_neigh_ns) {
                 for (uint32_t i = 0; i < c->n_peers; i++) (void)neigh_from_others(w, (int)i);
+                pmtu_from_others(w, now);
                 w->next_neigh_ns = now + 1000000000ull;
             }
             /* Learned entries age also while learning is off: they are still used. */
+            if (now >= w->next_age_ns) pmtu_expire(w, now);
             if (w->learned && now >= w->next_age_ns) {
                 w->st->aged += vfp_fdb__age(w->learned, now_s, c->age_seconds, &w->age_cursor, 4096);
                 w->st->learned_entries = vfp_fdb__count(w->learned);

@@ -70,6 +70,8 @@ typedef struct vfp_dp_peer_stats {
     uint64_t mac;               /* its underlay MAC in bytes 0–5 (memory order), byte 6: 1 resolved
                                  * (learned from ARP/ND), 2 configured, 0 not known yet */
     uint64_t resolved_ns;       /* CLOCK_MONOTONIC when the MAC was learned (0: never) */
+    uint64_t pmtu;              /* the path MTU a router reported to this worker (0: none) */
+    uint64_t pmtu_until_ns;     /* CLOCK_MONOTONIC until when it holds */
 } vfp_dp_peer_stats;
 
 /* One worker's counters. Written only by that worker; readers sum across workers and
@@ -108,6 +110,7 @@ typedef struct vfp_dp_worker_stats {
      * worker's rate limit was spent. */
     uint64_t icmp_too_big, icmp_too_big_limited;
     uint64_t echo_replies;      /* ICMP / ICMPv6 echo requests to our VTEP, answered (ping the VTEP) */
+    uint64_t pmtu_learned;      /* path MTUs to peers a router on the underlay told us (ICMP frag needed / packet too big) */
     vfp_dp_port_stats ports[VFP_DP_MAX_PORTS];
     vfp_dp_vni_stats vnis[VFP_DP_MAX_VNIS];
     vfp_dp_peer_stats peers[VFP_DP_MAX_PEERS];

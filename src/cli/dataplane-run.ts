@@ -133,7 +133,8 @@ export async function dpStatus(o: ClientOpts): Promise<void> {
     for (const p of s.peers) {
       pe.push([
         p.vtep, p.underlayMac ?? '-',
-        p.state === 'resolved' ? `resolved${p.resolvedSecondsAgo !== undefined ? ` ${p.resolvedSecondsAgo} s ago` : ''}` : p.state === 'unresolved' ? 'UNRESOLVED (no ARP/ND answer)' : p.state ?? '-',
+        (p.state === 'resolved' ? `resolved${p.resolvedSecondsAgo !== undefined ? ` ${p.resolvedSecondsAgo} s ago` : ''}` : p.state === 'unresolved' ? 'UNRESOLVED (no ARP/ND answer)' : p.state ?? '-') +
+          (p.pathMtu ? `; path MTU ${p.pathMtu} (a router's)` : ''),
         p.requests ?? 0, p.encapPkts ?? 0,
       ]);
     }

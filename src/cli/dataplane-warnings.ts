@@ -14,7 +14,7 @@ export interface StatusReply {
     vtepConflict?: { frames: number; mac: string; secondsAgo: number };
     mtu?: number; overlayMtu?: number;
   };
-  peers: { vtep: string; mac?: string; state?: string; underlayMac?: string | null; resolvedSecondsAgo?: number; requests?: number; encapPkts?: number }[];
+  peers: { vtep: string; mac?: string; state?: string; underlayMac?: string | null; resolvedSecondsAgo?: number; requests?: number; encapPkts?: number; pathMtu?: number }[];
   attachments: { representor: string; pci?: string; vni: number; mac: string; owner?: Record<string, string>; representorState?: string; why?: string; ownerGone?: boolean }[];
   workers: { cpu: number; epoch: number }[];
   ports?: { name: string; kind?: string; queues?: number; ringBytes?: number; txFull?: number; rxNombuf?: number; drops?: Record<string, number>; stackDrop?: boolean; stackDropNote?: string; csumFinished?: number; csumLeft?: number }[];

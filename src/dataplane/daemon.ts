@@ -1349,6 +1349,7 @@ export class Daemon {
         requests: Number(k?.requests ?? 0n),
         encapPkts: Number(k?.encapPkts ?? 0n),
         encapBytes: Number(k?.encapBytes ?? 0n),
+        ...(k?.pathMtu ? { pathMtu: k.pathMtu } : {}),
       };
     });
   }
@@ -1702,6 +1703,7 @@ export function prometheus(m: MetricsInput): string {
   metric('vfplane_vtep_conflict_frames_total', 'ARP/ND frames from another MAC claiming this node\'s VTEP address on the underlay (two nodes with one VTEP address, say): `dataplane status` names the last MAC.', 'counter', [[{}, c.misc.vtepConflicts ?? 0n]]);
   metric('vfplane_icmp_too_big_total', 'Pods\' packets too big for the underlay (dropped as mtu_exceeded) answered with ICMP fragmentation needed / packet too big (sent), or not for the rate limit (limited).', 'counter',
     ([['icmpTooBig', 'sent'], ['icmpTooBigLimited', 'limited']] as const).map(([k, result]) => [{ result }, c.misc[k] ?? 0n]));
+  metric('vfplane_pmtu_learned_total', 'Path MTUs to peers a router on the underlay reported to this node\'s VTEP (ICMP fragmentation needed / packet too big quoting a VXLAN packet of ours); each holds ten minutes.', 'counter', [[{}, c.misc.pmtuLearned ?? 0n]]);
   metric('vfplane_vtep_echo_replies_total', 'ICMP / ICMPv6 echo requests to this node\'s VTEP address answered by the workers (the uplink is theirs, not the host stack\'s).', 'counter', [[{}, c.misc.echoReplies ?? 0n]]);
   metric('vfplane_worker_busy_loops_total', 'Poll passes that moved packets, per worker.', 'counter', c.perWorker.map((w, i) => [{ worker: String(i), cpu: String(w.cpu) }, w.busyLoops]));
   metric('vfplane_worker_loops_total', 'Poll passes, per worker.', 'counter', c.perWorker.map((w, i) => [{ worker: String(i), cpu: String(w.cpu) }, w.loops]));

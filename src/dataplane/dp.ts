@@ -203,6 +203,9 @@ export interface PeerCounters {
   state: 'configured' | 'resolved' | 'unresolved';
   /** When it was learned, in the clock of process.hrtime.bigint() (0n: never). */
   resolvedNs: bigint;
+  /** The lowest path MTU a router reported to a worker that still holds (ICMP frag
+   *  needed / packet too big); undefined: none. */
+  pathMtu?: number;
 }
 
 export interface DpCounters {
@@ -449,6 +452,8 @@ export class DataPlane {
         cur.encapBytes += v[o + 4]!;
         cur.requests += v[o + 5]!;
         const resolvedNs = v[o + 7]!;
+        const pmtu = Number(v[o + 8] ?? 0n);
+        if (pmtu && (v[o + 9] ?? 0n) > process.hrtime.bigint() && (cur.pathMtu === undefined || pmtu < cur.pathMtu)) cur.pathMtu = pmtu;
         if (st === 2 || (st === 1 && cur.state !== 'configured' && resolvedNs >= cur.resolvedNs)) {
           cur.state = st === 2 ? 'configured' : 'resolved';
           cur.mac = formatMac(bytes, (o + 6) * 8);
