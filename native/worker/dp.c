@@ -944,6 +944,24 @@ static void pmtu_from_others(worker *w, uint64_t now) {
     }
 }
 
+/* What both families check of the quoted packet past its IP header: UDP to our VXLAN
+ * port (`udp`, the quoted UDP header), to one of our peers (`dst`, the quoted
+ * destination); then the path MTU is noted (`mtu` 0: none given) and p consumed. 1 when
+ * it was one of ours. */
+static int pmtu_quote(worker *w, vfp_pkt *p, const uint8_t *udp, const uint8_t *dst, uint8_t family, uint32_t mtu, uint64_t now) {
+    const dp_cfg *c = w->cfg;
+    if ((uint16_t)(udp[2] << 8 | udp[3]) != c->decap.dst_port) return 0;
+    vfp_addr a;
+    memset(&a, 0, sizeof a);
+    a.family = family;
+    memcpy(a.bytes, dst, family == 4 ? 4 : 16);
+    const int peer = peer_find(c, &a);
+    if (peer < 0) return 0;
+    if (mtu) (void)pmtu_note(w, peer, &a, mtu, now);
+    vfp_pkt__free_burst(&p, 1);
+    return 1;
+}
+
 /* An ICMP "fragmentation needed" (type 3 code 4) to our VTEP that quotes one of our
  * VXLAN packets (from our VTEP, UDP to our port) to a peer: that peer's path MTU. The
  * quote is checked as Linux checks it (icmp_unreach → udp_err finds the socket by the
@@ -960,19 +978,8 @@ static VFP_COLD int uplink_pmtu4(worker *w, vfp_pkt *p, size_t l3, uint64_t now)
     if (m[0] != 3 || m[1] != 4 || vfp_csum__fold(vfp_csum__partial(m, tot - hl, 0)) != 0xffff) return 0;
     const uint32_t qhl = 4u * (q[0] & 0x0f);
     if ((q[0] >> 4) != 4 || qhl < 20 || tot < hl + 8 + qhl + 8 || q[9] != 17 || memcmp(q + 12, c->local.bytes, 4)) return 0;
-    const uint8_t *u = q + qhl;
-    if ((uint16_t)(u[2] << 8 | u[3]) != c->decap.dst_port) return 0;
-    vfp_addr a;
-    memset(&a, 0, sizeof a);
-    a.family = 4;
-    memcpy(a.bytes, q + 16, 4);
-    const int peer = peer_find(c, &a);
-    if (peer < 0) return 0;
-    /* No next-hop MTU (a router older than RFC 1191): nothing to go on. */
-    const uint32_t mtu = (uint32_t)(m[6] << 8 | m[7]);
-    if (mtu) (void)pmtu_note(w, peer, &a, mtu, now);
-    vfp_pkt__free_burst(&p, 1);
-    return 1;
+    /* No next-hop MTU (0: a router older than RFC 1191): nothing to go on. */
+    return pmtu_quote(w, p, q + qhl, q + 16, 4, (uint32_t)(m[6] << 8 | m[7]), now);
 }
 
 /* The same for an ICMPv6 "packet too big" (type 2) to our VTEP: from uplink_nd. */
@@ -983,18 +990,8 @@ static VFP_COLD int uplink_pmtu6(worker *w, vfp_pkt *p, size_t l3, uint32_t plen
     if (c->local.family != 6 || plen < 8 + 40 + 8 || memcmp(ip + 24, c->local.bytes, 16)) return 0;
     if (m[0] != 2 || m[1] != 0 || vfp_icmp6__csum(ip + 8, ip + 24, m, plen) != 0) return 0;
     if ((q[0] >> 4) != 6 || q[6] != 17 || memcmp(q + 8, c->local.bytes, 16)) return 0;
-    const uint8_t *u = q + 40;
-    if ((uint16_t)(u[2] << 8 | u[3]) != c->decap.dst_port) return 0;
-    vfp_addr a;
-    memset(&a, 0, sizeof a);
-    a.family = 6;
-    memcpy(a.bytes, q + 24, 16);
-    const int peer = peer_find(c, &a);
-    if (peer < 0) return 0;
     const uint32_t mtu = (uint32_t)m[4] << 24 | (uint32_t)m[5] << 16 | (uint32_t)m[6] << 8 | m[7];
-    (void)pmtu_note(w, peer, &a, mtu > 65535 ? 65535 : mtu, now);
-    vfp_pkt__free_burst(&p, 1);
-    return 1;
+    return pmtu_quote(w, p, q + 40, q + 24, 6, mtu > 65535 ? 65535 : mtu, now);
 }
 
 /* Path MTUs that have held their time go: the tunnel's own MTU is tried again. */
