@@ -163,9 +163,7 @@ export async function main(env: NodeJS.ProcessEnv = process.env, io: MainIo = pr
     }
 
     // A logFile outside the log directories, or where others than root may write, is not
-    // opened (paths.ts): ADD, CHECK, STATUS and GC refuse the config, after its logger (on
-    // stderr) is made to say so; DEL logs on stderr and goes on (a DEL that fails is retried
-    // for ever, its pod stuck terminating).
+    // opened (paths.ts): the lines go to stderr, with a warning saying why.
     const { whyNotLogFile } = await import('./paths.js');
     const logRefused = conf.logFile ? whyNotLogFile(conf.logFile, env) : null;
     const { createLogger } = await import('./log.js');
@@ -181,10 +179,9 @@ export async function main(env: NodeJS.ProcessEnv = process.env, io: MainIo = pr
         ...(cniEnv.netns ? { netns: cniEnv.netns } : {}),
       },
     });
-    if (logRefused) {
-      if (cniEnv.command !== 'DEL') throw new CniError(ERR.INVALID_CONFIG, logRefused);
-      log.warning(`${logRefused}; logging to stderr`);
-    }
+    // Said, not refused: a log that cannot be written must not fail the pod (Ubuntu's
+    // /var/log is root:syslog 0775, which the rule does not take as root's alone).
+    if (logRefused) log.warning(`${logRefused}; logging to stderr (the runtime's log) instead`);
     phases.mark('config');
     const ctx: CniContext = { env: cniEnv, conf, raw, stdin: text, log, phases, stderr: (c) => io.stderr(c.toString('utf8')) };
     log.debug('called', { args: cniEnv.args, deviceID: conf.effective.deviceID });

@@ -26,6 +26,11 @@ export function logDirs(env: NodeJS.ProcessEnv = process.env): string[] {
 
 /** Why the plugin will not write `file` as its log, or null. */
 export function whyNotLogFile(file: string, env: NodeJS.ProcessEnv = process.env): string | null {
+  // Exactly the path that is opened: a ".." after a symlink is resolved by the kernel
+  // against the symlink's target, not as path.normalize reads it.
+  if (!path.isAbsolute(file) || file.split('/').includes('..') || file.includes('\0')) {
+    return `logFile ${JSON.stringify(file)} is not an absolute path without "..": the plugin does not write it`;
+  }
   const f = path.normalize(file);
   const dirs = logDirs(env);
   if (!dirs.some((d) => f.startsWith(d === '/' ? '/' : `${d}/`) && f.length > d.length + 1)) {
@@ -64,13 +69,25 @@ export function refusedPaths(conf: { stateDir?: string; sysfsRoot?: string; pool
     const why = whyUntrusted(conf.stateDir, 'directory', true);
     if (why) out.push({ field: 'stateDir', why: `stateDir ${conf.stateDir}: ${why}; an allocation store there could be forged or changed by someone other than root: use ${rootOnly}, like /var/lib/vfplane/<network>` });
   }
-  if (conf.sysfsRoot && fs.existsSync(conf.sysfsRoot) && fs.realpathSync(conf.sysfsRoot) !== '/sys') {
+  // Checked whether or not it exists now: one missing at the check and there at the use
+  // (renamed in and out by its owner) was never checked (helper-70). Missing, it must be
+  // where only root could make it (a simulated NIC destroyed under its pods: DEL goes on).
+  const real = (p: string) => {
+    try {
+      return fs.realpathSync(p);
+    } catch {
+      return null;
+    }
+  };
+  if (conf.sysfsRoot && real(conf.sysfsRoot) !== '/sys') {
     const marker = path.join(conf.sysfsRoot, SIM_MARKER);
-    const why = whyUntrusted(conf.sysfsRoot, 'directory') ?? (fs.existsSync(marker) ? whyUntrusted(marker, 'regular file') : `${conf.sysfsRoot} is not a tree \`vfplane sim create\` made (no ${SIM_MARKER})`);
+    const why = !fs.existsSync(conf.sysfsRoot)
+      ? whyUntrusted(conf.sysfsRoot, 'directory', true)
+      : whyUntrusted(conf.sysfsRoot, 'directory') ?? (fs.existsSync(marker) ? whyUntrusted(marker, 'regular file') : `${conf.sysfsRoot} is not a tree \`vfplane sim create\` made (no ${SIM_MARKER})`);
     if (why) out.push({ field: 'sysfsRoot', why: `sysfsRoot ${conf.sysfsRoot}: ${why}; the plugin moves and configures the netdevs a sysfs tree names: leave sysfsRoot out (the host's /sys), or name a simulated NIC made by \`vfplane sim create --root\` in ${rootOnly}` });
   }
-  if (conf.poolsFile && fs.existsSync(conf.poolsFile)) {
-    const why = whyUntrusted(conf.poolsFile, 'regular file');
+  if (conf.poolsFile) {
+    const why = whyUntrusted(conf.poolsFile, 'regular file', true);
     if (why) out.push({ field: 'poolsFile', why: `poolsFile ${conf.poolsFile}: ${why}; pool definitions decide which VFs a pod may take: keep them in ${rootOnly}, like /var/lib/vfplane/pools.json` });
   }
   if (conf.vxlan?.socket) {

@@ -675,6 +675,22 @@ export class Daemon {
   /** attachNow, and the MTU advice for the reply (the request's client should see it,
    *  not only the daemon's log), and the largest pod MTU the overlay carries when the
    *  underlay's MTU is known. */
+  /** A representor's port. One detached a moment ago (a pod's DEL, then the next pod's
+   *  ADD on the same VF) may still have its AF_XDP socket closing (the kernel releases it
+   *  a grace period later, often later in SKB mode): its queue reads busy until then, and
+   *  the attach failed (helper-70: 63 of 200 immediate re-attaches). Tried again for up
+   *  to a second; a queue another AF_XDP user holds stays refused, with its error. */
+  private async openRepresentorPort(representor: string, netns: string | undefined): Promise<PortInfo> {
+    for (const until = Date.now() + 1000; ;) {
+      try {
+        return this.dp!.openPort(this.podBackend, this.portOpts(representor, netns, 'representor'), representor);
+      } catch (e) {
+        if (!/Device or resource busy/.test((e as Error).message) || Date.now() > until) throw e;
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    }
+  }
+
   /**
    * The underlay MTU the overlay counts on (pods told it by ICMP too big, their MTU
    * advice, the engine's mtu_exceeded check) is what the uplink's port carries, not only
@@ -810,7 +826,7 @@ export class Daemon {
     const unraise = () => (raisedFrom === undefined ? undefined : netRun(a.netns ?? null, [{ op: 'set', name: a.representor, mtu: raisedFrom }]).catch(() => undefined));
     let port: PortInfo;
     try {
-      port = this.dp!.openPort(this.podBackend, this.portOpts(a.representor, a.netns, 'representor'), a.representor);
+      port = await this.openRepresentorPort(a.representor, a.netns);
     } catch (e) {
       await claiming.then((c) => releaseNetdev(this.claims, c), unraise);
       throw e;
@@ -825,6 +841,14 @@ export class Daemon {
     }
     this.noteStackDrop(port.slot, a.representor);
     if (claimed.note) this.log.info(`${a.representor}: ${claimed.note}`);
+    // A pod interface over what its representor's port carries (an AF_XDP port: one UMEM
+    // frame) loses its larger frames there, before the engine: no ICMP too big is sent
+    // for them (they are counted as the port's rx_oversize). Said, with the fix.
+    if (port.maxFrame && podMtu && podMtu + 14 > port.maxFrame) {
+      const w = `the pod interface of ${a.representor} has MTU ${podMtu}, but its ${port.backend} port carries frames of at most ${port.maxFrame} bytes: the pod's packets over ${port.maxFrame - 14} bytes are lost at the port (rx_oversize), and no ICMP too big tells it; give the pod an MTU ≤ ${port.maxFrame - 14} (CNI "mtu"), or use the afpacket backend for jumbo pods`;
+      this.log.warn(w);
+      mtuWarning = mtuWarning ? `${mtuWarning}; ${w}` : w;
+    }
     // Released while the port was being opened: nothing may forward for it.
     if (this.notHeld([a]).length) {
       this.dp!.removePort(port.slot);

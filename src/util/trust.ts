@@ -32,6 +32,10 @@ function isKind(st: fs.Stats, kind: EntryKind): boolean {
 export function whyUntrusted(p: string, kind: EntryKind, missingOk = false, hops = 0): string | null {
   if (hops > 16) return `${p}: too many levels of symbolic links`;
   const parts = path.normalize(p).split('/').filter(Boolean);
+  // /proc's links (/proc/PID/root, /proc/PID/cwd, /proc/self/fd/N) lead into another
+  // process's mount namespace or to an open file, not where their text says: a path
+  // through them, or a symlink that leads there, is never root's alone (helper-70).
+  if (parts[0] === 'proc') return `${p} goes through /proc, whose links lead into other processes' views of the filesystem`;
   let cur = '/';
   let st = fs.lstatSync('/');
   if (!ownersOk(st)) return `/ belongs to uid ${st.uid}`;
