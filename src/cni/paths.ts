@@ -53,6 +53,21 @@ export function whyNotLogFile(file: string, env: NodeJS.ProcessEnv = process.env
   return why ? `logFile ${file} is not written: ${why}; use a file in a directory only root may write` : null;
 }
 
+/** Why a sysfs tree a network config names is not taken (null: /sys, or a simulated
+ *  NIC's tree that is root's alone). Run where the tree is opened, just before. */
+export function sysfsRootRefusal(root: string): string | null {
+  let real: string;
+  try {
+    real = fs.realpathSync(root);
+  } catch (e) {
+    return `sysfsRoot ${root}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`;
+  }
+  if (real === '/sys') return null;
+  const marker = path.join(root, SIM_MARKER);
+  const why = whyUntrusted(root, 'directory') ?? (fs.existsSync(marker) ? whyUntrusted(marker, 'regular file') : `${root} is not a tree \`vfplane sim create\` made (no ${SIM_MARKER})`);
+  return why ? `sysfsRoot ${root}: ${why}; the plugin moves and configures the netdevs a sysfs tree names: leave sysfsRoot out (the host's /sys), or name a simulated NIC made by \`vfplane sim create --root\` in a directory only root may write` : null;
+}
+
 export interface PathRefusal {
   field: string;
   why: string;
@@ -69,22 +84,13 @@ export function refusedPaths(conf: { stateDir?: string; sysfsRoot?: string; pool
     const why = whyUntrusted(conf.stateDir, 'directory', true);
     if (why) out.push({ field: 'stateDir', why: `stateDir ${conf.stateDir}: ${why}; an allocation store there could be forged or changed by someone other than root: use ${rootOnly}, like /var/lib/vfplane/<network>` });
   }
-  // Checked whether or not it exists now: one missing at the check and there at the use
-  // (renamed in and out by its owner) was never checked (helper-70). Missing, it must be
-  // where only root could make it (a simulated NIC destroyed under its pods: DEL goes on).
-  const real = (p: string) => {
-    try {
-      return fs.realpathSync(p);
-    } catch {
-      return null;
-    }
-  };
-  if (conf.sysfsRoot && real(conf.sysfsRoot) !== '/sys') {
-    const marker = path.join(conf.sysfsRoot, SIM_MARKER);
-    const why = !fs.existsSync(conf.sysfsRoot)
-      ? whyUntrusted(conf.sysfsRoot, 'directory', true)
-      : whyUntrusted(conf.sysfsRoot, 'directory') ?? (fs.existsSync(marker) ? whyUntrusted(marker, 'regular file') : `${conf.sysfsRoot} is not a tree \`vfplane sim create\` made (no ${SIM_MARKER})`);
-    if (why) out.push({ field: 'sysfsRoot', why: `sysfsRoot ${conf.sysfsRoot}: ${why}; the plugin moves and configures the netdevs a sysfs tree names: leave sysfsRoot out (the host's /sys), or name a simulated NIC made by \`vfplane sim create --root\` in ${rootOnly}` });
+  // A sysfsRoot missing now is a simulated NIC destroyed under its pods (DEL releases
+  // their VFs without reading it); one present is checked here, and again where the
+  // tree is opened (sysfsRootRefusal), so that one renamed in between is not read
+  // unchecked (helper-70 moved a host veth into a pod that way).
+  if (conf.sysfsRoot && fs.existsSync(conf.sysfsRoot)) {
+    const why = sysfsRootRefusal(conf.sysfsRoot);
+    if (why) out.push({ field: 'sysfsRoot', why });
   }
   if (conf.poolsFile) {
     const why = whyUntrusted(conf.poolsFile, 'regular file', true);

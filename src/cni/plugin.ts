@@ -26,7 +26,7 @@ import type { CniDns, CniResult } from './result.js';
 import type { NetConf, VxlanConf } from './conf.js';
 import { execIpam, findPlugin, ipamDelFor as ipamDelForHolder, type IpamCommand, type IpamRecord } from './ipam.js';
 import { deviceInfoPath, removeDeviceInfo, writeDeviceInfo } from './devinfo.js';
-import { refusedPaths } from './paths.js';
+import { refusedPaths, sysfsRootRefusal } from './paths.js';
 import { detachFromOverlay, isRefusal, overlayAttachRequest, request as dataplaneRequest, socketPath } from '../dataplane/control.js';
 
 type Mode = 'kernel' | 'dpdk';
@@ -103,6 +103,12 @@ async function openAll(ctx: CniContext, goneOk = false): Promise<{ sysfs: Sysfs;
     }
     throw new CniError(ERR.INVALID_CONFIG, `sysfsRoot ${root} does not exist`,
       'leave sysfsRoot out of the network config (the host\'s /sys), or name a tree made by `vfplane sim create`');
+  }
+  // Checked again where it is opened: one absent at the config's check and renamed in
+  // since was never checked (refusedPaths skips a missing one: a destroyed simulator).
+  if (ctx.conf.sysfsRoot) {
+    const why = sysfsRootRefusal(root);
+    if (why) throw new CniError(ERR.INVALID_CONFIG, why);
   }
   if (!serving) return { sysfs: await openSysfs(root), store: AllocStore.open(dir, { sysfsRoot: root }) };
   const sysId = fileId(path.join(root, SIM_MARKER));
