@@ -24,7 +24,8 @@
 static const char *const drop_names[VFP_DP_D__COUNT] = {
     "no_attachment", "no_peer", "neigh_unresolved", "no_local_port", "hairpin",
     "tx_full", "no_buffer", "arp_other", "spoofed", "nd_other", "handoff_full", "handoff_stale",
-    "bad_src_mac", "static_elsewhere", "no_destination", "other_host",
+    "bad_src_mac", "static_elsewhere", "no_destination", "other_host", "reasm_timeout", "reasm_overlap",
+    "reasm_invalid",
 };
 _Static_assert(sizeof drop_names / sizeof drop_names[0] == VFP_DP_D__COUNT, "a name for every drop reason");
 
@@ -222,6 +223,27 @@ typedef struct neigh {
     uint64_t last_req_ns;
 } neigh;
 
+/* A VXLAN packet to our VTEP that came in fragments (a router on a smaller hop split it:
+ * the tunnel's df unset, the kernel's default), being put together again in a scratch
+ * buffer: the payload at the buffer's data, the first fragment's Ethernet and IP headers
+ * in the headroom before it. Each 8-byte unit held is a bit, so an overlap is seen
+ * (RFC 5722: the whole datagram dropped, as Linux drops IPv4 ones too) and a repeated
+ * fragment (a duplicate on the wire) is only a repeat. */
+#define REASM_SLOTS 16
+#define REASM_MAX 9216                    /* payload bytes: a jumbo underlay's packet */
+#define REASM_TIMEOUT_NS 30000000000ull   /* Linux's ipfrag_time */
+typedef struct reasm {
+    vfp_pkt *buf;         /* NULL: a free slot */
+    uint64_t start_ns;
+    uint32_t id;
+    uint8_t family, ce;   /* ce: a fragment came marked CE (RFC 3168 §5.3) */
+    uint8_t src[16], dst[16];
+    uint16_t hdr_len;     /* the first fragment's header bytes before the payload (0: not here yet) */
+    uint32_t total;       /* the payload's length, once the last fragment came (0: not yet) */
+    uint32_t have;        /* payload bytes held */
+    uint64_t units[(REASM_MAX / 8 + 63) / 64];
+} reasm;
+
 struct vfp_dp;
 struct lring;
 struct hring;
@@ -319,6 +341,7 @@ typedef struct worker {
     uint64_t last_mld_ns;
     uint64_t rng;          /* splitmix64 state: an MLD answer's random delay */
     pool pool;
+    reasm rs[REASM_SLOTS]; /* fragmented VXLAN packets being put together (cold) */
     /* per-epoch working copies */
     vfp_tunnel tun[VFP_DP_MAX_PEERS];
     uint8_t resolved[VFP_DP_MAX_PEERS];
@@ -992,6 +1015,176 @@ static VFP_COLD int uplink_pmtu6(worker *w, vfp_pkt *p, size_t l3, uint32_t plen
     if ((q[0] >> 4) != 6 || q[6] != 17 || memcmp(q + 8, c->local.bytes, 16)) return 0;
     const uint32_t mtu = (uint32_t)m[4] << 24 | (uint32_t)m[5] << 16 | (uint32_t)m[6] << 8 | m[7];
     return pmtu_quote(w, p, q + 40, q + 24, 6, mtu > 65535 ? 65535 : mtu, now);
+}
+
+/* ------------------------------------------------ fragmented VXLAN packets */
+
+static VFP_COLD void reasm_drop(worker *w, reasm *r, unsigned reason) {
+    count_port_drop(w, w->cfg->uplink, reason, 1);
+    vfp_pkt__free_burst(&r->buf, 1);
+    r->buf = NULL;
+}
+
+/* Datagrams that were not whole within their time give their buffers back. */
+static VFP_COLD void reasm_expire(worker *w, uint64_t now) {
+    for (unsigned i = 0; i < REASM_SLOTS; i++)
+        if (w->rs[i].buf && now - w->rs[i].start_ns > REASM_TIMEOUT_NS) reasm_drop(w, &w->rs[i], VFP_DP_D_REASM_TIMEOUT);
+}
+
+/* Sets units [a, b) of r; returns how many of them were set already. */
+static unsigned reasm_mark(reasm *r, uint32_t a, uint32_t b) {
+    unsigned had = 0;
+    for (uint32_t u = a; u < b; u++) {
+        const uint64_t bit = 1ull << (u & 63);
+        had += (r->units[u >> 6] & bit) != 0;
+        r->units[u >> 6] |= bit;
+    }
+    return had;
+}
+
+/* One fragment of the datagram (family, src, dst, id): `len` payload bytes at offset
+ * `off` (`pl`), `more` unless it is the last, `ce` if it came marked CE; `hdr` (`hdr_len`
+ * bytes: Ethernet and the IP header without the fragment's own) when it is the first.
+ * Returns the whole packet (a scratch buffer; its IP header is the caller's to fix, with
+ * *ce_out whether any fragment was marked CE) when this fragment completed it, else NULL.
+ * The fragment's own buffer stays the caller's. */
+static VFP_COLD vfp_pkt *reasm_add(worker *w, uint8_t family, const uint8_t *src, const uint8_t *dst, uint32_t id,
+                                   const uint8_t *hdr, uint32_t hdr_len, const uint8_t *pl, uint32_t off, uint32_t len,
+                                   int more, int ce, uint8_t *ce_out, uint64_t now) {
+    const unsigned alen = family == 4 ? 4 : 16;
+    reasm *r = NULL, *free_r = NULL, *oldest = NULL;
+    for (unsigned i = 0; i < REASM_SLOTS; i++) {
+        reasm *x = &w->rs[i];
+        if (x->buf && now - x->start_ns > REASM_TIMEOUT_NS) reasm_drop(w, x, VFP_DP_D_REASM_TIMEOUT);
+        if (!x->buf) {
+            if (!free_r) free_r = x;
+            continue;
+        }
+        if (x->family == family && x->id == id && !memcmp(x->src, src, alen) && !memcmp(x->dst, dst, alen)) {
+            r = x;
+            break;
+        }
+        if (!oldest || x->start_ns < oldest->start_ns) oldest = x;
+    }
+    if (!r) {
+        /* Every slot busy: the oldest, the least likely to be finished, makes room. */
+        if (!free_r) reasm_drop(w, oldest, VFP_DP_D_REASM_TIMEOUT), free_r = oldest;
+        vfp_pkt *b = pool_get(&w->pool);
+        if (!b) {
+            count_port_drop(w, w->cfg->uplink, VFP_DP_D_NO_BUFFER, 1);
+            return NULL;
+        }
+        r = free_r;
+        memset(r, 0, sizeof *r);
+        r->buf = b;
+        r->start_ns = now;
+        r->family = family;
+        r->id = id;
+        memcpy(r->src, src, alen);
+        memcpy(r->dst, dst, alen);
+    }
+    w->st->reasm_fragments++;
+    const uint32_t cap = w->pool.buf_size - w->pool.headroom < REASM_MAX ? w->pool.buf_size - w->pool.headroom : REASM_MAX;
+    const uint32_t end = off + len;
+    /* A middle fragment ends on an 8-byte boundary; none goes past the last one's end;
+     * the last one says where the end is once. */
+    if ((more && (!len || (len & 7))) || end > cap || (r->total && end > r->total) || (!more && r->total && end != r->total)) {
+        reasm_drop(w, r, VFP_DP_D_REASM_INVALID);
+        return NULL;
+    }
+    if (!more && !r->total) {
+        /* Nothing held may lie past the end it names. */
+        for (uint32_t u = (end + 7) >> 3; u < REASM_MAX / 8; u++)
+            if (r->units[u >> 6] & (1ull << (u & 63))) {
+                reasm_drop(w, r, VFP_DP_D_REASM_INVALID);
+                return NULL;
+            }
+        r->total = end;
+    }
+    if (len) {
+        const uint32_t a = off >> 3, b = (end + 7) >> 3;
+        const unsigned had = reasm_mark(r, a, b);
+        if (had == b - a) return NULL; /* a repeat: nothing new */
+        if (had) {
+            reasm_drop(w, r, VFP_DP_D_REASM_OVERLAP);
+            return NULL;
+        }
+        memcpy(r->buf->data + off, pl, len);
+        r->have += len;
+    }
+    if (off == 0) {
+        memcpy(r->buf->data - hdr_len, hdr, hdr_len);
+        r->hdr_len = (uint16_t)hdr_len;
+    }
+    r->ce |= (uint8_t)ce;
+    if (!r->hdr_len || !r->total || r->have != r->total) return NULL;
+    vfp_pkt *b = r->buf;
+    r->buf = NULL;
+    b->data -= r->hdr_len;
+    b->headroom -= r->hdr_len;
+    b->len = r->hdr_len + r->total;
+    b->port = w->cfg->uplink;
+    w->st->reasm_datagrams++;
+    *ce_out = r->ce;
+    return b;
+}
+
+/* Where the IP header of a frame starts: after one 802.1Q tag, if there is one (as
+ * from_uplink reads it). */
+static size_t l3_of(const uint8_t *d) { return d[12] == 0x81 && d[13] == 0x00 ? 18 : 14; }
+
+/* An IPv4 fragment (from from_uplink: offset or MF set) of a UDP packet to our VTEP,
+ * taken for reassembly: NULL when held (or dropped: counted), the whole packet when it
+ * was the last one missing, its header made a whole packet's; p itself, untouched, when
+ * it is not one of ours (decap drops it, ip_fragment). */
+static VFP_COLD vfp_pkt *uplink_frag4(worker *w, vfp_pkt *p, size_t l3, uint64_t now) {
+    const dp_cfg *c = w->cfg;
+    const uint8_t *ip = p->data + l3;
+    const uint32_t hl = 4u * (ip[0] & 0x0f), tot = (uint32_t)(ip[2] << 8 | ip[3]);
+    if ((ip[0] >> 4) != 4 || hl < 20 || tot < hl || l3 + tot > p->len || ip[9] != 17 || c->local.family != 4 ||
+        memcmp(ip + 16, c->local.bytes, 4) || !vfp_csum__ipv4_ok(ip, hl))
+        return p;
+    const uint32_t fo = (uint32_t)(ip[6] << 8 | ip[7]);
+    uint8_t ce = 0;
+    vfp_pkt *whole = reasm_add(w, 4, ip + 12, ip + 16, (uint32_t)(ip[4] << 8 | ip[5]), p->data, (uint32_t)(l3 + hl), ip + hl,
+                               (fo & 0x1fff) * 8u, tot - hl, (fo & 0x2000) != 0, (ip[1] & 3) == 3, &ce, now);
+    vfp_pkt__free_burst(&p, 1);
+    if (!whole) return NULL;
+    uint8_t *wip = whole->data + l3_of(whole->data);
+    const uint32_t wtot = whole->len - (uint32_t)(wip - whole->data);
+    wip[2] = (uint8_t)(wtot >> 8);
+    wip[3] = (uint8_t)wtot;
+    wip[6] &= 0x40; /* DF stays; the offset and MF go */
+    wip[7] = 0;
+    if (ce && (wip[1] & 3)) wip[1] |= 3;
+    wip[10] = wip[11] = 0;
+    const uint16_t hc = (uint16_t)~vfp_csum__fold(vfp_csum__partial(wip, 4u * (wip[0] & 0x0f), 0));
+    memcpy(wip + 10, &hc, 2);
+    return whole;
+}
+
+/* The same for IPv6: a fragment header (44) right after the fixed header, over UDP. */
+static VFP_COLD vfp_pkt *uplink_frag6(worker *w, vfp_pkt *p, size_t l3, uint64_t now) {
+    const dp_cfg *c = w->cfg;
+    const uint8_t *ip = p->data + l3, *fh = ip + 40;
+    const uint32_t plen = (uint32_t)(ip[4] << 8 | ip[5]);
+    if ((ip[0] >> 4) != 6 || plen < 8 || l3 + 40 + plen > p->len || fh[0] != 17 || c->local.family != 6 ||
+        memcmp(ip + 24, c->local.bytes, 16))
+        return p;
+    const uint32_t fo = (uint32_t)(fh[2] << 8 | fh[3]);
+    const uint32_t id = (uint32_t)fh[4] << 24 | (uint32_t)fh[5] << 16 | (uint32_t)fh[6] << 8 | fh[7];
+    uint8_t ce = 0;
+    vfp_pkt *whole = reasm_add(w, 6, ip + 8, ip + 24, id, p->data, (uint32_t)(l3 + 40), fh + 8, fo & 0xfff8, plen - 8,
+                               fo & 1, ((ip[1] >> 4) & 3) == 3, &ce, now);
+    vfp_pkt__free_burst(&p, 1);
+    if (!whole) return NULL;
+    uint8_t *wip = whole->data + l3_of(whole->data);
+    const uint32_t wplen = whole->len - (uint32_t)(wip - whole->data) - 40;
+    wip[4] = (uint8_t)(wplen >> 8);
+    wip[5] = (uint8_t)wplen;
+    wip[6] = 17;
+    if (ce && ((wip[1] >> 4) & 3)) wip[1] |= 0x30;
+    return whole;
 }
 
 /* Path MTUs that have held their time go: the tunnel's own MTU is tried again. */
@@ -1669,6 +1862,15 @@ static void from_uplink(worker *w, vfp_pkt **pk, uint16_t n, uint64_t now, uint3
             drop_free(w, c->uplink, p, VFP_DP_D_OTHER_HOST, DROP_RX);
         }
         else if (VFP_UNLIKELY(et == 0x0800 && p->len >= l3 + 28 && d[l3 + 9] == 1) && (uplink_echo4(w, p, l3) || uplink_pmtu4(w, p, l3, now))) continue;
+        /* A fragment: put together with the others first (a router on a smaller hop
+         * split a packet the tunnel sent with DF unset), as the kernel's IP input does
+         * before its vxlan socket sees it. */
+        else if (VFP_UNLIKELY(et == 0x0800 && p->len >= l3 + 20 && ((d[l3 + 6] & 0x3f) | d[l3 + 7]))) {
+            if ((p = uplink_frag4(w, p, l3, now))) vx[nv++] = p;
+        }
+        else if (VFP_UNLIKELY(et == 0x86dd && p->len >= l3 + 48 && d[l3 + 6] == 44)) {
+            if ((p = uplink_frag6(w, p, l3, now))) vx[nv++] = p;
+        }
         else vx[nv++] = p;
     }
     if (!nv) return;
@@ -2175,7 +2377,7 @@ static void *worker_main(void *arg) {
                 w->next_neigh_ns = now + 1000000000ull;
             }
             /* Learned entries age also while learning is off: they are still used. */
-            if (now >= w->next_age_ns) pmtu_expire(w, now);
+            if (now >= w->next_age_ns) pmtu_expire(w, now), reasm_expire(w, now);
             if (w->learned && now >= w->next_age_ns) {
                 w->st->aged += vfp_fdb__age(w->learned, now_s, c->age_seconds, &w->age_cursor, 4096);
                 w->st->learned_entries = vfp_fdb__count(w->learned);

@@ -40,6 +40,10 @@ enum vfp_dp_drop {
     VFP_DP_D_STATIC_ELSEWHERE,  /* a decapsulated frame from a MAC a static FDB entry puts behind another VTEP */
     VFP_DP_D_NO_DESTINATION,    /* a pod's flooded frame with no other local pod and no remote VTEP to go to */
     VFP_DP_D_OTHER_HOST,        /* an IP frame on the uplink to another host's unicast MAC (the kernel's PACKET_OTHERHOST) */
+    VFP_DP_D_REASM_TIMEOUT,     /* a fragmented VXLAN packet not whole within 30 s, or put out by a newer one (per datagram) */
+    VFP_DP_D_REASM_OVERLAP,     /* a fragmented VXLAN packet with overlapping fragments (RFC 5722; per datagram) */
+    VFP_DP_D_REASM_INVALID,     /* a fragment whose offsets or lengths cannot be (a middle one not a multiple of 8 bytes,
+                                 * past the end the last one set), or a datagram bigger than a scratch buffer */
     VFP_DP_D__COUNT
 };
 const char *vfp_dp_drop__name(unsigned d);
@@ -111,6 +115,8 @@ typedef struct vfp_dp_worker_stats {
     uint64_t icmp_too_big, icmp_too_big_limited;
     uint64_t echo_replies;      /* ICMP / ICMPv6 echo requests to our VTEP, answered (ping the VTEP) */
     uint64_t pmtu_learned;      /* path MTUs to peers a router on the underlay told us (ICMP frag needed / packet too big) */
+    uint64_t reasm_fragments;   /* fragments of VXLAN packets to our VTEP taken in for reassembly */
+    uint64_t reasm_datagrams;   /* VXLAN packets made whole again from them, then decapsulated */
     vfp_dp_port_stats ports[VFP_DP_MAX_PORTS];
     vfp_dp_vni_stats vnis[VFP_DP_MAX_VNIS];
     vfp_dp_peer_stats peers[VFP_DP_MAX_PEERS];
