@@ -25,6 +25,7 @@ function issueMessage(i: z.core.$ZodIssue, input: unknown, whole: string, schema
   const where = path || whole;
   const known = i.code === 'unrecognized_keys' && schema ? fieldsAt(schema, i.path) : null;
   if (i.code === 'unrecognized_keys' && known) {
+    if (!known.length) return `${where ? `${where}: ` : ''}unknown field${i.keys.length > 1 ? 's' : ''} ${i.keys.map((k) => `"${k}"`).join(', ')}: ${where || 'it'} takes no fields`;
     return `${where ? `${where}: ` : ''}unknown field${i.keys.length > 1 ? 's' : ''} ${withGuesses(i.keys, known)}; ${where || 'the top level'} has ${known.join(', ')}`;
   }
   let got: unknown = input;
