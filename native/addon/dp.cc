@@ -117,7 +117,7 @@ bool OptString(Napi::Env env, Napi::Value obj, const char *key, std::string *out
   return true;
 }
 
-// dpCreate({workers, cpus?, burst?, idleSpins?, idleSleepUs?, learnCapacity?, learnPerVni?, scratchBufs?, headroom?})
+// dpCreate({workers, cpus?, burst?, idleSpins?, idleSleepUs?, learnCapacity?, learnPerVni?, neighReachableMs?, scratchBufs?, headroom?})
 Napi::Value DpCreate(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   Napi::Value o = info[0];
@@ -132,6 +132,7 @@ Napi::Value DpCreate(const Napi::CallbackInfo &info) {
       !OptUint(env, o, "idleSleepUs", 0, 1e7, &opts.idle_sleep_us) ||
       !OptUint(env, o, "learnCapacity", 16, 1 << 24, &opts.learn_capacity) ||
       !OptUint(env, o, "learnPerVni", 0, 1 << 24, &opts.learn_per_vni) ||
+      !OptUint(env, o, "neighReachableMs", 1000, 3600000, &opts.neigh_reachable_ms) ||
       !OptUint(env, o, "scratchBufs", 16, 1 << 20, &opts.scratch_bufs) ||
       !OptUint(env, o, "headroom", 64, 1024, &opts.headroom))
     return Napi::Value();
@@ -490,6 +491,8 @@ Napi::Value DpCommit(const Napi::CallbackInfo &info) {
       memcpy(p.mac, mac, 6);
       p.mac_known = 1;
     }
+    if (!GetProp(env, e, "via", &f)) return Napi::Value();
+    if (Has(f) && !ToAddr(env, f, n + ".via", &p.via)) return Napi::Value();
     peers.push_back(p);
   }
   std::vector<vfp_dp_att_spec> atts;
@@ -623,7 +626,7 @@ Napi::Value DpStatsLayout(const Napi::CallbackInfo &info) {
   F("destCacheHits", dest_cache_hits); F("destCacheMisses", dest_cache_misses); F("destCacheBypassed", dest_cache_bypassed);
   F("srcCacheHits", src_cache_hits); F("srcCacheMisses", src_cache_misses); F("srcCacheBypassed", src_cache_bypassed);
   F("icmpTooBig", icmp_too_big); F("icmpTooBigLimited", icmp_too_big_limited); F("echoReplies", echo_replies); F("pmtuLearned", pmtu_learned);
-  F("reasmFragments", reasm_fragments); F("reasmDatagrams", reasm_datagrams);
+  F("reasmFragments", reasm_fragments); F("reasmDatagrams", reasm_datagrams); F("neighProbes", neigh_probes); F("announcements", announcements);
 #undef F
   r.Set("fields", misc);
   r.Set("ports", W(offsetof(vfp_dp_worker_stats, ports)));
@@ -634,7 +637,7 @@ Napi::Value DpStatsLayout(const Napi::CallbackInfo &info) {
   r.Set("vniFields", Names(env, {"vni", "encapPkts", "encapBytes", "decapPkts", "decapBytes", "floodPkts", "localPkts", "drops"}));
   r.Set("peers", W(offsetof(vfp_dp_worker_stats, peers)));
   r.Set("peerWords", W(sizeof(vfp_dp_peer_stats)));
-  r.Set("peerFields", Names(env, {"family", "addrHi", "addrLo", "encapPkts", "encapBytes", "requests", "mac", "resolvedNs", "pmtu", "pmtuUntilNs"}));
+  r.Set("peerFields", Names(env, {"family", "addrHi", "addrLo", "encapPkts", "encapBytes", "requests", "mac", "resolvedNs", "pmtu", "pmtuUntilNs", "confirmedNs"}));
   r.Set("maxPeers", Napi::Number::New(env, VFP_DP_MAX_PEERS));
   r.Set("maxPorts", Napi::Number::New(env, VFP_DP_MAX_PORTS));
   r.Set("maxVnis", Napi::Number::New(env, VFP_DP_MAX_VNIS));

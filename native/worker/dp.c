@@ -74,6 +74,7 @@ static uint32_t pow2_at_least(uint32_t n) {
 
 typedef struct cfg_peer {
     vfp_addr addr;
+    vfp_addr nh;          /* whose MAC the underlay frames go to: a gateway, or addr itself */
     vfp_tunnel tun;       /* dst MAC filled when mac_known; workers patch their copy */
     uint8_t mac_known;
     uint16_t slot;        /* its counters in the workers' stats (kept across epochs) */
@@ -221,7 +222,18 @@ typedef struct neigh {
     uint16_t pmtu;          /* the path MTU to this peer a router told us (0: none) */
     uint64_t pmtu_until_ns; /* until when it holds (PMTU_EXPIRES_NS after it was told) */
     uint64_t last_req_ns;
+    uint64_t confirmed_ns;  /* when its MAC was last heard from it (ARP/ND from the address) */
+    uint8_t probes;         /* requests sent since it went stale, unanswered */
 } neigh;
+
+/* How long a learned underlay MAC is trusted without hearing from its owner
+ * (opts.neigh_reachable_ms, 30 s as Linux's base_reachable_time); then it is asked again while still used: NEIGH_UCAST_PROBES
+ * unicast requests to the MAC it had (Linux's ucast_solicit), a second apart, then
+ * broadcast ones (a NIC replaced, a router failed over to another MAC), until one
+ * answers. Frames keep going to the MAC it had meanwhile: a peer that is only quiet
+ * loses nothing. */
+#define NEIGH_REACHABLE_NS ((uint64_t)w->dp->o.neigh_reachable_ms * 1000000ull) /* in a worker's functions */
+#define NEIGH_UCAST_PROBES 3
 
 /* A VXLAN packet to our VTEP that came in fragments (a router on a smaller hop split it:
  * the tunnel's df unset, the kernel's default), being put together again in a scratch
@@ -345,6 +357,13 @@ typedef struct worker {
     /* per-epoch working copies */
     vfp_tunnel tun[VFP_DP_MAX_PEERS];
     uint8_t resolved[VFP_DP_MAX_PEERS];
+    uint64_t stale_at[VFP_DP_MAX_PEERS]; /* when a peer's learned MAC is to be asked again (UINT64_MAX: configured) */
+    /* Gratuitous ARP / unsolicited NA for our VTEP (worker 0): at start and when the
+     * VTEP or the uplink's MAC changes, twice a second apart (RFC 5227's announcements). */
+    uint64_t next_announce_ns;
+    uint8_t announces_left;
+    uint8_t announced_mac[6];
+    vfp_addr announced;
     neigh nb[2 * VFP_DP_MAX_PEERS];
     txq tx[VFP_DP_MAX_PORTS];
     uint16_t tx_dirty[VFP_DP_MAX_PORTS];
@@ -678,22 +697,45 @@ static int neigh_from_others(worker *w, int peer) {
         if (__atomic_load_n(&o->mac, __ATOMIC_ACQUIRE) != m) continue; /* changed meanwhile */
         best_ns = t, best = m;
     }
-    if (!best) return 0;
+    if (!best) {
+        /* The same MAC heard from again by another worker (the answer to a probe reaches
+         * whichever the uplink's queues give it to): confirmed here too. */
+        if (!w->resolved[peer]) return 0;
+        uint64_t seen = __atomic_load_n(&mine->confirmed_ns, __ATOMIC_RELAXED);
+        const uint64_t own = __atomic_load_n(&mine->mac, __ATOMIC_RELAXED);
+        for (uint16_t k = 0; k < w->dp->n_workers; k++) {
+            const vfp_dp_peer_stats *o = &w->dp->w[k].st->peers[slot];
+            if (k == w->idx || __atomic_load_n(&o->mac, __ATOMIC_ACQUIRE) != own) continue;
+            const uint64_t t = __atomic_load_n(&o->confirmed_ns, __ATOMIC_RELAXED);
+            if (t > seen && o->family == a->family && !memcmp(o->addr, a->bytes, 16)) seen = t;
+        }
+        if (seen > __atomic_load_n(&mine->confirmed_ns, __ATOMIC_RELAXED)) {
+            neigh *n = neigh_slot(w, &c->peers[peer].nh, 1);
+            if (n) n->confirmed_ns = seen, n->probes = 0;
+            __atomic_store_n(&mine->confirmed_ns, seen, __ATOMIC_RELAXED);
+            w->stale_at[peer] = seen + NEIGH_REACHABLE_NS;
+        }
+        return 0;
+    }
     uint8_t b[8];
     memcpy(b, &best, 8);
-    neigh *n = neigh_slot(w, a, 1);
-    if (n) memcpy(n->mac, b, 6), n->valid = 1;
+    neigh *n = neigh_slot(w, &c->peers[peer].nh, 1);
+    if (n) memcpy(n->mac, b, 6), n->valid = 1, n->confirmed_ns = best_ns, n->probes = 0;
     memcpy(w->tun[peer].tmpl, b, 6); /* the template starts with the outer dst MAC */
     w->resolved[peer] = 1;
+    w->stale_at[peer] = best_ns + NEIGH_REACHABLE_NS;
     peer_mac_note(mine, b, 1, best_ns);
+    __atomic_store_n(&mine->confirmed_ns, best_ns, __ATOMIC_RELAXED);
     return 1;
 }
 
 /* Asks the underlay for a peer's MAC: an ARP request (IPv4) or a neighbour solicitation
- * to the target's solicited-node multicast group (IPv6, RFC 4861 §7.2.2). */
-static void neigh_request(worker *w, int peer, uint64_t now) {
+ * (IPv6), to everyone (the target's solicited-node multicast group, RFC 4861 §7.2.2) or,
+ * `to` given, to the MAC it had (a probe of a stale entry: RFC 4861 §7.3.3's unicast
+ * solicitation, Linux's unicast ARP probe). */
+static void neigh_send(worker *w, int peer, uint64_t now, const uint8_t *to) {
     const dp_cfg *c = w->cfg;
-    const vfp_addr *a = &c->peers[peer].addr;
+    const vfp_addr *a = &c->peers[peer].nh; /* the peer, or the gateway toward it */
     if (a->family != c->local.family || c->uplink == VFP_DP_NO_PORT) return;
     vfp_pkt *p = neigh_frame(w, a, now);
     if (!p) return;
@@ -701,7 +743,7 @@ static void neigh_request(worker *w, int peer, uint64_t now) {
     uint8_t *d = p->data;
     if (a->family == 4) {
         static const uint8_t bcast[6] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff };
-        size_t o = eth_hdr(d, bcast, c->uplink_mac, c->vlan, 0x0806);
+        size_t o = eth_hdr(d, to ? to : bcast, c->uplink_mac, c->vlan, 0x0806);
         static const uint8_t hdr[8] = { 0, 1, 8, 0, 6, 4, 0, 1 };
         memcpy(d + o, hdr, 8);
         memcpy(d + o + 8, c->uplink_mac, 6);
@@ -711,15 +753,63 @@ static void neigh_request(worker *w, int peer, uint64_t now) {
         p->len = (uint32_t)(o + 28);
         w->st->arp_requests++;
     } else {
-        /* The solicited-node group, and its MAC 33:33:ff:XX:XX:XX (RFC 2464 §7). */
+        /* The solicited-node group, and its MAC 33:33:ff:XX:XX:XX (RFC 2464 §7); a probe
+         * goes to the address itself. */
         uint8_t sn[16];
         solicited_node(a->bytes, sn);
         const uint8_t mac[6] = { 0x33, 0x33, 0xff, a->bytes[13], a->bytes[14], a->bytes[15] };
-        size_t l3 = eth_hdr(d, mac, c->uplink_mac, c->vlan, 0x86dd);
-        p->len = (uint32_t)nd_message(c, d, l3, sn, 135, 0, a->bytes, 1);
+        size_t l3 = eth_hdr(d, to ? to : mac, c->uplink_mac, c->vlan, 0x86dd);
+        p->len = (uint32_t)nd_message(c, d, l3, to ? a->bytes : sn, 135, 0, a->bytes, 1);
         w->st->nd_solicits++;
     }
     pad_min(p);
+    tx_push(w, c->uplink, p);
+}
+
+static void neigh_request(worker *w, int peer, uint64_t now) { neigh_send(w, peer, now, NULL); }
+
+/* A peer whose learned MAC has not been heard from for NEIGH_REACHABLE_NS, still in use:
+ * asked again, a second apart, first at the MAC it had, then everyone. */
+static VFP_COLD void neigh_probe(worker *w, int peer, uint64_t now) {
+    neigh *n = neigh_slot(w, &w->cfg->peers[peer].nh, 1);
+    if (!n || !n->valid || (n->last_req_ns && now - n->last_req_ns < 1000000000ull)) return;
+    const int unicast = n->probes < NEIGH_UCAST_PROBES;
+    if (n->probes < 255) n->probes++;
+    w->st->neigh_probes++;
+    neigh_send(w, peer, now, unicast ? n->mac : NULL);
+}
+
+/* Our VTEP and MAC told to the underlay (worker 0, from the worker loop): a gratuitous
+ * ARP (an RFC 5227 announcement: a request with our address as sender and target) or an
+ * unsolicited neighbour advertisement to all nodes with the override flag (RFC 4861
+ * §7.2.6). Peers that learned another MAC for our VTEP (a data plane restarted on another
+ * NIC) take this one at once, rather than when their entry goes stale. */
+static VFP_COLD void announce(worker *w) {
+    const dp_cfg *c = w->cfg;
+    vfp_pkt *p = pool_get(&w->pool);
+    if (!p) {
+        w->st->drops[VFP_DP_D_NO_BUFFER]++;
+        return;
+    }
+    uint8_t *d = p->data;
+    if (c->local.family == 4) {
+        static const uint8_t bcast[6] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff };
+        size_t o = eth_hdr(d, bcast, c->uplink_mac, c->vlan, 0x0806);
+        static const uint8_t hdr[8] = { 0, 1, 8, 0, 6, 4, 0, 1 };
+        memcpy(d + o, hdr, 8);
+        memcpy(d + o + 8, c->uplink_mac, 6);
+        memcpy(d + o + 14, c->local.bytes, 4);
+        memset(d + o + 18, 0, 6);
+        memcpy(d + o + 24, c->local.bytes, 4);
+        p->len = (uint32_t)(o + 28);
+    } else {
+        static const uint8_t all_nodes[16] = { 0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1 };
+        static const uint8_t all_nodes_mac[6] = { 0x33, 0x33, 0, 0, 0, 1 };
+        size_t l3 = eth_hdr(d, all_nodes_mac, c->uplink_mac, c->vlan, 0x86dd);
+        p->len = (uint32_t)nd_message(c, d, l3, all_nodes, 136, 0x20, c->local.bytes, 2);
+    }
+    pad_min(p);
+    w->st->announcements++;
     tx_push(w, c->uplink, p);
 }
 
@@ -727,24 +817,34 @@ static void neigh_request(worker *w, int peer, uint64_t now) {
  * patched into the peer's tunnel template unless the configuration names the MAC. */
 static void neigh_learn(worker *w, const vfp_addr *a, const uint8_t *mac) {
     const dp_cfg *c = w->cfg;
-    int peer = peer_find(c, a);
-    if (peer < 0) return; /* only peers: the table is bounded by the configuration */
+    /* Only a peer's next hop (the peer itself, or the gateway toward it): the table is
+     * bounded by the configuration. */
+    uint32_t first = 0;
+    while (first < c->n_peers && !vfp_addr__eq(&c->peers[first].nh, a)) first++;
+    if (first == c->n_peers) return;
     /* A group or all-zero address is no station's: one spoofed ARP or ND message would
      * otherwise send the peer's tunnel traffic to every host of the underlay. */
     if (!vfp_mac__learnable(mac)) return;
     neigh *n = neigh_slot(w, a, 1);
     if (!n) return;
+    const uint64_t now = now_ns();
     if (!n->valid || memcmp(n->mac, mac, 6)) {
         memcpy(n->mac, mac, 6);
         n->valid = 1;
         w->st->neigh_learned++;
     }
-    if (!c->peers[peer].mac_known) {
+    n->confirmed_ns = now;
+    n->probes = 0;
+    /* Every peer behind it (one, unless it is a gateway). */
+    for (uint32_t peer = first; peer < c->n_peers; peer++) {
+        if (c->peers[peer].mac_known || !vfp_addr__eq(&c->peers[peer].nh, a)) continue;
         vfp_dp_peer_stats *ps = &w->st->peers[c->peers[peer].slot];
         if (!w->resolved[peer] || memcmp(w->tun[peer].tmpl, mac, 6) || !ps->resolved_ns)
-            peer_mac_note(ps, mac, 1, now_ns());
+            peer_mac_note(ps, mac, 1, now);
+        __atomic_store_n(&ps->confirmed_ns, now, __ATOMIC_RELAXED);
         memcpy(w->tun[peer].tmpl, mac, 6); /* the template starts with the outer dst MAC */
         w->resolved[peer] = 1;
+        w->stale_at[peer] = now + NEIGH_REACHABLE_NS;
     }
 }
 
@@ -1390,7 +1490,9 @@ static void neigh_prune(worker *w, const dp_cfg *c) {
     uint32_t nk = 0, stale = 0;
     for (uint32_t i = 0; i < 2 * VFP_DP_MAX_PEERS; i++) {
         if (!w->nb[i].addr.family) continue;
-        if (peer_find(c, &w->nb[i].addr) >= 0) keep[nk++] = w->nb[i];
+        int mine = peer_find(c, &w->nb[i].addr) >= 0;
+        for (uint32_t k = 0; !mine && k < c->n_peers; k++) mine = vfp_addr__eq(&c->peers[k].nh, &w->nb[i].addr);
+        if (mine) keep[nk++] = w->nb[i];
         else stale++;
     }
     if (!stale) return;
@@ -1426,19 +1528,31 @@ static void adopt(worker *w, const dp_cfg *c) {
         const neigh *pn = neigh_slot(w, a, 0);
         if (pn && pn->pmtu && (!w->tun[i].mtu || pn->pmtu < w->tun[i].mtu)) w->tun[i].mtu = pn->pmtu;
         w->resolved[i] = c->peers[i].mac_known;
+        w->stale_at[i] = UINT64_MAX;
         if (w->resolved[i]) {
             peer_mac_note(ps, w->tun[i].tmpl, 2, 0);
         } else {
-            neigh *n = neigh_slot(w, a, 0);
+            neigh *n = neigh_slot(w, &c->peers[i].nh, 0);
             if (n && n->valid) {
                 memcpy(w->tun[i].tmpl, n->mac, 6);
                 w->resolved[i] = 1;
+                if (!n->confirmed_ns) n->confirmed_ns = now;
+                w->stale_at[i] = n->confirmed_ns + NEIGH_REACHABLE_NS;
                 peer_mac_note(ps, n->mac, 1, ps->resolved_ns ? ps->resolved_ns : now);
+                __atomic_store_n(&ps->confirmed_ns, n->confirmed_ns, __ATOMIC_RELAXED);
             } else {
                 peer_mac_note(ps, NULL, 0, 0);
                 if (!neigh_from_others(w, (int)i)) neigh_request(w, (int)i, now);
             }
         }
+    }
+    /* Worker 0 announces the VTEP when it or the uplink's MAC is new. */
+    if (w->idx == 0 && c->uplink != VFP_DP_NO_PORT && (c->local.family == 4 || c->local.family == 6) &&
+        (!vfp_addr__eq(&w->announced, &c->local) || memcmp(w->announced_mac, c->uplink_mac, 6))) {
+        w->announced = c->local;
+        memcpy(w->announced_mac, c->uplink_mac, 6);
+        w->announces_left = 2;
+        w->next_announce_ns = now;
     }
     w->st->epoch = c->epoch;
     /* Release: once the control thread sees this epoch it may free the previous cfg, so
@@ -1512,6 +1626,7 @@ static void encap_group(worker *w, const cfg_vni *v, int pr, vfp_pkt **grp, uint
         vfp_pkt__free_burst(grp, g);
         return;
     }
+    if (VFP_UNLIKELY(now >= w->stale_at[pr])) neigh_probe(w, pr, now);
     const uint16_t up = w->cfg->uplink;
     uint16_t ok = vfp_vxlan__encap_burst(&w->tun[pr], v->vni, grp, g, &w->st->engine);
     uint64_t bytes = 0;
@@ -2392,6 +2507,11 @@ static void *worker_main(void *arg) {
                 w->next_mld_ns = now + (sent < 1 ? 1000000000ull : 60000000000ull);
             }
             if (VFP_UNLIKELY(atomic_load_explicit(&dp->mld_due_ns, memory_order_relaxed))) mld_answer(w, now);
+            if (VFP_UNLIKELY(w->announces_left) && now >= w->next_announce_ns) {
+                announce(w);
+                w->announces_left--;
+                w->next_announce_ns = now + 1000000000ull;
+            }
         }
         /* Draining ends at the deadline even if packets keep coming (a generator never
          * runs dry), or earlier once the ports are quiet. */
@@ -2505,6 +2625,7 @@ int vfp_dp__create(vfp_dp **out, const vfp_dp_opts *o, const vfp_alloc *a, char 
     if (!dp->o.idle_sleep_us) dp->o.idle_sleep_us = 1000;
     if (!dp->o.learn_capacity) dp->o.learn_capacity = 65536;
     if (!dp->o.scratch_bufs) dp->o.scratch_bufs = 1024;
+    if (!dp->o.neigh_reachable_ms) dp->o.neigh_reachable_ms = 30000;
     if (!dp->o.headroom) dp->o.headroom = 256;
     if (!dp->o.scratch_buf_size) dp->o.scratch_buf_size = 9216 + dp->o.headroom;
     dp->o.cpus = NULL;
@@ -2937,6 +3058,7 @@ static int64_t build(vfp_dp *dp, const vfp_dp_spec *s, dp_cfg **out, char *err, 
     for (uint32_t i = 0; i < s->n_peers && !rc; i++) {
         cfg_peer *p = &c->peers[i];
         p->addr = s->peers[i].vtep;
+        p->nh = s->peers[i].via.family ? s->peers[i].via : p->addr;
         p->mac_known = s->peers[i].mac_known;
         p->slot = (uint16_t)slot_of[i];
         vfp_tunnel_cfg tc = s->tunnel;

@@ -76,6 +76,7 @@ typedef struct vfp_dp_peer_stats {
     uint64_t resolved_ns;       /* CLOCK_MONOTONIC when the MAC was learned (0: never) */
     uint64_t pmtu;              /* the path MTU a router reported to this worker (0: none) */
     uint64_t pmtu_until_ns;     /* CLOCK_MONOTONIC until when it holds */
+    uint64_t confirmed_ns;      /* CLOCK_MONOTONIC when the learned MAC was last heard from the peer (ARP/ND) */
 } vfp_dp_peer_stats;
 
 /* One worker's counters. Written only by that worker; readers sum across workers and
@@ -117,6 +118,8 @@ typedef struct vfp_dp_worker_stats {
     uint64_t pmtu_learned;      /* path MTUs to peers a router on the underlay told us (ICMP frag needed / packet too big) */
     uint64_t reasm_fragments;   /* fragments of VXLAN packets to our VTEP taken in for reassembly */
     uint64_t reasm_datagrams;   /* VXLAN packets made whole again from them, then decapsulated */
+    uint64_t neigh_probes;      /* unicast ARP requests / solicitations re-checking a learned peer MAC gone stale */
+    uint64_t announcements;     /* gratuitous ARPs / unsolicited neighbour advertisements for our VTEP */
     vfp_dp_port_stats ports[VFP_DP_MAX_PORTS];
     vfp_dp_vni_stats vnis[VFP_DP_MAX_VNIS];
     vfp_dp_peer_stats peers[VFP_DP_MAX_PEERS];
@@ -132,6 +135,7 @@ typedef struct vfp_dp_opts {
     uint32_t idle_sleep_us;      /* poll() timeout when idle, default 1000 */
     uint32_t learn_capacity;     /* learned FDB entries per worker, default 65536 */
     uint32_t learn_per_vni;      /* learned entries one VNI may hold, 0 = no cap (vfp_fdb__set_vni_limit) */
+    uint32_t neigh_reachable_ms; /* a learned peer MAC not heard from for this long is asked again; default 30000 */
     uint32_t scratch_bufs;       /* flood-copy buffers per worker, default 1024 */
     uint32_t scratch_buf_size;   /* bytes each, default 9216 + headroom */
     uint32_t headroom;           /* headroom of scratch buffers, default 256 */
@@ -144,6 +148,7 @@ typedef struct vfp_dp_peer_spec {
     vfp_addr vtep;
     uint8_t mac[6];              /* next-hop MAC on the underlay when mac_known */
     uint8_t mac_known;           /* else the worker resolves it: ARP (IPv4), neighbour discovery (IPv6) */
+    vfp_addr via;                /* the next hop toward it (a gateway: its MAC is the one resolved); family 0: the peer itself */
 } vfp_dp_peer_spec;
 
 typedef struct vfp_dp_att_spec {

@@ -132,8 +132,13 @@ export async function dpStatus(o: ClientOpts): Promise<void> {
     const pe = new Table({ head: ['peer VTEP', 'underlay MAC', 'state', 'ARP/ND requests', 'encap pkts'], style: { head: [], border: [] } });
     for (const p of s.peers) {
       pe.push([
-        p.vtep, p.underlayMac ?? '-',
-        (p.state === 'resolved' ? `resolved${p.resolvedSecondsAgo !== undefined ? ` ${p.resolvedSecondsAgo} s ago` : ''}` : p.state === 'unresolved' ? 'UNRESOLVED (no ARP/ND answer)' : p.state ?? '-') +
+        p.vtep, (p.underlayMac ?? '-') + (p.via ? ` (gateway ${p.via})` : ''),
+        (p.state === 'resolved'
+          ? `resolved${p.resolvedSecondsAgo !== undefined ? ` ${p.resolvedSecondsAgo} s ago` : ''}` +
+            (p.heardSecondsAgo !== undefined && p.heardSecondsAgo !== p.resolvedSecondsAgo
+              ? p.heardSecondsAgo > 33 ? `; not heard from for ${p.heardSecondsAgo} s (asked again while traffic goes to it)` : `; heard ${p.heardSecondsAgo} s ago`
+              : '')
+          : p.state === 'unresolved' ? 'UNRESOLVED (no ARP/ND answer)' : p.state ?? '-') +
           (p.pathMtu ? `; path MTU ${p.pathMtu} (a router's)` : ''),
         p.requests ?? 0, p.encapPkts ?? 0,
       ]);

@@ -14,7 +14,7 @@ export interface StatusReply {
     vtepConflict?: { frames: number; mac: string; secondsAgo: number };
     mtu?: number; overlayMtu?: number;
   };
-  peers: { vtep: string; mac?: string; state?: string; underlayMac?: string | null; resolvedSecondsAgo?: number; requests?: number; encapPkts?: number; pathMtu?: number }[];
+  peers: { vtep: string; mac?: string; state?: string; underlayMac?: string | null; resolvedSecondsAgo?: number; heardSecondsAgo?: number; via?: string; requests?: number; encapPkts?: number; pathMtu?: number }[];
   attachments: { representor: string; pci?: string; vni: number; mac: string; owner?: Record<string, string>; representorState?: string; why?: string; ownerGone?: boolean }[];
   workers: { cpu: number; epoch: number }[];
   ports?: { name: string; kind?: string; queues?: number; ringBytes?: number; txFull?: number; rxNombuf?: number; drops?: Record<string, number>; stackDrop?: boolean; stackDropNote?: string; csumFinished?: number; csumLeft?: number }[];
@@ -43,7 +43,9 @@ export function statusWarnings(s: StatusReply): StatusWarning[] {
   if (lr?.limited && recent(lr.limitedSecondsAgo)) out.push({ about: 'learning', text: `a VNI reached its cap of learned MACs (learnPerVni: ${lr.perVni}): ${lr.limited} frames from a MAC it had no room for since the start, the last ${lr.limitedSecondsAgo ?? 0} s ago; frames to such MACs flood on their VNI. A VNI with that many remote MACs needs a higher learnPerVni (restart to change); else a pod there sends from ever new MACs (\`vfplane dataplane fdb list\` lists the learned entries)` });
   // A peer asked and never answered: frames for it are dropped (neigh_unresolved).
   for (const p of s.peers.filter((x) => x.state === 'unresolved')) {
-    out.push({ about: 'peers', text: `peer ${p.vtep} has not answered ${p.requests ?? 0} ARP/ND request(s): its MAC is unknown, so frames for it are dropped (neigh_unresolved). Check that the peer is up on the underlay with that address, or give its MAC in the config (peers[].mac)` });
+    out.push({ about: 'peers', text: p.via
+      ? `the gateway ${p.via} toward peer ${p.vtep} has not answered ${p.requests ?? 0} ARP/ND request(s): its MAC is unknown, so frames for the peer are dropped (neigh_unresolved). Check that the router is up on the uplink's link with that address (uplink.gateway)`
+      : `peer ${p.vtep} has not answered ${p.requests ?? 0} ARP/ND request(s): its MAC is unknown, so frames for it are dropped (neigh_unresolved). Check that the peer is up on the underlay with that address; a peer on another subnet, behind a router, needs uplink.gateway (and uplink.prefixLength for the peers that are on the link); or give its MAC in the config (peers[].mac)` });
   }
   for (const a of s.attachments.filter((x) => x.representorState === 'gone' || x.representorState === 'replaced')) {
     // A pod's attachment goes with the pod (DEL, GC); the operator's (no owner) only

@@ -106,7 +106,18 @@ export const configSchema = z.strictObject({
     vtep: ipString('our VTEP address on the underlay').refine(isUnicast, 'expected a unicast address as our VTEP on the underlay, not a multicast, broadcast or unspecified one'),
     mac: macString('the uplink MAC; read from the netdev when left out').optional(),
     vlan: z.number().int().min(0).max(4094).optional(),
-  }).refine((u) => u.ifname || u.dev, { message: 'give uplink.ifname (a netdev) or uplink.dev (a DPDK PCI address or vdev)' }),
+    /** A routed underlay: the router on the uplink's link toward peers not on it. Their
+     *  frames go to its MAC (resolved by ARP/ND, asked again as any learned MAC). */
+    gateway: ipString('the router on the uplink\'s link toward VTEPs on other subnets').refine(isUnicast, 'expected the gateway\'s unicast address').optional(),
+    /** The uplink's subnet around the VTEP: peers inside it are on the link, the rest
+     *  behind the gateway. Without it every peer is behind the gateway (a /32 or /128
+     *  VTEP, as on a routed leaf–spine fabric). */
+    prefixLength: z.number().int().min(0).max(128).optional(),
+  }).refine((u) => u.ifname || u.dev, { message: 'give uplink.ifname (a netdev) or uplink.dev (a DPDK PCI address or vdev)' })
+    .refine((u) => !u.gateway || isIP(u.gateway) === isIP(u.vtep), { message: 'uplink.gateway is not of the VTEP\'s family: give an IPv4 gateway with an IPv4 VTEP, an IPv6 one with an IPv6 VTEP', path: ['gateway'] })
+    .refine((u) => !u.gateway || formatIp(parseIp(u.gateway)!.family, parseIp(u.gateway)!.bytes) !== formatIp(parseIp(u.vtep)!.family, parseIp(u.vtep)!.bytes), { message: 'uplink.gateway is our own VTEP: give the address of the router on the uplink\'s link', path: ['gateway'] })
+    .refine((u) => u.prefixLength === undefined || u.prefixLength <= (isIP(u.vtep) === 6 ? 128 : 32), { message: 'uplink.prefixLength is longer than the VTEP\'s address: at most 32 for IPv4, 128 for IPv6', path: ['prefixLength'] })
+    .refine((u) => u.prefixLength === undefined || u.gateway, { message: 'uplink.prefixLength says which peers are on the link, which matters only with uplink.gateway: give the gateway too (or leave the prefix out)', path: ['prefixLength'] }),
   dstPort: z.number().int().min(1).max(65535).default(4789),
   peers: z.array(peerSchema).default([]),
   vnis: z.array(z.strictObject({ vni: vniNumber, flood: z.array(ipString('a flood VTEP')) })).default([]),
@@ -129,6 +140,12 @@ export const configSchema = z.strictObject({
    *  table every VNI learns into. Past it a new MAC of that VNI is not learned (counted as
    *  learnLimited; its frames still go through, and frames to it flood on that VNI). */
   learnPerVni: z.number().int().min(1).max(16_777_216).optional(),
+  /** How long a peer's underlay MAC learned by ARP/ND is used without hearing from the
+   *  peer before the workers ask again, while sending to it: unicast to the MAC it had,
+   *  three times a second apart, then broadcast (a NIC replaced, a router failed over to
+   *  another MAC). Linux's base_reachable_time is 30 s. Configured `peers[].mac` are never
+   *  asked. */
+  neighReachableSeconds: z.number().int().min(1).max(3600).default(30),
   antiSpoof: z.boolean().default(true),
   /** A pod's packet too big for the underlay (its MTU over the uplink's less 50, 70 over
    *  IPv6) is dropped (mtu_exceeded) and answered with ICMP "fragmentation needed" (IPv4

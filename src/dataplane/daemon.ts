@@ -14,7 +14,7 @@ import { attachSchema, dropVtep, fdbSchema, formatVniRanges, macString, metricsA
 import { resolveTunnel } from '../packet/config.js';
 import { describeFrame } from '../packet/describe.js';
 import { withGuesses } from '../util/typo.js';
-import { formatIp, formatMac, groupMacOf, isGroupMac, isStationMac, parseIp, parseMac } from '../util/addr.js';
+import { canonCidr, formatIp, formatMac, groupMacOf, isGroupMac, isStationMac, parseIp, parseMac } from '../util/addr.js';
 import { conflict, invalid, notFound, systemError, VfpError } from '../util/errors.js';
 import { netnsId } from '../net/ip.js';
 import { linkAddrs, LOOPBACK_IFINDEX, netRun, refuseHostNetdev, refuseStackedNetdev, type LinkAddrs } from '../net/netops.js';
@@ -389,7 +389,7 @@ export class Daemon {
         });
         DataPlane.dpdkInit([...this.dpdkEnv.args, ...c.dpdk.eal]);
       }
-      this.dp = new DataPlane({ workers: c.workers, cpus: c.cpus, burst: c.burst, idleSpins: c.idleSpins, learnCapacity: c.learnCapacity, ...(c.learnPerVni ? { learnPerVni: c.learnPerVni } : {}) });
+      this.dp = new DataPlane({ workers: c.workers, cpus: c.cpus, burst: c.burst, idleSpins: c.idleSpins, learnCapacity: c.learnCapacity, ...(c.learnPerVni ? { learnPerVni: c.learnPerVni } : {}), neighReachableMs: c.neighReachableSeconds * 1000 });
       // The uplink.
       if (c.backend === 'dpdk') {
         this.choice = dpdkChoice(c.uplink.dev!);
@@ -590,9 +590,23 @@ export class Daemon {
     return p;
   }
 
+  /** The gateway a peer's frames go to (its MAC resolved instead of the peer's): with
+   *  uplink.gateway, a peer outside uplink.prefixLength of our VTEP; null: on the link. */
+  private nextHop(vtep: string): Uint8Array | null {
+    const u = this.cfg.uplink;
+    if (!u.gateway) return null;
+    const bits = u.prefixLength ?? (isIP(u.vtep) === 6 ? 128 : 32);
+    return canonCidr(`${vtep}/${bits}`) === canonCidr(`${u.vtep}/${bits}`) ? null : ipBytes(u.gateway);
+  }
+
+  /** Where a peer is reached on the underlay, for status: its own MAC, or the gateway's. */
+  private viaOf(vtep: string): string | undefined {
+    return this.nextHop(vtep) ? this.cfg.uplink.gateway : undefined;
+  }
+
   private spec(): DpSpec {
     const c = this.cfg;
-    const peers = this.peers.map((p) => ({ vtep: ipBytes(p.vtep), mac: p.mac ? mac(p.mac) : null }));
+    const peers = this.peers.map((p) => ({ vtep: ipBytes(p.vtep), mac: p.mac ? mac(p.mac) : null, via: this.nextHop(p.vtep) }));
     const tunnel = resolveTunnel({
       local: c.uplink.vtep,
       remote: c.uplink.vtep, // per peer in the native build
@@ -1368,8 +1382,10 @@ export class Daemon {
       return {
         ...p,
         state: k?.state ?? 'unresolved',
+        ...(this.viaOf(p.vtep) ? { via: this.viaOf(p.vtep) } : {}),
         underlayMac: k?.mac ?? null,
         ...(k?.state === 'resolved' && k.resolvedNs ? { resolvedSecondsAgo: Math.max(0, Math.round(Number(now - k.resolvedNs) / 1e9)) } : {}),
+        ...(k?.state === 'resolved' && k.confirmedNs ? { heardSecondsAgo: Math.max(0, Math.round(Number(now - k.confirmedNs) / 1e9)) } : {}),
         requests: Number(k?.requests ?? 0n),
         encapPkts: Number(k?.encapPkts ?? 0n),
         encapBytes: Number(k?.encapBytes ?? 0n),

@@ -19,6 +19,9 @@ export interface DpOptions {
   learnCapacity?: number;
   /** Learned entries one VNI may hold in a worker's table (unset: no cap but the table's). */
   learnPerVni?: number;
+  /** A learned peer MAC not heard from (ARP/ND) for this long is asked again while used
+   *  (default 30000, Linux's base_reachable_time). */
+  neighReachableMs?: number;
   scratchBufs?: number;
   headroom?: number;
 }
@@ -50,6 +53,9 @@ export interface PeerSpec {
   vtep: Uint8Array;
   /** The peer's MAC on the underlay; without it the workers resolve it by ARP. */
   mac?: Uint8Array | null;
+  /** The next hop toward it on the underlay (a gateway), whose MAC the workers resolve
+   *  instead of the peer's; none: the peer is on the uplink's link. */
+  via?: Uint8Array | null;
 }
 
 export interface DpSpec {
@@ -203,6 +209,9 @@ export interface PeerCounters {
   state: 'configured' | 'resolved' | 'unresolved';
   /** When it was learned, in the clock of process.hrtime.bigint() (0n: never). */
   resolvedNs: bigint;
+  /** When a worker last heard the learned MAC from the peer (its ARP/ND), same clock (0n:
+   *  never). Past 30 s the workers ask again while sending to it (unicast, then broadcast). */
+  confirmedNs: bigint;
   /** The lowest path MTU a router reported to a worker that still holds (ICMP frag
    *  needed / packet too big); undefined: none. */
   pathMtu?: number;
@@ -307,7 +316,7 @@ export class DataPlane {
     const rawSpec = {
       ...spec,
       tunnel: rawTunnelCfg(spec.tunnel),
-      peers: spec.peers.map((p) => ({ vtep: p.vtep, mac: p.mac ?? null })),
+      peers: spec.peers.map((p) => ({ vtep: p.vtep, mac: p.mac ?? null, via: p.via ?? null })),
     };
     try {
       return this.r.dpCommit(this.h, rawSpec, timeoutMs).epoch;
@@ -447,7 +456,7 @@ export class DataPlane {
         const vtep = formatIp(fam, bytes, (o + 1) * 8);
         const macWord = v[o + 6]!;
         const st = Number((macWord >> 48n) & 0xffn);
-        const cur = out.get(vtep) ?? { vtep, encapPkts: 0n, encapBytes: 0n, requests: 0n, mac: null, state: 'unresolved' as const, resolvedNs: 0n };
+        const cur = out.get(vtep) ?? { vtep, encapPkts: 0n, encapBytes: 0n, requests: 0n, mac: null, state: 'unresolved' as const, resolvedNs: 0n, confirmedNs: 0n };
         cur.encapPkts += v[o + 3]!;
         cur.encapBytes += v[o + 4]!;
         cur.requests += v[o + 5]!;
@@ -459,6 +468,9 @@ export class DataPlane {
           cur.mac = formatMac(bytes, (o + 6) * 8);
           cur.resolvedNs = st === 1 ? resolvedNs : 0n;
         }
+        // Heard from: the latest of any worker's, for the MAC they know.
+        const heard = v[o + 10] ?? 0n;
+        if (st === 1 && cur.state === 'resolved' && cur.mac === formatMac(bytes, (o + 6) * 8) && heard > cur.confirmedNs) cur.confirmedNs = heard;
         out.set(vtep, cur);
       }
     }

@@ -89,7 +89,7 @@ describe('data-plane config checks', () => {
   it('names an unknown key without printing the object around it', () => {
     // (the fields the object has instead, and the likely one; never the values around it)
     expect(() => parseConfig({ ...ok, peerz: [] }, 'dp.yaml')).toThrow(/^dp\.yaml: config: unknown field "peerz" \(did you mean "peers"\?\); config has node, backend, uplink, [a-zA-Z, ]+$/);
-    expect(() => parseConfig({ uplink: { ...ok.uplink, foo: 1 } }, 'dp.yaml')).toThrow(/^dp\.yaml: uplink: unknown field "foo"; uplink has ifname, dev, netns, vtep, mac, vlan$/);
+    expect(() => parseConfig({ uplink: { ...ok.uplink, foo: 1 } }, 'dp.yaml')).toThrow(/^dp\.yaml: uplink: unknown field "foo"; uplink has ifname, dev, netns, vtep, mac, vlan, gateway, prefixLength$/);
   });
 
   it('takes only unicast peers, and drops the node itself from a shared peer list', () => {

@@ -78,7 +78,7 @@ describe('data-plane config', () => {
       return 'accepted';
     };
     expect(err({ ...ok, ageSecs: 30 })).toMatch(/^config: unknown field "ageSecs" \(did you mean "ageSeconds"\?\); the top level has node, backend, uplink, .*ageSeconds.*metrics$/);
-    expect(err({ ...ok, uplink: { ifname: 'ens1f0', vtep: '192.0.2.1', vtpe: 'x' } })).toBe('config: uplink: unknown field "vtpe" (did you mean "vtep"?); uplink has ifname, dev, netns, vtep, mac, vlan');
+    expect(err({ ...ok, uplink: { ifname: 'ens1f0', vtep: '192.0.2.1', vtpe: 'x' } })).toBe('config: uplink: unknown field "vtpe" (did you mean "vtep"?); uplink has ifname, dev, netns, vtep, mac, vlan, gateway, prefixLength');
     // Nothing near: the list alone; several in one object: each named.
     expect(err({ ...ok, frobnicate: 1, Learn: true })).toMatch(/^config: unknown fields "frobnicate", "Learn" \(did you mean "learn"\?\); the top level has /);
     expect(err({ ...ok, peers: [{ vtep: '192.0.2.2', mak: '02:00:00:00:00:01' }] })).toBe('config: peers.0: unknown field "mak" (did you mean "mac"?); peers.0 has vtep, mac');

@@ -1,0 +1,158 @@
+// A peer's underlay MAC changes under a running data plane (a NIC replaced, a router
+// failed over): the workers learned a MAC once and used it for ever, while status said
+// "resolved" (helper-71). Now a learned MAC not heard from for neighReachableSeconds is
+// asked again while used (unicast to the MAC it had, then broadcast), and a data plane
+// announces its VTEP when it starts (gratuitous ARP), so peers that knew another MAC for
+// it take the new one at once. Real peer: the kernel, whose neighbour table is read back.
+import { spawnSync } from 'node:child_process';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { request } from '../../src/dataplane/control.js';
+import { dataplaneOn } from '../helpers/cli.js';
+import { ifname, Netns, scratchDir, vethPair } from '../helpers/netns.js';
+import { describePrivileged } from '../helpers/privileged.js';
+
+describePrivileged('underlay neighbours that change', { netns: true, commands: ['ping'] }, () => {
+  let u: Netns, p: Netns, q: Netns;
+  const up = ifname('nu'), pu = ifname('np'), rep = ifname('ne'), repp = ifname('nf');
+  const tmp = scratchDir('neighchg');
+
+  beforeAll(() => {
+    u = Netns.create('nbu');
+    p = Netns.create('nbp');
+    q = Netns.create('nbq');
+    vethPair(u, up, p, pu);
+    p.ip(['addr', 'add', '192.0.2.2/24', 'dev', pu]);
+    p.ip(['link', 'set', pu, 'up']);
+    p.ip(['link', 'add', 'vx0', 'type', 'vxlan', 'id', '100', 'local', '192.0.2.2', 'remote', '192.0.2.1', 'dstport', '4789', 'dev', pu]);
+    p.ip(['addr', 'add', '10.9.0.2/24', 'dev', 'vx0']);
+    p.ip(['link', 'set', 'vx0', 'up']);
+    spawnSync('ip', ['link', 'add', rep, 'type', 'veth', 'peer', 'name', repp, 'netns', q.name]);
+    q.sysctl('net.ipv6.conf.all.disable_ipv6', '1');
+    q.ip(['addr', 'add', '10.9.0.1/24', 'dev', repp]);
+    q.ip(['link', 'set', repp, 'up']);
+  });
+  afterAll(() => {
+    spawnSync('ip', ['link', 'del', rep]);
+    for (const n of [u, p, q]) n?.destroy();
+    tmp.remove();
+  });
+
+  const ping = () => spawnSync('ip', ['netns', 'exec', q.name, 'ping', '-n', '-c', '1', '-W', '1', '10.9.0.2'], { encoding: 'utf8' });
+  const until = async (ok: () => boolean, ms: number) => {
+    for (const t = Date.now(); Date.now() - t < ms; await new Promise((res) => setTimeout(res, 100))) if (ok()) return true;
+    return ok();
+  };
+  const peerEntry = () => p.ip(['neigh', 'show', '192.0.2.1', 'dev', pu]);
+
+  it('a peer whose MAC changed is found again while traffic goes to it', async () => {
+    // The peer never asks for us (a permanent entry): only our asking can find its new MAC.
+    p.ip(['neigh', 'replace', '192.0.2.1', 'lladdr', u.mac(up), 'nud', 'permanent', 'dev', pu]);
+    const dp = await dataplaneOn(u, up, tmp.dir, { peers: [{ vtep: '192.0.2.2' }], neighReachableSeconds: 2, cpus: [0] });
+    try {
+      await request(dp.socket, { op: 'attach', representor: rep, vni: 100, mac: q.mac(repp) });
+      expect(await until(() => ping().status === 0, 5000), 'ping across').toBe(true);
+      // A new MAC flushes the kernel's neighbour table (its permanent entries too): put
+      // back at once, before any frame needs it, so the peer never asks.
+      p.ip(['link', 'set', pu, 'address', '02:71:00:00:0b:03']);
+      p.ip(['neigh', 'replace', '192.0.2.1', 'lladdr', u.mac(up), 'nud', 'permanent', 'dev', pu]);
+      // Past 2 s unheard: three unicast probes to the old MAC (lost), then a broadcast
+      // request the peer answers from its new one.
+      expect(await until(() => ping().status === 0, 15_000), 'ping across again, to the new MAC').toBe(true);
+      const st = (await request(dp.socket, { op: 'status' })) as unknown as { peers: { underlayMac: string; heardSecondsAgo?: number }[] };
+      expect(st.peers[0]!.underlayMac).toBe('02:71:00:00:0b:03');
+      expect(st.peers[0]!.heardSecondsAgo).toBeLessThan(15);
+      const misc = ((await request(dp.socket, { op: 'stats' })) as unknown as { counters: { misc: Record<string, number> } }).counters.misc;
+      expect(misc.neighProbes, 'probes sent').toBeGreaterThanOrEqual(4);
+    } finally {
+      await dp.stop();
+      p.ip(['neigh', 'del', '192.0.2.1', 'dev', pu]);
+    }
+  }, 40_000);
+
+  it('a data plane that starts on another MAC announces it: the peer takes it before any traffic', async () => {
+    // The peer knows us at an old MAC (reachable, as after traffic).
+    p.ip(['neigh', 'replace', '192.0.2.1', 'lladdr', '02:71:00:00:0a:01', 'nud', 'reachable', 'dev', pu]);
+    u.ip(['link', 'set', up, 'address', '02:71:00:00:0a:02']);
+    const dp = await dataplaneOn(u, up, tmp.dir, { peers: [{ vtep: '192.0.2.2' }], cpus: [0] });
+    try {
+      expect(await until(() => peerEntry().includes('02:71:00:00:0a:02'), 3000), `the peer's entry: ${peerEntry()}`).toBe(true);
+      const misc = ((await request(dp.socket, { op: 'stats' })) as unknown as { counters: { misc: Record<string, number> } }).counters.misc;
+      expect(misc.announcements).toBeGreaterThanOrEqual(1);
+    } finally {
+      await dp.stop();
+    }
+  }, 30_000);
+});
+
+// A routed underlay: the peer's VTEP on another subnet, behind a router on the uplink's
+// link (a leaf–spine fabric). The workers ARPed for the peer itself, which no one
+// answers there (helper-71); with uplink.gateway they resolve the router and send the
+// peer's frames to it, and find it again when it changes its MAC (a failover).
+describePrivileged('a routed underlay (uplink.gateway)', { netns: true, commands: ['ping'] }, () => {
+  let u: Netns, r: Netns, p: Netns, q: Netns;
+  const up = ifname('gu'), ru = ifname('gr'), rp = ifname('gs'), pr = ifname('gp'), rep = ifname('ge'), repp = ifname('gf');
+  const tmp = scratchDir('neighgw');
+
+  beforeAll(() => {
+    u = Netns.create('gwu');
+    r = Netns.create('gwr');
+    p = Netns.create('gwp');
+    q = Netns.create('gwq');
+    vethPair(u, up, r, ru);
+    vethPair(r, rp, p, pr);
+    r.sysctl('net.ipv4.ip_forward', '1');
+    r.ip(['addr', 'add', '192.0.2.254/24', 'dev', ru]);
+    r.ip(['addr', 'add', '198.51.100.254/24', 'dev', rp]);
+    for (const [n, l] of [[r, ru], [r, rp], [p, pr]] as const) n.ip(['link', 'set', l, 'up']);
+    p.ip(['addr', 'add', '198.51.100.2/24', 'dev', pr]);
+    p.ip(['route', 'add', 'default', 'via', '198.51.100.254']);
+    p.ip(['link', 'add', 'vx0', 'type', 'vxlan', 'id', '100', 'local', '198.51.100.2', 'remote', '192.0.2.1', 'dstport', '4789', 'dev', pr]);
+    p.ip(['addr', 'add', '10.9.0.2/24', 'dev', 'vx0']);
+    p.ip(['link', 'set', 'vx0', 'up']);
+    spawnSync('ip', ['link', 'add', rep, 'type', 'veth', 'peer', 'name', repp, 'netns', q.name]);
+    q.sysctl('net.ipv6.conf.all.disable_ipv6', '1');
+    q.ip(['addr', 'add', '10.9.0.1/24', 'dev', repp]);
+    q.ip(['link', 'set', repp, 'up']);
+  });
+  afterAll(() => {
+    spawnSync('ip', ['link', 'del', rep]);
+    for (const n of [u, r, p, q]) n?.destroy();
+    tmp.remove();
+  });
+
+  const ping = () => spawnSync('ip', ['netns', 'exec', q.name, 'ping', '-n', '-c', '1', '-W', '1', '10.9.0.2'], { encoding: 'utf8' });
+  const until = async (ok: () => boolean, ms: number) => {
+    for (const t = Date.now(); Date.now() - t < ms; await new Promise((res) => setTimeout(res, 100))) if (ok()) return true;
+    return ok();
+  };
+
+  it('reaches a peer on another subnet through the gateway, and follows the gateway to a new MAC', async () => {
+    const dp = await dataplaneOn(u, up, tmp.dir, {
+      uplink: { ifname: up, netns: u.path, vtep: '192.0.2.1', gateway: '192.0.2.254', prefixLength: 24 },
+      peers: [{ vtep: '198.51.100.2' }], neighReachableSeconds: 2, cpus: [0],
+    });
+    try {
+      await request(dp.socket, { op: 'attach', representor: rep, vni: 100, mac: q.mac(repp) });
+      expect(await until(() => ping().status === 0, 5000), 'ping across the router').toBe(true);
+      type Peer = { vtep: string; via?: string; underlayMac: string; state: string };
+      const peer = async () => ((await request(dp.socket, { op: 'status' })) as unknown as { peers: Peer[] }).peers[0]!;
+      expect(await peer()).toMatchObject({ vtep: '198.51.100.2', via: '192.0.2.254', underlayMac: r.mac(ru), state: 'resolved' });
+      // The router fails over to another MAC and tells no one (no gratuitous ARP).
+      r.ip(['link', 'set', ru, 'address', '02:71:00:00:0c:05']);
+      r.ip(['neigh', 'replace', '192.0.2.1', 'lladdr', u.mac(up), 'nud', 'permanent', 'dev', ru]);
+      expect(await until(() => ping().status === 0, 15_000), 'ping across again, through the new MAC').toBe(true);
+      expect((await peer()).underlayMac).toBe('02:71:00:00:0c:05');
+    } finally {
+      await dp.stop();
+    }
+  }, 40_000);
+
+  it('refuses a gateway that cannot be one, naming the fix', async () => {
+    const { parseConfig } = await import('../../src/dataplane/config.js');
+    const base = { uplink: { ifname: 'x', vtep: '192.0.2.1' } };
+    expect(() => parseConfig({ uplink: { ...base.uplink, gateway: '2001:db8::1' } }, 'dp.yaml')).toThrow(/uplink\.gateway is not of the VTEP's family/);
+    expect(() => parseConfig({ uplink: { ...base.uplink, gateway: '192.0.2.1' } }, 'dp.yaml')).toThrow(/uplink\.gateway is our own VTEP/);
+    expect(() => parseConfig({ uplink: { ...base.uplink, prefixLength: 24 } }, 'dp.yaml')).toThrow(/give the gateway too/);
+    expect(() => parseConfig({ uplink: { ...base.uplink, gateway: '192.0.2.254', prefixLength: 33 } }, 'dp.yaml')).toThrow(/at most 32 for IPv4/);
+  });
+});
