@@ -1336,6 +1336,7 @@ Napi::Value NetopsResults(Napi::Env env, const std::vector<vfp_netop> &ops) {
       l.Set("mac", Napi::String::New(env, mac));
       l.Set("mtu", Napi::Number::New(env, op.out_mtu));
       l.Set("up", Napi::Boolean::New(env, op.out_up != 0));
+      l.Set("running", Napi::Boolean::New(env, op.out_running != 0));
       r = l;
     }
     if (op.kind == VFP_NETOP_ADDR_LIST && op.found) {

@@ -125,6 +125,7 @@ static int link_get(int sock, struct vfp_netop *op)
 	if (ioctl(sock, SIOCGIFFLAGS, &ifr) < 0)
 		return -errno;
 	op->out_up = (ifr.ifr_flags & IFF_UP) != 0;
+	op->out_running = (ifr.ifr_flags & IFF_RUNNING) != 0;
 	return 0;
 }
 

@@ -79,6 +79,7 @@ struct vfp_netop {
 	uint8_t out_mac[6];
 	int out_mtu;
 	int out_up;
+	int out_running;       /* IFF_RUNNING: up with carrier (the kernel's operational state) */
 	/* ADDR_LIST results */
 	struct vfp_netop_addr out_addrs[VFP_NETOP_MAX_ADDRS];
 	int out_naddrs;

@@ -81,6 +81,7 @@ export async function dpRun(o: { config: string; metrics?: string; socket?: stri
     d.keepSocket().catch((e: Error) => d.log.warn(`control socket ${d.socket} was removed and could not be made again: ${e.message}`));
     d.dropReleased().catch((e: Error) => d.log.warn(`could not check the attachments against the allocation store: ${e.message}`));
     d.followUplinkMtu().catch((e: Error) => d.log.warn(`could not follow the uplink's MTU: ${e.message}`));
+    d.followUplinkLink().catch((e: Error) => d.log.warn(`could not read the uplink's link: ${e.message}`));
     d.watchLearning();
     void d.uplinkLost().then((why) => {
       if (!why || stopping) return;
@@ -124,6 +125,7 @@ export async function dpStatus(o: ClientOpts): Promise<void> {
   console.log(`tenants: ${tenants.length ? tenants.map((t) => `${t.namespaces.join(', ')} → VNI ${t.vnis}`).join('; ') : 'none (any namespace may use any VNI)'}`);
   const lr = s.learning;
   if (s.uplink.mtu) console.log(`MTU: underlay ${s.uplink.mtu}, so pods' packets of up to ${s.uplink.overlayMtu} bytes cross the overlay`);
+  if (s.uplink.link) console.log(`uplink link: ${s.uplink.link === 'up' ? 'up' : s.uplink.link === 'down' ? 'DOWN' : 'NO CARRIER'}${s.uplink.linkSecondsAgo !== undefined ? ` for ${s.uplink.linkSecondsAgo} s` : ''}${s.uplink.linkDowns ? `; down ${s.uplink.linkDowns} time(s) since the start` : ''}; MAC ${s.uplink.mac}`);
   if (lr) console.log(`learned FDB: ${lr.entries} of ${lr.capacity} entries a worker (learnCapacity)${lr.perVni ? `, at most ${lr.perVni} a VNI (learnPerVni)` : ''}${lr.on ? '' : '; learning is off'}`);
   warn('learning');
   if (!s.peers.length) console.log('peers: none');

@@ -13,6 +13,7 @@ export interface StatusReply {
     offload?: { tier: number; allowed: number | null; why: string };
     vtepConflict?: { frames: number; mac: string; secondsAgo: number };
     mtu?: number; overlayMtu?: number;
+    link?: 'up' | 'down' | 'no-carrier'; linkSecondsAgo?: number; linkDowns?: number; mac?: string;
   };
   peers: { vtep: string; mac?: string; state?: string; underlayMac?: string | null; resolvedSecondsAgo?: number; heardSecondsAgo?: number; via?: string; requests?: number; encapPkts?: number; pathMtu?: number }[];
   attachments: { representor: string; pci?: string; vni: number; mac: string; owner?: Record<string, string>; representorState?: string; why?: string; ownerGone?: boolean }[];
@@ -35,6 +36,8 @@ export function statusWarnings(s: StatusReply): StatusWarning[] {
   const out: StatusWarning[] = [];
   const vc = s.uplink.vtepConflict;
   if (vc) out.push({ about: 'uplink', text: `another host (MAC ${vc.mac}) claims VTEP address ${s.uplink.vtep} on the underlay: ${vc.frames} ARP/ND frame(s) since the start, the last ${vc.secondsAgo} s ago; peers may send this node's traffic to it. Give one of the two another address (uplink.vtep), or take the address off that host` });
+  const ln = s.uplink.link;
+  if (ln && ln !== 'up') out.push({ about: 'uplink', text: `the uplink ${s.uplink.name} is ${ln === 'down' ? 'down (set down on the host)' : 'up without carrier'}${s.uplink.linkSecondsAgo !== undefined ? ` since ${s.uplink.linkSecondsAgo} s ago` : ''}: every frame for the underlay is lost. ${ln === 'down' ? `\`ip link set ${s.uplink.name} up\` brings it back` : 'Check the cable, the switch port or the peer end'}` });
   const lr = s.learning;
   // About now: a table that filled once and has room again (its entries aged) is no
   // reason to act. Said while the count grew in the last RECENT_S seconds.

@@ -166,6 +166,9 @@ export class Daemon {
   private uplinkMtu = 0; // 0: unknown (DPDK) — no MTU check on encap
   private netdevMtuAtStart = 0; // the uplink netdev's MTU when its port opened (AF_PACKET slots are sized from it)
   private netdevMtu = 0; // the uplink netdev's MTU as last read (followUplinkMtu)
+  // The uplink netdev's link as last read (followUplinkLink): up, down (admin) or without
+  // carrier, since when (ms, monotonic), and how often it went down.
+  private link: { state: 'up' | 'down' | 'no-carrier'; sinceMs: number; downs: number } = { state: 'up', sinceMs: 0, downs: 0 };
   private stateRewrite = false; // the state file had what this start dropped: rewritten once restored
   /** When the learned table's full / per-VNI-cap counts last grew (CLOCK_MONOTONIC ms), as
    *  seen on the beat and by status: the warnings are about now, not the daemon's life. */
@@ -308,6 +311,38 @@ export class Daemon {
       this.log.warn(`uplink ${u.ifname}: MTU ${l.mtu} now; the underlay MTU the overlay counts on goes from ${was} to ${this.uplinkMtu}, so it carries pods' packets of up to ${this.uplinkMtu - overhead} bytes (epoch ${this.epoch})${more}. ` +
         `Pods set up for more are told by ICMP too big${this.cfg.icmpTooBig ? '' : ' (off: icmpTooBig)'}; their interfaces keep the MTU their ADD gave them`);
       this.saveState();
+    });
+  }
+
+  /**
+   * The uplink netdev's link and MAC, on the 2 s beat. A link down (`ip link set down`)
+   * or without carrier (a cable, a switch port) loses every frame the workers send, and
+   * said nothing (helper-71): each change is logged, `status` shows it (uplink.link,
+   * with a warning while down) and the metric vfplane_uplink_up. A new MAC on the netdev
+   * (the config names none) goes into a new epoch: ARP/ND answers and the tunnel's frames
+   * carry it, and worker 0 announces it, where it had kept the start's (a real NIC's
+   * filter drops frames to the old one).
+   */
+  followUplinkLink(): Promise<void> {
+    return this.serialized(async () => {
+      const u = this.uplinkWatch;
+      if (!u || !this.dp || !this.uplink) return;
+      const l = await linkAddrs(u.netns ?? null, u.ifname).catch(() => null);
+      if (!l || l.ifindex !== u.ifindex) return;
+      const state = !l.up ? 'down' : l.running === false ? 'no-carrier' : 'up';
+      const nowMs = Number(process.hrtime.bigint() / 1_000_000n);
+      if (state !== this.link.state) {
+        const was = this.link;
+        this.link = { state, sinceMs: nowMs, downs: was.downs + (state !== 'up' && was.state === 'up' ? 1 : 0) };
+        if (state === 'up') this.log.info(`uplink ${u.ifname} is up again after ${Math.round((nowMs - was.sinceMs) / 1000)} s ${was.state === 'down' ? 'down' : 'without carrier'}`);
+        else this.log.warn(`uplink ${u.ifname} is ${state === 'down' ? 'down (set down on the host: ip link set up brings it back)' : 'up without carrier (the cable, the peer or the switch port)'}: every frame for the underlay is lost until it comes back`);
+      }
+      if (!this.cfg.uplink.mac && l.mac && l.mac !== formatMac(this.uplinkMac)) {
+        const was = formatMac(this.uplinkMac);
+        this.uplinkMac = mac(l.mac);
+        this.commit();
+        this.log.warn(`uplink ${u.ifname}: MAC ${l.mac} now (was ${was}); the workers answer ARP/ND and send with it from epoch ${this.epoch}, and announce it to the underlay`);
+      }
     });
   }
 
@@ -1415,7 +1450,8 @@ export class Daemon {
       uptimeSeconds: Math.round((Date.now() - this.started) / 1000),
       uplink: { name: c.uplink.ifname ?? c.uplink.dev, vtep: c.uplink.vtep, mode: this.uplink?.mode, zerocopy: this.uplink?.zerocopy, profile: this.choice?.profile ?? null, why: this.choice?.afxdp?.why ?? this.choice?.dpdkTxOffloads?.why, txOffloads: this.uplink?.txOffloads, outerChecksums: outerChecksums(this.uplink?.txOffloads ?? 0), offload: this.tier(), ...vtepConflictStatus(counters),
         // The underlay MTU encap checks against, and the pods' packets it carries.
-        ...(mtu ? { mtu, overlayMtu: mtu - overhead } : {}) },
+        ...(mtu ? { mtu, overlayMtu: mtu - overhead } : {}),
+        ...(this.uplinkWatch ? { link: this.link.state, ...(this.link.sinceMs ? { linkSecondsAgo: ago(this.link.sinceMs) } : {}), linkDowns: this.link.downs, mac: formatMac(this.uplinkMac) } : {}) },
       dstPort: c.dstPort,
       tenants: c.tenants.map((t) => ({ namespaces: t.namespaces, vnis: formatVniRanges(t.vnis) })),
       peers: this.peerStatus(),
@@ -1568,7 +1604,7 @@ export class Daemon {
       const names = this.portNames();
       const backend = new Map([...names.keys()].map((slot) => [slot, this.dp!.backendCounters(slot)] as const));
       const atts = this.attachmentList().map(({ a, state }) => ({ representor: a.representor, vni: a.vni, state }));
-      res.end(prometheus({ node: this.cfg.node, counters: this.counters(), names, epoch: this.epoch, backend, atts, learnCapacity: this.cfg.learnCapacity, startedAt: this.started }));
+      res.end(prometheus({ node: this.cfg.node, counters: this.counters(), names, epoch: this.epoch, backend, atts, learnCapacity: this.cfg.learnCapacity, startedAt: this.started, ...(this.uplinkWatch ? { uplinkLink: { state: this.link.state, downs: this.link.downs } } : {}) }));
     });
     await new Promise<void>((resolve, reject) => {
       server.once('error', (e) => reject(new VfpError('system', `cannot serve metrics on ${addr}: ${e.message}`)));
@@ -1693,11 +1729,13 @@ export interface MetricsInput {
   learnCapacity?: number;
   /** When the data plane started (ms since the epoch). */
   startedAt?: number;
+  /** The uplink netdev's link as last read (none for a DPDK uplink). */
+  uplinkLink?: { state: string; downs: number };
 }
 
 /** The Prometheus text exposition of the counters. */
 export function prometheus(m: MetricsInput): string {
-  const { node, counters: c, names, epoch, backend = new Map(), atts = [], learnCapacity } = m;
+  const { node, counters: c, names, epoch, backend = new Map(), atts = [], learnCapacity, uplinkLink } = m;
   const out: string[] = [];
   const esc = (s: string) => s.replace(/\\/g, '\\\\').replace(/"/g, '\\"');
   const metric = (name: string, help: string, type: 'counter' | 'gauge', rows: [Record<string, string>, bigint | number][]) => {
@@ -1743,6 +1781,10 @@ export function prometheus(m: MetricsInput): string {
   metric('vfplane_vtep_conflict_frames_total', 'ARP/ND frames from another MAC claiming this node\'s VTEP address on the underlay (two nodes with one VTEP address, say): `dataplane status` names the last MAC.', 'counter', [[{}, c.misc.vtepConflicts ?? 0n]]);
   metric('vfplane_icmp_too_big_total', 'Pods\' packets too big for the underlay (dropped as mtu_exceeded) answered with ICMP fragmentation needed / packet too big (sent), or not for the rate limit (limited).', 'counter',
     ([['icmpTooBig', 'sent'], ['icmpTooBigLimited', 'limited']] as const).map(([k, result]) => [{ result }, c.misc[k] ?? 0n]));
+  if (uplinkLink) {
+    metric('vfplane_uplink_up', 'Whether the uplink netdev is up with carrier (1); 0: down or without carrier, and every frame for the underlay is lost.', 'gauge', [[{}, uplinkLink.state === 'up' ? 1 : 0]]);
+    metric('vfplane_uplink_down_total', 'Times the uplink netdev went down or lost carrier while the data plane ran (seen on its 2 s beat).', 'counter', [[{}, uplinkLink.downs]]);
+  }
   metric('vfplane_pmtu_learned_total', 'Path MTUs to peers a router on the underlay reported to this node\'s VTEP (ICMP fragmentation needed / packet too big quoting a VXLAN packet of ours); each holds ten minutes.', 'counter', [[{}, c.misc.pmtuLearned ?? 0n]]);
   metric('vfplane_underlay_fragments_total', 'Fragments of VXLAN packets to this node\'s VTEP taken in for reassembly (a router on a smaller hop split packets sent with DF unset); the data plane puts them together as the kernel\'s IP input would.', 'counter', [[{}, c.misc.reasmFragments ?? 0n]]);
   metric('vfplane_underlay_reassembled_total', 'VXLAN packets made whole again from fragments, then decapsulated (reassembly failures are drops: reasm_timeout, reasm_overlap, reasm_invalid).', 'counter', [[{}, c.misc.reasmDatagrams ?? 0n]]);

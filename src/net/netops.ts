@@ -28,6 +28,8 @@ export interface LinkInfo {
   mac: string;
   mtu: number;
   up: boolean;
+  /** Up with carrier (IFF_RUNNING, `LOWER_UP` in `ip link`): frames can go. */
+  running?: boolean;
 }
 
 type Runner = (netns: string | null, ops: RawNetOp[]) => Promise<(LinkInfo | null)[]>;
@@ -98,7 +100,7 @@ function oneViaIproute2(netns: string | null, o: NetOp): LinkInfo | null {
   switch (o.op) {
     case 'get': {
       const l = netns ? linkIn(netns, o.name) : link(o.name);
-      return l ? { ifindex: l.ifindex, mac: l.address ?? '', mtu: l.mtu ?? 0, up: (l.flags ?? []).includes('UP') } : null;
+      return l ? { ifindex: l.ifindex, mac: l.address ?? '', mtu: l.mtu ?? 0, up: (l.flags ?? []).includes('UP'), running: (l.flags ?? []).includes('LOWER_UP') } : null;
     }
     case 'set': {
       let name = o.name;
@@ -194,7 +196,7 @@ export async function linkAddrs(netns: string | null, name: string): Promise<Lin
   const l = netns ? linkIn(netns, name) : link(name);
   if (!l) return null;
   return {
-    ifindex: l.ifindex, mac: l.address ?? '', mtu: l.mtu ?? 0, up: (l.flags ?? []).includes('UP'),
+    ifindex: l.ifindex, mac: l.address ?? '', mtu: l.mtu ?? 0, up: (l.flags ?? []).includes('UP'), running: (l.flags ?? []).includes('LOWER_UP'),
     addrs: addrsIn(netns ?? hostNetnsPath(), name), more: 0,
   };
 }

@@ -7,7 +7,7 @@
 import { spawnSync } from 'node:child_process';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { request } from '../../src/dataplane/control.js';
-import { dataplaneOn } from '../helpers/cli.js';
+import { dataplaneOn, vfplane } from '../helpers/cli.js';
 import { ifname, Netns, scratchDir, vethPair } from '../helpers/netns.js';
 import { describePrivileged } from '../helpers/privileged.js';
 
@@ -155,4 +155,62 @@ describePrivileged('a routed underlay (uplink.gateway)', { netns: true, commands
     expect(() => parseConfig({ uplink: { ...base.uplink, prefixLength: 24 } }, 'dp.yaml')).toThrow(/give the gateway too/);
     expect(() => parseConfig({ uplink: { ...base.uplink, gateway: '192.0.2.254', prefixLength: 33 } }, 'dp.yaml')).toThrow(/at most 32 for IPv4/);
   });
+});
+
+// The uplink's own link and MAC while the data plane runs: a link down (or without
+// carrier) lost every frame with nothing said, and a new MAC on the netdev was never
+// used (helper-71).
+describePrivileged('the uplink netdev changing under the data plane', { netns: true, commands: ['ping'] }, () => {
+  let u: Netns, p: Netns;
+  const up = ifname('lu'), pu = ifname('lp');
+  const tmp = scratchDir('uplinkchg');
+
+  beforeAll(() => {
+    u = Netns.create('ulu');
+    p = Netns.create('ulp');
+    vethPair(u, up, p, pu);
+    p.ip(['addr', 'add', '192.0.2.2/24', 'dev', pu]);
+    p.ip(['link', 'set', pu, 'up']);
+  });
+  afterAll(() => {
+    for (const n of [u, p]) n?.destroy();
+    tmp.remove();
+  });
+
+  it('says when the link is down or without carrier, and takes a new MAC into use and announces it', async () => {
+    const dp = await dataplaneOn(u, up, tmp.dir, { peers: [{ vtep: '192.0.2.2' }], cpus: [0], metrics: '127.0.0.1:0' });
+    const metric = async (name: string) => Number(new RegExp(`^${name}\\{[^}]*\\} (\\d+)$`, 'm').exec(await (await fetch(`http://127.0.0.1:${dp.metricsPort}/metrics`)).text())?.[1]);
+    type Up = { link?: string; linkDowns?: number; mac?: string };
+    const uplink = async () => ((await request(dp.socket, { op: 'status' })) as unknown as { uplink: Up }).uplink;
+    const until = async (ok: (x: Up) => boolean) => {
+      let x = await uplink();
+      for (let i = 0; i < 60 && !ok(x); i++) await new Promise((res) => setTimeout(res, 100)), (x = await uplink());
+      return x;
+    };
+    try {
+      expect(await uplink()).toMatchObject({ link: 'up', linkDowns: 0, mac: u.mac(up) });
+      p.ip(['link', 'set', pu, 'down']); // the far end: our side loses carrier
+      expect(await until((x) => x.link === 'no-carrier')).toMatchObject({ link: 'no-carrier', linkDowns: 1 });
+      const status = vfplane(['dataplane', 'status', '--socket', dp.socket]);
+      expect(status.stdout).toMatch(/uplink link: NO CARRIER/);
+      expect(status.stdout + status.stderr).toMatch(/is up without carrier since \d+ s ago: every frame for the underlay is lost/);
+      expect(await metric('vfplane_uplink_up')).toBe(0);
+      expect(await metric('vfplane_uplink_down_total')).toBe(1);
+      p.ip(['link', 'set', pu, 'up']);
+      expect(await until((x) => x.link === 'up')).toMatchObject({ link: 'up', linkDowns: 1 });
+      expect(await metric('vfplane_uplink_up')).toBe(1);
+      // A new MAC: status, and the peer hears it announced.
+      u.ip(['link', 'set', up, 'address', '02:71:00:00:0d:01']);
+      p.ip(['neigh', 'replace', '192.0.2.1', 'lladdr', '02:71:00:00:0d:00', 'nud', 'reachable', 'dev', pu]);
+      expect((await until((x) => x.mac === '02:71:00:00:0d:01')).mac).toBe('02:71:00:00:0d:01');
+      let entry = '';
+      for (let i = 0; i < 30 && !entry.includes('02:71:00:00:0d:01'); i++) {
+        await new Promise((res) => setTimeout(res, 100));
+        entry = p.ip(['neigh', 'show', '192.0.2.1', 'dev', pu]);
+      }
+      expect(entry).toContain('02:71:00:00:0d:01');
+    } finally {
+      await dp.stop();
+    }
+  }, 40_000);
 });
