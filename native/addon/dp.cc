@@ -393,6 +393,7 @@ Napi::Value DpPortCounters(const Napi::CallbackInfo &info) {
     put("rx_kernel_drops", st.rx_kernel_drops);
     put("tx_oversize", st.tx_oversize);
     put("tx_kick_errors", st.tx_kick_errors);
+    put("tx_link_down", st.tx_link_down);
     r.Set("ringBytes", Napi::Number::New(env, static_cast<double>(st.ring_bytes)));
     r.Set("csumFinished", Napi::Number::New(env, static_cast<double>(st.rx_csum_finished)));
     r.Set("csumLeft", Napi::Number::New(env, static_cast<double>(st.rx_csum_left)));

@@ -58,7 +58,7 @@ typedef struct afp_q {
     uint32_t tx_frames, tx_head;
     int tx_pending;             /* frames queued whose kick has not succeeded */
 
-    uint64_t rx_truncated, rx_kernel_drops, tx_oversize, tx_kick_errors;
+    uint64_t rx_truncated, rx_kernel_drops, tx_oversize, tx_kick_errors, tx_link_down;
     uint64_t rx_csum_finished, rx_csum_left; /* CHECKSUM_PARTIAL frames: finished here, or not */
 } __attribute__((aligned(64))) afp_q;
 
@@ -282,6 +282,24 @@ static void afp_kick(afp_q *x) {
     if (errno != EAGAIN && errno != EWOULDBLOCK && errno != ENOBUFS) {
         x->tx_kick_errors++;
         x->tx_pending = 0; /* e.g. ENETDOWN: retrying every idle loop would not help */
+        /* The kernel refused before taking any frame (the device down or gone): what is
+         * queued is dropped now, as a NIC or a qdisc drops it, rather than left in the
+         * ring to go out seconds late when the link returns, counted as sent (helper-71).
+         * Only this worker sends on this socket, and its send returned: no slot asking to
+         * be sent is the kernel's. The kernel takes frames in ring order from its own
+         * head, which is the oldest one queued: our head goes back there, so the next
+         * frame is where the kernel looks (left ahead of it, the kernel would find an
+         * available slot at its head and send nothing until ours came round). */
+        uint64_t dropped = 0;
+        for (uint32_t k = 0; k < x->tx_frames; k++) {
+            const uint32_t i = x->tx_head ? x->tx_head - 1 : x->tx_frames - 1;
+            struct tpacket2_hdr *h = (struct tpacket2_hdr *)x->tx_slot[i];
+            if (__atomic_load_n(&h->tp_status, __ATOMIC_ACQUIRE) != TP_STATUS_SEND_REQUEST) break;
+            __atomic_store_n(&h->tp_status, TP_STATUS_AVAILABLE, __ATOMIC_RELEASE);
+            x->tx_head = i;
+            dropped++;
+        }
+        __atomic_fetch_add(&x->tx_link_down, dropped, __ATOMIC_RELAXED);
     }
 }
 
@@ -423,6 +441,7 @@ void vfp_afpacket_port__stats(vfp_port *vp, vfp_afpacket_stats *st) {
         st->rx_kernel_drops += x->rx_kernel_drops;
         st->tx_oversize += __atomic_load_n(&x->tx_oversize, __ATOMIC_RELAXED);
         st->tx_kick_errors += __atomic_load_n(&x->tx_kick_errors, __ATOMIC_RELAXED);
+        st->tx_link_down += __atomic_load_n(&x->tx_link_down, __ATOMIC_RELAXED);
         st->rx_csum_finished += __atomic_load_n(&x->rx_csum_finished, __ATOMIC_RELAXED);
         st->rx_csum_left += __atomic_load_n(&x->rx_csum_left, __ATOMIC_RELAXED);
         st->ring_bytes += x->rx_map_len + x->tx_map_len;

@@ -4,7 +4,9 @@
 // asked again while used (unicast to the MAC it had, then broadcast), and a data plane
 // announces its VTEP when it starts (gratuitous ARP), so peers that knew another MAC for
 // it take the new one at once. Real peer: the kernel, whose neighbour table is read back.
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { request } from '../../src/dataplane/control.js';
 import { dataplaneOn, vfplane } from '../helpers/cli.js';
@@ -43,18 +45,25 @@ describePrivileged('underlay neighbours that change', { netns: true, commands: [
     return ok();
   };
   const peerEntry = () => p.ip(['neigh', 'show', '192.0.2.1', 'dev', pu]);
+  // A state directory of each test's own: a data plane restores the last one's attachments.
+  const sub = (name: string) => {
+    const d = join(tmp.dir, name);
+    mkdirSync(d);
+    return d;
+  };
 
   it('a peer whose MAC changed is found again while traffic goes to it', async () => {
     // The peer never asks for us (a permanent entry): only our asking can find its new MAC.
     p.ip(['neigh', 'replace', '192.0.2.1', 'lladdr', u.mac(up), 'nud', 'permanent', 'dev', pu]);
-    const dp = await dataplaneOn(u, up, tmp.dir, { peers: [{ vtep: '192.0.2.2' }], neighReachableSeconds: 2, cpus: [0] });
+    const dp = await dataplaneOn(u, up, sub('probe'), { peers: [{ vtep: '192.0.2.2' }], neighReachableSeconds: 2, cpus: [0] });
     try {
       await request(dp.socket, { op: 'attach', representor: rep, vni: 100, mac: q.mac(repp) });
       expect(await until(() => ping().status === 0, 5000), 'ping across').toBe(true);
       // A new MAC flushes the kernel's neighbour table (its permanent entries too): put
       // back at once, before any frame needs it, so the peer never asks.
-      p.ip(['link', 'set', pu, 'address', '02:71:00:00:0b:03']);
-      p.ip(['neigh', 'replace', '192.0.2.1', 'lladdr', u.mac(up), 'nud', 'permanent', 'dev', pu]);
+      // In one `ip -batch`, so that no frame of the kernel's falls between the two.
+      spawnSync('ip', ['-n', p.name, '-batch', '-'], { input: `link set ${pu} address 02:71:00:00:0b:03\nneigh replace 192.0.2.1 lladdr ${u.mac(up)} nud permanent dev ${pu}\n` });
+      expect(p.ip(['neigh', 'show', '192.0.2.1', 'dev', pu])).toMatch(/PERMANENT/);
       // Past 2 s unheard: three unicast probes to the old MAC (lost), then a broadcast
       // request the peer answers from its new one.
       expect(await until(() => ping().status === 0, 15_000), 'ping across again, to the new MAC').toBe(true);
@@ -69,11 +78,37 @@ describePrivileged('underlay neighbours that change', { netns: true, commands: [
     }
   }, 40_000);
 
+  it('frames sent while the uplink is down are dropped then, not sent seconds late when it comes back', async () => {
+    const dp = await dataplaneOn(u, up, sub('down'), { peers: [{ vtep: '192.0.2.2', mac: p.mac(pu) }], cpus: [0] });
+    try {
+      await request(dp.socket, { op: 'attach', representor: rep, vni: 100, mac: q.mac(repp) });
+      expect(await until(() => ping().status === 0, 5000), 'ping across').toBe(true);
+      // 20 pings 0.2 s apart; the uplink set down for 1.5 s of them.
+      const run = spawn('ip', ['netns', 'exec', q.name, 'ping', '-n', '-i', '0.2', '-c', '20', '-W', '3', '10.9.0.2']);
+      let out = '';
+      run.stdout.on('data', (d) => { out += d; });
+      const done = new Promise((res) => run.on('close', res));
+      await new Promise((res) => setTimeout(res, 1000));
+      u.ip(['link', 'set', up, 'down']);
+      await new Promise((res) => setTimeout(res, 1500));
+      u.ip(['link', 'set', up, 'up']);
+      await done;
+      const rtts = [...out.matchAll(/time=([\d.]+) ms/g)].map((m) => Number(m[1]));
+      expect(rtts.length, out).toBeGreaterThan(5);
+      expect(Math.max(...rtts), `no reply waited for the link: ${out}`).toBeLessThan(500);
+      const ports = ((await request(dp.socket, { op: 'status' })) as unknown as { ports: { name: string; drops?: Record<string, number> }[] }).ports;
+      expect(ports.find((x) => x.name === 'uplink')?.drops?.tx_link_down, JSON.stringify(ports)).toBeGreaterThan(0);
+    } finally {
+      await dp.stop();
+      u.ip(['link', 'set', up, 'up']);
+    }
+  }, 40_000);
+
   it('a data plane that starts on another MAC announces it: the peer takes it before any traffic', async () => {
     // The peer knows us at an old MAC (reachable, as after traffic).
     p.ip(['neigh', 'replace', '192.0.2.1', 'lladdr', '02:71:00:00:0a:01', 'nud', 'reachable', 'dev', pu]);
     u.ip(['link', 'set', up, 'address', '02:71:00:00:0a:02']);
-    const dp = await dataplaneOn(u, up, tmp.dir, { peers: [{ vtep: '192.0.2.2' }], cpus: [0] });
+    const dp = await dataplaneOn(u, up, sub('announce'), { peers: [{ vtep: '192.0.2.2' }], cpus: [0] });
     try {
       expect(await until(() => peerEntry().includes('02:71:00:00:0a:02'), 3000), `the peer's entry: ${peerEntry()}`).toBe(true);
       const misc = ((await request(dp.socket, { op: 'stats' })) as unknown as { counters: { misc: Record<string, number> } }).counters.misc;
