@@ -30,13 +30,29 @@ export interface Logger {
  * component (one made in a directory others can write would lead anywhere).
  */
 function openLogFile(file: string): number {
-  const fd = fs.openSync(file, fs.constants.O_WRONLY | fs.constants.O_APPEND | fs.constants.O_CREAT | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK, 0o640);
-  if (!fs.fstatSync(fd).isFile()) {
+  const fd = fs.openSync(file, fs.constants.O_RDWR | fs.constants.O_APPEND | fs.constants.O_CREAT | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK, 0o640);
+  const st = fs.fstatSync(fd);
+  if (!st.isFile()) {
     fs.closeSync(fd);
     throw new Error('not a regular file');
   }
+  // Only a file of the plugin's own: empty (new), or its first line one of these lines.
+  // A network config may name any file in a log directory, and the plugin, root, would
+  // otherwise append to (and at 100 MB rotate away) the host's own logs there: syslog, a
+  // journal, another plugin's (helper-70).
+  if (st.size > 0) {
+    const head = Buffer.alloc(128);
+    const n = fs.readSync(fd, head, 0, head.length, 0);
+    if (!OWN_LINE.test(head.subarray(0, n).toString('latin1'))) {
+      fs.closeSync(fd);
+      throw new Error('it is not a log file vfplane-cni made (its first line is not one of the plugin\'s): the plugin appends only to its own; name a new file');
+    }
+  }
   return fd;
 }
+
+/** How every line of the plugin's log starts (see `make` below). */
+const OWN_LINE = /^\{"time":"\d{4}-\d\d-\d\dT[\d:.]+Z","level":"(panic|error|warning|info|debug|verbose)","msg":"/;
 
 /** A logFile this large is rotated before the next line (sriov-cni's cni-log rotates at
  *  100 MB and keeps 5 backups, as here): a node's pods come and go for months, ~800 bytes

@@ -307,7 +307,7 @@ export class Daemon {
         return;
       }
       this.commit();
-      const overhead = isIP(this.cfg.uplink.vtep) === 6 ? 70 : 50;
+      const overhead = this.overlayOverhead();
       this.log.warn(`uplink ${u.ifname}: MTU ${l.mtu} now; the underlay MTU the overlay counts on goes from ${was} to ${this.uplinkMtu}, so it carries pods' packets of up to ${this.uplinkMtu - overhead} bytes (epoch ${this.epoch})${more}. ` +
         `Pods set up for more are told by ICMP too big${this.cfg.icmpTooBig ? '' : ' (off: icmpTooBig)'}; their interfaces keep the MTU their ADD gave them`);
       this.saveState();
@@ -344,6 +344,12 @@ export class Daemon {
         this.log.warn(`uplink ${u.ifname}: MAC ${l.mac} now (was ${was}); the workers answer ARP/ND and send with it from epoch ${this.epoch}, and announce it to the underlay`);
       }
     });
+  }
+
+  /** What the outer headers take of the underlay's MTU: Ethernet inside, IP, UDP and
+   *  VXLAN (50 over IPv4, 70 over IPv6), as the kernel's vxlan reckons it. */
+  private overlayOverhead(): number {
+    return isIP(this.cfg.uplink.vtep) === 6 ? 70 : 50;
   }
 
   /** Notes when the learned table's full and per-VNI-cap counts last grew. */
@@ -824,7 +830,7 @@ export class Daemon {
     // IPv6: inner Ethernet, VXLAN, UDP, outer IP), as the engine's mtu_exceeded check
     // counts it; an outer VLAN tag is L2 and costs no MTU. The representor's MTU stands
     // for the pod's when the request does not give it (vfplane-cni does).
-    const overhead = isIP(c.uplink.vtep) === 6 ? 70 : 50;
+    const overhead = this.overlayOverhead();
     const mtu = c.tunnel.mtu || this.uplinkMtu;
     const podMtu = a.mtu ?? l.mtu;
     const overlayMtu = mtu && mtu - overhead >= 68 ? mtu - overhead : undefined;
@@ -1441,7 +1447,7 @@ export class Daemon {
     const nowMs = Number(process.hrtime.bigint() / 1_000_000n);
     const ago = (ms: number) => Math.max(0, Math.round((nowMs - ms) / 1000));
     const mtu = c.tunnel.mtu || this.uplinkMtu;
-    const overhead = isIP(c.uplink.vtep) === 6 ? 70 : 50;
+    const overhead = this.overlayOverhead();
     return {
       node: c.node,
       backend: c.backend,

@@ -1,7 +1,7 @@
 // vfplane-cni's logFile is rotated as sriov-cni's cni-log rotates its own (100 MB, five
 // backups): a node's pods come and go for months, and the file grew without end
 // (helper-68: ~800 bytes a pod at info). On real files.
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -39,6 +39,37 @@ describe('the plugin\'s log file', () => {
       expect(readFileSync(`${file}.1`, 'utf8')).toContain('"msg":"round7 0"');
       expect(readFileSync(`${file}.5`, 'utf8')).toContain('"msg":"round3 0"');
       expect(existsSync(`${file}.6`)).toBe(false);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  // A network config may name any file in a log directory, and the plugin runs as root:
+  // it appended to (and at its size rotated away) the host's own logs there (helper-70).
+  it('is only ever a file of the plugin\'s own: another log there is neither appended to nor rotated', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'vfplane-cni-log-'));
+    try {
+      const syslog = join(dir, 'syslog');
+      const before = 'Dec  6 21:00:01 node1 kernel: [ 1.0] Linux version 6.18\n'.repeat(20);
+      writeFileSync(syslog, before);
+      const lines: string[] = [];
+      const log = createLogger({ file: syslog, maxBytes: 100, level: 'info', stderr: (l) => lines.push(l) });
+      log.info('from a pod');
+      log.close();
+      expect(readFileSync(syslog, 'utf8')).toBe(before);
+      expect(readdirSync(dir)).toEqual(['syslog']);
+      expect(lines[0]).toMatch(/cannot open logFile .*syslog: it is not a log file vfplane-cni made/);
+      expect(lines[1]).toContain('"msg":"from a pod"');
+      // Its own, and an empty one (new), are written to.
+      const own = join(dir, 'cni.log');
+      writeFileSync(own, '');
+      for (const n of [1, 2]) {
+        const l = createLogger({ file: own, level: 'info', stderr: () => { throw new Error('to stderr'); } });
+        l.info(`line ${n}`);
+        l.close();
+      }
+      expect(readFileSync(own, 'utf8').split('\n').filter(Boolean)).toHaveLength(2);
+      expect(statSync(own).size).toBeGreaterThan(0);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
