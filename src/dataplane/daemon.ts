@@ -142,6 +142,9 @@ export function solicitedNodeMac(addr: string): string {
 const mac = (s: string) => parseMac(s)!;
 const ipBytes = (s: string) => parseIp(s)!.bytes;
 /** An address as the workers name it (RFC 5952 for IPv6), whatever form the config used. */
+/** The largest MTU native XDP takes on a veth with 4 KiB pages (the kernel's veth_xdp_set:
+ *  a page less XDP_PACKET_HEADROOM and skb_shared_info, less the Ethernet header). */
+const AFXDP_VETH_MAX_MTU = 3506;
 const canonIp = (s: string) => { const a = parseIp(s)!; return formatIp(a.family, a.bytes); };
 
 
@@ -864,12 +867,17 @@ export class Daemon {
     // A representor below its pod interface's MTU drops the pod's larger frames before
     // the data plane sees them (and the port's slots are sized from its MTU): raised to
     // the pod's first, and given back with the rest of the claim.
+    // An AF_XDP port carries one UMEM frame whatever the MTU, and native XDP on a veth
+    // refuses an MTU over 3506 (4 KiB pages), which would force the slower SKB mode: a
+    // raise past that gains nothing and costs every frame (helper-70); the attach says
+    // what the pod loses (below).
     let raisedFrom: number | undefined;
-    if (a.mtu && l.mtu && a.mtu > l.mtu) {
+    const raiseTo = a.mtu && this.podBackend === 'afxdp' ? Math.min(a.mtu, AFXDP_VETH_MAX_MTU) : a.mtu;
+    if (raiseTo && l.mtu && raiseTo > l.mtu) {
       try {
-        await netRun(a.netns ?? null, [{ op: 'set', name: a.representor, mtu: a.mtu }]);
+        await netRun(a.netns ?? null, [{ op: 'set', name: a.representor, mtu: raiseTo }]);
         raisedFrom = l.mtu;
-        this.log.info(`${a.representor}: MTU ${l.mtu} raised to its pod interface's ${a.mtu} (given back at detach)`);
+        this.log.info(`${a.representor}: MTU ${l.mtu} raised to ${raiseTo === a.mtu ? `its pod interface's ${a.mtu}` : `${raiseTo} (its pod interface has ${a.mtu}; an AF_XDP port carries no more)`} (given back at detach)`);
       } catch (e) {
         const w = `representor ${a.representor} keeps MTU ${l.mtu}, below its pod interface's ${a.mtu} (${(e as Error).message}): the pod's frames over ${l.mtu} bytes are dropped before the data plane; give the pod an MTU ≤ ${l.mtu} (CNI "mtu")`;
         this.log.warn(w);

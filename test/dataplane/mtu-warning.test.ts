@@ -2,7 +2,7 @@
 // own rule: a pod's IP packet of its MTU leaves as an outer IP packet 50 bytes larger
 // (70 over IPv6), and the engine drops larger ones as mtu_exceeded. A real daemon on a
 // veth uplink of MTU 1500, representors at the limit and one byte over it.
-import { spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { dataplaneOn, vfplane } from '../helpers/cli.js';
 import { ifname, inject, Netns, scratchDir, vethIn } from '../helpers/netns.js';
@@ -147,6 +147,31 @@ describePrivileged('MTU advice at attach', { netns: true }, () => {
       // Its representor's port (AF_XDP too) carries no more than the uplink's: the pod's
       // larger packets are lost there, unanswered; said, with the fix (helper-70).
       expect(reply.note).toContain(`the pod interface of ${rep} has MTU 8950, but its afxdp port carries frames of at most ${frame} bytes: the pod's packets over ${Number(frame) - 14} bytes are lost at the port (rx_oversize)`);
+    } finally {
+      await dp.stop();
+      spawnSync('ip', ['link', 'del', rep]);
+      dir.remove();
+    }
+  });
+
+  // An AF_XDP port carries one UMEM frame whatever the MTU, and native XDP on a veth
+  // takes no MTU over 3506: raising a representor to a jumbo pod's 8950 gained nothing and
+  // forced SKB mode (helper-70). The raise stops at 3506.
+  it('raises an AF_XDP representor no further than native XDP on a veth takes', async () => {
+    const xup = ifname('zu'), xupPeer = ifname('zp'), rep = ifname('zr');
+    vethIn(ns, xup, xupPeer);
+    spawnSync('ip', ['link', 'add', rep, 'type', 'veth', 'peer', 'name', `${rep}p`, 'netns', ns.name]);
+    ns.ip(['link', 'set', `${rep}p`, 'mtu', '9000']);
+    ns.ip(['link', 'set', `${rep}p`, 'up']);
+    const dir = scratchDir('mtu-afxdp-raise');
+    const dp = await dataplaneOn(ns, xup, dir.dir, { backend: 'afxdp', afxdp: { mode: 'skb', copy: 'copy', frames: 1024 }, peers: [{ vtep: '192.0.2.2', mac: '02:00:00:00:0e:02' }] });
+    const mtuOf = () => (JSON.parse(execFileSync('ip', ['-j', 'link', 'show', rep], { encoding: 'utf8' })) as { mtu: number }[])[0]!.mtu;
+    try {
+      await request(dp.socket, { op: 'attach', representor: rep, vni: 100, mac: '02:00:00:00:0d:0b', mtu: 8950, pci: '0000:5e:02.6' });
+      expect(mtuOf()).toBe(3506);
+      expect(dp.log()).toContain(`${rep}: MTU 1500 raised to 3506 (its pod interface has 8950; an AF_XDP port carries no more) (given back at detach)`);
+      await request(dp.socket, { op: 'detach', representor: rep });
+      expect(mtuOf()).toBe(1500);
     } finally {
       await dp.stop();
       spawnSync('ip', ['link', 'del', rep]);
