@@ -628,6 +628,7 @@ Napi::Value DpStatsLayout(const Napi::CallbackInfo &info) {
   F("srcCacheHits", src_cache_hits); F("srcCacheMisses", src_cache_misses); F("srcCacheBypassed", src_cache_bypassed);
   F("icmpTooBig", icmp_too_big); F("icmpTooBigLimited", icmp_too_big_limited); F("echoReplies", echo_replies); F("pmtuLearned", pmtu_learned);
   F("reasmFragments", reasm_fragments); F("reasmDatagrams", reasm_datagrams); F("neighProbes", neigh_probes); F("announcements", announcements);
+  F("notPeerFamily", not_peer_family); F("notPeerAddr", not_peer_addr); F("notPeerNs", not_peer_ns);
 #undef F
   r.Set("fields", misc);
   r.Set("ports", W(offsetof(vfp_dp_worker_stats, ports)));

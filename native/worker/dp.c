@@ -1952,6 +1952,15 @@ static VFP_COLD void note_uplink_drops(worker *w, const dp_cfg *c, vfp_pkt *cons
     }
 }
 
+/* The VTEP a frame came from that is not a peer, for `status` to name (once a second at
+ * most: the time last, with release, so a reader that sees it sees the address). */
+static VFP_COLD void note_not_peer(worker *w, const vfp_addr *a, uint64_t now) {
+    __atomic_store_n(&w->st->not_peer_family, 0, __ATOMIC_RELAXED);
+    memcpy(w->st->not_peer_addr, a->bytes, 16);
+    __atomic_store_n(&w->st->not_peer_family, (uint64_t)a->family, __ATOMIC_RELAXED);
+    __atomic_store_n(&w->st->not_peer_ns, now, __ATOMIC_RELEASE);
+}
+
 /* Frames from the underlay: ARP for our VTEP, else decap and switch to local ports. */
 static void from_uplink(worker *w, vfp_pkt **pk, uint16_t n, uint64_t now, uint32_t now_s) {
     const dp_cfg *c = w->cfg;
@@ -2184,6 +2193,7 @@ static void from_uplink(worker *w, vfp_pkt **pk, uint16_t n, uint64_t now, uint3
                 nl++;
             } else {
                 w->st->learn_not_peer++;
+                if (VFP_UNLIKELY(w->st->not_peer_ns + 1000000000ull <= now)) note_not_peer(w, &from, now);
             }
         }
         vs->decap_pkts++;

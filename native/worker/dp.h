@@ -120,6 +120,11 @@ typedef struct vfp_dp_worker_stats {
     uint64_t reasm_datagrams;   /* VXLAN packets made whole again from them, then decapsulated */
     uint64_t neigh_probes;      /* unicast ARP requests / solicitations re-checking a learned peer MAC gone stale */
     uint64_t announcements;     /* gratuitous ARPs / unsolicited neighbour advertisements for our VTEP */
+    /* The last VTEP a decapsulated frame came from that is not a peer (learn_not_peer): a
+     * node renumbered, or one missing from the peers. Family 0: none yet. */
+    uint64_t not_peer_family;
+    uint8_t not_peer_addr[16];
+    uint64_t not_peer_ns;       /* CLOCK_MONOTONIC when */
     vfp_dp_port_stats ports[VFP_DP_MAX_PORTS];
     vfp_dp_vni_stats vnis[VFP_DP_MAX_VNIS];
     vfp_dp_peer_stats peers[VFP_DP_MAX_PEERS];

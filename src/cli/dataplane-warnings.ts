@@ -15,6 +15,7 @@ export interface StatusReply {
     mtu?: number; overlayMtu?: number;
     link?: 'up' | 'down' | 'no-carrier'; linkSecondsAgo?: number; linkDowns?: number; mac?: string;
   };
+  notPeer?: { vtep: string; frames: number; secondsAgo: number };
   peers: { vtep: string; mac?: string; state?: string; underlayMac?: string | null; resolvedSecondsAgo?: number; heardSecondsAgo?: number; via?: string; requests?: number; encapPkts?: number; pathMtu?: number }[];
   attachments: { representor: string; pci?: string; vni: number; mac: string; owner?: Record<string, string>; representorState?: string; why?: string; ownerGone?: boolean }[];
   workers: { cpu: number; epoch: number }[];
@@ -50,6 +51,9 @@ export function statusWarnings(s: StatusReply): StatusWarning[] {
       ? `the gateway ${p.via} toward peer ${p.vtep} has not answered ${p.requests ?? 0} ARP/ND request(s): its MAC is unknown, so frames for the peer are dropped (neigh_unresolved). Check that the router is up on the uplink's link with that address (uplink.gateway)`
       : `peer ${p.vtep} has not answered ${p.requests ?? 0} ARP/ND request(s): its MAC is unknown, so frames for it are dropped (neigh_unresolved). Check that the peer is up on the underlay with that address; a peer on another subnet, behind a router, needs uplink.gateway (and uplink.prefixLength for the peers that are on the link); or give its MAC in the config (peers[].mac)` });
   }
+  // Frames from a VTEP the config does not name: delivered, its MACs not learned.
+  const np = s.notPeer;
+  if (np && np.secondsAgo <= RECENT_S) out.push({ about: 'peers', text: `frames from VTEP ${np.vtep}, which is not a peer of this node, came in ${np.secondsAgo} s ago (${np.frames} from such VTEPs since the start): they reach the pods, but the MACs behind it are not learned, so the replies flood (or go nowhere on a VNI with a flood list) and never reach it unless it is a peer. A node renumbered, or one missing from the peers: add it (peers in the config, or \`vfplane dataplane peer add ${np.vtep}\`)` });
   for (const a of s.attachments.filter((x) => x.representorState === 'gone' || x.representorState === 'replaced')) {
     // A pod's attachment goes with the pod (DEL, GC); the operator's (no owner) only
     // when the operator detaches it: gc knows nothing of it.

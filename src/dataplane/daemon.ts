@@ -87,6 +87,13 @@ function representorState(a: { representor: string; netns?: string; ifindex: num
 /** `{vtepConflict}` once another host claimed our VTEP's address on the underlay (its
  *  ARP or ND from a MAC not the uplink's): how many frames, the last one's MAC, how long
  *  ago. Peers may then send this node's traffic to that host. */
+/** The last VTEP that is not a peer whose frames came in (learnNotPeer), for `status`. */
+function notPeerStatus(k: DpCounters): { notPeer?: { vtep: string; frames: number; secondsAgo: number } } {
+  if (!k.notPeer) return {};
+  const ago = Number((process.hrtime.bigint() - k.notPeer.atNs) / 1_000_000_000n);
+  return { notPeer: { vtep: k.notPeer.vtep, frames: Number(k.misc.learnNotPeer ?? 0n), secondsAgo: Math.max(0, ago) } };
+}
+
 function vtepConflictStatus(k: DpCounters): { vtepConflict?: { frames: number; mac: string; secondsAgo: number } } {
   const n = Number(k.misc.vtepConflicts ?? 0n);
   if (!n || !k.vtepConflict) return {};
@@ -1469,6 +1476,7 @@ export class Daemon {
       dstPort: c.dstPort,
       tenants: c.tenants.map((t) => ({ namespaces: t.namespaces, vnis: formatVniRanges(t.vnis) })),
       peers: this.peerStatus(),
+      ...notPeerStatus(counters),
       // The VNIs with a flood list of their own (config or `flood set`); others flood to every peer.
       floods: [...this.floods].sort(([a], [b]) => a - b).map(([vni, vteps]) => ({ vni, vteps })),
       attachments: this.attachmentList().map(({ a, state, why }) => ({ representor: a.representor, pci: a.pci, vni: a.vni, mac: a.mac, owner: a.owner, representorState: state, ...(why ? { why } : {}), ...ownerGone(a) })),

@@ -231,11 +231,14 @@ export interface DpCounters {
   /** The last ARP/ND frame from another MAC claiming our VTEP's address (misc.vtepConflicts
    *  counts them all): that MAC, and when (CLOCK_MONOTONIC ns); null when none came. */
   vtepConflict: { mac: string; atNs: bigint } | null;
+  /** The last VTEP a decapsulated frame came from that is not a peer (misc.learnNotPeer
+   *  counts such frames while learning is on), and when; null when none came. */
+  notPeer: { vtep: string; atNs: bigint } | null;
 }
 
 /** Worker fields that are not counters: per worker (cpu, learnedEntries: every worker
  *  holds every learned entry) or the last of something (vtepConflict). */
-const NOT_SUMMED = new Set(['cpu', 'learnedEntries', 'vtepConflictMac', 'vtepConflictNs']);
+const NOT_SUMMED = new Set(['cpu', 'learnedEntries', 'vtepConflictMac', 'vtepConflictNs', 'notPeerFamily', 'notPeerAddr', 'notPeerNs']);
 
 /** The most learned entries a listing reads by default: a walk of a worker's table holds
  *  up its packets while it runs (explain looks one MAC up instead: learnedGet). */
@@ -383,6 +386,7 @@ export class DataPlane {
     const vnis = new Map<number, VniCounters>();
     const perWorker: DpCounters['perWorker'] = [];
     let vtepConflict: DpCounters['vtepConflict'] = null;
+    let notPeer: DpCounters['notPeer'] = null;
     const engineHead = this.engineNames.filter((n) => !n.startsWith('drop.'));
     for (let w = 0; w < workers; w++) {
       const b = w * L.workerWords;
@@ -402,6 +406,10 @@ export class DataPlane {
       if (cNs && (!vtepConflict || cNs > vtepConflict.atNs)) {
         // Its bytes in wire order, read as a peer's MAC word is (peerCounters).
         vtepConflict = { mac: formatMac(new Uint8Array(v.buffer, v.byteOffset, v.byteLength), (b + L.fields.vtepConflictMac!) * 8), atNs: cNs };
+      }
+      const npNs = v[b + L.fields.notPeerNs!]!, npFam = Number(v[b + L.fields.notPeerFamily!]!);
+      if (npNs && (npFam === 4 || npFam === 6) && (!notPeer || npNs > notPeer.atNs)) {
+        notPeer = { vtep: formatIp(npFam, new Uint8Array(v.buffer, v.byteOffset, v.byteLength), (b + L.fields.notPeerAddr!) * 8), atNs: npNs };
       }
       perWorker.push({
         cpu: Number(BigInt.asIntN(64, v[b + L.fields.cpu!]!)),
@@ -439,7 +447,7 @@ export class DataPlane {
         vnis.set(vni, cur);
       }
     }
-    return { engine, drops, misc, ports, vnis, perWorker, peers: this.peerCounters(v, workers), vtepConflict };
+    return { engine, drops, misc, ports, vnis, perWorker, peers: this.peerCounters(v, workers), vtepConflict, notPeer };
   }
 
   /** The peer slots of every worker, merged by address: counts summed; the MAC of the

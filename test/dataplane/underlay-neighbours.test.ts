@@ -104,6 +104,26 @@ describePrivileged('underlay neighbours that change', { netns: true, commands: [
     }
   }, 40_000);
 
+  // A node renumbered, or missing from the peers: its frames were delivered and its MACs
+  // not learned, and only `stats --json` had a count (helper-71). Status names it now.
+  it('names a VTEP whose frames come in but which is not a peer', async () => {
+    const dp = await dataplaneOn(u, up, sub('notpeer'), { peers: [{ vtep: '192.0.2.9', mac: '02:00:00:00:09:09' }], cpus: [0] });
+    try {
+      await request(dp.socket, { op: 'attach', representor: rep, vni: 100, mac: q.mac(repp) });
+      p.ip(['neigh', 'replace', '192.0.2.1', 'lladdr', u.mac(up), 'nud', 'permanent', 'dev', pu]);
+      spawnSync('ip', ['netns', 'exec', p.name, 'ping', '-n', '-c', '3', '-i', '0.2', '-W', '1', '10.9.0.1']);
+      type NP = { notPeer?: { vtep: string; frames: number; secondsAgo: number } };
+      const st = (await request(dp.socket, { op: 'status' })) as unknown as NP;
+      expect(st.notPeer).toMatchObject({ vtep: '192.0.2.2' });
+      expect(st.notPeer!.frames).toBeGreaterThan(0);
+      const human = vfplane(['dataplane', 'status', '--socket', dp.socket]);
+      expect(human.stdout + human.stderr).toMatch(/frames from VTEP 192\.0\.2\.2, which is not a peer of this node, came in \d+ s ago .*`vfplane dataplane peer add 192\.0\.2\.2`/);
+    } finally {
+      await dp.stop();
+      p.ip(['neigh', 'del', '192.0.2.1', 'dev', pu]);
+    }
+  }, 30_000);
+
   it('a data plane that starts on another MAC announces it: the peer takes it before any traffic', async () => {
     // The peer knows us at an old MAC (reachable, as after traffic).
     p.ip(['neigh', 'replace', '192.0.2.1', 'lladdr', '02:71:00:00:0a:01', 'nud', 'reachable', 'dev', pu]);
