@@ -353,7 +353,6 @@ typedef struct worker {
     uint64_t last_mld_ns;
     uint64_t rng;          /* splitmix64 state: an MLD answer's random delay */
     pool pool;
-    reasm rs[REASM_SLOTS]; /* fragmented VXLAN packets being put together (cold) */
     /* per-epoch working copies */
     vfp_tunnel tun[VFP_DP_MAX_PEERS];
     uint8_t resolved[VFP_DP_MAX_PEERS];
@@ -386,6 +385,7 @@ typedef struct worker {
     _Atomic uint64_t drop_wr;
     _Atomic uint64_t drop_want;
     _Atomic uint64_t drop_mask; /* the reasons recorded (vfp_dp_drop__bit); 0: all */
+    reasm rs[REASM_SLOTS]; /* fragmented VXLAN packets being put together (cold: last) */
 } worker;
 
 struct vfp_dp {
@@ -1263,6 +1263,17 @@ static VFP_COLD vfp_pkt *uplink_frag4(worker *w, vfp_pkt *p, size_t l3, uint64_t
     return whole;
 }
 
+/* An IPv4 frame on the uplink that is ICMP or a fragment (from from_uplink): an echo to
+ * our VTEP or a router's PMTU message is consumed (NULL); a fragment of a UDP packet to
+ * us goes to reassembly (NULL, or the whole packet); anything else is p, for decap to
+ * drop with its reason. */
+static VFP_COLD vfp_pkt *uplink_ip4_other(worker *w, vfp_pkt *p, size_t l3, uint64_t now) {
+    const uint8_t *d = p->data;
+    if (d[l3 + 9] == 1 && p->len >= l3 + 28 && (uplink_echo4(w, p, l3) || uplink_pmtu4(w, p, l3, now))) return NULL;
+    if ((d[l3 + 6] & 0x3f) | d[l3 + 7]) return uplink_frag4(w, p, l3, now);
+    return p;
+}
+
 /* The same for IPv6: a fragment header (44) right after the fixed header, over UDP. */
 static VFP_COLD vfp_pkt *uplink_frag6(worker *w, vfp_pkt *p, size_t l3, uint64_t now) {
     const dp_cfg *c = w->cfg;
@@ -1985,12 +1996,15 @@ static void from_uplink(worker *w, vfp_pkt **pk, uint16_t n, uint64_t now, uint3
             w->st->drops[VFP_DP_D_OTHER_HOST]++;
             drop_free(w, c->uplink, p, VFP_DP_D_OTHER_HOST, DROP_RX);
         }
-        else if (VFP_UNLIKELY(et == 0x0800 && p->len >= l3 + 28 && d[l3 + 9] == 1) && (uplink_echo4(w, p, l3) || uplink_pmtu4(w, p, l3, now))) continue;
-        /* A fragment: put together with the others first (a router on a smaller hop
-         * split a packet the tunnel sent with DF unset), as the kernel's IP input does
-         * before its vxlan socket sees it. */
-        else if (VFP_UNLIKELY(et == 0x0800 && p->len >= l3 + 20 && ((d[l3 + 6] & 0x3f) | d[l3 + 7]))) {
-            if ((p = uplink_frag4(w, p, l3, now))) vx[nv++] = p;
+        /* IPv4: ICMP (an echo to our VTEP, a router's PMTU message) and fragments (put
+         * together first, as the kernel's IP input does before its vxlan socket sees
+         * them) leave the common path on one test of the header. */
+        else if (et == 0x0800 && p->len >= l3 + 20) {
+            if (VFP_UNLIKELY(d[l3 + 9] == 1 || ((d[l3 + 6] & 0x3f) | d[l3 + 7]))) {
+                if ((p = uplink_ip4_other(w, p, l3, now))) vx[nv++] = p;
+            } else {
+                vx[nv++] = p;
+            }
         }
         else if (VFP_UNLIKELY(et == 0x86dd && p->len >= l3 + 48 && d[l3 + 6] == 44)) {
             if ((p = uplink_frag6(w, p, l3, now))) vx[nv++] = p;
