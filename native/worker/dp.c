@@ -25,7 +25,7 @@ static const char *const drop_names[VFP_DP_D__COUNT] = {
     "no_attachment", "no_peer", "neigh_unresolved", "no_local_port", "hairpin",
     "tx_full", "no_buffer", "arp_other", "spoofed", "nd_other", "handoff_full", "handoff_stale",
     "bad_src_mac", "static_elsewhere", "no_destination", "other_host", "reasm_timeout", "reasm_overlap",
-    "reasm_invalid",
+    "reasm_invalid", "reasm_full",
 };
 _Static_assert(sizeof drop_names / sizeof drop_names[0] == VFP_DP_D__COUNT, "a name for every drop reason");
 
@@ -240,13 +240,21 @@ typedef struct neigh {
  * buffer: the payload at the buffer's data, the first fragment's Ethernet and IP headers
  * in the headroom before it. Each 8-byte unit held is a bit, so an overlap is seen
  * (RFC 5722: the whole datagram dropped, as Linux drops IPv4 ones too) and a repeated
- * fragment (a duplicate on the wire) is only a repeat. */
-#define REASM_SLOTS 16
+ * fragment (a duplicate on the wire: the same bytes again) is only a repeat. Only
+ * fragments from peers are taken: anyone else on the underlay could fill the slots
+ * (helper-73: 110k spoofed first fragments a second cut a peer's jumbo traffic by 70%). */
+#define REASM_SLOTS 64
 #define REASM_MAX 9216                    /* payload bytes: a jumbo underlay's packet */
 #define REASM_TIMEOUT_NS 30000000000ull   /* Linux's ipfrag_time */
+/* Every slot busy: the oldest makes room only once it has waited this long (a datagram's
+ * fragments follow each other within microseconds); a newer one is refused (reasm_full)
+ * rather than each new datagram putting out one still coming, which with more datagrams
+ * interleaved than slots completed none (helper-73: 0 of 24 with 16 slots). */
+#define REASM_EVICT_NS 100000000ull
 typedef struct reasm {
     vfp_pkt *buf;         /* NULL: a free slot */
     uint64_t start_ns;
+    uint64_t seq;         /* the order slots were taken in (one burst's share a start_ns) */
     uint32_t id;
     uint8_t family, ce;   /* ce: a fragment came marked CE (RFC 3168 §5.3) */
     uint8_t src[16], dst[16];
@@ -385,6 +393,7 @@ typedef struct worker {
     _Atomic uint64_t drop_wr;
     _Atomic uint64_t drop_want;
     _Atomic uint64_t drop_mask; /* the reasons recorded (vfp_dp_drop__bit); 0: all */
+    uint64_t reasm_seq;
     reasm rs[REASM_SLOTS]; /* fragmented VXLAN packets being put together (cold: last) */
 } worker;
 
@@ -1164,10 +1173,14 @@ static VFP_COLD vfp_pkt *reasm_add(worker *w, uint8_t family, const uint8_t *src
             r = x;
             break;
         }
-        if (!oldest || x->start_ns < oldest->start_ns) oldest = x;
+        if (!oldest || x->seq < oldest->seq) oldest = x;
     }
     if (!r) {
-        /* Every slot busy: the oldest, the least likely to be finished, makes room. */
+        /* Every slot busy: the oldest makes room once it has waited REASM_EVICT_NS. */
+        if (!free_r && now - oldest->start_ns < REASM_EVICT_NS) {
+            count_port_drop(w, w->cfg->uplink, VFP_DP_D_REASM_FULL, 1);
+            return NULL;
+        }
         if (!free_r) reasm_drop(w, oldest, VFP_DP_D_REASM_TIMEOUT), free_r = oldest;
         vfp_pkt *b = pool_get(&w->pool);
         if (!b) {
@@ -1178,6 +1191,7 @@ static VFP_COLD vfp_pkt *reasm_add(worker *w, uint8_t family, const uint8_t *src
         memset(r, 0, sizeof *r);
         r->buf = b;
         r->start_ns = now;
+        r->seq = ++w->reasm_seq;
         r->family = family;
         r->id = id;
         memcpy(r->src, src, alen);
@@ -1204,7 +1218,9 @@ static VFP_COLD vfp_pkt *reasm_add(worker *w, uint8_t family, const uint8_t *src
     if (len) {
         const uint32_t a = off >> 3, b = (end + 7) >> 3;
         const unsigned had = reasm_mark(r, a, b);
-        if (had == b - a) return NULL; /* a repeat: nothing new */
+        /* A repeat: bytes held already, the same again (a duplicate on the wire). Other
+         * bytes where some are held: an overlap. */
+        if (had == b - a && !memcmp(r->buf->data + off, pl, len)) return NULL;
         if (had) {
             reasm_drop(w, r, VFP_DP_D_REASM_OVERLAP);
             return NULL;
@@ -1244,6 +1260,9 @@ static VFP_COLD vfp_pkt *uplink_frag4(worker *w, vfp_pkt *p, size_t l3, uint64_t
     if ((ip[0] >> 4) != 4 || hl < 20 || tot < hl || l3 + tot > p->len || ip[9] != 17 || c->local.family != 4 ||
         memcmp(ip + 16, c->local.bytes, 4) || !vfp_csum__ipv4_ok(ip, hl))
         return p;
+    vfp_addr from = { .family = 4 };
+    memcpy(from.bytes, ip + 12, 4);
+    if (peer_find(c, &from) < 0) return p; /* only a peer's (decap drops it: ip_fragment) */
     const uint32_t fo = (uint32_t)(ip[6] << 8 | ip[7]);
     uint8_t ce = 0;
     vfp_pkt *whole = reasm_add(w, 4, ip + 12, ip + 16, (uint32_t)(ip[4] << 8 | ip[5]), p->data, (uint32_t)(l3 + hl), ip + hl,
@@ -1282,6 +1301,9 @@ static VFP_COLD vfp_pkt *uplink_frag6(worker *w, vfp_pkt *p, size_t l3, uint64_t
     if ((ip[0] >> 4) != 6 || plen < 8 || l3 + 40 + plen > p->len || fh[0] != 17 || c->local.family != 6 ||
         memcmp(ip + 24, c->local.bytes, 16))
         return p;
+    vfp_addr from = { .family = 6 };
+    memcpy(from.bytes, ip + 8, 16);
+    if (peer_find(c, &from) < 0) return p; /* only a peer's (decap drops it) */
     const uint32_t fo = (uint32_t)(fh[2] << 8 | fh[3]);
     const uint32_t id = (uint32_t)fh[4] << 24 | (uint32_t)fh[5] << 16 | (uint32_t)fh[6] << 8 | fh[7];
     uint8_t ce = 0;
@@ -1362,7 +1384,19 @@ static VFP_COLD void uplink_nd(worker *w, vfp_pkt *p, size_t l3, uint64_t now) {
                 }
             }
         } else if (!bad) {
-            if (ll) neigh_learn(w, &t, ll);
+            if (ll) {
+                neigh_learn(w, &t, ll);
+            } else if (m[4] & 0x40) {
+                /* Solicited, without the target's link-layer address: the answer Linux
+                 * gives a unicast solicitation (our probe; RFC 4861 §7.2.4 lets it leave
+                 * the option out). The MAC it was asked at stands, confirmed. */
+                const neigh *n = neigh_slot(w, &t, 0);
+                if (n && n->valid && !memcmp(n->mac, d + 6, 6)) {
+                    uint8_t mac[6];
+                    memcpy(mac, n->mac, 6);
+                    neigh_learn(w, &t, mac);
+                }
+            }
         }
         if (!bad) {
             vfp_pkt__free_burst(&p, 1);

@@ -44,6 +44,7 @@ enum vfp_dp_drop {
     VFP_DP_D_REASM_OVERLAP,     /* a fragmented VXLAN packet with overlapping fragments (RFC 5722; per datagram) */
     VFP_DP_D_REASM_INVALID,     /* a fragment whose offsets or lengths cannot be (a middle one not a multiple of 8 bytes,
                                  * past the end the last one set), or a datagram bigger than a scratch buffer */
+    VFP_DP_D_REASM_FULL,        /* a new fragmented datagram while every reassembly slot holds one younger than 100 ms */
     VFP_DP_D__COUNT
 };
 const char *vfp_dp_drop__name(unsigned d);

@@ -138,7 +138,7 @@ export async function dpStatus(o: ClientOpts): Promise<void> {
         (p.state === 'resolved'
           ? `resolved${p.resolvedSecondsAgo !== undefined ? ` ${p.resolvedSecondsAgo} s ago` : ''}` +
             (p.heardSecondsAgo !== undefined && p.heardSecondsAgo !== p.resolvedSecondsAgo
-              ? p.heardSecondsAgo > 33 ? `; not heard from for ${p.heardSecondsAgo} s (asked again while traffic goes to it)` : `; heard ${p.heardSecondsAgo} s ago`
+              ? p.heardSecondsAgo > (s.neighReachableSeconds ?? 30) + 3 ? `; not heard from for ${p.heardSecondsAgo} s (asked again while traffic goes to it)` : `; heard ${p.heardSecondsAgo} s ago`
               : '')
           : p.state === 'unresolved' ? 'UNRESOLVED (no ARP/ND answer)' : p.state ?? '-') +
           (p.pathMtu ? `; path MTU ${p.pathMtu} (a router's)` : ''),

@@ -16,6 +16,7 @@ export interface StatusReply {
     link?: 'up' | 'down' | 'no-carrier'; linkSecondsAgo?: number; linkDowns?: number; mac?: string;
   };
   notPeer?: { vtep: string; frames: number; secondsAgo: number };
+  neighReachableSeconds?: number;
   peers: { vtep: string; mac?: string; state?: string; underlayMac?: string | null; resolvedSecondsAgo?: number; heardSecondsAgo?: number; via?: string; requests?: number; encapPkts?: number; pathMtu?: number }[];
   attachments: { representor: string; pci?: string; vni: number; mac: string; owner?: Record<string, string>; representorState?: string; why?: string; ownerGone?: boolean }[];
   workers: { cpu: number; epoch: number }[];
@@ -46,10 +47,14 @@ export function statusWarnings(s: StatusReply): StatusWarning[] {
   if (lr?.full && recent(lr.fullSecondsAgo)) out.push({ about: 'learning', text: `the learned FDB is full (${lr.capacity} entries a worker): ${lr.full} frames from a MAC it had no room for since the start, the last ${lr.fullSecondsAgo ?? 0} s ago; frames to such MACs flood as unknown unicast. Raise learnCapacity in the config and restart the data plane` });
   if (lr?.limited && recent(lr.limitedSecondsAgo)) out.push({ about: 'learning', text: `a VNI reached its cap of learned MACs (learnPerVni: ${lr.perVni}): ${lr.limited} frames from a MAC it had no room for since the start, the last ${lr.limitedSecondsAgo ?? 0} s ago; frames to such MACs flood on their VNI. A VNI with that many remote MACs needs a higher learnPerVni (restart to change); else a pod there sends from ever new MACs (\`vfplane dataplane fdb list\` lists the learned entries)` });
   // A peer asked and never answered: frames for it are dropped (neigh_unresolved).
-  for (const p of s.peers.filter((x) => x.state === 'unresolved')) {
-    out.push({ about: 'peers', text: p.via
-      ? `the gateway ${p.via} toward peer ${p.vtep} has not answered ${p.requests ?? 0} ARP/ND request(s): its MAC is unknown, so frames for the peer are dropped (neigh_unresolved). Check that the router is up on the uplink's link with that address (uplink.gateway)`
-      : `peer ${p.vtep} has not answered ${p.requests ?? 0} ARP/ND request(s): its MAC is unknown, so frames for it are dropped (neigh_unresolved). Check that the peer is up on the underlay with that address; a peer on another subnet, behind a router, needs uplink.gateway (and uplink.prefixLength for the peers that are on the link); or give its MAC in the config (peers[].mac)` });
+  // Behind a gateway: one warning for the gateway, naming how many peers wait on it.
+  const behind = new Map<string, string[]>();
+  for (const p of s.peers.filter((x) => x.state === 'unresolved' && x.via)) behind.set(p.via!, [...(behind.get(p.via!) ?? []), p.vtep]);
+  for (const [gw, vteps] of behind) {
+    out.push({ about: 'peers', text: `the gateway ${gw} has not answered ARP/ND: its MAC is unknown, so frames for the ${vteps.length === 1 ? `peer ${vteps[0]}` : `${vteps.length} peers behind it (${vteps.slice(0, 3).join(', ')}${vteps.length > 3 ? ', …' : ''})`} are dropped (neigh_unresolved). Check that the router is up on the uplink's link with that address (uplink.gateway)` });
+  }
+  for (const p of s.peers.filter((x) => x.state === 'unresolved' && !x.via)) {
+    out.push({ about: 'peers', text: `peer ${p.vtep} has not answered ${p.requests ?? 0} ARP/ND request(s): its MAC is unknown, so frames for it are dropped (neigh_unresolved). Check that the peer is up on the underlay with that address; a peer on another subnet, behind a router, needs uplink.gateway (and uplink.prefixLength for the peers that are on the link); or give its MAC in the config (peers[].mac)` });
   }
   // Frames from a VTEP the config does not name: delivered, its MACs not learned.
   const np = s.notPeer;

@@ -6,7 +6,7 @@ import { isIP } from 'node:net';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { badFile, invalid, notFound, VfpError } from '../util/errors.js';
-import { formatIp, formatMac, isStationMac, parseIp, parseMac } from '../util/addr.js';
+import { canonCidr, formatIp, formatMac, isStationMac, parseIp, parseMac } from '../util/addr.js';
 import { NODE_NAME } from '../util/names.js';
 import { zodMessages } from '../util/zod.js';
 import { nativeFeatures } from './native.js';
@@ -18,6 +18,8 @@ const ifname = (what: string) =>
 // colons), so everything past it compares texts: 2001:DB8:0::12 is the peer 2001:db8::12.
 export const ipString = (what: string) =>
   z.string({ error: `expected an IP address (${what})` }).refine((s) => isIP(s) !== 0, `expected an IPv4 or IPv6 address (${what})`)
+    // A zone would be dropped by the canonical form below, unsaid: the uplink is the link.
+    .refine((s) => !s.includes('%'), `expected an address without a %zone (${what}): the data plane's link is its uplink; give the address alone`)
     .transform((s) => { const a = parseIp(s)!; return formatIp(a.family, a.bytes); });
 export const macString = (what: string) =>
   z.string({ error: `expected a MAC address (${what})` }).refine((s) => parseMac(s) !== null, `expected a MAC address like 02:00:00:00:00:01 (${what})`)
@@ -96,6 +98,23 @@ export const attachSchema = z.strictObject({
   owner: z.record(z.string(), z.string()).optional(),
 });
 
+/** A gateway with a prefix must be a host of the VTEP's subnet (not its network or, on
+ *  IPv4, broadcast address); a link-local IPv6 one is on every link. */
+function gatewayOnLink(u: { vtep: string; gateway?: string; prefixLength?: number }): boolean {
+  if (!u.gateway || u.prefixLength === undefined) return true;
+  const g = parseIp(u.gateway), v = parseIp(u.vtep);
+  if (!g || !v || g.family !== v.family) return true; // said by the family check
+  if (g.family === 6 && g.bytes[0] === 0xfe && (g.bytes[1]! & 0xc0) === 0x80) return true;
+  const bits = u.prefixLength, max = g.family === 4 ? 32 : 128;
+  if (bits > max) return true; // said by the length check
+  if (canonCidr(`${u.gateway}/${bits}`) !== canonCidr(`${u.vtep}/${bits}`)) return false;
+  if (g.family === 4 && bits <= 30) {
+    const host = g.bytes.reduce((a, b) => a * 256 + b, 0) % 2 ** (32 - bits);
+    if (host === 0 || host === 2 ** (32 - bits) - 1) return false;
+  }
+  return true;
+}
+
 export const configSchema = z.strictObject({
   node: z.string().regex(NODE_NAME, { error: 'expected a node name: 1–63 letters, digits, ".", "_" or "-", starting with a letter or digit (it names files in stateDir)' }).default('node'),
   backend: z.enum(['afpacket', 'afxdp', 'dpdk'], { error: 'expected afpacket, afxdp or dpdk' }).default('afpacket'),
@@ -117,7 +136,9 @@ export const configSchema = z.strictObject({
     .refine((u) => !u.gateway || isIP(u.gateway) === isIP(u.vtep), { message: 'uplink.gateway is not of the VTEP\'s family: give an IPv4 gateway with an IPv4 VTEP, an IPv6 one with an IPv6 VTEP', path: ['gateway'] })
     .refine((u) => !u.gateway || formatIp(parseIp(u.gateway)!.family, parseIp(u.gateway)!.bytes) !== formatIp(parseIp(u.vtep)!.family, parseIp(u.vtep)!.bytes), { message: 'uplink.gateway is our own VTEP: give the address of the router on the uplink\'s link', path: ['gateway'] })
     .refine((u) => u.prefixLength === undefined || u.prefixLength <= (isIP(u.vtep) === 6 ? 128 : 32), { message: 'uplink.prefixLength is longer than the VTEP\'s address: at most 32 for IPv4, 128 for IPv6', path: ['prefixLength'] })
-    .refine((u) => u.prefixLength === undefined || u.gateway, { message: 'uplink.prefixLength says which peers are on the link, which matters only with uplink.gateway: give the gateway too (or leave the prefix out)', path: ['prefixLength'] }),
+    .refine((u) => u.prefixLength === undefined || u.gateway, { message: 'uplink.prefixLength says which peers are on the link, which matters only with uplink.gateway: give the gateway too (or leave the prefix out)', path: ['prefixLength'] })
+    .refine((u) => !u.gateway || !/^::ffff:/i.test(u.gateway), { message: 'uplink.gateway is an IPv4-mapped address: give the router\'s IPv4 address with an IPv4 VTEP, its IPv6 one with an IPv6 VTEP', path: ['gateway'] })
+    .refine((u) => gatewayOnLink(u), { message: 'uplink.gateway is not on the uplink\'s subnet (uplink.prefixLength around the VTEP), or is that subnet\'s network or broadcast address: a router the workers resolve by ARP/ND must be on the link; give its address there, or the right prefixLength', path: ['gateway'] }),
   dstPort: z.number().int().min(1).max(65535).default(4789),
   peers: z.array(peerSchema).default([]),
   vnis: z.array(z.strictObject({ vni: vniNumber, flood: z.array(ipString('a flood VTEP')) })).default([]),

@@ -1476,6 +1476,7 @@ export class Daemon {
       dstPort: c.dstPort,
       tenants: c.tenants.map((t) => ({ namespaces: t.namespaces, vnis: formatVniRanges(t.vnis) })),
       peers: this.peerStatus(),
+      neighReachableSeconds: c.neighReachableSeconds,
       ...notPeerStatus(counters),
       // The VNIs with a flood list of their own (config or `flood set`); others flood to every peer.
       floods: [...this.floods].sort(([a], [b]) => a - b).map(([vni, vteps]) => ({ vni, vteps })),

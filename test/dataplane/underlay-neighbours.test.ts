@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { request } from '../../src/dataplane/control.js';
 import { dataplaneOn, vfplane } from '../helpers/cli.js';
-import { ifname, Netns, scratchDir, vethPair } from '../helpers/netns.js';
+import { capture, ifname, Netns, scratchDir, vethPair } from '../helpers/netns.js';
 import { describePrivileged } from '../helpers/privileged.js';
 
 describePrivileged('underlay neighbours that change', { netns: true, commands: ['ping'] }, () => {
@@ -209,6 +209,17 @@ describePrivileged('a routed underlay (uplink.gateway)', { netns: true, commands
     expect(() => parseConfig({ uplink: { ...base.uplink, gateway: '192.0.2.1' } }, 'dp.yaml')).toThrow(/uplink\.gateway is our own VTEP/);
     expect(() => parseConfig({ uplink: { ...base.uplink, prefixLength: 24 } }, 'dp.yaml')).toThrow(/give the gateway too/);
     expect(() => parseConfig({ uplink: { ...base.uplink, gateway: '192.0.2.254', prefixLength: 33 } }, 'dp.yaml')).toThrow(/at most 32 for IPv4/);
+    // Not on the link, the subnet's own addresses, scoped or IPv4-mapped (helper-73).
+    for (const gateway of ['10.0.0.1', '192.0.2.0', '192.0.2.255']) {
+      expect(() => parseConfig({ uplink: { ...base.uplink, gateway, prefixLength: 24 } }, 'dp.yaml'), gateway).toThrow(/uplink\.gateway is not on the uplink's subnet .* or is that subnet's network or broadcast address/);
+    }
+    const v6 = { ifname: 'x', vtep: '2001:db8:1::1' };
+    expect(() => parseConfig({ uplink: { ...v6, gateway: 'fe80::1%eth0' } }, 'dp.yaml')).toThrow(/without a %zone/);
+    expect(() => parseConfig({ uplink: { ...v6, gateway: '::ffff:192.0.2.254' } }, 'dp.yaml')).toThrow(/IPv4-mapped/);
+    // What is fine: a host of the subnet, a link-local router with any prefix, no prefix.
+    for (const u of [{ ...base.uplink, gateway: '192.0.2.254', prefixLength: 24 }, { ...v6, gateway: 'fe80::1', prefixLength: 64 }, { ...base.uplink, gateway: '10.0.0.1' }]) {
+      expect(() => parseConfig({ uplink: u }, 'dp.yaml'), JSON.stringify(u)).not.toThrow();
+    }
   });
 });
 
@@ -264,6 +275,59 @@ describePrivileged('the uplink netdev changing under the data plane', { netns: t
         entry = p.ip(['neigh', 'show', '192.0.2.1', 'dev', pu]);
       }
       expect(entry).toContain('02:71:00:00:0d:01');
+    } finally {
+      await dp.stop();
+    }
+  }, 40_000);
+});
+
+// IPv6: Linux answers a unicast solicitation (our probe) with an advertisement that has
+// no target link-layer address option (RFC 4861 §7.2.4 lets it): the workers ignored
+// it, so every cycle went three unicast probes and then a multicast solicitation, for
+// every IPv6 peer (helper-73). Such an answer confirms the MAC it was asked at.
+describePrivileged('probing an IPv6 peer that is still there', { netns: true, commands: ['ping'] }, () => {
+  let u: Netns, p: Netns, q: Netns;
+  const up = ifname('su'), pu = ifname('sp'), rep = ifname('se'), repp = ifname('sf');
+  const tmp = scratchDir('neigh6');
+
+  beforeAll(() => {
+    u = Netns.create('n6u');
+    p = Netns.create('n6p');
+    q = Netns.create('n6q');
+    vethPair(u, up, p, pu);
+    p.ip(['addr', 'add', '2001:db8:1::2/64', 'dev', pu, 'nodad']);
+    p.ip(['link', 'set', pu, 'up']);
+    p.ip(['link', 'add', 'vx0', 'type', 'vxlan', 'id', '100', 'local', '2001:db8:1::2', 'remote', '2001:db8:1::1', 'dstport', '4789', 'dev', pu]);
+    p.ip(['addr', 'add', '10.9.0.2/24', 'dev', 'vx0']);
+    p.ip(['link', 'set', 'vx0', 'up']);
+    spawnSync('ip', ['link', 'add', rep, 'type', 'veth', 'peer', 'name', repp, 'netns', q.name]);
+    q.sysctl('net.ipv6.conf.all.disable_ipv6', '1');
+    q.ip(['addr', 'add', '10.9.0.1/24', 'dev', repp]);
+    q.ip(['link', 'set', repp, 'up']);
+  });
+  afterAll(() => {
+    spawnSync('ip', ['link', 'del', rep]);
+    for (const n of [u, p, q]) n?.destroy();
+    tmp.remove();
+  });
+
+  it('is confirmed by its answer to a unicast probe: no multicast solicitation while it answers', async () => {
+    const dp = await dataplaneOn(u, up, tmp.dir, { uplink: { ifname: up, netns: u.path, vtep: '2001:db8:1::1' }, peers: [{ vtep: '2001:db8:1::2' }], neighReachableSeconds: 2, cpus: [0] });
+    try {
+      await request(dp.socket, { op: 'attach', representor: rep, vni: 100, mac: q.mac(repp) });
+      const ping1 = () => spawnSync('ip', ['netns', 'exec', q.name, 'ping', '-n', '-c', '1', '-W', '1', '10.9.0.2']).status === 0;
+      let ok = ping1();
+      for (let i = 0; i < 10 && !ok; i++) ok = ping1();
+      expect(ok, 'ping across').toBe(true);
+      const cap = capture(p, pu, { count: 100_000, timeoutS: 8 });
+      await cap.ready;
+      const run = spawnSync('ip', ['netns', 'exec', q.name, 'ping', '-n', '-i', '0.2', '-c', '35', '-W', '1', '10.9.0.2'], { encoding: 'utf8' });
+      expect(run.stdout).toMatch(/ 0% packet loss/);
+      const frames = await cap.done;
+      const ours = frames.filter((f) => Buffer.from(f.subarray(6, 12)).toString('hex') === u.mac(up).replace(/:/g, '') && f[12] === 0x86 && f[13] === 0xdd && f[20] === 58 && f[54] === 135);
+      const multicast = ours.filter((f) => f[0] === 0x33 && f[1] === 0x33);
+      expect(ours.length - multicast.length, 'unicast probes').toBeGreaterThanOrEqual(2);
+      expect(multicast.length, 'multicast solicitations').toBe(0);
     } finally {
       await dp.stop();
     }
