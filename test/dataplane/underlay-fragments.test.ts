@@ -9,6 +9,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { request } from '../../src/dataplane/control.js';
 import { dataplaneOn } from '../helpers/cli.js';
+import { kernelPeer } from '../helpers/kernel-peer.js';
 import { ifname, inject, Netns, scratchDir, vethPair } from '../helpers/netns.js';
 import { describePrivileged } from '../helpers/privileged.js';
 import { SYSTEM_PYTHON, scapyMissing } from '../helpers/scapy.js';
@@ -19,47 +20,18 @@ type Stats = { counters: { misc: Record<string, number>; drops: Record<string, n
 // one (the kernel's flow hash of a fragment is its addresses alone).
 for (const workers of [1, 2]) {
   describePrivileged(`VXLAN packets a router fragmented, from a kernel vxlan peer (${workers} worker${workers > 1 ? 's' : ''})`, { netns: true, commands: ['ping'] }, () => {
-    let u: Netns, r: Netns, p: Netns, q: Netns;
-    const up = ifname('fu'), ru = ifname('fr'), rp = ifname('fs'), pr = ifname('fp'), rep = ifname('fe'), repp = ifname('ff');
-    const tmp = scratchDir(`fragw${workers}`);
-
-    beforeAll(() => {
-      u = Netns.create('fru');
-      r = Netns.create('frr');
-      p = Netns.create('frp');
-      q = Netns.create('frq');
-      vethPair(u, up, r, ru);
-      vethPair(r, rp, p, pr);
-      r.sysctl('net.ipv4.ip_forward', '1');
-      r.ip(['addr', 'add', '192.0.2.254/24', 'dev', ru]);
-      r.ip(['addr', 'add', '198.51.100.254/24', 'dev', rp]);
-      for (const [n, l] of [[r, ru], [r, rp], [p, pr]] as const) n.ip(['link', 'set', l, 'up']);
-      // The hop toward our VTEP carries 1400: the router splits bigger packets (DF unset).
-      r.ip(['route', 'replace', '192.0.2.0/24', 'dev', ru, 'mtu', '1400']);
-      p.ip(['addr', 'add', '198.51.100.2/24', 'dev', pr]);
-      p.ip(['route', 'add', 'default', 'via', '198.51.100.254']);
-      p.ip(['link', 'add', 'vx0', 'type', 'vxlan', 'id', '100', 'local', '198.51.100.2', 'remote', '192.0.2.1', 'dstport', '4789', 'dev', pr]);
-      p.ip(['addr', 'add', '10.9.0.2/24', 'dev', 'vx0']);
-      p.ip(['link', 'set', 'vx0', 'up']);
-      spawnSync('ip', ['link', 'add', rep, 'type', 'veth', 'peer', 'name', repp, 'netns', q.name]);
-      q.sysctl('net.ipv6.conf.all.disable_ipv6', '1');
-      q.ip(['addr', 'add', '10.9.0.1/24', 'dev', repp]);
-      q.ip(['link', 'set', repp, 'up']);
-    });
-    afterAll(() => {
-      spawnSync('ip', ['link', 'del', rep]);
-      for (const n of [u, r, p, q]) n?.destroy();
-      tmp.remove();
-    });
+    const k = kernelPeer(`fr${workers}`, { routed: true });
+    // The hop toward our VTEP carries 1400: the router splits bigger packets (DF unset).
+    beforeAll(() => k.r.ip(['route', 'replace', '192.0.2.0/24', 'dev', k.ru, 'mtu', '1400']));
 
     it('a packet the peer sent in fragments reaches the pod whole, and its answer goes back', async () => {
-      const dp = await dataplaneOn(u, up, tmp.dir, { uplink: { ifname: up, netns: u.path, vtep: '192.0.2.1' }, peers: [{ vtep: '198.51.100.2', mac: r.mac(ru) }], workers, cpus: workers > 1 ? [0, 1] : [0] });
+      const { p, q } = k;
+      const dp = await dataplaneOn(k.u, k.up, k.dir, { uplink: { ifname: k.up, netns: k.u.path, vtep: k.vtep }, peers: [{ vtep: k.peer, mac: k.r.mac(k.ru) }], workers, cpus: workers > 1 ? [0, 1] : [0] });
       // -M dont: the inner packet without DF (with DF, as the outer packet's DF is unset,
       // the same: the router is silent either way).
-      const ping = (from: Netns, to: string, size: number) =>
-        spawnSync('ip', ['netns', 'exec', from.name, 'ping', '-n', '-c', '1', '-W', '1', '-M', 'dont', '-s', String(size), to], { encoding: 'utf8' });
+      const ping = (from: Netns, to: string, size: number) => k.ping(from, to, ['-M', 'dont', '-s', String(size)]);
       try {
-        await request(dp.socket, { op: 'attach', representor: rep, vni: 100, mac: q.mac(repp) });
+        await request(dp.socket, { op: 'attach', representor: k.rep, vni: 100, mac: q.mac(k.repp) });
         let small = ping(p, '10.9.0.1', 56);
         for (let i = 0; i < 5 && small.status !== 0; i++) small = ping(p, '10.9.0.1', 56);
         expect(small.status, 'a small ping crosses').toBe(0);

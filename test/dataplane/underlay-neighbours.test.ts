@@ -10,33 +10,17 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { request } from '../../src/dataplane/control.js';
 import { dataplaneOn, vfplane } from '../helpers/cli.js';
+import { kernelPeer } from '../helpers/kernel-peer.js';
 import { capture, ifname, Netns, scratchDir, vethPair } from '../helpers/netns.js';
 import { describePrivileged } from '../helpers/privileged.js';
 
 describePrivileged('underlay neighbours that change', { netns: true, commands: ['ping'] }, () => {
+  const k = kernelPeer('nbc');
+  const { up, pu, rep, repp } = k;
+  const tmp = { dir: k.dir };
   let u: Netns, p: Netns, q: Netns;
-  const up = ifname('nu'), pu = ifname('np'), rep = ifname('ne'), repp = ifname('nf');
-  const tmp = scratchDir('neighchg');
-
   beforeAll(() => {
-    u = Netns.create('nbu');
-    p = Netns.create('nbp');
-    q = Netns.create('nbq');
-    vethPair(u, up, p, pu);
-    p.ip(['addr', 'add', '192.0.2.2/24', 'dev', pu]);
-    p.ip(['link', 'set', pu, 'up']);
-    p.ip(['link', 'add', 'vx0', 'type', 'vxlan', 'id', '100', 'local', '192.0.2.2', 'remote', '192.0.2.1', 'dstport', '4789', 'dev', pu]);
-    p.ip(['addr', 'add', '10.9.0.2/24', 'dev', 'vx0']);
-    p.ip(['link', 'set', 'vx0', 'up']);
-    spawnSync('ip', ['link', 'add', rep, 'type', 'veth', 'peer', 'name', repp, 'netns', q.name]);
-    q.sysctl('net.ipv6.conf.all.disable_ipv6', '1');
-    q.ip(['addr', 'add', '10.9.0.1/24', 'dev', repp]);
-    q.ip(['link', 'set', repp, 'up']);
-  });
-  afterAll(() => {
-    spawnSync('ip', ['link', 'del', rep]);
-    for (const n of [u, p, q]) n?.destroy();
-    tmp.remove();
+    ({ u, p, q } = k);
   });
 
   const ping = () => spawnSync('ip', ['netns', 'exec', q.name, 'ping', '-n', '-c', '1', '-W', '1', '10.9.0.2'], { encoding: 'utf8' });
@@ -144,35 +128,12 @@ describePrivileged('underlay neighbours that change', { netns: true, commands: [
 // answers there (helper-71); with uplink.gateway they resolve the router and send the
 // peer's frames to it, and find it again when it changes its MAC (a failover).
 describePrivileged('a routed underlay (uplink.gateway)', { netns: true, commands: ['ping'] }, () => {
-  let u: Netns, r: Netns, p: Netns, q: Netns;
-  const up = ifname('gu'), ru = ifname('gr'), rp = ifname('gs'), pr = ifname('gp'), rep = ifname('ge'), repp = ifname('gf');
-  const tmp = scratchDir('neighgw');
-
+  const k = kernelPeer('nbg', { routed: true });
+  const { up, ru, rep, repp } = k;
+  const tmp = { dir: k.dir };
+  let u: Netns, r: Netns, q: Netns;
   beforeAll(() => {
-    u = Netns.create('gwu');
-    r = Netns.create('gwr');
-    p = Netns.create('gwp');
-    q = Netns.create('gwq');
-    vethPair(u, up, r, ru);
-    vethPair(r, rp, p, pr);
-    r.sysctl('net.ipv4.ip_forward', '1');
-    r.ip(['addr', 'add', '192.0.2.254/24', 'dev', ru]);
-    r.ip(['addr', 'add', '198.51.100.254/24', 'dev', rp]);
-    for (const [n, l] of [[r, ru], [r, rp], [p, pr]] as const) n.ip(['link', 'set', l, 'up']);
-    p.ip(['addr', 'add', '198.51.100.2/24', 'dev', pr]);
-    p.ip(['route', 'add', 'default', 'via', '198.51.100.254']);
-    p.ip(['link', 'add', 'vx0', 'type', 'vxlan', 'id', '100', 'local', '198.51.100.2', 'remote', '192.0.2.1', 'dstport', '4789', 'dev', pr]);
-    p.ip(['addr', 'add', '10.9.0.2/24', 'dev', 'vx0']);
-    p.ip(['link', 'set', 'vx0', 'up']);
-    spawnSync('ip', ['link', 'add', rep, 'type', 'veth', 'peer', 'name', repp, 'netns', q.name]);
-    q.sysctl('net.ipv6.conf.all.disable_ipv6', '1');
-    q.ip(['addr', 'add', '10.9.0.1/24', 'dev', repp]);
-    q.ip(['link', 'set', repp, 'up']);
-  });
-  afterAll(() => {
-    spawnSync('ip', ['link', 'del', rep]);
-    for (const n of [u, r, p, q]) n?.destroy();
-    tmp.remove();
+    ({ u, r, q } = k);
   });
 
   const ping = () => spawnSync('ip', ['netns', 'exec', q.name, 'ping', '-n', '-c', '1', '-W', '1', '10.9.0.2'], { encoding: 'utf8' });
@@ -286,29 +247,12 @@ describePrivileged('the uplink netdev changing under the data plane', { netns: t
 // it, so every cycle went three unicast probes and then a multicast solicitation, for
 // every IPv6 peer (helper-73). Such an answer confirms the MAC it was asked at.
 describePrivileged('probing an IPv6 peer that is still there', { netns: true, commands: ['ping'] }, () => {
+  const k = kernelPeer('nb6', { v: 6 });
+  const { up, pu, rep, repp } = k;
+  const tmp = { dir: k.dir };
   let u: Netns, p: Netns, q: Netns;
-  const up = ifname('su'), pu = ifname('sp'), rep = ifname('se'), repp = ifname('sf');
-  const tmp = scratchDir('neigh6');
-
   beforeAll(() => {
-    u = Netns.create('n6u');
-    p = Netns.create('n6p');
-    q = Netns.create('n6q');
-    vethPair(u, up, p, pu);
-    p.ip(['addr', 'add', '2001:db8:1::2/64', 'dev', pu, 'nodad']);
-    p.ip(['link', 'set', pu, 'up']);
-    p.ip(['link', 'add', 'vx0', 'type', 'vxlan', 'id', '100', 'local', '2001:db8:1::2', 'remote', '2001:db8:1::1', 'dstport', '4789', 'dev', pu]);
-    p.ip(['addr', 'add', '10.9.0.2/24', 'dev', 'vx0']);
-    p.ip(['link', 'set', 'vx0', 'up']);
-    spawnSync('ip', ['link', 'add', rep, 'type', 'veth', 'peer', 'name', repp, 'netns', q.name]);
-    q.sysctl('net.ipv6.conf.all.disable_ipv6', '1');
-    q.ip(['addr', 'add', '10.9.0.1/24', 'dev', repp]);
-    q.ip(['link', 'set', repp, 'up']);
-  });
-  afterAll(() => {
-    spawnSync('ip', ['link', 'del', rep]);
-    for (const n of [u, p, q]) n?.destroy();
-    tmp.remove();
+    ({ u, p, q } = k);
   });
 
   it('is confirmed by its answer to a unicast probe: no multicast solicitation while it answers', async () => {

@@ -5,65 +5,30 @@
 // tells pods what the overlay carries to it. Real kernel objects: a router namespace
 // forwarding between a 1500 and a 1400 link, a kernel vxlan peer behind it, a pod on a
 // representor veth, ping's own report of the ICMP it got.
-import { spawnSync } from 'node:child_process';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { request } from '../../src/dataplane/control.js';
 import { dataplaneOn } from '../helpers/cli.js';
-import { ifname, Netns, scratchDir, vethPair } from '../helpers/netns.js';
+import { kernelPeer } from '../helpers/kernel-peer.js';
 import { describePrivileged } from '../helpers/privileged.js';
 
 const FAMILIES = [
-  { v: 4, vtep: '192.0.2.1', ru: '192.0.2.254/24', rp: '198.51.100.254/24', pr: '198.51.100.2/24', peer: '198.51.100.2', gw: '198.51.100.254', overhead: 50, workers: 1 },
-  { v: 6, vtep: '2001:db8:1::1', ru: '2001:db8:1::fe/64', rp: '2001:db8:2::fe/64', pr: '2001:db8:2::2/64', peer: '2001:db8:2::2', gw: '2001:db8:2::fe', overhead: 70, workers: 1 },
+  { v: 4, overhead: 50, workers: 1 },
+  { v: 6, overhead: 70, workers: 1 },
   // Two workers: the router's message reaches whichever the uplink's fanout gives it to,
   // which need not be the one sending the pod's packets: the workers share what they learn.
-  { v: 4, vtep: '192.0.2.1', ru: '192.0.2.254/24', rp: '198.51.100.254/24', pr: '198.51.100.2/24', peer: '198.51.100.2', gw: '198.51.100.254', overhead: 50, workers: 2 },
+  { v: 4, overhead: 50, workers: 2 },
 ] as const;
 
 for (const f of FAMILIES) {
   describePrivileged(`the underlay's path MTU, from a router (IPv${f.v} underlay, ${f.workers} worker${f.workers > 1 ? 's' : ''})`, { netns: true, commands: ['ping'] }, () => {
-    let u: Netns, r: Netns, p: Netns, q: Netns;
-    const up = ifname('pu'), ru = ifname('pr'), rp = ifname('pq'), pr = ifname('pp'), rep = ifname('pe'), repp = ifname('pf');
-    const tmp = scratchDir(`pmtu${f.v}w${f.workers}`);
-    const addr = (n: Netns, cidr: string, dev: string) => n.ip(['addr', 'add', cidr, 'dev', dev, ...(f.v === 6 ? ['nodad'] : [])]);
-
-    beforeAll(() => {
-      u = Netns.create('pmu');
-      r = Netns.create('pmr');
-      p = Netns.create('pmp');
-      q = Netns.create('pmq');
-      vethPair(u, up, r, ru);
-      vethPair(r, rp, p, pr);
-      r.sysctl(f.v === 4 ? 'net.ipv4.ip_forward' : 'net.ipv6.conf.all.forwarding', '1');
-      addr(r, f.ru, ru);
-      addr(r, f.rp, rp);
-      r.ip(['link', 'set', rp, 'mtu', '1400']);
-      p.ip(['link', 'set', pr, 'mtu', '1400']);
-      for (const [n, l] of [[r, ru], [r, rp], [p, pr]] as const) n.ip(['link', 'set', l, 'up']);
-      addr(p, f.pr, pr);
-      p.ip([...(f.v === 6 ? ['-6'] : []), 'route', 'add', 'default', 'via', f.gw]);
-      // The peer: the kernel's vxlan, its pod at 10.9.0.2.
-      p.ip(['link', 'add', 'vx0', 'type', 'vxlan', 'id', '100', 'local', f.peer, 'remote', f.vtep, 'dstport', '4789', 'dev', pr]);
-      p.ip(['addr', 'add', '10.9.0.2/24', 'dev', 'vx0']);
-      p.ip(['link', 'set', 'vx0', 'up']);
-      // Our pod, behind a representor in the host namespace.
-      spawnSync('ip', ['link', 'add', rep, 'type', 'veth', 'peer', 'name', repp, 'netns', q.name]);
-      q.sysctl('net.ipv6.conf.all.disable_ipv6', '1');
-      q.ip(['addr', 'add', '10.9.0.1/24', 'dev', repp]);
-      q.ip(['link', 'set', repp, 'up']);
-    });
-    afterAll(() => {
-      spawnSync('ip', ['link', 'del', rep]);
-      for (const n of [u, r, p, q]) n?.destroy();
-      tmp.remove();
-    });
+    // The peer's link carries 1400: the router tells our VTEP so.
+    const k = kernelPeer(`pm${f.v}${f.workers}`, { v: f.v, routed: true, peerLinkMtu: 1400 });
 
     it(`a router's ${f.v === 4 ? '"fragmentation needed"' : '"packet too big"'} for a peer lowers what the overlay carries to it, and the pod is told`, async () => {
-      const routerMac = r.mac(ru);
-      const dp = await dataplaneOn(u, up, tmp.dir, { uplink: { ifname: up, netns: u.path, vtep: f.vtep }, peers: [{ vtep: f.peer, mac: routerMac }], tunnel: { df: 'inherit' }, workers: f.workers, cpus: f.workers > 1 ? [0, 1] : [0] });
-      const ping = (args: string[]) => spawnSync('ip', ['netns', 'exec', q.name, 'ping', '-n', '-c', '1', '-W', '1', ...args, '10.9.0.2'], { encoding: 'utf8' });
+      const dp = await dataplaneOn(k.u, k.up, k.dir, { uplink: { ifname: k.up, netns: k.u.path, vtep: k.vtep }, peers: [{ vtep: k.peer, mac: k.r.mac(k.ru) }], tunnel: { df: 'inherit' }, workers: f.workers, cpus: f.workers > 1 ? [0, 1] : [0] });
+      const ping = (args: string[]) => k.ping(k.q, '10.9.0.2', args);
       try {
-        await request(dp.socket, { op: 'attach', representor: rep, vni: 100, mac: q.mac(repp) });
+        await request(dp.socket, { op: 'attach', representor: k.rep, vni: 100, mac: k.q.mac(k.repp) });
         let small = ping([]);
         for (let i = 0; i < 5 && small.status !== 0; i++) small = ping([]); // the router and the peer resolve us first
         expect(small.status, 'a small ping crosses the router').toBe(0);
@@ -80,7 +45,7 @@ for (const f of FAMILIES) {
         expect(st!.counters.misc.pmtuLearned, JSON.stringify(st!.counters.drops)).toBe(1);
         expect(st!.counters.drops.not_udp ?? 0).toBe(0);
         const peer = ((await request(dp.socket, { op: 'status' })) as unknown as { peers: { vtep: string; pathMtu?: number }[] }).peers[0];
-        expect(peer).toMatchObject({ vtep: f.peer, pathMtu: 1400 });
+        expect(peer).toMatchObject({ vtep: k.peer, pathMtu: 1400 });
         // The pod is told what crosses now: 1400 less the outer headers.
         const carried = 1400 - f.overhead;
         // Two workers: the one sending may learn it from the other, within a second.
