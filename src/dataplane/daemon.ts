@@ -152,6 +152,8 @@ const ipBytes = (s: string) => parseIp(s)!.bytes;
 /** The largest MTU native XDP takes on a veth with 4 KiB pages (the kernel's veth_xdp_set:
  *  a page less XDP_PACKET_HEADROOM and skb_shared_info, less the Ethernet header). */
 const AFXDP_VETH_MAX_MTU = 3506;
+/** Refused control requests logged per op in a window (logRefusal). */
+const REFUSALS_LOGGED = 20, REFUSAL_WINDOW_MS = 10_000;
 const canonIp = (s: string) => { const a = parseIp(s)!; return formatIp(a.family, a.bytes); };
 
 
@@ -1037,6 +1039,27 @@ export class Daemon {
     return r.data;
   }
 
+  /** Refusals logged per op: at most REFUSALS_LOGGED in a REFUSAL_WINDOW_MS window, then
+   *  counted, and the count said with the next one logged: a client sending bad requests
+   *  in a loop filled the log (helper-72: 460 lines in 20 s). */
+  private refusals = new Map<string, { since: number; logged: number; unsaid: number }>();
+  private logRefusal(op: string, line: string): void {
+    const now = Date.now();
+    let r = this.refusals.get(op);
+    if (!r || now - r.since >= REFUSAL_WINDOW_MS) {
+      const unsaid = r?.unsaid ?? 0;
+      r = { since: now, logged: 0, unsaid };
+      this.refusals.set(op, r);
+    }
+    if (r.logged >= REFUSALS_LOGGED) {
+      r.unsaid++;
+      return;
+    }
+    r.logged++;
+    this.log.warn(r.unsaid ? `${line} (and ${r.unsaid} more ${op} request(s) refused before it, not logged)` : line);
+    r.unsaid = 0;
+  }
+
   /** handle(), with what a socket request changed (or was refused) in the log, as SIGHUP
    *  and attach/detach log theirs: an operator reading the log of a node sees every
    *  change to its peers, FDB and flood lists, and who refused what. */
@@ -1048,7 +1071,7 @@ export class Daemon {
       if (logged && op !== 'reload') this.log.info(`control socket: ${op} ${requestSummary(req)}, epoch ${this.epoch}`); // reload logs its own
       return r;
     } catch (e) {
-      if (logged) this.log.warn(`control socket: ${op}${op === 'reload' ? '' : ` ${requestSummary(req)}`} refused: ${(e as Error).message}`);
+      if (logged) this.logRefusal(op, `control socket: ${op}${op === 'reload' ? '' : ` ${requestSummary(req)}`} refused: ${(e as Error).message}`);
       throw e;
     }
   }
