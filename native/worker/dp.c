@@ -609,6 +609,23 @@ static size_t eth_hdr(uint8_t *d, const uint8_t *dst, const uint8_t *src, int vl
     return o + 2;
 }
 
+static const uint8_t BCAST_MAC[6] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff };
+static const uint8_t ALL_NODES[16] = { 0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1 }; /* ff02::1 */
+static const uint8_t ALL_NODES_MAC[6] = { 0x33, 0x33, 0, 0, 0, 1 };
+
+/* An ARP request from our VTEP for `target` (our own address: an RFC 5227 announcement)
+ * to `dst` (broadcast, or the MAC a stale entry had). Returns the frame length. */
+static uint32_t arp_request(const dp_cfg *c, uint8_t *d, const uint8_t *dst, const uint8_t *target) {
+    static const uint8_t hdr[8] = { 0, 1, 8, 0, 6, 4, 0, 1 }; /* Ethernet, IPv4, 6, 4, request */
+    size_t o = eth_hdr(d, dst, c->uplink_mac, c->vlan, 0x0806);
+    memcpy(d + o, hdr, 8);
+    memcpy(d + o + 8, c->uplink_mac, 6);
+    memcpy(d + o + 14, c->local.bytes, 4);
+    memset(d + o + 18, 0, 6);
+    memcpy(d + o + 24, target, 4);
+    return (uint32_t)(o + 28);
+}
+
 /* A scratch frame for a neighbour request, with the rate limit of one a second per
  * peer; NULL when none is due or there is no buffer. */
 static vfp_pkt *neigh_frame(worker *w, const vfp_addr *a, uint64_t now) {
@@ -751,15 +768,7 @@ static void neigh_send(worker *w, int peer, uint64_t now, const uint8_t *to) {
     w->st->peers[c->peers[peer].slot].requests++;
     uint8_t *d = p->data;
     if (a->family == 4) {
-        static const uint8_t bcast[6] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff };
-        size_t o = eth_hdr(d, to ? to : bcast, c->uplink_mac, c->vlan, 0x0806);
-        static const uint8_t hdr[8] = { 0, 1, 8, 0, 6, 4, 0, 1 };
-        memcpy(d + o, hdr, 8);
-        memcpy(d + o + 8, c->uplink_mac, 6);
-        memcpy(d + o + 14, c->local.bytes, 4);
-        memset(d + o + 18, 0, 6);
-        memcpy(d + o + 24, a->bytes, 4);
-        p->len = (uint32_t)(o + 28);
+        p->len = arp_request(c, d, to ? to : BCAST_MAC, a->bytes);
         w->st->arp_requests++;
     } else {
         /* The solicited-node group, and its MAC 33:33:ff:XX:XX:XX (RFC 2464 §7); a probe
@@ -802,20 +811,10 @@ static VFP_COLD void announce(worker *w) {
     }
     uint8_t *d = p->data;
     if (c->local.family == 4) {
-        static const uint8_t bcast[6] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff };
-        size_t o = eth_hdr(d, bcast, c->uplink_mac, c->vlan, 0x0806);
-        static const uint8_t hdr[8] = { 0, 1, 8, 0, 6, 4, 0, 1 };
-        memcpy(d + o, hdr, 8);
-        memcpy(d + o + 8, c->uplink_mac, 6);
-        memcpy(d + o + 14, c->local.bytes, 4);
-        memset(d + o + 18, 0, 6);
-        memcpy(d + o + 24, c->local.bytes, 4);
-        p->len = (uint32_t)(o + 28);
+        p->len = arp_request(c, d, BCAST_MAC, c->local.bytes); /* asking for our own address */
     } else {
-        static const uint8_t all_nodes[16] = { 0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1 };
-        static const uint8_t all_nodes_mac[6] = { 0x33, 0x33, 0, 0, 0, 1 };
-        size_t l3 = eth_hdr(d, all_nodes_mac, c->uplink_mac, c->vlan, 0x86dd);
-        p->len = (uint32_t)nd_message(c, d, l3, all_nodes, 136, 0x20, c->local.bytes, 2);
+        size_t l3 = eth_hdr(d, ALL_NODES_MAC, c->uplink_mac, c->vlan, 0x86dd);
+        p->len = (uint32_t)nd_message(c, d, l3, ALL_NODES, 136, 0x20, c->local.bytes, 2);
     }
     pad_min(p);
     w->st->announcements++;
@@ -1373,10 +1372,8 @@ static VFP_COLD void uplink_nd(worker *w, vfp_pkt *p, size_t l3, uint64_t now) {
                 } else {
                     /* Solicited: to the asker, S and O set. Duplicate address detection
                      * (unspecified source): to all nodes, S clear (§7.2.4). */
-                    static const uint8_t all_nodes[16] = { 0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1 };
-                    static const uint8_t all_nodes_mac[6] = { 0x33, 0x33, 0, 0, 0, 1 };
-                    size_t rl3 = eth_hdr(r->data, from_unspec ? all_nodes_mac : d + 6, c->uplink_mac, c->vlan, 0x86dd);
-                    r->len = (uint32_t)nd_message(c, r->data, rl3, from_unspec ? all_nodes : ip + 8, 136,
+                    size_t rl3 = eth_hdr(r->data, from_unspec ? ALL_NODES_MAC : d + 6, c->uplink_mac, c->vlan, 0x86dd);
+                    r->len = (uint32_t)nd_message(c, r->data, rl3, from_unspec ? ALL_NODES : ip + 8, 136,
                                                   from_unspec ? 0x20 : 0x60, c->local.bytes, 2);
                     pad_min(r);
                     w->st->nd_adverts++;

@@ -80,8 +80,7 @@ export async function dpRun(o: { config: string; metrics?: string; socket?: stri
   const watch = setInterval(() => {
     d.keepSocket().catch((e: Error) => d.log.warn(`control socket ${d.socket} was removed and could not be made again: ${e.message}`));
     d.dropReleased().catch((e: Error) => d.log.warn(`could not check the attachments against the allocation store: ${e.message}`));
-    d.followUplinkMtu().catch((e: Error) => d.log.warn(`could not follow the uplink's MTU: ${e.message}`));
-    d.followUplinkLink().catch((e: Error) => d.log.warn(`could not read the uplink's link: ${e.message}`));
+    d.followUplink().catch((e: Error) => d.log.warn(`could not follow the uplink's MTU, link and MAC: ${e.message}`));
     d.watchLearning();
     void d.uplinkLost().then((why) => {
       if (!why || stopping) return;

@@ -134,7 +134,7 @@ export const configSchema = z.strictObject({
     prefixLength: z.number().int().min(0).max(128).optional(),
   }).refine((u) => u.ifname || u.dev, { message: 'give uplink.ifname (a netdev) or uplink.dev (a DPDK PCI address or vdev)' })
     .refine((u) => !u.gateway || isIP(u.gateway) === isIP(u.vtep), { message: 'uplink.gateway is not of the VTEP\'s family: give an IPv4 gateway with an IPv4 VTEP, an IPv6 one with an IPv6 VTEP', path: ['gateway'] })
-    .refine((u) => !u.gateway || formatIp(parseIp(u.gateway)!.family, parseIp(u.gateway)!.bytes) !== formatIp(parseIp(u.vtep)!.family, parseIp(u.vtep)!.bytes), { message: 'uplink.gateway is our own VTEP: give the address of the router on the uplink\'s link', path: ['gateway'] })
+    .refine((u) => !u.gateway || u.gateway !== u.vtep /* both canonical (ipString) */, { message: 'uplink.gateway is our own VTEP: give the address of the router on the uplink\'s link', path: ['gateway'] })
     .refine((u) => u.prefixLength === undefined || u.prefixLength <= (isIP(u.vtep) === 6 ? 128 : 32), { message: 'uplink.prefixLength is longer than the VTEP\'s address: at most 32 for IPv4, 128 for IPv6', path: ['prefixLength'] })
     .refine((u) => u.prefixLength === undefined || u.gateway, { message: 'uplink.prefixLength says which peers are on the link, which matters only with uplink.gateway: give the gateway too (or leave the prefix out)', path: ['prefixLength'] })
     .refine((u) => !u.gateway || !/^::ffff:/i.test(u.gateway), { message: 'uplink.gateway is an IPv4-mapped address: give the router\'s IPv4 address with an IPv4 VTEP, its IPv6 one with an IPv6 VTEP', path: ['gateway'] })

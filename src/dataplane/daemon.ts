@@ -177,8 +177,8 @@ export class Daemon {
   private uplinkMac: Uint8Array = new Uint8Array(6);
   private uplinkMtu = 0; // 0: unknown (DPDK) — no MTU check on encap
   private netdevMtuAtStart = 0; // the uplink netdev's MTU when its port opened (AF_PACKET slots are sized from it)
-  private netdevMtu = 0; // the uplink netdev's MTU as last read (followUplinkMtu)
-  // The uplink netdev's link as last read (followUplinkLink): up, down (admin) or without
+  private netdevMtu = 0; // the uplink netdev's MTU as last read (followMtu)
+  // The uplink netdev's link as last read (followLink): up, down (admin) or without
   // carrier, since when (ms, monotonic), and how often it went down.
   private link: { state: 'up' | 'down' | 'no-carrier'; sinceMs: number; downs: number } = { state: 'up', sinceMs: 0, downs: 0 };
   private stateRewrite = false; // the state file had what this start dropped: rewritten once restored
@@ -292,6 +292,19 @@ export class Daemon {
     return null;
   }
 
+  /** The uplink netdev as it is now, on the 2 s beat: read once, for its MTU and its link
+   *  and MAC (followMtu, followLink). */
+  followUplink(): Promise<void> {
+    return this.serialized(async () => {
+      const u = this.uplinkWatch;
+      if (!u || !this.dp || !this.uplink) return;
+      const l = await linkAddrs(u.netns ?? null, u.ifname).catch(() => null);
+      if (!l || l.ifindex !== u.ifindex) return; // gone or replaced: uplinkLost says so
+      this.followLink(u.ifname, l);
+      this.followMtu(u.ifname, l);
+    });
+  }
+
   /**
    * The uplink netdev's MTU changed under the running data plane (an operator's `ip link
    * set mtu`): the underlay MTU the overlay counts on (the engine's mtu_exceeded check,
@@ -300,62 +313,51 @@ export class Daemon {
    * lowered MTU lost the pods' larger frames at the uplink with nothing said, a raised
    * one kept pods told the old (helper-69). A raise goes no higher than what the uplink's
    * port carries (an AF_PACKET port's slots are sized from the MTU it opened with: more
-   * takes a restart). tunnel.mtu, when the config sets it, stands. On the 2 s beat.
+   * takes a restart). tunnel.mtu, when the config sets it, stands.
    */
-  followUplinkMtu(): Promise<void> {
-    return this.serialized(async () => {
-      const u = this.uplinkWatch;
-      if (!u || !this.dp || !this.uplink || this.cfg.tunnel.mtu) return;
-      const l = await linkAddrs(u.netns ?? null, u.ifname).catch(() => null);
-      if (!l || l.ifindex !== u.ifindex || !l.mtu || l.mtu === this.netdevMtu) return;
-      const was = this.uplinkMtu;
-      this.netdevMtu = l.mtu;
-      const cap = this.uplink.backend === 'afpacket' && l.mtu > this.netdevMtuAtStart ? this.netdevMtuAtStart : l.mtu;
-      this.uplinkMtu = cap;
-      this.clampUplinkMtu();
-      const more = cap < l.mtu ? `; its AF_PACKET port was opened for ${this.netdevMtuAtStart}: restart the data plane to carry ${l.mtu}` : '';
-      if (this.uplinkMtu === was) {
-        if (more) this.log.warn(`uplink ${u.ifname}: MTU ${l.mtu} now (was read as ${was})${more}`);
-        return;
-      }
-      this.commit();
-      const overhead = this.overlayOverhead();
-      this.log.warn(`uplink ${u.ifname}: MTU ${l.mtu} now; the underlay MTU the overlay counts on goes from ${was} to ${this.uplinkMtu}, so it carries pods' packets of up to ${this.uplinkMtu - overhead} bytes (epoch ${this.epoch})${more}. ` +
-        `Pods set up for more are told by ICMP too big${this.cfg.icmpTooBig ? '' : ' (off: icmpTooBig)'}; their interfaces keep the MTU their ADD gave them`);
-      this.saveState();
-    });
+  private followMtu(ifname: string, l: LinkAddrs): void {
+    if (this.cfg.tunnel.mtu || !l.mtu || l.mtu === this.netdevMtu || !this.uplink) return;
+    const was = this.uplinkMtu;
+    this.netdevMtu = l.mtu;
+    const cap = this.uplink.backend === 'afpacket' && l.mtu > this.netdevMtuAtStart ? this.netdevMtuAtStart : l.mtu;
+    this.uplinkMtu = cap;
+    this.clampUplinkMtu();
+    const more = cap < l.mtu ? `; its AF_PACKET port was opened for ${this.netdevMtuAtStart}: restart the data plane to carry ${l.mtu}` : '';
+    if (this.uplinkMtu === was) {
+      if (more) this.log.warn(`uplink ${ifname}: MTU ${l.mtu} now (was read as ${was})${more}`);
+      return;
+    }
+    this.commit();
+    const overhead = this.overlayOverhead();
+    this.log.warn(`uplink ${ifname}: MTU ${l.mtu} now; the underlay MTU the overlay counts on goes from ${was} to ${this.uplinkMtu}, so it carries pods' packets of up to ${this.uplinkMtu - overhead} bytes (epoch ${this.epoch})${more}. ` +
+      `Pods set up for more are told by ICMP too big${this.cfg.icmpTooBig ? '' : ' (off: icmpTooBig)'}; their interfaces keep the MTU their ADD gave them`);
+    this.saveState();
   }
 
   /**
-   * The uplink netdev's link and MAC, on the 2 s beat. A link down (`ip link set down`)
-   * or without carrier (a cable, a switch port) loses every frame the workers send, and
-   * said nothing (helper-71): each change is logged, `status` shows it (uplink.link,
-   * with a warning while down) and the metric vfplane_uplink_up. A new MAC on the netdev
-   * (the config names none) goes into a new epoch: ARP/ND answers and the tunnel's frames
-   * carry it, and worker 0 announces it, where it had kept the start's (a real NIC's
-   * filter drops frames to the old one).
+   * The uplink netdev's link and MAC. A link down (`ip link set down`) or without carrier
+   * (a cable, a switch port) loses every frame the workers send, and said nothing
+   * (helper-71): each change is logged, `status` shows it (uplink.link, with a warning
+   * while down) and the metric vfplane_uplink_up. A new MAC on the netdev (the config
+   * names none) goes into a new epoch: ARP/ND answers and the tunnel's frames carry it,
+   * and worker 0 announces it, where it had kept the start's (a real NIC's filter drops
+   * frames to the old one).
    */
-  followUplinkLink(): Promise<void> {
-    return this.serialized(async () => {
-      const u = this.uplinkWatch;
-      if (!u || !this.dp || !this.uplink) return;
-      const l = await linkAddrs(u.netns ?? null, u.ifname).catch(() => null);
-      if (!l || l.ifindex !== u.ifindex) return;
-      const state = !l.up ? 'down' : l.running === false ? 'no-carrier' : 'up';
-      const nowMs = Number(process.hrtime.bigint() / 1_000_000n);
-      if (state !== this.link.state) {
-        const was = this.link;
-        this.link = { state, sinceMs: nowMs, downs: was.downs + (state !== 'up' && was.state === 'up' ? 1 : 0) };
-        if (state === 'up') this.log.info(`uplink ${u.ifname} is up again after ${Math.round((nowMs - was.sinceMs) / 1000)} s ${was.state === 'down' ? 'down' : 'without carrier'}`);
-        else this.log.warn(`uplink ${u.ifname} is ${state === 'down' ? 'down (set down on the host: ip link set up brings it back)' : 'up without carrier (the cable, the peer or the switch port)'}: every frame for the underlay is lost until it comes back`);
-      }
-      if (!this.cfg.uplink.mac && l.mac && l.mac !== formatMac(this.uplinkMac)) {
-        const was = formatMac(this.uplinkMac);
-        this.uplinkMac = mac(l.mac);
-        this.commit();
-        this.log.warn(`uplink ${u.ifname}: MAC ${l.mac} now (was ${was}); the workers answer ARP/ND and send with it from epoch ${this.epoch}, and announce it to the underlay`);
-      }
-    });
+  private followLink(ifname: string, l: LinkAddrs): void {
+    const state = !l.up ? 'down' : l.running === false ? 'no-carrier' : 'up';
+    const nowMs = Number(process.hrtime.bigint() / 1_000_000n);
+    if (state !== this.link.state) {
+      const was = this.link;
+      this.link = { state, sinceMs: nowMs, downs: was.downs + (state !== 'up' && was.state === 'up' ? 1 : 0) };
+      if (state === 'up') this.log.info(`uplink ${ifname} is up again after ${Math.round((nowMs - was.sinceMs) / 1000)} s ${was.state === 'down' ? 'down' : 'without carrier'}`);
+      else this.log.warn(`uplink ${ifname} is ${state === 'down' ? 'down (set down on the host: ip link set up brings it back)' : 'up without carrier (the cable, the peer or the switch port)'}: every frame for the underlay is lost until it comes back`);
+    }
+    if (!this.cfg.uplink.mac && l.mac && l.mac !== formatMac(this.uplinkMac)) {
+      const was = formatMac(this.uplinkMac);
+      this.uplinkMac = mac(l.mac);
+      this.commit();
+      this.log.warn(`uplink ${ifname}: MAC ${l.mac} now (was ${was}); the workers answer ARP/ND and send with it from epoch ${this.epoch}, and announce it to the underlay`);
+    }
   }
 
   /** What the outer headers take of the underlay's MTU: Ethernet inside, IP, UDP and
@@ -650,11 +652,6 @@ export class Daemon {
     if (!u.gateway) return null;
     const bits = u.prefixLength ?? (isIP(u.vtep) === 6 ? 128 : 32);
     return canonCidr(`${vtep}/${bits}`) === canonCidr(`${u.vtep}/${bits}`) ? null : ipBytes(u.gateway);
-  }
-
-  /** Where a peer is reached on the underlay, for status: its own MAC, or the gateway's. */
-  private viaOf(vtep: string): string | undefined {
-    return this.nextHop(vtep) ? this.cfg.uplink.gateway : undefined;
   }
 
   private spec(): DpSpec {
@@ -1461,7 +1458,7 @@ export class Daemon {
       return {
         ...p,
         state: k?.state ?? 'unresolved',
-        ...(this.viaOf(p.vtep) ? { via: this.viaOf(p.vtep) } : {}),
+        ...(this.nextHop(p.vtep) ? { via: this.cfg.uplink.gateway } : {}),
         underlayMac: k?.mac ?? null,
         ...(k?.state === 'resolved' && k.resolvedNs ? { resolvedSecondsAgo: Math.max(0, Math.round(Number(now - k.resolvedNs) / 1e9)) } : {}),
         ...(k?.state === 'resolved' && k.confirmedNs ? { heardSecondsAgo: Math.max(0, Math.round(Number(now - k.confirmedNs) / 1e9)) } : {}),
