@@ -15,6 +15,29 @@ describePrivileged('MTU advice at attach', { netns: true }, () => {
   const fits = ifname('mf'), over = ifname('mo'), big = ifname('mb'), big2 = ifname('mc');
   const tmp = scratchDir('mtu');
 
+  /** An AF_XDP data plane on a new uplink veth `xup` in `ns` (at `uplinkMtu`) with a
+   *  representor `repTag` whose pod end is in `ns` (both ends at `repMtu`, or the pod
+   *  end alone at `podEndMtu`): `body` runs with it, then it is all taken down. */
+  async function withAfxdp(xup: string, repTag: string, dirTag: string, o: { uplinkMtu?: number; repMtu?: number; podEndMtu?: number },
+    body: (dp: Awaited<ReturnType<typeof dataplaneOn>>, rep: string) => Promise<void>): Promise<void> {
+    const xupPeer = `${xup}p`, rep = ifname(repTag);
+    vethIn(ns, xup, xupPeer);
+    if (o.uplinkMtu) for (const l of [xup, xupPeer]) ns.ip(['link', 'set', l, 'mtu', String(o.uplinkMtu)]);
+    const m = o.repMtu ? ['mtu', String(o.repMtu)] : [];
+    spawnSync('ip', ['link', 'add', rep, ...m, 'type', 'veth', 'peer', 'name', `${rep}p`, ...m, 'netns', ns.name]);
+    if (o.podEndMtu) ns.ip(['link', 'set', `${rep}p`, 'mtu', String(o.podEndMtu)]);
+    ns.ip(['link', 'set', `${rep}p`, 'up']);
+    const dir = scratchDir(dirTag);
+    const dp = await dataplaneOn(ns, xup, dir.dir, { backend: 'afxdp', afxdp: { mode: 'skb', copy: 'copy', frames: 1024 }, peers: [{ vtep: '192.0.2.2', mac: '02:00:00:00:0e:02' }] });
+    try {
+      await body(dp, rep);
+    } finally {
+      await dp.stop();
+      spawnSync('ip', ['link', 'del', rep]);
+      dir.remove();
+    }
+  }
+
   beforeAll(() => {
     ns = Netns.create('mtu');
     vethIn(ns, up, upPeer); // MTU 1500
@@ -129,15 +152,8 @@ describePrivileged('MTU advice at attach', { netns: true }, () => {
   // An AF_XDP uplink on a 9000 underlay carries one UMEM frame (4096 bytes less its
   // headroom): pods were told 8950 and lost everything between (helper-69).
   it('takes the underlay MTU an AF_XDP uplink carries, not its netdev\'s, and says so', async () => {
-    const xup = ifname('xu'), xupPeer = ifname('xp'), rep = ifname('xr');
-    vethIn(ns, xup, xupPeer);
-    ns.ip(['link', 'set', xup, 'mtu', '9000']);
-    ns.ip(['link', 'set', xupPeer, 'mtu', '9000']);
-    spawnSync('ip', ['link', 'add', rep, 'mtu', '9000', 'type', 'veth', 'peer', 'name', `${rep}p`, 'mtu', '9000', 'netns', ns.name]);
-    ns.ip(['link', 'set', `${rep}p`, 'up']);
-    const dir = scratchDir('mtu-afxdp');
-    const dp = await dataplaneOn(ns, xup, dir.dir, { backend: 'afxdp', afxdp: { mode: 'skb', copy: 'copy', frames: 1024 }, peers: [{ vtep: '192.0.2.2', mac: '02:00:00:00:0e:02' }] });
-    try {
+    const xup = ifname('xu');
+    await withAfxdp(xup, 'xr', 'mtu-afxdp', { uplinkMtu: 9000, repMtu: 9000 }, async (dp, rep) => {
       expect(dp.log()).toMatch(new RegExp(`uplink ${xup}: its afxdp port carries frames of at most (\\d+) bytes, so the underlay MTU taken is (\\d+), not the netdev's 9000`));
       const [, frame, carried] = /carries frames of at most (\d+) bytes, so the underlay MTU taken is (\d+)/.exec(dp.log())!;
       expect(Number(carried)).toBe(Number(frame) - 14);
@@ -147,58 +163,33 @@ describePrivileged('MTU advice at attach', { netns: true }, () => {
       // Its representor's port (AF_XDP too) carries no more than the uplink's: the pod's
       // larger packets are lost there, unanswered; said, with the fix (helper-70).
       expect(reply.note).toContain(`the pod interface of ${rep} has MTU 8950, but its afxdp port carries frames of at most ${frame} bytes: the pod's packets over ${Number(frame) - 14} bytes are lost at the port (rx_oversize)`);
-    } finally {
-      await dp.stop();
-      spawnSync('ip', ['link', 'del', rep]);
-      dir.remove();
-    }
+    });
   });
 
   // An AF_XDP port carries one UMEM frame whatever the MTU, and native XDP on a veth
   // takes no MTU over 3506: raising a representor to a jumbo pod's 8950 gained nothing and
   // forced SKB mode (helper-70). The raise stops at 3506.
   it('raises an AF_XDP representor no further than native XDP on a veth takes', async () => {
-    const xup = ifname('zu'), xupPeer = ifname('zp'), rep = ifname('zr');
-    vethIn(ns, xup, xupPeer);
-    spawnSync('ip', ['link', 'add', rep, 'type', 'veth', 'peer', 'name', `${rep}p`, 'netns', ns.name]);
-    ns.ip(['link', 'set', `${rep}p`, 'mtu', '9000']);
-    ns.ip(['link', 'set', `${rep}p`, 'up']);
-    const dir = scratchDir('mtu-afxdp-raise');
-    const dp = await dataplaneOn(ns, xup, dir.dir, { backend: 'afxdp', afxdp: { mode: 'skb', copy: 'copy', frames: 1024 }, peers: [{ vtep: '192.0.2.2', mac: '02:00:00:00:0e:02' }] });
-    const mtuOf = () => (JSON.parse(execFileSync('ip', ['-j', 'link', 'show', rep], { encoding: 'utf8' })) as { mtu: number }[])[0]!.mtu;
-    try {
+    await withAfxdp(ifname('zu'), 'zr', 'mtu-afxdp-raise', { podEndMtu: 9000 }, async (dp, rep) => {
+      const mtuOf = () => (JSON.parse(execFileSync('ip', ['-j', 'link', 'show', rep], { encoding: 'utf8' })) as { mtu: number }[])[0]!.mtu;
       await request(dp.socket, { op: 'attach', representor: rep, vni: 100, mac: '02:00:00:00:0d:0b', mtu: 8950, pci: '0000:5e:02.6' });
       expect(mtuOf()).toBe(3506);
       expect(dp.log()).toContain(`${rep}: MTU 1500 raised to 3506 (its pod interface has 8950; an AF_XDP port carries no more) (given back at detach)`);
       await request(dp.socket, { op: 'detach', representor: rep });
       expect(mtuOf()).toBe(1500);
-    } finally {
-      await dp.stop();
-      spawnSync('ip', ['link', 'del', rep]);
-      dir.remove();
-    }
+    });
   });
 
   // A representor detached a moment ago still has its AF_XDP socket closing: the next
   // attach met a busy queue (63 of 200 immediate re-attaches in SKB mode, helper-70).
   it('attaches an AF_XDP representor again right after its detach, every time', async () => {
-    const xup = ifname('yu'), xupPeer = ifname('yp'), rep = ifname('yr');
-    vethIn(ns, xup, xupPeer);
     // MTU 9000 on the representor pair: native XDP refuses it, so SKB mode, the slower close.
-    spawnSync('ip', ['link', 'add', rep, 'mtu', '9000', 'type', 'veth', 'peer', 'name', `${rep}p`, 'mtu', '9000', 'netns', ns.name]);
-    ns.ip(['link', 'set', `${rep}p`, 'up']);
-    const dir = scratchDir('reattach');
-    const dp = await dataplaneOn(ns, xup, dir.dir, { backend: 'afxdp', afxdp: { mode: 'skb', copy: 'copy', frames: 1024 }, peers: [{ vtep: '192.0.2.2', mac: '02:00:00:00:0e:02' }] });
-    try {
+    await withAfxdp(ifname('yu'), 'yr', 'reattach', { repMtu: 9000 }, async (dp, rep) => {
       for (let i = 0; i < 40; i++) {
         await request(dp.socket, { op: 'attach', representor: rep, vni: 100, mac: '02:00:00:00:0d:0c' });
         await request(dp.socket, { op: 'detach', representor: rep });
       }
-    } finally {
-      await dp.stop();
-      spawnSync('ip', ['link', 'del', rep]);
-      dir.remove();
-    }
+    });
   }, 60_000);
 
   // A pod given a jumbo MTU (CNI "mtu") behind a representor left at 1500 lost every
