@@ -4,6 +4,7 @@
 #include "addon/glue.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <string.h>
 
 #include <string>
@@ -198,6 +199,202 @@ int AddPort(Napi::Env env, DpH *h, vfp_port *p, const std::string &name, uint16_
   return rc;
 }
 
+// ---- ports on kernel netdevs (afpacket, afxdp)
+
+// Opening one waits for RCU grace periods in the kernel (a packet ring's setup, an XDP
+// or tcx attach): tens of milliseconds, which a start restoring hundreds of attachments
+// paid one after another. The options are read on the JS thread (ParseKernelPort); the
+// open runs on any thread (Run: the backends enter a netns on a thread of their own);
+// the port joins the data plane on the JS thread (FinishKernelPort).
+struct KernelPortJob {
+  std::string backend, name, ifname, netns;
+  bool has_ns = false;
+#ifdef DP_AFPACKET
+  vfp_afpacket_opts ao;
+#endif
+#ifdef DP_AFXDP
+  vfp_afxdp_opts xo;
+#endif
+  vfp_port *p = nullptr;
+  int rc = -ENOTSUP;
+  char err[512] = "";
+
+  void Run() {
+#ifdef DP_AFPACKET
+    if (backend == "afpacket") {
+      ao.ifname = ifname.c_str();
+      ao.netns = has_ns ? netns.c_str() : nullptr;
+      rc = vfp_afpacket_port__create(&p, &ao, &kAlloc, err, sizeof err);
+    }
+#endif
+#ifdef DP_AFXDP
+    if (backend == "afxdp") {
+      xo.ifname = ifname.c_str();
+      xo.netns = has_ns ? netns.c_str() : nullptr;
+      rc = vfp_afxdp_port__create(&p, &xo, &kAlloc, err, sizeof err);
+    }
+#endif
+  }
+};
+
+bool ParseKernelPort(Napi::Env env, const std::string &backend, const std::string &name, Napi::Value o, KernelPortJob *j) {
+  j->backend = backend;
+  j->name = name;
+  bool has_if = false;
+  if (!OptString(env, o, "ifname", &j->ifname, &has_if) || !OptString(env, o, "netns", &j->netns, &j->has_ns)) return false;
+  if (!has_if) {
+    ThrowType(env, "opts.ifname is required for the " + backend + " backend");
+    return false;
+  }
+#ifdef DP_AFPACKET
+  if (backend == "afpacket") {
+    vfp_afpacket_opts &ao = j->ao;
+    vfp_afpacket_opts__defaults(&ao);
+    uint32_t qb = ao.qdisc_bypass ? 1 : 0, sd = 0;
+    if (!OptUint(env, o, "headroom", 64, 4096, &ao.headroom) || !OptUint(env, o, "frameSize", 0, 65536, &ao.frame_size) ||
+        !OptUint(env, o, "blockSize", 0, 1 << 26, &ao.rx_block_size) || !OptUint(env, o, "blocks", 0, 4096, &ao.rx_blocks) ||
+        !OptUint(env, o, "txFrames", 0, 1 << 20, &ao.tx_frames) || !OptUint(env, o, "qdiscBypass", 0, 1, &qb) ||
+        !OptUint(env, o, "ring", 2, 3, &ao.rx_ring_version) || !OptUint(env, o, "stackDrop", 0, 1, &sd) ||
+        !OptUint(env, o, "queues", 1, VFP_AFPACKET_MAX_QUEUES, &ao.queues))
+      return false;
+    ao.qdisc_bypass = static_cast<int>(qb);
+    ao.stack_drop = static_cast<int>(sd);
+  }
+#endif
+#ifdef DP_AFXDP
+  if (backend == "afxdp") {
+    vfp_afxdp_opts &xo = j->xo;
+    vfp_afxdp_opts__defaults(&xo);
+    std::string mode, copy;
+    bool hm = false, hc = false;
+    uint32_t nw = xo.need_wakeup ? 1 : 0;
+    if (!OptUint(env, o, "queueId", 0, 1024, &xo.queue_id) || !OptUint(env, o, "queues", 0, 64, &xo.n_queues) ||
+        !OptUint(env, o, "frameSize", 2048, 4096, &xo.frame_size) || !OptUint(env, o, "frames", 64, 1 << 20, &xo.n_frames) ||
+        !OptUint(env, o, "ringSize", 64, 1 << 16, &xo.ring_size) || !OptUint(env, o, "headroom", 0, 1024, &xo.headroom) ||
+        !OptUint(env, o, "needWakeup", 0, 1, &nw) || !OptString(env, o, "mode", &mode, &hm) ||
+        !OptString(env, o, "copy", &copy, &hc))
+      return false;
+    xo.need_wakeup = static_cast<int>(nw);
+    if (hm) {
+      if (mode == "auto") xo.mode = VFP_XDP_MODE_AUTO;
+      else if (mode == "native") xo.mode = VFP_XDP_MODE_NATIVE;
+      else if (mode == "skb") xo.mode = VFP_XDP_MODE_SKB;
+      else {
+        ThrowRange(env, "opts.mode " + mode + " is not one of auto, native, skb");
+        return false;
+      }
+    }
+    if (hc) {
+      if (copy == "auto") xo.copy = VFP_XDP_COPY_AUTO;
+      else if (copy == "copy") xo.copy = VFP_XDP_COPY;
+      else if (copy == "zerocopy") xo.copy = VFP_XDP_ZEROCOPY;
+      else {
+        ThrowRange(env, "opts.copy " + copy + " is not one of auto, copy, zerocopy");
+        return false;
+      }
+    }
+  }
+#endif
+  return true;
+}
+
+// The opened port into the data plane, and what the caller learns of it; throws (and
+// closes the port) on failure.
+Napi::Value FinishKernelPort(Napi::Env env, DpH *h, KernelPortJob *j) {
+  Napi::Object extra = Napi::Object::New(env);
+  extra.Set("backend", Napi::String::New(env, j->backend));
+#ifdef DP_AFXDP
+  if (j->backend == "afxdp" && !j->rc) {
+    vfp_afxdp_info xi;
+    vfp_afxdp_port__info(j->p, &xi);
+    extra.Set("mode", Napi::String::New(env, xi.mode == VFP_XDP_MODE_NATIVE ? "native" : "skb"));
+    extra.Set("zerocopy", Napi::Boolean::New(env, xi.zerocopy != 0));
+    extra.Set("needWakeup", Napi::Boolean::New(env, xi.need_wakeup != 0));
+    extra.Set("headroom", Napi::Number::New(env, xi.headroom));
+    extra.Set("frames", Napi::Number::New(env, xi.frames));
+    extra.Set("maxFrame", Napi::Number::New(env, xi.max_frame));
+    if (j->err[0]) extra.Set("notice", Napi::String::New(env, j->err));  // a fallback taken, a stale program removed
+    j->err[0] = 0;
+  }
+#endif
+  if (j->rc == -ENOTSUP && !j->err[0]) {
+    snprintf(j->err, sizeof j->err, "the %s backend is not built into this addon; `vfplane doctor` says why and how to "
+             "build it", j->backend.c_str());
+  }
+  if (j->rc) return ThrowMsg(env, j->err, "dpPortOpen " + j->backend, j->rc);
+  if (!h->dp) {
+    vfp_port__close(j->p);
+    Napi::Error::New(env, "the data plane has been destroyed").ThrowAsJavaScriptException();
+    return Napi::Value();
+  }
+  uint16_t slot;
+  if (AddPort(env, h, j->p, j->name, &slot)) return Napi::Value();
+  extra.Set("queues", Napi::Number::New(env, j->p->n_queues));
+  return PortResult(env, slot, extra);
+}
+
+// dpPortOpenAsync(dp, backend, opts, name) → Promise<{slot, ...}>: dpPortOpen of an
+// afpacket or afxdp port, opened on a thread of its own so that many open at once (their
+// grace periods overlap) and the JS thread keeps serving meanwhile. The handle is held
+// until the port has joined it (or been closed).
+struct AsyncOpen {
+  KernelPortJob job;
+  DpH *h;
+  Napi::Promise::Deferred deferred;
+  Napi::ThreadSafeFunction tsfn;
+  explicit AsyncOpen(Napi::Env env) : h(nullptr), deferred(Napi::Promise::Deferred::New(env)) {}
+};
+
+void *AsyncOpenMain(void *arg) {
+  AsyncOpen *a = static_cast<AsyncOpen *>(arg);
+  a->job.Run();
+  // The callback frees a: the handle is copied first, to be released after.
+  Napi::ThreadSafeFunction t = a->tsfn;
+  t.BlockingCall(a, [](Napi::Env env, Napi::Function, AsyncOpen *a) {
+    Napi::Value r = FinishKernelPort(env, a->h, &a->job);
+    if (env.IsExceptionPending()) a->deferred.Reject(env.GetAndClearPendingException().Value());
+    else a->deferred.Resolve(r);
+    DpUnref(a->h);
+    if (!a->h->refs) delete a->h;
+    delete a;
+  });
+  t.Release();
+  return nullptr;
+}
+
+Napi::Value DpPortOpenAsync(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  DpH *h;
+  if (!ToDp(env, info[0], &h)) return Napi::Value();
+  if (!info[1].IsString()) return ThrowType(env, "backend must be a string");
+  std::string backend = info[1].As<Napi::String>().Utf8Value();
+  if (backend != "afpacket" && backend != "afxdp") return ThrowRange(env, "dpPortOpenAsync opens afpacket and afxdp ports; use dpPortOpen for " + backend);
+  if (!info[2].IsObject()) return ThrowType(env, "opts must be an object");
+  std::string name = info[3].IsString() ? info[3].As<Napi::String>().Utf8Value() : backend;
+  auto *a = new AsyncOpen(env);
+  if (!ParseKernelPort(env, backend, name, info[2], &a->job)) {
+    delete a;
+    return Napi::Value();
+  }
+  Napi::Promise promise = a->deferred.Promise();
+  a->tsfn = Napi::ThreadSafeFunction::New(env, Napi::Function::New(env, [](const Napi::CallbackInfo &) {}), "vfplane port open", 0, 1);
+  a->h = h;
+  h->refs++;
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  pthread_t th;
+  int rc = pthread_create(&th, &attr, AsyncOpenMain, a);
+  pthread_attr_destroy(&attr);
+  if (rc) {
+    a->tsfn.Release();
+    DpUnref(h);  // the caller's handle still holds it
+    delete a;
+    return ThrowErrno(env, "pthread_create for the port's open", -rc);
+  }
+  return promise;
+}
+
 // dpPortOpen(dp, backend, opts, name) → {slot, ...backend facts}
 Napi::Value DpPortOpen(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
@@ -213,8 +410,6 @@ Napi::Value DpPortOpen(const Napi::CallbackInfo &info) {
   char err[512] = "";
   vfp_port *p = nullptr;
   int rc = -ENOTSUP;
-  std::string ifname, netns;
-  bool has_if = false, has_ns = false;
   if (backend == "memory-gen") {
     Napi::Value fv;
     if (!GetProp(env, o, "frames", &fv)) return Napi::Value();
@@ -236,69 +431,10 @@ Napi::Value DpPortOpen(const Napi::CallbackInfo &info) {
     if (!OptUint(env, o, "queues", 1, VFP_MEM_SINK_MAX_QUEUES, &queues)) return Napi::Value();
     rc = vfp_mem_port__create_sink_q(&p, static_cast<uint16_t>(queues), &kAlloc);
   } else if (backend == "afpacket" || backend == "afxdp") {
-    if (!OptString(env, o, "ifname", &ifname, &has_if) || !OptString(env, o, "netns", &netns, &has_ns)) return Napi::Value();
-    if (!has_if) return ThrowType(env, "opts.ifname is required for the " + backend + " backend");
-#ifdef DP_AFPACKET
-    if (backend == "afpacket") {
-      vfp_afpacket_opts ao;
-      vfp_afpacket_opts__defaults(&ao);
-      ao.ifname = ifname.c_str();
-      ao.netns = has_ns ? netns.c_str() : nullptr;
-      uint32_t qb = ao.qdisc_bypass ? 1 : 0, sd = 0;
-      if (!OptUint(env, o, "headroom", 64, 4096, &ao.headroom) || !OptUint(env, o, "frameSize", 0, 65536, &ao.frame_size) ||
-          !OptUint(env, o, "blockSize", 0, 1 << 26, &ao.rx_block_size) || !OptUint(env, o, "blocks", 0, 4096, &ao.rx_blocks) ||
-          !OptUint(env, o, "txFrames", 0, 1 << 20, &ao.tx_frames) || !OptUint(env, o, "qdiscBypass", 0, 1, &qb) ||
-          !OptUint(env, o, "ring", 2, 3, &ao.rx_ring_version) || !OptUint(env, o, "stackDrop", 0, 1, &sd) ||
-          !OptUint(env, o, "queues", 1, VFP_AFPACKET_MAX_QUEUES, &ao.queues))
-        return Napi::Value();
-      ao.qdisc_bypass = static_cast<int>(qb);
-      ao.stack_drop = static_cast<int>(sd);
-      rc = vfp_afpacket_port__create(&p, &ao, &kAlloc, err, sizeof err);
-    }
-#endif
-#ifdef DP_AFXDP
-    if (backend == "afxdp") {
-      vfp_afxdp_opts xo;
-      vfp_afxdp_opts__defaults(&xo);
-      xo.ifname = ifname.c_str();
-      xo.netns = has_ns ? netns.c_str() : nullptr;
-      std::string mode, copy;
-      bool hm = false, hc = false;
-      uint32_t nw = xo.need_wakeup ? 1 : 0;
-      if (!OptUint(env, o, "queueId", 0, 1024, &xo.queue_id) || !OptUint(env, o, "queues", 0, 64, &xo.n_queues) ||
-          !OptUint(env, o, "frameSize", 2048, 4096, &xo.frame_size) || !OptUint(env, o, "frames", 64, 1 << 20, &xo.n_frames) ||
-          !OptUint(env, o, "ringSize", 64, 1 << 16, &xo.ring_size) || !OptUint(env, o, "headroom", 0, 1024, &xo.headroom) ||
-          !OptUint(env, o, "needWakeup", 0, 1, &nw) || !OptString(env, o, "mode", &mode, &hm) ||
-          !OptString(env, o, "copy", &copy, &hc))
-        return Napi::Value();
-      xo.need_wakeup = static_cast<int>(nw);
-      if (hm) {
-        if (mode == "auto") xo.mode = VFP_XDP_MODE_AUTO;
-        else if (mode == "native") xo.mode = VFP_XDP_MODE_NATIVE;
-        else if (mode == "skb") xo.mode = VFP_XDP_MODE_SKB;
-        else return ThrowRange(env, "opts.mode " + mode + " is not one of auto, native, skb");
-      }
-      if (hc) {
-        if (copy == "auto") xo.copy = VFP_XDP_COPY_AUTO;
-        else if (copy == "copy") xo.copy = VFP_XDP_COPY;
-        else if (copy == "zerocopy") xo.copy = VFP_XDP_ZEROCOPY;
-        else return ThrowRange(env, "opts.copy " + copy + " is not one of auto, copy, zerocopy");
-      }
-      rc = vfp_afxdp_port__create(&p, &xo, &kAlloc, err, sizeof err);
-      if (!rc) {
-        vfp_afxdp_info xi;
-        vfp_afxdp_port__info(p, &xi);
-        extra.Set("mode", Napi::String::New(env, xi.mode == VFP_XDP_MODE_NATIVE ? "native" : "skb"));
-        extra.Set("zerocopy", Napi::Boolean::New(env, xi.zerocopy != 0));
-        extra.Set("needWakeup", Napi::Boolean::New(env, xi.need_wakeup != 0));
-        extra.Set("headroom", Napi::Number::New(env, xi.headroom));
-        extra.Set("frames", Napi::Number::New(env, xi.frames));
-        extra.Set("maxFrame", Napi::Number::New(env, xi.max_frame));
-        if (err[0]) extra.Set("notice", Napi::String::New(env, err));  // a fallback taken, a stale program removed
-        err[0] = 0;
-      }
-    }
-#endif
+    KernelPortJob j;
+    if (!ParseKernelPort(env, backend, name, o, &j)) return Napi::Value();
+    j.Run();
+    return FinishKernelPort(env, h, &j);
   } else if (backend == "dpdk") {
 #ifdef DP_DPDK
     std::string dev;
@@ -805,7 +941,7 @@ Napi::Value DpdkInit(const Napi::CallbackInfo &info) {
 
 void RegisterDataplane(Napi::Env env, Napi::Object exports) {
   static const ExportFn fns[] = {
-      {"dpCreate", DpCreate},       {"dpStop", DpStop},           {"dpPortOpen", DpPortOpen},
+      {"dpCreate", DpCreate},       {"dpStop", DpStop},           {"dpPortOpen", DpPortOpen}, {"dpPortOpenAsync", DpPortOpenAsync},
       {"dpPortRemove", DpPortRemove}, {"dpPortCounters", DpPortCounters}, {"dpCommit", DpCommit},
       {"dpStats", DpStats},         {"dpStatsLayout", DpStatsLayout}, {"dpLearned", DpLearned}, {"dpLearnedGet", DpLearnedGet},
       {"dpDropsArm", DpDropsArm},   {"dpDropsRead", DpDropsRead},

@@ -150,6 +150,8 @@ interface RawDp {
   dpCreate(o: DpOptions): unknown;
   dpStop(h: unknown, drainMs?: number): void;
   dpPortOpen(h: unknown, backend: string, opts: Record<string, unknown>, name: string): PortInfo;
+  /** afpacket and afxdp only: opened on a thread of its own (native/addon/dp.cc). */
+  dpPortOpenAsync(h: unknown, backend: string, opts: Record<string, unknown>, name: string): Promise<PortInfo>;
   dpPortRemove(h: unknown, slot: number): void;
   dpPortCounters(h: unknown, slot: number): BackendCounters | null;
   dpCommit(h: unknown, spec: unknown, timeoutMs?: number): { epoch: number; warning?: string };
@@ -301,6 +303,19 @@ export class DataPlane {
   openPort(backend: Backend, opts: Record<string, unknown>, name: string): PortInfo {
     try {
       return this.r.dpPortOpen(this.h, backend, opts, name);
+    } catch (e) {
+      throw new VfpError('unavailable', (e as Error).message);
+    }
+  }
+
+  /** openPort off the JS thread, for the kernel-netdev backends (afpacket, afxdp): their
+   *  open waits for RCU grace periods (packet rings, XDP and tcx attaches), so many opened
+   *  at once overlap those waits, and the JS thread serves meanwhile. Other backends open
+   *  here, as openPort does. */
+  async openPortAsync(backend: Backend, opts: Record<string, unknown>, name: string): Promise<PortInfo> {
+    if (backend !== 'afpacket' && backend !== 'afxdp') return this.openPort(backend, opts, name);
+    try {
+      return await this.r.dpPortOpenAsync(this.h, backend, opts, name);
     } catch (e) {
       throw new VfpError('unavailable', (e as Error).message);
     }

@@ -1,0 +1,93 @@
+// Ports on kernel netdevs opened off the JS thread (DataPlane.openPortAsync, what a
+// daemon's attach and its start's restore use): several at once, each a working port
+// (frames the kernel delivers to its netdev reach it), the JS thread free meanwhile, and
+// a failure a rejection that names the netdev, leaving the data plane as it was.
+import { spawnSync } from 'node:child_process';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { DataPlane } from '../../src/dataplane/dp.js';
+import { resolveTunnel } from '../../src/packet/config.js';
+import { parseIp, parseMac } from '../../src/util/addr.js';
+import { backendBuilt } from '../helpers/features.js';
+import { ifname, Netns, vethIn } from '../helpers/netns.js';
+import { describePrivileged } from '../helpers/privileged.js';
+
+const NET = `10.${150 + (process.pid % 50)}`;
+
+describePrivileged('ports opened off the JS thread', { netns: true, commands: ['ping'] }, () => {
+  let n: Netns;
+  const N = 8;
+  const reps = Array.from({ length: 2 * N }, (_, i) => ifname(`oa${i}`));
+  const peers = Array.from({ length: 2 * N }, (_, i) => ifname(`ob${i}`));
+
+  beforeAll(() => {
+    n = Netns.create('poa');
+    for (let i = 0; i < 2 * N; i++) {
+      vethIn(n, reps[i]!, peers[i]!);
+      n.ip(['link', 'set', reps[i]!, 'up']);
+      n.ip(['addr', 'add', `${NET}.${20 + i}.1/24`, 'dev', peers[i]!]);
+    }
+  });
+
+  afterAll(() => {
+    n?.destroy();
+  });
+
+  /** Opens reps[from..from+N) at once, counting the event loop's turns until all are
+   *  open; commits them as pods and checks each receives what the kernel puts on its
+   *  netdev (the ARP requests of a ping from its peer's address). */
+  async function openAll(backend: 'afpacket' | 'afxdp', from: number, opts: Record<string, unknown>): Promise<void> {
+    const dp = new DataPlane({ workers: 1 });
+    try {
+      let turns = 0, done = false;
+      const tick = () => { if (!done) { turns++; setImmediate(tick); } };
+      setImmediate(tick);
+      const idx = Array.from({ length: N }, (_, k) => from + k);
+      const ports = await Promise.all(idx.map((i) => dp.openPortAsync(backend, { ifname: reps[i], netns: n.path, ...opts }, reps[i]!)));
+      done = true;
+      // The JS thread ran while the ports opened (each open waits for grace periods).
+      expect(turns).toBeGreaterThan(0);
+      expect(new Set(ports.map((p) => p.slot)).size).toBe(N);
+      for (const p of ports) expect(p).toMatchObject({ backend, queues: 1 });
+      const up = dp.openPort('memory-sink', {}, 'uplink');
+      dp.commit({
+        uplink: up.slot, uplinkMac: parseMac('02:aa:00:00:00:01')!,
+        tunnel: resolveTunnel({ local: '192.0.2.1', remote: '192.0.2.2' }),
+        peers: [{ vtep: parseIp('192.0.2.2')!.bytes, mac: parseMac('02:bb:00:00:00:02')! }],
+        atts: ports.map((p, k) => ({ port: p.slot, vni: 100, mac: parseMac(`02:00:00:00:01:${(k + 1).toString(16).padStart(2, '0')}`)! })),
+        fdb: [], floods: [], extraVnis: [], learn: false, antiSpoof: false, icmpTooBig: false, verifyUdpCsum: false,
+      });
+      for (const i of idx) spawnSync('ip', ['netns', 'exec', n.name, 'ping', '-n', '-c', '1', '-W', '0.3', `${NET}.${20 + i}.2`]);
+      const c = dp.counters();
+      for (const p of ports) expect(c.ports.get(p.slot)?.rxPkts ?? 0n, `port ${p.slot}`).toBeGreaterThan(0n);
+    } finally {
+      dp.stop();
+    }
+  }
+
+  it('afpacket: eight at once, each receiving, the JS thread serving meanwhile', async () => {
+    await openAll('afpacket', 0, { ring: 2, stackDrop: 1 });
+  });
+
+  it('afxdp: eight at once (libxdp and the XSKs made on eight threads together)', async () => {
+    if (!backendBuilt('afxdp')) throw new Error('the afxdp backend is not built: apt-get install libxdp-dev libbpf-dev, then npm run build:native');
+    await openAll('afxdp', N, { mode: 'auto', copy: 'auto', queues: 0, frames: 256 });
+    // The stop closed them together (their sockets' releases overlap): every program is
+    // off its netdev, as closing them one after another left it.
+    for (let i = N; i < 2 * N; i++) {
+      const l = n.ip(['-d', 'link', 'show', reps[i]!]);
+      expect(l, reps[i]).not.toMatch(/xdp|prog\/xdp/);
+    }
+  });
+
+  it('a netdev that is not there: a rejection naming it; the data plane opens the next port as before', async () => {
+    const dp = new DataPlane({ workers: 1 });
+    try {
+      await expect(dp.openPortAsync('afpacket', { ifname: 'vfpnosuch0', netns: n.path }, 'x')).rejects.toThrow(/interface vfpnosuch0 not found in netns/);
+      await expect(dp.openPortAsync('afpacket', { ifname: reps[0], netns: n.path, stackDrop: 7 }, 'x')).rejects.toThrow(/stackDrop/);
+      const p = await dp.openPortAsync('afpacket', { ifname: reps[0], netns: n.path, ring: 2 }, 'ok');
+      expect(p.backend).toBe('afpacket');
+    } finally {
+      dp.stop();
+    }
+  });
+});
