@@ -736,6 +736,9 @@ static const struct vfp_port_ops afxdp_ops = {
     .close = afxdp_close,
     .rx_fd = afxdp_rx_fd,
     .flush = afxdp_flush,
+    /* A queue takes one XSK: a new port there waits for this one's close. At a stop,
+     * nothing opens after: the sockets' releases (each a grace period) overlap. */
+    .close_parallel = 1,
 };
 
 void vfp_afxdp_port__info(const vfp_port *p, vfp_afxdp_info *out) {

@@ -42,6 +42,10 @@ struct vfp_port_ops {
      * need wait for it). 0: close before anything else opens there (an AF_XDP queue
      * takes one socket, a DPDK port id one user). */
     uint8_t close_async;
+    /* 1: when the data plane stops, may close at the same time as its other ports, each
+     * on a thread (close_async ports do too). For ports whose close waits for grace
+     * periods, but must be done before another port opens on its netdev. */
+    uint8_t close_parallel;
 };
 
 struct vfp_port {

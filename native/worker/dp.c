@@ -2825,7 +2825,7 @@ void vfp_dp__stop(vfp_dp *dp, uint32_t drain_ms) {
     }
     reap_closers(dp, 1);
     /* A port's close may wait for grace periods (a packet socket's release waits in
-     * synchronize_net, ~10 ms each here): the ports that allow it close on threads of
+     * synchronize_net, ~10 ms each here; an XSK's too): the ports that allow it close on threads of
      * their own, STOP_BATCH at a time, so that a stop with hundreds of ports waits for a
      * few grace periods, not for hundreds one after another. */
     enum { STOP_BATCH = 64 };
@@ -2836,7 +2836,7 @@ void vfp_dp__stop(vfp_dp *dp, uint32_t drain_ms) {
             vfp_port *p = dp->ports[i];
             if (!p) continue;
             dp->ports[i] = NULL;
-            if (!p->ops->close_async || pthread_create(&th[n], NULL, close_main, p)) vfp_port__close(p);
+            if (!(p->ops->close_async || p->ops->close_parallel) || pthread_create(&th[n], NULL, close_main, p)) vfp_port__close(p);
             else n++;
         }
         for (int k = 0; k < n; k++) pthread_join(th[k], NULL);
