@@ -3,7 +3,7 @@
 // close the ports, give the netdevs back) and then to exit: `vfplane dataplane run` on
 // AF_PACKET, its uplink and N representor veths in a namespace of its own, the N
 // attachments in its config (as a restart restores them). Prints the three times.
-//   sudo node scripts/bench-restart.mjs [N ...]      (default: 1 64 255)
+//   sudo node scripts/bench-restart.mjs [--backend afpacket|afxdp] [N ...]      (default: afpacket; 1 64 255)
 // Everything it makes is named vfprs<pid> and removed on exit, also on failure.
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -39,7 +39,7 @@ const lineAt = (proc, t0, re) => new Promise((resolve, reject) => {
   proc.once('exit', (c) => reject(new Error(`the data plane exited ${c} before ${re}: ${buf.slice(-2000)}`)));
 });
 
-async function once(n) {
+async function once(n, backend) {
   execFileSync('ip', ['netns', 'add', ns]);
   try {
     const cmds = ['link add u0 type veth peer name u1', 'link set u0 up', 'link set u1 up'];
@@ -49,7 +49,7 @@ async function once(n) {
     const mac = (i) => `02:00:00:00:${(i >> 8).toString(16).padStart(2, '0')}:${(i & 255).toString(16).padStart(2, '0')}`;
     const config = path.join(work, 'dp.json');
     writeFileSync(config, JSON.stringify({
-      node: ns, backend: 'afpacket', stateDir: path.join(work, `state${n}`), socket: path.join(work, `dp${n}.sock`),
+      node: ns, backend, stateDir: path.join(work, `state${n}`), socket: path.join(work, `dp${n}.sock`),
       uplink: { ifname: 'u0', netns, vtep: '192.0.2.1' },
       // Pods' MTU within what the 1500-byte underlay carries: no advice logged per attach.
       attachments: Array.from({ length: n }, (_, i) => ({ representor: `r${i}`, netns, vni: 100, mac: mac(i), mtu: 1450 })),
@@ -71,12 +71,16 @@ async function once(n) {
 }
 
 try {
-  const counts = process.argv.slice(2).map(Number);
+  const args = process.argv.slice(2);
+  const bi = args.indexOf('--backend');
+  const backend = bi >= 0 ? args.splice(bi, 2)[1] : 'afpacket';
+  if (backend !== 'afpacket' && backend !== 'afxdp') throw new Error(`--backend ${backend}: expected afpacket or afxdp`);
+  const counts = args.map(Number);
   for (const n of counts.length ? counts : [1, 64, 255]) {
     if (!Number.isInteger(n) || n < 1 || n > 1023) throw new Error(`attachment count ${n}: expected 1–1023`);
-    const r = await once(n);
+    const r = await once(n, backend);
     const s = (ms) => `${(ms / 1000).toFixed(2)} s`;
-    console.log(`${n} attached VF(s): started in ${s(r.started)}, stopped ${s(r.stopped)} after SIGTERM, exited ${s(r.exit)} after it (${s(r.exit - r.stopped)} of exit after "stopped")`);
+    console.log(`${backend}, ${n} attached VF(s): started in ${s(r.started)}, stopped ${s(r.stopped)} after SIGTERM, exited ${s(r.exit)} after it (${s(r.exit - r.stopped)} of exit after "stopped")`);
   }
 } finally {
   cleanup();

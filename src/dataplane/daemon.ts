@@ -14,6 +14,7 @@ import { attachSchema, dropVtep, fdbSchema, formatVniRanges, macString, metricsA
 import { resolveTunnel } from '../packet/config.js';
 import { describeFrame } from '../packet/describe.js';
 import { withGuesses } from '../util/typo.js';
+import { inParallel } from '../util/parallel.js';
 import { canonCidr, formatIp, formatMac, groupMacOf, isGroupMac, isStationMac, parseIp, parseMac } from '../util/addr.js';
 import { conflict, invalid, notFound, systemError, VfpError } from '../util/errors.js';
 import { netnsId } from '../net/ip.js';
@@ -152,6 +153,8 @@ const ipBytes = (s: string) => parseIp(s)!.bytes;
 /** The largest MTU native XDP takes on a veth with 4 KiB pages (the kernel's veth_xdp_set:
  *  a page less XDP_PACKET_HEADROOM and skb_shared_info, less the Ethernet header). */
 const AFXDP_VETH_MAX_MTU = 3506;
+/** Attachments a start restores at once (their ports' opens overlap their kernel waits). */
+const RESTORE_PARALLEL = 16;
 /** Refused control requests logged per op in a window (logRefusal). */
 const REFUSALS_LOGGED = 20, REFUSAL_WINDOW_MS = 10_000;
 const canonIp = (s: string) => { const a = parseIp(s)!; return formatIp(a.family, a.bytes); };
@@ -194,6 +197,8 @@ export class Daemon {
   private control: ControlServer | null = null;
   private metricsServer: Server | null = null;
   private readonly atts = new Map<string, Attached>(); // by representor
+  /** Attachments under way (attachNow past its checks), by representor. */
+  private readonly attaching = new Map<string, AttachRequest>();
   /** Attachments a start could not restore because their representor did not exist (the
    *  VFs not made yet after a reboot, or a representor away for a moment): still wanted,
    *  kept in the state file and in status, attached by the beat once the representor is
@@ -537,10 +542,16 @@ export class Daemon {
     const { stale, missing } = reconcileWithStore(c.stateDir, this.socket, restoredAtts, c.attachments, (a) => this.storeOf(a),
       (dir) => this.storeUnreadable(dir, 'the state file alone says which of its VFs\' attachments come back (none is rebuilt from it, and none is dropped as DELed)'));
     let back = 0;
-    for (const a of [...c.attachments, ...restoredAtts, ...missing]) {
+    // Several at once: a port's open and a claim's settings wait for RCU grace periods in
+    // the kernel, which overlap when many wait together (255 attachments: 6.4 s one after
+    // another). Each attachNow checks and reserves its representor, MAC and VF before its
+    // first pause, in the list's order, so the first of two that clash wins as before.
+    const all = [...c.attachments, ...restoredAtts, ...missing];
+    const waits = new Map<AttachRequest, string>(); // not-found: why
+    const restore = async (a: AttachRequest): Promise<void> => {
       if (stale.has(a)) {
         this.log.info(`dropping attachment ${a.representor} (VF ${a.pci}, VNI ${a.vni}): the VF was released while the data plane was down (the allocation store no longer gives it to this attachment)`);
-        continue;
+        return;
       }
       const fromStore = missing.includes(a);
       try {
@@ -549,12 +560,19 @@ export class Daemon {
         if (fromStore) this.log.warn(`re-attached ${a.representor} (VF ${a.pci}, VNI ${a.vni}) from the allocation store: ${restored ? 'the state file did not have it' : `no readable state file ${this.statePath}`}`);
       } catch (e) {
         if (e instanceof VfpError && e.kind === 'not-found' && !this.atts.has(a.representor)) {
-          this.waiting.set(a.representor, { req: a, why: (e as Error).message });
+          waits.set(a, (e as Error).message);
           this.log.warn(`attachment ${a.representor} (VNI ${a.vni}) waits${fromStore ? ' (from the allocation store)' : ''}: ${(e as Error).message}; it is attached once the representor exists, or dropped by its DEL (CNI GC, vfplane gc)`);
-          continue;
+          return;
         }
         this.log.warn(`attachment ${a.representor} (VNI ${a.vni}) not restored${fromStore ? ' (from the allocation store)' : ''}: ${(e as Error).message}`);
       }
+    };
+    await inParallel(all, RESTORE_PARALLEL, restore);
+    // In the list's order, as one after another left them: the last one for a
+    // representor waits.
+    for (const a of all) {
+      const why = waits.get(a);
+      if (why !== undefined && !this.atts.has(a.representor)) this.waiting.set(a.representor, { req: a, why });
     }
     // What the state file says from now on: without what was dropped, with what was rebuilt.
     if (missing.length || back + this.waiting.size < restoredAtts.length || this.stateRewrite) this.saveState();
@@ -747,7 +765,7 @@ export class Daemon {
   private async openRepresentorPort(representor: string, netns: string | undefined): Promise<PortInfo> {
     for (const until = Date.now() + 1000; ;) {
       try {
-        return this.dp!.openPort(this.podBackend, this.portOpts(representor, netns, 'representor'), representor);
+        return await this.dp!.openPortAsync(this.podBackend, this.portOpts(representor, netns, 'representor'), representor);
       } catch (e) {
         if (!/Device or resource busy/.test((e as Error).message) || Date.now() > until) throw e;
         await new Promise((r) => setTimeout(r, 20));
@@ -810,14 +828,28 @@ export class Daemon {
         await this.detachNow({ representor: old.representor });
       }
     }
-    const same = this.atts.get(a.representor);
+    // Attachments being made (a start restores several at once) count as made: each
+    // check here and its reservation below run without a pause between them.
+    const same = this.atts.get(a.representor) ?? this.attaching.get(a.representor);
     if (same) throw conflict(`representor ${a.representor} is already attached (VNI ${same.vni}, MAC ${same.mac}${same.pci ? `, VF ${same.pci}` : ''}); detach it first`);
-    for (const o of this.atts.values()) {
+    for (const o of [...this.atts.values(), ...this.attaching.values()]) {
       if (o.vni === a.vni && o.mac.toLowerCase() === a.mac.toLowerCase()) {
         throw conflict(`MAC ${a.mac} is already attached on VNI ${a.vni} through ${o.representor}; each pod interface needs its own MAC`);
       }
       if (a.pci && o.pci === a.pci) throw conflict(`VF ${a.pci} is already attached through ${o.representor}`);
     }
+    this.attaching.set(a.representor, a);
+    try {
+      return await this.attachReserved(a, refusal);
+    } finally {
+      this.attaching.delete(a.representor);
+    }
+  }
+
+  /** attachNow's work once its checks passed and the representor, MAC and VF are
+   *  reserved (this.attaching). */
+  private async attachReserved(a: AttachRequest, refusal: () => VfpError): Promise<Attached & { mtuWarning?: string; macWarning?: string; overlayMtu?: number }> {
+    const c = this.cfg;
     // The link, its MTU and addresses without waiting for the RTNL lock, which the VF's
     // move into the pod (running alongside this attach) holds through its rcu_barrier().
     const l = await linkAddrs(a.netns ?? null, a.representor);
@@ -891,6 +923,9 @@ export class Daemon {
       }
     }
     const claiming = claimNetdev(this.claims, a.representor, l.ifindex, a.netns, undefined, { wasUp: l.up, ...(raisedFrom !== undefined ? { wasMtu: raisedFrom } : {}) });
+    // Awaited below, after the port's open: a claim refused meanwhile (the netdev another
+    // data plane holds) must not count as a rejection nobody handles, which ends the process.
+    claiming.catch(() => undefined);
     // The raised MTU back when no claim took it over (a released claim gives it back).
     const unraise = () => (raisedFrom === undefined ? undefined : netRun(a.netns ?? null, [{ op: 'set', name: a.representor, mtu: raisedFrom }]).catch(() => undefined));
     let port: PortInfo;

@@ -25,6 +25,11 @@ describePrivileged('attachments from the data-plane config', { netns: true }, ()
     vethPair(n, rep2, m, ifname('ct'));
   });
 
+  const many: string[] = Array.from({ length: 6 }, (_, i) => ifname(`cm${i}`));
+  beforeAll(() => {
+    for (const [i, r] of many.entries()) vethPair(n, r, m, ifname(`cn${i}`));
+  });
+
   afterAll(() => {
     n?.destroy();
     m?.destroy();
@@ -56,6 +61,60 @@ describePrivileged('attachments from the data-plane config', { netns: true }, ()
       expect(ok.code, ok.stderr).toBe(0);
       const st2 = (await request(socket, { op: 'status' })) as { attachments: { representor: string }[] };
       expect(st2.attachments.map((a) => a.representor).sort()).toEqual([rep, rep2].sort());
+    } finally {
+      await dp.stop();
+    }
+  });
+
+  it('a start restores its attachments several at once; of two that clash, the one first in line (the config\'s) wins, as one after another', async () => {
+    const stateDir = join(dir, 'state-many');
+    const socket = join(dir, 'dp-many.sock');
+    const config = join(dir, 'dp-many.json');
+    const ns = `/run/netns/${n.name}`;
+    const macOf = (i: number) => `02:00:00:00:0d:${(16 + i).toString(16)}`;
+    const base = { node: 'cfgmany', backend: 'afpacket', uplink: { ifname: up, netns: ns, vtep: '192.0.2.1' }, stateDir, socket };
+    // First run: the operator attaches the six over the socket; the state file keeps them.
+    writeFileSync(config, JSON.stringify(base));
+    const first = await startDataplane(config, 'the data plane');
+    try {
+      for (const [i, r] of many.entries()) {
+        const ok = vfplane(['dataplane', 'attach', '--socket', socket, '--representor', r, '--vni', '100', '--mac', macOf(i), '--netns', ns]);
+        expect(ok.code, ok.stderr).toBe(0);
+      }
+    } finally {
+      await first.stop();
+    }
+    // Second run: the config now gives many[0]'s MAC to rep (VNI 100) and many[1] to VNI
+    // 200 under another MAC, and names a representor that does not exist.
+    const ghost = ifname('cg');
+    writeFileSync(config, JSON.stringify({
+      ...base,
+      attachments: [
+        { representor: rep, netns: ns, vni: 100, mac: macOf(0) },
+        { representor: many[1]!, netns: ns, vni: 200, mac: '02:00:00:00:0d:01' },
+        { representor: ghost, netns: ns, vni: 100, mac: '02:00:00:00:0d:02' },
+      ],
+    }));
+    const dp = await startDataplane(config, 'the data plane');
+    try {
+      expect(dp.log()).toContain(`control socket ${socket}`);
+      const st = (await request(socket, { op: 'status' })) as { attachments: { representor: string; vni: number; mac: string; representorState: string }[] };
+      const by = new Map(st.attachments.map((a) => [a.representor, a]));
+      // The config's come first: rep holds the MAC, many[1] is on VNI 200.
+      expect(by.get(rep)).toMatchObject({ vni: 100, mac: macOf(0) });
+      expect(by.get(many[1]!)).toMatchObject({ vni: 200, mac: '02:00:00:00:0d:01' });
+      expect(by.get(ghost)).toMatchObject({ representorState: 'waiting' });
+      // The state file's clashing two are refused, saying with what they clash.
+      expect(by.has(many[0]!)).toBe(false);
+      expect(dp.log()).toMatch(new RegExp(`attachment ${many[0]!} \\(VNI 100\\) not restored: MAC ${macOf(0)} is already attached on VNI 100 through ${rep}`));
+      expect(dp.log()).toMatch(new RegExp(`attachment ${many[1]!} \\(VNI 100\\) not restored: representor ${many[1]!} is already attached \\(VNI 200`));
+      // The other four came back as they were.
+      for (const i of [2, 3, 4, 5]) expect(by.get(many[i]!), many[i]).toMatchObject({ vni: 100, mac: macOf(i) });
+      expect(st.attachments).toHaveLength(7);
+      // Each has its port, and the host stack gets none of its frames (the drop is on).
+      const ports = (st as unknown as { ports: { name: string; stackDrop?: boolean }[] }).ports;
+      for (const r of [rep, ...many.slice(1)]) expect(ports.find((p) => p.name === r), r).toMatchObject({ stackDrop: true });
+      expect(ports.map((p) => p.name)).not.toContain(many[0]);
     } finally {
       await dp.stop();
     }
