@@ -78,6 +78,8 @@ typedef struct vfp_dp_peer_stats {
     uint64_t pmtu;              /* the path MTU a router reported to this worker (0: none) */
     uint64_t pmtu_until_ns;     /* CLOCK_MONOTONIC until when it holds */
     uint64_t confirmed_ns;      /* CLOCK_MONOTONIC when the learned MAC was last heard from the peer (ARP/ND) */
+    uint64_t decap_pkts, decap_bytes; /* VXLAN frames from it decapsulated (inner bytes), whatever became of them */
+    uint64_t rx_ns;             /* CLOCK_MONOTONIC of a burst with the last of them (0: none yet) */
 } vfp_dp_peer_stats;
 
 /* One worker's counters. Written only by that worker; readers sum across workers and

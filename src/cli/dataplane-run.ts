@@ -130,7 +130,7 @@ export async function dpStatus(o: ClientOpts): Promise<void> {
   if (!s.peers.length) console.log('peers: none');
   else {
     // Why a remote node is unreachable is most often here: a peer whose MAC nobody answered for.
-    const pe = new Table({ head: ['peer VTEP', 'underlay MAC', 'state', 'ARP/ND requests', 'encap pkts'], style: { head: [], border: [] } });
+    const pe = new Table({ head: ['peer VTEP', 'underlay MAC', 'state', 'ARP/ND requests', 'encap pkts', 'decap pkts', 'last frame from it'], style: { head: [], border: [] } });
     for (const p of s.peers) {
       pe.push([
         p.vtep, (p.underlayMac ?? '-') + (p.via ? ` (gateway ${p.via})` : ''),
@@ -141,7 +141,8 @@ export async function dpStatus(o: ClientOpts): Promise<void> {
               : '')
           : p.state === 'unresolved' ? 'UNRESOLVED (no ARP/ND answer)' : p.state ?? '-') +
           (p.pathMtu ? `; path MTU ${p.pathMtu} (a router's)` : ''),
-        p.requests ?? 0, p.encapPkts ?? 0,
+        p.requests ?? 0, p.encapPkts ?? 0, p.decapPkts ?? '-',
+        p.decapPkts === undefined ? '-' : p.lastFrameSecondsAgo === undefined ? 'never' : `${p.lastFrameSecondsAgo} s ago`,
       ]);
     }
     console.log(pe.toString());
@@ -205,7 +206,7 @@ type Counters = {
   ports: { name: string; rxPkts: number; txPkts: number; rxBytes: number; txBytes: number; drops: number; errors?: number }[];
   vnis: { vni: number; encapPkts: number; decapPkts: number; floodPkts: number; localPkts: number; drops: number }[];
   engine: Record<string, number>;
-  peers?: { vtep: string; state: string; encapPkts: number; encapBytes: number }[];
+  peers?: { vtep: string; state: string; encapPkts: number; encapBytes: number; decapPkts?: number; decapBytes?: number }[];
   misc?: Record<string, number>;
   workers?: { cpu: number; loops: number; busyLoops: number; learnedEntries: number }[];
 };
@@ -260,10 +261,10 @@ export async function dpStats(o: ClientOpts & { interval?: number }): Promise<vo
   console.log(v.toString());
   if (first.peers?.length) {
     // What went to each remote node: the overlay's traffic matrix from this side.
-    const pt = new Table({ head: ['peer VTEP', 'MAC state', 'encap pkts', 'encap bytes', ...(peerRates ? ['encap pps', 'encap Mbit/s'] : [])], style: { head: [], border: [] } });
+    const pt = new Table({ head: ['peer VTEP', 'MAC state', 'encap pkts', 'encap bytes', 'decap pkts', 'decap bytes', ...(peerRates ? ['encap pps', 'encap Mbit/s'] : [])], style: { head: [], border: [] } });
     for (const p of first.peers) {
       const r = peerRates?.get(p.vtep);
-      pt.push([p.vtep, p.state, p.encapPkts, p.encapBytes, ...(peerRates ? [Math.round(r?.pps ?? 0), (r?.mbps ?? 0).toFixed(1)] : [])]);
+      pt.push([p.vtep, p.state, p.encapPkts, p.encapBytes, p.decapPkts ?? '-', p.decapBytes ?? '-', ...(peerRates ? [Math.round(r?.pps ?? 0), (r?.mbps ?? 0).toFixed(1)] : [])]);
     }
     console.log(pt.toString());
   }

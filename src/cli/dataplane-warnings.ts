@@ -17,7 +17,15 @@ export interface StatusReply {
   };
   notPeer?: { vtep: string; frames: number; secondsAgo: number };
   neighReachableSeconds?: number;
-  peers: { vtep: string; mac?: string; state?: string; underlayMac?: string | null; resolvedSecondsAgo?: number; heardSecondsAgo?: number; via?: string; requests?: number; encapPkts?: number; pathMtu?: number }[];
+  uptimeSeconds?: number;
+  peers: {
+    vtep: string; mac?: string; state?: string; underlayMac?: string | null; resolvedSecondsAgo?: number; heardSecondsAgo?: number; via?: string; requests?: number; encapPkts?: number; pathMtu?: number;
+    /** For how long every 2 s beat found frames sent to it and none from it; absent: not so. */
+    unansweredSeconds?: number;
+    decapPkts?: number;
+    /** Since a frame from it was last decapsulated; absent: never (or a data plane older than this CLI). */
+    lastFrameSecondsAgo?: number;
+  }[];
   attachments: { representor: string; pci?: string; vni: number; mac: string; owner?: Record<string, string>; representorState?: string; why?: string; ownerGone?: boolean }[];
   workers: { cpu: number; epoch: number }[];
   ports?: { name: string; kind?: string; queues?: number; ringBytes?: number; txFull?: number; rxNombuf?: number; drops?: Record<string, number>; stackDrop?: boolean; stackDropNote?: string; csumFinished?: number; csumLeft?: number }[];
@@ -33,6 +41,7 @@ export interface StatusWarning {
 /** How long after the learned table last turned a MAC away its warning stands: twice the
  *  default ageSeconds, by when a burst's entries have aged out. */
 const RECENT_S = 600;
+
 
 export function statusWarnings(s: StatusReply): StatusWarning[] {
   const out: StatusWarning[] = [];
@@ -55,6 +64,12 @@ export function statusWarnings(s: StatusReply): StatusWarning[] {
   }
   for (const p of s.peers.filter((x) => x.state === 'unresolved' && !x.via)) {
     out.push({ about: 'peers', text: `peer ${p.vtep} has not answered ${p.requests ?? 0} ARP/ND request(s): its MAC is unknown, so frames for it are dropped (neigh_unresolved). Check that the peer is up on the underlay with that address; a peer on another subnet, behind a router, needs uplink.gateway (and uplink.prefixLength for the peers that are on the link); or give its MAC in the config (peers[].mac)` });
+  }
+  // Sent to, not answering: frames went to it for twice neighReachableSeconds (60 s by
+  // default, by when a peer MAC that old has been asked for again) and none came back.
+  const QUIET_S = 2 * (s.neighReachableSeconds ?? 30);
+  for (const p of s.peers.filter((x) => x.state !== 'unresolved' && (x.unansweredSeconds ?? 0) >= QUIET_S)) {
+    out.push({ about: 'peers', text: `peer ${p.vtep}: this node has sent to it for ${p.unansweredSeconds} s and no VXLAN frame came back (${p.lastFrameSecondsAgo === undefined ? 'none since the start' : `the last ${p.lastFrameSecondsAgo} s ago`}): the way back is broken, or its pods never answer (one-way traffic). Check that the node at ${p.vtep} has this node's VTEP ${s.uplink.vtep} among its peers (a kernel vxlan device: in its FDB or as its remote), and that VXLAN UDP from it to this node is not filtered` });
   }
   // Frames from a VTEP the config does not name: delivered, its MACs not learned.
   const np = s.notPeer;

@@ -197,6 +197,9 @@ export class Daemon {
   private control: ControlServer | null = null;
   private metricsServer: Server | null = null;
   private readonly atts = new Map<string, Attached>(); // by representor
+  /** By peer VTEP: its counts at the last beat, and since when (Date.now()) frames went to
+   *  it with none back (0: not so). */
+  private readonly peerAnswer = new Map<string, { encap: bigint; decap: bigint; since: number }>();
   /** Attachments under way (attachNow past its checks), by representor. */
   private readonly attaching = new Map<string, AttachRequest>();
   /** Attachments a start could not restore because their representor did not exist (the
@@ -380,8 +383,19 @@ export class Daemon {
   }
 
   /** On the beat: the learned table's counts, so that status says when they last grew. */
+  /** On the 2 s beat: the learned table's fill (noteLearning), and each peer's answer:
+   *  since when every beat found frames sent to it and none from it (status's one-way
+   *  warning). A beat that sent it nothing, or got a frame from it, starts that over. */
   watchLearning(): void {
-    if (this.dp) this.noteLearning(this.dp.counters().engine as Record<string, bigint>);
+    if (!this.dp) return;
+    const k = this.dp.counters();
+    this.noteLearning(k.engine as Record<string, bigint>);
+    const now = Date.now();
+    for (const [vtep, p] of k.peers) {
+      const had = this.peerAnswer.get(vtep);
+      const sent = had !== undefined && p.encapPkts > had.encap, heard = had === undefined || p.decapPkts > had.decap;
+      this.peerAnswer.set(vtep, { encap: p.encapPkts, decap: p.decapPkts, since: sent && !heard ? had!.since || now : 0 });
+    }
   }
 
   /** Says once per port when the host stack keeps its copy of an AF_PACKET port's frames. */
@@ -1488,6 +1502,7 @@ export class Daemon {
   private peerStatus(): Record<string, unknown>[] {
     const known = this.dp!.counters().peers;
     const now = process.hrtime.bigint(); // CLOCK_MONOTONIC, as the workers' stamps
+    const unanswered = (vtep: string) => this.peerAnswer.get(vtep)?.since ?? 0;
     return this.peers.map((p) => {
       const k = known.get(canonIp(p.vtep));
       return {
@@ -1500,6 +1515,10 @@ export class Daemon {
         requests: Number(k?.requests ?? 0n),
         encapPkts: Number(k?.encapPkts ?? 0n),
         encapBytes: Number(k?.encapBytes ?? 0n),
+        ...(unanswered(canonIp(p.vtep)) ? { unansweredSeconds: Math.max(0, Math.round((Date.now() - unanswered(canonIp(p.vtep))) / 1000)) } : {}),
+        decapPkts: Number(k?.decapPkts ?? 0n),
+        decapBytes: Number(k?.decapBytes ?? 0n),
+        ...(k?.lastFrameNs ? { lastFrameSecondsAgo: Math.max(0, Math.round(Number(now - k.lastFrameNs) / 1e9)) } : {}),
         ...(k?.pathMtu ? { pathMtu: k.pathMtu } : {}),
       };
     });
@@ -1790,7 +1809,7 @@ export function countersJson(c: DpCounters, names: Map<number, string>): Record<
     ports: [...c.ports].filter(([slot]) => names.has(slot)).map(([slot, p]) => ({ slot, name: names.get(slot)!, rxPkts: n(p.rxPkts), rxBytes: n(p.rxBytes), txPkts: n(p.txPkts), txBytes: n(p.txBytes), drops: n(p.drops), errors: n(p.errors) })),
     vnis: [...c.vnis.values()].map((v) => ({ vni: v.vni, encapPkts: n(v.encapPkts), encapBytes: n(v.encapBytes), decapPkts: n(v.decapPkts), decapBytes: n(v.decapBytes), floodPkts: n(v.floodPkts), localPkts: n(v.localPkts), drops: n(v.drops) })),
     workers: c.perWorker.map((w) => ({ cpu: w.cpu, loops: n(w.loops), busyLoops: n(w.busyLoops), epoch: n(w.epoch), learnedEntries: w.learnedEntries })),
-    peers: [...c.peers.values()].map((p) => ({ vtep: p.vtep, state: p.state, mac: p.mac, requests: n(p.requests), encapPkts: n(p.encapPkts), encapBytes: n(p.encapBytes) })),
+    peers: [...c.peers.values()].map((p) => ({ vtep: p.vtep, state: p.state, mac: p.mac, requests: n(p.requests), encapPkts: n(p.encapPkts), encapBytes: n(p.encapBytes), decapPkts: n(p.decapPkts), decapBytes: n(p.decapBytes) })),
   };
 }
 
@@ -1842,6 +1861,8 @@ export function prometheus(m: MetricsInput): string {
   const peers = [...c.peers.values()];
   metric('vfplane_peer_encap_packets_total', 'Frames encapsulated to each peer VTEP.', 'counter', peers.map((p) => [{ peer: p.vtep }, p.encapPkts]));
   metric('vfplane_peer_encap_bytes_total', 'Bytes encapsulated to each peer VTEP (outer frames).', 'counter', peers.map((p) => [{ peer: p.vtep }, p.encapBytes]));
+  metric('vfplane_peer_decap_packets_total', 'VXLAN frames from each peer VTEP decapsulated.', 'counter', peers.map((p) => [{ peer: p.vtep }, p.decapPkts]));
+  metric('vfplane_peer_decap_bytes_total', 'Bytes decapsulated from each peer VTEP (inner frames).', 'counter', peers.map((p) => [{ peer: p.vtep }, p.decapBytes]));
   metric('vfplane_peer_neighbour_requests_total', 'ARP requests / neighbour solicitations sent for each peer\'s MAC.', 'counter', peers.map((p) => [{ peer: p.vtep }, p.requests]));
   metric('vfplane_peer_resolved', 'Whether each peer\'s underlay MAC is known (1: configured or learned, 0: unresolved, its frames dropped as neigh_unresolved).', 'gauge', peers.map((p) => [{ peer: p.vtep }, p.state === 'unresolved' ? 0 : 1]));
   metric('vfplane_drops_total', 'Frames dropped, by reason.', 'counter', Object.entries(c.drops).map(([r, v]) => [{ reason: r }, v]));

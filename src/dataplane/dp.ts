@@ -217,6 +217,11 @@ export interface PeerCounters {
   /** The lowest path MTU a router reported to a worker that still holds (ICMP frag
    *  needed / packet too big); undefined: none. */
   pathMtu?: number;
+  /** VXLAN frames from it decapsulated, and their inner bytes. */
+  decapPkts: bigint;
+  decapBytes: bigint;
+  /** When a worker last decapsulated a frame from it, same clock (0n: never). */
+  lastFrameNs: bigint;
 }
 
 export interface DpCounters {
@@ -479,10 +484,13 @@ export class DataPlane {
         const vtep = formatIp(fam, bytes, (o + 1) * 8);
         const macWord = v[o + 6]!;
         const st = Number((macWord >> 48n) & 0xffn);
-        const cur = out.get(vtep) ?? { vtep, encapPkts: 0n, encapBytes: 0n, requests: 0n, mac: null, state: 'unresolved' as const, resolvedNs: 0n, confirmedNs: 0n };
+        const cur = out.get(vtep) ?? { vtep, encapPkts: 0n, encapBytes: 0n, requests: 0n, mac: null, state: 'unresolved' as const, resolvedNs: 0n, confirmedNs: 0n, decapPkts: 0n, decapBytes: 0n, lastFrameNs: 0n };
         cur.encapPkts += v[o + 3]!;
         cur.encapBytes += v[o + 4]!;
         cur.requests += v[o + 5]!;
+        cur.decapPkts += v[o + 11] ?? 0n;
+        cur.decapBytes += v[o + 12] ?? 0n;
+        if ((v[o + 13] ?? 0n) > cur.lastFrameNs) cur.lastFrameNs = v[o + 13]!;
         const resolvedNs = v[o + 7]!;
         const pmtu = Number(v[o + 8] ?? 0n);
         if (pmtu && (v[o + 9] ?? 0n) > process.hrtime.bigint() && (cur.pathMtu === undefined || pmtu < cur.pathMtu)) cur.pathMtu = pmtu;

@@ -161,9 +161,10 @@ describePrivileged('VXLAN overlay between two simulated nodes', { netns: true, c
       // stats: what went to each peer, and with --interval at what rate.
       const sr = vfplane(['dataplane', 'stats', '--socket', sock, '--interval', '300']);
       expect(sr.code, sr.stderr).toBe(0);
-      expect(sr.stdout).toMatch(/│ peer VTEP\s+│ MAC state\s+│ encap pkts\s+│ encap bytes\s+│ encap pps\s+│ encap Mbit\/s\s+│/);
-      expect(sr.stdout).toMatch(/│ 192\.0\.2\.2\s+│ resolved\s+│ [1-9]\d*\s+│ [1-9]\d*\s+│ \d+\s+│ [\d.]+\s+│/);
-      expect(sr.stdout).toMatch(/│ 192\.0\.2\.77\s+│ unresolved\s+│ 0\s+│ 0\s+│ 0\s+│ 0\.0\s+│/);
+      // And what came from each (node B's answers: decapsulated here as that peer's).
+      expect(sr.stdout).toMatch(/│ peer VTEP\s+│ MAC state\s+│ encap pkts\s+│ encap bytes\s+│ decap pkts\s+│ decap bytes\s+│ encap pps\s+│ encap Mbit\/s\s+│/);
+      expect(sr.stdout).toMatch(/│ 192\.0\.2\.2\s+│ resolved\s+│ [1-9]\d*\s+│ [1-9]\d*\s+│ [1-9]\d*\s+│ [1-9]\d*\s+│ \d+\s+│ [\d.]+\s+│/);
+      expect(sr.stdout).toMatch(/│ 192\.0\.2\.77\s+│ unresolved\s+│ 0\s+│ 0\s+│ 0\s+│ 0\s+│ 0\s+│ 0\.0\s+│/);
       // Each port's own drops (its backend's: a full ring…) beside the workers' counters.
       expect(sr.stdout).toMatch(/│ port\s+│ rx pkts\s+│ tx pkts\s+│ rx bytes\s+│ tx bytes\s+│ drops\s+│ port drops\s+│ rx pps\s+│/);
       // The pods' pings went through the workers' destination cache: said, with its share.
@@ -176,6 +177,9 @@ describePrivileged('VXLAN overlay between two simulated nodes', { netns: true, c
       expect(text).toMatch(/^vfplane_peer_resolved\{node="a",peer="192\.0\.2\.77"\} 0$/m);
       expect(text).toMatch(/^vfplane_peer_resolved\{node="a",peer="192\.0\.2\.2"\} 1$/m);
       expect(Number(/^vfplane_peer_encap_packets_total\{node="a",peer="192\.0\.2\.2"\} (\d+)$/m.exec(text)?.[1])).toBeGreaterThan(0);
+      // What came back from it: node B's answers, decapsulated here as that peer's.
+      expect(Number(/^vfplane_peer_decap_packets_total\{node="a",peer="192\.0\.2\.2"\} (\d+)$/m.exec(text)?.[1])).toBeGreaterThan(0);
+      expect(text).toMatch(/^vfplane_peer_decap_packets_total\{node="a",peer="192\.0\.2\.77"\} 0$/m);
     } finally {
       await request(sock, { op: 'peer-del', vtep: '192.0.2.77' });
     }

@@ -108,6 +108,54 @@ describePrivileged('underlay neighbours that change', { netns: true, commands: [
     }
   }, 30_000);
 
+  // A peer whose way back broke (its vxlan down, a filter, a list without this node)
+  // showed nothing: its MAC stays known and encap goes on. Status counts what came from
+  // each peer, when the last frame did, and says when one is sent to but silent.
+  it('counts what each peer sent (every VXLAN frame of its on the wire, no more) and says when one goes silent while sent to', async () => {
+    const dp = await dataplaneOn(u, up, sub('oneway'), { peers: [{ vtep: '192.0.2.2', mac: p.mac(pu) }], neighReachableSeconds: 1, cpus: [0] });
+    type PS = { peers: { vtep: string; decapPkts: number; decapBytes: number; lastFrameSecondsAgo?: number; unansweredSeconds?: number }[] };
+    const peer = async () => ((await request(dp.socket, { op: 'status' })) as unknown as PS).peers[0]!;
+    const oneWay = /peer 192\.0\.2\.2: this node has sent to it for \d+ s and no VXLAN frame came back \(the last \d+ s ago\): the way back is broken/;
+    let pinger: ReturnType<typeof spawn> | null = null;
+    try {
+      await request(dp.socket, { op: 'attach', representor: rep, vni: 100, mac: q.mac(repp) });
+      expect(await until(() => ping().status === 0, 5000), 'ping across').toBe(true);
+      // Every VXLAN frame the peer put on the wire to us, and no more, was decapsulated as
+      // the peer's: a capture on our uplink is the witness (vx0's IPv6 off, so it sends
+      // nothing of its own accord in the window).
+      p.sysctl('net.ipv6.conf.vx0.disable_ipv6', '1');
+      await new Promise((res) => setTimeout(res, 300));
+      const cap = capture(u, up, { count: 10_000, timeoutS: 3, incoming: true, udpDport: 4789 });
+      await cap.ready;
+      const a = (await peer()).decapPkts;
+      for (let i = 0; i < 5; i++) ping();
+      const wire = (await cap.done).length;
+      const c = await peer();
+      expect(wire).toBeGreaterThanOrEqual(5);
+      expect(c.decapPkts - a).toBe(wire);
+      expect(c.decapBytes).toBeGreaterThan(c.decapPkts * 60);
+      expect(c.lastFrameSecondsAgo).toBeLessThanOrEqual(5);
+      expect(vfplane(['dataplane', 'status', '--socket', dp.socket]).stdout).not.toMatch(oneWay);
+      // The peer stops answering: its vxlan device down. We go on sending to it.
+      p.ip(['link', 'set', 'vx0', 'down']);
+      pinger = spawn('ip', ['netns', 'exec', q.name, 'ping', '-n', '-i', '0.2', '-W', '1', '10.9.0.2'], { stdio: 'ignore' });
+      const said = () => oneWay.test(vfplane(['dataplane', 'status', '--socket', dp.socket]).stdout);
+      expect(await until(said, 10_000), 'the one-way warning').toBe(true);
+      const quiet = await peer();
+      expect(quiet.decapPkts).toBe(c.decapPkts);
+      expect(quiet.unansweredSeconds).toBeGreaterThanOrEqual(2);
+      // Back: frames from it again, and the warning goes.
+      p.ip(['link', 'set', 'vx0', 'up']);
+      expect(await until(() => !said(), 10_000), 'the warning gone once the peer answers').toBe(true);
+      expect((await peer()).decapPkts).toBeGreaterThan(c.decapPkts);
+    } finally {
+      pinger?.kill();
+      p.ip(['link', 'set', 'vx0', 'up']);
+      p.sysctl('net.ipv6.conf.vx0.disable_ipv6', '0');
+      await dp.stop();
+    }
+  }, 40_000);
+
   it('a data plane that starts on another MAC announces it: the peer takes it before any traffic', async () => {
     // The peer knows us at an old MAC (reachable, as after traffic).
     p.ip(['neigh', 'replace', '192.0.2.1', 'lladdr', '02:71:00:00:0a:01', 'nud', 'reachable', 'dev', pu]);
