@@ -2170,8 +2170,8 @@ static void from_uplink(worker *w, vfp_pkt **pk, uint16_t n, uint64_t now, uint3
     uint64_t last_dst = ~0ull;
     uint32_t last_dst_vni = UINT32_MAX;
     uint16_t last_lp = NONE16;
-    vfp_addr rx_from = { 0 }; /* the outer source of the last frame, and its peer index */
-    int rx_peer = -1;
+    vfp_addr rx_from = { 0 }; /* the outer source of the last frame, and its peer's counters */
+    vfp_dp_peer_stats *rx_ps = NULL;
     for (uint16_t i = 0; i < nv; i++) {
         vfp_pkt *p = vx[i];
         if (state[i] == UP_BAD) {
@@ -2198,15 +2198,15 @@ static void from_uplink(worker *w, vfp_pkt **pk, uint16_t n, uint64_t now, uint3
         memcpy(from.bytes, p->vtep, 16);
         /* Per peer: what came from it, and when (a peer gone quiet shows in status). Its
          * index is looked up when the outer source changes; the time is the burst's. */
-        if (!vfp_addr__eq(&from, &rx_from)) {
+        if (VFP_UNLIKELY(!vfp_addr__eq(&from, &rx_from))) {
             rx_from = from;
-            rx_peer = peer_find(c, &from);
-            if (rx_peer >= 0) w->st->peers[c->peers[rx_peer].slot].rx_ns = now;
+            const int pi = peer_find(c, &from);
+            rx_ps = pi >= 0 ? &w->st->peers[c->peers[pi].slot] : NULL;
+            if (rx_ps) rx_ps->rx_ns = now;
         }
-        if (rx_peer >= 0) {
-            vfp_dp_peer_stats *rs = &w->st->peers[c->peers[rx_peer].slot];
-            rs->decap_pkts++;
-            rs->decap_bytes += p->len;
+        if (rx_ps) {
+            rx_ps->decap_pkts++;
+            rx_ps->decap_bytes += p->len;
         }
         const uint16_t sidx = u_idx[skey[i]];
         if (sidx != VFP_FDB_NO_VTEP) {
