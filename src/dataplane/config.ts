@@ -256,6 +256,11 @@ export const configSchema = z.strictObject({
   twice(c.peers, (p) => p.vtep, (i) => ['peers', i, 'vtep'], (p, j) => `peer ${p.vtep} is listed twice (also peers.${j}); list each peer once`);
   twice(c.vnis, (v) => String(v.vni), (i) => ['vnis', i, 'vni'], (v, j) => `VNI ${v.vni} is listed twice (also vnis.${j}); give each VNI one entry`);
   twice(c.fdb, (f) => `${f.vni}/${f.mac}`, (i) => ['fdb', i], (f, j) => `the static entry for ${f.mac} on VNI ${f.vni} is listed twice (also fdb.${j}); keep one`);
+  // An attachment's representor, its MAC on its VNI and its VF once: a second was only
+  // refused at the start, in the log, the first kept.
+  twice(c.attachments, (a) => `${a.netns ?? ''}\u0000${a.representor}`, (i) => ['attachments', i, 'representor'], (a, j) => `representor ${a.representor}${a.netns ? ` in ${a.netns}` : ''} is listed twice (also attachments.${j}); attach each representor once`);
+  twice(c.attachments, (a) => `${a.vni}/${a.mac.toLowerCase()}`, (i) => ['attachments', i, 'mac'], (a, j) => `MAC ${a.mac} is attached twice on VNI ${a.vni} (also attachments.${j}); each pod interface needs its own MAC`);
+  twice(c.attachments, (a) => a.pci ?? `\u0000${a.netns ?? ''}\u0000${a.representor}`, (i) => ['attachments', i, 'pci'], (a, j) => `VF ${a.pci} is attached twice (also attachments.${j}); a VF has one representor`);
   const peers = new Set(c.peers.map((p) => p.vtep));
   c.fdb.forEach((f, i) => {
     if (!peers.has(f.vtep)) ctx.addIssue({ code: 'custom', path: ['fdb', i, 'vtep'], message: `the static entry for ${f.mac} on VNI ${f.vni} points at VTEP ${f.vtep}, which is not among peers; add it to peers or fix the entry` });

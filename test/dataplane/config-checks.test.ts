@@ -122,6 +122,20 @@ describe('data-plane config checks', () => {
       .toThrow(/^dp\.yaml: fdb\.1: the static entry for 02:00:00:00:00:05 on VNI 5 is listed twice \(also fdb\.0\)/);
   });
 
+  it('refuses an attachment whose representor, MAC on its VNI or VF is listed twice, naming both places', () => {
+    const a = { representor: 'ens1f0r1', vni: 5, mac: '02:00:00:00:00:05', pci: '0000:5e:02.1' };
+    const b = { representor: 'ens1f0r2', vni: 5, mac: '02:00:00:00:00:06', pci: '0000:5e:02.2' };
+    expect(() => parseConfig({ ...ok, attachments: [a, b, { ...b, representor: 'ens1f0r1', mac: '02:00:00:00:00:07', pci: '0000:5e:02.3' }] }, 'dp.yaml'))
+      .toThrow(/^dp\.yaml: attachments\.2\.representor: representor ens1f0r1 is listed twice \(also attachments\.0\); attach each representor once/);
+    expect(() => parseConfig({ ...ok, attachments: [a, { ...b, mac: '02:00:00:00:00:05'.toUpperCase() }] }, 'dp.yaml'))
+      .toThrow(/^dp\.yaml: attachments\.1\.mac: MAC 02:00:00:00:00:05 is attached twice on VNI 5 \(also attachments\.0\)/);
+    expect(() => parseConfig({ ...ok, attachments: [a, { ...b, pci: a.pci }] }, 'dp.yaml'))
+      .toThrow(/^dp\.yaml: attachments\.1\.pci: VF 0000:5e:02\.1 is attached twice \(also attachments\.0\)/);
+    // The same name in two namespaces, the same MAC on two VNIs, and no VF named: fine.
+    const two = parseConfig({ ...ok, attachments: [{ ...a, netns: '/run/netns/x' }, { ...a, netns: '/run/netns/y', vni: 6, pci: undefined }, { ...b, pci: undefined }] });
+    expect(two.attachments).toHaveLength(3);
+  });
+
   it('refuses a static FDB entry or flood list naming a VTEP that is not a peer, naming the entry and the VTEP', () => {
     const peers = [{ vtep: '192.0.2.2' }];
     expect(() => parseConfig({ ...ok, peers, fdb: [{ vni: 5, mac: '02:00:00:00:00:05', vtep: '192.0.2.9' }] }, 'dp.yaml'))
