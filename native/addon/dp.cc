@@ -362,15 +362,24 @@ void *AsyncOpenMain(void *arg) {
   return nullptr;
 }
 
+// (dp, backend, opts, name) as dpPortOpen and dpPortOpenAsync take them; false with an
+// exception pending.
+bool PortArgs(const Napi::CallbackInfo &info, DpH **h, std::string *backend, std::string *name) {
+  Napi::Env env = info.Env();
+  if (!ToDp(env, info[0], h)) return false;
+  if (!info[1].IsString()) return ThrowType(env, "backend must be a string"), false;
+  *backend = info[1].As<Napi::String>().Utf8Value();
+  if (!info[2].IsObject()) return ThrowType(env, "opts must be an object"), false;
+  *name = info[3].IsString() ? info[3].As<Napi::String>().Utf8Value() : *backend;
+  return true;
+}
+
 Napi::Value DpPortOpenAsync(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   DpH *h;
-  if (!ToDp(env, info[0], &h)) return Napi::Value();
-  if (!info[1].IsString()) return ThrowType(env, "backend must be a string");
-  std::string backend = info[1].As<Napi::String>().Utf8Value();
+  std::string backend, name;
+  if (!PortArgs(info, &h, &backend, &name)) return Napi::Value();
   if (backend != "afpacket" && backend != "afxdp") return ThrowRange(env, "dpPortOpenAsync opens afpacket and afxdp ports; use dpPortOpen for " + backend);
-  if (!info[2].IsObject()) return ThrowType(env, "opts must be an object");
-  std::string name = info[3].IsString() ? info[3].As<Napi::String>().Utf8Value() : backend;
   auto *a = new AsyncOpen(env);
   if (!ParseKernelPort(env, backend, name, info[2], &a->job)) {
     delete a;
@@ -399,12 +408,9 @@ Napi::Value DpPortOpenAsync(const Napi::CallbackInfo &info) {
 Napi::Value DpPortOpen(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   DpH *h;
-  if (!ToDp(env, info[0], &h)) return Napi::Value();
-  if (!info[1].IsString()) return ThrowType(env, "backend must be a string");
-  std::string backend = info[1].As<Napi::String>().Utf8Value();
+  std::string backend, name;
+  if (!PortArgs(info, &h, &backend, &name)) return Napi::Value();
   Napi::Value o = info[2];
-  if (!o.IsObject()) return ThrowType(env, "opts must be an object");
-  std::string name = info[3].IsString() ? info[3].As<Napi::String>().Utf8Value() : backend;
   Napi::Object extra = Napi::Object::New(env);
   extra.Set("backend", Napi::String::New(env, backend));
   char err[512] = "";
