@@ -200,8 +200,9 @@ export class Daemon {
   /** By peer VTEP: its counts at the last beat, and since when (Date.now()) frames went to
    *  it with none back (0: not so). */
   private readonly peerAnswer = new Map<string, { encap: bigint; decap: bigint; since: number }>();
-  /** Attachments under way (attachNow past its checks), by representor. */
-  private readonly attaching = new Map<string, AttachRequest>();
+  /** Attachments under way (attachNow past its checks), by representor: the request, and
+   *  a promise settled when it is done either way. */
+  private readonly attaching = new Map<string, { req: AttachRequest; done: Promise<void> }>();
   /** Attachments a start could not restore because their representor did not exist (the
    *  VFs not made yet after a reboot, or a representor away for a moment): still wanted,
    *  kept in the state file and in status, attached by the beat once the representor is
@@ -557,9 +558,9 @@ export class Daemon {
       (dir) => this.storeUnreadable(dir, 'the state file alone says which of its VFs\' attachments come back (none is rebuilt from it, and none is dropped as DELed)'));
     let back = 0;
     // Several at once: a port's open and a claim's settings wait for RCU grace periods in
-    // the kernel, which overlap when many wait together (255 attachments: 6.4 s one after
-    // another). Each attachNow checks and reserves its representor, MAC and VF before its
-    // first pause, in the list's order, so the first of two that clash wins as before.
+    // the kernel, which overlap when many wait together (255 attachments: 6.2 s one after
+    // another). They start in the list's order, and one that clashes with another under
+    // way waits for it (attachNow), so the outcome is the one-after-another one.
     const all = [...c.attachments, ...restoredAtts, ...missing];
     const waits = new Map<AttachRequest, string>(); // not-found: why
     const restore = async (a: AttachRequest): Promise<void> => {
@@ -573,23 +574,36 @@ export class Daemon {
         if (restoredAtts.includes(a)) back++;
         if (fromStore) this.log.warn(`re-attached ${a.representor} (VF ${a.pci}, VNI ${a.vni}) from the allocation store: ${restored ? 'the state file did not have it' : `no readable state file ${this.statePath}`}`);
       } catch (e) {
-        if (e instanceof VfpError && e.kind === 'not-found' && !this.atts.has(a.representor)) {
-          waits.set(a, (e as Error).message);
-          this.log.warn(`attachment ${a.representor} (VNI ${a.vni}) waits${fromStore ? ' (from the allocation store)' : ''}: ${(e as Error).message}; it is attached once the representor exists, or dropped by its DEL (CNI GC, vfplane gc)`);
+        // A representor deleted while its attach ran fails there (a socket's bind, a
+        // sysctl) rather than at the lookup: it waits, as one missing from the start.
+        const gone = !(e instanceof VfpError && e.kind === 'not-found') && (await linkAddrs(a.netns ?? null, a.representor).catch(() => undefined)) === null;
+        if (((e instanceof VfpError && e.kind === 'not-found') || gone) && !this.atts.has(a.representor)) {
+          const why = gone ? `representor ${a.representor} is gone (it went while being attached: ${(e as Error).message})` : (e as Error).message;
+          waits.set(a, why);
+          this.log.warn(`attachment ${a.representor} (VNI ${a.vni}) waits${fromStore ? ' (from the allocation store)' : ''}: ${why}; it is attached once the representor exists, or dropped by its DEL (CNI GC, vfplane gc)`);
           return;
         }
         this.log.warn(`attachment ${a.representor} (VNI ${a.vni}) not restored${fromStore ? ' (from the allocation store)' : ''}: ${(e as Error).message}`);
       }
     };
     await inParallel(all, RESTORE_PARALLEL, restore);
-    // In the list's order, as one after another left them: the last one for a
-    // representor waits.
+    // In the list's order, as one after another left them: the attachments (status and
+    // the state file list them so, and the file's order decides the next start's
+    // clashes), and the waiting ones, the last for a representor.
+    const rank = new Map<string, number>();
+    all.forEach((a, i) => { if (!rank.has(a.representor)) rank.set(a.representor, i); });
+    const made = [...this.atts.entries()].sort(([x], [y]) => (rank.get(x) ?? Infinity) - (rank.get(y) ?? Infinity));
+    this.atts.clear();
+    for (const [r, a] of made) this.atts.set(r, a);
     for (const a of all) {
       const why = waits.get(a);
       if (why !== undefined && !this.atts.has(a.representor)) this.waiting.set(a.representor, { req: a, why });
     }
     // What the state file says from now on: without what was dropped, with what was rebuilt.
-    if (missing.length || back + this.waiting.size < restoredAtts.length || this.stateRewrite) this.saveState();
+    // (Waiting ones count as kept only when it is the restored request that waits: a
+    // config's attachment waiting does not stand for a restored one dropped.)
+    const keptWaiting = restoredAtts.filter((a) => this.waiting.get(a.representor)?.req === a).length;
+    if (missing.length || back + keptWaiting < restoredAtts.length || this.stateRewrite) this.saveState();
     this.stateRewrite = false;
     // Netdevs a run killed before it gave them back, which this one does not use.
     for (const m of await releaseLeftovers(this.claims, { held: [this.uplinkClaim, ...[...this.atts.values()].map((a) => a.claimed)] })) this.log.info(m);
@@ -842,19 +856,29 @@ export class Daemon {
         await this.detachNow({ representor: old.representor });
       }
     }
-    // Attachments being made (a start restores several at once) count as made: each
-    // check here and its reservation below run without a pause between them.
-    const same = this.atts.get(a.representor) ?? this.attaching.get(a.representor);
+    // An attachment being made (a start restores several at once) that this one would
+    // clash with is waited for, then everything is checked again: as one after another,
+    // the earlier one's outcome decides (attached: this one is refused; waiting for its
+    // representor, or refused: this one goes ahead). The checks and the reservation run
+    // without a pause between them.
+    const clash = (o: AttachRequest) => o.representor === a.representor || (o.vni === a.vni && o.mac.toLowerCase() === a.mac.toLowerCase()) || (!!a.pci && o.pci === a.pci);
+    const under = [...this.attaching.values()].find((x) => clash(x.req));
+    if (under) {
+      await under.done;
+      return this.attachNow(raw);
+    }
+    const same = this.atts.get(a.representor);
     if (same) throw conflict(`representor ${a.representor} is already attached (VNI ${same.vni}, MAC ${same.mac}${same.pci ? `, VF ${same.pci}` : ''}); detach it first`);
-    for (const o of [...this.atts.values(), ...this.attaching.values()]) {
+    for (const o of this.atts.values()) {
       if (o.vni === a.vni && o.mac.toLowerCase() === a.mac.toLowerCase()) {
         throw conflict(`MAC ${a.mac} is already attached on VNI ${a.vni} through ${o.representor}; each pod interface needs its own MAC`);
       }
       if (a.pci && o.pci === a.pci) throw conflict(`VF ${a.pci} is already attached through ${o.representor}`);
     }
-    this.attaching.set(a.representor, a);
+    const work = this.attachReserved(a, refusal);
+    this.attaching.set(a.representor, { req: a, done: work.then(() => undefined, () => undefined) });
     try {
-      return await this.attachReserved(a, refusal);
+      return await work;
     } finally {
       this.attaching.delete(a.representor);
     }

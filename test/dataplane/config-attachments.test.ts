@@ -2,7 +2,7 @@
 // every start whatever the allocation store says (the store speaks for what vfplane-cni
 // attached), and the store's overlay attachments that nothing else restores are rebuilt
 // beside them. A real daemon, a real store, representor veths in a namespace.
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -85,14 +85,16 @@ describePrivileged('attachments from the data-plane config', { netns: true }, ()
       await first.stop();
     }
     // Second run: the config now gives many[0]'s MAC to rep (VNI 100) and many[1] to VNI
-    // 200 under another MAC, and names a representor that does not exist.
+    // 200 under another MAC, and names a representor that does not exist with many[2]'s
+    // MAC: it waits, so many[2] is restored (helper-74: an attach under way counted as
+    // made, and a waiting one took the MAC).
     const ghost = ifname('cg');
     writeFileSync(config, JSON.stringify({
       ...base,
       attachments: [
         { representor: rep, netns: ns, vni: 100, mac: macOf(0) },
         { representor: many[1]!, netns: ns, vni: 200, mac: '02:00:00:00:0d:01' },
-        { representor: ghost, netns: ns, vni: 100, mac: '02:00:00:00:0d:02' },
+        { representor: ghost, netns: ns, vni: 100, mac: macOf(2) },
       ],
     }));
     const dp = await startDataplane(config, 'the data plane');
@@ -110,7 +112,12 @@ describePrivileged('attachments from the data-plane config', { netns: true }, ()
       expect(dp.log()).toMatch(new RegExp(`attachment ${many[1]!} \\(VNI 100\\) not restored: representor ${many[1]!} is already attached \\(VNI 200`));
       // The other four came back as they were.
       for (const i of [2, 3, 4, 5]) expect(by.get(many[i]!), many[i]).toMatchObject({ vni: 100, mac: macOf(i) });
-      expect(st.attachments).toHaveLength(7);
+      // In the list's order, as one after another (the state file's too), the waiting last.
+      expect(st.attachments.map((a) => a.representor)).toEqual([rep, many[1], many[2], many[3], many[4], many[5], ghost]);
+      // The state file keeps what is not the config's: the four, in order (many[0] lost
+      // its MAC to the config's, many[1] is the config's now).
+      const saved = JSON.parse(readFileSync(join(stateDir, 'dataplane-cfgmany.json'), 'utf8')) as { attachments: { representor: string }[] };
+      expect(saved.attachments.map((a) => a.representor)).toEqual(many.slice(2));
       // Each has its port, and the host stack gets none of its frames (the drop is on).
       const ports = (st as unknown as { ports: { name: string; stackDrop?: boolean }[] }).ports;
       for (const r of [rep, ...many.slice(1)]) expect(ports.find((p) => p.name === r), r).toMatchObject({ stackDrop: true });
