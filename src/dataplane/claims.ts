@@ -328,19 +328,18 @@ async function claimLocked(journal: ClaimJournal, ifname: string, ifindex: numbe
     notes.push(`held since ${prev.since} by a run that did not give it back: the settings recorded then are the ones given back`);
     if (prev.multicast !== claim.multicast || prev.mtu !== claim.mtu) journal.put(claim);
   } else {
-    let rxAgg = 0;
-    try {
-      const r = await rxAggregation(ns, ifname);
-      rxAgg = r.agg & ~r.fixed;
-    } catch (e) {
-      notes.push(`receive aggregation left as it is: ${(e as Error).message}`);
-    }
+    // In the journal before anything is changed, and before this function's first pause:
+    // a caller that goes on to change the netdev (raise its MTU, open a port on it) once
+    // claimNetdev is called has the record there if the process is killed meanwhile
+    // (helper-74: with attaches restored 16 at once, kills left XDP programs and raised
+    // MTUs that no journal named). Receive aggregation is read next, and recorded before
+    // it is switched off.
     claim = {
       ifname, ...(netns ? { netns } : {}), ifindex,
       forwarding: readSysctl(ns, `net/ipv4/conf/${ifname}/forwarding`),
       disableIpv6: readSysctl(ns, `net/ipv6/conf/${ifname}/disable_ipv6`),
       multicast: multicast ?? null,
-      rxAgg,
+      rxAgg: 0,
       ...(opts.promisc && !netns ? { promisc: promiscuous(ifname) } : {}),
       ...(opts.wasUp !== undefined ? { up: opts.wasUp } : {}),
       ...(opts.wasMtu !== undefined ? { mtu: opts.wasMtu } : {}),
@@ -348,6 +347,22 @@ async function claimLocked(journal: ClaimJournal, ifname: string, ifindex: numbe
     };
     if (claim.promisc === undefined) delete claim.promisc;
     journal.put(claim);
+    let rxAgg = 0;
+    try {
+      const r = await rxAggregation(ns, ifname);
+      rxAgg = r.agg & ~r.fixed;
+    } catch (e) {
+      notes.push(`receive aggregation left as it is: ${(e as Error).message}`);
+    }
+    if (rxAgg) {
+      try {
+        journal.put({ ...claim, rxAgg });
+        claim = { ...claim, rxAgg };
+      } catch (e) {
+        journal.drop(claim); // nothing was changed: nothing to give back
+        throw e;
+      }
+    }
   }
   // Receive aggregation off: the data plane forwards frames as they arrive, and a frame
   // GRO (or the NIC's LRO / hardware GRO) merged is up to 64 KiB, which no AF_PACKET

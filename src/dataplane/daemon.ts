@@ -949,7 +949,18 @@ export class Daemon {
     // what the pod loses (below).
     let raisedFrom: number | undefined;
     const raiseTo = a.mtu && this.podBackend === 'afxdp' ? Math.min(a.mtu, AFXDP_VETH_MAX_MTU) : a.mtu;
-    if (raiseTo && l.mtu && raiseTo > l.mtu) {
+    const raising = !!(raiseTo && l.mtu && raiseTo > l.mtu);
+    // Claimed first: the journal has the netdev as it was (its MTU too, when it is to be
+    // raised) before anything changes it, so a kill at any point leaves nothing the next
+    // start does not give back (helper-74). A netdev another data plane holds is refused
+    // here, before its MTU is touched (the lock is taken at once; the rest runs alongside).
+    const claiming = claimNetdev(this.claims, a.representor, l.ifindex, a.netns, undefined, { wasUp: l.up, ...(raising ? { wasMtu: l.mtu } : {}) });
+    // Awaited below, after the port's open: a claim refused meanwhile must not count as a
+    // rejection nobody handles, which ends the process.
+    claiming.catch(() => undefined);
+    const refusedAtOnce = await Promise.race([claiming.then(() => undefined, (e: unknown) => e), new Promise<undefined>((r) => setImmediate(() => r(undefined)))]);
+    if (refusedAtOnce) throw refusedAtOnce;
+    if (raising) {
       try {
         await netRun(a.netns ?? null, [{ op: 'set', name: a.representor, mtu: raiseTo }]);
         raisedFrom = l.mtu;
@@ -960,10 +971,6 @@ export class Daemon {
         mtuWarning = mtuWarning ? `${mtuWarning}; ${w}` : w;
       }
     }
-    const claiming = claimNetdev(this.claims, a.representor, l.ifindex, a.netns, undefined, { wasUp: l.up, ...(raisedFrom !== undefined ? { wasMtu: raisedFrom } : {}) });
-    // Awaited below, after the port's open: a claim refused meanwhile (the netdev another
-    // data plane holds) must not count as a rejection nobody handles, which ends the process.
-    claiming.catch(() => undefined);
     // The raised MTU back when no claim took it over (a released claim gives it back).
     const unraise = () => (raisedFrom === undefined ? undefined : netRun(a.netns ?? null, [{ op: 'set', name: a.representor, mtu: raisedFrom }]).catch(() => undefined));
     let port: PortInfo;

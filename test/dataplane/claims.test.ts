@@ -215,6 +215,29 @@ describePrivileged('netdevs held by a daemon that was killed', { netns: true, co
     expect(existsSync(join(dir2, 'claims-half.json'))).toBe(false);
   });
 
+  it('a claim is in the journal the moment it is asked for, before anything changes (a kill then leaves it named)', async () => {
+    const { ClaimJournal, claimNetdev, releaseNetdev } = await import('../../src/dataplane/claims.js');
+    const { mkdirSync } = await import('node:fs');
+    const dir3 = join(dir, 'early');
+    mkdirSync(dir3, { recursive: true });
+    const j = new ClaimJournal(dir3, 'early');
+    const x = ifname('ce'), y = ifname('cf');
+    vethPair(n, x, m, y);
+    try {
+      const idx = Number(n.ip(['-o', 'link', 'show', x]).split(':')[0]);
+      // The data plane goes on to raise the MTU and open a port once it has asked: the
+      // file must name the netdev, and the MTU to give back, before the claim's first pause.
+      const claiming = claimNetdev(j, x, idx, `/run/netns/${n.name}`, undefined, { wasUp: false, wasMtu: 1500 });
+      const onDisk = JSON.parse(readFileSync(join(dir3, 'claims-early.json'), 'utf8')) as { ifname: string; mtu?: number }[];
+      expect(onDisk).toEqual([expect.objectContaining({ ifname: x, mtu: 1500 })]);
+      const c = await claiming;
+      await releaseNetdev(j, c);
+      expect(existsSync(join(dir3, 'claims-early.json'))).toBe(false);
+    } finally {
+      n.ip(['link', 'del', x]);
+    }
+  });
+
   it('a daemon starting while doctor or unclaim looks (holding the lock a moment) waits for it', async () => {
     const { tryNodeLock } = await import('../../src/dataplane/claims.js');
     const { mkdirSync } = await import('node:fs');
