@@ -2170,8 +2170,13 @@ static void from_uplink(worker *w, vfp_pkt **pk, uint16_t n, uint64_t now, uint3
     uint64_t last_dst = ~0ull;
     uint32_t last_dst_vni = UINT32_MAX;
     uint16_t last_lp = NONE16;
-    vfp_addr rx_from = { 0 }; /* the outer source of the last frame, and its peer's counters */
+    /* The outer source of the last frame (as two words: an IPv4 VTEP's first only), its
+     * peer's counters, and what came from it since, added to them when the source
+     * changes and after the loop. */
+    uint64_t rx_a = 0, rx_b = 0;
+    uint8_t rx_fam = 0;
     vfp_dp_peer_stats *rx_ps = NULL;
+    uint64_t rx_n = 0, rx_bytes = 0;
     for (uint16_t i = 0; i < nv; i++) {
         vfp_pkt *p = vx[i];
         if (state[i] == UP_BAD) {
@@ -2193,21 +2198,28 @@ static void from_uplink(worker *w, vfp_pkt **pk, uint16_t n, uint64_t now, uint3
             continue;
         }
         const uint8_t *src = p->data + 6;
-        vfp_addr from;
-        from.family = p->vtep_family;
-        memcpy(from.bytes, p->vtep, 16);
         /* Per peer: what came from it, and when (a peer gone quiet shows in status). Its
-         * index is looked up when the outer source changes; the time is the burst's. */
-        if (VFP_UNLIKELY(!vfp_addr__eq(&from, &rx_from))) {
-            rx_from = from;
-            const int pi = peer_find(c, &from);
+         * peer is looked up when the outer source changes; the time is the burst's. */
+        uint64_t va, vb = 0;
+        memcpy(&va, p->vtep, 8);
+        if (p->vtep_family == 4) va &= 0xffffffffull; /* little-endian: the first 4 bytes */
+        else memcpy(&vb, p->vtep + 8, 8);
+        if (VFP_UNLIKELY(va != rx_a || vb != rx_b || p->vtep_family != rx_fam)) {
+            if (rx_ps) rx_ps->decap_pkts += rx_n, rx_ps->decap_bytes += rx_bytes;
+            rx_n = rx_bytes = 0;
+            rx_a = va, rx_b = vb, rx_fam = p->vtep_family;
+            vfp_addr f;
+            f.family = p->vtep_family;
+            memcpy(f.bytes, p->vtep, 16);
+            const int pi = peer_find(c, &f);
             rx_ps = pi >= 0 ? &w->st->peers[c->peers[pi].slot] : NULL;
             if (rx_ps) rx_ps->rx_ns = now;
         }
-        if (rx_ps) {
-            rx_ps->decap_pkts++;
-            rx_ps->decap_bytes += p->len;
-        }
+        rx_n++;
+        rx_bytes += p->len;
+        vfp_addr from;
+        from.family = p->vtep_family;
+        memcpy(from.bytes, p->vtep, 16);
         const uint16_t sidx = u_idx[skey[i]];
         if (sidx != VFP_FDB_NO_VTEP) {
             /* A static entry puts this MAC behind another VTEP: the frame is not
@@ -2282,6 +2294,7 @@ static void from_uplink(worker *w, vfp_pkt **pk, uint16_t n, uint64_t now, uint3
             tx_push(w, c->local_ports[v->local_off + k], q);
         }
     }
+    if (rx_ps) rx_ps->decap_pkts += rx_n, rx_ps->decap_bytes += rx_bytes;
     /* Each one now in the learned FDB at its peer, stamped this second (unless one could
      * not be learned: a full table, …), so until the FDB changes or the second ends,
      * learning it again from that peer is a no-op. */
