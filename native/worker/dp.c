@@ -784,8 +784,6 @@ static void neigh_send(worker *w, int peer, uint64_t now, const uint8_t *to) {
     tx_push(w, c->uplink, p);
 }
 
-static void neigh_request(worker *w, int peer, uint64_t now) { neigh_send(w, peer, now, NULL); }
-
 /* A peer whose learned MAC has not been heard from for NEIGH_REACHABLE_NS, still in use:
  * asked again, a second apart, first at the MAC it had, then everyone. */
 static VFP_COLD void neigh_probe(worker *w, int peer, uint64_t now) {
@@ -1584,7 +1582,7 @@ static void adopt(worker *w, const dp_cfg *c) {
                 __atomic_store_n(&ps->confirmed_ns, n->confirmed_ns, __ATOMIC_RELAXED);
             } else {
                 peer_mac_note(ps, NULL, 0, 0);
-                if (!neigh_from_others(w, (int)i)) neigh_request(w, (int)i, now);
+                if (!neigh_from_others(w, (int)i)) neigh_send(w, (int)i, now, NULL);
             }
         }
     }
@@ -1661,7 +1659,7 @@ static VFP_COLD void encap_refused(worker *w, vfp_pkt *p, const vfp_tunnel *t, u
 static void encap_group(worker *w, const cfg_vni *v, int pr, vfp_pkt **grp, uint16_t g, uint64_t now) {
     vfp_dp_vni_stats *vs = &w->st->vnis[v->slot];
     if (VFP_UNLIKELY(!w->resolved[pr]) && !neigh_from_others(w, pr)) {
-        neigh_request(w, pr, now);
+        neigh_send(w, pr, now, NULL);
         w->st->drops[VFP_DP_D_NEIGH_UNRESOLVED] += g;
         vs->drops += g;
         for (uint16_t k = 0; k < g; k++) drop_note(w, grp[k]->port, grp[k], VFP_DP_D_NEIGH_UNRESOLVED, DROP_RX);
@@ -2170,11 +2168,12 @@ static void from_uplink(worker *w, vfp_pkt **pk, uint16_t n, uint64_t now, uint3
     uint64_t last_dst = ~0ull;
     uint32_t last_dst_vni = UINT32_MAX;
     uint16_t last_lp = NONE16;
-    /* The outer source of the last frame (as two words: an IPv4 VTEP's first only), its
-     * peer's counters, and what came from it since, added to them when the source
-     * changes and after the loop. */
+    /* The outer source of the last frame (as two words: an IPv4 VTEP's 4 bytes in the
+     * first), its peer (index, counters; learning asks it too), and what came from it
+     * since, added to the counters when the source changes and after the loop. */
     uint64_t rx_a = 0, rx_b = 0;
     uint8_t rx_fam = 0;
+    int rx_peer = -1;
     vfp_dp_peer_stats *rx_ps = NULL;
     uint64_t rx_n = 0, rx_bytes = 0;
     for (uint16_t i = 0; i < nv; i++) {
@@ -2201,9 +2200,14 @@ static void from_uplink(worker *w, vfp_pkt **pk, uint16_t n, uint64_t now, uint3
         /* Per peer: what came from it, and when (a peer gone quiet shows in status). Its
          * peer is looked up when the outer source changes; the time is the burst's. */
         uint64_t va, vb = 0;
-        memcpy(&va, p->vtep, 8);
-        if (p->vtep_family == 4) va &= 0xffffffffull; /* little-endian: the first 4 bytes */
-        else memcpy(&vb, p->vtep + 8, 8);
+        if (p->vtep_family == 4) {
+            uint32_t v4;
+            memcpy(&v4, p->vtep, 4);
+            va = v4;
+        } else {
+            memcpy(&va, p->vtep, 8);
+            memcpy(&vb, p->vtep + 8, 8);
+        }
         if (VFP_UNLIKELY(va != rx_a || vb != rx_b || p->vtep_family != rx_fam)) {
             if (rx_ps) rx_ps->decap_pkts += rx_n, rx_ps->decap_bytes += rx_bytes;
             rx_n = rx_bytes = 0;
@@ -2211,8 +2215,8 @@ static void from_uplink(worker *w, vfp_pkt **pk, uint16_t n, uint64_t now, uint3
             vfp_addr f;
             f.family = p->vtep_family;
             memcpy(f.bytes, p->vtep, 16);
-            const int pi = peer_find(c, &f);
-            rx_ps = pi >= 0 ? &w->st->peers[c->peers[pi].slot] : NULL;
+            rx_peer = peer_find(c, &f);
+            rx_ps = rx_peer >= 0 ? &w->st->peers[c->peers[rx_peer].slot] : NULL;
             if (rx_ps) rx_ps->rx_ns = now;
         }
         rx_n++;
@@ -2238,7 +2242,7 @@ static void from_uplink(worker *w, vfp_pkt **pk, uint16_t n, uint64_t now, uint3
             const int same_from = vfp_addr__eq(&from, &last_from);
             if (!same_from) {
                 last_from = from;
-                last_peer = peer_find(c, &from);
+                last_peer = rx_peer; /* this frame's, found above */
             }
             const uint16_t u = skey[i];
             scache_e *e = use_sc ? &w->scache[dcache_slot(u_key[u])] : NULL;
