@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { request } from '../../src/dataplane/control.js';
 import { dataplaneOn, vfplane } from '../helpers/cli.js';
-import { kernelPeer } from '../helpers/kernel-peer.js';
+import { kernelPeer, until } from '../helpers/kernel-peer.js';
 import { capture, ifname, Netns, scratchDir, vethPair } from '../helpers/netns.js';
 import { describePrivileged } from '../helpers/privileged.js';
 
@@ -23,11 +23,7 @@ describePrivileged('underlay neighbours that change', { netns: true, commands: [
     ({ u, p, q } = k);
   });
 
-  const ping = () => spawnSync('ip', ['netns', 'exec', q.name, 'ping', '-n', '-c', '1', '-W', '1', '10.9.0.2'], { encoding: 'utf8' });
-  const until = async (ok: () => boolean, ms: number) => {
-    for (const t = Date.now(); Date.now() - t < ms; await new Promise((res) => setTimeout(res, 100))) if (ok()) return true;
-    return ok();
-  };
+  const ping = () => k.podPing();
   const peerEntry = () => p.ip(['neigh', 'show', '192.0.2.1', 'dev', pu]);
   // A state directory of each test's own: a data plane restores the last one's attachments.
   const sub = (name: string) => {
@@ -184,11 +180,7 @@ describePrivileged('a routed underlay (uplink.gateway)', { netns: true, commands
     ({ u, r, q } = k);
   });
 
-  const ping = () => spawnSync('ip', ['netns', 'exec', q.name, 'ping', '-n', '-c', '1', '-W', '1', '10.9.0.2'], { encoding: 'utf8' });
-  const until = async (ok: () => boolean, ms: number) => {
-    for (const t = Date.now(); Date.now() - t < ms; await new Promise((res) => setTimeout(res, 100))) if (ok()) return true;
-    return ok();
-  };
+  const ping = () => k.podPing();
 
   it('reaches a peer on another subnet through the gateway, and follows the gateway to a new MAC', async () => {
     const dp = await dataplaneOn(u, up, tmp.dir, {
@@ -307,7 +299,7 @@ describePrivileged('probing an IPv6 peer that is still there', { netns: true, co
     const dp = await dataplaneOn(u, up, tmp.dir, { uplink: { ifname: up, netns: u.path, vtep: '2001:db8:1::1' }, peers: [{ vtep: '2001:db8:1::2' }], neighReachableSeconds: 2, cpus: [0] });
     try {
       await request(dp.socket, { op: 'attach', representor: rep, vni: 100, mac: q.mac(repp) });
-      const ping1 = () => spawnSync('ip', ['netns', 'exec', q.name, 'ping', '-n', '-c', '1', '-W', '1', '10.9.0.2']).status === 0;
+      const ping1 = () => k.podPing().status === 0;
       let ok = ping1();
       for (let i = 0; i < 10 && !ok; i++) ok = ping1();
       expect(ok, 'ping across').toBe(true);

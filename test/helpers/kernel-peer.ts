@@ -52,6 +52,10 @@ export function kernelPeer(tag: string, o: KernelPeerOptions = {}) {
     ping(from: Netns, to: string, args: string[] = []) {
       return spawnSync('ip', ['netns', 'exec', from.name, 'ping', '-n', '-c', '1', '-W', '1', ...args, to], { encoding: 'utf8' });
     },
+    /** One ping from the pod to the peer's vx0 (10.9.0.2), across the overlay. */
+    podPing(args: string[] = []) {
+      return k.ping(get().q, '10.9.0.2', args);
+    },
   };
   beforeAll(() => {
     const u = Netns.create(`${tag}u`), p = Netns.create(`${tag}p`), q = Netns.create(`${tag}q`);
@@ -87,4 +91,10 @@ export function kernelPeer(tag: string, o: KernelPeerOptions = {}) {
     dir.remove();
   });
   return k;
+}
+
+/** Whether `ok` holds within `ms`, asked every 100 ms (and once more at the end). */
+export async function until(ok: () => boolean, ms: number): Promise<boolean> {
+  for (const t = Date.now(); Date.now() - t < ms; await new Promise((res) => setTimeout(res, 100))) if (ok()) return true;
+  return ok();
 }
