@@ -296,18 +296,21 @@ export class ClaimJournal {
  *  With `multicast`, the link also receives that group: an IPv6 uplink's solicited-node
  *  group, which the kernel no longer joins for it (its IPv6 is off, and the data plane,
  *  not the kernel, answers for the VTEP). */
-export async function claimNetdev(journal: ClaimJournal, ifname: string, ifindex: number, netns?: string, multicast?: string, opts: { promisc?: boolean; wasUp?: boolean; wasMtu?: number } = {}): Promise<Claim> {
+/** Throws at once, not as a rejection, when another data plane holds the netdev: nothing
+ *  is taken then and nothing changed, and a caller that goes on to change the netdev
+ *  while the claim settles (an attach: its MTU, its port) knows before it does. When it
+ *  returns, the journal already has the record (claimLocked writes it before its first
+ *  pause). */
+export function claimNetdev(journal: ClaimJournal, ifname: string, ifindex: number, netns?: string, multicast?: string, opts: { promisc?: boolean; wasUp?: boolean; wasMtu?: number } = {}): Promise<Claim> {
   const ns = netns ?? null;
   const notes: string[] = [];
   // First of all: no other data plane holds it (whatever its node and state directory).
   const lock = tryNetdevLock(ifname, ifindex, netns, journal.about);
   if ('heldBy' in lock) throw heldElsewhere(ifname, netns, lock);
-  try {
-    return await claimLocked(journal, ifname, ifindex, netns, multicast, ns, notes, lock, opts);
-  } catch (e) {
+  return claimLocked(journal, ifname, ifindex, netns, multicast, ns, notes, lock, opts).catch((e: unknown) => {
     lock.release();
     throw e;
-  }
+  });
 }
 
 /** IFF_PROMISC of a netdev in this process's namespace (a user's setting or another

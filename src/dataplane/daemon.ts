@@ -953,13 +953,12 @@ export class Daemon {
     // Claimed first: the journal has the netdev as it was (its MTU too, when it is to be
     // raised) before anything changes it, so a kill at any point leaves nothing the next
     // start does not give back (helper-74). A netdev another data plane holds is refused
-    // here, before its MTU is touched (the lock is taken at once; the rest runs alongside).
+    // here (claimNetdev throws at once), before its MTU is touched; the claim's settings
+    // run alongside the raise and the port's open.
     const claiming = claimNetdev(this.claims, a.representor, l.ifindex, a.netns, undefined, { wasUp: l.up, ...(raising ? { wasMtu: l.mtu } : {}) });
     // Awaited below, after the port's open: a claim refused meanwhile must not count as a
     // rejection nobody handles, which ends the process.
     claiming.catch(() => undefined);
-    const refusedAtOnce = await Promise.race([claiming.then(() => undefined, (e: unknown) => e), new Promise<undefined>((r) => setImmediate(() => r(undefined)))]);
-    if (refusedAtOnce) throw refusedAtOnce;
     if (raising) {
       try {
         await netRun(a.netns ?? null, [{ op: 'set', name: a.representor, mtu: raiseTo }]);
