@@ -92,6 +92,8 @@ interface RawLayout {
   vniFields: string[];
   peers: number;
   peerWords: number;
+  /** vfp_dp_peer_stats' words by name, in order (addrHi, addrLo: the 16 address bytes). */
+  peerFields: string[];
   maxPeers: number;
   maxPorts: number;
   maxVnis: number;
@@ -243,6 +245,22 @@ export interface DpCounters {
   notPeer: { vtep: string; atNs: bigint } | null;
 }
 
+/** The peer counters dp.ts reads, as native/addon/dp.cc names vfp_dp_peer_stats' words. */
+const PEER_FIELDS = ['family', 'addrHi', 'encapPkts', 'encapBytes', 'requests', 'mac', 'resolvedNs', 'pmtu', 'pmtuUntilNs', 'confirmedNs', 'decapPkts', 'decapBytes', 'rxNs'] as const;
+type PeerField = (typeof PEER_FIELDS)[number];
+
+/** Where each of PEER_FIELDS is; an addon whose layout lacks one is not this build's. */
+function peerFieldsAt(names: string[], words: number): Record<PeerField, number> {
+  if (names.length !== words) throw new VfpError('unavailable', `the native addon names ${names.length} peer counters for ${words} words: its layout is inconsistent; rebuild it (npm run build:native)`);
+  const at = {} as Record<PeerField, number>;
+  for (const f of PEER_FIELDS) {
+    const i = names.indexOf(f);
+    if (i < 0) throw new VfpError('unavailable', `the native addon's peer counters have no ${f}: it is not this vfplane's build; rebuild it (npm run build:native)`);
+    at[f] = i;
+  }
+  return at;
+}
+
 /** Worker fields that are not counters: per worker (cpu, learnedEntries: every worker
  *  holds every learned entry) or the last of something (vtepConflict). */
 const NOT_SUMMED = new Set(['cpu', 'learnedEntries', 'vtepConflictMac', 'vtepConflictNs', 'notPeerFamily', 'notPeerAddr', 'notPeerNs']);
@@ -276,11 +294,14 @@ export class DataPlane {
   private readonly r = raw();
   private view: BigUint64Array | null = null;
   private readonly layout: RawLayout;
+  /** Each peer counter's word in a peer slot, from the addon's layout. */
+  private readonly peerAt: Record<PeerField, number>;
   private readonly engineNames: string[];
   private stopped = false;
 
   constructor(o: DpOptions = {}) {
     this.layout = this.r.dpStatsLayout();
+    this.peerAt = peerFieldsAt(this.layout.peerFields, this.layout.peerWords);
     this.engineNames = this.r.statsLayout();
     try {
       this.h = this.r.dpCreate(o);
@@ -479,29 +500,29 @@ export class DataPlane {
     for (let w = 0; w < workers; w++) {
       for (let i = 0; i < L.maxPeers; i++) {
         const o = w * L.workerWords + L.peers + i * L.peerWords;
-        const fam = Number(v[o]);
+        const fam = Number(v[o + this.peerAt.family]);
         if (fam !== 4 && fam !== 6) continue; // a free slot (a peer keeps its slot, wherever it is)
-        const vtep = formatIp(fam, bytes, (o + 1) * 8);
-        const macWord = v[o + 6]!;
-        const st = Number((macWord >> 48n) & 0xffn);
+        const at = (f: PeerField) => o + this.peerAt[f];
+        const vtep = formatIp(fam, bytes, at('addrHi') * 8);
+        const st = Number((v[at('mac')]! >> 48n) & 0xffn);
         const cur = out.get(vtep) ?? { vtep, encapPkts: 0n, encapBytes: 0n, requests: 0n, mac: null, state: 'unresolved' as const, resolvedNs: 0n, confirmedNs: 0n, decapPkts: 0n, decapBytes: 0n, lastFrameNs: 0n };
-        cur.encapPkts += v[o + 3]!;
-        cur.encapBytes += v[o + 4]!;
-        cur.requests += v[o + 5]!;
-        cur.decapPkts += v[o + 11] ?? 0n;
-        cur.decapBytes += v[o + 12] ?? 0n;
-        if ((v[o + 13] ?? 0n) > cur.lastFrameNs) cur.lastFrameNs = v[o + 13]!;
-        const resolvedNs = v[o + 7]!;
-        const pmtu = Number(v[o + 8] ?? 0n);
-        if (pmtu && (v[o + 9] ?? 0n) > process.hrtime.bigint() && (cur.pathMtu === undefined || pmtu < cur.pathMtu)) cur.pathMtu = pmtu;
+        cur.encapPkts += v[at('encapPkts')]!;
+        cur.encapBytes += v[at('encapBytes')]!;
+        cur.requests += v[at('requests')]!;
+        cur.decapPkts += v[at('decapPkts')]!;
+        cur.decapBytes += v[at('decapBytes')]!;
+        if (v[at('rxNs')]! > cur.lastFrameNs) cur.lastFrameNs = v[at('rxNs')]!;
+        const resolvedNs = v[at('resolvedNs')]!;
+        const pmtu = Number(v[at('pmtu')]!);
+        if (pmtu && v[at('pmtuUntilNs')]! > process.hrtime.bigint() && (cur.pathMtu === undefined || pmtu < cur.pathMtu)) cur.pathMtu = pmtu;
         if (st === 2 || (st === 1 && cur.state !== 'configured' && resolvedNs >= cur.resolvedNs)) {
           cur.state = st === 2 ? 'configured' : 'resolved';
-          cur.mac = formatMac(bytes, (o + 6) * 8);
+          cur.mac = formatMac(bytes, at('mac') * 8);
           cur.resolvedNs = st === 1 ? resolvedNs : 0n;
         }
         // Heard from: the latest of any worker's, for the MAC they know.
-        const heard = v[o + 10] ?? 0n;
-        if (st === 1 && cur.state === 'resolved' && cur.mac === formatMac(bytes, (o + 6) * 8) && heard > cur.confirmedNs) cur.confirmedNs = heard;
+        const heard = v[at('confirmedNs')]!;
+        if (st === 1 && cur.state === 'resolved' && cur.mac === formatMac(bytes, at('mac') * 8) && heard > cur.confirmedNs) cur.confirmedNs = heard;
         out.set(vtep, cur);
       }
     }
