@@ -28,7 +28,9 @@
         "<!(node -p \"require('node-addon-api').include_dir\")",
         "native"
       ],
-      "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS", "_GNU_SOURCE", "VFP_HAVE_AFPACKET=1"],
+      # NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS: a throw in an env being torn down (a worker
+      # thread terminated while a port's open completes) is dropped, not a fatal error.
+      "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS", "NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS", "_GNU_SOURCE", "VFP_HAVE_AFPACKET=1"],
       "libraries": ["-lpthread"],
       # -fvisibility=hidden: only the N-API entry point leaves the addon, so calls between
       # its files (the packet path's vfp_fdb__vtep, vfp_vni_set__contains…) are direct

@@ -337,28 +337,81 @@ Napi::Value FinishKernelPort(Napi::Env env, DpH *h, KernelPortJob *j) {
 // afpacket or afxdp port, opened on a thread of its own so that many open at once (their
 // grace periods overlap) and the JS thread keeps serving meanwhile. The handle is held
 // until the port has joined it (or been closed).
+//
+// The open ends one of two ways, both on the JS thread: its completion call (the port
+// joins the data plane, the promise settles), or, when the env goes away first (a worker
+// thread terminated with opens under way), the env's cleanup hook: it waits for the
+// open's thread and closes what it opened, so no XDP program or packet ring outlives the
+// env, and nothing touches JS that can no longer run. The completion call still comes
+// after that (with or without an env) and only frees the record.
 struct AsyncOpen {
   KernelPortJob job;
-  DpH *h;
-  Napi::Promise::Deferred deferred;
-  Napi::ThreadSafeFunction tsfn;
-  explicit AsyncOpen(Napi::Env env) : h(nullptr), deferred(Napi::Promise::Deferred::New(env)) {}
+  DpH *h = nullptr;
+  napi_env env = nullptr;
+  napi_deferred deferred = nullptr;
+  napi_threadsafe_function tsfn = nullptr;
+  pthread_t th{};
+  bool queued = false;     // the thread handed its completion call over
+  bool abandoned = false;  // closed by the cleanup hook; the completion call only frees
 };
+
+// Waits for the open's thread, closes what it opened and drops the hold on the handle.
+void AbandonOpen(AsyncOpen *a) {
+  pthread_join(a->th, nullptr);
+  if (!a->job.rc && a->job.p) vfp_port__close(a->job.p);
+  a->job.p = nullptr;
+  DpUnref(a->h);
+  if (!a->h->refs) delete a->h;
+  a->abandoned = true;
+}
+
+// The env's cleanup hook: registered after the open's threadsafe function, so it runs
+// before that function's own (hooks run last-registered first) and the completion call,
+// already queued, is still to come.
+void AsyncOpenCleanup(void *arg) {
+  AsyncOpen *a = static_cast<AsyncOpen *>(arg);
+  AbandonOpen(a);
+  if (!a->queued) delete a;
+}
+
+// Whether JS may still run in env: a completion dispatched while a worker's env is
+// being torn down must not throw or settle anything (napi_throw there is fatal).
+bool CanRunJs(napi_env env) {
+  napi_value o, u;
+  return napi_create_object(env, &o) == napi_ok && napi_get_undefined(env, &u) == napi_ok &&
+         napi_set_named_property(env, o, "probe", u) == napi_ok;
+}
+
+void AsyncOpenDone(napi_env env, napi_value, void *, void *data) {
+  AsyncOpen *a = static_cast<AsyncOpen *>(data);
+  if (a->abandoned) {
+    delete a;
+    return;
+  }
+  napi_remove_env_cleanup_hook(a->env, AsyncOpenCleanup, a);
+  if (!env || !CanRunJs(env)) {
+    AbandonOpen(a);
+    delete a;
+    return;
+  }
+  pthread_join(a->th, nullptr);
+  Napi::Env e(env);
+  Napi::Value r = FinishKernelPort(e, a->h, &a->job);
+  if (e.IsExceptionPending()) napi_reject_deferred(env, a->deferred, e.GetAndClearPendingException().Value());
+  else napi_resolve_deferred(env, a->deferred, r);
+  DpUnref(a->h);
+  if (!a->h->refs) delete a->h;
+  delete a;
+}
 
 void *AsyncOpenMain(void *arg) {
   AsyncOpen *a = static_cast<AsyncOpen *>(arg);
   a->job.Run();
-  // The callback frees a: the handle is copied first, to be released after.
-  Napi::ThreadSafeFunction t = a->tsfn;
-  t.BlockingCall(a, [](Napi::Env env, Napi::Function, AsyncOpen *a) {
-    Napi::Value r = FinishKernelPort(env, a->h, &a->job);
-    if (env.IsExceptionPending()) a->deferred.Reject(env.GetAndClearPendingException().Value());
-    else a->deferred.Resolve(r);
-    DpUnref(a->h);
-    if (!a->h->refs) delete a->h;
-    delete a;
-  });
-  t.Release();
+  // Before the call: once queued, a belongs to the JS thread.
+  napi_threadsafe_function t = a->tsfn;
+  a->queued = true;
+  if (napi_call_threadsafe_function(t, a, napi_tsfn_blocking) != napi_ok) a->queued = false;
+  napi_release_threadsafe_function(t, napi_tsfn_release);
   return nullptr;
 }
 
@@ -380,28 +433,32 @@ Napi::Value DpPortOpenAsync(const Napi::CallbackInfo &info) {
   std::string backend, name;
   if (!PortArgs(info, &h, &backend, &name)) return Napi::Value();
   if (backend != "afpacket" && backend != "afxdp") return ThrowRange(env, "dpPortOpenAsync opens afpacket and afxdp ports; use dpPortOpen for " + backend);
-  auto *a = new AsyncOpen(env);
+  auto *a = new AsyncOpen();
   if (!ParseKernelPort(env, backend, name, info[2], &a->job)) {
     delete a;
     return Napi::Value();
   }
-  Napi::Promise promise = a->deferred.Promise();
-  a->tsfn = Napi::ThreadSafeFunction::New(env, Napi::Function::New(env, [](const Napi::CallbackInfo &) {}), "vfplane port open", 0, 1);
+  napi_value promise, resname;
+  napi_status st = napi_create_promise(env, &a->deferred, &promise);
+  if (st == napi_ok) st = napi_create_string_utf8(env, "vfplane port open", NAPI_AUTO_LENGTH, &resname);
+  if (st == napi_ok) st = napi_create_threadsafe_function(env, nullptr, nullptr, resname, 0, 1, nullptr, nullptr, nullptr, AsyncOpenDone, &a->tsfn);
+  if (st != napi_ok) {
+    delete a;  // a promise made and never settled is the GC's
+    if (!Pending(env)) Napi::Error::New(env, "dpPortOpenAsync: napi setup failed").ThrowAsJavaScriptException();
+    return Napi::Value();
+  }
+  a->env = env;
   a->h = h;
   h->refs++;
-  pthread_attr_t attr;
-  pthread_attr_init(&attr);
-  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-  pthread_t th;
-  int rc = pthread_create(&th, &attr, AsyncOpenMain, a);
-  pthread_attr_destroy(&attr);
+  int rc = pthread_create(&a->th, nullptr, AsyncOpenMain, a);
   if (rc) {
-    a->tsfn.Release();
+    napi_release_threadsafe_function(a->tsfn, napi_tsfn_release);
     DpUnref(h);  // the caller's handle still holds it
     delete a;
     return ThrowErrno(env, "pthread_create for the port's open", -rc);
   }
-  return promise;
+  napi_add_env_cleanup_hook(env, AsyncOpenCleanup, a);
+  return Napi::Value(env, promise);
 }
 
 // dpPortOpen(dp, backend, opts, name) → {slot, ...backend facts}

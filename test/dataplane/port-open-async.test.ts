@@ -3,6 +3,10 @@
 // (frames the kernel delivers to its netdev reach it), the JS thread free meanwhile, and
 // a failure a rejection that names the netdev, leaving the data plane as it was.
 import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { DataPlane } from '../../src/dataplane/dp.js';
 import { resolveTunnel } from '../../src/packet/config.js';
@@ -88,6 +92,53 @@ describePrivileged('ports opened off the JS thread', { netns: true, commands: ['
       expect(p.backend).toBe('afpacket');
     } finally {
       dp.stop();
+    }
+  });
+
+  // A worker thread terminated while its opens are under way: its env goes with the
+  // opens' threads still running or their completions queued. Run in a child process, as
+  // a crash would end it: every round's ports closed (no XDP program left on a netdev
+  // when the child has gone: libxdp's attach outlives the process), the process alive.
+  it('a worker thread terminated with opens under way: the process lives on, nothing left on the netdevs', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vfp-poa-'));
+    try {
+      const dpUrl = pathToFileURL(path.resolve('dist/dataplane/dp.js')).href;
+      const worker = path.join(dir, 'worker.mjs');
+      fs.writeFileSync(worker, `
+        import { parentPort, workerData } from 'node:worker_threads';
+        import { DataPlane } from ${JSON.stringify(dpUrl)};
+        const dp = new DataPlane({ workers: 1 });
+        const { backend, reps, netns, opts } = workerData;
+        for (const r of reps) dp.openPortAsync(backend, { ifname: r, netns, ...opts }, r).catch(() => {});
+        parentPort.postMessage('opening');
+      `);
+      const main = path.join(dir, 'main.mjs');
+      fs.writeFileSync(main, `
+        import { Worker } from 'node:worker_threads';
+        const [worker, netns, reps] = [process.argv[2], process.argv[3], process.argv.slice(4)];
+        const half = reps.length / 2;
+        const rounds = [];
+        for (const delay of [0, 2, 10, 30, 80]) {
+          rounds.push({ backend: 'afpacket', reps: reps.slice(0, half), opts: { ring: 2, stackDrop: 1 }, delay });
+          rounds.push({ backend: 'afxdp', reps: reps.slice(half), opts: { mode: 'auto', copy: 'auto', queues: 0, frames: 256 }, delay });
+        }
+        for (const r of rounds) {
+          const w = new Worker(worker, { workerData: { ...r, netns } });
+          await new Promise((res, rej) => { w.once('message', res); w.once('error', rej); });
+          await new Promise((res) => setTimeout(res, r.delay));
+          await w.terminate();
+        }
+        console.log('alive after', rounds.length, 'rounds');
+      `);
+      const half = reps.slice(0, N / 2).concat(reps.slice(N, N + N / 2));
+      const r = spawnSync(process.execPath, [main, worker, n.path, ...half], { encoding: 'utf8', timeout: 60_000 });
+      expect(r.stderr).not.toMatch(/FATAL|Segmentation|Abort/i);
+      expect({ status: r.status, signal: r.signal, out: r.stdout.trim() }).toEqual({ status: 0, signal: null, out: 'alive after 10 rounds' });
+      for (const rep of half) {
+        expect(n.ip(['-d', 'link', 'show', rep]), rep).not.toMatch(/xdp|prog\/xdp/);
+      }
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
     }
   });
 });
