@@ -173,6 +173,15 @@ function refuseTunnelMtu(tunnelMtu: number, uplinkMtu: number, ifname: string): 
   }
 }
 
+/** A network namespace's identity (two paths may name one), or its path once it is gone. */
+function netnsKey(netns?: string): string {
+  try {
+    return netnsId(netns);
+  } catch {
+    return `path:${netns}`;
+  }
+}
+
 export class Daemon {
   readonly log: Logger;
   private dp: DataPlane | null = null;
@@ -200,9 +209,9 @@ export class Daemon {
   /** By peer VTEP: its counts at the last beat, and since when (Date.now()) frames went to
    *  it with none back (0: not so). */
   private readonly peerAnswer = new Map<string, { encap: bigint; decap: bigint; since: number }>();
-  /** Attachments under way (attachNow past its checks), by representor: the request, and
-   *  a promise settled when it is done either way. */
-  private readonly attaching = new Map<string, { req: AttachRequest; done: Promise<void> }>();
+  /** Attachments under way (attachNow past its checks), by representor: the request, a
+   *  promise settled when it is done either way, and the netdev once looked up. */
+  private readonly attaching = new Map<string, { req: AttachRequest; done: Promise<void>; netdev?: { ns: string; ifindex: number } }>();
   /** Attachments a start could not restore because their representor did not exist (the
    *  VFs not made yet after a reboot, or a representor away for a moment): still wanted,
    *  kept in the state file and in status, attached by the beat once the representor is
@@ -894,6 +903,7 @@ export class Daemon {
     if (!l) throw notFound(`representor ${a.representor}${a.pci ? ` of VF ${a.pci}` : ''} does not exist${a.netns ? ` in ${a.netns}` : ''}; is the VF (still) there?`);
     this.refuseNotRepresentor(a, l.ifindex);
     refuseHostNetdev(l, `representor ${a.representor}`);
+    this.refuseSameNetdev(a, l.ifindex);
     if (a.remote && !this.peers.some((p) => p.vtep === a.remote)) {
       // Peers are every VNI's (flooded to, learned from): a pod's network config (an
       // attachment vfplane-cni asked for) adding one would hand that address every
@@ -1045,6 +1055,30 @@ export class Daemon {
    *  (claimed, its IPv6 would go off and its frames past the stack: the namespace would
    *  lose 127.0.0.1 and ::1), and the uplink itself (one netdev, one claim: its detach
    *  would give back the running uplink's settings and drop it from the journal). */
+  /**
+   * A netdev is one port: a representor named by another of its names (an altname) than
+   * one attached, or being attached, is refused naming both. Two ports on one netdev
+   * would each take the other's frames (and the second XSK bind or claim fails, with the
+   * first's program possibly taken for a stale one). Being attached: the first looked up
+   * wins. Records this one's netdev for the next.
+   */
+  private refuseSameNetdev(a: AttachRequest, ifindex: number): void {
+    const ns = netnsKey(a.netns);
+    const where = a.netns ? ` in ${a.netns}` : '';
+    for (const o of this.atts.values()) {
+      if (o.representor !== a.representor && o.ifindex === ifindex && netnsKey(o.netns) === ns) {
+        throw conflict(`representor ${a.representor}${where} is netdev ${ifindex}, already attached as ${o.representor} (VNI ${o.vni}, MAC ${o.mac}): one is the other's altname; a netdev takes one attachment: detach ${o.representor} first, or name the netdev once`);
+      }
+    }
+    for (const [rep, x] of this.attaching) {
+      if (rep !== a.representor && x.netdev && x.netdev.ifindex === ifindex && x.netdev.ns === ns) {
+        throw conflict(`representor ${a.representor}${where} is netdev ${ifindex}, being attached as ${rep} (VNI ${x.req.vni}, MAC ${x.req.mac}): one is the other's altname; a netdev takes one attachment: name it once`);
+      }
+    }
+    const mine = this.attaching.get(a.representor);
+    if (mine) mine.netdev = { ns, ifindex };
+  }
+
   private refuseNotRepresentor(a: AttachRequest, ifindex: number): void {
     const where = a.netns ? ` in ${a.netns}` : '';
     if (ifindex === LOOPBACK_IFINDEX || a.representor === 'lo') {

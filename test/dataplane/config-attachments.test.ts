@@ -126,4 +126,37 @@ describePrivileged('attachments from the data-plane config', { netns: true }, ()
       await dp.stop();
     }
   });
+
+  it('one netdev under two names (an altname): the first attached, the other refused naming both, live too', async () => {
+    const ns = `/run/netns/${n.name}`;
+    const alias = `${rep2}-alt`;
+    n.ip(['link', 'property', 'add', 'dev', rep2, 'altname', alias]);
+    const stateDir = join(dir, 'state-alt');
+    const socket = join(dir, 'dp-alt.sock');
+    const config = join(dir, 'dp-alt.json');
+    writeFileSync(config, JSON.stringify({
+      node: 'cfgalt', backend: 'afpacket', uplink: { ifname: up, netns: ns, vtep: '192.0.2.1' }, stateDir, socket,
+      attachments: [
+        { representor: rep2, netns: ns, vni: 100, mac: '02:00:00:00:0e:01' },
+        { representor: alias, netns: ns, vni: 200, mac: '02:00:00:00:0e:02' },
+      ],
+    }));
+    const dp = await startDataplane(config, 'the data plane');
+    try {
+      expect(dp.log()).toContain(`control socket ${socket}`);
+      const st = (await request(socket, { op: 'status' })) as { attachments: { representor: string; vni: number }[]; ports: { name: string; stackDrop?: boolean }[] };
+      // Before: neither (the second's claim or bind undid the first's port).
+      expect(st.attachments.map((a) => [a.representor, a.vni])).toEqual([[rep2, 100]]);
+      expect(st.ports.find((p) => p.name === rep2)).toMatchObject({ stackDrop: true });
+      expect(dp.log()).toMatch(new RegExp(`representor ${alias} in ${ns} is netdev \\d+, being attached as ${rep2}`));
+      const again = vfplane(['dataplane', 'attach', '--socket', socket, '--representor', alias, '--vni', '300', '--mac', '02:00:00:00:0e:03', '--netns', ns]);
+      expect(again.code).not.toBe(0);
+      expect(again.stderr).toMatch(new RegExp(`${alias} in ${ns} is netdev \\d+, already attached as ${rep2} \\(VNI 100`));
+      const st2 = (await request(socket, { op: 'status' })) as { attachments: { representor: string }[] };
+      expect(st2.attachments.map((a) => a.representor)).toEqual([rep2]);
+    } finally {
+      await dp.stop();
+      n.ip(['link', 'property', 'del', 'dev', rep2, 'altname', alias]);
+    }
+  });
 });
