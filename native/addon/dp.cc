@@ -607,6 +607,7 @@ Napi::Value DpPortCounters(const Napi::CallbackInfo &info) {
     vfp_afxdp_info xi;
     vfp_afxdp_port__info(p, &xi);
     put("tx_oversize", xi.tx_oversize);
+    put("tx_link_down", xi.tx_link_down);
     put("rx_ring_full", xi.rx_ring_full);
     put("rx_fill_empty", xi.rx_fill_empty);
     put("rx_oversize", xi.rx_oversize);

@@ -45,6 +45,8 @@ typedef struct xq {
     uint32_t n_free;
     uint32_t outstanding_tx; /* descriptors submitted, completion not yet reaped */
     int fd;
+    int down;                /* the last kick found the device down (ENETDOWN) */
+    uint64_t tx_link_down;   /* frames lost to a device down or without carrier */
     uint32_t qid;
     vfp_pkt *pkts;           /* one descriptor per frame, index = base >> shift */
     struct xsk_umem *umem;
@@ -91,10 +93,29 @@ void vfp_afxdp_opts__defaults(vfp_afxdp_opts *o) {
 
 /* ---- fast path ---------------------------------------------------------------------- */
 
+/* Copy mode sends in the syscall and stops after a budget (EAGAIN/ENOBUFS: busy; the
+ * next burst or the idle flush kicks again). Two answers mean the frames are lost, and
+ * are counted as such rather than left as "sent" (helper-73):
+ * - EBUSY: the device dropped one frame (no carrier: __dev_direct_xmit's NET_XMIT_DROP)
+ *   and the kernel stopped at it; kicked again until the ring is through, so what was
+ *   queued goes now (dropped the same way), not when the carrier comes back.
+ * - ENETDOWN: the device is down and the kernel took nothing. Frames already in the ring
+ *   cannot be taken back (they go when it is up again); new ones are dropped at tx until
+ *   a kick is taken again, as a NIC drops them. */
 static inline void kick_tx(xq *q) {
-    /* Copy mode sends in the syscall and stops after a budget (EAGAIN); the idle
-     * flush kicks again. ENOBUFS/EBUSY/ENETDOWN are transient too: nothing to do. */
-    (void)sendto(q->fd, NULL, 0, MSG_DONTWAIT, NULL, 0);
+    for (uint32_t tries = q->outstanding_tx + 1; tries; tries--) {
+        if (sendto(q->fd, NULL, 0, MSG_DONTWAIT, NULL, 0) >= 0) {
+            q->down = 0;
+            return;
+        }
+        if (errno == ENETDOWN) {
+            q->down = 1;
+            return;
+        }
+        if (errno != EBUSY) return;
+        q->down = 0;
+        q->tx_link_down++;
+    }
 }
 
 static inline void reap_completions(xq *q) {
@@ -167,6 +188,14 @@ static uint16_t afxdp_tx(vfp_port *p, uint16_t qi, vfp_pkt **pkts, uint16_t n) {
     afxdp_port *x = (afxdp_port *)p;
     xq *q = &x->q[qi];
     reap_completions(q);
+    if (VFP_UNLIKELY(q->down)) {
+        kick_tx(q); /* is it up again? */
+        if (q->down) {
+            q->tx_link_down += n;
+            vfp_pkt__free_burst(pkts, n);
+            return n;
+        }
+    }
     uint32_t room = xsk_prod_nb_free(&q->tx, n);
     uint32_t take = n < room ? n : room;
     /* How many fit: each foreign packet needs a free frame. */
@@ -746,8 +775,10 @@ void vfp_afxdp_port__info(const vfp_port *p, vfp_afxdp_info *out) {
     *out = x->info;
     /* The kernel's counts of each socket since it was bound (a control-path read; the
      * workers never ask): frames lost before the worker saw them. */
-    out->rx_ring_full = out->rx_fill_empty = out->rx_oversize = 0;
+    out->rx_ring_full = out->rx_fill_empty = out->rx_oversize = out->tx_link_down = 0;
     for (uint16_t i = 0; i < p->n_queues; i++) {
+        /* Each queue's worker counts alone; an aligned 64-bit read is whole. */
+        out->tx_link_down += __atomic_load_n(&x->q[i].tx_link_down, __ATOMIC_RELAXED);
         struct xdp_statistics st;
         memset(&st, 0, sizeof st);
         socklen_t sl = sizeof st;

@@ -84,6 +84,51 @@ describePrivileged('underlay neighbours that change', { netns: true, commands: [
     }
   }, 40_000);
 
+  // AF_XDP: the kernel drops what a device without carrier is given (EBUSY, one frame a
+  // send) and refuses a device down (ENETDOWN) leaving the ring queued. Both counted as
+  // lost (tx_link_down), not as sent; none goes out late when the link is back (helper-73).
+  it('afxdp: frames sent while the uplink has no carrier, or is down, are counted as lost and none goes late', async () => {
+    const dp = await dataplaneOn(u, up, sub('down-xdp'), { backend: 'afxdp', peers: [{ vtep: '192.0.2.2', mac: p.mac(pu) }], cpus: [0] });
+    const lost = async () => {
+      const ports = ((await request(dp.socket, { op: 'status' })) as unknown as { ports: { name: string; drops?: Record<string, number> }[] }).ports;
+      return ports.find((x) => x.name === 'uplink')?.drops?.tx_link_down;
+    };
+    try {
+      await request(dp.socket, { op: 'attach', representor: rep, vni: 100, mac: q.mac(repp) });
+      expect(await until(() => ping().status === 0, 5000), 'ping across').toBe(true);
+      expect(await lost()).toBe(0);
+      for (const [what, down, back] of [
+        ['no carrier', () => p.ip(['link', 'set', pu, 'down']), () => p.ip(['link', 'set', pu, 'up'])],
+        ['admin down', () => u.ip(['link', 'set', up, 'down']), () => u.ip(['link', 'set', up, 'up'])],
+      ] as const) {
+        const before = (await lost())!;
+        // 20 pings 0.2 s apart; the link away for 1.5 s of them.
+        const run = spawn('ip', ['netns', 'exec', q.name, 'ping', '-n', '-i', '0.2', '-c', '20', '-W', '3', '10.9.0.2']);
+        let out = '';
+        run.stdout.on('data', (d) => { out += d; });
+        const done = new Promise((res) => run.on('close', res));
+        await new Promise((res) => setTimeout(res, 1000));
+        down();
+        await new Promise((res) => setTimeout(res, 1500));
+        back();
+        await done;
+        const rtts = [...out.matchAll(/time=([\d.]+) ms/g)].map((m) => Number(m[1]));
+        expect(rtts.length, `${what}: ${out}`).toBeGreaterThan(5);
+        // What was already in the tx ring when the device went down (one ping: the kernel
+        // took nothing, and a published ring entry cannot be taken back) goes when it is
+        // up again; nothing after it does (before: every ping of the 1.5 s).
+        const late = rtts.filter((t) => t > 500).length;
+        expect(late, `${what}: replies that waited for the link: ${out}`).toBeLessThanOrEqual(what === 'admin down' ? 1 : 0);
+        // About one a ping while away (7 or so), give or take the edges.
+        expect((await lost())! - before, what).toBeGreaterThanOrEqual(3);
+      }
+    } finally {
+      await dp.stop();
+      u.ip(['link', 'set', up, 'up']);
+      p.ip(['link', 'set', pu, 'up']);
+    }
+  }, 40_000);
+
   // A node renumbered, or missing from the peers: its frames were delivered and its MACs
   // not learned, and only `stats --json` had a count (helper-71). Status names it now.
   it('names a VTEP whose frames come in but which is not a peer', async () => {
