@@ -593,6 +593,7 @@ Napi::Value DpPortCounters(const Napi::CallbackInfo &info) {
     put("tx_oversize", st.tx_oversize);
     put("tx_kick_errors", st.tx_kick_errors);
     put("tx_link_down", st.tx_link_down);
+    put("tx_device_drops", st.tx_device_drops);
     r.Set("ringBytes", Napi::Number::New(env, static_cast<double>(st.ring_bytes)));
     r.Set("csumFinished", Napi::Number::New(env, static_cast<double>(st.rx_csum_finished)));
     r.Set("csumLeft", Napi::Number::New(env, static_cast<double>(st.rx_csum_left)));

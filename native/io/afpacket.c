@@ -57,8 +57,9 @@ typedef struct afp_q {
     uint8_t **tx_slot;          /* each slot's tpacket2_hdr, so tx needs no division */
     uint32_t tx_frames, tx_head;
     int tx_pending;             /* frames queued whose kick has not succeeded */
+    int qdisc_bypass;           /* PACKET_QDISC_BYPASS set: a refused frame is freed, not queued */
 
-    uint64_t rx_truncated, rx_kernel_drops, tx_oversize, tx_kick_errors, tx_link_down;
+    uint64_t rx_truncated, rx_kernel_drops, tx_oversize, tx_kick_errors, tx_link_down, tx_device_drops;
     uint64_t rx_csum_finished, rx_csum_left; /* CHECKSUM_PARTIAL frames: finished here, or not */
 } __attribute__((aligned(64))) afp_q;
 
@@ -277,6 +278,10 @@ static void afp_free(vfp_port *vp, vfp_pkt **pkts, uint16_t n) {
 
 static void afp_kick(afp_q *x) {
     if (send(x->tx_fd, NULL, 0, MSG_DONTWAIT) >= 0) { x->tx_pending = 0; return; }
+    /* ENOBUFS with the qdisc bypassed: the device refused one frame (no carrier, or its
+     * queue stopped) and the kernel freed it, its slot AVAILABLE again, and stopped
+     * there: one frame lost, not sent (helper-73). The rest wait for the next kick. */
+    if (errno == ENOBUFS && x->qdisc_bypass) x->tx_device_drops++;
     /* EAGAIN/ENOBUFS: the device queue is busy; the frames stay SEND_REQUEST and the
      * next kick (next burst or flush) sends them. */
     if (errno != EAGAIN && errno != EWOULDBLOCK && errno != ENOBUFS) {
@@ -442,6 +447,7 @@ void vfp_afpacket_port__stats(vfp_port *vp, vfp_afpacket_stats *st) {
         st->tx_oversize += __atomic_load_n(&x->tx_oversize, __ATOMIC_RELAXED);
         st->tx_kick_errors += __atomic_load_n(&x->tx_kick_errors, __ATOMIC_RELAXED);
         st->tx_link_down += __atomic_load_n(&x->tx_link_down, __ATOMIC_RELAXED);
+        st->tx_device_drops += __atomic_load_n(&x->tx_device_drops, __ATOMIC_RELAXED);
         st->rx_csum_finished += __atomic_load_n(&x->rx_csum_finished, __ATOMIC_RELAXED);
         st->rx_csum_left += __atomic_load_n(&x->rx_csum_left, __ATOMIC_RELAXED);
         st->ring_bytes += x->rx_map_len + x->tx_map_len;
@@ -657,7 +663,10 @@ static int tx_setup(afp_port *p, afp_q *x, const vfp_afpacket_opts *o, char *err
      * AVAILABLE) instead of stopping the ring at it with WRONG_FORMAT. */
     SETOPT(x->tx_fd, PACKET_VERSION, TPACKET_V2, "PACKET_VERSION TPACKET_V2");
     SETOPT(x->tx_fd, PACKET_LOSS, 1, "PACKET_LOSS");
-    if (o->qdisc_bypass) SETOPT(x->tx_fd, PACKET_QDISC_BYPASS, 1, "PACKET_QDISC_BYPASS");
+    if (o->qdisc_bypass) {
+        SETOPT(x->tx_fd, PACKET_QDISC_BYPASS, 1, "PACKET_QDISC_BYPASS");
+        x->qdisc_bypass = 1;
+    }
     uint32_t tx_frame = align_up(p->tx_data_off + p->tx_max, TPACKET_ALIGNMENT);
     uint32_t tx_block = align_up(tx_frame > (64u << 10) ? tx_frame : (64u << 10), (uint32_t)page);
     uint32_t per_blk = tx_block / tx_frame;

@@ -55,6 +55,7 @@ typedef struct vfp_afpacket_stats {
     uint64_t tx_oversize;      /* frames larger than the port can send: taken, counted, dropped */
     uint64_t tx_kick_errors;   /* send() kicks that failed (other than EAGAIN/ENOBUFS) */
     uint64_t tx_link_down;     /* frames queued when such a kick failed (the device down): dropped, not sent late */
+    uint64_t tx_device_drops;  /* frames the device refused (no carrier, or its queue stopped): one per ENOBUFS, freed by the kernel */
     uint64_t rx_csum_finished; /* frames whose sender left the TCP/UDP checksum to the device: finished */
     uint64_t rx_csum_left;     /* such frames it could not finish (not TCP/UDP over IPv4/IPv6): sent as they are */
     uint64_t ring_bytes;       /* rx and tx rings mapped, over all queues (what the port costs) */

@@ -84,6 +84,30 @@ describePrivileged('underlay neighbours that change', { netns: true, commands: [
     }
   }, 40_000);
 
+  // AF_PACKET with the qdisc bypassed: a device without carrier refuses a frame, the
+  // kernel frees it and the send says ENOBUFS (one frame a send), which read as "busy,
+  // sent later": counted as sent. Counted as the device's drops now (helper-73).
+  it('afpacket: frames the uplink refuses while it has no carrier are counted as lost', async () => {
+    const dp = await dataplaneOn(u, up, sub('nocarrier'), { peers: [{ vtep: '192.0.2.2', mac: p.mac(pu) }], cpus: [0] });
+    const drops = async () => {
+      const ports = ((await request(dp.socket, { op: 'status' })) as unknown as { ports: { name: string; drops?: Record<string, number> }[] }).ports;
+      return ports.find((x) => x.name === 'uplink')!.drops!;
+    };
+    try {
+      await request(dp.socket, { op: 'attach', representor: rep, vni: 100, mac: q.mac(repp) });
+      expect(await until(() => ping().status === 0, 5000), 'ping across').toBe(true);
+      const before = (await drops()).tx_device_drops!;
+      p.ip(['link', 'set', pu, 'down']);
+      spawnSync('ip', ['netns', 'exec', q.name, 'ping', '-n', '-i', '0.2', '-c', '6', '-W', '1', '10.9.0.2']);
+      p.ip(['link', 'set', pu, 'up']);
+      expect((await drops()).tx_device_drops! - before, JSON.stringify(await drops())).toBeGreaterThanOrEqual(4);
+      expect(await until(() => ping().status === 0, 5000), 'ping across again').toBe(true);
+    } finally {
+      await dp.stop();
+      p.ip(['link', 'set', pu, 'up']);
+    }
+  }, 30_000);
+
   // AF_XDP: the kernel drops what a device without carrier is given (EBUSY, one frame a
   // send) and refuses a device down (ENETDOWN) leaving the ring queued. Both counted as
   // lost (tx_link_down), not as sent; none goes out late when the link is back (helper-73).
