@@ -622,6 +622,10 @@ Napi::Value DpPortCounters(const Napi::CallbackInfo &info) {
     put("rx_multiseg", di.rx_multiseg);
     put("tx_too_big", di.tx_too_big);
     put("tx_nombuf", di.tx_nombuf);
+    put("rx_no_mbuf", di.rx_nombuf);
+    put("rx_missed", di.rx_missed);
+    put("rx_errors", di.rx_errors);
+    put("tx_errors", di.tx_errors);
     r.Set("ringBytes", Napi::Number::New(env, static_cast<double>(di.pool_bytes)));
   }
 #endif

@@ -424,7 +424,12 @@ void vfp_dpdk_port__info(const vfp_port *p, vfp_dpdk_info *out) {
     out->tx_too_big = d->tx_too_big;
     out->tx_nombuf = d->tx_nombuf;
     struct rte_eth_stats st;
-    if (rte_eth_stats_get(d->port_id, &st) == 0) out->rx_nombuf = st.rx_nombuf;
+    if (rte_eth_stats_get(d->port_id, &st) == 0) {
+        out->rx_nombuf = st.rx_nombuf;
+        out->rx_missed = st.imissed;
+        out->rx_errors = st.ierrors;
+        out->tx_errors = st.oerrors;
+    }
 }
 
 static uint16_t dpdk_rx(vfp_port *p, uint16_t q, vfp_pkt **pkts, uint16_t n) {

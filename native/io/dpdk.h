@@ -75,7 +75,11 @@ typedef struct vfp_dpdk_info {
     uint64_t rx_multiseg;     /* chained mbufs received and dropped (no scatter support) */
     uint64_t tx_too_big;      /* foreign packets larger than an mbuf, dropped */
     uint64_t tx_nombuf;       /* foreign packets left to the caller: pool empty */
-    uint64_t rx_nombuf;       /* the device's own count (rte_eth_stats.rx_nombuf) */
+    uint64_t rx_nombuf;       /* the device's own count (rte_eth_stats.rx_nombuf): no mbuf to receive into */
+    /* The device's (its PMD's) own counts of lost frames, rte_eth_stats: */
+    uint64_t rx_missed;       /* imissed: dropped by the device, its rx queue full (the worker did not keep up) */
+    uint64_t rx_errors;       /* ierrors: received in error (bad CRC, too long…) */
+    uint64_t tx_errors;       /* oerrors: handed to the device and not sent (link down, a send refused) */
 } vfp_dpdk_info;
 
 void vfp_dpdk_opts__defaults(vfp_dpdk_opts *o);

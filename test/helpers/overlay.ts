@@ -60,7 +60,9 @@ export async function oneWorker(backend: Exclude<Backend, 'afpacket'>): Promise<
     const up = st.ports.find((x) => x.name === 'uplink')!;
     expect(up.kind).toBe(backend);
     expect(up.queues).toBe(1); // the simulator's veths have one queue each
-    expect(Object.keys(up.drops).sort()).toEqual(backend === 'afxdp' ? ['rx_fill_empty', 'rx_oversize', 'rx_ring_full', 'tx_link_down', 'tx_oversize'] : ['rx_multiseg', 'tx_nombuf', 'tx_too_big']);
+    expect(Object.keys(up.drops).sort()).toEqual(backend === 'afxdp'
+      ? ['rx_fill_empty', 'rx_oversize', 'rx_ring_full', 'tx_link_down', 'tx_oversize']
+      : ['rx_errors', 'rx_missed', 'rx_multiseg', 'rx_no_mbuf', 'tx_errors', 'tx_nombuf', 'tx_too_big']);
     for (const v of Object.values(up.drops)) expect(Number.isInteger(v) && v >= 0).toBe(true);
     // The pod's representor: AF_XDP on both (DPDK reaches kernel netdevs through it).
     const rep = st.ports.find((x) => x.name !== 'uplink')!;
@@ -88,6 +90,19 @@ export async function oneWorker(backend: Exclude<Backend, 'afpacket'>): Promise<
     const pfDev = topo.nodes.get('a')!.sim.pfs[0]!.netdev;
     expect(/^generic-receive-offload: (on|off)/m.exec(execFileSync('ethtool', ['-k', pfDev], { encoding: 'utf8' }))![1]).toBe('off');
     expect(readFileSync(`/proc/sys/net/ipv4/conf/${pfDev}/forwarding`, 'utf8').trim()).toBe('0');
+    if (backend === 'dpdk') {
+      // The device's own losses (rte_eth_stats) are the port's drops too: frames the
+      // net_af_packet PMD could not send while its netdev was down are its oerrors.
+      const txErrors = async () => ((await topo.control('a', { op: 'status' })) as typeof st).ports.find((x) => x.name === 'uplink')!.drops.tx_errors!;
+      const before = await txErrors();
+      execFileSync('ip', ['link', 'set', pfDev, 'down']);
+      try {
+        topo.ping('a1', '10.100.0.2', 3);
+      } finally {
+        execFileSync('ip', ['link', 'set', pfDev, 'up']);
+      }
+      expect(await txErrors() - before).toBeGreaterThan(0);
+    }
   });
 }
 
