@@ -1337,6 +1337,7 @@ Napi::Value NetopsResults(Napi::Env env, const std::vector<vfp_netop> &ops) {
       l.Set("mtu", Napi::Number::New(env, op.out_mtu));
       l.Set("up", Napi::Boolean::New(env, op.out_up != 0));
       l.Set("running", Napi::Boolean::New(env, op.out_running != 0));
+      l.Set("name", Napi::String::New(env, op.out_name));
       r = l;
     }
     if (op.kind == VFP_NETOP_ADDR_LIST && op.found) {

@@ -116,6 +116,14 @@ static int link_get(int sock, struct vfp_netop *op)
 	}
 	op->found = 1;
 	op->ifindex = ifr.ifr_ifindex;
+	/* The kernel finds a netdev by an altname too; its own name is the one by index. */
+	struct ifreq nr = { 0 };
+	nr.ifr_ifindex = op->ifindex;
+	if (ioctl(sock, SIOCGIFNAME, &nr) == 0)
+		memcpy(op->out_name, nr.ifr_name, sizeof(op->out_name));
+	else
+		snprintf(op->out_name, sizeof(op->out_name), "%s", op->name);
+	op->out_name[sizeof(op->out_name) - 1] = 0;
 	if (ioctl(sock, SIOCGIFHWADDR, &ifr) < 0)
 		return -errno;
 	memcpy(op->out_mac, ifr.ifr_hwaddr.sa_data, 6);

@@ -80,6 +80,7 @@ struct vfp_netop {
 	int out_mtu;
 	int out_up;
 	int out_running;       /* IFF_RUNNING: up with carrier (the kernel's operational state) */
+	char out_name[16];     /* the netdev's own name (name may be one of its altnames) */
 	/* ADDR_LIST results */
 	struct vfp_netop_addr out_addrs[VFP_NETOP_MAX_ADDRS];
 	int out_naddrs;

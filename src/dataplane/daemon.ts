@@ -173,6 +173,14 @@ function refuseTunnelMtu(tunnelMtu: number, uplinkMtu: number, ifname: string): 
   }
 }
 
+/** Thrown by attachReserved when the representor was named by an altname: attachNow
+ *  makes the attachment again under the netdev's own name (`own`). */
+class AltName extends Error {
+  constructor(readonly own: string) {
+    super(`an altname of ${own}`);
+  }
+}
+
 /** A network namespace's identity (two paths may name one), or its path once it is gone. */
 function netnsKey(netns?: string): string {
   try {
@@ -555,22 +563,79 @@ export class Daemon {
     }
   }
 
+  /** The config's representors named by an altname, by that name: the netdev's own name
+   *  (restoreAttachments), for telling the config's attachments from the socket's. */
+  private readonly configOwnNames = new Map<string, string>();
+
+  /** The attachment a detach names by an altname of its representor (looked up in each
+   *  namespace attachments are in), or undefined. */
+  private async attachedByAltname(name: string): Promise<Attached | undefined> {
+    const nss = new Map<string, string | undefined>();
+    for (const a of this.atts.values()) nss.set(a.netns ?? '', a.netns);
+    for (const ns of nss.values()) {
+      const [l] = await netRun(ns ?? null, [{ op: 'get', name }]).catch(() => [null]);
+      const att = l?.name && l.name !== name ? this.atts.get(l.name) : undefined;
+      if (att && (att.netns ?? '') === (ns ?? '')) return att;
+    }
+    return undefined;
+  }
+
+  /** Whether the config file declares the attachment of representor REP (by its name or
+   *  by an altname of it). */
+  private fromConfig(rep: string): boolean {
+    return this.cfg.attachments.some((x) => x.representor === rep || this.configOwnNames.get(x.representor) === rep);
+  }
+
+  /**
+   * A function giving each of LIST (config or state-file attachments) under its netdev's
+   * own name when it names an altname, looked up now (one request per namespace); a
+   * representor that is not there (yet) or a namespace that cannot be read keeps its name.
+   */
+  private async ownNames(list: AttachRequest[]): Promise<(a: AttachRequest) => AttachRequest> {
+    const k = (netns: string | undefined, rep: string) => `${netns ?? ''}\u0000${rep}`;
+    const own = new Map<string, string>();
+    const byNs = new Map<string | undefined, Set<string>>();
+    for (const a of list) byNs.set(a.netns, (byNs.get(a.netns) ?? new Set()).add(a.representor));
+    await Promise.all([...byNs].map(async ([ns, reps]) => {
+      const names = [...reps];
+      const got = await netRun(ns ?? null, names.map((name) => ({ op: 'get' as const, name }))).catch(() => []);
+      names.forEach((n, i) => {
+        const l = got[i];
+        if (l?.name && l.name !== n) own.set(k(ns, n), l.name);
+      });
+    }));
+    for (const a of this.cfg.attachments) {
+      const n = own.get(k(a.netns, a.representor));
+      if (n) this.configOwnNames.set(a.representor, n);
+    }
+    return (a) => {
+      const n = own.get(k(a.netns, a.representor));
+      if (!n) return a;
+      this.log.info(`attachment ${a.representor}${a.netns ? ` in ${a.netns}` : ''}: an altname of ${n}, which it is attached as`);
+      return { ...a, representor: n };
+    };
+  }
+
   /** Attachments at start: the config's, then the ones made over the socket before a
    *  restart, then the allocation store's that neither has (a lost state file). */
   private async restoreAttachments(): Promise<void> {
     const c = this.cfg;
     const restored = this.loadState();
-    const restoredAtts = restored?.attachments ?? [];
+    // A representor named by an altname goes by the netdev's own name from the start, so
+    // that two names of one netdev clash in the list's order, as one name twice does.
+    const named = await this.ownNames([...c.attachments, ...(restored?.attachments ?? [])]);
+    const configAtts = c.attachments.map(named);
+    const restoredAtts = (restored?.attachments ?? []).map(named);
     // The config's attachments are the operator's: the store is asked about the restored
     // ones only (and about what nothing restores).
-    const { stale, missing } = reconcileWithStore(c.stateDir, this.socket, restoredAtts, c.attachments, (a) => this.storeOf(a),
+    const { stale, missing } = reconcileWithStore(c.stateDir, this.socket, restoredAtts, configAtts, (a) => this.storeOf(a),
       (dir) => this.storeUnreadable(dir, 'the state file alone says which of its VFs\' attachments come back (none is rebuilt from it, and none is dropped as DELed)'));
     let back = 0;
     // Several at once: a port's open and a claim's settings wait for RCU grace periods in
     // the kernel, which overlap when many wait together (255 attachments: 6.2 s one after
     // another). They start in the list's order, and one that clashes with another under
     // way waits for it (attachNow), so the outcome is the one-after-another one.
-    const all = [...c.attachments, ...restoredAtts, ...missing];
+    const all = [...configAtts, ...restoredAtts, ...missing];
     const waits = new Map<AttachRequest, string>(); // not-found: why
     const restore = async (a: AttachRequest): Promise<void> => {
       if (stale.has(a)) {
@@ -775,6 +840,18 @@ export class Daemon {
     }
   }
 
+  /** A port opened for an attachment that was then not made: out of the data plane and
+   *  closed now (a commit), not at the next change — an AF_XDP socket left bound would
+   *  keep the queue busy for the next attach of that netdev (helper-75). */
+  private closePort(slot: number): void {
+    this.dp!.removePort(slot);
+    try {
+      this.commit();
+    } catch {
+      // the old configuration is still the running one; the next commit closes it
+    }
+  }
+
   /** Commits the model put back after a change the state file could not keep. */
   private recommit(): void {
     try {
@@ -886,11 +963,17 @@ export class Daemon {
     }
     const work = this.attachReserved(a, refusal);
     this.attaching.set(a.representor, { req: a, done: work.then(() => undefined, () => undefined) });
+    let own: string;
     try {
       return await work;
+    } catch (e) {
+      if (!(e instanceof AltName)) throw e;
+      own = e.own;
     } finally {
       this.attaching.delete(a.representor);
     }
+    this.log.info(`representor ${a.representor}${a.netns ? ` in ${a.netns}` : ''} is an altname of ${own}: attached as ${own}`);
+    return this.attachNow({ ...raw, representor: own });
   }
 
   /** attachNow's work once its checks passed and the representor, MAC and VF are
@@ -901,6 +984,9 @@ export class Daemon {
     // move into the pod (running alongside this attach) holds through its rcu_barrier().
     const l = await linkAddrs(a.netns ?? null, a.representor);
     if (!l) throw notFound(`representor ${a.representor}${a.pci ? ` of VF ${a.pci}` : ''} does not exist${a.netns ? ` in ${a.netns}` : ''}; is the VF (still) there?`);
+    // Named by an altname: the sysctls, the claim and the port go by the netdev's own
+    // name, and so does the attachment (attachNow makes it again under that name).
+    if (l.name && l.name !== a.representor) throw new AltName(l.name);
     this.refuseNotRepresentor(a, l.ifindex);
     refuseHostNetdev(l, `representor ${a.representor}`);
     this.refuseSameNetdev(a, l.ifindex);
@@ -993,7 +1079,7 @@ export class Daemon {
     try {
       claimed = await claiming;
     } catch (e) {
-      this.dp!.removePort(port.slot); // closed by the next commit
+      this.closePort(port.slot);
       await unraise();
       throw e;
     }
@@ -1009,7 +1095,7 @@ export class Daemon {
     }
     // Released while the port was being opened: nothing may forward for it.
     if (this.notHeld([a]).length) {
-      this.dp!.removePort(port.slot);
+      this.closePort(port.slot);
       await releaseNetdev(this.claims, claimed);
       throw refusal();
     }
@@ -1019,12 +1105,7 @@ export class Daemon {
       this.commit();
     } catch (e) {
       this.atts.delete(a.representor);
-      this.dp!.removePort(port.slot);
-      try {
-        this.commit(); // closes the port
-      } catch {
-        // the old configuration is still the running one
-      }
+      this.closePort(port.slot);
       await releaseNetdev(this.claims, claimed);
       throw e;
     }
@@ -1051,34 +1132,34 @@ export class Daemon {
     if (vtep === this.cfg.uplink.vtep) throw invalid(`${vtep} is this node's own VTEP (uplink.vtep); a node is not its own peer: give the address of a remote node's VTEP`);
   }
 
-  /** Netdevs that are no VF's representor, refused before anything changes: loopback
-   *  (claimed, its IPv6 would go off and its frames past the stack: the namespace would
-   *  lose 127.0.0.1 and ::1), and the uplink itself (one netdev, one claim: its detach
-   *  would give back the running uplink's settings and drop it from the journal). */
   /**
-   * A netdev is one port: a representor named by another of its names (an altname) than
-   * one attached, or being attached, is refused naming both. Two ports on one netdev
-   * would each take the other's frames (and the second XSK bind or claim fails, with the
-   * first's program possibly taken for a stale one). Being attached: the first looked up
-   * wins. Records this one's netdev for the next.
+   * A netdev is one port: one attached, or being attached, under another name is refused
+   * naming both. An altname never gets here (attachments go by the netdev's own name),
+   * but a netdev renamed since its attach does. Two ports on one netdev would each take
+   * the other's frames (and the second XSK bind or claim fails, with the first's program
+   * possibly taken for a stale one). Records this one's netdev for the next.
    */
   private refuseSameNetdev(a: AttachRequest, ifindex: number): void {
     const ns = netnsKey(a.netns);
     const where = a.netns ? ` in ${a.netns}` : '';
     for (const o of this.atts.values()) {
       if (o.representor !== a.representor && o.ifindex === ifindex && netnsKey(o.netns) === ns) {
-        throw conflict(`representor ${a.representor}${where} is netdev ${ifindex}, already attached as ${o.representor} (VNI ${o.vni}, MAC ${o.mac}): one is the other's altname; a netdev takes one attachment: detach ${o.representor} first, or name the netdev once`);
+        throw conflict(`representor ${a.representor}${where} is netdev ${ifindex}, already attached as ${o.representor} (VNI ${o.vni}, MAC ${o.mac}): a netdev takes one attachment (was it renamed?): detach ${o.representor} first`);
       }
     }
     for (const [rep, x] of this.attaching) {
       if (rep !== a.representor && x.netdev && x.netdev.ifindex === ifindex && x.netdev.ns === ns) {
-        throw conflict(`representor ${a.representor}${where} is netdev ${ifindex}, being attached as ${rep} (VNI ${x.req.vni}, MAC ${x.req.mac}): one is the other's altname; a netdev takes one attachment: name it once`);
+        throw conflict(`representor ${a.representor}${where} is netdev ${ifindex}, being attached as ${rep} (VNI ${x.req.vni}, MAC ${x.req.mac}): a netdev takes one attachment`);
       }
     }
     const mine = this.attaching.get(a.representor);
     if (mine) mine.netdev = { ns, ifindex };
   }
 
+  /** Netdevs that are no VF's representor, refused before anything changes: loopback
+   *  (claimed, its IPv6 would go off and its frames past the stack: the namespace would
+   *  lose 127.0.0.1 and ::1), and the uplink itself (one netdev, one claim: its detach
+   *  would give back the running uplink's settings and drop it from the journal). */
   private refuseNotRepresentor(a: AttachRequest, ifindex: number): void {
     const where = a.netns ? ` in ${a.netns}` : '';
     if (ifindex === LOOPBACK_IFINDEX || a.representor === 'lo') {
@@ -1213,7 +1294,7 @@ export class Daemon {
           await this.detachNow({ representor: att.representor });
           throw this.unsaved(e);
         }
-        const mine = this.cfg.attachments.some((x) => x.representor === att.representor);
+        const mine = this.fromConfig(att.representor);
         // As fdb-add's: what the client should hear besides "done" goes in the note.
         const note = [this.declared(mine ? `the attachment of ${att.representor}` : null).note, att.mtuWarning, att.macWarning].filter(Boolean).join('; ');
         return { attached: { representor: att.representor, vni: att.vni, mac: att.mac, slot: att.slot }, epoch: this.epoch, ...(att.overlayMtu ? { overlayMtu: att.overlayMtu } : {}), ...(note ? { note } : {}) };
@@ -1221,7 +1302,8 @@ export class Daemon {
       case 'detach': {
         const k = this.parse(z.strictObject({ representor: z.string().optional(), pci: z.string().optional() })
           .refine((x) => x.representor || x.pci, 'give representor or pci'), req);
-        const had = k.representor ? this.atts.get(k.representor) : [...this.atts.values()].find((a) => a.pci === k.pci);
+        const had = k.representor ? this.atts.get(k.representor) ?? await this.attachedByAltname(k.representor) : [...this.atts.values()].find((a) => a.pci === k.pci);
+        if (had && k.representor) k.representor = had.representor;
         const waits = [...this.waiting].find(([rep, w]) => (k.representor ? rep === k.representor : w.req.pci === k.pci));
         if (!had && waits) {
           this.waiting.delete(waits[0]);
@@ -1243,7 +1325,7 @@ export class Daemon {
           throw this.unsaved(e);
         }
         const att = await this.detachNow(k);
-        const mine = this.cfg.attachments.some((x) => x.representor === had.representor);
+        const mine = this.fromConfig(had.representor);
         return { removed: !!att, epoch: this.epoch, ...this.declared(mine ? `the attachment of ${had.representor}` : null) };
       }
       case 'peer-add': {
@@ -1736,13 +1818,12 @@ export class Daemon {
   /** Writes the model to the state file (`without` that representor's attachment, for a
    *  detach about to be made). */
   private saveState(without?: string): void {
-    const fromConfig = new Set(this.cfg.attachments.map((a) => a.representor));
     const s: PersistedState = {
       version: 1,
       attachments: [
         ...[...this.atts.values()].map(({ slot: _s, portInfo: _p, claimed: _c, ifindex: _i, ...a }) => a as AttachRequest),
         ...[...this.waiting.values()].map((w) => w.req),
-      ].filter((a) => !fromConfig.has(a.representor) && a.representor !== without),
+      ].filter((a) => !this.fromConfig(a.representor) && a.representor !== without),
       peers: this.peers.filter((p) => !this.cfg.peers.some((x) => x.vtep === p.vtep)),
       fdb: this.fdb.filter((f) => !this.cfg.fdb.some((x) => x.vni === f.vni && x.mac === f.mac)),
       floods: [...this.floods].filter(([v]) => !this.cfg.vnis.some((x) => x.vni === v)).map(([vni, flood]) => ({ vni, flood })),
@@ -1908,7 +1989,7 @@ export function prometheus(m: MetricsInput): string {
   };
   const ports = [...c.ports].filter(([s]) => names.has(s)); // open ports (see countersJson)
   metric('vfplane_port_rx_packets_total', 'Frames received on a data-plane port.', 'counter', ports.map(([s, p]) => [{ port: names.get(s)! }, p.rxPkts]));
-  metric('vfplane_port_tx_packets_total', 'Frames sent on a data-plane port.', 'counter', ports.map(([s, p]) => [{ port: names.get(s)! }, p.txPkts]));
+  metric('vfplane_port_tx_packets_total', 'Frames a data-plane port took to send (those it then lost are in vfplane_port_backend_drops_total: tx_link_down, tx_device_drops, tx_errors).', 'counter', ports.map(([s, p]) => [{ port: names.get(s)! }, p.txPkts]));
   metric('vfplane_port_rx_bytes_total', 'Bytes received on a data-plane port.', 'counter', ports.map(([s, p]) => [{ port: names.get(s)! }, p.rxBytes]));
   metric('vfplane_port_tx_bytes_total', 'Bytes sent on a data-plane port.', 'counter', ports.map(([s, p]) => [{ port: names.get(s)! }, p.txBytes]));
   // The backends' own signals of pressure: a full tx ring, no free rx buffer.

@@ -30,6 +30,8 @@ export interface LinkInfo {
   up: boolean;
   /** Up with carrier (IFF_RUNNING, `LOWER_UP` in `ip link`): frames can go. */
   running?: boolean;
+  /** The netdev's own name: the one asked for may be an altname of it. */
+  name?: string;
 }
 
 type Runner = (netns: string | null, ops: RawNetOp[]) => Promise<(LinkInfo | null)[]>;
@@ -100,7 +102,7 @@ function oneViaIproute2(netns: string | null, o: NetOp): LinkInfo | null {
   switch (o.op) {
     case 'get': {
       const l = netns ? linkIn(netns, o.name) : link(o.name);
-      return l ? { ifindex: l.ifindex, mac: l.address ?? '', mtu: l.mtu ?? 0, up: (l.flags ?? []).includes('UP'), running: (l.flags ?? []).includes('LOWER_UP') } : null;
+      return l ? { ifindex: l.ifindex, mac: l.address ?? '', mtu: l.mtu ?? 0, up: (l.flags ?? []).includes('UP'), running: (l.flags ?? []).includes('LOWER_UP'), ...(l.ifname ? { name: l.ifname } : {}) } : null;
     }
     case 'set': {
       let name = o.name;
@@ -197,7 +199,7 @@ export async function linkAddrs(netns: string | null, name: string): Promise<Lin
   if (!l) return null;
   return {
     ifindex: l.ifindex, mac: l.address ?? '', mtu: l.mtu ?? 0, up: (l.flags ?? []).includes('UP'), running: (l.flags ?? []).includes('LOWER_UP'),
-    addrs: addrsIn(netns ?? hostNetnsPath(), name), more: 0,
+    ...(l.ifname ? { name: l.ifname } : {}), addrs: addrsIn(netns ?? hostNetnsPath(), name), more: 0,
   };
 }
 

@@ -6,7 +6,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { startDataplane, vfplane } from '../helpers/cli.js';
+import { startDataplane, vfplane, vfplaneAsync } from '../helpers/cli.js';
 import { ifname, Netns, vethPair } from '../helpers/netns.js';
 import { describePrivileged } from '../helpers/privileged.js';
 import { request } from '../../src/dataplane/control.js';
@@ -127,33 +127,57 @@ describePrivileged('attachments from the data-plane config', { netns: true }, ()
     }
   });
 
-  it('one netdev under two names (an altname): the first attached, the other refused naming both, live too', async () => {
+  it('one netdev under two names (an altname): attached once, by its own name, the first in the list winning; attach and detach by the altname', async () => {
     const ns = `/run/netns/${n.name}`;
     const alias = `${rep2}-alt`;
     n.ip(['link', 'property', 'add', 'dev', rep2, 'altname', alias]);
     const stateDir = join(dir, 'state-alt');
     const socket = join(dir, 'dp-alt.sock');
     const config = join(dir, 'dp-alt.json');
+    // The altname first: it wins, as the first of two entries naming one netdev does.
     writeFileSync(config, JSON.stringify({
-      node: 'cfgalt', backend: 'afpacket', uplink: { ifname: up, netns: ns, vtep: '192.0.2.1' }, stateDir, socket,
+      node: 'cfgalt', backend: 'afxdp', uplink: { ifname: up, netns: ns, vtep: '192.0.2.1' }, stateDir, socket,
       attachments: [
-        { representor: rep2, netns: ns, vni: 100, mac: '02:00:00:00:0e:01' },
-        { representor: alias, netns: ns, vni: 200, mac: '02:00:00:00:0e:02' },
+        { representor: alias, netns: ns, vni: 100, mac: '02:00:00:00:0e:01' },
+        { representor: rep2, netns: ns, vni: 200, mac: '02:00:00:00:0e:02' },
       ],
     }));
+    type St = { attachments: { representor: string; vni: number }[]; ports: { name: string; kind: string }[] };
+    const status = async () => (await request(socket, { op: 'status' })) as unknown as St;
+    const attach = (rep: string, vni: number, mac: string) => vfplaneAsync(['dataplane', 'attach', '--socket', socket, '--representor', rep, '--vni', String(vni), '--mac', mac, '--netns', ns]);
     const dp = await startDataplane(config, 'the data plane');
     try {
       expect(dp.log()).toContain(`control socket ${socket}`);
-      const st = (await request(socket, { op: 'status' })) as { attachments: { representor: string; vni: number }[]; ports: { name: string; stackDrop?: boolean }[] };
-      // Before: neither (the second's claim or bind undid the first's port).
-      expect(st.attachments.map((a) => [a.representor, a.vni])).toEqual([[rep2, 100]]);
-      expect(st.ports.find((p) => p.name === rep2)).toMatchObject({ stackDrop: true });
-      expect(dp.log()).toMatch(new RegExp(`representor ${alias} in ${ns} is netdev \\d+, being attached as ${rep2}`));
-      const again = vfplane(['dataplane', 'attach', '--socket', socket, '--representor', alias, '--vni', '300', '--mac', '02:00:00:00:0e:03', '--netns', ns]);
+      // Before: its sysctls were written under the altname (no such file), so neither.
+      expect((await status()).attachments.map((a) => [a.representor, a.vni])).toEqual([[rep2, 100]]);
+      expect((await status()).ports.find((p) => p.name === rep2)).toMatchObject({ kind: 'afxdp' });
+      expect(dp.log()).toContain(`attachment ${alias} in ${ns}: an altname of ${rep2}, which it is attached as`);
+      expect(dp.log()).toMatch(new RegExp(`attachment ${rep2} \\(VNI 200\\) not restored: representor ${rep2} is already attached \\(VNI 100`));
+      // Live, by the altname: refused while attached, detached by it, attached by it.
+      const again = await attach(alias, 300, '02:00:00:00:0e:03');
       expect(again.code).not.toBe(0);
-      expect(again.stderr).toMatch(new RegExp(`${alias} in ${ns} is netdev \\d+, already attached as ${rep2} \\(VNI 100`));
-      const st2 = (await request(socket, { op: 'status' })) as { attachments: { representor: string }[] };
-      expect(st2.attachments.map((a) => a.representor)).toEqual([rep2]);
+      expect(again.stderr).toMatch(new RegExp(`representor ${rep2} is already attached \\(VNI 100`));
+      const off = vfplane(['dataplane', 'detach', '--socket', socket, '--representor', alias]);
+      expect(off.code, off.stderr).toBe(0);
+      expect((await status()).attachments).toEqual([]);
+      // Both names at once: one attached (the other refused); before, a failed altname
+      // attach left its XSK bound and the other found the queue busy: neither.
+      const both = await Promise.all([attach(alias, 300, '02:00:00:00:0e:03'), attach(rep2, 400, '02:00:00:00:0e:04')]);
+      expect(both.map((r) => r.code).filter((c) => c === 0), JSON.stringify(both.map((r) => r.stderr))).toHaveLength(1);
+      expect((await status()).attachments.map((a) => a.representor)).toEqual([rep2]);
+      // An attach whose claim fails once its port is open (the claims journal cannot be
+      // written): the port is closed then, so the next attach of the netdev finds its
+      // queue free (before: its XSK stayed bound until another change, and the next
+      // attach met "Device or resource busy").
+      expect(vfplane(['dataplane', 'detach', '--socket', socket, '--representor', rep2]).code).toBe(0);
+      const jam = join(stateDir, 'claims-cfgalt.json.tmp');
+      mkdirSync(jam);
+      const bad = await attach(rep2, 500, '02:00:00:00:0e:05');
+      rmSync(jam, { recursive: true });
+      expect(bad.code).not.toBe(0);
+      expect(bad.stderr).toMatch(/cannot write the claims journal/);
+      const ok = await attach(rep2, 500, '02:00:00:00:0e:05');
+      expect(ok.code, ok.stderr).toBe(0);
     } finally {
       await dp.stop();
       n.ip(['link', 'property', 'del', 'dev', rep2, 'altname', alias]);
