@@ -118,7 +118,7 @@ bool OptString(Napi::Env env, Napi::Value obj, const char *key, std::string *out
   return true;
 }
 
-// dpCreate({workers, cpus?, burst?, idleSpins?, idleSleepUs?, learnCapacity?, learnPerVni?, neighReachableMs?, scratchBufs?, headroom?})
+// dpCreate({workers, cpus?, burst?, idleSpins?, idleSleepUs?, learnCapacity?, learnPerVni?, neighReachableMs?, floodPps?, scratchBufs?, headroom?})
 Napi::Value DpCreate(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   Napi::Value o = info[0];
@@ -134,6 +134,7 @@ Napi::Value DpCreate(const Napi::CallbackInfo &info) {
       !OptUint(env, o, "learnCapacity", 16, 1 << 24, &opts.learn_capacity) ||
       !OptUint(env, o, "learnPerVni", 0, 1 << 24, &opts.learn_per_vni) ||
       !OptUint(env, o, "neighReachableMs", 1000, 3600000, &opts.neigh_reachable_ms) ||
+      !OptUint(env, o, "floodPps", 0, 100000000, &opts.flood_pps) ||
       !OptUint(env, o, "scratchBufs", 16, 1 << 20, &opts.scratch_bufs) ||
       !OptUint(env, o, "headroom", 64, 1024, &opts.headroom))
     return Napi::Value();

@@ -25,7 +25,7 @@ static const char *const drop_names[VFP_DP_D__COUNT] = {
     "no_attachment", "no_peer", "neigh_unresolved", "no_local_port", "hairpin",
     "tx_full", "no_buffer", "arp_other", "spoofed", "nd_other", "handoff_full", "handoff_stale",
     "bad_src_mac", "static_elsewhere", "no_destination", "other_host", "reasm_timeout", "reasm_overlap",
-    "reasm_invalid", "reasm_full",
+    "reasm_invalid", "reasm_full", "flood_limited",
 };
 _Static_assert(sizeof drop_names / sizeof drop_names[0] == VFP_DP_D__COUNT, "a name for every drop reason");
 
@@ -355,6 +355,9 @@ typedef struct worker {
      * replies its neighbours' path MTU discovery needs. icmp_ns 0: a full bucket. */
     uint32_t icmp_tokens[VFP_DP_MAX_PORTS];
     uint64_t icmp_ns[VFP_DP_MAX_PORTS]; /* when each bucket last gained its tokens */
+    /* Storm control (opts.flood_pps): the frames each pod may flood, the same way. */
+    uint32_t flood_tokens[VFP_DP_MAX_PORTS];
+    uint64_t flood_ns[VFP_DP_MAX_PORTS];
     uint64_t next_age_ns;
     uint64_t next_neigh_ns; /* when peer MACs other workers learned are next looked at */
     uint64_t next_mld_ns;  /* when worker 0 next reports its solicited-node group (0: now) */
@@ -1614,14 +1617,13 @@ static int is_group(const uint8_t *mac) { return mac[0] & 1; }
 #define ICMP_RATE 1000u
 #define ICMP_BURST 50u
 
-static int icmp_allowed(worker *w, uint16_t port, uint64_t now) {
-    const uint64_t per = 1000000000ull / ICMP_RATE;
-    uint32_t *tokens = &w->icmp_tokens[port];
-    uint64_t *at = &w->icmp_ns[port];
+/* Takes a token from a bucket gaining RATE a second up to BURST (at 0: full). */
+static int bucket_take(uint32_t *tokens, uint64_t *at, uint64_t now, uint32_t rate, uint32_t burst) {
+    const uint64_t per = 1000000000ull / rate;
     if (!*at || now - *at >= per) {
-        const uint64_t add = *at ? (now - *at) / per : ICMP_BURST;
-        if (add >= ICMP_BURST || *tokens + add >= ICMP_BURST) {
-            *tokens = ICMP_BURST;
+        const uint64_t add = *at ? (now - *at) / per : burst;
+        if (add >= burst || *tokens + add >= burst) {
+            *tokens = burst;
             *at = now;
         } else {
             *tokens += (uint32_t)add;
@@ -1631,6 +1633,18 @@ static int icmp_allowed(worker *w, uint16_t port, uint64_t now) {
     if (!*tokens) return 0;
     (*tokens)--;
     return 1;
+}
+
+static int icmp_allowed(worker *w, uint16_t port, uint64_t now) {
+    return bucket_take(&w->icmp_tokens[port], &w->icmp_ns[port], now, ICMP_RATE, ICMP_BURST);
+}
+
+/* Storm control: a pod (attached port) floods at most flood_pps frames a second, in
+ * bursts of as many; the rest are dropped (flood_limited) before any copy is made, so
+ * one pod's broadcast storm is not multiplied by every peer and pod of its VNI. */
+static int flood_allowed(worker *w, uint16_t port, uint64_t now) {
+    const uint32_t pps = w->dp->o.flood_pps;
+    return !pps || port >= VFP_DP_MAX_PORTS || bucket_take(&w->flood_tokens[port], &w->flood_ns[port], now, pps, pps);
 }
 
 /* A frame encap refused leaves the data plane as a drop (counted by the engine, noted for
@@ -1791,7 +1805,7 @@ static void from_pod(worker *w, uint16_t port, vfp_pkt **pk, uint16_t n, uint64_
     uint16_t drr[VFP_MAX_BURST], nd = 0;
     /* Counters are summed over the burst and stored once at the end. */
     uint64_t n_drops = 0, n_local = 0, n_flood = 0, n_trunc = 0, n_spoof = 0, n_hairpin = 0, n_nopeer = 0, n_nodest = 0,
-             n_nobuf = 0;
+             n_nobuf = 0, n_flimited = 0;
     /* Pass 1: each packet's destination slot (or why it has none), the distinct unicast
      * destinations in dmac. */
     uint16_t dest[VFP_MAX_BURST];
@@ -1929,6 +1943,12 @@ static void from_pod(worker *w, uint16_t port, vfp_pkt **pk, uint16_t n, uint64_
             drp[nd] = p, drr[nd++] = VFP_DP_D_NO_DESTINATION;
             continue;
         }
+        if (VFP_UNLIKELY(w->dp->o.flood_pps) && !flood_allowed(w, port, now)) {
+            n_flimited++;
+            n_drops++;
+            drp[nd] = p, drr[nd++] = VFP_DP_D_FLOOD_LIMITED;
+            continue;
+        }
         uint16_t made = 0;
         for (uint16_t k = 0; k < v->n_local; k++) {
             uint16_t lp = c->local_ports[v->local_off + k];
@@ -1958,7 +1978,8 @@ static void from_pod(worker *w, uint16_t port, vfp_pkt **pk, uint16_t n, uint64_
     vs->drops += n_drops;
     vs->local_pkts += n_local;
     vs->flood_pkts += n_flood;
-    if (VFP_UNLIKELY(n_trunc | n_spoof | n_hairpin | n_nopeer | n_nobuf | n_nodest)) {
+    if (VFP_UNLIKELY(n_trunc | n_spoof | n_hairpin | n_nopeer | n_nobuf | n_nodest | n_flimited)) {
+        if (n_flimited) count_port_drop(w, port, VFP_DP_D_FLOOD_LIMITED, n_flimited);
         w->st->engine.drops[VFP_R_INNER_TRUNCATED] += n_trunc;
         w->st->drops[VFP_DP_D_NO_DESTINATION] += n_nodest;
         if (n_spoof) count_port_drop(w, port, VFP_DP_D_SPOOFED, n_spoof);

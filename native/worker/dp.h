@@ -45,6 +45,7 @@ enum vfp_dp_drop {
     VFP_DP_D_REASM_INVALID,     /* a fragment whose offsets or lengths cannot be (a middle one not a multiple of 8 bytes,
                                  * past the end the last one set), or a datagram bigger than a scratch buffer */
     VFP_DP_D_REASM_FULL,        /* a new fragmented datagram while every reassembly slot holds one younger than 100 ms */
+    VFP_DP_D_FLOOD_LIMITED,     /* a pod's frame to flood (broadcast, multicast, unknown unicast) over its flood rate (flood_pps) */
     VFP_DP_D__COUNT
 };
 const char *vfp_dp_drop__name(unsigned d);
@@ -144,6 +145,7 @@ typedef struct vfp_dp_opts {
     uint32_t learn_capacity;     /* learned FDB entries per worker, default 65536 */
     uint32_t learn_per_vni;      /* learned entries one VNI may hold, 0 = no cap (vfp_fdb__set_vni_limit) */
     uint32_t neigh_reachable_ms; /* a learned peer MAC not heard from for this long is asked again; default 30000 */
+    uint32_t flood_pps;          /* frames to flood each pod (attached port) may send a second, in bursts of as many, per worker; 0 = no limit */
     uint32_t scratch_bufs;       /* flood-copy buffers per worker, default 1024 */
     uint32_t scratch_buf_size;   /* bytes each, default 9216 + headroom */
     uint32_t headroom;           /* headroom of scratch buffers, default 256 */

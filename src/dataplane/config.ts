@@ -161,6 +161,12 @@ export const configSchema = z.strictObject({
    *  table every VNI learns into. Past it a new MAC of that VNI is not learned (counted as
    *  learnLimited; its frames still go through, and frames to it flood on that VNI). */
   learnPerVni: z.number().int().min(1).max(16_777_216).optional(),
+  /** Storm control: the broadcast, multicast and unknown-unicast frames each pod may
+   *  flood a second (in bursts of as many; per worker), before any copy is made. Past it
+   *  a pod's frames to flood are dropped (flood_limited, counted on its port): one pod's
+   *  storm is not multiplied by every peer and pod of its VNI. Unset: no limit. Takes a
+   *  restart to change. */
+  floodPps: z.number().int().min(1).max(100_000_000).optional(),
   /** How long a peer's underlay MAC learned by ARP/ND is used without hearing from the
    *  peer before the workers ask again, while sending to it: unicast to the MAC it had,
    *  three times a second apart, then broadcast (a NIC replaced, a router failed over to

@@ -481,7 +481,7 @@ export class Daemon {
         });
         DataPlane.dpdkInit([...this.dpdkEnv.args, ...c.dpdk.eal]);
       }
-      this.dp = new DataPlane({ workers: c.workers, cpus: c.cpus, burst: c.burst, idleSpins: c.idleSpins, learnCapacity: c.learnCapacity, ...(c.learnPerVni ? { learnPerVni: c.learnPerVni } : {}), neighReachableMs: c.neighReachableSeconds * 1000 });
+      this.dp = new DataPlane({ workers: c.workers, cpus: c.cpus, burst: c.burst, idleSpins: c.idleSpins, learnCapacity: c.learnCapacity, ...(c.learnPerVni ? { learnPerVni: c.learnPerVni } : {}), ...(c.floodPps ? { floodPps: c.floodPps } : {}), neighReachableMs: c.neighReachableSeconds * 1000 });
       // The uplink.
       if (c.backend === 'dpdk') {
         this.choice = dpdkChoice(c.uplink.dev!);
@@ -1564,6 +1564,7 @@ export class Daemon {
         steps.push(`no other pod on this node is on VNI ${q.vni} and no remote VTEP gets its floods: the frame goes nowhere (no_destination)`);
         return result('drop', { reason: 'no_destination' });
       }
+      if (q.from && this.cfg.floodPps) steps.push(`storm control: this pod floods at most ${this.cfg.floodPps} frames a second (floodPps); past it a frame to flood is dropped (flood_limited)`);
       return result('flood', { localPorts: ports, peers: remotes.map(peerLine) });
     };
     if (isGroupMac(dst)) return flood(`${dst} is a ${dst === 'ff:ff:ff:ff:ff:ff' ? 'broadcast' : 'multicast'} address: every other local pod on the VNI and the VNI's remote VTEPs get a copy (head-end replication)`);

@@ -22,6 +22,9 @@ export interface DpOptions {
   /** A learned peer MAC not heard from (ARP/ND) for this long is asked again while used
    *  (default 30000, Linux's base_reachable_time). */
   neighReachableMs?: number;
+  /** Frames to flood each pod may send a second, in bursts of as many, per worker (unset
+   *  or 0: no limit); the rest are dropped as flood_limited. */
+  floodPps?: number;
   scratchBufs?: number;
   headroom?: number;
 }

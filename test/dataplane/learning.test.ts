@@ -15,6 +15,7 @@ import { request } from '../../src/dataplane/control.js';
 import { parseIp, parseMac } from '../../src/util/addr.js';
 import { dataplaneOn, vfplane } from '../helpers/cli.js';
 import { macSeq, udp4, vxlan4 } from '../helpers/frames.js';
+import { inject } from '../helpers/netns.js';
 import { describePrivileged } from '../helpers/privileged.js';
 import { fromVtep, nodeSpec, POD, spin, UP, uplinkNetns } from '../helpers/underlay.js';
 import { expectOneAnswerPerEpoch } from '../helpers/dp-cache.js';
@@ -46,6 +47,44 @@ function replay(frames: Uint8Array[], spec: Partial<DpSpec> = {}) {
   spin(150);
   return { dp, up, pod };
 }
+
+// Storm control: a pod's frames to flood beyond floodPps a second are dropped before any
+// copy is made (helper-67: one pod's broadcast storm went to every peer and pod of its
+// VNI, multiplied). The generator sends broadcast as fast as the worker takes it.
+describe('storm control (floodPps)', () => {
+  it('a pod floods at most floodPps frames a second, in bursts of as many; the rest are flood_limited, counted on its port', () => {
+    const run = (floodPps?: number) => {
+      const dp = new DataPlane({ workers: 1, ...(floodPps ? { floodPps } : {}) });
+      try {
+        const gen = dp.openPort('memory-gen', { frames: [podFrame('ff:ff:ff:ff:ff:ff', POD)], ring: 64 }, 'pod0');
+        const up = dp.openPort('memory-sink', {}, 'uplink');
+        dp.commit({ ...base, uplink: up.slot, atts: [{ port: gen.slot, vni: 100, mac: mac(POD) }] });
+        const t = Date.now();
+        spin(300);
+        dp.stop();
+        const secs = (Date.now() - t) / 1000;
+        const c = dp.counters();
+        return { secs, rx: c.ports.get(gen.slot)!.rxPkts, portDrops: c.ports.get(gen.slot)!.drops, limited: c.drops.flood_limited ?? 0n, copies: c.vnis.get(100)!.floodPkts, other: c.drops.no_buffer ?? 0n };
+      } finally {
+        dp.stop();
+      }
+    };
+    const r = run(1000);
+    expect(r.rx).toBeGreaterThan(20_000n);
+    // Two peers: two copies a frame flooded. The burst (1000) went, then about 1000 a
+    // second of the run (the clock starts before the first frame, so at most that).
+    // (A copy short of a buffer is counted as no_buffer instead.)
+    expect(r.copies + r.other).toBe(2n * (r.rx - r.limited));
+    const flooded = Number(r.rx - r.limited);
+    expect(flooded).toBeGreaterThanOrEqual(1000);
+    expect(flooded).toBeLessThanOrEqual(1000 + 1000 * r.secs + 2);
+    expect(r.portDrops).toBe(r.limited);
+    // Unset: nothing limited, every frame flooded to both peers.
+    const free = run();
+    expect(free.limited).toBe(0n);
+    expect(free.copies + free.other).toBe(2n * free.rx);
+  });
+});
 
 describe('a flood with nowhere to go', () => {
   it('is counted as no_destination: the VNI\'s only pod, and a flood list of no VTEP', () => {
@@ -600,6 +639,36 @@ describePrivileged('explain and the learned FDB, on a running data plane', { net
       const r = vfplane(['dataplane', 'reload', '--socket', dp.socket]);
       expect(r.code).toBe(1);
       expect(r.stderr).toMatch(/the config changes learnPerVni, which takes a restart of the data plane/);
+    } finally {
+      await dp.stop();
+    }
+  }, 30_000);
+
+  it('floodPps from the config: a pod\'s broadcast past it is flood_limited on real frames, explain says so; changing it takes a restart', async () => {
+    const dir = join(d.dir, 'storm');
+    mkdirSync(dir);
+    const dp = await dataplaneOn(e.n, up, dir, { peers: [{ vtep: '192.0.2.2', mac: '02:bb:00:00:00:02' }], floodPps: 20 });
+    try {
+      const a = vfplane(['dataplane', 'attach', '--socket', dp.socket, '--representor', rep, '--vni', '100', '--mac', POD, '--netns', e.n.path]);
+      expect(a.code, a.stderr).toBe(0);
+      const stats = async () => (await request(dp.socket, { op: 'stats' })).counters as { drops: Record<string, number> };
+      // 300 broadcast frames from the pod at once: 20 (the burst) go, and ~20 a second.
+      inject(e.n, e.repp, Array.from({ length: 300 }, () => podFrame('ff:ff:ff:ff:ff:ff', POD)));
+      let limited = 0;
+      for (let t = Date.now(); Date.now() - t < 3000 && limited < 250;) {
+        await new Promise((r) => setTimeout(r, 50));
+        limited = (await stats()).drops.flood_limited ?? 0;
+      }
+      expect(limited).toBeGreaterThanOrEqual(250);
+      expect(limited).toBeLessThanOrEqual(280);
+      const x = (await request(dp.socket, { op: 'explain', vni: 100, mac: 'ff:ff:ff:ff:ff:ff', from: rep })) as { verdict: string; steps: string[] };
+      expect(x.verdict).toBe('flood');
+      expect(x.steps.join('\n')).toMatch(/storm control: this pod floods at most 20 frames a second \(floodPps\)/);
+      const cfg = JSON.parse(readFileSync(dp.config, 'utf8')) as Record<string, unknown>;
+      writeFileSync(dp.config, JSON.stringify({ ...cfg, floodPps: 50 }));
+      const r = vfplane(['dataplane', 'reload', '--socket', dp.socket]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(/the config changes floodPps, which takes a restart of the data plane/);
     } finally {
       await dp.stop();
     }
