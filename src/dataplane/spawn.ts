@@ -15,8 +15,23 @@ export interface DataplaneChild {
 /** Spawns the daemon on `config` and resolves once it is ready. Its stderr lines are
  *  appended to `stderr` as they come (for the caller to show later). If it exits, or is
  *  not ready within timeoutMs, it is killed and the promise rejects with what it said,
- *  naming it as `what`. */
-export function spawnDataplane(config: string, what: string, stderr: string[] = [], timeoutMs = 20_000): Promise<DataplaneChild> {
+ *  naming it as `what`. One whose DPDK net_af_packet uplink could not join its
+ *  PACKET_FANOUT group is started again (twice at most): the PMD takes the group from
+ *  its pid xor the netdev's index, so two simulated nodes' daemons on one host can clash
+ *  (a fresh-clone run met it), and another pid gets another group. */
+export async function spawnDataplane(config: string, what: string, stderr: string[] = [], timeoutMs = 20_000): Promise<DataplaneChild> {
+  for (let attempt = 1; ; attempt++) {
+    const from = stderr.length;
+    try {
+      return await spawnOnce(config, what, stderr, timeoutMs);
+    } catch (e) {
+      if (attempt >= 3 || !stderr.slice(from).some((l) => l.includes('could not set PACKET_FANOUT'))) throw e;
+      stderr.push(`(${what}: its net_af_packet's PACKET_FANOUT group is another socket's; starting it again, under another pid)`);
+    }
+  }
+}
+
+function spawnOnce(config: string, what: string, stderr: string[], timeoutMs: number): Promise<DataplaneChild> {
   const p = spawn(process.execPath, [join(packageRoot(), 'bin', 'vfplane.js'), 'dataplane', 'run', '--config', config, '--json'],
     { stdio: ['ignore', 'pipe', 'pipe'] });
   p.stderr!.setEncoding('utf8');
