@@ -1639,12 +1639,13 @@ static int icmp_allowed(worker *w, uint16_t port, uint64_t now) {
     return bucket_take(&w->icmp_tokens[port], &w->icmp_ns[port], now, ICMP_RATE, ICMP_BURST);
 }
 
-/* Storm control: a pod (attached port) floods at most flood_pps frames a second, in
- * bursts of as many; the rest are dropped (flood_limited) before any copy is made, so
- * one pod's broadcast storm is not multiplied by every peer and pod of its VNI. */
+/* Storm control (from_pod, when flood_pps is set): a pod (attached port) floods at most
+ * flood_pps frames a second, in bursts of as many; the rest are dropped (flood_limited)
+ * before any copy is made, so one pod's broadcast storm is not multiplied by every peer
+ * and pod of its VNI. */
 static int flood_allowed(worker *w, uint16_t port, uint64_t now) {
     const uint32_t pps = w->dp->o.flood_pps;
-    return !pps || port >= VFP_DP_MAX_PORTS || bucket_take(&w->flood_tokens[port], &w->flood_ns[port], now, pps, pps);
+    return bucket_take(&w->flood_tokens[port], &w->flood_ns[port], now, pps, pps);
 }
 
 /* A frame encap refused leaves the data plane as a drop (counted by the engine, noted for
@@ -2084,8 +2085,7 @@ static void from_uplink(worker *w, vfp_pkt **pk, uint16_t n, uint64_t now, uint3
     uint16_t l_last_key = NONE16;
     uint64_t l_repeats = 0;
     const uint32_t lver = lf ? vfp_fdb__version(lf) : 0;
-    vfp_addr last_from = {0, {0}};
-    int last_peer = -1;
+    uint32_t l_seq = 0; /* rx_seq (below) at the last frame that reached learning */
     /* Pass 1: what each frame is (dropped, and why, or its VNI), and the burst's
      * distinct inner sources (consecutive repeats folded), whose static entries are then
      * looked up together: one source at a time, each waited for its buckets in turn, a
@@ -2189,12 +2189,16 @@ static void from_uplink(worker *w, vfp_pkt **pk, uint16_t n, uint64_t now, uint3
     uint64_t last_dst = ~0ull;
     uint32_t last_dst_vni = UINT32_MAX;
     uint16_t last_lp = NONE16;
-    /* The outer source of the last frame (as two words: an IPv4 VTEP's 4 bytes in the
-     * first), its peer (index, counters; learning asks it too), and what came from it
-     * since, added to the counters when the source changes and after the loop. */
+    /* The outer source of the last frame (compared as two words: an IPv4 VTEP's 4 bytes
+     * in the first; kept as an address for the cold checks), its peer (index, counters;
+     * learning asks it too), how many sources came so far (learning's "same source"),
+     * and what came from it since, added to the counters when the source changes and
+     * after the loop. */
     uint64_t rx_a = 0, rx_b = 0;
     uint8_t rx_fam = 0;
+    vfp_addr rx_from = {0, {0}};
     int rx_peer = -1;
+    uint32_t rx_seq = 0;
     vfp_dp_peer_stats *rx_ps = NULL;
     uint64_t rx_n = 0, rx_bytes = 0;
     for (uint16_t i = 0; i < nv; i++) {
@@ -2233,25 +2237,22 @@ static void from_uplink(worker *w, vfp_pkt **pk, uint16_t n, uint64_t now, uint3
             if (rx_ps) rx_ps->decap_pkts += rx_n, rx_ps->decap_bytes += rx_bytes;
             rx_n = rx_bytes = 0;
             rx_a = va, rx_b = vb, rx_fam = p->vtep_family;
-            vfp_addr f;
-            f.family = p->vtep_family;
-            memcpy(f.bytes, p->vtep, 16);
-            rx_peer = peer_find(c, &f);
+            rx_from.family = p->vtep_family;
+            memcpy(rx_from.bytes, p->vtep, 16);
+            rx_peer = peer_find(c, &rx_from);
+            rx_seq++;
             rx_ps = rx_peer >= 0 ? &w->st->peers[c->peers[rx_peer].slot] : NULL;
             if (rx_ps) rx_ps->rx_ns = now;
         }
         rx_n++;
         rx_bytes += p->len;
-        vfp_addr from;
-        from.family = p->vtep_family;
-        memcpy(from.bytes, p->vtep, 16);
         const uint16_t sidx = u_idx[skey[i]];
         if (sidx != VFP_FDB_NO_VTEP) {
             /* A static entry puts this MAC behind another VTEP: the frame is not
              * believed, and nothing is learned (the kernel: "don't migrate static
              * entries, drop packets"). note_uplink_drops has this rule too. */
             const vfp_addr *sa = vfp_fdb__vtep(c->fdb, sidx);
-            if (sa && !vfp_addr__eq(sa, &from)) {
+            if (sa && !vfp_addr__eq(sa, &rx_from)) {
                 w->st->drops[VFP_DP_D_STATIC_ELSEWHERE]++;
                 vs->drops++;
                 vfp_pkt__free_burst(&p, 1);
@@ -2260,11 +2261,12 @@ static void from_uplink(worker *w, vfp_pkt **pk, uint16_t n, uint64_t now, uint3
         } else if (lf) {
             /* Learned only from a peer: an entry for any other VTEP could not be sent
              * to, and one stray packet would cut the MAC off until it aged. */
-            const int same_from = vfp_addr__eq(&from, &last_from);
-            if (!same_from) {
-                last_from = from;
-                last_peer = rx_peer; /* this frame's, found above */
-            }
+            /* The same source as the last frame that got here: no other came between
+             * (one that came and went between counts as a change: learned again, a
+             * no-op). Its peer is rx_peer, found when the source changed. */
+            const int same_from = rx_seq == l_seq;
+            l_seq = rx_seq;
+            const int last_peer = rx_peer;
             const uint16_t u = skey[i];
             scache_e *e = use_sc ? &w->scache[dcache_slot(u_key[u])] : NULL;
             if (e && (e->key != u_key[u] || e->gen != sgen)) e = NULL;
@@ -2289,7 +2291,7 @@ static void from_uplink(worker *w, vfp_pkt **pk, uint16_t n, uint64_t now, uint3
                 nl++;
             } else {
                 w->st->learn_not_peer++;
-                if (VFP_UNLIKELY(w->st->not_peer_ns + 1000000000ull <= now)) note_not_peer(w, &from, now);
+                if (VFP_UNLIKELY(w->st->not_peer_ns + 1000000000ull <= now)) note_not_peer(w, &rx_from, now);
             }
         }
         vs->decap_pkts++;
