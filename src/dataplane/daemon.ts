@@ -217,9 +217,9 @@ export class Daemon {
   /** By peer VTEP: its counts at the last beat, and since when (Date.now()) frames went to
    *  it with none back (0: not so). */
   private readonly peerAnswer = new Map<string, { encap: bigint; decap: bigint; since: number }>();
-  /** Attachments under way (attachNow past its checks), by representor: the request, a
-   *  promise settled when it is done either way, and the netdev once looked up. */
-  private readonly attaching = new Map<string, { req: AttachRequest; done: Promise<void>; netdev?: { ns: string; ifindex: number } }>();
+  /** Attachments under way (attachNow past its checks), by representor: the request, and
+   *  a promise settled when it is done either way. */
+  private readonly attaching = new Map<string, { req: AttachRequest; done: Promise<void> }>();
   /** Attachments a start could not restore because their representor did not exist (the
    *  VFs not made yet after a reboot, or a representor away for a moment): still wanted,
    *  kept in the state file and in status, attached by the beat once the representor is
@@ -1133,27 +1133,19 @@ export class Daemon {
   }
 
   /**
-   * A netdev is one port: one attached, or being attached, under another name is refused
-   * naming both. An altname never gets here (attachments go by the netdev's own name),
-   * but a netdev renamed since its attach does. Two ports on one netdev would each take
-   * the other's frames (and the second XSK bind or claim fails, with the first's program
-   * possibly taken for a stale one). Records this one's netdev for the next.
+   * A netdev is one port: one attached under another name is refused naming both. An
+   * altname never gets here (an attachment goes by the netdev's own name, and one under
+   * way holds that name), but a netdev renamed since its attach does. Two ports on one
+   * netdev would each take the other's frames (and the second XSK bind or claim fails,
+   * with the first's program possibly taken for a stale one).
    */
   private refuseSameNetdev(a: AttachRequest, ifindex: number): void {
     const ns = netnsKey(a.netns);
-    const where = a.netns ? ` in ${a.netns}` : '';
     for (const o of this.atts.values()) {
       if (o.representor !== a.representor && o.ifindex === ifindex && netnsKey(o.netns) === ns) {
-        throw conflict(`representor ${a.representor}${where} is netdev ${ifindex}, already attached as ${o.representor} (VNI ${o.vni}, MAC ${o.mac}): a netdev takes one attachment (was it renamed?): detach ${o.representor} first`);
+        throw conflict(`representor ${a.representor}${a.netns ? ` in ${a.netns}` : ''} is netdev ${ifindex}, already attached as ${o.representor} (VNI ${o.vni}, MAC ${o.mac}): a netdev takes one attachment (was it renamed?): detach ${o.representor} first`);
       }
     }
-    for (const [rep, x] of this.attaching) {
-      if (rep !== a.representor && x.netdev && x.netdev.ifindex === ifindex && x.netdev.ns === ns) {
-        throw conflict(`representor ${a.representor}${where} is netdev ${ifindex}, being attached as ${rep} (VNI ${x.req.vni}, MAC ${x.req.mac}): a netdev takes one attachment`);
-      }
-    }
-    const mine = this.attaching.get(a.representor);
-    if (mine) mine.netdev = { ns, ifindex };
   }
 
   /** Netdevs that are no VF's representor, refused before anything changes: loopback

@@ -2,6 +2,7 @@
 // every start whatever the allocation store says (the store speaks for what vfplane-cni
 // attached), and the store's overlay attachments that nothing else restores are rebuilt
 // beside them. A real daemon, a real store, representor veths in a namespace.
+import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -178,6 +179,16 @@ describePrivileged('attachments from the data-plane config', { netns: true }, ()
       expect(bad.stderr).toMatch(/cannot write the claims journal/);
       const ok = await attach(rep2, 500, '02:00:00:00:0e:05');
       expect(ok.code, ok.stderr).toBe(0);
+      // The netdev renamed since its attach: under its new name it is the same port's.
+      const renamed = `${rep2}n`;
+      spawnSync('ip', ['-n', n.name, '-batch', '-'], { input: `link set ${rep2} down\nlink set ${rep2} name ${renamed}\nlink set ${renamed} up\n` });
+      try {
+        const twice = await attach(renamed, 600, '02:00:00:00:0e:06');
+        expect(twice.code).not.toBe(0);
+        expect(twice.stderr).toMatch(new RegExp(`representor ${renamed} in ${ns} is netdev \\d+, already attached as ${rep2} \\(VNI 500.*was it renamed\\?`));
+      } finally {
+        spawnSync('ip', ['-n', n.name, '-batch', '-'], { input: `link set ${renamed} down\nlink set ${renamed} name ${rep2}\nlink set ${rep2} up\n` });
+      }
     } finally {
       await dp.stop();
       n.ip(['link', 'property', 'del', 'dev', rep2, 'altname', alias]);
