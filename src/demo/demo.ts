@@ -81,19 +81,24 @@ export async function runDemo(o: DemoOpts): Promise<void> {
 
     say('3. traffic');
     const checks: { what: string; expect: 'reach' | 'isolated'; received: number; sent: number; ok: boolean; rttMs?: number }[] = [];
-    const check = async (what: string, from: string, to: string, expect: 'reach' | 'isolated') => {
-      const r = topo.ping(from, to, 4);
+    // The pings run at once (those that must get no reply each wait out ping's -W), and
+    // are reported in order.
+    const plan: [string, string, string, 'reach' | 'isolated'][] = [
+      ['a1 → b1, VNI 100 across nodes', 'a1', '10.100.0.2', 'reach'],
+      ['a2 → b2, VNI 200 across nodes', 'a2', '10.100.0.3', 'reach'],
+      ['b2 (VNI 200) → a1 (VNI 100)', 'b2', '10.100.0.1', 'isolated'],
+      ['a1 (VNI 100) → a2 (VNI 200), same node', 'a1', '10.100.0.4', 'isolated'],
+      ...(o.kernelNode ? [['a1 → kernel node vx0 (VNI 100)', 'a1', '10.100.0.9', 'reach'] as [string, string, string, 'reach']] : []),
+    ];
+    const pings = await Promise.all(plan.map(([, from, to]) => topo.pingAsync(from, to, 4)));
+    if (await interrupted()) throw INTERRUPTED; // a ping cut short by Ctrl-C counts nothing
+    plan.forEach(([what, , , expect], i) => {
+      const r = pings[i]!;
       const ok = expect === 'reach' ? r.received >= 3 : r.received === 0;
-      if (await interrupted()) throw INTERRUPTED; // a ping cut short by Ctrl-C counts nothing
       const rtt = r.rtts.length ? r.rtts.slice(1).concat(r.rtts[0]!).sort((x, y) => x - y)[Math.floor(r.rtts.length / 2)] : undefined;
       checks.push({ what, expect, received: r.received, sent: 4, ok, ...(rtt !== undefined ? { rttMs: rtt } : {}) });
       say(`  ${ok ? 'ok  ' : 'FAIL'} ${what}: ${r.received}/4 replies${expect === 'isolated' ? ' (must be 0)' : ''}`);
-    };
-    await check('a1 → b1, VNI 100 across nodes', 'a1', '10.100.0.2', 'reach');
-    await check('a2 → b2, VNI 200 across nodes', 'a2', '10.100.0.3', 'reach');
-    await check('b2 (VNI 200) → a1 (VNI 100)', 'b2', '10.100.0.1', 'isolated');
-    await check('a1 (VNI 100) → a2 (VNI 200), same node', 'a1', '10.100.0.4', 'isolated');
-    if (o.kernelNode) await check('a1 → kernel node vx0 (VNI 100)', 'a1', '10.100.0.9', 'reach');
+    });
 
     // TCP: one iperf3 stream a1 → b1.
     const server = spawn('ip', ['netns', 'exec', topo.pods.get('b1')!.netns, 'iperf3', '-s', '-p', '5201'], { stdio: 'ignore' });

@@ -9,7 +9,7 @@
 //   pod netns ─VF veth─ representor ─┐                       ┌─ representor ─VF veth─ pod netns
 //                           node A data plane ─ uplink ─┐ ┌─ uplink ─ node B data plane
 //                                                  underlay netns: bridge ── kernel node (vxlan)
-import { spawnSync, type ChildProcess } from 'node:child_process';
+import { execFile, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -405,10 +405,20 @@ export class Topology {
   }
 
   ping(from: string, to: string, count = 3): { ok: boolean; received: number; rtts: number[] } {
-    const r = this.exec(from, ['ping', '-c', String(count), '-i', '0.2', '-W', '2', to]);
-    const m = /(\d+) received/.exec(r.stdout);
-    const rtts = [...r.stdout.matchAll(/time=([\d.]+) ms/g)].map((x) => Number(x[1]));
-    return { ok: r.code === 0, received: m ? Number(m[1]) : 0, rtts };
+    const r = this.exec(from, pingArgs(to, count));
+    return pingResult(r.code, r.stdout);
+  }
+
+  /** ping() without blocking: several run at once (a check that must get no reply waits
+   *  out its -W, and need not wait for the others'). */
+  pingAsync(from: string, to: string, count = 3): Promise<{ ok: boolean; received: number; rtts: number[] }> {
+    const p = this.pods.get(from);
+    return new Promise((res) => {
+      execFile('ip', ['netns', 'exec', p ? p.netns : from, ...pingArgs(to, count)], { encoding: 'utf8', timeout: 30_000 }, (err, stdout) => {
+        const code = err ? (typeof err.code === 'number' ? err.code : -1) : 0;
+        res(pingResult(code, stdout ?? ''));
+      });
+    });
   }
 
   async control(node: string, req: Record<string, unknown>): Promise<Record<string, unknown>> {
@@ -463,4 +473,12 @@ export class Topology {
     }
     return problems;
   }
+}
+
+const pingArgs = (to: string, count: number) => ['ping', '-c', String(count), '-i', '0.2', '-W', '2', to];
+
+function pingResult(code: number, stdout: string): { ok: boolean; received: number; rtts: number[] } {
+  const m = /(\d+) received/.exec(stdout);
+  const rtts = [...stdout.matchAll(/time=([\d.]+) ms/g)].map((x) => Number(x[1]));
+  return { ok: code === 0, received: m ? Number(m[1]) : 0, rtts };
 }

@@ -104,7 +104,9 @@ describe.sequential('interrupted long commands clean up', () => {
     }, 120000);
 
     it('bench cni: SIGTERM mid-run removes its simulated NIC, namespace, server and data plane', async () => {
-      const r = await interrupt(['bench', 'cni', '--runs', '500', '--standalone-runs', '0', '--vxlan'], (e) => /\b50\/500\b/.test(e), 120000);
+      // Ready once it measures: its simulated NIC, server and data plane are up, and the
+      // signal lands among the first ADDs.
+      const r = await interrupt(['bench', 'cni', '--runs', '500', '--standalone-runs', '0', '--vxlan'], (e) => e.includes('500 ADD+DEL runs each'), 120000);
       expect(r.code, r.stderr).toBe(143);
       const ns = spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).stdout;
       expect(ns).not.toMatch(/^bc[0-9a-z]+-/m);
@@ -141,14 +143,16 @@ describe.sequential('interrupted long commands clean up', () => {
       expect(spawnSync('ip', ['-br', 'link'], { encoding: 'utf8' }).stdout.split('\n').filter((l) => l.startsWith(prefix))).toEqual([]);
     }, 150000);
 
+    // (Seconds of traffic: enough for the poll to see iperf3's client, or the least when
+    // the traffic is not where the signal lands.)
     it.each([
-      ['while pods get VFs', (e: string) => e.includes('2. pods get VFs')],
-      ['during its TCP traffic', (e: string) => e.includes('3. traffic') && pgrep('iperf3 -c 10.100.0.2') !== ''],
+      ['while pods get VFs', (e: string) => e.includes('2. pods get VFs'), '1'],
+      ['during its TCP traffic', (e: string) => e.includes('3. traffic') && pgrep('iperf3 -c 10.100.0.2') !== '', '4'],
       // (It exited 0, its simulated NIC's links left and its work directory, which the next
       // demo sweeps from, removed, when the signal killed an `ip` of the teardown.)
-      ['while it tears down', (e: string) => e.includes('5. tearing down')],
-    ])('Ctrl-C (SIGINT to its process group) %s: exits 130 as interrupted, reports no failure, and leaves no namespace', async (_, ready) => {
-      const r = await interrupt(['demo', '--seconds', '4'], ready, 120000, true);
+      ['while it tears down', (e: string) => e.includes('5. tearing down'), '1'],
+    ])('Ctrl-C (SIGINT to its process group) %s: exits 130 as interrupted, reports no failure, and leaves no namespace', async (_, ready, seconds) => {
+      const r = await interrupt(['demo', '--seconds', seconds], ready, 120000, true);
       expect(r.code, r.stderr).toBe(130);
       expect(r.stderr).toContain('SIGINT: tearing the demo down');
       expect(r.stderr).not.toMatch(/failed|error|FAIL/i);
