@@ -280,8 +280,32 @@ export function isRefusal(e: unknown): boolean {
   return e instanceof Error && refusals.has(e);
 }
 
-/** One request, one reply. Throws VfpError with the daemon's kind and message. */
-export function request(path: string, req: Record<string, unknown>, timeoutMs = 10_000): Promise<Record<string, unknown>> {
+/** How long a client waits for the data plane's reply unless a caller says otherwise. */
+export const REPLY_MS = 10_000;
+
+/** REPLY_MS, or VFPLANE_CONTROL_TIMEOUT_MS (milliseconds, 1–600000) from the
+ *  environment: a node whose data plane answers slowly under load, or a test of one that
+ *  never answers. A caller's shorter wait (a status probe) stays the shorter. */
+export function replyTimeoutMs(shorter?: number): number {
+  const raw = process.env.VFPLANE_CONTROL_TIMEOUT_MS;
+  let ms = REPLY_MS;
+  if (raw !== undefined && raw !== '') {
+    const n = Number(raw);
+    if (!/^[0-9]+$/.test(raw) || n < 1 || n > 600_000) throw invalid(`VFPLANE_CONTROL_TIMEOUT_MS=${JSON.stringify(raw)} is not a number of milliseconds from 1 to 600000; set it to one, or unset it for ${REPLY_MS}`);
+    ms = n;
+  }
+  return shorter === undefined ? ms : Math.min(shorter, ms);
+}
+
+/** One request, one reply, waiting replyTimeoutMs(atMostMs) for it. Throws VfpError
+ *  with the daemon's kind and message. */
+export function request(path: string, req: Record<string, unknown>, atMostMs?: number): Promise<Record<string, unknown>> {
+  let timeoutMs: number;
+  try {
+    timeoutMs = replyTimeoutMs(atMostMs);
+  } catch (e) {
+    return Promise.reject(e);
+  }
   return new Promise((resolve, reject) => {
     let s = createConnection(path);
     let buf = '';

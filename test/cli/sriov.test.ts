@@ -346,8 +346,8 @@ describePrivileged('operator CLI on a simulated NIC', { netns: true }, () => {
   };
   /** vfplane with the global flags, as a child this process does not wait on (its event
    *  loop stays free: a data plane stand-in served here can accept the CLI's connection). */
-  const runAsync = (args: string[]) => new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
-    const p = spawn(process.execPath, [BIN, ...args, ...g]);
+  const runAsync = (args: string[], env: Record<string, string> = {}) => new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+    const p = spawn(process.execPath, [BIN, ...args, ...g], { env: { ...process.env, ...env } });
     let stdout = '';
     let stderr = '';
     p.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
@@ -428,8 +428,10 @@ describePrivileged('operator CLI on a simulated NIC', { netns: true }, () => {
       srv.close(() => r());
     });
     const [a, b] = await overlayOrphans(['ns1/ovl-mute1', 'ns1/ovl-mute2'], [sock, sock]);
+    // Its replies waited for 2 s, not 10 (the status probe's 5 s is the shorter of the two).
+    const quick = { VFPLANE_CONTROL_TIMEOUT_MS: '2000' };
     try {
-      const r = await runAsync(['gc', '--dry-run', '--json']);
+      const r = await runAsync(['gc', '--dry-run', '--json'], quick);
       expect(r.code, r.stderr).toBe(0);
       const dry = JSON.parse(r.stdout);
       noProse(dry);
@@ -439,7 +441,7 @@ describePrivileged('operator CLI on a simulated NIC', { netns: true }, () => {
           pci: x.pci, owner: expect.objectContaining({ name }), state: 'gone', released: false,
           putBack: [{ step: 'overlay', detached: false, why, dry: true }],
           failure: 'cannot-tell',
-          error: `whether the data plane at ${sock} would take it off the overlay: it did not answer status (the data plane at ${sock} did not answer status within 5000 ms)`,
+          error: `whether the data plane at ${sock} would take it off the overlay: it did not answer status (the data plane at ${sock} did not answer status within 2000 ms)`,
         });
       }
       // Asked once for both (one connection, one wait), and for its status only.
@@ -449,15 +451,15 @@ describePrivileged('operator CLI on a simulated NIC', { netns: true }, () => {
         expect(json(['vf', 'show', x.pci]).allocation).toMatchObject({ owner: { name }, attachment: { vxlan: { vni: 100 }, dataplane: sock } });
       }
       // The real gc asks that data plane, as the dry run said it would. It still never
-      // answers: one detach and one wait (10 s) for both VFs, not one per VF; each VF is
-      // put back and released, its overlay step saying why it was not taken off.
+      // answers: one detach and one wait for both VFs, not one per VF; each VF is put back
+      // and released, its overlay step saying why it was not taken off.
       got.length = 0;
-      const res = await runAsync(['gc', '--json']);
+      const res = await runAsync(['gc', '--json'], quick);
       expect(res.code, res.stderr).toBe(0);
       for (const x of [a!, b!]) {
         expect(JSON.parse(res.stdout).find((rec: any) => rec.pci === x.pci)).toEqual({
           pci: x.pci, owner: expect.any(Object), state: 'gone', released: true,
-          putBack: [{ step: 'overlay', detached: false, why: `not taken off the overlay (the data plane at ${sock} did not answer detach within 10000 ms); the data plane drops it at its next start` }],
+          putBack: [{ step: 'overlay', detached: false, why: `not taken off the overlay (the data plane at ${sock} did not answer detach within 2000 ms); the data plane drops it at its next start` }],
         });
         expect(json(['vf', 'show', x.pci]).allocation).toBeNull();
       }

@@ -1017,7 +1017,8 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
       expect(call('ADD', confA, ea).code).toBe(0);
       ph.destroy();
       pa.destroy(); // both owners gone: gc's to collect
-      const gc = spawn(process.execPath, [join(ROOT, 'bin', 'vfplane.js'), 'gc', '--sysfs-root', m.root, '--state-dir', state], { stdio: ['ignore', 'pipe', 'pipe'] });
+      // gc waits 5 s for the detach (10 by default): the DEL and ADD below run meanwhile.
+      const gc = spawn(process.execPath, [join(ROOT, 'bin', 'vfplane.js'), 'gc', '--sysfs-root', m.root, '--state-dir', state], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, VFPLANE_CONTROL_TIMEOUT_MS: '5000' } });
       let gcOut = '';
       gc.stdout.on('data', (d) => (gcOut += d));
       gc.stderr.on('data', (d) => (gcOut += d));
@@ -1058,11 +1059,11 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
     try {
       expect(call('ADD', conf, e).code).toBe(0);
       expect(vfpJson(['vf', 'show', '0000:5e:02.5']).settings).toMatchObject({ vlan: 100, trust: true });
-      const gc = call('GC', { ...conf, 'cni.dev/valid-attachments': [] });
+      const gc = call('GC', { ...conf, 'cni.dev/valid-attachments': [] }, { extra: { VFPLANE_CONTROL_TIMEOUT_MS: '1500' } });
       expect(gc.code).toBe(1);
       expect(gc.out).toMatchObject({ code: 5, msg: expect.stringContaining('VF 0000:5e:02.5 (') });
       expect(gc.out.msg).toContain('stays allocated, not put back');
-      expect(gc.out.msg).toContain('did not answer detach');
+      expect(gc.out.msg).toContain('did not answer detach within 1500 ms');
       const held = vfpJson(['vf', 'show', '0000:5e:02.5']);
       expect(held.allocation?.owner.containerId).toBe('gchang01');
       expect(held.settings).toMatchObject({ vlan: 0, trust: false });

@@ -62,7 +62,8 @@ describePrivileged('the data plane control socket', { netns: true, commands: ['p
         while (sent < 300_000 && peak - before < 120 * MiB && Date.now() < deadline) {
           const more = c.write(chunk);
           sent += 1000;
-          if (!more && !(await Promise.race([once(c, 'drain').then(() => true), sleep(deadline - Date.now()).then(() => false)]))) break;
+          // No drain for 3 s: the daemon has stopped reading (before, it never did).
+          if (!more && !(await Promise.race([once(c, 'drain').then(() => true), sleep(Math.min(3000, deadline - Date.now())).then(() => false)]))) break;
         }
         await sleep(1000);
         clearInterval(sample);
@@ -132,12 +133,12 @@ describePrivileged('the data plane control socket', { netns: true, commands: ['p
       expect(JSON.parse(h).error.message).toBe('an unfinished request (10 bytes without a newline) for 3 s; the connection is closed: end each request with "\\n"');
       // A client that keeps asking is not idle.
       const busy = await idleClient();
-      for (let i = 0; i < 5; i++) {
+      for (let i = 0; i < 3; i++) {
         busy.c.write('{"op":"status"}\n');
         await sleep(IDLE_MS / 2);
       }
       expect(busy.c.destroyed).toBe(false);
-      expect(busy.got().trim().split('\n')).toHaveLength(5);
+      expect(busy.got().trim().split('\n')).toHaveLength(3);
       busy.c.destroy();
     }, 30_000);
 
@@ -318,6 +319,37 @@ describe('a client of the control protocol', () => {
     await new Promise<void>((r) => srv.listen(sock, r));
     try {
       await expect(request(sock, { op: 'status' })).rejects.toThrow(`${sock} sent more than 1048576 bytes without ending its reply to status: not a vfplane data plane`);
+    } finally {
+      srv.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+// How long a client waits for a reply: 10 s, or VFPLANE_CONTROL_TIMEOUT_MS.
+describe('a client\'s wait for a reply', () => {
+  it('is VFPLANE_CONTROL_TIMEOUT_MS when set; a value that is not milliseconds is refused, naming it and the fix, before connecting', async () => {
+    const { createServer } = await import('node:net');
+    const { mkdtempSync, rmSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const dir = mkdtempSync(join(tmpdir(), 'vfplane-mute-'));
+    const sock = join(dir, 'mute.sock');
+    let conns = 0;
+    const srv = createServer((c) => { conns++; c.on('error', () => undefined); }); // never answers
+    await new Promise<void>((r) => srv.listen(sock, r));
+    try {
+      const t0 = Date.now();
+      const r = await vfplaneAsync(['dataplane', 'status', '--socket', sock], { env: { VFPLANE_CONTROL_TIMEOUT_MS: '700' } });
+      expect(r.code, r.stderr).toBe(1);
+      expect(r.stderr).toContain(`the data plane at ${sock} did not answer status within 700 ms`);
+      expect(Date.now() - t0).toBeLessThan(10_000);
+      expect(conns).toBe(1);
+      for (const bad of ['abc', '0', '-5', '1.5', '600001', ' 9']) {
+        const b = await vfplaneAsync(['dataplane', 'status', '--socket', sock], { env: { VFPLANE_CONTROL_TIMEOUT_MS: bad } });
+        expect(b.code, b.stderr).not.toBe(0);
+        expect(b.stderr).toContain(`VFPLANE_CONTROL_TIMEOUT_MS=${JSON.stringify(bad)} is not a number of milliseconds from 1 to 600000; set it to one, or unset it for 10000`);
+      }
+      expect(conns).toBe(1); // none of those connected
     } finally {
       srv.close();
       rmSync(dir, { recursive: true, force: true });
