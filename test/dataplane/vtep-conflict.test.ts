@@ -13,7 +13,7 @@ import { expect, it } from 'vitest';
 import { request } from '../../src/dataplane/control.js';
 import { dataplaneOn, vfplane } from '../helpers/cli.js';
 import { describePrivileged } from '../helpers/privileged.js';
-import { uplinkNetns } from '../helpers/underlay.js';
+import { pastAnnouncements, uplinkNetns } from '../helpers/underlay.js';
 
 type Conflict = { frames: number; mac: string; secondsAgo: number };
 
@@ -99,11 +99,7 @@ describePrivileged('another host claiming our VTEP address', { netns: true, comm
       // Past the data plane's two announcements of its VTEP (unsolicited advertisements
       // at start and a second later): one that reaches the kernel during its duplicate
       // address detection fails it at once, before the kernel says anything of its own.
-      for (let i = 0; i < 30; i++) {
-        const st = (await request(dp.socket, { op: 'stats' })) as unknown as { counters: { misc: Record<string, number> } };
-        if ((st.counters.misc.announcements ?? 0) >= 2) break;
-        await new Promise((r) => setTimeout(r, 100));
-      }
+      await pastAnnouncements(dp.socket);
       expect(await conflict(dp.socket)).toBeUndefined();
       e.n.ip(['-6', 'addr', 'add', '2001:db8::1/64', 'dev', upp]);
       const c = await untilConflict(dp.socket);

@@ -3,6 +3,7 @@
 // representor's veth pairs, from which frames are sent as the underlay would.
 import { afterAll, beforeAll } from 'vitest';
 import type { DpSpec } from '../../src/dataplane/dp.js';
+import { request } from '../../src/dataplane/control.js';
 import { resolveTunnel } from '../../src/packet/config.js';
 import { parseIp, parseMac } from '../../src/util/addr.js';
 import { udp4, vxlan4 } from './frames.js';
@@ -25,6 +26,17 @@ export function nodeSpec(peers = 1): Omit<DpSpec, 'uplink' | 'atts'> {
 
 /** Waits `ms` on this thread while the workers run on theirs (a busy wait: the test's
  *  synchronous calls into the data plane leave the event loop nothing to do). */
+/** Waits (3 s at most) until the daemon at SOCKET has sent both announcements of its
+ *  VTEP (at start and a second later): a test that captures on the underlay, or whose
+ *  kernel is in duplicate address detection, then sees only what it caused. */
+export async function pastAnnouncements(socket: string): Promise<void> {
+  for (let i = 0; i < 30; i++) {
+    const st = (await request(socket, { op: 'stats' })) as unknown as { counters: { misc: Record<string, number> } };
+    if ((st.counters.misc.announcements ?? 0) >= 2) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
 export function spin(ms: number): void {
   const t = Date.now();
   while (Date.now() - t < ms) {
