@@ -2,7 +2,7 @@
 // plugin's resource selectors (and read from its config file as well as from ours).
 // Every given field must match; within a field any listed value may match.
 import * as fs from 'node:fs';
-import { z } from 'zod';
+import * as z from '../util/z.js';
 import { parsePci, parseIfname, USERSPACE_DRIVERS } from '../sriov/pci.js';
 import type { VfInfo } from '../sriov/types.js';
 import type { VfPlace, VfRef } from '../sriov/discover.js';

@@ -3,7 +3,7 @@
 // commands act on. Unknown top-level keys are accepted, as CNI configs carry extras
 // (Multus adds pciBusID, runtimes add theirs); our own nested objects are strict.
 // This module loads zod, so main imports it only after VERSION has been ruled out.
-import { z } from 'zod';
+import * as z from '../util/z.js';
 import { likelyTypo, withGuesses } from '../util/typo.js';
 import { fieldsAt } from '../util/zod.js';
 import { isIP } from 'node:net';

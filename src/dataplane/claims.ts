@@ -9,7 +9,7 @@ import { netnsId } from '../net/ip.js';
 import { closeSync, existsSync, fstatSync, ftruncateSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { constants } from 'node:os';
 import { join } from 'node:path';
-import { z } from 'zod';
+import * as z from '../util/z.js';
 import { conflict, systemError } from '../util/errors.js';
 import { loadAddon } from './addon.js';
 import { runDir } from '../util/run-dir.js';

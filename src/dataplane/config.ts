@@ -4,7 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { parse as parseYaml } from 'yaml';
-import { z } from 'zod';
+import * as z from '../util/z.js';
 import { badFile, invalid, notFound, VfpError } from '../util/errors.js';
 import { canonCidr, formatIp, formatMac, isStationMac, parseIp, parseMac } from '../util/addr.js';
 import { NODE_NAME } from '../util/names.js';

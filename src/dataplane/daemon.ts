@@ -7,7 +7,7 @@ import { copyFileSync, existsSync, readFileSync, renameSync, writeFileSync } fro
 import { createServer, type Server } from 'node:http';
 import { isIP } from 'node:net';
 import { join, resolve } from 'node:path';
-import { z } from 'zod';
+import * as z from '../util/z.js';
 import { DataPlane, DROPS_PER_WORKER_MAX, LEARNED_LIST_MAX, noPortCounters, noVniCounters, type Backend, type BackendCounters, type DpCounters, type DpSpec, type PortInfo } from './dp.js';
 import { ControlServer, overlayAttachRequest, probe, refuseNonSocket, trySocketPath, type OverlayConf } from './control.js';
 import { attachSchema, dropVtep, fdbSchema, formatVniRanges, macString, metricsAddr, peerSchema, podBackendOf, reloadSummary, socketPath, tenancyRefusal, vniNumber, ipString, zodMessage, type AttachRequest, type DaemonConfig } from './config.js';

@@ -3,7 +3,7 @@
 // is listed here and nothing else).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { z } from 'zod';
+import * as z from '../util/z.js';
 import { SIM_MAKING_MARKER, SIM_MARKER } from '../sriov/sysfs.js';
 import { conflict, notFound, systemError } from '../util/errors.js';
 import { jsonParseError } from '../util/json.js';

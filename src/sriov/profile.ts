@@ -1,10 +1,10 @@
 // hw-profiles: what each NIC family can do, one JSON file per family, each fact with the
-// source that states it. This module validates them (the only importer of zod, so the
-// CLI loads it lazily) and matches PCI vendor:device IDs to a family.
+// source that states it. This module validates them (with zod) and matches PCI
+// vendor:device IDs to a family.
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { z } from 'zod';
+import * as z from '../util/z.js';
 import { badFile, invalid, notFound } from '../util/errors.js';
 import type { HwProfile, OffloadTier } from './types.js';
 

@@ -1,7 +1,7 @@
 // How a zod failure reads in an error message, for every file and request validated
 // with zod at the edge (the data plane's config and control requests, the simulator's
 // manifest).
-import type { z } from 'zod';
+import type * as z from './z.js';
 import { withGuesses } from './typo.js';
 
 /** The first problem of a zod failure, as "field: message (got value)"; a problem with
