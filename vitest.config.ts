@@ -51,7 +51,7 @@ export default defineConfig({
           exclude: SERIAL,
           // Two files at a time on this 2-core machine: most of a file's time is spent
           // waiting on processes, the kernel and timeouts, not on its own CPU.
-          maxWorkers: 3,
+          maxWorkers: 2,
           sequence: { groupOrder: 0 },
         },
       },
