@@ -463,7 +463,7 @@ export async function dpDrops(o: ClientOpts & { count: number; wait: number; rea
   } finally {
     await request(s, { op: 'drops-arm', count: 0 }).catch(() => undefined);
   }
-  drops = drops.sort((a, b) => a.time.localeCompare(b.time)).slice(0, o.count);
+  drops = drops.sort((a, b) => (a.time < b.time ? -1 : a.time > b.time ? 1 : 0)).slice(0, o.count); // ISO times
   const secs = ((Date.now() - t0) / 1000).toFixed(1);
   if (o.json) return printJson({ drops, seconds: Number(secs) });
   const what = o.reason ? ` for ${o.reason.join(', ')}` : '';

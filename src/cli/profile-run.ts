@@ -1,7 +1,7 @@
 // The work behind `vfplane profile list|show`: load and validate the hw-profiles, then
 // print them as tables (humans) or as the profiles themselves (--json).
 import Table from 'cli-table3';
-import { FACT_PATHS, getProfile, loadProfiles } from '../sriov/profile.js';
+import { factPaths, getProfile, loadProfiles } from '../sriov/profile.js';
 import type { HwProfile } from '../sriov/types.js';
 import { printJson } from './output.js';
 
@@ -94,9 +94,9 @@ export async function runShow(name: string, o: ProfileOpts): Promise<void> {
     return;
   }
   // Not a table: sources are long URLs, and a table cell would break them where they can no longer be copied.
-  const width = Math.max(...FACT_PATHS.map((f) => f.length)) + 2;
+  const width = Math.max(...factPaths().map((f) => f.length)) + 2;
   const out: string[] = [`${p.name}: ${p.description}`, `file: ${p.file}`, `PFs on this node: ${here.join(', ') || 'none'}`, ''];
-  for (const path of FACT_PATHS) {
+  for (const path of factPaths()) {
     const v = valueAt(p, path);
     if (v === undefined) {
       out.push(path.padEnd(width) + `– (${path.split('.')[0]} left out: the kernel decides)`);

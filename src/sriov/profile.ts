@@ -1,6 +1,10 @@
 // hw-profiles: what each NIC family can do, one JSON file per family, each fact with the
 // source that states it. This module validates them (with zod) and matches PCI
-// vendor:device IDs to a family.
+// vendor:device IDs to a family. Nearly every command reads them, and building the schema
+// and validating six files is ~25 ms of a ~300 ms `vf list` or CNI ADD: the build
+// validates the shipped files (scripts/validate-profiles.mjs writes their text and what
+// validation made of each next to dist/sriov/profile.js), and a file whose text is one of
+// those is taken as validated. Any other (an operator's, an edited one) is validated here.
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -16,80 +20,91 @@ const PCI_ID_RE = /^[0-9a-f]{4}:[0-9a-f]{4}$/;
 // repository, optionally followed by a note after whitespace.
 const SOURCE_RE = /^(https:\/\/\S+|(linux|dpdk):[^\s/]\S*|[A-Za-z0-9_][\w.#-]*\/[\w./#-]*)(\s+\S.*)?$/s;
 
-// Every check on a field carries the same message, so an error reads
-// "limits.maxVfsPerPf: expected a positive integer, got "64"" whatever failed.
-const e = (msg: string) => ({ error: msg });
-const POS_INT = 'expected a positive integer';
-const posInt = () => z.number(e(POS_INT)).int(e(POS_INT)).positive(e(POS_INT));
-const BOOL = 'expected true or false';
-const bool = () => z.boolean(e(BOOL));
-const ID = 'expected a PCI ID "vvvv:dddd" in lower-case hex, like "8086:1572"';
-const ids = () =>
-  z.array(z.string(e(ID)).regex(PCI_ID_RE, e(ID)), e('expected a non-empty array of PCI IDs like "8086:1572"'))
-    .min(1, e('expected a non-empty array of PCI IDs like "8086:1572"'));
-const DRIVER = 'expected a kernel driver name as in /sys/bus/pci/drivers, like "i40e"';
-const driver = () => z.string(e(DRIVER)).regex(/^[A-Za-z0-9_.-]+$/, e(DRIVER));
-const SOURCE = 'expected a URL (https://…), linux:PATH, dpdk:PATH or a repository path, optionally followed by a note';
+/** The schema, the fact paths and the optional sections, built on first use. */
+function makeSchema() {
+  // Every check on a field carries the same message, so an error reads
+  // "limits.maxVfsPerPf: expected a positive integer, got "64"" whatever failed.
+  const e = (msg: string) => ({ error: msg });
+  const POS_INT = 'expected a positive integer';
+  const posInt = () => z.number(e(POS_INT)).int(e(POS_INT)).positive(e(POS_INT));
+  const BOOL = 'expected true or false';
+  const bool = () => z.boolean(e(BOOL));
+  const ID = 'expected a PCI ID "vvvv:dddd" in lower-case hex, like "8086:1572"';
+  const ids = () =>
+    z.array(z.string(e(ID)).regex(PCI_ID_RE, e(ID)), e('expected a non-empty array of PCI IDs like "8086:1572"'))
+      .min(1, e('expected a non-empty array of PCI IDs like "8086:1572"'));
+  const DRIVER = 'expected a kernel driver name as in /sys/bus/pci/drivers, like "i40e"';
+  const driver = () => z.string(e(DRIVER)).regex(/^[A-Za-z0-9_.-]+$/, e(DRIVER));
+  const SOURCE = 'expected a URL (https://…), linux:PATH, dpdk:PATH or a repository path, optionally followed by a note';
+  const schema = z.strictObject({
+    name: z.string(e('expected the file stem')).regex(/^[a-z0-9][a-z0-9_-]*$/, e('expected lower-case letters, digits, "_" or "-" (the file stem)')),
+    description: z.string(e('expected a non-empty string')).trim().min(1, e('expected a non-empty string')),
+    pf: z.strictObject({ ids: ids(), driver: driver(), afxdpZeroCopy: bool() }, e('expected an object {ids, driver, afxdpZeroCopy}')),
+    vf: z.strictObject({ ids: ids(), driver: driver(), afxdpZeroCopy: bool() }, e('expected an object {ids, driver, afxdpZeroCopy}')),
+    dpdk: z.strictObject({
+      pmd: z.string(e('expected a DPDK driver name, like "net_iavf"')).regex(/^[a-z0-9_]+$/, e('expected a DPDK driver name, like "net_iavf"')),
+      vfNeedsVfio: bool(),
+      bifurcated: bool(),
+    }, e('expected an object {pmd, vfNeedsVfio, bifurcated}')),
+    limits: z.strictObject({
+      maxVfsPerPf: posInt(),
+      maxVfsPerDevice: posInt(),
+      queuesPerVfDefault: posInt(),
+      queuesPerVfMax: posInt(),
+    }, e('expected an object {maxVfsPerPf, maxVfsPerDevice, queuesPerVfDefault, queuesPerVfMax}')),
+    lineRateMbps: z.array(
+      z.number(e('expected a port speed in Mbit/s (a positive integer)')).int(e('expected a port speed in Mbit/s (a positive integer)'))
+        .positive(e('expected a port speed in Mbit/s (a positive integer)')),
+      e('expected a non-empty array of port speeds in Mbit/s'),
+    ).min(1, e('expected a non-empty array of port speeds in Mbit/s')),
+    offloads: z.strictObject({
+      outerIpv4Csum: bool(),
+      outerUdpCsum: bool(),
+      innerCsum: bool(),
+      tso: bool(),
+      innerRss: bool(),
+      vniSteering: bool(),
+      rteFlowEncapDecap: bool(),
+      tcFlowerEncapDecap: bool(),
+      switchdev: bool(),
+    }, e('expected an object of offload flags')),
+    vfSettings: z.strictObject({
+      minTxRate: bool(),
+      vlanProto8021ad: bool(),
+      maxTxRateUpToLinkSpeed: bool(),
+    }, e('expected an object {minTxRate, vlanProto8021ad, maxTxRateUpToLinkSpeed}')).optional(),
+    tier: z.literal([1, 2, 3], e('expected tier 1, 2 or 3')),
+    sources: z.record(
+      z.string(),
+      z.string(e(SOURCE)).regex(SOURCE_RE, e(SOURCE)),
+      e('expected an object mapping field paths to sources'),
+    ),
+  });
+  // Field paths that state a fact and so need an entry in `sources`: every field except
+  // name, description and sources.
+  const factPaths: readonly string[] = Object.entries(schema.shape).flatMap(([key, s]) => {
+    if (key === 'name' || key === 'description' || key === 'sources') return [];
+    const inner = s instanceof z.ZodOptional ? s.unwrap() : s;
+    return inner instanceof z.ZodObject ? Object.keys(inner.shape).map((sub) => `${key}.${sub}`) : [key];
+  });
+  // Fact sections a profile may leave out (then their facts need no source).
+  const optionalSections = new Set(Object.entries(schema.shape).filter(([, s]) => s instanceof z.ZodOptional).map(([k]) => k));
+  return { schema, factPaths, optionalSections };
+}
 
-export const HwProfileSchema = z.strictObject({
-  name: z.string(e('expected the file stem')).regex(/^[a-z0-9][a-z0-9_-]*$/, e('expected lower-case letters, digits, "_" or "-" (the file stem)')),
-  description: z.string(e('expected a non-empty string')).trim().min(1, e('expected a non-empty string')),
-  pf: z.strictObject({ ids: ids(), driver: driver(), afxdpZeroCopy: bool() }, e('expected an object {ids, driver, afxdpZeroCopy}')),
-  vf: z.strictObject({ ids: ids(), driver: driver(), afxdpZeroCopy: bool() }, e('expected an object {ids, driver, afxdpZeroCopy}')),
-  dpdk: z.strictObject({
-    pmd: z.string(e('expected a DPDK driver name, like "net_iavf"')).regex(/^[a-z0-9_]+$/, e('expected a DPDK driver name, like "net_iavf"')),
-    vfNeedsVfio: bool(),
-    bifurcated: bool(),
-  }, e('expected an object {pmd, vfNeedsVfio, bifurcated}')),
-  limits: z.strictObject({
-    maxVfsPerPf: posInt(),
-    maxVfsPerDevice: posInt(),
-    queuesPerVfDefault: posInt(),
-    queuesPerVfMax: posInt(),
-  }, e('expected an object {maxVfsPerPf, maxVfsPerDevice, queuesPerVfDefault, queuesPerVfMax}')),
-  lineRateMbps: z.array(
-    z.number(e('expected a port speed in Mbit/s (a positive integer)')).int(e('expected a port speed in Mbit/s (a positive integer)'))
-      .positive(e('expected a port speed in Mbit/s (a positive integer)')),
-    e('expected a non-empty array of port speeds in Mbit/s'),
-  ).min(1, e('expected a non-empty array of port speeds in Mbit/s')),
-  offloads: z.strictObject({
-    outerIpv4Csum: bool(),
-    outerUdpCsum: bool(),
-    innerCsum: bool(),
-    tso: bool(),
-    innerRss: bool(),
-    vniSteering: bool(),
-    rteFlowEncapDecap: bool(),
-    tcFlowerEncapDecap: bool(),
-    switchdev: bool(),
-  }, e('expected an object of offload flags')),
-  vfSettings: z.strictObject({
-    minTxRate: bool(),
-    vlanProto8021ad: bool(),
-    maxTxRateUpToLinkSpeed: bool(),
-  }, e('expected an object {minTxRate, vlanProto8021ad, maxTxRateUpToLinkSpeed}')).optional(),
-  tier: z.literal([1, 2, 3], e('expected tier 1, 2 or 3')),
-  sources: z.record(
-    z.string(),
-    z.string(e(SOURCE)).regex(SOURCE_RE, e(SOURCE)),
-    e('expected an object mapping field paths to sources'),
-  ),
-});
+let built: ReturnType<typeof makeSchema> | undefined;
+const schema = () => (built ??= makeSchema());
+type Raw = z.infer<ReturnType<typeof makeSchema>['schema']>;
 
 // The schema must describe HwProfile exactly (file is set by the loader, never by the JSON).
 type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
-const schemaIsHwProfile: Same<z.infer<typeof HwProfileSchema>, Omit<HwProfile, 'file'>> = true;
+const schemaIsHwProfile: Same<Raw, Omit<HwProfile, 'file'>> = true;
 void schemaIsHwProfile;
 
 /** Field paths that state a fact and so need an entry in `sources`: every field except name, description and sources. */
-export const FACT_PATHS: readonly string[] = Object.entries(HwProfileSchema.shape).flatMap(([key, schema]) => {
-  if (key === 'name' || key === 'description' || key === 'sources') return [];
-  const inner = schema instanceof z.ZodOptional ? schema.unwrap() : schema;
-  return inner instanceof z.ZodObject ? Object.keys(inner.shape).map((sub) => `${key}.${sub}`) : [key];
-});
-
-/** Fact sections a profile may leave out (then their facts need no source). */
-const OPTIONAL_SECTIONS = new Set(Object.entries(HwProfileSchema.shape).filter(([, s]) => s instanceof z.ZodOptional).map(([k]) => k));
+export function factPaths(): readonly string[] {
+  return schema().factPaths;
+}
 
 export interface ProfileIssue {
   file: string; // as shown: relative to the working directory when inside it
@@ -97,7 +112,6 @@ export interface ProfileIssue {
   message: string;
 }
 
-type Raw = z.infer<typeof HwProfileSchema>;
 
 /** Checks one field cannot express alone. Run only once the shape is right. */
 function crossChecks(p: Raw): Omit<ProfileIssue, 'file'>[] {
@@ -113,9 +127,10 @@ function crossChecks(p: Raw): Omit<ProfileIssue, 'file'>[] {
   if (p.limits.maxVfsPerPf > p.limits.maxVfsPerDevice) {
     out.push({ path: 'limits.maxVfsPerPf', message: `expected at most maxVfsPerDevice (${p.limits.maxVfsPerDevice}), got ${p.limits.maxVfsPerPf}` });
   }
+  const { factPaths: FACT_PATHS, optionalSections } = schema();
   for (const path of FACT_PATHS) {
     const section = path.split('.')[0]!;
-    if (OPTIONAL_SECTIONS.has(section) && (p as Record<string, unknown>)[section] === undefined) continue;
+    if (optionalSections.has(section) && (p as Record<string, unknown>)[section] === undefined) continue;
     if (!(path in p.sources)) {
       out.push({ path: 'sources', message: `missing a source for "${path}": every fact needs the URL or path that states it` });
     }
@@ -273,8 +288,31 @@ function displayPath(file: string): string {
   return rel && !rel.startsWith('..') && !isAbsolute(rel) ? rel : file;
 }
 
-/** Validates one profile's text; returns the profile or the list of what is wrong. */
-export function parseProfile(text: string, file: string): { profile: HwProfile } | { issues: ProfileIssue[] } {
+/** Next to this module in dist/, written by scripts/validate-profiles.mjs at build. */
+export const VALIDATED_FILE = './hw-profiles.validated.json';
+
+/** The build's validated shipped profiles, by their text (none under vitest, which runs
+ *  src/: every file is validated there). */
+let validatedByText: Map<string, Omit<HwProfile, 'file'>> | undefined;
+function validated(): Map<string, Omit<HwProfile, 'file'>> {
+  if (validatedByText) return validatedByText;
+  validatedByText = new Map();
+  let list: { text: string; profile: Omit<HwProfile, 'file'> }[] = [];
+  try {
+    list = JSON.parse(readFileSync(new URL(VALIDATED_FILE, import.meta.url), 'utf8'));
+  } catch {
+    // not built, or unreadable: every file is validated
+  }
+  for (const v of list) validatedByText.set(v.text, v.profile);
+  return validatedByText;
+}
+
+/** Validates one profile's text (`fresh`: whatever the build validated); returns the
+ *  profile or the list of what is wrong. */
+export function parseProfile(text: string, file: string, o: { fresh?: boolean } = {}): { profile: HwProfile } | { issues: ProfileIssue[] } {
+  const stem = basename(file, '.json');
+  const known = o.fresh ? undefined : validated().get(text);
+  if (known && known.name === stem) return { profile: { ...structuredClone(known), file } };
   const shown = displayPath(file);
   let data: unknown;
   try {
@@ -284,10 +322,9 @@ export function parseProfile(text: string, file: string): { profile: HwProfile }
     const { line, column } = lineCol(text, jsonErrorOffset(text));
     return { issues: [{ file: shown, path: '', message: `invalid JSON at line ${line} column ${column} (${msg})` }] };
   }
-  const r = HwProfileSchema.safeParse(data);
+  const r = schema().schema.safeParse(data);
   if (!r.success) return { issues: schemaIssues(data, r.error.issues).map((i) => ({ file: shown, ...i })) };
   const issues = crossChecks(r.data).map((i) => ({ file: shown, ...i }));
-  const stem = basename(file, '.json');
   if (r.data.name !== stem) issues.unshift({ file: shown, path: 'name', message: `expected "${stem}" (the file stem), got ${JSON.stringify(r.data.name)}` });
   if (issues.length) return { issues };
   return { profile: { ...r.data, file } };
@@ -403,7 +440,8 @@ export function loadProfiles(dir?: string): HwProfile[] {
       else byName.set(r.profile.name, r.profile); // a later directory's profile of the same name replaces it
     }
   }
-  const profiles = [...byName.values()].sort((a, b) => a.name.localeCompare(b.name));
+  // (By code unit: the first localeCompare of a process loads ICU's collator, ~8 ms.)
+  const profiles = [...byName.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   // A PF ID names one family; VF IDs may be shared (8086:1889 is x710's and e810's).
   // The shipped profiles claim their IDs first: a clash is then named in the operator's
   // file, which is the one to fix, whatever the names' order.

@@ -226,3 +226,30 @@ describe('broken profiles through --profiles-dir', () => {
     expect(r.stderr).toMatch(/cannot read the hw-profiles directory .*ENOENT/);
   });
 });
+
+// The build validates the shipped files (dist/sriov/hw-profiles.validated.json), and a
+// command takes a file whose text is one of them as validated: the same profiles as
+// validation gives, and nothing let through that validation would refuse.
+describe('the shipped profiles as the build validated them', () => {
+  it('are what validating them now gives', async () => {
+    const { loadProfiles, clearProfileCache } = await import('../../src/sriov/profile.js');
+    clearProfileCache();
+    const now = loadProfiles().map(({ file: _, ...p }) => p); // validated here: vitest runs src/, which has no build's file
+    const r = vfplane(['profile', 'list', '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    const listed = (JSON.parse(r.stdout) as Record<string, unknown>[]).map(({ file: _, pfsHere: __, ...p }) => p);
+    expect(listed).toEqual(now);
+    const built = JSON.parse(readFileSync(join(ROOT, 'dist', 'sriov', 'hw-profiles.validated.json'), 'utf8')) as { text: string }[];
+    expect(built.map((b) => JSON.parse(b.text).name).sort()).toEqual(now.map((p) => p.name).sort());
+  });
+
+  it('a shipped file copied as it is under another name is still refused for its stem; one edited is validated', () => {
+    const text = readFileSync(join(ROOT, 'hw-profiles', 'x710.json'), 'utf8');
+    let r = vfplane(['profile', 'list', '--profiles-dir', brokenDir('copy', text, 'intel.json')]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/intel\.json: name: expected "intel" \(the file stem\), got "x710"/);
+    r = vfplane(['profile', 'list', '--profiles-dir', brokenDir('edited', text.replace('"maxVfsPerPf": 64', '"maxVfsPerPf": "64"'))]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('x710.json: limits.maxVfsPerPf: expected a positive integer, got "64"');
+  });
+});
