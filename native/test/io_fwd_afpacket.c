@@ -11,6 +11,15 @@
 
 int vfp_io_fwd__open_afpacket(const char *netns, const char *name, const char *opts, vfp_port **out,
                               char *err, size_t errlen);
+unsigned long long vfp_io_fwd__kernel_drops_afpacket(vfp_port *p);
+
+/* Frames the kernel dropped for want of room in the port's receive ring (PACKET_STATISTICS):
+ * with rx, what the netdev received for the socket. */
+unsigned long long vfp_io_fwd__kernel_drops_afpacket(vfp_port *p) {
+    vfp_afpacket_stats st;
+    vfp_afpacket_port__stats(p, &st);
+    return (unsigned long long)st.rx_kernel_drops;
+}
 
 static const vfp_alloc heap = VFP_HEAP_ALLOC;
 
