@@ -3,8 +3,9 @@
 // idle, opens too many) may cost the daemon and the other clients.
 import { execFileSync } from 'node:child_process';
 import { once } from 'node:events';
-import { readFileSync, statSync, writeFileSync } from 'node:fs';
-import { createConnection } from 'node:net';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createConnection, createServer, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -188,7 +189,6 @@ describePrivileged('the data plane control socket', { netns: true, commands: ['p
 
   it('a client that finds the accept queue full (EAGAIN) tries again within its timeout', async () => {
     const { spawn } = await import('node:child_process');
-    const { createConnection } = await import('node:net');
     const socket = join(dir, 'busy.sock');
     // A server with a backlog of 1 whose event loop is blocked for 800 ms after listening:
     // the kernel queues two connections, and refuses the next ones with EAGAIN.
@@ -214,7 +214,6 @@ describePrivileged('the data plane control socket', { netns: true, commands: ['p
   });
 
   it('a client whose daemon closes the connection before answering says so, not "write EPIPE"', async () => {
-    const { createServer } = await import('node:net');
     const socket = join(dir, 'rude.sock');
     const server = createServer((s) => s.destroy());
     await new Promise<void>((r) => server.listen(socket, r));
@@ -302,26 +301,31 @@ describePrivileged('the data plane control socket', { netns: true, commands: ['p
 // What listens on a socket a network config names (vxlan.socket) is not trusted to answer
 // in a line: a reply is capped as requests are (it read without end, and rescanned all of
 // it at each chunk: 519 MB for 44 MB sent, in helper-66's run).
+/** A stand-in for a data plane on a socket in a new temp directory, each connection
+ *  given to `onConn`; `close()` stops it and removes the directory. */
+async function standIn(tag: string, onConn: (c: Socket) => void) {
+  const dir = mkdtempSync(join(tmpdir(), `vfplane-${tag}-`));
+  const sock = join(dir, `${tag}.sock`);
+  const srv = createServer((c) => {
+    c.on('error', () => undefined);
+    onConn(c);
+  });
+  await new Promise<void>((r) => srv.listen(sock, r));
+  return { sock, close: () => (srv.close(), rmSync(dir, { recursive: true, force: true })) };
+}
+
 describe('a client of the control protocol', () => {
   it('gives up on a reply longer than a line may be, naming the socket', async () => {
-    const { createServer } = await import('node:net');
-    const { mkdtempSync, rmSync } = await import('node:fs');
-    const { tmpdir } = await import('node:os');
-    const dir = mkdtempSync(join(tmpdir(), 'vfplane-bigreply-'));
-    const sock = join(dir, 'noisy.sock');
     const chunk = Buffer.alloc(64 << 10, 'a');
-    const srv = createServer((c) => {
-      c.on('error', () => undefined);
+    const { sock, close } = await standIn('noisy', (c) => {
       const pump = () => { while (!c.destroyed && c.write(chunk)); };
       c.on('drain', pump);
       pump();
     });
-    await new Promise<void>((r) => srv.listen(sock, r));
     try {
       await expect(request(sock, { op: 'status' })).rejects.toThrow(`${sock} sent more than 1048576 bytes without ending its reply to status: not a vfplane data plane`);
     } finally {
-      srv.close();
-      rmSync(dir, { recursive: true, force: true });
+      close();
     }
   });
 });
@@ -329,14 +333,8 @@ describe('a client of the control protocol', () => {
 // How long a client waits for a reply: 10 s, or VFPLANE_CONTROL_TIMEOUT_MS.
 describe('a client\'s wait for a reply', () => {
   it('is VFPLANE_CONTROL_TIMEOUT_MS when set; a value that is not milliseconds is refused, naming it and the fix, before connecting', async () => {
-    const { createServer } = await import('node:net');
-    const { mkdtempSync, rmSync } = await import('node:fs');
-    const { tmpdir } = await import('node:os');
-    const dir = mkdtempSync(join(tmpdir(), 'vfplane-mute-'));
-    const sock = join(dir, 'mute.sock');
     let conns = 0;
-    const srv = createServer((c) => { conns++; c.on('error', () => undefined); }); // never answers
-    await new Promise<void>((r) => srv.listen(sock, r));
+    const { sock, close } = await standIn('mute', () => conns++); // never answers
     try {
       const t0 = Date.now();
       const r = await vfplaneAsync(['dataplane', 'status', '--socket', sock], { env: { VFPLANE_CONTROL_TIMEOUT_MS: '700' } });
@@ -351,8 +349,7 @@ describe('a client\'s wait for a reply', () => {
       }
       expect(conns).toBe(1); // none of those connected
     } finally {
-      srv.close();
-      rmSync(dir, { recursive: true, force: true });
+      close();
     }
   });
 });
