@@ -8,6 +8,7 @@ import { UsageError } from './errors.js';
 import { isRepeatable } from './flags.js';
 import { isTopName, TOP, type Group } from './commands.js';
 import { interrupted } from '../util/interrupt.js';
+import { replyTimeoutMs } from '../dataplane/reply-timeout.js';
 
 const pkg = createRequire(import.meta.url)('../../package.json') as { version: string };
 
@@ -53,7 +54,10 @@ export async function buildProgram(args: readonly string[], { all = false } = {}
     .configureOutput({ outputError: (str, write) => write(str.replace(/^error: /, 'vfplane: ')) })
     // Options belong to the command they follow: `bench alloc --json` is alloc's --json.
     .enablePositionalOptions()
-    .exitOverride();
+    .exitOverride()
+    // A setting from the environment that a command may need half-way (a data plane's
+    // reply wait, for gc and set-numvfs among others) is refused before any command runs.
+    .hook('preAction', () => void replyTimeoutMs());
   const named = commandNamed(args);
   // Every group registers in GROUPS' order, which is the table's: the help lists them so.
   const groups: Group[] = all ? (Object.keys(GROUPS) as Group[]) : named !== undefined && isTopName(named) ? [TOP[named].group] : [];

@@ -4,6 +4,7 @@
 // against the reference plugins, so zod (conf.js) and the store (plugin.js) load only
 // after VERSION has been answered.
 import { Phases } from '../util/phases.js';
+import { replyTimeoutMs } from '../dataplane/reply-timeout.js';
 import type { NetConf } from './conf.js';
 import type { Logger } from './log.js';
 import type { CniResult } from './result.js';
@@ -152,6 +153,13 @@ export async function main(env: NodeJS.ProcessEnv = process.env, io: MainIo = pr
       return 0;
     }
     const cniEnv = parseEnv(env);
+    // Read half-way through an overlay ADD or DEL (the data plane's reply wait): refused
+    // before anything is done, as a CNI_* variable is.
+    try {
+      replyTimeoutMs();
+    } catch (err) {
+      throw new CniError(ERR.INVALID_ENV, (err as Error).message);
+    }
 
     const { decodeConf, loadConf } = await import('./conf.js');
     const raw = await decodeConf(text);

@@ -8,6 +8,9 @@ import { dirname } from 'node:path';
 import { VfpError, type ErrorKind, invalid, systemError, unavailable } from '../util/errors.js';
 import { nestedDeeperThan } from '../util/json.js';
 import { makeDirs } from '../util/fs.js';
+import { replyTimeoutMs } from './reply-timeout.js';
+
+export { REPLY_MS, replyTimeoutMs } from './reply-timeout.js';
 
 export type Handler = (req: Record<string, unknown>) => Promise<Record<string, unknown>> | Record<string, unknown>;
 
@@ -278,23 +281,6 @@ const refusal = (e: VfpError) => (refusals.add(e), e);
  *  no), not for want of one (no daemon, a timeout, a closed connection). */
 export function isRefusal(e: unknown): boolean {
   return e instanceof Error && refusals.has(e);
-}
-
-/** How long a client waits for the data plane's reply unless a caller says otherwise. */
-export const REPLY_MS = 10_000;
-
-/** REPLY_MS, or VFPLANE_CONTROL_TIMEOUT_MS (milliseconds, 1–600000) from the
- *  environment: a node whose data plane answers slowly under load, or a test of one that
- *  never answers. A caller's shorter wait (a status probe) stays the shorter. */
-export function replyTimeoutMs(shorter?: number): number {
-  const raw = process.env.VFPLANE_CONTROL_TIMEOUT_MS;
-  let ms = REPLY_MS;
-  if (raw !== undefined && raw !== '') {
-    const n = Number(raw);
-    if (!/^[0-9]+$/.test(raw) || n < 1 || n > 600_000) throw invalid(`VFPLANE_CONTROL_TIMEOUT_MS=${JSON.stringify(raw)} is not a number of milliseconds from 1 to 600000; set it to one, or unset it for ${REPLY_MS}`);
-    ms = n;
-  }
-  return shorter === undefined ? ms : Math.min(shorter, ms);
 }
 
 /** One request, one reply, waiting replyTimeoutMs(atMostMs) for it. Throws VfpError

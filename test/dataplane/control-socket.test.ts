@@ -1,7 +1,7 @@
 // The control socket's edges, against a real daemon on a veth uplink: what its path may
 // name, and what a client that misbehaves (pipelines without reading, holds connections
 // idle, opens too many) may cost the daemon and the other clients.
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createConnection, createServer, type Socket } from 'node:net';
@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startDataplane, vfplane, vfplaneAsync } from '../helpers/cli.js';
+import { ROOT, startDataplane, vfplane, vfplaneAsync } from '../helpers/cli.js';
 import { describePrivileged } from '../helpers/privileged.js';
 import { request } from '../../src/dataplane/control.js';
 import { Netns, ifname, vethIn, scratchDir } from '../helpers/netns.js';
@@ -348,6 +348,19 @@ describe('a client\'s wait for a reply', () => {
         expect(b.stderr).toContain(`VFPLANE_CONTROL_TIMEOUT_MS=${JSON.stringify(bad)} is not a number of milliseconds from 1 to 600000; set it to one, or unset it for 10000`);
       }
       expect(conns).toBe(1); // none of those connected
+      // Refused when any command starts, not when it first asks a data plane: a command
+      // that asks half-way (gc, pf set-numvfs) swallowed it as "no answer" and went on.
+      const early = await vfplaneAsync(['profile', 'list'], { env: { VFPLANE_CONTROL_TIMEOUT_MS: '5s' } });
+      expect([early.code, early.stdout, early.stderr]).toEqual([2, '', expect.stringContaining('VFPLANE_CONTROL_TIMEOUT_MS="5s" is not a number of milliseconds')]);
+      expect((await vfplaneAsync(['--help'], { env: { VFPLANE_CONTROL_TIMEOUT_MS: '5s' } })).code).toBe(0);
+      // And by the CNI plugin, as a bad CNI_* variable is (code 4), before it reads its config.
+      const cni = spawnSync(process.execPath, [join(ROOT, 'bin', 'vfplane-cni.js')], {
+        input: JSON.stringify({ cniVersion: '1.0.0', name: 'n', type: 'vfplane-cni', deviceID: '0000:5e:02.0' }),
+        env: { ...process.env, VFPLANE_CONTROL_TIMEOUT_MS: '5s', CNI_COMMAND: 'DEL', CNI_CONTAINERID: 'c0ffee01', CNI_IFNAME: 'net1', CNI_PATH: '/usr/lib/cni' },
+        encoding: 'utf8',
+      });
+      expect(cni.status).toBe(1);
+      expect(JSON.parse(cni.stdout)).toMatchObject({ code: 4, msg: expect.stringContaining('VFPLANE_CONTROL_TIMEOUT_MS="5s"') });
     } finally {
       close();
     }
