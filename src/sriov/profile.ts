@@ -291,19 +291,23 @@ function displayPath(file: string): string {
 /** Next to this module in dist/, written by scripts/validate-profiles.mjs at build. */
 export const VALIDATED_FILE = './hw-profiles.validated.json';
 
-/** The build's validated shipped profiles, by their text (none under vitest, which runs
- *  src/: every file is validated there). */
+/** The build's validated shipped profiles, by their text: none under vitest (which runs
+ *  src/), when the build failed (it leaves no list), or when this module is not the one
+ *  the list was made with (a `tsc` alone since): every file is validated then. */
 let validatedByText: Map<string, Omit<HwProfile, 'file'>> | undefined;
 function validated(): Map<string, Omit<HwProfile, 'file'>> {
   if (validatedByText) return validatedByText;
   validatedByText = new Map();
-  let list: { text: string; profile: Omit<HwProfile, 'file'> }[] = [];
   try {
-    list = JSON.parse(readFileSync(new URL(VALIDATED_FILE, import.meta.url), 'utf8'));
+    const built = JSON.parse(readFileSync(new URL(VALIDATED_FILE, import.meta.url), 'utf8')) as {
+      module: { size: number; mtimeMs: number };
+      profiles: { text: string; profile: Omit<HwProfile, 'file'> }[];
+    };
+    const me = statSync(fileURLToPath(import.meta.url));
+    if (built.module.size === me.size && Math.trunc(built.module.mtimeMs) === Math.trunc(me.mtimeMs)) for (const v of built.profiles) validatedByText.set(v.text, v.profile);
   } catch {
     // not built, or unreadable: every file is validated
   }
-  for (const v of list) validatedByText.set(v.text, v.profile);
   return validatedByText;
 }
 

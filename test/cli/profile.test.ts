@@ -1,6 +1,6 @@
 // `vfplane profile list|show` as a user runs it: a child process, exit codes, stdout and stderr.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -239,8 +239,32 @@ describe('the shipped profiles as the build validated them', () => {
     expect(r.code, r.stderr).toBe(0);
     const listed = (JSON.parse(r.stdout) as Record<string, unknown>[]).map(({ file: _, pfsHere: __, ...p }) => p);
     expect(listed).toEqual(now);
-    const built = JSON.parse(readFileSync(join(ROOT, 'dist', 'sriov', 'hw-profiles.validated.json'), 'utf8')) as { text: string }[];
-    expect(built.map((b) => JSON.parse(b.text).name).sort()).toEqual(now.map((p) => p.name).sort());
+    const built = JSON.parse(readFileSync(join(ROOT, 'dist', 'sriov', 'hw-profiles.validated.json'), 'utf8')) as { profiles: { text: string }[] };
+    expect(built.profiles.map((b) => JSON.parse(b.text).name).sort()).toEqual(now.map((p) => p.name).sort());
+  });
+
+  it('are used only with the profile.js they were made with: after a tsc alone, every file is validated again', () => {
+    // A copy of the package's dist/ and hw-profiles/, whose list says x710 is tier 1 (a
+    // list made by another schema): taken while the stamp is profile.js's, not after.
+    const root = mkdtempSync(join(dir, 'stamp-'));
+    cpSync(join(ROOT, 'dist'), join(root, 'dist'), { recursive: true, preserveTimestamps: true });
+    cpSync(join(ROOT, 'hw-profiles'), join(root, 'hw-profiles'), { recursive: true });
+    cpSync(join(ROOT, 'package.json'), join(root, 'package.json'));
+    symlinkSync(join(ROOT, 'node_modules'), join(root, 'node_modules'));
+    const list = join(root, 'dist', 'sriov', 'hw-profiles.validated.json');
+    const built = JSON.parse(readFileSync(list, 'utf8')) as { profiles: { text: string; profile: { name: string; tier: number } }[] };
+    for (const p of built.profiles) if (p.profile.name === 'x710') p.profile.tier = 1;
+    writeFileSync(list, JSON.stringify(built));
+    const tier = () => {
+      const r = spawnSync(process.execPath, [join(root, 'bin', 'vfplane.js'), 'profile', 'show', 'x710', '--json'], { encoding: 'utf8', env: { ...process.env, VFPLANE_PROFILES_DIR: '' } });
+      expect(r.status, r.stderr).toBe(0);
+      return (JSON.parse(r.stdout) as { tier: number }).tier;
+    };
+    cpSync(join(ROOT, 'bin'), join(root, 'bin'), { recursive: true });
+    expect(tier()).toBe(1); // the list, as the build left it
+    const mod = join(root, 'dist', 'sriov', 'profile.js');
+    utimesSync(mod, new Date(), new Date(Date.now() + 5000)); // as tsc writes it anew
+    expect(tier()).toBe(2); // validated from the file
   });
 
   it('a shipped file copied as it is under another name is still refused for its stem; one edited is validated', () => {

@@ -428,7 +428,7 @@ describePrivileged('operator CLI on a simulated NIC', { netns: true }, () => {
       srv.close(() => r());
     });
     const [a, b] = await overlayOrphans(['ns1/ovl-mute1', 'ns1/ovl-mute2'], [sock, sock]);
-    // Its replies waited for 2 s, not 10 (the status probe's 5 s is the shorter of the two).
+    // Its replies waited for 2 s, not 10 (and the status probe 2 s, not its 5: the shorter wins).
     const quick = { VFPLANE_CONTROL_TIMEOUT_MS: '2000' };
     try {
       const r = await runAsync(['gc', '--dry-run', '--json'], quick);

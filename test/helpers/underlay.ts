@@ -24,8 +24,6 @@ export function nodeSpec(peers = 1): Omit<DpSpec, 'uplink' | 'atts'> {
   };
 }
 
-/** Waits `ms` on this thread while the workers run on theirs (a busy wait: the test's
- *  synchronous calls into the data plane leave the event loop nothing to do). */
 /** Waits (3 s at most) until the daemon at SOCKET has sent both announcements of its
  *  VTEP (at start and a second later): a test that captures on the underlay, or whose
  *  kernel is in duplicate address detection, then sees only what it caused. */
@@ -37,6 +35,8 @@ export async function pastAnnouncements(socket: string): Promise<void> {
   }
 }
 
+/** Waits `ms` on this thread while the workers run on theirs (a busy wait: the test's
+ *  synchronous calls into the data plane leave the event loop nothing to do). */
 export function spin(ms: number): void {
   const t = Date.now();
   while (Date.now() - t < ms) {
