@@ -5,6 +5,7 @@
 // validates the shipped files (scripts/validate-profiles.mjs writes their text and what
 // validation made of each next to dist/sriov/profile.js), and a file whose text is one of
 // those is taken as validated. Any other (an operator's, an edited one) is validated here.
+import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -291,6 +292,13 @@ function displayPath(file: string): string {
 /** Next to this module in dist/, written by scripts/validate-profiles.mjs at build. */
 export const VALIDATED_FILE = './hw-profiles.validated.json';
 
+/** This module's file as the list of validated profiles records it: a hash of its bytes
+ *  (not its mtime: a copy, `cp -p` or an image layer, may keep that to the second only,
+ *  or round it). node:crypto is loaded by the allocation store anyway. */
+export function moduleStamp(): string {
+  return createHash('sha256').update(readFileSync(fileURLToPath(import.meta.url))).digest('hex');
+}
+
 /** The build's validated shipped profiles, by their text: none under vitest (which runs
  *  src/), when the build failed (it leaves no list), or when this module is not the one
  *  the list was made with (a `tsc` alone since): every file is validated then. */
@@ -300,11 +308,10 @@ function validated(): Map<string, Omit<HwProfile, 'file'>> {
   validatedByText = new Map();
   try {
     const built = JSON.parse(readFileSync(new URL(VALIDATED_FILE, import.meta.url), 'utf8')) as {
-      module: { size: number; mtimeMs: number };
+      module: string;
       profiles: { text: string; profile: Omit<HwProfile, 'file'> }[];
     };
-    const me = statSync(fileURLToPath(import.meta.url));
-    if (built.module.size === me.size && Math.trunc(built.module.mtimeMs) === Math.trunc(me.mtimeMs)) for (const v of built.profiles) validatedByText.set(v.text, v.profile);
+    if (built.module === moduleStamp()) for (const v of built.profiles) validatedByText.set(v.text, v.profile);
   } catch {
     // not built, or unreadable: every file is validated
   }
