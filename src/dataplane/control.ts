@@ -10,8 +10,6 @@ import { nestedDeeperThan } from '../util/json.js';
 import { makeDirs } from '../util/fs.js';
 import { replyTimeoutMs } from './reply-timeout.js';
 
-export { REPLY_MS, replyTimeoutMs } from './reply-timeout.js';
-
 export type Handler = (req: Record<string, unknown>) => Promise<Record<string, unknown>> | Record<string, unknown>;
 
 const MAX_LINE = 1 << 20;

@@ -318,11 +318,11 @@ function validated(): Map<string, Omit<HwProfile, 'file'>> {
   return validatedByText;
 }
 
-/** Validates one profile's text (`fresh`: whatever the build validated); returns the
- *  profile or the list of what is wrong. */
-export function parseProfile(text: string, file: string, o: { fresh?: boolean } = {}): { profile: HwProfile } | { issues: ProfileIssue[] } {
+/** Validates one profile's text (or finds it among the build's); returns the profile or
+ *  the list of what is wrong. */
+export function parseProfile(text: string, file: string): { profile: HwProfile } | { issues: ProfileIssue[] } {
   const stem = basename(file, '.json');
-  const known = o.fresh ? undefined : validated().get(text);
+  const known = validated().get(text);
   if (known && known.name === stem) return { profile: { ...structuredClone(known), file } };
   const shown = displayPath(file);
   let data: unknown;
