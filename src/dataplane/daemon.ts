@@ -10,7 +10,7 @@ import { join, resolve } from 'node:path';
 import * as z from '../util/z.js';
 import { DataPlane, DROPS_PER_WORKER_MAX, LEARNED_LIST_MAX, noPortCounters, noVniCounters, type Backend, type BackendCounters, type DpCounters, type DpSpec, type PortInfo } from './dp.js';
 import { ControlServer, overlayAttachRequest, probe, refuseNonSocket, trySocketPath, type OverlayConf } from './control.js';
-import { attachSchema, dropVtep, fdbSchema, formatVniRanges, macString, metricsAddr, peerSchema, podBackendOf, reloadSummary, socketPath, tenancyRefusal, vniNumber, ipString, zodMessage, type AttachRequest, type DaemonConfig } from './config.js';
+import { attachSchema, dropVtep, fdbKey, fdbSchema, formatVniRanges, macString, metricsAddr, peerSchema, podBackendOf, reloadSummary, socketPath, tenancyRefusal, vniNumber, ipString, zodMessage, type AttachRequest, type DaemonConfig } from './config.js';
 import { resolveTunnel } from '../packet/config.js';
 import { describeFrame } from '../packet/describe.js';
 import { withGuesses } from '../util/typo.js';
@@ -26,6 +26,7 @@ import { afXdpVdevWarning, afxdpChoice, dpdkChoice, netdevProfile, offloadTier, 
 import { loadAddon } from './addon.js';
 import { dpdkEnvJournal, prepareDpdkEnv, recoverDpdkEnv, type DpdkEnv } from './dpdk-env.js';
 import { makeDirs } from '../util/fs.js';
+import { StaticFdb, type FdbEntry } from './static-fdb.js';
 
 export interface Logger {
   info(msg: string): void;
@@ -158,6 +159,14 @@ const RESTORE_PARALLEL = 16;
 /** Refused control requests logged per op in a window (logRefusal). */
 const REFUSALS_LOGGED = 20, REFUSAL_WINDOW_MS = 10_000;
 const canonIp = (s: string) => { const a = parseIp(s)!; return formatIp(a.family, a.bytes); };
+/** The keys of a config's static entries, made once per config (a reload makes a new
+ *  one): each change asks of every entry whether the config declares it. */
+const declaredFdb = new WeakMap<readonly FdbEntry[], Set<string>>();
+function fdbKeys(list: readonly FdbEntry[]): Set<string> {
+  let keys = declaredFdb.get(list);
+  if (!keys) declaredFdb.set(list, (keys = new Set(list.map(fdbKey))));
+  return keys;
+}
 
 
 /** What a request without arguments takes: nothing (an unknown field is refused, as for
@@ -229,7 +238,8 @@ export class Daemon {
   private peers: z.infer<typeof peerSchema>[] = [];
   /** Representor and MTUs whose MTU advice was logged (see attachNow). */
   private readonly mtuWarned = new Set<string>();
-  private fdb: z.infer<typeof fdbSchema>[] = [];
+  /** Static FDB entries: the config's, then the socket's. */
+  private fdb = new StaticFdb();
   private floods = new Map<number, string[]>();
   private epoch = 0;
   private readonly started = Date.now();
@@ -540,7 +550,7 @@ export class Daemon {
       this.clampUplinkMtu();
       if (c.uplink.mac) this.uplinkMac = mac(c.uplink.mac);
       this.peers = [...c.peers];
-      this.fdb = [...c.fdb];
+      this.fdb = new StaticFdb(c.fdb);
       for (const v of c.vnis) this.floods.set(v.vni, v.flood);
       this.commit();
       const t = this.tier();
@@ -806,7 +816,7 @@ export class Daemon {
       tunnel,
       peers,
       atts: list.map((a) => ({ port: a.slot, vni: a.vni, mac: mac(a.mac) })),
-      fdb: this.fdb.map((f) => ({ vni: f.vni, mac: mac(f.mac), vtep: ipBytes(f.vtep) })),
+      fdb: this.fdb.packed(),
       floods: [...floods].map(([vni, v]) => ({ vni, vteps: v.map(ipBytes) })),
       extraVnis: [],
       learn: c.learn,
@@ -1028,7 +1038,7 @@ export class Daemon {
     // table is asked first. Said, not refused: a pod moved here keeps its MAC, and the
     // entry ages out; a pod given its MAC by its request may have taken another's.
     const lk = mac(a.mac);
-    const elsewhere = this.dp!.learnedGet(a.vni, lk)?.vtep ?? this.fdb.find((f) => f.vni === a.vni && f.mac.toLowerCase() === a.mac.toLowerCase())?.vtep;
+    const elsewhere = this.dp!.learnedGet(a.vni, lk)?.vtep ?? this.fdb.get(a)?.vtep;
     const macWarning = elsewhere
       ? `MAC ${a.mac} on VNI ${a.vni} is a pod's behind VTEP ${elsewhere}: this node's pods' frames to it go to ${a.representor} from now on; give this pod a MAC of its own, unless it is that pod, moved here`
       : undefined;
@@ -1334,7 +1344,7 @@ export class Daemon {
       case 'peer-del': {
         const p = this.parse(z.strictObject({ vtep: ipString('the peer VTEP') }), req);
         if (!this.peers.some((x) => x.vtep === p.vtep)) throw notFound(`${p.vtep} is not a peer`);
-        if (this.fdb.some((f) => f.vtep === p.vtep)) throw conflict(`static FDB entries point at ${p.vtep}; delete them first`);
+        if (this.fdb.values().some((f) => f.vtep === p.vtep)) throw conflict(`static FDB entries point at ${p.vtep}; delete them first`);
         const prev = this.peers.slice();
         const prevF = new Map(this.floods);
         // The peer leaves the flood lists that name it; the reply says which, and how many
@@ -1349,12 +1359,11 @@ export class Daemon {
       case 'fdb-add': {
         const f = this.parse(fdbSchema, req);
         if (!this.peers.some((p) => p.vtep === f.vtep)) throw notFound(`VTEP ${f.vtep} is not a peer; add it first: \`vfplane dataplane peer add ${f.vtep}\` (op peer-add)`);
-        const prev = this.fdb.slice();
-        this.change(() => {
-          this.fdb = this.fdb.filter((x) => !(x.vni === f.vni && x.mac.toLowerCase() === f.mac.toLowerCase()));
-          this.fdb.push(f);
-        }, () => (this.fdb = prev));
-        const decl = this.declared(this.cfg.fdb.some((x) => x.vni === f.vni && x.mac === f.mac) ? `the static entry for ${f.mac} on VNI ${f.vni}` : null);
+        // A replaced entry moves to the end (as the newest); a failed change puts the
+        // order back too. A new key needs no copy of the table to be undone.
+        const prev = this.fdb.has(f) ? this.fdb.clone() : null;
+        this.change(() => this.fdb.set(f), () => (prev ? (this.fdb = prev) : this.fdb.delete(f)));
+        const decl = this.declared(fdbKeys(this.cfg.fdb).has(fdbKey(f)) ? `the static entry for ${f.mac} on VNI ${f.vni}` : null);
         // Local pods come before the FDB (from_pod): an entry for one of them is kept, and
         // sends nothing while the pod is here.
         const pod = [...this.atts.values()].find((a) => a.vni === f.vni && a.mac === f.mac);
@@ -1367,11 +1376,10 @@ export class Daemon {
       }
       case 'fdb-del': {
         const f = this.parse(z.strictObject({ vni: vniNumber, mac: macString('the inner (pod) MAC') }), req);
-        const prev = this.fdb.slice();
-        const next = this.fdb.filter((x) => !(x.vni === f.vni && x.mac.toLowerCase() === f.mac.toLowerCase()));
-        if (next.length === prev.length) throw notFound(`no static FDB entry for ${f.mac} on VNI ${f.vni}`);
-        this.change(() => (this.fdb = next), () => (this.fdb = prev));
-        return { epoch: this.epoch, ...this.declared(this.cfg.fdb.some((x) => x.vni === f.vni && x.mac === f.mac) ? `the static entry for ${f.mac} on VNI ${f.vni}` : null) };
+        if (!this.fdb.has(f)) throw notFound(`no static FDB entry for ${f.mac} on VNI ${f.vni}`);
+        const prev = this.fdb.clone(); // the order, too, if the change fails
+        this.change(() => this.fdb.delete(f), () => (this.fdb = prev));
+        return { epoch: this.epoch, ...this.declared(fdbKeys(this.cfg.fdb).has(fdbKey(f)) ? `the static entry for ${f.mac} on VNI ${f.vni}` : null) };
       }
       case 'flood-set': {
         // vteps null: the VNI has no list of its own again, and every peer gets a copy.
@@ -1424,7 +1432,7 @@ export class Daemon {
         // The list stops at LEARNED_LIST_MAX entries (see there) and says so.
         const l = this.dp!.learnedList();
         return {
-          static: this.fdb,
+          static: this.fdb.values(),
           learned: l.entries,
           ...(l.truncated ? { learnedTruncated: LEARNED_LIST_MAX } : {}),
           local: [...this.atts.values()].map((a) => ({ vni: a.vni, mac: a.mac, representor: a.representor })),
@@ -1475,7 +1483,8 @@ export class Daemon {
     }
     // Runtime additions: what is here but was not in the old file.
     const keepPeers = this.peers.filter((p) => !old.peers.some((x) => x.vtep === p.vtep) && !next.peers.some((x) => x.vtep === p.vtep));
-    const keepFdb = this.fdb.filter((f) => !old.fdb.some((x) => x.vni === f.vni && x.mac === f.mac) && !next.fdb.some((x) => x.vni === f.vni && x.mac === f.mac));
+    const inOld = fdbKeys(old.fdb), inNext = fdbKeys(next.fdb);
+    const keepFdb = this.fdb.values().filter((f) => !inOld.has(fdbKey(f)) && !inNext.has(fdbKey(f)));
     const keepFloods = [...this.floods].filter(([v]) => !old.vnis.some((x) => x.vni === v) && !next.vnis.some((x) => x.vni === v));
     // What the socket added stays, so it must still name peers: a peer the file drops
     // takes nothing the socket made with it (the operator says which goes).
@@ -1492,7 +1501,7 @@ export class Daemon {
     const prev = { peers: this.peers, fdb: this.fdb, floods: this.floods, cfg: this.cfg };
     this.change(() => {
       this.peers = [...next.peers, ...keepPeers];
-      this.fdb = [...next.fdb, ...keepFdb];
+      this.fdb = new StaticFdb([...next.fdb, ...keepFdb]);
       this.floods = new Map([...next.vnis.map((v) => [v.vni, v.flood] as [number, string[]]), ...keepFloods]);
       this.cfg = next;
     }, () => {
@@ -1505,7 +1514,7 @@ export class Daemon {
     const asSet = (xs: unknown[]) => xs.map((x) => JSON.stringify(x)).sort().join('\n');
     const undone = ([
       ['peers', prev.peers, this.peers],
-      ['fdb', prev.fdb, this.fdb],
+      ['fdb', prev.fdb.values(), this.fdb.values()],
       ['vnis', [...prev.floods], [...this.floods]],
     ] as [string, unknown[], unknown[]][]).filter(([k, a, b]) => !changed.includes(k) && asSet(a) !== asSet(b)).map(([k]) => k);
     this.log.info(`reloaded the config: ${reloadSummary(changed, undone)}, epoch ${this.epoch}`);
@@ -1576,7 +1585,7 @@ export class Daemon {
       const reason = !pl.peer ? 'no_peer' : pl.state === 'unresolved' ? 'neigh_unresolved' : null;
       return result(reason ? 'drop' : 'encap', { vtep, ...extra, peer: pl, ...(reason ? { reason } : {}) });
     };
-    const st = this.fdb.find((f) => f.vni === q.vni && f.mac.toLowerCase() === dst);
+    const st = this.fdb.get({ vni: q.vni, mac: dst });
     if (st) {
       steps.push(`a static FDB entry sends ${dst} on VNI ${q.vni} to ${st.vtep}`);
       return toVtep(st.vtep, { source: 'static' });
@@ -1614,7 +1623,7 @@ export class Daemon {
       steps.push(`${src} is ${src === '00:00:00:00:00:00' ? 'all zero' : 'a group address'}, no station's source address: the frame is dropped (bad_src_mac) and nothing is learned`);
       return result('drop', { reason: 'bad_src_mac' });
     }
-    const st = src ? this.fdb.find((f) => f.vni === vni && f.mac.toLowerCase() === src) : undefined;
+    const st = src ? this.fdb.get({ vni, mac: src }) : undefined;
     if (st && vtep && canonIp(st.vtep) !== canonIp(vtep)) {
       steps.push(`a static FDB entry puts ${src} behind ${st.vtep}, not ${vtep}: the frame is dropped (static_elsewhere) and nothing is learned`);
       return result('drop', { reason: 'static_elsewhere' });
@@ -1786,8 +1795,8 @@ export class Daemon {
     for (const p of s.peers) if (!peers.some((x) => canonIp(x.vtep) === canonIp(p.vtep))) peers.push(p);
     const isPeer = new Set(peers.map((p) => canonIp(p.vtep)));
     s.fdb = s.fdb.filter((f) => isPeer.has(canonIp(f.vtep)) || (drop(`FDB entry VNI ${f.vni} MAC ${f.mac}`, `it points at VTEP ${f.vtep}, which is not a peer`), false));
-    const fdb = [...this.fdb];
-    for (const f of s.fdb) if (!fdb.some((x) => x.vni === f.vni && x.mac === f.mac)) fdb.push(f);
+    const fdb = this.fdb.clone();
+    for (const f of s.fdb) if (!fdb.has(f)) fdb.set(f);
     s.floods = s.floods.filter((f) => {
       const v = f.flood.find((x) => !isPeer.has(canonIp(x)));
       if (v) drop(`the flood list of VNI ${f.vni}`, `it names VTEP ${v}, which is not a peer`);
@@ -1818,7 +1827,7 @@ export class Daemon {
         ...[...this.waiting.values()].map((w) => w.req),
       ].filter((a) => !this.fromConfig(a.representor) && a.representor !== without),
       peers: this.peers.filter((p) => !this.cfg.peers.some((x) => x.vtep === p.vtep)),
-      fdb: this.fdb.filter((f) => !this.cfg.fdb.some((x) => x.vni === f.vni && x.mac === f.mac)),
+      fdb: this.fdb.values().filter((f) => !fdbKeys(this.cfg.fdb).has(fdbKey(f))),
       floods: [...this.floods].filter(([v]) => !this.cfg.vnis.some((x) => x.vni === v)).map(([vni, flood]) => ({ vni, flood })),
     };
     const tmp = `${this.statePath}.tmp`;

@@ -61,13 +61,30 @@ export interface PeerSpec {
   via?: Uint8Array | null;
 }
 
+/** Bytes of a static FDB entry in a packed DpSpec.fdb: the VNI (u32, little-endian), the
+ *  MAC, the address family (4 or 6), a zero byte, the VTEP (16 bytes, IPv4 in the first
+ *  4). native/addon/dp.cc reads the same. */
+export const FDB_RECORD_BYTES = 28;
+
+/** One static FDB entry as a packed record (see FDB_RECORD_BYTES). */
+export function packFdbEntry(vni: number, mac: Uint8Array, vtep: Uint8Array): Uint8Array {
+  const r = new Uint8Array(FDB_RECORD_BYTES);
+  new DataView(r.buffer).setUint32(0, vni, true);
+  r.set(mac, 4);
+  r[10] = vtep.length === 4 ? 4 : 6;
+  r.set(vtep, 12);
+  return r;
+}
+
 export interface DpSpec {
   uplink: number;
   uplinkMac: Uint8Array;
   tunnel: Tunnel;
   peers: PeerSpec[];
   atts: { port: number; vni: number; mac: Uint8Array }[];
-  fdb: { vni: number; mac: Uint8Array; vtep: Uint8Array }[];
+  /** The static entries, or the same packed by packFdbEntry (one record after another):
+   *  a node's 100k entries then cross into the addon as one buffer. */
+  fdb: { vni: number; mac: Uint8Array; vtep: Uint8Array }[] | Uint8Array;
   floods: { vni: number; vteps: Uint8Array[] }[];
   extraVnis: number[];
   learn: boolean;

@@ -107,6 +107,36 @@ describe('data-plane config', () => {
     }
   });
 
+  it('reads a JSON file as YAML would: the same config, and a key given twice refused', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'vfplane-dpcfg-'));
+    try {
+      const cfg = {
+        ...ok, peers: [{ vtep: '192.0.2.2' }, { vtep: '192.0.2.3', mac: '02:00:00:00:00:03' }],
+        fdb: [{ vni: 100, mac: '02:00:00:00:AA:01', vtep: '192.0.2.2' }], vnis: [{ vni: 100, flood: ['192.0.2.3'] }],
+        tunnel: { ttl: 32, tos: 'inherit' }, note: 'a "quoted" {brace}, [bracket]',
+      };
+      const { note: _n, ...good } = cfg;
+      // JSON goes to JSON.parse; a first line that is a YAML comment sends the same text
+      // through the YAML parser: both give the same config.
+      const text = JSON.stringify(good, null, 1);
+      writeFileSync(join(dir, 'a.json'), text);
+      writeFileSync(join(dir, 'a.yaml'), `# yaml\n${text}`);
+      expect(loadConfig(join(dir, 'a.json'))).toEqual(loadConfig(join(dir, 'a.yaml')));
+      // JSON.parse keeps the last of two equal keys unsaid; the file is refused as YAML
+      // refuses it, wherever the key repeats (a string holding braces and quotes first).
+      const twice = `{"note": ${JSON.stringify(cfg.note)}, "uplink": {"ifname": "ens1f0", "vtep": "192.0.2.1", "vtep": "192.0.2.9"}}`;
+      writeFileSync(join(dir, 'b.json'), twice);
+      expect(() => loadConfig(join(dir, 'b.json'))).toThrow(/b\.json is not valid YAML or JSON: Map keys must be unique/);
+      writeFileSync(join(dir, 'c.json'), `{"uplink": {"ifname": "ens1f0", "vtep": "192.0.2.1"}, "peers": [{"vtep": "192.0.2.2"}], "\\u0070eers": []}`);
+      expect(() => loadConfig(join(dir, 'c.json'))).toThrow(/c\.json is not valid YAML or JSON: Map keys must be unique/);
+      // Equal keys in different objects are no repeat.
+      writeFileSync(join(dir, 'd.json'), JSON.stringify({ ...ok, peers: [{ vtep: '192.0.2.2' }, { vtep: '192.0.2.3' }] }));
+      expect(loadConfig(join(dir, 'd.json')).peers).toHaveLength(2);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('admits pods to VNIs by Kubernetes namespace when tenants are configured, and says why not', () => {
     const open = parseConfig(ok);
     expect(open.tenants).toEqual([]);

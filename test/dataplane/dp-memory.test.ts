@@ -1,7 +1,7 @@
 // The data plane's forwarding decisions and epochs, on memory ports (no kernel needed):
 // a generator stands in for a pod's representor, a sink for the uplink.
 import { describe, expect, it } from 'vitest';
-import { DataPlane } from '../../src/dataplane/dp.js';
+import { DataPlane, FDB_RECORD_BYTES, packFdbEntry } from '../../src/dataplane/dp.js';
 import { resolveTunnel } from '../../src/packet/config.js';
 import { parseIp, parseMac } from '../../src/util/addr.js';
 import { fold, pseudoSum6, sum16 } from '../../src/packet/csum.js';
@@ -59,7 +59,9 @@ describe('data plane on memory ports', () => {
   // One burst mixes every kind of destination, a MAC repeated both next to itself and
   // apart: each distinct destination is resolved once per burst (native/worker/dp.c,
   // resolve_dests), and every frame must still go where its own destination says.
-  it('sends each frame of a mixed burst where its destination says: peers, a local pod, flood, hairpin, truncated', () => {
+  // The static FDB goes in as a list of entries or packed into one buffer (what the
+  // daemon sends: packFdbEntry's records), to the same effect.
+  for (const form of ['a list', 'packed records'] as const) it(`sends each frame of a mixed burst where its destination says: peers, a local pod, flood, hairpin, truncated (static FDB as ${form})`, () => {
     const dp = new DataPlane({ workers: 1 });
     try {
       const me = '02:00:00:00:00:01';
@@ -79,7 +81,9 @@ describe('data plane on memory ports', () => {
       dp.commit({
         ...base, uplink: up.slot,
         atts: [{ port: gen.slot, vni: 100, mac: mac(me) }, { port: pod1.slot, vni: 100, mac: mac('02:00:00:00:00:02') }],
-        fdb: [{ vni: 100, mac: mac('02:00:00:00:00:0a'), vtep: ip('192.0.2.2') }, { vni: 100, mac: mac('02:00:00:00:00:0b'), vtep: ip('192.0.2.3') }],
+        fdb: form === 'a list'
+          ? [{ vni: 100, mac: mac('02:00:00:00:00:0a'), vtep: ip('192.0.2.2') }, { vni: 100, mac: mac('02:00:00:00:00:0b'), vtep: ip('192.0.2.3') }]
+          : Buffer.concat([packFdbEntry(100, mac('02:00:00:00:00:0a'), ip('192.0.2.2')), packFdbEntry(100, mac('02:00:00:00:00:0b'), ip('192.0.2.3'))]),
       });
       spin(200);
       dp.stop();
@@ -103,6 +107,27 @@ describe('data plane on memory ports', () => {
       near(v.floodPkts, 6);
       expect(v.encapPkts).toBe(c.peers.get('192.0.2.2')!.encapPkts + c.peers.get('192.0.2.3')!.encapPkts);
       expect(c.ports.get(up.slot)!.txPkts).toBe(v.encapPkts + c.misc.announcements!); // and worker 0's gratuitous ARPs
+    } finally {
+      dp.stop();
+    }
+  });
+
+  it('refuses a packed static FDB that is not whole records of a VNI, a MAC and an address, and keeps the running one', () => {
+    const dp = new DataPlane({ workers: 1 });
+    try {
+      const up = dp.openPort('memory-sink', {}, 'uplink');
+      const spec = (fdb: Uint8Array) => ({ ...base, uplink: up.slot, atts: [], fdb });
+      const good = packFdbEntry(100, mac('02:00:00:00:00:0a'), ip('192.0.2.2'));
+      const epoch = dp.commit(spec(good));
+      expect(() => dp.commit(spec(good.subarray(0, FDB_RECORD_BYTES - 1)))).toThrow(`spec.fdb must hold whole ${FDB_RECORD_BYTES}-byte records (got ${FDB_RECORD_BYTES - 1} bytes)`);
+      const bad = (patch: (r: Uint8Array) => void) => { const r = Buffer.concat([good, good]); patch(r.subarray(FDB_RECORD_BYTES)); return r; };
+      const refusal = /spec\.fdb record 1: VNI over 16777215, or an address family other than 4 or 6/;
+      expect(() => dp.commit(spec(bad((r) => (r[3] = 1))))).toThrow(refusal); // VNI 2^24 + 100
+      expect(() => dp.commit(spec(bad((r) => (r[10] = 5))))).toThrow(refusal);
+      expect(() => dp.commit(spec(bad((r) => (r[20] = 1))))).toThrow(refusal); // IPv4 with bytes past its 4
+      // An IPv6 VTEP is 16 bytes; one that is no peer is refused by the build, by name.
+      expect(() => dp.commit(spec(packFdbEntry(7, mac('02:00:00:00:00:0c'), ip('2001:db8::9'))))).toThrow(/the static entry for 02:00:00:00:00:0c on VNI 7 points at VTEP 2001:db8::9, which is not a peer/);
+      expect(dp.commit(spec(good))).toBe(epoch + 1);
     } finally {
       dp.stop();
     }

@@ -1,0 +1,80 @@
+// The daemon's static FDB entries (the config's, then the control socket's), by VNI and
+// MAC, in the order they came. A node may carry 100k of them, and every change of the
+// data plane (an attach, a peer, an entry) commits them all to the workers: so lookups
+// go by key, and the entries go to the addon packed, made once per entry and put
+// together once per change of the table (helper-78: every control request took seconds
+// at 100k entries, by comparing each entry with every other and re-parsing them all).
+import { fdbKey, type fdbSchema } from './config.js';
+import { FDB_RECORD_BYTES, packFdbEntry } from './dp.js';
+import { parseIp, parseMac } from '../util/addr.js';
+import type * as z from '../util/z.js';
+
+export type FdbEntry = z.infer<typeof fdbSchema>;
+
+/** Each entry's packed record, made once: entries are never changed, only replaced. */
+const records = new WeakMap<FdbEntry, Uint8Array>();
+function recordOf(f: FdbEntry): Uint8Array {
+  let r = records.get(f);
+  if (!r) records.set(f, (r = packFdbEntry(f.vni, parseMac(f.mac)!, parseIp(f.vtep)!.bytes)));
+  return r;
+}
+
+export class StaticFdb {
+  private readonly byKey: Map<string, FdbEntry>;
+  private packedCache: Uint8Array | null = null;
+
+  constructor(entries: Iterable<FdbEntry> = []) {
+    this.byKey = new Map();
+    for (const f of entries) this.byKey.set(fdbKey(f), f);
+  }
+
+  get size(): number {
+    return this.byKey.size;
+  }
+
+  get(key: { vni: number; mac: string }): FdbEntry | undefined {
+    return this.byKey.get(fdbKey(key));
+  }
+
+  has(key: { vni: number; mac: string }): boolean {
+    return this.byKey.has(fdbKey(key));
+  }
+
+  /** Adds or replaces the entry for its VNI and MAC; a replaced one moves to the end. */
+  set(f: FdbEntry): void {
+    const k = fdbKey(f);
+    this.byKey.delete(k);
+    this.byKey.set(k, f);
+    this.packedCache = null;
+  }
+
+  delete(key: { vni: number; mac: string }): boolean {
+    const gone = this.byKey.delete(fdbKey(key));
+    if (gone) this.packedCache = null;
+    return gone;
+  }
+
+  values(): FdbEntry[] {
+    return [...this.byKey.values()];
+  }
+
+  /** A copy to change while this one stays as it was (to put back). */
+  clone(): StaticFdb {
+    const c = new StaticFdb();
+    for (const [k, f] of this.byKey) c.byKey.set(k, f);
+    c.packedCache = this.packedCache;
+    return c;
+  }
+
+  /** Every entry packed for DpSpec.fdb, in order; the same buffer until the next change. */
+  packed(): Uint8Array {
+    if (this.packedCache) return this.packedCache;
+    const out = new Uint8Array(this.byKey.size * FDB_RECORD_BYTES);
+    let o = 0;
+    for (const f of this.byKey.values()) {
+      out.set(recordOf(f), o);
+      o += FDB_RECORD_BYTES;
+    }
+    return (this.packedCache = out);
+  }
+}

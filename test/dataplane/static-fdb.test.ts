@@ -1,0 +1,50 @@
+// The daemon's static FDB (src/dataplane/static-fdb.ts): entries by VNI and MAC in the
+// order they came, and packed for the addon once per change of the table.
+import { describe, expect, it } from 'vitest';
+import { StaticFdb } from '../../src/dataplane/static-fdb.js';
+import { FDB_RECORD_BYTES, packFdbEntry } from '../../src/dataplane/dp.js';
+import { parseIp, parseMac } from '../../src/util/addr.js';
+
+const e = (vni: number, m: string, vtep: string) => ({ vni, mac: `02:00:00:00:00:${m}`, vtep });
+const rec = (f: { vni: number; mac: string; vtep: string }) => packFdbEntry(f.vni, parseMac(f.mac)!, parseIp(f.vtep)!.bytes);
+const records = (t: StaticFdb) => Array.from({ length: t.packed().length / FDB_RECORD_BYTES }, (_, i) => Buffer.from(t.packed().subarray(i * FDB_RECORD_BYTES, (i + 1) * FDB_RECORD_BYTES)).toString('hex'));
+const hex = (...fs: { vni: number; mac: string; vtep: string }[]) => fs.map((f) => Buffer.from(rec(f)).toString('hex'));
+
+describe('the static FDB table', () => {
+  const a = e(100, '0a', '192.0.2.2'), b = e(100, '0b', '2001:db8::3'), a200 = e(200, '0a', '192.0.2.2');
+
+  it('keys entries by VNI and MAC, a replaced one moving to the end, and packs them in that order', () => {
+    const t = new StaticFdb([a, b, a200]);
+    expect(t.size).toBe(3);
+    expect(t.get({ vni: 100, mac: a.mac })).toBe(a);
+    expect(t.has({ vni: 300, mac: a.mac })).toBe(false);
+    expect(records(t)).toEqual(hex(a, b, a200));
+    const a2 = e(100, '0a', '192.0.2.9');
+    t.set(a2);
+    expect(t.values()).toEqual([b, a200, a2]);
+    expect(records(t)).toEqual(hex(b, a200, a2));
+    expect(t.delete({ vni: 200, mac: a.mac })).toBe(true);
+    expect(t.delete({ vni: 200, mac: a.mac })).toBe(false);
+    expect(records(t)).toEqual(hex(b, a2));
+    // The IPv4 record: family 4, the address in the first 4 of its 16 bytes.
+    const r = rec(a);
+    expect([...r.subarray(0, 12)]).toEqual([100, 0, 0, 0, 2, 0, 0, 0, 0, 0x0a, 4, 0]);
+    expect([...r.subarray(12)]).toEqual([192, 0, 2, 2, ...Array(12).fill(0)]);
+  });
+
+  it('gives the same buffer until the table changes, and a clone changes apart from its original', () => {
+    const t = new StaticFdb([a]);
+    const p = t.packed();
+    expect(t.packed()).toBe(p);
+    expect(t.delete({ vni: 1, mac: a.mac })).toBe(false);
+    expect(t.packed()).toBe(p); // nothing deleted: nothing to pack again
+    const c = t.clone();
+    c.set(b);
+    expect(records(c)).toEqual(hex(a, b));
+    expect(t.packed()).toBe(p);
+    expect(records(t)).toEqual(hex(a));
+    t.delete(a);
+    expect(t.packed().length).toBe(0);
+    expect(records(c)).toEqual(hex(a, b));
+  });
+});
