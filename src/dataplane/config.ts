@@ -58,6 +58,13 @@ export const fdbSchema = z.strictObject({
   mac: macString('the inner (pod) MAC').refine(isStationMac, 'expected a pod\'s unicast MAC: a group (broadcast, multicast) or all-zero MAC is no station\'s, and group frames are flooded'),
   vtep: ipString('the VTEP behind that MAC'),
 });
+/** Peers a data plane holds (VFP_DP_MAX_PEERS), and VNIs it serves, attached or flood-listed
+ *  (VFP_DP_MAX_VNIS less the slot for VNIs past them); the addon's stats layout says the same. */
+export const MAX_PEERS = 256;
+export const MAX_VNIS = 1023;
+export const PEERS_FIX = 'list the VTEPs of the nodes whose pods share a VNI with this node\'s, not every node (a VNI floods to its own list: vnis[].flood)';
+export const VNIS_FIX = 'drop the flood lists of VNIs no pod on this node uses (from vnis[], or `vfplane dataplane flood set --vni N --all-peers`, which removes a VNI\'s own list)';
+
 /** What names a static FDB entry: its VNI and (canonical) MAC. */
 export const fdbKey = (f: { vni: number; mac: string }): string => `${f.vni}/${f.mac}`;
 
@@ -270,6 +277,15 @@ export const configSchema = z.strictObject({
   twice(c.attachments, (a) => `${a.netns ?? ''}\u0000${a.representor}`, (i) => ['attachments', i, 'representor'], (a, j) => `representor ${a.representor}${a.netns ? ` in ${a.netns}` : ''} is listed twice (also attachments.${j}); attach each representor once`);
   twice(c.attachments, (a) => `${a.vni}/${a.mac.toLowerCase()}`, (i) => ['attachments', i, 'mac'], (a, j) => `MAC ${a.mac} is attached twice on VNI ${a.vni} (also attachments.${j}); each pod interface needs its own MAC`);
   twice(c.attachments, (a) => a.pci ?? `\u0000${a.netns ?? ''}\u0000${a.representor}`, (i) => ['attachments', i, 'pci'], (a, j) => `VF ${a.pci} is attached twice (also attachments.${j}); a VF has one representor`);
+  // What a data plane holds (native/worker/dp.h): refused here by field, before the
+  // uplink is claimed, rather than by the commit's one line.
+  if (c.peers.length > MAX_PEERS) {
+    ctx.addIssue({ code: 'custom', path: ['peers'], message: `${c.peers.length} peers is more than the ${MAX_PEERS} a data plane supports; ${PEERS_FIX}` });
+  }
+  const served = new Set([...c.vnis.map((v) => v.vni), ...c.attachments.map((a) => a.vni)]);
+  if (served.size > MAX_VNIS) {
+    ctx.addIssue({ code: 'custom', path: ['vnis'], message: `vnis and attachments name ${served.size} VNIs, more than the ${MAX_VNIS} a data plane serves; ${VNIS_FIX}` });
+  }
   const peers = new Set(c.peers.map((p) => p.vtep));
   c.fdb.forEach((f, i) => {
     if (!peers.has(f.vtep)) ctx.addIssue({ code: 'custom', path: ['fdb', i, 'vtep'], message: `the static entry for ${f.mac} on VNI ${f.vni} points at VTEP ${f.vtep}, which is not among peers; add it to peers or fix the entry` });

@@ -10,7 +10,7 @@ import { join, resolve } from 'node:path';
 import * as z from '../util/z.js';
 import { DataPlane, DROPS_PER_WORKER_MAX, LEARNED_LIST_MAX, noPortCounters, noVniCounters, type Backend, type BackendCounters, type DpCounters, type DpSpec, type PortInfo } from './dp.js';
 import { ControlServer, overlayAttachRequest, probe, refuseNonSocket, trySocketPath, type OverlayConf } from './control.js';
-import { attachSchema, dropVtep, fdbKey, fdbSchema, formatVniRanges, macString, metricsAddr, peerSchema, podBackendOf, reloadSummary, socketPath, tenancyRefusal, vniNumber, ipString, zodMessage, type AttachRequest, type DaemonConfig } from './config.js';
+import { attachSchema, dropVtep, fdbKey, fdbSchema, MAX_PEERS, MAX_VNIS, PEERS_FIX, VNIS_FIX, formatVniRanges, macString, metricsAddr, peerSchema, podBackendOf, reloadSummary, socketPath, tenancyRefusal, vniNumber, ipString, zodMessage, type AttachRequest, type DaemonConfig } from './config.js';
 import { resolveTunnel } from '../packet/config.js';
 import { describeFrame } from '../packet/describe.js';
 import { withGuesses } from '../util/typo.js';
@@ -828,7 +828,12 @@ export class Daemon {
   }
 
   private commit(): void {
-    this.epoch = this.dp!.commit(this.spec());
+    const s = this.spec();
+    // The data plane's limits, said with the way out (the addon's refusal has neither).
+    if (s.peers.length > MAX_PEERS) throw conflict(`${s.peers.length} peers is more than the ${MAX_PEERS} a data plane supports; ${PEERS_FIX}; nothing was changed`);
+    const vnis = new Set([...s.atts.map((a) => a.vni), ...s.floods.map((f) => f.vni)]);
+    if (vnis.size > MAX_VNIS) throw conflict(`that makes ${vnis.size} VNIs attached or with a flood list, more than the ${MAX_VNIS} a data plane serves; ${VNIS_FIX}; nothing was changed`);
+    this.epoch = this.dp!.commit(s);
   }
 
   /** Runs a model change: commits it and writes the state file, or puts the model back

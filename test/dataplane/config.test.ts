@@ -5,7 +5,7 @@ import { mkdirSync, mkdtempSync, readlinkSync, rmSync, symlinkSync, writeFileSyn
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { loadConfig, parseConfig, socketPath, tenancyRefusal } from '../../src/dataplane/config.js';
+import { loadConfig, MAX_PEERS, MAX_VNIS, parseConfig, socketPath, tenancyRefusal } from '../../src/dataplane/config.js';
 import { DPDK_TX, afXdpVdevWarning, afxdpChoice, dpdkChoice, netdevProfile, offloadTier, outerChecksums, vfOfNetdev } from '../../src/dataplane/uplink-profile.js';
 import { loadAddon, nativeFeatures } from '../../src/dataplane/native.js';
 import { dropSim, makeSim } from '../helpers/sim.js';
@@ -105,6 +105,28 @@ describe('data-plane config', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  it('refuses more peers or VNIs than a data plane holds, by field, with the way out', () => {
+    const err = (c: Record<string, unknown>) => {
+      try {
+        parseConfig(c, 'config');
+      } catch (e) {
+        return (e as Error).message;
+      }
+      return 'accepted';
+    };
+    // The limits are the addon's (native/worker/dp.h; VNI slot 0 is for VNIs past them).
+    const layout = (loadAddon() as unknown as { dpStatsLayout(): { maxPeers: number; maxVnis: number } }).dpStatsLayout();
+    expect([MAX_PEERS, MAX_VNIS]).toEqual([layout.maxPeers, layout.maxVnis - 1]);
+    const peers = Array.from({ length: 257 }, (_, i) => ({ vtep: `10.${100 + (i >> 8)}.${i & 255}.1` }));
+    expect(err({ ...ok, peers })).toContain("config: peers: 257 peers is more than the 256 a data plane supports; list the VTEPs of the nodes whose pods share a VNI with this node's, not every node (a VNI floods to its own list: vnis[].flood)");
+    expect(() => parseConfig({ ...ok, peers: peers.slice(0, 256) }, 'config')).not.toThrow();
+    // A VNI counts once whether it has a flood list, attachments, or both.
+    const vnis = Array.from({ length: 1023 }, (_, i) => ({ vni: 1000 + i, flood: [] }));
+    const att = (vni: number, i: number) => ({ representor: `rep${i}`, vni, mac: `02:00:00:00:01:${String(i).padStart(2, '0')}` });
+    expect(() => parseConfig({ ...ok, vnis, attachments: [att(1000, 1), att(1001, 2)] }, 'config')).not.toThrow();
+    expect(err({ ...ok, vnis, attachments: [att(7, 1)] })).toMatch(/^config: vnis: vnis and attachments name 1024 VNIs, more than the 1023 a data plane serves; drop the flood lists of VNIs no pod on this node uses/);
   });
 
   it('reads a JSON file as YAML would: the same config, and a key given twice refused', () => {
