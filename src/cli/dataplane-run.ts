@@ -1,7 +1,8 @@
 // The work behind `vfplane dataplane …`: the daemon in the foreground, and the client
 // side of its control socket with human tables or --json.
 import Table from 'cli-table3';
-import { loadConfig, reloadSummary, socketPath } from '../dataplane/config.js';
+import { listTable } from './table.js';
+import { formatVniRanges, loadConfig, reloadSummary, socketPath } from '../dataplane/config.js';
 import { request } from '../dataplane/control.js';
 import { statusWarnings, type StatusReply, type StatusWarning } from './dataplane-warnings.js';
 import { countsText, printJson } from './output.js';
@@ -130,7 +131,7 @@ export async function dpStatus(o: ClientOpts): Promise<void> {
   if (!s.peers.length) console.log('peers: none');
   else {
     // Why a remote node is unreachable is most often here: a peer whose MAC nobody answered for.
-    const pe = new Table({ head: ['peer VTEP', 'underlay MAC', 'state', 'ARP/ND requests', 'encap pkts', 'decap pkts', 'last frame from it'], style: { head: [], border: [] } });
+    const pe = listTable(['peer VTEP', 'underlay MAC', 'state', 'ARP/ND requests', 'encap pkts', 'decap pkts', 'last frame from it']);
     for (const p of s.peers) {
       pe.push([
         p.vtep, (p.underlayMac ?? '-') + (p.via ? ` (gateway ${p.via})` : ''),
@@ -154,7 +155,7 @@ export async function dpStatus(o: ClientOpts): Promise<void> {
   // not "none set".
   const floods = (r as { floods?: { vni: number; vteps: string[] }[] }).floods;
   if (!floods) console.log('flood lists: not reported by this data plane (a vfplane older than this CLI); its config file says which VNIs have one');
-  else console.log(`flood lists: ${floods.map((f) => `VNI ${f.vni} → ${f.vteps.length ? f.vteps.join(', ') : 'none'}`).join('; ')}${floods.length ? '; other VNIs' : 'none set; every VNI'} → every peer`);
+  else console.log(`flood lists: ${floodListsText(floods)}${floods.length ? '; other VNIs' : 'none set; every VNI'} → every peer`);
   // Whose each attachment is: the pod vfplane-cni attached (its container when the
   // runtime gave no pod name), or "-" for the operator's (config, `dataplane attach`).
   const podOf = (o?: Record<string, string>) => {
@@ -162,7 +163,7 @@ export async function dpStatus(o: ClientOpts): Promise<void> {
     const who = o.podNamespace && o.podName ? `${o.podNamespace}/${o.podName}` : `container ${o.containerId.slice(0, 12)}`;
     return o.ifname ? `${who} (${o.ifname})` : who;
   };
-  const t = new Table({ head: ['representor', 'VF', 'VNI', 'MAC', 'pod', 'netdev'], style: { head: [], border: [] } });
+  const t = listTable(['representor', 'VF', 'VNI', 'MAC', 'pod', 'netdev']);
   for (const a of s.attachments) t.push([a.representor, a.pci ?? '-', a.vni, a.mac, podOf(a.owner), a.representorState ?? '-']);
   console.log(s.attachments.length ? t.toString() : 'no attachments');
   warn('attachments');
@@ -170,7 +171,7 @@ export async function dpStatus(o: ClientOpts): Promise<void> {
   // "host stack": whether the kernel also gets what the port receives (AF_PACKET; AF_XDP
   // and DPDK take the frames away from it anyway). "buffers": the rings, UMEM or mbuf
   // pool the port holds, so an operator sees what each attached VF costs.
-  const pt = new Table({ head: ['port', 'backend', 'queues', 'buffers', 'tx ring full', 'rx no buffer', 'backend drops', 'host stack'], style: { head: [], border: [] } });
+  const pt = listTable(['port', 'backend', 'queues', 'buffers', 'tx ring full', 'rx no buffer', 'backend drops', 'host stack']);
   let total = 0;
   for (const p of s.ports ?? []) {
     const d = countsText(p.drops);
@@ -250,18 +251,18 @@ export async function dpStats(o: ClientOpts & { interval?: number }): Promise<vo
   if (o.json) return printJson({ counters: first, portDrops });
   // "port drops": lost by the port's backend before the workers saw them (a full ring…).
   const own = (name: string) => countsText(portDrops[name]) || 0;
-  const t = new Table({ head: ['port', 'rx pkts', 'tx pkts', 'rx bytes', 'tx bytes', 'drops', 'port drops', ...(rates ? ['rx pps'] : [])], style: { head: [], border: [] } });
+  const t = listTable(['port', 'rx pkts', 'tx pkts', 'rx bytes', 'tx bytes', 'drops', 'port drops', ...(rates ? ['rx pps'] : [])]);
   for (const p of first.ports) t.push([p.name, p.rxPkts, p.txPkts, p.rxBytes, p.txBytes, p.drops, own(p.name), ...(rates ? [Math.round(rates.get(p.name) ?? 0)] : [])]);
   console.log(t.toString());
   for (const p of first.ports.filter((x) => x.errors)) {
     console.log(`note: ${p.name} reported ${p.errors} socket error(s): its netdev went down (or was deleted) while the data plane read it; \`vfplane dataplane status\` says whether it is still there`);
   }
-  const v = new Table({ head: ['VNI', 'encap', 'decap', 'flooded', 'local', 'drops'], style: { head: [], border: [] } });
+  const v = listTable(['VNI', 'encap', 'decap', 'flooded', 'local', 'drops']);
   for (const x of first.vnis) v.push([x.vni, x.encapPkts, x.decapPkts, x.floodPkts, x.localPkts, x.drops]);
   console.log(v.toString());
   if (first.peers?.length) {
     // What went to each remote node: the overlay's traffic matrix from this side.
-    const pt = new Table({ head: ['peer VTEP', 'MAC state', 'encap pkts', 'encap bytes', 'decap pkts', 'decap bytes', ...(peerRates ? ['encap pps', 'encap Mbit/s'] : [])], style: { head: [], border: [] } });
+    const pt = listTable(['peer VTEP', 'MAC state', 'encap pkts', 'encap bytes', 'decap pkts', 'decap bytes', ...(peerRates ? ['encap pps', 'encap Mbit/s'] : [])]);
     for (const p of first.peers) {
       const r = peerRates?.get(p.vtep);
       pt.push([p.vtep, p.state, p.encapPkts, p.encapBytes, p.decapPkts ?? '-', p.decapBytes ?? '-', ...(peerRates ? [Math.round(r?.pps ?? 0), (r?.mbps ?? 0).toFixed(1)] : [])]);
@@ -471,6 +472,7 @@ export async function dpDrops(o: ClientOpts & { count: number; wait: number; rea
     console.log(`no frame was dropped${what} in ${secs} s (\`vfplane dataplane stats\` counts every drop by reason since the start)`);
     return;
   }
+  // Rules between rows here: a frame's hex wraps over several lines.
   const t = new Table({ head: ['time', 'port', 'dir', 'reason', 'bytes', 'frame'], style: { head: [], border: [] }, wordWrap: true, colWidths: [14, 16, 5, 18, 7, 70] });
   for (const d of drops) t.push([d.time.slice(11, 23), d.port ?? '-', d.dir, d.reason, d.len, d.summary]);
   console.log(t.toString());
@@ -480,12 +482,36 @@ export async function dpDrops(o: ClientOpts & { count: number; wait: number; rea
 export async function dpFdbList(o: ClientOpts): Promise<void> {
   const r = await request(await sock(o), { op: 'fdb-list' });
   if (o.json) return printJson(strip(r));
-  const t = new Table({ head: ['VNI', 'MAC', 'where', 'kind'], style: { head: [], border: [] } });
+  const t = listTable(['VNI', 'MAC', 'where', 'kind']);
   for (const e of r.local as { vni: number; mac: string; representor: string }[]) t.push([e.vni, e.mac, e.representor, 'local']);
   for (const e of r.static as { vni: number; mac: string; vtep: string }[]) t.push([e.vni, e.mac, e.vtep, 'static']);
   for (const e of r.learned as { vni: number; mac: string; vtep: string }[]) t.push([e.vni, e.mac, e.vtep, 'learned']);
   console.log(t.toString());
   if (r.learnedTruncated) console.log(`(the first ${r.learnedTruncated} learned entries the workers hold; \`vfplane dataplane explain --vni N --mac M\` finds any one of them)`);
+}
+
+/** The VNIs' own flood lists for status: VNIs with the same list together, as ranges
+ *  ("VNIs 1000-1999 → none"), and past FLOOD_GROUPS_SHOWN lists a count (a node may serve
+ *  1023 VNIs: one line of 25 KB, helper-78). */
+const FLOOD_GROUPS_SHOWN = 16;
+function floodListsText(floods: { vni: number; vteps: string[] }[]): string {
+  const byList = new Map<string, number[]>();
+  for (const f of floods) {
+    const k = f.vteps.length ? f.vteps.join(', ') : 'none';
+    byList.set(k, [...(byList.get(k) ?? []), f.vni]);
+  }
+  const groups = [...byList].map(([list, vnis]) => {
+    const sorted = [...vnis].sort((a, b) => a - b);
+    const ranges: [number, number][] = [];
+    for (const v of sorted) {
+      const last = ranges[ranges.length - 1];
+      if (last && v === last[1] + 1) last[1] = v;
+      else ranges.push([v, v]);
+    }
+    return `${vnis.length > 1 ? 'VNIs' : 'VNI'} ${formatVniRanges(ranges)} → ${list}`;
+  });
+  const more = groups.length - FLOOD_GROUPS_SHOWN;
+  return more > 0 ? `${groups.slice(0, FLOOD_GROUPS_SHOWN).join('; ')}; and ${more} more list(s) (\`vfplane dataplane status --json\` has them all)` : groups.join('; ');
 }
 
 function strip(r: Record<string, unknown>): Record<string, unknown> {

@@ -3,6 +3,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import Table from 'cli-table3';
+import { listTable } from './table.js';
 import { AllocStore, DB_FILE, defaultStateDir, heldInAnotherStore, type Allocation, type HeldElsewhere } from '../alloc/store.js';
 import { describeOwner, ownerAlive, parseOwner, pidStart, type Owner } from '../alloc/owner.js';
 import { allocatedBeforeBoot, netdevDiff, netdevHome, restoreDriverAndSettings, stepText, type PutBackStep } from '../alloc/put-back.js';
@@ -124,8 +125,7 @@ const yn = (b: boolean | undefined) => (b === undefined ? '' : b ? 'on' : 'off')
 const dash = (v: unknown) => (v === null || v === undefined || v === '' ? '-' : String(v));
 
 function table(head: string[], rows: (string | number)[][]): string {
-  // No rule between rows: 64 VFs are 64 lines, not 130.
-  const t = new Table({ head, style: { head: [], border: [] }, chars: { mid: '', 'left-mid': '', 'mid-mid': '', 'right-mid': '' } });
+  const t = listTable(head);
   for (const r of rows) t.push(r.map(String));
   return t.toString();
 }

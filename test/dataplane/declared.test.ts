@@ -170,6 +170,11 @@ describePrivileged('socket changes to what the config file declares', { root: tr
       expect(vfplane(['dataplane', 'peer', 'add', peers[0]!.vtep, '--socket', dp.socket]).code).toBe(0);
       expect(vfplane(['dataplane', 'flood', 'set', '--vni', '1000', '--all-peers', '--socket', dp.socket]).code).toBe(0);
       expect(vfplane(['dataplane', 'flood', 'set', '--vni', '5000', '--none', '--socket', dp.socket]).code).toBe(0);
+      // Status at this size: VNIs with one list together, as ranges; a table row a line.
+      const text = vfplane(['dataplane', 'status', '--socket', dp.socket]).stdout;
+      expect(text).toMatch(/^flood lists: VNIs 1001-2022,5000 → none; other VNIs → every peer$/m);
+      expect(text.split('\n').filter((l) => l.startsWith('│ 10.1')).length).toBe(256);
+      expect(text).not.toMatch(/^├/m);
     } finally {
       await dp.stop();
     }
