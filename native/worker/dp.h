@@ -18,7 +18,7 @@ extern "C" {
 
 #define VFP_DP_MAX_PORTS 1024    /* the uplink and the representors: two 256-VF E810s and more */
 #define VFP_DP_MAX_VNIS 1024     /* VNIs with counters; also the most VNIs one node serves */
-#define VFP_DP_MAX_PEERS 256     /* remote VTEPs */
+#define VFP_DP_MAX_PEERS 1024    /* remote VTEPs: a node per peer, every other node of a 1025-node cluster */
 #define VFP_DP_MAX_WORKERS 16
 #define VFP_DP_NO_PORT 0xffffu
 

@@ -60,7 +60,7 @@ export const fdbSchema = z.strictObject({
 });
 /** Peers a data plane holds (VFP_DP_MAX_PEERS), and VNIs it serves, attached or flood-listed
  *  (VFP_DP_MAX_VNIS less the slot for VNIs past them); the addon's stats layout says the same. */
-export const MAX_PEERS = 256;
+export const MAX_PEERS = 1024;
 export const MAX_VNIS = 1023;
 export const PEERS_FIX = 'list the VTEPs of the nodes whose pods share a VNI with this node\'s, not every node (a VNI floods to its own list: vnis[].flood)';
 export const VNIS_FIX = 'drop the flood lists of VNIs no pod on this node uses (from vnis[], or `vfplane dataplane flood set --vni N --all-peers`, which removes a VNI\'s own list)';

@@ -119,9 +119,9 @@ describe('data-plane config', () => {
     // The limits are the addon's (native/worker/dp.h; VNI slot 0 is for VNIs past them).
     const layout = (loadAddon() as unknown as { dpStatsLayout(): { maxPeers: number; maxVnis: number } }).dpStatsLayout();
     expect([MAX_PEERS, MAX_VNIS]).toEqual([layout.maxPeers, layout.maxVnis - 1]);
-    const peers = Array.from({ length: 257 }, (_, i) => ({ vtep: `10.${100 + (i >> 8)}.${i & 255}.1` }));
-    expect(err({ ...ok, peers })).toContain("config: peers: 257 peers is more than the 256 a data plane supports; list the VTEPs of the nodes whose pods share a VNI with this node's, not every node (a VNI floods to its own list: vnis[].flood)");
-    expect(() => parseConfig({ ...ok, peers: peers.slice(0, 256) }, 'config')).not.toThrow();
+    const peers = Array.from({ length: 1025 }, (_, i) => ({ vtep: `10.${100 + (i >> 8)}.${i & 255}.1` }));
+    expect(err({ ...ok, peers })).toContain("config: peers: 1025 peers is more than the 1024 a data plane supports; list the VTEPs of the nodes whose pods share a VNI with this node's, not every node (a VNI floods to its own list: vnis[].flood)");
+    expect(() => parseConfig({ ...ok, peers: peers.slice(0, 1024) }, 'config')).not.toThrow();
     // A VNI counts once whether it has a flood list, attachments, or both.
     const vnis = Array.from({ length: 1023 }, (_, i) => ({ vni: 1000 + i, flood: [] }));
     const att = (vni: number, i: number) => ({ representor: `rep${i}`, vni, mac: `02:00:00:00:01:${String(i).padStart(2, '0')}` });

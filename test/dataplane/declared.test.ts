@@ -149,8 +149,8 @@ describePrivileged('socket changes to what the config file declares', { root: tr
   });
 
   it('past the peers and VNIs a data plane holds, a socket change is a conflict that says the way out, and changes nothing', async () => {
-    // The file at the limits (256 peers; 1023 VNIs with a flood list), which it may be.
-    const peers = Array.from({ length: 256 }, (_, i) => ({ vtep: `10.${100 + (i >> 8)}.${i & 255}.1` }));
+    // The file at the limits (1024 peers; 1023 VNIs with a flood list), which it may be.
+    const peers = Array.from({ length: 1024 }, (_, i) => ({ vtep: `10.${100 + (i >> 8)}.${i & 255}.1` }));
     const vnis = Array.from({ length: 1023 }, (_, i) => ({ vni: 1000 + i, flood: [] }));
     const dp = await dataplaneOn(n, up, d.dir, { peers, vnis });
     try {
@@ -158,14 +158,14 @@ describePrivileged('socket changes to what the config file declares', { root: tr
       expect(peer.code, peer.stderr).toBe(1);
       const pe = (JSON.parse(peer.stdout) as { error: { kind: string; message: string } }).error;
       expect(pe.kind).toBe('conflict');
-      expect(pe.message).toBe("257 peers is more than the 256 a data plane supports; list the VTEPs of the nodes whose pods share a VNI with this node's, not every node (a VNI floods to its own list: vnis[].flood); nothing was changed");
+      expect(pe.message).toBe("1025 peers is more than the 1024 a data plane supports; list the VTEPs of the nodes whose pods share a VNI with this node's, not every node (a VNI floods to its own list: vnis[].flood); nothing was changed");
       const vni = vfplane(['dataplane', 'flood', 'set', '--vni', '5000', '--none', '--socket', dp.socket, '--json']);
       expect(vni.code, vni.stderr).toBe(1);
       const ve = (JSON.parse(vni.stdout) as { error: { kind: string; message: string } }).error;
       expect(ve.kind).toBe('conflict');
       expect(ve.message).toMatch(/^that makes 1024 VNIs attached or with a flood list, more than the 1023 a data plane serves; drop the flood lists of VNIs no pod on this node uses .*--all-peers.*; nothing was changed$/);
       const st = (await request(dp.socket, { op: 'status' })) as { peers: unknown[]; floodLists?: Record<string, unknown> };
-      expect(st.peers).toHaveLength(256);
+      expect(st.peers).toHaveLength(1024);
       // A peer already there is a change, not one more; a VNI's list removed makes room.
       expect(vfplane(['dataplane', 'peer', 'add', peers[0]!.vtep, '--socket', dp.socket]).code).toBe(0);
       expect(vfplane(['dataplane', 'flood', 'set', '--vni', '1000', '--all-peers', '--socket', dp.socket]).code).toBe(0);
@@ -173,7 +173,7 @@ describePrivileged('socket changes to what the config file declares', { root: tr
       // Status at this size: VNIs with one list together, as ranges; a table row a line.
       const text = vfplane(['dataplane', 'status', '--socket', dp.socket]).stdout;
       expect(text).toMatch(/^flood lists: VNIs 1001-2022,5000 → none; other VNIs → every peer$/m);
-      expect(text.split('\n').filter((l) => l.startsWith('│ 10.1')).length).toBe(256);
+      expect(text.split('\n').filter((l) => l.startsWith('│ 10.1')).length).toBe(1024);
       expect(text).not.toMatch(/^├/m);
     } finally {
       await dp.stop();
