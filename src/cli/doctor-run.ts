@@ -81,7 +81,7 @@ export function tcxCheck(release: string): Check {
     };
 }
 
-async function hostChecks(out: Check[], socket: string, stateDir: string): Promise<void> {
+async function hostChecks(out: Check[], socket: string, stateDir: string, cniDir: string): Promise<void> {
   out.push({ area: 'host', name: 'kernel', status: 'ok', detail: `${os.release()} (${os.arch()}, ${os.cpus().length} CPUs)` });
   out.push(tcxCheck(os.release()));
   const total = meminfo('HugePages_Total') ?? 0;
@@ -127,7 +127,7 @@ async function hostChecks(out: Check[], socket: string, stateDir: string): Promi
     out.push({ area: 'dataplane', name: 'data plane', status: 'warn', detail: `nothing answers on ${dpSock}: VFs with vxlan cannot be attached`, fix: 'run `vfplane dataplane run --config FILE` (docs/dataplane.md)' });
   }
   out.push(...(await heldByStopped(stateDir)));
-  out.push(installedPlugin('/opt/cni/bin/vfplane-cni'));
+  out.push(installedPlugin(`${cniDir.replace(/\/+$/, '') || ''}/vfplane-cni`));
 }
 
 /** What the running data plane's status warns of (`vfplane dataplane status` says the
@@ -279,10 +279,10 @@ async function nicChecks(out: Check[], sysfsRoot: string | undefined): Promise<v
   }
 }
 
-export async function runDoctor(o: { sysfsRoot?: string; stateDir?: string; json?: boolean; socket: string }): Promise<void> {
+export async function runDoctor(o: { sysfsRoot?: string; stateDir?: string; json?: boolean; socket: string; cniDir: string }): Promise<void> {
   const checks: Check[] = [];
   await buildChecks(checks);
-  await hostChecks(checks, o.socket, o.stateDir ?? (process.env.VFPLANE_STATE_DIR || '/var/lib/vfplane'));
+  await hostChecks(checks, o.socket, o.stateDir ?? (process.env.VFPLANE_STATE_DIR || '/var/lib/vfplane'), o.cniDir);
   await nicChecks(checks, o.sysfsRoot);
   // A sysfs root that cannot be read is the caller's input gone wrong: reported with the
   // rest, and the exit says so.

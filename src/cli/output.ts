@@ -30,7 +30,8 @@ export function reportError(err: unknown, json: boolean, jsonTo: NodeJS.WriteStr
   const exitCode = err instanceof UsageError || (err instanceof VfpError && err.kind === 'invalid') ? 2 : 1;
   const message = err instanceof Error ? err.message : String(err);
   const details = err instanceof RuntimeError || err instanceof VfpError ? err.details : undefined;
-  const kind = err instanceof VfpError ? err.kind : undefined;
+  // A usage error is kind 'invalid' as a VfpError of that kind is: scripts branch on kind.
+  const kind = err instanceof VfpError ? err.kind : err instanceof UsageError ? 'invalid' : undefined;
   if (json) printJson({ error: { message, exitCode, ...(kind ? { kind } : {}), ...(details ? { details } : {}) } }, jsonTo);
   process.stderr.write(`vfplane: ${message}\n`);
   if (exitCode === 1 && process.env.VFPLANE_DEBUG && err instanceof Error && err.stack) {

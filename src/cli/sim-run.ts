@@ -1,5 +1,5 @@
 // The work behind `vfplane sim create|destroy|show`.
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { createSim, destroySimIfMade, removeSim, simAt } from '../sim/sim.js';
 import { manifestPath } from '../sim/manifest.js';
 import { interrupted, onInterrupt } from '../util/interrupt.js';
@@ -10,12 +10,21 @@ import { printJson } from './output.js';
 import { AllocStore, type HeldElsewhere } from '../alloc/store.js';
 import { describeOwner } from '../alloc/owner.js';
 
+/** A PF's VFs now (its sriov_numvfs in the tree), or '?' when it cannot be read. */
+function numVfs(m: SimManifest, pci: string): string {
+  try {
+    return readFileSync(path.join(m.root, 'bus/pci/devices', pci, 'sriov_numvfs'), 'utf8').trim();
+  } catch {
+    return '?';
+  }
+}
+
 function describe(m: SimManifest): string {
   const lines = [
     `simulated NIC (profile ${m.profile}) at ${m.root}: ${m.pfs.length} PF(s), ${m.pfs[0]?.totalVfs ?? 0} VFs max each`,
   ];
   for (const pf of m.pfs) {
-    lines.push(`  PF ${pf.pci}  ${m.netdevs ? `netdev ${pf.netdev} (underlay end ${pf.uplinkPeer})` : 'no netdevs'}`);
+    lines.push(`  PF ${pf.pci}  ${numVfs(m, pf.pci)} VF(s)  ${m.netdevs ? `netdev ${pf.netdev} (underlay end ${pf.uplinkPeer})` : 'no netdevs'}`);
   }
   if (m.netdevs) lines.push(`  VF netdevs ${m.prefix}f<pf>v<vf>, representors ${m.prefix}f<pf>r<vf>; unbound VF netdevs wait in netns ${m.parkNetns}`);
   lines.push(`use it with: --sysfs-root ${m.root}   (or export VFPLANE_SYSFS_ROOT=${m.root})`);

@@ -98,6 +98,8 @@ describe('usage errors commander catches', () => {
     [['pcap', 'encap', '--in', 'in.pcap'], /required option '--out <file>' not specified/],
     [['dataplane', 'explain', '--mac', '02:00:00:00:00:01'], /required option '--vni <n>' not specified/],
     [['frobnicate'], /unknown command 'frobnicate'/],
+    // A flag's value the CLI's own parser refuses (a UsageError, not commander's): the same.
+    [['vf', 'config', '0000:3b:02.0', '--vlan', '5000'], /--vlan.*5000/],
   ];
   for (const [args, msg] of cases) {
     it(`vfplane ${args.join(' ')}: exit 2, and with --json the JSON error object`, () => {

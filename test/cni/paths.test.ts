@@ -248,6 +248,8 @@ describePrivileged('vfplane-cni takes the paths of a network config only where t
     try {
       const f = vfplane(['sim', 'create', '--profile', 'x710', '--pfs', '1', '--vfs', '2', '--no-netdevs', '--root', fresh, '--prefix', prefix]);
       expect(f.code, f.stderr).toBe(0);
+      // What was made, not only what the family allows.
+      expect(f.stdout).toMatch(new RegExp(`: 1 PF\\(s\\), 64 VFs max each\\n  PF [0-9a-f:.]+  2 VF\\(s\\)  no netdevs\\n`));
       expect(execFileSync('stat', ['-c', '%u %a', fresh], { encoding: 'utf8' }).trim()).toBe('0 755');
     } finally {
       vfplane(['sim', 'destroy', '--root', fresh]);

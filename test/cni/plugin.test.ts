@@ -152,6 +152,10 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
     // Answered in the version asked when the plugin speaks it, else in its newest.
     expect(call('VERSION', { cniVersion: '0.4.0' }).out.cniVersion).toBe('0.4.0');
     expect(call('VERSION', { cniVersion: '2.0.0' }).out.cniVersion).toBe('1.1.0');
+    // doctor finds the plugin where it was installed when told the directory.
+    const plugin = (dir?: string) => (vfpJson(['doctor', ...(dir ? ['--cni-dir', dir] : [])]) as { checks: { name: string; status: string; detail: string }[] }).checks.find((c) => c.name === 'plugin installed');
+    expect(plugin(cniPath.split(':')[0]!)).toMatchObject({ status: 'ok', detail: expect.stringContaining(join(cniPath.split(':')[0]!, 'vfplane-cni')) });
+    expect(plugin(`${cniPath.split(':')[0]!}/`)!.detail).toContain(join(cniPath.split(':')[0]!, 'vfplane-cni'));
   });
 
   it('ADD as Multus calls it: the VF netdev moves into the pod, configured, announced; CHECK passes; DEL puts everything back', async () => {
