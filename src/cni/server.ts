@@ -146,7 +146,7 @@ async function handle(sock: net.Socket, log: (m: string) => void, reading: Set<n
   const { env, stdin, version } = parseRequest(buf);
   const foreign = version === 2 ? foreignSettings(env) : [];
   if (foreign.length) {
-    log(`vfplane cni serve: a ${env.CNI_COMMAND ?? ''} call sets ${foreign.join(', ')} other than this server runs with: its shim runs the plugin itself`);
+    log(`vfplane cni serve: ${/^[AEIOU]/.test(env.CNI_COMMAND ?? '') ? 'an' : 'a'} ${env.CNI_COMMAND ?? ''} call sets ${foreign.join(', ')} other than this server runs with: its shim runs the plugin itself`);
     return void sock.end(RUN_SELF);
   }
   // An hw-profile edited since the last call counts from this one, as for a plugin run

@@ -1349,7 +1349,12 @@ export class Daemon {
       case 'peer-del': {
         const p = this.parse(z.strictObject({ vtep: ipString('the peer VTEP') }), req);
         if (!this.peers.some((x) => x.vtep === p.vtep)) throw notFound(`${p.vtep} is not a peer`);
-        if (this.fdb.values().some((f) => f.vtep === p.vtep)) throw conflict(`static FDB entries point at ${p.vtep}; delete them first`);
+        const using = this.fdb.values().filter((f) => f.vtep === p.vtep);
+        if (using.length) {
+          const first = using[0]!;
+          throw conflict(`${using.length} static FDB entr${using.length > 1 ? 'ies point' : 'y points'} at ${p.vtep} (${using.slice(0, 4).map((f) => `VNI ${f.vni} ${f.mac}`).join(', ')}${using.length > 4 ? ', …' : ''}); ` +
+            `delete ${using.length > 1 ? 'them' : 'it'} first (\`vfplane dataplane fdb del --vni ${first.vni} --mac ${first.mac}\`), or point ${using.length > 1 ? 'them' : 'it'} at another peer (\`fdb add\` replaces an entry); nothing was changed`);
+        }
         const prev = this.peers.slice();
         const prevF = new Map(this.floods);
         // The peer leaves the flood lists that name it; the reply says which, and how many
@@ -1553,7 +1558,7 @@ export class Daemon {
     if (sender && sender.vni !== q.vni) throw invalid(`representor ${q.from} is on VNI ${sender.vni}, not ${q.vni}: its frames go on VNI ${sender.vni}`);
     // As the underlay direction says it (explainFromUnderlay): a VNI with a flood list of
     // its own is served (decapsulated, then dropped with nowhere to go), one without is not.
-    if (!local.length) steps.push(`no pod on this node is attached to VNI ${q.vni}: no pod here sends on it, and frames arriving for it from the underlay are dropped (${this.floods.has(q.vni) ? 'no_local_port' : 'vni_unknown'})`);
+    if (!local.length) steps.push(`no pod on this node is attached to VNI ${q.vni}: no pod here sends on it, and frames arriving for it from the underlay are dropped (${this.floods.has(q.vni) ? 'no_local_port' : 'vni_unknown'}); what follows is what a pod attached to it would meet`);
     const result = (verdict: string, extra: Record<string, unknown>) => ({ vni: q.vni, mac: dst, ...(q.from ? { from: q.from } : {}), verdict, ...extra, steps });
     if (sender && c.antiSpoof && q.src && q.src.toLowerCase() !== sender.mac.toLowerCase()) {
       steps.push(`anti-spoofing is on and ${q.from} may only send from ${sender.mac}, not ${q.src}`);
@@ -1637,7 +1642,7 @@ export class Daemon {
     if (st) steps.push(`${who} has a static FDB entry (to ${st.vtep}): nothing is learned`);
     else if (!this.cfg.learn) steps.push(`learning is off: ${who} is not learned`);
     else if (vtep && !peers.has(canonIp(vtep))) steps.push(`${vtep} is not a peer: ${who} is not learned (an entry for a VTEP that is not a peer could not be sent to), the frame is still delivered`);
-    else steps.push(`${who} is learned against ${vtep ?? 'the outer source VTEP, if that is a peer'} (entries age out after ${this.cfg.ageSeconds} s)`);
+    else steps.push(`such a frame has ${who} learned (or its entry refreshed) against ${vtep ?? 'the outer source VTEP, if that is a peer'} (entries age out after ${this.cfg.ageSeconds} s)`);
     const here = isGroupMac(dst) ? undefined : local.find((a) => a.mac.toLowerCase() === dst);
     if (here) {
       steps.push(`${dst} is a pod on this node (representor ${here.representor}${here.pci ? `, VF ${here.pci}` : ''})`);

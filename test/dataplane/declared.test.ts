@@ -132,7 +132,11 @@ describePrivileged('socket changes to what the config file declares', { root: tr
       const st = (await request(dp.socket, { op: 'status' })) as { peers: { vtep: string }[] };
       expect(st.peers.map((p) => p.vtep).sort()).toEqual(['192.0.2.2', '192.0.2.3']); // nothing changed
       writeFileSync(dp.config, JSON.stringify(file));
-      // peer del: refused while the static entry uses the peer; then it leaves VNI 300's list.
+      // peer del: refused while the static entry uses the peer, naming it and the way out;
+      // then it leaves VNI 300's list.
+      const used = vfplane(['dataplane', 'peer', 'del', '192.0.2.3', '--socket', dp.socket]);
+      expect(used.code).toBe(1);
+      expect(used.stderr).toContain('1 static FDB entry points at 192.0.2.3 (VNI 100 02:00:00:00:0e:01); delete it first (`vfplane dataplane fdb del --vni 100 --mac 02:00:00:00:0e:01`), or point it at another peer');
       expect(vfplane(['dataplane', 'fdb', 'del', '--vni', '100', '--mac', '02:00:00:00:0e:01', '--socket', dp.socket]).code).toBe(0);
       const del3 = vfplane(['dataplane', 'peer', 'del', '192.0.2.3', '--socket', dp.socket]);
       expect(del3.code, del3.stderr).toBe(0);
