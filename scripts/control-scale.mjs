@@ -2,9 +2,9 @@
 // How the data plane's control path holds up with many static FDB entries: a data plane
 // (afpacket, in a network namespace of its own) started from a config with N entries over
 // P peers, then K attaches, single fdb-add/fdb-del/peer-add/flood-set, status, a metrics
-// scrape, a reload of the unchanged file, a detach, a stop and a restart from the state
-// it left, each timed; the daemon's RSS and peak RSS. Root; removes what it made, also
-// on failure or Ctrl-C.
+// scrape, 5000 entries added and deleted in one request each, a reload of the unchanged
+// file, a detach, a stop and a restart from the state it left, each timed; the daemon's
+// RSS and peak RSS. Root; removes what it made, also on failure or Ctrl-C.
 //
 //   node scripts/control-scale.mjs [N=100000] [K=8] [P=250]
 import { spawn, execFileSync } from 'node:child_process';
@@ -72,6 +72,9 @@ try {
   for (let i = 0; i < K; i++) await time(`attach ${i + 1}`, () => R({ op: 'attach', representor: `rep${i}`, netns: `/run/netns/${ns}`, vni: 100 + (i % 4), mac: `02:98:00:00:00:${hex(i)}` }));
   for (let i = 0; i < 3; i++) await time(`fdb-add ${i + 1}`, () => R({ op: 'fdb-add', vni: 100, mac: `02:97:00:00:00:${hex(i)}`, vtep: peers[0].vtep }));
   await time('fdb-del', () => R({ op: 'fdb-del', vni: 100, mac: '02:97:00:00:00:00' }));
+  const batch = Array.from({ length: 5000 }, (_, i) => ({ vni: 200, mac: `02:96:00:00:${hex(i >> 8)}:${hex(i & 255)}`, vtep: peers[i % P].vtep }));
+  await time('fdb-add of 5000 in one request', () => R({ op: 'fdb-add', entries: batch }));
+  await time('fdb-del of those 5000', () => R({ op: 'fdb-del', entries: batch.map(({ vni, mac }) => ({ vni, mac })) }));
   await time('peer-add', () => R({ op: 'peer-add', vtep: '10.99.2.1' }));
   await time('flood-set', () => R({ op: 'flood-set', vni: 6001, vteps: null }));
   await time('status', () => R({ op: 'status' }));

@@ -382,6 +382,40 @@ export async function dpOp(op: string, args: Record<string, unknown>, o: ClientO
   lasts(r);
 }
 
+/** fdb add|del --file: the file's entries in one request, one change. The daemon checks
+ *  each entry (its errors name entries.N); here only that the file is a list and the
+ *  request fits the socket's line. */
+export async function dpFdbFile(op: 'fdb-add' | 'fdb-del', file: string, o: ClientOpts): Promise<void> {
+  const { readFileSync } = await import('node:fs');
+  const { parseYamlOrJson } = await import('../dataplane/config.js');
+  const { MAX_LINE } = await import('../dataplane/control.js');
+  const { badFile, notFound } = await import('../util/errors.js');
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw notFound(`cannot read --file ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+  let entries: unknown;
+  try {
+    entries = parseYamlOrJson(text);
+  } catch (e) {
+    throw badFile(`--file ${file} is not valid YAML or JSON: ${(e as Error).message}`);
+  }
+  const shape = op === 'fdb-add' ? '{vni, mac, vtep}' : '{vni, mac}';
+  if (!Array.isArray(entries) || !entries.length) throw badFile(`--file ${file}: expected a list of entries ${shape}, at least one`);
+  const line = JSON.stringify({ op, entries }).length + 1;
+  if (line > MAX_LINE) throw badFile(`--file ${file}: ${entries.length} entries make a request of ${line} bytes, more than the ${MAX_LINE} the control socket takes; split the file, or put the entries in the config file and reload`);
+  const { VfpError } = await import('../util/errors.js');
+  // What the daemon refuses as malformed came from the file: bad input in a file (exit 1).
+  const r = await request(await sock(o), { op, entries }).catch((e: unknown) => {
+    throw e instanceof VfpError && e.kind === 'invalid' ? badFile(`--file ${file}: ${e.message}`, e.details) : e;
+  });
+  if (o.json) return printJson(strip(r));
+  console.log(op === 'fdb-add' ? `fdb-add: ${r.added as number} added, ${r.replaced as number} replaced (epoch ${r.epoch})` : `fdb-del: ${r.deleted as number} deleted (epoch ${r.epoch})`);
+  lasts(r);
+}
+
 /** A change to what the config file declares is undone by the next restart or reload:
  *  the daemon's note says so, and so does the CLI (on stderr, beside the result). */
 function lasts(r: Record<string, unknown>): void {

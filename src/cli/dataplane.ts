@@ -3,6 +3,9 @@
 import { Command, Option } from './commander.js';
 import { topCommand } from './commands.js';
 import { UsageError } from './errors.js';
+
+/** As the daemon's FDB_BATCH_MAX (src/dataplane/daemon.ts), for the help text. */
+const FDB_FILE_MAX = 10_000;
 import { allowRepeats, ifnameFlag, intFlag, ipFlag, macFlag, netnsFlag, nodeFlag, pathFlag, pciFlag, vniFlag } from './flags.js';
 
 /** explain --from: a representor, or "uplink". */
@@ -93,15 +96,30 @@ export function registerDataplane(program: Command): void {
 
   const fdb = dp.command('fdb').description('the forwarding database: (VNI, MAC) → VTEP');
   common(fdb.command('list').description('static, learned and local entries')).action(async (o) => (await run()).dpFdbList(o));
-  common(fdb.command('add').description('add a static entry'))
-    .requiredOption('--vni <n>', 'the VNI', vniFlag())
-    .requiredOption('--mac <mac>', 'the inner MAC', macFlag('--mac'))
-    .requiredOption('--vtep <ip>', 'the VTEP (must be a peer)', ipFlag('--vtep'))
-    .action(async (o) => (await run()).dpOp('fdb-add', { vni: o.vni, mac: o.mac, vtep: o.vtep }, o));
-  common(fdb.command('del').description('remove a static entry'))
-    .requiredOption('--vni <n>', 'the VNI', vniFlag())
-    .requiredOption('--mac <mac>', 'the inner MAC', macFlag('--mac'))
-    .action(async (o) => (await run()).dpOp('fdb-del', { vni: o.vni, mac: o.mac }, o));
+  // One entry by its flags, or many from a file in one change (one commit, all or none).
+  const oneOrFile = (o: Record<string, unknown>, flags: string[]) => {
+    const given = flags.filter((f) => o[f] !== undefined);
+    if (o.file !== undefined ? given.length > 0 : given.length < flags.length) {
+      throw new UsageError(`give ${flags.map((f) => `--${f}`).join(', ').replace(/, ([^,]*)$/, ' and $1')}, or --file (one or the other)`);
+    }
+  };
+  common(fdb.command('add').description('add a static entry, or many from a file in one change'))
+    .option('--vni <n>', 'the VNI', vniFlag())
+    .option('--mac <mac>', 'the inner MAC', macFlag('--mac'))
+    .option('--vtep <ip>', 'the VTEP (must be a peer)', ipFlag('--vtep'))
+    .option('--file <file>', `a JSON or YAML list of {vni, mac, vtep} (up to ${FDB_FILE_MAX} a request): all added in one change, or none`, pathFlag('--file'))
+    .action(async (o) => {
+      oneOrFile(o, ['vni', 'mac', 'vtep']);
+      return o.file !== undefined ? (await run()).dpFdbFile('fdb-add', o.file, o) : (await run()).dpOp('fdb-add', { vni: o.vni, mac: o.mac, vtep: o.vtep }, o);
+    });
+  common(fdb.command('del').description('remove a static entry, or many from a file in one change'))
+    .option('--vni <n>', 'the VNI', vniFlag())
+    .option('--mac <mac>', 'the inner MAC', macFlag('--mac'))
+    .option('--file <file>', `a JSON or YAML list of {vni, mac} (up to ${FDB_FILE_MAX} a request): all deleted in one change, or none`, pathFlag('--file'))
+    .action(async (o) => {
+      oneOrFile(o, ['vni', 'mac']);
+      return o.file !== undefined ? (await run()).dpFdbFile('fdb-del', o.file, o) : (await run()).dpOp('fdb-del', { vni: o.vni, mac: o.mac }, o);
+    });
 
   const flood = dp.command('flood').description('head-end replication: which VTEPs get a VNI\'s broadcast, multicast and unknown unicast');
   common(flood.command('set').description('set the VNI\'s flood list (each VTEP must be a peer)'))

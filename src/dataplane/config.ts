@@ -382,7 +382,7 @@ export function podBackendOf(c: Pick<DaemonConfig, 'backend' | 'representors'>):
  *  and ~20× the memory on JSON (a 100k-entry FDB: 4 s and 450 MB), so JSON goes to
  *  JSON.parse, unless it repeats a key: YAML refuses that, where JSON.parse would keep
  *  the last one unsaid. */
-function parseYamlOrJson(text: string): unknown {
+export function parseYamlOrJson(text: string): unknown {
   if (/^\s*\{/.test(text)) {
     let data: unknown;
     try {

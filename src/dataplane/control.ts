@@ -12,7 +12,8 @@ import { replyTimeoutMs } from './reply-timeout.js';
 
 export type Handler = (req: Record<string, unknown>) => Promise<Record<string, unknown>> | Record<string, unknown>;
 
-const MAX_LINE = 1 << 20;
+/** The longest request line (and reply line) the socket takes. */
+export const MAX_LINE = 1 << 20;
 /** Requests read from one connection and not yet answered. A client that pipelines more
  *  waits: the daemon reads no further until it has answered some. */
 const MAX_QUEUED = 64;

@@ -172,6 +172,24 @@ function fdbKeys(list: readonly FdbEntry[]): Set<string> {
 /** What a request without arguments takes: nothing (an unknown field is refused, as for
  *  every other request; `op` and `id` are the envelope's). */
 const NO_ARGS = z.strictObject({});
+/** What names a static FDB entry in fdb-del. */
+const FDB_KEY = z.strictObject({ vni: vniNumber, mac: macString('the inner (pod) MAC') });
+/** Entries one fdb-add or fdb-del may carry: the control socket's 1 MiB request line holds
+ *  ~15k; a node's whole table goes through the config file and a reload. */
+export const FDB_BATCH_MAX = 10_000;
+const fdbBatch = <T extends z.ZodType>(entry: T) =>
+  z.array(entry, { error: 'expected a list of entries' }).min(1, 'expected at least one entry').max(FDB_BATCH_MAX, `expected at most ${FDB_BATCH_MAX} entries a request; send more in several, or put them in the config file and reload`);
+/** Up to four of a list, then how many more. */
+const listSome = (xs: string[]) => `${xs.slice(0, 4).join(', ')}${xs.length > 4 ? ` and ${xs.length - 4} more` : ''}`;
+/** Refuses a batch that names one entry twice (which of the two would win?). */
+function refuseRepeats(keys: { vni: number; mac: string }[]): void {
+  const seen = new Map<string, number>();
+  keys.forEach((k, i) => {
+    const first = seen.get(fdbKey(k));
+    if (first !== undefined) throw invalid(`entries.${i} names ${k.mac} on VNI ${k.vni} again (also entries.${first}); give each entry once`);
+    seen.set(fdbKey(k), i);
+  });
+}
 
 /** tunnel.mtu above the uplink netdev's MTU: encap would pass frames the uplink cannot
  *  send (dropped as tx_oversize, no ICMP too big to the pod). It is for an uplink whose
@@ -1230,6 +1248,41 @@ export class Daemon {
     return { note };
   }
 
+  /** fdb-add with `entries`: all of them in one change (one commit, one state-file write)
+   *  or none; a controller syncing thousands of entries pays for one (helper-78: 10k
+   *  single fdb-adds took 240 s). Each VTEP must be a peer; a key given twice is refused. */
+  private fdbAddMany(entries: FdbEntry[]): Record<string, unknown> {
+    refuseRepeats(entries);
+    const peers = new Set(this.peers.map((p) => p.vtep));
+    const stray = [...new Set(entries.map((f) => f.vtep).filter((v) => !peers.has(v)))];
+    if (stray.length) throw notFound(`VTEP${stray.length > 1 ? 's' : ''} ${listSome(stray)} ${stray.length > 1 ? 'are' : 'is'} not a peer; add ${stray.length > 1 ? 'them' : 'it'} first (\`vfplane dataplane peer add\`, op peer-add); nothing was added`);
+    const replaced = entries.filter((f) => this.fdb.has(f)).length;
+    const prev = this.fdb.clone();
+    this.change(() => entries.forEach((f) => this.fdb.set(f)), () => (this.fdb = prev));
+    const declared = fdbKeys(this.cfg.fdb);
+    const inFile = entries.filter((f) => declared.has(fdbKey(f)));
+    const pods = new Set([...this.atts.values()].map((a) => fdbKey(a)));
+    const ofPods = entries.filter((f) => pods.has(fdbKey(f)));
+    const notes = [
+      this.declared(inFile.length ? `the static entr${inFile.length > 1 ? 'ies' : 'y'} for ${listSome(inFile.map((f) => `${f.mac} on VNI ${f.vni}`))}` : null).note,
+      ofPods.length ? `${listSome(ofPods.map((f) => `${f.mac} on VNI ${f.vni}`))} ${ofPods.length > 1 ? 'are MACs' : 'is the MAC'} of pods attached here: their frames go to those pods (local pods come before the FDB) until they are detached` : undefined,
+    ].filter(Boolean);
+    if (notes[1]) this.log.warn(notes[1]);
+    return { epoch: this.epoch, added: entries.length - replaced, replaced, ...(notes.length ? { note: notes.join('; ') } : {}) };
+  }
+
+  /** fdb-del with `entries`: all of them in one change, or none when one is not there. */
+  private fdbDelMany(keys: { vni: number; mac: string }[]): Record<string, unknown> {
+    refuseRepeats(keys);
+    const missing = keys.filter((k) => !this.fdb.has(k));
+    if (missing.length) throw notFound(`no static FDB entr${missing.length > 1 ? 'ies' : 'y'} for ${listSome(missing.map((k) => `${k.mac} on VNI ${k.vni}`))}; nothing was deleted`);
+    const prev = this.fdb.clone();
+    this.change(() => keys.forEach((k) => this.fdb.delete(k)), () => (this.fdb = prev));
+    const declared = fdbKeys(this.cfg.fdb);
+    const inFile = keys.filter((k) => declared.has(fdbKey(k)));
+    return { epoch: this.epoch, deleted: keys.length, ...this.declared(inFile.length ? `the static entr${inFile.length > 1 ? 'ies' : 'y'} for ${listSome(inFile.map((f) => `${f.mac} on VNI ${f.vni}`))}` : null) };
+  }
+
   private parse<T>(schema: z.ZodType<T>, req: Record<string, unknown>): T {
     const { op: _op, id: _id, ...rest } = req;
     const r = schema.safeParse(rest);
@@ -1367,6 +1420,7 @@ export class Daemon {
         return { epoch: this.epoch, ...(floodsTrimmed.length ? { floodsTrimmed } : {}), ...this.declared(this.cfg.peers.some((x) => x.vtep === p.vtep) ? `peer ${p.vtep}` : null) };
       }
       case 'fdb-add': {
+        if ('entries' in req) return this.fdbAddMany(this.parse(z.strictObject({ entries: fdbBatch(fdbSchema) }), req).entries);
         const f = this.parse(fdbSchema, req);
         if (!this.peers.some((p) => p.vtep === f.vtep)) throw notFound(`VTEP ${f.vtep} is not a peer; add it first: \`vfplane dataplane peer add ${f.vtep}\` (op peer-add)`);
         // A replaced entry moves to the end (as the newest); a failed change puts the
@@ -1385,7 +1439,8 @@ export class Daemon {
         return { epoch: this.epoch, ...decl };
       }
       case 'fdb-del': {
-        const f = this.parse(z.strictObject({ vni: vniNumber, mac: macString('the inner (pod) MAC') }), req);
+        if ('entries' in req) return this.fdbDelMany(this.parse(z.strictObject({ entries: fdbBatch(FDB_KEY) }), req).entries);
+        const f = this.parse(FDB_KEY, req);
         if (!this.fdb.has(f)) throw notFound(`no static FDB entry for ${f.mac} on VNI ${f.vni}`);
         const prev = this.fdb.clone(); // the order, too, if the change fails
         this.change(() => this.fdb.delete(f), () => (this.fdb = prev));
@@ -2081,8 +2136,8 @@ function requestSummary(req: Record<string, unknown>): string {
   switch (req.op) {
     case 'peer-add': return `${v(req.vtep)}${req.mac !== undefined ? ` (MAC ${v(req.mac)})` : ''}`;
     case 'peer-del': return v(req.vtep);
-    case 'fdb-add': return `VNI ${v(req.vni)} ${v(req.mac)} → ${v(req.vtep)}`;
-    case 'fdb-del': return `VNI ${v(req.vni)} ${v(req.mac)}`;
+    case 'fdb-add': return Array.isArray(req.entries) ? `${req.entries.length} entries` : `VNI ${v(req.vni)} ${v(req.mac)} → ${v(req.vtep)}`;
+    case 'fdb-del': return Array.isArray(req.entries) ? `${req.entries.length} entries` : `VNI ${v(req.vni)} ${v(req.mac)}`;
     case 'flood-set': return `VNI ${v(req.vni)} → ${req.vteps === null ? 'every peer' : Array.isArray(req.vteps) ? (req.vteps.length ? req.vteps.map(v).join(', ') : 'none') : v(req.vteps)}`;
     default: return '';
   }

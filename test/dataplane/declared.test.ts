@@ -152,6 +152,50 @@ describePrivileged('socket changes to what the config file declares', { root: tr
     }
   });
 
+  it('fdb add|del --file: many entries in one change, all or none, each refusal naming the entry', async () => {
+    const declared = { vni: 100, mac: '02:00:00:00:0f:01', vtep: '192.0.2.2' };
+    const dp = await dataplaneOn(n, up, d.dir, { peers: [{ vtep: '192.0.2.2' }, { vtep: '192.0.2.3' }], fdb: [declared] });
+    try {
+      const hex = (i: number) => `${(i >> 8).toString(16).padStart(2, '0')}:${(i & 255).toString(16).padStart(2, '0')}`;
+      const many = Array.from({ length: 3000 }, (_, i) => ({ vni: 100 + (i % 3), mac: `02:00:00:10:${hex(i)}`, vtep: i % 2 ? '192.0.2.3' : '192.0.2.2' }));
+      const file = (name: string, v: unknown, yaml = false) => {
+        const f = `${d.dir}/${name}`;
+        writeFileSync(f, yaml ? `# yaml\n${JSON.stringify(v)}` : JSON.stringify(v));
+        return f;
+      };
+      const statics = async () => ((await request(dp.socket, { op: 'fdb-list' })) as { static: { vni: number; mac: string; vtep: string }[] }).static;
+      const add = vfplane(['dataplane', 'fdb', 'add', '--file', file('add.yaml', [...many, { ...declared, vtep: '192.0.2.3' }], true), '--socket', dp.socket]);
+      expect(add.code, add.stderr).toBe(0);
+      expect(add.stdout).toMatch(/^fdb-add: 3000 added, 1 replaced \(epoch \d+\)$/m);
+      expect(add.stderr).toContain('warning: the data-plane config declares the static entry for 02:00:00:00:0f:01 on VNI 100');
+      const after = await statics();
+      expect(after).toHaveLength(3001);
+      expect(after.find((f) => f.mac === declared.mac)!.vtep).toBe('192.0.2.3');
+      expect((await request(dp.socket, { op: 'explain', vni: 102, mac: many[2999]!.mac })) as { verdict: string; vtep: string }).toMatchObject({ vtep: '192.0.2.3', source: 'static' });
+      // Refused as a whole, naming what: a VTEP that is no peer, an entry given twice, a
+      // malformed one (bad input in a file: exit 1), and nothing changes.
+      const refused = (args: string[], code: number, msg: string | RegExp) => {
+        const r = vfplane(['dataplane', 'fdb', ...args, '--socket', dp.socket]);
+        expect(r.code, r.stderr).toBe(code);
+        expect(r.stderr).toMatch(msg);
+      };
+      const extra = { vni: 7, mac: '02:00:00:20:00:01', vtep: '192.0.2.9' };
+      refused(['add', '--file', file('stray.json', [...many.slice(0, 10), extra])], 1, 'VTEP 192.0.2.9 is not a peer; add it first (`vfplane dataplane peer add`, op peer-add); nothing was added');
+      refused(['add', '--file', file('twice.json', [many[0], { ...extra, vtep: '192.0.2.2' }, many[0]])], 1, /--file .*twice\.json: entries\.2 names 02:00:00:10:00:00 on VNI 100 again \(also entries\.0\); give each entry once/);
+      refused(['add', '--file', file('bad.json', [many[0], many[1], { ...extra, mac: '01:00:5e:00:00:01', vtep: '192.0.2.2' }])], 1, /--file .*bad\.json: fdb-add: entries\.2\.mac: expected a pod's unicast MAC/);
+      refused(['add', '--file', file('none.json', { entries: many })], 1, /--file .*none\.json: expected a list of entries \{vni, mac, vtep\}/);
+      refused(['add', '--file', file('x.json', many), '--vni', '5'], 2, 'give --vni, --mac and --vtep, or --file (one or the other)');
+      refused(['del', '--file', file('gone.json', [...many.slice(0, 5).map(({ vni, mac }) => ({ vni, mac })), { vni: 9, mac: '02:00:00:30:00:01' }])], 1, 'no static FDB entry for 02:00:00:30:00:01 on VNI 9; nothing was deleted');
+      expect(await statics()).toEqual(after);
+      const del = vfplane(['dataplane', 'fdb', 'del', '--file', file('del.json', many.map(({ vni, mac }) => ({ vni, mac }))), '--socket', dp.socket, '--json']);
+      expect(del.code, del.stderr).toBe(0);
+      expect(JSON.parse(del.stdout)).toMatchObject({ deleted: 3000 });
+      expect((await statics()).map((f) => f.mac)).toEqual([declared.mac]);
+    } finally {
+      await dp.stop();
+    }
+  });
+
   it('past the peers and VNIs a data plane holds, a socket change is a conflict that says the way out, and changes nothing', async () => {
     // The file at the limits (1024 peers; 1023 VNIs with a flood list), which it may be.
     const peers = Array.from({ length: 1024 }, (_, i) => ({ vtep: `10.${100 + (i >> 8)}.${i & 255}.1` }));
