@@ -176,7 +176,7 @@ const NO_ARGS = z.strictObject({});
 const FDB_KEY = z.strictObject({ vni: vniNumber, mac: macString('the inner (pod) MAC') });
 /** Entries one fdb-add or fdb-del may carry: the control socket's 1 MiB request line holds
  *  ~15k; a node's whole table goes through the config file and a reload. */
-export const FDB_BATCH_MAX = 10_000;
+const FDB_BATCH_MAX = 10_000;
 const fdbBatch = <T extends z.ZodType>(entry: T) =>
   z.array(entry, { error: 'expected a list of entries' }).min(1, 'expected at least one entry').max(FDB_BATCH_MAX, `expected at most ${FDB_BATCH_MAX} entries a request; send more in several, or put them in the config file and reload`);
 /** Up to four of a list, then how many more. */
