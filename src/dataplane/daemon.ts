@@ -847,10 +847,20 @@ export class Daemon {
 
   private commit(): void {
     const s = this.spec();
-    // The data plane's limits, said with the way out (the addon's refusal has neither).
-    if (s.peers.length > MAX_PEERS) throw conflict(`${s.peers.length} peers is more than the ${MAX_PEERS} a data plane supports; ${PEERS_FIX}; nothing was changed`);
+    // The data plane's limits, said with the way out (the addon's refusal has neither),
+    // and how much of it the control socket added: a reload of a file within the limits
+    // may still go past them with those (helper-79).
+    if (s.peers.length > MAX_PEERS) {
+      const cfg = new Set(this.cfg.peers.map((p) => p.vtep));
+      const added = this.peers.filter((p) => !cfg.has(p.vtep)).map((p) => p.vtep);
+      throw conflict(`${s.peers.length} peers is more than the ${MAX_PEERS} a data plane supports${added.length ? ` (${added.length} of them added over the control socket, not in the config file: ${listSome(added)}; \`vfplane dataplane peer del VTEP\` takes one away)` : ''}; ${PEERS_FIX}; nothing was changed`);
+    }
     const vnis = new Set([...s.atts.map((a) => a.vni), ...s.floods.map((f) => f.vni)]);
-    if (vnis.size > MAX_VNIS) throw conflict(`that makes ${vnis.size} VNIs attached or with a flood list, more than the ${MAX_VNIS} a data plane serves; ${VNIS_FIX}; nothing was changed`);
+    if (vnis.size > MAX_VNIS) {
+      const cfg = new Set(this.cfg.vnis.map((v) => v.vni));
+      const added = [...this.floods.keys()].filter((v) => !cfg.has(v)).map(String);
+      throw conflict(`that makes ${vnis.size} VNIs attached or with a flood list, more than the ${MAX_VNIS} a data plane serves${added.length ? ` (flood lists set over the control socket, not in the config file, for ${added.length} of them: VNI ${listSome(added)})` : ''}; ${VNIS_FIX}; nothing was changed`);
+    }
     this.epoch = this.dp!.commit(s);
   }
 
@@ -1317,12 +1327,15 @@ export class Daemon {
   private async handleLogged(req: Record<string, unknown>): Promise<Record<string, unknown>> {
     const op = typeof req.op === 'string' ? req.op : '';
     const logged = ['peer-add', 'peer-del', 'fdb-add', 'fdb-del', 'flood-set', 'reload'].includes(op);
+    // attach and detach log what they did themselves; a refusal only here (helper-79: a
+    // CNI ADD refused at the VNI limit left nothing in the data plane's log).
+    const refusalLogged = logged || op === 'attach' || op === 'detach';
     try {
       const r = await this.handle(req);
       if (logged && op !== 'reload') this.log.info(`control socket: ${op} ${requestSummary(req)}, epoch ${this.epoch}`); // reload logs its own
       return r;
     } catch (e) {
-      if (logged) this.logRefusal(op, `control socket: ${op}${op === 'reload' ? '' : ` ${requestSummary(req)}`} refused: ${(e as Error).message}`);
+      if (refusalLogged) this.logRefusal(op, `control socket: ${op}${op === 'reload' ? '' : ` ${requestSummary(req)}`} refused: ${(e as Error).message}`);
       throw e;
     }
   }
@@ -1856,16 +1869,28 @@ export class Daemon {
     dropVtep(this.cfg.uplink.vtep, s, s.floods);
     const fam = isIP(this.cfg.uplink.vtep);
     s.peers = s.peers.filter((p) => isIP(p.vtep) === fam || (drop(`peer ${p.vtep}`, `not IPv${fam} like uplink.vtep ${this.cfg.uplink.vtep}`), false));
+    // What does not fit the data plane's limits beside the config's costs itself too (the
+    // config declares the node and comes first), not the whole file (helper-79: a peer
+    // added over the socket past a config of 1024 lost every runtime change at restart).
     const peers = [...this.peers];
-    for (const p of s.peers) if (!peers.some((x) => canonIp(x.vtep) === canonIp(p.vtep))) peers.push(p);
     const isPeer = new Set(peers.map((p) => canonIp(p.vtep)));
+    s.peers = s.peers.filter((p) => {
+      if (isPeer.has(canonIp(p.vtep))) return false;
+      if (peers.length >= MAX_PEERS) return drop(`peer ${p.vtep}`, `the config's peers and those restored before it fill the ${MAX_PEERS} a data plane holds`), false;
+      isPeer.add(canonIp(p.vtep));
+      peers.push(p);
+      return true;
+    });
     s.fdb = s.fdb.filter((f) => isPeer.has(canonIp(f.vtep)) || (drop(`FDB entry VNI ${f.vni} MAC ${f.mac}`, `it points at VTEP ${f.vtep}, which is not a peer`), false));
     const fdb = this.fdb.clone();
     for (const f of s.fdb) if (!fdb.has(f)) fdb.set(f);
+    const served = new Set([...this.floods.keys(), ...this.cfg.attachments.map((a) => a.vni)]);
     s.floods = s.floods.filter((f) => {
       const v = f.flood.find((x) => !isPeer.has(canonIp(x)));
-      if (v) drop(`the flood list of VNI ${f.vni}`, `it names VTEP ${v}, which is not a peer`);
-      return !v;
+      if (v) return drop(`the flood list of VNI ${f.vni}`, `it names VTEP ${v}, which is not a peer`), false;
+      if (!served.has(f.vni) && served.size >= MAX_VNIS) return drop(`the flood list of VNI ${f.vni}`, `the config's VNIs and those restored before it fill the ${MAX_VNIS} a data plane serves`), false;
+      served.add(f.vni);
+      return true;
     });
     const prev = { peers: this.peers, fdb: this.fdb, floods: this.floods };
     this.peers = peers;
@@ -2138,6 +2163,8 @@ function requestSummary(req: Record<string, unknown>): string {
     case 'peer-del': return v(req.vtep);
     case 'fdb-add': return Array.isArray(req.entries) ? `${req.entries.length} entries` : `VNI ${v(req.vni)} ${v(req.mac)} → ${v(req.vtep)}`;
     case 'fdb-del': return Array.isArray(req.entries) ? `${req.entries.length} entries` : `VNI ${v(req.vni)} ${v(req.mac)}`;
+    case 'attach': return `${v(req.representor)}${req.netns !== undefined ? ` in ${v(req.netns)}` : ''} on VNI ${v(req.vni)} (MAC ${v(req.mac)})`;
+    case 'detach': return req.pci !== undefined ? `VF ${v(req.pci)}` : v(req.representor);
     case 'flood-set': return `VNI ${v(req.vni)} → ${req.vteps === null ? 'every peer' : Array.isArray(req.vteps) ? (req.vteps.length ? req.vteps.map(v).join(', ') : 'none') : v(req.vteps)}`;
     default: return '';
   }

@@ -206,12 +206,12 @@ describePrivileged('socket changes to what the config file declares', { root: tr
       expect(peer.code, peer.stderr).toBe(1);
       const pe = (JSON.parse(peer.stdout) as { error: { kind: string; message: string } }).error;
       expect(pe.kind).toBe('conflict');
-      expect(pe.message).toBe("1025 peers is more than the 1024 a data plane supports; list the VTEPs of the nodes whose pods share a VNI with this node's, not every node (a VNI floods to its own list: vnis[].flood); nothing was changed");
+      expect(pe.message).toBe("1025 peers is more than the 1024 a data plane supports (1 of them added over the control socket, not in the config file: 10.200.0.1; `vfplane dataplane peer del VTEP` takes one away); list the VTEPs of the nodes whose pods share a VNI with this node's, not every node (a VNI floods to its own list: vnis[].flood); nothing was changed");
       const vni = vfplane(['dataplane', 'flood', 'set', '--vni', '5000', '--none', '--socket', dp.socket, '--json']);
       expect(vni.code, vni.stderr).toBe(1);
       const ve = (JSON.parse(vni.stdout) as { error: { kind: string; message: string } }).error;
       expect(ve.kind).toBe('conflict');
-      expect(ve.message).toMatch(/^that makes 1024 VNIs attached or with a flood list, more than the 1023 a data plane serves; drop the flood lists of VNIs no pod on this node uses .*--all-peers.*; nothing was changed$/);
+      expect(ve.message).toMatch(/^that makes 1024 VNIs attached or with a flood list, more than the 1023 a data plane serves \(flood lists set over the control socket, not in the config file, for 1 of them: VNI 5000\); drop the flood lists of VNIs no pod on this node uses .*--all-peers.*; nothing was changed$/);
       const st = (await request(dp.socket, { op: 'status' })) as { peers: unknown[]; floodLists?: Record<string, unknown> };
       expect(st.peers).toHaveLength(1024);
       // A peer already there is a change, not one more; a VNI's list removed makes room.
@@ -223,8 +223,27 @@ describePrivileged('socket changes to what the config file declares', { root: tr
       expect(text).toMatch(/^flood lists: VNIs 1001-2022,5000 → none; other VNIs → every peer$/m);
       expect(text.split('\n').filter((l) => l.startsWith('│ 10.1')).length).toBe(1024);
       expect(text).not.toMatch(/^├/m);
+      // 1024 peers none of which answers ARP: one warning for all, not one each.
+      expect(text.match(/has not answered|have not answered/g)).toHaveLength(1);
+      expect(text).toMatch(/^warning: 1024 peers have not answered ARP\/ND \(10\.100\.0\.1, 10\.100\.1\.1, 10\.100\.2\.1, 10\.100\.3\.1, and 1020 more; `--json` lists them\)/m);
+      // At a restart, what the state file adds past the limits beside the config's costs
+      // itself (logged), not the rest of the state: a socket change to a config peer (its
+      // removal lasts until the restart) let a peer in, whose place the config takes back.
+      expect(vfplane(['dataplane', 'peer', 'del', peers[5]!.vtep, '--socket', dp.socket]).code).toBe(0);
+      expect(vfplane(['dataplane', 'peer', 'add', '10.200.0.1', '--socket', dp.socket]).code).toBe(0);
+      expect(vfplane(['dataplane', 'fdb', 'add', '--vni', '1001', '--mac', '02:00:00:00:0c:01', '--vtep', peers[0]!.vtep, '--socket', dp.socket]).code).toBe(0);
     } finally {
       await dp.stop();
+    }
+    const again = await dataplaneOn(n, up, d.dir, { peers, vnis });
+    try {
+      expect(again.log()).toMatch(/state .*: peer 10\.200\.0\.1 not restored: the config's peers and those restored before it fill the 1024 a data plane holds; the rest is/);
+      expect(again.log()).toMatch(/state .*: the flood list of VNI 5000 not restored: the config's VNIs and those restored before it fill the 1023 a data plane serves; the rest is/);
+      const fdb = (await request(again.socket, { op: 'fdb-list' })) as { static: { mac: string }[] };
+      expect(fdb.static.map((f) => f.mac)).toContain('02:00:00:00:0c:01');
+      expect(((await request(again.socket, { op: 'status' })) as { peers: unknown[] }).peers).toHaveLength(1024);
+    } finally {
+      await again.stop();
     }
   });
 });
