@@ -279,12 +279,20 @@ export const configSchema = z.strictObject({
   twice(c.attachments, (a) => a.pci ?? `\u0000${a.netns ?? ''}\u0000${a.representor}`, (i) => ['attachments', i, 'pci'], (a, j) => `VF ${a.pci} is attached twice (also attachments.${j}); a VF has one representor`);
   // What a data plane holds (native/worker/dp.h): refused here by field, before the
   // uplink is claimed, rather than by the commit's one line.
+  // At the first entry past the limit (the error shows that one, not the whole list).
   if (c.peers.length > MAX_PEERS) {
-    ctx.addIssue({ code: 'custom', path: ['peers'], message: `${c.peers.length} peers is more than the ${MAX_PEERS} a data plane supports; ${PEERS_FIX}` });
+    ctx.addIssue({ code: 'custom', path: ['peers', MAX_PEERS], message: `${c.peers.length} peers is more than the ${MAX_PEERS} a data plane supports; ${PEERS_FIX}` });
   }
-  const served = new Set([...c.vnis.map((v) => v.vni), ...c.attachments.map((a) => a.vni)]);
-  if (served.size > MAX_VNIS) {
-    ctx.addIssue({ code: 'custom', path: ['vnis'], message: `vnis and attachments name ${served.size} VNIs, more than the ${MAX_VNIS} a data plane serves; ${VNIS_FIX}` });
+  const served = new Set<number>();
+  let past: (string | number)[] | null = null;
+  for (const [key, list] of [['vnis', c.vnis], ['attachments', c.attachments]] as const) {
+    list.forEach((x, i) => {
+      if (!served.has(x.vni) && served.size === MAX_VNIS) past ??= [key, i, 'vni'];
+      served.add(x.vni);
+    });
+  }
+  if (past) {
+    ctx.addIssue({ code: 'custom', path: past, message: `vnis and attachments name ${served.size} VNIs, more than the ${MAX_VNIS} a data plane serves; drop the flood lists of VNIs no pod on this node uses from vnis[], or spread the VNIs over more nodes` });
   }
   const peers = new Set(c.peers.map((p) => p.vtep));
   c.fdb.forEach((f, i) => {
@@ -378,11 +386,36 @@ export function podBackendOf(c: Pick<DaemonConfig, 'backend' | 'representors'>):
   return nativeFeatures().afxdp?.built ? 'afxdp' : 'afpacket';
 }
 
+const FLOW_DEPTH_MAX = 64;
+/** How deep `[` and `{` nest in a YAML or JSON text, outside double-quoted strings and
+ *  comments (an estimate: a bracket in a single-quoted or plain scalar counts too). */
+function flowDepth(text: string): number {
+  let depth = 0, max = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (c === '"') {
+      for (i++; i < text.length && text[i] !== '"'; i++) if (text[i] === '\\') i++;
+    } else if (c === '#' && (i === 0 || /\s/.test(text[i - 1]!))) {
+      while (i < text.length && text[i] !== '\n') i++;
+    } else if (c === '[' || c === '{') {
+      if (++depth > max) max = depth;
+    } else if (c === ']' || c === '}') {
+      depth--;
+    }
+  }
+  return max;
+}
+
 /** A config's text as data. YAML is a superset of JSON, but its parser takes ~40× as long
  *  and ~20× the memory on JSON (a 100k-entry FDB: 4 s and 450 MB), so JSON goes to
  *  JSON.parse, unless it repeats a key: YAML refuses that, where JSON.parse would keep
  *  the last one unsaid. */
 export function parseYamlOrJson(text: string): unknown {
+  // The YAML parser recurses per nesting level: thousands deep, it overflows the stack,
+  // and a second such parse in the same process aborted it (V8 out of memory in its
+  // RegExp compiler; helper-79: a daemon reloading such a file died). No config nests
+  // past a handful; refused before parsing.
+  if (flowDepth(text) > FLOW_DEPTH_MAX) throw new Error(`it nests [ and { more than ${FLOW_DEPTH_MAX} deep; no config or entry list does`);
   if (/^\s*\{/.test(text)) {
     let data: unknown;
     try {

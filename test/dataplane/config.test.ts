@@ -120,13 +120,26 @@ describe('data-plane config', () => {
     const layout = (loadAddon() as unknown as { dpStatsLayout(): { maxPeers: number; maxVnis: number } }).dpStatsLayout();
     expect([MAX_PEERS, MAX_VNIS]).toEqual([layout.maxPeers, layout.maxVnis - 1]);
     const peers = Array.from({ length: 1025 }, (_, i) => ({ vtep: `10.${100 + (i >> 8)}.${i & 255}.1` }));
-    expect(err({ ...ok, peers })).toContain("config: peers: 1025 peers is more than the 1024 a data plane supports; list the VTEPs of the nodes whose pods share a VNI with this node's, not every node (a VNI floods to its own list: vnis[].flood)");
+    expect(err({ ...ok, peers })).toContain("config: peers.1024: 1025 peers is more than the 1024 a data plane supports; list the VTEPs of the nodes whose pods share a VNI with this node's, not every node (a VNI floods to its own list: vnis[].flood)");
     expect(() => parseConfig({ ...ok, peers: peers.slice(0, 1024) }, 'config')).not.toThrow();
     // A VNI counts once whether it has a flood list, attachments, or both.
     const vnis = Array.from({ length: 1023 }, (_, i) => ({ vni: 1000 + i, flood: [] }));
     const att = (vni: number, i: number) => ({ representor: `rep${i}`, vni, mac: `02:00:00:00:01:${String(i).padStart(2, '0')}` });
     expect(() => parseConfig({ ...ok, vnis, attachments: [att(1000, 1), att(1001, 2)] }, 'config')).not.toThrow();
-    expect(err({ ...ok, vnis, attachments: [att(7, 1)] })).toMatch(/^config: vnis: vnis and attachments name 1024 VNIs, more than the 1023 a data plane serves; drop the flood lists of VNIs no pod on this node uses/);
+    expect(err({ ...ok, vnis, attachments: [att(7, 1)] })).toMatch(/^config: attachments\.0\.vni: vnis and attachments name 1024 VNIs, more than the 1023 a data plane serves; drop the flood lists of VNIs no pod on this node uses from vnis\[\], or spread the VNIs over more nodes/);
+    expect(err({ ...ok, vnis: [...vnis, { vni: 9, flood: [] }] })).toMatch(/^config: vnis\.1023\.vni: vnis and attachments name 1024 VNIs/);
+    // A deeply nested file is refused before the YAML parser (which recursed until the
+    // stack overflowed, and a second parse then aborted the process).
+    const dir = mkdtempSync(join(tmpdir(), 'vfplane-dpcfg-'));
+    try {
+      writeFileSync(join(dir, 'deep.yaml'), `# yaml\n{"uplink": {"ifname": "ens1f0", "vtep": "192.0.2.1"}, "x": ${'{"a":'.repeat(3000)}1${'}'.repeat(3000)}}`);
+      for (let i = 0; i < 2; i++) expect(() => loadConfig(join(dir, 'deep.yaml'))).toThrow(/deep\.yaml is not valid YAML or JSON: it nests \[ and \{ more than 64 deep/);
+      // Brackets in strings and comments are not nesting.
+      writeFileSync(join(dir, 'flat.yaml'), `# ${'['.repeat(100)}\nuplink: {ifname: ens1f0, vtep: 192.0.2.1}\npeers: [{vtep: "192.0.2.2"}] # ${'{'.repeat(100)}\n`);
+      expect(loadConfig(join(dir, 'flat.yaml')).peers).toEqual([{ vtep: '192.0.2.2' }]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('reads a JSON file as YAML would: the same config, and a key given twice refused', () => {
