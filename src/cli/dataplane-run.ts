@@ -471,7 +471,7 @@ export async function dpExplain(o: ClientOpts & { vni: number; mac: string; from
     : e.verdict === 'encap' ? `encapsulated to ${e.vtep} (${e.source} FDB entry)`
     : e.verdict === 'flood' ? `flooded: ${e.localPorts?.length ?? 0} local pod(s), ${e.peers?.length ?? 0} remote VTEP(s)`
     : `dropped (${e.reason})`;
-  console.log(`VNI ${o.vni}, to ${o.mac}${o.from ? `, from ${o.from}` : ''}: ${head}`);
+  console.log(`VNI ${o.vni}, to ${typeof r.mac === 'string' ? r.mac : o.mac}${o.from ? `, from ${o.from}` : ''}: ${head}`);
   for (const s of e.steps) console.log(`  - ${s}`);
   if (e.peer) console.log(`  - ${e.peer.note}`);
   if (e.localPorts?.length) console.log(`  - local copies: ${e.localPorts.join(', ')}`);
@@ -531,7 +531,7 @@ const FLOOD_GROUPS_SHOWN = 16;
 function floodListsText(floods: { vni: number; vteps: string[] }[]): string {
   const byList = new Map<string, number[]>();
   for (const f of floods) {
-    const k = f.vteps.length ? f.vteps.join(', ') : 'none';
+    const k = f.vteps.length ? [...f.vteps].sort().join(', ') : 'none'; // a set: the order sends nothing elsewhere
     byList.set(k, [...(byList.get(k) ?? []), f.vni]);
   }
   const groups = [...byList].map(([list, vnis]) => {

@@ -43,6 +43,10 @@ export interface StatusWarning {
 const RECENT_S = 600;
 
 
+/** Past this many peers with the same trouble, one warning names a few and counts them. */
+const GROUP_PAST = 8;
+const someOf = (xs: string[]) => `${xs.slice(0, 4).join(', ')}${xs.length > 4 ? `, and ${xs.length - 4} more` : ''}`;
+
 export function statusWarnings(s: StatusReply): StatusWarning[] {
   const out: StatusWarning[] = [];
   const vc = s.uplink.vtepConflict;
@@ -62,14 +66,27 @@ export function statusWarnings(s: StatusReply): StatusWarning[] {
   for (const [gw, vteps] of behind) {
     out.push({ about: 'peers', text: `the gateway ${gw} has not answered ARP/ND: its MAC is unknown, so frames for the ${vteps.length === 1 ? `peer ${vteps[0]}` : `${vteps.length} peers behind it (${vteps.slice(0, 3).join(', ')}${vteps.length > 3 ? ', …' : ''})`} are dropped (neigh_unresolved). Check that the router is up on the uplink's link with that address (uplink.gateway)` });
   }
-  for (const p of s.peers.filter((x) => x.state === 'unresolved' && !x.via)) {
-    out.push({ about: 'peers', text: `peer ${p.vtep} has not answered ${p.requests ?? 0} ARP/ND request(s): its MAC is unknown, so frames for it are dropped (neigh_unresolved). Check that the peer is up on the underlay with that address; a peer on another subnet, behind a router, needs uplink.gateway (and uplink.prefixLength for the peers that are on the link); or give its MAC in the config (peers[].mac)` });
+  // One warning a peer, or past GROUP_PAST of them one for all (helper-79: 1023 peers not
+  // answered made 2070 lines of status).
+  const unanswered = s.peers.filter((x) => x.state === 'unresolved' && !x.via);
+  const check = 'Check that the peer is up on the underlay with that address; a peer on another subnet, behind a router, needs uplink.gateway (and uplink.prefixLength for the peers that are on the link); or give its MAC in the config (peers[].mac)';
+  if (unanswered.length > GROUP_PAST) {
+    out.push({ about: 'peers', text: `${unanswered.length} peers have not answered ARP/ND (${someOf(unanswered.map((p) => p.vtep))}; \`--json\` lists them): their MACs are unknown, so frames for them are dropped (neigh_unresolved). ${check}` });
+  } else {
+    for (const p of unanswered) {
+      out.push({ about: 'peers', text: `peer ${p.vtep} has not answered ${p.requests ?? 0} ARP/ND request(s): its MAC is unknown, so frames for it are dropped (neigh_unresolved). ${check}` });
+    }
   }
   // Sent to, not answering: frames went to it for twice neighReachableSeconds (60 s by
   // default, by when a peer MAC that old has been asked for again) and none came back.
   const QUIET_S = 2 * (s.neighReachableSeconds ?? 30);
-  for (const p of s.peers.filter((x) => x.state !== 'unresolved' && (x.unansweredSeconds ?? 0) >= QUIET_S)) {
-    out.push({ about: 'peers', text: `peer ${p.vtep}: this node has sent to it for ${p.unansweredSeconds} s and no VXLAN frame came back (${p.lastFrameSecondsAgo === undefined ? 'none since the start' : `the last ${p.lastFrameSecondsAgo} s ago`}): the way back is broken, or its pods never answer (one-way traffic). Check that the node at ${p.vtep} has this node's VTEP ${s.uplink.vtep} among its peers (a kernel vxlan device: in its FDB or as its remote), and that VXLAN UDP from it to this node is not filtered` });
+  const quiet = s.peers.filter((x) => x.state !== 'unresolved' && (x.unansweredSeconds ?? 0) >= QUIET_S);
+  if (quiet.length > GROUP_PAST) {
+    out.push({ about: 'peers', text: `${quiet.length} peers have been sent to for ${QUIET_S} s or more and no VXLAN frame came back from them (${someOf(quiet.map((p) => p.vtep))}; \`--json\` lists them): the way back is broken, or their pods never answer (one-way traffic). Check that those nodes have this node's VTEP ${s.uplink.vtep} among their peers, and that VXLAN UDP from them to this node is not filtered` });
+  } else {
+    for (const p of quiet) {
+      out.push({ about: 'peers', text: `peer ${p.vtep}: this node has sent to it for ${p.unansweredSeconds} s and no VXLAN frame came back (${p.lastFrameSecondsAgo === undefined ? 'none since the start' : `the last ${p.lastFrameSecondsAgo} s ago`}): the way back is broken, or its pods never answer (one-way traffic). Check that the node at ${p.vtep} has this node's VTEP ${s.uplink.vtep} among its peers (a kernel vxlan device: in its FDB or as its remote), and that VXLAN UDP from it to this node is not filtered` });
+    }
   }
   // Frames from a VTEP the config does not name: delivered, its MACs not learned.
   const np = s.notPeer;
