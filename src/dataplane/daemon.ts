@@ -1910,14 +1910,15 @@ export class Daemon {
   /** Writes the model to the state file (`without` that representor's attachment, for a
    *  detach about to be made). */
   private saveState(without?: string): void {
+    const cfgPeers = new Set(this.cfg.peers.map((p) => p.vtep));
     const s: PersistedState = {
       version: 1,
       attachments: [
         ...[...this.atts.values()].map(({ slot: _s, portInfo: _p, claimed: _c, ifindex: _i, ...a }) => a as AttachRequest),
         ...[...this.waiting.values()].map((w) => w.req),
       ].filter((a) => !this.fromConfig(a.representor) && a.representor !== without),
-      peers: this.peers.filter((p) => !this.cfg.peers.some((x) => x.vtep === p.vtep)),
-      fdb: this.fdb.values().filter((f) => !fdbKeys(this.cfg.fdb).has(fdbKey(f))),
+      peers: this.peers.filter((p) => !cfgPeers.has(p.vtep)),
+      fdb: this.fdb.valuesExcept(fdbKeys(this.cfg.fdb)),
       floods: [...this.floods].filter(([v]) => !this.cfg.vnis.some((x) => x.vni === v)).map(([vni, flood]) => ({ vni, flood })),
     };
     const tmp = `${this.statePath}.tmp`;

@@ -21,7 +21,11 @@ function recordOf(f: FdbEntry): Uint8Array {
 
 export class StaticFdb {
   private readonly byKey: Map<string, FdbEntry>;
-  private packedCache: Uint8Array | null = null;
+  /** The packed records of every entry in order, in a buffer with room to append: a new
+   *  key adds one record (a control request adding one entry beside 100k packed them all
+   *  again); a replace or delete packs anew at the next packed(). null: not packed. */
+  private buf: Uint8Array | null = null;
+  private view: Uint8Array | null = null;
 
   constructor(entries: Iterable<FdbEntry> = []) {
     this.byKey = new Map();
@@ -43,14 +47,25 @@ export class StaticFdb {
   /** Adds or replaces the entry for its VNI and MAC; a replaced one moves to the end. */
   set(f: FdbEntry): void {
     const k = fdbKey(f);
-    this.byKey.delete(k);
+    const replaced = this.byKey.delete(k);
     this.byKey.set(k, f);
-    this.packedCache = null;
+    this.view = null;
+    if (replaced || !this.buf) {
+      this.buf = null;
+      return;
+    }
+    const end = this.byKey.size * FDB_RECORD_BYTES;
+    if (end > this.buf.length) {
+      const grown = new Uint8Array(Math.max(end, 2 * this.buf.length));
+      grown.set(this.buf.subarray(0, end - FDB_RECORD_BYTES));
+      this.buf = grown;
+    }
+    this.buf.set(recordOf(f), end - FDB_RECORD_BYTES);
   }
 
   delete(key: { vni: number; mac: string }): boolean {
     const gone = this.byKey.delete(fdbKey(key));
-    if (gone) this.packedCache = null;
+    if (gone) this.buf = this.view = null;
     return gone;
   }
 
@@ -58,23 +73,31 @@ export class StaticFdb {
     return [...this.byKey.values()];
   }
 
-  /** A copy to change while this one stays as it was (to put back). */
+  /** The entries whose key (fdbKey) is not in `keys`, in order. */
+  valuesExcept(keys: Set<string>): FdbEntry[] {
+    const out: FdbEntry[] = [];
+    for (const [k, f] of this.byKey) if (!keys.has(k)) out.push(f);
+    return out;
+  }
+
+  /** A copy to change while this one stays as it was (to put back); packed anew. */
   clone(): StaticFdb {
     const c = new StaticFdb();
     for (const [k, f] of this.byKey) c.byKey.set(k, f);
-    c.packedCache = this.packedCache;
     return c;
   }
 
   /** Every entry packed for DpSpec.fdb, in order; the same buffer until the next change. */
   packed(): Uint8Array {
-    if (this.packedCache) return this.packedCache;
-    const out = new Uint8Array(this.byKey.size * FDB_RECORD_BYTES);
-    let o = 0;
-    for (const f of this.byKey.values()) {
-      out.set(recordOf(f), o);
-      o += FDB_RECORD_BYTES;
+    if (this.view) return this.view;
+    if (!this.buf) {
+      this.buf = new Uint8Array(this.byKey.size * FDB_RECORD_BYTES);
+      let o = 0;
+      for (const f of this.byKey.values()) {
+        this.buf.set(recordOf(f), o);
+        o += FDB_RECORD_BYTES;
+      }
     }
-    return (this.packedCache = out);
+    return (this.view = this.buf.subarray(0, this.byKey.size * FDB_RECORD_BYTES));
   }
 }

@@ -32,6 +32,23 @@ describe('the static FDB table', () => {
     expect([...r.subarray(12)]).toEqual([192, 0, 2, 2, ...Array(12).fill(0)]);
   });
 
+  it('packs a new entry onto what was packed (past the buffer too), and the same as packing all anew', () => {
+    const t = new StaticFdb([a, b]);
+    t.packed();
+    const more = Array.from({ length: 300 }, (_, i) => e(300 + (i % 5), (i & 255).toString(16).padStart(2, '0'), i % 2 ? '192.0.2.7' : '2001:db8::7'));
+    for (const f of more) {
+      t.set(f);
+      if (more.indexOf(f) % 37 === 0) expect(records(t)).toEqual(hex(a, b, ...more.slice(0, more.indexOf(f) + 1)));
+    }
+    expect(records(t)).toEqual(hex(a, b, ...more));
+    expect(records(t)).toEqual(records(new StaticFdb(t.values())));
+    // A replace and a delete after appends: packed anew, in the table's order.
+    t.set({ ...a, vtep: '192.0.2.8' });
+    t.delete(b);
+    expect(records(t)).toEqual(hex(...more, { ...a, vtep: '192.0.2.8' }));
+    expect(t.valuesExcept(new Set(more.map((f) => `${f.vni}/${f.mac}`)))).toEqual([{ ...a, vtep: '192.0.2.8' }]);
+  });
+
   it('gives the same buffer until the table changes, and a clone changes apart from its original', () => {
     const t = new StaticFdb([a]);
     const p = t.packed();
