@@ -721,40 +721,24 @@ Napi::Value DpCommit(const Napi::CallbackInfo &info) {
     memcpy(a.mac, mac, 6);
     atts.push_back(a);
   }
+  // The static entries, packed (dp.ts packFdbEntry; DataPlane.commit packs a list): kFdbRecord
+  // bytes an entry, so that a node's 100k entries cross in one copy instead of 300k
+  // property reads (helper-78).
   std::vector<vfp_dp_fdb_spec> fdb;
-  if (!GetProp(env, sv, "fdb", &v)) return Napi::Value();
-  if (v.IsTypedArray()) {
-    // Packed (dp.ts packFdbEntry): FDB_RECORD_BYTES a static entry, so that a node's
-    // 100k entries cross in one copy instead of 300k property reads (helper-78).
-    Span<uint8_t> b;
-    if (!ToBytes(env, v, "spec.fdb", &b)) return Napi::Value();
-    if (b.len % kFdbRecord) return ThrowRange(env, "spec.fdb must hold whole " + std::to_string(kFdbRecord) + "-byte records (got " + std::to_string(b.len) + " bytes)");
-    fdb.resize(b.len / kFdbRecord);
-    for (size_t i = 0; i < fdb.size(); i++) {
-      const uint8_t *r = b.data + i * kFdbRecord;
-      vfp_dp_fdb_spec &a = fdb[i];
-      memset(&a, 0, sizeof a);
-      a.vni = static_cast<uint32_t>(r[0]) | static_cast<uint32_t>(r[1]) << 8 | static_cast<uint32_t>(r[2]) << 16 | static_cast<uint32_t>(r[3]) << 24;
-      memcpy(a.mac, r + 4, 6);
-      a.vtep.family = r[10];
-      memcpy(a.vtep.bytes, r + 12, 16);
-      if (a.vni > 0xffffff || (r[10] != 4 && r[10] != 6) || (r[10] == 4 && std::any_of(r + 16, r + 28, [](uint8_t x) { return x != 0; })))
-        return ThrowRange(env, "spec.fdb record " + std::to_string(i) + ": VNI over 16777215, or an address family other than 4 or 6 (with IPv4, the last 12 address bytes 0)");
-    }
-  } else {
-  if (!ToArray(env, sv, "fdb", &arr)) return Napi::Value();
-  for (uint32_t i = 0; i < arr.Length(); i++) {
-    Napi::Value e, f;
-    std::string n = "spec.fdb[" + std::to_string(i) + "]";
-    vfp_dp_fdb_spec a;
+  Span<uint8_t> packed;
+  if (!GetProp(env, sv, "fdb", &v) || !ToBytes(env, v, "spec.fdb", &packed)) return Napi::Value();
+  if (packed.len % kFdbRecord) return ThrowRange(env, "spec.fdb must hold whole " + std::to_string(kFdbRecord) + "-byte records (got " + std::to_string(packed.len) + " bytes)");
+  fdb.resize(packed.len / kFdbRecord);
+  for (size_t i = 0; i < fdb.size(); i++) {
+    const uint8_t *r = packed.data + i * kFdbRecord;
+    vfp_dp_fdb_spec &a = fdb[i];
     memset(&a, 0, sizeof a);
-    if (!arr.Get(i).UnwrapTo(&e) || !GetProp(env, e, "vni", &f) || !ToUint(env, f, n + ".vni", 0, 0xffffff, &a.vni) ||
-        !GetProp(env, e, "mac", &f) || !ToMac(env, f, n + ".mac", &mac) || !GetProp(env, e, "vtep", &f) ||
-        !ToAddr(env, f, n + ".vtep", &a.vtep))
-      return Napi::Value();
-    memcpy(a.mac, mac, 6);
-    fdb.push_back(a);
-  }
+    a.vni = static_cast<uint32_t>(r[0]) | static_cast<uint32_t>(r[1]) << 8 | static_cast<uint32_t>(r[2]) << 16 | static_cast<uint32_t>(r[3]) << 24;
+    memcpy(a.mac, r + 4, 6);
+    a.vtep.family = r[10];
+    memcpy(a.vtep.bytes, r + 12, 16);
+    if (a.vni > 0xffffff || (r[10] != 4 && r[10] != 6) || (r[10] == 4 && std::any_of(r + 16, r + 28, [](uint8_t x) { return x != 0; })))
+      return ThrowRange(env, "spec.fdb record " + std::to_string(i) + ": VNI over 16777215, or an address family other than 4 or 6 (with IPv4, the last 12 address bytes 0)");
   }
   std::vector<vfp_dp_flood_spec> floods;
   std::vector<std::vector<vfp_addr>> flood_addrs;

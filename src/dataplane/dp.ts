@@ -76,6 +76,13 @@ export function packFdbEntry(vni: number, mac: Uint8Array, vtep: Uint8Array): Ui
   return r;
 }
 
+/** A list of static entries packed one record after another. */
+export function packFdb(list: readonly { vni: number; mac: Uint8Array; vtep: Uint8Array }[]): Uint8Array {
+  const out = new Uint8Array(list.length * FDB_RECORD_BYTES);
+  list.forEach((f, i) => out.set(packFdbEntry(f.vni, f.mac, f.vtep), i * FDB_RECORD_BYTES));
+  return out;
+}
+
 export interface DpSpec {
   uplink: number;
   uplinkMac: Uint8Array;
@@ -381,6 +388,7 @@ export class DataPlane {
       ...spec,
       tunnel: rawTunnelCfg(spec.tunnel),
       peers: spec.peers.map((p) => ({ vtep: p.vtep, mac: p.mac ?? null, via: p.via ?? null })),
+      fdb: spec.fdb instanceof Uint8Array ? spec.fdb : packFdb(spec.fdb), // the addon takes records only
     };
     try {
       return this.r.dpCommit(this.h, rawSpec, timeoutMs).epoch;
