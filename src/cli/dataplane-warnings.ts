@@ -1,6 +1,7 @@
 // What a running data plane's `status` reply says is wrong, as sentences that name the
 // cause and what to do: `vfplane dataplane status` prints each beside the part of its
 // report it is about, `vfplane doctor` lists them as its data plane's warnings.
+import { listSome } from '../util/text.js';
 
 /** The parts of the `status` reply the warnings (and the human status) read. */
 export interface StatusReply {
@@ -45,7 +46,6 @@ const RECENT_S = 600;
 
 /** Past this many peers with the same trouble, one warning names a few and counts them. */
 const GROUP_PAST = 8;
-const someOf = (xs: string[]) => `${xs.slice(0, 4).join(', ')}${xs.length > 4 ? `, and ${xs.length - 4} more` : ''}`;
 
 export function statusWarnings(s: StatusReply): StatusWarning[] {
   const out: StatusWarning[] = [];
@@ -71,7 +71,7 @@ export function statusWarnings(s: StatusReply): StatusWarning[] {
   const unanswered = s.peers.filter((x) => x.state === 'unresolved' && !x.via);
   const check = 'Check that the peer is up on the underlay with that address; a peer on another subnet, behind a router, needs uplink.gateway (and uplink.prefixLength for the peers that are on the link); or give its MAC in the config (peers[].mac)';
   if (unanswered.length > GROUP_PAST) {
-    out.push({ about: 'peers', text: `${unanswered.length} peers have not answered ARP/ND (${someOf(unanswered.map((p) => p.vtep))}; \`--json\` lists them): their MACs are unknown, so frames for them are dropped (neigh_unresolved). ${check}` });
+    out.push({ about: 'peers', text: `${unanswered.length} peers have not answered ARP/ND (${listSome(unanswered.map((p) => p.vtep))}; \`--json\` lists them): their MACs are unknown, so frames for them are dropped (neigh_unresolved). ${check}` });
   } else {
     for (const p of unanswered) {
       out.push({ about: 'peers', text: `peer ${p.vtep} has not answered ${p.requests ?? 0} ARP/ND request(s): its MAC is unknown, so frames for it are dropped (neigh_unresolved). ${check}` });
@@ -82,7 +82,7 @@ export function statusWarnings(s: StatusReply): StatusWarning[] {
   const QUIET_S = 2 * (s.neighReachableSeconds ?? 30);
   const quiet = s.peers.filter((x) => x.state !== 'unresolved' && (x.unansweredSeconds ?? 0) >= QUIET_S);
   if (quiet.length > GROUP_PAST) {
-    out.push({ about: 'peers', text: `${quiet.length} peers have been sent to for ${QUIET_S} s or more and no VXLAN frame came back from them (${someOf(quiet.map((p) => p.vtep))}; \`--json\` lists them): the way back is broken, or their pods never answer (one-way traffic). Check that those nodes have this node's VTEP ${s.uplink.vtep} among their peers, and that VXLAN UDP from them to this node is not filtered` });
+    out.push({ about: 'peers', text: `${quiet.length} peers have been sent to for ${QUIET_S} s or more and no VXLAN frame came back from them (${listSome(quiet.map((p) => p.vtep))}; \`--json\` lists them): the way back is broken, or their pods never answer (one-way traffic). Check that those nodes have this node's VTEP ${s.uplink.vtep} among their peers, and that VXLAN UDP from them to this node is not filtered` });
   } else {
     for (const p of quiet) {
       out.push({ about: 'peers', text: `peer ${p.vtep}: this node has sent to it for ${p.unansweredSeconds} s and no VXLAN frame came back (${p.lastFrameSecondsAgo === undefined ? 'none since the start' : `the last ${p.lastFrameSecondsAgo} s ago`}): the way back is broken, or its pods never answer (one-way traffic). Check that the node at ${p.vtep} has this node's VTEP ${s.uplink.vtep} among its peers (a kernel vxlan device: in its FDB or as its remote), and that VXLAN UDP from it to this node is not filtered` });

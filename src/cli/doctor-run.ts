@@ -4,6 +4,7 @@
 // tier their hw-profile allows, and what a running data plane's status warns of.
 import * as fs from 'node:fs';
 import * as os from 'node:os';
+import * as path from 'node:path';
 import Table from 'cli-table3';
 import type { StatusReply } from './dataplane-warnings.js';
 import { printJson, shellArg } from './output.js';
@@ -127,7 +128,7 @@ async function hostChecks(out: Check[], socket: string, stateDir: string, cniDir
     out.push({ area: 'dataplane', name: 'data plane', status: 'warn', detail: `nothing answers on ${dpSock}: VFs with vxlan cannot be attached`, fix: 'run `vfplane dataplane run --config FILE` (docs/dataplane.md)' });
   }
   out.push(...(await heldByStopped(stateDir)));
-  out.push(installedPlugin(`${cniDir.replace(/\/+$/, '') || ''}/vfplane-cni`));
+  out.push(installedPlugin(path.join(cniDir, 'vfplane-cni')));
 }
 
 /** What the running data plane's status warns of (`vfplane dataplane status` says the

@@ -278,8 +278,8 @@ export const configSchema = z.strictObject({
   twice(c.attachments, (a) => `${a.vni}/${a.mac.toLowerCase()}`, (i) => ['attachments', i, 'mac'], (a, j) => `MAC ${a.mac} is attached twice on VNI ${a.vni} (also attachments.${j}); each pod interface needs its own MAC`);
   twice(c.attachments, (a) => a.pci ?? `\u0000${a.netns ?? ''}\u0000${a.representor}`, (i) => ['attachments', i, 'pci'], (a, j) => `VF ${a.pci} is attached twice (also attachments.${j}); a VF has one representor`);
   // What a data plane holds (native/worker/dp.h): refused here by field, before the
-  // uplink is claimed, rather than by the commit's one line.
-  // At the first entry past the limit (the error shows that one, not the whole list).
+  // uplink is claimed, at the first entry past the limit (the daemon's commit checks the
+  // same for what the control socket adds).
   if (c.peers.length > MAX_PEERS) {
     ctx.addIssue({ code: 'custom', path: ['peers', MAX_PEERS], message: `${c.peers.length} peers is more than the ${MAX_PEERS} a data plane supports; ${PEERS_FIX}` });
   }

@@ -27,6 +27,7 @@ import { loadAddon } from './addon.js';
 import { dpdkEnvJournal, prepareDpdkEnv, recoverDpdkEnv, type DpdkEnv } from './dpdk-env.js';
 import { makeDirs } from '../util/fs.js';
 import { StaticFdb, type FdbEntry } from './static-fdb.js';
+import { listSome } from '../util/text.js';
 
 export interface Logger {
   info(msg: string): void;
@@ -179,8 +180,6 @@ const FDB_KEY = z.strictObject({ vni: vniNumber, mac: macString('the inner (pod)
 const FDB_BATCH_MAX = 10_000;
 const fdbBatch = <T extends z.ZodType>(entry: T) =>
   z.array(entry, { error: 'expected a list of entries' }).min(1, 'expected at least one entry').max(FDB_BATCH_MAX, `expected at most ${FDB_BATCH_MAX} entries a request; send more in several, or put them in the config file and reload`);
-/** Up to four of a list, then how many more. */
-const listSome = (xs: string[]) => `${xs.slice(0, 4).join(', ')}${xs.length > 4 ? ` and ${xs.length - 4} more` : ''}`;
 /** Refuses a batch that names one entry twice (which of the two would win?). */
 function refuseRepeats(keys: { vni: number; mac: string }[]): void {
   const seen = new Map<string, number>();
@@ -1418,7 +1417,7 @@ export class Daemon {
         const using = this.fdb.values().filter((f) => f.vtep === p.vtep);
         if (using.length) {
           const first = using[0]!;
-          throw conflict(`${using.length} static FDB entr${using.length > 1 ? 'ies point' : 'y points'} at ${p.vtep} (${using.slice(0, 4).map((f) => `VNI ${f.vni} ${f.mac}`).join(', ')}${using.length > 4 ? ', …' : ''}); ` +
+          throw conflict(`${using.length} static FDB entr${using.length > 1 ? 'ies point' : 'y points'} at ${p.vtep} (${listSome(using.map((f) => `VNI ${f.vni} ${f.mac}`))}); ` +
             `delete ${using.length > 1 ? 'them' : 'it'} first (\`vfplane dataplane fdb del --vni ${first.vni} --mac ${first.mac}\`), or point ${using.length > 1 ? 'them' : 'it'} at another peer (\`fdb add\` replaces an entry); nothing was changed`);
         }
         const prev = this.peers.slice();
