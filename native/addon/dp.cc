@@ -789,6 +789,7 @@ Napi::Value DpCommit(const Napi::CallbackInfo &info) {
   if (rc < 0) return ThrowMsg(env, err, "dpCommit", static_cast<int>(rc));
   Napi::Object r = Napi::Object::New(env);
   r.Set("epoch", Napi::Number::New(env, static_cast<double>(rc)));
+  r.Set("staticFdbBuilds", Napi::Number::New(env, static_cast<double>(vfp_dp__static_fdb_builds(h->dp))));
   if (err[0]) r.Set("warning", Napi::String::New(env, err));
   return r;
 }

@@ -221,6 +221,10 @@ vfp_port *vfp_dp__port(vfp_dp *dp, uint16_t slot);
  * (> 0) or -errno with err filled; on error nothing changes. */
 int64_t vfp_dp__commit(vfp_dp *dp, const vfp_dp_spec *s, uint32_t timeout_ms, char *err, size_t errlen);
 
+/* Static FDB tables built so far: a commit listing the entries of the last one built, in
+ * the same order, shares it instead. Call between commits (the control thread). */
+uint64_t vfp_dp__static_fdb_builds(const vfp_dp *dp);
+
 /* The counters block: n_workers × vfp_dp_worker_stats, valid until destroy. */
 vfp_dp_worker_stats *vfp_dp__stats(vfp_dp *dp, uint16_t *n_workers);
 /* The VNI a counter slot belongs to is stats.vnis[slot].vni. */

@@ -151,7 +151,6 @@ export function solicitedNodeMac(addr: string): string {
 
 const mac = (s: string) => parseMac(s)!;
 const ipBytes = (s: string) => parseIp(s)!.bytes;
-/** An address as the workers name it (RFC 5952 for IPv6), whatever form the config used. */
 /** The largest MTU native XDP takes on a veth with 4 KiB pages (the kernel's veth_xdp_set:
  *  a page less XDP_PACKET_HEADROOM and skb_shared_info, less the Ethernet header). */
 const AFXDP_VETH_MAX_MTU = 3506;
@@ -159,6 +158,7 @@ const AFXDP_VETH_MAX_MTU = 3506;
 const RESTORE_PARALLEL = 16;
 /** Refused control requests logged per op in a window (logRefusal). */
 const REFUSALS_LOGGED = 20, REFUSAL_WINDOW_MS = 10_000;
+/** An address as the workers name it (RFC 5952 for IPv6), whatever form the config used. */
 const canonIp = (s: string) => { const a = parseIp(s)!; return formatIp(a.family, a.bytes); };
 /** The keys of a config's static entries, made once per config (a reload makes a new
  *  one): each change asks of every entry whether the config declares it. */

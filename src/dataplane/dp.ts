@@ -183,7 +183,7 @@ interface RawDp {
   dpPortOpenAsync(h: unknown, backend: string, opts: Record<string, unknown>, name: string): Promise<PortInfo>;
   dpPortRemove(h: unknown, slot: number): void;
   dpPortCounters(h: unknown, slot: number): BackendCounters | null;
-  dpCommit(h: unknown, spec: unknown, timeoutMs?: number): { epoch: number; warning?: string };
+  dpCommit(h: unknown, spec: unknown, timeoutMs?: number): { epoch: number; staticFdbBuilds: number; warning?: string };
   dpStats(h: unknown): { buffer: ArrayBuffer; workers: number };
   dpStatsLayout(): RawLayout;
   dpLearned(h: unknown, cap: number, timeoutMs?: number): { vni: number; mac: Uint8Array; vtep: Uint8Array; stamp: number }[];
@@ -325,6 +325,10 @@ export class DataPlane {
   private readonly peerAt: Record<PeerField, number>;
   private readonly engineNames: string[];
   private stopped = false;
+  /** Static FDB tables the native side built up to the last commit: one that lists the
+   *  entries of the last table, in the same order, shares it (an attach beside 100k
+   *  entries built them all again, 10–30 ms). */
+  staticFdbBuilds = 0;
 
   constructor(o: DpOptions = {}) {
     this.layout = this.r.dpStatsLayout();
@@ -391,7 +395,9 @@ export class DataPlane {
       fdb: spec.fdb instanceof Uint8Array ? spec.fdb : packFdb(spec.fdb), // the addon takes records only
     };
     try {
-      return this.r.dpCommit(this.h, rawSpec, timeoutMs).epoch;
+      const r = this.r.dpCommit(this.h, rawSpec, timeoutMs);
+      this.staticFdbBuilds = r.staticFdbBuilds;
+      return r.epoch;
     } catch (e) {
       const m = (e as Error).message;
       throw new VfpError(/twice|attached/.test(m) ? 'conflict' : 'invalid', m);

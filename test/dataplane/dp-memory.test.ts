@@ -1,7 +1,7 @@
 // The data plane's forwarding decisions and epochs, on memory ports (no kernel needed):
 // a generator stands in for a pod's representor, a sink for the uplink.
 import { describe, expect, it } from 'vitest';
-import { DataPlane, FDB_RECORD_BYTES, packFdbEntry } from '../../src/dataplane/dp.js';
+import { DataPlane, FDB_RECORD_BYTES, packFdb, packFdbEntry, type DpSpec } from '../../src/dataplane/dp.js';
 import { resolveTunnel } from '../../src/packet/config.js';
 import { parseIp, parseMac } from '../../src/util/addr.js';
 import { fold, pseudoSum6, sum16 } from '../../src/packet/csum.js';
@@ -157,6 +157,68 @@ describe('data plane on memory ports', () => {
       // One destination, one answer per epoch from the tables: the rest from the cache
       // (the memo of a burst's repeats is not counted: one lookup a burst).
       expectOneAnswerPerEpoch(dp.counters().misc, 'dest');
+    } finally {
+      dp.stop();
+    }
+  });
+
+  // An epoch whose static entries are the last table's, in the same order, shares that
+  // table (an attach beside 100k entries built them all again); its peers are its own.
+  it('shares the static FDB between epochs that list the same entries, builds one when they change, and maps it to each epoch\'s peers', () => {
+    const dp = new DataPlane({ workers: 1 });
+    try {
+      const gen = dp.openPort('memory-gen', { frames: [frame('02:00:00:00:00:09', '02:00:00:00:00:01')], ring: 64 }, 'pod0');
+      const up = dp.openPort('memory-sink', {}, 'uplink');
+      const d9 = (vtep: string) => ({ vni: 100, mac: mac('02:00:00:00:00:09'), vtep: ip(vtep) });
+      const d8 = { vni: 100, mac: mac('02:00:00:00:00:08'), vtep: ip('192.0.2.2') };
+      const [p2, p3] = base.peers as [DpSpec['peers'][0], DpSpec['peers'][0]];
+      const spec = (fdb: DpSpec['fdb'], peers = [p2, p3]) => ({ ...base, peers, uplink: up.slot, atts: [{ port: gen.slot, vni: 100, mac: mac('02:00:00:00:00:01') }], fdb });
+      const sent = () => ({ two: dp.counters().peers.get('192.0.2.2')?.encapPkts ?? 0n, three: dp.counters().peers.get('192.0.2.3')?.encapPkts ?? 0n, flood: dp.counters().vnis.get(100)?.floodPkts ?? 0n });
+      /** After `ms`, the frames went to `to` alone. */
+      const goesTo = (to: 'two' | 'three' | 'flood') => {
+        const a = sent();
+        spin(60);
+        const b = sent();
+        for (const k of ['two', 'three', 'flood'] as const) {
+          if (k === to) expect(b[k] - a[k], `frames to ${k}`).toBeGreaterThan(100n);
+          else if (to !== 'flood' || k === 'flood') expect(b[k] - a[k], `nothing to ${k}`).toBe(0n);
+        }
+      };
+      dp.commit(spec([d8, d9('192.0.2.3')]));
+      expect(dp.staticFdbBuilds).toBe(1);
+      goesTo('three');
+      // The same entries: the peers in another order (other indexes), packed, or none.
+      dp.commit(spec([d8, d9('192.0.2.3')], [p3, p2]));
+      goesTo('three');
+      dp.commit(spec(packFdb([d8, d9('192.0.2.3')])));
+      goesTo('three');
+      expect(dp.staticFdbBuilds).toBe(1);
+      // Shared or not, an entry's VTEP must be a peer of the new epoch: refused, by name.
+      expect(() => dp.commit(spec([d8, d9('192.0.2.3')], [p2]))).toThrow(/the static entry for 02:00:00:00:00:09 on VNI 100 points at VTEP 192\.0\.2\.3, which is not a peer/);
+      goesTo('three');
+      // Another VTEP, another order, the last table's entries again: each a table of its own.
+      dp.commit(spec([d8, d9('192.0.2.2')]));
+      expect(dp.staticFdbBuilds).toBe(2);
+      goesTo('two');
+      dp.commit(spec([d8, d9('192.0.2.3')]));
+      expect(dp.staticFdbBuilds).toBe(3);
+      goesTo('three');
+      dp.commit(spec([d9('192.0.2.3'), d8]));
+      expect(dp.staticFdbBuilds).toBe(4);
+      goesTo('three');
+      dp.commit(spec([d9('192.0.2.3')]));
+      expect(dp.staticFdbBuilds).toBe(5);
+      goesTo('three');
+      // No entries: the destination is unknown, flooded; the table went with the last
+      // epoch that held it, so the same entries build one again.
+      dp.commit(spec([]));
+      goesTo('flood');
+      dp.commit(spec([d9('192.0.2.3')]));
+      expect(dp.staticFdbBuilds).toBe(6);
+      goesTo('three');
+      dp.commit(spec([d9('192.0.2.3')], [p3, p2]));
+      expect(dp.staticFdbBuilds).toBe(6);
+      goesTo('three');
     } finally {
       dp.stop();
     }

@@ -49,6 +49,27 @@ describe('the static FDB table', () => {
     expect(t.valuesExcept(new Set(more.map((f) => `${f.vni}/${f.mac}`)))).toEqual([{ ...a, vtep: '192.0.2.8' }]);
   });
 
+  it('answers valuesExcept as a filter would, asked again with the same set after adds, replaces and deletes', () => {
+    const declared = [a, e(100, '0c', '192.0.2.2'), e(300, '0d', '192.0.2.9')];
+    const keys = new Set(declared.map((f) => `${f.vni}/${f.mac}`));
+    const t = new StaticFdb(declared);
+    const filter = () => t.values().filter((f) => !keys.has(`${f.vni}/${f.mac}`));
+    const x = e(100, '0e', '192.0.2.7'), y = e(400, '0f', '192.0.2.7');
+    const steps: (() => unknown)[] = [
+      () => t.set(b), () => t.set(x), () => t.set(a200), () => t.set({ ...b, vtep: '192.0.2.4' }), // b moves last
+      () => t.set({ ...a, vtep: '192.0.2.5' }), // a declared key: replaced, never in the answer
+      () => t.delete(x), () => t.delete(declared[1]!), () => t.set(y), () => t.set(x), () => t.delete(e(9, '99', '192.0.2.1')),
+    ];
+    expect(t.valuesExcept(keys)).toEqual([]);
+    for (const step of steps) {
+      step();
+      expect(t.valuesExcept(keys)).toEqual(filter());
+    }
+    expect(t.valuesExcept(keys)).toEqual([a200, { ...b, vtep: '192.0.2.4' }, y, x]);
+    // Another set: its own answer, from the whole table.
+    expect(t.valuesExcept(new Set([`400/${y.mac}`]))).toEqual(t.values().filter((f) => f !== y));
+  });
+
   it('gives the same buffer until the table changes, and a clone changes apart from its original', () => {
     const t = new StaticFdb([a]);
     const p = t.packed();
