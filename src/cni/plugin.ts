@@ -274,7 +274,7 @@ function interfaceTakenCode(err: unknown): unknown {
 
 /** Undoes an attachment: netdev home, settings back, device-info gone, off the overlay.
  *  Idempotent. */
-async function detach(sysfs: Sysfs, a: Allocation, netns: string | undefined, log?: (m: string) => void): Promise<void> {
+async function detach(sysfs: Sysfs, a: Allocation, netns: string | undefined, log?: (m: string, warning?: boolean) => void): Promise<void> {
   const att = a.attachment as Attachment | null;
   const ifname = a.owner.ifname;
   // The overlay detach (the data plane closes the representor's port) and the move home
@@ -318,8 +318,22 @@ async function detach(sysfs: Sysfs, a: Allocation, netns: string | undefined, lo
     log?.(`VF ${a.pci} was rebound under its pod; bound back to ${a.original.driver}`);
     await tidyReturnedNetdev(sysfs, a, beforeBoot);
   }
-  if (att?.deviceInfoFile) removeDeviceInfo(att.deviceInfoFile);
+  if (att?.deviceInfoFile) dropDeviceInfo(att.deviceInfoFile, (m) => log?.(m, true));
   if (o.status === 'rejected') throw o.reason;
+}
+
+/**
+ * DEL's removal of a device-info file: one it cannot remove (a read-only or broken
+ * filesystem) is said and left, not a failed DEL. The runtime would retry that DEL for
+ * ever with the VF and its address held, for a file nothing reads once the pod is gone
+ * and the next ADD at that path replaces whole (writeDeviceInfo renames over it).
+ */
+function dropDeviceInfo(file: string, log?: (m: string) => void): void {
+  try {
+    removeDeviceInfo(file);
+  } catch (e) {
+    log?.(`${(e as Error).message}; left in place (remove it once its filesystem is writable)`);
+  }
 }
 
 /**
@@ -795,7 +809,7 @@ export async function cmdDel(ctx: CniContext): Promise<void> {
   const untrusted = refusedPaths(conf).filter((r) => r.field === 'stateDir' || r.field === 'sysfsRoot');
   if (untrusted.length) {
     ctx.log.warning(`DEL: not acting on the allocation store: ${untrusted.map((r) => r.why).join('; ')}`);
-    if (conf.effective.deviceID) removeDeviceInfo(deviceInfoPath(conf, env));
+    if (conf.effective.deviceID) dropDeviceInfo(deviceInfoPath(conf, env), (m) => ctx.log.warning(`DEL: ${m}`));
     if (conf.ipam) await ipam(ctx, 'DEL');
     return;
   }
@@ -804,7 +818,7 @@ export async function cmdDel(ctx: CniContext): Promise<void> {
   // an ADD that failed half-way, or under another stateDir, is still released.
   if (!fs.existsSync(path.join(storeDirOf(ctx), DB_FILE))) {
     ctx.log.info(`DEL: no allocation store in ${storeDirOf(ctx)} (stateDir): no VF held by container ${env.containerId} ${env.ifname}; nothing to give back`);
-    if (conf.effective.deviceID) removeDeviceInfo(deviceInfoPath(conf, env));
+    if (conf.effective.deviceID) dropDeviceInfo(deviceInfoPath(conf, env), (m) => ctx.log.warning(`DEL: ${m}`));
     if (conf.ipam) await ipam(ctx, 'DEL');
     return;
   }
@@ -822,12 +836,12 @@ export async function cmdDel(ctx: CniContext): Promise<void> {
     const other = a ? store.heldElsewhere(a.pci) : undefined;
     if (a && other) ctx.log.info(`DEL: VF ${a.pci} is held by ${describeOwner(other.owner)} in the store ${other.dir} now; released here without putting it back`);
     const detached = a && !other
-      ? detach(sysfs, a, env.netns && fs.existsSync(env.netns) ? env.netns : undefined, (m) => ctx.log.info(`DEL: ${m}`))
+      ? detach(sysfs, a, env.netns && fs.existsSync(env.netns) ? env.netns : undefined, (m, warning) => (warning ? ctx.log.warning(`DEL: ${m}`) : ctx.log.info(`DEL: ${m}`)))
       : Promise.resolve();
     if (!a) {
       ctx.log.info(`DEL: no VF held by container ${env.containerId} ${env.ifname}; nothing to give back`);
       // A DPDK ADD may have written its device-info file before failing half-way.
-      if (conf.effective.deviceID) removeDeviceInfo(deviceInfoPath(conf, env));
+      if (conf.effective.deviceID) dropDeviceInfo(deviceInfoPath(conf, env), (m) => ctx.log.warning(`DEL: ${m}`));
     }
     await detached;
     if (conf.ipam) {
@@ -1002,7 +1016,7 @@ export async function cmdGc(ctx: CniContext): Promise<void> {
       if (other) ctx.log.info(`GC: VF ${a.pci} is held by ${describeOwner(other.owner)} in the store ${other.dir} now; not put back`);
       else {
         try {
-          await detach(sysfs, a, a.owner.netns && fs.existsSync(a.owner.netns) ? a.owner.netns : undefined);
+          await detach(sysfs, a, a.owner.netns && fs.existsSync(a.owner.netns) ? a.owner.netns : undefined, (m, warning) => (warning ? ctx.log.warning(`GC: ${m}`) : ctx.log.info(`GC: ${m}`)));
         } catch (err) {
           // Released half put back, the next pod would get it so (its predecessor's VLAN,
           // trust, rates, or a data plane still forwarding for it): it stays held, with

@@ -440,6 +440,39 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
     vfpJson(['vf', 'bind', '0000:5e:02.3', '--driver', 'kernel']);
   });
 
+  // A DEL that failed for a file nothing reads once the pod is gone would be retried by
+  // the runtime for ever, the VF and its address held (a storage-failure walkthrough).
+  it('a DPDK DEL whose device-info file cannot be removed (read-only filesystem) still gives back the VF and its address, and says so', () => {
+    vfpJson(['vf', 'bind', '0000:5e:02.3', '--driver', 'vfio-pci']);
+    const dir = mkdtempSync(join(tmpdir(), 'vfplane-cni-devinfo-ro-'));
+    let mounted = false;
+    try {
+      const p = pod('dpro');
+      const devinfo = join(dir, 'info', 'dpro-net1.json');
+      const conf = base({ cniVersion: '1.1.0', deviceID: '0000:5e:02.3', vlan: 301, ipam: { type: 'host-local', subnet: '10.59.0.0/24', dataDir: dir }, runtimeConfig: { CNIDeviceInfoFile: devinfo } });
+      const e = { containerId: 'dpro0001', netns: nsPath(p), ifname: 'net1', extra: { VFPLANE_DEVINFO_ROOT: join(dir, 'info') } };
+      const add = call('ADD', conf, e);
+      expect(add.code, add.stderr).toBe(0);
+      expect(leasedIps(dir)).toEqual(['10.59.0.2']);
+      execFileSync('mount', ['--bind', join(dir, 'info'), join(dir, 'info')]);
+      mounted = true;
+      execFileSync('mount', ['-o', 'remount,bind,ro', join(dir, 'info')]);
+      const del = call('DEL', conf, e);
+      expect(del.code, JSON.stringify(del.out) + del.stderr).toBe(0);
+      expect(del.stderr).toMatch(new RegExp(`DEL: cannot remove device-info file ${devinfo.replace(/[.]/g, '\\.')}: EROFS.*left in place`));
+      expect(existsSync(devinfo)).toBe(true);
+      const vf = vfpJson(['vf', 'show', '0000:5e:02.3']);
+      expect(vf.allocation).toBeNull();
+      expect(vf.settings.vlan).toBe(0);
+      expect(leasedIps(dir)).toEqual([]);
+      expect(call('DEL', conf, e).code).toBe(0); // and again, as a runtime may
+    } finally {
+      if (mounted) execFileSync('umount', [join(dir, 'info')]);
+      rmSync(dir, { recursive: true, force: true });
+      vfpJson(['vf', 'bind', '0000:5e:02.3', '--driver', 'kernel']);
+    }
+  });
+
   // A network config is anyone's who may make a NetworkAttachmentDefinition: one that
   // names a file of the node as its device-info file must not have the plugin (root)
   // replace it on ADD or remove it on DEL.
