@@ -88,6 +88,28 @@ function rotated(file: string, fd: number, max: number): number {
   return openLogFile(file);
 }
 
+/** Whether the file at `fd` ends without a line end (read at its last byte). */
+function endsInsideLine(fd: number): boolean {
+  const size = fs.fstatSync(fd).size;
+  if (size === 0) return false;
+  const b = Buffer.alloc(1);
+  return fs.readSync(fd, b, 0, 1, size - 1) === 1 && b[0] !== 0x0a;
+}
+
+/** Cuts `part` off the end of the file at `fd` if the file ends with it (no other writer
+ *  appended since); else leaves it, for the next writer to end the line (endsInsideLine). */
+function takeBack(fd: number, part: Buffer): void {
+  if (!part.length) return;
+  try {
+    const size = fs.fstatSync(fd).size;
+    if (size < part.length) return;
+    const tail = Buffer.alloc(part.length);
+    if (fs.readSync(fd, tail, 0, part.length, size - part.length) === part.length && tail.equals(part)) fs.ftruncateSync(fd, size - part.length);
+  } catch {
+    // left for the next writer
+  }
+}
+
 export interface LoggerOptions {
   /** Default: "info" with a logFile, "warning" (to stderr, which the runtime logs)
    *  without: a config's warnings (a field read in another case, a likely typo) are seen. */
@@ -109,24 +131,40 @@ export function createLogger(opts: LoggerOptions = {}): Logger {
   let fd: number | null | undefined; // undefined: not opened yet; null: could not open
   const toStderr = opts.stderr ?? ((line: string) => process.stderr.write(line));
 
+  // A log that cannot be written must not fail the pod; say so once, on stderr.
+  const giveUp = (what: string, err: unknown) => {
+    if (typeof fd === 'number') fs.closeSync(fd);
+    fd = null;
+    toStderr(JSON.stringify({ time: new Date().toISOString(), level: 'error', msg: `cannot ${what} logFile ${opts.file}: ${(err as Error).message}; logging to stderr` }) + '\n');
+  };
+  /** What goes before this process's first line: a line end when the file ends inside
+   *  one (a writer that found the filesystem full, or was killed mid-line). */
+  let lead = '';
   const write = (line: string) => {
     if (opts.file) {
       if (fd === undefined) {
         try {
           fd = rotated(opts.file, openLogFile(opts.file), opts.maxBytes ?? LOG_MAX_BYTES);
+          lead = endsInsideLine(fd) ? '\n' : '';
         } catch (err) {
-          fd = null;
-          // A log that cannot be written must not fail the pod; say so once, on stderr.
-          toStderr(JSON.stringify({ time: new Date().toISOString(), level: 'error', msg: `cannot open logFile ${opts.file}: ${(err as Error).message}; logging to stderr` }) + '\n');
+          giveUp('open', err);
         }
       }
       if (fd !== null && fd !== undefined) {
+        const buf = Buffer.from(lead + line);
         try {
           // One write(2) per line on an O_APPEND fd: concurrent plugin runs do not interleave.
-          fs.writeSync(fd, line);
-          return;
-        } catch {
-          // fall through to stderr
+          const n = fs.writeSync(fd, buf);
+          if (n === buf.length) {
+            lead = '';
+            return;
+          }
+          // Short: the filesystem is full. The part written is taken back (when the file
+          // still ends with it), so the file holds no half line; the rest go to stderr.
+          takeBack(fd, buf.subarray(0, n));
+          throw Object.assign(new Error(`${n} of ${buf.length} bytes written: no space left on its filesystem`), { code: 'ENOSPC' });
+        } catch (err) {
+          giveUp('write to', err);
         }
       }
     }

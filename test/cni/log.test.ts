@@ -1,11 +1,13 @@
 // vfplane-cni's logFile is rotated as sriov-cni's cni-log rotates its own (100 MB, five
 // backups): a node's pods come and go for months, and the file grew without end
 // (helper-68: ~800 bytes a pod at info). On real files.
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { appendFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { createLogger, LOG_BACKUPS } from '../../src/cni/log.js';
+import { describePrivileged } from '../helpers/privileged.js';
 
 describe('the plugin\'s log file', () => {
   it('is moved to .1 (older ones on to .5, the oldest dropped) once it reaches its size, and a call that had it open writes on into the backup', () => {
@@ -71,6 +73,47 @@ describe('the plugin\'s log file', () => {
       expect(readFileSync(own, 'utf8').split('\n').filter(Boolean)).toHaveLength(2);
       expect(statSync(own).size).toBeGreaterThan(0);
     } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+// A storage-failure walkthrough: on a full filesystem a line was cut at the page boundary
+// and the next call's first line, once there was room, was appended onto the fragment.
+describePrivileged('the plugin\'s log file on a full filesystem', { root: true, commands: ['mount', 'umount'] }, () => {
+  it('holds only whole lines: a short write is taken back and said once, the rest go to stderr; a later call ends a line a killed one left', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'vfplane-cni-log-full-'));
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=64k', 'tmpfs', dir]);
+    try {
+      const file = join(dir, 'cni.log');
+      // The log gets one page of the 16: it fills it, then finds no more.
+      writeFileSync(join(dir, 'filler'), Buffer.alloc(15 * 4096));
+      const err: string[] = [];
+      const log = createLogger({ file, level: 'info', stderr: (l) => err.push(l) });
+      for (let i = 0; i < 40; i++) log.info(`line ${i} ${'x'.repeat(200)}`);
+      log.close();
+      const text = readFileSync(file, 'utf8');
+      expect(text.length).toBeGreaterThan(0);
+      expect(text.endsWith('\n'), 'no half line at the end').toBe(true);
+      const lines = text.split('\n').filter(Boolean).map((l) => JSON.parse(l) as { msg: string });
+      expect(err[0]).toMatch(/"level":"error","msg":"cannot write to logFile .*cni\.log: \d+ of \d+ bytes written: no space left on its filesystem; logging to stderr"/);
+      expect(err.filter((l) => l.includes('cannot write to logFile'))).toHaveLength(1);
+      // Every line once: in the file, or (after the notice) on stderr, in order.
+      const all = [...lines.map((l) => l.msg), ...err.slice(1).map((l) => (JSON.parse(l) as { msg: string }).msg)];
+      expect(all).toEqual(Array.from({ length: 40 }, (_, i) => `line ${i} ${'x'.repeat(200)}`));
+      expect(lines.length).toBeLessThan(40);
+      // Room again; a call killed mid-line left a fragment: the next call's line stands alone.
+      rmSync(join(dir, 'filler'));
+      appendFileSync(file, '{"time":"2026-12-07T10:00:00.000Z","level":"debug",');
+      const next = createLogger({ file, level: 'info', stderr: () => { throw new Error('to stderr'); } });
+      next.info('after');
+      next.close();
+      const after = readFileSync(file, 'utf8').split('\n');
+      expect(after.at(-3)).toBe('{"time":"2026-12-07T10:00:00.000Z","level":"debug",');
+      expect(JSON.parse(after.at(-2)!)).toMatchObject({ msg: 'after' });
+      expect(after.at(-1)).toBe('');
+    } finally {
+      execFileSync('umount', [dir]);
       rmSync(dir, { recursive: true, force: true });
     }
   });
