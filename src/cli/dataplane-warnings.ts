@@ -31,6 +31,8 @@ export interface StatusReply {
   workers: { cpu: number; epoch: number }[];
   ports?: { name: string; kind?: string; queues?: number; ringBytes?: number; txFull?: number; rxNombuf?: number; drops?: Record<string, number>; stackDrop?: boolean; stackDropNote?: string; csumFinished?: number; csumLeft?: number }[];
   learning?: { on: boolean; capacity: number; entries: number; full: number; fullSecondsAgo?: number; perVni?: number; limited?: number; limitedSecondsAgo?: number };
+  /** Present while changes made (a pod's detach, the beat's) are not in the state file. */
+  stateFile?: { path: string; unsavedSince: string; unsavedSeconds: number; why: string };
 }
 
 /** `about` is the part of the report a warning belongs with. */
@@ -105,5 +107,7 @@ export function statusWarnings(s: StatusReply): StatusWarning[] {
   if (orphans.length) {
     out.push({ about: 'attachments', text: `the pods of ${orphans.map((a) => a.representor).join(', ')} are gone (their network namespaces no longer exist; a reboot?) while their VFs stay on the overlay: their DEL, the runtime's CNI GC or \`vfplane gc\` releases them` });
   }
+  const sf = s.stateFile;
+  if (sf) out.push({ about: 'attachments', text: `the state file ${sf.path} cannot be written (${sf.why}) since ${sf.unsavedSeconds} s ago: what changed since is running but not in it, and a restart now would start from the file as it was (a pod detached since comes back, until its VF is found released). Make the state directory writable (and not full); the data plane writes the file as soon as it can` });
   return out;
 }

@@ -231,6 +231,9 @@ export class Daemon {
   /** When the learned table's full / per-VNI-cap counts last grew (CLOCK_MONOTONIC ms), as
    *  seen on the beat and by status: the warnings are about now, not the daemon's life. */
   private learnSeen = { full: 0n, fullAt: 0, limited: 0n, limitedAt: 0 };
+  /** A change made while the state file could not be written (a pod's detach, the beat's
+   *  own): since when (Date.now()) and why. The beat writes the file again until it can. */
+  private unsaved: { since: number; why: string } | null = null;
   private uplinkClaim: Claim | null = null;
   /** The uplink's kernel netdev (none for a DPDK PCI uplink): never a representor too. */
   private uplinkNetdev: { ifindex: number; netns: string } | null = null;
@@ -754,8 +757,27 @@ export class Daemon {
         this.log.warn(`detaching ${a.representor} (VF ${a.pci}, VNI ${a.vni}): the allocation store no longer gives the VF to container ${a.owner!.containerId} (${a.owner!.ifname ?? '?'}); its release did not reach this data plane`);
         await this.detachNow({ representor: a.representor });
       }
-      if (gone.length + (await this.retryWaiting()) > 0) this.saveState();
+      if (gone.length + (await this.retryWaiting()) > 0) this.saveOrKeep('the attachments the beat changed');
+      else if (this.unsaved) this.saveOrKeep();
     });
+  }
+
+  /** saveState for a change already made (one that must not wait on this node's state
+   *  directory): a file that cannot be written is said once, shown in status, and written
+   *  on a later beat; until then a restart starts from the file as it was. */
+  private saveOrKeep(what?: string, without?: string): string | null {
+    try {
+      this.saveState(without);
+      return null;
+    } catch (e) {
+      const why = (e as NodeJS.ErrnoException).code ?? (e as Error).message;
+      const note = `the state file ${this.statePath} cannot be written (${why}): ${what ?? 'changes'} made, and kept in the file once it can be written (the data plane keeps trying); a restart before then starts from the file as it was. Make the state directory writable (and not full)`;
+      if (!this.unsaved) {
+        this.unsaved = { since: Date.now(), why };
+        this.log.warn(note);
+      }
+      return note;
+    }
   }
 
   /** The waiting attachments: dropped once their VF is released, attached once their
@@ -878,7 +900,7 @@ export class Daemon {
     } catch (e) {
       revert();
       this.recommit();
-      throw this.unsaved(e);
+      throw this.unsavedError(e);
     }
   }
 
@@ -905,7 +927,7 @@ export class Daemon {
 
   /** A change not made because the state file could not keep it: it would have run until
    *  the next restart, then vanished, while the command said it failed. */
-  private unsaved(e: unknown): VfpError {
+  private unsavedError(e: unknown): VfpError {
     const why = (e as NodeJS.ErrnoException).code ?? (e as Error).message;
     return systemError(`nothing was changed: the state file ${this.statePath} cannot be written (${why}), and a change it does not keep would be lost at the next restart; make the state directory writable (and not full)`);
   }
@@ -1364,7 +1386,7 @@ export class Daemon {
           this.saveState();
         } catch (e) {
           await this.detachNow({ representor: att.representor });
-          throw this.unsaved(e);
+          throw this.unsavedError(e);
         }
         const mine = this.fromConfig(att.representor);
         // As fdb-add's: what the client should hear besides "done" goes in the note.
@@ -1383,22 +1405,29 @@ export class Daemon {
             this.saveState();
           } catch (e) {
             this.waiting.set(waits[0], waits[1]);
-            throw this.unsaved(e);
+            throw this.unsavedError(e);
           }
           this.log.info(`dropped the waiting attachment ${waits[0]} (VNI ${waits[1].req.vni})`);
           return { removed: true, epoch: this.epoch };
         }
         if (!had) return { removed: false, epoch: this.epoch };
         // The state without it first: a detach the file cannot keep is not made (undoing it
-        // would take a new claim, which the same state directory may refuse too).
+        // would take a new claim, which the same state directory may refuse too). Save a
+        // pod's (vfplane-cni's, its VF in a store): its CNI DEL, failed, would be retried
+        // for ever with the pod's VF and address held; and a restart before the file is
+        // written drops it again, its VF no longer held for its container (notHeld).
+        let note: string | null = null;
         try {
           this.saveState(had.representor);
         } catch (e) {
-          throw this.unsaved(e);
+          if (!(had.pci && had.owner?.containerId)) throw this.unsavedError(e);
+          note = this.saveOrKeep(`the detach of ${had.representor}`, had.representor);
         }
         const att = await this.detachNow(k);
         const mine = this.fromConfig(had.representor);
-        return { removed: !!att, epoch: this.epoch, ...this.declared(mine ? `the attachment of ${had.representor}` : null) };
+        const declared = this.declared(mine ? `the attachment of ${had.representor}` : null);
+        const notes = [note, declared.note].filter(Boolean);
+        return { removed: !!att, epoch: this.epoch, ...(notes.length ? { note: notes.join('; ') } : {}) };
       }
       case 'peer-add': {
         const p = this.parse(peerSchema, req);
@@ -1777,6 +1806,7 @@ export class Daemon {
       peers: this.peerStatus(),
       neighReachableSeconds: c.neighReachableSeconds,
       ...notPeerStatus(counters),
+      ...(this.unsaved ? { stateFile: { path: this.statePath, unsavedSince: new Date(this.unsaved.since).toISOString(), unsavedSeconds: Math.round((Date.now() - this.unsaved.since) / 1000), why: this.unsaved.why } } : {}),
       // The VNIs with a flood list of their own (config or `flood set`); others flood to every peer.
       floods: [...this.floods].sort(([a], [b]) => a - b).map(([vni, vteps]) => ({ vni, vteps })),
       attachments: this.attachmentList().map(({ a, state, why }) => ({ representor: a.representor, pci: a.pci, vni: a.vni, mac: a.mac, owner: a.owner, representorState: state, ...(why ? { why } : {}), ...ownerGone(a) })),
@@ -1923,6 +1953,10 @@ export class Daemon {
     const tmp = `${this.statePath}.tmp`;
     writeFileSync(tmp, JSON.stringify(s, null, 2) + '\n', { mode: 0o600 });
     renameSync(tmp, this.statePath); // atomic: a crash leaves the old state or the new, never half
+    if (this.unsaved) {
+      this.log.info(`the state file ${this.statePath} is written again (it could not be since ${new Date(this.unsaved.since).toISOString()}: ${this.unsaved.why})`);
+      this.unsaved = null;
+    }
   }
 
   private async startMetrics(addr: string): Promise<void> {
