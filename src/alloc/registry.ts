@@ -53,6 +53,24 @@ export function register(reg: string, storeDir: string): void {
   }
 }
 
+/** Every store directory the registry lists whose store file exists; only read. */
+export function registeredStores(reg: string, dbFile: string): string[] {
+  let names: string[];
+  try {
+    names = fs.readdirSync(reg);
+  } catch {
+    return [];
+  }
+  return names.filter((n) => ENTRY.test(n)).flatMap((n) => {
+    try {
+      const dir = fs.readFileSync(path.join(reg, n), 'utf8').trim();
+      return path.isAbsolute(dir) && fs.existsSync(path.join(dir, dbFile)) ? [dir] : [];
+    } catch {
+      return []; // removed meanwhile
+    }
+  });
+}
+
 /** The other stores in the registry whose store file still exists; entries of stores that
  *  are gone are removed. */
 export function otherStores(reg: string, storeDir: string, dbFile: string): { dir: string; entry: string }[] {

@@ -245,6 +245,10 @@ export const configSchema = z.strictObject({
     txDesc: z.number().int().min(0).max(32768).default(0),
   }).prefault({}),
   stateDir: absPath('where the daemon keeps its state').default('/var/lib/vfplane'),
+  /** The node's sysfs (a simulated NIC's tree on a test node): its registry lists the
+   *  node's allocation stores, which a start whose state file is lost reads for the pods
+   *  vfplane-cni attached through this data plane. */
+  sysfsRoot: absPath('the node\'s sysfs').default('/sys'),
   socket: absPath('the control socket').optional(),
   metrics: metricsAddr.optional(),
 }).superRefine((c, ctx) => {

@@ -21,6 +21,7 @@ import { netnsId } from '../net/ip.js';
 import { linkAddrs, LOOPBACK_IFINDEX, netRun, refuseHostNetdev, refuseStackedNetdev, type LinkAddrs } from '../net/netops.js';
 import { ClaimJournal, claimNetdev, givesBack, nodeLock, releaseLeftovers, releaseNetdev, runDir, sweepNetdevLocks, type Claim } from './claims.js';
 import { AllocStore, DB_FILE } from '../alloc/store.js';
+import { registeredStores, registryDir } from '../alloc/registry.js';
 import { ownerAlive } from '../alloc/owner.js';
 import { afXdpVdevWarning, afxdpChoice, dpdkChoice, netdevProfile, offloadTier, outerChecksums, ownNetdevRefusal, vdevNetdev, vfOfNetdev, type UplinkChoice } from './uplink-profile.js';
 import { loadAddon } from './addon.js';
@@ -658,7 +659,10 @@ export class Daemon {
     const restoredAtts = (restored?.attachments ?? []).map(named);
     // The config's attachments are the operator's: the store is asked about the restored
     // ones only (and about what nothing restores).
-    const { stale, missing } = reconcileWithStore(c.stateDir, this.socket, restoredAtts, configAtts, (a) => this.storeOf(a),
+    // The stores to ask: this data plane's, those the restored attachments name, and every
+    // store of the node (a network's own stateDir, which only a lost state file named).
+    const nodeStores = registeredStores(registryDir(c.sysfsRoot) ?? '', DB_FILE);
+    const { stale, missing } = reconcileWithStore(c.stateDir, this.socket, restoredAtts, configAtts, nodeStores, (a) => this.storeOf(a),
       (dir) => this.storeUnreadable(dir, 'the state file alone says which of its VFs\' attachments come back (none is rebuilt from it, and none is dropped as DELed)'));
     let back = 0;
     // Several at once: a port's open and a claim's settings wait for RCU grace periods in
@@ -2012,17 +2016,18 @@ export class Daemon {
  *  store that holds it (`storeOf`: the one the ADD named, the data plane's state directory
  *  by default; a CNI DEL ran while the daemon was down); `missing` are VFs a store shows
  *  attached through this daemon's socket that nothing restores (the state file was lost
- *  or unreadable), rebuilt from what vfplane-cni recorded, from the data plane's store and
- *  every store the restored attachments name. A store that is missing or unreadable
- *  proves nothing: the state file is then all there is for its VFs. */
-function reconcileWithStore(stateDir: string, socket: string, list: AttachRequest[], fromConfig: AttachRequest[], storeOf: (a: AttachRequest) => string, unreadable?: (dir: string) => (why: string) => void): { stale: Set<AttachRequest>; missing: AttachRequest[] } {
+ *  or unreadable), rebuilt from what vfplane-cni recorded, from the data plane's store,
+ *  every store the restored attachments name and the node's (`nodeStores`, its registry).
+ *  A store that is missing or unreadable proves nothing: the state file is then all there
+ *  is for its VFs. */
+function reconcileWithStore(stateDir: string, socket: string, list: AttachRequest[], fromConfig: AttachRequest[], nodeStores: string[], storeOf: (a: AttachRequest) => string, unreadable?: (dir: string) => (why: string) => void): { stale: Set<AttachRequest>; missing: AttachRequest[] } {
   const out = { stale: new Set<AttachRequest>(), missing: [] as AttachRequest[] };
   // Only vfplane-cni's (an owner with a container) are a pod's, which its DEL ends; one
   // made by hand (`dataplane attach`, with --pci or without) has no record in the store
   // to lose, allocated by hand (`vf alloc`) or not, and comes back as it was.
   const owned = list.filter((x) => x.pci && x.owner?.containerId);
   const have = new Set([...list, ...fromConfig].flatMap((a) => [a.representor, ...(a.pci ? [a.pci] : [])]));
-  for (const dir of new Set([resolve(stateDir), ...owned.map((a) => resolve(storeOf(a)))])) {
+  for (const dir of new Set([resolve(stateDir), ...owned.map((a) => resolve(storeOf(a))), ...nodeStores.map((d) => resolve(d))])) {
     readStore(dir, undefined, (store) => {
       for (const a of owned.filter((x) => resolve(storeOf(x)) === dir)) {
         const cur = store.get(a.pci!);

@@ -273,6 +273,7 @@ export class Topology {
           : { uplink: { ifname: pf.netdev, vtep: spec.vtep } }),
         peers: peers.filter((p) => p !== spec.vtep).map((vtep) => ({ vtep })),
         stateDir,
+        sysfsRoot: sim.root, // the node's: its registry lists the pods' allocation stores
         socket,
         ...(this.o.dataplane ?? {}),
       }, null, 2));

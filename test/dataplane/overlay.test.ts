@@ -396,8 +396,10 @@ describePrivileged('VXLAN overlay between two simulated nodes', { netns: true, c
 
   // A network with a stateDir of its own (its allocation store there) attached through
   // this data plane's socket: at a restart the store asked about its VF is the one its
-  // ADD named, not the data plane's. It was dropped as "released while down".
-  it('restores an attachment whose VF is held in another allocation store', async () => {
+  // ADD named, not the data plane's. It was dropped as "released while down". With the
+  // state file lost too, the node's registry of stores names that store (helper-81: the
+  // pod stayed off the overlay, the log saying its attachment came back from the store).
+  it('restores an attachment whose VF is held in another allocation store, also with its state file lost', async () => {
     const a = topo.nodes.get('a')!;
     const own = mkdtempSync(join(tmpdir(), 'vfplane-ownstore-'));
     try {
@@ -407,6 +409,13 @@ describePrivileged('VXLAN overlay between two simulated nodes', { netns: true, c
       const st = (await topo.control('a', { op: 'status' })) as { attachments: { mac: string }[] };
       expect(st.attachments.map((x) => x.mac)).toContain(pod.mac);
       expect(a.stderr.join('\n')).not.toMatch(new RegExp(`dropping attachment \\S+ \\(VF ${pod.pci.replace(/\./g, '\\.')}`));
+      expect(topo.ping('s1', '10.100.0.2', 4).received).toBeGreaterThanOrEqual(3);
+      await topo.stopDaemon(a);
+      for (const f of readdirSync(a.stateDir).filter((x) => /^dataplane-.*\.json$/.test(x))) rmSync(join(a.stateDir, f));
+      await topo.startDaemon(a);
+      const again = (await topo.control('a', { op: 'status' })) as { attachments: { mac: string; owner?: Record<string, string> }[] };
+      expect(again.attachments.find((x) => x.mac === pod.mac)?.owner?.store).toBe(own);
+      expect(a.stderr.join('\n')).toMatch(new RegExp(`re-attached \\S+ \\(VF ${pod.pci.replace(/\./g, '\\.')}, VNI 100\\) from the allocation store: no readable state file`));
       expect(topo.ping('s1', '10.100.0.2', 4).received).toBeGreaterThanOrEqual(3);
     } finally {
       await topo.delPod('s1');
