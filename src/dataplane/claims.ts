@@ -6,7 +6,7 @@
 // claim (not the ones it finds, which are its own changes), and gives back the netdevs it
 // no longer uses (an uplink changed in the config, an attachment dropped meanwhile).
 import { netnsId } from '../net/ip.js';
-import { closeSync, existsSync, fstatSync, ftruncateSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, copyFileSync, existsSync, fstatSync, ftruncateSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { constants } from 'node:os';
 import { join } from 'node:path';
 import * as z from '../util/z.js';
@@ -236,6 +236,19 @@ export class ClaimJournal {
       for (const r of list) this.recs.set(key(r.ifname, r.netns), r);
     } catch (e) {
       this.unreadable = `${this.path}: ${(e as Error).message.split('\n')[0]}`;
+    }
+  }
+
+  /** Copies the journal aside (`.unrestored-<time>`) before a start writes over it: an
+   *  unreadable one is the only record of the settings its netdevs had. The copy's path,
+   *  or why there is none. */
+  keepAside(): string {
+    const to = `${this.path}.unrestored-${new Date().toISOString().replace(/[:.]/g, '-')}`;
+    try {
+      copyFileSync(this.path, to);
+      return to;
+    } catch (e) {
+      return `(not copied: ${(e as Error).message})`;
     }
   }
 

@@ -492,7 +492,7 @@ export class Daemon {
       this.lock = null;
       throw e;
     }
-    if (this.claims.unreadable) this.log.warn(`ignoring the unreadable claims journal ${this.claims.unreadable}: netdevs a killed run held keep what it set`);
+    if (this.claims.unreadable) this.log.warn(`ignoring the unreadable claims journal ${this.claims.unreadable}: netdevs a killed run held keep what it set; the file as it was is kept as ${this.claims.keepAside()} (it holds their settings from before that run, to set back by hand)`);
     try {
       // What a DPDK run of this node that was killed left (hugepages, its mount, the
       // EAL's runtime dir) is given back first, whatever this run's backend: else it

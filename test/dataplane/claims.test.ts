@@ -256,7 +256,7 @@ describePrivileged('netdevs held by a daemon that was killed', { netns: true, co
     expect(settings(u1)).toEqual(host);
   });
 
-  it('an unreadable journal is named: the daemon warns and starts afresh, unclaim refuses and changes nothing', async () => {
+  it('an unreadable journal is named: the daemon warns, keeps it aside and starts afresh, unclaim refuses and changes nothing', async () => {
     const { mkdirSync } = await import('node:fs');
     mkdirSync(stateDir, { recursive: true });
     writeFileSync(journal, '{ not json');
@@ -266,6 +266,11 @@ describePrivileged('netdevs held by a daemon that was killed', { netns: true, co
     expect(readFileSync(journal, 'utf8')).toBe('{ not json');
     const a = await start(u1);
     expect(a.log()).toContain(`ignoring the unreadable claims journal ${journal}`);
+    // The only record of what its netdevs had: copied aside before it is written over.
+    const aside = new RegExp(`the file as it was is kept as (${journal.replace(/[.]/g, '\\.')}\\.unrestored-\\S+) \\(`).exec(a.log())?.[1];
+    expect(aside).toBeTruthy();
+    expect(readFileSync(aside!, 'utf8')).toBe('{ not json');
+    rmSync(aside!);
     expect(journaled().map((x) => x.ifname)).toEqual([u1]); // written afresh
     await end(a.d, 'SIGTERM');
     expect(settings(u1)).toEqual(host);
