@@ -522,7 +522,7 @@ export async function vfRelease(o: Common & OwnerFlags & { force?: boolean; rest
   // --json: these records as they are; a failure's error carries them and the failures.
   const out: { pci: string; owner: Owner; id: number; putBack: ReleaseStep[] }[] = [];
   const failed: string[] = [];
-  const failures: { pci: string; owner: Owner; id: number; failure: 'put-back' | 'released-meanwhile' | 'ipam'; error?: string }[] = [];
+  const failures: { pci: string; owner: Owner; id: number; failure: 'put-back' | 'not-recorded' | 'released-meanwhile' | 'ipam'; error?: string }[] = [];
   try {
     if (pci) {
       if (!pattern && !o.force) {
@@ -543,8 +543,8 @@ export async function vfRelease(o: Common & OwnerFlags & { force?: boolean; rest
       try {
         steps = await putBackAndRelease(store, sysfs, a, o.force ? 'cli (forced)' : 'cli', o.restore !== false, hung);
       } catch (err) {
-        failed.push(`VF ${a.pci} (${describeOwner(a.owner)}) stays allocated: putting it back failed (${(err as Error).message}); fix that and release it again`);
-        failures.push({ ...who, failure: 'put-back', error: (err as Error).message });
+        failed.push(`VF ${a.pci} (${describeOwner(a.owner)}) stays allocated: ${notReleased(err)}; fix that and release it again`);
+        failures.push({ ...who, failure: err instanceof ReleaseNotRecorded ? 'not-recorded' : 'put-back', error: (err as Error).message });
         continue;
       }
       if (steps === null) {
@@ -630,7 +630,31 @@ async function putBackAndRelease(store: AllocStore, sysfs: Sysfs, a: Allocation,
   if (putBack && store.get(a.pci)?.id === a.id) {
     home = await netdevHome(sysfs, a, beforeBoot);
   }
-  return store.releaseWith(a.pci, a.id, reason, (cur): ReleaseStep[] => [...off, ...(putBack ? restore(sysfs, cur, { beforeBoot }) : []), ...home]);
+  let putBackDone = false;
+  try {
+    return store.releaseWith(a.pci, a.id, reason, (cur): ReleaseStep[] => {
+      const steps = [...off, ...(putBack ? restore(sysfs, cur, { beforeBoot }) : []), ...home];
+      putBackDone = true;
+      return steps;
+    });
+  } catch (e) {
+    throw putBackDone ? new ReleaseNotRecorded(e as Error) : e;
+  }
+}
+
+/** The VF was put back, and then the store could not record its release (full, read-only):
+ *  it stays allocated, to be released again once the store can be written. */
+class ReleaseNotRecorded extends Error {
+  constructor(override readonly cause: Error) {
+    super(cause.message);
+  }
+}
+
+/** Why a VF stays allocated after putBackAndRelease threw. */
+function notReleased(err: unknown): string {
+  return err instanceof ReleaseNotRecorded
+    ? `it was put back, but its release could not be recorded (${err.message})`
+    : `putting it back failed (${(err as Error).message})`;
 }
 
 /** Takes a released (or to-be-released) VF off the data plane's overlay, as CNI DEL does:
@@ -746,7 +770,9 @@ async function releaseLease(a: Allocation, { dry = false } = {}): Promise<{ step
  * One allocation and what gc did with it (or, --dry-run, would do), as `gc --json` gives
  * it: `putBack` the steps as data (dry ones `dry: true`: the overlay, driver, settings,
  * MTU, netdev and IPAM steps the real run would take, see putBackPlan), the table's words
- * come from releaseText. `failure`: putting it back failed (it stays allocated), IPAM kept
+ * come from releaseText. `failure`: putting it back failed (it stays allocated), or it was
+ * put back and the store could not record the release (`not-recorded`: it stays allocated,
+ * the next gc releases it), IPAM kept
  * the address of a VF released, or (--dry-run) part of what would be done cannot be told
  * (`error` says which, `; `-separated; the steps listed are still the real run's).
  */
@@ -756,7 +782,7 @@ interface GcRecord {
   state: 'alive' | 'gone' | 'unknown' | 'released meanwhile';
   released: boolean;
   putBack: ReleaseStep[];
-  failure?: 'put-back' | 'ipam' | 'cannot-tell';
+  failure?: 'put-back' | 'not-recorded' | 'ipam' | 'cannot-tell';
   error?: string;
 }
 
@@ -792,8 +818,8 @@ export async function gc(o: Common & { dryRun?: boolean }): Promise<void> {
         try {
           steps = await putBackAndRelease(store, sysfs, a, 'gc: owner gone', true, hung);
         } catch (err) {
-          failed.push(`VF ${a.pci} (${describeOwner(a.owner)}) stays allocated: putting it back failed (${(err as Error).message})`);
-          out.push({ ...who, state, released: false, putBack: [], failure: 'put-back', error: (err as Error).message });
+          failed.push(`VF ${a.pci} (${describeOwner(a.owner)}) stays allocated: ${notReleased(err)}`);
+          out.push({ ...who, state, released: false, putBack: [], failure: err instanceof ReleaseNotRecorded ? 'not-recorded' : 'put-back', error: (err as Error).message });
           continue;
         }
         if (steps === null) {

@@ -243,3 +243,43 @@ describePrivileged('a store of the node on a full filesystem', { root: true }, (
     }
   });
 });
+
+// A store that can be read but not written (its filesystem filled while someone holds it
+// open): `vf release` puts the VF back and then cannot record the release. It said
+// "putting it back failed" (helper-81), sending the operator after a put-back that worked.
+describePrivileged('a release the store cannot record', { root: true }, () => {
+  it('says the VF was put back and its release not recorded; it stays allocated, and a release once there is room frees it', async () => {
+    const root = makeSim({ pfs: 1, vfs: 2 }).root;
+    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'vfplane-norecord-'));
+    const small = path.join(tmp, 'small');
+    fs.mkdirSync(small);
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=400k', 'tmpfs', small]);
+    let holder: ReturnType<typeof spawn> | undefined;
+    const o = ['--sysfs-root', root, '--state-dir', small];
+    try {
+      const pci = listVfs(await openSysfs(root))[0]!.pci;
+      const made = vfplane(['vf', 'alloc', '--pci', pci, '--owner', 'ops/keep', ...o]);
+      expect(made.code, made.stderr).toBe(0);
+      holder = spawn(process.execPath, ['-e', `const s = new (require('better-sqlite3'))(${JSON.stringify(path.join(small, 'alloc.db'))}); s.prepare('SELECT 1 FROM allocations').all(); console.log('open'); setInterval(() => {}, 1000);`], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
+      await once(holder.stdout!, 'data');
+      execFileSync('sh', ['-c', `dd if=/dev/zero of=${small}/filler bs=4k 2>/dev/null || true`]);
+      const rel = vfplane(['vf', 'release', pci, '--owner', 'ops/keep', ...o]);
+      expect(rel.code).toBe(1);
+      expect(rel.stderr).toContain(`VF ${pci} (pod ops/keep) stays allocated: it was put back, but its release could not be recorded (`);
+      expect(rel.stderr).not.toContain('putting it back failed');
+      const js = vfplane(['vf', 'release', pci, '--owner', 'ops/keep', ...o, '--json']);
+      expect(js.code).toBe(1);
+      expect(JSON.stringify(JSON.parse(js.stdout))).toContain('"failure":"not-recorded"');
+      expect(JSON.parse(vfplane(['vf', 'show', pci, ...o, '--json']).stdout).allocation?.owner).toMatchObject({ namespace: 'ops', name: 'keep' });
+      fs.rmSync(path.join(small, 'filler'));
+      expect(vfplane(['vf', 'release', pci, '--owner', 'ops/keep', ...o]).code).toBe(0);
+      expect(JSON.parse(vfplane(['vf', 'show', pci, ...o, '--json']).stdout).allocation).toBeNull();
+    } finally {
+      holder?.kill();
+      if (holder) await once(holder, 'exit');
+      execFileSync('umount', ['-l', small]);
+      dropSim(root);
+      fs.rmSync(tmp, { recursive: true, force: true });
+    }
+  });
+});
