@@ -385,7 +385,7 @@ export class AllocStore {
       db.close();
       // Never a store being made (see create): one truncated by a crash of its
       // filesystem or a stray `>`. Taken for a new store, every VF would look free.
-      throw systemError(`the allocation store ${file} is empty (0 bytes), so what it recorded is lost; move it aside and retry, then check who uses which VF (\`vfplane vf list\`, and \`vfplane gc\` once the pods' VFs are allocated again)`, { file });
+      throw systemError(`the allocation store ${file} is empty (0 bytes), so vfplane cannot read it; ${AllocStore.moveAside(file)}`, { file });
     }
     try {
       db.pragma(`busy_timeout = ${Math.max(0, Math.floor(busyTimeoutMs))}`);
@@ -412,20 +412,41 @@ export class AllocStore {
         lock = null; // a lock file that cannot be opened: SQLite's own locking still holds
       }
     }
-    const store = new AllocStore(db, dir, file, busyTimeoutMs, opts.historyKeep ?? DEFAULT_HISTORY_KEEP, pause, lock);
+    let store: AllocStore;
+    try {
+      // Preparing the statements reads the schema: a damaged page there fails here.
+      store = new AllocStore(db, dir, file, busyTimeoutMs, opts.historyKeep ?? DEFAULT_HISTORY_KEEP, pause, lock);
+    } catch (e) {
+      db.close();
+      lock?.close();
+      throw AllocStore.translate(e, file, busyTimeoutMs, 'opening');
+    }
     store.readOnly = opts.readOnly === true;
     store.schema = schema;
     store.registry = opts.sysfsRoot === undefined ? null : registryDir(opts.sysfsRoot);
     if (opts.sysfsRoot !== undefined) {
       store.node = nodeOf(opts.sysfsRoot);
       try {
+        // The first read of the allocations table: a store damaged past its first pages
+        // (a torn write, a bad disk block) is found here.
         store.refuseOtherNodes(file);
       } catch (e) {
         store.close();
-        throw e;
+        throw AllocStore.translate(e, file, busyTimeoutMs, 'opening');
       }
     }
     return store;
+  }
+
+  /** What to do with a store that cannot be read: the exact commands, and what is lost. */
+  private static moveAside(file: string): string {
+    const dir = path.dirname(file);
+    const aside = path.join(dir, `damaged-${new Date().toISOString().replace(/[-:]|\.\d+/g, '')}`);
+    return `move it aside with its -wal and -shm (a -wal left behind would be read into the new store): ` +
+      `\`mkdir ${aside} && mv ${file}* ${aside}/\`; the next vfplane command makes an empty store. ` +
+      `What it recorded is lost: every VF then looks free, those still in pods too, and no VF is put back as it was. ` +
+      `Before allocating again, find the VFs pods hold: \`vfplane vf list\` shows no netdev for a VF moved into a pod (or bound to vfio-pci), ` +
+      `and \`ip -all netns exec ip -br link\` lists the pods' interfaces; record each with \`vfplane vf alloc --pci PCI --owner NS/NAME --ifname IF\`, or re-create those pods`;
   }
 
   /** The node (sysfs root) this store is opened for; null: not said (its allocations
@@ -697,7 +718,7 @@ export class AllocStore {
       return systemError(`the allocation store ${file} cannot grow: the filesystem holding ${path.dirname(file)} is full (${free === null ? 'no' : Math.floor(free / 1024)} KiB free); free some space and retry`, { file, code });
     }
     if (code.startsWith('SQLITE_CORRUPT') || code === 'SQLITE_NOTADB') {
-      return systemError(`the allocation store ${file} is damaged (${msg}); move it aside and retry (the allocations it recorded are forgotten: check the VFs with \`vfplane vf list\`)`, { file, code });
+      return systemError(`the allocation store ${file} is damaged (${msg}), and vfplane cannot repair it; ${AllocStore.moveAside(file)}`, { file, code });
     }
     if (code.startsWith('SQLITE_CONSTRAINT')) {
       return conflict(`the allocation store ${file} refused the change: ${msg} (another process took the VF or interface first); retry`, { file, code });
@@ -1006,13 +1027,13 @@ export class AllocStore {
     }
     const fields = OWNER_FIELDS.filter((f) => pattern[f] !== undefined);
     const key = fields.join(',');
-    let q = this.ownerQueries.get(key);
-    if (!q) {
-      q = this.db.prepare<unknown[], Row>(`SELECT * FROM allocations WHERE ${fields.map((f) => `${COLUMN[f]} = ?`).join(' AND ')} ORDER BY pci`);
-      this.ownerQueries.set(key, q);
-    }
-    const query = q;
     return this.write('releasing VFs', () => {
+      // Prepared in here: preparing reads the schema, whose errors write() says plainly.
+      let query = this.ownerQueries.get(key);
+      if (!query) {
+        query = this.db.prepare<unknown[], Row>(`SELECT * FROM allocations WHERE ${fields.map((f) => `${COLUMN[f]} = ?`).join(' AND ')} ORDER BY pci`);
+        this.ownerQueries.set(key, query);
+      }
       const rows = query.all(...fields.map((f) => pattern[f]));
       return rows.map((r) => {
         const a = this.toAllocation(r);

@@ -351,13 +351,59 @@ describe('AllocStore', () => {
     expect(e.message).toContain('move it aside');
   });
 
+  it('names a store damaged past its first pages as damaged, on every open and later read, and its advice works', () => {
+    const state = path.join(dir, 'torn');
+    const sysfs = path.join(dir, 'sysfs'); // no node's: no registry of stores
+    fs.mkdirSync(sysfs);
+    const s = AllocStore.open(state, { sysfsRoot: sysfs });
+    const many = syntheticVfs(64);
+    for (let i = 0; i < 40; i++) s.allocate({ candidates: many, owner: { namespace: 'ns', name: `p${i}`, containerId: `c${i}`, ifname: 'net1', network: 'n'.repeat(200) } });
+    s.close();
+    const file = path.join(state, DB_FILE);
+    expect(fs.statSync(file).size).toBeGreaterThan(9 * 4096);
+    // Pages 2 to 9 overwritten, the header page left whole: a torn write, a bad block.
+    const fd = fs.openSync(file, 'r+');
+    fs.writeSync(fd, Buffer.alloc(8 * 4096, 0xa5), 0, 8 * 4096, 4096);
+    fs.closeSync(fd);
+    const before = fs.readFileSync(file);
+    const damaged = (e: VfpError) => {
+      expect(e.kind).toBe('system');
+      expect(e.message).toContain(`the allocation store ${file} is damaged (database disk image is malformed), and vfplane cannot repair it; move it aside`);
+      const esc = (x: string) => x.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
+      const aside = `${esc(state)}/damaged-\\d{8}T\\d{6}Z`;
+      expect(e.message).toMatch(new RegExp(`move it aside with its -wal and -shm .*: \`mkdir ${aside} && mv ${esc(file)}\\* ${aside}/\`; the next vfplane command makes an empty store`));
+      expect(e.message).toContain('ip -all netns exec ip -br link');
+      return e;
+    };
+    damaged(err(() => AllocStore.open(state, { sysfsRoot: sysfs })));
+    damaged(err(() => AllocStore.open(state, { sysfsRoot: sysfs, readOnly: true })));
+    const late = AllocStore.open(state); // no node: nothing read at open
+    try {
+      damaged(err(() => late.list()));
+      damaged(err(() => late.allocate({ candidates: many, owner: web0 })));
+      damaged(err(() => late.releaseOwner({ namespace: 'ns', name: 'p1' })));
+    } finally {
+      late.close();
+    }
+    expect(fs.readFileSync(file).equals(before)).toBe(true); // refused, not rewritten
+    // The advice, run as given, leaves a store that works, and the damaged one kept.
+    const cmd = /`(mkdir [^`]+)`/.exec(damaged(err(() => AllocStore.open(state, { sysfsRoot: sysfs }))).message)![1]!;
+    spawnSync('sh', ['-c', cmd], { stdio: 'inherit' });
+    const aside = fs.readdirSync(state).find((f) => f.startsWith('damaged-'))!;
+    expect(fs.readdirSync(path.join(state, aside))).toContain(DB_FILE);
+    const fresh = AllocStore.open(state, { sysfsRoot: sysfs });
+    expect(fresh.list()).toEqual([]);
+    fresh.close();
+  });
+
   it('refuses a store cut to zero bytes instead of taking it for a new one (every VF would look free), and leaves it as it is', () => {
     const cut = path.join(dir, 'cut');
     fs.mkdirSync(cut);
     fs.writeFileSync(path.join(cut, DB_FILE), '');
     const e = err(() => AllocStore.open(cut));
     expect(e.kind).toBe('system');
-    expect(e.message).toBe(`the allocation store ${path.join(cut, DB_FILE)} is empty (0 bytes), so what it recorded is lost; move it aside and retry, then check who uses which VF (\`vfplane vf list\`, and \`vfplane gc\` once the pods' VFs are allocated again)`);
+    expect(e.message).toContain(`the allocation store ${path.join(cut, DB_FILE)} is empty (0 bytes), so vfplane cannot read it; move it aside with its -wal and -shm`);
+    expect(e.message).toContain(`mv ${path.join(cut, DB_FILE)}* `);
     expect(fs.statSync(path.join(cut, DB_FILE)).size).toBe(0);
     expect(fs.readdirSync(cut)).toEqual([DB_FILE]); // no WAL, no lock, no temp file
     // A new store is made whole before it appears under its name.
