@@ -373,8 +373,14 @@ export class AllocStore {
     let whole = true; // made whole (or found): an empty file is then a damaged store
     if (opts.readOnly && !fs.existsSync(file)) throw notFound(`no allocation store ${file}: nothing is allocated there; ${hint}`, { file });
     try {
-      if (!fs.existsSync(file)) whole = AllocStore.create(dir, file);
-      db = new Database(file);
+      if (opts.readOnly) {
+        // A read-only connection: a look needs no write access to the store (a read-only
+        // mount, a full filesystem), except for the WAL index (see readOnlyDb).
+        db = AllocStore.readOnlyDb(file, busyTimeoutMs);
+      } else {
+        if (!fs.existsSync(file)) whole = AllocStore.create(dir, file);
+        db = new Database(file);
+      }
     } catch (e) {
       const t = AllocStore.translate(e, file, busyTimeoutMs, 'creating it'); // SQLite's, said plainly
       if (t !== e || e instanceof VfpError) throw t;
@@ -389,7 +395,8 @@ export class AllocStore {
     }
     try {
       db.pragma(`busy_timeout = ${Math.max(0, Math.floor(busyTimeoutMs))}`);
-      const mode = db.pragma('journal_mode = WAL', { simple: true });
+      // Read only: the mode is the file's (and a copy read into memory has none).
+      const mode = opts.readOnly ? 'wal' : db.pragma('journal_mode = WAL', { simple: true });
       if (String(mode).toLowerCase() !== 'wal') {
         throw systemError(`the allocation store ${file} cannot use write-ahead logging (journal mode stays "${mode}"); its filesystem probably lacks shared memory support (NFS?): ${hint}`, { file });
       }
@@ -436,6 +443,73 @@ export class AllocStore {
       }
     }
     return store;
+  }
+
+  /**
+   * The store opened to read only. SQLite reads a WAL-mode file through its WAL index,
+   * the -shm file, which it makes when nobody has the store open: on a read-only or full
+   * filesystem it cannot, and even a look would fail. Then, when the -wal is absent or
+   * empty, alloc.db alone holds every committed change, and a copy of it read into
+   * memory is the store (nobody is writing it: every writer has the -shm open). SQLite's
+   * own way, an immutable=1 URI, is not open to us: better-sqlite3 is built without URI
+   * filenames (SQLITE_USE_URI=0) and passes no SQLITE_OPEN_URI. A -wal with something
+   * in it may hold committed changes that only SQLite's recovery, which needs the -shm,
+   * can read: a copy of alloc.db alone would miss them, so that store cannot be read.
+   */
+  private static readOnlyDb(file: string, busyTimeoutMs: number): Database.Database {
+    const db = new Database(file, { readonly: true, fileMustExist: true });
+    let first: unknown;
+    try {
+      db.pragma(`busy_timeout = ${Math.max(0, Math.floor(busyTimeoutMs))}`);
+      db.pragma('user_version', { simple: true }); // a read: the WAL index is needed here
+      return db;
+    } catch (e) {
+      db.close();
+      first = e;
+    }
+    const code = String((first as { code?: unknown }).code ?? '');
+    // The WAL index could not be made (CANTOPEN: no file; IOERR_SHM*: no room for it).
+    if (!(code.startsWith('SQLITE_CANTOPEN') || code.startsWith('SQLITE_IOERR') || code.startsWith('SQLITE_READONLY') || code === 'SQLITE_FULL')) throw first;
+    const dir = path.dirname(file);
+    let wal = 0;
+    try {
+      wal = fs.statSync(`${file}-wal`).size;
+    } catch {
+      // no -wal: alloc.db is the whole store
+    }
+    const roFs = (() => {
+      try {
+        fs.accessSync(dir, fs.constants.W_OK);
+        return false;
+      } catch (e) {
+        return (e as NodeJS.ErrnoException).code === 'EROFS';
+      }
+    })();
+    const free = freeBytes(dir);
+    const why = roFs ? `the filesystem holding ${dir} is mounted read-only`
+      : free !== null && free < 1 << 20 ? `the filesystem holding ${dir} is full (${Math.floor(free / 1024)} KiB free)`
+      : `SQLite says ${(first as Error).message} (${code})`;
+    if (wal > 0) {
+      throw systemError(
+        `the allocation store ${file} cannot be read: its write-ahead log ${file}-wal holds ${wal} bytes that may be committed allocations and releases not yet in ${file}, ` +
+          `and SQLite reads them only through its WAL index ${file}-shm, which it cannot make: ${why}. ` +
+          `${roFs ? 'Make that filesystem writable' : 'Free some space there'} and retry; never delete ${file}-wal, and do not read a copy of ${file} without it`,
+        { file, code, wal },
+      );
+    }
+    let copy: Buffer;
+    try {
+      copy = fs.readFileSync(file);
+    } catch {
+      throw first; // the file itself cannot be read: said as SQLite said it
+    }
+    // Bytes 18 and 19 of the header say WAL mode; in memory there is no WAL to read, and
+    // SQLite refuses a WAL-mode image there. 1 is the rollback journal's (file format 1).
+    if (copy.length >= 20 && copy[18] === 2 && copy[19] === 2) {
+      copy[18] = 1;
+      copy[19] = 1;
+    }
+    return new Database(copy, { readonly: true });
   }
 
   /** What to do with a store that cannot be read: the exact commands, and what is lost. */

@@ -526,4 +526,72 @@ describePrivileged('AllocStore on a filesystem that is full or read-only', { com
     });
     expect(e.message).toMatch(new RegExp(`the filesystem holding ${dir} is full \\(\\d+ KiB free\\); free some space and retry`));
   });
+
+  /** A store of `n` allocations in `state`, made and closed (no -wal, no -shm left). */
+  const filled = (state: string, n: number) => {
+    const s = AllocStore.open(state);
+    for (let i = 0; i < n; i++) s.allocate({ candidates: syntheticVfs(8), owner: { namespace: 'ns', name: `p${i}` } });
+    s.close();
+  };
+  const remount = (how: 'ro' | 'rw') => expect(spawnSync('mount', ['-o', `remount,${how}`, mnt]).status).toBe(0);
+
+  it('a store on a read-only filesystem is read by a read-only open, and every write is refused, changing nothing', () => {
+    const state = path.join(mnt, 'state');
+    filled(state, 2);
+    expect(fs.readdirSync(state).sort()).toEqual([DB_FILE, LOCK_FILE]);
+    const before = fs.readFileSync(path.join(state, DB_FILE));
+    remount('ro');
+    const ro = AllocStore.open(state, { readOnly: true });
+    try {
+      expect(ro.list().map((a) => a.owner.name)).toEqual(['p0', 'p1']);
+      expect(ro.integrityCheck()).toEqual(['ok']);
+      expect(err(() => ro.release(ro.list()[0]!.pci, { force: true })).message).toBe(`the allocation store ${path.join(state, DB_FILE)} was opened to read only, so releasing a VF cannot change it`);
+    } finally {
+      ro.close();
+    }
+    const e = err(() => AllocStore.open(state));
+    expect(e.message).toContain(`the allocation store ${path.join(state, DB_FILE)} cannot be written`);
+    expect(e.message).toContain('make it writable');
+    remount('rw');
+    expect(fs.readFileSync(path.join(state, DB_FILE)).equals(before)).toBe(true);
+  });
+
+  it('a read-only open of a store whose -wal holds changes, where no -shm can be made, says so rather than missing them', () => {
+    const state = path.join(mnt, 'state');
+    filled(state, 1);
+    // A copy taken while a writer holds it open: its -wal holds the second allocation,
+    // committed and not yet in alloc.db (as after a kill), and there is no -shm.
+    const live = AllocStore.open(state);
+    live.allocate({ candidates: syntheticVfs(8), owner: { namespace: 'ns', name: 'in-wal' } });
+    const copy = path.join(mnt, 'copy');
+    fs.mkdirSync(copy, { mode: 0o700 });
+    for (const f of [DB_FILE, `${DB_FILE}-wal`]) fs.copyFileSync(path.join(state, f), path.join(copy, f));
+    live.close();
+    const file = path.join(copy, DB_FILE);
+    expect(fs.statSync(`${file}-wal`).size).toBeGreaterThan(0);
+    remount('ro');
+    const e = err(() => AllocStore.open(copy, { readOnly: true }));
+    expect(e.message).toBe(`the allocation store ${file} cannot be read: its write-ahead log ${file}-wal holds ${fs.statSync(`${file}-wal`).size} bytes that may be committed allocations and releases not yet in ${file}, ` +
+      `and SQLite reads them only through its WAL index ${file}-shm, which it cannot make: the filesystem holding ${copy} is mounted read-only. ` +
+      `Make that filesystem writable and retry; never delete ${file}-wal, and do not read a copy of ${file} without it`);
+    remount('rw');
+    // What it would have missed: the -wal's allocation.
+    const rw = AllocStore.open(copy, { readOnly: true });
+    expect(rw.list().map((a) => a.owner.name)).toEqual(['p0', 'in-wal']);
+    rw.close();
+  });
+
+  it('a read-only open reads a store on a full filesystem', () => {
+    const state = path.join(mnt, 'state');
+    filled(state, 2);
+    spawnSync('dd', ['if=/dev/zero', `of=${path.join(mnt, 'fill')}`, 'bs=4k'], { stdio: 'ignore' });
+    expect(fs.statfsSync(mnt).bavail).toBe(0);
+    const ro = AllocStore.open(state, { readOnly: true });
+    try {
+      expect(ro.list().map((a) => a.owner.name)).toEqual(['p0', 'p1']);
+    } finally {
+      ro.close();
+    }
+    expect(err(() => AllocStore.open(state).allocate({ candidates: syntheticVfs(8), owner: { namespace: 'ns', name: 'p9' } })).message).toContain('is full');
+  });
 });
