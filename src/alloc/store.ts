@@ -382,7 +382,7 @@ export class AllocStore {
         db = new Database(file);
       }
     } catch (e) {
-      const t = AllocStore.translate(e, file, busyTimeoutMs, 'creating it'); // SQLite's, said plainly
+      const t = AllocStore.translate(e, file, busyTimeoutMs, opts.readOnly ? 'opening it' : 'creating it'); // SQLite's, said plainly
       if (t !== e || e instanceof VfpError) throw t;
       throw systemError(`cannot open the allocation store ${file}: ${(e as Error).message}; check that the directory is writable by this user, or ${hint}`, { file });
     }
@@ -767,8 +767,9 @@ export class AllocStore {
         { reason: 'busy', file },
       );
     }
-    // CANTOPEN is also a path that is no file: a directory (or other non-file) there.
-    if (code.startsWith('SQLITE_CANTOPEN')) {
+    // CANTOPEN is also a path that is no file: a directory (or other non-file) there (an
+    // I/O error to a read-only connection).
+    if (code.startsWith('SQLITE_CANTOPEN') || code.startsWith('SQLITE_IOERR')) {
       let kind: string | null = null;
       try {
         const st = fs.statSync(file);

@@ -1,7 +1,7 @@
 // The operator CLI (pf, vf, gc, sim) run as a user runs it, against a simulated NIC with
 // real netdevs and a real allocation store; bad input is refused and changes nothing.
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync, readdirSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync, writeSync, readdirSync } from 'node:fs';
 import { createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -553,6 +553,51 @@ describePrivileged('operator CLI on a simulated NIC', { netns: true }, () => {
     const r = vfplane(['vf', 'list', '--sysfs-root', root, '--state-dir', dir]);
     expect(r.code).toBe(1);
     expect(r.stderr).toContain(`the allocation store ${dir}/alloc.db is a directory, not a database file; move it away`);
+  });
+
+  it('a store damaged past its first pages is named damaged by every command, with the command that moves it aside', () => {
+    const dir = join(state, 'torn');
+    const s = AllocStore.open(dir); // many rows (the table past the header page), then pages 2-9 overwritten
+    for (let i = 0; i < 40; i++) s.allocate({ candidates: [{ pci: `0000:77:0${Math.floor(i / 8)}.${i % 8}`, pf: '0000:77:00.0', index: i } as never], owner: { namespace: 'ns', name: `p${i}`, network: 'n'.repeat(200) } });
+    s.close();
+    const file = join(dir, 'alloc.db');
+    const fd = openSync(file, 'r+');
+    writeSync(fd, Buffer.alloc(8 * 4096, 0xa5), 0, 8 * 4096, 4096);
+    closeSync(fd);
+    for (const args of [['vf', 'list'], ['vf', 'alloc', '--pci', '0000:5e:02.0', '--owner', 'default/torn'], ['vf', 'release', '0000:5e:02.1', '--force'], ['gc']]) {
+      const r = vfplane([...args, '--sysfs-root', root, '--state-dir', dir]);
+      expect({ args, code: r.code }).toEqual({ args, code: 1 });
+      expect(r.stderr).toContain(`the allocation store ${file} is damaged (database disk image is malformed), and vfplane cannot repair it; move it aside with its -wal and -shm`);
+      expect(r.stderr).toMatch(/`mkdir \S+\/damaged-\d{8}T\d{6}Z && mv \S+alloc\.db\* \S+\/`/);
+    }
+  });
+
+  it('vf list and vf show read a store on a read-only filesystem; a command that writes is refused and changes nothing', () => {
+    const mnt = mkdtempSync(join(tmpdir(), 'vfplane-ro-'));
+    expect(spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=2m', 'tmpfs', mnt]).status).toBe(0);
+    try {
+      const o = ['--sysfs-root', root, '--state-dir', mnt];
+      const a = vfplane(['vf', 'alloc', '--pci', '0000:5e:02.3', '--owner', 'default/ro', '--ifname', 'net1', '--json', ...o]);
+      expect(a.code, a.stderr).toBe(0);
+      expect(readdirSync(mnt).sort()).toEqual(['alloc.db', 'alloc.lock']); // closed: no -wal, no -shm
+      expect(spawnSync('mount', ['-o', 'remount,ro', mnt]).status).toBe(0);
+      const l = vfplane(['vf', 'list', '--allocated', '--json', ...o]);
+      expect(l.code, l.stderr).toBe(0);
+      expect(JSON.parse(l.stdout).map((v: { pci: string; allocation: { owner: { name: string } } }) => [v.pci, v.allocation.owner.name])).toEqual([['0000:5e:02.3', 'ro']]);
+      const sh = vfplane(['vf', 'show', '0000:5e:02.3', '--json', ...o]);
+      expect(sh.code, sh.stderr).toBe(0);
+      expect(JSON.parse(sh.stdout).allocation.owner.name).toBe('ro');
+      const r = vfplane(['vf', 'release', '0000:5e:02.3', '--force', ...o]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain(`the allocation store ${mnt}/alloc.db cannot be written`);
+      expect(spawnSync('mount', ['-o', 'remount,rw', mnt]).status).toBe(0);
+      expect(json(['vf', 'show', '0000:5e:02.3']).allocation).toBeFalsy(); // the suite's own store: not this one
+      const back = vfplane(['vf', 'release', '0000:5e:02.3', '--force', '--json', ...o]);
+      expect(back.code, back.stderr).toBe(0);
+    } finally {
+      spawnSync('umount', [mnt]);
+      rmSync(mnt, { recursive: true, force: true });
+    }
   });
 
   it('bind to vfio-pci and back through the CLI', () => {
