@@ -93,7 +93,7 @@ const storeDirOf = (ctx: CniContext) => path.resolve(ctx.conf.stateDir ?? defaul
  *  sysfs root that no longer exists (a simulated NIC destroyed under its pods: /sys never
  *  goes) is read as a node whose VFs are all gone: what is held there is released, its
  *  IPAM leases too, and nothing is put back. Without it, the error stands. */
-async function openAll(ctx: CniContext, goneOk = false): Promise<{ sysfs: Sysfs; store: AllocStore }> {
+async function openAll(ctx: CniContext, goneOk = false, readOnly = false): Promise<{ sysfs: Sysfs; store: AllocStore }> {
   const root = path.resolve(ctx.conf.sysfsRoot ?? defaultSysfsRoot());
   const dir = storeDirOf(ctx);
   if (!fs.existsSync(root)) {
@@ -110,7 +110,10 @@ async function openAll(ctx: CniContext, goneOk = false): Promise<{ sysfs: Sysfs;
     const why = sysfsRootRefusal(root);
     if (why) throw new CniError(ERR.INVALID_CONFIG, why);
   }
-  if (!serving) return { sysfs: await openSysfs(root), store: AllocStore.open(dir, { sysfsRoot: root }) };
+  // CHECK only reads: it opens an existing store to read only, so it works on a store
+  // whose filesystem is read-only or full (a missing one is made, and found empty).
+  const ro = readOnly && fs.existsSync(path.join(dir, DB_FILE));
+  if (!serving) return { sysfs: await openSysfs(root), store: AllocStore.open(dir, { sysfsRoot: root, ...(ro ? { readOnly: true } : {}) }) };
   const sysId = fileId(path.join(root, SIM_MARKER));
   let s = keptSysfs.get(root);
   if (!s || s.id !== sysId) keptSysfs.set(root, (s = { id: sysId, sysfs: await openSysfs(root) }));
@@ -900,7 +903,7 @@ function releasedBy(reason: string | undefined): string {
 export async function cmdCheck(ctx: CniContext): Promise<void> {
   refuseUntrustedPaths(ctx);
   const { env, conf } = ctx;
-  const { sysfs, store } = await openAll(ctx);
+  const { sysfs, store } = await openAll(ctx, false, true);
   try {
     const { held, a } = attachmentOf(ctx, store);
     if (!a) {

@@ -597,6 +597,28 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
     expect(vfpJson(['vf', 'list', '--allocated'])).toEqual([]);
   });
 
+  it('CHECK reads a store on a read-only filesystem; DEL there is refused, changing nothing, and works once it is writable', () => {
+    const mnt = mkdtempSync(join(tmpdir(), 'vfplane-cni-ro-'));
+    expect(spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=2m,mode=0700', 'tmpfs', mnt]).status).toBe(0);
+    try {
+      const { p, e, conf, add } = addOne('chkro', { ipam: {}, stateDir: mnt });
+      expect(readdirSync(mnt)).toContain('alloc.db');
+      expect(readdirSync(mnt).filter((f) => f.endsWith('-shm'))).toEqual([]); // nobody holds it
+      expect(spawnSync('mount', ['-o', 'remount,ro', mnt]).status).toBe(0);
+      const chk = call('CHECK', { ...conf, prevResult: add.out }, e);
+      expect(chk.code, JSON.stringify(chk.out)).toBe(0);
+      const del = call('DEL', conf, e);
+      expect(del.code).toBe(1);
+      expect(del.out.msg).toContain(`the allocation store ${mnt}/alloc.db cannot be written`);
+      expect(p.ip(['-br', 'link', 'show', 'net1'])).toContain('net1'); // left in the pod
+      expect(spawnSync('mount', ['-o', 'remount,rw', mnt]).status).toBe(0);
+      expect(call('DEL', conf, e).code).toBe(0);
+    } finally {
+      spawnSync('umount', [mnt]);
+      rmSync(mnt, { recursive: true, force: true });
+    }
+  });
+
   it('CHECK at 1.0.0 (no MTU in results) lets a later plugin change the MTU or move its routes to another table; at 1.1.0 the result\'s MTU binds', () => {
     const { p, e, conf, add } = addOne('chk10', { mtu: 9000 });
     try {
