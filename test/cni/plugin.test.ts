@@ -2,7 +2,8 @@
 // against a simulated NIC with real network namespaces and the reference IPAM plugins
 // (host-local, static) and tuning from Debian's containernetworking-plugins.
 import { spawn, spawnSync, execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { AllocStore } from '../../src/alloc/store.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -616,6 +617,29 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
     } finally {
       spawnSync('umount', [mnt]);
       rmSync(mnt, { recursive: true, force: true });
+    }
+  });
+
+  it('ADD and DEL on a store damaged past its first pages fail with the I/O code, naming it damaged and how to move it aside (not 999)', () => {
+    const torn = mkdtempSync(join(tmpdir(), 'vfplane-cni-torn-'));
+    try {
+      const s = AllocStore.open(torn); // rows past the header page, then pages 2-9 overwritten
+      for (let i = 0; i < 40; i++) s.allocate({ candidates: [{ pci: `0000:77:0${Math.floor(i / 8)}.${i % 8}`, pf: '0000:77:00.0', index: i } as never], owner: { namespace: 'ns', name: `p${i}`, network: 'n'.repeat(200) } });
+      s.close();
+      const fd = openSync(join(torn, 'alloc.db'), 'r+');
+      writeSync(fd, Buffer.alloc(8 * 4096, 0xa5), 0, 8 * 4096, 4096);
+      closeSync(fd);
+      const p = pod('torn');
+      const e = { containerId: 'torn0001', netns: nsPath(p), ifname: 'net1' };
+      const conf = base({ deviceID: '0000:5e:02.5', ipam: {}, stateDir: torn });
+      for (const cmd of ['ADD', 'DEL']) {
+        const r = call(cmd, conf, e);
+        expect({ cmd, code: r.out.code }).toEqual({ cmd, code: 5 });
+        expect(r.out.msg).toContain(`the allocation store ${torn}/alloc.db is damaged (database disk image is malformed), and vfplane cannot repair it; move it aside`);
+      }
+      expect(p.ip(['-br', 'link', 'show'])).not.toContain('net1');
+    } finally {
+      rmSync(torn, { recursive: true, force: true });
     }
   });
 
