@@ -1674,9 +1674,19 @@ static VFP_COLD void encap_refused(worker *w, vfp_pkt *p, const vfp_tunnel *t, u
     vfp_pkt__free_burst(&p, 1);
 }
 
+/* In from_pod's list of frames to encapsulate, a peer index with this bit is a flood
+ * copy for that peer: grouped apart from the unicast frames to it (a group is one kind,
+ * and frames to one destination MAC are all of one kind, so none overtakes another of
+ * its destination), counted also as the peer's flood_pkts. Above any peer index. */
+#define ENC_FLOOD 0x4000
+_Static_assert(VFP_DP_MAX_PEERS <= ENC_FLOOD, "peer indexes must stay below ENC_FLOOD");
+
 /* Encapsulates one peer's packets (grp may be the caller's array: encap works in place)
- * and queues them on the uplink; the VNI counters are summed per group, not per packet. */
+ * and queues them on the uplink; the VNI counters are summed per group, not per packet.
+ * pr may carry ENC_FLOOD: the group is flood copies. */
 static void encap_group(worker *w, const cfg_vni *v, int pr, vfp_pkt **grp, uint16_t g, uint64_t now) {
+    const int flood = pr & ENC_FLOOD;
+    pr &= ~ENC_FLOOD;
     vfp_dp_vni_stats *vs = &w->st->vnis[v->slot];
     if (VFP_UNLIKELY(!w->resolved[pr]) && !neigh_from_others(w, pr)) {
         neigh_send(w, pr, now, NULL);
@@ -1708,6 +1718,7 @@ static void encap_group(worker *w, const cfg_vni *v, int pr, vfp_pkt **grp, uint
     vfp_dp_peer_stats *ps = &w->st->peers[w->cfg->peers[pr].slot];
     ps->encap_pkts += ok;
     ps->encap_bytes += bytes;
+    if (flood) ps->flood_pkts += ok;
 }
 
 /* Encapsulates pkts (all of one VNI) for their peers and queues them on the uplink. */
@@ -1975,7 +1986,7 @@ static void from_pod(worker *w, uint16_t port, vfp_pkt **pk, uint16_t n, uint64_
                     continue;
                 }
                 n_flood++;
-                enc[ne] = q, encp[ne++] = (int16_t)c->flood_peers[v->flood_off + k];
+                enc[ne] = q, encp[ne++] = (int16_t)(c->flood_peers[v->flood_off + k] | ENC_FLOOD);
                 if (ne >= VFP_MAX_BURST) encap_to_peers(w, v, enc, encp, ne, now), ne = 0;
             }
     }

@@ -81,6 +81,8 @@ typedef struct vfp_dp_peer_stats {
     uint64_t confirmed_ns;      /* CLOCK_MONOTONIC when the learned MAC was last heard from the peer (ARP/ND) */
     uint64_t decap_pkts, decap_bytes; /* VXLAN frames from it decapsulated (inner bytes), whatever became of them */
     uint64_t rx_ns;             /* CLOCK_MONOTONIC of a burst with the last of them (0: none yet) */
+    uint64_t flood_pkts;        /* of encap_pkts, the flood copies (broadcast, multicast, unknown
+                                 * unicast: head-end replication), which the peer owes no answer */
 } vfp_dp_peer_stats;
 
 /* One worker's counters. Written only by that worker; readers sum across workers and

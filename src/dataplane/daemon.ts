@@ -244,8 +244,9 @@ export class Daemon {
   private control: ControlServer | null = null;
   private metricsServer: Server | null = null;
   private readonly atts = new Map<string, Attached>(); // by representor
-  /** By peer VTEP: its counts at the last beat, and since when (Date.now()) frames went to
-   *  it with none back (0: not so). */
+  /** By peer VTEP: its counts at the last beat (encap: the unicast frames sent to it, flood
+   *  copies not counted), and since when (Date.now()) frames went to it with none back (0:
+   *  not so). */
   private readonly peerAnswer = new Map<string, { encap: bigint; decap: bigint; since: number }>();
   /** Attachments under way (attachNow past its checks), by representor: the request, and
    *  a promise settled when it is done either way. */
@@ -431,10 +432,11 @@ export class Daemon {
     if (limited > this.learnSeen.limited) this.learnSeen.limited = limited, this.learnSeen.limitedAt = now;
   }
 
-  /** On the beat: the learned table's counts, so that status says when they last grew. */
   /** On the 2 s beat: the learned table's fill (noteLearning), and each peer's answer:
    *  since when every beat found frames sent to it and none from it (status's one-way
-   *  warning). A beat that sent it nothing, or got a frame from it, starts that over. */
+   *  warning). A beat that sent it nothing, or got a frame from it, starts that over.
+   *  Only unicast counts as sent: a peer that got nothing but flood copies (a pod's ARP
+   *  for an address no node has, head-end replicated to every peer) owes no answer. */
   watchLearning(): void {
     if (!this.dp) return;
     const k = this.dp.counters();
@@ -442,8 +444,9 @@ export class Daemon {
     const now = Date.now();
     for (const [vtep, p] of k.peers) {
       const had = this.peerAnswer.get(vtep);
-      const sent = had !== undefined && p.encapPkts > had.encap, heard = had === undefined || p.decapPkts > had.decap;
-      this.peerAnswer.set(vtep, { encap: p.encapPkts, decap: p.decapPkts, since: sent && !heard ? had!.since || now : 0 });
+      const unicast = p.encapPkts - p.floodPkts;
+      const sent = had !== undefined && unicast > had.encap, heard = had === undefined || p.decapPkts > had.decap;
+      this.peerAnswer.set(vtep, { encap: unicast, decap: p.decapPkts, since: sent && !heard ? had!.since || now : 0 });
     }
   }
 
@@ -1773,6 +1776,7 @@ export class Daemon {
         requests: Number(k?.requests ?? 0n),
         encapPkts: Number(k?.encapPkts ?? 0n),
         encapBytes: Number(k?.encapBytes ?? 0n),
+        floodPkts: Number(k?.floodPkts ?? 0n),
         ...(unanswered(canonIp(p.vtep)) ? { unansweredSeconds: Math.max(0, Math.round((Date.now() - unanswered(canonIp(p.vtep))) / 1000)) } : {}),
         decapPkts: Number(k?.decapPkts ?? 0n),
         decapBytes: Number(k?.decapBytes ?? 0n),
@@ -2085,7 +2089,7 @@ export function countersJson(c: DpCounters, names: Map<number, string>): Record<
     ports: [...c.ports].filter(([slot]) => names.has(slot)).map(([slot, p]) => ({ slot, name: names.get(slot)!, rxPkts: n(p.rxPkts), rxBytes: n(p.rxBytes), txPkts: n(p.txPkts), txBytes: n(p.txBytes), drops: n(p.drops), errors: n(p.errors) })),
     vnis: [...c.vnis.values()].map((v) => ({ vni: v.vni, encapPkts: n(v.encapPkts), encapBytes: n(v.encapBytes), decapPkts: n(v.decapPkts), decapBytes: n(v.decapBytes), floodPkts: n(v.floodPkts), localPkts: n(v.localPkts), drops: n(v.drops) })),
     workers: c.perWorker.map((w) => ({ cpu: w.cpu, loops: n(w.loops), busyLoops: n(w.busyLoops), epoch: n(w.epoch), learnedEntries: w.learnedEntries })),
-    peers: [...c.peers.values()].map((p) => ({ vtep: p.vtep, state: p.state, mac: p.mac, requests: n(p.requests), encapPkts: n(p.encapPkts), encapBytes: n(p.encapBytes), decapPkts: n(p.decapPkts), decapBytes: n(p.decapBytes) })),
+    peers: [...c.peers.values()].map((p) => ({ vtep: p.vtep, state: p.state, mac: p.mac, requests: n(p.requests), encapPkts: n(p.encapPkts), encapBytes: n(p.encapBytes), floodPkts: n(p.floodPkts), decapPkts: n(p.decapPkts), decapBytes: n(p.decapBytes) })),
   };
 }
 
@@ -2136,6 +2140,7 @@ export function prometheus(m: MetricsInput): string {
   metric('vfplane_vni_local_packets_total', 'Frames switched between two local pods, per VNI.', 'counter', vnis.map((v) => [{ vni: String(v.vni) }, v.localPkts]));
   const peers = [...c.peers.values()];
   metric('vfplane_peer_encap_packets_total', 'Frames encapsulated to each peer VTEP.', 'counter', peers.map((p) => [{ peer: p.vtep }, p.encapPkts]));
+  metric('vfplane_peer_flood_packets_total', 'Of the frames encapsulated to each peer VTEP, the flood copies (broadcast, multicast, unknown unicast).', 'counter', peers.map((p) => [{ peer: p.vtep }, p.floodPkts]));
   metric('vfplane_peer_encap_bytes_total', 'Bytes encapsulated to each peer VTEP (outer frames).', 'counter', peers.map((p) => [{ peer: p.vtep }, p.encapBytes]));
   metric('vfplane_peer_decap_packets_total', 'VXLAN frames from each peer VTEP decapsulated.', 'counter', peers.map((p) => [{ peer: p.vtep }, p.decapPkts]));
   metric('vfplane_peer_decap_bytes_total', 'Bytes decapsulated from each peer VTEP (inner frames).', 'counter', peers.map((p) => [{ peer: p.vtep }, p.decapBytes]));

@@ -232,6 +232,9 @@ export interface PeerCounters {
   vtep: string;
   encapPkts: bigint;
   encapBytes: bigint;
+  /** Of encapPkts, the flood copies (broadcast, multicast, unknown unicast: head-end
+   *  replication); the rest were sent to it for a MAC behind it. */
+  floodPkts: bigint;
   /** ARP requests / neighbour solicitations sent for its MAC. */
   requests: bigint;
   /** The underlay MAC encap sends to; null until known. */
@@ -273,7 +276,7 @@ export interface DpCounters {
 }
 
 /** The peer counters dp.ts reads, as native/addon/dp.cc names vfp_dp_peer_stats' words. */
-const PEER_FIELDS = ['family', 'addrHi', 'encapPkts', 'encapBytes', 'requests', 'mac', 'resolvedNs', 'pmtu', 'pmtuUntilNs', 'confirmedNs', 'decapPkts', 'decapBytes', 'rxNs'] as const;
+const PEER_FIELDS = ['family', 'addrHi', 'encapPkts', 'encapBytes', 'requests', 'mac', 'resolvedNs', 'pmtu', 'pmtuUntilNs', 'confirmedNs', 'decapPkts', 'decapBytes', 'rxNs', 'floodPkts'] as const;
 type PeerField = (typeof PEER_FIELDS)[number];
 
 /** Where each of PEER_FIELDS is; an addon whose layout lacks one is not this build's. */
@@ -539,9 +542,10 @@ export class DataPlane {
         const at = (f: PeerField) => o + this.peerAt[f];
         const vtep = formatIp(fam, bytes, at('addrHi') * 8);
         const st = Number((v[at('mac')]! >> 48n) & 0xffn);
-        const cur = out.get(vtep) ?? { vtep, encapPkts: 0n, encapBytes: 0n, requests: 0n, mac: null, state: 'unresolved' as const, resolvedNs: 0n, confirmedNs: 0n, decapPkts: 0n, decapBytes: 0n, lastFrameNs: 0n };
+        const cur = out.get(vtep) ?? { vtep, encapPkts: 0n, encapBytes: 0n, floodPkts: 0n, requests: 0n, mac: null, state: 'unresolved' as const, resolvedNs: 0n, confirmedNs: 0n, decapPkts: 0n, decapBytes: 0n, lastFrameNs: 0n };
         cur.encapPkts += v[at('encapPkts')]!;
         cur.encapBytes += v[at('encapBytes')]!;
+        cur.floodPkts += v[at('floodPkts')]!;
         cur.requests += v[at('requests')]!;
         cur.decapPkts += v[at('decapPkts')]!;
         cur.decapBytes += v[at('decapBytes')]!;

@@ -221,6 +221,56 @@ describePrivileged('underlay neighbours that change', { netns: true, commands: [
     }
   }, 40_000);
 
+  // A pod's ARP for an address no node has goes to every peer as a flood copy; a healthy
+  // peer answers none of them. That was taken for a broken way back (helper-83): the
+  // warning named a node that was fine. Only unicast sent to a peer awaits an answer; a
+  // filter that drops the peer's VXLAN towards us is still found.
+  it('a peer that got only flood copies is not taken for one whose way back broke; one whose answers a filter drops is', async () => {
+    const dp = await dataplaneOn(u, up, sub('h83flood'), { peers: [{ vtep: '192.0.2.2', mac: p.mac(pu) }], neighReachableSeconds: 1, cpus: [0] });
+    type PS = { peers: { vtep: string; encapPkts: number; floodPkts: number; decapPkts: number; unansweredSeconds?: number }[] };
+    const peer = async () => ((await request(dp.socket, { op: 'status' })) as unknown as PS).peers[0]!;
+    const oneWay = /peer 192\.0\.2\.2: this node has sent to it for \d+ s and no VXLAN frame came back/;
+    const said = () => oneWay.test(vfplane(['dataplane', 'status', '--socket', dp.socket]).stdout);
+    const pingers: ReturnType<typeof spawn>[] = [];
+    const pinger = (to: string) => pingers.push(spawn('ip', ['netns', 'exec', q.name, 'ping', '-n', '-i', '0.2', '-W', '1', to], { stdio: 'ignore' }));
+    let filtered = false;
+    try {
+      await request(dp.socket, { op: 'attach', representor: rep, vni: 100, mac: q.mac(repp) });
+      expect(await until(() => ping().status === 0, 5000), 'ping across').toBe(true);
+      // vx0 sends nothing of its own accord (no IPv6, no ARP probe for the pod it knows).
+      p.sysctl('net.ipv6.conf.vx0.disable_ipv6', '1');
+      p.ip(['neigh', 'replace', '10.9.0.1', 'lladdr', q.mac(repp), 'nud', 'permanent', 'dev', 'vx0']);
+      await new Promise((res) => setTimeout(res, 300));
+      const a = await peer();
+      // ARP requests for 10.9.0.77, which no node has: broadcasts, flooded to the peer.
+      pinger('10.9.0.77');
+      await new Promise((res) => setTimeout(res, 7000)); // past 2 s (twice neighReachableSeconds) and 3 beats
+      const b = await peer();
+      expect(said(), 'no one-way warning for a peer that got only floods').toBe(false);
+      expect(b.unansweredSeconds).toBeUndefined();
+      expect(b.decapPkts, 'the peer answered none').toBe(a.decapPkts);
+      expect(b.floodPkts - a.floodPkts, 'flood copies sent to the peer').toBeGreaterThanOrEqual(3);
+      expect(b.encapPkts - a.encapPkts, 'nothing but flood copies').toBe(b.floodPkts - a.floodPkts);
+      pingers.pop()!.kill();
+      // Its VXLAN towards us dropped by a filter on the peer: unicast pings go, their
+      // answers never come back. The warning, as before.
+      expect(await until(() => ping().status === 0, 5000), 'ping across again').toBe(true);
+      spawnSync('ip', ['netns', 'exec', p.name, 'iptables', '-A', 'OUTPUT', '-p', 'udp', '--dport', '4789', '-j', 'DROP'], { stdio: 'inherit' });
+      filtered = true;
+      pinger('10.9.0.2');
+      expect(await until(said, 10_000), 'the one-way warning for a peer whose answers are dropped').toBe(true);
+      const c = await peer();
+      expect(c.encapPkts - c.floodPkts, 'unicast sent').toBeGreaterThan(b.encapPkts - b.floodPkts);
+      expect(c.unansweredSeconds).toBeGreaterThanOrEqual(2);
+    } finally {
+      for (const x of pingers) x.kill();
+      if (filtered) spawnSync('ip', ['netns', 'exec', p.name, 'iptables', '-D', 'OUTPUT', '-p', 'udp', '--dport', '4789', '-j', 'DROP']);
+      p.sysctl('net.ipv6.conf.vx0.disable_ipv6', '0');
+      spawnSync('ip', ['-n', p.name, 'neigh', 'del', '10.9.0.1', 'dev', 'vx0']);
+      await dp.stop();
+    }
+  }, 45_000);
+
   it('a data plane that starts on another MAC announces it: the peer takes it before any traffic', async () => {
     // The peer knows us at an old MAC (reachable, as after traffic).
     p.ip(['neigh', 'replace', '192.0.2.1', 'lladdr', '02:71:00:00:0a:01', 'nud', 'reachable', 'dev', pu]);
