@@ -91,9 +91,11 @@ function representorState(a: { representor: string; netns?: string; ifindex: num
 /** `{vtepConflict}` once another host claimed our VTEP's address on the underlay (its
  *  ARP or ND from a MAC not the uplink's): how many frames, the last one's MAC, how long
  *  ago. Peers may then send this node's traffic to that host. */
-/** The last VTEP that is not a peer whose frames came in (learnNotPeer), for `status`. */
-function notPeerStatus(k: DpCounters): { notPeer?: { vtep: string; frames: number; secondsAgo: number } } {
-  if (!k.notPeer) return {};
+/** The last VTEP that is not a peer whose frames came in (learnNotPeer), for `status`;
+ *  none once it is a peer again (`peer add`, a reload): its frames are learned now, and
+ *  the warning would have the operator add a peer that is there. */
+function notPeerStatus(k: DpCounters, peers: { vtep: string }[]): { notPeer?: { vtep: string; frames: number; secondsAgo: number } } {
+  if (!k.notPeer || peers.some((p) => canonIp(p.vtep) === canonIp(k.notPeer!.vtep))) return {};
   const ago = Number((process.hrtime.bigint() - k.notPeer.atNs) / 1_000_000_000n);
   return { notPeer: { vtep: k.notPeer.vtep, frames: Number(k.misc.learnNotPeer ?? 0n), secondsAgo: Math.max(0, ago) } };
 }
@@ -1813,7 +1815,7 @@ export class Daemon {
       tenants: c.tenants.map((t) => ({ namespaces: t.namespaces, vnis: formatVniRanges(t.vnis) })),
       peers: this.peerStatus(),
       neighReachableSeconds: c.neighReachableSeconds,
-      ...notPeerStatus(counters),
+      ...notPeerStatus(counters, this.peers),
       ...(this.unsaved ? { stateFile: { path: this.statePath, unsavedSince: new Date(this.unsaved.since).toISOString(), unsavedSeconds: Math.round((Date.now() - this.unsaved.since) / 1000), why: this.unsaved.why } } : {}),
       // The VNIs with a flood list of their own (config or `flood set`); others flood to every peer.
       floods: [...this.floods].sort(([a], [b]) => a - b).map(([vni, vteps]) => ({ vni, vteps })),

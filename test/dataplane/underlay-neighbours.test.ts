@@ -167,6 +167,10 @@ describePrivileged('underlay neighbours that change', { netns: true, commands: [
       expect(st.notPeer!.frames).toBeGreaterThan(0);
       const human = vfplane(['dataplane', 'status', '--socket', dp.socket]);
       expect(human.stdout + human.stderr).toMatch(/frames from VTEP 192\.0\.2\.2, which is not a peer of this node, came in \d+ s ago .*`vfplane dataplane peer add 192\.0\.2\.2`/);
+      // Once it is a peer again, no warning asks to add it (helper-83: it stood 10 minutes).
+      await request(dp.socket, { op: 'peer-add', vtep: '192.0.2.2', mac: p.mac(pu) });
+      expect(((await request(dp.socket, { op: 'status' })) as unknown as NP).notPeer).toBeUndefined();
+      expect(vfplane(['dataplane', 'status', '--socket', dp.socket]).stdout).not.toMatch(/which is not a peer of this node/);
     } finally {
       await dp.stop();
       p.ip(['neigh', 'del', '192.0.2.1', 'dev', pu]);
