@@ -1656,8 +1656,16 @@ export class Daemon {
         : { vtep, peer: true, state: p.state, underlayMac: p.underlayMac, note: `${vtep} via ${p.underlayMac} (${p.state})` };
     };
     const local = [...this.atts.values()].filter((a) => a.vni === q.vni);
+    // A pod of this node with that MAC on another VNI: the usual reason two pods do not
+    // reach each other is that their networks name different VNIs, which "not a local
+    // pod" would hide (helper-83).
+    const other = isGroupMac(dst) ? undefined : [...this.atts.values()].find((a) => a.vni !== q.vni && a.mac.toLowerCase() === dst);
+    const otherVni = other && {
+      step: `${dst} is ${other.owner?.podName ? `pod ${other.owner.podNamespace ?? ''}${other.owner.podNamespace ? '/' : ''}${other.owner.podName} ` : 'a pod '}on this node (representor ${other.representor}${other.pci ? `, VF ${other.pci}` : ''}) on VNI ${other.vni}, not ${q.vni}: pods on different VNIs never reach each other. Check the VNI of each pod's network (its vxlan.vni)`,
+      extra: { otherVni: { vni: other.vni, representor: other.representor, ...(other.owner ? { owner: other.owner } : {}) } },
+    };
     if (q.vtep && q.from !== 'uplink') throw invalid(`vtep ${q.vtep} is the VTEP a frame came from: it goes with from "uplink"`);
-    if (q.from === 'uplink') return this.explainFromUnderlay(q.vni, dst, local, steps, q.src?.toLowerCase(), q.vtep, peerState);
+    if (q.from === 'uplink') return this.explainFromUnderlay(q.vni, dst, local, steps, q.src?.toLowerCase(), q.vtep, peerState, otherVni);
     const sender = q.from ? this.atts.get(q.from) : undefined;
     if (q.from && !sender) throw notFound(`no attachment on representor ${q.from}; see vfplane dataplane status`);
     if (sender && sender.vni !== q.vni) throw invalid(`representor ${q.from} is on VNI ${sender.vni}, not ${q.vni}: its frames go on VNI ${sender.vni}`);
@@ -1716,16 +1724,22 @@ export class Daemon {
       }
       return toVtep(l.vtep, { source: 'learned', ageSeconds: age });
     }
+    if (otherVni) {
+      steps.push(otherVni.step);
+      return { ...flood(`no static or learned FDB entry names ${dst} on VNI ${q.vni}: it is flooded as unknown unicast on VNI ${q.vni}, which never reaches that pod`), ...otherVni.extra };
+    }
     return flood(`${dst} is not a local pod, and no static or learned FDB entry names it on VNI ${q.vni}: unknown unicast is flooded`);
   }
 
   /** The other direction (native/worker/dp.c, from_uplink): a VXLAN frame from a peer
    *  on VNI, decapsulated, for MAC. */
   private explainFromUnderlay(vni: number, dst: string, local: Attached[], steps: string[], src: string | undefined, vtep: string | undefined,
-    peers: Map<string, unknown>): Record<string, unknown> {
+    peers: Map<string, unknown>, otherVni?: { step: string; extra: Record<string, unknown> }): Record<string, unknown> {
     const result = (verdict: string, extra: Record<string, unknown>) => ({
-      vni, mac: dst, from: 'uplink', ...(src ? { src } : {}), ...(vtep ? { vtep } : {}), verdict, ...extra, steps,
+      vni, mac: dst, from: 'uplink', ...(src ? { src } : {}), ...(vtep ? { vtep } : {}), verdict, ...extra, ...(otherVni && verdict !== 'local' ? otherVni.extra : {}), steps,
     });
+    // Whatever the verdict on this VNI, a pod here with that MAC on another is the answer.
+    if (otherVni) steps.push(otherVni.step);
     if (!local.length && !this.floods.has(vni)) {
       steps.push(`VNI ${vni} is not served here (no pod attached to it, no flood list): the decap drops the frame (vni_unknown)`);
       return result('drop', { reason: 'vni_unknown' });
@@ -1755,7 +1769,7 @@ export class Daemon {
     }
     steps.push(isGroupMac(dst)
       ? `${dst} is a group address: every local pod on VNI ${vni} gets a copy`
-      : `${dst} is no pod on this node: unknown unicast from the underlay goes to every local pod on VNI ${vni}`);
+      : `${dst} is no pod on this node${otherVni ? ` on VNI ${vni}` : ''}: unknown unicast from the underlay goes to every local pod on VNI ${vni}`);
     return result('flood', { localPorts: local.map((a) => a.representor), peers: [] });
   }
 

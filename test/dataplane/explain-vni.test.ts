@@ -1,0 +1,54 @@
+// explain for a MAC that is a pod of this node on another VNI: "not a local pod" hid the
+// usual reason two pods do not reach each other, networks that name different VNIs
+// (helper-83). Both directions name the pod and its VNI.
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { request } from '../../src/dataplane/control.js';
+import { dataplaneOn, vfplane } from '../helpers/cli.js';
+import { ifname, Netns, scratchDir, vethIn } from '../helpers/netns.js';
+import { describePrivileged } from '../helpers/privileged.js';
+
+describePrivileged('explain across VNIs', { root: true }, () => {
+  let n: Netns;
+  const up = ifname('h83u'), upp = ifname('h83v'), r1 = ifname('h83a'), r1p = ifname('h83b'), r2 = ifname('h83c'), r2p = ifname('h83d');
+  const d = scratchDir('h83x');
+  const m1 = '02:83:00:00:01:00', m2 = '02:83:00:00:02:00';
+
+  beforeAll(() => {
+    n = Netns.create('h83x');
+    vethIn(n, up, upp);
+    vethIn(n, r1, r1p);
+    vethIn(n, r2, r2p);
+  });
+  afterAll(() => {
+    n?.destroy();
+    d.remove();
+  });
+
+  it('names the pod on the other VNI, from a pod and from the underlay', async () => {
+    const dp = await dataplaneOn(n, up, d.dir, { peers: [{ vtep: '192.0.2.2', mac: '02:83:00:00:00:02' }] });
+    try {
+      await request(dp.socket, { op: 'attach', representor: r1, vni: 100, mac: m1, netns: n.path });
+      await request(dp.socket, { op: 'attach', representor: r2, vni: 200, mac: m2, netns: n.path });
+      type X = { verdict: string; steps: string[]; otherVni?: { vni: number; representor: string } };
+      const why = new RegExp(`${m2} is a pod on this node \\(representor ${r2}\\) on VNI 200, not 100: pods on different VNIs never reach each other. Check the VNI of each pod's network \\(its vxlan.vni\\)`);
+      const fromPod = (await request(dp.socket, { op: 'explain', vni: 100, mac: m2, from: r1 })) as unknown as X;
+      expect(fromPod.verdict).toBe('flood');
+      expect(fromPod.otherVni).toEqual({ vni: 200, representor: r2 });
+      expect(fromPod.steps.join('\n')).toMatch(why);
+      expect(fromPod.steps.join('\n')).not.toMatch(/is not a local pod/);
+      const fromUplink = (await request(dp.socket, { op: 'explain', vni: 100, mac: m2, from: 'uplink' })) as unknown as X;
+      expect(fromUplink.otherVni).toEqual({ vni: 200, representor: r2 });
+      expect(fromUplink.steps.join('\n')).toMatch(why);
+      // The human form says it too.
+      const human = vfplane(['dataplane', 'explain', '--vni', '100', '--mac', m2, '--socket', dp.socket]);
+      expect(human.code, human.stderr).toBe(0);
+      expect(human.stdout).toMatch(why);
+      // On its own VNI it is the local pod, with no such note.
+      const own = (await request(dp.socket, { op: 'explain', vni: 200, mac: m2 })) as unknown as X;
+      expect(own.verdict).toBe('local');
+      expect(own.otherVni).toBeUndefined();
+    } finally {
+      await dp.stop();
+    }
+  }, 30_000);
+});
