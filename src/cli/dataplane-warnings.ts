@@ -24,6 +24,8 @@ export interface StatusReply {
     /** For how long every 2 s beat found frames sent to it and none from it; absent: not so. */
     unansweredSeconds?: number;
     decapPkts?: number;
+    /** A resolved peer: the ARP/ND requests sent for it since its MAC was last heard from. */
+    unansweredRequests?: number;
     /** Since a frame from it was last decapsulated; absent: never (or a data plane older than this CLI). */
     lastFrameSecondsAgo?: number;
   }[];
@@ -45,6 +47,13 @@ export interface StatusWarning {
  *  default ageSeconds, by when a burst's entries have aged out. */
 const RECENT_S = 600;
 
+
+/** The unicast probes the workers send a stale peer MAC before they broadcast
+ *  (native/worker/dp.c, NEIGH_UCAST_PROBES). */
+const UCAST_PROBES = 3;
+
+/** An IPv6 address (the VTEP's family: ARP or ND). */
+const isV6 = (a: string) => a.includes(':');
 
 /** Past this many peers with the same trouble, one warning names a few and counts them. */
 const GROUP_PAST = 8;
@@ -79,10 +88,22 @@ export function statusWarnings(s: StatusReply): StatusWarning[] {
       out.push({ about: 'peers', text: `peer ${p.vtep} has not answered ${p.requests ?? 0} ARP/ND request(s): its MAC is unknown, so frames for it are dropped (neigh_unresolved). ${check}` });
     }
   }
+  // Resolved once, asked again (its MAC unheard for neighReachableSeconds while frames go
+  // to it: three unicast probes, then broadcasts, a second apart) and silent: the peer is
+  // down or lost its address, and frames go to a MAC nobody may have now. Past the
+  // unicast probes, so that one answered late is not said.
+  const ask = isV6(s.uplink.vtep) ? 'neighbour solicitations' : 'ARP requests';
+  const gone = s.peers.filter((x) => x.state === 'resolved' && (x.unansweredRequests ?? 0) > UCAST_PROBES);
+  const goneWhy = `it is down or no longer has that address, and frames for it still go to the MAC it had. Check the node (its uplink up, its VTEP address on it); a node renumbered needs its new VTEP among the peers`;
+  if (gone.length > GROUP_PAST) {
+    out.push({ about: 'peers', text: `${gone.length} peers have not answered ${ask} for their VTEPs (${listSome(gone.map((p) => p.vtep))}; \`--json\` lists them): ${goneWhy}` });
+  } else {
+    for (const p of gone) out.push({ about: 'peers', text: `peer ${p.vtep} has not answered ${p.unansweredRequests} ${ask}${p.heardSecondsAgo !== undefined ? ` in ${Math.max(0, p.heardSecondsAgo - (s.neighReachableSeconds ?? 30))} s (last heard ${p.heardSecondsAgo} s ago)` : ''}: ${goneWhy}` });
+  }
   // Sent to, not answering: frames went to it for twice neighReachableSeconds (60 s by
   // default, by when a peer MAC that old has been asked for again) and none came back.
   const QUIET_S = 2 * (s.neighReachableSeconds ?? 30);
-  const quiet = s.peers.filter((x) => x.state !== 'unresolved' && (x.unansweredSeconds ?? 0) >= QUIET_S);
+  const quiet = s.peers.filter((x) => x.state !== 'unresolved' && !gone.includes(x) && (x.unansweredSeconds ?? 0) >= QUIET_S);
   if (quiet.length > GROUP_PAST) {
     out.push({ about: 'peers', text: `${quiet.length} peers have been sent to for ${QUIET_S} s or more and no VXLAN frame came back from them (${listSome(quiet.map((p) => p.vtep))}; \`--json\` lists them): the way back is broken, or their pods never answer (one-way traffic). Check that those nodes have this node's VTEP ${s.uplink.vtep} among their peers, and that VXLAN UDP from them to this node is not filtered` });
   } else {

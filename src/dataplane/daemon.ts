@@ -8,7 +8,7 @@ import { createServer, type Server } from 'node:http';
 import { isIP } from 'node:net';
 import { join, resolve } from 'node:path';
 import * as z from '../util/z.js';
-import { DataPlane, DROPS_PER_WORKER_MAX, LEARNED_LIST_MAX, noPortCounters, noVniCounters, type Backend, type BackendCounters, type DpCounters, type DpSpec, type PortInfo } from './dp.js';
+import { DataPlane, DROPS_PER_WORKER_MAX, LEARNED_LIST_MAX, noPortCounters, noVniCounters, type Backend, type BackendCounters, type DpCounters, type DpSpec, type PeerCounters, type PortInfo } from './dp.js';
 import { ControlServer, overlayAttachRequest, probe, refuseNonSocket, trySocketPath, type OverlayConf } from './control.js';
 import { attachSchema, dropVtep, fdbKey, fdbSchema, MAX_PEERS, MAX_VNIS, PEERS_FIX, VNIS_FIX, formatVniRanges, macString, metricsAddr, peerSchema, podBackendOf, reloadSummary, socketPath, tenancyRefusal, vniNumber, ipString, zodMessage, type AttachRequest, type DaemonConfig } from './config.js';
 import { resolveTunnel } from '../packet/config.js';
@@ -250,6 +250,10 @@ export class Daemon {
    *  copies not counted), and since when (Date.now()) frames went to it with none back (0:
    *  not so). */
   private readonly peerAnswer = new Map<string, { encap: bigint; decap: bigint; since: number }>();
+  /** By peer VTEP: when its learned MAC was last heard from (the workers' confirmedNs, or
+   *  resolvedNs), and its ARP/ND request count then; the requests sent since went
+   *  unanswered (status's warning for a peer that stopped answering). */
+  private readonly peerHeard = new Map<string, { heardNs: bigint; requests: bigint }>();
   /** Attachments under way (attachNow past its checks), by representor: the request, and
    *  a promise settled when it is done either way. */
   private readonly attaching = new Map<string, { req: AttachRequest; done: Promise<void> }>();
@@ -445,11 +449,25 @@ export class Daemon {
     this.noteLearning(k.engine as Record<string, bigint>);
     const now = Date.now();
     for (const [vtep, p] of k.peers) {
+      this.noteHeard(vtep, p);
       const had = this.peerAnswer.get(vtep);
       const unicast = p.encapPkts - p.floodPkts;
       const sent = had !== undefined && unicast > had.encap, heard = had === undefined || p.decapPkts > had.decap;
       this.peerAnswer.set(vtep, { encap: unicast, decap: p.decapPkts, since: sent && !heard ? had!.since || now : 0 });
     }
+  }
+
+  /** The ARP/ND requests sent for a peer since its MAC was last heard from (on the beat
+   *  and on status): a learned MAC heard again, or learned anew, starts the count over.
+   *  Seen up to one beat late, the count may miss a request sent in between. */
+  private noteHeard(vtep: string, p: PeerCounters): bigint {
+    const heardNs = p.confirmedNs > p.resolvedNs ? p.confirmedNs : p.resolvedNs;
+    const had = this.peerHeard.get(vtep);
+    if (!had || had.heardNs !== heardNs || p.requests < had.requests) {
+      this.peerHeard.set(vtep, { heardNs, requests: p.requests });
+      return 0n;
+    }
+    return p.requests - had.requests;
   }
 
   /** Says once per port when the host stack keeps its copy of an AF_PACKET port's frames. */
@@ -1790,6 +1808,8 @@ export class Daemon {
         ...(k?.state === 'resolved' && k.resolvedNs ? { resolvedSecondsAgo: Math.max(0, Math.round(Number(now - k.resolvedNs) / 1e9)) } : {}),
         ...(k?.state === 'resolved' && k.confirmedNs ? { heardSecondsAgo: Math.max(0, Math.round(Number(now - k.confirmedNs) / 1e9)) } : {}),
         requests: Number(k?.requests ?? 0n),
+        // A learned MAC asked for again and not answered: the peer is down or moved.
+        ...(k?.state === 'resolved' ? { unansweredRequests: Number(this.noteHeard(canonIp(p.vtep), k)) } : {}),
         encapPkts: Number(k?.encapPkts ?? 0n),
         encapBytes: Number(k?.encapBytes ?? 0n),
         floodPkts: Number(k?.floodPkts ?? 0n),

@@ -275,6 +275,38 @@ describePrivileged('underlay neighbours that change', { netns: true, commands: [
     }
   }, 45_000);
 
+  // A peer that was resolved and then stopped answering ARP (down, its address gone)
+  // showed only "not heard from for 110 s (asked again ...)" in the table, no warning
+  // (helper-83). Said now, with the count of requests it left unanswered.
+  it('warns when a resolved peer stops answering ARP, and stops once it answers again', async () => {
+    const dp = await dataplaneOn(u, up, sub('h83gone'), { peers: [{ vtep: '192.0.2.2' }], neighReachableSeconds: 1, cpus: [0] });
+    const gone = /peer 192\.0\.2\.2 has not answered (\d+) ARP requests in \d+ s \(last heard \d+ s ago\): it is down or no longer has that address/;
+    const status = () => vfplane(['dataplane', 'status', '--socket', dp.socket]).stdout;
+    let pinger: ReturnType<typeof spawn> | null = null;
+    let removed = false;
+    try {
+      await request(dp.socket, { op: 'attach', representor: rep, vni: 100, mac: q.mac(repp) });
+      expect(await until(() => ping().status === 0, 5000), 'ping across').toBe(true);
+      pinger = spawn('ip', ['netns', 'exec', q.name, 'ping', '-n', '-i', '0.2', '-W', '1', '10.9.0.2'], { stdio: 'ignore' });
+      // Answering: probed past 1 s unheard, it answers the first unicast probe.
+      await new Promise((res) => setTimeout(res, 4000));
+      expect(status()).not.toMatch(gone);
+      p.ip(['addr', 'del', '192.0.2.2/24', 'dev', pu]);
+      removed = true;
+      expect(await until(() => gone.test(status()), 15_000), 'the warning for a peer that no longer answers').toBe(true);
+      const out = status();
+      expect(Number(gone.exec(out)![1])).toBeGreaterThan(3);
+      expect(out, 'not also taken for a broken way back').not.toMatch(/peer 192\.0\.2\.2: this node has sent to it/);
+      p.ip(['addr', 'add', '192.0.2.2/24', 'dev', pu]);
+      removed = false;
+      expect(await until(() => !gone.test(status()), 10_000), 'the warning gone once it answers').toBe(true);
+    } finally {
+      pinger?.kill();
+      if (removed) p.ip(['addr', 'add', '192.0.2.2/24', 'dev', pu]);
+      await dp.stop();
+    }
+  }, 45_000);
+
   it('a data plane that starts on another MAC announces it: the peer takes it before any traffic', async () => {
     // The peer knows us at an old MAC (reachable, as after traffic).
     p.ip(['neigh', 'replace', '192.0.2.1', 'lladdr', '02:71:00:00:0a:01', 'nud', 'reachable', 'dev', pu]);
