@@ -32,7 +32,11 @@ export interface StatusReply {
   attachments: { representor: string; pci?: string; vni: number; mac: string; owner?: Record<string, string>; representorState?: string; why?: string; ownerGone?: boolean }[];
   workers: { cpu: number; epoch: number }[];
   ports?: { name: string; kind?: string; queues?: number; ringBytes?: number; txFull?: number; rxNombuf?: number; drops?: Record<string, number>; stackDrop?: boolean; stackDropNote?: string; csumFinished?: number; csumLeft?: number }[];
-  learning?: { on: boolean; capacity: number; entries: number; full: number; fullSecondsAgo?: number; perVni?: number; limited?: number; limitedSecondsAgo?: number };
+  learning?: {
+    on: boolean; capacity: number; entries: number; full: number; fullSecondsAgo?: number; perVni?: number; limited?: number; limitedSecondsAgo?: number;
+    /** learnMoved since the start, and over the last minute or so (absent: none moved). */
+    moved?: number; movedLately?: { moves: number; seconds: number };
+  };
   /** Present while changes made (a pod's detach, the beat's) are not in the state file. */
   stateFile?: { path: string; unsavedSince: string; unsavedSeconds: number; why: string };
 }
@@ -47,6 +51,10 @@ export interface StatusWarning {
  *  default ageSeconds, by when a burst's entries have aged out. */
 const RECENT_S = 600;
 
+
+/** Moves of learned MACs between VTEPs (in status's window, a minute) past which status
+ *  warns: a pod that moves, or a MAC taken over once, makes one or two. */
+const MOVES_WARN = 10;
 
 /** The unicast probes the workers send a stale peer MAC before they broadcast
  *  (native/worker/dp.c, NEIGH_UCAST_PROBES). */
@@ -70,6 +78,11 @@ export function statusWarnings(s: StatusReply): StatusWarning[] {
   const recent = (secondsAgo: number | undefined) => secondsAgo === undefined || secondsAgo <= RECENT_S;
   if (lr?.full && recent(lr.fullSecondsAgo)) out.push({ about: 'learning', text: `the learned FDB is full (${lr.capacity} entries a worker): ${lr.full} frames from a MAC it had no room for since the start, the last ${lr.fullSecondsAgo ?? 0} s ago; frames to such MACs flood as unknown unicast. Raise learnCapacity in the config and restart the data plane` });
   if (lr?.limited && recent(lr.limitedSecondsAgo)) out.push({ about: 'learning', text: `a VNI reached its cap of learned MACs (learnPerVni: ${lr.perVni}): ${lr.limited} frames from a MAC it had no room for since the start, the last ${lr.limitedSecondsAgo ?? 0} s ago; frames to such MACs flood on their VNI. A VNI with that many remote MACs needs a higher learnPerVni (restart to change); else a pod there sends from ever new MACs (\`vfplane dataplane fdb list\` lists the learned entries)` });
+  // A MAC moves when a frame from it comes from another VTEP than the one it was learned
+  // from: now and then a pod that moved; many times a minute, two hosts that share a MAC
+  // (or a loop), whose traffic then flaps between the nodes.
+  const ml = lr?.movedLately;
+  if (ml && ml.moves >= MOVES_WARN) out.push({ about: 'learning', text: `learned MACs keep moving between VTEPs: ${ml.moves} moves in the last ${ml.seconds} s (learnMoved: ${lr!.moved ?? ml.moves} since the start): two hosts on the overlay use one MAC (a cloned VM or pod spec, a MAC set by hand), or a loop on the underlay brings frames back through another VTEP; frames for such a MAC go to whichever node sent from it last. \`vfplane dataplane fdb list\` run twice shows which MACs change VTEP` });
   // A peer asked and never answered: frames for it are dropped (neigh_unresolved).
   // Behind a gateway: one warning for the gateway, naming how many peers wait on it.
   const behind = new Map<string, string[]>();

@@ -88,6 +88,9 @@ function representorState(a: { representor: string; netns?: string; ifindex: num
   return now === a.ifindex ? 'ok' : 'replaced';
 }
 
+/** How far back status looks for learned MACs moving between VTEPs (learnMoved). */
+const MOVED_WINDOW_MS = 60_000;
+
 /** `{vtepConflict}` once another host claimed our VTEP's address on the underlay (its
  *  ARP or ND from a MAC not the uplink's): how many frames, the last one's MAC, how long
  *  ago. Peers may then send this node's traffic to that host. */
@@ -237,6 +240,9 @@ export class Daemon {
   /** A change made while the state file could not be written (a pod's detach, the beat's
    *  own): since when (Date.now()) and why. The beat writes the file again until it can. */
   private unsaved: { since: number; why: string } | null = null;
+  /** learnMoved as the beat and status saw it over the last MOVED_WINDOW_MS (CLOCK_MONOTONIC
+   *  ms), oldest first: how many learned MACs moved to another VTEP lately. */
+  private movedSeen: { atMs: number; moved: bigint }[] = [];
   private uplinkClaim: Claim | null = null;
   /** The uplink's kernel netdev (none for a DPDK PCI uplink): never a representor too. */
   private uplinkNetdev: { ifindex: number; netns: string } | null = null;
@@ -436,6 +442,18 @@ export class Daemon {
     const full = engine.learnFull ?? 0n, limited = engine.learnLimited ?? 0n;
     if (full > this.learnSeen.full) this.learnSeen.full = full, this.learnSeen.fullAt = now;
     if (limited > this.learnSeen.limited) this.learnSeen.limited = limited, this.learnSeen.limitedAt = now;
+    const m = this.movedSeen;
+    m.push({ atMs: now, moved: engine.learnMoved ?? 0n });
+    while (m.length > 1 && m[0]!.atMs < now - MOVED_WINDOW_MS) m.shift();
+  }
+
+  /** The learned MACs that moved to another VTEP in the window movedSeen holds (from its
+   *  oldest sample to now), for status; none when none did. */
+  private movedLately(): { moved?: number; movedLately?: { moves: number; seconds: number } } {
+    const m = this.movedSeen, last = m[m.length - 1];
+    if (!last || !last.moved) return {};
+    const moves = Number(last.moved - m[0]!.moved);
+    return { moved: Number(last.moved), ...(moves > 0 ? { movedLately: { moves, seconds: Math.max(1, Math.round((last.atMs - m[0]!.atMs) / 1000)) } } : {}) };
   }
 
   /** On the 2 s beat: the learned table's fill (noteLearning), and each peer's answer:
@@ -1862,6 +1880,8 @@ export class Daemon {
         ...(this.learnSeen.fullAt ? { fullSecondsAgo: ago(this.learnSeen.fullAt) } : {}),
         ...(c.learnPerVni ? { perVni: c.learnPerVni, limited: Number(counters.engine.learnLimited ?? 0n) } : {}),
         ...(this.learnSeen.limitedAt ? { limitedSecondsAgo: ago(this.learnSeen.limitedAt) } : {}),
+        // MACs moving between VTEPs (learnMoved) lately: two hosts with one MAC, or a loop.
+        ...this.movedLately(),
       },
       ports: [...this.portNames()].map(([slot, name]) => ({ slot, name, ...(this.dp!.backendCounters(slot) ?? {}) })),
       // The host's netdevs the data plane changed, and what they get back when released.

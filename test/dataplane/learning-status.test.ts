@@ -1,0 +1,50 @@
+// What status and explain say of the learned and static FDB on a running data plane fed
+// real VXLAN frames on its uplink (helper-83): MACs that keep moving between VTEPs.
+import { expect, it } from 'vitest';
+import { request } from '../../src/dataplane/control.js';
+import { dataplaneOn, vfplane } from '../helpers/cli.js';
+import { describePrivileged } from '../helpers/privileged.js';
+import { fromVtep, POD, uplinkNetns } from '../helpers/underlay.js';
+import { join } from 'node:path';
+import { mkdirSync } from 'node:fs';
+
+describePrivileged('status on the learned FDB, on a running data plane', { netns: true }, () => {
+  const e = uplinkNetns('h83l');
+  const { up, rep, d, send } = e;
+  const peers = [{ vtep: '192.0.2.2', mac: '02:bb:00:00:00:02' }, { vtep: '192.0.2.3', mac: '02:bb:00:00:00:03' }];
+  const start = async (name: string, extra: Record<string, unknown> = {}) => {
+    const dir = join(d.dir, name); // its own state: each test attaches the same representor
+    mkdirSync(dir);
+    const dp = await dataplaneOn(e.n, up, dir, { peers, ...extra });
+    const a = vfplane(['dataplane', 'attach', '--socket', dp.socket, '--representor', rep, '--vni', '100', '--mac', POD, '--netns', e.n.path]);
+    expect(a.code, a.stderr).toBe(0);
+    return dp;
+  };
+  const engine = async (socket: string) => ((await request(socket, { op: 'stats' })).counters as { engine: Record<string, number> }).engine;
+
+  // learnMoved rising showed only in stats --json and the metrics (helper-83: 21 in 10 s).
+  it('warns when learned MACs keep moving between VTEPs, not for a MAC that moved once', async () => {
+    const dp = await start('moves');
+    const moving = /^warning: learned MACs keep moving between VTEPs: (\d+) moves in the last \d+ s \(learnMoved: \d+ since the start\): two hosts on the overlay use one MAC .*, or a loop/m;
+    try {
+      const S = '02:00:00:00:83:01';
+      // Moved once (a pod that moved to another node): no warning.
+      send([fromVtep('192.0.2.2', S)]);
+      send([fromVtep('192.0.2.3', S)]);
+      for (let i = 0; i < 50 && !(await engine(dp.socket)).learnMoved; i++) await new Promise((r) => setTimeout(r, 20));
+      expect((await engine(dp.socket)).learnMoved).toBe(1);
+      expect(vfplane(['dataplane', 'status', '--socket', dp.socket]).stdout).not.toMatch(moving);
+      // Two hosts sending from one MAC, each through its own VTEP.
+      for (let i = 0; i < 12; i++) send([fromVtep('192.0.2.2', S), fromVtep('192.0.2.3', S)]);
+      for (let i = 0; i < 50 && ((await engine(dp.socket)).learnMoved ?? 0) < 20; i++) await new Promise((r) => setTimeout(r, 20));
+      const st = vfplane(['dataplane', 'status', '--socket', dp.socket]).stdout;
+      expect(st).toMatch(moving);
+      expect(Number(moving.exec(st)![1])).toBeGreaterThanOrEqual(20);
+      const lr = (await request(dp.socket, { op: 'status' })).learning as { moved: number; movedLately: { moves: number; seconds: number } };
+      expect(lr.moved).toBeGreaterThanOrEqual(21);
+      expect(lr.movedLately.moves).toBeGreaterThanOrEqual(20);
+    } finally {
+      await dp.stop();
+    }
+  }, 30_000);
+});
