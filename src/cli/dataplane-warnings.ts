@@ -17,6 +17,8 @@ export interface StatusReply {
     link?: 'up' | 'down' | 'no-carrier'; linkSecondsAgo?: number; linkDowns?: number; mac?: string;
   };
   notPeer?: { vtep: string; frames: number; secondsAgo: number };
+  /** Frames dropped as static_elsewhere since the start, and when the count last grew. */
+  staticElsewhere?: { frames: number; secondsAgo: number };
   neighReachableSeconds?: number;
   uptimeSeconds?: number;
   peers: {
@@ -78,6 +80,8 @@ export function statusWarnings(s: StatusReply): StatusWarning[] {
   const recent = (secondsAgo: number | undefined) => secondsAgo === undefined || secondsAgo <= RECENT_S;
   if (lr?.full && recent(lr.fullSecondsAgo)) out.push({ about: 'learning', text: `the learned FDB is full (${lr.capacity} entries a worker): ${lr.full} frames from a MAC it had no room for since the start, the last ${lr.fullSecondsAgo ?? 0} s ago; frames to such MACs flood as unknown unicast. Raise learnCapacity in the config and restart the data plane` });
   if (lr?.limited && recent(lr.limitedSecondsAgo)) out.push({ about: 'learning', text: `a VNI reached its cap of learned MACs (learnPerVni: ${lr.perVni}): ${lr.limited} frames from a MAC it had no room for since the start, the last ${lr.limitedSecondsAgo ?? 0} s ago; frames to such MACs flood on their VNI. A VNI with that many remote MACs needs a higher learnPerVni (restart to change); else a pod there sends from ever new MACs (\`vfplane dataplane fdb list\` lists the learned entries)` });
+  const se = s.staticElsewhere;
+  if (se && recent(se.secondsAgo)) out.push({ about: 'learning', text: `${se.frames} frame(s) from the underlay dropped since the start, the last ${se.secondsAgo} s ago (static_elsewhere): their inner source MAC has a static FDB entry naming another VTEP than the one they came from, so that host's pod is cut off from this node. The static entry points at the wrong VTEP (the pod moved, a typo) or the MAC is spoofed: \`vfplane dataplane drops --reason static_elsewhere\` shows those frames (their VTEP and inner source), \`vfplane dataplane explain --from uplink --vni N --mac M --src MAC --vtep V\` explains one; \`vfplane dataplane fdb del\` and \`fdb add\` (and the config's fdb) set the entry right` });
   // A MAC moves when a frame from it comes from another VTEP than the one it was learned
   // from: now and then a pod that moved; many times a minute, two hosts that share a MAC
   // (or a loop), whose traffic then flaps between the nodes.

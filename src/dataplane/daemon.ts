@@ -236,7 +236,7 @@ export class Daemon {
   private stateRewrite = false; // the state file had what this start dropped: rewritten once restored
   /** When the learned table's full / per-VNI-cap counts last grew (CLOCK_MONOTONIC ms), as
    *  seen on the beat and by status: the warnings are about now, not the daemon's life. */
-  private learnSeen = { full: 0n, fullAt: 0, limited: 0n, limitedAt: 0 };
+  private learnSeen = { full: 0n, fullAt: 0, limited: 0n, limitedAt: 0, elsewhere: 0n, elsewhereAt: 0 };
   /** A change made while the state file could not be written (a pod's detach, the beat's
    *  own): since when (Date.now()) and why. The beat writes the file again until it can. */
   private unsaved: { since: number; why: string } | null = null;
@@ -437,11 +437,13 @@ export class Daemon {
   }
 
   /** Notes when the learned table's full and per-VNI-cap counts last grew. */
-  private noteLearning(engine: Record<string, bigint>): void {
+  private noteLearning(engine: Record<string, bigint>, drops: Record<string, bigint>): void {
     const now = Number(process.hrtime.bigint() / 1_000_000n);
     const full = engine.learnFull ?? 0n, limited = engine.learnLimited ?? 0n;
     if (full > this.learnSeen.full) this.learnSeen.full = full, this.learnSeen.fullAt = now;
     if (limited > this.learnSeen.limited) this.learnSeen.limited = limited, this.learnSeen.limitedAt = now;
+    const elsewhere = drops.static_elsewhere ?? 0n;
+    if (elsewhere > this.learnSeen.elsewhere) this.learnSeen.elsewhere = elsewhere, this.learnSeen.elsewhereAt = now;
     const m = this.movedSeen;
     m.push({ atMs: now, moved: engine.learnMoved ?? 0n });
     while (m.length > 1 && m[0]!.atMs < now - MOVED_WINDOW_MS) m.shift();
@@ -464,7 +466,7 @@ export class Daemon {
   watchLearning(): void {
     if (!this.dp) return;
     const k = this.dp.counters();
-    this.noteLearning(k.engine as Record<string, bigint>);
+    this.noteLearning(k.engine as Record<string, bigint>, k.drops);
     const now = Date.now();
     for (const [vtep, p] of k.peers) {
       this.noteHeard(vtep, p);
@@ -1848,7 +1850,7 @@ export class Daemon {
   status(): Record<string, unknown> {
     const c = this.cfg;
     const counters = this.dp!.counters();
-    this.noteLearning(counters.engine as Record<string, bigint>);
+    this.noteLearning(counters.engine as Record<string, bigint>, counters.drops);
     const nowMs = Number(process.hrtime.bigint() / 1_000_000n);
     const ago = (ms: number) => Math.max(0, Math.round((nowMs - ms) / 1000));
     const mtu = c.tunnel.mtu || this.uplinkMtu;
@@ -1869,6 +1871,9 @@ export class Daemon {
       neighReachableSeconds: c.neighReachableSeconds,
       ...notPeerStatus(counters, this.peers),
       ...(this.unsaved ? { stateFile: { path: this.statePath, unsavedSince: new Date(this.unsaved.since).toISOString(), unsavedSeconds: Math.round((Date.now() - this.unsaved.since) / 1000), why: this.unsaved.why } } : {}),
+      // Frames from a MAC a static entry puts behind another VTEP (static_elsewhere): a
+      // static entry that points at the wrong VTEP, or a MAC spoofed on the underlay.
+      ...(this.learnSeen.elsewhereAt ? { staticElsewhere: { frames: Number(this.learnSeen.elsewhere), secondsAgo: ago(this.learnSeen.elsewhereAt) } } : {}),
       // The VNIs with a flood list of their own (config or `flood set`); others flood to every peer.
       floods: [...this.floods].sort(([a], [b]) => a - b).map(([vni, vteps]) => ({ vni, vteps })),
       attachments: this.attachmentList().map(({ a, state, why }) => ({ representor: a.representor, pci: a.pci, vni: a.vni, mac: a.mac, owner: a.owner, representorState: state, ...(why ? { why } : {}), ...ownerGone(a) })),

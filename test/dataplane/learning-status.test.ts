@@ -1,5 +1,6 @@
 // What status and explain say of the learned and static FDB on a running data plane fed
-// real VXLAN frames on its uplink (helper-83): MACs that keep moving between VTEPs.
+// real VXLAN frames on its uplink (helper-83): MACs that keep moving between VTEPs, a
+// static entry naming the wrong VTEP.
 import { expect, it } from 'vitest';
 import { request } from '../../src/dataplane/control.js';
 import { dataplaneOn, vfplane } from '../helpers/cli.js';
@@ -43,6 +44,28 @@ describePrivileged('status on the learned FDB, on a running data plane', { netns
       const lr = (await request(dp.socket, { op: 'status' })).learning as { moved: number; movedLately: { moves: number; seconds: number } };
       expect(lr.moved).toBeGreaterThanOrEqual(21);
       expect(lr.movedLately.moves).toBeGreaterThanOrEqual(20);
+    } finally {
+      await dp.stop();
+    }
+  }, 30_000);
+
+  // A static entry pointing at the wrong VTEP drops the real host's frames as
+  // static_elsewhere, which only the counters showed (helper-83).
+  it('warns of frames dropped because a static entry names another VTEP, with how to find and fix it', async () => {
+    const S = '02:00:00:00:83:02';
+    const dp = await start('elsewhere', { fdb: [{ vni: 100, mac: S, vtep: '192.0.2.2' }] });
+    const said = /^warning: (\d+) frame\(s\) from the underlay dropped since the start, the last \d+ s ago \(static_elsewhere\): their inner source MAC has a static FDB entry naming another VTEP .*`vfplane dataplane drops --reason static_elsewhere`.*`vfplane dataplane explain --from uplink .*`vfplane dataplane fdb del` and `fdb add`/m;
+    try {
+      send([fromVtep('192.0.2.2', S)]); // from the VTEP its entry names: delivered
+      await new Promise((r) => setTimeout(r, 200));
+      expect(vfplane(['dataplane', 'status', '--socket', dp.socket]).stdout).not.toMatch(/static_elsewhere/);
+      send([fromVtep('192.0.2.3', S), fromVtep('192.0.2.3', S), fromVtep('192.0.2.3', S)]);
+      const drops = async () => ((await request(dp.socket, { op: 'stats' })).counters as { drops: Record<string, number> }).drops.static_elsewhere ?? 0;
+      for (let i = 0; i < 50 && (await drops()) < 3; i++) await new Promise((r) => setTimeout(r, 20));
+      const st = vfplane(['dataplane', 'status', '--socket', dp.socket]).stdout;
+      expect(st).toMatch(said);
+      expect(Number(said.exec(st)![1])).toBe(3);
+      expect((await request(dp.socket, { op: 'status' })).staticElsewhere).toMatchObject({ frames: 3 });
     } finally {
       await dp.stop();
     }
