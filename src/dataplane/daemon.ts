@@ -1758,7 +1758,7 @@ export class Daemon {
       const age = Math.max(0, Math.round(Number(process.hrtime.bigint() / 1_000_000_000n) - l.stamp));
       steps.push(`${dst} was learned on VNI ${q.vni} from frames VTEP ${l.vtep} sent, ${age} s ago (entries age out after ${c.ageSeconds} s${c.learn ? '' : '; learning is off, so it is not refreshed'})`);
       if (!peerState.has(canonIp(l.vtep))) {
-        return flood(`${l.vtep} is no longer a peer, so that entry is not used: ${dst} is flooded as unknown unicast until it is learned again or the entry ages out`);
+        return flood(`${l.vtep} is no longer a peer, so that entry is not used: ${dst} is flooded as unknown unicast. Frames from ${dst} through ${l.vtep} do not learn it again while that VTEP is not a peer: add it back (\`vfplane dataplane peer add ${l.vtep}\`) or wait until the entry ages out (ageSeconds ${c.ageSeconds}); a frame from ${dst} through a peer moves the entry there at once`);
       }
       return toVtep(l.vtep, { source: 'learned', ageSeconds: age });
     }

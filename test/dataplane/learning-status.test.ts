@@ -1,6 +1,6 @@
 // What status and explain say of the learned and static FDB on a running data plane fed
 // real VXLAN frames on its uplink (helper-83): MACs that keep moving between VTEPs, a
-// static entry naming the wrong VTEP.
+// static entry naming the wrong VTEP, a MAC learned from a VTEP that is a peer no more.
 import { expect, it } from 'vitest';
 import { request } from '../../src/dataplane/control.js';
 import { dataplaneOn, vfplane } from '../helpers/cli.js';
@@ -66,6 +66,35 @@ describePrivileged('status on the learned FDB, on a running data plane', { netns
       expect(st).toMatch(said);
       expect(Number(said.exec(st)![1])).toBe(3);
       expect((await request(dp.socket, { op: 'status' })).staticElsewhere).toMatchObject({ frames: 3 });
+    } finally {
+      await dp.stop();
+    }
+  }, 30_000);
+
+  // explain for a MAC learned from a VTEP since removed said it floods "until it is
+  // learned again", which it cannot be from that VTEP while it is not a peer (helper-83).
+  it('explain says a MAC learned from a VTEP that is no longer a peer is not learned again from it', async () => {
+    const X = '02:00:00:00:83:03';
+    const dp = await start('gonepeer');
+    type X = { verdict: string; source?: string; vtep?: string; steps: string[] };
+    const explain = async () => (await request(dp.socket, { op: 'explain', vni: 100, mac: X })) as unknown as X;
+    try {
+      send([fromVtep('192.0.2.3', X)]);
+      for (let i = 0; i < 50 && (await explain()).verdict !== 'encap'; i++) await new Promise((r) => setTimeout(r, 20));
+      expect(await explain()).toMatchObject({ verdict: 'encap', source: 'learned', vtep: '192.0.2.3' });
+      await request(dp.socket, { op: 'peer-del', vtep: '192.0.2.3' });
+      const x = await explain();
+      expect(x.verdict).toBe('flood');
+      const text = x.steps.join('\n');
+      expect(text).toMatch(/192\.0\.2\.3 is no longer a peer, so that entry is not used: 02:00:00:00:83:03 is flooded as unknown unicast\. Frames from 02:00:00:00:83:03 through 192\.0\.2\.3 do not learn it again while that VTEP is not a peer: add it back \(`vfplane dataplane peer add 192\.0\.2\.3`\) or wait until the entry ages out \(ageSeconds \d+\)/);
+      expect(text).not.toMatch(/until it is learned again/);
+      // As said: its frames through 192.0.2.3 change nothing, one through a peer moves it.
+      send([fromVtep('192.0.2.3', X)]);
+      await new Promise((r) => setTimeout(r, 200));
+      expect((await explain()).verdict).toBe('flood');
+      send([fromVtep('192.0.2.2', X)]);
+      for (let i = 0; i < 50 && (await explain()).verdict !== 'encap'; i++) await new Promise((r) => setTimeout(r, 20));
+      expect(await explain()).toMatchObject({ verdict: 'encap', source: 'learned', vtep: '192.0.2.2' });
     } finally {
       await dp.stop();
     }
