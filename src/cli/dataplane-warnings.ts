@@ -10,6 +10,8 @@ export interface StatusReply {
   epoch: number;
   uplink: {
     name: string; vtep: string; mode?: string; why?: string;
+    /** The 802.1Q tag of the underlay frames (uplink.vlan); absent or null: untagged. */
+    vlan?: number | null;
     outerChecksums?: { ipv4: string; udp: string };
     offload?: { tier: number; allowed: number | null; why: string };
     vtepConflict?: { frames: number; mac: string; secondsAgo: number };
@@ -87,17 +89,20 @@ export function statusWarnings(s: StatusReply): StatusWarning[] {
   // (or a loop), whose traffic then flaps between the nodes.
   const ml = lr?.movedLately;
   if (ml && ml.moves >= MOVES_WARN) out.push({ about: 'learning', text: `learned MACs keep moving between VTEPs: ${ml.moves} moves in the last ${ml.seconds} s (learnMoved: ${lr!.moved ?? ml.moves} since the start): two hosts on the overlay use one MAC (a cloned VM or pod spec, a MAC set by hand), or a loop on the underlay brings frames back through another VTEP; frames for such a MAC go to whichever node sent from it last. \`vfplane dataplane fdb list\` run twice shows which MACs change VTEP` });
+  // A tagged underlay: requests go out on the VLAN only, and a peer (or switch port) off
+  // it never sees them.
+  const onVlan = s.uplink.vlan != null ? `; this node tags its underlay frames with VLAN ${s.uplink.vlan} (uplink.vlan): the peer must be on that VLAN` : '';
   // A peer asked and never answered: frames for it are dropped (neigh_unresolved).
   // Behind a gateway: one warning for the gateway, naming how many peers wait on it.
   const behind = new Map<string, string[]>();
   for (const p of s.peers.filter((x) => x.state === 'unresolved' && x.via)) behind.set(p.via!, [...(behind.get(p.via!) ?? []), p.vtep]);
   for (const [gw, vteps] of behind) {
-    out.push({ about: 'peers', text: `the gateway ${gw} has not answered ARP/ND: its MAC is unknown, so frames for the ${vteps.length === 1 ? `peer ${vteps[0]}` : `${vteps.length} peers behind it (${vteps.slice(0, 3).join(', ')}${vteps.length > 3 ? ', …' : ''})`} are dropped (neigh_unresolved). Check that the router is up on the uplink's link with that address (uplink.gateway)` });
+    out.push({ about: 'peers', text: `the gateway ${gw} has not answered ARP/ND: its MAC is unknown, so frames for the ${vteps.length === 1 ? `peer ${vteps[0]}` : `${vteps.length} peers behind it (${vteps.slice(0, 3).join(', ')}${vteps.length > 3 ? ', …' : ''})`} are dropped (neigh_unresolved). Check that the router is up on the uplink's link with that address (uplink.gateway)${onVlan.replace('the peer', 'the router')}` });
   }
   // One warning a peer, or past GROUP_PAST of them one for all (helper-79: 1023 peers not
   // answered made 2070 lines of status).
   const unanswered = s.peers.filter((x) => x.state === 'unresolved' && !x.via);
-  const check = 'Check that the peer is up on the underlay with that address; a peer on another subnet, behind a router, needs uplink.gateway (and uplink.prefixLength for the peers that are on the link); or give its MAC in the config (peers[].mac)';
+  const check = `Check that the peer is up on the underlay with that address${onVlan}; a peer on another subnet, behind a router, needs uplink.gateway (and uplink.prefixLength for the peers that are on the link); or give its MAC in the config (peers[].mac)`;
   if (unanswered.length > GROUP_PAST) {
     out.push({ about: 'peers', text: `${unanswered.length} peers have not answered ARP/ND (${listSome(unanswered.map((p) => p.vtep))}; \`--json\` lists them): their MACs are unknown, so frames for them are dropped (neigh_unresolved). ${check}` });
   } else {

@@ -1861,7 +1861,7 @@ export class Daemon {
       podBackend: this.podBackend,
       epoch: this.epoch,
       uptimeSeconds: Math.round((Date.now() - this.started) / 1000),
-      uplink: { name: c.uplink.ifname ?? c.uplink.dev, vtep: c.uplink.vtep, mode: this.uplink?.mode, zerocopy: this.uplink?.zerocopy, profile: this.choice?.profile ?? null, why: this.choice?.afxdp?.why ?? this.choice?.dpdkTxOffloads?.why, txOffloads: this.uplink?.txOffloads, outerChecksums: outerChecksums(this.uplink?.txOffloads ?? 0), offload: this.tier(), ...vtepConflictStatus(counters),
+      uplink: { name: c.uplink.ifname ?? c.uplink.dev, vtep: c.uplink.vtep, vlan: c.uplink.vlan ?? null, mode: this.uplink?.mode, zerocopy: this.uplink?.zerocopy, profile: this.choice?.profile ?? null, why: this.choice?.afxdp?.why ?? this.choice?.dpdkTxOffloads?.why, txOffloads: this.uplink?.txOffloads, outerChecksums: outerChecksums(this.uplink?.txOffloads ?? 0), offload: this.tier(), ...vtepConflictStatus(counters),
         // The underlay MTU encap checks against, and the pods' packets it carries.
         ...(mtu ? { mtu, overlayMtu: mtu - overhead } : {}),
         ...(this.uplinkWatch ? { link: this.link.state, ...(this.link.sinceMs ? { linkSecondsAgo: ago(this.link.sinceMs) } : {}), linkDowns: this.link.downs, mac: formatMac(this.uplinkMac) } : {}) },

@@ -1,6 +1,7 @@
 // explain for a MAC that is a pod of this node on another VNI: "not a local pod" hid the
 // usual reason two pods do not reach each other, networks that name different VNIs
-// (helper-83). Both directions name the pod and its VNI.
+// (helper-83). Both directions name the pod and its VNI. And status names the underlay
+// VLAN, which an unresolved peer must be on.
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { request } from '../../src/dataplane/control.js';
 import { dataplaneOn, vfplane } from '../helpers/cli.js';
@@ -49,6 +50,29 @@ describePrivileged('explain across VNIs', { root: true }, () => {
       expect(own.otherVni).toBeUndefined();
     } finally {
       await dp.stop();
+    }
+  }, 30_000);
+
+  // A tagged underlay was invisible in status: a peer that never answers because it is
+  // off that VLAN looked like any other (helper-83).
+  it('status shows the underlay VLAN, and an unresolved peer\'s warning says the peer must be on it', async () => {
+    const dp = await dataplaneOn(n, up, d.dir, { uplink: { ifname: up, netns: n.path, vtep: '192.0.2.1', vlan: 7 }, peers: [{ vtep: '192.0.2.2' }] });
+    try {
+      const st = (await request(dp.socket, { op: 'status' })) as { uplink: { vlan: number | null } };
+      expect(st.uplink.vlan).toBe(7);
+      const human = vfplane(['dataplane', 'status', '--socket', dp.socket]).stdout;
+      expect(human).toMatch(/^node edge: .*, VTEP 192\.0\.2\.1 on underlay VLAN 7, epoch /m);
+      expect(human).toMatch(/^warning: peer 192\.0\.2\.2 has not answered \d+ ARP\/ND request\(s\): .*Check that the peer is up on the underlay with that address; this node tags its underlay frames with VLAN 7 \(uplink\.vlan\): the peer must be on that VLAN;/m);
+    } finally {
+      await dp.stop();
+    }
+    // Untagged: null, and not said.
+    const dp2 = await dataplaneOn(n, up, d.dir, { peers: [{ vtep: '192.0.2.2' }] });
+    try {
+      expect(((await request(dp2.socket, { op: 'status' })) as { uplink: { vlan: number | null } }).uplink.vlan).toBeNull();
+      expect(vfplane(['dataplane', 'status', '--socket', dp2.socket]).stdout).not.toMatch(/VLAN/);
+    } finally {
+      await dp2.stop();
     }
   }, 30_000);
 });
