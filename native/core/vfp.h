@@ -93,6 +93,7 @@ enum vfp_reason {
     VFP_R_VNI_UNKNOWN,
     VFP_R_INNER_VLAN,
     VFP_R_CE_NOT_ECT,
+    VFP_R_UDP_ZERO_CHECKSUM, /* IPv6 UDP checksum 0 while verifying (RFC 6935/6936: allowed only by configuration) */
     VFP_R__COUNT
 };
 

@@ -34,6 +34,7 @@ static const char *const reason_names[VFP_R__COUNT] = {
     [VFP_R_VNI_UNKNOWN] = "vni_unknown",
     [VFP_R_INNER_VLAN] = "inner_vlan",
     [VFP_R_CE_NOT_ECT] = "ce_not_ect",
+    [VFP_R_UDP_ZERO_CHECKSUM] = "udp_zero_checksum",
 };
 
 const char *vfp_reason__name(unsigned reason) {
@@ -442,7 +443,10 @@ static inline uint8_t decap_one(const vfp_decap_ctx *c, vfp_pkt *p) {
     if (c->verify_udp_csum) {
         const uint16_t cs = vfp_rd16(udp + 6);
         if (cs == 0) {
-            if (fam == 6) return VFP_R_UDP_BAD_CHECKSUM;
+            /* A sender that leaves IPv6 UDP checksums at 0 (RFC 6935/6936 let tunnels do
+             * so by configuration: Linux's udp6zerocsumtx) is not one that got it wrong:
+             * a reason of its own, so that `status` can say which setting disagrees. */
+            if (fam == 6) return VFP_R_UDP_ZERO_CHECKSUM;
         } else {
             const unsigned alen = fam == 4 ? 4 : 16;
             const uint8_t *src = fam == 4 ? ip + 12 : ip + 8;

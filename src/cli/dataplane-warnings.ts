@@ -21,6 +21,8 @@ export interface StatusReply {
   notPeer?: { vtep: string; frames: number; secondsAgo: number };
   /** Frames dropped as static_elsewhere since the start, and when the count last grew. */
   staticElsewhere?: { frames: number; secondsAgo: number };
+  /** IPv6 VXLAN frames dropped as udp_zero_checksum, and since when none more. */
+  udpZeroChecksum?: { frames: number; secondsAgo: number };
   neighReachableSeconds?: number;
   uptimeSeconds?: number;
   peers: {
@@ -136,6 +138,10 @@ export function statusWarnings(s: StatusReply): StatusWarning[] {
   // Frames from a VTEP the config does not name: delivered, its MACs not learned.
   const np = s.notPeer;
   if (np && np.secondsAgo <= RECENT_S) out.push({ about: 'peers', text: `frames from VTEP ${np.vtep}, which is not a peer of this node, came in ${np.secondsAgo} s ago (${np.frames} from such VTEPs since the start): they reach the pods, but the MACs behind it are not learned, so the replies flood (or go nowhere on a VNI with a flood list) and never reach it unless it is a peer. A node renumbered, or one missing from the peers: add it (peers in the config, or \`vfplane dataplane peer add ${np.vtep}\`)` });
+  // A peer that leaves IPv6 UDP checksums out (RFC 6935/6936 allow it for tunnels, by
+  // configuration) against this node verifying them: every frame of it is lost.
+  const zc = s.udpZeroChecksum;
+  if (zc && zc.secondsAgo <= RECENT_S) out.push({ about: 'peers', text: `${zc.frames} IPv6 VXLAN frame(s) with UDP checksum 0 were dropped (udp_zero_checksum) since the start, the last ${zc.secondsAgo} s ago: this node verifies outer UDP checksums (tunnel.verifyUdpCsum) and a peer sends none (a kernel vxlan device made with udp6zerocsumtx). Turn one off: tunnel.verifyUdpCsum: false here, or make the peer's vxlan device without udp6zerocsumtx (\`vfplane dataplane drops\` shows which peer; Linux's own vxlan takes zero checksums only with udp6zerocsumrx)` });
   for (const a of s.attachments.filter((x) => x.representorState === 'gone' || x.representorState === 'replaced')) {
     // A pod's attachment goes with the pod (DEL, GC); the operator's (no owner) only
     // when the operator detaches it: gc knows nothing of it.

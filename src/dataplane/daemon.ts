@@ -243,6 +243,8 @@ export class Daemon {
   /** learnMoved as the beat and status saw it over the last MOVED_WINDOW_MS (CLOCK_MONOTONIC
    *  ms), oldest first: how many learned MACs moved to another VTEP lately. */
   private movedSeen: { atMs: number; moved: bigint }[] = [];
+  /** When the udp_zero_checksum drops last grew (CLOCK_MONOTONIC ms), likewise. */
+  private zeroCsumSeen = { n: 0n, at: 0 };
   private uplinkClaim: Claim | null = null;
   /** The uplink's kernel netdev (none for a DPDK PCI uplink): never a representor too. */
   private uplinkNetdev: { ifindex: number; netns: string } | null = null;
@@ -458,6 +460,13 @@ export class Daemon {
     return { moved: Number(last.moved), ...(moves > 0 ? { movedLately: { moves, seconds: Math.max(1, Math.round((last.atMs - m[0]!.atMs) / 1000)) } } : {}) };
   }
 
+  /** On the beat and by status: when IPv6 frames with a zero UDP checksum were last
+   *  refused (tunnel.verifyUdpCsum against a peer that sends none). */
+  private noteZeroCsum(drops: Record<string, bigint>): void {
+    const n = drops.udp_zero_checksum ?? 0n;
+    if (n > this.zeroCsumSeen.n) this.zeroCsumSeen = { n, at: Number(process.hrtime.bigint() / 1_000_000n) };
+  }
+
   /** On the 2 s beat: the learned table's fill (noteLearning), and each peer's answer:
    *  since when every beat found frames sent to it and none from it (status's one-way
    *  warning). A beat that sent it nothing, or got a frame from it, starts that over.
@@ -467,6 +476,7 @@ export class Daemon {
     if (!this.dp) return;
     const k = this.dp.counters();
     this.noteLearning(k.engine as Record<string, bigint>, k.drops);
+    this.noteZeroCsum(k.drops);
     const now = Date.now();
     for (const [vtep, p] of k.peers) {
       this.noteHeard(vtep, p);
@@ -1851,6 +1861,7 @@ export class Daemon {
     const c = this.cfg;
     const counters = this.dp!.counters();
     this.noteLearning(counters.engine as Record<string, bigint>, counters.drops);
+    this.noteZeroCsum(counters.drops);
     const nowMs = Number(process.hrtime.bigint() / 1_000_000n);
     const ago = (ms: number) => Math.max(0, Math.round((nowMs - ms) / 1000));
     const mtu = c.tunnel.mtu || this.uplinkMtu;
@@ -1874,6 +1885,9 @@ export class Daemon {
       // Frames from a MAC a static entry puts behind another VTEP (static_elsewhere): a
       // static entry that points at the wrong VTEP, or a MAC spoofed on the underlay.
       ...(this.learnSeen.elsewhereAt ? { staticElsewhere: { frames: Number(this.learnSeen.elsewhere), secondsAgo: ago(this.learnSeen.elsewhereAt) } } : {}),
+      // IPv6 VXLAN frames refused for a zero UDP checksum (verifyUdpCsum on, a peer that
+      // leaves it out): how many, and when the count last grew.
+      ...(this.zeroCsumSeen.at ? { udpZeroChecksum: { frames: Number(this.zeroCsumSeen.n), secondsAgo: ago(this.zeroCsumSeen.at) } } : {}),
       // The VNIs with a flood list of their own (config or `flood set`); others flood to every peer.
       floods: [...this.floods].sort(([a], [b]) => a - b).map(([vni, vteps]) => ({ vni, vteps })),
       attachments: this.attachmentList().map(({ a, state, why }) => ({ representor: a.representor, pci: a.pci, vni: a.vni, mac: a.mac, owner: a.owner, representorState: state, ...(why ? { why } : {}), ...ownerGone(a) })),

@@ -59,6 +59,7 @@ const R_VNI_UNKNOWN = Reason.vni_unknown;
 const R_INNER_TRUNCATED = Reason.inner_truncated;
 const R_INNER_VLAN = Reason.inner_vlan;
 const R_CE_NOT_ECT = Reason.ce_not_ect;
+const R_UDP_ZERO_CHECKSUM = Reason.udp_zero_checksum;
 
 /**
  * What `check` found for a packet that passed, relative to its data offset. One
@@ -124,7 +125,8 @@ function check(s: DecapState, buf: Uint8Array, o: number, n: number): number {
   if (s.decap.verifyUdpCsum) {
     const c = (buf[u + 6]! << 8) | buf[u + 7]!;
     if (c === 0) {
-      if (family === 6) return R_UDP_BAD_CHECKSUM;
+      // Left out on purpose (RFC 6935/6936, Linux's udp6zerocsumtx), not wrong: its own reason.
+      if (family === 6) return R_UDP_ZERO_CHECKSUM;
     } else {
       const ph = family === 4 ? pseudoSum4(buf, p + 12, p + 16, 17, ulen) : pseudoSum6(buf, p + 8, p + 24, 17, ulen);
       if (fold(sum16(buf, u, ulen, ph)) !== 0xffff) return R_UDP_BAD_CHECKSUM;

@@ -24,6 +24,7 @@ export const REASONS = [
   'vni_unknown',
   'inner_vlan',
   'ce_not_ect',
+  'udp_zero_checksum',
 ] as const;
 
 export type ReasonName = (typeof REASONS)[number];

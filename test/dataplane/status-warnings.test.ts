@@ -19,3 +19,14 @@ describe('status warnings about the learned table', () => {
     expect(statusWarnings(reply({ ...lr, full: 0, limited: 0 }))).toEqual([]);
   });
 });
+
+describe('status warnings about the underlay', () => {
+  it('IPv6 frames with a zero UDP checksum refused while verifying: names both settings, while recent', () => {
+    const r = (secondsAgo: number) => ({ ...reply(undefined), udpZeroChecksum: { frames: 12, secondsAgo } });
+    const w = statusWarnings(r(3));
+    expect(w).toHaveLength(1);
+    expect(w[0]).toMatchObject({ about: 'peers' });
+    expect(w[0]!.text).toMatch(/^12 IPv6 VXLAN frame\(s\) with UDP checksum 0 were dropped \(udp_zero_checksum\) since the start, the last 3 s ago: this node verifies outer UDP checksums \(tunnel\.verifyUdpCsum\) and a peer sends none \(a kernel vxlan device made with udp6zerocsumtx\)\. Turn one off/);
+    expect(statusWarnings(r(601))).toEqual([]);
+  });
+});

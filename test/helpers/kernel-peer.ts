@@ -23,6 +23,10 @@ export interface KernelPeerOptions {
   /** The MTU of the link the peer is on (its netdev, and the router's end), set before
    *  vx0 is made (which takes its MTU from it). */
   peerLinkMtu?: number;
+  /** The UDP port the peer's vx0 sends to and listens on (4789). */
+  dstPort?: number;
+  /** More `ip link add … type vxlan` settings for vx0 (udp6zerocsumtx, …). */
+  vxlanArgs?: string[];
 }
 
 /** `tag`: a word distinct per suite (namespaces, directory; its first letter starts the
@@ -77,7 +81,7 @@ export function kernelPeer(tag: string, o: KernelPeerOptions = {}) {
     p.ip(['link', 'set', k.pu, 'up']);
     addr(p, r ? a.routedPeerCidr : a.linkPeerCidr, k.pu);
     if (r) p.ip([...(v === 6 ? ['-6'] : []), 'route', 'add', 'default', 'via', a.peerGw]);
-    p.ip(['link', 'add', 'vx0', 'type', 'vxlan', 'id', '100', 'local', k.peer, 'remote', a.vtep, 'dstport', '4789', 'dev', k.pu]);
+    p.ip(['link', 'add', 'vx0', 'type', 'vxlan', 'id', '100', 'local', k.peer, 'remote', a.vtep, 'dstport', String(o.dstPort ?? 4789), ...(o.vxlanArgs ?? []), 'dev', k.pu]);
     p.ip(['addr', 'add', '10.9.0.2/24', 'dev', 'vx0']);
     p.ip(['link', 'set', 'vx0', 'up']);
     spawnSync('ip', ['link', 'add', k.rep, 'type', 'veth', 'peer', 'name', k.repp, 'netns', q.name]);

@@ -169,7 +169,7 @@ describe('decap of malformed frames: each reason (§4.2)', () => {
     ['UDP length past the IP payload', outer({ udpLen: 8 + 8 + INNER.length + 1 }), 'udp_bad_length'],
     ['UDP checksum wrong (verified)', outer({ csum: 'bad' }), 'udp_bad_checksum', cfg({ verifyUdpCsum: true })],
     ['IPv6 UDP checksum wrong (verified)', outer({ family: 6, csum: 'bad' }), 'udp_bad_checksum', cfg({ verifyUdpCsum: true })],
-    ['IPv6 UDP checksum zero (verified)', outer({ family: 6, csum: 'none' }), 'udp_bad_checksum', cfg({ verifyUdpCsum: true })],
+    ['IPv6 UDP checksum zero (verified)', outer({ family: 6, csum: 'none' }), 'udp_zero_checksum', cfg({ verifyUdpCsum: true })],
     ['UDP length 15', outer({ udpLen: 15 }), 'vxlan_truncated'],
     ['UDP length 8', outer({ udpLen: 8 }), 'vxlan_truncated'],
     ['VXLAN flags without I', outer({ flags: 0xf7 }), 'vxlan_bad_flags'],

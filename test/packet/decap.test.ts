@@ -264,7 +264,7 @@ describe('decap: each reason, in contract order (§4.2)', () => {
     expectDrop(g, 'udp_bad_length');
   });
 
-  it('9. udp_bad_checksum when verifying: a wrong sum, or zero on IPv6', () => {
+  it('9. udp_bad_checksum when verifying a wrong sum; udp_zero_checksum for zero on IPv6 (left out, not wrong)', () => {
     const f = base4();
     f[60] = f[60]! ^ 0x40;
     expectDrop(f, 'udp_bad_checksum', { verifyUdpCsum: true });
@@ -273,7 +273,7 @@ describe('decap: each reason, in contract order (§4.2)', () => {
     expectDrop(g, 'udp_bad_checksum', { verifyUdpCsum: true });
     const z = base6();
     put16(z, 60, 0);
-    expectDrop(z, 'udp_bad_checksum', { verifyUdpCsum: true });
+    expectDrop(z, 'udp_zero_checksum', { verifyUdpCsum: true });
     // not verifying: both pass
     expectOk(f, {}, f.subarray(50));
     expectOk(z, {}, z.subarray(70));

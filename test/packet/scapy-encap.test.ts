@@ -83,7 +83,7 @@ describeScapy('decap of scapy-built frames', () => {
     const seen = new Set(cases.map((c) => c.reason));
     for (const r of ['ok', 'eth_truncated', 'not_ip', 'ip_truncated', 'ip_bad_version', 'ip_bad_ihl', 'ip_bad_checksum',
       'ip_bad_length', 'ip_fragment', 'not_local', 'not_udp', 'udp_bad_length', 'not_vxlan_port', 'udp_bad_checksum',
-      'vxlan_truncated', 'vxlan_bad_flags', 'vni_unknown', 'inner_truncated', 'inner_vlan']) {
+      'udp_zero_checksum', 'vxlan_truncated', 'vxlan_bad_flags', 'vni_unknown', 'inner_truncated', 'inner_vlan']) {
       expect(seen, r).toContain(r);
     }
   });

@@ -85,7 +85,7 @@ case("UDP length past the IP payload", v4(udp=UDP(sport=50000, dport=4789, len=2
 case("bad IPv4 UDP checksum", v4(udp=UDP(sport=50000, dport=4789, chksum=0x1234)), "udp_bad_checksum", dict(verifyUdpCsum=True))
 case("bad IPv4 UDP checksum not verified", v4(vni=10, udp=UDP(sport=50000, dport=4789, chksum=0x1234)), "ok", vni=10, vtep=A4)
 case("bad IPv6 UDP checksum", v6(udp=UDP(sport=50000, dport=4789, chksum=0x1234)), "udp_bad_checksum", dict(verifyUdpCsum=True))
-case("zero IPv6 UDP checksum", v6(udp=UDP(sport=50000, dport=4789, chksum=0)), "udp_bad_checksum", dict(verifyUdpCsum=True))
+case("zero IPv6 UDP checksum", v6(udp=UDP(sport=50000, dport=4789, chksum=0)), "udp_zero_checksum", dict(verifyUdpCsum=True))
 case("UDP payload shorter than VXLAN", Ether(**ETH) / IP(src=S4, dst=D4) / UDP(sport=1, dport=4789) / Raw(b"\x08\x00\x00\x00\x00\x00\x01"), "vxlan_truncated")
 case("VXLAN without the I flag", v4(vx=VXLAN(flags=0x00, vni=10)), "vxlan_bad_flags")
 case("VXLAN with every flag but I", v4(vx=vxraw(0xF7, 10, 0xFFFFFF, 0xFF)), "vxlan_bad_flags")
