@@ -1119,6 +1119,33 @@ static VFP_COLD int uplink_pmtu4(worker *w, vfp_pkt *p, size_t l3, uint64_t now)
     return pmtu_quote(w, p, q + qhl, q + 16, 4, (uint32_t)(m[6] << 8 | m[7]), now);
 }
 
+/* An ICMP "port unreachable" (type 3 code 3) to our VTEP quoting one of our VXLAN packets
+ * (from our VTEP, UDP to our port) to a peer: nothing of the peer's listens on our port
+ * (its vxlan made with another dstport, or gone). Counted for that peer, for `status`;
+ * the frame goes on to decap, which drops it as not_udp. */
+static VFP_COLD void uplink_unreach4(worker *w, const vfp_pkt *p, size_t l3, uint64_t now) {
+    const dp_cfg *c = w->cfg;
+    const uint8_t *ip = p->data + l3;
+    if (c->local.family != 4 || memcmp(ip + 16, c->local.bytes, 4) || (ip[0] >> 4) != 4) return;
+    const uint32_t hl = 4u * (ip[0] & 0x0f), tot = (uint32_t)(ip[2] << 8 | ip[3]);
+    if (hl < 20 || tot < hl + 8 + 20 + 8 || l3 + tot > p->len || !vfp_csum__ipv4_ok(ip, hl)) return;
+    const uint8_t *m = ip + hl, *q = m + 8;
+    if (m[0] != 3 || m[1] != 3 || vfp_csum__fold(vfp_csum__partial(m, tot - hl, 0)) != 0xffff) return;
+    const uint32_t qhl = 4u * (q[0] & 0x0f);
+    if ((q[0] >> 4) != 4 || qhl < 20 || tot < hl + 8 + qhl + 8 || q[9] != 17 || memcmp(q + 12, c->local.bytes, 4)) return;
+    const uint8_t *udp = q + qhl;
+    if ((uint16_t)(udp[2] << 8 | udp[3]) != c->decap.dst_port) return;
+    vfp_addr a;
+    memset(&a, 0, sizeof a);
+    a.family = 4;
+    memcpy(a.bytes, q + 16, 4);
+    const int peer = peer_find(c, &a);
+    if (peer < 0) return;
+    vfp_dp_peer_stats *ps = &w->st->peers[c->peers[peer].slot];
+    ps->port_unreach++;
+    ps->port_unreach_ns = now;
+}
+
 /* The same for an ICMPv6 "packet too big" (type 2) to our VTEP: from uplink_nd. */
 static VFP_COLD int uplink_pmtu6(worker *w, vfp_pkt *p, size_t l3, uint32_t plen, uint64_t now) {
     const dp_cfg *c = w->cfg;
@@ -1293,7 +1320,10 @@ static VFP_COLD vfp_pkt *uplink_frag4(worker *w, vfp_pkt *p, size_t l3, uint64_t
  * drop with its reason. */
 static VFP_COLD vfp_pkt *uplink_ip4_other(worker *w, vfp_pkt *p, size_t l3, uint64_t now) {
     const uint8_t *d = p->data;
-    if (d[l3 + 9] == 1 && p->len >= l3 + 28 && (uplink_echo4(w, p, l3) || uplink_pmtu4(w, p, l3, now))) return NULL;
+    if (d[l3 + 9] == 1 && p->len >= l3 + 28) {
+        if (uplink_echo4(w, p, l3) || uplink_pmtu4(w, p, l3, now)) return NULL;
+        uplink_unreach4(w, p, l3, now);
+    }
     if ((d[l3 + 6] & 0x3f) | d[l3 + 7]) return uplink_frag4(w, p, l3, now);
     return p;
 }
@@ -2039,6 +2069,39 @@ static VFP_COLD void note_not_peer(worker *w, const vfp_addr *a, uint64_t now) {
     __atomic_store_n(&w->st->not_peer_ns, now, __ATOMIC_RELEASE);
 }
 
+/* A frame decap dropped as not_vxlan_port: when it is a VXLAN frame (I flag, room for
+ * the header) from a peer, to another UDP port than ours, the peer's settings disagree
+ * with ours (Linux's vxlan uses 8472 when made without dstport): counted for the peer
+ * with the port, for `status` to name both. Decap checked the IP headers up to the UDP
+ * port; the UDP length is checked here. */
+static VFP_COLD void note_wrong_port(worker *w, const dp_cfg *c, const vfp_pkt *p, uint64_t now) {
+    uint32_t l3;
+    const uint8_t *f = p->data;
+    const uint16_t type = vfp_eth__type(f, p->len, &l3);
+    const uint8_t *ip = f + l3, *udp;
+    vfp_addr a;
+    memset(&a, 0, sizeof a);
+    if (type == 0x0800) {
+        udp = ip + 4u * (ip[0] & 0x0f);
+        a.family = 4;
+        memcpy(a.bytes, ip + 12, 4);
+    } else if (type == 0x86dd) {
+        udp = ip + 40;
+        a.family = 6;
+        memcpy(a.bytes, ip + 8, 16);
+    } else {
+        return;
+    }
+    const uint32_t ulen = (uint32_t)(udp[4] << 8 | udp[5]);
+    if (ulen < 16 || (size_t)(udp - f) + ulen > p->len || !(udp[8] & 0x08)) return;
+    const int peer = peer_find(c, &a);
+    if (peer < 0) return;
+    vfp_dp_peer_stats *ps = &w->st->peers[c->peers[peer].slot];
+    ps->wrong_port_pkts++;
+    ps->wrong_port = (uint64_t)(udp[2] << 8 | udp[3]);
+    ps->wrong_port_ns = now;
+}
+
 /* Frames from the underlay: ARP for our VTEP, else decap and switch to local ports. */
 static void from_uplink(worker *w, vfp_pkt **pk, uint16_t n, uint64_t now, uint32_t now_s) {
     const dp_cfg *c = w->cfg;
@@ -2220,6 +2283,7 @@ static void from_uplink(worker *w, vfp_pkt **pk, uint16_t n, uint64_t now, uint3
     for (uint16_t i = 0; i < nv; i++) {
         vfp_pkt *p = vx[i];
         if (state[i] == UP_BAD) {
+            if (VFP_UNLIKELY(p->reason == VFP_R_NOT_VXLAN_PORT)) note_wrong_port(w, c, p, now);
             vfp_pkt__free_burst(&p, 1);
             continue;
         }

@@ -83,6 +83,12 @@ typedef struct vfp_dp_peer_stats {
     uint64_t rx_ns;             /* CLOCK_MONOTONIC of a burst with the last of them (0: none yet) */
     uint64_t flood_pkts;        /* of encap_pkts, the flood copies (broadcast, multicast, unknown
                                  * unicast: head-end replication), which the peer owes no answer */
+    /* Underlay settings that disagree with the peer's (status names them): its VXLAN
+     * frames to a UDP port not ours (dropped as not_vxlan_port), the last such port and
+     * when; ICMP port unreachable from it quoting our VXLAN packet (nothing of its
+     * listens on our port; dropped as not_udp), and when the last came. */
+    uint64_t wrong_port_pkts, wrong_port, wrong_port_ns;
+    uint64_t port_unreach, port_unreach_ns;
 } vfp_dp_peer_stats;
 
 /* One worker's counters. Written only by that worker; readers sum across workers and

@@ -111,7 +111,7 @@ export async function dpStatus(o: ClientOpts): Promise<void> {
   const warn = (about: StatusWarning['about']) => {
     for (const w of warnings) if (w.about === about) console.log(`warning: ${w.text}`);
   };
-  console.log(`node ${s.node}: ${s.backend} backend, uplink ${s.uplink.name}${s.uplink.mode ? ` (${s.uplink.mode})` : ''}, VTEP ${s.uplink.vtep}${s.uplink.vlan != null ? ` on underlay VLAN ${s.uplink.vlan}` : ''}, epoch ${s.epoch}, ${s.workers.length} worker(s) on CPU ${s.workers.map((w) => w.cpu).join(',')}`);
+  console.log(`node ${s.node}: ${s.backend} backend, uplink ${s.uplink.name}${s.uplink.mode ? ` (${s.uplink.mode})` : ''}, VTEP ${s.uplink.vtep}${s.uplink.vlan != null ? ` on underlay VLAN ${s.uplink.vlan}` : ''}${s.dstPort ? ` (VXLAN on UDP ${s.dstPort})` : ''}, epoch ${s.epoch}, ${s.workers.length} worker(s) on CPU ${s.workers.map((w) => w.cpu).join(',')}`);
   // uplink.why explains the AF_XDP mode chosen (afxdp), or the tx offloads (dpdk): each
   // beside what it explains.
   const why = s.uplink.why;

@@ -8,6 +8,8 @@ export interface StatusReply {
   node: string;
   backend: string;
   epoch: number;
+  /** The UDP port this node's VXLAN goes to and is taken on. */
+  dstPort?: number;
   uplink: {
     name: string; vtep: string; mode?: string; why?: string;
     /** The 802.1Q tag of the underlay frames (uplink.vlan); absent or null: untagged. */
@@ -34,6 +36,10 @@ export interface StatusReply {
     unansweredRequests?: number;
     /** Since a frame from it was last decapsulated; absent: never (or a data plane older than this CLI). */
     lastFrameSecondsAgo?: number;
+    /** Its VXLAN frames to another UDP port than dstPort (dropped as not_vxlan_port): the last port. */
+    wrongPort?: { port: number; frames: number; secondsAgo: number };
+    /** ICMP port unreachable from it for this node's VXLAN packets. */
+    portUnreachable?: { frames: number; secondsAgo: number };
   }[];
   attachments: { representor: string; pci?: string; vni: number; mac: string; owner?: Record<string, string>; representorState?: string; why?: string; ownerGone?: boolean }[];
   workers: { cpu: number; epoch: number }[];
@@ -133,6 +139,18 @@ export function statusWarnings(s: StatusReply): StatusWarning[] {
   } else {
     for (const p of quiet) {
       out.push({ about: 'peers', text: `peer ${p.vtep}: this node has sent to it for ${p.unansweredSeconds} s and no VXLAN frame came back (${p.lastFrameSecondsAgo === undefined ? 'none since the start' : `the last ${p.lastFrameSecondsAgo} s ago`}): the way back is broken, or its pods never answer (one-way traffic). Check that the node at ${p.vtep} has this node's VTEP ${s.uplink.vtep} among its peers (a kernel vxlan device: in its FDB or as its remote), and that VXLAN UDP from it to this node is not filtered` });
+    }
+  }
+  // A dstPort that differs between nodes: the peer's VXLAN comes to another port (its
+  // frames are lost), or its host answers ours with port unreachable (ours are).
+  const port = s.dstPort ?? 4789;
+  const samePort = `give every node the same dstPort (Linux's vxlan device uses 8472 when created without dstport)`;
+  for (const p of s.peers) {
+    const wp = p.wrongPort, pu = p.portUnreachable;
+    if (wp && recent(wp.secondsAgo)) {
+      out.push({ about: 'peers', text: `peer ${p.vtep} sends VXLAN to UDP ${wp.port}; this node listens on ${port} (dstPort): ${samePort}. ${wp.frames} frame(s) from it dropped (not_vxlan_port), the last ${wp.secondsAgo} s ago` });
+    } else if (pu && recent(pu.secondsAgo)) {
+      out.push({ about: 'peers', text: `peer ${p.vtep} has nothing listening on UDP ${port}: its host answered this node's VXLAN with ${pu.frames} ICMP port unreachable, the last ${pu.secondsAgo} s ago. Its vxlan device uses another port, or is down: ${samePort}` });
     }
   }
   // Frames from a VTEP the config does not name: delivered, its MACs not learned.

@@ -629,7 +629,7 @@ export class Daemon {
       this.commit();
       const t = this.tier();
       this.log.info(`offload tier ${t.tier}${t.allowed !== null ? ` (the hw-profile allows ${t.allowed})` : ''}: ${t.why}`);
-      this.log.info(`uplink ${c.uplink.ifname ?? c.uplink.dev} (${this.uplink.backend}${this.uplink.mode ? `, ${this.uplink.mode} mode` : ''}${this.uplink.zerocopy === false ? ', copy' : ''}), VTEP ${c.uplink.vtep}, ${this.peers.length} peer(s)`);
+      this.log.info(`uplink ${c.uplink.ifname ?? c.uplink.dev} (${this.uplink.backend}${this.uplink.mode ? `, ${this.uplink.mode} mode` : ''}${this.uplink.zerocopy === false ? ', copy' : ''}), VTEP ${c.uplink.vtep}, VXLAN on UDP ${c.dstPort}, ${this.peers.length} peer(s)`);
       // The socket listens before anything is restored, and the restore is the first of
       // its serialized jobs: a CNI DEL (or ADD) arriving meanwhile waits behind it rather
       // than meeting ECONNREFUSED, which it would take for a data plane that is down and
@@ -1848,6 +1848,10 @@ export class Daemon {
         decapBytes: Number(k?.decapBytes ?? 0n),
         ...(k?.lastFrameNs ? { lastFrameSecondsAgo: Math.max(0, Math.round(Number(now - k.lastFrameNs) / 1e9)) } : {}),
         ...(k?.pathMtu ? { pathMtu: k.pathMtu } : {}),
+        // Its VXLAN frames to another UDP port than ours; ICMP port unreachable from it
+        // for ours: a dstPort that differs between the nodes.
+        ...(k?.wrongPortPkts ? { wrongPort: { port: k.wrongPort, frames: Number(k.wrongPortPkts), secondsAgo: Math.max(0, Math.round(Number(now - k.wrongPortNs) / 1e9)) } } : {}),
+        ...(k?.portUnreach ? { portUnreachable: { frames: Number(k.portUnreach), secondsAgo: Math.max(0, Math.round(Number(now - k.portUnreachNs) / 1e9)) } } : {}),
       };
     });
   }

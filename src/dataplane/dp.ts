@@ -254,6 +254,15 @@ export interface PeerCounters {
   decapBytes: bigint;
   /** When a worker last decapsulated a frame from it, same clock (0n: never). */
   lastFrameNs: bigint;
+  /** Its VXLAN frames to a UDP port not ours (dropped as not_vxlan_port), the last such
+   *  port (0: none) and when, same clock (0n: never). */
+  wrongPortPkts: bigint;
+  wrongPort: number;
+  wrongPortNs: bigint;
+  /** ICMP port unreachable from it quoting our VXLAN packets (nothing of its listens on
+   *  our port), and when the last came, same clock (0n: never). */
+  portUnreach: bigint;
+  portUnreachNs: bigint;
 }
 
 export interface DpCounters {
@@ -276,7 +285,7 @@ export interface DpCounters {
 }
 
 /** The peer counters dp.ts reads, as native/addon/dp.cc names vfp_dp_peer_stats' words. */
-const PEER_FIELDS = ['family', 'addrHi', 'encapPkts', 'encapBytes', 'requests', 'mac', 'resolvedNs', 'pmtu', 'pmtuUntilNs', 'confirmedNs', 'decapPkts', 'decapBytes', 'rxNs', 'floodPkts'] as const;
+const PEER_FIELDS = ['family', 'addrHi', 'encapPkts', 'encapBytes', 'requests', 'mac', 'resolvedNs', 'pmtu', 'pmtuUntilNs', 'confirmedNs', 'decapPkts', 'decapBytes', 'rxNs', 'floodPkts', 'wrongPortPkts', 'wrongPort', 'wrongPortNs', 'portUnreach', 'portUnreachNs'] as const;
 type PeerField = (typeof PEER_FIELDS)[number];
 
 /** Where each of PEER_FIELDS is; an addon whose layout lacks one is not this build's. */
@@ -542,7 +551,7 @@ export class DataPlane {
         const at = (f: PeerField) => o + this.peerAt[f];
         const vtep = formatIp(fam, bytes, at('addrHi') * 8);
         const st = Number((v[at('mac')]! >> 48n) & 0xffn);
-        const cur = out.get(vtep) ?? { vtep, encapPkts: 0n, encapBytes: 0n, floodPkts: 0n, requests: 0n, mac: null, state: 'unresolved' as const, resolvedNs: 0n, confirmedNs: 0n, decapPkts: 0n, decapBytes: 0n, lastFrameNs: 0n };
+        const cur = out.get(vtep) ?? { vtep, encapPkts: 0n, encapBytes: 0n, floodPkts: 0n, requests: 0n, mac: null, state: 'unresolved' as const, resolvedNs: 0n, confirmedNs: 0n, decapPkts: 0n, decapBytes: 0n, lastFrameNs: 0n, wrongPortPkts: 0n, wrongPort: 0, wrongPortNs: 0n, portUnreach: 0n, portUnreachNs: 0n };
         cur.encapPkts += v[at('encapPkts')]!;
         cur.encapBytes += v[at('encapBytes')]!;
         cur.floodPkts += v[at('floodPkts')]!;
@@ -550,6 +559,10 @@ export class DataPlane {
         cur.decapPkts += v[at('decapPkts')]!;
         cur.decapBytes += v[at('decapBytes')]!;
         if (v[at('rxNs')]! > cur.lastFrameNs) cur.lastFrameNs = v[at('rxNs')]!;
+        cur.wrongPortPkts += v[at('wrongPortPkts')]!;
+        if (v[at('wrongPortNs')]! > cur.wrongPortNs) cur.wrongPortNs = v[at('wrongPortNs')]!, cur.wrongPort = Number(v[at('wrongPort')]!);
+        cur.portUnreach += v[at('portUnreach')]!;
+        if (v[at('portUnreachNs')]! > cur.portUnreachNs) cur.portUnreachNs = v[at('portUnreachNs')]!;
         const resolvedNs = v[at('resolvedNs')]!;
         const pmtu = Number(v[at('pmtu')]!);
         if (pmtu && v[at('pmtuUntilNs')]! > process.hrtime.bigint() && (cur.pathMtu === undefined || pmtu < cur.pathMtu)) cur.pathMtu = pmtu;

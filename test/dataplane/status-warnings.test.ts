@@ -30,3 +30,18 @@ describe('status warnings about the underlay', () => {
     expect(statusWarnings(r(601))).toEqual([]);
   });
 });
+
+describe('status warnings about a dstPort that differs between nodes', () => {
+  const withPeer = (peer: Record<string, unknown>) => ({ ...reply(undefined), dstPort: 4789, peers: [{ vtep: '192.0.2.9', ...peer }] } as unknown as StatusReply);
+  it('a peer sending to another port: names the peer and both ports', () => {
+    const w = statusWarnings(withPeer({ wrongPort: { port: 8472, frames: 5, secondsAgo: 2 }, portUnreachable: { frames: 3, secondsAgo: 1 } }));
+    expect(w.map((x) => x.text)).toEqual([expect.stringMatching(/^peer 192\.0\.2\.9 sends VXLAN to UDP 8472; this node listens on 4789 \(dstPort\): give every node the same dstPort \(Linux's vxlan device uses 8472 when created without dstport\)\. 5 frame\(s\) from it dropped \(not_vxlan_port\), the last 2 s ago$/)]);
+  });
+  it('a peer answering ours with port unreachable only: nothing listens on our port there', () => {
+    const w = statusWarnings(withPeer({ portUnreachable: { frames: 3, secondsAgo: 1 } }));
+    expect(w.map((x) => x.text)).toEqual([expect.stringMatching(/^peer 192\.0\.2\.9 has nothing listening on UDP 4789: its host answered this node's VXLAN with 3 ICMP port unreachable, the last 1 s ago/)]);
+  });
+  it('not ten minutes after', () => {
+    expect(statusWarnings(withPeer({ wrongPort: { port: 8472, frames: 5, secondsAgo: 700 }, portUnreachable: { frames: 3, secondsAgo: 700 } }))).toEqual([]);
+  });
+});

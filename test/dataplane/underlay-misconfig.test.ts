@@ -1,6 +1,7 @@
 // Underlay settings that disagree between nodes, against real kernel vxlan peers: the
 // frames were dropped under a name that pointed elsewhere (a zero IPv6 UDP checksum
-// counted as a bad one) and `status` said nothing. Now each has its drop reason and its
+// counted as a bad one) or one that did not say whose (not_vxlan_port, not_udp for the
+// peer's port unreachable), and `status` said nothing. Now each has its drop reason and its
 // warning, naming both settings.
 import { spawnSync } from 'node:child_process';
 import { beforeAll, expect, it } from 'vitest';
@@ -10,7 +11,10 @@ import { kernelPeer } from '../helpers/kernel-peer.js';
 import type { Netns } from '../helpers/netns.js';
 import { describePrivileged } from '../helpers/privileged.js';
 
-type Status = { udpZeroChecksum?: { frames: number; secondsAgo: number } };
+type Status = {
+  udpZeroChecksum?: { frames: number; secondsAgo: number };
+  peers: { vtep: string; wrongPort?: { port: number; frames: number; secondsAgo: number }; portUnreachable?: { frames: number; secondsAgo: number } }[];
+};
 type Stats = { counters: { drops: Record<string, number> } };
 
 // RFC 6935/6936 let an IPv6 tunnel leave its UDP checksums out, by configuration (Linux:
@@ -44,4 +48,42 @@ describePrivileged('an IPv6 peer that sends zero UDP checksums to a node that ve
       await dp.stop();
     }
   }, 40_000);
+});
+
+// A kernel peer made with dstport 8472 (the kernel's default when none is given) beside
+// a node on 4789: its VXLAN comes to 8472 (not_vxlan_port) and its host answers ours to
+// 4789 with ICMP port unreachable.
+describePrivileged('a kernel peer on UDP 8472 beside a node on 4789', { netns: true, commands: ['ping'] }, () => {
+  const k = kernelPeer('h84p', { dstPort: 8472 });
+  const { up, pu, rep, repp } = k;
+  let u: Netns, p: Netns, q: Netns;
+  beforeAll(() => {
+    ({ u, p, q } = k);
+  });
+
+  it('status names the peer and both ports, from its frames and from its port unreachable; the header and the start log say the port', async () => {
+    const dp = await dataplaneOn(u, up, k.dir, { peers: [{ vtep: '192.0.2.2', mac: p.mac(pu) }], cpus: [0] });
+    try {
+      expect(dp.log()).toMatch(/VTEP 192\.0\.2\.1, VXLAN on UDP 4789, 1 peer\(s\)/);
+      await request(dp.socket, { op: 'attach', representor: rep, vni: 100, mac: q.mac(repp) });
+      p.ip(['neigh', 'replace', '192.0.2.1', 'lladdr', u.mac(up), 'nud', 'permanent', 'dev', pu]);
+      const peer = async () => ((await request(dp.socket, { op: 'status' })) as unknown as Status).peers.find((x) => x.vtep === '192.0.2.2')!;
+      let st = await peer();
+      for (let i = 0; i < 20 && !(st.wrongPort && st.portUnreachable); i++) {
+        spawnSync('ip', ['netns', 'exec', p.name, 'ping', '-n', '-c', '1', '-W', '1', '10.9.0.1']); // its VXLAN to our 8472
+        k.podPing(); // ours to its 4789
+        st = await peer();
+      }
+      expect(st.wrongPort, JSON.stringify(st)).toMatchObject({ port: 8472 });
+      expect(st.wrongPort!.frames).toBeGreaterThan(0);
+      expect(st.portUnreachable?.frames, JSON.stringify(st)).toBeGreaterThan(0);
+      const human = vfplane(['dataplane', 'status', '--socket', dp.socket]);
+      const out = human.stdout + human.stderr;
+      expect(out).toMatch(/VTEP 192\.0\.2\.1 \(VXLAN on UDP 4789\)/);
+      expect(out).toMatch(/warning: peer 192\.0\.2\.2 sends VXLAN to UDP 8472; this node listens on 4789 \(dstPort\): give every node the same dstPort \(Linux's vxlan device uses 8472 when created without dstport\)/);
+    } finally {
+      await dp.stop();
+      p.ip(['neigh', 'del', '192.0.2.1', 'dev', pu]);
+    }
+  }, 60_000);
 });
