@@ -1146,6 +1146,26 @@ static VFP_COLD void uplink_unreach4(worker *w, const vfp_pkt *p, size_t l3, uin
     ps->port_unreach_ns = now;
 }
 
+/* The same for an ICMPv6 "port unreachable" (type 1 code 4): from uplink_nd, which then
+ * drops it as nd_other. */
+static VFP_COLD void uplink_unreach6(worker *w, const vfp_pkt *p, size_t l3, uint32_t plen, uint64_t now) {
+    const dp_cfg *c = w->cfg;
+    const uint8_t *ip = p->data + l3, *m = ip + 40;
+    const uint8_t *q = m + 8;
+    if (c->local.family != 6 || plen < 8 + 40 + 8 || memcmp(ip + 24, c->local.bytes, 16)) return;
+    if (m[0] != 1 || m[1] != 4 || vfp_icmp6__csum(ip + 8, ip + 24, m, plen) != 0) return;
+    if ((q[0] >> 4) != 6 || q[6] != 17 || memcmp(q + 8, c->local.bytes, 16)) return;
+    const uint8_t *udp = q + 40;
+    if ((uint16_t)(udp[2] << 8 | udp[3]) != c->decap.dst_port) return;
+    vfp_addr a = { .family = 6 };
+    memcpy(a.bytes, q + 24, 16);
+    const int peer = peer_find(c, &a);
+    if (peer < 0) return;
+    vfp_dp_peer_stats *ps = &w->st->peers[c->peers[peer].slot];
+    ps->port_unreach++;
+    ps->port_unreach_ns = now;
+}
+
 /* The same for an ICMPv6 "packet too big" (type 2) to our VTEP: from uplink_nd. */
 static VFP_COLD int uplink_pmtu6(worker *w, vfp_pkt *p, size_t l3, uint32_t plen, uint64_t now) {
     const dp_cfg *c = w->cfg;
@@ -1377,6 +1397,7 @@ static VFP_COLD void uplink_nd(worker *w, vfp_pkt *p, size_t l3, uint64_t now) {
     const uint32_t plen = p->len >= l3 + 40 ? (uint32_t)(ip[4] << 8 | ip[5]) : 0;
     if (plen >= 8 && p->len >= l3 + 40 + plen && m[0] == 128 && uplink_echo6(w, p, l3, plen)) return;
     if (plen >= 8 && p->len >= l3 + 40 + plen && m[0] == 2 && uplink_pmtu6(w, p, l3, plen, now)) return;
+    if (plen >= 8 && p->len >= l3 + 40 + plen && m[0] == 1) uplink_unreach6(w, p, l3, plen, now);
     int bad = c->local.family != 6 || !plen || p->len < l3 + 40 + plen || plen < 24 || ip[7] != 255 ||
               m[1] != 0 || (m[0] != 135 && m[0] != 136) || vfp_icmp6__csum(ip + 8, ip + 24, m, plen) != 0 ||
               m[8] == 0xff; /* the target is never multicast */

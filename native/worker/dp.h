@@ -85,8 +85,8 @@ typedef struct vfp_dp_peer_stats {
                                  * unicast: head-end replication), which the peer owes no answer */
     /* Underlay settings that disagree with the peer's (status names them): its VXLAN
      * frames to a UDP port not ours (dropped as not_vxlan_port), the last such port and
-     * when; ICMP port unreachable from it quoting our VXLAN packet (nothing of its
-     * listens on our port; dropped as not_udp), and when the last came. */
+     * when; ICMP / ICMPv6 port unreachable from it quoting our VXLAN packet (nothing of
+     * its listens on our port; dropped as not_udp / nd_other), and when the last came. */
     uint64_t wrong_port_pkts, wrong_port, wrong_port_ns;
     uint64_t port_unreach, port_unreach_ns;
 } vfp_dp_peer_stats;

@@ -87,3 +87,34 @@ describePrivileged('a kernel peer on UDP 8472 beside a node on 4789', { netns: t
     }
   }, 60_000);
 });
+
+// The same over IPv6: the peer's port unreachable is ICMPv6 (type 1 code 4).
+describePrivileged('an IPv6 kernel peer on UDP 8472 beside a node on 4789', { netns: true, commands: ['ping'] }, () => {
+  const k = kernelPeer('h84v', { v: 6, dstPort: 8472 });
+  const { up, pu, rep, repp } = k;
+  let u: Netns, p: Netns, q: Netns;
+  beforeAll(() => {
+    ({ u, p, q } = k);
+  });
+
+  it('status names the peer and both ports, from its frames and from its ICMPv6 port unreachable', async () => {
+    const dp = await dataplaneOn(u, up, k.dir, { uplink: { ifname: up, netns: u.path, vtep: '2001:db8:1::1' }, peers: [{ vtep: '2001:db8:1::2', mac: p.mac(pu) }], cpus: [0] });
+    try {
+      await request(dp.socket, { op: 'attach', representor: rep, vni: 100, mac: q.mac(repp) });
+      p.ip(['-6', 'neigh', 'replace', '2001:db8:1::1', 'lladdr', u.mac(up), 'nud', 'permanent', 'dev', pu]);
+      const peer = async () => ((await request(dp.socket, { op: 'status' })) as unknown as Status).peers.find((x) => x.vtep === '2001:db8:1::2')!;
+      let st = await peer();
+      for (let i = 0; i < 20 && !(st.wrongPort && st.portUnreachable); i++) {
+        spawnSync('ip', ['netns', 'exec', p.name, 'ping', '-n', '-c', '1', '-W', '1', '10.9.0.1']);
+        k.podPing();
+        st = await peer();
+      }
+      expect(st.wrongPort, JSON.stringify(st)).toMatchObject({ port: 8472 });
+      expect(st.portUnreachable?.frames, JSON.stringify(st)).toBeGreaterThan(0);
+      const human = vfplane(['dataplane', 'status', '--socket', dp.socket]);
+      expect(human.stdout + human.stderr).toMatch(/warning: peer 2001:db8:1::2 sends VXLAN to UDP 8472; this node listens on 4789 \(dstPort\)/);
+    } finally {
+      await dp.stop();
+    }
+  }, 60_000);
+});
