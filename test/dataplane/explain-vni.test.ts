@@ -61,7 +61,7 @@ describePrivileged('explain across VNIs', { root: true }, () => {
       const st = (await request(dp.socket, { op: 'status' })) as { uplink: { vlan: number | null } };
       expect(st.uplink.vlan).toBe(7);
       const human = vfplane(['dataplane', 'status', '--socket', dp.socket]).stdout;
-      expect(human).toMatch(/^node edge: .*, VTEP 192\.0\.2\.1 on underlay VLAN 7, epoch /m);
+      expect(human).toMatch(/^node edge: .*, VTEP 192\.0\.2\.1 on underlay VLAN 7 \(VXLAN on UDP 4789\), epoch /m);
       expect(human).toMatch(/^warning: peer 192\.0\.2\.2 has not answered \d+ ARP\/ND request\(s\): .*Check that the peer is up on the underlay with that address; this node tags its underlay frames with VLAN 7 \(uplink\.vlan\): the peer must be on that VLAN;/m);
     } finally {
       await dp.stop();
