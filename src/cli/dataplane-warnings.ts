@@ -41,7 +41,9 @@ export interface StatusReply {
     /** ICMP port unreachable from it for this node's VXLAN packets. */
     portUnreachable?: { frames: number; secondsAgo: number };
   }[];
-  attachments: { representor: string; pci?: string; vni: number; mac: string; owner?: Record<string, string>; representorState?: string; why?: string; ownerGone?: boolean }[];
+  attachments: { representor: string; pci?: string; vni: number; mac: string; owner?: Record<string, string>; representorState?: string; why?: string; ownerGone?: boolean; podMtu?: number }[];
+  /** Pods' frames over the overlay's MTU since the start (mtu_exceeded), and the ICMP too big sent for them. */
+  mtuExceeded?: { frames: number; icmpTooBig: number; icmpTooBigLimited: number };
   workers: { cpu: number; epoch: number }[];
   ports?: { name: string; kind?: string; queues?: number; ringBytes?: number; txFull?: number; rxNombuf?: number; drops?: Record<string, number>; stackDrop?: boolean; stackDropNote?: string; csumFinished?: number; csumLeft?: number }[];
   learning?: {
@@ -173,6 +175,17 @@ export function statusWarnings(s: StatusReply): StatusWarning[] {
   const orphans = s.attachments.filter((x) => x.ownerGone);
   if (orphans.length) {
     out.push({ about: 'attachments', text: `the pods of ${orphans.map((a) => a.representor).join(', ')} are gone (their network namespaces no longer exist; a reboot?) while their VFs stay on the overlay: their DEL, the runtime's CNI GC or \`vfplane gc\` releases them` });
+  }
+  // Pods whose MTU is over what the overlay carries now (the underlay's MTU may have gone
+  // down since their attach, which said so): their larger frames are dropped, the ones
+  // with DF answered with ICMP too big; the others (most UDP) lost without a word.
+  const om = s.uplink.overlayMtu;
+  const over = om ? s.attachments.filter((a) => a.podMtu !== undefined && a.podMtu > om) : [];
+  if (over.length) {
+    const me = s.mtuExceeded;
+    const seen = me ? `: ${me.frames} frame(s) dropped so far (mtu_exceeded, all pods), ${me.icmpTooBig} answered with ICMP too big${me.icmpTooBigLimited ? ` (${me.icmpTooBigLimited} not, for the rate limit)` : ''}` : '';
+    const names = over.map((a) => `${a.representor}${a.owner?.podName ? ` (pod ${a.owner.podNamespace ?? '?'}/${a.owner.podName})` : ''} MTU ${a.podMtu}`);
+    out.push({ about: 'attachments', text: `${over.length === 1 ? 'a pod interface has an MTU' : `${over.length} pod interfaces have MTUs`} over the ${om} bytes the overlay carries (${listSome(names)})${seen}. Their packets over ${om} bytes are dropped; those with DF set are answered with ICMP too big (TCP adapts), those without (most UDP, \`ping -M dont\`) are lost without a word. Give the pods an MTU ≤ ${om} (CNI "mtu") or raise the underlay's MTU` });
   }
   const sf = s.stateFile;
   if (sf) out.push({ about: 'attachments', text: `the state file ${sf.path} cannot be written (${sf.why}) since ${sf.unsavedSeconds} s ago: what changed since is running but not in it, and a restart now would start from the file as it was (a pod detached since comes back, until its VF is found released). Make the state directory writable (and not full); the data plane writes the file as soon as it can` });

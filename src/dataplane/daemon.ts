@@ -243,6 +243,10 @@ export class Daemon {
   /** learnMoved as the beat and status saw it over the last MOVED_WINDOW_MS (CLOCK_MONOTONIC
    *  ms), oldest first: how many learned MACs moved to another VTEP lately. */
   private movedSeen: { atMs: number; moved: bigint }[] = [];
+  /** Each attachment's pod MTU as its attach checked it (the request's, else the
+   *  representor's; none for vfplane-cni's mtuAuto, whose pod takes the overlay's): status
+   *  holds it against the underlay's MTU as it is now. */
+  private podMtus = new Map<string, number>();
   /** When the udp_zero_checksum drops last grew (CLOCK_MONOTONIC ms), likewise. */
   private zeroCsumSeen = { n: 0n, at: 0 };
   private uplinkClaim: Claim | null = null;
@@ -1222,6 +1226,8 @@ export class Daemon {
     }
     const att: Attached = { ...a, slot: port.slot, portInfo: port, claimed, ifindex: l.ifindex };
     this.atts.set(a.representor, att);
+    if (podMtu && !a.mtuAuto) this.podMtus.set(a.representor, podMtu);
+    else this.podMtus.delete(a.representor);
     try {
       this.commit();
     } catch (e) {
@@ -1318,6 +1324,7 @@ export class Daemon {
     else if (key.pci) att = [...this.atts.values()].find((a) => a.pci === key.pci);
     if (!att) return null;
     this.atts.delete(att.representor);
+    this.podMtus.delete(att.representor);
     this.dp!.removePort(att.slot);
     this.commit();
     await releaseNetdev(this.claims, att.claimed);
@@ -1894,7 +1901,9 @@ export class Daemon {
       ...(this.zeroCsumSeen.at ? { udpZeroChecksum: { frames: Number(this.zeroCsumSeen.n), secondsAgo: ago(this.zeroCsumSeen.at) } } : {}),
       // The VNIs with a flood list of their own (config or `flood set`); others flood to every peer.
       floods: [...this.floods].sort(([a], [b]) => a - b).map(([vni, vteps]) => ({ vni, vteps })),
-      attachments: this.attachmentList().map(({ a, state, why }) => ({ representor: a.representor, pci: a.pci, vni: a.vni, mac: a.mac, owner: a.owner, representorState: state, ...(why ? { why } : {}), ...ownerGone(a) })),
+      attachments: this.attachmentList().map(({ a, state, why }) => ({ representor: a.representor, pci: a.pci, vni: a.vni, mac: a.mac, owner: a.owner, representorState: state, ...(why ? { why } : {}), ...ownerGone(a), ...(this.podMtus.has(a.representor) ? { podMtu: this.podMtus.get(a.representor) } : {}) })),
+      // Pods' frames over what the underlay carries: dropped, some answered with ICMP too big.
+      mtuExceeded: { frames: Number(counters.drops.mtu_exceeded ?? 0n), icmpTooBig: Number(counters.misc.icmpTooBig ?? 0n), icmpTooBigLimited: Number(counters.misc.icmpTooBigLimited ?? 0n) },
       workers: counters.perWorker.map((w) => ({ cpu: w.cpu, epoch: Number(w.epoch) })),
       // Whether the learned table has filled (since the start): new MACs then flood.
       learning: {

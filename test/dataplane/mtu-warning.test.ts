@@ -85,6 +85,14 @@ describePrivileged('MTU advice at attach', { netns: true }, () => {
       }
       expect(st!.counters.drops?.mtu_exceeded, JSON.stringify(st)).toBe(1);
       expect(st!.counters.vnis.find((v) => v.vni === 100)?.encapPkts, JSON.stringify(st)).toBe(1);
+      // Status says it while it holds, not only the attach's log line (a walkthrough's
+      // pod lost its DF-less packets with status and doctor saying ok): the two over it,
+      // with what was dropped; not the two at the limit.
+      const human = vfplane(['dataplane', 'status', '--socket', dp.socket]).stdout;
+      const warn = human.split('\n').filter((l) => l.includes('the overlay carries ('));
+      expect(warn).toEqual([`warning: 2 pod interfaces have MTUs over the 1450 bytes the overlay carries (${over} MTU 1451, ${big2} MTU 1451): 1 frame(s) dropped so far (mtu_exceeded, all pods), 0 answered with ICMP too big. Their packets over 1450 bytes are dropped; those with DF set are answered with ICMP too big (TCP adapts), those without (most UDP, \`ping -M dont\`) are lost without a word. Give the pods an MTU ≤ 1450 (CNI "mtu") or raise the underlay's MTU`]);
+      const sj = (await request(dp.socket, { op: 'status' })) as unknown as { attachments: { representor: string; podMtu?: number }[] };
+      expect(Object.fromEntries(sj.attachments.map((a) => [a.representor, a.podMtu]))).toEqual({ [fits]: 1450, [over]: 1451, [big]: 1450, [big2]: 1451 });
       // Pods come and go on the same VF with the same config: the advice is given once,
       // and each later attach notes the MTU in its own line.
       for (let i = 0; i < 3; i++) {
