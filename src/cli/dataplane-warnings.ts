@@ -23,6 +23,8 @@ export interface StatusReply {
   notPeer?: { vtep: string; frames: number; secondsAgo: number };
   /** Frames dropped as static_elsewhere since the start, and when the count last grew. */
   staticElsewhere?: { frames: number; secondsAgo: number };
+  /** Pods' frames dropped as spoofed since the start, and when the count last grew. */
+  spoofed?: { frames: number; secondsAgo: number };
   /** IPv6 VXLAN frames dropped as udp_zero_checksum, and since when none more. */
   udpZeroChecksum?: { frames: number; secondsAgo: number };
   neighReachableSeconds?: number;
@@ -187,6 +189,8 @@ export function statusWarnings(s: StatusReply): StatusWarning[] {
     const names = over.map((a) => `${a.representor}${a.owner?.podName ? ` (pod ${a.owner.podNamespace ?? '?'}/${a.owner.podName})` : ''} MTU ${a.podMtu}`);
     out.push({ about: 'attachments', text: `${over.length === 1 ? 'a pod interface has an MTU' : `${over.length} pod interfaces have MTUs`} over the ${om} bytes the overlay carries (${listSome(names)})${seen}. Their packets over ${om} bytes are dropped; those with DF set are answered with ICMP too big (TCP adapts), those without (most UDP, \`ping -M dont\`) are lost without a word. Give the pods an MTU ≤ ${om} (CNI "mtu") or raise the underlay's MTU` });
   }
+  const sp = s.spoofed;
+  if (sp && recent(sp.secondsAgo)) out.push({ about: 'attachments', text: `${sp.frames} frame(s) from pods dropped since the start, the last ${sp.secondsAgo} s ago (spoofed): a pod sent from a MAC other than the one it was attached with (antiSpoof), so none of its frames reach the overlay: a MAC changed inside the pod (\`ip link set … address\`), or a bridge or VM in it. \`vfplane dataplane drops --reason spoofed\` shows the port and the MAC; give the pod its attached MAC back, or attach it with the MAC it uses (CNI "mac")` });
   const sf = s.stateFile;
   if (sf) out.push({ about: 'attachments', text: `the state file ${sf.path} cannot be written (${sf.why}) since ${sf.unsavedSeconds} s ago: what changed since is running but not in it, and a restart now would start from the file as it was (a pod detached since comes back, until its VF is found released). Make the state directory writable (and not full); the data plane writes the file as soon as it can` });
   return out;

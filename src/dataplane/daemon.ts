@@ -236,7 +236,7 @@ export class Daemon {
   private stateRewrite = false; // the state file had what this start dropped: rewritten once restored
   /** When the learned table's full / per-VNI-cap counts last grew (CLOCK_MONOTONIC ms), as
    *  seen on the beat and by status: the warnings are about now, not the daemon's life. */
-  private learnSeen = { full: 0n, fullAt: 0, limited: 0n, limitedAt: 0, elsewhere: 0n, elsewhereAt: 0 };
+  private learnSeen = { full: 0n, fullAt: 0, limited: 0n, limitedAt: 0, elsewhere: 0n, elsewhereAt: 0, spoofed: 0n, spoofedAt: 0 };
   /** A change made while the state file could not be written (a pod's detach, the beat's
    *  own): since when (Date.now()) and why. The beat writes the file again until it can. */
   private unsaved: { since: number; why: string } | null = null;
@@ -450,6 +450,8 @@ export class Daemon {
     if (limited > this.learnSeen.limited) this.learnSeen.limited = limited, this.learnSeen.limitedAt = now;
     const elsewhere = drops.static_elsewhere ?? 0n;
     if (elsewhere > this.learnSeen.elsewhere) this.learnSeen.elsewhere = elsewhere, this.learnSeen.elsewhereAt = now;
+    const spoofed = drops.spoofed ?? 0n;
+    if (spoofed > this.learnSeen.spoofed) this.learnSeen.spoofed = spoofed, this.learnSeen.spoofedAt = now;
     const m = this.movedSeen;
     m.push({ atMs: now, moved: engine.learnMoved ?? 0n });
     while (m.length > 1 && m[0]!.atMs < now - MOVED_WINDOW_MS) m.shift();
@@ -1896,6 +1898,8 @@ export class Daemon {
       // Frames from a MAC a static entry puts behind another VTEP (static_elsewhere): a
       // static entry that points at the wrong VTEP, or a MAC spoofed on the underlay.
       ...(this.learnSeen.elsewhereAt ? { staticElsewhere: { frames: Number(this.learnSeen.elsewhere), secondsAgo: ago(this.learnSeen.elsewhereAt) } } : {}),
+      // Pods' frames from a MAC not their attachment's (antiSpoof): a pod that changed its MAC.
+      ...(this.learnSeen.spoofedAt ? { spoofed: { frames: Number(this.learnSeen.spoofed), secondsAgo: ago(this.learnSeen.spoofedAt) } } : {}),
       // IPv6 VXLAN frames refused for a zero UDP checksum (verifyUdpCsum on, a peer that
       // leaves it out): how many, and when the count last grew.
       ...(this.zeroCsumSeen.at ? { udpZeroChecksum: { frames: Number(this.zeroCsumSeen.n), secondsAgo: ago(this.zeroCsumSeen.at) } } : {}),

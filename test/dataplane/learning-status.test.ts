@@ -5,6 +5,7 @@ import { expect, it } from 'vitest';
 import { request } from '../../src/dataplane/control.js';
 import { dataplaneOn, vfplane } from '../helpers/cli.js';
 import { describePrivileged } from '../helpers/privileged.js';
+import { inject } from '../helpers/netns.js';
 import { fromVtep, POD, uplinkNetns } from '../helpers/underlay.js';
 import { join } from 'node:path';
 import { mkdirSync } from 'node:fs';
@@ -66,6 +67,30 @@ describePrivileged('status on the learned FDB, on a running data plane', { netns
       expect(st).toMatch(said);
       expect(Number(said.exec(st)![1])).toBe(3);
       expect((await request(dp.socket, { op: 'status' })).staticElsewhere).toMatchObject({ frames: 3 });
+    } finally {
+      await dp.stop();
+    }
+  }, 30_000);
+
+  // A pod that changed its MAC has every frame dropped as spoofed, which only the
+  // counters showed (a troubleshooting walkthrough, helper-80).
+  it('warns of pods\' frames dropped as spoofed, naming the fix; not for the pod\'s own MAC', async () => {
+    e.n.ip(['link', 'set', e.repp, 'address', POD]); // the pod's own kernel frames (IPv6 DAD, RS) are its MAC's
+    const dp = await start('spoofed');
+    const said = /^warning: (\d+) frame\(s\) from pods dropped since the start, the last \d+ s ago \(spoofed\): a pod sent from a MAC other than the one it was attached with \(antiSpoof\).*`vfplane dataplane drops --reason spoofed`.*attach it with the MAC it uses/m;
+    const frame = (src: string) => Uint8Array.from([...Buffer.from(`ffffffffffff${src.replaceAll(':', '')}0800`, 'hex'), 0x45, ...new Array(45).fill(0)]);
+    try {
+      inject(e.n, e.repp, [frame(POD)]);
+      await new Promise((r) => setTimeout(r, 200));
+      expect(vfplane(['dataplane', 'status', '--socket', dp.socket]).stdout).not.toMatch(said);
+      expect((await request(dp.socket, { op: 'status' })).spoofed).toBeUndefined();
+      inject(e.n, e.repp, [frame('02:00:00:00:83:09'), frame('02:00:00:00:83:09')]);
+      const drops = async () => ((await request(dp.socket, { op: 'stats' })).counters as { drops: Record<string, number> }).drops.spoofed ?? 0;
+      for (let i = 0; i < 50 && (await drops()) < 2; i++) await new Promise((r) => setTimeout(r, 20));
+      const st = vfplane(['dataplane', 'status', '--socket', dp.socket]).stdout;
+      expect(st).toMatch(said);
+      expect(Number(said.exec(st)![1])).toBe(2);
+      expect((await request(dp.socket, { op: 'status' })).spoofed).toMatchObject({ frames: 2 });
     } finally {
       await dp.stop();
     }
