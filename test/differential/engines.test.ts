@@ -151,7 +151,7 @@ function corrupt(r: Rng, f: Uint8Array): Uint8Array {
     while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
     put16(g, ip + 10, ~sum & 0xffff);
   };
-  switch (r.int(0, 15)) {
+  switch (r.int(0, 16)) {
     case 0: return g.subarray(0, r.int(0, Math.min(g.length, l4 + 20)));     // truncation
     case 1: g[ip]! ^= 0xf0; break;                                            // version
     case 2: if (v4) g[ip] = 0x40 | r.int(0, 4); break;                        // IHL
@@ -168,6 +168,7 @@ function corrupt(r: Rng, f: Uint8Array): Uint8Array {
     case 13: return Uint8Array.from([...g, ...r.bytes(r.int(1, 40))]);       // trailing padding
     case 14: put16(g, l4 + 4, 16 + r.int(0, 13)); break;                      // inner too short
     case 15: if (v4) { g[ip + 1] = g[ip + 1]! | 3; refresh(); } else g[ip + 1] = g[ip + 1]! | 0x30; break; // outer CE (RFC 6040)
+    case 16: put16(g, l4 + 6, 0); break;                                      // no UDP checksum (IPv6: refused when verified)
   }
   return g;
 }
