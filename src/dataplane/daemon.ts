@@ -2236,6 +2236,8 @@ export function prometheus(m: MetricsInput): string {
   metric('vfplane_peer_encap_bytes_total', 'Bytes encapsulated to each peer VTEP (outer frames).', 'counter', peers.map((p) => [{ peer: p.vtep }, p.encapBytes]));
   metric('vfplane_peer_decap_packets_total', 'VXLAN frames from each peer VTEP decapsulated.', 'counter', peers.map((p) => [{ peer: p.vtep }, p.decapPkts]));
   metric('vfplane_peer_decap_bytes_total', 'Bytes decapsulated from each peer VTEP (inner frames).', 'counter', peers.map((p) => [{ peer: p.vtep }, p.decapBytes]));
+  metric('vfplane_peer_wrong_port_packets_total', 'VXLAN frames from each peer VTEP to another UDP port than this node\'s dstPort (dropped as not_vxlan_port): the nodes disagree on the port.', 'counter', peers.map((p) => [{ peer: p.vtep }, p.wrongPortPkts]));
+  metric('vfplane_peer_port_unreachable_total', 'ICMP port unreachable from each peer VTEP for this node\'s VXLAN packets: nothing there listens on dstPort.', 'counter', peers.map((p) => [{ peer: p.vtep }, p.portUnreach]));
   metric('vfplane_peer_neighbour_requests_total', 'ARP requests / neighbour solicitations sent for each peer\'s MAC.', 'counter', peers.map((p) => [{ peer: p.vtep }, p.requests]));
   metric('vfplane_peer_resolved', 'Whether each peer\'s underlay MAC is known (1: configured or learned, 0: unresolved, its frames dropped as neigh_unresolved).', 'gauge', peers.map((p) => [{ peer: p.vtep }, p.state === 'unresolved' ? 0 : 1]));
   metric('vfplane_drops_total', 'Frames dropped, by reason.', 'counter', Object.entries(c.drops).map(([r, v]) => [{ reason: r }, v]));

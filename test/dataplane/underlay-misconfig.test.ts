@@ -61,8 +61,8 @@ describePrivileged('a kernel peer on UDP 8472 beside a node on 4789', { netns: t
     ({ u, p, q } = k);
   });
 
-  it('status names the peer and both ports, from its frames and from its port unreachable; the header and the start log say the port', async () => {
-    const dp = await dataplaneOn(u, up, k.dir, { peers: [{ vtep: '192.0.2.2', mac: p.mac(pu) }], cpus: [0] });
+  it('status names the peer and both ports, from its frames and from its port unreachable; the header, the start log and the metrics say it', async () => {
+    const dp = await dataplaneOn(u, up, k.dir, { peers: [{ vtep: '192.0.2.2', mac: p.mac(pu) }], cpus: [0], metrics: '127.0.0.1:0' });
     try {
       expect(dp.log()).toMatch(/VTEP 192\.0\.2\.1, VXLAN on UDP 4789, 1 peer\(s\)/);
       await request(dp.socket, { op: 'attach', representor: rep, vni: 100, mac: q.mac(repp) });
@@ -81,6 +81,11 @@ describePrivileged('a kernel peer on UDP 8472 beside a node on 4789', { netns: t
       const out = human.stdout + human.stderr;
       expect(out).toMatch(/VTEP 192\.0\.2\.1 \(VXLAN on UDP 4789\)/);
       expect(out).toMatch(/warning: peer 192\.0\.2\.2 sends VXLAN to UDP 8472; this node listens on 4789 \(dstPort\): give every node the same dstPort \(Linux's vxlan device uses 8472 when created without dstport\)/);
+      // For alerts: the same counts, per peer.
+      const text = await (await fetch(`http://127.0.0.1:${dp.metricsPort}/metrics`)).text();
+      const m = (name: string) => Number(new RegExp(`^${name}\\{node="edge",peer="192\\.0\\.2\\.2"\\} (\\d+)$`, 'm').exec(text)?.[1] ?? -1);
+      expect(m('vfplane_peer_wrong_port_packets_total')).toBeGreaterThanOrEqual(st.wrongPort!.frames);
+      expect(m('vfplane_peer_port_unreachable_total')).toBeGreaterThanOrEqual(st.portUnreachable!.frames);
     } finally {
       await dp.stop();
       p.ip(['neigh', 'del', '192.0.2.1', 'dev', pu]);
