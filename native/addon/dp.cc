@@ -856,7 +856,7 @@ Napi::Value DpStatsLayout(const Napi::CallbackInfo &info) {
   r.Set("vniFields", Names(env, {"vni", "encapPkts", "encapBytes", "decapPkts", "decapBytes", "floodPkts", "localPkts", "drops"}));
   r.Set("peers", W(offsetof(vfp_dp_worker_stats, peers)));
   r.Set("peerWords", W(sizeof(vfp_dp_peer_stats)));
-  r.Set("peerFields", Names(env, {"family", "addrHi", "addrLo", "encapPkts", "encapBytes", "requests", "mac", "resolvedNs", "pmtu", "pmtuUntilNs", "confirmedNs", "decapPkts", "decapBytes", "rxNs", "floodPkts", "wrongPortPkts", "wrongPort", "wrongPortNs", "portUnreach", "portUnreachNs"}));
+  r.Set("peerFields", Names(env, {"family", "addrHi", "addrLo", "encapPkts", "encapBytes", "requests", "mac", "resolvedNs", "pmtu", "pmtuUntilNs", "confirmedNs", "decapPkts", "decapBytes", "rxNs", "floodPkts", "wrongPortPkts", "wrongPort", "wrongPortNs", "portUnreach", "portUnreachNs", "notLocalPkts", "notLocalFamily", "notLocalHi", "notLocalLo", "notLocalNs"}));
   r.Set("maxPeers", Napi::Number::New(env, VFP_DP_MAX_PEERS));
   r.Set("maxPorts", Napi::Number::New(env, VFP_DP_MAX_PORTS));
   r.Set("maxVnis", Napi::Number::New(env, VFP_DP_MAX_VNIS));

@@ -2123,6 +2123,47 @@ static VFP_COLD void note_wrong_port(worker *w, const dp_cfg *c, const vfp_pkt *
     ps->wrong_port_ns = now;
 }
 
+/* A frame decap dropped as not_local (to our MAC, not our VTEP address): one from a
+ * peer's VXLAN to our port counts for that peer with the address it was sent to. Decap
+ * checked the IP header (lengths, IPv4 checksum) before not_local; the rest is checked
+ * here. Cold: a drop branch. */
+static VFP_COLD void note_not_local(worker *w, const dp_cfg *c, const vfp_pkt *p, uint64_t now) {
+    uint32_t l3;
+    const uint8_t *f = p->data;
+    const uint16_t type = vfp_eth__type(f, p->len, &l3);
+    const uint8_t *ip = f + l3, *udp;
+    uint32_t avail;
+    vfp_addr src, dst;
+    memset(&src, 0, sizeof src);
+    memset(&dst, 0, sizeof dst);
+    if (type == 0x0800) {
+        const uint32_t hl = 4u * (ip[0] & 0x0f);
+        if (ip[9] != 17) return;
+        avail = (uint32_t)vfp_rd16(ip + 2) - hl; /* decap: hl ≤ total length, within the frame */
+        udp = ip + hl;
+        src.family = dst.family = 4;
+        memcpy(src.bytes, ip + 12, 4);
+        memcpy(dst.bytes, ip + 16, 4);
+    } else if (type == 0x86dd) {
+        if (ip[6] != 17) return;
+        avail = vfp_rd16(ip + 4); /* decap: within the frame */
+        udp = ip + 40;
+        src.family = dst.family = 6;
+        memcpy(src.bytes, ip + 8, 16);
+        memcpy(dst.bytes, ip + 24, 16);
+    } else {
+        return;
+    }
+    if (avail < 16 || vfp_rd16(udp + 2) != c->decap.dst_port || !(udp[8] & 0x08)) return;
+    const int peer = peer_find(c, &src);
+    if (peer < 0) return;
+    vfp_dp_peer_stats *ps = &w->st->peers[c->peers[peer].slot];
+    ps->not_local_pkts++;
+    ps->not_local_family = dst.family;
+    memcpy(ps->not_local_addr, dst.bytes, 16);
+    ps->not_local_ns = now;
+}
+
 /* Frames from the underlay: ARP for our VTEP, else decap and switch to local ports. */
 static void from_uplink(worker *w, vfp_pkt **pk, uint16_t n, uint64_t now, uint32_t now_s) {
     const dp_cfg *c = w->cfg;
@@ -2305,6 +2346,7 @@ static void from_uplink(worker *w, vfp_pkt **pk, uint16_t n, uint64_t now, uint3
         vfp_pkt *p = vx[i];
         if (state[i] == UP_BAD) {
             if (VFP_UNLIKELY(p->reason == VFP_R_NOT_VXLAN_PORT)) note_wrong_port(w, c, p, now);
+            else if (VFP_UNLIKELY(p->reason == VFP_R_NOT_LOCAL)) note_not_local(w, c, p, now);
             vfp_pkt__free_burst(&p, 1);
             continue;
         }

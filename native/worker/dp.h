@@ -89,6 +89,12 @@ typedef struct vfp_dp_peer_stats {
      * its listens on our port; dropped as not_udp / nd_other), and when the last came. */
     uint64_t wrong_port_pkts, wrong_port, wrong_port_ns;
     uint64_t port_unreach, port_unreach_ns;
+    /* Its VXLAN frames to our port and MAC but another IP address than our VTEP (dropped
+     * as not_local): one of the two nodes has the wrong VTEP address (uplink.vtep, its
+     * peers). How many, the last such address (family, then 16 bytes) and when. */
+    uint64_t not_local_pkts, not_local_family;
+    uint8_t not_local_addr[16];
+    uint64_t not_local_ns;
 } vfp_dp_peer_stats;
 
 /* One worker's counters. Written only by that worker; readers sum across workers and

@@ -42,6 +42,8 @@ export interface StatusReply {
     wrongPort?: { port: number; frames: number; secondsAgo: number };
     /** ICMP port unreachable from it for this node's VXLAN packets. */
     portUnreachable?: { frames: number; secondsAgo: number };
+    /** Its VXLAN frames to this node's MAC and port but another address than its VTEP. */
+    sentElsewhere?: { to: string; frames: number; secondsAgo: number };
   }[];
   attachments: { representor: string; pci?: string; vni: number; mac: string; owner?: Record<string, string>; representorState?: string; why?: string; ownerGone?: boolean; podMtu?: number }[];
   /** Pods' frames over the overlay's MTU since the start (mtu_exceeded), and the ICMP too big sent for them. */
@@ -160,6 +162,12 @@ export function statusWarnings(s: StatusReply): StatusWarning[] {
   // Frames from a VTEP the config does not name: delivered, its MACs not learned.
   const np = s.notPeer;
   if (np && np.secondsAgo <= RECENT_S) out.push({ about: 'peers', text: `frames from VTEP ${np.vtep}, which is not a peer of this node, came in ${np.secondsAgo} s ago (${np.frames} from such VTEPs since the start): they reach the pods, but the MACs behind it are not learned, so the replies flood (or go nowhere on a VNI with a flood list) and never reach it unless it is a peer. A node renumbered, or one missing from the peers: add it (peers in the config, or \`vfplane dataplane peer add ${np.vtep}\`)` });
+  // A peer that sends this node's VXLAN to another address than its VTEP (to its MAC: an
+  // address it had, or the peer's entry for it is wrong): one of the two is misconfigured.
+  for (const p of s.peers) {
+    const se = p.sentElsewhere;
+    if (se && recent(se.secondsAgo)) out.push({ about: 'peers', text: `peer ${p.vtep} sends VXLAN to ${se.to}, not to this node's VTEP ${s.uplink.vtep} (uplink.vtep): ${se.frames} frame(s) dropped (not_local), the last ${se.secondsAgo} s ago. One of the two nodes has the wrong address: this node's uplink.vtep (renumbered, a typo), or the peer's entry for this node (its peers list, its FDB)` });
+  }
   // A peer that leaves IPv6 UDP checksums out (RFC 6935/6936 allow it for tunnels, by
   // configuration) against this node verifying them: every frame of it is lost.
   const zc = s.udpZeroChecksum;

@@ -1861,6 +1861,9 @@ export class Daemon {
         // for ours: a dstPort that differs between the nodes.
         ...(k?.wrongPortPkts ? { wrongPort: { port: k.wrongPort, frames: Number(k.wrongPortPkts), secondsAgo: Math.max(0, Math.round(Number(now - k.wrongPortNs) / 1e9)) } } : {}),
         ...(k?.portUnreach ? { portUnreachable: { frames: Number(k.portUnreach), secondsAgo: Math.max(0, Math.round(Number(now - k.portUnreachNs) / 1e9)) } } : {}),
+        // Its VXLAN to our MAC and port but another address than our VTEP: one of the two
+        // nodes has the wrong VTEP address.
+        ...(k?.notLocalPkts ? { sentElsewhere: { to: k.notLocalTo, frames: Number(k.notLocalPkts), secondsAgo: Math.max(0, Math.round(Number(now - k.notLocalNs) / 1e9)) } } : {}),
       };
     });
   }
@@ -2238,6 +2241,7 @@ export function prometheus(m: MetricsInput): string {
   metric('vfplane_peer_decap_bytes_total', 'Bytes decapsulated from each peer VTEP (inner frames).', 'counter', peers.map((p) => [{ peer: p.vtep }, p.decapBytes]));
   metric('vfplane_peer_wrong_port_packets_total', 'VXLAN frames from each peer VTEP to another UDP port than this node\'s dstPort (dropped as not_vxlan_port): the nodes disagree on the port.', 'counter', peers.map((p) => [{ peer: p.vtep }, p.wrongPortPkts]));
   metric('vfplane_peer_port_unreachable_total', 'ICMP port unreachable from each peer VTEP for this node\'s VXLAN packets: nothing there listens on dstPort.', 'counter', peers.map((p) => [{ peer: p.vtep }, p.portUnreach]));
+  metric('vfplane_peer_wrong_vtep_packets_total', 'VXLAN frames from each peer VTEP to this node\'s MAC and port but another address than its VTEP (dropped as not_local): one of the two has the wrong VTEP address.', 'counter', peers.map((p) => [{ peer: p.vtep }, p.notLocalPkts]));
   metric('vfplane_peer_neighbour_requests_total', 'ARP requests / neighbour solicitations sent for each peer\'s MAC.', 'counter', peers.map((p) => [{ peer: p.vtep }, p.requests]));
   metric('vfplane_peer_resolved', 'Whether each peer\'s underlay MAC is known (1: configured or learned, 0: unresolved, its frames dropped as neigh_unresolved).', 'gauge', peers.map((p) => [{ peer: p.vtep }, p.state === 'unresolved' ? 0 : 1]));
   metric('vfplane_drops_total', 'Frames dropped, by reason.', 'counter', Object.entries(c.drops).map(([r, v]) => [{ reason: r }, v]));

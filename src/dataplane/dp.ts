@@ -263,6 +263,11 @@ export interface PeerCounters {
    *  our port), and when the last came, same clock (0n: never). */
   portUnreach: bigint;
   portUnreachNs: bigint;
+  /** Its VXLAN frames to our port and MAC but another address than our VTEP (dropped as
+   *  not_local), the last such address ('' none) and when, same clock (0n: never). */
+  notLocalPkts: bigint;
+  notLocalTo: string;
+  notLocalNs: bigint;
 }
 
 export interface DpCounters {
@@ -285,7 +290,7 @@ export interface DpCounters {
 }
 
 /** The peer counters dp.ts reads, as native/addon/dp.cc names vfp_dp_peer_stats' words. */
-const PEER_FIELDS = ['family', 'addrHi', 'encapPkts', 'encapBytes', 'requests', 'mac', 'resolvedNs', 'pmtu', 'pmtuUntilNs', 'confirmedNs', 'decapPkts', 'decapBytes', 'rxNs', 'floodPkts', 'wrongPortPkts', 'wrongPort', 'wrongPortNs', 'portUnreach', 'portUnreachNs'] as const;
+const PEER_FIELDS = ['family', 'addrHi', 'encapPkts', 'encapBytes', 'requests', 'mac', 'resolvedNs', 'pmtu', 'pmtuUntilNs', 'confirmedNs', 'decapPkts', 'decapBytes', 'rxNs', 'floodPkts', 'wrongPortPkts', 'wrongPort', 'wrongPortNs', 'portUnreach', 'portUnreachNs', 'notLocalPkts', 'notLocalFamily', 'notLocalHi', 'notLocalNs'] as const;
 type PeerField = (typeof PEER_FIELDS)[number];
 
 /** Where each of PEER_FIELDS is; an addon whose layout lacks one is not this build's. */
@@ -551,7 +556,7 @@ export class DataPlane {
         const at = (f: PeerField) => o + this.peerAt[f];
         const vtep = formatIp(fam, bytes, at('addrHi') * 8);
         const st = Number((v[at('mac')]! >> 48n) & 0xffn);
-        const cur = out.get(vtep) ?? { vtep, encapPkts: 0n, encapBytes: 0n, floodPkts: 0n, requests: 0n, mac: null, state: 'unresolved' as const, resolvedNs: 0n, confirmedNs: 0n, decapPkts: 0n, decapBytes: 0n, lastFrameNs: 0n, wrongPortPkts: 0n, wrongPort: 0, wrongPortNs: 0n, portUnreach: 0n, portUnreachNs: 0n };
+        const cur = out.get(vtep) ?? { vtep, encapPkts: 0n, encapBytes: 0n, floodPkts: 0n, requests: 0n, mac: null, state: 'unresolved' as const, resolvedNs: 0n, confirmedNs: 0n, decapPkts: 0n, decapBytes: 0n, lastFrameNs: 0n, wrongPortPkts: 0n, wrongPort: 0, wrongPortNs: 0n, portUnreach: 0n, portUnreachNs: 0n, notLocalPkts: 0n, notLocalNs: 0n, notLocalTo: '' };
         cur.encapPkts += v[at('encapPkts')]!;
         cur.encapBytes += v[at('encapBytes')]!;
         cur.floodPkts += v[at('floodPkts')]!;
@@ -563,6 +568,9 @@ export class DataPlane {
         if (v[at('wrongPortNs')]! > cur.wrongPortNs) cur.wrongPortNs = v[at('wrongPortNs')]!, cur.wrongPort = Number(v[at('wrongPort')]!);
         cur.portUnreach += v[at('portUnreach')]!;
         if (v[at('portUnreachNs')]! > cur.portUnreachNs) cur.portUnreachNs = v[at('portUnreachNs')]!;
+        cur.notLocalPkts += v[at('notLocalPkts')]!;
+        const nlFam = Number(v[at('notLocalFamily')]!);
+        if (v[at('notLocalNs')]! > cur.notLocalNs && (nlFam === 4 || nlFam === 6)) cur.notLocalNs = v[at('notLocalNs')]!, cur.notLocalTo = formatIp(nlFam, bytes, at('notLocalHi') * 8);
         const resolvedNs = v[at('resolvedNs')]!;
         const pmtu = Number(v[at('pmtu')]!);
         if (pmtu && v[at('pmtuUntilNs')]! > process.hrtime.bigint() && (cur.pathMtu === undefined || pmtu < cur.pathMtu)) cur.pathMtu = pmtu;

@@ -75,6 +75,7 @@ describePrivileged('a kernel peer on UDP 8472 beside a node on 4789', { netns: t
         st = await peer();
       }
       expect(st.wrongPort, JSON.stringify(st)).toMatchObject({ port: 8472 });
+      expect((st as { sentElsewhere?: unknown }).sentElsewhere, 'sent to this VTEP: not sent elsewhere').toBeUndefined();
       expect(st.wrongPort!.frames).toBeGreaterThan(0);
       expect(st.portUnreachable?.frames, JSON.stringify(st)).toBeGreaterThan(0);
       const human = vfplane(['dataplane', 'status', '--socket', dp.socket]);
@@ -115,11 +116,50 @@ describePrivileged('an IPv6 kernel peer on UDP 8472 beside a node on 4789', { ne
         st = await peer();
       }
       expect(st.wrongPort, JSON.stringify(st)).toMatchObject({ port: 8472 });
+      expect((st as { sentElsewhere?: unknown }).sentElsewhere, 'sent to this VTEP: not sent elsewhere').toBeUndefined();
       expect(st.portUnreachable?.frames, JSON.stringify(st)).toBeGreaterThan(0);
       const human = vfplane(['dataplane', 'status', '--socket', dp.socket]);
       expect(human.stdout + human.stderr).toMatch(/warning: peer 2001:db8:1::2 sends VXLAN to UDP 8472; this node listens on 4789 \(dstPort\)/);
     } finally {
       await dp.stop();
+    }
+  }, 60_000);
+});
+
+// A node whose uplink.vtep is not the address its peers send to (renumbered, a typo):
+// their VXLAN reaches its MAC and port and is dropped as not_local, which said nothing
+// of whose or where to (helper-80). Status names the peer, both addresses and the two
+// places one may be wrong; a metric counts it.
+describePrivileged('a kernel peer sending to another address than the node\'s VTEP', { netns: true, commands: ['ping'] }, () => {
+  const k = kernelPeer('h38w');
+  const { up, pu, rep, repp } = k;
+  let u: Netns, p: Netns, q: Netns;
+  beforeAll(() => {
+    ({ u, p, q } = k);
+  });
+
+  it('status names the peer and both addresses', async () => {
+    const dp = await dataplaneOn(u, up, k.dir, { uplink: { ifname: up, netns: u.path, vtep: '192.0.2.11' }, peers: [{ vtep: '192.0.2.2', mac: p.mac(pu) }], cpus: [0], metrics: '127.0.0.1:0' });
+    type St = { peers: { vtep: string; sentElsewhere?: { to: string; frames: number } }[] };
+    try {
+      await request(dp.socket, { op: 'attach', representor: rep, vni: 100, mac: q.mac(repp) });
+      // The peer's vx0 sends to 192.0.2.1, which it resolves to this node's MAC.
+      p.ip(['neigh', 'replace', '192.0.2.1', 'lladdr', u.mac(up), 'nud', 'permanent', 'dev', pu]);
+      const peer = async () => ((await request(dp.socket, { op: 'status' })) as unknown as St).peers.find((x) => x.vtep === '192.0.2.2')!;
+      let st = await peer();
+      for (let i = 0; i < 20 && !st.sentElsewhere; i++) {
+        spawnSync('ip', ['netns', 'exec', p.name, 'ping', '-n', '-c', '1', '-W', '1', '10.9.0.1']);
+        st = await peer();
+      }
+      expect(st.sentElsewhere, JSON.stringify(st)).toMatchObject({ to: '192.0.2.1' });
+      expect(st.sentElsewhere!.frames).toBeGreaterThan(0);
+      const human = vfplane(['dataplane', 'status', '--socket', dp.socket]);
+      expect(human.stdout).toMatch(/warning: peer 192\.0\.2\.2 sends VXLAN to 192\.0\.2\.1, not to this node's VTEP 192\.0\.2\.11 \(uplink\.vtep\): \d+ frame\(s\) dropped \(not_local\), the last \d+ s ago\. One of the two nodes has the wrong address: this node's uplink\.vtep .*, or the peer's entry for this node/);
+      const text = await (await fetch(`http://127.0.0.1:${dp.metricsPort}/metrics`)).text();
+      expect(Number(/^vfplane_peer_wrong_vtep_packets_total\{node="edge",peer="192\.0\.2\.2"\} (\d+)$/m.exec(text)?.[1] ?? -1)).toBeGreaterThanOrEqual(st.sentElsewhere!.frames);
+    } finally {
+      await dp.stop();
+      p.ip(['neigh', 'del', '192.0.2.1', 'dev', pu]);
     }
   }, 60_000);
 });
