@@ -1119,6 +1119,15 @@ static VFP_COLD int uplink_pmtu4(worker *w, vfp_pkt *p, size_t l3, uint64_t now)
     return pmtu_quote(w, p, q + qhl, q + 16, 4, (uint32_t)(m[6] << 8 | m[7]), now);
 }
 
+/* A port unreachable that quotes our VXLAN packet to peer `from`: that peer's count. */
+static VFP_COLD void count_port_unreach(worker *w, const dp_cfg *c, const vfp_addr *from, uint64_t now) {
+    const int peer = peer_find(c, from);
+    if (peer < 0) return;
+    vfp_dp_peer_stats *ps = &w->st->peers[c->peers[peer].slot];
+    ps->port_unreach++;
+    ps->port_unreach_ns = now;
+}
+
 /* An ICMP "port unreachable" (type 3 code 3) to our VTEP quoting one of our VXLAN packets
  * (from our VTEP, UDP to our port) to a peer: nothing of the peer's listens on our port
  * (its vxlan made with another dstport, or gone). Counted for that peer, for `status`;
@@ -1139,11 +1148,7 @@ static VFP_COLD void uplink_unreach4(worker *w, const vfp_pkt *p, size_t l3, uin
     memset(&a, 0, sizeof a);
     a.family = 4;
     memcpy(a.bytes, q + 16, 4);
-    const int peer = peer_find(c, &a);
-    if (peer < 0) return;
-    vfp_dp_peer_stats *ps = &w->st->peers[c->peers[peer].slot];
-    ps->port_unreach++;
-    ps->port_unreach_ns = now;
+    count_port_unreach(w, c, &a, now);
 }
 
 /* The same for an ICMPv6 "port unreachable" (type 1 code 4): from uplink_nd, which then
@@ -1159,11 +1164,7 @@ static VFP_COLD void uplink_unreach6(worker *w, const vfp_pkt *p, size_t l3, uin
     if ((uint16_t)(udp[2] << 8 | udp[3]) != c->decap.dst_port) return;
     vfp_addr a = { .family = 6 };
     memcpy(a.bytes, q + 24, 16);
-    const int peer = peer_find(c, &a);
-    if (peer < 0) return;
-    vfp_dp_peer_stats *ps = &w->st->peers[c->peers[peer].slot];
-    ps->port_unreach++;
-    ps->port_unreach_ns = now;
+    count_port_unreach(w, c, &a, now);
 }
 
 /* The same for an ICMPv6 "packet too big" (type 2) to our VTEP: from uplink_nd. */
