@@ -22,6 +22,7 @@ import type { RawAddon } from '../dataplane/addon-types.js';
 import { NODE_LOCK, otherStores, register, registryDir } from './registry.js';
 import { describeOwner, IDENTIFYING, isIdentifying, netnsIdOf, OWNER_FIELDS, ownerMatches, parseOwner, pidStart, type Owner } from './owner.js';
 import { makeDirs } from '../util/fs.js';
+import { shellArg } from '../util/text.js';
 
 export type { Owner } from './owner.js';
 
@@ -516,8 +517,11 @@ export class AllocStore {
   private static moveAside(file: string): string {
     const dir = path.dirname(file);
     const aside = path.join(dir, `damaged-${new Date().toISOString().replace(/[-:]|\.\d+/g, '')}`);
+    // Quoted for the shell (a state directory may hold a space); the three files by name,
+    // those that are there (no alloc.db.bak an operator made).
+    const d = shellArg(dir), a = shellArg(aside), base = path.basename(file);
     return `move it aside with its -wal and -shm (a -wal left behind would be read into the new store): ` +
-      `\`mkdir ${aside} && mv ${file}* ${aside}/\`; the next vfplane command makes an empty store. ` +
+      `\`mkdir ${a} && for f in ${base} ${base}-wal ${base}-shm; do [ ! -e ${d}/"$f" ] || mv ${d}/"$f" ${a}/; done\`; the next vfplane command makes an empty store. ` +
       `What it recorded is lost: every VF then looks free, those still in pods too, and no VF is put back as it was. ` +
       `Before allocating again, find the VFs pods hold: \`vfplane vf list\` shows no netdev for a VF moved into a pod (or bound to vfio-pci), ` +
       `and \`ip -all netns exec ip -br link\` lists the pods' interfaces; record each with \`vfplane vf alloc --pci PCI --owner NS/NAME --ifname IF\`, or re-create those pods`;

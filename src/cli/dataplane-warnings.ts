@@ -69,6 +69,12 @@ export interface StatusWarning {
  *  default ageSeconds, by when a burst's entries have aged out. */
 const RECENT_S = 600;
 
+/** How long a warning made of dropped frames stands after the last one (spoofed,
+ *  static_elsewhere, a zero UDP checksum, a peer's wrong port or address): a fault fixed
+ *  should not be chased for ten minutes more (helper-85), and one still there drops its
+ *  next frame well within this. */
+const DROPS_RECENT_S = 120;
+
 
 /** Moves of learned MACs between VTEPs (in status's window, a minute) past which status
  *  warns: a pod that moves, or a MAC taken over once, makes one or two. */
@@ -94,10 +100,14 @@ export function statusWarnings(s: StatusReply): StatusWarning[] {
   // About now: a table that filled once and has room again (its entries aged) is no
   // reason to act. Said while the count grew in the last RECENT_S seconds.
   const recent = (secondsAgo: number | undefined) => secondsAgo === undefined || secondsAgo <= RECENT_S;
+  const lately = (secondsAgo: number) => secondsAgo <= DROPS_RECENT_S;
+  /** A peer whose VXLAN this node has decapsulated since `secondsAgo`: what went wrong
+   *  with its frames then (a port, an address) is right again. */
+  const heardSince = (p: { lastFrameSecondsAgo?: number }, secondsAgo: number) => p.lastFrameSecondsAgo !== undefined && p.lastFrameSecondsAgo < secondsAgo;
   if (lr?.full && recent(lr.fullSecondsAgo)) out.push({ about: 'learning', text: `the learned FDB is full (${lr.capacity} entries a worker): ${lr.full} frames from a MAC it had no room for since the start, the last ${lr.fullSecondsAgo ?? 0} s ago; frames to such MACs flood as unknown unicast. Raise learnCapacity in the config and restart the data plane` });
   if (lr?.limited && recent(lr.limitedSecondsAgo)) out.push({ about: 'learning', text: `a VNI reached its cap of learned MACs (learnPerVni: ${lr.perVni}): ${lr.limited} frames from a MAC it had no room for since the start, the last ${lr.limitedSecondsAgo ?? 0} s ago; frames to such MACs flood on their VNI. A VNI with that many remote MACs needs a higher learnPerVni (restart to change); else a pod there sends from ever new MACs (\`vfplane dataplane fdb list\` lists the learned entries)` });
   const se = s.staticElsewhere;
-  if (se && recent(se.secondsAgo)) out.push({ about: 'learning', text: `${se.frames} frame(s) from the underlay dropped since the start, the last ${se.secondsAgo} s ago (static_elsewhere): their inner source MAC has a static FDB entry naming another VTEP than the one they came from, so that host's pod is cut off from this node. The static entry points at the wrong VTEP (the pod moved, a typo) or the MAC is spoofed: \`vfplane dataplane drops --reason static_elsewhere\` shows those frames (their VTEP and inner source), \`vfplane dataplane explain --from uplink --vni N --mac M --src MAC --vtep V\` explains one; \`vfplane dataplane fdb del\` and \`fdb add\` (and the config's fdb) set the entry right` });
+  if (se && lately(se.secondsAgo)) out.push({ about: 'learning', text: `${se.frames} frame(s) from the underlay dropped since the start, the last ${se.secondsAgo} s ago (static_elsewhere): their inner source MAC has a static FDB entry naming another VTEP than the one they came from, so that host's pod does not reach this node. The static entry points at the wrong VTEP (the pod moved, a typo) or the MAC is spoofed: \`vfplane dataplane drops --reason static_elsewhere\` shows those frames (their VTEP and inner source), \`vfplane dataplane explain --from uplink --vni N --mac M --src MAC --vtep V\` explains one; \`vfplane dataplane fdb del\` and \`fdb add\` (and the config's fdb) set the entry right` });
   // A MAC moves when a frame from it comes from another VTEP than the one it was learned
   // from: now and then a pod that moved; many times a minute, two hosts that share a MAC
   // (or a loop), whose traffic then flaps between the nodes.
@@ -153,9 +163,9 @@ export function statusWarnings(s: StatusReply): StatusWarning[] {
   const samePort = `give every node the same dstPort (Linux's vxlan device uses 8472 when created without dstport)`;
   for (const p of s.peers) {
     const wp = p.wrongPort, pu = p.portUnreachable;
-    if (wp && recent(wp.secondsAgo)) {
+    if (wp && lately(wp.secondsAgo) && !heardSince(p, wp.secondsAgo)) {
       out.push({ about: 'peers', text: `peer ${p.vtep} sends VXLAN to UDP ${wp.port}; this node listens on ${port} (dstPort): ${samePort}. ${wp.frames} frame(s) from it dropped (not_vxlan_port), the last ${wp.secondsAgo} s ago` });
-    } else if (pu && recent(pu.secondsAgo)) {
+    } else if (pu && lately(pu.secondsAgo) && !heardSince(p, pu.secondsAgo)) {
       out.push({ about: 'peers', text: `peer ${p.vtep} has nothing listening on UDP ${port}: its host answered this node's VXLAN with ${pu.frames} ICMP port unreachable, the last ${pu.secondsAgo} s ago. Its vxlan device uses another port, or is down: ${samePort}` });
     }
   }
@@ -166,12 +176,12 @@ export function statusWarnings(s: StatusReply): StatusWarning[] {
   // address it had, or the peer's entry for it is wrong): one of the two is misconfigured.
   for (const p of s.peers) {
     const se = p.sentElsewhere;
-    if (se && recent(se.secondsAgo)) out.push({ about: 'peers', text: `peer ${p.vtep} sends VXLAN to ${se.to}, not to this node's VTEP ${s.uplink.vtep} (uplink.vtep): ${se.frames} frame(s) dropped (not_local), the last ${se.secondsAgo} s ago. One of the two nodes has the wrong address: this node's uplink.vtep (renumbered, a typo), or the peer's entry for this node (its peers list, its FDB)` });
+    if (se && lately(se.secondsAgo) && !heardSince(p, se.secondsAgo)) out.push({ about: 'peers', text: `peer ${p.vtep} sends VXLAN to ${se.to}, not to this node's VTEP ${s.uplink.vtep} (uplink.vtep): ${se.frames} frame(s) dropped (not_local), the last ${se.secondsAgo} s ago. One of the two nodes has the wrong address: this node's uplink.vtep (renumbered, a typo), or the peer's entry for this node (its peers list, its FDB)` });
   }
   // A peer that leaves IPv6 UDP checksums out (RFC 6935/6936 allow it for tunnels, by
   // configuration) against this node verifying them: every frame of it is lost.
   const zc = s.udpZeroChecksum;
-  if (zc && zc.secondsAgo <= RECENT_S) out.push({ about: 'peers', text: `${zc.frames} IPv6 VXLAN frame(s) with UDP checksum 0 were dropped (udp_zero_checksum) since the start, the last ${zc.secondsAgo} s ago: this node verifies outer UDP checksums (tunnel.verifyUdpCsum) and a peer sends none (a kernel vxlan device made with udp6zerocsumtx). Turn one off: tunnel.verifyUdpCsum: false here, or make the peer's vxlan device without udp6zerocsumtx (\`vfplane dataplane drops\` shows which peer; Linux's own vxlan takes zero checksums only with udp6zerocsumrx)` });
+  if (zc && lately(zc.secondsAgo)) out.push({ about: 'peers', text: `${zc.frames} IPv6 VXLAN frame(s) with UDP checksum 0 were dropped (udp_zero_checksum) since the start, the last ${zc.secondsAgo} s ago: this node verifies outer UDP checksums (tunnel.verifyUdpCsum) and a peer sends none (a kernel vxlan device made with udp6zerocsumtx). Turn one off: tunnel.verifyUdpCsum: false here, or make the peer's vxlan device without udp6zerocsumtx (\`vfplane dataplane drops\` shows which peer; Linux's own vxlan takes zero checksums only with udp6zerocsumrx)` });
   for (const a of s.attachments.filter((x) => x.representorState === 'gone' || x.representorState === 'replaced')) {
     // A pod's attachment goes with the pod (DEL, GC); the operator's (no owner) only
     // when the operator detaches it: gc knows nothing of it.
@@ -198,7 +208,7 @@ export function statusWarnings(s: StatusReply): StatusWarning[] {
     out.push({ about: 'attachments', text: `${over.length === 1 ? 'a pod interface has an MTU' : `${over.length} pod interfaces have MTUs`} over the ${om} bytes the overlay carries (${listSome(names)})${seen}. Their packets over ${om} bytes are dropped; those with DF set are answered with ICMP too big (TCP adapts), those without (most UDP, \`ping -M dont\`) are lost without a word. Give the pods an MTU ≤ ${om} (CNI "mtu") or raise the underlay's MTU` });
   }
   const sp = s.spoofed;
-  if (sp && recent(sp.secondsAgo)) out.push({ about: 'attachments', text: `${sp.frames} frame(s) from pods dropped since the start, the last ${sp.secondsAgo} s ago (spoofed): a pod sent from a MAC other than the one it was attached with (antiSpoof), so none of its frames reach the overlay: a MAC changed inside the pod (\`ip link set … address\`), or a bridge or VM in it. \`vfplane dataplane drops --reason spoofed\` shows the port and the MAC; give the pod its attached MAC back, or attach it with the MAC it uses (CNI "mac")` });
+  if (sp && lately(sp.secondsAgo)) out.push({ about: 'attachments', text: `${sp.frames} frame(s) from pods dropped since the start, the last ${sp.secondsAgo} s ago (spoofed): a pod sent from a MAC other than the one it was attached with (antiSpoof), and its frames from that MAC do not reach the overlay: a MAC changed inside the pod (\`ip link set … address\`), or a bridge or VM in it. \`vfplane dataplane drops --reason spoofed\` shows the port and the MAC; give the pod its attached MAC back, or attach it with the MAC it uses (CNI "mac")` });
   const sf = s.stateFile;
   if (sf) out.push({ about: 'attachments', text: `the state file ${sf.path} cannot be written (${sf.why}) since ${sf.unsavedSeconds} s ago: what changed since is running but not in it, and a restart now would start from the file as it was (a pod detached since comes back, until its VF is found released). Make the state directory writable (and not full); the data plane writes the file as soon as it can` });
   return out;

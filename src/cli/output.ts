@@ -40,8 +40,4 @@ export function reportError(err: unknown, json: boolean, jsonTo: NodeJS.WriteStr
   return exitCode;
 }
 
-/** An argument as a POSIX shell reads it back: as it is when it holds only characters the
- *  shell leaves alone, else single-quoted. For commands the CLI prints or writes to run. */
-export function shellArg(s: string): string {
-  return /^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replaceAll("'", "'\\''")}'`;
-}
+export { shellArg } from '../util/text.js';

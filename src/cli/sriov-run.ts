@@ -467,7 +467,7 @@ function restore(sysfs: Sysfs, a: Allocation, { beforeBoot, dry = false }: { bef
  *  putBackPlan); the tables word each step with releaseText. */
 type ReleaseStep =
   | PutBackStep
-  | { step: 'overlay'; detached: true; dry?: true } // dry: its data plane answers, and would be asked to
+  | { step: 'overlay'; detached: true; dry?: true; note?: string } // dry: its data plane answers, and would be asked to; note: what its answer added
   | { step: 'overlay'; detached: false; why: string; dry?: true } // the data plane's answer, or why none came (dry: why none would)
   | { step: 'held-elsewhere'; owner: Owner; store: string } // another store holds it now: not put back
   | { step: 'ipam'; type: string; released: true; dry?: true }
@@ -475,7 +475,7 @@ type ReleaseStep =
 
 function releaseText(s: ReleaseStep, pci: string): string {
   switch (s.step) {
-    case 'overlay': return s.detached ? (s.dry ? 'would take it off the overlay' : 'taken off the overlay') : s.why;
+    case 'overlay': return s.detached ? (s.dry ? 'would take it off the overlay' : `taken off the overlay${s.note ? ` (${s.note})` : ''}`) : s.why;
     case 'held-elsewhere': return `not put back: ${describeOwner(s.owner)} holds it now, in the store ${s.store}`;
     case 'ipam':
       if (s.released) return s.dry ? 'would free its IPAM lease' : `IPAM ${s.type}: address released`;
@@ -670,10 +670,10 @@ async function offOverlay(a: Allocation, hung?: Map<string, Error>): Promise<Rel
   if (known) return notTaken(known);
   // detachFromOverlay says, through `log`, why a data plane it could not ask will drop
   // the VF by itself (not running, or stopping while it answered).
-  const why: string[] = [];
+  const why: string[] = [], notes: string[] = [];
   const { detachFromOverlay } = await import('../dataplane/control.js');
-  return detachFromOverlay(a.attachment, a.pci, (m) => why.push(m)).then(
-    (): ReleaseStep[] => (why.length ? why.map((w) => ({ step: 'overlay', detached: false, why: w })) : [{ step: 'overlay', detached: true }]),
+  return detachFromOverlay(a.attachment, a.pci, (m, warning) => (warning ? notes : why).push(m)).then(
+    (): ReleaseStep[] => (why.length ? why.map((w) => ({ step: 'overlay', detached: false, why: w })) : [{ step: 'overlay', detached: true, ...(notes.length ? { note: notes.join('; ') } : {}) }]),
     (e: Error): ReleaseStep[] => {
       if (hung && att.dataplane && e instanceof VfpError && e.details?.timedOut) hung.set(att.dataplane, e);
       return notTaken(e);

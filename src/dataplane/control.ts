@@ -385,10 +385,13 @@ export function notRunning(err: Error, pci: string): string {
  *  when it has no overlay attachment. A data plane that is not running is no error: when
  *  it starts again it drops attachments whose VF was released meanwhile. Used by CNI
  *  DEL and GC and by `vfplane gc`. */
-export async function detachFromOverlay(att: { vxlan?: unknown; dataplane?: string; representor?: string } | null, pci: string, log?: (m: string) => void): Promise<void> {
+export async function detachFromOverlay(att: { vxlan?: unknown; dataplane?: string; representor?: string } | null, pci: string, log?: (m: string, warning?: boolean) => void): Promise<void> {
   if (!att?.vxlan || !att.dataplane) return;
   try {
-    await request(att.dataplane, { op: 'detach', ...(att.representor ? { representor: att.representor } : { pci }) });
+    const r = await request(att.dataplane, { op: 'detach', ...(att.representor ? { representor: att.representor } : { pci }) });
+    // What the data plane adds to "done" (its state file could not keep the detach, the
+    // config declares the attachment): a warning, as an attach's note is.
+    if (typeof r.note === 'string') log?.(`the data plane detached VF ${pci}: ${r.note}`, true);
   } catch (err) {
     if (err instanceof VfpError && err.kind === 'unavailable') log?.(notRunning(err, pci));
     // Killed or stopping while it answered (or turning connections away): whether it

@@ -243,9 +243,9 @@ export class Daemon {
   /** learnMoved as the beat and status saw it over the last MOVED_WINDOW_MS (CLOCK_MONOTONIC
    *  ms), oldest first: how many learned MACs moved to another VTEP lately. */
   private movedSeen: { atMs: number; moved: bigint }[] = [];
-  /** Each attachment's pod MTU as its attach checked it (the request's, else the
-   *  representor's; none for vfplane-cni's mtuAuto, whose pod takes the overlay's): status
-   *  holds it against the underlay's MTU as it is now. */
+  /** Each attachment's pod MTU as its attach left it (the request's, else the
+   *  representor's; with vfplane-cni's mtuAuto, no more than the overlay's then): status
+   *  holds it against the underlay's MTU as it is now, which may have gone down since. */
   private podMtus = new Map<string, number>();
   /** When the udp_zero_checksum drops last grew (CLOCK_MONOTONIC ms), likewise. */
   private zeroCsumSeen = { n: 0n, at: 0 };
@@ -1228,7 +1228,9 @@ export class Daemon {
     }
     const att: Attached = { ...a, slot: port.slot, portInfo: port, claimed, ifindex: l.ifindex };
     this.atts.set(a.representor, att);
-    if (podMtu && !a.mtuAuto) this.podMtus.set(a.representor, podMtu);
+    // mtuAuto: vfplane-cni gives the pod the overlay's MTU when its own is over it.
+    const podHas = podMtu && a.mtuAuto && overlayMtu ? Math.min(podMtu, overlayMtu) : podMtu;
+    if (podHas) this.podMtus.set(a.representor, podHas);
     else this.podMtus.delete(a.representor);
     try {
       this.commit();

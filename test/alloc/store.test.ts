@@ -351,8 +351,8 @@ describe('AllocStore', () => {
     expect(e.message).toContain('move it aside');
   });
 
-  it('names a store damaged past its first pages as damaged, on every open and later read, and its advice works', () => {
-    const state = path.join(dir, 'torn');
+  it('names a store damaged past its first pages as damaged, on every open and later read, and its advice works (pasted, in a directory with a space)', () => {
+    const state = path.join(dir, 'torn store');
     const sysfs = path.join(dir, 'sysfs'); // no node's: no registry of stores
     fs.mkdirSync(sysfs);
     const s = AllocStore.open(state, { sysfsRoot: sysfs });
@@ -370,8 +370,9 @@ describe('AllocStore', () => {
       expect(e.kind).toBe('system');
       expect(e.message).toContain(`the allocation store ${file} is damaged (database disk image is malformed), and vfplane cannot repair it; move it aside`);
       const esc = (x: string) => x.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
-      const aside = `${esc(state)}/damaged-\\d{8}T\\d{6}Z`;
-      expect(e.message).toMatch(new RegExp(`move it aside with its -wal and -shm .*: \`mkdir ${aside} && mv ${esc(file)}\\* ${aside}/\`; the next vfplane command makes an empty store`));
+      const q = `'${esc(state)}'`; // shell-quoted: the directory has a space
+      const aside = `'${esc(state)}/damaged-\\d{8}T\\d{6}Z'`;
+      expect(e.message).toMatch(new RegExp(`move it aside with its -wal and -shm .*: \`mkdir ${aside} && for f in alloc\\.db alloc\\.db-wal alloc\\.db-shm; do \\[ ! -e ${q}/"\\$f" \\] \\|\\| mv ${q}/"\\$f" ${aside}/; done\`; the next vfplane command makes an empty store`));
       expect(e.message).toContain('ip -all netns exec ip -br link');
       return e;
     };
@@ -388,9 +389,12 @@ describe('AllocStore', () => {
     expect(fs.readFileSync(file).equals(before)).toBe(true); // refused, not rewritten
     // The advice, run as given, leaves a store that works, and the damaged one kept.
     const cmd = /`(mkdir [^`]+)`/.exec(damaged(err(() => AllocStore.open(state, { sysfsRoot: sysfs }))).message)![1]!;
-    spawnSync('sh', ['-c', cmd], { stdio: 'inherit' });
+    fs.writeFileSync(`${file}.bak`, 'an operator\'s copy'); // not taken along
+    expect(spawnSync('sh', ['-c', cmd], { stdio: 'inherit', cwd: dir }).status).toBe(0);
     const aside = fs.readdirSync(state).find((f) => f.startsWith('damaged-'))!;
-    expect(fs.readdirSync(path.join(state, aside))).toContain(DB_FILE);
+    expect(fs.readdirSync(path.join(state, aside)).filter((f) => f.startsWith(DB_FILE))).toEqual(expect.arrayContaining([DB_FILE]));
+    expect(fs.readdirSync(path.join(state, aside))).not.toContain(`${DB_FILE}.bak`);
+    expect(fs.readdirSync(dir)).not.toContain('torn'); // the space did not split the path
     const fresh = AllocStore.open(state, { sysfsRoot: sysfs });
     expect(fresh.list()).toEqual([]);
     fresh.close();
@@ -403,7 +407,7 @@ describe('AllocStore', () => {
     const e = err(() => AllocStore.open(cut));
     expect(e.kind).toBe('system');
     expect(e.message).toContain(`the allocation store ${path.join(cut, DB_FILE)} is empty (0 bytes), so vfplane cannot read it; move it aside with its -wal and -shm`);
-    expect(e.message).toContain(`mv ${path.join(cut, DB_FILE)}* `);
+    expect(e.message).toContain(`for f in ${DB_FILE} ${DB_FILE}-wal ${DB_FILE}-shm; do [ ! -e ${cut}/"$f" ] || mv ${cut}/"$f" `);
     expect(fs.statSync(path.join(cut, DB_FILE)).size).toBe(0);
     expect(fs.readdirSync(cut)).toEqual([DB_FILE]); // no WAL, no lock, no temp file
     // A new store is made whole before it appears under its name.

@@ -568,7 +568,7 @@ describePrivileged('operator CLI on a simulated NIC', { netns: true }, () => {
       const r = vfplane([...args, '--sysfs-root', root, '--state-dir', dir]);
       expect({ args, code: r.code }).toEqual({ args, code: 1 });
       expect(r.stderr).toContain(`the allocation store ${file} is damaged (database disk image is malformed), and vfplane cannot repair it; move it aside with its -wal and -shm`);
-      expect(r.stderr).toMatch(/`mkdir \S+\/damaged-\d{8}T\d{6}Z && mv \S+alloc\.db\* \S+\/`/);
+      expect(r.stderr).toMatch(/`mkdir \S+\/damaged-\d{8}T\d{6}Z && for f in alloc\.db alloc\.db-wal alloc\.db-shm; do \[ ! -e \S+\/"\$f" \] \|\| mv \S+\/"\$f" \S+\/; done`/);
     }
   });
 

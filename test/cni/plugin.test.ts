@@ -1198,8 +1198,10 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
   it('an overlay ADD against a data plane older than mtuAuto asks again without it, says so, and the pod keeps its VF\'s MTU', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'vfplane-olddp-'));
     const sock = join(dir, 'dp.sock');
+    // Its detach answers with a note, as a data plane whose state file cannot keep it does.
     const fake = standInDataplane(sock, `(r) => (r.op === 'attach' && 'mtuAuto' in r
       ? JSON.stringify({ ok: false, error: { kind: 'invalid', message: 'attach: config: Unrecognized key: "mtuAuto"' } })
+      : r.op === 'detach' ? JSON.stringify({ ok: true, removed: true, note: 'the state file /x/dataplane-n.json cannot be written (EROFS): the detach of r0 made' })
       : '{"ok":true}')`);
     let heard = '';
     fake.stdout.on('data', (d) => (heard += d));
@@ -1223,6 +1225,9 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
       expect(del.code, JSON.stringify(del.out)).toBe(0);
       expect((await requests(3))[2]).toEqual({ op: 'detach' });
       expect(vfpJson(['vf', 'show', '0000:5e:02.4']).allocation).toBeNull();
+      // What the data plane added to its "done" reaches the runtime's log as a warning
+      // (helper-85: the DEL said nothing of a detach its state file could not keep).
+      expect(readFileSync(log, 'utf8')).toMatch(/"level":"warning","msg":"DEL: the data plane detached VF 0000:5e:02\.4: the state file \/x\/dataplane-n\.json cannot be written \(EROFS\): the detach of r0 made"/);
     } finally {
       fake.kill();
       rmSync(dir, { recursive: true, force: true });

@@ -117,7 +117,7 @@ describePrivileged('MTU advice at attach', { netns: true }, () => {
   // pods' larger frames were lost at the uplink unsaid; raised, pods were still told the
   // old (helper-69). It is followed now, up to what the port carries.
   it('follows the uplink netdev\'s MTU changed under it: status, the engine\'s check and the advice use the new one; a raise past the AF_PACKET port\'s slots waits for a restart', async () => {
-    const fup = ifname('fu'), fupPeer = ifname('fp'), rep = ifname('fr');
+    const fup = ifname('fu'), fupPeer = ifname('fp'), rep = ifname('fr'), auto = ifname('fa');
     vethIn(ns, fup, fupPeer);
     spawnSync('ip', ['link', 'add', rep, 'mtu', '1500', 'type', 'veth', 'peer', 'name', `${rep}p`, 'mtu', '1500', 'netns', ns.name]);
     ns.ip(['link', 'set', `${rep}p`, 'up']);
@@ -150,9 +150,21 @@ describePrivileged('MTU advice at attach', { netns: true }, () => {
       for (let i = 0; i < 50 && !dp.log().includes('restart the data plane to carry 2000'); i++) await new Promise((r) => setTimeout(r, 100));
       expect(dp.log()).toContain('its AF_PACKET port was opened for 1500: restart the data plane to carry 2000');
       expect(vfplane(['dataplane', 'status', '--socket', dp.socket]).stdout).toMatch(/^MTU: underlay 1500, so pods' packets of up to 1450 bytes cross the overlay$/m);
+      // A pod on mtuAuto (vfplane-cni without "mtu") takes the overlay's MTU when its own
+      // is over it: none over now; the underlay lowered under both pods, both are, and
+      // status says so (helper-85: the mtuAuto pod lost its DF-less packets unsaid).
+      spawnSync('ip', ['link', 'add', auto, 'mtu', '1500', 'type', 'veth', 'peer', 'name', `${auto}p`, 'mtu', '1500', 'netns', ns.name]);
+      ns.ip(['link', 'set', `${auto}p`, 'up']);
+      await request(dp.socket, { op: 'attach', representor: auto, vni: 100, mac: '02:00:00:00:0d:0c', mtu: 1500, mtuAuto: true, pci: '0000:5e:03.1' });
+      const overWarn = () => vfplane(['dataplane', 'status', '--socket', dp.socket]).stdout.split('\n').filter((l) => l.includes('the overlay carries ('));
+      expect(overWarn()).toEqual([]);
+      ns.ip(['link', 'set', fup, 'mtu', '1400']);
+      expect(await until(1400)).toMatchObject({ mtu: 1400, overlayMtu: 1350 });
+      expect(overWarn()).toEqual([expect.stringContaining(`warning: 2 pod interfaces have MTUs over the 1350 bytes the overlay carries (${rep} MTU 1400, ${auto} MTU 1450)`)]);
     } finally {
       await dp.stop();
       spawnSync('ip', ['link', 'del', rep]);
+      spawnSync('ip', ['link', 'del', auto]);
       dir.remove();
     }
   });

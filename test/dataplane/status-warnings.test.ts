@@ -27,7 +27,8 @@ describe('status warnings about the underlay', () => {
     expect(w).toHaveLength(1);
     expect(w[0]).toMatchObject({ about: 'peers' });
     expect(w[0]!.text).toMatch(/^12 IPv6 VXLAN frame\(s\) with UDP checksum 0 were dropped \(udp_zero_checksum\) since the start, the last 3 s ago: this node verifies outer UDP checksums \(tunnel\.verifyUdpCsum\) and a peer sends none \(a kernel vxlan device made with udp6zerocsumtx\)\. Turn one off/);
-    expect(statusWarnings(r(601))).toEqual([]);
+    expect(statusWarnings(r(120)).map((x) => x.about)).toEqual(['peers']);
+    expect(statusWarnings(r(121))).toEqual([]); // two minutes after the last: fixed (helper-85)
   });
 });
 
@@ -41,7 +42,26 @@ describe('status warnings about a dstPort that differs between nodes', () => {
     const w = statusWarnings(withPeer({ portUnreachable: { frames: 3, secondsAgo: 1 } }));
     expect(w.map((x) => x.text)).toEqual([expect.stringMatching(/^peer 192\.0\.2\.9 has nothing listening on UDP 4789: its host answered this node's VXLAN with 3 ICMP port unreachable, the last 1 s ago/)]);
   });
-  it('not ten minutes after', () => {
-    expect(statusWarnings(withPeer({ wrongPort: { port: 8472, frames: 5, secondsAgo: 700 }, portUnreachable: { frames: 3, secondsAgo: 700 } }))).toEqual([]);
+  it('not two minutes after', () => {
+    expect(statusWarnings(withPeer({ wrongPort: { port: 8472, frames: 5, secondsAgo: 121 }, portUnreachable: { frames: 3, secondsAgo: 121 } }))).toEqual([]);
+  });
+  // A peer's vxlan device restarted for a second answered a few frames with port
+  // unreachable, and status told the operator to fix dstPort for ten minutes while the
+  // overlay worked (helper-85): once its VXLAN is decapsulated again, each is over.
+  it('not once the peer\'s VXLAN is decapsulated again after the last of them', () => {
+    const faults = { wrongPort: { port: 8472, frames: 5, secondsAgo: 30 }, portUnreachable: { frames: 3, secondsAgo: 11 }, sentElsewhere: { to: '192.0.2.11', frames: 2, secondsAgo: 20 } };
+    expect(statusWarnings(withPeer({ ...faults, lastFrameSecondsAgo: 40 })).map((x) => x.text.slice(0, 40))).toEqual([
+      'peer 192.0.2.9 sends VXLAN to UDP 8472; ', 'peer 192.0.2.9 sends VXLAN to 192.0.2.11']);
+    expect(statusWarnings(withPeer({ ...faults, lastFrameSecondsAgo: 25 })).map((x) => x.text.slice(0, 40))).toEqual([
+      'peer 192.0.2.9 has nothing listening on ', 'peer 192.0.2.9 sends VXLAN to 192.0.2.11']);
+    expect(statusWarnings(withPeer({ ...faults, lastFrameSecondsAgo: 2 }))).toEqual([]);
+  });
+});
+
+describe('status warnings made of dropped frames', () => {
+  it('spoofed and static_elsewhere stand two minutes after the last drop, not ten', () => {
+    const r = (secondsAgo: number) => ({ ...reply(undefined), spoofed: { frames: 4, secondsAgo }, staticElsewhere: { frames: 2, secondsAgo } } as unknown as StatusReply);
+    expect(statusWarnings(r(119)).map((x) => x.about).sort()).toEqual(['attachments', 'learning']);
+    expect(statusWarnings(r(121))).toEqual([]);
   });
 });
