@@ -2091,71 +2091,66 @@ static VFP_COLD void note_not_peer(worker *w, const vfp_addr *a, uint64_t now) {
     __atomic_store_n(&w->st->not_peer_ns, now, __ATOMIC_RELEASE);
 }
 
+/* The outer addresses, UDP header and UDP bytes (as the IP header counts them) of a
+ * frame decap dropped after checking its IP header (lengths, the IPv4 checksum) and
+ * before its UDP checks: 0 when it is not UDP over IPv4 or IPv6. For the drop branches
+ * below, which count a peer's VXLAN that went astray. */
+static int outer_udp(const vfp_pkt *p, vfp_addr *src, vfp_addr *dst, const uint8_t **udp, uint32_t *avail) {
+    uint32_t l3;
+    const uint8_t *ip = p->data;
+    const uint16_t type = vfp_eth__type(ip, p->len, &l3);
+    ip += l3;
+    memset(src, 0, sizeof *src);
+    memset(dst, 0, sizeof *dst);
+    if (type == 0x0800) {
+        const uint32_t hl = 4u * (ip[0] & 0x0f);
+        if (ip[9] != 17) return 0;
+        *avail = (uint32_t)vfp_rd16(ip + 2) - hl; /* decap: hl ≤ total length, within the frame */
+        *udp = ip + hl;
+        src->family = dst->family = 4;
+        memcpy(src->bytes, ip + 12, 4);
+        memcpy(dst->bytes, ip + 16, 4);
+    } else if (type == 0x86dd) {
+        if (ip[6] != 17) return 0;
+        *avail = vfp_rd16(ip + 4); /* decap: within the frame */
+        *udp = ip + 40;
+        src->family = dst->family = 6;
+        memcpy(src->bytes, ip + 8, 16);
+        memcpy(dst->bytes, ip + 24, 16);
+    } else {
+        return 0;
+    }
+    return 1;
+}
+
 /* A frame decap dropped as not_vxlan_port: when it is a VXLAN frame (I flag, room for
  * the header) from a peer, to another UDP port than ours, the peer's settings disagree
  * with ours (Linux's vxlan uses 8472 when made without dstport): counted for the peer
- * with the port, for `status` to name both. Decap checked the IP headers up to the UDP
- * port; the UDP length is checked here. */
+ * with the port, for `status` to name both. Cold: a drop branch. */
 static VFP_COLD void note_wrong_port(worker *w, const dp_cfg *c, const vfp_pkt *p, uint64_t now) {
-    uint32_t l3;
-    const uint8_t *f = p->data;
-    const uint16_t type = vfp_eth__type(f, p->len, &l3);
-    const uint8_t *ip = f + l3, *udp;
-    vfp_addr a;
-    memset(&a, 0, sizeof a);
-    if (type == 0x0800) {
-        udp = ip + 4u * (ip[0] & 0x0f);
-        a.family = 4;
-        memcpy(a.bytes, ip + 12, 4);
-    } else if (type == 0x86dd) {
-        udp = ip + 40;
-        a.family = 6;
-        memcpy(a.bytes, ip + 8, 16);
-    } else {
-        return;
-    }
-    const uint32_t ulen = (uint32_t)(udp[4] << 8 | udp[5]);
-    if (ulen < 16 || (size_t)(udp - f) + ulen > p->len || !(udp[8] & 0x08)) return;
-    const int peer = peer_find(c, &a);
+    vfp_addr src, dst;
+    const uint8_t *udp;
+    uint32_t avail;
+    if (!outer_udp(p, &src, &dst, &udp, &avail) || avail < 16) return;
+    const uint32_t ulen = vfp_rd16(udp + 4);
+    if (ulen < 16 || ulen > avail || !(udp[8] & 0x08)) return;
+    const int peer = peer_find(c, &src);
     if (peer < 0) return;
     vfp_dp_peer_stats *ps = &w->st->peers[c->peers[peer].slot];
     ps->wrong_port_pkts++;
-    ps->wrong_port = (uint64_t)(udp[2] << 8 | udp[3]);
+    ps->wrong_port = vfp_rd16(udp + 2);
     ps->wrong_port_ns = now;
 }
 
 /* A frame decap dropped as not_local (to our MAC, not our VTEP address): one from a
- * peer's VXLAN to our port counts for that peer with the address it was sent to. Decap
- * checked the IP header (lengths, IPv4 checksum) before not_local; the rest is checked
- * here. Cold: a drop branch. */
+ * peer's VXLAN to our port counts for that peer with the address it was sent to (one of
+ * the two nodes has the wrong VTEP address). Cold: a drop branch. */
 static VFP_COLD void note_not_local(worker *w, const dp_cfg *c, const vfp_pkt *p, uint64_t now) {
-    uint32_t l3;
-    const uint8_t *f = p->data;
-    const uint16_t type = vfp_eth__type(f, p->len, &l3);
-    const uint8_t *ip = f + l3, *udp;
-    uint32_t avail;
     vfp_addr src, dst;
-    memset(&src, 0, sizeof src);
-    memset(&dst, 0, sizeof dst);
-    if (type == 0x0800) {
-        const uint32_t hl = 4u * (ip[0] & 0x0f);
-        if (ip[9] != 17) return;
-        avail = (uint32_t)vfp_rd16(ip + 2) - hl; /* decap: hl ≤ total length, within the frame */
-        udp = ip + hl;
-        src.family = dst.family = 4;
-        memcpy(src.bytes, ip + 12, 4);
-        memcpy(dst.bytes, ip + 16, 4);
-    } else if (type == 0x86dd) {
-        if (ip[6] != 17) return;
-        avail = vfp_rd16(ip + 4); /* decap: within the frame */
-        udp = ip + 40;
-        src.family = dst.family = 6;
-        memcpy(src.bytes, ip + 8, 16);
-        memcpy(dst.bytes, ip + 24, 16);
-    } else {
-        return;
-    }
-    if (avail < 16 || vfp_rd16(udp + 2) != c->decap.dst_port || !(udp[8] & 0x08)) return;
+    const uint8_t *udp;
+    uint32_t avail;
+    if (!outer_udp(p, &src, &dst, &udp, &avail) || avail < 16) return;
+    if (vfp_rd16(udp + 2) != c->decap.dst_port || !(udp[8] & 0x08)) return;
     const int peer = peer_find(c, &src);
     if (peer < 0) return;
     vfp_dp_peer_stats *ps = &w->st->peers[c->peers[peer].slot];
