@@ -1099,28 +1099,50 @@ static int pmtu_quote(worker *w, vfp_pkt *p, const uint8_t *udp, const uint8_t *
     return 1;
 }
 
+/* The quote of an ICMP error (type, code) to our VTEP, whole (its header and ICMP
+ * checksums right, not a fragment), that quotes a UDP packet from our VTEP: the quoted
+ * IPv4 header (its length in *qhl, with room for the UDP header after it), or NULL. What
+ * uplink_pmtu4 and uplink_unreach4 go on. */
+static VFP_COLD const uint8_t *icmp4_quote(const dp_cfg *c, const vfp_pkt *p, size_t l3, uint8_t type, uint8_t code, uint32_t *qhl) {
+    const uint8_t *ip = p->data + l3;
+    if (c->local.family != 4 || memcmp(ip + 16, c->local.bytes, 4) || (ip[0] >> 4) != 4) return NULL;
+    const uint32_t hl = 4u * (ip[0] & 0x0f), tot = (uint32_t)(ip[2] << 8 | ip[3]);
+    if (hl < 20 || tot < hl + 8 + 20 + 8 || l3 + tot > p->len || !vfp_csum__ipv4_ok(ip, hl)) return NULL;
+    if ((ip[6] << 8 | ip[7]) & 0x3fff) return NULL;
+    const uint8_t *m = ip + hl, *q = m + 8;
+    if (m[0] != type || m[1] != code || vfp_csum__fold(vfp_csum__partial(m, tot - hl, 0)) != 0xffff) return NULL;
+    const uint32_t h = 4u * (q[0] & 0x0f);
+    if ((q[0] >> 4) != 4 || h < 20 || tot < hl + 8 + h + 8 || q[9] != 17 || memcmp(q + 12, c->local.bytes, 4)) return NULL;
+    *qhl = h;
+    return q;
+}
+
+/* The same for ICMPv6 (plen: the IPv6 payload length, within the frame): the quoted IPv6
+ * header (a UDP header after it), or NULL. */
+static VFP_COLD const uint8_t *icmp6_quote(const dp_cfg *c, const vfp_pkt *p, size_t l3, uint32_t plen, uint8_t type, uint8_t code) {
+    const uint8_t *ip = p->data + l3, *m = ip + 40, *q = m + 8;
+    if (c->local.family != 6 || plen < 8 + 40 + 8 || memcmp(ip + 24, c->local.bytes, 16)) return NULL;
+    if (m[0] != type || m[1] != code || vfp_icmp6__csum(ip + 8, ip + 24, m, plen) != 0) return NULL;
+    if ((q[0] >> 4) != 6 || q[6] != 17 || memcmp(q + 8, c->local.bytes, 16)) return NULL;
+    return q;
+}
+
 /* An ICMP "fragmentation needed" (type 3 code 4) to our VTEP that quotes one of our
  * VXLAN packets (from our VTEP, UDP to our port) to a peer: that peer's path MTU. The
  * quote is checked as Linux checks it (icmp_unreach → udp_err finds the socket by the
  * quoted addresses and ports): a message quoting anything else, or a peer that is not
  * one, changes nothing. 1 when it was one (p consumed); 0 for anything else. */
 static VFP_COLD int uplink_pmtu4(worker *w, vfp_pkt *p, size_t l3, uint64_t now) {
-    const dp_cfg *c = w->cfg;
-    uint8_t *ip = p->data + l3;
-    if (c->local.family != 4 || memcmp(ip + 16, c->local.bytes, 4) || (ip[0] >> 4) != 4) return 0;
-    const uint32_t hl = 4u * (ip[0] & 0x0f), tot = (uint32_t)(ip[2] << 8 | ip[3]);
-    if (hl < 20 || tot < hl + 8 + 20 + 8 || l3 + tot > p->len || !vfp_csum__ipv4_ok(ip, hl)) return 0;
-    if ((ip[6] << 8 | ip[7]) & 0x3fff) return 0;
-    const uint8_t *m = ip + hl, *q = m + 8;
-    if (m[0] != 3 || m[1] != 4 || vfp_csum__fold(vfp_csum__partial(m, tot - hl, 0)) != 0xffff) return 0;
-    const uint32_t qhl = 4u * (q[0] & 0x0f);
-    if ((q[0] >> 4) != 4 || qhl < 20 || tot < hl + 8 + qhl + 8 || q[9] != 17 || memcmp(q + 12, c->local.bytes, 4)) return 0;
+    uint32_t qhl;
+    const uint8_t *q = icmp4_quote(w->cfg, p, l3, 3, 4, &qhl);
+    if (!q) return 0;
     /* No next-hop MTU (0: a router older than RFC 1191): nothing to go on. */
-    return pmtu_quote(w, p, q + qhl, q + 16, 4, (uint32_t)(m[6] << 8 | m[7]), now);
+    return pmtu_quote(w, p, q + qhl, q + 16, 4, (uint32_t)(q[-2] << 8 | q[-1]), now);
 }
 
 /* A port unreachable that quotes our VXLAN packet to peer `from`: that peer's count. */
-static VFP_COLD void count_port_unreach(worker *w, const dp_cfg *c, const vfp_addr *from, uint64_t now) {
+static VFP_COLD void count_port_unreach(worker *w, const dp_cfg *c, const uint8_t *udp, const vfp_addr *from, uint64_t now) {
+    if ((uint16_t)(udp[2] << 8 | udp[3]) != c->decap.dst_port) return;
     const int peer = peer_find(c, from);
     if (peer < 0) return;
     vfp_dp_peer_stats *ps = &w->st->peers[c->peers[peer].slot];
@@ -1133,48 +1155,31 @@ static VFP_COLD void count_port_unreach(worker *w, const dp_cfg *c, const vfp_ad
  * (its vxlan made with another dstport, or gone). Counted for that peer, for `status`;
  * the frame goes on to decap, which drops it as not_udp. */
 static VFP_COLD void uplink_unreach4(worker *w, const vfp_pkt *p, size_t l3, uint64_t now) {
-    const dp_cfg *c = w->cfg;
-    const uint8_t *ip = p->data + l3;
-    if (c->local.family != 4 || memcmp(ip + 16, c->local.bytes, 4) || (ip[0] >> 4) != 4) return;
-    const uint32_t hl = 4u * (ip[0] & 0x0f), tot = (uint32_t)(ip[2] << 8 | ip[3]);
-    if (hl < 20 || tot < hl + 8 + 20 + 8 || l3 + tot > p->len || !vfp_csum__ipv4_ok(ip, hl)) return;
-    const uint8_t *m = ip + hl, *q = m + 8;
-    if (m[0] != 3 || m[1] != 3 || vfp_csum__fold(vfp_csum__partial(m, tot - hl, 0)) != 0xffff) return;
-    const uint32_t qhl = 4u * (q[0] & 0x0f);
-    if ((q[0] >> 4) != 4 || qhl < 20 || tot < hl + 8 + qhl + 8 || q[9] != 17 || memcmp(q + 12, c->local.bytes, 4)) return;
-    const uint8_t *udp = q + qhl;
-    if ((uint16_t)(udp[2] << 8 | udp[3]) != c->decap.dst_port) return;
+    uint32_t qhl;
+    const uint8_t *q = icmp4_quote(w->cfg, p, l3, 3, 3, &qhl);
+    if (!q) return;
     vfp_addr a;
     memset(&a, 0, sizeof a);
     a.family = 4;
     memcpy(a.bytes, q + 16, 4);
-    count_port_unreach(w, c, &a, now);
+    count_port_unreach(w, w->cfg, q + qhl, &a, now);
 }
 
 /* The same for an ICMPv6 "port unreachable" (type 1 code 4): from uplink_nd, which then
  * drops it as nd_other. */
 static VFP_COLD void uplink_unreach6(worker *w, const vfp_pkt *p, size_t l3, uint32_t plen, uint64_t now) {
-    const dp_cfg *c = w->cfg;
-    const uint8_t *ip = p->data + l3, *m = ip + 40;
-    const uint8_t *q = m + 8;
-    if (c->local.family != 6 || plen < 8 + 40 + 8 || memcmp(ip + 24, c->local.bytes, 16)) return;
-    if (m[0] != 1 || m[1] != 4 || vfp_icmp6__csum(ip + 8, ip + 24, m, plen) != 0) return;
-    if ((q[0] >> 4) != 6 || q[6] != 17 || memcmp(q + 8, c->local.bytes, 16)) return;
-    const uint8_t *udp = q + 40;
-    if ((uint16_t)(udp[2] << 8 | udp[3]) != c->decap.dst_port) return;
+    const uint8_t *q = icmp6_quote(w->cfg, p, l3, plen, 1, 4);
+    if (!q) return;
     vfp_addr a = { .family = 6 };
     memcpy(a.bytes, q + 24, 16);
-    count_port_unreach(w, c, &a, now);
+    count_port_unreach(w, w->cfg, q + 40, &a, now);
 }
 
 /* The same for an ICMPv6 "packet too big" (type 2) to our VTEP: from uplink_nd. */
 static VFP_COLD int uplink_pmtu6(worker *w, vfp_pkt *p, size_t l3, uint32_t plen, uint64_t now) {
-    const dp_cfg *c = w->cfg;
-    uint8_t *ip = p->data + l3, *m = ip + 40;
-    const uint8_t *q = m + 8;
-    if (c->local.family != 6 || plen < 8 + 40 + 8 || memcmp(ip + 24, c->local.bytes, 16)) return 0;
-    if (m[0] != 2 || m[1] != 0 || vfp_icmp6__csum(ip + 8, ip + 24, m, plen) != 0) return 0;
-    if ((q[0] >> 4) != 6 || q[6] != 17 || memcmp(q + 8, c->local.bytes, 16)) return 0;
+    const uint8_t *q = icmp6_quote(w->cfg, p, l3, plen, 2, 0);
+    if (!q) return 0;
+    const uint8_t *m = q - 8;
     const uint32_t mtu = (uint32_t)m[4] << 24 | (uint32_t)m[5] << 16 | (uint32_t)m[6] << 8 | m[7];
     return pmtu_quote(w, p, q + 40, q + 24, 6, mtu > 65535 ? 65535 : mtu, now);
 }
