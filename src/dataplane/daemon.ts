@@ -88,6 +88,10 @@ function representorState(a: { representor: string; netns?: string; ifindex: num
   return now === a.ifindex ? 'ok' : 'replaced';
 }
 
+/** The counters status warns of while they grow, not for the daemon's life: the learned
+ *  table turning MACs away (engine), and drops that name a misconfiguration (drops). */
+const GREW_WATCHED = [['learnFull', 'engine'], ['learnLimited', 'engine'], ['static_elsewhere', 'drops'], ['spoofed', 'drops'], ['udp_zero_checksum', 'drops']] as const;
+
 /** How far back status looks for learned MACs moving between VTEPs (learnMoved). */
 const MOVED_WINDOW_MS = 60_000;
 
@@ -234,9 +238,10 @@ export class Daemon {
   // carrier, since when (ms, monotonic), and how often it went down.
   private link: { state: 'up' | 'down' | 'no-carrier'; sinceMs: number; downs: number } = { state: 'up', sinceMs: 0, downs: 0 };
   private stateRewrite = false; // the state file had what this start dropped: rewritten once restored
-  /** When the learned table's full / per-VNI-cap counts last grew (CLOCK_MONOTONIC ms), as
-   *  seen on the beat and by status: the warnings are about now, not the daemon's life. */
-  private learnSeen = { full: 0n, fullAt: 0, limited: 0n, limitedAt: 0, elsewhere: 0n, elsewhereAt: 0, spoofed: 0n, spoofedAt: 0 };
+  /** Counters whose warnings are about now, not the daemon's life (GREW_WATCHED): each
+   *  one's value as the beat and status last saw it, and when it last grew
+   *  (CLOCK_MONOTONIC ms; absent: it never has). */
+  private grew = new Map<string, { n: bigint; at: number }>();
   /** A change made while the state file could not be written (a pod's detach, the beat's
    *  own): since when (Date.now()) and why. The beat writes the file again until it can. */
   private unsaved: { since: number; why: string } | null = null;
@@ -247,8 +252,6 @@ export class Daemon {
    *  representor's; with vfplane-cni's mtuAuto, no more than the overlay's then): status
    *  holds it against the underlay's MTU as it is now, which may have gone down since. */
   private podMtus = new Map<string, number>();
-  /** When the udp_zero_checksum drops last grew (CLOCK_MONOTONIC ms), likewise. */
-  private zeroCsumSeen = { n: 0n, at: 0 };
   private uplinkClaim: Claim | null = null;
   /** The uplink's kernel netdev (none for a DPDK PCI uplink): never a representor too. */
   private uplinkNetdev: { ifindex: number; netns: string } | null = null;
@@ -442,16 +445,14 @@ export class Daemon {
     return isIP(this.cfg.uplink.vtep) === 6 ? 70 : 50;
   }
 
-  /** Notes when the learned table's full and per-VNI-cap counts last grew. */
+  /** Notes which watched counters grew since last seen (grew), and learnMoved's window. */
   private noteLearning(engine: Record<string, bigint>, drops: Record<string, bigint>): void {
     const now = Number(process.hrtime.bigint() / 1_000_000n);
-    const full = engine.learnFull ?? 0n, limited = engine.learnLimited ?? 0n;
-    if (full > this.learnSeen.full) this.learnSeen.full = full, this.learnSeen.fullAt = now;
-    if (limited > this.learnSeen.limited) this.learnSeen.limited = limited, this.learnSeen.limitedAt = now;
-    const elsewhere = drops.static_elsewhere ?? 0n;
-    if (elsewhere > this.learnSeen.elsewhere) this.learnSeen.elsewhere = elsewhere, this.learnSeen.elsewhereAt = now;
-    const spoofed = drops.spoofed ?? 0n;
-    if (spoofed > this.learnSeen.spoofed) this.learnSeen.spoofed = spoofed, this.learnSeen.spoofedAt = now;
+    for (const [key, from] of GREW_WATCHED) {
+      const n = (from === 'engine' ? engine : drops)[key] ?? 0n;
+      const had = this.grew.get(key);
+      if (n > (had?.n ?? 0n)) this.grew.set(key, { n, at: now });
+    }
     const m = this.movedSeen;
     m.push({ atMs: now, moved: engine.learnMoved ?? 0n });
     while (m.length > 1 && m[0]!.atMs < now - MOVED_WINDOW_MS) m.shift();
@@ -466,13 +467,6 @@ export class Daemon {
     return { moved: Number(last.moved), ...(moves > 0 ? { movedLately: { moves, seconds: Math.max(1, Math.round((last.atMs - m[0]!.atMs) / 1000)) } } : {}) };
   }
 
-  /** On the beat and by status: when IPv6 frames with a zero UDP checksum were last
-   *  refused (tunnel.verifyUdpCsum against a peer that sends none). */
-  private noteZeroCsum(drops: Record<string, bigint>): void {
-    const n = drops.udp_zero_checksum ?? 0n;
-    if (n > this.zeroCsumSeen.n) this.zeroCsumSeen = { n, at: Number(process.hrtime.bigint() / 1_000_000n) };
-  }
-
   /** On the 2 s beat: the learned table's fill (noteLearning), and each peer's answer:
    *  since when every beat found frames sent to it and none from it (status's one-way
    *  warning). A beat that sent it nothing, or got a frame from it, starts that over.
@@ -482,7 +476,6 @@ export class Daemon {
     if (!this.dp) return;
     const k = this.dp.counters();
     this.noteLearning(k.engine as Record<string, bigint>, k.drops);
-    this.noteZeroCsum(k.drops);
     const now = Date.now();
     for (const [vtep, p] of k.peers) {
       this.noteHeard(vtep, p);
@@ -1879,9 +1872,12 @@ export class Daemon {
     const c = this.cfg;
     const counters = this.dp!.counters();
     this.noteLearning(counters.engine as Record<string, bigint>, counters.drops);
-    this.noteZeroCsum(counters.drops);
     const nowMs = Number(process.hrtime.bigint() / 1_000_000n);
     const ago = (ms: number) => Math.max(0, Math.round((nowMs - ms) / 1000));
+    /** A watched counter that has grown: how many, and how long since it last did. */
+    const lately = (key: string) => { const g = this.grew.get(key); return g ? { frames: Number(g.n), secondsAgo: ago(g.at) } : undefined; };
+    const [elsewhere, spoofed, zeroCsum] = [lately('static_elsewhere'), lately('spoofed'), lately('udp_zero_checksum')];
+    const full = this.grew.get('learnFull'), limited = this.grew.get('learnLimited');
     const mtu = c.tunnel.mtu || this.uplinkMtu;
     const overhead = this.overlayOverhead();
     return {
@@ -1902,12 +1898,12 @@ export class Daemon {
       ...(this.unsaved ? { stateFile: { path: this.statePath, unsavedSince: new Date(this.unsaved.since).toISOString(), unsavedSeconds: Math.round((Date.now() - this.unsaved.since) / 1000), why: this.unsaved.why } } : {}),
       // Frames from a MAC a static entry puts behind another VTEP (static_elsewhere): a
       // static entry that points at the wrong VTEP, or a MAC spoofed on the underlay.
-      ...(this.learnSeen.elsewhereAt ? { staticElsewhere: { frames: Number(this.learnSeen.elsewhere), secondsAgo: ago(this.learnSeen.elsewhereAt) } } : {}),
+      ...(elsewhere ? { staticElsewhere: elsewhere } : {}),
       // Pods' frames from a MAC not their attachment's (antiSpoof): a pod that changed its MAC.
-      ...(this.learnSeen.spoofedAt ? { spoofed: { frames: Number(this.learnSeen.spoofed), secondsAgo: ago(this.learnSeen.spoofedAt) } } : {}),
+      ...(spoofed ? { spoofed } : {}),
       // IPv6 VXLAN frames refused for a zero UDP checksum (verifyUdpCsum on, a peer that
       // leaves it out): how many, and when the count last grew.
-      ...(this.zeroCsumSeen.at ? { udpZeroChecksum: { frames: Number(this.zeroCsumSeen.n), secondsAgo: ago(this.zeroCsumSeen.at) } } : {}),
+      ...(zeroCsum ? { udpZeroChecksum: zeroCsum } : {}),
       // The VNIs with a flood list of their own (config or `flood set`); others flood to every peer.
       floods: [...this.floods].sort(([a], [b]) => a - b).map(([vni, vteps]) => ({ vni, vteps })),
       attachments: this.attachmentList().map(({ a, state, why }) => ({ representor: a.representor, pci: a.pci, vni: a.vni, mac: a.mac, owner: a.owner, representorState: state, ...(why ? { why } : {}), ...ownerGone(a), ...(this.podMtus.has(a.representor) ? { podMtu: this.podMtus.get(a.representor) } : {}) })),
@@ -1918,9 +1914,9 @@ export class Daemon {
       learning: {
         on: c.learn, capacity: c.learnCapacity, entries: Math.max(0, ...counters.perWorker.map((w) => w.learnedEntries)),
         full: Number(counters.engine.learnFull ?? 0n),
-        ...(this.learnSeen.fullAt ? { fullSecondsAgo: ago(this.learnSeen.fullAt) } : {}),
+        ...(full ? { fullSecondsAgo: ago(full.at) } : {}),
         ...(c.learnPerVni ? { perVni: c.learnPerVni, limited: Number(counters.engine.learnLimited ?? 0n) } : {}),
-        ...(this.learnSeen.limitedAt ? { limitedSecondsAgo: ago(this.learnSeen.limitedAt) } : {}),
+        ...(limited ? { limitedSecondsAgo: ago(limited.at) } : {}),
         // MACs moving between VTEPs (learnMoved) lately: two hosts with one MAC, or a loop.
         ...this.movedLately(),
       },
