@@ -5,7 +5,7 @@
 // no two live pods hold one VF, each ADD's interface is in its pod, and every CNI error
 // is a spec error. After the runtime's cleanup (a DEL for every pod it knows, then gc),
 // nothing is left: no allocation, no lease, no attachment, every VF netdev home.
-// VFPLANE_CHAOS_SECONDS sets the length (default 40).
+// VFPLANE_CHAOS_SECONDS sets the length (default 20; longer soaks find rarer interleavings).
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -19,7 +19,7 @@ import { request } from '../../src/dataplane/control.js';
 const PLUGIN = join(ROOT, 'bin', 'vfplane-cni.js');
 const CLI = join(ROOT, 'bin', 'vfplane.js');
 const prefix = `c${(process.pid % 46656).toString(36)}`;
-const SECONDS = Number(process.env.VFPLANE_CHAOS_SECONDS ?? 40);
+const SECONDS = Number(process.env.VFPLANE_CHAOS_SECONDS ?? 20);
 const VFS = 6;
 const ACTORS = 4;
 
