@@ -6,6 +6,7 @@ import type { DpSpec } from '../../src/dataplane/dp.js';
 import { request } from '../../src/dataplane/control.js';
 import { resolveTunnel } from '../../src/packet/config.js';
 import { parseIp, parseMac } from '../../src/util/addr.js';
+import { sleepSync } from '../../src/util/proc.js';
 import { udp4, vxlan4 } from './frames.js';
 import { ifname, inject, Netns, scratchDir, vethIn } from './netns.js';
 
@@ -35,14 +36,11 @@ export async function pastAnnouncements(socket: string): Promise<void> {
   }
 }
 
-/** Waits `ms` on this thread while the workers run on theirs (a busy wait: the test's
- *  synchronous calls into the data plane leave the event loop nothing to do). */
-export function spin(ms: number): void {
-  const t = Date.now();
-  while (Date.now() - t < ms) {
-    /* the workers run on their own threads */
-  }
-}
+/** Waits `ms` on this thread while the workers run on theirs: the thread blocks (as a
+ *  busy wait would, the event loop runs nothing meanwhile; the test's synchronous calls
+ *  into the data plane leave it nothing to do) without taking a CPU from the workers and
+ *  the other test files. */
+export const spin = sleepSync;
 
 /** VXLAN (VNI 100 unless told) from `vtep` (MAC 02:bb:00:00:00:02) to our VTEP
  *  192.0.2.1, carrying a UDP frame (`payload` bytes) from innerSrc to innerDst. */
