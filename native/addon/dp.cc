@@ -846,6 +846,7 @@ Napi::Value DpStatsLayout(const Napi::CallbackInfo &info) {
   F("icmpTooBig", icmp_too_big); F("icmpTooBigLimited", icmp_too_big_limited); F("echoReplies", echo_replies); F("pmtuLearned", pmtu_learned);
   F("reasmFragments", reasm_fragments); F("reasmDatagrams", reasm_datagrams); F("neighProbes", neigh_probes); F("announcements", announcements);
   F("notPeerFamily", not_peer_family); F("notPeerAddr", not_peer_addr); F("notPeerNs", not_peer_ns);
+  F("dupLocalMacs", dup_local_macs); F("dupLocalMac", dup_local_mac); F("dupLocalVni", dup_local_vni); F("dupLocalFamily", dup_local_family); F("dupLocalAddr", dup_local_addr); F("dupLocalNs", dup_local_ns);
 #undef F
   r.Set("fields", misc);
   r.Set("ports", W(offsetof(vfp_dp_worker_stats, ports)));

@@ -2096,6 +2096,21 @@ static VFP_COLD void note_not_peer(worker *w, const vfp_addr *a, uint64_t now) {
     __atomic_store_n(&w->st->not_peer_ns, now, __ATOMIC_RELEASE);
 }
 
+/* A source from a peer that is a local pod's MAC on its VNI (dup_local_macs): counted,
+ * and the last one kept for `status` to name (its time last, with release, as
+ * note_not_peer). The frame goes on as any other: delivered, and learned. */
+static VFP_COLD void note_dup_local(worker *w, const uint8_t *mac, uint32_t vni, const vfp_addr *from, uint64_t now) {
+    w->st->dup_local_macs++;
+    __atomic_store_n(&w->st->dup_local_ns, 0, __ATOMIC_RELAXED);
+    uint64_t m = 0;
+    memcpy(&m, mac, 6);
+    w->st->dup_local_mac = m;
+    w->st->dup_local_vni = vni;
+    w->st->dup_local_family = from->family;
+    memcpy(w->st->dup_local_addr, from->bytes, 16);
+    __atomic_store_n(&w->st->dup_local_ns, now, __ATOMIC_RELEASE);
+}
+
 /* The outer addresses, UDP header and UDP bytes (as the IP header counts them) of a
  * frame decap dropped after checking its IP header (lengths, the IPv4 checksum) and
  * before its UDP checks: 0 when it is not UDP over IPv4 or IPv6. For the drop branches
@@ -2423,6 +2438,7 @@ static void from_uplink(worker *w, vfp_pkt **pk, uint16_t n, uint64_t now, uint3
                 /* What the cache says of this source no longer holds once this is
                  * learned (it may move it): not for the rest of the burst either. */
                 if (e) e->lpeer = -1;
+                if (VFP_UNLIKELY(mac_find(c, p->vni, src) != NONE16)) note_dup_local(w, src, p->vni, &rx_from, now);
                 l_last_key = u;
                 l_u[nl] = u;
                 l_peer[nl] = (int16_t)last_peer;

@@ -143,6 +143,17 @@ typedef struct vfp_dp_worker_stats {
     uint64_t not_peer_family;
     uint8_t not_peer_addr[16];
     uint64_t not_peer_ns;       /* CLOCK_MONOTONIC when */
+    /* Inner sources from the underlay that are a local pod's MAC on their VNI: two hosts
+     * have one MAC (the local pod keeps getting the frames to it). Checked where a source
+     * is learned (a peer's frame, learning on): at most once a second a source and peer
+     * while the source cache holds it. The last one's MAC (its 6 bytes first, in wire
+     * order), VNI, the VTEP it came from and when (0: none yet). */
+    uint64_t dup_local_macs;
+    uint64_t dup_local_mac;
+    uint64_t dup_local_vni;
+    uint64_t dup_local_family;
+    uint8_t dup_local_addr[16];
+    uint64_t dup_local_ns;
     vfp_dp_port_stats ports[VFP_DP_MAX_PORTS];
     vfp_dp_vni_stats vnis[VFP_DP_MAX_VNIS];
     vfp_dp_peer_stats peers[VFP_DP_MAX_PEERS];

@@ -21,6 +21,8 @@ export interface StatusReply {
     link?: 'up' | 'down' | 'no-carrier'; linkSecondsAgo?: number; linkDowns?: number; mac?: string;
   };
   notPeer?: { vtep: string; frames: number; secondsAgo: number };
+  /** A MAC of a pod attached here that also came from behind a peer on its VNI: the last. */
+  duplicateMac?: { mac: string; vni: number; representor: string; vtep: string; times: number; secondsAgo: number };
   /** Frames dropped as static_elsewhere since the start, and when the count last grew. */
   staticElsewhere?: { frames: number; secondsAgo: number };
   /** Pods' frames dropped as spoofed since the start, and when the count last grew. */
@@ -172,6 +174,10 @@ export function statusWarnings(s: StatusReply): StatusWarning[] {
   // Frames from a VTEP the config does not name: delivered, its MACs not learned.
   const np = s.notPeer;
   if (np && np.secondsAgo <= RECENT_S) out.push({ about: 'peers', text: `frames from VTEP ${np.vtep}, which is not a peer of this node, came in ${np.secondsAgo} s ago (${np.frames} from such VTEPs since the start): they reach the pods, but the MACs behind it are not learned, so the replies flood (or go nowhere on a VNI with a flood list) and never reach it unless it is a peer. A node renumbered, or one missing from the peers: add it (peers in the config, or \`vfplane dataplane peer add ${np.vtep}\`)` });
+  // Two hosts with one MAC on a VNI: a pod here, and one behind a peer. The kernel's
+  // bridge would flap between them; this node keeps sending to its own pod.
+  const dm = s.duplicateMac;
+  if (dm && lately(dm.secondsAgo)) out.push({ about: 'attachments', text: `MAC ${dm.mac} of the pod on ${dm.representor} (VNI ${dm.vni}) also sends from behind peer ${dm.vtep}, the last ${dm.secondsAgo} s ago (${dm.times} time(s) since the start): two hosts have one MAC. What this node's pods send to it reaches the local pod only, and the other node sends its own there. Give one of them another MAC (a MAC set in its network config, CNI_ARGS or runtimeConfig, or a cloned VM's); \`vfplane dataplane explain --vni ${dm.vni} --mac ${dm.mac}\` shows both` });
   // A peer that sends this node's VXLAN to another address than its VTEP (to its MAC: an
   // address it had, or the peer's entry for it is wrong): one of the two is misconfigured.
   for (const p of s.peers) {

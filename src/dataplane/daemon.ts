@@ -95,9 +95,6 @@ const GREW_WATCHED = [['learnFull', 'engine'], ['learnLimited', 'engine'], ['sta
 /** How far back status looks for learned MACs moving between VTEPs (learnMoved). */
 const MOVED_WINDOW_MS = 60_000;
 
-/** `{vtepConflict}` once another host claimed our VTEP's address on the underlay (its
- *  ARP or ND from a MAC not the uplink's): how many frames, the last one's MAC, how long
- *  ago. Peers may then send this node's traffic to that host. */
 /** The last VTEP that is not a peer whose frames came in (learnNotPeer), for `status`;
  *  none once it is a peer again (`peer add`, a reload): its frames are learned now, and
  *  the warning would have the operator add a peer that is there. */
@@ -107,6 +104,21 @@ function notPeerStatus(k: DpCounters, peers: { vtep: string }[]): { notPeer?: { 
   return { notPeer: { vtep: k.notPeer.vtep, frames: Number(k.misc.learnNotPeer ?? 0n), secondsAgo: Math.max(0, ago) } };
 }
 
+/** `{duplicateMac}` while a MAC of a pod attached here also comes from behind a peer on
+ *  its VNI (dupLocalMacs): the last such MAC, its VNI and representor, the VTEP, how long
+ *  ago. Two hosts have one MAC; what is sent to it reaches the local pod only. None once
+ *  no attachment here has that MAC on that VNI (the pod left, or took another MAC). */
+function dupLocalStatus(k: DpCounters, atts: readonly { representor: string; vni: number; mac: string }[]): { duplicateMac?: { mac: string; vni: number; representor: string; vtep: string; times: number; secondsAgo: number } } {
+  const d = k.dupLocal;
+  const a = d && atts.find((x) => x.vni === d.vni && x.mac.toLowerCase() === d.mac);
+  if (!d || !a) return {};
+  const ago = Number((process.hrtime.bigint() - d.atNs) / 1_000_000_000n); // CLOCK_MONOTONIC, as the workers' stamps
+  return { duplicateMac: { mac: d.mac, vni: d.vni, representor: a.representor, vtep: d.vtep, times: Number(k.misc.dupLocalMacs ?? 0n), secondsAgo: Math.max(0, ago) } };
+}
+
+/** `{vtepConflict}` once another host claimed our VTEP's address on the underlay (its
+ *  ARP or ND from a MAC not the uplink's): how many frames, the last one's MAC, how long
+ *  ago. Peers may then send this node's traffic to that host. */
 function vtepConflictStatus(k: DpCounters): { vtepConflict?: { frames: number; mac: string; secondsAgo: number } } {
   const n = Number(k.misc.vtepConflicts ?? 0n);
   if (!n || !k.vtepConflict) return {};
@@ -1751,6 +1763,10 @@ export class Daemon {
         return result('drop', { reason: 'hairpin' });
       }
       steps.push(`${dst} is a pod on this node (representor ${here.representor}${here.pci ? `, VF ${here.pci}` : ''}): switched locally, never encapsulated`);
+      // The same MAC from behind a peer (learned: a host there sends from it) is another
+      // host with this MAC, which this node's pods never reach.
+      const l = this.dp!.learnedGet(q.vni, mac(dst));
+      if (l) steps.push(`${dst} was also learned on VNI ${q.vni} from frames VTEP ${l.vtep} sent: a host there has this pod's MAC too (two hosts with one MAC), and what is sent to ${dst} here reaches only the local pod. Give one of them another MAC`);
       return result('local', { representor: here.representor, ...(here.owner ? { owner: here.owner } : {}) });
     }
     // An FDB entry's VTEP: encapsulated if it is a peer whose MAC is known, else dropped
@@ -1895,6 +1911,7 @@ export class Daemon {
       peers: this.peerStatus(),
       neighReachableSeconds: c.neighReachableSeconds,
       ...notPeerStatus(counters, this.peers),
+      ...dupLocalStatus(counters, this.attachmentList().map(({ a }) => a)),
       ...(this.unsaved ? { stateFile: { path: this.statePath, unsavedSince: new Date(this.unsaved.since).toISOString(), unsavedSeconds: Math.round((Date.now() - this.unsaved.since) / 1000), why: this.unsaved.why } } : {}),
       // Frames from a MAC a static entry puts behind another VTEP (static_elsewhere): a
       // static entry that points at the wrong VTEP, or a MAC spoofed on the underlay.
@@ -2254,6 +2271,7 @@ export function prometheus(m: MetricsInput): string {
     ([['destCacheHits', 'hit'], ['destCacheMisses', 'miss'], ['destCacheBypassed', 'bypassed']] as const).map(([k, result]) => [{ result }, c.misc[k] ?? 0n]));
   metric('vfplane_src_cache_lookups_total', 'Distinct inner sources of decapsulated bursts, by how the workers found what each needs (its static FDB entry, whether learning it again would change anything): hit (the source cache), miss (the tables, then cached), bypassed (the tables, the cache off after a burst of mostly misses). None with neither static entries nor learning.', 'counter',
     ([['srcCacheHits', 'hit'], ['srcCacheMisses', 'miss'], ['srcCacheBypassed', 'bypassed']] as const).map(([k, result]) => [{ result }, c.misc[k] ?? 0n]));
+  metric('vfplane_duplicate_mac_total', 'Times a source MAC from a peer was the MAC of a pod attached here, on its VNI (checked as sources are learned: at most once a second a source and peer): two hosts have one MAC. `dataplane status` names the last.', 'counter', [[{}, c.misc.dupLocalMacs ?? 0n]]);
   metric('vfplane_vtep_conflict_frames_total', 'ARP/ND frames from another MAC claiming this node\'s VTEP address on the underlay (two nodes with one VTEP address, say): `dataplane status` names the last MAC.', 'counter', [[{}, c.misc.vtepConflicts ?? 0n]]);
   metric('vfplane_icmp_too_big_total', 'Pods\' packets too big for the underlay (dropped as mtu_exceeded) answered with ICMP fragmentation needed / packet too big (sent), or not for the rate limit (limited).', 'counter',
     ([['icmpTooBig', 'sent'], ['icmpTooBigLimited', 'limited']] as const).map(([k, result]) => [{ result }, c.misc[k] ?? 0n]));

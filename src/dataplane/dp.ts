@@ -287,6 +287,9 @@ export interface DpCounters {
   /** The last VTEP a decapsulated frame came from that is not a peer (misc.learnNotPeer
    *  counts such frames while learning is on), and when; null when none came. */
   notPeer: { vtep: string; atNs: bigint } | null;
+  /** The last source from a peer that was a local pod's MAC on its VNI (dupLocalMacs
+   *  counts them): two hosts with one MAC. Its VNI and the VTEP it came from. */
+  dupLocal: { mac: string; vni: number; vtep: string; atNs: bigint } | null;
 }
 
 /** The peer counters dp.ts reads, as native/addon/dp.cc names vfp_dp_peer_stats' words. */
@@ -307,7 +310,7 @@ function peerFieldsAt(names: string[], words: number): Record<PeerField, number>
 
 /** Worker fields that are not counters: per worker (cpu, learnedEntries: every worker
  *  holds every learned entry) or the last of something (vtepConflict). */
-const NOT_SUMMED = new Set(['cpu', 'learnedEntries', 'vtepConflictMac', 'vtepConflictNs', 'notPeerFamily', 'notPeerAddr', 'notPeerNs']);
+const NOT_SUMMED = new Set(['cpu', 'learnedEntries', 'vtepConflictMac', 'vtepConflictNs', 'notPeerFamily', 'notPeerAddr', 'notPeerNs', 'dupLocalMac', 'dupLocalVni', 'dupLocalFamily', 'dupLocalAddr', 'dupLocalNs']);
 
 /** The most learned entries a listing reads by default: a walk of a worker's table holds
  *  up its packets while it runs (explain looks one MAC up instead: learnedGet). */
@@ -479,6 +482,7 @@ export class DataPlane {
     const perWorker: DpCounters['perWorker'] = [];
     let vtepConflict: DpCounters['vtepConflict'] = null;
     let notPeer: DpCounters['notPeer'] = null;
+    let dupLocal: DpCounters['dupLocal'] = null;
     const engineHead = this.engineNames.filter((n) => !n.startsWith('drop.'));
     for (let w = 0; w < workers; w++) {
       const b = w * L.workerWords;
@@ -502,6 +506,11 @@ export class DataPlane {
       const npNs = v[b + L.fields.notPeerNs!]!, npFam = Number(v[b + L.fields.notPeerFamily!]!);
       if (npNs && (npFam === 4 || npFam === 6) && (!notPeer || npNs > notPeer.atNs)) {
         notPeer = { vtep: formatIp(npFam, new Uint8Array(v.buffer, v.byteOffset, v.byteLength), (b + L.fields.notPeerAddr!) * 8), atNs: npNs };
+      }
+      const dlNs = v[b + L.fields.dupLocalNs!]!, dlFam = Number(v[b + L.fields.dupLocalFamily!]!);
+      if (dlNs && (dlFam === 4 || dlFam === 6) && (!dupLocal || dlNs > dupLocal.atNs)) {
+        const bytes = new Uint8Array(v.buffer, v.byteOffset, v.byteLength);
+        dupLocal = { mac: formatMac(bytes, (b + L.fields.dupLocalMac!) * 8), vni: Number(v[b + L.fields.dupLocalVni!]!), vtep: formatIp(dlFam, bytes, (b + L.fields.dupLocalAddr!) * 8), atNs: dlNs };
       }
       perWorker.push({
         cpu: Number(BigInt.asIntN(64, v[b + L.fields.cpu!]!)),
@@ -539,7 +548,7 @@ export class DataPlane {
         vnis.set(vni, cur);
       }
     }
-    return { engine, drops, misc, ports, vnis, perWorker, peers: this.peerCounters(v, workers), vtepConflict, notPeer };
+    return { engine, drops, misc, ports, vnis, perWorker, peers: this.peerCounters(v, workers), vtepConflict, notPeer, dupLocal };
   }
 
   /** The peer slots of every worker, merged by address: counts summed; the MAC of the

@@ -124,4 +124,35 @@ describePrivileged('status on the learned FDB, on a running data plane', { netns
       await dp.stop();
     }
   }, 30_000);
+
+  // A remote host sending from a local pod's MAC (a MAC set by hand in two network
+  // configs, a cloned VM) showed nowhere: the local pod kept its traffic, the other host
+  // lost its replies, and nothing said why.
+  it('warns of a pod\'s MAC that also comes from behind a peer on its VNI, naming both', async () => {
+    const dp = await start('duplocal');
+    const said = /^warning: MAC (\S+) of the pod on (\S+) \(VNI 100\) also sends from behind peer 192\.0\.2\.2, the last \d+ s ago \((\d+) time\(s\) since the start\): two hosts have one MAC\..*Give one of them another MAC/m;
+    const times = async () => Number(((await request(dp.socket, { op: 'stats' })).counters as { misc: Record<string, number> }).misc.dupLocalMacs ?? 0);
+    try {
+      send([fromVtep('192.0.2.2', '02:00:00:00:83:04')]); // another MAC: learned, nothing said
+      await new Promise((r) => setTimeout(r, 200));
+      expect(await times()).toBe(0);
+      expect(vfplane(['dataplane', 'status', '--socket', dp.socket]).stdout).not.toMatch(/two hosts have one MAC/);
+      send([fromVtep('192.0.2.2', POD)]);
+      for (let i = 0; i < 50 && !(await times()); i++) await new Promise((r) => setTimeout(r, 20));
+      const st = vfplane(['dataplane', 'status', '--socket', dp.socket]).stdout;
+      expect(st).toMatch(said);
+      expect(said.exec(st)!.slice(1, 3)).toEqual([POD, rep]);
+      expect((await request(dp.socket, { op: 'status' })).duplicateMac).toMatchObject({ mac: POD, vni: 100, representor: rep, vtep: '192.0.2.2', times: 1 });
+      // The local pod still gets what is sent to its MAC.
+      const x = (await request(dp.socket, { op: 'explain', vni: 100, mac: POD })) as unknown as { verdict: string; steps: string[] };
+      expect(x.verdict).toBe('local');
+      expect(x.steps.join('\n')).toMatch(/also learned on VNI 100 from frames VTEP 192\.0\.2\.2 sent: a host there has this pod's MAC too \(two hosts with one MAC\)/);
+      // Once the pod is detached, its MAC is no one's here: nothing to warn of.
+      expect(vfplane(['dataplane', 'detach', '--socket', dp.socket, '--representor', rep]).code).toBe(0);
+      expect(vfplane(['dataplane', 'status', '--socket', dp.socket]).stdout).not.toMatch(/two hosts have one MAC/);
+      expect((await request(dp.socket, { op: 'status' })).duplicateMac).toBeUndefined();
+    } finally {
+      await dp.stop();
+    }
+  }, 30_000);
 });
