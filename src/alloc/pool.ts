@@ -15,7 +15,7 @@ export interface PoolSelector {
   devices?: string[]; // PCI device IDs of the VF, "154c"
   drivers?: string[]; // bound driver, "iavf", "vfio-pci"
   pfNames?: string[]; // "ens1f0", "ens1f0#0-3", "ens1f0#0,2,5-7"
-  rootDevices?: string[]; // PF PCI addresses
+  rootDevices?: string[]; // PF PCI addresses, "0000:3b:00.0", "0000:3b:00.0#0-3"
   pciAddresses?: string[]; // VF PCI addresses (as the device plugin allows)
   numaNodes?: number[];
   /**
@@ -24,6 +24,12 @@ export interface PoolSelector {
    * selects devices and the resource is their union, so that becomes anyOf.
    */
   anyOf?: PoolSelector[];
+  /**
+   * The device plugin's config gives a device to the first resource that selects it: a
+   * resource's VFs are those none of the resources before it select. Their selectors,
+   * with their names (for why a pool came out empty).
+   */
+  notIn?: { pool: string; selector: PoolSelector }[];
 }
 
 export interface Pool {
@@ -54,7 +60,12 @@ function pfNameSpec(s: string): PfNameSpec | string {
     return `PF name ${JSON.stringify(pf)} is not a Linux interface name`;
   }
   if (hash < 0) return { pf, ranges: null };
-  const rest = s.slice(hash + 1);
+  const ranges = vfRanges(s.slice(hash + 1));
+  return typeof ranges === 'string' ? ranges : { pf, ranges };
+}
+
+/** The VF index ranges after a `#` (`3`, `0-3`, `0,2,5-7`); the error text when malformed. */
+function vfRanges(rest: string): [number, number][] | string {
   if (rest === '') return 'nothing after #: expected VF indices like 0-3 or 0,2,5-7';
   const ranges: [number, number][] = [];
   for (const part of rest.split(',')) {
@@ -66,7 +77,22 @@ function pfNameSpec(s: string): PfNameSpec | string {
     if (b > MAX_VF_INDEX) return `VF index ${b} is beyond ${MAX_VF_INDEX}`;
     ranges.push([a, b]);
   }
-  return { pf, ranges };
+  return ranges;
+}
+
+/** A rootDevices entry: the PF's address (lower case) and, after a `#` as the device
+ *  plugin allows, the VF indices meant (null: all). */
+function rootDeviceSpec(s: string): { pf: string; ranges: [number, number][] | null } | string {
+  const hash = s.indexOf('#');
+  const pf = (hash < 0 ? s : s.slice(0, hash)).toLowerCase();
+  try {
+    parsePci(pf);
+  } catch {
+    return 'not a PF PCI address: expected DDDD:BB:DD.F, like 0000:3b:00.0, optionally with VF indices after a # (0000:3b:00.0#0-3)';
+  }
+  if (hash < 0) return { pf, ranges: null };
+  const ranges = vfRanges(s.slice(hash + 1));
+  return typeof ranges === 'string' ? ranges : { pf, ranges };
 }
 
 const specCache = new Map<string, PfNameSpec>();
@@ -103,7 +129,12 @@ const baseFields = {
       if (typeof r === 'string') ctx.addIssue({ code: 'custom', message: r });
     }),
   ).optional(),
-  rootDevices: list(z.string({ error: 'expected a PF PCI address' }).superRefine(pciRefine('PF PCI address')).transform((s) => s.toLowerCase())).optional(),
+  rootDevices: list(
+    z.string({ error: 'expected a PF PCI address' }).superRefine((s, ctx) => {
+      const r = rootDeviceSpec(s);
+      if (typeof r === 'string') ctx.addIssue({ code: 'custom', message: r });
+    }).transform((s) => s.toLowerCase()),
+  ).optional(),
   pciAddresses: list(z.string({ error: 'expected a VF PCI address' }).superRefine(pciRefine('VF PCI address')).transform((s) => s.toLowerCase())).optional(),
   // The device plugin spells numbers as strings in places; take both.
   numaNodes: list(
@@ -217,6 +248,7 @@ function normalize(sel: PoolSelector): PoolSelector {
     if (v !== undefined && v.length > 0) (out as Record<string, unknown>)[k] = [...new Set(v as unknown[])];
   }
   if (sel.anyOf) out.anyOf = sel.anyOf.map(normalize);
+  if (sel.notIn?.length) out.notIn = sel.notIn.map((n) => ({ pool: n.pool, selector: normalize(n.selector) }));
   return out;
 }
 
@@ -275,6 +307,45 @@ function readRegularFile(file: string, max: number): string {
   }
 }
 
+const DP_TOP_FIELDS = ['resourceList'];
+const DP_ITEM_FIELDS = ['resourceName', 'resourcePrefix', 'deviceType', 'excludeTopology', 'selectors', 'additionalInfo'];
+
+/**
+ * The device plugin's config as its Go decoder reads it: field names in any case
+ * ("IsRdma", "PfNames", as the sriov-network-operator has written them) are the known
+ * fields, and null is unset. One field in two spellings is refused, as vfplane-cni
+ * refuses it in a network config: which one counts is not obvious.
+ */
+function goFields(json: object, where: string): unknown {
+  const fold = (obj: unknown, known: readonly string[], path: string): unknown => {
+    if (typeof obj !== 'object' || obj === null || Array.isArray(obj)) return obj;
+    const byLower = new Map(known.map((k) => [k.toLowerCase(), k]));
+    const out: Record<string, unknown> = {};
+    const from = new Map<string, string>();
+    for (const [k, v] of Object.entries(obj)) {
+      const as = byLower.get(k.toLowerCase()) ?? k;
+      const had = from.get(as);
+      if (had !== undefined) throw invalid(`${where}: ${path}${had} and ${k} name one field (the device plugin reads field names in any case): keep ${as}`);
+      from.set(as, k);
+      if (v !== null) out[as] = v;
+    }
+    return out;
+  };
+  const top = fold(json, DP_TOP_FIELDS, '') as Record<string, unknown>;
+  if (Array.isArray(top.resourceList)) {
+    top.resourceList = top.resourceList.map((item, i) => {
+      const at = `resourceList[${i}].`;
+      const r = fold(item, DP_ITEM_FIELDS, at) as Record<string, unknown>;
+      if (typeof r !== 'object' || r === null) return r;
+      const known = [...SELECTOR_FIELDS, ...DP_UNSUPPORTED];
+      if (Array.isArray(r.selectors)) r.selectors = r.selectors.map((x, j) => fold(x, known, `${at}selectors[${j}].`));
+      else if (r.selectors !== undefined) r.selectors = fold(r.selectors, known, `${at}selectors.`);
+      return r;
+    });
+  }
+  return top;
+}
+
 /** The body of loadPools, for configs that arrive some other way than a file (CNI config, tests). */
 export function parsePools(json: unknown, where: string): Pool[] {
   let pools: Pool[];
@@ -289,10 +360,10 @@ export function parsePools(json: unknown, where: string): Pool[] {
     ]);
     if (bad.length) throw invalid(bad.map((b) => `${where}: ${b}`).join('; '), { file: where });
     pools = f.pools.map((p) => ({ name: p.name, selector: normalize(p.selector as PoolSelector) }));
-  } else if (typeof json === 'object' && json !== null && 'resourceList' in json) {
-    const f = parseWith(dpFileSchema, json, where, [...SELECTOR_FIELDS, ...DP_UNSUPPORTED]);
+  } else if (typeof json === 'object' && json !== null && !Array.isArray(json) && Object.keys(json).some((k) => k.toLowerCase() === 'resourcelist')) {
+    const f = parseWith(dpFileSchema, goFields(json, where), where, [...SELECTOR_FIELDS, ...DP_UNSUPPORTED]);
     const known = [...SELECTOR_FIELDS, ...DP_UNSUPPORTED];
-    pools = f.resourceList.map((r, i) => {
+    const plain: Pool[] = f.resourceList.map((r, i) => {
       const at = ['resourceList', i, 'selectors'];
       const sels = Array.isArray(r.selectors)
         ? parseWith(list(dpSelector).min(1, 'expected at least one selector object'), r.selectors, where, known, at)
@@ -300,6 +371,9 @@ export function parsePools(json: unknown, where: string): Pool[] {
       const selector: PoolSelector = sels.length === 1 ? sels[0]! : { anyOf: sels };
       return { name: r.resourceName, selector: normalize(selector) };
     });
+    // The device plugin gives each device to the first resource that selects it
+    // (specific resources first, a catch-all last): so does a pool read from its file.
+    pools = plain.map((p, i) => (i === 0 ? p : { name: p.name, selector: { ...p.selector, notIn: plain.slice(0, i).map((e) => ({ pool: e.name, selector: e.selector })) } }));
   } else {
     throw invalid(
       `${where}: expected vfplane's pools file {"pools":[{"name":…,"selector":{…}}]} or the SR-IOV network device plugin's config {"resourceList":[…]}`,
@@ -332,7 +406,14 @@ function matchFields(vf: VfPlace, sel: PoolSelector): boolean {
   if (sel.vendors && !sel.vendors.includes(vf.vendor.toLowerCase())) return false;
   if (sel.devices && !sel.devices.includes(vf.device.toLowerCase())) return false;
   if (sel.drivers && (vf.driver === null || !sel.drivers.includes(vf.driver))) return false;
-  if (sel.rootDevices && !sel.rootDevices.includes(vf.pf.toLowerCase())) return false;
+  if (sel.rootDevices) {
+    const pf = vf.pf.toLowerCase();
+    const ok = sel.rootDevices.some((s) => {
+      const spec = rootDeviceSpec(s);
+      return typeof spec !== 'string' && spec.pf === pf && (spec.ranges === null || inRanges(vf.index, spec.ranges));
+    });
+    if (!ok) return false;
+  }
   if (sel.pciAddresses && !sel.pciAddresses.includes(vf.pci.toLowerCase())) return false;
   if (sel.numaNodes && !sel.numaNodes.includes(vf.numaNode)) return false;
   if (sel.pfNames) {
@@ -348,7 +429,8 @@ function matchFields(vf: VfPlace, sel: PoolSelector): boolean {
 
 export function matchVf(vf: VfPlace, sel: PoolSelector): boolean {
   if (!matchFields(vf, sel)) return false;
-  return sel.anyOf === undefined || sel.anyOf.some((alt) => matchVf(vf, alt));
+  if (sel.anyOf !== undefined && !sel.anyOf.some((alt) => matchVf(vf, alt))) return false;
+  return sel.notIn === undefined || !sel.notIn.some((n) => matchVf(vf, n.selector));
 }
 
 /**
@@ -376,8 +458,13 @@ export function whyNoMatch(vfs: readonly VfInfo[], sel: PoolSelector): string {
     unmet.push(`${f} ${JSON.stringify(sel[f])} matches none: ${have[f]()}`);
   }
   if (unmet.length) return unmet.join('; ');
-  if (sel.anyOf && vfs.filter((vf) => matchFields(vf, sel)).length > 0) {
+  if (sel.anyOf && vfs.filter((vf) => matchFields(vf, sel)).length > 0 && !vfs.some((vf) => matchVf(vf, { ...sel, notIn: undefined }))) {
     return `no VF that the other criteria select matches any of its ${sel.anyOf.length} anyOf alternatives`;
+  }
+  const selected = vfs.filter((vf) => matchVf(vf, { ...sel, notIn: undefined }));
+  if (selected.length && sel.notIn) {
+    const first = [...new Set(selected.flatMap((vf) => sel.notIn!.filter((n) => matchVf(vf, n.selector)).slice(0, 1).map((n) => n.pool)))];
+    return `the ${selected.length} VF${selected.length === 1 ? '' : 's'} it selects ${selected.length === 1 ? 'is' : 'are'} selected first by ${first.length === 1 ? 'resource' : 'resources'} ${first.map((p) => JSON.stringify(p)).join(', ')}, earlier in the file: as the SR-IOV device plugin does, a device goes to the first resource that selects it (narrow the earlier selector, or put this resource first)`;
   }
   return `each criterion matches some VF here, but no VF matches them all (${vfs.length} VFs; see \`vfplane vf list\`)`;
 }

@@ -121,6 +121,48 @@ describe('loadPools', () => {
     expect(names(pools[1]!.selector)).toEqual(['vfpbf0#0', 'vfpbf1#0']);
   });
 
+  // helper-86: a migrating user's file, specific resources first and a catch-all last,
+  // gave the reserved VFs to the catch-all too: the device plugin gives a device to the
+  // first resource that selects it ("Cannot add device ... Already allocated").
+  it('gives each VF to the first resource that selects it, as the device plugin does', () => {
+    const f = write('sriovdp-overlap.json', { resourceList: [
+      { resourceName: 'reserved', selectors: { pfNames: ['vfpbf1#1-2'] } },
+      { resourceName: 'general', selectors: { vendors: ['8086'], drivers: ['iavf'] } },
+      { resourceName: 'shadowed', selectors: [{ pfNames: ['vfpbf1#1'] }, { pciAddresses: [vf(1, 2).pci] }] },
+    ] });
+    const [reserved, general, shadowed] = loadPools(f);
+    expect(names(reserved!.selector)).toEqual(['vfpbf1#1', 'vfpbf1#2']);
+    expect(names(general!.selector)).toEqual(['vfpbf0#0', 'vfpbf0#1', 'vfpbf0#2', 'vfpbf0#3', 'vfpbf1#0', 'vfpbf1#3']);
+    expect(names(shadowed!.selector)).toEqual([]);
+    expect(whyNoMatch(vfs, shadowed!.selector)).toBe('the 2 VFs it selects are selected first by resource "reserved", earlier in the file: as the SR-IOV device plugin does, a device goes to the first resource that selects it (narrow the earlier selector, or put this resource first)');
+    // vfplane's own pools may overlap, as they always could.
+    const own = loadPools(write('own-overlap.json', { pools: [{ name: 'a', selector: { pfNames: ['vfpbf1#1-2'] } }, { name: 'b', selector: { drivers: ['iavf'] } }] }));
+    expect(names(own[1]!.selector)).toHaveLength(8);
+  });
+
+  // helper-86: the sriov-network-operator's generated config spells fields as Go
+  // structs do ("IsRdma", "NeedVhostNet"), which the device plugin's decoder takes in
+  // any case; vfplane refused the file.
+  it('reads field names in any case and null as unset, as the device plugin\'s Go decoder does', () => {
+    const f = write('sriovdp-operator.json', { ResourceList: [{
+      ResourceName: 'enp', SelectorObjs: null, selectors: { Vendors: ['8086'], devices: ['154c'], PfNames: ['vfpbf0#0-3'], rootDevices: null, IsRdma: false, NeedVhostNet: false },
+    }] });
+    const [enp] = loadPools(f);
+    expect(enp).toEqual({ name: 'enp', selector: { vendors: ['8086'], devices: ['154c'], pfNames: ['vfpbf0#0-3'] } });
+    const twice = write('sriovdp-twice.json', { resourceList: [{ resourceName: 'x', selectors: { pfNames: ['vfpbf0'], PfNames: ['vfpbf1'] } }] });
+    expect(err(() => loadPools(twice)).message).toBe(`${twice}: resourceList[0].selectors.pfNames and PfNames name one field (the device plugin reads field names in any case): keep pfNames`);
+    // Still refused when it would select (isRdma: true), in whatever case.
+    expect(err(() => loadPools(write('sriovdp-rdma2.json', { resourceList: [{ resourceName: 'r', selectors: { IsRdma: true } }] }))).message).toContain('selectors.isRdma: true: vfplane does not support this device plugin selector');
+  });
+
+  // helper-86: the device plugin documents "rootDevices": ["0000:86:00.0#0-1,3,4"].
+  it('takes VF indices after a # in rootDevices, as in pfNames', () => {
+    const [r] = loadPools(write('sriovdp-root.json', { resourceList: [{ resourceName: 'r', selectors: { rootDevices: ['0000:5E:00.1#0,2-3', '0000:5e:00.0#1'] } }] }));
+    expect(names(r!.selector)).toEqual(['vfpbf0#1', 'vfpbf1#0', 'vfpbf1#2', 'vfpbf1#3']);
+    expect(names(parsePoolSelector({ rootDevices: ['0000:5e:00.0'] }, 'x'))).toHaveLength(4);
+    expect(err(() => parsePoolSelector({ rootDevices: ['0000:5e:00.0#3-1'] }, 'sel')).message).toBe('sel: rootDevices[0]: "0000:5e:00.0#3-1": range end before start');
+  });
+
   it('refuses device plugin selectors it cannot evaluate rather than widening the pool', () => {
     const f = write('sriovdp-rdma.json', { resourceList: [{ resourceName: 'rdma', selectors: { vendors: ['15b3'], isRdma: true } }] });
     expect(err(() => loadPools(f)).message).toBe(
