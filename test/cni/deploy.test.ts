@@ -51,12 +51,27 @@ describe('deploy/ manifests', () => {
         const r = spawnSync('/bin/sh', ['-ec', script], { encoding: 'utf8' });
         expect(r.status, r.stderr).toBe(0);
         spawnSync('sleep', ['0.05']);
+        return r.stderr;
       };
       for (const v of ['0.1.0', '0.2.0', '0.3.0']) run(v);
       expect(readdirSync(join(tmp, 'home')).sort()).toEqual(['0.2.0', '0.3.0']);
       expect(readFileSync(join(tmp, 'cnibin', 'vfplane-cni.shim'), 'utf8')).toContain('node=/opt/vfplane/0.3.0/node');
       run('0.3.0'); // a restart: nothing changes
       expect(readdirSync(join(tmp, 'home')).sort()).toEqual(['0.2.0', '0.3.0']);
+      // The pools ConfigMap edited reaches the node at the next start (helper-86: it never
+      // did once a pools.json was there); one edited on the node is kept, and said.
+      const pools = join(tmp, 'state', 'pools.json');
+      expect(readFileSync(pools, 'utf8')).toBe('{"pools":[]}');
+      writeFileSync(join(tmp, 'config', 'pools.json'), '{"pools":[{"name":"a","selector":{"drivers":["iavf"]}}]}');
+      expect(run('0.3.0')).not.toContain('was edited on this node');
+      expect(readFileSync(pools, 'utf8')).toContain('"name":"a"');
+      writeFileSync(pools, '{"pools":[{"name":"mine","selector":{"drivers":["iavf"]}}]}');
+      writeFileSync(join(tmp, 'config', 'pools.json'), '{"pools":[{"name":"b","selector":{"drivers":["iavf"]}}]}');
+      expect(run('0.3.0')).toContain(`vfplane: ${pools} was edited on this node, so the vfplane-pools ConfigMap's pools (which differ) are not installed`);
+      expect(readFileSync(pools, 'utf8')).toContain('"name":"mine"');
+      rmSync(pools);
+      run('0.3.0');
+      expect(readFileSync(pools, 'utf8')).toContain('"name":"b"');
       // An image without a usable VERSION stops the install before anything is copied.
       for (const bad of ['', '../x']) {
         writeFileSync(join(image, 'VERSION'), bad);
