@@ -483,7 +483,8 @@ export { USERSPACE_DRIVERS };
  * (no driver, or the netdev is somewhere else).
  */
 export function handOverMode(vf: VfInfo): 'kernel' | 'dpdk' | null {
-  if (vf.driver && USERSPACE_DRIVERS.has(vf.driver)) return 'dpdk';
+  // A userspace-bound VF whose VFIO group a process has open is that process's.
+  if (vf.driver && USERSPACE_DRIVERS.has(vf.driver)) return vf.vfioOpenBy ? null : 'dpdk';
   if (vf.driver && vf.netdev) return 'kernel';
   return null;
 }
@@ -531,12 +532,18 @@ export function freeInPool(refs: readonly VfRef[], selector: PoolSelector, held:
 
 /** Why a pool whose VFs all match can hand none over, VF by VF (three named at most). */
 export function whyUnusable(pool: string, unusable: readonly VfInfo[], treeOnly = false): string {
-  const why = unusable.slice(0, 3).map((v) => `${v.pci} ${v.driver ? `is bound to ${v.driver} with no netdev in the host namespace` : 'is bound to no driver'}`);
+  const why = unusable.slice(0, 3).map((v) => `${v.pci} ${notHandedOver(v)}`);
   if (unusable.length > 3) why.push(`${unusable.length - 3} more`);
   return `pool ${JSON.stringify(pool)}: ${unusable.length} VF${unusable.length === 1 ? '' : 's'} match${unusable.length === 1 ? 'es' : ''}, none usable: ${why.join('; ')}; ` +
     (treeOnly
       ? treeOnlyFix()
       : 'bind one with no driver with `vfplane vf bind PCI --driver kernel|vfio-pci`; find who has the netdevs of the others, or take them back with `vfplane vf bind PCI --driver kernel --force` (their netdevs there go, new ones come up here)');
+}
+
+/** Why handOverMode finds no way to hand a VF over, as the rest of a sentence about it. */
+export function notHandedOver(v: VfInfo): string {
+  if (v.vfioOpenBy) return `is bound to ${v.driver} and its VFIO group ${v.vfioDevice} is open in process ${v.vfioOpenBy.pid} (${v.vfioOpenBy.comm}): a DPDK application vfplane did not give it to uses it`;
+  return v.driver ? `is bound to ${v.driver} with no netdev in the host namespace` : 'is bound to no driver';
 }
 
 /** What to do with a kernel-bound VF (PCI) of a simulated NIC made without netdevs. */

@@ -894,7 +894,9 @@ export class AllocStore {
   }
 
   /** VF's original state as recorded, with the node's boot id beside it (Allocation.bootId). */
-  private originalRecord(vf: VfInfo): { json: string; bootId?: string } {
+  private originalRecord(full: VfInfo): { json: string; bootId?: string } {
+    // Who had its VFIO group open is a fact of the moment, not a setting to restore.
+    const { vfioOpenBy: _, ...vf } = full;
     const bootId = this.node ? bootIdAt(this.node) : null;
     return bootId ? { json: JSON.stringify({ ...vf, bootId }), bootId } : { json: JSON.stringify(vf) };
   }

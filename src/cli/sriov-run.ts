@@ -8,7 +8,7 @@ import { AllocStore, DB_FILE, defaultStateDir, heldInAnotherStore, type Allocati
 import { describeOwner, ownerAlive, parseOwner, pidStart, type Owner } from '../alloc/owner.js';
 import { allocatedBeforeBoot, netdevDiff, netdevHome, restoreDriverAndSettings, stepText, type PutBackStep } from '../alloc/put-back.js';
 import type { IpamRecord } from '../cni/ipam.js';
-import { checkSelectorAgainst, findPool, isUnusable, loadPools, poolVfs, poolView, treeOnlyFix, vfCountsByPf, whyNoMatch, whyUnusable } from '../alloc/pool.js';
+import { checkSelectorAgainst, findPool, isUnusable, loadPools, notHandedOver, poolVfs, poolView, treeOnlyFix, vfCountsByPf, whyNoMatch, whyUnusable } from '../alloc/pool.js';
 import { bindVf, configVf, setNumVfs, type VfConfig } from '../sriov/actions.js';
 import { listPfs, listVfs, presentVf, resolvePf, resolveVf, findRepresentor, vfOfRepresentor } from '../sriov/discover.js';
 import { defaultSysfsRoot, openSysfs, type Sysfs } from '../sriov/sysfs.js';
@@ -283,7 +283,7 @@ export async function vfShow(o: Common, ref: string): Promise<void> {
     ['driver', dash(vf.driver)],
     ['netdev', vf.netdev ? `${vf.netdev} ${dash(vf.mac)} mtu ${dash(vf.mtu)}` : '- (none in the host namespace)'],
     ['IOMMU group', dash(vf.iommuGroup)],
-    ['vfio device', dash(vf.vfioDevice)],
+    ['vfio device', vf.vfioDevice ? `${vf.vfioDevice}${vf.vfioOpenBy ? ` (open in process ${vf.vfioOpenBy.pid}, ${vf.vfioOpenBy.comm})` : ''}` : '-'],
     ['NUMA node', String(vf.numaNode)],
     ['representor', representor ?? '- (none: the PF is not in switchdev mode, or its family has none)'],
   ];
@@ -376,7 +376,9 @@ export async function vfAlloc(o: Common & OwnerFlags & { pool?: string; pci?: st
       }
     };
     if (isUnusable(vf, heldOnNode)) {
-      throw conflict(vf.driver && sysfs.treeOnly
+      throw conflict(vf.vfioOpenBy
+        ? `VF ${vf.pci} ${notHandedOver(vf)}, and no allocation explains it; find who (the DPDK pod sriov-cni gave it to, a data plane, testpmd), or pick another VF`
+        : vf.driver && sysfs.treeOnly
         ? `VF ${vf.pci} is bound to ${vf.driver} and has no netdev: ${treeOnlyFix(vf.pci)}`
         : vf.driver
         ? `VF ${vf.pci} is bound to ${vf.driver} but its netdev is not in the host namespace, and no allocation explains it: someone else has it (a pod's namespace?); find who, or take it back: \`vfplane vf bind ${vf.pci} --driver kernel --force\` rebinds it, which destroys its netdev there and makes a new one in this namespace`

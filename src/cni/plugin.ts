@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { AllocStore, DB_FILE, defaultStateDir, PAUSE_ADD_ENV, pauseForTest, type Allocation } from '../alloc/store.js';
 import { describeOwner, ownerAlive, parseOwner, pidStart, podNetns, type Owner } from '../alloc/owner.js';
-import { findPool, freeInPool, handOverMode, loadPools, poolView, USERSPACE_DRIVERS, whyNoMatch, whyUnusable } from '../alloc/pool.js';
+import { findPool, freeInPool, handOverMode, loadPools, notHandedOver, poolView, USERSPACE_DRIVERS, whyNoMatch, whyUnusable } from '../alloc/pool.js';
 import { addrsIn, ipIn, linkIn, netnsId, routesIn } from '../net/ip.js';
 import { netRun, type NetOp } from '../net/netops.js';
 import { allocatedBeforeBoot, restoreDriverAndSettings, returnNetdev, tidyReturnedNetdev } from '../alloc/put-back.js';
@@ -201,8 +201,8 @@ async function takeVf(ctx: CniContext, sysfs: Sysfs, store: AllocStore, owner: O
     // A VF made a moment ago (sriov_numvfs just written) has no driver, then no netdev,
     // until the kernel's probe is done: give it a second before calling it unusable.
     // Likewise one going away and coming back (a count changed through 0).
-    if (!handOverMode(vf)) ctx.log.info(`VF ${vf.pci} has ${vf.driver ? 'no netdev in the host namespace' : 'no driver'} yet; waiting up to 1 s (a VF just made is still being probed)`);
-    for (const until = Date.now() + 1000; !handOverMode(vf) && Date.now() < until; ) {
+    if (!handOverMode(vf) && !vf.vfioOpenBy) ctx.log.info(`VF ${vf.pci} has ${vf.driver ? 'no netdev in the host namespace' : 'no driver'} yet; waiting up to 1 s (a VF just made is still being probed)`);
+    for (const until = Date.now() + 1000; !handOverMode(vf) && !vf.vfioOpenBy && Date.now() < until; ) {
       await new Promise((r) => setTimeout(r, 50));
       try {
         vf = resolveVf(sysfs, deviceID);
@@ -210,6 +210,7 @@ async function takeVf(ctx: CniContext, sysfs: Sysfs, store: AllocStore, owner: O
         if (Date.now() >= until && err instanceof VfpError) throw withCode(new VfpError(err.kind, `deviceID ${deviceID}: ${err.message}`, err.details), ERR.INVALID_CONFIG);
       }
     }
+    if (vf.vfioOpenBy) throw withCode(conflict(`deviceID ${deviceID}: VF ${vf.pci} ${notHandedOver(vf)}; the device plugin handed out a VF that is in use`), ERR.TRY_AGAIN);
     if (!handOverMode(vf)) {
       throw withCode(conflict(`deviceID ${deviceID}: VF ${vf.pci} is ${vf.driver ? `bound to ${vf.driver} but has no netdev in the host namespace (in use elsewhere?)` : 'bound to no driver'}; bind it with \`vfplane vf bind ${vf.pci} --driver kernel|vfio-pci\``), ERR.INVALID_CONFIG);
     }

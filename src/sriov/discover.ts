@@ -2,6 +2,7 @@
 // tree). sysfs gives the topology (virtfnN/physfn, drivers, IOMMU groups); netlink gives
 // what only it knows (a netdev's live MAC and MTU, PF-side VF settings).
 import * as fs from 'node:fs';
+import { vfioKey, vfioUsers, type VfioUser } from './vfio-users.js';
 import type { IpLink } from '../net/ip.js';
 import { invalid, notFound } from '../util/errors.js';
 import { isPci, parseIfname, parsePci } from './pci.js';
@@ -19,6 +20,12 @@ const hexId = (s: string | undefined) => (s ?? '').replace(/^0x/, '').toLowerCas
  */
 class LinkCache {
   private readonly seen = new Map<string, IpLink | undefined>();
+  private vfio: Map<string, VfioUser> | undefined;
+  /** Who has a VFIO group device open, from one scan of /proc per discovery. */
+  vfioUser(device: string): VfioUser | undefined {
+    this.vfio ??= vfioUsers();
+    return this.vfio.size ? this.vfio.get(vfioKey(device)) : undefined;
+  }
   get(name: string): IpLink | undefined {
     if (this.seen.has(name)) return this.seen.get(name);
     let l: IpLink | undefined;
@@ -169,6 +176,7 @@ function vfInfoAt(sysfs: Sysfs, pf: PfInfo, index: number, pci: string, cache: L
   const nd = netdevOf(sysfs, pci, cache);
   const group = sysfs.linkName(`${devPath(pci)}/iommu_group`);
   const iommuGroup = group !== undefined && /^\d+$/.test(group) ? Number(group) : null;
+  const vfioDevice = driver === 'vfio-pci' && iommuGroup !== null ? `${sysfs.devRoot}/vfio/${iommuGroup}` : null;
   return {
     pci,
     pf: pf.pci,
@@ -181,7 +189,8 @@ function vfInfoAt(sysfs: Sysfs, pf: PfInfo, index: number, pci: string, cache: L
     mac: nd?.address ?? null,
     mtu: nd?.mtu ?? null,
     iommuGroup,
-    vfioDevice: driver === 'vfio-pci' && iommuGroup !== null ? `${sysfs.devRoot}/vfio/${iommuGroup}` : null,
+    vfioDevice,
+    ...(vfioDevice ? { vfioOpenBy: cache.vfioUser(vfioDevice) ?? null } : {}),
     numaNode: vfNuma(sysfs, pci, pf),
     settings: settings(index),
   };

@@ -82,6 +82,8 @@ export interface VfInfo {
   mtu: number | null;
   iommuGroup: number | null;
   vfioDevice: string | null; // /dev/vfio/N when bound to vfio-pci
+  /** A process outside vfplane that has vfioDevice open (a DPDK application): the VF is in use. */
+  vfioOpenBy?: { pid: number; comm: string } | null;
   numaNode: number;
   settings: VfSettings | null; // PF-side settings, when the PF reports them
 }

@@ -607,6 +607,37 @@ describePrivileged('operator CLI on a simulated NIC', { netns: true }, () => {
     expect(json(['vf', 'bind', `${prefix}f0#3`, '--driver', 'kernel'])).toMatchObject({ after: 'iavf', netdev: `${prefix}f0v3` });
   });
 
+  // helper-86: a vfio-pci VF that a DPDK application outside vfplane has open (a pod
+  // sriov-cni gave it to, on a node being migrated) was handed out again.
+  it('vf alloc skips, and --pci refuses, a vfio-pci VF whose VFIO group a process has open; vf show names it', async () => {
+    const r = json(['vf', 'bind', `${prefix}f0#3`, '--driver', 'vfio-pci']);
+    expect(existsSync(r.vfioDevice)).toBe(true);
+    const pools = join(state, 'dpdk-pools.json');
+    writeFileSync(pools, JSON.stringify({ pools: [{ name: 'dpdk', selector: { drivers: ['vfio-pci'] } }] }));
+    const holder = spawn('sh', ['-c', `exec 9<>${r.vfioDevice}; exec sleep 60`], { stdio: 'ignore' });
+    try {
+      for (let i = 0; i < 100 && !json(['vf', 'show', `${prefix}f0#3`]).vfioOpenBy?.comm?.startsWith('sleep'); i++) await new Promise((res) => setTimeout(res, 20));
+      expect(json(['vf', 'show', `${prefix}f0#3`]).vfioOpenBy).toEqual({ pid: holder.pid, comm: 'sleep' });
+      expect(run(['vf', 'show', `${prefix}f0#3`]).stdout).toContain(`${r.vfioDevice} (open in process ${holder.pid}, sleep)`);
+      const before = snapshot();
+      const q = run(['vf', 'alloc', '--pool', 'dpdk', '--pools', pools, '--owner', 'ns/dpdk']);
+      expect(q.code, q.stderr).toBe(1);
+      expect(q.stderr).toContain(`pool "dpdk": 1 VF matches, none usable: 0000:5e:02.3 is bound to vfio-pci and its VFIO group ${r.vfioDevice} is open in process ${holder.pid} (sleep): a DPDK application vfplane did not give it to uses it`);
+      const p = run(['vf', 'alloc', '--pci', '0000:5e:02.3', '--owner', 'ns/dpdk']);
+      expect(p.code, p.stderr).toBe(1);
+      expect(p.stderr).toContain(`VF 0000:5e:02.3 is bound to vfio-pci and its VFIO group ${r.vfioDevice} is open in process ${holder.pid} (sleep): a DPDK application vfplane did not give it to uses it, and no allocation explains it`);
+      expect(snapshot()).toEqual(before);
+    } finally {
+      const gone = new Promise((res) => holder.once('exit', res));
+      holder.kill();
+      await gone;
+    }
+    // Closed, it is free to give.
+    expect(json(['vf', 'alloc', '--pool', 'dpdk', '--pools', pools, '--owner', 'ns/dpdk']).pci).toBe('0000:5e:02.3');
+    json(['vf', 'release', '--owner', 'ns/dpdk']);
+    expect(json(['vf', 'bind', `${prefix}f0#3`, '--driver', 'kernel'])).toMatchObject({ after: 'iavf', netdev: `${prefix}f0v3` });
+  });
+
   it('refuses bad input with a clear error and the right exit code, and changes nothing', async () => {
     json(['vf', 'alloc', '--pci', '0000:5e:02.2', '--owner', 'default/holder', '--ifname', 'net1']);
     const esc = (x: string) => x.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');

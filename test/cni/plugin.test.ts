@@ -424,6 +424,20 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
     });
     // The device-info directory is the test's (the plugin's own environment says so).
     const e = { containerId: 'dpdk0001', netns: nsPath(p), ifname: 'net1', extra: { VFPLANE_DEVINFO_ROOT: join(state, 'devinfo') } };
+    // A VFIO group another process has open (the DPDK pod sriov-cni gave the VF to, on a
+    // node being migrated) is that process's: try again (11), nothing changed (helper-86).
+    const vfio = vfpJson(['vf', 'show', '0000:5e:02.3']).vfioDevice as string;
+    const fd = openSync(vfio, 'r+');
+    const holder = spawn('sleep', ['60'], { stdio: ['ignore', 'ignore', 'ignore', fd] });
+    closeSync(fd);
+    try {
+      const busy = call('ADD', conf, e);
+      expect(busy.code).toBe(1);
+      expect(busy.out).toMatchObject({ code: 11, msg: `deviceID 0000:5e:02.3: VF 0000:5e:02.3 is bound to vfio-pci and its VFIO group ${vfio} is open in process ${holder.pid} (sleep): a DPDK application vfplane did not give it to uses it; the device plugin handed out a VF that is in use` });
+      expect(vfpJson(['vf', 'show', '0000:5e:02.3'])).toMatchObject({ allocation: null, settings: { vlan: 0 } });
+    } finally {
+      holder.kill();
+    }
     const add = call('ADD', conf, e);
     expect(add.code, JSON.stringify(add.out) + add.stderr).toBe(0);
     expect(add.out.interfaces[0]).toMatchObject({ name: 'net1', pciID: '0000:5e:02.3', sandbox: nsPath(p), mac: '02:00:00:00:dd:01' });
@@ -432,8 +446,17 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
     expect(info).toMatchObject({ type: 'pci', version: '1.1.0', pci: { 'pci-address': '0000:5e:02.3', 'pf-pci-address': '0000:5e:00.0', 'representor-device': `${m.prefix}f0r3` } });
     expect(vfpJson(['vf', 'show', '0000:5e:02.3']).settings.vlan).toBe(300);
     expect(p.ip(['-br', 'link']).trim().split('\n')).toHaveLength(1); // lo only: no netdev moved
-    expect(call('CHECK', { ...conf, prevResult: add.out }, e).code).toBe(0);
-    expect(call('DEL', conf, e).code).toBe(0);
+    // The pod's own DPDK application has the group open while it runs: CHECK and DEL are
+    // the pod's, and do not mind.
+    const own = openSync(vfio, 'r+');
+    const app = spawn('sleep', ['60'], { stdio: ['ignore', 'ignore', 'ignore', own] });
+    closeSync(own);
+    try {
+      expect(call('CHECK', { ...conf, prevResult: add.out }, e).code).toBe(0);
+      expect(call('DEL', conf, e).code).toBe(0);
+    } finally {
+      app.kill();
+    }
     expect(existsSync(devinfo)).toBe(false);
     const vf = vfpJson(['vf', 'show', '0000:5e:02.3']);
     expect(vf.allocation).toBeNull();
