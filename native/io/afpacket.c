@@ -276,12 +276,41 @@ static void afp_free(vfp_port *vp, vfp_pkt **pkts, uint16_t n) {
 
 /* ---- tx ---- */
 
+/* The oldest frame queued to the kernel (the kernel's head: the first of the run of
+ * SEND_REQUEST slots that ends just before ours), or -1 when none is. Only this worker
+ * sends on this socket and its send returned: no slot asking to be sent is the
+ * kernel's meanwhile. */
+static int64_t kernel_head(const afp_q *x) {
+    int64_t oldest = -1;
+    uint32_t i = x->tx_head;
+    for (uint32_t k = 0; k < x->tx_frames; k++) {
+        i = i ? i - 1 : x->tx_frames - 1;
+        const struct tpacket2_hdr *h = (const struct tpacket2_hdr *)x->tx_slot[i];
+        if (__atomic_load_n(&h->tp_status, __ATOMIC_ACQUIRE) != TP_STATUS_SEND_REQUEST) break;
+        oldest = i;
+    }
+    return oldest;
+}
+
 static void afp_kick(afp_q *x) {
     if (send(x->tx_fd, NULL, 0, MSG_DONTWAIT) >= 0) { x->tx_pending = 0; return; }
-    /* ENOBUFS with the qdisc bypassed: the device refused one frame (no carrier, or its
-     * queue stopped) and the kernel freed it, its slot AVAILABLE again, and stopped
-     * there: one frame lost, not sent (helper-73). The rest wait for the next kick. */
-    if (errno == ENOBUFS && x->qdisc_bypass) x->tx_device_drops++;
+    /* ENOBUFS with the qdisc bypassed: the device refused the frame at the kernel's head
+     * (no carrier, its queue stopped, or a frame over the MTU of what is behind it: a
+     * veth's peer, a pod's VF). The kernel hands that frame back as SEND_REQUEST and
+     * tries it again at every send, so one it always refuses held the ring for good
+     * (helper-87: one frame over a pod's MTU cut the pod off, the count climbing at every
+     * kick). It is dropped here, as a NIC drops what it cannot take and as the kernel
+     * documents PACKET_QDISC_BYPASS: its length set to 0, which the kernel (PACKET_LOSS
+     * on) skips as malformed, its slot AVAILABLE and its head past it, without a word in
+     * its log. One frame each refusal; the rest go at the next kick. */
+    if (errno == ENOBUFS && x->qdisc_bypass) {
+        const int64_t head = kernel_head(x);
+        if (head >= 0) {
+            struct tpacket2_hdr *h = (struct tpacket2_hdr *)x->tx_slot[head];
+            __atomic_store_n(&h->tp_len, 0, __ATOMIC_RELEASE);
+            x->tx_device_drops++;
+        }
+    }
     /* EAGAIN/ENOBUFS: the device queue is busy; the frames stay SEND_REQUEST and the
      * next kick (next burst or flush) sends them. */
     if (errno != EAGAIN && errno != EWOULDBLOCK && errno != ENOBUFS) {

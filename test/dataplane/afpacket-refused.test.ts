@@ -1,0 +1,50 @@
+// A frame the netdev behind an AF_PACKET port always refuses (here: over the MTU of the
+// veth's peer, as a pod's VF under a representor) is dropped alone (helper-87). The
+// kernel hands a refused frame back and tries it again at every send: it held the ring,
+// and every frame after it, for good, so one oversized frame cut the pod off.
+import { expect, it } from 'vitest';
+import { request } from '../../src/dataplane/control.js';
+import { dataplaneOn, vfplane } from '../helpers/cli.js';
+import { capture } from '../helpers/netns.js';
+import { describePrivileged } from '../helpers/privileged.js';
+import { fromVtep, POD, uplinkNetns } from '../helpers/underlay.js';
+
+describePrivileged('an AF_PACKET port whose netdev refuses a frame', { netns: true }, () => {
+  const e = uplinkNetns('h87r');
+  const { up, rep, repp, d, send } = e;
+
+  it('drops that frame alone and keeps sending the rest: one over the pod\'s MTU does not cut the pod off', async () => {
+    // An underlay that carries the 1492-byte inner frame below in VXLAN.
+    for (const dev of [up, e.upp]) e.n.ip(['link', 'set', dev, 'mtu', '9000']);
+    const dp = await dataplaneOn(e.n, up, d.dir, { peers: [{ vtep: '192.0.2.2', mac: '02:bb:00:00:00:02' }] });
+    const refused = async () => {
+      const ports = ((await request(dp.socket, { op: 'status' })) as unknown as { ports: { name: string; drops?: Record<string, number> }[] }).ports;
+      return ports.find((x) => x.name === rep)?.drops?.tx_device_drops ?? 0;
+    };
+    try {
+      const a = vfplane(['dataplane', 'attach', '--socket', dp.socket, '--representor', rep, '--vni', '100', '--mac', POD, '--netns', e.n.path]);
+      expect(a.code, a.stderr).toBe(0);
+      // The pod's end takes 1400-byte packets; its representor (the port) 1500.
+      e.n.ip(['link', 'set', repp, 'mtu', '1400']);
+      const cap = capture(e.n, repp, { count: 3, timeoutS: 2, incoming: true });
+      await cap.ready;
+      // 1450 bytes of UDP payload: a 1492-byte inner frame, over 1400 + 14.
+      send([fromVtep('192.0.2.2', '02:00:00:00:87:01', POD, 100, 1450)]);
+      await new Promise((r) => setTimeout(r, 300));
+      send([fromVtep('192.0.2.2', '02:00:00:00:87:01', POD, 100, 100), fromVtep('192.0.2.2', '02:00:00:00:87:01', POD, 100, 200)]);
+      const got = await cap.done;
+      expect(got.map((f) => f.length)).toEqual([14 + 20 + 8 + 100, 14 + 20 + 8 + 200]);
+      // Counted once, not once a kick.
+      await new Promise((r) => setTimeout(r, 500));
+      expect(await refused()).toBe(1);
+      // And the way stays open.
+      const again = capture(e.n, repp, { count: 1, timeoutS: 5, incoming: true });
+      await again.ready;
+      send([fromVtep('192.0.2.2', '02:00:00:00:87:01', POD, 100, 300)]);
+      expect((await again.done).map((f) => f.length)).toEqual([14 + 20 + 8 + 300]);
+      expect(await refused()).toBe(1);
+    } finally {
+      await dp.stop();
+    }
+  }, 30_000);
+});
