@@ -340,6 +340,9 @@ function dropDeviceInfo(file: string, log?: (m: string) => void): void {
   }
 }
 
+/** The smallest MTU an IPv6 link may have (RFC 8200 §5; the kernel's IPV6_MIN_MTU). */
+const IPV6_MIN_MTU = 1280;
+
 /**
  * Addresses, then link up (the kernel then announces them: arp_notify sends a gratuitous
  * ARP, ndisc_notify an unsolicited NA), then routes: one batch inside the pod.
@@ -638,6 +641,14 @@ export async function cmdAdd(ctx: CniContext): Promise<CniResult> {
       const r = (await attached) as { overlayMtu?: unknown } | undefined;
       if (typeof r?.overlayMtu === 'number' && mtu && mtu > r.overlayMtu) mtu = lowerMtu = r.overlayMtu;
       ph.mark('overlay'); // the wait for the data plane, charged where it was before
+    }
+    // IPv6 needs links of 1280 bytes at least (RFC 8200 §5): Linux takes IPv6 off an
+    // interface set below that, its addresses with it, and the ADD reported addresses
+    // the pod did not have (helper-87: an overlay on a small underlay).
+    const v6 = (got.ips ?? []).find((i) => i.address.includes(':'));
+    if (mode === 'kernel' && v6 && mtu && mtu < IPV6_MIN_MTU) {
+      throw new CniError(ERR.INVALID_CONFIG, `${ifname} would have MTU ${mtu}${lowerMtu ? ', what the overlay carries here,' : ''} under IPv6's minimum of ${IPV6_MIN_MTU} (RFC 8200), and IPAM gave it ${v6.address}: Linux takes IPv6 off such an interface`,
+        lowerMtu ? 'raise the underlay\'s MTU (the overlay carries it less 50 bytes over IPv4, 70 over IPv6), or give this network IPv4 addresses only' : `set mtu to ${IPV6_MIN_MTU} or more, or give this network IPv4 addresses only`);
     }
     // Chained after another plugin, this one adds its interface to the result it was
     // given (spec: pass prevResult through, or modify it); its addresses point at it.

@@ -533,6 +533,27 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
     expect(p.ip(['-br', 'link']).trim().split('\n')).toHaveLength(1);
   });
 
+  // Linux takes IPv6 off an interface under 1280 bytes: the ADD set the MTU after the
+  // addresses and reported an IPv6 address the pod did not have (helper-87).
+  it('refuses an MTU under IPv6\'s 1280 on an interface IPAM gives an IPv6 address, leaving the host as it was', () => {
+    const p = pod('v6mtu');
+    const before = hostState();
+    const conf = base({ deviceID: '0000:5e:02.4', mtu: 1200, ipam: { type: 'host-local', dataDir: ipamDir, ranges: [[{ subnet: '10.56.0.0/24' }], [{ subnet: 'fd00:56::/64' }]] } });
+    const r = call('ADD', conf, { containerId: 'v6mtu001', netns: nsPath(p), ifname: 'net1' });
+    expect(r.code).toBe(1);
+    expect(r.out).toMatchObject({ code: 7, msg: expect.stringMatching(/^net1 would have MTU 1200 under IPv6's minimum of 1280 \(RFC 8200\), and IPAM gave it fd00:56::\S+: Linux takes IPv6 off such an interface$/), details: 'set mtu to 1280 or more, or give this network IPv4 addresses only' });
+    expect(hostState()).toEqual(before);
+    expect(p.ip(['-br', 'link']).trim().split('\n')).toHaveLength(1);
+    // IPv4 only, 1200 is fine.
+    const v4 = base({ deviceID: '0000:5e:02.4', mtu: 1200, ipam: { type: 'host-local', dataDir: ipamDir, ranges: [[{ subnet: '10.56.0.0/24' }]] } });
+    const e = { containerId: 'v4mtu001', netns: nsPath(p), ifname: 'net1' };
+    const ok = call('ADD', v4, e);
+    expect(ok.code, JSON.stringify(ok.out)).toBe(0);
+    expect(p.ip(['-o', 'link', 'show', 'net1'])).toContain('mtu 1200');
+    expect(call('DEL', v4, e).code).toBe(0);
+    expect(hostState()).toEqual(before);
+  });
+
   it('a step failing after IPAM succeeded gives the address back and the VF home', () => {
     const p = pod('routefail');
     const before = hostState();
