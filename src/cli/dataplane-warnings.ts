@@ -211,7 +211,15 @@ export function statusWarnings(s: StatusReply): StatusWarning[] {
     const me = s.mtuExceeded;
     const seen = me ? `: ${me.frames} frame(s) dropped so far (mtu_exceeded, all pods), ${me.icmpTooBig} answered with ICMP too big${me.icmpTooBigLimited ? ` (${me.icmpTooBigLimited} not, for the rate limit)` : ''}` : '';
     const names = over.map((a) => `${a.representor}${a.owner?.podName ? ` (pod ${a.owner.podNamespace ?? '?'}/${a.owner.podName})` : ''} MTU ${a.podMtu}`);
-    out.push({ about: 'attachments', text: `${over.length === 1 ? 'a pod interface has an MTU' : `${over.length} pod interfaces have MTUs`} over the ${om} bytes the overlay carries (${listSome(names)})${seen}. Their packets over ${om} bytes are dropped; those with DF set are answered with ICMP too big (TCP adapts), those without (most UDP, \`ping -M dont\`) are lost without a word. Give the pods an MTU ≤ ${om} (CNI "mtu") or raise the underlay's MTU` });
+    out.push({ about: 'attachments', text: `${over.length === 1 ? 'a pod interface has an MTU' : `${over.length} pod interfaces have MTUs`} over the ${om} bytes the overlay carries (${listSome(names)})${seen}. Their packets over ${om} bytes are dropped; IPv4 ones with DF set, and every IPv6 one, are answered with ICMP too big (TCP adapts), IPv4 ones without DF (most UDP, \`ping -M dont\`) are lost without a word. Give the pods an MTU ≤ ${om} (CNI "mtu") or raise the underlay's MTU` });
+  }
+  // IPv6 needs links of 1280 bytes (RFC 8200 §5): on an overlay that carries less, pods
+  // get no IPv6 (vfplane-cni refuses an IPv6 address at such an MTU; Linux takes IPv6
+  // off an interface set under it), and under 1280 no packet too big is sent (RFC 8201),
+  // so IPv6 packets between the two are lost without a word.
+  if (om && om < 1280) {
+    const need = s.uplink.mtu ? ` to ${1280 + (s.uplink.mtu - om)} or more` : '';
+    out.push({ about: 'uplink', text: `the overlay carries packets of up to ${om} bytes, under IPv6's minimum link MTU of 1280 (RFC 8200): pods on it get no IPv6 (vfplane-cni refuses an IPv6 address on an interface under 1280), and IPv6 packets of ${om + 1}–1280 bytes are dropped without an ICMP packet too big. Raise the underlay's MTU${need}` });
   }
   const sp = s.spoofed;
   if (sp && lately(sp.secondsAgo)) out.push({ about: 'attachments', text: `${sp.frames} frame(s) from pods dropped since the start, the last ${sp.secondsAgo} s ago (spoofed): a pod sent from a MAC other than the one it was attached with (antiSpoof), and its frames from that MAC do not reach the overlay: a MAC changed inside the pod (\`ip link set … address\`), or a bridge or VM in it. \`vfplane dataplane drops --reason spoofed\` shows the port and the MAC; give the pod its attached MAC back, or attach it with the MAC it uses (CNI "mac")` });

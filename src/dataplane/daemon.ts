@@ -1145,7 +1145,7 @@ export class Daemon {
     let mtuWarning: string | undefined;
     if (!a.mtuAuto && mtu && podMtu && podMtu + overhead > mtu) {
       const who = a.mtu ? `the pod interface of ${a.representor}${a.pci ? ` (VF ${a.pci})` : ''}` : a.representor;
-      mtuWarning = `${who} has MTU ${podMtu}, which needs an underlay MTU of ${podMtu + overhead}; the uplink has ${mtu}, so the pod's larger frames are dropped (mtu_exceeded)${c.icmpTooBig ? ' and answered with ICMP too big, which TCP adapts to at the cost of a round trip a destination (packets without DF are lost)' : ''}. Give the pod an MTU ≤ ${mtu - overhead} (CNI "mtu") or raise the underlay MTU`;
+      mtuWarning = `${who} has MTU ${podMtu}, which needs an underlay MTU of ${podMtu + overhead}; the uplink has ${mtu}, so the pod's larger frames are dropped (mtu_exceeded)${c.icmpTooBig ? ' and answered with ICMP too big, which TCP adapts to at the cost of a round trip a destination (IPv4 packets without DF are lost; IPv6 packets are never fragmented, so each is answered)' : ''}. Give the pod an MTU ≤ ${mtu - overhead} (CNI "mtu") or raise the underlay MTU`;
       // Logged once per representor and MTUs: pods come and go on the same VFs with the
       // same network config, and the advice does not change. Every reply carries it.
       const key = `${a.representor}\u0000${podMtu}\u0000${mtu}`;

@@ -60,11 +60,11 @@ describePrivileged('MTU advice at attach', { netns: true }, () => {
       const overReply = await request(dp.socket, { op: 'attach', representor: over, vni: 100, mac: '02:00:00:00:0d:02' });
       // The reply carries the advice too (the CLI prints a note as a warning), not only the log.
       expect(fitsReply.note).toBeUndefined();
-      expect(overReply.note).toBe(`${over} has MTU 1451, which needs an underlay MTU of 1501; the uplink has 1500, so the pod's larger frames are dropped (mtu_exceeded) and answered with ICMP too big, which TCP adapts to at the cost of a round trip a destination (packets without DF are lost). Give the pod an MTU ≤ 1450 (CNI "mtu") or raise the underlay MTU`);
+      expect(overReply.note).toBe(`${over} has MTU 1451, which needs an underlay MTU of 1501; the uplink has 1500, so the pod's larger frames are dropped (mtu_exceeded) and answered with ICMP too big, which TCP adapts to at the cost of a round trip a destination (IPv4 packets without DF are lost; IPv6 packets are never fragmented, so each is answered). Give the pod an MTU ≤ 1450 (CNI "mtu") or raise the underlay MTU`);
       await new Promise((r) => setTimeout(r, 100));
       const log = dp.log();
       expect(log).not.toContain(`${fits} has MTU`);
-      expect(log).toContain(`${over} has MTU 1451, which needs an underlay MTU of 1501; the uplink has 1500, so the pod's larger frames are dropped (mtu_exceeded) and answered with ICMP too big, which TCP adapts to at the cost of a round trip a destination (packets without DF are lost). Give the pod an MTU ≤ 1450 (CNI "mtu") or raise the underlay MTU`);
+      expect(log).toContain(`${over} has MTU 1451, which needs an underlay MTU of 1501; the uplink has 1500, so the pod's larger frames are dropped (mtu_exceeded) and answered with ICMP too big, which TCP adapts to at the cost of a round trip a destination (IPv4 packets without DF are lost; IPv6 packets are never fragmented, so each is answered). Give the pod an MTU ≤ 1450 (CNI "mtu") or raise the underlay MTU`);
       // A representor keeps its own MTU (1500 on a NIC) whatever the pod's: the pod's MTU,
       // as vfplane-cni sends it, is the one checked.
       await request(dp.socket, { op: 'attach', representor: big, vni: 100, mac: '02:00:00:00:0d:03', mtu: 1450, pci: '0000:5e:02.3' });
@@ -90,7 +90,7 @@ describePrivileged('MTU advice at attach', { netns: true }, () => {
       // with what was dropped; not the two at the limit.
       const human = vfplane(['dataplane', 'status', '--socket', dp.socket]).stdout;
       const warn = human.split('\n').filter((l) => l.includes('the overlay carries ('));
-      expect(warn).toEqual([`warning: 2 pod interfaces have MTUs over the 1450 bytes the overlay carries (${over} MTU 1451, ${big2} MTU 1451): 1 frame(s) dropped so far (mtu_exceeded, all pods), 0 answered with ICMP too big. Their packets over 1450 bytes are dropped; those with DF set are answered with ICMP too big (TCP adapts), those without (most UDP, \`ping -M dont\`) are lost without a word. Give the pods an MTU ≤ 1450 (CNI "mtu") or raise the underlay's MTU`]);
+      expect(warn).toEqual([`warning: 2 pod interfaces have MTUs over the 1450 bytes the overlay carries (${over} MTU 1451, ${big2} MTU 1451): 1 frame(s) dropped so far (mtu_exceeded, all pods), 0 answered with ICMP too big. Their packets over 1450 bytes are dropped; IPv4 ones with DF set, and every IPv6 one, are answered with ICMP too big (TCP adapts), IPv4 ones without DF (most UDP, \`ping -M dont\`) are lost without a word. Give the pods an MTU ≤ 1450 (CNI "mtu") or raise the underlay's MTU`]);
       const sj = (await request(dp.socket, { op: 'status' })) as unknown as { attachments: { representor: string; podMtu?: number }[] };
       expect(Object.fromEntries(sj.attachments.map((a) => [a.representor, a.podMtu]))).toEqual({ [fits]: 1450, [over]: 1451, [big]: 1450, [big2]: 1451 });
       // Pods come and go on the same VF with the same config: the advice is given once,

@@ -32,6 +32,16 @@ describe('status warnings about the underlay', () => {
   });
 });
 
+describe('status warnings about the overlay\'s MTU', () => {
+  // helper-87: an overlay under 1280 bytes took IPv6 off new pods without a word.
+  it('an overlay under IPv6\'s 1280: pods get no IPv6, and the underlay MTU that would do', () => {
+    const r = (mtu: number, overlayMtu: number) => ({ ...reply(undefined), uplink: { name: 'up0', vtep: '2001:db8::1', mtu, overlayMtu } } as StatusReply);
+    const w = statusWarnings(r(1330, 1260));
+    expect(w).toEqual([{ about: 'uplink', text: 'the overlay carries packets of up to 1260 bytes, under IPv6\'s minimum link MTU of 1280 (RFC 8200): pods on it get no IPv6 (vfplane-cni refuses an IPv6 address on an interface under 1280), and IPv6 packets of 1261–1280 bytes are dropped without an ICMP packet too big. Raise the underlay\'s MTU to 1350 or more' }]);
+    expect(statusWarnings(r(1350, 1280))).toEqual([]);
+  });
+});
+
 describe('status warnings about a dstPort that differs between nodes', () => {
   const withPeer = (peer: Record<string, unknown>) => ({ ...reply(undefined), dstPort: 4789, peers: [{ vtep: '192.0.2.9', ...peer }] } as unknown as StatusReply);
   it('a peer sending to another port: names the peer and both ports', () => {
