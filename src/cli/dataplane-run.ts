@@ -120,7 +120,9 @@ export async function dpStatus(o: ClientOpts): Promise<void> {
   const ot = s.uplink.offload;
   if (ot) console.log(`offload tier ${ot.tier}${ot.allowed !== null ? ` (the hw-profile allows ${ot.allowed})` : ''}: ${ot.why}`);
   const oc = s.uplink.outerChecksums;
-  if (oc) console.log(`outer checksums: IPv4 header by the ${oc.ipv4 === 'device' ? 'NIC' : 'CPU'}, UDP (when on) by the ${oc.udp === 'device' ? 'NIC' : 'CPU'}${why && s.backend !== 'afxdp' ? ` (${why})` : ''}`);
+  // Over an IPv6 underlay there is no IPv4 header, and the UDP checksum is always on.
+  const by = (x: string) => (x === 'device' ? 'NIC' : 'CPU');
+  if (oc) console.log(`outer checksums: ${s.uplink.vtep.includes(':') ? `UDP (always, over IPv6) by the ${by(oc.udp)}` : `IPv4 header by the ${by(oc.ipv4)}, UDP (when on) by the ${by(oc.udp)}`}${why && s.backend !== 'afxdp' ? ` (${why})` : ''}`);
   const tenants = (r as { tenants?: { namespaces: string[]; vnis: string }[] }).tenants ?? [];
   console.log(`tenants: ${tenants.length ? tenants.map((t) => `${t.namespaces.join(', ')} → VNI ${t.vnis}`).join('; ') : 'none (any namespace may use any VNI)'}`);
   const lr = s.learning;

@@ -15,6 +15,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { describePrivileged } from '../helpers/privileged.js';
 import { Topology } from '../../src/demo/topology.js';
 import { solicitedNodeMac } from '../../src/dataplane/daemon.js';
+import { vfplane } from '../helpers/cli.js';
 
 const prefix = `v${(process.pid % 46656).toString(36)}`;
 
@@ -71,6 +72,9 @@ describePrivileged('VXLAN overlay over an IPv6 underlay', { netns: true, command
     const peers = ((await topo.control('a', { op: 'status' })) as { peers: { vtep: string; state: string; underlayMac: string | null; encapPkts: number }[] }).peers;
     expect(peers.find((p) => p.vtep === '2001:db8::2')).toMatchObject({ state: 'resolved', underlayMac: bMac });
     expect(peers.find((p) => p.vtep === '2001:db8::2')!.encapPkts).toBeGreaterThan(0);
+    // No IPv4 header to speak of, and the UDP checksum always on (helper-87).
+    const human = vfplane(['dataplane', 'status', '--socket', topo.nodes.get('a')!.socket]).stdout;
+    expect(human).toMatch(/^outer checksums: UDP \(always, over IPv6\) by the CPU$/m);
   });
 
   it('the kernel vxlan node resolves our VTEP by ND and talks to the pods', async () => {
