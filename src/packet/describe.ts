@@ -60,8 +60,27 @@ function ipv6(f: Uint8Array, o: number, vx: readonly number[], depth: number): s
   if (f.length < o + 40) return 'IPv6 (cut short)';
   if (f[o]! >> 4 !== 6) return `IPv6 ethertype, IP version ${f[o]! >> 4}`;
   const head = `IPv6 ${formatIp(6, f, o + 8)} > ${formatIp(6, f, o + 24)}`;
-  return `${head} ${l4(f, o + 40, f[o + 6]!, true, vx, depth)}`;
+  // The extension headers, named, down to the upper layer (an MLD report sits behind a
+  // hop-by-hop header; a fragment says where it lies and what it carries, as an IPv4
+  // one does).
+  let nh = f[o + 6]!, off = o + 40;
+  const ext: string[] = [];
+  for (let i = 0; EXT6[nh] !== undefined; i++) {
+    if (f.length < off + 8 || i === 8) return `${head} ${[...ext, `${EXT6[nh]} (cut short)`].join(', ')}`;
+    if (nh === 44) {
+      const fo = be16(f, off + 2);
+      return `${head} ${[...ext, `fragment (offset ${fo & 0xfff8}${fo & 1 ? ', more' : ''}) proto ${f[off]}`].join(', ')}`;
+    }
+    ext.push(EXT6[nh]!);
+    const len = nh === 51 ? (f[off + 1]! + 2) * 4 : (f[off + 1]! + 1) * 8;
+    nh = f[off]!;
+    off += len;
+  }
+  return `${head} ${[...ext, l4(f, off, nh, true, vx, depth)].join(', ')}`;
 }
+
+/** IPv6 extension headers describe walks past, by next-header value. */
+const EXT6: Record<number, string> = { 0: 'hop-by-hop options', 43: 'routing header', 44: 'fragment', 51: 'AH', 60: 'destination options' };
 
 function l4(f: Uint8Array, o: number, proto: number, v6: boolean, vx: readonly number[], depth: number): string {
   if (proto === 17 || proto === 6) {
@@ -82,6 +101,5 @@ function l4(f: Uint8Array, o: number, proto: number, v6: boolean, vx: readonly n
     const t = f[o]!;
     return `ICMP${v6 ? 'v6' : ''} ${(v6 ? ICMP6 : ICMP4)[t] ?? `type ${t}`}`;
   }
-  if (v6 && proto === 0) return 'hop-by-hop options';
   return `proto ${proto}`;
 }

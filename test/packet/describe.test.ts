@@ -22,10 +22,36 @@ const frames = [
   udp6({ dstMac: B, srcMac: A, src: v6('fd00000000000000000000000000000a'), dst: v6('fd00000000000000000000000000000b'), sport: 7, dport: 8, payload: new Uint8Array(33) }),
   vxlan(4242),
   vxlan(77, 8472),
+  // helper-87: an MLDv2 report (behind hop-by-hop options with a router alert), and an
+  // IPv6 fragment, were described by their first next header only.
+  ipv6Ext('fe800000000000000000000000000001', 'ff020000000000000000000000000016', 0, [0x3a, 0, 0x05, 0x02, 0, 0, 0x01, 0x00], [143, 0, 0, 0, 0, 0, 0, 0]),
+  ipv6Ext('fd00000000000000000000000000000a', 'fd00000000000000000000000000000b', 44, [0x11, 0, 0x05, 0xa9, 0, 0, 0x12, 0x34], new Array(24).fill(0)),
 ];
 
+/** An IPv6 frame A → B whose first next header is NH: the extension header EXT, then BODY
+ *  (checksums left 0: only the dissection is compared). */
+function ipv6Ext(src: string, dst: string, nh: number, ext: number[], body: number[]): Uint8Array {
+  const ip = new Uint8Array(40 + ext.length + body.length);
+  ip[0] = 0x60;
+  ip[4] = (ext.length + body.length) >> 8;
+  ip[5] = (ext.length + body.length) & 0xff;
+  ip[6] = nh;
+  ip[7] = 1;
+  ip.set(v6(src), 8);
+  ip.set(v6(dst), 24);
+  ip.set(ext, 40);
+  ip.set(body, 40 + ext.length);
+  const fr = new Uint8Array(14 + ip.length);
+  fr.set(Buffer.from(B.replaceAll(':', ''), 'hex'), 0);
+  fr.set(Buffer.from(A.replaceAll(':', ''), 'hex'), 6);
+  fr[12] = 0x86;
+  fr[13] = 0xdd;
+  fr.set(ip, 14);
+  return fr;
+}
+
 const FIELDS = ['eth.src', 'eth.dst', 'vlan.id', 'arp.opcode', 'arp.src.hw_mac', 'arp.src.proto_ipv4', 'arp.dst.proto_ipv4', 'ip.src', 'ip.dst',
-  'ipv6.src', 'ipv6.dst', 'udp.srcport', 'udp.dstport', 'icmp.type', 'vxlan.vni'];
+  'ipv6.src', 'ipv6.dst', 'udp.srcport', 'udp.dstport', 'icmp.type', 'vxlan.vni', 'ipv6.hopopts', 'icmpv6.type', 'ipv6.fraghdr.offset', 'ipv6.fraghdr.more', 'ipv6.fraghdr.nxt'];
 
 /** The description tshark's fields call for, in describeFrame's words. */
 function fromTshark(f: Record<string, string[]>): string {
@@ -34,6 +60,8 @@ function fromTshark(f: Record<string, string[]>): string {
   if (f['arp.opcode']) return `${l2(0)}, ARP who-has ${f['arp.dst.proto_ipv4']![0]} tell ${f['arp.src.proto_ipv4']![0]} (${f['arp.src.hw_mac']![0]})`;
   const vlan = f['vlan.id'] ? `, VLAN ${f['vlan.id'][0]}` : '';
   if (f['icmp.type']) return `${l2(0)}${vlan}, ${l3(0)} ICMP ${f['icmp.type'][0] === '8' ? 'echo request' : '?'}`;
+  if (f['ipv6.hopopts'] && f['icmpv6.type']) return `${l2(0)}, ${l3(0)} hop-by-hop options, ICMPv6 ${f['icmpv6.type'][0] === '143' ? 'MLDv2 report' : '?'}`;
+  if (f['ipv6.fraghdr.offset']) return `${l2(0)}, ${l3(0)} fragment (offset ${Number(f['ipv6.fraghdr.offset'][0]) * 8}${/^(1|True)$/i.test(f['ipv6.fraghdr.more']![0]!) ? ', more' : ''}) proto ${f['ipv6.fraghdr.nxt']![0]}`;
   const udp = (i: number) => `UDP ${f['udp.srcport']![i]} > ${f['udp.dstport']![i]}`;
   const outer = `${l2(0)}${vlan}, ${l3(0)} ${udp(0)}`;
   return f['vxlan.vni'] ? `${outer}, VXLAN VNI ${f['vxlan.vni'][0]}: ${l2(1)}, ${l3(1)} ${udp(1)}` : outer;
