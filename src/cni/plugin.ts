@@ -420,6 +420,10 @@ function refuseUntrustedPaths(ctx: CniContext): void {
 export async function cmdAdd(ctx: CniContext): Promise<CniResult> {
   refuseUntrustedPaths(ctx);
   const { env, conf } = ctx;
+  // A device-info path the runtime gives is checked before anything is taken (it was
+  // checked where the file is written, after the allocation and the VF's settings, which
+  // were then undone: helper-86).
+  if (conf.runtimeConfig?.CNIDeviceInfoFile) deviceInfoPath(conf, env);
   const netns = env.netns!;
   const ifname = env.ifname!;
   try {

@@ -512,6 +512,7 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
       const add = call('ADD', conf, e);
       expect(add.code).toBe(1);
       expect(add.out).toMatchObject({ code: 7, msg: expect.stringContaining(`runtimeConfig.CNIDeviceInfoFile "${decoy}" is outside /var/run/k8s.cni.cncf.io/devinfo/`) });
+      expect(add.stderr, 'refused before anything was done to undo').not.toMatch(/undoing|allocated VF/);
       expect(hostState()).toEqual(before);
       // DEL of an attachment never made (no VF held), as a runtime retries: the file stays.
       const del = call('DEL', conf, { ...e, containerId: 'decoy002' });
