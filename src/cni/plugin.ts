@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { AllocStore, DB_FILE, defaultStateDir, PAUSE_ADD_ENV, pauseForTest, type Allocation } from '../alloc/store.js';
 import { describeOwner, ownerAlive, parseOwner, pidStart, podNetns, type Owner } from '../alloc/owner.js';
-import { findPool, freeInPool, handOverMode, loadPools, notHandedOver, poolView, USERSPACE_DRIVERS, whyNoMatch, whyUnusable } from '../alloc/pool.js';
+import { findPool, freeInPool, handOverMode, loadPools, matchVf, notHandedOver, poolView, USERSPACE_DRIVERS, whyNoMatch, whyUnusable } from '../alloc/pool.js';
 import { addrsIn, ipIn, linkIn, netnsId, routesIn } from '../net/ip.js';
 import { netRun, type NetOp } from '../net/netops.js';
 import { allocatedBeforeBoot, restoreDriverAndSettings, returnNetdev, tidyReturnedNetdev } from '../alloc/put-back.js';
@@ -187,6 +187,9 @@ async function takeVf(ctx: CniContext, sysfs: Sysfs, store: AllocStore, owner: O
       if (err instanceof VfpError) throw withCode(new VfpError(err.kind, `deviceID ${deviceID}: ${err.message}`, err.details), ERR.INVALID_CONFIG);
       throw err;
     }
+    // The pool is for calls without a deviceID; a network that names one and gets a VF
+    // outside it most likely pairs it with the wrong device plugin resource (helper-86).
+    if (ctx.conf.pool) poolMismatch(ctx, vf);
     /** The VF is another attachment's: try again once its DEL has run. */
     const stillHeld = (holder: Owner) => {
       // A holder whose sandbox is gone (a reboot; a runtime that lost it) may never send
@@ -400,6 +403,17 @@ function confPool(conf: NetConf, log: Logger): { file: string; pool: ReturnType<
     throw e;
   }
   return { file, pool: findPool(pools, conf.pool!, file) };
+}
+
+/** Warns (the plugin's log) when the deviceID's VF is not in the pool the network also
+ *  names: the ADD goes on with the device plugin's choice, as sriov-cni's would. */
+function poolMismatch(ctx: CniContext, vf: VfInfo): void {
+  try {
+    const { file, pool } = confPool(ctx.conf, ctx.log);
+    if (!matchVf(vf, pool.selector)) ctx.log.warning(`deviceID ${vf.pci} is not in pool ${JSON.stringify(pool.name)} (${file}), which this network also names: the VF the device plugin chose is used (a pool is for calls without a deviceID); if the two should agree, the network's resource (k8s.v1.cni.cncf.io/resourceName) and the pool select different VFs`);
+  } catch (e) {
+    ctx.log.warning(`pool ${JSON.stringify(ctx.conf.pool)} was not checked against deviceID ${vf.pci}: ${(e as Error).message}`);
+  }
 }
 
 function worldReadable(file: string): boolean {

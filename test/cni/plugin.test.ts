@@ -1121,6 +1121,16 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
     expect(hostState()).toEqual(before);
     const st = call('STATUS', base({ cniVersion: '1.1.0', pool: 'other', poolsFile: f }));
     expect(st.out).toMatchObject({ code: 50, msg: `no VF on this node matches pool "other": pfNames ["ens9f0#0-3"] matches none: this node's PFs with VFs are ${m.prefix}f0, ${m.prefix}f1` });
+    // With a deviceID the pool is not asked, but a VF outside it is said (helper-86: a
+    // device plugin resource and a pool that disagree went unnoticed).
+    const e = { containerId: 'other002', netns: nsPath(pod('other2')), ifname: 'net1' };
+    const withDev = base({ pool: 'other', poolsFile: f, deviceID: '0000:5e:02.5' });
+    const add = call('ADD', withDev, e);
+    expect(add.code, JSON.stringify(add.out)).toBe(0);
+    const warned = add.stderr.split('\n').filter(Boolean).map((l) => JSON.parse(l) as { level: string; msg: string }).filter((l) => l.level === 'warning').map((l) => l.msg);
+    expect(warned).toEqual([expect.stringMatching(new RegExp(`^deviceID 0000:5e:02\\.5 is not in pool "other" \\(${f.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\), which this network also names: the VF the device plugin chose is used`))]);
+    expect(call('DEL', withDev, e).code).toBe(0);
+    expect(hostState()).toEqual(before);
   });
 
   // gc lists the allocations, then works through them; one VF's data plane may take 10 s
