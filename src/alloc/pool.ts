@@ -532,12 +532,25 @@ export function freeInPool(refs: readonly VfRef[], selector: PoolSelector, held:
 
 /** Why a pool whose VFs all match can hand none over, VF by VF (three named at most). */
 export function whyUnusable(pool: string, unusable: readonly VfInfo[], treeOnly = false): string {
+  return `pool ${JSON.stringify(pool)}: ${unusable.length} VF${unusable.length === 1 ? '' : 's'} match${unusable.length === 1 ? 'es' : ''}, none usable: ${unusableList(unusable)}; ${unusableFix(unusable, treeOnly)}`;
+}
+
+/** The VFs isUnusable found, each with why (three named at most). */
+export function unusableList(unusable: readonly VfInfo[]): string {
   const why = unusable.slice(0, 3).map((v) => `${v.pci} ${notHandedOver(v)}`);
   if (unusable.length > 3) why.push(`${unusable.length - 3} more`);
-  return `pool ${JSON.stringify(pool)}: ${unusable.length} VF${unusable.length === 1 ? '' : 's'} match${unusable.length === 1 ? 'es' : ''}, none usable: ${why.join('; ')}; ` +
-    (treeOnly
-      ? treeOnlyFix()
-      : 'bind one with no driver with `vfplane vf bind PCI --driver kernel|vfio-pci`; find who has the netdevs of the others, or take them back with `vfplane vf bind PCI --driver kernel --force` (their netdevs there go, new ones come up here)');
+  return why.join('; ');
+}
+
+/** What to do about such VFs, for the kinds there are: advice for one kind is harmful
+ *  for another (rebinding a VF a DPDK application has open pulls it from under it). */
+export function unusableFix(unusable: readonly VfInfo[], treeOnly = false): string {
+  if (treeOnly) return treeOnlyFix();
+  const fix: string[] = [];
+  if (unusable.some((v) => !v.driver)) fix.push('bind one with no driver with `vfplane vf bind PCI --driver kernel|vfio-pci`');
+  if (unusable.some((v) => v.driver && !v.vfioOpenBy)) fix.push('find who has the netdevs of those bound to a kernel driver, or take them back with `vfplane vf bind PCI --driver kernel --force` (their netdevs there go, new ones come up here)');
+  if (unusable.some((v) => v.vfioOpenBy)) fix.push('those whose VFIO group a process has open are that process\'s: stop it (a DPDK application vfplane did not give them to), or let the pool select other VFs');
+  return fix.join('; ');
 }
 
 /** Why handOverMode finds no way to hand a VF over, as the rest of a sentence about it. */

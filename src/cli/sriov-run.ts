@@ -8,7 +8,7 @@ import { AllocStore, DB_FILE, defaultStateDir, heldInAnotherStore, type Allocati
 import { describeOwner, ownerAlive, parseOwner, pidStart, type Owner } from '../alloc/owner.js';
 import { allocatedBeforeBoot, netdevDiff, netdevHome, restoreDriverAndSettings, stepText, type PutBackStep } from '../alloc/put-back.js';
 import type { IpamRecord } from '../cni/ipam.js';
-import { checkSelectorAgainst, findPool, isUnusable, loadPools, notHandedOver, poolVfs, poolView, treeOnlyFix, vfCountsByPf, whyNoMatch, whyUnusable } from '../alloc/pool.js';
+import { checkSelectorAgainst, findPool, isUnusable, loadPools, notHandedOver, poolVfs, poolView, treeOnlyFix, unusableFix, unusableList, vfCountsByPf, whyNoMatch, whyUnusable } from '../alloc/pool.js';
 import { bindVf, configVf, setNumVfs, type VfConfig } from '../sriov/actions.js';
 import { listPfs, listVfs, presentVf, resolvePf, resolveVf, findRepresentor, vfOfRepresentor } from '../sriov/discover.js';
 import { defaultSysfsRoot, openSysfs, type Sysfs } from '../sriov/sysfs.js';
@@ -232,7 +232,8 @@ export async function vfList(o: Common & { pf?: string; free?: boolean; allocate
     }
   }
   store?.close();
-  if (o.free) rows = rows.filter((r) => !r.allocation && !r.heldElsewhere);
+  // A VF whose VFIO group a process outside vfplane has open is not free to give.
+  if (o.free) rows = rows.filter((r) => !r.allocation && !r.heldElsewhere && !r.vfioOpenBy);
   if (o.allocated) rows = rows.filter((r) => r.allocation || r.heldElsewhere);
   if (o.json) return printJson(rows);
   if (rows.length === 0) {
@@ -244,7 +245,7 @@ export async function vfList(o: Common & { pf?: string; free?: boolean; allocate
     rows.map((r) => [r.gone ? `${r.pci} (gone)` : r.pci, dash(r.pfNetdev ?? r.pf), r.index, dash(r.driver), r.netdev ?? (r.vfioDevice ? `- (vfio ${path.basename(r.vfioDevice)})` : '-'), dash(r.mac),
       r.settings?.vlan ? `${r.settings.vlan}${r.settings.qos ? `/${r.settings.qos}` : ''}` : '-',
       yn(r.settings?.spoofchk), yn(r.settings?.trust), dash(r.settings?.linkState),
-      r.allocation ? describeOwner(r.allocation.owner) : r.heldElsewhere ? `${describeOwner(r.heldElsewhere.owner)} (store ${r.heldElsewhere.dir})` : 'free',
+      r.allocation ? describeOwner(r.allocation.owner) : r.heldElsewhere ? `${describeOwner(r.heldElsewhere.owner)} (store ${r.heldElsewhere.dir})` : r.vfioOpenBy ? `in use: process ${r.vfioOpenBy.pid} (${r.vfioOpenBy.comm})` : 'free',
       overlayOf(r.allocation?.attachment) ?? '-']),
   ));
   const fewer = rows.filter((r) => r.gone && !r.pfGone);
@@ -292,7 +293,8 @@ export async function vfShow(o: Common, ref: string): Promise<void> {
       ['trust', yn(s.trust)], ['link state', s.linkState], ['tx rate', `min ${s.minTxRate || '-'} max ${s.maxTxRate || '-'} Mbit/s`]);
   }
   kv.push(['holder', allocation ? `${describeOwner(allocation.owner)} since ${allocation.createdAt} (allocation ${allocation.id}${allocation.pool ? `, pool ${allocation.pool}` : ''})`
-    : heldElsewhere ? `${describeOwner(heldElsewhere.owner)} since ${heldElsewhere.since}, in another allocation store of this node: ${heldElsewhere.dir}` : 'free']);
+    : heldElsewhere ? `${describeOwner(heldElsewhere.owner)} since ${heldElsewhere.since}, in another allocation store of this node: ${heldElsewhere.dir}`
+    : vf.vfioOpenBy ? `none in vfplane, but in use: its VFIO group is open in process ${vf.vfioOpenBy.pid} (${vf.vfioOpenBy.comm})` : 'free']);
   const ov = overlayOf(allocation?.attachment);
   if (ov) {
     const att = allocation!.attachment as { representor?: string; dataplane?: string };
@@ -400,10 +402,12 @@ export async function vfAlloc(o: Common & OwnerFlags & { pool?: string; pci?: st
     // As vfplane-cni does: a VF whose netdev is in another namespace with no allocation to
     // explain it (or bound to no driver) is someone else's, whatever the store says. The
     // refusal is made before a store is.
+    let unusable: VfInfo[] = [];
     const view = (held: ReadonlySet<string>) => {
-      const { matched, unusable, candidates } = poolView(vfs, pool.selector, held);
-      if (candidates.length === 0) throw unavailable(whyUnusable(pool.name, unusable, sysfs.treeOnly), { reason: 'unusable', pool: pool.name, matched: matched.length });
-      return candidates;
+      const v = poolView(vfs, pool.selector, held);
+      unusable = v.unusable;
+      if (v.candidates.length === 0) throw unavailable(whyUnusable(pool.name, v.unusable, sysfs.treeOnly), { reason: 'unusable', pool: pool.name, matched: v.matched.length });
+      return v.candidates;
     };
     const ro = storeRo(o);
     try {
@@ -414,6 +418,10 @@ export async function vfAlloc(o: Common & OwnerFlags & { pool?: string; pci?: st
     const store = storeRw(o);
     try {
       a = store.allocate({ candidates: view(store.heldOnNode()), owner, pool: pool.name });
+    } catch (e) {
+      // The store counts the VFs it was offered; the pool's unusable ones are said too.
+      if (!(e instanceof VfpError && e.details?.reason === 'exhausted' && unusable.length)) throw e;
+      throw unavailable(`${e.message}; besides, ${unusable.length} more of pool ${JSON.stringify(pool.name)} cannot be given: ${unusableList(unusable)}; ${unusableFix(unusable, sysfs.treeOnly)}`, { ...e.details, unusable: unusable.length });
     } finally {
       store.close();
     }

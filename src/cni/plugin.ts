@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { AllocStore, DB_FILE, defaultStateDir, PAUSE_ADD_ENV, pauseForTest, type Allocation } from '../alloc/store.js';
 import { describeOwner, ownerAlive, parseOwner, pidStart, podNetns, type Owner } from '../alloc/owner.js';
-import { findPool, freeInPool, handOverMode, loadPools, matchVf, notHandedOver, poolView, USERSPACE_DRIVERS, whyNoMatch, whyUnusable } from '../alloc/pool.js';
+import { findPool, freeInPool, handOverMode, loadPools, matchVf, notHandedOver, poolView, unusableFix, USERSPACE_DRIVERS, whyNoMatch, whyUnusable } from '../alloc/pool.js';
 import { addrsIn, ipIn, linkIn, netnsId, routesIn } from '../net/ip.js';
 import { netRun, type NetOp } from '../net/netops.js';
 import { allocatedBeforeBoot, restoreDriverAndSettings, returnNetdev, tidyReturnedNetdev } from '../alloc/put-back.js';
@@ -1118,8 +1118,10 @@ export async function cmdStatus(ctx: CniContext): Promise<void> {
       }
       if (free === 0) {
         const taken = matched.length - unusable.length;
-        throw new CniError(ERR.NOT_AVAILABLE, `no free VF in pool ${JSON.stringify(conf.pool)}: ${matched.length} match, ${taken} allocated, ${unusable.length} unusable (no driver, or the netdev is outside the host namespace)`,
-          unusable.length ? 'bind unusable VFs with `vfplane vf bind PCI --driver kernel|vfio-pci`, wait for a release, or create more VFs' : 'wait for a release, or create more VFs');
+        const inUse = unusable.filter((v) => v.vfioOpenBy).length;
+        throw new CniError(ERR.NOT_AVAILABLE, `no free VF in pool ${JSON.stringify(conf.pool)}: ${matched.length} match, ${taken} allocated` +
+          `${unusable.length > inUse ? `, ${unusable.length - inUse} unusable (no driver, or the netdev is outside the host namespace)` : ''}${inUse ? `, ${inUse} in use by processes outside vfplane (their VFIO groups are open)` : ''}`,
+          unusable.length ? `${unusableFix(unusable)}; or wait for a release, or create more VFs` : 'wait for a release, or create more VFs');
       }
     }
     // An overlay network's ADD attaches the VF through the data plane: without one

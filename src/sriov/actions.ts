@@ -61,6 +61,14 @@ export function setNumVfs(sysfs: Sysfs, pfRef: string, n: number, o: { force?: b
           'changing the VF count destroys them there. Find who uses them (`vfplane vf show PCI`), or pass --force',
       );
     }
+    // VFs a DPDK application has open through their VFIO group (helper-88).
+    const open = vfs.filter((v) => v.vfioOpenBy);
+    if (open.length) {
+      throw conflict(
+        `PF ${pfRef} has VFs whose VFIO groups are open in processes outside vfplane (DPDK applications): ${open.map((v) => `${v.pci} in ${v.vfioOpenBy!.pid} (${v.vfioOpenBy!.comm})`).join(', ')}; ` +
+          'changing the VF count pulls them from under those processes. Stop them first, or pass --force',
+      );
+    }
   }
   if (pf.numVfs > 0 && n > 0 && !o.force) {
     throw conflict(
@@ -151,6 +159,11 @@ export function bindVf(sysfs: Sysfs, ref: string, target: 'vfio-pci' | 'kernel' 
       `VF ${vf.pci} is bound to ${vf.driver} but its netdev is not in the host namespace (moved into a pod?); ` +
         'unbinding would destroy it there. Pass --force if that is what you want',
     );
+  }
+  // Unbinding vfio-pci under an open group waits for the application to let go, or
+  // pulls the device from under it (helper-88).
+  if (vf.vfioOpenBy && !o.force) {
+    throw conflict(`VF ${vf.pci} is bound to ${vf.driver} and its VFIO group ${vf.vfioDevice} is open in process ${vf.vfioOpenBy.pid} (${vf.vfioOpenBy.comm}), a DPDK application; rebinding would pull the VF from under it. Stop it first, or pass --force`);
   }
   const dev = `bus/pci/devices/${vf.pci}`;
   try {

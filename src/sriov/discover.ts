@@ -24,7 +24,8 @@ class LinkCache {
   /** Who has a VFIO group device open, from one scan of /proc per discovery. */
   vfioUser(device: string): VfioUser | undefined {
     this.vfio ??= vfioUsers();
-    return this.vfio.size ? this.vfio.get(vfioKey(device)) : undefined;
+    const key = this.vfio.size ? vfioKey(device) : null;
+    return key === null ? undefined : this.vfio.get(key);
   }
   get(name: string): IpLink | undefined {
     if (this.seen.has(name)) return this.seen.get(name);

@@ -11,11 +11,19 @@ export interface VfioUser {
   comm: string;
 }
 
+/** What identifies the file a path or an open file is: a device by its number (a
+ *  container's /dev/vfio/N is its own node for the host's device), anything else (a
+ *  simulated NIC's group files) by filesystem and inode: whatever path, mount namespace
+ *  or bind mount a process opened it through (helper-88). */
+function identity(st: fs.Stats): string {
+  return st.isCharacterDevice() ? `c${st.rdev}` : `f${st.dev}:${st.ino}`;
+}
+
 /**
- * Every open file under a `vfio/` directory (/dev/vfio/N; a simulated NIC's is in its
- * tree), by the path it was opened as (the kernel's canonical path), with the first
+ * Who has each open file that could be a VFIO group open, by identity, with the first
  * process found holding it. This process's own files are not counted. One pass over
- * /proc/PID/fd (a few hundred entries on a quiet node, ~10 ms on thousands).
+ * /proc/PID/fd: sockets, pipes and anonymous inodes are passed over by their link text,
+ * the rest stat'ed (a few hundred on a quiet node, a few ms).
  */
 export function vfioUsers(): Map<string, VfioUser> {
   const out = new Map<string, VfioUser>();
@@ -35,31 +43,33 @@ export function vfioUsers(): Map<string, VfioUser> {
       continue; // gone, or a kernel thread
     }
     for (const fd of fds) {
-      let target: string;
+      let st: fs.Stats;
       try {
-        target = fs.readlinkSync(`/proc/${p}/fd/${fd}`);
+        if (!fs.readlinkSync(`/proc/${p}/fd/${fd}`).startsWith('/')) continue;
+        st = fs.statSync(`/proc/${p}/fd/${fd}`);
       } catch {
         continue;
       }
-      if (!target.includes('/vfio/') || out.has(target)) continue;
+      if (!st.isCharacterDevice() && !st.isFile()) continue;
+      const id = identity(st);
+      if (out.has(id)) continue;
       let comm = '?';
       try {
         comm = fs.readFileSync(`/proc/${p}/comm`, 'utf8').trim();
       } catch {
         // gone meanwhile
       }
-      out.set(target, { pid, comm });
+      out.set(id, { pid, comm });
     }
   }
   return out;
 }
 
-/** The path a VFIO group device is open as in /proc/PID/fd: its real path (a simulated
- *  NIC's devRoot may be given through a symlink or with `..`). */
-export function vfioKey(device: string): string {
+/** The identity vfioUsers keys a VFIO group device by; null when it cannot be read. */
+export function vfioKey(device: string): string | null {
   try {
-    return fs.realpathSync(device);
+    return identity(fs.statSync(device));
   } catch {
-    return device;
+    return null;
   }
 }

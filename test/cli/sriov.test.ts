@@ -609,33 +609,59 @@ describePrivileged('operator CLI on a simulated NIC', { netns: true }, () => {
 
   // helper-86: a vfio-pci VF that a DPDK application outside vfplane has open (a pod
   // sriov-cni gave it to, on a node being migrated) was handed out again.
-  it('vf alloc skips, and --pci refuses, a vfio-pci VF whose VFIO group a process has open; vf show names it', async () => {
+  it('a vfio-pci VF whose VFIO group a process has open (through any path) is not allocated, rebound or destroyed; vf show and list name the process', async () => {
     const r = json(['vf', 'bind', `${prefix}f0#3`, '--driver', 'vfio-pci']);
     expect(existsSync(r.vfioDevice)).toBe(true);
+    json(['vf', 'bind', `${prefix}f0#2`, '--driver', 'vfio-pci']);
+    json(['vf', 'alloc', '--pci', `${prefix}f0#2`, '--owner', 'ns/first']);
     const pools = join(state, 'dpdk-pools.json');
     writeFileSync(pools, JSON.stringify({ pools: [{ name: 'dpdk', selector: { drivers: ['vfio-pci'] } }] }));
-    const holder = spawn('sh', ['-c', `exec 9<>${r.vfioDevice}; exec sleep 60`], { stdio: 'ignore' });
+    // Held through another path in a mount namespace of its own, as a container sees its
+    // /dev (helper-88: matched by path, it went unseen).
+    const mnt = join(state, 'vfio-elsewhere');
+    mkdirSync(mnt);
+    const file = r.vfioDevice.split('/').pop();
+    const holder = spawn('unshare', ['-m', 'sh', '-c', `mount --bind ${r.vfioDevice.slice(0, -file.length - 1)} ${mnt} && exec 9<>${mnt}/${file} && exec sleep 60`], { stdio: 'ignore' });
     try {
       for (let i = 0; i < 100 && !json(['vf', 'show', `${prefix}f0#3`]).vfioOpenBy?.comm?.startsWith('sleep'); i++) await new Promise((res) => setTimeout(res, 20));
       expect(json(['vf', 'show', `${prefix}f0#3`]).vfioOpenBy).toEqual({ pid: holder.pid, comm: 'sleep' });
-      expect(run(['vf', 'show', `${prefix}f0#3`]).stdout).toContain(`${r.vfioDevice} (open in process ${holder.pid}, sleep)`);
+      const shown = run(['vf', 'show', `${prefix}f0#3`]).stdout;
+      expect(shown).toContain(`${r.vfioDevice} (open in process ${holder.pid}, sleep)`);
+      expect(shown).toMatch(new RegExp(`holder +│ none in vfplane, but in use: its VFIO group is open in process ${holder.pid} \\(sleep\\)`));
+      expect(run(['vf', 'list']).stdout).toMatch(new RegExp(`0000:5e:02\\.3 .*│ in use: process ${holder.pid} \\(sleep\\) +│`));
+      expect(json(['vf', 'list', '--free']).map((v: { pci: string }) => v.pci)).not.toContain('0000:5e:02.3');
       const before = snapshot();
+      // One VF of the pool allocated, the other held: both said, with what to do about each.
       const q = run(['vf', 'alloc', '--pool', 'dpdk', '--pools', pools, '--owner', 'ns/dpdk']);
       expect(q.code, q.stderr).toBe(1);
-      expect(q.stderr).toContain(`pool "dpdk": 1 VF matches, none usable: 0000:5e:02.3 is bound to vfio-pci and its VFIO group ${r.vfioDevice} is open in process ${holder.pid} (sleep): a DPDK application vfplane did not give it to uses it`);
+      expect(q.stderr).toContain('1 VF match, all allocated (0000:5e:02.2 to pod ns/first)');
+      expect(q.stderr).toContain(`besides, 1 more of pool "dpdk" cannot be given: 0000:5e:02.3 is bound to vfio-pci and its VFIO group ${r.vfioDevice} is open in process ${holder.pid} (sleep): a DPDK application vfplane did not give it to uses it; those whose VFIO group a process has open are that process's: stop it`);
+      expect(q.stderr).not.toContain('--force');
+      json(['vf', 'release', '--owner', 'ns/first']);
+      const only = run(['vf', 'alloc', '--pools', pools, '--pool', 'dpdk', '--owner', 'ns/dpdk']);
+      expect(only.code, only.stderr).toBe(0); // 02.2, released just now
+      json(['vf', 'release', '--owner', 'ns/dpdk']);
       const p = run(['vf', 'alloc', '--pci', '0000:5e:02.3', '--owner', 'ns/dpdk']);
       expect(p.code, p.stderr).toBe(1);
       expect(p.stderr).toContain(`VF 0000:5e:02.3 is bound to vfio-pci and its VFIO group ${r.vfioDevice} is open in process ${holder.pid} (sleep): a DPDK application vfplane did not give it to uses it, and no allocation explains it`);
-      expect(snapshot()).toEqual(before);
+      // Nor rebound, nor destroyed with its PF's VFs, without --force (helper-88).
+      const b = run(['vf', 'bind', '0000:5e:02.3', '--driver', 'kernel']);
+      expect(b.code, b.stderr).toBe(1);
+      expect(b.stderr).toContain(`VF 0000:5e:02.3 is bound to vfio-pci and its VFIO group ${r.vfioDevice} is open in process ${holder.pid} (sleep), a DPDK application; rebinding would pull the VF from under it. Stop it first, or pass --force`);
+      const n = run(['pf', 'set-numvfs', `${prefix}f0`, '0']);
+      expect(n.code, n.stderr).toBe(1);
+      expect(n.stderr).toContain(`has VFs whose VFIO groups are open in processes outside vfplane (DPDK applications): 0000:5e:02.3 in ${holder.pid} (sleep); changing the VF count pulls them from under those processes`);
+      expect(snapshot().links).toEqual(before.links);
     } finally {
       const gone = new Promise((res) => holder.once('exit', res));
       holder.kill();
       await gone;
     }
     // Closed, it is free to give.
-    expect(json(['vf', 'alloc', '--pool', 'dpdk', '--pools', pools, '--owner', 'ns/dpdk']).pci).toBe('0000:5e:02.3');
+    expect(json(['vf', 'alloc', '--pci', '0000:5e:02.3', '--owner', 'ns/dpdk']).pci).toBe('0000:5e:02.3');
     json(['vf', 'release', '--owner', 'ns/dpdk']);
     expect(json(['vf', 'bind', `${prefix}f0#3`, '--driver', 'kernel'])).toMatchObject({ after: 'iavf', netdev: `${prefix}f0v3` });
+    expect(json(['vf', 'bind', `${prefix}f0#2`, '--driver', 'kernel'])).toMatchObject({ after: 'iavf', netdev: `${prefix}f0v2` });
   });
 
   it('refuses bad input with a clear error and the right exit code, and changes nothing', async () => {
@@ -735,7 +761,7 @@ describePrivileged('operator CLI on a simulated NIC', { netns: true }, () => {
       const before = snapshot();
       const r = run(['vf', 'alloc', '--pool', 'f1-first', '--owner', 'ns1/none']);
       expect(r.code, r.stderr).toBe(1);
-      expect(r.stderr).toMatch(/pool "f1-first": 1 VF matches, none usable: 0000:5e:\w\w\.\d is bound to iavf with no netdev in the host namespace; .*find who has the netdevs of the others, or take them back with `vfplane vf bind PCI --driver kernel --force`/);
+      expect(r.stderr).toMatch(/pool "f1-first": 1 VF matches, none usable: 0000:5e:\w\w\.\d is bound to iavf with no netdev in the host namespace; find who has the netdevs of those bound to a kernel driver, or take them back with `vfplane vf bind PCI --driver kernel --force`/);
       expect(snapshot()).toEqual(before);
       // By address too (it handed the VF out).
       const p = run(['vf', 'alloc', '--pci', `${prefix}f1#0`, '--owner', 'ns1/bypci']);
