@@ -574,8 +574,7 @@ export function checkSelectorAgainst(sel: PoolSelector, vfsByPf: ReadonlyMap<str
   const lookup = (pf: string): VfCount | undefined =>
     vfsByPf instanceof Map ? vfsByPf.get(pf) : Object.hasOwn(vfsByPf, pf) ? (vfsByPf as Record<string, VfCount>)[pf] : undefined;
   const check = (s: PoolSelector, at: string) => {
-    (s.pfNames ?? []).forEach((entry, i) => {
-      const spec = parsePfName(entry);
+    const ranged = (field: 'pfNames' | 'rootDevices', entry: string, i: number, spec: { pf: string; ranges: [number, number][] | null }) => {
       if (!spec.ranges) return;
       const c = lookup(spec.pf);
       if (c === undefined) return;
@@ -583,19 +582,28 @@ export function checkSelectorAgainst(sel: PoolSelector, vfsByPf: ReadonlyMap<str
       const maxAsked = Math.max(...spec.ranges.map((r) => r[1]));
       if (maxAsked >= count) {
         const has = count === 0 ? 'has no VFs' : `has ${count} VF${count === 1 ? '' : 's'} (indices 0–${count - 1})`;
-        throw invalid(`${where}: ${at}pfNames[${i}]: ${JSON.stringify(entry)}: VF index out of range: ${spec.pf} ${has}; fix the range or create more VFs`, {
+        throw invalid(`${where}: ${at}${field}[${i}]: ${JSON.stringify(entry)}: VF index out of range: ${field === 'rootDevices' ? 'PF ' : ''}${spec.pf} ${has}; fix the range or create more VFs`, {
           entry, pf: spec.pf, vfCount: count,
         });
       }
+    };
+    (s.pfNames ?? []).forEach((entry, i) => ranged('pfNames', entry, i, parsePfName(entry)));
+    // A rootDevices range past the PF's VFs is the same typo (helper-88: it gave a smaller pool).
+    (s.rootDevices ?? []).forEach((entry, i) => {
+      const spec = rootDeviceSpec(entry);
+      if (typeof spec !== 'string') ranged('rootDevices', entry, i, spec);
     });
     s.anyOf?.forEach((alt, j) => check(alt, `${at}anyOf[${j}].`));
   };
   check(sel, '');
 }
 
-/** PF netdev name → VF count, from a VF list, for checkSelectorAgainst. */
+/** PF netdev name, and PF PCI address, → VF count, from a VF list, for
+ *  checkSelectorAgainst (a netdev name never has a ':', an address always). */
 export function vfCountsByPf(vfs: readonly VfInfo[]): Map<string, number> {
   const m = new Map<string, number>();
-  for (const vf of vfs) if (vf.pfNetdev !== null) m.set(vf.pfNetdev, Math.max(m.get(vf.pfNetdev) ?? 0, vf.index + 1));
+  for (const vf of vfs) {
+    for (const k of [vf.pfNetdev, vf.pf.toLowerCase()]) if (k !== null) m.set(k, Math.max(m.get(k) ?? 0, vf.index + 1));
+  }
   return m;
 }

@@ -200,6 +200,9 @@ describe('checkSelectorAgainst', () => {
     expect(e.kind).toBe('invalid');
     expect(e.message).toBe('pools.json: pool "fast": pfNames[1]: "vfpbf1#2-5": VF index out of range: vfpbf1 has 4 VFs (indices 0–3); fix the range or create more VFs');
     expect(err(() => checkSelectorAgainst({ anyOf: [{ pfNames: ['p#1'] }] }, { p: 0 })).message).toContain('anyOf[0].pfNames[0]: "p#1": VF index out of range: p has no VFs');
+    // rootDevices ranges too (helper-88: past the PF's VFs they gave a smaller pool).
+    expect(err(() => checkSelectorAgainst({ rootDevices: ['0000:5e:00.1#2-5'] }, counts, 'f.json: pool "r"')).message).toBe('f.json: pool "r": rootDevices[0]: "0000:5e:00.1#2-5": VF index out of range: PF 0000:5e:00.1 has 4 VFs (indices 0–3); fix the range or create more VFs');
+    checkSelectorAgainst({ rootDevices: ['0000:5e:00.1#0-3', '0000:3b:00.0#0-99'] }, counts);
     // VF lists work as well as counts.
     expect(() => checkSelectorAgainst({ pfNames: ['vfpbf0#4'] }, new Map([['vfpbf0', vfs.slice(0, 4)]]))).toThrow(/VF index out of range/);
   });
