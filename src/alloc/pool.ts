@@ -199,7 +199,12 @@ const dpFileSchema = z.looseObject({
     // change which VFs are chosen, so unknown ones are let through.
     z.looseObject({
       resourceName: z.string({ error: 'expected a resource name' }).regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/, 'expected a resource name: letters, digits, _ . -'),
-      deviceType: z.literal('netDevice', { error: 'vfplane allocates netDevice resources only (not accelerator or auxNetDevice)' }).optional(),
+      deviceType: z.literal('netDevice', {
+        // Field names match in any case; values do not, for the device plugin either.
+        error: (i) => (typeof i.input === 'string' && i.input.toLowerCase() === 'netdevice'
+          ? 'expected "netDevice", spelled so (values are case-sensitive, as the device plugin reads them)'
+          : 'vfplane allocates netDevice resources only (not accelerator or auxNetDevice)'),
+      }).optional(),
       // Checked afterwards with the schema its shape calls for (a union would hide why
       // the object failed behind "matches neither").
       selectors: z.union([z.looseObject({}), z.array(z.unknown())], { error: 'expected a selector object or a list of them' }),

@@ -170,6 +170,8 @@ describe('loadPools', () => {
     );
     const g = write('sriovdp-accel.json', { resourceList: [{ resourceName: 'fpga', deviceType: 'accelerator', selectors: {} }] });
     expect(err(() => loadPools(g)).message).toContain('resourceList[0].deviceType: "accelerator": vfplane allocates netDevice resources only');
+    const cased = write('sriovdp-cased.json', { resourceList: [{ resourceName: 'n', deviceType: 'NetDevice', selectors: { drivers: ['iavf'] } }] });
+    expect(err(() => loadPools(cased)).message).toBe(`${cased}: resourceList[0].deviceType: "NetDevice": expected "netDevice", spelled so (values are case-sensitive, as the device plugin reads them)`);
     const h = write('sriovdp-range.json', { resourceList: [{ resourceName: 'r', selectors: [{ pfNames: ['p0#4-2'] }] }] });
     expect(err(() => loadPools(h)).message).toBe(`${h}: resourceList[0].selectors[0].pfNames[0]: "p0#4-2": range end before start`);
   });
