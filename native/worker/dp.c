@@ -2438,7 +2438,6 @@ static void from_uplink(worker *w, vfp_pkt **pk, uint16_t n, uint64_t now, uint3
                 /* What the cache says of this source no longer holds once this is
                  * learned (it may move it): not for the rest of the burst either. */
                 if (e) e->lpeer = -1;
-                if (VFP_UNLIKELY(mac_find(c, p->vni, src) != NONE16)) note_dup_local(w, src, p->vni, &rx_from, now);
                 l_last_key = u;
                 l_u[nl] = u;
                 l_peer[nl] = (int16_t)last_peer;
@@ -2527,10 +2526,16 @@ typedef struct lring {
 
 static inline lring *lring_of(struct vfp_dp *dp, uint16_t from, uint16_t to);
 
-/* The learned FDB's hook (vfp_fdb__set_learn_hook): runs on the learning worker. */
-static void share_learn(void *arg, uint32_t vni, const uint8_t mac[6], const vfp_addr *vtep, int result) {
+/* The learned FDB's hook (vfp_fdb__set_learn_hook): runs on the learning worker, for a
+ * new entry, a move, or a refresh that advances the stamp (once a second an entry at
+ * most): a source that is a local pod's MAC on its VNI is noted there (two hosts with
+ * one MAC), at that rate and off the per-frame path; and with other workers, what was
+ * learned is sent to them. */
+static void on_learn(void *arg, uint32_t vni, const uint8_t mac[6], const vfp_addr *vtep, int result) {
     worker *w = (worker *)arg;
     (void)result;
+    if (VFP_UNLIKELY(mac_find(w->cfg, vni, mac) != NONE16)) note_dup_local(w, mac, vni, vtep, now_ns());
+    if (!w->dp->lrings) return;
     for (uint16_t to = 0; to < w->dp->n_workers; to++) {
         if (to == w->idx) continue;
         lring *r = lring_of(w->dp, w->idx, to);
@@ -2964,7 +2969,7 @@ int vfp_dp__create(vfp_dp **out, const vfp_dp_opts *o, const vfp_alloc *a, char 
             w->dc_gen = w->sc_gen = 0;
             w->dc_epoch = w->sc_epoch = UINT64_MAX;
         }
-        if (!rc && dp->lrings) vfp_fdb__set_learn_hook(w->learned, share_learn, w);
+        if (!rc) vfp_fdb__set_learn_hook(w->learned, on_learn, w);
         pool *pl = &w->pool;
         pl->port.ops = &pool_ops;
         pl->port.n_queues = 1;

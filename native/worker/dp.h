@@ -144,9 +144,9 @@ typedef struct vfp_dp_worker_stats {
     uint8_t not_peer_addr[16];
     uint64_t not_peer_ns;       /* CLOCK_MONOTONIC when */
     /* Inner sources from the underlay that are a local pod's MAC on their VNI: two hosts
-     * have one MAC (the local pod keeps getting the frames to it). Checked where a source
-     * is learned (a peer's frame, learning on): at most once a second a source and peer
-     * while the source cache holds it. The last one's MAC (its 6 bytes first, in wire
+     * have one MAC (the local pod keeps getting the frames to it). Checked as the learned
+     * FDB takes a source in (a peer's frame, learning on: a new entry, a move, a refresh,
+     * once a second an entry at most). The last one's MAC (its 6 bytes first, in wire
      * order), VNI, the VTEP it came from and when (0: none yet). */
     uint64_t dup_local_macs;
     uint64_t dup_local_mac;
