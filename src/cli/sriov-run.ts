@@ -379,7 +379,7 @@ export async function vfAlloc(o: Common & OwnerFlags & { pool?: string; pci?: st
     };
     if (isUnusable(vf, heldOnNode)) {
       throw conflict(vf.vfioOpenBy
-        ? `VF ${vf.pci} ${notHandedOver(vf)}, and no allocation explains it; find who (the DPDK pod sriov-cni gave it to, a data plane, testpmd), or pick another VF`
+        ? `VF ${vf.pci} ${notHandedOver(vf)}, and no allocation explains it (a DPDK pod another CNI gave it to, a data plane, testpmd): stop that process, or pick another VF`
         : vf.driver && sysfs.treeOnly
         ? `VF ${vf.pci} is bound to ${vf.driver} and has no netdev: ${treeOnlyFix(vf.pci)}`
         : vf.driver
