@@ -47,7 +47,11 @@ export interface StatusReply {
     /** Its VXLAN frames to this node's MAC and port but another address than its VTEP. */
     sentElsewhere?: { to: string; frames: number; secondsAgo: number };
   }[];
-  attachments: { representor: string; pci?: string; vni: number; mac: string; owner?: Record<string, string>; representorState?: string; why?: string; ownerGone?: boolean; podMtu?: number }[];
+  attachments: {
+    representor: string; pci?: string; vni: number; mac: string; owner?: Record<string, string>; representorState?: string; why?: string; ownerGone?: boolean; podMtu?: number;
+    /** Frames its pod's interface refused (tx_device_drops), and when the count last grew. */
+    refused?: { frames: number; secondsAgo: number };
+  }[];
   /** Pods' frames over the overlay's MTU since the start (mtu_exceeded), and the ICMP too big sent for them. */
   mtuExceeded?: { frames: number; icmpTooBig: number; icmpTooBigLimited: number };
   workers: { cpu: number; epoch: number }[];
@@ -220,6 +224,14 @@ export function statusWarnings(s: StatusReply): StatusWarning[] {
   if (om && om < 1280) {
     const need = s.uplink.mtu ? ` to ${1280 + (s.uplink.mtu - om)} or more` : '';
     out.push({ about: 'uplink', text: `the overlay carries packets of up to ${om} bytes, under IPv6's minimum link MTU of 1280 (RFC 8200): pods on it get no IPv6 (vfplane-cni refuses an IPv6 address on an interface under 1280), and IPv6 packets of ${om + 1}–1280 bytes are dropped without an ICMP packet too big. Raise the underlay's MTU${need}` });
+  }
+  // Frames a pod's own interface would not take: over its MTU (pods of one VNI with
+  // different MTUs: the larger frames between them are lost, TCP's too once a path is
+  // established with the larger MSS of the sender's side), or it is down.
+  for (const a of s.attachments.filter((x) => x.refused && lately(x.refused.secondsAgo))) {
+    const r = a.refused!;
+    const pod = a.owner?.podName ? ` (pod ${a.owner.podNamespace ?? '?'}/${a.owner.podName})` : '';
+    out.push({ about: 'attachments', text: `the interface behind ${a.representor}${pod} refused ${r.frames} frame(s) sent to it since it was attached, the last ${r.secondsAgo} s ago (tx_device_drops): frames over its MTU came for it, from a pod of VNI ${a.vni} with a larger MTU or a host behind a peer, or it is down. Give the pods of VNI ${a.vni} one MTU (CNI "mtu", or none: the overlay's), or bring the interface up` });
   }
   const sp = s.spoofed;
   if (sp && lately(sp.secondsAgo)) out.push({ about: 'attachments', text: `${sp.frames} frame(s) from pods dropped since the start, the last ${sp.secondsAgo} s ago (spoofed): a pod sent from a MAC other than the one it was attached with (antiSpoof), and its frames from that MAC do not reach the overlay: a MAC changed inside the pod (\`ip link set … address\`), or a bridge or VM in it. \`vfplane dataplane drops --reason spoofed\` shows the port and the MAC; give the pod its attached MAC back, or attach it with the MAC it uses (CNI "mac")` });

@@ -465,6 +465,15 @@ export class Daemon {
       const had = this.grew.get(key);
       if (n > (had?.n ?? 0n)) this.grew.set(key, { n, at: now });
     }
+    // Frames a pod's interface refused (its port's tx_device_drops: over its MTU, or it is
+    // down), per representor (helper-88: pods of one VNI with different MTUs lost the
+    // larger frames between them, said nowhere but in the port's counters).
+    for (const a of this.atts.values()) {
+      const n = BigInt(this.dp?.backendCounters(a.slot)?.drops?.tx_device_drops ?? 0);
+      const key = `refused:${a.representor}`;
+      const had = this.grew.get(key);
+      if (n > (had?.n ?? 0n)) this.grew.set(key, { n, at: now });
+    }
     const m = this.movedSeen;
     m.push({ atMs: now, moved: engine.learnMoved ?? 0n });
     while (m.length > 1 && m[0]!.atMs < now - MOVED_WINDOW_MS) m.shift();
@@ -1334,6 +1343,7 @@ export class Daemon {
     if (!att) return null;
     this.atts.delete(att.representor);
     this.podMtus.delete(att.representor);
+    this.grew.delete(`refused:${att.representor}`); // its port's counters go with it
     this.dp!.removePort(att.slot);
     this.commit();
     await releaseNetdev(this.claims, att.claimed);
@@ -1923,7 +1933,9 @@ export class Daemon {
       ...(zeroCsum ? { udpZeroChecksum: zeroCsum } : {}),
       // The VNIs with a flood list of their own (config or `flood set`); others flood to every peer.
       floods: [...this.floods].sort(([a], [b]) => a - b).map(([vni, vteps]) => ({ vni, vteps })),
-      attachments: this.attachmentList().map(({ a, state, why }) => ({ representor: a.representor, pci: a.pci, vni: a.vni, mac: a.mac, owner: a.owner, representorState: state, ...(why ? { why } : {}), ...ownerGone(a), ...(this.podMtus.has(a.representor) ? { podMtu: this.podMtus.get(a.representor) } : {}) })),
+      attachments: this.attachmentList().map(({ a, state, why }) => ({ representor: a.representor, pci: a.pci, vni: a.vni, mac: a.mac, owner: a.owner, representorState: state, ...(why ? { why } : {}), ...ownerGone(a), ...(this.podMtus.has(a.representor) ? { podMtu: this.podMtus.get(a.representor) } : {}),
+        // Frames its pod's interface refused (tx_device_drops), and when the count last grew.
+        ...(lately(`refused:${a.representor}`) ? { refused: lately(`refused:${a.representor}`) } : {}) })),
       // Pods' frames over what the underlay carries: dropped, some answered with ICMP too big.
       mtuExceeded: { frames: Number(counters.drops.mtu_exceeded ?? 0n), icmpTooBig: Number(counters.misc.icmpTooBig ?? 0n), icmpTooBigLimited: Number(counters.misc.icmpTooBigLimited ?? 0n) },
       workers: counters.perWorker.map((w) => ({ cpu: w.cpu, epoch: Number(w.epoch) })),

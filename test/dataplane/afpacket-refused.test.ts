@@ -37,6 +37,8 @@ describePrivileged('an AF_PACKET port whose netdev refuses a frame', { netns: tr
       // Counted once, not once a kick.
       await new Promise((r) => setTimeout(r, 500));
       expect(await refused()).toBe(1);
+      // And said, naming the pod's side and the way out (helper-88).
+      expect(vfplane(['dataplane', 'status', '--socket', dp.socket]).stdout).toMatch(new RegExp(`^warning: the interface behind ${rep} refused 1 frame\\(s\\) sent to it since it was attached, the last \\d+ s ago \\(tx_device_drops\\): frames over its MTU came for it, from a pod of VNI 100 with a larger MTU or a host behind a peer, or it is down\\. Give the pods of VNI 100 one MTU`, 'm'));
       // And the way stays open.
       const again = capture(e.n, repp, { count: 1, timeoutS: 5, incoming: true });
       await again.ready;
