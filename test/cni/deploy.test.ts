@@ -247,7 +247,11 @@ describePrivileged('the DaemonSet data-plane container script', { netns: true },
           try {
             return (await request(sock, { op: 'status' })) as { node: string; uplink: { vtep: string }; peers: { vtep: string }[] };
           } catch (e) {
-            throw new Error(`${(e as Error).message}; the script's stderr:\n${err}`);
+            // Seen once more (14:42 UTC, 2026-12-07): the socket there, then gone at the
+            // first request, the stderr still empty: the data plane's own words arrive a
+            // moment after it failed, and whether the script exited says the rest.
+            const code = await Promise.race([exited, new Promise((r) => setTimeout(() => r('still running'), 1500))]);
+            throw new Error(`${(e as Error).message}; the script (${code === 'still running' ? code : `exited ${code}`}) said:\n${err}`);
           }
         };
         expect(await status()).toMatchObject({ node: 'ds-node', uplink: { vtep: '192.0.2.31' }, peers: [] }); // rendered
