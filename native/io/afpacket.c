@@ -324,15 +324,14 @@ static void afp_kick(afp_q *x) {
          * head, which is the oldest one queued: our head goes back there, so the next
          * frame is where the kernel looks (left ahead of it, the kernel would find an
          * available slot at its head and send nothing until ours came round). */
-        uint64_t dropped = 0;
-        for (uint32_t k = 0; k < x->tx_frames; k++) {
-            const uint32_t i = x->tx_head ? x->tx_head - 1 : x->tx_frames - 1;
-            struct tpacket2_hdr *h = (struct tpacket2_hdr *)x->tx_slot[i];
-            if (__atomic_load_n(&h->tp_status, __ATOMIC_ACQUIRE) != TP_STATUS_SEND_REQUEST) break;
-            __atomic_store_n(&h->tp_status, TP_STATUS_AVAILABLE, __ATOMIC_RELEASE);
-            x->tx_head = i;
-            dropped++;
-        }
+        const int64_t head = kernel_head(x);
+        if (head < 0) return;
+        /* From the kernel's head up to ours; the whole ring when every slot is queued. */
+        uint32_t dropped = (x->tx_head + x->tx_frames - (uint32_t)head) % x->tx_frames;
+        if (!dropped) dropped = x->tx_frames;
+        for (uint32_t k = 0; k < dropped; k++)
+            __atomic_store_n(&((struct tpacket2_hdr *)x->tx_slot[((uint32_t)head + k) % x->tx_frames])->tp_status, TP_STATUS_AVAILABLE, __ATOMIC_RELEASE);
+        x->tx_head = (uint32_t)head;
         __atomic_fetch_add(&x->tx_link_down, dropped, __ATOMIC_RELAXED);
     }
 }
