@@ -4,7 +4,8 @@
 // and the connection stays open: one bad client never stops the daemon.
 import { chmodSync, existsSync, lstatSync, statSync, unlinkSync } from 'node:fs';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
-import { dirname } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { basename, dirname, join } from 'node:path';
 import { VfpError, type ErrorKind, invalid, systemError, unavailable } from '../util/errors.js';
 import { nestedDeeperThan } from '../util/json.js';
 import { makeDirs } from '../util/fs.js';
@@ -249,18 +250,45 @@ function listenError(path: string, e: Error): VfpError {
   return systemError(`cannot listen on the control socket ${path}: ${why}; give \`socket\` in the config (or --socket) a path in a directory the data plane can create files in`);
 }
 
-/** Makes and removes the socket at PATH (when nothing is there), so that a path it cannot
- *  listen on is refused at the start of a daemon, before anything is claimed, not at its
- *  end. The directory is made as listen() makes it. */
+/** Makes and removes a socket beside PATH (when nothing is at PATH), so that a path it
+ *  cannot listen on is refused at the start of a daemon, before anything is claimed, not
+ *  at its end. The directory is made as listen() makes it.
+ *
+ *  The socket tried is not PATH itself: a client that waits for PATH to appear (the
+ *  DaemonSet's startup probe, a CNI ADD, a test) would find it, and then find it gone
+ *  (ENOENT) or refusing (the daemon still opening its ports), and take that data plane
+ *  for one that failed. It is a hidden name in the same directory, no longer than
+ *  PATH's own name, so that what the directory and the path's length allow is tried. */
 export async function trySocketPath(path: string): Promise<void> {
   makeDirs(dirname(path), 0o700);
   if (existsSync(path)) return; // a stale socket: listen() replaces it
+  const tryAt = trialPath(path);
   const server = createServer();
   await new Promise<void>((resolve, reject) => {
     server.once('error', (e) => reject(listenError(path, e)));
-    server.listen(path, () => resolve());
+    server.listen(tryAt, () => resolve());
   });
-  await new Promise<void>((r) => server.close(() => r())); // unlinks the path
+  await new Promise<void>((r) => server.close(() => r())); // unlinks it
+}
+
+/** A free hidden name beside PATH for trySocketPath, no longer than PATH's own name
+ *  (two characters at least); PATH itself when none is free. */
+function trialPath(path: string): string {
+  const len = Math.max(basename(path).length, 2);
+  for (let i = 0; i < 8; i++) {
+    const p = join(dirname(path), `.${randomBytes(len).toString('hex')}`.slice(0, len));
+    if (Buffer.byteLength(p) <= SOCKET_PATH_MAX && !lexists(p)) return p;
+  }
+  return path;
+}
+
+function lexists(p: string): boolean {
+  try {
+    lstatSync(p);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** True when something answers on the socket. */

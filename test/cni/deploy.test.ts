@@ -241,15 +241,15 @@ describePrivileged('the DaemonSet data-plane container script', { netns: true },
         const sock = join(tmp, 'dp.sock');
         for (let i = 0; i < 200 && !existsSync(sock); i++) await new Promise((r) => setTimeout(r, 50));
         expect(existsSync(sock), err).toBe(true);
-        // A failed request says what the script and the data plane said (once seen failing
-        // under load with only "no data plane listens", the reason unsaid).
+        // A failed request says what the script and the data plane said. (Seen failing
+        // twice under load, the socket there and then gone at the first request: the data
+        // plane tried its path by listening on it and closing before it opened its ports,
+        // and this loop found that socket. It tries a name beside it now: control-socket's
+        // "appears once" test.)
         const status = async () => {
           try {
             return (await request(sock, { op: 'status' })) as { node: string; uplink: { vtep: string }; peers: { vtep: string }[] };
           } catch (e) {
-            // Seen once more (14:42 UTC, 2026-12-07): the socket there, then gone at the
-            // first request, the stderr still empty: the data plane's own words arrive a
-            // moment after it failed, and whether the script exited says the rest.
             const code = await Promise.race([exited, new Promise((r) => setTimeout(() => r('still running'), 1500))]);
             throw new Error(`${(e as Error).message}; the script (${code === 'still running' ? code : `exited ${code}`}) said:\n${err}`);
           }

@@ -3,7 +3,7 @@
 // idle, opens too many) may cost the daemon and the other clients.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, watch, writeFileSync } from 'node:fs';
 import { createConnection, createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -279,6 +279,28 @@ describePrivileged('the data plane control socket', { netns: true, commands: ['p
           expect(rel.stderr).toContain(`${name}="${value}" is not an absolute path; set it to one, or unset it`);
         }
       } finally {
+        await d.stop();
+      }
+    });
+
+    // Before: the path was tried by listening on it and closing, before the ports were
+    // opened: a client waiting for the socket (the DaemonSet script's test, under load)
+    // found it, and then found it gone (ENOENT) while the data plane went on starting.
+    it('appears once, when the data plane listens: the path is tried under another name beside it', async () => {
+      const sub = join(dir, 'once');
+      mkdirSync(sub);
+      const socket = join(sub, 'dp.sock');
+      const renames: string[] = [];
+      const w = watch(sub, (ev, name) => { if (ev === 'rename') renames.push(String(name)); });
+      const d = await startDataplane(config('once', { socket }));
+      try {
+        await sleep(200); // the watcher's events delivered
+        expect(renames.filter((n) => n === 'dp.sock')).toEqual(['dp.sock']); // made once, never removed
+        // The trial socket was made in the same directory (what it tries), and is gone.
+        expect(renames.filter((n) => n !== 'dp.sock').length).toBeGreaterThan(0);
+        expect(readdirSync(sub)).toEqual(['dp.sock']);
+      } finally {
+        w.close();
         await d.stop();
       }
     });
