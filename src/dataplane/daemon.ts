@@ -580,7 +580,7 @@ export class Daemon {
         this.dpdkEnv = prepareDpdkEnv({
           // The EAL's main lcore: the first worker's CPU, or 0 when it is not pinned (-1).
           cores: String(Math.max(c.cpus?.[0] ?? 0, 0)), stateDir: c.stateDir, hugepages: c.dpdk.hugepages,
-          ...(isPci ? { pci: [dev] } : {}), filePrefix: `vfplane-${c.node}-${process.pid}`, warn: (m) => this.log.warn(m),
+          ...(isPci ? { pci: [dev] } : {}), filePrefix: `vfplane-${c.node}-${process.pid}`, warn: (m) => this.log.warn(m), info: (m) => this.log.info(m),
           journal: dpdkEnvJournal(c.stateDir, c.node),
         });
         DataPlane.dpdkInit([...this.dpdkEnv.args, ...c.dpdk.eal]);

@@ -35,6 +35,8 @@ export interface DpdkEnvOptions {
   noHugeMemMb?: number;
   /** Where warnings go (default: stderr). */
   warn?: (msg: string) => void;
+  /** Where what is said without a warning goes (default: nowhere). */
+  info?: (msg: string) => void;
   /** A file to record what changes before it changes (see recoverDpdkEnv); removed by
    *  cleanup. The caller holds a lock that makes it the file's only writer. */
   journal?: string;
@@ -158,6 +160,13 @@ export function prepareDpdkEnv(o: DpdkEnvOptions): DpdkEnv {
   const warnings: string[] = [];
   const say = (m: string) => { warnings.push(m); warn(m); };
 
+  // More than the host has: the kernel would take what it can (its page cache, every
+  // free page) before giving up, under the pods' feet.
+  const memKb = Number(/^MemTotal:\s+(\d+)/m.exec(readFileSync('/proc/meminfo', 'utf8'))?.[1] ?? 0);
+  if (memKb && want * HUGEPAGE_KB > memKb / 2) {
+    const gib = (kb: number) => `${(kb / 1048576).toFixed(1)} GiB`;
+    throw invalid(`dpdk.hugepages ${want} is ${gib(want * HUGEPAGE_KB)} of 2 MiB pages, more than half of this host's memory (${gib(memKb)}); ask for fewer (the default, 256, is 512 MiB)`);
+  }
   const nr = Number(readFileSync(NR_HUGEPAGES, 'utf8').trim());
   const plan = planHugepages({
     want, nrHugepages: nr, isRoot, stateDir: o.stateDir,
@@ -194,9 +203,22 @@ export function prepareDpdkEnv(o: DpdkEnvOptions): DpdkEnv {
     }
     if (hugeDir && plan.raiseTo !== undefined) {
       writeFileSync(NR_HUGEPAGES, String(plan.raiseTo));
+      // The kernel reserves what it can and sets nr_hugepages to that: the record says
+      // what it is now, so that the undo (here, at the stop, or after a kill) finds its
+      // own value there and gives them back.
+      const got = Number(readFileSync(NR_HUGEPAGES, 'utf8').trim());
+      if (got !== plan.raiseTo) {
+        record.raisedTo = got;
+        if (o.journal) writeEnvJournal(o.journal, record);
+      }
       const free = parseHugepagesFree(readFileSync('/proc/meminfo', 'utf8'));
       if (free < want) {
-        fallback = `asked the kernel for ${want} 2 MiB hugepages, only ${free} are free (memory fragmented or short)`;
+        // Not enough for this run: what it did get is the host's memory again, now.
+        undoDpdkEnv(record, 'this run');
+        record.raisedTo = null;
+        if (o.journal) writeEnvJournal(o.journal, record);
+        fallback = `the kernel could reserve only ${got - nr} of the ${want - nr} more 2 MiB hugepages asked (${free} free of the ${want} wanted; memory short or fragmented), and they were given back. ` +
+          `Ask for fewer (dpdk.hugepages: ${want} now), or reserve them at boot, before memory fragments (hugepages=${want} on the kernel command line)`;
         hugeDir = null;
       }
     }
@@ -215,10 +237,13 @@ export function prepareDpdkEnv(o: DpdkEnvOptions): DpdkEnv {
     undo();
     throw e;
   }
-  if (!hugeDir) {
+  if (!hugeDir && want === 0) {
+    // Asked for: said, not warned of.
+    (o.info ?? (() => {}))(`DPDK runs without hugepages (--no-huge -m ${o.noHugeMemMb ?? 512}), as dpdk.hugepages: 0 asks: about half the packet rate, and no physical addresses for VF drivers (a vdev uplink only)`);
+  } else if (!hugeDir) {
     say(`DPDK runs without hugepages (--no-huge -m ${o.noHugeMemMb ?? 512}): ${fallback}. ` +
-      'Expect about half the packet rate and no physical addresses for VF drivers; fix: as root, ' +
-      `echo ${want} > ${NR_HUGEPAGES} and mount -t hugetlbfs -o pagesize=2M nodev DIR`);
+      'Expect about half the packet rate and no physical addresses for VF drivers' +
+      (plan.fallback?.includes('not root') ? `; fix: as root, echo ${want} > ${NR_HUGEPAGES} and mount -t hugetlbfs -o pagesize=2M nodev DIR` : ''));
   }
   const args = buildEalArgs({
     cores: o.cores, filePrefix, hugeDir, pci: o.pci, vdevs: o.vdevs, pmdDir: o.pmdDir, noHugeMemMb: o.noHugeMemMb,

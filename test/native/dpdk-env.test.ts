@@ -95,6 +95,31 @@ describePrivileged('dpdk-env (hugepages, root)', { root: true, commands: ['mount
     env.cleanup(); // idempotent
   });
 
+  // helper-90: 100000 asked on a 24 GiB host took 11296 pages (22 GiB), left them
+  // reserved, and its undo never matched (the record said 100000).
+  it('refuses more pages than half the host\'s memory before changing anything, naming dpdk.hugepages', () => {
+    const before = readFileSync(NR_HUGEPAGES, 'utf8').trim();
+    const memKb = Number(/^MemTotal:\s+(\d+)/m.exec(readFileSync('/proc/meminfo', 'utf8'))![1]);
+    const want = Math.ceil(memKb / 2048 / 2) + 1;
+    const journal = join(state, 'too-many.json');
+    expect(() => prepareDpdkEnv({ cores: '1', stateDir: state, hugepages: want, journal, warn: () => {} }))
+      .toThrow(new RegExp(`^dpdk\\.hugepages ${want} is [0-9.]+ GiB of 2 MiB pages, more than half of this host's memory \\([0-9.]+ GiB\\); ask for fewer \\(the default, 256, is 512 MiB\\)$`));
+    expect(readFileSync(NR_HUGEPAGES, 'utf8').trim()).toBe(before);
+    expect(existsSync(journal)).toBe(false);
+  });
+
+  it('hugepages: 0 runs without them as asked: said, not warned of with a fix', () => {
+    const warnings: string[] = [], info: string[] = [];
+    const env = prepareDpdkEnv({ cores: '1', stateDir: state, hugepages: 0, warn: (m) => warnings.push(m), info: (m) => info.push(m) });
+    try {
+      expect(env.args).toContain('--no-huge');
+      expect(warnings).toEqual([]);
+      expect(info.join('\n')).toContain('as dpdk.hugepages: 0 asks');
+    } finally {
+      env.cleanup();
+    }
+  });
+
   it('pages reserved but held by others (none free): runs without hugepages and says why, instead of the EAL\'s "Permission denied"', () => {
     const before = readFileSync(NR_HUGEPAGES, 'utf8').trim();
     const mnt = mkdtempSync(join(tmpdir(), 'vfplane-hog-'));
