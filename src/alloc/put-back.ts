@@ -5,7 +5,7 @@
 import * as fs from 'node:fs';
 import type { Allocation } from './store.js';
 import { podNetns } from './owner.js';
-import { hostNetnsPath } from '../net/ip.js';
+import { hostNetnsPath, ipIn } from '../net/ip.js';
 import { netRun } from '../net/netops.js';
 import { bindVf } from '../sriov/actions.js';
 import { presentVf, resolveVf } from '../sriov/discover.js';
@@ -18,10 +18,10 @@ import { applyVfSettings, settingsDiff } from '../sriov/vf-settings.js';
  *  the identity recorded at the allocation), since a netdev of that name anywhere else is
  *  not the VF's. `dry` (gc --dry-run): only whether it would, from reading the pod's
  *  namespace; nothing changed. */
-export async function returnNetdev(netns: string, netnsId: string | undefined, ifname: string, original: VfInfo, { dry = false }: { dry?: boolean } = {}): Promise<boolean> {
+export async function returnNetdev(netns: string, netnsId: string | undefined, ifname: string, original: VfInfo, { dry = false, ifindex }: { dry?: boolean; ifindex?: number } = {}): Promise<boolean> {
   if (!original.netdev || !podNetns(netns, netnsId)) return false;
   try {
-    return await bringHome(netns, ifname, original, original.netdev, dry);
+    return await bringHome(netns, ifname, original, original.netdev, dry, ifindex);
   } catch (e) {
     // The namespace was deleted meanwhile (the pod went while its DEL ran): Linux returns
     // a physical netdev to the host by itself, as when it had gone before.
@@ -30,10 +30,17 @@ export async function returnNetdev(netns: string, netnsId: string | undefined, i
   }
 }
 
-async function bringHome(netns: string, ifname: string, original: VfInfo, own: string, dry: boolean): Promise<boolean> {
+async function bringHome(netns: string, ifname: string, original: VfInfo, own: string, dry: boolean, ifindex?: number): Promise<boolean> {
   // Under the pod's name, or still under its own if an ADD stopped between move and rename.
   const [asPod, asHost] = await netRun(netns, [{ op: 'get', name: ifname }, { op: 'get', name: own }]);
-  const name = asPod ? ifname : asHost ? own : null;
+  let name = asPod ? ifname : asHost ? own : null;
+  // With the index the netdev had in the pod once ADD was done (it keeps it while it stays
+  // there), a netdev of that name that is not it is another's: the pod's processes may
+  // rename its interfaces (helper-89 swapped two VFs' names, and a DEL took the other
+  // VF's netdev home as this one's, renamed and re-addressed as it, and marked this one
+  // free while its netdev stayed in the pod). This one is found by its index, under
+  // whatever name the pod gave it, or is not there.
+  if (ifindex !== undefined) name = asPod?.ifindex === ifindex ? ifname : asHost?.ifindex === ifindex ? own : nameByIndex(netns, ifindex);
   if (!name) return false;
   if (dry) return true;
   await netRun(netns, [{
@@ -41,6 +48,13 @@ async function bringHome(netns: string, ifname: string, original: VfInfo, own: s
     ...(original.mac ? { mac: original.mac } : {}), ...(original.mtu ? { mtu: original.mtu } : {}), netns: hostNetnsPath(),
   }]);
   return true;
+}
+
+/** The name of the link with index IFINDEX in the namespace at NETNS, or null. Read with
+ *  iproute2 (the netlink batch asks for links by name): only when a pod renamed it. */
+function nameByIndex(netns: string, ifindex: number): string | null {
+  const links = JSON.parse(ipIn(netns, ['-j', 'link', 'show'])) as { ifindex: number; ifname: string }[];
+  return links.find((l) => l.ifindex === ifindex)?.ifname ?? null;
 }
 
 /**
@@ -137,7 +151,8 @@ export async function netdevHome(sysfs: Sysfs, a: Allocation, beforeBoot: boolea
   if (((a.attachment as { mode?: string } | null)?.mode ?? 'kernel') !== 'kernel' || !netdev) return [];
   const ns = a.owner.netns;
   const isDry = dry ? { dry: true as const } : {};
-  if (ns && a.owner.ifname && (await returnNetdev(ns, a.owner.netnsId, a.owner.ifname, a.original, { dry }))) return [{ step: 'netdev-home', netdev, from: ns, ...isDry }];
+  const ifindex = (a.attachment as { podIfindex?: number } | null)?.podIfindex;
+  if (ns && a.owner.ifname && (await returnNetdev(ns, a.owner.netnsId, a.owner.ifname, a.original, { dry, ...(ifindex !== undefined ? { ifindex } : {}) }))) return [{ step: 'netdev-home', netdev, from: ns, ...isDry }];
   const restored = await tidyReturnedNetdev(sysfs, a, beforeBoot, { dry });
   return restored ? [{ step: 'netdev-tidied', netdev, restored, ...isDry }] : [];
 }

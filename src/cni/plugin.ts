@@ -53,6 +53,10 @@ type Attachment = {
   /** The routes this ADD configured (its IPAM result's), "dst via gw" canonical: CHECK
    *  holds the pod to these, not to routes other plugins of a chain put in the result. */
   routes?: string[];
+  /** A kernel VF's netdev's index in the pod's namespace once ADD was done: DEL brings
+   *  home the netdev with this index, whatever the pod renamed it to, and never another
+   *  the pod gave its name. */
+  podIfindex?: number;
 };
 
 /** A route as CHECK and ADD's record compare it. */
@@ -296,9 +300,10 @@ async function detach(sysfs: Sysfs, a: Allocation, netns: string | undefined, lo
       // the path, a reused PID's /proc/PID/ns/net, the host's), whose netdev of the pod's
       // interface name is someone else's.
       const ns = [netns, a.owner.netns].find((p): p is string => !!p && podNetns(p, a.owner.netnsId));
-      const moved = ns && ifname ? await returnNetdev(ns, a.owner.netnsId, ifname, a.original) : false;
+      const moved = ns && ifname ? await returnNetdev(ns, a.owner.netnsId, ifname, a.original, att?.podIfindex !== undefined ? { ifindex: att.podIfindex } : {}) : false;
       if (!moved) await tidyReturnedNetdev(sysfs, a, beforeBoot);
-      // Neither under the pod's name nor back: renamed inside the pod, most likely. While
+      // Neither under the pod's name (its index, when the record has it) nor back: a record
+      // of an older ADD, whose netdev was renamed inside the pod, most likely. While
       // that namespace lives the netdev is there, and a VF marked free would fail its next
       // pod; it stays held, and this DEL fails so the runtime retries (once the namespace
       // is gone, Linux returns the netdev to the host and the retry finishes).
@@ -350,7 +355,8 @@ const IPV6_MIN_MTU = 1280;
  * Addresses, then link up (the kernel then announces them: arp_notify sends a gratuitous
  * ARP, ndisc_notify an unsolicited NA), then routes: one batch inside the pod.
  */
-async function configureInterface(netns: string, ifname: string, r: CniResult, mtu?: number): Promise<void> {
+/** Configures the pod's interface; its index in the pod's namespace. */
+async function configureInterface(netns: string, ifname: string, r: CniResult, mtu?: number): Promise<number | undefined> {
   const v6 = (a: string) => a.includes(':');
   const ops: NetOp[] = [];
   // nodad: the address is ours by IPAM, and usable (and announced) at once.
@@ -364,7 +370,8 @@ async function configureInterface(netns: string, ifname: string, r: CniResult, m
     if (rt.mtu || rt.advmss || rt.priority || rt.table !== undefined || rt.scope !== undefined) extended.push({ ...rt, ...(gw ? { gw } : {}) });
     else ops.push({ op: 'route', name: ifname, dst: rt.dst, ...(gw ? { gw } : {}), existOk: true });
   }
-  await netRun(netns, ops);
+  ops.push({ op: 'get', name: ifname });
+  const ifindex = (await netRun(netns, ops)).at(-1)?.ifindex;
   // The CNI 1.1.0 route fields (mtu, advmss, priority, table, scope), as the reference
   // plugins' ipam.ConfigureIface applies them, go through iproute2: the netlink batch
   // carries none of them.
@@ -380,6 +387,7 @@ async function configureInterface(netns: string, ifname: string, r: CniResult, m
       if (!/File exists/.test(String((err as Error).message))) throw err;
     }
   }
+  return ifindex;
 }
 
 /** The network's pool (its `pool`, from `poolsFile`, by default pools.json in the state
@@ -677,7 +685,7 @@ export async function cmdAdd(ctx: CniContext): Promise<CniResult> {
       ips: (got.ips ?? []).map((i) => ({ ...i, interface: index })),
       routes: got.routes ?? [],
     };
-    if (mode === 'kernel') await configureInterface(netns, ifname, mine, lowerMtu);
+    const podIfindex = mode === 'kernel' ? await configureInterface(netns, ifname, mine, lowerMtu) : undefined;
     ph.mark('addresses');
     const dns = mergeDns(prev?.dns, conf.dns, got.dns);
     const result: CniResult = {
@@ -691,7 +699,7 @@ export async function cmdAdd(ctx: CniContext): Promise<CniResult> {
     const reply = await attached;
     if (reply && typeof (reply as { note?: unknown }).note === 'string') ctx.log.warning(`data plane: ${(reply as { note: string }).note}`);
 
-    const att: Attachment = { mode, mac, deviceInfoFile, vxlan: conf.vxlan ?? null, ...(representor ? { representor, dataplane, ...mtuSaid } : {}), ...ipamRec, routes: mine.routes!.map(routeKey) };
+    const att: Attachment = { mode, mac, deviceInfoFile, vxlan: conf.vxlan ?? null, ...(representor ? { representor, dataplane, ...mtuSaid } : {}), ...ipamRec, routes: mine.routes!.map(routeKey), ...(podIfindex !== undefined ? { podIfindex } : {}) };
     ph.mark('overlay');
     store.setAttachment(a.id, att);
     ph.mark('record');

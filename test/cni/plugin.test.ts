@@ -780,22 +780,47 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
     expect(call('DEL', c1, e1).code).toBe(0);
   });
 
-  it('DEL of a VF whose netdev was renamed inside the pod fails and keeps it allocated, and its address leased; once renamed back, DEL finishes', () => {
+  // Before: DEL looked for the netdev by the pod's interface name only, and failed ("was
+  // it renamed inside the pod?") until it was renamed back.
+  it('DEL of a VF whose netdev was renamed inside the pod brings it home by its index, releases it and its address', () => {
     const { p, e, conf, add } = addOne('renamed', { ipam: { type: 'host-local', subnet: '10.59.0.0/24', dataDir: ipamDir } });
     const ip = add.out.ips[0].address.split('/')[0];
+    const own = vfpJson(['vf', 'show', '0000:5e:02.5']).allocation.original.netdev;
     p.ip(['link', 'set', 'net1', 'down']);
     p.ip(['link', 'set', 'net1', 'name', 'eth9']);
     const del = call('DEL', conf, e);
-    expect(del.out.code).toBe(5);
-    expect(del.out.msg).toContain("VF 0000:5e:02.5's netdev is not in");
-    expect(vfpJson(['vf', 'list', '--allocated']).map((v: any) => v.pci)).toEqual(['0000:5e:02.5']);
-    // The netdev still carries the address: it stays leased, or IPAM would give it away.
-    expect(leasedIps()).toContain(ip);
-    p.ip(['link', 'set', 'eth9', 'name', 'net1']);
-    expect(call('DEL', conf, e).code).toBe(0);
+    expect(del.code, JSON.stringify(del.out)).toBe(0);
+    expect(p.ip(['-br', 'link', 'show'])).not.toContain('eth9');
     expect(vfpJson(['vf', 'list', '--allocated'])).toEqual([]);
     expect(leasedIps()).not.toContain(ip);
-    expect(vfpJson(['vf', 'list']).find((v: any) => v.pci === '0000:5e:02.5').netdev).toBeTruthy();
+    expect(vfpJson(['vf', 'show', '0000:5e:02.5']).netdev).toBe(own);
+  });
+
+  // helper-89: a pod that swapped its two VFs' interface names. DEL of net1 took the
+  // netdev then named net1 (the other VF's) home as this VF's, renamed and re-addressed
+  // as it, and marked this VF free while its netdev stayed in the pod; the next pod
+  // given it got the other VF's netdev.
+  it('a pod that swapped two VFs\' interface names: each DEL brings home its own VF\'s netdev, under its own name and MAC', () => {
+    const p = pod('swapped');
+    const e1 = { containerId: 'swapped01', netns: nsPath(p), ifname: 'net1' };
+    const e2 = { ...e1, ifname: 'net2' };
+    const c1 = base({ deviceID: '0000:5e:02.6', mac: '02:00:00:00:5a:01' });
+    const c2 = base({ deviceID: '0000:5e:02.7', mac: '02:00:00:00:5a:02' });
+    const before = vfpJson(['vf', 'list']).filter((v: any) => v.pci === '0000:5e:02.6' || v.pci === '0000:5e:02.7').map((v: any) => [v.pci, v.netdev, v.mac]);
+    expect(call('ADD', c1, e1).code).toBe(0);
+    expect(call('ADD', c2, e2).code).toBe(0);
+    for (const [a, b] of [['net1', 'tmpx'], ['net2', 'net1'], ['tmpx', 'net2']]) p.ip(['link', 'set', a!, 'name', b!]);
+    const del1 = call('DEL', c1, e1);
+    expect(del1.code, JSON.stringify(del1.out)).toBe(0);
+    // VF 02.7's netdev (MAC 5a:02), now named net1, is still in the pod; 02.6's went home.
+    expect(p.ip(['-br', 'link', 'show', 'net1'])).toContain('02:00:00:00:5a:02');
+    expect(p.ip(['-br', 'link', 'show'])).not.toContain('net2');
+    expect(vfpJson(['vf', 'list', '--allocated']).map((v: any) => v.pci)).toEqual(['0000:5e:02.7']);
+    const del2 = call('DEL', c2, e2);
+    expect(del2.code, JSON.stringify(del2.out)).toBe(0);
+    expect(p.ip(['-br', 'link', 'show'])).not.toMatch(/net1|net2/);
+    const after = vfpJson(['vf', 'list']).filter((v: any) => v.pci === '0000:5e:02.6' || v.pci === '0000:5e:02.7').map((v: any) => [v.pci, v.netdev, v.mac]);
+    expect(after).toEqual(before);
   });
 
   /** `vfplane cni serve` on SOCKET, once it listens. */
