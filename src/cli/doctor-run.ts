@@ -90,8 +90,11 @@ async function hostChecks(out: Check[], socket: string, stateDir: string, cniDir
   const size = meminfo('Hugepagesize') ?? 0;
   const mounted = (read('/proc/mounts') ?? '').split('\n').filter((l) => l.split(' ')[2] === 'hugetlbfs').map((l) => l.split(' ')[1]);
   out.push(total > 0
-    ? { area: 'host', name: 'hugepages', status: mounted.length ? 'ok' : 'warn', detail: `${free}/${total} free of ${size} kB${mounted.length ? `, hugetlbfs at ${mounted.join(', ')}` : ', hugetlbfs not mounted'}`, ...(mounted.length ? {} : { fix: 'mkdir -p /dev/hugepages && mount -t hugetlbfs nodev /dev/hugepages' }) }
-    : { area: 'host', name: 'hugepages', status: 'warn', detail: 'none reserved (DPDK needs them; AF_XDP and AF_PACKET do not)', fix: 'echo 1024 > /proc/sys/vm/nr_hugepages (2 MiB pages), then mount hugetlbfs' });
+    ? { area: 'host', name: 'hugepages', status: 'ok', detail: `${free}/${total} free of ${size} kB${mounted.length ? `, hugetlbfs at ${mounted.join(', ')}` : ', no hugetlbfs mounted (the DPDK data plane mounts its own)'}` }
+    // The DPDK data plane reserves dpdk.hugepages and mounts a hugetlbfs itself as root,
+    // and gives both back at its stop: none reserved now is no fault. What can fail is
+    // the reservation on a host whose memory has fragmented.
+    : { area: 'host', name: 'hugepages', status: 'ok', detail: 'none reserved: the DPDK data plane reserves dpdk.hugepages (256 × 2 MiB by default) and mounts a hugetlbfs when it starts, as root; AF_XDP and AF_PACKET need none', fix: 'on a host up for long (memory fragmented), reserve them at boot: hugepages=256 on the kernel command line' });
   const groups = fs.existsSync('/sys/kernel/iommu_groups') ? fs.readdirSync('/sys/kernel/iommu_groups').length : 0;
   out.push(groups > 0
     ? { area: 'host', name: 'IOMMU', status: 'ok', detail: `${groups} IOMMU groups` }
@@ -148,7 +151,8 @@ async function dataplaneWarnings(socket: string): Promise<Check[]> {
 }
 
 /** Netdevs a data plane that is not running (killed) still holds: what it switched off
- *  on them (forwarding, IPv6, GRO) stays off until it starts again or is unclaimed. */
+ *  on them (forwarding, IPv6, GRO; promiscuous mode a DPDK PMD set) stays so until it
+ *  starts again or is unclaimed. */
 async function heldByStopped(stateDir: string): Promise<Check[]> {
   const out: Check[] = [];
   let claims: typeof import('../dataplane/claims.js');
@@ -178,8 +182,11 @@ async function heldByStopped(stateDir: string): Promise<Check[]> {
     // defaults (the start and unclaim make the same test).
     const held: string[] = [];
     const stale: string[] = [];
+    let promisc = false; // a DPDK vdev's netdev: its PMD made it promiscuous
     for (const r of j.list()) {
-      ((await claims.claimedNow(r)) === 'same' ? held : stale).push(`${r.ifname}${r.netns ? ` (in ${r.netns})` : ''}`);
+      const same = (await claims.claimedNow(r)) === 'same';
+      (same ? held : stale).push(`${r.ifname}${r.netns ? ` (in ${r.netns})` : ''}`);
+      if (same && r.promisc === false) promisc = true;
     }
     if (stale.length && !held.length && !j.unreadable) {
       out.push({ area: 'dataplane', name: `netdevs of ${node}`, status: 'ok', detail: `the claims journal of stopped node ${node} names ${stale.join(', ')}, which no longer exist or are other netdevs now (a reboot, or VFs made anew): nothing of theirs to give back; its next start (or \`${unclaim(node)}\`) forgets them` });
@@ -188,7 +195,7 @@ async function heldByStopped(stateDir: string): Promise<Check[]> {
     if (!held.length && !j.unreadable) continue;
     out.push(j.unreadable
       ? { area: 'dataplane', name: `netdevs of ${node}`, status: 'warn', detail: `unreadable claims journal ${j.unreadable}`, fix: 'remove it: what it held keeps what the killed run set' }
-      : { area: 'dataplane', name: `netdevs of ${node}`, status: 'warn', detail: `the data plane of node ${node} is not running and still holds ${held.join(', ')}: forwarding, IPv6 and GRO stay as it set them`, fix: `start it again, or \`${unclaim(node)}\`` });
+      : { area: 'dataplane', name: `netdevs of ${node}`, status: 'warn', detail: `the data plane of node ${node} is not running and still holds ${held.join(', ')}: forwarding, IPv6${promisc ? ', GRO and promiscuous mode' : ' and GRO'} stay as it set them`, fix: `start it again, or \`${unclaim(node)}\`` });
   }
   return out;
 }

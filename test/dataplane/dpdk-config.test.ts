@@ -98,6 +98,9 @@ const built = features.dpdk?.built || process.env.CI;
     const warned = (JSON.parse(doctor.stdout) as { checks: { name: string; detail: string; fix?: string }[] }).checks.find((c) => c.name === 'DPDK host changes of dckilled');
     expect(warned?.detail).toBe(`the DPDK data plane of node dckilled was killed and left ${want - Number(before.pages)} hugepages reserved (nr_hugepages ${before.pages} → ${want}), a hugetlbfs mounted at ${join(state, 'hugepages')}, the EAL runtime directory ${first}`);
     expect(warned?.fix).toBe(`start it again, or \`vfplane dataplane unclaim --node dckilled --state-dir ${state}\``);
+    // The netdev the PMD made promiscuous says so (helper-90: only forwarding, IPv6, GRO).
+    const netdevs = (JSON.parse(doctor.stdout) as { checks: { name: string; detail: string }[] }).checks.find((c) => c.name === 'netdevs of dckilled');
+    expect(netdevs?.detail).toContain('forwarding, IPv6, GRO and promiscuous mode stay as it set them');
     const un = vfplane(['dataplane', 'unclaim', '--node', 'dckilled', '--state-dir', state], { timeoutMs: 30000 });
     expect(un.code, un.stderr).toBe(0);
     expect(un.stdout).toContain(`removed the EAL runtime directory ${first}`);
