@@ -567,6 +567,10 @@ export class Daemon {
     }
     if (this.claims.unreadable) this.log.warn(`ignoring the unreadable claims journal ${this.claims.unreadable}: netdevs a killed run held keep what it set; the file as it was is kept as ${this.claims.keepAside()} (it holds their settings from before that run, to set back by hand)`);
     try {
+      // The metrics address is bound before anything is claimed (helper-90: a port in use
+      // failed the start only once the uplink had been claimed and given back); until
+      // the ports are open it answers 503.
+      if (c.metrics) await this.startMetrics(c.metrics);
       // What a DPDK run of this node that was killed left (hugepages, its mount, the
       // EAL's runtime dir) is given back first, whatever this run's backend: else it
       // would be taken for the host's own and kept.
@@ -657,7 +661,6 @@ export class Daemon {
       this.control = new ControlServer(this.socket, (req) => this.serialized(() => this.handleLogged(req)));
       await this.control.listen();
       await this.serialized(() => this.restoreAttachments());
-      if (c.metrics) await this.startMetrics(c.metrics);
       // The address bound: a port 0 in the config is one the kernel chose.
       const bound = c.metrics && this.metricsPort !== null ? `${c.metrics.slice(0, c.metrics.lastIndexOf(':'))}:${this.metricsPort}` : c.metrics;
       this.log.info(`control socket ${this.socket}${bound ? `, metrics on http://${bound}/metrics` : ''}`);
@@ -2098,6 +2101,10 @@ export class Daemon {
         res.writeHead(404).end('see /metrics\n');
         return;
       }
+      if (!this.dp || !this.uplink) {
+        res.writeHead(503, { 'retry-after': '1' }).end('the data plane is starting\n');
+        return;
+      }
       res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' });
       const names = this.portNames();
       const backend = new Map([...names.keys()].map((slot) => [slot, this.dp!.backendCounters(slot)] as const));
@@ -2105,7 +2112,7 @@ export class Daemon {
       res.end(prometheus({ node: this.cfg.node, counters: this.counters(), names, epoch: this.epoch, backend, atts, learnCapacity: this.cfg.learnCapacity, startedAt: this.started, ...(this.uplinkWatch ? { uplinkLink: { state: this.link.state, downs: this.link.downs } } : {}) }));
     });
     await new Promise<void>((resolve, reject) => {
-      server.once('error', (e) => reject(new VfpError('system', `cannot serve metrics on ${addr}: ${e.message}`)));
+      server.once('error', (e) => reject(new VfpError('system', `cannot serve metrics on ${addr}: ${e.message}${(e as NodeJS.ErrnoException).code === 'EADDRINUSE' ? '; another process listens there: give --metrics (or metrics in the config) a free address, or port 0 for one the kernel picks' : ''}`)));
       server.listen(port, host, () => resolve());
     });
     this.metricsServer = server;

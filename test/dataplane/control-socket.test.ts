@@ -305,6 +305,25 @@ describePrivileged('the data plane control socket', { netns: true, commands: ['p
       }
     });
 
+    // helper-90: a metrics port in use failed the start only once the uplink had been
+    // claimed (and given back).
+    it('a metrics address in use is refused before the uplink is claimed, naming the setting', async () => {
+      const other = createServer();
+      await new Promise<void>((r) => other.listen(0, '127.0.0.1', r));
+      const port = (other.address() as { port: number }).port;
+      try {
+        const r = vfplane(['dataplane', 'run', '--config', config('metricsbusy', { socket: join(dir, 'mb.sock') }), '--metrics', `127.0.0.1:${port}`], { timeoutMs: 20_000 });
+        expect(r.code, r.stderr).toBe(1);
+        expect(r.stderr).toContain(`cannot serve metrics on 127.0.0.1:${port}`);
+        expect(r.stderr).toContain('give --metrics (or metrics in the config) a free address');
+        expect(r.stderr).not.toContain('offload tier');
+        expect(r.stderr).not.toMatch(/claimed|uplink afpacket/);
+        expect(ns.readSysctl(`net.ipv6.conf.${up}.disable_ipv6`)).toBe('0');
+      } finally {
+        other.close();
+      }
+    });
+
     it('replaces a stale socket file (one nothing answers on)', async () => {
       const socket = join(dir, 'stale.sock');
       // A socket bound and never unlinked, as a killed daemon leaves it.
