@@ -587,7 +587,16 @@ export class Daemon {
           ...(isPci ? { pci: [dev] } : {}), filePrefix: `vfplane-${c.node}-${process.pid}`, warn: (m) => this.log.warn(m), info: (m) => this.log.info(m),
           journal: dpdkEnvJournal(c.stateDir, c.node),
         });
-        DataPlane.dpdkInit([...this.dpdkEnv.args, ...c.dpdk.eal]);
+        const eal = [...this.dpdkEnv.args, ...c.dpdk.eal];
+        this.log.info(`EAL arguments: ${eal.join(' ')}`);
+        try {
+          DataPlane.dpdkInit(eal);
+        } catch (e) {
+          // The EAL prints its usage for an argument it does not know: the one to look at
+          // is most likely the config's own.
+          if (!c.dpdk.eal.length) throw e;
+          throw new VfpError((e as VfpError).kind ?? 'system', `${(e as Error).message}; dpdk.eal added ${c.dpdk.eal.join(' ')} to vfplane's own arguments: check those first (the EAL's lines above name what it refused)`);
+        }
       }
       this.dp = new DataPlane({ workers: c.workers, cpus: c.cpus, burst: c.burst, idleSpins: c.idleSpins, learnCapacity: c.learnCapacity, ...(c.learnPerVni ? { learnPerVni: c.learnPerVni } : {}), ...(c.floodPps ? { floodPps: c.floodPps } : {}), neighReachableMs: c.neighReachableSeconds * 1000 });
       // The uplink.

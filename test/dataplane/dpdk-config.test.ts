@@ -59,6 +59,18 @@ const built = features.dpdk?.built || process.env.CI;
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
+  // helper-90: ~100 lines of the EAL's usage, then "usual fixes: hugepages…, root", and
+  // nothing naming the config's own argument.
+  it('an EAL argument of dpdk.eal the EAL refuses: the error names dpdk.eal, and nothing is left', () => {
+    const before = host();
+    const r = vfplane(['dataplane', 'run', '--config', config('badeal', { dpdk: { hugepages: 0, eal: ['--no-such-eal-option'] } })], { timeoutMs: 30_000 });
+    expect(r.code, r.stderr).toBe(1);
+    expect(r.stderr).toMatch(/EAL arguments: -l \S+ .*--no-such-eal-option/);
+    expect(r.stderr).toContain('dpdk.eal added --no-such-eal-option to vfplane\'s own arguments: check those first');
+    expect(host()).toEqual(before);
+    expect(promiscuity()).toBe(0);
+  });
+
   it('runs with cpus: [-1] (not pinned), and gives the netdev back not promiscuous', async () => {
     expect(promiscuity()).toBe(0);
     const dp = await startDataplane(config('unpinned', { cpus: [-1] }));
