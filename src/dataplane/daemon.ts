@@ -545,6 +545,10 @@ export class Daemon {
       const fenced = pinned.filter((x) => !usable.has(x));
       if (fenced.length) throw invalid(`cpus: CPU ${fenced.join(', ')} is online but outside this process's cpuset (usable here: ${formatCpuList([...usable])}), which a container's CPU limit or a cgroup's cpuset.cpus sets; pin the workers to usable CPUs, give the container those CPUs, or -1 for not pinned`);
     }
+    // Taken as written, but said (helper-90: accepted without a word).
+    const twice = [...new Set(pinned.filter((x, i) => pinned.indexOf(x) !== i))];
+    if (twice.length) this.log.warn(`cpus: CPU ${twice.join(', ')} is given to more than one worker: workers on one CPU take turns (each polls part of the time, and a frame waits for its worker's turn); give each worker a CPU of its own, or run fewer workers`);
+    if (c.learnPerVni !== undefined && c.learnPerVni >= c.learnCapacity) this.log.warn(`learnPerVni ${c.learnPerVni} is not under learnCapacity ${c.learnCapacity}: no VNI is held to a share of the learned table; set it under learnCapacity (its share for one VNI) or leave it out`);
     // A DPDK vdev's netdev is known (and one vfplane cannot claim refused) before the
     // EAL reserves hugepages for it.
     const under = c.backend === 'dpdk' ? vdevNetdev(c.uplink.dev!) : null;

@@ -52,6 +52,21 @@ describe('data-plane config checks', () => {
     }
   });
 
+  it('says, before anything is claimed, when two workers share a CPU or learnPerVni is no share of learnCapacity', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'fxd-said-'));
+    try {
+      const config = join(dir, 'dp.json');
+      writeFileSync(config, JSON.stringify({ node: 'fxds', uplink: { ifname: 'fxdnone0', vtep: '192.0.2.1' }, workers: 2, cpus: [0, 0], learnCapacity: 100, learnPerVni: 5000, stateDir: join(dir, 'state'), socket: join(dir, 'dp.sock') }));
+      const r = vfplane(['dataplane', 'run', '--config', config]);
+      expect(r.code).toBe(1); // no such uplink
+      expect(r.stderr).toContain('the uplink fxdnone0 does not exist');
+      expect(r.stderr).toContain('cpus: CPU 0 is given to more than one worker: workers on one CPU take turns');
+      expect(r.stderr).toContain('learnPerVni 5000 is not under learnCapacity 100: no VNI is held to a share of the learned table');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('wants one CPU per worker, naming both fields', () => {
     expect(() => parseConfig({ ...ok, workers: 2, cpus: [1] })).toThrow(/cpus: cpus needs one entry per worker \(workers is 2, cpus lists 1\); list 2 CPUs \(-1: not pinned\) or change workers \(got \[1\]\)/);
     expect(parseConfig({ ...ok, workers: 2, cpus: [1, 2] }).cpus).toEqual([1, 2]);
