@@ -518,6 +518,23 @@ export async function cmdAdd(ctx: CniContext): Promise<CniResult> {
       a.original = vf;
     }
     seen = vf;
+    // One MAC on two VFs of one PF, off the overlay: the NIC's embedded switch delivers a
+    // MAC to one VF, and the other pod's interface looks up but hears nothing (a network
+    // with a fixed "mac" given to two pods: a Deployment's replicas). On the overlay the
+    // representors carry each VF's frames, not the switch's MAC table, and the data plane
+    // refuses a MAC twice on one VNI. Code 11, as that refusal: a pod re-made with its MAC
+    // may come before its old DEL, and the retry then succeeds.
+    const wantMac = conf.effective.mac;
+    if (wantMac && !conf.vxlan) {
+      const other = store.list().find((o) => {
+        const att = o.attachment as { mac?: string | null; vxlan?: unknown } | null;
+        return o.id !== a!.id && o.original.pf === vf.pf && !att?.vxlan && att?.mac?.toLowerCase() === wantMac.toLowerCase();
+      });
+      if (other) {
+        throw new CniError(ERR.TRY_AGAIN, `MAC ${wantMac} is already VF ${other.pci}'s, on the same PF ${vf.pfNetdev ?? vf.pf}, held by ${describeOwner(other.owner)}: the NIC's switch delivers a MAC to one VF only`,
+          'give each pod interface its own MAC (a network with a fixed "mac" serves one pod: leave mac out, or give it per pod in runtimeConfig.mac or CNI_ARGS MAC=); if that pod is going away, this ADD succeeds once its DEL has run');
+      }
+    }
     const mode = handOverMode(vf);
     if (!mode) throw conflict(`VF ${vf.pci} changed under us: it is ${vf.driver ?? 'unbound'} with no netdev in the host namespace`);
     // Recorded before anything moves, so a DEL after a crash knows where to look.

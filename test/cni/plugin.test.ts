@@ -796,6 +796,28 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
     expect(vfpJson(['vf', 'show', '0000:5e:02.5']).netdev).toBe(own);
   });
 
+  // helper-89: a network with a fixed MAC given to two pods (a Deployment's replicas) put
+  // one MAC on two VFs of one PF, which the NIC's switch delivers to one of them only.
+  it('refuses a MAC another VF of the same PF has (code 11, naming the holder), changing nothing; the retry after its DEL succeeds', () => {
+    const p1 = pod('samemac1'), p2 = pod('samemac2');
+    const e1 = { containerId: 'samemac01', netns: nsPath(p1), ifname: 'net1' };
+    const e2 = { containerId: 'samemac02', netns: nsPath(p2), ifname: 'net1' };
+    const c1 = base({ deviceID: '0000:5e:02.6', mac: '02:00:00:00:5b:01' });
+    const c2 = base({ deviceID: '0000:5e:02.7', mac: '02:00:00:00:5B:01' });
+    expect(call('ADD', c1, e1).code).toBe(0);
+    const before = hostState();
+    const r = call('ADD', c2, e2);
+    expect(r.out.code, JSON.stringify(r.out)).toBe(11);
+    expect(r.out.msg).toMatch(/^MAC 02:00:00:00:5b:01 is already VF 0000:5e:02\.6's, on the same PF \S+, held by .*samemac01.*: the NIC's switch delivers a MAC to one VF only$/);
+    expect(r.out.details).toContain('give each pod interface its own MAC');
+    expect(hostState()).toEqual(before);
+    expect(p2.ip(['-br', 'link', 'show'])).not.toContain('net1');
+    expect(call('DEL', c1, e1).code).toBe(0);
+    const again = call('ADD', c2, e2);
+    expect(again.code, JSON.stringify(again.out)).toBe(0);
+    expect(call('DEL', c2, e2).code).toBe(0);
+  });
+
   // helper-89: a pod that swapped its two VFs' interface names. DEL of net1 took the
   // netdev then named net1 (the other VF's) home as this VF's, renamed and re-addressed
   // as it, and marked this VF free while its netdev stayed in the pod; the next pod
