@@ -985,9 +985,11 @@ export async function cmdCheck(ctx: CniContext): Promise<void> {
     }
     const want = prev.interfaces![index]!;
     checkPfSide(ctx, sysfs, a.pci);
+    let ifMac: string | undefined; // the pod interface's MAC now (a kernel VF's)
     if (!att || att.mode === 'kernel') {
       const l = linkIn(env.netns!, env.ifname!);
       if (!l) throw new CniError(ERR.IO, `interface ${env.ifname} is missing from ${env.netns}`, `VF ${a.pci} was attached there`);
+      ifMac = l.address?.toLowerCase();
       if (want.mac && l.address?.toLowerCase() !== want.mac.toLowerCase()) {
         throw new CniError(ERR.IO, `interface ${env.ifname} has MAC ${l.address}, not ${want.mac} as ADD reported`, '');
       }
@@ -1023,7 +1025,7 @@ export async function cmdCheck(ctx: CniContext): Promise<void> {
     }
     // The overlay: the node's data plane must still forward for this VF on its VNI.
     if (att?.vxlan && att.dataplane) {
-      const st = (await dataplaneRequest(att.dataplane, { op: 'status' })) as { attachments?: { representor: string; vni: number; representorState?: string }[] };
+      const st = (await dataplaneRequest(att.dataplane, { op: 'status' })) as { attachments?: { representor: string; vni: number; mac?: string; representorState?: string }[] };
       const mine = st.attachments?.find((x) => x.representor === att.representor);
       if (!mine || mine.vni !== att.vxlan.vni) {
         throw new CniError(ERR.IO, `the data plane at ${att.dataplane} does not forward for VF ${a.pci} on VXLAN ${att.vxlan.vni}`, mine ? `it has the VF on VNI ${mine.vni}` : 'run DEL and ADD again');
@@ -1031,6 +1033,13 @@ export async function cmdCheck(ctx: CniContext): Promise<void> {
       // Listed, but with no port on the representor the pod's frames come through.
       const cut = { gone: 'is gone', replaced: 'is a new netdev since the attach', waiting: 'did not exist when the data plane started' }[mine.representorState ?? ''];
       if (cut) throw new CniError(ERR.IO, `the data plane at ${att.dataplane} does not forward for VF ${a.pci}: its representor ${att.representor} ${cut}`, 'run DEL and ADD again');
+      // A plugin chained after this one (tuning's mac) may have given the interface another
+      // MAC: prevResult then carries the new one, but the data plane admits from the
+      // representor only the MAC the attach registered, so the pod's every frame is dropped.
+      if (ifMac && mine.mac && mine.mac.toLowerCase() !== ifMac) {
+        throw new CniError(ERR.IO, `the data plane at ${att.dataplane} carries VF ${a.pci} on VXLAN ${att.vxlan.vni} with MAC ${mine.mac.toLowerCase()}, but interface ${env.ifname} has MAC ${ifMac}: every frame from it is dropped as spoofed (antiSpoof, the data plane's default)`,
+          `a plugin after vfplane-cni (tuning's mac?) changed it; set the MAC with vfplane-cni's own "mac" (or runtimeConfig.mac, or CNI_ARGS MAC=), not a later plugin, and re-create the pod (DEL, ADD)`);
+      }
     }
     // The IPAM plugin checks its own state (host-local: the lease is still held). A DPDK
     // VF's addresses live in the application, not on an interface, so static (whose CHECK

@@ -1059,6 +1059,49 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
     expect(vfpJson(['vf', 'show', '0000:5e:02.7']).netdev).toBe(`${m.prefix}f0v7`);
   });
 
+  // tuning's mac after an overlay ADD: the interface and the chain's result carry the new
+  // MAC, the data plane still the one the attach registered, so it drops every frame the
+  // pod sends as spoofed. CHECK passed (it compared only the VNI and the representor).
+  it('CHECK of an overlay attachment fails when a chained tuning changed the interface\'s MAC under the data plane', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'vfplane-tunmac-'));
+    const sock = join(dir, 'dp.sock');
+    // A data plane that lists what it was asked to attach, under the attach's MAC, as the
+    // daemon's status does.
+    const fake = standInDataplane(sock, `((at) => (r) => {
+      if (r.op === 'attach') { at = r; return '{"ok":true}'; }
+      if (r.op === 'status') return JSON.stringify({ ok: true, attachments: at ? [{ representor: at.representor, pci: at.pci, vni: at.vni, mac: at.mac, representorState: 'up' }] : [] });
+      if (r.op === 'detach') at = undefined;
+      return '{"ok":true}';
+    })()`);
+    let heard = '';
+    fake.stdout.on('data', (d) => (heard += d));
+    await new Promise<void>((r) => { const t = setInterval(() => heard.includes('ready') && (clearInterval(t), r()), 20); });
+    const p = pod('tunmac');
+    const e = { containerId: 'tunmac01', netns: nsPath(p), ifname: 'net1' };
+    const list = { cniVersion: '1.0.0', name: 'vfnet', plugins: [base({ deviceID: '0000:5e:0a.6', ipam: {}, mac: '02:00:00:00:aa:0a', vxlan: { vni: 100, socket: sock } }), { type: 'tuning', mac: '02:00:00:00:bb:01' }] };
+    try {
+      const first = call('ADD', { ...list.plugins[0], name: list.name, cniVersion: list.cniVersion }, e);
+      expect(first.code, JSON.stringify(first.out) + first.stderr).toBe(0);
+      // Before tuning: the interface has the MAC the data plane carries.
+      expect(call('CHECK', { ...list.plugins[0], name: list.name, cniVersion: list.cniVersion, prevResult: first.out }, e).code).toBe(0);
+      const tuning = call('ADD', { ...list.plugins[1], name: list.name, cniVersion: list.cniVersion, prevResult: first.out }, e, `${REF}/tuning`);
+      expect(tuning.code, JSON.stringify(tuning.out) + tuning.stderr).toBe(0);
+      expect(tuning.out.interfaces[0].mac).toBe('02:00:00:00:bb:01');
+      const chk = call('CHECK', { ...list.plugins[0], name: list.name, cniVersion: list.cniVersion, prevResult: tuning.out }, e);
+      expect(chk.code).toBe(1);
+      expect(chk.out).toMatchObject({
+        code: 5,
+        msg: `the data plane at ${sock} carries VF 0000:5e:0a.6 on VXLAN 100 with MAC 02:00:00:00:aa:0a, but interface net1 has MAC 02:00:00:00:bb:01: every frame from it is dropped as spoofed (antiSpoof, the data plane's default)`,
+        details: expect.stringContaining('set the MAC with vfplane-cni\'s own "mac" (or runtimeConfig.mac, or CNI_ARGS MAC=), not a later plugin'),
+      });
+      expect(call('DEL', { ...list.plugins[1], name: list.name, cniVersion: list.cniVersion, prevResult: tuning.out }, e, `${REF}/tuning`).code).toBe(0);
+      expect(call('DEL', { ...list.plugins[0], name: list.name, cniVersion: list.cniVersion }, e).code).toBe(0);
+    } finally {
+      fake.kill();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
+
   // What an audit against SPEC.md (1.0.0, 1.1.0) and the reference plugins found.
   it('chained after another plugin, ADD keeps its prevResult and adds to it; the config\'s dns is in the result', () => {
     const p = pod('prev');
