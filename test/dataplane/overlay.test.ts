@@ -13,7 +13,7 @@ import { ROOT, vfplane } from '../helpers/cli.js';
 
 const prefix = `o${(process.pid % 46656).toString(36)}`;
 
-describePrivileged('VXLAN overlay between two simulated nodes', { netns: true, commands: ['iperf3', 'ping', '/usr/lib/cni/static'] }, () => {
+describePrivileged('VXLAN overlay between two simulated nodes', { netns: true, commands: ['iperf3', 'ping', '/usr/lib/cni/static', '/usr/lib/cni/tuning'] }, () => {
   let topo: Topology;
   const logs: string[] = [];
 
@@ -541,6 +541,35 @@ describePrivileged('VXLAN overlay between two simulated nodes', { netns: true, c
     expect(c.output).toMatch(/does not forward for VF .* on VXLAN 100/);
     await topo.control('b', { op: 'attach', representor: att.representor, vni: att.vni, mac: att.mac, pci: att.pci });
     expect(topo.check('b1').ok).toBe(true);
+  }, 60_000);
+
+  // The reference tuning plugin chained after vfplane-cni, with a mac: the interface and
+  // the chain's result take it, the data plane keeps the attach's, and drops the pod's
+  // frames as spoofed. CHECK says so; tuning's DEL gives the MAC back and all is well.
+  it('CNI CHECK fails when a chained tuning changed the pod\'s MAC, whose frames the data plane drops as spoofed', async () => {
+    const a1 = topo.pods.get('a1')!;
+    const netns = `/run/netns/${a1.netns}`;
+    const env = (cmd: string) => ({ ...process.env, CNI_COMMAND: cmd, CNI_CONTAINERID: a1.containerId, CNI_NETNS: netns, CNI_IFNAME: a1.ifname, CNI_PATH: '/usr/lib/cni' });
+    const tuningConf = { cniVersion: '1.0.0', name: 'overlay-100', type: 'tuning', mac: '02:00:00:00:bb:70' };
+    const added = a1.result;
+    const t = spawnSync('/usr/lib/cni/tuning', [], { input: JSON.stringify({ ...tuningConf, prevResult: added }), env: env('ADD'), encoding: 'utf8' });
+    expect(t.status, t.stdout + t.stderr).toBe(0);
+    try {
+      a1.result = JSON.parse(t.stdout);
+      const spoofed = async () => ((await topo.control('a', { op: 'stats' })) as { counters: { drops: Record<string, number> } }).counters.drops.spoofed ?? 0;
+      const before = await spoofed();
+      expect(topo.ping('a1', '10.100.0.2', 2).received).toBe(0);
+      expect(await spoofed()).toBeGreaterThan(before);
+      const c = topo.check('a1');
+      expect(c.ok).toBe(false);
+      expect(c.output).toContain(`carries VF ${a1.pci} on VXLAN 100 with MAC ${a1.mac.toLowerCase()}, but interface ${a1.ifname} has MAC 02:00:00:00:bb:70: every frame from it is dropped as spoofed`);
+    } finally {
+      const d = spawnSync('/usr/lib/cni/tuning', [], { input: JSON.stringify({ ...tuningConf, prevResult: a1.result }), env: env('DEL'), encoding: 'utf8' });
+      a1.result = added;
+      expect(d.status, d.stdout + d.stderr).toBe(0);
+    }
+    expect(topo.check('a1')).toEqual({ ok: true, output: '' });
+    expect(topo.ping('a1', '10.100.0.2', 3).received).toBeGreaterThanOrEqual(1);
   }, 60_000);
 
   // A representor can vanish under an attachment (its VF deleted, or its pod's netns
