@@ -57,6 +57,9 @@ type Attachment = {
    *  home the netdev with this index, whatever the pod renamed it to, and never another
    *  the pod gave its name. */
   podIfindex?: number;
+  /** The addresses ADD returned for this interface, canonical: a DPDK VF's live in its
+   *  application, not on an interface, so CHECK holds prevResult to these. */
+  ips?: string[];
 };
 
 /** A route as CHECK and ADD's record compare it. */
@@ -716,7 +719,7 @@ export async function cmdAdd(ctx: CniContext): Promise<CniResult> {
     const reply = await attached;
     if (reply && typeof (reply as { note?: unknown }).note === 'string') ctx.log.warning(`data plane: ${(reply as { note: string }).note}`);
 
-    const att: Attachment = { mode, mac, deviceInfoFile, vxlan: conf.vxlan ?? null, ...(representor ? { representor, dataplane, ...mtuSaid } : {}), ...ipamRec, routes: mine.routes!.map(routeKey), ...(podIfindex !== undefined ? { podIfindex } : {}) };
+    const att: Attachment = { mode, mac, deviceInfoFile, vxlan: conf.vxlan ?? null, ...(representor ? { representor, dataplane, ...mtuSaid } : {}), ...ipamRec, routes: mine.routes!.map(routeKey), ips: mine.ips!.map((i) => canonAddr(i.address)), ...(podIfindex !== undefined ? { podIfindex } : {}) };
     ph.mark('overlay');
     store.setAttachment(a.id, att);
     ph.mark('record');
@@ -1022,6 +1025,25 @@ export async function cmdCheck(ctx: CniContext): Promise<void> {
       const vf = resolveVf(sysfs, a.pci);
       if (!vf.driver || !USERSPACE_DRIVERS.has(vf.driver)) throw new CniError(ERR.IO, `VF ${a.pci} is no longer bound to a userspace driver (it is ${vf.driver ?? 'unbound'})`, '');
       if (att.deviceInfoFile && !fs.existsSync(att.deviceInfoFile)) throw new CniError(ERR.IO, `device-info file ${att.deviceInfoFile} is missing`, '');
+      // No netdev to look at: the result is held to what can be, the VF it names, the MAC
+      // the PF gives the VF (what ADD reported), and the addresses ADD returned.
+      if (want.pciID && want.pciID.toLowerCase() !== a.pci) {
+        throw new CniError(ERR.IO, `prevResult's interface ${env.ifname} is VF ${want.pciID}, but VF ${a.pci} is attached to container ${env.containerId} as ${env.ifname}`, 'pass the result of this attachment\'s ADD');
+      }
+      if (want.mac) {
+        if (!vf.settings) throw new CniError(ERR.IO, `PF ${vf.pf} no longer reports VF ${a.pci}'s settings, so its MAC ${want.mac} cannot be checked`, 'is the PF netdev still in the host namespace?');
+        if (vf.settings.mac.toLowerCase() !== want.mac.toLowerCase()) {
+          throw new CniError(ERR.IO, `VF ${a.pci} has MAC ${vf.settings.mac} on PF ${vf.pfNetdev ?? vf.pf}, not ${want.mac} as prevResult says`,
+            `something changed it after ADD; run DEL and ADD again, or set it back with \`vfplane vf config ${a.pci} --mac ${want.mac} --force\``);
+        }
+      }
+      if (att.ips) {
+        const gave = new Set(att.ips);
+        for (const ipc of prev.ips ?? []) {
+          if (ipc.interface !== index || gave.has(canonAddr(ipc.address))) continue;
+          throw new CniError(ERR.IO, `prevResult gives ${env.ifname} address ${ipc.address}, which ADD did not: it gave VF ${a.pci} ${att.ips.join(', ') || 'none'}`, 'pass the result of this attachment\'s ADD');
+        }
+      }
     }
     // The overlay: the node's data plane must still forward for this VF on its VNI.
     if (att?.vxlan && att.dataplane) {

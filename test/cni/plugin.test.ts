@@ -1180,6 +1180,40 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
     }
   });
 
+  // A DPDK VF's CHECK looked at the driver and the device-info file only: a prevResult
+  // naming another VF, another MAC or another address passed.
+  it('CHECK of a DPDK VF holds prevResult to the VF, its PF-side MAC and the addresses ADD gave', () => {
+    vfpJson(['vf', 'bind', '0000:5e:0a.7', '--driver', 'vfio-pci']);
+    const dir = mkdtempSync(join(tmpdir(), 'vfplane-cni-dchk2-'));
+    try {
+      const p = pod('dchk2');
+      const e = { containerId: 'dchk0002', netns: nsPath(p), ifname: 'net1', extra: { VFPLANE_DEVINFO_ROOT: dir } };
+      const conf = base({ cniVersion: '1.1.0', deviceID: '0000:5e:0a.7', mac: '02:00:00:00:dd:07', ipam: { type: 'host-local', subnet: '10.59.0.0/24', dataDir: dir }, runtimeConfig: { CNIDeviceInfoFile: join(dir, 'devinfo.json') } });
+      const add = call('ADD', conf, e);
+      expect(add.code, add.stderr).toBe(0);
+      expect(add.out.interfaces[0]).toMatchObject({ name: 'net1', pciID: '0000:5e:0a.7', mac: '02:00:00:00:dd:07' });
+      expect(call('CHECK', { ...conf, prevResult: add.out }, e).code).toBe(0);
+      const altered = (f: (r: any) => void) => {
+        const r = JSON.parse(JSON.stringify(add.out));
+        f(r);
+        return call('CHECK', { ...conf, prevResult: r }, e);
+      };
+      const pci = altered((r) => (r.interfaces[0].pciID = '0000:5e:0a.6'));
+      expect(pci.code).toBe(1);
+      expect(pci.out).toMatchObject({ code: 5, msg: 'prevResult\'s interface net1 is VF 0000:5e:0a.6, but VF 0000:5e:0a.7 is attached to container dchk0002 as net1' });
+      const mac = altered((r) => (r.interfaces[0].mac = '02:00:00:00:dd:99'));
+      expect(mac.code).toBe(1);
+      expect(mac.out).toMatchObject({ code: 5, msg: expect.stringMatching(/^VF 0000:5e:0a\.7 has MAC 02:00:00:00:dd:07 on PF \S+, not 02:00:00:00:dd:99 as prevResult says$/) });
+      const ip = altered((r) => (r.ips[0].address = '10.59.0.200/24'));
+      expect(ip.code).toBe(1);
+      expect(ip.out).toMatchObject({ code: 5, msg: `prevResult gives net1 address 10.59.0.200/24, which ADD did not: it gave VF 0000:5e:0a.7 ${add.out.ips[0].address}` });
+      expect(call('DEL', conf, e).code).toBe(0);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+      vfpJson(['vf', 'bind', '0000:5e:0a.7', '--driver', 'kernel']);
+    }
+  });
+
   it('GC keeps attachments listed under either key (cni.dev/attachments, cni.dev/valid-attachments) and returns the IPAM plugin\'s GC error', () => {
     const p = pod('gck');
     const e = { containerId: 'gck00001', netns: nsPath(p), ifname: 'net1' };
