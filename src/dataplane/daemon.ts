@@ -1748,8 +1748,10 @@ export class Daemon {
     const local = [...this.atts.values()].filter((a) => a.vni === q.vni);
     // A pod of this node with that MAC on another VNI: the usual reason two pods do not
     // reach each other is that their networks name different VNIs, which "not a local
-    // pod" would hide (helper-83).
-    const other = isGroupMac(dst) ? undefined : [...this.atts.values()].find((a) => a.vni !== q.vni && a.mac.toLowerCase() === dst);
+    // pod" would hide (helper-83). Not when a pod here has that MAC on this VNI too (one
+    // pod on two VNIs, a VF on each): the frame reaches it, and the other VNI is beside the point.
+    const other = isGroupMac(dst) || local.some((a) => a.mac.toLowerCase() === dst) ? undefined
+      : [...this.atts.values()].find((a) => a.vni !== q.vni && a.mac.toLowerCase() === dst);
     const otherVni = other && {
       step: `${dst} is ${other.owner?.podName ? `pod ${other.owner.podNamespace ?? ''}${other.owner.podNamespace ? '/' : ''}${other.owner.podName} ` : 'a pod '}on this node (representor ${other.representor}${other.pci ? `, VF ${other.pci}` : ''}) on VNI ${other.vni}, not ${q.vni}: pods on different VNIs never reach each other. Check the VNI of each pod's network (its vxlan.vni)`,
       extra: { otherVni: { vni: other.vni, representor: other.representor, ...(other.owner ? { owner: other.owner } : {}) } },
@@ -1830,9 +1832,10 @@ export class Daemon {
   private explainFromUnderlay(vni: number, dst: string, local: Attached[], steps: string[], src: string | undefined, vtep: string | undefined,
     peers: Map<string, unknown>, otherVni?: { step: string; extra: Record<string, unknown> }): Record<string, unknown> {
     const result = (verdict: string, extra: Record<string, unknown>) => ({
-      vni, mac: dst, from: 'uplink', ...(src ? { src } : {}), ...(vtep ? { vtep } : {}), verdict, ...extra, ...(otherVni && verdict !== 'local' ? otherVni.extra : {}), steps,
+      vni, mac: dst, from: 'uplink', ...(src ? { src } : {}), ...(vtep ? { vtep } : {}), verdict, ...extra, ...(otherVni ? otherVni.extra : {}), steps,
     });
-    // Whatever the verdict on this VNI, a pod here with that MAC on another is the answer.
+    // Whatever the verdict on this VNI, a pod here with that MAC on another (and none on
+    // this one: explain) is the answer.
     if (otherVni) steps.push(otherVni.step);
     if (!local.length && !this.floods.has(vni)) {
       steps.push(`VNI ${vni} is not served here (no pod attached to it, no flood list): the decap drops the frame (vni_unknown)`);

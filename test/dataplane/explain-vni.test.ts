@@ -2,6 +2,8 @@
 // usual reason two pods do not reach each other, networks that name different VNIs
 // (helper-83). Both directions name the pod and its VNI. And status names the underlay
 // VLAN, which an unresolved peer must be on.
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { request } from '../../src/dataplane/control.js';
 import { dataplaneOn, vfplane } from '../helpers/cli.js';
@@ -48,6 +50,32 @@ describePrivileged('explain across VNIs', { root: true }, () => {
       const own = (await request(dp.socket, { op: 'explain', vni: 200, mac: m2 })) as unknown as X;
       expect(own.verdict).toBe('local');
       expect(own.otherVni).toBeUndefined();
+    } finally {
+      await dp.stop();
+    }
+  }, 30_000);
+
+  // A pod with one MAC on two VNIs (two VFs): from the underlay on VNI 100 the verdict was
+  // "local" to its VNI-100 representor, while a step said it was on VNI 200, not 100, and
+  // never reached.
+  it('a pod with one MAC on two VNIs: the other VNI is not named where the MAC is on the asked one', async () => {
+    const dir = join(d.dir, 'two');
+    mkdirSync(dir, { recursive: true });
+    const dp = await dataplaneOn(n, up, dir, { peers: [{ vtep: '192.0.2.2', mac: '02:83:00:00:00:02' }] });
+    try {
+      await request(dp.socket, { op: 'attach', representor: r1, vni: 100, mac: m1, netns: n.path });
+      await request(dp.socket, { op: 'attach', representor: r2, vni: 200, mac: m1, netns: n.path });
+      type X = { verdict: string; representor?: string; steps: string[]; otherVni?: unknown };
+      for (const from of ['uplink', undefined]) {
+        const x = (await request(dp.socket, { op: 'explain', vni: 100, mac: m1, ...(from ? { from } : {}) })) as unknown as X;
+        expect(x.verdict, `from ${from ?? 'a pod'}`).toBe('local');
+        expect(x.representor).toBe(r1);
+        expect(x.otherVni).toBeUndefined();
+        expect(x.steps.join('\n'), `from ${from ?? 'a pod'}`).not.toMatch(/on VNI 200|never reach each other/);
+      }
+      const human = vfplane(['dataplane', 'explain', '--vni', '100', '--mac', m1, '--from', 'uplink', '--socket', dp.socket]);
+      expect(human.code, human.stderr).toBe(0);
+      expect(human.stdout).not.toMatch(/never reach each other/);
     } finally {
       await dp.stop();
     }
