@@ -2710,7 +2710,14 @@ static void *worker_main(void *arg) {
     worker *w = (worker *)arg;
     vfp_dp *dp = w->dp;
     if (dp->o.thread_init) dp->o.thread_init();
-    w->st->cpu = sched_getcpu();
+    /* A name per worker (15 chars at most) tells them apart in top -H and
+     * /proc/PID/task/TID/comm; DPDK's registration of a non-EAL thread keeps it. */
+    char name[16];
+    snprintf(name, sizeof name, "vfp-w%u", (unsigned)w->idx);
+    pthread_setname_np(pthread_self(), name);
+    /* The CPU only of a pinned worker: an unpinned one moves, and the CPU it started on
+     * would read as a pin (-1: not pinned). */
+    w->st->cpu = w->cpu >= 0 ? sched_getcpu() : -1;
     vfp_pkt *pk[VFP_MAX_BURST];
     uint32_t idle = 0;
     uint64_t drain_until = 0, now = 0;

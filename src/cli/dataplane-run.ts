@@ -103,6 +103,13 @@ export async function dpRun(o: { config: string; metrics?: string; socket?: stri
   d.log.info(`stopped: ${c.engine.encapPkts ?? 0n} encapsulated, ${c.engine.decapPkts ?? 0n} decapsulated`);
 }
 
+/** Where the workers run: the CPUs they are pinned to, "unpinned" for one that is not
+ *  (cpu -1: the scheduler moves it, so no CPU is its). */
+function workersWhere(ws: { cpu: number }[]): string {
+  if (ws.length && ws.every((w) => w.cpu < 0)) return 'unpinned (cpus: -1 or not set)';
+  return `on CPU ${ws.map((w) => (w.cpu < 0 ? 'unpinned' : String(w.cpu))).join(',')}`;
+}
+
 export async function dpStatus(o: ClientOpts): Promise<void> {
   const r = await request(await sock(o), { op: 'status' });
   if (o.json) return printJson(strip(r));
@@ -111,7 +118,7 @@ export async function dpStatus(o: ClientOpts): Promise<void> {
   const warn = (about: StatusWarning['about']) => {
     for (const w of warnings) if (w.about === about) console.log(`warning: ${w.text}`);
   };
-  console.log(`node ${s.node}: ${s.backend} backend, uplink ${s.uplink.name}${s.uplink.mode ? ` (${s.uplink.mode})` : ''}, VTEP ${s.uplink.vtep}${s.uplink.vlan != null ? ` on underlay VLAN ${s.uplink.vlan}` : ''}${s.dstPort ? ` (VXLAN on UDP ${s.dstPort})` : ''}, epoch ${s.epoch}, ${s.workers.length} worker(s) on CPU ${s.workers.map((w) => w.cpu).join(',')}`);
+  console.log(`node ${s.node}: ${s.backend} backend, uplink ${s.uplink.name}${s.uplink.mode ? ` (${s.uplink.mode})` : ''}, VTEP ${s.uplink.vtep}${s.uplink.vlan != null ? ` on underlay VLAN ${s.uplink.vlan}` : ''}${s.dstPort ? ` (VXLAN on UDP ${s.dstPort})` : ''}, epoch ${s.epoch}, ${s.workers.length} worker(s) ${workersWhere(s.workers)}`);
   // uplink.why explains the AF_XDP mode chosen (afxdp), or the tx offloads (dpdk): each
   // beside what it explains.
   const why = s.uplink.why;
@@ -275,7 +282,7 @@ export async function dpStats(o: ClientOpts & { interval?: number }): Promise<vo
   console.log(`drops: ${dropList.join(', ') || 'none'}${dropList.length ? ' (which frames: `vfplane dataplane drops [--reason R]`)' : ''}`);
   if (first.workers?.length) {
     // A worker busy in every poll is at its limit; idle ones sleep in poll() (idleSpins).
-    console.log(`workers: ${first.workers.map((w, i) => `CPU ${w.cpu} ${(100 * (busy[i] ?? 0)).toFixed(0)}% of polls busy`).join(', ')}${o.interval ? ` (over ${o.interval} ms)` : ' (since start; --interval for now)'}`);
+    console.log(`workers: ${first.workers.map((w, i) => `${w.cpu < 0 ? `worker ${i} unpinned` : `CPU ${w.cpu}`} ${(100 * (busy[i] ?? 0)).toFixed(0)}% of polls busy`).join(', ')}${o.interval ? ` (over ${o.interval} ms)` : ' (since start; --interval for now)'}`);
   }
   const dc = first.misc ?? {};
   const tb = dc.icmpTooBig ?? 0, tbl = dc.icmpTooBigLimited ?? 0;

@@ -2222,6 +2222,12 @@ function readStore<T>(stateDir: string, fallback: T, fn: (store: AllocStore) => 
   }
 }
 
+/** A worker's metric labels: its index, and the CPU it is pinned to; an unpinned worker
+ *  (cpu -1) has no cpu label, which Prometheus reads as cpu="" (no CPU is its). */
+function workerLabels(i: number, cpu: number): Record<string, string> {
+  return cpu < 0 ? { worker: String(i) } : { worker: String(i), cpu: String(cpu) };
+}
+
 /** Counters as plain JSON: bigints become numbers (exact below 2^53). */
 export function countersJson(c: DpCounters, names: Map<number, string>): Record<string, unknown> {
   const n = (x: bigint) => Number(x);
@@ -2318,8 +2324,8 @@ export function prometheus(m: MetricsInput): string {
   metric('vfplane_underlay_fragments_total', 'Fragments of VXLAN packets to this node\'s VTEP taken in for reassembly (a router on a smaller hop split packets sent with DF unset); the data plane puts them together as the kernel\'s IP input would.', 'counter', [[{}, c.misc.reasmFragments ?? 0n]]);
   metric('vfplane_underlay_reassembled_total', 'VXLAN packets made whole again from fragments, then decapsulated (reassembly failures are drops: reasm_timeout, reasm_overlap, reasm_invalid).', 'counter', [[{}, c.misc.reasmDatagrams ?? 0n]]);
   metric('vfplane_vtep_echo_replies_total', 'ICMP / ICMPv6 echo requests to this node\'s VTEP address answered by the workers (the uplink is theirs, not the host stack\'s).', 'counter', [[{}, c.misc.echoReplies ?? 0n]]);
-  metric('vfplane_worker_busy_loops_total', 'Poll passes that moved packets, per worker.', 'counter', c.perWorker.map((w, i) => [{ worker: String(i), cpu: String(w.cpu) }, w.busyLoops]));
-  metric('vfplane_worker_loops_total', 'Poll passes, per worker.', 'counter', c.perWorker.map((w, i) => [{ worker: String(i), cpu: String(w.cpu) }, w.loops]));
+  metric('vfplane_worker_busy_loops_total', 'Poll passes that moved packets, per worker.', 'counter', c.perWorker.map((w, i) => [workerLabels(i, w.cpu), w.busyLoops]));
+  metric('vfplane_worker_loops_total', 'Poll passes, per worker.', 'counter', c.perWorker.map((w, i) => [workerLabels(i, w.cpu), w.loops]));
   metric('vfplane_config_epoch', 'The configuration epoch the workers run.', 'gauge', [[{}, epoch]]);
   // Every counter starts at 0 with the data plane: a restart shows here (as
   // process_start_time_seconds does for other exporters), and rate() copes with it.
