@@ -4,7 +4,7 @@
 // and on the host (hugepages, a hugetlbfs, the EAL's runtime dir), also when it is killed.
 // Real daemons, real veths, the host's hugepage count and mounts checked after.
 import { spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -73,11 +73,18 @@ const built = features.dpdk?.built || process.env.CI;
 
   it('runs with cpus: [-1] (not pinned), and gives the netdev back not promiscuous', async () => {
     expect(promiscuity()).toBe(0);
-    const dp = await startDataplane(config('unpinned', { cpus: [-1] }));
+    const sock = join(dir, 'unpinned.sock');
+    const dp = await startDataplane(config('unpinned', { cpus: [-1], socket: sock }));
     d = dp.proc;
     try {
       expect(dp.log()).toContain('control socket');
       expect(promiscuity()).toBe(1); // the af_packet PMD's promiscuous mode, while it runs
+      // Registered with the EAL as a non-EAL thread, the worker keeps its own name, and
+      // is shown unpinned.
+      const tasks = readdirSync(`/proc/${dp.proc.pid}/task`).map((t) => { try { return readFileSync(`/proc/${dp.proc.pid}/task/${t}/comm`, 'utf8').trim(); } catch { return ''; } });
+      expect(tasks.filter((n) => n.startsWith('vfp-w')), tasks.join(' ')).toEqual(['vfp-w0']);
+      const st = vfplane(['dataplane', 'status', '--socket', sock]);
+      expect(st.stdout, st.stderr).toMatch(/, 1 worker\(s\) unpinned \(cpus: -1 or not set\)$/m);
     } finally {
       await dp.stop();
       d = null;
