@@ -197,7 +197,8 @@ export const configSchema = z.strictObject({
   cpus: z.array(z.number().int().min(-1).max(4095)).optional(),
   burst: z.number().int().min(1).max(256).default(32),
   /** Empty polls before a worker sleeps in poll(); 0 spins (lowest latency, a whole core). */
-  idleSpins: z.number().int().min(0).default(64),
+  /** At most 1e9: the addon's bound (a worker at 1e9 spins for seconds before it sleeps). */
+  idleSpins: z.number().int().min(0).max(1_000_000_000, 'expected 0–1000000000 empty polls (0: always spin; the default 64 spins briefly, then sleeps in poll())').default(64),
   tunnel: z.strictObject({
     ttl: z.number().int().min(1).max(255).default(64),
     tos: z.union([z.number().int().min(0).max(255), z.literal('inherit')]).default('inherit'),

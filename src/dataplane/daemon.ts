@@ -8,7 +8,7 @@ import { createServer, type Server } from 'node:http';
 import { isIP } from 'node:net';
 import { join, resolve } from 'node:path';
 import * as z from '../util/z.js';
-import { DataPlane, DROPS_PER_WORKER_MAX, LEARNED_LIST_MAX, noPortCounters, noVniCounters, type Backend, type BackendCounters, type DpCounters, type DpSpec, type PeerCounters, type PortInfo } from './dp.js';
+import { DataPlane, DROPS_PER_WORKER_MAX, type DpOptions, LEARNED_LIST_MAX, noPortCounters, noVniCounters, type Backend, type BackendCounters, type DpCounters, type DpSpec, type PeerCounters, type PortInfo } from './dp.js';
 import { ControlServer, overlayAttachRequest, probe, refuseNonSocket, trySocketPath, type OverlayConf } from './control.js';
 import { attachSchema, dropVtep, fdbKey, fdbSchema, MAX_PEERS, MAX_VNIS, PEERS_FIX, VNIS_FIX, formatVniRanges, macString, metricsAddr, peerSchema, podBackendOf, reloadSummary, socketPath, tenancyRefusal, vniNumber, ipString, zodMessage, type AttachRequest, type DaemonConfig } from './config.js';
 import { resolveTunnel } from '../packet/config.js';
@@ -602,7 +602,7 @@ export class Daemon {
           throw new VfpError((e as VfpError).kind ?? 'system', `${(e as Error).message}; dpdk.eal added ${c.dpdk.eal.join(' ')} to vfplane's own arguments: check those first (the EAL's lines above name what it refused)`);
         }
       }
-      this.dp = new DataPlane({ workers: c.workers, cpus: c.cpus, burst: c.burst, idleSpins: c.idleSpins, learnCapacity: c.learnCapacity, ...(c.learnPerVni ? { learnPerVni: c.learnPerVni } : {}), ...(c.floodPps ? { floodPps: c.floodPps } : {}), neighReachableMs: c.neighReachableSeconds * 1000 });
+      this.dp = new DataPlane(dpOptionsOf(c));
       // The uplink.
       if (c.backend === 'dpdk') {
         this.choice = dpdkChoice(c.uplink.dev!);
@@ -2220,6 +2220,12 @@ function readStore<T>(stateDir: string, fallback: T, fn: (store: AllocStore) => 
   } finally {
     store?.close();
   }
+}
+
+/** What the data plane is created with, from the config: every value the schema lets
+ *  through is one the addon takes (a test holds the schema's bounds to the addon's). */
+export function dpOptionsOf(c: DaemonConfig): DpOptions {
+  return { workers: c.workers, cpus: c.cpus, burst: c.burst, idleSpins: c.idleSpins, learnCapacity: c.learnCapacity, ...(c.learnPerVni ? { learnPerVni: c.learnPerVni } : {}), ...(c.floodPps ? { floodPps: c.floodPps } : {}), neighReachableMs: c.neighReachableSeconds * 1000 };
 }
 
 /** A worker's metric labels: its index, and the CPU it is pinned to; an unpinned worker

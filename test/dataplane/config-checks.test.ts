@@ -11,6 +11,8 @@ import { describe, expect, it } from 'vitest';
 import { BIN, vfplane } from '../helpers/cli.js';
 import { describePrivileged } from '../helpers/privileged.js';
 import { parseConfig } from '../../src/dataplane/config.js';
+import { dpOptionsOf } from '../../src/dataplane/daemon.js';
+import { DataPlane } from '../../src/dataplane/dp.js';
 
 const ok = { uplink: { ifname: 'ens1f0', vtep: '192.0.2.1' } };
 
@@ -64,6 +66,31 @@ describe('data-plane config checks', () => {
       expect(r.stderr).toContain('learnPerVni 5000 is not under learnCapacity 100: no VNI is held to a share of the learned table');
     } finally {
       rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  // idleSpins had no maximum here, the addon's was 1e9: 2e9 passed the file and failed at
+  // the data plane's creation, naming the addon's field (opts.idleSpins), not the file's.
+  it('bounds idleSpins as the addon does, naming the file and the field', () => {
+    expect(() => parseConfig({ ...ok, idleSpins: 2_000_000_000 }, 'dp.yaml')).toThrow(/^dp\.yaml: idleSpins: expected 0–1000000000 empty polls \(0: always spin; the default 64 .*\(got 2000000000\)/);
+    expect(parseConfig({ ...ok, idleSpins: 1_000_000_000 }).idleSpins).toBe(1_000_000_000);
+  });
+
+  // Every option the config passes to the data plane, at each end of its schema's range,
+  // is one the addon takes, and one past it is refused by the schema (not the addon).
+  it('the schema\'s bounds of the data plane\'s options are within the addon\'s', () => {
+    const ends: Record<string, [number, number]> = {
+      workers: [1, 16], burst: [1, 256], idleSpins: [0, 1_000_000_000], learnCapacity: [16, 1 << 24],
+      learnPerVni: [1, 1 << 24], floodPps: [1, 100_000_000], neighReachableSeconds: [1, 3600],
+    };
+    for (const [k, [lo, hi]] of Object.entries(ends)) {
+      for (const v of [lo, hi]) {
+        const opts = dpOptionsOf(parseConfig({ ...ok, [k]: v }));
+        const dp = new DataPlane(opts);
+        dp.stop(0);
+      }
+      expect(() => parseConfig({ ...ok, [k]: hi + 1 }, 'dp.yaml'), k).toThrow(new RegExp(`^dp\\.yaml: ${k}: `));
+      expect(() => parseConfig({ ...ok, [k]: lo - 1 }, 'dp.yaml'), k).toThrow(new RegExp(`^dp\\.yaml: ${k}: `));
     }
   });
 
