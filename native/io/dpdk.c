@@ -232,9 +232,13 @@ int vfp_dpdk_port__create(vfp_port **out, const vfp_dpdk_opts *o, char *err, siz
     uint32_t cache = o->mbuf_cache ? o->mbuf_cache : 256;
     uint32_t room = o->mbuf_data_size ? o->mbuf_data_size : RTE_MBUF_DEFAULT_BUF_SIZE;
     if (cache > RTE_MEMPOOL_CACHE_MAX_SIZE || room <= RTE_PKTMBUF_HEADROOM || room > UINT16_MAX) {
-        snprintf(err, errlen, "DPDK port %s: mbuf_cache %u (max %u) or mbuf_data_size %u (must exceed the "
-                 "%u-byte headroom, max 65535) out of range", o->dev, cache, RTE_MEMPOOL_CACHE_MAX_SIZE,
-                 room, RTE_PKTMBUF_HEADROOM);
+        if (cache > RTE_MEMPOOL_CACHE_MAX_SIZE)
+            snprintf(err, errlen, "DPDK port %s: mbuf_cache %u is over the mempool's maximum, %u", o->dev, cache,
+                     RTE_MEMPOOL_CACHE_MAX_SIZE);
+        else
+            snprintf(err, errlen, "DPDK port %s: dpdk.mbufDataSize %u leaves no room for a frame after the %u-byte "
+                     "headroom; give 0 (the default, %u) or more, at most 65535", o->dev, room, RTE_PKTMBUF_HEADROOM,
+                     RTE_MBUF_DEFAULT_BUF_SIZE);
         return -EINVAL;
     }
     dpdk_port *d = calloc(1, sizeof *d);
@@ -347,11 +351,23 @@ int vfp_dpdk_port__create(vfp_port **out, const vfp_dpdk_opts *o, char *err, siz
     /* Each queue needs its rx ring full, a peer's tx ring full of our mbufs, the bursts in
      * flight and its lcore's cache (up to 1.5 × cache); 2^k − 1 suits the pool's ring. */
     uint32_t n = o->n_mbufs;
-    if (!n) {
+    uint32_t sized;
+    {
         uint64_t want = (uint64_t)nq * ((uint64_t)rxd + txd + 2u * VFP_MAX_BURST + cache * 3u / 2u);
         uint64_t p2 = 1;
         while (p2 - 1 < want) p2 <<= 1;
-        n = (uint32_t)(p2 - 1);
+        sized = (uint32_t)(p2 - 1);
+    }
+    if (!n) n = sized;
+    /* Fewer mbufs than the rings hold: the rx rings cannot be filled, or a full tx ring
+     * leaves none to receive into (the port stalls). */
+    const uint64_t rings = (uint64_t)nq * ((uint64_t)rxd + txd);
+    if (n < rings) {
+        rc = -EINVAL;
+        snprintf(err, errlen, "DPDK port %s: dpdk.mbufs %u is fewer than its rings hold (%u queue(s) × (%u rx + %u tx "
+                 "descriptors) = %llu); give 0 (sized from them: %u), at least %llu, or fewer rxDesc/txDesc",
+                 o->dev, n, nq, rxd, txd, (unsigned long long)rings, sized, (unsigned long long)rings);
+        goto fail;
     }
     while (cache && (uint64_t)cache * 3u / 2u > n) cache /= 2; /* the mempool refuses caches > n / 1.5 */
     char pname[RTE_MEMPOOL_NAMESIZE];
@@ -371,7 +387,21 @@ int vfp_dpdk_port__create(vfp_port **out, const vfp_dpdk_opts *o, char *err, siz
     txc.offloads = conf.txmode.offloads;
     for (uint16_t q = 0; q < nq; q++) {
         if ((rc = rte_eth_rx_queue_setup(pid, q, rxd, (unsigned)socket, NULL, d->pool)) != 0) {
-            snprintf(err, errlen, "DPDK port %s: rx queue %u (%u descriptors): %s", o->dev, q, rxd, rte_strerror(-rc));
+            /* A device receives a frame into one mbuf (no scatter): too small a data room is
+             * refused here, by some with -EINVAL from min_rx_bufsize, by others (net_af_packet:
+             * "N bytes will not fit in mbuf") with -ENOMEM. Say which setting it is. */
+            char why[320] = "";
+            if (di.min_rx_bufsize && room < di.min_rx_bufsize + RTE_PKTMBUF_HEADROOM)
+                snprintf(why, sizeof why, "; driver %s takes mbufs of %u bytes of data room at least (%u for the frame + "
+                         "%u of headroom), and dpdk.mbufDataSize is %u: give 0 (the default, %u) or %u or more",
+                         di.driver_name, di.min_rx_bufsize + RTE_PKTMBUF_HEADROOM, di.min_rx_bufsize, RTE_PKTMBUF_HEADROOM,
+                         room, RTE_MBUF_DEFAULT_BUF_SIZE, di.min_rx_bufsize + RTE_PKTMBUF_HEADROOM);
+            else if (room < RTE_MBUF_DEFAULT_BUF_SIZE)
+                snprintf(why, sizeof why, "; if the device's log above says a frame will not fit in an mbuf, the data "
+                         "room is too small: dpdk.mbufDataSize %u leaves %u bytes for a frame after the %u-byte "
+                         "headroom; give 0 (the default, %u) or more",
+                         room, room - RTE_PKTMBUF_HEADROOM, RTE_PKTMBUF_HEADROOM, RTE_MBUF_DEFAULT_BUF_SIZE);
+            snprintf(err, errlen, "DPDK port %s: rx queue %u (%u descriptors): %s%s", o->dev, q, rxd, rte_strerror(-rc), why);
             goto fail;
         }
         if ((rc = rte_eth_tx_queue_setup(pid, q, txd, (unsigned)socket, &txc)) != 0) {

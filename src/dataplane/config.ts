@@ -125,6 +125,25 @@ function gatewayOnLink(u: { vtep: string; gateway?: string; prefixLength?: numbe
   return true;
 }
 
+/** DPDK's mbuf headroom (RTE_PKTMBUF_HEADROOM) and default data room (RTE_MBUF_DEFAULT_BUF_SIZE). */
+const MBUF_HEADROOM = 128;
+export const MBUF_DATA_DEFAULT = 2176;
+/** The smallest data room that holds a frame the overlay carries: the headroom and an
+ *  underlay packet of 118 bytes (tunnel.mtu's minimum) with Ethernet and VLAN headers. */
+const MBUF_DATA_MIN = MBUF_HEADROOM + 14 + 4 + 118;
+
+/** A net_af_packet vdev (uplink.dev "net_af_packet0,iface=X,framesz=N"): the frame room
+ *  its rx queue needs in one mbuf, framesz (default 2048) less the 32 bytes of its
+ *  TPACKET_V2 header it does not copy (DPDK's rte_eth_af_packet.c refuses the queue with
+ *  "N bytes will not fit in mbuf"); null for another device. */
+export function afPacketFrameRoom(dev: string | undefined): { framesz: number; room: number } | null {
+  const [name, ...args] = (dev ?? '').split(',');
+  if (!/^(net|eth)_af_packet\d*$/.test(name ?? '')) return null;
+  const fs = args.map((a) => /^framesz=(\d+)$/.exec(a.trim())?.[1]).find((x) => x !== undefined);
+  const framesz = fs ? Number(fs) : 2048;
+  return { framesz, room: framesz - 32 };
+}
+
 export const configSchema = z.strictObject({
   node: z.string().regex(NODE_NAME, { error: 'expected a node name: 1–63 letters, digits, ".", "_" or "-", starting with a letter or digit (it names files in stateDir)' }).default('node'),
   backend: z.enum(['afpacket', 'afxdp', 'dpdk'], { error: 'expected afpacket, afxdp or dpdk' }).default('afpacket'),
@@ -241,7 +260,9 @@ export const configSchema = z.strictObject({
     hugepages: z.number().int().min(0).default(256),
     /** mbufs in the uplink's pool; 0 sizes it from the queues and descriptors. */
     mbufs: z.number().int().min(0).max(1 << 24).default(0),
-    mbufDataSize: z.number().int().min(0).max(65535).default(0),
+    /** Each mbuf's data room: 128 bytes of headroom (RTE_PKTMBUF_HEADROOM) and the frame
+     *  (one mbuf per frame, no scatter). 0: DPDK's default, 2176 (a 2048-byte frame). */
+    mbufDataSize: z.number().int().max(65535).refine((n) => n === 0 || n >= MBUF_DATA_MIN, `expected 0 (DPDK's default, ${MBUF_DATA_DEFAULT}) or ${MBUF_DATA_MIN}–65535: an mbuf holds 128 bytes of headroom and the frame, at least ${MBUF_DATA_MIN - MBUF_HEADROOM} bytes (an underlay MTU of 118 with Ethernet and VLAN headers)`).default(0),
     rxDesc: z.number().int().min(0).max(32768).default(0),
     txDesc: z.number().int().min(0).max(32768).default(0),
   }).prefault({}),
@@ -259,6 +280,14 @@ export const configSchema = z.strictObject({
   // The native side takes exactly one CPU (or -1) per worker.
   if (c.cpus && c.cpus.length !== c.workers) {
     ctx.addIssue({ code: 'custom', path: ['cpus'], message: `cpus needs one entry per worker (workers is ${c.workers}, cpus lists ${c.cpus.length}); list ${c.workers} CPUs (-1: not pinned) or change workers` });
+  }
+  // A net_af_packet uplink receives a whole frame into one mbuf: a data room it does not
+  // fit was refused by the device at the rx queue, after the netdev was claimed.
+  const afp = c.backend === 'dpdk' ? afPacketFrameRoom(c.uplink.dev) : null;
+  const room = c.dpdk.mbufDataSize || MBUF_DATA_DEFAULT;
+  if (afp && (!c.dpdk.mbufDataSize || c.dpdk.mbufDataSize >= MBUF_DATA_MIN) && room - MBUF_HEADROOM < afp.room) {
+    const need = afp.room + MBUF_HEADROOM;
+    ctx.addIssue({ code: 'custom', path: ['dpdk', 'mbufDataSize'], message: `${c.dpdk.mbufDataSize ? '' : `the default, ${MBUF_DATA_DEFAULT}, `}leaves ${room - MBUF_HEADROOM} bytes for the frame after the ${MBUF_HEADROOM}-byte headroom, but net_af_packet (framesz ${afp.framesz}) receives frames of up to ${afp.room} bytes into one mbuf; give ${need} or more${need <= MBUF_DATA_DEFAULT ? ` (or 0, the default ${MBUF_DATA_DEFAULT})` : ''}, or a smaller framesz= in uplink.dev` });
   }
   // The workers send a static entry's frames, and a flood list's copies, through the
   // peer's tunnel: a VTEP that is not a peer has none (the commit would fail after the

@@ -27,6 +27,24 @@ describe('dpdk.eal', () => {
   });
 });
 
+describe('dpdk.mbufDataSize', () => {
+  const base = { node: 'n', backend: 'dpdk', uplink: { dev: 'net_af_packet0,iface=x', vtep: '192.0.2.1' } };
+  // Accepted 0–65535, then failed at the port: 100 named the native field (mbuf_data_size),
+  // 1000 said only "rx queue 0 (1024 descriptors): Cannot allocate memory".
+  it('refuses a data room that holds no frame, naming the field and the default', () => {
+    expect(() => parseConfig({ ...base, dpdk: { mbufDataSize: 100 } }, 'dp.yaml')).toThrow(/^dp\.yaml: dpdk\.mbufDataSize: expected 0 \(DPDK's default, 2176\) or 264–65535: an mbuf holds 128 bytes of headroom and the frame.*\(got 100\)$/);
+    expect(() => parseConfig({ ...base, uplink: { dev: '0000:3b:02.1', vtep: '192.0.2.1' }, dpdk: { mbufDataSize: 263 } })).toThrow(/dpdk\.mbufDataSize: expected 0/);
+    expect(parseConfig({ ...base, uplink: { dev: '0000:3b:02.1', vtep: '192.0.2.1' }, dpdk: { mbufDataSize: 264 } }).dpdk.mbufDataSize).toBe(264);
+  });
+  it('refuses a data room a net_af_packet uplink cannot receive its frames into, before anything is claimed', () => {
+    expect(() => parseConfig({ ...base, dpdk: { mbufDataSize: 1000 } }, 'dp.yaml')).toThrow(/^dp\.yaml: dpdk\.mbufDataSize: leaves 872 bytes for the frame after the 128-byte headroom, but net_af_packet \(framesz 2048\) receives frames of up to 2016 bytes into one mbuf; give 2144 or more \(or 0, the default 2176\), or a smaller framesz= in uplink\.dev \(got 1000\)$/);
+    expect(parseConfig({ ...base, dpdk: { mbufDataSize: 2144 } }).dpdk.mbufDataSize).toBe(2144);
+    expect(parseConfig({ ...base, uplink: { dev: 'net_af_packet0,iface=x,framesz=1024', vtep: '192.0.2.1' }, dpdk: { mbufDataSize: 1120 } }).dpdk.mbufDataSize).toBe(1120);
+    // The default is too small for a larger framesz.
+    expect(() => parseConfig({ ...base, uplink: { dev: 'net_af_packet0,iface=x,framesz=4096', vtep: '192.0.2.1' } }, 'dp.yaml')).toThrow(/dpdk\.mbufDataSize: the default, 2176, leaves 2048 bytes for the frame .* up to 4064 bytes into one mbuf; give 4192 or more, or a smaller framesz= in uplink\.dev/);
+  });
+});
+
 const features = JSON.parse(readFileSync(join(ROOT, 'build', 'Release', 'features.json'), 'utf8')) as Record<string, { built: boolean }>;
 const built = features.dpdk?.built || process.env.CI;
 (built ? describePrivileged : describe.skip)('a dpdk data plane on a veth', { netns: true }, () => {
@@ -149,6 +167,13 @@ const built = features.dpdk?.built || process.env.CI;
     expect(promiscuity()).toBe(0);
     expect(existsSync(join(state, 'dpdk-env-dckilled.json'))).toBe(false);
   }, 120000);
+
+  it('refuses fewer mbufs than the uplink\'s rings hold, naming dpdk.mbufs, and gives the netdev back', () => {
+    const r = vfplane(['dataplane', 'run', '--config', config('fewmbufs', { dpdk: { hugepages: 0, mbufs: 1000 } })], { timeoutMs: 30000 });
+    expect(r.code, r.stderr).not.toBe(0);
+    expect(r.stderr).toMatch(/dpdk\.mbufs 1000 is fewer than its rings hold \(1 queue\(s\) × \(1024 rx \+ 1024 tx descriptors\) = 2048\); give 0 \(sized from them: \d+\), at least 2048/);
+    expect(promiscuity()).toBe(0);
+  }, 60000);
 
   it('refuses before anything changes: a CPU that is not online, a vdev alias on a netdev the host uses', () => {
     const before = host();

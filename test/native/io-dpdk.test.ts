@@ -168,6 +168,29 @@ for size, vlan in ((60, None), (128, None), (1500, None), (200, 42)):
     }
   });
 
+  // A data room the device cannot receive a frame into (net_af_packet: framesz less 32
+  // bytes in one mbuf) failed as "rx queue 0 (1024 descriptors): Cannot allocate memory",
+  // DPDK's own log aside; fewer mbufs than the rings hold were taken and stalled.
+  it('a data room too small for the device, or fewer mbufs than its rings, is refused naming the setting', () => {
+    const f = Netns.create('mr');
+    const fc = ifname('mc'), hc = ifname('mh');
+    try {
+      execFileSync('ip', ['link', 'add', hc, 'type', 'veth', 'peer', 'name', fc, 'netns', f.name]);
+      f.ip(['link', 'set', fc, 'up']);
+      const run = (opts: string) => spawnSync('ip', ['netns', 'exec', f.name, FWD, '--backend', 'dpdk', '--a', `net_af_packet8,iface=${fc}`, '--b', 'net_null8',
+        '--seconds', '1', '--opts', `${opts},eal=${env.args.join(' ')}`], { encoding: 'utf8', timeout: 60_000 });
+      const room = run('room=1000');
+      expect(room.status, room.stdout + room.stderr).not.toBe(0);
+      expect(room.stderr).toMatch(/2016 bytes will not fit in mbuf \(872 bytes\)/); // DPDK's own word
+      expect(room.stderr).toContain('rx queue 0 (1024 descriptors): Cannot allocate memory; if the device\'s log above says a frame will not fit in an mbuf, the data room is too small: dpdk.mbufDataSize 1000 leaves 872 bytes for a frame after the 128-byte headroom; give 0 (the default, 2176) or more');
+      const few = run('mbufs=1000');
+      expect(few.status, few.stdout + few.stderr).not.toBe(0);
+      expect(few.stderr).toMatch(/dpdk\.mbufs 1000 is fewer than its rings hold \(1 queue\(s\) × \(1024 rx \+ 1024 tx descriptors\) = 2048\); give 0 \(sized from them: \d+\), at least 2048, or fewer rxDesc\/txDesc/);
+    } finally {
+      f.destroy();
+    }
+  });
+
   it('cleanup removes the EAL runtime dir and the hugetlbfs it mounted', () => {
     const runtime = ealRuntimeDir(env.filePrefix);
     expect(existsSync(runtime)).toBe(true); // the EAL runs above left it
