@@ -526,6 +526,8 @@ __attribute__((noinline)) static int learn_one(vfp_fdb *f, uint64_t key, uint16_
         e->stamp = now;
         return VFP_LEARN_MOVED;
     }
+    /* A new MAC: at most capacity entries (the slots are rounded up past it). */
+    if (VFP_UNLIKELY(f->count >= f->capacity)) return -ENOSPC;
     vni_count *vc = NULL;
     if (VFP_UNLIKELY(f->vc != NULL)) {
         vc = vc_room(f, (uint32_t)(key >> 48) | (uint32_t)(tm & TAG_VNI_HI) << 16);

@@ -43,7 +43,9 @@ typedef struct vfp_fdb_entry_info {
 
 /* capacity: the entries the table must hold (1..16M). Buckets are sized so that this
  * many entries sit at ≤ 90% of the slots, where a cuckoo insert practically never
- * fails; more entries are accepted while an insert still finds a displacement path
+ * fails. Learning stops at capacity: a new MAC learned while the table holds capacity
+ * entries is -ENOSPC (a worker's learnCapacity is what it holds, not the slots rounded
+ * up). A static entry may go past it while an insert still finds a displacement path
  * (up to vfp_fdb__slots), after which inserts fail with -ENOSPC. The VTEP table holds
  * min(capacity + 1024, 65535) addresses. -EINVAL, -ENOMEM. */
 int vfp_fdb__create(vfp_fdb **out, uint32_t capacity, const vfp_alloc *a);

@@ -24,6 +24,25 @@ describePrivileged('status on the learned FDB, on a running data plane', { netns
   };
   const engine = async (socket: string) => ((await request(socket, { op: 'stats' })).counters as { engine: Record<string, number> }).engine;
 
+  // learnCapacity 16 with 100 MACs from the underlay: status said "20 of 16 entries a
+  // worker" (the table's slots, rounded up from 16, were the limit, not learnCapacity).
+  it('learns at most learnCapacity MACs, and status says so', async () => {
+    const dp = await start('capacity', { learnCapacity: 16 });
+    try {
+      const macs = Array.from({ length: 100 }, (_, i) => `02:00:00:84:${(i >> 8).toString(16).padStart(2, '0')}:${(i & 255).toString(16).padStart(2, '0')}`);
+      for (let k = 0; k < macs.length; k += 10) send(macs.slice(k, k + 10).map((m) => fromVtep('192.0.2.2', m)));
+      const full = async () => (await engine(dp.socket)).learnFull ?? 0;
+      for (let i = 0; i < 100 && (await full()) < 84; i++) await new Promise((r) => setTimeout(r, 20));
+      await new Promise((r) => setTimeout(r, 250)); // the gauge is as of the worker's last ageing pass (ten a second)
+      const lr = (await request(dp.socket, { op: 'status' })).learning as { entries: number; capacity: number };
+      expect(lr).toMatchObject({ entries: 16, capacity: 16 });
+      expect(await full()).toBe(84);
+      expect(vfplane(['dataplane', 'status', '--socket', dp.socket]).stdout).toMatch(/^learned FDB: 16 of 16 entries a worker \(learnCapacity\)/m);
+    } finally {
+      await dp.stop();
+    }
+  }, 30_000);
+
   // learnMoved rising showed only in stats --json and the metrics (helper-83: 21 in 10 s).
   it('warns when learned MACs keep moving between VTEPs, not for a MAC that moved once', async () => {
     const dp = await start('moves');

@@ -293,6 +293,24 @@ describe('a full table', () => {
     expect(f.vtepCount()).toBe(0);
   });
 
+  // A table of capacity 16 has 20 slots (its buckets rounded up): learning filled them
+  // all, and a worker's learnCapacity 16 held 20 learned MACs.
+  it('learn stops at the capacity asked for, not at the slots; a freed entry makes room', () => {
+    const f = new NativeFdb(16);
+    expect(f.slots()).toBeGreaterThan(16);
+    const m = (i: number) => `02:00:00:00:01:${i.toString(16).padStart(2, '0')}`;
+    const got = Array.from({ length: 100 }, (_, i) => f.learn(1 + (i % 3), m(i), '10.0.0.1', 5));
+    expect(got.filter((r) => r === 'new').length).toBe(16);
+    expect(got.filter((r) => r === 'full').length).toBe(84);
+    expect(f.count()).toBe(16);
+    // Known MACs still refresh and move at capacity.
+    expect(f.learn(1, m(0), '10.0.0.1', 6)).toBe('refresh');
+    expect(f.learn(1, m(0), '10.0.0.2', 7)).toBe('moved');
+    expect(f.del(2, m(1))).toBe(true);
+    expect(f.learn(1, m(99), '10.0.0.1', 8)).toBe('new');
+    expect(f.learn(1, m(98), '10.0.0.1', 8)).toBe('full');
+  });
+
   it('running out of VTEP indexes fails cleanly too', () => {
     const f = new NativeFdb(1); // room for 1 + 1024 VTEPs
     const many = Array.from({ length: 1025 }, (_, k) => `10.${k >> 8}.${k & 255}.1`);
