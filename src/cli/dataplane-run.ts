@@ -118,9 +118,12 @@ export async function dpStatus(o: ClientOpts): Promise<void> {
   const warn = (about: StatusWarning['about']) => {
     for (const w of warnings) if (w.about === about) console.log(`warning: ${w.text}`);
   };
-  console.log(`node ${s.node}: ${s.backend} backend, uplink ${s.uplink.name}${s.uplink.mode ? ` (${s.uplink.mode})` : ''}, VTEP ${s.uplink.vtep}${s.uplink.vlan != null ? ` on underlay VLAN ${s.uplink.vlan}` : ''}${s.dstPort ? ` (VXLAN on UDP ${s.dstPort})` : ''}, epoch ${s.epoch}, ${s.workers.length} worker(s) ${workersWhere(s.workers)}`);
+  const zc = (s.uplink as { zerocopy?: boolean }).zerocopy;
+  console.log(`node ${s.node}: ${s.backend} backend, uplink ${s.uplink.name}${s.uplink.mode ? ` (${s.uplink.mode}${zc === true ? ', zero-copy' : zc === false ? ', copy' : ''})` : ''}, VTEP ${s.uplink.vtep}${s.uplink.vlan != null ? ` on underlay VLAN ${s.uplink.vlan}` : ''}${s.dstPort ? ` (VXLAN on UDP ${s.dstPort})` : ''}, epoch ${s.epoch}, ${s.workers.length} worker(s) ${workersWhere(s.workers)}`);
   // uplink.why explains the AF_XDP mode chosen (afxdp), or the tx offloads (dpdk): each
   // beside what it explains.
+  const pl = s.polling;
+  if (pl) console.log(`polling: bursts of ${pl.burst} frames, ${pl.idleSpins ? `sleeping after ${pl.idleSpins} empty polls (idleSpins)` : 'never sleeping (idleSpins 0: busy-poll)'}; storm control: ${pl.floodPps ? `${pl.floodPps} flooded frames a second a pod (floodPps)` : 'off (floodPps)'}`);
   const why = s.uplink.why;
   if (why && s.backend === 'afxdp') console.log(`uplink mode: ${why}`);
   warn('uplink');

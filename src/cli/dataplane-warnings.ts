@@ -55,6 +55,8 @@ export interface StatusReply {
   /** Pods' frames over the overlay's MTU since the start (mtu_exceeded), and the ICMP too big sent for them. */
   mtuExceeded?: { frames: number; icmpTooBig: number; icmpTooBigLimited: number };
   workers: { cpu: number; epoch: number }[];
+  /** How the workers poll, and each pod's flood limit (null: none); absent from older data planes. */
+  polling?: { burst: number; idleSpins: number; floodPps: number | null };
   ports?: { name: string; kind?: string; queues?: number; ringBytes?: number; txFull?: number; rxNombuf?: number; drops?: Record<string, number>; stackDrop?: boolean; stackDropNote?: string; csumFinished?: number; csumLeft?: number }[];
   learning?: {
     on: boolean; capacity: number; entries: number; full: number; fullSecondsAgo?: number; perVni?: number; limited?: number; limitedSecondsAgo?: number;

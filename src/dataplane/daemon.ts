@@ -1958,6 +1958,8 @@ export class Daemon {
       // Pods' frames over what the underlay carries: dropped, some answered with ICMP too big.
       mtuExceeded: { frames: Number(counters.drops.mtu_exceeded ?? 0n), icmpTooBig: Number(counters.misc.icmpTooBig ?? 0n), icmpTooBigLimited: Number(counters.misc.icmpTooBigLimited ?? 0n) },
       workers: counters.perWorker.map((w) => ({ cpu: w.cpu, epoch: Number(w.epoch) })),
+      // How the workers poll, and the storm control: what a restart changes (reload cannot).
+      polling: { burst: c.burst, idleSpins: c.idleSpins, floodPps: c.floodPps ?? null },
       // Whether the learned table has filled (since the start): new MACs then flood.
       learning: {
         on: c.learn, capacity: c.learnCapacity, entries: Math.max(0, ...counters.perWorker.map((w) => w.learnedEntries)),

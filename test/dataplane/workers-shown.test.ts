@@ -64,10 +64,13 @@ describePrivileged('the workers as status, stats and metrics show them', { root:
   });
 
   it('a pinned worker is shown on its CPU, an unpinned one beside it unpinned', async () => {
-    const dp = await dataplaneOn(n, up, d.dir, { workers: 2, cpus: [0, -1], metrics: '127.0.0.1:0' });
+    const dp = await dataplaneOn(n, up, d.dir, { workers: 2, cpus: [0, -1], metrics: '127.0.0.1:0', burst: 16, idleSpins: 8, floodPps: 500 });
     try {
       const st = vfplane(['dataplane', 'status', '--socket', dp.socket]);
       expect(st.stdout).toMatch(/, 2 worker\(s\) on CPU 0,unpinned$/m);
+      // How they poll, which only the config file said (helper-90).
+      expect(st.stdout).toContain('polling: bursts of 16 frames, sleeping after 8 empty polls (idleSpins); storm control: 500 flooded frames a second a pod (floodPps)');
+      expect(JSON.parse(vfplane(['dataplane', 'status', '--socket', dp.socket, '--json']).stdout).polling).toEqual({ burst: 16, idleSpins: 8, floodPps: 500 });
       const stats = vfplane(['dataplane', 'stats', '--socket', dp.socket]);
       expect(stats.stdout).toMatch(/^workers: CPU 0 \d+% of polls busy, worker 1 unpinned \d+% of polls busy /m);
       const text = await (await fetch(`http://127.0.0.1:${dp.metricsPort}/metrics`)).text();
