@@ -110,6 +110,14 @@ function workersWhere(ws: { cpu: number }[]): string {
   return `on CPU ${ws.map((w) => (w.cpu < 0 ? 'unpinned' : String(w.cpu))).join(',')}`;
 }
 
+/** Whose an attachment is: the pod vfplane-cni attached (its container when the runtime
+ *  gave no pod name) and its interface, or "-" for the operator's (config, `dataplane attach`). */
+function podOf(o?: Record<string, string>): string {
+  if (!o?.containerId) return '-';
+  const who = o.podNamespace && o.podName ? `${o.podNamespace}/${o.podName}` : `container ${o.containerId.slice(0, 12)}`;
+  return o.ifname ? `${who} (${o.ifname})` : who;
+}
+
 export async function dpStatus(o: ClientOpts): Promise<void> {
   const r = await request(await sock(o), { op: 'status' });
   if (o.json) return printJson(strip(r));
@@ -168,13 +176,6 @@ export async function dpStatus(o: ClientOpts): Promise<void> {
   const floods = (r as { floods?: { vni: number; vteps: string[] }[] }).floods;
   if (!floods) console.log('flood lists: not reported by this data plane (a vfplane older than this CLI); its config file says which VNIs have one');
   else console.log(`flood lists: ${floodListsText(floods)}${floods.length ? '; other VNIs' : 'none set; every VNI'} → every peer`);
-  // Whose each attachment is: the pod vfplane-cni attached (its container when the
-  // runtime gave no pod name), or "-" for the operator's (config, `dataplane attach`).
-  const podOf = (o?: Record<string, string>) => {
-    if (!o?.containerId) return '-';
-    const who = o.podNamespace && o.podName ? `${o.podNamespace}/${o.podName}` : `container ${o.containerId.slice(0, 12)}`;
-    return o.ifname ? `${who} (${o.ifname})` : who;
-  };
   const t = listTable(['representor', 'VF', 'VNI', 'MAC', 'pod', 'netdev']);
   for (const a of s.attachments) t.push([a.representor, a.pci ?? '-', a.vni, a.mac, podOf(a.owner), a.representorState ?? '-']);
   console.log(s.attachments.length ? t.toString() : 'no attachments');
@@ -263,8 +264,14 @@ export async function dpStats(o: ClientOpts & { interval?: number }): Promise<vo
   if (o.json) return printJson({ counters: first, portDrops });
   // "port drops": lost by the port's backend before the workers saw them (a full ring…).
   const own = (name: string) => countsText(portDrops[name]) || 0;
-  const t = listTable(['port', 'rx pkts', 'tx pkts', 'rx bytes', 'tx bytes', 'drops', 'port drops', ...(rates ? ['rx pps'] : [])]);
-  for (const p of first.ports) t.push([p.name, p.rxPkts, p.txPkts, p.rxBytes, p.txBytes, p.drops, own(p.name), ...(rates ? [Math.round(rates.get(p.name) ?? 0)] : [])]);
+  // Whose each port is: the uplink, or an attachment's VNI and pod (absent from older data planes).
+  const owners = (r1.ports ?? null) as Record<string, { uplink?: true; vni?: number; owner?: Record<string, string> }> | null;
+  const whose = (name: string) => {
+    const w = owners?.[name];
+    return !w ? '-' : w.uplink ? 'uplink' : `VNI ${w.vni}, ${podOf(w.owner)}`;
+  };
+  const t = listTable(['port', ...(owners ? ['for'] : []), 'rx pkts', 'tx pkts', 'rx bytes', 'tx bytes', 'drops', 'port drops', ...(rates ? ['rx pps'] : [])]);
+  for (const p of first.ports) t.push([p.name, ...(owners ? [whose(p.name)] : []), p.rxPkts, p.txPkts, p.rxBytes, p.txBytes, p.drops, own(p.name), ...(rates ? [Math.round(rates.get(p.name) ?? 0)] : [])]);
   console.log(t.toString());
   for (const p of first.ports.filter((x) => x.errors)) {
     console.log(`note: ${p.name} reported ${p.errors} socket error(s): its netdev went down (or was deleted) while the data plane read it; \`vfplane dataplane status\` says whether it is still there`);

@@ -1474,7 +1474,12 @@ export class Daemon {
         // kernel ring, a truncated frame…), beside the workers' counters.
         const names = this.portNames();
         const portDrops = Object.fromEntries([...names].map(([slot, name]) => [name, this.dp!.backendCounters(slot)?.drops ?? {}]));
-        return { counters: countersJson(this.counters(), names), portDrops };
+        // Whose each attached port is (a pod with several networks has several), as status
+        // says it: stats alone named representors only (helper-89).
+        const ports: Record<string, { uplink: true } | { vni: number; owner?: Record<string, string> }> = Object.fromEntries([...this.atts.values()].map((a) => [a.representor, { vni: a.vni, ...(a.owner ? { owner: a.owner } : {}) }]));
+        const up = this.uplink ? names.get(this.uplink.slot) : undefined;
+        if (up) ports[up] = { uplink: true };
+        return { counters: countersJson(this.counters(), names), portDrops, ports };
       }
       case 'attach': {
         const a = this.parse(attachSchema, req);

@@ -166,7 +166,10 @@ describePrivileged('VXLAN overlay between two simulated nodes', { netns: true, c
       expect(sr.stdout).toMatch(/│ 192\.0\.2\.2\s+│ resolved\s+│ [1-9]\d*\s+│ [1-9]\d*\s+│ [1-9]\d*\s+│ [1-9]\d*\s+│ \d+\s+│ [\d.]+\s+│/);
       expect(sr.stdout).toMatch(/│ 192\.0\.2\.77\s+│ unresolved\s+│ 0\s+│ 0\s+│ 0\s+│ 0\s+│ 0\s+│ 0\.0\s+│/);
       // Each port's own drops (its backend's: a full ring…) beside the workers' counters.
-      expect(sr.stdout).toMatch(/│ port\s+│ rx pkts\s+│ tx pkts\s+│ rx bytes\s+│ tx bytes\s+│ drops\s+│ port drops\s+│ rx pps\s+│/);
+      expect(sr.stdout).toMatch(/│ port\s+│ for\s+│ rx pkts\s+│ tx pkts\s+│ rx bytes\s+│ tx bytes\s+│ drops\s+│ port drops\s+│ rx pps\s+│/);
+      // Whose each port is, as status says it (a pod with several networks has several).
+      expect(sr.stdout).toMatch(/│ uplink\s+│ uplink\s+│/);
+      expect(sr.stdout).toMatch(/│ \S+\s+│ VNI 100, default\/a1 \(eth0\)\s+│ [1-9]/);
       // The pods' pings went through the workers' destination cache: said, with its share.
       expect(sr.stdout).toMatch(/^destination cache: [1-9]\d* hits, [1-9]\d* misses — [\d.]+% of pod bursts' destinations answered from it$/m);
       expect(sr.stdout).toMatch(/^source cache: \d+ hits, [1-9]\d* misses — [\d.]+% of decapsulated bursts' sources answered from it$/m);
