@@ -38,7 +38,8 @@ function isUnicast(s: string): boolean {
 
 /** HOST:PORT for the Prometheus endpoint; port 0 takes any free one. */
 export const metricsAddr = z.string()
-  .regex(/^(\[[0-9a-fA-F:]+\]|[0-9.]+|localhost):\d{1,5}$/, 'expected HOST:PORT, e.g. 127.0.0.1:9465')
+  // abort: a malformed address gets this one message, not the next checks' too.
+  .regex(/^(\[[0-9a-fA-F:]+\]|[0-9.]+|localhost):\d{1,5}$/, { error: 'expected HOST:PORT, e.g. 127.0.0.1:9465', abort: true })
   .refine((s) => Number(s.slice(s.lastIndexOf(':') + 1)) <= 65535, 'the port is 0–65535 (0: any free one), e.g. 127.0.0.1:9465')
   // The host is an address the daemon listens on: a numeric one must parse (1.2.3.4.5.6
   // would otherwise reach the listen call and fail there, after the uplink was claimed).
@@ -236,7 +237,7 @@ export const configSchema = z.strictObject({
   afpacket: z.strictObject({
     /** 2: TPACKET_V2 rx, a frame is seen as soon as it lands (µs latency). 3: TPACKET_V3
      *  blocks, fewer wakeups, but a lone frame waits for its block's 1 ms retire timer. */
-    ring: z.union([z.literal(2), z.literal(3)]).default(2),
+    ring: z.union([z.literal(2), z.literal(3)], { error: 'expected 2 (TPACKET_V2, per-frame rx) or 3 (TPACKET_V3, block rx)' }).default(2),
     /** Receive ring per uplink queue, and per representor (one pod's traffic), in MiB.
      *  Each attached VF costs its representor's ring plus about 1 MiB of tx ring. */
     rxRingMiB: z.number().int().min(1).max(1024).default(16),

@@ -21,6 +21,12 @@ describe('data-plane config checks', () => {
     expect(() => parseConfig({ ...ok, metrics: '127.0.0.1:99999' }, 'dp.yaml')).toThrow(/^dp\.yaml: metrics: the port is 0–65535 \(0: any free one\).*"127\.0\.0\.1:99999"/);
     expect(parseConfig({ ...ok, metrics: '127.0.0.1:0' }).metrics).toBe('127.0.0.1:0');
     expect(parseConfig({ ...ok, metrics: '[::1]:9465' }).metrics).toBe('[::1]:9465');
+    // One message for a malformed one (helper-90: three, joined).
+    expect(() => parseConfig({ ...ok, metrics: 'bad' }, 'dp.yaml')).toThrow(/^dp\.yaml: metrics: expected HOST:PORT, e\.g\. 127\.0\.0\.1:9465 \(got "bad"\)$/);
+  });
+
+  it('names the values afpacket.ring takes', () => {
+    expect(() => parseConfig({ ...ok, afpacket: { ring: 1 } }, 'dp.yaml')).toThrow(/^dp\.yaml: afpacket\.ring: expected 2 \(TPACKET_V2, per-frame rx\) or 3 \(TPACKET_V3, block rx\) \(got 1\)$/);
   });
 
   it('refuses --metrics with a port out of range before touching anything', () => {
