@@ -536,6 +536,8 @@ Napi::Value DpPortOpen(const Napi::CallbackInfo &info) {
       extra.Set("driver", Napi::String::New(env, di.driver));
       extra.Set("txOffloads", Napi::Number::New(env, static_cast<double>(di.tx_offloads)));
       extra.Set("mbufs", Napi::Number::New(env, di.n_mbufs));
+      extra.Set("rxDesc", Napi::Number::New(env, di.rx_desc));
+      extra.Set("txDesc", Napi::Number::New(env, di.tx_desc));
       extra.Set("maxFrame", Napi::Number::New(env, di.max_frame));
       extra.Set("mtu", Napi::Number::New(env, di.mtu));
       Napi::Uint8Array mac = Napi::Uint8Array::New(env, 6);

@@ -37,6 +37,7 @@ typedef struct dpdk_port {
     struct rte_mempool *pool;
     uint32_t copy_room;    /* bytes a copy into one of our mbufs can hold */
     uint32_t n_mbufs;
+    uint16_t rx_desc, tx_desc; /* per queue, as the device adjusted them */
     uint64_t offloads;     /* enum vfp_dpdk_offload bits enabled */
     uint64_t rx_multiseg, tx_too_big, tx_nombuf;
     char bus[8];
@@ -381,6 +382,7 @@ int vfp_dpdk_port__create(vfp_port **out, const vfp_dpdk_opts *o, char *err, siz
     }
     rte_mempool_obj_iter(d->pool, init_priv, d);
     d->n_mbufs = n;
+    d->rx_desc = rxd, d->tx_desc = txd;
     d->copy_room = room - RTE_PKTMBUF_HEADROOM;
 
     struct rte_eth_txconf txc = di.default_txconf;
@@ -444,6 +446,7 @@ void vfp_dpdk_port__info(const vfp_port *p, vfp_dpdk_info *out) {
     }
     out->tx_offloads = d->offloads;
     out->n_mbufs = d->n_mbufs;
+    out->rx_desc = d->rx_desc, out->tx_desc = d->tx_desc;
     if (d->pool)
         out->pool_bytes = (uint64_t)d->pool->populated_size *
                           (d->pool->header_size + d->pool->elt_size + d->pool->trailer_size);

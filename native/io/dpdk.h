@@ -68,6 +68,7 @@ typedef struct vfp_dpdk_info {
     char driver[64];
     uint64_t tx_offloads;     /* enum vfp_dpdk_offload bits actually enabled */
     uint32_t n_mbufs;
+    uint16_t rx_desc, tx_desc; /* per queue, as the device adjusted the ones asked for */
     uint64_t pool_bytes;      /* the port's mbuf pool in hugepages (what the port costs) */
     uint16_t mtu;
     uint32_t max_frame;       /* largest frame it carries: an mbuf's room (no scatter), the device's max_rx_pktlen */

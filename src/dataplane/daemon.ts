@@ -622,7 +622,9 @@ export class Daemon {
           ...(d.mbufs ? { mbufs: d.mbufs } : {}), ...(d.mbufDataSize ? { mbufDataSize: d.mbufDataSize } : {}),
           ...(d.rxDesc ? { rxDesc: d.rxDesc } : {}), ...(d.txDesc ? { txDesc: d.txDesc } : {}),
         }, 'uplink');
-        this.log.info(`uplink ${this.uplink.driver ?? 'dpdk'} port ${this.uplink.portId}: ${this.uplink.mbufs} mbufs, ${this.uplink.queues} queue(s)${this.uplinkMtu ? `, underlay MTU ${this.uplinkMtu} (${under}'s)` : ''}`);
+        // The descriptors as the device took them (it rounds dpdk.rxDesc/txDesc to its limits).
+        const desc = this.uplink.rxDesc ? ` of ${this.uplink.rxDesc} rx and ${this.uplink.txDesc} tx descriptors${(d.rxDesc && d.rxDesc !== this.uplink.rxDesc) || (d.txDesc && d.txDesc !== this.uplink.txDesc) ? ` (dpdk.rxDesc/txDesc ${d.rxDesc ?? 'default'}/${d.txDesc ?? 'default'}, adjusted by the device)` : ''}` : '';
+        this.log.info(`uplink ${this.uplink.driver ?? 'dpdk'} port ${this.uplink.portId}: ${this.uplink.mbufs} mbufs, ${this.uplink.queues} queue(s)${desc}${this.uplinkMtu ? `, underlay MTU ${this.uplinkMtu} (${under}'s)` : ''}`);
         if (this.uplink.queues < c.workers) {
           this.log.info(`uplink ${c.uplink.dev}: ${this.uplink.queues} queue pair(s) for ${c.workers} workers (the device has no more): ${this.uplink.queues === c.workers - 1 ? `worker ${this.uplink.queues}` : `workers ${this.uplink.queues}–${c.workers - 1}`} receive${this.uplink.queues === c.workers - 1 ? 's' : ''} nothing from the underlay and hand what they send to it to a queue's owner (a copy per frame); for a queue per worker, give the device more (net_af_packet: qpairs=${c.workers}, net_af_xdp: queue_count=${c.workers}, a VF: more queues) or run ${this.uplink.queues} worker(s)`);
         }

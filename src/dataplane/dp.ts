@@ -45,6 +45,9 @@ export interface PortInfo {
   frames?: number;
   notice?: string;
   mbufs?: number;
+  /** dpdk: each queue's descriptors, as the device adjusted those asked for. */
+  rxDesc?: number;
+  txDesc?: number;
   /** afxdp, dpdk: the largest frame the port carries (a UMEM frame less its headroom; an
    *  mbuf's room or the device's limit), Ethernet header included. */
   maxFrame?: number;

@@ -92,10 +92,12 @@ const built = features.dpdk?.built || process.env.CI;
   it('runs with cpus: [-1] (not pinned), and gives the netdev back not promiscuous', async () => {
     expect(promiscuity()).toBe(0);
     const sock = join(dir, 'unpinned.sock');
-    const dp = await startDataplane(config('unpinned', { cpus: [-1], socket: sock }));
+    const dp = await startDataplane(config('unpinned', { cpus: [-1], socket: sock, dpdk: { hugepages: 0, rxDesc: 100 } }));
     d = dp.proc;
     try {
       expect(dp.log()).toContain('control socket');
+      // The descriptors the device took (helper-90: an adjusted rxDesc was not said).
+      expect(dp.log()).toMatch(/uplink net_af_packet port \d+: \d+ mbufs, 1 queue\(s\) of 100 rx and 1024 tx descriptors, underlay MTU/);
       expect(promiscuity()).toBe(1); // the af_packet PMD's promiscuous mode, while it runs
       // Registered with the EAL as a non-EAL thread, the worker keeps its own name, and
       // is shown unpinned.
