@@ -613,6 +613,7 @@ Napi::Value DpPortCounters(const Napi::CallbackInfo &info) {
     vfp_afxdp_port__info(p, &xi);
     put("tx_oversize", xi.tx_oversize);
     put("tx_link_down", xi.tx_link_down);
+    put("tx_device_drops", xi.tx_device_drops);
     put("rx_ring_full", xi.rx_ring_full);
     put("rx_fill_empty", xi.rx_fill_empty);
     put("rx_oversize", xi.rx_oversize);

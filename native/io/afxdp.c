@@ -46,7 +46,8 @@ typedef struct xq {
     uint32_t outstanding_tx; /* descriptors submitted, completion not yet reaped */
     int fd;
     int down;                /* the last kick found the device down (ENETDOWN) */
-    uint64_t tx_link_down;   /* frames lost to a device down or without carrier */
+    uint64_t tx_link_down;   /* frames dropped at tx while the device was down */
+    uint64_t tx_device_drops;/* frames the device dropped (EBUSY) */
     uint32_t qid;
     vfp_pkt *pkts;           /* one descriptor per frame, index = base >> shift */
     struct xsk_umem *umem;
@@ -96,9 +97,11 @@ void vfp_afxdp_opts__defaults(vfp_afxdp_opts *o) {
 /* Copy mode sends in the syscall and stops after a budget (EAGAIN/ENOBUFS: busy; the
  * next burst or the idle flush kicks again). Two answers mean the frames are lost, and
  * are counted as such rather than left as "sent" (helper-73):
- * - EBUSY: the device dropped one frame (no carrier: __dev_direct_xmit's NET_XMIT_DROP)
- *   and the kernel stopped at it; kicked again until the ring is through, so what was
- *   queued goes now (dropped the same way), not when the carrier comes back.
+ * - EBUSY: the device dropped one frame (NET_XMIT_DROP: no carrier, in
+ *   __dev_direct_xmit, or a veth whose peer refused it, over that peer's MTU) and the
+ *   kernel stopped at it; kicked again until the ring is through, so what was queued
+ *   goes now (dropped the same way), not when the carrier comes back. Counted as
+ *   tx_device_drops, as AF_PACKET counts the frames a device refuses.
  * - ENETDOWN: the device is down and the kernel took nothing. Frames already in the ring
  *   cannot be taken back (they go when it is up again); new ones are dropped at tx until
  *   a kick is taken again, as a NIC drops them. */
@@ -114,7 +117,7 @@ static inline void kick_tx(xq *q) {
         }
         if (errno != EBUSY) return;
         q->down = 0;
-        q->tx_link_down++;
+        q->tx_device_drops++;
     }
 }
 
@@ -775,10 +778,11 @@ void vfp_afxdp_port__info(const vfp_port *p, vfp_afxdp_info *out) {
     *out = x->info;
     /* The kernel's counts of each socket since it was bound (a control-path read; the
      * workers never ask): frames lost before the worker saw them. */
-    out->rx_ring_full = out->rx_fill_empty = out->rx_oversize = out->tx_link_down = 0;
+    out->rx_ring_full = out->rx_fill_empty = out->rx_oversize = out->tx_link_down = out->tx_device_drops = 0;
     for (uint16_t i = 0; i < p->n_queues; i++) {
         /* Each queue's worker counts alone; an aligned 64-bit read is whole. */
         out->tx_link_down += __atomic_load_n(&x->q[i].tx_link_down, __ATOMIC_RELAXED);
+        out->tx_device_drops += __atomic_load_n(&x->q[i].tx_device_drops, __ATOMIC_RELAXED);
         struct xdp_statistics st;
         memset(&st, 0, sizeof st);
         socklen_t sl = sizeof st;

@@ -46,7 +46,9 @@ typedef struct vfp_afxdp_info {
     uint32_t frames;           /* UMEM frames of each queue (n_frames, shared out when n_queues was 0) */
     uint64_t umem_bytes;       /* UMEM mapped, over all queues (what the port costs) */
     uint64_t tx_oversize;      /* foreign packets dropped at tx: larger than max_frame */
-    uint64_t tx_link_down;     /* frames lost at tx to the device down (dropped by us) or without carrier (by the kernel) */
+    uint64_t tx_link_down;     /* frames dropped at tx (by us) while the device was down (ENETDOWN) */
+    uint64_t tx_device_drops;  /* frames the device dropped (EBUSY: no carrier, or over the MTU of
+                                  what is behind it, a veth's peer), as AF_PACKET's tx_device_drops */
     /* Frames the kernel dropped on the way in, over all queues (XDP_STATISTICS, read when
      * info is asked for): */
     uint64_t rx_ring_full;     /* the rx ring was full: the worker did not keep up */

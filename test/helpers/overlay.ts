@@ -61,7 +61,7 @@ export async function oneWorker(backend: Exclude<Backend, 'afpacket'>): Promise<
     expect(up.kind).toBe(backend);
     expect(up.queues).toBe(1); // the simulator's veths have one queue each
     expect(Object.keys(up.drops).sort()).toEqual(backend === 'afxdp'
-      ? ['rx_fill_empty', 'rx_oversize', 'rx_ring_full', 'tx_link_down', 'tx_oversize']
+      ? ['rx_fill_empty', 'rx_oversize', 'rx_ring_full', 'tx_device_drops', 'tx_link_down', 'tx_oversize']
       : ['rx_errors', 'rx_missed', 'rx_multiseg', 'rx_no_mbuf', 'tx_errors', 'tx_nombuf', 'tx_too_big']);
     for (const v of Object.values(up.drops)) expect(Number.isInteger(v) && v >= 0).toBe(true);
     // The pod's representor: AF_XDP on both (DPDK reaches kernel netdevs through it).
