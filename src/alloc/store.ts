@@ -1164,6 +1164,22 @@ export class AllocStore {
   }
 
   /**
+   * Records ATTACHMENT for allocation ID unless `clash` finds, among the other
+   * allocations, one it must not sit beside (a MAC another VF of the PF holds): that one
+   * is returned and nothing is written. The look and the write are one transaction, so
+   * two holders doing this at once cannot both miss each other.
+   */
+  setAttachmentUnless(id: number, attachment: Record<string, unknown>, clash: (other: Allocation) => boolean): Allocation | null {
+    return this.write('recording an attachment', () => {
+      const other = this.stmt.list.all().map((r) => this.toAllocation(r)).find((o) => o.id !== id && clash(o));
+      if (other) return other;
+      const n = this.stmt.setAttachment.run(JSON.stringify(attachment), id).changes;
+      if (n !== 1) throw notFound(`allocation ${id} no longer exists; it was released`, { id });
+      return null;
+    });
+  }
+
+  /**
    * Replaces the recorded original state of allocation ID: a holder that read the VF
    * before taking it (when the previous holder may still have been restoring it) records
    * what it finds once the VF is its own.

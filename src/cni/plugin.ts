@@ -521,23 +521,6 @@ export async function cmdAdd(ctx: CniContext): Promise<CniResult> {
       a.original = vf;
     }
     seen = vf;
-    // One MAC on two VFs of one PF, off the overlay: the NIC's embedded switch delivers a
-    // MAC to one VF, and the other pod's interface looks up but hears nothing (a network
-    // with a fixed "mac" given to two pods: a Deployment's replicas). On the overlay the
-    // representors carry each VF's frames, not the switch's MAC table, and the data plane
-    // refuses a MAC twice on one VNI. Code 11, as that refusal: a pod re-made with its MAC
-    // may come before its old DEL, and the retry then succeeds.
-    const wantMac = conf.effective.mac;
-    if (wantMac && !conf.vxlan) {
-      const other = store.list().find((o) => {
-        const att = o.attachment as { mac?: string | null; vxlan?: unknown } | null;
-        return o.id !== a!.id && o.original.pf === vf.pf && !att?.vxlan && att?.mac?.toLowerCase() === wantMac.toLowerCase();
-      });
-      if (other) {
-        throw new CniError(ERR.TRY_AGAIN, `MAC ${wantMac} is already VF ${other.pci}'s, on the same PF ${vf.pfNetdev ?? vf.pf}, held by ${describeOwner(other.owner)}: the NIC's switch delivers a MAC to one VF only`,
-          'give each pod interface its own MAC (a network with a fixed "mac" serves one pod: leave mac out, or give it per pod in runtimeConfig.mac or CNI_ARGS MAC=); if that pod is going away, this ADD succeeds once its DEL has run');
-      }
-    }
     const mode = handOverMode(vf);
     if (!mode) throw conflict(`VF ${vf.pci} changed under us: it is ${vf.driver ?? 'unbound'} with no netdev in the host namespace`);
     // Recorded before anything moves, so a DEL after a crash knows where to look.
@@ -545,7 +528,25 @@ export async function cmdAdd(ctx: CniContext): Promise<CniResult> {
     const ipamRec: Pick<Attachment, 'ipam'> = conf.ipam
       ? { ipam: { netconf: { cniVersion: conf.cniVersion, name: conf.name, ipam: conf.ipam as IpamRecord['netconf']['ipam'] }, path: env.path } }
       : {};
-    store.setAttachment(a.id, { mode, phase: 'adding', ...ipamRec });
+    // One MAC on two VFs of one PF, off the overlay: the NIC's embedded switch delivers a
+    // MAC to one VF, and the other pod's interface looks up but hears nothing (a network
+    // with a fixed "mac" given to two pods: a Deployment's replicas; or a "mac" that is
+    // another VF's own). On the overlay the representors carry each VF's frames, not the
+    // switch's MAC table, and the data plane refuses a MAC twice on one VNI. The pod's MAC
+    // is recorded with the check, in one transaction, so that two ADDs at once cannot
+    // both pass it (helper-93), and every record of this ADD keeps it. Code 11, as the
+    // overlay's refusal: a pod re-made with its MAC may come before its old DEL, and the
+    // retry then succeeds.
+    const podMac = (conf.effective.mac ?? (mode === 'kernel' ? vf.mac : vf.settings && vf.settings.mac !== '00:00:00:00:00:00' ? vf.settings.mac : null))?.toLowerCase() ?? null;
+    const macRec = !conf.vxlan && podMac ? { mac: podMac } : {};
+    const other = store.setAttachmentUnless(a.id, { mode, phase: 'adding', ...macRec, ...ipamRec }, (o) => {
+      const att = o.attachment as { mac?: string | null; vxlan?: unknown } | null;
+      return !!podMac && !conf.vxlan && o.original.pf === vf.pf && !att?.vxlan && att?.mac?.toLowerCase() === podMac;
+    });
+    if (other) {
+      throw new CniError(ERR.TRY_AGAIN, `MAC ${podMac} is already VF ${other.pci}'s, on the same PF ${vf.pfNetdev ?? vf.pf}, held by ${describeOwner(other.owner)}: the NIC's switch delivers a MAC to one VF only`,
+        `give each pod interface its own MAC (a network with a fixed "mac" serves one pod: leave mac out, or give it per pod in runtimeConfig.mac or CNI_ARGS MAC=)${conf.effective.mac ? '' : `; this VF's own MAC is ${podMac}: give this one a mac`}; if that pod is going away, this ADD succeeds once its DEL has run`);
+    }
     ph.mark('allocate');
     if (process.env[PAUSE_ADD_ENV]) pauseForTest(process.env[PAUSE_ADD_ENV]);
 
@@ -607,7 +608,7 @@ export async function cmdAdd(ctx: CniContext): Promise<CniResult> {
         if (start === undefined) return; // done already
         ipamPidRec = { ipamPid: { pid, start } };
         try {
-          store.setAttachment(id, { mode, phase: 'adding', ...ipamRec, ...ipamPidRec });
+          store.setAttachment(id, { mode, phase: 'adding', ...macRec, ...ipamRec, ...ipamPidRec });
         } catch {
           // The record is for a DEL after a crash; the ADD goes on without it.
         }

@@ -818,6 +818,36 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
     expect(call('DEL', c2, e2).code).toBe(0);
   });
 
+  // helper-93: the check read the others' records, in which an ADD under way had no MAC
+  // yet: two ADDs at once with one MAC both succeeded (3 rounds of 9); and one without a
+  // "mac", whose VF's own MAC another pod was given, was not checked at all.
+  it('two ADDs at once with one MAC on one PF: one succeeds, the other is told to try again; a VF\'s own MAC counts too', async () => {
+    const c1 = base({ deviceID: '0000:5e:02.6', mac: '02:00:00:00:5c:01' });
+    const c2 = base({ deviceID: '0000:5e:02.7', mac: '02:00:00:00:5c:01' });
+    for (let round = 0; round < 4; round++) {
+      const p1 = pod(`race${round}a`), p2 = pod(`race${round}b`);
+      const e1 = { containerId: `race${round}01`, netns: nsPath(p1), ifname: 'net1' };
+      const e2 = { containerId: `race${round}02`, netns: nsPath(p2), ifname: 'net1' };
+      const [r1, r2] = await Promise.all([callAsync('ADD', c1, e1), callAsync('ADD', c2, e2)]);
+      expect([r1.code === 0, r2.code === 0].filter(Boolean), `round ${round}: ${JSON.stringify([r1.out, r2.out])}`).toHaveLength(1);
+      expect((r1.code === 0 ? r2 : r1).out.code).toBe(11);
+      expect(call('DEL', c1, e1).code).toBe(0);
+      expect(call('DEL', c2, e2).code).toBe(0);
+    }
+    // No "mac": the VF's own, which another pod of the PF was given.
+    const own = vfpJson(['vf', 'show', '0000:5e:02.7']).mac as string;
+    const p3 = pod('ownmac3'), p4 = pod('ownmac4');
+    const e3 = { containerId: 'ownmac03', netns: nsPath(p3), ifname: 'net1' };
+    const e4 = { containerId: 'ownmac04', netns: nsPath(p4), ifname: 'net1' };
+    const c3 = base({ deviceID: '0000:5e:02.6', mac: own });
+    const c4 = base({ deviceID: '0000:5e:02.7' });
+    expect(call('ADD', c3, e3).code).toBe(0);
+    const r4 = call('ADD', c4, e4);
+    expect(r4.out.code, JSON.stringify(r4.out)).toBe(11);
+    expect(r4.out.details).toContain(`this VF's own MAC is ${own}: give this one a mac`);
+    expect(call('DEL', c3, e3).code).toBe(0);
+  });
+
   // helper-89: a pod that swapped its two VFs' interface names. DEL of net1 took the
   // netdev then named net1 (the other VF's) home as this VF's, renamed and re-addressed
   // as it, and marked this VF free while its netdev stayed in the pod; the next pod
