@@ -84,6 +84,8 @@ export function parseHugepagesFree(meminfo: string): number {
 export interface HugePlanInput {
   want: number;
   nrHugepages: number;
+  /** Of those, free (HugePages_Free); all of them when not given. */
+  free?: number;
   isRoot: boolean;
   mounts: HugetlbMount[];
   stateDir: string;
@@ -104,10 +106,13 @@ export interface HugePlan {
 export function planHugepages(i: HugePlanInput): HugePlan {
   if (i.want <= 0) return { hugeDir: null, fallback: 'hugepages: 0 asked' };
   const existing = i.mounts.find((m) => m.pagesizeKb === HUGEPAGE_KB);
-  const raiseTo = i.nrHugepages < i.want ? i.want : undefined;
+  // Pages others hold (another DPDK process, files in a hugetlbfs) are not this run's:
+  // it raises the count by what it lacks of free ones.
+  const free = i.free ?? i.nrHugepages;
+  const raiseTo = free < i.want ? i.nrHugepages + (i.want - free) : undefined;
   if (!i.isRoot && (raiseTo !== undefined || !existing)) {
     const why = raiseTo !== undefined
-      ? `${i.nrHugepages} of ${i.want} 2 MiB hugepages reserved and not root to raise ${NR_HUGEPAGES}`
+      ? `${i.nrHugepages} 2 MiB hugepages reserved, ${free} of them free, ${i.want} wanted, and not root to raise ${NR_HUGEPAGES}`
       : 'no hugetlbfs of 2 MiB pages is mounted and not root to mount one';
     return { hugeDir: null, fallback: why };
   }
@@ -160,16 +165,20 @@ export function prepareDpdkEnv(o: DpdkEnvOptions): DpdkEnv {
   const warnings: string[] = [];
   const say = (m: string) => { warnings.push(m); warn(m); };
 
-  // More than the host has: the kernel would take what it can (its page cache, every
-  // free page) before giving up, under the pods' feet.
-  const memKb = Number(/^MemTotal:\s+(\d+)/m.exec(readFileSync('/proc/meminfo', 'utf8'))?.[1] ?? 0);
-  if (memKb && want * HUGEPAGE_KB > memKb / 2) {
-    const gib = (kb: number) => `${(kb / 1048576).toFixed(1)} GiB`;
-    throw invalid(`dpdk.hugepages ${want} is ${gib(want * HUGEPAGE_KB)} of 2 MiB pages, more than half of this host's memory (${gib(memKb)}); ask for fewer (the default, 256, is 512 MiB)`);
-  }
+  const meminfo = readFileSync('/proc/meminfo', 'utf8');
   const nr = Number(readFileSync(NR_HUGEPAGES, 'utf8').trim());
+  const freeNow = parseHugepagesFree(meminfo);
+  // More than the host has: the kernel would take what it can (its page cache, every
+  // free page) before giving up, under the pods' feet. Only what is to be reserved
+  // counts: pages reserved at boot (a DPDK node's way) are no new demand.
+  const memKb = Number(/^MemTotal:\s+(\d+)/m.exec(meminfo)?.[1] ?? 0);
+  const more = Math.max(0, want - freeNow);
+  if (memKb && more * HUGEPAGE_KB > memKb / 2) {
+    const gib = (kb: number) => `${(kb / 1048576).toFixed(1)} GiB`;
+    throw invalid(`dpdk.hugepages ${want} would reserve ${more} more 2 MiB pages (${gib(more * HUGEPAGE_KB)}; ${freeNow} of the ${nr} reserved are free), more than half of this host's memory (${gib(memKb)}); ask for fewer (the default, 256, is 512 MiB), or reserve them at boot (hugepages= on the kernel command line)`);
+  }
   const plan = planHugepages({
-    want, nrHugepages: nr, isRoot, stateDir: o.stateDir,
+    want, nrHugepages: nr, free: freeNow, isRoot, stateDir: o.stateDir,
     mounts: parseHugetlbMounts(readFileSync('/proc/mounts', 'utf8')),
   });
   let hugeDir = plan.hugeDir;
@@ -217,7 +226,7 @@ export function prepareDpdkEnv(o: DpdkEnvOptions): DpdkEnv {
         undoDpdkEnv(record, 'this run');
         record.raisedTo = null;
         if (o.journal) writeEnvJournal(o.journal, record);
-        fallback = `the kernel could reserve only ${got - nr} of the ${want - nr} more 2 MiB hugepages asked (${free} free of the ${want} wanted; memory short or fragmented), and they were given back. ` +
+        fallback = `the kernel could reserve only ${got - nr} of the ${plan.raiseTo - nr} more 2 MiB hugepages asked (${free} free of the ${want} wanted; memory short or fragmented), and they were given back. ` +
           `Ask for fewer (dpdk.hugepages: ${want} now), or reserve them at boot, before memory fragments (hugepages=${want} on the kernel command line)`;
         hugeDir = null;
       }
