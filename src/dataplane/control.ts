@@ -2,7 +2,7 @@
 // object per line each way. A request is {op, ...args, id?}; a reply is {id, ok: true,
 // ...} or {id, ok: false, error: {kind, message}}. A malformed line gets an error reply
 // and the connection stays open: one bad client never stops the daemon.
-import { chmodSync, existsSync, lstatSync, statSync, unlinkSync } from 'node:fs';
+import { accessSync, chmodSync, constants as fsConstants, existsSync, lstatSync, statSync, unlinkSync } from 'node:fs';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { basename, dirname, join } from 'node:path';
@@ -250,19 +250,33 @@ function listenError(path: string, e: Error): VfpError {
   return systemError(`cannot listen on the control socket ${path}: ${why}; give \`socket\` in the config (or --socket) a path in a directory the data plane can create files in`);
 }
 
-/** Makes and removes a socket beside PATH (when nothing is at PATH), so that a path it
- *  cannot listen on is refused at the start of a daemon, before anything is claimed, not
- *  at its end. The directory is made as listen() makes it.
+/** Makes and removes a socket beside PATH, so that a path it cannot listen on is refused
+ *  at the start of a daemon, before anything is claimed, not at its end. The directory is
+ *  made as listen() makes it.
  *
  *  The socket tried is not PATH itself: a client that waits for PATH to appear (the
  *  DaemonSet's startup probe, a CNI ADD, a test) would find it, and then find it gone
  *  (ENOENT) or refusing (the daemon still opening its ports), and take that data plane
- *  for one that failed. It is a hidden name in the same directory, no longer than
- *  PATH's own name, so that what the directory and the path's length allow is tried. */
+ *  for one that failed. It is a hidden name in the same directory (what the directory
+ *  allows is what is tried; the path's length is checked apart). A stale socket at PATH
+ *  is tried past too: listen() unlinks it, which the directory must allow as well. */
 export async function trySocketPath(path: string): Promise<void> {
-  makeDirs(dirname(path), 0o700);
-  if (existsSync(path)) return; // a stale socket: listen() replaces it
+  try {
+    makeDirs(dirname(path), 0o700);
+  } catch (e) {
+    throw listenError(path, e as Error);
+  }
   const tryAt = trialPath(path);
+  if (!tryAt) {
+    // No hidden name fits beside it (a path at the length limit, its own name one
+    // character): what the directory allows is asked instead.
+    try {
+      accessSync(dirname(path), fsConstants.W_OK | fsConstants.X_OK);
+    } catch (e) {
+      throw listenError(path, e as Error);
+    }
+    return;
+  }
   const server = createServer();
   await new Promise<void>((resolve, reject) => {
     server.once('error', (e) => reject(listenError(path, e)));
@@ -271,15 +285,20 @@ export async function trySocketPath(path: string): Promise<void> {
   await new Promise<void>((r) => server.close(() => r())); // unlinks it
 }
 
-/** A free hidden name beside PATH for trySocketPath, no longer than PATH's own name
- *  (two characters at least); PATH itself when none is free. */
-function trialPath(path: string): string {
-  const len = Math.max(basename(path).length, 2);
-  for (let i = 0; i < 8; i++) {
-    const p = join(dirname(path), `.${randomBytes(len).toString('hex')}`.slice(0, len));
-    if (Buffer.byteLength(p) <= SOCKET_PATH_MAX && !lexists(p)) return p;
+/** A free hidden name beside PATH for trySocketPath, within a socket path's length (a
+ *  random one of 12 characters, or as long as PATH's own, where that fits); null when
+ *  none fits or is free. */
+function trialPath(path: string): string | null {
+  const dir = dirname(path);
+  const room = SOCKET_PATH_MAX - Buffer.byteLength(join(dir, '.'));
+  const len = Math.min(Math.max(basename(path).length, 12), room);
+  const alnum = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789';
+  for (let i = 0; len >= 1 && i < 16; i++) {
+    const name = `.${[...randomBytes(len)].map((b) => alnum[b % alnum.length]).join('')}`;
+    const p = join(dir, name);
+    if (!lexists(p)) return p;
   }
-  return path;
+  return null;
 }
 
 function lexists(p: string): boolean {

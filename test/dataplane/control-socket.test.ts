@@ -305,6 +305,43 @@ describePrivileged('the data plane control socket', { netns: true, commands: ['p
       }
     });
 
+    // helper-93: a one-character name in a directory holding the few hidden names of its
+    // length was tried at the path itself again.
+    it('appears once also with a one-character name beside many hidden files', async () => {
+      const sub = join(dir, 'dots');
+      mkdirSync(sub);
+      for (const c of '0123456789abcdef') writeFileSync(join(sub, `.${c}`), '');
+      const renames: string[] = [];
+      const w = watch(sub, (ev, name) => { if (ev === 'rename') renames.push(String(name)); });
+      const d = await startDataplane(config('dots', { socket: join(sub, 's') }));
+      try {
+        await sleep(200);
+        expect(renames.filter((n) => n === 's')).toEqual(['s']);
+      } finally {
+        w.close();
+        await d.stop();
+      }
+    });
+
+    // helper-93: with a stale socket there the path was not tried; the uplink was claimed
+    // and given back before a bare "EROFS: read-only file system, unlink".
+    it('a stale socket in a directory that takes no changes is refused before the uplink is claimed', () => {
+      const ro = join(dir, 'ro');
+      mkdirSync(ro);
+      execFileSync('/usr/bin/python3', ['-c', 'import socket,sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])', join(ro, 'dp.sock')]);
+      execFileSync('mount', ['--bind', ro, ro]);
+      try {
+        execFileSync('mount', ['-o', 'remount,ro,bind', ro]);
+        const r = vfplane(['dataplane', 'run', '--config', config('ro', { socket: join(ro, 'dp.sock') })], { timeoutMs: 20_000 });
+        expect(r.code, r.stderr).toBe(1);
+        expect(r.stderr).toContain(`cannot listen on the control socket ${join(ro, 'dp.sock')}: ${ro} does not take new files (EROFS)`);
+        expect(r.stderr).not.toContain('offload tier');
+        expect(ns.readSysctl(`net.ipv6.conf.${up}.disable_ipv6`)).toBe('0');
+      } finally {
+        execFileSync('umount', [ro]);
+      }
+    });
+
     // helper-90: a metrics port in use failed the start only once the uplink had been
     // claimed (and given back).
     it('a metrics address in use is refused before the uplink is claimed, naming the setting', async () => {
