@@ -1048,7 +1048,7 @@ export async function cmdCheck(ctx: CniContext): Promise<void> {
     }
     // The overlay: the node's data plane must still forward for this VF on its VNI.
     if (att?.vxlan && att.dataplane) {
-      const st = (await dataplaneRequest(att.dataplane, { op: 'status' })) as { attachments?: { representor: string; vni: number; mac?: string; representorState?: string }[] };
+      const st = (await dataplaneRequest(att.dataplane, { op: 'status' })) as { antiSpoof?: boolean; attachments?: { representor: string; vni: number; mac?: string; representorState?: string }[] };
       const mine = st.attachments?.find((x) => x.representor === att.representor);
       if (!mine || mine.vni !== att.vxlan.vni) {
         throw new CniError(ERR.IO, `the data plane at ${att.dataplane} does not forward for VF ${a.pci} on VXLAN ${att.vxlan.vni}`, mine ? `it has the VF on VNI ${mine.vni}` : 'run DEL and ADD again');
@@ -1060,7 +1060,11 @@ export async function cmdCheck(ctx: CniContext): Promise<void> {
       // MAC: prevResult then carries the new one, but the data plane admits from the
       // representor only the MAC the attach registered, so the pod's every frame is dropped.
       if (ifMac && mine.mac && mine.mac.toLowerCase() !== ifMac) {
-        throw new CniError(ERR.IO, `the data plane at ${att.dataplane} carries VF ${a.pci} on VXLAN ${att.vxlan.vni} with MAC ${mine.mac.toLowerCase()}, but interface ${env.ifname} has MAC ${ifMac}: every frame from it is dropped as spoofed (antiSpoof, the data plane's default)`,
+        // (A data plane older than the status field has antiSpoof on, its default.)
+        const what = st.antiSpoof === false
+          ? `frames to it are not switched to it (the data plane knows the pod by ${mine.mac.toLowerCase()}), only flooded to it as unknown unicast`
+          : 'every frame from it is dropped as spoofed (antiSpoof)';
+        throw new CniError(ERR.IO, `the data plane at ${att.dataplane} carries VF ${a.pci} on VXLAN ${att.vxlan.vni} with MAC ${mine.mac.toLowerCase()}, but interface ${env.ifname} has MAC ${ifMac}: ${what}`,
           `a plugin after vfplane-cni (tuning's mac?) changed it; set the MAC with vfplane-cni's own "mac" (or runtimeConfig.mac, or CNI_ARGS MAC=), not a later plugin, and re-create the pod (DEL, ADD)`);
       }
     }

@@ -1943,6 +1943,7 @@ export class Daemon {
         ...(mtu ? { mtu, overlayMtu: mtu - overhead } : {}),
         ...(this.uplinkWatch ? { link: this.link.state, ...(this.link.sinceMs ? { linkSecondsAgo: ago(this.link.sinceMs) } : {}), linkDowns: this.link.downs, mac: formatMac(this.uplinkMac) } : {}) },
       dstPort: c.dstPort,
+      antiSpoof: c.antiSpoof,
       tenants: c.tenants.map((t) => ({ namespaces: t.namespaces, vnis: formatVniRanges(t.vnis) })),
       peers: this.peerStatus(),
       neighReachableSeconds: c.neighReachableSeconds,

@@ -4,6 +4,7 @@
 import { spawn, spawnSync, execFileSync } from 'node:child_process';
 import { closeSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { AllocStore } from '../../src/alloc/store.js';
+import { request as dataplaneRequest } from '../../src/dataplane/control.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -1097,12 +1098,13 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
     const sock = join(dir, 'dp.sock');
     // A data plane that lists what it was asked to attach, under the attach's MAC, as the
     // daemon's status does.
-    const fake = standInDataplane(sock, `((at) => (r) => {
+    const fake = standInDataplane(sock, `((at, spoofChecked) => (r) => {
       if (r.op === 'attach') { at = r; return '{"ok":true}'; }
-      if (r.op === 'status') return JSON.stringify({ ok: true, attachments: at ? [{ representor: at.representor, pci: at.pci, vni: at.vni, mac: at.mac, representorState: 'up' }] : [] });
+      if (r.op === 'antispoof-off') { spoofChecked = false; return '{"ok":true}'; }
+      if (r.op === 'status') return JSON.stringify({ ok: true, ...(spoofChecked ? {} : { antiSpoof: false }), attachments: at ? [{ representor: at.representor, pci: at.pci, vni: at.vni, mac: at.mac, representorState: 'up' }] : [] });
       if (r.op === 'detach') at = undefined;
       return '{"ok":true}';
-    })()`);
+    })(undefined, true)`);
     let heard = '';
     fake.stdout.on('data', (d) => (heard += d));
     await new Promise<void>((r) => { const t = setInterval(() => heard.includes('ready') && (clearInterval(t), r()), 20); });
@@ -1121,9 +1123,14 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
       expect(chk.code).toBe(1);
       expect(chk.out).toMatchObject({
         code: 5,
-        msg: `the data plane at ${sock} carries VF 0000:5e:0a.6 on VXLAN 100 with MAC 02:00:00:00:aa:0a, but interface net1 has MAC 02:00:00:00:bb:01: every frame from it is dropped as spoofed (antiSpoof, the data plane's default)`,
+        msg: `the data plane at ${sock} carries VF 0000:5e:0a.6 on VXLAN 100 with MAC 02:00:00:00:aa:0a, but interface net1 has MAC 02:00:00:00:bb:01: every frame from it is dropped as spoofed (antiSpoof)`,
         details: expect.stringContaining('set the MAC with vfplane-cni\'s own "mac" (or runtimeConfig.mac, or CNI_ARGS MAC=), not a later plugin'),
       });
+      // A data plane with antiSpoof off takes the pod's frames: what is wrong is said
+      // (helper-93: "dropped as spoofed" while they went through).
+      await dataplaneRequest(sock, { op: 'antispoof-off' });
+      const chk2 = call('CHECK', { ...list.plugins[0], name: list.name, cniVersion: list.cniVersion, prevResult: tuning.out }, e);
+      expect(chk2.out.msg).toMatch(/has MAC 02:00:00:00:bb:01: frames to it are not switched to it \(the data plane knows the pod by 02:00:00:00:aa:0a\), only flooded to it as unknown unicast$/);
       expect(call('DEL', { ...list.plugins[1], name: list.name, cniVersion: list.cniVersion, prevResult: tuning.out }, e, `${REF}/tuning`).code).toBe(0);
       expect(call('DEL', { ...list.plugins[0], name: list.name, cniVersion: list.cniVersion }, e).code).toBe(0);
     } finally {
