@@ -5,7 +5,7 @@
 import * as fs from 'node:fs';
 import type { Allocation } from './store.js';
 import { podNetns } from './owner.js';
-import { hostNetnsPath, ipIn } from '../net/ip.js';
+import { hostNetnsPath, ip, ipIn } from '../net/ip.js';
 import { netRun } from '../net/netops.js';
 import { bindVf } from '../sriov/actions.js';
 import { presentVf, resolveVf } from '../sriov/discover.js';
@@ -40,7 +40,13 @@ async function bringHome(netns: string, ifname: string, original: VfInfo, own: s
   // VF's netdev home as this one's, renamed and re-addressed as it, and marked this one
   // free while its netdev stayed in the pod). This one is found by its index, under
   // whatever name the pod gave it, or is not there.
-  if (ifindex !== undefined) name = asPod?.ifindex === ifindex ? ifname : asHost?.ifindex === ifindex ? own : nameByIndex(netns, ifindex);
+  if (ifindex !== undefined) {
+    name = asPod?.ifindex === ifindex ? ifname : asHost?.ifindex === ifindex ? own : nameByIndex(netns, ifindex);
+    // An index is the pod's to give too (helper-93: the VF moved to another namespace, a
+    // veth made with its index, and that veth was taken home as the VF): the netdev must
+    // be a VF's. Not taken, the VF stays held and DEL fails until it is back.
+    if (name && !looksLikeVf(netns, name, original.pci)) name = null;
+  }
   if (!name) return false;
   if (dry) return true;
   await netRun(netns, [{
@@ -48,6 +54,24 @@ async function bringHome(netns: string, ifname: string, original: VfInfo, own: s
     ...(original.mac ? { mac: original.mac } : {}), ...(original.mtu ? { mtu: original.mtu } : {}), netns: hostNetnsPath(),
   }]);
   return true;
+}
+
+/**
+ * Whether the link NAME in the namespace at NETNS can be VF PCI's netdev, from what a pod
+ * cannot set: a PCI function's netdev names its device (parentdev), which must be PCI; a
+ * netdev with no device is the simulator's VF only as a veth whose peer (its representor)
+ * is in the host's namespace, the peer's own peer being this one. A pod cannot put a
+ * link's peer there.
+ */
+function looksLikeVf(netns: string, name: string, pci: string): boolean {
+  type L = { ifindex: number; parentdev?: string; link_index?: number; link_netnsid?: number; linkinfo?: { info_kind?: string } };
+  const [l] = JSON.parse(ipIn(netns, ['-d', '-j', 'link', 'show', 'dev', name])) as L[];
+  if (!l) return false;
+  if (l.parentdev) return l.parentdev === pci;
+  if (l.linkinfo?.info_kind !== 'veth' || l.link_netnsid === undefined || l.link_index === undefined) return false;
+  const host = JSON.parse(ip(['-d', '-j', 'link', 'show'])) as L[];
+  const peer = host.find((h) => h.ifindex === l.link_index);
+  return !!peer && peer.linkinfo?.info_kind === 'veth' && peer.link_index === l.ifindex && peer.link_netnsid !== undefined;
 }
 
 /** The name of the link with index IFINDEX in the namespace at NETNS, or null. Read with

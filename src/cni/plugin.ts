@@ -318,8 +318,11 @@ async function detach(sysfs: Sysfs, a: Allocation, netns: string | undefined, lo
       const nowVf = presentVf(sysfs, a.pci);
       if (!nowVf) log?.(`VF ${a.pci} no longer exists (its PF has fewer VFs now); nothing to bring back`);
       else if (!moved && ns && podNetns(ns, a.owner.netnsId) && !nowVf.netdev && nowVf.driver === a.original.driver) {
-        throw new CniError(ERR.IO, `VF ${a.pci}'s netdev is not in ${ns} as ${ifname ?? 'its interface'}, nor back on the host: was it renamed inside the pod?`,
-          `it stays allocated; rename it back to ${ifname ?? 'its name'} in the pod, or delete the pod's network namespace, and DEL again`);
+        throw att?.podIfindex !== undefined
+          ? new CniError(ERR.IO, `VF ${a.pci}'s netdev is not in ${ns} (index ${att.podIfindex} there is another netdev, or none), nor back on the host: did the pod move it to another namespace?`,
+            'it stays allocated; move it back into the pod, or delete the namespace it is in (Linux returns it to the host), and DEL again')
+          : new CniError(ERR.IO, `VF ${a.pci}'s netdev is not in ${ns} as ${ifname ?? 'its interface'}, nor back on the host: was it renamed inside the pod?`,
+            `it stays allocated; rename it back to ${ifname ?? 'its name'} in the pod, or delete the pod's network namespace, and DEL again`);
       }
     }
   })();

@@ -797,6 +797,29 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
     expect(vfpJson(['vf', 'show', '0000:5e:02.5']).netdev).toBe(own);
   });
 
+  // helper-93: the VF moved to another namespace and a veth made in the pod with its
+  // index; DEL took the veth home as the VF (renamed, given the VF's MAC) and marked the VF
+  // free while it sat in the other namespace.
+  it('DEL takes home only a VF\'s netdev under the recorded index, not a link the pod made with it', () => {
+    const { p, e, conf } = addOne('forged', {});
+    const q = pod('forgedq');
+    const index = (JSON.parse(p.ip(['-j', 'link', 'show', 'net1'])) as { ifindex: number }[])[0]!.ifindex;
+    p.ip(['link', 'set', 'net1', 'netns', q.name]);
+    p.ip(['link', 'add', 'net1', 'index', String(index), 'type', 'veth', 'peer', 'name', 'forgedp']);
+    const del = call('DEL', conf, e);
+    expect(del.out.code, JSON.stringify(del.out)).toBe(5);
+    expect(del.out.msg).toContain('did the pod move it to another namespace?');
+    expect(p.ip(['-br', 'link', 'show', 'net1'])).toContain('net1'); // the pod's veth stays its own
+    expect(vfpJson(['vf', 'list', '--allocated']).map((v: any) => v.pci)).toEqual(['0000:5e:02.5']);
+    // The VF back in the pod (its index free again): DEL finishes.
+    p.ip(['link', 'del', 'net1']);
+    q.ip(['link', 'set', 'net1', 'netns', p.name]);
+    const again = call('DEL', conf, e);
+    expect(again.code, JSON.stringify(again.out)).toBe(0);
+    expect(vfpJson(['vf', 'list', '--allocated'])).toEqual([]);
+    expect(vfpJson(['vf', 'show', '0000:5e:02.5']).netdev).toBeTruthy();
+  });
+
   // helper-89: a network with a fixed MAC given to two pods (a Deployment's replicas) put
   // one MAC on two VFs of one PF, which the NIC's switch delivers to one of them only.
   it('refuses a MAC another VF of the same PF has (code 11, naming the holder), changing nothing; the retry after its DEL succeeds', () => {
