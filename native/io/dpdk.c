@@ -376,8 +376,10 @@ int vfp_dpdk_port__create(vfp_port **out, const vfp_dpdk_opts *o, char *err, siz
     d->pool = rte_pktmbuf_pool_create(pname, n, cache, (uint16_t)PRIV_SIZE, (uint16_t)room, socket);
     if (!d->pool) {
         rc = -(rte_errno ? rte_errno : ENOMEM);
-        snprintf(err, errlen, "DPDK port %s: mbuf pool of %u × %u bytes on socket %d: %s (more hugepages, or a "
-                 "smaller n_mbufs)", o->dev, n, room, socket, rte_strerror(-rc));
+        /* The EAL's memory: hugepages, or with --no-huge its -m (512 MiB by default). */
+        snprintf(err, errlen, "DPDK port %s: mbuf pool of %u × %u bytes on socket %d: %s; the EAL's memory "
+                 "(dpdk.hugepages; without hugepages, its -m) does not hold it: give more, or fewer dpdk.mbufs or "
+                 "a smaller dpdk.mbufDataSize", o->dev, n, room, socket, rte_strerror(-rc));
         goto fail;
     }
     rte_mempool_obj_iter(d->pool, init_priv, d);

@@ -755,9 +755,12 @@ async function offOverlayPlan(a: Allocation, dataplanes: Map<string, Promise<Err
  * would happen (gc --dry-run), decided by the same tests.
  */
 async function releaseLease(a: Allocation, { dry = false } = {}): Promise<{ step?: ReleaseStep; failed?: { message: string; error: string } }> {
-  const att = a.attachment as { ipam?: IpamRecord } | null;
+  const att = a.attachment as { ipam?: IpamRecord; ips?: unknown } | null;
   if (!att?.ipam) {
-    // Made by a vfplane that did not record it; a CNI attachment may have had one.
+    // No IPAM in the network (an ADD that records its addresses, `ips`, records its IPAM
+    // too: helper-93 read "an older vfplane" for one without); else made by a vfplane that
+    // did not record it, and a CNI attachment may have had one.
+    if (att && Array.isArray(att.ips)) return {};
     return a.owner.network !== undefined && a.owner.containerId !== undefined
       ? { step: { step: 'ipam', released: false, why: 'not-recorded' } }
       : {};

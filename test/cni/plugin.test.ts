@@ -622,6 +622,16 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
     expect(add.out.ips ?? []).toEqual([]);
     expect(p.ip(['-br', 'link', 'show', 'net1'])).toContain('net1');
     expect(call('DEL', conf, e).code).toBe(0);
+    // Its pod gone without a DEL: gc releases it and says nothing of an address, where it
+    // said "no config recorded (an ADD by an older vfplane)" (helper-93).
+    const q = pod('noipamgc');
+    const eq = { containerId: 'noipamgc01', netns: nsPath(q), ifname: 'net1' };
+    expect(call('ADD', conf, eq).code).toBe(0);
+    q.destroy();
+    const gc = vfplane(['gc', '--sysfs-root', m.root, '--state-dir', state]);
+    expect(gc.code, gc.stderr).toBe(0);
+    expect(gc.stdout).toContain('0000:5e:02.5');
+    expect(gc.stdout).not.toMatch(/IPAM/);
     // With other fields, a missing type is still a mistake.
     const half = call('ADD', base({ deviceID: '0000:5e:02.5', ipam: { subnet: '10.9.0.0/24' } }), e);
     expect(half.out.code).toBe(7);
