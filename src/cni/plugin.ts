@@ -1043,10 +1043,16 @@ export async function cmdCheck(ctx: CniContext): Promise<void> {
       }
       if (att.ips) {
         const gave = new Set(att.ips);
+        const listed = new Set<string>();
         for (const ipc of prev.ips ?? []) {
-          if (ipc.interface !== index || gave.has(canonAddr(ipc.address))) continue;
+          if (ipc.interface !== index) continue;
+          listed.add(canonAddr(ipc.address));
+          if (gave.has(canonAddr(ipc.address))) continue;
           throw new CniError(ERR.IO, `prevResult gives ${env.ifname} address ${ipc.address}, which ADD did not: it gave VF ${a.pci} ${att.ips.join(', ') || 'none'}`, 'pass the result of this attachment\'s ADD');
         }
+        // And the other way (helper-93: a prevResult with no addresses passed).
+        const left = att.ips.filter((x) => !listed.has(x));
+        if (left.length) throw new CniError(ERR.IO, `prevResult gives ${env.ifname} no address ${left.join(', ')}, which ADD gave VF ${a.pci}`, 'pass the result of this attachment\'s ADD');
       }
     }
     // The overlay: the node's data plane must still forward for this VF on its VNI.

@@ -1277,6 +1277,9 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
       const ip = altered((r) => (r.ips[0].address = '10.59.0.200/24'));
       expect(ip.code).toBe(1);
       expect(ip.out).toMatchObject({ code: 5, msg: `prevResult gives net1 address 10.59.0.200/24, which ADD did not: it gave VF 0000:5e:0a.7 ${add.out.ips[0].address}` });
+      // And the other way: a prevResult that leaves out an address ADD gave (helper-93).
+      const none = altered((r) => (r.ips = []));
+      expect(none.out).toMatchObject({ code: 5, msg: `prevResult gives net1 no address ${add.out.ips[0].address}, which ADD gave VF 0000:5e:0a.7` });
       expect(call('DEL', conf, e).code).toBe(0);
     } finally {
       rmSync(dir, { recursive: true, force: true });
