@@ -1757,10 +1757,14 @@ export class Daemon {
     // reach each other is that their networks name different VNIs, which "not a local
     // pod" would hide (helper-83). Not when a pod here has that MAC on this VNI too (one
     // pod on two VNIs, a VF on each): the frame reaches it, and the other VNI is beside the point.
-    const other = isGroupMac(dst) || local.some((a) => a.mac.toLowerCase() === dst) ? undefined
-      : [...this.atts.values()].find((a) => a.vni !== q.vni && a.mac.toLowerCase() === dst);
+    // Every such attachment is named (helper-93: one MAC on VNIs 100 and 200, asked on
+    // 300, named the first only).
+    const others = isGroupMac(dst) || local.some((a) => a.mac.toLowerCase() === dst) ? []
+      : [...this.atts.values()].filter((a) => a.vni !== q.vni && a.mac.toLowerCase() === dst);
+    const other = others[0];
+    const where = others.map((a) => `representor ${a.representor}${a.pci ? `, VF ${a.pci}` : ''}, VNI ${a.vni}`).join('; ');
     const otherVni = other && {
-      step: `${dst} is ${other.owner?.podName ? `pod ${other.owner.podNamespace ?? ''}${other.owner.podNamespace ? '/' : ''}${other.owner.podName} ` : 'a pod '}on this node (representor ${other.representor}${other.pci ? `, VF ${other.pci}` : ''}) on VNI ${other.vni}, not ${q.vni}: pods on different VNIs never reach each other. Check the VNI of each pod's network (its vxlan.vni)`,
+      step: `${dst} is ${other.owner?.podName ? `pod ${other.owner.podNamespace ?? ''}${other.owner.podNamespace ? '/' : ''}${other.owner.podName} ` : 'a pod '}on this node (${where}), not on VNI ${q.vni}: pods on different VNIs never reach each other. Check the VNI of each pod's network (its vxlan.vni)`,
       extra: { otherVni: { vni: other.vni, representor: other.representor, ...(other.owner ? { owner: other.owner } : {}) } },
     };
     if (q.vtep && q.from !== 'uplink') throw invalid(`vtep ${q.vtep} is the VTEP a frame came from: it goes with from "uplink"`);

@@ -33,7 +33,7 @@ describePrivileged('explain across VNIs', { root: true }, () => {
       await request(dp.socket, { op: 'attach', representor: r1, vni: 100, mac: m1, netns: n.path });
       await request(dp.socket, { op: 'attach', representor: r2, vni: 200, mac: m2, netns: n.path });
       type X = { verdict: string; steps: string[]; otherVni?: { vni: number; representor: string } };
-      const why = new RegExp(`${m2} is a pod on this node \\(representor ${r2}\\) on VNI 200, not 100: pods on different VNIs never reach each other. Check the VNI of each pod's network \\(its vxlan.vni\\)`);
+      const why = new RegExp(`${m2} is a pod on this node \\(representor ${r2}, VNI 200\\), not on VNI 100: pods on different VNIs never reach each other. Check the VNI of each pod's network \\(its vxlan.vni\\)`);
       const fromPod = (await request(dp.socket, { op: 'explain', vni: 100, mac: m2, from: r1 })) as unknown as X;
       expect(fromPod.verdict).toBe('flood');
       expect(fromPod.otherVni).toEqual({ vni: 200, representor: r2 });
@@ -76,6 +76,9 @@ describePrivileged('explain across VNIs', { root: true }, () => {
       const human = vfplane(['dataplane', 'explain', '--vni', '100', '--mac', m1, '--from', 'uplink', '--socket', dp.socket]);
       expect(human.code, human.stderr).toBe(0);
       expect(human.stdout).not.toMatch(/never reach each other/);
+      // Asked on a third VNI: both of its VNIs named (helper-93: the first only).
+      const third = (await request(dp.socket, { op: 'explain', vni: 300, mac: m1 })) as unknown as X;
+      expect(third.steps.join('\n')).toContain(`(representor ${r1}, VNI 100; representor ${r2}, VNI 200), not on VNI 300`);
     } finally {
       await dp.stop();
     }
