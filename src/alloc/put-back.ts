@@ -40,13 +40,13 @@ async function bringHome(netns: string, ifname: string, original: VfInfo, own: s
   // VF's netdev home as this one's, renamed and re-addressed as it, and marked this one
   // free while its netdev stayed in the pod). This one is found by its index, under
   // whatever name the pod gave it, or is not there.
-  if (ifindex !== undefined) {
-    name = asPod?.ifindex === ifindex ? ifname : asHost?.ifindex === ifindex ? own : nameByIndex(netns, ifindex);
-    // An index is the pod's to give too (helper-93: the VF moved to another namespace, a
-    // veth made with its index, and that veth was taken home as the VF): the netdev must
-    // be a VF's. Not taken, the VF stays held and DEL fails until it is back.
-    if (name && !looksLikeVf(netns, name, original.pci)) name = null;
-  }
+  if (ifindex !== undefined) name = asPod?.ifindex === ifindex ? ifname : asHost?.ifindex === ifindex ? own : nameByIndex(netns, ifindex);
+  // A name, and an index, are the pod's to give too (helper-93: the VF moved to another
+  // namespace, a veth made with its index, and that veth taken home as the VF; helper-94:
+  // a record from before the index, two VFs' names swapped, the other VF's netdev taken
+  // home as this one's): the netdev must be a VF's, and on a NIC this VF's. Not taken,
+  // the VF stays held and DEL fails until it is back.
+  if (name && !looksLikeVf(netns, name, original.pci)) name = null;
   if (!name) return false;
   if (dry) return true;
   await netRun(netns, [{
@@ -61,7 +61,9 @@ async function bringHome(netns: string, ifname: string, original: VfInfo, own: s
  * cannot set: a PCI function's netdev names its device (parentdev), which must be PCI; a
  * netdev with no device is the simulator's VF only as a veth whose peer (its representor)
  * is in the host's namespace, the peer's own peer being this one. A pod cannot put a
- * link's peer there.
+ * link's peer there. (Which VF's, the simulator cannot tell: its VFs are veths whose
+ * names say which; a pod from before the index was recorded that swapped two VFs' names
+ * can still mislead DEL there, not on a NIC.)
  */
 function looksLikeVf(netns: string, name: string, pci: string): boolean {
   type L = { ifindex: number; parentdev?: string; link_index?: number; link_netnsid?: number; linkinfo?: { info_kind?: string } };
@@ -69,9 +71,21 @@ function looksLikeVf(netns: string, name: string, pci: string): boolean {
   if (!l) return false;
   if (l.parentdev) return l.parentdev === pci;
   if (l.linkinfo?.info_kind !== 'veth' || l.link_netnsid === undefined || l.link_index === undefined) return false;
-  const host = JSON.parse(ip(['-d', '-j', 'link', 'show'])) as L[];
-  const peer = host.find((h) => h.ifindex === l.link_index);
+  const peerName = hostLinkByIndex(l.link_index);
+  if (!peerName) return false;
+  const [peer] = JSON.parse(ip(['-d', '-j', 'link', 'show', 'dev', peerName])) as L[];
   return !!peer && peer.linkinfo?.info_kind === 'veth' && peer.link_index === l.ifindex && peer.link_netnsid !== undefined;
+}
+
+/** The host netdev with index IFINDEX, from /sys/class/net (this process's namespace,
+ *  the host's), or undefined. */
+function hostLinkByIndex(ifindex: number): string | undefined {
+  for (const n of fs.readdirSync('/sys/class/net')) {
+    try {
+      if (Number(fs.readFileSync(`/sys/class/net/${n}/ifindex`, 'utf8')) === ifindex) return n;
+    } catch { /* gone meanwhile */ }
+  }
+  return undefined;
 }
 
 /** The name of the link with index IFINDEX in the namespace at NETNS, or null. Read with

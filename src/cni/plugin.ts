@@ -1069,10 +1069,11 @@ export async function cmdCheck(ctx: CniContext): Promise<void> {
       // MAC: prevResult then carries the new one, but the data plane admits from the
       // representor only the MAC the attach registered, so the pod's every frame is dropped.
       if (ifMac && mine.mac && mine.mac.toLowerCase() !== ifMac) {
-        // (A data plane older than the status field has antiSpoof on, its default.)
-        const what = st.antiSpoof === false
-          ? `frames to it are not switched to it (the data plane knows the pod by ${mine.mac.toLowerCase()}), only flooded to it as unknown unicast`
-          : 'every frame from it is dropped as spoofed (antiSpoof)';
+        // (A data plane older than the status field does not say: helper-94.)
+        const flooded = `frames to it are not switched to it (the data plane knows the pod by ${mine.mac.toLowerCase()}), only flooded to it as unknown unicast`;
+        const what = st.antiSpoof === false ? flooded
+          : st.antiSpoof === true ? 'every frame from it is dropped as spoofed (antiSpoof)'
+            : `every frame from it is dropped as spoofed if the data plane has antiSpoof on (its default; this one does not say), else ${flooded}`;
         throw new CniError(ERR.IO, `the data plane at ${att.dataplane} carries VF ${a.pci} on VXLAN ${att.vxlan.vni} with MAC ${mine.mac.toLowerCase()}, but interface ${env.ifname} has MAC ${ifMac}: ${what}`,
           `a plugin after vfplane-cni (tuning's mac?) changed it; set the MAC with vfplane-cni's own "mac" (or runtimeConfig.mac, or CNI_ARGS MAC=), not a later plugin, and re-create the pod (DEL, ADD)`);
       }
