@@ -24,30 +24,30 @@ export async function returnNetdev(netns: string, netnsId: string | undefined, i
     return await bringHome(netns, ifname, original, original.netdev, dry, ifindex);
   } catch (e) {
     // The namespace was deleted meanwhile (the pod went while its DEL ran): Linux returns
-    // a physical netdev to the host by itself, as when it had gone before.
-    if (!fs.existsSync(netns) && (e as { details?: { errno?: string; op?: unknown } }).details?.errno === 'ENOENT') return false;
+    // a physical netdev to the host by itself, as when it had gone before. (Whichever read
+    // or move met it, netlink's ENOENT or iproute2's failure to enter it.)
+    if (!fs.existsSync(netns)) return false;
     throw e;
   }
 }
 
 async function bringHome(netns: string, ifname: string, original: VfInfo, own: string, dry: boolean, ifindex?: number): Promise<boolean> {
-  // Under the pod's name, or still under its own if an ADD stopped between move and rename.
-  const [asPod, asHost] = await netRun(netns, [{ op: 'get', name: ifname }, { op: 'get', name: own }]);
-  let name = asPod ? ifname : asHost ? own : null;
-  // With the index the netdev had in the pod once ADD was done (it keeps it while it stays
-  // there), a netdev of that name that is not it is another's: the pod's processes may
-  // rename its interfaces (helper-89 swapped two VFs' names, and a DEL took the other
-  // VF's netdev home as this one's, renamed and re-addressed as it, and marked this one
-  // free while its netdev stayed in the pod). This one is found by its index, under
-  // whatever name the pod gave it, or is not there.
-  if (ifindex !== undefined) name = asPod?.ifindex === ifindex ? ifname : asHost?.ifindex === ifindex ? own : nameByIndex(netns, ifindex);
+  // The pod's links, with details, read once. With the index the netdev had in the pod
+  // once ADD was done (it keeps it while it stays there), the one under it, whatever the
+  // pod named it (helper-89 swapped two VFs' names, and a DEL by name took the other VF's
+  // netdev home as this one's and marked this one free while its netdev stayed in the
+  // pod). Without (a record from before it), the one under the pod's name, or under its
+  // own if an ADD stopped between move and rename.
+  const links = podLinks(netns);
+  const l = ifindex !== undefined ? links.find((x) => x.ifindex === ifindex)
+    : links.find((x) => x.ifname === ifname) ?? links.find((x) => x.ifname === own);
   // A name, and an index, are the pod's to give too (helper-93: the VF moved to another
   // namespace, a veth made with its index, and that veth taken home as the VF; helper-94:
   // a record from before the index, two VFs' names swapped, the other VF's netdev taken
   // home as this one's): the netdev must be a VF's, and on a NIC this VF's. Not taken,
   // the VF stays held and DEL fails until it is back.
-  if (name && !looksLikeVf(netns, name, original.pci)) name = null;
-  if (!name) return false;
+  if (!l || !looksLikeVf(l, original.pci)) return false;
+  const name = l.ifname;
   if (dry) return true;
   await netRun(netns, [{
     op: 'set', name, up: false, ...(name !== own ? { newName: own } : {}),
@@ -56,24 +56,30 @@ async function bringHome(netns: string, ifname: string, original: VfInfo, own: s
   return true;
 }
 
+/** A link as `ip -d -j link show` gives it: what tells a VF's netdev. */
+type PodLink = { ifindex: number; ifname: string; parentdev?: string; link_index?: number; link_netnsid?: number; linkinfo?: { info_kind?: string } };
+
+/** The links in the namespace at NETNS, with details. Read with iproute2 (the netlink
+ *  batch asks for links by name and without details); a pod has few. */
+function podLinks(netns: string): PodLink[] {
+  return JSON.parse(ipIn(netns, ['-d', '-j', 'link', 'show'])) as PodLink[];
+}
+
 /**
- * Whether the link NAME in the namespace at NETNS can be VF PCI's netdev, from what a pod
- * cannot set: a PCI function's netdev names its device (parentdev), which must be PCI; a
- * netdev with no device is the simulator's VF only as a veth whose peer (its representor)
- * is in the host's namespace, the peer's own peer being this one. A pod cannot put a
- * link's peer there. (Which VF's, the simulator cannot tell: its VFs are veths whose
- * names say which; a pod from before the index was recorded that swapped two VFs' names
- * can still mislead DEL there, not on a NIC.)
+ * Whether the pod's link L can be VF PCI's netdev, from what a pod cannot set: a PCI
+ * function's netdev names its device (parentdev), which must be PCI; a netdev with no
+ * device is the simulator's VF only as a veth whose peer (its representor) is in the
+ * host's namespace, the peer's own peer being this one. A pod cannot put a link's peer
+ * there. (Which VF's, the simulator cannot tell: its VFs are veths whose names say which;
+ * a pod from before the index was recorded that swapped two VFs' names can still mislead
+ * DEL there, not on a NIC.)
  */
-function looksLikeVf(netns: string, name: string, pci: string): boolean {
-  type L = { ifindex: number; parentdev?: string; link_index?: number; link_netnsid?: number; linkinfo?: { info_kind?: string } };
-  const [l] = JSON.parse(ipIn(netns, ['-d', '-j', 'link', 'show', 'dev', name])) as L[];
-  if (!l) return false;
+function looksLikeVf(l: PodLink, pci: string): boolean {
   if (l.parentdev) return l.parentdev === pci;
   if (l.linkinfo?.info_kind !== 'veth' || l.link_netnsid === undefined || l.link_index === undefined) return false;
   const peerName = hostLinkByIndex(l.link_index);
   if (!peerName) return false;
-  const [peer] = JSON.parse(ip(['-d', '-j', 'link', 'show', 'dev', peerName])) as L[];
+  const [peer] = JSON.parse(ip(['-d', '-j', 'link', 'show', 'dev', peerName])) as PodLink[];
   return !!peer && peer.linkinfo?.info_kind === 'veth' && peer.link_index === l.ifindex && peer.link_netnsid !== undefined;
 }
 
@@ -86,13 +92,6 @@ function hostLinkByIndex(ifindex: number): string | undefined {
     } catch { /* gone meanwhile */ }
   }
   return undefined;
-}
-
-/** The name of the link with index IFINDEX in the namespace at NETNS, or null. Read with
- *  iproute2 (the netlink batch asks for links by name): only when a pod renamed it. */
-function nameByIndex(netns: string, ifindex: number): string | null {
-  const links = JSON.parse(ipIn(netns, ['-j', 'link', 'show'])) as { ifindex: number; ifname: string }[];
-  return links.find((l) => l.ifindex === ifindex)?.ifname ?? null;
 }
 
 /**

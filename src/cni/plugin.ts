@@ -540,6 +540,8 @@ export async function cmdAdd(ctx: CniContext): Promise<CniResult> {
     // both pass it (helper-93), and every record of this ADD keeps it. Code 11, as the
     // overlay's refusal: a pod re-made with its MAC may come before its old DEL, and the
     // retry then succeeds.
+    // The pod's MAC: what the config sets, else what the VF has (a kernel VF's netdev; a
+    // DPDK VF's PF-side setting, when it has one). The result and the records say it.
     const podMac = (conf.effective.mac ?? (mode === 'kernel' ? vf.mac : vf.settings && vf.settings.mac !== '00:00:00:00:00:00' ? vf.settings.mac : null))?.toLowerCase() ?? null;
     const macRec = !conf.vxlan && podMac ? { mac: podMac } : {};
     const other = store.setAttachmentUnless(a.id, { mode, phase: 'adding', ...macRec, ...ipamRec }, (o) => {
@@ -593,10 +595,10 @@ export async function cmdAdd(ctx: CniContext): Promise<CniResult> {
         }
       });
       // What the request set, or what the netdev had: a move keeps both.
-      mac = conf.effective.mac ?? vf.mac;
+      mac = podMac;
       mtu = conf.mtu ?? vf.mtu;
     } else {
-      mac = conf.effective.mac ?? (vf.settings && vf.settings.mac !== '00:00:00:00:00:00' ? vf.settings.mac : null);
+      mac = podMac;
       deviceInfoFile = deviceInfoPath(conf, env);
       writeDeviceInfo(deviceInfoFile, { pci: vf.pci, pfPci: vf.pf, representor: findRepresentor(sysfs, vf) });
       const f = deviceInfoFile;

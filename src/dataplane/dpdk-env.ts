@@ -100,6 +100,8 @@ export interface HugePlan {
   hugeDir: string | null;
   /** Why the plan is the --no-huge fallback. */
   fallback?: string;
+  /** The fallback is for want of root (which the advice then names). */
+  needsRoot?: true;
 }
 
 /** Decides what to change, from the current state only (no side effects). */
@@ -114,7 +116,7 @@ export function planHugepages(i: HugePlanInput): HugePlan {
     const why = raiseTo !== undefined
       ? `${i.nrHugepages} 2 MiB hugepages reserved, ${free} of them free, ${i.want} wanted, and not root to raise ${NR_HUGEPAGES}`
       : 'no hugetlbfs of 2 MiB pages is mounted and not root to mount one';
-    return { hugeDir: null, fallback: why };
+    return { hugeDir: null, fallback: why, needsRoot: true };
   }
   if (existing) return { raiseTo, hugeDir: existing.dir };
   const mountAt = join(i.stateDir, 'hugepages');
@@ -252,7 +254,7 @@ export function prepareDpdkEnv(o: DpdkEnvOptions): DpdkEnv {
   } else if (!hugeDir) {
     say(`DPDK runs without hugepages (--no-huge -m ${o.noHugeMemMb ?? 512}): ${fallback}. ` +
       'Expect about half the packet rate and no physical addresses for VF drivers' +
-      (plan.fallback?.includes('not root') ? `; fix: as root, echo ${want} > ${NR_HUGEPAGES} and mount -t hugetlbfs -o pagesize=2M nodev DIR` : ''));
+      (plan.needsRoot ? `; fix: as root, echo ${want} > ${NR_HUGEPAGES} and mount -t hugetlbfs -o pagesize=2M nodev DIR` : ''));
   }
   const args = buildEalArgs({
     cores: o.cores, filePrefix, hugeDir, pci: o.pci, vdevs: o.vdevs, pmdDir: o.pmdDir, noHugeMemMb: o.noHugeMemMb,
