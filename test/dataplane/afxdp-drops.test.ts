@@ -39,7 +39,8 @@ describePrivileged('AF_XDP: frames the kernel drops on the way in', { netns: tru
     try {
       const up = dp.openPort('afxdp', { ifname: a, netns: `/run/netns/${n.name}`, queues: 1, mode: 'native', copy: 'copy', ringSize: 64, frames: 256 }, 'uplink');
       const sent = 600;
-      const frames = Array.from({ length: sent }, (_, i) => udp4({ dstMac: n.mac(a), srcMac: m.mac(b), src: '10.77.0.2', dst: '10.77.0.1', sport: 7000, dport: 20000 + i, payload: new Uint8Array(18) }));
+      const dstMac = n.mac(a), srcMac = m.mac(b);
+      const frames = Array.from({ length: sent }, (_, i) => udp4({ dstMac, srcMac, src: '10.77.0.2', dst: '10.77.0.1', sport: 7000, dport: 20000 + i, payload: new Uint8Array(18) }));
       // No worker polls the port before the commit: 64 frames fill its rx ring.
       inject(m, b, frames.slice(0, 300));
       const lost = (): number => {
