@@ -318,8 +318,9 @@ export async function dpStats(o: ClientOpts & { interval?: number }): Promise<vo
 export async function dpAttach(o: ClientOpts & { representor: string; vni: number; mac: string; pci?: string; netns?: string; sysfsRoot?: string }): Promise<void> {
   const pci = o.netns ? o.pci : await checkRepresentor(o.representor, o.pci, o.sysfsRoot);
   const r = await request(await sock(o), { op: 'attach', representor: o.representor, vni: o.vni, mac: o.mac, ...(pci ? { pci } : {}), ...(o.netns ? { netns: o.netns } : {}) });
-  if (o.json) return printJson(strip(r));
-  console.log(`attached ${o.representor}${pci && !o.pci ? ` (VF ${pci})` : ''} to VNI ${o.vni} (epoch ${r.epoch})`);
+  // Warnings go to stderr with --json too: stdout keeps its one JSON document.
+  if (o.json) printJson(strip(r));
+  else console.log(`attached ${o.representor}${pci && !o.pci ? ` (VF ${pci})` : ''} to VNI ${o.vni} (epoch ${r.epoch})`);
   if (pci) await warnUnallocated(pci, o.sysfsRoot);
   lasts(r);
 }
@@ -383,15 +384,15 @@ export async function dpDetach(o: ClientOpts & { representor?: string; pci?: str
     throw new UsageError('give --representor IFNAME or --pci ADDR');
   }
   const r = await request(await sock(o), { op: 'detach', ...(o.representor ? { representor: o.representor } : {}), ...(o.pci ? { pci: o.pci } : {}) });
-  if (o.json) return printJson(strip(r));
-  console.log(r.removed ? `detached (epoch ${r.epoch})` : 'nothing was attached there');
+  if (o.json) printJson(strip(r));
+  else console.log(r.removed ? `detached (epoch ${r.epoch})` : 'nothing was attached there');
   lasts(r);
 }
 
 export async function dpOp(op: string, args: Record<string, unknown>, o: ClientOpts): Promise<void> {
   const r = await request(await sock(o), { op, ...args });
-  if (o.json) return printJson(strip(r));
-  console.log(`${op}: done (epoch ${r.epoch})`);
+  if (o.json) printJson(strip(r));
+  else console.log(`${op}: done (epoch ${r.epoch})`);
   if (typeof r.macDropped === 'string') console.error(`note: peer ${args.vtep as string} had the underlay MAC ${r.macDropped}, set by hand; without --mac it is resolved by ARP/ND now (give --mac to keep one)`);
   for (const f of (r.floodsTrimmed as { vni: number; left: number }[] | undefined) ?? []) {
     console.error(f.left
@@ -430,8 +431,8 @@ export async function dpFdbFile(op: 'fdb-add' | 'fdb-del', file: string, o: Clie
   const r = await request(await sock(o), { op, entries }).catch((e: unknown) => {
     throw e instanceof VfpError && e.kind === 'invalid' ? badFile(`--file ${file}: ${e.message}`, e.details) : e;
   });
-  if (o.json) return printJson(strip(r));
-  console.log(op === 'fdb-add' ? `fdb-add: ${r.added as number} added, ${r.replaced as number} replaced (epoch ${r.epoch})` : `fdb-del: ${r.deleted as number} deleted (epoch ${r.epoch})`);
+  if (o.json) printJson(strip(r));
+  else console.log(op === 'fdb-add' ? `fdb-add: ${r.added as number} added, ${r.replaced as number} replaced (epoch ${r.epoch})` : `fdb-del: ${r.deleted as number} deleted (epoch ${r.epoch})`);
   lasts(r);
 }
 

@@ -34,8 +34,10 @@ describePrivileged('socket changes to what the config file declares', { root: tr
       const add = vfplane(['dataplane', 'peer', 'add', '192.0.2.2', '--mac', '02:00:00:00:00:22', '--socket', dp.socket]);
       expect(add.code, add.stderr).toBe(0);
       expect(add.stderr).toMatch(/warning: the data-plane config declares peer 192\.0\.2\.2: this change lasts until the data plane restarts or reloads its config .*; change the config file to keep it/);
-      const json = JSON.parse(vfplane(['dataplane', 'peer', 'add', '192.0.2.2', '--socket', dp.socket, '--json']).stdout) as { note?: string };
+      const jsonRun = vfplane(['dataplane', 'peer', 'add', '192.0.2.2', '--socket', dp.socket, '--json']);
+      const json = JSON.parse(jsonRun.stdout) as { note?: string };
       expect(json.note).toMatch(/declares peer 192\.0\.2\.2/);
+      expect(jsonRun.stderr).toMatch(/warning: the data-plane config declares peer 192\.0\.2\.2/); // on stderr with --json too
       const fdb = vfplane(['dataplane', 'fdb', 'del', '--vni', '100', '--mac', '02:00:00:00:0d:01', '--socket', dp.socket]);
       expect(fdb.code, fdb.stderr).toBe(0);
       expect(fdb.stderr).toMatch(/declares the static entry for 02:00:00:00:0d:01 on VNI 100/);
