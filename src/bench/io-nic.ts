@@ -33,12 +33,12 @@ export function checkNic(o: { pci?: string; iface?: string }, sys = '/sys'): voi
   if (o.pci) {
     // (The CLI parsed it: DDDD:BB:DD.F, lower-case.)
     const dev = `${sys}/bus/pci/devices/${o.pci}`;
-    if (!existsSync(dev)) throw new RuntimeError(`--pci ${o.pci}: no such PCI device on this machine (${dev} is missing); list VFs with lspci -D | grep -i 'virtual function'`);
+    if (!existsSync(dev)) throw new RuntimeError(`--pci ${o.pci}: no such PCI device on this machine (${dev} is missing); list VFs with lspci -D | grep -i 'virtual function'`, undefined, 'not-found');
     const drv = existsSync(`${dev}/driver`) ? basename(readlinkSync(`${dev}/driver`)) : 'none';
-    if (drv !== 'vfio-pci') throw new RuntimeError(`--pci ${o.pci} is bound to ${drv}, not vfio-pci; fix: modprobe vfio-pci && dpdk-devbind.py -b vfio-pci ${o.pci}`);
+    if (drv !== 'vfio-pci') throw new RuntimeError(`--pci ${o.pci} is bound to ${drv}, not vfio-pci; fix: modprobe vfio-pci && dpdk-devbind.py -b vfio-pci ${o.pci}`, undefined, 'conflict');
   }
   if (o.iface && !existsSync(`${sys}/class/net/${o.iface}`)) {
-    throw new RuntimeError(`--iface ${o.iface}: no such network interface in this netns (${sys}/class/net/${o.iface} is missing); give the netdev of a VF (ip link)`);
+    throw new RuntimeError(`--iface ${o.iface}: no such network interface in this netns (${sys}/class/net/${o.iface} is missing); give the netdev of a VF (ip link)`, undefined, 'not-found');
   }
 }
 

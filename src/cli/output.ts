@@ -31,8 +31,9 @@ export function reportError(err: unknown, json: boolean, jsonTo: NodeJS.WriteStr
   const message = err instanceof Error ? err.message : String(err);
   const details = err instanceof RuntimeError || err instanceof VfpError ? err.details : undefined;
   // A usage error is kind 'invalid' as a VfpError of that kind is: scripts branch on kind.
-  const kind = err instanceof VfpError ? err.kind : err instanceof UsageError ? 'invalid' : undefined;
-  if (json) printJson({ error: { message, exitCode, ...(kind ? { kind } : {}), ...(details ? { details } : {}) } }, jsonTo);
+  // Every error has one: what no site classified is the system's ('system').
+  const kind = err instanceof VfpError || err instanceof RuntimeError ? err.kind : err instanceof UsageError ? 'invalid' : 'system';
+  if (json) printJson({ error: { message, exitCode, kind, ...(details ? { details } : {}) } }, jsonTo);
   process.stderr.write(`vfplane: ${message}\n`);
   if (exitCode === 1 && process.env.VFPLANE_DEBUG && err instanceof Error && err.stack) {
     process.stderr.write(err.stack + '\n');

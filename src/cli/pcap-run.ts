@@ -79,11 +79,11 @@ function checkFiles(input: string, output: string): { streamIn: boolean } {
   // A stream is read as it comes (stdin, whatever it is, or a FIFO): no seeking.
   let inStat: ReturnType<typeof statSync> | null = null;
   if (!isStdin(input)) {
-    if (!existsSync(input)) throw new RuntimeError(`--in ${input}: no such file; give an existing pcap file, or - for stdin`);
+    if (!existsSync(input)) throw new RuntimeError(`--in ${input}: no such file; give an existing pcap file, or - for stdin`, undefined, 'not-found');
     inStat = statSync(input);
     if (!inStat.isFile() && !inStat.isFIFO()) {
       const what = inStat.isDirectory() ? 'a directory' : 'not a regular file or a FIFO';
-      throw new RuntimeError(`--in ${input} is ${what}; give a pcap file, a FIFO, or - for stdin`);
+      throw new RuntimeError(`--in ${input} is ${what}; give a pcap file, a FIFO, or - for stdin`, undefined, 'bad-file');
     }
   }
   if (isStdout(output)) {
@@ -115,7 +115,7 @@ function checkFiles(input: string, output: string): { streamIn: boolean } {
     throw new RuntimeError(`--out ${output}: the file name is ${Buffer.byteLength(basename(output))} bytes, longer than a directory entry takes (255); use a shorter name`);
   }
   const dir = dirname(resolve(output));
-  if (!existsSync(dir)) throw new RuntimeError(`--out ${output}: directory ${dir} does not exist; create it first or write elsewhere`);
+  if (!existsSync(dir)) throw new RuntimeError(`--out ${output}: directory ${dir} does not exist; create it first or write elsewhere`, undefined, 'not-found');
   if (!statSync(dir).isDirectory()) throw new RuntimeError(`--out ${output}: ${dir} is not a directory; write elsewhere`);
   try {
     accessSync(dir, constants.W_OK);
@@ -253,7 +253,7 @@ async function runJob(job: Job): Promise<PcapSummary> {
 }
 
 function asRuntime(err: unknown, input: string): unknown {
-  if (err instanceof PcapFormatError) return new RuntimeError(err.message, { file: err.file, offset: err.offset });
+  if (err instanceof PcapFormatError) return new RuntimeError(err.message, { file: err.file, offset: err.offset }, 'bad-file');
   const code = (err as NodeJS.ErrnoException).code;
   if (code) return new RuntimeError(`--in ${input}: cannot read it (${code}: ${(err as Error).message.replace(/^\w+: /, '')})`);
   return err;

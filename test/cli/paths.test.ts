@@ -26,6 +26,8 @@ function fails(args: string[], msg: RegExp): void {
   const j = vfplane([...args, '--json']);
   expect(j.code).toBe(1);
   expect(JSON.parse(j.stdout).error.message).toMatch(msg);
+  // Every error has a kind for a script to branch on (these had none).
+  expect(['not-found', 'bad-file', 'conflict', 'unavailable', 'system']).toContain(JSON.parse(j.stdout).error.kind);
   expect(readdirSync(dir).sort()).toEqual(before);
   expect(readdirSync(outDir)).toEqual([]);
 }

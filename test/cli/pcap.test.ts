@@ -110,6 +110,9 @@ describe('pcap bad input: clear error naming file and offset, exit 1, no output 
         expect(existsSync(out)).toBe(false);
         expect(readdirSync(dir).length).toBe(before); // no temp file left either
       }
+      // --json: a script branches on the kind (it had none).
+      const j = vfplane(['pcap', 'decap', '--in', input, '--out', out, '--json']);
+      expect(JSON.parse(j.stdout).error).toMatchObject({ kind: 'bad-file', exitCode: 1 });
     });
   }
 
@@ -127,6 +130,8 @@ describe('pcap bad input: clear error naming file and offset, exit 1, no output 
     expect(r.code).toBe(1);
     expect(r.stderr).toContain('nope.pcap');
     expect(existsSync(p('x.pcap'))).toBe(false);
+    const j = vfplane(['pcap', 'encap', '--in', p('nope.pcap'), '--out', p('x.pcap'), ...base, '--json']);
+    expect(JSON.parse(j.stdout).error).toMatchObject({ kind: 'not-found', exitCode: 1, message: expect.stringContaining('nope.pcap') });
   });
 });
 
