@@ -99,7 +99,9 @@ export async function dpRun(o: { config: string; metrics?: string; socket?: stri
   clearInterval(watch);
   await d.stop(200);
   const c = d.counters();
-  if (o.json) process.stdout.write(JSON.stringify({ stopped: true, encapPkts: Number(c.engine.encapPkts ?? 0n), decapPkts: Number(c.engine.decapPkts ?? 0n) }) + '\n');
+  // Why it stopped, and its exit status: a supervisor's line reader tells a signal's clean
+  // stop from the uplink lost (exit 1) without the log.
+  if (o.json) process.stdout.write(JSON.stringify({ stopped: true, reason: stopping ?? 'stopped', exitCode: typeof process.exitCode === 'number' ? process.exitCode : 0, encapPkts: Number(c.engine.encapPkts ?? 0n), decapPkts: Number(c.engine.decapPkts ?? 0n) }) + '\n');
   d.log.info(`stopped: ${c.engine.encapPkts ?? 0n} encapsulated, ${c.engine.decapPkts ?? 0n} decapsulated`);
 }
 

@@ -159,6 +159,8 @@ export async function main(argv: string[]): Promise<number> {
       if (json) printJson({ error: { message: err.message.replace(/^error: /, ''), exitCode: 2, kind: 'invalid' } }, jsonTo);
       return 2;
     }
-    return reportError(err, json, jsonTo);
+    // `dataplane run --json` writes a line per event (ready, stopped): its error is one too.
+    const stream = [...ancestry(reached(program, argv.slice(2)))].map((x) => x.name()).join(' ').endsWith('dataplane run');
+    return reportError(err, json, jsonTo, stream);
   }
 }

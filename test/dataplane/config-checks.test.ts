@@ -50,6 +50,7 @@ describe('data-plane config checks', () => {
       const r = vfplane(['dataplane', 'run', '--config', config, '--json']);
       expect(r.code, r.stderr).toBe(1);
       expect(JSON.parse(r.stdout)).toEqual({ error: { kind: 'bad-file', exitCode: 1, message: expect.stringMatching(new RegExp(`^${config}: burst: .*256.*9999`)) } });
+      expect(r.stdout.trimEnd().split('\n')).toHaveLength(1); // a line, as its ready and stopped lines are
       writeFileSync(config, 'uplink: [unclosed');
       const y = vfplane(['dataplane', 'run', '--config', config]);
       expect(y.code, y.stderr).toBe(1);

@@ -114,6 +114,10 @@ describePrivileged('a port whose netdev goes down', { netns: true }, () => {
       const line = await new Promise<string>((r) => held.once('data', (b) => r(String(b))));
       expect(JSON.parse(line).ok).toBe(true);
       held.destroy();
+      let out = '';
+      dp.proc.stdout!.on('data', (d: string) => (out += d));
+      await dp.stop();
+      expect(JSON.parse(out.trimEnd().split('\n').at(-1)!)).toMatchObject({ stopped: true, reason: 'SIGTERM', exitCode: 0 });
     } finally {
       await dp.stop();
       d = null;
@@ -127,6 +131,8 @@ describePrivileged('a port whose netdev goes down', { netns: true }, () => {
     n.sysctl(`net.ipv4.conf.${u}.forwarding`, '1');
     const dp = await start('uplinkgone', u, '192.0.2.5');
     const exited = new Promise<number | null>((r) => dp.proc.once('exit', (code) => r(code)));
+    let out = '';
+    dp.proc.stdout!.on('data', (d: string) => (out += d));
     await new Promise((r) => setTimeout(r, 500));
     expect(dp.proc.exitCode).toBeNull(); // it runs while the uplink is there
     // Deleted and made again at once under its name: another netdev, whose settings the
@@ -138,6 +144,9 @@ describePrivileged('a port whose netdev goes down', { netns: true }, () => {
     const code = await Promise.race([exited, new Promise((r) => setTimeout(() => r('still running'), 10000))]);
     expect(code, dp.log()).toBe(1);
     expect(dp.log()).toMatch(new RegExp(`uplink ${u} in /run/netns/${n.name} is another netdev now \\(ifindex \\d+, was \\d+\\): nothing reaches the overlay through it; stopping \\(exit 1\\)`));
+    // --json's last line says why, and the exit status, as a supervisor's line reader takes it.
+    if (!dp.proc.stdout!.readableEnded) await new Promise((r) => dp.proc.stdout!.once('end', r));
+    expect(JSON.parse(out.trimEnd().split('\n').at(-1)!)).toMatchObject({ stopped: true, reason: 'uplink lost', exitCode: 1 });
     expect(fwd()).toBe('0');
     d = null;
   }, 30000);
