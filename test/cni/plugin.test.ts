@@ -1314,6 +1314,36 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
     }
   });
 
+  // GC put stale attachments back one at a time: ~150 ms each, a node full of them (a
+  // runtime's GC after a crash) took 17 s for 110, past what a runtime waits (helper-96).
+  // Now several at once: an IPAM DEL that takes 1 s overlaps with the others'.
+  it('CNI GC puts several stale attachments back at once, and frees every VF and address', () => {
+    const slow = join(cniPath.split(':')[0]!, 'slowdelhl');
+    const dir = mkdtempSync(join(tmpdir(), 'vfplane-gcpar-'));
+    const times = join(dir, 'times');
+    writeFileSync(slow, `#!/bin/sh\nif [ "$CNI_COMMAND" = DEL ]; then echo "S $(date +%s.%N)" >> ${times}; sleep 1; echo "E $(date +%s.%N)" >> ${times}; fi\nexec ${REF}/host-local\n`, { mode: 0o755 });
+    const conf = base({ name: 'gcpar', pool: 'all', ipam: { type: 'slowdelhl', subnet: '10.59.0.0/24', dataDir: dir } });
+    try {
+      for (const i of [1, 2, 3]) {
+        const r = call('ADD', conf, { containerId: `gcpar0${i}`, netns: nsPath(pod(`gcpar${i}`)), ifname: 'net1' });
+        expect(r.code, JSON.stringify(r.out)).toBe(0);
+      }
+      const gc = call('GC', { ...conf, cniVersion: '1.1.0', 'cni.dev/valid-attachments': [] });
+      expect(gc.code, JSON.stringify(gc.out)).toBe(0);
+      const ev = readFileSync(times, 'utf8').trim().split('\n').map((l) => l.split(' ')).map(([k, t]) => ({ k, t: Number(t) })).sort((a, b) => a.t - b.t);
+      // (Each DEL is asked twice: in 1.1.0, refused by Debian's host-local, then in 1.0.0.)
+      expect(ev.filter((e) => e.k === 'S').length).toBeGreaterThanOrEqual(3);
+      let now = 0, most = 0;
+      for (const e of ev) most = Math.max(most, (now += e.k === 'S' ? 1 : -1));
+      expect(most).toBeGreaterThanOrEqual(2);
+      expect(vfpJson(['vf', 'list', '--allocated']).filter((v: { allocation?: { owner: { network?: string } } }) => v.allocation?.owner.network === 'gcpar')).toEqual([]);
+      expect(existsSync(join(dir, 'gcpar')) ? readdirSync(join(dir, 'gcpar')).filter((f) => /^\d/.test(f)) : []).toEqual([]);
+    } finally {
+      rmSync(slow, { force: true });
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
+
   it('a pool that selects no VF on this node says which criterion no VF here meets, at ADD (code 11) and STATUS (code 50)', () => {
     const f = join(state, 'pools-other.json');
     writeFileSync(f, JSON.stringify({ pools: [{ name: 'other', selector: { pfNames: ['ens9f0#0-3'], drivers: ['iavf'] } }] }));
