@@ -206,6 +206,8 @@ interface VfRow extends VfInfo {
   gone?: true;
   /** Gone with its PF: no device has the PF's address under this sysfs root either. */
   pfGone?: true;
+  /** Held by nobody, yet not to be given (pool.ts notHandedOver's words). */
+  unusable?: string;
 }
 
 export async function vfList(o: Common & { pf?: string; free?: boolean; allocated?: boolean }): Promise<void> {
@@ -232,8 +234,11 @@ export async function vfList(o: Common & { pf?: string; free?: boolean; allocate
     }
   }
   store?.close();
-  // A VF whose VFIO group a process outside vfplane has open is not free to give.
-  if (o.free) rows = rows.filter((r) => !r.allocation && !r.heldElsewhere && !r.vfioOpenBy);
+  // Nobody's, but not to be given either (`vf alloc` and pools refuse it): its netdev is
+  // in another namespace, it has no driver, or a process outside vfplane has its VFIO
+  // group open. Not listed as free; said why (`unusable` in --json).
+  for (const r of rows) if (!r.allocation && !r.heldElsewhere && !r.gone && isUnusable(r, () => false)) r.unusable = notHandedOver(r);
+  if (o.free) rows = rows.filter((r) => !r.allocation && !r.heldElsewhere && !r.unusable);
   if (o.allocated) rows = rows.filter((r) => r.allocation || r.heldElsewhere);
   if (o.json) return printJson(rows);
   if (rows.length === 0) {
@@ -245,7 +250,8 @@ export async function vfList(o: Common & { pf?: string; free?: boolean; allocate
     rows.map((r) => [r.gone ? `${r.pci} (gone)` : r.pci, dash(r.pfNetdev ?? r.pf), r.index, dash(r.driver), r.netdev ?? (r.vfioDevice ? `- (vfio ${path.basename(r.vfioDevice)})` : '-'), dash(r.mac),
       r.settings?.vlan ? `${r.settings.vlan}${r.settings.qos ? `/${r.settings.qos}` : ''}` : '-',
       yn(r.settings?.spoofchk), yn(r.settings?.trust), dash(r.settings?.linkState),
-      r.allocation ? describeOwner(r.allocation.owner) : r.heldElsewhere ? `${describeOwner(r.heldElsewhere.owner)} (store ${r.heldElsewhere.dir})` : r.vfioOpenBy ? `in use: process ${r.vfioOpenBy.pid} (${r.vfioOpenBy.comm})` : 'free',
+      r.allocation ? describeOwner(r.allocation.owner) : r.heldElsewhere ? `${describeOwner(r.heldElsewhere.owner)} (store ${r.heldElsewhere.dir})`
+        : r.vfioOpenBy ? `in use: process ${r.vfioOpenBy.pid} (${r.vfioOpenBy.comm})` : r.unusable ? `not free: ${r.driver ? 'its netdev is not here' : 'no driver'}` : 'free',
       overlayOf(r.allocation?.attachment) ?? '-']),
   ));
   const fewer = rows.filter((r) => r.gone && !r.pfGone);
@@ -294,7 +300,8 @@ export async function vfShow(o: Common, ref: string): Promise<void> {
   }
   kv.push(['holder', allocation ? `${describeOwner(allocation.owner)} since ${allocation.createdAt} (allocation ${allocation.id}${allocation.pool ? `, pool ${allocation.pool}` : ''})`
     : heldElsewhere ? `${describeOwner(heldElsewhere.owner)} since ${heldElsewhere.since}, in another allocation store of this node: ${heldElsewhere.dir}`
-    : vf.vfioOpenBy ? `none in vfplane, but in use: its VFIO group is open in process ${vf.vfioOpenBy.pid} (${vf.vfioOpenBy.comm})` : 'free']);
+    : vf.vfioOpenBy ? `none in vfplane, but in use: its VFIO group is open in process ${vf.vfioOpenBy.pid} (${vf.vfioOpenBy.comm})`
+    : isUnusable(vf, () => false) ? `none in vfplane, but not free: it ${notHandedOver(vf)}; ${unusableFix([vf], sysfs.treeOnly)}` : 'free']);
   const ov = overlayOf(allocation?.attachment);
   if (ov) {
     const att = allocation!.attachment as { representor?: string; dataplane?: string };
