@@ -87,8 +87,15 @@ const vniRanges = z.string({ error: 'expected VNIs and ranges, e.g. "100-199,250
 /** A Kubernetes namespace name (RFC 1123 label). */
 const k8sNamespace = z.string().regex(/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/, 'expected a Kubernetes namespace name (RFC 1123 label)');
 
+/** The name `stats` and the metrics give the uplink's port (port="uplink", portDrops'
+ *  key): a representor of that name would share it, and Prometheus refuses a scrape with
+ *  two series of one name and labels. */
+export const UPLINK_PORT_NAME = 'uplink';
+export const uplinkNameRefusal = (rep: string, how = '') =>
+  `representor ${JSON.stringify(rep)}${how}: "${UPLINK_PORT_NAME}" is the name stats and the metrics give the uplink's port (port="${UPLINK_PORT_NAME}"), so a representor cannot go by it; rename the netdev (ip link set ${rep} name OTHER) and attach it by the new name`;
+
 export const attachSchema = z.strictObject({
-  representor: ifname('the representor netdev of the VF'),
+  representor: ifname('the representor netdev of the VF').refine((s) => s !== UPLINK_PORT_NAME, { error: (iss) => uplinkNameRefusal(String(iss.input)) }),
   vni: vniNumber,
   mac: macString("the pod interface's MAC").refine(isStationMac, 'expected the pod interface\'s unicast MAC, not a group (broadcast, multicast) or all-zero one'),
   pci: z.string().regex(/^[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$/, 'expected a PCI address DDDD:BB:DD.F').optional(),

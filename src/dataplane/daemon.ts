@@ -10,7 +10,7 @@ import { join, resolve } from 'node:path';
 import * as z from '../util/z.js';
 import { DataPlane, DROPS_PER_WORKER_MAX, type DpOptions, LEARNED_LIST_MAX, noPortCounters, noVniCounters, type Backend, type BackendCounters, type DpCounters, type DpSpec, type PeerCounters, type PortInfo } from './dp.js';
 import { ControlServer, overlayAttachRequest, probe, refuseNonSocket, trySocketPath, type OverlayConf } from './control.js';
-import { attachSchema, dropVtep, fdbKey, fdbSchema, MAX_PEERS, MAX_VNIS, PEERS_FIX, VNIS_FIX, formatVniRanges, macString, metricsAddr, peerSchema, podBackendOf, reloadSummary, socketPath, tenancyRefusal, vniNumber, ipString, zodMessage, type AttachRequest, type DaemonConfig } from './config.js';
+import { attachSchema, dropVtep, fdbKey, fdbSchema, MAX_PEERS, MAX_VNIS, PEERS_FIX, VNIS_FIX, formatVniRanges, macString, metricsAddr, peerSchema, podBackendOf, reloadSummary, socketPath, tenancyRefusal, UPLINK_PORT_NAME, uplinkNameRefusal, vniNumber, ipString, zodMessage, type AttachRequest, type DaemonConfig } from './config.js';
 import { resolveTunnel } from '../packet/config.js';
 import { describeFrame } from '../packet/describe.js';
 import { withGuesses } from '../util/typo.js';
@@ -1070,6 +1070,8 @@ export class Daemon {
   }
 
   private async attachNow(raw: AttachRequest): Promise<Attached & { mtuWarning?: string; macWarning?: string; overlayMtu?: number }> {
+    // (Its schema refuses the name too; a start's altname lookup may have given it since.)
+    if (raw.representor === UPLINK_PORT_NAME) throw invalid(`${uplinkNameRefusal(raw.representor)}; nothing attached`);
     const a = attachSchema.parse(raw);
     if (a.port && a.port !== this.cfg.dstPort) {
       throw invalid(`the attachment asks for VXLAN port ${a.port}, but this data plane uses ${this.cfg.dstPort}; drop vxlan.port or set dstPort in the data-plane config`);
@@ -1131,6 +1133,7 @@ export class Daemon {
     } finally {
       this.attaching.delete(a.representor);
     }
+    if (own === UPLINK_PORT_NAME) throw invalid(uplinkNameRefusal(own, ` (named by its altname ${a.representor}${a.netns ? ` in ${a.netns}` : ''})`) + '; nothing attached');
     this.log.info(`representor ${a.representor}${a.netns ? ` in ${a.netns}` : ''} is an altname of ${own}: attached as ${own}`);
     return this.attachNow({ ...raw, representor: own });
   }
@@ -1657,7 +1660,7 @@ export class Daemon {
 
   private portNames(): Map<number, string> {
     const m = new Map<number, string>();
-    if (this.uplink) m.set(this.uplink.slot, 'uplink');
+    if (this.uplink) m.set(this.uplink.slot, UPLINK_PORT_NAME);
     for (const a of this.atts.values()) m.set(a.slot, a.representor);
     return m;
   }

@@ -3,7 +3,7 @@
 // off the overlay (gc never does; a pod's goes with its CNI DEL or GC); and a VF attached
 // by hand that no allocation store holds is said to be free for the next pod.
 import { execFileSync } from 'node:child_process';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { request } from '../../src/dataplane/control.js';
 import { dataplaneOn, vfplane } from '../helpers/cli.js';
 import { describePrivileged } from '../helpers/privileged.js';
@@ -87,34 +87,74 @@ describePrivileged('attachments made by hand', { root: true }, () => {
     }
   });
 
-  // The workers keep counters only for what moved: an attached pod that has sent nothing
-  // yet was missing from `stats` and /metrics (absent() alerts fired, rate() had no
-  // series). The metrics address in the log is the one bound (port 0: the kernel's).
-  it('an idle attachment has its port and VNI in stats and metrics, at 0; the log names the metrics port bound', async () => {
-    const idle = ifname('i'), idlePeer = ifname('j');
-    const own = scratchDir('idle');
-    execFileSync('ip', ['link', 'add', idle, 'type', 'veth', 'peer', 'name', idlePeer]); // the peer stays down: nothing arrives
-    const dp = await dataplaneOn(n, up, own.dir, { metrics: '127.0.0.1:0' });
-    try {
-      expect(dp.log()).toContain(`metrics on http://127.0.0.1:${dp.metricsPort}/metrics`);
-      const att = vfplane(['dataplane', 'attach', '--socket', dp.socket, '--representor', idle, '--vni', '300', '--mac', '02:00:00:00:0d:07']);
-      expect(att.code, att.stderr).toBe(0);
-      const sj = JSON.parse(vfplane(['dataplane', 'stats', '--socket', dp.socket, '--json']).stdout) as { counters: { ports: { name: string; rxPkts: number; txPkts: number }[]; vnis: { vni: number; encapPkts: number; decapPkts: number }[] } };
-      expect(sj.counters.ports.find((p) => p.name === idle)).toMatchObject({ rxPkts: 0, txPkts: 0 });
-      expect(sj.counters.vnis.find((v) => v.vni === 300)).toMatchObject({ encapPkts: 0, decapPkts: 0 });
-      const text = await (await fetch(`http://127.0.0.1:${dp.metricsPort}/metrics`)).text();
-      expect(text).toMatch(new RegExp(`^vfplane_port_rx_packets_total\\{node="edge",port="${idle}"\\} 0$`, 'm'));
-      expect(text).toMatch(/^vfplane_vni_encap_packets_total\{node="edge",vni="300"\} 0$/m);
-      // When its counters started: the data plane's start, seconds ago.
-      const started = Number(/^vfplane_start_time_seconds\{node="edge"\} (\d+)$/m.exec(text)?.[1]);
-      expect(Date.now() / 1000 - started).toBeGreaterThanOrEqual(0);
-      expect(Date.now() / 1000 - started).toBeLessThan(120);
-      expect(vfplane(['dataplane', 'detach', '--socket', dp.socket, '--representor', idle]).code).toBe(0);
-    } finally {
-      await dp.stop();
-      execFileSync('ip', ['link', 'del', idle]);
+  // One data plane serving metrics for the tests of what /metrics and stats show.
+  describe('metrics', () => {
+    const own = scratchDir('metrics');
+    let dp: Awaited<ReturnType<typeof dataplaneOn>>;
+    const scrape = async (path = '/metrics') => {
+      const r = await fetch(`http://127.0.0.1:${dp.metricsPort}${path}`);
+      expect(r.status, path).toBe(200);
+      return r.text();
+    };
+    beforeAll(async () => {
+      dp = await dataplaneOn(n, up, own.dir, { metrics: '127.0.0.1:0' });
+    });
+    afterAll(async () => {
+      await dp?.stop();
       own.remove();
-    }
+    });
+
+    // The workers keep counters only for what moved: an attached pod that has sent nothing
+    // yet was missing from `stats` and /metrics (absent() alerts fired, rate() had no
+    // series). The metrics address in the log is the one bound (port 0: the kernel's).
+    it('an idle attachment has its port and VNI in stats and metrics, at 0; the log names the metrics port bound', async () => {
+      const idle = ifname('i'), idlePeer = ifname('j');
+      execFileSync('ip', ['link', 'add', idle, 'type', 'veth', 'peer', 'name', idlePeer]); // the peer stays down: nothing arrives
+      try {
+        expect(dp.log()).toContain(`metrics on http://127.0.0.1:${dp.metricsPort}/metrics`);
+        const att = vfplane(['dataplane', 'attach', '--socket', dp.socket, '--representor', idle, '--vni', '300', '--mac', '02:00:00:00:0d:07']);
+        expect(att.code, att.stderr).toBe(0);
+        const sj = JSON.parse(vfplane(['dataplane', 'stats', '--socket', dp.socket, '--json']).stdout) as { counters: { ports: { name: string; rxPkts: number; txPkts: number }[]; vnis: { vni: number; encapPkts: number; decapPkts: number }[] } };
+        expect(sj.counters.ports.find((p) => p.name === idle)).toMatchObject({ rxPkts: 0, txPkts: 0 });
+        expect(sj.counters.vnis.find((v) => v.vni === 300)).toMatchObject({ encapPkts: 0, decapPkts: 0 });
+        const text = await scrape();
+        expect(text).toMatch(new RegExp(`^vfplane_port_rx_packets_total\\{node="edge",port="${idle}"\\} 0$`, 'm'));
+        expect(text).toMatch(/^vfplane_vni_encap_packets_total\{node="edge",vni="300"\} 0$/m);
+        // When its counters started: the data plane's start, seconds ago.
+        const started = Number(/^vfplane_start_time_seconds\{node="edge"\} (\d+)$/m.exec(text)?.[1]);
+        expect(Date.now() / 1000 - started).toBeGreaterThanOrEqual(0);
+        expect(Date.now() / 1000 - started).toBeLessThan(120);
+        expect(vfplane(['dataplane', 'detach', '--socket', dp.socket, '--representor', idle]).code).toBe(0);
+      } finally {
+        execFileSync('ip', ['link', 'del', idle]);
+      }
+    });
+
+    // The uplink's port is port="uplink" (and stats' portDrops key "uplink"): a representor
+    // netdev named uplink gave every vfplane_port_* family two {port="uplink"} series, and
+    // Prometheus refused the whole scrape. Refused at attach, by name or by an altname.
+    it('refuses a representor named uplink, by its name or an altname, and keeps running with one uplink series', async () => {
+      const peer = ifname('k'), alt = ifname('a');
+      n.ip(['link', 'add', 'uplink', 'type', 'veth', 'peer', 'name', peer]);
+      try {
+        const atts = async () => ((await request(dp.socket, { op: 'status' })) as { attachments: unknown[] }).attachments;
+        const before = await atts();
+        const r = vfplane(['dataplane', 'attach', '--socket', dp.socket, '--representor', 'uplink', '--vni', '100', '--mac', '02:00:00:00:0d:0a', '--netns', n.path]);
+        expect(r.code, r.stderr).toBe(2);
+        expect(r.stderr).toContain('representor "uplink": "uplink" is the name stats and the metrics give the uplink\'s port (port="uplink"), so a representor cannot go by it; rename the netdev (ip link set uplink name OTHER) and attach it by the new name');
+        n.ip(['link', 'property', 'add', 'dev', 'uplink', 'altname', alt]);
+        await expect(request(dp.socket, { op: 'attach', representor: alt, vni: 100, mac: '02:00:00:00:0d:0a', netns: n.path })).rejects.toThrow(`representor "uplink" (named by its altname ${alt} in ${n.path}): "uplink" is the name`);
+        expect(await atts()).toEqual(before);
+        // Still running and serving, the uplink's port once in each family.
+        expect(vfplane(['dataplane', 'status', '--socket', dp.socket]).code).toBe(0);
+        const text = await scrape();
+        expect(text.match(/^vfplane_port_rx_packets_total\{node="edge",port="uplink"\} \d+$/gm)).toHaveLength(1);
+        const sj = JSON.parse(vfplane(['dataplane', 'stats', '--socket', dp.socket, '--json']).stdout) as { counters: { ports: { name: string }[] } };
+        expect(sj.counters.ports.filter((p) => p.name === 'uplink')).toHaveLength(1);
+      } finally {
+        n.ip(['link', 'del', 'uplink']);
+      }
+    });
   });
 
   // Peers are every VNI's: a pod's network config (vxlan.remote, in an attach that

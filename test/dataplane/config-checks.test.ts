@@ -25,6 +25,15 @@ describe('data-plane config checks', () => {
     expect(() => parseConfig({ ...ok, metrics: 'bad' }, 'dp.yaml')).toThrow(/^dp\.yaml: metrics: expected HOST:PORT, e\.g\. 127\.0\.0\.1:9465 \(got "bad"\)$/);
   });
 
+  // The uplink's port is port="uplink" in the metrics and stats' portDrops: a representor
+  // netdev of that name gave every vfplane_port_* family two {port="uplink"} series (the
+  // scrape refused whole) and portDrops one key for two ports.
+  it('refuses an attachment whose representor is named uplink, naming the fix', () => {
+    const att = { representor: 'uplink', vni: 100, mac: '02:00:00:00:0d:01' };
+    expect(() => parseConfig({ ...ok, attachments: [att] }, 'dp.yaml')).toThrow(/^dp\.yaml: attachments\.0\.representor: representor "uplink": "uplink" is the name stats and the metrics give the uplink's port \(port="uplink"\).*rename the netdev \(ip link set uplink name OTHER\)/);
+    expect(parseConfig({ ...ok, attachments: [{ ...att, representor: 'uplink0' }] }).attachments[0]!.representor).toBe('uplink0');
+  });
+
   it('names the values afpacket.ring takes', () => {
     expect(() => parseConfig({ ...ok, afpacket: { ring: 1 } }, 'dp.yaml')).toThrow(/^dp\.yaml: afpacket\.ring: expected 2 \(TPACKET_V2, per-frame rx\) or 3 \(TPACKET_V3, block rx\) \(got 1\)$/);
   });
