@@ -2142,7 +2142,7 @@ export class Daemon {
       const names = this.portNames();
       const backend = new Map([...names.keys()].map((slot) => [slot, this.dp!.backendCounters(slot)] as const));
       const atts = this.attachmentList().map(({ a, state }) => ({ representor: a.representor, vni: a.vni, state }));
-      res.end(prometheus({ node: this.cfg.node, counters: this.counters(), names, epoch: this.epoch, backend, atts, learnCapacity: this.cfg.learnCapacity, startedAt: this.started, ...(this.uplinkWatch ? { uplinkLink: { state: this.link.state, downs: this.link.downs } } : {}) }));
+      res.end(prometheus({ node: this.cfg.node, counters: this.counters(), dropReasons: this.dp.dropReasons(), names, epoch: this.epoch, backend, atts, learnCapacity: this.cfg.learnCapacity, startedAt: this.started, ...(this.uplinkWatch ? { uplinkLink: { state: this.link.state, downs: this.link.downs } } : {}) }));
     });
     await new Promise<void>((resolve, reject) => {
       server.once('error', (e) => reject(new VfpError('system', `cannot serve metrics on ${addr}: ${e.message}${(e as NodeJS.ErrnoException).code === 'EADDRINUSE' ? '; another process listens there: give --metrics (or metrics in the config) a free address, or port 0 for one the kernel picks' : ''}`)));
@@ -2278,6 +2278,8 @@ export interface MetricsInput {
   backend?: Map<number, Pick<BackendCounters, 'txFull' | 'rxNombuf' | 'drops'> | null>;
   atts?: { representor: string; vni: number; state: string }[];
   learnCapacity?: number;
+  /** Every drop reason (dropReasons()): each has its vfplane_drops_total series, 0 until it counts. */
+  dropReasons?: string[];
   /** When the data plane started (ms since the epoch). */
   startedAt?: number;
   /** The uplink netdev's link as last read (none for a DPDK uplink). */
@@ -2301,6 +2303,8 @@ export function prometheus(m: MetricsInput): string {
   metric('vfplane_port_tx_packets_total', 'Frames a data-plane port took to send (those it then lost are in vfplane_port_backend_drops_total: tx_link_down, tx_device_drops, tx_errors).', 'counter', ports.map(([s, p]) => [{ port: names.get(s)! }, p.txPkts]));
   metric('vfplane_port_rx_bytes_total', 'Bytes received on a data-plane port.', 'counter', ports.map(([s, p]) => [{ port: names.get(s)! }, p.rxBytes]));
   metric('vfplane_port_tx_bytes_total', 'Bytes sent on a data-plane port.', 'counter', ports.map(([s, p]) => [{ port: names.get(s)! }, p.txBytes]));
+  metric('vfplane_port_drops_total', 'Frames the workers dropped on account of a data-plane port (received on it, or queued to it: no attachment, a full tx ring, spoofed, hairpin, flood limit…); each is in vfplane_drops_total by reason too.', 'counter', ports.map(([s, p]) => [{ port: names.get(s)! }, p.drops]));
+  metric('vfplane_port_errors_total', 'Errors a data-plane port\'s receive sockets reported (ENETDOWN: its netdev went down or away).', 'counter', ports.map(([s, p]) => [{ port: names.get(s)! }, p.errors]));
   // The backends' own signals of pressure: a full tx ring, no free rx buffer.
   const be = [...backend].filter((e): e is [number, Pick<BackendCounters, 'txFull' | 'rxNombuf' | 'drops'>] => e[1] !== null && names.has(e[0]));
   metric('vfplane_port_tx_full_total', 'Frames a port\'s tx ring could not take (dropped, and counted in vfplane_drops_total{reason="tx_full"} too).', 'counter', be.map(([s, b]) => [{ port: names.get(s)! }, b.txFull]));
@@ -2309,9 +2313,12 @@ export function prometheus(m: MetricsInput): string {
     be.flatMap(([s, b]) => Object.entries(b.drops ?? {}).map(([reason, v]) => [{ port: names.get(s)!, reason }, v] as [Record<string, string>, number])));
   const vnis = [...c.vnis.values()];
   metric('vfplane_vni_encap_packets_total', 'Frames encapsulated, per VNI.', 'counter', vnis.map((v) => [{ vni: String(v.vni) }, v.encapPkts]));
+  metric('vfplane_vni_encap_bytes_total', 'Bytes encapsulated, per VNI (outer frames).', 'counter', vnis.map((v) => [{ vni: String(v.vni) }, v.encapBytes]));
   metric('vfplane_vni_decap_packets_total', 'Frames decapsulated, per VNI.', 'counter', vnis.map((v) => [{ vni: String(v.vni) }, v.decapPkts]));
+  metric('vfplane_vni_decap_bytes_total', 'Bytes decapsulated, per VNI (inner frames).', 'counter', vnis.map((v) => [{ vni: String(v.vni) }, v.decapBytes]));
   metric('vfplane_vni_flood_packets_total', 'Copies made by flooding, per VNI.', 'counter', vnis.map((v) => [{ vni: String(v.vni) }, v.floodPkts]));
   metric('vfplane_vni_local_packets_total', 'Frames switched between two local pods, per VNI.', 'counter', vnis.map((v) => [{ vni: String(v.vni) }, v.localPkts]));
+  metric('vfplane_vni_drops_total', 'Frames of a VNI the workers dropped (each is in vfplane_drops_total by reason too).', 'counter', vnis.map((v) => [{ vni: String(v.vni) }, v.drops]));
   const peers = [...c.peers.values()];
   metric('vfplane_peer_encap_packets_total', 'Frames encapsulated to each peer VTEP.', 'counter', peers.map((p) => [{ peer: p.vtep }, p.encapPkts]));
   metric('vfplane_peer_flood_packets_total', 'Of the frames encapsulated to each peer VTEP, the flood copies (broadcast, multicast, unknown unicast).', 'counter', peers.map((p) => [{ peer: p.vtep }, p.floodPkts]));
@@ -2323,7 +2330,10 @@ export function prometheus(m: MetricsInput): string {
   metric('vfplane_peer_wrong_vtep_packets_total', 'VXLAN frames from each peer VTEP to this node\'s MAC and port but another address than its VTEP (dropped as not_local): one of the two has the wrong VTEP address.', 'counter', peers.map((p) => [{ peer: p.vtep }, p.notLocalPkts]));
   metric('vfplane_peer_neighbour_requests_total', 'ARP requests / neighbour solicitations sent for each peer\'s MAC.', 'counter', peers.map((p) => [{ peer: p.vtep }, p.requests]));
   metric('vfplane_peer_resolved', 'Whether each peer\'s underlay MAC is known (1: configured or learned, 0: unresolved, its frames dropped as neigh_unresolved).', 'gauge', peers.map((p) => [{ peer: p.vtep }, p.state === 'unresolved' ? 0 : 1]));
-  metric('vfplane_drops_total', 'Frames dropped, by reason.', 'counter', Object.entries(c.drops).map(([r, v]) => [{ reason: r }, v]));
+  // Every reason from the start, at 0 (the workers count only what happened): increase()
+  // and rate() need a series before the first drop to see it.
+  const drops: Record<string, bigint> = { ...Object.fromEntries((m.dropReasons ?? []).map((r) => [r, 0n])), ...c.drops };
+  metric('vfplane_drops_total', 'Frames dropped, by reason (every reason, from 0).', 'counter', Object.entries(drops).map(([r, v]) => [{ reason: r }, v]));
   metric('vfplane_fdb_learn_total', 'FDB learning events, by result.', 'counter',
     (['learnNew', 'learnMoved', 'learnRefresh', 'learnFull', 'learnLimited'] as const).map((k) => [{ result: k.slice(5).toLowerCase() }, c.engine[k] ?? 0n]));
   metric('vfplane_fdb_learned_entries', 'Entries in each worker\'s learned FDB (every worker holds every learned entry), of vfplane_fdb_learn_capacity.', 'gauge',

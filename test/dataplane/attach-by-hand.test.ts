@@ -7,7 +7,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { request } from '../../src/dataplane/control.js';
 import { dataplaneOn, vfplane } from '../helpers/cli.js';
 import { describePrivileged } from '../helpers/privileged.js';
-import { Netns, ifname, vethIn, scratchDir } from '../helpers/netns.js';
+import { Netns, ifname, inject, vethIn, scratchDir } from '../helpers/netns.js';
+import { udp4, vxlan4 } from '../helpers/frames.js';
 import { dropSim, makeSim } from '../helpers/sim.js';
 
 describePrivileged('attachments made by hand', { root: true }, () => {
@@ -153,6 +154,79 @@ describePrivileged('attachments made by hand', { root: true }, () => {
         expect(sj.counters.ports.filter((p) => p.name === 'uplink')).toHaveLength(1);
       } finally {
         n.ip(['link', 'del', 'uplink']);
+      }
+    });
+
+    // vfplane_drops_total{reason} had a series only once its reason had counted: an
+    // increase() or rate() alert missed the first burst. Every reason is there from the
+    // start, at 0; `stats` still lists only the nonzero ones.
+    it('has a vfplane_drops_total series for every drop reason from the start, and stats lists only nonzero ones', async () => {
+      const refusal = await request(dp.socket, { op: 'drops-arm', count: 0, reasons: ['nope'] }).then(() => '', (e: Error) => e.message);
+      const reasons = /the reasons are (.*)$/.exec(refusal)?.[1]?.split(', ') ?? [];
+      expect(reasons).toContain('tx_full');
+      const text = await scrape();
+      const series = [...text.matchAll(/^vfplane_drops_total\{node="edge",reason="([a-z0-9_]+)"\} (\d+)$/gm)];
+      expect(series.map((m) => m[1]).sort()).toEqual([...reasons].sort());
+      for (const r of ['tx_full', 'spoofed', 'no_attachment', 'mtu_exceeded']) expect(text).toMatch(new RegExp(`^vfplane_drops_total\\{node="edge",reason="${r}"\\} 0$`, 'm'));
+      const st = vfplane(['dataplane', 'stats', '--socket', dp.socket]);
+      expect(st.code, st.stderr).toBe(0);
+      const line = st.stdout.split('\n').find((l) => l.startsWith('drops: '));
+      const nonzero = series.filter((m) => m[2] !== '0').map((m) => m[1]!);
+      if (nonzero.length === 0) expect(line).toBe('drops: none');
+      else for (const r of series.filter((m) => m[2] === '0')) expect(line).not.toMatch(new RegExp(`(^drops: |, )${r[1]} `));
+    });
+
+    // stats --json had per-port drops and errors and per-VNI bytes and drops that /metrics
+    // lacked (docs/dataplane.md: both read the same counters). A pod sends floods (encap to
+    // the peer) and spoofed frames (its port's and its VNI's drops); the peer sends it one
+    // VXLAN frame (decap).
+    it('has each port\'s drops and errors and each VNI\'s bytes and drops, as stats --json has them', async () => {
+      const rep = ifname('m'), pod = ifname('o');
+      const M = '02:00:00:00:0d:09', PEER_MAC = '02:bb:00:00:00:02';
+      n.ip(['link', 'add', rep, 'type', 'veth', 'peer', 'name', pod]);
+      for (const d of [rep, pod]) n.sysctl(`net.ipv6.conf.${d}.disable_ipv6`, '1');
+      n.ip(['link', 'set', pod, 'address', M, 'up']);
+      n.ip(['link', 'set', rep, 'up']);
+      await request(dp.socket, { op: 'peer-add', vtep: '192.0.2.2', mac: PEER_MAC });
+      try {
+        const att = vfplane(['dataplane', 'attach', '--socket', dp.socket, '--representor', rep, '--netns', n.path, '--vni', '301', '--mac', M]);
+        expect(att.code, att.stderr).toBe(0);
+        const bcast = (src: string, i: number) => udp4({ dstMac: 'ff:ff:ff:ff:ff:ff', srcMac: src, src: '10.3.0.1', dst: '10.3.0.255', sport: 1000 + i, dport: 9, payload: new Uint8Array(32) });
+        inject(n, pod, [0, 1, 2].map((i) => bcast(M, i)));
+        inject(n, pod, [3, 4].map((i) => bcast('02:00:00:00:0d:66', i)));
+        const inner = udp4({ dstMac: M, srcMac: '02:00:00:00:0e:01', src: '10.3.0.9', dst: '10.3.0.1', sport: 7, dport: 9, payload: new Uint8Array(40) });
+        inject(n, upp, [vxlan4({ dstMac: n.mac(up), srcMac: PEER_MAC, src: '192.0.2.2', dst: '192.0.2.1', vni: 301, inner })]);
+        type Stats = { counters: { ports: { name: string; drops: number; errors: number }[]; vnis: { vni: number; encapBytes: number; decapBytes: number; drops: number }[] } };
+        const stats = () => (JSON.parse(vfplane(['dataplane', 'stats', '--socket', dp.socket, '--json']).stdout) as Stats).counters;
+        let c = stats();
+        for (let i = 0; i < 50; i++) {
+          const p = c.ports.find((x) => x.name === rep), v = c.vnis.find((x) => x.vni === 301);
+          if (p && v && p.drops >= 2 && v.encapBytes > 0 && v.decapBytes > 0) break;
+          await new Promise((r) => setTimeout(r, 100));
+          c = stats();
+        }
+        const text = await scrape();
+        const value = (name: string, labels: string) => new RegExp(`^${name}\\{node="edge",${labels}\\} (\\d+)$`, 'm').exec(text)?.[1];
+        for (const [name, type] of [['vfplane_port_drops_total', 'counter'], ['vfplane_port_errors_total', 'counter'], ['vfplane_vni_encap_bytes_total', 'counter'], ['vfplane_vni_decap_bytes_total', 'counter'], ['vfplane_vni_drops_total', 'counter']]) {
+          expect(text).toMatch(new RegExp(`^# HELP ${name} \\S`, 'm'));
+          expect(text).toContain(`# TYPE ${name} ${type}\n`);
+        }
+        for (const p of c.ports) {
+          expect(value('vfplane_port_drops_total', `port="${p.name}"`), p.name).toBe(String(p.drops));
+          expect(value('vfplane_port_errors_total', `port="${p.name}"`), p.name).toBe(String(p.errors));
+        }
+        const v = c.vnis.find((x) => x.vni === 301)!;
+        expect(c.ports.find((x) => x.name === rep)!.drops).toBe(2);
+        expect(v.drops).toBe(2);
+        expect(v.encapBytes).toBeGreaterThan(0);
+        expect(v.decapBytes).toBe(inner.length);
+        expect(value('vfplane_vni_encap_bytes_total', 'vni="301"')).toBe(String(v.encapBytes));
+        expect(value('vfplane_vni_decap_bytes_total', 'vni="301"')).toBe(String(v.decapBytes));
+        expect(value('vfplane_vni_drops_total', 'vni="301"')).toBe(String(v.drops));
+        expect(vfplane(['dataplane', 'detach', '--socket', dp.socket, '--representor', rep]).code).toBe(0);
+      } finally {
+        await request(dp.socket, { op: 'peer-del', vtep: '192.0.2.2' }).catch(() => undefined);
+        n.ip(['link', 'del', rep]);
       }
     });
   });
