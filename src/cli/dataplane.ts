@@ -40,7 +40,7 @@ export function registerDataplane(program: Command): void {
   dp.command('run')
     .description('run the data-plane daemon in the foreground until SIGTERM/SIGINT (then drain and stop)')
     .requiredOption('--config <file>', 'the data-plane config (YAML or JSON; see docs/dataplane.md)', pathFlag('--config'))
-    .option('--metrics <addr>', 'serve Prometheus metrics on HOST:PORT (overrides the config)')
+    .option('--metrics <addr>', 'serve Prometheus metrics on HOST:PORT, or :PORT for every address (overrides the config)')
     .option('--socket <path>', 'the control socket (overrides the config; without either, env VFPLANE_DATAPLANE_SOCKET, else <state-dir>/dataplane.sock)', pathFlag('--socket'))
     .option('--state-dir <dir>', 'the state directory (overrides the config; without either, env VFPLANE_STATE_DIR, else /var/lib/vfplane)', pathFlag('--state-dir'))
     .option('--json', 'print one JSON line when ready, and one when stopped', false)

@@ -36,14 +36,15 @@ function isUnicast(s: string): boolean {
   return b[0] !== 0xff;
 }
 
-/** HOST:PORT for the Prometheus endpoint; port 0 takes any free one. */
+/** HOST:PORT for the Prometheus endpoint, or :PORT for every address (IPv4 and IPv6, as
+ *  other exporters' `:9100`); port 0 takes any free one. */
 export const metricsAddr = z.string()
   // abort: a malformed address gets this one message, not the next checks' too.
-  .regex(/^(\[[0-9a-fA-F:]+\]|[0-9.]+|localhost):\d{1,5}$/, { error: 'expected HOST:PORT, e.g. 127.0.0.1:9465', abort: true })
+  .regex(/^(\[[0-9a-fA-F:]+\]|[0-9.]+|localhost)?:\d{1,5}$/, { error: 'expected HOST:PORT, e.g. 127.0.0.1:9465, or :PORT for every address', abort: true })
   .refine((s) => Number(s.slice(s.lastIndexOf(':') + 1)) <= 65535, 'the port is 0–65535 (0: any free one), e.g. 127.0.0.1:9465')
   // The host is an address the daemon listens on: a numeric one must parse (1.2.3.4.5.6
   // would otherwise reach the listen call and fail there, after the uplink was claimed).
-  .refine((s) => { const h = s.slice(0, s.lastIndexOf(':')).replace(/^\[|\]$/g, ''); return h === 'localhost' || isIP(h) !== 0; }, 'expected an IPv4 address, [IPv6] or localhost before the port, e.g. 127.0.0.1:9465 or [::1]:9465');
+  .refine((s) => { const h = s.slice(0, s.lastIndexOf(':')).replace(/^\[|\]$/g, ''); return h === '' || h === 'localhost' || isIP(h) !== 0; }, 'expected an IPv4 address, [IPv6] or localhost before the port, e.g. 127.0.0.1:9465 or [::1]:9465');
 
 export const vniNumber = z.number({ error: 'expected a VNI (0–16777215)' }).int('expected a whole VNI').min(0, 'a VNI is 0–16777215').max(16_777_215, 'a VNI is 0–16777215 (24 bits)');
 const absPath = (what: string) => z.string({ error: `expected a path (${what})` }).refine((s) => s.startsWith('/') && !s.split('/').includes('..'), `expected an absolute path without .. (${what})`);

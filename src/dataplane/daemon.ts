@@ -677,8 +677,10 @@ export class Daemon {
       await this.control.listen();
       await this.serialized(() => this.restoreAttachments());
       // The address bound: a port 0 in the config is one the kernel chose.
-      const bound = c.metrics && this.metricsPort !== null ? `${c.metrics.slice(0, c.metrics.lastIndexOf(':'))}:${this.metricsPort}` : c.metrics;
-      this.log.info(`control socket ${this.socket}${bound ? `, metrics on http://${bound}/metrics` : ''}`);
+      const host = c.metrics ? c.metrics.slice(0, c.metrics.lastIndexOf(':')) : '';
+      const port = this.metricsPort ?? (c.metrics ? c.metrics.slice(c.metrics.lastIndexOf(':') + 1) : '');
+      const served = !c.metrics ? '' : host ? `, metrics on http://${host}:${port}/metrics` : `, metrics on every address, port ${port} (http://ADDRESS:${port}/metrics)`;
+      this.log.info(`control socket ${this.socket}${served}`);
     } catch (e) {
       await this.stop(0);
       throw e;
@@ -2130,7 +2132,8 @@ export class Daemon {
     const host = addr.slice(0, i).replace(/^\[|\]$/g, '');
     const port = Number(addr.slice(i + 1));
     const server = createServer((req, res) => {
-      if (req.url !== '/metrics') {
+      // The path alone: a query string (a scraper's params, a cache-buster) is ignored.
+      if ((req.url ?? '').split('?')[0] !== '/metrics') {
         res.writeHead(404).end('see /metrics\n');
         return;
       }
@@ -2146,7 +2149,10 @@ export class Daemon {
     });
     await new Promise<void>((resolve, reject) => {
       server.once('error', (e) => reject(new VfpError('system', `cannot serve metrics on ${addr}: ${e.message}${(e as NodeJS.ErrnoException).code === 'EADDRINUSE' ? '; another process listens there: give --metrics (or metrics in the config) a free address, or port 0 for one the kernel picks' : ''}`)));
-      server.listen(port, host, () => resolve());
+      // :PORT (no host): every address, IPv6 and IPv4 (Node's `::` dual-stack, or 0.0.0.0
+      // where the host has no IPv6).
+      if (host === '') server.listen(port, () => resolve());
+      else server.listen(port, host, () => resolve());
     });
     this.metricsServer = server;
   }

@@ -98,7 +98,8 @@ describePrivileged('attachments made by hand', { root: true }, () => {
       return r.text();
     };
     beforeAll(async () => {
-      dp = await dataplaneOn(n, up, own.dir, { metrics: '127.0.0.1:0' });
+      // :PORT, the usual exporter form: every address.
+      dp = await dataplaneOn(n, up, own.dir, { metrics: ':0' });
     });
     afterAll(async () => {
       await dp?.stop();
@@ -112,7 +113,7 @@ describePrivileged('attachments made by hand', { root: true }, () => {
       const idle = ifname('i'), idlePeer = ifname('j');
       execFileSync('ip', ['link', 'add', idle, 'type', 'veth', 'peer', 'name', idlePeer]); // the peer stays down: nothing arrives
       try {
-        expect(dp.log()).toContain(`metrics on http://127.0.0.1:${dp.metricsPort}/metrics`);
+        expect(dp.log()).toContain(`metrics on every address, port ${dp.metricsPort} (http://ADDRESS:${dp.metricsPort}/metrics)`);
         const att = vfplane(['dataplane', 'attach', '--socket', dp.socket, '--representor', idle, '--vni', '300', '--mac', '02:00:00:00:0d:07']);
         expect(att.code, att.stderr).toBe(0);
         const sj = JSON.parse(vfplane(['dataplane', 'stats', '--socket', dp.socket, '--json']).stdout) as { counters: { ports: { name: string; rxPkts: number; txPkts: number }[]; vnis: { vni: number; encapPkts: number; decapPkts: number }[] } };
@@ -129,6 +130,15 @@ describePrivileged('attachments made by hand', { root: true }, () => {
       } finally {
         execFileSync('ip', ['link', 'del', idle]);
       }
+    });
+
+    // A scraper's query string (/metrics?x=1) was a 404; `:PORT` (every address, as other
+    // exporters take it) was refused by the parser.
+    it('serves /metrics whatever its query string, on IPv4 and IPv6 for :PORT, and 404 elsewhere', async () => {
+      for (const path of ['/metrics?x=1', '/metrics?']) expect(await scrape(path)).toMatch(/^# TYPE vfplane_drops_total counter$/m);
+      const v6 = await fetch(`http://[::1]:${dp.metricsPort}/metrics`);
+      expect(v6.status).toBe(200);
+      for (const path of ['/', '/metricsx', '/metrics/x', '/other?metrics']) expect((await fetch(`http://127.0.0.1:${dp.metricsPort}${path}`)).status, path).toBe(404);
     });
 
     // The uplink's port is port="uplink" (and stats' portDrops key "uplink"): a representor

@@ -22,7 +22,10 @@ describe('data-plane config checks', () => {
     expect(parseConfig({ ...ok, metrics: '127.0.0.1:0' }).metrics).toBe('127.0.0.1:0');
     expect(parseConfig({ ...ok, metrics: '[::1]:9465' }).metrics).toBe('[::1]:9465');
     // One message for a malformed one (helper-90: three, joined).
-    expect(() => parseConfig({ ...ok, metrics: 'bad' }, 'dp.yaml')).toThrow(/^dp\.yaml: metrics: expected HOST:PORT, e\.g\. 127\.0\.0\.1:9465 \(got "bad"\)$/);
+    expect(() => parseConfig({ ...ok, metrics: 'bad' }, 'dp.yaml')).toThrow(/^dp\.yaml: metrics: expected HOST:PORT, e\.g\. 127\.0\.0\.1:9465, or :PORT for every address \(got "bad"\)$/);
+    // The usual exporter form: every address (the metrics test serves on one).
+    expect(parseConfig({ ...ok, metrics: ':9465' }).metrics).toBe(':9465');
+    expect(() => parseConfig({ ...ok, metrics: ':99999' }, 'dp.yaml')).toThrow(/^dp\.yaml: metrics: the port is 0–65535/);
   });
 
   // The uplink's port is port="uplink" in the metrics and stats' portDrops: a representor
