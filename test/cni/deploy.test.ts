@@ -183,7 +183,7 @@ describe('deploy/ manifests', () => {
     const c = ds.spec.template.spec.containers.find((x: any) => x.name === 'dataplane');
     expect(c.args[0]).toContain('vfplane dataplane run --config');
     const cm = docs.find((d) => d.doc.kind === 'ConfigMap' && d.doc.metadata.name === 'vfplane-dataplane')!.doc;
-    const text = (cm.data['dataplane.yaml'] as string).replace('${NODE_IP}', '10.0.0.5').replace('${NODE_NAME}', 'worker-1');
+    const text = (cm.data['dataplane.yaml'] as string).replace('${NODE_IP}', '10.0.0.5').replace('${NODE_NAME}', 'worker-1').replace('${METRICS_HOST}', '10.0.0.5');
     const cfg = parseConfig(parseYaml(text), 'deploy/daemonset.yaml');
     expect(cfg).toMatchObject({ node: 'worker-1', backend: 'afxdp', uplink: { vtep: '10.0.0.5' }, stateDir: '/var/lib/vfplane' });
     // Its tenants admit the VXLAN example (namespace default, VNI 100), and nothing else there.
@@ -191,6 +191,37 @@ describe('deploy/ manifests', () => {
     const vni = (JSON.parse(nad.spec.config as string) as { vxlan: { vni: number } }).vxlan.vni;
     expect(tenancyRefusal(cfg, nad.metadata.namespace as string, vni)).toBeNull();
     expect(tenancyRefusal(cfg, nad.metadata.namespace as string, vni + 1)).toMatch(/not open/);
+  });
+
+  // The metrics were on 127.0.0.1 of a hostNetwork pod: nothing in the cluster could
+  // scrape them. They listen on the node's IP (status.hostIP), on the port the pod's
+  // prometheus.io annotations and the container's port name; an IPv6 node's in brackets.
+  it('serves the data plane\'s metrics on the node\'s IP, at the port its prometheus.io annotations and containerPort name', () => {
+    const ds = docs.find((d) => d.doc.kind === 'DaemonSet')!.doc;
+    const c = ds.spec.template.spec.containers.find((x: any) => x.name === 'dataplane');
+    const ann = ds.spec.template.metadata.annotations as Record<string, string>;
+    expect(ann).toMatchObject({ 'prometheus.io/scrape': 'true', 'prometheus.io/path': '/metrics' });
+    const port = Number(ann['prometheus.io/port']);
+    expect(c.ports).toContainEqual({ name: 'metrics', containerPort: port, protocol: 'TCP' });
+    expect(c.env).toContainEqual({ name: 'METRICS_IP', valueFrom: { fieldRef: { fieldPath: 'status.hostIP' } } });
+    const cm = docs.find((d) => d.doc.kind === 'ConfigMap' && d.doc.metadata.name === 'vfplane-dataplane')!.doc;
+    // The container's own render step, on a copy of the ConfigMap's file, for each family.
+    const tmp = mkdtempSync(join(tmpdir(), 'vfplane-render-'));
+    try {
+      mkdirSync(join(tmp, 'config-dp'));
+      writeFileSync(join(tmp, 'config-dp', 'dataplane.yaml'), cm.data['dataplane.yaml'] as string);
+      const head = (c.args[0] as string).split('\n').filter((l) => /^\s*(case "\$METRICS_IP"|render\(\) \{|render$)/.test(l)).join('\n');
+      expect(head.split('\n')).toHaveLength(3);
+      const script = head.replaceAll('/config-dp/', `${tmp}/config-dp/`).replaceAll('/run/vfplane/', `${tmp}/`);
+      for (const [ip, want] of [['10.0.0.5', `10.0.0.5:${port}`], ['fd00::5', `[fd00::5]:${port}`]]) {
+        const r = spawnSync('/bin/sh', ['-ec', script], { env: { ...process.env, NODE_IP: '10.0.0.5', NODE_NAME: 'worker-1', METRICS_IP: ip }, encoding: 'utf8' });
+        expect(r.status, r.stderr).toBe(0);
+        const cfg = parseConfig(parseYaml(readFileSync(join(tmp, 'dataplane.yaml'), 'utf8')), 'deploy/daemonset.yaml');
+        expect(cfg.metrics).toBe(want);
+      }
+    } finally {
+      rmSync(tmp, { recursive: true, force: true });
+    }
   });
 
   it('has a NetworkAttachmentDefinition for each mode, each config accepted by vfplane-cni', async () => {
@@ -228,12 +259,13 @@ describePrivileged('the DaemonSet data-plane container script', { netns: true },
       const base = parseYaml(cm.data['dataplane.yaml'] as string) as Record<string, any>;
       const cfg = (peers: string[]) => stringifyYaml({
         ...base, backend: 'afpacket', uplink: { ...base.uplink, ifname: up, netns: `/run/netns/${ns.name}` },
-        peers: peers.map((vtep) => ({ vtep })), cpus: [0], stateDir: join(tmp, 'state'), socket: join(tmp, 'dp.sock'), metrics: undefined,
+        peers: peers.map((vtep) => ({ vtep })), cpus: [0], stateDir: join(tmp, 'state'), socket: join(tmp, 'dp.sock'),
+        metrics: (base.metrics as string).replace(/:\d+$/, ':0'), // rendered from METRICS_IP; a free port
       });
       writeFileSync(join(tmp, 'config-dp', 'dataplane.yaml'), cfg([]));
       const script = (c.args[0] as string).replaceAll('/config-dp/', `${tmp}/config-dp/`).replaceAll('/run/vfplane/', `${tmp}/run/`)
         .replaceAll('vfplane dataplane run', `${process.execPath} ${BIN} dataplane run`);
-      const sh = spawn('/bin/sh', ['-ec', script], { env: { ...process.env, NODE_IP: '192.0.2.31', NODE_NAME: 'ds-node', RELOAD_CHECK_SECONDS: '0.2' }, stdio: ['ignore', 'pipe', 'pipe'] });
+      const sh = spawn('/bin/sh', ['-ec', script], { env: { ...process.env, NODE_IP: '192.0.2.31', NODE_NAME: 'ds-node', METRICS_IP: '127.0.0.1', RELOAD_CHECK_SECONDS: '0.2' }, stdio: ['ignore', 'pipe', 'pipe'] });
       let err = '';
       sh.stderr.on('data', (d) => (err += d));
       const exited = new Promise<number | null>((r) => sh.on('exit', (code) => r(code)));
@@ -255,6 +287,10 @@ describePrivileged('the DaemonSet data-plane container script', { netns: true },
           }
         };
         expect(await status()).toMatchObject({ node: 'ds-node', uplink: { vtep: '192.0.2.31' }, peers: [] }); // rendered
+        // The metrics on the rendered address (METRICS_IP), scrapeable there.
+        const mport = /metrics on http:\/\/127\.0\.0\.1:(\d+)\/metrics/.exec(err)?.[1];
+        expect(mport, err).toBeDefined();
+        expect((await fetch(`http://127.0.0.1:${mport}/metrics`)).status).toBe(200);
         writeFileSync(join(tmp, 'config-dp', 'dataplane.yaml'), cfg(['192.0.2.32']));
         let st = await status();
         for (let i = 0; i < 100 && st.peers.length === 0; i++) st = (await new Promise((r) => setTimeout(r, 50)), await status());
