@@ -3,9 +3,11 @@
 // off the overlay (gc never does; a pod's goes with its CNI DEL or GC); and a VF attached
 // by hand that no allocation store holds is said to be free for the next pod.
 import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { request } from '../../src/dataplane/control.js';
-import { dataplaneOn, vfplane } from '../helpers/cli.js';
+import { dataplaneOn, ROOT, vfplane } from '../helpers/cli.js';
 import { describePrivileged } from '../helpers/privileged.js';
 import { Netns, ifname, inject, vethIn, scratchDir } from '../helpers/netns.js';
 import { udp4, vxlan4 } from '../helpers/frames.js';
@@ -184,6 +186,22 @@ describePrivileged('attachments made by hand', { root: true }, () => {
       const nonzero = series.filter((m) => m[2] !== '0').map((m) => m[1]!);
       if (nonzero.length === 0) expect(line).toBe('drops: none');
       else for (const r of series.filter((m) => m[2] === '0')) expect(line).not.toMatch(new RegExp(`(^drops: |, )${r[1]} `));
+    });
+
+    // docs/dataplane.md's Metrics table is the reference for what the endpoint emits:
+    // every family a scrape has is there, with its type and labels, and nothing else.
+    it('names every metric family it serves in docs/dataplane.md, with its type and labels', async () => {
+      const text = await scrape();
+      const served = new Map([...text.matchAll(/^# TYPE (\S+) (\S+)$/gm)].map((m) => [m[1]!, { type: m[2]!, labels: new Set<string>() }]));
+      for (const m of text.matchAll(/^(\w+)\{([^}]*)\} /gm)) for (const kv of m[2]!.split(',')) served.get(m[1]!)!.labels.add(kv.slice(0, kv.indexOf('=')));
+      const doc = readFileSync(join(ROOT, 'docs', 'dataplane.md'), 'utf8');
+      const section = doc.slice(doc.indexOf('\n## Metrics\n'), doc.indexOf('\n## ', doc.indexOf('\n## Metrics\n') + 1));
+      const rows = new Map([...section.matchAll(/^\| `(vfplane_\w+)` \| (\w+) \|([^|]*)\|/gm)].map((m) => [m[1]!, { type: m[2]!, labels: [...m[3]!.matchAll(/`(\w+)`/g)].map((l) => l[1]!) }]));
+      expect([...rows.keys()].sort()).toEqual([...served.keys()].sort());
+      for (const [name, f] of served) {
+        expect(rows.get(name)!.type, name).toBe(f.type);
+        for (const l of f.labels) if (l !== 'node') expect(rows.get(name)!.labels, name).toContain(l);
+      }
     });
 
     // stats --json had per-port drops and errors and per-VNI bytes and drops that /metrics
