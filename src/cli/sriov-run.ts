@@ -772,10 +772,19 @@ async function releaseLease(a: Allocation, { dry = false } = {}): Promise<{ step
       ? { step: { step: 'ipam', released: false, why: 'not-recorded' } }
       : {};
   }
-  // --dry-run: what it would release, asking the IPAM plugin nothing.
-  if (dry) return { step: { step: 'ipam', type: att.ipam.netconf?.ipam?.type ?? 'unknown', released: true, dry: true } };
-  const { ipamDelRecorded } = await import('../cni/ipam.js');
-  const type = att.ipam.netconf.ipam.type;
+  const { findPlugin, ipamDelRecorded } = await import('../cni/ipam.js');
+  const type = att.ipam.netconf?.ipam?.type ?? 'unknown';
+  // --dry-run: what it would release, asking the IPAM plugin nothing; a plugin the real
+  // run would not find where the ADD's CNI_PATH had it is its failure (helper-95).
+  if (dry) {
+    try {
+      findPlugin(type, att.ipam.path ?? []);
+    } catch (err) {
+      const error = `would fail: ${(err as Error).message}`;
+      return { failed: { error, message: `VF ${a.pci}: IPAM ${type} ${error}` } };
+    }
+    return { step: { step: 'ipam', type, released: true, dry: true } };
+  }
   try {
     await ipamDelRecorded(att.ipam, a.owner);
     return { step: { step: 'ipam', type, released: true } };
@@ -828,6 +837,7 @@ export async function gc(o: Common & { dryRun?: boolean }): Promise<void> {
           const rec: GcRecord = { ...who, state, released: false, putBack: steps, ...(cannotTell.length ? { failure: 'cannot-tell' as const, error: cannotTell.join('; ') } : {}) };
           const lease = await releaseLease(a, { dry: true });
           if (lease.step) rec.putBack.push(lease.step);
+          if (lease.failed) Object.assign(rec, rec.failure ? { error: `${rec.error}; ${lease.failed.error}` } : { failure: 'ipam', error: lease.failed.error });
           out.push(rec);
           continue;
         }
@@ -871,7 +881,8 @@ export async function gc(o: Common & { dryRun?: boolean }): Promise<void> {
           : o.dryRun ? 'would release (owner gone)'
             : r.released ? 'released (owner gone)' : 'stays allocated: put-back failed';
     // The words these steps always had; a dry run's plan that cannot be told says so first.
-    const words = (r: GcRecord) => [...(r.failure === 'cannot-tell' ? [`cannot tell: ${r.error}`] : []), ...r.putBack.map((s) => releaseText(s, r.pci))];
+    const words = (r: GcRecord) => [...(r.failure === 'cannot-tell' ? [`cannot tell: ${r.error}`] : []), ...r.putBack.map((s) => releaseText(s, r.pci)),
+      ...(o.dryRun && r.failure === 'ipam' ? [`its IPAM lease: ${r.error}`] : [])];
     console.log(table(['VF', 'owner', 'gc', 'put back'], out.map((r) => [r.pci, describeOwner(r.owner), action(r), words(r).join('\n') || '-'])));
     const n = out.filter((r) => r.released).length;
     console.log(o.dryRun ? `gc --dry-run: would release ${gone.length} of ${out.length} allocation(s)` : `gc: released ${n} of ${out.length} allocation(s)`);

@@ -2,7 +2,7 @@
 // against a simulated NIC with real network namespaces and the reference IPAM plugins
 // (host-local, static) and tuning from Debian's containernetworking-plugins.
 import { spawn, spawnSync, execFileSync } from 'node:child_process';
-import { closeSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { AllocStore } from '../../src/alloc/store.js';
 import { request as dataplaneRequest } from '../../src/dataplane/control.js';
 import { tmpdir } from 'node:os';
@@ -1746,6 +1746,32 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
     expect(gc.code, gc.stderr).toBe(0);
     expect(gc.stdout).toContain(`netdev ${was.netdev}: restored MAC ${was.mac}, mtu ${was.mtu}`);
     expect(vfpJson(['vf', 'show', '0000:5e:02.5'])).toMatchObject({ allocation: null, netdev: was.netdev, mac: was.mac, mtu: was.mtu });
+  });
+
+  // gc --dry-run promised "would free its IPAM lease" for a plugin the real gc then did
+  // not find where the ADD's CNI_PATH had it (helper-95): the dry run says it would fail.
+  it('gc --dry-run says an IPAM plugin gone from the recorded CNI_PATH would keep the lease, as the real gc then reports', () => {
+    const link = join(cniPath.split(':')[0]!, 'hlgone');
+    symlinkSync(join(REF, 'host-local'), link);
+    const dir = mkdtempSync(join(tmpdir(), 'vfplane-hlgone-'));
+    const cli = (args: string[]) => vfplane([...args, '--sysfs-root', m.root, '--state-dir', state]);
+    try {
+      const { p } = addOne('hlgone', { ipam: { type: 'hlgone', subnet: '10.61.0.0/24', dataDir: dir } });
+      p.destroy();
+      rmSync(link);
+      const dryRun = cli(['gc', '--dry-run', '--json']);
+      expect(dryRun.code, dryRun.stderr).toBe(0); // a plan, not a failure
+      const dry = (JSON.parse(dryRun.stdout) as { pci: string; failure?: string; error?: string; putBack: { step: string }[] }[]).find((x) => x.pci === '0000:5e:02.5')!;
+      expect(dry).toMatchObject({ state: 'gone', failure: 'ipam', error: expect.stringMatching(/^would fail: failed to find IPAM plugin "hlgone" in CNI_PATH /) });
+      expect(dry.putBack.map((x) => x.step)).not.toContain('ipam');
+      expect(cli(['gc', '--dry-run']).stdout).toMatch(/its IPAM lease: would fail: failed to find IPAM plugin "hlgone"/);
+      const real = cli(['gc', '--json']);
+      expect(real.code).toBe(1);
+      expect((JSON.parse(real.stdout).error.details.results as { pci: string }[]).find((x) => x.pci === '0000:5e:02.5')).toMatchObject({ released: true, failure: 'ipam' });
+    } finally {
+      rmSync(link, { force: true });
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('a pool whose VFs match but none can be handed over says why, VF by VF (code 11), and allocates nothing', () => {
