@@ -317,7 +317,15 @@ export async function dpStats(o: ClientOpts & { interval?: number }): Promise<vo
   }
 }
 
+/** A --pci given as PF#N, as the vf commands take it: its address, read from sysfs. */
+async function vfAddress(ref: string | undefined, root: string | undefined): Promise<string | undefined> {
+  if (!ref?.includes('#')) return ref;
+  const [{ openSysfs }, { resolveVf }] = await Promise.all([import('../sriov/sysfs.js'), import('../sriov/discover.js')]);
+  return resolveVf(await openSysfs(root), ref).pci;
+}
+
 export async function dpAttach(o: ClientOpts & { representor: string; vni: number; mac: string; pci?: string; netns?: string; sysfsRoot?: string }): Promise<void> {
+  o = { ...o, pci: await vfAddress(o.pci, o.sysfsRoot) };
   const pci = o.netns ? o.pci : await checkRepresentor(o.representor, o.pci, o.sysfsRoot);
   const r = await request(await sock(o), { op: 'attach', representor: o.representor, vni: o.vni, mac: o.mac, ...(pci ? { pci } : {}), ...(o.netns ? { netns: o.netns } : {}) });
   // Warnings go to stderr with --json too: stdout keeps its one JSON document.
@@ -380,11 +388,12 @@ async function warnUnallocated(pci: string, root: string | undefined): Promise<v
   }
 }
 
-export async function dpDetach(o: ClientOpts & { representor?: string; pci?: string }): Promise<void> {
+export async function dpDetach(o: ClientOpts & { representor?: string; pci?: string; sysfsRoot?: string }): Promise<void> {
   if (!o.representor && !o.pci) {
     const { UsageError } = await import('./errors.js');
     throw new UsageError('give --representor IFNAME or --pci ADDR');
   }
+  o = { ...o, pci: await vfAddress(o.pci, o.sysfsRoot) };
   const r = await request(await sock(o), { op: 'detach', ...(o.representor ? { representor: o.representor } : {}), ...(o.pci ? { pci: o.pci } : {}) });
   if (o.json) printJson(strip(r));
   else console.log(r.removed ? `detached (epoch ${r.epoch})` : 'nothing was attached there');

@@ -6,7 +6,7 @@ import { UsageError } from './errors.js';
 
 /** As the daemon's FDB_BATCH_MAX (src/dataplane/daemon.ts), for the help text. */
 const FDB_FILE_MAX = 10_000;
-import { allowRepeats, ifnameFlag, intFlag, ipFlag, macFlag, netnsFlag, nodeFlag, pathFlag, pciFlag, vniFlag } from './flags.js';
+import { allowRepeats, ifnameFlag, intFlag, ipFlag, macFlag, netnsFlag, nodeFlag, pathFlag, vfFlag, vniFlag } from './flags.js';
 
 /** explain --from: a representor, or "uplink". */
 const fromFlag = (value: string): string => {
@@ -55,13 +55,14 @@ export function registerDataplane(program: Command): void {
     .requiredOption('--representor <ifname>', 'the representor netdev of the VF', ifnameFlag('--representor'))
     .requiredOption('--vni <n>', 'the VNI', vniFlag())
     .requiredOption('--mac <mac>', "the pod interface's MAC", macFlag('--mac'))
-    .option('--pci <addr>', 'the VF the representor stands for (found in sysfs when left out), for messages and detach --pci', pciFlag('--pci'))
+    .option('--pci <addr>', 'the VF the representor stands for, by address or as PF#N (found in sysfs when left out), for messages and detach --pci', vfFlag('--pci'))
     .option('--netns <path>', 'the network namespace the representor is in (a file such as /run/netns/NAME); default: the data plane\'s own', netnsFlag('--netns'))
     .option('--sysfs-root <dir>', 'sysfs to check the representor against: /sys, or a tree made by `vfplane sim create` (env VFPLANE_SYSFS_ROOT)', pathFlag('--sysfs-root'))
     .action(async (o) => (await run()).dpAttach(o));
   common(dp.command('detach').description('detach a representor (or the representor of a VF)'))
     .option('--representor <ifname>', 'the representor netdev', ifnameFlag('--representor'))
-    .option('--pci <addr>', 'the VF', pciFlag('--pci'))
+    .option('--pci <addr>', 'the VF, by address or as PF#N', vfFlag('--pci'))
+    .option('--sysfs-root <dir>', 'sysfs to find a PF#N --pci in: /sys, or a tree made by `vfplane sim create` (env VFPLANE_SYSFS_ROOT)', pathFlag('--sysfs-root'))
     .action(async (o) => (await run()).dpDetach(o));
 
   const peer = dp.command('peer').description('remote VTEPs');

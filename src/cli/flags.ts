@@ -23,6 +23,18 @@ export const ifnameFlag = (flag: string) => (value: string): string => usage(() 
 /** A PCI address DDDD:BB:DD.F, returned lower-case. */
 export const pciFlag = (flag: string) => (value: string): string => usage(() => parsePci(value, flag));
 
+/** A VF as the vf commands name one: its PCI address, or PF#N (PF by netdev or address,
+ *  N its index; resolved against sysfs by the command, which knows the root). */
+export const vfFlag = (flag: string) => (value: string): string => {
+  const hash = value.lastIndexOf('#');
+  if (hash > 0 && /^\d{1,4}$/.test(value.slice(hash + 1))) {
+    const pf = value.slice(0, hash);
+    usage(() => (pf.includes(':') ? parsePci(pf, flag) : parseIfname(pf, flag)));
+    return value;
+  }
+  return pciFlag(flag)(value);
+};
+
 /** A network namespace file, such as /run/netns/NAME: absolute, no ".." steps. */
 export function netnsFlag(flag: string) {
   return (value: string): string => {

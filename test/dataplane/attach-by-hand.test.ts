@@ -72,11 +72,14 @@ describePrivileged('attachments made by hand', { root: true }, () => {
       expect(free.stderr).toContain(`warning: VF ${pci} is not allocated (\`vfplane vf list\` shows it free): a pod may be given it, and its CNI ADD then replaces this attachment; \`vfplane vf alloc --pci ${pci} --owner NS/NAME\` keeps it yours`);
       expect(vfplane(['dataplane', 'detach', '--socket', dp.socket, '--representor', r0]).code).toBe(0);
       // With --json too: stdout is the reply alone, the warning on stderr (it went unsaid).
-      const freeJson = vfplane(['dataplane', 'attach', '--socket', dp.socket, '--sysfs-root', m.root, '--representor', r0, '--pci', pci, '--vni', '100', '--mac', '02:00:00:00:0d:02', '--json']);
+      // (The VF named as PF#N, as the vf commands take it, for attach and detach.)
+      const freeJson = vfplane(['dataplane', 'attach', '--socket', dp.socket, '--sysfs-root', m.root, '--representor', r0, '--pci', `${m.prefix}f0#0`, '--vni', '100', '--mac', '02:00:00:00:0d:02', '--json']);
       expect(freeJson.code, freeJson.stderr).toBe(0);
       expect(JSON.parse(freeJson.stdout)).toMatchObject({ epoch: expect.any(Number) });
       expect(freeJson.stderr).toContain(`warning: VF ${pci} is not allocated`);
-      expect(vfplane(['dataplane', 'detach', '--socket', dp.socket, '--representor', r0]).code).toBe(0);
+      const byIndex = vfplane(['dataplane', 'detach', '--socket', dp.socket, '--sysfs-root', m.root, '--pci', `${m.prefix}f0#0`]);
+      expect([byIndex.code, byIndex.stdout]).toEqual([0, expect.stringMatching(/^detached/)]);
+      expect(vfplane(['dataplane', 'attach', '--socket', dp.socket, '--representor', r0, '--pci', 'f0#x', '--vni', '100', '--mac', '02:00:00:00:0d:02']).code).toBe(2);
       const alloc = vfplane(['vf', 'alloc', '--pci', pci, '--owner', 'ops/test', '--sysfs-root', m.root, '--state-dir', state]);
       expect(alloc.code, alloc.stderr).toBe(0);
       const held = att();
