@@ -729,19 +729,26 @@ describePrivileged('operator CLI on a simulated NIC', { netns: true }, () => {
       [['vf', 'release', '0000:5e:02.3'], 1, /VF 0000:5e:02\.3 is not allocated; `vfplane vf list --allocated` shows what is/],
     ];
     // A refusal changes nothing, so they run three at a time (each call is mostly Node
-    // starting); the snapshot after all of them shows that none changed anything.
-    const calls = cases.flatMap(([args]) => [args, [...args, '--json']]);
+    // starting); the snapshot after all of them shows that none changed anything. Each
+    // runs with --json, whose error goes to stderr as without it (one report for both);
+    // every fourth without, that the plain form says the same.
+    const calls = cases.flatMap(([args], k) => (k % 4 === 0 ? [[...args, '--json'], args] : [[...args, '--json']]));
     const out: Awaited<ReturnType<typeof runAsync>>[] = [];
     let next = 0;
     await Promise.all([0, 1, 2].map(async () => {
       for (let i = next++; i < calls.length; i = next++) out[i] = await runAsync(calls[i]!);
     }));
+    let at = 0;
     for (const [k, [args, code, msg]] of cases.entries()) {
-      const r = out[2 * k]!, j = out[2 * k + 1]!;
+      const j = out[at++]!;
+      expect({ args, code: j.code }).toEqual({ args, code });
+      expect(j.stderr, args.join(' ')).toMatch(msg);
+      expect(JSON.parse(j.stdout).error.message).toMatch(msg);
+      if (k % 4 !== 0) continue;
+      const r = out[at++]!;
       expect({ args, code: r.code }).toEqual({ args, code });
       expect(r.stderr, args.join(' ')).toMatch(msg);
-      expect(j.code).toBe(code);
-      expect(JSON.parse(j.stdout).error.message).toMatch(msg);
+      expect(r.stdout).toBe('');
     }
     expect(snapshot()).toEqual(before);
     expect(readdirSync(state).sort()).toEqual(expect.arrayContaining(['alloc.db', 'pools.json']));
