@@ -533,22 +533,40 @@ export class SimKernel implements SysfsKernel {
     }
     if (missing.length === 0) return;
     this.locked(() => {
+      // One ip batch and one ethtool pass for all of them: a node whose pods' namespaces
+      // all went (a drain, a reboot) has a hundred to make, a few processes each before
+      // (8–10 s for 128, in whatever command opened the tree first: helper-96).
+      const made: Dev[] = [], batch: string[][] = [], inHost: string[] = [], parked: string[] = [], peers: string[] = [];
       for (const d of missing) {
         const { name, peer } = this.netdevNames(d);
         // Under the lock, look again: another process may have put it back, or removed
         // the VF altogether (sriov_numvfs=0) since the list was made.
         if (!this.dev(d.pci) || link(peer)) continue;
         const drv = this.driverOf(d.pci);
-        const inHost = drv !== undefined && this.isNetDriver(d, drv);
-        const where = inHost ? [] : ['netns', this.m.parkNetns!];
-        ipBatch([
+        const here = drv !== undefined && this.isNetDriver(d, drv);
+        const where = here ? [] : ['netns', this.m.parkNetns!];
+        batch.push(
           ['link', 'add', name, 'address', vfMac(this.m, d.pf.index, d.vf!), ...where, ...VF_QUEUES, 'type', 'veth', 'peer', 'name', peer, ...VF_QUEUES],
           ['link', 'set', peer, 'up'],
-        ]);
-        vfOffloadsOff([name], inHost ? null : this.m.parkNetns!);
-        hostNetdevsLikeNic([peer]);
-        this.applyEffects(d, this.readSettings(d));
+        );
+        (here ? inHost : parked).push(name);
+        peers.push(peer);
+        made.push(d);
       }
+      // A batch that fails part-way made the pairs before the failing line: those get
+      // their offloads and settings still (the next open skips a VF whose pair is there).
+      let failed: unknown;
+      try {
+        ipBatch(batch);
+      } catch (e) {
+        failed = e;
+      }
+      const there = (n: string) => failed === undefined || link(n) !== undefined;
+      vfOffloadsOff(inHost.filter((n) => there(n)), null);
+      vfOffloadsOff(parked.filter((n) => failed === undefined || link(n, this.m.parkNetns!) !== undefined), this.m.parkNetns!);
+      hostNetdevsLikeNic(peers.filter(there));
+      for (const d of made) if (there(this.netdevNames(d).peer)) this.applyEffects(d, this.readSettings(d));
+      if (failed !== undefined) throw failed;
     });
   }
 

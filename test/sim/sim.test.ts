@@ -129,6 +129,10 @@ describePrivileged('simulated SR-IOV NIC', { netns: true }, () => {
     const again = await openSysfs(m.root);
     expect(execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' })).toContain(m.parkNetns!);
     expect(hasLink(`${m.prefix}f0r1`)).toBe(true);
+    // Made again as sim create makes them: the representor with GRO on, the VF's veth
+    // with tx offloads off (in one pass for all that were made: it was a pass each).
+    expect(execFileSync('ethtool', ['-k', `${m.prefix}f0r1`], { encoding: 'utf8' })).toMatch(/^generic-receive-offload: on/m);
+    expect(execFileSync('ip', ['netns', 'exec', m.parkNetns!, 'ethtool', '-k', `${m.prefix}f0v1`], { encoding: 'utf8' })).toMatch(/^tx-checksumming: off/m);
     bindVf(again, vf, 'kernel');
     expect(resolveVf(again, vf).netdev).toBe(`${m.prefix}f0v1`);
   });
