@@ -32,7 +32,12 @@ export const vfFlag = (flag: string) => (value: string): string => {
     usage(() => (pf.includes(':') ? parsePci(pf, flag) : parseIfname(pf, flag)));
     return value;
   }
-  return pciFlag(flag)(value);
+  try {
+    return pciFlag(flag)(value);
+  } catch {
+    // The help offers both forms: so does the refusal.
+    throw new UsageError(`${flag} ${JSON.stringify(value)} is neither a PCI address (DDDD:BB:DD.F) nor PF#N (a PF's netdev or address, # and the VF's index, such as ens1f0#0)`);
+  }
 };
 
 /** A network namespace file, such as /run/netns/NAME: absolute, no ".." steps. */

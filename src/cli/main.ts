@@ -144,6 +144,9 @@ export async function main(argv: string[]): Promise<number> {
     const outAt = argv.indexOf('--out');
     const out = outAt >= 0 ? argv[outAt + 1] : argv.find((a) => a.startsWith('--out='))?.slice(6);
     const jsonTo = out !== undefined && (await import('../packet/pcap.js')).isStdout(out) ? process.stderr : process.stdout;
+    // `dataplane run --json` writes a line per event (ready, stopped): its error is one too,
+    // a usage error commander caught included.
+    const stream = [...ancestry(reached(program, argv.slice(2)))].map((x) => x.name()).join(' ').endsWith('dataplane run');
     if (err instanceof CommanderError) {
       if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version') return 0;
       if (err.code === 'commander.help') {
@@ -152,15 +155,13 @@ export async function main(argv: string[]): Promise<number> {
         if (err.exitCode === 0) return 0;
         const c = reached(program, argv.slice(2));
         const path = [...ancestry(c)].map((x) => x.name()).join(' ');
-        return reportError(new UsageError(`${path} needs a command: one of ${c.commands.map((x) => x.name()).join(', ')} (run \`${path} --help\`)`), json, jsonTo);
+        return reportError(new UsageError(`${path} needs a command: one of ${c.commands.map((x) => x.name()).join(', ')} (run \`${path} --help\`)`), json, jsonTo, stream);
       }
       // commander has already printed its message to stderr; usage errors exit 2.
       // The same shape as every other error (kind: what reportError gives a usage error).
-      if (json) printJson({ error: { message: err.message.replace(/^error: /, ''), exitCode: 2, kind: 'invalid' } }, jsonTo);
+      if (json) printJson({ error: { message: err.message.replace(/^error: /, ''), exitCode: 2, kind: 'invalid' } }, jsonTo, stream);
       return 2;
     }
-    // `dataplane run --json` writes a line per event (ready, stopped): its error is one too.
-    const stream = [...ancestry(reached(program, argv.slice(2)))].map((x) => x.name()).join(' ').endsWith('dataplane run');
     return reportError(err, json, jsonTo, stream);
   }
 }

@@ -1129,6 +1129,13 @@ export async function cmdGc(ctx: CniContext): Promise<void> {
         try {
           await detach(sysfs, a, a.owner.netns && fs.existsSync(a.owner.netns) ? a.owner.netns : undefined, (m, warning) => (warning ? ctx.log.warning(`GC: ${m}`) : ctx.log.info(`GC: ${m}`)));
         } catch (err) {
+          // The pod's own DEL may have run meanwhile (a runtime cleaning up as it collects):
+          // what failed here was its work done, not a failure (helper-98).
+          const now = store.get(a.pci);
+          if (!now || now.id !== a.id) {
+            ctx.log.info(`GC: VF ${a.pci} of ${describeOwner(a.owner)} was released meanwhile (its DEL): nothing left to do`);
+            return;
+          }
           // Released half put back, the next pod would get it so (its predecessor's VLAN,
           // trust, rates, or a data plane still forwarding for it): it stays held, with
           // its address, for the next GC or `vfplane gc` to finish, as a failed DEL's does.

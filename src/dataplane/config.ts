@@ -92,11 +92,11 @@ const k8sNamespace = z.string().regex(/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/, 'e
  *  key): a representor of that name would share it, and Prometheus refuses a scrape with
  *  two series of one name and labels. */
 export const UPLINK_PORT_NAME = 'uplink';
-export const uplinkNameRefusal = (rep: string, how = '') =>
-  `representor ${JSON.stringify(rep)}${how}: "${UPLINK_PORT_NAME}" is the name stats and the metrics give the uplink's port (port="${UPLINK_PORT_NAME}"), so a representor cannot go by it; rename the netdev (ip link set ${rep} name OTHER) and attach it by the new name`;
+export const uplinkNameRefusal = (rep: string, how = '', netns?: string) =>
+  `representor ${JSON.stringify(rep)}${how}: "${UPLINK_PORT_NAME}" is the name stats and the metrics give the uplink's port (port="${UPLINK_PORT_NAME}"), so a representor cannot go by it; rename the netdev (${netns ? `nsenter --net=${netns} ` : ''}ip link set ${UPLINK_PORT_NAME} name OTHER) and attach it by the new name`;
 
 export const attachSchema = z.strictObject({
-  representor: ifname('the representor netdev of the VF').refine((s) => s !== UPLINK_PORT_NAME, { error: (iss) => uplinkNameRefusal(String(iss.input)) }),
+  representor: ifname('the representor netdev of the VF'),
   vni: vniNumber,
   mac: macString("the pod interface's MAC").refine(isStationMac, 'expected the pod interface\'s unicast MAC, not a group (broadcast, multicast) or all-zero one'),
   pci: z.string().regex(/^[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$/, 'expected a PCI address DDDD:BB:DD.F').optional(),
@@ -115,6 +115,9 @@ export const attachSchema = z.strictObject({
   learning: z.boolean().optional(),
   dev: z.string().optional(),
   owner: z.record(z.string(), z.string()).optional(),
+}).superRefine((a, ctx) => {
+  // On the object: the fix names the namespace the netdev is in.
+  if (a.representor === UPLINK_PORT_NAME) ctx.addIssue({ code: 'custom', path: ['representor'], message: uplinkNameRefusal(a.representor, '', a.netns) });
 });
 
 /** A gateway with a prefix must be a host of the VTEP's subnet (not its network or, on

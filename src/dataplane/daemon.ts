@@ -1073,7 +1073,7 @@ export class Daemon {
 
   private async attachNow(raw: AttachRequest): Promise<Attached & { mtuWarning?: string; macWarning?: string; overlayMtu?: number }> {
     // (Its schema refuses the name too; a start's altname lookup may have given it since.)
-    if (raw.representor === UPLINK_PORT_NAME) throw invalid(`${uplinkNameRefusal(raw.representor)}; nothing attached`);
+    if (raw.representor === UPLINK_PORT_NAME) throw invalid(`${uplinkNameRefusal(raw.representor, '', raw.netns)}; nothing attached`);
     const a = attachSchema.parse(raw);
     if (a.port && a.port !== this.cfg.dstPort) {
       throw invalid(`the attachment asks for VXLAN port ${a.port}, but this data plane uses ${this.cfg.dstPort}; drop vxlan.port or set dstPort in the data-plane config`);
@@ -1135,7 +1135,7 @@ export class Daemon {
     } finally {
       this.attaching.delete(a.representor);
     }
-    if (own === UPLINK_PORT_NAME) throw invalid(uplinkNameRefusal(own, ` (named by its altname ${a.representor}${a.netns ? ` in ${a.netns}` : ''})`) + '; nothing attached');
+    if (own === UPLINK_PORT_NAME) throw invalid(uplinkNameRefusal(own, ` (named by its altname ${a.representor}${a.netns ? ` in ${a.netns}` : ''})`, a.netns) + '; nothing attached');
     this.log.info(`representor ${a.representor}${a.netns ? ` in ${a.netns}` : ''} is an altname of ${own}: attached as ${own}`);
     return this.attachNow({ ...raw, representor: own });
   }
@@ -2133,7 +2133,14 @@ export class Daemon {
     const port = Number(addr.slice(i + 1));
     const server = createServer((req, res) => {
       // The path alone: a query string (a scraper's params, a cache-buster) is ignored.
-      if ((req.url ?? '').split('?')[0] !== '/metrics') {
+      // (Also an absolute-form target, http://host:port/metrics, which HTTP/1.1 allows.)
+      let pathname = '';
+      try {
+        pathname = new URL(req.url ?? '', 'http://metrics.invalid').pathname;
+      } catch {
+        // unparsable: not /metrics
+      }
+      if (pathname !== '/metrics') {
         res.writeHead(404).end('see /metrics\n');
         return;
       }

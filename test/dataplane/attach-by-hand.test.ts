@@ -5,6 +5,7 @@
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { createConnection } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { request } from '../../src/dataplane/control.js';
 import { dataplaneOn, ROOT, vfplane } from '../helpers/cli.js';
@@ -79,7 +80,8 @@ describePrivileged('attachments made by hand', { root: true }, () => {
       expect(freeJson.stderr).toContain(`warning: VF ${pci} is not allocated`);
       const byIndex = vfplane(['dataplane', 'detach', '--socket', dp.socket, '--sysfs-root', m.root, '--pci', `${m.prefix}f0#0`]);
       expect([byIndex.code, byIndex.stdout]).toEqual([0, expect.stringMatching(/^detached/)]);
-      expect(vfplane(['dataplane', 'attach', '--socket', dp.socket, '--representor', r0, '--pci', 'f0#x', '--vni', '100', '--mac', '02:00:00:00:0d:02']).code).toBe(2);
+      const badRef = vfplane(['dataplane', 'attach', '--socket', dp.socket, '--representor', r0, '--pci', 'f0#x', '--vni', '100', '--mac', '02:00:00:00:0d:02']);
+      expect([badRef.code, badRef.stderr]).toEqual([2, expect.stringContaining('--pci "f0#x" is neither a PCI address (DDDD:BB:DD.F) nor PF#N')]);
       const alloc = vfplane(['vf', 'alloc', '--pci', pci, '--owner', 'ops/test', '--sysfs-root', m.root, '--state-dir', state]);
       expect(alloc.code, alloc.stderr).toBe(0);
       const held = att();
@@ -144,6 +146,15 @@ describePrivileged('attachments made by hand', { root: true }, () => {
       const v6 = await fetch(`http://[::1]:${dp.metricsPort}/metrics`);
       expect(v6.status).toBe(200);
       for (const path of ['/', '/metricsx', '/metrics/x', '/other?metrics']) expect((await fetch(`http://127.0.0.1:${dp.metricsPort}${path}`)).status, path).toBe(404);
+      // The absolute form of the target, which HTTP/1.1 servers take (a proxy's request).
+      const abs = await new Promise<string>((resolve, reject) => {
+        let got = '';
+        const c = createConnection(dp.metricsPort!, '127.0.0.1', () => c.write(`GET http://127.0.0.1:${dp.metricsPort}/metrics?a=1 HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n`));
+        c.on('data', (d) => (got += String(d)));
+        c.on('end', () => resolve(got));
+        c.on('error', reject);
+      });
+      expect(abs.split('\r\n')[0]).toBe('HTTP/1.1 200 OK');
     });
 
     // The uplink's port is port="uplink" (and stats' portDrops key "uplink"): a representor
@@ -157,9 +168,11 @@ describePrivileged('attachments made by hand', { root: true }, () => {
         const before = await atts();
         const r = vfplane(['dataplane', 'attach', '--socket', dp.socket, '--representor', 'uplink', '--vni', '100', '--mac', '02:00:00:00:0d:0a', '--netns', n.path]);
         expect(r.code, r.stderr).toBe(2);
-        expect(r.stderr).toContain('representor "uplink": "uplink" is the name stats and the metrics give the uplink\'s port (port="uplink"), so a representor cannot go by it; rename the netdev (ip link set uplink name OTHER) and attach it by the new name');
+        // (The rename done where the netdev is: its namespace, helper-98.)
+        expect(r.stderr).toContain(`representor "uplink": "uplink" is the name stats and the metrics give the uplink's port (port="uplink"), so a representor cannot go by it; rename the netdev (nsenter --net=${n.path} ip link set uplink name OTHER) and attach it by the new name`);
         n.ip(['link', 'property', 'add', 'dev', 'uplink', 'altname', alt]);
         await expect(request(dp.socket, { op: 'attach', representor: alt, vni: 100, mac: '02:00:00:00:0d:0a', netns: n.path })).rejects.toThrow(`representor "uplink" (named by its altname ${alt} in ${n.path}): "uplink" is the name`);
+        await expect(request(dp.socket, { op: 'attach', representor: alt, vni: 100, mac: '02:00:00:00:0d:0a', netns: n.path })).rejects.toThrow(`(nsenter --net=${n.path} ip link set uplink name OTHER)`);
         expect(await atts()).toEqual(before);
         // Still running and serving, the uplink's port once in each family.
         expect(vfplane(['dataplane', 'status', '--socket', dp.socket]).code).toBe(0);

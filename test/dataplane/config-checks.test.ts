@@ -63,6 +63,10 @@ describe('data-plane config checks', () => {
       expect(r.code, r.stderr).toBe(1);
       expect(JSON.parse(r.stdout)).toEqual({ error: { kind: 'bad-file', exitCode: 1, message: expect.stringMatching(new RegExp(`^${config}: burst: .*256.*9999`)) } });
       expect(r.stdout.trimEnd().split('\n')).toHaveLength(1); // a line, as its ready and stopped lines are
+      // So is a usage error commander catches (helper-98).
+      const usage = vfplane(['dataplane', 'run', '--config', config, '--json', '--bogus']);
+      expect(usage.code).toBe(2);
+      expect(usage.stdout.trimEnd().split('\n')).toEqual([JSON.stringify({ error: { message: "unknown option '--bogus'", exitCode: 2, kind: 'invalid' } })]);
       writeFileSync(config, 'uplink: [unclosed');
       const y = vfplane(['dataplane', 'run', '--config', config]);
       expect(y.code, y.stderr).toBe(1);
