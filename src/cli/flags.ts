@@ -34,9 +34,9 @@ export const vfFlag = (flag: string) => (value: string): string => {
   }
   try {
     return pciFlag(flag)(value);
-  } catch {
-    // The help offers both forms: so does the refusal.
-    throw new UsageError(`${flag} ${JSON.stringify(value)} is neither a PCI address (DDDD:BB:DD.F) nor PF#N (a PF's netdev or address, # and the VF's index, such as ens1f0#0)`);
+  } catch (e) {
+    // The help offers both forms: so does the refusal, after what was wrong with the address.
+    throw new UsageError(`${(e as Error).message}; or name the VF as PF#N (a PF's netdev or address, # and the VF's index, such as ens1f0#0)`);
   }
 };
 

@@ -81,7 +81,7 @@ describePrivileged('attachments made by hand', { root: true }, () => {
       const byIndex = vfplane(['dataplane', 'detach', '--socket', dp.socket, '--sysfs-root', m.root, '--pci', `${m.prefix}f0#0`]);
       expect([byIndex.code, byIndex.stdout]).toEqual([0, expect.stringMatching(/^detached/)]);
       const badRef = vfplane(['dataplane', 'attach', '--socket', dp.socket, '--representor', r0, '--pci', 'f0#x', '--vni', '100', '--mac', '02:00:00:00:0d:02']);
-      expect([badRef.code, badRef.stderr]).toEqual([2, expect.stringContaining('--pci "f0#x" is neither a PCI address (DDDD:BB:DD.F) nor PF#N')]);
+      expect([badRef.code, badRef.stderr]).toEqual([2, expect.stringMatching(/--pci "f0#x" is malformed: .*; or name the VF as PF#N \(a PF's netdev or address, # and the VF's index, such as ens1f0#0\)/)]);
       const alloc = vfplane(['vf', 'alloc', '--pci', pci, '--owner', 'ops/test', '--sysfs-root', m.root, '--state-dir', state]);
       expect(alloc.code, alloc.stderr).toBe(0);
       const held = att();
