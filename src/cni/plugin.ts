@@ -18,6 +18,7 @@ import { defaultSysfsRoot, openSysfs, SIM_MARKER, vanishedSysfs, type Sysfs } fr
 import type { VfInfo, VfSettings } from '../sriov/types.js';
 import { applyVfSettings, checkMtu, checkSettings, settingsDiff } from '../sriov/vf-settings.js';
 import { canonCidr, formatIp, parseIp } from '../util/addr.js';
+import { inParallel } from '../util/parallel.js';
 import { conflict, invalid, notFound, unavailable, VfpError } from '../util/errors.js';
 import { CniError, ERR } from './spec.js';
 import type { CniContext } from './main.js';
@@ -1163,14 +1164,9 @@ export async function cmdGc(ctx: CniContext): Promise<void> {
     };
     const stale = store.list().filter((l) => l.owner.network === conf.name && l.owner.containerId !== undefined && l.owner.ifname !== undefined
       && !valid.has(`${l.owner.containerId}\u0000${l.owner.ifname}`));
-    // An unexpected error stops the work, as it stopped the loop, once those under way end
-    // (the store is closed after them, not under them).
-    let next = 0;
-    const thrown: unknown[] = [];
-    await Promise.all(Array.from({ length: Math.min(GC_CONCURRENCY, stale.length) }, async () => {
-      while (next < stale.length && !thrown.length) await releaseOne(stale[next++]!).catch((e: unknown) => void thrown.push(e));
-    }));
-    if (thrown.length) throw thrown[0];
+    // An unexpected error is thrown once every release has settled (the store is closed
+    // after them, not under them).
+    await inParallel(stale, GC_CONCURRENCY, releaseOne);
     let ipamErr: CniError | undefined;
     if (conf.ipam) {
       await ipam(ctx, 'GC').catch((err: unknown) => {
