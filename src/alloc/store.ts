@@ -23,6 +23,7 @@ import { NODE_LOCK, otherStores, register, registryDir } from './registry.js';
 import { describeOwner, IDENTIFYING, isIdentifying, netnsIdOf, OWNER_FIELDS, ownerMatches, parseOwner, pidStart, type Owner } from './owner.js';
 import { makeDirs } from '../util/fs.js';
 import { shellArg } from '../util/text.js';
+import { waitLock, type Held, type Lock } from '../util/lock.js';
 
 export type { Owner } from './owner.js';
 
@@ -1142,6 +1143,28 @@ export class AllocStore {
       const r = this.stmt.get.get(addr);
       return r ? this.toAllocation(r) : undefined;
     });
+  }
+
+  /**
+   * The right to put VF `pci` back (off the overlay, its netdev home, its driver and
+   * settings restored) and release it, held by one releaser at a time: a pod's CNI DEL,
+   * the runtime's CNI GC, `vfplane gc`, `vf release`. Two at once each met the other's
+   * half-done work (the netdev already gone from the pod: "No such device") and one
+   * reported a failure, or both undid what the other had just restored. An flock on
+   * `putback-<pci>.lock` in the state directory, removed as it is let go; the kernel
+   * lets a killed holder's go. Waits up to waitMs (polled, so a holder in this process,
+   * another request of a CNI server, can finish), then says who holds it. Where no lock
+   * can be had (the addon not built, a state directory that cannot be written), the
+   * put-back goes on unlocked, as before the lock: the store refuses its release there
+   * anyway.
+   */
+  async putBackLock(pci: string, about: string, waitMs: number): Promise<Lock | Held> {
+    const addr = parsePci(pci, 'VF PCI address');
+    try {
+      return await waitLock(path.join(this.dir, `putback-${addr}.lock`), waitMs, this.dir, about, true);
+    } catch {
+      return { release: () => {} };
+    }
   }
 
   /** The allocation of one pod interface (CNI container ID + interface name), if any. */

@@ -15,6 +15,7 @@ import { defaultSysfsRoot, openSysfs, type Sysfs } from '../sriov/sysfs.js';
 import type { VfInfo } from '../sriov/types.js';
 import { ip } from '../net/ip.js';
 import { badFile, conflict, invalid, notFound, systemError, unavailable, VfpError } from '../util/errors.js';
+import { replyTimeoutMs } from '../dataplane/reply-timeout.js';
 import { printJson, progress } from './output.js';
 
 interface Common {
@@ -634,6 +635,22 @@ function overlayOf(att: Record<string, unknown> | null | undefined): string | nu
  * (the VF may be another pod's now). What was done, for the output.
  */
 async function putBackAndRelease(store: AllocStore, sysfs: Sysfs, a: Allocation, reason: string, putBack = true, hung?: Map<string, Error>): Promise<ReleaseStep[] | null> {
+  // One releaser at a time (store.putBackLock): the pod's own CNI DEL, or the runtime's
+  // GC, may be putting it back now. Waited for; then, most likely, released meanwhile.
+  const waitMs = replyTimeoutMs() + 10_000;
+  const lock = await store.putBackLock(a.pci, reason.startsWith('gc') ? 'vfplane gc' : 'vfplane vf release', waitMs);
+  if (!('release' in lock)) {
+    throw conflict(`VF ${a.pci} is being put back by ${lock.about || 'another process'}${lock.heldBy ? ` (pid ${lock.heldBy})` : ''}, still after ${waitMs / 1000} s`);
+  }
+  try {
+    if (store.get(a.pci)?.id !== a.id) return null;
+    return await putBackLocked(store, sysfs, a, reason, putBack, hung);
+  } finally {
+    lock.release();
+  }
+}
+
+async function putBackLocked(store: AllocStore, sysfs: Sysfs, a: Allocation, reason: string, putBack: boolean, hung?: Map<string, Error>): Promise<ReleaseStep[] | null> {
   // Taken since by another store of the node (across a reboot, before this one
   // registered again): released here, and left as its new holder has it.
   const other = store.heldElsewhere(a.pci);

@@ -19,6 +19,8 @@ import type { VfInfo, VfSettings } from '../sriov/types.js';
 import { applyVfSettings, checkMtu, checkSettings, settingsDiff } from '../sriov/vf-settings.js';
 import { canonCidr, formatIp, parseIp } from '../util/addr.js';
 import { inParallel } from '../util/parallel.js';
+import type { Held, Lock } from '../util/lock.js';
+import { replyTimeoutMs } from '../dataplane/reply-timeout.js';
 import { conflict, invalid, notFound, unavailable, VfpError } from '../util/errors.js';
 import { CniError, ERR } from './spec.js';
 import type { CniContext } from './main.js';
@@ -892,8 +894,24 @@ export async function cmdDel(ctx: CniContext): Promise<void> {
   }
   const { sysfs, store } = await openAll(ctx, true);
   ph.mark('open');
+  let lock: Lock | undefined;
   try {
-    const { held, a } = attachmentOf(ctx, store);
+    let { held, a } = attachmentOf(ctx, store);
+    if (a) {
+      // One releaser at a time (store.putBackLock): the runtime's GC or `vfplane gc` may be
+      // putting this VF back now. Wait for it, then read again: finished, it leaves
+      // nothing to give back but the address; failed, it leaves the VF to this DEL.
+      const l = await store.putBackLock(a.pci, `CNI DEL of ${describeOwner(a.owner)}`, putBackWaitMs());
+      if (!('release' in l)) {
+        throw new CniError(ERR.TRY_AGAIN, `VF ${a.pci} of ${describeOwner(a.owner)} is being put back by ${holderText(l)}, still after ${putBackWaitMs() / 1000} s`,
+          'it stays allocated until that finishes; DEL again (the runtime retries a failed DEL)');
+      }
+      lock = l;
+      ph.mark('putBackLock');
+      const before = a;
+      ({ held, a } = attachmentOf(ctx, store));
+      if (!a) ctx.log.info(`DEL: VF ${before.pci} of container ${env.containerId} ${env.ifname} was put back and released meanwhile (${store.lastRelease(env.containerId!, env.ifname!)?.reason ?? 'by another releaser'})`);
+    }
     if (held && !a) ctx.log.info(`DEL: VF ${held.pci} of container ${env.containerId} ${env.ifname} belongs to network ${held.owner.network}, not ${conf.name}; left alone`);
     // The netdev comes home, then IPAM releases the address; both before the VF is
     // released, so a failure of either leaves the VF ours for the retry. Not at once: a
@@ -928,8 +946,21 @@ export async function cmdDel(ctx: CniContext): Promise<void> {
       ctx.log.info(`DEL done: VF ${a.pci} released from ${describeOwner(a.owner)}`);
     }
   } finally {
+    lock?.release();
     done(store);
   }
+}
+
+/** How long a DEL waits for another releaser of its VF (store.putBackLock): a put-back
+ *  takes well under a second, unless its data plane is slow to answer the detach (up to
+ *  the control socket's reply timeout). */
+function putBackWaitMs(): number {
+  return replyTimeoutMs() + 10_000;
+}
+
+/** Who holds a put-back lock, for a person. */
+function holderText(h: Held): string {
+  return `${h.about || 'another process'}${h.heldBy ? ` (pid ${h.heldBy})` : ''}`;
 }
 
 // The configuration's names for the PF-side settings, and how it writes their values.
@@ -1113,6 +1144,21 @@ export async function cmdGc(ctx: CniContext): Promise<void> {
     // 110 (helper-96), past what a runtime waits. Each works on its own VF, as concurrent
     // DELs do; the shared store and sysfs are the server's, made for that.
     const releaseOne = async (listed: Allocation): Promise<void> => {
+      // One releaser at a time (store.putBackLock): a VF its pod's DEL (or `vfplane gc`)
+      // is putting back now is left to it, not waited for. Should it fail, the VF stays
+      // allocated, and the next GC finds it again.
+      const lock = await store.putBackLock(listed.pci, 'CNI GC', 0);
+      if (!('release' in lock)) {
+        ctx.log.info(`GC: VF ${listed.pci} of ${describeOwner(listed.owner)} is being put back by ${holderText(lock)}; left to it`);
+        return;
+      }
+      try {
+        await releaseLocked(listed);
+      } finally {
+        lock.release();
+      }
+    };
+    const releaseLocked = async (listed: Allocation): Promise<void> => {
       // Read it again: a DEL and a new ADD may have run since the list was taken.
       const a = store.get(listed.pci);
       if (!a || a.id !== listed.id) return;

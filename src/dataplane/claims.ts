@@ -6,13 +6,12 @@
 // claim (not the ones it finds, which are its own changes), and gives back the netdevs it
 // no longer uses (an uplink changed in the config, an attachment dropped meanwhile).
 import { netnsId } from '../net/ip.js';
-import { closeSync, copyFileSync, existsSync, fstatSync, ftruncateSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
-import { constants } from 'node:os';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as z from '../util/z.js';
 import { conflict, systemError } from '../util/errors.js';
-import { loadAddon } from './addon.js';
 import { runDir } from '../util/run-dir.js';
+import { tryLock } from '../util/lock.js';
 import { DataPlane } from './dp.js';
 import { dpdkEnvJournal } from './dpdk-env.js';
 import { readSysctl } from '../net/ip.js';
@@ -58,59 +57,6 @@ const key = (ifname: string, netns?: string) => `${netns ?? ''}\n${ifname}`;
 export function tryNodeLock(stateDir: string, node: string, waitMs = 0): { release(): void } | { heldBy: number | null } {
   const l = tryLock(join(stateDir, `dataplane-${node}.lock`), waitMs, 'the state directory');
   return 'heldBy' in l ? { heldBy: l.heldBy } : l;
-}
-
-/** An flock on `path` (created), with this process's pid and `about` written to it once
- *  taken; or, when another process holds it, its pid and what it wrote (when known).
- *  `dir` names the directory in the error when the file cannot be made. With `remove`,
- *  the holder deletes the file as it lets go (the netdev locks, one per netdev ever
- *  claimed, would otherwise pile up): a lock taken on a file deleted meanwhile is then
- *  no lock, so the file must still be the one at `path` once locked, else it is tried
- *  again. */
-function tryLock(path: string, waitMs: number, dir: string, about = '', remove = false): { release(): void } | { heldBy: number | null; about: string } {
-  const a = loadAddon();
-  for (;;) {
-    let fd: number;
-    try {
-      fd = a.lockOpen(path);
-    } catch (e) {
-      throw systemError(`cannot open the lock file ${path}: ${(e as Error).message}; is ${dir} writable by this user?`);
-    }
-    const rc = a.lockTake(fd, waitMs);
-    if (rc === -constants.errno.EWOULDBLOCK || rc === -constants.errno.ETIMEDOUT) {
-      closeSync(fd);
-      let text = '';
-      try {
-        text = readFileSync(path, 'utf8');
-      } catch {
-        // let go (and removed) just now: who held it is unknown
-      }
-      const [first = '', ...rest] = text.split('\n');
-      const pid = Number.parseInt(first, 10);
-      return { heldBy: Number.isInteger(pid) && pid > 0 ? pid : null, about: rest.join(' ').trim() };
-    }
-    if (rc !== 0) {
-      closeSync(fd);
-      const name = Object.entries(constants.errno).find(([, v]) => v === -rc)?.[0] ?? `errno ${-rc}`;
-      throw systemError(`cannot lock ${path}: ${name}; is ${dir} writable by this user?`);
-    }
-    if (remove && fstatSync(fd).ino !== (() => { try { return statSync(path).ino; } catch { return -1; } })()) {
-      closeSync(fd); // its holder removed it while we waited for it
-      continue;
-    }
-    ftruncateSync(fd, 0);
-    writeSync(fd, `${process.pid}\n${about ? `${about}\n` : ''}`, 0);
-    let open = true;
-    // Closing the only descriptor lets the lock go; the file goes first, still locked.
-    return {
-      release: () => {
-        if (!open) return;
-        open = false;
-        if (remove) rmSync(path, { force: true });
-        closeSync(fd);
-      },
-    };
-  }
 }
 
 /** Where the netdev locks are (runDir): one directory for the host, not a state
