@@ -547,6 +547,14 @@ export function unusableList(unusable: readonly VfInfo[]): string {
   return why.join('; ');
 }
 
+/** The store's "no free VF" for a pool, with the pool's VFs that match but cannot be
+ *  given (the store counts only the candidates it was offered): a VF an operator expects
+ *  free is said, and why not. The error itself when there are none. */
+export function exhaustedBesides(e: VfpError, pool: string, unusable: readonly VfInfo[], treeOnly = false): VfpError {
+  if (e.details?.reason !== 'exhausted' || unusable.length === 0) return e;
+  return new VfpError(e.kind, `${e.message}; besides, ${unusable.length} more of pool ${JSON.stringify(pool)} cannot be given: ${unusableList(unusable)}; ${unusableFix(unusable, treeOnly)}`, { ...e.details, unusable: unusable.length });
+}
+
 /** What to do about such VFs, for the kinds there are: advice for one kind is harmful
  *  for another (rebinding a VF a DPDK application has open pulls it from under it). */
 export function unusableFix(unusable: readonly VfInfo[], treeOnly = false): string {

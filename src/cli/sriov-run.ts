@@ -8,7 +8,7 @@ import { AllocStore, DB_FILE, defaultStateDir, heldInAnotherStore, type Allocati
 import { describeOwner, ownerAlive, parseOwner, pidStart, type Owner } from '../alloc/owner.js';
 import { allocatedBeforeBoot, netdevDiff, netdevHome, restoreDriverAndSettings, stepText, type PutBackStep } from '../alloc/put-back.js';
 import type { IpamRecord } from '../cni/ipam.js';
-import { checkSelectorAgainst, findPool, isUnusable, loadPools, notHandedOver, poolVfs, poolView, treeOnlyFix, unusableFix, unusableList, vfCountsByPf, whyNoMatch, whyUnusable } from '../alloc/pool.js';
+import { checkSelectorAgainst, exhaustedBesides, findPool, isUnusable, loadPools, notHandedOver, poolVfs, poolView, treeOnlyFix, unusableFix, vfCountsByPf, whyNoMatch, whyUnusable } from '../alloc/pool.js';
 import { bindVf, configVf, setNumVfs, type VfConfig } from '../sriov/actions.js';
 import { listPfs, listVfs, presentVf, resolvePf, resolveVf, findRepresentor, vfOfRepresentor } from '../sriov/discover.js';
 import { defaultSysfsRoot, openSysfs, type Sysfs } from '../sriov/sysfs.js';
@@ -428,8 +428,7 @@ export async function vfAlloc(o: Common & OwnerFlags & { pool?: string; pci?: st
       a = store.allocate({ candidates: view(store.heldOnNode()), owner, pool: pool.name });
     } catch (e) {
       // The store counts the VFs it was offered; the pool's unusable ones are said too.
-      if (!(e instanceof VfpError && e.details?.reason === 'exhausted' && unusable.length)) throw e;
-      throw unavailable(`${e.message}; besides, ${unusable.length} more of pool ${JSON.stringify(pool.name)} cannot be given: ${unusableList(unusable)}; ${unusableFix(unusable, sysfs.treeOnly)}`, { ...e.details, unusable: unusable.length });
+      throw e instanceof VfpError ? exhaustedBesides(e, pool.name, unusable, sysfs.treeOnly) : e;
     } finally {
       store.close();
     }

@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { AllocStore, DB_FILE, defaultStateDir, PAUSE_ADD_ENV, pauseForTest, type Allocation } from '../alloc/store.js';
 import { describeOwner, ownerAlive, parseOwner, pidStart, podNetns, type Owner } from '../alloc/owner.js';
-import { findPool, freeInPool, handOverMode, loadPools, matchVf, notHandedOver, poolView, unusableFix, USERSPACE_DRIVERS, whyNoMatch, whyUnusable } from '../alloc/pool.js';
+import { exhaustedBesides, findPool, freeInPool, handOverMode, loadPools, matchVf, notHandedOver, poolView, unusableFix, USERSPACE_DRIVERS, whyNoMatch, whyUnusable } from '../alloc/pool.js';
 import { addrsIn, ipIn, linkIn, netnsId, routesIn } from '../net/ip.js';
 import { netRun, type NetOp } from '../net/netops.js';
 import { allocatedBeforeBoot, restoreDriverAndSettings, returnNetdev, tidyReturnedNetdev } from '../alloc/put-back.js';
@@ -277,7 +277,9 @@ async function takeVf(ctx: CniContext, sysfs: Sysfs, store: AllocStore, owner: O
     const allocation = store.allocate({ candidates, owner, pool: pool.name, fresh: true });
     return { allocation, vf: candidates.find((v) => v.pci === allocation.pci)! };
   } catch (err) {
-    if (err instanceof VfpError && err.kind === 'unavailable') throw withCode(err, ERR.TRY_AGAIN);
+    // The pool's VFs that match but cannot be given are said too (helper-98: "6 VFs
+    // match, all allocated" of a pool with a seventh whose netdev is elsewhere).
+    if (err instanceof VfpError && err.kind === 'unavailable') throw withCode(exhaustedBesides(err, pool.name, unusable, sysfs.treeOnly), ERR.TRY_AGAIN);
     throw interfaceTakenCode(err);
   }
 }

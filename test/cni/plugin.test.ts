@@ -1791,6 +1791,17 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
       expect(leasedIps()).toEqual(before);
       const st = call('STATUS', base({ cniVersion: '1.1.0', pool: 'gone', poolsFile: f }), {});
       expect(st.out).toMatchObject({ code: 50, msg: 'no free VF in pool "gone": 1 match, 0 allocated, 1 unusable (no driver, or the netdev is outside the host namespace)' });
+      // With another VF of the pool allocated, "all allocated" leaves out none (helper-98:
+      // "1 VF match, all allocated" of a pool of two).
+      writeFileSync(f, JSON.stringify({ pools: [{ name: 'gone', selector: { pciAddresses: ['0000:5e:02.4', '0000:5e:02.5'] } }] }));
+      const e = { containerId: 'gone0002', netns: nsPath(pod('gone2')), ifname: 'net1' };
+      expect(call('ADD', base({ deviceID: '0000:5e:02.5' }), e).code).toBe(0);
+      const leased = leasedIps();
+      const full = call('ADD', base({ pool: 'gone', poolsFile: f }), { containerId: 'gone0003', netns: nsPath(pod('gone3')), ifname: 'net1' });
+      expect(full.out).toMatchObject({ code: 11, msg: expect.stringMatching(/^no free VF in pool "gone": 1 VF match, all allocated \(0000:5e:02\.5 to .*gone0002.*\); .*; besides, 1 more of pool "gone" cannot be given: 0000:5e:02\.4 is bound to iavf with no netdev in the host namespace/) });
+      expect(leasedIps()).toEqual(leased);
+      expect(call('DEL', base({ deviceID: '0000:5e:02.5' }), e).code).toBe(0);
+      expect(leasedIps()).toEqual(before);
     } finally {
       other.ip(['link', 'set', 'dev', vf.netdev, 'netns', '1']);
     }
