@@ -566,6 +566,14 @@ export function unusableFix(unusable: readonly VfInfo[], treeOnly = false): stri
   return fix.join('; ');
 }
 
+/** unusableFix for one VF, named (`vf show`): the same advice, worded for it. */
+export function unusableFixFor(v: VfInfo, treeOnly = false): string {
+  if (treeOnly && v.driver && !USERSPACE_DRIVERS.has(v.driver)) return treeOnlyFix(v.pci);
+  if (!v.driver) return `bind it with \`vfplane vf bind ${v.pci} --driver kernel|vfio-pci\``;
+  if (v.vfioOpenBy) return 'it is that process\'s: stop it (a DPDK application vfplane did not give it to), or use another VF';
+  return `find who has its netdev, or take it back with \`vfplane vf bind ${v.pci} --driver kernel --force\` (its netdev there goes, a new one comes up here)`;
+}
+
 /** Why handOverMode finds no way to hand a VF over, as the rest of a sentence about it. */
 export function notHandedOver(v: VfInfo): string {
   if (v.vfioOpenBy) return `is bound to ${v.driver} and its VFIO group ${v.vfioDevice} is open in process ${v.vfioOpenBy.pid} (${v.vfioOpenBy.comm}): a DPDK application vfplane did not give it to uses it`;

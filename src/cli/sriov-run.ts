@@ -8,7 +8,7 @@ import { AllocStore, DB_FILE, defaultStateDir, heldInAnotherStore, type Allocati
 import { describeOwner, ownerAlive, parseOwner, pidStart, type Owner } from '../alloc/owner.js';
 import { allocatedBeforeBoot, netdevDiff, netdevHome, restoreDriverAndSettings, stepText, type PutBackStep } from '../alloc/put-back.js';
 import type { IpamRecord } from '../cni/ipam.js';
-import { checkSelectorAgainst, exhaustedBesides, findPool, isUnusable, loadPools, notHandedOver, poolVfs, poolView, treeOnlyFix, unusableFix, vfCountsByPf, whyNoMatch, whyUnusable } from '../alloc/pool.js';
+import { checkSelectorAgainst, exhaustedBesides, findPool, isUnusable, loadPools, notHandedOver, poolVfs, poolView, treeOnlyFix, unusableFixFor, vfCountsByPf, whyNoMatch, whyUnusable } from '../alloc/pool.js';
 import { bindVf, configVf, setNumVfs, type VfConfig } from '../sriov/actions.js';
 import { listPfs, listVfs, presentVf, resolvePf, resolveVf, findRepresentor, vfOfRepresentor } from '../sriov/discover.js';
 import { defaultSysfsRoot, openSysfs, type Sysfs } from '../sriov/sysfs.js';
@@ -252,7 +252,7 @@ export async function vfList(o: Common & { pf?: string; free?: boolean; allocate
       r.settings?.vlan ? `${r.settings.vlan}${r.settings.qos ? `/${r.settings.qos}` : ''}` : '-',
       yn(r.settings?.spoofchk), yn(r.settings?.trust), dash(r.settings?.linkState),
       r.allocation ? describeOwner(r.allocation.owner) : r.heldElsewhere ? `${describeOwner(r.heldElsewhere.owner)} (store ${r.heldElsewhere.dir})`
-        : r.vfioOpenBy ? `in use: process ${r.vfioOpenBy.pid} (${r.vfioOpenBy.comm})` : r.unusable ? `not free: ${r.driver ? 'its netdev is not here' : 'no driver'}` : 'free',
+        : r.vfioOpenBy ? `in use: process ${r.vfioOpenBy.pid} (${r.vfioOpenBy.comm})` : r.unusable ? `not free: ${!r.driver ? 'no driver' : sysfs.treeOnly ? 'no netdevs (sim --no-netdevs)' : 'its netdev is not here'}` : 'free',
       overlayOf(r.allocation?.attachment) ?? '-']),
   ));
   const fewer = rows.filter((r) => r.gone && !r.pfGone);
@@ -302,7 +302,7 @@ export async function vfShow(o: Common, ref: string): Promise<void> {
   kv.push(['holder', allocation ? `${describeOwner(allocation.owner)} since ${allocation.createdAt} (allocation ${allocation.id}${allocation.pool ? `, pool ${allocation.pool}` : ''})`
     : heldElsewhere ? `${describeOwner(heldElsewhere.owner)} since ${heldElsewhere.since}, in another allocation store of this node: ${heldElsewhere.dir}`
     : vf.vfioOpenBy ? `none in vfplane, but in use: its VFIO group is open in process ${vf.vfioOpenBy.pid} (${vf.vfioOpenBy.comm})`
-    : isUnusable(vf, () => false) ? `none in vfplane, but not free: it ${notHandedOver(vf)}; ${unusableFix([vf], sysfs.treeOnly)}` : 'free']);
+    : isUnusable(vf, () => false) ? `none in vfplane, but not free: it ${notHandedOver(vf)}; ${unusableFixFor(vf, sysfs.treeOnly)}` : 'free']);
   const ov = overlayOf(allocation?.attachment);
   if (ov) {
     const att = allocation!.attachment as { representor?: string; dataplane?: string };

@@ -459,6 +459,10 @@ describePrivileged('simulated SR-IOV NIC', { netns: true }, () => {
       expect(mtu.stderr).toContain('this simulated NIC was made without netdevs (`sim create --no-netdevs`), so there is no MTU to set');
       // vf alloc says the same, and the way that works (not a --force bind that does nothing).
       const state = join(s.root, '..', 'state-alloc');
+      // vf list and vf show say why it is not free in the same terms (helper-98: "its
+      // netdev is not here", and advice for VFs whose netdevs are elsewhere).
+      expect(run(['vf', 'list', '--state-dir', state]).stdout).toMatch(/│ not free: no netdevs \(sim --no-netdevs\) +│/);
+      expect(run(['vf', 'show', '0000:5e:02.0', '--state-dir', state]).stdout).toContain('none in vfplane, but not free: it is bound to iavf with no netdev in the host namespace; this simulated NIC was made without netdevs (`sim create --no-netdevs`), so a VF bound to a kernel driver has none to hand over: bind it to vfio-pci (`vfplane vf bind 0000:5e:02.0 --driver vfio-pci`)');
       const alloc = run(['vf', 'alloc', '--pci', '0000:5e:02.0', '--owner', 'ns/p', '--state-dir', state]);
       expect([alloc.status, alloc.stderr.trim()]).toEqual([1, 'vfplane: VF 0000:5e:02.0 is bound to iavf and has no netdev: this simulated NIC was made without netdevs (`sim create --no-netdevs`), so a VF bound to a kernel driver has none to hand over: bind it to vfio-pci (`vfplane vf bind 0000:5e:02.0 --driver vfio-pci`) to allocate it, or make the simulator with netdevs']);
       expect(run(['vf', 'bind', '0000:5e:02.0', '--driver', 'vfio-pci', '--state-dir', state]).status).toBe(0);
