@@ -349,6 +349,9 @@ export function request(path: string, req: Record<string, unknown>, atMostMs?: n
       s.destroy();
       f();
     };
+    // 'system', not 'unavailable': callers read 'unavailable' as "no data plane running"
+    // (detachFromOverlay, gc's plan: it forgets the VF at its next start), which a data
+    // plane that is slow to answer has not done.
     const t = setTimeout(() => settle(() => reject(systemError(`the data plane at ${path} did not answer ${String(req.op)} within ${timeoutMs} ms`, { timedOut: true }))), timeoutMs);
     /** The reply, when a whole line arrived; false otherwise. */
     const replied = (): boolean => {
