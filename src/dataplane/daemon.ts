@@ -1486,7 +1486,11 @@ export class Daemon {
         const ports: Record<string, { uplink: true } | { vni: number; owner?: Record<string, string> }> = Object.fromEntries([...this.atts.values()].map((a) => [a.representor, { vni: a.vni, ...(a.owner ? { owner: a.owner } : {}) }]));
         const up = this.uplink ? names.get(this.uplink.slot) : undefined;
         if (up) ports[up] = { uplink: true };
-        return { counters: countersJson(this.counters(), names), portDrops, ports };
+        // Every drop reason, 0 until it counts (as vfplane_drops_total has): a script sees
+        // the same keys from the start, not a key appearing with the first drop.
+        const counters = countersJson(this.counters(), names);
+        counters.drops = { ...Object.fromEntries(this.dp!.dropReasons().map((r) => [r, 0])), ...(counters.drops as Record<string, number>) };
+        return { counters, portDrops, ports };
       }
       case 'attach': {
         const a = this.parse(attachSchema, req);

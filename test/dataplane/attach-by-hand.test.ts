@@ -251,6 +251,13 @@ describePrivileged('attachments made by hand', { root: true }, () => {
         }
         const text = await scrape();
         const value = (name: string, labels: string) => new RegExp(`^${name}\\{node="edge",${labels}\\} (\\d+)$`, 'm').exec(text)?.[1];
+        // Every drop reason, 0 until it counts, as vfplane_drops_total has them (stats
+        // listed only those that had counted: a script's key appeared with the first drop).
+        const statsDrops = (JSON.parse(vfplane(['dataplane', 'stats', '--socket', dp.socket, '--json']).stdout) as { counters: { drops: Record<string, number> } }).counters.drops;
+        const scraped = [...text.matchAll(/^vfplane_drops_total\{node="edge",reason="(\w+)"\} \d+$/gm)].map((x) => x[1]!);
+        expect(scraped.length).toBeGreaterThan(20);
+        expect(Object.keys(statsDrops).sort()).toEqual(scraped.sort());
+        expect(Object.values(statsDrops).filter((x) => x === 0).length).toBeGreaterThan(10);
         for (const [name, type] of [['vfplane_port_drops_total', 'counter'], ['vfplane_port_errors_total', 'counter'], ['vfplane_vni_encap_bytes_total', 'counter'], ['vfplane_vni_decap_bytes_total', 'counter'], ['vfplane_vni_drops_total', 'counter']]) {
           expect(text).toMatch(new RegExp(`^# HELP ${name} \\S`, 'm'));
           expect(text).toContain(`# TYPE ${name} ${type}\n`);
