@@ -1652,9 +1652,12 @@ export class Daemon {
         this.parse(NO_ARGS, req);
         // The list stops at LEARNED_LIST_MAX entries (see there) and says so.
         const l = this.dp!.learnedList();
+        // Each learned entry's age (as explain says it): its stamp is the workers' clock
+        // (CLOCK_MONOTONIC seconds), which a script cannot read.
+        const now = Number(process.hrtime.bigint() / 1_000_000_000n);
         return {
           static: this.fdb.values(),
-          learned: l.entries,
+          learned: l.entries.map((e) => ({ ...e, ageSeconds: Math.max(0, Math.round(now - e.stamp)) })),
           ...(l.truncated ? { learnedTruncated: LEARNED_LIST_MAX } : {}),
           local: [...this.atts.values()].map((a) => ({ vni: a.vni, mac: a.mac, representor: a.representor })),
         };
