@@ -109,7 +109,7 @@ export async function runBench(f: BenchFlags, given: (key: string) => boolean = 
     learn: f.learn, onProgress: say,
   });
   const report = buildReport(result, tunnel, {
-    burst: f.burst, trials: f.trials, duration: f.duration / 1000 /* seconds */, cpu, underlay: f.ipv6 ? 'IPv6' : 'IPv4',
+    burst: f.burst, trials: f.trials, duration: f.duration / 1000 /* seconds */, durationMs: f.duration /* as --duration takes it */, cpu, underlay: f.ipv6 ? 'IPv6' : 'IPv4',
     vni: f.vni, learn: f.learn, command: `vfplane ${process.argv.slice(2).join(' ')}`.trim(),
   });
   if (f.json) printJson(report);

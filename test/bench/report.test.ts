@@ -52,6 +52,8 @@ function benchJson(args: string[]) {
 describe('the memory bench\'s Gb/s', () => {
   it('counts outer frames for encap and inner frames for decap, and says so in the JSON and the table', () => {
     const rep = benchJson(['--sizes', '64', '--duration', '20', '--trials', '1', '--no-fdb', '--engines', 'native']) as BenchReport;
+    // The window as --duration took it (ms), beside the seconds the table prints.
+    expect(rep.settings).toMatchObject({ durationMs: 20, duration: 0.02 });
     const cell = (op: string) => rep.cells.find((c) => c.op === op)!;
     const outer = 64 + 50; // IPv4 underlay, no outer VLAN: 14 + 20 + 8 + 8 bytes of headers
     expect(cell('encap')).toMatchObject({ gbpsOf: 'outer', avgInnerBytes: 64 });
