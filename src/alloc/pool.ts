@@ -18,6 +18,7 @@ export interface PoolSelector {
   rootDevices?: string[]; // PF PCI addresses, "0000:3b:00.0", "0000:3b:00.0#0-3"
   pciAddresses?: string[]; // VF PCI addresses (as the device plugin allows)
   numaNodes?: number[];
+  isRdma?: boolean; // only VFs with an RDMA device (the device plugin's isRdma; false: any)
   /**
    * Alternatives, any of which may match (besides the fields above, which still apply).
    * The device plugin's newer config gives `selectors` as an array: each element
@@ -38,6 +39,8 @@ export interface Pool {
 }
 
 export const SELECTOR_FIELDS = ['vendors', 'devices', 'drivers', 'pfNames', 'rootDevices', 'pciAddresses', 'numaNodes'] as const;
+/** Every field a selector may have: the lists, and isRdma. */
+const SELECTOR_KEYS = [...SELECTOR_FIELDS, 'isRdma'] as const;
 
 // ---------------------------------------------------------------------------------------
 // pfNames entries
@@ -141,6 +144,7 @@ const baseFields = {
     z.union([z.number(), z.string().regex(/^\d+$/).transform(Number)], { error: 'expected a NUMA node number, like 0' })
       .pipe(z.number().int('expected a whole NUMA node number').min(0, 'expected a NUMA node number ≥ 0').max(1023, 'expected a NUMA node number ≤ 1023')),
   ).optional(),
+  isRdma: z.boolean({ error: 'expected true or false' }).optional(),
 };
 
 function pciRefine(what: string) {
@@ -167,7 +171,7 @@ const poolsFileSchema = z.strictObject({
 
 // The device plugin's selector fields that vfplane cannot evaluate. Ignoring one would
 // quietly widen the pool, so they are refused unless they select nothing (false, []).
-const DP_UNSUPPORTED = ['linkTypes', 'ddpProfiles', 'isRdma', 'needVhostNet', 'vdpaType', 'pKeys', 'acpiIndexes', 'auxTypes'];
+const DP_UNSUPPORTED = ['linkTypes', 'ddpProfiles', 'needVhostNet', 'vdpaType', 'pKeys', 'acpiIndexes', 'auxTypes'];
 
 const dpSelector = z
   .looseObject(baseFields)
@@ -175,7 +179,7 @@ const dpSelector = z
     for (const [k, v] of Object.entries(obj)) {
       if (k in baseFields) continue;
       if (!DP_UNSUPPORTED.includes(k)) {
-        ctx.addIssue({ code: 'custom', path: [k], message: `unknown selector field (known: ${SELECTOR_FIELDS.join(', ')})`, input: v });
+        ctx.addIssue({ code: 'custom', path: [k], message: `unknown selector field (known: ${SELECTOR_KEYS.join(', ')})`, input: v });
         continue;
       }
       if (v === false || v === '' || (Array.isArray(v) && v.length === 0)) continue;
@@ -183,13 +187,13 @@ const dpSelector = z
       if (k === 'linkTypes' && Array.isArray(v) && v.some((t) => typeof t === 'string' && t.toLowerCase() === 'ether')) continue;
       ctx.addIssue({
         code: 'custom', path: [k], input: v,
-        message: `vfplane does not support this device plugin selector (it supports ${SELECTOR_FIELDS.join(', ')}); remove it or write a vfplane pools file`,
+        message: `vfplane does not support this device plugin selector (it supports ${SELECTOR_KEYS.join(', ')}); remove it or write a vfplane pools file`,
       });
     }
   })
   .transform((obj) => {
     const out: Record<string, unknown> = {};
-    for (const k of SELECTOR_FIELDS) if (obj[k] !== undefined) out[k] = obj[k];
+    for (const k of SELECTOR_KEYS) if (obj[k] !== undefined) out[k] = obj[k];
     return out as PoolSelector;
   });
 
@@ -252,13 +256,14 @@ function normalize(sel: PoolSelector): PoolSelector {
     const v = sel[k];
     if (v !== undefined && v.length > 0) (out as Record<string, unknown>)[k] = [...new Set(v as unknown[])];
   }
+  if (sel.isRdma) out.isRdma = true; // false selects any VF, as the device plugin reads it
   if (sel.anyOf) out.anyOf = sel.anyOf.map(normalize);
   if (sel.notIn?.length) out.notIn = sel.notIn.map((n) => ({ pool: n.pool, selector: normalize(n.selector) }));
   return out;
 }
 
 export function parsePoolSelector(value: unknown, where: string): PoolSelector {
-  return normalize(parseWith(selectorSchema, value, where, [...SELECTOR_FIELDS, 'anyOf']) as PoolSelector);
+  return normalize(parseWith(selectorSchema, value, where, [...SELECTOR_KEYS, 'anyOf']) as PoolSelector);
 }
 
 /** Pools from a JSON file in vfplane's format or the SR-IOV network device plugin's. */
@@ -342,7 +347,7 @@ function goFields(json: object, where: string): unknown {
       const at = `resourceList[${i}].`;
       const r = fold(item, DP_ITEM_FIELDS, at) as Record<string, unknown>;
       if (typeof r !== 'object' || r === null) return r;
-      const known = [...SELECTOR_FIELDS, ...DP_UNSUPPORTED];
+      const known = [...SELECTOR_KEYS, ...DP_UNSUPPORTED];
       if (Array.isArray(r.selectors)) r.selectors = r.selectors.map((x, j) => fold(x, known, `${at}selectors[${j}].`));
       else if (r.selectors !== undefined) r.selectors = fold(r.selectors, known, `${at}selectors.`);
       return r;
@@ -358,16 +363,16 @@ export function parsePools(json: unknown, where: string): Pool[] {
     const f = parseWith(poolsFileSchema, json, where, ['pools']);
     // No criterion at all would take any VF of the node: said, not assumed (the device
     // plugin's own config keeps its meaning, where an empty selector takes every device).
-    const empty = (x: object) => Object.values(x).every((v) => v === undefined);
+    const empty = (x: object) => Object.entries(x).every(([k, v]) => v === undefined || (k === 'isRdma' && v === false));
     const bad = f.pools.flatMap((p, i) => [
-      ...(empty(p.selector) ? [`pools[${i}].selector: {}: a selector with no criteria would take any VF of the node: name at least one (vendors, devices, drivers, pfNames, rootDevices, pciAddresses, numaNodes), e.g. {"drivers":["iavf"]}`] : []),
+      ...(empty(p.selector) ? [`pools[${i}].selector: {}: a selector with no criteria would take any VF of the node: name at least one (vendors, devices, drivers, pfNames, rootDevices, pciAddresses, numaNodes, isRdma), e.g. {"drivers":["iavf"]}`] : []),
       ...(p.selector.anyOf ?? []).flatMap((alt, j) => (empty(alt) ? [`pools[${i}].selector.anyOf[${j}]: {}: an alternative with no criteria would take any VF of the node: name at least one, or drop it`] : [])),
     ]);
     if (bad.length) throw invalid(bad.map((b) => `${where}: ${b}`).join('; '), { file: where });
     pools = f.pools.map((p) => ({ name: p.name, selector: normalize(p.selector as PoolSelector) }));
   } else if (typeof json === 'object' && json !== null && !Array.isArray(json) && Object.keys(json).some((k) => k.toLowerCase() === 'resourcelist')) {
-    const f = parseWith(dpFileSchema, goFields(json, where), where, [...SELECTOR_FIELDS, ...DP_UNSUPPORTED]);
-    const known = [...SELECTOR_FIELDS, ...DP_UNSUPPORTED];
+    const f = parseWith(dpFileSchema, goFields(json, where), where, [...SELECTOR_KEYS, ...DP_UNSUPPORTED]);
+    const known = [...SELECTOR_KEYS, ...DP_UNSUPPORTED];
     const plain: Pool[] = f.resourceList.map((r, i) => {
       const at = ['resourceList', i, 'selectors'];
       const sels = Array.isArray(r.selectors)
@@ -421,6 +426,7 @@ function matchFields(vf: VfPlace, sel: PoolSelector): boolean {
   }
   if (sel.pciAddresses && !sel.pciAddresses.includes(vf.pci.toLowerCase())) return false;
   if (sel.numaNodes && !sel.numaNodes.includes(vf.numaNode)) return false;
+  if (sel.isRdma && !vf.rdmaDevice) return false;
   if (sel.pfNames) {
     if (vf.pfNetdev === null) return false;
     const ok = sel.pfNames.some((s) => {
@@ -461,6 +467,9 @@ export function whyNoMatch(vfs: readonly VfInfo[], sel: PoolSelector): string {
     if (sel[f] === undefined) continue;
     if (vfs.some((vf) => matchFields(vf, { [f]: sel[f] } as PoolSelector))) continue;
     unmet.push(`${f} ${JSON.stringify(sel[f])} matches none: ${have[f]()}`);
+  }
+  if (sel.isRdma && !vfs.some((vf) => vf.rdmaDevice)) {
+    unmet.push('isRdma true matches none: no VF here has an RDMA device (infiniband/ under its PCI device: a ConnectX VF on mlx5_core has one once mlx5_ib is loaded)');
   }
   if (unmet.length) return unmet.join('; ');
   if (sel.anyOf && vfs.filter((vf) => matchFields(vf, sel)).length > 0 && !vfs.some((vf) => matchVf(vf, { ...sel, notIn: undefined }))) {

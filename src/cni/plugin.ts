@@ -604,8 +604,14 @@ export async function cmdAdd(ctx: CniContext): Promise<CniResult> {
       mtu = conf.mtu ?? vf.mtu;
     } else {
       mac = podMac;
+    }
+    // A DPDK VF's device-info file, always: it is how the pod learns its PCI address. A
+    // kernel VF's when the runtime asks for one (the CNIDeviceInfoFile capability): a
+    // ConnectX VF stays on mlx5_core, its netdev in the pod, and DPDK's mlx5 PMD in the
+    // pod opens it by its PCI address and RDMA device, which the file gives (helper-101).
+    if (mode !== 'kernel' || conf.runtimeConfig?.CNIDeviceInfoFile) {
       deviceInfoFile = deviceInfoPath(conf, env);
-      writeDeviceInfo(deviceInfoFile, { pci: vf.pci, pfPci: vf.pf, representor: findRepresentor(sysfs, vf) });
+      writeDeviceInfo(deviceInfoFile, { pci: vf.pci, pfPci: vf.pf, representor: findRepresentor(sysfs, vf), ...(vf.rdmaDevice ? { rdmaDevice: vf.rdmaDevice } : {}) });
       const f = deviceInfoFile;
       undo.push(() => removeDeviceInfo(f));
     }
@@ -1039,6 +1045,8 @@ export async function cmdCheck(ctx: CniContext): Promise<void> {
       // Results before 1.1.0 carry no MTU, and a plugin chained after this one may have set
       // another (tuning's mtu), which the spec has CHECK allow: only a result's MTU binds.
       if (want.mtu && l.mtu !== want.mtu) throw new CniError(ERR.IO, `interface ${env.ifname} has MTU ${l.mtu}, not ${want.mtu}`, '');
+      // The device-info file the runtime asked for (a ConnectX DPDK pod's way to its VF).
+      if (att?.deviceInfoFile && !fs.existsSync(att.deviceInfoFile)) throw new CniError(ERR.IO, `device-info file ${att.deviceInfoFile} is missing`, 'run DEL and ADD again');
       const have = new Set(addrsIn(env.netns!, env.ifname!).map((x) => canonAddr(`${x.local}/${x.prefixlen}`)));
       for (const ipc of prev.ips ?? []) {
         if (ipc.interface !== index) continue;

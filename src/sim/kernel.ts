@@ -469,6 +469,12 @@ export class SimKernel implements SysfsKernel {
       this.symlink(this.rel(`class/net/${name}`, `${dir}/net/${name}`), `class/net/${name}`);
       if (d.vf !== null) this.applyEffects(d, this.readSettings(d));
     }
+    // A bifurcated family's kernel driver (mlx5_core, with mlx5_ib) gives each VF an RDMA
+    // device, which DPDK's mlx5 PMD reaches it through: infiniband/mlx5_N under the PCI
+    // device, as the device plugin's isRdma and the device-info's rdma-device read it.
+    if (d.vf !== null && this.isNetDriver(d, drv) && this.bifurcated()) {
+      fs.mkdirSync(this.abs(`${dir}/infiniband/mlx5_${this.m.pfs.length + d.pf.index * d.pf.totalVfs + d.vf}`), { recursive: true });
+    }
   }
 
   private detach(d: Dev, drv: string): void {
@@ -496,6 +502,7 @@ export class SimKernel implements SysfsKernel {
         fs.rmSync(this.abs(`class/net/${name}`), { force: true });
       }
     }
+    fs.rmSync(this.abs(`${dir}/infiniband`), { recursive: true, force: true });
     fs.rmSync(this.abs(`${dir}/driver`), { force: true });
     fs.rmSync(this.abs(`bus/pci/drivers/${drv}/${d.pci}`), { force: true });
   }
@@ -650,6 +657,15 @@ export class SimKernel implements SysfsKernel {
       this.applyEffects(d, next, change);
       return next;
     });
+  }
+
+  /** Whether the simulated family's DPDK PMD is bifurcated (mlx5). */
+  private bifurcated(): boolean {
+    try {
+      return getProfile(this.m.profile).dpdk.bifurcated;
+    } catch {
+      return false;
+    }
   }
 
   private vfCaps(): HwProfile['vfSettings'] | null {

@@ -48,6 +48,12 @@ function devPath(pci: string): string {
   return `bus/pci/devices/${pci}`;
 }
 
+/** A PCI device's RDMA device (infiniband/ under it, as the device plugin's rdmamap reads
+ *  it), or undefined. */
+function rdmaDeviceOf(sysfs: Sysfs, pci: string): string | undefined {
+  return sysfs.list(`${devPath(pci)}/infiniband`)[0];
+}
+
 /** The netdev of a PCI device, when it has one in this network namespace. */
 function netdevOf(sysfs: Sysfs, pci: string, cache: LinkCache): IpLink | undefined {
   const dir = `${devPath(pci)}/net`;
@@ -178,6 +184,7 @@ function vfInfoAt(sysfs: Sysfs, pf: PfInfo, index: number, pci: string, cache: L
   const group = sysfs.linkName(`${devPath(pci)}/iommu_group`);
   const iommuGroup = group !== undefined && /^\d+$/.test(group) ? Number(group) : null;
   const vfioDevice = driver === 'vfio-pci' && iommuGroup !== null ? `${sysfs.devRoot}/vfio/${iommuGroup}` : null;
+  const rdma = rdmaDeviceOf(sysfs, pci);
   return {
     pci,
     pf: pf.pci,
@@ -194,11 +201,12 @@ function vfInfoAt(sysfs: Sysfs, pf: PfInfo, index: number, pci: string, cache: L
     ...(vfioDevice ? { vfioOpenBy: cache.vfioUser(vfioDevice) ?? null } : {}),
     numaNode: vfNuma(sysfs, pci, pf),
     settings: settings(index),
+    ...(rdma ? { rdmaDevice: rdma } : {}),
   };
 }
 
 /** What a pool's selector looks at (pool.ts matchVf): a VfInfo has it, and so a VfRef. */
-export type VfPlace = Pick<VfInfo, 'pci' | 'pf' | 'pfNetdev' | 'index' | 'vendor' | 'device' | 'driver' | 'numaNode'>;
+export type VfPlace = Pick<VfInfo, 'pci' | 'pf' | 'pfNetdev' | 'index' | 'vendor' | 'device' | 'driver' | 'numaNode' | 'rdmaDevice'>;
 
 /**
  * A VF of the node read as little as a question about it needs: its PF and index at once;
@@ -209,7 +217,7 @@ export type VfPlace = Pick<VfInfo, 'pci' | 'pf' | 'pfNetdev' | 'index' | 'vendor
  */
 export class VfRef implements VfPlace {
   private address: string | null | undefined;
-  private memo: { vendor?: string; device?: string; driver?: string | null; numaNode?: number } = {};
+  private memo: { vendor?: string; device?: string; driver?: string | null; numaNode?: number; rdmaDevice?: string | null } = {};
   private full: VfInfo | undefined;
 
   constructor(
@@ -248,6 +256,10 @@ export class VfRef implements VfPlace {
   }
   get numaNode(): number {
     return (this.memo.numaNode ??= this.present ? vfNuma(this.sysfs, this.pci, this.pfInfo) : -1);
+  }
+  get rdmaDevice(): string | undefined {
+    if (!('rdmaDevice' in this.memo)) this.memo.rdmaDevice = (this.present ? rdmaDeviceOf(this.sysfs, this.pci) : undefined) ?? null;
+    return this.memo.rdmaDevice ?? undefined;
   }
   /** The VF in full, read once; undefined when none is there. */
   info(): VfInfo | undefined {

@@ -86,4 +86,8 @@ export interface VfInfo {
   vfioOpenBy?: { pid: number; comm: string } | null;
   numaNode: number;
   settings: VfSettings | null; // PF-side settings, when the PF reports them
+  /** Its RDMA device (the first entry of infiniband/ under its PCI device: a ConnectX VF
+   *  on mlx5_core with mlx5_ib loaded, "mlx5_3"); absent when it has none. DPDK's mlx5
+   *  PMD reaches the VF through it, and the device plugin's isRdma selects by it. */
+  rdmaDevice?: string;
 }

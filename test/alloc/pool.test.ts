@@ -51,7 +51,7 @@ describe('parsePoolSelector', () => {
       [{ rootDevices: ['3b:00.0'] }, 'sel: rootDevices[0]: "3b:00.0": not a PF PCI address'],
       [{ numaNodes: [-1] }, 'sel: numaNodes[0]: -1: expected a NUMA node number ≥ 0'],
       [{ drivers: 'iavf' }, 'sel: drivers: "iavf": expected a list'],
-      [{ pfName: ['ens1f0'] }, 'sel: unknown field "pfName" (known: vendors, devices, drivers, pfNames, rootDevices, pciAddresses, numaNodes, anyOf)'],
+      [{ pfName: ['ens1f0'] }, 'sel: unknown field "pfName" (known: vendors, devices, drivers, pfNames, rootDevices, pciAddresses, numaNodes, isRdma, anyOf)'],
     ];
     for (const [value, msg] of cases) {
       const e = err(() => parsePoolSelector(value, 'sel'));
@@ -92,8 +92,8 @@ describe('loadPools', () => {
     // An unknown field is shown with the fields of the object it sits in.
     const unknown = write('pools-unknown.json', { pools: [{ name: 'a', selector: { bogusField: [1] } }, { name: 'b', selector: { anyOf: [{ x: 1 }] }, extra: 1 }], top: 1 });
     expect(err(() => loadPools(unknown)).message.split('; ')).toEqual([
-      `${unknown}: pools[0].selector: unknown field "bogusField" (known: vendors, devices, drivers, pfNames, rootDevices, pciAddresses, numaNodes, anyOf)`,
-      `${unknown}: pools[1].selector.anyOf[0]: unknown field "x" (known: vendors, devices, drivers, pfNames, rootDevices, pciAddresses, numaNodes)`,
+      `${unknown}: pools[0].selector: unknown field "bogusField" (known: vendors, devices, drivers, pfNames, rootDevices, pciAddresses, numaNodes, isRdma, anyOf)`,
+      `${unknown}: pools[1].selector.anyOf[0]: unknown field "x" (known: vendors, devices, drivers, pfNames, rootDevices, pciAddresses, numaNodes, isRdma)`,
       `${unknown}: pools[1]: unknown field "extra" (known: name, selector)`,
       `${unknown}: unknown field "top" (known: pools)`,
     ]);
@@ -151,8 +151,9 @@ describe('loadPools', () => {
     expect(enp).toEqual({ name: 'enp', selector: { vendors: ['8086'], devices: ['154c'], pfNames: ['vfpbf0#0-3'] } });
     const twice = write('sriovdp-twice.json', { resourceList: [{ resourceName: 'x', selectors: { pfNames: ['vfpbf0'], PfNames: ['vfpbf1'] } }] });
     expect(err(() => loadPools(twice)).message).toBe(`${twice}: resourceList[0].selectors.pfNames and PfNames name one field (the device plugin reads field names in any case): keep pfNames`);
-    // Still refused when it would select (isRdma: true), in whatever case.
-    expect(err(() => loadPools(write('sriovdp-rdma2.json', { resourceList: [{ resourceName: 'r', selectors: { IsRdma: true } }] }))).message).toContain('selectors.isRdma: true: vfplane does not support this device plugin selector');
+    // isRdma: true, in whatever case, selects (helper-101: the device plugin's usual
+    // ConnectX resource was refused, and with it the whole file).
+    expect(loadPools(write('sriovdp-rdma2.json', { resourceList: [{ resourceName: 'r', selectors: { IsRdma: true, vendors: ['15b3'] } }] }))[0]!.selector).toEqual({ vendors: ['15b3'], isRdma: true });
   });
 
   // helper-86: the device plugin documents "rootDevices": ["0000:86:00.0#0-1,3,4"].
@@ -164,9 +165,9 @@ describe('loadPools', () => {
   });
 
   it('refuses device plugin selectors it cannot evaluate rather than widening the pool', () => {
-    const f = write('sriovdp-rdma.json', { resourceList: [{ resourceName: 'rdma', selectors: { vendors: ['15b3'], isRdma: true } }] });
+    const f = write('sriovdp-ddp.json', { resourceList: [{ resourceName: 'ddp', selectors: { vendors: ['8086'], ddpProfiles: ['GTP'] } }] });
     expect(err(() => loadPools(f)).message).toBe(
-      `${f}: resourceList[0].selectors.isRdma: true: vfplane does not support this device plugin selector (it supports vendors, devices, drivers, pfNames, rootDevices, pciAddresses, numaNodes); remove it or write a vfplane pools file`,
+      `${f}: resourceList[0].selectors.ddpProfiles: ["GTP"]: vfplane does not support this device plugin selector (it supports vendors, devices, drivers, pfNames, rootDevices, pciAddresses, numaNodes, isRdma); remove it or write a vfplane pools file`,
     );
     const g = write('sriovdp-accel.json', { resourceList: [{ resourceName: 'fpga', deviceType: 'accelerator', selectors: {} }] });
     expect(err(() => loadPools(g)).message).toContain('resourceList[0].deviceType: "accelerator": vfplane allocates netDevice resources only');
