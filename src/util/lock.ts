@@ -47,8 +47,14 @@ export function tryLock(path: string, waitMs: number, dir: string, about = '', r
       closeSync(fd); // its holder removed it while we waited for it
       continue;
     }
-    ftruncateSync(fd, 0);
-    writeSync(fd, `${process.pid}\n${about ? `${about}\n` : ''}`, 0);
+    // Who holds it, for a waiter's message: best effort. A note that cannot be written
+    // (a full filesystem) must not leave the lock held with nothing to let it go.
+    try {
+      ftruncateSync(fd, 0);
+      writeSync(fd, `${process.pid}\n${about ? `${about}\n` : ''}`, 0);
+    } catch {
+      // taken all the same; waiters say "another process"
+    }
     let open = true;
     // Closing the only descriptor lets the lock go; the file goes first, still locked.
     return {
