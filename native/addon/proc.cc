@@ -8,6 +8,7 @@
 // process group). procReap collects its status without blocking.
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <sched.h>
 #include <poll.h>
 #include <sys/file.h>
@@ -269,13 +270,26 @@ Napi::Value ProcReap(const Napi::CallbackInfo &info) {
   return o;
 }
 
-// lockOpen(path) -> fd: the lock file (created 0600), close-on-exec.
+// lockOpen(path) -> fd: the lock file (created 0600), close-on-exec. Never through a
+// symlink (its holder writes its pid into the file: a link would have it truncate
+// whatever the link names), and only a regular file (a directory or a FIFO there is no
+// lock): ELOOP or EINVAL, which the caller names.
 Napi::Value LockOpen(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   if (info.Length() < 1 || !info[0].IsString()) return ThrowType(env, "lockOpen(path): path must be a string");
   std::string path = info[0].As<Napi::String>().Utf8Value();
-  int fd = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  int fd = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0600);
   if (fd < 0) return ThrowSys(env, "open " + path, errno);
+  struct stat st;
+  if (fstat(fd, &st) != 0) {
+    int e = errno;
+    close(fd);
+    return ThrowSys(env, "fstat " + path, e);
+  }
+  if (!S_ISREG(st.st_mode)) {
+    close(fd);
+    return ThrowSys(env, "open " + path + " (not a regular file)", EINVAL);
+  }
   return Napi::Number::New(env, fd);
 }
 

@@ -1154,16 +1154,23 @@ export class AllocStore {
    * `putback-<pci>.lock` in the state directory, removed as it is let go; the kernel
    * lets a killed holder's go. Waits up to waitMs (polled, so a holder in this process,
    * another request of a CNI server, can finish), then says who holds it. Where no lock
-   * can be had (the addon not built, a state directory that cannot be written), the
-   * put-back goes on unlocked, as before the lock: the store refuses its release there
-   * anyway.
+   * can be had (the addon not built, a state directory that cannot be written, something
+   * other than a regular file at its path), the put-back goes on unlocked, as before the
+   * lock, with `unlocked` saying why for the caller's log: a releaser that failed there
+   * would leave a pod's DEL failing until someone mends the directory.
    */
-  async putBackLock(pci: string, about: string, waitMs: number): Promise<Lock | Held> {
+  async putBackLock(pci: string, about: string, waitMs: number): Promise<(Lock & { unlocked?: string }) | Held> {
     const addr = parsePci(pci, 'VF PCI address');
+    const file = path.join(this.dir, `putback-${addr}.lock`);
     try {
-      return await waitLock(path.join(this.dir, `putback-${addr}.lock`), waitMs, this.dir, about, true);
-    } catch {
-      return { release: () => {} };
+      return await waitLock(file, waitMs, this.dir, about, true);
+    } catch (e) {
+      const why = (e as Error).message;
+      return {
+        release: () => {},
+        unlocked: `VF ${addr} is put back without its put-back lock (${why}): another releaser of it (a DEL, GC, vfplane gc) is not kept out meanwhile` +
+          (/not a regular file|ELOOP|symbolic links|EISDIR|directory/i.test(why) ? `; remove ${file}, which is not a lock file vfplane made` : ''),
+      };
     }
   }
 

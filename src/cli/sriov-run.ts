@@ -641,6 +641,7 @@ async function putBackAndRelease(store: AllocStore, sysfs: Sysfs, a: Allocation,
   if (!('release' in lock)) {
     throw conflict(`VF ${a.pci} is being put back by ${lock.about || 'another process'}${lock.heldBy ? ` (pid ${lock.heldBy})` : ''}, still after ${waitMs / 1000} s`);
   }
+  if (lock.unlocked) console.error(`warning: ${lock.unlocked}`);
   try {
     if (store.get(a.pci)?.id !== a.id) return null;
     return await putBackLocked(store, sysfs, a, reason, putBack, hung);

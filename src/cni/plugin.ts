@@ -915,9 +915,15 @@ export async function cmdDel(ctx: CniContext): Promise<void> {
           'it stays allocated until that finishes; DEL again (the runtime retries a failed DEL)');
       }
       lock = l;
+      if (l.unlocked) ctx.log.warning(`DEL: ${l.unlocked}`);
       ph.mark('putBackLock');
       const before = a;
       ({ held, a } = attachmentOf(ctx, store));
+      if (a && a.pci !== before.pci) {
+        // Re-added meanwhile on another VF (a runtime that broke the spec's order): not
+        // the VF this DEL holds the put-back of.
+        throw new CniError(ERR.TRY_AGAIN, `container ${env.containerId} ${env.ifname} holds VF ${a.pci} now, not VF ${before.pci} it held when this DEL began`, 'DEL again');
+      }
       if (!a) ctx.log.info(`DEL: VF ${before.pci} of container ${env.containerId} ${env.ifname} was put back and released meanwhile (${store.lastRelease(env.containerId!, env.ifname!)?.reason ?? 'by another releaser'})`);
     }
     if (held && !a) ctx.log.info(`DEL: VF ${held.pci} of container ${env.containerId} ${env.ifname} belongs to network ${held.owner.network}, not ${conf.name}; left alone`);
@@ -1162,6 +1168,7 @@ export async function cmdGc(ctx: CniContext): Promise<void> {
         ctx.log.info(`GC: VF ${listed.pci} of ${describeOwner(listed.owner)} is being put back by ${holderText(lock)}; left to it`);
         return;
       }
+      if (lock.unlocked) ctx.log.warning(`GC: ${lock.unlocked}`);
       try {
         await releaseLocked(listed);
       } finally {

@@ -5,7 +5,7 @@
 // (an flock in the state directory) first. The pause that makes the race deterministic is
 // an IPAM plugin whose DEL is slow: the releaser holds the lock while it waits for it.
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -127,6 +127,26 @@ describePrivileged('the put-back lock: one releaser of a VF at a time', { netns:
     expect(holder(pci)).toBeNull();
     expect(leases()).toEqual([]);
     expect(homeAsBefore(`${m.prefix}f0v1`)).toBe(true);
+  }, 60_000);
+
+  // helper-100: the lock file was opened through a symlink (the holder's note truncated
+  // what it named) and, a directory there, the lock was off without a word.
+  it('a lock path that is a symlink or a directory is neither followed nor taken for a lock: the DEL goes on, warning to remove it', () => {
+    const victim = join(dir, 'victim');
+    writeFileSync(victim, 'keep me\n');
+    for (const [tag, make] of [['pblink', (f: string) => symlinkSync(victim, f)], ['pbdir', (f: string) => mkdirSync(f)]] as const) {
+      const pci = '0000:5e:02.3';
+      const e = addPod(tag, pci);
+      const file = join(state, `putback-${pci}.lock`);
+      rmSync(file, { recursive: true, force: true });
+      make(file);
+      const del = run('DEL', conf({ deviceID: pci }), e);
+      expect(del.status, del.stdout + del.stderr).toBe(0);
+      expect(info(del.stderr)).toContainEqual(expect.stringMatching(new RegExp(`^warning: DEL: VF ${pci.replace(/\./g, '\\.')} is put back without its put-back lock \\(.*\\): another releaser .*; remove ${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}, which is not a lock file vfplane made$`)));
+      expect(holder(pci)).toBeNull();
+      rmSync(file, { recursive: true, force: true });
+    }
+    expect(readFileSync(victim, 'utf8')).toBe('keep me\n');
   }, 60_000);
 
   it('a DEL killed while it holds the put-back does not hold it: the retried DEL finishes at once', async () => {
