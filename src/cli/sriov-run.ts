@@ -214,6 +214,13 @@ interface VfRow extends VfInfo {
 export async function vfList(o: Common & { pf?: string; free?: boolean; allocated?: boolean }): Promise<void> {
   if (o.free && o.allocated) throw invalid('--free and --allocated exclude each other; pass one');
   const sysfs = await sysfsOf(o);
+  const rows = vfListRows(sysfs, o);
+  if (o.json) return printJson(rows);
+  printVfList(sysfs, rows);
+}
+
+/** The rows `vf list` prints (its --json), read from the tree and the store as they are. */
+export function vfListRows(sysfs: Sysfs, o: Common & { pf?: string; free?: boolean; allocated?: boolean }): VfRow[] {
   const store = storeLook(o);
   // Held in another store of the node (another state directory): neither free nor this
   // store's to release.
@@ -241,7 +248,10 @@ export async function vfList(o: Common & { pf?: string; free?: boolean; allocate
   for (const r of rows) if (!r.allocation && !r.heldElsewhere && !r.gone && isUnusable(r, () => false)) r.unusable = notHandedOver(r);
   if (o.free) rows = rows.filter((r) => !r.allocation && !r.heldElsewhere && !r.unusable);
   if (o.allocated) rows = rows.filter((r) => r.allocation || r.heldElsewhere);
-  if (o.json) return printJson(rows);
+  return rows;
+}
+
+function printVfList(sysfs: Sysfs, rows: VfRow[]): void {
   if (rows.length === 0) {
     console.log('no VFs match');
     return;
@@ -272,6 +282,13 @@ export async function vfList(o: Common & { pf?: string; free?: boolean; allocate
 
 export async function vfShow(o: Common, ref: string): Promise<void> {
   const sysfs = await sysfsOf(o);
+  const shown = vfShowView(sysfs, o, ref);
+  if (o.json) return printJson(shown);
+  printVfShow(sysfs, shown);
+}
+
+/** What `vf show --json` prints, read from the tree and the store as they are. */
+export function vfShowView(sysfs: Sysfs, o: Common, ref: string) {
   const vf = resolveVf(sysfs, vfRef(sysfs, ref, o));
   const store = storeLook(o);
   const allocation = store?.get(vf.pci) ?? null;
@@ -283,7 +300,11 @@ export async function vfShow(o: Common, ref: string): Promise<void> {
   store?.close();
   // Its switchdev representor (what the data plane forwards for): none in legacy mode.
   const representor = findRepresentor(sysfs, vf) ?? null;
-  if (o.json) return printJson({ ...vf, representor, allocation, ...(heldElsewhere ? { heldElsewhere } : {}), history });
+  return { ...vf, representor, allocation, ...(heldElsewhere ? { heldElsewhere } : {}), history };
+}
+
+function printVfShow(sysfs: Sysfs, vf: ReturnType<typeof vfShowView>): void {
+  const { representor, allocation, heldElsewhere, history } = vf;
   const s = vf.settings;
   const kv: [string, string][] = [
     ['VF', `${vf.pci} (virtfn${vf.index} of ${vf.pfNetdev ?? '-'} ${vf.pf})`],
