@@ -14,6 +14,9 @@ import { dropAllSims, makeSim, sweepStaleSims } from '../helpers/sim.js';
 import { ROOT } from '../helpers/cli.js';
 import { vfplane } from '../helpers/cli.js';
 import type { SimManifest } from '../../src/sim/manifest.js';
+import { simKernel } from '../../src/sim/kernel.js';
+import { Sysfs } from '../../src/sriov/sysfs.js';
+import { vfListRows, vfShowView } from '../../src/cli/sriov-run.js';
 
 const PLUGIN = join(ROOT, 'bin', 'vfplane-cni.js');
 const REF = '/usr/lib/cni';
@@ -113,8 +116,17 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
   const hostLinks = () => (JSON.parse(execFileSync('ip', ['-j', 'link', 'show'], { encoding: 'utf8' })) as any[])
     .filter((l) => l.ifname.startsWith(m.prefix)).map((l) => `${l.ifname} ${l.address} ${l.mtu}`).sort();
   const leasedIps = (dir = ipamDir) => (existsSync(join(dir, 'vfnet')) ? readdirSync(join(dir, 'vfnet')).filter((f) => /^\d/.test(f)).sort() : []);
+  /** What `vfplane vf show|list --json` prints, read in this process by the same code
+   *  (the tree opened as the CLI opens it, the store read as it is on disk): state the
+   *  tests look at, without a Node process per look. The CLI itself is run where it is
+   *  what a test is about. */
+  const look = (args: ['vf', 'show', string] | ['vf', 'list'] | ['vf', 'list', '--allocated']): any => {
+    const o = { sysfsRoot: m.root, stateDir: state, json: true };
+    const sysfs = new Sysfs(m.root, simKernel(m.root));
+    return JSON.parse(JSON.stringify(args[1] === 'show' ? vfShowView(sysfs, o, args[2]) : vfListRows(sysfs, { ...o, allocated: args[2] === '--allocated' })));
+  };
   /** What must not change when a request is refused. */
-  const hostState = () => ({ links: hostLinks(), vfs: vfpJson(['vf', 'list']), ips: leasedIps() });
+  const hostState = () => ({ links: hostLinks(), vfs: look(['vf', 'list']), ips: leasedIps() });
 
   const base = (over: Record<string, unknown> = {}) => ({
     cniVersion: '1.0.0',
@@ -162,7 +174,7 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
 
   it('ADD as Multus calls it: the VF netdev moves into the pod, configured, announced; CHECK passes; DEL puts everything back', async () => {
     const p = pod('web');
-    const before = vfpJson(['vf', 'show', '0000:5e:02.0']);
+    const before = look(['vf', 'show', '0000:5e:02.0']);
     const rep = `${m.prefix}f0r0`;
     const arp = capture(null, rep, { count: 20, timeoutS: 4 });
     await arp.ready;
@@ -184,7 +196,7 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
     expect(p.ip(['route', 'show'])).toMatch(/10\.60\.0\.0\/16 via 10\.56\.0\.1 dev net1/);
     // gone from the host; PF-side settings applied
     expect(hostLinks().some((x) => x.startsWith(`${m.prefix}f0v0 `))).toBe(false);
-    const during = vfpJson(['vf', 'show', '0000:5e:02.0']);
+    const during = look(['vf', 'show', '0000:5e:02.0']);
     expect(during.settings).toEqual({ vlan: 100, qos: 2, vlanProto: '802.1Q', spoofchk: false, trust: true, mac: '02:00:00:00:aa:01', linkState: 'enable', minTxRate: 0, maxTxRate: 1000 });
     expect(during.allocation.owner).toMatchObject({ namespace: 'default', name: 'web-0', containerId: 'c0ffee01', ifname: 'net1', network: 'vfnet' });
     // the gratuitous ARP for 10.56.0.2 reached the representor
@@ -202,7 +214,7 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
 
     const del = call('DEL', conf, { containerId: 'c0ffee01', netns: nsPath(p), ifname: 'net1', args: podArgs('web-0', 'c0ffee01') });
     expect(del.code, JSON.stringify(del.out)).toBe(0);
-    const after = vfpJson(['vf', 'show', '0000:5e:02.0']);
+    const after = look(['vf', 'show', '0000:5e:02.0']);
     expect(after.allocation).toBeNull();
     expect(after.settings).toEqual(before.settings);
     expect({ netdev: after.netdev, mac: after.mac, mtu: after.mtu }).toEqual({ netdev: before.netdev, mac: before.mac, mtu: before.mtu });
@@ -222,7 +234,7 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
     expect(p.ip(['-j', 'addr', 'show', 'dev', 'net1'])).toContain('10.56.0.');
     expect(p.exec('sysctl', ['-n', 'net.ipv4.conf.net1.arp_notify']).trim()).toBe('1');
     expect(call('DEL', conf, e).code).toBe(0);
-    expect(vfpJson(['vf', 'show', '0000:5e:02.1'])).toMatchObject({ netdev: `${m.prefix}f0v1`, allocation: null });
+    expect(look(['vf', 'show', '0000:5e:02.1'])).toMatchObject({ netdev: `${m.prefix}f0v1`, allocation: null });
   });
 
   // The CNI 1.1.0 route fields. Debian's reference IPAM plugins (1.1.1) predate them, so a
@@ -253,7 +265,7 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
     expect(main).not.toContain('10.70.0.0/16');
     expect(main).toMatch(/10\.71\.0\.0\/16 dev net1 scope link/);
     expect(call('DEL', conf, e).code).toBe(0);
-    expect(vfpJson(['vf', 'show', '0000:5e:02.2'])).toMatchObject({ allocation: null });
+    expect(look(['vf', 'show', '0000:5e:02.2'])).toMatchObject({ allocation: null });
   });
 
   it('DEL succeeds when the netns is already gone, and still releases the VF and its IP', () => {
@@ -264,7 +276,7 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
     p.destroy();
     const del = call('DEL', conf, e);
     expect(del.code, JSON.stringify(del.out)).toBe(0);
-    const vf = vfpJson(['vf', 'show', '0000:5e:02.1']);
+    const vf = look(['vf', 'show', '0000:5e:02.1']);
     expect(vf.allocation).toBeNull();
     expect(vf.settings.vlan).toBe(0);
     expect(vf.netdev).toBe(`${m.prefix}f0v1`);
@@ -288,7 +300,7 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
       let rec: { pid: number } | undefined;
       for (let i = 0; i < 100 && !rec; i++) {
         await new Promise((r) => setTimeout(r, 50));
-        rec = vfpJson(['vf', 'show', '0000:5e:02.5']).allocation?.attachment?.ipamPid;
+        rec = look(['vf', 'show', '0000:5e:02.5']).allocation?.attachment?.ipamPid;
       }
       expect(rec?.pid).toBeGreaterThan(0);
       child.kill('SIGKILL');
@@ -300,7 +312,7 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
       expect(['gone', 'Z', 'X']).toContain(state);
       await new Promise((r) => setTimeout(r, 300));
       expect(leasedIps(dir)).toEqual([]);
-      expect(vfpJson(['vf', 'show', '0000:5e:02.5']).allocation).toBeNull();
+      expect(look(['vf', 'show', '0000:5e:02.5']).allocation).toBeNull();
     } finally {
       rmSync(slow, { force: true });
       rmSync(dir, { recursive: true, force: true });
@@ -343,7 +355,7 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
       expect(statSync(nsPath(p)).isFile()).toBe(true);
       const del = call('DEL', conf, e);
       expect(del.code, JSON.stringify(del.out)).toBe(0);
-      const vf = vfpJson(['vf', 'show', '0000:5e:02.7']);
+      const vf = look(['vf', 'show', '0000:5e:02.7']);
       expect(vf.allocation).toBeNull();
       expect(vf.settings.vlan).toBe(0);
       expect(vf.netdev).toBe(`${m.prefix}f0v7`);
@@ -364,7 +376,7 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
     expect([add.code, add.out.code]).toEqual([1, 7]);
     const del = call('DEL', edited, e);
     expect(del.code, JSON.stringify(del.out)).toBe(0);
-    const vf = vfpJson(['vf', 'show', '0000:5e:02.3']);
+    const vf = look(['vf', 'show', '0000:5e:02.3']);
     expect(vf.allocation).toBeNull();
     expect([vf.settings.vlan, vf.settings.spoofchk, vf.netdev]).toEqual([0, true, `${m.prefix}f0v3`]);
     expect(leasedIps()).toEqual([]);
@@ -379,12 +391,12 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
     // stateDir, leaves one), straight from the reference plugin.
     expect(call('ADD', conf, e, `${REF}/host-local`).code).toBe(0);
     expect(leasedIps()).toHaveLength(1);
-    const before = vfpJson(['vf', 'show', '0000:5e:02.2']);
+    const before = look(['vf', 'show', '0000:5e:02.2']);
     const del = call('DEL', conf, e);
     expect(del.code, del.stderr).toBe(0);
     expect(existsSync(none)).toBe(false);
     expect(leasedIps()).toEqual([]);
-    expect(vfpJson(['vf', 'show', '0000:5e:02.2'])).toEqual(before);
+    expect(look(['vf', 'show', '0000:5e:02.2'])).toEqual(before);
   });
 
   it('a stale DEL never resets a VF that has since gone to another pod', () => {
@@ -398,7 +410,7 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
     // pod A's DEL again (a retry, or a late one): it must not touch B's VF
     expect(call('DEL', conf, { containerId: 'aaaa0001', netns: nsPath(a), ifname: 'net1' }).code).toBe(0);
     expect(b.ip(['-br', 'link'])).toContain('net1');
-    const vf = vfpJson(['vf', 'show', '0000:5e:02.2']);
+    const vf = look(['vf', 'show', '0000:5e:02.2']);
     expect(vf.settings.vlan).toBe(200);
     expect(vf.allocation.owner.containerId).toBe('bbbb0001');
     // a third pod handed the same deviceID while B holds it: try again later, naming B
@@ -409,7 +421,7 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
     const again = call('ADD', confB, { containerId: 'bbbb0001', netns: nsPath(b), ifname: 'net1' });
     expect(again.out).toMatchObject({ code: 4, msg: expect.stringMatching(/net1 is already taken/) });
     expect(b.ip(['-br', 'link'])).toContain('net1');
-    expect(vfpJson(['vf', 'show', '0000:5e:02.2']).allocation.owner.containerId).toBe('bbbb0001');
+    expect(look(['vf', 'show', '0000:5e:02.2']).allocation.owner.containerId).toBe('bbbb0001');
     expect(call('DEL', confB, { containerId: 'bbbb0001', netns: nsPath(b), ifname: 'net1' }).code).toBe(0);
   });
 
@@ -427,7 +439,7 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
     const e = { containerId: 'dpdk0001', netns: nsPath(p), ifname: 'net1', extra: { VFPLANE_DEVINFO_ROOT: join(state, 'devinfo') } };
     // A VFIO group another process has open (the DPDK pod sriov-cni gave the VF to, on a
     // node being migrated) is that process's: try again (11), nothing changed (helper-86).
-    const vfio = vfpJson(['vf', 'show', '0000:5e:02.3']).vfioDevice as string;
+    const vfio = look(['vf', 'show', '0000:5e:02.3']).vfioDevice as string;
     const fd = openSync(vfio, 'r+');
     const holder = spawn('sleep', ['60'], { stdio: ['ignore', 'ignore', 'ignore', fd] });
     closeSync(fd);
@@ -435,7 +447,7 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
       const busy = call('ADD', conf, e);
       expect(busy.code).toBe(1);
       expect(busy.out).toMatchObject({ code: 11, msg: `deviceID 0000:5e:02.3: VF 0000:5e:02.3 is bound to vfio-pci and its VFIO group ${vfio} is open in process ${holder.pid} (sleep): a DPDK application vfplane did not give it to uses it; the device plugin handed out a VF that is in use` });
-      expect(vfpJson(['vf', 'show', '0000:5e:02.3'])).toMatchObject({ allocation: null, settings: { vlan: 0 } });
+      expect(look(['vf', 'show', '0000:5e:02.3'])).toMatchObject({ allocation: null, settings: { vlan: 0 } });
     } finally {
       holder.kill();
     }
@@ -445,7 +457,7 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
     expect(add.out.ips[0].address).toBe('10.70.0.5/24');
     const info = JSON.parse(readFileSync(devinfo, 'utf8'));
     expect(info).toMatchObject({ type: 'pci', version: '1.1.0', pci: { 'pci-address': '0000:5e:02.3', 'pf-pci-address': '0000:5e:00.0', 'representor-device': `${m.prefix}f0r3` } });
-    expect(vfpJson(['vf', 'show', '0000:5e:02.3']).settings.vlan).toBe(300);
+    expect(look(['vf', 'show', '0000:5e:02.3']).settings.vlan).toBe(300);
     expect(p.ip(['-br', 'link']).trim().split('\n')).toHaveLength(1); // lo only: no netdev moved
     // The pod's own DPDK application has the group open while it runs: CHECK and DEL are
     // the pod's, and do not mind.
@@ -459,7 +471,7 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
       app.kill();
     }
     expect(existsSync(devinfo)).toBe(false);
-    const vf = vfpJson(['vf', 'show', '0000:5e:02.3']);
+    const vf = look(['vf', 'show', '0000:5e:02.3']);
     expect(vf.allocation).toBeNull();
     expect(vf.settings.vlan).toBe(0);
     vfpJson(['vf', 'bind', '0000:5e:02.3', '--driver', 'kernel']);
@@ -486,7 +498,7 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
       expect(del.code, JSON.stringify(del.out) + del.stderr).toBe(0);
       expect(del.stderr).toMatch(new RegExp(`DEL: cannot remove device-info file ${devinfo.replace(/[.]/g, '\\.')}: EROFS.*left in place`));
       expect(existsSync(devinfo)).toBe(true);
-      const vf = vfpJson(['vf', 'show', '0000:5e:02.3']);
+      const vf = look(['vf', 'show', '0000:5e:02.3']);
       expect(vf.allocation).toBeNull();
       expect(vf.settings.vlan).toBe(0);
       expect(leasedIps(dir)).toEqual([]);
@@ -643,7 +655,7 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
     try {
       const other = { ...conf, name: 'othernet' };
       expect(call('DEL', other, e).code).toBe(0); // nothing of othernet's here: idempotent success
-      expect(vfpJson(['vf', 'list', '--allocated']).map((v: any) => v.pci)).toEqual(['0000:5e:02.5']);
+      expect(look(['vf', 'list', '--allocated']).map((v: any) => v.pci)).toEqual(['0000:5e:02.5']);
       expect(p.ip(['-br', 'link', 'show', 'net1'])).toContain('net1');
       const chk = call('CHECK', { ...other, prevResult: add.out }, e);
       expect(chk.out.code).toBe(3);
@@ -651,7 +663,7 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
     } finally {
       expect(call('DEL', conf, e).code).toBe(0);
     }
-    expect(vfpJson(['vf', 'list', '--allocated'])).toEqual([]);
+    expect(look(['vf', 'list', '--allocated'])).toEqual([]);
   });
 
   it('CHECK reads a store on a read-only filesystem; DEL there is refused, changing nothing, and works once it is writable', () => {
@@ -769,7 +781,7 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
     expect(p.ip(['-br', 'link']).trim().split('\n')).toHaveLength(1); // the netdev went with the driver
     const del = call('DEL', conf, e);
     expect(del.code, JSON.stringify(del.out)).toBe(0);
-    const vf = vfpJson(['vf', 'show', '0000:5e:02.5']);
+    const vf = look(['vf', 'show', '0000:5e:02.5']);
     expect(vf).toMatchObject({ allocation: null, driver: 'iavf', netdev: `${m.prefix}f0v5` });
   });
 
@@ -796,15 +808,15 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
   it('DEL of a VF whose netdev was renamed inside the pod brings it home by its index, releases it and its address', () => {
     const { p, e, conf, add } = addOne('renamed', { ipam: { type: 'host-local', subnet: '10.59.0.0/24', dataDir: ipamDir } });
     const ip = add.out.ips[0].address.split('/')[0];
-    const own = vfpJson(['vf', 'show', '0000:5e:02.5']).allocation.original.netdev;
+    const own = look(['vf', 'show', '0000:5e:02.5']).allocation.original.netdev;
     p.ip(['link', 'set', 'net1', 'down']);
     p.ip(['link', 'set', 'net1', 'name', 'eth9']);
     const del = call('DEL', conf, e);
     expect(del.code, JSON.stringify(del.out)).toBe(0);
     expect(p.ip(['-br', 'link', 'show'])).not.toContain('eth9');
-    expect(vfpJson(['vf', 'list', '--allocated'])).toEqual([]);
+    expect(look(['vf', 'list', '--allocated'])).toEqual([]);
     expect(leasedIps()).not.toContain(ip);
-    expect(vfpJson(['vf', 'show', '0000:5e:02.5']).netdev).toBe(own);
+    expect(look(['vf', 'show', '0000:5e:02.5']).netdev).toBe(own);
   });
 
   // helper-93: the VF moved to another namespace and a veth made in the pod with its
@@ -820,14 +832,14 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
     expect(del.out.code, JSON.stringify(del.out)).toBe(5);
     expect(del.out.msg).toContain('did the pod move it to another namespace?');
     expect(p.ip(['-br', 'link', 'show', 'net1'])).toContain('net1'); // the pod's veth stays its own
-    expect(vfpJson(['vf', 'list', '--allocated']).map((v: any) => v.pci)).toEqual(['0000:5e:02.5']);
+    expect(look(['vf', 'list', '--allocated']).map((v: any) => v.pci)).toEqual(['0000:5e:02.5']);
     // The VF back in the pod (its index free again): DEL finishes.
     p.ip(['link', 'del', 'net1']);
     q.ip(['link', 'set', 'net1', 'netns', p.name]);
     const again = call('DEL', conf, e);
     expect(again.code, JSON.stringify(again.out)).toBe(0);
-    expect(vfpJson(['vf', 'list', '--allocated'])).toEqual([]);
-    expect(vfpJson(['vf', 'show', '0000:5e:02.5']).netdev).toBeTruthy();
+    expect(look(['vf', 'list', '--allocated'])).toEqual([]);
+    expect(look(['vf', 'show', '0000:5e:02.5']).netdev).toBeTruthy();
   });
 
   // helper-89: a network with a fixed MAC given to two pods (a Deployment's replicas) put
@@ -869,7 +881,7 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
       expect(call('DEL', c2, e2).code).toBe(0);
     }
     // No "mac": the VF's own, which another pod of the PF was given.
-    const own = vfpJson(['vf', 'show', '0000:5e:02.7']).mac as string;
+    const own = look(['vf', 'show', '0000:5e:02.7']).mac as string;
     const p3 = pod('ownmac3'), p4 = pod('ownmac4');
     const e3 = { containerId: 'ownmac03', netns: nsPath(p3), ifname: 'net1' };
     const e4 = { containerId: 'ownmac04', netns: nsPath(p4), ifname: 'net1' };
@@ -892,7 +904,7 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
     const e2 = { ...e1, ifname: 'net2' };
     const c1 = base({ deviceID: '0000:5e:02.6', mac: '02:00:00:00:5a:01' });
     const c2 = base({ deviceID: '0000:5e:02.7', mac: '02:00:00:00:5a:02' });
-    const before = vfpJson(['vf', 'list']).filter((v: any) => v.pci === '0000:5e:02.6' || v.pci === '0000:5e:02.7').map((v: any) => [v.pci, v.netdev, v.mac]);
+    const before = look(['vf', 'list']).filter((v: any) => v.pci === '0000:5e:02.6' || v.pci === '0000:5e:02.7').map((v: any) => [v.pci, v.netdev, v.mac]);
     expect(call('ADD', c1, e1).code).toBe(0);
     expect(call('ADD', c2, e2).code).toBe(0);
     for (const [a, b] of [['net1', 'tmpx'], ['net2', 'net1'], ['tmpx', 'net2']]) p.ip(['link', 'set', a!, 'name', b!]);
@@ -901,11 +913,11 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
     // VF 02.7's netdev (MAC 5a:02), now named net1, is still in the pod; 02.6's went home.
     expect(p.ip(['-br', 'link', 'show', 'net1'])).toContain('02:00:00:00:5a:02');
     expect(p.ip(['-br', 'link', 'show'])).not.toContain('net2');
-    expect(vfpJson(['vf', 'list', '--allocated']).map((v: any) => v.pci)).toEqual(['0000:5e:02.7']);
+    expect(look(['vf', 'list', '--allocated']).map((v: any) => v.pci)).toEqual(['0000:5e:02.7']);
     const del2 = call('DEL', c2, e2);
     expect(del2.code, JSON.stringify(del2.out)).toBe(0);
     expect(p.ip(['-br', 'link', 'show'])).not.toMatch(/net1|net2/);
-    const after = vfpJson(['vf', 'list']).filter((v: any) => v.pci === '0000:5e:02.6' || v.pci === '0000:5e:02.7').map((v: any) => [v.pci, v.netdev, v.mac]);
+    const after = look(['vf', 'list']).filter((v: any) => v.pci === '0000:5e:02.6' || v.pci === '0000:5e:02.7').map((v: any) => [v.pci, v.netdev, v.mac]);
     expect(after).toEqual(before);
   });
 
@@ -946,9 +958,9 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
       const dels = await Promise.all(envs.map((e) => run('DEL', conf, e)));
       expect(dels.map((d) => d.code)).toEqual(Array(20).fill(0));
     }
-    expect(vfpJson(['vf', 'list', '--allocated'])).toEqual([]);
+    expect(look(['vf', 'list', '--allocated'])).toEqual([]);
     expect(leasedIps()).toEqual([]);
-    expect(vfpJson(['vf', 'list']).filter((v: any) => v.netdev === null)).toEqual([]);
+    expect(look(['vf', 'list']).filter((v: any) => v.netdev === null)).toEqual([]);
   };
 
   it('20 simultaneous ADDs on 16 free VFs: 16 get distinct VFs, 4 get "try again" (11); DEL leaves nothing', async () => {
@@ -976,7 +988,7 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
       const dels = await Promise.all(envs.map((e) => callAsync('DEL', conf, e)));
       expect(dels.map((d) => d.code)).toEqual(Array(8).fill(0));
     }
-    expect(vfpJson(['vf', 'list', '--allocated'])).toEqual([]);
+    expect(look(['vf', 'list', '--allocated'])).toEqual([]);
     expect(leasedIps()).toEqual([]);
   });
 
@@ -1016,13 +1028,13 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
     expect(call('GC', keep).code).toBe(0);
     // Debian's host-local predates GC: the collected attachment's lease went by an IPAM DEL
     expect(leasedIps()).not.toContain(lease031);
-    expect(vfpJson(['vf', 'show', '0000:5e:02.6']).allocation).toBeNull();
-    expect(vfpJson(['vf', 'show', '0000:5e:02.6']).netdev).toBe(`${m.prefix}f0v6`);
-    expect(vfpJson(['vf', 'show', '0000:5e:02.7']).allocation.owner.containerId).toBe('old00002');
+    expect(look(['vf', 'show', '0000:5e:02.6']).allocation).toBeNull();
+    expect(look(['vf', 'show', '0000:5e:02.6']).netdev).toBe(`${m.prefix}f0v6`);
+    expect(look(['vf', 'show', '0000:5e:02.7']).allocation.owner.containerId).toBe('old00002');
     expect(p2.ip(['-br', 'link'])).toContain('net1');
     // a network's GC leaves other networks' attachments alone (null: libcni's empty list)
     expect(call('GC', { ...keep, name: 'othernet', 'cni.dev/valid-attachments': null }).code).toBe(0);
-    expect(vfpJson(['vf', 'show', '0000:5e:02.7']).allocation).not.toBeNull();
+    expect(look(['vf', 'show', '0000:5e:02.7']).allocation).not.toBeNull();
     expect(call('DEL', base({ deviceID: '0000:5e:02.7', vlan: 5 }), e2).code).toBe(0);
     // STATUS: ready while the pool has a free VF, 50 once every VF is taken
     const one = join(state, 'pools-one.json');
@@ -1060,7 +1072,7 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
       expect(bad.code).toBe(1);
       expect(bad.out.code).toBe(7);
       expect(call('DEL', conf, e, wrapper).code).toBe(0);
-      expect(vfpJson(['vf', 'show', '0000:5e:02.5']).allocation).toBeNull();
+      expect(look(['vf', 'show', '0000:5e:02.5']).allocation).toBeNull();
       // The server's log has a line per call: what, for whom, how it ended, how long.
       // (The calls above ran with the event loop held: the server's stderr is read now.)
       const lines = () => server.log().split('\n').filter((l) => / container srv00001 /.test(l));
@@ -1096,7 +1108,7 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
       expect(r.status).toBe(1);
       expect(JSON.parse(r.stdout)).toMatchObject({ code: 7, msg: 'IPAM saysenv: saysenv refuses' });
       expect(r.stderr).toContain('saysenv: RUNTIME_VAR=from-the-runtime');
-      expect(vfpJson(['vf', 'show', '0000:5e:0a.4']).allocation).toBeNull();
+      expect(look(['vf', 'show', '0000:5e:0a.4']).allocation).toBeNull();
     } finally {
       await server.stop();
       rmSync(fake, { recursive: true, force: true });
@@ -1120,7 +1132,7 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
     // DEL runs in reverse order
     expect(call('DEL', { ...list.plugins[1], name: list.name, cniVersion: list.cniVersion, prevResult: tuning.out }, e, `${REF}/tuning`).code).toBe(0);
     expect(call('DEL', { ...list.plugins[0], name: list.name, cniVersion: list.cniVersion }, e).code).toBe(0);
-    expect(vfpJson(['vf', 'show', '0000:5e:02.7']).netdev).toBe(`${m.prefix}f0v7`);
+    expect(look(['vf', 'show', '0000:5e:02.7']).netdev).toBe(`${m.prefix}f0v7`);
   });
 
   // tuning's mac after an overlay ADD: the interface and the chain's result carry the new
@@ -1231,7 +1243,7 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
     const del = call('DEL', { ...conf, prevResult: odd, logLevel: 'warning' }, e);
     expect(del.code, JSON.stringify(del.out)).toBe(0);
     expect(del.stderr).toContain('prevResult set aside');
-    expect(vfpJson(['vf', 'show', '0000:5e:0a.1']).allocation).toBeNull();
+    expect(look(['vf', 'show', '0000:5e:0a.1']).allocation).toBeNull();
   });
 
   it('CHECK of a DPDK VF asks the IPAM plugin (host-local: the lease must still be held)', () => {
@@ -1299,7 +1311,7 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
     expect(call('ADD', base({ deviceID: '0000:5e:0a.3' }), e).code).toBe(0);
     // spec-v1.1.0's own text names the key cni.dev/attachments
     expect(call('GC', base({ cniVersion: '1.1.0', 'cni.dev/attachments': [{ containerID: 'gck00001', ifname: 'net1' }] })).code).toBe(0);
-    expect(vfpJson(['vf', 'show', '0000:5e:0a.3']).allocation?.owner.containerId).toBe('gck00001');
+    expect(look(['vf', 'show', '0000:5e:0a.3']).allocation?.owner.containerId).toBe('gck00001');
     expect(p.ip(['-br', 'link'])).toContain('net1');
     // an IPAM plugin whose GC fails: its error (code 5) comes back, after the release
     const fake = mkdtempSync(join(tmpdir(), 'vfplane-cni-fake-'));
@@ -1308,7 +1320,7 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
       const r = spawnSync(process.execPath, [PLUGIN], { input: JSON.stringify(base({ cniVersion: '1.1.0', ipam: { type: 'gcfail' }, 'cni.dev/valid-attachments': [] })), env: { ...envOf('GC', {}, `${fake}:${REF}`) }, encoding: 'utf8' });
       expect(r.status).toBe(1);
       expect(JSON.parse(r.stdout)).toMatchObject({ code: 5, msg: 'IPAM gcfail: cannot release' });
-      expect(vfpJson(['vf', 'show', '0000:5e:0a.3']).allocation).toBeNull(); // released all the same
+      expect(look(['vf', 'show', '0000:5e:0a.3']).allocation).toBeNull(); // released all the same
     } finally {
       rmSync(fake, { recursive: true, force: true });
     }
@@ -1336,7 +1348,7 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
       let now = 0, most = 0;
       for (const e of ev) most = Math.max(most, (now += e.k === 'S' ? 1 : -1));
       expect(most).toBeGreaterThanOrEqual(2);
-      expect(vfpJson(['vf', 'list', '--allocated']).filter((v: { allocation?: { owner: { network?: string } } }) => v.allocation?.owner.network === 'gcpar')).toEqual([]);
+      expect(look(['vf', 'list', '--allocated']).filter((v: { allocation?: { owner: { network?: string } } }) => v.allocation?.owner.network === 'gcpar')).toEqual([]);
       expect(existsSync(join(dir, 'gcpar')) ? readdirSync(join(dir, 'gcpar')).filter((f) => /^\d/.test(f)) : []).toEqual([]);
     } finally {
       rmSync(slow, { force: true });
@@ -1401,11 +1413,11 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
       const confB = base({ deviceID: '0000:5e:02.1', ipam: {}, vlan: 200, trust: 'on' });
       expect(call('ADD', confB, eb).code).toBe(0);
       expect(await gcDone, gcOut).toBe(0);
-      const vf = vfpJson(['vf', 'show', '0000:5e:02.1']);
+      const vf = look(['vf', 'show', '0000:5e:02.1']);
       expect(vf.allocation?.owner.containerId).toBe('gcb00001');
       expect(vf.settings).toMatchObject({ vlan: 200, trust: true });
       expect(pb.ip(['-br', 'link'])).toContain('net1');
-      expect(vfpJson(['vf', 'show', '0000:5e:02.0']).allocation).toBeNull();
+      expect(look(['vf', 'show', '0000:5e:02.0']).allocation).toBeNull();
       expect(call('DEL', confB, eb).code).toBe(0);
     } finally {
       fake.kill();
@@ -1429,13 +1441,13 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
     const e = { containerId: 'gchang01', netns: nsPath(p), ifname: 'net1' };
     try {
       expect(call('ADD', conf, e).code).toBe(0);
-      expect(vfpJson(['vf', 'show', '0000:5e:02.5']).settings).toMatchObject({ vlan: 100, trust: true });
+      expect(look(['vf', 'show', '0000:5e:02.5']).settings).toMatchObject({ vlan: 100, trust: true });
       const gc = call('GC', { ...conf, 'cni.dev/valid-attachments': [] }, { extra: { VFPLANE_CONTROL_TIMEOUT_MS: '1500' } });
       expect(gc.code).toBe(1);
       expect(gc.out).toMatchObject({ code: 5, msg: expect.stringContaining('VF 0000:5e:02.5 (') });
       expect(gc.out.msg).toContain('stays allocated, not put back');
       expect(gc.out.msg).toContain('did not answer detach within 1500 ms');
-      const held = vfpJson(['vf', 'show', '0000:5e:02.5']);
+      const held = look(['vf', 'show', '0000:5e:02.5']);
       expect(held.allocation?.owner.containerId).toBe('gchang01');
       expect(held.settings).toMatchObject({ vlan: 0, trust: false });
       // The data plane gone (nothing to detach from), the next GC finishes.
@@ -1444,7 +1456,7 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
       rmSync(sock, { force: true });
       const again = call('GC', { ...conf, 'cni.dev/valid-attachments': [] });
       expect(again.code, JSON.stringify(again.out)).toBe(0);
-      expect(vfpJson(['vf', 'show', '0000:5e:02.5']).allocation).toBeNull();
+      expect(look(['vf', 'show', '0000:5e:02.5']).allocation).toBeNull();
       expect(p.ip(['-br', 'link'])).not.toContain('net1');
     } finally {
       fake.kill();
@@ -1470,7 +1482,7 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
       const l = JSON.parse(execFileSync('ip', ['-j', 'link', 'show', ifname], { encoding: 'utf8' }))[0];
       expect([l.address, l.mtu]).toEqual(['02:00:00:00:bb:01', 1280]);
       expect(p.ip(['-br', 'link'])).not.toContain(ifname);
-      const vf = vfpJson(['vf', 'show', '0000:5e:02.6']);
+      const vf = look(['vf', 'show', '0000:5e:02.6']);
       expect(vf.allocation).toBeNull();
       expect(vf.netdev).toBe(`${m.prefix}f0v6`);
     } finally {
@@ -1512,7 +1524,7 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
       const del = call('DEL', conf, e);
       expect(del.code, JSON.stringify(del.out)).toBe(0);
       expect((await requests(3))[2]).toEqual({ op: 'detach' });
-      expect(vfpJson(['vf', 'show', '0000:5e:02.4']).allocation).toBeNull();
+      expect(look(['vf', 'show', '0000:5e:02.4']).allocation).toBeNull();
       // What the data plane added to its "done" reaches the runtime's log as a warning
       // (helper-85: the DEL said nothing of a detach its state file could not keep).
       expect(readFileSync(log, 'utf8')).toMatch(/"level":"warning","msg":"DEL: the data plane detached VF 0000:5e:02\.4: the state file \/x\/dataplane-n\.json cannot be written \(EROFS\): the detach of r0 made"/);
@@ -1536,12 +1548,12 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
       child.stdout.on('data', (d) => (out += d));
       child.stdin.end(JSON.stringify(conf));
       const added = new Promise<number | null>((r) => child.once('exit', r));
-      for (let i = 0; i < 100 && !vfpJson(['vf', 'show', '0000:5e:02.2']).allocation; i++) await new Promise((r) => setTimeout(r, 30));
+      for (let i = 0; i < 100 && !look(['vf', 'show', '0000:5e:02.2']).allocation; i++) await new Promise((r) => setTimeout(r, 30));
       const gc = spawnSync(process.execPath, [PLUGIN], { input: JSON.stringify({ ...conf, 'cni.dev/valid-attachments': [] }), env: envOf('GC', {}, `${slow}:${REF}`), encoding: 'utf8' });
       expect(gc.status, gc.stdout).toBe(0);
       expect(await added, out).toBe(0);
       expect(p.ip(['-br', 'addr', 'show', 'net1'])).toContain('10.79.0.3/24');
-      expect(vfpJson(['vf', 'show', '0000:5e:02.2']).allocation?.owner.containerId).toBe('gcadd001');
+      expect(look(['vf', 'show', '0000:5e:02.2']).allocation?.owner.containerId).toBe('gcadd001');
       const del = spawnSync(process.execPath, [PLUGIN], { input: JSON.stringify(conf), env: envOf('DEL', e, `${slow}:${REF}`), encoding: 'utf8' });
       expect(del.status, del.stdout).toBe(0);
     } finally {
@@ -1586,7 +1598,7 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
           expect([code, sig], err).toEqual([0, null]);
           expect(parse(out)).toMatchObject({ interfaces: [{ name: 'net1', sandbox: nsPath(p) }], ips: [{ address: '10.79.0.9/24' }] });
           expect(p.ip(['-br', 'addr', 'show', 'net1'])).toContain('10.79.0.9/24');
-          expect(vfpJson(['vf', 'show', '0000:5e:02.3']).allocation?.owner.containerId).toBe(e.containerId);
+          expect(look(['vf', 'show', '0000:5e:02.3']).allocation?.owner.containerId).toBe(e.containerId);
         } else {
           expect([code, sig], err).toEqual([143, null]);
           await waitFor(() => existsSync(`${mark}.done`), 'the orphaned IPAM plugin to finish');
@@ -1631,11 +1643,11 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
       expect(a.code, JSON.stringify(a.out)).toBe(0);
       expect(b.code).toBe(1);
       expect(b.out).toMatchObject({ code: 7, msg: expect.stringMatching(/already holds VF 0000:5e:0a\.7 as net1 .*an earlier ADD, or one still running; run DEL for this attachment first/) });
-      expect(vfpJson(['vf', 'show', '0000:5e:0a.7']).allocation?.owner.containerId).toBe('twice001');
+      expect(look(['vf', 'show', '0000:5e:0a.7']).allocation?.owner.containerId).toBe('twice001');
       expect(p.ip(['-br', 'addr', 'show', 'net1'])).toContain('10.79.0.7/24');
       expect(call('CHECK', { ...conf, cniVersion: '1.0.0', prevResult: a.out }, e).code).toBe(0);
       expect(call('DEL', conf, e).code).toBe(0);
-      expect(vfpJson(['vf', 'show', '0000:5e:0a.7']).allocation).toBeNull();
+      expect(look(['vf', 'show', '0000:5e:0a.7']).allocation).toBeNull();
     } finally {
       rmSync(go, { force: true });
       rmSync(`${go}.in-txn`, { force: true });
@@ -1644,7 +1656,7 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
 
   it('an ADD whose VF an operator rebinds under it (vf bind --force) says so, code 11, and undoes itself', async () => {
     const pci = '0000:5e:0a.5';
-    const was = vfpJson(['vf', 'show', pci]);
+    const was = look(['vf', 'show', pci]);
     const p = pod('rebind');
     const go = join(state, 'go-rebind');
     const conf = base({ deviceID: pci, ipam: { type: 'static', addresses: [{ address: '10.79.0.5/24' }] } });
@@ -1667,14 +1679,14 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
       const r = await add;
       expect(r.code).toBe(1);
       expect(r.out).toMatchObject({ code: 11, msg: expect.stringMatching(/^VF 0000:5e:0a\.5 changed while this ADD ran: its driver went from iavf to vfio-pci \(`vfplane vf bind --force`\?\); the step that failed: /) });
-      expect(vfpJson(['vf', 'show', pci]).allocation).toBeNull();
+      expect(look(['vf', 'show', pci]).allocation).toBeNull();
       expect(p.ip(['-br', 'link']).trim().split('\n')).toHaveLength(1); // lo only
     } finally {
       rmSync(go, { force: true });
       rmSync(`${go}.in-txn`, { force: true });
       await cli(['vf', 'bind', pci, '--driver', 'kernel', '--force']);
     }
-    expect(vfpJson(['vf', 'show', pci])).toMatchObject({ driver: 'iavf', netdev: was.netdev, allocation: null });
+    expect(look(['vf', 'show', pci])).toMatchObject({ driver: 'iavf', netdev: was.netdev, allocation: null });
   }, 60_000);
 
   // After `pf set-numvfs` the kernel binds each new VF's driver, then its netdev appears:
@@ -1712,18 +1724,18 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
         /* home already */
       }
     }
-    expect(vfpJson(['vf', 'show', '0000:5e:0a.6']).netdev).toBe(netdev);
+    expect(look(['vf', 'show', '0000:5e:0a.6']).netdev).toBe(netdev);
   }, 60_000);
 
   it('vf release --force of a live pod\'s VF brings its netdev home; gc gives one Linux returned its MAC and MTU back', () => {
-    const was = vfpJson(['vf', 'show', '0000:5e:02.5']);
+    const was = look(['vf', 'show', '0000:5e:02.5']);
     const cli = (args: string[]) => vfplane([...args, '--sysfs-root', m.root, '--state-dir', state]);
     const { p, e, conf, add } = addOne('frel', { ipam: {}, mac: '02:00:00:bb:00:03', mtu: 1400 });
     const r = cli(['vf', 'release', '0000:5e:02.5', '--force']);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toContain(`netdev ${was.netdev} brought back from ${nsPath(p)}`);
     expect(p.ip(['-br', 'link']).trim().split('\n')).toHaveLength(1); // lo only
-    expect(vfpJson(['vf', 'show', '0000:5e:02.5'])).toMatchObject({ allocation: null, netdev: was.netdev, mac: was.mac, mtu: was.mtu });
+    expect(look(['vf', 'show', '0000:5e:02.5'])).toMatchObject({ allocation: null, netdev: was.netdev, mac: was.mac, mtu: was.mtu });
     // The runtime's CHECK is told who took it and when, not "run ADD first".
     const chk = call('CHECK', { ...conf, prevResult: add.out }, e);
     expect(chk.code).toBe(1);
@@ -1741,11 +1753,11 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
     g.p.ip(['link', 'set', 'net1', 'name', was.netdev]);
     g.p.ip(['link', 'set', was.netdev, 'netns', `/proc/${process.pid}/ns/net`]);
     g.p.destroy();
-    expect(vfpJson(['vf', 'show', '0000:5e:02.5'])).toMatchObject({ netdev: was.netdev, mac: '02:00:00:bb:00:04', mtu: 1400 });
+    expect(look(['vf', 'show', '0000:5e:02.5'])).toMatchObject({ netdev: was.netdev, mac: '02:00:00:bb:00:04', mtu: 1400 });
     const gc = cli(['gc']);
     expect(gc.code, gc.stderr).toBe(0);
     expect(gc.stdout).toContain(`netdev ${was.netdev}: restored MAC ${was.mac}, mtu ${was.mtu}`);
-    expect(vfpJson(['vf', 'show', '0000:5e:02.5'])).toMatchObject({ allocation: null, netdev: was.netdev, mac: was.mac, mtu: was.mtu });
+    expect(look(['vf', 'show', '0000:5e:02.5'])).toMatchObject({ allocation: null, netdev: was.netdev, mac: was.mac, mtu: was.mtu });
   });
 
   // gc --dry-run promised "would free its IPAM lease" for a plugin the real gc then did
@@ -1775,7 +1787,7 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
   });
 
   it('a pool whose VFs match but none can be handed over says why, VF by VF (code 11), and allocates nothing', () => {
-    const vf = vfpJson(['vf', 'show', '0000:5e:02.4']);
+    const vf = look(['vf', 'show', '0000:5e:02.4']);
     const other = pod('elsewhere');
     // Someone else's namespace has this VF's netdev, without any allocation in the store.
     execFileSync('ip', ['link', 'set', 'dev', vf.netdev, 'netns', other.name]);
@@ -1787,7 +1799,7 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
       expect(r.code).toBe(1);
       expect(r.out).toMatchObject({ code: 11, msg: expect.stringContaining('pool "gone": 1 VF matches, none usable: 0000:5e:02.4 is bound to iavf with no netdev in the host namespace') });
       expect(r.out.msg).toContain('vfplane vf bind PCI');
-      expect(vfpJson(['vf', 'show', '0000:5e:02.4']).allocation).toBeNull();
+      expect(look(['vf', 'show', '0000:5e:02.4']).allocation).toBeNull();
       expect(leasedIps()).toEqual(before);
       const st = call('STATUS', base({ cniVersion: '1.1.0', pool: 'gone', poolsFile: f }), {});
       expect(st.out).toMatchObject({ code: 50, msg: 'no free VF in pool "gone": 1 match, 0 allocated, 1 unusable (no driver, or the netdev is outside the host namespace)' });
