@@ -12,6 +12,9 @@ import { BIN, vfplane } from '../helpers/cli.js';
 import { describePrivileged } from '../helpers/privileged.js';
 import { Netns } from '../helpers/netns.js';
 import { simPrefix, simRoot, sweepStaleSims } from '../helpers/sim.js';
+import { simKernel } from '../../src/sim/kernel.js';
+import { Sysfs } from '../../src/sriov/sysfs.js';
+import { vfListRows, vfShowView } from '../../src/cli/sriov-run.js';
 
 describePrivileged('operator CLI on a simulated NIC', { netns: true }, () => {
   let root: string;
@@ -25,9 +28,18 @@ describePrivileged('operator CLI on a simulated NIC', { netns: true }, () => {
     if (r.code !== 0) throw new Error(`vfplane ${args.join(' ')} exited ${r.code}: ${r.stderr}`);
     return JSON.parse(r.stdout);
   };
+  /** What `vfplane vf show|list --json` prints, read in this process by the same code
+   *  (the tree opened as the CLI opens it, the store read as it is on disk): the state a
+   *  test looks at before and after the command it is about, without a Node process per
+   *  look. Where `vf show` or `vf list` is what a test is about, the CLI runs. */
+  const look = (args: ['vf', 'show', string] | ['vf', 'list'] | ['vf', 'list', '--allocated']): any => {
+    const o = { sysfsRoot: root, stateDir: state, json: true };
+    const sysfs = new Sysfs(root, simKernel(root));
+    return JSON.parse(JSON.stringify(args[1] === 'show' ? vfShowView(sysfs, o, args[2]) : vfListRows(sysfs, { ...o, allocated: args[2] === '--allocated' })));
+  };
   /** What an operator would see: the VF table and the host's links. */
   const snapshot = () => ({
-    vfs: json(['vf', 'list']),
+    vfs: look(['vf', 'list']),
     links: execFileSync('ip', ['-br', 'link', 'show'], { encoding: 'utf8' }).split('\n').filter((l) => l.startsWith(prefix)).sort(),
   });
 
@@ -137,13 +149,13 @@ describePrivileged('operator CLI on a simulated NIC', { netns: true }, () => {
   });
 
   it('release restores the settings the holder changed', () => {
-    const before = json(['vf', 'show', `${prefix}f1#1`]);
+    const before = look(['vf', 'show', `${prefix}f1#1`]);
     json(['vf', 'alloc', '--pci', `${prefix}f1#1`, '--pod-uid', '1b7c2d9e-0000-4000-8000-000000000001']);
     // the VF is the pod's now: changing it needs --force
     const refused = run(['vf', 'config', `${prefix}f1#1`, '--mac', '02:00:00:aa:bb:01']);
     expect(refused.code).toBe(1);
     expect(refused.stderr).toMatch(/allocated to pod 1b7c2d9e-0000-4000-8000-000000000001; release it first, or pass --force/);
-    expect(json(['vf', 'show', `${prefix}f1#1`]).settings).toEqual(before.settings);
+    expect(look(['vf', 'show', `${prefix}f1#1`]).settings).toEqual(before.settings);
     // 9800: above the fixed 9702 once enforced; the limit is the netdev driver's (veth here).
     const cfg = json(['vf', 'config', `${prefix}f1#1`, '--mac', '02:00:00:aa:bb:01', '--vlan', '42', '--trust', 'on', '--mtu', '9800', '--force']);
     expect(cfg.changed.sort()).toEqual(['mac', 'mtu', 'trust', 'vlan']);
@@ -157,7 +169,7 @@ describePrivileged('operator CLI on a simulated NIC', { netns: true }, () => {
         { step: 'netdev-tidied', netdev: before.netdev, restored: { mac: before.mac, mtu: 1500 } },
       ],
     }]);
-    const after = json(['vf', 'show', `${prefix}f1#1`]);
+    const after = look(['vf', 'show', `${prefix}f1#1`]);
     expect(after.settings).toEqual(before.settings);
     expect(after.mtu).toBe(before.mtu);
   });
@@ -165,7 +177,7 @@ describePrivileged('operator CLI on a simulated NIC', { netns: true }, () => {
   // Rebound to vfio-pci under its holder (forced), the VF has no netdev when the release
   // would tidy it; bound back to its driver, the new netdev gets its own MAC and MTU too.
   it('release of a VF rebound under its holder gives the netdev that comes back its own MAC and MTU', () => {
-    const before = json(['vf', 'show', `${prefix}f1#2`]);
+    const before = look(['vf', 'show', `${prefix}f1#2`]);
     json(['vf', 'alloc', '--pci', `${prefix}f1#2`, '--owner', 'ops/rebound']);
     json(['vf', 'config', `${prefix}f1#2`, '--mac', '02:33:33:33:33:33', '--mtu', '3000', '--force']);
     expect(json(['vf', 'bind', `${prefix}f1#2`, '--driver', 'vfio-pci', '--force'])).toMatchObject({ after: 'vfio-pci' });
@@ -175,7 +187,7 @@ describePrivileged('operator CLI on a simulated NIC', { netns: true }, () => {
       { step: 'settings', settings: { mac: before.settings.mac } },
       { step: 'netdev-tidied', netdev: before.netdev, restored: { mac: before.mac, mtu: before.mtu } },
     ]);
-    const after = json(['vf', 'show', `${prefix}f1#2`]);
+    const after = look(['vf', 'show', `${prefix}f1#2`]);
     expect([after.driver, after.netdev, after.mac, after.mtu, after.settings]).toEqual([before.driver, before.netdev, before.mac, before.mtu, before.settings]);
     expect(execFileSync('ip', ['-br', 'link', 'show', before.netdev], { encoding: 'utf8' })).toContain(before.mac);
   });
@@ -229,7 +241,7 @@ describePrivileged('operator CLI on a simulated NIC', { netns: true }, () => {
     });
     expect(dry.find((r: any) => r.state === 'alive')).toEqual({ pci: expect.any(String), owner: expect.objectContaining({ name: 'alive' }), state: 'alive', released: false, putBack: [] });
     noProse(dry);
-    expect(json(['vf', 'show', g.pci]).settings.vlan).toBe(7); // changed nothing
+    expect(look(['vf', 'show', g.pci]).settings.vlan).toBe(7); // changed nothing
     // Without --json: a table of every allocation and what gc does with it.
     const human = run(['gc', '--dry-run']);
     expect(human.code, human.stderr).toBe(0);
@@ -244,8 +256,8 @@ describePrivileged('operator CLI on a simulated NIC', { netns: true }, () => {
       putBack: [{ step: 'settings', settings: { vlan: 0 } }],
     });
     noProse(res);
-    expect(json(['vf', 'show', g.pci]).settings.vlan).toBe(0);
-    expect(json(['vf', 'list', '--allocated']).map((v: any) => v.allocation.owner.name)).toEqual(['alive']);
+    expect(look(['vf', 'show', g.pci]).settings.vlan).toBe(0);
+    expect(look(['vf', 'list', '--allocated']).map((v: any) => v.allocation.owner.name)).toEqual(['alive']);
     const rel = run(['vf', 'release', '--owner', 'ns1/alive']);
     expect(rel.code, rel.stderr).toBe(0);
     expect(rel.stdout).toMatch(/│ released +│ from +│ allocation +│ put back +│/);
@@ -287,7 +299,7 @@ describePrivileged('operator CLI on a simulated NIC', { netns: true }, () => {
     const b = json(['vf', 'alloc', '--pool', 'intel', '--owner', 'ns1/renamed', '--pid', String(sleeper.pid)]);
     sleeper.kill('SIGKILL');
     await new Promise((r) => sleeper.once('exit', r)); // both holders are gone now
-    const own = { a: json(['vf', 'show', a.pci]).netdev as string, b: json(['vf', 'show', b.pci]).netdev as string };
+    const own = { a: look(['vf', 'show', a.pci]).netdev as string, b: look(['vf', 'show', b.pci]).netdev as string };
     try {
       execFileSync('ip', ['link', 'set', own.a, 'netns', pod.name]);
       pod.ip(['link', 'set', own.a, 'name', 'net1']);
@@ -309,22 +321,22 @@ describePrivileged('operator CLI on a simulated NIC', { netns: true }, () => {
       // Nothing changed: the netdevs where they were, as they were, the VFs still held.
       expect(pod.ip(['-br', 'link', 'show', 'net1'])).toMatch(/^net1@?\S* /);
       expect(execFileSync('ip', ['-o', 'link', 'show', own.b], { encoding: 'utf8' })).toMatch(/ mtu 1400 /);
-      expect(json(['vf', 'list', '--allocated']).map((v: any) => v.pci)).toEqual(expect.arrayContaining([a.pci, b.pci]));
+      expect(look(['vf', 'list', '--allocated']).map((v: any) => v.pci)).toEqual(expect.arrayContaining([a.pci, b.pci]));
       // The real gc takes exactly the steps the dry run listed.
       const res = json(['gc']);
       for (const pci of [a.pci, b.pci]) {
         expect(steps(res, pci)).toMatchObject({ state: 'gone', released: true });
         expect(steps(res, pci).putBack).toEqual(steps(dry, pci).putBack.map(({ dry: _, ...s }: any) => s));
       }
-      expect(json(['vf', 'show', a.pci])).toMatchObject({ netdev: own.a, allocation: null });
-      expect(json(['vf', 'show', b.pci])).toMatchObject({ netdev: own.b, mtu: 1500, allocation: null });
+      expect(look(['vf', 'show', a.pci])).toMatchObject({ netdev: own.a, allocation: null });
+      expect(look(['vf', 'show', b.pci])).toMatchObject({ netdev: own.b, mtu: 1500, allocation: null });
     } finally {
       // Whatever a failure left: the netdevs home under their own names.
       spawnSync('ip', ['-n', pod.name, 'link', 'set', 'net1', 'name', own.a]);
       spawnSync('ip', ['-n', pod.name, 'link', 'set', own.a, 'netns', '1']);
       spawnSync('ip', ['link', 'set', own.b, 'mtu', '1500']);
       pod.destroy();
-      for (const [pci, who] of [[a.pci, 'ns1/moved'], [b.pci, 'ns1/renamed']]) if (json(['vf', 'show', pci]).allocation) run(['vf', 'release', pci, '--owner', who]);
+      for (const [pci, who] of [[a.pci, 'ns1/moved'], [b.pci, 'ns1/renamed']]) if (look(['vf', 'show', pci]).allocation) run(['vf', 'release', pci, '--owner', who]);
     }
   });
 
@@ -355,7 +367,7 @@ describePrivileged('operator CLI on a simulated NIC', { netns: true }, () => {
     p.once('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
   });
   const releaseIfHeld = (pci: string, owner: string) => {
-    if (json(['vf', 'show', pci]).allocation) run(['vf', 'release', pci, '--owner', owner]);
+    if (look(['vf', 'show', pci]).allocation) run(['vf', 'release', pci, '--owner', owner]);
   };
 
   it('gc --dry-run says a data plane that is not running (no socket, or nobody listening) would not be asked, as the real gc reports it', async () => {
@@ -385,14 +397,14 @@ describePrivileged('operator CLI on a simulated NIC', { netns: true }, () => {
       expect(human.stdout).not.toContain('cannot tell');
       expect(human.stdout).toContain(`data plane not running (no data plane listens on ${none} (ENOENT)`);
       // Nothing changed: both still held.
-      expect(json(['vf', 'list', '--allocated']).map((v: any) => v.pci)).toEqual(expect.arrayContaining([a!.pci, b!.pci]));
+      expect(look(['vf', 'list', '--allocated']).map((v: any) => v.pci)).toEqual(expect.arrayContaining([a!.pci, b!.pci]));
       // The real gc reports the same steps, and releases both VFs.
       const res = json(['gc']);
       for (const pci of [a!.pci, b!.pci]) {
         expect(find(res, pci)).toMatchObject({ state: 'gone', released: true });
         expect(find(res, pci)).not.toHaveProperty('failure');
         expect(find(res, pci).putBack).toEqual(find(dry, pci).putBack.map(({ dry: _, ...s }: any) => s));
-        expect(json(['vf', 'show', pci]).allocation).toBeNull();
+        expect(look(['vf', 'show', pci]).allocation).toBeNull();
       }
     } finally {
       releaseIfHeld(a!.pci, 'ns1/ovl-none');
@@ -448,7 +460,7 @@ describePrivileged('operator CLI on a simulated NIC', { netns: true }, () => {
       expect(got).toEqual([['{"op":"status"}']]);
       // Nothing changed: both still held, still recorded on the overlay.
       for (const [x, name] of [[a!, 'ovl-mute1'], [b!, 'ovl-mute2']] as const) {
-        expect(json(['vf', 'show', x.pci]).allocation).toMatchObject({ owner: { name }, attachment: { vxlan: { vni: 100 }, dataplane: sock } });
+        expect(look(['vf', 'show', x.pci]).allocation).toMatchObject({ owner: { name }, attachment: { vxlan: { vni: 100 }, dataplane: sock } });
       }
       // The real gc asks that data plane, as the dry run said it would. It still never
       // answers: one detach and one wait for both VFs, not one per VF; each VF is put back
@@ -461,7 +473,7 @@ describePrivileged('operator CLI on a simulated NIC', { netns: true }, () => {
           pci: x.pci, owner: expect.any(Object), state: 'gone', released: true,
           putBack: [{ step: 'overlay', detached: false, why: `not taken off the overlay (the data plane at ${sock} did not answer detach within 2000 ms); the data plane drops it at its next start` }],
         });
-        expect(json(['vf', 'show', x.pci]).allocation).toBeNull();
+        expect(look(['vf', 'show', x.pci]).allocation).toBeNull();
       }
       expect(got).toHaveLength(1);
       expect(got[0]!.map((l) => JSON.parse(l).op)).toEqual(['detach']);
@@ -478,7 +490,7 @@ describePrivileged('operator CLI on a simulated NIC', { netns: true }, () => {
     // The simulator keeps VF settings under its state directory: made immutable, every
     // settings write (the restore's) fails with EPERM, as a refusing driver would.
     const vfDir = join(root, 'vfplane-sim-state', 'vf');
-    const held = (pci: string) => json(['vf', 'show', pci]);
+    const held = (pci: string) => look(['vf', 'show', pci]);
     json(['vf', 'alloc', '--pci', '0000:5e:02.3', '--owner', 'ns1/stuck']);
     json(['vf', 'config', '0000:5e:02.3', '--vlan', '33', '--force']);
     const sleeper = spawn('sleep', ['60']);
@@ -513,7 +525,7 @@ describePrivileged('operator CLI on a simulated NIC', { netns: true }, () => {
 
   it('vf config waits for an allocation in progress, then refuses the VF it took (no change between the holder check and the change)', async () => {
     const pci = '0000:5e:02.1';
-    const mac = json(['vf', 'show', pci]).settings.mac;
+    const mac = look(['vf', 'show', pci]).settings.mac;
     const go = join(state, 'go-config');
     const started = (args: string[], env: Record<string, string> = {}) => {
       const p = spawn(process.execPath, [BIN, ...args, ...g], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -534,7 +546,7 @@ describePrivileged('operator CLI on a simulated NIC', { netns: true }, () => {
     const c = await config.done;
     expect(c.code, c.stderr).toBe(1);
     expect(c.stderr).toContain(`VF ${pci} is allocated to pod ns1/racer (net1); release it first, or pass --force`);
-    expect(json(['vf', 'show', pci]).settings.mac).toBe(mac);
+    expect(look(['vf', 'show', pci]).settings.mac).toBe(mac);
     json(['vf', 'release', pci, '--owner', 'ns1/racer']);
   });
 
@@ -546,7 +558,7 @@ describePrivileged('operator CLI on a simulated NIC', { netns: true }, () => {
       expect({ args, code: r.code }).toEqual({ args, code: 1 });
       expect(r.stderr).toContain(`cannot read the allocation store ${file}/alloc.db: ${file} is not a directory`);
     }
-    expect(json(['vf', 'show', '0000:5e:02.1']).settings.vlan).toBe(0);
+    expect(look(['vf', 'show', '0000:5e:02.1']).settings.vlan).toBe(0);
     // A directory where the store's file goes is named as such (it was called read-only).
     const dir = join(state, 'db-is-dir');
     mkdirSync(join(dir, 'alloc.db'), { recursive: true });
@@ -769,7 +781,7 @@ describePrivileged('operator CLI on a simulated NIC', { netns: true }, () => {
       expect(run(['vf', 'list', '--pf', `${prefix}f1`]).stdout).toMatch(/not free: its netdev is not here/);
       expect(run(['vf', 'show', `${prefix}f1#0`]).stdout).toMatch(new RegExp(`holder +│ none in vfplane, but not free: it is bound to iavf with no netdev in the host namespace; find who has its netdev, or take it back with \`vfplane vf bind ${pci0.replace(/\./g, '\\.')} --driver kernel --force\``));
       const a = json(['vf', 'alloc', '--pool', 'f1-head', '--owner', 'ns1/skip']);
-      expect(a.pci).toBe(json(['vf', 'show', `${prefix}f1#1`]).pci);
+      expect(a.pci).toBe(look(['vf', 'show', `${prefix}f1#1`]).pci);
       json(['vf', 'release', '--owner', 'ns1/skip']);
       const before = snapshot();
       const r = run(['vf', 'alloc', '--pool', 'f1-first', '--owner', 'ns1/none']);
@@ -786,7 +798,7 @@ describePrivileged('operator CLI on a simulated NIC', { netns: true }, () => {
       const plain = run(['vf', 'bind', `${prefix}f1#0`, '--driver', 'kernel']);
       expect(plain.code, plain.stderr).toBe(0);
       expect(plain.stdout).toMatch(/is already bound to iavf; its netdev is not in this namespace \(a pod's\? `vfplane vf show 0000:5e:\w\w\.\d` says who holds the VF\): --force takes it back \(that netdev goes, a new one comes up here\)/);
-      expect(json(['vf', 'show', `${prefix}f1#0`]).netdev).toBeNull();
+      expect(look(['vf', 'show', `${prefix}f1#0`]).netdev).toBeNull();
       expect(json(['vf', 'bind', `${prefix}f1#0`, '--driver', 'kernel', '--force'])).toMatchObject({ changed: true, after: 'iavf', netdev });
       expect(other.ip(['-br', 'link'])).not.toContain(netdev);
       expect(json(['vf', 'alloc', '--pci', `${prefix}f1#0`, '--owner', 'ns1/back'])).toMatchObject({ pci: expect.any(String) });
@@ -795,7 +807,7 @@ describePrivileged('operator CLI on a simulated NIC', { netns: true }, () => {
       if (other.ip(['-br', 'link']).includes(netdev)) other.ip(['link', 'set', netdev, 'netns', `/proc/${process.pid}/ns/net`]);
       other.destroy();
     }
-    expect(json(['vf', 'show', `${prefix}f1#0`]).netdev).toBe(netdev);
+    expect(look(['vf', 'show', `${prefix}f1#0`]).netdev).toBe(netdev);
   });
 
   it('refused commands make no state directory and no store where there was none', () => {
