@@ -561,7 +561,8 @@ export function unusableList(unusable: readonly VfInfo[]): string {
  *  free is said, and why not. The error itself when there are none. */
 export function exhaustedBesides(e: VfpError, pool: string, unusable: readonly VfInfo[], treeOnly = false): VfpError {
   if (e.details?.reason !== 'exhausted' || unusable.length === 0) return e;
-  return new VfpError(e.kind, `${e.message}; besides, ${unusable.length} more of pool ${JSON.stringify(pool)} cannot be given: ${unusableList(unusable)}; ${unusableFix(unusable, treeOnly)}`, { ...e.details, unusable: unusable.length });
+  const fix = unusable.length === 1 ? unusableFixFor(unusable[0]!, treeOnly) : unusableFix(unusable, treeOnly);
+  return new VfpError(e.kind, `${e.message}; besides, ${unusable.length} more of pool ${JSON.stringify(pool)} cannot be given: ${unusableList(unusable)}; ${fix}`, { ...e.details, unusable: unusable.length });
 }
 
 /** What to do about such VFs, for the kinds there are: advice for one kind is harmful

@@ -647,7 +647,7 @@ describePrivileged('operator CLI on a simulated NIC', { netns: true }, () => {
       const q = run(['vf', 'alloc', '--pool', 'dpdk', '--pools', pools, '--owner', 'ns/dpdk']);
       expect(q.code, q.stderr).toBe(1);
       expect(q.stderr).toContain('1 VF match, all allocated (0000:5e:02.2 to pod ns/first)');
-      expect(q.stderr).toContain(`besides, 1 more of pool "dpdk" cannot be given: 0000:5e:02.3 is bound to vfio-pci and its VFIO group ${r.vfioDevice} is open in process ${holder.pid} (sleep): a DPDK application vfplane did not give it to uses it; those whose VFIO group a process has open are that process's: stop it`);
+      expect(q.stderr).toContain(`besides, 1 more of pool "dpdk" cannot be given: 0000:5e:02.3 is bound to vfio-pci and its VFIO group ${r.vfioDevice} is open in process ${holder.pid} (sleep): a DPDK application vfplane did not give it to uses it; it is that process's: stop it (a DPDK application vfplane did not give it to), or use another VF`);
       expect(q.stderr).not.toContain('--force');
       json(['vf', 'release', '--owner', 'ns/first']);
       const only = run(['vf', 'alloc', '--pools', pools, '--pool', 'dpdk', '--owner', 'ns/dpdk']);

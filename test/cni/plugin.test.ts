@@ -1810,7 +1810,7 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
       expect(call('ADD', base({ deviceID: '0000:5e:02.5' }), e).code).toBe(0);
       const leased = leasedIps();
       const full = call('ADD', base({ pool: 'gone', poolsFile: f }), { containerId: 'gone0003', netns: nsPath(pod('gone3')), ifname: 'net1' });
-      expect(full.out).toMatchObject({ code: 11, msg: expect.stringMatching(/^no free VF in pool "gone": 1 VF match, all allocated \(0000:5e:02\.5 to .*gone0002.*\); .*; besides, 1 more of pool "gone" cannot be given: 0000:5e:02\.4 is bound to iavf with no netdev in the host namespace/) });
+      expect(full.out).toMatchObject({ code: 11, msg: expect.stringMatching(/^no free VF in pool "gone": 1 VF match, all allocated \(0000:5e:02\.5 to .*gone0002.*\); .*; besides, 1 more of pool "gone" cannot be given: 0000:5e:02\.4 is bound to iavf with no netdev in the host namespace; find who has its netdev, or take it back with `vfplane vf bind 0000:5e:02\.4 --driver kernel --force`/) });
       expect(leasedIps()).toEqual(leased);
       expect(call('DEL', base({ deviceID: '0000:5e:02.5' }), e).code).toBe(0);
       expect(leasedIps()).toEqual(before);
