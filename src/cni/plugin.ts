@@ -14,8 +14,9 @@ import { addrsIn, ipIn, linkIn, netnsId, routesIn } from '../net/ip.js';
 import { netRun, type NetOp } from '../net/netops.js';
 import { allocatedBeforeBoot, restoreDriverAndSettings, returnNetdev, tidyReturnedNetdev } from '../alloc/put-back.js';
 import { listVfs, presentVf, resolveVf, findRepresentor, vfRefs, vfSettingLimits } from '../sriov/discover.js';
+import { loadProfiles, matchVf as matchProfile } from '../sriov/profile.js';
 import { defaultSysfsRoot, openSysfs, SIM_MARKER, vanishedSysfs, type Sysfs } from '../sriov/sysfs.js';
-import type { VfInfo, VfSettings } from '../sriov/types.js';
+import type { HwProfile, VfInfo, VfSettings } from '../sriov/types.js';
 import { applyVfSettings, checkMtu, checkSettings, settingsDiff } from '../sriov/vf-settings.js';
 import { canonCidr, formatIp, parseIp } from '../util/addr.js';
 import { inParallel } from '../util/parallel.js';
@@ -284,6 +285,20 @@ async function takeVf(ctx: CniContext, sysfs: Sysfs, store: AllocStore, owner: O
   }
 }
 
+/** A ConnectX VF bound to vfio-pci (`vf bind --force`) is handed over as asked, but said:
+ *  DPDK's mlx5 PMD is bifurcated and cannot use it so (helper-101). */
+function warnBifurcatedOnVfio(ctx: CniContext, vf: VfInfo): void {
+  let fams: HwProfile[];
+  try {
+    fams = loadProfiles().filter((p) => matchProfile(vf.vendor, vf.device, [p]) !== null);
+  } catch {
+    return; // a broken profile directory is said where profiles are the subject
+  }
+  const p = fams[0];
+  if (!p || !fams.every((f) => f.dpdk.bifurcated && !f.dpdk.vfNeedsVfio)) return;
+  ctx.log.warning(`VF ${vf.pci} is a ${p.name} VF bound to vfio-pci: DPDK's ${p.dpdk.pmd} PMD cannot use it so (it runs on ${p.vf.driver}, bifurcated); the pod gets it as asked. Bind it back (vfplane vf bind ${vf.pci} --driver kernel) and give ConnectX DPDK pods a kernel-mode network with the CNIDeviceInfoFile capability (deploy/README.md, ConnectX and DPDK)`);
+}
+
 /** The store's refusal of a second allocation for this pod interface (an ADD before this
  *  one, finished or still running): as the check at ADD's start answers it, code 7. */
 function interfaceTakenCode(err: unknown): unknown {
@@ -531,6 +546,7 @@ export async function cmdAdd(ctx: CniContext): Promise<CniResult> {
     seen = vf;
     const mode = handOverMode(vf);
     if (!mode) throw conflict(`VF ${vf.pci} changed under us: it is ${vf.driver ?? 'unbound'} with no netdev in the host namespace`);
+    if (mode === 'dpdk' && vf.driver === 'vfio-pci') warnBifurcatedOnVfio(ctx, vf);
     // Recorded before anything moves, so a DEL after a crash knows where to look.
     // The IPAM config, for an operator's gc once the pod is gone (see IpamRecord).
     const ipamRec: Pick<Attachment, 'ipam'> = conf.ipam

@@ -114,6 +114,13 @@ describePrivileged('vfplane-cni on a simulated ConnectX-6 Dx', { netns: true, co
       expect(full.code).toBe(1);
       expect(full.out.error.message).toMatch(/^no free VF in pool "mlnx_rdma": 2 VFs match, all allocated/);
       for (const owner of ['ns/a', 'ns/b']) expect(vfp(['vf', 'release', '--owner', owner]).code).toBe(0);
+      // Handed to a pod so all the same (its operator forced it), but said.
+      const { e } = pod('cxvfio');
+      const add = run('ADD', conf({ deviceID: '0000:5e:02.2', ipam: undefined }), e);
+      expect(add.code, JSON.stringify(add.out)).toBe(0);
+      const warned = add.stderr.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { level: string; msg: string }).filter((l) => l.level === 'warning').map((l) => l.msg);
+      expect(warned).toContainEqual(expect.stringMatching(/^VF 0000:5e:02\.2 is a cx6dx VF bound to vfio-pci: DPDK's mlx5_eth PMD cannot use it so .*vfplane vf bind 0000:5e:02\.2 --driver kernel/));
+      expect(run('DEL', conf({ deviceID: '0000:5e:02.2', ipam: undefined }), e).code).toBe(0);
     } finally {
       vfp(['vf', 'bind', '0000:5e:02.2', '--driver', 'kernel', '--force']);
     }
