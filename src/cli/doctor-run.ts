@@ -9,6 +9,7 @@ import Table from 'cli-table3';
 import type { StatusReply } from './dataplane-warnings.js';
 import { printJson, shellArg } from './output.js';
 import { VfpError } from '../util/errors.js';
+import type { HwProfile } from '../sriov/types.js';
 
 type Status = 'ok' | 'warn' | 'missing';
 
@@ -263,6 +264,13 @@ async function nicChecks(out: Check[], sysfsRoot: string | undefined): Promise<v
     });
     return;
   }
+  dpdkNeeds(out, pfs.map((pf) => {
+    try {
+      return pf.profile ? getProfile(pf.profile) : null;
+    } catch {
+      return null; // said by its own check
+    }
+  }));
   for (const pf of pfs) {
     const tier = (pf.tier === 1 ? 'tier 1: full hardware encap/decap' : pf.tier === 2 ? 'tier 2: VNI steering and checksum offload, software encap' : 'tier 3: software') +
       (pf.tierNote ? ` (${pf.tierNote})` : '');
@@ -285,6 +293,48 @@ async function nicChecks(out: Check[], sysfsRoot: string | undefined): Promise<v
       ...(pf.profile ? {} : { fix: 'add a hw-profile for this NIC (hw-profiles/README.md)' }),
     });
   }
+}
+
+/**
+ * What DPDK needs on this node depends on its NICs: vfio-pci and an IOMMU for the families
+ * whose VFs DPDK drives bound to vfio-pci (X710, E810), the RDMA stack for the bifurcated
+ * one (ConnectX: mlx5's PMD runs on mlx5_core through mlx5_ib and ib_uverbs). A node whose
+ * NICs are all bifurcated was told it needs vfio-pci and an IOMMU, and never what it does
+ * need (helper-101). The host checks read the host; the families come from the PFs under
+ * the sysfs root.
+ */
+function dpdkNeeds(out: Check[], fams: (HwProfile | null)[]): void {
+  const known = fams.filter((f): f is HwProfile => f !== null);
+  if (known.length === 0) return;
+  const names = [...new Set(known.map((f) => f.name))].join(', ');
+  if (known.length === fams.length && known.every((f) => !f.dpdk.vfNeedsVfio)) {
+    for (const c of out) {
+      if (c.area !== 'host' || (c.name !== 'IOMMU' && c.name !== 'vfio-pci') || c.status !== 'warn') continue;
+      c.status = 'ok';
+      c.detail = `${c.detail.replace(/ \(DPDK mode needs it\)$/, '').replace(/: vfio-pci cannot give VFs to DPDK safely$/, '')}; not needed here: this node's NICs (${names}) run DPDK on their kernel driver (bifurcated)`;
+      delete c.fix;
+    }
+  }
+  const bif = known.filter((f) => f.dpdk.bifurcated);
+  if (bif.length === 0) return;
+  const missing = ['mlx5_ib', 'ib_uverbs'].filter((m) => !fs.existsSync(`/sys/module/${m}`));
+  const uverbs = (() => {
+    try {
+      return fs.readdirSync('/dev/infiniband').filter((n) => n.startsWith('uverbs'));
+    } catch {
+      return [];
+    }
+  })();
+  const what = `DPDK's ${bif[0]!.dpdk.pmd} PMD (${[...new Set(bif.map((f) => f.name))].join(', ')}) reaches a VF through its RDMA device`;
+  if (missing.length || uverbs.length === 0) {
+    out.push({
+      area: 'host', name: 'RDMA (mlx5 DPDK)', status: 'warn',
+      detail: `${what}: ${[...(missing.length ? [`module${missing.length > 1 ? 's' : ''} ${missing.join(', ')} not loaded`] : []), ...(uverbs.length ? [] : ['no /dev/infiniband/uverbs*'])].join(', ')}; kernel-mode pods work without it, DPDK in them does not`,
+      fix: fs.existsSync('/proc/modules') ? `modprobe ${['mlx5_ib', 'ib_uverbs'].join(' ')} (rdma-core's udev rules load them at boot)` : 'this kernel loads no modules (no /proc/modules): use one built with mlx5_ib and ib_uverbs',
+    });
+    return;
+  }
+  out.push({ area: 'host', name: 'RDMA (mlx5 DPDK)', status: 'ok', detail: `${what}: mlx5_ib and ib_uverbs loaded, ${uverbs.length} uverbs device(s); a pod needs /dev/infiniband (the device plugin mounts it for an isRdma resource), and with the RDMA subsystem in exclusive netns mode (rdma system show) its RDMA device moved into the pod (the rdma CNI plugin)` });
 }
 
 export async function runDoctor(o: { sysfsRoot?: string; stateDir?: string; json?: boolean; socket: string; cniDir: string }): Promise<void> {

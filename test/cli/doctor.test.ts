@@ -45,6 +45,21 @@ describe('vfplane doctor', () => {
       const nic = (root: string) => (JSON.parse(vfplane(['doctor', '--json', '--sysfs-root', root]).stdout).checks as { area: string; detail: string }[]).find((k) => k.area === 'nic')!.detail;
       expect(nic(x.root)).toMatch(/; representors for 2\/2 VFs \(vxlan mode possible; made by the simulator: a real x710 has no switchdev mode, so no representors and no vxlan mode\)$/);
       expect(nic(c.root)).toMatch(/; representors for 2\/2 VFs \(vxlan mode possible\)$/);
+      // What DPDK needs follows the NICs (helper-101): vfio-pci and an IOMMU for X710,
+      // the RDMA stack (not vfio) for a ConnectX-only node.
+      type C = { area: string; name: string; status: string; detail: string; fix?: string };
+      const all = (root: string) => JSON.parse(vfplane(['doctor', '--json', '--sysfs-root', root]).stdout).checks as C[];
+      const [onX, onC] = [all(x.root), all(c.root)];
+      const by = (cs: C[], name: string) => cs.find((k) => k.name === name);
+      expect(by(onX, 'RDMA (mlx5 DPDK)')).toBeUndefined();
+      for (const name of ['vfio-pci', 'IOMMU']) {
+        expect(by(onC, name)!.status, name).toBe('ok');
+        if (by(onX, name)!.status === 'warn') expect(by(onC, name)!.detail, name).toMatch(/; not needed here: this node's NICs \(cx6dx\) run DPDK on their kernel driver \(bifurcated\)$/);
+      }
+      const rdma = by(onC, 'RDMA (mlx5 DPDK)')!;
+      expect(rdma.detail).toMatch(/^DPDK's mlx5_eth PMD \(cx6dx\) reaches a VF through its RDMA device/);
+      if (existsSync('/sys/module/mlx5_ib') && existsSync('/sys/module/ib_uverbs') && existsSync('/dev/infiniband')) expect(['ok', 'warn']).toContain(rdma.status);
+      else expect([rdma.status, rdma.fix]).toEqual(['warn', expect.stringMatching(/modprobe mlx5_ib ib_uverbs|loads no modules/)]);
     } finally {
       dropSim(x.root);
       dropSim(c.root);
