@@ -377,7 +377,7 @@ export function parseConfig(input: unknown, source = 'config'): DaemonConfig {
   if (!r.success) throw invalid(`${source}: ${zodMessages(r.error, input, source === 'config' ? '' : 'config', 5, configSchema)}`);
   const c = r.data;
   if (c.tunnel.srcPortMin > c.tunnel.srcPortMax) throw invalid(`${source}: tunnel.srcPortMax ${c.tunnel.srcPortMax} is below srcPortMin ${c.tunnel.srcPortMin}`);
-  if (c.backend === 'dpdk' && !c.uplink.dev) throw invalid(`${source}: the dpdk backend takes uplink.dev (a PCI address bound to vfio-pci, or a vdev such as net_af_packet0,iface=X)`);
+  if (c.backend === 'dpdk' && !c.uplink.dev) throw invalid(`${source}: the dpdk backend takes uplink.dev (a PCI address: a VF bound to vfio-pci, or a ConnectX VF or PF left on mlx5_core; or a vdev such as net_af_packet0,iface=X)`);
   if (c.backend !== 'dpdk' && !c.uplink.ifname) throw invalid(`${source}: the ${c.backend} backend takes uplink.ifname`);
   const fam = isIP(c.uplink.vtep);
   for (const p of c.peers) if (isIP(p.vtep) !== fam) throw invalid(`${source}: peer ${p.vtep} is not IPv${fam} like uplink.vtep ${c.uplink.vtep}`);
