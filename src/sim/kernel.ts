@@ -641,7 +641,16 @@ export class SimKernel implements SysfsKernel {
       // What the simulated family's PF driver refuses, with its errno (the rules that
       // `vf config` and vfplane-cni check first), so that everything above the simulator
       // meets the driver's answers.
-      const [refused] = vfSettingRefusals(this.vfCaps(), this.m.linkSpeedMbps, change);
+      const caps = this.vfCaps();
+      // ice sums the guarantees of all the PF's VFs, this one's old rate left out.
+      let others: number | null = null;
+      if (caps?.minTxRateSumUpToLinkSpeed) {
+        others = 0;
+        for (let i = 0; i < this.numVfs(pf); i++) {
+          if (i !== index) others += this.readSettings({ pci: this.vfPci(pf, i), pf, vf: i }).minTxRate;
+        }
+      }
+      const [refused] = vfSettingRefusals(caps, this.m.linkSpeedMbps, change, undefined, others);
       if (refused) throw errnoError(refused.errno, VF_SETTING_ERRNOS[refused.errno]);
       // IFLA_VF_VLAN sets VLAN and QoS together (IFLA_VF_VLAN_LIST the protocol too),
       // and a VF without a VLAN has no priority, and its protocol reads back 802.1Q

@@ -360,7 +360,11 @@ export function vfSettingLimits(sysfs: Sysfs, pfPci: string): VfSettingLimits {
       caps = null; // a profile that matched a moment ago and no longer loads: the kernel decides
     }
   }
-  return { family: pf.profile, driver: pf.driver, linkSpeedMbps: pf.linkSpeedMbps, caps };
+  // Only a family that sums the guarantees needs every VF's (one netlink dump on a real PF).
+  const minTxRateSum = caps?.minTxRateSumUpToLinkSpeed
+    ? [...readPfVfSettings(sysfs, pf.pci, pf.netdev, pf.numVfs).values()].reduce((a, s) => a + s.minTxRate, 0)
+    : null;
+  return { family: pf.profile, driver: pf.driver, linkSpeedMbps: pf.linkSpeedMbps, caps, minTxRateSum };
 }
 
 /**

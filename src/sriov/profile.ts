@@ -73,7 +73,8 @@ function makeSchema() {
       minTxRate: bool(),
       vlanProto8021ad: bool(),
       maxTxRateUpToLinkSpeed: bool(),
-    }, e('expected an object {minTxRate, vlanProto8021ad, maxTxRateUpToLinkSpeed}')).optional(),
+      minTxRateSumUpToLinkSpeed: bool(),
+    }, e('expected an object {minTxRate, vlanProto8021ad, maxTxRateUpToLinkSpeed, minTxRateSumUpToLinkSpeed}')).optional(),
     tier: z.literal([1, 2, 3], e('expected tier 1, 2 or 3')),
     sources: z.record(
       z.string(),

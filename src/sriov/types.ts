@@ -35,6 +35,7 @@ export interface HwProfile {
     minTxRate: boolean; // a minimum rate (min_tx_rate > 0)
     vlanProto8021ad: boolean; // a VF VLAN with protocol 802.1ad
     maxTxRateUpToLinkSpeed: boolean; // max_tx_rate above the link speed is refused
+    minTxRateSumUpToLinkSpeed: boolean; // the PF's VFs' min_tx_rates together must fit in the link (ice)
   };
   tier: OffloadTier; // the highest tier the family allows
   sources: Record<string, string>; // field path → URL (or doc/header path) that states it

@@ -14,6 +14,10 @@ export interface VfSettingLimits {
   driver: string | null;
   linkSpeedMbps: number | null;
   caps: NonNullable<HwProfile['vfSettings']> | null;
+  /** The sum of the min_tx_rate of every VF of the PF as they are now (this VF's
+   *  included), for a family whose driver keeps the sum within the link
+   *  (minTxRateSumUpToLinkSpeed); null when not needed or not known. */
+  minTxRateSum?: number | null;
 }
 
 export function settingsFromNetlink(v: IpVfInfo): VfSettings {
@@ -82,12 +86,15 @@ export interface VfSettingRefusal {
  * kernel alone decides) and the PF's link speed (unknown: no link-speed rule), in the
  * order the checks run. The one place these rules live: checkSettings says the first
  * before anything is touched, and the simulator answers with its errno as the driver does.
+ * OTHERS_MIN_TX_RATE is what the PF's other VFs are guaranteed together (min_tx_rate),
+ * for the oversubscription rule; unknown (null): no such rule.
  */
 export function vfSettingRefusals(
   caps: HwProfile['vfSettings'] | null | undefined,
   linkSpeedMbps: number | null,
   change: Partial<VfSettings>,
   who = "the PF's driver",
+  othersMinTxRate: number | null = null,
 ): VfSettingRefusal[] {
   const out: VfSettingRefusal[] = [];
   if (!caps) return out;
@@ -101,6 +108,18 @@ export function vfSettingRefusals(
   }
   if (caps.maxTxRateUpToLinkSpeed && linkSpeedMbps && (change.maxTxRate ?? 0) > linkSpeedMbps) {
     out.push({ field: 'maxTxRate', errno: 'EINVAL', reason: `max-tx-rate ${change.maxTxRate} is above the PF's link speed, ${linkSpeedMbps} Mbit/s; ${who} refuses that (EINVAL); give at most ${linkSpeedMbps}` });
+  }
+  // ice (ice_min_tx_rate_oversubscribed): the guaranteed rates of all the PF's VFs, this
+  // one's new rate in place of its old, must fit in the link. A 0 is left alone: it only
+  // takes a guarantee away (and ice is being fixed to let it through for that reason).
+  const min = change.minTxRate ?? 0;
+  if (caps.minTxRate && caps.minTxRateSumUpToLinkSpeed && linkSpeedMbps && othersMinTxRate !== null && min > 0 && othersMinTxRate + min > linkSpeedMbps) {
+    const room = Math.max(0, linkSpeedMbps - othersMinTxRate);
+    out.push({
+      field: 'minTxRate', errno: 'EINVAL',
+      reason: `min-tx-rate ${min} would oversubscribe the PF's link: with the ${othersMinTxRate} Mbit/s its other VFs are guaranteed, the min-tx-rates of its VFs would sum to ${othersMinTxRate + min} Mbit/s, above its link speed, ${linkSpeedMbps} Mbit/s; ${who} refuses that (EINVAL); `
+        + (room > 0 ? `give at most ${room}, or lower the other VFs' min-tx-rate first` : `the other VFs' guarantees take the whole link: lower their min-tx-rate first, or leave this one 0`),
+    });
   }
   return out;
 }
@@ -142,7 +161,8 @@ export function checkSettings(c: Partial<VfSettings>, current: VfSettings, limit
   if (max !== 0 && min > max) throw invalid(`min-tx-rate ${min} is above max-tx-rate ${max}; the kernel refuses that (EINVAL)`);
   if (limits) {
     const who = `the ${limits.family} family's PF driver${limits.driver ? ` (${limits.driver})` : ''}`;
-    const [refused] = vfSettingRefusals(limits.caps, limits.linkSpeedMbps, c, who);
+    const others = limits.minTxRateSum != null ? Math.max(0, limits.minTxRateSum - current.minTxRate) : null;
+    const [refused] = vfSettingRefusals(limits.caps, limits.linkSpeedMbps, c, who, others);
     if (refused) throw conflict(refused.reason, { cniCode: 7 });
   }
   return out;

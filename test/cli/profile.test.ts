@@ -56,7 +56,7 @@ describe('vfplane profile show', () => {
     expect(r.stdout).toMatch(/^vf\.afxdpZeroCopy +no$/m);
     expect(r.stdout).toMatch(/^offloads\.outerIpv4Csum +yes$/m);
     expect(r.stdout).toMatch(/^offloads\.outerUdpCsum +no$/m);
-    expect(r.stdout.match(/^ +source: /gm)?.length).toBe(27);
+    expect(r.stdout.match(/^ +source: /gm)?.length).toBe(28);
   });
 
   it('prints the profile as JSON with --json', () => {

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { describePrivileged } from '../helpers/privileged.js';
 import { capture, Netns } from '../helpers/netns.js';
-import { dropAllSims, makeSim, sweepStaleSims } from '../helpers/sim.js';
+import { dropAllSims, dropSim, makeSim, sweepStaleSims } from '../helpers/sim.js';
 import { ROOT } from '../helpers/cli.js';
 import { vfplane } from '../helpers/cli.js';
 import type { SimManifest } from '../../src/sim/manifest.js';
@@ -617,6 +617,38 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
       expect(r.code).not.toBe(0);
     }
     expect(hostState()).toEqual(before);
+  });
+
+  it('an E810 (ice): a min_tx_rate that would oversubscribe the PF\'s link is refused by vf config and ADD alike, changing nothing', () => {
+    // ice sums the min_tx_rate of all the PF's VFs against the link (25000 Mbit/s here).
+    const e8 = makeSim({ profile: 'e810', pfs: 1, vfs: 3 });
+    const st = mkdtempSync(join(tmpdir(), 'vfplane-cni-state-'));
+    try {
+      const g = ['--sysfs-root', e8.root, '--state-dir', st];
+      const ok = vfplane(['vf', 'config', `${e8.prefix}f0#0`, '--min-tx-rate', '20000', ...g]);
+      expect(ok.code, ok.stderr).toBe(0);
+      const snap = () => ({
+        vfs: JSON.parse(vfplane(['vf', 'list', ...g, '--json']).stdout),
+        links: (JSON.parse(execFileSync('ip', ['-j', 'link', 'show'], { encoding: 'utf8' })) as any[]).filter((l) => l.ifname.startsWith(e8.prefix)).map((l) => `${l.ifname} ${l.address} ${l.mtu}`).sort(),
+      });
+      const before = snap();
+      expect(before.vfs.map((v: any) => v.settings.minTxRate)).toEqual([20000, 0, 0]);
+      const why = /min-tx-rate 6000 would oversubscribe the PF's link: with the 20000 Mbit\/s its other VFs are guaranteed, the min-tx-rates of its VFs would sum to 26000 Mbit\/s, above its link speed, 25000 Mbit\/s; the e810 family's PF driver \(ice\) refuses that \(EINVAL\); give at most 5000, or lower the other VFs' min-tx-rate first/;
+      const cfg = vfplane(['vf', 'config', `${e8.prefix}f0#2`, '--min-tx-rate', '30000', ...g]);
+      expect(cfg.code).toBe(1);
+      expect(cfg.stderr).toMatch(/min-tx-rate 30000 would oversubscribe the PF's link: .* sum to 50000 Mbit\/s, above its link speed, 25000 Mbit\/s; .*give at most 5000/);
+      expect(vfplane(['vf', 'config', `${e8.prefix}f0#2`, '--min-tx-rate', '6000', ...g]).stderr).toMatch(why);
+      const p = pod('ice');
+      const add = call('ADD', base({ sysfsRoot: e8.root, stateDir: st, ipam: {}, deviceID: before.vfs[2].pci, min_tx_rate: 6000 }), { containerId: 'ice00001', netns: nsPath(p), ifname: 'net1' });
+      expect(add.code, JSON.stringify(add.out)).not.toBe(0);
+      expect(add.out.code).toBe(7);
+      expect(add.out.msg).toMatch(why);
+      expect(p.ip(['-br', 'link']).trim().split('\n')).toHaveLength(1);
+      expect(snap()).toEqual(before);
+    } finally {
+      dropSim(e8.root);
+      rmSync(st, { recursive: true, force: true });
+    }
   });
 
   /** A pod, and VF 0000:5e:02.5 given to it as net1 by an ADD that must succeed. */

@@ -203,6 +203,35 @@ describePrivileged('simulated SR-IOV NIC', { netns: true }, () => {
     expect(() => configVf(sysfs, `${m.prefix}f0#1`, { minTxRate: 100 })).toThrow(/min-tx-rate 100: the x710 family's PF driver \(i40e\) has no minimum rate for VFs/);
   });
 
+  it('an E810 (ice) refuses a min rate that oversubscribes the link with EINVAL, and vf config says so first', async () => {
+    // ice_min_tx_rate_oversubscribed: every VF's min_tx_rate, this VF's new one in place
+    // of its old, against the link (25000 Mbit/s for the simulated E810).
+    // With netdevs: vfplane reads the link speed from the PF's netdev, as on a host.
+    const t = makeSim({ profile: 'e810', pfs: 1, vfs: 3 });
+    try {
+      const sysfs = await openSysfs(t.root);
+      const k = sysfs.kernel!;
+      const pf = t.pfs[0]!.pci;
+      const errno = (f: () => unknown) => { try { f(); return 'no error'; } catch (e) { return (e as NodeJS.ErrnoException).code; } };
+      expect(t.linkSpeedMbps).toBe(25_000);
+      expect(errno(() => k.setVfSettings(pf, 0, { minTxRate: 30_000 }))).toBe('EINVAL');
+      expect(errno(() => k.setVfSettings(pf, 0, { minTxRate: 20_000 }))).toBe('no error');
+      expect(errno(() => k.setVfSettings(pf, 0, { minTxRate: 25_000 }))).toBe('no error'); // its own old rate is replaced
+      expect(errno(() => k.setVfSettings(pf, 0, { minTxRate: 20_000 }))).toBe('no error');
+      expect(errno(() => k.setVfSettings(pf, 1, { minTxRate: 5001 }))).toBe('EINVAL');
+      expect(k.vfSettings(pf, 1).minTxRate).toBe(0);
+      expect(errno(() => k.setVfSettings(pf, 1, { minTxRate: 5000 }))).toBe('no error');
+      expect(errno(() => k.setVfSettings(pf, 1, { minTxRate: 0 }))).toBe('no error');
+      // vf config refuses first, naming the value, the sum, the link speed and the fix
+      const before = k.vfSettings(pf, 2);
+      expect(() => configVf(sysfs, `${pf}#2`, { minTxRate: 6000 })).toThrow("min-tx-rate 6000 would oversubscribe the PF's link: with the 20000 Mbit/s its other VFs are guaranteed, the min-tx-rates of its VFs would sum to 26000 Mbit/s, above its link speed, 25000 Mbit/s; the e810 family's PF driver (ice) refuses that (EINVAL); give at most 5000, or lower the other VFs' min-tx-rate first");
+      expect(k.vfSettings(pf, 2)).toEqual(before);
+      expect(configVf(sysfs, `${pf}#2`, { minTxRate: 5000 }).settings).toMatchObject({ minTxRate: 5000 });
+    } finally {
+      dropSim(t.root);
+    }
+  });
+
   it('VLAN 0 takes the VLAN protocol back to 802.1Q and the priority to 0, as iproute2 and the kernel do', async () => {
     const t = createSim({ profile: 'sim', pfs: 1, vfs: 2, root: simRoot(), prefix: simPrefix(), netdevs: false });
     try {

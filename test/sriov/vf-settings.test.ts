@@ -69,6 +69,30 @@ describe('VF settings', () => {
       for (const c of [minRate, qinq, aboveLink, { ...minRate, ...qinq, ...aboveLink }]) expect(refusals('e810', c)).toEqual([]);
     });
 
+    it('e810 (ice): the min rates of all the PF\'s VFs must fit in the link, as ice_min_tx_rate_oversubscribed checks', () => {
+      const caps = getProfile('e810').vfSettings;
+      const ice = (others: number | null, change: Parameters<typeof vfSettingRefusals>[2], speed: number | null = LINK) =>
+        vfSettingRefusals(caps, speed, change, "ice", others).map((r) => [r.field, r.errno]);
+      expect(ice(0, { minTxRate: LINK })).toEqual([]);
+      expect(ice(0, { minTxRate: LINK + 1 })).toEqual([['minTxRate', 'EINVAL']]);
+      expect(ice(6000, { minTxRate: 4000 })).toEqual([]); // exactly the link
+      expect(ice(6000, { minTxRate: 4001 })).toEqual([['minTxRate', 'EINVAL']]);
+      // taking a guarantee away is never refused; the other VFs unknown, or the link: the kernel decides
+      expect(ice(LINK * 2, { minTxRate: 0 })).toEqual([]);
+      expect(ice(null, { minTxRate: LINK + 1 })).toEqual([]);
+      expect(ice(6000, { minTxRate: 4001 }, null)).toEqual([]);
+      const [r] = vfSettingRefusals(caps, LINK, { minTxRate: 4001 }, "the e810 family's PF driver (ice)", 6000);
+      expect(r!.reason).toBe("min-tx-rate 4001 would oversubscribe the PF's link: with the 6000 Mbit/s its other VFs are guaranteed, the min-tx-rates of its VFs would sum to 10001 Mbit/s, above its link speed, 10000 Mbit/s; the e810 family's PF driver (ice) refuses that (EINVAL); give at most 4000, or lower the other VFs' min-tx-rate first");
+      expect(vfSettingRefusals(caps, LINK, { minTxRate: 1 }, 'ice', LINK)[0]!.reason).toMatch(/the other VFs' guarantees take the whole link: lower their min-tx-rate first, or leave this one 0$/);
+      // checkSettings: the VF's own old rate is replaced, not added (the sum counts it once)
+      const limits: VfSettingLimits = { family: 'e810', driver: 'ice', linkSpeedMbps: LINK, caps: caps!, minTxRateSum: 9000 };
+      const cur = { ...DEFAULT_VF_SETTINGS, minTxRate: 3000 };
+      expect(checkSettings({ minTxRate: 4000 }, cur, limits)).toEqual({ minTxRate: 4000 }); // 6000 + 4000
+      expect(() => checkSettings({ minTxRate: 4001 }, cur, limits)).toThrow(/^min-tx-rate 4001 would oversubscribe the PF's link: with the 6000 Mbit\/s its other VFs are guaranteed, the min-tx-rates of its VFs would sum to 10001 Mbit\/s, above its link speed, 10000 Mbit\/s; the e810 family's PF driver \(ice\) refuses that \(EINVAL\); give at most 4000/);
+      // the other families keep no such sum
+      for (const family of ['cx5', 'cx6dx', 'sim']) expect(vfSettingRefusals(getProfile(family).vfSettings, LINK, { minTxRate: LINK }, 'x', LINK)).toEqual([]);
+    });
+
     it('connectx (mlx5): a minimum rate and any max rate, but no 802.1ad', () => {
       for (const family of ['cx5', 'cx6dx']) {
         expect(refusals(family, minRate)).toEqual([]);
