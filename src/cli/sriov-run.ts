@@ -10,7 +10,7 @@ import { allocatedBeforeBoot, netdevDiff, netdevHome, restoreDriverAndSettings, 
 import type { IpamRecord } from '../cni/ipam.js';
 import { checkSelectorAgainst, exhaustedBesides, findPool, isUnusable, loadPools, notHandedOver, poolVfs, poolView, treeOnlyFix, unusableFixFor, vfCountsByPf, whyNoMatch, whyUnusable } from '../alloc/pool.js';
 import { bindVf, configVf, setNumVfs, type VfConfig } from '../sriov/actions.js';
-import { listPfs, listVfs, presentVf, resolvePf, resolveVf, findRepresentor, vfOfRepresentor } from '../sriov/discover.js';
+import { listPfs, listVfs, presentVf, resolvePf, resolveVf, findRepresentor, pfEswitch, vfOfRepresentor } from '../sriov/discover.js';
 import { defaultSysfsRoot, openSysfs, type Sysfs } from '../sriov/sysfs.js';
 import type { VfInfo } from '../sriov/types.js';
 import { ip } from '../net/ip.js';
@@ -134,16 +134,19 @@ function table(head: string[], rows: (string | number)[][]): string {
 // --- pf ----------------------------------------------------------------------------
 
 export async function pfList(o: Common): Promise<void> {
-  const pfs = listPfs(await sysfsOf(o));
+  const sysfs = await sysfsOf(o);
+  // The eswitch mode (what vxlan mode's representors need) read here, not in listPfs:
+  // the CNI lists PFs on every ADD and has no use for it.
+  const pfs = listPfs(sysfs).map((p) => ({ ...p, ...pfEswitch(sysfs, p) }));
   if (o.json) return printJson(pfs);
   if (pfs.length === 0) {
     console.log(`no SR-IOV capable PFs under ${(await sysfsOf(o)).root} (a simulated NIC: vfplane sim create, then --sysfs-root)`);
     return;
   }
   console.log(table(
-    ['PF', 'netdev', 'driver', 'id', 'profile', 'tier', 'VFs', 'speed', 'NUMA'],
-    pfs.map((p) => [p.pci, dash(p.netdev), dash(p.driver), `${p.vendor}:${p.device}`, dash(p.profile), `${dash(p.tier)}${p.tierNote ? ' *' : ''}`, `${p.numVfs}/${p.totalVfs}`,
-      p.linkSpeedMbps ? `${p.linkSpeedMbps / 1000}G` : '-', p.numaNode]),
+    ['PF', 'netdev', 'driver', 'id', 'profile', 'tier', 'eswitch', 'VFs', 'reps', 'speed', 'NUMA'],
+    pfs.map((p) => [p.pci, dash(p.netdev), dash(p.driver), `${p.vendor}:${p.device}`, dash(p.profile), `${dash(p.tier)}${p.tierNote ? ' *' : ''}`, dash(p.eswitch), `${p.numVfs}/${p.totalVfs}`,
+      p.representors, p.linkSpeedMbps ? `${p.linkSpeedMbps / 1000}G` : '-', p.numaNode]),
   ));
   // What the tier column cannot hold: why a PF runs below what its family allows.
   for (const p of pfs.filter((x) => x.tierNote)) console.log(`* ${p.netdev ?? p.pci}: ${p.tierNote}`);

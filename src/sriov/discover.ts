@@ -104,6 +104,22 @@ export function pfRepresentors(sysfs: Sysfs, pfPci: string): Map<number, string>
   return out;
 }
 
+/**
+ * A PF's eswitch mode as sysfs shows it, and how many of its VFs have a representor.
+ * Representors are what switchdev mode makes (one per VF, under the PF's device), so a
+ * PF with VFs and none of them is in legacy mode. Without VFs, a PF netdev with no
+ * switch id is legacy (mlx5 and ice both give one in switchdev mode), but a switch id
+ * says nothing (ice reports its devlink port's in either mode): null, as when there is
+ * no netdev to read. `devlink dev eswitch show pci/PF` has the last word.
+ */
+export function pfEswitch(sysfs: Sysfs, pf: Pick<PfInfo, 'pci' | 'netdev' | 'numVfs'>): { eswitch: 'legacy' | 'switchdev' | null; representors: number } {
+  const representors = [...pfRepresentors(sysfs, pf.pci).keys()].filter((i) => i < pf.numVfs).length;
+  if (representors > 0) return { eswitch: 'switchdev', representors };
+  if (pf.numVfs > 0) return { eswitch: 'legacy', representors };
+  if (pf.netdev && !sysfs.tryRead(`${devPath(pf.pci)}/net/${pf.netdev}/phys_switch_id`)) return { eswitch: 'legacy', representors };
+  return { eswitch: null, representors };
+}
+
 /** The representor netdev of VF INDEX of PF (pfRepresentors), or undefined. */
 export function findRepresentor(sysfs: Sysfs, vf: { pf: string; index: number }): string | undefined {
   return pfRepresentors(sysfs, vf.pf).get(vf.index);

@@ -72,12 +72,14 @@ describePrivileged('operator CLI on a simulated NIC', { netns: true }, () => {
     expect(d.code, d.stderr).toBe(0);
   });
 
-  it('pf list shows both PFs, their profile and tier, as a table and as JSON', () => {
+  it('pf list shows both PFs, their profile, tier and eswitch mode, as a table and as JSON', () => {
     const t = run(['pf', 'list']);
     expect(t.code, t.stderr).toBe(0);
-    expect(t.stdout).toMatch(/0000:5e:00\.0.*i40e.*8086:1572.*x710.*2.*4\/64.*10G/);
+    expect(t.stdout).toMatch(/0000:5e:00\.0.*i40e.*8086:1572.*x710.*2.*switchdev.*4\/64.* 4 .*10G/);
     const j = json(['pf', 'list']);
     expect(j.map((p: any) => p.netdev)).toEqual([`${prefix}f0`, `${prefix}f1`]);
+    // the simulator gives every VF a representor, as a switchdev PF's driver does
+    expect(j.map((p: any) => [p.eswitch, p.representors])).toEqual([['switchdev', 4], ['switchdev', 4]]);
     // the profile commands say which of this node's PFs they describe
     const prof = json(['profile', 'show', 'x710']);
     expect(prof.pfsHere).toEqual(['0000:5e:00.0', '0000:5e:00.1']);

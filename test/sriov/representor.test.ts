@@ -7,7 +7,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { parseVfPortName, findRepresentor } from '../../src/sriov/discover.js';
+import { parseVfPortName, findRepresentor, pfEswitch } from '../../src/sriov/discover.js';
 import { Sysfs } from '../../src/sriov/sysfs.js';
 
 const root = mkdtempSync(join(tmpdir(), 'vfplane-reps-'));
@@ -63,5 +63,22 @@ describe('VF representors', () => {
     pf('0000:19:00.0', { ens4f0: ['0', undefined] }); // a bare number without a switch: not a representor
     expect(findRepresentor(sysfs, { pf: '0000:19:00.0', index: 0 })).toBeUndefined();
     expect(findRepresentor(sysfs, { pf: '0000:99:00.0', index: 0 })).toBeUndefined(); // no such PF
+  });
+
+  it('tells a PF\'s eswitch mode (pf list): representors are switchdev; VFs without any, or no switch id, legacy; else unknown', () => {
+    const sysfs = new Sysfs(root);
+    pf('0000:3c:00.0', { ens5f0np0: ['p0', 'bb'], ens5f0npf0vf0: ['pf0vf0', 'bb'], ens5f0npf0vf1: ['pf0vf1', 'bb'] });
+    expect(pfEswitch(sysfs, { pci: '0000:3c:00.0', netdev: 'ens5f0np0', numVfs: 2 })).toEqual({ eswitch: 'switchdev', representors: 2 });
+    // a representor of a VF index the PF no longer has is not counted
+    expect(pfEswitch(sysfs, { pci: '0000:3c:00.0', netdev: 'ens5f0np0', numVfs: 1 })).toEqual({ eswitch: 'switchdev', representors: 1 });
+    // ice in legacy mode: a switch id (its devlink port's) and VFs, but no representors
+    pf('0000:3d:00.0', { ens6f0: [undefined, 'cc'] });
+    expect(pfEswitch(sysfs, { pci: '0000:3d:00.0', netdev: 'ens6f0', numVfs: 4 })).toEqual({ eswitch: 'legacy', representors: 0 });
+    // ...and without VFs: a switch id alone does not say which mode
+    expect(pfEswitch(sysfs, { pci: '0000:3d:00.0', netdev: 'ens6f0', numVfs: 0 })).toEqual({ eswitch: null, representors: 0 });
+    // mlx5 (or i40e) without a switch id: legacy, VFs or not
+    expect(pfEswitch(sysfs, { pci: '0000:18:00.0', netdev: 'ens3f0', numVfs: 0 })).toEqual({ eswitch: 'legacy', representors: 0 });
+    // no netdev and no VFs: nothing to read
+    expect(pfEswitch(sysfs, { pci: '0000:3e:00.0', netdev: null, numVfs: 0 })).toEqual({ eswitch: null, representors: 0 });
   });
 });
