@@ -99,7 +99,10 @@ export async function runShow(name: string, o: ProfileOpts): Promise<void> {
   for (const path of factPaths()) {
     const v = valueAt(p, path);
     if (v === undefined) {
-      out.push(path.padEnd(width) + `– (${path.split('.')[0]} left out: the kernel decides)`);
+      const section = path.split('.')[0]!;
+      out.push(path.padEnd(width) + ((p as unknown as Record<string, unknown>)[section] === undefined
+        ? `– (${section} left out: the kernel decides)`
+        : '– (no source states it for this family)'));
       continue;
     }
     out.push(path.padEnd(width) + fmtValue(path, v));

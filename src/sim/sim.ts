@@ -55,6 +55,12 @@ export function createSim(o: SimOptions): SimManifest {
   if (!Number.isInteger(o.pfs) || o.pfs < 1 || o.pfs > 8) {
     throw invalid(`--pfs ${o.pfs} is out of range: a simulated card has 1–8 PFs (PCI functions 0–7)`);
   }
+  // A card of the family has no more ports than this: a 4-PF ConnectX-6 Dx would test
+  // what no host can have.
+  const maxPorts = profile.limits.maxPortsPerDevice;
+  if (maxPorts !== undefined && o.pfs > maxPorts) {
+    throw invalid(`--pfs ${o.pfs} is more than profile ${profile.name} allows: a card of the family has at most ${maxPorts} port${maxPorts === 1 ? '' : 's'} (PFs) per device, per ${profile.sources['limits.maxPortsPerDevice'] ?? 'its hw-profile'}; give --pfs 1–${maxPorts}, or another --profile`);
+  }
   const totalVfs = Math.min(profile.limits.maxVfsPerPf, Math.floor(profile.limits.maxVfsPerDevice / o.pfs));
   if (!Number.isInteger(o.vfs) || o.vfs < 0 || o.vfs > totalVfs) {
     throw invalid(`--vfs ${o.vfs} is out of range for profile ${profile.name} with ${o.pfs} PF(s): 0–${totalVfs} VFs per PF`);

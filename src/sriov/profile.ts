@@ -52,7 +52,8 @@ function makeSchema() {
       maxVfsPerDevice: posInt(),
       queuesPerVfDefault: posInt(),
       queuesPerVfMax: posInt(),
-    }, e('expected an object {maxVfsPerPf, maxVfsPerDevice, queuesPerVfDefault, queuesPerVfMax}')),
+      maxPortsPerDevice: posInt().optional(), // only where a source states it
+    }, e('expected an object {maxVfsPerPf, maxVfsPerDevice, queuesPerVfDefault, queuesPerVfMax, maxPortsPerDevice?}')),
     lineRateMbps: z.array(
       z.number(e('expected a port speed in Mbit/s (a positive integer)')).int(e('expected a port speed in Mbit/s (a positive integer)'))
         .positive(e('expected a port speed in Mbit/s (a positive integer)')),
@@ -133,6 +134,8 @@ function crossChecks(p: Raw): Omit<ProfileIssue, 'file'>[] {
   for (const path of FACT_PATHS) {
     const section = path.split('.')[0]!;
     if (optionalSections.has(section) && (p as Record<string, unknown>)[section] === undefined) continue;
+    // An optional fact left out (limits.maxPortsPerDevice where no source states it) needs none.
+    if (path.split('.').reduce<unknown>((v, k) => (v as Record<string, unknown> | undefined)?.[k], p) === undefined) continue;
     if (!(path in p.sources)) {
       out.push({ path: 'sources', message: `missing a source for "${path}": every fact needs the URL or path that states it` });
     }

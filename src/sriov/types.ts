@@ -16,7 +16,9 @@ export interface HwProfile {
   pf: { ids: string[]; driver: string; afxdpZeroCopy: boolean };
   vf: { ids: string[]; driver: string; afxdpZeroCopy: boolean };
   dpdk: { pmd: string; vfNeedsVfio: boolean; bifurcated: boolean };
-  limits: { maxVfsPerPf: number; maxVfsPerDevice: number; queuesPerVfDefault: number; queuesPerVfMax: number };
+  /** maxPortsPerDevice: most ports (PFs, one per port) one device of the family has, where
+   *  a source states it; the simulator makes no more PFs than that. */
+  limits: { maxVfsPerPf: number; maxVfsPerDevice: number; queuesPerVfDefault: number; queuesPerVfMax: number; maxPortsPerDevice?: number };
   lineRateMbps: number[]; // per port, every speed the family ships in
   offloads: {
     outerIpv4Csum: boolean;

@@ -1,6 +1,6 @@
 // `vfplane profile list|show` as a user runs it: a child process, exit codes, stdout and stderr.
 import { spawnSync } from 'node:child_process';
-import { appendFileSync, cpSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { appendFileSync, cpSync, existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -56,7 +56,8 @@ describe('vfplane profile show', () => {
     expect(r.stdout).toMatch(/^vf\.afxdpZeroCopy +no$/m);
     expect(r.stdout).toMatch(/^offloads\.outerIpv4Csum +yes$/m);
     expect(r.stdout).toMatch(/^offloads\.outerUdpCsum +no$/m);
-    expect(r.stdout.match(/^ +source: /gm)?.length).toBe(28);
+    expect(r.stdout.match(/^ +source: /gm)?.length).toBe(29);
+    expect(r.stdout).toMatch(/^limits\.maxPortsPerDevice +4$/m);
   });
 
   it('prints the profile as JSON with --json', () => {
@@ -91,6 +92,8 @@ describe('own profiles (VFPLANE_PROFILES_DIR)', () => {
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/vfSettings\.minTxRate +– \(vfSettings left out: the kernel decides\)/);
     expect(r.stdout).toContain('limits.maxVfsPerPf');
+    // an optional fact no source states for the family
+    expect(vfplane(['profile', 'show', 'virtio']).stdout).toMatch(/^limits\.maxPortsPerDevice +– \(no source states it for this family\)$/m);
   });
 
   it('names a broken file by its absolute path when run from / (as a runtime runs the plugin), not as "tmp/…"', () => {
@@ -218,6 +221,25 @@ describe('broken profiles through --profiles-dir', () => {
     expect(JSON.parse(show.stdout).pfsHere).toHaveLength(2);
     const human = vfplane(['profile', 'list', '--profiles-dir', d, '--sysfs-root', root]);
     expect(human.stdout).toMatch(/│ mine +│.*│ 2 +│$/m);
+  });
+
+  it('sim create refuses more PFs than a card of the family has, naming the limit and its source, and makes nothing', () => {
+    for (const [profile, pfs, max, src] of [['cx6dx', 4, 2, /MCX623106AN-CDAT \(2x100G\)/], ['cx5', 3, 2, /cx5vpisd/], ['x710', 5, 4, /X710-DA4 \(4x10G\)/]] as const) {
+      const root = join(dir, `ports-${profile}`);
+      const r = vfplane(['sim', 'create', '--profile', profile, '--pfs', String(pfs), '--vfs', '0', '--no-netdevs', '--root', root]);
+      expect(r.code, r.stderr).toBe(2);
+      expect(r.stderr).toContain(`--pfs ${pfs} is more than profile ${profile} allows: a card of the family has at most ${max} ports (PFs) per device, per `);
+      expect(r.stderr).toMatch(src);
+      expect(r.stderr).toContain(`give --pfs 1–${max}, or another --profile`);
+      expect(existsSync(root)).toBe(false);
+    }
+    // up to the limit is fine; a profile that states none (virtio) keeps the simulator's 1–8
+    for (const [profile, pfs] of [['cx6dx', 2], ['e810', 8], ['virtio', 8]] as const) {
+      const root = join(dir, `ports-ok-${profile}`);
+      const r = vfplane(['sim', 'create', '--profile', profile, '--pfs', String(pfs), '--vfs', '0', '--no-netdevs', '--root', root]);
+      expect(r.code, r.stderr).toBe(0);
+      expect(vfplane(['sim', 'destroy', '--root', root]).code).toBe(0);
+    }
   });
 
   it('a directory without profiles exits 1', () => {

@@ -71,7 +71,11 @@ describe('shipped hw-profiles', () => {
     ]));
     expect(factPaths()).not.toContain('name');
     expect(factPaths()).not.toContain('sources');
-    for (const p of loadProfiles()) expect(Object.keys(p.sources).sort()).toEqual([...factPaths()].sort());
+    // every fact a profile states (limits.maxPortsPerDevice only where a source states it)
+    const stated = (p: object) => factPaths().filter((f) => f.split('.').reduce<any>((v, k) => v?.[k], p) !== undefined);
+    for (const p of loadProfiles()) expect(Object.keys(p.sources).sort(), p.name).toEqual(stated(p).sort());
+    expect(loadProfiles().filter((p) => p.limits.maxPortsPerDevice).map((p) => [p.name, p.limits.maxPortsPerDevice]))
+      .toEqual([['cx5', 2], ['cx6dx', 2], ['e810', 8], ['sim', 8], ['x710', 4]]);
   });
 
   it('carry the PCI IDs discovery depends on', () => {
@@ -98,7 +102,7 @@ describe('shipped hw-profiles', () => {
     expect(loadProfiles().filter((p) => p.offloads.rteFlowEncapDecap).map((p) => p.name)).toEqual(['cx5', 'cx6dx']);
     expect(getProfile('e810').offloads).toMatchObject({ tcFlowerEncapDecap: false, switchdev: true, vniSteering: true });
     expect(getProfile('cx5').dpdk).toEqual({ pmd: 'mlx5_eth', vfNeedsVfio: false, bifurcated: true });
-    expect(getProfile('x710').limits).toEqual({ maxVfsPerPf: 64, maxVfsPerDevice: 128, queuesPerVfDefault: 4, queuesPerVfMax: 16 });
+    expect(getProfile('x710').limits).toEqual({ maxVfsPerPf: 64, maxVfsPerDevice: 128, queuesPerVfDefault: 4, queuesPerVfMax: 16, maxPortsPerDevice: 4 });
     expect(getProfile('e810').limits.maxVfsPerDevice).toBe(256);
     expect(getProfile('sim')).toMatchObject({ tier: 3, pf: { driver: 'vfplane_sim', afxdpZeroCopy: false }, vf: { driver: 'vfplane_simvf', afxdpZeroCopy: false } });
   });
@@ -199,6 +203,15 @@ describe('broken hw-profiles', () => {
     expect(err.message).toMatch(/x710\.json: sources: "limits\.maxVfs" is not a fact field/);
   });
 
+  it('an optional fact (limits.maxPortsPerDevice) may be left out with its source, but not stated without one', () => {
+    clearProfileCache();
+    const left = dirWith((p) => { delete p.limits.maxPortsPerDevice; delete p.sources['limits.maxPortsPerDevice']; });
+    expect(getProfile('x710', left).limits.maxPortsPerDevice).toBeUndefined();
+    expect(loadError(dirWith((p) => { delete p.sources['limits.maxPortsPerDevice']; })).message).toMatch(/x710\.json: sources: missing a source for "limits\.maxPortsPerDevice"/);
+    expect(loadError(dirWith((p) => { p.limits.maxPortsPerDevice = 0; })).message).toMatch(/x710\.json: limits\.maxPortsPerDevice: expected a positive integer, got 0/);
+    clearProfileCache();
+  });
+
   it('a source must be a URL or a path', () => {
     const err = loadError(dirWith((p) => { p.sources.tier = 'trust me'; p.sources['pf.ids'] = ''; }));
     expect(err.message).toMatch(/x710\.json: sources\["pf\.ids"\]: expected a URL .*, got ""/);
@@ -252,12 +265,16 @@ describe('broken hw-profiles', () => {
       const pos = rnd(base.length);
       const text = base.slice(0, pos) + ',:{}[]"\\ 1ex'[rnd(12)] + base.slice(pos + rnd(2));
       let parses = true;
+      let atEnd = false;
       try {
         JSON.parse(text);
-      } catch {
+      } catch (e) {
         parses = false;
+        // an error at the very end (a "[" put before the object) is at text.length too
+        atEnd = new RegExp(`end of JSON input|position ${text.length}\\b`).test((e as Error).message);
       }
-      expect([pos, jsonErrorOffset(text) === text.length]).toEqual([pos, parses]);
+      if (atEnd) expect(jsonErrorOffset(text)).toBe(text.length);
+      else expect([pos, jsonErrorOffset(text) === text.length]).toEqual([pos, parses]);
     }
   });
 
