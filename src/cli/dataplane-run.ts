@@ -550,7 +550,7 @@ export async function dpFdbList(o: ClientOpts): Promise<void> {
   const t = listTable(['VNI', 'MAC', 'where', 'kind']);
   for (const e of r.local as { vni: number; mac: string; representor: string }[]) t.push([e.vni, e.mac, e.representor, 'local']);
   for (const e of r.static as { vni: number; mac: string; vtep: string }[]) t.push([e.vni, e.mac, e.vtep, 'static']);
-  for (const e of r.learned as { vni: number; mac: string; vtep: string; ageSeconds?: number }[]) t.push([e.vni, e.mac, e.vtep, e.ageSeconds === undefined ? 'learned' : `learned ${e.ageSeconds} s ago`]);
+  for (const e of r.learned as { vni: number; mac: string; vtep: string; idleSeconds?: number }[]) t.push([e.vni, e.mac, e.vtep, e.idleSeconds === undefined ? 'learned' : `learned, last seen ${e.idleSeconds} s ago`]);
   console.log(t.toString());
   if (r.learnedTruncated) console.log(`(the first ${r.learnedTruncated} learned entries the workers hold; \`vfplane dataplane explain --vni N --mac M\` finds any one of them)`);
 }

@@ -16,6 +16,7 @@ import type { VfInfo } from '../sriov/types.js';
 import { ip } from '../net/ip.js';
 import { badFile, conflict, invalid, notFound, systemError, unavailable, VfpError } from '../util/errors.js';
 import { replyTimeoutMs } from '../dataplane/reply-timeout.js';
+import { removeDeviceInfo } from '../cni/devinfo.js';
 import { printJson, progress } from './output.js';
 
 interface Common {
@@ -303,7 +304,10 @@ export function vfShowView(sysfs: Sysfs, o: Common, ref: string) {
   store?.close();
   // Its switchdev representor (what the data plane forwards for): none in legacy mode.
   const representor = findRepresentor(sysfs, vf) ?? null;
-  return { ...vf, representor, allocation, ...(heldElsewhere ? { heldElsewhere } : {}), history };
+  // Why nobody can be given it, when nobody holds it (as vf list's `unusable`): a script
+  // reading only `allocation: null` took it for free (helper-103).
+  const unusable = !allocation && !heldElsewhere && isUnusable(vf, () => false) ? { unusable: notHandedOver(vf), fix: unusableFixFor(vf, sysfs.treeOnly) } : {};
+  return { ...vf, representor, allocation, ...(heldElsewhere ? { heldElsewhere } : {}), ...unusable, history };
 }
 
 function printVfShow(sysfs: Sysfs, vf: ReturnType<typeof vfShowView>): void {
@@ -317,6 +321,7 @@ function printVfShow(sysfs: Sysfs, vf: ReturnType<typeof vfShowView>): void {
     ['IOMMU group', dash(vf.iommuGroup)],
     ['vfio device', vf.vfioDevice ? `${vf.vfioDevice}${vf.vfioOpenBy ? ` (open in process ${vf.vfioOpenBy.pid}, ${vf.vfioOpenBy.comm})` : ''}` : '-'],
     ['NUMA node', String(vf.numaNode)],
+    ...(vf.rdmaDevice ? [['RDMA device', vf.rdmaDevice] as [string, string]] : []),
     ['representor', representor ?? '- (none: the PF is not in switchdev mode, or its family has none)'],
   ];
   if (s) {
@@ -511,6 +516,7 @@ type ReleaseStep =
   | { step: 'overlay'; detached: true; dry?: true; note?: string } // dry: its data plane answers, and would be asked to; note: what its answer added
   | { step: 'overlay'; detached: false; why: string; dry?: true } // the data plane's answer, or why none came (dry: why none would)
   | { step: 'held-elsewhere'; owner: Owner; store: string } // another store holds it now: not put back
+  | { step: 'device-info'; file: string; removed: boolean; why?: string; dry?: true } // the attachment's device-info file (Multus's), as its DEL removes it
   | { step: 'ipam'; type: string; released: true; dry?: true }
   | { step: 'ipam'; released: false; why: 'pod-alive' | 'not-recorded' };
 
@@ -518,6 +524,7 @@ function releaseText(s: ReleaseStep, pci: string): string {
   switch (s.step) {
     case 'overlay': return s.detached ? (s.dry ? 'would take it off the overlay' : `taken off the overlay${s.note ? ` (${s.note})` : ''}`) : s.why;
     case 'held-elsewhere': return `not put back: ${describeOwner(s.owner)} holds it now, in the store ${s.store}`;
+    case 'device-info': return s.dry ? `would remove device-info file ${s.file}` : s.removed ? `device-info file ${s.file} removed` : `device-info file ${s.file} left: ${s.why}`;
     case 'ipam':
       if (s.released) return s.dry ? 'would free its IPAM lease' : `IPAM ${s.type}: address released`;
       return s.why === 'pod-alive' ? 'IPAM: the pod keeps its address until its DEL'
@@ -668,7 +675,12 @@ async function putBackAndRelease(store: AllocStore, sysfs: Sysfs, a: Allocation,
   if (lock.unlocked) console.error(`warning: ${lock.unlocked}`);
   try {
     if (store.get(a.pci)?.id !== a.id) return null;
-    return await putBackLocked(store, sysfs, a, reason, putBack, hung);
+    const steps = await putBackLocked(store, sysfs, a, reason, putBack, hung);
+    // The attachment's device-info file goes with it, as its DEL would have removed it
+    // (helper-103: gc and vf release left a ConnectX or DPDK pod's file behind).
+    const file = (a.attachment as { deviceInfoFile?: string | null } | null)?.deviceInfoFile;
+    if (steps && file) steps.push(dropDevinfo(file));
+    return steps;
   } finally {
     lock.release();
   }
@@ -697,6 +709,17 @@ async function putBackLocked(store: AllocStore, sysfs: Sysfs, a: Allocation, rea
     });
   } catch (e) {
     throw putBackDone ? new ReleaseNotRecorded(e as Error) : e;
+  }
+}
+
+/** Removes a released attachment's device-info file: what happened, as a step. */
+function dropDevinfo(file: string): ReleaseStep {
+  try {
+    if (!fs.existsSync(file)) return { step: 'device-info', file, removed: false, why: 'gone already' };
+    removeDeviceInfo(file);
+    return { step: 'device-info', file, removed: true };
+  } catch (e) {
+    return { step: 'device-info', file, removed: false, why: (e as Error).message };
   }
 }
 
@@ -768,7 +791,9 @@ async function putBackPlan(store: AllocStore, sysfs: Sysfs, a: Allocation, datap
   } catch (e) {
     cannotTell.push((e as Error).message);
   }
-  return { steps: [...off, ...put, ...home], cannotTell };
+  const file = (a.attachment as { deviceInfoFile?: string | null } | null)?.deviceInfoFile;
+  const devinfo: ReleaseStep[] = file && fs.existsSync(file) ? [{ step: 'device-info', file, removed: true, dry: true }] : [];
+  return { steps: [...off, ...put, ...home, ...devinfo], cannotTell };
 }
 
 /** offOverlay's step, for gc --dry-run: the attachment's data plane asked for its

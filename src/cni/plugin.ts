@@ -903,7 +903,7 @@ export async function cmdDel(ctx: CniContext): Promise<void> {
   const untrusted = refusedPaths(conf).filter((r) => r.field === 'stateDir' || r.field === 'sysfsRoot');
   if (untrusted.length) {
     ctx.log.warning(`DEL: not acting on the allocation store: ${untrusted.map((r) => r.why).join('; ')}`);
-    if (conf.effective.deviceID) dropDeviceInfo(deviceInfoPath(conf, env), (m) => ctx.log.warning(`DEL: ${m}`));
+    if (conf.effective.deviceID || conf.runtimeConfig?.CNIDeviceInfoFile) dropDeviceInfo(deviceInfoPath(conf, env), (m) => ctx.log.warning(`DEL: ${m}`));
     if (conf.ipam) await ipam(ctx, 'DEL');
     return;
   }
@@ -912,7 +912,7 @@ export async function cmdDel(ctx: CniContext): Promise<void> {
   // an ADD that failed half-way, or under another stateDir, is still released.
   if (!fs.existsSync(path.join(storeDirOf(ctx), DB_FILE))) {
     ctx.log.info(`DEL: no allocation store in ${storeDirOf(ctx)} (stateDir): no VF held by container ${env.containerId} ${env.ifname}; nothing to give back`);
-    if (conf.effective.deviceID) dropDeviceInfo(deviceInfoPath(conf, env), (m) => ctx.log.warning(`DEL: ${m}`));
+    if (conf.effective.deviceID || conf.runtimeConfig?.CNIDeviceInfoFile) dropDeviceInfo(deviceInfoPath(conf, env), (m) => ctx.log.warning(`DEL: ${m}`));
     if (conf.ipam) await ipam(ctx, 'DEL');
     return;
   }
@@ -957,7 +957,7 @@ export async function cmdDel(ctx: CniContext): Promise<void> {
     if (!a) {
       ctx.log.info(`DEL: no VF held by container ${env.containerId} ${env.ifname}; nothing to give back`);
       // A DPDK ADD may have written its device-info file before failing half-way.
-      if (conf.effective.deviceID) dropDeviceInfo(deviceInfoPath(conf, env), (m) => ctx.log.warning(`DEL: ${m}`));
+      if (conf.effective.deviceID || conf.runtimeConfig?.CNIDeviceInfoFile) dropDeviceInfo(deviceInfoPath(conf, env), (m) => ctx.log.warning(`DEL: ${m}`));
     }
     await detached;
     if (conf.ipam) {

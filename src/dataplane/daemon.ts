@@ -1652,12 +1652,13 @@ export class Daemon {
         this.parse(NO_ARGS, req);
         // The list stops at LEARNED_LIST_MAX entries (see there) and says so.
         const l = this.dp!.learnedList();
-        // Each learned entry's age (as explain says it): its stamp is the workers' clock
+        // How long since each learned entry was last refreshed (a frame from its MAC through
+        // its VTEP; it ages out ageSeconds after that): its stamp is the workers' clock
         // (CLOCK_MONOTONIC seconds), which a script cannot read.
         const now = Number(process.hrtime.bigint() / 1_000_000_000n);
         return {
           static: this.fdb.values(),
-          learned: l.entries.map((e) => ({ ...e, ageSeconds: Math.max(0, Math.round(now - e.stamp)) })),
+          learned: l.entries.map((e) => ({ ...e, idleSeconds: Math.max(0, Math.round(now - e.stamp)) })),
           ...(l.truncated ? { learnedTruncated: LEARNED_LIST_MAX } : {}),
           local: [...this.atts.values()].map((a) => ({ vni: a.vni, mac: a.mac, representor: a.representor })),
         };
@@ -1837,7 +1838,7 @@ export class Daemon {
     const l = this.dp!.learnedGet(q.vni, mac(dst));
     if (l) {
       const age = Math.max(0, Math.round(Number(process.hrtime.bigint() / 1_000_000_000n) - l.stamp));
-      steps.push(`${dst} was learned on VNI ${q.vni} from frames VTEP ${l.vtep} sent, ${age} s ago (entries age out after ${c.ageSeconds} s${c.learn ? '' : '; learning is off, so it is not refreshed'})`);
+      steps.push(`${dst} was learned on VNI ${q.vni} from frames VTEP ${l.vtep} sent, the last ${age} s ago (entries age out ${c.ageSeconds} s after their last frame${c.learn ? '' : '; learning is off, so it is not refreshed'})`);
       if (!peerState.has(canonIp(l.vtep))) {
         return flood(`${l.vtep} is no longer a peer, so that entry is not used: ${dst} is flooded as unknown unicast. Frames from ${dst} through ${l.vtep} do not learn it again while that VTEP is not a peer: add it back (\`vfplane dataplane peer add ${l.vtep}\`) or wait until the entry ages out (ageSeconds ${c.ageSeconds}); a frame from ${dst} through a peer moves the entry there at once`);
       }

@@ -777,7 +777,10 @@ describePrivileged('operator CLI on a simulated NIC', { netns: true }, () => {
     try {
       expect(json(['vf', 'show', `${prefix}f1#0`]).netdev).toBeNull();
       // Not listed as free (it was, and `vf alloc` then refused it): said why.
-      const pci0 = json(['vf', 'show', `${prefix}f1#0`]).pci as string;
+      const shown = json(['vf', 'show', `${prefix}f1#0`]);
+      const pci0 = shown.pci as string;
+      // vf show --json says it as vf list does (helper-103: only `allocation: null` there).
+      expect(shown).toMatchObject({ allocation: null, unusable: 'is bound to iavf with no netdev in the host namespace', fix: expect.stringContaining(`vfplane vf bind ${pci0} --driver kernel --force`) });
       expect(json(['vf', 'list', '--free']).map((v: { pci: string }) => v.pci)).not.toContain(pci0);
       expect(json(['vf', 'list']).find((v: { pci: string }) => v.pci === pci0)).toMatchObject({ allocation: null, unusable: 'is bound to iavf with no netdev in the host namespace' });
       expect(run(['vf', 'list', '--pf', `${prefix}f1`]).stdout).toMatch(/not free: its netdev is not here/);

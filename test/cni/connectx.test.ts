@@ -125,4 +125,32 @@ describePrivileged('vfplane-cni on a simulated ConnectX-6 Dx', { netns: true, co
       vfp(['vf', 'bind', '0000:5e:02.2', '--driver', 'kernel', '--force']);
     }
   });
+
+  // helper-103: gc and vf release left the file behind, and so did a pool network's DEL
+  // that came after them (it dropped one only when the config named a deviceID).
+  it('a pod gone without DEL: vfplane gc puts its VF back and removes its device-info file; a later DEL of a pool network removes its own', () => {
+    const { p, e } = pod('cxgone');
+    const file = join(devroot, 'cni', `default-mlx-${e.containerId}_net1`);
+    const c = conf({ deviceID: '0000:5e:02.1', ipam: undefined, runtimeConfig: { CNIDeviceInfoFile: file } });
+    expect(run('ADD', c, e).code).toBe(0);
+    expect(existsSync(file)).toBe(true);
+    p.destroy();
+    const gc = vfp(['gc']);
+    expect(gc.code, gc.stderr).toBe(0);
+    expect(gc.out.find((r: { pci: string }) => r.pci === '0000:5e:02.1')).toMatchObject({ released: true, putBack: expect.arrayContaining([{ step: 'device-info', file, removed: true }]) });
+    expect(vfp(['vf', 'show', '0000:5e:02.1']).out).toMatchObject({ allocation: null });
+    expect(existsSync(file)).toBe(false);
+    // A DEL with no allocation left (gc took it) still removes the file it is told of.
+    const q = pod('cxpool');
+    const pools = join(dir, 'own-pools.json');
+    writeFileSync(pools, JSON.stringify({ pools: [{ name: 'rdma', selector: { isRdma: true } }] }));
+    const qfile = join(devroot, 'cni', `default-mlx-${q.e.containerId}_net1`);
+    const pc = conf({ pool: 'rdma', poolsFile: pools, ipam: undefined, runtimeConfig: { CNIDeviceInfoFile: qfile } });
+    expect(run('ADD', pc, q.e).code).toBe(0);
+    q.p.destroy();
+    expect(vfp(['gc']).code).toBe(0);
+    writeFileSync(qfile, '{}'); // as Multus may have copied the device plugin's there
+    expect(run('DEL', pc, q.e).code).toBe(0);
+    expect(existsSync(qfile)).toBe(false);
+  });
 });

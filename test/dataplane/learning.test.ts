@@ -601,9 +601,9 @@ describePrivileged('explain and the learned FDB, on a running data plane', { net
       const l = await learned();
       expect(l.learnedTruncated).toBeUndefined();
       expect(l.learned.length).toBe(16);
-      // Each entry's age, in seconds (its stamp is the workers' monotonic clock).
-      for (const x of l.learned as { ageSeconds?: number }[]) expect(x.ageSeconds! >= 0 && x.ageSeconds! < 30, JSON.stringify(x)).toBe(true);
-      expect(vfplane(['dataplane', 'fdb', 'list', '--socket', dp.socket]).stdout).toMatch(/│ 192\.0\.2\.2 +│ learned \d+ s ago +│/);
+      // Seconds since each entry's last frame (its stamp is the workers' monotonic clock).
+      for (const x of l.learned as { idleSeconds?: number }[]) expect(x.idleSeconds! >= 0 && x.idleSeconds! < 30, JSON.stringify(x)).toBe(true);
+      expect(vfplane(['dataplane', 'fdb', 'list', '--socket', dp.socket]).stdout).toMatch(/│ 192\.0\.2\.2 +│ learned, last seen \d+ s ago +│/);
       const inTable = l.learned[0]!.mac, outside = macs.find((m) => !l.learned.some((e) => e.mac === m))!;
       expect(await request(dp.socket, { op: 'explain', vni: 100, mac: inTable })).toMatchObject({ verdict: 'encap', source: 'learned', vtep: '192.0.2.2' });
       expect(await request(dp.socket, { op: 'explain', vni: 100, mac: outside })).toMatchObject({ verdict: 'flood' });
