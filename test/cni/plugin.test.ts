@@ -651,6 +651,33 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
     }
   });
 
+  it('an E810 (ice): a DEL whose min_tx_rate put-back would oversubscribe the link still releases the VF (fails: internal error 999, VF stuck)', () => {
+    // VF 0 had a 5000 guarantee; its pod ran it at 0, and another pod took the rest of the
+    // link meanwhile (25000). Putting 5000 back is what ice refuses (EINVAL): the DEL must
+    // not fail for it, or the pod's sandbox can never be removed.
+    const e8 = makeSim({ profile: 'e810', pfs: 1, vfs: 3 });
+    const st = mkdtempSync(join(tmpdir(), 'vfplane-cni-state-'));
+    try {
+      const g = ['--sysfs-root', e8.root, '--state-dir', st];
+      expect(vfplane(['vf', 'config', `${e8.prefix}f0#0`, '--min-tx-rate', '5000', ...g]).code).toBe(0);
+      const vfs = JSON.parse(vfplane(['vf', 'list', ...g, '--json']).stdout);
+      const p0 = pod('icedel0');
+      const p1 = pod('icedel1');
+      const c0 = base({ sysfsRoot: e8.root, stateDir: st, ipam: {}, deviceID: vfs[0].pci, min_tx_rate: 0 });
+      const add0 = call('ADD', c0, { containerId: 'icedel00', netns: nsPath(p0), ifname: 'net1' });
+      expect(add0.code, JSON.stringify(add0.out)).toBe(0);
+      const add1 = call('ADD', base({ sysfsRoot: e8.root, stateDir: st, ipam: {}, deviceID: vfs[1].pci, min_tx_rate: 25000 }), { containerId: 'icedel01', netns: nsPath(p1), ifname: 'net1' });
+      expect(add1.code, JSON.stringify(add1.out)).toBe(0);
+      const del = call('DEL', c0, { containerId: 'icedel00', netns: nsPath(p0), ifname: 'net1' });
+      expect(del.code, JSON.stringify(del.out)).toBe(0);
+      const after = JSON.parse(vfplane(['vf', 'show', vfs[0].pci, ...g, '--json']).stdout);
+      expect(after.allocation).toBeNull();
+    } finally {
+      dropSim(e8.root);
+      rmSync(st, { recursive: true, force: true });
+    }
+  });
+
   /** A pod, and VF 0000:5e:02.5 given to it as net1 by an ADD that must succeed. */
   const addOne = (tag: string, over: Record<string, unknown>) => {
     const p = pod(tag);
