@@ -678,6 +678,26 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
     }
   });
 
+  it('an E810 (ice): a pool ADD with a min_tx_rate takes a VF of a PF with room, not one whose PF the guarantees fill (fails: code 7 on every retry)', () => {
+    // PF 0's link is all guaranteed to its VF 1 (held); PF 1 has nothing guaranteed. A pool
+    // over both gives the first free VF, on PF 0, and the ADD is refused there every time.
+    const e8 = makeSim({ profile: 'e810', pfs: 2, vfs: 2 });
+    const st = mkdtempSync(join(tmpdir(), 'vfplane-cni-state-'));
+    try {
+      const g = ['--sysfs-root', e8.root, '--state-dir', st];
+      writeFileSync(join(st, 'pools.json'), JSON.stringify({ pools: [{ name: 'all', selector: { drivers: ['iavf'] } }] }));
+      expect(vfplane(['vf', 'config', `${e8.prefix}f0#1`, '--min-tx-rate', '25000', ...g]).code).toBe(0);
+      const held = vfplane(['vf', 'alloc', '--pci', `${e8.prefix}f0#1`, '--pid', String(process.pid), ...g]);
+      expect(held.code, held.stderr).toBe(0);
+      const p = pod('icepool');
+      const add = call('ADD', base({ sysfsRoot: e8.root, stateDir: st, ipam: {}, pool: 'all', min_tx_rate: 5000 }), { containerId: 'icepool0', netns: nsPath(p), ifname: 'net1' });
+      expect(add.code, JSON.stringify(add.out)).toBe(0);
+    } finally {
+      dropSim(e8.root);
+      rmSync(st, { recursive: true, force: true });
+    }
+  });
+
   /** A pod, and VF 0000:5e:02.5 given to it as net1 by an ADD that must succeed. */
   const addOne = (tag: string, over: Record<string, unknown>) => {
     const p = pod(tag);
