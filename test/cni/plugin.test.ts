@@ -698,6 +698,32 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
     }
   });
 
+  it('an E810 (ice): two ADDs at once, each within the link but not together: the one refused says why, as one ADD alone does (fails: code 999 "Invalid argument")', async () => {
+    const e8 = makeSim({ profile: 'e810', pfs: 1, vfs: 3 });
+    const st = mkdtempSync(join(tmpdir(), 'vfplane-cni-state-'));
+    const gate = join(st, 'gate');
+    try {
+      const g = ['--sysfs-root', e8.root, '--state-dir', st];
+      expect(vfplane(['vf', 'config', `${e8.prefix}f0#0`, '--min-tx-rate', '15000', ...g]).code).toBe(0);
+      const vfs = JSON.parse(vfplane(['vf', 'list', ...g, '--json']).stdout);
+      // Both wait after allocating, before the check, and go on together.
+      const adds = [1, 2].map((i) => callAsync('ADD', base({ sysfsRoot: e8.root, stateDir: st, ipam: {}, deviceID: vfs[i].pci, min_tx_rate: 10000 }),
+        { containerId: `icerace${i}`, netns: nsPath(pod(`icerace${i}`)), ifname: 'net1', extra: { VFPLANE_TEST_PAUSE_ADD: gate } }));
+      const until = Date.now() + 20_000;
+      while (!existsSync(`${gate}.in-txn`) && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+      await new Promise((r) => setTimeout(r, 1500));
+      writeFileSync(gate, '');
+      const rs = await Promise.all(adds);
+      const failed = rs.filter((r) => r.code !== 0);
+      expect(failed).toHaveLength(1);
+      expect(failed[0]!.out.code, JSON.stringify(failed[0]!.out)).toBe(7);
+      expect(failed[0]!.out.msg).toMatch(/would oversubscribe the PF's link/);
+    } finally {
+      dropSim(e8.root);
+      rmSync(st, { recursive: true, force: true });
+    }
+  });
+
   /** A pod, and VF 0000:5e:02.5 given to it as net1 by an ADD that must succeed. */
   const addOne = (tag: string, over: Record<string, unknown>) => {
     const p = pod(tag);
