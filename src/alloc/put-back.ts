@@ -8,10 +8,10 @@ import { podNetns } from './owner.js';
 import { hostNetnsPath, ip, ipIn } from '../net/ip.js';
 import { netRun } from '../net/netops.js';
 import { bindVf } from '../sriov/actions.js';
-import { presentVf, resolveVf } from '../sriov/discover.js';
+import { presentVf, resolveVf, vfSettingLimits } from '../sriov/discover.js';
 import type { Sysfs } from '../sriov/sysfs.js';
 import type { VfInfo, VfSettings } from '../sriov/types.js';
-import { applyVfSettings, settingsDiff } from '../sriov/vf-settings.js';
+import { applyVfSettings, settingsDiff, vfSettingRefusals } from '../sriov/vf-settings.js';
 
 /** Puts a VF netdev back in the host namespace under its own name, MAC and MTU, from the
  *  pod's namespace NETNS: only when that is the pod's own (podNetns, against NETNS_ID,
@@ -125,7 +125,8 @@ export type PutBackStep =
   | { step: 'settings'; settings: Partial<VfSettings>; dry?: true } // PF-side settings restored to these values
   | { step: 'mtu'; mtu: number; dry?: true }
   | { step: 'netdev-home'; netdev: string; from: string; dry?: true } // brought back from the pod's namespace
-  | { step: 'netdev-tidied'; netdev: string; restored: NetdevRestored; dry?: true }; // came back by itself; these restored
+  | { step: 'netdev-tidied'; netdev: string; restored: NetdevRestored; dry?: true } // came back by itself; these restored
+  | { step: 'min-tx-rate-capped'; wanted: number; set: number; why: string; dry?: true }; // its old guarantee no longer fits the link: as much as does
 
 /** What tidyReturnedNetdev set again on a returned netdev. */
 export interface NetdevRestored { name?: string; mac?: string; mtu?: number }
@@ -141,6 +142,7 @@ export function stepText(s: PutBackStep, pci: string): string {
     case 'mtu': return `${would('restore', s.dry)} mtu ${s.mtu}`;
     case 'netdev-home': return s.dry ? `would bring netdev ${s.netdev} back from ${s.from}` : `netdev ${s.netdev} brought back from ${s.from}`;
     case 'netdev-tidied': return `netdev ${s.netdev}: ${would('restore', s.dry)} ${restoredText(s.restored).join(', ')}`;
+    case 'min-tx-rate-capped': return `min-tx-rate ${s.dry ? 'would be ' : ''}${s.set}, not the ${s.wanted} it had: ${s.why}`;
   }
 }
 
@@ -201,6 +203,17 @@ export async function netdevHome(sysfs: Sysfs, a: Allocation, beforeBoot: boolea
  * done; a VF that no longer exists has nothing to put back. `beforeBoot` as for
  * tidyReturnedNetdev.
  */
+/** The min rate VF NOW may be given instead of WANTED when its family's driver would
+ *  refuse WANTED for oversubscribing the link; null when WANTED fits (or no rule says). */
+function fitMinTxRate(sysfs: Sysfs, now: VfInfo, wanted: number): { wanted: number; set: number; why: string } | null {
+  const limits = vfSettingLimits(sysfs, now.pf);
+  if (limits.minTxRateSum == null || !limits.linkSpeedMbps) return null;
+  const others = Math.max(0, limits.minTxRateSum - (now.settings?.minTxRate ?? 0));
+  if (vfSettingRefusals(limits.caps, limits.linkSpeedMbps, { minTxRate: wanted }, 'the driver', others).length === 0) return null;
+  const set = Math.max(0, limits.linkSpeedMbps - others);
+  return { wanted, set, why: `the PF's other VFs are guaranteed ${others} of its ${limits.linkSpeedMbps} Mbit/s now, and its driver refuses a sum above the link` };
+}
+
 export function restoreDriverAndSettings(sysfs: Sysfs, a: Allocation, { beforeBoot, dry = false }: { beforeBoot: boolean; dry?: boolean }): { rebound: boolean; steps: PutBackStep[] } {
   let now = presentVf(sysfs, a.pci);
   if (!now) return { rebound: false, steps: [{ step: 'vf-gone' }] };
@@ -217,6 +230,18 @@ export function restoreDriverAndSettings(sysfs: Sysfs, a: Allocation, { beforeBo
   }
   if (was.settings && now.settings) {
     const diff = settingsDiff(now.settings, was.settings);
+    // A guarantee the PF's other VFs have taken since (a family whose driver keeps the
+    // VFs' min rates within the link: ice) cannot be given back whole: the driver refuses
+    // the write, and a put-back that fails keeps the VF held, its pod's DEL failing for
+    // ever (helper-104). As much as fits is put back, and said.
+    if (diff.minTxRate !== undefined && diff.minTxRate > 0) {
+      const capped = fitMinTxRate(sysfs, now, diff.minTxRate);
+      if (capped) {
+        if (capped.set === now.settings.minTxRate) delete diff.minTxRate;
+        else diff.minTxRate = capped.set;
+        steps.push({ step: 'min-tx-rate-capped', wanted: capped.wanted, set: capped.set, why: capped.why, ...isDry });
+      }
+    }
     if (Object.keys(diff).length) {
       if (!dry) applyVfSettings(sysfs, now.pf, now.pfNetdev, now.index, diff, now.settings);
       steps.push({ step: 'settings', settings: diff, ...isDry });

@@ -213,6 +213,7 @@ interface VfRow extends VfInfo {
   pfGone?: true;
   /** Held by nobody, yet not to be given (pool.ts notHandedOver's words). */
   unusable?: string;
+  fix?: string; // what to do about it (as vf show says)
 }
 
 export async function vfList(o: Common & { pf?: string; free?: boolean; allocated?: boolean }): Promise<void> {
@@ -249,7 +250,11 @@ export function vfListRows(sysfs: Sysfs, o: Common & { pf?: string; free?: boole
   // Nobody's, but not to be given either (`vf alloc` and pools refuse it): its netdev is
   // in another namespace, it has no driver, or a process outside vfplane has its VFIO
   // group open. Not listed as free; said why (`unusable` in --json).
-  for (const r of rows) if (!r.allocation && !r.heldElsewhere && !r.gone && isUnusable(r, () => false)) r.unusable = notHandedOver(r);
+  for (const r of rows) {
+    if (r.allocation || r.heldElsewhere || r.gone || !isUnusable(r, () => false)) continue;
+    r.unusable = notHandedOver(r);
+    r.fix = unusableFixFor(r, sysfs.treeOnly);
+  }
   if (o.free) rows = rows.filter((r) => !r.allocation && !r.heldElsewhere && !r.unusable);
   if (o.allocated) rows = rows.filter((r) => r.allocation || r.heldElsewhere);
   return rows;

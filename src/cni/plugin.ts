@@ -12,12 +12,12 @@ import { describeOwner, ownerAlive, parseOwner, pidStart, podNetns, type Owner }
 import { exhaustedBesides, findPool, freeInPool, handOverMode, loadPools, matchVf, notHandedOver, poolView, unusableFix, USERSPACE_DRIVERS, whyNoMatch, whyUnusable } from '../alloc/pool.js';
 import { addrsIn, ipIn, linkIn, netnsId, routesIn } from '../net/ip.js';
 import { netRun, type NetOp } from '../net/netops.js';
-import { allocatedBeforeBoot, restoreDriverAndSettings, returnNetdev, tidyReturnedNetdev } from '../alloc/put-back.js';
-import { listVfs, presentVf, resolveVf, findRepresentor, vfRefs, vfSettingLimits } from '../sriov/discover.js';
+import { allocatedBeforeBoot, restoreDriverAndSettings, returnNetdev, stepText, tidyReturnedNetdev } from '../alloc/put-back.js';
+import { applyVfSettingsSaid, listVfs, presentVf, resolveVf, findRepresentor, vfRefs, vfSettingLimits } from '../sriov/discover.js';
 import { loadProfiles, matchVf as matchProfile } from '../sriov/profile.js';
 import { defaultSysfsRoot, openSysfs, SIM_MARKER, vanishedSysfs, type Sysfs } from '../sriov/sysfs.js';
 import type { HwProfile, VfInfo, VfSettings } from '../sriov/types.js';
-import { applyVfSettings, checkMtu, checkSettings, settingsDiff } from '../sriov/vf-settings.js';
+import { checkMtu, checkSettings, settingsDiff, vfSettingRefusals } from '../sriov/vf-settings.js';
 import { canonCidr, formatIp, parseIp } from '../util/addr.js';
 import { inParallel } from '../util/parallel.js';
 import type { Held, Lock } from '../util/lock.js';
@@ -249,8 +249,13 @@ async function takeVf(ctx: CniContext, sysfs: Sysfs, store: AllocStore, owner: O
   // now (eight times at most). Nothing free at all: the whole list below, for the answer
   // that says why.
   const refs = vfRefs(sysfs);
+  // A min_tx_rate a VF's PF has no room left for (a family whose driver keeps its VFs'
+  // guarantees within the link: ice) would be refused after the VF was taken, on every
+  // retry, while another PF had room (helper-104): such VFs are passed over.
+  const noRoom = minRateRoom(sysfs, ctx.conf.min_tx_rate ?? 0);
   for (let round = 0; round < 8; round++) {
-    const few = freeInPool(refs, pool.selector, store.heldOnNode(), 4);
+    const free = freeInPool(refs, pool.selector, store.heldOnNode(), 4);
+    const few = free.filter((v) => noRoom(v) === null);
     if (few.length === 0) break;
     await ready;
     try {
@@ -274,15 +279,50 @@ async function takeVf(ctx: CniContext, sysfs: Sysfs, store: AllocStore, owner: O
     // VFs match the selector but none can be handed over: say why, VF by VF.
     throw withCode(unavailable(whyUnusable(pool.name, unusable), { reason: 'unusable', pool: pool.name, matched: matched.length }), ERR.TRY_AGAIN);
   }
+  const held = store.heldOnNode();
+  const full = candidates.filter((v) => !held.has(v.pci) && noRoom(v) !== null);
   try {
-    const allocation = store.allocate({ candidates, owner, pool: pool.name, fresh: true });
-    return { allocation, vf: candidates.find((v) => v.pci === allocation.pci)! };
+    const roomy = candidates.filter((v) => !full.includes(v));
+    const allocation = store.allocate({ candidates: roomy, owner, pool: pool.name, fresh: true });
+    return { allocation, vf: roomy.find((v) => v.pci === allocation.pci)! };
   } catch (err) {
     // The pool's VFs that match but cannot be given are said too (helper-98: "6 VFs
-    // match, all allocated" of a pool with a seventh whose netdev is elsewhere).
-    if (err instanceof VfpError && err.kind === 'unavailable') throw withCode(exhaustedBesides(err, pool.name, unusable, sysfs.treeOnly), ERR.TRY_AGAIN);
+    // match, all allocated" of a pool with a seventh whose netdev is elsewhere), and the
+    // free ones whose PF has no room for the min_tx_rate asked.
+    if (err instanceof VfpError && err.kind === 'unavailable') {
+      let e = exhaustedBesides(err, pool.name, unusable, sysfs.treeOnly);
+      if (full.length) {
+        const pfs = [...new Set(full.map((v) => v.pfNetdev ?? v.pf))].join(', ');
+        const those = `${full.length} free VF${full.length === 1 ? '' : 's'} ${full.length === 1 ? 'is' : 'are'} on ${pfs}, whose VFs' guarantees leave no room for min_tx_rate ${ctx.conf.min_tx_rate}: ${noRoom(full[0]!)}`;
+        e = new VfpError(e.kind, err.details?.reason === 'empty'
+          ? `no VF of pool ${JSON.stringify(pool.name)} can take min_tx_rate ${ctx.conf.min_tx_rate} now: its ${those}`
+          : `${e.message}; besides, ${those}`, { ...e.details, noRoom: full.length });
+      }
+      throw withCode(e, ERR.TRY_AGAIN);
+    }
     throw interfaceTakenCode(err);
   }
+}
+
+/** For a min_tx_rate RATE (0: none): why a VF's PF cannot take it now (its family keeps
+ *  the VFs' guarantees within the link, and the others' leave less than RATE), or null.
+ *  Each PF read once. */
+function minRateRoom(sysfs: Sysfs, rate: number): (vf: VfInfo) => string | null {
+  if (rate <= 0) return () => null;
+  const limits = new Map<string, ReturnType<typeof vfSettingLimits> | null>();
+  return (vf) => {
+    if (!limits.has(vf.pf)) {
+      try {
+        limits.set(vf.pf, vfSettingLimits(sysfs, vf.pf));
+      } catch {
+        limits.set(vf.pf, null); // said, if it matters, by the check at the write
+      }
+    }
+    const l = limits.get(vf.pf);
+    if (!l || l.minTxRateSum == null || !l.linkSpeedMbps) return null;
+    const others = Math.max(0, l.minTxRateSum - (vf.settings?.minTxRate ?? 0));
+    return vfSettingRefusals(l.caps, l.linkSpeedMbps, { minTxRate: rate }, `the ${l.family} family's PF driver`, others)[0]?.reason ?? null;
+  };
 }
 
 /** A ConnectX VF bound to vfio-pci (`vf bind --force`) is handed over as asked, but said:
@@ -352,7 +392,9 @@ async function detach(sysfs: Sysfs, a: Allocation, netns: string | undefined, lo
   // addressed as its own then. Also when the data plane did not answer the detach: the
   // settings are the VF's, not the data plane's, and a VF left with its pod's VLAN and
   // trust would carry them to whoever holds it next.
-  if (restoreDriverAndSettings(sysfs, a, { beforeBoot }).rebound) {
+  const restored = restoreDriverAndSettings(sysfs, a, { beforeBoot });
+  for (const s of restored.steps) if (s.step === 'min-tx-rate-capped') log?.(`VF ${a.pci}: ${stepText(s, a.pci)}`, true);
+  if (restored.rebound) {
     log?.(`VF ${a.pci} was rebound under its pod; bound back to ${a.original.driver}`);
     await tidyReturnedNetdev(sysfs, a, beforeBoot);
   }
@@ -585,7 +627,7 @@ export async function cmdAdd(ctx: CniContext): Promise<CniResult> {
       if (!vf.settings) throw withCode(notFound(`PF ${vf.pf} does not report VF settings, so ${Object.keys(wanted).join(', ')} cannot be set`), ERR.INVALID_CONFIG);
       const checked = checkSettings(wanted, vf.settings, vfSettingLimits(sysfs, vf.pf));
       undo.push(() => void restoreDriverAndSettings(sysfs, allocation, { beforeBoot: allocatedBeforeBoot(sysfs, allocation) }));
-      applyVfSettings(sysfs, vf.pf, vf.pfNetdev, vf.index, checked, vf.settings);
+      applyVfSettingsSaid(sysfs, vf, checked, vf.settings);
     }
     ph.mark('vfSettings');
 

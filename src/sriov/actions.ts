@@ -4,12 +4,12 @@
 // errno into a sentence that says what to do.
 import { ip, link } from '../net/ip.js';
 import { conflict, invalid, notFound, systemError, VfpError } from '../util/errors.js';
-import { listVfs, resolvePf, resolveVf, vfSettingLimits } from './discover.js';
+import { applyVfSettingsSaid, listVfs, resolvePf, resolveVf, vfSettingLimits } from './discover.js';
 import { USERSPACE_DRIVERS } from './pci.js';
 import { getProfile, loadProfiles, matchVf } from './profile.js';
 import type { Sysfs } from './sysfs.js';
 import type { PfInfo, VfInfo, VfSettings } from './types.js';
-import { applyVfSettings, checkMtu, checkSettings, MTU_RANGE, settingsDiff } from './vf-settings.js';
+import { checkMtu, checkSettings, MTU_RANGE, settingsDiff } from './vf-settings.js';
 
 export const VFIO = 'vfio-pci';
 
@@ -224,7 +224,7 @@ export function configVf(sysfs: Sysfs, ref: string, c: VfConfig, o: { force?: bo
   // A pod's VF is the pod's: a changed MAC, VLAN or link state breaks it under its owner.
   const holder = o.holder?.(vf.pci);
   if (holder && !o.force) throw conflict(`VF ${vf.pci} is allocated to ${holder}; release it first, or pass --force to change it under its owner`);
-  if (current) applyVfSettings(sysfs, vf.pf, vf.pfNetdev, vf.index, checked, current);
+  if (current) applyVfSettingsSaid(sysfs, vf, checked, current);
   if (mtu !== undefined && vf.netdev) ip(['link', 'set', 'dev', vf.netdev, 'mtu', String(mtu)]);
   const after = resolveVf(sysfs, vf.pci);
   // What was asked, split by whether it differed from what the VF had (vf.mtu: before).

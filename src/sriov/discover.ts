@@ -4,12 +4,13 @@
 import * as fs from 'node:fs';
 import { vfioKey, vfioUsers, type VfioUser } from './vfio-users.js';
 import type { IpLink } from '../net/ip.js';
-import { invalid, notFound } from '../util/errors.js';
+import { conflict, invalid, notFound } from '../util/errors.js';
 import { isPci, parseIfname, parsePci } from './pci.js';
 import { getProfile, loadProfiles, matchPf, runningTier } from './profile.js';
 import type { Sysfs } from './sysfs.js';
 import type { HwProfile, PfInfo, VfInfo } from './types.js';
-import { readPfVfSetting, readPfVfSettings, type VfSettingLimits } from './vf-settings.js';
+import { applyVfSettings, readPfVfSetting, readPfVfSettings, vfSettingRefusals, type VfSettingLimits } from './vf-settings.js';
+import type { VfSettings } from './types.js';
 
 const hexId = (s: string | undefined) => (s ?? '').replace(/^0x/, '').toLowerCase().padStart(4, '0');
 
@@ -381,6 +382,32 @@ export function vfSettingLimits(sysfs: Sysfs, pfPci: string): VfSettingLimits {
     ? [...readPfVfSettings(sysfs, pf.pci, pf.netdev, pf.numVfs).values()].reduce((a, s) => a + s.minTxRate, 0)
     : null;
   return { family: pf.profile, driver: pf.driver, linkSpeedMbps: pf.linkSpeedMbps, caps, minTxRateSum };
+}
+
+/**
+ * applyVfSettings for VF `vf`, with a min rate the PF's driver refused (EINVAL) said in
+ * vfplane's words: the check before the write passed, so another VF of the PF took the
+ * room meanwhile (two ADDs at once: helper-104), or the link speed could not be read (a
+ * link down; a tree-only simulator). The refusal is a conflict with CNI code 7, as the
+ * check's own; any other failure is the write's.
+ */
+export function applyVfSettingsSaid(sysfs: Sysfs, vf: VfInfo, c: Partial<VfSettings>, current: VfSettings): void {
+  try {
+    applyVfSettings(sysfs, vf.pf, vf.pfNetdev, vf.index, c, current);
+  } catch (err) {
+    const einval = (err as NodeJS.ErrnoException).code === 'EINVAL' || /Invalid argument/.test((err as Error).message);
+    if (!einval || !c.minTxRate) throw err;
+    const limits = vfSettingLimits(sysfs, vf.pf);
+    if (limits.minTxRateSum == null) throw err;
+    const who = `the ${limits.family} family's PF driver${limits.driver ? ` (${limits.driver})` : ''}`;
+    if (!limits.linkSpeedMbps) {
+      throw conflict(`${who} refused VF ${vf.pci}'s min-tx-rate ${c.minTxRate} (EINVAL): it keeps its VFs' guaranteed rates within the link, and PF ${vf.pfNetdev ?? vf.pf}'s link speed cannot be read (its link is down?)`, { cniCode: 7 });
+    }
+    const others = Math.max(0, limits.minTxRateSum - current.minTxRate);
+    const [r] = vfSettingRefusals(limits.caps, limits.linkSpeedMbps, { minTxRate: c.minTxRate }, who, others);
+    if (!r) throw err;
+    throw conflict(`VF ${vf.pci}: ${r.reason} (another VF of PF ${vf.pfNetdev ?? vf.pf} was given a guarantee meanwhile)`, { cniCode: 7 });
+  }
 }
 
 /**

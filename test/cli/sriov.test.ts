@@ -782,7 +782,7 @@ describePrivileged('operator CLI on a simulated NIC', { netns: true }, () => {
       // vf show --json says it as vf list does (helper-103: only `allocation: null` there).
       expect(shown).toMatchObject({ allocation: null, unusable: 'is bound to iavf with no netdev in the host namespace', fix: expect.stringContaining(`vfplane vf bind ${pci0} --driver kernel --force`) });
       expect(json(['vf', 'list', '--free']).map((v: { pci: string }) => v.pci)).not.toContain(pci0);
-      expect(json(['vf', 'list']).find((v: { pci: string }) => v.pci === pci0)).toMatchObject({ allocation: null, unusable: 'is bound to iavf with no netdev in the host namespace' });
+      expect(json(['vf', 'list']).find((v: { pci: string }) => v.pci === pci0)).toMatchObject({ allocation: null, unusable: 'is bound to iavf with no netdev in the host namespace', fix: shown.fix });
       expect(run(['vf', 'list', '--pf', `${prefix}f1`]).stdout).toMatch(/not free: its netdev is not here/);
       expect(run(['vf', 'show', `${prefix}f1#0`]).stdout).toMatch(new RegExp(`holder +│ none in vfplane, but not free: it is bound to iavf with no netdev in the host namespace; find who has its netdev, or take it back with \`vfplane vf bind ${pci0.replace(/\./g, '\\.')} --driver kernel --force\``));
       const a = json(['vf', 'alloc', '--pool', 'f1-head', '--owner', 'ns1/skip']);

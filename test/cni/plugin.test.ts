@@ -651,7 +651,7 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
     }
   });
 
-  it('an E810 (ice): a DEL whose min_tx_rate put-back would oversubscribe the link still releases the VF (fails: internal error 999, VF stuck)', () => {
+  it('an E810 (ice): a DEL whose min_tx_rate put-back would oversubscribe the link still releases the VF, with what it could not give back said (helper-104)', () => {
     // VF 0 had a 5000 guarantee; its pod ran it at 0, and another pod took the rest of the
     // link meanwhile (25000). Putting 5000 back is what ice refuses (EINVAL): the DEL must
     // not fail for it, or the pod's sandbox can never be removed.
@@ -670,15 +670,17 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
       expect(add1.code, JSON.stringify(add1.out)).toBe(0);
       const del = call('DEL', c0, { containerId: 'icedel00', netns: nsPath(p0), ifname: 'net1' });
       expect(del.code, JSON.stringify(del.out)).toBe(0);
+      expect(del.stderr).toContain(`VF ${vfs[0].pci}: min-tx-rate 0, not the 5000 it had: the PF's other VFs are guaranteed 25000 of its 25000 Mbit/s now`);
       const after = JSON.parse(vfplane(['vf', 'show', vfs[0].pci, ...g, '--json']).stdout);
       expect(after.allocation).toBeNull();
+      expect(after.settings.minTxRate).toBe(0);
     } finally {
       dropSim(e8.root);
       rmSync(st, { recursive: true, force: true });
     }
   });
 
-  it('an E810 (ice): a pool ADD with a min_tx_rate takes a VF of a PF with room, not one whose PF the guarantees fill (fails: code 7 on every retry)', () => {
+  it('an E810 (ice): a pool ADD with a min_tx_rate takes a VF of a PF with room, not one whose PF the guarantees fill (helper-104)', () => {
     // PF 0's link is all guaranteed to its VF 1 (held); PF 1 has nothing guaranteed. A pool
     // over both gives the first free VF, on PF 0, and the ADD is refused there every time.
     const e8 = makeSim({ profile: 'e810', pfs: 2, vfs: 2 });
@@ -692,13 +694,18 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
       const p = pod('icepool');
       const add = call('ADD', base({ sysfsRoot: e8.root, stateDir: st, ipam: {}, pool: 'all', min_tx_rate: 5000 }), { containerId: 'icepool0', netns: nsPath(p), ifname: 'net1' });
       expect(add.code, JSON.stringify(add.out)).toBe(0);
+      expect(JSON.parse(vfplane(['vf', 'show', `${e8.prefix}f1#0`, ...g, '--json']).stdout).allocation?.owner.containerId).toBe('icepool0');
+      // With no PF left with room: said, naming the PFs (code 11: a DEL may free some).
+      const full = call('ADD', base({ sysfsRoot: e8.root, stateDir: st, ipam: {}, pool: 'all', min_tx_rate: 21000 }), { containerId: 'icepool1', netns: nsPath(pod('icepool1')), ifname: 'net1' });
+      expect(full.out).toMatchObject({ code: 11, msg: expect.stringMatching(new RegExp(`^no free VF in pool "all": .*; besides, 2 free VFs are on ${e8.prefix}f0, ${e8.prefix}f1, whose VFs' guarantees leave no room for min_tx_rate 21000: min-tx-rate 21000 would oversubscribe`)) });
+      expect(call('DEL', base({ sysfsRoot: e8.root, stateDir: st, ipam: {}, pool: 'all', min_tx_rate: 5000 }), { containerId: 'icepool0', netns: nsPath(p), ifname: 'net1' }).code).toBe(0);
     } finally {
       dropSim(e8.root);
       rmSync(st, { recursive: true, force: true });
     }
   });
 
-  it('an E810 (ice): two ADDs at once, each within the link but not together: the one refused says why, as one ADD alone does (fails: code 999 "Invalid argument")', async () => {
+  it('an E810 (ice): two ADDs at once, each within the link but not together: the one refused says why, as one ADD alone does (helper-104)', async () => {
     const e8 = makeSim({ profile: 'e810', pfs: 1, vfs: 3 });
     const st = mkdtempSync(join(tmpdir(), 'vfplane-cni-state-'));
     const gate = join(st, 'gate');
