@@ -11,7 +11,7 @@ import { bindVf } from '../sriov/actions.js';
 import { presentVf, resolveVf, vfSettingLimits } from '../sriov/discover.js';
 import type { Sysfs } from '../sriov/sysfs.js';
 import type { VfInfo, VfSettings } from '../sriov/types.js';
-import { applyVfSettings, settingsDiff, vfSettingRefusals } from '../sriov/vf-settings.js';
+import { applyVfSettings, minTxRateRefusal, othersMinTxRate, settingsDiff } from '../sriov/vf-settings.js';
 
 /** Puts a VF netdev back in the host namespace under its own name, MAC and MTU, from the
  *  pod's namespace NETNS: only when that is the pod's own (podNetns, against NETNS_ID,
@@ -207,9 +207,9 @@ export async function netdevHome(sysfs: Sysfs, a: Allocation, beforeBoot: boolea
  *  refuse WANTED for oversubscribing the link; null when WANTED fits (or no rule says). */
 function fitMinTxRate(sysfs: Sysfs, now: VfInfo, wanted: number): { wanted: number; set: number; why: string } | null {
   const limits = vfSettingLimits(sysfs, now.pf);
-  if (limits.minTxRateSum == null || !limits.linkSpeedMbps) return null;
-  const others = Math.max(0, limits.minTxRateSum - (now.settings?.minTxRate ?? 0));
-  if (vfSettingRefusals(limits.caps, limits.linkSpeedMbps, { minTxRate: wanted }, 'the driver', others).length === 0) return null;
+  const own = now.settings?.minTxRate ?? 0;
+  const others = othersMinTxRate(limits, own);
+  if (others === null || !limits.linkSpeedMbps || !minTxRateRefusal(limits, own, wanted)) return null;
   const set = Math.max(0, limits.linkSpeedMbps - others);
   return { wanted, set, why: `the PF's other VFs are guaranteed ${others} of its ${limits.linkSpeedMbps} Mbit/s now, and its driver refuses a sum above the link` };
 }

@@ -24,6 +24,7 @@ import { describeOwner, IDENTIFYING, isIdentifying, netnsIdOf, OWNER_FIELDS, own
 import { makeDirs } from '../util/fs.js';
 import { shellArg } from '../util/text.js';
 import { waitLock, type Held, type Lock } from '../util/lock.js';
+import { replyTimeoutMs } from '../dataplane/reply-timeout.js';
 
 export type { Owner } from './owner.js';
 
@@ -104,6 +105,13 @@ export interface HeldElsewhere {
 }
 
 export const LOCK_FILE = 'alloc.lock';
+
+/** How long a releaser waits for another one of the same VF (AllocStore.putBackLock): a
+ *  put-back takes well under a second, unless its data plane is slow to answer the
+ *  detach (up to the control socket's reply timeout). */
+export function putBackWaitMs(): number {
+  return replyTimeoutMs() + 10_000;
+}
 const ETIMEDOUT = os.constants.errno.ETIMEDOUT;
 
 /** The addon's flock calls, or null when it is not built (SQLite's busy handler alone). */
@@ -1159,17 +1167,24 @@ export class AllocStore {
    * lock, with `unlocked` saying why for the caller's log: a releaser that failed there
    * would leave a pod's DEL failing until someone mends the directory.
    */
-  async putBackLock(pci: string, about: string, waitMs: number): Promise<(Lock & { unlocked?: string }) | Held> {
+  async putBackLock(pci: string, about: string, waitMs = putBackWaitMs()): Promise<(Lock & { unlocked?: string }) | Held> {
     const addr = parsePci(pci, 'VF PCI address');
     const file = path.join(this.dir, `putback-${addr}.lock`);
     try {
       return await waitLock(file, waitMs, this.dir, about, true);
     } catch (e) {
-      const why = (e as Error).message;
+      // Something other than a regular file there (lockOpen neither follows a symlink nor
+      // takes a directory): not a lock vfplane made, and the way out is to remove it.
+      let odd = false;
+      try {
+        odd = !fs.lstatSync(file).isFile();
+      } catch {
+        // nothing there: the directory itself is the trouble
+      }
       return {
         release: () => {},
-        unlocked: `VF ${addr} is put back without its put-back lock (${why}): another releaser of it (a DEL, GC, vfplane gc) is not kept out meanwhile` +
-          (/not a regular file|ELOOP|symbolic links|EISDIR|directory/i.test(why) ? `; remove ${file}, which is not a lock file vfplane made` : ''),
+        unlocked: `VF ${addr} is put back without its put-back lock (${(e as Error).message}): another releaser of it (a DEL, GC, vfplane gc) is not kept out meanwhile` +
+          (odd ? `; remove ${file}, which is not a lock file vfplane made` : ''),
       };
     }
   }

@@ -237,7 +237,7 @@ export function installedPlugin(file: string, hostPid = 1): Check {
 
 async function nicChecks(out: Check[], sysfsRoot: string | undefined): Promise<void> {
   const { openSysfs } = await import('../sriov/sysfs.js');
-  const { listPfs, pfRepresentors } = await import('../sriov/discover.js');
+  const { listPfs, pfEswitch } = await import('../sriov/discover.js');
   const { getProfile } = await import('../sriov/profile.js');
   let sysfs: Awaited<ReturnType<typeof openSysfs>>;
   try {
@@ -275,7 +275,7 @@ async function nicChecks(out: Check[], sysfsRoot: string | undefined): Promise<v
     const tier = (pf.tier === 1 ? 'tier 1: full hardware encap/decap' : pf.tier === 2 ? 'tier 2: VNI steering and checksum offload, software encap' : 'tier 3: software') +
       (pf.tierNote ? ` (${pf.tierNote})` : '');
     // What vfplane-cni's vxlan mode needs: a representor per VF (switchdev mode).
-    const reps = [...pfRepresentors(sysfs, pf.pci).keys()].filter((i) => i < pf.numVfs).length;
+    const reps = pfEswitch(sysfs, pf).representors;
     // The simulator makes representors for every family, so that the overlay runs on
     // any of them; a real one of a family without switchdev (X710) has none.
     let simOnly = false;

@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import Table from 'cli-table3';
 import { listTable } from './table.js';
-import { AllocStore, DB_FILE, defaultStateDir, heldInAnotherStore, type Allocation, type HeldElsewhere } from '../alloc/store.js';
+import { AllocStore, DB_FILE, defaultStateDir, heldInAnotherStore, putBackWaitMs, type Allocation, type HeldElsewhere } from '../alloc/store.js';
 import { describeOwner, ownerAlive, parseOwner, pidStart, type Owner } from '../alloc/owner.js';
 import { allocatedBeforeBoot, netdevDiff, netdevHome, restoreDriverAndSettings, stepText, type PutBackStep } from '../alloc/put-back.js';
 import type { IpamRecord } from '../cni/ipam.js';
@@ -15,7 +15,7 @@ import { defaultSysfsRoot, openSysfs, type Sysfs } from '../sriov/sysfs.js';
 import type { VfInfo } from '../sriov/types.js';
 import { ip } from '../net/ip.js';
 import { badFile, conflict, invalid, notFound, systemError, unavailable, VfpError } from '../util/errors.js';
-import { replyTimeoutMs } from '../dataplane/reply-timeout.js';
+import { heldText } from '../util/lock.js';
 import { removeDeviceInfo } from '../cni/devinfo.js';
 import { printJson, progress } from './output.js';
 
@@ -141,7 +141,7 @@ export async function pfList(o: Common): Promise<void> {
   const pfs = listPfs(sysfs).map((p) => ({ ...p, ...pfEswitch(sysfs, p) }));
   if (o.json) return printJson(pfs);
   if (pfs.length === 0) {
-    console.log(`no SR-IOV capable PFs under ${(await sysfsOf(o)).root} (a simulated NIC: vfplane sim create, then --sysfs-root)`);
+    console.log(`no SR-IOV capable PFs under ${sysfs.root} (a simulated NIC: vfplane sim create, then --sysfs-root)`);
     return;
   }
   console.log(table(
@@ -672,11 +672,8 @@ function overlayOf(att: Record<string, unknown> | null | undefined): string | nu
 async function putBackAndRelease(store: AllocStore, sysfs: Sysfs, a: Allocation, reason: string, putBack = true, hung?: Map<string, Error>): Promise<ReleaseStep[] | null> {
   // One releaser at a time (store.putBackLock): the pod's own CNI DEL, or the runtime's
   // GC, may be putting it back now. Waited for; then, most likely, released meanwhile.
-  const waitMs = replyTimeoutMs() + 10_000;
-  const lock = await store.putBackLock(a.pci, reason.startsWith('gc') ? 'vfplane gc' : 'vfplane vf release', waitMs);
-  if (!('release' in lock)) {
-    throw conflict(`VF ${a.pci} is being put back by ${lock.about || 'another process'}${lock.heldBy ? ` (pid ${lock.heldBy})` : ''}, still after ${waitMs / 1000} s`);
-  }
+  const lock = await store.putBackLock(a.pci, reason.startsWith('gc') ? 'vfplane gc' : 'vfplane vf release');
+  if (!('release' in lock)) throw conflict(`VF ${a.pci} is being put back by ${heldText(lock)}, still after ${putBackWaitMs() / 1000} s`);
   if (lock.unlocked) console.error(`warning: ${lock.unlocked}`);
   try {
     if (store.get(a.pci)?.id !== a.id) return null;

@@ -7,21 +7,20 @@
 // since gone to another pod.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { AllocStore, DB_FILE, defaultStateDir, PAUSE_ADD_ENV, pauseForTest, type Allocation } from '../alloc/store.js';
+import { AllocStore, DB_FILE, defaultStateDir, PAUSE_ADD_ENV, pauseForTest, putBackWaitMs, type Allocation } from '../alloc/store.js';
 import { describeOwner, ownerAlive, parseOwner, pidStart, podNetns, type Owner } from '../alloc/owner.js';
 import { exhaustedBesides, findPool, freeInPool, handOverMode, loadPools, matchVf, notHandedOver, poolView, unusableFix, USERSPACE_DRIVERS, whyNoMatch, whyUnusable } from '../alloc/pool.js';
 import { addrsIn, ipIn, linkIn, netnsId, routesIn } from '../net/ip.js';
 import { netRun, type NetOp } from '../net/netops.js';
 import { allocatedBeforeBoot, restoreDriverAndSettings, returnNetdev, stepText, tidyReturnedNetdev } from '../alloc/put-back.js';
 import { applyVfSettingsSaid, listVfs, presentVf, resolveVf, findRepresentor, vfRefs, vfSettingLimits } from '../sriov/discover.js';
-import { loadProfiles, matchVf as matchProfile } from '../sriov/profile.js';
+import { bifurcatedVf, loadProfiles } from '../sriov/profile.js';
 import { defaultSysfsRoot, openSysfs, SIM_MARKER, vanishedSysfs, type Sysfs } from '../sriov/sysfs.js';
 import type { HwProfile, VfInfo, VfSettings } from '../sriov/types.js';
-import { checkMtu, checkSettings, settingsDiff, vfSettingRefusals } from '../sriov/vf-settings.js';
+import { checkMtu, checkSettings, minTxRateRefusal, settingsDiff } from '../sriov/vf-settings.js';
 import { canonCidr, formatIp, parseIp } from '../util/addr.js';
 import { inParallel } from '../util/parallel.js';
-import type { Held, Lock } from '../util/lock.js';
-import { replyTimeoutMs } from '../dataplane/reply-timeout.js';
+import { heldText, type Lock } from '../util/lock.js';
 import { conflict, invalid, notFound, unavailable, VfpError } from '../util/errors.js';
 import { CniError, ERR } from './spec.js';
 import type { CniContext } from './main.js';
@@ -319,23 +318,20 @@ function minRateRoom(sysfs: Sysfs, rate: number): (vf: VfInfo) => string | null 
       }
     }
     const l = limits.get(vf.pf);
-    if (!l || l.minTxRateSum == null || !l.linkSpeedMbps) return null;
-    const others = Math.max(0, l.minTxRateSum - (vf.settings?.minTxRate ?? 0));
-    return vfSettingRefusals(l.caps, l.linkSpeedMbps, { minTxRate: rate }, `the ${l.family} family's PF driver`, others)[0]?.reason ?? null;
+    return l ? minTxRateRefusal(l, vf.settings?.minTxRate ?? 0, rate)?.reason ?? null : null;
   };
 }
 
 /** A ConnectX VF bound to vfio-pci (`vf bind --force`) is handed over as asked, but said:
  *  DPDK's mlx5 PMD is bifurcated and cannot use it so (helper-101). */
 function warnBifurcatedOnVfio(ctx: CniContext, vf: VfInfo): void {
-  let fams: HwProfile[];
+  let p: HwProfile | null;
   try {
-    fams = loadProfiles().filter((p) => matchProfile(vf.vendor, vf.device, [p]) !== null);
+    p = bifurcatedVf(vf.vendor, vf.device, loadProfiles());
   } catch {
     return; // a broken profile directory is said where profiles are the subject
   }
-  const p = fams[0];
-  if (!p || !fams.every((f) => f.dpdk.bifurcated && !f.dpdk.vfNeedsVfio)) return;
+  if (!p) return;
   ctx.log.warning(`VF ${vf.pci} is a ${p.name} VF bound to vfio-pci: DPDK's ${p.dpdk.pmd} PMD cannot use it so (it runs on ${p.vf.driver}, bifurcated); the pod gets it as asked. Bind it back (vfplane vf bind ${vf.pci} --driver kernel) and give ConnectX DPDK pods a kernel-mode network with the CNIDeviceInfoFile capability (deploy/README.md, ConnectX and DPDK)`);
 }
 
@@ -414,6 +410,14 @@ function dropDeviceInfo(file: string, log?: (m: string) => void): void {
   } catch (e) {
     log?.(`${(e as Error).message}; left in place (remove it once its filesystem is writable)`);
   }
+}
+
+/** DEL with no attachment record to go by: the device-info file the config names (its
+ *  deviceID's, or the CNIDeviceInfoFile the runtime passed) is dropped all the same: a
+ *  DPDK ADD that failed half-way may have written it, or gc released the VF before. */
+function dropNamedDeviceInfo(ctx: CniContext): void {
+  const { conf, env } = ctx;
+  if (conf.effective.deviceID || conf.runtimeConfig?.CNIDeviceInfoFile) dropDeviceInfo(deviceInfoPath(conf, env), (m) => ctx.log.warning(`DEL: ${m}`));
 }
 
 /** The smallest MTU an IPv6 link may have (RFC 8200 §5; the kernel's IPV6_MIN_MTU). */
@@ -945,7 +949,7 @@ export async function cmdDel(ctx: CniContext): Promise<void> {
   const untrusted = refusedPaths(conf).filter((r) => r.field === 'stateDir' || r.field === 'sysfsRoot');
   if (untrusted.length) {
     ctx.log.warning(`DEL: not acting on the allocation store: ${untrusted.map((r) => r.why).join('; ')}`);
-    if (conf.effective.deviceID || conf.runtimeConfig?.CNIDeviceInfoFile) dropDeviceInfo(deviceInfoPath(conf, env), (m) => ctx.log.warning(`DEL: ${m}`));
+    dropNamedDeviceInfo(ctx);
     if (conf.ipam) await ipam(ctx, 'DEL');
     return;
   }
@@ -954,7 +958,7 @@ export async function cmdDel(ctx: CniContext): Promise<void> {
   // an ADD that failed half-way, or under another stateDir, is still released.
   if (!fs.existsSync(path.join(storeDirOf(ctx), DB_FILE))) {
     ctx.log.info(`DEL: no allocation store in ${storeDirOf(ctx)} (stateDir): no VF held by container ${env.containerId} ${env.ifname}; nothing to give back`);
-    if (conf.effective.deviceID || conf.runtimeConfig?.CNIDeviceInfoFile) dropDeviceInfo(deviceInfoPath(conf, env), (m) => ctx.log.warning(`DEL: ${m}`));
+    dropNamedDeviceInfo(ctx);
     if (conf.ipam) await ipam(ctx, 'DEL');
     return;
   }
@@ -967,9 +971,9 @@ export async function cmdDel(ctx: CniContext): Promise<void> {
       // One releaser at a time (store.putBackLock): the runtime's GC or `vfplane gc` may be
       // putting this VF back now. Wait for it, then read again: finished, it leaves
       // nothing to give back but the address; failed, it leaves the VF to this DEL.
-      const l = await store.putBackLock(a.pci, `CNI DEL of ${describeOwner(a.owner)}`, putBackWaitMs());
+      const l = await store.putBackLock(a.pci, `CNI DEL of ${describeOwner(a.owner)}`);
       if (!('release' in l)) {
-        throw new CniError(ERR.TRY_AGAIN, `VF ${a.pci} of ${describeOwner(a.owner)} is being put back by ${holderText(l)}, still after ${putBackWaitMs() / 1000} s`,
+        throw new CniError(ERR.TRY_AGAIN, `VF ${a.pci} of ${describeOwner(a.owner)} is being put back by ${heldText(l)}, still after ${putBackWaitMs() / 1000} s`,
           'it stays allocated until that finishes; DEL again (the runtime retries a failed DEL)');
       }
       lock = l;
@@ -999,7 +1003,7 @@ export async function cmdDel(ctx: CniContext): Promise<void> {
     if (!a) {
       ctx.log.info(`DEL: no VF held by container ${env.containerId} ${env.ifname}; nothing to give back`);
       // A DPDK ADD may have written its device-info file before failing half-way.
-      if (conf.effective.deviceID || conf.runtimeConfig?.CNIDeviceInfoFile) dropDeviceInfo(deviceInfoPath(conf, env), (m) => ctx.log.warning(`DEL: ${m}`));
+      dropNamedDeviceInfo(ctx);
     }
     await detached;
     if (conf.ipam) {
@@ -1021,18 +1025,6 @@ export async function cmdDel(ctx: CniContext): Promise<void> {
     lock?.release();
     done(store);
   }
-}
-
-/** How long a DEL waits for another releaser of its VF (store.putBackLock): a put-back
- *  takes well under a second, unless its data plane is slow to answer the detach (up to
- *  the control socket's reply timeout). */
-function putBackWaitMs(): number {
-  return replyTimeoutMs() + 10_000;
-}
-
-/** Who holds a put-back lock, for a person. */
-function holderText(h: Held): string {
-  return `${h.about || 'another process'}${h.heldBy ? ` (pid ${h.heldBy})` : ''}`;
 }
 
 // The configuration's names for the PF-side settings, and how it writes their values.
@@ -1223,7 +1215,7 @@ export async function cmdGc(ctx: CniContext): Promise<void> {
       // allocated, and the next GC finds it again.
       const lock = await store.putBackLock(listed.pci, 'CNI GC', 0);
       if (!('release' in lock)) {
-        ctx.log.info(`GC: VF ${listed.pci} of ${describeOwner(listed.owner)} is being put back by ${holderText(lock)}; left to it`);
+        ctx.log.info(`GC: VF ${listed.pci} of ${describeOwner(listed.owner)} is being put back by ${heldText(lock)}; left to it`);
         return;
       }
       if (lock.unlocked) ctx.log.warning(`GC: ${lock.unlocked}`);

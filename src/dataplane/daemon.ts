@@ -1653,12 +1653,11 @@ export class Daemon {
         // The list stops at LEARNED_LIST_MAX entries (see there) and says so.
         const l = this.dp!.learnedList();
         // How long since each learned entry was last refreshed (a frame from its MAC through
-        // its VTEP; it ages out ageSeconds after that): its stamp is the workers' clock
-        // (CLOCK_MONOTONIC seconds), which a script cannot read.
-        const now = Number(process.hrtime.bigint() / 1_000_000_000n);
+        // its VTEP; it ages out ageSeconds after that): its stamp is the workers' clock,
+        // which a script cannot read.
         return {
           static: this.fdb.values(),
-          learned: l.entries.map((e) => ({ ...e, idleSeconds: Math.max(0, Math.round(now - e.stamp)) })),
+          learned: l.entries.map((e) => ({ ...e, idleSeconds: secondsSince(e.stamp) })),
           ...(l.truncated ? { learnedTruncated: LEARNED_LIST_MAX } : {}),
           local: [...this.atts.values()].map((a) => ({ vni: a.vni, mac: a.mac, representor: a.representor })),
         };
@@ -1837,7 +1836,7 @@ export class Daemon {
     // new entries and refreshes).
     const l = this.dp!.learnedGet(q.vni, mac(dst));
     if (l) {
-      const age = Math.max(0, Math.round(Number(process.hrtime.bigint() / 1_000_000_000n) - l.stamp));
+      const age = secondsSince(l.stamp);
       steps.push(`${dst} was learned on VNI ${q.vni} from frames VTEP ${l.vtep} sent, the last ${age} s ago (entries age out ${c.ageSeconds} s after their last frame${c.learn ? '' : '; learning is off, so it is not refreshed'})`);
       if (!peerState.has(canonIp(l.vtep))) {
         return flood(`${l.vtep} is no longer a peer, so that entry is not used: ${dst} is flooded as unknown unicast. Frames from ${dst} through ${l.vtep} do not learn it again while that VTEP is not a peer: add it back (\`vfplane dataplane peer add ${l.vtep}\`) or wait until the entry ages out (ageSeconds ${c.ageSeconds}); a frame from ${dst} through a peer moves the entry there at once`);
@@ -2305,6 +2304,11 @@ export interface MetricsInput {
   startedAt?: number;
   /** The uplink netdev's link as last read (none for a DPDK uplink). */
   uplinkLink?: { state: string; downs: number };
+}
+
+/** Whole seconds since a worker's stamp (CLOCK_MONOTONIC seconds, as process.hrtime). */
+function secondsSince(stamp: number): number {
+  return Math.max(0, Math.round(Number(process.hrtime.bigint() / 1_000_000_000n) - stamp));
 }
 
 /** The Prometheus text exposition of the counters. */

@@ -6,7 +6,7 @@ import { ip, link } from '../net/ip.js';
 import { conflict, invalid, notFound, systemError, VfpError } from '../util/errors.js';
 import { applyVfSettingsSaid, listVfs, resolvePf, resolveVf, vfSettingLimits } from './discover.js';
 import { USERSPACE_DRIVERS } from './pci.js';
-import { getProfile, loadProfiles, matchVf } from './profile.js';
+import { bifurcatedVf, getProfile, loadProfiles, matchVf } from './profile.js';
 import type { Sysfs } from './sysfs.js';
 import type { PfInfo, VfInfo, VfSettings } from './types.js';
 import { checkMtu, checkSettings, MTU_RANGE, settingsDiff } from './vf-settings.js';
@@ -147,8 +147,8 @@ export function bindVf(sysfs: Sysfs, ref: string, target: 'vfio-pci' | 'kernel' 
   // A bifurcated NIC's DPDK PMD (mlx5) drives the VF through its kernel driver: bound to
   // vfio-pci, DPDK cannot use it at all (the hw-profile says which families are so).
   if (driver === VFIO && !o.force) {
-    const p = matchVf(vf.vendor, vf.device, loadProfiles(), pf.profile ?? undefined);
-    if (p?.dpdk.bifurcated && !p.dpdk.vfNeedsVfio) {
+    const p = bifurcatedVf(vf.vendor, vf.device, loadProfiles(), pf.profile ?? undefined);
+    if (p) {
       throw conflict(`VF ${vf.pci} is a ${p.name} VF: DPDK's ${p.dpdk.pmd} PMD runs on it bound to ${p.vf.driver} (a bifurcated driver) and cannot use it bound to vfio-pci; leave it on ${p.vf.driver} (a pod's DPDK opens it through its netdev), or pass --force`);
     }
   }

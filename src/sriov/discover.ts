@@ -9,7 +9,7 @@ import { isPci, parseIfname, parsePci } from './pci.js';
 import { getProfile, loadProfiles, matchPf, runningTier } from './profile.js';
 import type { Sysfs } from './sysfs.js';
 import type { HwProfile, PfInfo, VfInfo } from './types.js';
-import { applyVfSettings, readPfVfSetting, readPfVfSettings, vfSettingRefusals, type VfSettingLimits } from './vf-settings.js';
+import { applyVfSettings, limitsWho, minTxRateRefusal, readPfVfSetting, readPfVfSettings, type VfSettingLimits } from './vf-settings.js';
 import type { VfSettings } from './types.js';
 
 const hexId = (s: string | undefined) => (s ?? '').replace(/^0x/, '').toLowerCase().padStart(4, '0');
@@ -399,12 +399,10 @@ export function applyVfSettingsSaid(sysfs: Sysfs, vf: VfInfo, c: Partial<VfSetti
     if (!einval || !c.minTxRate) throw err;
     const limits = vfSettingLimits(sysfs, vf.pf);
     if (limits.minTxRateSum == null) throw err;
-    const who = `the ${limits.family} family's PF driver${limits.driver ? ` (${limits.driver})` : ''}`;
     if (!limits.linkSpeedMbps) {
-      throw conflict(`${who} refused VF ${vf.pci}'s min-tx-rate ${c.minTxRate} (EINVAL): it keeps its VFs' guaranteed rates within the link, and PF ${vf.pfNetdev ?? vf.pf}'s link speed cannot be read (its link is down?)`, { cniCode: 7 });
+      throw conflict(`${limitsWho(limits)} refused VF ${vf.pci}'s min-tx-rate ${c.minTxRate} (EINVAL): it keeps its VFs' guaranteed rates within the link, and PF ${vf.pfNetdev ?? vf.pf}'s link speed cannot be read (its link is down?)`, { cniCode: 7 });
     }
-    const others = Math.max(0, limits.minTxRateSum - current.minTxRate);
-    const [r] = vfSettingRefusals(limits.caps, limits.linkSpeedMbps, { minTxRate: c.minTxRate }, who, others);
+    const r = minTxRateRefusal(limits, current.minTxRate, c.minTxRate);
     if (!r) throw err;
     throw conflict(`VF ${vf.pci}: ${r.reason} (another VF of PF ${vf.pfNetdev ?? vf.pf} was given a guarantee meanwhile)`, { cniCode: 7 });
   }

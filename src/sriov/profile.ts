@@ -521,6 +521,19 @@ export function vfCandidates(vendor: string, device: string, profiles: readonly 
 }
 
 /**
+ * The family of a VF whose DPDK PMD is bifurcated (mlx5: it runs on the kernel driver, and
+ * a VF bound to vfio-pci is one it cannot use), or null. A shared VF ID (ConnectX
+ * generations share 15b3:101e) counts when every family that lists it is so, or when the
+ * PF's profile (pfProfileName) is.
+ */
+export function bifurcatedVf(vendor: string, device: string, profiles: readonly HwProfile[], pfProfileName?: string): HwProfile | null {
+  const c = vfCandidates(vendor, device, profiles);
+  const fams = c.filter((p) => p.name === pfProfileName).slice(0, 1);
+  const among = fams.length ? fams : c;
+  return among.length && among.every((p) => p.dpdk.bifurcated && !p.dpdk.vfNeedsVfio) ? among[0]! : null;
+}
+
+/**
  * The profile of a VF. Some VF IDs are shared: 8086:1889 is both x710's and e810's, and
  * 15b3:101e is a VF ID for several ConnectX generations. So the PF's profile decides when it lists the ID.
  * Without it, a shared ID is ambiguous and null is returned; match the PF first

@@ -89,6 +89,24 @@ export interface VfSettingRefusal {
  * OTHERS_MIN_TX_RATE is what the PF's other VFs are guaranteed together (min_tx_rate),
  * for the oversubscription rule; unknown (null): no such rule.
  */
+/** The PF driver that refuses, for a sentence: "the e810 family's PF driver (ice)". */
+export function limitsWho(l: VfSettingLimits): string {
+  return `the ${l.family} family's PF driver${l.driver ? ` (${l.driver})` : ''}`;
+}
+
+/** What a VF's siblings are guaranteed together (minTxRateSum less OWN, the VF's own rate
+ *  now, which a new rate replaces); null where the family does not sum them. */
+export function othersMinTxRate(l: VfSettingLimits, own: number): number | null {
+  return l.minTxRateSum == null ? null : Math.max(0, l.minTxRateSum - own);
+}
+
+/** Why a VF whose own min rate is OWN cannot be given RATE now (its family keeps its VFs'
+ *  guarantees within the link), or null: the rule of vfSettingRefusals alone, for a
+ *  put-back, a pool's choice and a driver's EINVAL to word. */
+export function minTxRateRefusal(l: VfSettingLimits, own: number, rate: number): VfSettingRefusal | null {
+  return vfSettingRefusals(l.caps, l.linkSpeedMbps, { minTxRate: rate }, limitsWho(l), othersMinTxRate(l, own))[0] ?? null;
+}
+
 export function vfSettingRefusals(
   caps: HwProfile['vfSettings'] | null | undefined,
   linkSpeedMbps: number | null,
@@ -160,9 +178,7 @@ export function checkSettings(c: Partial<VfSettings>, current: VfSettings, limit
   const max = c.maxTxRate ?? current.maxTxRate;
   if (max !== 0 && min > max) throw invalid(`min-tx-rate ${min} is above max-tx-rate ${max}; the kernel refuses that (EINVAL)`);
   if (limits) {
-    const who = `the ${limits.family} family's PF driver${limits.driver ? ` (${limits.driver})` : ''}`;
-    const others = limits.minTxRateSum != null ? Math.max(0, limits.minTxRateSum - current.minTxRate) : null;
-    const [refused] = vfSettingRefusals(limits.caps, limits.linkSpeedMbps, c, who, others);
+    const [refused] = vfSettingRefusals(limits.caps, limits.linkSpeedMbps, c, limitsWho(limits), othersMinTxRate(limits, current.minTxRate));
     if (refused) throw conflict(refused.reason, { cniCode: 7 });
   }
   return out;

@@ -9,6 +9,11 @@ import { systemError } from './errors.js';
 export type Lock = { release(): void };
 export type Held = { heldBy: number | null; about: string };
 
+/** Who holds a lock, for a person: what it wrote, and its pid when known. */
+export function heldText(h: Held): string {
+  return `${h.about || 'another process'}${h.heldBy ? ` (pid ${h.heldBy})` : ''}`;
+}
+
 /** An flock on `path` (created), with this process's pid and `about` written to it once
  *  taken; or, when another process holds it, its pid and what it wrote (when known).
  *  `dir` names the directory in the error when the file cannot be made. With `remove`,
