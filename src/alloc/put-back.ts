@@ -4,6 +4,7 @@
 // is gone (or is being forced out).
 import * as fs from 'node:fs';
 import type { Allocation } from './store.js';
+import { VfpError } from '../util/errors.js';
 import { podNetns } from './owner.js';
 import { hostNetnsPath, ip, ipIn } from '../net/ip.js';
 import { netRun } from '../net/netops.js';
@@ -177,32 +178,71 @@ export function netdevDiff(now: VfInfo, was: VfInfo): NetdevRestored | null {
 }
 
 /**
- * For the operator's gc and `vf release`: a kernel VF's netdev back in the host namespace
- * under its own name, MAC and MTU, from its pod's namespace when that still lives (a
- * forced release), or as Linux returned it when the namespace went (gc). What was done.
- * `beforeBoot` as for tidyReturnedNetdev. `dry` (gc --dry-run): what would be done, the
- * steps `dry: true`, from read-only checks (is the netdev in the pod's namespace, under
- * the pod's name or its own; is it in the host's under another name, MAC or MTU); nothing
- * moved or set.
+ * A kernel VF's netdev back in the host namespace under its own name, MAC and MTU: from
+ * its pod's namespace while that lives (NETNS, the runtime's path on a CNI DEL, else the
+ * one the ADD recorded; only one that is the pod's own, see podNetns), or as Linux
+ * returned it when the namespace went. What CNI DEL and GC, `vfplane gc` and `vf release`
+ * do first. What was done; `beforeBoot` as for tidyReturnedNetdev. `dry` (gc --dry-run):
+ * what would be done, the steps `dry: true`, from read-only checks; nothing moved or set.
+ *
+ * Throws (kind system, the VF to stay held) when the netdev is in neither place while the
+ * pod's namespace lives: a netdev renamed or moved inside the pod. A VF marked free then
+ * would fail its next pod (no netdev to hand over); once the namespace is gone, Linux
+ * returns the netdev to the host and a retry finishes.
  */
-export async function netdevHome(sysfs: Sysfs, a: Allocation, beforeBoot: boolean, { dry = false }: { dry?: boolean } = {}): Promise<PutBackStep[]> {
+export async function netdevHome(sysfs: Sysfs, a: Allocation, beforeBoot: boolean, { netns, dry = false }: { netns?: string | undefined; dry?: boolean } = {}): Promise<PutBackStep[]> {
   const netdev = a.original.netdev;
-  if (((a.attachment as { mode?: string } | null)?.mode ?? 'kernel') !== 'kernel' || !netdev) return [];
-  const ns = a.owner.netns;
+  const att = a.attachment as { mode?: string; podIfindex?: number } | null;
+  if ((att?.mode ?? 'kernel') !== 'kernel' || !netdev) return [];
+  const ifname = a.owner.ifname;
+  const ns = [netns, a.owner.netns].find((p): p is string => !!p && podNetns(p, a.owner.netnsId));
   const isDry = dry ? { dry: true as const } : {};
-  const ifindex = (a.attachment as { podIfindex?: number } | null)?.podIfindex;
-  if (ns && a.owner.ifname && (await returnNetdev(ns, a.owner.netnsId, a.owner.ifname, a.original, { dry, ...(ifindex !== undefined ? { ifindex } : {}) }))) return [{ step: 'netdev-home', netdev, from: ns, ...isDry }];
+  const ifindex = att?.podIfindex;
+  if (ns && ifname && (await returnNetdev(ns, a.owner.netnsId, ifname, a.original, { dry, ...(ifindex !== undefined ? { ifindex } : {}) }))) {
+    return [{ step: 'netdev-home', netdev, from: ns, ...isDry }];
+  }
   const restored = await tidyReturnedNetdev(sysfs, a, beforeBoot, { dry });
+  // Neither under the pod's name (its index, when the record has it) nor back. (A VF
+  // rebound to another driver meanwhile, `vf bind --force`, has no netdev anywhere: it
+  // gets its driver back from restoreVf, not a retry for ever. A VF that no longer exists
+  // has nothing to bring back: restoreVf says so.)
+  const now = presentVf(sysfs, a.pci);
+  if (now && ns && podNetns(ns, a.owner.netnsId) && !now.netdev && now.driver === a.original.driver) {
+    const where = ifindex !== undefined
+      ? `is not in ${ns} (index ${ifindex} there is another netdev, or none), nor back on the host: did the pod move it to another namespace?`
+      : `is not in ${ns} as ${ifname ?? 'its interface'}, nor back on the host: was it renamed inside the pod?`;
+    const fix = ifindex !== undefined
+      ? 'move it back into the pod, or delete the namespace it is in (Linux returns it to the host)'
+      : `rename it back to ${ifname ?? 'its name'} in the pod, or delete the pod's network namespace`;
+    throw new VfpError('system', `VF ${a.pci}'s netdev ${where}`, { reason: 'netdev-not-home', pci: a.pci, fix, cniDetails: `it stays allocated; ${fix}, and DEL again` });
+  }
   return restored ? [{ step: 'netdev-tidied', netdev, restored, ...isDry }] : [];
 }
 
 /**
- * The driver (someone may have rebound the VF under its holder: released on another one,
- * the pool's next ADD would take it in another mode) and the PF-side settings the VF had
- * when it was allocated. Synchronous, for a caller that holds the store's lock. What was
- * done; a VF that no longer exists has nothing to put back. `beforeBoot` as for
- * tidyReturnedNetdev.
+ * Everything but the netdev's way home (netdevHome, run before): the driver and PF-side
+ * settings (restoreDriverAndSettings); a VF rebound here gets a new netdev, which gets
+ * its own name, MAC and MTU back as netdevHome gives them to one that was there all
+ * along; and the MTU of a netdev that stayed. Synchronous (`ip`): `vf release` and gc run
+ * it holding the store's lock. `beforeBoot` as for tidyReturnedNetdev; `dry` as there.
  */
+export function restoreVf(sysfs: Sysfs, a: Allocation, { beforeBoot, dry = false }: { beforeBoot: boolean; dry?: boolean }): PutBackStep[] {
+  const { rebound, steps } = restoreDriverAndSettings(sysfs, a, { beforeBoot, dry });
+  const now = beforeBoot ? null : presentVf(sysfs, a.pci);
+  const was = a.original;
+  const isDry = dry ? { dry: true as const } : {};
+  const d = rebound && !dry && now ? netdevDiff(now, was) : null;
+  if (d && now?.netdev) {
+    if (d.name) ip(['link', 'set', 'dev', now.netdev, 'down']);
+    ip(['link', 'set', 'dev', now.netdev, ...(d.name ? ['name', d.name] : []), ...(d.mac ? ['address', d.mac] : []), ...(d.mtu ? ['mtu', String(d.mtu)] : [])]);
+    steps.push({ step: 'netdev-tidied', netdev: was.netdev!, restored: d });
+  } else if (now && was.mtu !== null && now.netdev && now.mtu !== was.mtu) {
+    if (!dry) ip(['link', 'set', 'dev', now.netdev, 'mtu', String(was.mtu)]);
+    steps.push({ step: 'mtu', mtu: was.mtu, ...isDry });
+  }
+  return steps;
+}
+
 /** The min rate VF NOW may be given instead of WANTED when its family's driver would
  *  refuse WANTED for oversubscribing the link; null when WANTED fits (or no rule says). */
 function fitMinTxRate(sysfs: Sysfs, now: VfInfo, wanted: number): { wanted: number; set: number; why: string } | null {
@@ -214,6 +254,13 @@ function fitMinTxRate(sysfs: Sysfs, now: VfInfo, wanted: number): { wanted: numb
   return { wanted, set, why: `the PF's other VFs are guaranteed ${others} of its ${limits.linkSpeedMbps} Mbit/s now, and its driver refuses a sum above the link` };
 }
 
+/**
+ * The driver (someone may have rebound the VF under its holder: released on another one,
+ * the pool's next ADD would take it in another mode) and the PF-side settings the VF had
+ * when it was allocated. Synchronous, for a caller that holds the store's lock. What was
+ * done; a VF that no longer exists has nothing to put back. `beforeBoot` as for
+ * tidyReturnedNetdev.
+ */
 export function restoreDriverAndSettings(sysfs: Sysfs, a: Allocation, { beforeBoot, dry = false }: { beforeBoot: boolean; dry?: boolean }): { rebound: boolean; steps: PutBackStep[] } {
   let now = presentVf(sysfs, a.pci);
   if (!now) return { rebound: false, steps: [{ step: 'vf-gone' }] };

@@ -6,17 +6,16 @@ import Table from 'cli-table3';
 import { listTable } from './table.js';
 import { AllocStore, DB_FILE, defaultStateDir, heldInAnotherStore, putBackWaitMs, type Allocation, type HeldElsewhere } from '../alloc/store.js';
 import { describeOwner, ownerAlive, parseOwner, pidStart, type Owner } from '../alloc/owner.js';
-import { allocatedBeforeBoot, netdevDiff, netdevHome, restoreDriverAndSettings, stepText, type PutBackStep } from '../alloc/put-back.js';
+import { allocatedBeforeBoot, netdevHome, restoreVf, stepText, type PutBackStep } from '../alloc/put-back.js';
 import type { IpamRecord } from '../cni/ipam.js';
 import { checkSelectorAgainst, exhaustedBesides, findPool, isUnusable, loadPools, notHandedOver, poolVfs, poolView, treeOnlyFix, unusableFixFor, vfCountsByPf, whyNoMatch, whyUnusable } from '../alloc/pool.js';
 import { bindVf, configVf, setNumVfs, type VfConfig } from '../sriov/actions.js';
-import { listPfs, listVfs, presentVf, resolvePf, resolveVf, findRepresentor, pfEswitch, vfOfRepresentor } from '../sriov/discover.js';
+import { listPfs, listVfs, resolvePf, resolveVf, findRepresentor, pfEswitch, vfOfRepresentor } from '../sriov/discover.js';
 import { defaultSysfsRoot, openSysfs, type Sysfs } from '../sriov/sysfs.js';
 import type { VfInfo } from '../sriov/types.js';
-import { ip } from '../net/ip.js';
 import { badFile, conflict, invalid, notFound, systemError, unavailable, VfpError } from '../util/errors.js';
 import { heldText } from '../util/lock.js';
-import { removeDeviceInfo } from '../cni/devinfo.js';
+import { dropDeviceInfo, type DeviceInfoStep } from '../cni/devinfo.js';
 import { printJson, progress } from './output.js';
 
 interface Common {
@@ -491,28 +490,6 @@ function fromPoolFile<T>(file: string, fn: () => T, fix = true): T {
   }
 }
 
-/** Puts back what changed since the allocation: the driver, PF-side settings, and the
- *  netdev's MTU; a VF rebound here gets a new netdev, which gets its own name, MAC and
- *  MTU back as netdevHome gives them to one that was there all along (which ran before,
- *  while the VF had no netdev). Synchronous (`ip`): the caller holds the store's lock.
- *  `beforeBoot` is allocatedBeforeBoot(sysfs, a), read once per put-back. */
-function restore(sysfs: Sysfs, a: Allocation, { beforeBoot, dry = false }: { beforeBoot: boolean; dry?: boolean }): PutBackStep[] {
-  const { rebound, steps } = restoreDriverAndSettings(sysfs, a, { beforeBoot, dry });
-  const now = beforeBoot ? null : presentVf(sysfs, a.pci);
-  const was = a.original;
-  const isDry = dry ? { dry: true as const } : {};
-  const d = rebound && !dry && now ? netdevDiff(now, was) : null;
-  if (d && now?.netdev) {
-    if (d.name) ip(['link', 'set', 'dev', now.netdev, 'down']);
-    ip(['link', 'set', 'dev', now.netdev, ...(d.name ? ['name', d.name] : []), ...(d.mac ? ['address', d.mac] : []), ...(d.mtu ? ['mtu', String(d.mtu)] : [])]);
-    steps.push({ step: 'netdev-tidied', netdev: was.netdev!, restored: d });
-  } else if (now && was.mtu !== null && now.netdev && now.mtu !== was.mtu) {
-    if (!dry) ip(['link', 'set', 'dev', now.netdev, 'mtu', String(was.mtu)]);
-    steps.push({ step: 'mtu', mtu: was.mtu, ...isDry });
-  }
-  return steps;
-}
-
 /** What a release did for a VF, step by step, as data (`vf release --json`, `gc --json`;
  *  gc --dry-run's steps carry `dry: true`: the ones the real gc would take, see
  *  putBackPlan); the tables word each step with releaseText. */
@@ -521,7 +498,8 @@ type ReleaseStep =
   | { step: 'overlay'; detached: true; dry?: true; note?: string } // dry: its data plane answers, and would be asked to; note: what its answer added
   | { step: 'overlay'; detached: false; why: string; dry?: true } // the data plane's answer, or why none came (dry: why none would)
   | { step: 'held-elsewhere'; owner: Owner; store: string } // another store holds it now: not put back
-  | { step: 'device-info'; file: string; removed: boolean; why?: string; dry?: true } // the attachment's device-info file (Multus's), as its DEL removes it
+  | { step: 'released-meanwhile'; by: string | null } // vf release: another releaser (by: its recorded reason) did it while this one waited
+  | DeviceInfoStep // the attachment's device-info file (Multus's), as its DEL removes it
   | { step: 'ipam'; type: string; released: true; dry?: true }
   | { step: 'ipam'; released: false; why: 'pod-alive' | 'not-recorded' };
 
@@ -529,7 +507,8 @@ function releaseText(s: ReleaseStep, pci: string): string {
   switch (s.step) {
     case 'overlay': return s.detached ? (s.dry ? 'would take it off the overlay' : `taken off the overlay${s.note ? ` (${s.note})` : ''}`) : s.why;
     case 'held-elsewhere': return `not put back: ${describeOwner(s.owner)} holds it now, in the store ${s.store}`;
-    case 'device-info': return s.dry ? `would remove device-info file ${s.file}` : s.removed ? `device-info file ${s.file} removed` : `device-info file ${s.file} left: ${s.why}`;
+    case 'released-meanwhile': return `put back and released meanwhile by ${s.by ? `"${s.by}"` : 'another releaser'}; nothing done here`;
+    case 'device-info': return s.dry ? `would remove device-info file ${s.file}` : s.removed ? `device-info file ${s.file} removed` : s.why === 'gone already' ? `device-info file ${s.file} was gone already` : s.why!;
     case 'ipam':
       if (s.released) return s.dry ? 'would free its IPAM lease' : `IPAM ${s.type}: address released`;
       return s.why === 'pod-alive' ? 'IPAM: the pod keeps its address until its DEL'
@@ -575,7 +554,7 @@ export async function vfRelease(o: Common & OwnerFlags & { force?: boolean; rest
   // --json: these records as they are; a failure's error carries them and the failures.
   const out: { pci: string; owner: Owner; id: number; putBack: ReleaseStep[] }[] = [];
   const failed: string[] = [];
-  const failures: { pci: string; owner: Owner; id: number; failure: 'put-back' | 'not-recorded' | 'released-meanwhile' | 'ipam'; error?: string }[] = [];
+  const failures: { pci: string; owner: Owner; id: number; failure: 'put-back' | 'not-recorded' | 'ipam'; error?: string }[] = [];
   try {
     if (pci) {
       if (!pattern && !o.force) {
@@ -596,13 +575,16 @@ export async function vfRelease(o: Common & OwnerFlags & { force?: boolean; rest
       try {
         steps = await putBackAndRelease(store, sysfs, a, o.force ? 'cli (forced)' : 'cli', o.restore !== false, hung);
       } catch (err) {
-        failed.push(`VF ${a.pci} (${describeOwner(a.owner)}) stays allocated: ${notReleased(err)}; fix that and release it again`);
+        failed.push(`VF ${a.pci} (${describeOwner(a.owner)}) stays allocated: ${notReleased(err, 'release it again')}`);
         failures.push({ ...who, failure: err instanceof ReleaseNotRecorded ? 'not-recorded' : 'put-back', error: (err as Error).message });
         continue;
       }
       if (steps === null) {
-        failed.push(`VF ${a.pci} was released by someone else meanwhile (allocation ${a.id} of ${describeOwner(a.owner)} is gone); nothing done to it`);
-        failures.push({ ...who, failure: 'released-meanwhile' });
+        // Its pod's DEL (or the runtime's GC) put it back and released it while this waited
+        // for the put-back lock: what was asked is done (it may be another pod's VF by now,
+        // and is not touched).
+        const last = a.owner.containerId && a.owner.ifname ? store.lastRelease(a.owner.containerId, a.owner.ifname) : undefined;
+        out.push({ ...who, putBack: [{ step: 'released-meanwhile', by: last?.allocId === a.id ? last.reason ?? null : null }] });
         continue;
       }
       // A pod whose sandbox is gone may never send the DEL that frees its address: free it
@@ -681,7 +663,7 @@ async function putBackAndRelease(store: AllocStore, sysfs: Sysfs, a: Allocation,
     // The attachment's device-info file goes with it, as its DEL would have removed it
     // (helper-103: gc and vf release left a ConnectX or DPDK pod's file behind).
     const file = (a.attachment as { deviceInfoFile?: string | null } | null)?.deviceInfoFile;
-    if (steps && file) steps.push(dropDevinfo(file));
+    if (steps && file) steps.push(dropDeviceInfo(file));
     return steps;
   } finally {
     lock.release();
@@ -705,23 +687,12 @@ async function putBackLocked(store: AllocStore, sysfs: Sysfs, a: Allocation, rea
   let putBackDone = false;
   try {
     return store.releaseWith(a.pci, a.id, reason, (cur): ReleaseStep[] => {
-      const steps = [...off, ...(putBack ? restore(sysfs, cur, { beforeBoot }) : []), ...home];
+      const steps = [...off, ...(putBack ? restoreVf(sysfs, cur, { beforeBoot }) : []), ...home];
       putBackDone = true;
       return steps;
     });
   } catch (e) {
     throw putBackDone ? new ReleaseNotRecorded(e as Error) : e;
-  }
-}
-
-/** Removes a released attachment's device-info file: what happened, as a step. */
-function dropDevinfo(file: string): ReleaseStep {
-  try {
-    if (!fs.existsSync(file)) return { step: 'device-info', file, removed: false, why: 'gone already' };
-    removeDeviceInfo(file);
-    return { step: 'device-info', file, removed: true };
-  } catch (e) {
-    return { step: 'device-info', file, removed: false, why: (e as Error).message };
   }
 }
 
@@ -734,10 +705,11 @@ class ReleaseNotRecorded extends Error {
 }
 
 /** Why a VF stays allocated after putBackAndRelease threw. */
-function notReleased(err: unknown): string {
-  return err instanceof ReleaseNotRecorded
-    ? `it was put back, but its release could not be recorded (${err.message})`
-    : `putting it back failed (${(err as Error).message})`;
+function notReleased(err: unknown, then: string): string {
+  if (err instanceof ReleaseNotRecorded) return `it was put back, but its release could not be recorded (${err.message}); ${then}`;
+  // The put-back's own way out, where it has one (alloc/put-back.ts: a netdev not home).
+  const fix = err instanceof VfpError && typeof err.details?.fix === 'string' ? `${err.details.fix}, and` : 'fix that and';
+  return `putting it back failed (${(err as Error).message}); ${fix} ${then}`;
 }
 
 /** Takes a released (or to-be-released) VF off the data plane's overlay, as CNI DEL does:
@@ -786,7 +758,7 @@ async function putBackPlan(store: AllocStore, sysfs: Sysfs, a: Allocation, datap
   }
   let put: PutBackStep[] = [];
   try {
-    put = restore(sysfs, a, { beforeBoot, dry: true });
+    put = restoreVf(sysfs, a, { beforeBoot, dry: true });
     // The real run brings the netdev home (its own MTU set again) before restore looks at
     // its MTU: no MTU step then, unless a rebind gives the VF another netdev first.
     if (home.length && !put.some((s) => s.step === 'driver')) put = put.filter((s) => s.step !== 'mtu');
@@ -916,7 +888,7 @@ export async function gc(o: Common & { dryRun?: boolean }): Promise<void> {
         try {
           steps = await putBackAndRelease(store, sysfs, a, 'gc: owner gone', true, hung);
         } catch (err) {
-          failed.push(`VF ${a.pci} (${describeOwner(a.owner)}) stays allocated: ${notReleased(err)}`);
+          failed.push(`VF ${a.pci} (${describeOwner(a.owner)}) stays allocated: ${notReleased(err, 'the next gc releases it')}`);
           out.push({ ...who, state, released: false, putBack: [], failure: err instanceof ReleaseNotRecorded ? 'not-recorded' : 'put-back', error: (err as Error).message });
           continue;
         }

@@ -162,3 +162,24 @@ export function removeDeviceInfo(file: string): void {
     throw new CniError(ERR.IO, `cannot remove device-info file ${target}: ${(err as Error).message}`);
   }
 }
+
+/** What became of a released attachment's device-info file: a put-back step, as `vf
+ *  release --json` and `gc --json` report it (dry: gc --dry-run's "would remove"). */
+export type DeviceInfoStep = { step: 'device-info'; file: string; removed: boolean; why?: string; dry?: true };
+
+/**
+ * Removes a released attachment's device-info file, as its DEL does, for every releaser
+ * (CNI DEL and GC, `vfplane gc`, `vf release`). One it cannot remove (a read-only or
+ * broken filesystem) is said and left, not a failed release: the runtime would retry a
+ * DEL for ever with the VF and its address held, for a file nothing reads once the pod is
+ * gone, and the next ADD at that path replaces it whole (writeDeviceInfo renames over it).
+ */
+export function dropDeviceInfo(file: string): DeviceInfoStep {
+  try {
+    if (!fs.existsSync(file)) return { step: 'device-info', file, removed: false, why: 'gone already' };
+    removeDeviceInfo(file);
+    return { step: 'device-info', file, removed: true };
+  } catch (e) {
+    return { step: 'device-info', file, removed: false, why: `${(e as Error).message}; left in place (remove it once its filesystem is writable)` };
+  }
+}

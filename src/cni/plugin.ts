@@ -12,8 +12,8 @@ import { describeOwner, ownerAlive, parseOwner, pidStart, podNetns, type Owner }
 import { exhaustedBesides, findPool, freeInPool, handOverMode, loadPools, matchVf, notHandedOver, poolView, unusableFix, USERSPACE_DRIVERS, whyNoMatch, whyUnusable } from '../alloc/pool.js';
 import { addrsIn, ipIn, linkIn, netnsId, routesIn } from '../net/ip.js';
 import { netRun, type NetOp } from '../net/netops.js';
-import { allocatedBeforeBoot, restoreDriverAndSettings, returnNetdev, stepText, tidyReturnedNetdev } from '../alloc/put-back.js';
-import { applyVfSettingsSaid, listVfs, presentVf, resolveVf, findRepresentor, vfRefs, vfSettingLimits } from '../sriov/discover.js';
+import { allocatedBeforeBoot, netdevHome, restoreDriverAndSettings, restoreVf, returnNetdev, stepText, tidyReturnedNetdev } from '../alloc/put-back.js';
+import { applyVfSettingsSaid, listVfs, resolveVf, findRepresentor, vfRefs, vfSettingLimits } from '../sriov/discover.js';
 import { bifurcatedVf, loadProfiles } from '../sriov/profile.js';
 import { defaultSysfsRoot, openSysfs, SIM_MARKER, vanishedSysfs, type Sysfs } from '../sriov/sysfs.js';
 import type { HwProfile, VfInfo, VfSettings } from '../sriov/types.js';
@@ -28,7 +28,7 @@ import type { Logger } from './log.js';
 import type { CniDns, CniResult } from './result.js';
 import type { NetConf, VxlanConf } from './conf.js';
 import { execIpam, findPlugin, ipamDelFor as ipamDelForHolder, type IpamCommand, type IpamRecord } from './ipam.js';
-import { deviceInfoPath, removeDeviceInfo, writeDeviceInfo } from './devinfo.js';
+import { deviceInfoPath, dropDeviceInfo, removeDeviceInfo, writeDeviceInfo } from './devinfo.js';
 import { refusedPaths, sysfsRootRefusal } from './paths.js';
 import { detachFromOverlay, isRefusal, overlayAttachRequest, request as dataplaneRequest, socketPath } from '../dataplane/control.js';
 
@@ -342,74 +342,32 @@ function interfaceTakenCode(err: unknown): unknown {
   return new VfpError(err.kind, `${err.message}; run DEL for this attachment first`, { ...err.details, cniCode: ERR.INVALID_CONFIG });
 }
 
-/** Undoes an attachment: netdev home, settings back, device-info gone, off the overlay.
- *  Idempotent. */
+/** Undoes an attachment: netdev home, settings back, device-info gone, off the overlay,
+ *  as `vfplane gc` and `vf release` do it (alloc/put-back.ts), each step logged. A data
+ *  plane that did not answer the detach fails it (the VF stays held, the runtime retries),
+ *  after the rest is done. Idempotent. */
 async function detach(sysfs: Sysfs, a: Allocation, netns: string | undefined, log?: (m: string, warning?: boolean) => void): Promise<void> {
   const att = a.attachment as Attachment | null;
-  const ifname = a.owner.ifname;
   // The overlay detach (the data plane closes the representor's port) and the move home
   // each wait for the kernel's grace periods; they touch different netdevs, so they run
   // at once.
   const offOverlay = detachFromOverlay(att, a.pci, log);
   const beforeBoot = allocatedBeforeBoot(sysfs, a); // once, for every put-back step below
-  const home = (async () => {
-    if ((att?.mode ?? 'kernel') === 'kernel' && a.original.netdev) {
-      // The pod's namespace: the runtime's path when it leads there, else the one the ADD
-      // recorded; neither when neither is the pod's own (podNetns: a sandbox made since at
-      // the path, a reused PID's /proc/PID/ns/net, the host's), whose netdev of the pod's
-      // interface name is someone else's.
-      const ns = [netns, a.owner.netns].find((p): p is string => !!p && podNetns(p, a.owner.netnsId));
-      const moved = ns && ifname ? await returnNetdev(ns, a.owner.netnsId, ifname, a.original, att?.podIfindex !== undefined ? { ifindex: att.podIfindex } : {}) : false;
-      if (!moved) await tidyReturnedNetdev(sysfs, a, beforeBoot);
-      // Neither under the pod's name (its index, when the record has it) nor back: a record
-      // of an older ADD, whose netdev was renamed inside the pod, most likely. While
-      // that namespace lives the netdev is there, and a VF marked free would fail its next
-      // pod; it stays held, and this DEL fails so the runtime retries (once the namespace
-      // is gone, Linux returns the netdev to the host and the retry finishes).
-      // (A VF rebound to another driver meanwhile, `vf bind --force`, has no netdev
-      // anywhere: it gets its driver back below, not a retry for ever.)
-      // (A VF that no longer exists, its PF's VF count lowered or a reboot having made
-      // fewer, has nothing to bring back: DEL completes, as the spec has it for resources
-      // already gone.)
-      const nowVf = presentVf(sysfs, a.pci);
-      if (!nowVf) log?.(`VF ${a.pci} no longer exists (its PF has fewer VFs now); nothing to bring back`);
-      else if (!moved && ns && podNetns(ns, a.owner.netnsId) && !nowVf.netdev && nowVf.driver === a.original.driver) {
-        throw att?.podIfindex !== undefined
-          ? new CniError(ERR.IO, `VF ${a.pci}'s netdev is not in ${ns} (index ${att.podIfindex} there is another netdev, or none), nor back on the host: did the pod move it to another namespace?`,
-            'it stays allocated; move it back into the pod, or delete the namespace it is in (Linux returns it to the host), and DEL again')
-          : new CniError(ERR.IO, `VF ${a.pci}'s netdev is not in ${ns} as ${ifname ?? 'its interface'}, nor back on the host: was it renamed inside the pod?`,
-            `it stays allocated; rename it back to ${ifname ?? 'its name'} in the pod, or delete the pod's network namespace, and DEL again`);
-      }
-    }
-  })();
-  const [o, h] = await Promise.allSettled([offOverlay, home]);
+  const [o, h] = await Promise.allSettled([offOverlay, netdevHome(sysfs, a, beforeBoot, { netns })]);
   if (h.status === 'rejected') throw h.reason;
   // Driver and PF-side settings; a VF rebound under its pod gets a new netdev, named and
   // addressed as its own then. Also when the data plane did not answer the detach: the
   // settings are the VF's, not the data plane's, and a VF left with its pod's VLAN and
   // trust would carry them to whoever holds it next.
-  const restored = restoreDriverAndSettings(sysfs, a, { beforeBoot });
-  for (const s of restored.steps) if (s.step === 'min-tx-rate-capped') log?.(`VF ${a.pci}: ${stepText(s, a.pci)}`, true);
-  if (restored.rebound) {
-    log?.(`VF ${a.pci} was rebound under its pod; bound back to ${a.original.driver}`);
-    await tidyReturnedNetdev(sysfs, a, beforeBoot);
-  }
-  if (att?.deviceInfoFile) dropDeviceInfo(att.deviceInfoFile, (m) => log?.(m, true));
+  for (const s of [...h.value, ...restoreVf(sysfs, a, { beforeBoot })]) log?.(`VF ${a.pci}: ${stepText(s, a.pci)}`, s.step === 'min-tx-rate-capped');
+  if (att?.deviceInfoFile) dropDeviceInfoSaid(att.deviceInfoFile, (m) => log?.(m, true));
   if (o.status === 'rejected') throw o.reason;
 }
 
-/**
- * DEL's removal of a device-info file: one it cannot remove (a read-only or broken
- * filesystem) is said and left, not a failed DEL. The runtime would retry that DEL for
- * ever with the VF and its address held, for a file nothing reads once the pod is gone
- * and the next ADD at that path replaces whole (writeDeviceInfo renames over it).
- */
-function dropDeviceInfo(file: string, log?: (m: string) => void): void {
-  try {
-    removeDeviceInfo(file);
-  } catch (e) {
-    log?.(`${(e as Error).message}; left in place (remove it once its filesystem is writable)`);
-  }
+/** dropDeviceInfo, a file it could not remove said through LOG. */
+function dropDeviceInfoSaid(file: string, log: (m: string) => void): void {
+  const s = dropDeviceInfo(file);
+  if (!s.removed && s.why !== 'gone already') log(s.why!);
 }
 
 /** DEL with no attachment record to go by: the device-info file the config names (its
@@ -417,7 +375,7 @@ function dropDeviceInfo(file: string, log?: (m: string) => void): void {
  *  DPDK ADD that failed half-way may have written it, or gc released the VF before. */
 function dropNamedDeviceInfo(ctx: CniContext): void {
   const { conf, env } = ctx;
-  if (conf.effective.deviceID || conf.runtimeConfig?.CNIDeviceInfoFile) dropDeviceInfo(deviceInfoPath(conf, env), (m) => ctx.log.warning(`DEL: ${m}`));
+  if (conf.effective.deviceID || conf.runtimeConfig?.CNIDeviceInfoFile) dropDeviceInfoSaid(deviceInfoPath(conf, env), (m) => ctx.log.warning(`DEL: ${m}`));
 }
 
 /** The smallest MTU an IPv6 link may have (RFC 8200 §5; the kernel's IPV6_MIN_MTU). */

@@ -943,7 +943,14 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
     const del = call('DEL', conf, e);
     expect(del.out.code, JSON.stringify(del.out)).toBe(5);
     expect(del.out.msg).toContain('did the pod move it to another namespace?');
+    expect(del.out.details).toBe('it stays allocated; move it back into the pod, or delete the namespace it is in (Linux returns it to the host), and DEL again');
     expect(p.ip(['-br', 'link', 'show', 'net1'])).toContain('net1'); // the pod's veth stays its own
+    expect(look(['vf', 'list', '--allocated']).map((v: any) => v.pci)).toEqual(['0000:5e:02.5']);
+    // The operator's forced release puts back as DEL does (alloc/put-back.ts): it marked
+    // the VF free with its netdev in the other namespace, its next pod's ADD bound to fail.
+    const rel = vfplane(['vf', 'release', '0000:5e:02.5', '--force', '--sysfs-root', m.root, '--state-dir', state]);
+    expect(rel.code, rel.stdout).toBe(1);
+    expect(rel.stderr).toMatch(/VF 0000:5e:02\.5 \(.*\) stays allocated: putting it back failed \(VF 0000:5e:02\.5's netdev is not in \S+ \(index \d+ there is another netdev, or none\), nor back on the host: did the pod move it to another namespace\?\); move it back into the pod, or delete the namespace it is in \(Linux returns it to the host\), and release it again$/m);
     expect(look(['vf', 'list', '--allocated']).map((v: any) => v.pci)).toEqual(['0000:5e:02.5']);
     // The VF back in the pod (its index free again): DEL finishes.
     p.ip(['link', 'del', 'net1']);

@@ -129,6 +129,24 @@ describePrivileged('the put-back lock: one releaser of a VF at a time', { netns:
     expect(homeAsBefore(`${m.prefix}f0v1`)).toBe(true);
   }, 60_000);
 
+  // Before: `vf release --force` that lost the race to the pod's own DEL exited 1,
+  // "released by someone else meanwhile", for a release that was done.
+  it('vf release --force beside the pod\'s DEL waits for it, then says the DEL released it: exit 0, nothing touched', async () => {
+    const pci = '0000:5e:02.1'; // the test above released it
+    const e = addPod('pbrel', pci);
+    const marks = delStarted();
+    const del = start('DEL', conf({ deviceID: pci }), e);
+    await waitFor(() => delStarted() > marks, 'the DEL to reach its IPAM DEL');
+    const rel = vfplane(['vf', 'release', pci, '--force', '--json', '--sysfs-root', m.root, '--state-dir', state]);
+    expect(rel.code, rel.stderr).toBe(0);
+    expect(JSON.parse(rel.stdout)).toEqual([{ pci, owner: expect.objectContaining({ containerId: e.containerId }), id: expect.any(Number), putBack: [{ step: 'released-meanwhile', by: 'CNI DEL' }] }]);
+    const d = await del.done;
+    expect(d.code, d.out + d.err).toBe(0);
+    expect(holder(pci)).toBeNull();
+    expect(leases()).toEqual([]);
+    expect(homeAsBefore(`${m.prefix}f0v1`)).toBe(true);
+  }, 60_000);
+
   // helper-100: the lock file was opened through a symlink (the holder's note truncated
   // what it named) and, a directory there, the lock was off without a word.
   it('a lock path that is a symlink or a directory is neither followed nor taken for a lock: the DEL goes on, warning to remove it', () => {
