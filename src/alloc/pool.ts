@@ -5,6 +5,7 @@ import * as fs from 'node:fs';
 import * as z from '../util/z.js';
 import { parsePci, parseIfname, USERSPACE_DRIVERS } from '../sriov/pci.js';
 import type { VfInfo } from '../sriov/types.js';
+import { bifurcatedVf, loadProfiles } from '../sriov/profile.js';
 import type { VfPlace, VfRef } from '../sriov/discover.js';
 import { badFile, invalid, notFound, systemError, VfpError } from '../util/errors.js';
 import { jsonParseError } from '../util/json.js';
@@ -568,7 +569,10 @@ export function exhaustedBesides(e: VfpError, pool: string, unusable: readonly V
 /** What to do about such VFs, for the kinds there are: advice for one kind is harmful
  *  for another (rebinding a VF a DPDK application has open pulls it from under it). */
 export function unusableFix(unusable: readonly VfInfo[], treeOnly = false): string {
-  if (treeOnly) return treeOnlyFix();
+  if (treeOnly) {
+    const fams = new Set(unusable.map((v) => bifurcatedVf(v.vendor, v.device, loadProfiles())?.name));
+    return treeOnlyFix('PCI', fams.size === 1 ? [...fams][0] : undefined);
+  }
   const fix: string[] = [];
   if (unusable.some((v) => !v.driver)) fix.push('bind one with no driver with `vfplane vf bind PCI --driver kernel|vfio-pci`');
   if (unusable.some((v) => v.driver && !v.vfioOpenBy)) fix.push('find who has the netdevs of those bound to a kernel driver, or take them back with `vfplane vf bind PCI --driver kernel --force` (their netdevs there go, new ones come up here)');
@@ -578,7 +582,7 @@ export function unusableFix(unusable: readonly VfInfo[], treeOnly = false): stri
 
 /** unusableFix for one VF, named (`vf show`): the same advice, worded for it. */
 export function unusableFixFor(v: VfInfo, treeOnly = false): string {
-  if (treeOnly && v.driver && !USERSPACE_DRIVERS.has(v.driver)) return treeOnlyFix(v.pci);
+  if (treeOnly && v.driver && !USERSPACE_DRIVERS.has(v.driver)) return treeOnlyFix(v.pci, bifurcatedVf(v.vendor, v.device, loadProfiles())?.name);
   if (!v.driver) return `bind it with \`vfplane vf bind ${v.pci} --driver kernel|vfio-pci\``;
   if (v.vfioOpenBy) return 'it is that process\'s: stop it (a DPDK application vfplane did not give it to), or use another VF';
   return `find who has its netdev, or take it back with \`vfplane vf bind ${v.pci} --driver kernel --force\` (its netdev there goes, a new one comes up here)`;
@@ -590,9 +594,12 @@ export function notHandedOver(v: VfInfo): string {
   return v.driver ? `is bound to ${v.driver} with no netdev in the host namespace` : 'is bound to no driver';
 }
 
-/** What to do with a kernel-bound VF (PCI) of a simulated NIC made without netdevs. */
-export const treeOnlyFix = (pci = 'PCI') =>
-  `this simulated NIC was made without netdevs (\`sim create --no-netdevs\`), so a VF bound to a kernel driver has none to hand over: bind it to vfio-pci (\`vfplane vf bind ${pci} --driver vfio-pci\`) to allocate it, or make the simulator with netdevs`;
+/** What to do with a kernel-bound VF (PCI) of a simulated NIC made without netdevs. A VF
+ *  of a family whose DPDK PMD is bifurcated (FAMILY, cx5) is not to be bound to vfio-pci:
+ *  `vf bind` refuses it, so that is no advice for it. */
+export const treeOnlyFix = (pci = 'PCI', bifurcatedFamily?: string) => bifurcatedFamily
+  ? `this simulated NIC was made without netdevs (\`sim create --no-netdevs\`), so a VF bound to a kernel driver has none to hand over, and a ${bifurcatedFamily} VF stays on its kernel driver (DPDK's PMD for it is bifurcated; \`vf bind --driver vfio-pci\` refuses it): make the simulator with netdevs`
+  : `this simulated NIC was made without netdevs (\`sim create --no-netdevs\`), so a VF bound to a kernel driver has none to hand over: bind it to vfio-pci (\`vfplane vf bind ${pci} --driver vfio-pci\`) to allocate it, or make the simulator with netdevs`;
 
 type VfCount = number | readonly Pick<VfInfo, 'index'>[];
 
