@@ -337,10 +337,25 @@ function dpdkNeeds(out: Check[], fams: (HwProfile | null)[]): void {
   out.push({ area: 'host', name: 'RDMA (mlx5 DPDK)', status: 'ok', detail: `${what}: mlx5_ib and ib_uverbs loaded, ${uverbs.length} uverbs device(s); a pod needs /dev/infiniband (the device plugin mounts it for an isRdma resource), and with the RDMA subsystem in exclusive netns mode (rdma system show) its RDMA device moved into the pod (the rdma CNI plugin)` });
 }
 
-export async function runDoctor(o: { sysfsRoot?: string; stateDir?: string; json?: boolean; socket: string; cniDir: string }): Promise<void> {
+/** The server socket the shim installed as FILE names (`socket=` in FILE.shim), or
+ *  undefined: where the runtime's calls go, so where doctor looks for the server. */
+export function shimSocket(file: string): string | undefined {
+  try {
+    const line = fs.readFileSync(`${file}.shim`, 'utf8').split('\n').find((l) => l.startsWith('socket='));
+    return line?.slice('socket='.length) || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export async function runDoctor(o: { sysfsRoot?: string; stateDir?: string; json?: boolean; socket?: string; cniDir: string }): Promise<void> {
   const checks: Check[] = [];
   await buildChecks(checks);
-  await hostChecks(checks, o.socket, o.stateDir ?? (process.env.VFPLANE_STATE_DIR || '/var/lib/vfplane'), o.cniDir);
+  // Without --socket, the server the installed shim forwards to (`cni install --socket`
+  // may have named another than the default): a server there is the one that counts.
+  const { DEFAULT_CNI_SOCKET } = await import('../cni/server.js');
+  const socket = o.socket ?? shimSocket(path.join(o.cniDir, 'vfplane-cni')) ?? DEFAULT_CNI_SOCKET;
+  await hostChecks(checks, socket, o.stateDir ?? (process.env.VFPLANE_STATE_DIR || '/var/lib/vfplane'), o.cniDir);
   await nicChecks(checks, o.sysfsRoot);
   // A sysfs root that cannot be read is the caller's input gone wrong: reported with the
   // rest, and the exit says so.

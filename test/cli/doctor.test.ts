@@ -142,6 +142,26 @@ describe('vfplane doctor', () => {
     }
   });
 
+  // helper-106: a plugin installed with `cni install --socket S` forwards to S, so a server
+  // there is the one that counts; doctor looked at /run/vfplane/cni.sock all the same.
+  it('looks for the CNI server where the installed shim forwards, unless --socket says', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'vfplane-doctor-'));
+    try {
+      const sock = join(dir, 'cni.sock');
+      expect(vfplane(['cni', 'install', '--dir', dir, '--socket', sock]).code).toBe(0);
+      const serve = (args: string[]) => {
+        const r = vfplane(['doctor', '--json', '--cni-dir', dir, ...args]);
+        return (JSON.parse(r.stdout).checks as { name: string; detail: string; fix?: string }[]).find((c) => c.name === 'vfplane cni serve')!;
+      };
+      const c = serve([]);
+      expect(c.detail).toContain(`on ${sock}:`);
+      expect(c.fix).toContain(`vfplane cni serve --socket ${sock}`);
+      expect(serve(['--socket', join(dir, 'other.sock')]).detail).toContain(`on ${join(dir, 'other.sock')}:`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('checks the installed plugin: present, and the paths its .shim file names exist', () => {
     const dir = mkdtempSync(join(tmpdir(), 'vfplane-doctor-'));
     try {
