@@ -17,7 +17,7 @@ import { applyVfSettingsSaid, listVfs, resolveVf, findRepresentor, vfRefs, vfSet
 import { bifurcatedVf, loadProfiles } from '../sriov/profile.js';
 import { defaultSysfsRoot, openSysfs, SIM_MARKER, vanishedSysfs, type Sysfs } from '../sriov/sysfs.js';
 import type { HwProfile, VfInfo, VfSettings } from '../sriov/types.js';
-import { checkMtu, checkSettings, minTxRateRefusal, settingsDiff } from '../sriov/vf-settings.js';
+import { checkMtu, checkSettings, CONFIG_WORDS, minTxRateRefusal, settingsDiff, vfConfigFlags } from '../sriov/vf-settings.js';
 import { canonCidr, formatIp, parseIp } from '../util/addr.js';
 import { inParallel } from '../util/parallel.js';
 import { heldText, type Lock } from '../util/lock.js';
@@ -318,7 +318,7 @@ function minRateRoom(sysfs: Sysfs, rate: number): (vf: VfInfo) => string | null 
       }
     }
     const l = limits.get(vf.pf);
-    return l ? minTxRateRefusal(l, vf.settings?.minTxRate ?? 0, rate)?.reason ?? null : null;
+    return l ? minTxRateRefusal(l, vf.settings?.minTxRate ?? 0, rate, CONFIG_WORDS)?.reason ?? null : null;
   };
 }
 
@@ -587,9 +587,9 @@ export async function cmdAdd(ctx: CniContext): Promise<CniResult> {
     // undo goes first, since one netlink request may fail half-way through its attributes.
     if (Object.keys(wanted).length > 0) {
       if (!vf.settings) throw withCode(notFound(`PF ${vf.pf} does not report VF settings, so ${Object.keys(wanted).join(', ')} cannot be set`), ERR.INVALID_CONFIG);
-      const checked = checkSettings(wanted, vf.settings, vfSettingLimits(sysfs, vf.pf));
+      const checked = checkSettings(wanted, vf.settings, vfSettingLimits(sysfs, vf.pf), CONFIG_WORDS);
       undo.push(() => void restoreDriverAndSettings(sysfs, allocation, { beforeBoot: allocatedBeforeBoot(sysfs, allocation) }));
-      applyVfSettingsSaid(sysfs, vf, checked, vf.settings);
+      applyVfSettingsSaid(sysfs, vf, checked, vf.settings, CONFIG_WORDS);
     }
     ph.mark('vfSettings');
 
@@ -986,10 +986,7 @@ export async function cmdDel(ctx: CniContext): Promise<void> {
 }
 
 // The configuration's names for the PF-side settings, and how it writes their values.
-const SETTING_NAMES: Record<keyof VfSettings, string> = {
-  mac: 'mac', vlan: 'vlan', qos: 'vlanQoS', vlanProto: 'vlanProto', spoofchk: 'spoofchk', trust: 'trust',
-  linkState: 'link_state', minTxRate: 'min_tx_rate', maxTxRate: 'max_tx_rate',
-};
+const SETTING_NAMES = CONFIG_WORDS.name;
 const shownSetting = (v: unknown) => (typeof v === 'boolean' ? (v ? 'on' : 'off') : String(v));
 
 /** CHECK of the PF-side settings ADD made: a VLAN, rate or trust changed on the PF
@@ -1000,13 +997,13 @@ function checkPfSide(ctx: CniContext, sysfs: Sysfs, pci: string): void {
   const vf = resolveVf(sysfs, pci);
   if (!vf.settings) throw new CniError(ERR.IO, `PF ${vf.pf} no longer reports VF ${pci}'s settings, so ${Object.keys(wanted).map((k) => SETTING_NAMES[k as keyof VfSettings]).join(', ')} cannot be checked`, 'is the PF netdev still in the host namespace?');
   // As ADD applied them (MAC spelled canonically; no VLAN clears the QoS).
-  const drift = settingsDiff(vf.settings, checkSettings(wanted, vf.settings));
+  const drift = settingsDiff(vf.settings, checkSettings(wanted, vf.settings, null, CONFIG_WORDS));
   const keys = Object.keys(drift) as (keyof VfSettings)[];
   if (keys.length === 0) return;
   const has = keys.map((k) => `${SETTING_NAMES[k]} ${shownSetting(vf.settings![k])}`).join(', ');
   const set = keys.map((k) => `${SETTING_NAMES[k]} ${shownSetting(drift[k])}`).join(', ');
   throw new CniError(ERR.IO, `VF ${pci} has ${has} on PF ${vf.pfNetdev ?? vf.pf}, where ADD set ${set}`,
-    `something changed it after ADD; run DEL and ADD again, or set it back with \`vfplane vf config ${pci} --force\``);
+    `something changed it after ADD; run DEL and ADD again, or set it back with \`vfplane vf config ${pci} ${vfConfigFlags(drift)} --force\``);
 }
 
 /** Who a release's recorded reason names, for a person. */

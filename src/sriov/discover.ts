@@ -9,7 +9,7 @@ import { isPci, parseIfname, parsePci } from './pci.js';
 import { getProfile, loadProfiles, matchPf, runningTier } from './profile.js';
 import type { Sysfs } from './sysfs.js';
 import type { HwProfile, PfInfo, VfInfo } from './types.js';
-import { applyVfSettings, limitsWho, minTxRateRefusal, readPfVfSetting, readPfVfSettings, type VfSettingLimits } from './vf-settings.js';
+import { applyVfSettings, CLI_WORDS, limitsWho, minTxRateRefusal, readPfVfSetting, readPfVfSettings, type VfSettingLimits } from './vf-settings.js';
 import type { VfSettings } from './types.js';
 
 const hexId = (s: string | undefined) => (s ?? '').replace(/^0x/, '').toLowerCase().padStart(4, '0');
@@ -391,7 +391,7 @@ export function vfSettingLimits(sysfs: Sysfs, pfPci: string): VfSettingLimits {
  * link down; a tree-only simulator). The refusal is a conflict with CNI code 7, as the
  * check's own; any other failure is the write's.
  */
-export function applyVfSettingsSaid(sysfs: Sysfs, vf: VfInfo, c: Partial<VfSettings>, current: VfSettings): void {
+export function applyVfSettingsSaid(sysfs: Sysfs, vf: VfInfo, c: Partial<VfSettings>, current: VfSettings, words = CLI_WORDS): void {
   try {
     applyVfSettings(sysfs, vf.pf, vf.pfNetdev, vf.index, c, current);
   } catch (err) {
@@ -400,9 +400,9 @@ export function applyVfSettingsSaid(sysfs: Sysfs, vf: VfInfo, c: Partial<VfSetti
     const limits = vfSettingLimits(sysfs, vf.pf);
     if (limits.minTxRateSum == null) throw err;
     if (!limits.linkSpeedMbps) {
-      throw conflict(`${limitsWho(limits)} refused VF ${vf.pci}'s min-tx-rate ${c.minTxRate} (EINVAL): it keeps its VFs' guaranteed rates within the link, and PF ${vf.pfNetdev ?? vf.pf}'s link speed cannot be read (its link is down?)`, { cniCode: 7 });
+      throw conflict(`${limitsWho(limits)} refused VF ${vf.pci}'s ${words.name.minTxRate} ${c.minTxRate} (EINVAL): it keeps its VFs' guaranteed rates within the link, and PF ${vf.pfNetdev ?? vf.pf}'s link speed cannot be read (its link is down?)`, { cniCode: 7 });
     }
-    const r = minTxRateRefusal(limits, current.minTxRate, c.minTxRate);
+    const r = minTxRateRefusal(limits, current.minTxRate, c.minTxRate, words);
     if (!r) throw err;
     throw conflict(`VF ${vf.pci}: ${r.reason} (another VF of PF ${vf.pfNetdev ?? vf.pf} was given a guarantee meanwhile)`, { cniCode: 7 });
   }

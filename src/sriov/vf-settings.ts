@@ -81,14 +81,6 @@ export interface VfSettingRefusal {
   reason: string; // for a person: what, why (naming the driver as `who`), and what to do
 }
 
-/**
- * What the PF's driver refuses in CHANGE, by its family's `vfSettings` facts (none: the
- * kernel alone decides) and the PF's link speed (unknown: no link-speed rule), in the
- * order the checks run. The one place these rules live: checkSettings says the first
- * before anything is touched, and the simulator answers with its errno as the driver does.
- * OTHERS_MIN_TX_RATE is what the PF's other VFs are guaranteed together (min_tx_rate),
- * for the oversubscription rule; unknown (null): no such rule.
- */
 /** The PF driver that refuses, for a sentence: "the e810 family's PF driver (ice)". */
 export function limitsWho(l: VfSettingLimits): string {
   return `the ${l.family} family's PF driver${l.driver ? ` (${l.driver})` : ''}`;
@@ -103,29 +95,58 @@ export function othersMinTxRate(l: VfSettingLimits, own: number): number | null 
 /** Why a VF whose own min rate is OWN cannot be given RATE now (its family keeps its VFs'
  *  guarantees within the link), or null: the rule of vfSettingRefusals alone, for a
  *  put-back, a pool's choice and a driver's EINVAL to word. */
-export function minTxRateRefusal(l: VfSettingLimits, own: number, rate: number): VfSettingRefusal | null {
-  return vfSettingRefusals(l.caps, l.linkSpeedMbps, { minTxRate: rate }, limitsWho(l), othersMinTxRate(l, own))[0] ?? null;
+export function minTxRateRefusal(l: VfSettingLimits, own: number, rate: number, words = CLI_WORDS): VfSettingRefusal | null {
+  return vfSettingRefusals(l.caps, l.linkSpeedMbps, { minTxRate: rate }, limitsWho(l), othersMinTxRate(l, own), words)[0] ?? null;
 }
 
+/**
+ * What a person calls each VF setting where they gave it, for the refusals: the CLI's
+ * flags (`vf config --min-tx-rate`) or a CNI config's keys (`min_tx_rate`), and how to
+ * ask them to give one too.
+ */
+export interface SettingWords {
+  name: Record<keyof VfSettings, string>;
+  give: (k: keyof VfSettings) => string;
+}
+const CLI_NAMES: Record<keyof VfSettings, string> = {
+  mac: 'mac', vlan: 'vlan', qos: 'qos', vlanProto: 'vlan-proto', spoofchk: 'spoofchk', trust: 'trust',
+  linkState: 'link-state', minTxRate: 'min-tx-rate', maxTxRate: 'max-tx-rate',
+};
+export const CLI_WORDS: SettingWords = { name: CLI_NAMES, give: (k) => `pass --${CLI_NAMES[k]}` };
+const CONFIG_NAMES: Record<keyof VfSettings, string> = {
+  mac: 'mac', vlan: 'vlan', qos: 'vlanQoS', vlanProto: 'vlanProto', spoofchk: 'spoofchk', trust: 'trust',
+  linkState: 'link_state', minTxRate: 'min_tx_rate', maxTxRate: 'max_tx_rate',
+};
+export const CONFIG_WORDS: SettingWords = { name: CONFIG_NAMES, give: (k) => `set "${CONFIG_NAMES[k]}"` };
+
+/**
+ * What the PF's driver refuses in CHANGE, by its family's `vfSettings` facts (none: the
+ * kernel alone decides) and the PF's link speed (unknown: no link-speed rule), in the
+ * order the checks run. The one place these rules live: checkSettings says the first
+ * before anything is touched, and the simulator answers with its errno as the driver does.
+ * OTHERS_MIN_TX_RATE is what the PF's other VFs are guaranteed together (min_tx_rate),
+ * for the oversubscription rule; unknown (null): no such rule.
+ */
 export function vfSettingRefusals(
   caps: HwProfile['vfSettings'] | null | undefined,
   linkSpeedMbps: number | null,
   change: Partial<VfSettings>,
   who = "the PF's driver",
   othersMinTxRate: number | null = null,
+  { name: n }: SettingWords = CLI_WORDS,
 ): VfSettingRefusal[] {
   const out: VfSettingRefusal[] = [];
   if (!caps) return out;
   // i40e: "Invalid min tx rate", whatever the VF's max rate.
   if ((change.minTxRate ?? 0) > 0 && !caps.minTxRate) {
-    out.push({ field: 'minTxRate', errno: 'EINVAL', reason: `min-tx-rate ${change.minTxRate}: ${who} has no minimum rate for VFs and refuses any but 0 (EINVAL); leave it 0, or cap the VF with max-tx-rate` });
+    out.push({ field: 'minTxRate', errno: 'EINVAL', reason: `${n.minTxRate} ${change.minTxRate}: ${who} has no minimum rate for VFs and refuses any but 0 (EINVAL); leave it 0, or cap the VF with ${n.maxTxRate}` });
   }
   // i40e and mlx5 test the protocol before the VLAN id, so VLAN 0 does not make it pass.
   if (change.vlanProto === '802.1ad' && !caps.vlanProto8021ad) {
-    out.push({ field: 'vlanProto', errno: 'EPROTONOSUPPORT', reason: `vlan-proto 802.1ad: ${who} takes only 802.1Q for a VF's VLAN (EPROTONOSUPPORT); use 802.1Q` });
+    out.push({ field: 'vlanProto', errno: 'EPROTONOSUPPORT', reason: `${n.vlanProto} 802.1ad: ${who} takes only 802.1Q for a VF's VLAN (EPROTONOSUPPORT); use 802.1Q` });
   }
   if (caps.maxTxRateUpToLinkSpeed && linkSpeedMbps && (change.maxTxRate ?? 0) > linkSpeedMbps) {
-    out.push({ field: 'maxTxRate', errno: 'EINVAL', reason: `max-tx-rate ${change.maxTxRate} is above the PF's link speed, ${linkSpeedMbps} Mbit/s; ${who} refuses that (EINVAL); give at most ${linkSpeedMbps}` });
+    out.push({ field: 'maxTxRate', errno: 'EINVAL', reason: `${n.maxTxRate} ${change.maxTxRate} is above the PF's link speed, ${linkSpeedMbps} Mbit/s; ${who} refuses that (EINVAL); give at most ${linkSpeedMbps}` });
   }
   // ice (ice_min_tx_rate_oversubscribed): the guaranteed rates of all the PF's VFs, this
   // one's new rate in place of its old, must fit in the link. A 0 is left alone: it only
@@ -135,8 +156,8 @@ export function vfSettingRefusals(
     const room = Math.max(0, linkSpeedMbps - othersMinTxRate);
     out.push({
       field: 'minTxRate', errno: 'EINVAL',
-      reason: `min-tx-rate ${min} would oversubscribe the PF's link: with the ${othersMinTxRate} Mbit/s its other VFs are guaranteed, the min-tx-rates of its VFs would sum to ${othersMinTxRate + min} Mbit/s, above its link speed, ${linkSpeedMbps} Mbit/s; ${who} refuses that (EINVAL); `
-        + (room > 0 ? `give at most ${room}, or lower the other VFs' min-tx-rate first` : `the other VFs' guarantees take the whole link: lower their min-tx-rate first, or leave this one 0`),
+      reason: `${n.minTxRate} ${min} would oversubscribe the PF's link: with the ${othersMinTxRate} Mbit/s its other VFs are guaranteed, the ${n.minTxRate}s of its VFs would sum to ${othersMinTxRate + min} Mbit/s, above its link speed, ${linkSpeedMbps} Mbit/s; ${who} refuses that (EINVAL); `
+        + (room > 0 ? `give at most ${room}, or lower the other VFs' ${n.minTxRate} first` : `the other VFs' guarantees take the whole link: lower their ${n.minTxRate} first, or leave this one 0`),
     });
   }
   return out;
@@ -146,39 +167,40 @@ export function vfSettingRefusals(
  *  touched: common ranges always, and with `limits` what the PF's driver refuses (its
  *  hw-profile's vfSettings, its link speed). A driver's refusal is a fact of this host,
  *  not a malformed request: exit 1 at the CLI, code 7 under CNI. */
-export function checkSettings(c: Partial<VfSettings>, current: VfSettings, limits?: VfSettingLimits | null): Partial<VfSettings> {
+export function checkSettings(c: Partial<VfSettings>, current: VfSettings, limits?: VfSettingLimits | null, words = CLI_WORDS): Partial<VfSettings> {
   const out: Partial<VfSettings> = { ...c };
+  const n = words.name;
   if (c.mac !== undefined) {
     const b = parseMac(c.mac);
-    if (!b) throw invalid(`mac ${JSON.stringify(c.mac)} is not a MAC address: expected six hex bytes like 02:00:00:00:00:01`);
-    if (b[0]! & 1) throw invalid(`mac ${c.mac} is a multicast address; a VF needs a unicast MAC (first byte even)`);
+    if (!b) throw invalid(`${n.mac} ${JSON.stringify(c.mac)} is not a MAC address: expected six hex bytes like 02:00:00:00:00:01`);
+    if (b[0]! & 1) throw invalid(`${n.mac} ${c.mac} is a multicast address; a VF needs a unicast MAC (first byte even)`);
     out.mac = formatMac(b);
   }
   const vlan = c.vlan ?? current.vlan;
   if (c.vlan !== undefined && (!Number.isInteger(c.vlan) || c.vlan < 0 || c.vlan > 4094)) {
-    throw invalid(`vlan ${c.vlan} is out of range: 0 (none) to 4094`);
+    throw invalid(`${n.vlan} ${c.vlan} is out of range: 0 (none) to 4094`);
   }
-  if (c.qos !== undefined && (!Number.isInteger(c.qos) || c.qos < 0 || c.qos > 7)) throw invalid(`qos ${c.qos} is out of range: 0–7`);
+  if (c.qos !== undefined && (!Number.isInteger(c.qos) || c.qos < 0 || c.qos > 7)) throw invalid(`${n.qos} ${c.qos} is out of range: 0–7`);
   if ((c.qos ?? 0) > 0 && vlan === 0) {
     throw invalid(c.vlan === 0
-      ? `qos ${c.qos} needs a VLAN, and vlan 0 is none: give a VLAN of 1–4094 (the priority travels in its tag)`
-      : `qos ${c.qos} needs a VLAN: the VF has none; pass --vlan (1–4094) as well`);
+      ? `${n.qos} ${c.qos} needs a VLAN, and ${n.vlan} 0 is none: give a VLAN of 1–4094 (the priority travels in its tag)`
+      : `${n.qos} ${c.qos} needs a VLAN: the VF has none; ${words.give('vlan')} (1–4094) as well`);
   }
   // Without a VLAN the kernel is never given the protocol (ip link sends none): it would
   // be reported as set and not be.
-  if (c.vlanProto === '802.1ad' && vlan === 0) throw invalid('vlan-proto 802.1ad needs a VLAN: pass --vlan (1–4094) as well');
+  if (c.vlanProto === '802.1ad' && vlan === 0) throw invalid(`${n.vlanProto} 802.1ad needs a VLAN: ${words.give('vlan')} (1–4094) as well`);
   // No VLAN, no priority: `ip link set PF vf N vlan 0` clears QoS too, so an old QoS must
   // not wait as hidden state to come back with the next VLAN.
   if (c.vlan === 0 && current.qos !== 0) out.qos = 0;
   for (const k of ['minTxRate', 'maxTxRate'] as const) {
     const v = c[k];
-    if (v !== undefined && (!Number.isInteger(v) || v < 0 || v > MAX_TX_RATE)) throw invalid(`${k === 'minTxRate' ? 'min-tx-rate' : 'max-tx-rate'} ${v} is out of range: 0 (unlimited) to ${MAX_TX_RATE} Mbit/s (the kernel's bound; the PF's link speed is checked too)`);
+    if (v !== undefined && (!Number.isInteger(v) || v < 0 || v > MAX_TX_RATE)) throw invalid(`${n[k]} ${v} is out of range: 0 (unlimited) to ${MAX_TX_RATE} Mbit/s (the kernel's bound; the PF's link speed is checked too)`);
   }
   const min = c.minTxRate ?? current.minTxRate;
   const max = c.maxTxRate ?? current.maxTxRate;
-  if (max !== 0 && min > max) throw invalid(`min-tx-rate ${min} is above max-tx-rate ${max}; the kernel refuses that (EINVAL)`);
+  if (max !== 0 && min > max) throw invalid(`${n.minTxRate} ${min} is above ${n.maxTxRate} ${max}; the kernel refuses that (EINVAL)`);
   if (limits) {
-    const [refused] = vfSettingRefusals(limits.caps, limits.linkSpeedMbps, c, limitsWho(limits), othersMinTxRate(limits, current.minTxRate));
+    const [refused] = vfSettingRefusals(limits.caps, limits.linkSpeedMbps, c, limitsWho(limits), othersMinTxRate(limits, current.minTxRate), words);
     if (refused) throw conflict(refused.reason, { cniCode: 7 });
   }
   return out;
@@ -204,6 +226,17 @@ export function applyVfSettings(sysfs: Sysfs, pfPci: string, pfNetdev: string | 
   if (c.minTxRate !== undefined) args.push('min_tx_rate', String(c.minTxRate));
   if (c.maxTxRate !== undefined) args.push('max_tx_rate', String(c.maxTxRate));
   ip(args);
+}
+
+/** `vfplane vf config` flags that set CHANGE: a command to give a person who must set
+ *  these values again (CNI CHECK's advice on drift). */
+export function vfConfigFlags(c: Partial<VfSettings>): string {
+  const flag: Record<keyof VfSettings, string> = {
+    mac: '--mac', vlan: '--vlan', qos: '--qos', vlanProto: '--vlan-proto', spoofchk: '--spoofchk', trust: '--trust',
+    linkState: '--link-state', minTxRate: '--min-tx-rate', maxTxRate: '--max-tx-rate',
+  };
+  return (Object.keys(c) as (keyof VfSettings)[]).filter((k) => c[k] !== undefined)
+    .map((k) => `${flag[k]} ${typeof c[k] === 'boolean' ? (c[k] ? 'on' : 'off') : String(c[k])}`).join(' ');
 }
 
 /** The fields of B that differ from A (to restore exactly what was changed). */

@@ -605,10 +605,11 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
       [base({ deviceID: '0000:5e:02.5' }), { ...e, netns: nsPath(taken) }, 4, /net1 is already taken/],
       // the plugin's own (the host's) namespace as the pod's: the VF would be renamed on the host
       [base({ deviceID: '0000:5e:02.5' }), { ...e, netns: `/proc/${process.pid}/ns/net` }, 8, /is the plugin's own network namespace, not a pod's/],
-      // what the simulated X710's driver (i40e) refuses, said before anything changes
-      [base({ deviceID: '0000:5e:02.5', min_tx_rate: 100 }), e, 7, /min-tx-rate 100: the x710 family's PF driver \(i40e\) has no minimum rate for VFs/],
-      [base({ deviceID: '0000:5e:02.5', vlan: 5, vlanProto: '802.1ad' }), e, 7, /vlan-proto 802\.1ad: the x710 family's PF driver \(i40e\) takes only 802\.1Q/],
-      [base({ deviceID: '0000:5e:02.5', max_tx_rate: 400000 }), e, 7, /max-tx-rate 400000 is above the PF's link speed, 10000 Mbit\/s/],
+      // what the simulated X710's driver (i40e) refuses, said before anything changes, the
+      // settings named as the config names them (the CLI's flags in `vf config`'s refusals)
+      [base({ deviceID: '0000:5e:02.5', min_tx_rate: 100 }), e, 7, /^min_tx_rate 100: the x710 family's PF driver \(i40e\) has no minimum rate for VFs.*; leave it 0, or cap the VF with max_tx_rate/],
+      [base({ deviceID: '0000:5e:02.5', vlan: 5, vlanProto: '802.1ad' }), e, 7, /^vlanProto 802\.1ad: the x710 family's PF driver \(i40e\) takes only 802\.1Q/],
+      [base({ deviceID: '0000:5e:02.5', max_tx_rate: 400000 }), e, 7, /^max_tx_rate 400000 is above the PF's link speed, 10000 Mbit\/s/],
     ];
     for (const [conf, env, code, msg] of cases) {
       const r = call('ADD', conf, env);
@@ -634,6 +635,8 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
       const before = snap();
       expect(before.vfs.map((v: any) => v.settings.minTxRate)).toEqual([20000, 0, 0]);
       const why = /min-tx-rate 6000 would oversubscribe the PF's link: with the 20000 Mbit\/s its other VFs are guaranteed, the min-tx-rates of its VFs would sum to 26000 Mbit\/s, above its link speed, 25000 Mbit\/s; the e810 family's PF driver \(ice\) refuses that \(EINVAL\); give at most 5000, or lower the other VFs' min-tx-rate first/;
+      // ADD says the same in the config's words (min_tx_rate, as the NAD has it).
+      const whyCni = /^min_tx_rate 6000 would oversubscribe the PF's link: with the 20000 Mbit\/s its other VFs are guaranteed, the min_tx_rates of its VFs would sum to 26000 Mbit\/s, above its link speed, 25000 Mbit\/s; the e810 family's PF driver \(ice\) refuses that \(EINVAL\); give at most 5000, or lower the other VFs' min_tx_rate first/;
       const cfg = vfplane(['vf', 'config', `${e8.prefix}f0#2`, '--min-tx-rate', '30000', ...g]);
       expect(cfg.code).toBe(1);
       expect(cfg.stderr).toMatch(/min-tx-rate 30000 would oversubscribe the PF's link: .* sum to 50000 Mbit\/s, above its link speed, 25000 Mbit\/s; .*give at most 5000/);
@@ -642,7 +645,7 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
       const add = call('ADD', base({ sysfsRoot: e8.root, stateDir: st, ipam: {}, deviceID: before.vfs[2].pci, min_tx_rate: 6000 }), { containerId: 'ice00001', netns: nsPath(p), ifname: 'net1' });
       expect(add.code, JSON.stringify(add.out)).not.toBe(0);
       expect(add.out.code).toBe(7);
-      expect(add.out.msg).toMatch(why);
+      expect(add.out.msg).toMatch(whyCni);
       expect(p.ip(['-br', 'link']).trim().split('\n')).toHaveLength(1);
       expect(snap()).toEqual(before);
     } finally {
@@ -697,7 +700,7 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
       expect(JSON.parse(vfplane(['vf', 'show', `${e8.prefix}f1#0`, ...g, '--json']).stdout).allocation?.owner.containerId).toBe('icepool0');
       // With no PF left with room: said, naming the PFs (code 11: a DEL may free some).
       const full = call('ADD', base({ sysfsRoot: e8.root, stateDir: st, ipam: {}, pool: 'all', min_tx_rate: 21000 }), { containerId: 'icepool1', netns: nsPath(pod('icepool1')), ifname: 'net1' });
-      expect(full.out).toMatchObject({ code: 11, msg: expect.stringMatching(new RegExp(`^no free VF in pool "all": .*; besides, 2 free VFs are on ${e8.prefix}f0, ${e8.prefix}f1, whose VFs' guarantees leave no room for min_tx_rate 21000: min-tx-rate 21000 would oversubscribe`)) });
+      expect(full.out).toMatchObject({ code: 11, msg: expect.stringMatching(new RegExp(`^no free VF in pool "all": .*; besides, 2 free VFs are on ${e8.prefix}f0, ${e8.prefix}f1, whose VFs' guarantees leave no room for min_tx_rate 21000: min_tx_rate 21000 would oversubscribe`)) });
       expect(call('DEL', base({ sysfsRoot: e8.root, stateDir: st, ipam: {}, pool: 'all', min_tx_rate: 5000 }), { containerId: 'icepool0', netns: nsPath(p), ifname: 'net1' }).code).toBe(0);
     } finally {
       dropSim(e8.root);
@@ -724,7 +727,7 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
       const failed = rs.filter((r) => r.code !== 0);
       expect(failed).toHaveLength(1);
       expect(failed[0]!.out.code, JSON.stringify(failed[0]!.out)).toBe(7);
-      expect(failed[0]!.out.msg).toMatch(/would oversubscribe the PF's link/);
+      expect(failed[0]!.out.msg).toMatch(/min_tx_rate 10000 would oversubscribe the PF's link/);
     } finally {
       dropSim(e8.root);
       rmSync(st, { recursive: true, force: true });
@@ -880,7 +883,11 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
       const drift = check();
       expect(drift.code).toBe(1);
       expect(drift.out).toMatchObject({ code: 5, msg: `VF 0000:5e:02.5 has vlan 7, trust off on PF ${m.prefix}f0, where ADD set vlan 5, trust on` });
-      vfpJson(['vf', 'config', '0000:5e:02.5', '--vlan', '5', '--qos', '2', '--trust', 'on', '--force']);
+      // The advice is a command that sets back what drifted (it named none: "nothing to
+      // change", exit 2); run as given, CHECK passes.
+      const advised = /`vfplane (vf config 0000:5e:02\.5 [^`]*)`/.exec(drift.out.details)?.[1];
+      expect(advised).toBe('vf config 0000:5e:02.5 --vlan 5 --trust on --force');
+      vfpJson([...advised!.split(' ')]);
       expect(check().code, JSON.stringify(check().out)).toBe(0);
     } finally {
       expect(call('DEL', conf, e).code).toBe(0);
