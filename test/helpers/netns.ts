@@ -9,7 +9,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { pidAlive } from '../../src/util/proc.js';
 
-const PREFIX = 'vfpt';
+// VFPLANE_TEST_NETNS_PREFIX: a run that must keep its namespaces and links under a prefix of its own.
+const PREFIX = process.env.VFPLANE_TEST_NETNS_PREFIX || 'vfpt';
 let counter = 0;
 const created = new Set<string>();
 
@@ -93,7 +94,7 @@ export class Netns {
 
 /** A short unique interface name (≤ 15 chars). */
 export function ifname(tag: string): string {
-  return `vf${tag}${(process.pid % 10000).toString(36)}${(counter++).toString(36)}`.slice(0, 15);
+  return `${process.env.VFPLANE_TEST_NETNS_PREFIX || 'vf'}${tag}${(process.pid % 10000).toString(36)}${(counter++).toString(36)}`.slice(0, 15);
 }
 
 /** A veth pair with one end in each namespace. */

@@ -14,6 +14,9 @@ const live = new Set<string>();
 
 /** A netdev prefix unique to this process and call: 't' + pid in base 36 + a counter. */
 export function simPrefix(): string {
+  // VFPLANE_TEST_SIM_PREFIX: a run that must keep its netdevs under a prefix of its own.
+  const own = process.env.VFPLANE_TEST_SIM_PREFIX;
+  if (own) return `${own}${(counter++).toString(36)}`.slice(0, 8);
   return `t${(process.pid % 1_679_616).toString(36)}${(counter++).toString(36)}`.slice(0, 8);
 }
 
