@@ -237,7 +237,7 @@ export function installedPlugin(file: string, hostPid = 1): Check {
 
 async function nicChecks(out: Check[], sysfsRoot: string | undefined): Promise<void> {
   const { openSysfs } = await import('../sriov/sysfs.js');
-  const { listPfs, pfEswitch } = await import('../sriov/discover.js');
+  const { listPfs, pfEswitch, simRepresentorsNote } = await import('../sriov/discover.js');
   const { getProfile } = await import('../sriov/profile.js');
   let sysfs: Awaited<ReturnType<typeof openSysfs>>;
   try {
@@ -285,7 +285,7 @@ async function nicChecks(out: Check[], sysfsRoot: string | undefined): Promise<v
       // a profile that no longer loads is said by its own check
     }
     const repText = pf.numVfs === 0 ? '' : reps
-      ? `; representors for ${reps}/${pf.numVfs} VFs (vxlan mode possible${simOnly ? `; made by the simulator: a real ${pf.profile} has no switchdev mode, so no representors and no vxlan mode` : ''})`
+      ? `; representors for ${reps}/${pf.numVfs} VFs (vxlan mode possible${simOnly ? `; ${simRepresentorsNote(pf.profile!)}` : ''})`
       : `; no VF representors: vfplane-cni's vxlan mode needs the eswitch in switchdev mode (devlink dev eswitch set pci/${pf.pci} mode switchdev, where the family has it)`;
     out.push({
       area: 'nic', name: `PF ${pf.pci}${pf.netdev ? ` (${pf.netdev})` : ''}`, status: pf.profile ? 'ok' : 'warn',

@@ -145,11 +145,13 @@ export async function pfList(o: Common): Promise<void> {
   }
   console.log(table(
     ['PF', 'netdev', 'driver', 'id', 'profile', 'tier', 'eswitch', 'VFs', 'reps', 'speed', 'NUMA'],
-    pfs.map((p) => [p.pci, dash(p.netdev), dash(p.driver), `${p.vendor}:${p.device}`, dash(p.profile), `${dash(p.tier)}${p.tierNote ? ' *' : ''}`, dash(p.eswitch), `${p.numVfs}/${p.totalVfs}`,
+    pfs.map((p) => [p.pci, dash(p.netdev), dash(p.driver), `${p.vendor}:${p.device}`, dash(p.profile), `${dash(p.tier)}${p.tierNote ? ' *' : ''}`, `${dash(p.eswitch)}${p.eswitchNote ? ' †' : ''}`, `${p.numVfs}/${p.totalVfs}`,
       p.representors, p.linkSpeedMbps ? `${p.linkSpeedMbps / 1000}G` : '-', p.numaNode]),
   ));
   // What the tier column cannot hold: why a PF runs below what its family allows.
   for (const p of pfs.filter((x) => x.tierNote)) console.log(`* ${p.netdev ?? p.pci}: ${p.tierNote}`);
+  // ...and why its eswitch mode is not what its representors alone would say.
+  for (const p of pfs.filter((x) => x.eswitchNote)) console.log(`† ${p.netdev ?? p.pci}: ${p.eswitch ?? 'eswitch mode unknown'}: ${p.eswitchNote}`);
 }
 
 /** The attachments a data plane answering on this state directory's socket has for VFs

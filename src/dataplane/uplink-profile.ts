@@ -3,7 +3,9 @@
 // its reason, which the daemon logs and reports in `dataplane status`.
 import { existsSync, readdirSync, readFileSync, readlinkSync, realpathSync } from 'node:fs';
 import { basename } from 'node:path';
-import { loadProfiles, matchPf, matchVf, runningTier } from '../sriov/profile.js';
+import { pfEswitch } from '../sriov/discover.js';
+import { loadProfiles, matchPf, matchVf, runningTier, tierNeedsSwitchdev } from '../sriov/profile.js';
+import { Sysfs } from '../sriov/sysfs.js';
 import type { HwProfile, OffloadTier } from '../sriov/types.js';
 import { invalid } from '../util/errors.js';
 
@@ -61,13 +63,26 @@ export function profileOfPci(devDir: string, profiles: readonly HwProfile[] = lo
   return { profile: fn === 'vf' ? matchVf(vendor, device, profiles) : matchPf(vendor, device, profiles), fn, driver };
 }
 
+/** Whether the eswitch of the PF behind uplink IFNAME (its device DEV, a PF's or a VF's)
+ *  is in switchdev mode, as pfEswitch reads it: representors, not a switch id (ice has
+ *  one in legacy mode too). */
+function uplinkSwitchdev(dev: string, ifname: string, fn: 'pf' | 'vf', profile: HwProfile, sysRoot: string): boolean {
+  try {
+    const pfDev = fn === 'vf' ? realpathSync(`${dev}/physfn`) : realpathSync(dev);
+    const numVfs = Number(read(`${pfDev}/sriov_numvfs`) ?? 0) || 0;
+    return pfEswitch(new Sysfs(sysRoot), { pci: basename(pfDev), netdev: fn === 'pf' ? ifname : null, numVfs, profile: profile.name }, profile).eswitch === 'switchdev';
+  } catch {
+    return false; // nothing to read: counted as legacy, as before
+  }
+}
+
 /** The hw-profile and driver of a netdev uplink in the daemon's own namespace (none for
  *  veths and other virtual netdevs: they have no PCI device). */
 export function netdevProfile(ifname: string, sysRoot = '/sys'): UplinkChoice & { hw: HwProfile | null; fn: 'pf' | 'vf' } {
   const dev = `${sysRoot}/class/net/${ifname}/device`;
   const { profile, fn, driver } = existsSync(dev) ? profileOfPci(dev) : { profile: null, fn: 'pf' as const, driver: null };
   if (!profile) return { profile: null, driver, hw: null, fn };
-  const t = runningTier(profile, !!read(`${sysRoot}/class/net/${ifname}/phys_switch_id`));
+  const t = runningTier(profile, !tierNeedsSwitchdev(profile) || uplinkSwitchdev(dev, ifname, fn, profile, sysRoot));
   const note = `its hardware encap/decap (tier 1) works through tc flower in switchdev mode only, and ${ifname} is in legacy mode (devlink dev eswitch set pci/<PF> mode switchdev)`;
   return { profile: profile.name, driver, hw: profile, fn, allowedTier: t.tier, ...(t.legacy ? { tierNote: note } : {}) };
 }

@@ -6,7 +6,7 @@ import { vfioKey, vfioUsers, type VfioUser } from './vfio-users.js';
 import type { IpLink } from '../net/ip.js';
 import { conflict, invalid, notFound } from '../util/errors.js';
 import { isPci, parseIfname, parsePci } from './pci.js';
-import { getProfile, loadProfiles, matchPf, runningTier } from './profile.js';
+import { getProfile, loadProfiles, matchPf, runningTier, tierNeedsSwitchdev } from './profile.js';
 import type { Sysfs } from './sysfs.js';
 import type { HwProfile, PfInfo, VfInfo } from './types.js';
 import { applyVfSettings, CLI_WORDS, limitsWho, minTxRateRefusal, readPfVfSetting, readPfVfSettings, type VfSettingLimits } from './vf-settings.js';
@@ -105,18 +105,56 @@ export function pfRepresentors(sysfs: Sysfs, pfPci: string): Map<number, string>
   return out;
 }
 
+/** What a simulated PF of a family without switchdev (X710, virtio) says of the
+ *  representors the simulator made for it anyway, so that the overlay runs on any family
+ *  (doctor and pf list alike). */
+export function simRepresentorsNote(family: string): string {
+  return `made by the simulator: a real ${family} has no switchdev mode, so no representors and no vxlan mode`;
+}
+
+export interface PfEswitch {
+  eswitch: 'legacy' | 'switchdev' | null;
+  representors: number;
+  /** Why the mode is not what the representors alone would say (a family without
+   *  switchdev; a simulated PF without VFs). */
+  eswitchNote?: string;
+}
+
 /**
  * A PF's eswitch mode as sysfs shows it, and how many of its VFs have a representor.
- * Representors are what switchdev mode makes (one per VF, under the PF's device), so a
- * PF with VFs and none of them is in legacy mode. Without VFs, a PF netdev with no
- * switch id is legacy (mlx5 and ice both give one in switchdev mode), but a switch id
- * says nothing (ice reports its devlink port's in either mode): null, as when there is
- * no netdev to read. `devlink dev eswitch show pci/PF` has the last word.
+ * A family whose hw-profile has no switchdev (i40e has no eswitch modes at all) is
+ * legacy whatever its netdevs look like: the simulator makes representors for every
+ * family, and they are its own, not the family's. Otherwise representors are what
+ * switchdev mode makes (one per VF, under the PF's device), so a PF with VFs and none of
+ * them is in legacy mode. Without VFs, a PF netdev with no switch id is legacy (mlx5 and
+ * ice both give one in switchdev mode), but a switch id says nothing (ice reports its
+ * devlink port's in either mode): null, as when there is no netdev to read; a simulated
+ * PF says what it does with VFs (representors with netdevs, none tree-only). `devlink
+ * dev eswitch show pci/PF` has the last word. FAMILY: the PF's profile, when the caller
+ * has it (else found by pf.profile).
  */
-export function pfEswitch(sysfs: Sysfs, pf: Pick<PfInfo, 'pci' | 'netdev' | 'numVfs'>): { eswitch: 'legacy' | 'switchdev' | null; representors: number } {
+export function pfEswitch(sysfs: Sysfs, pf: Pick<PfInfo, 'pci' | 'netdev' | 'numVfs' | 'profile'>, family?: HwProfile | null): PfEswitch {
   const representors = [...pfRepresentors(sysfs, pf.pci).keys()].filter((i) => i < pf.numVfs).length;
+  if (family === undefined) {
+    try {
+      family = pf.profile ? getProfile(pf.profile) : null;
+    } catch {
+      family = null; // a profile that no longer loads is said where it is loaded
+    }
+  }
+  if (family && !family.offloads.switchdev) {
+    const note = representors === 0 ? undefined
+      : sysfs.isSim ? `the representors are ${simRepresentorsNote(family.name)} (here vfplane-cni's vxlan mode runs on them)`
+      : `the ${family.name} family has no switchdev mode, yet ${representors} VF port netdev(s) look like representors`;
+    return { eswitch: 'legacy', representors, ...(note ? { eswitchNote: note } : {}) };
+  }
   if (representors > 0) return { eswitch: 'switchdev', representors };
   if (pf.numVfs > 0) return { eswitch: 'legacy', representors };
+  if (sysfs.isSim && family) {
+    return sysfs.treeOnly
+      ? { eswitch: 'legacy', representors, eswitchNote: 'simulated without netdevs: its VFs get no representors' }
+      : { eswitch: 'switchdev', representors, eswitchNote: 'simulated: each VF made gets a representor, as in switchdev mode' };
+  }
   if (pf.netdev && !sysfs.tryRead(`${devPath(pf.pci)}/net/${pf.netdev}/phys_switch_id`)) return { eswitch: 'legacy', representors };
   return { eswitch: null, representors };
 }
@@ -159,16 +197,22 @@ function pfInfo(sysfs: Sysfs, pci: string, profiles: HwProfile[], cache: LinkCac
     numVfs: sysfs.readInt(`${d}/sriov_numvfs`) ?? 0,
     linkSpeedMbps: speed !== undefined && speed > 0 ? speed : null,
     profile: profile?.name ?? null,
-    ...pfTier(sysfs, profile, pci, nd ? `${d}/net/${nd.ifname}` : null),
+    ...pfTier(sysfs, profile, { pci, netdev: nd?.ifname ?? null, numVfs: sysfs.readInt(`${d}/sriov_numvfs`) ?? 0 }),
   };
 }
 
-/** The tier the PF allows as it runs (runningTier: its eswitch mode from the netdev's
- *  switch id). */
-function pfTier(sysfs: Sysfs, profile: HwProfile | null, pci: string, netdevDir: string | null): Pick<PfInfo, 'tier' | 'tierNote'> {
+/** The tier the PF allows as it runs (runningTier: its eswitch mode, pfEswitch, read only
+ *  for a family whose tier depends on it). */
+function pfTier(sysfs: Sysfs, profile: HwProfile | null, pf: Pick<PfInfo, 'pci' | 'netdev' | 'numVfs'>): Pick<PfInfo, 'tier' | 'tierNote'> {
   if (!profile) return { tier: null };
-  const t = runningTier(profile, !!(netdevDir && sysfs.tryRead(`${netdevDir}/phys_switch_id`)));
-  return { tier: t.tier, ...(t.legacy ? { tierNote: `the ${profile.name} family's tier 1 needs its eswitch in switchdev mode: devlink dev eswitch set pci/${pci} mode switchdev` } : {}) };
+  if (!tierNeedsSwitchdev(profile)) return { tier: profile.tier };
+  const mode = pfEswitch(sysfs, { ...pf, profile: profile.name }, profile).eswitch;
+  const t = runningTier(profile, mode === 'switchdev');
+  const set = `devlink dev eswitch set pci/${pf.pci} mode switchdev`;
+  const note = mode === null
+    ? `the ${profile.name} family's tier 1 needs its eswitch in switchdev mode, which sysfs cannot tell on a PF without VFs (devlink dev eswitch show pci/${pf.pci}; ${set})`
+    : `the ${profile.name} family's tier 1 needs its eswitch in switchdev mode: ${set}`;
+  return { tier: t.tier, ...(t.legacy ? { tierNote: note } : {}) };
 }
 
 /** The PCI address of the VF at virtfnINDEX of PF, or undefined when that link is

@@ -548,15 +548,22 @@ export function matchVf(vendor: string, device: string, profiles: readonly HwPro
   return c.length === 1 ? c[0]! : null;
 }
 
+/** Whether a family's tier depends on its eswitch mode: hardware encap through tc flower
+ *  only (runningTier). */
+export function tierNeedsSwitchdev(p: HwProfile): boolean {
+  return p.tier === 1 && !p.offloads.rteFlowEncapDecap && p.offloads.tcFlowerEncapDecap;
+}
+
 /**
  * The highest offload tier a NIC of this family allows as it runs. Hardware encap that
  * works through tc flower only (no shipped family: E810's tc flower matches and redirects
- * but has no encap/decap action; an operator's profile may) needs the eswitch in switchdev mode, where the PF's
- * netdev has a switch id (reading phys_switch_id fails in legacy mode); rte_flow encap
- * (mlx5) does not depend on it. `switchdev`: whether the PF netdev has a switch id (no
- * netdev to read counts as legacy). `legacy`: the tier is below the family's for that.
+ * but has no encap/decap action; an operator's profile may) needs the eswitch in switchdev
+ * mode; rte_flow encap (mlx5) does not depend on it. `switchdev`: whether the PF's eswitch
+ * is in switchdev mode as pfEswitch reads it (its VFs have representors). A switch id on
+ * the PF netdev is no sign of it: ice reports one in legacy mode too. `legacy`: the tier
+ * is below the family's for that.
  */
 export function runningTier(p: HwProfile, switchdev: boolean): { tier: OffloadTier; legacy: boolean } {
-  const legacy = p.tier === 1 && !p.offloads.rteFlowEncapDecap && p.offloads.tcFlowerEncapDecap && !switchdev;
+  const legacy = tierNeedsSwitchdev(p) && !switchdev;
   return { tier: legacy ? 2 : p.tier, legacy };
 }

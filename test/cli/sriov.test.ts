@@ -75,11 +75,15 @@ describePrivileged('operator CLI on a simulated NIC', { netns: true }, () => {
   it('pf list shows both PFs, their profile, tier and eswitch mode, as a table and as JSON', () => {
     const t = run(['pf', 'list']);
     expect(t.code, t.stderr).toBe(0);
-    expect(t.stdout).toMatch(/0000:5e:00\.0.*i40e.*8086:1572.*x710.*2.*switchdev.*4\/64.* 4 .*10G/);
+    // an X710 has no switchdev mode: legacy, whatever representors the simulator made (†)
+    expect(t.stdout).toMatch(/0000:5e:00\.0.*i40e.*8086:1572.*x710.*2.*legacy †.*4\/64.* 4 .*10G/);
+    expect(t.stdout).toContain(`† ${prefix}f0: legacy: the representors are made by the simulator: a real x710 has no switchdev mode, so no representors and no vxlan mode`);
     const j = json(['pf', 'list']);
     expect(j.map((p: any) => p.netdev)).toEqual([`${prefix}f0`, `${prefix}f1`]);
-    // the simulator gives every VF a representor, as a switchdev PF's driver does
-    expect(j.map((p: any) => [p.eswitch, p.representors])).toEqual([['switchdev', 4], ['switchdev', 4]]);
+    // the simulator gives every VF a representor, as a switchdev PF's driver does, yet an
+    // X710 PF is legacy all the same (was: switchdev)
+    expect(j.map((p: any) => [p.eswitch, p.representors])).toEqual([['legacy', 4], ['legacy', 4]]);
+    expect(j[0].eswitchNote).toContain('made by the simulator: a real x710 has no switchdev mode');
     // the profile commands say which of this node's PFs they describe
     const prof = json(['profile', 'show', 'x710']);
     expect(prof.pfsHere).toEqual(['0000:5e:00.0', '0000:5e:00.1']);

@@ -264,7 +264,7 @@ describe('the offload tier the data plane runs at', () => {
     }
   });
 
-  it('allows a tc-flower-only family tier 1 only in switchdev mode (its PF netdev has a switch id), tier 2 in legacy mode', async () => {
+  it('allows a tc-flower-only family tier 1 only in switchdev mode (its VFs have representors; a switch id alone is no sign), tier 2 in legacy mode', async () => {
     await withOperatorProfile('e810', tcFlowerOnlyTier1, () => {
       const m = makeSim({ profile: 'e810', netdevs: false });
       try {
@@ -274,7 +274,16 @@ describe('the offload tier the data plane runs at', () => {
         const t = offloadTier('afxdp', legacy, 0);
         expect(t).toMatchObject({ tier: 3, allowed: 2 });
         expect(t.why).toMatch(/the e810 profile allows tier 2: .*tc flower in switchdev mode only, and vfpe0 is in legacy mode \(devlink dev eswitch set/);
+        // ice gives its PF netdev a switch id in legacy mode too: VFs without representors
+        // are legacy all the same (was: tier 1, for the switch id)
         writeFileSync(join(m.root, 'class/net/vfpe0/phys_switch_id'), '0123456789abcdef\n');
+        expect(netdevProfile('vfpe0', m.root)).toMatchObject({ profile: 'e810', allowedTier: 2 });
+        // switchdev mode: a representor per VF under the PF's device
+        for (let j = 0; j < 4; j++) { // makeSim gives it 4 VFs
+          const rep = join(m.root, 'bus/pci/devices', m.pfs[0]!.pci, 'net', `vfpe0pf0vf${j}`);
+          mkdirSync(rep, { recursive: true });
+          writeFileSync(join(rep, 'phys_port_name'), `pf0vf${j}\n`);
+        }
         expect(netdevProfile('vfpe0', m.root)).toMatchObject({ profile: 'e810', allowedTier: 1 });
       } finally {
         dropSim(m.root);

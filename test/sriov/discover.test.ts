@@ -1,6 +1,6 @@
 // Discovery and address checks on a tree-only simulated NIC (no netdevs, no root
 // needed): topology, profiles, the forms a VF can be named in, and the refusals.
-import { readFileSync, readlinkSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { thrown } from '../helpers/thrown.js';
@@ -8,7 +8,7 @@ import { VfpError } from '../../src/util/errors.js';
 import { describePrivileged } from '../helpers/privileged.js';
 import { dropSim, makeSim } from '../helpers/sim.js';
 import { openSysfs, Sysfs } from '../../src/sriov/sysfs.js';
-import { listPfs, listVfs, resolvePf, resolveVf, vfRefs } from '../../src/sriov/discover.js';
+import { listPfs, listVfs, resolvePf, resolveVf, vfRefs, pfEswitch } from '../../src/sriov/discover.js';
 import { freeInPool, poolView, type PoolSelector } from '../../src/alloc/pool.js';
 import { bindVf, setNumVfs } from '../../src/sriov/actions.js';
 import { tcFlowerOnlyTier1, withOperatorProfile } from '../helpers/profiles.js';
@@ -140,20 +140,47 @@ describePrivileged('discovery: the tier a PF allows as it runs', { netns: true }
     }
   });
 
-  it('reports a tc-flower-only tier-1 family as tier 2 in legacy mode and tier 1 once its PF netdev has a switch id', async () => {
+  it('reads a tc-flower-only tier-1 family\'s eswitch mode from its representors, not from a switch id (ice has one in legacy mode too)', async () => {
     await withOperatorProfile('e810', tcFlowerOnlyTier1, async () => {
-      const m = makeSim({ profile: 'e810', pfs: 1, vfs: 0 });
+      const m = makeSim({ profile: 'e810', pfs: 1, vfs: 2 });
       try {
+        // the simulator gives each VF a representor, as switchdev mode does: tier 1
+        expect(listPfs(await openSysfs(m.root))[0]).toMatchObject({ profile: 'e810', tier: 1 });
         const pf = listPfs(await openSysfs(m.root))[0]!;
-        expect(pf).toMatchObject({ profile: 'e810', netdev: m.pfs[0]!.netdev, tier: 2, tierNote: expect.stringContaining('switchdev') });
         const devDir = realpathSync(join(m.root, 'bus/pci/devices', pf.pci));
+        // legacy mode as ice lays it out: VFs without representors, and a switch id on
+        // the PF netdev all the same (was: tier 1, for the switch id)
+        for (const n of readdirSync(join(devDir, 'net'))) if (n !== pf.netdev) rmSync(join(devDir, 'net', n), { recursive: true });
         writeFileSync(join(devDir, 'net', pf.netdev!, 'phys_switch_id'), '00112233\n');
-        expect(listPfs(await openSysfs(m.root))[0]).toMatchObject({ tier: 1 });
-        expect(listPfs(await openSysfs(m.root))[0]!.tierNote).toBeUndefined();
+        const legacy = listPfs(await openSysfs(m.root))[0]!;
+        expect(legacy).toMatchObject({ tier: 2, tierNote: expect.stringContaining('switchdev') });
+        expect(pfEswitch(await openSysfs(m.root), legacy)).toMatchObject({ eswitch: 'legacy', representors: 0 });
       } finally {
         dropSim(m.root);
       }
     });
+  });
+
+  it('says the same eswitch mode for a simulated E810 PF with VFs and without', async () => {
+    const m = makeSim({ profile: 'e810', pfs: 1, vfs: 0 });
+    try {
+      const sysfs = await openSysfs(m.root);
+      const pf = listPfs(sysfs)[0]!;
+      // was: legacy (a veth PF netdev has no switch id), and switchdev once it had VFs
+      expect(pfEswitch(sysfs, pf)).toMatchObject({ eswitch: 'switchdev', representors: 0 });
+      setNumVfs(sysfs, pf.pci, 2);
+      expect(pfEswitch(await openSysfs(m.root), listPfs(await openSysfs(m.root))[0]!)).toEqual({ eswitch: 'switchdev', representors: 2 });
+    } finally {
+      dropSim(m.root);
+    }
+    const t = makeSim({ profile: 'e810', pfs: 1, vfs: 0, netdevs: false });
+    try {
+      const sysfs = await openSysfs(t.root);
+      // tree-only: no representors with VFs, so legacy without them too
+      expect(pfEswitch(sysfs, listPfs(sysfs)[0]!)).toMatchObject({ eswitch: 'legacy' });
+    } finally {
+      dropSim(t.root);
+    }
   });
 });
 

@@ -68,17 +68,30 @@ describe('VF representors', () => {
   it('tells a PF\'s eswitch mode (pf list): representors are switchdev; VFs without any, or no switch id, legacy; else unknown', () => {
     const sysfs = new Sysfs(root);
     pf('0000:3c:00.0', { ens5f0np0: ['p0', 'bb'], ens5f0npf0vf0: ['pf0vf0', 'bb'], ens5f0npf0vf1: ['pf0vf1', 'bb'] });
-    expect(pfEswitch(sysfs, { pci: '0000:3c:00.0', netdev: 'ens5f0np0', numVfs: 2 })).toEqual({ eswitch: 'switchdev', representors: 2 });
+    expect(pfEswitch(sysfs, { profile: null, pci: '0000:3c:00.0', netdev: 'ens5f0np0', numVfs: 2 })).toEqual({ eswitch: 'switchdev', representors: 2 });
     // a representor of a VF index the PF no longer has is not counted
-    expect(pfEswitch(sysfs, { pci: '0000:3c:00.0', netdev: 'ens5f0np0', numVfs: 1 })).toEqual({ eswitch: 'switchdev', representors: 1 });
+    expect(pfEswitch(sysfs, { profile: null, pci: '0000:3c:00.0', netdev: 'ens5f0np0', numVfs: 1 })).toEqual({ eswitch: 'switchdev', representors: 1 });
     // ice in legacy mode: a switch id (its devlink port's) and VFs, but no representors
     pf('0000:3d:00.0', { ens6f0: [undefined, 'cc'] });
-    expect(pfEswitch(sysfs, { pci: '0000:3d:00.0', netdev: 'ens6f0', numVfs: 4 })).toEqual({ eswitch: 'legacy', representors: 0 });
+    expect(pfEswitch(sysfs, { profile: null, pci: '0000:3d:00.0', netdev: 'ens6f0', numVfs: 4 })).toEqual({ eswitch: 'legacy', representors: 0 });
     // ...and without VFs: a switch id alone does not say which mode
-    expect(pfEswitch(sysfs, { pci: '0000:3d:00.0', netdev: 'ens6f0', numVfs: 0 })).toEqual({ eswitch: null, representors: 0 });
+    expect(pfEswitch(sysfs, { profile: null, pci: '0000:3d:00.0', netdev: 'ens6f0', numVfs: 0 })).toEqual({ eswitch: null, representors: 0 });
     // mlx5 (or i40e) without a switch id: legacy, VFs or not
-    expect(pfEswitch(sysfs, { pci: '0000:18:00.0', netdev: 'ens3f0', numVfs: 0 })).toEqual({ eswitch: 'legacy', representors: 0 });
+    expect(pfEswitch(sysfs, { profile: null, pci: '0000:18:00.0', netdev: 'ens3f0', numVfs: 0 })).toEqual({ eswitch: 'legacy', representors: 0 });
     // no netdev and no VFs: nothing to read
-    expect(pfEswitch(sysfs, { pci: '0000:3e:00.0', netdev: null, numVfs: 0 })).toEqual({ eswitch: null, representors: 0 });
+    expect(pfEswitch(sysfs, { profile: null, pci: '0000:3e:00.0', netdev: null, numVfs: 0 })).toEqual({ eswitch: null, representors: 0 });
+  });
+
+  it('says legacy for a family without switchdev (X710) whatever its netdevs look like, and says why when they look like representors', () => {
+    const sysfs = new Sysfs(root);
+    // representor-shaped netdevs under an X710 PF (as the simulator lays them out): the
+    // family has no eswitch modes, so they are no switchdev (was: switchdev)
+    pf('0000:3f:00.0', { ens7f0: [undefined, undefined], ens7f0r0: ['pf0vf0', undefined], ens7f0r1: ['pf0vf1', undefined] });
+    const x = pfEswitch(sysfs, { profile: 'x710', pci: '0000:3f:00.0', netdev: 'ens7f0', numVfs: 2 });
+    expect(x).toMatchObject({ eswitch: 'legacy', representors: 2 });
+    expect(x.eswitchNote).toContain('the x710 family has no switchdev mode');
+    expect(pfEswitch(sysfs, { profile: 'x710', pci: '0000:3f:00.0', netdev: 'ens7f0', numVfs: 0 })).toEqual({ eswitch: 'legacy', representors: 0 });
+    // the same netdevs under a family with switchdev are representors
+    expect(pfEswitch(sysfs, { profile: 'cx5', pci: '0000:3f:00.0', netdev: 'ens7f0', numVfs: 2 })).toEqual({ eswitch: 'switchdev', representors: 2 });
   });
 });
