@@ -5,7 +5,7 @@ import * as fs from 'node:fs';
 import * as z from '../util/z.js';
 import { parsePci, parseIfname, USERSPACE_DRIVERS } from '../sriov/pci.js';
 import type { VfInfo } from '../sriov/types.js';
-import { bifurcatedVf, loadProfiles } from '../sriov/profile.js';
+import { bifurcatedVf, loadProfiles, vfCandidates } from '../sriov/profile.js';
 import type { VfPlace, VfRef } from '../sriov/discover.js';
 import { badFile, invalid, notFound, systemError, VfpError } from '../util/errors.js';
 import { jsonParseError } from '../util/json.js';
@@ -566,15 +566,37 @@ export function exhaustedBesides(e: VfpError, pool: string, unusable: readonly V
   return new VfpError(e.kind, `${e.message}; besides, ${unusable.length} more of pool ${JSON.stringify(pool)} cannot be given: ${unusableList(unusable)}; ${fix}`, { ...e.details, unusable: unusable.length });
 }
 
+/** Whether VF's family is bifurcated (ConnectX: DPDK's mlx5 PMD runs on mlx5_core, and
+ *  binding the VF to vfio-pci takes it from DPDK, refused without --force): true when
+ *  every hw-profile its IDs match is, false when none is, null when they disagree or
+ *  none matches (or the profiles do not load: said where they are loaded). */
+export function vfIsBifurcated(v: Pick<VfInfo, 'vendor' | 'device'>): boolean | null {
+  let profiles: ReturnType<typeof loadProfiles>;
+  try {
+    profiles = loadProfiles();
+  } catch {
+    return null; // a broken profile directory is said where profiles are the subject
+  }
+  const c = vfCandidates(v.vendor, v.device, profiles);
+  if (c.length === 0) return null;
+  return bifurcatedVf(v.vendor, v.device, profiles) ? true : c.some((p) => p.dpdk.bifurcated) ? null : false;
+}
+
+/** How to bind a VF with no driver, for its family: a bifurcated one's DPDK runs on its
+ *  kernel driver, so vfio-pci is no way for it. */
+export const unboundFix = (pci: string, bifurcated: boolean | null) =>
+  bifurcated ? `bind it with \`vfplane vf bind ${pci} --driver kernel\` (DPDK too runs on its kernel driver, mlx5_core)` : `bind it with \`vfplane vf bind ${pci} --driver kernel|vfio-pci\``;
+
 /** What to do about such VFs, for the kinds there are: advice for one kind is harmful
  *  for another (rebinding a VF a DPDK application has open pulls it from under it). */
 export function unusableFix(unusable: readonly VfInfo[], treeOnly = false): string {
   if (treeOnly) {
-    const fams = new Set(unusable.map((v) => bifurcatedVf(v.vendor, v.device, loadProfiles())?.name));
-    return treeOnlyFix('PCI', fams.size === 1 ? [...fams][0] : undefined);
+    const kinds = [...new Set(unusable.filter((v) => v.driver && !USERSPACE_DRIVERS.has(v.driver)).map(vfIsBifurcated))];
+    return treeOnlyFix('PCI', kinds.length === 1 ? kinds[0]! : null);
   }
   const fix: string[] = [];
-  if (unusable.some((v) => !v.driver)) fix.push('bind one with no driver with `vfplane vf bind PCI --driver kernel|vfio-pci`');
+  const unbound = unusable.filter((v) => !v.driver);
+  if (unbound.length) fix.push(`${unboundFix('PCI', unbound.every((v) => vfIsBifurcated(v) === true)).replace(/^bind it/, 'bind one with no driver')}`);
   if (unusable.some((v) => v.driver && !v.vfioOpenBy)) fix.push('find who has the netdevs of those bound to a kernel driver, or take them back with `vfplane vf bind PCI --driver kernel --force` (their netdevs there go, new ones come up here)');
   if (unusable.some((v) => v.vfioOpenBy)) fix.push('those whose VFIO group a process has open are that process\'s: stop it (a DPDK application vfplane did not give them to), or let the pool select other VFs');
   return fix.join('; ');
@@ -582,8 +604,8 @@ export function unusableFix(unusable: readonly VfInfo[], treeOnly = false): stri
 
 /** unusableFix for one VF, named (`vf show`): the same advice, worded for it. */
 export function unusableFixFor(v: VfInfo, treeOnly = false): string {
-  if (treeOnly && v.driver && !USERSPACE_DRIVERS.has(v.driver)) return treeOnlyFix(v.pci, bifurcatedVf(v.vendor, v.device, loadProfiles())?.name);
-  if (!v.driver) return `bind it with \`vfplane vf bind ${v.pci} --driver kernel|vfio-pci\``;
+  if (treeOnly && v.driver && !USERSPACE_DRIVERS.has(v.driver)) return treeOnlyFix(v.pci, vfIsBifurcated(v));
+  if (!v.driver) return unboundFix(v.pci, vfIsBifurcated(v));
   if (v.vfioOpenBy) return 'it is that process\'s: stop it (a DPDK application vfplane did not give it to), or use another VF';
   return `find who has its netdev, or take it back with \`vfplane vf bind ${v.pci} --driver kernel --force\` (its netdev there goes, a new one comes up here)`;
 }
@@ -594,12 +616,19 @@ export function notHandedOver(v: VfInfo): string {
   return v.driver ? `is bound to ${v.driver} with no netdev in the host namespace` : 'is bound to no driver';
 }
 
-/** What to do with a kernel-bound VF (PCI) of a simulated NIC made without netdevs. A VF
- *  of a family whose DPDK PMD is bifurcated (FAMILY, cx5) is not to be bound to vfio-pci:
- *  `vf bind` refuses it, so that is no advice for it. */
-export const treeOnlyFix = (pci = 'PCI', bifurcatedFamily?: string) => bifurcatedFamily
-  ? `this simulated NIC was made without netdevs (\`sim create --no-netdevs\`), so a VF bound to a kernel driver has none to hand over, and a ${bifurcatedFamily} VF stays on its kernel driver (DPDK's PMD for it is bifurcated; \`vf bind --driver vfio-pci\` refuses it): make the simulator with netdevs`
-  : `this simulated NIC was made without netdevs (\`sim create --no-netdevs\`), so a VF bound to a kernel driver has none to hand over: bind it to vfio-pci (\`vfplane vf bind ${pci} --driver vfio-pci\`) to allocate it, or make the simulator with netdevs`;
+/** What to do with a kernel-bound VF (PCI) of a simulated NIC made without netdevs. A
+ *  bifurcated family's VF (ConnectX) is DPDK's only on its kernel driver, with a netdev
+ *  (binding it to vfio-pci is refused without --force): only a simulator with netdevs
+ *  makes it usable. BIFURCATED null: the family is not known (or the VFs named are of
+ *  both kinds), both ways are said; not given: not bifurcated, as before families were told. */
+export const treeOnlyFix = (pci = 'PCI', bifurcated: boolean | null = false) => {
+  const why = 'this simulated NIC was made without netdevs (`sim create --no-netdevs`), so a VF bound to a kernel driver has none to hand over';
+  const remake = 'make the simulator again with netdevs (`vfplane sim destroy`, then `vfplane sim create` without --no-netdevs)';
+  const vfio = `bind it to vfio-pci (\`vfplane vf bind ${pci} --driver vfio-pci\`) to allocate it`;
+  if (bifurcated === true) return `${why}, and its family is bifurcated (DPDK's mlx5 PMD runs on mlx5_core, through the VF's netdev and RDMA device; vfio-pci is no way for it): ${remake}`;
+  if (bifurcated === false) return `${why}: ${vfio}, or make the simulator with netdevs`;
+  return `${why}: ${vfio} (not a bifurcated family's VF, ConnectX on mlx5_core: DPDK runs on its kernel driver), or ${remake}`;
+};
 
 type VfCount = number | readonly Pick<VfInfo, 'index'>[];
 

@@ -503,6 +503,35 @@ describePrivileged('simulated SR-IOV NIC', { netns: true }, () => {
     }
   });
 
+  // A ConnectX VF is DPDK's on mlx5_core (bifurcated), and binding it to vfio-pci is
+  // refused without --force: on a tree-only simulator of that family the way that works
+  // is a simulator with netdevs (was: bind it to vfio-pci).
+  it('a ConnectX simulator without netdevs: the advice is to make it with netdevs, not to bind vfio-pci', () => {
+    const s = makeSim({ profile: 'cx5', pfs: 1, vfs: 2, netdevs: false });
+    const run = (args: string[]) => spawnSync(process.execPath, [join(ROOT, 'bin/vfplane.js'), ...args, '--sysfs-root', s.root], { encoding: 'utf8' });
+    const state = join(s.root, '..', 'state-cx5');
+    try {
+      const remake = 'make the simulator again with netdevs (`vfplane sim destroy`, then `vfplane sim create` without --no-netdevs)';
+      const list = JSON.parse(run(['vf', 'list', '--state-dir', state, '--json']).stdout);
+      expect(list.map((v: any) => v.fix)).toEqual([expect.stringContaining(remake), expect.stringContaining(remake)]);
+      for (const v of list) expect(v.fix).not.toContain('--driver vfio-pci');
+      const show = run(['vf', 'show', '0000:5e:02.0', '--state-dir', state]).stdout;
+      expect(show).toContain('its family is bifurcated');
+      expect(show).not.toContain('--driver vfio-pci');
+      const pools = join(s.root, '..', 'pools-cx5.json');
+      writeFileSync(pools, JSON.stringify({ pools: [{ name: 'mlx', selector: { vendors: ['15b3'] } }] }));
+      const alloc = run(['vf', 'alloc', '--pool', 'mlx', '--pools', pools, '--owner', 'ns/p', '--state-dir', state]);
+      expect(alloc.status).toBe(1);
+      expect(alloc.stderr).toContain(`none usable: 0000:5e:02.0 is bound to mlx5_core with no netdev in the host namespace; 0000:5e:02.1 is bound to mlx5_core with no netdev in the host namespace; this simulated NIC was made without netdevs`);
+      expect(alloc.stderr).toContain(remake);
+      expect(alloc.stderr).not.toContain('vfio-pci`)');
+      rmSync(pools, { force: true });
+    } finally {
+      rmSync(state, { recursive: true, force: true });
+      dropSim(s.root);
+    }
+  });
+
   it('sim show and destroy find the simulator through VFPLANE_SYSFS_ROOT, as sim create says to export it', () => {
     const s = makeSim({ pfs: 1, vfs: 1 });
     const env = { ...process.env, VFPLANE_SYSFS_ROOT: s.root };
