@@ -2,6 +2,7 @@
 // what to do when it is missing: I/O backends, the addon, the CNI shim and server,
 // hugepages, vfio and the IOMMU, AF_XDP and AF_PACKET, the SR-IOV NICs with the offload
 // tier their hw-profile allows, and what a running data plane's status warns of.
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -295,6 +296,43 @@ async function nicChecks(out: Check[], sysfsRoot: string | undefined): Promise<v
   }
 }
 
+/** What `rdma system show` (iproute2) gave: its output, or why there is none. */
+export type RdmaSystemShow = { stdout: string } | { missing: true } | { failed: string };
+
+function rdmaSystemShow(): RdmaSystemShow {
+  const r = spawnSync('rdma', ['system', 'show'], { encoding: 'utf8', timeout: 5000, stdio: ['ignore', 'pipe', 'pipe'] });
+  if (r.error) return (r.error as NodeJS.ErrnoException).code === 'ENOENT' ? { missing: true } : { failed: r.error.message };
+  if (r.status !== 0) return { failed: (r.stderr || r.stdout || `exit ${r.status}`).trim().split('\n')[0]! };
+  return { stdout: r.stdout };
+}
+
+/**
+ * The RDMA subsystem's netns mode (`rdma system show`: netns shared|exclusive), on a node
+ * whose NICs DPDK reaches through their RDMA devices (ConnectX). In shared mode (the
+ * kernel's default) every namespace sees every RDMA device; in exclusive mode a pod sees
+ * only those moved into its namespace, which vfplane-cni does not do (the rdma CNI
+ * plugin, chained after it: deploy/README.md, ConnectX and DPDK). Without the tool or the
+ * kernel's RDMA netlink there is no telling, and the check says so. LOADS_MODULES: whether
+ * this kernel loads modules (/proc/modules), for the fix.
+ */
+export function rdmaNetnsCheck(r: RdmaSystemShow, fams: string, loadsModules = true): Check {
+  const name = 'RDMA netns mode';
+  const exclusiveFix = 'chain the rdma CNI plugin after vfplane-cni in the network, which moves the pod\'s RDMA device into its namespace (deploy/README.md, ConnectX and DPDK), or make the mode shared: rdma system set netns shared';
+  const cannot = `cannot tell whether the RDMA subsystem is in shared or exclusive netns mode (${fams}: in exclusive mode a DPDK pod's RDMA device must be moved into its namespace, which vfplane-cni does not do)`;
+  if ('missing' in r) return { area: 'host', name, status: 'warn', detail: `${cannot}: no \`rdma\` tool here (iproute2)`, fix: 'install iproute2\'s rdma tool and run `rdma system show` (netns shared: nothing to do; exclusive: the rdma CNI plugin)' };
+  if ('failed' in r) {
+    return {
+      area: 'host', name, status: 'warn', detail: `${cannot}: \`rdma system show\` failed (${r.failed}): this kernel's RDMA subsystem (ib_core) is absent or not loaded`,
+      fix: loadsModules ? 'load the RDMA stack (modprobe mlx5_ib ib_uverbs, which bring ib_core), then run `rdma system show`' : 'this kernel loads no modules (no /proc/modules): use one built with the RDMA stack (ib_core, mlx5_ib, ib_uverbs), then run `rdma system show`',
+    };
+  }
+  const m = /\bnetns (shared|exclusive)\b/.exec(r.stdout);
+  if (!m) return { area: 'host', name, status: 'warn', detail: `${cannot}: \`rdma system show\` printed no netns mode (${JSON.stringify(r.stdout.trim())}); an iproute2 older than 5.3?`, fix: 'update iproute2, then run `rdma system show`' };
+  return m[1] === 'shared'
+    ? { area: 'host', name, status: 'ok', detail: `netns shared (the kernel's default): every namespace sees every RDMA device, so a ${fams} DPDK pod reaches its VF's with nothing moved` }
+    : { area: 'host', name, status: 'warn', detail: `netns exclusive: a pod sees only the RDMA devices moved into its namespace, and vfplane-cni moves the VF's netdev, not its RDMA device: a ${fams} DPDK pod would not find its VF`, fix: exclusiveFix };
+}
+
 /**
  * What DPDK needs on this node depends on its NICs: vfio-pci and an IOMMU for the families
  * whose VFs DPDK drives bound to vfio-pci (X710, E810), the RDMA stack for the bifurcated
@@ -317,6 +355,8 @@ function dpdkNeeds(out: Check[], fams: (HwProfile | null)[]): void {
   }
   const bif = known.filter((f) => f.dpdk.bifurcated);
   if (bif.length === 0) return;
+  // Its own check, after the modules': whether a pod's RDMA device must be moved to it.
+  const netns = rdmaNetnsCheck(rdmaSystemShow(), [...new Set(bif.map((f) => f.name))].join(', '), fs.existsSync('/proc/modules'));
   const missing = ['mlx5_ib', 'ib_uverbs'].filter((m) => !fs.existsSync(`/sys/module/${m}`));
   const uverbs = (() => {
     try {
@@ -332,9 +372,11 @@ function dpdkNeeds(out: Check[], fams: (HwProfile | null)[]): void {
       detail: `${what}: ${[...(missing.length ? [`module${missing.length > 1 ? 's' : ''} ${missing.join(', ')} not loaded`] : []), ...(uverbs.length ? [] : ['no /dev/infiniband/uverbs*'])].join(', ')}; kernel-mode pods work without it, DPDK in them does not`,
       fix: fs.existsSync('/proc/modules') ? `modprobe ${['mlx5_ib', 'ib_uverbs'].join(' ')} (rdma-core's udev rules load them at boot)` : 'this kernel loads no modules (no /proc/modules): use one built with mlx5_ib and ib_uverbs',
     });
+    out.push(netns);
     return;
   }
-  out.push({ area: 'host', name: 'RDMA (mlx5 DPDK)', status: 'ok', detail: `${what}: mlx5_ib and ib_uverbs loaded, ${uverbs.length} uverbs device(s); a pod needs /dev/infiniband (the device plugin mounts it for an isRdma resource), and with the RDMA subsystem in exclusive netns mode (rdma system show) its RDMA device moved into the pod (the rdma CNI plugin)` });
+  out.push({ area: 'host', name: 'RDMA (mlx5 DPDK)', status: 'ok', detail: `${what}: mlx5_ib and ib_uverbs loaded, ${uverbs.length} uverbs device(s); a pod needs /dev/infiniband (the device plugin mounts it for an isRdma resource), and with the RDMA subsystem in exclusive netns mode its RDMA device moved into the pod (the RDMA netns mode check says which)` });
+  out.push(netns);
 }
 
 /** The server socket the shim installed as FILE names (`socket=` in FILE.shim), or

@@ -6,7 +6,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { release } from 'node:os';
-import { installedPlugin, tcxCheck } from '../../src/cli/doctor-run.js';
+import { installedPlugin, rdmaNetnsCheck, tcxCheck } from '../../src/cli/doctor-run.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ROOT, vfplane, vfplaneAsync } from '../helpers/cli.js';
 import { dropSim, makeSim } from '../helpers/sim.js';
@@ -60,10 +60,36 @@ describe('vfplane doctor', () => {
       expect(rdma.detail).toMatch(/^DPDK's mlx5_eth PMD \(cx6dx\) reaches a VF through its RDMA device/);
       if (existsSync('/sys/module/mlx5_ib') && existsSync('/sys/module/ib_uverbs') && existsSync('/dev/infiniband')) expect(['ok', 'warn']).toContain(rdma.status);
       else expect([rdma.status, rdma.fix]).toEqual(['warn', expect.stringMatching(/modprobe mlx5_ib ib_uverbs|loads no modules/)]);
+      // The RDMA subsystem's netns mode, read with `rdma system show`, or said to be
+      // unknown (here: the tool or the kernel's RDMA netlink may be absent).
+      expect(by(onX, 'RDMA netns mode')).toBeUndefined();
+      const netns = by(onC, 'RDMA netns mode')!;
+      expect(netns).toBeDefined();
+      const here = spawnSync('rdma', ['system', 'show'], { encoding: 'utf8' });
+      const mode = here.status === 0 ? /\bnetns (shared|exclusive)\b/.exec(here.stdout)?.[1] : undefined;
+      if (mode === 'shared') expect(netns).toMatchObject({ status: 'ok', detail: expect.stringMatching(/^netns shared/) });
+      else if (mode === 'exclusive') expect(netns).toMatchObject({ status: 'warn', fix: expect.stringContaining('rdma CNI plugin') });
+      else expect(netns).toMatchObject({ status: 'warn', detail: expect.stringMatching(/^cannot tell whether the RDMA subsystem is in shared or exclusive netns mode \(cx6dx: /) });
     } finally {
       dropSim(x.root);
       dropSim(c.root);
     }
+  });
+
+  it('reads the RDMA netns mode from `rdma system show`, and says when it cannot tell', () => {
+    const shared = rdmaNetnsCheck({ stdout: 'netns shared copy-on-fork on\n' }, 'cx5');
+    expect(shared).toMatchObject({ name: 'RDMA netns mode', status: 'ok', detail: expect.stringMatching(/^netns shared \(the kernel's default\)/) });
+    expect(shared.fix).toBeUndefined();
+    const excl = rdmaNetnsCheck({ stdout: 'netns exclusive copy-on-fork on\n' }, 'cx5, cx6dx');
+    expect(excl).toMatchObject({ status: 'warn', detail: expect.stringMatching(/^netns exclusive: .*vfplane-cni moves the VF's netdev, not its RDMA device/) });
+    expect(excl.fix).toMatch(/rdma CNI plugin .*deploy\/README\.md, ConnectX and DPDK.*rdma system set netns shared/);
+    const noTool = rdmaNetnsCheck({ missing: true }, 'cx5');
+    expect(noTool).toMatchObject({ status: 'warn', detail: expect.stringMatching(/^cannot tell .*: no `rdma` tool here \(iproute2\)$/) });
+    const noKernel = rdmaNetnsCheck({ failed: 'Failed to open NETLINK_RDMA socket' }, 'cx5');
+    expect(noKernel).toMatchObject({ status: 'warn', detail: expect.stringContaining('`rdma system show` failed (Failed to open NETLINK_RDMA socket): this kernel\'s RDMA subsystem (ib_core) is absent or not loaded') });
+    expect(noKernel.fix).toMatch(/^load the RDMA stack \(modprobe mlx5_ib ib_uverbs/);
+    expect(rdmaNetnsCheck({ failed: 'x' }, 'cx5', false).fix).toMatch(/^this kernel loads no modules/);
+    expect(rdmaNetnsCheck({ stdout: 'copy-on-fork on\n' }, 'cx5').detail).toMatch(/^cannot tell .*printed no netns mode/);
   });
 
   it('its vfio-pci fix fits the kernel: modprobe where modules load, a built-in driver where none do', () => {
