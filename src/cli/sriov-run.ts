@@ -8,7 +8,7 @@ import { AllocStore, DB_FILE, defaultStateDir, heldInAnotherStore, putBackWaitMs
 import { describeOwner, ownerAlive, parseOwner, pidStart, type Owner } from '../alloc/owner.js';
 import { allocatedBeforeBoot, netdevHome, restoreVf, stepText, type PutBackStep } from '../alloc/put-back.js';
 import type { IpamRecord } from '../cni/ipam.js';
-import { checkSelectorAgainst, exhaustedBesides, findPool, isUnusable, loadPools, notHandedOver, poolVfs, poolView, treeOnlyFix, unusableFixFor, vfCountsByPf, whyNoMatch, whyUnusable } from '../alloc/pool.js';
+import { checkSelectorAgainst, exhaustedBesides, findPool, isUnusable, loadPools, notHandedOver, poolVfs, poolView, treeOnlyFix, unboundFix, unusableFixFor, vfIsBifurcated, vfCountsByPf, whyNoMatch, whyUnusable } from '../alloc/pool.js';
 import { bindVf, configVf, setNumVfs, type VfConfig } from '../sriov/actions.js';
 import { listPfs, listVfs, resolvePf, resolveVf, findRepresentor, pfEswitch, vfOfRepresentor } from '../sriov/discover.js';
 import { defaultSysfsRoot, openSysfs, type Sysfs } from '../sriov/sysfs.js';
@@ -424,10 +424,10 @@ export async function vfAlloc(o: Common & OwnerFlags & { pool?: string; pci?: st
       throw conflict(vf.vfioOpenBy
         ? `VF ${vf.pci} ${notHandedOver(vf)}, and no allocation explains it (a DPDK pod another CNI gave it to, a data plane, testpmd): stop that process, or pick another VF`
         : vf.driver && sysfs.treeOnly
-        ? `VF ${vf.pci} is bound to ${vf.driver} and has no netdev: ${treeOnlyFix(vf.pci)}`
+        ? `VF ${vf.pci} is bound to ${vf.driver} and has no netdev: ${treeOnlyFix(vf.pci, vfIsBifurcated(vf))}`
         : vf.driver
         ? `VF ${vf.pci} is bound to ${vf.driver} but its netdev is not in the host namespace, and no allocation explains it: someone else has it (a pod's namespace?); find who, or take it back: \`vfplane vf bind ${vf.pci} --driver kernel --force\` rebinds it, which destroys its netdev there and makes a new one in this namespace`
-        : `VF ${vf.pci} is bound to no driver, so it cannot be handed over; bind it first: vfplane vf bind ${vf.pci} --driver kernel|vfio-pci`, { pci: vf.pci, driver: vf.driver });
+        : `VF ${vf.pci} is bound to no driver, so it cannot be handed over; ${unboundFix(vf.pci, vfIsBifurcated(vf))}`, { pci: vf.pci, driver: vf.driver });
     }
     const store = storeRw(o);
     try {

@@ -17,8 +17,8 @@ describe('advice for a VF of a simulator without netdevs', () => {
   it('a cx5 VF: not vfio-pci, which vf bind refuses for it', () => {
     const fix = unusableFixFor(vf('0000:5e:02.0', '15b3', '1018', 'mlx5_core'), true);
     expect(fix).not.toContain('--driver vfio-pci`) to allocate');
-    expect(fix).toContain('a cx5 VF stays on its kernel driver');
-    expect(fix).toContain('make the simulator with netdevs');
-    expect(unusableFix([vf('0000:5e:02.0', '15b3', '1018', 'mlx5_core'), vf('0000:5e:02.1', '15b3', '1018', 'mlx5_core')], true)).toContain('a cx5 VF stays on its kernel driver');
+    expect(fix).toContain('its family is bifurcated');
+    expect(fix).toContain('make the simulator again with netdevs');
+    expect(unusableFix([vf('0000:5e:02.0', '15b3', '1018', 'mlx5_core'), vf('0000:5e:02.1', '15b3', '1018', 'mlx5_core')], true)).toContain('its family is bifurcated');
   });
 });

@@ -525,6 +525,12 @@ describePrivileged('simulated SR-IOV NIC', { netns: true }, () => {
       expect(alloc.stderr).toContain(`none usable: 0000:5e:02.0 is bound to mlx5_core with no netdev in the host namespace; 0000:5e:02.1 is bound to mlx5_core with no netdev in the host namespace; this simulated NIC was made without netdevs`);
       expect(alloc.stderr).toContain(remake);
       expect(alloc.stderr).not.toContain('vfio-pci`)');
+      // by address, the same (it advised vfio-pci: helper-106)
+      const byPci = run(['vf', 'alloc', '--pci', '0000:5e:02.1', '--owner', 'ns/p', '--state-dir', state]);
+      expect(byPci.status).toBe(1);
+      expect(byPci.stderr).toContain(`VF 0000:5e:02.1 is bound to mlx5_core and has no netdev: this simulated NIC was made without netdevs`);
+      expect(byPci.stderr).toContain(remake);
+      expect(byPci.stderr).not.toContain('vfio-pci`)');
       rmSync(pools, { force: true });
     } finally {
       rmSync(state, { recursive: true, force: true });
