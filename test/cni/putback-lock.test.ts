@@ -12,8 +12,11 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { describePrivileged } from '../helpers/privileged.js';
 import { Netns } from '../helpers/netns.js';
 import { dropAllSims, makeSim, sweepStaleSims } from '../helpers/sim.js';
-import { ROOT, vfplane } from '../helpers/cli.js';
+import { ROOT } from '../helpers/cli.js';
 import type { SimManifest } from '../../src/sim/manifest.js';
+import { simKernel } from '../../src/sim/kernel.js';
+import { Sysfs } from '../../src/sriov/sysfs.js';
+import { vfShowView } from '../../src/cli/sriov-run.js';
 
 const PLUGIN = join(ROOT, 'bin', 'vfplane-cni.js');
 const REF = '/usr/lib/cni';
@@ -24,8 +27,15 @@ describePrivileged('the put-back lock: one releaser of a VF at a time', { netns:
   let state: string;
   const pods: Netns[] = [];
 
-  // host-local, whose DEL announces itself (a file per call) and then takes 1.5 s (asked twice by a 1.1.0 DEL: Debian's refuses 1.1.0, then 1.0.0).
+  // host-local, whose DEL announces itself (a file per call) and then, while the test
+  // holds it (`hold()` until `let go`), waits: the releaser keeps its put-back lock
+  // meanwhile. (Asked twice by a 1.1.0 DEL: Debian's refuses 1.1.0, then 1.0.0.) Held
+  // only where a test races two releasers: a fixed 1.5 s sleep on every DEL made the
+  // others wait for nothing, and a GC slower than it could see the DEL's second call.
   const slowIpam = () => join(dir, 'bin', 'slowdel');
+  const holdFile = () => join(dir, 'hold');
+  const hold = () => writeFileSync(holdFile(), '');
+  const letGo = () => rmSync(holdFile(), { force: true });
   const delStarted = () => readdirSync(join(dir, 'marks')).length;
   const conf = (over: Record<string, unknown> = {}) => ({
     cniVersion: '1.1.0', name: 'pbnet', type: 'vfplane-cni', sysfsRoot: m.root, stateDir: state, logLevel: 'info',
@@ -55,10 +65,12 @@ describePrivileged('the put-back lock: one releaser of a VF at a time', { netns:
     if (!what()) throw new Error(`timed out waiting for ${label}`);
   };
   const info = (stderr: string) => stderr.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { level: string; msg: string }).map((l) => `${l.level}: ${l.msg}`);
+  /** Who holds VF `pci`, as `vfplane vf show --json` says, read in this process by the
+   *  same code (the tree opened as the CLI opens it, the store as it is on disk) without
+   *  a Node process per look: the CLI is not what this file is about. */
   const holder = (pci: string) => {
-    const r = vfplane(['vf', 'show', pci, '--sysfs-root', m.root, '--state-dir', state, '--json']);
-    expect(r.code, r.stderr).toBe(0);
-    return (JSON.parse(r.stdout) as { allocation: { owner: { containerId?: string } } | null }).allocation?.owner.containerId ?? null;
+    const shown = JSON.parse(JSON.stringify(vfShowView(new Sysfs(m.root, simKernel(m.root)), { sysfsRoot: m.root, stateDir: state, json: true }, pci)));
+    return (shown as { allocation: { owner: { containerId?: string } } | null }).allocation?.owner.containerId ?? null;
   };
   const leases = () => (existsSync(join(dir, 'ipam', 'pbnet')) ? readdirSync(join(dir, 'ipam', 'pbnet')).filter((f) => /^\d/.test(f)) : []);
   const homeAsBefore = (vf: string) => {
@@ -82,9 +94,10 @@ describePrivileged('the put-back lock: one releaser of a VF at a time', { netns:
     dir = mkdtempSync(join(tmpdir(), 'vfplane-putback-'));
     state = join(dir, 'state');
     for (const d of ['bin', 'marks', 'ipam']) spawnSync('mkdir', ['-p', join(dir, d)]);
-    writeFileSync(slowIpam(), `#!/bin/sh\nif [ "$CNI_COMMAND" = DEL ]; then touch ${join(dir, 'marks')}/$$; sleep 1.5; fi\nexec ${REF}/host-local\n`, { mode: 0o755 });
+    writeFileSync(slowIpam(), `#!/bin/sh\nif [ "$CNI_COMMAND" = DEL ]; then touch ${join(dir, 'marks')}/$$; i=0; while [ -e ${holdFile()} ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done; fi\nexec ${REF}/host-local\n`, { mode: 0o755 });
   });
   afterAll(() => {
+    letGo();
     for (const p of pods) p.destroy();
     dropAllSims();
     rmSync(dir, { recursive: true, force: true });
@@ -94,16 +107,18 @@ describePrivileged('the put-back lock: one releaser of a VF at a time', { netns:
     const pci = '0000:5e:02.0';
     const e = addPod('pbgc', pci);
     const marks = delStarted();
+    hold();
     const del = start('DEL', conf({ deviceID: pci }), e);
     // The DEL has brought the netdev home and holds the put-back while its IPAM DEL runs.
     await waitFor(() => delStarted() > marks, 'the DEL to reach its IPAM DEL');
     const gc = run('GC', conf({ 'cni.dev/valid-attachments': [] }));
     expect(gc.status, gc.stdout + gc.stderr).toBe(0);
     expect(info(gc.stderr)).toContainEqual(expect.stringMatching(new RegExp(`^info: GC: VF ${pci.replace(/\./g, '\\.')} of .*pbgc0001.* is being put back by CNI DEL of .*pbgc0001.* \\(pid \\d+\\); left to it$`)));
-    // GC's own IPAM DEL would have run (and slept): it did not start one.
+    // GC's own IPAM DEL would have run (and been held): it did not start one.
     expect(delStarted()).toBe(marks + 1);
     // Still the pod's, until the DEL releases it.
     expect(holder(pci)).toBe(e.containerId);
+    letGo();
     const d = await del.done;
     expect(d.code, d.out + d.err).toBe(0);
     expect(holder(pci)).toBeNull();
@@ -115,9 +130,13 @@ describePrivileged('the put-back lock: one releaser of a VF at a time', { netns:
     const pci = '0000:5e:02.1';
     const e = addPod('pbdel', pci);
     const marks = delStarted();
+    hold();
     const gc = start('GC', conf({ 'cni.dev/valid-attachments': [] }));
     await waitFor(() => delStarted() > marks, 'GC to reach its IPAM DEL');
     const del = start('DEL', conf({ deviceID: pci }), e);
+    // GC holds the put-back while the DEL starts and finds it held (the 3 s the fixed
+    // sleeps gave, counted from the DEL's start now); no sign says when it is waiting.
+    setTimeout(letGo, 2500);
     const [g, d] = await Promise.all([gc.done, del.done]);
     expect(g.code, g.out + g.err).toBe(0);
     expect(d.code, d.out + d.err).toBe(0);
@@ -171,10 +190,12 @@ describePrivileged('the put-back lock: one releaser of a VF at a time', { netns:
     const pci = '0000:5e:02.2';
     const e = addPod('pbkill', pci);
     const marks = delStarted();
+    hold();
     const del = start('DEL', conf({ deviceID: pci }), e);
     await waitFor(() => delStarted() > marks, 'the DEL to reach its IPAM DEL');
     del.child.kill('SIGKILL');
     expect((await del.done).signal).toBe('SIGKILL');
+    letGo(); // its IPAM plugin, orphaned, goes on as it did after its sleep
     expect(holder(pci)).toBe(e.containerId); // killed before its release
     // A lock that outlived its holder would keep this DEL waiting, then refuse it (code 11).
     const again = run('DEL', conf({ deviceID: pci }), e);
