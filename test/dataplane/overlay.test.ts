@@ -10,8 +10,21 @@ import { describePrivileged } from '../helpers/privileged.js';
 import { Topology } from '../../src/demo/topology.js';
 import { request } from '../../src/dataplane/control.js';
 import { ROOT, vfplane } from '../helpers/cli.js';
+import { simKernel } from '../../src/sim/kernel.js';
+import { Sysfs } from '../../src/sriov/sysfs.js';
+import { vfListRows, vfShowView } from '../../src/cli/sriov-run.js';
 
 const prefix = `o${(process.pid % 46656).toString(36)}`;
+
+/** What `vfplane vf show|list --json` prints for a node, read in this process by the same
+ *  code (the tree opened as the CLI opens it, the store read as it is on disk): state the
+ *  tests look at, without a Node process per look. Where the CLI is what a test is about
+ *  (its tables, gc, release), it runs. */
+const look = (node: { sim: { root: string }; stateDir: string }, args: ['vf', 'show', string] | ['vf', 'list', '--free' | '--allocated']): any => {
+  const o = { sysfsRoot: node.sim.root, stateDir: node.stateDir, json: true };
+  const sysfs = new Sysfs(node.sim.root, simKernel(node.sim.root));
+  return JSON.parse(JSON.stringify(args[1] === 'show' ? vfShowView(sysfs, o, args[2]) : vfListRows(sysfs, { ...o, free: args[2] === '--free', allocated: args[2] === '--allocated' })));
+};
 
 describePrivileged('VXLAN overlay between two simulated nodes', { netns: true, commands: ['iperf3', 'ping', '/usr/lib/cni/static', '/usr/lib/cni/tuning'] }, () => {
   let topo: Topology;
@@ -291,7 +304,7 @@ describePrivileged('VXLAN overlay between two simulated nodes', { netns: true, c
     const other = mkdtempSync(join(tmpdir(), 'vfplane-otherstore-'));
     const ns = `${prefix}-os`;
     execFileSync('ip', ['netns', 'add', ns]);
-    const free = (JSON.parse(vfplane(['vf', 'list', '--free', '--json', '--sysfs-root', b.sim.root, '--state-dir', b.stateDir]).stdout) as { pci: string }[])[0]!.pci;
+    const free = (look(b, ['vf', 'list', '--free']) as { pci: string }[])[0]!.pci;
     const conf = {
       cniVersion: '1.0.0', name: 'overlay-100', type: 'vfplane-cni', deviceID: free, sysfsRoot: b.sim.root, stateDir: other,
       vxlan: { vni: 100, socket: b.socket }, ipam: { type: 'static', addresses: [{ address: '10.100.0.31/24' }] },
@@ -320,7 +333,7 @@ describePrivileged('VXLAN overlay between two simulated nodes', { netns: true, c
 
   it('refuses a pod of a namespace the tenants do not open the VNI to, and takes nothing', async () => {
     const b = topo.nodes.get('b')!;
-    const allocated = () => (JSON.parse(vfplane(['vf', 'list', '--allocated', '--json', '--sysfs-root', b.sim.root, '--state-dir', b.stateDir]).stdout) as unknown[]).length;
+    const allocated = () => (look(b, ['vf', 'list', '--allocated']) as unknown[]).length;
     const st0 = (await topo.control('b', { op: 'status' })) as { attachments: unknown[] };
     const held = allocated();
     const refused = await topo.addPod({ name: 'x1', node: 'b', vni: 100, ip: '10.100.0.7/24', namespace: 'team-x' }).then(() => '', (e: Error) => e.message);
@@ -515,7 +528,7 @@ describePrivileged('VXLAN overlay between two simulated nodes', { netns: true, c
     rude.stdout!.on('data', (d) => (said += d));
     for (let i = 0; i < 200 && !said.includes('ready'); i++) await new Promise((r) => setTimeout(r, 25));
     try {
-      const held = () => (JSON.parse(vfplane(['vf', 'list', '--allocated', '--json', '--sysfs-root', b.sim.root, '--state-dir', b.stateDir]).stdout) as unknown[]).length;
+      const held = () => (look(b, ['vf', 'list', '--allocated']) as unknown[]).length;
       const before = held();
       const refused = await topo.addPod({ name: 'r2', node: 'b', vni: 100, ip: '10.100.0.22/24' }).then(() => '', (e: Error) => e.message);
       expect(refused).toMatch(/"code": 11,/);
@@ -528,7 +541,7 @@ describePrivileged('VXLAN overlay between two simulated nodes', { netns: true, c
       rmSync(b.socket, { force: true });
     }
     expect(said).toContain('asked');
-    expect(vfplane(['vf', 'show', pod.pci, '--sysfs-root', b.sim.root, '--state-dir', b.stateDir, '--json']).stdout).toContain('"allocation": null');
+    expect(look(b, ['vf', 'show', pod.pci]).allocation).toBeNull();
     await topo.startDaemon(b);
     const st = (await topo.control('b', { op: 'status' })) as { attachments: { pci: string }[] };
     expect(st.attachments.map((x) => x.pci)).not.toContain(pod.pci);
@@ -599,7 +612,7 @@ describePrivileged('VXLAN overlay between two simulated nodes', { netns: true, c
     // Its netdev came home by itself (the simulator puts it back when its tree is opened),
     // here with another MTU: gc gives it its own back.
     const on = ['--sysfs-root', b.sim.root, '--state-dir', b.stateDir];
-    const own = JSON.parse(vfplane(['vf', 'show', pod.pci, ...on, '--json']).stdout).netdev as string;
+    const own = look(b, ['vf', 'show', pod.pci]).netdev as string;
     execFileSync('ip', ['link', 'set', own, 'mtu', '1400']);
     // A dry run first: every step the real gc takes, `dry: true`, and nothing done.
     const dryRun = vfplane(['gc', '--dry-run', ...on, '--json']);
@@ -618,7 +631,7 @@ describePrivileged('VXLAN overlay between two simulated nodes', { netns: true, c
     expect(dryText.stdout).toContain(`netdev ${own}: would restore mtu 1500`);
     expect((await st()).map((x) => x.pci)).toContain(pod.pci); // still on the overlay
     expect(execFileSync('ip', ['-o', 'link', 'show', own], { encoding: 'utf8' })).toMatch(/ mtu 1400 /);
-    expect(JSON.parse(vfplane(['vf', 'show', pod.pci, ...on, '--json']).stdout).allocation).toMatchObject({ owner: { name: 'g1' } });
+    expect(look(b, ['vf', 'show', pod.pci]).allocation).toMatchObject({ owner: { name: 'g1' } });
     // The real gc takes exactly those steps.
     const r = vfplane(['gc', ...on, '--json']);
     expect(r.code, r.stderr).toBe(0);
@@ -712,8 +725,8 @@ describePrivileged('VXLAN overlay between two simulated nodes', { netns: true, c
   // VF on the VNI that its next pod (of any network) then gets: refused.
   it('refuses an attach for a VF its pod does not hold (an ADD undone meanwhile), and attaches nothing', async () => {
     const a = topo.nodes.get('a')!;
-    const free = (JSON.parse(vfplane(['vf', 'list', '--free', '--sysfs-root', a.sim.root, '--state-dir', a.stateDir, '--json']).stdout) as { pci: string }[])[0]!;
-    const rep = (JSON.parse(vfplane(['vf', 'show', free.pci, '--sysfs-root', a.sim.root, '--state-dir', a.stateDir, '--json']).stdout) as { representor: string }).representor;
+    const free = (look(a, ['vf', 'list', '--free']) as { pci: string }[])[0]!;
+    const rep = (look(a, ['vf', 'show', free.pci]) as { representor: string }).representor;
     const req = { op: 'attach', representor: rep, pci: free.pci, vni: 100, mac: '02:aa:00:00:00:61', owner: { containerId: 'undone0001', ifname: 'eth0', podNamespace: 'default' } };
     await expect(topo.control('a', req)).rejects.toThrow(/^VF \S+ is not allocated to container undone0001 \(eth0\) in the allocation store under \S+: the ADD that asked for this attachment was undone .*nothing attached$/);
     const st = (await topo.control('a', { op: 'status' })) as { attachments: { pci?: string }[] };
@@ -735,7 +748,7 @@ describePrivileged('VXLAN overlay between two simulated nodes', { netns: true, c
       spawnSync('ip', ['netns', 'del', netns]);
       rmSync(dir, { recursive: true, force: true });
     };
-    const pci = (JSON.parse(vfplane(['vf', 'list', '--free', '--sysfs-root', a.sim.root, '--state-dir', a.stateDir, '--json']).stdout) as { pci: string }[])[0]!.pci;
+    const pci = (look(a, ['vf', 'list', '--free']) as { pci: string }[])[0]!.pci;
     const conf = { cniVersion: '1.0.0', name: 'overlay-100', type: 'vfplane-cni', deviceID: pci, sysfsRoot: a.sim.root, stateDir: a.stateDir, vxlan: { vni: 100 }, ipam: { type: 'slowstatic', addresses: [{ address: ip }] } };
     const env = (cmd: string) => ({ ...process.env, CNI_COMMAND: cmd, CNI_CONTAINERID: `${prefix}-${tag}-ctr`, CNI_NETNS: `/run/netns/${netns}`, CNI_IFNAME: 'eth0', CNI_PATH: `${dir}:/usr/lib/cni`, CNI_ARGS: `IgnoreUnknown=true;K8S_POD_NAMESPACE=default;K8S_POD_NAME=${tag}` });
     const bin = join(ROOT, 'bin', 'vfplane-cni.js');
@@ -771,7 +784,7 @@ describePrivileged('VXLAN overlay between two simulated nodes', { netns: true, c
       // DEL itself detached it (not the data plane's own check, on its next beat)
       expect(await s.attached()).toBe(false);
       expect(s.a.stderr.join('\n')).not.toMatch(/its release did not reach this data plane/);
-      expect(JSON.parse(vfplane(['vf', 'show', s.pci, '--sysfs-root', s.a.sim.root, '--state-dir', s.a.stateDir, '--json']).stdout).allocation).toBeNull();
+      expect(look(s.a, ['vf', 'show', s.pci]).allocation).toBeNull();
     } finally {
       s.cleanup();
     }
