@@ -1664,7 +1664,11 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
   // attachment is not in the valid list yet (the runtime records it once ADD returns).
   it('GC leaves alone an attachment whose ADD is still under way', async () => {
     const slow = mkdtempSync(join(tmpdir(), 'vfplane-cni-slow-'));
-    writeFileSync(join(slow, 'slowstatic'), '#!/bin/sh\nif [ "$CNI_COMMAND" = ADD ]; then sleep 3; fi\nexec /usr/lib/cni/static\n', { mode: 0o755 });
+    // The ADD's IPAM waits until GC has returned (the hold file removed), not a fixed 3 s
+    // that a GC slower than it on a loaded host would have missed the ADD in.
+    const hold = join(slow, 'hold');
+    writeFileSync(hold, '');
+    writeFileSync(join(slow, 'slowstatic'), `#!/bin/sh\nif [ "$CNI_COMMAND" = ADD ]; then i=0; while [ -e ${hold} ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done; fi\nexec /usr/lib/cni/static\n`, { mode: 0o755 });
     try {
       const p = pod('gcadd');
       const e = { containerId: 'gcadd001', netns: nsPath(p), ifname: 'net1' };
@@ -1677,6 +1681,7 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
       for (let i = 0; i < 100 && !look(['vf', 'show', '0000:5e:02.2']).allocation; i++) await new Promise((r) => setTimeout(r, 30));
       const gc = spawnSync(process.execPath, [PLUGIN], { input: JSON.stringify({ ...conf, 'cni.dev/valid-attachments': [] }), env: envOf('GC', {}, `${slow}:${REF}`), encoding: 'utf8' });
       expect(gc.status, gc.stdout).toBe(0);
+      rmSync(hold);
       expect(await added, out).toBe(0);
       expect(p.ip(['-br', 'addr', 'show', 'net1'])).toContain('10.79.0.3/24');
       expect(look(['vf', 'show', '0000:5e:02.2']).allocation?.owner.containerId).toBe('gcadd001');
