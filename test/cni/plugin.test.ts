@@ -120,9 +120,9 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
    *  (the tree opened as the CLI opens it, the store read as it is on disk): state the
    *  tests look at, without a Node process per look. The CLI itself is run where it is
    *  what a test is about. */
-  const look = (args: ['vf', 'show', string] | ['vf', 'list'] | ['vf', 'list', '--allocated']): any => {
-    const o = { sysfsRoot: m.root, stateDir: state, json: true };
-    const sysfs = new Sysfs(m.root, simKernel(m.root));
+  const look = (args: ['vf', 'show', string] | ['vf', 'list'] | ['vf', 'list', '--allocated'], on: { root: string; state: string } = { root: m.root, state }): any => {
+    const o = { sysfsRoot: on.root, stateDir: on.state, json: true };
+    const sysfs = new Sysfs(on.root, simKernel(on.root));
     return JSON.parse(JSON.stringify(args[1] === 'show' ? vfShowView(sysfs, o, args[2]) : vfListRows(sysfs, { ...o, allocated: args[2] === '--allocated' })));
   };
   /** What must not change when a request is refused. */
@@ -629,7 +629,7 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
       const ok = vfplane(['vf', 'config', `${e8.prefix}f0#0`, '--min-tx-rate', '20000', ...g]);
       expect(ok.code, ok.stderr).toBe(0);
       const snap = () => ({
-        vfs: JSON.parse(vfplane(['vf', 'list', ...g, '--json']).stdout),
+        vfs: look(['vf', 'list'], { root: e8.root, state: st }),
         links: (JSON.parse(execFileSync('ip', ['-j', 'link', 'show'], { encoding: 'utf8' })) as any[]).filter((l) => l.ifname.startsWith(e8.prefix)).map((l) => `${l.ifname} ${l.address} ${l.mtu}`).sort(),
       });
       const before = snap();
@@ -663,7 +663,7 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
     try {
       const g = ['--sysfs-root', e8.root, '--state-dir', st];
       expect(vfplane(['vf', 'config', `${e8.prefix}f0#0`, '--min-tx-rate', '5000', ...g]).code).toBe(0);
-      const vfs = JSON.parse(vfplane(['vf', 'list', ...g, '--json']).stdout);
+      const vfs = look(['vf', 'list'], { root: e8.root, state: st });
       const p0 = pod('icedel0');
       const p1 = pod('icedel1');
       const c0 = base({ sysfsRoot: e8.root, stateDir: st, ipam: {}, deviceID: vfs[0].pci, min_tx_rate: 0 });
@@ -674,7 +674,7 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
       const del = call('DEL', c0, { containerId: 'icedel00', netns: nsPath(p0), ifname: 'net1' });
       expect(del.code, JSON.stringify(del.out)).toBe(0);
       expect(del.stderr).toContain(`VF ${vfs[0].pci}: min-tx-rate 0, not the 5000 it had: the PF's other VFs are guaranteed 25000 of its 25000 Mbit/s now`);
-      const after = JSON.parse(vfplane(['vf', 'show', vfs[0].pci, ...g, '--json']).stdout);
+      const after = look(['vf', 'show', vfs[0].pci], { root: e8.root, state: st });
       expect(after.allocation).toBeNull();
       expect(after.settings.minTxRate).toBe(0);
     } finally {
@@ -697,7 +697,7 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
       const p = pod('icepool');
       const add = call('ADD', base({ sysfsRoot: e8.root, stateDir: st, ipam: {}, pool: 'all', min_tx_rate: 5000 }), { containerId: 'icepool0', netns: nsPath(p), ifname: 'net1' });
       expect(add.code, JSON.stringify(add.out)).toBe(0);
-      expect(JSON.parse(vfplane(['vf', 'show', `${e8.prefix}f1#0`, ...g, '--json']).stdout).allocation?.owner.containerId).toBe('icepool0');
+      expect(look(['vf', 'show', `${e8.prefix}f1#0`], { root: e8.root, state: st }).allocation?.owner.containerId).toBe('icepool0');
       // With no PF left with room: said, naming the PFs (code 11: a DEL may free some).
       const full = call('ADD', base({ sysfsRoot: e8.root, stateDir: st, ipam: {}, pool: 'all', min_tx_rate: 21000 }), { containerId: 'icepool1', netns: nsPath(pod('icepool1')), ifname: 'net1' });
       expect(full.out).toMatchObject({ code: 11, msg: expect.stringMatching(new RegExp(`^no free VF in pool "all": .*; besides, 2 free VFs are on ${e8.prefix}f0, ${e8.prefix}f1, whose VFs' guarantees leave no room for min_tx_rate 21000: min_tx_rate 21000 would oversubscribe`)) });
@@ -715,7 +715,7 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
     try {
       const g = ['--sysfs-root', e8.root, '--state-dir', st];
       expect(vfplane(['vf', 'config', `${e8.prefix}f0#0`, '--min-tx-rate', '15000', ...g]).code).toBe(0);
-      const vfs = JSON.parse(vfplane(['vf', 'list', ...g, '--json']).stdout);
+      const vfs = look(['vf', 'list'], { root: e8.root, state: st });
       // Both wait after allocating, before the check, and go on together.
       const adds = [1, 2].map((i) => callAsync('ADD', base({ sysfsRoot: e8.root, stateDir: st, ipam: {}, deviceID: vfs[i].pci, min_tx_rate: 10000 }),
         { containerId: `icerace${i}`, netns: nsPath(pod(`icerace${i}`)), ifname: 'net1', extra: { VFPLANE_TEST_PAUSE_ADD: gate } }));
