@@ -1161,17 +1161,18 @@ export class AllocStore {
    * reported a failure, or both undid what the other had just restored. An flock on
    * `putback-<pci>.lock` in the state directory, removed as it is let go; the kernel
    * lets a killed holder's go. Waits up to waitMs (polled, so a holder in this process,
-   * another request of a CNI server, can finish), then says who holds it. Where no lock
+   * another request of a CNI server, can finish; `onWait` told who it waits for), then
+   * says who holds it. Where no lock
    * can be had (the addon not built, a state directory that cannot be written, something
    * other than a regular file at its path), the put-back goes on unlocked, as before the
    * lock, with `unlocked` saying why for the caller's log: a releaser that failed there
    * would leave a pod's DEL failing until someone mends the directory.
    */
-  async putBackLock(pci: string, about: string, waitMs = putBackWaitMs()): Promise<(Lock & { unlocked?: string }) | Held> {
+  async putBackLock(pci: string, about: string, waitMs = putBackWaitMs(), onWait?: (h: Held) => void): Promise<(Lock & { unlocked?: string }) | Held> {
     const addr = parsePci(pci, 'VF PCI address');
     const file = path.join(this.dir, `putback-${addr}.lock`);
     try {
-      return await waitLock(file, waitMs, this.dir, about, true);
+      return await waitLock(file, waitMs, this.dir, about, true, onWait);
     } catch (e) {
       // Something other than a regular file there (lockOpen neither follows a symlink nor
       // takes a directory): not a lock vfplane made, and the way out is to remove it.

@@ -656,7 +656,9 @@ function overlayOf(att: Record<string, unknown> | null | undefined): string | nu
 async function putBackAndRelease(store: AllocStore, sysfs: Sysfs, a: Allocation, reason: string, putBack = true, hung?: Map<string, Error>): Promise<ReleaseStep[] | null> {
   // One releaser at a time (store.putBackLock): the pod's own CNI DEL, or the runtime's
   // GC, may be putting it back now. Waited for; then, most likely, released meanwhile.
-  const lock = await store.putBackLock(a.pci, reason.startsWith('gc') ? 'vfplane gc' : 'vfplane vf release');
+  // A wait of up to putBackWaitMs with nothing said would look hung: said, on stderr.
+  const lock = await store.putBackLock(a.pci, reason.startsWith('gc') ? 'vfplane gc' : 'vfplane vf release', putBackWaitMs(),
+    (h) => console.error(`VF ${a.pci} is being put back by ${heldText(h)}: waiting for it (up to ${putBackWaitMs() / 1000} s)`));
   if (!('release' in lock)) throw conflict(`VF ${a.pci} is being put back by ${heldText(lock)}, still after ${putBackWaitMs() / 1000} s`);
   if (lock.unlocked) console.error(`warning: ${lock.unlocked}`);
   try {

@@ -929,7 +929,8 @@ export async function cmdDel(ctx: CniContext): Promise<void> {
       // One releaser at a time (store.putBackLock): the runtime's GC or `vfplane gc` may be
       // putting this VF back now. Wait for it, then read again: finished, it leaves
       // nothing to give back but the address; failed, it leaves the VF to this DEL.
-      const l = await store.putBackLock(a.pci, `CNI DEL of ${describeOwner(a.owner)}`);
+      const l = await store.putBackLock(a.pci, `CNI DEL of ${describeOwner(a.owner)}`, putBackWaitMs(),
+        (h) => ctx.log.info(`DEL: VF ${a!.pci} is being put back by ${heldText(h)}: waiting for it`));
       if (!('release' in l)) {
         throw new CniError(ERR.TRY_AGAIN, `VF ${a.pci} of ${describeOwner(a.owner)} is being put back by ${heldText(l)}, still after ${putBackWaitMs() / 1000} s`,
           'it stays allocated until that finishes; DEL again (the runtime retries a failed DEL)');

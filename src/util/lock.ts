@@ -74,12 +74,14 @@ export function tryLock(path: string, waitMs: number, dir: string, about = '', r
 }
 
 /** tryLock, waiting up to `waitMs` without blocking the event loop (a holder in this
- *  same process, another request of a server, can then finish): polled every 20 ms. */
-export async function waitLock(path: string, waitMs: number, dir: string, about = '', remove = false): Promise<Lock | Held> {
+ *  same process, another request of a server, can then finish): polled every 20 ms.
+ *  `onWait`: told once, with who holds it, when it must wait. */
+export async function waitLock(path: string, waitMs: number, dir: string, about = '', remove = false, onWait?: (h: Held) => void): Promise<Lock | Held> {
   const until = Date.now() + waitMs;
-  for (;;) {
+  for (let first = true; ; first = false) {
     const l = tryLock(path, 0, dir, about, remove);
     if ('release' in l || Date.now() >= until) return l;
+    if (first) onWait?.(l);
     await new Promise((r) => setTimeout(r, 20));
   }
 }

@@ -58,7 +58,7 @@ describePrivileged('the put-back lock: one releaser of a VF at a time', { netns:
     child.stderr.on('data', (d) => (err += d));
     child.stdin.end(JSON.stringify(c));
     const done = new Promise<{ code: number | null; signal: string | null; out: string; err: string; at: number }>((r) => child.once('close', (code, signal) => r({ code, signal, out, err, at: Date.now() })));
-    return { child, done };
+    return { child, done, err: () => err };
   };
   const waitFor = async (what: () => boolean, label: string) => {
     for (let i = 0; i < 1000 && !what(); i++) await new Promise((r) => setTimeout(r, 10));
@@ -134,9 +134,10 @@ describePrivileged('the put-back lock: one releaser of a VF at a time', { netns:
     const gc = start('GC', conf({ 'cni.dev/valid-attachments': [] }));
     await waitFor(() => delStarted() > marks, 'GC to reach its IPAM DEL');
     const del = start('DEL', conf({ deviceID: pci }), e);
-    // GC holds the put-back while the DEL starts and finds it held (the 3 s the fixed
-    // sleeps gave, counted from the DEL's start now); no sign says when it is waiting.
-    setTimeout(letGo, 2500);
+    // GC holds the put-back while the DEL starts and finds it held, and says it waits.
+    await waitFor(() => del.err().includes('waiting for it'), 'the DEL to wait for GC');
+    expect(info(del.err())).toContainEqual(expect.stringMatching(new RegExp(`^info: DEL: VF ${pci.replace(/\./g, '\\.')} is being put back by CNI GC \\(pid \\d+\\): waiting for it$`)));
+    letGo();
     const [g, d] = await Promise.all([gc.done, del.done]);
     expect(g.code, g.out + g.err).toBe(0);
     expect(d.code, d.out + d.err).toBe(0);
@@ -154,9 +155,19 @@ describePrivileged('the put-back lock: one releaser of a VF at a time', { netns:
     const pci = '0000:5e:02.1'; // the test above released it
     const e = addPod('pbrel', pci);
     const marks = delStarted();
+    hold();
     const del = start('DEL', conf({ deviceID: pci }), e);
     await waitFor(() => delStarted() > marks, 'the DEL to reach its IPAM DEL');
-    const rel = vfplane(['vf', 'release', pci, '--force', '--json', '--sysfs-root', m.root, '--state-dir', state]);
+    // The release starts while the DEL holds the put-back, and says it waits for it.
+    const child = spawn(process.execPath, [join(ROOT, 'bin', 'vfplane.js'), 'vf', 'release', pci, '--force', '--json', '--sysfs-root', m.root, '--state-dir', state], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '', stderr = '';
+    child.stdout.on('data', (b) => (stdout += b));
+    child.stderr.on('data', (b) => (stderr += b));
+    const relDone = new Promise<number | null>((r) => child.once('close', r));
+    await waitFor(() => stderr.includes('waiting'), 'the release to wait for the DEL');
+    expect(stderr).toMatch(new RegExp(`^VF ${pci.replace(/\./g, '\\.')} is being put back by CNI DEL of .*pbrel0001.* \\(pid \\d+\\): waiting for it \\(up to \\d+ s\\)$`, 'm'));
+    letGo();
+    const rel = { code: await relDone, stdout, stderr };
     expect(rel.code, rel.stderr).toBe(0);
     expect(JSON.parse(rel.stdout)).toEqual([{ pci, owner: expect.objectContaining({ containerId: e.containerId }), id: expect.any(Number), putBack: [{ step: 'released-meanwhile', by: 'CNI DEL' }] }]);
     const d = await del.done;
