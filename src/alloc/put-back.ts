@@ -216,7 +216,32 @@ export async function netdevHome(sysfs: Sysfs, a: Allocation, beforeBoot: boolea
       : `rename it back to ${ifname ?? 'its name'} in the pod, or delete the pod's network namespace`;
     throw new VfpError('system', `VF ${a.pci}'s netdev ${where}`, { reason: 'netdev-not-home', pci: a.pci, fix, cniDetails: `it stays allocated; ${fix}, and DEL again` });
   }
+  // The pod's namespace is gone and the netdev is still not back (helper-108): the pod
+  // moved it on to a namespace that lives (Linux returns a netdev only from the namespace
+  // being deleted). Marked free, the VF would fail its next pod, its netdev kept the pod's
+  // name and MAC. (Linux returns one from a namespace just deleted a moment later: a
+  // short wait, and the next try finishes.)
+  if (now && !ns && !beforeBoot && !now.netdev && now.driver === a.original.driver) {
+    const back = dry ? null : await netdevBack(sysfs, a.pci);
+    if (back) {
+      const late = await tidyReturnedNetdev(sysfs, a, beforeBoot);
+      return late ? [{ step: 'netdev-tidied', netdev, restored: late }] : [];
+    }
+    const fix = 'delete the namespace it is in (Linux returns it to the host), or move it back to the host';
+    throw new VfpError('system', `VF ${a.pci}'s netdev is not back on the host, and its pod's namespace${a.owner.netns ? ` ${a.owner.netns}` : ''} is gone: did the pod move it to another namespace?`,
+      { reason: 'netdev-not-home', pci: a.pci, fix, cniDetails: `it stays allocated; ${fix}, and DEL again` });
+  }
   return restored ? [{ step: 'netdev-tidied', netdev, restored, ...isDry }] : [];
+}
+
+/** Whether VF PCI's netdev appears on the host within a moment (Linux returning it from a
+ *  namespace being deleted). */
+async function netdevBack(sysfs: Sysfs, pci: string): Promise<boolean> {
+  for (let i = 0; i < 10; i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    if (presentVf(sysfs, pci)?.netdev) return true;
+  }
+  return false;
 }
 
 /**

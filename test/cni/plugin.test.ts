@@ -968,6 +968,30 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
     expect(look(['vf', 'show', '0000:5e:02.5']).netdev).toBeTruthy();
   });
 
+  // helper-108: the pod moved its VF to another namespace and then its own namespace went;
+  // DEL and gc released the VF with its netdev still in the other (live) namespace, under
+  // the pod's name and MAC, the VF "free" but unusable.
+  it('DEL and gc keep a VF whose netdev is in another live namespace once its pod\'s namespace is gone', () => {
+    const { p, e, conf } = addOne('movedon', {});
+    const own = look(['vf', 'show', '0000:5e:02.5']).allocation.original.netdev;
+    const q = pod('movedonq');
+    p.ip(['link', 'set', 'net1', 'netns', q.name]);
+    p.destroy();
+    const del = call('DEL', conf, e);
+    expect(del.out.code, JSON.stringify(del.out)).toBe(5);
+    expect(del.out.msg).toContain('did the pod move it to another namespace?');
+    expect(del.out.details).toBe('it stays allocated; delete the namespace it is in (Linux returns it to the host), or move it back to the host, and DEL again');
+    const gcRun = vfplane(['gc', '--sysfs-root', m.root, '--state-dir', state]);
+    expect(gcRun.code, gcRun.stdout + gcRun.stderr).toBe(1);
+    expect(look(['vf', 'list', '--allocated']).map((v: any) => v.pci)).toEqual(['0000:5e:02.5']);
+    // Back on the host (the simulator's VF netdev under its own name): DEL finishes.
+    q.ip(['link', 'set', 'net1', 'netns', String(process.pid), 'name', own]);
+    const again = call('DEL', conf, e);
+    expect(again.code, JSON.stringify(again.out)).toBe(0);
+    expect(look(['vf', 'list', '--allocated'])).toEqual([]);
+    expect(look(['vf', 'show', '0000:5e:02.5']).netdev).toBeTruthy();
+  });
+
   // helper-89: a network with a fixed MAC given to two pods (a Deployment's replicas) put
   // one MAC on two VFs of one PF, which the NIC's switch delivers to one of them only.
   it('refuses a MAC another VF of the same PF has (code 11, naming the holder), changing nothing; the retry after its DEL succeeds', () => {
