@@ -747,7 +747,7 @@ async function offOverlay(a: Allocation, hung?: Map<string, Error>): Promise<Rel
  * written to sysfs or the store. What cannot be told is in `cannotTell` (the record's
  * `cannot-tell` failure); the steps are still the ones the real run would report.
  */
-async function putBackPlan(store: AllocStore, sysfs: Sysfs, a: Allocation, dataplanes: Map<string, Promise<Error | null>>): Promise<{ steps: ReleaseStep[]; cannotTell: string[] }> {
+async function putBackPlan(store: AllocStore, sysfs: Sysfs, a: Allocation, dataplanes: Map<string, Promise<Error | null>>): Promise<{ steps: ReleaseStep[]; cannotTell: string[]; refused?: string }> {
   // Taken since by another store: the real run leaves it as its new holder has it.
   const other = store.heldElsewhere(a.pci);
   if (other) return { steps: [{ step: 'held-elsewhere', owner: other.owner, store: other.dir }], cannotTell: [] };
@@ -758,6 +758,9 @@ async function putBackPlan(store: AllocStore, sysfs: Sysfs, a: Allocation, datap
   try {
     home = await netdevHome(sysfs, a, beforeBoot, { dry: true });
   } catch (e) {
+    // A netdev not home is told from reading: the real run refuses it, and the VF stays
+    // allocated (helper-108: the dry run said "would release").
+    if (e instanceof VfpError && e.details?.reason === 'netdev-not-home') return { steps: [], cannotTell, refused: e.message };
     cannotTell.push(`whether its netdev would be brought home: ${(e as Error).message}`);
   }
   let put: PutBackStep[] = [];
@@ -877,7 +880,11 @@ export async function gc(o: Common & { dryRun?: boolean }): Promise<void> {
         }
         if (o.dryRun) {
           // What the real run would put back (it said "-" and then restored a VLAN).
-          const { steps, cannotTell } = await putBackPlan(store, sysfs, a, dataplanes);
+          const { steps, cannotTell, refused } = await putBackPlan(store, sysfs, a, dataplanes);
+          if (refused) {
+            out.push({ ...who, state, released: false, putBack: [], failure: 'put-back', error: refused });
+            continue;
+          }
           const rec: GcRecord = { ...who, state, released: false, putBack: steps, ...(cannotTell.length ? { failure: 'cannot-tell' as const, error: cannotTell.join('; ') } : {}) };
           const lease = await releaseLease(a, { dry: true });
           if (lease.step) rec.putBack.push(lease.step);
@@ -922,14 +929,14 @@ export async function gc(o: Common & { dryRun?: boolean }): Promise<void> {
       r.state === 'released meanwhile' ? 'none: released meanwhile'
         : r.state === 'alive' ? 'kept (owner alive)'
           : r.state !== 'gone' ? 'kept (no sign the owner is gone)'
-          : o.dryRun ? 'would release (owner gone)'
+          : o.dryRun ? (r.failure === 'put-back' ? 'would stay allocated: put-back would fail' : 'would release (owner gone)')
             : r.released ? 'released (owner gone)' : 'stays allocated: put-back failed';
     // The words these steps always had; a dry run's plan that cannot be told says so first.
     const words = (r: GcRecord) => [...(r.failure === 'cannot-tell' ? [`cannot tell: ${r.error}`] : []), ...r.putBack.map((s) => releaseText(s, r.pci)),
-      ...(o.dryRun && r.failure === 'ipam' ? [`its IPAM lease: ${r.error}`] : [])];
+      ...(o.dryRun && r.failure === 'ipam' ? [`its IPAM lease: ${r.error}`] : []), ...(o.dryRun && r.failure === 'put-back' ? [r.error!] : [])];
     console.log(table(['VF', 'owner', 'gc', 'put back'], out.map((r) => [r.pci, describeOwner(r.owner), action(r), words(r).join('\n') || '-'])));
     const n = out.filter((r) => r.released).length;
-    console.log(o.dryRun ? `gc --dry-run: would release ${gone.length} of ${out.length} allocation(s)` : `gc: released ${n} of ${out.length} allocation(s)`);
+    console.log(o.dryRun ? `gc --dry-run: would release ${gone.filter((r) => r.failure !== 'put-back').length} of ${out.length} allocation(s)` : `gc: released ${n} of ${out.length} allocation(s)`);
   }
   if (failed.length) throw systemError(`gc: ${failed.join('; ')}`, { results: out });
 }

@@ -981,6 +981,13 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
     expect(del.out.code, JSON.stringify(del.out)).toBe(5);
     expect(del.out.msg).toContain('did the pod move it to another namespace?');
     expect(del.out.details).toBe('it stays allocated; delete the namespace it is in (Linux returns it to the host), or move it back to the host, and DEL again');
+    // gc --dry-run says what the real gc does: it stays allocated.
+    const dry = vfplane(['gc', '--dry-run', '--json', '--sysfs-root', m.root, '--state-dir', state]);
+    expect(dry.code, dry.stderr).toBe(0);
+    expect(JSON.parse(dry.stdout)).toMatchObject([{ pci: '0000:5e:02.5', state: 'gone', released: false, putBack: [], failure: 'put-back', error: expect.stringContaining('did the pod move it to another namespace?') }]);
+    const dryTable = vfplane(['gc', '--dry-run', '--sysfs-root', m.root, '--state-dir', state]);
+    expect(dryTable.stdout).toContain('would stay allocated: put-back would fail');
+    expect(dryTable.stdout).toContain('gc --dry-run: would release 0 of 1 allocation(s)');
     const gcRun = vfplane(['gc', '--sysfs-root', m.root, '--state-dir', state]);
     expect(gcRun.code, gcRun.stdout + gcRun.stderr).toBe(1);
     expect(look(['vf', 'list', '--allocated']).map((v: any) => v.pci)).toEqual(['0000:5e:02.5']);
