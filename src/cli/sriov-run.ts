@@ -15,7 +15,7 @@ import { defaultSysfsRoot, openSysfs, type Sysfs } from '../sriov/sysfs.js';
 import type { VfInfo } from '../sriov/types.js';
 import { badFile, conflict, invalid, notFound, systemError, unavailable, VfpError } from '../util/errors.js';
 import { heldText } from '../util/lock.js';
-import { dropDeviceInfo, type DeviceInfoStep } from '../cni/devinfo.js';
+import { dropDeviceInfo, lexists, type DeviceInfoStep } from '../cni/devinfo.js';
 import { printJson, progress } from './output.js';
 
 interface Common {
@@ -577,7 +577,9 @@ export async function vfRelease(o: Common & OwnerFlags & { force?: boolean; rest
       try {
         steps = await putBackAndRelease(store, sysfs, a, o.force ? 'cli (forced)' : 'cli', o.restore !== false, hung);
       } catch (err) {
-        failed.push(`VF ${a.pci} (${describeOwner(a.owner)}) stays allocated: ${notReleased(err, 'release it again')}`);
+        // A netdev not home: --no-restore is the way to release it as it is.
+        const asIs = o.restore !== false && err instanceof VfpError && err.details?.reason === 'netdev-not-home' ? ' (or release it as it is, its netdev left where it is: --no-restore)' : '';
+        failed.push(`VF ${a.pci} (${describeOwner(a.owner)}) stays allocated: ${notReleased(err, `release it again${asIs}`)}`);
         failures.push({ ...who, failure: err instanceof ReleaseNotRecorded ? 'not-recorded' : 'put-back', error: (err as Error).message });
         continue;
       }
@@ -691,7 +693,7 @@ async function putBackLocked(store: AllocStore, sysfs: Sysfs, a: Allocation, rea
   let putBackDone = false;
   try {
     return store.releaseWith(a.pci, a.id, reason, (cur): ReleaseStep[] => {
-      const steps = [...off, ...(putBack ? restoreVf(sysfs, cur, { beforeBoot }) : []), ...home];
+      const steps = [...off, ...home, ...(putBack ? restoreVf(sysfs, cur, { beforeBoot }) : [])]; // in the order done
       putBackDone = true;
       return steps;
     });
@@ -773,8 +775,8 @@ async function putBackPlan(store: AllocStore, sysfs: Sysfs, a: Allocation, datap
     cannotTell.push((e as Error).message);
   }
   const file = (a.attachment as { deviceInfoFile?: string | null } | null)?.deviceInfoFile;
-  const devinfo: ReleaseStep[] = file && fs.existsSync(file) ? [{ step: 'device-info', file, removed: true, dry: true }] : [];
-  return { steps: [...off, ...put, ...home, ...devinfo], cannotTell };
+  const devinfo: ReleaseStep[] = file && lexists(file) ? [{ step: 'device-info', file, removed: true, dry: true }] : [];
+  return { steps: [...off, ...home, ...put, ...devinfo], cannotTell };
 }
 
 /** offOverlay's step, for gc --dry-run: the attachment's data plane asked for its

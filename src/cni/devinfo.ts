@@ -176,10 +176,21 @@ export type DeviceInfoStep = { step: 'device-info'; file: string; removed: boole
  */
 export function dropDeviceInfo(file: string): DeviceInfoStep {
   try {
-    if (!fs.existsSync(file)) return { step: 'device-info', file, removed: false, why: 'gone already' };
+    if (!lexists(file)) return { step: 'device-info', file, removed: false, why: 'gone already' };
     removeDeviceInfo(file);
     return { step: 'device-info', file, removed: true };
   } catch (e) {
     return { step: 'device-info', file, removed: false, why: `${(e as Error).message}; left in place (remove it once its filesystem is writable)` };
+  }
+}
+
+/** Whether anything is at FILE, a dangling symlink included (existsSync follows it: a
+ *  link whose target went was "gone already" and left, helper-108). */
+export function lexists(file: string): boolean {
+  try {
+    fs.lstatSync(file);
+    return true;
+  } catch {
+    return false;
   }
 }

@@ -166,13 +166,13 @@ describePrivileged('operator CLI on a simulated NIC', { netns: true }, () => {
     const cfg = json(['vf', 'config', `${prefix}f1#1`, '--mac', '02:00:00:aa:bb:01', '--vlan', '42', '--trust', 'on', '--mtu', '9800', '--force']);
     expect(cfg.changed.sort()).toEqual(['mac', 'mtu', 'trust', 'vlan']);
     const rel = json(['vf', 'release', `${prefix}f1#1`, '--pod-uid', '1b7c2d9e-0000-4000-8000-000000000001']);
-    // As data, each step an object: the PF-side settings put back with their values, and
-    // the VF's netdev given its own MAC and MTU again.
+    // As data, each step an object, in the order done: the VF's netdev given its own MAC
+    // and MTU again, and the PF-side settings put back with their values.
     expect(rel).toEqual([{
       pci: before.pci, owner: { uid: '1b7c2d9e-0000-4000-8000-000000000001' }, id: expect.any(Number),
       putBack: [
-        { step: 'settings', settings: { mac: before.settings.mac, vlan: before.settings.vlan, trust: before.settings.trust } },
         { step: 'netdev-tidied', netdev: before.netdev, restored: { mac: before.mac, mtu: 1500 } },
+        { step: 'settings', settings: { mac: before.settings.mac, vlan: before.settings.vlan, trust: before.settings.trust } },
       ],
     }]);
     const after = look(['vf', 'show', `${prefix}f1#1`]);

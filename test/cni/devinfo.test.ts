@@ -1,6 +1,6 @@
 // Device-info files: the spec's JSON, written atomically, named as Multus names them,
 // removed idempotently, and never written outside an absolute, ".."-free path.
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -8,6 +8,7 @@ import {
   DEFAULT_DEVINFO_DIR,
   deviceInfoFileName,
   deviceInfoPath,
+  dropDeviceInfo,
   readDeviceInfo,
   removeDeviceInfo,
   writeDeviceInfo,
@@ -88,5 +89,22 @@ describe('device-info files', () => {
     expect(existsSync(file)).toBe(false);
     removeDeviceInfo(file);
     expect(readDeviceInfo(file)).toBeNull();
+  });
+
+  // helper-108: a dangling symlink at the path was "gone already" (existsSync follows it)
+  // and left for the next ADD at that path to meet.
+  it('a releaser\'s dropDeviceInfo removes a file, a symlink (not its target) and a dangling one; says a missing one is gone', () => {
+    const file = join(root, 'drop-c4_net1');
+    writeDeviceInfo(file, { pci: '0000:3b:02.4' });
+    expect(dropDeviceInfo(file)).toEqual({ step: 'device-info', file, removed: true });
+    expect(dropDeviceInfo(file)).toEqual({ step: 'device-info', file, removed: false, why: 'gone already' });
+    const target = join(root, 'drop-target');
+    writeFileSync(target, '{}');
+    symlinkSync(target, file);
+    expect(dropDeviceInfo(file)).toMatchObject({ removed: true });
+    expect(existsSync(target)).toBe(true);
+    symlinkSync(join(root, 'no-such-target'), file);
+    expect(dropDeviceInfo(file)).toMatchObject({ removed: true });
+    expect(() => lstatSync(file)).toThrow(/ENOENT/);
   });
 });

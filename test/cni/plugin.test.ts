@@ -957,7 +957,7 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
     // the VF free with its netdev in the other namespace, its next pod's ADD bound to fail.
     const rel = vfplane(['vf', 'release', '0000:5e:02.5', '--force', '--sysfs-root', m.root, '--state-dir', state]);
     expect(rel.code, rel.stdout).toBe(1);
-    expect(rel.stderr).toMatch(/VF 0000:5e:02\.5 \(.*\) stays allocated: putting it back failed \(VF 0000:5e:02\.5's netdev is not in \S+ \(index \d+ there is another netdev, or none\), nor back on the host: did the pod move it to another namespace\?\); move it back into the pod, or delete the namespace it is in \(Linux returns it to the host\), and release it again$/m);
+    expect(rel.stderr).toMatch(/VF 0000:5e:02\.5 \(.*\) stays allocated: putting it back failed \(VF 0000:5e:02\.5's netdev is not in \S+ \(index \d+ there is another netdev, or none\), nor back on the host: did the pod move it to another namespace\?\); move it back into the pod, or delete the namespace it is in \(Linux returns it to the host\), and release it again \(or release it as it is, its netdev left where it is: --no-restore\)$/m);
     expect(look(['vf', 'list', '--allocated']).map((v: any) => v.pci)).toEqual(['0000:5e:02.5']);
     // The VF back in the pod (its index free again): DEL finishes.
     p.ip(['link', 'del', 'net1']);
