@@ -185,10 +185,11 @@ export function netdevDiff(now: VfInfo, was: VfInfo): NetdevRestored | null {
  * do first. What was done; `beforeBoot` as for tidyReturnedNetdev. `dry` (gc --dry-run):
  * what would be done, the steps `dry: true`, from read-only checks; nothing moved or set.
  *
- * Throws (kind system, the VF to stay held) when the netdev is in neither place while the
- * pod's namespace lives: a netdev renamed or moved inside the pod. A VF marked free then
- * would fail its next pod (no netdev to hand over); once the namespace is gone, Linux
- * returns the netdev to the host and a retry finishes.
+ * Throws (kind system, reason `netdev-not-home`, the VF to stay held) when the netdev is in
+ * neither place: while the pod's namespace lives (renamed or moved inside the pod), or,
+ * that namespace gone, when it has not come back within a second (the pod moved it on to
+ * a namespace that lives). A VF marked free then would fail its next pod (no netdev to
+ * hand over); once the netdev is back, a retry finishes.
  */
 export async function netdevHome(sysfs: Sysfs, a: Allocation, beforeBoot: boolean, { netns, dry = false }: { netns?: string | undefined; dry?: boolean } = {}): Promise<PutBackStep[]> {
   const netdev = a.original.netdev;
