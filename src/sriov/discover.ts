@@ -186,6 +186,7 @@ function pfInfo(sysfs: Sysfs, pci: string, profiles: HwProfile[], cache: LinkCac
   const nd = netdevOf(sysfs, pci, cache);
   const speed = nd ? sysfs.readInt(`${d}/net/${nd.ifname}/speed`) : undefined;
   const profile = matchPf(vendor, device, profiles) ?? null;
+  const numVfs = sysfs.readInt(`${d}/sriov_numvfs`) ?? 0;
   return {
     pci,
     netdev: nd?.ifname ?? null,
@@ -194,10 +195,10 @@ function pfInfo(sysfs: Sysfs, pci: string, profiles: HwProfile[], cache: LinkCac
     device,
     numaNode: sysfs.readInt(`${d}/numa_node`) ?? -1,
     totalVfs: sysfs.readInt(`${d}/sriov_totalvfs`) ?? 0,
-    numVfs: sysfs.readInt(`${d}/sriov_numvfs`) ?? 0,
+    numVfs,
     linkSpeedMbps: speed !== undefined && speed > 0 ? speed : null,
     profile: profile?.name ?? null,
-    ...pfTier(sysfs, profile, { pci, netdev: nd?.ifname ?? null, numVfs: sysfs.readInt(`${d}/sriov_numvfs`) ?? 0 }),
+    ...pfTier(sysfs, profile, { pci, netdev: nd?.ifname ?? null, numVfs }),
   };
 }
 
