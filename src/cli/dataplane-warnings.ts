@@ -200,6 +200,15 @@ export function statusWarnings(s: StatusReply): StatusWarning[] {
     const undo = a.owner?.containerId ? 'CNI DEL (or GC, vfplane gc) detaches it' : `it was attached by hand (config or \`dataplane attach\`), so \`vfplane dataplane detach --representor ${a.representor}\` detaches it`;
     out.push({ about: 'attachments', text: `representor ${a.representor}${a.pci ? ` (VF ${a.pci})` : ''} is ${a.representorState === 'gone' ? 'gone' : 'a new netdev now'}: ${a.owner?.containerId ? 'its pod no longer reaches' : 'it is off'} the overlay; ${undo}` });
   }
+  // Set down since the attach: the port reads and sends nothing, the pod is cut off, and
+  // nothing else says so (helper-109: the table said "ok").
+  for (const a of s.attachments.filter((x) => !x.ownerGone && (x.representorState === 'down' || x.representorState === 'no-carrier'))) {
+    const of = [a.pci ? `VF ${a.pci}` : '', a.owner?.podName ? `pod ${a.owner.podNamespace ?? '?'}/${a.owner.podName}` : ''].filter(Boolean).join(', ');
+    const who = `representor ${a.representor}${of ? ` (${of})` : ''}`;
+    out.push({ about: 'attachments', text: a.representorState === 'down'
+      ? `${who} is down (set down since it was attached): nothing passes between its pod and the overlay. Bring it up: \`ip link set ${a.representor} up\`${a.pci ? `, or, if \`vfplane vf show ${a.pci}\` says link state disable, \`vfplane vf config ${a.pci} --link-state auto --force\`` : ''}`
+      : `${who} has no carrier: the pod's side of it is down (its interface set down inside the pod, or the VF's link state disabled), so nothing passes. Bring the pod's interface up, or the VF's link (\`vfplane vf config ${a.pci ?? 'VF'} --link-state auto --force\`)` });
+  }
   for (const a of s.attachments.filter((x) => x.representorState === 'waiting')) {
     const undo = a.owner?.containerId ? 'or dropped by its DEL (CNI GC, vfplane gc)' : `or dropped by \`vfplane dataplane detach --representor ${a.representor}\``;
     out.push({ about: 'attachments', text: `${a.representor}${a.pci ? ` (VF ${a.pci})` : ''} was not attached at this start (${a.why ?? 'its representor is missing'}); it is attached once the representor exists, ${undo}` });

@@ -1121,6 +1121,8 @@ export async function cmdCheck(ctx: CniContext): Promise<void> {
       // Listed, but with no port on the representor the pod's frames come through.
       const cut = { gone: 'is gone', replaced: 'is a new netdev since the attach', waiting: 'did not exist when the data plane started' }[mine.representorState ?? ''];
       if (cut) throw new CniError(ERR.IO, `the data plane at ${att.dataplane} does not forward for VF ${a.pci}: its representor ${att.representor} ${cut}`, 'run DEL and ADD again');
+      // Set down after the attach: the port carries nothing until it is up (helper-109).
+      if (mine.representorState === 'down') throw new CniError(ERR.IO, `the data plane at ${att.dataplane} does not forward for VF ${a.pci}: its representor ${att.representor} is down`, `bring it up: \`ip link set ${att.representor} up\``);
       // A plugin chained after this one (tuning's mac) may have given the interface another
       // MAC: prevResult then carries the new one, but the data plane admits from the
       // representor only the MAC the attach registered, so the pod's every frame is dropped.

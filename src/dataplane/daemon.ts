@@ -75,9 +75,11 @@ const stateSchema = z.object({
 /** Whether an attachment's representor is still the netdev its port was opened on:
  *  `gone` (deleted: the VF went away, or its pod's namespace did without a CNI DEL),
  *  `replaced` (a netdev of that name with another ifindex, which the port's sockets do
- *  not see), `ok`, or `unknown` (in another namespace than the daemon's). Either of the
- *  first two means the pod no longer reaches the overlay until DEL/GC detaches it. */
-function representorState(a: { representor: string; netns?: string; ifindex: number }): 'ok' | 'gone' | 'replaced' | 'unknown' {
+ *  not see), `ok`, `down` (set down since: its port carries nothing until it is up),
+ *  `no-carrier` (up, but the pod's side of the VF is down), or `unknown` (in another
+ *  namespace than the daemon's). Gone or replaced means the pod no longer reaches the
+ *  overlay until DEL/GC detaches it; down until it is brought up. */
+function representorState(a: { representor: string; netns?: string; ifindex: number }): 'ok' | 'down' | 'no-carrier' | 'gone' | 'replaced' | 'unknown' {
   if (a.netns) return 'unknown';
   let now: number;
   try {
@@ -85,7 +87,17 @@ function representorState(a: { representor: string; netns?: string; ifindex: num
   } catch {
     return 'gone';
   }
-  return now === a.ifindex ? 'ok' : 'replaced';
+  if (now !== a.ifindex) return 'replaced';
+  // The same netdev, but set down since the attach (`ip link set … down`: its port neither
+  // receives nor sends, the pod is cut off while the table said "ok"), or up without a
+  // carrier (the pod's interface, or the VF's link, is down). helper-109.
+  try {
+    if ((Number(readFileSync(`/sys/class/net/${a.representor}/flags`, 'utf8')) & 1) === 0) return 'down';
+    if (readFileSync(`/sys/class/net/${a.representor}/carrier`, 'utf8').trim() === '0') return 'no-carrier';
+  } catch {
+    // gone between the reads, or carrier unreadable: the next look says
+  }
+  return 'ok';
 }
 
 /** The counters status warns of while they grow, not for the daemon's life: the learned
@@ -2388,8 +2400,8 @@ export function prometheus(m: MetricsInput): string {
   // Every counter starts at 0 with the data plane: a restart shows here (as
   // process_start_time_seconds does for other exporters), and rate() copes with it.
   if (m.startedAt !== undefined) metric('vfplane_start_time_seconds', 'When this data plane started, in seconds since the epoch (its counters count from then).', 'gauge', [[{}, Math.floor(m.startedAt / 1000)]]);
-  metric('vfplane_attachment_representor_ok', 'Whether each attachment\'s representor is still the netdev its port was opened on (0: gone or replaced, the pod is cut off the overlay until DEL/GC, or waiting for it to exist after a restart; unknown in another namespace counts as 1).', 'gauge',
-    atts.map((a) => [{ representor: a.representor, vni: String(a.vni) }, a.state === 'gone' || a.state === 'replaced' || a.state === 'waiting' ? 0 : 1]));
+  metric('vfplane_attachment_representor_ok', 'Whether each attachment\'s representor is still the netdev its port was opened on (0: gone or replaced, the pod is cut off the overlay until DEL/GC, set down, or waiting for it to exist after a restart; unknown in another namespace counts as 1).', 'gauge',
+    atts.map((a) => [{ representor: a.representor, vni: String(a.vni) }, a.state === 'gone' || a.state === 'replaced' || a.state === 'waiting' || a.state === 'down' ? 0 : 1]));
   return out.join('\n') + '\n';
 }
 

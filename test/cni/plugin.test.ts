@@ -1300,14 +1300,15 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
     const sock = join(dir, 'dp.sock');
     // A data plane that lists what it was asked to attach, under the attach's MAC, as the
     // daemon's status does.
-    const fake = standInDataplane(sock, `((at, spoofChecked) => (r) => {
+    const fake = standInDataplane(sock, `((at, spoofChecked, repState) => (r) => {
       if (r.op === 'attach') { at = r; return '{"ok":true}'; }
+      if (r.op === 'rep-state') { repState = r.state; return '{"ok":true}'; }
       if (r.op === 'antispoof-off') { spoofChecked = false; return '{"ok":true}'; }
       if (r.op === 'antispoof-unsaid') { spoofChecked = undefined; return '{"ok":true}'; }
-      if (r.op === 'status') return JSON.stringify({ ok: true, ...(spoofChecked === undefined ? {} : { antiSpoof: spoofChecked }), attachments: at ? [{ representor: at.representor, pci: at.pci, vni: at.vni, mac: at.mac, representorState: 'up' }] : [] });
+      if (r.op === 'status') return JSON.stringify({ ok: true, ...(spoofChecked === undefined ? {} : { antiSpoof: spoofChecked }), attachments: at ? [{ representor: at.representor, pci: at.pci, vni: at.vni, mac: at.mac, representorState: repState }] : [] });
       if (r.op === 'detach') at = undefined;
       return '{"ok":true}';
-    })(undefined, true)`);
+    })(undefined, true, 'ok')`);
     let heard = '';
     fake.stdout.on('data', (d) => (heard += d));
     await new Promise<void>((r) => { const t = setInterval(() => heard.includes('ready') && (clearInterval(t), r()), 20); });
@@ -1319,6 +1320,11 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
       expect(first.code, JSON.stringify(first.out) + first.stderr).toBe(0);
       // Before tuning: the interface has the MAC the data plane carries.
       expect(call('CHECK', { ...list.plugins[0], name: list.name, cniVersion: list.cniVersion, prevResult: first.out }, e).code).toBe(0);
+      // Its representor set down since (helper-109: CHECK passed while the pod was cut off).
+      await dataplaneRequest(sock, { op: 'rep-state', state: 'down' });
+      const down = call('CHECK', { ...list.plugins[0], name: list.name, cniVersion: list.cniVersion, prevResult: first.out }, e);
+      expect(down.out).toMatchObject({ code: 5, msg: expect.stringMatching(new RegExp(`^the data plane at ${sock} does not forward for VF 0000:5e:0a\\.6: its representor (\\S+) is down$`)), details: expect.stringMatching(/^bring it up: `ip link set \S+ up`$/) });
+      await dataplaneRequest(sock, { op: 'rep-state', state: 'ok' });
       const tuning = call('ADD', { ...list.plugins[1], name: list.name, cniVersion: list.cniVersion, prevResult: first.out }, e, `${REF}/tuning`);
       expect(tuning.code, JSON.stringify(tuning.out) + tuning.stderr).toBe(0);
       expect(tuning.out.interfaces[0].mac).toBe('02:00:00:00:bb:01');

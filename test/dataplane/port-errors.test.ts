@@ -91,6 +91,33 @@ describePrivileged('a port whose netdev goes down', { netns: true }, () => {
     }
   }, 60000);
 
+  // helper-109: a representor set down after the attach cut its pod off while status's
+  // table said "ok" and nothing warned; CNI CHECK passed.
+  it('a representor set down after the attach: status says down, warns with the command that brings it up', async () => {
+    const r = ifname('ed');
+    spawnSync('ip', ['link', 'add', r, 'type', 'veth', 'peer', 'name', `${r}p`, 'netns', m.name]);
+    spawnSync('ip', ['netns', 'exec', m.name, 'ip', 'link', 'set', `${r}p`, 'up']);
+    const dp = await start('repdown');
+    const state = async () => ((await request(dp.socket, { op: 'status' })) as { attachments: { representor: string; representorState: string }[] }).attachments.find((a) => a.representor === r)?.representorState;
+    try {
+      await request(dp.socket, { op: 'attach', representor: r, vni: 100, mac: '02:00:00:00:0d:01' });
+      expect(await state()).toBe('ok');
+      spawnSync('ip', ['link', 'set', r, 'down']);
+      expect(await state()).toBe('down');
+      const out = vfplane(['dataplane', 'status', '--socket', dp.socket]).stdout;
+      expect(out).toContain(`warning: representor ${r} is down (set down since it was attached): nothing passes between its pod and the overlay. Bring it up: \`ip link set ${r} up\``);
+      spawnSync('ip', ['link', 'set', r, 'up']);
+      expect(await state()).toBe('ok');
+      // Up, with the pod's side down: no carrier.
+      spawnSync('ip', ['netns', 'exec', m.name, 'ip', 'link', 'set', `${r}p`, 'down']);
+      expect(await state()).toBe('no-carrier');
+    } finally {
+      await dp.stop();
+      d = null;
+      spawnSync('ip', ['link', 'del', r]);
+    }
+  }, 30000);
+
   it('a control socket file removed under the data plane is made again, and CLI calls reach it', async () => {
     const dp = await start('sockrm');
     const socket = dp.socket;

@@ -75,3 +75,15 @@ describe('status warnings made of dropped frames', () => {
     expect(statusWarnings(r(121))).toEqual([]);
   });
 });
+
+// helper-109: a representor set down (or whose pod side is down) cut the pod off while
+// status's table said "ok" and nothing warned.
+describe('status warnings about a representor that is down', () => {
+  it('down: the command that brings it up; no carrier: the pod\'s side; a gone pod: only the orphan warning', () => {
+    const att = (representorState: string, more: Record<string, unknown> = {}) => ({ ...reply(undefined), attachments: [{ representor: 'ens1f0r3', pci: '0000:5e:02.3', vni: 100, mac: '02:00:00:00:00:03', owner: { containerId: 'c1', podNamespace: 'default', podName: 'web' }, representorState, ...more }] } as StatusReply);
+    expect(statusWarnings(att('down'))).toEqual([{ about: 'attachments', text: 'representor ens1f0r3 (VF 0000:5e:02.3, pod default/web) is down (set down since it was attached): nothing passes between its pod and the overlay. Bring it up: `ip link set ens1f0r3 up`, or, if `vfplane vf show 0000:5e:02.3` says link state disable, `vfplane vf config 0000:5e:02.3 --link-state auto --force`' }]);
+    expect(statusWarnings(att('no-carrier'))[0]!.text).toBe('representor ens1f0r3 (VF 0000:5e:02.3, pod default/web) has no carrier: the pod\'s side of it is down (its interface set down inside the pod, or the VF\'s link state disabled), so nothing passes. Bring the pod\'s interface up, or the VF\'s link (`vfplane vf config 0000:5e:02.3 --link-state auto --force`)');
+    expect(statusWarnings(att('no-carrier', { ownerGone: true })).map((w) => w.text)).toEqual([expect.stringMatching(/^the pods of ens1f0r3 are gone/)]);
+    expect(statusWarnings(att('ok'))).toEqual([]);
+  });
+});
