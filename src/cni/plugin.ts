@@ -520,6 +520,7 @@ export async function cmdAdd(ctx: CniContext): Promise<CniResult> {
   let stranded = false;
   let a: Allocation | undefined;
   let seen: VfInfo | undefined; // the VF as this ADD found it, once it is ours
+  let ipamErr: unknown; // what the IPAM ADD failed with, if it did
   try {
     // The sequence before the VF is read: if our allocation directly follows it, nobody
     // held the VF between that read and ours (see lastSeq).
@@ -649,7 +650,7 @@ export async function cmdAdd(ctx: CniContext): Promise<CniResult> {
           // The record is for a DEL after a crash; the ADD goes on without it.
         }
       });
-      ipamP.catch(() => undefined);
+      ipamP.catch((e: unknown) => (ipamErr = e));
       undo.push(async () => {
         // DEL even when ADD failed: a plugin killed on timeout may have reserved already,
         // and IPAM DEL is idempotent.
@@ -765,7 +766,8 @@ export async function cmdAdd(ctx: CniContext): Promise<CniResult> {
   } catch (caught) {
     // Read before the undo (which may put the driver back): a step that failed because
     // the VF changed under this ADD (rebound, or re-made by sriov_numvfs) says so.
-    const err = seen ? changedUnder(caught, sysfs, seen) : caught;
+    let err = seen ? changedUnder(caught, sysfs, seen) : caught;
+    if (ipamErr !== undefined && caught === ipamErr) err = withStaleLeases(ctx, store, caught);
     ctx.log.error(`ADD failed, undoing ${undo.length} step(s): ${(err as Error).message}`);
     for (const step of undo.reverse()) {
       try {
@@ -779,6 +781,31 @@ export async function cmdAdd(ctx: CniContext): Promise<CniResult> {
     done(store);
   }
 }
+
+/**
+ * An IPAM ADD that failed (host-local's "no IP addresses available", a whereabouts pool
+ * full) while allocations of this network whose pods are gone still hold their leases
+ * (a reboot, a runtime that lost a sandbox, DELs that never ran): the plugin's own words
+ * name only its range, so the way out is added to its details (helper-109: an exhausted
+ * range said nothing of the two leases `vfplane gc` would free).
+ */
+function withStaleLeases(ctx: CniContext, store: AllocStore, err: unknown): unknown {
+  let stale: Allocation[];
+  try {
+    stale = store.list().filter((x) => x.owner.network === ctx.conf.name && !!(x.attachment as Attachment | null)?.ipam && !(x.owner.containerId === ctx.env.containerId && x.owner.ifname === ctx.env.ifname) && ownerAlive(x.owner) === 'gone');
+  } catch {
+    return err;
+  }
+  if (!stale.length || !(err instanceof Error)) return err;
+  const cmd = ['vfplane gc', ...(ctx.conf.sysfsRoot ? [`--sysfs-root ${ctx.conf.sysfsRoot}`] : []), ...(ctx.conf.stateDir ? [`--state-dir ${ctx.conf.stateDir}`] : [])].join(' ');
+  const note = `${stale.length} allocation(s) of network ${ctx.conf.name} belong to pods that are gone and still hold their addresses (${listSomeOwners(stale)}): \`${cmd}\` releases them (\`--dry-run\` first shows what it would do)`;
+  const code = err instanceof CniError ? err.code : err instanceof VfpError && typeof err.details?.cniCode === 'number' ? err.details.cniCode : ERR.IO;
+  const had = err instanceof CniError ? err.details : undefined;
+  const out = new CniError(code as number, err.message, had ? `${had}; ${note}` : note);
+  return out;
+}
+
+const listSomeOwners = (as: Allocation[]) => as.slice(0, 3).map((x) => `${describeOwner(x.owner)} with VF ${x.pci}`).join('; ') + (as.length > 3 ? `; ${as.length - 3} more` : '');
 
 /**
  * A failure with no CNI code of its own (the kernel's "No such device", say) while the

@@ -568,6 +568,32 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
     expect(hostState()).toEqual(before);
   });
 
+  // helper-109: a range exhausted by the leases of pods that are gone (no DEL ran) said only
+  // host-local's "no IP addresses available": the way out, `vfplane gc`, was not named.
+  it('an IPAM ADD that fails while pods that are gone hold this network\'s leases names them and the gc that frees them', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'vfplane-ipamfull-'));
+    const conf = (pci: string) => base({ name: 'tinynet', deviceID: pci, ipam: { type: 'host-local', dataDir: dir, ranges: [[{ subnet: '10.57.0.0/24', rangeStart: '10.57.0.10', rangeEnd: '10.57.0.10' }]] } });
+    const gone = pod('ipgone');
+    const live = pod('iplive');
+    const e1 = { containerId: 'ipgone01', netns: nsPath(gone), ifname: 'net1' };
+    const e2 = { containerId: 'iplive01', netns: nsPath(live), ifname: 'net1' };
+    try {
+      expect(call('ADD', conf('0000:5e:02.5'), e1).code).toBe(0);
+      gone.destroy(); // the pod's sandbox goes without its DEL
+      const r = call('ADD', conf('0000:5e:02.6'), e2);
+      expect(r.code).toBe(1);
+      expect(r.out.msg).toMatch(/no IP addresses available/);
+      expect(r.out.details).toBe(`1 allocation(s) of network tinynet belong to pods that are gone and still hold their addresses (container ipgone01, net1 with VF 0000:5e:02.5): \`vfplane gc --sysfs-root ${m.root} --state-dir ${state}\` releases them (\`--dry-run\` first shows what it would do)`);
+      // The command as said frees the lease, and the next ADD gets it.
+      expect(vfplane(['gc', '--sysfs-root', m.root, '--state-dir', state]).code).toBe(0);
+      const again = call('ADD', conf('0000:5e:02.6'), e2);
+      expect(again.code, JSON.stringify(again.out)).toBe(0);
+      expect(call('DEL', conf('0000:5e:02.6'), e2).code).toBe(0);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('a step failing after IPAM succeeded gives the address back and the VF home', () => {
     const p = pod('routefail');
     const before = hostState();
