@@ -51,6 +51,8 @@ export interface StatusReply {
     representor: string; pci?: string; vni: number; mac: string; owner?: Record<string, string>; representorState?: string; why?: string; ownerGone?: boolean; podMtu?: number;
     /** Frames its pod's interface refused (tx_device_drops), and when the count last grew. */
     refused?: { frames: number; secondsAgo: number };
+    /** Frames from its pod longer than its port takes (rx_truncated, rx_oversize), the MTU its port was opened for, when the count last grew. */
+    truncated?: { frames: number; secondsAgo: number; portMtu?: number };
   }[];
   /** Pods' frames over the overlay's MTU since the start (mtu_exceeded), and the ICMP too big sent for them. */
   mtuExceeded?: { frames: number; icmpTooBig: number; icmpTooBigLimited: number };
@@ -243,6 +245,18 @@ export function statusWarnings(s: StatusReply): StatusWarning[] {
     const r = a.refused!;
     const pod = a.owner?.podName ? ` (pod ${a.owner.podNamespace ?? '?'}/${a.owner.podName})` : '';
     out.push({ about: 'attachments', text: `the interface behind ${a.representor}${pod} refused ${r.frames} frame(s) sent to it since it was attached, the last ${r.secondsAgo} s ago (tx_device_drops): frames over its MTU came for it, from a pod of VNI ${a.vni} with a larger MTU or a host behind a peer, or it is down. Give the pods of VNI ${a.vni} one MTU (CNI "mtu", or none: the overlay's), or bring the interface up` });
+  }
+  // Frames from a pod longer than its port's ring slots, sized from the MTU at the attach:
+  // the pod's MTU (and its representor's) raised since (helper-109: said only by stats's
+  // port drops, while status claimed the overlay carries 8950 bytes).
+  for (const a of s.attachments.filter((x) => x.truncated && lately(x.truncated.secondsAgo))) {
+    const t = a.truncated!;
+    const pod = a.owner?.podName ? ` (pod ${a.owner.podNamespace ?? '?'}/${a.owner.podName})` : '';
+    const ifn = a.owner?.ifname ?? 'IFACE';
+    const back = t.portMtu
+      ? `Set the pod's MTU back to ${t.portMtu} (in the pod: \`ip link set ${ifn} mtu ${t.portMtu}\`; and \`ip link set ${a.representor} mtu ${t.portMtu}\`)`
+      : 'Set the pod\'s MTU back to what it was when it was attached';
+    out.push({ about: 'attachments', text: `${t.frames} frame(s) from the pod behind ${a.representor}${pod} were longer than its port takes and were lost (rx_truncated), the last ${t.secondsAgo} s ago: the port's buffers were sized when it was attached${t.portMtu ? `, for MTU ${t.portMtu}` : ''}, and the pod's MTU was raised since. ${back}, or re-create the pod (DEL, ADD) with the MTU it needs (CNI "mtu") for a port sized for it` });
   }
   const sp = s.spoofed;
   if (sp && lately(sp.secondsAgo)) out.push({ about: 'attachments', text: `${sp.frames} frame(s) from pods dropped since the start, the last ${sp.secondsAgo} s ago (spoofed): a pod sent from a MAC other than the one it was attached with (antiSpoof), and its frames from that MAC do not reach the overlay: a MAC changed inside the pod (\`ip link set … address\`), or a bridge or VM in it. \`vfplane dataplane drops --reason spoofed\` shows the port and the MAC; give the pod its attached MAC back, or attach it with the MAC it uses (CNI "mac")` });

@@ -276,6 +276,9 @@ export class Daemon {
    *  representor's; with vfplane-cni's mtuAuto, no more than the overlay's then): status
    *  holds it against the underlay's MTU as it is now, which may have gone down since. */
   private podMtus = new Map<string, number>();
+  /** Each representor's MTU when its port was opened, which sized its ring slots: frames
+   *  of a pod whose MTU was raised since are lost at the port (rx_truncated, rx_oversize). */
+  private portMtus = new Map<string, number>();
   private uplinkClaim: Claim | null = null;
   /** The uplink's kernel netdev (none for a DPDK PCI uplink): never a representor too. */
   private uplinkNetdev: { ifindex: number; netns: string } | null = null;
@@ -481,10 +484,18 @@ export class Daemon {
     // down), per representor (helper-88: pods of one VNI with different MTUs lost the
     // larger frames between them, said nowhere but in the port's counters).
     for (const a of this.atts.values()) {
-      const n = BigInt(this.dp?.backendCounters(a.slot)?.drops?.tx_device_drops ?? 0);
+      const drops = this.dp?.backendCounters(a.slot)?.drops;
+      const n = BigInt(drops?.tx_device_drops ?? 0);
       const key = `refused:${a.representor}`;
       const had = this.grew.get(key);
       if (n > (had?.n ?? 0n)) this.grew.set(key, { n, at: now });
+      // Frames from the pod longer than its port's ring slots (sized from the MTU at the
+      // attach): a pod whose MTU was raised since loses them, said nowhere but in stats's
+      // port drops (helper-109).
+      const t = BigInt(drops?.rx_truncated ?? 0) + BigInt(drops?.rx_oversize ?? 0);
+      const tkey = `truncated:${a.representor}`;
+      const thad = this.grew.get(tkey);
+      if (t > (thad?.n ?? 0n)) this.grew.set(tkey, { n: t, at: now });
     }
     const m = this.movedSeen;
     m.push({ atMs: now, moved: engine.learnMoved ?? 0n });
@@ -1281,6 +1292,9 @@ export class Daemon {
     const podHas = podMtu && a.mtuAuto && overlayMtu ? Math.min(podMtu, overlayMtu) : podMtu;
     if (podHas) this.podMtus.set(a.representor, podHas);
     else this.podMtus.delete(a.representor);
+    const opened = raisedFrom !== undefined ? raiseTo : l.mtu;
+    if (opened) this.portMtus.set(a.representor, opened);
+    else this.portMtus.delete(a.representor);
     try {
       this.commit();
     } catch (e) {
@@ -1378,7 +1392,9 @@ export class Daemon {
     if (!att) return null;
     this.atts.delete(att.representor);
     this.podMtus.delete(att.representor);
+    this.portMtus.delete(att.representor);
     this.grew.delete(`refused:${att.representor}`); // its port's counters go with it
+    this.grew.delete(`truncated:${att.representor}`);
     this.dp!.removePort(att.slot);
     this.commit();
     await releaseNetdev(this.claims, att.claimed);
@@ -1990,7 +2006,10 @@ export class Daemon {
       floods: [...this.floods].sort(([a], [b]) => a - b).map(([vni, vteps]) => ({ vni, vteps })),
       attachments: this.attachmentList().map(({ a, state, why }) => ({ representor: a.representor, pci: a.pci, vni: a.vni, mac: a.mac, owner: a.owner, representorState: state, ...(why ? { why } : {}), ...ownerGone(a), ...(this.podMtus.has(a.representor) ? { podMtu: this.podMtus.get(a.representor) } : {}),
         // Frames its pod's interface refused (tx_device_drops), and when the count last grew.
-        ...(lately(`refused:${a.representor}`) ? { refused: lately(`refused:${a.representor}`) } : {}) })),
+        ...(lately(`refused:${a.representor}`) ? { refused: lately(`refused:${a.representor}`) } : {}),
+        // Frames from its pod longer than its port takes (rx_truncated, rx_oversize), the
+        // MTU its port was opened for, and when the count last grew.
+        ...(lately(`truncated:${a.representor}`) ? { truncated: { ...lately(`truncated:${a.representor}`)!, ...(this.portMtus.has(a.representor) ? { portMtu: this.portMtus.get(a.representor) } : {}) } } : {}) })),
       // Pods' frames over what the underlay carries: dropped, some answered with ICMP too big.
       mtuExceeded: { frames: Number(counters.drops.mtu_exceeded ?? 0n), icmpTooBig: Number(counters.misc.icmpTooBig ?? 0n), icmpTooBigLimited: Number(counters.misc.icmpTooBigLimited ?? 0n) },
       workers: counters.perWorker.map((w) => ({ cpu: w.cpu, epoch: Number(w.epoch) })),

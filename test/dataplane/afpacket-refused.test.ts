@@ -10,6 +10,8 @@ import { dataplaneOn, vfplane } from '../helpers/cli.js';
 import { capture } from '../helpers/netns.js';
 import { describePrivileged } from '../helpers/privileged.js';
 import { fromVtep, POD, uplinkNetns } from '../helpers/underlay.js';
+import { inject } from '../helpers/netns.js';
+import { udp4 } from '../helpers/frames.js';
 
 // AF_XDP (copy mode) is told with EBUSY, the frame consumed; it counted it as
 // tx_link_down, and status said nothing of the pod's side: counted as AF_PACKET counts
@@ -53,6 +55,30 @@ describePrivileged('a port whose netdev refuses a frame', { netns: true }, () =>
       send([fromVtep('192.0.2.2', '02:00:00:00:87:01', POD, 100, 300)]);
       expect((await again.done).map((f) => f.length)).toEqual([14 + 20 + 8 + 300]);
       expect(await refused()).toBe(1);
+    } finally {
+      await dp.stop();
+    }
+  }, 30_000);
+  // helper-109: a pod whose MTU was raised after the attach (its interface and the
+  // representor) lost its larger frames at the port, whose ring slots were sized for the
+  // MTU at the attach: said only by stats's port drops (rx_truncated), while status said
+  // the overlay carries 8950 bytes.
+  it('afpacket: frames from a pod whose MTU was raised after the attach: status names the loss, the MTU the port was sized for and the way back', async () => {
+    for (const dev of [up, e.upp]) e.n.ip(['link', 'set', dev, 'mtu', '9000']);
+    for (const dev of [rep, repp]) e.n.ip(['link', 'set', dev, 'mtu', '1500']);
+    mkdirSync(join(d.dir, 'trunc'), { recursive: true });
+    const dp = await dataplaneOn(e.n, up, join(d.dir, 'trunc'), { peers: [{ vtep: '192.0.2.2', mac: '02:bb:00:00:00:02' }] });
+    try {
+      const a = vfplane(['dataplane', 'attach', '--socket', dp.socket, '--representor', rep, '--vni', '100', '--mac', POD, '--netns', e.n.path]);
+      expect(a.code, a.stderr).toBe(0);
+      for (const dev of [rep, repp]) e.n.ip(['link', 'set', dev, 'mtu', '4000']);
+      inject(e.n, repp, [udp4({ dstMac: '02:00:00:00:87:01', srcMac: POD, src: '10.0.0.1', dst: '10.0.0.2', sport: 1, dport: 2, payload: new Uint8Array(3000) })]);
+      let out = '';
+      for (let i = 0; i < 20 && !/rx_truncated/.test(out); i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        out = vfplane(['dataplane', 'status', '--socket', dp.socket]).stdout;
+      }
+      expect(out).toMatch(new RegExp(`^warning: 1 frame\\(s\\) from the pod behind ${rep} were longer than its port takes and were lost \\(rx_truncated\\), the last \\d+ s ago: the port's buffers were sized when it was attached, for MTU 1500, and the pod's MTU was raised since\\. Set the pod's MTU back to 1500 \\(in the pod: \`ip link set IFACE mtu 1500\`; and \`ip link set ${rep} mtu 1500\`\\), or re-create the pod`, 'm'));
     } finally {
       await dp.stop();
     }
