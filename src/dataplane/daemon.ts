@@ -1875,6 +1875,15 @@ export class Daemon {
       steps.push(otherVni.step);
       return { ...flood(`no static or learned FDB entry names ${dst} on VNI ${q.vni}: it is flooded as unknown unicast on VNI ${q.vni}, which never reaches that pod`), ...otherVni.extra };
     }
+    // Known behind a peer, but on another VNI (helper-109: two pods on different nodes
+    // whose networks name different VNIs; "not a local pod" named no reason).
+    const remote = this.fdb.values().find((f) => f.vni !== q.vni && f.mac.toLowerCase() === dst);
+    const learnedElsewhere = remote ? undefined : this.dp!.learnedList().entries.find((e) => e.vni !== q.vni && e.mac.toLowerCase() === dst);
+    const there = remote ? { vni: remote.vni, vtep: remote.vtep, how: 'a static FDB entry puts it' } : learnedElsewhere ? { vni: learnedElsewhere.vni, vtep: learnedElsewhere.vtep, how: 'it was learned' } : undefined;
+    if (there) {
+      steps.push(`${dst} is not a local pod, and no static or learned FDB entry names it on VNI ${q.vni}; ${there.how} on VNI ${there.vni} behind VTEP ${there.vtep}, not on VNI ${q.vni}: pods on different VNIs never reach each other. Check the VNI of each pod's network (its vxlan.vni)`);
+      return { ...flood(`it is flooded as unknown unicast on VNI ${q.vni}, which never reaches that host`), otherVni: { vni: there.vni, vtep: there.vtep } };
+    }
     return flood(`${dst} is not a local pod, and no static or learned FDB entry names it on VNI ${q.vni}: unknown unicast is flooded`);
   }
 

@@ -106,4 +106,26 @@ describePrivileged('explain across VNIs', { root: true }, () => {
       await dp2.stop();
     }
   }, 30_000);
+  // helper-109: a remote pod known on another VNI (two pods on different nodes whose
+  // networks name different VNIs) was "not a local pod, and no … entry names it".
+  it('a remote MAC known on another VNI (static or learned) is named with its VNI and VTEP', async () => {
+    const dir = join(d.dir, 'remote');
+    mkdirSync(dir, { recursive: true });
+    const dp = await dataplaneOn(n, up, dir, { peers: [{ vtep: '192.0.2.2', mac: '02:83:00:00:00:02' }] });
+    try {
+      await request(dp.socket, { op: 'attach', representor: r2, vni: 200, mac: m2, netns: n.path });
+      await request(dp.socket, { op: 'fdb-add', vni: 100, mac: '02:83:00:00:09:00', vtep: '192.0.2.2' });
+      type X = { verdict: string; steps: string[]; otherVni?: unknown };
+      const x = (await request(dp.socket, { op: 'explain', vni: 200, mac: '02:83:00:00:09:00', from: r2 })) as unknown as X;
+      expect(x.verdict).toBe('flood');
+      expect(x.otherVni).toEqual({ vni: 100, vtep: '192.0.2.2' });
+      expect(x.steps.join('\n')).toContain('02:83:00:00:09:00 is not a local pod, and no static or learned FDB entry names it on VNI 200; a static FDB entry puts it on VNI 100 behind VTEP 192.0.2.2, not on VNI 200: pods on different VNIs never reach each other. Check the VNI of each pod\'s network (its vxlan.vni)');
+      // Unknown everywhere: as before.
+      const y = (await request(dp.socket, { op: 'explain', vni: 200, mac: '02:83:00:00:09:01', from: r2 })) as unknown as X;
+      expect(y.otherVni).toBeUndefined();
+      expect(y.steps.join('\n')).toContain('is not a local pod, and no static or learned FDB entry names it on VNI 200: unknown unicast is flooded');
+    } finally {
+      await dp.stop();
+    }
+  }, 30_000);
 });
