@@ -25,6 +25,9 @@ export interface StatusReply {
   duplicateMac?: { mac: string; vni: number; representor: string; vtep: string; times: number; secondsAgo: number };
   /** Frames dropped as static_elsewhere since the start, and when the count last grew. */
   staticElsewhere?: { frames: number; secondsAgo: number };
+  /** Frames dropped as no_destination since the start, and when the count last grew. */
+  noDestination?: { frames: number; secondsAgo: number };
+  floods?: { vni: number; vteps: string[] }[];
   /** Pods' frames dropped as spoofed since the start, and when the count last grew. */
   spoofed?: { frames: number; secondsAgo: number };
   /** IPv6 VXLAN frames dropped as udp_zero_checksum, and since when none more. */
@@ -116,6 +119,15 @@ export function statusWarnings(s: StatusReply): StatusWarning[] {
   const heardSince = (p: { lastFrameSecondsAgo?: number }, secondsAgo: number) => p.lastFrameSecondsAgo !== undefined && p.lastFrameSecondsAgo < secondsAgo;
   if (lr?.full && recent(lr.fullSecondsAgo)) out.push({ about: 'learning', text: `the learned FDB is full (${lr.capacity} entries a worker): ${lr.full} frames from a MAC it had no room for since the start, the last ${lr.fullSecondsAgo ?? 0} s ago; frames to such MACs flood as unknown unicast. Raise learnCapacity in the config and restart the data plane` });
   if (lr?.limited && recent(lr.limitedSecondsAgo)) out.push({ about: 'learning', text: `a VNI reached its cap of learned MACs (learnPerVni: ${lr.perVni}): ${lr.limited} frames from a MAC it had no room for since the start, the last ${lr.limitedSecondsAgo ?? 0} s ago; frames to such MACs flood on their VNI. A VNI with that many remote MACs needs a higher learnPerVni (restart to change); else a pod there sends from ever new MACs (\`vfplane dataplane fdb list\` lists the learned entries)` });
+  // An empty flood list on a VNI with pods here: their ARP requests reach no other node,
+  // and a pod elsewhere is reached only through an FDB entry (helper-109: said only by
+  // the "flood lists" line, while explain of the pod's MAC answered "encapsulated").
+  const nd = s.noDestination;
+  const emptyHere = (s.floods ?? []).filter((f) => f.vteps.length === 0 && s.attachments.some((a) => a.vni === f.vni)).map((f) => f.vni);
+  if (nd && lately(nd.secondsAgo) && emptyHere.length) {
+    const vnis = emptyHere.join(', ');
+    out.push({ about: 'learning', text: `VNI ${vnis} ${emptyHere.length === 1 ? 'has an empty flood list' : 'have empty flood lists'} (\`flood set --none\`, or the config's floods) and pods here: their broadcasts, ARP requests among them, and unknown unicast reach no other node; ${nd.frames} frame(s) went nowhere since the start (no_destination, all VNIs), the last ${nd.secondsAgo} s ago. A pod on another node is reached only through an FDB entry${lr && !lr.on ? ', and learning is off, so only a static one' : ''}. ${emptyHere.map((v) => `\`vfplane dataplane flood set --vni ${v} --all-peers\``).join(', ')} floods to every peer again (or name the peers with pods on it)` });
+  }
   const se = s.staticElsewhere;
   if (se && lately(se.secondsAgo)) out.push({ about: 'learning', text: `${se.frames} frame(s) from the underlay dropped since the start, the last ${se.secondsAgo} s ago (static_elsewhere): their inner source MAC has a static FDB entry naming another VTEP than the one they came from, so that host's pod does not reach this node. The static entry points at the wrong VTEP (the pod moved, a typo) or the MAC is spoofed: \`vfplane dataplane drops --reason static_elsewhere\` shows those frames (their VTEP and inner source), \`vfplane dataplane explain --from uplink --vni N --mac M --src MAC --vtep V\` explains one; \`vfplane dataplane fdb del\` and \`fdb add\` (and the config's fdb) set the entry right` });
   // A MAC moves when a frame from it comes from another VTEP than the one it was learned

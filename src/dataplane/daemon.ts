@@ -102,7 +102,7 @@ function representorState(a: { representor: string; netns?: string; ifindex: num
 
 /** The counters status warns of while they grow, not for the daemon's life: the learned
  *  table turning MACs away (engine), and drops that name a misconfiguration (drops). */
-const GREW_WATCHED = [['learnFull', 'engine'], ['learnLimited', 'engine'], ['static_elsewhere', 'drops'], ['spoofed', 'drops'], ['udp_zero_checksum', 'drops']] as const;
+const GREW_WATCHED = [['learnFull', 'engine'], ['learnLimited', 'engine'], ['static_elsewhere', 'drops'], ['spoofed', 'drops'], ['udp_zero_checksum', 'drops'], ['no_destination', 'drops']] as const;
 
 /** How far back status looks for learned MACs moving between VTEPs (learnMoved). */
 const MOVED_WINDOW_MS = 60_000;
@@ -1981,7 +1981,7 @@ export class Daemon {
     const ago = (ms: number) => Math.max(0, Math.round((nowMs - ms) / 1000));
     /** A watched counter that has grown: how many, and how long since it last did. */
     const lately = (key: string) => { const g = this.grew.get(key); return g ? { frames: Number(g.n), secondsAgo: ago(g.at) } : undefined; };
-    const [elsewhere, spoofed, zeroCsum] = [lately('static_elsewhere'), lately('spoofed'), lately('udp_zero_checksum')];
+    const [elsewhere, spoofed, zeroCsum, noDest] = [lately('static_elsewhere'), lately('spoofed'), lately('udp_zero_checksum'), lately('no_destination')];
     const full = this.grew.get('learnFull'), limited = this.grew.get('learnLimited');
     const mtu = c.tunnel.mtu || this.uplinkMtu;
     const overhead = this.overlayOverhead();
@@ -2006,6 +2006,8 @@ export class Daemon {
       // Frames from a MAC a static entry puts behind another VTEP (static_elsewhere): a
       // static entry that points at the wrong VTEP, or a MAC spoofed on the underlay.
       ...(elsewhere ? { staticElsewhere: elsewhere } : {}),
+      // Frames that went nowhere (no_destination): with an empty flood list, a pod's ARP.
+      ...(noDest ? { noDestination: noDest } : {}),
       // Pods' frames from a MAC not their attachment's (antiSpoof): a pod that changed its MAC.
       ...(spoofed ? { spoofed } : {}),
       // IPv6 VXLAN frames refused for a zero UDP checksum (verifyUdpCsum on, a peer that

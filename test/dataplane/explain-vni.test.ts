@@ -7,7 +7,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { request } from '../../src/dataplane/control.js';
 import { dataplaneOn, vfplane } from '../helpers/cli.js';
-import { ifname, Netns, scratchDir, vethIn } from '../helpers/netns.js';
+import { ifname, inject, Netns, scratchDir, vethIn } from '../helpers/netns.js';
+import { arpRequest } from '../helpers/frames.js';
 import { describePrivileged } from '../helpers/privileged.js';
 
 describePrivileged('explain across VNIs', { root: true }, () => {
@@ -124,6 +125,15 @@ describePrivileged('explain across VNIs', { root: true }, () => {
       const y = (await request(dp.socket, { op: 'explain', vni: 200, mac: '02:83:00:00:09:01', from: r2 })) as unknown as X;
       expect(y.otherVni).toBeUndefined();
       expect(y.steps.join('\n')).toContain('is not a local pod, and no static or learned FDB entry names it on VNI 200: unknown unicast is flooded');
+      // An empty flood list on the pod's VNI: its ARP goes nowhere, and status says so.
+      await request(dp.socket, { op: 'flood-set', vni: 200, vteps: [] });
+      inject(n, r2p, [arpRequest({ srcMac: m2, srcIp: '10.0.0.2', targetIp: '10.0.0.9' })]);
+      let out = '';
+      for (let i = 0; i < 20 && !/no_destination/.test(out); i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        out = vfplane(['dataplane', 'status', '--socket', dp.socket]).stdout;
+      }
+      expect(out).toMatch(/^warning: VNI 200 has an empty flood list \(`flood set --none`, or the config's floods\) and pods here: .*`vfplane dataplane flood set --vni 200 --all-peers` floods to every peer again/m);
     } finally {
       await dp.stop();
     }

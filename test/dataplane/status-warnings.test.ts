@@ -87,3 +87,16 @@ describe('status warnings about a representor that is down', () => {
     expect(statusWarnings(att('ok'))).toEqual([]);
   });
 });
+
+// helper-109: an empty flood list on a VNI with pods here cut their ARP off from every
+// other node; status showed "VNI 100 → none" and warned of nothing.
+describe('status warnings about an empty flood list', () => {
+  it('frames that went nowhere lately and a VNI with pods and an empty flood list: the flood set that undoes it', () => {
+    const r = (secondsAgo: number, learn = true, vteps: string[] = []) => ({ ...reply({ on: learn, capacity: 1024, entries: 1, full: 0 } as StatusReply['learning']), floods: [{ vni: 100, vteps }], noDestination: { frames: 3, secondsAgo },
+      attachments: [{ representor: 'ens1f0r3', vni: 100, mac: '02:00:00:00:00:03' }] } as StatusReply);
+    expect(statusWarnings(r(4, false))).toEqual([{ about: 'learning', text: 'VNI 100 has an empty flood list (`flood set --none`, or the config\'s floods) and pods here: their broadcasts, ARP requests among them, and unknown unicast reach no other node; 3 frame(s) went nowhere since the start (no_destination, all VNIs), the last 4 s ago. A pod on another node is reached only through an FDB entry, and learning is off, so only a static one. `vfplane dataplane flood set --vni 100 --all-peers` floods to every peer again (or name the peers with pods on it)' }]);
+    expect(statusWarnings(r(4))[0]!.text).toContain('reached only through an FDB entry. `vfplane');
+    expect(statusWarnings(r(121))).toEqual([]); // not lately
+    expect(statusWarnings(r(4, true, ['192.0.2.2']))).toEqual([]); // a list that names peers
+  });
+});
