@@ -1076,7 +1076,21 @@ export async function cmdCheck(ctx: CniContext): Promise<void> {
     let ifMac: string | undefined; // the pod interface's MAC now (a kernel VF's)
     if (!att || att.mode === 'kernel') {
       const l = linkIn(env.netns!, env.ifname!);
-      if (!l) throw new CniError(ERR.IO, `interface ${env.ifname} is missing from ${env.netns}`, `VF ${a.pci} was attached there`);
+      if (!l) {
+        // Renamed inside the pod (helper-109: "missing" sent the operator looking for a
+        // VF that was there under another name): found by the MAC ADD reported.
+        let renamed: string | undefined;
+        try {
+          if (want.mac) renamed = (JSON.parse(ipIn(env.netns!, ['-j', 'link', 'show'])) as { ifname: string; address?: string }[]).find((x) => x.address?.toLowerCase() === want.mac!.toLowerCase())?.ifname;
+        } catch {
+          // the namespace unreadable: said as missing
+        }
+        if (renamed) {
+          throw new CniError(ERR.IO, `interface ${env.ifname} is missing from ${env.netns}: VF ${a.pci} is there as ${renamed} (MAC ${want.mac}), renamed inside the pod`,
+            `the runtime and the pod's config know it as ${env.ifname}: rename it back (\`nsenter --net=${env.netns} ip link set ${renamed} down name ${env.ifname} up\`; its addresses stay, routes through it other than its subnet's need adding again) or re-create the pod; its DEL still finds and releases the VF`);
+        }
+        throw new CniError(ERR.IO, `interface ${env.ifname} is missing from ${env.netns}`, `VF ${a.pci} was attached there`);
+      }
       ifMac = l.address?.toLowerCase();
       if (want.mac && l.address?.toLowerCase() !== want.mac.toLowerCase()) {
         throw new CniError(ERR.IO, `interface ${env.ifname} has MAC ${l.address}, not ${want.mac} as ADD reported`, '');

@@ -594,6 +594,31 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
     }
   });
 
+  // helper-109: an interface renamed inside the pod was "missing", and the VF there under
+  // another name not mentioned.
+  it('CHECK of an interface renamed inside the pod names the VF under its new name and the command that renames it back', () => {
+    const p = pod('renamed');
+    const e = { containerId: 'renamed1', netns: nsPath(p), ifname: 'net1' };
+    const conf = base({ deviceID: '0000:5e:02.5' });
+    const add = call('ADD', conf, e);
+    expect(add.code, JSON.stringify(add.out)).toBe(0);
+    const mac = add.out.interfaces.find((i: { name: string }) => i.name === 'net1').mac;
+    p.ip(['link', 'set', 'net1', 'down']);
+    p.ip(['link', 'set', 'net1', 'name', 'podx']);
+    p.ip(['link', 'set', 'podx', 'up']);
+    const chk = call('CHECK', { ...conf, prevResult: add.out }, e);
+    expect(chk.code).toBe(1);
+    expect(chk.out).toMatchObject({ code: 5, msg: `interface net1 is missing from ${nsPath(p)}: VF 0000:5e:02.5 is there as podx (MAC ${mac}), renamed inside the pod` });
+    const cmd = /`(nsenter [^`]+)`/.exec(chk.out.details)![1]!;
+    expect(cmd).toBe(`nsenter --net=${nsPath(p)} ip link set podx down name net1 up`);
+    // The command as said, and CHECK passes again (the route through the gateway re-added, as said).
+    expect(spawnSync('sh', ['-c', cmd]).status).toBe(0);
+    p.ip(['route', 'replace', '10.60.0.0/16', 'via', '10.56.0.1']);
+    const again = call('CHECK', { ...conf, prevResult: add.out }, e);
+    expect(again.code, JSON.stringify(again.out)).toBe(0);
+    expect(call('DEL', conf, e).code).toBe(0);
+  });
+
   it('a step failing after IPAM succeeded gives the address back and the VF home', () => {
     const p = pod('routefail');
     const before = hostState();
