@@ -782,6 +782,11 @@ export async function cmdAdd(ctx: CniContext): Promise<CniResult> {
   }
 }
 
+/** The flags that point a vfplane command at the network's sysfs and allocation store,
+ *  when its config names them (a simulator's tree, a store of its own): an advised
+ *  command without them acts on /sys and /var/lib/vfplane (helper-109). */
+const cliPaths = (ctx: CniContext) => `${ctx.conf.sysfsRoot ? ` --sysfs-root ${ctx.conf.sysfsRoot}` : ''}${ctx.conf.stateDir ? ` --state-dir ${ctx.conf.stateDir}` : ''}`;
+
 /**
  * An IPAM ADD that failed (host-local's "no IP addresses available", a whereabouts pool
  * full) while allocations of this network whose pods are gone still hold their leases
@@ -797,7 +802,7 @@ function withStaleLeases(ctx: CniContext, store: AllocStore, err: unknown): unkn
     return err;
   }
   if (!stale.length || !(err instanceof Error)) return err;
-  const cmd = ['vfplane gc', ...(ctx.conf.sysfsRoot ? [`--sysfs-root ${ctx.conf.sysfsRoot}`] : []), ...(ctx.conf.stateDir ? [`--state-dir ${ctx.conf.stateDir}`] : [])].join(' ');
+  const cmd = `vfplane gc${cliPaths(ctx)}`;
   const note = `${stale.length} allocation(s) of network ${ctx.conf.name} belong to pods that are gone and still hold their addresses (${listSomeOwners(stale)}): \`${cmd}\` releases them (\`--dry-run\` first shows what it would do)`;
   const code = err instanceof CniError ? err.code : err instanceof VfpError && typeof err.details?.cniCode === 'number' ? err.details.cniCode : ERR.IO;
   const had = err instanceof CniError ? err.details : undefined;
@@ -1031,7 +1036,7 @@ function checkPfSide(ctx: CniContext, sysfs: Sysfs, pci: string): void {
   const has = keys.map((k) => `${SETTING_NAMES[k]} ${shownSetting(vf.settings![k])}`).join(', ');
   const set = keys.map((k) => `${SETTING_NAMES[k]} ${shownSetting(drift[k])}`).join(', ');
   throw new CniError(ERR.IO, `VF ${pci} has ${has} on PF ${vf.pfNetdev ?? vf.pf}, where ADD set ${set}`,
-    `something changed it after ADD; run DEL and ADD again, or set it back with \`vfplane vf config ${pci} ${vfConfigFlags(drift)} --force\``);
+    `something changed it after ADD; run DEL and ADD again, or set it back with \`vfplane vf config ${pci} ${vfConfigFlags(drift)} --force${cliPaths(ctx)}\``);
 }
 
 /** Who a release's recorded reason names, for a person. */
@@ -1135,7 +1140,7 @@ export async function cmdCheck(ctx: CniContext): Promise<void> {
         if (!vf.settings) throw new CniError(ERR.IO, `PF ${vf.pf} no longer reports VF ${a.pci}'s settings, so its MAC ${want.mac} cannot be checked`, 'is the PF netdev still in the host namespace?');
         if (vf.settings.mac.toLowerCase() !== want.mac.toLowerCase()) {
           throw new CniError(ERR.IO, `VF ${a.pci} has MAC ${vf.settings.mac} on PF ${vf.pfNetdev ?? vf.pf}, not ${want.mac} as prevResult says`,
-            `something changed it after ADD; run DEL and ADD again, or set it back with \`vfplane vf config ${a.pci} --mac ${want.mac} --force\``);
+            `something changed it after ADD; run DEL and ADD again, or set it back with \`vfplane vf config ${a.pci} --mac ${want.mac} --force${cliPaths(ctx)}\``);
         }
       }
       if (att.ips) {

@@ -937,8 +937,11 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
       // The advice is a command that sets back what drifted (it named none: "nothing to
       // change", exit 2); run as given, CHECK passes.
       const advised = /`vfplane (vf config 0000:5e:02\.5 [^`]*)`/.exec(drift.out.details)?.[1];
-      expect(advised).toBe('vf config 0000:5e:02.5 --vlan 5 --trust on --force');
-      vfpJson([...advised!.split(' ')]);
+      // With the config's sysfsRoot and stateDir (helper-109: without them the command
+      // acted on /sys, "no PCI device"; the test added them itself).
+      expect(advised).toBe(`vf config 0000:5e:02.5 --vlan 5 --trust on --force --sysfs-root ${m.root} --state-dir ${state}`);
+      const r = vfplane([...advised!.split(' ')]);
+      expect(r.code, r.stderr).toBe(0);
       expect(check().code, JSON.stringify(check().out)).toBe(0);
     } finally {
       expect(call('DEL', conf, e).code).toBe(0);
