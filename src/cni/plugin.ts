@@ -1022,21 +1022,40 @@ export async function cmdDel(ctx: CniContext): Promise<void> {
 const SETTING_NAMES = CONFIG_WORDS.name;
 const shownSetting = (v: unknown) => (typeof v === 'boolean' ? (v ? 'on' : 'off') : String(v));
 
-/** CHECK of the PF-side settings ADD made: a VLAN, rate or trust changed on the PF
- *  breaks the pod's traffic while its interface looks the same. */
-function checkPfSide(ctx: CniContext, sysfs: Sysfs, pci: string): void {
+/** CHECK of the PF-side settings: a VLAN, rate or trust changed on the PF breaks the
+ *  pod's traffic while its interface looks the same. Those the config sets are held
+ *  against it, as ADD applied them; the others (but the MAC, checked with the interface)
+ *  against what the VF had when ADD took it, which nothing of ADD's changed (helper-109:
+ *  a VLAN set on the PF for a network that asks none passed). */
+function checkPfSide(ctx: CniContext, sysfs: Sysfs, a: Allocation): void {
   const wanted = requestedSettings(ctx);
-  if (Object.keys(wanted).length === 0) return;
+  const was = a.original.settings;
+  if (Object.keys(wanted).length === 0 && !was) return;
+  const pci = a.pci;
   const vf = resolveVf(sysfs, pci);
-  if (!vf.settings) throw new CniError(ERR.IO, `PF ${vf.pf} no longer reports VF ${pci}'s settings, so ${Object.keys(wanted).map((k) => SETTING_NAMES[k as keyof VfSettings]).join(', ')} cannot be checked`, 'is the PF netdev still in the host namespace?');
+  if (!vf.settings) {
+    if (Object.keys(wanted).length === 0) return; // nothing asked: no settings to read is no drift said
+    throw new CniError(ERR.IO, `PF ${vf.pf} no longer reports VF ${pci}'s settings, so ${Object.keys(wanted).map((k) => SETTING_NAMES[k as keyof VfSettings]).join(', ')} cannot be checked`, 'is the PF netdev still in the host namespace?');
+  }
   // As ADD applied them (MAC spelled canonically; no VLAN clears the QoS).
-  const drift = settingsDiff(vf.settings, checkSettings(wanted, vf.settings, null, CONFIG_WORDS));
+  const asked = checkSettings(wanted, vf.settings, null, CONFIG_WORDS);
+  const drift = settingsDiff(vf.settings, asked);
+  const unasked: Partial<VfSettings> = {};
+  if (was) {
+    for (const k of Object.keys(was) as (keyof VfSettings)[]) {
+      if (k !== 'mac' && !(k in asked) && vf.settings[k] !== was[k]) (unasked as Record<string, unknown>)[k] = was[k];
+    }
+  }
   const keys = Object.keys(drift) as (keyof VfSettings)[];
-  if (keys.length === 0) return;
-  const has = keys.map((k) => `${SETTING_NAMES[k]} ${shownSetting(vf.settings![k])}`).join(', ');
-  const set = keys.map((k) => `${SETTING_NAMES[k]} ${shownSetting(drift[k])}`).join(', ');
-  throw new CniError(ERR.IO, `VF ${pci} has ${has} on PF ${vf.pfNetdev ?? vf.pf}, where ADD set ${set}`,
-    `something changed it after ADD; run DEL and ADD again, or set it back with \`vfplane vf config ${pci} ${vfConfigFlags(drift)} --force${cliPaths(ctx)}\``);
+  const others = Object.keys(unasked) as (keyof VfSettings)[];
+  if (keys.length === 0 && others.length === 0) return;
+  const said = (ks: (keyof VfSettings)[], from: Partial<VfSettings>) => ks.map((k) => `${SETTING_NAMES[k]} ${shownSetting(from[k])}`).join(', ');
+  const parts = [
+    ...(keys.length ? [`where ADD set ${said(keys, drift)}`] : []),
+    ...(others.length ? [`where it had ${said(others, unasked)} when ADD took it (the config sets no ${others.map((k) => SETTING_NAMES[k]).join(', ')})`] : []),
+  ];
+  throw new CniError(ERR.IO, `VF ${pci} has ${said([...keys, ...others], vf.settings)} on PF ${vf.pfNetdev ?? vf.pf}, ${parts.join('; and ')}`,
+    `something changed it after ADD; run DEL and ADD again, or set it back with \`vfplane vf config ${pci} ${vfConfigFlags({ ...drift, ...unasked })} --force${cliPaths(ctx)}\``);
 }
 
 /** Who a release's recorded reason names, for a person. */
@@ -1077,7 +1096,7 @@ export async function cmdCheck(ctx: CniContext): Promise<void> {
       throw new CniError(ERR.INVALID_CONFIG, `prevResult has no interface ${env.ifname} in ${env.netns}`, `it lists ${listed}; pass the result of this attachment's ADD`);
     }
     const want = prev.interfaces![index]!;
-    checkPfSide(ctx, sysfs, a.pci);
+    checkPfSide(ctx, sysfs, a);
     let ifMac: string | undefined; // the pod interface's MAC now (a kernel VF's)
     if (!att || att.mode === 'kernel') {
       const l = linkIn(env.netns!, env.ifname!);

@@ -943,6 +943,19 @@ describePrivileged('vfplane-cni on a simulated NIC', { netns: true, commands: ['
       const r = vfplane([...advised!.split(' ')]);
       expect(r.code, r.stderr).toBe(0);
       expect(check().code, JSON.stringify(check().out)).toBe(0);
+      // A setting the config does not ask for, changed on the PF since ADD (it passed:
+      // helper-109), is held against what the VF had when ADD took it.
+      const had = look(['vf', 'show', '0000:5e:02.5']).allocation.original.settings;
+      vfpJson(['vf', 'config', '0000:5e:02.5', '--max-tx-rate', '500', '--spoofchk', had.spoofchk ? 'off' : 'on', '--force']);
+      const unasked = check();
+      expect(unasked.out).toMatchObject({
+        code: 5,
+        msg: `VF 0000:5e:02.5 has spoofchk ${had.spoofchk ? 'off' : 'on'}, max_tx_rate 500 on PF ${m.prefix}f0, where it had spoofchk ${had.spoofchk ? 'on' : 'off'}, max_tx_rate ${had.maxTxRate} when ADD took it (the config sets no spoofchk, max_tx_rate)`,
+      });
+      const back = /`vfplane (vf config 0000:5e:02\.5 [^`]*)`/.exec(unasked.out.details)?.[1];
+      expect(back).toBe(`vf config 0000:5e:02.5 --spoofchk ${had.spoofchk ? 'on' : 'off'} --max-tx-rate ${had.maxTxRate} --force --sysfs-root ${m.root} --state-dir ${state}`);
+      expect(vfplane([...back!.split(' ')]).code).toBe(0);
+      expect(check().code, JSON.stringify(check().out)).toBe(0);
     } finally {
       expect(call('DEL', conf, e).code).toBe(0);
     }
