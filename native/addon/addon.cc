@@ -1271,7 +1271,7 @@ bool ToNetops(const Napi::CallbackInfo &info, std::string *nsOut, std::vector<vf
     memset(&op, 0, sizeof(op));
     int ii = static_cast<int>(i);
     char mac[32] = {0};
-    if (!OpInt(env, o, "kind", &op.kind, -1, 0, VFP_NETOP_RX_AGG, ii) ||
+    if (!OpInt(env, o, "kind", &op.kind, -1, 0, VFP_NETOP_LINK_LIST, ii) ||
         !OpStr(env, o, "name", op.name, sizeof(op.name), false, ii) ||
         !OpStr(env, o, "newName", op.new_name, sizeof(op.new_name), false, ii) ||
         !OpStr(env, o, "mac", mac, sizeof(mac), false, ii) ||
@@ -1286,7 +1286,8 @@ bool ToNetops(const Napi::CallbackInfo &info, std::string *nsOut, std::vector<vf
         !OpStr(env, o, "value", op.value, sizeof(op.value), false, ii) ||
         !OpInt(env, o, "optional", &op.optional, 0, 0, 1, ii) ||
         !OpInt(env, o, "aggClear", &op.agg_clear, 0, 0, VFP_RX_AGG__ALL, ii) ||
-        !OpInt(env, o, "aggSet", &op.agg_set, 0, 0, VFP_RX_AGG__ALL, ii))
+        !OpInt(env, o, "aggSet", &op.agg_set, 0, 0, VFP_RX_AGG__ALL, ii) ||
+        !OpInt(env, o, "ifindex", &op.want_ifindex, 0, 0, 0x7fffffff, ii))
       return false;
     if (op.kind < 0) {
       ThrowType(env, "ops[" + std::to_string(i) + "].kind is required");
@@ -1363,6 +1364,31 @@ Napi::Value NetopsResults(Napi::Env env, const std::vector<vfp_netop> &ops) {
       Napi::Object x = Napi::Object::New(env);
       x.Set("agg", Napi::Number::New(env, op.out_agg));
       x.Set("aggFixed", Napi::Number::New(env, op.out_agg_fixed));
+      r = x;
+    }
+    if (op.kind == VFP_NETOP_LINK_LIST && (!op.want_ifindex || op.found)) {
+      // As `ip -d -j link show` names the fields: link_index only for a link in another
+      // namespace (iproute2 names one in this namespace by its name, "link").
+      int n = op.out_nlinks < VFP_NETOP_MAX_LINKS ? op.out_nlinks : VFP_NETOP_MAX_LINKS;
+      Napi::Array links = Napi::Array::New(env, n);
+      for (int k = 0; k < n; k++) {
+        const vfp_netop_link &l = op.out_links[k];
+        Napi::Object x = Napi::Object::New(env);
+        x.Set("ifindex", Napi::Number::New(env, l.ifindex));
+        x.Set("ifname", Napi::String::New(env, l.name));
+        if (l.link && l.has_netnsid) x.Set("link_index", Napi::Number::New(env, l.link));
+        if (l.has_netnsid) x.Set("link_netnsid", Napi::Number::New(env, l.netnsid));
+        if (l.kind[0]) {
+          Napi::Object li = Napi::Object::New(env);
+          li.Set("info_kind", Napi::String::New(env, l.kind));
+          x.Set("linkinfo", li);
+        }
+        if (l.parent[0]) x.Set("parentdev", Napi::String::New(env, l.parent));
+        links.Set(k, x);
+      }
+      Napi::Object x = Napi::Object::New(env);
+      x.Set("links", links);
+      x.Set("more", Napi::Number::New(env, op.out_nlinks - n));
       r = x;
     }
     if (!out.Set(i, r).UnwrapOr(false)) return Napi::Value();

@@ -442,6 +442,72 @@ out:
 	return err;
 }
 
+/* One RTM_NEWLINK of a dump or a get: the fields of a vfp_netop_link. */
+static int link_one(const struct nlmsghdr *h, void *arg)
+{
+	struct vfp_netop *op = arg;
+	if (h->nlmsg_type != RTM_NEWLINK)
+		return 0;
+	const struct ifinfomsg *ifi = NLMSG_DATA(h);
+	if (op->want_ifindex && ifi->ifi_index != op->want_ifindex)
+		return 0;
+	op->found = 1;
+	if (op->out_nlinks >= VFP_NETOP_MAX_LINKS) {
+		op->out_nlinks++;
+		return 0;
+	}
+	struct vfp_netop_link *l = &op->out_links[op->out_nlinks++];
+	memset(l, 0, sizeof(*l));
+	l->ifindex = ifi->ifi_index;
+	int len = (int)IFLA_PAYLOAD(h);
+	for (const struct rtattr *a = IFLA_RTA(ifi); RTA_OK(a, len); a = RTA_NEXT(a, len)) {
+		size_t n = RTA_PAYLOAD(a);
+		switch (a->rta_type) {
+		case IFLA_IFNAME:
+			snprintf(l->name, sizeof(l->name), "%.*s", (int)n, (const char *)RTA_DATA(a));
+			break;
+		case IFLA_LINK:
+			if (n >= 4)
+				memcpy(&l->link, RTA_DATA(a), 4);
+			break;
+		case IFLA_LINK_NETNSID:
+			if (n >= 4) {
+				memcpy(&l->netnsid, RTA_DATA(a), 4);
+				l->has_netnsid = 1;
+			}
+			break;
+		case IFLA_PARENT_DEV_NAME:
+			snprintf(l->parent, sizeof(l->parent), "%.*s", (int)n, (const char *)RTA_DATA(a));
+			break;
+		case IFLA_LINKINFO: {
+			int il = (int)n;
+			for (const struct rtattr *b = RTA_DATA(a); RTA_OK(b, il); b = RTA_NEXT(b, il))
+				if (b->rta_type == IFLA_INFO_KIND)
+					snprintf(l->kind, sizeof(l->kind), "%.*s", (int)RTA_PAYLOAD(b), (const char *)RTA_DATA(b));
+			break;
+		}
+		}
+	}
+	return 0;
+}
+
+/* The namespace's links (an RTM_GETLINK dump), or the one of want_ifindex (an
+ * RTM_GETLINK for it: none is no error, found stays 0). */
+static int link_list(int fd, struct vfp_netop *op, uint32_t *seq)
+{
+	struct nl_req r;
+	op->found = 0;
+	op->out_nlinks = 0;
+	struct ifinfomsg *ifi = req_init(&r, RTM_GETLINK, op->want_ifindex ? NLM_F_ACK : NLM_F_DUMP, sizeof(struct ifinfomsg));
+	ifi->ifi_family = AF_UNSPEC;
+	ifi->ifi_index = op->want_ifindex;
+	/* No VF list, no stats the kernel can leave out: smaller messages. */
+	uint32_t mask = RTEXT_FILTER_SKIP_STATS;
+	nl_attr(&r, IFLA_EXT_MASK, &mask, sizeof(mask));
+	int rc = nl_exchange(fd, &r.h, ++*seq, link_one, op);
+	return op->want_ifindex && rc == -ENODEV ? 0 : rc;
+}
+
 struct batch {
 	const char *netns_path;
 	struct vfp_netop *ops;
@@ -484,6 +550,7 @@ static void *run_batch(void *arg)
 		case VFP_NETOP_MADDR: err = maddr(sock, op); break;
 		case VFP_NETOP_ADDR_LIST: err = addr_list(fd, sock, op, &seq); break;
 		case VFP_NETOP_RX_AGG: err = rx_agg(sock, op); break;
+		case VFP_NETOP_LINK_LIST: err = link_list(fd, op, &seq); break;
 		default: err = -EINVAL;
 		}
 		if (err) {

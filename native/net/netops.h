@@ -28,6 +28,10 @@ enum vfp_netop_kind {
 	                        Receive aggregation features through SIOCETHTOOL (what `ethtool -K` changes):
 	                        out_agg is what was requested before the change (to give back), out_agg_fixed
 	                        the bits the device cannot change (skipped). Both 0 and nothing changed: read. */
+	VFP_NETOP_LINK_LIST, /* in: want_ifindex (0: every link); out: out_links (the first VFP_NETOP_MAX_LINKS),
+	                        out_nlinks (all), and with want_ifindex, found. An RTM_GETLINK dump (or, by index,
+	                        one RTM_GETLINK): what `ip -d link show` says of each link's kind, lower or peer
+	                        link and parent device, without a process. */
 };
 
 /* Receive aggregation: every way a netdev merges received frames into one larger than
@@ -43,6 +47,18 @@ enum vfp_rx_agg {
 };
 
 #define VFP_NETOP_MAX_ADDRS 16
+#define VFP_NETOP_MAX_LINKS 64
+
+/* A link as LINK_LIST reads it. */
+struct vfp_netop_link {
+	int ifindex;
+	int link;              /* IFLA_LINK (a veth's peer, a VLAN's lower link); 0 when absent */
+	int has_netnsid;       /* IFLA_LINK_NETNSID present: the link is in another namespace */
+	int netnsid;           /* its value (-1: the kernel has no id for that namespace here) */
+	char name[16];         /* IFLA_IFNAME */
+	char kind[16];         /* IFLA_LINKINFO / IFLA_INFO_KIND, "" when none */
+	char parent[64];       /* IFLA_PARENT_DEV_NAME (a PCI function's address), "" when none */
+};
 
 struct vfp_netop_addr {
 	uint8_t family;        /* AF_INET or AF_INET6 */
@@ -84,6 +100,10 @@ struct vfp_netop {
 	/* ADDR_LIST results */
 	struct vfp_netop_addr out_addrs[VFP_NETOP_MAX_ADDRS];
 	int out_naddrs;
+	/* LINK_LIST */
+	int want_ifindex;
+	struct vfp_netop_link out_links[VFP_NETOP_MAX_LINKS];
+	int out_nlinks;
 };
 
 /*

@@ -198,8 +198,11 @@ export interface RawAddon {
 /** kind: 0 link get, 1 link set, 2 address add, 3 route add, 4 sysctl write. */
 export interface RawNetOp {
   /** 0 get, 1 set, 2 addr, 3 route, 4 sysctl, 5 maddr, 6 the link and its addresses,
-   *  7 receive aggregation features (aggClear, aggSet → { agg, aggFixed }) */
-  kind: 0 | 1 | 2 | 3 | 4 | 5 | 6 | 7;
+   *  7 receive aggregation features (aggClear, aggSet → { agg, aggFixed }),
+   *  8 the namespace's links, or with ifindex that one (→ { links, more }, null when
+   *  there is no link of that index) */
+  kind: 0 | 1 | 2 | 3 | 4 | 5 | 6 | 7 | 8;
+  ifindex?: number;
   name?: string;
   newName?: string;
   mac?: string;

@@ -203,6 +203,59 @@ export async function linkAddrs(netns: string | null, name: string): Promise<Lin
   };
 }
 
+/** A link as `ip -d -j link show` gives it, the fields that tell a VF's netdev (or the
+ *  simulator's veth) from another: its device (`parentdev`, a PCI function's address),
+ *  its kind, and for a link whose peer or lower link is in another namespace that link's
+ *  index there (`link_index`) and the namespace's id here (`link_netnsid`). */
+export interface PodLink { ifindex: number; ifname: string; parentdev?: string; link_index?: number; link_netnsid?: number; linkinfo?: { info_kind?: string } }
+
+const podLinkOf = (l: PodLink): PodLink => ({
+  ifindex: l.ifindex, ifname: l.ifname, ...(l.parentdev ? { parentdev: l.parentdev } : {}),
+  ...(l.link_index !== undefined ? { link_index: l.link_index } : {}), ...(l.link_netnsid !== undefined ? { link_netnsid: l.link_netnsid } : {}),
+  ...(l.linkinfo?.info_kind ? { linkinfo: { info_kind: l.linkinfo.info_kind } } : {}),
+});
+
+function linksViaIproute2(netns: string | null): PodLink[] {
+  return (JSON.parse(netns ? ipIn(netns, ['-d', '-j', 'link', 'show']) : ip(['-d', '-j', 'link', 'show'])) as PodLink[]).map(podLinkOf);
+}
+
+/**
+ * The links of the namespace at NETNS (null: this process's), as PodLink. Natively one
+ * RTM_GETLINK dump on netops' thread (no `nsenter ip` process, ~8 ms from a large
+ * server); through iproute2 without the addon, or when there are more links than the
+ * native op returns (64).
+ */
+export async function linkList(netns: string | null): Promise<PodLink[]> {
+  const run = await nativeRunner();
+  if (run) {
+    let r: { links: PodLink[]; more: number } | null | undefined;
+    try {
+      [r] = (await run(netns, [{ kind: 8 }])) as unknown as ({ links: PodLink[]; more: number } | null)[];
+    } catch (err) {
+      const e = err as Error & { code?: string };
+      throw systemError(`reading the links${netns ? ` in ${netns}` : ''}: ${e.message.replace(/^op \d+: /, '')}`, { errno: e.code });
+    }
+    if (r && r.more === 0) return r.links;
+  }
+  return linksViaIproute2(netns);
+}
+
+/** The link of index IFINDEX in the namespace at NETNS (null: this process's), or null
+ *  when there is none. Natively one RTM_GETLINK for that index. */
+export async function linkByIndex(netns: string | null, ifindex: number): Promise<PodLink | null> {
+  const run = await nativeRunner();
+  if (run) {
+    try {
+      const [r] = (await run(netns, [{ kind: 8, ifindex }])) as unknown as ({ links: PodLink[] } | null)[];
+      return r?.links.find((l) => l.ifindex === ifindex) ?? null;
+    } catch (err) {
+      const e = err as Error & { code?: string };
+      throw systemError(`reading link ${ifindex}${netns ? ` in ${netns}` : ''}: ${e.message.replace(/^op \d+: /, '')}`, { errno: e.code });
+    }
+  }
+  return linksViaIproute2(netns).find((l) => l.ifindex === ifindex) ?? null;
+}
+
 /** Receive aggregation features (enum vfp_rx_agg, native/net/netops.h), by the names
  *  the kernel and `ethtool -k` give them. */
 export const RX_AGG = {

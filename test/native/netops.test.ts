@@ -5,7 +5,7 @@ import { execFileSync } from 'node:child_process';
 import { afterAll, beforeAll, expect, it, vi } from 'vitest';
 import { describePrivileged } from '../helpers/privileged.js';
 import { Netns, ifname } from '../helpers/netns.js';
-import { RX_AGG, linkAddrs, netRun, rxAggregation } from '../../src/net/netops.js';
+import { RX_AGG, linkAddrs, linkByIndex, linkList, netRun, rxAggregation, type PodLink } from '../../src/net/netops.js';
 import { hostNetnsPath } from '../../src/net/ip.js';
 
 describePrivileged('netops: link, address, route and sysctl batches in a namespace', { netns: true }, () => {
@@ -125,6 +125,53 @@ describePrivileged('netops: link, address, route and sysctl batches in a namespa
       expect(await linkAddrs(`/run/netns/${ns.name}`, 'vfpnosuch0')).toBeNull();
     } finally {
       ns.destroy();
+    }
+  });
+
+  // linkList / linkByIndex (CNI DEL's reads of the pod's links and of a veth's host-side
+  // peer) from one RTM_GETLINK dump or get; `ip -d -j link show` is the peer.
+  it('lists a namespace\'s links, and one by index, with what ip -d -j link show says of them', async () => {
+    const ns = Netns.create('links');
+    const host = ifname('lh'), inPod = ifname('lp'), dum = ifname('ld'), vl = ifname('lv');
+    const hostIdx = 30000 + (process.pid % 2000), podIdx = 777;
+    try {
+      // A veth whose peer is in the host (the simulator's VF), made with chosen indexes;
+      // a veth pair inside the namespace (a peer in the same namespace: no link_index).
+      execFileSync('ip', ['link', 'add', host, 'index', String(hostIdx), 'type', 'veth', 'peer', 'name', inPod, 'netns', ns.name, 'index', String(podIdx)]);
+      ns.ip(['link', 'add', dum, 'type', 'veth', 'peer', 'name', vl]);
+      const pick = (l: PodLink & { link?: string | null }) => ({
+        ifindex: l.ifindex, ifname: l.ifname, parentdev: l.parentdev, link_index: l.link_index, link_netnsid: l.link_netnsid, kind: l.linkinfo?.info_kind,
+      });
+      const ipPod = (JSON.parse(ns.ip(['-d', '-j', 'link', 'show'])) as PodLink[]).map(pick);
+      const got = await linkList(`/run/netns/${ns.name}`);
+      expect(got.map(pick)).toEqual(ipPod);
+      const pv = got.find((l) => l.ifname === inPod)!;
+      expect(pv).toMatchObject({ ifindex: podIdx, link_index: hostIdx, linkinfo: { info_kind: 'veth' } });
+      expect(pv.link_netnsid).toBeTypeOf('number');
+      expect(got.find((l) => l.ifname === vl)).toMatchObject({ linkinfo: { info_kind: 'veth' } });
+      expect(got.find((l) => l.ifname === vl)!.link_index).toBeUndefined();
+      // The host-side peer, by index in this process's namespace.
+      const [ipHost] = (JSON.parse(execFileSync('ip', ['-d', '-j', 'link', 'show', 'dev', host], { encoding: 'utf8' })) as PodLink[]).map(pick);
+      const peer = await linkByIndex(null, hostIdx);
+      expect(pick(peer!)).toEqual(ipHost);
+      expect(peer).toMatchObject({ ifname: host, link_index: podIdx, linkinfo: { info_kind: 'veth' } });
+      expect(await linkByIndex(`/run/netns/${ns.name}`, podIdx)).toEqual(pv);
+      expect(await linkByIndex(`/run/netns/${ns.name}`, 4242)).toBeNull();
+      // The same through iproute2 (no addon).
+      vi.resetModules();
+      process.env.VFPLANE_NETOPS = 'iproute2';
+      try {
+        const viaIp = await import('../../src/net/netops.js');
+        expect(await viaIp.linkList(`/run/netns/${ns.name}`)).toEqual(got);
+        expect(await viaIp.linkByIndex(null, hostIdx)).toEqual(peer);
+        expect(await viaIp.linkByIndex(`/run/netns/${ns.name}`, 4242)).toBeNull();
+      } finally {
+        delete process.env.VFPLANE_NETOPS;
+        vi.resetModules();
+      }
+    } finally {
+      ns.destroy();
+      try { execFileSync('ip', ['link', 'del', host], { stdio: 'ignore' }); } catch { /* went with the namespace */ }
     }
   });
 
