@@ -6,8 +6,8 @@ import * as fs from 'node:fs';
 import type { Allocation } from './store.js';
 import { VfpError } from '../util/errors.js';
 import { podNetns } from './owner.js';
-import { hostNetnsPath, ip, ipIn } from '../net/ip.js';
-import { netRun } from '../net/netops.js';
+import { hostNetnsPath, ip } from '../net/ip.js';
+import { linkByIndex, linkList, netRun, type PodLink } from '../net/netops.js';
 import { bindVf } from '../sriov/actions.js';
 import { presentVf, resolveVf, vfSettingLimits } from '../sriov/discover.js';
 import type { Sysfs } from '../sriov/sysfs.js';
@@ -39,7 +39,7 @@ async function bringHome(netns: string, ifname: string, original: VfInfo, own: s
   // netdev home as this one's and marked this one free while its netdev stayed in the
   // pod). Without (a record from before it), the one under the pod's name, or under its
   // own if an ADD stopped between move and rename.
-  const links = podLinks(netns);
+  const links = await linkList(netns);
   const l = ifindex !== undefined ? links.find((x) => x.ifindex === ifindex)
     : links.find((x) => x.ifname === ifname) ?? links.find((x) => x.ifname === own);
   // A name, and an index, are the pod's to give too (helper-93: the VF moved to another
@@ -47,7 +47,7 @@ async function bringHome(netns: string, ifname: string, original: VfInfo, own: s
   // a record from before the index, two VFs' names swapped, the other VF's netdev taken
   // home as this one's): the netdev must be a VF's, and on a NIC this VF's. Not taken,
   // the VF stays held and DEL fails until it is back.
-  if (!l || !looksLikeVf(l, original.pci)) return false;
+  if (!l || !(await looksLikeVf(l, original.pci))) return false;
   const name = l.ifname;
   if (dry) return true;
   await netRun(netns, [{
@@ -55,15 +55,6 @@ async function bringHome(netns: string, ifname: string, original: VfInfo, own: s
     ...(original.mac ? { mac: original.mac } : {}), ...(original.mtu ? { mtu: original.mtu } : {}), netns: hostNetnsPath(),
   }]);
   return true;
-}
-
-/** A link as `ip -d -j link show` gives it: what tells a VF's netdev. */
-type PodLink = { ifindex: number; ifname: string; parentdev?: string; link_index?: number; link_netnsid?: number; linkinfo?: { info_kind?: string } };
-
-/** The links in the namespace at NETNS, with details. Read with iproute2 (the netlink
- *  batch asks for links by name and without details); a pod has few. */
-function podLinks(netns: string): PodLink[] {
-  return JSON.parse(ipIn(netns, ['-d', '-j', 'link', 'show'])) as PodLink[];
 }
 
 /**
@@ -75,24 +66,12 @@ function podLinks(netns: string): PodLink[] {
  * a pod from before the index was recorded that swapped two VFs' names can still mislead
  * DEL there, not on a NIC.)
  */
-function looksLikeVf(l: PodLink, pci: string): boolean {
+async function looksLikeVf(l: PodLink, pci: string): Promise<boolean> {
   if (l.parentdev) return l.parentdev === pci;
   if (l.linkinfo?.info_kind !== 'veth' || l.link_netnsid === undefined || l.link_index === undefined) return false;
-  const peerName = hostLinkByIndex(l.link_index);
-  if (!peerName) return false;
-  const [peer] = JSON.parse(ip(['-d', '-j', 'link', 'show', 'dev', peerName])) as PodLink[];
+  // The peer, by its index in the host's namespace (this process's): one RTM_GETLINK.
+  const peer = await linkByIndex(null, l.link_index);
   return !!peer && peer.linkinfo?.info_kind === 'veth' && peer.link_index === l.ifindex && peer.link_netnsid !== undefined;
-}
-
-/** The host netdev with index IFINDEX, from /sys/class/net (this process's namespace,
- *  the host's), or undefined. */
-function hostLinkByIndex(ifindex: number): string | undefined {
-  for (const n of fs.readdirSync('/sys/class/net')) {
-    try {
-      if (Number(fs.readFileSync(`/sys/class/net/${n}/ifindex`, 'utf8')) === ifindex) return n;
-    } catch { /* gone meanwhile */ }
-  }
-  return undefined;
 }
 
 /**
