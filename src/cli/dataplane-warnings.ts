@@ -103,6 +103,9 @@ const isV6 = (a: string) => a.includes(':');
 /** Past this many peers with the same trouble, one warning names a few and counts them. */
 const GROUP_PAST = 8;
 
+/** "pod NS/NAME" of an attachment whose owner names its pod, else ''. */
+const podOf = (a: { owner?: Record<string, string> }) => (a.owner?.podName ? `pod ${a.owner.podNamespace ?? '?'}/${a.owner.podName}` : '');
+
 export function statusWarnings(s: StatusReply): StatusWarning[] {
   const out: StatusWarning[] = [];
   const vc = s.uplink.vtepConflict;
@@ -217,7 +220,7 @@ export function statusWarnings(s: StatusReply): StatusWarning[] {
   // Set down since the attach: the port reads and sends nothing, the pod is cut off, and
   // nothing else says so (helper-109: the table said "ok").
   for (const a of s.attachments.filter((x) => !x.ownerGone && (x.representorState === 'down' || x.representorState === 'no-carrier'))) {
-    const of = [a.pci ? `VF ${a.pci}` : '', a.owner?.podName ? `pod ${a.owner.podNamespace ?? '?'}/${a.owner.podName}` : ''].filter(Boolean).join(', ');
+    const of = [a.pci ? `VF ${a.pci}` : '', podOf(a)].filter(Boolean).join(', ');
     const who = `representor ${a.representor}${of ? ` (${of})` : ''}`;
     out.push({ about: 'attachments', text: a.representorState === 'down'
       ? `${who} is down (set down since it was attached): nothing passes between its pod and the overlay. Bring it up: \`ip link set ${a.representor} up\`${a.pci ? `, or, if \`vfplane vf show ${a.pci}\` says link state disable, \`vfplane vf config ${a.pci} --link-state auto --force\`` : ''}`
@@ -239,7 +242,7 @@ export function statusWarnings(s: StatusReply): StatusWarning[] {
   if (over.length) {
     const me = s.mtuExceeded;
     const seen = me ? `: ${me.frames} frame(s) dropped so far (mtu_exceeded, all pods), ${me.icmpTooBig} answered with ICMP too big${me.icmpTooBigLimited ? ` (${me.icmpTooBigLimited} not, for the rate limit)` : ''}` : '';
-    const names = over.map((a) => `${a.representor}${a.owner?.podName ? ` (pod ${a.owner.podNamespace ?? '?'}/${a.owner.podName})` : ''} MTU ${a.podMtu}`);
+    const names = over.map((a) => `${a.representor}${podOf(a) ? ` (${podOf(a)})` : ''} MTU ${a.podMtu}`);
     out.push({ about: 'attachments', text: `${over.length === 1 ? 'a pod interface has an MTU' : `${over.length} pod interfaces have MTUs`} over the ${om} bytes the overlay carries (${listSome(names)})${seen}. Their packets over ${om} bytes are dropped; IPv4 ones with DF set, and every IPv6 one, are answered with ICMP too big (TCP adapts), IPv4 ones without DF (most UDP, \`ping -M dont\`) are lost without a word. Give the pods an MTU ≤ ${om} (CNI "mtu") or raise the underlay's MTU` });
   }
   // IPv6 needs links of 1280 bytes (RFC 8200 §5): on an overlay that carries less, pods
@@ -255,7 +258,7 @@ export function statusWarnings(s: StatusReply): StatusWarning[] {
   // established with the larger MSS of the sender's side), or it is down.
   for (const a of s.attachments.filter((x) => x.refused && lately(x.refused.secondsAgo))) {
     const r = a.refused!;
-    const pod = a.owner?.podName ? ` (pod ${a.owner.podNamespace ?? '?'}/${a.owner.podName})` : '';
+    const pod = podOf(a) ? ` (${podOf(a)})` : '';
     out.push({ about: 'attachments', text: `the interface behind ${a.representor}${pod} refused ${r.frames} frame(s) sent to it since it was attached, the last ${r.secondsAgo} s ago (tx_device_drops): frames over its MTU came for it, from a pod of VNI ${a.vni} with a larger MTU or a host behind a peer, or it is down. Give the pods of VNI ${a.vni} one MTU (CNI "mtu", or none: the overlay's), or bring the interface up` });
   }
   // Frames from a pod longer than its port's ring slots, sized from the MTU at the attach:
@@ -263,7 +266,7 @@ export function statusWarnings(s: StatusReply): StatusWarning[] {
   // port drops, while status claimed the overlay carries 8950 bytes).
   for (const a of s.attachments.filter((x) => x.truncated && lately(x.truncated.secondsAgo))) {
     const t = a.truncated!;
-    const pod = a.owner?.podName ? ` (pod ${a.owner.podNamespace ?? '?'}/${a.owner.podName})` : '';
+    const pod = podOf(a) ? ` (${podOf(a)})` : '';
     const ifn = a.owner?.ifname ?? 'IFACE';
     const back = t.portMtu
       ? `Set the pod's MTU back to ${t.portMtu} (in the pod: \`ip link set ${ifn} mtu ${t.portMtu}\`; and \`ip link set ${a.representor} mtu ${t.portMtu}\`)`

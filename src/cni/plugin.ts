@@ -806,8 +806,7 @@ function withStaleLeases(ctx: CniContext, store: AllocStore, err: unknown): unkn
   const note = `${stale.length} allocation(s) of network ${ctx.conf.name} belong to pods that are gone and still hold their addresses (${listSomeOwners(stale)}): \`${cmd}\` releases them (\`--dry-run\` first shows what it would do)`;
   const code = err instanceof CniError ? err.code : err instanceof VfpError && typeof err.details?.cniCode === 'number' ? err.details.cniCode : ERR.IO;
   const had = err instanceof CniError ? err.details : undefined;
-  const out = new CniError(code as number, err.message, had ? `${had}; ${note}` : note);
-  return out;
+  return new CniError(code as number, err.message, had ? `${had}; ${note}` : note);
 }
 
 const listSomeOwners = (as: Allocation[]) => as.slice(0, 3).map((x) => `${describeOwner(x.owner)} with VF ${x.pci}`).join('; ') + (as.length > 3 ? `; ${as.length - 3} more` : '');
